@@ -1,0 +1,297 @@
+//! The SUIT authentication wrapper: a digest of the signed bytes and one or
+//! more COSE_Sign1 blocks over that digest, counted against a k-of-n
+//! threshold of distinct, unrevoked keys.
+
+use sha2::{Digest, Sha256};
+
+use crate::cbor::{Key, Reader};
+use crate::error::{Error, Limit, Part};
+use crate::keys::{Algorithm, KeyId, PublicKey};
+use crate::labels::*;
+
+/// Most authentication blocks in one wrapper.
+pub const MAX_SIGNATURES: usize = 8;
+/// Largest COSE protected header accepted.
+const MAX_PROTECTED: usize = 64;
+/// Largest encoded SUIT_Digest accepted as the COSE payload.
+const MAX_SIGNED_DIGEST: usize = 64;
+
+/// The distinct keys whose signatures verified.
+pub type Signers = heapless::Vec<KeyId, MAX_SIGNATURES>;
+
+/// Who may sign, and how many must.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SignerSet<'a> {
+    pub keys: &'a [PublicKey],
+    pub threshold: usize,
+    pub revoked: &'a [KeyId],
+    /// Whether this authenticates a key set (for error messages).
+    pub keyset: bool,
+}
+
+/// A decoded `SUIT_Digest`, SHA-256 only.
+pub(crate) fn decode_digest(bytes: &[u8], part: Part) -> Result<[u8; 32], Error> {
+    let mut r = Reader::new(bytes, part);
+    let n = r.array()?;
+    if n < 2 {
+        return Err(Error::Missing {
+            part,
+            what: "digest algorithm and bytes",
+        });
+    }
+    let alg = r.i64()?;
+    if alg != COSE_ALG_SHA256 {
+        return Err(Error::UnsupportedDigest(alg));
+    }
+    let d = r.bytes_n::<32>("32 SHA-256 digest bytes")?;
+    for _ in 2..n {
+        r.skip()?;
+    }
+    r.finish()?;
+    Ok(d)
+}
+
+/// Checks the wrapper in `auth` against `signed` and `set`. Returns the
+/// distinct signers when at least `set.threshold` of them verified.
+pub(crate) fn authenticate(
+    auth: &[u8],
+    signed: &[u8],
+    set: SignerSet<'_>,
+) -> Result<Signers, Error> {
+    let mut r = Reader::new(auth, Part::Authentication);
+    let n = r.array()?;
+    if n < 2 {
+        return Err(Error::Missing {
+            part: Part::Authentication,
+            what: "a signature",
+        });
+    }
+    if n - 1 > MAX_SIGNATURES as u64 {
+        return Err(Error::TooMany {
+            what: Limit::Signatures,
+            max: MAX_SIGNATURES,
+        });
+    }
+    let digest_bstr = r.bytes()?;
+    if digest_bstr.len() > MAX_SIGNED_DIGEST {
+        return Err(Error::Malformed {
+            part: Part::Digest,
+            offset: 0,
+            expected: "a SHA-256 SUIT_Digest",
+        });
+    }
+    let claimed = decode_digest(digest_bstr, Part::Digest)?;
+    if claimed != Sha256::digest(signed).as_slice() {
+        return Err(if set.keyset {
+            Error::KeySetDigestMismatch
+        } else {
+            Error::ManifestDigestMismatch
+        });
+    }
+
+    let mut signers = Signers::new();
+    let mut unknown = None;
+    let mut revoked = None;
+    for _ in 1..n {
+        let block = r.bytes()?;
+        let sig = Sign1::decode(block)?;
+        if let Some(p) = sig.payload {
+            if p != digest_bstr {
+                return Err(Error::Malformed {
+                    part: Part::Signature,
+                    offset: 0,
+                    expected: "a payload equal to the authenticated digest",
+                });
+            }
+        }
+        let mut tbs = [0u8; 16 + MAX_PROTECTED + MAX_SIGNED_DIGEST];
+        let len = sig_structure(&mut tbs, sig.protected, digest_bstr);
+        let message = &tbs[..len];
+
+        let signer = match sig.kid {
+            Some(kid) => {
+                let id = kid_of(kid);
+                if id.is_some_and(|id| set.revoked.contains(&id)) {
+                    revoked = revoked.or(id);
+                    continue;
+                }
+                match set
+                    .keys
+                    .iter()
+                    .find(|k| Some(k.key_id()) == id && k.algorithm() == sig.alg)
+                {
+                    Some(k) if k.verify(message, sig.signature) => k.key_id(),
+                    Some(k) => return Err(Error::BadSignature { key: k.key_id() }),
+                    None => {
+                        unknown = unknown.or(id.or(Some(short_kid(kid))));
+                        continue;
+                    }
+                }
+            }
+            None => match set
+                .keys
+                .iter()
+                .filter(|k| k.algorithm() == sig.alg)
+                .find(|k| k.verify(message, sig.signature))
+            {
+                Some(k) if set.revoked.contains(&k.key_id()) => {
+                    revoked = revoked.or(Some(k.key_id()));
+                    continue;
+                }
+                Some(k) => k.key_id(),
+                None => {
+                    unknown = unknown.or(Some(KeyId([0; 8])));
+                    continue;
+                }
+            },
+        };
+        if signers.contains(&signer) {
+            return Err(Error::DuplicateSigner { key: signer });
+        }
+        // Cannot overflow: at most MAX_SIGNATURES blocks are read.
+        let _ = signers.push(signer);
+    }
+    r.finish()?;
+    if signers.len() < set.threshold {
+        return Err(Error::BelowThreshold {
+            valid: signers.len(),
+            required: set.threshold,
+            unknown,
+            revoked,
+            keyset: set.keyset,
+        });
+    }
+    Ok(signers)
+}
+
+fn kid_of(kid: &[u8]) -> Option<KeyId> {
+    kid.try_into().ok().map(KeyId)
+}
+
+/// A kid of another length, shortened or padded for display.
+fn short_kid(kid: &[u8]) -> KeyId {
+    let mut id = [0u8; 8];
+    let n = kid.len().min(8);
+    id[..n].copy_from_slice(&kid[..n]);
+    KeyId(id)
+}
+
+/// One decoded COSE_Sign1 block.
+struct Sign1<'b> {
+    protected: &'b [u8],
+    alg: Algorithm,
+    kid: Option<&'b [u8]>,
+    payload: Option<&'b [u8]>,
+    signature: &'b [u8],
+}
+
+impl<'b> Sign1<'b> {
+    fn decode(block: &'b [u8]) -> Result<Self, Error> {
+        let mut r = Reader::new(block, Part::Signature);
+        match r.tag()? {
+            TAG_COSE_SIGN1 => {}
+            TAG_COSE_SIGN => return Err(Error::UnsupportedAuthentication("COSE_Sign")),
+            TAG_COSE_MAC0 => return Err(Error::UnsupportedAuthentication("COSE_Mac0")),
+            TAG_COSE_MAC => return Err(Error::UnsupportedAuthentication("COSE_Mac")),
+            _ => {
+                return Err(Error::Malformed {
+                    part: Part::Signature,
+                    offset: 0,
+                    expected: "tag 18 (COSE_Sign1)",
+                });
+            }
+        }
+        if r.array()? != 4 {
+            return Err(Error::Malformed {
+                part: Part::Signature,
+                offset: r.position(),
+                expected: "a 4-element COSE_Sign1 array",
+            });
+        }
+        let protected = r.bytes()?;
+        if protected.len() > MAX_PROTECTED {
+            return Err(Error::TooMany {
+                what: Limit::ProtectedHeader,
+                max: MAX_PROTECTED,
+            });
+        }
+        let (mut alg, mut kid) = (None, None);
+        let mut h = Reader::new(protected, Part::Signature);
+        if !protected.is_empty() {
+            read_header(&mut h, &mut alg, &mut kid)?;
+            h.finish()?;
+        }
+        read_header(&mut r, &mut alg, &mut kid)?;
+        let payload = match r.datatype()? {
+            minicbor::data::Type::Null => {
+                r.null()?;
+                None
+            }
+            _ => Some(r.bytes()?),
+        };
+        let signature = r.bytes()?;
+        r.finish()?;
+        let alg = alg.ok_or(Error::Missing {
+            part: Part::Signature,
+            what: "the alg header (1)",
+        })?;
+        Ok(Sign1 {
+            protected,
+            alg: Algorithm::from_cose(alg)?,
+            kid,
+            payload,
+            signature,
+        })
+    }
+}
+
+fn read_header<'b>(
+    r: &mut Reader<'b>,
+    alg: &mut Option<i64>,
+    kid: &mut Option<&'b [u8]>,
+) -> Result<(), Error> {
+    let n = r.map()?;
+    for _ in 0..n {
+        match r.key()? {
+            Key::Int(COSE_HDR_ALG) => *alg = Some(r.i64()?),
+            Key::Int(COSE_HDR_KID) => *kid = Some(r.bytes()?),
+            _ => r.skip()?,
+        }
+    }
+    Ok(())
+}
+
+/// Writes a CBOR head (major type and length) into `out` at `at`.
+fn put_head(out: &mut [u8], at: usize, major: u8, len: usize) -> usize {
+    let m = major << 5;
+    if len < 24 {
+        out[at] = m | len as u8;
+        at + 1
+    } else if len < 256 {
+        out[at] = m | 24;
+        out[at + 1] = len as u8;
+        at + 2
+    } else {
+        out[at] = m | 25;
+        out[at + 1..at + 3].copy_from_slice(&(len as u16).to_be_bytes());
+        at + 3
+    }
+}
+
+/// Encodes `Sig_structure = ["Signature1", protected, h'', payload]` into
+/// `out` and returns its length. The inputs are bounded by the caller so
+/// that it always fits.
+fn sig_structure(out: &mut [u8], protected: &[u8], payload: &[u8]) -> usize {
+    const CONTEXT: &[u8] = b"Signature1";
+    let mut at = put_head(out, 0, 4, 4);
+    at = put_head(out, at, 3, CONTEXT.len());
+    out[at..at + CONTEXT.len()].copy_from_slice(CONTEXT);
+    at += CONTEXT.len();
+    at = put_head(out, at, 2, protected.len());
+    out[at..at + protected.len()].copy_from_slice(protected);
+    at += protected.len();
+    at = put_head(out, at, 2, 0);
+    at = put_head(out, at, 2, payload.len());
+    out[at..at + payload.len()].copy_from_slice(payload);
+    at + payload.len()
+}

@@ -1,0 +1,64 @@
+//! # keyway-suit
+//!
+//! The part of a Keyway lock that decides whether an update is genuine.
+//! `#![no_std]`, no heap, no clock, no I/O: bytes and the device's stored
+//! trust state go in; a [`Verified`] manifest or an [`Error`] that names
+//! what failed comes out.
+//!
+//! It decodes IETF SUIT envelopes (draft-ietf-suit-manifest-37) with the
+//! update-management extensions (draft-ietf-suit-update-management), and
+//! checks, in order:
+//!
+//! 1. the key set carried by the envelope, if any, against the immutable
+//!    root anchors and the stored key-set version ([`KeySet`]);
+//! 2. the COSE_Sign1 signatures over the manifest digest, counted as a
+//!    k-of-n threshold over distinct, unrevoked keys;
+//! 3. anti-rollback against the stored sequence floor;
+//! 4. the severed members (release notes, install) against their digests;
+//! 5. the command sequences: vendor and class identity now, battery,
+//!    consent and use-before collected as [`PolicyConditions`];
+//! 6. that the integrated payload has the size the manifest declares.
+//!
+//! The payload itself streams through [`PayloadVerifier`].
+//!
+//! ```no_run
+//! use keyway_suit::*;
+//! # fn f(envelope: &[u8], root: PublicKey, vendor: [u8; 16], class: [u8; 16]) -> Result<(), Error> {
+//! let anchors = TrustAnchors::new(&[root], 1)?;
+//! let verified = verify_envelope(envelope, &anchors, &DeviceIdentity::new(vendor, class), &DeviceState::new(0))?;
+//! let mut payload = PayloadVerifier::new(verified.payload.as_ref().ok_or(Error::NoPayloadExpectation)?);
+//! for chunk in verified.integrated_payload().unwrap_or(&[]).chunks(512) {
+//!     payload.update(chunk)?;
+//! }
+//! payload.finish()?;
+//! verified.manifest.policy.check(&PolicyInputs { now: Some(1_700_000_000), battery_mwh: 900, consent: true })?;
+//! # Ok(()) }
+//! ```
+#![no_std]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod auth;
+mod cbor;
+pub mod envelope;
+mod error;
+mod keys;
+mod keyset;
+pub mod labels;
+mod manifest;
+mod payload;
+mod text;
+mod verify;
+
+pub use auth::{MAX_SIGNATURES, Signers};
+pub use envelope::{Envelope, IntegratedPayload};
+pub use error::{Error, Limit, Part};
+pub use keys::{Algorithm, KeyId, KeyList, MAX_KEYS, PublicKey, TrustAnchors};
+pub use keyset::{KeySet, MAX_REVOKED};
+pub use manifest::{
+    Component, DeviceIdentity, ImageExpectation, MAX_COMPONENTS, MAX_NESTING, Manifest, Member,
+    Params, PolicyConditions, PolicyInputs, Version,
+};
+pub use payload::{PayloadVerifier, verify_payload};
+pub use text::{Cve, MAX_CVES, ReleaseNotes, Severity, is_cve_id};
+pub use verify::{DeviceState, Verified, verify_envelope};

@@ -1,0 +1,744 @@
+//! The SUIT manifest: decoding, and a static run of its command sequences.
+//!
+//! The verifier does not install anything. It runs the command sequences
+//! over an abstract device: conditions about the device's identity are
+//! checked now, conditions that depend on the moment of installation
+//! (battery, consent, time) are collected into [`PolicyConditions`], and the
+//! digest and size that the payload must match are recorded per component.
+
+use crate::auth::decode_digest;
+use crate::cbor::{Key, Reader};
+use crate::error::{Error, Limit, Part};
+use crate::labels::*;
+
+/// Most components in one manifest.
+pub const MAX_COMPONENTS: usize = 4;
+/// Deepest nesting of try-each and run-sequence.
+pub const MAX_NESTING: usize = 3;
+/// Most integers in a version.
+pub const MAX_VERSION_PARTS: usize = 4;
+
+/// What the verifier knows about the device it runs for. Fields left `None`
+/// make the matching condition pass (a vendor tool inspecting an envelope
+/// has no device).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DeviceIdentity {
+    /// The device's vendor UUID (UUIDv5 of the vendor's domain).
+    pub vendor_id: Option<[u8; 16]>,
+    /// The device's class UUID (UUIDv5 of the class name under the vendor).
+    pub class_id: Option<[u8; 16]>,
+    /// The device's own UUID, for `condition-device-identifier`.
+    pub device_id: Option<[u8; 16]>,
+    /// The slot an update would be written to, for `condition-component-slot`.
+    pub slot: Option<u64>,
+}
+
+impl DeviceIdentity {
+    /// A device of this vendor and class.
+    pub fn new(vendor_id: [u8; 16], class_id: [u8; 16]) -> Self {
+        DeviceIdentity {
+            vendor_id: Some(vendor_id),
+            class_id: Some(class_id),
+            device_id: None,
+            slot: None,
+        }
+    }
+
+    /// No device: identity conditions are recorded, not checked.
+    pub const ANY: DeviceIdentity = DeviceIdentity {
+        vendor_id: None,
+        class_id: None,
+        device_id: None,
+        slot: None,
+    };
+}
+
+/// A version from `suit-set-version`: up to four integers, a negative one
+/// marking a pre-release (update-management draft).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Version {
+    parts: [i64; MAX_VERSION_PARTS],
+    len: u8,
+}
+
+impl Version {
+    /// The integers.
+    pub fn parts(&self) -> &[i64] {
+        &self.parts[..usize::from(self.len)]
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self, Error> {
+        let n = r.array()?;
+        if n as usize > MAX_VERSION_PARTS {
+            return Err(Error::TooMany {
+                what: Limit::VersionParts,
+                max: MAX_VERSION_PARTS,
+            });
+        }
+        let mut v = Version::default();
+        for i in 0..n as usize {
+            v.parts[i] = r.i64()?;
+        }
+        v.len = n as u8;
+        Ok(v)
+    }
+}
+
+impl core::fmt::Display for Version {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (i, p) in self.parts().iter().enumerate() {
+            if i > 0 {
+                f.write_str(".")?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The parameters one component has accumulated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Params<'a> {
+    /// `vendor-id`.
+    pub vendor_id: Option<[u8; 16]>,
+    /// `class-id`.
+    pub class_id: Option<[u8; 16]>,
+    /// `device-id`.
+    pub device_id: Option<[u8; 16]>,
+    /// `image-digest` (SHA-256).
+    pub image_digest: Option<[u8; 32]>,
+    /// `image-size`.
+    pub image_size: Option<u64>,
+    /// `uri`.
+    pub uri: Option<&'a str>,
+    /// `use-before`, seconds since 1970.
+    pub use_before: Option<u64>,
+    /// `minimum-battery`, mWh.
+    pub minimum_battery: Option<u64>,
+    /// `update-priority` (smaller is more urgent).
+    pub update_priority: Option<i64>,
+    /// `component-slot`.
+    pub component_slot: Option<u64>,
+    /// `source-component`.
+    pub source_component: Option<u64>,
+}
+
+/// One component and what the manifest does with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Component<'a> {
+    /// The encoded `SUIT_Component_Identifier` (a CBOR array of bstr).
+    pub id: &'a [u8],
+    /// Parameters after every sequence ran.
+    pub params: Params<'a>,
+    /// The URI a `directive-fetch` fetched this component from.
+    pub fetched_from: Option<&'a str>,
+    /// The digest and size an `image-match` requires of this component.
+    pub image: Option<ImageExpectation<'a>>,
+    /// Whether a `directive-invoke` runs it.
+    pub invoked: bool,
+}
+
+/// The digest and size a payload must have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageExpectation<'a> {
+    /// SHA-256 of the image.
+    pub digest: [u8; 32],
+    /// Size in bytes, when the manifest gives one (`image-size` is
+    /// optional in SUIT; Keyway's own manifests always set it).
+    pub size: Option<u64>,
+    /// Where it is fetched from: `#key` names an integrated payload.
+    pub uri: Option<&'a str>,
+}
+
+/// Conditions that depend on the moment of installation. The verifier
+/// collects them; [`PolicyConditions::check`] decides them from inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PolicyConditions {
+    /// `condition-use-before`: the deadline, seconds since 1970.
+    pub use_before: Option<u64>,
+    /// `condition-minimum-battery`: mWh.
+    pub minimum_battery_mwh: Option<u64>,
+    /// `condition-update-authorized`: present when the owner must consent;
+    /// the inner value is the update priority, if set.
+    pub update_authorized: Option<Option<i64>>,
+}
+
+/// What the device knows at the moment it would install.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PolicyInputs {
+    /// Trusted time (seconds since 1970), if the device has it.
+    pub now: Option<u64>,
+    /// Battery energy available, mWh.
+    pub battery_mwh: u64,
+    /// Whether the owner has consented to this update.
+    pub consent: bool,
+}
+
+impl PolicyConditions {
+    /// Decides every collected condition from `inputs`; the first that
+    /// fails is returned.
+    pub fn check(&self, inputs: &PolicyInputs) -> Result<(), Error> {
+        if let Some(use_before) = self.use_before {
+            let now = inputs.now.ok_or(Error::NoTrustedTime)?;
+            if now >= use_before {
+                return Err(Error::Expired { use_before, now });
+            }
+        }
+        if let Some(required_mwh) = self.minimum_battery_mwh {
+            if inputs.battery_mwh < required_mwh {
+                return Err(Error::BatteryTooLow {
+                    required_mwh,
+                    have_mwh: inputs.battery_mwh,
+                });
+            }
+        }
+        if self.update_authorized.is_some() && !inputs.consent {
+            return Err(Error::NotAuthorized);
+        }
+        Ok(())
+    }
+}
+
+/// A manifest, decoded and run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest<'a> {
+    /// `suit-manifest-sequence-number`.
+    pub sequence: u64,
+    /// `suit-set-version`, if present.
+    pub version: Option<Version>,
+    /// `suit-reference-uri`, if present.
+    pub reference_uri: Option<&'a str>,
+    /// The components and what the sequences did with them.
+    pub components: heapless::Vec<Component<'a>, MAX_COMPONENTS>,
+    /// Conditions decided at install time.
+    pub policy: PolicyConditions,
+    /// How the release notes are bound, if at all.
+    pub text: Option<Member<'a>>,
+    pub(crate) install: Option<Member<'a>>,
+    pub(crate) payload_fetch: Option<Member<'a>>,
+    pub(crate) validate: Option<&'a [u8]>,
+    pub(crate) load: Option<&'a [u8]>,
+    pub(crate) invoke: Option<&'a [u8]>,
+    pub(crate) shared: Option<&'a [u8]>,
+}
+
+/// A severable member: present in the manifest, or severed and bound by
+/// digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Member<'a> {
+    /// The member's bytes (the inside of its bstr).
+    Inline(&'a [u8]),
+    /// SHA-256 over the bstr-wrapped member, which travels in the envelope.
+    Severed([u8; 32]),
+}
+
+impl<'a> Manifest<'a> {
+    /// Decodes the manifest map (the inside of the envelope's bstr). The
+    /// command sequences are run by [`Manifest::run`].
+    pub(crate) fn decode(bytes: &'a [u8]) -> Result<Self, Error> {
+        let mut r = Reader::new(bytes, Part::Manifest);
+        if matches!(r.datatype()?, minicbor::data::Type::Tag) && r.tag()? != TAG_MANIFEST {
+            return Err(Error::Malformed {
+                part: Part::Manifest,
+                offset: 0,
+                expected: "a manifest map",
+            });
+        }
+        let n = r.map()?;
+        let mut m = Manifest {
+            sequence: 0,
+            version: None,
+            reference_uri: None,
+            components: heapless::Vec::new(),
+            policy: PolicyConditions::default(),
+            text: None,
+            install: None,
+            payload_fetch: None,
+            validate: None,
+            load: None,
+            invoke: None,
+            shared: None,
+        };
+        let (mut seen_version, mut seen_seq, mut common) = (false, false, None);
+        let mut seen = 0u64;
+        for _ in 0..n {
+            let key = match r.key()? {
+                Key::Int(k) => k,
+                _ => {
+                    r.skip()?;
+                    continue;
+                }
+            };
+            if (0..64).contains(&key) {
+                let bit = 1u64 << key;
+                if seen & bit != 0 {
+                    return Err(Error::DuplicateKey {
+                        part: Part::Manifest,
+                        key,
+                    });
+                }
+                seen |= bit;
+            }
+            match key {
+                MAN_VERSION => {
+                    let v = r.u64()?;
+                    if v != 1 {
+                        return Err(Error::UnsupportedManifestVersion(v));
+                    }
+                    seen_version = true;
+                }
+                MAN_SEQUENCE => {
+                    m.sequence = r.u64()?;
+                    seen_seq = true;
+                }
+                MAN_COMMON => common = Some(r.bytes()?),
+                MAN_REFERENCE_URI => m.reference_uri = Some(r.str()?),
+                MAN_SET_VERSION => m.version = Some(Version::decode(&mut r)?),
+                MAN_VALIDATE => m.validate = Some(r.bytes()?),
+                MAN_LOAD => m.load = Some(r.bytes()?),
+                MAN_INVOKE => m.invoke = Some(r.bytes()?),
+                MAN_PAYLOAD_FETCH => m.payload_fetch = Some(member(&mut r)?),
+                MAN_INSTALL => m.install = Some(member(&mut r)?),
+                MAN_TEXT => m.text = Some(member(&mut r)?),
+                _ => r.skip()?,
+            }
+        }
+        r.finish()?;
+        if !seen_version {
+            return Err(Error::Missing {
+                part: Part::Manifest,
+                what: "manifest-version (1)",
+            });
+        }
+        if !seen_seq {
+            return Err(Error::Missing {
+                part: Part::Manifest,
+                what: "sequence number (2)",
+            });
+        }
+        let common = common.ok_or(Error::Missing {
+            part: Part::Manifest,
+            what: "suit-common (3)",
+        })?;
+        m.decode_common(common)?;
+        Ok(m)
+    }
+
+    fn decode_common(&mut self, bytes: &'a [u8]) -> Result<(), Error> {
+        let mut r = Reader::new(bytes, Part::Common);
+        let n = r.map()?;
+        for _ in 0..n {
+            match r.key()? {
+                Key::Int(COMMON_COMPONENTS) => {
+                    let c = r.array()?;
+                    if c == 0 || c > MAX_COMPONENTS as u64 {
+                        return Err(Error::TooMany {
+                            what: Limit::Components,
+                            max: MAX_COMPONENTS,
+                        });
+                    }
+                    for _ in 0..c {
+                        let start = r.position();
+                        let parts = r.array()?;
+                        if parts > 8 {
+                            return Err(Error::TooMany {
+                                what: Limit::ComponentId,
+                                max: 8,
+                            });
+                        }
+                        for _ in 0..parts {
+                            r.bytes()?;
+                        }
+                        let id = &bytes[start..r.position()];
+                        // Cannot overflow: bounded above.
+                        let _ = self.components.push(Component {
+                            id,
+                            params: Params::default(),
+                            fetched_from: None,
+                            image: None,
+                            invoked: false,
+                        });
+                    }
+                }
+                Key::Int(COMMON_SHARED_SEQUENCE) => self.shared = Some(r.bytes()?),
+                _ => r.skip()?,
+            }
+        }
+        r.finish()?;
+        if self.components.is_empty() {
+            return Err(Error::Missing {
+                part: Part::Common,
+                what: "components (2)",
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs the shared sequence and then every command sequence present,
+    /// checking identity conditions against `device`. Severed sequences are
+    /// given by the envelope (already checked against their digests).
+    pub(crate) fn run(
+        &mut self,
+        device: &DeviceIdentity,
+        severed_install: Option<&'a [u8]>,
+        severed_fetch: Option<&'a [u8]>,
+    ) -> Result<(), Error> {
+        let mut state = State {
+            components: self.components.clone(),
+            selected: 1,
+            policy: PolicyConditions::default(),
+        };
+        let inline = |m: Option<Member<'a>>, severed: Option<&'a [u8]>| match m {
+            Some(Member::Inline(b)) => Some(b),
+            _ => severed,
+        };
+        let sequences = [
+            self.shared,
+            inline(self.payload_fetch, severed_fetch),
+            inline(self.install, severed_install),
+            self.validate,
+            self.load,
+            self.invoke,
+        ];
+        for seq in sequences.into_iter().flatten() {
+            state.selected = 1;
+            run_sequence(&mut state, seq, device, 0)?;
+        }
+        self.components = state.components;
+        self.policy = state.policy;
+        Ok(())
+    }
+
+    /// The image the payload must match: the first component fetched from a
+    /// URI with an image-match, else the first component with one.
+    pub fn payload(&self) -> Option<ImageExpectation<'a>> {
+        self.components
+            .iter()
+            .filter_map(|c| c.image)
+            .find(|i| i.uri.is_some())
+            .or_else(|| self.components.iter().find_map(|c| c.image))
+    }
+}
+
+fn member<'a>(r: &mut Reader<'a>) -> Result<Member<'a>, Error> {
+    match r.datatype()? {
+        minicbor::data::Type::Array => {
+            let raw = r.raw_item()?;
+            Ok(Member::Severed(decode_digest(raw, Part::Digest)?))
+        }
+        _ => Ok(Member::Inline(r.bytes()?)),
+    }
+}
+
+struct State<'a> {
+    components: heapless::Vec<Component<'a>, MAX_COMPONENTS>,
+    /// Bit i set: component i is selected.
+    selected: u8,
+    policy: PolicyConditions,
+}
+
+impl<'a> Clone for State<'a> {
+    fn clone(&self) -> Self {
+        State {
+            components: self.components.clone(),
+            selected: self.selected,
+            policy: self.policy,
+        }
+    }
+}
+
+impl<'a> State<'a> {
+    fn for_each(
+        &mut self,
+        mut f: impl FnMut(&mut Component<'a>) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        for (i, c) in self.components.iter_mut().enumerate() {
+            if self.selected & (1 << i) != 0 {
+                f(c)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether an error is a condition failing (so try-each may go on).
+fn is_condition_failure(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::WrongVendor { .. }
+            | Error::WrongClass { .. }
+            | Error::Aborted
+            | Error::ConditionFailed { .. }
+    )
+}
+
+fn run_sequence<'a>(
+    state: &mut State<'a>,
+    seq: &'a [u8],
+    device: &DeviceIdentity,
+    depth: usize,
+) -> Result<(), Error> {
+    if depth > MAX_NESTING {
+        return Err(Error::TooMany {
+            what: Limit::Nesting,
+            max: MAX_NESTING,
+        });
+    }
+    let mut r = Reader::new(seq, Part::Commands);
+    let n = r.array()?;
+    if n % 2 != 0 {
+        return Err(Error::Malformed {
+            part: Part::Commands,
+            offset: 0,
+            expected: "command and argument pairs",
+        });
+    }
+    for _ in 0..n / 2 {
+        let cmd = r.i64()?;
+        match cmd {
+            CMD_SET_COMPONENT_INDEX => {
+                state.selected = match r.datatype()? {
+                    minicbor::data::Type::Bool => {
+                        if r.bool()? {
+                            ((1u16 << state.components.len()) - 1) as u8
+                        } else {
+                            0
+                        }
+                    }
+                    minicbor::data::Type::Array => {
+                        let k = r.array()?;
+                        let mut sel = 0u8;
+                        for _ in 0..k {
+                            sel |= index_bit(r.u64()?, state.components.len())?;
+                        }
+                        sel
+                    }
+                    _ => index_bit(r.u64()?, state.components.len())?,
+                };
+            }
+            CMD_OVERRIDE_PARAMETERS => {
+                let k = r.map()?;
+                for _ in 0..k {
+                    let p = r.i64()?;
+                    let at = r.position();
+                    let value = ParamValue::decode(&mut r, p)?;
+                    let _ = at;
+                    state.for_each(|c| {
+                        value.apply(&mut c.params);
+                        Ok(())
+                    })?;
+                }
+            }
+            CMD_RUN_SEQUENCE => {
+                let inner = r.bytes()?;
+                run_sequence(state, inner, device, depth + 1)?;
+            }
+            CMD_TRY_EACH => {
+                let k = r.array()?;
+                let mut last = Error::Aborted;
+                let mut done = false;
+                for _ in 0..k {
+                    if matches!(r.datatype()?, minicbor::data::Type::Null) {
+                        r.null()?;
+                        if !done {
+                            done = true;
+                        }
+                        continue;
+                    }
+                    let alt = r.bytes()?;
+                    if done {
+                        continue;
+                    }
+                    let mut trial = state.clone();
+                    match run_sequence(&mut trial, alt, device, depth + 1) {
+                        Ok(()) => {
+                            *state = trial;
+                            done = true;
+                        }
+                        Err(e) if is_condition_failure(&e) => last = e,
+                        Err(e) => return Err(e),
+                    }
+                }
+                if !done {
+                    return Err(last);
+                }
+            }
+            other => {
+                // Every other command takes a reporting policy.
+                r.u64()?;
+                command(state, other, device)?;
+            }
+        }
+    }
+    r.finish()
+}
+
+fn index_bit(i: u64, count: usize) -> Result<u8, Error> {
+    if i >= count as u64 {
+        return Err(Error::BadComponentIndex(i));
+    }
+    Ok(1 << i)
+}
+
+fn command<'a>(state: &mut State<'a>, cmd: i64, device: &DeviceIdentity) -> Result<(), Error> {
+    fn need<T>(v: Option<T>, command: i64, parameter: i64) -> Result<T, Error> {
+        v.ok_or(Error::ParameterNotSet { command, parameter })
+    }
+    let mut policy = state.policy;
+    let result = state.for_each(|c| {
+        let p = c.params;
+        match cmd {
+            CMD_VENDOR_ID => {
+                let got = need(p.vendor_id, cmd, PARAM_VENDOR_ID)?;
+                match device.vendor_id {
+                    Some(expected) if expected != got => Err(Error::WrongVendor { got, expected }),
+                    _ => Ok(()),
+                }
+            }
+            CMD_CLASS_ID => {
+                let got = need(p.class_id, cmd, PARAM_CLASS_ID)?;
+                match device.class_id {
+                    Some(expected) if expected != got => Err(Error::WrongClass { got, expected }),
+                    _ => Ok(()),
+                }
+            }
+            CMD_DEVICE_ID => {
+                let got = need(p.device_id, cmd, PARAM_DEVICE_ID)?;
+                match device.device_id {
+                    Some(expected) if expected != got => {
+                        Err(Error::ConditionFailed { command: cmd })
+                    }
+                    _ => Ok(()),
+                }
+            }
+            CMD_COMPONENT_SLOT => {
+                let got = need(p.component_slot, cmd, PARAM_COMPONENT_SLOT)?;
+                match device.slot {
+                    Some(expected) if expected != got => {
+                        Err(Error::ConditionFailed { command: cmd })
+                    }
+                    _ => Ok(()),
+                }
+            }
+            CMD_IMAGE_MATCH => {
+                c.image = Some(ImageExpectation {
+                    digest: need(p.image_digest, cmd, PARAM_IMAGE_DIGEST)?,
+                    size: p.image_size,
+                    uri: c.fetched_from,
+                });
+                Ok(())
+            }
+            CMD_IMAGE_NOT_MATCH => need(p.image_digest, cmd, PARAM_IMAGE_DIGEST).map(|_| ()),
+            CMD_CHECK_CONTENT | CMD_VERSION => Ok(()),
+            CMD_ABORT => Err(Error::Aborted),
+            CMD_USE_BEFORE => {
+                let t = need(p.use_before, cmd, PARAM_USE_BEFORE)?;
+                policy.use_before = Some(policy.use_before.map_or(t, |u| u.min(t)));
+                Ok(())
+            }
+            CMD_MINIMUM_BATTERY => {
+                let b = need(p.minimum_battery, cmd, PARAM_MINIMUM_BATTERY)?;
+                policy.minimum_battery_mwh =
+                    Some(policy.minimum_battery_mwh.map_or(b, |u| u.max(b)));
+                Ok(())
+            }
+            CMD_UPDATE_AUTHORIZED => {
+                policy.update_authorized = Some(p.update_priority);
+                Ok(())
+            }
+            CMD_FETCH => {
+                c.fetched_from = Some(need(p.uri, cmd, PARAM_URI)?);
+                Ok(())
+            }
+            CMD_COPY | CMD_SWAP => {
+                need(p.source_component, cmd, PARAM_SOURCE_COMPONENT).map(|_| ())
+            }
+            CMD_WRITE => Ok(()),
+            CMD_INVOKE => {
+                c.invoked = true;
+                Ok(())
+            }
+            other => Err(Error::UnsupportedCommand(other)),
+        }
+    });
+    state.policy = policy;
+    result
+}
+
+/// One parameter value from an override-parameters map.
+#[derive(Clone, Copy)]
+enum ParamValue<'a> {
+    Vendor([u8; 16]),
+    Class([u8; 16]),
+    Device([u8; 16]),
+    Digest([u8; 32]),
+    Size(u64),
+    Uri(&'a str),
+    UseBefore(u64),
+    Battery(u64),
+    Priority(i64),
+    Slot(u64),
+    Source(u64),
+    Ignored,
+}
+
+impl<'a> ParamValue<'a> {
+    fn decode(r: &mut Reader<'a>, p: i64) -> Result<Self, Error> {
+        Ok(match p {
+            PARAM_VENDOR_ID => {
+                if matches!(r.datatype()?, minicbor::data::Type::Tag) {
+                    // cbor-pen (#6.112): a private enterprise number, not a
+                    // UUID; kept as an unmatchable all-zero UUID.
+                    r.tag()?;
+                    r.bytes()?;
+                    ParamValue::Vendor([0; 16])
+                } else {
+                    ParamValue::Vendor(r.bytes_n::<16>("a 16-byte UUID")?)
+                }
+            }
+            PARAM_CLASS_ID => ParamValue::Class(r.bytes_n::<16>("a 16-byte UUID")?),
+            PARAM_DEVICE_ID => ParamValue::Device(r.bytes_n::<16>("a 16-byte UUID")?),
+            PARAM_IMAGE_DIGEST => {
+                let raw = r.bytes()?;
+                ParamValue::Digest(decode_digest(raw, Part::Digest)?)
+            }
+            PARAM_IMAGE_SIZE => ParamValue::Size(r.u64()?),
+            PARAM_URI => ParamValue::Uri(r.str()?),
+            PARAM_USE_BEFORE => ParamValue::UseBefore(r.u64()?),
+            PARAM_MINIMUM_BATTERY => ParamValue::Battery(r.u64()?),
+            PARAM_UPDATE_PRIORITY => ParamValue::Priority(r.i64()?),
+            PARAM_COMPONENT_SLOT => ParamValue::Slot(r.u64()?),
+            PARAM_SOURCE_COMPONENT => ParamValue::Source(r.u64()?),
+            PARAM_STRICT_ORDER | PARAM_SOFT_FAILURE => {
+                r.bool()?;
+                ParamValue::Ignored
+            }
+            PARAM_CONTENT | PARAM_INVOKE_ARGS | PARAM_FETCH_ARGS => {
+                r.bytes()?;
+                ParamValue::Ignored
+            }
+            PARAM_VERSION => {
+                r.skip()?;
+                ParamValue::Ignored
+            }
+            other => return Err(Error::UnsupportedParameter(other)),
+        })
+    }
+
+    fn apply(self, p: &mut Params<'a>) {
+        match self {
+            ParamValue::Vendor(v) => p.vendor_id = Some(v),
+            ParamValue::Class(v) => p.class_id = Some(v),
+            ParamValue::Device(v) => p.device_id = Some(v),
+            ParamValue::Digest(v) => p.image_digest = Some(v),
+            ParamValue::Size(v) => p.image_size = Some(v),
+            ParamValue::Uri(v) => p.uri = Some(v),
+            ParamValue::UseBefore(v) => p.use_before = Some(v),
+            ParamValue::Battery(v) => p.minimum_battery = Some(v),
+            ParamValue::Priority(v) => p.update_priority = Some(v),
+            ParamValue::Slot(v) => p.component_slot = Some(v),
+            ParamValue::Source(v) => p.source_component = Some(v),
+            ParamValue::Ignored => {}
+        }
+    }
+}
