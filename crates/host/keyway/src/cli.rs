@@ -1,0 +1,768 @@
+//! The `keyway` command line: argument definitions and command handlers.
+//!
+//! `main.rs` only parses the arguments and calls [`run`]; every handler
+//! writes its normal output to `out`, warnings to `err`, and returns an error
+//! (naming the file and what failed) instead of panicking.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::encode::{
+    Cve, Ed25519Alg, EnvelopeBuilder, KeySetBuilder, KeySetInfo, KeySetParams, SignOptions, Version,
+};
+use crate::keys::{self, Algorithm, KeyId, PublicKey, SigningKey, hex};
+
+/// Keyway vendor tool: keys, signed SUIT firmware envelopes, key sets.
+#[derive(Debug, Parser)]
+#[command(name = "keyway", version, about, propagate_version = false)]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `keyway` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate a key pair: NAME.key (PKCS#8 PEM) and NAME.pub (SPKI PEM).
+    Keygen(KeygenArgs),
+    /// Build and sign a firmware envelope.
+    Sign(SignArgs),
+    /// Build a root-signed key-set document.
+    Keyset(KeysetArgs),
+    /// Verify an envelope offline, as a lock would: exits 0 with a one-line
+    /// summary, or non-zero naming the check that failed.
+    Verify(VerifyArgs),
+    /// Show what an envelope contains (structure and digests checked,
+    /// signatures not).
+    Inspect(InspectArgs),
+    /// Run Keyway's main job end to end offline: vendor keys, a signed
+    /// release with a CVE fix, a lock that verifies it itself, attacks, and
+    /// the scorecard.
+    Demo(DemoArgs),
+}
+
+/// Key algorithm for `keygen`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AlgArg {
+    /// Ed25519.
+    Ed25519,
+    /// ECDSA P-256.
+    P256,
+}
+
+impl From<AlgArg> for Algorithm {
+    fn from(a: AlgArg) -> Self {
+        match a {
+            AlgArg::Ed25519 => Algorithm::Ed25519,
+            AlgArg::P256 => Algorithm::P256,
+        }
+    }
+}
+
+/// COSE algorithm label for Ed25519 signatures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Ed25519AlgArg {
+    /// -8 (EdDSA), as in the SUIT examples.
+    Eddsa,
+    /// -19 (Ed25519, RFC 9864).
+    Ed25519,
+}
+
+impl From<Ed25519AlgArg> for Ed25519Alg {
+    fn from(a: Ed25519AlgArg) -> Self {
+        match a {
+            Ed25519AlgArg::Eddsa => Ed25519Alg::EdDsa,
+            Ed25519AlgArg::Ed25519 => Ed25519Alg::Ed25519,
+        }
+    }
+}
+
+/// Arguments of `keyway keygen`.
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Base name; writes NAME.key and NAME.pub (never overwrites).
+    #[arg(value_name = "NAME")]
+    pub name: PathBuf,
+    /// Key algorithm.
+    #[arg(long, value_enum, default_value_t = AlgArg::Ed25519)]
+    pub alg: AlgArg,
+}
+
+/// Arguments of `keyway sign`.
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// Firmware image.
+    #[arg(long, value_name = "FW")]
+    pub firmware: PathBuf,
+    /// Release version, MAJOR.MINOR.PATCH.
+    #[arg(long, value_name = "X.Y.Z")]
+    pub version: Version,
+    /// Anti-rollback sequence number.
+    #[arg(long, value_name = "N")]
+    pub sequence: u64,
+    /// Vendor domain (vendor UUID = UUIDv5(DNS, DOMAIN)).
+    #[arg(long, value_name = "DOMAIN")]
+    pub vendor_domain: String,
+    /// Device class name (class UUID = UUIDv5(vendor UUID, NAME)).
+    #[arg(long, value_name = "NAME")]
+    pub class: String,
+    /// Human-readable vendor name for the release notes.
+    #[arg(long, value_name = "NAME")]
+    pub vendor_name: Option<String>,
+    /// Release notes (Markdown, UTF-8).
+    #[arg(long, value_name = "NOTES.md")]
+    pub notes: PathBuf,
+    /// A fixed vulnerability, CVE-YYYY-NNNN:low|medium|high|critical (repeatable).
+    #[arg(long = "cve", value_name = "ID:SEVERITY")]
+    pub cves: Vec<Cve>,
+    /// Signing key, PKCS#8 PEM (repeatable; one signature each).
+    #[arg(long = "key", value_name = "KEY", required = true)]
+    pub keys: Vec<PathBuf>,
+    /// Key-set document to embed (from `keyway keyset`).
+    #[arg(long, value_name = "KEYSET")]
+    pub keyset: Option<PathBuf>,
+    /// Do not install after this time (seconds since 1970).
+    #[arg(long, value_name = "UNIX_SECONDS")]
+    pub use_before: Option<u64>,
+    /// Minimum battery charge needed to install, in mWh.
+    #[arg(long = "min-battery-mwh", value_name = "N")]
+    pub min_battery_mwh: Option<u64>,
+    /// Leave the firmware out of the envelope.
+    #[arg(long)]
+    pub detached: bool,
+    /// COSE algorithm label on Ed25519 signatures.
+    #[arg(long, value_enum, default_value_t = Ed25519AlgArg::Eddsa)]
+    pub ed25519_alg: Ed25519AlgArg,
+    /// Leave the key id out of the signatures.
+    #[arg(long)]
+    pub no_kid: bool,
+    /// Output envelope.
+    #[arg(short = 'o', long = "output", value_name = "OUT.suit")]
+    pub output: PathBuf,
+}
+
+/// Arguments of `keyway keyset`.
+#[derive(Debug, Args)]
+pub struct KeysetArgs {
+    /// Root private key that signs the key set (repeatable).
+    #[arg(long = "root", value_name = "ROOT.key", required = true)]
+    pub roots: Vec<PathBuf>,
+    /// Release signer public key (repeatable).
+    #[arg(long = "signer", value_name = "SIGNER.pub", required = true)]
+    pub signers: Vec<PathBuf>,
+    /// Signatures a release needs (1..=number of signers).
+    #[arg(long, value_name = "K")]
+    pub threshold: u64,
+    /// Key-set version (must increase with every new key set).
+    #[arg(long, value_name = "N")]
+    pub version: u64,
+    /// Public key to revoke (repeatable).
+    #[arg(long = "revoke", value_name = "OLD.pub")]
+    pub revoke: Vec<PathBuf>,
+    /// COSE algorithm label on Ed25519 signatures.
+    #[arg(long, value_enum, default_value_t = Ed25519AlgArg::Eddsa)]
+    pub ed25519_alg: Ed25519AlgArg,
+    /// Output key-set document.
+    #[arg(short = 'o', long = "output", value_name = "KEYSET")]
+    pub output: PathBuf,
+}
+
+/// Arguments of `keyway verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The envelope.
+    #[arg(value_name = "ENVELOPE")]
+    pub envelope: PathBuf,
+    /// Root public key, SPKI PEM, Ed25519 or P-256 (repeatable): the
+    /// device's immutable trust anchors.
+    #[arg(long = "trust", value_name = "ROOT.pub", required = true)]
+    pub trust: Vec<PathBuf>,
+    /// Root signatures required (for key sets, or manifests signed by root
+    /// keys directly).
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    pub threshold: u8,
+    /// The firmware of a detached envelope.
+    #[arg(long, value_name = "FW")]
+    pub payload: Option<PathBuf>,
+    /// Check the vendor identity (with --class): the device's vendor domain.
+    #[arg(long, value_name = "DOMAIN", requires = "class")]
+    pub vendor_domain: Option<String>,
+    /// Check the device class (with --vendor-domain).
+    #[arg(long, value_name = "NAME", requires = "vendor_domain")]
+    pub class: Option<String>,
+    /// The device's anti-rollback floor: the sequence number must exceed it.
+    #[arg(long, value_name = "N")]
+    pub floor: Option<u64>,
+    /// The key-set document the device has stored (its version is the floor
+    /// for key sets).
+    #[arg(long, value_name = "KEYSET")]
+    pub stored_keyset: Option<PathBuf>,
+    /// Trusted time for use-before, seconds since 1970 (default: this host's clock).
+    #[arg(long, value_name = "UNIX_SECONDS")]
+    pub now: Option<u64>,
+    /// The device's battery, to check minimum-battery.
+    #[arg(long = "battery-mwh", value_name = "N")]
+    pub battery_mwh: Option<u64>,
+}
+
+/// Arguments of `keyway demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Folder for the demo's keys, releases and attack files (emptied first).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// Arguments of `keyway inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The envelope.
+    #[arg(value_name = "ENVELOPE")]
+    pub envelope: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
+    match cli.command {
+        Command::Keygen(a) => keygen(&a, out),
+        Command::Sign(a) => sign(&a, out, err),
+        Command::Keyset(a) => keyset(&a, out),
+        Command::Verify(a) => verify(&a, out),
+        Command::Inspect(a) => inspect(&a, out),
+        Command::Demo(a) => demo(&a, out),
+    }
+}
+
+fn verify(a: &VerifyArgs, out: &mut dyn Write) -> Result<()> {
+    let identity = match (&a.vendor_domain, &a.class) {
+        (Some(d), Some(c)) => {
+            let v = crate::encode::vendor_uuid(d);
+            Some((v, crate::encode::class_uuid(&v, c)))
+        }
+        _ => None,
+    };
+    let opts = crate::check::VerifyOptions {
+        trust: a.trust.clone(),
+        threshold: a.threshold,
+        payload: a.payload.clone(),
+        identity,
+        floor: a.floor,
+        stored_keyset: a.stored_keyset.clone(),
+        now: a.now,
+        battery_mwh: a.battery_mwh,
+    };
+    match crate::check::verify_file(&a.envelope, &opts) {
+        Ok(summary) => {
+            writeln!(out, "OK {}: {summary}", a.envelope.display())?;
+            Ok(())
+        }
+        Err(r) => bail!("REJECTED {}: {r}", a.envelope.display()),
+    }
+}
+
+fn demo(a: &DemoArgs, out: &mut dyn Write) -> Result<()> {
+    let dir = a.dir.clone().unwrap_or_else(crate::demo::default_dir);
+    writeln!(
+        out,
+        "Keyway demo: an offline firmware update of a simulated lock (files in {})",
+        dir.display()
+    )?;
+    let scores = crate::demo::run(&dir, out)?;
+    crate::demo::print_scorecard(&scores, out)?;
+    if scores.iter().any(|s| !s.pass) {
+        bail!("the lock failed part of the scorecard");
+    }
+    Ok(())
+}
+
+fn inspect(a: &InspectArgs, out: &mut dyn Write) -> Result<()> {
+    let bytes = read_file(&a.envelope, "the envelope")?;
+    let j = crate::check::inspect_json(&bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: {} check failed: {e}",
+            a.envelope.display(),
+            crate::check::check_name(&e)
+        )
+    })?;
+    if a.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&j)?)?;
+    } else {
+        write!(out, "{}", crate::check::inspect_text(&j))?;
+    }
+    Ok(())
+}
+
+fn keygen(a: &KeygenArgs, out: &mut dyn Write) -> Result<()> {
+    let files = keys::keygen(&a.name, a.alg.into())?;
+    writeln!(
+        out,
+        "wrote {} and {} ({}, key id {})",
+        files.private.display(),
+        files.public.display(),
+        Algorithm::from(a.alg),
+        hex(&files.key_id)
+    )?;
+    Ok(())
+}
+
+fn read_file(path: &Path, what: &str) -> Result<Vec<u8>> {
+    fs::read(path).with_context(|| format!("{}: cannot read {what}", path.display()))
+}
+
+/// Loads keys, rejecting the same key given under two names.
+fn load_unique<K>(
+    paths: &[PathBuf],
+    load: impl Fn(&Path) -> Result<K, keys::KeyError>,
+    kid: impl Fn(&K) -> KeyId,
+) -> Result<Vec<K>> {
+    let mut loaded: Vec<(K, &Path)> = Vec::new();
+    for p in paths {
+        let k = load(p)?;
+        if let Some((_, first)) = loaded.iter().find(|(o, _)| kid(o) == kid(&k)) {
+            bail!(
+                "{}: same key as {} (key id {}); each key may be given once",
+                p.display(),
+                first.display(),
+                hex(&kid(&k))
+            );
+        }
+        loaded.push((k, p));
+    }
+    Ok(loaded.into_iter().map(|(k, _)| k).collect())
+}
+
+/// Writes `bytes` to `path` via a temporary file and a rename, so a failed
+/// run never leaves a truncated output behind.
+fn write_output(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    fs::write(&tmp, bytes)
+        .and_then(|()| fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            anyhow::anyhow!("{}: cannot write: {e}", path.display())
+        })
+}
+
+fn sign(a: &SignArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
+    let payload = read_file(&a.firmware, "the firmware")?;
+    if payload.is_empty() {
+        bail!("{}: the firmware image is empty", a.firmware.display());
+    }
+    let notes = String::from_utf8(read_file(&a.notes, "the release notes")?)
+        .map_err(|_| anyhow::anyhow!("{}: release notes are not valid UTF-8", a.notes.display()))?;
+    let signing_keys = load_unique(&a.keys, |p| SigningKey::load(p), SigningKey::key_id)?;
+    let keyset = match &a.keyset {
+        Some(p) => {
+            let doc = read_file(p, "the key-set document")?;
+            let info = KeySetInfo::parse(&doc).with_context(|| format!("{}", p.display()))?;
+            for w in keyset_warnings(&info, &signing_keys) {
+                writeln!(err, "warning: {}: {w}", p.display())?;
+            }
+            Some(doc)
+        }
+        None => None,
+    };
+    let builder = EnvelopeBuilder {
+        sequence: a.sequence,
+        version: a.version,
+        vendor_domain: a.vendor_domain.clone(),
+        vendor_name: a.vendor_name.clone(),
+        class_name: a.class.clone(),
+        notes: Some(notes),
+        cves: a.cves.clone(),
+        use_before: a.use_before,
+        min_battery_mwh: a.min_battery_mwh,
+        keyset,
+        detached: a.detached,
+        payload_uri: a
+            .firmware
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned()),
+        payload,
+        keys: signing_keys,
+        sign_options: SignOptions {
+            ed25519_alg: a.ed25519_alg.into(),
+            include_kid: !a.no_kid,
+        },
+    };
+    let built = builder.build()?;
+    write_output(&a.output, &built.envelope)?;
+    writeln!(
+        out,
+        "wrote {} ({} bytes): version {}, sequence {}, {} signature(s){}",
+        a.output.display(),
+        built.envelope.len(),
+        a.version,
+        a.sequence,
+        builder.keys.len(),
+        if a.detached { ", payload detached" } else { "" }
+    )?;
+    Ok(())
+}
+
+/// Problems worth a warning when signing with an embedded key set: a
+/// signing key that the key set does not list or has revoked, or fewer
+/// listed signers than the threshold.
+pub fn keyset_warnings(info: &KeySetInfo, keys: &[SigningKey]) -> Vec<String> {
+    let mut w = Vec::new();
+    let mut listed = 0u64;
+    for k in keys {
+        let kid = k.key_id();
+        if info.revoked.contains(&kid) {
+            w.push(format!(
+                "signing key {} is revoked by this key set",
+                hex(&kid)
+            ));
+        } else if info.signer_kids.contains(&kid) {
+            listed += 1;
+        } else {
+            w.push(format!(
+                "signing key {} is not a signer in this key set",
+                hex(&kid)
+            ));
+        }
+    }
+    if listed < info.threshold {
+        w.push(format!(
+            "only {listed} of the signing keys are signers in this key set, which needs {}",
+            info.threshold
+        ));
+    }
+    w
+}
+
+fn keyset(a: &KeysetArgs, out: &mut dyn Write) -> Result<()> {
+    // Cheap argument checks first, before any file is read.
+    if a.threshold == 0 || a.threshold > a.signers.len() as u64 {
+        bail!(
+            "--threshold {} is invalid: it must be between 1 and the number of --signer keys ({})",
+            a.threshold,
+            a.signers.len()
+        );
+    }
+    let roots = load_unique(&a.roots, |p| SigningKey::load(p), SigningKey::key_id)?;
+    let signers = load_unique(&a.signers, |p| PublicKey::load(p), PublicKey::key_id)?;
+    let revoked_keys = load_unique(&a.revoke, |p| PublicKey::load(p), PublicKey::key_id)?;
+    for (path, r) in a.revoke.iter().zip(&revoked_keys) {
+        if signers.contains(r) {
+            bail!(
+                "{}: this key is both a --signer and revoked",
+                path.display()
+            );
+        }
+    }
+    let builder = KeySetBuilder {
+        roots,
+        keyset: KeySetParams {
+            version: a.version,
+            threshold: a.threshold,
+            signers,
+            revoked: revoked_keys.iter().map(PublicKey::key_id).collect(),
+        },
+        sign_options: SignOptions {
+            ed25519_alg: a.ed25519_alg.into(),
+            include_kid: true,
+        },
+    };
+    let doc = builder.build()?;
+    write_output(&a.output, &doc)?;
+    writeln!(
+        out,
+        "wrote {} ({} bytes): key-set version {}, {} signer(s), threshold {}, {} revoked, {} root signature(s)",
+        a.output.display(),
+        doc.len(),
+        a.version,
+        builder.keyset.signers.len(),
+        a.threshold,
+        builder.keyset.revoked.len(),
+        builder.roots.len()
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::error::ErrorKind;
+
+    const SIGN: &[&str] = &[
+        "keyway",
+        "sign",
+        "--firmware",
+        "fw.bin",
+        "--version",
+        "1.2.3",
+        "--sequence",
+        "4",
+        "--vendor-domain",
+        "keyway.example",
+        "--class",
+        "deadbolt",
+        "--notes",
+        "NOTES.md",
+        "--key",
+        "a.key",
+        "-o",
+        "out.suit",
+    ];
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(args)
+    }
+
+    fn with(extra: &[&str]) -> Vec<&'static str> {
+        let mut v: Vec<&'static str> = SIGN.to_vec();
+        for e in extra {
+            v.push(Box::leak(e.to_string().into_boxed_str()));
+        }
+        v
+    }
+
+    fn replace(flag: &str, value: &str) -> Vec<&'static str> {
+        let mut v: Vec<&'static str> = SIGN.to_vec();
+        let i = v.iter().position(|a| *a == flag).unwrap();
+        v[i + 1] = Box::leak(value.to_string().into_boxed_str());
+        v
+    }
+
+    #[test]
+    fn parses_a_full_sign_command() {
+        let cli = parse(&with(&[
+            "--cve",
+            "CVE-2024-12345:critical",
+            "--cve",
+            "CVE-2023-0001:low",
+            "--key",
+            "b.key",
+            "--keyset",
+            "ks.cbor",
+            "--use-before",
+            "1900000000",
+            "--min-battery-mwh",
+            "250",
+            "--detached",
+            "--ed25519-alg",
+            "ed25519",
+        ]))
+        .unwrap();
+        let Command::Sign(a) = cli.command else {
+            panic!("expected sign")
+        };
+        assert_eq!(a.version, Version::new(1, 2, 3));
+        assert_eq!(a.sequence, 4);
+        assert_eq!(a.cves.len(), 2);
+        assert_eq!(a.cves[0].id, "CVE-2024-12345");
+        assert_eq!(a.keys, [PathBuf::from("a.key"), PathBuf::from("b.key")]);
+        assert_eq!(a.keyset, Some(PathBuf::from("ks.cbor")));
+        assert_eq!(a.use_before, Some(1_900_000_000));
+        assert_eq!(a.min_battery_mwh, Some(250));
+        assert!(a.detached);
+        assert_eq!(a.ed25519_alg, Ed25519AlgArg::Ed25519);
+        assert_eq!(a.output, PathBuf::from("out.suit"));
+    }
+
+    #[test]
+    fn rejects_bad_versions() {
+        for bad in ["1.2", "1.2.3.4", "v1.2.3", "1.2.x", ""] {
+            let err = parse(&replace("--version", bad)).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::ValueValidation, "{bad:?}");
+            let msg = err.to_string();
+            assert!(msg.contains("--version"), "{msg}");
+            assert!(msg.contains("MAJOR.MINOR.PATCH"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_cves() {
+        for (bad, what) in [
+            ("CVE-2024-12345", "expected CVE-YYYY-NNNN:SEVERITY"),
+            ("CVE-2024-12345:severe", "invalid CVE severity \"severe\""),
+            ("CVE-24-12345:high", "invalid CVE id \"CVE-24-12345\""),
+            ("CVE-2024-123:high", "invalid CVE id"),
+        ] {
+            let err = parse(&with(&["--cve", bad])).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::ValueValidation, "{bad:?}");
+            let msg = err.to_string();
+            assert!(msg.contains("--cve"), "{msg}");
+            assert!(msg.contains(what), "{bad:?}: {msg}");
+        }
+    }
+
+    #[test]
+    fn rejects_missing_and_malformed_arguments() {
+        let no_key: Vec<&str> = SIGN
+            .iter()
+            .copied()
+            .filter(|a| *a != "--key" && *a != "a.key")
+            .collect();
+        let err = parse(&no_key).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument);
+        assert!(err.to_string().contains("--key"), "{err}");
+
+        let err = parse(&replace("--sequence", "-1")).unwrap_err();
+        assert!(err.to_string().contains("--sequence"), "{err}");
+        let err = parse(&with(&["--min-battery-mwh", "lots"])).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ValueValidation);
+        let err = parse(&["keyway", "keygen", "k", "--alg", "rsa"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidValue);
+        let err = parse(&[
+            "keyway",
+            "keyset",
+            "--root",
+            "r.key",
+            "--threshold",
+            "1",
+            "--version",
+            "1",
+            "-o",
+            "k",
+        ])
+        .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument);
+        assert!(err.to_string().contains("--signer"), "{err}");
+    }
+
+    #[test]
+    fn keygen_defaults_to_ed25519() {
+        let Command::Keygen(a) = parse(&["keyway", "keygen", "vendor"]).unwrap().command else {
+            panic!("expected keygen")
+        };
+        assert_eq!(a.alg, AlgArg::Ed25519);
+        assert_eq!(a.name, PathBuf::from("vendor"));
+        let Command::Keygen(a) = parse(&["keyway", "keygen", "v", "--alg", "p256"])
+            .unwrap()
+            .command
+        else {
+            panic!("expected keygen")
+        };
+        assert_eq!(Algorithm::from(a.alg), Algorithm::P256);
+    }
+
+    fn run_args(args: &[&str]) -> (Result<()>, String, String) {
+        let cli = parse(args).unwrap();
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let r = run(cli, &mut out, &mut err);
+        (
+            r,
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+        )
+    }
+
+    #[test]
+    fn verify_and_inspect_name_the_missing_file() {
+        let (r, _, _) = run_args(&[
+            "keyway",
+            "verify",
+            "/nonexistent/x.suit",
+            "--trust",
+            "/nonexistent/a.pub",
+        ]);
+        let msg = r.unwrap_err().to_string();
+        assert!(msg.contains("/nonexistent/a.pub"), "{msg}");
+        let (r, _, _) = run_args(&["keyway", "inspect", "/nonexistent/x.suit"]);
+        let msg = r.unwrap_err().to_string();
+        assert!(msg.contains("/nonexistent/x.suit"), "{msg}");
+    }
+
+    #[test]
+    fn sign_errors_name_the_file() {
+        let dir = std::env::temp_dir().join(format!(
+            "keyway-cli-{}-{}",
+            std::process::id(),
+            getrandom::u64().unwrap()
+        ));
+        fs::create_dir_all(&dir).unwrap();
+        let p = |n: &str| dir.join(n).to_str().unwrap().to_owned();
+        keys::keygen(p("a"), Algorithm::Ed25519).unwrap();
+        fs::write(p("fw.bin"), b"firmware").unwrap();
+        fs::write(p("NOTES.md"), "# notes").unwrap();
+        fs::write(p("bad.md"), [0xff, 0xfe]).unwrap();
+        fs::write(p("empty.bin"), b"").unwrap();
+        fs::write(p("garbage.key"), b"garbage").unwrap();
+        let (fw, notes, key, out) = (p("fw.bin"), p("NOTES.md"), p("a.key"), p("out.suit"));
+        let base = |fw: &str, notes: &str, key: &str| {
+            vec![
+                "keyway".to_owned(),
+                "sign".into(),
+                "--firmware".into(),
+                fw.into(),
+                "--version".into(),
+                "1.0.0".into(),
+                "--sequence".into(),
+                "1".into(),
+                "--vendor-domain".into(),
+                "v.example".into(),
+                "--class".into(),
+                "c".into(),
+                "--notes".into(),
+                notes.into(),
+                "--key".into(),
+                key.into(),
+                "-o".into(),
+                out.clone(),
+            ]
+        };
+        let go = |args: Vec<String>| {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_args(&refs)
+        };
+
+        let (r, stdout, _) = go(base(&fw, &notes, &key));
+        r.unwrap();
+        assert!(stdout.starts_with(&format!("wrote {out}")), "{stdout}");
+        assert!(fs::read(&out).unwrap().starts_with(&[0xd8, 0x6b]));
+
+        let cases = [
+            (
+                base(&p("missing.bin"), &notes, &key),
+                format!("{}: cannot read the firmware", p("missing.bin")),
+            ),
+            (
+                base(&p("empty.bin"), &notes, &key),
+                format!("{}: the firmware image is empty", p("empty.bin")),
+            ),
+            (
+                base(&fw, &p("bad.md"), &key),
+                format!("{}: release notes are not valid UTF-8", p("bad.md")),
+            ),
+            (
+                base(&fw, &notes, &p("a.pub")),
+                format!(
+                    "{}: wrong key type: expected a private key, got a public key",
+                    p("a.pub")
+                ),
+            ),
+            (
+                base(&fw, &notes, &p("garbage.key")),
+                format!("{}: not a PEM private key", p("garbage.key")),
+            ),
+        ];
+        for (args, want) in cases {
+            let msg = format!("{:#}", go(args).0.unwrap_err());
+            assert!(msg.starts_with(&want), "want {want:?}, got {msg:?}");
+        }
+        let mut dup = base(&fw, &notes, &key);
+        dup.extend(["--key".to_owned(), key.clone()]);
+        let msg = go(dup).0.unwrap_err().to_string();
+        assert!(msg.contains("same key as"), "{msg}");
+        let mut bad_ks = base(&fw, &notes, &key);
+        bad_ks.extend(["--keyset".to_owned(), notes.clone()]);
+        let msg = format!("{:#}", go(bad_ks).0.unwrap_err());
+        assert!(
+            msg.starts_with(&format!("{notes}: not a Keyway key-set document")),
+            "{msg}"
+        );
+        fs::remove_dir_all(dir).unwrap();
+    }
+}

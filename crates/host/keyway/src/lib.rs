@@ -1,0 +1,24 @@
+//! Keyway host tooling: the vendor side of offline-first secure firmware
+//! updates for smart locks.
+//!
+//! * [`keys`]: Ed25519 / ECDSA P-256 key generation, PEM loading, key ids.
+//! * [`encode`]: builds signed SUIT envelopes and key-set documents exactly
+//!   as FORMAT.md specifies, plus the lower-level pieces tests need to craft
+//!   malformed ones.
+//! * [`cbor`]: `ciborium::Value` plus the `ValueExt` helpers used by the
+//!   encoder and tests.
+//! * [`check`]: `keyway verify` / `inspect`, around the device verifier.
+//! * [`demo`]: `keyway demo`, the main job end to end.
+//! * [`cli`]: the `keyway` command line.
+
+#![warn(missing_docs)]
+
+pub mod cbor;
+pub mod check;
+pub mod cli;
+pub mod demo;
+pub mod encode;
+pub mod keys;
+
+/// CBOR label constants, shared with the device verifier.
+pub use keyway_suit::labels;

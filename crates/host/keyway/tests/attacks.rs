@@ -1,0 +1,655 @@
+//! Attack tests: each is named after the attack and asserts the exact
+//! refusal. They run the device verifier (`keyway_suit`), the function a
+//! lock runs, on envelopes made by the vendor encoder and then tampered with.
+
+use keyway::encode::{
+    Cve, EnvelopeBuilder, KeySetBuilder, KeySetParams, SignOptions, Version, assemble_envelope,
+    class_uuid, encode_manifest, sign_digest, vendor_uuid,
+};
+use keyway::keys::{Algorithm, SigningKey};
+use keyway_suit::{self as suit, Error, KeyId};
+
+const NOW: u64 = 1_800_000_000;
+
+fn device_key(k: &SigningKey) -> suit::PublicKey {
+    suit::PublicKey::from_raw(&k.raw_public_key_bytes()).unwrap()
+}
+
+fn kid(k: &SigningKey) -> KeyId {
+    KeyId(k.key_id())
+}
+
+/// A vendor with root keys, two release signers, and a lock provisioned
+/// with the roots as anchors.
+struct World {
+    root: SigningKey,
+    root2: SigningKey,
+    signer: SigningKey,
+    signer2: SigningKey,
+    anchors: suit::TrustAnchors,
+    identity: suit::DeviceIdentity,
+}
+
+impl World {
+    fn new() -> World {
+        let root = SigningKey::generate(Algorithm::Ed25519).unwrap();
+        let root2 = SigningKey::generate(Algorithm::P256).unwrap();
+        let anchors = suit::TrustAnchors::new(&[device_key(&root), device_key(&root2)], 1).unwrap();
+        let v = vendor_uuid("locks.example");
+        World {
+            root,
+            root2,
+            signer: SigningKey::generate(Algorithm::Ed25519).unwrap(),
+            signer2: SigningKey::generate(Algorithm::P256).unwrap(),
+            anchors,
+            identity: suit::DeviceIdentity::new(v, class_uuid(&v, "deadbolt-2")),
+        }
+    }
+
+    fn keyset(
+        &self,
+        version: u64,
+        threshold: u64,
+        signers: &[&SigningKey],
+        revoked: &[&SigningKey],
+    ) -> Vec<u8> {
+        KeySetBuilder {
+            roots: vec![self.root.clone()],
+            keyset: KeySetParams {
+                version,
+                threshold,
+                signers: signers.iter().map(|k| k.public_key()).collect(),
+                revoked: revoked.iter().map(|k| k.key_id()).collect(),
+            },
+            sign_options: SignOptions::default(),
+        }
+        .build()
+        .unwrap()
+    }
+
+    fn release(&self, sequence: u64, keys: &[&SigningKey]) -> EnvelopeBuilder {
+        EnvelopeBuilder {
+            sequence,
+            version: Version::new(2, 1, sequence),
+            vendor_domain: "locks.example".into(),
+            class_name: "deadbolt-2".into(),
+            notes: Some(format!(
+                "# Release {sequence}\n\nFixes the keypad lockout bypass."
+            )),
+            cves: vec!["CVE-2025-10001:high".parse::<Cve>().unwrap()],
+            payload: (0..40_000u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                .collect(),
+            keys: keys.iter().map(|k| (*k).clone()).collect(),
+            ..EnvelopeBuilder::default()
+        }
+    }
+
+    fn verify<'a>(
+        &self,
+        env: &'a [u8],
+        state: &suit::DeviceState,
+    ) -> Result<suit::Verified<'a>, Error> {
+        let v = suit::verify_envelope(env, &self.anchors, &self.identity, state)?;
+        if let (Some(exp), Some(p)) = (v.payload.as_ref(), v.integrated_payload()) {
+            suit::verify_payload(exp, p, 512)?;
+        }
+        v.manifest.policy.check(&suit::PolicyInputs {
+            now: Some(NOW),
+            battery_mwh: 10_000,
+            consent: true,
+        })?;
+        Ok(v)
+    }
+
+    fn stored(&self, doc: &[u8], floor: u64) -> suit::DeviceState {
+        suit::DeviceState {
+            sequence_floor: Some(floor),
+            keyset: Some(suit::KeySet::from_document(doc, &self.anchors).unwrap()),
+        }
+    }
+}
+
+fn envelope(b: &EnvelopeBuilder) -> Vec<u8> {
+    b.build().unwrap().envelope
+}
+
+/// Byte offset of `needle` in `hay`.
+fn find(hay: &[u8], needle: &[u8]) -> usize {
+    hay.windows(needle.len())
+        .position(|w| w == needle)
+        .expect("needle present")
+}
+
+#[test]
+fn genuine_release_verifies_with_root_keys_and_with_a_key_set() {
+    let w = World::new();
+    let env = envelope(&w.release(5, &[&w.root]));
+    let v = w.verify(&env, &suit::DeviceState::new(4)).unwrap();
+    assert_eq!(v.sequence, 5);
+    assert_eq!(v.signers.as_slice(), &[kid(&w.root)]);
+    let notes = v.notes.unwrap();
+    assert_eq!(notes.cves().next().unwrap().id, "CVE-2025-10001");
+
+    let ks = w.keyset(1, 2, &[&w.signer, &w.signer2], &[]);
+    let mut b = w.release(6, &[&w.signer, &w.signer2]);
+    b.keyset = Some(ks);
+    let env = envelope(&b);
+    let v = w.verify(&env, &suit::DeviceState::new(5)).unwrap();
+    assert_eq!(
+        v.new_keyset.as_ref().unwrap().version,
+        1,
+        "the lock learns the key set from the update"
+    );
+    assert_eq!(v.signers.len(), 2);
+}
+
+#[test]
+fn attack_arbitrary_payload() {
+    let w = World::new();
+    let b = w.release(5, &[&w.root]);
+    let mut env = envelope(&b);
+    let at = find(&env, &b.payload[..64]);
+    for (i, x) in env[at..at + b.payload.len()].iter_mut().enumerate() {
+        *x = (i % 251) as u8;
+    }
+    assert_eq!(
+        w.verify(&env, &suit::DeviceState::new(4)).unwrap_err(),
+        Error::PayloadDigestMismatch
+    );
+}
+
+#[test]
+fn attack_modified_manifest() {
+    let w = World::new();
+    let b = w.release(5, &[&w.root]);
+    let built = b.build().unwrap();
+    // Raise the sequence number inside the signed manifest: still valid CBOR.
+    let mut params = b.manifest_params(built.text.as_deref());
+    params.sequence = 500;
+    let forged = encode_manifest(&params);
+    let env = assemble_envelope(
+        &built.auth,
+        &forged,
+        built.text.as_deref(),
+        None,
+        Some(&b.payload),
+    );
+    assert_eq!(
+        w.verify(&env, &suit::DeviceState::new(4)).unwrap_err(),
+        Error::ManifestDigestMismatch
+    );
+    // Flip one bit anywhere in the manifest.
+    let mut env = built.envelope.clone();
+    let at = find(&env, &built.manifest) + built.manifest.len() / 2;
+    env[at] ^= 0x04;
+    assert!(w.verify(&env, &suit::DeviceState::new(4)).is_err());
+}
+
+#[test]
+fn attack_signature_by_unknown_key() {
+    let w = World::new();
+    let mallory = SigningKey::generate(Algorithm::Ed25519).unwrap();
+    let env = envelope(&w.release(5, &[&mallory]));
+    let err = w.verify(&env, &suit::DeviceState::new(4)).unwrap_err();
+    assert_eq!(
+        err,
+        Error::BelowThreshold {
+            valid: 0,
+            required: 1,
+            unknown: Some(kid(&mallory)),
+            revoked: None,
+            keyset: false
+        }
+    );
+    assert!(
+        err.to_string()
+            .contains(&format!("signature by unknown key {}", kid(&mallory))),
+        "{err}"
+    );
+}
+
+#[test]
+fn attack_signatures_below_threshold() {
+    let w = World::new();
+    let ks = w.keyset(1, 2, &[&w.signer, &w.signer2], &[]);
+    let mut b = w.release(5, &[&w.signer]);
+    b.keyset = Some(ks);
+    let err = w
+        .verify(&envelope(&b), &suit::DeviceState::new(4))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::BelowThreshold {
+                valid: 1,
+                required: 2,
+                keyset: false,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn attack_same_key_counted_twice() {
+    let w = World::new();
+    let ks = w.keyset(1, 2, &[&w.signer, &w.signer2], &[]);
+    let mut b = w.release(5, &[&w.signer]);
+    b.keyset = Some(ks);
+    let built = b.build().unwrap();
+    // Two signatures, both by `signer`.
+    let auth = sign_digest(
+        &built.manifest,
+        &[w.signer.clone(), w.signer.clone()],
+        &SignOptions::default(),
+    );
+    let env = assemble_envelope(
+        &auth,
+        &built.manifest,
+        built.text.as_deref(),
+        b.keyset.as_deref(),
+        Some(&b.payload),
+    );
+    assert_eq!(
+        w.verify(&env, &suit::DeviceState::new(4)).unwrap_err(),
+        Error::DuplicateSigner {
+            key: kid(&w.signer)
+        }
+    );
+    // Without key ids the verifier must still not count one key twice.
+    let auth = sign_digest(
+        &built.manifest,
+        &[w.signer.clone(), w.signer.clone()],
+        &SignOptions {
+            include_kid: false,
+            ..SignOptions::default()
+        },
+    );
+    let env = assemble_envelope(
+        &auth,
+        &built.manifest,
+        built.text.as_deref(),
+        b.keyset.as_deref(),
+        Some(&b.payload),
+    );
+    assert_eq!(
+        w.verify(&env, &suit::DeviceState::new(4)).unwrap_err(),
+        Error::DuplicateSigner {
+            key: kid(&w.signer)
+        }
+    );
+}
+
+#[test]
+fn attack_rollback_lower_or_equal_sequence() {
+    let w = World::new();
+    let env = envelope(&w.release(7, &[&w.root]));
+    assert_eq!(
+        w.verify(&env, &suit::DeviceState::new(7)).unwrap_err(),
+        Error::Rollback { floor: 7, got: 7 }
+    );
+    assert_eq!(
+        w.verify(&env, &suit::DeviceState::new(9)).unwrap_err(),
+        Error::Rollback { floor: 9, got: 7 }
+    );
+    w.verify(&env, &suit::DeviceState::new(6)).unwrap();
+}
+
+#[test]
+fn attack_wrong_device_class() {
+    let w = World::new();
+    let mut b = w.release(5, &[&w.root]);
+    b.class_name = "padlock-1".into();
+    let err = w
+        .verify(&envelope(&b), &suit::DeviceState::new(4))
+        .unwrap_err();
+    assert!(matches!(err, Error::WrongClass { .. }), "{err}");
+}
+
+#[test]
+fn attack_wrong_vendor() {
+    let w = World::new();
+    let mut b = w.release(5, &[&w.root]);
+    b.vendor_domain = "other-vendor.example".into();
+    let err = w
+        .verify(&envelope(&b), &suit::DeviceState::new(4))
+        .unwrap_err();
+    assert!(matches!(err, Error::WrongVendor { .. }), "{err}");
+}
+
+#[test]
+fn attack_truncated_payload() {
+    let w = World::new();
+    let b = w.release(5, &[&w.root]);
+    let env = envelope(&b);
+    // The transfer stops short: the envelope verifies as a prefix, and the
+    // streamed payload is refused at the end.
+    let cut = &env[..env.len() - 1000];
+    let v =
+        suit::verify_envelope(cut, &w.anchors, &w.identity, &suit::DeviceState::new(4)).unwrap();
+    let mut pv = suit::PayloadVerifier::new(v.payload.as_ref().unwrap());
+    pv.update(v.integrated.unwrap().available).unwrap();
+    assert_eq!(
+        pv.finish().unwrap_err(),
+        Error::PayloadTruncated {
+            expected: 40_000,
+            got: 39_000
+        }
+    );
+    // A shorter payload re-packed into an envelope is refused up front.
+    let built = b.build().unwrap();
+    let env = assemble_envelope(
+        &built.auth,
+        &built.manifest,
+        built.text.as_deref(),
+        None,
+        Some(&b.payload[..39_999]),
+    );
+    assert_eq!(
+        w.verify(&env, &suit::DeviceState::new(4)).unwrap_err(),
+        Error::PayloadTruncated {
+            expected: 40_000,
+            got: 39_999
+        }
+    );
+}
+
+#[test]
+fn attack_payload_with_extra_trailing_bytes() {
+    let w = World::new();
+    let b = w.release(5, &[&w.root]);
+    let built = b.build().unwrap();
+    let mut longer = b.payload.clone();
+    longer.extend_from_slice(b"and then some");
+    let env = assemble_envelope(
+        &built.auth,
+        &built.manifest,
+        built.text.as_deref(),
+        None,
+        Some(&longer),
+    );
+    assert_eq!(
+        w.verify(&env, &suit::DeviceState::new(4)).unwrap_err(),
+        Error::PayloadTooLong { expected: 40_000 }
+    );
+    // Endless data while streaming: cut off at the first extra byte.
+    let v = w
+        .verify(&built.envelope, &suit::DeviceState::new(4))
+        .unwrap();
+    let mut pv = suit::PayloadVerifier::new(v.payload.as_ref().unwrap());
+    pv.update(&b.payload).unwrap();
+    assert_eq!(
+        pv.update(&[0; 4096]).unwrap_err(),
+        Error::PayloadTooLong { expected: 40_000 }
+    );
+    // Bytes after the envelope itself.
+    let mut env = built.envelope.clone();
+    env.extend_from_slice(&[0; 16]);
+    assert_eq!(
+        w.verify(&env, &suit::DeviceState::new(4)).unwrap_err(),
+        Error::TrailingBytes { count: 16 }
+    );
+}
+
+#[test]
+fn attack_oversize_length_fields() {
+    let w = World::new();
+    let built = w.release(5, &[&w.root]).build().unwrap();
+    let env = built.envelope;
+    // The manifest's bstr head claims 4 GiB.
+    let m = find(&env, &built.manifest);
+    let head = match (env[m - 2], env[m - 3]) {
+        (0x58, _) => 2,
+        (_, 0x59) => 3,
+        other => panic!("unexpected manifest head {other:?}"),
+    };
+    let mut huge = env[..m - head].to_vec();
+    huge.extend_from_slice(&[0x5a, 0xff, 0xff, 0xff, 0xff]);
+    huge.extend_from_slice(&env[m..]);
+    assert!(matches!(
+        w.verify(&huge, &suit::DeviceState::new(4)),
+        Err(Error::Malformed { .. })
+    ));
+    // The auth wrapper claims 2^64-1 signatures.
+    let mut auth = built.auth.clone();
+    auth[0] = 0x9b;
+    let mut tail = vec![0xff; 8];
+    tail.extend_from_slice(&built.auth[1..]);
+    auth.truncate(1);
+    auth.extend_from_slice(&tail);
+    let env = assemble_envelope(&auth, &built.manifest, built.text.as_deref(), None, None);
+    assert!(matches!(
+        w.verify(&env, &suit::DeviceState::new(4)),
+        Err(Error::Malformed { .. })
+    ));
+    // The envelope map claims 2^32 members.
+    let mut env2 = env.clone();
+    env2[2] = 0xba;
+    env2.splice(3..3, [0xff, 0xff, 0xff]);
+    assert!(matches!(
+        w.verify(&env2, &suit::DeviceState::new(4)),
+        Err(Error::Malformed { .. })
+    ));
+}
+
+#[test]
+fn attack_expired_use_before() {
+    let w = World::new();
+    let mut b = w.release(5, &[&w.root]);
+    b.use_before = Some(NOW - 1);
+    let err = w
+        .verify(&envelope(&b), &suit::DeviceState::new(4))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Error::Expired {
+            use_before: NOW - 1,
+            now: NOW
+        }
+    );
+    b.use_before = Some(NOW + 3600);
+    w.verify(&envelope(&b), &suit::DeviceState::new(4)).unwrap();
+}
+
+#[test]
+fn attack_release_notes_from_another_release_mix_and_match() {
+    let w = World::new();
+    let old = w.release(5, &[&w.root]).build().unwrap();
+    let mut nb = w.release(6, &[&w.root]);
+    nb.cves = vec![];
+    nb.notes = Some("# Release 6\n\nNo security fixes.".into());
+    let new = nb.build().unwrap();
+    // Release 6 shipped with release 5's notes (which list a CVE fix).
+    let env = assemble_envelope(
+        &new.auth,
+        &new.manifest,
+        old.text.as_deref(),
+        None,
+        Some(&nb.payload),
+    );
+    assert_eq!(
+        w.verify(&env, &suit::DeviceState::new(4)).unwrap_err(),
+        Error::TextDigestMismatch
+    );
+    // Notes stripped from an envelope whose manifest binds them.
+    let env = assemble_envelope(&new.auth, &new.manifest, None, None, Some(&nb.payload));
+    assert_eq!(
+        w.verify(&env, &suit::DeviceState::new(4)).unwrap_err(),
+        Error::TextMissing
+    );
+}
+
+#[test]
+fn attack_key_revoked_by_key_set_rotation() {
+    let w = World::new();
+    let v1 = w.keyset(1, 1, &[&w.signer], &[]);
+    let v2 = w.keyset(2, 1, &[&w.signer2], &[&w.signer]);
+    // The lock learnt v2 from an earlier update. An attacker with the old
+    // signer's key signs a release and carries no key set.
+    let env = envelope(&w.release(9, &[&w.signer]));
+    let err = w.verify(&env, &w.stored(&v2, 8)).unwrap_err();
+    assert_eq!(
+        err,
+        Error::BelowThreshold {
+            valid: 0,
+            required: 1,
+            unknown: None,
+            revoked: Some(kid(&w.signer)),
+            keyset: false
+        }
+    );
+    assert!(err.to_string().contains("revoked key"), "{err}");
+    // ...or carries the old key set v1, which listed the signer.
+    let mut b = w.release(9, &[&w.signer]);
+    b.keyset = Some(v1);
+    assert_eq!(
+        w.verify(&envelope(&b), &w.stored(&v2, 8)).unwrap_err(),
+        Error::KeySetRollback { stored: 2, got: 1 }
+    );
+    // The new signer is accepted.
+    w.verify(&envelope(&w.release(9, &[&w.signer2])), &w.stored(&v2, 8))
+        .unwrap();
+}
+
+#[test]
+fn attack_key_set_rollback() {
+    let w = World::new();
+    let v1 = w.keyset(1, 1, &[&w.signer], &[]);
+    let v3 = w.keyset(3, 1, &[&w.signer], &[]);
+    let mut b = w.release(9, &[&w.signer]);
+    b.keyset = Some(v1);
+    assert_eq!(
+        w.verify(&envelope(&b), &w.stored(&v3, 8)).unwrap_err(),
+        Error::KeySetRollback { stored: 3, got: 1 }
+    );
+    // Same version, different contents: refused too.
+    let v3b = w.keyset(3, 1, &[&w.signer, &w.signer2], &[]);
+    b.keyset = Some(v3b);
+    assert_eq!(
+        w.verify(&envelope(&b), &w.stored(&v3, 8)).unwrap_err(),
+        Error::KeySetConflict { version: 3 }
+    );
+}
+
+#[test]
+fn attack_key_set_not_signed_by_the_root() {
+    let w = World::new();
+    let fake = KeySetBuilder {
+        roots: vec![w.signer.clone()],
+        keyset: KeySetParams {
+            version: 5,
+            threshold: 1,
+            signers: vec![w.signer.public_key()],
+            revoked: vec![],
+        },
+        sign_options: SignOptions::default(),
+    }
+    .build()
+    .unwrap();
+    let mut b = w.release(9, &[&w.signer]);
+    b.keyset = Some(fake);
+    let err = w
+        .verify(&envelope(&b), &suit::DeviceState::new(8))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::BelowThreshold {
+                keyset: true,
+                valid: 0,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn root_threshold_two_of_two_for_key_sets() {
+    let w = World::new();
+    let anchors = suit::TrustAnchors::new(&[device_key(&w.root), device_key(&w.root2)], 2).unwrap();
+    let one = w.keyset(1, 1, &[&w.signer], &[]);
+    assert!(matches!(
+        suit::KeySet::from_document(&one, &anchors),
+        Err(Error::BelowThreshold {
+            valid: 1,
+            required: 2,
+            keyset: true,
+            ..
+        })
+    ));
+    let both = KeySetBuilder {
+        roots: vec![w.root.clone(), w.root2.clone()],
+        keyset: KeySetParams {
+            version: 1,
+            threshold: 1,
+            signers: vec![w.signer.public_key()],
+            revoked: vec![],
+        },
+        sign_options: SignOptions::default(),
+    }
+    .build()
+    .unwrap();
+    assert_eq!(
+        suit::KeySet::from_document(&both, &anchors)
+            .unwrap()
+            .version,
+        1
+    );
+}
+
+#[test]
+fn every_signature_algorithm_label_verifies() {
+    let w = World::new();
+    for ed in [
+        keyway::encode::Ed25519Alg::EdDsa,
+        keyway::encode::Ed25519Alg::Ed25519,
+    ] {
+        let mut b = w.release(5, &[&w.root, &w.root2]);
+        b.sign_options = SignOptions {
+            ed25519_alg: ed,
+            include_kid: true,
+        };
+        let env = envelope(&b);
+        let v = w.verify(&env, &suit::DeviceState::new(4)).unwrap();
+        assert_eq!(v.signers.len(), 2);
+    }
+}
+
+#[test]
+fn policy_conditions_travel_in_the_manifest() {
+    let w = World::new();
+    let mut b = w.release(5, &[&w.root]);
+    b.min_battery_mwh = Some(1_500);
+    b.cves = vec!["CVE-2025-10002:critical".parse().unwrap()];
+    let env = envelope(&b);
+    let v =
+        suit::verify_envelope(&env, &w.anchors, &w.identity, &suit::DeviceState::new(4)).unwrap();
+    let p = v.manifest.policy;
+    assert_eq!(p.minimum_battery_mwh, Some(1_500));
+    assert_eq!(
+        p.update_authorized,
+        Some(Some(-2)),
+        "critical fixes carry the most urgent priority"
+    );
+    let low = suit::PolicyInputs {
+        now: Some(NOW),
+        battery_mwh: 1_499,
+        consent: true,
+    };
+    assert_eq!(
+        p.check(&low).unwrap_err(),
+        Error::BatteryTooLow {
+            required_mwh: 1_500,
+            have_mwh: 1_499
+        }
+    );
+    let refused = suit::PolicyInputs {
+        battery_mwh: 2_000,
+        consent: false,
+        ..low
+    };
+    assert_eq!(p.check(&refused).unwrap_err(), Error::NotAuthorized);
+}

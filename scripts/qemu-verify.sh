@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# On-target test of the keyway-suit verifier: builds firmware/qemu-verify for
+# Cortex-M4 (thumbv7em-none-eabihf) and runs it in QEMU (mps2-an386).
+#
+#   scripts/qemu-verify.sh     (no arguments)
+#
+# Steps: 1. fixtures -> target/qemu-fixture/
+#        2. build the firmware (and a `baseline` variant without the verifier)
+#        3. run it under QEMU with a timeout; non-zero exit if any case failed
+#           (good envelopes must verify, tampered ones must be refused)
+#        4. report code size and stack high-water mark, and enforce budgets
+#
+# Budgets (bytes; override for experiments): KEYWAY_CODE_BUDGET, verifier
+# .text+.rodata (default 40960); KEYWAY_STACK_BUDGET, stack of one
+# verification (default 8192, compiled into the firmware, checked on target).
+# Needs: qemu-system-arm, size (binutils) or llvm-size, the pinned Rust
+# toolchain with thumbv7em-none-eabihf.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+FIRMWARE="$ROOT/firmware/qemu-verify"
+# KEYWAY_QEMU_FIXTURES=DIR: use fixtures already in DIR (same file names),
+# e.g. to rerun on one set, instead of making new ones with the host CLI.
+FIXTURE_DIR="${KEYWAY_QEMU_FIXTURES:-$ROOT/target/qemu-fixture}"
+OUT_DIR="$ROOT/target/qemu-verify"
+# Shared by all firmware projects, apart from the host workspace's target/.
+export CARGO_TARGET_DIR="$ROOT/target/firmware"
+TRIPLE=thumbv7em-none-eabihf
+CODE_BUDGET="${KEYWAY_CODE_BUDGET:-40960}"
+export KEYWAY_STACK_BUDGET="${KEYWAY_STACK_BUDGET:-8192}"
+QEMU_TIMEOUT="${KEYWAY_QEMU_TIMEOUT:-120}"
+SEQUENCE=7
+PAYLOAD_BYTES=16384
+
+[[ $# == 0 ]] || { echo "usage: $0" >&2; exit 2; }
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'qemu-verify: error: %s\n' "$*" >&2; exit 1; }
+
+# --- 1. fixtures -------------------------------------------------------------
+# Every fixture function must leave in $FIXTURE_DIR:
+#   payload.bin   the image (random, $PAYLOAD_BYTES bytes)
+#   sequence.txt  the manifest sequence number, decimal
+#   vendor-id.bin, class-id.bin   16-byte UUIDs the manifest names
+#   ed25519.pub (32 bytes), p256.pub (65 bytes, 04||x||y)   raw public keys
+#   ed25519.suit, p256.suit   signed envelopes with the payload integrated
+
+common_fixture_inputs() {
+  rm -rf "$FIXTURE_DIR"
+  mkdir -p "$FIXTURE_DIR"
+  head -c "$PAYLOAD_BYTES" /dev/urandom >"$FIXTURE_DIR/payload.bin"
+  echo "$SEQUENCE" >"$FIXTURE_DIR/sequence.txt"
+}
+
+VENDOR_DOMAIN=example.invalid
+DEVICE_CLASS=qemu-test-lock
+
+raw_public_key() { # raw_public_key SPKI.pem BYTES: the key bytes at the end of the SPKI
+  sed '1d;$d' "$1" | base64 -d | tail -c "$2"
+}
+
+device_uuids() { # device_uuids DIR: vendor-id.bin, class-id.bin as FORMAT.md defines them
+  python3 - "$VENDOR_DOMAIN" "$DEVICE_CLASS" "$1" <<'PY'
+import os, sys, uuid
+vendor = uuid.uuid5(uuid.NAMESPACE_DNS, sys.argv[1])
+klass = uuid.uuid5(vendor, sys.argv[2])
+for name, u in (("vendor-id.bin", vendor), ("class-id.bin", klass)):
+    with open(os.path.join(sys.argv[3], name), "wb") as f:
+        f.write(u.bytes)
+PY
+}
+
+make_fixtures() {
+  common_fixture_inputs
+  # The host workspace's own target dir (CARGO_TARGET_DIR above is the firmware's).
+  (cd "$ROOT" && cargo build -q -p keyway --target-dir "$ROOT/target") \
+    || die "building the host CLI failed"
+  local keyway="$ROOT/target/debug/keyway" f="$FIXTURE_DIR" alg
+  printf '# qemu-verify fixture\n\nOn-target test release.\n' >"$f/notes.md"
+  "$keyway" keygen "$f/ed25519" --alg ed25519 >&2
+  "$keyway" keygen "$f/p256" --alg p256 >&2
+  for alg in ed25519 p256; do
+    # Policy conditions and release notes are included so the on-target run
+    # decodes every member an ordinary release has.
+    "$keyway" sign --firmware "$f/payload.bin" --version 1.0.0 --sequence "$SEQUENCE" \
+      --vendor-domain "$VENDOR_DOMAIN" --class "$DEVICE_CLASS" --vendor-name "Keyway CI" \
+      --notes "$f/notes.md" --cve CVE-2024-12345:high --min-battery-mwh 500 \
+      --use-before 4102444800 --key "$f/$alg.key" -o "$f/$alg.suit" >&2
+  done
+  # The firmware wants raw keys: 32-byte Ed25519, 65-byte SEC1 P-256 point.
+  mv "$f/ed25519.pub" "$f/ed25519.spki.pem"
+  mv "$f/p256.pub" "$f/p256.spki.pem"
+  raw_public_key "$f/ed25519.spki.pem" 32 >"$f/ed25519.pub"
+  raw_public_key "$f/p256.spki.pem" 65 >"$f/p256.pub"
+  device_uuids "$f"
+}
+
+check_fixtures() {
+  local n
+  for n in payload.bin sequence.txt vendor-id.bin class-id.bin ed25519.pub p256.pub ed25519.suit p256.suit; do
+    [[ -s "$FIXTURE_DIR/$n" ]] || die "fixture $n was not produced"
+  done
+  [[ $(stat -c %s "$FIXTURE_DIR/vendor-id.bin") == 16 ]] || die "vendor-id.bin is not 16 bytes"
+  [[ $(stat -c %s "$FIXTURE_DIR/class-id.bin") == 16 ]] || die "class-id.bin is not 16 bytes"
+  [[ $(stat -c %s "$FIXTURE_DIR/ed25519.pub") == 32 ]] || die "ed25519.pub is not 32 bytes"
+  [[ $(stat -c %s "$FIXTURE_DIR/p256.pub") == 65 ]] || die "p256.pub is not 65 bytes"
+}
+
+# --- 2. build ----------------------------------------------------------------
+build() { # build NAME [extra cargo args]: copies the ELF to $OUT_DIR/NAME.elf
+  local name=$1; shift
+  log "building $name"
+  (cd "$FIRMWARE" && KEYWAY_FIXTURE_DIR="$FIXTURE_DIR" \
+     cargo build --release --target "$TRIPLE" "$@") \
+     || die "firmware build ($name) failed"
+  cp "$CARGO_TARGET_DIR/$TRIPLE/release/qemu-verify" "$OUT_DIR/$name.elf"
+}
+
+# --- 3. run ------------------------------------------------------------------
+run_qemu() { # run_qemu ELF LOG -> QEMU's exit status (the firmware's verdict)
+  local rc
+  set +e
+  timeout "$QEMU_TIMEOUT" qemu-system-arm -machine mps2-an386 -cpu cortex-m4 \
+    -nographic -monitor none -serial none \
+    -semihosting-config enable=on,target=native -kernel "$1" </dev/null | tee "$2"
+  rc=${PIPESTATUS[0]}
+  set -e
+  [[ $rc == 124 ]] && die "QEMU timed out after ${QEMU_TIMEOUT}s ($1)"
+  return "$rc"
+}
+
+# --- 4. measure --------------------------------------------------------------
+SIZE_TOOL=$(command -v size || command -v llvm-size || command -v arm-none-eabi-size || true)
+code_bytes() { # .text + .rodata of an ELF
+  "$SIZE_TOOL" -A "$1" | awk '$1==".text" || $1==".rodata" { s += $2 } END { print s+0 }'
+}
+
+ensure_qemu() {
+  command -v qemu-system-arm >/dev/null && return
+  # Not in the base machine image: install it when we can (CI runs as root).
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    log "installing qemu-system-arm"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-system-arm; } >&2 \
+      || die "apt-get install qemu-system-arm failed"
+  else
+    die "qemu-system-arm not found (apt-get install -y qemu-system-arm)"
+  fi
+}
+
+main() {
+  ensure_qemu
+  [[ -n $SIZE_TOOL ]] || die "no size tool (binutils 'size' or llvm-size)"
+  mkdir -p "$OUT_DIR"
+
+  if [[ -n ${KEYWAY_QEMU_FIXTURES:-} ]]; then
+    log "fixtures: using $FIXTURE_DIR"
+  else
+    log "fixtures -> $FIXTURE_DIR"
+    make_fixtures
+  fi
+  check_fixtures
+
+  build qemu-verify-baseline --features baseline
+  build qemu-verify
+
+  log "running under QEMU (timeout ${QEMU_TIMEOUT}s)"
+  local rc=0
+  run_qemu "$OUT_DIR/qemu-verify.elf" "$OUT_DIR/qemu.log" || rc=$?
+
+  local full base stack fail=0
+  full=$(code_bytes "$OUT_DIR/qemu-verify.elf")
+  base=$(code_bytes "$OUT_DIR/qemu-verify-baseline.elf")
+  stack=$(sed -n 's/.*stack high-water: \([0-9]*\) bytes.*/\1/p' "$OUT_DIR/qemu.log" | tail -n1)
+  echo
+  echo "firmware code: $full bytes .text+.rodata (baseline without verifier: $base)"
+  echo "verifier code: $((full - base)) bytes .text+.rodata (budget $CODE_BUDGET)"
+  echo "stack high-water: ${stack:-?} bytes (budget $KEYWAY_STACK_BUDGET, checked on target)"
+  "$SIZE_TOOL" -A "$OUT_DIR/qemu-verify.elf" | awk 'NR<=2 || $1 ~ /^\.(vector_table|text|rodata|data|bss|uninit)$/'
+
+  if [[ $rc != 0 ]]; then
+    echo "qemu-verify: FAILED (firmware exit status $rc)"; fail=1
+  fi
+  if (( full - base > CODE_BUDGET )); then
+    echo "qemu-verify: FAILED (verifier code $((full - base)) > $CODE_BUDGET bytes)"; fail=1
+  fi
+  [[ $fail == 0 ]] && echo "qemu-verify: OK"
+  return "$fail"
+}
+
+main
