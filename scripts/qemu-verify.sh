@@ -1,18 +1,29 @@
 #!/usr/bin/env bash
 # On-target test of the keyway-suit verifier: builds firmware/qemu-verify for
-# Cortex-M4 (thumbv7em-none-eabihf) and runs it in QEMU (mps2-an386).
+# Cortex-M4 (thumbv7em-none-eabihf) and runs it in QEMU (mps2-an386), in two
+# configurations:
+#   ed25519   keyway-suit with `--no-default-features --features ed25519`
+#             (Ed25519 only; the product build)
+#   both      Ed25519 + ES256 (keyway-suit's default features); only this one
+#             runs the P-256 envelope cases
 #
 #   scripts/qemu-verify.sh     (no arguments)
 #
 # Steps: 1. fixtures -> target/qemu-fixture/
-#        2. build the firmware (and a `baseline` variant without the verifier)
-#        3. run it under QEMU with a timeout; non-zero exit if any case failed
-#           (good envelopes must verify, tampered ones must be refused)
-#        4. report code size and stack high-water mark, and enforce budgets
+#        2. per configuration: build the firmware (and a `baseline` variant
+#           without the verifier, same features)
+#        3. run it under QEMU with a timeout; good envelopes must verify,
+#           tampered ones must be refused
+#        4. report code size and stack high-water mark (per signature path),
+#           enforce budgets, and print a summary table
 #
-# Budgets (bytes; override for experiments): KEYWAY_CODE_BUDGET, verifier
-# .text+.rodata (default 40960); KEYWAY_STACK_BUDGET, stack of one
-# verification (default 8192, compiled into the firmware, checked on target).
+# Budgets (bytes; override for experiments):
+#   ed25519 build: KEYWAY_CODE_BUDGET (default 40960, the issue's target),
+#                  KEYWAY_STACK_BUDGET (default 8192)
+#   both build:    KEYWAY_CODE_BUDGET_BOTH, KEYWAY_STACK_BUDGET_BOTH (defaults:
+#                  the figures reached, so that they cannot grow unnoticed)
+# Code = .text+.rodata of the firmware minus the baseline firmware. The stack
+# budget is compiled into the firmware and checked on target.
 # Needs: qemu-system-arm, size (binutils) or llvm-size, the pinned Rust
 # toolchain with thumbv7em-none-eabihf.
 set -euo pipefail
@@ -26,8 +37,11 @@ OUT_DIR="$ROOT/target/qemu-verify"
 # Shared by all firmware projects, apart from the host workspace's target/.
 export CARGO_TARGET_DIR="$ROOT/target/firmware"
 TRIPLE=thumbv7em-none-eabihf
-CODE_BUDGET="${KEYWAY_CODE_BUDGET:-40960}"
-export KEYWAY_STACK_BUDGET="${KEYWAY_STACK_BUDGET:-8192}"
+# name|cargo features|code budget|stack budget
+CONFIGS=(
+  "ed25519|ed25519|${KEYWAY_CODE_BUDGET:-40960}|${KEYWAY_STACK_BUDGET:-8192}"
+  "both|ed25519,es256|${KEYWAY_CODE_BUDGET_BOTH:-77824}|${KEYWAY_STACK_BUDGET_BOTH:-14336}"
+)
 QEMU_TIMEOUT="${KEYWAY_QEMU_TIMEOUT:-120}"
 SEQUENCE=7
 PAYLOAD_BYTES=16384
@@ -107,10 +121,10 @@ check_fixtures() {
 }
 
 # --- 2. build ----------------------------------------------------------------
-build() { # build NAME [extra cargo args]: copies the ELF to $OUT_DIR/NAME.elf
-  local name=$1; shift
+build() { # build NAME STACK_BUDGET [extra cargo args]: copies the ELF to $OUT_DIR/NAME.elf
+  local name=$1 stack_budget=$2; shift 2
   log "building $name"
-  (cd "$FIRMWARE" && KEYWAY_FIXTURE_DIR="$FIXTURE_DIR" \
+  (cd "$FIRMWARE" && KEYWAY_FIXTURE_DIR="$FIXTURE_DIR" KEYWAY_STACK_BUDGET="$stack_budget" \
      cargo build --release --target "$TRIPLE" "$@") \
      || die "firmware build ($name) failed"
   cp "$CARGO_TARGET_DIR/$TRIPLE/release/qemu-verify" "$OUT_DIR/$name.elf"
@@ -147,6 +161,54 @@ ensure_qemu() {
   fi
 }
 
+figure() { # figure LOG PATTERN: the number after PATTERN in the firmware's log
+  sed -n "s/.*$2 \([0-9]*\) bytes.*/\1/p" "$1" | tail -n1
+}
+
+SUMMARY=()
+run_config() { # run_config NAME FEATURES CODE_BUDGET STACK_BUDGET -> 0 if all checks pass
+  local name=$1 features=$2 code_budget=$3 stack_budget=$4
+  local elf="$OUT_DIR/qemu-verify-$name.elf" base="$OUT_DIR/qemu-verify-$name-baseline.elf"
+  local logf="$OUT_DIR/qemu-$name.log"
+  build "qemu-verify-$name-baseline" "$stack_budget" --no-default-features --features "$features,baseline"
+  build "qemu-verify-$name" "$stack_budget" --no-default-features --features "$features"
+
+  log "running $name under QEMU (timeout ${QEMU_TIMEOUT}s)"
+  local rc=0
+  run_qemu "$elf" "$logf" || rc=$?
+
+  local full basec code stack ed p256 cases fail=0 verdict
+  full=$(code_bytes "$elf")
+  basec=$(code_bytes "$base")
+  code=$((full - basec))
+  stack=$(figure "$logf" "stack high-water:")
+  ed=$(figure "$logf" "stack ed25519 path:")
+  p256=$(figure "$logf" "stack p256 path:")
+  cases=$(sed -n 's/^\([0-9]* passed, [0-9]* failed\)$/\1/p' "$logf" | tail -n1)
+  echo
+  echo "[$name] firmware code: $full bytes .text+.rodata (baseline without verifier: $basec)"
+  echo "[$name] verifier code: $code bytes .text+.rodata (budget $code_budget)"
+  echo "[$name] stack high-water: ${stack:-?} bytes (budget $stack_budget, checked on target)"
+  "$SIZE_TOOL" -A "$elf" | awk 'NR<=2 || $1 ~ /^\.(vector_table|text|rodata|data|bss|uninit)$/'
+
+  # Case failures (an envelope accepted or refused wrongly) vs. budgets.
+  if grep -v '^FAIL  stack budget' "$logf" | grep -q '^\(FAIL\|PANIC\|HARDFAULT\)'; then
+    echo "[$name] FAILED: a case came out wrong (see $logf)"; fail=1
+  elif [[ $rc != 0 ]] && ! grep -q '^FAIL  stack budget' "$logf"; then
+    echo "[$name] FAILED: firmware exit status $rc"; fail=1
+  fi
+  if [[ -z $stack ]] || (( stack > stack_budget )); then
+    echo "[$name] FAILED: stack ${stack:-?} > $stack_budget bytes"; fail=1
+  fi
+  if (( code > code_budget )); then
+    echo "[$name] FAILED: verifier code $code > $code_budget bytes"; fail=1
+  fi
+  verdict=$([[ $fail == 0 ]] && echo OK || echo FAILED)
+  SUMMARY+=("$(printf '%-8s %-14s %8s %8s %9s %9s %10s %9s  %s' "$name" "$features" \
+    "$code" "$code_budget" "${ed:-?}" "${p256:--}" "${stack:-?}" "$stack_budget" "$verdict ($cases)")")
+  return "$fail"
+}
+
 main() {
   ensure_qemu
   [[ -n $SIZE_TOOL ]] || die "no size tool (binutils 'size' or llvm-size)"
@@ -160,30 +222,18 @@ main() {
   fi
   check_fixtures
 
-  build qemu-verify-baseline --features baseline
-  build qemu-verify
+  local fail=0 c name features code_budget stack_budget
+  for c in "${CONFIGS[@]}"; do
+    IFS='|' read -r name features code_budget stack_budget <<<"$c"
+    run_config "$name" "$features" "$code_budget" "$stack_budget" || fail=1
+  done
 
-  log "running under QEMU (timeout ${QEMU_TIMEOUT}s)"
-  local rc=0
-  run_qemu "$OUT_DIR/qemu-verify.elf" "$OUT_DIR/qemu.log" || rc=$?
-
-  local full base stack fail=0
-  full=$(code_bytes "$OUT_DIR/qemu-verify.elf")
-  base=$(code_bytes "$OUT_DIR/qemu-verify-baseline.elf")
-  stack=$(sed -n 's/.*stack high-water: \([0-9]*\) bytes.*/\1/p' "$OUT_DIR/qemu.log" | tail -n1)
   echo
-  echo "firmware code: $full bytes .text+.rodata (baseline without verifier: $base)"
-  echo "verifier code: $((full - base)) bytes .text+.rodata (budget $CODE_BUDGET)"
-  echo "stack high-water: ${stack:-?} bytes (budget $KEYWAY_STACK_BUDGET, checked on target)"
-  "$SIZE_TOOL" -A "$OUT_DIR/qemu-verify.elf" | awk 'NR<=2 || $1 ~ /^\.(vector_table|text|rodata|data|bss|uninit)$/'
-
-  if [[ $rc != 0 ]]; then
-    echo "qemu-verify: FAILED (firmware exit status $rc)"; fail=1
-  fi
-  if (( full - base > CODE_BUDGET )); then
-    echo "qemu-verify: FAILED (verifier code $((full - base)) > $CODE_BUDGET bytes)"; fail=1
-  fi
-  [[ $fail == 0 ]] && echo "qemu-verify: OK"
+  echo "qemu-verify summary (Cortex-M4, opt-level z, LTO; bytes; stack = deepest verifier call per signature path;"
+  echo "the p256 column of the ed25519 build is the refusal of a P-256 envelope)"
+  printf '%-8s %-14s %8s %8s %9s %9s %10s %9s  %s\n' config features code budget "stack-ed" "stack-p256" "stack-max" budget verdict
+  printf '%s\n' "${SUMMARY[@]}"
+  if [[ $fail == 0 ]]; then echo "qemu-verify: OK"; else echo "qemu-verify: FAILED"; fi
   return "$fail"
 }
 

@@ -30,7 +30,7 @@ pub(crate) struct SignerSet<'a> {
 }
 
 /// A decoded `SUIT_Digest`, SHA-256 only.
-pub(crate) fn decode_digest(bytes: &[u8], part: Part) -> Result<[u8; 32], Error> {
+pub(crate) fn decode_digest(bytes: &[u8], part: Part) -> Result<&[u8; 32], Error> {
     let mut r = Reader::new(bytes, part);
     let n = r.array()?;
     if n < 2 {
@@ -53,6 +53,10 @@ pub(crate) fn decode_digest(bytes: &[u8], part: Part) -> Result<[u8; 32], Error>
 
 /// Checks the wrapper in `auth` against `signed` and `set`. Returns the
 /// distinct signers when at least `set.threshold` of them verified.
+///
+/// Not inlined: its frame (the Sig_structure buffer) must not add to the
+/// caller's, nor to the signature check's beyond one call deep.
+#[inline(never)]
 pub(crate) fn authenticate(
     auth: &[u8],
     signed: &[u8],
@@ -95,18 +99,22 @@ pub(crate) fn authenticate(
     for _ in 1..n {
         let block = r.bytes()?;
         let sig = Sign1::decode(block)?;
-        if let Some(p) = sig.payload {
-            if p != digest_bstr {
-                return Err(Error::Malformed {
-                    part: Part::Signature,
-                    offset: 0,
-                    expected: "a payload equal to the authenticated digest",
-                });
-            }
+        if let Some(p) = sig.payload
+            && p != digest_bstr
+        {
+            return Err(Error::Malformed {
+                part: Part::Signature,
+                offset: 0,
+                expected: "a payload equal to the authenticated digest",
+            });
         }
         let mut tbs = [0u8; 16 + MAX_PROTECTED + MAX_SIGNED_DIGEST];
-        let len = sig_structure(&mut tbs, sig.protected, digest_bstr);
-        let message = &tbs[..len];
+        let message = sig_structure(&mut tbs, sig.protected, digest_bstr)
+            .and_then(|len| tbs.get(..len))
+            .ok_or(Error::TooMany {
+                what: Limit::ProtectedHeader,
+                max: MAX_PROTECTED,
+            })?;
 
         let signer = match sig.kid {
             Some(kid) => {
@@ -164,6 +172,43 @@ pub(crate) fn authenticate(
     Ok(signers)
 }
 
+/// One signature block as it claims to be, before any check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignatureInfo {
+    /// The algorithm family.
+    pub algorithm: Algorithm,
+    /// The COSE algorithm label.
+    pub cose_alg: i64,
+    /// The key id it names, if any.
+    pub kid: Option<KeyId>,
+}
+
+/// Lists the signature blocks of an authentication wrapper without
+/// verifying them (for inspection tools; never a trust decision).
+pub(crate) fn list_signatures(
+    auth: &[u8],
+) -> Result<heapless::Vec<SignatureInfo, MAX_SIGNATURES>, Error> {
+    let mut r = Reader::new(auth, Part::Authentication);
+    let n = r.array()?;
+    if n < 1 || n - 1 > MAX_SIGNATURES as u64 {
+        return Err(Error::TooMany {
+            what: Limit::Signatures,
+            max: MAX_SIGNATURES,
+        });
+    }
+    r.bytes()?;
+    let mut out = heapless::Vec::new();
+    for _ in 1..n {
+        let sig = Sign1::decode(r.bytes()?)?;
+        let _ = out.push(SignatureInfo {
+            algorithm: sig.alg,
+            cose_alg: sig.cose_alg,
+            kid: sig.kid.map(|k| kid_of(k).unwrap_or_else(|| short_kid(k))),
+        });
+    }
+    Ok(out)
+}
+
 fn kid_of(kid: &[u8]) -> Option<KeyId> {
     kid.try_into().ok().map(KeyId)
 }
@@ -171,8 +216,9 @@ fn kid_of(kid: &[u8]) -> Option<KeyId> {
 /// A kid of another length, shortened or padded for display.
 fn short_kid(kid: &[u8]) -> KeyId {
     let mut id = [0u8; 8];
-    let n = kid.len().min(8);
-    id[..n].copy_from_slice(&kid[..n]);
+    for (o, i) in id.iter_mut().zip(kid) {
+        *o = *i;
+    }
     KeyId(id)
 }
 
@@ -180,6 +226,7 @@ fn short_kid(kid: &[u8]) -> KeyId {
 struct Sign1<'b> {
     protected: &'b [u8],
     alg: Algorithm,
+    cose_alg: i64,
     kid: Option<&'b [u8]>,
     payload: Option<&'b [u8]>,
     signature: &'b [u8],
@@ -238,6 +285,7 @@ impl<'b> Sign1<'b> {
         Ok(Sign1 {
             protected,
             alg: Algorithm::from_cose(alg)?,
+            cose_alg: alg,
             kid,
             payload,
             signature,
@@ -261,37 +309,47 @@ fn read_header<'b>(
     Ok(())
 }
 
-/// Writes a CBOR head (major type and length) into `out` at `at`.
-fn put_head(out: &mut [u8], at: usize, major: u8, len: usize) -> usize {
-    let m = major << 5;
-    if len < 24 {
-        out[at] = m | len as u8;
-        at + 1
-    } else if len < 256 {
-        out[at] = m | 24;
-        out[at + 1] = len as u8;
-        at + 2
-    } else {
-        out[at] = m | 25;
-        out[at + 1..at + 3].copy_from_slice(&(len as u16).to_be_bytes());
-        at + 3
+/// A bounded writer: every write is checked, so no path can panic.
+struct Out<'o> {
+    buf: &'o mut [u8],
+    at: usize,
+}
+
+impl Out<'_> {
+    fn put(&mut self, bytes: &[u8]) -> Option<()> {
+        let end = self.at.checked_add(bytes.len())?;
+        self.buf.get_mut(self.at..end)?.copy_from_slice(bytes);
+        self.at = end;
+        Some(())
+    }
+
+    /// A CBOR head (major type and a length below 65536).
+    fn head(&mut self, major: u8, len: usize) -> Option<()> {
+        let m = major << 5;
+        match u8::try_from(len) {
+            Ok(l) if l < 24 => self.put(&[m | l]),
+            Ok(l) => self.put(&[m | 24, l]),
+            Err(_) => {
+                let [hi, lo] = u16::try_from(len).ok()?.to_be_bytes();
+                self.put(&[m | 25, hi, lo])
+            }
+        }
     }
 }
 
 /// Encodes `Sig_structure = ["Signature1", protected, h'', payload]` into
 /// `out` and returns its length. The inputs are bounded by the caller so
-/// that it always fits.
-fn sig_structure(out: &mut [u8], protected: &[u8], payload: &[u8]) -> usize {
+/// that it always fits; `None` if it did not.
+fn sig_structure(out: &mut [u8], protected: &[u8], payload: &[u8]) -> Option<usize> {
     const CONTEXT: &[u8] = b"Signature1";
-    let mut at = put_head(out, 0, 4, 4);
-    at = put_head(out, at, 3, CONTEXT.len());
-    out[at..at + CONTEXT.len()].copy_from_slice(CONTEXT);
-    at += CONTEXT.len();
-    at = put_head(out, at, 2, protected.len());
-    out[at..at + protected.len()].copy_from_slice(protected);
-    at += protected.len();
-    at = put_head(out, at, 2, 0);
-    at = put_head(out, at, 2, payload.len());
-    out[at..at + payload.len()].copy_from_slice(payload);
-    at + payload.len()
+    let mut o = Out { buf: out, at: 0 };
+    o.head(4, 4)?;
+    o.head(3, CONTEXT.len())?;
+    o.put(CONTEXT)?;
+    o.head(2, protected.len())?;
+    o.put(protected)?;
+    o.head(2, 0)?;
+    o.head(2, payload.len())?;
+    o.put(payload)?;
+    Some(o.at)
 }

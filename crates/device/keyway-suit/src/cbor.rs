@@ -37,7 +37,7 @@ impl<'b> Reader<'b> {
     }
 
     pub(crate) fn remaining(&self) -> usize {
-        self.d.input().len() - self.d.position()
+        self.d.input().len().saturating_sub(self.d.position())
     }
 
     pub(crate) fn at_end(&self) -> bool {
@@ -90,7 +90,7 @@ impl<'b> Reader<'b> {
     /// Moves past `n` bytes that the caller has already checked are there.
     pub(crate) fn advance(&mut self, n: usize) {
         let p = self.d.position();
-        self.d.set_position(p + n);
+        self.d.set_position(p.saturating_add(n));
     }
 
     pub(crate) fn u64(&mut self) -> Result<u64, Error> {
@@ -118,11 +118,11 @@ impl<'b> Reader<'b> {
             .map_err(|_| self.bad("a complete byte string"))
     }
 
-    /// A byte string of exactly `N` bytes.
+    /// A byte string of exactly `N` bytes, borrowed from the input.
     pub(crate) fn bytes_n<const N: usize>(
         &mut self,
         expected: &'static str,
-    ) -> Result<[u8; N], Error> {
+    ) -> Result<&'b [u8; N], Error> {
         let at = self.d.position();
         let b = self.bytes()?;
         b.try_into().map_err(|_| Error::Malformed {
@@ -158,7 +158,10 @@ impl<'b> Reader<'b> {
     pub(crate) fn raw_item(&mut self) -> Result<&'b [u8], Error> {
         let start = self.d.position();
         self.skip()?;
-        Ok(&self.d.input()[start..self.d.position()])
+        self.d
+            .input()
+            .get(start..self.d.position())
+            .ok_or_else(|| self.bad("a complete CBOR item"))
     }
 
     /// An integer map key, or the text key `TextKey`.
@@ -195,7 +198,7 @@ impl<'b> Reader<'b> {
             0..=23 => (u64::from(info), 1),
             24..=27 => {
                 let n = 1usize << (info - 24);
-                let Some(b) = input.get(pos + 1..pos + 1 + n) else {
+                let Some(b) = input.get(pos.saturating_add(1)..pos.saturating_add(1 + n)) else {
                     return Err(self.bad("a complete byte-string length"));
                 };
                 (
@@ -205,7 +208,7 @@ impl<'b> Reader<'b> {
             }
             _ => return Err(self.bad("a definite-length byte string")),
         };
-        self.d.set_position(pos + head);
+        self.d.set_position(pos.saturating_add(head));
         Ok(len)
     }
 }

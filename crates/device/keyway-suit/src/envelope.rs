@@ -96,16 +96,16 @@ impl<'a> Envelope<'a> {
                 Key::Text(key) => {
                     let len = r.bytes_head()?;
                     let offset = r.position();
-                    let rest = &bytes[offset..];
-                    let p = if len <= rest.len() as u64 {
-                        let p = IntegratedPayload {
+                    let rest = bytes.get(offset..).unwrap_or(&[]);
+                    let whole = usize::try_from(len).ok().and_then(|l| rest.get(..l));
+                    let p = if let Some(available) = whole {
+                        r.advance(available.len());
+                        IntegratedPayload {
                             key,
                             offset,
                             len,
-                            available: &rest[..len as usize],
-                        };
-                        r.advance(len as usize);
-                        p
+                            available,
+                        }
                     } else if i + 1 == n {
                         IntegratedPayload {
                             key,
@@ -120,16 +120,16 @@ impl<'a> Envelope<'a> {
                             expected: "a complete integrated payload (only the last member may be streamed)",
                         });
                     };
-                    if let Some(prev) = env.payload.replace(p) {
-                        if env.other_payload.replace(prev).is_some() {
-                            return Err(Error::TooMany {
-                                what: crate::error::Limit::Components,
-                                max: 2,
-                            });
-                        }
+                    if let Some(prev) = env.payload.replace(p)
+                        && env.other_payload.replace(prev).is_some()
+                    {
+                        return Err(Error::TooMany {
+                            what: crate::error::Limit::Components,
+                            max: 2,
+                        });
                     }
                     if !p.is_complete() {
-                        return Ok(env.finish(auth, manifest)?);
+                        return env.finish(auth, manifest);
                     }
                 }
                 Key::Int(key) => {

@@ -275,12 +275,24 @@ pub enum Error {
     NotAuthorized,
 }
 
+/// The COSE algorithms this build verifies (cargo features `ed25519`,
+/// `es256`), for the unsupported-algorithm message.
+const SUPPORTED_ALGORITHMS: &str = match (cfg!(feature = "ed25519"), cfg!(feature = "es256")) {
+    (true, true) => "EdDSA -8, Ed25519 -19, ES256 -7",
+    (true, false) => "EdDSA -8, Ed25519 -19",
+    (false, true) => "ES256 -7",
+    (false, false) => "none",
+};
+
+/// A UUID as 8-4-4-4-12 lower-case hex.
 fn hex16(f: &mut fmt::Formatter<'_>, b: &[u8; 16]) -> fmt::Result {
-    for (i, x) in b.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
+    let mut at = 0;
+    for len in [4, 2, 2, 2, 6] {
+        if at > 0 {
             f.write_str("-")?;
         }
-        write!(f, "{x:02x}")?;
+        crate::keys::write_hex(f, b.get(at..at + len).unwrap_or(&[]))?;
+        at += len;
     }
     Ok(())
 }
@@ -307,7 +319,7 @@ impl fmt::Display for Error {
             ),
             UnsupportedAlgorithm(a) => write!(
                 f,
-                "COSE algorithm {a} is not supported (EdDSA -8, Ed25519 -19, ES256 -7)"
+                "COSE algorithm {a} is not supported by this build ({SUPPORTED_ALGORITHMS})"
             ),
             UnsupportedAuthentication(k) => {
                 write!(

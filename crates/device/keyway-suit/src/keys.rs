@@ -19,20 +19,25 @@ pub struct KeyId(pub [u8; 8]);
 
 impl fmt::Display for KeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in &self.0[..4] {
-            write!(f, "{b:02x}")?;
-        }
+        write_hex(f, self.0.get(..4).unwrap_or(&[]))?;
         f.write_str("…")
     }
 }
 
 impl fmt::Debug for KeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in &self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
+        write_hex(f, &self.0)
     }
+}
+
+/// Lower-case hex without the integer-formatting machinery.
+pub(crate) fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for &b in bytes {
+        let pair = [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0x0f)]];
+        f.write_str(core::str::from_utf8(&pair).unwrap_or("??"))?;
+    }
+    Ok(())
 }
 
 /// The family of a signature algorithm.
@@ -45,10 +50,14 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
-    /// Maps a COSE algorithm label to the family Keyway verifies.
+    /// Maps a COSE algorithm label to the family Keyway verifies. An
+    /// algorithm whose cargo feature (`ed25519`, `es256`) is off is
+    /// [`Error::UnsupportedAlgorithm`].
     pub fn from_cose(alg: i64) -> Result<Self, Error> {
         match alg {
+            #[cfg(feature = "ed25519")]
             COSE_ALG_EDDSA | COSE_ALG_ED25519 => Ok(Algorithm::Ed25519),
+            #[cfg(feature = "es256")]
             COSE_ALG_ES256 => Ok(Algorithm::Es256),
             other => Err(Error::UnsupportedAlgorithm(other)),
         }
@@ -56,60 +65,87 @@ impl Algorithm {
 }
 
 /// A public key, stored raw so that it costs no heap and compares bytewise.
+///
+/// Each variant exists only with its cargo feature (`ed25519`, `es256`;
+/// both are default), so a single-algorithm build also stores smaller keys.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum PublicKey {
-    /// A 32-byte Ed25519 public key.
+    /// A 32-byte Ed25519 public key (feature `ed25519`).
+    #[cfg(feature = "ed25519")]
     Ed25519([u8; 32]),
-    /// A P-256 point in uncompressed SEC1 form (`0x04 || x || y`).
+    /// A P-256 point in uncompressed SEC1 form (`0x04 || x || y`; feature
+    /// `es256`).
+    #[cfg(feature = "es256")]
     P256([u8; 65]),
 }
 
 impl fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let alg = match self {
-            PublicKey::Ed25519(_) => "Ed25519",
-            PublicKey::P256(_) => "P-256",
-        };
-        write!(f, "{alg} key {:?}", self.key_id())
+        f.write_str(match self.algorithm() {
+            Algorithm::Ed25519 => "Ed25519 key ",
+            Algorithm::Es256 => "P-256 key ",
+        })?;
+        fmt::Debug::fmt(&self.key_id(), f)
     }
 }
 
 impl PublicKey {
     /// Builds a key from raw bytes: 32 bytes is Ed25519, 65 bytes starting
-    /// with 0x04 is an uncompressed P-256 point. The point is validated.
+    /// with 0x04 is an uncompressed P-256 point. The point is validated. A
+    /// key of an algorithm this build does not verify (cargo feature off)
+    /// is [`Error::UnsupportedAlgorithm`].
     pub fn from_raw(raw: &[u8]) -> Result<Self, Error> {
-        let key = match raw.len() {
-            32 => PublicKey::Ed25519(raw.try_into().map_err(|_| Error::InvalidKey)?),
-            65 if raw[0] == 0x04 => PublicKey::P256(raw.try_into().map_err(|_| Error::InvalidKey)?),
-            _ => return Err(Error::InvalidKey),
-        };
-        key.validate()?;
-        Ok(key)
+        match (raw.len(), raw.first()) {
+            (32, _) => Self::from_raw_ed25519(raw),
+            (65, Some(0x04)) => Self::from_raw_p256(raw),
+            _ => Err(Error::InvalidKey),
+        }
     }
 
-    fn validate(&self) -> Result<(), Error> {
-        match self {
-            PublicKey::Ed25519(k) => ed25519_dalek::VerifyingKey::from_bytes(k)
-                .map(|_| ())
-                .map_err(|_| Error::InvalidKey),
-            PublicKey::P256(k) => p256::ecdsa::VerifyingKey::from_sec1_bytes(k)
-                .map(|_| ())
-                .map_err(|_| Error::InvalidKey),
+    #[cfg(feature = "ed25519")]
+    fn from_raw_ed25519(raw: &[u8]) -> Result<Self, Error> {
+        let k: [u8; 32] = raw.try_into().map_err(|_| Error::InvalidKey)?;
+        if !ed25519_valid(&k) {
+            return Err(Error::InvalidKey);
         }
+        Ok(PublicKey::Ed25519(k))
+    }
+
+    #[cfg(not(feature = "ed25519"))]
+    fn from_raw_ed25519(_: &[u8]) -> Result<Self, Error> {
+        Err(Error::UnsupportedAlgorithm(COSE_ALG_EDDSA))
+    }
+
+    #[cfg(feature = "es256")]
+    fn from_raw_p256(raw: &[u8]) -> Result<Self, Error> {
+        let k: [u8; 65] = raw.try_into().map_err(|_| Error::InvalidKey)?;
+        if !p256_valid(&k) {
+            return Err(Error::InvalidKey);
+        }
+        Ok(PublicKey::P256(k))
+    }
+
+    #[cfg(not(feature = "es256"))]
+    fn from_raw_p256(_: &[u8]) -> Result<Self, Error> {
+        Err(Error::UnsupportedAlgorithm(COSE_ALG_ES256))
     }
 
     /// The raw key bytes (see [`KeyId`]).
     pub fn raw(&self) -> &[u8] {
-        match self {
-            PublicKey::Ed25519(k) => k,
-            PublicKey::P256(k) => k,
+        match *self {
+            #[cfg(feature = "ed25519")]
+            PublicKey::Ed25519(ref k) => k,
+            #[cfg(feature = "es256")]
+            PublicKey::P256(ref k) => k,
         }
     }
 
     /// The algorithm family this key verifies.
     pub fn algorithm(&self) -> Algorithm {
-        match self {
+        match *self {
+            #[cfg(feature = "ed25519")]
             PublicKey::Ed25519(_) => Algorithm::Ed25519,
+            #[cfg(feature = "es256")]
             PublicKey::P256(_) => Algorithm::Es256,
         }
     }
@@ -118,34 +154,27 @@ impl PublicKey {
     pub fn key_id(&self) -> KeyId {
         let d = Sha256::digest(self.raw());
         let mut id = [0u8; 8];
-        id.copy_from_slice(&d[..8]);
+        for (o, i) in id.iter_mut().zip(d.iter()) {
+            *o = *i;
+        }
         KeyId(id)
     }
 
     /// Verifies `signature` over `message`. Ed25519 uses the strict check
     /// (no small-order points, no malleable signatures); ES256 takes the
     /// 64-byte `r || s` form that COSE uses.
+    #[cfg_attr(
+        not(any(feature = "ed25519", feature = "es256")),
+        allow(unused_variables)
+    )]
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
-        match self {
-            PublicKey::Ed25519(k) => {
-                let Ok(vk) = ed25519_dalek::VerifyingKey::from_bytes(k) else {
-                    return false;
-                };
-                let Ok(sig) = ed25519_dalek::Signature::from_slice(signature) else {
-                    return false;
-                };
-                vk.verify_strict(message, &sig).is_ok()
-            }
-            PublicKey::P256(k) => {
-                use p256::ecdsa::signature::Verifier;
-                let Ok(vk) = p256::ecdsa::VerifyingKey::from_sec1_bytes(k) else {
-                    return false;
-                };
-                let Ok(sig) = p256::ecdsa::Signature::from_slice(signature) else {
-                    return false;
-                };
-                vk.verify(message, &sig).is_ok()
-            }
+        // One non-inlined function per algorithm: their large frames are
+        // never on the stack together, nor summed with the caller's.
+        match *self {
+            #[cfg(feature = "ed25519")]
+            PublicKey::Ed25519(ref k) => ed25519_verify(k, message, signature),
+            #[cfg(feature = "es256")]
+            PublicKey::P256(ref k) => p256_verify(k, message, signature),
         }
     }
 
@@ -174,18 +203,61 @@ impl PublicKey {
             (COSE_KTY_OKP, COSE_CRV_ED25519) if x.len() == 32 => PublicKey::from_raw(x),
             (COSE_KTY_EC2, COSE_CRV_P256) => {
                 let y = y.ok_or(missing("y (-3)"))?;
-                if x.len() != 32 || y.len() != 32 {
-                    return Err(Error::InvalidKey);
-                }
                 let mut raw = [0u8; 65];
-                raw[0] = 0x04;
-                raw[1..33].copy_from_slice(x);
-                raw[33..].copy_from_slice(y);
+                match (x.len(), y.len(), raw.split_first_mut()) {
+                    (32, 32, Some((tag, xy))) => {
+                        *tag = 0x04;
+                        for (o, i) in xy.iter_mut().zip(x.iter().chain(y.iter())) {
+                            *o = *i;
+                        }
+                    }
+                    _ => return Err(Error::InvalidKey),
+                }
                 PublicKey::from_raw(&raw)
             }
             _ => Err(Error::InvalidKey),
         }
     }
+}
+
+#[cfg(feature = "ed25519")]
+#[inline(never)]
+fn ed25519_valid(k: &[u8; 32]) -> bool {
+    // Rejects encodings that are not points and small-order points.
+    ed25519_compact::PublicKey::new(*k).validate().is_ok()
+}
+
+#[cfg(feature = "ed25519")]
+#[inline(never)]
+fn ed25519_verify(k: &[u8; 32], message: &[u8], signature: &[u8]) -> bool {
+    // RFC 8032 verification that also rejects a non-canonical S and
+    // small-order A or R (the same refusals as ed25519-dalek's
+    // `verify_strict`; the equation is checked with the cofactor).
+    let Ok(sig) = ed25519_compact::Signature::from_slice(signature) else {
+        return false;
+    };
+    ed25519_compact::PublicKey::new(*k)
+        .verify(message, &sig)
+        .is_ok()
+}
+
+#[cfg(feature = "es256")]
+#[inline(never)]
+fn p256_valid(k: &[u8; 65]) -> bool {
+    p256::ecdsa::VerifyingKey::from_sec1_bytes(k).is_ok()
+}
+
+#[cfg(feature = "es256")]
+#[inline(never)]
+fn p256_verify(k: &[u8; 65], message: &[u8], signature: &[u8]) -> bool {
+    use p256::ecdsa::signature::Verifier;
+    let Ok(vk) = p256::ecdsa::VerifyingKey::from_sec1_bytes(k) else {
+        return false;
+    };
+    let Ok(sig) = p256::ecdsa::Signature::from_slice(signature) else {
+        return false;
+    };
+    vk.verify(message, &sig).is_ok()
 }
 
 /// A bounded list of distinct public keys.

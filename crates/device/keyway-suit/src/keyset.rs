@@ -66,6 +66,23 @@ impl KeySet {
         Ok(set)
     }
 
+    /// Reads a key-set document's version without checking its
+    /// signatures (for display only).
+    pub fn peek_version(doc: &[u8]) -> Result<u32, Error> {
+        let mut r = Reader::new(doc, Part::KeySet);
+        let n = r.map()?;
+        for _ in 0..n {
+            match r.key()? {
+                Key::Int(KEYSET_DOC_BODY) => return Ok(Self::decode_body(r.bytes()?)?.version),
+                _ => r.skip()?,
+            }
+        }
+        Err(Error::Missing {
+            part: Part::KeySet,
+            what: "the key set (2)",
+        })
+    }
+
     fn decode_body(body: &[u8]) -> Result<Self, Error> {
         let mut r = Reader::new(body, Part::KeySet);
         let n = r.map()?;
@@ -109,7 +126,7 @@ impl KeySet {
                         });
                     }
                     for _ in 0..k {
-                        let id = KeyId(r.bytes_n::<8>("an 8-byte key id")?);
+                        let id = KeyId(*r.bytes_n::<8>("an 8-byte key id")?);
                         // Cannot overflow: bounded just above.
                         let _ = set.revoked.push(id);
                     }

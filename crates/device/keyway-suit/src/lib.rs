@@ -50,7 +50,7 @@ mod payload;
 mod text;
 mod verify;
 
-pub use auth::{MAX_SIGNATURES, Signers};
+pub use auth::{MAX_SIGNATURES, SignatureInfo, Signers};
 pub use envelope::{Envelope, IntegratedPayload};
 pub use error::{Error, Limit, Part};
 pub use keys::{Algorithm, KeyId, KeyList, MAX_KEYS, PublicKey, TrustAnchors};
@@ -61,4 +61,34 @@ pub use manifest::{
 };
 pub use payload::{PayloadVerifier, verify_payload};
 pub use text::{Cve, MAX_CVES, ReleaseNotes, Severity, is_cve_id};
-pub use verify::{DeviceState, Verified, verify_envelope};
+pub use verify::{DeviceState, Inspected, Verified, inspect_envelope, verify_envelope};
+
+#[cfg(test)]
+mod sizes {
+    /// Prints the sizes of the values a device keeps on its stack (host
+    /// sizes; the on-target figures come from firmware/qemu-verify), and
+    /// keeps the zero-copy layout from regressing.
+    #[test]
+    fn type_sizes() {
+        use core::mem::size_of;
+        extern crate std;
+        let sizes = [
+            ("PublicKey", size_of::<crate::PublicKey>()),
+            ("TrustAnchors", size_of::<crate::TrustAnchors>()),
+            ("KeySet", size_of::<crate::KeySet>()),
+            ("DeviceState", size_of::<crate::DeviceState>()),
+            ("Params", size_of::<crate::Params<'static>>()),
+            ("Component", size_of::<crate::Component<'static>>()),
+            ("Manifest", size_of::<crate::Manifest<'static>>()),
+            ("Verified", size_of::<crate::Verified<'static>>()),
+            ("Envelope", size_of::<crate::Envelope<'static>>()),
+            ("Error", size_of::<crate::Error>()),
+        ];
+        for (name, size) in sizes {
+            std::println!("size_of {name}: {size} bytes");
+        }
+        // Digests and UUIDs are borrowed from the envelope, not copied.
+        assert!(size_of::<crate::ImageExpectation<'static>>() <= 48);
+        assert!(size_of::<crate::Component<'static>>() <= 256);
+    }
+}

@@ -64,7 +64,7 @@ pub struct Version {
 impl Version {
     /// The integers.
     pub fn parts(&self) -> &[i64] {
-        &self.parts[..usize::from(self.len)]
+        self.parts.get(..usize::from(self.len)).unwrap_or(&[])
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Self, Error> {
@@ -76,8 +76,8 @@ impl Version {
             });
         }
         let mut v = Version::default();
-        for i in 0..n as usize {
-            v.parts[i] = r.i64()?;
+        for p in v.parts.iter_mut().take(n as usize) {
+            *p = r.i64()?;
         }
         v.len = n as u8;
         Ok(v)
@@ -99,14 +99,14 @@ impl core::fmt::Display for Version {
 /// The parameters one component has accumulated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Params<'a> {
-    /// `vendor-id`.
-    pub vendor_id: Option<[u8; 16]>,
-    /// `class-id`.
-    pub class_id: Option<[u8; 16]>,
-    /// `device-id`.
-    pub device_id: Option<[u8; 16]>,
-    /// `image-digest` (SHA-256).
-    pub image_digest: Option<[u8; 32]>,
+    /// `vendor-id` (borrowed from the manifest).
+    pub vendor_id: Option<&'a [u8; 16]>,
+    /// `class-id` (borrowed from the manifest).
+    pub class_id: Option<&'a [u8; 16]>,
+    /// `device-id` (borrowed from the manifest).
+    pub device_id: Option<&'a [u8; 16]>,
+    /// `image-digest` (SHA-256, borrowed from the manifest).
+    pub image_digest: Option<&'a [u8; 32]>,
     /// `image-size`.
     pub image_size: Option<u64>,
     /// `uri`.
@@ -141,8 +141,8 @@ pub struct Component<'a> {
 /// The digest and size a payload must have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ImageExpectation<'a> {
-    /// SHA-256 of the image.
-    pub digest: [u8; 32],
+    /// SHA-256 of the image (borrowed from the manifest).
+    pub digest: &'a [u8; 32],
     /// Size in bytes, when the manifest gives one (`image-size` is
     /// optional in SUIT; Keyway's own manifests always set it).
     pub size: Option<u64>,
@@ -184,13 +184,13 @@ impl PolicyConditions {
                 return Err(Error::Expired { use_before, now });
             }
         }
-        if let Some(required_mwh) = self.minimum_battery_mwh {
-            if inputs.battery_mwh < required_mwh {
-                return Err(Error::BatteryTooLow {
-                    required_mwh,
-                    have_mwh: inputs.battery_mwh,
-                });
-            }
+        if let Some(required_mwh) = self.minimum_battery_mwh
+            && inputs.battery_mwh < required_mwh
+        {
+            return Err(Error::BatteryTooLow {
+                required_mwh,
+                have_mwh: inputs.battery_mwh,
+            });
         }
         if self.update_authorized.is_some() && !inputs.consent {
             return Err(Error::NotAuthorized);
@@ -228,13 +228,15 @@ pub struct Manifest<'a> {
 pub enum Member<'a> {
     /// The member's bytes (the inside of its bstr).
     Inline(&'a [u8]),
-    /// SHA-256 over the bstr-wrapped member, which travels in the envelope.
-    Severed([u8; 32]),
+    /// SHA-256 over the bstr-wrapped member, which travels in the envelope
+    /// (borrowed from the manifest).
+    Severed(&'a [u8; 32]),
 }
 
 impl<'a> Manifest<'a> {
     /// Decodes the manifest map (the inside of the envelope's bstr). The
     /// command sequences are run by [`Manifest::run`].
+    #[inline(never)]
     pub(crate) fn decode(bytes: &'a [u8]) -> Result<Self, Error> {
         let mut r = Reader::new(bytes, Part::Manifest);
         if matches!(r.datatype()?, minicbor::data::Type::Tag) && r.tag()? != TAG_MANIFEST {
@@ -349,7 +351,7 @@ impl<'a> Manifest<'a> {
                         for _ in 0..parts {
                             r.bytes()?;
                         }
-                        let id = &bytes[start..r.position()];
+                        let id = bytes.get(start..r.position()).unwrap_or(&[]);
                         // Cannot overflow: bounded above.
                         let _ = self.components.push(Component {
                             id,
@@ -377,21 +379,19 @@ impl<'a> Manifest<'a> {
     /// Runs the shared sequence and then every command sequence present,
     /// checking identity conditions against `device`. Severed sequences are
     /// given by the envelope (already checked against their digests).
+    #[inline(never)]
     pub(crate) fn run(
         &mut self,
         device: &DeviceIdentity,
         severed_install: Option<&'a [u8]>,
         severed_fetch: Option<&'a [u8]>,
     ) -> Result<(), Error> {
-        let mut state = State {
-            components: self.components.clone(),
-            selected: 1,
-            policy: PolicyConditions::default(),
-        };
-        let inline = |m: Option<Member<'a>>, severed: Option<&'a [u8]>| match m {
-            Some(Member::Inline(b)) => Some(b),
-            _ => severed,
-        };
+        fn inline<'a>(m: Option<Member<'a>>, severed: Option<&'a [u8]>) -> Option<&'a [u8]> {
+            match m {
+                Some(Member::Inline(b)) => Some(b),
+                _ => severed,
+            }
+        }
         let sequences = [
             self.shared,
             inline(self.payload_fetch, severed_fetch),
@@ -400,11 +400,16 @@ impl<'a> Manifest<'a> {
             self.load,
             self.invoke,
         ];
+        // The sequences run on the manifest's own components: no copy.
+        let mut state = State {
+            components: &mut self.components,
+            selected: 1,
+            policy: PolicyConditions::default(),
+        };
         for seq in sequences.into_iter().flatten() {
             state.selected = 1;
             run_sequence(&mut state, seq, device, 0)?;
         }
-        self.components = state.components;
         self.policy = state.policy;
         Ok(())
     }
@@ -430,35 +435,13 @@ fn member<'a>(r: &mut Reader<'a>) -> Result<Member<'a>, Error> {
     }
 }
 
-struct State<'a> {
-    components: heapless::Vec<Component<'a>, MAX_COMPONENTS>,
+/// The abstract device the sequences run on: the manifest's components,
+/// borrowed, plus the selection and the collected policy.
+struct State<'a, 's> {
+    components: &'s mut heapless::Vec<Component<'a>, MAX_COMPONENTS>,
     /// Bit i set: component i is selected.
     selected: u8,
     policy: PolicyConditions,
-}
-
-impl<'a> Clone for State<'a> {
-    fn clone(&self) -> Self {
-        State {
-            components: self.components.clone(),
-            selected: self.selected,
-            policy: self.policy,
-        }
-    }
-}
-
-impl<'a> State<'a> {
-    fn for_each(
-        &mut self,
-        mut f: impl FnMut(&mut Component<'a>) -> Result<(), Error>,
-    ) -> Result<(), Error> {
-        for (i, c) in self.components.iter_mut().enumerate() {
-            if self.selected & (1 << i) != 0 {
-                f(c)?;
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Whether an error is a condition failing (so try-each may go on).
@@ -473,7 +456,7 @@ fn is_condition_failure(e: &Error) -> bool {
 }
 
 fn run_sequence<'a>(
-    state: &mut State<'a>,
+    state: &mut State<'a, '_>,
     seq: &'a [u8],
     device: &DeviceIdentity,
     depth: usize,
@@ -496,73 +479,24 @@ fn run_sequence<'a>(
     for _ in 0..n / 2 {
         let cmd = r.i64()?;
         match cmd {
-            CMD_SET_COMPONENT_INDEX => {
-                state.selected = match r.datatype()? {
-                    minicbor::data::Type::Bool => {
-                        if r.bool()? {
-                            ((1u16 << state.components.len()) - 1) as u8
-                        } else {
-                            0
-                        }
-                    }
-                    minicbor::data::Type::Array => {
-                        let k = r.array()?;
-                        let mut sel = 0u8;
-                        for _ in 0..k {
-                            sel |= index_bit(r.u64()?, state.components.len())?;
-                        }
-                        sel
-                    }
-                    _ => index_bit(r.u64()?, state.components.len())?,
-                };
-            }
+            CMD_SET_COMPONENT_INDEX => state.selected = select(&mut r, state.components.len())?,
             CMD_OVERRIDE_PARAMETERS => {
                 let k = r.map()?;
                 for _ in 0..k {
                     let p = r.i64()?;
-                    let at = r.position();
                     let value = ParamValue::decode(&mut r, p)?;
-                    let _ = at;
-                    state.for_each(|c| {
-                        value.apply(&mut c.params);
-                        Ok(())
-                    })?;
+                    for (i, c) in state.components.iter_mut().enumerate() {
+                        if state.selected & (1 << i) != 0 {
+                            value.apply(&mut c.params);
+                        }
+                    }
                 }
             }
             CMD_RUN_SEQUENCE => {
                 let inner = r.bytes()?;
                 run_sequence(state, inner, device, depth + 1)?;
             }
-            CMD_TRY_EACH => {
-                let k = r.array()?;
-                let mut last = Error::Aborted;
-                let mut done = false;
-                for _ in 0..k {
-                    if matches!(r.datatype()?, minicbor::data::Type::Null) {
-                        r.null()?;
-                        if !done {
-                            done = true;
-                        }
-                        continue;
-                    }
-                    let alt = r.bytes()?;
-                    if done {
-                        continue;
-                    }
-                    let mut trial = state.clone();
-                    match run_sequence(&mut trial, alt, device, depth + 1) {
-                        Ok(()) => {
-                            *state = trial;
-                            done = true;
-                        }
-                        Err(e) if is_condition_failure(&e) => last = e,
-                        Err(e) => return Err(e),
-                    }
-                }
-                if !done {
-                    return Err(last);
-                }
-            }
+            CMD_TRY_EACH => try_each(state, &mut r, device, depth)?,
             other => {
                 // Every other command takes a reporting policy.
                 r.u64()?;
@@ -573,6 +507,67 @@ fn run_sequence<'a>(
     r.finish()
 }
 
+/// The argument of set-component-index: `true`, an index, or an array of
+/// indices.
+fn select(r: &mut Reader<'_>, count: usize) -> Result<u8, Error> {
+    Ok(match r.datatype()? {
+        minicbor::data::Type::Bool => {
+            if r.bool()? {
+                ((1u16 << count) - 1) as u8
+            } else {
+                0
+            }
+        }
+        minicbor::data::Type::Array => {
+            let k = r.array()?;
+            let mut sel = 0u8;
+            for _ in 0..k {
+                sel |= index_bit(r.u64()?, count)?;
+            }
+            sel
+        }
+        _ => index_bit(r.u64()?, count)?,
+    })
+}
+
+/// `directive-try-each`: the first alternative whose conditions hold is
+/// kept. Not inlined, so the saved components cost stack only in manifests
+/// that use it (and are saved once per alternative tried, not per level of
+/// the whole state).
+#[inline(never)]
+fn try_each<'a>(
+    state: &mut State<'a, '_>,
+    r: &mut Reader<'a>,
+    device: &DeviceIdentity,
+    depth: usize,
+) -> Result<(), Error> {
+    let k = r.array()?;
+    let mut last = Error::Aborted;
+    let mut done = false;
+    for _ in 0..k {
+        if matches!(r.datatype()?, minicbor::data::Type::Null) {
+            r.null()?;
+            done = true;
+            continue;
+        }
+        let alt = r.bytes()?;
+        if done {
+            continue;
+        }
+        // What an alternative may change, restored if it fails.
+        let saved = (state.components.clone(), state.selected, state.policy);
+        match run_sequence(state, alt, device, depth + 1) {
+            Ok(()) => done = true,
+            Err(e) if is_condition_failure(&e) => {
+                (*state.components, state.selected, state.policy) = saved;
+                last = e;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if done { Ok(()) } else { Err(last) }
+}
+
 fn index_bit(i: u64, count: usize) -> Result<u8, Error> {
     if i >= count as u64 {
         return Err(Error::BadComponentIndex(i));
@@ -580,44 +575,50 @@ fn index_bit(i: u64, count: usize) -> Result<u8, Error> {
     Ok(1 << i)
 }
 
-fn command<'a>(state: &mut State<'a>, cmd: i64, device: &DeviceIdentity) -> Result<(), Error> {
-    fn need<T>(v: Option<T>, command: i64, parameter: i64) -> Result<T, Error> {
-        v.ok_or(Error::ParameterNotSet { command, parameter })
-    }
-    let mut policy = state.policy;
-    let result = state.for_each(|c| {
-        let p = c.params;
+fn need<T>(v: Option<T>, command: i64, parameter: i64) -> Result<T, Error> {
+    v.ok_or(Error::ParameterNotSet { command, parameter })
+}
+
+/// An identity condition: passes when the device has no value for it.
+fn same<const N: usize>(got: &[u8; N], expected: Option<[u8; N]>) -> bool {
+    expected.is_none_or(|e| &e == got)
+}
+
+fn command(state: &mut State<'_, '_>, cmd: i64, device: &DeviceIdentity) -> Result<(), Error> {
+    let policy = &mut state.policy;
+    for (i, c) in state.components.iter_mut().enumerate() {
+        if state.selected & (1 << i) == 0 {
+            continue;
+        }
+        let p = &c.params;
         match cmd {
             CMD_VENDOR_ID => {
                 let got = need(p.vendor_id, cmd, PARAM_VENDOR_ID)?;
-                match device.vendor_id {
-                    Some(expected) if expected != got => Err(Error::WrongVendor { got, expected }),
-                    _ => Ok(()),
+                if let (false, Some(expected)) = (same(got, device.vendor_id), device.vendor_id) {
+                    return Err(Error::WrongVendor {
+                        got: *got,
+                        expected,
+                    });
                 }
             }
             CMD_CLASS_ID => {
                 let got = need(p.class_id, cmd, PARAM_CLASS_ID)?;
-                match device.class_id {
-                    Some(expected) if expected != got => Err(Error::WrongClass { got, expected }),
-                    _ => Ok(()),
+                if let (false, Some(expected)) = (same(got, device.class_id), device.class_id) {
+                    return Err(Error::WrongClass {
+                        got: *got,
+                        expected,
+                    });
                 }
             }
             CMD_DEVICE_ID => {
-                let got = need(p.device_id, cmd, PARAM_DEVICE_ID)?;
-                match device.device_id {
-                    Some(expected) if expected != got => {
-                        Err(Error::ConditionFailed { command: cmd })
-                    }
-                    _ => Ok(()),
+                if !same(need(p.device_id, cmd, PARAM_DEVICE_ID)?, device.device_id) {
+                    return Err(Error::ConditionFailed { command: cmd });
                 }
             }
             CMD_COMPONENT_SLOT => {
                 let got = need(p.component_slot, cmd, PARAM_COMPONENT_SLOT)?;
-                match device.slot {
-                    Some(expected) if expected != got => {
-                        Err(Error::ConditionFailed { command: cmd })
-                    }
-                    _ => Ok(()),
+                if device.slot.is_some_and(|s| s != got) {
+                    return Err(Error::ConditionFailed { command: cmd });
                 }
             }
             CMD_IMAGE_MATCH => {
@@ -626,52 +627,40 @@ fn command<'a>(state: &mut State<'a>, cmd: i64, device: &DeviceIdentity) -> Resu
                     size: p.image_size,
                     uri: c.fetched_from,
                 });
-                Ok(())
             }
-            CMD_IMAGE_NOT_MATCH => need(p.image_digest, cmd, PARAM_IMAGE_DIGEST).map(|_| ()),
-            CMD_CHECK_CONTENT | CMD_VERSION => Ok(()),
-            CMD_ABORT => Err(Error::Aborted),
+            CMD_IMAGE_NOT_MATCH => {
+                need(p.image_digest, cmd, PARAM_IMAGE_DIGEST)?;
+            }
+            CMD_CHECK_CONTENT | CMD_VERSION | CMD_WRITE => {}
+            CMD_ABORT => return Err(Error::Aborted),
             CMD_USE_BEFORE => {
                 let t = need(p.use_before, cmd, PARAM_USE_BEFORE)?;
                 policy.use_before = Some(policy.use_before.map_or(t, |u| u.min(t)));
-                Ok(())
             }
             CMD_MINIMUM_BATTERY => {
                 let b = need(p.minimum_battery, cmd, PARAM_MINIMUM_BATTERY)?;
                 policy.minimum_battery_mwh =
                     Some(policy.minimum_battery_mwh.map_or(b, |u| u.max(b)));
-                Ok(())
             }
-            CMD_UPDATE_AUTHORIZED => {
-                policy.update_authorized = Some(p.update_priority);
-                Ok(())
-            }
-            CMD_FETCH => {
-                c.fetched_from = Some(need(p.uri, cmd, PARAM_URI)?);
-                Ok(())
-            }
+            CMD_UPDATE_AUTHORIZED => policy.update_authorized = Some(p.update_priority),
+            CMD_FETCH => c.fetched_from = Some(need(p.uri, cmd, PARAM_URI)?),
             CMD_COPY | CMD_SWAP => {
-                need(p.source_component, cmd, PARAM_SOURCE_COMPONENT).map(|_| ())
+                need(p.source_component, cmd, PARAM_SOURCE_COMPONENT)?;
             }
-            CMD_WRITE => Ok(()),
-            CMD_INVOKE => {
-                c.invoked = true;
-                Ok(())
-            }
-            other => Err(Error::UnsupportedCommand(other)),
+            CMD_INVOKE => c.invoked = true,
+            other => return Err(Error::UnsupportedCommand(other)),
         }
-    });
-    state.policy = policy;
-    result
+    }
+    Ok(())
 }
 
 /// One parameter value from an override-parameters map.
 #[derive(Clone, Copy)]
 enum ParamValue<'a> {
-    Vendor([u8; 16]),
-    Class([u8; 16]),
-    Device([u8; 16]),
-    Digest([u8; 32]),
+    Vendor(&'a [u8; 16]),
+    Class(&'a [u8; 16]),
+    Device(&'a [u8; 16]),
+    Digest(&'a [u8; 32]),
     Size(u64),
     Uri(&'a str),
     UseBefore(u64),
@@ -691,7 +680,7 @@ impl<'a> ParamValue<'a> {
                     // UUID; kept as an unmatchable all-zero UUID.
                     r.tag()?;
                     r.bytes()?;
-                    ParamValue::Vendor([0; 16])
+                    ParamValue::Vendor(&[0; 16])
                 } else {
                     ParamValue::Vendor(r.bytes_n::<16>("a 16-byte UUID")?)
                 }

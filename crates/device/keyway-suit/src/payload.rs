@@ -20,7 +20,7 @@ impl PayloadVerifier {
     pub fn new(expected: &ImageExpectation<'_>) -> Self {
         PayloadVerifier {
             hasher: Sha256::new(),
-            expected_digest: expected.digest,
+            expected_digest: *expected.digest,
             expected_size: expected.size.unwrap_or(u64::MAX),
             received: 0,
         }

@@ -79,6 +79,9 @@ impl<'a> Verified<'a> {
 
 /// Verifies an envelope (or a prefix ending inside its last, integrated
 /// payload) for a device with these anchors, identity and stored state.
+///
+/// Each phase (key set, signatures, manifest, release notes) is a separate
+/// function that is never inlined, so their stack frames do not add up.
 pub fn verify_envelope<'a>(
     bytes: &'a [u8],
     anchors: &TrustAnchors,
@@ -91,26 +94,9 @@ pub fn verify_envelope<'a>(
     //    one, or (before any delegation) the root keys themselves.
     let mut new_keyset = None;
     if let Some(doc) = env.keyset {
-        let offered = KeySet::from_document(doc, anchors)?;
-        let stored = state.keyset_version();
-        if offered.version < stored {
-            return Err(Error::KeySetRollback {
-                stored,
-                got: offered.version,
-            });
-        }
-        match &state.keyset {
-            Some(s) if s.version == offered.version && s.digest != offered.digest => {
-                return Err(Error::KeySetConflict {
-                    version: offered.version,
-                });
-            }
-            Some(s) if s.version == offered.version => {}
-            _ => new_keyset = Some(offered),
-        }
+        offered_keyset(doc, anchors, state, &mut new_keyset)?;
     }
-    let active = new_keyset.as_ref().or(state.keyset.as_ref());
-    let set = match active {
+    let set = match new_keyset.as_ref().or(state.keyset.as_ref()) {
         Some(k) => SignerSet {
             keys: &k.signers,
             threshold: usize::from(k.threshold),
@@ -125,20 +111,93 @@ pub fn verify_envelope<'a>(
         },
     };
 
-    // 2. Signatures over the manifest digest.
+    // 2. Signatures over the manifest digest: the deepest call, made while
+    //    this frame holds only the envelope's slices and the key set.
     let signers = authenticate(env.auth, env.manifest_wrapped, set)?;
 
-    // 3. The manifest: anti-rollback first, then the severed members and
-    //    the command sequences.
-    let mut manifest = Manifest::decode(env.manifest)?;
-    if let Some(floor) = state.sequence_floor {
-        if manifest.sequence <= floor {
-            return Err(Error::Rollback {
-                floor,
-                got: manifest.sequence,
+    // 3.-4. Built in the caller's result slot (a tail call).
+    finish(&env, signers, new_keyset, identity, state)
+}
+
+/// The manifest: anti-rollback first, then the severed members, the release
+/// notes and the command sequences; then the payload it names.
+#[inline(never)]
+fn finish<'a>(
+    env: &Envelope<'a>,
+    signers: Signers,
+    new_keyset: Option<KeySet>,
+    identity: &DeviceIdentity,
+    state: &DeviceState,
+) -> Result<Verified<'a>, Error> {
+    let keyset_version = new_keyset
+        .as_ref()
+        .or(state.keyset.as_ref())
+        .map_or(0, |k| k.version);
+    let mut v = Verified {
+        manifest: Manifest::decode(env.manifest)?,
+        sequence: 0,
+        manifest_digest: [0; 32],
+        signers,
+        keyset_version,
+        new_keyset,
+        notes: None,
+        payload: None,
+        integrated: None,
+    };
+    v.sequence = v.manifest.sequence;
+    if let Some(floor) = state.sequence_floor
+        && v.sequence <= floor
+    {
+        return Err(Error::Rollback {
+            floor,
+            got: v.sequence,
+        });
+    }
+    v.notes = run_manifest(&mut v.manifest, env, identity)?;
+    v.payload = v.manifest.payload();
+    v.integrated = integrated(env, v.payload.as_ref())?;
+    sha256_into(&mut v.manifest_digest, env.manifest_wrapped);
+    Ok(v)
+}
+
+/// A key set carried by the envelope, checked against the root anchors and
+/// the stored key-set version; stored in `out` when it is newer than the
+/// stored one.
+#[inline(never)]
+fn offered_keyset(
+    doc: &[u8],
+    anchors: &TrustAnchors,
+    state: &DeviceState,
+    out: &mut Option<KeySet>,
+) -> Result<(), Error> {
+    let offered = KeySet::from_document(doc, anchors)?;
+    let stored = state.keyset_version();
+    if offered.version < stored {
+        return Err(Error::KeySetRollback {
+            stored,
+            got: offered.version,
+        });
+    }
+    match &state.keyset {
+        Some(s) if s.version == offered.version && s.digest != offered.digest => {
+            return Err(Error::KeySetConflict {
+                version: offered.version,
             });
         }
+        Some(s) if s.version == offered.version => {}
+        _ => *out = Some(offered),
     }
+    Ok(())
+}
+
+/// Checks the severed sequences and the release notes against their
+/// digests, then runs the command sequences. Returns the notes.
+#[inline(never)]
+fn run_manifest<'a>(
+    manifest: &mut Manifest<'a>,
+    env: &Envelope<'a>,
+    identity: &DeviceIdentity,
+) -> Result<Option<ReleaseNotes<'a>>, Error> {
     let severed_install = severed(
         manifest.install,
         env.install_wrapped,
@@ -149,54 +208,106 @@ pub fn verify_envelope<'a>(
         env.payload_fetch_wrapped,
         crate::labels::MAN_PAYLOAD_FETCH,
     )?;
-    let notes = match (manifest.text, env.text_wrapped) {
+    let notes = notes(manifest, env)?;
+    manifest.run(identity, severed_install, severed_fetch)?;
+    Ok(notes)
+}
+
+/// The integrated payload the manifest fetches, with the declared size.
+fn integrated<'a>(
+    env: &Envelope<'a>,
+    payload: Option<&ImageExpectation<'a>>,
+) -> Result<Option<IntegratedPayload<'a>>, Error> {
+    let Some(expect) = payload else {
+        return Ok(None);
+    };
+    match expect.uri {
+        Some(uri) if uri.starts_with('#') => {
+            let p = env.payload_named(uri).ok_or(Error::PayloadMissing)?;
+            match expect.size {
+                Some(expected) if p.len > expected => Err(Error::PayloadTooLong { expected }),
+                Some(expected) if p.len < expected => Err(Error::PayloadTruncated {
+                    expected,
+                    got: p.len,
+                }),
+                _ => Ok(Some(p)),
+            }
+        }
+        _ => Ok(None),
+    }
+}
+
+fn sha256_into(out: &mut [u8; 32], bytes: &[u8]) {
+    *out = Sha256::digest(bytes).into();
+}
+
+/// An envelope decoded and its manifest run, with NO signature checked:
+/// for tools that show what an envelope claims (`keyway inspect`). A lock
+/// never acts on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inspected<'a> {
+    /// The decoded and run manifest (identity conditions not checked).
+    pub manifest: Manifest<'a>,
+    /// SHA-256 over the bstr-wrapped manifest.
+    pub manifest_digest: [u8; 32],
+    /// The signature blocks as they claim to be.
+    pub signatures: heapless::Vec<crate::auth::SignatureInfo, { crate::auth::MAX_SIGNATURES }>,
+    /// The version of the carried key set, unverified.
+    pub keyset_version: Option<u32>,
+    /// The release notes, if present and bound by a matching digest.
+    pub notes: Option<ReleaseNotes<'a>>,
+    /// The image the payload must match.
+    pub payload: Option<ImageExpectation<'a>>,
+    /// The integrated payload, if any.
+    pub integrated: Option<IntegratedPayload<'a>>,
+}
+
+/// Decodes an envelope for display, checking structure and digests but not
+/// signatures, trust or rollback.
+pub fn inspect_envelope(bytes: &[u8]) -> Result<Inspected<'_>, Error> {
+    let env = Envelope::decode(bytes)?;
+    let signatures = crate::auth::list_signatures(env.auth)?;
+    let keyset_version = match env.keyset {
+        Some(doc) => Some(KeySet::peek_version(doc)?),
+        None => None,
+    };
+    let mut manifest = Manifest::decode(env.manifest)?;
+    let notes = run_manifest(&mut manifest, &env, &DeviceIdentity::ANY)?;
+    let payload = manifest.payload();
+    let integrated = payload
+        .and_then(|p| p.uri)
+        .and_then(|uri| env.payload_named(uri))
+        .or(env.payload);
+    let mut manifest_digest = [0u8; 32];
+    sha256_into(&mut manifest_digest, env.manifest_wrapped);
+    Ok(Inspected {
+        manifest,
+        manifest_digest,
+        signatures,
+        keyset_version,
+        notes,
+        payload,
+        integrated,
+    })
+}
+
+/// The release notes, bound by digest (severed) or inline.
+#[inline(never)]
+fn notes<'a>(
+    manifest: &Manifest<'a>,
+    env: &Envelope<'a>,
+) -> Result<Option<ReleaseNotes<'a>>, Error> {
+    Ok(match (manifest.text, env.text_wrapped) {
         (None, None) => None,
         (None, Some(_)) => return Err(Error::UnboundText),
         (Some(Member::Inline(b)), _) => Some(ReleaseNotes::decode(b)?),
         (Some(Member::Severed(_)), None) => return Err(Error::TextMissing),
         (Some(Member::Severed(d)), Some(w)) => {
-            if Sha256::digest(w).as_slice() != d {
+            if Sha256::digest(w)[..] != d[..] {
                 return Err(Error::TextDigestMismatch);
             }
             Some(ReleaseNotes::decode(env.text().ok_or(Error::TextMissing)?)?)
         }
-    };
-    manifest.run(identity, severed_install, severed_fetch)?;
-
-    // 4. The payload named by the manifest must be the one the envelope
-    //    carries, with the declared size.
-    let payload = manifest.payload();
-    let integrated = match payload.and_then(|p| p.uri) {
-        Some(uri) if uri.starts_with('#') => {
-            let p = env.payload_named(uri).ok_or(Error::PayloadMissing)?;
-            if let Some(expected) = payload.and_then(|e| e.size) {
-                if p.len > expected {
-                    return Err(Error::PayloadTooLong { expected });
-                }
-                if p.len < expected {
-                    return Err(Error::PayloadTruncated {
-                        expected,
-                        got: p.len,
-                    });
-                }
-            }
-            Some(p)
-        }
-        _ => None,
-    };
-
-    let mut manifest_digest = [0u8; 32];
-    manifest_digest.copy_from_slice(&Sha256::digest(env.manifest_wrapped));
-    Ok(Verified {
-        sequence: manifest.sequence,
-        manifest,
-        manifest_digest,
-        signers,
-        keyset_version: active.map_or(0, |k| k.version),
-        new_keyset,
-        notes,
-        payload,
-        integrated,
     })
 }
 
@@ -207,7 +318,7 @@ fn severed<'a>(
 ) -> Result<Option<&'a [u8]>, Error> {
     match (member, wrapped) {
         (Some(Member::Severed(d)), Some(w)) => {
-            if Sha256::digest(w).as_slice() != d {
+            if Sha256::digest(w)[..] != d[..] {
                 return Err(Error::SeveredDigestMismatch { key });
             }
             Ok(Envelope::inner(Some(w)))

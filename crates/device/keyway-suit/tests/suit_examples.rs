@@ -52,8 +52,8 @@ fn published_examples_verify_and_decode() {
         assert_eq!(v.signers.len(), 1);
         let c0 = &v.manifest.components[0];
         assert_eq!(c0.id, &[0x81, 0x41, 0x00], "example{n} component [h'00']");
-        assert_eq!(c0.params.vendor_id, Some(VENDOR));
-        assert_eq!(c0.params.class_id, Some(CLASS));
+        assert_eq!(c0.params.vendor_id, Some(&VENDOR));
+        assert_eq!(c0.params.class_id, Some(&CLASS));
         let img = v.payload.expect("every example describes an image");
         assert_eq!(
             hex::encode(img.digest),
