@@ -102,7 +102,11 @@ impl PublicKey {
         }
     }
 
+    // Not inlined: the key is copied once, into the result (inlined, the
+    // copy chain from the envelope into a key list became a memmove, which
+    // pulled in 1.5 KB of compiler_builtins).
     #[cfg(feature = "ed25519")]
+    #[inline(never)]
     fn from_raw_ed25519(raw: &[u8]) -> Result<Self, Error> {
         let k: [u8; 32] = raw.try_into().map_err(|_| Error::InvalidKey)?;
         if !ed25519_valid(&k) {
@@ -233,12 +237,32 @@ fn ed25519_verify(k: &[u8; 32], message: &[u8], signature: &[u8]) -> bool {
     // RFC 8032 verification that also rejects a non-canonical S and
     // small-order A or R (the same refusals as ed25519-dalek's
     // `verify_strict`; the equation is checked with the cofactor).
-    let Ok(sig) = ed25519_compact::Signature::from_slice(signature) else {
+    //
+    // Split in two non-inlined steps so that the point decoding (first)
+    // and the double scalar multiplication (second) never have their large
+    // frames on the stack together: only the ~0.6 KB state is live across.
+    let Some(mut st) = ed25519_start(k, signature) else {
         return false;
     };
+    st.absorb(message);
+    ed25519_finish(&st)
+}
+
+/// Checks S and decodes -A and -R: the verifying state, or `None`.
+#[cfg(feature = "ed25519")]
+#[inline(never)]
+fn ed25519_start(k: &[u8; 32], signature: &[u8]) -> Option<ed25519_compact::VerifyingState> {
+    let sig = ed25519_compact::Signature::from_slice(signature).ok()?;
     ed25519_compact::PublicKey::new(*k)
-        .verify(message, &sig)
-        .is_ok()
+        .verify_incremental(&sig)
+        .ok()
+}
+
+/// The verification equation.
+#[cfg(feature = "ed25519")]
+#[inline(never)]
+fn ed25519_finish(st: &ed25519_compact::VerifyingState) -> bool {
+    st.verify().is_ok()
 }
 
 #[cfg(feature = "es256")]

@@ -32,6 +32,26 @@ impl KeySet {
     /// Decodes a key-set document and checks it is signed by the root
     /// threshold of `anchors`.
     pub fn from_document(doc: &[u8], anchors: &TrustAnchors) -> Result<Self, Error> {
+        let mut set = KeySet::EMPTY;
+        set.read_document(doc, anchors)?;
+        Ok(set)
+    }
+
+    pub(crate) const EMPTY: KeySet = KeySet {
+        version: 0,
+        threshold: 0,
+        signers: KeyList::new(),
+        revoked: heapless::Vec::new(),
+        digest: [0; 32],
+    };
+
+    /// [`KeySet::from_document`] in place: `self` must be empty; on an
+    /// error it holds a partial key set that must not be used.
+    pub(crate) fn read_document(
+        &mut self,
+        doc: &[u8],
+        anchors: &TrustAnchors,
+    ) -> Result<(), Error> {
         let mut r = Reader::new(doc, Part::KeySet);
         let n = r.map()?;
         let (mut auth, mut body) = (None, None);
@@ -60,10 +80,9 @@ impl KeySet {
             },
         )?;
         let mut br = Reader::new(wrapped, Part::KeySet);
-        let inner = br.bytes()?;
-        let mut set = Self::decode_body(inner)?;
-        set.digest.copy_from_slice(&Sha256::digest(wrapped));
-        Ok(set)
+        self.read_body(br.bytes()?)?;
+        self.digest.copy_from_slice(&Sha256::digest(wrapped));
+        Ok(())
     }
 
     /// Reads a key-set document's version without checking its
@@ -73,7 +92,11 @@ impl KeySet {
         let n = r.map()?;
         for _ in 0..n {
             match r.key()? {
-                Key::Int(KEYSET_DOC_BODY) => return Ok(Self::decode_body(r.bytes()?)?.version),
+                Key::Int(KEYSET_DOC_BODY) => {
+                    let mut set = KeySet::EMPTY;
+                    set.read_body(r.bytes()?)?;
+                    return Ok(set.version);
+                }
                 _ => r.skip()?,
             }
         }
@@ -83,16 +106,10 @@ impl KeySet {
         })
     }
 
-    fn decode_body(body: &[u8]) -> Result<Self, Error> {
+    fn read_body(&mut self, body: &[u8]) -> Result<(), Error> {
+        let set = self;
         let mut r = Reader::new(body, Part::KeySet);
         let n = r.map()?;
-        let mut set = KeySet {
-            version: 0,
-            threshold: 0,
-            signers: KeyList::new(),
-            revoked: heapless::Vec::new(),
-            digest: [0; 32],
-        };
         let (mut have_version, mut threshold) = (false, 0u64);
         for _ in 0..n {
             match r.key()? {
@@ -159,6 +176,6 @@ impl KeySet {
                 expected: "no signer that is also revoked",
             });
         }
-        Ok(set)
+        Ok(())
     }
 }

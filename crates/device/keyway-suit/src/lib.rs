@@ -61,7 +61,9 @@ pub use manifest::{
 };
 pub use payload::{PayloadVerifier, verify_payload};
 pub use text::{Cve, MAX_CVES, ReleaseNotes, Severity, is_cve_id};
-pub use verify::{DeviceState, Inspected, Verified, inspect_envelope, verify_envelope};
+pub use verify::{
+    DeviceState, Inspected, Verified, inspect_envelope, verify_envelope, verify_envelope_into,
+};
 
 #[cfg(test)]
 mod sizes {

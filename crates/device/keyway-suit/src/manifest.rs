@@ -236,8 +236,38 @@ pub enum Member<'a> {
 impl<'a> Manifest<'a> {
     /// Decodes the manifest map (the inside of the envelope's bstr). The
     /// command sequences are run by [`Manifest::run`].
-    #[inline(never)]
     pub(crate) fn decode(bytes: &'a [u8]) -> Result<Self, Error> {
+        let mut m = Manifest::empty();
+        m.decode_into(bytes)?;
+        Ok(m)
+    }
+
+    /// A manifest with nothing in it (what [`crate::Verified::empty`] holds).
+    pub const fn empty() -> Self {
+        Manifest {
+            sequence: 0,
+            version: None,
+            reference_uri: None,
+            components: heapless::Vec::new(),
+            policy: PolicyConditions {
+                use_before: None,
+                minimum_battery_mwh: None,
+                update_authorized: None,
+            },
+            text: None,
+            install: None,
+            payload_fetch: None,
+            validate: None,
+            load: None,
+            invoke: None,
+            shared: None,
+        }
+    }
+
+    /// Decodes into `self` (which must be [`Manifest::empty`]), in place.
+    #[inline(never)]
+    pub(crate) fn decode_into(&mut self, bytes: &'a [u8]) -> Result<(), Error> {
+        let m = self;
         let mut r = Reader::new(bytes, Part::Manifest);
         if matches!(r.datatype()?, minicbor::data::Type::Tag) && r.tag()? != TAG_MANIFEST {
             return Err(Error::Malformed {
@@ -247,20 +277,6 @@ impl<'a> Manifest<'a> {
             });
         }
         let n = r.map()?;
-        let mut m = Manifest {
-            sequence: 0,
-            version: None,
-            reference_uri: None,
-            components: heapless::Vec::new(),
-            policy: PolicyConditions::default(),
-            text: None,
-            install: None,
-            payload_fetch: None,
-            validate: None,
-            load: None,
-            invoke: None,
-            shared: None,
-        };
         let (mut seen_version, mut seen_seq, mut common) = (false, false, None);
         let mut seen = 0u64;
         for _ in 0..n {
@@ -322,8 +338,7 @@ impl<'a> Manifest<'a> {
             part: Part::Manifest,
             what: "suit-common (3)",
         })?;
-        m.decode_common(common)?;
-        Ok(m)
+        m.decode_common(common)
     }
 
     fn decode_common(&mut self, bytes: &'a [u8]) -> Result<(), Error> {
@@ -584,6 +599,7 @@ fn same<const N: usize>(got: &[u8; N], expected: Option<[u8; N]>) -> bool {
     expected.is_none_or(|e| &e == got)
 }
 
+#[inline(never)]
 fn command(state: &mut State<'_, '_>, cmd: i64, device: &DeviceIdentity) -> Result<(), Error> {
     let policy = &mut state.policy;
     for (i, c) in state.components.iter_mut().enumerate() {
@@ -672,6 +688,7 @@ enum ParamValue<'a> {
 }
 
 impl<'a> ParamValue<'a> {
+    #[inline(never)]
     fn decode(r: &mut Reader<'a>, p: i64) -> Result<Self, Error> {
         Ok(match p {
             PARAM_VENDOR_ID => {

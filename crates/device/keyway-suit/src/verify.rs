@@ -77,32 +77,74 @@ impl<'a> Verified<'a> {
     }
 }
 
+impl Verified<'_> {
+    /// Nothing verified yet: the value [`verify_envelope_into`] fills.
+    pub const fn empty() -> Self {
+        Verified {
+            manifest: Manifest::empty(),
+            sequence: 0,
+            manifest_digest: [0; 32],
+            signers: Signers::new(),
+            keyset_version: 0,
+            new_keyset: None,
+            notes: None,
+            payload: None,
+            integrated: None,
+        }
+    }
+}
+
 /// Verifies an envelope (or a prefix ending inside its last, integrated
 /// payload) for a device with these anchors, identity and stored state.
 ///
-/// Each phase (key set, signatures, manifest, release notes) is a separate
-/// function that is never inlined, so their stack frames do not add up.
+/// Returning a [`Verified`] (about 1.5 KB on Cortex-M) by value may cost
+/// the caller's stack a second copy; a device with a tight stack calls
+/// [`verify_envelope_into`], which fills one the caller owns.
 pub fn verify_envelope<'a>(
     bytes: &'a [u8],
     anchors: &TrustAnchors,
     identity: &DeviceIdentity,
     state: &DeviceState,
 ) -> Result<Verified<'a>, Error> {
+    let mut v = Verified::empty();
+    verify_envelope_into(&mut v, bytes, anchors, identity, state)?;
+    Ok(v)
+}
+
+/// [`verify_envelope`] in place: fills `out` (whatever it held before) and
+/// returns what failed, if anything; on an error `out` must not be used.
+///
+/// Every phase writes its part of the one [`Verified`] (the manifest is
+/// decoded into its final place), so no large value is moved or copied.
+/// Each phase (key set, signatures, manifest, release notes) is a separate
+/// function that is never inlined, so their stack frames do not add up.
+#[inline(never)]
+pub fn verify_envelope_into<'a>(
+    out: &mut Verified<'a>,
+    bytes: &'a [u8],
+    anchors: &TrustAnchors,
+    identity: &DeviceIdentity,
+    state: &DeviceState,
+) -> Result<(), Error> {
+    *out = Verified::empty();
+    let v = out;
     let env = Envelope::decode(bytes)?;
 
     // 1. Which keys may sign: a newer key set in the envelope, the stored
     //    one, or (before any delegation) the root keys themselves.
-    let mut new_keyset = None;
     if let Some(doc) = env.keyset {
-        offered_keyset(doc, anchors, state, &mut new_keyset)?;
+        offered_keyset(doc, anchors, state, &mut v.new_keyset)?;
     }
-    let set = match new_keyset.as_ref().or(state.keyset.as_ref()) {
-        Some(k) => SignerSet {
-            keys: &k.signers,
-            threshold: usize::from(k.threshold),
-            revoked: &k.revoked,
-            keyset: false,
-        },
+    let set = match v.new_keyset.as_ref().or(state.keyset.as_ref()) {
+        Some(k) => {
+            v.keyset_version = k.version;
+            SignerSet {
+                keys: &k.signers,
+                threshold: usize::from(k.threshold),
+                revoked: &k.revoked,
+                keyset: false,
+            }
+        }
         None => SignerSet {
             keys: anchors.keys(),
             threshold: usize::from(anchors.threshold()),
@@ -113,37 +155,22 @@ pub fn verify_envelope<'a>(
 
     // 2. Signatures over the manifest digest: the deepest call, made while
     //    this frame holds only the envelope's slices and the key set.
-    let signers = authenticate(env.auth, env.manifest_wrapped, set)?;
+    v.signers = authenticate(env.auth, env.manifest_wrapped, set)?;
 
-    // 3.-4. Built in the caller's result slot (a tail call).
-    finish(&env, signers, new_keyset, identity, state)
+    // 3.-4.
+    finish(v, &env, identity, state)
 }
 
 /// The manifest: anti-rollback first, then the severed members, the release
 /// notes and the command sequences; then the payload it names.
 #[inline(never)]
 fn finish<'a>(
+    v: &mut Verified<'a>,
     env: &Envelope<'a>,
-    signers: Signers,
-    new_keyset: Option<KeySet>,
     identity: &DeviceIdentity,
     state: &DeviceState,
-) -> Result<Verified<'a>, Error> {
-    let keyset_version = new_keyset
-        .as_ref()
-        .or(state.keyset.as_ref())
-        .map_or(0, |k| k.version);
-    let mut v = Verified {
-        manifest: Manifest::decode(env.manifest)?,
-        sequence: 0,
-        manifest_digest: [0; 32],
-        signers,
-        keyset_version,
-        new_keyset,
-        notes: None,
-        payload: None,
-        integrated: None,
-    };
+) -> Result<(), Error> {
+    v.manifest.decode_into(env.manifest)?;
     v.sequence = v.manifest.sequence;
     if let Some(floor) = state.sequence_floor
         && v.sequence <= floor
@@ -157,12 +184,12 @@ fn finish<'a>(
     v.payload = v.manifest.payload();
     v.integrated = integrated(env, v.payload.as_ref())?;
     sha256_into(&mut v.manifest_digest, env.manifest_wrapped);
-    Ok(v)
+    Ok(())
 }
 
 /// A key set carried by the envelope, checked against the root anchors and
-/// the stored key-set version; stored in `out` when it is newer than the
-/// stored one.
+/// the stored key-set version; decoded in place into `out`, which is left
+/// `Some` only when it is newer than the stored one.
 #[inline(never)]
 fn offered_keyset(
     doc: &[u8],
@@ -170,7 +197,8 @@ fn offered_keyset(
     state: &DeviceState,
     out: &mut Option<KeySet>,
 ) -> Result<(), Error> {
-    let offered = KeySet::from_document(doc, anchors)?;
+    let offered = out.insert(KeySet::EMPTY);
+    offered.read_document(doc, anchors)?;
     let stored = state.keyset_version();
     if offered.version < stored {
         return Err(Error::KeySetRollback {
@@ -178,14 +206,15 @@ fn offered_keyset(
             got: offered.version,
         });
     }
-    match &state.keyset {
-        Some(s) if s.version == offered.version && s.digest != offered.digest => {
+    if let Some(s) = &state.keyset
+        && s.version == offered.version
+    {
+        if s.digest != offered.digest {
             return Err(Error::KeySetConflict {
                 version: offered.version,
             });
         }
-        Some(s) if s.version == offered.version => {}
-        _ => *out = Some(offered),
+        *out = None;
     }
     Ok(())
 }

@@ -149,6 +149,19 @@ fn other_draft_examples_verify_when_given() {
     }
     eprintln!("verified {checked} draft examples from {}", dir.display());
     assert!(checked > 0);
+
+    // The in-place variant gives the same result, also when one `Verified`
+    // is reused for envelopes with different numbers of components.
+    let files: Vec<Vec<u8>> = (0..16)
+        .filter_map(|n| std::fs::read(dir.join(format!("example{n}.suit"))).ok())
+        .collect();
+    let (key, device) = (anchors(&key_dir), DeviceIdentity::new(VENDOR, CLASS));
+    let mut reused = Verified::empty();
+    for bytes in files.iter().chain(files.iter().rev()) {
+        let by_value = verify_envelope(bytes, &key, &device, &DeviceState::fresh()).unwrap();
+        verify_envelope_into(&mut reused, bytes, &key, &device, &DeviceState::fresh()).unwrap();
+        assert_eq!(reused, by_value);
+    }
 }
 
 fn verify_file_with(

@@ -149,54 +149,18 @@ impl FromStr for Version {
     }
 }
 
-/// Severity of a fixed vulnerability.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Severity {
-    /// `low`
-    Low,
-    /// `medium`
-    Medium,
-    /// `high`
-    High,
-    /// `critical`
-    Critical,
-}
+/// Severity of a fixed vulnerability: the device crate's type, so the
+/// vendor side and the lock can never disagree on the words.
+pub use keyway_suit::Severity;
 
-impl Severity {
-    /// The wire spelling.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
-    }
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Severity {
-    type Err = EncodeError;
-
-    /// Accepts the four words in any letter case.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "low" => Ok(Severity::Low),
-            "medium" => Ok(Severity::Medium),
-            "high" => Ok(Severity::High),
-            "critical" => Ok(Severity::Critical),
-            _ => Err(EncodeError::InvalidSeverity(s.to_owned())),
-        }
-    }
+/// Parses a severity in any letter case (`low`, `medium`, `high`,
+/// `critical`).
+pub fn parse_severity(s: &str) -> Result<Severity, EncodeError> {
+    Severity::parse(&s.to_ascii_lowercase()).map_err(|_| EncodeError::InvalidSeverity(s.to_owned()))
 }
 
 /// A vulnerability fixed by the release.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cve {
     /// `CVE-YYYY-NNNN+` (upper case).
     pub id: String,
@@ -209,16 +173,8 @@ impl Cve {
     /// normalised to upper case).
     pub fn new(id: &str, severity: Severity) -> Result<Cve, EncodeError> {
         let upper = id.to_ascii_uppercase();
-        let valid = upper
-            .strip_prefix("CVE-")
-            .and_then(|rest| rest.split_once('-'))
-            .is_some_and(|(year, num)| {
-                year.len() == 4
-                    && year.bytes().all(|b| b.is_ascii_digit())
-                    && num.len() >= 4
-                    && num.bytes().all(|b| b.is_ascii_digit())
-            });
-        if !valid {
+        // The lock's own rule, so nothing signed here is refused there.
+        if !keyway_suit::is_cve_id(&upper) {
             return Err(EncodeError::InvalidCveId(id.to_owned()));
         }
         Ok(Cve {
@@ -236,7 +192,7 @@ impl FromStr for Cve {
         let (id, sev) = s
             .split_once(':')
             .ok_or_else(|| EncodeError::InvalidCveSyntax(s.to_owned()))?;
-        Cve::new(id, sev.parse()?)
+        Cve::new(id, parse_severity(sev)?)
     }
 }
 
