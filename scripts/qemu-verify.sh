@@ -153,7 +153,7 @@ code_bytes() { # .text + .rodata of an ELF
 }
 
 # The verifier crates, for the second measure: the sizes of their symbols.
-VERIFIER_CRATES='keyway_suit|ed25519_compact|p256|primeorder|crypto_bigint|elliptic_curve|ecdsa|sha2|digest|minicbor|heapless|hybrid_array|block_buffer'
+VERIFIER_CRATES='keyway_suit|ed25519_compact|p256|primeorder|crypto_bigint|elliptic_curve|ecdsa|sha2|digest|heapless|hybrid_array|block_buffer'
 verifier_symbol_bytes() { # code+rodata symbols (nm -S) named in a verifier crate, incl. generics instantiated there
   nm -S -C --radix=d "$1" | awk -v re="(^|[^A-Za-z0-9_])($VERIFIER_CRATES)::" '
     NF >= 4 && $3 ~ /^[TtRr]$/ { name = $0; sub(/^[^ ]+ [^ ]+ [^ ]+ /, "", name)

@@ -70,7 +70,7 @@ pub(crate) fn authenticate(
             what: "a signature",
         });
     }
-    if n - 1 > MAX_SIGNATURES as u64 {
+    if n - 1 > MAX_SIGNATURES {
         return Err(Error::TooMany {
             what: Limit::Signatures,
             max: MAX_SIGNATURES,
@@ -162,8 +162,9 @@ pub(crate) fn authenticate(
     r.finish()?;
     if signers.len() < set.threshold {
         return Err(Error::BelowThreshold {
-            valid: signers.len(),
-            required: set.threshold,
+            // Both fit: at most MAX_SIGNATURES signers, thresholds are u8.
+            valid: u8::try_from(signers.len()).unwrap_or(u8::MAX),
+            required: u8::try_from(set.threshold).unwrap_or(u8::MAX),
             unknown,
             revoked,
             keyset: set.keyset,
@@ -190,7 +191,7 @@ pub(crate) fn list_signatures(
 ) -> Result<heapless::Vec<SignatureInfo, MAX_SIGNATURES>, Error> {
     let mut r = Reader::new(auth, Part::Authentication);
     let n = r.array()?;
-    if n < 1 || n - 1 > MAX_SIGNATURES as u64 {
+    if n < 1 || n - 1 > MAX_SIGNATURES {
         return Err(Error::TooMany {
             what: Limit::Signatures,
             max: MAX_SIGNATURES,
@@ -270,7 +271,7 @@ impl<'b> Sign1<'b> {
         }
         read_header(&mut r, &mut alg, &mut kid)?;
         let payload = match r.datatype()? {
-            minicbor::data::Type::Null => {
+            crate::cbor::Type::Null => {
                 r.null()?;
                 None
             }

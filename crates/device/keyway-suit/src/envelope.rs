@@ -5,7 +5,7 @@
 //! member. A lock can then verify the manifest from its first few hundred
 //! bytes and stream the payload through [`crate::PayloadVerifier`].
 
-use crate::cbor::{Key, Reader};
+use crate::cbor::{Key, Reader, first_time};
 use crate::error::{Error, Part};
 use crate::labels::*;
 
@@ -64,7 +64,7 @@ impl<'a> Envelope<'a> {
     /// Decodes an envelope or a prefix of one (see the module docs).
     pub fn decode(bytes: &'a [u8]) -> Result<Self, Error> {
         let mut r = Reader::new(bytes, Part::Envelope);
-        if matches!(r.datatype()?, minicbor::data::Type::Tag) {
+        if matches!(r.datatype()?, crate::cbor::Type::Tag) {
             let tag = r.tag()?;
             if tag != TAG_ENVELOPE {
                 return Err(Error::Malformed {
@@ -75,7 +75,7 @@ impl<'a> Envelope<'a> {
             }
         }
         let n = match r.datatype()? {
-            minicbor::data::Type::Map => r.map_unbounded()?,
+            crate::cbor::Type::Map => r.map_unbounded()?,
             _ => r.map()?,
         };
         let (mut auth, mut manifest) = (None, None);
@@ -133,15 +133,7 @@ impl<'a> Envelope<'a> {
                     }
                 }
                 Key::Int(key) => {
-                    if (0..64).contains(&key) {
-                        if seen & (1 << key) != 0 {
-                            return Err(Error::DuplicateKey {
-                                part: Part::Envelope,
-                                key,
-                            });
-                        }
-                        seen |= 1 << key;
-                    }
+                    first_time(&mut seen, key, Part::Envelope)?;
                     match key {
                         ENV_AUTH => auth = Some(r.bytes()?),
                         ENV_MANIFEST => manifest = Some(r.raw_item()?),

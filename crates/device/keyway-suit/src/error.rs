@@ -150,10 +150,10 @@ pub enum Error {
     },
     /// Not enough distinct trusted keys signed.
     BelowThreshold {
-        /// Distinct valid signers found.
-        valid: usize,
+        /// Distinct valid signers found (at most [`crate::MAX_SIGNATURES`]).
+        valid: u8,
         /// Signers required.
-        required: usize,
+        required: u8,
         /// The first signature from a key that is not trusted, if any.
         unknown: Option<KeyId>,
         /// The first signature from a revoked key, if any.
@@ -192,19 +192,17 @@ pub enum Error {
         /// Signers.
         signers: usize,
     },
-    /// The vendor-identifier condition failed.
+    /// The vendor-identifier condition failed. Only the manifest's UUID is
+    /// kept (the device knows its own), which keeps `Error` small.
     WrongVendor {
         /// The manifest's vendor UUID.
         got: [u8; 16],
-        /// The device's vendor UUID.
-        expected: [u8; 16],
     },
-    /// The class-identifier condition failed.
+    /// The class-identifier condition failed. Only the manifest's UUID is
+    /// kept, as for [`Error::WrongVendor`].
     WrongClass {
         /// The manifest's class UUID.
         got: [u8; 16],
-        /// The device's class UUID.
-        expected: [u8; 16],
     },
     /// A condition refers to a parameter that was never set.
     ParameterNotSet {
@@ -380,17 +378,15 @@ impl fmt::Display for Error {
                 f,
                 "key set threshold {threshold} is impossible with {signers} signer(s)"
             ),
-            WrongVendor { got, expected } => {
+            WrongVendor { got } => {
                 f.write_str("wrong vendor: manifest is for vendor ")?;
                 hex16(f, got)?;
-                f.write_str(", this device is ")?;
-                hex16(f, expected)
+                f.write_str(", not this device's vendor")
             }
-            WrongClass { got, expected } => {
+            WrongClass { got } => {
                 f.write_str("wrong device class: manifest is for class ")?;
                 hex16(f, got)?;
-                f.write_str(", this device is ")?;
-                hex16(f, expected)
+                f.write_str(", not this device's class")
             }
             ParameterNotSet { command, parameter } => write!(
                 f,

@@ -205,6 +205,13 @@ impl PublicKey {
             crv.ok_or(missing("crv (-1)"))?,
         ) {
             (COSE_KTY_OKP, COSE_CRV_ED25519) if x.len() == 32 => PublicKey::from_raw(x),
+            #[cfg(not(feature = "es256"))]
+            (COSE_KTY_EC2, COSE_CRV_P256) => {
+                // As from_raw would say, without building the point.
+                let _ = y;
+                Err(Error::UnsupportedAlgorithm(COSE_ALG_ES256))
+            }
+            #[cfg(feature = "es256")]
             (COSE_KTY_EC2, COSE_CRV_P256) => {
                 let y = y.ok_or(missing("y (-3)"))?;
                 let mut raw = [0u8; 65];

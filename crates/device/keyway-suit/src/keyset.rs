@@ -124,7 +124,7 @@ impl KeySet {
                 Key::Int(KEYSET_THRESHOLD) => threshold = r.u64()?,
                 Key::Int(KEYSET_SIGNERS) => {
                     let k = r.array()?;
-                    if k > crate::keys::MAX_KEYS as u64 {
+                    if k > crate::keys::MAX_KEYS {
                         return Err(Error::TooMany {
                             what: Limit::Keys,
                             max: crate::keys::MAX_KEYS,
@@ -136,7 +136,7 @@ impl KeySet {
                 }
                 Key::Int(KEYSET_REVOKED) => {
                     let k = r.array()?;
-                    if k > MAX_REVOKED as u64 {
+                    if k > MAX_REVOKED {
                         return Err(Error::TooMany {
                             what: Limit::Revoked,
                             max: MAX_REVOKED,

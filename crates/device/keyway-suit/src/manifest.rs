@@ -7,7 +7,7 @@
 //! digest and size that the payload must match are recorded per component.
 
 use crate::auth::decode_digest;
-use crate::cbor::{Key, Reader};
+use crate::cbor::{Key, Reader, first_time};
 use crate::error::{Error, Limit, Part};
 use crate::labels::*;
 
@@ -69,14 +69,14 @@ impl Version {
 
     fn decode(r: &mut Reader<'_>) -> Result<Self, Error> {
         let n = r.array()?;
-        if n as usize > MAX_VERSION_PARTS {
+        if n > MAX_VERSION_PARTS {
             return Err(Error::TooMany {
                 what: Limit::VersionParts,
                 max: MAX_VERSION_PARTS,
             });
         }
         let mut v = Version::default();
-        for p in v.parts.iter_mut().take(n as usize) {
+        for p in v.parts.iter_mut().take(n) {
             *p = r.i64()?;
         }
         v.len = n as u8;
@@ -269,7 +269,7 @@ impl<'a> Manifest<'a> {
     pub(crate) fn decode_into(&mut self, bytes: &'a [u8]) -> Result<(), Error> {
         let m = self;
         let mut r = Reader::new(bytes, Part::Manifest);
-        if matches!(r.datatype()?, minicbor::data::Type::Tag) && r.tag()? != TAG_MANIFEST {
+        if matches!(r.datatype()?, crate::cbor::Type::Tag) && r.tag()? != TAG_MANIFEST {
             return Err(Error::Malformed {
                 part: Part::Manifest,
                 offset: 0,
@@ -287,16 +287,7 @@ impl<'a> Manifest<'a> {
                     continue;
                 }
             };
-            if (0..64).contains(&key) {
-                let bit = 1u64 << key;
-                if seen & bit != 0 {
-                    return Err(Error::DuplicateKey {
-                        part: Part::Manifest,
-                        key,
-                    });
-                }
-                seen |= bit;
-            }
+            first_time(&mut seen, key, Part::Manifest)?;
             match key {
                 MAN_VERSION => {
                     let v = r.u64()?;
@@ -348,7 +339,7 @@ impl<'a> Manifest<'a> {
             match r.key()? {
                 Key::Int(COMMON_COMPONENTS) => {
                     let c = r.array()?;
-                    if c == 0 || c > MAX_COMPONENTS as u64 {
+                    if c == 0 || c > MAX_COMPONENTS {
                         return Err(Error::TooMany {
                             what: Limit::Components,
                             max: MAX_COMPONENTS,
@@ -442,7 +433,7 @@ impl<'a> Manifest<'a> {
 
 fn member<'a>(r: &mut Reader<'a>) -> Result<Member<'a>, Error> {
     match r.datatype()? {
-        minicbor::data::Type::Array => {
+        crate::cbor::Type::Array => {
             let raw = r.raw_item()?;
             Ok(Member::Severed(decode_digest(raw, Part::Digest)?))
         }
@@ -526,14 +517,14 @@ fn run_sequence<'a>(
 /// indices.
 fn select(r: &mut Reader<'_>, count: usize) -> Result<u8, Error> {
     Ok(match r.datatype()? {
-        minicbor::data::Type::Bool => {
+        crate::cbor::Type::Bool => {
             if r.bool()? {
                 ((1u16 << count) - 1) as u8
             } else {
                 0
             }
         }
-        minicbor::data::Type::Array => {
+        crate::cbor::Type::Array => {
             let k = r.array()?;
             let mut sel = 0u8;
             for _ in 0..k {
@@ -560,7 +551,7 @@ fn try_each<'a>(
     let mut last = Error::Aborted;
     let mut done = false;
     for _ in 0..k {
-        if matches!(r.datatype()?, minicbor::data::Type::Null) {
+        if matches!(r.datatype()?, crate::cbor::Type::Null) {
             r.null()?;
             done = true;
             continue;
@@ -610,20 +601,14 @@ fn command(state: &mut State<'_, '_>, cmd: i64, device: &DeviceIdentity) -> Resu
         match cmd {
             CMD_VENDOR_ID => {
                 let got = need(p.vendor_id, cmd, PARAM_VENDOR_ID)?;
-                if let (false, Some(expected)) = (same(got, device.vendor_id), device.vendor_id) {
-                    return Err(Error::WrongVendor {
-                        got: *got,
-                        expected,
-                    });
+                if !same(got, device.vendor_id) {
+                    return Err(Error::WrongVendor { got: *got });
                 }
             }
             CMD_CLASS_ID => {
                 let got = need(p.class_id, cmd, PARAM_CLASS_ID)?;
-                if let (false, Some(expected)) = (same(got, device.class_id), device.class_id) {
-                    return Err(Error::WrongClass {
-                        got: *got,
-                        expected,
-                    });
+                if !same(got, device.class_id) {
+                    return Err(Error::WrongClass { got: *got });
                 }
             }
             CMD_DEVICE_ID => {
@@ -692,7 +677,7 @@ impl<'a> ParamValue<'a> {
     fn decode(r: &mut Reader<'a>, p: i64) -> Result<Self, Error> {
         Ok(match p {
             PARAM_VENDOR_ID => {
-                if matches!(r.datatype()?, minicbor::data::Type::Tag) {
+                if matches!(r.datatype()?, crate::cbor::Type::Tag) {
                     // cbor-pen (#6.112): a private enterprise number, not a
                     // UUID; kept as an unmatchable all-zero UUID.
                     r.tag()?;

@@ -132,7 +132,7 @@ impl<'a> ReleaseNotes<'a> {
                     notes.cve_count = check_cves(raw)?;
                     notes.cves = Some(raw);
                 }
-                Key::Other(_) if r.datatype()? == minicbor::data::Type::Map => {
+                Key::Other(_) if r.datatype()? == crate::cbor::Type::Map => {
                     // A component's text; the first one describes the image.
                     let m = r.map()?;
                     let first = notes.version.is_none()
@@ -191,7 +191,7 @@ fn read_cve<'a>(r: &mut Reader<'a>) -> Result<Cve<'a>, Error> {
 fn check_cves(raw: &[u8]) -> Result<usize, Error> {
     let mut r = Reader::new(raw, Part::Text);
     let n = r.array()?;
-    if n > MAX_CVES as u64 {
+    if n > MAX_CVES {
         return Err(Error::TooMany {
             what: Limit::Cves,
             max: MAX_CVES,
@@ -201,5 +201,5 @@ fn check_cves(raw: &[u8]) -> Result<usize, Error> {
         read_cve(&mut r)?;
     }
     r.finish()?;
-    Ok(n as usize)
+    Ok(n)
 }
