@@ -1,5 +1,7 @@
 //! Errors: one enum, each variant naming what failed, with the data needed
-//! to say it in a sentence. Host crates print them with `Display`.
+//! to say it in a sentence. `Display` is terse (short fixed strings and the
+//! data, to keep text out of the device image); host crates render
+//! sentences (`keyway::check::describe`).
 
 use core::fmt;
 
@@ -34,15 +36,15 @@ impl fmt::Display for Part {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Part::Envelope => "envelope",
-            Part::Authentication => "authentication wrapper",
-            Part::Signature => "COSE_Sign1 block",
+            Part::Authentication => "auth",
+            Part::Signature => "sign1",
             Part::Manifest => "manifest",
-            Part::Common => "suit-common",
-            Part::Commands => "command sequence",
+            Part::Common => "common",
+            Part::Commands => "commands",
             Part::Digest => "digest",
-            Part::Text => "release notes",
-            Part::KeySet => "key-set document",
-            Part::Key => "COSE_Key",
+            Part::Text => "text",
+            Part::KeySet => "key set",
+            Part::Key => "key",
         })
     }
 }
@@ -75,13 +77,13 @@ impl fmt::Display for Limit {
         f.write_str(match self {
             Limit::Signatures => "signatures",
             Limit::Keys => "keys",
-            Limit::Revoked => "revoked keys",
+            Limit::Revoked => "revoked",
             Limit::Components => "components",
-            Limit::Nesting => "nested command sequences",
-            Limit::Cves => "fixed CVEs",
-            Limit::ProtectedHeader => "protected-header bytes",
-            Limit::VersionParts => "version numbers",
-            Limit::ComponentId => "component-identifier parts",
+            Limit::Nesting => "nesting",
+            Limit::Cves => "CVEs",
+            Limit::ProtectedHeader => "protected",
+            Limit::VersionParts => "version parts",
+            Limit::ComponentId => "component id",
         })
     }
 }
@@ -274,70 +276,109 @@ pub enum Error {
 }
 
 /// The COSE algorithms this build verifies (cargo features `ed25519`,
-/// `es256`), for the unsupported-algorithm message.
-const SUPPORTED_ALGORITHMS: &str = match (cfg!(feature = "ed25519"), cfg!(feature = "es256")) {
+/// `es256`), for host messages about [`Error::UnsupportedAlgorithm`].
+pub const SUPPORTED_ALGORITHMS: &str = match (cfg!(feature = "ed25519"), cfg!(feature = "es256")) {
     (true, true) => "EdDSA -8, Ed25519 -19, ES256 -7",
     (true, false) => "EdDSA -8, Ed25519 -19",
     (false, true) => "ES256 -7",
     (false, false) => "none",
 };
 
-/// A UUID as 8-4-4-4-12 lower-case hex.
-fn hex16(f: &mut fmt::Formatter<'_>, b: &[u8; 16]) -> fmt::Result {
-    let mut at = 0;
-    for len in [4, 2, 2, 2, 6] {
-        if at > 0 {
-            f.write_str("-")?;
+/// Fragments shared by the terse messages, written where a template has
+/// byte `FRAGMENT + i`.
+const FRAGMENTS: [&str; 4] = ["unsupported ", " digest mismatch", " key ", "key-set "];
+/// Template bytes below this are numbers: 1 and 2 the first and second
+/// (unsigned), 3 and 4 the same signed; from it up, [`FRAGMENTS`].
+const FRAGMENT: u8 = 5;
+
+/// Writes `t`, putting in the numbers and fragments it marks.
+fn template(f: &mut fmt::Formatter<'_>, t: &str, x: u64, y: u64) -> fmt::Result {
+    let mut rest = t.as_bytes();
+    while let Some(at) = rest
+        .iter()
+        .position(|&b| b < FRAGMENT + FRAGMENTS.len() as u8)
+    {
+        let (text, tail) = rest.split_at(at);
+        f.write_str(core::str::from_utf8(text).unwrap_or(""))?;
+        let mark = tail.first().copied().unwrap_or(0);
+        rest = tail.get(1..).unwrap_or(&[]);
+        if mark >= FRAGMENT {
+            f.write_str(FRAGMENTS.get(usize::from(mark - FRAGMENT)).unwrap_or(&""))?;
+            continue;
         }
-        crate::keys::write_hex(f, b.get(at..at + len).unwrap_or(&[]))?;
-        at += len;
+        let v = if mark & 1 == 1 { x } else { y };
+        if mark > 2 && (v as i64) < 0 {
+            // Signed: through the u64 formatter, so no i64 one is linked.
+            f.write_str("-")?;
+            fmt::Display::fmt(&(v as i64).unsigned_abs(), f)?;
+        } else {
+            fmt::Display::fmt(&v, f)?;
+        }
     }
-    Ok(())
+    f.write_str(core::str::from_utf8(rest).unwrap_or(""))
 }
 
+/// Terse: what failed and its data, in short fixed strings. Hosts render
+/// full sentences (`keyway::check::describe`).
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use Error::*;
-        match self {
+        let u = |v: &usize| *v as u64;
+        let i = |v: &i64| *v as u64;
+        // Template (see `template`) and its numbers; variants with a part,
+        // limit, key id or UUID write those first.
+        let (t, x, y): (&str, u64, u64) = match self {
             Malformed {
                 part,
                 offset,
                 expected,
-            } => write!(f, "malformed {part}: expected {expected} at byte {offset}"),
-            TooMany { what, max } => write!(f, "too many {what}: at most {max} accepted"),
-            Missing { part, what } => write!(f, "{part} lacks {what}"),
-            TrailingBytes { count } => write!(f, "{count} unexpected bytes after the envelope"),
-            DuplicateKey { part, key } => write!(f, "{part} has key {key} twice"),
-            UnsupportedManifestVersion(v) => {
-                write!(f, "manifest version {v} is not supported (only 1)")
+            } => {
+                f.write_str("malformed ")?;
+                fmt::Display::fmt(part, f)?;
+                template(f, " @\x01: ", u(offset), 0)?;
+                (expected, 0, 0)
             }
-            UnsupportedDigest(a) => write!(
-                f,
-                "digest algorithm {a} is not supported (only SHA-256, -16)"
-            ),
-            UnsupportedAlgorithm(a) => write!(
-                f,
-                "COSE algorithm {a} is not supported by this build ({SUPPORTED_ALGORITHMS})"
-            ),
+            TooMany { what, max } => {
+                f.write_str("too many ")?;
+                fmt::Display::fmt(what, f)?;
+                (" > \x01", u(max), 0)
+            }
+            Missing { part, what } => {
+                fmt::Display::fmt(part, f)?;
+                f.write_str(" lacks ")?;
+                (what, 0, 0)
+            }
+            TrailingBytes { count } => ("trailing bytes \x01", u(count), 0),
+            DuplicateKey { part, key } => {
+                fmt::Display::fmt(part, f)?;
+                (": duplicate key \x03", i(key), 0)
+            }
+            UnsupportedManifestVersion(v) => ("\x05manifest version \x01", *v, 0),
+            UnsupportedDigest(a) => ("\x05digest \x03", i(a), 0),
+            UnsupportedAlgorithm(a) => ("\x05alg \x03", i(a), 0),
             UnsupportedAuthentication(k) => {
-                write!(
+                template(f, "\x05auth ", 0, 0)?;
+                (k, 0, 0)
+            }
+            UnsupportedCommand(c) => ("\x05command \x03", i(c), 0),
+            UnsupportedParameter(p) => ("\x05parameter \x03", i(p), 0),
+            InvalidKey => ("invalid key", 0, 0),
+            ManifestDigestMismatch => ("manifest\x06", 0, 0),
+            KeySetDigestMismatch => ("\x08\x06", 0, 0),
+            BadSignature { key } | DuplicateSigner { key } => {
+                template(
                     f,
-                    "{k} authentication blocks are not supported (only COSE_Sign1)"
-                )
+                    if matches!(self, BadSignature { .. }) {
+                        "bad signature by\x07"
+                    } else {
+                        "duplicate signer\x07"
+                    },
+                    0,
+                    0,
+                )?;
+                fmt::Display::fmt(key, f)?;
+                ("", 0, 0)
             }
-            UnsupportedCommand(c) => write!(
-                f,
-                "SUIT command {c} is not supported, so the manifest is rejected"
-            ),
-            UnsupportedParameter(p) => write!(f, "SUIT parameter {p} is not supported"),
-            InvalidKey => f.write_str("public key is not a valid curve point"),
-            ManifestDigestMismatch => f.write_str(
-                "manifest digest mismatch: the manifest was modified after it was signed",
-            ),
-            KeySetDigestMismatch => {
-                f.write_str("key-set digest mismatch: the key set was modified after it was signed")
-            }
-            BadSignature { key } => write!(f, "signature by key {key} does not verify"),
             BelowThreshold {
                 valid,
                 required,
@@ -345,107 +386,72 @@ impl fmt::Display for Error {
                 revoked,
                 keyset,
             } => {
-                let what = if *keyset { "key set" } else { "manifest" };
-                write!(
+                template(f, if *keyset { "\x08" } else { "manifest " }, 0, 0)?;
+                template(
                     f,
-                    "{what} has {valid} valid signature(s) from trusted keys, {required} required"
+                    "signers \x01 of \x02",
+                    u64::from(*valid),
+                    u64::from(*required),
                 )?;
-                if let Some(k) = revoked {
-                    write!(f, "; signature by revoked key {k}")?;
+                for (what, k) in [("; revoked\x07", revoked), ("; unknown\x07", unknown)] {
+                    if let Some(k) = k {
+                        template(f, what, 0, 0)?;
+                        fmt::Display::fmt(k, f)?;
+                    }
                 }
-                if let Some(k) = unknown {
-                    write!(f, "; signature by unknown key {k}")?;
-                }
-                Ok(())
+                ("", 0, 0)
             }
-            DuplicateSigner { key } => write!(
-                f,
-                "key {key} signed more than once; a threshold counts distinct keys"
+            Rollback { floor, got } => ("rollback: seq \x01 <= floor \x02", *got, *floor),
+            KeySetRollback { stored, got } => (
+                "\x08rollback: \x01 < \x02",
+                u64::from(*got),
+                u64::from(*stored),
             ),
-            Rollback { floor, got } => write!(
-                f,
-                "rollback: sequence number {got} is not above the device's floor {floor}"
+            KeySetConflict { version } => ("\x08conflict v\x01", u64::from(*version), 0),
+            KeySetThreshold { threshold, signers } => (
+                "\x08threshold \x01 of \x02",
+                u64::from(*threshold),
+                u(signers),
             ),
-            KeySetRollback { stored, got } => write!(
-                f,
-                "key-set rollback: version {got} is older than the stored version {stored}"
+            WrongVendor { got } | WrongClass { got } => {
+                f.write_str(if matches!(self, WrongVendor { .. }) {
+                    "wrong vendor "
+                } else {
+                    "wrong class "
+                })?;
+                crate::keys::write_hex(f, got)?;
+                ("", 0, 0)
+            }
+            ParameterNotSet { command, parameter } => (
+                "condition \x03 unset parameter \x04",
+                i(command),
+                i(parameter),
             ),
-            KeySetConflict { version } => write!(
-                f,
-                "key set version {version} differs from the stored key set of the same version"
-            ),
-            KeySetThreshold { threshold, signers } => write!(
-                f,
-                "key set threshold {threshold} is impossible with {signers} signer(s)"
-            ),
-            WrongVendor { got } => {
-                f.write_str("wrong vendor: manifest is for vendor ")?;
-                hex16(f, got)?;
-                f.write_str(", not this device's vendor")
-            }
-            WrongClass { got } => {
-                f.write_str("wrong device class: manifest is for class ")?;
-                hex16(f, got)?;
-                f.write_str(", not this device's class")
-            }
-            ParameterNotSet { command, parameter } => write!(
-                f,
-                "condition {command} needs parameter {parameter}, which the manifest never sets"
-            ),
-            BadComponentIndex(i) => write!(f, "component index {i} is out of range"),
-            ConditionFailed { command } => {
-                write!(f, "SUIT condition {command} failed on this device")
-            }
-            Aborted => f.write_str("manifest aborted: a condition failed in every alternative"),
-            TextDigestMismatch => {
-                f.write_str("release notes do not match the manifest's text digest (mix-and-match)")
-            }
-            UnboundText => {
-                f.write_str("release notes are present but the manifest does not bind them")
-            }
-            TextMissing => f.write_str("manifest binds release notes that the envelope lacks"),
-            SeveredDigestMismatch { key } => {
-                write!(
-                    f,
-                    "severed member {key} does not match its digest in the manifest"
-                )
-            }
-            BadCve => f.write_str("release notes: malformed CVE entry"),
-            BadSeverity => {
-                f.write_str("release notes: severity must be low, medium, high or critical")
-            }
-            PayloadTooLong { expected } => write!(
-                f,
-                "payload is longer than the manifest's image size of {expected} bytes"
-            ),
+            BadComponentIndex(c) => ("bad component \x01", *c, 0),
+            ConditionFailed { command } => ("condition \x03 failed", i(command), 0),
+            Aborted => ("aborted", 0, 0),
+            TextDigestMismatch => ("text\x06", 0, 0),
+            UnboundText => ("unbound text", 0, 0),
+            TextMissing => ("text missing", 0, 0),
+            SeveredDigestMismatch { key } => ("severed \x03\x06", i(key), 0),
+            BadCve => ("bad CVE", 0, 0),
+            BadSeverity => ("bad severity", 0, 0),
+            PayloadTooLong { expected } => ("payload too long: max \x01", *expected, 0),
             PayloadTruncated { expected, got } => {
-                write!(f, "payload truncated: {got} of {expected} bytes")
+                ("payload truncated: \x01 of \x02", *got, *expected)
             }
-            PayloadDigestMismatch => {
-                f.write_str("payload digest mismatch: the payload is not the signed image")
-            }
-            PayloadMissing => {
-                f.write_str("the manifest names an integrated payload that the envelope lacks")
-            }
-            NoPayloadExpectation => {
-                f.write_str("the manifest gives no image digest and size for the payload")
-            }
-            Expired { use_before, now } => write!(
-                f,
-                "expired: use-before {use_before} has passed (trusted time {now})"
-            ),
-            NoTrustedTime => {
-                f.write_str("the manifest has a use-before date and no trusted time was given")
-            }
+            PayloadDigestMismatch => ("payload\x06", 0, 0),
+            PayloadMissing => ("payload missing", 0, 0),
+            NoPayloadExpectation => ("no payload digest", 0, 0),
+            Expired { use_before, now } => ("expired: \x01 < now \x02", *use_before, *now),
+            NoTrustedTime => ("no trusted time", 0, 0),
             BatteryTooLow {
                 required_mwh,
                 have_mwh,
-            } => write!(
-                f,
-                "battery too low: {have_mwh} mWh, the update needs {required_mwh} mWh"
-            ),
-            NotAuthorized => f.write_str("the owner has not authorised this update"),
-        }
+            } => ("battery mWh \x01 < \x02", *have_mwh, *required_mwh),
+            NotAuthorized => ("not authorised", 0, 0),
+        };
+        template(f, t, x, y)
     }
 }
 

@@ -52,7 +52,7 @@ mod verify;
 
 pub use auth::{MAX_SIGNATURES, SignatureInfo, Signers};
 pub use envelope::{Envelope, IntegratedPayload};
-pub use error::{Error, Limit, Part};
+pub use error::{Error, Limit, Part, SUPPORTED_ALGORITHMS};
 pub use keys::{Algorithm, KeyId, KeyList, MAX_KEYS, PublicKey, TrustAnchors};
 pub use keyset::{KeySet, MAX_REVOKED};
 pub use manifest::{

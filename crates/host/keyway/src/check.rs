@@ -11,6 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use keyway_suit as suit;
 
+pub use crate::describe::describe;
 use crate::keys::{PublicKey, hex};
 
 /// How much of an envelope is read before the payload is streamed: enough
@@ -73,7 +74,7 @@ pub enum Rejection {
 impl std::fmt::Display for Rejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Rejection::Verifier(e) => write!(f, "{} check failed: {e}", check_name(e)),
+            Rejection::Verifier(e) => write!(f, "{} check failed: {}", check_name(e), describe(e)),
             Rejection::Io(e) => write!(f, "{e:#}"),
         }
     }
@@ -184,12 +185,14 @@ fn load_anchors(opts: &VerifyOptions) -> Result<suit::TrustAnchors, Rejection> {
         let k = PublicKey::load(p).map_err(|e| Rejection::Io(e.into()))?;
         let raw = k.raw_public_key_bytes();
         keys.push(
-            suit::PublicKey::from_raw(&raw).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
+            suit::PublicKey::from_raw(&raw)
+                .map_err(|e| anyhow::anyhow!("{}: {}", p.display(), describe(&e)))?,
         );
     }
     suit::TrustAnchors::new(&keys, opts.threshold).map_err(|e| {
         Rejection::Io(anyhow::anyhow!(
-            "--trust/--threshold: {e} (give between 1 and {} for --threshold)",
+            "--trust/--threshold: {} (give between 1 and {} for --threshold)",
+            describe(&e),
             keys.len()
         ))
     })
@@ -247,8 +250,9 @@ pub fn verify_file(path: &Path, opts: &VerifyOptions) -> Result<Summary, Rejecti
             let doc = std::fs::read(p).map_err(|e| io_err(p, "the stored key set", e))?;
             Some(suit::KeySet::from_document(&doc, &anchors).map_err(|e| {
                 Rejection::Io(anyhow::anyhow!(
-                    "{}: the stored key set does not verify: {e}",
-                    p.display()
+                    "{}: the stored key set does not verify: {}",
+                    p.display(),
+                    describe(&e)
                 ))
             })?)
         }

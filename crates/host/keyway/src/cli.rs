@@ -287,9 +287,10 @@ fn inspect(a: &InspectArgs, out: &mut dyn Write) -> Result<()> {
     let bytes = read_file(&a.envelope, "the envelope")?;
     let j = crate::check::inspect_json(&bytes).map_err(|e| {
         anyhow::anyhow!(
-            "{}: {} check failed: {e}",
+            "{}: {} check failed: {}",
             a.envelope.display(),
-            crate::check::check_name(&e)
+            crate::check::check_name(&e),
+            crate::describe::describe(&e)
         )
     })?;
     if a.json {

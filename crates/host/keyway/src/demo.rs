@@ -196,7 +196,10 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<Vec<Score>> {
             n = (n + LINK_CHUNK).min(bytes.len());
             match suit::verify_envelope(&bytes[..n], &anchors, &identity, &state) {
                 Ok(_) => break (&bytes[..n], n),
-                Err(e) if n == bytes.len() => bail!("the lock refused the genuine release: {e}"),
+                Err(e) if n == bytes.len() => bail!(
+                    "the lock refused the genuine release: {}",
+                    crate::describe::describe(&e)
+                ),
                 Err(_) => continue,
             }
         }
@@ -388,7 +391,11 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<Vec<Score>> {
             Err(crate::check::Rejection::Verifier(e)) => Score {
                 name,
                 pass: check_name(&e) == expected,
-                evidence: format!("refused by the {} check: {e}", check_name(&e)),
+                evidence: format!(
+                    "refused by the {} check: {}",
+                    check_name(&e),
+                    crate::describe::describe(&e)
+                ),
             },
             Err(e) => Score {
                 name,

@@ -8,6 +8,8 @@
 //! * [`cbor`]: `ciborium::Value` plus the `ValueExt` helpers used by the
 //!   encoder and tests.
 //! * [`check`]: `keyway verify` / `inspect`, around the device verifier.
+//! * [`describe`]: the verifier's errors as sentences (the device's own
+//!   `Display` is terse).
 //! * [`demo`]: `keyway demo`, the main job end to end.
 //! * [`cli`]: the `keyway` command line.
 
@@ -17,6 +19,7 @@ pub mod cbor;
 pub mod check;
 pub mod cli;
 pub mod demo;
+pub mod describe;
 pub mod encode;
 pub mod keys;
 
