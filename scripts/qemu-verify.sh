@@ -21,7 +21,8 @@
 #   ed25519 build: KEYWAY_CODE_BUDGET (default 40960, the target),
 #                  KEYWAY_STACK_BUDGET (default 8192)
 #   both build:    KEYWAY_CODE_BUDGET_BOTH, KEYWAY_STACK_BUDGET_BOTH (defaults:
-#                  the figures reached, so that they cannot grow unnoticed)
+#                  68 KiB and 9.5 KiB: the figures reached plus a little, so
+#                  that they cannot grow unnoticed)
 # Code = .text+.rodata of the firmware minus the baseline firmware (the same
 # harness with an opaque stand-in for the verifier call, so harness code is in
 # both); also reported, not enforced: the sum of the symbols of the verifier
@@ -43,7 +44,7 @@ TRIPLE=thumbv7em-none-eabihf
 # name|cargo features|code budget|stack budget
 CONFIGS=(
   "ed25519|ed25519|${KEYWAY_CODE_BUDGET:-40960}|${KEYWAY_STACK_BUDGET:-8192}"
-  "both|ed25519,es256|${KEYWAY_CODE_BUDGET_BOTH:-75776}|${KEYWAY_STACK_BUDGET_BOTH:-9216}"
+  "both|ed25519,es256|${KEYWAY_CODE_BUDGET_BOTH:-69632}|${KEYWAY_STACK_BUDGET_BOTH:-9728}"
 )
 QEMU_TIMEOUT="${KEYWAY_QEMU_TIMEOUT:-120}"
 SEQUENCE=7

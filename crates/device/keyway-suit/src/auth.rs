@@ -36,7 +36,7 @@ pub(crate) fn decode_digest(bytes: &[u8], part: Part) -> Result<&[u8; 32], Error
     if n < 2 {
         return Err(Error::Missing {
             part,
-            what: "digest algorithm and bytes",
+            what: "alg and digest",
         });
     }
     let alg = r.i64()?;
@@ -81,7 +81,7 @@ pub(crate) fn authenticate(
         return Err(Error::Malformed {
             part: Part::Digest,
             offset: 0,
-            expected: "a SHA-256 SUIT_Digest",
+            expected: "SHA-256 digest",
         });
     }
     let claimed = decode_digest(digest_bstr, Part::Digest)?;
@@ -105,7 +105,7 @@ pub(crate) fn authenticate(
             return Err(Error::Malformed {
                 part: Part::Signature,
                 offset: 0,
-                expected: "a payload equal to the authenticated digest",
+                expected: "payload = digest",
             });
         }
         let mut tbs = [0u8; 16 + MAX_PROTECTED + MAX_SIGNED_DIGEST];
@@ -238,14 +238,14 @@ impl<'b> Sign1<'b> {
         let mut r = Reader::new(block, Part::Signature);
         match r.tag()? {
             TAG_COSE_SIGN1 => {}
-            TAG_COSE_SIGN => return Err(Error::UnsupportedAuthentication("COSE_Sign")),
-            TAG_COSE_MAC0 => return Err(Error::UnsupportedAuthentication("COSE_Mac0")),
-            TAG_COSE_MAC => return Err(Error::UnsupportedAuthentication("COSE_Mac")),
+            t @ (TAG_COSE_SIGN | TAG_COSE_MAC0 | TAG_COSE_MAC) => {
+                return Err(Error::UnsupportedAuthentication(t));
+            }
             _ => {
                 return Err(Error::Malformed {
                     part: Part::Signature,
                     offset: 0,
-                    expected: "tag 18 (COSE_Sign1)",
+                    expected: "tag 18",
                 });
             }
         }
@@ -253,7 +253,7 @@ impl<'b> Sign1<'b> {
             return Err(Error::Malformed {
                 part: Part::Signature,
                 offset: r.position(),
-                expected: "a 4-element COSE_Sign1 array",
+                expected: "COSE_Sign1 [4]",
             });
         }
         let protected = r.bytes()?;
@@ -281,7 +281,7 @@ impl<'b> Sign1<'b> {
         r.finish()?;
         let alg = alg.ok_or(Error::Missing {
             part: Part::Signature,
-            what: "the alg header (1)",
+            what: "alg (1)",
         })?;
         Ok(Sign1 {
             protected,

@@ -141,24 +141,24 @@ impl<'b> Reader<'b> {
     /// huge declared length cannot make a loop run past the input.
     pub(crate) fn array(&mut self) -> Result<usize, Error> {
         let at = self.pos;
-        let n = self.head(4, "a definite-length array")?;
+        let n = self.head(4, "array")?;
         if n <= self.remaining() as u64 {
             Ok(n as usize)
         } else {
             self.pos = at;
-            Err(self.bad("an array no longer than the data"))
+            Err(self.bad("array len <= data"))
         }
     }
 
     /// A definite-length map (bounded like [`Reader::array`]).
     pub(crate) fn map(&mut self) -> Result<usize, Error> {
         let at = self.pos;
-        let n = self.head(5, "a definite-length map")?;
+        let n = self.head(5, "map")?;
         if n.saturating_mul(2) <= self.remaining() as u64 {
             Ok(n as usize)
         } else {
             self.pos = at;
-            Err(self.bad("a map no longer than the data"))
+            Err(self.bad("map len <= data"))
         }
     }
 
@@ -167,12 +167,12 @@ impl<'b> Reader<'b> {
     /// The caller's loop still stops at the end of the input.
     pub(crate) fn map_unbounded(&mut self) -> Result<usize, Error> {
         let at = self.pos;
-        let n = self.head(5, "a definite-length map")?;
+        let n = self.head(5, "map")?;
         if n <= 64 {
             Ok(n as usize)
         } else {
             self.pos = at;
-            Err(self.bad("an envelope of at most 64 members"))
+            Err(self.bad("<= 64 members"))
         }
     }
 
@@ -182,7 +182,7 @@ impl<'b> Reader<'b> {
     }
 
     pub(crate) fn u64(&mut self) -> Result<u64, Error> {
-        self.head(0, "an unsigned integer")
+        self.head(0, "uint")
     }
 
     pub(crate) fn i64(&mut self) -> Result<i64, Error> {
@@ -233,16 +233,16 @@ impl<'b> Reader<'b> {
             None => {
                 self.pos = at;
                 Err(self.bad(if major == 2 {
-                    "a complete byte string"
+                    "complete bstr"
                 } else {
-                    "a complete UTF-8 text string"
+                    "utf-8 text"
                 }))
             }
         }
     }
 
     pub(crate) fn bytes(&mut self) -> Result<&'b [u8], Error> {
-        self.string(2, "a definite-length byte string")
+        self.string(2, "bstr")
     }
 
     /// A byte string of exactly `N` bytes, borrowed from the input.
@@ -261,10 +261,10 @@ impl<'b> Reader<'b> {
 
     pub(crate) fn str(&mut self) -> Result<&'b str, Error> {
         let at = self.pos;
-        let b = self.string(3, "a definite-length UTF-8 text string")?;
+        let b = self.string(3, "text")?;
         core::str::from_utf8(b).map_err(|_| {
             self.pos = at;
-            self.bad("a complete UTF-8 text string")
+            self.bad("utf-8 text")
         })
     }
 
@@ -307,7 +307,7 @@ impl<'b> Reader<'b> {
             };
             if !ok {
                 self.pos = start;
-                return Err(self.bad("a complete CBOR item"));
+                return Err(self.bad("cbor item"));
             }
         }
         Ok(())
@@ -319,7 +319,7 @@ impl<'b> Reader<'b> {
         self.skip()?;
         self.buf
             .get(start..self.pos)
-            .ok_or_else(|| self.bad("a complete CBOR item"))
+            .ok_or_else(|| self.bad("cbor item"))
     }
 
     /// An integer map key, or the text key `TextKey`.
@@ -327,7 +327,7 @@ impl<'b> Reader<'b> {
         match self.datatype()? {
             Type::Int => match self.i64() {
                 Ok(k) => Ok(Key::Int(k)),
-                Err(_) => Err(self.bad("a map key within 64 bits")),
+                Err(_) => Err(self.bad("64-bit key")),
             },
             Type::String => Ok(Key::Text(self.str()?)),
             _ => Ok(Key::Other(self.raw_item()?)),
@@ -338,7 +338,7 @@ impl<'b> Reader<'b> {
     /// declared length without requiring the content to be present. Used to
     /// locate a streamed payload in an envelope prefix.
     pub(crate) fn bytes_head(&mut self) -> Result<u64, Error> {
-        self.head(2, "a definite-length byte string")
+        self.head(2, "bstr")
     }
 }
 

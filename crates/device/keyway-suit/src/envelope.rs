@@ -70,7 +70,7 @@ impl<'a> Envelope<'a> {
                 return Err(Error::Malformed {
                     part: Part::Envelope,
                     offset: 0,
-                    expected: "tag 107 (SUIT_Envelope)",
+                    expected: "tag 107",
                 });
             }
         }
@@ -117,7 +117,7 @@ impl<'a> Envelope<'a> {
                         return Err(Error::Malformed {
                             part: Part::Envelope,
                             offset,
-                            expected: "a complete integrated payload (only the last member may be streamed)",
+                            expected: "payload complete or last",
                         });
                     };
                     if let Some(prev) = env.payload.replace(p)
@@ -158,11 +158,11 @@ impl<'a> Envelope<'a> {
     fn finish(mut self, auth: Option<&'a [u8]>, manifest: Option<&'a [u8]>) -> Result<Self, Error> {
         self.auth = auth.ok_or(Error::Missing {
             part: Part::Envelope,
-            what: "the authentication wrapper (2)",
+            what: "auth (2)",
         })?;
         self.manifest_wrapped = manifest.ok_or(Error::Missing {
             part: Part::Envelope,
-            what: "the manifest (3)",
+            what: "manifest (3)",
         })?;
         self.manifest = unwrap_bstr(self.manifest_wrapped, Part::Manifest)?;
         for m in [

@@ -132,8 +132,9 @@ pub enum Error {
     UnsupportedDigest(i64),
     /// A COSE algorithm Keyway does not verify.
     UnsupportedAlgorithm(i64),
-    /// An authentication block that is not COSE_Sign1.
-    UnsupportedAuthentication(&'static str),
+    /// An authentication block that is not COSE_Sign1: its CBOR tag
+    /// (98 COSE_Sign, 17 COSE_Mac0, 97 COSE_Mac).
+    UnsupportedAuthentication(u64),
     /// A SUIT command this verifier does not implement (the draft requires
     /// rejecting the manifest).
     UnsupportedCommand(i64),
@@ -356,10 +357,7 @@ impl fmt::Display for Error {
             UnsupportedManifestVersion(v) => ("\x05manifest version \x01", *v, 0),
             UnsupportedDigest(a) => ("\x05digest \x03", i(a), 0),
             UnsupportedAlgorithm(a) => ("\x05alg \x03", i(a), 0),
-            UnsupportedAuthentication(k) => {
-                template(f, "\x05auth ", 0, 0)?;
-                (k, 0, 0)
-            }
+            UnsupportedAuthentication(t) => ("\x05auth tag \x01", *t, 0),
             UnsupportedCommand(c) => ("\x05command \x03", i(c), 0),
             UnsupportedParameter(p) => ("\x05parameter \x03", i(p), 0),
             InvalidKey => ("invalid key", 0, 0),

@@ -67,8 +67,8 @@ impl KeySet {
             part: Part::KeySet,
             what,
         };
-        let auth = auth.ok_or(missing("root signatures (1)"))?;
-        let wrapped = body.ok_or(missing("the key set (2)"))?;
+        let auth = auth.ok_or(missing("root sigs (1)"))?;
+        let wrapped = body.ok_or(missing("key set (2)"))?;
         authenticate(
             auth,
             wrapped,
@@ -102,7 +102,7 @@ impl KeySet {
         }
         Err(Error::Missing {
             part: Part::KeySet,
-            what: "the key set (2)",
+            what: "key set (2)",
         })
     }
 
@@ -117,7 +117,7 @@ impl KeySet {
                     set.version = u32::try_from(r.u64()?).map_err(|_| Error::Malformed {
                         part: Part::KeySet,
                         offset: r.position(),
-                        expected: "a 32-bit version",
+                        expected: "u32",
                     })?;
                     have_version = true;
                 }
@@ -143,7 +143,7 @@ impl KeySet {
                         });
                     }
                     for _ in 0..k {
-                        let id = KeyId(*r.bytes_n::<8>("an 8-byte key id")?);
+                        let id = KeyId(*r.bytes_n::<8>("8-byte kid")?);
                         // Cannot overflow: bounded just above.
                         let _ = set.revoked.push(id);
                     }
@@ -173,7 +173,7 @@ impl KeySet {
             return Err(Error::Malformed {
                 part: Part::KeySet,
                 offset: 0,
-                expected: "no signer that is also revoked",
+                expected: "no revoked signer",
             });
         }
         Ok(())

@@ -273,7 +273,7 @@ impl<'a> Manifest<'a> {
             return Err(Error::Malformed {
                 part: Part::Manifest,
                 offset: 0,
-                expected: "a manifest map",
+                expected: "map",
             });
         }
         let n = r.map()?;
@@ -316,18 +316,18 @@ impl<'a> Manifest<'a> {
         if !seen_version {
             return Err(Error::Missing {
                 part: Part::Manifest,
-                what: "manifest-version (1)",
+                what: "version (1)",
             });
         }
         if !seen_seq {
             return Err(Error::Missing {
                 part: Part::Manifest,
-                what: "sequence number (2)",
+                what: "sequence (2)",
             });
         }
         let common = common.ok_or(Error::Missing {
             part: Part::Manifest,
-            what: "suit-common (3)",
+            what: "common (3)",
         })?;
         m.decode_common(common)
     }
@@ -479,7 +479,7 @@ fn run_sequence<'a>(
         return Err(Error::Malformed {
             part: Part::Commands,
             offset: 0,
-            expected: "command and argument pairs",
+            expected: "command pairs",
         });
     }
     for _ in 0..n / 2 {
@@ -684,11 +684,11 @@ impl<'a> ParamValue<'a> {
                     r.bytes()?;
                     ParamValue::Vendor(&[0; 16])
                 } else {
-                    ParamValue::Vendor(r.bytes_n::<16>("a 16-byte UUID")?)
+                    ParamValue::Vendor(r.bytes_n::<16>("uuid")?)
                 }
             }
-            PARAM_CLASS_ID => ParamValue::Class(r.bytes_n::<16>("a 16-byte UUID")?),
-            PARAM_DEVICE_ID => ParamValue::Device(r.bytes_n::<16>("a 16-byte UUID")?),
+            PARAM_CLASS_ID => ParamValue::Class(r.bytes_n::<16>("uuid")?),
+            PARAM_DEVICE_ID => ParamValue::Device(r.bytes_n::<16>("uuid")?),
             PARAM_IMAGE_DIGEST => {
                 let raw = r.bytes()?;
                 ParamValue::Digest(decode_digest(raw, Part::Digest)?)

@@ -66,8 +66,14 @@ pub fn describe(e: &Error) -> String {
         UnsupportedAlgorithm(a) => {
             format!("COSE algorithm {a} is not supported by this build ({SUPPORTED_ALGORITHMS})")
         }
-        UnsupportedAuthentication(k) => {
-            format!("{k} authentication blocks are not supported (only COSE_Sign1)")
+        UnsupportedAuthentication(t) => {
+            let name = match *t {
+                keyway_suit::labels::TAG_COSE_SIGN => "COSE_Sign",
+                keyway_suit::labels::TAG_COSE_MAC0 => "COSE_Mac0",
+                keyway_suit::labels::TAG_COSE_MAC => "COSE_Mac",
+                _ => "tagged",
+            };
+            format!("{name} (tag {t}) authentication blocks are not supported (only COSE_Sign1)")
         }
         UnsupportedCommand(c) => {
             format!("SUIT command {c} is not supported, so the manifest is rejected")
