@@ -33,6 +33,7 @@ impl<E: fmt::Display> fmt::Display for Rejected<E> {
 }
 
 /// Chunk size for streaming the payload, as a flash writer would.
+#[cfg(not(feature = "baseline"))]
 const CHUNK: usize = 512;
 
 #[cfg(not(feature = "baseline"))]

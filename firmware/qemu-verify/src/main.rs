@@ -338,7 +338,10 @@ fn main() -> ! {
     }
 
     hprintln!("config: {}", CONFIG);
-    hprintln!("stack ed25519 path: {} bytes", worst_path[Path::Ed25519 as usize]);
+    hprintln!(
+        "stack ed25519 path: {} bytes",
+        worst_path[Path::Ed25519 as usize]
+    );
     hprintln!("stack p256 path: {} bytes", worst_path[Path::P256 as usize]);
     hprintln!(
         "stack high-water: {} bytes (verifier call; {} bytes from reset SP)",

@@ -317,28 +317,46 @@ fn parse_pkcs8(der: &[u8]) -> Result<SigningKey, KeyParseError> {
         what: "PKCS#8 private key",
         detail: e.to_string(),
     })?;
-    let (oid, param) = info
-        .algorithm
-        .oids()
-        .map_err(|e| KeyParseError::Malformed {
-            what: "PKCS#8 algorithm identifier",
-            detail: e.to_string(),
-        })?;
-    match (oid.to_string().as_str(), param.map(|p| p.to_string())) {
-        (OID_ED25519, _) => ed25519_dalek::SigningKey::from_pkcs8_der(der)
-            .map(SigningKey::Ed25519)
-            .map_err(|e| KeyParseError::Malformed {
-                what: "Ed25519 private key",
-                detail: e.to_string(),
-            }),
-        (OID_EC_PUBLIC_KEY, Some(curve)) if curve == OID_PRIME256V1 => {
+    by_algorithm(
+        info.algorithm.oids(),
+        "PKCS#8 algorithm identifier",
+        ("Ed25519 private key", || {
+            ed25519_dalek::SigningKey::from_pkcs8_der(der)
+                .map(SigningKey::Ed25519)
+                .map_err(|e| e.to_string())
+        }),
+        ("P-256 private key", || {
             p256::ecdsa::SigningKey::from_pkcs8_der(der)
                 .map(SigningKey::P256)
-                .map_err(|e| KeyParseError::Malformed {
-                    what: "P-256 private key",
-                    detail: e.to_string(),
-                })
-        }
+                .map_err(|e| e.to_string())
+        }),
+    )
+}
+
+/// Dispatches on a key's algorithm OIDs to the Ed25519 or the P-256
+/// decoder, naming unsupported algorithms and curves.
+fn by_algorithm<K, E: fmt::Display>(
+    oids: Result<
+        (
+            p256::pkcs8::ObjectIdentifier,
+            Option<p256::pkcs8::ObjectIdentifier>,
+        ),
+        E,
+    >,
+    what: &'static str,
+    ed25519: (&'static str, impl FnOnce() -> Result<K, String>),
+    p256: (&'static str, impl FnOnce() -> Result<K, String>),
+) -> Result<K, KeyParseError> {
+    let (oid, param) = oids.map_err(|e| KeyParseError::Malformed {
+        what,
+        detail: e.to_string(),
+    })?;
+    let run = |what: &'static str, r: Result<K, String>| {
+        r.map_err(|detail| KeyParseError::Malformed { what, detail })
+    };
+    match (oid.to_string().as_str(), param.map(|p| p.to_string())) {
+        (OID_ED25519, _) => run(ed25519.0, (ed25519.1)()),
+        (OID_EC_PUBLIC_KEY, Some(curve)) if curve == OID_PRIME256V1 => run(p256.0, (p256.1)()),
         (OID_EC_PUBLIC_KEY, curve) => Err(KeyParseError::UnsupportedAlgorithm(format!(
             "EC key on curve {}",
             curve.unwrap_or_else(|| "(none)".into())
@@ -427,34 +445,20 @@ fn parse_spki(der: &[u8]) -> Result<PublicKey, KeyParseError> {
         what: "SubjectPublicKeyInfo public key",
         detail: e.to_string(),
     })?;
-    let (oid, param) = info
-        .algorithm
-        .oids()
-        .map_err(|e| KeyParseError::Malformed {
-            what: "public key algorithm identifier",
-            detail: e.to_string(),
-        })?;
-    match (oid.to_string().as_str(), param.map(|p| p.to_string())) {
-        (OID_ED25519, _) => ed25519_dalek::VerifyingKey::from_public_key_der(der)
-            .map(PublicKey::Ed25519)
-            .map_err(|e| KeyParseError::Malformed {
-                what: "Ed25519 public key",
-                detail: e.to_string(),
-            }),
-        (OID_EC_PUBLIC_KEY, Some(curve)) if curve == OID_PRIME256V1 => {
+    by_algorithm(
+        info.algorithm.oids(),
+        "public key algorithm identifier",
+        ("Ed25519 public key", || {
+            ed25519_dalek::VerifyingKey::from_public_key_der(der)
+                .map(PublicKey::Ed25519)
+                .map_err(|e| e.to_string())
+        }),
+        ("P-256 public key", || {
             p256::ecdsa::VerifyingKey::from_public_key_der(der)
                 .map(PublicKey::P256)
-                .map_err(|e| KeyParseError::Malformed {
-                    what: "P-256 public key",
-                    detail: e.to_string(),
-                })
-        }
-        (OID_EC_PUBLIC_KEY, curve) => Err(KeyParseError::UnsupportedAlgorithm(format!(
-            "EC key on curve {}",
-            curve.unwrap_or_else(|| "(none)".into())
-        ))),
-        (other, _) => Err(KeyParseError::UnsupportedAlgorithm(format!("OID {other}"))),
-    }
+                .map_err(|e| e.to_string())
+        }),
+    )
 }
 
 /// Where [`keygen`] wrote a key pair.
