@@ -198,7 +198,9 @@ fn load_anchors(opts: &VerifyOptions) -> Result<suit::TrustAnchors, Rejection> {
     })
 }
 
-fn read_head(file: &mut File) -> std::io::Result<Vec<u8>> {
+/// Reads at most [`HEAD_BYTES`] from the start of `file`: all of an
+/// envelope but the tail of a large payload.
+pub fn read_head(file: &mut File) -> std::io::Result<Vec<u8>> {
     let mut head = Vec::with_capacity(HEAD_BYTES);
     file.by_ref()
         .take(HEAD_BYTES as u64)
