@@ -1,0 +1,17 @@
+//! The device side of Keyway's installer: `#![no_std]`, heap-free and
+//! sans-IO, over the `embedded-storage` 0.3
+//! [`NorFlash`](embedded_storage::nor_flash::NorFlash) traits.
+//!
+//! This crate currently holds the persistent state journal
+//! ([`journal`]): the anti-rollback floor, the key-set version, the active
+//! slot, the trial state, the boot attempts and the download progress,
+//! kept in append-only CRC-checked records in ping-pong erase pages so that
+//! a power cut at any instant leaves either the previous or the new state.
+//! The installer, the swap and the bootloader decision build on it (later
+//! parts of the installer issue).
+
+#![no_std]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod journal;

@@ -1,0 +1,48 @@
+//! Shared helpers for the journal tests.
+#![allow(dead_code)]
+
+use keyway_device::journal::{Download, PersistentState, TrialState};
+
+/// A deterministic, pairwise-distinct state for script step `i`.
+pub fn scripted(i: u32) -> PersistentState {
+    let slot = (i % 2) as u8;
+    PersistentState {
+        floor: if i.is_multiple_of(7) {
+            None
+        } else {
+            Some(u64::from(i) * 1_000_003)
+        },
+        keyset_version: i / 3,
+        active_slot: slot,
+        trial: match i % 4 {
+            0 => TrialState::None,
+            1 => TrialState::Pending { slot: 1 - slot },
+            2 => TrialState::Trial {
+                slot: 1 - slot,
+                attempts_left: (i % 5) as u8,
+            },
+            _ => TrialState::Confirmed,
+        },
+        boot_attempts: (i % 250) as u8,
+        download: if i.is_multiple_of(3) {
+            None
+        } else {
+            let mut manifest_digest = [0u8; 32];
+            for (k, b) in manifest_digest.iter_mut().enumerate() {
+                *b = (i as u8).wrapping_mul(31).wrapping_add(k as u8);
+            }
+            Some(Download {
+                slot: 1 - slot,
+                manifest_digest,
+                offset: i * 4096 + 17,
+            })
+        },
+    }
+}
+
+/// The slot size that gives about `per_page` slots in a page of
+/// `page` bytes with this write unit (never below the dense record length).
+pub fn slot_size_for(page: usize, unit: usize, per_page: usize, record_len: usize) -> u32 {
+    let slot = (page / per_page) / unit * unit;
+    slot.max(record_len) as u32
+}
