@@ -144,6 +144,10 @@ impl std::fmt::Display for Summary {
         if let Some(v) = &self.version {
             write!(f, ", version {v}")?;
         }
+        if let Some((vendor, class)) = &self.vendor_class {
+            let short = |s: &str| s.get(..8).unwrap_or(s).to_string();
+            write!(f, ", vendor/class {}…/{}…", short(vendor), short(class))?;
+        }
         if let Some((size, digest)) = &self.payload {
             let size = size.map_or("unsized".to_string(), |s| format!("{s} bytes"));
             let state = if self.payload_checked {
