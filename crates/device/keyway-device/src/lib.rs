@@ -7,11 +7,16 @@
 //! slot, the trial state, the boot attempts and the download progress,
 //! kept in append-only CRC-checked records in ping-pong erase pages so that
 //! a power cut at any instant leaves either the previous or the new state.
-//! The installer, the swap and the bootloader decision build on it (later
-//! parts of the installer issue).
+//!
+//! [`install`] writes an update into the inactive slot in direct A/B mode:
+//! streamed through a fixed buffer, hashed on the way, resumable after a
+//! power cut, and recorded as installable only once its digest verifies.
+//! The swap mode and the bootloader decision build on these (later parts of
+//! the installer issue).
 
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod install;
 pub mod journal;

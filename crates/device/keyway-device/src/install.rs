@@ -1,0 +1,629 @@
+//! The streaming installer for direct A/B mode: writes a payload into the
+//! inactive slot as it arrives, resumable after a power cut.
+//!
+//! # Direct A/B
+//!
+//! On MCUs that execute from either bank, an update is written once into
+//! the slot that is not [`PersistentState::active_slot`], and activation is
+//! a journal record: nothing is copied. [`Installer`] is a sans-IO state
+//! machine driven by the caller, who owns the flash, the
+//! [`Journal`] and the transport:
+//!
+//! 1. [`Installer::begin`] (or [`Installer::resume`] after a reboot);
+//! 2. [`Installer::push`] for every chunk, of any size, as it arrives;
+//! 3. [`Installer::finish`].
+//!
+//! # What it guarantees
+//!
+//! * Bytes go through a fixed buffer of `BUF` bytes (a multiple of
+//!   `F::WRITE_SIZE` and `F::READ_SIZE` that divides `F::ERASE_SIZE`) and are
+//!   hashed on the way by a [`PayloadVerifier`].
+//! * Each `F::ERASE_SIZE` sector of the target slot is erased just before
+//!   its first write, once per download (a resume erases the sector after
+//!   the last recorded offset again). The active slot is never erased or
+//!   written.
+//! * At every sector boundary the progress is committed to the journal as
+//!   [`Download`] `{ slot, manifest_digest, offset }`, after the sector's
+//!   bytes were written: a power cut loses at most the sector in progress.
+//! * Only [`Installer::finish`], after the size and the SHA-256 digest
+//!   matched, records the slot as installable
+//!   ([`TrialState::Pending`]) with the same commit that clears the
+//!   download. Before that nothing marks the slot installable; starting a
+//!   download clears an earlier `Pending` in the commit that records it.
+//! * No input makes it panic; every failure is an [`Error`] that names
+//!   what failed.
+//!
+//! The signature over the manifest is checked before (by
+//! `keyway_suit::verify_envelope`, which yields the [`ImageExpectation`]);
+//! the manifest digest ties the recorded download to that manifest.
+
+use core::marker::PhantomData;
+use core::ops::Range;
+
+use embedded_storage::nor_flash::NorFlash;
+use keyway_suit::{ImageExpectation, PayloadVerifier};
+
+use crate::journal::{self, Download, FlashOp, Journal, PersistentState, TrialState};
+
+/// The default write buffer: 256 bytes.
+pub const DEFAULT_BUF: usize = 256;
+
+/// Where the two image slots and the state journal live.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SlotLayout {
+    /// The byte ranges of slot 0 and slot 1 in the flash.
+    pub slots: [Range<u32>; 2],
+    /// The state journal's region. Its `erased` value also pads the last
+    /// write of an image to the write size.
+    pub journal: journal::Config,
+}
+
+/// Why a [`SlotLayout`] does not fit the flash.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum LayoutError {
+    /// A slot is empty (its end is not above its start).
+    EmptySlot {
+        /// The slot (0 or 1).
+        slot: u8,
+    },
+    /// A slot's start or end is not a multiple of `F::ERASE_SIZE`.
+    SlotNotAligned {
+        /// The slot (0 or 1).
+        slot: u8,
+        /// Its range.
+        range: Range<u32>,
+        /// `F::ERASE_SIZE`.
+        erase_size: usize,
+    },
+    /// A slot runs past the end of the flash.
+    SlotOutOfBounds {
+        /// The slot (0 or 1).
+        slot: u8,
+        /// Its end (exclusive).
+        end: u32,
+        /// The flash capacity.
+        capacity: usize,
+    },
+    /// The two slots overlap.
+    SlotsOverlap,
+    /// A slot overlaps the journal's region.
+    SlotOverlapsJournal {
+        /// The slot (0 or 1).
+        slot: u8,
+    },
+    /// The journal's region is misplaced (see [`journal::ConfigError`]).
+    Journal(journal::ConfigError),
+}
+
+/// Why the write buffer size `BUF` does not fit the flash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BufferSizeError {
+    /// The buffer size.
+    pub buf: usize,
+    /// `F::WRITE_SIZE`.
+    pub write_size: usize,
+    /// `F::READ_SIZE`.
+    pub read_size: usize,
+    /// `F::ERASE_SIZE`.
+    pub erase_size: usize,
+}
+
+/// What an install step failed on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Error<E> {
+    /// The slot layout does not fit the flash.
+    Layout(LayoutError),
+    /// `BUF` is zero, not a multiple of the write and read sizes, or does
+    /// not divide the erase size.
+    BufferSize(BufferSizeError),
+    /// The image (as declared, or as pushed so far) is larger than the
+    /// target slot. Refused before anything is written.
+    ImageTooLarge {
+        /// The target slot (0 or 1).
+        slot: u8,
+        /// The image size in bytes (declared, or pushed so far).
+        size: u64,
+        /// The slot's size in bytes.
+        capacity: u32,
+    },
+    /// The payload does not match the manifest: too long, truncated, or
+    /// digest mismatch (the verifier's error).
+    Payload(keyway_suit::Error),
+    /// The flash refused or failed an operation on the slot.
+    Flash {
+        /// Which operation.
+        op: FlashOp,
+        /// Its start offset in the flash.
+        offset: u32,
+        /// The driver's error.
+        error: E,
+    },
+    /// A journal commit or read failed.
+    Journal(journal::Error<E>),
+    /// [`Installer::resume`]: the journal records no download.
+    NoDownload,
+    /// [`Installer::resume`]: the recorded download belongs to another
+    /// manifest (start over with [`Installer::begin`]).
+    OtherManifest {
+        /// The manifest digest recorded in the journal.
+        recorded: [u8; 32],
+    },
+    /// [`Installer::resume`]: the recorded download targets the active
+    /// slot (start over with [`Installer::begin`]).
+    OtherSlot {
+        /// The slot recorded in the journal.
+        recorded: u8,
+        /// The inactive slot, which a download must target.
+        inactive: u8,
+    },
+    /// [`Installer::resume`]: the recorded offset is not a sector boundary,
+    /// or lies past the image or the slot (start over with
+    /// [`Installer::begin`]).
+    BadOffset {
+        /// The offset recorded in the journal.
+        offset: u32,
+    },
+    /// An image runs on trial: confirm or revert it before writing
+    /// another (until then both slots are needed).
+    TrialInProgress {
+        /// The slot on trial.
+        slot: u8,
+    },
+    /// An earlier error left this installer unusable: resume from the
+    /// journal (or begin again).
+    Aborted,
+}
+
+impl<E> From<LayoutError> for Error<E> {
+    fn from(e: LayoutError) -> Self {
+        Error::Layout(e)
+    }
+}
+
+impl<E> From<journal::Error<E>> for Error<E> {
+    fn from(e: journal::Error<E>) -> Self {
+        Error::Journal(e)
+    }
+}
+
+impl<E: core::fmt::Debug> core::fmt::Display for Error<E> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Error::Layout(e) => write!(f, "install: slot layout: {e:?}"),
+            Error::BufferSize(e) => write!(f, "install: write buffer: {e:?}"),
+            Error::ImageTooLarge {
+                slot,
+                size,
+                capacity,
+            } => write!(
+                f,
+                "install: image of {size} bytes too large for slot {slot} ({capacity} bytes)"
+            ),
+            Error::Payload(e) => write!(f, "install: {e}"),
+            Error::Flash { op, offset, error } => {
+                write!(f, "install: flash {op:?} at {offset:#x}: {error:?}")
+            }
+            Error::Journal(e) => write!(f, "install: {e}"),
+            Error::NoDownload => f.write_str("install: no download to resume"),
+            Error::OtherManifest { .. } => {
+                f.write_str("install: the recorded download is for another manifest")
+            }
+            Error::OtherSlot { recorded, inactive } => write!(
+                f,
+                "install: the recorded download targets slot {recorded}, not inactive slot {inactive}"
+            ),
+            Error::BadOffset { offset } => {
+                write!(
+                    f,
+                    "install: recorded download offset {offset:#x} is invalid"
+                )
+            }
+            Error::TrialInProgress { slot } => {
+                write!(f, "install: the image in slot {slot} is on trial")
+            }
+            Error::Aborted => f.write_str("install: aborted by an earlier error"),
+        }
+    }
+}
+
+impl SlotLayout {
+    /// Checks the layout against a flash of type `F` and capacity
+    /// `capacity`: each slot non-empty, aligned to `F::ERASE_SIZE` and
+    /// inside the flash; the slots and the journal's region pairwise
+    /// disjoint; the journal's region aligned and inside the flash.
+    pub fn validate<F: NorFlash>(&self, capacity: usize) -> Result<(), LayoutError> {
+        let erase_size = F::ERASE_SIZE;
+        let cfg = &self.journal;
+        if erase_size == 0 || !(cfg.offset as usize).is_multiple_of(erase_size) {
+            return Err(LayoutError::Journal(
+                journal::ConfigError::OffsetNotAligned {
+                    offset: cfg.offset,
+                    erase_size,
+                },
+            ));
+        }
+        let journal_end = u64::from(cfg.offset) + u64::from(cfg.sectors) * erase_size as u64;
+        if journal_end > capacity as u64 {
+            return Err(LayoutError::Journal(journal::ConfigError::OutOfBounds {
+                end: journal_end,
+                capacity,
+            }));
+        }
+        let journal = u64::from(cfg.offset)..journal_end;
+        for (i, r) in self.slots.iter().enumerate() {
+            let slot = i as u8;
+            if r.end <= r.start {
+                return Err(LayoutError::EmptySlot { slot });
+            }
+            if !(r.start as usize).is_multiple_of(erase_size)
+                || !(r.end as usize).is_multiple_of(erase_size)
+            {
+                return Err(LayoutError::SlotNotAligned {
+                    slot,
+                    range: r.clone(),
+                    erase_size,
+                });
+            }
+            if r.end as usize > capacity {
+                return Err(LayoutError::SlotOutOfBounds {
+                    slot,
+                    end: r.end,
+                    capacity,
+                });
+            }
+            if u64::from(r.start) < journal.end && journal.start < u64::from(r.end) {
+                return Err(LayoutError::SlotOverlapsJournal { slot });
+            }
+        }
+        let [a, b] = &self.slots;
+        if a.start < b.end && b.start < a.end {
+            return Err(LayoutError::SlotsOverlap);
+        }
+        Ok(())
+    }
+}
+
+/// A download in progress into the inactive slot. See the [module
+/// documentation](self).
+///
+/// `BUF` is the write buffer's size ([`DEFAULT_BUF`], 256 bytes): a
+/// multiple of `F::WRITE_SIZE` and `F::READ_SIZE` that divides
+/// `F::ERASE_SIZE`. The installer holds the buffer and a SHA-256 state; it
+/// borrows the flash and the journal on each call.
+#[derive(Clone)]
+pub struct Installer<F, const BUF: usize = DEFAULT_BUF> {
+    slot: u8,
+    start: u32,
+    capacity: u32,
+    manifest_digest: [u8; 32],
+    verifier: PayloadVerifier,
+    /// Bytes already written to the slot (a multiple of `BUF`).
+    written: u32,
+    buf: [u8; BUF],
+    fill: usize,
+    erased: u8,
+    failed: bool,
+    _flash: PhantomData<fn(&mut F)>,
+}
+
+impl<F, const BUF: usize> core::fmt::Debug for Installer<F, BUF> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Installer")
+            .field("slot", &self.slot)
+            .field("start", &self.start)
+            .field("capacity", &self.capacity)
+            .field("written", &self.written)
+            .field("buffered", &self.fill)
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
+    /// Starts a download of the image `expectation` describes (from the
+    /// verified manifest whose digest is `manifest_digest`) into the
+    /// inactive slot.
+    ///
+    /// Checks the layout, the buffer size and that the declared image size
+    /// fits the slot before touching the flash, then commits
+    /// `Download { slot, manifest_digest, offset: 0 }` (clearing an earlier
+    /// `Pending` install in the same record). Refused while an image runs
+    /// on trial ([`Error::TrialInProgress`]). Nothing is
+    /// erased yet: each sector is erased by [`Installer::push`] just before
+    /// its first write.
+    pub fn begin(
+        flash: &mut F,
+        journal: &mut Journal<F>,
+        layout: &SlotLayout,
+        expectation: &ImageExpectation<'_>,
+        manifest_digest: [u8; 32],
+    ) -> Result<Self, Error<F::Error>> {
+        let installer = Self::prepare(flash, journal, layout, expectation, manifest_digest)?;
+        let mut state = *journal.state();
+        match state.trial {
+            // Until a trial is confirmed or reverted, both slots matter:
+            // the image on trial and the one to revert to.
+            TrialState::Trial { slot, .. } => return Err(Error::TrialInProgress { slot }),
+            TrialState::Pending { .. } => state.trial = TrialState::None,
+            _ => {}
+        }
+        state.download = Some(Download {
+            slot: installer.slot,
+            manifest_digest,
+            offset: 0,
+        });
+        journal.commit(flash, &state)?;
+        Ok(installer)
+    }
+
+    /// Continues the download the journal records for `manifest_digest`
+    /// (after a power cut or a reboot): re-hashes the bytes already in the
+    /// slot (read back from the flash), so the final digest covers the
+    /// whole image. The caller then pushes the payload from
+    /// [`Installer::offset`] on. The sector after the recorded offset,
+    /// which may be partly written, is erased again before its first write.
+    ///
+    /// Fails with [`Error::NoDownload`], [`Error::OtherManifest`],
+    /// [`Error::OtherSlot`] or [`Error::BadOffset`] when the record cannot
+    /// be continued: then start over with [`Installer::begin`] (or use
+    /// [`Installer::resume_or_begin`]).
+    pub fn resume(
+        flash: &mut F,
+        journal: &mut Journal<F>,
+        layout: &SlotLayout,
+        expectation: &ImageExpectation<'_>,
+        manifest_digest: [u8; 32],
+    ) -> Result<Self, Error<F::Error>> {
+        let mut installer = Self::prepare(flash, journal, layout, expectation, manifest_digest)?;
+        let state = journal.state();
+        let d = state.download.ok_or(Error::NoDownload)?;
+        if d.manifest_digest != manifest_digest {
+            return Err(Error::OtherManifest {
+                recorded: d.manifest_digest,
+            });
+        }
+        if d.slot != installer.slot {
+            return Err(Error::OtherSlot {
+                recorded: d.slot,
+                inactive: installer.slot,
+            });
+        }
+        let past_image = expectation.size.is_some_and(|s| u64::from(d.offset) > s);
+        if !(d.offset as usize).is_multiple_of(F::ERASE_SIZE)
+            || d.offset > installer.capacity
+            || past_image
+        {
+            return Err(Error::BadOffset { offset: d.offset });
+        }
+        // Re-hash what the slot holds below the recorded offset.
+        let mut at = 0u32;
+        while at < d.offset {
+            let n = (d.offset - at).min(BUF as u32);
+            let offset = installer.start + at;
+            let chunk = &mut installer.buf[..n as usize];
+            flash.read(offset, chunk).map_err(|error| Error::Flash {
+                op: FlashOp::Read,
+                offset,
+                error,
+            })?;
+            installer.verifier.update(chunk).map_err(Error::Payload)?;
+            at += n;
+        }
+        installer.written = d.offset;
+        installer.buf = [installer.erased; BUF];
+        Ok(installer)
+    }
+
+    /// [`Installer::resume`] if the journal records a download of this
+    /// manifest that can be continued, otherwise [`Installer::begin`].
+    pub fn resume_or_begin(
+        flash: &mut F,
+        journal: &mut Journal<F>,
+        layout: &SlotLayout,
+        expectation: &ImageExpectation<'_>,
+        manifest_digest: [u8; 32],
+    ) -> Result<Self, Error<F::Error>> {
+        match Self::resume(flash, journal, layout, expectation, manifest_digest) {
+            Err(
+                Error::NoDownload
+                | Error::OtherManifest { .. }
+                | Error::OtherSlot { .. }
+                | Error::BadOffset { .. },
+            ) => Self::begin(flash, journal, layout, expectation, manifest_digest),
+            other => other,
+        }
+    }
+
+    /// The checks and the state shared by `begin` and `resume`.
+    fn prepare(
+        flash: &F,
+        journal: &Journal<F>,
+        layout: &SlotLayout,
+        expectation: &ImageExpectation<'_>,
+        manifest_digest: [u8; 32],
+    ) -> Result<Self, Error<F::Error>> {
+        let buf_error = Error::BufferSize(BufferSizeError {
+            buf: BUF,
+            write_size: F::WRITE_SIZE,
+            read_size: F::READ_SIZE,
+            erase_size: F::ERASE_SIZE,
+        });
+        if BUF == 0
+            || F::WRITE_SIZE == 0
+            || F::READ_SIZE == 0
+            || !BUF.is_multiple_of(F::WRITE_SIZE)
+            || !BUF.is_multiple_of(F::READ_SIZE)
+            || !F::ERASE_SIZE.is_multiple_of(BUF)
+        {
+            return Err(buf_error);
+        }
+        layout.validate::<F>(flash.capacity())?;
+        let active = journal.state().active_slot;
+        let slot: u8 = if active == 0 { 1 } else { 0 };
+        let range = &layout.slots[usize::from(slot)];
+        let capacity = range.end - range.start;
+        if let Some(size) = expectation.size
+            && size > u64::from(capacity)
+        {
+            return Err(Error::ImageTooLarge {
+                slot,
+                size,
+                capacity,
+            });
+        }
+        Ok(Self {
+            slot,
+            start: range.start,
+            capacity,
+            manifest_digest,
+            verifier: PayloadVerifier::new(expectation),
+            written: 0,
+            buf: [layout.journal.erased; BUF],
+            fill: 0,
+            erased: layout.journal.erased,
+            failed: false,
+            _flash: PhantomData,
+        })
+    }
+
+    /// The slot being written (the inactive one).
+    pub fn slot(&self) -> u8 {
+        self.slot
+    }
+
+    /// Payload bytes accepted so far (written or buffered): the offset in
+    /// the payload of the next byte to push.
+    pub fn offset(&self) -> u64 {
+        u64::from(self.written) + self.fill as u64
+    }
+
+    /// Accepts the next `chunk` of the payload, of any size: hashes it,
+    /// buffers it and writes every full buffer to the slot (erasing each
+    /// sector before its first write, committing the progress after its
+    /// last). A byte past the declared size or past the slot fails at once.
+    ///
+    /// After any error the installer refuses further calls
+    /// ([`Error::Aborted`]); continue with [`Installer::resume`].
+    pub fn push(
+        &mut self,
+        flash: &mut F,
+        journal: &mut Journal<F>,
+        chunk: &[u8],
+    ) -> Result<(), Error<F::Error>> {
+        if self.failed {
+            return Err(Error::Aborted);
+        }
+        let result = self.push_inner(flash, journal, chunk);
+        self.failed = result.is_err();
+        result
+    }
+
+    fn push_inner(
+        &mut self,
+        flash: &mut F,
+        journal: &mut Journal<F>,
+        chunk: &[u8],
+    ) -> Result<(), Error<F::Error>> {
+        let total = self.offset().saturating_add(chunk.len() as u64);
+        if total > u64::from(self.capacity) {
+            return Err(Error::ImageTooLarge {
+                slot: self.slot,
+                size: total,
+                capacity: self.capacity,
+            });
+        }
+        self.verifier.update(chunk).map_err(Error::Payload)?;
+        let mut rest = chunk;
+        while !rest.is_empty() {
+            let room = BUF - self.fill;
+            let n = room.min(rest.len());
+            let (head, tail) = rest.split_at(n);
+            if let Some(dst) = self.buf.get_mut(self.fill..self.fill + n) {
+                dst.copy_from_slice(head);
+            }
+            self.fill += n;
+            rest = tail;
+            if self.fill == BUF {
+                self.flush(flash, BUF)?;
+                self.written += BUF as u32;
+                self.fill = 0;
+                if (self.written as usize).is_multiple_of(F::ERASE_SIZE) {
+                    self.commit_progress(flash, journal)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `len` buffered bytes at the current write position, erasing
+    /// the sector first when the position starts one.
+    fn flush(&mut self, flash: &mut F, len: usize) -> Result<(), Error<F::Error>> {
+        let at = self.start + self.written;
+        if (self.written as usize).is_multiple_of(F::ERASE_SIZE) {
+            let end = at + F::ERASE_SIZE as u32;
+            flash.erase(at, end).map_err(|error| Error::Flash {
+                op: FlashOp::Erase,
+                offset: at,
+                error,
+            })?;
+        }
+        let data = self.buf.get(..len).unwrap_or(&[]);
+        flash.write(at, data).map_err(|error| Error::Flash {
+            op: FlashOp::Write,
+            offset: at,
+            error,
+        })?;
+        self.buf = [self.erased; BUF];
+        Ok(())
+    }
+
+    fn commit_progress(
+        &mut self,
+        flash: &mut F,
+        journal: &mut Journal<F>,
+    ) -> Result<(), Error<F::Error>> {
+        let mut state: PersistentState = *journal.state();
+        state.download = Some(Download {
+            slot: self.slot,
+            manifest_digest: self.manifest_digest,
+            offset: self.written,
+        });
+        journal.commit(flash, &state)?;
+        Ok(())
+    }
+
+    /// Writes the buffered tail (padded with the erased value to the write
+    /// size), checks the size and the SHA-256 digest, and only then commits
+    /// the slot as installable: `download: None`,
+    /// `trial: TrialState::Pending { slot }`. Returns that slot.
+    ///
+    /// A payload that does not match is refused with [`Error::Payload`];
+    /// the download record is then cleared (best effort) and the slot is
+    /// not marked installable.
+    pub fn finish(
+        mut self,
+        flash: &mut F,
+        journal: &mut Journal<F>,
+    ) -> Result<u8, Error<F::Error>> {
+        if self.failed {
+            return Err(Error::Aborted);
+        }
+        if self.fill > 0 {
+            let len = self.fill.div_ceil(F::WRITE_SIZE) * F::WRITE_SIZE;
+            self.flush(flash, len.min(BUF))?;
+            self.written += self.fill as u32;
+            self.fill = 0;
+        }
+        let mut state = *journal.state();
+        if let Err(e) = self.verifier.finish() {
+            state.download = None;
+            // Best effort: a stale record would only fail again on resume.
+            let _ = journal.commit(flash, &state);
+            return Err(Error::Payload(e));
+        }
+        state.download = None;
+        state.trial = TrialState::Pending { slot: self.slot };
+        journal.commit(flash, &state)?;
+        Ok(self.slot)
+    }
+}
