@@ -11,12 +11,17 @@
 //! [`install`] writes an update into the inactive slot in direct A/B mode:
 //! streamed through a fixed buffer, hashed on the way, resumable after a
 //! power cut, and recorded as installable only once its digest verifies.
-//! The swap mode and the bootloader decision build on these (later parts of
-//! the installer issue).
+//!
+//! [`boot`] holds the bootloader's decision for direct A/B mode (start a
+//! trial, count its boots, revert, fall back, recovery), committed to the
+//! journal before each boot, and the application's atomic `confirm`,
+//! which alone raises the anti-rollback floor. The swap mode builds on
+//! these (a later part of the installer issue).
 
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod boot;
 pub mod install;
 pub mod journal;

@@ -1,0 +1,780 @@
+//! Trial boot, confirm and revert (direct A/B) on the simulated flash, with
+//! states produced by the real installer: the happy path, a failed
+//! self-test, a crash loop, a trial slot that fails verification, both
+//! slots bad, and the exhaustive power-cut sweep over every flash
+//! operation of "start trial", "confirm", "revert" and "decrement
+//! attempts".
+//!
+//! The sweep runs a lock through power cycles (bootloader, then the
+//! application's behaviour: confirm with a passing self-test, with a
+//! failing one, or crash before confirming) until it settles, from every
+//! alignment of the journal's page, cutting the power before / tearing /
+//! interrupting every erase and write once, and, in each recovery, once
+//! more at every operation. By default it covers nrf52840 and small-pages;
+//! `KEYWAY_FULL_SWEEP=1` adds ecc32 and stm32f4.
+
+use std::time::Instant;
+
+use keyway_device::boot::{
+    self, Boot, ConfirmError, Confirmation, Decision, MAX_TRIAL_BOOTS, Reason, RevertCause,
+    SelfTest,
+};
+use keyway_device::install::{Installer, SlotLayout};
+use keyway_device::journal::{self, Config, Journal, PersistentState, TrialState};
+use keyway_sim::{Cut, CutPoint, EraseTear, PowerCut, SimFlash, WriteTear};
+use keyway_suit::ImageExpectation;
+use sha2::{Digest, Sha256};
+
+type SimError = keyway_sim::Error;
+
+const OLD_FLOOR: u64 = 41;
+const OLD_KEYSET: u32 = 3;
+const NEW: Confirmation = Confirmation {
+    sequence: 42,
+    keyset_version: 4,
+};
+const PASS: SelfTest = SelfTest {
+    motor: true,
+    sensors: true,
+    comms: true,
+};
+
+/// A small deterministic generator (splitmix64).
+struct SplitMix(u64);
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+fn bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut rng = SplitMix(seed);
+    (0..len).map(|_| rng.next() as u8).collect()
+}
+
+fn full_sweep() -> bool {
+    std::env::var("KEYWAY_FULL_SWEEP").is_ok_and(|v| v == "1")
+}
+
+fn is_cut<T>(r: &Result<T, journal::Error<SimError>>) -> bool {
+    matches!(
+        r,
+        Err(journal::Error::Flash {
+            error: SimError::PowerCut,
+            ..
+        })
+    )
+}
+
+/// The three ways a cut can meet op `n`.
+fn cuts(n: u64) -> [CutPoint; 3] {
+    [
+        CutPoint {
+            op: n,
+            cut: Cut::Before,
+        },
+        CutPoint {
+            op: n,
+            cut: Cut::During {
+                write: WriteTear::Prefix,
+                erase: EraseTear::Partial,
+            },
+        },
+        CutPoint {
+            op: n,
+            cut: Cut::During {
+                write: WriteTear::Subset,
+                erase: EraseTear::Random,
+            },
+        },
+    ]
+}
+
+/// A lock: its layout, and the image each slot must hold to verify. The
+/// test's [`boot::SlotCheck`] compares the slot with that image; on a lock
+/// it re-checks the digest and the signed manifest kept next to the image.
+#[derive(Clone)]
+struct Lock {
+    layout: SlotLayout,
+    images: [Vec<u8>; 2],
+}
+
+impl Lock {
+    fn verified<const W: usize, const E: usize>(&self, flash: &SimFlash<W, E>, slot: u8) -> bool {
+        let r = &self.layout.slots[usize::from(slot)];
+        let image = &self.images[usize::from(slot)];
+        let held = &flash.as_bytes()[r.start as usize..r.end as usize];
+        held[..image.len()] == image[..]
+    }
+
+    fn check<const W: usize, const E: usize>(
+        &self,
+    ) -> impl FnMut(&mut SimFlash<W, E>, u8) -> bool + '_ {
+        move |flash: &mut SimFlash<W, E>, slot| self.verified(flash, slot)
+    }
+
+    fn open<const W: usize, const E: usize>(
+        &self,
+        flash: &mut SimFlash<W, E>,
+    ) -> Journal<SimFlash<W, E>> {
+        Journal::open(flash, self.layout.journal).expect("journal opens")
+    }
+
+    /// One run of the bootloader (reopening the journal: a reset).
+    fn boot<const W: usize, const E: usize>(
+        &self,
+        flash: &mut SimFlash<W, E>,
+    ) -> Result<Decision, journal::Error<SimError>> {
+        let mut journal = self.open(flash);
+        let decision = boot::boot(&mut journal, flash, &mut self.check())?;
+        if let Boot::Slot(s) = decision.boot {
+            assert!(self.verified(flash, s), "booted unverified slot {s}");
+        }
+        Ok(decision)
+    }
+}
+
+/// A lock with the old image in slot 0 (active, confirmed, floor 41, key
+/// set 3) and the new image installed into slot 1 by the installer: the
+/// journal holds `Pending { slot: 1 }`. `fill` extra records of that state
+/// shift where the journal's page turns.
+fn installed<const W: usize, const E: usize>(
+    mut flash: SimFlash<W, E>,
+    layout: SlotLayout,
+    image_len: usize,
+    fill: usize,
+) -> (SimFlash<W, E>, Lock) {
+    let old = bytes(image_len, 0xA0);
+    let new = bytes(image_len, 0xB1);
+    let r = &layout.slots[0];
+    flash.write(r.start, &old).unwrap();
+    let mut journal = Journal::open(&mut flash, layout.journal).unwrap();
+    let initial = PersistentState {
+        floor: Some(OLD_FLOOR),
+        keyset_version: OLD_KEYSET,
+        active_slot: 0,
+        trial: TrialState::Confirmed,
+        boot_attempts: 0,
+        download: None,
+    };
+    journal.commit(&mut flash, &initial).unwrap();
+    let digest: [u8; 32] = Sha256::digest(&new).into();
+    let exp = ImageExpectation {
+        digest: &digest,
+        size: Some(new.len() as u64),
+        uri: None,
+    };
+    let mut inst = Installer::<_>::begin(&mut flash, &mut journal, &layout, &exp, [7; 32]).unwrap();
+    for c in new.chunks(700) {
+        inst.push(&mut flash, &mut journal, c).unwrap();
+    }
+    assert_eq!(inst.finish(&mut flash, &mut journal).unwrap(), 1);
+    let pending = *journal.state();
+    assert_eq!(pending.trial, TrialState::Pending { slot: 1 });
+    for _ in 0..fill {
+        journal.commit(&mut flash, &pending).unwrap();
+    }
+    let lock = Lock {
+        layout,
+        images: [old, new],
+    };
+    (flash, lock)
+}
+
+fn nrf52840_layout() -> SlotLayout {
+    SlotLayout {
+        slots: [0x1_0000..0x3_0000, 0x3_0000..0x5_0000],
+        // 4 records per page, so the sequences turn pages.
+        journal: Config::new(0xF_0000, 2).with_slot_size(1024),
+    }
+}
+
+fn small_pages_layout() -> SlotLayout {
+    SlotLayout {
+        slots: [0x4000..0x8000, 0x8000..0xC000],
+        journal: Config::new(0x2_0000, 3),
+    }
+}
+
+fn ecc32_layout() -> SlotLayout {
+    SlotLayout {
+        slots: [0..0x6_0000, 0x6_0000..0xC_0000],
+        journal: Config::new(0xC_0000, 2).with_slot_size(32 * 1024),
+    }
+}
+
+fn stm32f4_layout() -> SlotLayout {
+    // 16 KiB sectors at the start of the bank: 0x0, 0x4000, 0x8000, 0xC000.
+    SlotLayout {
+        slots: [0x0..0x4000, 0x4000..0x8000],
+        journal: Config::new(0x8000, 2).with_slot_size(4096),
+    }
+}
+
+fn nrf() -> (SimFlash<4, 4096>, Lock) {
+    installed(SimFlash::<4, 4096>::nrf52840(), nrf52840_layout(), 8192, 0)
+}
+
+fn state<const W: usize, const E: usize>(
+    lock: &Lock,
+    flash: &mut SimFlash<W, E>,
+) -> PersistentState {
+    *lock.open(flash).state()
+}
+
+#[test]
+fn happy_path_starts_a_trial_and_confirm_raises_the_floor() {
+    let (mut flash, lock) = nrf();
+    let d = lock.boot(&mut flash).unwrap();
+    assert_eq!(d.boot, Boot::Slot(1));
+    assert_eq!(
+        d.reason,
+        Reason::StartTrial {
+            slot: 1,
+            attempts_left: MAX_TRIAL_BOOTS
+        }
+    );
+    let s = state(&lock, &mut flash);
+    assert_eq!(
+        s.trial,
+        TrialState::Trial {
+            slot: 1,
+            attempts_left: MAX_TRIAL_BOOTS
+        }
+    );
+    assert_eq!((s.active_slot, s.floor), (0, Some(OLD_FLOOR)), "not yet");
+
+    // The application confirms; one record holds all of it.
+    let mut j = lock.open(&mut flash);
+    let seq = j.sequence();
+    assert_eq!(boot::confirm(&mut j, &mut flash, PASS, NEW), Ok(1));
+    assert_eq!(j.sequence(), seq.map(|s| s + 1));
+    let s = state(&lock, &mut flash);
+    assert_eq!(s.active_slot, 1);
+    assert_eq!(s.trial, TrialState::Confirmed);
+    assert_eq!(s.floor, Some(NEW.sequence));
+    assert_eq!(s.keyset_version, NEW.keyset_version);
+
+    // Later boots: the new image, nothing committed.
+    for _ in 0..4 {
+        let d = lock.boot(&mut flash).unwrap();
+        assert_eq!(
+            (d.boot, d.reason, d.commit),
+            (Boot::Slot(1), Reason::Active, None)
+        );
+    }
+    // A second confirm is refused and names why.
+    let mut j = lock.open(&mut flash);
+    let e = boot::confirm(&mut j, &mut flash, PASS, NEW).unwrap_err();
+    assert_eq!(
+        e,
+        ConfirmError::NoTrial {
+            trial: TrialState::Confirmed
+        }
+    );
+    assert!(e.to_string().contains("no trial"));
+}
+
+#[test]
+fn confirm_refuses_a_lower_floor_or_key_set() {
+    let (mut flash, lock) = nrf();
+    lock.boot(&mut flash).unwrap();
+    let before = state(&lock, &mut flash);
+    let mut j = lock.open(&mut flash);
+    let low = Confirmation {
+        sequence: OLD_FLOOR - 1,
+        ..NEW
+    };
+    assert_eq!(
+        boot::confirm(&mut j, &mut flash, PASS, low),
+        Err(ConfirmError::FloorDown {
+            floor: OLD_FLOOR,
+            got: OLD_FLOOR - 1
+        })
+    );
+    let low = Confirmation {
+        keyset_version: OLD_KEYSET - 1,
+        ..NEW
+    };
+    assert_eq!(
+        boot::confirm(&mut j, &mut flash, PASS, low),
+        Err(ConfirmError::KeysetDown {
+            current: OLD_KEYSET,
+            got: OLD_KEYSET - 1
+        })
+    );
+    assert_eq!(state(&lock, &mut flash), before, "nothing committed");
+    // Equal values are kept.
+    let same = Confirmation {
+        sequence: OLD_FLOOR,
+        keyset_version: OLD_KEYSET,
+    };
+    assert_eq!(boot::confirm(&mut j, &mut flash, PASS, same), Ok(1));
+}
+
+#[test]
+fn failed_self_test_reverts_on_the_next_boot() {
+    for failing in [
+        SelfTest {
+            motor: false,
+            ..PASS
+        },
+        SelfTest {
+            sensors: false,
+            ..PASS
+        },
+        SelfTest {
+            comms: false,
+            ..PASS
+        },
+    ] {
+        let (mut flash, lock) = nrf();
+        assert_eq!(lock.boot(&mut flash).unwrap().boot, Boot::Slot(1));
+        let mut j = lock.open(&mut flash);
+        let e = boot::confirm(&mut j, &mut flash, failing, NEW).unwrap_err();
+        assert_eq!(
+            e,
+            ConfirmError::SelfTestFailed {
+                slot: 1,
+                self_test: failing
+            }
+        );
+        // A later pass in the same boot does not undo it.
+        assert_eq!(
+            boot::confirm(&mut j, &mut flash, PASS, NEW),
+            Err(ConfirmError::RevertScheduled { slot: 1 })
+        );
+        let d = lock.boot(&mut flash).unwrap();
+        assert_eq!(d.boot, Boot::Slot(0));
+        assert_eq!(
+            d.reason,
+            Reason::Reverted {
+                slot: 1,
+                cause: RevertCause::AttemptsExhausted
+            }
+        );
+        let s = state(&lock, &mut flash);
+        assert_eq!(s.trial, TrialState::None);
+        assert_eq!(s.active_slot, 0);
+        assert_eq!(s.floor, Some(OLD_FLOOR), "floor unchanged");
+        assert_eq!(s.keyset_version, OLD_KEYSET);
+        assert_eq!(lock.boot(&mut flash).unwrap().reason, Reason::Active);
+    }
+}
+
+#[test]
+fn crash_loop_reverts_after_max_trial_boots() {
+    let (mut flash, lock) = nrf();
+    let mut trial_boots = 0;
+    let mut boots = 0;
+    loop {
+        let d = lock.boot(&mut flash).unwrap();
+        boots += 1;
+        match d.boot {
+            Boot::Slot(1) => trial_boots += 1, // crashes before confirming
+            Boot::Slot(0) => {
+                assert_eq!(
+                    d.reason,
+                    Reason::Reverted {
+                        slot: 1,
+                        cause: RevertCause::AttemptsExhausted
+                    }
+                );
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(boots < 10);
+    }
+    assert_eq!(trial_boots, MAX_TRIAL_BOOTS);
+    let s = state(&lock, &mut flash);
+    assert_eq!(
+        (s.active_slot, s.trial, s.floor),
+        (0, TrialState::None, Some(OLD_FLOOR))
+    );
+}
+
+#[test]
+fn a_trial_slot_that_fails_verification_is_never_booted() {
+    // Pending, then corrupted: the trial never starts.
+    let (mut flash, lock) = nrf();
+    let mut broken = lock.clone();
+    broken.images[1][100] ^= 1;
+    let d = broken.boot(&mut flash).unwrap();
+    assert_eq!(d.boot, Boot::Slot(0));
+    assert_eq!(
+        d.reason,
+        Reason::Reverted {
+            slot: 1,
+            cause: RevertCause::Unverified
+        }
+    );
+    assert_eq!(state(&lock, &mut flash).trial, TrialState::None);
+
+    // On trial, then fails verification: reverted at the next boot.
+    let (mut flash, lock) = nrf();
+    assert_eq!(lock.boot(&mut flash).unwrap().boot, Boot::Slot(1));
+    let d = broken.boot(&mut flash).unwrap();
+    assert_eq!(d.boot, Boot::Slot(0));
+    assert_eq!(
+        d.reason,
+        Reason::Reverted {
+            slot: 1,
+            cause: RevertCause::Unverified
+        }
+    );
+    let s = state(&lock, &mut flash);
+    assert_eq!((s.active_slot, s.trial), (0, TrialState::None));
+}
+
+#[test]
+fn both_slots_bad_is_recovery_and_a_local_install_leads_to_a_trial() {
+    let (mut flash, lock) = nrf();
+    // Start the trial, then both images go bad.
+    assert_eq!(lock.boot(&mut flash).unwrap().boot, Boot::Slot(1));
+    let mut bad = lock.clone();
+    bad.images[0][0] ^= 1;
+    bad.images[1][0] ^= 1;
+    let d = bad.boot(&mut flash).unwrap();
+    assert_eq!(d.boot, Boot::Recovery);
+    assert_eq!(
+        d.reason,
+        Reason::Reverted {
+            slot: 1,
+            cause: RevertCause::Unverified
+        }
+    );
+    let d = bad.boot(&mut flash).unwrap();
+    assert_eq!(
+        (d.boot, d.reason, d.commit),
+        (Boot::Recovery, Reason::NoVerifiedSlot, None)
+    );
+
+    // Recovery accepts a local update into the inactive slot (1).
+    let fresh = bytes(5000, 0xC2);
+    let digest: [u8; 32] = Sha256::digest(&fresh).into();
+    let exp = ImageExpectation {
+        digest: &digest,
+        size: Some(fresh.len() as u64),
+        uri: None,
+    };
+    let mut j = lock.open(&mut flash);
+    let mut inst = Installer::<_>::begin(&mut flash, &mut j, &lock.layout, &exp, [9; 32]).unwrap();
+    inst.push(&mut flash, &mut j, &fresh).unwrap();
+    assert_eq!(inst.finish(&mut flash, &mut j).unwrap(), 1);
+    let mut recovered = bad.clone();
+    recovered.images[1] = fresh;
+    let d = recovered.boot(&mut flash).unwrap();
+    assert_eq!(d.boot, Boot::Slot(1));
+    assert!(matches!(d.reason, Reason::StartTrial { slot: 1, .. }));
+    let mut j = lock.open(&mut flash);
+    assert_eq!(boot::confirm(&mut j, &mut flash, PASS, NEW), Ok(1));
+}
+
+#[test]
+fn the_other_slot_boots_when_the_active_one_fails_verification() {
+    let (mut flash, lock) = nrf();
+    lock.boot(&mut flash).unwrap();
+    let mut j = lock.open(&mut flash);
+    boot::confirm(&mut j, &mut flash, PASS, NEW).unwrap();
+    let mut bad = lock.clone();
+    bad.images[1][0] ^= 1;
+    let d = bad.boot(&mut flash).unwrap();
+    assert_eq!(
+        (d.boot, d.reason),
+        (Boot::Slot(0), Reason::FellBack { unverified: 1 })
+    );
+    let s = state(&lock, &mut flash);
+    assert_eq!(
+        (s.active_slot, s.floor),
+        (0, Some(NEW.sequence)),
+        "floor kept"
+    );
+}
+
+#[test]
+fn decide_is_pure_and_never_picks_an_unverified_slot() {
+    let trials = [
+        TrialState::None,
+        TrialState::Confirmed,
+        TrialState::Pending { slot: 0 },
+        TrialState::Pending { slot: 1 },
+    ]
+    .into_iter()
+    .chain((0..=MAX_TRIAL_BOOTS + 1).flat_map(|n| {
+        [0, 1].map(|slot| TrialState::Trial {
+            slot,
+            attempts_left: n,
+        })
+    }));
+    let mut n = 0;
+    for trial in trials {
+        for active in [0u8, 1] {
+            for ok in [[false, false], [false, true], [true, false], [true, true]] {
+                let s = PersistentState {
+                    active_slot: active,
+                    trial,
+                    floor: Some(5),
+                    ..PersistentState::default()
+                };
+                let d = boot::decide(&s, ok);
+                assert_eq!(d, boot::decide(&s, ok));
+                match d.boot {
+                    Boot::Slot(b) => assert!(ok[usize::from(b)], "{s:?} {ok:?} -> {d:?}"),
+                    Boot::Recovery => assert_eq!(ok, [false, false]),
+                }
+                if let Some(c) = d.commit {
+                    assert_eq!(c.floor, s.floor, "the bootloader never moves the floor");
+                    assert!(c.is_valid());
+                }
+                n += 1;
+            }
+        }
+    }
+    assert!(n > 0);
+}
+
+/// How the application behaves when it runs the image on trial.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum App {
+    /// Self-test passes; confirm.
+    Pass,
+    /// Self-test fails (motor).
+    Fail,
+    /// Crashes before confirming.
+    Crash,
+}
+
+/// What a run of the lock observed, checked as it goes.
+#[derive(Clone, Default)]
+struct Watch {
+    floor: Option<u64>,
+    keyset: u32,
+    confirmed: bool,
+    trial_boots: u32,
+}
+
+/// Power cycles until the lock settles (a boot that changes nothing).
+/// Returns `false` if the power failed (the cut plan fired).
+fn run<const W: usize, const E: usize>(
+    lock: &Lock,
+    flash: &mut SimFlash<W, E>,
+    app: App,
+    watch: &mut Watch,
+    what: &str,
+) -> bool {
+    for _ in 0..4 * usize::from(MAX_TRIAL_BOOTS) + 8 {
+        let mut journal = lock.open(flash);
+        let s = *journal.state();
+        // The floor and key set never go down; a completed confirm stays.
+        assert!(s.floor >= watch.floor, "{what}: floor went down: {s:?}");
+        assert!(s.keyset_version >= watch.keyset, "{what}: key set down");
+        watch.floor = s.floor;
+        watch.keyset = s.keyset_version;
+        if watch.confirmed {
+            assert_eq!(s.active_slot, 1, "{what}: confirm lost: {s:?}");
+            assert_eq!(s.floor, Some(NEW.sequence), "{what}: confirm lost");
+        }
+        let r = boot::boot(&mut journal, flash, &mut lock.check());
+        if is_cut(&r) {
+            return false;
+        }
+        let d = r.unwrap_or_else(|e| panic!("{what}: boot failed: {e:?}"));
+        let slot = match d.boot {
+            Boot::Slot(slot) => slot,
+            Boot::Recovery => panic!("{what}: recovery with a good image"),
+        };
+        assert!(
+            lock.verified(flash, slot),
+            "{what}: booted unverified {slot}"
+        );
+        match d.reason {
+            Reason::StartTrial { .. } | Reason::ContinueTrial { .. } => {
+                watch.trial_boots += 1;
+                assert!(
+                    watch.trial_boots <= u32::from(MAX_TRIAL_BOOTS),
+                    "{what}: trial boot {} without confirm",
+                    watch.trial_boots
+                );
+                let test = match app {
+                    App::Pass => PASS,
+                    App::Fail => SelfTest {
+                        motor: false,
+                        ..PASS
+                    },
+                    App::Crash => continue,
+                };
+                match boot::confirm(&mut journal, flash, test, NEW) {
+                    Ok(1) => watch.confirmed = true,
+                    Err(ConfirmError::SelfTestFailed { .. }) if app == App::Fail => {}
+                    Err(ConfirmError::Journal(journal::Error::Flash {
+                        error: SimError::PowerCut,
+                        ..
+                    })) => return false,
+                    other => panic!("{what}: confirm: {other:?}"),
+                }
+            }
+            Reason::Active if d.commit.is_none() => return true,
+            _ => {}
+        }
+    }
+    panic!("{what}: the lock never settled");
+}
+
+fn check_settled<const W: usize, const E: usize>(
+    lock: &Lock,
+    flash: &mut SimFlash<W, E>,
+    app: App,
+    what: &str,
+) {
+    let s = state(lock, flash);
+    match app {
+        App::Pass => {
+            assert_eq!(s.active_slot, 1, "{what}");
+            assert_eq!(s.trial, TrialState::Confirmed, "{what}");
+            assert_eq!(s.floor, Some(NEW.sequence), "{what}");
+            assert_eq!(s.keyset_version, NEW.keyset_version, "{what}");
+        }
+        App::Fail | App::Crash => {
+            assert_eq!(s.active_slot, 0, "{what}");
+            assert_eq!(s.trial, TrialState::None, "{what}");
+            assert_eq!(s.floor, Some(OLD_FLOOR), "{what}");
+            assert_eq!(s.keyset_version, OLD_KEYSET, "{what}");
+        }
+    }
+}
+
+/// The sweep on one geometry; returns (scenarios, nested).
+fn sweep<const W: usize, const E: usize>(
+    fresh: SimFlash<W, E>,
+    layout: SlotLayout,
+    image_len: usize,
+    nested_all: bool,
+) -> (u64, u64) {
+    let name = fresh.geometry().name().to_owned();
+    let per_page = {
+        let mut f = fresh.clone();
+        Journal::open(&mut f, layout.journal)
+            .unwrap()
+            .slots_per_page() as usize
+    };
+    let mut scenarios = 0u64;
+    let mut nested = 0u64;
+    let mut erases = 0u64;
+    for fill in 0..per_page {
+        let (base, lock) = installed(fresh.clone(), layout.clone(), image_len, fill);
+        for app in [App::Pass, App::Fail, App::Crash] {
+            let mut dry = base.clone();
+            let start = dry.ops();
+            let erase_before = dry.stats().erase_ops;
+            let mut w = Watch::default();
+            assert!(run(&lock, &mut dry, app, &mut w, "dry run"));
+            check_settled(&lock, &mut dry, app, "dry run");
+            erases += dry.stats().erase_ops - erase_before;
+            let ops = dry.ops() - start;
+            assert!(ops > 0);
+            for n in 0..ops {
+                for (k, first) in cuts(start + n).into_iter().enumerate() {
+                    let seed = (fill as u64) << 32 | n << 4 | k as u64;
+                    let what = format!("{name}: fill {fill}, {app:?}, cut {first:?}");
+                    let mut flash = base.clone();
+                    flash.set_power_cut(PowerCut::new(seed).then(first));
+                    let mut w = Watch::default();
+                    assert!(
+                        !run(&lock, &mut flash, app, &mut w, &what),
+                        "{what}: no cut"
+                    );
+                    flash.power_on();
+                    let after = flash.clone();
+                    let w_after = w.clone();
+                    let mut done = flash;
+                    assert!(run(&lock, &mut done, app, &mut w, &what));
+                    check_settled(&lock, &mut done, app, &what);
+                    scenarios += 1;
+
+                    // A second cut at every op of the recovery (or a sample).
+                    let base2 = after.ops();
+                    let rec_ops = done.ops() - base2;
+                    let mut rng = SplitMix(seed ^ 0xB007);
+                    let seconds: Vec<CutPoint> = if nested_all {
+                        (0..rec_ops).flat_map(|r| cuts(base2 + r)).collect()
+                    } else if rec_ops == 0 {
+                        Vec::new()
+                    } else {
+                        let r = rng.next() % rec_ops;
+                        vec![cuts(base2 + r)[(rng.next() % 3) as usize]]
+                    };
+                    for second in seconds {
+                        let what = format!("{what}, then {second:?}");
+                        let mut flash = after.clone();
+                        flash.set_power_cut(PowerCut::new(seed.wrapping_mul(31)).then(second));
+                        let mut w = w_after.clone();
+                        assert!(
+                            !run(&lock, &mut flash, app, &mut w, &what),
+                            "{what}: no cut"
+                        );
+                        flash.power_on();
+                        assert!(run(&lock, &mut flash, app, &mut w, &what));
+                        check_settled(&lock, &mut flash, app, &what);
+                        scenarios += 1;
+                        nested += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(erases > 0, "{name}: no sequence turned a journal page");
+    println!(
+        "boot power-cut sweep ({name}): {scenarios} scenarios ({nested} with nested cuts) over \
+         start trial, confirm, self-test failure + revert, crash loop (decrement attempts + \
+         revert), {per_page} journal alignments, {erases} journal page erases in the dry runs; \
+         0 failures"
+    );
+    (scenarios, nested)
+}
+
+#[test]
+fn power_cut_sweep_nrf52840() {
+    let t = Instant::now();
+    let (n, _) = sweep(
+        SimFlash::<4, 4096>::nrf52840(),
+        nrf52840_layout(),
+        8192,
+        true,
+    );
+    println!("nrf52840 sweep: {:.2} s", t.elapsed().as_secs_f64());
+    assert!(n > 0);
+}
+
+#[test]
+fn power_cut_sweep_small_pages() {
+    let t = Instant::now();
+    let (n, _) = sweep(
+        SimFlash::<1, 512>::small_pages(),
+        small_pages_layout(),
+        2048,
+        true,
+    );
+    println!("small-pages sweep: {:.2} s", t.elapsed().as_secs_f64());
+    assert!(n > 0);
+}
+
+#[test]
+fn power_cut_sweep_ecc32_and_stm32f4_full() {
+    if !full_sweep() {
+        println!("ecc32/stm32f4 boot sweeps: set KEYWAY_FULL_SWEEP=1");
+        return;
+    }
+    let (a, _) = sweep(SimFlash::<32, 131072>::ecc32(), ecc32_layout(), 8192, true);
+    let (b, _) = sweep(
+        SimFlash::<4, 16384>::stm32f4(),
+        stm32f4_layout(),
+        8192,
+        true,
+    );
+    assert!(a > 0 && b > 0);
+}
