@@ -43,14 +43,18 @@
 //! the inactive slot (any trial was cleared by the decision's commit), and
 //! its `Pending` record leads to a trial on the next boot.
 //!
-//! # Re-verification is the caller's
+//! # Re-verification
 //!
 //! The bootloader must re-verify the image it is about to boot: its digest,
 //! and the signature of its manifest against the trust anchors (and the
-//! anti-rollback floor). This module does not store manifests: the caller
-//! keeps the signed manifest next to each image and implements
-//! [`SlotCheck`] (for example with `keyway_suit::verify_envelope` and a
-//! streaming digest of the slot). The decision only consumes its answers.
+//! anti-rollback floor). [`boot`] asks a [`SlotCheck`];
+//! [`VerifiedSlot`](crate::verified::VerifiedSlot) is the real one: it
+//! reads the signed envelope head that
+//! [`Installer::begin_with_manifest`](crate::install::Installer::begin_with_manifest)
+//! stored in the slot's manifest area, verifies it with
+//! `keyway_suit::verify_envelope` (boot rule: sequence `>=` the floor) and
+//! streams the image through its digest. The decision only consumes the
+//! answers; tests may supply other checks (closures).
 //!
 //! # The application
 //!
@@ -75,8 +79,9 @@ use crate::journal::{self, Journal, PersistentState, TrialState};
 pub const MAX_TRIAL_BOOTS: u8 = 3;
 
 /// Whether a slot holds a verified image: its digest and its manifest's
-/// signatures checked against the trust anchors. Supplied by the caller,
-/// who keeps the signed manifest next to the image.
+/// signatures checked against the trust anchors.
+/// [`VerifiedSlot`](crate::verified::VerifiedSlot) implements it from the
+/// manifest stored in the slot's manifest area.
 ///
 /// Implemented for closures `FnMut(&mut F, u8) -> bool`.
 pub trait SlotCheck<F> {

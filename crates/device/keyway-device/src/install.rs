@@ -49,6 +49,15 @@ use crate::journal::{self, Download, FlashOp, Journal, PersistentState, TrialSta
 pub const DEFAULT_BUF: usize = 256;
 
 /// Where the two image slots and the state journal live.
+///
+/// Each slot ends with its *manifest area*: its last `manifest_sectors`
+/// erase sectors (`F::ERASE_SIZE` each), which hold the signed envelope head
+/// of the image in the slot (see [`crate::manifest_area`]). The area is
+/// reserved: an image may use only the slot's first
+/// [`SlotLayout::image_capacity`] bytes. With `manifest_sectors: 0` there is
+/// no manifest area, the whole slot holds the image, and
+/// [`Installer::begin_with_manifest`] and
+/// [`VerifiedSlot`](crate::verified::VerifiedSlot) refuse the layout.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SlotLayout {
     /// The byte ranges of slot 0 and slot 1 in the flash.
@@ -56,6 +65,11 @@ pub struct SlotLayout {
     /// The state journal's region. Its `erased` value also pads the last
     /// write of an image to the write size.
     pub journal: journal::Config,
+    /// Erase sectors at the end of each slot reserved for its manifest area
+    /// (0: none). When not 0 they must span at least
+    /// [`MANIFEST_AREA_MIN`](crate::manifest_area::MANIFEST_AREA_MIN)
+    /// bytes and leave at least one sector for the image.
+    pub manifest_sectors: u32,
 }
 
 /// Why a [`SlotLayout`] does not fit the flash.
@@ -93,6 +107,19 @@ pub enum LayoutError {
     },
     /// The journal's region is misplaced (see [`journal::ConfigError`]).
     Journal(journal::ConfigError),
+    /// The manifest area (`manifest_sectors` sectors) is smaller than
+    /// [`MANIFEST_AREA_MIN`](crate::manifest_area::MANIFEST_AREA_MIN).
+    ManifestAreaTooSmall {
+        /// Its size in bytes.
+        len: u64,
+        /// The minimum.
+        min: u32,
+    },
+    /// The manifest area leaves no sector of the slot for the image.
+    NoImageRoom {
+        /// The slot (0 or 1).
+        slot: u8,
+    },
 }
 
 /// Why the write buffer size `BUF` does not fit the flash.
@@ -123,7 +150,8 @@ pub enum Error<E> {
         slot: u8,
         /// The image size in bytes (declared, or pushed so far).
         size: u64,
-        /// The slot's size in bytes.
+        /// The slot's image capacity in bytes (the slot less its manifest
+        /// area).
         capacity: u32,
     },
     /// The payload does not match the manifest: too long, truncated, or
@@ -172,6 +200,18 @@ pub enum Error<E> {
     /// An earlier error left this installer unusable: resume from the
     /// journal (or begin again).
     Aborted,
+    /// [`Installer::begin_with_manifest`]: the layout reserves no manifest
+    /// area (`manifest_sectors: 0`). Nothing was written.
+    NoManifestArea,
+    /// [`Installer::begin_with_manifest`]: the envelope head is longer than
+    /// [`MAX_MANIFEST_LEN`](crate::manifest_area::MAX_MANIFEST_LEN).
+    /// Nothing was written.
+    ManifestTooLarge {
+        /// The head's length in bytes.
+        len: usize,
+        /// The largest head stored.
+        max: usize,
+    },
 }
 
 impl<E> From<LayoutError> for Error<E> {
@@ -222,15 +262,54 @@ impl<E: core::fmt::Debug> core::fmt::Display for Error<E> {
                 write!(f, "install: the image in slot {slot} is on trial")
             }
             Error::Aborted => f.write_str("install: aborted by an earlier error"),
+            Error::NoManifestArea => {
+                f.write_str("install: the slot layout reserves no manifest area")
+            }
+            Error::ManifestTooLarge { len, max } => write!(
+                f,
+                "install: envelope head of {len} bytes exceeds the manifest area's {max}"
+            ),
         }
     }
 }
 
 impl SlotLayout {
+    /// The manifest area's size in bytes: `manifest_sectors` ×
+    /// `F::ERASE_SIZE` (saturating).
+    pub fn manifest_area_len<F: NorFlash>(&self) -> u64 {
+        u64::from(self.manifest_sectors).saturating_mul(F::ERASE_SIZE as u64)
+    }
+
+    /// The bytes of `slot` (0 or 1) an image may use: the slot less its
+    /// manifest area (0 for another slot number or a slot smaller than its
+    /// area).
+    pub fn image_capacity<F: NorFlash>(&self, slot: u8) -> u32 {
+        let Some(r) = self.slots.get(usize::from(slot)) else {
+            return 0;
+        };
+        let len = u64::from(r.end.saturating_sub(r.start));
+        u32::try_from(len.saturating_sub(self.manifest_area_len::<F>())).unwrap_or(0)
+    }
+
+    /// The byte range of `slot`'s manifest area in the flash: the slot's
+    /// last `manifest_sectors` sectors. `None` without a manifest area, for
+    /// another slot number, or when the area does not fit the slot.
+    pub fn manifest_area<F: NorFlash>(&self, slot: u8) -> Option<Range<u32>> {
+        let r = self.slots.get(usize::from(slot))?;
+        let len = u32::try_from(self.manifest_area_len::<F>()).ok()?;
+        if len == 0 || r.end <= r.start || r.end - r.start <= len {
+            return None;
+        }
+        Some(r.end - len..r.end)
+    }
+
     /// Checks the layout against a flash of type `F` and capacity
     /// `capacity`: each slot non-empty, aligned to `F::ERASE_SIZE` and
     /// inside the flash; the slots and the journal's region pairwise
-    /// disjoint; the journal's region aligned and inside the flash.
+    /// disjoint; the journal's region aligned and inside the flash; a
+    /// manifest area, if any, of at least
+    /// [`MANIFEST_AREA_MIN`](crate::manifest_area::MANIFEST_AREA_MIN) bytes
+    /// that leaves each slot at least one sector for its image.
     pub fn validate<F: NorFlash>(&self, capacity: usize) -> Result<(), LayoutError> {
         let erase_size = F::ERASE_SIZE;
         let cfg = &self.journal;
@@ -278,6 +357,18 @@ impl SlotLayout {
         let [a, b] = &self.slots;
         if a.start < b.end && b.start < a.end {
             return Err(LayoutError::SlotsOverlap);
+        }
+        if self.manifest_sectors > 0 {
+            let len = self.manifest_area_len::<F>();
+            let min = crate::manifest_area::MANIFEST_AREA_MIN;
+            if len < u64::from(min) {
+                return Err(LayoutError::ManifestAreaTooSmall { len, min });
+            }
+            for (i, r) in self.slots.iter().enumerate() {
+                if u64::from(r.end - r.start) <= len {
+                    return Err(LayoutError::NoImageRoom { slot: i as u8 });
+                }
+            }
         }
         Ok(())
     }
@@ -338,7 +429,53 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
         expectation: &ImageExpectation<'_>,
         manifest_digest: [u8; 32],
     ) -> Result<Self, Error<F::Error>> {
-        let installer = Self::prepare(flash, journal, layout, expectation, manifest_digest)?;
+        Self::begin_inner(flash, journal, layout, expectation, manifest_digest, None)
+    }
+
+    /// [`Installer::begin`], storing `head` (the signed envelope head, see
+    /// [`crate::manifest_area`]) in the target slot's manifest area, so that
+    /// the bootloader can re-verify the slot with
+    /// [`VerifiedSlot`](crate::verified::VerifiedSlot).
+    ///
+    /// After the checks of [`Installer::begin`], refuses a layout without a
+    /// manifest area ([`Error::NoManifestArea`]) and a head longer than
+    /// [`MAX_MANIFEST_LEN`](crate::manifest_area::MAX_MANIFEST_LEN)
+    /// ([`Error::ManifestTooLarge`]) before touching the flash. Then erases
+    /// the manifest area, writes the header and the head, and only then
+    /// commits the download record; the slot becomes `Pending` later, in
+    /// [`Installer::finish`]. A recorded download therefore always has its
+    /// head stored. A power cut while the area is rewritten leaves the
+    /// journal as it was: if it held this slot `Pending`, the slot's manifest
+    /// is now gone or another one, so re-verification refuses the slot and
+    /// the bootloader reverts it (the update is lost, never booted
+    /// unverified). [`Installer::resume`] does not rewrite the area.
+    pub fn begin_with_manifest(
+        flash: &mut F,
+        journal: &mut Journal<F>,
+        layout: &SlotLayout,
+        expectation: &ImageExpectation<'_>,
+        manifest_digest: [u8; 32],
+        head: &[u8],
+    ) -> Result<Self, Error<F::Error>> {
+        Self::begin_inner(
+            flash,
+            journal,
+            layout,
+            expectation,
+            manifest_digest,
+            Some(head),
+        )
+    }
+
+    fn begin_inner(
+        flash: &mut F,
+        journal: &mut Journal<F>,
+        layout: &SlotLayout,
+        expectation: &ImageExpectation<'_>,
+        manifest_digest: [u8; 32],
+        head: Option<&[u8]>,
+    ) -> Result<Self, Error<F::Error>> {
+        let mut installer = Self::prepare(flash, journal, layout, expectation, manifest_digest)?;
         let mut state = *journal.state();
         match state.trial {
             // Until a trial is confirmed or reverted, both slots matter:
@@ -346,6 +483,19 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
             TrialState::Trial { slot, .. } => return Err(Error::TrialInProgress { slot }),
             TrialState::Pending { .. } => state.trial = TrialState::None,
             _ => {}
+        }
+        if let Some(head) = head {
+            let area = layout
+                .manifest_area::<F>(installer.slot)
+                .ok_or(Error::NoManifestArea)?;
+            let max = crate::manifest_area::MAX_MANIFEST_LEN;
+            if head.len() > max {
+                return Err(Error::ManifestTooLarge {
+                    len: head.len(),
+                    max,
+                });
+            }
+            installer.write_manifest(flash, area, head)?;
         }
         state.download = Some(Download {
             slot: installer.slot,
@@ -434,6 +584,48 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
         }
     }
 
+    /// Erases the manifest area `area` and writes the header and `head`
+    /// through the write buffer, padded to the write size.
+    fn write_manifest(
+        &mut self,
+        flash: &mut F,
+        area: Range<u32>,
+        head: &[u8],
+    ) -> Result<(), Error<F::Error>> {
+        flash
+            .erase(area.start, area.end)
+            .map_err(|error| Error::Flash {
+                op: FlashOp::Erase,
+                offset: area.start,
+                error,
+            })?;
+        let header = crate::manifest_area::header(head);
+        let total = header.len() + head.len();
+        let mut pos = 0usize;
+        while pos < total {
+            let n = (total - pos).min(BUF);
+            self.buf = [self.erased; BUF];
+            for (k, b) in self.buf.iter_mut().take(n).enumerate() {
+                let at = pos + k;
+                *b = match header.get(at) {
+                    Some(h) => *h,
+                    None => head.get(at - header.len()).copied().unwrap_or(self.erased),
+                };
+            }
+            let len = (n.div_ceil(F::WRITE_SIZE) * F::WRITE_SIZE).min(BUF);
+            let offset = area.start + pos as u32;
+            let data = self.buf.get(..len).unwrap_or(&[]);
+            flash.write(offset, data).map_err(|error| Error::Flash {
+                op: FlashOp::Write,
+                offset,
+                error,
+            })?;
+            pos += n;
+        }
+        self.buf = [self.erased; BUF];
+        Ok(())
+    }
+
     /// The checks and the state shared by `begin` and `resume`.
     fn prepare(
         flash: &F,
@@ -461,7 +653,7 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
         let active = journal.state().active_slot;
         let slot: u8 = if active == 0 { 1 } else { 0 };
         let range = &layout.slots[usize::from(slot)];
-        let capacity = range.end - range.start;
+        let capacity = layout.image_capacity::<F>(slot);
         if let Some(size) = expectation.size
             && size > u64::from(capacity)
         {

@@ -12,6 +12,12 @@
 //! streamed through a fixed buffer, hashed on the way, resumable after a
 //! power cut, and recorded as installable only once its digest verifies.
 //!
+//! Each slot ends with a reserved manifest area ([`manifest_area`]) where
+//! [`install::Installer::begin_with_manifest`] stores the signed envelope
+//! head, and [`verified::VerifiedSlot`] is the bootloader's
+//! [`boot::SlotCheck`] that re-verifies a slot from it: the signatures
+//! against the trust anchors, anti-rollback, then the image's digest.
+//!
 //! [`boot`] holds the bootloader's decision for direct A/B mode (start a
 //! trial, count its boots, revert, fall back, recovery), committed to the
 //! journal before each boot, and the application's atomic `confirm`,
@@ -25,3 +31,5 @@
 pub mod boot;
 pub mod install;
 pub mod journal;
+pub mod manifest_area;
+pub mod verified;

@@ -190,6 +190,7 @@ fn nrf52840_layout() -> SlotLayout {
         slots: [0x1_0000..0x3_0000, 0x3_0000..0x5_0000],
         // 4 records per page, so the sequences turn pages.
         journal: Config::new(0xF_0000, 2).with_slot_size(1024),
+        manifest_sectors: 0,
     }
 }
 
@@ -197,6 +198,7 @@ fn small_pages_layout() -> SlotLayout {
     SlotLayout {
         slots: [0x4000..0x8000, 0x8000..0xC000],
         journal: Config::new(0x2_0000, 3),
+        manifest_sectors: 0,
     }
 }
 
@@ -204,6 +206,7 @@ fn ecc32_layout() -> SlotLayout {
     SlotLayout {
         slots: [0..0x6_0000, 0x6_0000..0xC_0000],
         journal: Config::new(0xC_0000, 2).with_slot_size(32 * 1024),
+        manifest_sectors: 0,
     }
 }
 
@@ -212,6 +215,7 @@ fn stm32f4_layout() -> SlotLayout {
     SlotLayout {
         slots: [0x0..0x4000, 0x4000..0x8000],
         journal: Config::new(0x8000, 2).with_slot_size(4096),
+        manifest_sectors: 0,
     }
 }
 

@@ -103,6 +103,7 @@ fn nrf52840_layout() -> SlotLayout {
     SlotLayout {
         slots: [0x1_0000..0x7_0000, 0x7_0000..0xD_0000],
         journal: Config::new(0xF_0000, 2),
+        manifest_sectors: 0,
     }
 }
 
@@ -110,6 +111,7 @@ fn small_pages_layout() -> SlotLayout {
     SlotLayout {
         slots: [0x4000..0x1_0000, 0x1_0000..0x1_C000],
         journal: Config::new(0x2_0000, 3),
+        manifest_sectors: 0,
     }
 }
 
@@ -117,6 +119,7 @@ fn ecc32_layout() -> SlotLayout {
     SlotLayout {
         slots: [0..0x6_0000, 0x6_0000..0xC_0000],
         journal: Config::new(0xC_0000, 2),
+        manifest_sectors: 0,
     }
 }
 
@@ -392,9 +395,13 @@ fn refuses_wrong_images_and_bad_layouts() {
     type F = SimFlash<4, 4096>;
     let cap = 1024 * 1024;
     let bad = |slots: [core::ops::Range<u32>; 2], journal: Config| {
-        SlotLayout { slots, journal }
-            .validate::<F>(cap)
-            .unwrap_err()
+        SlotLayout {
+            slots,
+            journal,
+            manifest_sectors: 0,
+        }
+        .validate::<F>(cap)
+        .unwrap_err()
     };
     assert_eq!(layout.validate::<F>(cap), Ok(()));
     assert_eq!(
@@ -761,6 +768,7 @@ mod props {
             let layout = SlotLayout {
                 slots: [a.0..a.1, b.0..b.1],
                 journal: Config::new(j.0, j.1),
+                manifest_sectors: 0,
             };
             let mut flash = SimFlash::<1, 512>::small_pages();
             let cap = flash.as_bytes().len();

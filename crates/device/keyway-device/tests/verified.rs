@@ -1,0 +1,513 @@
+//! The bootloader's real slot check: envelopes signed by the host encoder,
+//! installed with their envelope head in the slot's manifest area, then
+//! re-verified by `VerifiedSlot` (signature, anti-rollback boot rule,
+//! image digest) on the simulated nRF52840 flash; tampered images,
+//! manifests and unknown signers are never booted.
+
+use keyway::encode::{EnvelopeBuilder, class_uuid, vendor_uuid};
+use keyway::keys::{Algorithm, SigningKey};
+use keyway_device::boot::{self, Boot, Confirmation, Reason, RevertCause, SelfTest, SlotCheck};
+use keyway_device::install::{Error, Installer, LayoutError, SlotLayout};
+use keyway_device::journal::{Config, Journal};
+use keyway_device::manifest_area::{HEADER_LEN, MAX_MANIFEST_LEN};
+use keyway_device::verified::{HEAD_BUF_LEN, SlotError, VerifiedSlot, boot_floor};
+use keyway_sim::SimFlash;
+use keyway_suit::{DeviceIdentity, DeviceState, PublicKey, TrustAnchors};
+
+type Flash = SimFlash<4, 4096>;
+
+const VENDOR: &str = "locks.example";
+const CLASS: &str = "deadbolt-2";
+const PASS: SelfTest = SelfTest {
+    motor: true,
+    sensors: true,
+    comms: true,
+};
+
+fn layout() -> SlotLayout {
+    SlotLayout {
+        slots: [0x1_0000..0x3_0000, 0x3_0000..0x5_0000],
+        journal: Config::new(0xF_0000, 2),
+        manifest_sectors: 1,
+    }
+}
+
+struct Vendor {
+    key: SigningKey,
+    anchors: TrustAnchors,
+    identity: DeviceIdentity,
+}
+
+fn vendor() -> Vendor {
+    let key = SigningKey::generate(Algorithm::Ed25519).unwrap();
+    let anchors = TrustAnchors::new(
+        &[PublicKey::from_raw(&key.raw_public_key_bytes()).unwrap()],
+        1,
+    )
+    .unwrap();
+    let v = vendor_uuid(VENDOR);
+    Vendor {
+        key,
+        anchors,
+        identity: DeviceIdentity::new(v, class_uuid(&v, CLASS)),
+    }
+}
+
+fn image(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+fn envelope(key: &SigningKey, sequence: u64, payload: Vec<u8>) -> Vec<u8> {
+    EnvelopeBuilder {
+        sequence,
+        version: "1.2.3".parse().unwrap(),
+        vendor_domain: VENDOR.into(),
+        class_name: CLASS.into(),
+        notes: Some("# 1.2.3\n\nFixes.\n".into()),
+        payload,
+        keys: vec![key.clone()],
+        ..Default::default()
+    }
+    .build()
+    .unwrap()
+    .envelope
+}
+
+/// Installs `env` into the inactive slot as a lock would: verify the head,
+/// store it with `begin_with_manifest`, stream the payload. `tamper_head`
+/// changes the stored head (after the lock's own check). Returns the slot.
+fn install(
+    flash: &mut Flash,
+    journal: &mut Journal<Flash>,
+    v: &Vendor,
+    env: &[u8],
+    tamper_head: Option<usize>,
+) -> u8 {
+    // The envelope's parts, unchecked (a lock runs verify_envelope first;
+    // here an unknown signer's envelope must be writable for the tests).
+    let _ = v;
+    let checked = keyway_suit::inspect_envelope(env).unwrap();
+    let exp = checked.payload.unwrap();
+    let payload = checked.integrated.unwrap();
+    let mut head = env[..payload.offset].to_vec();
+    if let Some(at) = tamper_head {
+        head[at] ^= 0x01;
+    }
+    let mut inst = Installer::<_>::begin_with_manifest(
+        flash,
+        journal,
+        &layout(),
+        &exp,
+        checked.manifest_digest,
+        &head,
+    )
+    .unwrap();
+    for chunk in payload.available.chunks(1000) {
+        inst.push(flash, journal, chunk).unwrap();
+    }
+    inst.finish(flash, journal).unwrap()
+}
+
+fn fresh() -> (Flash, Journal<Flash>) {
+    let mut flash = Flash::nrf52840();
+    let journal = Journal::open(&mut flash, layout().journal).unwrap();
+    (flash, journal)
+}
+
+fn check(flash: &mut Flash, j: &Journal<Flash>, v: &Vendor, slot: u8) -> Result<u64, SlotError> {
+    let l = layout();
+    let mut buf = [0u8; HEAD_BUF_LEN];
+    let state = *j.state();
+    let mut c = VerifiedSlot::<256>::new(&l, &v.anchors, &v.identity, &state, None, &mut buf);
+    c.check(flash, slot).map(|i| i.sequence)
+}
+
+fn boot_verified(flash: &mut Flash, j: &mut Journal<Flash>, v: &Vendor) -> boot::Decision {
+    let l = layout();
+    let mut buf = [0u8; HEAD_BUF_LEN];
+    let state = *j.state();
+    let mut c = VerifiedSlot::<256>::new(&l, &v.anchors, &v.identity, &state, None, &mut buf);
+    boot::boot(j, flash, &mut c).unwrap()
+}
+
+fn flip(flash: &Flash, offset: u32) -> Flash {
+    let mut bytes = flash.as_bytes().to_vec();
+    bytes[offset as usize] ^= 0x01;
+    Flash::from_bytes(flash.geometry().clone(), bytes).unwrap()
+}
+
+/// Slot 1 holds a confirmed image of sequence 5; returns the lock.
+fn confirmed(v: &Vendor) -> (Flash, Journal<Flash>) {
+    let (mut flash, mut j) = fresh();
+    let env = envelope(&v.key, 5, image(20_000, 1));
+    assert_eq!(install(&mut flash, &mut j, v, &env, None), 1);
+    let d = boot_verified(&mut flash, &mut j, v);
+    assert_eq!(d.boot, Boot::Slot(1));
+    let conf = Confirmation {
+        sequence: 5,
+        keyset_version: 0,
+    };
+    assert_eq!(boot::confirm(&mut j, &mut flash, PASS, conf), Ok(1));
+    (flash, j)
+}
+
+#[test]
+fn installed_slot_verifies_and_boots_on_trial_then_as_confirmed() {
+    let v = vendor();
+    let (mut flash, mut j) = fresh();
+    let env = envelope(&v.key, 5, image(20_000, 1));
+    assert_eq!(install(&mut flash, &mut j, &v, &env, None), 1);
+    assert_eq!(check(&mut flash, &j, &v, 1), Ok(5));
+    assert_eq!(check(&mut flash, &j, &v, 0), Err(SlotError::NoManifest));
+
+    let d = boot_verified(&mut flash, &mut j, &v);
+    assert_eq!(
+        (d.boot, d.reason),
+        (
+            Boot::Slot(1),
+            Reason::StartTrial {
+                slot: 1,
+                attempts_left: boot::MAX_TRIAL_BOOTS
+            }
+        )
+    );
+    let conf = Confirmation {
+        sequence: 5,
+        keyset_version: 0,
+    };
+    assert_eq!(boot::confirm(&mut j, &mut flash, PASS, conf), Ok(1));
+    assert_eq!(j.state().floor, Some(5));
+    // Boot rule: the running image's sequence equals the floor and boots.
+    assert_eq!(check(&mut flash, &j, &v, 1), Ok(5));
+    let d = boot_verified(&mut flash, &mut j, &v);
+    assert_eq!(
+        (d.boot, d.reason, d.commit),
+        (Boot::Slot(1), Reason::Active, None)
+    );
+}
+
+#[test]
+fn boot_rule_floor_is_sequence_at_least_floor() {
+    assert_eq!(boot_floor(None), None);
+    assert_eq!(boot_floor(Some(0)), None);
+    assert_eq!(boot_floor(Some(5)), Some(4));
+    assert_eq!(boot_floor(Some(u64::MAX)), Some(u64::MAX - 1));
+
+    // A floor above the image's sequence refuses it (rollback).
+    let v = vendor();
+    let (mut flash, j) = confirmed(&v);
+    let l = layout();
+    let mut buf = [0u8; HEAD_BUF_LEN];
+    let mut state = *j.state();
+    state.floor = Some(6);
+    let mut c = VerifiedSlot::<256>::new(&l, &v.anchors, &v.identity, &state, None, &mut buf);
+    assert!(matches!(
+        c.check(&mut flash, 1),
+        Err(SlotError::Envelope(keyway_suit::Error::Rollback {
+            got: 5,
+            ..
+        }))
+    ));
+    // A key-set version below the journal's refuses it too.
+    let mut state = *j.state();
+    state.keyset_version = 1;
+    let mut c = VerifiedSlot::<256>::new(&l, &v.anchors, &v.identity, &state, None, &mut buf);
+    assert_eq!(
+        c.check(&mut flash, 1),
+        Err(SlotError::KeysetDown { stored: 1, got: 0 })
+    );
+}
+
+#[test]
+fn a_flipped_image_byte_is_refused_and_reverted() {
+    let v = vendor();
+    let (mut flash, mut j) = confirmed(&v);
+    // Update: sequence 6 into slot 0.
+    let env = envelope(&v.key, 6, image(30_000, 2));
+    assert_eq!(install(&mut flash, &mut j, &v, &env, None), 0);
+    assert_eq!(check(&mut flash, &j, &v, 0), Ok(6));
+    for at in [0u32, 12_345, 29_999] {
+        let mut bad = flip(&flash, layout().slots[0].start + at);
+        assert!(matches!(
+            check(&mut bad, &j, &v, 0),
+            Err(SlotError::Image(keyway_suit::Error::PayloadDigestMismatch))
+        ));
+    }
+    let mut bad = flip(&flash, layout().slots[0].start + 777);
+    let mut j = Journal::open(&mut bad, layout().journal).unwrap();
+    let d = boot_verified(&mut bad, &mut j, &v);
+    assert_eq!(
+        (d.boot, d.reason),
+        (
+            Boot::Slot(1),
+            Reason::Reverted {
+                slot: 0,
+                cause: RevertCause::Unverified
+            }
+        )
+    );
+    assert_eq!(j.state().active_slot, 1);
+}
+
+#[test]
+fn a_flipped_manifest_byte_is_refused() {
+    let v = vendor();
+    let (mut flash, mut j) = confirmed(&v);
+    let env = envelope(&v.key, 6, image(30_000, 2));
+    assert_eq!(install(&mut flash, &mut j, &v, &env, None), 0);
+    let area = layout().manifest_area::<Flash>(0).unwrap();
+    let head_len = keyway_suit::inspect_envelope(&env)
+        .unwrap()
+        .integrated
+        .unwrap()
+        .offset as u32;
+    // Header (magic, version, length, CRC) and every 3rd head byte.
+    let mut refused = 0;
+    for at in (0..HEADER_LEN as u32 + head_len)
+        .step_by(3)
+        .chain([1, 5, 9, 13])
+    {
+        let mut bad = flip(&flash, area.start + at);
+        let e = check(&mut bad, &j, &v, 0).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                SlotError::NoManifest | SlotError::Crc | SlotError::Read { .. }
+            ),
+            "{at}: {e:?}"
+        );
+        refused += 1;
+    }
+    assert!(refused > 50, "{refused}");
+    let mut bad = flip(&flash, area.start + HEADER_LEN as u32 + 40);
+    let mut j2 = Journal::open(&mut bad, layout().journal).unwrap();
+    assert_eq!(boot_verified(&mut bad, &mut j2, &v).boot, Boot::Slot(1));
+
+    // A head altered before it was stored (valid CRC): the signature check
+    // refuses it, wherever the byte is.
+    for at in [30usize, 80, 200, head_len as usize - 3] {
+        let (mut flash, mut j) = confirmed(&v);
+        assert_eq!(install(&mut flash, &mut j, &v, &env, Some(at)), 0);
+        assert!(
+            matches!(check(&mut flash, &j, &v, 0), Err(SlotError::Envelope(_))),
+            "{at}"
+        );
+        let d = boot_verified(&mut flash, &mut j, &v);
+        assert_eq!(d.boot, Boot::Slot(1), "{at}");
+        assert!(matches!(d.reason, Reason::Reverted { slot: 0, .. }));
+    }
+}
+
+#[test]
+fn an_unknown_signer_is_refused_and_never_booted() {
+    let v = vendor();
+    let stranger = SigningKey::generate(Algorithm::Ed25519).unwrap();
+    let (mut flash, mut j) = fresh();
+    let env = envelope(&stranger, 5, image(20_000, 1));
+    assert_eq!(install(&mut flash, &mut j, &v, &env, None), 1);
+    assert!(matches!(
+        check(&mut flash, &j, &v, 1),
+        Err(SlotError::Envelope(
+            keyway_suit::Error::BelowThreshold { .. }
+        ))
+    ));
+    // Neither slot verifies: recovery, and the pending slot is dropped.
+    let d = boot_verified(&mut flash, &mut j, &v);
+    assert_eq!(d.boot, Boot::Recovery);
+    // With a good active image, the stranger's update is reverted.
+    let (mut flash, mut j) = confirmed(&v);
+    let env = envelope(&stranger, 6, image(20_000, 3));
+    assert_eq!(install(&mut flash, &mut j, &v, &env, None), 0);
+    let d = boot_verified(&mut flash, &mut j, &v);
+    assert_eq!(d.boot, Boot::Slot(1));
+    assert!(matches!(
+        d.reason,
+        Reason::Reverted {
+            slot: 0,
+            cause: RevertCause::Unverified
+        }
+    ));
+}
+
+#[test]
+fn a_tampered_active_slot_falls_back_to_the_verified_one() {
+    let v = vendor();
+    let (mut flash, mut j) = confirmed(&v);
+    // An older image (sequence 4) in slot 0 fails the boot rule after the
+    // confirm of 5: never a fallback target.
+    let env = envelope(&v.key, 4, image(10_000, 9));
+    assert_eq!(install(&mut flash, &mut j, &v, &env, None), 0);
+    assert!(matches!(
+        check(&mut flash, &j, &v, 0),
+        Err(SlotError::Envelope(keyway_suit::Error::Rollback { .. }))
+    ));
+    // Sequence 5 again in slot 0 (same release, re-installed) verifies; a
+    // tampered slot 1 then falls back to it.
+    let (mut flash, mut j) = confirmed(&v);
+    let env = envelope(&v.key, 5, image(10_000, 9));
+    assert_eq!(install(&mut flash, &mut j, &v, &env, None), 0);
+    let d = boot_verified(&mut flash, &mut j, &v);
+    assert_eq!(d.boot, Boot::Slot(0));
+    let conf = Confirmation {
+        sequence: 5,
+        keyset_version: 0,
+    };
+    assert_eq!(boot::confirm(&mut j, &mut flash, PASS, conf), Ok(0));
+    // Slot 0 (active) is tampered: the bootloader falls back to slot 1.
+    let mut bad = flip(&flash, layout().slots[0].start + 5);
+    let mut j = Journal::open(&mut bad, layout().journal).unwrap();
+    let d = boot_verified(&mut bad, &mut j, &v);
+    assert_eq!(
+        (d.boot, d.reason),
+        (Boot::Slot(1), Reason::FellBack { unverified: 0 })
+    );
+    assert_eq!(j.state().active_slot, 1);
+}
+
+#[test]
+fn installer_refuses_oversized_heads_and_layouts_without_an_area() {
+    let v = vendor();
+    let env = envelope(&v.key, 5, image(1000, 1));
+    let checked = keyway_suit::inspect_envelope(&env).unwrap();
+    let exp = checked.payload.unwrap();
+    let (mut flash, mut j) = fresh();
+    let ops = flash.ops();
+    let big = vec![0u8; MAX_MANIFEST_LEN + 1];
+    let e = Installer::<_>::begin_with_manifest(
+        &mut flash,
+        &mut j,
+        &layout(),
+        &exp,
+        checked.manifest_digest,
+        &big,
+    )
+    .unwrap_err();
+    assert_eq!(
+        e,
+        Error::ManifestTooLarge {
+            len: MAX_MANIFEST_LEN + 1,
+            max: MAX_MANIFEST_LEN
+        }
+    );
+    assert!(e.to_string().contains("exceeds"));
+    let none = SlotLayout {
+        manifest_sectors: 0,
+        ..layout()
+    };
+    let e = Installer::<_>::begin_with_manifest(
+        &mut flash,
+        &mut j,
+        &none,
+        &exp,
+        checked.manifest_digest,
+        &[1, 2, 3],
+    )
+    .unwrap_err();
+    assert_eq!(e, Error::NoManifestArea);
+    assert_eq!(flash.ops(), ops, "nothing written or erased");
+
+    // The area is excluded from the image capacity.
+    let l = layout();
+    assert_eq!(l.image_capacity::<Flash>(0), 0x2_0000 - 4096);
+    assert_eq!(l.manifest_area::<Flash>(1), Some(0x4_F000..0x5_0000));
+    assert_eq!(none.manifest_area::<Flash>(1), None);
+    assert_eq!(none.image_capacity::<Flash>(1), 0x2_0000);
+
+    // Validation: too small an area, no room left for the image.
+    type Small = SimFlash<1, 512>;
+    let small = SlotLayout {
+        slots: [0x4000..0x8000, 0x8000..0xC000],
+        journal: Config::new(0x2_0000, 3),
+        manifest_sectors: 7,
+    };
+    assert_eq!(
+        small.validate::<Small>(0x10_0000),
+        Err(LayoutError::ManifestAreaTooSmall {
+            len: 7 * 512,
+            min: 4096
+        })
+    );
+    let full = SlotLayout {
+        manifest_sectors: 32,
+        ..small.clone()
+    };
+    assert_eq!(
+        full.validate::<Small>(0x10_0000),
+        Err(LayoutError::NoImageRoom { slot: 0 })
+    );
+    let ok = SlotLayout {
+        manifest_sectors: 8,
+        ..small
+    };
+    assert_eq!(ok.validate::<Small>(0x10_0000), Ok(()));
+}
+
+#[test]
+fn arbitrary_manifest_area_contents_never_verify_or_panic() {
+    let v = vendor();
+    let (flash, j) = confirmed(&v);
+    let area = layout().manifest_area::<Flash>(0).unwrap();
+    let mut seed = 0x1234_5678_9abc_def0u64;
+    let mut next = || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) as u32
+    };
+    for round in 0..200 {
+        let mut bytes = flash.as_bytes().to_vec();
+        let a = area.start as usize;
+        for b in &mut bytes[a..a + 4096] {
+            *b = next() as u8;
+        }
+        if round % 2 == 0 {
+            bytes[a..a + 4].copy_from_slice(b"KWMF");
+            bytes[a + 4..a + 8].copy_from_slice(&1u32.to_le_bytes());
+            let len = next() % (MAX_MANIFEST_LEN as u32 + 64);
+            bytes[a + 8..a + 12].copy_from_slice(&len.to_le_bytes());
+            if round % 4 == 0 {
+                let end = (a + HEADER_LEN + len as usize).min(a + 4096);
+                let crc = crc32(&bytes[a + HEADER_LEN..end]);
+                bytes[a + 12..a + 16].copy_from_slice(&crc.to_le_bytes());
+            }
+        }
+        let mut f = Flash::from_bytes(flash.geometry().clone(), bytes).unwrap();
+        assert!(!SlotCheck::verified(
+            &mut VerifiedSlot::<256>::new(
+                &layout(),
+                &v.anchors,
+                &v.identity,
+                j.state(),
+                None,
+                &mut [0u8; HEAD_BUF_LEN]
+            ),
+            &mut f,
+            0
+        ));
+    }
+    // A too-small head buffer is refused, not a panic.
+    let mut f = flash.clone();
+    let l = layout();
+    let mut tiny = [0u8; 8];
+    let mut c = VerifiedSlot::<256>::new(&l, &v.anchors, &v.identity, j.state(), None, &mut tiny);
+    assert_eq!(c.check(&mut f, 1), Err(SlotError::Buffer));
+    let _ = DeviceState::fresh();
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    // CRC-32 (ISO-HDLC), bitwise.
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
