@@ -13,6 +13,9 @@
 //! more at every operation. By default it covers nrf52840 and small-pages;
 //! `KEYWAY_FULL_SWEEP=1` adds ecc32 and stm32f4.
 
+mod common;
+use common::{cuts, full_sweep};
+
 use std::time::Instant;
 
 use keyway_device::boot::{
@@ -21,7 +24,7 @@ use keyway_device::boot::{
 };
 use keyway_device::install::{Installer, SlotLayout};
 use keyway_device::journal::{self, Config, Journal, PersistentState, TrialState};
-use keyway_sim::{Cut, CutPoint, EraseTear, PowerCut, SimFlash, WriteTear};
+use keyway_sim::{CutPoint, PowerCut, SimFlash};
 use keyway_suit::ImageExpectation;
 use sha2::{Digest, Sha256};
 
@@ -56,10 +59,6 @@ fn bytes(len: usize, seed: u64) -> Vec<u8> {
     (0..len).map(|_| rng.next() as u8).collect()
 }
 
-fn full_sweep() -> bool {
-    std::env::var("KEYWAY_FULL_SWEEP").is_ok_and(|v| v == "1")
-}
-
 fn is_cut<T>(r: &Result<T, journal::Error<SimError>>) -> bool {
     matches!(
         r,
@@ -68,30 +67,6 @@ fn is_cut<T>(r: &Result<T, journal::Error<SimError>>) -> bool {
             ..
         })
     )
-}
-
-/// The three ways a cut can meet op `n`.
-fn cuts(n: u64) -> [CutPoint; 3] {
-    [
-        CutPoint {
-            op: n,
-            cut: Cut::Before,
-        },
-        CutPoint {
-            op: n,
-            cut: Cut::During {
-                write: WriteTear::Prefix,
-                erase: EraseTear::Partial,
-            },
-        },
-        CutPoint {
-            op: n,
-            cut: Cut::During {
-                write: WriteTear::Subset,
-                erase: EraseTear::Random,
-            },
-        },
-    ]
 }
 
 /// A lock: its layout, and the image each slot must hold to verify. The

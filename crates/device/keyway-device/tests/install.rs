@@ -8,11 +8,14 @@
 //! grows the small-pages image to 40 KiB, adds ecc32 and sweeps a second
 //! cut at every operation of each recovery (one seeded cut kind each).
 
+mod common;
+use common::{cuts, full_sweep};
+
 use std::time::{Duration, Instant};
 
 use keyway_device::install::{Error, Installer, LayoutError, SlotLayout};
 use keyway_device::journal::{self, Config, Download, Journal, PersistentState, TrialState};
-use keyway_sim::{Cut, CutPoint, EraseTear, PowerCut, SimFlash, WriteTear};
+use keyway_sim::{PowerCut, SimFlash};
 use keyway_suit::ImageExpectation;
 use sha2::{Digest, Sha256};
 
@@ -40,10 +43,6 @@ fn bytes(len: usize, seed: u64) -> Vec<u8> {
 
 fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
-}
-
-fn full_sweep() -> bool {
-    std::env::var("KEYWAY_FULL_SWEEP").is_ok_and(|v| v == "1")
 }
 
 /// The state before the update: a floor, a key set, `active` booted.
@@ -428,30 +427,6 @@ fn refuses_wrong_images_and_bad_layouts() {
         bad([0x1000..0x2000, 0x2000..0x3000], Config::new(0xFF_F000, 2)),
         LayoutError::Journal(journal::ConfigError::OutOfBounds { .. })
     ));
-}
-
-/// The three ways a cut can meet op `n`.
-fn cuts(n: u64) -> [CutPoint; 3] {
-    [
-        CutPoint {
-            op: n,
-            cut: Cut::Before,
-        },
-        CutPoint {
-            op: n,
-            cut: Cut::During {
-                write: WriteTear::Prefix,
-                erase: EraseTear::Partial,
-            },
-        },
-        CutPoint {
-            op: n,
-            cut: Cut::During {
-                write: WriteTear::Subset,
-                erase: EraseTear::Random,
-            },
-        },
-    ]
 }
 
 /// One install run under test: what it installs and where.

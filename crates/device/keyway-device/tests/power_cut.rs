@@ -16,43 +16,15 @@
 
 mod common;
 
-use common::{scripted, slot_size_for};
+use common::{cuts, full_sweep, scripted, slot_size_for};
 use keyway_device::journal::{Config, Error, Journal, PersistentState, RECORD_LEN};
-use keyway_sim::{Cut, CutPoint, EraseTear, PowerCut, SimFlash, WriteTear};
+use keyway_sim::{CutPoint, PowerCut, SimFlash};
 
 const SCRIPT_LEN: u32 = 40;
 /// Slots per page in the sweep: 40 commits turn a page at least 3 times.
 const SLOTS_PER_PAGE: usize = 12;
 /// Second cut points sampled per first cut (default mode).
 const NESTED_SAMPLE: usize = 3;
-
-fn full_sweep() -> bool {
-    std::env::var("KEYWAY_FULL_SWEEP").is_ok_and(|v| v == "1")
-}
-
-/// The three ways a cut can meet op `n`.
-fn cuts(n: u64) -> [CutPoint; 3] {
-    [
-        CutPoint {
-            op: n,
-            cut: Cut::Before,
-        },
-        CutPoint {
-            op: n,
-            cut: Cut::During {
-                write: WriteTear::Prefix,
-                erase: EraseTear::Partial,
-            },
-        },
-        CutPoint {
-            op: n,
-            cut: Cut::During {
-                write: WriteTear::Subset,
-                erase: EraseTear::Random,
-            },
-        },
-    ]
-}
 
 /// A small deterministic generator (splitmix64) for the nested sample.
 struct SplitMix(u64);

@@ -1,7 +1,8 @@
-//! Shared helpers for the journal tests.
+//! Shared helpers for the journal, install and boot tests.
 #![allow(dead_code)]
 
 use keyway_device::journal::{Download, PersistentState, TrialState};
+use keyway_sim::{Cut, CutPoint, EraseTear, WriteTear};
 
 /// A deterministic, pairwise-distinct state for script step `i`.
 pub fn scripted(i: u32) -> PersistentState {
@@ -45,4 +46,32 @@ pub fn scripted(i: u32) -> PersistentState {
 pub fn slot_size_for(page: usize, unit: usize, per_page: usize, record_len: usize) -> u32 {
     let slot = (page / per_page) / unit * unit;
     slot.max(record_len) as u32
+}
+
+pub fn full_sweep() -> bool {
+    std::env::var("KEYWAY_FULL_SWEEP").is_ok_and(|v| v == "1")
+}
+
+/// The three ways a cut can meet op `n`.
+pub fn cuts(n: u64) -> [CutPoint; 3] {
+    [
+        CutPoint {
+            op: n,
+            cut: Cut::Before,
+        },
+        CutPoint {
+            op: n,
+            cut: Cut::During {
+                write: WriteTear::Prefix,
+                erase: EraseTear::Partial,
+            },
+        },
+        CutPoint {
+            op: n,
+            cut: Cut::During {
+                write: WriteTear::Subset,
+                erase: EraseTear::Random,
+            },
+        },
+    ]
 }
