@@ -14,7 +14,7 @@
 //! `KEYWAY_FULL_SWEEP=1` adds ecc32 and stm32f4.
 
 mod common;
-use common::{cuts, full_sweep};
+use common::{Seeded, bytes, cuts, full_sweep};
 
 use std::time::Instant;
 
@@ -41,23 +41,6 @@ const PASS: SelfTest = SelfTest {
     sensors: true,
     comms: true,
 };
-
-/// A small deterministic generator (splitmix64).
-struct SplitMix(u64);
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
-
-fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut rng = SplitMix(seed);
-    (0..len).map(|_| rng.next() as u8).collect()
-}
 
 fn is_cut<T>(r: &Result<T, journal::Error<SimError>>) -> bool {
     matches!(
@@ -678,7 +661,7 @@ fn sweep<const W: usize, const E: usize>(
                     // A second cut at every op of the recovery (or a sample).
                     let base2 = after.ops();
                     let rec_ops = done.ops() - base2;
-                    let mut rng = SplitMix(seed ^ 0xB007);
+                    let mut rng = Seeded::new(seed ^ 0xB007);
                     let seconds: Vec<CutPoint> = if nested_all {
                         (0..rec_ops).flat_map(|r| cuts(base2 + r)).collect()
                     } else if rec_ops == 0 {

@@ -9,7 +9,7 @@
 //! cut at every operation of each recovery (one seeded cut kind each).
 
 mod common;
-use common::{cuts, full_sweep};
+use common::{Seeded, bytes, cuts, full_sweep, sha256};
 
 use std::time::{Duration, Instant};
 
@@ -17,33 +17,11 @@ use keyway_device::install::{Error, Installer, LayoutError, SlotLayout};
 use keyway_device::journal::{self, Config, Download, Journal, PersistentState, TrialState};
 use keyway_sim::{PowerCut, SimFlash};
 use keyway_suit::ImageExpectation;
-use sha2::{Digest, Sha256};
 
 type SimError = keyway_sim::Error;
 
 /// Second cut points sampled per first cut (default mode).
 const NESTED_SAMPLE: usize = 2;
-
-/// A small deterministic generator (splitmix64).
-struct SplitMix(u64);
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
-
-fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut rng = SplitMix(seed);
-    (0..len).map(|_| rng.next() as u8).collect()
-}
-
-fn sha256(data: &[u8]) -> [u8; 32] {
-    Sha256::digest(data).into()
-}
 
 /// The state before the update: a floor, a key set, `active` booted.
 fn initial_state(active: u8) -> PersistentState {
@@ -619,7 +597,7 @@ fn sweep<const W: usize, const E: usize>(fresh: SimFlash<W, E>, case: &Case) -> 
             // Nested: a second cut during the recovery.
             let rbase = after_first.ops();
             let recovery_ops = flash.ops() - rbase;
-            let mut rng = SplitMix(seed ^ 0xC0FF_EE00);
+            let mut rng = Seeded::new(seed ^ 0xC0FF_EE00);
             let points: Vec<u64> = if full {
                 (0..recovery_ops).collect()
             } else if recovery_ops == 0 {

@@ -16,7 +16,7 @@
 
 mod common;
 
-use common::{cuts, full_sweep, scripted, slot_size_for};
+use common::{Seeded, cuts, full_sweep, scripted, slot_size_for};
 use keyway_device::journal::{Config, Error, Journal, PersistentState, RECORD_LEN};
 use keyway_sim::{CutPoint, PowerCut, SimFlash};
 
@@ -25,18 +25,6 @@ const SCRIPT_LEN: u32 = 40;
 const SLOTS_PER_PAGE: usize = 12;
 /// Second cut points sampled per first cut (default mode).
 const NESTED_SAMPLE: usize = 3;
-
-/// A small deterministic generator (splitmix64) for the nested sample.
-struct SplitMix(u64);
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
 
 /// How a run of the script ended.
 enum Run {
@@ -172,7 +160,7 @@ fn sweep<const W: usize, const E: usize>(fresh: SimFlash<W, E>, offset: u32, sec
             count.set_power_cut(PowerCut::new(0));
             assert!(matches!(run(&mut count, config, resume, &what), Run::Done));
             let recovery_ops = count.ops() - base;
-            let mut rng = SplitMix(seed ^ 0xC0FF_EE00);
+            let mut rng = Seeded::new(seed ^ 0xC0FF_EE00);
             let second_points: Vec<u64> = if full {
                 (0..recovery_ops).collect()
             } else if recovery_ops == 0 {

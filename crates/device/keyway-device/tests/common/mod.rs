@@ -3,6 +3,36 @@
 
 use keyway_device::journal::{Download, PersistentState, TrialState};
 use keyway_sim::{Cut, CutPoint, EraseTear, WriteTear};
+use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::{Rng, SeedableRng};
+use sha2::{Digest, Sha256};
+
+/// A seeded generator for test data and sampled cut points.
+pub struct Seeded(ChaCha8Rng);
+
+impl Seeded {
+    /// A generator for this seed.
+    pub fn new(seed: u64) -> Self {
+        Seeded(ChaCha8Rng::seed_from_u64(seed))
+    }
+
+    /// The next 64 random bits.
+    pub fn next(&mut self) -> u64 {
+        self.0.next_u64()
+    }
+}
+
+/// `len` deterministic pseudo-random bytes.
+pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut v = vec![0u8; len];
+    Seeded::new(seed).0.fill_bytes(&mut v);
+    v
+}
+
+/// SHA-256 of `data`.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
 
 /// A deterministic, pairwise-distinct state for script step `i`.
 pub fn scripted(i: u32) -> PersistentState {
