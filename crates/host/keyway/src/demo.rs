@@ -188,14 +188,14 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<Vec<Score>> {
     let identity = suit::DeviceIdentity::new(v, class_uuid(&v, CLASS));
     let mut state = suit::DeviceState::new(1); // the factory image is sequence 1
     let bytes = std::fs::read(&release)?;
-    let (head, verified_at) = {
+    let (verified, verified_at) = {
         // Verify as soon as the manifest has arrived: the lock needs the
         // head of the envelope only, then streams the payload.
         let mut n = 0;
         loop {
             n = (n + LINK_CHUNK).min(bytes.len());
             match suit::verify_envelope(&bytes[..n], &anchors, &identity, &state) {
-                Ok(_) => break (&bytes[..n], n),
+                Ok(v) => break (v, n),
                 Err(e) if n == bytes.len() => bail!(
                     "the lock refused the genuine release: {}",
                     crate::describe::describe(&e)
@@ -204,7 +204,6 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<Vec<Score>> {
             }
         }
     };
-    let verified = suit::verify_envelope(head, &anchors, &identity, &state)?;
     writeln!(
         out,
         "  signatures, key set, anti-rollback and model verified after the first {verified_at} of {} bytes",
@@ -309,17 +308,14 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<Vec<Score>> {
         &a("expired.suit"),
     )?;
     // Release notes of this release glued onto a release with other notes.
-    std::fs::write(
-        dir.join("notes-2.1.1.md"),
-        "# 2.1.1\n\nNo security fixes.\n",
-    )?;
+    let other_fw = firmware(3, 1024);
     let other = crate::encode::EnvelopeBuilder {
         sequence: 3,
         version: "2.1.1".parse()?,
         vendor_domain: VENDOR.into(),
         class_name: CLASS.into(),
         notes: Some("# 2.1.1\n\nNo security fixes.\n".into()),
-        payload: firmware(3, 1024),
+        payload: other_fw.clone(),
         keys: vec![
             crate::keys::SigningKey::load(dir.join("signer-a.key"))?,
             crate::keys::SigningKey::load(dir.join("signer-b.key"))?,
@@ -335,7 +331,7 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<Vec<Score>> {
             &other.manifest,
             old_text.as_deref(),
             None,
-            Some(&firmware(3, 1024)),
+            Some(&other_fw),
         ),
     )?;
 
