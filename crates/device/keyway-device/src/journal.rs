@@ -59,7 +59,10 @@ const MAGIC: [u8; 4] = *b"KWJ1";
 const HEADER_LEN: usize = 12;
 const CRC_LEN: usize = 4;
 const CRC_AT: usize = HEADER_LEN + PersistentState::ENCODED_LEN;
-const CRC: crc::Crc<u32, crc::NoTable> = crc::Crc::<u32, crc::NoTable>::new(&crc::CRC_32_ISO_HDLC);
+/// CRC-32 (ISO-HDLC, bitwise: no table in flash), for journal records and
+/// the manifest area.
+pub(crate) const CRC: crc::Crc<u32, crc::NoTable> =
+    crc::Crc::<u32, crc::NoTable>::new(&crc::CRC_32_ISO_HDLC);
 
 /// Where the journal lives and how its slots are laid out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

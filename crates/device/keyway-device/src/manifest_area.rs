@@ -49,11 +49,9 @@ pub const MAGIC: [u8; 4] = *b"KWMF";
 /// The format version written in the header.
 pub const VERSION: u32 = 1;
 
-const CRC: crc::Crc<u32, crc::NoTable> = crc::Crc::<u32, crc::NoTable>::new(&crc::CRC_32_ISO_HDLC);
-
-/// The CRC-32 the header records for `head`.
+/// The CRC-32 the header records for `head` (the journal's CRC).
 pub(crate) fn crc32(head: &[u8]) -> u32 {
-    CRC.checksum(head)
+    crate::journal::CRC.checksum(head)
 }
 
 /// The header for a head of `head`'s length and contents.
