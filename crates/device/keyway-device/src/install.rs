@@ -43,21 +43,45 @@ use core::ops::Range;
 use embedded_storage::nor_flash::NorFlash;
 use keyway_suit::{ImageExpectation, PayloadVerifier};
 
-use crate::journal::{self, Download, FlashOp, Journal, PersistentState, TrialState};
+use crate::journal::{
+    self, Download, FlashOp, Journal, PersistentState, SwapPhase, SwapProgress, TrialState,
+};
 
 /// The default write buffer: 256 bytes.
 pub const DEFAULT_BUF: usize = 256;
 
+/// How an update reaches the slot the MCU executes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// Direct A/B: the MCU executes from either slot. The update is written
+    /// once into the inactive slot and activated by a journal record.
+    #[default]
+    Direct,
+    /// Swap: images are linked to slot 0 (the primary). The update is
+    /// staged in slot 1 (the secondary) and swapped in by the bootloader
+    /// ([`crate::swap`]).
+    Swap,
+}
+
 /// Where the two image slots and the state journal live.
 ///
+/// Slots are made of *slot sectors* of [`SlotLayout::sector_size`] bytes:
+/// `F::ERASE_SIZE` by default, or a multiple of it for parts whose sectors
+/// differ in size (the STM32F4's slots sit in 128 KiB sectors while its
+/// smallest sector, `F::ERASE_SIZE`, is 16 KiB). Each slot sector is erased
+/// as one `erase` call; every sector of both slots must be that size.
+///
 /// Each slot ends with its *manifest area*: its last `manifest_sectors`
-/// erase sectors (`F::ERASE_SIZE` each), which hold the signed envelope head
-/// of the image in the slot (see [`crate::manifest_area`]). The area is
-/// reserved: an image may use only the slot's first
-/// [`SlotLayout::image_capacity`] bytes. With `manifest_sectors: 0` there is
-/// no manifest area, the whole slot holds the image, and
+/// slot sectors, which hold the signed envelope head of the image in the
+/// slot (see [`crate::manifest_area`]). The area is reserved: an image may
+/// use only [`SlotLayout::image_capacity`] bytes. With `manifest_sectors: 0`
+/// there is no manifest area and
 /// [`Installer::begin_with_manifest`] and
 /// [`VerifiedSlot`](crate::verified::VerifiedSlot) refuse the layout.
+///
+/// In [`Mode::Swap`] the secondary slot (1) stages the update one sector in
+/// (see [`SlotLayout::place`]) and must hold a spare sector beyond the
+/// staged manifest area and image.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SlotLayout {
     /// The byte ranges of slot 0 and slot 1 in the flash.
@@ -65,11 +89,27 @@ pub struct SlotLayout {
     /// The state journal's region. Its `erased` value also pads the last
     /// write of an image to the write size.
     pub journal: journal::Config,
-    /// Erase sectors at the end of each slot reserved for its manifest area
+    /// Slot sectors at the end of each slot reserved for its manifest area
     /// (0: none). When not 0 they must span at least
     /// [`MANIFEST_AREA_MIN`](crate::manifest_area::MANIFEST_AREA_MIN)
     /// bytes and leave at least one sector for the image.
     pub manifest_sectors: u32,
+    /// The slot sector size in bytes; `None`: `F::ERASE_SIZE`. Must be a
+    /// multiple of `F::ERASE_SIZE`.
+    pub sector_size: Option<u32>,
+    /// Direct A/B or swap.
+    pub mode: Mode,
+}
+
+/// Where an image and its manifest area lie in the flash: a slot in direct
+/// mode, or (swap mode) the primary slot or the secondary's staging area.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Place {
+    /// The image's bytes: from the start of its first sector up to its
+    /// capacity.
+    pub image: Range<u32>,
+    /// The manifest area (`None` when the layout reserves none).
+    pub manifest: Option<Range<u32>>,
 }
 
 /// Why a [`SlotLayout`] does not fit the flash.
@@ -80,13 +120,13 @@ pub enum LayoutError {
         /// The slot (0 or 1).
         slot: u8,
     },
-    /// A slot's start or end is not a multiple of `F::ERASE_SIZE`.
+    /// A slot's start or end is not a multiple of the slot sector size.
     SlotNotAligned {
         /// The slot (0 or 1).
         slot: u8,
         /// Its range.
         range: Range<u32>,
-        /// `F::ERASE_SIZE`.
+        /// The slot sector size.
         erase_size: usize,
     },
     /// A slot runs past the end of the flash.
@@ -115,10 +155,18 @@ pub enum LayoutError {
         /// The minimum.
         min: u32,
     },
-    /// The manifest area leaves no sector of the slot for the image.
+    /// The manifest area leaves no sector of the slot for the image (swap
+    /// mode: the secondary slot also needs its spare sector).
     NoImageRoom {
         /// The slot (0 or 1).
         slot: u8,
+    },
+    /// The slot sector size is zero or not a multiple of `F::ERASE_SIZE`.
+    SectorSize {
+        /// The slot sector size.
+        sector_size: u32,
+        /// `F::ERASE_SIZE`.
+        erase_size: usize,
     },
 }
 
@@ -203,6 +251,14 @@ pub enum Error<E> {
     /// [`Installer::begin_with_manifest`]: the layout reserves no manifest
     /// area (`manifest_sectors: 0`). Nothing was written.
     NoManifestArea,
+    /// Swap mode: the journal records a swap or a revert in progress; the
+    /// bootloader must finish it ([`crate::swap::boot`]) first.
+    SwapInProgress,
+    /// Swap mode: the journal's active slot is not the primary (0).
+    SwapActiveSlot {
+        /// The journal's active slot.
+        active: u8,
+    },
     /// [`Installer::begin_with_manifest`]: the envelope head is longer than
     /// [`MAX_MANIFEST_LEN`](crate::manifest_area::MAX_MANIFEST_LEN).
     /// Nothing was written.
@@ -265,6 +321,15 @@ impl<E: core::fmt::Debug> core::fmt::Display for Error<E> {
             Error::NoManifestArea => {
                 f.write_str("install: the slot layout reserves no manifest area")
             }
+            Error::SwapInProgress => {
+                f.write_str("install: a swap is in progress; the bootloader must finish it")
+            }
+            Error::SwapActiveSlot { active } => {
+                write!(
+                    f,
+                    "install: swap mode needs active slot 0, the journal says {active}"
+                )
+            }
             Error::ManifestTooLarge { len, max } => write!(
                 f,
                 "install: envelope head of {len} bytes exceeds the manifest area's {max}"
@@ -274,33 +339,72 @@ impl<E: core::fmt::Debug> core::fmt::Display for Error<E> {
 }
 
 impl SlotLayout {
-    /// The manifest area's size in bytes: `manifest_sectors` ×
-    /// `F::ERASE_SIZE` (saturating).
+    /// The slot sector size: [`SlotLayout::sector_size`] or `F::ERASE_SIZE`.
+    pub fn sector_size<F: NorFlash>(&self) -> u32 {
+        self.sector_size
+            .unwrap_or(u32::try_from(F::ERASE_SIZE).unwrap_or(0))
+    }
+
+    /// The manifest area's size in bytes: `manifest_sectors` × the slot
+    /// sector size (saturating).
     pub fn manifest_area_len<F: NorFlash>(&self) -> u64 {
-        u64::from(self.manifest_sectors).saturating_mul(F::ERASE_SIZE as u64)
+        u64::from(self.manifest_sectors).saturating_mul(u64::from(self.sector_size::<F>()))
     }
 
-    /// The bytes of `slot` (0 or 1) an image may use: the slot less its
-    /// manifest area (0 for another slot number or a slot smaller than its
-    /// area).
-    pub fn image_capacity<F: NorFlash>(&self, slot: u8) -> u32 {
-        let Some(r) = self.slots.get(usize::from(slot)) else {
-            return 0;
-        };
-        let len = u64::from(r.end.saturating_sub(r.start));
-        u32::try_from(len.saturating_sub(self.manifest_area_len::<F>())).unwrap_or(0)
-    }
-
-    /// The byte range of `slot`'s manifest area in the flash: the slot's
-    /// last `manifest_sectors` sectors. `None` without a manifest area, for
-    /// another slot number, or when the area does not fit the slot.
-    pub fn manifest_area<F: NorFlash>(&self, slot: u8) -> Option<Range<u32>> {
+    /// Where the image of `slot` (0 or 1) and its manifest area lie.
+    ///
+    /// * Direct mode, and the primary slot (0) in swap mode: the image from
+    ///   the slot's start, the manifest area in its last `manifest_sectors`
+    ///   sectors.
+    /// * Swap mode, slot 1: the *staging area*. Its first sector is the
+    ///   spare the swap needs, then the manifest area, then the image:
+    ///   sector `1 + j` of the secondary holds what the swap moves into the
+    ///   primary's `j`-th moved sector (see [`crate::swap`]). The image
+    ///   capacity is the smaller of the primary's and what the secondary
+    ///   holds after the spare and the manifest area.
+    ///
+    /// `None` for another slot number or a slot too small for its area.
+    pub fn place<F: NorFlash>(&self, slot: u8) -> Option<Place> {
         let r = self.slots.get(usize::from(slot))?;
-        let len = u32::try_from(self.manifest_area_len::<F>()).ok()?;
-        if len == 0 || r.end <= r.start || r.end - r.start <= len {
-            return None;
+        let sector = self.sector_size::<F>();
+        let area = u32::try_from(self.manifest_area_len::<F>()).ok()?;
+        let len = r.end.checked_sub(r.start)?;
+        let direct = |r: &Range<u32>| -> Option<Place> {
+            let len = r.end.checked_sub(r.start)?;
+            let cap = len.checked_sub(area).filter(|c| *c > 0)?;
+            Some(Place {
+                image: r.start..r.start + cap,
+                manifest: (area > 0).then(|| r.end - area..r.end),
+            })
+        };
+        match (self.mode, slot) {
+            (Mode::Direct, _) | (Mode::Swap, 0) => direct(r),
+            (Mode::Swap, _) => {
+                let primary = direct(&self.slots[0])?;
+                let primary_cap = primary.image.end - primary.image.start;
+                let lead = sector.checked_add(area)?;
+                let cap = len.checked_sub(lead).filter(|c| *c > 0)?.min(primary_cap);
+                let image = r.start + lead;
+                Some(Place {
+                    image: image..image + cap,
+                    manifest: (area > 0).then(|| r.start + sector..r.start + lead),
+                })
+            }
         }
-        Some(r.end - len..r.end)
+    }
+
+    /// The bytes of `slot` (0 or 1) an image may use (see
+    /// [`SlotLayout::place`]; 0 when it has no place).
+    pub fn image_capacity<F: NorFlash>(&self, slot: u8) -> u32 {
+        self.place::<F>(slot)
+            .map_or(0, |p| p.image.end - p.image.start)
+    }
+
+    /// The byte range of `slot`'s manifest area in the flash (see
+    /// [`SlotLayout::place`]). `None` without a manifest area, for another
+    /// slot number, or when the area does not fit the slot.
+    pub fn manifest_area<F: NorFlash>(&self, slot: u8) -> Option<Range<u32>> {
+        self.place::<F>(slot)?.manifest
     }
 
     /// Checks the layout against a flash of type `F` and capacity
@@ -311,9 +415,16 @@ impl SlotLayout {
     /// [`MANIFEST_AREA_MIN`](crate::manifest_area::MANIFEST_AREA_MIN) bytes
     /// that leaves each slot at least one sector for its image.
     pub fn validate<F: NorFlash>(&self, capacity: usize) -> Result<(), LayoutError> {
+        let sector = self.sector_size::<F>();
+        if F::ERASE_SIZE == 0 || sector == 0 || !(sector as usize).is_multiple_of(F::ERASE_SIZE) {
+            return Err(LayoutError::SectorSize {
+                sector_size: sector,
+                erase_size: F::ERASE_SIZE,
+            });
+        }
         let erase_size = F::ERASE_SIZE;
         let cfg = &self.journal;
-        if erase_size == 0 || !(cfg.offset as usize).is_multiple_of(erase_size) {
+        if !(cfg.offset as usize).is_multiple_of(erase_size) {
             return Err(LayoutError::Journal(
                 journal::ConfigError::OffsetNotAligned {
                     offset: cfg.offset,
@@ -334,13 +445,11 @@ impl SlotLayout {
             if r.end <= r.start {
                 return Err(LayoutError::EmptySlot { slot });
             }
-            if !(r.start as usize).is_multiple_of(erase_size)
-                || !(r.end as usize).is_multiple_of(erase_size)
-            {
+            if !r.start.is_multiple_of(sector) || !r.end.is_multiple_of(sector) {
                 return Err(LayoutError::SlotNotAligned {
                     slot,
                     range: r.clone(),
-                    erase_size,
+                    erase_size: sector as usize,
                 });
             }
             if r.end as usize > capacity {
@@ -364,10 +473,10 @@ impl SlotLayout {
             if len < u64::from(min) {
                 return Err(LayoutError::ManifestAreaTooSmall { len, min });
             }
-            for (i, r) in self.slots.iter().enumerate() {
-                if u64::from(r.end - r.start) <= len {
-                    return Err(LayoutError::NoImageRoom { slot: i as u8 });
-                }
+        }
+        for slot in 0..2u8 {
+            if self.image_capacity::<F>(slot) == 0 {
+                return Err(LayoutError::NoImageRoom { slot });
             }
         }
         Ok(())
@@ -384,6 +493,10 @@ impl SlotLayout {
 #[derive(Clone)]
 pub struct Installer<F, const BUF: usize = DEFAULT_BUF> {
     slot: u8,
+    mode: Mode,
+    /// The slot sector size (the erase unit).
+    sector: u32,
+    /// The image's first byte in the flash.
     start: u32,
     capacity: u32,
     manifest_digest: [u8; 32],
@@ -484,6 +597,17 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
             TrialState::Pending { .. } => state.trial = TrialState::None,
             _ => {}
         }
+        match state.swap.map(|s| s.phase) {
+            // The bootloader finishes a swap or a revert before it boots
+            // anything, so an application never sees one in progress.
+            Some(SwapPhase::Swapping { .. } | SwapPhase::Reverting { .. }) => {
+                return Err(Error::SwapInProgress);
+            }
+            // The secondary's previous contents (a staged image, or the
+            // image a confirmed swap replaced) are about to be overwritten.
+            Some(SwapPhase::Staged | SwapPhase::Swapped) => state.swap = None,
+            None => {}
+        }
         if let Some(head) = head {
             let area = layout
                 .manifest_area::<F>(installer.slot)
@@ -539,9 +663,7 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
             });
         }
         let past_image = expectation.size.is_some_and(|s| u64::from(d.offset) > s);
-        if !(d.offset as usize).is_multiple_of(F::ERASE_SIZE)
-            || d.offset > installer.capacity
-            || past_image
+        if !d.offset.is_multiple_of(installer.sector) || d.offset > installer.capacity || past_image
         {
             return Err(Error::BadOffset { offset: d.offset });
         }
@@ -651,9 +773,16 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
         }
         layout.validate::<F>(flash.capacity())?;
         let active = journal.state().active_slot;
-        let slot: u8 = if active == 0 { 1 } else { 0 };
-        let range = &layout.slots[usize::from(slot)];
-        let capacity = layout.image_capacity::<F>(slot);
+        let slot: u8 = match layout.mode {
+            Mode::Direct if active == 0 => 1,
+            Mode::Direct => 0,
+            Mode::Swap if active == 0 => 1,
+            Mode::Swap => return Err(Error::SwapActiveSlot { active }),
+        };
+        let place = layout
+            .place::<F>(slot)
+            .ok_or(Error::Layout(LayoutError::NoImageRoom { slot }))?;
+        let capacity = place.image.end - place.image.start;
         if let Some(size) = expectation.size
             && size > u64::from(capacity)
         {
@@ -665,7 +794,9 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
         }
         Ok(Self {
             slot,
-            start: range.start,
+            mode: layout.mode,
+            sector: layout.sector_size::<F>(),
+            start: place.image.start,
             capacity,
             manifest_digest,
             verifier: PayloadVerifier::new(expectation),
@@ -739,7 +870,7 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
                 self.flush(flash, BUF)?;
                 self.written += BUF as u32;
                 self.fill = 0;
-                if (self.written as usize).is_multiple_of(F::ERASE_SIZE) {
+                if self.written.is_multiple_of(self.sector) {
                     self.commit_progress(flash, journal)?;
                 }
             }
@@ -751,8 +882,8 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
     /// the sector first when the position starts one.
     fn flush(&mut self, flash: &mut F, len: usize) -> Result<(), Error<F::Error>> {
         let at = self.start + self.written;
-        if (self.written as usize).is_multiple_of(F::ERASE_SIZE) {
-            let end = at + F::ERASE_SIZE as u32;
+        if self.written.is_multiple_of(self.sector) {
+            let end = at + self.sector;
             flash.erase(at, end).map_err(|error| Error::Flash {
                 op: FlashOp::Erase,
                 offset: at,
@@ -815,6 +946,12 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
         }
         state.download = None;
         state.trial = TrialState::Pending { slot: self.slot };
+        if self.mode == Mode::Swap {
+            state.swap = Some(SwapProgress {
+                image_sectors: self.written.div_ceil(self.sector).max(1),
+                phase: SwapPhase::Staged,
+            });
+        }
         journal.commit(flash, &state)?;
         Ok(self.slot)
     }

@@ -15,9 +15,9 @@
 //! | 4 | 4 | record sequence number, u32 LE |
 //! | 8 | 2 | state length, u16 LE (= [`PersistentState::ENCODED_LEN`]) |
 //! | 10 | 2 | reserved, 0 |
-//! | 12 | 57 | the encoded [`PersistentState`] |
-//! | 69 | 4 | CRC-32 (ISO-HDLC) of bytes 0..69, LE |
-//! | 73 | … | padding (the erased value) to a multiple of the write and read sizes |
+//! | 12 | 67 | the encoded [`PersistentState`] |
+//! | 79 | 4 | CRC-32 (ISO-HDLC) of bytes 0..79, LE |
+//! | 83 | … | padding (the erased value) to a multiple of the write and read sizes |
 //!
 //! # Rules that make it power-fail safe
 //!
@@ -46,7 +46,7 @@ use core::marker::PhantomData;
 
 use embedded_storage::nor_flash::NorFlash;
 
-pub use state::{DecodeError, Download, PersistentState, TrialState};
+pub use state::{DecodeError, Download, PersistentState, SwapPhase, SwapProgress, TrialState};
 
 /// The largest padded record this code handles: the record rounded up to
 /// the flash's write and read sizes must fit (write sizes up to 256 bytes).
@@ -557,6 +557,13 @@ mod tests {
                 slot: 0,
                 manifest_digest: [0xAB; 32],
                 offset: 4096,
+            }),
+            swap: Some(SwapProgress {
+                image_sectors: 75,
+                phase: SwapPhase::Swapping {
+                    step: 12,
+                    saved: true,
+                },
             }),
         };
         let bytes = state.encode();

@@ -200,17 +200,13 @@ impl<'a, const CHUNK: usize> VerifiedSlot<'a, CHUNK> {
     /// Re-verifies `slot` (0 or 1): the stored manifest, then the image.
     /// See the [module documentation](self).
     pub fn check<F: NorFlash>(&mut self, flash: &mut F, slot: u8) -> Result<SlotInfo, SlotError> {
-        let area = self
+        let place = self
             .layout
-            .manifest_area::<F>(slot)
+            .place::<F>(slot)
             .ok_or(SlotError::NoManifestArea)?;
-        let capacity = self.layout.image_capacity::<F>(slot);
-        let image_start = self
-            .layout
-            .slots
-            .get(usize::from(slot))
-            .ok_or(SlotError::NoManifestArea)?
-            .start;
+        let area = place.manifest.ok_or(SlotError::NoManifestArea)?;
+        let capacity = place.image.end - place.image.start;
+        let image_start = place.image.start;
         let read = F::READ_SIZE.max(1);
         if CHUNK == 0 || !CHUNK.is_multiple_of(read) {
             return Err(SlotError::Buffer);

@@ -22,7 +22,7 @@ use keyway_device::boot::{
     self, Boot, ConfirmError, Confirmation, Decision, MAX_TRIAL_BOOTS, Reason, RevertCause,
     SelfTest,
 };
-use keyway_device::install::{Installer, SlotLayout};
+use keyway_device::install::{Installer, Mode, SlotLayout};
 use keyway_device::journal::{self, Config, Journal, PersistentState, TrialState};
 use keyway_sim::{CutPoint, PowerCut, SimFlash};
 use keyway_suit::ImageExpectation;
@@ -118,6 +118,7 @@ fn installed<const W: usize, const E: usize>(
         trial: TrialState::Confirmed,
         boot_attempts: 0,
         download: None,
+        swap: None,
     };
     journal.commit(&mut flash, &initial).unwrap();
     let digest: [u8; 32] = Sha256::digest(&new).into();
@@ -149,6 +150,8 @@ fn nrf52840_layout() -> SlotLayout {
         // 4 records per page, so the sequences turn pages.
         journal: Config::new(0xF_0000, 2).with_slot_size(1024),
         manifest_sectors: 0,
+        sector_size: None,
+        mode: Mode::Direct,
     }
 }
 
@@ -157,6 +160,8 @@ fn small_pages_layout() -> SlotLayout {
         slots: [0x4000..0x8000, 0x8000..0xC000],
         journal: Config::new(0x2_0000, 3),
         manifest_sectors: 0,
+        sector_size: None,
+        mode: Mode::Direct,
     }
 }
 
@@ -165,6 +170,8 @@ fn ecc32_layout() -> SlotLayout {
         slots: [0..0x6_0000, 0x6_0000..0xC_0000],
         journal: Config::new(0xC_0000, 2).with_slot_size(32 * 1024),
         manifest_sectors: 0,
+        sector_size: None,
+        mode: Mode::Direct,
     }
 }
 
@@ -174,6 +181,8 @@ fn stm32f4_layout() -> SlotLayout {
         slots: [0x0..0x4000, 0x4000..0x8000],
         journal: Config::new(0x8000, 2).with_slot_size(4096),
         manifest_sectors: 0,
+        sector_size: None,
+        mode: Mode::Direct,
     }
 }
 

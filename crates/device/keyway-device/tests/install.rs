@@ -13,7 +13,7 @@ use common::{Seeded, bytes, cuts, full_sweep, sha256};
 
 use std::time::{Duration, Instant};
 
-use keyway_device::install::{Error, Installer, LayoutError, SlotLayout};
+use keyway_device::install::{Error, Installer, LayoutError, Mode, SlotLayout};
 use keyway_device::journal::{self, Config, Download, Journal, PersistentState, TrialState};
 use keyway_sim::{PowerCut, SimFlash};
 use keyway_suit::ImageExpectation;
@@ -32,6 +32,7 @@ fn initial_state(active: u8) -> PersistentState {
         trial: TrialState::Confirmed,
         boot_attempts: 0,
         download: None,
+        swap: None,
     }
 }
 
@@ -81,6 +82,8 @@ fn nrf52840_layout() -> SlotLayout {
         slots: [0x1_0000..0x7_0000, 0x7_0000..0xD_0000],
         journal: Config::new(0xF_0000, 2),
         manifest_sectors: 0,
+        sector_size: None,
+        mode: Mode::Direct,
     }
 }
 
@@ -89,6 +92,8 @@ fn small_pages_layout() -> SlotLayout {
         slots: [0x4000..0x1_0000, 0x1_0000..0x1_C000],
         journal: Config::new(0x2_0000, 3),
         manifest_sectors: 0,
+        sector_size: None,
+        mode: Mode::Direct,
     }
 }
 
@@ -97,6 +102,8 @@ fn ecc32_layout() -> SlotLayout {
         slots: [0..0x6_0000, 0x6_0000..0xC_0000],
         journal: Config::new(0xC_0000, 2),
         manifest_sectors: 0,
+        sector_size: None,
+        mode: Mode::Direct,
     }
 }
 
@@ -376,6 +383,8 @@ fn refuses_wrong_images_and_bad_layouts() {
             slots,
             journal,
             manifest_sectors: 0,
+            sector_size: None,
+            mode: Mode::Direct,
         }
         .validate::<F>(cap)
         .unwrap_err()
@@ -722,6 +731,8 @@ mod props {
                 slots: [a.0..a.1, b.0..b.1],
                 journal: Config::new(j.0, j.1),
                 manifest_sectors: 0,
+                sector_size: None,
+                mode: Mode::Direct,
             };
             let mut flash = SimFlash::<1, 512>::small_pages();
             let cap = flash.as_bytes().len();

@@ -202,7 +202,7 @@ fn configuration_is_validated() {
             open(&mut flash, Config::new(0, 2).with_slot_size(slot_size)),
             Error::Config(ConfigError::BadSlotSize {
                 slot_size,
-                record_len: 76,
+                record_len: 84,
                 page_size: 4096
             })
         );

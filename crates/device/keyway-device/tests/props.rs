@@ -1,7 +1,9 @@
 //! Property tests: any state round-trips through its encoding and through
 //! the journal; no byte string makes the decoder panic.
 
-use keyway_device::journal::{Config, Download, Journal, PersistentState, TrialState};
+use keyway_device::journal::{
+    Config, Download, Journal, PersistentState, SwapPhase, SwapProgress, TrialState,
+};
 use keyway_sim::SimFlash;
 use proptest::prelude::*;
 
@@ -21,8 +23,24 @@ fn trial() -> impl Strategy<Value = TrialState> {
     ]
 }
 
+fn swap() -> impl Strategy<Value = Option<SwapProgress>> {
+    let phase = prop_oneof![
+        Just(SwapPhase::Staged),
+        (any::<u32>(), any::<bool>()).prop_map(|(step, saved)| SwapPhase::Swapping { step, saved }),
+        Just(SwapPhase::Swapped),
+        any::<u32>().prop_map(|step| SwapPhase::Reverting { step }),
+    ];
+    proptest::option::of(
+        (any::<u32>(), phase).prop_map(|(image_sectors, phase)| SwapProgress {
+            image_sectors,
+            phase,
+        }),
+    )
+}
+
 fn state() -> impl Strategy<Value = PersistentState> {
     (
+        swap(),
         any::<Option<u64>>(),
         any::<u32>(),
         slot(),
@@ -31,7 +49,7 @@ fn state() -> impl Strategy<Value = PersistentState> {
         proptest::option::of((slot(), any::<[u8; 32]>(), any::<u32>())),
     )
         .prop_map(
-            |(floor, keyset_version, active_slot, trial, boot_attempts, download)| {
+            |(swap, floor, keyset_version, active_slot, trial, boot_attempts, download)| {
                 PersistentState {
                     floor,
                     keyset_version,
@@ -43,6 +61,7 @@ fn state() -> impl Strategy<Value = PersistentState> {
                         manifest_digest,
                         offset,
                     }),
+                    swap,
                 }
             },
         )

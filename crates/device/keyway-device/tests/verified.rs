@@ -7,7 +7,7 @@
 use keyway::encode::{EnvelopeBuilder, class_uuid, vendor_uuid};
 use keyway::keys::{Algorithm, SigningKey};
 use keyway_device::boot::{self, Boot, Confirmation, Reason, RevertCause, SelfTest, SlotCheck};
-use keyway_device::install::{Error, Installer, LayoutError, SlotLayout};
+use keyway_device::install::{Error, Installer, LayoutError, Mode, SlotLayout};
 use keyway_device::journal::{Config, Journal};
 use keyway_device::manifest_area::{HEADER_LEN, MAX_MANIFEST_LEN};
 use keyway_device::verified::{HEAD_BUF_LEN, SlotError, VerifiedSlot, boot_floor};
@@ -29,6 +29,8 @@ fn layout() -> SlotLayout {
         slots: [0x1_0000..0x3_0000, 0x3_0000..0x5_0000],
         journal: Config::new(0xF_0000, 2),
         manifest_sectors: 1,
+        sector_size: None,
+        mode: Mode::Direct,
     }
 }
 
@@ -394,6 +396,8 @@ fn installer_refuses_oversized_heads_and_layouts_without_an_area() {
     assert!(e.to_string().contains("exceeds"));
     let none = SlotLayout {
         manifest_sectors: 0,
+        sector_size: None,
+        mode: Mode::Direct,
         ..layout()
     };
     let e = Installer::<_>::begin_with_manifest(
@@ -421,6 +425,8 @@ fn installer_refuses_oversized_heads_and_layouts_without_an_area() {
         slots: [0x4000..0x8000, 0x8000..0xC000],
         journal: Config::new(0x2_0000, 3),
         manifest_sectors: 7,
+        sector_size: None,
+        mode: Mode::Direct,
     };
     assert_eq!(
         small.validate::<Small>(0x10_0000),
@@ -431,6 +437,8 @@ fn installer_refuses_oversized_heads_and_layouts_without_an_area() {
     );
     let full = SlotLayout {
         manifest_sectors: 32,
+        sector_size: None,
+        mode: Mode::Direct,
         ..small.clone()
     };
     assert_eq!(
@@ -439,6 +447,8 @@ fn installer_refuses_oversized_heads_and_layouts_without_an_area() {
     );
     let ok = SlotLayout {
         manifest_sectors: 8,
+        sector_size: None,
+        mode: Mode::Direct,
         ..small
     };
     assert_eq!(ok.validate::<Small>(0x10_0000), Ok(()));

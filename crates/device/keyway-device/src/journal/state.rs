@@ -20,6 +20,45 @@ pub struct PersistentState {
     pub boot_attempts: u8,
     /// A download in progress, to resume after a power cut.
     pub download: Option<Download>,
+    /// Swap mode only: where the staged image stands in its swap into the
+    /// primary slot (see [`crate::swap`]). Always `None` in direct mode.
+    pub swap: Option<SwapProgress>,
+}
+
+/// Swap mode: the image staged in the secondary slot and its swap with the
+/// primary slot (see [`crate::swap`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SwapProgress {
+    /// Sectors the new image occupies in the primary slot (its manifest
+    /// area not counted). The swap moves these and the manifest area.
+    pub image_sectors: u32,
+    /// How far the swap has come.
+    pub phase: SwapPhase,
+}
+
+/// The phases of a swap, each committed to the journal as it is reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SwapPhase {
+    /// The image is written and verified in the secondary slot's staging
+    /// area; nothing moved yet.
+    Staged,
+    /// The swap runs: steps below `step` are complete; `saved` says whether
+    /// step `step` already saved the primary sector into the secondary.
+    Swapping {
+        /// The step in progress (0-based, over the moved sectors).
+        step: u32,
+        /// The first half of `step` (primary sector saved) is done.
+        saved: bool,
+    },
+    /// The swap is complete: the primary holds the new image, the secondary
+    /// the previous one (for a revert).
+    Swapped,
+    /// The previous image is copied back into the primary: steps below
+    /// `step` are complete.
+    Reverting {
+        /// The step in progress.
+        step: u32,
+    },
 }
 
 /// Where a new image stands between install and confirm.
@@ -110,8 +149,18 @@ mod at {
     pub const DL_SLOT: usize = 20;
     pub const DL_DIGEST: usize = 21; // [u8; 32]
     pub const DL_OFFSET: usize = 53; // u32
-    pub const END: usize = 57;
+    pub const SWAP_TAG: usize = 57;
+    pub const SWAP_SECTORS: usize = 58; // u32
+    pub const SWAP_STEP: usize = 62; // u32
+    pub const SWAP_SAVED: usize = 66;
+    pub const END: usize = 67;
 }
+
+const SWAP_NONE: u8 = 0;
+const SWAP_STAGED: u8 = 1;
+const SWAP_SWAPPING: u8 = 2;
+const SWAP_SWAPPED: u8 = 3;
+const SWAP_REVERTING: u8 = 4;
 
 const TRIAL_NONE: u8 = 0;
 const TRIAL_PENDING: u8 = 1;
@@ -120,9 +169,9 @@ const TRIAL_CONFIRMED: u8 = 3;
 
 impl PersistentState {
     /// The layout version [`PersistentState::encode`] writes (byte 0).
-    pub const VERSION: u8 = 1;
+    pub const VERSION: u8 = 2;
 
-    /// The length of the encoding: 57 bytes.
+    /// The length of the encoding: 67 bytes.
     ///
     /// | Offset | Size | Field |
     /// |---|---|---|
@@ -139,6 +188,10 @@ impl PersistentState {
     /// | 20 | 1 | download slot (0/1; 0 if absent) |
     /// | 21 | 32 | manifest digest (zeros if absent) |
     /// | 53 | 4 | download offset, u32 LE (0 if absent) |
+    /// | 57 | 1 | swap tag: 0 none, 1 staged, 2 swapping, 3 swapped, 4 reverting |
+    /// | 58 | 4 | swap image sectors, u32 LE (0 if none) |
+    /// | 62 | 4 | swap step, u32 LE (0 unless swapping or reverting) |
+    /// | 66 | 1 | swap step's first half done (0/1; 0 unless swapping) |
     ///
     /// The encoding is canonical: bytes that must be zero are checked, so
     /// `decode` accepts exactly the outputs of `encode`.
@@ -177,7 +230,19 @@ impl PersistentState {
             b[at::DL_TAG] = 1;
             b[at::DL_SLOT] = d.slot;
             b[at::DL_DIGEST..at::DL_OFFSET].copy_from_slice(&d.manifest_digest);
-            b[at::DL_OFFSET..at::END].copy_from_slice(&d.offset.to_le_bytes());
+            b[at::DL_OFFSET..at::SWAP_TAG].copy_from_slice(&d.offset.to_le_bytes());
+        }
+        if let Some(sw) = self.swap {
+            b[at::SWAP_SECTORS..at::SWAP_STEP].copy_from_slice(&sw.image_sectors.to_le_bytes());
+            let (tag, step, saved) = match sw.phase {
+                SwapPhase::Staged => (SWAP_STAGED, 0, false),
+                SwapPhase::Swapping { step, saved } => (SWAP_SWAPPING, step, saved),
+                SwapPhase::Swapped => (SWAP_SWAPPED, 0, false),
+                SwapPhase::Reverting { step } => (SWAP_REVERTING, step, false),
+            };
+            b[at::SWAP_TAG] = tag;
+            b[at::SWAP_STEP..at::SWAP_SAVED].copy_from_slice(&step.to_le_bytes());
+            b[at::SWAP_SAVED] = u8::from(saved);
         }
         b
     }
@@ -255,7 +320,7 @@ impl PersistentState {
         let boot_attempts = b[at::BOOT_ATTEMPTS];
         let download = match b[at::DL_TAG] {
             0 => {
-                zeros("absent download", at::DL_SLOT..at::END)?;
+                zeros("absent download", at::DL_SLOT..at::SWAP_TAG)?;
                 None
             }
             1 => {
@@ -269,6 +334,39 @@ impl PersistentState {
             }
             _ => return Err(field("download tag", at::DL_TAG)),
         };
+        let image_sectors = u32::from_le_bytes(le(b, at::SWAP_SECTORS));
+        let step = u32::from_le_bytes(le(b, at::SWAP_STEP));
+        let phase = match b[at::SWAP_TAG] {
+            SWAP_NONE => {
+                zeros("absent swap", at::SWAP_SECTORS..at::END)?;
+                None
+            }
+            SWAP_STAGED | SWAP_SWAPPED => {
+                zeros("swap step", at::SWAP_STEP..at::END)?;
+                Some(if b[at::SWAP_TAG] == SWAP_STAGED {
+                    SwapPhase::Staged
+                } else {
+                    SwapPhase::Swapped
+                })
+            }
+            SWAP_SWAPPING => Some(SwapPhase::Swapping {
+                step,
+                saved: match b[at::SWAP_SAVED] {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(field("swap saved flag", at::SWAP_SAVED)),
+                },
+            }),
+            SWAP_REVERTING => {
+                zeros("reverting saved flag", at::SWAP_SAVED..at::END)?;
+                Some(SwapPhase::Reverting { step })
+            }
+            _ => return Err(field("swap tag", at::SWAP_TAG)),
+        };
+        let swap = phase.map(|phase| SwapProgress {
+            image_sectors,
+            phase,
+        });
         Ok(Self {
             floor,
             keyset_version,
@@ -276,6 +374,7 @@ impl PersistentState {
             trial,
             boot_attempts,
             download,
+            swap,
         })
     }
 }

@@ -1,7 +1,7 @@
 //! Shared helpers for the journal, install and boot tests.
 #![allow(dead_code)]
 
-use keyway_device::journal::{Download, PersistentState, TrialState};
+use keyway_device::journal::{Download, PersistentState, SwapPhase, SwapProgress, TrialState};
 use keyway_sim::{Cut, CutPoint, EraseTear, WriteTear};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
@@ -68,6 +68,20 @@ pub fn scripted(i: u32) -> PersistentState {
                 offset: i * 4096 + 17,
             })
         },
+        swap: match i % 5 {
+            0 => None,
+            1 => Some(SwapPhase::Staged),
+            2 => Some(SwapPhase::Swapping {
+                step: i / 5,
+                saved: i.is_multiple_of(2),
+            }),
+            3 => Some(SwapPhase::Swapped),
+            _ => Some(SwapPhase::Reverting { step: i / 5 }),
+        }
+        .map(|phase| SwapProgress {
+            image_sectors: i % 300,
+            phase,
+        }),
     }
 }
 
