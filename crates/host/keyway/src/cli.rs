@@ -44,6 +44,10 @@ pub enum Command {
     /// release with a CVE fix, a lock that verifies it itself, attacks, and
     /// the scorecard.
     Demo(DemoArgs),
+    /// Simulate a firmware update on a NOR flash model with the lock's real
+    /// installer and bootloader: flash wear and install time beside the
+    /// physical minimum and MCUboot's swap algorithms, and power-cut sweeps.
+    FlashSim(FlashSimArgs),
 }
 
 /// Key algorithm for `keygen`.
@@ -229,6 +233,72 @@ pub struct InspectArgs {
     pub json: bool,
 }
 
+/// Update mode for `flash-sim`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SimModeArg {
+    /// Direct A/B: write the inactive slot, activate by a journal record.
+    Direct,
+    /// Swap: stage in the secondary slot, the bootloader swaps it in.
+    Swap,
+}
+
+/// Arguments of `keyway flash-sim`.
+#[derive(Debug, Args)]
+pub struct FlashSimArgs {
+    /// Flash preset: nrf52840, stm32f4, small-pages or ecc32 (the defaults
+    /// for the custom options below).
+    #[arg(long, value_name = "NAME", default_value = "nrf52840")]
+    pub geometry: String,
+    /// Custom uniform page (erase sector) size in bytes: 256 to 262144, a
+    /// power of two.
+    #[arg(long, value_name = "B")]
+    pub page_size: Option<u32>,
+    /// Custom write unit in bytes: 1, 2, 4, 8, 16 or 32.
+    #[arg(long, value_name = "B")]
+    pub write_size: Option<usize>,
+    /// Custom page erase time in milliseconds.
+    #[arg(long, value_name = "MS")]
+    pub erase_ms: Option<f64>,
+    /// Custom program time per write unit in microseconds.
+    #[arg(long, value_name = "US")]
+    pub write_us: Option<f64>,
+    /// Image size in KiB.
+    #[arg(long, value_name = "N")]
+    pub image_kib: u32,
+    /// Update mode.
+    #[arg(long, value_enum, default_value_t = SimModeArg::Direct)]
+    pub mode: SimModeArg,
+    /// Power-cut sweep: exhaustive (every flash op, 3 cut kinds) or
+    /// random:N (N scenarios of 1-3 nested cuts).
+    #[arg(long, value_name = "exhaustive|random:N")]
+    pub power_cuts: Option<String>,
+    /// Seed of the image payloads and the random cuts.
+    #[arg(long, value_name = "S", default_value_t = 0x4B45_5957)]
+    pub seed: u64,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn flash_sim(a: &FlashSimArgs, out: &mut dyn Write) -> Result<()> {
+    let request = crate::flashsim::Request {
+        geometry: a.geometry.clone(),
+        page_size: a.page_size,
+        write_size: a.write_size,
+        erase_ms: a.erase_ms,
+        write_us: a.write_us,
+        image_kib: a.image_kib,
+        mode: match a.mode {
+            SimModeArg::Direct => keyway_device::install::Mode::Direct,
+            SimModeArg::Swap => keyway_device::install::Mode::Swap,
+        },
+        power_cuts: a.power_cuts.clone(),
+        seed: a.seed,
+        json: a.json,
+    };
+    crate::flashsim::run(&request, out)
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
     match cli.command {
@@ -238,6 +308,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
         Command::Verify(a) => verify(&a, out),
         Command::Inspect(a) => inspect(&a, out),
         Command::Demo(a) => demo(&a, out),
+        Command::FlashSim(a) => flash_sim(&a, out),
     }
 }
 

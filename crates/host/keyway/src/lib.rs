@@ -11,6 +11,8 @@
 //! * [`describe`]: the verifier's errors as sentences (the device's own
 //!   `Display` is terse).
 //! * [`demo`]: `keyway demo`, the main job end to end.
+//! * [`flashsim`]: `keyway flash-sim`, an update on a simulated NOR flash
+//!   with the lock's real installer and bootloader.
 //! * [`cli`]: the `keyway` command line.
 
 #![warn(missing_docs)]
@@ -21,6 +23,7 @@ pub mod cli;
 pub mod demo;
 pub mod describe;
 pub mod encode;
+pub mod flashsim;
 pub mod keys;
 
 /// CBOR label constants, shared with the device verifier.
