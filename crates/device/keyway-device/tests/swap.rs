@@ -528,16 +528,13 @@ fn swap_installs_300_kib_with_one_erase_per_sector_per_slot() {
     );
     assert_eq!(u.primary(&flash), Some(Which::New));
     let geometry = flash.geometry().clone();
-    let in_slot = |i: usize, slot: usize| {
-        let start = geometry.sectors()[i].start;
-        layout.slots[slot].contains(&start)
-    };
     let mut per_slot = [0u32; 2];
     for (i, &n) in flash.erase_counts().iter().enumerate() {
-        for slot in 0..2 {
-            if in_slot(i, slot) {
+        let start = geometry.sectors()[i].start;
+        for (slot, total) in per_slot.iter_mut().enumerate() {
+            if layout.slots[slot].contains(&start) {
                 assert!(n <= 1, "sector {i} of slot {slot} erased {n} times");
-                per_slot[slot] += n;
+                *total += n;
             }
         }
     }
