@@ -34,10 +34,14 @@
 //!    `Swapped` together with `Trial { slot: 0, .. }`).
 //!
 //! Each primary sector and each secondary sector is erased once: the
-//! shifted staging (the idea of MCUboot's *swap-offset*) makes the move of
-//! the primary image that MCUboot's *swap-move* needs (a second erase of
-//! every primary sector) unnecessary, and no scratch sector is erased per
-//! step as in *swap-scratch*. After the swap the previous image's moved
+//! shifted staging (the idea behind MCUboot's swap-using-offset,
+//! `MCUBOOT_SWAP_USING_OFFSET`, which its release notes describe as writing
+//! the update "in the second sector in the update slot") makes the move of
+//! the primary image that MCUboot's swap-using-move needs (a second erase
+//! of every primary sector) unnecessary, and no scratch sector is erased
+//! per step as in swap-using-scratch. Unlike MCUboot, the progress lives in
+//! the state journal rather than in slot trailers, the manifest area moves
+//! with the image, and the staged image is verified before anything moves. After the swap the previous image's moved
 //! sectors are in `Q[0..n]` in logical order; its sectors beyond `k` (if it
 //! was longer) never left the primary.
 //!
