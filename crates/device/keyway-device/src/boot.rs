@@ -114,6 +114,9 @@ pub enum RevertCause {
     AttemptsExhausted,
     /// The pending or trial image failed verification.
     Unverified,
+    /// Swap mode: a revert that a power cut interrupted was finished (the
+    /// journal keeps its progress, not its first cause).
+    Resumed,
 }
 
 /// Why the bootloader decided what it did.

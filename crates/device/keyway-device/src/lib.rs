@@ -21,8 +21,13 @@
 //! [`boot`] holds the bootloader's decision for direct A/B mode (start a
 //! trial, count its boots, revert, fall back, recovery), committed to the
 //! journal before each boot, and the application's atomic `confirm`,
-//! which alone raises the anti-rollback floor. The swap mode builds on
-//! these (a later part of the installer issue).
+//! which alone raises the anti-rollback floor.
+//!
+//! [`swap`] is the bootloader for images linked to one address: the
+//! installer stages the update in the secondary slot, one sector in, and
+//! the bootloader swaps it into the primary with one erase per sector per
+//! slot, resumable after any power cut, and swaps it back when its trial
+//! fails.
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -32,4 +37,5 @@ pub mod boot;
 pub mod install;
 pub mod journal;
 pub mod manifest_area;
+pub mod swap;
 pub mod verified;

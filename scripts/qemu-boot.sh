@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# On-target test of the bootloader's decision logic: builds firmware/qemu-boot
+# for Cortex-M4 (thumbv7em-none-eabihf, keyway-device with Ed25519) and runs
+# it in QEMU (mps2-an386) over a RAM-backed NOR flash: a factory image, a
+# boot, an update's trial, a failed self-test and its revert, a second trial
+# that confirms (floor raised), and a tampered slot that must not boot.
+#
+#   scripts/qemu-boot.sh     (no arguments)
+#
+# Steps: 1. fixtures -> target/qemu-boot-fixture/ (host CLI: one Ed25519 key,
+#           v1 with sequence 1 and v2 with sequence 2, random 8 KiB payloads)
+#        2. build the firmware (release)
+#        3. run it under QEMU with a timeout; the exit status must be success
+#           and every expected line must be in the log
+#        4. print a summary with the firmware's code size
+# KEYWAY_QEMU_BOOT_FIXTURES=DIR: use fixtures already in DIR instead.
+# Needs: qemu-system-arm, size (binutils) or llvm-size, python3, the pinned
+# Rust toolchain with thumbv7em-none-eabihf.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+FIRMWARE="$ROOT/firmware/qemu-boot"
+FIXTURE_DIR="${KEYWAY_QEMU_BOOT_FIXTURES:-$ROOT/target/qemu-boot-fixture}"
+OUT_DIR="$ROOT/target/qemu-boot"
+# Shared by all firmware projects, apart from the host workspace's target/.
+export CARGO_TARGET_DIR="$ROOT/target/firmware"
+TRIPLE=thumbv7em-none-eabihf
+QEMU_TIMEOUT="${KEYWAY_QEMU_TIMEOUT:-120}"
+PAYLOAD_BYTES=8192
+VENDOR_DOMAIN=example.invalid
+DEVICE_CLASS=qemu-test-lock
+
+[[ $# == 0 ]] || { echo "usage: $0" >&2; exit 2; }
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'qemu-boot: error: %s\n' "$*" >&2; exit 1; }
+
+# --- 1. fixtures -------------------------------------------------------------
+# Leaves in $FIXTURE_DIR: ed25519.pub (32 raw bytes), vendor-id.bin and
+# class-id.bin (16-byte UUIDs as FORMAT.md defines them), v1.suit and v2.suit
+# (signed envelopes with the payload integrated).
+make_fixtures() {
+  rm -rf "$FIXTURE_DIR"
+  mkdir -p "$FIXTURE_DIR"
+  # The host workspace's own target dir (CARGO_TARGET_DIR above is the firmware's).
+  (cd "$ROOT" && cargo build -q -p keyway --target-dir "$ROOT/target") \
+    || die "building the host CLI failed"
+  local keyway="$ROOT/target/debug/keyway" f="$FIXTURE_DIR" seq
+  "$keyway" keygen "$f/ed25519" --alg ed25519 >&2
+  for seq in 1 2; do
+    printf '# 1.%s.0\n\nqemu-boot fixture release %s.\n' "$seq" "$seq" >"$f/v$seq.md"
+    head -c "$PAYLOAD_BYTES" /dev/urandom >"$f/v$seq.bin"
+    "$keyway" sign --firmware "$f/v$seq.bin" --version "1.$seq.0" --sequence "$seq" \
+      --vendor-domain "$VENDOR_DOMAIN" --class "$DEVICE_CLASS" --vendor-name "Keyway CI" \
+      --notes "$f/v$seq.md" --key "$f/ed25519.key" -o "$f/v$seq.suit" >&2 \
+      || die "signing v$seq failed"
+  done
+  # The firmware wants the raw 32-byte key: the end of the SPKI.
+  mv "$f/ed25519.pub" "$f/ed25519.spki.pem"
+  sed '1d;$d' "$f/ed25519.spki.pem" | base64 -d | tail -c 32 >"$f/ed25519.pub"
+  python3 - "$VENDOR_DOMAIN" "$DEVICE_CLASS" "$f" <<'PY'
+import os, sys, uuid
+vendor = uuid.uuid5(uuid.NAMESPACE_DNS, sys.argv[1])
+klass = uuid.uuid5(vendor, sys.argv[2])
+for name, u in (("vendor-id.bin", vendor), ("class-id.bin", klass)):
+    with open(os.path.join(sys.argv[3], name), "wb") as out:
+        out.write(u.bytes)
+PY
+}
+
+check_fixtures() {
+  local n
+  for n in ed25519.pub vendor-id.bin class-id.bin v1.suit v2.suit; do
+    [[ -s "$FIXTURE_DIR/$n" ]] || die "fixture $n was not produced"
+  done
+  [[ $(stat -c %s "$FIXTURE_DIR/ed25519.pub") == 32 ]] || die "ed25519.pub is not 32 bytes"
+  [[ $(stat -c %s "$FIXTURE_DIR/vendor-id.bin") == 16 ]] || die "vendor-id.bin is not 16 bytes"
+  [[ $(stat -c %s "$FIXTURE_DIR/class-id.bin") == 16 ]] || die "class-id.bin is not 16 bytes"
+}
+
+# --- 3. run ------------------------------------------------------------------
+ensure_qemu() {
+  command -v qemu-system-arm >/dev/null && return
+  # Not in the base machine image: install it when we can (CI runs as root).
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    log "installing qemu-system-arm"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-system-arm; } >&2 \
+      || die "apt-get install qemu-system-arm failed"
+  else
+    die "qemu-system-arm not found (apt-get install -y qemu-system-arm)"
+  fi
+}
+
+# The lines the firmware must print (each a check it asserted on target).
+EXPECTED=(
+  '^ok    nor rules: '
+  '^ok    factory: v1 (seq 1) installed in slot 0; journal: active 0, Confirmed, floor Some(1)$'
+  '^ok    boot: Slot(0) (Active), nothing committed$'
+  '^ok    install v2: seq 2 in slot 1 .*; journal Pending { slot: 1 }$'
+  '^ok    trial: Slot(1) (StartTrial { slot: 1, attempts_left: 3 }); slot 1 verified: seq Ok(2)$'
+  '^ok    self-test fails: confirm: slot 1 self-test failed (motor false, '
+  '^ok    revert: Slot(0) (Reverted { slot: 1, cause: AttemptsExhausted }); journal: active 0, floor Some(1)$'
+  '^ok    trial again: v2 reinstalled in slot 1; Slot(1) (StartTrial '
+  '^ok    confirm: Ok(1) (slot 1 confirmed); journal: active 1, Confirmed, floor Some(2)$'
+  '^ok    boot v2: Slot(1) (Active)$'
+  '^ok    tamper: .*: Recovery (NoVerifiedSlot); slot 1: slot: image: .*; slot 0: slot: manifest: rollback: .*(boot rule: seq >= journal floor Some(2))$'
+  '^qemu-boot: 11 checks passed$'
+)
+
+main() {
+  ensure_qemu
+  local size_tool
+  size_tool=$(command -v size || command -v llvm-size || command -v arm-none-eabi-size || true)
+  [[ -n $size_tool ]] || die "no size tool (binutils 'size' or llvm-size)"
+  mkdir -p "$OUT_DIR"
+
+  if [[ -n ${KEYWAY_QEMU_BOOT_FIXTURES:-} ]]; then
+    log "fixtures: using $FIXTURE_DIR"
+  else
+    log "fixtures -> $FIXTURE_DIR"
+    make_fixtures
+  fi
+  check_fixtures
+
+  # --- 2. build --------------------------------------------------------------
+  log "building firmware/qemu-boot (release, $TRIPLE)"
+  (cd "$FIRMWARE" && KEYWAY_BOOT_FIXTURE_DIR="$FIXTURE_DIR" \
+     cargo build --locked --release --target "$TRIPLE") \
+     || die "firmware build failed"
+  local elf="$OUT_DIR/qemu-boot.elf" logf="$OUT_DIR/qemu-boot.log"
+  cp "$CARGO_TARGET_DIR/$TRIPLE/release/qemu-boot" "$elf"
+
+  log "running under QEMU (timeout ${QEMU_TIMEOUT}s)"
+  local rc
+  set +e
+  timeout "$QEMU_TIMEOUT" qemu-system-arm -machine mps2-an386 -cpu cortex-m4 \
+    -nographic -monitor none -serial none \
+    -semihosting-config enable=on,target=native -kernel "$elf" </dev/null | tee "$logf"
+  rc=${PIPESTATUS[0]}
+  set -e
+  [[ $rc == 124 ]] && die "QEMU timed out after ${QEMU_TIMEOUT}s (see $logf)"
+
+  # --- 4. judge and report ---------------------------------------------------
+  local fail=0 pattern
+  [[ $rc == 0 ]] || { echo "qemu-boot: firmware exit status $rc (see $logf)"; fail=1; }
+  for pattern in "${EXPECTED[@]}"; do
+    grep -q -- "$pattern" "$logf" || { echo "qemu-boot: missing line: $pattern"; fail=1; }
+  done
+  local text rodata
+  text=$("$size_tool" -A "$elf" | awk '$1==".text" { print $2 }')
+  rodata=$("$size_tool" -A "$elf" | awk '$1==".rodata" { print $2 }')
+  echo
+  echo "qemu-boot summary (Cortex-M4, opt-level z, LTO, keyway-device + Ed25519)"
+  echo "firmware: .text $text bytes, .rodata $rodata bytes (includes the two 8 KiB fixture envelopes)"
+  if command -v nm >/dev/null; then
+    # Symbols by crate (nm -S): a lower bound for keyway-device, as LTO
+    # inlines some of its functions into the harness's.
+    nm -S -C --radix=d "$elf" | awk '
+      NF >= 4 && $3 ~ /^[TtRr]$/ { name = $0; sub(/^[^ ]+ [^ ]+ [^ ]+ /, "", name)
+        if (name ~ /(^|[^A-Za-z0-9_])keyway_device::/) dev += $2
+        else if (name ~ /(^|[^A-Za-z0-9_])(keyway_suit|ed25519_compact|sha2|digest|heapless|hybrid_array|block_buffer)::/) ver += $2 }
+      END { printf "symbols: keyway_device %d bytes, verifier crates (keyway_suit, ed25519_compact, sha2, ...) %d bytes\n", dev, ver }'
+  fi
+  "$size_tool" -A "$elf" | awk 'NR<=2 || $1 ~ /^\.(vector_table|text|rodata|data|bss|uninit)$/'
+  grep -E '^(flash|qemu-boot): ' "$logf" || true
+  if [[ $fail == 0 ]]; then echo "qemu-boot: OK"; else echo "qemu-boot: FAILED"; fi
+  return "$fail"
+}
+
+main
