@@ -237,9 +237,6 @@ pub fn place(geometry: &Geometry, image_len: usize, mode: Mode) -> Result<Placem
 /// Runs the measured update and, if asked, the power-cut sweep, on a
 /// `SimFlash<W, E>` (the caller dispatched the geometry's sizes).
 pub fn run<const W: usize, const E: usize>(spec: &Spec) -> Result<Outcome> {
-    if spec.mode == Mode::Swap {
-        bail!("swap mode: not available in this build (keyway_device::swap has not landed)");
-    }
     let placement = place(&spec.geometry, spec.image_len, spec.mode)?;
     let mut flash = SimFlash::<W, E>::new(spec.geometry.clone()).map_err(|e| {
         anyhow!(
@@ -642,9 +639,8 @@ fn cycle<const W: usize, const E: usize>(
                 boot::boot(&mut journal, flash, &mut check).map_err(stop(flash, "bootloader"))?
             }
             Mode::Swap => {
-                return Err(Stop::Fail(
-                    "swap mode: not available in this build".to_owned(),
-                ));
+                keyway_device::swap::boot::<_, _, BUF>(&mut journal, flash, &ctx.layout, &mut check)
+                    .map_err(stop(flash, "swap bootloader"))?
             }
         }
     };
