@@ -207,7 +207,7 @@ pub fn place(geometry: &Geometry, image_len: usize, mode: Mode) -> Result<Placem
     if primary + secondary > run {
         bail!(
             "flash-sim: an image of {} KiB does not fit geometry {}: {} mode needs {} + {} \
-             sectors of {} KiB for the two slots (image, manifest area{}), the part has {}",
+             sectors of {} KiB for the two slots (image, manifest area{}), the part has {} after the journal",
             image_len / 1024,
             geometry.name(),
             if mode == Mode::Swap { "swap" } else { "direct" },
