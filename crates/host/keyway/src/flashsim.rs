@@ -37,6 +37,12 @@
 //!   download's staging into the secondary is reported separately as
 //!   `download_seconds`, because MCUboot's swap costs exclude it too.
 //!
+//! `erases_per_sector_max` is counted over the sectors of the two slots in
+//! the same phase (the journal's pages are counted in `erases_total`);
+//! MCUboot swap-scratch's includes its scratch sector, which is erased once
+//! per image sector. `bytes_written` is every byte programmed in the phase,
+//! journal records included.
+//!
 //! `physical_minimum_seconds` is writing the image once (erase its sectors
 //! once, program its bytes once) and `ratio_to_minimum` is
 //! `modeled_seconds / physical_minimum_seconds`. The MCUboot figures are

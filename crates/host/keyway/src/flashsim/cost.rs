@@ -18,7 +18,8 @@
 //! # MCUboot
 //!
 //! From MCUboot's `docs/design.md` (mcu-tools/mcuboot, read at commit
-//! `00278ce` and at the current `main`), sections "Swap using scratch",
+//! `2d4bacc3`, 2026-07-22; the older `00278cee` describes swap-scratch
+//! the same way), sections "Swap using scratch",
 //! "Swap using move (without using scratch)", "Image swapping", "Image
 //! trailer" and "Swap status". Only the swap phase is counted (the
 //! bootloader's work after the update was staged in the secondary slot),

@@ -748,3 +748,39 @@ fn download<const W: usize, const E: usize>(
         .map_err(stop(flash, "finishing the download"))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stm32f4_journal_in_sectors_1_2_and_slots_in_128_kib_sectors() {
+        let p = place(&Geometry::stm32f4(), 200 * 1024, Mode::Swap).unwrap();
+        assert_eq!(p.layout.journal.offset, 0x4000);
+        assert_eq!(p.layout.journal.sectors, 2);
+        assert_eq!(p.slot_sector, 128 * 1024);
+        assert_eq!(p.slot_sector_erase, Duration::from_secs(1));
+        // 2 image sectors + 1 manifest sector; the secondary has a spare.
+        assert_eq!(p.layout.slots, [0x2_0000..0x8_0000, 0x8_0000..0x10_0000]);
+        assert_eq!(p.layout.manifest_sectors, 1);
+        assert_eq!(p.layout.sector_size, Some(128 * 1024));
+    }
+
+    #[test]
+    fn small_pages_manifest_area_spans_4_kib() {
+        let p = place(&Geometry::small_pages(), 10 * 1024, Mode::Direct).unwrap();
+        assert_eq!(p.layout.manifest_sectors, 8);
+        assert_eq!(p.layout.journal.offset, 0);
+        // Journal in pages 0-1, then 20 + 8 pages per slot.
+        assert_eq!(p.layout.slots, [1024..15360, 15360..29696]);
+    }
+
+    #[test]
+    fn too_large_an_image_is_refused_by_name() {
+        let e = place(&Geometry::nrf52840(), 600 * 1024, Mode::Direct).unwrap_err();
+        assert!(
+            e.to_string().contains("does not fit geometry nrf52840"),
+            "{e}"
+        );
+    }
+}
