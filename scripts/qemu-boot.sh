@@ -3,7 +3,11 @@
 # for Cortex-M4 (thumbv7em-none-eabihf, keyway-device with Ed25519) and runs
 # it in QEMU (mps2-an386) over a RAM-backed NOR flash: a factory image, a
 # boot, an update's trial, a failed self-test and its revert, a second trial
-# that confirms (floor raised), and a tampered slot that must not boot.
+# that confirms (floor raised), and a tampered slot that must not boot; then
+# swap mode on a second RAM flash: the update staged in the secondary, swapped
+# into the primary (one erase per moved sector per slot) and tried, swapped
+# back after a failed self-test, staged again, its swap cut off halfway by a
+# power cut and resumed after the reset, confirmed.
 #
 #   scripts/qemu-boot.sh     (no arguments)
 #
@@ -103,8 +107,17 @@ EXPECTED=(
   '^ok    trial again: v2 reinstalled in slot 1; Slot(1) (StartTrial '
   '^ok    confirm: Ok(1) (slot 1 confirmed); journal: active 1, Confirmed, floor Some(2)$'
   '^ok    boot v2: Slot(1) (Active)$'
-  '^ok    tamper: .*: Recovery (NoVerifiedSlot); slot 1: slot: image: .*; slot 0: slot: manifest: rollback: .*(boot rule: seq >= journal floor Some(2))$'
-  '^qemu-boot: 11 checks passed$'
+  '^ok    tamper: .*: Recovery (NoVerifiedSlot); slot 1: slot: image: .*; slot 0: slot: seq 1 < floor 2 (boot rule)$'
+  '^ok    swap factory: v1 (seq 1) in the primary (slot 0); journal: active 0, Confirmed, floor Some(1); swap::boot: Slot(0) (Active)$'
+  '^ok    swap stage: seq 2 staged in slot 1 .*; journal Pending { slot: 1 }, swap Some(Staged)$'
+  '^ok    swap: Slot(0) (StartTrial { slot: 0, attempts_left: 3 }); primary verified: seq Ok(2); 3 sectors moved, erases per sector: primary \[1, 1, 0, 1\], secondary \[1, 1, 1, 0, 0\], '
+  '^ok    swap self-test fails: confirm: slot 0 self-test failed (motor false, '
+  '^ok    swap back: Slot(0) (Reverted { slot: 0, cause: AttemptsExhausted }); primary verified: seq Ok(1); journal: swap None, floor Some(1)$'
+  '^ok    swap power cut: v2 staged again; cut after [0-9][0-9]* of [0-9][0-9]* flash ops: .*PowerCut.*; journal swap Some(Swapping { step: [1-9]'
+  '^ok    swap resumed: Slot(0) (StartTrial { slot: 0, attempts_left: 3 }); primary verified: seq Ok(2); journal swap Some(Swapped)$'
+  '^ok    swap confirm: Ok(0) (primary confirmed); journal: active 0, Confirmed, floor Some(2)$'
+  '^ok    swap boot v2: Slot(0) (Active), nothing committed$'
+  '^qemu-boot: 20 checks passed$'
 )
 
 main() {
@@ -150,7 +163,7 @@ main() {
   text=$("$size_tool" -A "$elf" | awk '$1==".text" { print $2 }')
   rodata=$("$size_tool" -A "$elf" | awk '$1==".rodata" { print $2 }')
   echo
-  echo "qemu-boot summary (Cortex-M4, opt-level z, LTO, keyway-device + Ed25519)"
+  echo "qemu-boot summary (Cortex-M4, opt-level z, LTO, keyway-device + Ed25519; direct A/B and swap mode)"
   echo "firmware: .text $text bytes, .rodata $rodata bytes (includes the two 8 KiB fixture envelopes)"
   if command -v nm >/dev/null; then
     # Symbols by crate (nm -S): a lower bound for keyway-device, as LTO
@@ -162,7 +175,7 @@ main() {
       END { printf "symbols: keyway_device %d bytes, verifier crates (keyway_suit, ed25519_compact, sha2, ...) %d bytes\n", dev, ver }'
   fi
   "$size_tool" -A "$elf" | awk 'NR<=2 || $1 ~ /^\.(vector_table|text|rodata|data|bss|uninit)$/'
-  grep -E '^(flash|qemu-boot): ' "$logf" || true
+  grep -E '^(flash|swap flash|qemu-boot): ' "$logf" || true
   if [[ $fail == 0 ]]; then echo "qemu-boot: OK"; else echo "qemu-boot: FAILED"; fi
   return "$fail"
 }

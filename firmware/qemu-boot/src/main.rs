@@ -1,16 +1,27 @@
 //! On-target test of the bootloader's decision logic (Cortex-M4, QEMU
-//! mps2-an386): `keyway-device`'s journal, installer, `boot::boot` with the
-//! real `VerifiedSlot` (Ed25519 signature, boot-rule anti-rollback, image
-//! digest) and `boot::confirm`, over a RAM-backed NOR flash with real NOR
-//! rules.
+//! mps2-an386): `keyway-device`'s journal, installer, `boot::boot` (direct
+//! A/B) and `swap::boot` (swap mode) with the real `VerifiedSlot` (Ed25519
+//! signature, boot-rule anti-rollback, image digest) and `boot::confirm`,
+//! over RAM-backed NOR flashes with real NOR rules.
 //!
-//! The scenario (fixtures from scripts/qemu-boot.sh: two releases signed by
+//! The scenarios (fixtures from scripts/qemu-boot.sh: two releases signed by
 //! the host CLI, v1 with sequence 1 and v2 with sequence 2):
-//! factory v1 in slot 0 -> boot slot 0 -> install v2 -> trial of slot 1 ->
-//! failed self-test -> revert to slot 0 -> install v2 again -> trial ->
-//! confirm (floor 2) -> boot slot 1 -> tampered slot 1 -> recovery (v1 is
-//! below the floor). Every "boot" reopens the journal from the flash, as a
-//! reset would. One line per check; the first mismatch exits with failure.
+//!
+//! * Direct A/B (40 KiB flash): factory v1 in slot 0 -> boot slot 0 ->
+//!   install v2 -> trial of slot 1 -> failed self-test -> revert to slot 0
+//!   -> install v2 again -> trial -> confirm (floor 2) -> boot slot 1 ->
+//!   tampered slot 1 -> recovery (v1 is below the floor).
+//! * Swap mode (a second, 44 KiB flash: the secondary slot is one sector
+//!   larger than the primary): factory v1 in the primary -> boot -> v2
+//!   staged one sector into the secondary -> swap (every moved sector
+//!   erased once per slot, counted per sector) and trial of the primary ->
+//!   failed self-test -> swap back to v1 -> v2 staged again -> power cut
+//!   halfway through its swap (the RAM flash fails every operation after
+//!   N) -> reset: the swap resumes from the journal, v2 on trial ->
+//!   confirm (floor 2) -> plain boot.
+//!
+//! Every "boot" reopens the journal from the flash, as a reset would. One
+//! line per check; the first mismatch exits with failure.
 
 #![no_std]
 #![no_main]
@@ -25,10 +36,13 @@ use keyway_device::boot::{
     self, Boot, ConfirmError, Confirmation, Decision, Reason, RevertCause, SelfTest,
 };
 use keyway_device::install::{Installer, Mode, SlotLayout};
-use keyway_device::journal::{Config, Journal, PersistentState, TrialState};
+use keyway_device::journal::{
+    self, Config, Journal, PersistentState, SwapPhase, SwapProgress, TrialState,
+};
+use keyway_device::swap;
 use keyway_device::verified::{HEAD_BUF_LEN, SlotError, SlotInfo, VerifiedSlot};
 use keyway_suit::{DeviceIdentity, DeviceState, PublicKey, TrustAnchors};
-use ram_flash::{RamFlash, SECTOR};
+use ram_flash::{FlashError, RamFlash, SECTOR};
 
 macro_rules! fixture {
     ($name:literal) => {
@@ -55,6 +69,29 @@ const SLOT1: u32 = SLOT0 + SLOT_LEN;
 const FLASH_LEN: usize = (SLOT1 + SLOT_LEN) as usize;
 
 type Flash = RamFlash<FLASH_LEN>;
+
+/// Swap mode, on a second RAM flash: the journal (2 sectors), the primary
+/// slot as in direct mode (3 image sectors + 1 manifest sector), then the
+/// secondary with one sector more: `[spare | manifest | 3 image sectors]`.
+const SWAP_PRIMARY: u32 = JOURNAL_SECTORS * SECTOR as u32;
+const SWAP_SECONDARY: u32 = SWAP_PRIMARY + SLOT_LEN;
+const SWAP_SECONDARY_LEN: u32 = SLOT_LEN + SECTOR as u32;
+const SWAP_FLASH_LEN: usize = (SWAP_SECONDARY + SWAP_SECONDARY_LEN) as usize;
+
+type SwapFlash = RamFlash<SWAP_FLASH_LEN>;
+
+const fn swap_layout() -> SlotLayout {
+    SlotLayout {
+        slots: [
+            SWAP_PRIMARY..SWAP_SECONDARY,
+            SWAP_SECONDARY..SWAP_SECONDARY + SWAP_SECONDARY_LEN,
+        ],
+        journal: Config::new(0, JOURNAL_SECTORS),
+        manifest_sectors: 1,
+        sector_size: None,
+        mode: Mode::Swap,
+    }
+}
 
 const fn layout() -> SlotLayout {
     SlotLayout {
@@ -116,7 +153,7 @@ fn must<T, E: fmt::Display>(what: &str, r: Result<T, E>) -> T {
 }
 
 /// A reset: the journal is read back from the flash.
-fn reopen(flash: &mut Flash, d: &Device) -> Journal<Flash> {
+fn reopen<const N: usize>(flash: &mut RamFlash<N>, d: &Device) -> Journal<RamFlash<N>> {
     must("journal open", Journal::open(flash, d.layout.journal))
 }
 
@@ -133,7 +170,11 @@ fn bootloader(flash: &mut Flash, d: &Device) -> (Decision, PersistentState) {
 }
 
 /// Re-verifies one slot as the bootloader would, for the log.
-fn verify_slot(flash: &mut Flash, d: &Device, slot: u8) -> Result<SlotInfo, SlotError> {
+fn verify_slot<const N: usize>(
+    flash: &mut RamFlash<N>,
+    d: &Device,
+    slot: u8,
+) -> Result<SlotInfo, SlotError> {
     let journal = reopen(flash, d);
     let state = *journal.state();
     let mut head = [0u8; HEAD_BUF_LEN];
@@ -146,7 +187,7 @@ fn verify_slot(flash: &mut Flash, d: &Device, slot: u8) -> Result<SlotInfo, Slot
 /// the inactive slot's manifest area with `begin_with_manifest`, stream the
 /// payload in `PUSH_CHUNK` pieces, finish. Returns the slot now `Pending`
 /// and the release's sequence number.
-fn install(flash: &mut Flash, d: &Device, envelope: &[u8]) -> (u8, u64) {
+fn install<const N: usize>(flash: &mut RamFlash<N>, d: &Device, envelope: &[u8]) -> (u8, u64) {
     let mut journal = reopen(flash, d);
     let state = DeviceState {
         sequence_floor: journal.state().floor,
@@ -184,12 +225,10 @@ fn install(flash: &mut Flash, d: &Device, envelope: &[u8]) -> (u8, u64) {
     (slot, verified.sequence)
 }
 
-fn main_scenario(flash: &mut Flash, d: &Device) -> u32 {
-    let mut c = Checks(0);
-
+fn main_scenario(flash: &mut Flash, d: &Device, c: &mut Checks) {
     // 1. The RAM flash keeps NOR rules (the journal and installer rely on
     //    nothing weaker).
-    nor_rules(&mut c);
+    nor_rules(c);
 
     // 2. Factory: v1 into slot 0 through the installer (slot 1 is marked
     //    active first, so slot 0 is the installer's target), then the
@@ -356,27 +395,290 @@ fn main_scenario(flash: &mut Flash, d: &Device) -> u32 {
             && matches!(bad1, Err(SlotError::Image(_)))
             && matches!(
                 bad0,
-                Err(SlotError::Envelope(keyway_suit::Error::Rollback { .. }))
+                Err(SlotError::BelowFloor {
+                    sequence: 1,
+                    floor: 2
+                })
             )
             && s.active_slot == 1
             && s.floor == Some(2),
         format_args!(
-            "byte {:#x} of slot 1 flipped: {:?} ({:?}); slot 1: {}; slot 0: {} (boot rule: seq >= journal floor {:?})",
+            "byte {:#x} of slot 1 flipped: {:?} ({:?}); slot 1: {}; slot 0: {}",
             at - SLOT1,
             dec.boot,
             dec.reason,
             Shown(&bad1),
             Shown(&bad0),
+        ),
+    );
+}
+
+/// The swap bootloader (`swap::boot`): reopen the journal, decide with the
+/// real VerifiedSlot, swap or swap back as the journal says. Returns the
+/// decision and the state it left, or the error (a power cut).
+fn swap_bootloader(
+    flash: &mut SwapFlash,
+    d: &Device,
+) -> Result<(Decision, PersistentState), swap::Error<FlashError>> {
+    let mut journal = reopen(flash, d);
+    let state = *journal.state();
+    let mut head = [0u8; HEAD_BUF_LEN];
+    let mut check =
+        VerifiedSlot::<256>::new(&d.layout, &d.anchors, &d.identity, &state, None, &mut head);
+    let decision =
+        swap::boot::<_, _, { swap::DEFAULT_BUF }>(&mut journal, flash, &d.layout, &mut check)?;
+    Ok((decision, *journal.state()))
+}
+
+/// [`swap_bootloader`] that must not fail.
+fn swap_boot(flash: &mut SwapFlash, d: &Device) -> (Decision, PersistentState) {
+    must("swap boot", swap_bootloader(flash, d))
+}
+
+/// Swap mode on a second RAM flash (`d.layout` is [`swap_layout`]): the
+/// factory image in the primary, an update staged one sector into the
+/// secondary, swapped in (one erase per moved sector per slot) and tried,
+/// a failed self-test swapped back, the update staged again, its swap cut
+/// off halfway by a power cut and resumed after the reset, confirmed.
+fn swap_scenario(flash: &mut SwapFlash, d: &Device, c: &mut Checks) {
+    // 1. Factory: v1 into the primary through the installer with a Direct
+    //    view of the same layout (the journal says slot 1 is active, so
+    //    slot 0 is the target), then provisioned: active 0, confirmed,
+    //    floor 1.
+    let factory = Device {
+        anchors: d.anchors.clone(),
+        identity: d.identity,
+        layout: SlotLayout {
+            mode: Mode::Direct,
+            ..swap_layout()
+        },
+    };
+    let mut journal = reopen(flash, d);
+    let fresh = *journal.state();
+    must(
+        "swap factory: journal",
+        journal.commit(
+            flash,
+            &PersistentState {
+                active_slot: 1,
+                ..fresh
+            },
+        ),
+    );
+    let (slot, seq) = install(flash, &factory, V1);
+    let mut journal = reopen(flash, d);
+    let provisioned = PersistentState {
+        active_slot: 0,
+        trial: TrialState::Confirmed,
+        floor: Some(seq),
+        ..*journal.state()
+    };
+    must("swap factory: journal", journal.commit(flash, &provisioned));
+    let (dec, s) = swap_boot(flash, d);
+    c.check(
+        "swap factory",
+        slot == 0
+            && seq == 1
+            && s.active_slot == 0
+            && s.trial == TrialState::Confirmed
+            && s.floor == Some(1)
+            && dec.boot == Boot::Slot(0)
+            && dec.reason == Reason::Active
+            && dec.commit.is_none(),
+        format_args!(
+            "v1 (seq {}) in the primary (slot {}); journal: active {}, {:?}, floor {:?}; \
+             swap::boot: {:?} ({:?})",
+            seq, slot, s.active_slot, s.trial, s.floor, dec.boot, dec.reason
+        ),
+    );
+
+    // 2. Stage v2: the real installer with the swap layout writes it one
+    //    sector into the secondary.
+    let (slot, seq) = install(flash, d, V2);
+    let s = *reopen(flash, d).state();
+    let moved = staged_moved(&s);
+    c.check(
+        "swap stage",
+        slot == 1 && seq == 2 && s.trial == TrialState::Pending { slot: 1 } && moved.is_some(),
+        format_args!(
+            "seq {} staged in slot {} (image at +{:#x}, after the spare and manifest sectors); \
+             journal {:?}, swap {:?}",
+            seq,
+            slot,
+            d.layout
+                .place::<SwapFlash>(1)
+                .map_or(0, |p| p.image.start - SWAP_SECONDARY),
+            s.trial,
+            s.swap.map(|p| p.phase)
+        ),
+    );
+    let moved = moved.unwrap_or(0);
+
+    // 3. Boot: the swap, then the trial of the primary, which now holds v2.
+    //    Every moved sector is erased once in each slot.
+    flash.take_sector_erases();
+    let (e0, w0) = flash.ops();
+    let (dec, s) = swap_boot(flash, d);
+    let (e1, w1) = flash.ops();
+    let swap_ops = (e1 - e0) + (w1 - w0);
+    let erases = flash.take_sector_erases();
+    let (journal_e, rest) = erases.split_at(JOURNAL_SECTORS as usize);
+    let (primary_e, rest) = rest.split_at((SLOT_LEN / SECTOR as u32) as usize);
+    let secondary_e = &rest[..(SWAP_SECONDARY_LEN / SECTOR as u32) as usize];
+    let once = |e: &[u16]| {
+        e.iter().all(|n| *n <= 1) && e.iter().map(|n| u32::from(*n)).sum::<u32>() == moved
+    };
+    let info = verify_slot(flash, d, 0);
+    let start = Reason::StartTrial {
+        slot: 0,
+        attempts_left: boot::MAX_TRIAL_BOOTS,
+    };
+    c.check(
+        "swap",
+        dec.boot == Boot::Slot(0)
+            && dec.reason == start
+            && matches!(info, Ok(i) if i.sequence == 2)
+            && matches!(s.trial, TrialState::Trial { slot: 0, .. })
+            && once(primary_e)
+            && once(secondary_e),
+        format_args!(
+            "{:?} ({:?}); primary verified: seq {:?}; {} sectors moved, erases per sector: \
+             primary {:?}, secondary {:?}, journal {:?} ({} erases, {} writes)",
+            dec.boot,
+            dec.reason,
+            info.map(|i| i.sequence),
+            moved,
+            primary_e,
+            secondary_e,
+            journal_e,
+            e1 - e0,
+            w1 - w0
+        ),
+    );
+
+    // 4. The self-test fails; the next boot swaps v1 back.
+    let mut journal = reopen(flash, d);
+    let r = boot::confirm(&mut journal, flash, MOTOR_FAILS, confirmation(2));
+    c.check(
+        "swap self-test fails",
+        matches!(r, Err(ConfirmError::SelfTestFailed { slot: 0, .. })),
+        format_args!("{}", Shown(&r)),
+    );
+    let (dec, s) = swap_boot(flash, d);
+    let info = verify_slot(flash, d, 0);
+    c.check(
+        "swap back",
+        dec.boot == Boot::Slot(0)
+            && dec.reason
+                == (Reason::Reverted {
+                    slot: 0,
+                    cause: RevertCause::AttemptsExhausted,
+                })
+            && matches!(info, Ok(i) if i.sequence == 1)
+            && s.trial == TrialState::None
+            && s.swap.is_none()
+            && s.floor == Some(1),
+        format_args!(
+            "{:?} ({:?}); primary verified: seq {:?}; journal: swap {:?}, floor {:?}",
+            dec.boot,
+            dec.reason,
+            info.map(|i| i.sequence),
+            s.swap,
             s.floor
         ),
     );
-    c.0
+
+    // 5. Stage v2 again; the power fails halfway through its swap.
+    let (slot, _) = install(flash, d, V2);
+    let cut = swap_ops / 2;
+    flash.cut_after(cut);
+    let r = swap_bootloader(flash, d);
+    flash.power_on();
+    let s = *reopen(flash, d).state();
+    c.check(
+        "swap power cut",
+        slot == 1
+            && matches!(
+                r,
+                Err(swap::Error::Flash {
+                    error: FlashError::PowerCut { .. },
+                    ..
+                } | swap::Error::Journal(journal::Error::Flash {
+                    error: FlashError::PowerCut { .. },
+                    ..
+                }))
+            )
+            && matches!(
+                s.swap.map(|p| p.phase),
+                Some(SwapPhase::Swapping { step, .. }) if step > 0
+            ),
+        format_args!(
+            "v2 staged again; cut after {} of {} flash ops: {}; journal swap {:?}",
+            cut,
+            swap_ops,
+            Shown(&r.map(|(dec, _)| dec.boot)),
+            s.swap.map(|p| p.phase)
+        ),
+    );
+
+    // 6. The reset: swap::boot resumes the swap where the journal says and
+    //    boots v2 on trial.
+    let (dec, s) = swap_boot(flash, d);
+    let info = verify_slot(flash, d, 0);
+    c.check(
+        "swap resumed",
+        dec.boot == Boot::Slot(0)
+            && dec.reason == start
+            && matches!(info, Ok(i) if i.sequence == 2)
+            && matches!(s.trial, TrialState::Trial { slot: 0, .. })
+            && s.swap.map(|p| p.phase) == Some(SwapPhase::Swapped),
+        format_args!(
+            "{:?} ({:?}); primary verified: seq {:?}; journal swap {:?}",
+            dec.boot,
+            dec.reason,
+            info.map(|i| i.sequence),
+            s.swap.map(|p| p.phase)
+        ),
+    );
+
+    // 7. The self-test passes: confirm (floor 2); the next boot is plain.
+    let mut journal = reopen(flash, d);
+    let r = boot::confirm(&mut journal, flash, PASS, confirmation(2));
+    let s = *journal.state();
+    c.check(
+        "swap confirm",
+        r == Ok(0) && s.active_slot == 0 && s.trial == TrialState::Confirmed && s.floor == Some(2),
+        format_args!(
+            "{} (primary confirmed); journal: active {}, {:?}, floor {:?}",
+            Shown(&r),
+            s.active_slot,
+            s.trial,
+            s.floor
+        ),
+    );
+    let (dec, _) = swap_boot(flash, d);
+    c.check(
+        "swap boot v2",
+        dec.boot == Boot::Slot(0) && dec.reason == Reason::Active && dec.commit.is_none(),
+        format_args!("{:?} ({:?}), nothing committed", dec.boot, dec.reason),
+    );
+}
+
+/// The sectors a staged swap moves (manifest area + image), from the
+/// journal's `Staged` record.
+fn staged_moved(s: &PersistentState) -> Option<u32> {
+    match s.swap {
+        Some(SwapProgress {
+            image_sectors,
+            phase: SwapPhase::Staged,
+        }) => Some(swap_layout().manifest_sectors + image_sectors),
+        _ => None,
+    }
 }
 
 /// The RAM flash's own rules, checked on target.
 fn nor_rules(c: &mut Checks) {
     use embedded_storage::nor_flash::{NorFlash, ReadNorFlash};
-    use ram_flash::FlashError;
     let mut f = RamFlash::<{ 2 * SECTOR }>::new();
     let mut b = [0u8; 4];
     let ok = f.write(0, &[0x0F, 0xF0, 0x00, 0xFF]).is_ok()
@@ -394,13 +696,26 @@ fn nor_rules(c: &mut Checks) {
         && f.erase(0, 3 * SECTOR as u32).is_err()
         && f.erase(0, SECTOR as u32).is_ok()
         && f.read(0, &mut b).is_ok()
-        && b == [0xFF; 4];
+        && b == [0xFF; 4]
+        && {
+            f.cut_after(1);
+            f.write(0, &[0; 4]).is_ok()
+                && f.erase(0, SECTOR as u32) == Err(FlashError::PowerCut { offset: 0 })
+                && f.write(4, &[0; 4]) == Err(FlashError::PowerCut { offset: 4 })
+        }
+        && {
+            f.power_on();
+            f.erase(0, SECTOR as u32).is_ok()
+        }
+        && f.take_sector_erases()[..2] == [2, 0];
     c.check(
         "nor rules",
         ok,
         format_args!(
-            "{} KiB RAM flash: {} B sectors, {} B writes clear bits only, bounds checked",
+            "{} and {} KiB RAM flashes: {} B sectors, {} B writes clear bits only, bounds checked, \
+             power cut after N ops",
             FLASH_LEN / 1024,
+            SWAP_FLASH_LEN / 1024,
             SECTOR,
             ram_flash::WORD
         ),
@@ -455,11 +770,31 @@ fn main() -> ! {
         hprintln!("FAIL  layout: {:?}", e);
         exit(false);
     }
+    let sd = Device {
+        anchors: d.anchors.clone(),
+        identity: d.identity,
+        layout: swap_layout(),
+    };
+    if let Err(e) = sd.layout.validate::<SwapFlash>(SWAP_FLASH_LEN) {
+        hprintln!("FAIL  swap layout: {:?}", e);
+        exit(false);
+    }
+    let mut c = Checks(0);
     let mut flash = Flash::new();
-    let passed = main_scenario(&mut flash, &d);
+    main_scenario(&mut flash, &d, &mut c);
     let (erases, writes) = flash.ops();
     hprintln!("flash: {} sector erases, {} writes", erases, writes);
-    hprintln!("qemu-boot: {} checks passed", passed);
+    hprintln!(
+        "keyway qemu-boot: swap mode on a {} KiB RAM NOR flash (primary at {:#x}, secondary at {:#x})",
+        SWAP_FLASH_LEN / 1024,
+        SWAP_PRIMARY,
+        SWAP_SECONDARY
+    );
+    let mut swap_flash = SwapFlash::new();
+    swap_scenario(&mut swap_flash, &sd, &mut c);
+    let (erases, writes) = swap_flash.ops();
+    hprintln!("swap flash: {} sector erases, {} writes", erases, writes);
+    hprintln!("qemu-boot: {} checks passed", c.0);
     exit(true)
 }
 

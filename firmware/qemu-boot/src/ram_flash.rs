@@ -36,6 +36,12 @@ pub enum FlashError {
         /// The first byte that would need a 0 -> 1 transition.
         offset: u32,
     },
+    /// The power failed ([`RamFlash::cut_after`]): the operation did not
+    /// happen, nor will any later one until [`RamFlash::power_on`].
+    PowerCut {
+        /// The operation's first byte.
+        offset: u32,
+    },
 }
 
 impl NorFlashError for FlashError {
@@ -43,7 +49,7 @@ impl NorFlashError for FlashError {
         match self {
             FlashError::NotAligned { .. } => NorFlashErrorKind::NotAligned,
             FlashError::OutOfBounds { .. } => NorFlashErrorKind::OutOfBounds,
-            FlashError::SetsBit { .. } => NorFlashErrorKind::Other,
+            FlashError::SetsBit { .. } | FlashError::PowerCut { .. } => NorFlashErrorKind::Other,
         }
     }
 }
@@ -58,28 +64,71 @@ impl fmt::Display for FlashError {
             FlashError::SetsBit { offset } => {
                 write!(f, "flash: write at {offset:#x} would set a cleared bit")
             }
+            FlashError::PowerCut { offset } => write!(f, "flash: power cut at {offset:#x}"),
         }
     }
 }
 
-/// `N` bytes of NOR flash (a multiple of [`SECTOR`]), erased when made.
+/// The most sectors whose erases [`RamFlash::sector_erases`] counts.
+pub const MAX_SECTORS: usize = 16;
+
+/// `N` bytes of NOR flash (a multiple of [`SECTOR`], at most
+/// [`MAX_SECTORS`] sectors), erased when made.
 pub struct RamFlash<const N: usize> {
     mem: [u8; N],
     erases: u32,
     writes: u32,
+    /// Erases per sector.
+    sector_erases: [u16; MAX_SECTORS],
+    /// Erases and writes left before the power cut (`None`: no cut).
+    power_left: Option<u32>,
 }
 
 impl<const N: usize> RamFlash<N> {
     /// A fully erased flash.
     pub const fn new() -> Self {
         assert!(
-            N.is_multiple_of(SECTOR),
-            "RamFlash size must be whole sectors"
+            N.is_multiple_of(SECTOR) && N / SECTOR <= MAX_SECTORS,
+            "RamFlash size must be whole sectors, at most MAX_SECTORS"
         );
         RamFlash {
             mem: [ERASED; N],
             erases: 0,
             writes: 0,
+            sector_erases: [0; MAX_SECTORS],
+            power_left: None,
+        }
+    }
+
+    /// Erases of each sector so far (index = sector number), then zeroed:
+    /// the counts of what happened since the last call.
+    pub fn take_sector_erases(&mut self) -> [u16; MAX_SECTORS] {
+        core::mem::take(&mut self.sector_erases)
+    }
+
+    /// Cuts the power after `ops` more erases and writes succeed: every
+    /// later erase or write fails with [`FlashError::PowerCut`] and changes
+    /// nothing (reads still work, as a test's probe would), until
+    /// [`RamFlash::power_on`]. The cut falls between two operations, never
+    /// inside one.
+    pub fn cut_after(&mut self, ops: u32) {
+        self.power_left = Some(ops);
+    }
+
+    /// Power back on (a reset): no cut pending.
+    pub fn power_on(&mut self) {
+        self.power_left = None;
+    }
+
+    /// Spends one operation of the power left, or refuses it after the cut.
+    fn power(&mut self, offset: u32) -> Result<(), FlashError> {
+        match &mut self.power_left {
+            None => Ok(()),
+            Some(0) => Err(FlashError::PowerCut { offset }),
+            Some(n) => {
+                *n -= 1;
+                Ok(())
+            }
         }
     }
 
@@ -141,6 +190,10 @@ impl<const N: usize> NorFlash for RamFlash<N> {
         if !r.start.is_multiple_of(SECTOR) || !r.end.is_multiple_of(SECTOR) {
             return Err(FlashError::NotAligned { offset: from });
         }
+        self.power(from)?;
+        for count in &mut self.sector_erases[r.start / SECTOR..r.end / SECTOR] {
+            *count = count.saturating_add(1);
+        }
         self.mem[r].fill(ERASED);
         self.erases += ((to - from) as usize / SECTOR) as u32;
         Ok(())
@@ -151,14 +204,18 @@ impl<const N: usize> NorFlash for RamFlash<N> {
         if !r.start.is_multiple_of(WORD) || !r.len().is_multiple_of(WORD) {
             return Err(FlashError::NotAligned { offset });
         }
-        let dst = &mut self.mem[r];
         // Check the whole write first, so that a refused one changes nothing.
-        if let Some(i) = dst.iter().zip(bytes).position(|(old, new)| new & !old != 0) {
+        if let Some(i) = self.mem[r.clone()]
+            .iter()
+            .zip(bytes)
+            .position(|(old, new)| new & !old != 0)
+        {
             return Err(FlashError::SetsBit {
                 offset: offset + i as u32,
             });
         }
-        for (old, new) in dst.iter_mut().zip(bytes) {
+        self.power(offset)?;
+        for (old, new) in self.mem[r].iter_mut().zip(bytes) {
             *old &= new;
         }
         self.writes += 1;

@@ -77,6 +77,14 @@ pub enum SlotError {
     Crc,
     /// The stored envelope head did not verify.
     Envelope(keyway_suit::Error),
+    /// The manifest's sequence number is below the journal's floor (boot
+    /// rule: `sequence >= floor`): an image a confirm superseded.
+    BelowFloor {
+        /// The manifest's sequence number.
+        sequence: u64,
+        /// The journal's anti-rollback floor.
+        floor: u64,
+    },
     /// The envelope's key set is older than the journal's key-set version.
     KeysetDown {
         /// The journal's key-set version.
@@ -107,6 +115,9 @@ impl core::fmt::Display for SlotError {
             SlotError::NoManifest => f.write_str("slot: no stored manifest"),
             SlotError::Crc => f.write_str("slot: stored manifest CRC mismatch"),
             SlotError::Envelope(e) => write!(f, "slot: manifest: {e}"),
+            SlotError::BelowFloor { sequence, floor } => {
+                write!(f, "slot: seq {sequence} < floor {floor} (boot rule)")
+            }
             SlotError::KeysetDown { stored, got } => {
                 write!(f, "slot: key set v{got} < v{stored}")
             }
@@ -232,7 +243,14 @@ impl<'a, const CHUNK: usize> VerifiedSlot<'a, CHUNK> {
 
         // 2.-4. The signed manifest, with the boot rule's floor.
         let verified = keyway_suit::verify_envelope(head, self.anchors, self.identity, &self.state)
-            .map_err(SlotError::Envelope)?;
+            .map_err(|e| match e {
+                // The verifier was given `floor - 1`: name the journal's floor.
+                keyway_suit::Error::Rollback { floor, got } => SlotError::BelowFloor {
+                    sequence: got,
+                    floor: floor.saturating_add(1),
+                },
+                e => SlotError::Envelope(e),
+            })?;
         if verified.keyset_version < self.keyset_floor {
             return Err(SlotError::KeysetDown {
                 stored: self.keyset_floor,

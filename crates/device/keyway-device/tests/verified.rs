@@ -207,10 +207,10 @@ fn boot_rule_floor_is_sequence_at_least_floor() {
     let mut c = VerifiedSlot::<256>::new(&l, &v.anchors, &v.identity, &state, None, &mut buf);
     assert!(matches!(
         c.check(&mut flash, 1),
-        Err(SlotError::Envelope(keyway_suit::Error::Rollback {
-            got: 5,
-            ..
-        }))
+        Err(SlotError::BelowFloor {
+            sequence: 5,
+            floor: 6
+        })
     ));
     // A key-set version below the journal's refuses it too.
     let mut state = *j.state();
@@ -343,7 +343,10 @@ fn a_tampered_active_slot_falls_back_to_the_verified_one() {
     assert_eq!(install(&mut flash, &mut j, &v, &env, None), 0);
     assert!(matches!(
         check(&mut flash, &j, &v, 0),
-        Err(SlotError::Envelope(keyway_suit::Error::Rollback { .. }))
+        Err(SlotError::BelowFloor {
+            sequence: 4,
+            floor: 5
+        })
     ));
     // Sequence 5 again in slot 0 (same release, re-installed) verifies; a
     // tampered slot 1 then falls back to it.
