@@ -3,10 +3,12 @@
 //! physical minimum, refusals of wrong images, and the exhaustive power-cut
 //! sweep over every flash operation of an install, with nested cuts.
 //!
-//! By default the sweep covers nrf52840 (40 KiB image) and small-pages
-//! (16 KiB) with 2 sampled nested cuts per first cut; `KEYWAY_FULL_SWEEP=1`
-//! grows the small-pages image to 40 KiB, adds ecc32 and sweeps a second
-//! cut at every operation of each recovery (one seeded cut kind each).
+//! By default the sweep covers nrf52840 (40 KiB image), small-pages
+//! (16 KiB) and stm32f4 (40 KiB in a 128 KiB slot sector) with 2 sampled
+//! nested cuts per first cut; `KEYWAY_FULL_SWEEP=1` grows the small-pages
+//! image to 40 KiB, adds ecc32 and a 136 KiB stm32f4 image over two 128 KiB
+//! slot sectors, and sweeps a second cut at every operation of each
+//! recovery (one seeded cut kind each; 16 sampled for the 136 KiB image).
 
 mod common;
 use common::{Seeded, bytes, cuts, full_sweep, sha256};
@@ -93,6 +95,22 @@ fn small_pages_layout() -> SlotLayout {
         journal: Config::new(0x2_0000, 3),
         manifest_sectors: 0,
         sector_size: None,
+        mode: Mode::Direct,
+    }
+}
+
+/// STM32F4: the journal in 16 KiB sectors 1–2 (0x4000..0xC000), two
+/// slots of `sectors` 128 KiB sectors each from 0x20000 (sector 5 on).
+fn stm32f4_layout(sectors: u32) -> SlotLayout {
+    const SECTOR: u32 = 128 * 1024;
+    let base = 0x2_0000;
+    let len = sectors * SECTOR;
+    SlotLayout {
+        slots: [base..base + len, base + len..base + 2 * len],
+        // Two records per 16 KiB page: installs turn journal pages.
+        journal: Config::new(0x4000, 2).with_slot_size(8192),
+        manifest_sectors: 0,
+        sector_size: Some(SECTOR),
         mode: Mode::Direct,
     }
 }
@@ -190,6 +208,90 @@ fn installs_300_kib_on_nrf52840_near_the_physical_minimum() {
             minimum.as_secs_f64()
         );
         assert!(ratio <= 1.05, "ratio {ratio} above 1.05");
+    }
+}
+
+#[test]
+fn stm32f4_install_erases_each_128_kib_slot_sector_once() {
+    type F = SimFlash<4, 16384>;
+    // Slots of two 128 KiB sectors; a 200 KiB image spans both sectors of
+    // slot 1 (sectors 7 and 8 of the part) with a progress record between.
+    let layout = stm32f4_layout(2);
+    assert_eq!(layout.validate::<F>(1024 * 1024), Ok(()));
+    let image = bytes(200 * 1024 + 12, 31);
+    let digest = sha256(&image);
+    let exp = ImageExpectation {
+        digest: &digest,
+        size: Some(image.len() as u64),
+        uri: None,
+    };
+    for chunk in [244usize, 4096] {
+        let mut flash = prepared(F::stm32f4(), &layout, 0);
+        let active_before = slot_bytes(&flash, &layout, 0);
+        flash.reset_stats();
+        let mut journal = Journal::open(&mut flash, layout.journal).unwrap();
+        let installer =
+            Installer::<_>::begin(&mut flash, &mut journal, &layout, &exp, [0x44; 32]).unwrap();
+        assert_eq!(installer.slot(), 1);
+        assert_eq!(
+            feed(&mut flash, &mut journal, installer, &image, chunk),
+            Ok(1)
+        );
+
+        let installed = slot_bytes(&flash, &layout, 1);
+        assert_eq!(&installed[..image.len()], &image[..], "chunk {chunk}");
+        assert_eq!(
+            slot_bytes(&flash, &layout, 0),
+            active_before,
+            "active slot changed"
+        );
+        let reopened = Journal::open(&mut flash, layout.journal).unwrap();
+        assert_eq!(
+            *reopened.state(),
+            PersistentState {
+                trial: TrialState::Pending { slot: 1 },
+                ..initial_state(0)
+            }
+        );
+
+        // Every real sector of the part: slot 1's two 128 KiB sectors
+        // erased exactly once, the active slot and everything else but the
+        // journal's 16 KiB sectors never.
+        let geometry = flash.geometry().clone();
+        let j = layout.journal.offset..layout.journal.offset + 2 * 16384;
+        let mut slot_sectors = 0;
+        for s in geometry.sectors() {
+            let n = flash.erase_count(s.index);
+            if j.contains(&s.start) {
+                assert_eq!(s.size, 16384);
+                continue;
+            }
+            if layout.slots[1].contains(&s.start) {
+                assert_eq!(s.size, 128 * 1024, "sector {}", s.index);
+                assert_eq!(n, 1, "slot sector {} erased {n} times", s.index);
+                slot_sectors += 1;
+            } else {
+                assert_eq!(n, 0, "sector {} ({:#x}) erased {n} times", s.index, s.start);
+            }
+        }
+        assert_eq!(slot_sectors, 2);
+        // Every word of the image programmed once.
+        let start = layout.slots[1].start;
+        for at in (0..image.len() as u32).step_by(4) {
+            assert_eq!(flash.writes_at(start + at), 1, "word {at:#x}");
+        }
+        // Records: begin, the 128 KiB boundary, finish.
+        assert_eq!(
+            flash.bytes_written(),
+            (image.len().div_ceil(4) * 4) as u64 + 3 * reopened.record_len() as u64
+        );
+        println!(
+            "direct install, 200 KiB on stm32f4 (128 KiB slot sectors), {chunk}-byte chunks: \
+             {slot_sectors} slot sectors erased once each, active slot untouched, \
+             {} bytes written, modeled {:.3} s",
+            flash.bytes_written(),
+            flash.modeled_time().as_secs_f64()
+        );
     }
 }
 
@@ -569,7 +671,31 @@ impl Case<'_> {
     }
 }
 
-fn sweep<const W: usize, const E: usize>(fresh: SimFlash<W, E>, case: &Case) -> u64 {
+/// Which second cuts follow each first cut.
+#[derive(Clone, Copy, Debug)]
+enum Nested {
+    /// One at every operation of the recovery.
+    All,
+    /// This many, at seeded operations of the recovery.
+    Sample(usize),
+}
+
+impl Nested {
+    /// Every recovery op in the full sweep, `NESTED_SAMPLE` by default.
+    fn for_mode() -> Self {
+        if full_sweep() {
+            Nested::All
+        } else {
+            Nested::Sample(NESTED_SAMPLE)
+        }
+    }
+}
+
+fn sweep<const W: usize, const E: usize>(
+    fresh: SimFlash<W, E>,
+    case: &Case,
+    nested_mode: Nested,
+) -> u64 {
     let name = &case.name;
     let base_flash = prepared(fresh, &case.layout, case.active);
     let active_before = slot_bytes(&base_flash, &case.layout, case.active);
@@ -607,14 +733,10 @@ fn sweep<const W: usize, const E: usize>(fresh: SimFlash<W, E>, case: &Case) -> 
             let rbase = after_first.ops();
             let recovery_ops = flash.ops() - rbase;
             let mut rng = Seeded::new(seed ^ 0xC0FF_EE00);
-            let points: Vec<u64> = if full {
-                (0..recovery_ops).collect()
-            } else if recovery_ops == 0 {
-                Vec::new()
-            } else {
-                (0..NESTED_SAMPLE)
-                    .map(|_| rng.next() % recovery_ops)
-                    .collect()
+            let points: Vec<u64> = match nested_mode {
+                Nested::All => (0..recovery_ops).collect(),
+                Nested::Sample(_) if recovery_ops == 0 => Vec::new(),
+                Nested::Sample(k) => (0..k).map(|_| rng.next() % recovery_ops).collect(),
             };
             for r in points {
                 let kind = (rng.next() % 3) as usize;
@@ -639,9 +761,9 @@ fn sweep<const W: usize, const E: usize>(fresh: SimFlash<W, E>, case: &Case) -> 
     starts[0] -= 1 + (3 * total_ops);
     starts[0] += 1;
     println!(
-        "install power-cut sweep ({name}, {} KiB image, {} mode): {total_ops} ops, \
-         {scenarios} scenarios ({nested} with nested cuts), 0 failures; recoveries: \
-         {} began again, {} resumed, {} found the install complete",
+        "install power-cut sweep ({name}, {} KiB image, {} mode, nested {nested_mode:?}): \
+         {total_ops} ops, {scenarios} scenarios ({nested} with nested cuts), 0 failures; \
+         recoveries: {} began again, {} resumed, {} found the install complete",
         case.image.len() / 1024,
         if full { "full" } else { "default" },
         starts[0] - 1,
@@ -676,6 +798,7 @@ fn power_cut_sweep_nrf52840() {
     let n = sweep(
         SimFlash::<4, 4096>::nrf52840(),
         &case("nrf52840", layout, &image, 1),
+        Nested::for_mode(),
     );
     assert!(n > 0);
     println!("  ({:.1} s)", t.elapsed().as_secs_f64());
@@ -691,6 +814,7 @@ fn power_cut_sweep_small_pages() {
     let n = sweep(
         SimFlash::<1, 512>::small_pages(),
         &case("small-pages", small_pages_layout(), &image, 0),
+        Nested::for_mode(),
     );
     assert!(n > 0);
     println!("  ({:.1} s)", t.elapsed().as_secs_f64());
@@ -707,6 +831,39 @@ fn power_cut_sweep_ecc32() {
     let n = sweep(
         SimFlash::<32, 131072>::ecc32(),
         &case("ecc32", ecc32_layout(), &image, 1),
+        Nested::for_mode(),
+    );
+    assert!(n > 0);
+    println!("  ({:.1} s)", t.elapsed().as_secs_f64());
+}
+
+#[test]
+fn power_cut_sweep_stm32f4() {
+    // Slots in 128 KiB sectors (one erase call each), the journal in two
+    // 16 KiB sectors. 40 KiB: the image sits in one slot sector, so every
+    // resume starts from offset 0 and erases that sector again.
+    let t = Instant::now();
+    let image = bytes(40 * 1024 + 6, 24);
+    let n = sweep(
+        SimFlash::<4, 16384>::stm32f4(),
+        &case("stm32f4", stm32f4_layout(1), &image, 0),
+        Nested::for_mode(),
+    );
+    assert!(n > 0);
+    println!("  ({:.1} s)", t.elapsed().as_secs_f64());
+    if !full_sweep() {
+        println!("install power-cut sweep (stm32f4, 136 KiB): skipped, set KEYWAY_FULL_SWEEP=1");
+        return;
+    }
+    // 136 KiB over two 128 KiB slot sectors: a progress record at the
+    // sector boundary, resumes from it. Second cuts sampled (16 per first
+    // cut): every recovery op would be ~1.4 million scenarios.
+    let t = Instant::now();
+    let image = bytes(136 * 1024 + 100, 25);
+    let n = sweep(
+        SimFlash::<4, 16384>::stm32f4(),
+        &case("stm32f4", stm32f4_layout(2), &image, 1),
+        Nested::Sample(16),
     );
     assert!(n > 0);
     println!("  ({:.1} s)", t.elapsed().as_secs_f64());

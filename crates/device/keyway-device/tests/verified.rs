@@ -2,7 +2,12 @@
 //! installed with their envelope head in the slot's manifest area, then
 //! re-verified by `VerifiedSlot` (signature, anti-rollback boot rule,
 //! image digest) on the simulated nRF52840 flash; tampered images,
-//! manifests and unknown signers are never booted.
+//! manifests and unknown signers are never booted. On all four geometries:
+//! a verified update end to end, and a power-cut sweep over every flash
+//! operation of it (manifest area, image, trial, confirm) with the real
+//! `VerifiedSlot` as the bootloader's check.
+
+mod common;
 
 use keyway::encode::{EnvelopeBuilder, class_uuid, vendor_uuid};
 use keyway::keys::{Algorithm, SigningKey};
@@ -523,4 +528,345 @@ fn crc32(bytes: &[u8]) -> u32 {
         }
     }
     !crc
+}
+
+/// The verified update on every geometry, and its power-cut sweep.
+mod geometries {
+    use super::*;
+    use crate::common::{Seeded, cuts, full_sweep};
+    use keyway_device::boot::{ConfirmError, MAX_TRIAL_BOOTS};
+    use keyway_device::journal::{self, PersistentState, TrialState};
+    use keyway_sim::PowerCut;
+
+    type SimError = keyway_sim::Error;
+
+    const OLD_SEQ: u64 = 3;
+    const NEW_SEQ: u64 = 5;
+    const IMAGE_LEN: usize = 3000;
+
+    /// A lock whose slot 0 holds a confirmed, verified image of sequence
+    /// 3, to be updated to sequence 5 in slot 1.
+    struct VLock {
+        v: Vendor,
+        layout: SlotLayout,
+        old_env: Vec<u8>,
+        new_env: Vec<u8>,
+        old: Vec<u8>,
+        new: Vec<u8>,
+    }
+
+    impl VLock {
+        fn new(layout: SlotLayout) -> Self {
+            let v = vendor();
+            let (old, new) = (image(IMAGE_LEN, 3), image(IMAGE_LEN, 5));
+            VLock {
+                old_env: envelope(&v.key, OLD_SEQ, old.clone()),
+                new_env: envelope(&v.key, NEW_SEQ, new.clone()),
+                v,
+                layout,
+                old,
+                new,
+            }
+        }
+
+        /// The image bytes `slot` holds.
+        fn held<'f, const W: usize, const E: usize>(
+            &self,
+            f: &'f SimFlash<W, E>,
+            slot: u8,
+        ) -> &'f [u8] {
+            let place = self.layout.place::<SimFlash<W, E>>(slot).unwrap();
+            let at = place.image.start as usize;
+            &f.as_bytes()[at..at + IMAGE_LEN]
+        }
+    }
+
+    /// Installs `env` as a lock does: resume the recorded download, or
+    /// begin one that stores the envelope head in the manifest area.
+    fn install_env<const W: usize, const E: usize>(
+        flash: &mut SimFlash<W, E>,
+        j: &mut Journal<SimFlash<W, E>>,
+        layout: &SlotLayout,
+        env: &[u8],
+    ) -> Result<u8, Error<SimError>> {
+        let checked = keyway_suit::inspect_envelope(env).unwrap();
+        let exp = checked.payload.unwrap();
+        let payload = checked.integrated.unwrap();
+        let md = checked.manifest_digest;
+        let mut inst = match j.state().download {
+            Some(_) => Installer::<_>::resume(flash, j, layout, &exp, md)?,
+            None => Installer::<_>::begin_with_manifest(
+                flash,
+                j,
+                layout,
+                &exp,
+                md,
+                &env[..payload.offset],
+            )?,
+        };
+        let from = usize::try_from(inst.offset()).unwrap();
+        for c in payload.available[from..].chunks(1000) {
+            inst.push(flash, j, c)?;
+        }
+        inst.finish(flash, j)
+    }
+
+    fn prepared<const W: usize, const E: usize>(
+        lock: &VLock,
+        mut flash: SimFlash<W, E>,
+    ) -> SimFlash<W, E> {
+        let mut j = Journal::open(&mut flash, lock.layout.journal).unwrap();
+        // Install the old image into slot 0 (active 1 for a moment), then
+        // record it as the confirmed active image.
+        let s = PersistentState {
+            active_slot: 1,
+            ..PersistentState::default()
+        };
+        j.commit(&mut flash, &s).unwrap();
+        assert_eq!(
+            install_env(&mut flash, &mut j, &lock.layout, &lock.old_env),
+            Ok(0)
+        );
+        let s = PersistentState {
+            floor: Some(OLD_SEQ),
+            active_slot: 0,
+            trial: TrialState::Confirmed,
+            ..PersistentState::default()
+        };
+        j.commit(&mut flash, &s).unwrap();
+        flash
+    }
+
+    #[derive(Clone, Default)]
+    struct Watch {
+        floor: Option<u64>,
+        confirmed: bool,
+        installed: bool,
+        trial_boots: u32,
+    }
+
+    fn is_cut(e: &journal::Error<SimError>) -> bool {
+        matches!(
+            e,
+            journal::Error::Flash {
+                error: SimError::PowerCut,
+                ..
+            }
+        )
+    }
+
+    /// Power cycles until the lock settles (`true`) or the power fails.
+    fn live<const W: usize, const E: usize>(
+        lock: &VLock,
+        flash: &mut SimFlash<W, E>,
+        w: &mut Watch,
+        what: &str,
+    ) -> bool {
+        for _ in 0..4 * usize::from(MAX_TRIAL_BOOTS) + 8 {
+            flash.power_on();
+            let mut j = Journal::open(flash, lock.layout.journal).unwrap();
+            let s = *j.state();
+            assert!(s.floor >= w.floor, "{what}: floor went down: {s:?}");
+            w.floor = s.floor;
+            if w.confirmed {
+                assert_eq!(
+                    (s.active_slot, s.trial, s.floor),
+                    (1, TrialState::Confirmed, Some(NEW_SEQ)),
+                    "{what}: confirm lost"
+                );
+            }
+            w.installed |= s.active_slot == 1
+                || matches!(
+                    s.trial,
+                    TrialState::Pending { slot: 1 } | TrialState::Trial { slot: 1, .. }
+                );
+            let mut head = [0u8; HEAD_BUF_LEN];
+            let mut check = VerifiedSlot::<256>::new(
+                &lock.layout,
+                &lock.v.anchors,
+                &lock.v.identity,
+                &s,
+                None,
+                &mut head,
+            );
+            let d = match boot::boot(&mut j, flash, &mut check) {
+                Ok(d) => d,
+                Err(e) if is_cut(&e) => return false,
+                Err(e) => panic!("{what}: boot: {e:?}"),
+            };
+            let Boot::Slot(slot) = d.boot else {
+                panic!("{what}: recovery: {d:?} from {s:?}");
+            };
+            let want = if slot == 0 { &lock.old } else { &lock.new };
+            assert!(
+                lock.held(flash, slot) == want.as_slice(),
+                "{what}: slot {slot} booted without exactly its image"
+            );
+            match d.reason {
+                Reason::StartTrial { slot: 1, .. } | Reason::ContinueTrial { slot: 1, .. } => {
+                    w.trial_boots += 1;
+                    assert!(w.trial_boots <= u32::from(MAX_TRIAL_BOOTS), "{what}");
+                    let conf = Confirmation {
+                        sequence: NEW_SEQ,
+                        keyset_version: 0,
+                    };
+                    match boot::confirm(&mut j, flash, PASS, conf) {
+                        Ok(1) => w.confirmed = true,
+                        Err(ConfirmError::Journal(e)) if is_cut(&e) => return false,
+                        other => panic!("{what}: confirm: {other:?}"),
+                    }
+                    continue;
+                }
+                Reason::Reverted {
+                    slot: 1,
+                    cause: RevertCause::AttemptsExhausted,
+                } if w.trial_boots == u32::from(MAX_TRIAL_BOOTS) => {}
+                Reason::Active => {}
+                other => panic!("{what}: unexpected {other:?} from {s:?}"),
+            }
+            if !w.installed && slot == 0 {
+                match install_env(flash, &mut j, &lock.layout, &lock.new_env) {
+                    Ok(1) => w.installed = true,
+                    Err(
+                        Error::Flash {
+                            error: SimError::PowerCut,
+                            ..
+                        }
+                        | Error::Journal(journal::Error::Flash {
+                            error: SimError::PowerCut,
+                            ..
+                        }),
+                    ) => return false,
+                    other => panic!("{what}: install: {other:?}"),
+                }
+                continue;
+            }
+            if d.commit.is_none() {
+                return true;
+            }
+        }
+        panic!("{what}: the lock never settled");
+    }
+
+    fn check_end<const W: usize, const E: usize>(
+        lock: &VLock,
+        flash: &mut SimFlash<W, E>,
+        w: &Watch,
+        what: &str,
+    ) {
+        let s = *Journal::open(flash, lock.layout.journal).unwrap().state();
+        if s.active_slot == 1 {
+            assert_eq!(
+                (s.trial, s.floor, s.download),
+                (TrialState::Confirmed, Some(NEW_SEQ), None),
+                "{what}"
+            );
+        } else {
+            // Only when every trial boot lost its confirm to a cut.
+            assert_eq!(w.trial_boots, u32::from(MAX_TRIAL_BOOTS), "{what}: {s:?}");
+            assert_eq!((s.trial, s.floor), (TrialState::None, Some(OLD_SEQ)));
+        }
+    }
+
+    /// The update end to end, then every op cut three ways; returns the
+    /// scenarios run.
+    fn sweep<const W: usize, const E: usize>(fresh: SimFlash<W, E>, layout: SlotLayout) -> u64 {
+        let name = fresh.geometry().name().to_owned();
+        let lock = VLock::new(layout);
+        let base = prepared(&lock, fresh);
+        let mut dry = base.clone();
+        let mut w = Watch::default();
+        assert!(live(&lock, &mut dry, &mut w, "dry run"));
+        assert!(w.confirmed, "{name}: the update did not confirm");
+        check_end(&lock, &mut dry, &w, "dry run");
+        let ops = dry.ops() - base.ops();
+        let full = full_sweep();
+        let (mut scenarios, mut nested) = (0u64, 0u64);
+        for n in base.ops()..dry.ops() {
+            for (k, first) in cuts(n).into_iter().enumerate() {
+                let seed = n * 3 + k as u64;
+                let what = format!("{name}: cut {first:?}");
+                let mut flash = base.clone();
+                flash.set_power_cut(PowerCut::new(seed).then(first));
+                let mut w = Watch::default();
+                assert!(!live(&lock, &mut flash, &mut w, &what), "{what}: no cut");
+                flash.power_on();
+                let (after, w_after) = (flash.clone(), w.clone());
+                assert!(live(&lock, &mut flash, &mut w, &what));
+                check_end(&lock, &mut flash, &w, &what);
+                scenarios += 1;
+                // A second cut during the recovery: every op (full sweep)
+                // or one sampled.
+                let rec = flash.ops() - after.ops();
+                let mut rng = Seeded::new(seed ^ 0x5EED);
+                let points: Vec<u64> = match (full, rec) {
+                    (_, 0) => Vec::new(),
+                    (true, _) => (0..rec).collect(),
+                    (false, _) => vec![rng.next() % rec],
+                };
+                for r in points {
+                    let second = cuts(after.ops() + r)[(rng.next() % 3) as usize];
+                    let what = format!("{what}, then {second:?}");
+                    let mut flash = after.clone();
+                    flash.set_power_cut(PowerCut::new(seed * 31 + r).then(second));
+                    let mut w = w_after.clone();
+                    assert!(!live(&lock, &mut flash, &mut w, &what), "{what}: no cut");
+                    assert!(live(&lock, &mut flash, &mut w, &what));
+                    check_end(&lock, &mut flash, &w, &what);
+                    scenarios += 1;
+                    nested += 1;
+                }
+            }
+        }
+        println!(
+            "verified update power-cut sweep ({name}, {} mode): {ops} ops, {scenarios} \
+             scenarios ({nested} with nested cuts), VerifiedSlot as the boot check; 0 failures",
+            if full { "full" } else { "default" }
+        );
+        scenarios
+    }
+
+    #[test]
+    fn verified_update_power_cut_sweep_nrf52840() {
+        let n = sweep(SimFlash::<4, 4096>::nrf52840(), layout());
+        assert!(n > 0);
+    }
+
+    #[test]
+    fn verified_update_power_cut_sweep_small_pages() {
+        // An 8-page (4 KiB) manifest area.
+        let layout = SlotLayout {
+            slots: [0x4000..0x8000, 0x8000..0xC000],
+            journal: Config::new(0x2_0000, 3),
+            manifest_sectors: 8,
+            sector_size: None,
+            mode: Mode::Direct,
+        };
+        assert!(sweep(SimFlash::<1, 512>::small_pages(), layout) > 0);
+    }
+
+    #[test]
+    fn verified_update_power_cut_sweep_stm32f4() {
+        // Slots of two 128 KiB sectors, the last one the manifest area.
+        let layout = SlotLayout {
+            slots: [0x2_0000..0x6_0000, 0x6_0000..0xA_0000],
+            journal: Config::new(0x4000, 2).with_slot_size(4096),
+            manifest_sectors: 1,
+            sector_size: Some(128 * 1024),
+            mode: Mode::Direct,
+        };
+        assert!(sweep(SimFlash::<4, 16384>::stm32f4(), layout) > 0);
+    }
+
+    #[test]
+    fn verified_update_power_cut_sweep_ecc32() {
+        let layout = SlotLayout {
+            slots: [0..0x4_0000, 0x4_0000..0x8_0000],
+            journal: Config::new(0xC_0000, 2).with_slot_size(32 * 1024),
+            manifest_sectors: 1,
+            sector_size: None,
+            mode: Mode::Direct,
+        };
+        assert!(sweep(SimFlash::<32, 131072>::ecc32(), layout) > 0);
+    }
 }

@@ -1,0 +1,592 @@
+//! Random multi-cut runs: a whole direct A/B update (download, install,
+//! trial boot, confirm) and a failed one (download, install, trial boot,
+//! self-test failure, revert), with 1–4 power cuts per scenario at seeded
+//! random flash operations and of seeded random kinds (before the
+//! operation; during it with a prefix- or subset-torn write, a partial or
+//! random erase). The first cut lands anywhere in the run; each later one
+//! lands during the recovery from the previous one (nested).
+//!
+//! After every cut the lock runs what a real lock runs until an image
+//! boots and nothing is left to do: reopen the journal, run the bootloader
+//! (`boot::boot`, with a slot check that accepts a slot only if it holds
+//! exactly the old or the new image), confirm (or fail the self-test) when
+//! on trial, and, while the update is still wanted, resume (or begin) the
+//! download the journal records with `Installer::resume_or_begin`.
+//!
+//! Checked all along: only slots holding exactly the old (slot 0) or the
+//! new (slot 1) image boot, never a mix; the floor and the key-set version
+//! never go down; a confirm that returned `Ok` is never lost; a trial gets
+//! at most `MAX_TRIAL_BOOTS` boots; a finished install is never refused by
+//! the boot check. At the end: the update is confirmed (the new image, floor
+//! 42), or, only when the self-test failed or every trial boot lost its
+//! confirm to a cut, reverted (the old image, floor 41).
+//!
+//! Seeds are fixed per geometry; `KEYWAY_SEED=<u64>` replaces them, and
+//! `KEYWAY_SCENARIO=<n>` runs only scenario `n` of each run. A failure
+//! prints the seed, the scenario and its cut plan. `KEYWAY_FULL_SWEEP=1`
+//! runs 3,000 scenarios per run (24,000 in all) instead of 200.
+
+mod common;
+use common::{Seeded, bytes, full_sweep, sha256};
+
+use std::cell::RefCell;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::time::Instant;
+
+use keyway_device::boot::{
+    self, Boot, ConfirmError, Confirmation, MAX_TRIAL_BOOTS, Reason, RevertCause, SelfTest,
+};
+use keyway_device::install::{self, Installer, Mode, SlotLayout};
+use keyway_device::journal::{self, Config, Journal, PersistentState, TrialState};
+use keyway_sim::{Cut, CutPoint, EraseTear, OpKind, PowerCut, SimFlash, WriteTear};
+use keyway_suit::ImageExpectation;
+
+type SimError = keyway_sim::Error;
+
+const OLD_FLOOR: u64 = 41;
+const OLD_KEYSET: u32 = 3;
+const NEW: Confirmation = Confirmation {
+    sequence: 42,
+    keyset_version: 4,
+};
+const PASS: SelfTest = SelfTest {
+    motor: true,
+    sensors: true,
+    comms: true,
+};
+const FAIL: SelfTest = SelfTest {
+    motor: false,
+    ..PASS
+};
+/// The image: not a multiple of any write or sector size.
+const IMAGE_LEN: usize = 6000;
+const MANIFEST: [u8; 32] = [0x6B; 32];
+
+/// Scenarios per (geometry, story).
+fn scenarios_per_run() -> u64 {
+    if full_sweep() { 3000 } else { 200 }
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().map(|v| {
+        v.parse()
+            .unwrap_or_else(|_| panic!("{name}={v}: not a u64"))
+    })
+}
+
+/// What the lock's application does when the image on trial runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Story {
+    /// Install, boot on trial, self-test passes, confirm.
+    Update,
+    /// Install, boot on trial, self-test fails, revert.
+    Revert,
+}
+
+/// The lock: layout and images. Slot 0 holds the old image (active,
+/// confirmed, floor 41, key set 3); slot 1 starts with junk.
+struct Lock {
+    layout: SlotLayout,
+    old: Vec<u8>,
+    new: Vec<u8>,
+    digest: [u8; 32],
+}
+
+/// What a slot holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Held {
+    Old,
+    New,
+    Neither,
+}
+
+impl Lock {
+    fn new(layout: SlotLayout) -> Self {
+        let new = bytes(IMAGE_LEN, 0xB1);
+        Lock {
+            layout,
+            old: bytes(IMAGE_LEN, 0xA0),
+            digest: sha256(&new),
+            new,
+        }
+    }
+
+    fn held<const W: usize, const E: usize>(&self, flash: &SimFlash<W, E>, slot: u8) -> Held {
+        let r = &self.layout.slots[usize::from(slot)];
+        let at = &flash.as_bytes()[r.start as usize..r.start as usize + IMAGE_LEN];
+        if at == self.old.as_slice() {
+            Held::Old
+        } else if at == self.new.as_slice() {
+            Held::New
+        } else {
+            Held::Neither
+        }
+    }
+
+    fn exp(&self) -> ImageExpectation<'_> {
+        ImageExpectation {
+            digest: &self.digest,
+            size: Some(IMAGE_LEN as u64),
+            uri: None,
+        }
+    }
+
+    /// The flash before the update, with `fill` extra records of the
+    /// initial state (they move where the journal's pages turn).
+    fn prepared<const W: usize, const E: usize>(
+        &self,
+        mut flash: SimFlash<W, E>,
+        fill: usize,
+    ) -> SimFlash<W, E> {
+        let [s0, s1] = &self.layout.slots;
+        let mut old = self.old.clone();
+        old.resize(IMAGE_LEN.div_ceil(W) * W, 0xFF);
+        flash.write(s0.start, &old).unwrap();
+        let junk = bytes(IMAGE_LEN.div_ceil(W) * W, 0x3C);
+        flash.write(s1.start, &junk).unwrap();
+        let mut j = Journal::open(&mut flash, self.layout.journal).unwrap();
+        for _ in 0..=fill {
+            j.commit(&mut flash, &initial()).unwrap();
+        }
+        flash
+    }
+}
+
+fn initial() -> PersistentState {
+    PersistentState {
+        floor: Some(OLD_FLOOR),
+        keyset_version: OLD_KEYSET,
+        active_slot: 0,
+        trial: TrialState::Confirmed,
+        boot_attempts: 0,
+        download: None,
+        swap: None,
+    }
+}
+
+/// What the lock remembers across power cuts, or what the test observed
+/// (the server's view: whether the update was installed, confirmed or
+/// given up).
+#[derive(Clone, Debug, Default)]
+struct Watch {
+    floor: Option<u64>,
+    keyset: u32,
+    /// `confirm` returned `Ok`.
+    confirmed: bool,
+    /// The install finished (the journal recorded slot 1 as installable).
+    installed: bool,
+    /// The bootloader reverted the trial: the update is given up.
+    reverted: bool,
+    /// Boots of the image on trial.
+    trial_boots: u32,
+    /// The image the last boot started.
+    booted: Option<(u8, Held)>,
+}
+
+fn is_power_cut(e: &install::Error<SimError>) -> bool {
+    match e {
+        install::Error::Flash {
+            error: SimError::PowerCut,
+            ..
+        } => true,
+        install::Error::Journal(e) => journal_cut(e),
+        _ => false,
+    }
+}
+
+fn journal_cut(e: &journal::Error<SimError>) -> bool {
+    matches!(
+        e,
+        journal::Error::Flash {
+            error: SimError::PowerCut,
+            ..
+        }
+    )
+}
+
+/// How a run of the lock ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Life {
+    /// The power failed (a planned cut fired).
+    Cut,
+    /// An image booted and nothing was left to do.
+    Settled,
+}
+
+/// Power cycles of the lock from its current flash until it settles or the
+/// power fails. Every invariant is asserted as it goes.
+fn live<const W: usize, const E: usize>(
+    lock: &Lock,
+    flash: &mut SimFlash<W, E>,
+    story: Story,
+    w: &mut Watch,
+) -> Life {
+    for _ in 0..4 * usize::from(MAX_TRIAL_BOOTS) + 8 {
+        flash.power_on();
+        let mut j = Journal::open(flash, lock.layout.journal)
+            .unwrap_or_else(|e| panic!("journal does not open: {e:?}"));
+        let s = *j.state();
+        assert!(s.is_valid(), "invalid state {s:?}");
+        assert!(s.floor >= w.floor, "floor went down: {s:?} after {w:?}");
+        assert!(s.keyset_version >= w.keyset, "key set went down: {s:?}");
+        w.floor = s.floor;
+        w.keyset = s.keyset_version;
+        if w.confirmed {
+            assert_eq!(
+                (s.active_slot, s.trial, s.floor, s.keyset_version),
+                (
+                    1,
+                    TrialState::Confirmed,
+                    Some(NEW.sequence),
+                    NEW.keyset_version
+                ),
+                "a confirm that returned Ok was lost: {s:?}"
+            );
+        }
+        if matches!(
+            s.trial,
+            TrialState::Pending { slot: 1 } | TrialState::Trial { slot: 1, .. }
+        ) || s.active_slot == 1
+        {
+            w.installed = true;
+        }
+        if w.reverted {
+            assert_eq!(
+                (s.active_slot, s.trial),
+                (0, TrialState::None),
+                "a revert was undone: {s:?}"
+            );
+        }
+
+        // The bootloader.
+        let mut check = |f: &mut SimFlash<W, E>, slot: u8| lock.held(f, slot) != Held::Neither;
+        let d = match boot::boot(&mut j, flash, &mut check) {
+            Ok(d) => d,
+            Err(e) if journal_cut(&e) => return Life::Cut,
+            Err(e) => panic!("boot failed: {e:?}"),
+        };
+        let slot = match d.boot {
+            Boot::Slot(slot) => slot,
+            Boot::Recovery => panic!("recovery mode with a good image: {d:?} from {s:?}"),
+        };
+        // Never a mix: slot 0 only ever holds the old image, slot 1 the
+        // new one once it boots.
+        let held = lock.held(flash, slot);
+        let want = if slot == 0 { Held::Old } else { Held::New };
+        assert_eq!(held, want, "slot {slot} booted holding {held:?}: {d:?}");
+        w.booted = Some((slot, held));
+
+        match d.reason {
+            Reason::StartTrial { slot: 1, .. } | Reason::ContinueTrial { slot: 1, .. } => {
+                w.trial_boots += 1;
+                assert!(
+                    w.trial_boots <= u32::from(MAX_TRIAL_BOOTS),
+                    "trial boot {} without a confirm",
+                    w.trial_boots
+                );
+                let test = match story {
+                    Story::Update => PASS,
+                    Story::Revert => FAIL,
+                };
+                match boot::confirm(&mut j, flash, test, NEW) {
+                    Ok(1) => w.confirmed = true,
+                    Err(ConfirmError::SelfTestFailed { slot: 1, .. }) if story == Story::Revert => {
+                    }
+                    Err(ConfirmError::Journal(e)) if journal_cut(&e) => return Life::Cut,
+                    other => panic!("confirm: {other:?} in {s:?}"),
+                }
+                // The application reboots (or crashes) after its self-test.
+                continue;
+            }
+            Reason::Reverted {
+                slot: 1,
+                cause: RevertCause::AttemptsExhausted,
+            } => {
+                match story {
+                    Story::Revert => assert!(w.trial_boots >= 1, "reverted before a trial boot"),
+                    // A passing self-test reverts only if every trial boot
+                    // lost its confirm to a cut.
+                    Story::Update => assert_eq!(
+                        w.trial_boots,
+                        u32::from(MAX_TRIAL_BOOTS),
+                        "update reverted after {} trial boots",
+                        w.trial_boots
+                    ),
+                }
+                assert!(!w.confirmed, "reverted after a confirm");
+                w.reverted = true;
+            }
+            Reason::Active => {}
+            other => panic!("unexpected boot decision {other:?} ({d:?}) from {s:?}"),
+        }
+
+        // The application on the active image: download while wanted.
+        if !w.installed && !w.reverted {
+            let exp = lock.exp();
+            let r = Installer::<_>::resume_or_begin(flash, &mut j, &lock.layout, &exp, MANIFEST)
+                .and_then(|mut inst| {
+                    assert_eq!(inst.slot(), 1);
+                    let from = usize::try_from(inst.offset()).unwrap();
+                    for c in lock.new[from..].chunks(700) {
+                        inst.push(flash, &mut j, c)?;
+                    }
+                    inst.finish(flash, &mut j)
+                });
+            match r {
+                Ok(1) => w.installed = true,
+                Err(e) if is_power_cut(&e) => return Life::Cut,
+                other => panic!("install: {other:?}"),
+            }
+            continue;
+        }
+        if d.commit.is_none() {
+            return Life::Settled;
+        }
+    }
+    panic!("the lock never settled: {w:?}");
+}
+
+/// The end of a scenario: confirmed, or reverted for a legitimate reason.
+fn check_end<const W: usize, const E: usize>(
+    lock: &Lock,
+    flash: &mut SimFlash<W, E>,
+    story: Story,
+    w: &Watch,
+) -> bool {
+    let s = *Journal::open(flash, lock.layout.journal).unwrap().state();
+    assert_eq!(s.download, None, "a download left over: {s:?}");
+    let confirmed = PersistentState {
+        floor: Some(NEW.sequence),
+        keyset_version: NEW.keyset_version,
+        active_slot: 1,
+        trial: TrialState::Confirmed,
+        ..initial()
+    };
+    let reverted = PersistentState {
+        trial: TrialState::None,
+        ..initial()
+    };
+    if s == confirmed {
+        assert_eq!(story, Story::Update, "a failed self-test was confirmed");
+        assert_eq!(w.booted, Some((1, Held::New)));
+        true
+    } else {
+        assert_eq!(s, reverted, "end state");
+        assert!(!w.confirmed, "confirm lost");
+        assert_eq!(w.booted, Some((0, Held::Old)));
+        if story == Story::Update {
+            assert_eq!(w.trial_boots, u32::from(MAX_TRIAL_BOOTS));
+        }
+        false
+    }
+}
+
+/// A random cut at `op`.
+fn random_cut(rng: &mut Seeded, op: u64) -> CutPoint {
+    let cut = match rng.next() % 5 {
+        0 | 1 => Cut::Before,
+        _ => Cut::During {
+            write: if rng.next().is_multiple_of(2) {
+                WriteTear::Prefix
+            } else {
+                WriteTear::Subset
+            },
+            erase: if rng.next().is_multiple_of(2) {
+                EraseTear::Partial
+            } else {
+                EraseTear::Random
+            },
+        },
+    };
+    CutPoint { op, cut }
+}
+
+/// Totals of one run.
+#[derive(Default)]
+struct Totals {
+    scenarios: u64,
+    cuts: u64,
+    erase_cuts: u64,
+    confirmed: u64,
+    reverted: u64,
+}
+
+/// `count` scenarios of `story` on one geometry.
+fn run<const W: usize, const E: usize>(
+    fresh: SimFlash<W, E>,
+    layout: SlotLayout,
+    story: Story,
+    seed: u64,
+) -> Totals {
+    let name = fresh.geometry().name().to_owned();
+    let lock = Lock::new(layout);
+    let per_page = {
+        let mut f = fresh.clone();
+        Journal::open(&mut f, lock.layout.journal)
+            .unwrap()
+            .slots_per_page() as u64
+    };
+    let only = env_u64("KEYWAY_SCENARIO");
+    let mut t = Totals::default();
+    let plan = RefCell::new(Vec::<CutPoint>::new());
+    for i in 0..scenarios_per_run() {
+        if only.is_some_and(|n| n != i) {
+            continue;
+        }
+        let mut rng = Seeded::new(seed ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        plan.borrow_mut().clear();
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            let base = lock.prepared(fresh.clone(), (rng.next() % per_page) as usize);
+            // A dry run: the ops of the whole story.
+            let mut dry = base.clone();
+            let mut w = Watch::default();
+            assert_eq!(live(&lock, &mut dry, story, &mut w), Life::Settled);
+            assert!(check_end(&lock, &mut dry, story, &w) == (story == Story::Update));
+
+            let n_cuts = 1 + rng.next() % 4;
+            let tear_seed = rng.next();
+            let mut flash = base;
+            let mut w = Watch::default();
+            let mut span = dry.ops() - flash.ops();
+            for _ in 0..n_cuts {
+                if span == 0 {
+                    break;
+                }
+                let op = flash.ops() + rng.next() % span;
+                let point = random_cut(&mut rng, op);
+                plan.borrow_mut().push(point);
+                flash.set_power_cut(PowerCut::new(tear_seed).then(point));
+                assert_eq!(
+                    live(&lock, &mut flash, story, &mut w),
+                    Life::Cut,
+                    "the cut did not fire"
+                );
+                flash.power_on();
+                // The recovery's ops, for the next cut to land in.
+                let mut count = flash.clone();
+                count.set_power_cut(PowerCut::new(tear_seed));
+                let mut cw = w.clone();
+                assert_eq!(live(&lock, &mut count, story, &mut cw), Life::Settled);
+                span = count.ops() - flash.ops();
+            }
+            flash.set_power_cut(PowerCut::new(tear_seed));
+            assert_eq!(live(&lock, &mut flash, story, &mut w), Life::Settled);
+            let done = check_end(&lock, &mut flash, story, &w);
+            let log = flash.cut_log();
+            let erases = log.iter().filter(|c| c.kind == OpKind::Erase).count();
+            (log.len() as u64, erases as u64, done)
+        }));
+        match result {
+            Ok((cuts, erases, done)) => {
+                t.scenarios += 1;
+                t.cuts += cuts;
+                t.erase_cuts += erases;
+                if done {
+                    t.confirmed += 1;
+                } else {
+                    t.reverted += 1;
+                }
+            }
+            Err(panic) => {
+                eprintln!(
+                    "random cuts ({name}, {story:?}) FAILED: scenario {i}, seed {seed} \
+                     (replay: KEYWAY_SEED={seed} KEYWAY_SCENARIO={i}), cut plan {:?}",
+                    plan.borrow()
+                );
+                resume_unwind(panic);
+            }
+        }
+    }
+    println!(
+        "random cuts ({name}, {story:?}): {} scenarios (seed {seed}), {} cuts ({} on erases); \
+         ended confirmed {}, reverted {}; 0 failures",
+        t.scenarios, t.cuts, t.erase_cuts, t.confirmed, t.reverted
+    );
+    t
+}
+
+/// Both stories on one geometry, seeded from `seed` unless `KEYWAY_SEED`.
+fn both<const W: usize, const E: usize>(fresh: SimFlash<W, E>, layout: SlotLayout, seed: u64) {
+    let t0 = Instant::now();
+    let seed = env_u64("KEYWAY_SEED").unwrap_or(seed);
+    let name = fresh.geometry().name().to_owned();
+    let u = run(fresh.clone(), layout.clone(), Story::Update, seed);
+    let r = run(fresh, layout, Story::Revert, seed.wrapping_add(1));
+    println!(
+        "random cuts: {} scenarios (seed {seed}), {} cuts on {name} in {:.1} s",
+        u.scenarios + r.scenarios,
+        u.cuts + r.cuts,
+        t0.elapsed().as_secs_f64()
+    );
+    if env_u64("KEYWAY_SCENARIO").is_none() {
+        assert!(u.cuts >= u.scenarios && r.cuts >= r.scenarios);
+        assert!(u.confirmed > 0, "{name}: no update ended confirmed");
+        assert!(
+            r.reverted == r.scenarios,
+            "{name}: a failed self-test confirmed"
+        );
+    }
+}
+
+#[test]
+fn random_multi_cuts_nrf52840() {
+    both(
+        SimFlash::<4, 4096>::nrf52840(),
+        SlotLayout {
+            slots: [0x1_0000..0x3_0000, 0x3_0000..0x5_0000],
+            // 4 records per page: the stories turn journal pages.
+            journal: Config::new(0xF_0000, 2).with_slot_size(1024),
+            manifest_sectors: 0,
+            sector_size: None,
+            mode: Mode::Direct,
+        },
+        0x4E52_4635_3238_3430,
+    );
+}
+
+#[test]
+fn random_multi_cuts_stm32f4() {
+    both(
+        SimFlash::<4, 16384>::stm32f4(),
+        SlotLayout {
+            // Slots in 128 KiB sectors 5 and 6, the journal in 16 KiB
+            // sectors 1 and 2.
+            slots: [0x2_0000..0x4_0000, 0x4_0000..0x6_0000],
+            journal: Config::new(0x4000, 2).with_slot_size(4096),
+            manifest_sectors: 0,
+            sector_size: Some(128 * 1024),
+            mode: Mode::Direct,
+        },
+        0x5354_4D33_3246_3400,
+    );
+}
+
+#[test]
+fn random_multi_cuts_small_pages() {
+    both(
+        SimFlash::<1, 512>::small_pages(),
+        SlotLayout {
+            slots: [0x4000..0x8000, 0x8000..0xC000],
+            journal: Config::new(0x2_0000, 3),
+            manifest_sectors: 0,
+            sector_size: None,
+            mode: Mode::Direct,
+        },
+        0x534D_414C_4C00_0512,
+    );
+}
+
+#[test]
+fn random_multi_cuts_ecc32() {
+    both(
+        SimFlash::<32, 131072>::ecc32(),
+        SlotLayout {
+            slots: [0..0x2_0000, 0x2_0000..0x4_0000],
+            journal: Config::new(0xC_0000, 2).with_slot_size(32 * 1024),
+            manifest_sectors: 0,
+            sector_size: None,
+            mode: Mode::Direct,
+        },
+        0x4543_4333_3200_0032,
+    );
+}
