@@ -3,12 +3,20 @@
 //! A vendor makes keys and a key set, signs a release that fixes a CVE, and
 //! a simulated lock verifies and accepts it offline, with its own trust
 //! anchors, streaming the payload in small chunks as a local link would.
-//! Then the lock is attacked with doctored envelopes and the scorecard shows
-//! each refusal and the check that caught it. Every vendor step is the
-//! `keyway` command printed beside it, so a reader can repeat it by hand.
+//! Then the lock installs it on a simulated nRF52840 flash in swap mode with
+//! the real installer, journal and bootloader of `keyway-device` (see
+//! [`lock`]): the power fails in the middle of the swap, the bootloader
+//! resumes it, and the new image confirms after its self-test. Then the
+//! lock is attacked with doctored envelopes and a tampered image in flash,
+//! and the scorecard shows each refusal and the check that caught it.
+//! Every vendor step is the `keyway` command printed beside it, so a reader
+//! can repeat it by hand.
 //!
-//! The simulated lock here is the device verifier called in-process; the
-//! lock simulator with SMP, flash and power cuts comes with later issues.
+//! The lock's verifier is the device code called in-process; the link (SMP
+//! over a transport) is not simulated: the demo hands over the bytes in
+//! link-sized chunks.
+
+pub mod lock;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -25,7 +33,7 @@ const CLASS: &str = "deadbolt-2";
 /// The demo's trusted time (2026-11-25T00:00:00Z); fixed so runs repeat.
 const NOW: u64 = 1_795_564_800;
 /// A chunk as a BLE-class local link would deliver it.
-const LINK_CHUNK: usize = 244;
+pub const LINK_CHUNK: usize = 244;
 
 /// One line of the scorecard.
 #[derive(Debug, Clone)]
@@ -152,6 +160,42 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<Vec<Score>> {
             keyway(out, &args)
         };
     sign(out, &[], "2", CLASS, &p("signer-b.key"), &release)?;
+    writeln!(
+        out,
+        "  The lock's current firmware, 1.4.0 (sequence 1), was signed the same way:"
+    )?;
+    std::fs::write(dir.join("firmware-1.4.0.bin"), firmware(1, 280 * 1024))?;
+    std::fs::write(
+        dir.join("notes-1.4.0.md"),
+        "# Deadbolt-2 firmware 1.4.0\n\nFactory image.\n",
+    )?;
+    let factory_release = p("release-1.4.0.suit");
+    keyway(
+        out,
+        &[
+            "sign",
+            "--firmware",
+            &p("firmware-1.4.0.bin"),
+            "--version",
+            "1.4.0",
+            "--sequence",
+            "1",
+            "--vendor-domain",
+            VENDOR,
+            "--class",
+            CLASS,
+            "--notes",
+            &p("notes-1.4.0.md"),
+            "--keyset",
+            &p("keyset-v1.cbor"),
+            "--key",
+            &p("signer-a.key"),
+            "--key",
+            &p("signer-b.key"),
+            "-o",
+            &factory_release,
+        ],
+    )?;
     keyway(
         out,
         &[
@@ -262,7 +306,17 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<Vec<Score>> {
 
     writeln!(
         out,
-        "\n5. The lock under attack (each file is in {}):",
+        "\n5. The lock installs it: swap mode (images linked to one address) on a simulated nRF52840 flash, with the device's installer, journal and bootloader."
+    )?;
+    let old = lock::Release::new("1.4.0", std::fs::read(&factory_release)?)?;
+    let new = lock::Release::new("2.1.0", bytes.clone())?;
+    let image_len = old.image_len().max(new.image_len());
+    let lock = lock::Lock::new(&anchors, &identity, state.keyset.clone(), image_len)?;
+    let installed = lock.install((&old, 1), (&new, verified.sequence), out)?;
+
+    writeln!(
+        out,
+        "\n6. The lock under attack (each file is in {}):",
         dir.join("attacks").display()
     )?;
     let a = |name: &str| {
@@ -335,7 +389,7 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<Vec<Score>> {
         ),
     )?;
 
-    let lock = VerifyOptions {
+    let lock_opts = VerifyOptions {
         trust: vec![dir.join("root.pub")],
         threshold: 1,
         identity: Some((v, class_uuid(&v, CLASS))),
@@ -377,8 +431,9 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<Vec<Score>> {
             notes.cve_count()
         ),
     }];
+    scores.extend(installed.scores);
     for (name, file, expected) in cases {
-        let score = match verify_file(Path::new(&file), &lock) {
+        let score = match verify_file(Path::new(&file), &lock_opts) {
             Ok(s) => Score {
                 name,
                 pass: false,
@@ -401,6 +456,11 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<Vec<Score>> {
         };
         scores.push(score);
     }
+    writeln!(
+        out,
+        "  and in flash: one byte of the staged 2.1.0 image flipped before the bootloader runs (on a copy of the lock's flash after step 5's staging)"
+    )?;
+    scores.push(lock.tampered_image(&installed.staged, &old, &new)?);
     Ok(scores)
 }
 
