@@ -179,8 +179,33 @@ pub struct BufferSizeError {
     pub write_size: usize,
     /// `F::READ_SIZE`.
     pub read_size: usize,
-    /// `F::ERASE_SIZE`.
+    /// The erase unit the buffer must divide: `F::ERASE_SIZE` for the
+    /// installer, the slot sector for the swap's copy buffer.
     pub erase_size: usize,
+}
+
+impl BufferSizeError {
+    /// Checks a buffer of `buf` bytes for flash `F` and an erase unit of
+    /// `erase_size` bytes: not zero, a multiple of `F::WRITE_SIZE` and
+    /// `F::READ_SIZE`, and a divisor of `erase_size`.
+    pub fn check<F: NorFlash>(buf: usize, erase_size: usize) -> Result<(), BufferSizeError> {
+        let fits = buf != 0
+            && F::WRITE_SIZE != 0
+            && F::READ_SIZE != 0
+            && buf.is_multiple_of(F::WRITE_SIZE)
+            && buf.is_multiple_of(F::READ_SIZE)
+            && erase_size.is_multiple_of(buf);
+        if fits {
+            Ok(())
+        } else {
+            Err(BufferSizeError {
+                buf,
+                write_size: F::WRITE_SIZE,
+                read_size: F::READ_SIZE,
+                erase_size,
+            })
+        }
+    }
 }
 
 /// What an install step failed on.
@@ -756,21 +781,7 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
         expectation: &ImageExpectation<'_>,
         manifest_digest: [u8; 32],
     ) -> Result<Self, Error<F::Error>> {
-        let buf_error = Error::BufferSize(BufferSizeError {
-            buf: BUF,
-            write_size: F::WRITE_SIZE,
-            read_size: F::READ_SIZE,
-            erase_size: F::ERASE_SIZE,
-        });
-        if BUF == 0
-            || F::WRITE_SIZE == 0
-            || F::READ_SIZE == 0
-            || !BUF.is_multiple_of(F::WRITE_SIZE)
-            || !BUF.is_multiple_of(F::READ_SIZE)
-            || !F::ERASE_SIZE.is_multiple_of(BUF)
-        {
-            return Err(buf_error);
-        }
+        BufferSizeError::check::<F>(BUF, F::ERASE_SIZE).map_err(Error::BufferSize)?;
         layout.validate::<F>(flash.capacity())?;
         let active = journal.state().active_slot;
         let slot: u8 = match layout.mode {

@@ -211,21 +211,8 @@ pub fn boot<F: NorFlash, C: SlotCheck<F>, const BUF: usize>(
     layout
         .validate::<F>(flash.capacity())
         .map_err(Error::Layout)?;
-    let sector = layout.sector_size::<F>() as usize;
-    if BUF == 0
-        || F::WRITE_SIZE == 0
-        || F::READ_SIZE == 0
-        || !BUF.is_multiple_of(F::WRITE_SIZE)
-        || !BUF.is_multiple_of(F::READ_SIZE)
-        || !sector.is_multiple_of(BUF)
-    {
-        return Err(Error::BufferSize(BufferSizeError {
-            buf: BUF,
-            write_size: F::WRITE_SIZE,
-            read_size: F::READ_SIZE,
-            erase_size: sector,
-        }));
-    }
+    BufferSizeError::check::<F>(BUF, layout.sector_size::<F>() as usize)
+        .map_err(Error::BufferSize)?;
     let mut buf = [0u8; BUF];
     let mut run = Run {
         journal,

@@ -473,6 +473,17 @@ fn sweep<const W: usize, const E: usize>(
     (scenarios, nested)
 }
 
+type Nrf = SimFlash<4, 4096>;
+
+/// A factory nRF52840 lock with the new image staged (pending, not moved).
+fn staged(u: &Update) -> (Nrf, Journal<Nrf>) {
+    let mut flash = u.factory(Nrf::nrf52840());
+    let mut j = u.open(&mut flash).unwrap();
+    assert!(u.download(&mut flash, &mut j).unwrap());
+    assert_eq!(j.state().trial, TrialState::Pending { slot: 1 });
+    (flash, j)
+}
+
 fn nrf52840_layout(image_sectors: u32) -> SlotLayout {
     let sector = 4096;
     let primary = (image_sectors + 1) * sector;
@@ -577,9 +588,7 @@ fn swap_installs_300_kib_with_one_erase_per_sector_per_slot() {
 fn failed_self_test_swaps_the_previous_image_back() {
     // The old image is longer than the new one: its tail never moves.
     let u = Update::new(nrf52840_layout(6), 22_000, 9_000, 11);
-    let mut flash = u.factory(SimFlash::<4, 4096>::nrf52840());
-    let mut j = u.open(&mut flash).unwrap();
-    assert!(u.download(&mut flash, &mut j).unwrap());
+    let (mut flash, mut j) = staged(&u);
     let d = u.boot(&mut flash, &mut j).unwrap();
     assert_eq!(d.boot, Boot::Slot(0));
     assert_eq!(u.primary(&flash), Some(Which::New));
@@ -623,9 +632,7 @@ fn failed_self_test_swaps_the_previous_image_back() {
 #[test]
 fn crash_loop_swaps_back_after_max_trial_boots() {
     let u = Update::new(nrf52840_layout(4), 12_000, 13_000, 12);
-    let mut flash = u.factory(SimFlash::<4, 4096>::nrf52840());
-    let mut j = u.open(&mut flash).unwrap();
-    assert!(u.download(&mut flash, &mut j).unwrap());
+    let (mut flash, mut j) = staged(&u);
     for attempt in 0..MAX_TRIAL_BOOTS {
         let d = u.boot(&mut flash, &mut j).unwrap();
         assert_eq!(d.boot, Boot::Slot(0), "attempt {attempt}");
@@ -645,9 +652,7 @@ fn crash_loop_swaps_back_after_max_trial_boots() {
 #[test]
 fn tampered_staged_image_is_never_swapped_in() {
     let u = Update::new(nrf52840_layout(4), 12_000, 13_000, 13);
-    let mut flash = u.factory(SimFlash::<4, 4096>::nrf52840());
-    let mut j = u.open(&mut flash).unwrap();
-    assert!(u.download(&mut flash, &mut j).unwrap());
+    let (flash, _) = staged(&u);
     // Flip one bit of the staged image (a flash fault or an attack).
     let staged = u.layout.place::<SimFlash<4, 4096>>(1).unwrap().image.start;
     let mut bytes = flash.as_bytes().to_vec();
@@ -677,9 +682,7 @@ fn primary_that_fails_verification_is_recovery_not_the_saved_image() {
     // After a confirmed swap the secondary holds the older image: it is
     // never booted (it is below the floor and linked to the primary).
     let u = Update::new(nrf52840_layout(4), 12_000, 13_000, 14);
-    let mut flash = u.factory(SimFlash::<4, 4096>::nrf52840());
-    let mut j = u.open(&mut flash).unwrap();
-    assert!(u.download(&mut flash, &mut j).unwrap());
+    let (mut flash, mut j) = staged(&u);
     u.boot(&mut flash, &mut j).unwrap();
     assert_eq!(boot::confirm(&mut j, &mut flash, PASS, NEW), Ok(0));
     let mut bytes = flash.as_bytes().to_vec();

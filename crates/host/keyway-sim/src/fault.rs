@@ -67,6 +67,34 @@ pub struct CutPoint {
     pub cut: Cut,
 }
 
+impl CutPoint {
+    /// The three ways a sweep cuts operation `op`: before it; during it
+    /// with a prefix-torn write or a partial erase; during it with a
+    /// subset-torn write or an erase that leaves random contents.
+    pub fn three_ways(op: u64) -> [CutPoint; 3] {
+        [
+            CutPoint {
+                op,
+                cut: Cut::Before,
+            },
+            CutPoint {
+                op,
+                cut: Cut::During {
+                    write: WriteTear::Prefix,
+                    erase: EraseTear::Partial,
+                },
+            },
+            CutPoint {
+                op,
+                cut: Cut::During {
+                    write: WriteTear::Subset,
+                    erase: EraseTear::Random,
+                },
+            },
+        ]
+    }
+}
+
 /// A sequence of power cuts with the seed that decides every random choice
 /// an interrupted operation makes.
 ///

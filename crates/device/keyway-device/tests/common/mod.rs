@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use keyway_device::journal::{Download, PersistentState, SwapPhase, SwapProgress, TrialState};
-use keyway_sim::{Cut, CutPoint, EraseTear, WriteTear};
+use keyway_sim::CutPoint;
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
@@ -96,26 +96,7 @@ pub fn full_sweep() -> bool {
     std::env::var("KEYWAY_FULL_SWEEP").is_ok_and(|v| v == "1")
 }
 
-/// The three ways a cut can meet op `n`.
+/// The three ways a cut can meet op `n` (see `CutPoint::three_ways`).
 pub fn cuts(n: u64) -> [CutPoint; 3] {
-    [
-        CutPoint {
-            op: n,
-            cut: Cut::Before,
-        },
-        CutPoint {
-            op: n,
-            cut: Cut::During {
-                write: WriteTear::Prefix,
-                erase: EraseTear::Partial,
-            },
-        },
-        CutPoint {
-            op: n,
-            cut: Cut::During {
-                write: WriteTear::Subset,
-                erase: EraseTear::Random,
-            },
-        },
-    ]
+    CutPoint::three_ways(n)
 }

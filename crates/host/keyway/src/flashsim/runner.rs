@@ -8,7 +8,7 @@ use keyway_device::boot::{self, Boot, Confirmation, SelfTest};
 use keyway_device::install::{self, Installer, Mode, SlotLayout};
 use keyway_device::journal::{Config, Journal, PersistentState, TrialState};
 use keyway_device::verified::{HEAD_BUF_LEN, VerifiedSlot};
-use keyway_sim::{Cut, CutPoint, EraseTear, Geometry, PowerCut, SimFlash, Stats, WriteTear};
+use keyway_sim::{Cut, CutPoint, Geometry, PowerCut, SimFlash, Stats};
 use keyway_suit::{DeviceIdentity, PublicKey, TrustAnchors};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
@@ -338,32 +338,10 @@ pub fn run<const W: usize, const E: usize>(spec: &Spec) -> Result<Outcome> {
 
 /// Plans for the sweep.
 fn plans(cuts: Cuts, base: u64, ops: u64, seed: u64) -> Vec<PowerCut> {
-    let kinds = |n: u64| {
-        [
-            CutPoint {
-                op: n,
-                cut: Cut::Before,
-            },
-            CutPoint {
-                op: n,
-                cut: Cut::During {
-                    write: WriteTear::Prefix,
-                    erase: EraseTear::Partial,
-                },
-            },
-            CutPoint {
-                op: n,
-                cut: Cut::During {
-                    write: WriteTear::Subset,
-                    erase: EraseTear::Random,
-                },
-            },
-        ]
-    };
     match cuts {
         Cuts::Exhaustive => (0..ops)
             .flat_map(|i| {
-                kinds(base + i)
+                CutPoint::three_ways(base + i)
                     .into_iter()
                     .enumerate()
                     .map(move |(k, c)| PowerCut::new(seed ^ (i * 3 + k as u64)).then(c))
@@ -379,7 +357,7 @@ fn plans(cuts: Cuts, base: u64, ops: u64, seed: u64) -> Vec<PowerCut> {
                     let mut at = base + rng.next_u64() % span;
                     for _ in 0..count {
                         let kind = (rng.next_u64() % 3) as usize;
-                        plan = plan.then(kinds(at)[kind]);
+                        plan = plan.then(CutPoint::three_ways(at)[kind]);
                         // The next cut lands later: usually in the recovery.
                         at += 1 + rng.next_u64() % span;
                     }
