@@ -731,6 +731,35 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
         }
     }
 
+    /// [`Installer::resume`] if the journal records a download of this
+    /// manifest that can be continued (its head was stored before that
+    /// record was made), otherwise [`Installer::begin_with_manifest`].
+    pub fn resume_or_begin_with_manifest(
+        flash: &mut F,
+        journal: &mut Journal<F>,
+        layout: &SlotLayout,
+        expectation: &ImageExpectation<'_>,
+        manifest_digest: [u8; 32],
+        head: &[u8],
+    ) -> Result<Self, Error<F::Error>> {
+        match Self::resume(flash, journal, layout, expectation, manifest_digest) {
+            Err(
+                Error::NoDownload
+                | Error::OtherManifest { .. }
+                | Error::OtherSlot { .. }
+                | Error::BadOffset { .. },
+            ) => Self::begin_with_manifest(
+                flash,
+                journal,
+                layout,
+                expectation,
+                manifest_digest,
+                head,
+            ),
+            other => other,
+        }
+    }
+
     /// Erases the manifest area `area` and writes the header and `head`
     /// through the write buffer, padded to the write size.
     fn write_manifest(

@@ -194,23 +194,14 @@ impl Update {
         let checked = keyway_suit::inspect_envelope(&self.new.envelope).unwrap();
         let exp = checked.payload.unwrap();
         let digest = checked.manifest_digest;
-        let resumed = Installer::<_>::resume(flash, j, &self.layout, &exp, digest);
-        let started = match resumed {
-            Err(
-                install::Error::NoDownload
-                | install::Error::OtherManifest { .. }
-                | install::Error::OtherSlot { .. }
-                | install::Error::BadOffset { .. },
-            ) => Installer::<_>::begin_with_manifest(
-                flash,
-                j,
-                &self.layout,
-                &exp,
-                digest,
-                &self.new.head,
-            ),
-            other => other,
-        };
+        let started = Installer::<_>::resume_or_begin_with_manifest(
+            flash,
+            j,
+            &self.layout,
+            &exp,
+            digest,
+            &self.new.head,
+        );
         let mut inst = match started {
             Ok(i) => i,
             Err(e) if is_cut_install(&e) => return Ok(false),
