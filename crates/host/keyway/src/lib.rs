@@ -11,6 +11,7 @@
 //! * [`describe`]: the verifier's errors as sentences (the device's own
 //!   `Display` is terse).
 //! * [`demo`]: `keyway demo`, the main job end to end.
+//! * [`log`]: `keyway log verify` / `show`, the audit-log verifier.
 //! * [`cli`]: the `keyway` command line.
 
 #![warn(missing_docs)]
@@ -22,6 +23,7 @@ pub mod demo;
 pub mod describe;
 pub mod encode;
 pub mod keys;
+pub mod log;
 
 /// CBOR label constants, shared with the device verifier.
 pub use keyway_suit::labels;
