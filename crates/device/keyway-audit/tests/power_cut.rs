@@ -12,11 +12,12 @@
 //! checkpoint's retained sequence); its events are exactly the events
 //! whose append returned `Ok`, in order, possibly followed by the one in
 //! flight, minus only records rotated out by design; then three more
-//! appends succeed and verify.
+//! appends succeed and verify, and a second cut is made during them (one
+//! sampled operation in CI, every operation with `KEYWAY_FULL_SWEEP=1`).
 
 mod common;
 
-use common::{check_export, device_key, events, export, step};
+use common::{check_export, device_key, events, export, full_sweep, step};
 use keyway_audit::{AuditLog, Config, Error, Time};
 use keyway_sim::{Cut, CutPoint, EraseTear, PowerCut, SimFlash, WriteTear};
 
@@ -71,8 +72,49 @@ fn run<const W: usize, const E: usize>(
 
 struct Totals {
     scenarios: u64,
+    nested: u64,
     lost_in_flight: u64,
     kept_in_flight: u64,
+}
+
+/// After a cut: reopen, export, and check the log holds exactly the steps
+/// in `done` (minus only records rotated out by design, at least
+/// `min_kept` events), possibly followed by `in_flight`. Returns the steps
+/// the log now holds as completed.
+fn check_after<const W: usize, const E: usize>(
+    flash: &mut SimFlash<W, E>,
+    config: Config,
+    mut done: Vec<u32>,
+    in_flight: u32,
+    min_kept: usize,
+    totals: &mut Totals,
+    what: &str,
+) -> Vec<u32> {
+    flash.power_on();
+    let log = AuditLog::open(flash, config).unwrap_or_else(|e| panic!("{what}: reopen: {e}"));
+    let bytes = export(&log, flash, 256, Time { rtc: 1, boot: 999 });
+    let records = check_export(&bytes).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let got = events(&records);
+    let expected: Vec<_> = done.iter().copied().map(step).collect();
+    let mut with_flight = expected.clone();
+    with_flight.push(step(in_flight));
+    if with_flight.ends_with(&got) && !got.is_empty() && got.last() == with_flight.last() {
+        totals.kept_in_flight += 1;
+        done.push(in_flight);
+    } else {
+        totals.lost_in_flight += 1;
+        assert!(
+            expected.ends_with(&got),
+            "{what}: the log's events are not the completed appends"
+        );
+    }
+    assert!(
+        got.len() >= min_kept.min(done.len()),
+        "{what}: only {} of {} events kept",
+        got.len(),
+        done.len()
+    );
+    done
 }
 
 fn sweep<const W: usize, const E: usize>(
@@ -100,9 +142,11 @@ fn sweep<const W: usize, const E: usize>(
     );
     let probe = AuditLog::open(&mut dry, config).unwrap();
     let min_kept = ((probe.pages() - 1) * (probe.slots_per_page() - 2)) as usize;
+    let full = full_sweep();
 
     let mut totals = Totals {
         scenarios: 0,
+        nested: 0,
         lost_in_flight: 0,
         kept_in_flight: 0,
     };
@@ -116,58 +160,75 @@ fn sweep<const W: usize, const E: usize>(
             let Some(in_flight) = in_flight else {
                 panic!("{what}: the cut did not fire");
             };
-            flash.power_on();
-
-            // Reopen and check what survived.
-            let log = AuditLog::open(&mut flash, config)
-                .unwrap_or_else(|e| panic!("{what}: reopen: {e}"));
-            let bytes = export(&log, &mut flash, 256, Time { rtc: 1, boot: 999 });
-            let records = check_export(&bytes).unwrap_or_else(|e| panic!("{what}: {e}"));
-            let got = events(&records);
-            let mut expected: Vec<_> = (0..prefill).chain(done.iter().copied()).map(step).collect();
-            let with_flight = {
-                let mut v = expected.clone();
-                v.push(step(in_flight));
-                v
-            };
-            let kept = if with_flight.ends_with(&got) && got.last() == with_flight.last() {
-                totals.kept_in_flight += 1;
-                expected = with_flight;
-                true
-            } else {
-                totals.lost_in_flight += 1;
-                false
-            };
-            assert!(
-                expected.ends_with(&got),
-                "{what}: the log's events are not the completed appends (in flight kept: {kept})"
+            let done: Vec<u32> = (0..prefill).chain(done).collect();
+            let done = check_after(
+                &mut flash,
+                config,
+                done,
+                in_flight,
+                min_kept,
+                &mut totals,
+                &what,
             );
-            assert!(
-                got.len() >= min_kept.min(expected.len()),
-                "{what}: only {} of {} events kept",
-                got.len(),
-                expected.len()
-            );
+            totals.scenarios += 1;
 
-            // Appending continues on the same chain.
+            // Appending continues on the same chain: three more appends,
+            // first without a cut, then with a second cut at sampled (or,
+            // in the full sweep, all) operations of them.
             let resume = in_flight + 1;
+            let after_first = flash.clone();
             let (more, cut) = run(&mut flash, config, resume, resume + 3, &what);
             assert_eq!((more.len(), cut), (3, None), "{what}");
+            let recovery_ops = flash.ops() - after_first.ops();
+            let mut all = done.clone();
+            all.extend(resume..resume + 3);
             let log = AuditLog::open(&mut flash, config).unwrap();
             let bytes = export(&log, &mut flash, 256, Time { rtc: 2, boot: 1000 });
             let records =
                 check_export(&bytes).unwrap_or_else(|e| panic!("{what}: after resuming: {e}"));
-            let got = events(&records);
-            let tail: Vec<_> = (resume..resume + 3).map(step).collect();
-            assert!(got.ends_with(&tail), "{what}: resumed appends missing");
-            totals.scenarios += 1;
+            let want: Vec<_> = all.iter().copied().map(step).collect();
+            assert!(want.ends_with(&events(&records)), "{what}: resumed appends");
+
+            let seconds: Vec<u64> = if full {
+                (0..recovery_ops).collect()
+            } else {
+                vec![(seed * 7 + 3) % recovery_ops]
+            };
+            for r in seconds {
+                let second = cuts(after_first.ops() + r)[((seed + r) % 3) as usize];
+                let what = format!("{what}, then {second:?}");
+                let mut flash = after_first.clone();
+                flash.set_power_cut(PowerCut::new(seed.wrapping_mul(31) + r).then(second));
+                let (more, in_flight2) = run(&mut flash, config, resume, resume + 3, &what);
+                let Some(in_flight2) = in_flight2 else {
+                    panic!("{what}: the second cut did not fire");
+                };
+                let mut done2 = done.clone();
+                done2.extend(more);
+                check_after(
+                    &mut flash,
+                    config,
+                    done2,
+                    in_flight2,
+                    min_kept,
+                    &mut totals,
+                    &what,
+                );
+                totals.scenarios += 1;
+                totals.nested += 1;
+            }
         }
     }
     println!(
-        "audit power-cut sweep ({name}, {} pages, prefill {prefill}, script {script} appends): \
-         {total_ops} ops, {} scenarios, 0 failures; the record in flight was kept {} times, \
-         lost {} times",
-        config.pages, totals.scenarios, totals.kept_in_flight, totals.lost_in_flight
+        "audit power-cut sweep ({name}, {} pages, prefill {prefill}, script {script} appends, \
+         {} mode): {total_ops} ops, {} scenarios ({} with a second cut during recovery), \
+         0 failures; the record in flight was kept {} times, lost {} times",
+        config.pages,
+        if full { "full" } else { "CI" },
+        totals.scenarios,
+        totals.nested,
+        totals.kept_in_flight,
+        totals.lost_in_flight
     );
     totals
 }
