@@ -13,7 +13,8 @@
 //! whose append returned `Ok`, in order, possibly followed by the one in
 //! flight, minus only records rotated out by design; then three more
 //! appends succeed and verify, and a second cut is made during them (one
-//! sampled operation in CI, every operation with `KEYWAY_FULL_SWEEP=1`).
+//! sampled operation and cut kind in CI, every operation three ways with
+//! `KEYWAY_FULL_SWEEP=1`).
 
 mod common;
 
@@ -189,13 +190,17 @@ fn sweep<const W: usize, const E: usize>(
             let want: Vec<_> = all.iter().copied().map(step).collect();
             assert!(want.ends_with(&events(&records)), "{what}: resumed appends");
 
-            let seconds: Vec<u64> = if full {
-                (0..recovery_ops).collect()
+            // (op within the recovery, cut kind)
+            let seconds: Vec<(u64, usize)> = if full {
+                (0..recovery_ops)
+                    .flat_map(|r| (0..3).map(move |k| (r, k)))
+                    .collect()
             } else {
-                vec![(seed * 7 + 3) % recovery_ops]
+                let r = (seed * 7 + 3) % recovery_ops;
+                vec![(r, ((seed + r) % 3) as usize)]
             };
-            for r in seconds {
-                let second = cuts(after_first.ops() + r)[((seed + r) % 3) as usize];
+            for (r, kind) in seconds {
+                let second = cuts(after_first.ops() + r)[kind];
                 let what = format!("{what}, then {second:?}");
                 let mut flash = after_first.clone();
                 flash.set_power_cut(PowerCut::new(seed.wrapping_mul(31) + r).then(second));
