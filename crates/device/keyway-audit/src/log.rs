@@ -218,7 +218,10 @@ impl<F: NorFlash> AuditLog<F> {
         let mut log = Self::layout(flash, config)?;
         let mut readable = false;
         let mut first_error = None;
-        let mut newest: Option<(u32, u32, u32)> = None; // seq, page, slot
+        let mut newest: Option<(u32, u32)> = None; // seq, page
+        // The newest record's bytes, for the chain head.
+        let mut newest_bytes = [0u8; MAX_RECORD_LEN];
+        let mut newest_len = 0;
         let mut checkpoint: Option<(u32, u32)> = None; // seq, retained
         for page in 0..log.pages {
             for slot in 0..log.slots {
@@ -227,9 +230,11 @@ impl<F: NorFlash> AuditLog<F> {
                 match log.read_slot(flash, at, &mut buf) {
                     Ok(s) => {
                         readable = true;
-                        if let Slot::Valid(r, _) = s {
-                            if newest.is_none_or(|(n, _, _)| r.seq > n) {
-                                newest = Some((r.seq, page, slot));
+                        if let Slot::Valid(r, len) = s {
+                            if newest.is_none_or(|(n, _)| r.seq > n) {
+                                newest = Some((r.seq, page));
+                                newest_bytes[..len].copy_from_slice(&buf[..len]);
+                                newest_len = len;
                             }
                             if let Body::Checkpoint(c) = r.body
                                 && checkpoint.is_none_or(|(n, _)| r.seq > n)
@@ -255,15 +260,8 @@ impl<F: NorFlash> AuditLog<F> {
         }
         log.checkpoint_retained = checkpoint.map(|(_, r)| r);
         match newest {
-            Some((seq, page, slot)) => {
-                let mut buf = [0u8; MAX_STRIDE];
-                let at = log.slot_offset(page, slot);
-                let Ok(Slot::Valid(_, len)) = log.read_slot(flash, at, &mut buf) else {
-                    // It read valid a moment ago; a flash that changes under
-                    // a read is a driver fault.
-                    return Err(first_error.unwrap_or(Error::SequenceExhausted));
-                };
-                log.head = record_hash(&buf[..len]);
+            Some((seq, page)) => {
+                log.head = record_hash(&newest_bytes[..newest_len]);
                 log.next_seq = seq.saturating_add(1);
                 log.page = page;
                 log.slot = log.last_used_slot(flash, page).map_or(0, |s| s + 1);
