@@ -612,6 +612,7 @@ pub fn show_json(items: &[Item], since: Option<u32>) -> Value {
                     "offset": it.offset,
                     "kind": record.kind().name(),
                     "rtc": record.time.rtc,
+                    "time": rtc_text(record.time.rtc),
                     "boot": record.time.boot,
                     "prev": hex(&record.prev),
                     "hash": hex(hash),
@@ -631,6 +632,34 @@ pub fn show_json(items: &[Item], since: Option<u32>) -> Value {
         })
         .collect();
     Value::Array(v)
+}
+
+/// An RTC value as a UTC date and time (`2026-11-25 08:00:00Z`) when it
+/// reads like a set clock (2000 to 2200), else as the raw number.
+pub fn rtc_text(rtc: u64) -> String {
+    const Y2000: u64 = 946_684_800;
+    const Y2200: u64 = 7_258_118_400;
+    if !(Y2000..Y2200).contains(&rtc) {
+        return format!("rtc {rtc}");
+    }
+    let days = (rtc / 86_400) as i64;
+    let secs = rtc % 86_400;
+    // Days since 1970-01-01 to a civil date (proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
 }
 
 /// The items as text, one line each (records from `since` on).
@@ -658,8 +687,10 @@ pub fn show_text(items: &[Item], since: Option<u32>) -> String {
                     ),
                 };
                 s.push_str(&format!(
-                    "{:>7}  boot {:>5}  rtc {:>10}  {what}\n",
-                    record.seq, record.time.boot, record.time.rtc
+                    "{:>7}  boot {:>5}  {:<20}  {what}\n",
+                    record.seq,
+                    record.time.boot,
+                    rtc_text(record.time.rtc)
                 ));
             }
             ItemKind::Unreadable { error, .. } => s.push_str(&format!(
@@ -735,4 +766,20 @@ pub fn demo_export<S: Signer>(signer: &S, events: u32, pages: u32) -> anyhow::Re
         out.extend_from_slice(&buf[..n]);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rtc_text;
+
+    #[test]
+    fn rtc_values_read_as_utc_dates() {
+        assert_eq!(rtc_text(946_684_800), "2000-01-01 00:00:00Z");
+        assert_eq!(rtc_text(1_795_564_800), "2026-11-25 00:00:00Z");
+        assert_eq!(rtc_text(951_782_400 + 3_723), "2000-02-29 01:02:03Z");
+        assert_eq!(rtc_text(4_107_542_399), "2100-02-28 23:59:59Z");
+        assert_eq!(rtc_text(4_107_542_400), "2100-03-01 00:00:00Z");
+        assert_eq!(rtc_text(5), "rtc 5");
+        assert_eq!(rtc_text(u64::MAX), format!("rtc {}", u64::MAX));
+    }
 }
