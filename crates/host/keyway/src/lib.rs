@@ -13,6 +13,7 @@
 //! * [`demo`]: `keyway demo`, the main job end to end.
 //! * [`flashsim`]: `keyway flash-sim`, an update on a simulated NOR flash
 //!   with the lock's real installer and bootloader.
+//! * [`log`]: `keyway log verify` / `show`, the audit-log verifier.
 //! * [`cli`]: the `keyway` command line.
 
 #![warn(missing_docs)]
@@ -25,6 +26,7 @@ pub mod describe;
 pub mod encode;
 pub mod flashsim;
 pub mod keys;
+pub mod log;
 
 /// CBOR label constants, shared with the device verifier.
 pub use keyway_suit::labels;

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# On-target test of the audit log: builds firmware/qemu-audit for Cortex-M4
+# (thumbv7em-none-eabihf) and runs it in QEMU (mps2-an386). The firmware
+# appends 300 events to a keyway-audit log on a RAM-backed 4 x 4 KiB NOR
+# flash (the ring wraps; checkpoints are signed on the device), reopens it,
+# and exports it; this script then verifies the export with the host's
+# `keyway log verify` against the device key made by `keyway keygen`, checks
+# that a tampered copy is refused, and reports code size and stack.
+#
+#   scripts/qemu-audit.sh      (no arguments)
+#
+# Budgets (bytes; override for experiments): KEYWAY_AUDIT_CODE_BUDGET
+# (default 32768) for .text+.rodata of the firmware minus a baseline build
+# without the log; KEYWAY_AUDIT_STACK_BUDGET (default 9216, compiled into the
+# firmware and checked on target) for any one call (Ed25519 signing with
+# ed25519-compact's `opt_size` dominates).
+# Needs: qemu-system-arm, size (binutils) or llvm-size, xxd, base64, the
+# pinned Rust toolchain with thumbv7em-none-eabihf.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+FIRMWARE="$ROOT/firmware/qemu-audit"
+OUT_DIR="$ROOT/target/qemu-audit"
+export CARGO_TARGET_DIR="$ROOT/target/firmware"
+TRIPLE=thumbv7em-none-eabihf
+CODE_BUDGET="${KEYWAY_AUDIT_CODE_BUDGET:-32768}"
+STACK_BUDGET="${KEYWAY_AUDIT_STACK_BUDGET:-9216}"
+QEMU_TIMEOUT="${KEYWAY_QEMU_TIMEOUT:-120}"
+
+[[ $# == 0 ]] || { echo "usage: $0" >&2; exit 2; }
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'qemu-audit: error: %s\n' "$*" >&2; exit 1; }
+command -v qemu-system-arm >/dev/null || die "qemu-system-arm not found (scripts/qemu-verify.sh installs it)"
+
+rm -rf "$OUT_DIR" && mkdir -p "$OUT_DIR"
+
+# 1. The device key, as a lock would make it at provisioning.
+log "device key (keyway keygen)"
+(cd "$ROOT" && cargo build -q -p keyway --target-dir "$ROOT/target") || die "building keyway failed"
+KEYWAY="$ROOT/target/debug/keyway"
+"$KEYWAY" keygen "$OUT_DIR/device" >&2
+# PKCS#8 for Ed25519 (RFC 8410, v1 or v2): the 32-byte seed is at bytes 16..48,
+# after 30 2e|51 02 01 00|01 30 05 06 03 2b 65 70 04 22 04 20.
+DER=$(grep -v -- '-----' "$OUT_DIR/device.key" | base64 -d | xxd -p -c 256)
+[[ ${DER:4:28} =~ ^02010[01]300506032b657004220420$ ]] || die "$OUT_DIR/device.key: not an Ed25519 PKCS#8 key"
+SEED=${DER:32:64}
+[[ ${#SEED} == 64 ]] || die "could not read the seed of $OUT_DIR/device.key"
+
+# 2. Build the firmware and its baseline.
+build() { # build NAME [cargo args]
+  local name=$1; shift
+  log "building $name"
+  (cd "$FIRMWARE" && KEYWAY_AUDIT_SEED="$SEED" KEYWAY_AUDIT_STACK_BUDGET="$STACK_BUDGET" \
+     cargo build --release --target "$TRIPLE" "$@") || die "firmware build ($name) failed"
+  cp "$CARGO_TARGET_DIR/$TRIPLE/release/qemu-audit" "$OUT_DIR/$name.elf"
+}
+build audit
+build baseline --features baseline
+
+# 3. Run it.
+log "running on QEMU mps2-an386"
+set +e
+timeout "$QEMU_TIMEOUT" qemu-system-arm -machine mps2-an386 -cpu cortex-m4 \
+  -nographic -monitor none -serial none \
+  -semihosting-config enable=on,target=native -kernel "$OUT_DIR/audit.elf" </dev/null >"$OUT_DIR/run.log"
+rc=$?
+set -e
+grep -v '^[0-9a-f]*$' "$OUT_DIR/run.log" || true
+[[ $rc == 124 ]] && die "QEMU timed out after ${QEMU_TIMEOUT}s"
+[[ $rc == 0 ]] || die "the firmware reported a failure (exit $rc)"
+
+# 4. Verify the device's export on the host.
+sed -n '/^BEGIN EXPORT$/,/^END EXPORT$/p' "$OUT_DIR/run.log" | sed '1d;$d' | xxd -r -p >"$OUT_DIR/export.bin"
+[[ -s "$OUT_DIR/export.bin" ]] || die "no export in the firmware's output"
+"$KEYWAY" log verify "$OUT_DIR/export.bin" --device-key "$OUT_DIR/device.pub" \
+  || die "keyway log verify refused the device's export"
+cp "$OUT_DIR/export.bin" "$OUT_DIR/tampered.bin"
+printf '\x00' | dd of="$OUT_DIR/tampered.bin" bs=1 seek=700 conv=notrunc status=none
+if "$KEYWAY" log verify "$OUT_DIR/tampered.bin" --device-key "$OUT_DIR/device.pub" >/dev/null 2>&1; then
+  die "keyway log verify accepted a tampered export"
+fi
+
+# 5. Code size.
+SIZE_TOOL=$(command -v size || command -v llvm-size) || die "no size tool"
+code_bytes() { "$SIZE_TOOL" -A "$1" | awk '$1==".text" || $1==".rodata" { s += $2 } END { print s+0 }'; }
+full=$(code_bytes "$OUT_DIR/audit.elf")
+base=$(code_bytes "$OUT_DIR/baseline.elf")
+code=$((full - base))
+stack=$(grep -o 'with checkpoint signing): [0-9]*' "$OUT_DIR/run.log" | grep -o '[0-9]*$')
+printf '\nkeyway-audit on Cortex-M4: code %d B (budget %d), worst stack %d B (budget %d); export verified by keyway log verify, tampered copy refused\n' \
+  "$code" "$CODE_BUDGET" "$stack" "$STACK_BUDGET"
+((code <= CODE_BUDGET)) || die "code $code B over budget $CODE_BUDGET B"
