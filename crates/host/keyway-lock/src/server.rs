@@ -491,8 +491,8 @@ fn begin(
     trust: &device::Trust,
     state: &keyway_suit::DeviceState,
 ) -> Result<Installer<Flash, BUF>, ImgError> {
-    let v = keyway_suit::verify_envelope(&u.head, &trust.anchors, &trust.identity, &state)
-        .map_err(|e| {
+    let v = keyway_suit::verify_envelope(&u.head, &trust.anchors, &trust.identity, state).map_err(
+        |e| {
             let mut r = device::envelope_refusal(&e);
             if matches!(e, keyway_suit::Error::Malformed { .. }) && u.head.len() < u.len as usize {
                 r.reason.push_str(&format!(
@@ -501,7 +501,8 @@ fn begin(
                 ));
             }
             r
-        })?;
+        },
+    )?;
     let exp = v.payload.ok_or_else(|| {
         ImgError::new(
             img_rc::NO_IMAGE,
