@@ -11,7 +11,7 @@ step() { printf '\n==> %s\n' "$*"; }
 die() { echo "smp-interop: FAIL: $*" >&2; exit 1; }
 
 VENV="$PWD/target/smp-venv"
-have() { [ -x "$VENV/bin/pip" ] && "$VENV/bin/pip" show "$1" 2>/dev/null | grep -qx "Version: $2"; }
+have() { [ -x "$VENV/bin/pip" ] && "$VENV/bin/pip" show "$1" 2>/dev/null | grep -x "Version: $2" >/dev/null; }
 if ! { have smpclient 7.3.0 && have smpmgr 0.19.1; }; then
   step "venv with smpclient 7.3.0 and smpmgr 0.19.1"
   python3 -m venv "$VENV"

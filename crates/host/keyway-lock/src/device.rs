@@ -553,6 +553,54 @@ impl Lock {
         .map_err(install_err)
     }
 
+    /// Continues the download the journal records (after a power cut or a
+    /// restart lost the upload in RAM), if the head stored in its slot
+    /// still verifies and `first` (the start of the client's file) matches
+    /// it: returns the installer, the head, and the file bytes received so
+    /// far (head and image prefix) to re-hash. `None` when there is
+    /// nothing to continue.
+    pub fn resume_download(
+        &mut self,
+        first: &[u8],
+        len: u64,
+    ) -> Option<(Installer<Flash, BUF>, Vec<u8>, Vec<u8>)> {
+        let d = self.journal.state().download?;
+        let head = self.head(d.slot)?;
+        let n = first.len().min(head.len());
+        if first.get(..n)? != head.get(..n)? {
+            return None;
+        }
+        let state = self.device_state();
+        let trust = self.trust.clone();
+        let v =
+            keyway_suit::verify_envelope(&head, &trust.anchors, &trust.identity, &state).ok()?;
+        let ip = v.integrated?;
+        if v.manifest_digest != d.manifest_digest
+            || ip.offset != head.len()
+            || (ip.offset as u64).checked_add(ip.len)? != len
+        {
+            return None;
+        }
+        let exp = v.payload?;
+        let inst = Installer::<Flash, BUF>::resume(
+            &mut self.flash,
+            &mut self.journal,
+            &self.layout,
+            &exp,
+            v.manifest_digest,
+        )
+        .ok()?;
+        let place = self.layout.place::<Flash>(inst.slot())?;
+        let done = read(
+            &self.flash,
+            place.image.start as usize,
+            usize::try_from(inst.offset()).ok()?,
+        )?
+        .to_vec();
+        drop(v);
+        Some((inst, head, done))
+    }
+
     /// Pushes payload bytes.
     pub fn push(&mut self, inst: &mut Installer<Flash, BUF>, data: &[u8]) -> Result<(), ImgError> {
         inst.push(&mut self.flash, &mut self.journal, data)

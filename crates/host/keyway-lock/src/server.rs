@@ -405,6 +405,28 @@ impl Server {
             {
                 return Ok(vec![(text("off"), Value::from(u.off))]);
             }
+            // A download the journal records (the upload in RAM was lost
+            // to a power cut or a restart): continue it.
+            if self.upload.is_none()
+                && let Some((inst, head, image)) = self.lock.resume_download(data, len)
+            {
+                let mut hasher = Sha256::new();
+                hasher.update(&head);
+                hasher.update(&image);
+                let off = (head.len() + image.len()) as u64;
+                self.log.push(format!(
+                    "upload resumed from the journal at byte {off} of {len}"
+                ));
+                self.upload = Some(Upload {
+                    len,
+                    sha,
+                    off,
+                    hasher,
+                    head: Vec::new(),
+                    installer: Some(inst),
+                });
+                return Ok(vec![(text("off"), Value::from(off))]);
+            }
             self.upload = Some(Upload {
                 len,
                 sha,
