@@ -18,9 +18,11 @@ if ! { have smpclient 7.3.0 && have smpmgr 0.19.1; }; then
   "$VENV/bin/pip" install -q smpclient==7.3.0 smpmgr==0.19.1
 fi
 PY="$VENV/bin/python"
-SMPMGR="$VENV/bin/smpmgr"
+SMPMGR_BIN="$VENV/bin/smpmgr"
+# Every tool call is bounded: a lock that stops answering fails the script, never hangs it.
+SMPMGR() { timeout 60 "$SMPMGR_BIN" "$@"; }
 export COLUMNS=200
-"$SMPMGR" --help >/dev/null
+SMPMGR --help >/dev/null
 
 step "build"
 cargo build -q --release -p keyway -p keyway-lock
@@ -77,7 +79,7 @@ control() {
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
 s.sendall(sys.argv[2].encode() + b"\n"); print(s.makefile().readline().strip())' "$CONTROL_PORT" "$1"
 }
-state() { "$PY" "$CHECK" state "$ADDR" 1337; }
+state() { timeout 30 "$PY" "$CHECK" state "$ADDR" 1337; }
 
 step "start the lock on $ADDR:1337"
 start_lock
@@ -85,7 +87,7 @@ state | tee state0.txt
 grep -q 'version=1.4.0 active=True confirmed=True' state0.txt || die "factory state"
 
 step "smpmgr upgrade without the presence window: refused (rc 11)"
-if "$SMPMGR" --ip "$ADDR" upgrade --format any v2.1.0.suit >refused.txt 2>&1; then
+if SMPMGR --ip "$ADDR" upgrade --format any v2.1.0.suit >refused.txt 2>&1; then
   die "the upgrade was accepted without presence"
 fi
 grep -q 'EACCESSDENIED' refused.txt || die "expected EACCESSDENIED: $(tail -5 refused.txt)"
@@ -94,7 +96,7 @@ echo "refused: EACCESSDENIED (11)"
 step "presence window (control socket), smpmgr upgrade --format any v2.1.0.suit"
 control '{"cmd":"presence","seconds":120}'
 START=$(date +%s.%N)
-"$SMPMGR" --ip "$ADDR" upgrade --format any v2.1.0.suit 2>&1 | tail -3
+SMPMGR --ip "$ADDR" upgrade --format any v2.1.0.suit 2>&1 | tail -3
 END=$(date +%s.%N)
 "$PY" -c "import sys; n=$(stat -c %s v2.1.0.suit); t=$END-$START; print(f'smpmgr upgrade: {n} bytes in {t:.2f} s (connect, upload, reset)')"
 state | tee state1.txt
@@ -109,14 +111,14 @@ grep -q 'version=2.1.0 active=True confirmed=True' state2.txt || die "2.1.0 lost
 
 step "smpclient: upload 3.0.0 -> state read -> test by hash -> reset"
 control '{"cmd":"presence","seconds":120}'
-"$PY" "$CHECK" flow "$ADDR" 1337 v3.0.0.suit
+timeout 60 "$PY" "$CHECK" flow "$ADDR" 1337 v3.0.0.suit
 sleep 0.3
 state | tee state3.txt
 grep -q 'version=3.0.0 active=True confirmed=True' state3.txt || die "3.0.0 did not boot and confirm"
 
 step "smpmgr upgrade with 1.4.0 (a rollback): refused"
 control '{"cmd":"presence","seconds":120}'
-if "$SMPMGR" --ip "$ADDR" upgrade --format any v1.4.0.suit >rollback.txt 2>&1; then
+if SMPMGR --ip "$ADDR" upgrade --format any v1.4.0.suit >rollback.txt 2>&1; then
   die "the rollback was accepted"
 fi
 grep -q 'CURRENT_VERSION_IS_NEWER' rollback.txt || die "expected CURRENT_VERSION_IS_NEWER: $(tail -5 rollback.txt)"

@@ -427,3 +427,72 @@ proptest::proptest! {
         proptest::prop_assert!(smp::decode_body(&r[HEADER_LEN..]).is_ok());
     }
 }
+
+#[test]
+fn control_socket_commands() {
+    let f = Fixture::new();
+    let mut s = f.server();
+    let r = keyway_lock::control::handle_line(&mut s, r#"{"cmd":"presence","seconds":5}"#, 100);
+    assert_eq!(r["ok"], true, "{r}");
+    assert!(s.presence_open(5_099) && !s.presence_open(5_100));
+    let r = keyway_lock::control::handle_line(&mut s, r#"{"cmd":"status"}"#, 200);
+    assert_eq!(
+        (r["running_slot"].as_u64(), r["presence_open"].as_bool()),
+        (Some(0), Some(true))
+    );
+    let r = keyway_lock::control::handle_line(&mut s, r#"{"cmd":"presence-close"}"#, 300);
+    assert_eq!(r["ok"], true);
+    assert!(!s.presence_open(301));
+    for (line, why) in [
+        ("nope", "not JSON"),
+        (r#"{"cmd":"fly"}"#, "unknown cmd"),
+        ("{}", "missing"),
+        (r#"{"cmd":"presence","seconds":99999}"#, "at most"),
+    ] {
+        let r = keyway_lock::control::handle_line(&mut s, line, 0);
+        assert_eq!(r["ok"], false, "{line}");
+        assert!(r["error"].as_str().unwrap().contains(why), "{line}: {r}");
+    }
+    assert!(!s.presence_open(302));
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+    /// Upload requests with any offsets, lengths and sizes, in any order:
+    /// always a well-formed answer, and never a pending image that is not
+    /// exactly the envelope.
+    #[test]
+    fn upload_requests_in_any_order(
+        steps in proptest::collection::vec(
+            (0u64..26_000, 0usize..1400, proptest::option::of(0u64..30_000), proptest::bool::ANY),
+            1..16,
+        ),
+    ) {
+        let f = Fixture::new();
+        let mut s = f.server();
+        s.set_presence_always_open(true);
+        let env = f.release(&f.key, "2.0.0", 2, 20_000);
+        for (off, n, len, with_sha) in steps {
+            let at = off as usize;
+            let data = env.get(at..(at + n).min(env.len())).unwrap_or(&[]).to_vec();
+            let mut m = vec![
+                (t("off"), Value::from(off)),
+                (t("data"), Value::Bytes(data)),
+            ];
+            if let Some(l) = len {
+                m.push((t("len"), Value::from(l)));
+            }
+            if with_sha {
+                m.push((t("sha"), Value::Bytes(sha(&env).to_vec())));
+            }
+            let r = s.handle(&frame(Op::Write, 1, 1, 1, 4, m), 0);
+            let h = Header::decode(&r).unwrap();
+            proptest::prop_assert_eq!(h.seq, 4);
+            proptest::prop_assert!(smp::decode_body(&r[HEADER_LEN..]).is_ok());
+        }
+        if s.lock().state().trial == (TrialState::Pending { slot: 1 }) {
+            let v = s.lock_mut().view(1).unwrap();
+            proptest::prop_assert_eq!(v.hash, sha(&env));
+        }
+    }
+}
