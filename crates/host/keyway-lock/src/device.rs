@@ -338,6 +338,17 @@ impl Lock {
             .map(<[u8]>::to_vec)
     }
 
+    /// The version of the image whose head `slot` stores.
+    pub fn version(&self, slot: u8) -> Option<String> {
+        let head = self.head(slot)?;
+        let i = keyway_suit::inspect_envelope(&head).ok()?;
+        Some(
+            i.manifest
+                .version
+                .map_or_else(|| "0.0.0".to_owned(), |v| v.to_string()),
+        )
+    }
+
     /// What `slot` holds, if its manifest area holds a decodable head.
     pub fn view(&mut self, slot: u8) -> Option<SlotView> {
         let head = self.head(slot)?;

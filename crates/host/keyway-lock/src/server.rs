@@ -287,10 +287,10 @@ impl Server {
     }
 
     fn info(&self, format: &str) -> Result<String, Fail> {
-        let release = self
-            .lock
-            .running()
-            .map_or_else(|| "recovery".to_owned(), |s| format!("slot{s}"));
+        let release = match self.lock.running() {
+            Some(s) => self.lock.version(s).unwrap_or_else(|| format!("slot{s}")),
+            None => "recovery".to_owned(),
+        };
         let all = "snrvbmpio";
         let mut want = [false; 9];
         for c in format.chars() {

@@ -365,11 +365,11 @@ fn os_group_echo_params_info_and_unknown_commands() {
     );
     let (_, m) = answer(
         &mut s,
-        &frame(Op::Read, 1, 0, 7, 1, vec![(t("format"), t("snm"))]),
+        &frame(Op::Read, 1, 0, 7, 1, vec![(t("format"), t("snrm"))]),
     );
     assert_eq!(
         smp::get_text(&m, "output").unwrap(),
-        Some("Keyway keyway-lock nrf52840-sim")
+        Some("Keyway keyway-lock 1.0.0 nrf52840-sim")
     );
     let (_, m) = answer(
         &mut s,
@@ -495,4 +495,53 @@ proptest::proptest! {
             proptest::prop_assert_eq!(v.hash, sha(&env));
         }
     }
+}
+
+#[test]
+fn erase_and_confirm_rules() {
+    let f = Fixture::new();
+    let mut s = f.server();
+    s.set_presence_always_open(true);
+    let erase = |slot: Option<u8>| {
+        let body = slot.map_or_else(Vec::new, |n| vec![(t("slot"), Value::from(n))]);
+        frame(Op::Write, 1, 1, 5, 8, body)
+    };
+    // The running slot is refused.
+    let (_, m) = answer(&mut s, &erase(Some(0)));
+    assert_eq!(group_err(&m), Some((1, 14)), "{m:?}");
+    let (_, m) = answer(&mut s, &erase(Some(2)));
+    assert_eq!(group_err(&m), Some((1, 14)), "{m:?}");
+    // A pending image is refused; erasing needs it unmarked first.
+    let env = f.release(&f.key, "2.0.0", 2, 7000);
+    upload(&mut s, &env, 1400);
+    let (_, m) = answer(&mut s, &erase(None));
+    assert_eq!(group_err(&m), Some((1, 28)), "{m:?}");
+    // Confirming an image that does not run is refused; the running one is a no-op.
+    let req = vec![
+        (t("hash"), Value::Bytes(sha(&env).to_vec())),
+        (t("confirm"), Value::Bool(true)),
+    ];
+    let (_, m) = answer(&mut s, &frame(Op::Write, 1, 1, 0, 8, req));
+    assert_eq!(group_err(&m), Some((1, 32)), "{m:?}");
+    let (_, m) = answer(
+        &mut s,
+        &frame(
+            Op::Write,
+            1,
+            1,
+            0,
+            8,
+            vec![(t("confirm"), Value::Bool(true))],
+        ),
+    );
+    assert!(smp::get(&m, "images").is_some(), "{m:?}");
+    // Boot it, confirm, then the old slot may be erased and disappears.
+    answer(&mut s, &frame(Op::Write, 1, 0, 5, 8, vec![]));
+    s.poll_reset().unwrap().unwrap();
+    assert_eq!(images(&mut s).len(), 2);
+    let (_, m) = answer(&mut s, &erase(None));
+    assert!(m.is_empty(), "{m:?}");
+    let left = images(&mut s);
+    assert_eq!(left.len(), 1);
+    assert_eq!(smp::get_u64(&left[0], "slot").unwrap(), Some(1));
 }
