@@ -4,6 +4,7 @@
 //! ```text
 //! {"cmd": "presence", "seconds": 60}   hold the button: open the presence window
 //! {"cmd": "presence-close"}            close it
+//! {"cmd": "cut-power", "after_ops": N} cut the power during the Nth flash operation from now
 //! {"cmd": "status"}                    running slot, journal state, presence, upload
 //! ```
 
@@ -30,6 +31,13 @@ pub fn handle_line(server: &mut Server, line: &str, now_ms: u64) -> Value {
             server.close_presence();
             json!({"ok": true})
         }
+        Some("cut-power") => {
+            let Some(n) = v.get("after_ops").and_then(Value::as_u64) else {
+                return json!({"ok": false, "error": "\"after_ops\" (flash operations from now) is missing"});
+            };
+            server.lock_mut().plan_power_cut(n, now_ms);
+            json!({"ok": true, "after_ops": n})
+        }
         Some("status") => {
             let s = server.lock().state();
             json!({
@@ -41,7 +49,7 @@ pub fn handle_line(server: &mut Server, line: &str, now_ms: u64) -> Value {
             })
         }
         Some(other) => {
-            json!({"ok": false, "error": format!("unknown cmd {other:?}: presence, presence-close, status")})
+            json!({"ok": false, "error": format!("unknown cmd {other:?}: presence, presence-close, cut-power, status")})
         }
         None => json!({"ok": false, "error": "\"cmd\" is missing"}),
     }

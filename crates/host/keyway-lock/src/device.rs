@@ -7,7 +7,7 @@ use keyway_device::install::{self, Installer, Mode, SlotLayout};
 use keyway_device::journal::{self, Config, Journal, PersistentState, TrialState};
 use keyway_device::manifest_area::{self, MAX_MANIFEST_LEN};
 use keyway_device::verified::{HEAD_BUF_LEN, SlotError, SlotInfo, VerifiedSlot};
-use keyway_sim::{Geometry, SimFlash};
+use keyway_sim::{Cut, CutPoint, EraseTear, Geometry, PowerCut, SimFlash, WriteTear};
 use keyway_suit::{DeviceIdentity, DeviceState, KeySet, TrustAnchors};
 use sha2::{Digest, Sha256};
 
@@ -232,11 +232,31 @@ impl Lock {
         (s.bytes_written, s.erase_ops)
     }
 
+    /// Plans a power cut during the flash operation `after_ops` operations
+    /// from now (a torn write or a partial erase). The operation fails, the
+    /// flash stays unpowered until [`Lock::power_on`].
+    pub fn plan_power_cut(&mut self, after_ops: u64, seed: u64) {
+        let op = self.flash.ops().saturating_add(after_ops);
+        self.flash.set_power_cut(PowerCut::new(seed).then(CutPoint {
+            op,
+            cut: Cut::During {
+                write: WriteTear::Prefix,
+                erase: EraseTear::Partial,
+            },
+        }));
+    }
+
+    /// Whether the flash has power (false after a planned cut fired).
+    pub fn powered(&self) -> bool {
+        self.flash.is_powered()
+    }
+
     /// Power on: the bootloader (`boot::boot` with the real
     /// `VerifiedSlot`), then the application: an image on trial runs its
     /// self-test and confirms (raising the floor), storing a key set its
     /// envelope carried.
     pub fn power_on(&mut self) -> Result<BootReport, String> {
+        self.flash.power_on();
         self.journal = Journal::open(&mut self.flash, self.layout.journal)
             .map_err(|e| format!("the journal does not open: {e}"))?;
         let state = *self.journal.state();

@@ -157,7 +157,10 @@ fn run(a: &RunArgs) -> Result<()> {
         let now = s.now_ms();
         let frame = buf.get(..n).unwrap_or(&[]);
         let response = s.server.handle(frame, now);
-        if let Err(e) = socket.send_to(&response, peer) {
+        // A lock that lost power mid-request does not answer.
+        if !s.server.lost_power()
+            && let Err(e) = socket.send_to(&response, peer)
+        {
             eprintln!("keyway-lock: send to {peer}: {e}");
         }
         s.server.poll_reset();

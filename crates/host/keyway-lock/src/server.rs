@@ -150,12 +150,24 @@ impl Server {
         std::mem::take(&mut self.log)
     }
 
-    /// Runs a reset a request asked for (after its response was sent):
-    /// the upload in RAM is lost, the bootloader runs, an image on trial
-    /// self-tests and confirms.
+    /// Whether the lock lost power while handling the last request (a cut
+    /// planned with [`Lock::plan_power_cut`] fired): a real lock would not
+    /// have answered, so the shell drops the response.
+    pub fn lost_power(&self) -> bool {
+        !self.lock.powered()
+    }
+
+    /// Runs a reset a request asked for (after its response was sent), or
+    /// the power-on after a power cut: the upload in RAM is lost, the
+    /// bootloader runs, an image on trial self-tests and confirms.
     pub fn poll_reset(&mut self) -> Option<Result<BootReport, String>> {
-        if !std::mem::take(&mut self.reset_pending) {
+        let cut = self.lost_power();
+        if !std::mem::take(&mut self.reset_pending) && !cut {
             return None;
+        }
+        if cut {
+            self.log
+                .push("POWER CUT during a flash operation; power returns".to_owned());
         }
         self.upload = None;
         self.presence_until_ms = None;

@@ -545,3 +545,72 @@ fn erase_and_confirm_rules() {
     assert_eq!(left.len(), 1);
     assert_eq!(smp::get_u64(&left[0], "slot").unwrap(), Some(1));
 }
+
+/// The client's side of an update over a lock that may lose power: upload
+/// (restarting from `off` 0 when the lock stops answering, as smpclient
+/// would after a timeout), reset, and power-ons until it runs.
+fn update_through_cuts(s: &mut Server, env: &[u8]) -> Result<(), String> {
+    let reboot = |s: &mut Server| {
+        for _ in 0..5 {
+            if !s.lost_power() {
+                return;
+            }
+            let _ = s.poll_reset();
+        }
+    };
+    let mut at = 0usize;
+    for _ in 0..400 {
+        let r = s.handle(&chunk(env, at, 1400, at == 0, Some(sha(env))), 0);
+        if s.lost_power() {
+            reboot(s);
+            s.set_presence_always_open(true);
+            at = 0;
+            continue;
+        }
+        let m = smp::decode_body(&r[HEADER_LEN..]).map_err(|e| e.to_string())?;
+        match off(&m) {
+            Some(o) if (o as usize) < env.len() => at = o as usize,
+            Some(_) => {
+                s.handle(&frame(Op::Write, 1, 0, 5, 1, vec![]), 0);
+                let _ = s.poll_reset();
+                reboot(s);
+                return Ok(());
+            }
+            None => return Err(format!("refused: {m:?}")),
+        }
+    }
+    Err("no progress".into())
+}
+
+#[test]
+fn a_power_cut_at_every_flash_operation_of_the_update() {
+    let f = Fixture::new();
+    let env = f.release(&f.key, "2.0.0", 2, 9_000);
+    let lock = |s: &Server| s.lock().flash().ops();
+    // Dry run: how many flash operations the update takes.
+    let mut s = f.server();
+    s.set_presence_always_open(true);
+    let start = lock(&s);
+    update_through_cuts(&mut s, &env).unwrap();
+    let ops = lock(&s) - start;
+    assert!(ops > 10, "{ops} operations");
+    for n in 0..ops + 2 {
+        let mut s = f.server();
+        s.set_presence_always_open(true);
+        s.lock_mut().plan_power_cut(n, n);
+        let r = update_through_cuts(&mut s, &env);
+        let st = s.lock().state();
+        assert!(
+            r.is_ok()
+                && s.lock().running() == Some(1)
+                && st.trial == TrialState::Confirmed
+                && st.floor == Some(2),
+            "cut at operation {n} of {ops}: {r:?}, running {:?}, {st:?}",
+            s.lock().running()
+        );
+        let v = s.lock_mut().view(1).unwrap();
+        assert_eq!(v.hash, sha(&env), "cut at operation {n}");
+        let fired = s.lock().flash().cut_log().len();
+        assert_eq!(fired, usize::from(n < ops), "cut at operation {n} of {ops}");
+    }
+}
