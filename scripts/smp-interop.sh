@@ -33,10 +33,10 @@ CHECK="$PWD/scripts/smp_client_check.py"
 W=target/smp-interop
 rm -rf "$W"; mkdir -p "$W"; cd "$W"
 
-step "vendor: key, releases 1.4.0 (factory), 2.1.0, 3.0.0"
+step "vendor: key, releases 1.4.0 (factory), 2.1.0, 3.0.0, 4.0.0"
 "$KEYWAY" keygen vendor >/dev/null
 printf 'Fixes the keypad timing leak (CVE-2024-12345).\n' > NOTES.md
-for r in "1.4.0 1 90000" "2.1.0 2 150000" "3.0.0 3 120000"; do
+for r in "1.4.0 1 90000" "2.1.0 2 150000" "3.0.0 3 120000" "4.0.0 4 100000"; do
   set -- $r
   head -c "$3" /dev/urandom > "fw-$1.bin"
   "$KEYWAY" sign --firmware "fw-$1.bin" --version "$1" --sequence "$2" \
@@ -109,12 +109,26 @@ start_lock
 state | tee state2.txt
 grep -q 'version=2.1.0 active=True confirmed=True' state2.txt || die "2.1.0 lost across the restart"
 
-step "smpclient: upload 3.0.0 -> state read -> test by hash -> reset"
+step "power cut during an smpmgr upload of 3.0.0 (flash operation 60 from now), then smpmgr again"
 control '{"cmd":"presence","seconds":120}'
-timeout 60 "$PY" "$CHECK" flow "$ADDR" 1337 v3.0.0.suit
-sleep 0.3
+control '{"cmd":"cut-power","after_ops":60}'
+if SMPMGR --ip "$ADDR" upgrade --format any v3.0.0.suit >cut.txt 2>&1; then
+  die "the upload went through a power cut"
+fi
+grep 'POWER CUT' lock.err | tail -1
+control '{"cmd":"presence","seconds":120}'
+SMPMGR --ip "$ADDR" upgrade --format any v3.0.0.suit 2>&1 | tail -2
+grep -q 'upload resumed from the journal' lock.err || die "the second upload did not resume from the journal"
+grep 'upload resumed from the journal' lock.err | tail -1
 state | tee state3.txt
 grep -q 'version=3.0.0 active=True confirmed=True' state3.txt || die "3.0.0 did not boot and confirm"
+
+step "smpclient: upload 4.0.0 -> state read -> test by hash -> reset"
+control '{"cmd":"presence","seconds":120}'
+timeout 60 "$PY" "$CHECK" flow "$ADDR" 1337 v4.0.0.suit
+sleep 0.3
+state | tee state4.txt
+grep -q 'version=4.0.0 active=True confirmed=True' state4.txt || die "4.0.0 did not boot and confirm"
 
 step "smpmgr upgrade with 1.4.0 (a rollback): refused"
 control '{"cmd":"presence","seconds":120}'
