@@ -407,9 +407,14 @@ impl Lock {
         })
     }
 
-    /// Both slots' views.
+    /// Both slots' views, without a slot whose download is in progress
+    /// (its image is incomplete).
     pub fn views(&mut self) -> Vec<SlotView> {
-        (0..2).filter_map(|s| self.view(s)).collect()
+        let downloading = self.journal.state().download.map(|d| d.slot);
+        (0..2)
+            .filter(|s| Some(*s) != downloading)
+            .filter_map(|s| self.view(s))
+            .collect()
     }
 
     /// Marks the image with `hash` for a trial at the next boot (SMP

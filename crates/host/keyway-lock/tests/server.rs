@@ -219,6 +219,11 @@ fn full_update_out_of_order_resume_reset_trial_confirm() {
         at = off(&m).unwrap() as usize;
     }
     assert_eq!(at, 9000);
+    assert_eq!(
+        images(&mut s).len(),
+        1,
+        "the slot being written is not listed"
+    );
     // The client restarts: off 0 with the same len and sha resumes.
     let (_, m) = answer(&mut s, &chunk(&env, 0, 1000, true, Some(h)));
     assert_eq!(off(&m), Some(9000));
