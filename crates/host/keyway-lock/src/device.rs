@@ -1,0 +1,781 @@
+//! The lock's device side: the real installer, journal, bootloader and
+//! `VerifiedSlot` of `keyway-device` over a simulated nRF52840 flash in
+//! direct A/B mode. No sockets, no files, no clock: the server drives it.
+
+use keyway_device::boot::{self, Boot, Confirmation, Decision, SelfTest};
+use keyway_device::install::{self, Installer, Mode, SlotLayout};
+use keyway_device::journal::{self, Config, Journal, PersistentState, TrialState};
+use keyway_device::manifest_area::{self, MAX_MANIFEST_LEN};
+use keyway_device::verified::{HEAD_BUF_LEN, SlotError, SlotInfo, VerifiedSlot};
+use keyway_sim::{Cut, CutPoint, EraseTear, Geometry, PowerCut, SimFlash, WriteTear};
+use keyway_suit::{DeviceIdentity, DeviceState, KeySet, TrustAnchors};
+use sha2::{Digest, Sha256};
+
+/// The nRF52840: 1 MiB of 4 KiB pages, 4-byte writes.
+pub type Flash = SimFlash<4, 4096>;
+/// The installer's write buffer.
+pub const BUF: usize = 256;
+const PAGE: u32 = 4096;
+/// Pages per slot: (256 pages - 2 journal pages) / 2.
+const SLOT_PAGES: u32 = 127;
+
+/// The lock's flash layout: the journal in pages 0-1, slot 0 in pages
+/// 2-128, slot 1 in pages 129-255; each slot's last page is its manifest
+/// area, so an image may take 126 pages (504 KiB).
+pub fn layout() -> SlotLayout {
+    let s0 = 2 * PAGE;
+    let s1 = s0 + SLOT_PAGES * PAGE;
+    SlotLayout {
+        slots: [s0..s1, s1..s1 + SLOT_PAGES * PAGE],
+        journal: Config::new(0, 2).with_erased_value(0xFF),
+        manifest_sectors: 1,
+        sector_size: Some(PAGE),
+        mode: Mode::Direct,
+    }
+}
+
+/// The largest image a slot holds.
+pub fn image_capacity() -> u32 {
+    (SLOT_PAGES - 1) * PAGE
+}
+
+/// A fresh, erased flash of the lock's part.
+pub fn blank_flash() -> Flash {
+    // The preset's geometry always fits its const parameters.
+    Flash::nrf52840()
+}
+
+/// A flash image read back from a file.
+pub fn flash_from_bytes(bytes: Vec<u8>) -> Result<Flash, String> {
+    let g = Geometry::nrf52840();
+    if bytes.len() != g.capacity() as usize {
+        return Err(format!(
+            "the flash image is {} bytes, the nRF52840 model has {}",
+            bytes.len(),
+            g.capacity()
+        ));
+    }
+    Flash::from_bytes(g, bytes).map_err(|e| format!("the flash image does not load: {e}"))
+}
+
+/// What the lock trusts and is: fixed at provisioning.
+#[derive(Clone, Debug)]
+pub struct Trust {
+    /// The vendor's root keys and threshold.
+    pub anchors: TrustAnchors,
+    /// Vendor and class ids.
+    pub identity: DeviceIdentity,
+}
+
+/// A slot as the image group lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlotView {
+    /// Physical slot, 0 or 1.
+    pub slot: u8,
+    /// `suit-set-version`, e.g. `2.1.0` (`0.0.0` if the manifest sets none).
+    pub version: String,
+    /// SHA-256 of the whole envelope as uploaded (head and image): what
+    /// `sha256sum UPDATE.suit` prints and what the upload's `sha` carried.
+    pub hash: [u8; 32],
+    /// The manifest's sequence number.
+    pub sequence: u64,
+    /// The slot re-verifies as the bootloader would check it now.
+    pub bootable: bool,
+    /// The running image.
+    pub active: bool,
+    /// The journal's confirmed image.
+    pub confirmed: bool,
+    /// Marked for a trial at the next boot.
+    pub pending: bool,
+}
+
+/// An image-group failure: the group's rc (`IMG_MGMT_ERR`), the legacy
+/// SMPv1 rc, and the reason in words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImgError {
+    /// `IMG_MGMT_ERR` code.
+    pub rc: u16,
+    /// The SMPv1 code for clients without group errors.
+    pub v1: crate::smp::MgmtErr,
+    /// What failed.
+    pub reason: String,
+}
+
+/// `IMG_MGMT_ERR` codes used here.
+#[allow(missing_docs)]
+pub mod img_rc {
+    pub const UNKNOWN: u16 = 1;
+    pub const NO_IMAGE: u16 = 3;
+    pub const FLASH_READ_FAILED: u16 = 11;
+    pub const FLASH_WRITE_FAILED: u16 = 12;
+    pub const FLASH_ERASE_FAILED: u16 = 13;
+    pub const INVALID_SLOT: u16 = 14;
+    pub const INVALID_OFFSET: u16 = 20;
+    pub const INVALID_LENGTH: u16 = 21;
+    pub const INVALID_IMAGE_HEADER: u16 = 22;
+    pub const INVALID_HASH: u16 = 24;
+    pub const CURRENT_VERSION_IS_NEWER: u16 = 27;
+    pub const IMAGE_ALREADY_PENDING: u16 = 28;
+    pub const INVALID_IMAGE_TOO_LARGE: u16 = 30;
+    pub const INVALID_IMAGE_DATA_OVERRUN: u16 = 31;
+    pub const IMAGE_CONFIRMATION_DENIED: u16 = 32;
+    pub const IMAGE_SETTING_TEST_TO_ACTIVE_DENIED: u16 = 33;
+}
+
+impl ImgError {
+    /// An error with this group code and reason.
+    pub fn new(rc: u16, v1: crate::smp::MgmtErr, reason: impl Into<String>) -> Self {
+        ImgError {
+            rc,
+            v1,
+            reason: reason.into(),
+        }
+    }
+}
+
+use crate::smp::MgmtErr;
+
+/// What a power-on did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BootReport {
+    /// The bootloader's decision.
+    pub decision: Decision,
+    /// What the application did after booting (self-test, confirm).
+    pub app: String,
+}
+
+/// The lock's persistent hardware and its running state.
+pub struct Lock {
+    flash: Flash,
+    journal: Journal<Flash>,
+    layout: SlotLayout,
+    trust: Trust,
+    /// The stored key-set document and its decoded form.
+    keyset: Option<(Vec<u8>, KeySet)>,
+    running: Option<u8>,
+    /// The simulated application's self-test result.
+    pub self_test: SelfTest,
+}
+
+impl core::fmt::Debug for Lock {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Lock")
+            .field("state", self.journal.state())
+            .field("running", &self.running)
+            .finish_non_exhaustive()
+    }
+}
+
+const PASS: SelfTest = SelfTest {
+    motor: true,
+    sensors: true,
+    comms: true,
+};
+
+impl Lock {
+    /// A lock over `flash` (not booted yet: call [`Lock::power_on`]).
+    /// `keyset` is the stored key-set document, if any.
+    pub fn new(flash: Flash, trust: Trust, keyset: Option<Vec<u8>>) -> Result<Self, String> {
+        let mut flash = flash;
+        let layout = layout();
+        layout
+            .validate::<Flash>(flash.as_bytes().len())
+            .map_err(|e| format!("the lock's slot layout is refused: {e:?}"))?;
+        let journal = Journal::open(&mut flash, layout.journal)
+            .map_err(|e| format!("the journal does not open: {e}"))?;
+        let keyset = match keyset {
+            Some(doc) => {
+                let k = KeySet::from_document(&doc, &trust.anchors).map_err(|e| {
+                    format!(
+                        "the stored key set does not verify: {}",
+                        keyway::describe::describe(&e)
+                    )
+                })?;
+                Some((doc, k))
+            }
+            None => None,
+        };
+        Ok(Lock {
+            flash,
+            journal,
+            layout,
+            trust,
+            keyset,
+            running: None,
+            self_test: PASS,
+        })
+    }
+
+    /// The flash (to persist it).
+    pub fn flash(&self) -> &Flash {
+        &self.flash
+    }
+
+    /// The stored key-set document.
+    pub fn keyset_doc(&self) -> Option<&[u8]> {
+        self.keyset.as_ref().map(|(d, _)| d.as_slice())
+    }
+
+    /// The journal's state.
+    pub fn state(&self) -> PersistentState {
+        *self.journal.state()
+    }
+
+    /// The running slot (`None`: recovery, no verified image).
+    pub fn running(&self) -> Option<u8> {
+        self.running
+    }
+
+    /// Flash write and erase work so far (changes when the flash changed).
+    pub fn flash_work(&self) -> (u64, u64) {
+        let s = self.flash.stats();
+        (s.bytes_written, s.erase_ops)
+    }
+
+    /// Plans a power cut during the flash operation `after_ops` operations
+    /// from now (a torn write or a partial erase). The operation fails, the
+    /// flash stays unpowered until [`Lock::power_on`].
+    pub fn plan_power_cut(&mut self, after_ops: u64, seed: u64) {
+        let op = self.flash.ops().saturating_add(after_ops);
+        self.flash.set_power_cut(PowerCut::new(seed).then(CutPoint {
+            op,
+            cut: Cut::During {
+                write: WriteTear::Prefix,
+                erase: EraseTear::Partial,
+            },
+        }));
+    }
+
+    /// Whether the flash has power (false after a planned cut fired).
+    pub fn powered(&self) -> bool {
+        self.flash.is_powered()
+    }
+
+    /// Power on: the bootloader (`boot::boot` with the real
+    /// `VerifiedSlot`), then the application: an image on trial runs its
+    /// self-test and confirms (raising the floor), storing a key set its
+    /// envelope carried.
+    pub fn power_on(&mut self) -> Result<BootReport, String> {
+        self.flash.power_on();
+        self.journal = Journal::open(&mut self.flash, self.layout.journal)
+            .map_err(|e| format!("the journal does not open: {e}"))?;
+        let state = *self.journal.state();
+        let keyset = self.keyset.as_ref().map(|(_, k)| k.clone());
+        let decision = {
+            let mut head = [0u8; HEAD_BUF_LEN];
+            let mut check = VerifiedSlot::<256>::new(
+                &self.layout,
+                &self.trust.anchors,
+                &self.trust.identity,
+                &state,
+                keyset,
+                &mut head,
+            );
+            boot::boot(&mut self.journal, &mut self.flash, &mut check)
+                .map_err(|e| format!("the bootloader's journal commit failed: {e}"))?
+        };
+        self.running = match decision.boot {
+            Boot::Slot(s) => Some(s),
+            Boot::Recovery => None,
+        };
+        let app = match (self.running, self.journal.state().trial) {
+            (Some(s), TrialState::Trial { slot, .. }) if s == slot => self.self_test_and_confirm(),
+            (Some(s), _) => format!("slot {s} runs, confirmed"),
+            (None, _) => "recovery: no verified image; waiting for an upload".to_owned(),
+        };
+        Ok(BootReport { decision, app })
+    }
+
+    /// The application on trial: self-test, then confirm.
+    fn self_test_and_confirm(&mut self) -> String {
+        let Some(slot) = self.running else {
+            return "nothing runs".into();
+        };
+        let info = match self.verify(slot) {
+            Ok(i) => i,
+            Err(e) => return format!("slot {slot} on trial does not re-verify: {e}"),
+        };
+        let conf = Confirmation {
+            sequence: info.sequence,
+            keyset_version: info.keyset_version,
+        };
+        match boot::confirm(&mut self.journal, &mut self.flash, self.self_test, conf) {
+            Ok(_) => {
+                let mut note = String::new();
+                if let Some(doc) = self.head(slot).and_then(|h| carried_keyset(&h)) {
+                    match KeySet::from_document(&doc, &self.trust.anchors) {
+                        Ok(k) => {
+                            note = format!(", key set v{} stored", k.version);
+                            self.keyset = Some((doc, k));
+                        }
+                        Err(e) => note = format!(", its key set not stored: {e}"),
+                    }
+                }
+                format!(
+                    "slot {slot} on trial: self-test passed, confirmed (floor {}){note}",
+                    info.sequence
+                )
+            }
+            Err(e) => format!("slot {slot} on trial: {e}"),
+        }
+    }
+
+    /// Re-verifies `slot` as the bootloader would now.
+    pub fn verify(&mut self, slot: u8) -> Result<SlotInfo, SlotError> {
+        let state = *self.journal.state();
+        let mut head = [0u8; HEAD_BUF_LEN];
+        VerifiedSlot::<256>::new(
+            &self.layout,
+            &self.trust.anchors,
+            &self.trust.identity,
+            &state,
+            self.keyset.as_ref().map(|(_, k)| k.clone()),
+            &mut head,
+        )
+        .check(&mut self.flash, slot)
+    }
+
+    /// The envelope head stored in `slot`'s manifest area, if its header
+    /// is intact (the CRC and signatures are checked by [`Lock::verify`]).
+    pub fn head(&self, slot: u8) -> Option<Vec<u8>> {
+        let area = self.layout.manifest_area::<Flash>(slot)?;
+        let bytes = self
+            .flash
+            .as_bytes()
+            .get(area.start as usize..area.end as usize)?;
+        let word = |at: usize| -> Option<u32> {
+            Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+        };
+        if bytes.get(..4)? != manifest_area::MAGIC || word(4)? != manifest_area::VERSION {
+            return None;
+        }
+        let len = word(8)? as usize;
+        if len > MAX_MANIFEST_LEN {
+            return None;
+        }
+        bytes
+            .get(manifest_area::HEADER_LEN..manifest_area::HEADER_LEN + len)
+            .map(<[u8]>::to_vec)
+    }
+
+    /// The version of the image whose head `slot` stores.
+    pub fn version(&self, slot: u8) -> Option<String> {
+        let head = self.head(slot)?;
+        let i = keyway_suit::inspect_envelope(&head).ok()?;
+        Some(
+            i.manifest
+                .version
+                .map_or_else(|| "0.0.0".to_owned(), |v| v.to_string()),
+        )
+    }
+
+    /// What `slot` holds, if its manifest area holds a decodable head.
+    pub fn view(&mut self, slot: u8) -> Option<SlotView> {
+        let head = self.head(slot)?;
+        let (version, sequence, size) = {
+            let i = keyway_suit::inspect_envelope(&head).ok()?;
+            let size = i.payload.as_ref().and_then(|p| p.size)?;
+            let version = i
+                .manifest
+                .version
+                .map_or_else(|| "0.0.0".to_owned(), |v| v.to_string());
+            (version, i.manifest.sequence, size)
+        };
+        let place = self.layout.place::<Flash>(slot)?;
+        let cap = u64::from(place.image.end - place.image.start);
+        let image = self
+            .flash
+            .as_bytes()
+            .get(place.image.start as usize..)?
+            .get(..usize::try_from(size.min(cap)).ok()?)?;
+        let mut h = Sha256::new();
+        h.update(&head);
+        h.update(image);
+        let hash: [u8; 32] = h.finalize().into();
+        let bootable = self.verify(slot).is_ok();
+        let state = *self.journal.state();
+        let on_trial = matches!(state.trial, TrialState::Trial { slot: t, .. } if t == slot);
+        Some(SlotView {
+            slot,
+            version,
+            hash,
+            sequence,
+            bootable,
+            active: self.running == Some(slot),
+            confirmed: state.active_slot == slot && !on_trial && bootable,
+            pending: state.trial == TrialState::Pending { slot },
+        })
+    }
+
+    /// Both slots' views, without a slot whose download is in progress
+    /// (its image is incomplete).
+    pub fn views(&mut self) -> Vec<SlotView> {
+        let downloading = self.journal.state().download.map(|d| d.slot);
+        (0..2)
+            .filter(|s| Some(*s) != downloading)
+            .filter_map(|s| self.view(s))
+            .collect()
+    }
+
+    /// Marks the image with `hash` for a trial at the next boot (SMP
+    /// "test"). The running image and an already pending one are no-ops.
+    pub fn test(&mut self, hash: &[u8]) -> Result<(), ImgError> {
+        let v = self.find(hash)?;
+        if v.pending || v.active {
+            return Ok(());
+        }
+        let state = *self.journal.state();
+        if let TrialState::Trial { slot, .. } = state.trial {
+            return Err(ImgError::new(
+                img_rc::IMAGE_ALREADY_PENDING,
+                MgmtErr::BadState,
+                format!("slot {slot} runs on trial: confirm or revert it first"),
+            ));
+        }
+        if state.active_slot == v.slot {
+            return Err(ImgError::new(
+                img_rc::IMAGE_SETTING_TEST_TO_ACTIVE_DENIED,
+                MgmtErr::BadState,
+                format!("slot {} holds the confirmed image", v.slot),
+            ));
+        }
+        if let Err(e) = self.verify(v.slot) {
+            return Err(slot_refusal(v.slot, &e));
+        }
+        let next = PersistentState {
+            trial: TrialState::Pending { slot: v.slot },
+            download: None,
+            ..state
+        };
+        self.journal
+            .commit(&mut self.flash, &next)
+            .map_err(|e| flash_err(img_rc::FLASH_WRITE_FAILED, "journal commit", &e))
+    }
+
+    /// Confirms the running image (SMP "confirm"); `hash`, if given, must
+    /// name it.
+    pub fn confirm(&mut self, hash: Option<&[u8]>) -> Result<(), ImgError> {
+        let Some(running) = self.running else {
+            return Err(ImgError::new(
+                img_rc::NO_IMAGE,
+                MgmtErr::BadState,
+                "no image runs (recovery)",
+            ));
+        };
+        if let Some(h) = hash {
+            let v = self.find(h)?;
+            if v.slot != running {
+                return Err(ImgError::new(
+                    img_rc::IMAGE_CONFIRMATION_DENIED,
+                    MgmtErr::NotSup,
+                    format!(
+                        "slot {} does not run: only the running image can be confirmed (it confirms itself after its self-test)",
+                        v.slot
+                    ),
+                ));
+            }
+        }
+        match self.journal.state().trial {
+            TrialState::Trial { slot, .. } if slot == running => {
+                let info = self
+                    .verify(running)
+                    .map_err(|e| slot_refusal(running, &e))?;
+                let conf = Confirmation {
+                    sequence: info.sequence,
+                    keyset_version: info.keyset_version,
+                };
+                boot::confirm(&mut self.journal, &mut self.flash, self.self_test, conf)
+                    .map(|_| ())
+                    .map_err(|e| {
+                        ImgError::new(
+                            img_rc::IMAGE_CONFIRMATION_DENIED,
+                            MgmtErr::BadState,
+                            e.to_string(),
+                        )
+                    })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Erases `slot` (default: the inactive one). The running slot, the
+    /// confirmed fallback and a pending slot are refused.
+    pub fn erase(&mut self, slot: Option<u8>) -> Result<(), ImgError> {
+        let state = *self.journal.state();
+        let inactive = if state.active_slot == 0 { 1 } else { 0 };
+        let slot = slot.unwrap_or(inactive);
+        if slot > 1 {
+            return Err(ImgError::new(
+                img_rc::INVALID_SLOT,
+                MgmtErr::Inval,
+                format!("slot {slot}: the lock has slots 0 and 1"),
+            ));
+        }
+        if self.running == Some(slot) || state.active_slot == slot && self.running.is_some() {
+            return Err(ImgError::new(
+                img_rc::INVALID_SLOT,
+                MgmtErr::BadState,
+                format!("slot {slot} holds the running or confirmed image"),
+            ));
+        }
+        if state.trial == (TrialState::Pending { slot }) {
+            return Err(ImgError::new(
+                img_rc::IMAGE_ALREADY_PENDING,
+                MgmtErr::BadState,
+                format!("slot {slot} is pending for the next boot"),
+            ));
+        }
+        if state.download.is_some_and(|d| d.slot == slot) {
+            let next = PersistentState {
+                download: None,
+                ..state
+            };
+            self.journal
+                .commit(&mut self.flash, &next)
+                .map_err(|e| flash_err(img_rc::FLASH_WRITE_FAILED, "journal commit", &e))?;
+        }
+        let r = self.layout.slots[usize::from(slot)].clone();
+        self.flash
+            .erase(r.start, r.end)
+            .map_err(|e| flash_err(img_rc::FLASH_ERASE_FAILED, "erase", &e))
+    }
+
+    fn find(&mut self, hash: &[u8]) -> Result<SlotView, ImgError> {
+        self.views()
+            .into_iter()
+            .find(|v| v.hash.as_slice() == hash)
+            .ok_or_else(|| {
+                ImgError::new(
+                    img_rc::NO_IMAGE,
+                    MgmtErr::NoEnt,
+                    format!(
+                        "no slot holds an image with hash {}",
+                        keyway::keys::hex(hash)
+                    ),
+                )
+            })
+    }
+
+    /// The device state the verifier checks an upload against: the
+    /// journal's floor (an upload must exceed it) and the stored key set.
+    pub fn device_state(&self) -> DeviceState {
+        DeviceState {
+            sequence_floor: self.journal.state().floor,
+            keyset: self.keyset.as_ref().map(|(_, k)| k.clone()),
+        }
+    }
+
+    /// The trust anchors and identity.
+    pub fn trust(&self) -> &Trust {
+        &self.trust
+    }
+
+    /// Begins a download of a verified envelope into the inactive slot,
+    /// storing `head` in its manifest area.
+    pub fn begin_download(
+        &mut self,
+        expectation: &keyway_suit::ImageExpectation<'_>,
+        manifest_digest: [u8; 32],
+        head: &[u8],
+    ) -> Result<Installer<Flash, BUF>, ImgError> {
+        Installer::<Flash, BUF>::begin_with_manifest(
+            &mut self.flash,
+            &mut self.journal,
+            &self.layout,
+            expectation,
+            manifest_digest,
+            head,
+        )
+        .map_err(install_err)
+    }
+
+    /// Continues the download the journal records (after a power cut or a
+    /// restart lost the upload in RAM), if the head stored in its slot
+    /// still verifies and `first` (the start of the client's file) matches
+    /// it: returns the installer, the head, and the file bytes received so
+    /// far (head and image prefix) to re-hash. `None` when there is
+    /// nothing to continue.
+    pub fn resume_download(
+        &mut self,
+        first: &[u8],
+        len: u64,
+    ) -> Option<(Installer<Flash, BUF>, Vec<u8>, Vec<u8>)> {
+        let d = self.journal.state().download?;
+        let head = self.head(d.slot)?;
+        let n = first.len().min(head.len());
+        if first.get(..n)? != head.get(..n)? {
+            return None;
+        }
+        let state = self.device_state();
+        let trust = self.trust.clone();
+        let v =
+            keyway_suit::verify_envelope(&head, &trust.anchors, &trust.identity, &state).ok()?;
+        let ip = v.integrated?;
+        if v.manifest_digest != d.manifest_digest
+            || ip.offset != head.len()
+            || (ip.offset as u64).checked_add(ip.len)? != len
+        {
+            return None;
+        }
+        let exp = v.payload?;
+        let inst = Installer::<Flash, BUF>::resume(
+            &mut self.flash,
+            &mut self.journal,
+            &self.layout,
+            &exp,
+            v.manifest_digest,
+        )
+        .ok()?;
+        let place = self.layout.place::<Flash>(inst.slot())?;
+        let done = read(
+            &self.flash,
+            place.image.start as usize,
+            usize::try_from(inst.offset()).ok()?,
+        )?
+        .to_vec();
+        drop(v);
+        Some((inst, head, done))
+    }
+
+    /// Pushes payload bytes.
+    pub fn push(&mut self, inst: &mut Installer<Flash, BUF>, data: &[u8]) -> Result<(), ImgError> {
+        inst.push(&mut self.flash, &mut self.journal, data)
+            .map_err(install_err)
+    }
+
+    /// Finishes the download: the slot becomes pending.
+    pub fn finish(&mut self, inst: Installer<Flash, BUF>) -> Result<u8, ImgError> {
+        inst.finish(&mut self.flash, &mut self.journal)
+            .map_err(install_err)
+    }
+
+    /// Installs a whole envelope (factory programming and tests): begin,
+    /// push, finish.
+    pub fn install_envelope(&mut self, envelope: &[u8]) -> Result<u8, ImgError> {
+        let v = keyway_suit::verify_envelope(
+            envelope,
+            &self.trust.anchors,
+            &self.trust.identity,
+            &self.device_state(),
+        )
+        .map_err(|e| envelope_refusal(&e))?;
+        let exp = v.payload.ok_or_else(|| {
+            ImgError::new(
+                img_rc::NO_IMAGE,
+                MgmtErr::Inval,
+                "the envelope names no image",
+            )
+        })?;
+        let ip = v.integrated.ok_or_else(|| {
+            ImgError::new(
+                img_rc::NO_IMAGE,
+                MgmtErr::Inval,
+                "the envelope carries no image",
+            )
+        })?;
+        let mut inst = self.begin_download(&exp, v.manifest_digest, &envelope[..ip.offset])?;
+        self.push(&mut inst, ip.available)?;
+        self.finish(inst)
+    }
+
+    /// Factory programming on a blank flash: the journal names slot 1
+    /// active so the installer writes slot 0, then a boot starts its trial
+    /// and the self-test confirms it.
+    pub fn factory(&mut self, envelope: &[u8]) -> Result<BootReport, String> {
+        let start = PersistentState {
+            active_slot: 1,
+            ..PersistentState::default()
+        };
+        self.journal
+            .commit(&mut self.flash, &start)
+            .map_err(|e| format!("factory journal: {e}"))?;
+        let slot = self
+            .install_envelope(envelope)
+            .map_err(|e| format!("factory image: {}", e.reason))?;
+        if slot != 0 {
+            return Err(format!("factory programming wrote slot {slot}, not 0"));
+        }
+        let r = self.power_on()?;
+        if self.running != Some(0) || !matches!(self.journal.state().trial, TrialState::Confirmed) {
+            return Err(format!(
+                "the factory image did not boot and confirm: {:?} / {}",
+                r.decision, r.app
+            ));
+        }
+        Ok(r)
+    }
+}
+
+/// A key-set document an envelope head carries.
+fn carried_keyset(head: &[u8]) -> Option<Vec<u8>> {
+    keyway_suit::Envelope::decode(head)
+        .ok()
+        .and_then(|e| e.keyset.map(<[u8]>::to_vec))
+}
+
+fn flash_err(rc: u16, what: &str, e: &dyn core::fmt::Display) -> ImgError {
+    ImgError::new(rc, MgmtErr::Unknown, format!("flash {what} failed: {e}"))
+}
+
+/// A slot that does not re-verify.
+fn slot_refusal(slot: u8, e: &SlotError) -> ImgError {
+    let rc = match e {
+        SlotError::BelowFloor { .. } => img_rc::CURRENT_VERSION_IS_NEWER,
+        SlotError::NoManifest | SlotError::Crc => img_rc::NO_IMAGE,
+        SlotError::Image(_) => img_rc::INVALID_HASH,
+        _ => img_rc::INVALID_IMAGE_HEADER,
+    };
+    ImgError::new(
+        rc,
+        MgmtErr::Inval,
+        format!("slot {slot} does not verify: {e}"),
+    )
+}
+
+/// An envelope the verifier refused: rollback is "current version is
+/// newer"; everything else is an invalid image, with the check that failed.
+pub fn envelope_refusal(e: &keyway_suit::Error) -> ImgError {
+    let rc = match e {
+        keyway_suit::Error::Rollback { .. } => img_rc::CURRENT_VERSION_IS_NEWER,
+        _ => img_rc::INVALID_IMAGE_HEADER,
+    };
+    ImgError::new(
+        rc,
+        MgmtErr::Inval,
+        format!(
+            "{} check failed: {}",
+            keyway::check::check_name(e),
+            keyway::describe::describe(e)
+        ),
+    )
+}
+
+/// An installer error.
+pub fn install_err(e: install::Error<keyway_sim::Error>) -> ImgError {
+    use install::Error as E;
+    let (rc, v1) = match &e {
+        E::ImageTooLarge { .. } => (img_rc::INVALID_IMAGE_TOO_LARGE, MgmtErr::Inval),
+        E::Payload(keyway_suit::Error::PayloadTooLong { .. }) => {
+            (img_rc::INVALID_IMAGE_DATA_OVERRUN, MgmtErr::Inval)
+        }
+        E::Payload(_) => (img_rc::INVALID_HASH, MgmtErr::Inval),
+        E::Flash { .. } => (img_rc::FLASH_WRITE_FAILED, MgmtErr::Unknown),
+        E::Journal(journal::Error::Flash { .. }) => (img_rc::FLASH_WRITE_FAILED, MgmtErr::Unknown),
+        E::TrialInProgress { .. } => (img_rc::IMAGE_ALREADY_PENDING, MgmtErr::BadState),
+        E::ManifestTooLarge { .. } => (img_rc::INVALID_IMAGE_HEADER, MgmtErr::Inval),
+        _ => (img_rc::UNKNOWN, MgmtErr::Unknown),
+    };
+    let reason = match &e {
+        E::Payload(p) => format!("image: {}", keyway::describe::describe(p)),
+        E::TrialInProgress { slot } => {
+            format!("slot {slot} runs on trial: it must confirm (or revert) before another upload")
+        }
+        other => format!("installer: {other:?}"),
+    };
+    ImgError::new(rc, v1, reason)
+}
+
+/// Reads flash bytes (tests and the server's checks).
+pub fn read(flash: &Flash, at: usize, len: usize) -> Option<&[u8]> {
+    flash.as_bytes().get(at..at.checked_add(len)?)
+}

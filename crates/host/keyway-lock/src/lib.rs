@@ -1,0 +1,21 @@
+//! `keyway-lock`: a simulated Keyway smart lock. The real device core of
+//! `keyway-device` (installer, journal, bootloader, `VerifiedSlot`) runs on
+//! a file-backed simulated nRF52840 flash (`keyway-sim`) in direct A/B
+//! mode, managed over SMP (MCUmgr) on UDP, so MCUmgr tools (`smpmgr`,
+//! `smpclient`) can update it.
+//!
+//! * [`smp`]: the SMP framing, bounded and panic-free.
+//! * [`server`]: the sans-IO SMP server (`handle(frame, now) -> frame`):
+//!   OS group (echo, reset, parameters, info), image group (state read and
+//!   write, upload, erase), the physical-presence gate.
+//! * [`device`]: the lock's device side over the simulated flash.
+//! * [`state`]: the state directory (flash image, anchors, identity).
+//! * [`control`]: the line-delimited JSON control socket (presence button).
+
+#![warn(missing_docs)]
+
+pub mod control;
+pub mod device;
+pub mod server;
+pub mod smp;
+pub mod state;

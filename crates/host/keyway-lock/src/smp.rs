@@ -1,0 +1,538 @@
+//! SMP (MCUmgr) framing: the 8-byte header, the CBOR body and the two
+//! error forms. Pure functions; every length is bounded.
+//!
+//! ```text
+//! byte 0: res(3) | ver(2) | op(3)     byte 1: flags    bytes 2-3: data length (BE)
+//! bytes 4-5: group id (BE)            byte 6: sequence byte 7: command id
+//! ```
+
+use ciborium::Value;
+
+/// The header's length in bytes.
+pub const HEADER_LEN: usize = 8;
+/// The largest body the lock accepts (and advertises as `buf_size` less
+/// the header): a request longer than this is refused with `EMSGSIZE`
+/// before its body is decoded.
+pub const MAX_BODY: usize = 2048;
+/// The largest frame: header and body.
+pub const MAX_FRAME: usize = HEADER_LEN + MAX_BODY;
+
+/// `mcumgr_op_t`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Read request.
+    Read = 0,
+    /// Read response.
+    ReadRsp = 1,
+    /// Write request.
+    Write = 2,
+    /// Write response.
+    WriteRsp = 3,
+}
+
+impl Op {
+    fn from_bits(b: u8) -> Option<Op> {
+        match b {
+            0 => Some(Op::Read),
+            1 => Some(Op::ReadRsp),
+            2 => Some(Op::Write),
+            3 => Some(Op::WriteRsp),
+            _ => None,
+        }
+    }
+
+    /// The response op of a request op.
+    pub fn response(self) -> Op {
+        match self {
+            Op::Read | Op::ReadRsp => Op::ReadRsp,
+            Op::Write | Op::WriteRsp => Op::WriteRsp,
+        }
+    }
+}
+
+/// SMP version 1 (legacy `rc` errors) and 2 (group errors in `err`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    /// Header bits 0b00.
+    V1 = 0,
+    /// Header bits 0b01.
+    V2 = 1,
+}
+
+/// `mcumgr_err_t`: SMP-level result codes (the top-level `rc`).
+#[allow(missing_docs)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MgmtErr {
+    Unknown = 1,
+    NoMem = 2,
+    Inval = 3,
+    Timeout = 4,
+    NoEnt = 5,
+    BadState = 6,
+    MsgSize = 7,
+    NotSup = 8,
+    Corrupt = 9,
+    Busy = 10,
+    AccessDenied = 11,
+    TooOld = 12,
+    TooNew = 13,
+}
+
+/// Group ids.
+pub mod group {
+    /// OS management.
+    pub const OS: u16 = 0;
+    /// Image management.
+    pub const IMAGE: u16 = 1;
+}
+
+/// A decoded header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// The operation.
+    pub op: Op,
+    /// The protocol version bits (0 or 1 accepted; 2 and 3 are reserved).
+    pub version: u8,
+    /// Flags (none defined; kept and echoed).
+    pub flags: u8,
+    /// Body length.
+    pub len: u16,
+    /// Group id.
+    pub group: u16,
+    /// Sequence number, echoed in the response.
+    pub seq: u8,
+    /// Command id within the group.
+    pub id: u8,
+}
+
+/// Why a frame was refused before its command ran.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// Fewer than 8 bytes.
+    #[error("frame of {got} bytes is shorter than the 8-byte SMP header")]
+    Short {
+        /// Bytes received.
+        got: usize,
+    },
+    /// Reserved header bits set or op 4-7.
+    #[error("SMP header byte 0 is {byte:#04x}: reserved bits or an undefined op (4-7)")]
+    BadOp {
+        /// Byte 0.
+        byte: u8,
+    },
+    /// The request is a response op.
+    #[error("op {op:?} is a response, not a request")]
+    NotARequest {
+        /// The op.
+        op: Op,
+    },
+    /// Version bits 2 or 3.
+    #[error("SMP version bits {version} are reserved (0: SMPv1, 1: SMPv2)")]
+    TooNew {
+        /// The bits.
+        version: u8,
+    },
+    /// The body is longer than [`MAX_BODY`].
+    #[error("body of {len} bytes exceeds the lock's buffer of {max} bytes")]
+    TooLong {
+        /// Declared or received body length.
+        len: usize,
+        /// [`MAX_BODY`].
+        max: usize,
+    },
+    /// The header's length does not match the bytes that followed it.
+    #[error("header declares a {declared}-byte body, {got} bytes followed")]
+    LengthMismatch {
+        /// The header's data length.
+        declared: usize,
+        /// The bytes after the header.
+        got: usize,
+    },
+    /// The body is not one CBOR map.
+    #[error("body is not a CBOR map: {0}")]
+    Body(String),
+}
+
+impl FrameError {
+    /// The SMP result code a frame error is answered with.
+    pub fn rc(&self) -> MgmtErr {
+        match self {
+            FrameError::TooLong { .. } => MgmtErr::MsgSize,
+            FrameError::TooNew { .. } => MgmtErr::TooNew,
+            FrameError::NotARequest { .. } => MgmtErr::NotSup,
+            FrameError::Short { .. }
+            | FrameError::BadOp { .. }
+            | FrameError::LengthMismatch { .. }
+            | FrameError::Body(_) => MgmtErr::Inval,
+        }
+    }
+}
+
+impl Header {
+    /// Decodes the first 8 bytes of `bytes`.
+    pub fn decode(bytes: &[u8]) -> Result<Header, FrameError> {
+        let b: &[u8; HEADER_LEN] = bytes
+            .get(..HEADER_LEN)
+            .and_then(|h| h.try_into().ok())
+            .ok_or(FrameError::Short { got: bytes.len() })?;
+        let op = Op::from_bits(b[0] & 0x07)
+            .filter(|_| b[0] & 0xE0 == 0)
+            .ok_or(FrameError::BadOp { byte: b[0] })?;
+        Ok(Header {
+            op,
+            version: (b[0] >> 3) & 0x03,
+            flags: b[1],
+            len: u16::from_be_bytes([b[2], b[3]]),
+            group: u16::from_be_bytes([b[4], b[5]]),
+            seq: b[6],
+            id: b[7],
+        })
+    }
+
+    /// The 8 header bytes.
+    pub fn encode(&self) -> [u8; HEADER_LEN] {
+        let [l0, l1] = self.len.to_be_bytes();
+        let [g0, g1] = self.group.to_be_bytes();
+        [
+            ((self.version & 0x03) << 3) | self.op as u8,
+            self.flags,
+            l0,
+            l1,
+            g0,
+            g1,
+            self.seq,
+            self.id,
+        ]
+    }
+
+    /// The header of the response to this request (op, same group,
+    /// sequence and command; version 0 or 1).
+    pub fn response(&self) -> Header {
+        Header {
+            op: self.op.response(),
+            version: self.version.min(1),
+            flags: 0,
+            len: 0,
+            ..*self
+        }
+    }
+
+    /// The request's SMP version (a reserved one counts as 2).
+    pub fn smp_version(&self) -> Version {
+        if self.version == 0 {
+            Version::V1
+        } else {
+            Version::V2
+        }
+    }
+}
+
+/// A request: its header and its body, a CBOR map.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Request {
+    /// The header.
+    pub header: Header,
+    /// The body's entries (an empty body is an empty map).
+    pub body: Vec<(Value, Value)>,
+}
+
+/// Decodes one request frame: the header, checks of the op, version and
+/// lengths, then the body. `bytes` must be exactly one frame.
+pub fn decode_request(bytes: &[u8]) -> Result<Request, (Option<Header>, FrameError)> {
+    let header = Header::decode(bytes).map_err(|e| (None, e))?;
+    let fail = |e| (Some(header), e);
+    if header.version > 1 {
+        return Err(fail(FrameError::TooNew {
+            version: header.version,
+        }));
+    }
+    if matches!(header.op, Op::ReadRsp | Op::WriteRsp) {
+        return Err(fail(FrameError::NotARequest { op: header.op }));
+    }
+    let body = &bytes[HEADER_LEN..];
+    let declared = usize::from(header.len);
+    if declared > MAX_BODY || body.len() > MAX_BODY {
+        return Err(fail(FrameError::TooLong {
+            len: declared.max(body.len()),
+            max: MAX_BODY,
+        }));
+    }
+    if declared != body.len() {
+        return Err(fail(FrameError::LengthMismatch {
+            declared,
+            got: body.len(),
+        }));
+    }
+    let body = decode_body(body).map_err(fail)?;
+    Ok(Request { header, body })
+}
+
+/// Decodes a body (at most [`MAX_BODY`] bytes): one CBOR map and nothing
+/// after it. An empty body is an empty map.
+pub fn decode_body(body: &[u8]) -> Result<Vec<(Value, Value)>, FrameError> {
+    if body.is_empty() {
+        return Ok(Vec::new());
+    }
+    if body.len() > MAX_BODY {
+        return Err(FrameError::TooLong {
+            len: body.len(),
+            max: MAX_BODY,
+        });
+    }
+    let mut reader = body;
+    let value: Value = ciborium::de::from_reader_with_recursion_limit(&mut reader, 16)
+        .map_err(|e| FrameError::Body(e.to_string()))?;
+    if !reader.is_empty() {
+        return Err(FrameError::Body(format!(
+            "{} bytes after the map",
+            reader.len()
+        )));
+    }
+    match value {
+        Value::Map(m) => Ok(m),
+        other => Err(FrameError::Body(format!("a {} instead", kind(&other)))),
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Integer(_) => "integer",
+        Value::Bytes(_) => "byte string",
+        Value::Float(_) => "float",
+        Value::Text(_) => "text string",
+        Value::Bool(_) => "bool",
+        Value::Null => "null",
+        Value::Tag(..) => "tag",
+        Value::Array(_) => "array",
+        Value::Map(_) => "map",
+        _ => "value",
+    }
+}
+
+/// Encodes a response: the header (with its length) and the body map.
+pub fn encode_response(request: &Header, body: Vec<(Value, Value)>) -> Vec<u8> {
+    let mut data = Vec::new();
+    // Serializing a Value into a Vec cannot fail.
+    let _ = ciborium::into_writer(&Value::Map(body), &mut data);
+    let mut h = request.response();
+    h.len = u16::try_from(data.len()).unwrap_or(u16::MAX);
+    let mut out = Vec::with_capacity(HEADER_LEN + data.len());
+    out.extend_from_slice(&h.encode());
+    out.extend_from_slice(&data);
+    out
+}
+
+/// A top-level SMP error: `{"rc": rc, "rsn": reason}` (both versions).
+pub fn rc_body(rc: MgmtErr, reason: Option<&str>) -> Vec<(Value, Value)> {
+    let mut m = vec![(text("rc"), Value::from(rc as u8))];
+    if let Some(r) = reason {
+        m.push((text("rsn"), text(r)));
+    }
+    m
+}
+
+/// A group error: SMPv2 `{"err": {"group": g, "rc": rc}}`; SMPv1 has no
+/// group form, so the group's rc is mapped to a legacy one (`v1_rc`) with
+/// the reason.
+pub fn group_err_body(
+    version: Version,
+    group: u16,
+    rc: u16,
+    v1_rc: MgmtErr,
+    reason: &str,
+) -> Vec<(Value, Value)> {
+    match version {
+        Version::V2 => vec![(
+            text("err"),
+            Value::Map(vec![
+                (text("group"), Value::from(group)),
+                (text("rc"), Value::from(rc)),
+            ]),
+        )],
+        Version::V1 => rc_body(v1_rc, Some(reason)),
+    }
+}
+
+/// A text value.
+pub fn text(s: &str) -> Value {
+    Value::Text(s.to_owned())
+}
+
+/// Looks up a text key in a body map.
+pub fn get<'a>(body: &'a [(Value, Value)], key: &str) -> Option<&'a Value> {
+    body.iter()
+        .find(|(k, _)| matches!(k, Value::Text(t) if t == key))
+        .map(|(_, v)| v)
+}
+
+/// A field's value, typed, or what is wrong with it.
+pub fn get_u64(body: &[(Value, Value)], key: &str) -> Result<Option<u64>, String> {
+    match get(body, key) {
+        None => Ok(None),
+        Some(Value::Integer(i)) => u64::try_from(*i)
+            .map(Some)
+            .map_err(|_| format!("\"{key}\" is negative or too large")),
+        Some(v) => Err(format!(
+            "\"{key}\" is a {}, not an unsigned integer",
+            kind(v)
+        )),
+    }
+}
+
+/// A byte-string field.
+pub fn get_bytes<'a>(body: &'a [(Value, Value)], key: &str) -> Result<Option<&'a [u8]>, String> {
+    match get(body, key) {
+        None => Ok(None),
+        Some(Value::Bytes(b)) => Ok(Some(b)),
+        Some(v) => Err(format!("\"{key}\" is a {}, not a byte string", kind(v))),
+    }
+}
+
+/// A bool field.
+pub fn get_bool(body: &[(Value, Value)], key: &str) -> Result<Option<bool>, String> {
+    match get(body, key) {
+        None => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(v) => Err(format!("\"{key}\" is a {}, not a bool", kind(v))),
+    }
+}
+
+/// A text field.
+pub fn get_text<'a>(body: &'a [(Value, Value)], key: &str) -> Result<Option<&'a str>, String> {
+    match get(body, key) {
+        None => Ok(None),
+        Some(Value::Text(t)) => Ok(Some(t)),
+        Some(v) => Err(format!("\"{key}\" is a {}, not a text string", kind(v))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(h: Header, body: &[u8]) -> Vec<u8> {
+        let mut f = h.encode().to_vec();
+        f.extend_from_slice(body);
+        f
+    }
+
+    fn hdr(len: usize) -> Header {
+        Header {
+            op: Op::Write,
+            version: 1,
+            flags: 0,
+            len: len as u16,
+            group: 1,
+            seq: 42,
+            id: 1,
+        }
+    }
+
+    #[test]
+    fn header_round_trips_and_byte_layout() {
+        let h = Header {
+            op: Op::Read,
+            version: 1,
+            flags: 0x5A,
+            len: 0x0102,
+            group: 0x0340,
+            seq: 7,
+            id: 9,
+        };
+        let b = h.encode();
+        assert_eq!(b, [0x08, 0x5A, 0x01, 0x02, 0x03, 0x40, 7, 9]);
+        assert_eq!(Header::decode(&b).unwrap(), h);
+    }
+
+    #[test]
+    fn refusals_name_what_failed() {
+        assert_eq!(
+            decode_request(&[0, 0, 0]).unwrap_err().1,
+            FrameError::Short { got: 3 }
+        );
+        let mut f = frame(hdr(0), &[]);
+        f[0] = 0x04;
+        assert_eq!(
+            decode_request(&f).unwrap_err().1,
+            FrameError::BadOp { byte: 4 }
+        );
+        f[0] = 0x10 | 2;
+        assert_eq!(
+            decode_request(&f).unwrap_err().1,
+            FrameError::TooNew { version: 2 }
+        );
+        let f = frame(hdr(5), &[0xA0]);
+        assert_eq!(
+            decode_request(&f).unwrap_err().1,
+            FrameError::LengthMismatch {
+                declared: 5,
+                got: 1
+            }
+        );
+        let f = frame(hdr(MAX_BODY + 1), &[]);
+        assert!(matches!(
+            decode_request(&f).unwrap_err().1,
+            FrameError::TooLong { .. }
+        ));
+        let f = frame(hdr(1), &[0x01]);
+        let e = decode_request(&f).unwrap_err().1;
+        assert_eq!(e, FrameError::Body("a integer instead".into()));
+        let f = frame(hdr(2), &[0xA0, 0xA0]);
+        assert!(
+            decode_request(&f)
+                .unwrap_err()
+                .1
+                .to_string()
+                .contains("1 bytes after")
+        );
+    }
+
+    #[test]
+    fn a_huge_declared_string_is_an_error_not_an_allocation() {
+        // {"d": bstr of 2^63 bytes} with 3 bytes present.
+        let body = [
+            0xA1, 0x61, b'd', 0x5B, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3,
+        ];
+        let f = frame(hdr(body.len()), &body);
+        assert!(matches!(
+            decode_request(&f).unwrap_err().1,
+            FrameError::Body(_)
+        ));
+    }
+
+    #[test]
+    fn error_forms() {
+        let v2 = group_err_body(Version::V2, 1, 27, MgmtErr::Inval, "x");
+        let v1 = group_err_body(Version::V1, 1, 27, MgmtErr::Inval, "older");
+        assert_eq!(
+            get(&v2, "err").and_then(|e| e.as_map()).map(|m| m.len()),
+            Some(2)
+        );
+        assert_eq!(get_u64(&v1, "rc").unwrap(), Some(3));
+        assert_eq!(get_text(&v1, "rsn").unwrap(), Some("older"));
+        let r = encode_response(&hdr(0), rc_body(MgmtErr::AccessDenied, None));
+        let h = Header::decode(&r).unwrap();
+        assert_eq!((h.op, h.seq, h.group, h.id), (Op::WriteRsp, 42, 1, 1));
+        let body = decode_body(&r[HEADER_LEN..]).unwrap();
+        assert_eq!(get_u64(&body, "rc").unwrap(), Some(11));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_decode_or_fail_without_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
+            let _ = decode_request(&bytes);
+        }
+
+        #[test]
+        fn any_body_after_a_valid_header(body in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let f = frame(hdr(body.len()), &body);
+            let _ = decode_request(&f);
+        }
+
+        #[test]
+        fn header_round_trip(op in 0u8..4, ver in 0u8..2, flags: u8, len: u16, group: u16, seq: u8, id: u8) {
+            let h = Header { op: Op::from_bits(op).unwrap(), version: ver, flags, len, group, seq, id };
+            proptest::prop_assert_eq!(Header::decode(&h.encode()).unwrap(), h);
+        }
+    }
+}

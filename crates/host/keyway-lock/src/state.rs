@@ -1,0 +1,224 @@
+//! The lock's state directory: the flash image and what was provisioned.
+//!
+//! ```text
+//! DIR/flash.bin      the nRF52840 flash, 1 MiB (SimFlash::as_bytes)
+//! DIR/lock.json      {"vendor_domain", "class", "threshold", "anchors": [file names]}
+//! DIR/anchor-N.pub   the vendor root keys (SPKI PEM)
+//! DIR/keyset.cbor    the key set the lock stored after confirming an update that carried one
+//! ```
+//!
+//! The flash file is replaced atomically (write `flash.bin.tmp`, then
+//! rename) after every request that changed the flash, so killing the
+//! process at any moment leaves the flash as it was before or after a
+//! whole request: a power cut between two requests' flash operations. A
+//! cut in the middle of a request's operations is what `keyway flash-sim`
+//! and the device crate's sweeps cover. No fsync: the model is a killed
+//! process, not a host crash.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use keyway_suit::{DeviceIdentity, TrustAnchors};
+
+use crate::device::{self, Flash, Lock, Trust};
+
+/// `lock.json`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// The vendor's domain (the vendor UUIDv5).
+    pub vendor_domain: String,
+    /// The device class name.
+    pub class: String,
+    /// Root signatures required.
+    pub threshold: u8,
+    /// Anchor file names in DIR.
+    pub anchors: Vec<String>,
+}
+
+impl Identity {
+    fn to_json(&self) -> String {
+        serde_json::json!({
+            "vendor_domain": self.vendor_domain,
+            "class": self.class,
+            "threshold": self.threshold,
+            "anchors": self.anchors,
+        })
+        .to_string()
+    }
+
+    fn from_json(text: &str) -> Result<Self> {
+        let v: serde_json::Value = serde_json::from_str(text).context("lock.json is not JSON")?;
+        let s = |k: &str| {
+            v.get(k)
+                .and_then(|x| x.as_str())
+                .map(str::to_owned)
+                .ok_or_else(|| anyhow!("lock.json: \"{k}\" is missing or not a string"))
+        };
+        let threshold = v
+            .get("threshold")
+            .and_then(|x| x.as_u64())
+            .and_then(|t| u8::try_from(t).ok())
+            .ok_or_else(|| anyhow!("lock.json: \"threshold\" is missing or not 0-255"))?;
+        let anchors = v
+            .get("anchors")
+            .and_then(|x| x.as_array())
+            .ok_or_else(|| anyhow!("lock.json: \"anchors\" is missing or not an array"))?
+            .iter()
+            .map(|a| {
+                a.as_str()
+                    .filter(|n| !n.contains('/') && !n.contains(".."))
+                    .map(str::to_owned)
+                    .ok_or_else(|| anyhow!("lock.json: an anchor is not a plain file name"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Identity {
+            vendor_domain: s("vendor_domain")?,
+            class: s("class")?,
+            threshold,
+            anchors,
+        })
+    }
+}
+
+/// The paths of a state directory.
+#[derive(Clone, Debug)]
+pub struct StateDir {
+    dir: PathBuf,
+}
+
+impl StateDir {
+    /// `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        StateDir { dir: dir.into() }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Provisions: copies the anchors, writes the identity and a blank
+    /// flash, and if `factory` is given programs it into slot 0, boots and
+    /// confirms it. Refuses a directory that already holds a lock unless
+    /// `force`.
+    pub fn provision(
+        &self,
+        vendor_keys: &[PathBuf],
+        threshold: u8,
+        vendor_domain: &str,
+        class: &str,
+        factory: Option<&Path>,
+        force: bool,
+    ) -> Result<String> {
+        if self.path("flash.bin").exists() && !force {
+            bail!(
+                "{} already holds a lock (flash.bin); pass --force to provision it again",
+                self.dir.display()
+            );
+        }
+        if vendor_keys.is_empty() {
+            bail!("provision: give at least one --vendor-key");
+        }
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("creating {}", self.dir.display()))?;
+        let mut names = Vec::new();
+        for (i, k) in vendor_keys.iter().enumerate() {
+            // Parse before copying: a bad key is refused here, by name.
+            keyway::keys::PublicKey::load(k)
+                .with_context(|| format!("--vendor-key {}", k.display()))?;
+            let name = format!("anchor-{i}.pub");
+            std::fs::copy(k, self.path(&name))
+                .with_context(|| format!("copying {} into the state", k.display()))?;
+            names.push(name);
+        }
+        let id = Identity {
+            vendor_domain: vendor_domain.to_owned(),
+            class: class.to_owned(),
+            threshold,
+            anchors: names,
+        };
+        write_atomic(&self.path("lock.json"), id.to_json().as_bytes())?;
+        let _ = std::fs::remove_file(self.path("keyset.cbor"));
+        let trust = self.trust(&id)?;
+        let mut lock = Lock::new(device::blank_flash(), trust, None).map_err(|e| anyhow!(e))?;
+        let summary = match factory {
+            Some(f) => {
+                let env = std::fs::read(f)
+                    .with_context(|| format!("reading --factory {}", f.display()))?;
+                let r = lock
+                    .factory(&env)
+                    .map_err(|e| anyhow!("--factory {}: {e}", f.display()))?;
+                let v = lock.view(0).map(|v| v.version).unwrap_or_default();
+                format!("factory image {v} in slot 0: {}", r.app)
+            }
+            None => "no factory image: the lock boots into recovery and accepts an upload".into(),
+        };
+        self.save(&lock)?;
+        Ok(summary)
+    }
+
+    fn trust(&self, id: &Identity) -> Result<Trust> {
+        let mut keys = Vec::new();
+        for n in &id.anchors {
+            let p = self.path(n);
+            let k = keyway::keys::PublicKey::load(&p)
+                .with_context(|| format!("anchor {}", p.display()))?;
+            keys.push(
+                keyway_suit::PublicKey::from_raw(&k.raw_public_key_bytes())
+                    .map_err(|e| anyhow!("{}: {}", p.display(), keyway::describe::describe(&e)))?,
+            );
+        }
+        let anchors = TrustAnchors::new(&keys, id.threshold).map_err(|e| {
+            anyhow!(
+                "the anchors and threshold {} are refused: {}",
+                id.threshold,
+                keyway::describe::describe(&e)
+            )
+        })?;
+        let v = keyway::encode::vendor_uuid(&id.vendor_domain);
+        Ok(Trust {
+            anchors,
+            identity: DeviceIdentity::new(v, keyway::encode::class_uuid(&v, &id.class)),
+        })
+    }
+
+    /// Loads the lock (not booted).
+    pub fn load(&self) -> Result<Lock> {
+        let text = std::fs::read_to_string(self.path("lock.json")).with_context(|| {
+            format!(
+                "{}: no provisioned lock (run `keyway-lock provision` first)",
+                self.path("lock.json").display()
+            )
+        })?;
+        let id = Identity::from_json(&text)?;
+        let trust = self.trust(&id)?;
+        let bytes = std::fs::read(self.path("flash.bin"))
+            .with_context(|| format!("reading {}", self.path("flash.bin").display()))?;
+        let flash: Flash = device::flash_from_bytes(bytes)
+            .map_err(|e| anyhow!("{}: {e}", self.path("flash.bin").display()))?;
+        let keyset = match std::fs::read(self.path("keyset.cbor")) {
+            Ok(d) => Some(d),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e).context("reading keyset.cbor"),
+        };
+        Lock::new(flash, trust, keyset).map_err(|e| anyhow!(e))
+    }
+
+    /// Writes the flash (atomically) and the stored key set.
+    pub fn save(&self, lock: &Lock) -> Result<()> {
+        write_atomic(&self.path("flash.bin"), lock.flash().as_bytes())?;
+        if let Some(doc) = lock.keyset_doc() {
+            write_atomic(&self.path("keyset.cbor"), doc)?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes `bytes` to `path.tmp` and renames it over `path`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+}

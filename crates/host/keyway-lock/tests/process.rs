@@ -1,0 +1,183 @@
+//! The `keyway-lock` binary end to end over UDP on loopback: provision,
+//! run, upload, reset into the trial and the confirm, kill (a power cut),
+//! run again.
+
+use std::io::{BufRead as _, BufReader};
+use std::net::UdpSocket;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use ciborium::Value;
+use keyway::encode::EnvelopeBuilder;
+use keyway::keys::{Algorithm, SigningKey, keygen};
+use keyway_lock::smp::{self, HEADER_LEN, Header, Op};
+use sha2::{Digest, Sha256};
+
+const BIN: &str = env!("CARGO_BIN_EXE_keyway-lock");
+
+/// Kills the lock when the test ends, however it ends.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(state: &std::path::Path) -> (Running, UdpSocket) {
+    let mut child = Command::new(BIN)
+        .arg("--state")
+        .arg(state)
+        .args(["--bind", "127.0.0.1:0", "--presence-always-open"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let running = Running(child);
+    let mut line = String::new();
+    BufReader::new(out).read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(&addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    (running, sock)
+}
+
+fn request(
+    sock: &UdpSocket,
+    op: Op,
+    group: u16,
+    id: u8,
+    body: Vec<(Value, Value)>,
+) -> Vec<(Value, Value)> {
+    let mut data = Vec::new();
+    ciborium::into_writer(&Value::Map(body), &mut data).unwrap();
+    let h = Header {
+        op,
+        version: 1,
+        flags: 0,
+        len: data.len() as u16,
+        group,
+        seq: 5,
+        id,
+    };
+    let mut f = h.encode().to_vec();
+    f.extend_from_slice(&data);
+    sock.send(&f).unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = sock.recv(&mut buf).unwrap();
+    let rh = Header::decode(&buf[..n]).unwrap();
+    assert_eq!((rh.seq, rh.group, rh.id), (5, group, id));
+    smp::decode_body(&buf[HEADER_LEN..n]).unwrap()
+}
+
+fn t(s: &str) -> Value {
+    Value::Text(s.into())
+}
+
+/// (slot, version, active, confirmed) of each image.
+fn images(sock: &UdpSocket) -> Vec<(u64, String, bool, bool)> {
+    let m = request(sock, Op::Read, 1, 0, vec![]);
+    smp::get(&m, "images")
+        .and_then(Value::as_array)
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let i = i.as_map().unwrap();
+            (
+                smp::get_u64(i, "slot").unwrap().unwrap(),
+                smp::get_text(i, "version").unwrap().unwrap().to_owned(),
+                smp::get_bool(i, "active").unwrap().unwrap(),
+                smp::get_bool(i, "confirmed").unwrap().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn release(key: &SigningKey, version: &str, sequence: u64) -> Vec<u8> {
+    EnvelopeBuilder {
+        sequence,
+        version: version.parse().unwrap(),
+        vendor_domain: "locks.example".into(),
+        class_name: "deadbolt-2".into(),
+        payload: (0..40_000u32)
+            .map(|i| (i * 13 + sequence as u32) as u8)
+            .collect(),
+        keys: vec![key.clone()],
+        ..Default::default()
+    }
+    .build()
+    .unwrap()
+    .envelope
+}
+
+#[test]
+fn provision_run_update_kill_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let files = keygen(tmp.path().join("vendor"), Algorithm::Ed25519).unwrap();
+    let key = SigningKey::load(&files.private).unwrap();
+    std::fs::write(tmp.path().join("v1.suit"), release(&key, "1.0.0", 1)).unwrap();
+    let v2 = release(&key, "2.0.0", 2);
+    let state = tmp.path().join("lock");
+    let out = Command::new(BIN)
+        .args(["provision", "--state"])
+        .arg(&state)
+        .arg("--vendor-key")
+        .arg(&files.public)
+        .args([
+            "--vendor-domain",
+            "locks.example",
+            "--class",
+            "deadbolt-2",
+            "--factory",
+        ])
+        .arg(tmp.path().join("v1.suit"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (lock, sock) = start(&state);
+    let m = request(&sock, Op::Write, 0, 0, vec![(t("d"), t("ping"))]);
+    assert_eq!(smp::get_text(&m, "r").unwrap(), Some("ping"));
+    assert_eq!(images(&sock), vec![(0, "1.0.0".into(), true, true)]);
+    let sha: [u8; 32] = Sha256::digest(&v2).into();
+    let mut at = 0usize;
+    while at < v2.len() {
+        let end = (at + 1200).min(v2.len());
+        let mut body = vec![
+            (t("off"), Value::from(at as u64)),
+            (t("data"), Value::Bytes(v2[at..end].to_vec())),
+        ];
+        if at == 0 {
+            body.push((t("len"), Value::from(v2.len() as u64)));
+            body.push((t("sha"), Value::Bytes(sha.to_vec())));
+        }
+        let m = request(&sock, Op::Write, 1, 1, body);
+        at = smp::get_u64(&m, "off")
+            .unwrap()
+            .unwrap_or_else(|| panic!("{m:?}")) as usize;
+    }
+    let m = request(&sock, Op::Write, 0, 5, vec![]);
+    assert!(m.is_empty());
+    let want = vec![
+        (0, "1.0.0".into(), false, false),
+        (1, "2.0.0".into(), true, true),
+    ];
+    assert_eq!(images(&sock), want);
+
+    // Kill it: a power cut between requests. The flash file holds the update.
+    drop(lock);
+    let (_lock, sock) = start(&state);
+    assert_eq!(images(&sock), want);
+}

@@ -1,0 +1,621 @@
+//! The SMP server over the real device core: gating, the upload state
+//! machine, refusals with their codes, a reset into the trial and the
+//! confirm, and hostile frames.
+
+use ciborium::Value;
+use keyway::encode::{EnvelopeBuilder, class_uuid, vendor_uuid};
+use keyway::keys::{Algorithm, SigningKey};
+use keyway_device::journal::TrialState;
+use keyway_lock::device::{self, Lock, Trust};
+use keyway_lock::server::Server;
+use keyway_lock::smp::{self, HEADER_LEN, Header, Op};
+use keyway_suit::{DeviceIdentity, PublicKey, TrustAnchors};
+use sha2::{Digest, Sha256};
+
+const VENDOR: &str = "locks.example";
+const CLASS: &str = "deadbolt-2";
+
+struct Fixture {
+    key: SigningKey,
+    trust: Trust,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let key = SigningKey::generate(Algorithm::Ed25519).unwrap();
+        let public = PublicKey::from_raw(&key.raw_public_key_bytes()).unwrap();
+        let v = vendor_uuid(VENDOR);
+        Fixture {
+            trust: Trust {
+                anchors: TrustAnchors::new(&[public], 1).unwrap(),
+                identity: DeviceIdentity::new(v, class_uuid(&v, CLASS)),
+            },
+            key,
+        }
+    }
+
+    fn release(&self, key: &SigningKey, version: &str, sequence: u64, len: usize) -> Vec<u8> {
+        let payload: Vec<u8> = (0..len)
+            .map(|i| (i * 7 + sequence as usize) as u8)
+            .collect();
+        EnvelopeBuilder {
+            sequence,
+            version: version.parse().unwrap(),
+            vendor_domain: VENDOR.into(),
+            class_name: CLASS.into(),
+            payload,
+            keys: vec![key.clone()],
+            ..Default::default()
+        }
+        .build()
+        .unwrap()
+        .envelope
+    }
+
+    /// A lock with 1.0.0 (sequence 1) confirmed in slot 0, serving.
+    fn server(&self) -> Server {
+        let mut lock = Lock::new(device::blank_flash(), self.trust.clone(), None).unwrap();
+        lock.factory(&self.release(&self.key, "1.0.0", 1, 9000))
+            .unwrap();
+        Server::new(lock)
+    }
+}
+
+type Map = Vec<(Value, Value)>;
+
+fn t(s: &str) -> Value {
+    Value::Text(s.into())
+}
+
+fn frame(op: Op, version: u8, group: u16, id: u8, seq: u8, body: Map) -> Vec<u8> {
+    let mut data = Vec::new();
+    ciborium::into_writer(&Value::Map(body), &mut data).unwrap();
+    let h = Header {
+        op,
+        version,
+        flags: 0,
+        len: data.len() as u16,
+        group,
+        seq,
+        id,
+    };
+    let mut f = h.encode().to_vec();
+    f.extend_from_slice(&data);
+    f
+}
+
+fn answer(server: &mut Server, f: &[u8]) -> (Header, Map) {
+    let r = server.handle(f, 0);
+    let h = Header::decode(&r).unwrap();
+    assert_eq!(usize::from(h.len), r.len() - HEADER_LEN, "response length");
+    (h, smp::decode_body(&r[HEADER_LEN..]).unwrap())
+}
+
+fn rc(m: &Map) -> Option<u64> {
+    smp::get_u64(m, "rc").unwrap()
+}
+
+fn group_err(m: &Map) -> Option<(u64, u64)> {
+    let e = smp::get(m, "err")?.as_map()?;
+    Some((
+        smp::get_u64(e, "group").ok()??,
+        smp::get_u64(e, "rc").ok()??,
+    ))
+}
+
+fn off(m: &Map) -> Option<u64> {
+    smp::get_u64(m, "off").unwrap()
+}
+
+/// An upload request (SMPv2).
+fn chunk(env: &[u8], at: usize, n: usize, first: bool, sha: Option<[u8; 32]>) -> Vec<u8> {
+    let end = (at + n).min(env.len());
+    let mut m = vec![
+        (t("off"), Value::from(at as u64)),
+        (t("data"), Value::Bytes(env[at..end].to_vec())),
+    ];
+    if first {
+        m.push((t("len"), Value::from(env.len() as u64)));
+        m.push((t("image"), Value::from(0u8)));
+        if let Some(s) = sha {
+            m.push((t("sha"), Value::Bytes(s.to_vec())));
+        }
+    }
+    frame(Op::Write, 1, 1, 1, 9, m)
+}
+
+fn sha(b: &[u8]) -> [u8; 32] {
+    Sha256::digest(b).into()
+}
+
+/// Uploads `env` in `n`-byte chunks following the server's offsets;
+/// returns the last response.
+fn upload(server: &mut Server, env: &[u8], n: usize) -> Map {
+    upload_as(server, env, n, 1, env.len())
+}
+
+/// [`upload`] in SMP version bits `version`, declaring `len`.
+fn upload_as(server: &mut Server, env: &[u8], n: usize, version: u8, len: usize) -> Map {
+    let mut at = 0usize;
+    let mut first = true;
+    loop {
+        let mut req = chunk(env, at, n, first, (len == env.len()).then(|| sha(env)));
+        if first && len != env.len() {
+            let mut h = Header::decode(&req).unwrap();
+            let mut m = smp::decode_body(&req[HEADER_LEN..]).unwrap();
+            for (k, v) in &mut m {
+                if *k == t("len") {
+                    *v = Value::from(len as u64);
+                }
+            }
+            let mut data = Vec::new();
+            ciborium::into_writer(&Value::Map(m), &mut data).unwrap();
+            h.len = data.len() as u16;
+            req = h.encode().to_vec();
+            req.extend_from_slice(&data);
+        }
+        req[0] = (version << 3) | Op::Write as u8;
+        let (_, m) = answer(server, &req);
+        first = false;
+        match off(&m) {
+            Some(o) if (o as usize) < env.len() => at = o as usize,
+            _ => return m,
+        }
+    }
+}
+
+fn images(server: &mut Server) -> Vec<Map> {
+    let (_, m) = answer(server, &frame(Op::Read, 1, 1, 0, 1, vec![]));
+    smp::get(&m, "images")
+        .and_then(Value::as_array)
+        .unwrap()
+        .iter()
+        .map(|v| v.as_map().unwrap().clone())
+        .collect()
+}
+
+fn flag(m: &Map, k: &str) -> bool {
+    smp::get_bool(m, k).unwrap().unwrap_or(false)
+}
+
+#[test]
+fn upload_without_presence_is_access_denied_at_the_top_level() {
+    let f = Fixture::new();
+    let mut s = f.server();
+    let env = f.release(&f.key, "2.0.0", 2, 10_000);
+    for version in [0, 1] {
+        let mut req = chunk(&env, 0, 512, true, Some(sha(&env)));
+        req[0] = (version << 3) | Op::Write as u8;
+        let (h, m) = answer(&mut s, &req);
+        assert_eq!((h.op, h.seq), (Op::WriteRsp, 9));
+        assert_eq!(rc(&m), Some(11), "{m:?}");
+        assert!(group_err(&m).is_none());
+    }
+    let (_, m) = answer(&mut s, &frame(Op::Write, 1, 1, 5, 1, vec![]));
+    assert_eq!(rc(&m), Some(11), "erase is gated too");
+    // Nothing was written: no download recorded.
+    assert_eq!(s.lock().state().download, None);
+    // The window opens and closes with time.
+    s.open_presence(1_000, 500);
+    assert!(s.presence_open(1_499) && !s.presence_open(1_500));
+}
+
+#[test]
+fn full_update_out_of_order_resume_reset_trial_confirm() {
+    let f = Fixture::new();
+    let mut s = f.server();
+    s.set_presence_always_open(true);
+    let env = f.release(&f.key, "2.1.0", 2, 20_000);
+    let h = sha(&env);
+    // First chunk (the head is buffered until it can be verified).
+    let (_, m) = answer(&mut s, &chunk(&env, 0, 1000, true, Some(h)));
+    assert_eq!(off(&m), Some(1000));
+    // Out of order: the server names the offset it expects.
+    let (_, m) = answer(&mut s, &chunk(&env, 3000, 1000, false, None));
+    assert_eq!(off(&m), Some(1000));
+    let mut at = 1000;
+    while at < 9000 {
+        let (_, m) = answer(&mut s, &chunk(&env, at, 1000, false, None));
+        at = off(&m).unwrap() as usize;
+    }
+    assert_eq!(at, 9000);
+    assert_eq!(
+        images(&mut s).len(),
+        1,
+        "the slot being written is not listed"
+    );
+    // The client restarts: off 0 with the same len and sha resumes.
+    let (_, m) = answer(&mut s, &chunk(&env, 0, 1000, true, Some(h)));
+    assert_eq!(off(&m), Some(9000));
+    let mut last = Map::new();
+    while at < env.len() {
+        let (_, m) = answer(&mut s, &chunk(&env, at, 1000, false, None));
+        at = off(&m).unwrap() as usize;
+        last = m;
+    }
+    assert_eq!(smp::get_bool(&last, "match").unwrap(), Some(true));
+    assert_eq!(s.lock().state().trial, TrialState::Pending { slot: 1 });
+    let imgs = images(&mut s);
+    let new = imgs
+        .iter()
+        .find(|m| smp::get_bytes(m, "hash").unwrap() == Some(&h[..]))
+        .expect("the uploaded image is listed by the SHA-256 of its envelope");
+    assert!(flag(new, "pending") && !flag(new, "active") && flag(new, "bootable"));
+    assert_eq!(smp::get_text(new, "version").unwrap(), Some("2.1.0"));
+
+    // Reset: responds first, then boots the new image on trial; the
+    // self-test passes and it confirms.
+    let (_, m) = answer(&mut s, &frame(Op::Write, 1, 0, 5, 2, vec![]));
+    assert!(m.is_empty(), "{m:?}");
+    let boot = s.poll_reset().unwrap().unwrap();
+    assert!(boot.app.contains("confirmed"), "{}", boot.app);
+    let st = s.lock().state();
+    assert_eq!(
+        (st.active_slot, st.trial, st.floor),
+        (1, TrialState::Confirmed, Some(2))
+    );
+    let imgs = images(&mut s);
+    let new = imgs
+        .iter()
+        .find(|m| smp::get_u64(m, "slot").unwrap() == Some(1))
+        .unwrap();
+    assert!(flag(new, "active") && flag(new, "confirmed") && !flag(new, "pending"));
+}
+
+#[test]
+fn rollback_is_refused_with_current_version_is_newer() {
+    let f = Fixture::new();
+    let mut s = f.server();
+    s.set_presence_always_open(true);
+    // Sequence 1 is the floor: not above it.
+    let env = f.release(&f.key, "0.9.0", 1, 10_000);
+    let m = upload(&mut s, &env, 1500);
+    assert_eq!(group_err(&m), Some((1, 27)), "{m:?}");
+    // SMPv1: the legacy rc with the reason.
+    let m = upload_as(&mut s, &env, 1500, 0, env.len());
+    assert_eq!(rc(&m), Some(3), "{m:?}");
+    let why = smp::get_text(&m, "rsn").unwrap().unwrap();
+    assert!(why.contains("anti-rollback"), "{why}");
+    assert!(s.upload().is_none());
+    assert_eq!(s.lock().state().download, None, "nothing written");
+}
+
+#[test]
+fn wrong_signer_wrong_sha_overrun_and_wrong_len_are_refused() {
+    let f = Fixture::new();
+    let mut s = f.server();
+    s.set_presence_always_open(true);
+    let stranger = SigningKey::generate(Algorithm::Ed25519).unwrap();
+    let m = upload(&mut s, &f.release(&stranger, "2.0.0", 2, 8000), 1000);
+    assert_eq!(group_err(&m), Some((1, 22)), "{m:?}");
+
+    // A wrong sha is caught when the last byte arrives; nothing is pending.
+    let env = f.release(&f.key, "2.0.0", 2, 8000);
+    let mut at = 0;
+    let mut m = Map::new();
+    let mut first = true;
+    while at < env.len() {
+        (_, m) = answer(&mut s, &chunk(&env, at, 1000, first, Some([7; 32])));
+        first = false;
+        match off(&m) {
+            Some(o) => at = o as usize,
+            None => break,
+        }
+    }
+    assert_eq!(group_err(&m), Some((1, 24)), "{m:?}");
+    assert_ne!(s.lock().state().trial, TrialState::Pending { slot: 1 });
+
+    // Data past the declared length.
+    let mut req = vec![
+        (t("off"), Value::from(0u8)),
+        (t("data"), Value::Bytes(vec![0; 100])),
+        (t("len"), Value::from(50u8)),
+    ];
+    let (_, m) = answer(&mut s, &frame(Op::Write, 1, 1, 1, 3, req.clone()));
+    assert_eq!(group_err(&m), Some((1, 31)), "{m:?}");
+    // A len that is not the envelope's.
+    let m = upload_as(&mut s, &env, 1500, 1, env.len() + 10);
+    assert_eq!(group_err(&m), Some((1, 21)), "{m:?}");
+    // No len with off 0.
+    req.truncate(2);
+    let (_, m) = answer(&mut s, &frame(Op::Write, 1, 1, 1, 3, req));
+    assert_eq!(rc(&m), Some(3), "{m:?}");
+}
+
+#[test]
+fn test_by_hash_then_reset_then_confirm_by_request() {
+    let f = Fixture::new();
+    let mut s = f.server();
+    s.set_presence_always_open(true);
+    let env = f.release(&f.key, "3.0.0", 3, 5000);
+    let m = upload(&mut s, &env, 1500);
+    assert_eq!(off(&m), Some(env.len() as u64));
+    let h = sha(&env);
+    // Test by hash: already pending, stays pending.
+    let req = vec![
+        (t("hash"), Value::Bytes(h.to_vec())),
+        (t("confirm"), Value::Bool(false)),
+    ];
+    let (_, m) = answer(&mut s, &frame(Op::Write, 1, 1, 0, 4, req));
+    assert!(smp::get(&m, "images").is_some(), "{m:?}");
+    // An unknown hash.
+    let req = vec![(t("hash"), Value::Bytes(vec![1; 32]))];
+    let (_, m) = answer(&mut s, &frame(Op::Write, 1, 1, 0, 4, req));
+    assert_eq!(group_err(&m), Some((1, 3)), "{m:?}");
+    // With a failing self-test the trial is not confirmed and reverts.
+    s.lock_mut().self_test.motor = false;
+    answer(&mut s, &frame(Op::Write, 1, 0, 5, 5, vec![]));
+    let b = s.poll_reset().unwrap().unwrap();
+    assert!(b.app.contains("self-test failed"), "{}", b.app);
+    answer(&mut s, &frame(Op::Write, 1, 0, 5, 6, vec![]));
+    s.poll_reset().unwrap().unwrap();
+    assert_eq!(s.lock().running(), Some(0), "reverted to 1.0.0");
+    assert_eq!(s.lock().state().floor, Some(1));
+}
+
+#[test]
+fn os_group_echo_params_info_and_unknown_commands() {
+    let f = Fixture::new();
+    let mut s = f.server();
+    let (h, m) = answer(
+        &mut s,
+        &frame(Op::Write, 1, 0, 0, 77, vec![(t("d"), t("hello"))]),
+    );
+    assert_eq!((h.op, h.seq, h.version), (Op::WriteRsp, 77, 1));
+    assert_eq!(smp::get_text(&m, "r").unwrap(), Some("hello"));
+    let (_, m) = answer(&mut s, &frame(Op::Read, 1, 0, 6, 1, vec![]));
+    assert_eq!(
+        smp::get_u64(&m, "buf_size").unwrap(),
+        Some(smp::MAX_FRAME as u64)
+    );
+    let (_, m) = answer(
+        &mut s,
+        &frame(Op::Read, 1, 0, 7, 1, vec![(t("format"), t("snrm"))]),
+    );
+    assert_eq!(
+        smp::get_text(&m, "output").unwrap(),
+        Some("Keyway keyway-lock 1.0.0 nrf52840-sim")
+    );
+    let (_, m) = answer(
+        &mut s,
+        &frame(Op::Read, 1, 0, 7, 1, vec![(t("format"), t("q"))]),
+    );
+    assert_eq!(group_err(&m), Some((0, 2)));
+    let (_, m) = answer(&mut s, &frame(Op::Read, 1, 9, 0, 1, vec![]));
+    assert_eq!(rc(&m), Some(8));
+}
+
+#[test]
+fn hostile_frames_get_error_responses() {
+    let f = Fixture::new();
+    let mut s = f.server();
+    // Too short for a header: a zeroed header and EINVAL.
+    let (h, m) = answer(&mut s, &[1, 2, 3]);
+    assert_eq!((h.group, h.seq), (0, 0));
+    assert_eq!(rc(&m), Some(3));
+    // Oversized.
+    let mut big = frame(Op::Write, 1, 1, 1, 5, vec![]);
+    big[2..4].copy_from_slice(&4000u16.to_be_bytes());
+    big.resize(8 + 4000, 0);
+    let (h, m) = answer(&mut s, &big);
+    assert_eq!((h.seq, rc(&m)), (5, Some(7)));
+    // Garbage CBOR, truncated body, reserved version.
+    let mut g = Header::decode(&frame(Op::Write, 1, 0, 0, 6, vec![])).unwrap();
+    g.len = 3;
+    let mut bad = g.encode().to_vec();
+    bad.extend_from_slice(&[0xFF, 0xFF, 0xFF]);
+    assert_eq!(rc(&answer(&mut s, &bad).1), Some(3));
+    bad.truncate(9);
+    assert_eq!(rc(&answer(&mut s, &bad).1), Some(3));
+    let mut v3 = frame(Op::Read, 1, 0, 6, 1, vec![]);
+    v3[0] = (3 << 3) | Op::Read as u8;
+    assert_eq!(rc(&answer(&mut s, &v3).1), Some(13));
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    #[test]
+    fn any_frame_gets_a_well_formed_answer(
+        group in 0u16..3, id in 0u8..8, op in 0u8..4,
+        body in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+    ) {
+        let f = Fixture::new();
+        let mut s = f.server();
+        s.set_presence_always_open(true);
+        let h = Header { op: match op { 0 => Op::Read, 1 => Op::ReadRsp, 2 => Op::Write, _ => Op::WriteRsp },
+            version: 1, flags: 0, len: body.len() as u16, group, seq: 3, id };
+        let mut fr = h.encode().to_vec();
+        fr.extend_from_slice(&body);
+        let r = s.handle(&fr, 0);
+        let rh = Header::decode(&r).unwrap();
+        proptest::prop_assert_eq!(rh.seq, 3);
+        proptest::prop_assert!(smp::decode_body(&r[HEADER_LEN..]).is_ok());
+    }
+}
+
+#[test]
+fn control_socket_commands() {
+    let f = Fixture::new();
+    let mut s = f.server();
+    let r = keyway_lock::control::handle_line(&mut s, r#"{"cmd":"presence","seconds":5}"#, 100);
+    assert_eq!(r["ok"], true, "{r}");
+    assert!(s.presence_open(5_099) && !s.presence_open(5_100));
+    let r = keyway_lock::control::handle_line(&mut s, r#"{"cmd":"status"}"#, 200);
+    assert_eq!(
+        (r["running_slot"].as_u64(), r["presence_open"].as_bool()),
+        (Some(0), Some(true))
+    );
+    let r = keyway_lock::control::handle_line(&mut s, r#"{"cmd":"presence-close"}"#, 300);
+    assert_eq!(r["ok"], true);
+    assert!(!s.presence_open(301));
+    for (line, why) in [
+        ("nope", "not JSON"),
+        (r#"{"cmd":"fly"}"#, "unknown cmd"),
+        ("{}", "missing"),
+        (r#"{"cmd":"presence","seconds":99999}"#, "at most"),
+    ] {
+        let r = keyway_lock::control::handle_line(&mut s, line, 0);
+        assert_eq!(r["ok"], false, "{line}");
+        assert!(r["error"].as_str().unwrap().contains(why), "{line}: {r}");
+    }
+    assert!(!s.presence_open(302));
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+    /// Upload requests with any offsets, lengths and sizes, in any order:
+    /// always a well-formed answer, and never a pending image that is not
+    /// exactly the envelope.
+    #[test]
+    fn upload_requests_in_any_order(
+        steps in proptest::collection::vec(
+            (0u64..26_000, 0usize..1400, proptest::option::of(0u64..30_000), proptest::bool::ANY),
+            1..16,
+        ),
+    ) {
+        let f = Fixture::new();
+        let mut s = f.server();
+        s.set_presence_always_open(true);
+        let env = f.release(&f.key, "2.0.0", 2, 20_000);
+        for (off, n, len, with_sha) in steps {
+            let at = off as usize;
+            let data = env.get(at..(at + n).min(env.len())).unwrap_or(&[]).to_vec();
+            let mut m = vec![
+                (t("off"), Value::from(off)),
+                (t("data"), Value::Bytes(data)),
+            ];
+            if let Some(l) = len {
+                m.push((t("len"), Value::from(l)));
+            }
+            if with_sha {
+                m.push((t("sha"), Value::Bytes(sha(&env).to_vec())));
+            }
+            let r = s.handle(&frame(Op::Write, 1, 1, 1, 4, m), 0);
+            let h = Header::decode(&r).unwrap();
+            proptest::prop_assert_eq!(h.seq, 4);
+            proptest::prop_assert!(smp::decode_body(&r[HEADER_LEN..]).is_ok());
+        }
+        if s.lock().state().trial == (TrialState::Pending { slot: 1 }) {
+            let v = s.lock_mut().view(1).unwrap();
+            proptest::prop_assert_eq!(v.hash, sha(&env));
+        }
+    }
+}
+
+#[test]
+fn erase_and_confirm_rules() {
+    let f = Fixture::new();
+    let mut s = f.server();
+    s.set_presence_always_open(true);
+    let erase = |slot: Option<u8>| {
+        let body = slot.map_or_else(Vec::new, |n| vec![(t("slot"), Value::from(n))]);
+        frame(Op::Write, 1, 1, 5, 8, body)
+    };
+    // The running slot is refused.
+    let (_, m) = answer(&mut s, &erase(Some(0)));
+    assert_eq!(group_err(&m), Some((1, 14)), "{m:?}");
+    let (_, m) = answer(&mut s, &erase(Some(2)));
+    assert_eq!(group_err(&m), Some((1, 14)), "{m:?}");
+    // A pending image is refused; erasing needs it unmarked first.
+    let env = f.release(&f.key, "2.0.0", 2, 7000);
+    upload(&mut s, &env, 1400);
+    let (_, m) = answer(&mut s, &erase(None));
+    assert_eq!(group_err(&m), Some((1, 28)), "{m:?}");
+    // Confirming an image that does not run is refused; the running one is a no-op.
+    let req = vec![
+        (t("hash"), Value::Bytes(sha(&env).to_vec())),
+        (t("confirm"), Value::Bool(true)),
+    ];
+    let (_, m) = answer(&mut s, &frame(Op::Write, 1, 1, 0, 8, req));
+    assert_eq!(group_err(&m), Some((1, 32)), "{m:?}");
+    let (_, m) = answer(
+        &mut s,
+        &frame(
+            Op::Write,
+            1,
+            1,
+            0,
+            8,
+            vec![(t("confirm"), Value::Bool(true))],
+        ),
+    );
+    assert!(smp::get(&m, "images").is_some(), "{m:?}");
+    // Boot it, confirm, then the old slot may be erased and disappears.
+    answer(&mut s, &frame(Op::Write, 1, 0, 5, 8, vec![]));
+    s.poll_reset().unwrap().unwrap();
+    assert_eq!(images(&mut s).len(), 2);
+    let (_, m) = answer(&mut s, &erase(None));
+    assert!(m.is_empty(), "{m:?}");
+    let left = images(&mut s);
+    assert_eq!(left.len(), 1);
+    assert_eq!(smp::get_u64(&left[0], "slot").unwrap(), Some(1));
+}
+
+/// The client's side of an update over a lock that may lose power: upload
+/// (restarting from `off` 0 when the lock stops answering, as smpclient
+/// would after a timeout), reset, and power-ons until it runs.
+fn update_through_cuts(s: &mut Server, env: &[u8]) -> Result<(), String> {
+    let reboot = |s: &mut Server| {
+        for _ in 0..5 {
+            if !s.lost_power() {
+                return;
+            }
+            let _ = s.poll_reset();
+        }
+    };
+    let mut at = 0usize;
+    for _ in 0..400 {
+        let r = s.handle(&chunk(env, at, 1400, at == 0, Some(sha(env))), 0);
+        if s.lost_power() {
+            reboot(s);
+            s.set_presence_always_open(true);
+            at = 0;
+            continue;
+        }
+        let m = smp::decode_body(&r[HEADER_LEN..]).map_err(|e| e.to_string())?;
+        match off(&m) {
+            Some(o) if (o as usize) < env.len() => at = o as usize,
+            Some(_) => {
+                s.handle(&frame(Op::Write, 1, 0, 5, 1, vec![]), 0);
+                let _ = s.poll_reset();
+                reboot(s);
+                return Ok(());
+            }
+            None => return Err(format!("refused: {m:?}")),
+        }
+    }
+    Err("no progress".into())
+}
+
+#[test]
+fn a_power_cut_at_every_flash_operation_of_the_update() {
+    let f = Fixture::new();
+    let env = f.release(&f.key, "2.0.0", 2, 9_000);
+    let lock = |s: &Server| s.lock().flash().ops();
+    // Dry run: how many flash operations the update takes.
+    let mut s = f.server();
+    s.set_presence_always_open(true);
+    let start = lock(&s);
+    update_through_cuts(&mut s, &env).unwrap();
+    let ops = lock(&s) - start;
+    assert!(ops > 10, "{ops} operations");
+    for n in 0..ops + 2 {
+        let mut s = f.server();
+        s.set_presence_always_open(true);
+        s.lock_mut().plan_power_cut(n, n);
+        let r = update_through_cuts(&mut s, &env);
+        let st = s.lock().state();
+        assert!(
+            r.is_ok()
+                && s.lock().running() == Some(1)
+                && st.trial == TrialState::Confirmed
+                && st.floor == Some(2),
+            "cut at operation {n} of {ops}: {r:?}, running {:?}, {st:?}",
+            s.lock().running()
+        );
+        let v = s.lock_mut().view(1).unwrap();
+        assert_eq!(v.hash, sha(&env), "cut at operation {n}");
+        let fired = s.lock().flash().cut_log().len();
+        assert_eq!(fired, usize::from(n < ops), "cut at operation {n} of {ops}");
+    }
+}

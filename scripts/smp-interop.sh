@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# keyway-lock against the MCUmgr tools from PyPI (pinned): smpmgr updates the
+# lock (refused without the presence window; with it: upload, reset, trial
+# boot, self-test, confirm), the state survives a kill (a power cut), and an
+# smpclient script runs upload -> state read -> test by hash -> reset.
+# Needs python3 with venv and PyPI access the first time (target/smp-venv is reused).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+die() { echo "smp-interop: FAIL: $*" >&2; exit 1; }
+
+VENV="$PWD/target/smp-venv"
+have() { [ -x "$VENV/bin/pip" ] && "$VENV/bin/pip" show "$1" 2>/dev/null | grep -x "Version: $2" >/dev/null; }
+if ! { have smpclient 7.3.0 && have smpmgr 0.19.1; }; then
+  step "venv with smpclient 7.3.0 and smpmgr 0.19.1"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q smpclient==7.3.0 smpmgr==0.19.1
+fi
+PY="$VENV/bin/python"
+SMPMGR_BIN="$VENV/bin/smpmgr"
+# Every tool call is bounded: a lock that stops answering fails the script, never hangs it.
+SMPMGR() { timeout 60 "$SMPMGR_BIN" "$@"; }
+export COLUMNS=200
+SMPMGR --help >/dev/null
+
+step "build"
+cargo build -q --release -p keyway -p keyway-lock
+KEYWAY="$PWD/target/release/keyway"
+LOCK="$PWD/target/release/keyway-lock"
+CHECK="$PWD/scripts/smp_client_check.py"
+
+W=target/smp-interop
+rm -rf "$W"; mkdir -p "$W"; cd "$W"
+
+step "vendor: key, releases 1.4.0 (factory), 2.1.0, 3.0.0, 4.0.0"
+"$KEYWAY" keygen vendor >/dev/null
+printf 'Fixes the keypad timing leak (CVE-2024-12345).\n' > NOTES.md
+for r in "1.4.0 1 90000" "2.1.0 2 150000" "3.0.0 3 120000" "4.0.0 4 100000"; do
+  set -- $r
+  head -c "$3" /dev/urandom > "fw-$1.bin"
+  "$KEYWAY" sign --firmware "fw-$1.bin" --version "$1" --sequence "$2" \
+    --vendor-domain locks.example --class deadbolt-2 --notes NOTES.md \
+    --key vendor.key -o "v$1.suit" >/dev/null
+done
+
+step "provision the lock (factory 1.4.0)"
+"$LOCK" provision --state lock --vendor-key vendor.pub \
+  --vendor-domain locks.example --class deadbolt-2 --factory v1.4.0.suit
+
+# smpmgr always talks to UDP port 1337: find a loopback address where it is free.
+ADDR=$("$PY" - <<'PY'
+import random, socket
+cands = ["127.0.0.1"] + [f"127.{random.randint(1,254)}.{random.randint(0,254)}.{random.randint(1,254)}" for _ in range(20)]
+for a in cands:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.bind((a, 1337)); print(a); break
+    except OSError:
+        pass
+    finally:
+        s.close()
+PY
+)
+[ -n "$ADDR" ] || die "no loopback address with UDP port 1337 free"
+
+LOCK_PID=
+start_lock() {
+  "$LOCK" --state lock --bind "$ADDR:1337" --control 127.0.0.1:0 >lock.out 2>>lock.err &
+  LOCK_PID=$!
+  for _ in $(seq 50); do grep -q '^listening on' lock.out 2>/dev/null && break; sleep 0.1; done
+  grep -q '^listening on' lock.out || die "the lock did not start: $(cat lock.err)"
+  CONTROL_PORT=$(sed -n 's/^control on 127.0.0.1://p' lock.out)
+}
+stop_lock() { if [ -n "$LOCK_PID" ]; then kill "$LOCK_PID" 2>/dev/null || true; wait "$LOCK_PID" 2>/dev/null || true; LOCK_PID=; fi; }
+trap stop_lock EXIT
+control() {
+  "$PY" -c 'import socket,sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(sys.argv[2].encode() + b"\n"); print(s.makefile().readline().strip())' "$CONTROL_PORT" "$1"
+}
+state() { timeout 30 "$PY" "$CHECK" state "$ADDR" 1337; }
+
+step "start the lock on $ADDR:1337"
+start_lock
+state | tee state0.txt
+grep -q 'version=1.4.0 active=True confirmed=True' state0.txt || die "factory state"
+
+step "smpmgr upgrade without the presence window: refused (rc 11)"
+if SMPMGR --ip "$ADDR" upgrade --format any v2.1.0.suit >refused.txt 2>&1; then
+  die "the upgrade was accepted without presence"
+fi
+grep -q 'EACCESSDENIED' refused.txt || die "expected EACCESSDENIED: $(tail -5 refused.txt)"
+echo "refused: EACCESSDENIED (11)"
+
+step "presence window (control socket), smpmgr upgrade --format any v2.1.0.suit"
+control '{"cmd":"presence","seconds":120}'
+START=$(date +%s.%N)
+SMPMGR --ip "$ADDR" upgrade --format any v2.1.0.suit 2>&1 | tail -3
+END=$(date +%s.%N)
+"$PY" -c "import sys; n=$(stat -c %s v2.1.0.suit); t=$END-$START; print(f'smpmgr upgrade: {n} bytes in {t:.2f} s (connect, upload, reset)')"
+state | tee state1.txt
+grep -q 'version=2.1.0 active=True confirmed=True' state1.txt || die "2.1.0 did not boot on trial and confirm"
+grep 'reset: boot' lock.err | tail -1
+
+step "kill the lock (a power cut) and start it again"
+stop_lock
+start_lock
+state | tee state2.txt
+grep -q 'version=2.1.0 active=True confirmed=True' state2.txt || die "2.1.0 lost across the restart"
+
+step "power cut during an smpmgr upload of 3.0.0 (flash operation 60 from now), then smpmgr again"
+control '{"cmd":"presence","seconds":120}'
+control '{"cmd":"cut-power","after_ops":60}'
+if SMPMGR --ip "$ADDR" upgrade --format any v3.0.0.suit >cut.txt 2>&1; then
+  die "the upload went through a power cut"
+fi
+grep 'POWER CUT' lock.err | tail -1
+control '{"cmd":"presence","seconds":120}'
+SMPMGR --ip "$ADDR" upgrade --format any v3.0.0.suit 2>&1 | tail -2
+grep -q 'upload resumed from the journal' lock.err || die "the second upload did not resume from the journal"
+grep 'upload resumed from the journal' lock.err | tail -1
+state | tee state3.txt
+grep -q 'version=3.0.0 active=True confirmed=True' state3.txt || die "3.0.0 did not boot and confirm"
+
+step "smpclient: upload 4.0.0 -> state read -> test by hash -> reset"
+control '{"cmd":"presence","seconds":120}'
+timeout 60 "$PY" "$CHECK" flow "$ADDR" 1337 v4.0.0.suit
+sleep 0.3
+state | tee state4.txt
+grep -q 'version=4.0.0 active=True confirmed=True' state4.txt || die "4.0.0 did not boot and confirm"
+
+step "smpmgr upgrade with 1.4.0 (a rollback): refused"
+control '{"cmd":"presence","seconds":120}'
+if SMPMGR --ip "$ADDR" upgrade --format any v1.4.0.suit >rollback.txt 2>&1; then
+  die "the rollback was accepted"
+fi
+grep -q 'CURRENT_VERSION_IS_NEWER' rollback.txt || die "expected CURRENT_VERSION_IS_NEWER: $(tail -5 rollback.txt)"
+echo "refused: CURRENT_VERSION_IS_NEWER (27); lock log: $(grep 'rc 27' lock.err | tail -1)"
+
+echo
+echo "smp-interop: OK"
