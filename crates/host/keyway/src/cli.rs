@@ -48,6 +48,76 @@ pub enum Command {
     /// installer and bootloader: flash wear and install time beside the
     /// physical minimum and MCUboot's swap algorithms, and power-cut sweeps.
     FlashSim(FlashSimArgs),
+    /// Make a delta patch that turns OLD into NEW; prints its size and ratio.
+    Diff(DiffArgs),
+    /// Apply a delta patch to OLD with the lock's decoder (same fixed RAM).
+    Patch(PatchArgs),
+}
+
+/// Arguments of `keyway diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The image installed on the lock (the patch's base).
+    pub old: PathBuf,
+    /// The new image.
+    pub new: PathBuf,
+    /// Where to write the patch.
+    #[arg(short, long, value_name = "PATCH")]
+    pub output: PathBuf,
+}
+
+/// Arguments of `keyway patch`.
+#[derive(Debug, Args)]
+pub struct PatchArgs {
+    /// The image the patch was made for.
+    pub old: PathBuf,
+    /// The patch.
+    pub patch: PathBuf,
+    /// Where to write the new image.
+    #[arg(short, long, value_name = "NEW")]
+    pub output: PathBuf,
+    /// Feed the patch in chunks of this many bytes, as a lock receives it.
+    #[arg(long, value_name = "B", default_value_t = 244)]
+    pub chunk: usize,
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+fn diff(a: &DiffArgs, out: &mut dyn Write) -> Result<()> {
+    let (old, new) = (read(&a.old)?, read(&a.new)?);
+    let start = std::time::Instant::now();
+    let patch = crate::delta::diff(&old, &new)?;
+    let took = start.elapsed();
+    fs::write(&a.output, &patch).with_context(|| format!("writing {}", a.output.display()))?;
+    writeln!(
+        out,
+        "{}: {} bytes for {} -> {} bytes ({:.2}% of the new image, {:.1}x smaller), diff {:.2} s",
+        a.output.display(),
+        patch.len(),
+        old.len(),
+        new.len(),
+        100.0 * patch.len() as f64 / new.len().max(1) as f64,
+        new.len() as f64 / patch.len() as f64,
+        took.as_secs_f64()
+    )?;
+    Ok(())
+}
+
+fn patch(a: &PatchArgs, out: &mut dyn Write) -> Result<()> {
+    let (old, patch) = (read(&a.old)?, read(&a.patch)?);
+    let new = crate::delta::apply(&old, &patch, a.chunk)
+        .with_context(|| format!("applying {} to {}", a.patch.display(), a.old.display()))?;
+    fs::write(&a.output, &new).with_context(|| format!("writing {}", a.output.display()))?;
+    writeln!(
+        out,
+        "{}: {} bytes, SHA-256 matches the patch header (decoder RAM {} bytes)",
+        a.output.display(),
+        new.len(),
+        core::mem::size_of::<keyway_delta::Patcher>()
+    )?;
+    Ok(())
 }
 
 /// Key algorithm for `keygen`.
@@ -309,6 +379,8 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
         Command::Inspect(a) => inspect(&a, out),
         Command::Demo(a) => demo(&a, out),
         Command::FlashSim(a) => flash_sim(&a, out),
+        Command::Diff(a) => diff(&a, out),
+        Command::Patch(a) => patch(&a, out),
     }
 }
 
