@@ -41,7 +41,61 @@ pub enum EncodeError {
     TooLarge,
 }
 
-/// Encodes `ops` turning `base` into `new`; writes the body's bytes to `sink`.
+/// Writes a patch body symbol by symbol, with no checks: the building
+/// block of [`encode_body`], and the way tests and the fuzzer write
+/// hostile patches (copies out of range, oversize lengths, too much
+/// output). The caller writes, per op: [`Writer::seek`],
+/// [`Writer::add_len`], that many [`Writer::diff`]s, [`Writer::extra_len`],
+/// that many [`Writer::literal`]s.
+pub struct Writer<W: FnMut(u8)> {
+    rc: RangeEncoder<W>,
+    model: Model,
+}
+
+impl<W: FnMut(u8)> Writer<W> {
+    /// A writer whose bytes go to `sink`.
+    pub fn new(sink: W) -> Self {
+        Writer {
+            rc: RangeEncoder::new(sink),
+            model: Model::new(),
+        }
+    }
+
+    // The model's errors come from decoding only: encoding never fails.
+
+    /// Codes an op's seek.
+    pub fn seek(&mut self, seek: i64) {
+        let _ = self.model.seek(&mut self.rc, seek);
+    }
+
+    /// Codes an op's `add` length.
+    pub fn add_len(&mut self, len: u32) {
+        let _ = self.model.number(&mut self.rc, Field::Add, len);
+    }
+
+    /// Codes one diff byte `new - base`, given the base byte.
+    pub fn diff(&mut self, base: u8, new: u8) {
+        let _ = self.model.diff(&mut self.rc, base, new.wrapping_sub(base));
+    }
+
+    /// Codes an op's `extra` length.
+    pub fn extra_len(&mut self, len: u32) {
+        let _ = self.model.number(&mut self.rc, Field::Extra, len);
+    }
+
+    /// Codes one literal byte.
+    pub fn literal(&mut self, b: u8) {
+        let _ = self.model.literal(&mut self.rc, b);
+    }
+
+    /// Writes the coder's last bytes.
+    pub fn finish(self) {
+        self.rc.flush();
+    }
+}
+
+/// Encodes `ops` turning `base` into `new`; writes the body's bytes to
+/// `sink`. Refuses ops that do not produce exactly `new` from `base`.
 pub fn encode_body(
     base: &[u8],
     new: &[u8],
@@ -51,8 +105,7 @@ pub fn encode_body(
     if u32::try_from(base.len()).is_err() || u32::try_from(new.len()).is_err() {
         return Err(EncodeError::TooLarge);
     }
-    let mut rc = RangeEncoder::new(sink);
-    let mut m = Model::new();
+    let mut w = Writer::new(sink);
     let mut cursor: i64 = 0;
     let mut produced = 0usize;
     for (index, op) in ops.iter().enumerate() {
@@ -66,33 +119,31 @@ pub fn encode_body(
         if produced + add + extra > new.len() {
             return Err(EncodeError::WrongLength { index });
         }
-        let to = cursor + op.seek;
+        let to = cursor.checked_add(op.seek).unwrap_or(-1);
         if to < 0 || to > base.len() as i64 {
             return Err(EncodeError::OutOfBase { index });
         }
-        // The model's errors are decoder-only: the encoder never fails.
-        let _ = m.seek(&mut rc, op.seek);
         cursor = to;
         let start = cursor as usize;
-        if add > 0 && start + add > base.len() {
+        if start + add > base.len() {
             return Err(EncodeError::OutOfBase { index });
         }
-        let _ = m.number(&mut rc, Field::Add, op.add);
+        w.seek(op.seek);
+        w.add_len(op.add);
         for i in 0..add {
-            let b = base[start + i];
-            let _ = m.diff(&mut rc, b, new[produced + i].wrapping_sub(b));
+            w.diff(base[start + i], new[produced + i]);
         }
         produced += add;
         cursor += add as i64;
-        let _ = m.number(&mut rc, Field::Extra, op.extra);
-        for i in 0..extra {
-            let _ = m.literal(&mut rc, new[produced + i]);
+        w.extra_len(op.extra);
+        for &b in &new[produced..produced + extra] {
+            w.literal(b);
         }
         produced += extra;
     }
     if produced != new.len() {
         return Err(EncodeError::WrongLength { index: ops.len() });
     }
-    rc.flush();
+    w.finish();
     Ok(())
 }

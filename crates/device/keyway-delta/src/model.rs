@@ -30,7 +30,7 @@ const FIELDS: usize = 3;
 /// Leading-bit positions 0..=32 use a 6-bit tree.
 const NBITS_TREE: usize = 64;
 /// Mantissa bits below the leading one that are modelled (the rest are direct).
-const MANT_BITS: u32 = 3;
+const MANT_BITS: u32 = 2;
 const MANT_TREE: usize = 1 << MANT_BITS;
 
 /// Contexts of the zero flag of a diff byte.
