@@ -43,7 +43,7 @@ const LIT_CTX: usize = 4;
 pub(crate) const RECENT: usize = 8;
 
 const SHIFT_FAST: u32 = 4;
-const SHIFT: u32 = 5;
+const SHIFT: u32 = 4;
 
 /// All adaptive probabilities and the context state.
 pub(crate) struct Model {
@@ -178,7 +178,7 @@ impl Model {
                 let idx = tree(
                     c,
                     &mut self.recent_idx[(nz >> 3) & 1],
-                    3,
+                    RECENT.trailing_zeros(),
                     want.unwrap_or(0) as u32,
                     SHIFT,
                 )? as usize;

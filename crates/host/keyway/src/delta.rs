@@ -14,8 +14,9 @@ use keyway_delta::{HEADER_LEN, Op, PatchHeader, Patcher, SliceBase};
 use sha2::{Digest, Sha256};
 
 /// Bytes a new match must win over the current alignment before the diff
-/// starts a new op for it (bsdiff uses 8).
-pub const MIN_GAIN: usize = 8;
+/// starts a new op for it. bsdiff uses 8; with the range-coded ops 4
+/// measured best (BENCHMARKS.md, "Delta updates").
+pub const MIN_GAIN: usize = 4;
 
 fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
