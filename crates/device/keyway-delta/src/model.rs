@@ -13,7 +13,7 @@
 //! zero, as "same as a recent non-zero diff byte" (a move-to-front list of
 //! [`RECENT`] values, which catches pointers that all moved by the same
 //! amount) or as a byte in a small context. Literals are coded as bytes in
-//! the context of the previous output byte's top bits.
+//! the context of the output position mod 4 and the previous byte's top bit.
 
 use crate::PatchError;
 use crate::rc::{Coder, PROB_HALF};
@@ -34,11 +34,11 @@ const MANT_BITS: u32 = 2;
 const MANT_TREE: usize = 1 << MANT_BITS;
 
 /// Contexts of the zero flag of a diff byte.
-const ZERO_CTX: usize = 1024;
+const ZERO_CTX: usize = 512;
 /// Contexts of the non-zero diff byte tree.
-const DIFF_CTX: usize = 4;
+const DIFF_CTX: usize = 2;
 /// Contexts of the literal byte tree.
-const LIT_CTX: usize = 4;
+const LIT_CTX: usize = 8;
 /// Recently seen non-zero diff values, move-to-front.
 pub(crate) const RECENT: usize = 8;
 
@@ -161,7 +161,7 @@ impl Model {
             | (((h >> 8) & 0xFF != 0) as usize) << 1
             | (((h >> 16) & 0xFF != 0) as usize) << 2
             | (((h >> 24) & 0xFF != 0) as usize) << 3;
-        let zctx = nz | ((self.pos & 3) as usize) << 4 | (usize::from(base >> 4)) << 6;
+        let zctx = nz | ((self.pos & 3) as usize) << 4 | (usize::from(base >> 5)) << 6;
         let is_nz = c.bit(&mut self.zero[zctx], SHIFT_FAST, u32::from(d != 0))?;
         let out = if is_nz == 0 {
             0
@@ -192,7 +192,7 @@ impl Model {
                 self.recent.copy_within(0..idx, 1);
                 v
             } else {
-                let dctx = (nz & 1) | ((nz >> 2) & 2);
+                let dctx = nz & 1;
                 let v = tree(c, &mut self.diff[dctx], 8, u32::from(d), SHIFT)? as u8;
                 if v == 0 {
                     return Err(PatchError::Corrupt {
@@ -214,7 +214,7 @@ impl Model {
 
     /// Codes one literal byte.
     pub(crate) fn literal<C: Coder>(&mut self, c: &mut C, b: u8) -> Result<u8, PatchError> {
-        let ctx = usize::from(self.prev >> 6);
+        let ctx = usize::from(self.prev >> 7) | ((self.pos & 3) as usize) << 1;
         let v = tree(c, &mut self.lit[ctx], 8, u32::from(b), SHIFT)? as u8;
         self.prev = v;
         self.pos = self.pos.wrapping_add(1);
