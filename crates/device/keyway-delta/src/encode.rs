@@ -1,6 +1,6 @@
 //! The encoder: turns a list of [`Op`]s over a base and a new image into a
 //! patch body. Heap-free like the decoder, and written over the same
-//! [`model`](crate) code, so the two cannot disagree; the host's
+//! private model code (generic over the coding direction), so the two cannot disagree; the host's
 //! `keyway diff` finds the ops and calls [`encode_body`].
 
 use crate::model::{Field, Model};

@@ -9,8 +9,8 @@
 //! A patch is a [`PatchHeader`] (base size and SHA-256, output size and
 //! SHA-256) and a body of bsdiff-style ops, a `seek` of the base cursor,
 //! then `add` bytes copied from the base plus a diff byte each, then
-//! `extra` new bytes, all coded with an adaptive binary range coder (see
-//! [`model`](crate::encode) for the context model). The decoder checks
+//! `extra` new bytes, all coded with an adaptive binary range coder and a
+//! context model (FORMAT.md and ARCHITECTURE.md, "Delta updates"). The decoder checks
 //! every length against the base and the declared output size before it
 //! produces a byte: no input makes it read outside the base, produce more
 //! than the declared output, or panic. The caller checks the output's
@@ -300,7 +300,11 @@ impl Patcher {
 
     /// Feeds the next chunk of the patch body (the bytes after the
     /// header), of any size. Output is passed to `out` in chunks of
-    /// [`OUT_CHUNK`] bytes as it is decoded.
+    /// [`OUT_CHUNK`] bytes as it is decoded. Bytes that `out` received are
+    /// only the output's prefix, not yet verified: the caller checks the
+    /// whole output's SHA-256 (the installer does). After an error the
+    /// output still buffered is dropped and every later call fails with
+    /// [`PatchError::Failed`].
     pub fn feed<B: BaseReader, O>(
         &mut self,
         mut chunk: &[u8],
