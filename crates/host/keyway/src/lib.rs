@@ -21,6 +21,7 @@
 pub mod cbor;
 pub mod check;
 pub mod cli;
+pub mod delta;
 pub mod demo;
 pub mod describe;
 pub mod encode;

@@ -1,0 +1,545 @@
+//! # keyway-delta
+//!
+//! The lock side of Keyway's delta updates: a streaming patch decoder in a
+//! fixed amount of RAM. `#![no_std]`, no heap, sans-IO: patch bytes go in
+//! as they arrive ([`Patcher::feed`]), the old image is read through a
+//! [`BaseReader`] (on a lock, the active slot), and the new image comes out
+//! through a callback (on a lock, the installer writing the inactive slot).
+//!
+//! A patch is a [`PatchHeader`] (base size and SHA-256, output size and
+//! SHA-256) and a body of bsdiff-style ops, a `seek` of the base cursor,
+//! then `add` bytes copied from the base plus a diff byte each, then
+//! `extra` new bytes, all coded with an adaptive binary range coder and a
+//! context model (FORMAT.md and ARCHITECTURE.md, "Delta updates"). The decoder checks
+//! every length against the base and the declared output size before it
+//! produces a byte: no input makes it read outside the base, produce more
+//! than the declared output, or panic. The caller checks the output's
+//! digest (the installer's `PayloadVerifier`).
+//!
+//! ```
+//! use keyway_delta::{encode, Op, PatchHeader, Patcher, SliceBase};
+//! let base = b"hello, world".as_slice();
+//! let new = b"hello, brave world".as_slice();
+//! let ops = [Op { seek: 0, add: 7, extra: 6 }, Op { seek: 0, add: 5, extra: 0 }];
+//! let mut body = [0u8; 64];
+//! let mut n = 0;
+//! encode::encode_body(base, new, &ops, |b| { if n < body.len() { body[n] = b; } n += 1; }).unwrap();
+//! let header = PatchHeader { base_size: 12, out_size: 18, base_digest: [0; 32], out_digest: [0; 32] };
+//! let mut p = Patcher::new(&header, 12, &[0; 32]).unwrap();
+//! let mut got = [0u8; 18];
+//! let mut at = 0;
+//! let mut out = |c: &[u8]| -> Result<(), ()> { got[at..at + c.len()].copy_from_slice(c); at += c.len(); Ok(()) };
+//! p.feed(&body[..n], &mut SliceBase(base), &mut out).unwrap();
+//! p.finish(&mut SliceBase(base), &mut out).unwrap();
+//! assert_eq!(&got, new);
+//! ```
+
+#![no_std]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod encode;
+mod header;
+mod model;
+mod rc;
+
+pub use encode::Op;
+pub use header::{HEADER_LEN, MAGIC, PatchHeader, VERSION};
+
+use model::{Field, Model};
+use rc::RangeDecoder;
+
+/// Why a patch was refused. Offsets name where: `patch_offset` counts
+/// bytes from the start of the patch (header included), `out_offset` the
+/// bytes produced before the failing op.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PatchError {
+    /// Fewer than [`HEADER_LEN`] bytes.
+    HeaderTooShort {
+        /// Bytes given.
+        len: usize,
+    },
+    /// The patch does not start with [`MAGIC`].
+    BadMagic,
+    /// A format version this decoder does not read.
+    UnsupportedVersion {
+        /// The version in the header.
+        got: u8,
+    },
+    /// The patch was made for a base of another size.
+    WrongBaseSize {
+        /// The base size the patch names.
+        patch: u32,
+        /// The size of the installed image.
+        installed: u32,
+    },
+    /// The patch was made for a base with another SHA-256.
+    WrongBaseDigest,
+    /// An op would copy from outside the base.
+    CopyOutOfRange {
+        /// Output bytes produced before the op.
+        out_offset: u32,
+        /// The base offset the op starts at (may be negative).
+        base_offset: i64,
+        /// The op's length.
+        len: u32,
+        /// The base size.
+        base_size: u32,
+    },
+    /// An op would produce more bytes than the header declares.
+    OutputTooLong {
+        /// Output bytes produced before the op.
+        out_offset: u32,
+        /// The op's length.
+        len: u32,
+        /// The declared output size.
+        declared: u32,
+    },
+    /// An op that produces nothing (refused so that every op makes progress).
+    EmptyOp {
+        /// Output bytes produced before the op.
+        out_offset: u32,
+    },
+    /// The patch ends before the declared output was produced.
+    Truncated {
+        /// Where the patch ended.
+        patch_offset: u64,
+    },
+    /// Bytes follow the end of the coded stream.
+    TrailingData {
+        /// The first extra byte.
+        patch_offset: u64,
+    },
+    /// The coded stream decodes to something no encoder writes.
+    Corrupt {
+        /// About where the decoder noticed.
+        patch_offset: u64,
+        /// What is wrong.
+        what: &'static str,
+    },
+    /// A previous call failed; the patcher refuses further input.
+    Failed,
+}
+
+impl core::fmt::Display for PatchError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            PatchError::HeaderTooShort { len } => {
+                write!(f, "patch header: {len} < {HEADER_LEN} bytes")
+            }
+            PatchError::BadMagic => write!(f, "not a Keyway patch (bad magic)"),
+            PatchError::UnsupportedVersion { got } => {
+                write!(f, "patch format version {got} unsupported")
+            }
+            PatchError::WrongBaseSize { patch, installed } => {
+                write!(
+                    f,
+                    "wrong base: patch is for a {patch}-byte image, installed image has {installed} bytes"
+                )
+            }
+            PatchError::WrongBaseDigest => write!(
+                f,
+                "wrong base: SHA-256 of the installed image differs from the patch's base"
+            ),
+            PatchError::CopyOutOfRange {
+                out_offset,
+                base_offset,
+                len,
+                base_size,
+            } => write!(
+                f,
+                "copy out of range at output offset {out_offset}: base [{base_offset}, +{len}) outside 0..{base_size}"
+            ),
+            PatchError::OutputTooLong {
+                out_offset,
+                len,
+                declared,
+            } => write!(
+                f,
+                "output too long at output offset {out_offset}: op of {len} bytes exceeds the declared {declared}"
+            ),
+            PatchError::EmptyOp { out_offset } => {
+                write!(f, "empty op at output offset {out_offset}")
+            }
+            PatchError::Truncated { patch_offset } => {
+                write!(f, "patch truncated at byte {patch_offset}")
+            }
+            PatchError::TrailingData { patch_offset } => {
+                write!(f, "trailing data at patch byte {patch_offset}")
+            }
+            PatchError::Corrupt { patch_offset, what } => {
+                write!(f, "corrupt patch near byte {patch_offset}: {what}")
+            }
+            PatchError::Failed => write!(f, "patcher already failed"),
+        }
+    }
+}
+
+/// A failure of [`Patcher::feed`] or [`Patcher::finish`]: the patch, the
+/// base reader or the output sink.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Error<B, O> {
+    /// The patch was refused.
+    Patch(PatchError),
+    /// Reading the base failed.
+    Base(B),
+    /// Writing the output failed.
+    Output(O),
+}
+
+impl<B, O> From<PatchError> for Error<B, O> {
+    fn from(e: PatchError) -> Self {
+        Error::Patch(e)
+    }
+}
+
+/// Reads the base image (on a lock: the active slot).
+pub trait BaseReader {
+    /// Why a read failed.
+    type Error;
+    /// Fills `buf` with the base's bytes at `offset`. The patcher only asks
+    /// for bytes inside the base size it was given.
+    fn read(&mut self, offset: u32, buf: &mut [u8]) -> Result<(), Self::Error>;
+}
+
+/// A base held in memory.
+pub struct SliceBase<'a>(pub &'a [u8]);
+
+/// A read outside a [`SliceBase`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct OutOfBounds;
+
+impl BaseReader for SliceBase<'_> {
+    type Error = OutOfBounds;
+    fn read(&mut self, offset: u32, buf: &mut [u8]) -> Result<(), OutOfBounds> {
+        let start = offset as usize;
+        let src = start
+            .checked_add(buf.len())
+            .and_then(|end| self.0.get(start..end))
+            .ok_or(OutOfBounds)?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+}
+
+/// Base bytes read at a time.
+const BASE_BUF: usize = 128;
+/// Output bytes handed to the sink at a time (the last chunk may be shorter).
+pub const OUT_CHUNK: usize = 256;
+/// The most patch bytes one decoding step can consume (a step codes at most
+/// 40 bits, and each bit reads at most one byte).
+const STEP_MAX: usize = 40;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Init,
+    AddLen,
+    Add { left: u32 },
+    ExtraLen { add: u32 },
+    Extra { left: u32 },
+    Seek,
+    Done,
+}
+
+/// The streaming patch decoder. Its size is fixed
+/// (`size_of::<Patcher>()`, recorded in BENCHMARKS.md): every probability
+/// table and buffer is inside it.
+pub struct Patcher {
+    model: Model,
+    rc: RangeDecoder,
+    phase: Phase,
+    base_size: u32,
+    out_size: u32,
+    produced: u32,
+    cursor: i64,
+    win: [u8; BASE_BUF],
+    win_start: u32,
+    win_len: u32,
+    out: [u8; OUT_CHUNK],
+    out_len: usize,
+    failed: bool,
+}
+
+impl Patcher {
+    /// Starts applying a patch with `header` to the installed image of
+    /// `base_size` bytes and SHA-256 `base_digest`. Refuses a patch made
+    /// for another base before anything is read or written.
+    pub fn new(
+        header: &PatchHeader,
+        base_size: u32,
+        base_digest: &[u8; 32],
+    ) -> Result<Patcher, PatchError> {
+        header.check_base(base_size, base_digest)?;
+        Ok(Patcher {
+            model: Model::new(),
+            rc: RangeDecoder::new(),
+            phase: Phase::Init,
+            base_size: header.base_size,
+            out_size: header.out_size,
+            produced: 0,
+            cursor: 0,
+            win: [0; BASE_BUF],
+            win_start: 0,
+            win_len: 0,
+            out: [0; OUT_CHUNK],
+            out_len: 0,
+            failed: false,
+        })
+    }
+
+    /// Output bytes produced so far (some may still be buffered until the
+    /// next full chunk or [`Patcher::finish`]).
+    pub fn produced(&self) -> u32 {
+        self.produced
+    }
+
+    /// Whether the coded stream has ended (all output decoded).
+    pub fn is_done(&self) -> bool {
+        self.phase == Phase::Done
+    }
+
+    /// Feeds the next chunk of the patch body (the bytes after the
+    /// header), of any size. Output is passed to `out` in chunks of
+    /// [`OUT_CHUNK`] bytes as it is decoded. Bytes that `out` received are
+    /// only the output's prefix, not yet verified: the caller checks the
+    /// whole output's SHA-256 (the installer does). After an error the
+    /// output still buffered is dropped and every later call fails with
+    /// [`PatchError::Failed`].
+    pub fn feed<B: BaseReader, O>(
+        &mut self,
+        mut chunk: &[u8],
+        base: &mut B,
+        out: &mut impl FnMut(&[u8]) -> Result<(), O>,
+    ) -> Result<(), Error<B::Error, O>> {
+        if self.failed {
+            return Err(PatchError::Failed.into());
+        }
+        let r = (|| {
+            loop {
+                let n = self.rc.refill(chunk);
+                chunk = &chunk[n..];
+                while self.rc.available() >= STEP_MAX {
+                    self.step(base, out)?;
+                }
+                if chunk.is_empty() {
+                    return Ok(());
+                }
+            }
+        })();
+        self.fail_on(r)
+    }
+
+    /// Ends the patch: decodes what is buffered, checks that exactly the
+    /// declared output was produced and that no byte follows the stream,
+    /// and passes the last output chunk to `out`.
+    pub fn finish<B: BaseReader, O>(
+        &mut self,
+        base: &mut B,
+        out: &mut impl FnMut(&[u8]) -> Result<(), O>,
+    ) -> Result<(), Error<B::Error, O>> {
+        if self.failed {
+            return Err(PatchError::Failed.into());
+        }
+        let r = (|| {
+            while self.phase != Phase::Done {
+                self.step(base, out)?;
+            }
+            if self.rc.available() != 0 {
+                return Err(PatchError::TrailingData {
+                    patch_offset: self.patch_offset(),
+                }
+                .into());
+            }
+            self.flush(out)
+        })();
+        self.failed = true; // a finished patcher takes no more input
+        r.map_err(|e| self.locate(e))
+    }
+
+    fn patch_offset(&self) -> u64 {
+        HEADER_LEN as u64 + self.rc.consumed
+    }
+
+    fn locate<B, O>(&self, e: Error<B, O>) -> Error<B, O> {
+        match e {
+            Error::Patch(PatchError::Corrupt { what, .. }) => Error::Patch(PatchError::Corrupt {
+                patch_offset: self.patch_offset(),
+                what,
+            }),
+            Error::Patch(PatchError::Truncated { .. }) => Error::Patch(PatchError::Truncated {
+                patch_offset: self.patch_offset(),
+            }),
+            e => e,
+        }
+    }
+
+    fn fail_on<B, O>(&mut self, r: Result<(), Error<B, O>>) -> Result<(), Error<B, O>> {
+        if r.is_err() {
+            self.failed = true;
+        }
+        r.map_err(|e| self.locate(e))
+    }
+
+    fn flush<B, O>(
+        &mut self,
+        out: &mut impl FnMut(&[u8]) -> Result<(), O>,
+    ) -> Result<(), Error<B, O>> {
+        if self.out_len > 0 {
+            out(&self.out[..self.out_len]).map_err(Error::Output)?;
+            self.out_len = 0;
+        }
+        Ok(())
+    }
+
+    fn emit<B, O>(
+        &mut self,
+        b: u8,
+        out: &mut impl FnMut(&[u8]) -> Result<(), O>,
+    ) -> Result<(), Error<B, O>> {
+        self.out[self.out_len] = b;
+        self.out_len += 1;
+        self.produced += 1;
+        if self.out_len == OUT_CHUNK {
+            self.flush(out)?;
+        }
+        Ok(())
+    }
+
+    fn base_byte<B: BaseReader, O>(
+        &mut self,
+        base: &mut B,
+        at: u32,
+    ) -> Result<u8, Error<B::Error, O>> {
+        let rel = at.wrapping_sub(self.win_start);
+        if rel >= self.win_len {
+            let len = (self.base_size - at).min(BASE_BUF as u32);
+            base.read(at, &mut self.win[..len as usize])
+                .map_err(Error::Base)?;
+            self.win_start = at;
+            self.win_len = len;
+            return Ok(self.win[0]);
+        }
+        Ok(self.win[rel as usize])
+    }
+
+    fn remaining(&self) -> u32 {
+        self.out_size - self.produced
+    }
+
+    fn after_extra(&mut self) {
+        self.phase = if self.produced == self.out_size {
+            Phase::Done
+        } else {
+            Phase::Seek
+        };
+    }
+
+    /// One decoding step: at most [`STEP_MAX`] patch bytes.
+    fn step<B: BaseReader, O>(
+        &mut self,
+        base: &mut B,
+        out: &mut impl FnMut(&[u8]) -> Result<(), O>,
+    ) -> Result<(), Error<B::Error, O>> {
+        match self.phase {
+            Phase::Init => {
+                self.rc.init()?;
+                self.phase = if self.out_size == 0 {
+                    Phase::Done
+                } else {
+                    Phase::Seek
+                };
+            }
+            Phase::AddLen => {
+                let len = self.model.number(&mut self.rc, Field::Add, 0)?;
+                if len > self.remaining() {
+                    return Err(PatchError::OutputTooLong {
+                        out_offset: self.produced,
+                        len,
+                        declared: self.out_size,
+                    }
+                    .into());
+                }
+                if len > 0 && self.cursor + i64::from(len) > i64::from(self.base_size) {
+                    return Err(PatchError::CopyOutOfRange {
+                        out_offset: self.produced,
+                        base_offset: self.cursor,
+                        len,
+                        base_size: self.base_size,
+                    }
+                    .into());
+                }
+                self.phase = if len == 0 {
+                    Phase::ExtraLen { add: 0 }
+                } else {
+                    Phase::Add { left: len }
+                };
+            }
+            Phase::Add { left } => {
+                // The cursor is within 0..base_size: checked with the op's length.
+                let at = self.cursor as u32;
+                let b = self.base_byte(base, at)?;
+                let d = self.model.diff(&mut self.rc, b, 0)?;
+                self.emit(b.wrapping_add(d), out)?;
+                self.cursor += 1;
+                self.phase = if left == 1 {
+                    Phase::ExtraLen { add: 1 }
+                } else {
+                    Phase::Add { left: left - 1 }
+                };
+            }
+            Phase::ExtraLen { add } => {
+                let len = self.model.number(&mut self.rc, Field::Extra, 0)?;
+                if len > self.remaining() {
+                    return Err(PatchError::OutputTooLong {
+                        out_offset: self.produced,
+                        len,
+                        declared: self.out_size,
+                    }
+                    .into());
+                }
+                if len == 0 && add == 0 {
+                    return Err(PatchError::EmptyOp {
+                        out_offset: self.produced,
+                    }
+                    .into());
+                }
+                if len == 0 {
+                    self.after_extra();
+                } else {
+                    self.phase = Phase::Extra { left: len };
+                }
+            }
+            Phase::Extra { left } => {
+                let b = self.model.literal(&mut self.rc, 0)?;
+                self.emit(b, out)?;
+                if left == 1 {
+                    self.after_extra();
+                } else {
+                    self.phase = Phase::Extra { left: left - 1 };
+                }
+            }
+            Phase::Seek => {
+                let s = self.model.seek(&mut self.rc, 0)?;
+                let to = self.cursor + s;
+                if to < 0 || to > i64::from(self.base_size) {
+                    return Err(PatchError::CopyOutOfRange {
+                        out_offset: self.produced,
+                        base_offset: to,
+                        len: 0,
+                        base_size: self.base_size,
+                    }
+                    .into());
+                }
+                self.cursor = to;
+                self.phase = Phase::AddLen;
+            }
+            Phase::Done => {
+                return Err(PatchError::TrailingData {
+                    patch_offset: self.patch_offset(),
+                }
+                .into());
+            }
+        }
+        Ok(())
+    }
+}

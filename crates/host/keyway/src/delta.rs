@@ -1,0 +1,357 @@
+//! `keyway diff` and `keyway patch`: delta patches between firmware images.
+//!
+//! The diff is bsdiff's method on a suffix array of the old image
+//! (divsufsort): scan the new image for long matches in the old one, extend
+//! each match forwards and backwards while at least half the bytes still
+//! agree (so changed pointers inside otherwise equal code stay in one
+//! `add` with non-zero diff bytes), and emit what no match covers as
+//! `extra` bytes. The ops are coded by `keyway_delta::encode`, the same
+//! model the lock decodes with; [`apply`] runs the lock's
+//! [`keyway_delta::Patcher`], with its fixed RAM.
+
+use anyhow::{Context, Result, bail};
+use keyway_delta::{HEADER_LEN, Op, PatchHeader, Patcher, SliceBase};
+use sha2::{Digest, Sha256};
+
+/// Bytes a new match must win over the current alignment before the diff
+/// starts a new op for it. bsdiff uses 8; with the range-coded ops 4
+/// measured best (BENCHMARKS.md, "Delta updates").
+pub const MIN_GAIN: usize = 4;
+
+fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+/// The longest prefix of `needle` found in `old`, as (position, length),
+/// by binary search over the suffix array `sa`.
+fn longest_match(sa: &[i32], old: &[u8], needle: &[u8]) -> (usize, usize) {
+    if sa.is_empty() || needle.is_empty() {
+        return (0, 0);
+    }
+    let common = |p: usize| {
+        old[p..]
+            .iter()
+            .zip(needle)
+            .take_while(|(a, b)| a == b)
+            .count()
+    };
+    // First suffix not below the needle; the longest match is it or the one before.
+    let idx = sa.partition_point(|&p| &old[p as usize..] < needle);
+    let mut best = (0, 0);
+    for i in [idx.wrapping_sub(1), idx] {
+        if let Some(&p) = sa.get(i) {
+            let l = common(p as usize);
+            if l > best.1 {
+                best = (p as usize, l);
+            }
+        }
+    }
+    best
+}
+
+/// One run of the new image: `add` bytes against the old image at
+/// `old_start`, then `extra` new bytes.
+#[derive(Clone, Copy, Debug)]
+struct Segment {
+    old_start: usize,
+    add: usize,
+    extra: usize,
+}
+
+fn agree(old: &[u8], new: &[u8], o: isize, n: usize) -> bool {
+    o >= 0 && (o as usize) < old.len() && old[o as usize] == new[n]
+}
+
+/// The segments that turn `old` into `new` (bsdiff's scan).
+fn segments(old: &[u8], new: &[u8], min_gain: usize) -> Vec<Segment> {
+    let mut sa = vec![0i32; old.len()];
+    divsufsort::sort_in_place(old, &mut sa);
+    let mut out = Vec::new();
+    let (mut scan, mut len, mut pos) = (0usize, 0usize, 0usize);
+    let (mut last_scan, mut last_pos, mut last_offset) = (0usize, 0usize, 0isize);
+    while scan < new.len() {
+        let mut old_score = 0usize;
+        scan += len;
+        let mut scsc = scan;
+        while scan < new.len() {
+            (pos, len) = longest_match(&sa, old, &new[scan..]);
+            while scsc < scan + len {
+                if agree(old, new, scsc as isize + last_offset, scsc) {
+                    old_score += 1;
+                }
+                scsc += 1;
+            }
+            if (len == old_score && len != 0) || len > old_score + min_gain {
+                break;
+            }
+            if agree(old, new, scan as isize + last_offset, scan) {
+                old_score = old_score.saturating_sub(1);
+            }
+            scan += 1;
+        }
+        if len == old_score && scan != new.len() {
+            continue;
+        }
+        // Extend the previous match forwards while at least half agrees.
+        let (mut s, mut best, mut len_f) = (0isize, 0isize, 0usize);
+        let mut i = 0;
+        while last_scan + i < scan && last_pos + i < old.len() {
+            if old[last_pos + i] == new[last_scan + i] {
+                s += 1;
+            }
+            i += 1;
+            if s * 2 - i as isize > best * 2 - len_f as isize {
+                best = s;
+                len_f = i;
+            }
+        }
+        // Extend the new match backwards likewise.
+        let mut len_b = 0usize;
+        if scan < new.len() {
+            let (mut s, mut best) = (0isize, 0isize);
+            let mut i = 1;
+            while scan >= last_scan + i && pos >= i {
+                if old[pos - i] == new[scan - i] {
+                    s += 1;
+                }
+                if s * 2 - i as isize > best * 2 - len_b as isize {
+                    best = s;
+                    len_b = i;
+                }
+                i += 1;
+            }
+        }
+        // Where they overlap, split at the point that keeps most agreement.
+        if last_scan + len_f > scan - len_b {
+            let overlap = (last_scan + len_f) - (scan - len_b);
+            let (mut s, mut best, mut len_s) = (0isize, 0isize, 0usize);
+            for i in 0..overlap {
+                if new[last_scan + len_f - overlap + i] == old[last_pos + len_f - overlap + i] {
+                    s += 1;
+                }
+                if new[scan - len_b + i] == old[pos - len_b + i] {
+                    s -= 1;
+                }
+                if s > best {
+                    best = s;
+                    len_s = i + 1;
+                }
+            }
+            len_f = len_f + len_s - overlap;
+            len_b -= len_s;
+        }
+        out.push(Segment {
+            old_start: last_pos,
+            add: len_f,
+            extra: (scan - len_b) - (last_scan + len_f),
+        });
+        last_scan = scan - len_b;
+        last_pos = pos - len_b;
+        last_offset = pos as isize - scan as isize;
+    }
+    out
+}
+
+/// The ops that turn `old` into `new`.
+pub fn ops(old: &[u8], new: &[u8]) -> Vec<Op> {
+    ops_with(old, new, MIN_GAIN)
+}
+
+/// [`ops`] with another `min_gain`.
+pub fn ops_with(old: &[u8], new: &[u8], min_gain: usize) -> Vec<Op> {
+    let mut ops = Vec::new();
+    let mut cursor = 0i64;
+    for s in segments(old, new, min_gain) {
+        if s.add == 0 && s.extra == 0 {
+            continue;
+        }
+        let seek = if s.add == 0 {
+            0
+        } else {
+            s.old_start as i64 - cursor
+        };
+        cursor += seek + s.add as i64;
+        ops.push(Op {
+            seek,
+            add: s.add as u32,
+            extra: s.extra as u32,
+        });
+    }
+    ops
+}
+
+/// Makes a patch (header and body) that turns `old` into `new`.
+pub fn diff(old: &[u8], new: &[u8]) -> Result<Vec<u8>> {
+    encode(old, new, &ops(old, new))
+}
+
+/// Encodes `ops` as a patch.
+pub fn encode(old: &[u8], new: &[u8], ops: &[Op]) -> Result<Vec<u8>> {
+    let header = PatchHeader {
+        base_size: u32::try_from(old.len()).context("old image over 4 GiB")?,
+        out_size: u32::try_from(new.len()).context("new image over 4 GiB")?,
+        base_digest: sha256(old),
+        out_digest: sha256(new),
+    };
+    let mut patch = header.to_bytes().to_vec();
+    keyway_delta::encode::encode_body(old, new, ops, |b| patch.push(b))
+        .map_err(|e| anyhow::anyhow!("diff produced invalid ops: {e:?}"))?;
+    Ok(patch)
+}
+
+/// Applies `patch` to `old` with the lock's decoder, feeding the patch in
+/// `chunk`-byte pieces; checks the output's size and SHA-256.
+pub fn apply(old: &[u8], patch: &[u8], chunk: usize) -> Result<Vec<u8>> {
+    let header = PatchHeader::parse(patch).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let base_size = u32::try_from(old.len()).context("old image over 4 GiB")?;
+    let mut p =
+        Patcher::new(&header, base_size, &sha256(old)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut new = Vec::with_capacity(header.out_size as usize);
+    let mut out = |c: &[u8]| -> Result<(), core::convert::Infallible> {
+        new.extend_from_slice(c);
+        Ok(())
+    };
+    let mut base = SliceBase(old);
+    for c in patch[HEADER_LEN..].chunks(chunk.max(1)) {
+        p.feed(c, &mut base, &mut out).map_err(describe)?;
+    }
+    p.finish(&mut base, &mut out).map_err(describe)?;
+    if sha256(&new) != header.out_digest {
+        bail!("patched image's SHA-256 differs from the patch header's");
+    }
+    Ok(new)
+}
+
+fn describe<B: core::fmt::Debug, O: core::fmt::Debug>(
+    e: keyway_delta::Error<B, O>,
+) -> anyhow::Error {
+    match e {
+        keyway_delta::Error::Patch(p) => anyhow::anyhow!("patch refused: {p}"),
+        keyway_delta::Error::Base(b) => anyhow::anyhow!("reading the old image failed: {b:?}"),
+        keyway_delta::Error::Output(o) => anyhow::anyhow!("writing the new image failed: {o:?}"),
+    }
+}
+
+/// What applying a patch on the simulated flash cost.
+#[derive(Clone, Debug)]
+pub struct FlashApply {
+    /// The new image as the installer wrote it into the inactive slot.
+    pub image: Vec<u8>,
+    /// Modeled flash busy time (erases and writes) of the install.
+    pub seconds: f64,
+    /// Sector erases.
+    pub erases: u64,
+    /// Bytes programmed (image and journal).
+    pub bytes_written: u64,
+}
+
+/// Applies `patch` on the lock's path: the base in slot 0 of a simulated
+/// flash with the nRF52840's timing (4 KiB sectors erased in 85 ms, 4-byte
+/// words programmed in 41 µs; as many sectors as the two images need, which
+/// may be more than the real part's 1 MiB), read by the [`Patcher`] from
+/// the flash while its output streams through the lock's `Installer` into
+/// slot 1, the patch fed in `chunk`-byte pieces. The installer checks the
+/// output's size and SHA-256 against the patch header.
+pub fn apply_on_flash(old: &[u8], patch: &[u8], chunk: usize) -> Result<FlashApply> {
+    use std::cell::RefCell;
+    use std::time::Duration;
+
+    use keyway_device::install::{Installer, Mode, SlotLayout};
+    use keyway_device::journal::{self, Journal, PersistentState};
+    use keyway_sim::{Geometry, GeometrySpec, SectorRun, SimFlash};
+
+    const SECTOR: u32 = 4096;
+    let header = PatchHeader::parse(patch).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let base_size = u32::try_from(old.len()).context("old image over 4 GiB")?;
+    let sectors = |len: u32| len.div_ceil(SECTOR).max(1);
+    let (n0, n1) = (sectors(base_size), sectors(header.out_size));
+    let journal_sectors = 2;
+    let geometry = Geometry::new(GeometrySpec {
+        name: "nrf52840-timing".into(),
+        sectors: vec![SectorRun {
+            count: journal_sectors + n0 + n1,
+            size: SECTOR,
+            erase_time: Duration::from_millis(85),
+        }],
+        write_size: 4,
+        read_size: 1,
+        erased: 0xFF,
+        program_time: Duration::from_micros(41),
+        max_writes_per_unit: Some(2),
+        ecc: false,
+    })
+    .map_err(|e| anyhow::anyhow!("geometry: {e:?}"))?;
+    let mut flash =
+        SimFlash::<4, 4096>::new(geometry).map_err(|e| anyhow::anyhow!("flash: {e:?}"))?;
+    let s0 = journal_sectors * SECTOR;
+    let s1 = s0 + n0 * SECTOR;
+    let layout = SlotLayout {
+        slots: [s0..s1, s1..s1 + n1 * SECTOR],
+        journal: journal::Config {
+            offset: 0,
+            sectors: journal_sectors,
+            slot_size: None,
+            erased: 0xFF,
+        },
+        manifest_sectors: 0,
+        sector_size: None,
+        mode: Mode::Direct,
+    };
+    let f = |what: &'static str| move |e: &dyn std::fmt::Debug| anyhow::anyhow!("{what}: {e:?}");
+    // The factory state: the base in slot 0, active.
+    let mut padded = old.to_vec();
+    padded.resize(old.len().next_multiple_of(4), 0xFF);
+    flash.erase(s0, s1).map_err(|e| f("erase slot 0")(&e))?;
+    flash
+        .write(s0, &padded)
+        .map_err(|e| f("write slot 0")(&e))?;
+    let mut journal = Journal::open(&mut flash, layout.journal).map_err(|e| f("journal")(&e))?;
+    journal
+        .commit(&mut flash, &PersistentState::default())
+        .map_err(|e| f("journal")(&e))?;
+    flash.reset_stats();
+
+    let expectation = keyway_suit::ImageExpectation {
+        digest: &header.out_digest,
+        size: Some(u64::from(header.out_size)),
+        uri: None,
+    };
+    let mut installer =
+        Installer::<_, 256>::begin(&mut flash, &mut journal, &layout, &expectation, [0; 32])
+            .map_err(|e| f("installer")(&e))?;
+    let mut p =
+        Patcher::new(&header, base_size, &sha256(old)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let flash = RefCell::new(flash);
+    let journal = RefCell::new(journal);
+
+    struct Slot0<'a>(&'a RefCell<SimFlash<4, 4096>>, u32);
+    impl keyway_delta::BaseReader for Slot0<'_> {
+        type Error = keyway_sim::Error;
+        fn read(&mut self, offset: u32, buf: &mut [u8]) -> Result<(), Self::Error> {
+            self.0.borrow_mut().read(self.1 + offset, buf)
+        }
+    }
+    let mut base = Slot0(&flash, s0);
+    let mut out = |c: &[u8]| installer.push(&mut flash.borrow_mut(), &mut journal.borrow_mut(), c);
+    for c in patch[HEADER_LEN..].chunks(chunk.max(1)) {
+        p.feed(c, &mut base, &mut out).map_err(describe)?;
+    }
+    p.finish(&mut base, &mut out).map_err(describe)?;
+    let mut flash = flash.into_inner();
+    let mut journal = journal.into_inner();
+    let slot = installer
+        .finish(&mut flash, &mut journal)
+        .map_err(|e| f("installer finish (size and SHA-256)")(&e))?;
+    if slot != 1 {
+        bail!("installed into slot {slot}, expected 1");
+    }
+    let stats = flash.stats().clone();
+    let start = s1 as usize;
+    let image = flash.as_bytes()[start..start + header.out_size as usize].to_vec();
+    Ok(FlashApply {
+        image,
+        seconds: stats.modeled_time.as_secs_f64(),
+        erases: stats.sector_erases.iter().map(|&e| u64::from(e)).sum(),
+        bytes_written: stats.bytes_written,
+    })
+}
