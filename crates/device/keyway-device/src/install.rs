@@ -720,15 +720,7 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
         expectation: &ImageExpectation<'_>,
         manifest_digest: [u8; 32],
     ) -> Result<Self, Error<F::Error>> {
-        match Self::resume(flash, journal, layout, expectation, manifest_digest) {
-            Err(
-                Error::NoDownload
-                | Error::OtherManifest { .. }
-                | Error::OtherSlot { .. }
-                | Error::BadOffset { .. },
-            ) => Self::begin(flash, journal, layout, expectation, manifest_digest),
-            other => other,
-        }
+        Self::resume_or(flash, journal, layout, expectation, manifest_digest, None)
     }
 
     /// [`Installer::resume`] if the journal records a download of this
@@ -742,20 +734,33 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
         manifest_digest: [u8; 32],
         head: &[u8],
     ) -> Result<Self, Error<F::Error>> {
+        Self::resume_or(
+            flash,
+            journal,
+            layout,
+            expectation,
+            manifest_digest,
+            Some(head),
+        )
+    }
+
+    /// Resumes, or begins (storing `head` if given) when the record cannot
+    /// be continued.
+    fn resume_or(
+        flash: &mut F,
+        journal: &mut Journal<F>,
+        layout: &SlotLayout,
+        expectation: &ImageExpectation<'_>,
+        manifest_digest: [u8; 32],
+        head: Option<&[u8]>,
+    ) -> Result<Self, Error<F::Error>> {
         match Self::resume(flash, journal, layout, expectation, manifest_digest) {
             Err(
                 Error::NoDownload
                 | Error::OtherManifest { .. }
                 | Error::OtherSlot { .. }
                 | Error::BadOffset { .. },
-            ) => Self::begin_with_manifest(
-                flash,
-                journal,
-                layout,
-                expectation,
-                manifest_digest,
-                head,
-            ),
+            ) => Self::begin_inner(flash, journal, layout, expectation, manifest_digest, head),
             other => other,
         }
     }
