@@ -8,7 +8,10 @@
 //! * [`server`]: the sans-IO SMP server (`handle(frame, now) -> frame`):
 //!   OS group (echo, reset, parameters, info), image group (state read and
 //!   write, upload, erase), the physical-presence gate.
-//! * [`device`]: the lock's device side over the simulated flash.
+//! * [`device`]: the lock's device side over the simulated flash, with
+//!   the audit log.
+//! * [`lock`]: the lock's behaviour (bolt, keypad, auto-relock, sensors),
+//!   sans-IO.
 //! * [`state`]: the state directory (flash image, anchors, identity).
 //! * [`control`]: the line-delimited JSON control socket (presence button).
 
@@ -16,6 +19,7 @@
 
 pub mod control;
 pub mod device;
+pub mod lock;
 pub mod server;
 pub mod smp;
 pub mod state;
