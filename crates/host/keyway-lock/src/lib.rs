@@ -12,8 +12,10 @@
 //!   the audit log.
 //! * [`lock`]: the lock's behaviour (bolt, keypad, auto-relock, sensors),
 //!   sans-IO.
-//! * [`state`]: the state directory (flash image, anchors, identity).
-//! * [`control`]: the line-delimited JSON control socket (presence button).
+//! * [`state`]: the state directory (flash image, anchors, identity,
+//!   device key, PIN, boot counter).
+//! * [`control`]: the line-delimited JSON control socket (the lock's
+//!   button, keypad and sensors, the audit-log export).
 
 #![warn(missing_docs)]
 
