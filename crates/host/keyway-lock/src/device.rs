@@ -228,8 +228,9 @@ impl Lock {
     }
 
     /// Opens the audit log on the flash with the device key `signer`;
-    /// records are stamped with boot counter `boot`. Events noted before
-    /// stay queued.
+    /// `boot` is the stored boot counter: every [`Lock::power_on`] raises
+    /// it, and records are stamped with it. Events noted before stay
+    /// queued.
     pub fn attach_audit(&mut self, signer: Ed25519Signer, boot: u32) -> Result<(), String> {
         let log = AuditLog::open(&mut self.flash, audit_config())
             .map_err(|e| format!("the audit log does not open: {e}"))?;
@@ -241,6 +242,12 @@ impl Lock {
             pending,
         });
         Ok(())
+    }
+
+    /// The boot counter (`None`: no audit log attached). Persist it
+    /// before committing records stamped with it.
+    pub fn boot_count(&self) -> Option<u32> {
+        self.audit.as_ref().map(|a| a.boot)
     }
 
     /// Queues an audit event (a lock without a log drops it). Events are
@@ -367,7 +374,9 @@ impl Lock {
             Boot::Recovery => None,
         };
         if let Some(a) = self.audit.as_mut() {
-            // The log's RAM state is lost with the power: scan it again.
+            // Every power-on is a boot; the log's RAM state is lost with
+            // the power: scan it again.
+            a.boot = a.boot.saturating_add(1);
             if let Ok(log) = AuditLog::open(&mut self.flash, audit_config()) {
                 a.log = log;
             }

@@ -119,6 +119,8 @@ struct Shared {
     server: Server,
     dir: StateDir,
     start: Instant,
+    /// The boot counter as `boot-count` stores it.
+    boot_saved: u32,
 }
 
 impl Shared {
@@ -135,7 +137,23 @@ impl Shared {
     /// Writes the queued audit events, then saves the flash if `before`
     /// (the flash work before the request) changed.
     fn commit(&mut self, before: (u64, u64)) {
-        let Shared { server, dir, .. } = self;
+        let Shared {
+            server,
+            dir,
+            boot_saved,
+            ..
+        } = self;
+        // A reset or a power cut booted again: store the counter before
+        // records carry it.
+        if let Some(n) = server.lock().boot_count()
+            && n != *boot_saved
+        {
+            if let Err(e) = dir.set_boot_count(n) {
+                eprintln!("keyway-lock: saving the boot counter: {e:#}");
+                return;
+            }
+            *boot_saved = n;
+        }
         if let Err(e) = server.lock_mut().commit_audit(wall_clock_secs()) {
             eprintln!("keyway-lock: audit log: {e}");
         }
@@ -155,19 +173,20 @@ fn run(a: &RunArgs) -> Result<()> {
     let dir = StateDir::new(&state);
     let mut lock = dir.load()?;
     let (signer, kid) = dir.device_signer()?;
-    let boot_count = dir.next_boot()?;
-    lock.attach_audit(signer, boot_count)
+    lock.attach_audit(signer, dir.boot_count()?)
         .map_err(|e| anyhow!(e))?;
-    eprintln!(
-        "keyway-lock: boot {boot_count}, device key {}",
-        keyway::keys::hex(&kid)
-    );
     // Power on: the bootloader, then the application (self-test, confirm).
     let boot = lock.power_on().map_err(|e| anyhow!("power on: {e}"))?;
     eprintln!(
         "keyway-lock: boot {:?} ({:?}); {}",
         boot.decision.boot, boot.decision.reason, boot.app
     );
+    let boot_saved = lock.boot_count().unwrap_or(0);
+    eprintln!(
+        "keyway-lock: boot {boot_saved}, device key {}",
+        keyway::keys::hex(&kid)
+    );
+    dir.set_boot_count(boot_saved)?;
     lock.commit_audit(wall_clock_secs())
         .map_err(|e| anyhow!(e))?;
     dir.save(&lock)?;
@@ -185,6 +204,7 @@ fn run(a: &RunArgs) -> Result<()> {
         server,
         dir,
         start: Instant::now(),
+        boot_saved,
     }));
     if let Some(c) = a.control {
         let listener = TcpListener::bind(c).with_context(|| format!("binding control {c}"))?;

@@ -8,7 +8,7 @@
 //! DIR/device.key     the device's own Ed25519 key (PKCS#8 PEM, 0600): signs the audit log
 //! DIR/device.pub     its public key (SPKI PEM), for `keyway log verify --device-key`
 //! DIR/pin            the keypad PIN (0600; missing: lock::DEFAULT_PIN)
-//! DIR/boot-count     the boot counter (decimal), raised at every start
+//! DIR/boot-count     the boot counter (decimal), raised at every power-on
 //! ```
 //!
 //! The audit log itself lives on the flash (pages 252-255, see
@@ -154,7 +154,7 @@ impl StateDir {
         let (signer, kid) = self.device_signer()?;
         let trust = self.trust(&id)?;
         let mut lock = Lock::new(device::blank_flash(), trust, None).map_err(|e| anyhow!(e))?;
-        // The factory boot is logged with boot counter 0.
+        // The factory boot is boot 1.
         lock.attach_audit(signer, 0).map_err(|e| anyhow!(e))?;
         let summary = match factory {
             Some(f) => {
@@ -168,6 +168,7 @@ impl StateDir {
             }
             None => "no factory image: the lock boots into recovery and accepts an upload".into(),
         };
+        self.set_boot_count(lock.boot_count().unwrap_or(0))?;
         lock.commit_audit(wall_clock_secs())
             .map_err(|e| anyhow!(e))?;
         self.save(&lock)?;
@@ -223,20 +224,22 @@ impl StateDir {
         }
     }
 
-    /// Raises the boot counter and returns it (1 on the first start).
-    pub fn next_boot(&self) -> Result<u32> {
+    /// The stored boot counter (0 before the first boot).
+    pub fn boot_count(&self) -> Result<u32> {
         let path = self.path("boot-count");
-        let n = match std::fs::read_to_string(&path) {
+        match std::fs::read_to_string(&path) {
             Ok(t) => t
                 .trim()
                 .parse::<u32>()
-                .with_context(|| format!("{}: not a number", path.display()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-            Err(e) => return Err(e).context("reading boot-count"),
-        };
-        let n = n.saturating_add(1);
-        write_atomic(&path, n.to_string().as_bytes())?;
-        Ok(n)
+                .with_context(|| format!("{}: not a number", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(e).context("reading boot-count"),
+        }
+    }
+
+    /// Stores the boot counter.
+    pub fn set_boot_count(&self, n: u32) -> Result<()> {
+        write_atomic(&self.path("boot-count"), n.to_string().as_bytes())
     }
 
     fn trust(&self, id: &Identity) -> Result<Trust> {

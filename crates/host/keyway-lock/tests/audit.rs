@@ -106,13 +106,15 @@ fn lock_events_and_an_update_export_an_intact_signed_log() {
     }
     let device_pub = PublicKey::load(tmp.path().join("lock/device.pub")).unwrap();
 
-    // Start the lock as the shell does: load, the log, boot 1, power on.
+    // Start the lock as the shell does: load, the log, power on (boot 2).
     let mut lock = dir.load().unwrap();
     let (signer, kid) = dir.device_signer().unwrap();
     assert_eq!(kid, device_pub.key_id());
-    assert_eq!(dir.next_boot().unwrap(), 1);
-    lock.attach_audit(signer, 1).unwrap();
+    assert_eq!(dir.boot_count().unwrap(), 1, "the factory boot");
+    lock.attach_audit(signer, dir.boot_count().unwrap())
+        .unwrap();
     lock.power_on().unwrap();
+    assert_eq!(lock.boot_count(), Some(2));
     lock.commit_audit(RTC).unwrap();
     let mut s = Server::new(lock);
     s.set_lock_config(keyway_lock::lock::Config {
@@ -176,7 +178,7 @@ fn lock_events_and_an_update_export_an_intact_signed_log() {
     let only: Vec<Event> = events.iter().map(|(e, _)| *e).collect();
     let v = |a, b, c| Version::new(a, b, c);
     let expected = [
-        // The factory boot (boot counter 0), then this start's boot.
+        // The factory boot (boot 1), then this start's boot (2).
         Event::Boot {
             slot: 0,
             version: v(1, 4, 0),
@@ -264,6 +266,11 @@ fn lock_events_and_an_update_export_an_intact_signed_log() {
         ),
         "{only:#?}"
     );
-    assert_eq!(events.first().map(|e| e.1), Some(0), "factory boot");
-    assert_eq!(events.last().map(|e| e.1), Some(1), "this start");
+    assert_eq!(events.first().map(|e| e.1), Some(1), "factory boot");
+    assert_eq!(events[3].1, 2, "this start");
+    assert_eq!(
+        events.last().map(|e| e.1),
+        Some(3),
+        "the reset into the trial"
+    );
 }
