@@ -274,3 +274,41 @@ fn lock_events_and_an_update_export_an_intact_signed_log() {
         "the reset into the trial"
     );
 }
+
+#[test]
+fn the_log_wraps_on_its_four_pages_with_signed_checkpoints() {
+    let key = SigningKey::generate(Algorithm::Ed25519).unwrap();
+    let SigningKey::Ed25519(k) = &key else {
+        unreachable!()
+    };
+    let signer = keyway_audit::Ed25519Signer::from_seed(k.to_bytes()).unwrap();
+    let public = keyway_suit::PublicKey::from_raw(&key.raw_public_key_bytes()).unwrap();
+    let v = keyway::encode::vendor_uuid(VENDOR);
+    let trust = keyway_lock::device::Trust {
+        anchors: keyway_suit::TrustAnchors::new(&[public], 1).unwrap(),
+        identity: keyway_suit::DeviceIdentity::new(v, keyway::encode::class_uuid(&v, CLASS)),
+    };
+    let mut lock =
+        keyway_lock::device::Lock::new(keyway_lock::device::blank_flash(), trust, None).unwrap();
+    lock.attach_audit(signer, 0).unwrap();
+    lock.factory(&release(&key, "1.0.0", 1, 4000)).unwrap();
+    let mut s = Server::new(lock);
+    // 300 events: more than the 4 pages of 29 records hold.
+    for i in 0..150u64 {
+        control(&mut s, r#"{"cmd":"tamper","state":"on"}"#, i * 2000);
+        control(&mut s, r#"{"cmd":"tamper","state":"off"}"#, i * 2000 + 1000);
+    }
+    let bytes = s.lock_mut().export_audit(RTC + 400).unwrap();
+    let report = keyway::log::verify(&bytes, &key.public_key());
+    assert!(report.intact(), "{:?}", report.findings);
+    assert!(
+        report.checkpoints > 0,
+        "{}",
+        report.summary(&key.public_key())
+    );
+    let (first, last) = report.range.unwrap();
+    assert!(first > 0, "the oldest records rotated out");
+    assert!(last >= 300, "{first}..{last}");
+    // The slots and the journal are untouched: the image still verifies.
+    assert!(s.lock_mut().verify(0).is_ok());
+}
