@@ -2,7 +2,8 @@
 # keyway-lock against the MCUmgr tools from PyPI (pinned): smpmgr updates the
 # lock (refused without the presence window; with it: upload, reset, trial
 # boot, self-test, confirm), the state survives a kill (a power cut), and an
-# smpclient script runs upload -> state read -> test by hash -> reset.
+# smpclient script runs upload -> state read -> test by hash -> reset; the
+# lock's audit log of it all (and of keypad events) exports and verifies.
 # Needs python3 with venv and PyPI access the first time (target/smp-venv is reused).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -137,6 +138,21 @@ if SMPMGR --ip "$ADDR" upgrade --format any v1.4.0.suit >rollback.txt 2>&1; then
 fi
 grep -q 'CURRENT_VERSION_IS_NEWER' rollback.txt || die "expected CURRENT_VERSION_IS_NEWER: $(tail -5 rollback.txt)"
 echo "refused: CURRENT_VERSION_IS_NEWER (27); lock log: $(grep 'rc 27' lock.err | tail -1)"
+
+step "the lock's audit log: keypad, door, tamper, export, keyway log verify"
+control '{"cmd":"keypad","pin":"0000"}'
+control '{"cmd":"keypad","pin":"1234"}' | tee keypad.txt
+grep -q '"result":"unlocked"' keypad.txt || die "the default PIN did not unlock"
+control '{"cmd":"tamper","state":"on"}' >/dev/null
+control '{"cmd":"lock"}' >/dev/null
+control "{\"cmd\":\"log-export\",\"path\":\"$PWD/audit.bin\"}"
+"$KEYWAY" log verify audit.bin --device-key lock/device.pub || die "the audit log does not verify"
+"$KEYWAY" log show audit.bin > audit.txt
+for e in 'update rejected: sequence 1, reason anti-rollback' 'confirmed: slot 1, sequence 4' \
+         'PIN failed: 1 in a row' 'unlocked: keypad' 'tamper detected' 'locked: owner command'; do
+  grep -q "$e" audit.txt || die "the audit log lacks \"$e\""
+done
+tail -4 audit.txt
 
 echo
 echo "smp-interop: OK"

@@ -5,19 +5,136 @@
 //! {"cmd": "presence", "seconds": 60}   hold the button: open the presence window
 //! {"cmd": "presence-close"}            close it
 //! {"cmd": "cut-power", "after_ops": N} cut the power during the Nth flash operation from now
-//! {"cmd": "status"}                    running slot, journal state, presence, upload
+//! {"cmd": "status"}                    running slot, journal state, presence, upload,
+//!                                      bolt, door, battery, tamper, keypad lockout
+//! {"cmd": "keypad", "pin": "1234"}     a PIN on the keypad
+//! {"cmd": "lock"} / {"cmd": "unlock"}  the owner's commands
+//! {"cmd": "mechanical-key"}            the key turned in the cylinder (the bolt changes over)
+//! {"cmd": "door", "state": "open"}     the door sensor: "open" or "closed"
+//! {"cmd": "tamper", "state": "on"}     the tamper sensor: "on" or "off"
+//! {"cmd": "battery", "level": 3300}    a battery reading in millivolts
+//! {"cmd": "log-export", "path": "F"}   writes the audit log's export file (for `keyway log verify`)
 //! ```
+//!
+//! What each command did goes to the audit log (queued on the device; the
+//! shell stamps and writes it after the line).
 
 use serde_json::{Value, json};
 
+use crate::lock::{Bolt, Door, Keypad};
 use crate::server::Server;
 
-/// Answers one control line at `now_ms`.
+/// Answers one control line at `now_ms`; the audit log's wall clock is
+/// `now_ms / 1000` (tests). The shell uses [`handle_line_at`].
 pub fn handle_line(server: &mut Server, line: &str, now_ms: u64) -> Value {
+    handle_line_at(server, line, now_ms, now_ms / 1000)
+}
+
+fn secs(ms: u64) -> u64 {
+    ms.div_ceil(1000)
+}
+
+/// Answers one control line at `now_ms` (monotonic) and `rtc` (wall-clock
+/// seconds, for the audit log's export head).
+pub fn handle_line_at(server: &mut Server, line: &str, now_ms: u64, rtc: u64) -> Value {
     let v: Value = match serde_json::from_str(line) {
         Ok(v) => v,
         Err(e) => return json!({"ok": false, "error": format!("not JSON: {e}")}),
     };
+    server.tick(now_ms);
+    let state = |k: &str| v.get(k).and_then(Value::as_str);
+    let cmd = v.get("cmd").and_then(Value::as_str);
+    let (latch, device) = server.latch_mut();
+    let events = match cmd {
+        Some("keypad") => {
+            let Some(pin) = v.get("pin").and_then(Value::as_str) else {
+                return json!({"ok": false, "error": "\"pin\" (a string of digits) is missing"});
+            };
+            let (k, events) = latch.keypad(pin, now_ms);
+            for e in events {
+                device.note(e);
+            }
+            return match k {
+                Keypad::Unlocked => json!({"ok": true, "result": "unlocked"}),
+                Keypad::Wrong {
+                    consecutive,
+                    lockout_ms,
+                } => json!({
+                    "ok": true,
+                    "result": "wrong-pin",
+                    "consecutive": consecutive,
+                    "lockout_seconds": lockout_ms.map(secs),
+                }),
+                Keypad::LockedOut { remaining_ms } => json!({
+                    "ok": true,
+                    "result": "locked-out",
+                    "lockout_seconds": secs(remaining_ms),
+                }),
+            };
+        }
+        Some("lock") => latch.owner(true, now_ms),
+        Some("unlock") => latch.owner(false, now_ms),
+        Some("mechanical-key") => latch.mechanical_key(now_ms),
+        Some("door") => match state("state") {
+            Some("open") => latch.door_sensor(Door::Open, now_ms),
+            Some("closed") => latch.door_sensor(Door::Closed, now_ms),
+            _ => return json!({"ok": false, "error": "\"state\": \"open\" or \"closed\""}),
+        },
+        Some("tamper") => match state("state") {
+            Some("on") => latch.tamper_sensor(true, now_ms),
+            Some("off") => latch.tamper_sensor(false, now_ms),
+            _ => return json!({"ok": false, "error": "\"state\": \"on\" or \"off\""}),
+        },
+        Some("battery") => {
+            let Some(mv) = v
+                .get("level")
+                .and_then(Value::as_u64)
+                .and_then(|l| u16::try_from(l).ok())
+            else {
+                return json!({"ok": false, "error": "\"level\": the battery voltage in millivolts (0-65535)"});
+            };
+            latch.battery(mv, now_ms)
+        }
+        Some("log-export") => {
+            let Some(path) = state("path") else {
+                return json!({"ok": false, "error": "\"path\" (the export file to write) is missing"});
+            };
+            return match device.export_audit(rtc) {
+                Ok(bytes) => match crate::state::write_atomic(std::path::Path::new(path), &bytes) {
+                    Ok(()) => json!({"ok": true, "path": path, "bytes": bytes.len()}),
+                    Err(e) => json!({"ok": false, "error": format!("{e:#}")}),
+                },
+                Err(e) => json!({"ok": false, "error": e}),
+            };
+        }
+        _ => Vec::new(),
+    };
+    let logged = events.len();
+    for e in events {
+        device.note(e);
+    }
+    match cmd {
+        Some("lock" | "unlock" | "mechanical-key" | "door" | "tamper" | "battery") => {
+            json!({"ok": true, "events": logged, "lock": lock_status(server, now_ms)})
+        }
+        _ => other(server, &v, now_ms),
+    }
+}
+
+fn lock_status(server: &Server, now_ms: u64) -> Value {
+    let l = server.latch();
+    json!({
+        "bolt": match l.bolt() { Bolt::Locked => "locked", Bolt::Unlocked => "unlocked" },
+        "door": match l.door() { Door::Open => "open", Door::Closed => "closed" },
+        "battery_mv": l.battery_mv(),
+        "tamper": l.tamper(),
+        "failed_pins": l.failures(),
+        "lockout_seconds": l.lockout_remaining(now_ms).map(secs),
+        "relock_seconds": l.relock_remaining(now_ms).map(secs),
+    })
+}
+
+fn other(server: &mut Server, v: &Value, now_ms: u64) -> Value {
     match v.get("cmd").and_then(Value::as_str) {
         Some("presence") => {
             let secs = v.get("seconds").and_then(Value::as_u64).unwrap_or(60);
@@ -46,10 +163,11 @@ pub fn handle_line(server: &mut Server, line: &str, now_ms: u64) -> Value {
                 "journal": format!("{s:?}"),
                 "presence_open": server.presence_open(now_ms),
                 "upload": server.upload().map(|u| format!("{u:?}")),
+                "lock": lock_status(server, now_ms),
             })
         }
         Some(other) => {
-            json!({"ok": false, "error": format!("unknown cmd {other:?}: presence, presence-close, cut-power, status")})
+            json!({"ok": false, "error": format!("unknown cmd {other:?}: presence, presence-close, cut-power, status, keypad, lock, unlock, mechanical-key, door, tamper, battery, log-export")})
         }
         None => json!({"ok": false, "error": "\"cmd\" is missing"}),
     }

@@ -2,7 +2,8 @@
 //! `VerifiedSlot` of `keyway-device` over a simulated nRF52840 flash in
 //! direct A/B mode. No sockets, no files, no clock: the server drives it.
 
-use keyway_device::boot::{self, Boot, Confirmation, Decision, SelfTest};
+use keyway_audit::{AuditLog, Ed25519Signer, Event, RejectReason, RevertReason, Time, Version};
+use keyway_device::boot::{self, Boot, Confirmation, Decision, Reason, RevertCause, SelfTest};
 use keyway_device::install::{self, Installer, Mode, SlotLayout};
 use keyway_device::journal::{self, Config, Journal, PersistentState, TrialState};
 use keyway_device::manifest_area::{self, MAX_MANIFEST_LEN};
@@ -16,12 +17,15 @@ pub type Flash = SimFlash<4, 4096>;
 /// The installer's write buffer.
 pub const BUF: usize = 256;
 const PAGE: u32 = 4096;
-/// Pages per slot: (256 pages - 2 journal pages) / 2.
-const SLOT_PAGES: u32 = 127;
+/// Pages per slot: (256 pages - 2 journal pages - 4 audit-log pages) / 2.
+const SLOT_PAGES: u32 = 125;
+/// Pages of the audit-log ring, at the end of the flash.
+pub const AUDIT_PAGES: u32 = 4;
 
 /// The lock's flash layout: the journal in pages 0-1, slot 0 in pages
-/// 2-128, slot 1 in pages 129-255; each slot's last page is its manifest
-/// area, so an image may take 126 pages (504 KiB).
+/// 2-126, slot 1 in pages 127-251, the audit log in pages 252-255; each
+/// slot's last page is its manifest area, so an image may take 124 pages
+/// (496 KiB).
 pub fn layout() -> SlotLayout {
     let s0 = 2 * PAGE;
     let s1 = s0 + SLOT_PAGES * PAGE;
@@ -37,6 +41,12 @@ pub fn layout() -> SlotLayout {
 /// The largest image a slot holds.
 pub fn image_capacity() -> u32 {
     (SLOT_PAGES - 1) * PAGE
+}
+
+/// The audit log's region: pages 252-255 (a ring of 4 pages of 29
+/// records each; signed checkpoints before a page is erased).
+pub fn audit_config() -> keyway_audit::Config {
+    keyway_audit::Config::new(2 * PAGE + 2 * SLOT_PAGES * PAGE, AUDIT_PAGES)
 }
 
 /// A fresh, erased flash of the lock's part.
@@ -144,8 +154,18 @@ pub struct BootReport {
     pub app: String,
 }
 
+/// The audit log on the lock's flash, its signer, and the events waiting
+/// for a time stamp.
+struct Audit {
+    log: AuditLog<Flash>,
+    signer: Ed25519Signer,
+    boot: u32,
+    pending: Vec<Event>,
+}
+
 /// The lock's persistent hardware and its running state.
 pub struct Lock {
+    audit: Option<Audit>,
     flash: Flash,
     journal: Journal<Flash>,
     layout: SlotLayout,
@@ -196,6 +216,7 @@ impl Lock {
             None => None,
         };
         Ok(Lock {
+            audit: None,
             flash,
             journal,
             layout,
@@ -204,6 +225,80 @@ impl Lock {
             running: None,
             self_test: PASS,
         })
+    }
+
+    /// Opens the audit log on the flash with the device key `signer`;
+    /// `boot` is the stored boot counter: every [`Lock::power_on`] raises
+    /// it, and records are stamped with it. Events noted before stay
+    /// queued.
+    pub fn attach_audit(&mut self, signer: Ed25519Signer, boot: u32) -> Result<(), String> {
+        let log = AuditLog::open(&mut self.flash, audit_config())
+            .map_err(|e| format!("the audit log does not open: {e}"))?;
+        let pending = self.audit.take().map(|a| a.pending).unwrap_or_default();
+        self.audit = Some(Audit {
+            log,
+            signer,
+            boot,
+            pending,
+        });
+        Ok(())
+    }
+
+    /// The boot counter (`None`: no audit log attached). Persist it
+    /// before committing records stamped with it.
+    pub fn boot_count(&self) -> Option<u32> {
+        self.audit.as_ref().map(|a| a.boot)
+    }
+
+    /// Queues an audit event (a lock without a log drops it). Events are
+    /// written by [`Lock::commit_audit`], which supplies the time.
+    pub fn note(&mut self, event: Event) {
+        if let Some(a) = self.audit.as_mut() {
+            a.pending.push(event);
+        }
+    }
+
+    /// Appends the queued events at wall-clock `rtc` seconds; returns how
+    /// many were written. An unpowered flash keeps them queued.
+    pub fn commit_audit(&mut self, rtc: u64) -> Result<usize, String> {
+        let Some(a) = self.audit.as_mut() else {
+            return Ok(0);
+        };
+        if !self.flash.is_powered() {
+            return Ok(0);
+        }
+        let time = Time { rtc, boot: a.boot };
+        let mut n = 0;
+        while let Some(e) = a.pending.first().copied() {
+            a.log
+                .append(&mut self.flash, &a.signer, time, &e)
+                .map_err(|e| format!("audit append: {e}"))?;
+            a.pending.remove(0);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// The audit log's export file (records oldest to newest, then a head
+    /// signed at `rtc`), after committing the queued events.
+    pub fn export_audit(&mut self, rtc: u64) -> Result<Vec<u8>, String> {
+        self.commit_audit(rtc)?;
+        let Some(a) = self.audit.as_ref() else {
+            return Err("this lock has no audit log (no device key)".into());
+        };
+        let mut export = a.log.export(Time { rtc, boot: a.boot });
+        let mut out = Vec::new();
+        let mut buf = [0u8; 256];
+        loop {
+            let n = export
+                .fill(&a.log, &mut self.flash, &a.signer, &mut buf)
+                .map_err(|e| format!("audit export: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(buf.get(..n).unwrap_or(&[]));
+        }
+        Ok(out)
     }
 
     /// The flash (to persist it).
@@ -278,6 +373,44 @@ impl Lock {
             Boot::Slot(s) => Some(s),
             Boot::Recovery => None,
         };
+        if let Some(a) = self.audit.as_mut() {
+            // Every power-on is a boot; the log's RAM state is lost with
+            // the power: scan it again.
+            a.boot = a.boot.saturating_add(1);
+            if let Ok(log) = AuditLog::open(&mut self.flash, audit_config()) {
+                a.log = log;
+            }
+        }
+        if let Some(s) = self.running {
+            let version = self
+                .version(s)
+                .map_or(Version::new(0, 0, 0), |v| audit_version(&v));
+            self.note(Event::Boot { slot: s, version });
+        }
+        match decision.reason {
+            Reason::StartTrial {
+                slot,
+                attempts_left,
+            }
+            | Reason::ContinueTrial {
+                slot,
+                attempts_left,
+            } => self.note(Event::OnTrial {
+                slot,
+                attempts_left,
+            }),
+            Reason::Reverted { cause, .. } => {
+                let reason = match cause {
+                    RevertCause::Unverified => RevertReason::VerificationFailed,
+                    _ => RevertReason::TrialExhausted,
+                };
+                self.note(Event::Reverted {
+                    to_slot: self.running.unwrap_or(0),
+                    reason,
+                });
+            }
+            _ => {}
+        }
         let app = match (self.running, self.journal.state().trial) {
             (Some(s), TrialState::Trial { slot, .. }) if s == slot => self.self_test_and_confirm(),
             (Some(s), _) => format!("slot {s} runs, confirmed"),
@@ -301,6 +434,10 @@ impl Lock {
         };
         match boot::confirm(&mut self.journal, &mut self.flash, self.self_test, conf) {
             Ok(_) => {
+                self.note(Event::Confirmed {
+                    slot,
+                    sequence: info.sequence,
+                });
                 let mut note = String::new();
                 if let Some(doc) = self.head(slot).and_then(|h| carried_keyset(&h)) {
                     match KeySet::from_document(&doc, &self.trust.anchors) {
@@ -485,7 +622,12 @@ impl Lock {
                     keyset_version: info.keyset_version,
                 };
                 boot::confirm(&mut self.journal, &mut self.flash, self.self_test, conf)
-                    .map(|_| ())
+                    .map(|_| {
+                        self.note(Event::Confirmed {
+                            slot: running,
+                            sequence: info.sequence,
+                        });
+                    })
                     .map_err(|e| {
                         ImgError::new(
                             img_rc::IMAGE_CONFIRMATION_DENIED,
@@ -703,6 +845,29 @@ impl Lock {
             ));
         }
         Ok(r)
+    }
+}
+
+/// `major.minor.patch` as the audit log packs it (0.0.0 if it does not parse).
+pub fn audit_version(text: &str) -> Version {
+    let mut it = text.split('.').map(|p| p.parse::<u64>().unwrap_or(0));
+    let major = u8::try_from(it.next().unwrap_or(0)).unwrap_or(u8::MAX);
+    let minor = u8::try_from(it.next().unwrap_or(0)).unwrap_or(u8::MAX);
+    let patch = u16::try_from(it.next().unwrap_or(0)).unwrap_or(u16::MAX);
+    Version::new(major, minor, patch)
+}
+
+/// The audit log's reason for a refused envelope.
+pub fn reject_reason(e: &keyway_suit::Error) -> RejectReason {
+    match keyway::check::check_name(e) {
+        "signatures" => RejectReason::Signatures,
+        "key set" => RejectReason::KeySet,
+        "anti-rollback" => RejectReason::AntiRollback,
+        "compatibility" => RejectReason::Compatibility,
+        "release notes" => RejectReason::ReleaseNotes,
+        "payload" | "severed members" => RejectReason::Payload,
+        "policy" => RejectReason::Policy,
+        _ => RejectReason::Decoding,
     }
 }
 

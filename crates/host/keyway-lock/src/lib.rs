@@ -8,14 +8,20 @@
 //! * [`server`]: the sans-IO SMP server (`handle(frame, now) -> frame`):
 //!   OS group (echo, reset, parameters, info), image group (state read and
 //!   write, upload, erase), the physical-presence gate.
-//! * [`device`]: the lock's device side over the simulated flash.
-//! * [`state`]: the state directory (flash image, anchors, identity).
-//! * [`control`]: the line-delimited JSON control socket (presence button).
+//! * [`device`]: the lock's device side over the simulated flash, with
+//!   the audit log.
+//! * [`lock`]: the lock's behaviour (bolt, keypad, auto-relock, sensors),
+//!   sans-IO.
+//! * [`state`]: the state directory (flash image, anchors, identity,
+//!   device key, PIN, boot counter).
+//! * [`control`]: the line-delimited JSON control socket (the lock's
+//!   button, keypad and sensors, the audit-log export).
 
 #![warn(missing_docs)]
 
 pub mod control;
 pub mod device;
+pub mod lock;
 pub mod server;
 pub mod smp;
 pub mod state;

@@ -89,6 +89,7 @@ type Body = Vec<(Value, Value)>;
 #[derive(Debug)]
 pub struct Server {
     lock: Lock,
+    latch: crate::lock::Lock,
     upload: Option<Upload>,
     presence_until_ms: Option<u64>,
     presence_always: bool,
@@ -101,6 +102,7 @@ impl Server {
     pub fn new(lock: Lock) -> Self {
         Server {
             lock,
+            latch: crate::lock::Lock::new(crate::lock::Config::default()),
             upload: None,
             presence_until_ms: None,
             presence_always: false,
@@ -119,6 +121,30 @@ impl Server {
         &mut self.lock
     }
 
+    /// The lock's mechanism and sensors.
+    pub fn latch(&self) -> &crate::lock::Lock {
+        &self.latch
+    }
+
+    /// The lock's mechanism and sensors, and the device (to log what they
+    /// did).
+    pub fn latch_mut(&mut self) -> (&mut crate::lock::Lock, &mut Lock) {
+        (&mut self.latch, &mut self.lock)
+    }
+
+    /// Replaces the mechanism's settings (the bolt starts locked).
+    pub fn set_lock_config(&mut self, config: crate::lock::Config) {
+        self.latch = crate::lock::Lock::new(config);
+    }
+
+    /// Runs the mechanism's timers (auto-relock) up to `now_ms`, queueing
+    /// what they did on the audit log.
+    pub fn tick(&mut self, now_ms: u64) {
+        for e in self.latch.poll(now_ms) {
+            self.lock.note(e);
+        }
+    }
+
     /// Keeps the physical-presence window open for good (a test flag).
     pub fn set_presence_always_open(&mut self, open: bool) {
         self.presence_always = open;
@@ -127,6 +153,9 @@ impl Server {
     /// Opens the physical-presence window (a button held on the lock)
     /// until `now_ms + duration_ms`.
     pub fn open_presence(&mut self, now_ms: u64, duration_ms: u64) {
+        self.lock.note(keyway_audit::Event::PresenceWindowOpened {
+            seconds: u16::try_from(duration_ms / 1000).unwrap_or(u16::MAX),
+        });
         self.presence_until_ms = Some(now_ms.saturating_add(duration_ms));
     }
 
@@ -369,6 +398,36 @@ impl Server {
 
     /// One upload request: `off`, `data`, and with `off` 0 `len` and
     /// optionally `sha`, `image`, `upgrade`.
+    /// The manifest sequence number of the head `slot` stores (0: none).
+    fn slot_sequence(&self, slot: u8) -> u64 {
+        self.lock
+            .head(slot)
+            .and_then(|h| {
+                keyway_suit::inspect_envelope(&h)
+                    .ok()
+                    .map(|i| i.manifest.sequence)
+            })
+            .unwrap_or(0)
+    }
+
+    /// Logs an upload the installer refused for its image.
+    fn note_payload_rejection(&mut self, e: &ImgError) {
+        if matches!(
+            e.rc,
+            img_rc::INVALID_HASH | img_rc::INVALID_IMAGE_DATA_OVERRUN | img_rc::INVALID_LENGTH
+        ) {
+            let sequence = self
+                .lock
+                .state()
+                .download
+                .map_or(0, |d| self.slot_sequence(d.slot));
+            self.lock.note(keyway_audit::Event::UpdateRejected {
+                sequence,
+                reason: keyway_audit::RejectReason::Payload,
+            });
+        }
+    }
+
     fn upload_chunk(&mut self, body: &[(Value, Value)]) -> Result<Body, Fail> {
         let off = get_u64(body, "off")
             .map_err(inval)?
@@ -471,6 +530,7 @@ impl Server {
         let result = feed(&mut self.lock, u, data);
         if let Err(e) = result {
             self.upload = None;
+            self.note_payload_rejection(&e);
             return Err(e.into());
         }
         let Some(u) = self.upload.as_mut() else {
@@ -484,7 +544,10 @@ impl Server {
             return Ok(Vec::new());
         };
         let len = u.len;
-        let slot = finish(&mut self.lock, u)?;
+        let slot = finish(&mut self.lock, u).inspect_err(|e| self.note_payload_rejection(e))?;
+        let sequence = self.slot_sequence(slot);
+        self.lock
+            .note(keyway_audit::Event::UpdateInstalled { sequence, slot });
         self.log.push(format!(
             "upload of {len} bytes complete: slot {slot} pending; a reset boots it on trial"
         ));
@@ -525,8 +588,24 @@ fn begin(
     trust: &device::Trust,
     state: &keyway_suit::DeviceState,
 ) -> Result<Installer<Flash, BUF>, ImgError> {
+    use keyway_audit::{Event, RejectReason};
+    let offered = keyway_suit::inspect_envelope(&u.head).ok().map(|i| {
+        let version = i
+            .manifest
+            .version
+            .map_or_else(String::new, |v| v.to_string());
+        (i.manifest.sequence, device::audit_version(&version))
+    });
+    let sequence = offered.map_or(0, |(s, _)| s);
+    if let Some((sequence, version)) = offered {
+        lock.note(Event::UpdateOffered { sequence, version });
+    }
     let v = keyway_suit::verify_envelope(&u.head, &trust.anchors, &trust.identity, state).map_err(
         |e| {
+            lock.note(Event::UpdateRejected {
+                sequence,
+                reason: device::reject_reason(&e),
+            });
             let mut r = device::envelope_refusal(&e);
             if matches!(e, keyway_suit::Error::Malformed { .. }) && u.head.len() < u.len as usize {
                 r.reason.push_str(&format!(
@@ -553,6 +632,10 @@ fn begin(
     })?;
     let total = (ip.offset as u64).saturating_add(ip.len);
     if total != u.len {
+        lock.note(Event::UpdateRejected {
+            sequence,
+            reason: RejectReason::Payload,
+        });
         return Err(ImgError::new(
             img_rc::INVALID_LENGTH,
             MgmtErr::Inval,
@@ -563,7 +646,9 @@ fn begin(
         ));
     }
     let head = u.head.get(..ip.offset).unwrap_or(&[]);
+    lock.note(Event::UpdateVerified { sequence });
     let mut inst = lock.begin_download(&exp, v.manifest_digest, head)?;
+    lock.note(Event::DownloadStarted { sequence });
     let rest = u.head.get(ip.offset..).unwrap_or(&[]);
     lock.push(&mut inst, rest)?;
     Ok(inst)

@@ -5,7 +5,14 @@
 //! DIR/lock.json      {"vendor_domain", "class", "threshold", "anchors": [file names]}
 //! DIR/anchor-N.pub   the vendor root keys (SPKI PEM)
 //! DIR/keyset.cbor    the key set the lock stored after confirming an update that carried one
+//! DIR/device.key     the device's own Ed25519 key (PKCS#8 PEM, 0600): signs the audit log
+//! DIR/device.pub     its public key (SPKI PEM), for `keyway log verify --device-key`
+//! DIR/pin            the keypad PIN (0600; missing: lock::DEFAULT_PIN)
+//! DIR/boot-count     the boot counter (decimal), raised at every power-on
 //! ```
+//!
+//! The audit log itself lives on the flash (pages 252-255, see
+//! [`crate::device::audit_config`]).
 //!
 //! The flash file is replaced atomically (write `flash.bin.tmp`, then
 //! rename) after every request that changed the flash, so killing the
@@ -18,6 +25,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, anyhow, bail};
+use keyway_audit::Ed25519Signer;
 use keyway_suit::{DeviceIdentity, TrustAnchors};
 
 use crate::device::{self, Flash, Lock, Trust};
@@ -138,8 +146,16 @@ impl StateDir {
         };
         write_atomic(&self.path("lock.json"), id.to_json().as_bytes())?;
         let _ = std::fs::remove_file(self.path("keyset.cbor"));
+        let _ = std::fs::remove_file(self.path("boot-count"));
+        if force {
+            let _ = std::fs::remove_file(self.path("device.key"));
+            let _ = std::fs::remove_file(self.path("device.pub"));
+        }
+        let (signer, kid) = self.device_signer()?;
         let trust = self.trust(&id)?;
         let mut lock = Lock::new(device::blank_flash(), trust, None).map_err(|e| anyhow!(e))?;
+        // The factory boot is boot 1.
+        lock.attach_audit(signer, 0).map_err(|e| anyhow!(e))?;
         let summary = match factory {
             Some(f) => {
                 let env = std::fs::read(f)
@@ -152,8 +168,78 @@ impl StateDir {
             }
             None => "no factory image: the lock boots into recovery and accepts an upload".into(),
         };
+        self.set_boot_count(lock.boot_count().unwrap_or(0))?;
+        lock.commit_audit(wall_clock_secs())
+            .map_err(|e| anyhow!(e))?;
         self.save(&lock)?;
-        Ok(summary)
+        Ok(format!(
+            "{summary}; device key {} (device.pub)",
+            keyway::keys::hex(&kid)
+        ))
+    }
+
+    /// The device's Ed25519 key (`device.key`), created with `device.pub`
+    /// if the directory has none yet, and its key id.
+    pub fn device_signer(&self) -> Result<(Ed25519Signer, keyway::keys::KeyId)> {
+        let path = self.path("device.key");
+        if !path.exists() {
+            keyway::keys::keygen(self.path("device"), keyway::keys::Algorithm::Ed25519)
+                .with_context(|| format!("creating the device key {}", path.display()))?;
+        }
+        let key = keyway::keys::SigningKey::load(&path)
+            .with_context(|| format!("the device key {}", path.display()))?;
+        let kid = key.key_id();
+        let keyway::keys::SigningKey::Ed25519(k) = key else {
+            bail!("{}: the device key must be Ed25519", path.display());
+        };
+        let signer = Ed25519Signer::from_seed(k.to_bytes())
+            .ok_or_else(|| anyhow!("{}: unusable Ed25519 seed", path.display()))?;
+        Ok((signer, kid))
+    }
+
+    /// Stores the keypad PIN (`pin`, mode 0600).
+    pub fn set_pin(&self, pin: &str) -> Result<()> {
+        if pin.is_empty() || pin.len() > 12 || !pin.bytes().all(|b| b.is_ascii_digit()) {
+            bail!("the PIN must be 1 to 12 digits");
+        }
+        let path = self.path("pin");
+        write_atomic(&path, pin.as_bytes())?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("chmod 600 {}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    /// The keypad PIN ([`crate::lock::DEFAULT_PIN`] if none was set).
+    pub fn pin(&self) -> Result<String> {
+        match std::fs::read_to_string(self.path("pin")) {
+            Ok(p) => Ok(p.trim().to_owned()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(crate::lock::DEFAULT_PIN.to_owned())
+            }
+            Err(e) => Err(e).context("reading the PIN"),
+        }
+    }
+
+    /// The stored boot counter (0 before the first boot).
+    pub fn boot_count(&self) -> Result<u32> {
+        let path = self.path("boot-count");
+        match std::fs::read_to_string(&path) {
+            Ok(t) => t
+                .trim()
+                .parse::<u32>()
+                .with_context(|| format!("{}: not a number", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(e).context("reading boot-count"),
+        }
+    }
+
+    /// Stores the boot counter.
+    pub fn set_boot_count(&self, n: u32) -> Result<()> {
+        write_atomic(&self.path("boot-count"), n.to_string().as_bytes())
     }
 
     fn trust(&self, id: &Identity) -> Result<Trust> {
@@ -211,6 +297,13 @@ impl StateDir {
         }
         Ok(())
     }
+}
+
+/// Wall-clock seconds since 1970 (the audit log's RTC).
+pub fn wall_clock_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Writes `bytes` to `path.tmp` and renames it over `path`.
