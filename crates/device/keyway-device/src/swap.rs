@@ -260,7 +260,7 @@ impl<F: NorFlash> Run<'_, F> {
             }
             (Some(SwapPhase::Reverting { step }), Some((_, plan))) => {
                 self.revert(&plan, step)?;
-                Ok(self.settle(check, Some(RevertCause::Resumed)))
+                Ok(self.settle(check, Some((0, RevertCause::Resumed))))
             }
             _ => self.decide(check, state),
         }
@@ -310,7 +310,7 @@ impl<F: NorFlash> Run<'_, F> {
                     swap: None,
                     ..state
                 })?;
-                Ok(self.settle_with(check, Some((slot, RevertCause::Unverified))))
+                Ok(self.settle(check, Some((slot, RevertCause::Unverified))))
             }
             TrialState::Trial {
                 slot,
@@ -343,7 +343,7 @@ impl<F: NorFlash> Run<'_, F> {
                     }
                     (Some(cause), Some(plan)) => {
                         self.start_revert(&plan, state)?;
-                        Ok(self.settle_with(check, Some((slot, cause))))
+                        Ok(self.settle(check, Some((slot, cause))))
                     }
                     (Some(cause), None) => {
                         // Nothing to swap back: end the trial.
@@ -351,11 +351,11 @@ impl<F: NorFlash> Run<'_, F> {
                             trial: TrialState::None,
                             ..state
                         })?;
-                        Ok(self.settle_with(check, Some((slot, cause))))
+                        Ok(self.settle(check, Some((slot, cause))))
                     }
                 }
             }
-            TrialState::None | TrialState::Confirmed => Ok(self.settle_with(check, None)),
+            TrialState::None | TrialState::Confirmed => Ok(self.settle(check, None)),
         }
     }
 
@@ -378,9 +378,9 @@ impl<F: NorFlash> Run<'_, F> {
         {
             Some(plan) => {
                 self.start_revert(&plan, state)?;
-                Ok(self.settle_with(check, Some((0, RevertCause::Unverified))))
+                Ok(self.settle(check, Some((0, RevertCause::Unverified))))
             }
-            None => Ok(self.settle_with(check, Some((0, RevertCause::Unverified)))),
+            None => Ok(self.settle(check, Some((0, RevertCause::Unverified)))),
         }
     }
 
@@ -518,7 +518,7 @@ impl<F: NorFlash> Run<'_, F> {
 
     /// No trial any more: boot the primary if it verifies, else recovery.
     /// `reverted` names the trial that ended, if any.
-    fn settle_with<C: SlotCheck<F>>(
+    fn settle<C: SlotCheck<F>>(
         &mut self,
         check: &mut C,
         reverted: Option<(u8, RevertCause)>,
@@ -529,9 +529,5 @@ impl<F: NorFlash> Run<'_, F> {
         } else {
             self.decision(Boot::Recovery, reason.unwrap_or(Reason::NoVerifiedSlot))
         }
-    }
-
-    fn settle<C: SlotCheck<F>>(&mut self, check: &mut C, cause: Option<RevertCause>) -> Decision {
-        self.settle_with(check, cause.map(|c| (0, c)))
     }
 }
