@@ -14,6 +14,8 @@
 //!   sans-IO.
 //! * [`state`]: the state directory (flash image, anchors, identity,
 //!   device key, PIN, boot counter).
+//! * [`shell`]: the sockets, files, clock and threads around the server;
+//!   `main.rs` and in-process users (the demo, tests) start a lock with it.
 //! * [`control`]: the line-delimited JSON control socket (the lock's
 //!   button, keypad and sensors, the audit-log export).
 
@@ -23,5 +25,7 @@ pub mod control;
 pub mod device;
 pub mod lock;
 pub mod server;
-pub mod smp;
+pub mod shell;
+/// The SMP framing, shared with the owner's client in `keyway device`.
+pub use keyway::smp;
 pub mod state;

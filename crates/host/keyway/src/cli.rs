@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::encode::{
+use keyway::encode::{
     Cve, Ed25519Alg, EnvelopeBuilder, KeySetBuilder, KeySetInfo, KeySetParams, SignOptions, Version,
 };
-use crate::keys::{self, Algorithm, KeyId, PublicKey, SigningKey, hex};
+use keyway::keys::{self, Algorithm, KeyId, PublicKey, SigningKey, hex};
 
 /// Keyway vendor tool: keys, signed SUIT firmware envelopes, key sets.
 #[derive(Debug, Parser)]
@@ -153,7 +153,7 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 fn diff(a: &DiffArgs, out: &mut dyn Write) -> Result<()> {
     let (old, new) = (read(&a.old)?, read(&a.new)?);
     let start = std::time::Instant::now();
-    let patch = crate::delta::diff(&old, &new)?;
+    let patch = keyway::delta::diff(&old, &new)?;
     let took = start.elapsed();
     fs::write(&a.output, &patch).with_context(|| format!("writing {}", a.output.display()))?;
     writeln!(
@@ -175,7 +175,7 @@ fn patch(a: &PatchArgs, out: &mut dyn Write) -> Result<()> {
     let context = || format!("applying {} to {}", a.patch.display(), a.old.display());
     let new = if a.flash_sim {
         let start = std::time::Instant::now();
-        let r = crate::delta::apply_on_flash(&old, &patch, a.chunk).with_context(context)?;
+        let r = keyway::delta::apply_on_flash(&old, &patch, a.chunk).with_context(context)?;
         writeln!(
             out,
             "flash-sim (nRF52840 timing): {:.2} s modeled flash time, {} sector erases, {} bytes programmed; \
@@ -189,7 +189,7 @@ fn patch(a: &PatchArgs, out: &mut dyn Write) -> Result<()> {
         )?;
         r.image
     } else {
-        crate::delta::apply(&old, &patch, a.chunk).with_context(context)?
+        keyway::delta::apply(&old, &patch, a.chunk).with_context(context)?
     };
     fs::write(&a.output, &new).with_context(|| format!("writing {}", a.output.display()))?;
     writeln!(
@@ -433,7 +433,7 @@ pub struct FlashSimArgs {
 }
 
 fn flash_sim(a: &FlashSimArgs, out: &mut dyn Write) -> Result<()> {
-    let request = crate::flashsim::Request {
+    let request = keyway::flashsim::Request {
         geometry: a.geometry.clone(),
         page_size: a.page_size,
         write_size: a.write_size,
@@ -448,7 +448,7 @@ fn flash_sim(a: &FlashSimArgs, out: &mut dyn Write) -> Result<()> {
         seed: a.seed,
         json: a.json,
     };
-    crate::flashsim::run(&request, out)
+    keyway::flashsim::run(&request, out)
 }
 
 /// Runs a parsed command line.
@@ -479,7 +479,7 @@ fn log_verify(a: &LogVerifyArgs, out: &mut dyn Write) -> Result<()> {
         );
     }
     let bytes = read_file(&a.file, "the audit log")?;
-    let report = crate::log::verify(&bytes, &key);
+    let report = keyway::log::verify(&bytes, &key);
     for f in &report.findings {
         writeln!(out, "{}", f.message)?;
     }
@@ -496,12 +496,12 @@ fn log_verify(a: &LogVerifyArgs, out: &mut dyn Write) -> Result<()> {
 
 fn log_show(a: &LogShowArgs, out: &mut dyn Write) -> Result<()> {
     let bytes = read_file(&a.file, "the audit log")?;
-    let items = crate::log::parse(&bytes);
+    let items = keyway::log::parse(&bytes);
     if a.json {
-        let v = crate::log::show_json(&items, a.since);
+        let v = keyway::log::show_json(&items, a.since);
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
     } else {
-        write!(out, "{}", crate::log::show_text(&items, a.since))?;
+        write!(out, "{}", keyway::log::show_text(&items, a.since))?;
     }
     Ok(())
 }
@@ -512,7 +512,7 @@ fn log_demo_export(a: &LogDemoArgs, out: &mut dyn Write) -> Result<()> {
     };
     let signer = keyway_audit::Ed25519Signer::from_seed(k.to_bytes())
         .ok_or_else(|| anyhow::anyhow!("{}: unusable Ed25519 seed", a.key.display()))?;
-    let bytes = crate::log::demo_export(&signer, a.events, a.pages)?;
+    let bytes = keyway::log::demo_export(&signer, a.events, a.pages)?;
     write_output(&a.output, &bytes)?;
     writeln!(
         out,
@@ -531,12 +531,12 @@ fn log_demo_export(a: &LogDemoArgs, out: &mut dyn Write) -> Result<()> {
 fn verify(a: &VerifyArgs, out: &mut dyn Write) -> Result<()> {
     let identity = match (&a.vendor_domain, &a.class) {
         (Some(d), Some(c)) => {
-            let v = crate::encode::vendor_uuid(d);
-            Some((v, crate::encode::class_uuid(&v, c)))
+            let v = keyway::encode::vendor_uuid(d);
+            Some((v, keyway::encode::class_uuid(&v, c)))
         }
         _ => None,
     };
-    let opts = crate::check::VerifyOptions {
+    let opts = keyway::check::VerifyOptions {
         trust: a.trust.clone(),
         threshold: a.threshold,
         payload: a.payload.clone(),
@@ -546,7 +546,7 @@ fn verify(a: &VerifyArgs, out: &mut dyn Write) -> Result<()> {
         now: a.now,
         battery_mwh: a.battery_mwh,
     };
-    match crate::check::verify_file(&a.envelope, &opts) {
+    match keyway::check::verify_file(&a.envelope, &opts) {
         Ok(summary) => {
             writeln!(out, "OK {}: {summary}", a.envelope.display())?;
             Ok(())
@@ -573,20 +573,20 @@ fn demo(a: &DemoArgs, out: &mut dyn Write) -> Result<()> {
 fn inspect(a: &InspectArgs, out: &mut dyn Write) -> Result<()> {
     // The head is enough: a large payload's tail is neither read nor held.
     let bytes = fs::File::open(&a.envelope)
-        .and_then(|mut f| crate::check::read_head(&mut f))
+        .and_then(|mut f| keyway::check::read_head(&mut f))
         .with_context(|| format!("{}: cannot read the envelope", a.envelope.display()))?;
-    let j = crate::check::inspect_json(&bytes).map_err(|e| {
+    let j = keyway::check::inspect_json(&bytes).map_err(|e| {
         anyhow::anyhow!(
             "{}: {} check failed: {}",
             a.envelope.display(),
-            crate::check::check_name(&e),
-            crate::describe::describe(&e)
+            keyway::check::check_name(&e),
+            keyway::describe::describe(&e)
         )
     })?;
     if a.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&j)?)?;
     } else {
-        write!(out, "{}", crate::check::inspect_text(&j))?;
+        write!(out, "{}", keyway::check::inspect_text(&j))?;
     }
     Ok(())
 }

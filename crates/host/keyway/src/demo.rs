@@ -25,8 +25,8 @@ use anyhow::{Context as _, Result, bail};
 use clap::Parser as _;
 use keyway_suit as suit;
 
-use crate::check::{VerifyOptions, check_name, verify_file};
-use crate::encode::{assemble_envelope, class_uuid, vendor_uuid};
+use keyway::check::{VerifyOptions, check_name, verify_file};
+use keyway::encode::{assemble_envelope, class_uuid, vendor_uuid};
 
 const VENDOR: &str = "locks.example";
 const CLASS: &str = "deadbolt-2";
@@ -222,7 +222,7 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<Vec<Score>> {
         "\n4. The lock receives the release over a local link ({LINK_CHUNK}-byte chunks) and checks it itself."
     )?;
     let anchors = {
-        let root = crate::keys::PublicKey::load(dir.join("root.pub"))?;
+        let root = keyway::keys::PublicKey::load(dir.join("root.pub"))?;
         suit::TrustAnchors::new(
             &[suit::PublicKey::from_raw(&root.raw_public_key_bytes())?],
             1,
@@ -242,7 +242,7 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<Vec<Score>> {
                 Ok(v) => break (v, n),
                 Err(e) if n == bytes.len() => bail!(
                     "the lock refused the genuine release: {}",
-                    crate::describe::describe(&e)
+                    keyway::describe::describe(&e)
                 ),
                 Err(_) => continue,
             }
@@ -363,7 +363,7 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<Vec<Score>> {
     )?;
     // Release notes of this release glued onto a release with other notes.
     let other_fw = firmware(3, 1024);
-    let other = crate::encode::EnvelopeBuilder {
+    let other = keyway::encode::EnvelopeBuilder {
         sequence: 3,
         version: "2.1.1".parse()?,
         vendor_domain: VENDOR.into(),
@@ -371,8 +371,8 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<Vec<Score>> {
         notes: Some("# 2.1.1\n\nNo security fixes.\n".into()),
         payload: other_fw.clone(),
         keys: vec![
-            crate::keys::SigningKey::load(dir.join("signer-a.key"))?,
-            crate::keys::SigningKey::load(dir.join("signer-b.key"))?,
+            keyway::keys::SigningKey::load(dir.join("signer-a.key"))?,
+            keyway::keys::SigningKey::load(dir.join("signer-b.key"))?,
         ],
         ..Default::default()
     }
@@ -439,13 +439,13 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<Vec<Score>> {
                 pass: false,
                 evidence: format!("ACCEPTED: {s}"),
             },
-            Err(crate::check::Rejection::Verifier(e)) => Score {
+            Err(keyway::check::Rejection::Verifier(e)) => Score {
                 name,
                 pass: check_name(&e) == expected,
                 evidence: format!(
                     "refused by the {} check: {}",
                     check_name(&e),
-                    crate::describe::describe(&e)
+                    keyway::describe::describe(&e)
                 ),
             },
             Err(e) => Score {

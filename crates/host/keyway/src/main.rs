@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 fn main() -> ExitCode {
-    let cli = keyway::cli::Cli::parse();
-    match keyway::cli::run(cli, &mut std::io::stdout(), &mut std::io::stderr()) {
+    let cli = keyway_cli::cli::Cli::parse();
+    match keyway_cli::cli::run(cli, &mut std::io::stdout(), &mut std::io::stderr()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

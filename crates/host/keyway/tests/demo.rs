@@ -7,8 +7,8 @@ use std::path::PathBuf;
 fn demo_scorecard_passes_with_the_install_and_the_flash_attack() {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("keyway-demo-test");
     let mut out = Vec::new();
-    let scores = keyway::demo::run(&dir, &mut out).expect("the demo runs");
-    keyway::demo::print_scorecard(&scores, &mut out).unwrap();
+    let scores = keyway_cli::demo::run(&dir, &mut out).expect("the demo runs");
+    keyway_cli::demo::print_scorecard(&scores, &mut out).unwrap();
     let text = String::from_utf8(out).unwrap();
     for s in &scores {
         assert!(s.pass, "FAIL {}: {}\n{text}", s.name, s.evidence);

@@ -41,7 +41,7 @@ impl Release {
     /// Splits `envelope` into its head and its integrated payload.
     pub fn new(version: &str, envelope: Vec<u8>) -> Result<Self> {
         let ip = keyway_suit::inspect_envelope(&envelope)
-            .map_err(|e| anyhow!("release {version}: {}", crate::describe::describe(&e)))?
+            .map_err(|e| anyhow!("release {version}: {}", keyway::describe::describe(&e)))?
             .integrated
             .with_context(|| format!("release {version} does not carry its image"))?;
         let (payload_at, payload_len) = (ip.offset, ip.len as usize);
@@ -95,7 +95,7 @@ impl<'a> Lock<'a> {
         image_len: usize,
     ) -> Result<Self> {
         let geometry = Flash::nrf52840().geometry().clone();
-        let layout = crate::flashsim::runner::place(&geometry, image_len, Mode::Swap)?.layout;
+        let layout = keyway::flashsim::runner::place(&geometry, image_len, Mode::Swap)?.layout;
         layout
             .validate::<Flash>(geometry.capacity() as usize)
             .map_err(|e| anyhow!("the lock's slot layout is refused: {e:?}"))?;

@@ -84,6 +84,10 @@ pub mod group {
     pub const OS: u16 = 0;
     /// Image management.
     pub const IMAGE: u16 = 1;
+    /// Keyway's own group (lock, presence, consent, audit log, owners):
+    /// FORMAT.md, "The Keyway SMP group". MCUmgr reserves groups below 64
+    /// for its standard groups.
+    pub const KEYWAY: u16 = 64;
 }
 
 /// A decoded header.
@@ -279,6 +283,11 @@ pub fn decode_body(body: &[u8]) -> Result<Vec<(Value, Value)>, FrameError> {
             max: MAX_BODY,
         });
     }
+    decode_map(body)
+}
+
+/// One CBOR map (nesting bounded) and nothing after it.
+fn decode_map(body: &[u8]) -> Result<Vec<(Value, Value)>, FrameError> {
     let mut reader = body;
     let value: Value = ciborium::de::from_reader_with_recursion_limit(&mut reader, 16)
         .map_err(|e| FrameError::Body(e.to_string()))?;
@@ -311,15 +320,73 @@ fn kind(v: &Value) -> &'static str {
 
 /// Encodes a response: the header (with its length) and the body map.
 pub fn encode_response(request: &Header, body: Vec<(Value, Value)>) -> Vec<u8> {
+    frame(request.response(), body)
+}
+
+/// A frame: `h` with the body's length, then the body map.
+fn frame(mut h: Header, body: Vec<(Value, Value)>) -> Vec<u8> {
     let mut data = Vec::new();
     // Serializing a Value into a Vec cannot fail.
     let _ = ciborium::into_writer(&Value::Map(body), &mut data);
-    let mut h = request.response();
     h.len = u16::try_from(data.len()).unwrap_or(u16::MAX);
     let mut out = Vec::with_capacity(HEADER_LEN + data.len());
     out.extend_from_slice(&h.encode());
     out.extend_from_slice(&data);
     out
+}
+
+/// Encodes a request frame (the client side): SMP version 2, the body map.
+pub fn encode_request(op: Op, group: u16, id: u8, seq: u8, body: Vec<(Value, Value)>) -> Vec<u8> {
+    let h = Header {
+        op,
+        version: Version::V2 as u8,
+        flags: 0,
+        len: 0,
+        group,
+        seq,
+        id,
+    };
+    frame(h, body)
+}
+
+/// A decoded response (the client side).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Response {
+    /// The header.
+    pub header: Header,
+    /// The body's entries.
+    pub body: Vec<(Value, Value)>,
+}
+
+/// Decodes one response frame: the header must be a response op and its
+/// length must match. The body may be up to 64 KiB (a lock may answer
+/// with more than it accepts).
+pub fn decode_response(bytes: &[u8]) -> Result<Response, FrameError> {
+    let header = Header::decode(bytes)?;
+    if !matches!(header.op, Op::ReadRsp | Op::WriteRsp) {
+        return Err(FrameError::Body(format!(
+            "op {:?} is a request, not a response",
+            header.op
+        )));
+    }
+    let body = &bytes[HEADER_LEN..];
+    let declared = usize::from(header.len);
+    if declared != body.len() {
+        return Err(FrameError::LengthMismatch {
+            declared,
+            got: body.len(),
+        });
+    }
+    if body.is_empty() {
+        return Ok(Response {
+            header,
+            body: Vec::new(),
+        });
+    }
+    Ok(Response {
+        header,
+        body: decode_map(body)?,
+    })
 }
 
 /// A top-level SMP error: `{"rc": rc, "rsn": reason}` (both versions).

@@ -1,0 +1,322 @@
+//! The thin shell: the files, the UDP socket, the control socket, the
+//! clock and the threads around the sans-IO [`Server`]. `main.rs` runs it
+//! until the process is killed; the demo, the audit's tests and the
+//! benchmarks run it in-process with [`start`] and stop it with
+//! [`Running::power_off`], which is a power cut: the flash file holds
+//! exactly what the flash held after the last operation.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, anyhow};
+
+use crate::server::Server;
+use crate::state::{StateDir, wall_clock_secs};
+
+/// How to run a lock.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The state directory (from `keyway-lock provision`).
+    pub state: PathBuf,
+    /// The UDP address to serve SMP on (port 0: any free port).
+    pub bind: SocketAddr,
+    /// The control socket's TCP address, if any.
+    pub control: Option<SocketAddr>,
+    /// Test flag: the physical-presence window is always open.
+    pub presence_always_open: bool,
+    /// Wrong PINs in a row before the keypad locks out.
+    pub lockout_attempts: u16,
+    /// How long the keypad stays locked out, in seconds.
+    pub lockout_seconds: u64,
+    /// Auto-relock delay after an unlock, in seconds (0: never).
+    pub relock_seconds: u64,
+    /// Print the lock's log lines on stderr.
+    pub verbose: bool,
+}
+
+impl Options {
+    /// The defaults for a lock in `state` serving on `bind`.
+    pub fn new(state: impl Into<PathBuf>, bind: SocketAddr) -> Self {
+        Options {
+            state: state.into(),
+            bind,
+            control: None,
+            presence_always_open: false,
+            lockout_attempts: 5,
+            lockout_seconds: 300,
+            relock_seconds: 30,
+            verbose: false,
+        }
+    }
+}
+
+/// The lock's state shared by the shell's threads.
+struct Shared {
+    server: Server,
+    dir: StateDir,
+    start: Instant,
+    /// The boot counter as `boot-count` stores it.
+    boot_saved: u32,
+    verbose: bool,
+}
+
+impl Shared {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn flush_log(&mut self) {
+        for l in self.server.take_log() {
+            if self.verbose {
+                eprintln!("keyway-lock: {l}");
+            }
+        }
+    }
+
+    /// Writes the queued audit events, then saves the flash if `before`
+    /// (the flash work before the request) changed.
+    fn commit(&mut self, before: (u64, u64)) {
+        let Shared {
+            server,
+            dir,
+            boot_saved,
+            ..
+        } = self;
+        // A reset or a power cut booted again: store the counter before
+        // records carry it.
+        if let Some(n) = server.lock().boot_count()
+            && n != *boot_saved
+        {
+            if let Err(e) = dir.set_boot_count(n) {
+                eprintln!("keyway-lock: saving the boot counter: {e:#}");
+                return;
+            }
+            *boot_saved = n;
+        }
+        if let Err(e) = server.lock_mut().commit_audit(wall_clock_secs()) {
+            eprintln!("keyway-lock: audit log: {e}");
+        }
+        if server.lock().flash_work() != before
+            && let Err(e) = dir.save(server.lock())
+        {
+            eprintln!("keyway-lock: saving the flash: {e:#}");
+        }
+    }
+}
+
+/// A lock running in this process.
+pub struct Running {
+    /// Where it serves SMP.
+    pub smp: SocketAddr,
+    /// Where its control socket listens, if it has one.
+    pub control: Option<SocketAddr>,
+    /// The boot's one-line report.
+    pub boot: String,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("smp", &self.smp)
+            .field("control", &self.control)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Running {
+    /// Cuts the power: the threads stop between requests (the flash file
+    /// holds what the flash held) and the sockets close.
+    pub fn power_off(mut self) {
+        self.halt();
+    }
+
+    /// Blocks until the lock stops (never, unless a thread fails).
+    pub fn wait(mut self) {
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(c) = self.control {
+            // Wake the accept loop.
+            let _ = std::net::TcpStream::connect_timeout(&c, Duration::from_millis(200));
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+/// Powers the lock in `o.state` on (the bootloader, then the
+/// application's self-test and confirm) and serves it on its threads.
+pub fn start(o: &Options) -> Result<Running> {
+    let dir = StateDir::new(&o.state);
+    let mut lock = dir.load()?;
+    let (signer, kid) = dir.device_signer()?;
+    lock.attach_audit(signer, dir.boot_count()?)
+        .map_err(|e| anyhow!(e))?;
+    // Power on: the bootloader, then the application (self-test, confirm).
+    let boot = lock.power_on().map_err(|e| anyhow!("power on: {e}"))?;
+    let boot_saved = lock.boot_count().unwrap_or(0);
+    let boot = format!(
+        "boot {boot_saved}: {:?} ({:?}); {}; device key {}",
+        boot.decision.boot,
+        boot.decision.reason,
+        boot.app,
+        keyway::keys::hex(&kid)
+    );
+    dir.set_boot_count(boot_saved)?;
+    lock.commit_audit(wall_clock_secs())
+        .map_err(|e| anyhow!(e))?;
+    dir.save(&lock)?;
+    let mut server = Server::new(lock);
+    server.set_presence_always_open(o.presence_always_open);
+    server.set_lock_config(crate::lock::Config {
+        pin: dir.pin()?,
+        max_attempts: o.lockout_attempts.max(1),
+        lockout_ms: o.lockout_seconds.saturating_mul(1000),
+        relock_ms: (o.relock_seconds > 0).then(|| o.relock_seconds.saturating_mul(1000)),
+        ..crate::lock::Config::default()
+    });
+    let socket = UdpSocket::bind(o.bind).with_context(|| format!("binding UDP {}", o.bind))?;
+    // The receive loop wakes up to see a power-off.
+    socket.set_read_timeout(Some(Duration::from_millis(100)))?;
+    let smp = socket.local_addr()?;
+    let shared = Arc::new(Mutex::new(Shared {
+        server,
+        dir,
+        start: Instant::now(),
+        boot_saved,
+        verbose: o.verbose,
+    }));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut threads = Vec::new();
+    let mut control = None;
+    if let Some(c) = o.control {
+        let listener = TcpListener::bind(c).with_context(|| format!("binding control {c}"))?;
+        control = Some(listener.local_addr()?);
+        let (shared, stop) = (Arc::clone(&shared), Arc::clone(&stop));
+        threads.push(std::thread::spawn(move || {
+            control_loop(&listener, &shared, &stop);
+        }));
+    }
+    {
+        // The mechanism's timers (auto-relock).
+        let (shared, stop) = (Arc::clone(&shared), Arc::clone(&stop));
+        threads.push(std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(50));
+                let mut s = shared.lock().unwrap_or_else(PoisonError::into_inner);
+                let before = s.server.lock().flash_work();
+                let now = s.now_ms();
+                s.server.tick(now);
+                s.commit(before);
+            }
+        }));
+    }
+    {
+        let (shared, stop) = (Arc::clone(&shared), Arc::clone(&stop));
+        threads.push(std::thread::spawn(move || {
+            smp_loop(&socket, &shared, &stop);
+        }));
+    }
+    Ok(Running {
+        smp,
+        control,
+        boot,
+        stop,
+        threads,
+    })
+}
+
+fn smp_loop(socket: &UdpSocket, shared: &Arc<Mutex<Shared>>, stop: &AtomicBool) {
+    let mut buf = vec![0u8; 65536];
+    while !stop.load(Ordering::SeqCst) {
+        let (n, peer) = match socket.recv_from(&mut buf) {
+            Ok(x) => x,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue;
+            }
+            Err(e) => {
+                eprintln!("keyway-lock: receive: {e}");
+                continue;
+            }
+        };
+        let mut s = shared.lock().unwrap_or_else(PoisonError::into_inner);
+        let before = s.server.lock().flash_work();
+        let now = s.now_ms();
+        let frame = buf.get(..n).unwrap_or(&[]);
+        let response = s.server.handle(frame, now);
+        // A lock that lost power mid-request does not answer.
+        if !s.server.lost_power()
+            && let Err(e) = socket.send_to(&response, peer)
+        {
+            eprintln!("keyway-lock: send to {peer}: {e}");
+        }
+        s.server.poll_reset();
+        s.flush_log();
+        s.commit(before);
+    }
+}
+
+fn control_loop(listener: &TcpListener, shared: &Arc<Mutex<Shared>>, stop: &Arc<AtomicBool>) {
+    for conn in listener.incoming() {
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(conn) = conn else { continue };
+        let (shared, stop) = (Arc::clone(shared), Arc::clone(stop));
+        std::thread::spawn(move || {
+            let Ok(mut out) = conn.try_clone() else {
+                return;
+            };
+            // Lines are bounded: a longer one is cut at 4 KiB.
+            let reader = BufReader::new(std::io::Read::take(conn, 1 << 20));
+            for line in reader.lines() {
+                let Ok(line) = line else { return };
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let line: String = line.chars().take(4096).collect();
+                let answer = {
+                    let mut s = shared.lock().unwrap_or_else(PoisonError::into_inner);
+                    let before = s.server.lock().flash_work();
+                    let now = s.now_ms();
+                    let a = crate::control::handle_line_at(
+                        &mut s.server,
+                        &line,
+                        now,
+                        wall_clock_secs(),
+                    );
+                    s.server.poll_reset();
+                    s.flush_log();
+                    s.commit(before);
+                    a
+                };
+                if writeln!(out, "{answer}").is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
