@@ -564,40 +564,37 @@ pub fn wait_outcome<T: Transport>(
             Err(super::DeviceError::Transport { .. }) => {}
             Err(e) => return Err(e.into()),
         }
-        match pending_update(c) {
-            Ok(Some(p)) => {
-                let state = text(&p, "state").unwrap_or_default();
-                let reason = text(&p, "reason").unwrap_or_default();
-                match state.as_str() {
-                    "postponed" => {
-                        return Ok(Outcome {
-                            state: "postponed",
-                            message: format!(
-                                "postponed: {reason}; the lock installs by itself once that holds"
-                            ),
-                        });
-                    }
-                    "refused" => {
-                        return Ok(Outcome {
-                            state: "refused",
-                            message: format!(
-                                "the owner refused the update{}",
-                                if reason.is_empty() {
-                                    String::new()
-                                } else {
-                                    format!(": {reason}")
-                                }
-                            ),
-                        });
-                    }
-                    s if s != last_note => {
-                        let _ = writeln!(err, "waiting: update {s}");
-                        last_note = s.to_owned();
-                    }
-                    _ => {}
+        if let Ok(Some(p)) = pending_update(c) {
+            let state = text(&p, "state").unwrap_or_default();
+            let reason = text(&p, "reason").unwrap_or_default();
+            match state.as_str() {
+                "postponed" => {
+                    return Ok(Outcome {
+                        state: "postponed",
+                        message: format!(
+                            "postponed: {reason}; the lock installs by itself once that holds"
+                        ),
+                    });
                 }
+                "refused" => {
+                    return Ok(Outcome {
+                        state: "refused",
+                        message: format!(
+                            "the owner refused the update{}",
+                            if reason.is_empty() {
+                                String::new()
+                            } else {
+                                format!(": {reason}")
+                            }
+                        ),
+                    });
+                }
+                s if s != last_note => {
+                    let _ = writeln!(err, "waiting: update {s}");
+                    last_note = s.to_owned();
+                }
+                _ => {}
             }
-            Ok(None) | Err(_) => {}
         }
         if start.elapsed() >= limit {
             return Ok(Outcome {
