@@ -232,7 +232,7 @@ fn main() -> Result<()> {
     let (echo_addr, echo_thread) = echo_server(Arc::clone(&stop_echo))?;
 
     let (mut smp_rates, mut raw_rates, mut latencies) = (Vec::new(), Vec::new(), Vec::new());
-    let mut requests = 0;
+    let (mut requests, mut chunk) = (0, 0);
     for round in 0..a.rounds {
         // The raw echo is short: its median of 5 runs.
         let mut raws = (0..5)
@@ -244,6 +244,7 @@ fn main() -> Result<()> {
         let secs = t0.elapsed().as_secs_f64();
         smp_rates.push(file_len as f64 / secs);
         requests = r.requests;
+        chunk = r.chunk;
         let s = c.transport().stats();
         println!(
             "round {}: upload {:.0} KB/s ({} requests, {} resends so far), raw echo {:.0} KB/s",
@@ -299,7 +300,7 @@ fn main() -> Result<()> {
     lock.power_off();
     let (smp, raw) = (median(&mut smp_rates), median(&mut raw_rates));
     println!(
-        "upload over loopback UDP, {file_len}-byte envelope in frames <= 1472 bytes ({requests} requests): median {:.0} KB/s over {} rounds",
+        "upload over loopback UDP, {file_len}-byte envelope in frames <= 1472 bytes ({requests} requests, data chunks of {chunk} bytes): median {:.0} KB/s over {} rounds",
         smp / 1e3,
         a.rounds
     );
