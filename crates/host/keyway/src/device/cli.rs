@@ -477,11 +477,24 @@ fn update<T: Transport>(
         }
         v["pending"] = map_to_json(p);
     }
+    let mut postponed = None;
     if u.install {
-        c.image_test(&pick.sha)?;
-        c.reset()?;
-        if !json {
-            writeln!(out, "test boot requested; the lock resets")?;
+        match c.image_test(&pick.sha) {
+            Ok(_) => {
+                c.reset()?;
+                if !json {
+                    writeln!(out, "test boot requested; the lock resets")?;
+                }
+            }
+            // Consent given, but the lock's state does not allow the
+            // install now (the bolt, the battery): it installs later.
+            Err(super::DeviceError::Refused { rc: 6, reason, .. }) => {
+                if !json {
+                    writeln!(out, "{reason}")?;
+                }
+                postponed = Some(reason);
+            }
+            Err(e) => return Err(e.into()),
         }
     } else if !u.wait && !json {
         writeln!(
@@ -489,7 +502,10 @@ fn update<T: Transport>(
             "next: `keyway device notes`, then `keyway device --owner-key OWNER.key consent accept` (or --install with the lock's button held)"
         )?;
     }
-    if u.wait {
+    if let Some(reason) = postponed {
+        v["outcome"] = J::from("postponed");
+        v["message"] = J::from(reason);
+    } else if u.wait {
         let outcome = wait_outcome(c, &pick.sha, Duration::from_secs(u.wait_seconds), err)?;
         if !json {
             writeln!(out, "{}", outcome.message)?;

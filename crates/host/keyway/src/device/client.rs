@@ -220,7 +220,8 @@ fn refusal(what: &str, body: &Map) -> Result<(), DeviceError> {
         if rc != 0 {
             let (name, words) = mgmt_err(rc);
             let reason = match smp::get_text(body, "rsn") {
-                Ok(Some(r)) => bounded(r),
+                // The lock's reasons may start with the word already.
+                Ok(Some(r)) => bounded(r.strip_prefix("refused: ").unwrap_or(r)),
                 _ => words.to_owned(),
             };
             return Err(DeviceError::Refused {
