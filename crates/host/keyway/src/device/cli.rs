@@ -588,7 +588,8 @@ pub fn wait_outcome<T: Transport>(
                     return Ok(Outcome {
                         state: "postponed",
                         message: format!(
-                            "postponed: {reason}; the lock installs by itself once that holds"
+                            "postponed: {}; the lock installs by itself once that holds",
+                            reason.strip_prefix("postponed: ").unwrap_or(&reason)
                         ),
                     });
                 }
