@@ -177,6 +177,7 @@ fn upload_without_the_presence_window_is_refused_in_the_locks_words() {
     let path = lab.write("v2.suit", &release(&lab.vendor, "2.0.0", 2, 3000));
     let (ok, out, err) = cli(&lock, &["update", path.to_str().unwrap()]);
     assert!(!ok, "{out}");
+    assert!(out.is_empty(), "{out}");
     assert!(err.contains("upload: refused: image upload"), "{err}");
     assert!(err.contains("presence window"), "{err}");
     assert!(err.contains("(EACCESSDENIED, rc 11)"), "{err}");
@@ -193,6 +194,18 @@ fn rollback_is_refused_as_current_version_is_newer() {
     assert!(
         err.contains("refused by the image group: current version is newer (rc 27)"),
         "{err}"
+    );
+    // With --json the failure is one JSON object too.
+    let (ok, out, _) = cli(&lock, &["--json", "update", old.to_str().unwrap()]);
+    assert!(!ok);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["command"], "update");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("current version is newer"),
+        "{v}"
     );
 }
 

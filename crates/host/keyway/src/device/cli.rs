@@ -170,7 +170,43 @@ pub fn connect(a: &DeviceArgs) -> Result<Client<UdpTransport>> {
 }
 
 /// Runs `keyway device`.
+/// With `--json` a failure is printed too, as `{"command", "error"}`
+/// (and the exit status is still non-zero).
 pub fn run(a: &DeviceArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
+    match run_command(a, out, err) {
+        Ok(v) => {
+            if a.json {
+                writeln!(out, "{v}")?;
+            }
+            Ok(())
+        }
+        Err(e) => {
+            if a.json {
+                let v = json!({"command": command_name(&a.command), "error": format!("{e:#}")});
+                writeln!(out, "{v}")?;
+            }
+            Err(e)
+        }
+    }
+}
+
+fn command_name(c: &DeviceCommand) -> &'static str {
+    match c {
+        DeviceCommand::Status => "status",
+        DeviceCommand::Lock => "lock",
+        DeviceCommand::Unlock => "unlock",
+        DeviceCommand::Update(_) => "update",
+        DeviceCommand::Notes => "notes",
+        DeviceCommand::Consent { .. } => "consent",
+        DeviceCommand::Log(_) => "log export",
+        DeviceCommand::Pair { .. } => "pair",
+        DeviceCommand::FactoryReset => "factory-reset",
+        DeviceCommand::Settings(_) => "settings",
+        DeviceCommand::Echo { .. } => "echo",
+    }
+}
+
+fn run_command(a: &DeviceArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<J> {
     let mut c = connect(a)?;
     let j = a.json;
     let value = match &a.command {
@@ -179,7 +215,7 @@ pub fn run(a: &DeviceArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(
             if !j {
                 print_status(&s, out)?;
             }
-            with_command("status", map_to_json(&s))
+            with_command(command_name(&a.command), map_to_json(&s))
         }
         DeviceCommand::Lock | DeviceCommand::Unlock => {
             let locking = matches!(a.command, DeviceCommand::Lock);
@@ -188,7 +224,7 @@ pub fn run(a: &DeviceArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(
             if !j {
                 writeln!(out, "bolt {bolt}")?;
             }
-            with_command(if locking { "lock" } else { "unlock" }, map_to_json(&s))
+            with_command(command_name(&a.command), map_to_json(&s))
         }
         DeviceCommand::Update(u) => update(&mut c, u, j, out, err)?,
         DeviceCommand::Notes => {
@@ -282,10 +318,7 @@ pub fn run(a: &DeviceArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(
             json!({"command": "echo", "r": r})
         }
     };
-    if j {
-        writeln!(out, "{value}")?;
-    }
-    Ok(())
+    Ok(value)
 }
 
 fn with_command(name: &str, mut v: J) -> J {
@@ -513,9 +546,6 @@ fn update<T: Transport>(
         v["outcome"] = J::from(outcome.state);
         v["message"] = J::from(outcome.message.clone());
         if outcome.state == "refused" {
-            if json {
-                writeln!(out, "{v}")?;
-            }
             bail!("{}", outcome.message);
         }
     }

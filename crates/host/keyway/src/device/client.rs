@@ -521,7 +521,11 @@ impl<T: Transport> Client<T> {
         let sha: [u8; 32] = Sha256::digest(file).into();
         // Authenticate the first chunk if the lock has the Keyway group.
         let mut auth_first = self.owner.is_some();
-        let budget = self.transport.mtu().min(smp::MAX_FRAME) - smp::HEADER_LEN;
+        let budget = self
+            .transport
+            .mtu()
+            .min(smp::MAX_FRAME)
+            .saturating_sub(smp::HEADER_LEN);
         let mut report = UploadReport {
             len,
             resumed_from: 0,
