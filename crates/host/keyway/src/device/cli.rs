@@ -213,7 +213,7 @@ fn run_command(a: &DeviceArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
         DeviceCommand::Status => {
             let s = c.status()?;
             if !j {
-                print_status(&s, out)?;
+                print_map(&s, out)?;
             }
             with_command(command_name(&a.command), map_to_json(&s))
         }
@@ -304,9 +304,7 @@ fn run_command(a: &DeviceArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
                     Some(ciborium::Value::Map(m)) => m.clone(),
                     _ => r.clone(),
                 };
-                for (k, v) in map_to_json(&m).as_object().into_iter().flatten() {
-                    writeln!(out, "{k}: {v}")?;
-                }
+                print_map(&m, out)?;
             }
             with_command("settings", map_to_json(&r))
         }
@@ -350,9 +348,13 @@ fn bytes(m: &Map, k: &str) -> Option<Vec<u8>> {
         .map(<[u8]>::to_vec)
 }
 
-fn print_status(s: &Map, out: &mut dyn Write) -> Result<()> {
-    for (k, v) in map_to_json(s).as_object().into_iter().flatten() {
-        writeln!(out, "{k}: {v}")?;
+/// `key: value` lines; text values without quotes.
+fn print_map(m: &Map, out: &mut dyn Write) -> Result<()> {
+    for (k, v) in map_to_json(m).as_object().into_iter().flatten() {
+        match v {
+            J::String(t) => writeln!(out, "{k}: {t}")?,
+            v => writeln!(out, "{k}: {v}")?,
+        }
     }
     Ok(())
 }
