@@ -77,7 +77,8 @@ pub enum DeviceCommand {
     },
     /// Forget every owner (the presence window and the long press).
     FactoryReset,
-    /// Show or change the update policy (owner key).
+    /// Change the update policy (owner key, or the presence window); with
+    /// no option, show it.
     Settings(SettingsArgs),
     /// Ask the lock to echo TEXT (checks the link).
     Echo {
@@ -295,18 +296,24 @@ fn run_command(a: &DeviceArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
             with_command("factory-reset", map_to_json(&r))
         }
         DeviceCommand::Settings(s) => {
-            let r = c.settings(
+            let (auto, unlocked) = (
                 s.auto_install_cve.map(bool::from),
                 s.install_needs_unlocked.map(bool::from),
-            )?;
+            );
+            // Nothing to change: show them (status is open to anyone).
+            let r = if auto.is_none() && unlocked.is_none() {
+                c.status()?
+            } else {
+                c.settings(auto, unlocked)?
+            };
+            let m = match smp_get(&r, "settings") {
+                Some(ciborium::Value::Map(m)) => m.clone(),
+                _ => Map::new(),
+            };
             if !j {
-                let m = match smp_get(&r, "settings") {
-                    Some(ciborium::Value::Map(m)) => m.clone(),
-                    _ => r.clone(),
-                };
                 print_map(&m, out)?;
             }
-            with_command("settings", map_to_json(&r))
+            json!({"command": "settings", "settings": map_to_json(&m)})
         }
         DeviceCommand::Echo { text } => {
             let r = c.echo(text)?;
