@@ -791,6 +791,20 @@ impl Lock {
             .map_err(install_err)
     }
 
+    /// Finishes the download without arming it: the complete, verified
+    /// image waits in its slot (`Installer::finish_unarmed`) until
+    /// [`Lock::test`] arms it, which the update policy does on consent.
+    pub fn finish_unarmed(&mut self, inst: Installer<Flash, BUF>) -> Result<u8, ImgError> {
+        inst.finish_unarmed(&mut self.flash, &mut self.journal)
+            .map_err(install_err)
+    }
+
+    /// The device's Ed25519 public key (`None`: no audit log attached).
+    pub fn device_key(&self) -> Option<[u8; 32]> {
+        use keyway_audit::Signer as _;
+        self.audit.as_ref().map(|a| a.signer.public_key())
+    }
+
     /// Installs a whole envelope (factory programming and tests): begin,
     /// push, finish.
     pub fn install_envelope(&mut self, envelope: &[u8]) -> Result<u8, ImgError> {

@@ -5,7 +5,7 @@
 //! [`Running::power_off`], which is a power cut: the flash file holds
 //! exactly what the flash held after the last operation.
 
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::{BufRead as _, BufReader};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +27,11 @@ pub struct Options {
     pub bind: SocketAddr,
     /// The control socket's TCP address, if any.
     pub control: Option<SocketAddr>,
+    /// The control socket as a Unix domain socket at this path, if any
+    /// (a stale socket file there is replaced).
+    pub control_path: Option<PathBuf>,
+    /// The lock model (`crate::policy::MODELS`; default `deadbolt-2`).
+    pub model: String,
     /// Test flag: the physical-presence window is always open.
     pub presence_always_open: bool,
     /// Wrong PINs in a row before the keypad locks out.
@@ -46,6 +51,8 @@ impl Options {
             state: state.into(),
             bind,
             control: None,
+            control_path: None,
+            model: crate::policy::MODELS[0].name.to_owned(),
             presence_always_open: false,
             lockout_attempts: 5,
             lockout_seconds: 300,
@@ -98,6 +105,15 @@ impl Shared {
             }
             *boot_saved = n;
         }
+        if server.take_owners_changed() {
+            let pin = server.latch().config().pin.clone();
+            if let Err(e) = dir
+                .save_owners(server.owners())
+                .and_then(|()| dir.set_pin(&pin))
+            {
+                eprintln!("keyway-lock: saving owners.json and the PIN: {e:#}");
+            }
+        }
         if let Err(e) = server.lock_mut().commit_audit(wall_clock_secs()) {
             eprintln!("keyway-lock: audit log: {e}");
         }
@@ -115,6 +131,8 @@ pub struct Running {
     pub smp: SocketAddr,
     /// Where its control socket listens, if it has one.
     pub control: Option<SocketAddr>,
+    /// Its Unix-domain control socket, if it has one.
+    pub control_path: Option<PathBuf>,
     /// The boot's one-line report.
     pub boot: String,
     stop: Arc<AtomicBool>,
@@ -150,6 +168,9 @@ impl Running {
             // Wake the accept loop.
             let _ = std::net::TcpStream::connect_timeout(&c, Duration::from_millis(200));
         }
+        if let Some(p) = &self.control_path {
+            let _ = std::os::unix::net::UnixStream::connect(p);
+        }
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
@@ -165,7 +186,9 @@ impl Drop for Running {
 /// Powers the lock in `o.state` on (the bootloader, then the
 /// application's self-test and confirm) and serves it on its threads.
 pub fn start(o: &Options) -> Result<Running> {
-    let dir = StateDir::new(&o.state);
+    let mut dir = StateDir::new(&o.state);
+    let model = crate::policy::model(&o.model).map_err(|e| anyhow!("--model: {e}"))?;
+    let owners = dir.owners()?;
     let mut lock = dir.load()?;
     let (signer, kid) = dir.device_signer()?;
     lock.attach_audit(signer, dir.boot_count()?)
@@ -193,6 +216,8 @@ pub fn start(o: &Options) -> Result<Running> {
         relock_ms: (o.relock_seconds > 0).then(|| o.relock_seconds.saturating_mul(1000)),
         ..crate::lock::Config::default()
     });
+    server.set_model(model);
+    server.set_owners(owners);
     let socket = UdpSocket::bind(o.bind).with_context(|| format!("binding UDP {}", o.bind))?;
     // The receive loop wakes up to see a power-off.
     socket.set_read_timeout(Some(Duration::from_millis(100)))?;
@@ -212,7 +237,34 @@ pub fn start(o: &Options) -> Result<Running> {
         control = Some(listener.local_addr()?);
         let (shared, stop) = (Arc::clone(&shared), Arc::clone(&stop));
         threads.push(std::thread::spawn(move || {
-            control_loop(&listener, &shared, &stop);
+            for conn in listener.incoming() {
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                if let Ok(conn) = conn {
+                    serve_control(conn, &shared, &stop);
+                }
+            }
+        }));
+    }
+    if let Some(p) = &o.control_path {
+        if std::fs::symlink_metadata(p)
+            .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
+        {
+            let _ = std::fs::remove_file(p);
+        }
+        let listener = std::os::unix::net::UnixListener::bind(p)
+            .with_context(|| format!("binding the control socket {}", p.display()))?;
+        let (shared, stop) = (Arc::clone(&shared), Arc::clone(&stop));
+        threads.push(std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                if let Ok(conn) = conn {
+                    serve_control(conn, &shared, &stop);
+                }
+            }
         }));
     }
     {
@@ -225,6 +277,9 @@ pub fn start(o: &Options) -> Result<Running> {
                 let before = s.server.lock().flash_work();
                 let now = s.now_ms();
                 s.server.tick(now);
+                // A postponed install that may go ahead resets the lock.
+                s.server.poll_reset();
+                s.flush_log();
                 s.commit(before);
             }
         }));
@@ -238,6 +293,7 @@ pub fn start(o: &Options) -> Result<Running> {
     Ok(Running {
         smp,
         control,
+        control_path: o.control_path.clone(),
         boot,
         stop,
         threads,
@@ -265,6 +321,7 @@ fn smp_loop(socket: &UdpSocket, shared: &Arc<Mutex<Shared>>, stop: &AtomicBool) 
         let mut s = shared.lock().unwrap_or_else(PoisonError::into_inner);
         let before = s.server.lock().flash_work();
         let now = s.now_ms();
+        s.server.set_rtc(wall_clock_secs());
         let frame = buf.get(..n).unwrap_or(&[]);
         let response = s.server.handle(frame, now);
         // A lock that lost power mid-request does not answer.
@@ -279,44 +336,57 @@ fn smp_loop(socket: &UdpSocket, shared: &Arc<Mutex<Shared>>, stop: &AtomicBool) 
     }
 }
 
-fn control_loop(listener: &TcpListener, shared: &Arc<Mutex<Shared>>, stop: &Arc<AtomicBool>) {
-    for conn in listener.incoming() {
-        if stop.load(Ordering::SeqCst) {
+/// One control connection on its own thread: a JSON line in, a JSON
+/// line out.
+fn serve_control<S>(conn: S, shared: &Arc<Mutex<Shared>>, stop: &Arc<AtomicBool>)
+where
+    S: std::io::Read + std::io::Write + Send + 'static,
+    S: TryCloneStream,
+{
+    let (shared, stop) = (Arc::clone(shared), Arc::clone(stop));
+    std::thread::spawn(move || {
+        let Ok(mut out) = conn.try_clone_stream() else {
             return;
-        }
-        let Ok(conn) = conn else { continue };
-        let (shared, stop) = (Arc::clone(shared), Arc::clone(stop));
-        std::thread::spawn(move || {
-            let Ok(mut out) = conn.try_clone() else {
+        };
+        // Lines are bounded: a longer one is cut at 4 KiB.
+        let reader = BufReader::new(std::io::Read::take(conn, 1 << 20));
+        for line in reader.lines() {
+            let Ok(line) = line else { return };
+            if stop.load(Ordering::SeqCst) {
                 return;
-            };
-            // Lines are bounded: a longer one is cut at 4 KiB.
-            let reader = BufReader::new(std::io::Read::take(conn, 1 << 20));
-            for line in reader.lines() {
-                let Ok(line) = line else { return };
-                if stop.load(Ordering::SeqCst) {
-                    return;
-                }
-                let line: String = line.chars().take(4096).collect();
-                let answer = {
-                    let mut s = shared.lock().unwrap_or_else(PoisonError::into_inner);
-                    let before = s.server.lock().flash_work();
-                    let now = s.now_ms();
-                    let a = crate::control::handle_line_at(
-                        &mut s.server,
-                        &line,
-                        now,
-                        wall_clock_secs(),
-                    );
-                    s.server.poll_reset();
-                    s.flush_log();
-                    s.commit(before);
-                    a
-                };
-                if writeln!(out, "{answer}").is_err() {
-                    return;
-                }
             }
-        });
+            let line: String = line.chars().take(4096).collect();
+            let answer = {
+                let mut s = shared.lock().unwrap_or_else(PoisonError::into_inner);
+                let before = s.server.lock().flash_work();
+                let now = s.now_ms();
+                let a =
+                    crate::control::handle_line_at(&mut s.server, &line, now, wall_clock_secs());
+                s.server.poll_reset();
+                s.flush_log();
+                s.commit(before);
+                a
+            };
+            if writeln!(out, "{answer}").is_err() {
+                return;
+            }
+        }
+    });
+}
+
+/// A stream the control loop can read and answer at once.
+trait TryCloneStream: Sized {
+    fn try_clone_stream(&self) -> std::io::Result<Self>;
+}
+
+impl TryCloneStream for std::net::TcpStream {
+    fn try_clone_stream(&self) -> std::io::Result<Self> {
+        self.try_clone()
+    }
+}
+
+impl TryCloneStream for std::os::unix::net::UnixStream {
+    fn try_clone_stream(&self) -> std::io::Result<Self> {
+        self.try_clone()
     }
 }
