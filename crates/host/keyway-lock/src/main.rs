@@ -121,7 +121,7 @@ fn main() {
 }
 
 fn provision(a: &ProvisionArgs) -> Result<()> {
-    let mut dir = StateDir::new(&a.state);
+    let dir = StateDir::new(&a.state);
     if let (Some(fw), Some(want)) = (&a.firmware, &a.version) {
         let env = std::fs::read(fw).with_context(|| format!("reading --firmware {}", fw.display()))?;
         let got = keyway_suit::inspect_envelope(&env)

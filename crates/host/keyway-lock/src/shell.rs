@@ -186,7 +186,7 @@ impl Drop for Running {
 /// Powers the lock in `o.state` on (the bootloader, then the
 /// application's self-test and confirm) and serves it on its threads.
 pub fn start(o: &Options) -> Result<Running> {
-    let mut dir = StateDir::new(&o.state);
+    let dir = StateDir::new(&o.state);
     let model = crate::policy::model(&o.model).map_err(|e| anyhow!("--model: {e}"))?;
     let owners = dir.owners()?;
     let mut lock = dir.load()?;

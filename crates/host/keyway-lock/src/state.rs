@@ -97,7 +97,7 @@ impl Identity {
 pub struct StateDir {
     dir: PathBuf,
     /// The flash bytes `flash.bin` holds (after a save by this process).
-    saved: Option<Vec<u8>>,
+    saved: std::cell::RefCell<Option<Vec<u8>>>,
 }
 
 impl StateDir {
@@ -105,7 +105,7 @@ impl StateDir {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         StateDir {
             dir: dir.into(),
-            saved: None,
+            saved: std::cell::RefCell::new(None),
         }
     }
 
@@ -118,7 +118,7 @@ impl StateDir {
     /// confirms it. Refuses a directory that already holds a lock unless
     /// `force`.
     pub fn provision(
-        &mut self,
+        &self,
         vendor_keys: &[PathBuf],
         threshold: u8,
         vendor_domain: &str,
@@ -317,16 +317,17 @@ impl StateDir {
 
     /// Writes the flash and the stored key set: the whole file atomically
     /// the first time, then only the sectors that changed, in place.
-    pub fn save(&mut self, lock: &Lock) -> Result<()> {
+    pub fn save(&self, lock: &Lock) -> Result<()> {
         let bytes = lock.flash().as_bytes();
         let path = self.path("flash.bin");
-        match &mut self.saved {
+        let mut saved = self.saved.borrow_mut();
+        match &mut *saved {
             Some(old) if old.len() == bytes.len() && path.exists() => {
                 write_changed_sectors(&path, old, bytes)?;
             }
             _ => {
                 write_atomic(&path, bytes)?;
-                self.saved = Some(bytes.to_vec());
+                *saved = Some(bytes.to_vec());
             }
         }
         if let Some(doc) = lock.keyset_doc() {
