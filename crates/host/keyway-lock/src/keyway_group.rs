@@ -203,7 +203,9 @@ impl Server {
     }
 
     fn notes(&mut self) -> Result<Body, Fail> {
-        let summary = self.update_summary(None).ok_or_else(Self::nothing_pending)?;
+        let summary = self
+            .update_summary(None)
+            .ok_or_else(Self::nothing_pending)?;
         let Some(p) = self.pending.clone() else {
             return Err(Self::nothing_pending());
         };
@@ -252,15 +254,18 @@ impl Server {
             // it again to reconsider.
             let summary = self.update_summary(Some("refused"));
             self.lock_mut().erase(Some(p.slot)).map_err(Fail::Img)?;
-            self.lock_mut()
-                .note(Event::ConsentRefused { sequence: p.sequence });
+            self.lock_mut().note(Event::ConsentRefused {
+                sequence: p.sequence,
+            });
             self.pending = None;
             self.update = Default::default();
             self.note_log(format!(
                 "consent refused for {} (sequence {}): slot {} erased",
                 p.version, p.sequence, p.slot
             ));
-            return Ok(summary.map(|s| vec![(text("update"), s)]).unwrap_or_default());
+            return Ok(summary
+                .map(|s| vec![(text("update"), s)])
+                .unwrap_or_default());
         }
         if self.update.notes_offered != Some(p.sequence) {
             return Err(Fail::Smp(
@@ -282,9 +287,9 @@ impl Server {
     }
 
     fn log_chunk(&mut self, r: &Request, now_ms: u64) -> Result<Body, Fail> {
-        let off = get_u64(&r.body, "off")
-            .map_err(inval)?
-            .ok_or_else(|| inval("\"off\" (a byte offset into the export file) is missing".into()))?;
+        let off = get_u64(&r.body, "off").map_err(inval)?.ok_or_else(|| {
+            inval("\"off\" (a byte offset into the export file) is missing".into())
+        })?;
         if off == 0 {
             let rtc = self.rtc(now_ms);
             let file = self
@@ -333,7 +338,10 @@ impl Server {
         let key = <[u8; 32]>::try_from(key)
             .map_err(|_| inval(format!("\"key\" has {} bytes, 32 expected", key.len())))?;
         let name = get_text(&r.body, "name").map_err(inval)?.unwrap_or("");
-        let id = self.owners.pair(key, name).map_err(|e| inval(format!("pair: {e}")))?;
+        let id = self
+            .owners
+            .pair(key, name)
+            .map_err(|e| inval(format!("pair: {e}")))?;
         self.lock_mut().note(Event::OwnerPaired { owner: id });
         self.owners_changed();
         self.note_log(format!(
@@ -350,7 +358,9 @@ impl Server {
         if !self.presence_open(now_ms) {
             return Err(Fail::Smp(
                 MgmtErr::AccessDenied,
-                format!("refused: a factory reset needs the presence window and the long press: {NO_PRESENCE}"),
+                format!(
+                    "refused: a factory reset needs the presence window and the long press: {NO_PRESENCE}"
+                ),
             ));
         }
         let pressed = match (self.long_press_ms, self.presence_opened_ms) {

@@ -123,7 +123,8 @@ fn main() {
 fn provision(a: &ProvisionArgs) -> Result<()> {
     let dir = StateDir::new(&a.state);
     if let (Some(fw), Some(want)) = (&a.firmware, &a.version) {
-        let env = std::fs::read(fw).with_context(|| format!("reading --firmware {}", fw.display()))?;
+        let env =
+            std::fs::read(fw).with_context(|| format!("reading --firmware {}", fw.display()))?;
         let got = keyway_suit::inspect_envelope(&env)
             .map_err(|e| {
                 anyhow!(

@@ -396,8 +396,8 @@ mod tests {
         assert_eq!(back, o);
         let e = Owners::from_json(r#"{"owners":[{"key":"00"}]}"#).unwrap_err();
         assert!(e.contains("64 hex digits"), "{e}");
-        let e = Owners::from_json(r#"{"owners":[],"settings":{"auto_install_cve":1}}"#)
-            .unwrap_err();
+        let e =
+            Owners::from_json(r#"{"owners":[],"settings":{"auto_install_cve":1}}"#).unwrap_err();
         assert!(e.contains("auto_install_cve"), "{e}");
         assert!(o.pair(key, &"x".repeat(65)).is_err());
     }

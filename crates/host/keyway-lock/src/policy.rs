@@ -85,10 +85,14 @@ pub const MODELS: [Model; 2] = [
 
 /// The model called `name`, or an error listing the known ones.
 pub fn model(name: &str) -> Result<Model, String> {
-    MODELS.iter().copied().find(|m| m.name == name).ok_or_else(|| {
-        let names: Vec<_> = MODELS.iter().map(|m| m.name).collect();
-        format!("unknown lock model {name:?}: one of {}", names.join(", "))
-    })
+    MODELS
+        .iter()
+        .copied()
+        .find(|m| m.name == name)
+        .ok_or_else(|| {
+            let names: Vec<_> = MODELS.iter().map(|m| m.name).collect();
+            format!("unknown lock model {name:?}: one of {}", names.join(", "))
+        })
 }
 
 /// A complete, verified update waiting in the inactive slot.

@@ -299,8 +299,10 @@ impl Server {
         }
         if let Err(why) = policy::may_install(&self.owners.settings(), &p, &self.conditions()) {
             if self.update.postponed.as_ref() != Some(&why) {
-                self.log
-                    .push(format!("update {} (sequence {}) {why}", p.version, p.sequence));
+                self.log.push(format!(
+                    "update {} (sequence {}) {why}",
+                    p.version, p.sequence
+                ));
             }
             self.update.postponed = Some(why.clone());
             return Some(Err(why));
@@ -529,12 +531,17 @@ impl Server {
                         if !self.presence_open(now_ms) {
                             return Err(Fail::Smp(
                                 MgmtErr::AccessDenied,
-                                format!("refused: a test boot installs the pending update, which needs consent: {NO_PRESENCE}"),
+                                format!(
+                                    "refused: a test boot installs the pending update, which needs consent: {NO_PRESENCE}"
+                                ),
                             ));
                         }
                         self.consent("a test boot asked for with the presence window open");
                         if let Some(Err(why)) = self.try_install() {
-                            return Err(Fail::Smp(MgmtErr::BadState, format!("{why} (consent kept: the lock installs by itself then)")));
+                            return Err(Fail::Smp(
+                                MgmtErr::BadState,
+                                format!("{why} (consent kept: the lock installs by itself then)"),
+                            ));
                         }
                     } else {
                         self.lock.test(hash)?;
@@ -621,7 +628,9 @@ impl Server {
         if off != Some(0) && get(&r.body, "auth").is_some() && !self.presence_open(now_ms) {
             return Err(Fail::Smp(
                 MgmtErr::AccessDenied,
-                format!("refused: image upload: an owner's \"auth\" belongs in the chunk at off 0, or {NO_PRESENCE}"),
+                format!(
+                    "refused: image upload: an owner's \"auth\" belongs in the chunk at off 0, or {NO_PRESENCE}"
+                ),
             ));
         }
         self.authorize(r, now_ms, "image upload")

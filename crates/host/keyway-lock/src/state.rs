@@ -303,9 +303,7 @@ impl StateDir {
     pub fn owners(&self) -> Result<crate::owners::Owners> {
         match std::fs::read_to_string(self.path("owners.json")) {
             Ok(t) => crate::owners::Owners::from_json(&t).map_err(|e| anyhow!(e)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Ok(crate::owners::Owners::new())
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(crate::owners::Owners::new()),
             Err(e) => Err(e).context("reading owners.json"),
         }
     }

@@ -181,8 +181,18 @@ fn provision_run_update_kill_run() {
     // Consent from the lock's keypad side: unlock (Keyway group, the
     // window is open), then a test boot; the lock resets itself into it.
     let m = request(&sock, Op::Write, 64, 2, vec![]);
-    assert_eq!(smp::get_text(&m, "bolt").unwrap(), Some("unlocked"), "{m:?}");
-    let m = request(&sock, Op::Write, 1, 0, vec![(t("hash"), Value::Bytes(sha.to_vec()))]);
+    assert_eq!(
+        smp::get_text(&m, "bolt").unwrap(),
+        Some("unlocked"),
+        "{m:?}"
+    );
+    let m = request(
+        &sock,
+        Op::Write,
+        1,
+        0,
+        vec![(t("hash"), Value::Bytes(sha.to_vec()))],
+    );
     assert!(smp::get(&m, "images").is_some(), "{m:?}");
     let want = vec![
         (0, "1.0.0".into(), false, false),
