@@ -53,6 +53,14 @@ fn u(n: u64) -> Value {
     Value::from(n)
 }
 
+/// A map value's entries as an answer's body.
+fn into_body(v: Value) -> Body {
+    match v {
+        Value::Map(m) => m,
+        _ => Vec::new(),
+    }
+}
+
 fn settings_map(s: Settings) -> Value {
     Value::Map(vec![
         (text("auto_install_cve"), Value::Bool(s.auto_install_cve)),
@@ -263,9 +271,7 @@ impl Server {
                 "consent refused for {} (sequence {}): slot {} erased",
                 p.version, p.sequence, p.slot
             ));
-            return Ok(summary
-                .map(|s| vec![(text("update"), s)])
-                .unwrap_or_default());
+            return Ok(summary.map(into_body).unwrap_or_default());
         }
         if self.update.notes_offered != Some(p.sequence) {
             return Err(Fail::Smp(
@@ -280,10 +286,7 @@ impl Server {
             "the consent command with the presence window open"
         });
         let _ = self.try_install();
-        Ok(self
-            .update_summary(None)
-            .map(|s| vec![(text("update"), s)])
-            .unwrap_or_default())
+        Ok(self.update_summary(None).map(into_body).unwrap_or_default())
     }
 
     fn log_chunk(&mut self, r: &Request, now_ms: u64) -> Result<Body, Fail> {

@@ -367,7 +367,6 @@ fn signature_moved_to_another_command_or_body_is_refused() {
         "signature does not verify",
     );
     assert!(!s.owners().settings().auto_install_cve);
-    // Signed for the Keyway group, sent to the image group's upload.
     assert_eq!(s.latch().bolt(), keyway_lock::lock::Bolt::Locked);
 }
 
@@ -544,7 +543,7 @@ fn owner_uploads_reads_notes_consents_or_refuses_without_presence() {
     // Accepted with the bolt locked: postponed, in the answer.
     let body = o.signed(&mut s, 5, &vec![(t("accept"), Value::Bool(true))], 33);
     let m = call(&mut s, Op::Write, KEYWAY, 5, &body, 34);
-    let u = smp::get(&m, "update").unwrap().as_map().unwrap().clone();
+    let u = m.clone();
     assert_eq!(smp::get_text(&u, "state").unwrap(), Some("postponed"));
     // The owner unlocks: installed.
     let body = o.signed(&mut s, 2, &Vec::new(), 35);
@@ -559,7 +558,7 @@ fn owner_uploads_reads_notes_consents_or_refuses_without_presence() {
     read(&mut s, 4, 41);
     let body = o.signed(&mut s, 5, &vec![(t("accept"), Value::Bool(false))], 42);
     let m = call(&mut s, Op::Write, KEYWAY, 5, &body, 43);
-    let u = smp::get(&m, "update").unwrap().as_map().unwrap().clone();
+    let u = m.clone();
     assert_eq!(smp::get_text(&u, "state").unwrap(), Some("refused"));
     assert!(s.pending().is_none());
     s.tick(44);
