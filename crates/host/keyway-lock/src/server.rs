@@ -666,7 +666,8 @@ impl Server {
             String::new(),
             "nrf52840-sim".to_owned(),
             "cortex-m4".to_owned(),
-            "keyway-sim".to_owned(),
+            // The hardware platform: the simulator and the lock model.
+            format!("keyway-sim/{}", self.model.name),
             "Keyway".to_owned(),
         ];
         Ok(fields

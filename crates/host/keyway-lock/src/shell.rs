@@ -235,17 +235,11 @@ pub fn start(o: &Options) -> Result<Running> {
     if let Some(c) = o.control {
         let listener = TcpListener::bind(c).with_context(|| format!("binding control {c}"))?;
         control = Some(listener.local_addr()?);
-        let (shared, stop) = (Arc::clone(&shared), Arc::clone(&stop));
-        threads.push(std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if stop.load(Ordering::SeqCst) {
-                    return;
-                }
-                if let Ok(conn) = conn {
-                    serve_control(conn, &shared, &stop);
-                }
-            }
-        }));
+        threads.push(accept_loop(
+            move || listener.accept().map(|(s, _)| s),
+            &shared,
+            &stop,
+        ));
     }
     if let Some(p) = &o.control_path {
         if std::fs::symlink_metadata(p)
@@ -255,17 +249,11 @@ pub fn start(o: &Options) -> Result<Running> {
         }
         let listener = std::os::unix::net::UnixListener::bind(p)
             .with_context(|| format!("binding the control socket {}", p.display()))?;
-        let (shared, stop) = (Arc::clone(&shared), Arc::clone(&stop));
-        threads.push(std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if stop.load(Ordering::SeqCst) {
-                    return;
-                }
-                if let Ok(conn) = conn {
-                    serve_control(conn, &shared, &stop);
-                }
-            }
-        }));
+        threads.push(accept_loop(
+            move || listener.accept().map(|(s, _)| s),
+            &shared,
+            &stop,
+        ));
     }
     {
         // The mechanism's timers (auto-relock).
@@ -334,6 +322,30 @@ fn smp_loop(socket: &UdpSocket, shared: &Arc<Mutex<Shared>>, stop: &AtomicBool) 
         s.flush_log();
         s.commit(before);
     }
+}
+
+/// Accepts control connections until the lock stops, each served on its
+/// own thread.
+fn accept_loop<S>(
+    mut accept: impl FnMut() -> std::io::Result<S> + Send + 'static,
+    shared: &Arc<Mutex<Shared>>,
+    stop: &Arc<AtomicBool>,
+) -> JoinHandle<()>
+where
+    S: std::io::Read + std::io::Write + Send + TryCloneStream + 'static,
+{
+    let (shared, stop) = (Arc::clone(shared), Arc::clone(stop));
+    std::thread::spawn(move || {
+        loop {
+            let conn = accept();
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
+            if let Ok(conn) = conn {
+                serve_control(conn, &shared, &stop);
+            }
+        }
+    })
 }
 
 /// One control connection on its own thread: a JSON line in, a JSON

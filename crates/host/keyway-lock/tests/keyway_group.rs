@@ -263,6 +263,12 @@ fn status_presence_challenge_are_open_and_report_the_lock() {
         Some(&f.device.raw_public_key_bytes()[..])
     );
     assert!(smp::get(&st, "update").is_none());
+    // The OS group's info names the model as the hardware platform.
+    let m = call(&mut s, Op::Read, 0, 7, &vec![(t("format"), t("i"))], 0);
+    assert_eq!(
+        smp::get_text(&m, "output").unwrap(),
+        Some("keyway-sim/deadbolt-2")
+    );
     let p = read(&mut s, 3, 0);
     assert_eq!(smp::get_bool(&p, "open").unwrap(), Some(false));
     s.open_presence(1_000, 30_000);
