@@ -503,6 +503,22 @@ impl Server {
                 Ok(vec![(text("r"), text(d))])
             }
             (group::OS, os_cmd::RESET) if write => {
+                // `smpmgr upgrade` uploads, then resets: with the presence
+                // window open that reset is the consent of the person at
+                // the lock to install what was uploaded.
+                if self.presence_open(now_ms) && self.pending.is_some() && !self.update.installing {
+                    self.consent(
+                        "a reset asked for with the presence window open (smpmgr upgrade)",
+                    );
+                    if let Some(Err(why)) = self.try_install() {
+                        return Err(Fail::Smp(
+                            MgmtErr::BadState,
+                            format!(
+                                "{why} (consent kept: the lock installs and resets by itself then; no reset now)"
+                            ),
+                        ));
+                    }
+                }
                 self.reset_pending = true;
                 Ok(Vec::new())
             }

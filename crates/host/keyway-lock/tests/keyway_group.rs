@@ -424,7 +424,8 @@ fn no_forced_update_after_upload_reset_and_power_cut() {
         update_state(&mut s, 2),
         Some(("awaiting-consent".into(), None))
     );
-    // An SMP reset.
+    // The person leaves; an SMP reset (without the window it is no consent).
+    s.close_presence();
     call(&mut s, Op::Write, 0, 5, &Vec::new(), 3);
     s.poll_reset().unwrap().unwrap();
     assert_eq!(running_version(&mut s), "1.0.0");
@@ -746,4 +747,37 @@ fn factory_reset_then_re_pair_then_update() {
             .count(),
         2
     );
+}
+
+/// `smpmgr upgrade` uploads and resets: with the window open the reset is
+/// the consent. With the bolt locked it is refused with the reason (rc 6,
+/// no reset) and the consent kept; unlocking installs it.
+#[test]
+fn reset_after_upload_with_presence_is_consent_postponed_then_installed() {
+    let f = Fixture::new();
+    let mut s = f.server();
+    s.open_presence(0, 60_000);
+    let env = f.release("2.0.0", 2, Rel::default());
+    upload(&mut s, &env, None, 1);
+    let m = call(&mut s, Op::Write, 0, 5, &Vec::new(), 2);
+    refused(
+        &m,
+        6,
+        "postponed: the bolt is locked; unlock the door to install",
+    );
+    assert!(s.poll_reset().is_none(), "no reset while postponed");
+    assert_eq!(update_state(&mut s, 3).unwrap().0, "postponed");
+    s.latch_mut().0.owner(false, 4);
+    s.tick(5);
+    s.poll_reset().expect("installed by itself").unwrap();
+    assert_eq!(running_version(&mut s), "2.0.0");
+    // The next release with the bolt unlocked: the reset installs it.
+    s.open_presence(10, 60_000);
+    let env = f.release("3.0.0", 3, Rel::default());
+    upload(&mut s, &env, None, 11);
+    s.latch_mut().0.owner(false, 12);
+    let m = call(&mut s, Op::Write, 0, 5, &Vec::new(), 13);
+    assert!(m.is_empty(), "{m:?}");
+    s.poll_reset().unwrap().unwrap();
+    assert_eq!(running_version(&mut s), "3.0.0");
 }
