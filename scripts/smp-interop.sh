@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # keyway-lock against the MCUmgr tools from PyPI (pinned): smpmgr updates the
-# lock (refused without the presence window; with it: upload, test boot =
-# consent, the lock resets into the trial, self-test, confirm), the state
+# lock (refused without the presence window; with it: upload, then the reset
+# smpmgr sends is the consent of the person at the lock: trial boot,
+# self-test, confirm), the state
 # survives a kill (a power cut), and an smpclient script runs upload -> state
 # read -> test by hash -> reset; the lock's audit log of it all (and of keypad
 # events) exports and verifies.
@@ -101,7 +102,7 @@ fi
 grep -q 'EACCESSDENIED' refused.txt || die "expected EACCESSDENIED: $(tail -5 refused.txt)"
 echo "refused: EACCESSDENIED (11)"
 
-step "with the bolt locked: the test boot is postponed (rc 6), the upload waits unarmed"
+step "with the bolt locked: smpmgr's reset (the consent) is answered rc 6 \"postponed\", the upload waits unarmed"
 control '{"cmd":"presence","seconds":120}'
 if SMPMGR --ip "$ADDR" upgrade --format any v2.1.0.suit >postponed.txt 2>&1; then
   die "the upgrade went through with the bolt locked"
