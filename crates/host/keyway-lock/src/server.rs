@@ -865,7 +865,14 @@ impl Server {
                 ));
             }
         }
+        let streaming = u.installer.is_some();
         let result = feed(&mut self.lock, u, data);
+        if !streaming && self.upload.as_ref().is_some_and(|u| u.installer.is_some()) {
+            // The download began in the inactive slot: whatever waited
+            // there for consent is gone.
+            self.pending = None;
+            self.update = UpdateStatus::default();
+        }
         if let Err(e) = result {
             self.upload = None;
             self.note_payload_rejection(&e);
