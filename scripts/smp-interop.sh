@@ -169,6 +169,7 @@ control "{\"cmd\":\"log-export\",\"path\":\"$PWD/audit.bin\"}"
 "$KEYWAY" log verify audit.bin --device-key lock/device.pub || die "the audit log does not verify"
 "$KEYWAY" log show audit.bin > audit.txt
 for e in 'update rejected: sequence 1, reason anti-rollback' 'confirmed: slot 1, sequence 4' \
+         'consent given: sequence 2' 'update installed: sequence 2, slot 1' \
          'PIN failed: 1 in a row' 'unlocked: keypad' 'tamper detected' 'locked: owner command'; do
   grep -q "$e" audit.txt || die "the audit log lacks \"$e\""
 done

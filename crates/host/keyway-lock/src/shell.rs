@@ -85,6 +85,18 @@ impl Shared {
         }
     }
 
+    /// After a request, control line or tick: its audit events are
+    /// written (stamped with this boot), then a reset it asked for (or
+    /// the power-on after a cut) runs, and what that boot logged is
+    /// written too.
+    fn settle(&mut self, before: (u64, u64)) {
+        self.commit(before);
+        let mid = self.server.lock().flash_work();
+        self.server.poll_reset();
+        self.flush_log();
+        self.commit(mid);
+    }
+
     /// Writes the queued audit events, then saves the flash if `before`
     /// (the flash work before the request) changed.
     fn commit(&mut self, before: (u64, u64)) {
@@ -266,9 +278,7 @@ pub fn start(o: &Options) -> Result<Running> {
                 let now = s.now_ms();
                 s.server.tick(now);
                 // A postponed install that may go ahead resets the lock.
-                s.server.poll_reset();
-                s.flush_log();
-                s.commit(before);
+                s.settle(before);
             }
         }));
     }
@@ -318,9 +328,7 @@ fn smp_loop(socket: &UdpSocket, shared: &Arc<Mutex<Shared>>, stop: &AtomicBool) 
         {
             eprintln!("keyway-lock: send to {peer}: {e}");
         }
-        s.server.poll_reset();
-        s.flush_log();
-        s.commit(before);
+        s.settle(before);
     }
 }
 
@@ -374,9 +382,7 @@ where
                 let now = s.now_ms();
                 let a =
                     crate::control::handle_line_at(&mut s.server, &line, now, wall_clock_secs());
-                s.server.poll_reset();
-                s.flush_log();
-                s.commit(before);
+                s.settle(before);
                 a
             };
             if writeln!(out, "{answer}").is_err() {
