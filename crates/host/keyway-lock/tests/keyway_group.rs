@@ -13,7 +13,7 @@ use keyway_device::journal::TrialState;
 use keyway_lock::device::{self, Lock, Trust};
 use keyway_lock::owners::{NONCE_LIFE_MS, auth_message};
 use keyway_lock::server::Server;
-use keyway_lock::smp::{self, HEADER_LEN, Header, Op};
+use keyway_lock::smp::{self, HEADER_LEN, Op};
 use keyway_suit::{DeviceIdentity, PublicKey, TrustAnchors};
 use sha2::{Digest, Sha256};
 
@@ -101,20 +101,7 @@ impl Fixture {
 }
 
 fn frame(op: Op, group: u16, id: u8, body: &Map) -> Vec<u8> {
-    let mut data = Vec::new();
-    ciborium::into_writer(&Value::Map(body.clone()), &mut data).unwrap();
-    let h = Header {
-        op,
-        version: 1,
-        flags: 0,
-        len: data.len() as u16,
-        group,
-        seq: 7,
-        id,
-    };
-    let mut f = h.encode().to_vec();
-    f.extend_from_slice(&data);
-    f
+    smp::encode_request(op, group, id, 7, body.clone())
 }
 
 fn call(s: &mut Server, op: Op, group: u16, id: u8, body: &Map, now: u64) -> Map {

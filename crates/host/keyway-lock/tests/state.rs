@@ -136,21 +136,8 @@ fn provision_kill_mid_upload_restart_resume_confirm() {
     assert_eq!(s.pending().map(|p| p.sequence), Some(2));
     s.latch_mut().0.owner(false, 0);
     let sha: [u8; 32] = Sha256::digest(&v2).into();
-    let mut body = Vec::new();
     let test = vec![(Value::Text("hash".into()), Value::Bytes(sha.to_vec()))];
-    ciborium::into_writer(&Value::Map(test), &mut body).unwrap();
-    let mut f = Header {
-        op: Op::Write,
-        version: 1,
-        flags: 0,
-        len: body.len() as u16,
-        group: 1,
-        seq: 2,
-        id: 0,
-    }
-    .encode()
-    .to_vec();
-    f.extend_from_slice(&body);
+    let f = smp::encode_request(Op::Write, 1, 0, 2, test);
     s.handle(&f, 0);
     assert_eq!(s.lock().state().trial, TrialState::Pending { slot: 1 });
     dir.save(s.lock()).unwrap();
