@@ -406,12 +406,7 @@ impl Server {
             self.owners.set_settings(s);
             self.owners_changed();
             self.note_log(format!("settings: {s:?}"));
-            if let Some(p) = &self.pending
-                && crate::policy::auto_consent(&s, p)
-            {
-                self.consent("the owner's auto_install_cve setting (a high or critical CVE fix)");
-            }
-            let _ = self.try_install();
+            self.auto_consent();
         }
         Ok(vec![(text("settings"), settings_map(s))])
     }

@@ -167,14 +167,16 @@ impl Server {
         self
     }
 
+    /// Replaces the owners and settings (loaded from the state dir); a
+    /// pending update their `auto_install_cve` covers is consented to.
+    pub fn set_owners(&mut self, owners: Owners) {
+        self.owners = owners;
+        self.auto_consent();
+    }
+
     /// The owners and settings (from `owners.json`).
     pub fn owners(&self) -> &Owners {
         &self.owners
-    }
-
-    /// Replaces the owners and settings (loaded from the state dir).
-    pub fn set_owners(&mut self, owners: Owners) {
-        self.owners = owners;
     }
 
     /// Whether the owners, settings or PIN changed since the last call:
@@ -274,6 +276,19 @@ impl Server {
             battery_mwh: b.mwh(self.latch.battery_mv().unwrap_or(b.full_mv)),
             bolt_locked: self.latch.bolt() == crate::lock::Bolt::Locked,
         }
+    }
+
+    /// The owner's `auto_install_cve` consents to a pending update that
+    /// fixes a high or critical CVE (after an upload, a setting change, or
+    /// a boot that forgot an earlier consent); then installs it if the
+    /// policy allows.
+    pub(crate) fn auto_consent(&mut self) {
+        if let Some(p) = &self.pending
+            && policy::auto_consent(&self.owners.settings(), p)
+        {
+            self.consent("the owner's auto_install_cve setting (a high or critical CVE fix)");
+        }
+        let _ = self.try_install();
     }
 
     /// Records consent for the pending update.
@@ -438,6 +453,7 @@ impl Server {
         self.export = None;
         let r = self.lock.power_on();
         self.refresh_pending();
+        self.auto_consent();
         match &r {
             Ok(b) => self.log.push(format!(
                 "reset: boot {:?} ({:?}); {}",
@@ -907,12 +923,7 @@ impl Server {
             self.log.push(format!(
                 "upload of {len} bytes complete: slot {slot} holds sequence {sequence}, verified, awaiting consent"
             ));
-            if let Some(p) = &self.pending
-                && policy::auto_consent(&self.owners.settings(), p)
-            {
-                self.consent("the owner's auto_install_cve setting (a high or critical CVE fix)");
-                let _ = self.try_install();
-            }
+            self.auto_consent();
         }
         Ok(vec![
             (text("off"), Value::from(len)),
