@@ -299,6 +299,8 @@ fn ctl_on_a_unix_socket_cut_mid_upload_and_owners_survive_a_restart() {
     let body = vec![(t("key"), Value::Bytes(owner.raw_public_key_bytes()))];
     let m = request(&sock, Op::Write, 64, 8, body);
     assert_eq!(smp::get_u64(&m, "owners").unwrap(), Some(1), "{m:?}");
+    let body = vec![(t("auto_install_cve"), Value::Bool(true))];
+    request(&sock, Op::Write, 64, 10, body);
 
     // The power fails halfway through an upload: no answer; the lock
     // powers on again and the upload resumes from its journal.
@@ -325,6 +327,9 @@ fn ctl_on_a_unix_socket_cut_mid_upload_and_owners_survive_a_restart() {
     let (_lock, sock) = start_with(&state, &args);
     let st = request(&sock, Op::Read, 64, 0, vec![]);
     assert_eq!(smp::get_u64(&st, "owners").unwrap(), Some(1), "{st:?}");
+    let set = smp::get(&st, "settings").unwrap().as_map().unwrap().clone();
+    assert_eq!(smp::get_bool(&set, "auto_install_cve").unwrap(), Some(true));
+    assert!(tmp.path().join("lock/owners.json").exists());
     let u = smp::get(&st, "update").unwrap().as_map().unwrap().clone();
     assert_eq!(
         smp::get_text(&u, "state").unwrap(),
