@@ -77,6 +77,18 @@ pub struct Trust {
     pub identity: DeviceIdentity,
 }
 
+impl Trust {
+    /// The trust of a lock for `vendor_domain` and `class` (the vendor and
+    /// class UUIDv5s, as `keyway sign` computes them) under `anchors`.
+    pub fn new(anchors: TrustAnchors, vendor_domain: &str, class: &str) -> Self {
+        let v = keyway::encode::vendor_uuid(vendor_domain);
+        Trust {
+            anchors,
+            identity: DeviceIdentity::new(v, keyway::encode::class_uuid(&v, class)),
+        }
+    }
+}
+
 /// A slot as the image group lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SlotView {

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use keyway_audit::Ed25519Signer;
-use keyway_suit::{DeviceIdentity, TrustAnchors};
+use keyway_suit::TrustAnchors;
 
 use crate::device::{self, Flash, Lock, Trust};
 
@@ -270,11 +270,7 @@ impl StateDir {
                 keyway::describe::describe(&e)
             )
         })?;
-        let v = keyway::encode::vendor_uuid(&id.vendor_domain);
-        Ok(Trust {
-            anchors,
-            identity: DeviceIdentity::new(v, keyway::encode::class_uuid(&v, &id.class)),
-        })
+        Ok(Trust::new(anchors, &id.vendor_domain, &id.class))
     }
 
     /// Loads the lock (not booted).

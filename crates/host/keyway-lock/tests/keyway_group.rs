@@ -6,7 +6,7 @@
 //! export, and factory reset -> re-pair -> update, all offline.
 
 use ciborium::Value;
-use keyway::encode::{Cve, EnvelopeBuilder, Severity, class_uuid, vendor_uuid};
+use keyway::encode::{Cve, EnvelopeBuilder, Severity};
 use keyway::keys::{Algorithm, SigningKey};
 use keyway_audit::Ed25519Signer;
 use keyway_device::journal::TrialState;
@@ -14,7 +14,7 @@ use keyway_lock::device::{self, Lock, Trust};
 use keyway_lock::owners::{NONCE_LIFE_MS, auth_message};
 use keyway_lock::server::Server;
 use keyway_lock::smp::{self, HEADER_LEN, Op};
-use keyway_suit::{DeviceIdentity, PublicKey, TrustAnchors};
+use keyway_suit::{PublicKey, TrustAnchors};
 use sha2::{Digest, Sha256};
 
 const VENDOR: &str = "locks.example";
@@ -44,12 +44,8 @@ impl Fixture {
     fn new() -> Self {
         let vendor = SigningKey::generate(Algorithm::Ed25519).unwrap();
         let public = PublicKey::from_raw(&vendor.raw_public_key_bytes()).unwrap();
-        let v = vendor_uuid(VENDOR);
         Fixture {
-            trust: Trust {
-                anchors: TrustAnchors::new(&[public], 1).unwrap(),
-                identity: DeviceIdentity::new(v, class_uuid(&v, CLASS)),
-            },
+            trust: Trust::new(TrustAnchors::new(&[public], 1).unwrap(), VENDOR, CLASS),
             vendor,
             device: SigningKey::generate(Algorithm::Ed25519).unwrap(),
         }

@@ -3,13 +3,13 @@
 //! confirm, and hostile frames.
 
 use ciborium::Value;
-use keyway::encode::{EnvelopeBuilder, class_uuid, vendor_uuid};
+use keyway::encode::EnvelopeBuilder;
 use keyway::keys::{Algorithm, SigningKey};
 use keyway_device::journal::TrialState;
 use keyway_lock::device::{self, Lock, Trust};
 use keyway_lock::server::Server;
 use keyway_lock::smp::{self, HEADER_LEN, Header, Op};
-use keyway_suit::{DeviceIdentity, PublicKey, TrustAnchors};
+use keyway_suit::{PublicKey, TrustAnchors};
 use sha2::{Digest, Sha256};
 
 const VENDOR: &str = "locks.example";
@@ -24,12 +24,8 @@ impl Fixture {
     fn new() -> Self {
         let key = SigningKey::generate(Algorithm::Ed25519).unwrap();
         let public = PublicKey::from_raw(&key.raw_public_key_bytes()).unwrap();
-        let v = vendor_uuid(VENDOR);
         Fixture {
-            trust: Trust {
-                anchors: TrustAnchors::new(&[public], 1).unwrap(),
-                identity: DeviceIdentity::new(v, class_uuid(&v, CLASS)),
-            },
+            trust: Trust::new(TrustAnchors::new(&[public], 1).unwrap(), VENDOR, CLASS),
             key,
         }
     }
