@@ -178,10 +178,13 @@ fn upload_without_the_presence_window_is_refused_in_the_locks_words() {
     let (ok, out, err) = cli(&lock, &["update", path.to_str().unwrap()]);
     assert!(!ok, "{out}");
     assert!(out.is_empty(), "{out}");
-    assert!(err.contains("upload: refused: image upload"), "{err}");
-    assert!(err.contains("presence window"), "{err}");
-    assert!(err.contains("(EACCESSDENIED, rc 11)"), "{err}");
-    assert!(!err.contains("refused: refused"), "{err}");
+    assert!(
+        err.contains(
+            "upload: refused: image upload (without an owner's \"auth\") needs the presence window: \
+             no presence window open; press the lock's button sequence (EACCESSDENIED, rc 11)"
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -590,4 +593,269 @@ fn owner_auth_signs_the_format_message_with_a_fresh_nonce() {
     let p256 = SigningKey::generate(Algorithm::P256).unwrap();
     let e = fake.client().with_owner(p256).unwrap_err().to_string();
     assert!(e.contains("must be Ed25519"), "{e}");
+}
+
+// ---- the Keyway group (owners, consent, log, factory reset) ---------------
+
+/// `keyway keygen NAME` in the lab: (NAME.key, NAME.pub).
+fn keygen(lab: &Lab, name: &str) -> (String, String) {
+    let base = lab.tmp.path().join(name);
+    let o = Command::new(BIN).arg("keygen").arg(&base).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = base.to_str().unwrap();
+    (format!("{s}.key"), format!("{s}.pub"))
+}
+
+fn json(out: &str) -> serde_json::Value {
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1, "one JSON object: {out}");
+    serde_json::from_str(lines[0]).unwrap()
+}
+
+fn ok(r: (bool, String, String)) -> String {
+    assert!(r.0, "stdout {}\nstderr {}", r.1, r.2);
+    r.1
+}
+
+fn refused(r: (bool, String, String)) -> String {
+    assert!(!r.0, "accepted: {}", r.1);
+    r.2
+}
+
+/// Presence for `s` seconds (the lock's button).
+fn presence(lock: &Running, s: u64) {
+    let a = control(lock, &format!(r#"{{"cmd":"presence","seconds":{s}}}"#));
+    assert!(a.contains("\"ok\":true"), "{a}");
+}
+
+#[test]
+fn an_owner_pairs_at_the_door_then_unlocks_with_the_key_and_a_stranger_cannot() {
+    let lab = Lab::new(1);
+    let lock = lab.start_with_control(false);
+    let (key, public) = keygen(&lab, "owner");
+    let (other_key, _) = keygen(&lab, "stranger");
+
+    let e = refused(cli(&lock, &["pair", &public]));
+    assert!(
+        e.contains("pair: refused: pairing needs the presence window"),
+        "{e}"
+    );
+    assert!(e.contains("(EACCESSDENIED, rc 11)"), "{e}");
+    presence(&lock, 60);
+    let v = json(&ok(cli(&lock, &["--json", "pair", &public])));
+    assert_eq!(v["owners"], 1, "{v}");
+    control(&lock, r#"{"cmd":"presence-close"}"#);
+
+    let e = refused(cli(&lock, &["unlock"]));
+    assert!(e.contains("unlock: refused:"), "{e}");
+    let e = refused(cli(&lock, &["--owner-key", &other_key, "unlock"]));
+    assert!(e.contains("unlock: refused:") && e.contains("rc 11"), "{e}");
+    let v = json(&ok(cli(&lock, &["--owner-key", &key, "--json", "unlock"])));
+    assert_eq!(v["bolt"], "unlocked", "{v}");
+    let out = ok(cli(&lock, &["--owner-key", &key, "lock"]));
+    assert_eq!(out.trim(), "bolt locked");
+    let v = json(&ok(cli(&lock, &["--json", "status"])));
+    assert_eq!(
+        (v["bolt"].as_str(), v["owners"].as_u64()),
+        (Some("locked"), Some(1))
+    );
+    assert_eq!(v["version"], "1.0.0");
+}
+
+#[test]
+fn notes_then_consent_postponed_while_locked_installs_once_unlocked() {
+    let lab = Lab::new(1);
+    let lock = lab.start_with_control(false);
+    let (key, public) = keygen(&lab, "owner");
+    presence(&lock, 60);
+    ok(cli(&lock, &["pair", &public]));
+    let env = EnvelopeBuilder {
+        sequence: 2,
+        version: "1.1.0".parse().unwrap(),
+        vendor_domain: VENDOR.into(),
+        class_name: CLASS.into(),
+        notes: Some("Fixes the BLE replay flaw.".into()),
+        cves: vec!["CVE-2022-46480:high".parse().unwrap()],
+        payload: vec![0x42; 20_000],
+        keys: vec![lab.vendor.clone()],
+        ..Default::default()
+    }
+    .build()
+    .unwrap()
+    .envelope;
+    let path = lab.write("v1.1.suit", &env);
+    let out = ok(cli(&lock, &["update", path.to_str().unwrap()]));
+    assert!(out.contains("pending: awaiting-consent"), "{out}");
+    control(&lock, r#"{"cmd":"presence-close"}"#);
+
+    // Consent before the notes were offered is refused.
+    let e = refused(cli(&lock, &["--owner-key", &key, "consent", "accept"]));
+    assert!(e.contains("the release notes were not offered yet"), "{e}");
+    let notes = ok(cli(&lock, &["notes"]));
+    assert!(
+        notes.contains("pending update 1.1.0 (sequence 2)"),
+        "{notes}"
+    );
+    assert!(notes.contains("fixes CVE-2022-46480 (high)"), "{notes}");
+    assert!(notes.contains("Fixes the BLE replay flaw."), "{notes}");
+    let v = json(&ok(cli(&lock, &["--json", "notes"])));
+    assert_eq!(v["cves"][0]["severity"], "high", "{v}");
+
+    // The bolt is locked: consent is kept, the install postponed.
+    let v = json(&ok(cli(
+        &lock,
+        &["--owner-key", &key, "--json", "consent", "accept"],
+    )));
+    assert_eq!(v["state"], "postponed", "{v}");
+    assert!(
+        v["reason"].as_str().unwrap().contains("bolt is locked"),
+        "{v}"
+    );
+    // Unlocking lets the lock install by itself: wait for it.
+    ok(cli(&lock, &["--owner-key", &key, "unlock"]));
+    let mut c = client(&lock);
+    let sha: [u8; 32] =
+        sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&env)).into();
+    // The lock installs by itself (test boot, reset, self-test, confirm).
+    let t0 = std::time::Instant::now();
+    loop {
+        if let Ok(images) = c.image_state()
+            && images
+                .iter()
+                .any(|i| i.hash == sha && i.active && i.confirmed)
+        {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "not installed after 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_test_boot_while_locked_is_reported_postponed() {
+    let lab = Lab::new(1);
+    let lock = lab.start_with_control(true);
+    let path = lab.write("v2.suit", &release(&lab.vendor, "2.0.0", 2, 5000));
+    let v = json(&ok(cli(
+        &lock,
+        &[
+            "--json",
+            "update",
+            path.to_str().unwrap(),
+            "--install",
+            "--wait",
+        ],
+    )));
+    assert_eq!(v["outcome"], "postponed", "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("the bolt is locked"),
+        "{v}"
+    );
+}
+
+#[test]
+fn the_exported_log_verifies_with_keyway_log_verify() {
+    let lab = Lab::new(1);
+    let lock = lab.start_with_control(false);
+    for _ in 0..10 {
+        control(&lock, r#"{"cmd":"unlock"}"#);
+        control(&lock, r#"{"cmd":"lock"}"#);
+    }
+    let file = lab.tmp.path().join("log.bin");
+    let out = ok(cli(&lock, &["log", "export", file.to_str().unwrap()]));
+    assert!(out.contains("keyway log verify"), "{out}");
+    let o = Command::new(BIN)
+        .args(["log", "verify"])
+        .arg(&file)
+        .arg("--device-key")
+        .arg(lab.tmp.path().join("lock/device.pub"))
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // The export spans several 1 KiB chunks.
+    assert!(std::fs::metadata(&file).unwrap().len() > 1024);
+}
+
+#[test]
+fn factory_reset_needs_the_long_press_and_forgets_the_owners() {
+    let lab = Lab::new(1);
+    let lock = lab.start_with_control(false);
+    let (key, public) = keygen(&lab, "owner");
+    presence(&lock, 60);
+    ok(cli(&lock, &["pair", &public]));
+    let v = json(&ok(cli(
+        &lock,
+        &[
+            "--owner-key",
+            &key,
+            "--json",
+            "settings",
+            "--auto-install-cve",
+            "on",
+        ],
+    )));
+    assert_eq!(v["settings"]["auto_install_cve"], true, "{v}");
+    let e = refused(cli(&lock, &["factory-reset"]));
+    assert!(
+        e.contains("factory reset: refused: a factory reset needs the long press"),
+        "{e}"
+    );
+    let a = control(&lock, r#"{"cmd":"long-press"}"#);
+    assert!(a.contains("\"ok\":true"), "{a}");
+    let v = json(&ok(cli(&lock, &["--json", "factory-reset"])));
+    assert_eq!(v["owners"], 0, "{v}");
+    let e = refused(cli(&lock, &["--owner-key", &key, "unlock"]));
+    assert!(e.contains("rc 11"), "{e}");
+}
+
+#[test]
+fn an_owner_signs_the_first_chunk_and_uploads_without_the_presence_window() {
+    let lab = Lab::new(1);
+    let lock = lab.start_with_control(false);
+    let (key, public) = keygen(&lab, "owner");
+    let (stranger, _) = keygen(&lab, "stranger");
+    presence(&lock, 60);
+    ok(cli(&lock, &["pair", &public]));
+    control(&lock, r#"{"cmd":"presence-close"}"#);
+    let path = lab.write("v2.suit", &release(&lab.vendor, "2.0.0", 2, 20_000));
+    let e = refused(cli(
+        &lock,
+        &["--owner-key", &stranger, "update", path.to_str().unwrap()],
+    ));
+    assert!(e.contains("upload: refused:") && e.contains("rc 11"), "{e}");
+    let v = json(&ok(cli(
+        &lock,
+        &[
+            "--owner-key",
+            &key,
+            "--json",
+            "update",
+            path.to_str().unwrap(),
+        ],
+    )));
+    assert_eq!(v["pending"]["state"], "awaiting-consent", "{v}");
+    assert_eq!(v["pending"]["version"], "2.0.0", "{v}");
+    // Refusing erases it: nothing is pending any more.
+    ok(cli(&lock, &["notes"]));
+    let v = json(&ok(cli(
+        &lock,
+        &["--owner-key", &key, "--json", "consent", "refuse"],
+    )));
+    assert_eq!(v["state"], "refused", "{v}");
+    let e = refused(cli(&lock, &["notes"]));
+    assert!(
+        e.contains("notes: refused: nothing pending") && e.contains("ENOENT, rc 5"),
+        "{e}"
+    );
 }
