@@ -245,7 +245,7 @@ fn run_command(a: &DeviceArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
                     if accept { "given" } else { "refused" },
                     text(&s, "state").unwrap_or_else(|| "?".into()),
                     text(&s, "reason")
-                        .map(|r| format!(" ({r})"))
+                        .map(|r| format!(" ({})", r.strip_prefix("postponed: ").unwrap_or(&r)))
                         .unwrap_or_default()
                 )?;
             }
