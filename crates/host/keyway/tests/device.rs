@@ -622,6 +622,16 @@ fn refused(r: (bool, String, String)) -> String {
     r.2
 }
 
+/// An owner paired at the door (the presence window opened, then closed):
+/// the owner's private key file.
+fn pair_owner(lab: &Lab, lock: &Running) -> String {
+    let (key, public) = keygen(lab, "owner");
+    presence(lock, 60);
+    ok(cli(lock, &["pair", &public]));
+    control(lock, r#"{"cmd":"presence-close"}"#);
+    key
+}
+
 /// Presence for `s` seconds (the lock's button).
 fn presence(lock: &Running, s: u64) {
     let a = control(lock, &format!(r#"{{"cmd":"presence","seconds":{s}}}"#));
@@ -666,9 +676,7 @@ fn an_owner_pairs_at_the_door_then_unlocks_with_the_key_and_a_stranger_cannot() 
 fn notes_then_consent_postponed_while_locked_installs_once_unlocked() {
     let lab = Lab::new(1);
     let lock = lab.start_with_control(false);
-    let (key, public) = keygen(&lab, "owner");
-    presence(&lock, 60);
-    ok(cli(&lock, &["pair", &public]));
+    let key = pair_owner(&lab, &lock);
     let env = EnvelopeBuilder {
         sequence: 2,
         version: "1.1.0".parse().unwrap(),
@@ -684,9 +692,11 @@ fn notes_then_consent_postponed_while_locked_installs_once_unlocked() {
     .unwrap()
     .envelope;
     let path = lab.write("v1.1.suit", &env);
-    let out = ok(cli(&lock, &["update", path.to_str().unwrap()]));
+    let out = ok(cli(
+        &lock,
+        &["--owner-key", &key, "update", path.to_str().unwrap()],
+    ));
     assert!(out.contains("pending: awaiting-consent"), "{out}");
-    control(&lock, r#"{"cmd":"presence-close"}"#);
 
     // Consent before the notes were offered is refused.
     let e = refused(cli(&lock, &["--owner-key", &key, "consent", "accept"]));
@@ -791,9 +801,7 @@ fn the_exported_log_verifies_with_keyway_log_verify() {
 fn factory_reset_needs_the_long_press_and_forgets_the_owners() {
     let lab = Lab::new(1);
     let lock = lab.start_with_control(false);
-    let (key, public) = keygen(&lab, "owner");
-    presence(&lock, 60);
-    ok(cli(&lock, &["pair", &public]));
+    let key = pair_owner(&lab, &lock);
     let v = json(&ok(cli(
         &lock,
         &[
@@ -806,6 +814,12 @@ fn factory_reset_needs_the_long_press_and_forgets_the_owners() {
         ],
     )));
     assert_eq!(v["settings"]["auto_install_cve"], true, "{v}");
+    let e = refused(cli(&lock, &["factory-reset"]));
+    assert!(
+        e.contains("a factory reset needs the presence window and the long press"),
+        "{e}"
+    );
+    presence(&lock, 60);
     let e = refused(cli(&lock, &["factory-reset"]));
     assert!(
         e.contains("factory reset: refused: a factory reset needs the long press"),
@@ -823,11 +837,8 @@ fn factory_reset_needs_the_long_press_and_forgets_the_owners() {
 fn an_owner_signs_the_first_chunk_and_uploads_without_the_presence_window() {
     let lab = Lab::new(1);
     let lock = lab.start_with_control(false);
-    let (key, public) = keygen(&lab, "owner");
+    let key = pair_owner(&lab, &lock);
     let (stranger, _) = keygen(&lab, "stranger");
-    presence(&lock, 60);
-    ok(cli(&lock, &["pair", &public]));
-    control(&lock, r#"{"cmd":"presence-close"}"#);
     let path = lab.write("v2.suit", &release(&lab.vendor, "2.0.0", 2, 20_000));
     let e = refused(cli(
         &lock,

@@ -11,31 +11,9 @@ use super::transport::{Transport, TransportError};
 /// A CBOR map body.
 pub type Map = Vec<(Value, Value)>;
 
-/// The Keyway group's command ids (FORMAT.md, "The Keyway SMP group").
-pub mod keyway_cmd {
-    /// `status` (read).
-    pub const STATUS: u8 = 0;
-    /// `lock` (write, `auth`).
-    pub const LOCK: u8 = 1;
-    /// `unlock` (write, `auth`).
-    pub const UNLOCK: u8 = 2;
-    /// `presence` (read).
-    pub const PRESENCE: u8 = 3;
-    /// `notes` (read).
-    pub const NOTES: u8 = 4;
-    /// `consent` (write, `accept`, `auth`).
-    pub const CONSENT: u8 = 5;
-    /// `log` (read, `off`).
-    pub const LOG: u8 = 6;
-    /// `challenge` (read).
-    pub const CHALLENGE: u8 = 7;
-    /// `pair` (write, `key`, `name`).
-    pub const PAIR: u8 = 8;
-    /// `factory reset` (write).
-    pub const FACTORY_RESET: u8 = 9;
-    /// `settings` (write, `auth`, the settings).
-    pub const SETTINGS: u8 = 10;
-}
+/// The Keyway group's command ids (FORMAT.md, "The Keyway SMP group"),
+/// as the simulated lock defines them.
+pub use keyway_lock::keyway_group::cmd as keyway_cmd;
 
 /// The OS group's command ids used here.
 mod os_cmd {
@@ -50,7 +28,7 @@ mod img_cmd {
 }
 
 /// The domain separator of an owner's signature (FORMAT.md).
-pub const AUTH_CONTEXT: &[u8] = b"keyway-smp-auth-v1";
+pub use keyway_lock::owners::AUTH_CONTEXT;
 /// The largest audit-log export the client reassembles.
 pub const MAX_LOG_EXPORT: u64 = 16 << 20;
 /// The largest log chunk accepted in one answer.
@@ -124,6 +102,13 @@ impl DeviceError {
     pub fn not_supported(&self) -> bool {
         matches!(self, DeviceError::Refused { rc: 8, .. })
     }
+}
+
+/// An unsigned integer the answer must have.
+fn required_u64(what: &str, body: &Map, key: &str) -> Result<u64, DeviceError> {
+    smp::get_u64(body, key)
+        .map_err(|w| malformed(what, w))?
+        .ok_or_else(|| malformed(what, format!("no \"{key}\" in the answer")))
 }
 
 fn malformed(what: &str, why: impl Into<String>) -> DeviceError {
@@ -322,14 +307,11 @@ pub struct Client<T> {
 
 /// The message an owner signs for a request (FORMAT.md, "Owner
 /// authentication").
-pub fn auth_message(group: u16, id: u8, nonce: &[u8], body: &Map) -> Vec<u8> {
-    let mut m = AUTH_CONTEXT.to_vec();
-    m.extend_from_slice(&group.to_be_bytes());
-    m.push(id);
-    m.extend_from_slice(nonce);
+pub fn auth_message(group: u16, id: u8, nonce: &[u8; 16], body: &Map) -> Vec<u8> {
+    let mut encoded = Vec::new();
     // Serializing a Value into a Vec cannot fail.
-    let _ = ciborium::into_writer(&Value::Map(body.clone()), &mut m);
-    m
+    let _ = ciborium::into_writer(&Value::Map(body.clone()), &mut encoded);
+    keyway_lock::owners::auth_message(group, id, nonce, &encoded)
 }
 
 impl<T: Transport> Client<T> {
@@ -432,7 +414,7 @@ impl<T: Transport> Client<T> {
             text("auth"),
             Value::Map(vec![
                 (text("key"), Value::Bytes(owner.public.to_vec())),
-                (text("nonce"), Value::Bytes(nonce)),
+                (text("nonce"), Value::Bytes(nonce.to_vec())),
                 (text("sig"), Value::Bytes(sig)),
             ]),
         ));
@@ -577,9 +559,7 @@ impl<T: Transport> Client<T> {
             report.chunk = report.chunk.max(n);
             let b = self.request(WHAT, Op::Write, group::IMAGE, img_cmd::UPLOAD, body)?;
             report.requests += 1;
-            let next = smp::get_u64(&b, "off")
-                .map_err(|w| malformed(WHAT, w))?
-                .ok_or_else(|| malformed(WHAT, "no \"off\" in the answer"))?;
+            let next = required_u64(WHAT, &b, "off")?;
             if next > len {
                 return Err(malformed(
                     WHAT,
@@ -653,18 +633,17 @@ impl<T: Transport> Client<T> {
     }
 
     /// `challenge`: a fresh 16-byte nonce.
-    pub fn challenge(&mut self) -> Result<Vec<u8>, DeviceError> {
+    pub fn challenge(&mut self) -> Result<[u8; 16], DeviceError> {
         let b = self.keyway_read("challenge", keyway_cmd::CHALLENGE, Vec::new())?;
         let n = smp::get_bytes(&b, "nonce")
             .map_err(|w| malformed("challenge", w))?
             .ok_or_else(|| malformed("challenge", "no \"nonce\""))?;
-        if n.len() != 16 {
-            return Err(malformed(
+        <[u8; 16]>::try_from(n).map_err(|_| {
+            malformed(
                 "challenge",
                 format!("the nonce has {} bytes, not 16", n.len()),
-            ));
-        }
-        Ok(n.to_vec())
+            )
+        })
     }
 
     /// `pair`: adds an owner's public key (needs the presence window).
@@ -725,9 +704,7 @@ impl<T: Transport> Client<T> {
                     ),
                 ));
             }
-            let len = smp::get_u64(&b, "len")
-                .map_err(|w| malformed(WHAT, w))?
-                .ok_or_else(|| malformed(WHAT, "no \"len\""))?;
+            let len = required_u64(WHAT, &b, "len")?;
             if len > MAX_LOG_EXPORT {
                 return Err(malformed(
                     WHAT,
