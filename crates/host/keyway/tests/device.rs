@@ -870,3 +870,92 @@ fn an_owner_signs_the_first_chunk_and_uploads_without_the_presence_window() {
         "{e}"
     );
 }
+
+// ---- any answer at all --------------------------------------------------
+
+fn any_value() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let leaf = prop_oneof![
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        "[a-z ]{0,12}".prop_map(Value::Text),
+        proptest::collection::vec(any::<u8>(), 0..40).prop_map(Value::Bytes),
+        any::<bool>().prop_map(Value::Bool),
+        Just(Value::Null),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        let key = prop_oneof![
+            Just("rc"),
+            Just("rsn"),
+            Just("err"),
+            Just("group"),
+            Just("off"),
+            Just("len"),
+            Just("data"),
+            Just("images"),
+            Just("nonce"),
+            Just("r"),
+            Just("hash"),
+            Just("match"),
+        ];
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            proptest::collection::vec((key.prop_map(t), inner), 0..5).prop_map(Value::Map),
+        ]
+    })
+}
+
+/// A client whose lock answers every request with `body` under a
+/// matching header (or, with `raw`, with exactly `raw`'s bytes and the
+/// request's sequence number).
+fn answering(
+    body: Option<Value>,
+    raw: Vec<u8>,
+) -> Client<keyway_cli::device::FnTransport<impl FnMut(&[u8]) -> Vec<u8>>> {
+    Client::new(keyway_cli::device::FnTransport::new(
+        1472,
+        move |req: &[u8]| match &body {
+            Some(b) => {
+                let h = Header::decode(req).unwrap().response();
+                let mut data = Vec::new();
+                ciborium::into_writer(b, &mut data).unwrap();
+                let mut h = h;
+                h.len = data.len() as u16;
+                let mut f = h.encode().to_vec();
+                f.extend_from_slice(&data);
+                f
+            }
+            None => {
+                let mut f = raw.clone();
+                if f.len() >= HEADER_LEN {
+                    f[6] = req[6];
+                }
+                f
+            }
+        },
+    ))
+}
+
+fn every_call<T: Transport>(c: &mut Client<T>) {
+    let _ = c.echo("x");
+    let _ = c.image_state();
+    let _ = c.status();
+    let _ = c.notes();
+    let _ = c.upload(&[7; 3000], &mut |_, _| {});
+    let _ = c.log_export(&mut |_, _| {});
+    let _ = c.challenge();
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn any_cbor_answer_is_a_value_or_an_error_never_a_panic(body in any_value()) {
+        every_call(&mut answering(Some(body), Vec::new()));
+    }
+
+    #[test]
+    fn any_bytes_answer_is_a_value_or_an_error_never_a_panic(raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+        every_call(&mut answering(None, raw));
+    }
+}

@@ -694,14 +694,11 @@ impl<T: Transport> Client<T> {
             let off = out.len() as u64;
             let b =
                 self.keyway_read(WHAT, keyway_cmd::LOG, vec![(text("off"), Value::from(off))])?;
-            let got_off = smp::get_u64(&b, "off").map_err(|w| malformed(WHAT, w))?;
-            if got_off.is_some_and(|o| o != off) {
+            let got_off = required_u64(WHAT, &b, "off")?;
+            if got_off != off {
                 return Err(malformed(
                     WHAT,
-                    format!(
-                        "asked for offset {off}, the answer is at {}",
-                        got_off.unwrap_or(0)
-                    ),
+                    format!("asked for offset {off}, the answer is at {got_off}"),
                 ));
             }
             let len = required_u64(WHAT, &b, "len")?;
