@@ -111,7 +111,8 @@ pub struct UpdateArgs {
     #[arg(long)]
     pub install: bool,
     /// Wait for the outcome: the new version running and confirmed, or
-    /// the update postponed or refused.
+    /// the update postponed or refused (exits non-zero when refused or
+    /// when the time runs out).
     #[arg(long)]
     pub wait: bool,
     /// Give up waiting after this many seconds.
@@ -244,9 +245,7 @@ fn run_command(a: &DeviceArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
                     "consent {}: update {}{}",
                     if accept { "given" } else { "refused" },
                     text(&s, "state").unwrap_or_else(|| "?".into()),
-                    text(&s, "reason")
-                        .map(|r| format!(" ({})", r.strip_prefix("postponed: ").unwrap_or(&r)))
-                        .unwrap_or_default()
+                    reason_suffix(&s)
                 )?;
             }
             with_command("consent", map_to_json(&s))
@@ -342,6 +341,14 @@ fn text(m: &Map, k: &str) -> Option<String> {
         .ok()
         .flatten()
         .map(str::to_owned)
+}
+
+/// ` (REASON)` for an update summary with a `reason`, without a repeated
+/// "postponed: ".
+fn reason_suffix(m: &Map) -> String {
+    text(m, "reason")
+        .map(|r| format!(" ({})", r.strip_prefix("postponed: ").unwrap_or(&r)))
+        .unwrap_or_default()
 }
 
 fn uint(m: &Map, k: &str) -> Option<u64> {
@@ -512,9 +519,7 @@ fn update<T: Transport>(
                 out,
                 "pending: {}{}",
                 text(p, "state").unwrap_or_else(|| "?".into()),
-                text(p, "reason")
-                    .map(|r| format!(" ({r})"))
-                    .unwrap_or_default()
+                reason_suffix(p)
             )?;
         }
         v["pending"] = map_to_json(p);
@@ -554,7 +559,7 @@ fn update<T: Transport>(
         }
         v["outcome"] = J::from(outcome.state);
         v["message"] = J::from(outcome.message.clone());
-        if outcome.state == "refused" {
+        if matches!(outcome.state, "refused" | "timeout") {
             bail!("{}", outcome.message);
         }
     }
