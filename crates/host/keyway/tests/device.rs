@@ -167,6 +167,24 @@ fn update_end_to_end_with_the_cli_runs_the_new_version_confirmed() {
     let (ok, _, err) = cli(&lock, &["update", path.to_str().unwrap()]);
     assert!(!ok);
     assert!(err.contains("the lock already holds"), "{err}");
+    // Among several candidates the client picks one the lock lacks.
+    let next = lab.write("v1.2.suit", &release(&lab.vendor, "1.2.0", 3, 4000));
+    let v: serde_json::Value = serde_json::from_str(
+        cli(
+            &lock,
+            &[
+                "--json",
+                "update",
+                path.to_str().unwrap(),
+                next.to_str().unwrap(),
+            ],
+        )
+        .1
+        .trim(),
+    )
+    .unwrap();
+    assert_eq!(v["envelope"], next.to_str().unwrap(), "{v}");
+    assert_eq!(v["pending"]["version"], "1.2.0", "{v}");
     assert_eq!(c.echo("hello lock").unwrap(), "hello lock");
 }
 
