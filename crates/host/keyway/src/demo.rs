@@ -1,44 +1,45 @@
 //! `keyway demo`: Keyway's main job, end to end, on this machine alone.
 //!
-//! A vendor makes keys and a key set, signs a release that fixes a CVE, and
-//! a simulated lock verifies and accepts it offline, with its own trust
-//! anchors, streaming the payload in small chunks as a local link would.
-//! Then the lock installs it on a simulated nRF52840 flash in swap mode with
-//! the real installer, journal and bootloader of `keyway-device` (see
-//! [`lock`]): the power fails in the middle of the swap, the bootloader
-//! resumes it, and the new image confirms after its self-test. Then the
-//! lock is attacked with doctored envelopes and a tampered image in flash,
-//! and the scorecard shows each refusal and the check that caught it.
-//! Every vendor step is the `keyway` command printed beside it, so a reader
-//! can repeat it by hand.
+//! 1. A vendor makes keys: a root key (the locks' trust anchor, kept
+//!    offline) delegates to two release signers in a key set.
+//! 2. The factory provisions a simulated lock (`keyway-lock`, the real
+//!    device core on a file-backed simulated nRF52840 flash) with the root
+//!    key and a signed factory image, 1.4.0.
+//! 3. The vendor signs 2.1.0, 2-of-2, with release notes naming the CVE it
+//!    fixes.
+//! 4. The router is unplugged: the demo re-runs itself under `unshare -rn`,
+//!    a network namespace where only loopback exists, and proves no route
+//!    leaves it.
+//! 5. The owner pairs their phone at the door, sends the update over the
+//!    lock's local SMP interface, and the power fails halfway through the
+//!    upload; the lock boots again and the upload resumes. The owner reads
+//!    the notes and the CVE, consents; the lock waits until the bolt is
+//!    withdrawn, installs, boots the new image on trial and confirms it.
+//! 6. `keyway audit` runs its twelve checks against the same lock.
+//! 7. The scorecard, and where the HTML report is.
 //!
-//! The lock's verifier is the device code called in-process; the link (SMP
-//! over a transport) is not simulated: the demo hands over the bytes in
-//! link-sized chunks.
+//! Every step is printed as the command that does it by hand (`keyway`,
+//! `keyway-lock ctl`); the lock runs in this process, on its own threads
+//! and sockets, and stops with the demo.
 
-pub mod lock;
-
-use std::io::Write;
+use std::io::{BufRead as _, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result, anyhow, bail};
 use clap::Parser as _;
-use keyway_suit as suit;
 
-use keyway::check::{VerifyOptions, check_name, verify_file};
-use keyway::encode::{assemble_envelope, class_uuid, vendor_uuid};
+use crate::audit;
 
 const VENDOR: &str = "locks.example";
 const CLASS: &str = "deadbolt-2";
-/// The demo's trusted time (2026-11-25T00:00:00Z); fixed so runs repeat.
-const NOW: u64 = 1_795_564_800;
-/// A chunk as a BLE-class local link would deliver it.
-pub const LINK_CHUNK: usize = 244;
 
-/// One line of the scorecard.
+/// One line of the demo's own scorecard (the update it walks through);
+/// the audit's twelve checks follow it.
 #[derive(Debug, Clone)]
 pub struct Score {
-    /// The attack or check.
+    /// What was shown.
     pub name: &'static str,
     /// Whether the lock behaved as it must.
     pub pass: bool,
@@ -46,17 +47,65 @@ pub struct Score {
     pub evidence: String,
 }
 
-fn keyway(out: &mut dyn Write, args: &[&str]) -> Result<()> {
+/// What the demo did.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The update's own lines.
+    pub steps: Vec<Score>,
+    /// The audit's report.
+    pub audit: audit::Report,
+    /// The HTML report's path.
+    pub html: PathBuf,
+}
+
+impl Outcome {
+    /// Whether every step and every audit check passed (SKIP counts as not
+    /// failed).
+    pub fn passed(&self) -> bool {
+        self.steps.iter().all(|s| s.pass) && self.audit.counts().1 == 0
+    }
+}
+
+/// Runs a `keyway` command in-process, printing it and its output.
+fn keyway(out: &mut dyn Write, args: &[&str]) -> Result<String> {
     writeln!(out, "  $ keyway {}", args.join(" "))?;
     let mut argv = vec!["keyway"];
     argv.extend_from_slice(args);
     let cli = crate::cli::Cli::try_parse_from(&argv).context("demo built a bad command line")?;
     let mut buf = Vec::new();
-    crate::cli::run(cli, &mut buf, &mut std::io::sink())?;
-    for line in String::from_utf8_lossy(&buf).lines() {
+    let r = crate::cli::run(cli, &mut buf, &mut std::io::sink());
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    for line in text.lines() {
         writeln!(out, "    {line}")?;
     }
-    Ok(())
+    if let Err(e) = &r {
+        writeln!(out, "    error: {e:#}")?;
+    }
+    r.map(|()| text)
+}
+
+/// The lock's hardware, through its control socket: one JSON line in,
+/// one out. `shown` is the `keyway-lock ctl` form printed for the reader.
+fn at_lock(
+    out: &mut dyn Write,
+    control: SocketAddr,
+    shown: &str,
+    line: &str,
+) -> Result<serde_json::Value> {
+    writeln!(out, "  [at the lock] $ keyway-lock ctl {control} {shown}")?;
+    let mut s = TcpStream::connect_timeout(&control, Duration::from_secs(5))
+        .with_context(|| format!("control socket {control}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.write_all(format!("{line}\n").as_bytes())?;
+    let mut answer = String::new();
+    BufReader::new(s).read_line(&mut answer)?;
+    let v: serde_json::Value = serde_json::from_str(answer.trim())
+        .with_context(|| format!("control answer {answer:?}"))?;
+    writeln!(out, "    {}", answer.trim())?;
+    if v.get("ok") != Some(&serde_json::Value::Bool(true)) {
+        bail!("the lock refused {shown}: {}", answer.trim());
+    }
+    Ok(v)
 }
 
 fn firmware(version: u8, len: usize) -> Vec<u8> {
@@ -73,24 +122,88 @@ fn firmware(version: u8, len: usize) -> Vec<u8> {
     fw
 }
 
-/// Runs the demo in `dir` (emptied first), printing to `out`. Returns the
-/// scorecard; every line must pass.
-pub fn run(dir: &Path, out: &mut dyn Write) -> Result<Vec<Score>> {
+#[allow(clippy::too_many_arguments)]
+fn sign(
+    out: &mut dyn Write,
+    dir: &Path,
+    version: &str,
+    sequence: &str,
+    cve: Option<&str>,
+    o: &str,
+) -> Result<()> {
+    let p = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let (fw, notes, keyset, a, b) = (
+        p(&format!("firmware-{version}.bin")),
+        p(&format!("notes-{version}.md")),
+        p("keyset-v1.cbor"),
+        p("signer-a.key"),
+        p("signer-b.key"),
+    );
+    let mut args = vec![
+        "sign",
+        "--firmware",
+        &fw,
+        "--version",
+        version,
+        "--sequence",
+        sequence,
+        "--vendor-domain",
+        VENDOR,
+        "--class",
+        CLASS,
+        "--notes",
+        &notes,
+    ];
+    if let Some(c) = cve {
+        args.extend_from_slice(&["--cve", c]);
+    }
+    args.extend_from_slice(&["--keyset", &keyset, "--key", &a, "--key", &b, "-o", o]);
+    keyway(out, &args).map(|_| ())
+}
+
+/// The network the demo runs in: `Ok` inside the namespace it made (or
+/// one with no route out), else why not.
+pub fn isolation() -> Result<(), String> {
+    let inside = std::env::var_os(audit::netns::ENV_INSIDE).is_some();
+    if inside {
+        audit::netns::loopback_up()?;
+    }
+    let i = audit::netns::inspect();
+    if i.no_route_out() {
+        Ok(())
+    } else if inside {
+        Err(format!(
+            "inside the namespace but routes remain: {:?}",
+            i.default_routes
+        ))
+    } else {
+        Err(format!(
+            "not in a namespace (unshare -rn refused or skipped); default routes: {}",
+            i.default_routes.join("; ")
+        ))
+    }
+}
+
+/// Runs the demo in `dir` (emptied first), printing to `out`.
+/// `namespace` is what [`isolation`] found.
+pub fn run(dir: &Path, namespace: Result<(), String>, out: &mut dyn Write) -> Result<Outcome> {
     if dir.exists() {
         std::fs::remove_dir_all(dir).with_context(|| format!("{}: cannot clear", dir.display()))?;
     }
-    std::fs::create_dir_all(dir.join("attacks"))
-        .with_context(|| format!("{}: cannot create", dir.display()))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    let dir = &dir
+        .canonicalize()
+        .with_context(|| format!("{}: cannot resolve", dir.display()))?;
     let p = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let mut steps = Vec::new();
 
     writeln!(
         out,
-        "\n1. Vendor: keys. A root key (kept offline) delegates to two release signers."
+        "\n1. Vendor: keys. A root key (the locks' trust anchor, kept offline) delegates to two release signers."
     )?;
     keyway(out, &["keygen", &p("root")])?;
     keyway(out, &["keygen", &p("signer-a")])?;
     keyway(out, &["keygen", &p("signer-b"), "--alg", "p256"])?;
-    keyway(out, &["keygen", &p("mallory")])?;
     keyway(
         out,
         &[
@@ -112,9 +225,40 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<Vec<Score>> {
 
     writeln!(
         out,
-        "\n2. Vendor: a release that fixes a vulnerability, signed 2-of-2."
+        "\n2. Factory: a lock is provisioned with the root key as its trust anchor and a signed 1.4.0."
     )?;
-    std::fs::write(dir.join("firmware-2.1.0.bin"), firmware(2, 300 * 1024))?;
+    std::fs::write(dir.join("firmware-1.4.0.bin"), firmware(1, 96 * 1024))?;
+    std::fs::write(
+        dir.join("notes-1.4.0.md"),
+        "# Deadbolt-2 firmware 1.4.0\n\nFactory image.\n",
+    )?;
+    sign(out, dir, "1.4.0", "1", None, &p("release-1.4.0.suit"))?;
+    let state = dir.join("lock");
+    std::fs::create_dir_all(&state)?;
+    writeln!(
+        out,
+        "  $ keyway-lock provision --state {} --vendor-key {} --vendor-domain {VENDOR} --class {CLASS} --firmware {} --version 1.4.0",
+        state.display(),
+        p("root.pub"),
+        p("release-1.4.0.suit")
+    )?;
+    let sd = keyway_lock::state::StateDir::new(&state);
+    sd.set_pin(keyway_lock::lock::DEFAULT_PIN)?;
+    let summary = sd.provision(
+        &[dir.join("root.pub")],
+        1,
+        VENDOR,
+        CLASS,
+        Some(&dir.join("release-1.4.0.suit")),
+        false,
+    )?;
+    writeln!(out, "    provisioned: {summary}")?;
+
+    writeln!(
+        out,
+        "\n3. Vendor: 2.1.0 fixes a vulnerability; its notes name the CVE; signed 2-of-2."
+    )?;
+    std::fs::write(dir.join("firmware-2.1.0.bin"), firmware(2, 100 * 1024))?;
     std::fs::write(
         dir.join("notes-2.1.0.md"),
         "# Deadbolt-2 firmware 2.1.0\n\n\
@@ -123,352 +267,240 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<Vec<Score>> {
          CVE-2099-0001 is a placeholder ID for this demo, not a real vulnerability.\n",
     )?;
     let release = p("release-2.1.0.suit");
-    let sign =
-        |out: &mut dyn Write, extra: &[&str], seq: &str, class: &str, key2: &str, o: &str| {
-            let owned = [
-                p("firmware-2.1.0.bin"),
-                p("notes-2.1.0.md"),
-                p("keyset-v1.cbor"),
-                p("signer-a.key"),
-            ];
-            let mut args = vec![
-                "sign",
-                "--firmware",
-                &owned[0],
-                "--version",
-                "2.1.0",
-                "--sequence",
-                seq,
-                "--vendor-domain",
-                VENDOR,
-                "--class",
-                class,
-                "--notes",
-                &owned[1],
-                "--cve",
-                "CVE-2099-0001:high",
-                "--keyset",
-                &owned[2],
-                "--key",
-                &owned[3],
-                "--key",
-                key2,
-                "-o",
-                o,
-            ];
-            args.extend_from_slice(extra);
-            keyway(out, &args)
-        };
-    sign(out, &[], "2", CLASS, &p("signer-b.key"), &release)?;
+    sign(
+        out,
+        dir,
+        "2.1.0",
+        "2",
+        Some("CVE-2099-0001:high"),
+        &release,
+    )?;
+
     writeln!(
         out,
-        "  The lock's current firmware, 1.4.0 (sequence 1), was signed the same way:"
+        "\n4. The router is unplugged: the lock and the owner's phone share a network with no route out."
     )?;
-    std::fs::write(dir.join("firmware-1.4.0.bin"), firmware(1, 280 * 1024))?;
-    std::fs::write(
-        dir.join("notes-1.4.0.md"),
-        "# Deadbolt-2 firmware 1.4.0\n\nFactory image.\n",
-    )?;
-    let factory_release = p("release-1.4.0.suit");
-    keyway(
+    let iso = audit::netns::inspect();
+    writeln!(
         out,
-        &[
-            "sign",
-            "--firmware",
-            &p("firmware-1.4.0.bin"),
-            "--version",
-            "1.4.0",
-            "--sequence",
-            "1",
-            "--vendor-domain",
-            VENDOR,
-            "--class",
-            CLASS,
-            "--notes",
-            &p("notes-1.4.0.md"),
-            "--keyset",
-            &p("keyset-v1.cbor"),
-            "--key",
-            &p("signer-a.key"),
-            "--key",
-            &p("signer-b.key"),
-            "-o",
-            &factory_release,
-        ],
+        "  interfaces: {}; default routes: {}; {}",
+        iso.interfaces.join(", "),
+        if iso.default_routes.is_empty() {
+            "none".to_owned()
+        } else {
+            iso.default_routes.join("; ")
+        },
+        iso.probes
+            .iter()
+            .map(|(a, r)| format!("connect {a}: {r}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    )?;
+    steps.push(Score {
+        name: "router unplugged",
+        pass: namespace.is_ok(),
+        evidence: match &namespace {
+            Ok(()) => "network namespace with loopback only; no default route; public addresses unreachable".to_owned(),
+            Err(e) => e.clone(),
+        },
+    });
+
+    writeln!(
+        out,
+        "\n5. The owner updates the lock over its local interface, with consent; the power fails mid-way."
+    )?;
+    let mut o = keyway_lock::shell::Options::new(&state, "127.0.0.1:0".parse()?);
+    o.control = Some("127.0.0.1:0".parse()?);
+    let lock = keyway_lock::shell::start(&o)?;
+    let control = lock
+        .control
+        .ok_or_else(|| anyhow!("the lock has no control socket"))?;
+    let target = format!("udp:{}", lock.smp);
+    writeln!(
+        out,
+        "  $ keyway-lock --state {} --bind {} --control {control}\n    {}",
+        state.display(),
+        lock.smp,
+        lock.boot
+    )?;
+    keyway(out, &["keygen", &p("owner")])?;
+    at_lock(
+        out,
+        control,
+        "presence 60",
+        r#"{"cmd":"presence","seconds":60}"#,
     )?;
     keyway(
         out,
-        &[
-            "verify",
-            &release,
-            "--trust",
-            &p("root.pub"),
-            "--vendor-domain",
-            VENDOR,
-            "--class",
-            CLASS,
-            "--now",
-            &NOW.to_string(),
-        ],
+        &["device", "--target", &target, "pair", &p("owner.pub")],
     )?;
-
-    writeln!(
-        out,
-        "\n3. The router is unplugged: from here on nothing but these files and the lock."
-    )?;
-
-    writeln!(
-        out,
-        "\n4. The lock receives the release over a local link ({LINK_CHUNK}-byte chunks) and checks it itself."
-    )?;
-    let anchors = {
-        let root = keyway::keys::PublicKey::load(dir.join("root.pub"))?;
-        suit::TrustAnchors::new(
-            &[suit::PublicKey::from_raw(&root.raw_public_key_bytes())?],
-            1,
-        )?
+    let owner = p("owner.key");
+    let owner_args = ["device", "--target", &target, "--owner-key", &owner];
+    let kd = |out: &mut dyn Write, extra: &[&str]| -> Result<String> {
+        let mut args = owner_args.to_vec();
+        args.extend_from_slice(extra);
+        keyway(out, &args)
     };
-    let v = vendor_uuid(VENDOR);
-    let identity = suit::DeviceIdentity::new(v, class_uuid(&v, CLASS));
-    let mut state = suit::DeviceState::new(1); // the factory image is sequence 1
-    let bytes = std::fs::read(&release)?;
-    let (verified, verified_at) = {
-        // Verify as soon as the manifest has arrived: the lock needs the
-        // head of the envelope only, then streams the payload.
-        let mut n = 0;
-        loop {
-            n = (n + LINK_CHUNK).min(bytes.len());
-            match suit::verify_envelope(&bytes[..n], &anchors, &identity, &state) {
-                Ok(v) => break (v, n),
-                Err(e) if n == bytes.len() => bail!(
-                    "the lock refused the genuine release: {}",
-                    keyway::describe::describe(&e)
-                ),
-                Err(_) => continue,
-            }
-        }
+    at_lock(
+        out,
+        control,
+        "presence-close",
+        r#"{"cmd":"presence-close"}"#,
+    )?;
+    writeln!(
+        out,
+        "  The power will fail when the upload passes its halfway point:"
+    )?;
+    at_lock(
+        out,
+        control,
+        "cut-power --mid-upload",
+        r#"{"cmd":"cut-power","mid_upload":null}"#,
+    )?;
+    let up = kd(out, &["--json", "update", &release]);
+    let boots_after_cut = status_json(&target)?;
+    let up_text = up.as_deref().unwrap_or("");
+    let resumed = serde_json::from_str::<serde_json::Value>(up_text.trim())
+        .ok()
+        .and_then(|v| v.get("resumed_from").and_then(serde_json::Value::as_u64))
+        .unwrap_or(0);
+    steps.push(Score {
+        name: "power cut mid-upload, upload resumed",
+        pass: up.is_ok() && resumed > 0,
+        evidence: match &up {
+            Ok(_) => format!(
+                "the lock lost power mid-upload, booted again ({}), and the upload resumed at byte {resumed}",
+                boots_after_cut
+                    .get("version")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("?")
+            ),
+            Err(e) => format!("{e:#}"),
+        },
+    });
+    let notes = kd(out, &["notes"]);
+    steps.push(Score {
+        name: "release notes and CVE before consent",
+        pass: notes
+            .as_deref()
+            .is_ok_and(|n| n.contains("CVE-2099-0001") && n.contains("high")),
+        evidence: notes
+            .as_ref()
+            .map(|n| {
+                n.lines()
+                    .find(|l| l.contains("CVE-"))
+                    .unwrap_or("no CVE line")
+                    .trim()
+                    .to_owned()
+            })
+            .unwrap_or_else(|e| format!("{e:#}")),
+    });
+    let before = status_json(&target)?;
+    let consent = kd(out, &["consent", "accept"]);
+    let postponed = consent
+        .as_deref()
+        .is_ok_and(|t| t.contains("postponed"));
+    at_lock(out, control, "keypad 1234", r#"{"cmd":"keypad","pin":"1234"}"#)?;
+    writeln!(
+        out,
+        "  The bolt is withdrawn: the lock installs by itself, boots 2.1.0 on trial, self-tests and confirms."
+    )?;
+    let after = wait_version(&target, "2.1.0", Duration::from_secs(20))?;
+    kd(out, &["status"])?;
+    let version = |v: &serde_json::Value| {
+        v.get("version")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("?")
+            .to_owned()
     };
-    writeln!(
-        out,
-        "  signatures, key set, anti-rollback and model verified after the first {verified_at} of {} bytes",
-        bytes.len()
-    )?;
-    let expect = verified
-        .payload
-        .context("the release describes its image")?;
-    let ip = verified
-        .integrated
-        .context("the release carries its image")?;
-    let mut pv = suit::PayloadVerifier::new(&expect);
-    let start = ip.offset;
-    let mut chunks = 0;
-    for c in bytes[start..start + ip.len as usize].chunks(LINK_CHUNK) {
-        pv.update(c)?;
-        chunks += 1;
-    }
-    pv.finish()?;
-    writeln!(
-        out,
-        "  payload: {} bytes in {chunks} chunks, SHA-256 matches the signed manifest",
-        ip.len
-    )?;
-    let notes = verified.notes.context("the release has notes")?;
-    writeln!(out, "  release notes shown to the owner before consent:")?;
-    for line in notes.description.unwrap_or("").lines() {
-        writeln!(out, "  | {line}")?;
-    }
-    for cve in notes.cves() {
-        writeln!(
-            out,
-            "  | fixes {} (severity {})",
-            cve.id,
-            cve.severity.as_str()
-        )?;
-    }
-    writeln!(out, "  owner at the lock: consent given")?;
-    verified.manifest.policy.check(&suit::PolicyInputs {
-        now: Some(NOW),
-        battery_mwh: 4_000,
-        consent: true,
-    })?;
-    let before = state.sequence_floor;
-    state.sequence_floor = Some(verified.sequence);
-    if let Some(ks) = verified.new_keyset.clone() {
-        state.keyset = Some(ks);
-    }
-    writeln!(
-        out,
-        "  accepted: floor {} -> {}, key set v{} stored (learnt from the update itself)",
-        before.unwrap_or(0),
-        verified.sequence,
-        state.keyset_version()
-    )?;
-
-    writeln!(
-        out,
-        "\n5. The lock installs it: swap mode (images linked to one address) on a simulated nRF52840 flash, with the device's installer, journal and bootloader."
-    )?;
-    let old = lock::Release::new("1.4.0", std::fs::read(&factory_release)?)?;
-    let new = lock::Release::new("2.1.0", bytes.clone())?;
-    let image_len = old.image_len().max(new.image_len());
-    let lock = lock::Lock::new(&anchors, &identity, state.keyset.clone(), image_len)?;
-    let installed = lock.install((&old, 1), (&new, verified.sequence), out)?;
-
-    writeln!(
-        out,
-        "\n6. The lock under attack (each file is in {}):",
-        dir.join("attacks").display()
-    )?;
-    let a = |name: &str| {
-        dir.join("attacks")
-            .join(name)
-            .to_string_lossy()
-            .into_owned()
-    };
-    sign(
-        out,
-        &[],
-        "3",
-        CLASS,
-        &p("signer-b.key"),
-        &a("tampered-payload.suit"),
-    )?;
-    let mut tampered = std::fs::read(a("tampered-payload.suit"))?;
-    let last = tampered.len() - 100;
-    tampered[last] ^= 0x01; // one bit of the firmware, after signing
-    std::fs::write(a("tampered-payload.suit"), &tampered)?;
-    sign(
-        out,
-        &[],
-        "3",
-        CLASS,
-        &p("mallory.key"),
-        &a("unknown-signer.suit"),
-    )?;
-    sign(
-        out,
-        &[],
-        "3",
-        "padlock-1",
-        &p("signer-b.key"),
-        &a("wrong-model.suit"),
-    )?;
-    sign(
-        out,
-        &["--use-before", &(NOW - 86_400).to_string()],
-        "3",
-        CLASS,
-        &p("signer-b.key"),
-        &a("expired.suit"),
-    )?;
-    // Release notes of this release glued onto a release with other notes.
-    let other_fw = firmware(3, 1024);
-    let other = keyway::encode::EnvelopeBuilder {
-        sequence: 3,
-        version: "2.1.1".parse()?,
-        vendor_domain: VENDOR.into(),
-        class_name: CLASS.into(),
-        notes: Some("# 2.1.1\n\nNo security fixes.\n".into()),
-        payload: other_fw.clone(),
-        keys: vec![
-            keyway::keys::SigningKey::load(dir.join("signer-a.key"))?,
-            keyway::keys::SigningKey::load(dir.join("signer-b.key"))?,
-        ],
-        ..Default::default()
-    }
-    .build()?;
-    let old_text = suit::Envelope::decode(&bytes)?.text().map(<[u8]>::to_vec);
-    std::fs::write(
-        a("mixed-notes.suit"),
-        assemble_envelope(
-            &other.auth,
-            &other.manifest,
-            old_text.as_deref(),
-            None,
-            Some(&other_fw),
-        ),
-    )?;
-
-    let lock_opts = VerifyOptions {
-        trust: vec![dir.join("root.pub")],
-        threshold: 1,
-        identity: Some((v, class_uuid(&v, CLASS))),
-        floor: state.sequence_floor,
-        stored_keyset: Some(dir.join("keyset-v1.cbor")),
-        now: Some(NOW),
-        ..VerifyOptions::default()
-    };
-    let cases: [(&'static str, String, &str); 6] = [
-        ("tampered payload", a("tampered-payload.suit"), "payload"),
-        (
-            "signature by an unknown key",
-            a("unknown-signer.suit"),
-            "signatures",
-        ),
-        (
-            "replay of the installed release (rollback)",
-            release.clone(),
-            "anti-rollback",
-        ),
-        (
-            "release for another model",
-            a("wrong-model.suit"),
-            "compatibility",
-        ),
-        ("expired release (use-before)", a("expired.suit"), "policy"),
-        (
-            "release notes from another release",
-            a("mixed-notes.suit"),
-            "release notes",
-        ),
-    ];
-    let mut scores = vec![Score {
-        name: "genuine release accepted offline",
-        pass: true,
+    steps.push(Score {
+        name: "no install before consent; postponed while locked",
+        pass: version(&before) == "1.4.0" && postponed,
         evidence: format!(
-            "sequence {}, {} CVE fix shown before consent",
-            verified.sequence,
-            notes.cve_count()
+            "before consent the lock ran {}; consent while the bolt was locked: {}",
+            version(&before),
+            if postponed {
+                "postponed"
+            } else {
+                "not postponed"
+            }
         ),
-    }];
-    scores.extend(installed.scores);
-    for (name, file, expected) in cases {
-        let score = match verify_file(Path::new(&file), &lock_opts) {
-            Ok(s) => Score {
-                name,
-                pass: false,
-                evidence: format!("ACCEPTED: {s}"),
-            },
-            Err(keyway::check::Rejection::Verifier(e)) => Score {
-                name,
-                pass: check_name(&e) == expected,
-                evidence: format!(
-                    "refused by the {} check: {}",
-                    check_name(&e),
-                    keyway::describe::describe(&e)
-                ),
-            },
-            Err(e) => Score {
-                name,
-                pass: false,
-                evidence: e.to_string(),
-            },
-        };
-        scores.push(score);
-    }
+    });
+    let confirmed = after
+        .get("trial")
+        .and_then(serde_json::Value::as_bool)
+        .is_some_and(|t| !t);
+    steps.push(Score {
+        name: "2.1.0 installed, self-tested, confirmed",
+        pass: version(&after) == "2.1.0" && confirmed,
+        evidence: format!(
+            "the lock runs {} ({})",
+            version(&after),
+            if confirmed { "confirmed" } else { "on trial" }
+        ),
+    });
+
     writeln!(
         out,
-        "  and in flash: one byte of the staged 2.1.0 image flipped before the bootloader runs (on a copy of the lock's flash after step 5's staging)"
+        "\n6. keyway audit: the twelve checks of the \"router unplugged\" method, against this lock."
     )?;
-    scores.push(lock.tampered_image(&installed.staged, &old, &new)?);
-    Ok(scores)
+    writeln!(
+        out,
+        "  $ keyway audit --target {target} --control {control} --vendor-key {} --report {}",
+        p("root.key"),
+        p("report.html")
+    )?;
+    let mut a = audit::Options::new(audit::Target::Udp(lock.smp), dir.join("audit"));
+    a.control = Some(control);
+    a.vendor_key = Some(dir.join("root.key"));
+    a.owner_key = Some(dir.join("owner.key"));
+    a.vendor_domain = Some(VENDOR.to_owned());
+    a.class = Some(CLASS.to_owned());
+    a.sequence = Some(3);
+    a.namespace = namespace;
+    let report = audit::run(&a)?;
+    lock.power_off();
+    let html = dir.join("report.html");
+    std::fs::write(&html, audit::report::html(&report))
+        .with_context(|| format!("writing {}", html.display()))?;
+    Ok(Outcome {
+        steps,
+        audit: report,
+        html,
+    })
 }
 
-/// Prints the scorecard table.
-pub fn print_scorecard(scores: &[Score], out: &mut dyn Write) -> Result<()> {
-    writeln!(out, "\nScorecard")?;
-    let w = scores.iter().map(|s| s.name.len()).max().unwrap_or(0);
-    for s in scores {
+/// The lock's status as JSON (`keyway device --json status`), quietly.
+fn status_json(target: &str) -> Result<serde_json::Value> {
+    let cli = crate::cli::Cli::try_parse_from(["keyway", "device", "--target", target, "--json", "status"])?;
+    let mut buf = Vec::new();
+    crate::cli::run(cli, &mut buf, &mut std::io::sink())?;
+    Ok(serde_json::from_slice(&buf)?)
+}
+
+/// Polls the status until `version` runs confirmed, or `limit` passes.
+fn wait_version(target: &str, version: &str, limit: Duration) -> Result<serde_json::Value> {
+    let start = std::time::Instant::now();
+    loop {
+        let s = status_json(target);
+        if let Ok(s) = &s
+            && s.get("version").and_then(serde_json::Value::as_str) == Some(version)
+            && s.get("trial").and_then(serde_json::Value::as_bool) == Some(false)
+        {
+            return Ok(s.clone());
+        }
+        if start.elapsed() > limit {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Prints the scorecard: the update's lines, then the audit's table.
+pub fn print_scorecard(o: &Outcome, out: &mut dyn Write) -> Result<()> {
+    writeln!(out, "\nScorecard: the update")?;
+    let w = o.steps.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    for s in &o.steps {
         writeln!(
             out,
             "  {}  {:w$}  {}",
@@ -477,8 +509,16 @@ pub fn print_scorecard(scores: &[Score], out: &mut dyn Write) -> Result<()> {
             s.evidence
         )?;
     }
-    let passed = scores.iter().filter(|s| s.pass).count();
-    writeln!(out, "{passed} passed, {} failed", scores.len() - passed)?;
+    writeln!(out, "\nScorecard: keyway audit")?;
+    write!(out, "{}", audit::report::table(&o.audit))?;
+    let passed = o.steps.iter().filter(|s| s.pass).count();
+    let (ap, af, askip) = o.audit.counts();
+    writeln!(
+        out,
+        "\nupdate: {passed} passed, {} failed; audit: {ap} passed, {af} failed, {askip} skipped",
+        o.steps.len() - passed
+    )?;
+    writeln!(out, "HTML report: {}", o.html.display())?;
     Ok(())
 }
 
