@@ -372,9 +372,13 @@ pub struct VerifyArgs {
 /// Arguments of `keyway demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Folder for the demo's keys, releases and attack files (emptied first).
+    /// Folder for the demo's keys, releases, lock state and report (emptied first).
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+    /// Stay in this machine's network instead of re-running under
+    /// `unshare -rn` (the "router unplugged" line then says so).
+    #[arg(long)]
+    pub no_netns: bool,
 }
 
 /// Arguments of `keyway inspect`.
@@ -561,14 +565,32 @@ fn verify(a: &VerifyArgs, out: &mut dyn Write) -> Result<()> {
 
 fn demo(a: &DemoArgs, out: &mut dyn Write) -> Result<()> {
     let dir = a.dir.clone().unwrap_or_else(crate::demo::default_dir);
+    let inside = std::env::var_os(crate::audit::netns::ENV_INSIDE).is_some();
+    // Unplug the router: run this same command again in a network
+    // namespace that holds only loopback.
+    let mut namespace = None;
+    if !inside && !a.no_netns {
+        let exe = std::env::current_exe().context("finding the keyway executable")?;
+        let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+        match crate::audit::netns::reexec_isolated(&exe, &args) {
+            Ok(0) => return Ok(()),
+            Ok(code) => bail!("the demo in its network namespace exited with {code}"),
+            Err(why) => namespace = Some(Err(format!("{why}; the demo ran in this machine's network"))),
+        }
+    }
+    let namespace = match namespace {
+        Some(n) => n,
+        None if a.no_netns => Err("--no-netns: the demo ran in this machine's network".to_owned()),
+        None => crate::demo::isolation(),
+    };
     writeln!(
         out,
-        "Keyway demo: an offline firmware update of a simulated lock (files in {})",
+        "Keyway demo: an offline firmware update of a simulated lock, then its audit (files in {})",
         dir.display()
     )?;
-    let scores = crate::demo::run(&dir, out)?;
-    crate::demo::print_scorecard(&scores, out)?;
-    if scores.iter().any(|s| !s.pass) {
+    let outcome = crate::demo::run(&dir, namespace, out)?;
+    crate::demo::print_scorecard(&outcome, out)?;
+    if !outcome.passed() {
         bail!("the lock failed part of the scorecard");
     }
     Ok(())
