@@ -55,6 +55,9 @@ pub enum Command {
     Diff(DiffArgs),
     /// Apply a delta patch to OLD with the lock's decoder (same fixed RAM).
     Patch(PatchArgs),
+    /// Audit a lock through its local interface with the router unplugged:
+    /// twelve checks, each PASS, FAIL or SKIP with its evidence.
+    Audit(crate::audit::cli::AuditArgs),
 }
 
 /// `keyway log` subcommands.
@@ -466,6 +469,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
         Command::Log(LogCommand::DemoExport(a)) => log_demo_export(&a, out),
         Command::Diff(a) => diff(&a, out),
         Command::Patch(a) => patch(&a, out),
+        Command::Audit(a) => crate::audit::cli::audit(&a, out),
     }
 }
 

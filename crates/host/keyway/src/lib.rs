@@ -4,8 +4,10 @@
 //!
 //! * [`cli`]: the `keyway` command line.
 //! * [`demo`]: `keyway demo`, the main job end to end.
+//! * [`audit`]: `keyway audit`, the router-unplugged conformance run.
 
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod cli;
 pub mod demo;
