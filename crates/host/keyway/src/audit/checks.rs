@@ -1153,7 +1153,7 @@ impl Session<'_> {
             }
             true
         };
-        self.smp.timeout = Duration::from_millis(400);
+        self.smp.timeout = self.cut_timeout();
         let u = self.upload(&r, Duration::ZERO, &mut f);
         self.smp.timeout = Duration::from_secs(2);
         let u = u?;
@@ -1203,11 +1203,15 @@ impl Session<'_> {
                     return Ok((n, true));
                 }
             }
-            self.smp.timeout = Duration::from_millis(400);
-            let fired = if trial {
+            let cuts_before = self.power_cuts();
+            self.smp.timeout = self.cut_timeout();
+            let silent = if trial {
+                // A person at the lock asks for a test boot of the pending
+                // update: its consent, then the install and the trial boot.
                 self.ctl(json!({"cmd": "presence", "seconds": 60}))?;
                 let _ = self.owner_unlock();
-                let t = self.smp.request(
+                self.ctl(json!({"cmd": "cut-power", "after_ops": k}))?;
+                let t = self.smp.try_request(
                     Op::Write,
                     group::IMAGE,
                     0,
@@ -1216,16 +1220,16 @@ impl Session<'_> {
                         (text("confirm"), Value::Bool(false)),
                     ],
                 );
-                self.ctl(json!({"cmd": "cut-power", "after_ops": k}))?;
-                let a = self.smp.try_request(Op::Write, group::OS, 5, Vec::new());
-                let silent = self.silent_after();
-                matches!(t, Ok(Answer::Ok(_))) && (matches!(a, Ok(None)) || silent)
+                matches!(t, Ok(None))
             } else {
                 let _ = self.owner_unlock();
                 self.ctl(json!({"cmd": "cut-power", "after_ops": k}))?;
                 let a = self.consent(&r);
-                let silent = self.silent_after();
-                a.is_err() || silent
+                a.is_err()
+            };
+            let fired = match (cuts_before, self.power_cuts()) {
+                (Some(b), Some(a)) => a > b,
+                _ => silent || self.silent_after(),
             };
             self.smp.timeout = Duration::from_secs(2);
             if !fired {
@@ -1279,11 +1283,29 @@ impl Session<'_> {
         Ok((n, failed))
     }
 
+    /// Power cuts the lock has had since it started (its control status),
+    /// if it says.
+    fn power_cuts(&mut self) -> Option<u64> {
+        self.ctl(json!({"cmd": "status"}))
+            .ok()?
+            .get("power_cuts")?
+            .as_u64()
+    }
+
+    /// How long to wait for a lock that may have lost power: short on
+    /// loopback, longer over a real link.
+    fn cut_timeout(&self) -> Duration {
+        match self.o.target {
+            Target::Launch { .. } => Duration::from_millis(250),
+            Target::Udp(_) => Duration::from_millis(1500),
+        }
+    }
+
     /// After a request that may have cut the power: whether the lock
     /// stopped answering for a while (it lost power and came back).
     fn silent_after(&mut self) -> bool {
         let saved = self.smp.timeout;
-        self.smp.timeout = Duration::from_millis(300);
+        self.smp.timeout = self.cut_timeout();
         let a = self.smp.try_request(
             Op::Write,
             group::OS,
