@@ -185,6 +185,9 @@ fn other(server: &mut Server, v: &Value, now_ms: u64) -> Value {
                 "upload": server.upload().map(|u| format!("{u:?}")),
                 "lock": lock_status(server, now_ms),
                 "model": server.model().name,
+                "profile": server.lock().profile.name(),
+                "flash_ops": server.lock().flash().ops(),
+                "power_cuts": server.lock().flash().cut_log().len(),
                 "owners": server.owners().owners().len(),
                 "pending_update": server.pending().map(|p| json!({
                     "sequence": p.sequence,

@@ -187,6 +187,9 @@ pub struct Lock {
     running: Option<u8>,
     /// The simulated application's self-test result.
     pub self_test: SelfTest,
+    /// The lock's behaviour: the real one, or a deliberate flaw
+    /// (`keyway-lock --profile`).
+    pub profile: crate::profile::Profile,
 }
 
 impl core::fmt::Debug for Lock {
@@ -236,6 +239,7 @@ impl Lock {
             keyset,
             running: None,
             self_test: PASS,
+            profile: crate::profile::Profile::Default,
         })
     }
 
@@ -265,6 +269,10 @@ impl Lock {
     /// Queues an audit event (a lock without a log drops it). Events are
     /// written by [`Lock::commit_audit`], which supplies the time.
     pub fn note(&mut self, event: Event) {
+        // PROFILE HOOK (log-gaps): update events are dropped.
+        if self.profile.drops(&event) {
+            return;
+        }
         if let Some(a) = self.audit.as_mut() {
             a.pending.push(event);
         }
@@ -423,12 +431,61 @@ impl Lock {
             }
             _ => {}
         }
+        // PROFILE HOOK (no-rollback): a single-slot bootloader has nothing
+        // to fall back to.
+        if self.profile == crate::profile::Profile::NoRollback
+            && matches!(
+                decision.reason,
+                Reason::FellBack { .. } | Reason::Reverted { .. }
+            )
+        {
+            self.running = None;
+            return Ok(BootReport {
+                decision,
+                app: "recovery (no-rollback profile): the image in place does not verify and there is no other"
+                    .to_owned(),
+            });
+        }
         let app = match (self.running, self.journal.state().trial) {
             (Some(s), TrialState::Trial { slot, .. }) if s == slot => self.self_test_and_confirm(),
             (Some(s), _) => format!("slot {s} runs, confirmed"),
             (None, _) => "recovery: no verified image; waiting for an upload".to_owned(),
         };
+        // A failed self-test leaves no trial boots: the application resets
+        // itself (its watchdog) and the bootloader reverts.
+        if matches!(
+            self.journal.state().trial,
+            TrialState::Trial {
+                attempts_left: 0,
+                ..
+            }
+        ) {
+            let again = self.power_on()?;
+            return Ok(BootReport {
+                decision: again.decision,
+                app: format!("{app}; the application reset itself: {}", again.app),
+            });
+        }
         Ok(BootReport { decision, app })
+    }
+
+    /// The simulated application's self-test of the image in `slot`: the
+    /// configured result, with the comms check failing for an image that
+    /// carries [`crate::profile::SELF_TEST_FAIL_MARKER`].
+    fn self_test_of(&self, slot: u8) -> SelfTest {
+        let marked = self
+            .layout
+            .place::<Flash>(slot)
+            .and_then(|p| {
+                self.flash
+                    .as_bytes()
+                    .get(p.image.start as usize..p.image.end as usize)
+            })
+            .is_some_and(crate::profile::fails_self_test);
+        SelfTest {
+            comms: self.self_test.comms && !marked,
+            ..self.self_test
+        }
     }
 
     /// The application on trial: self-test, then confirm.
@@ -444,7 +501,8 @@ impl Lock {
             sequence: info.sequence,
             keyset_version: info.keyset_version,
         };
-        match boot::confirm(&mut self.journal, &mut self.flash, self.self_test, conf) {
+        let self_test = self.self_test_of(slot);
+        match boot::confirm(&mut self.journal, &mut self.flash, self_test, conf) {
             Ok(_) => {
                 self.note(Event::Confirmed {
                     slot,
@@ -601,6 +659,59 @@ impl Lock {
             .map_err(|e| flash_err(img_rc::FLASH_WRITE_FAILED, "journal commit", &e))
     }
 
+    /// PROFILE HOOK (no-rollback): the flawed install. The verified image
+    /// staged in `from` is copied over the running slot in place, page by
+    /// page, confirmed at once (no trial), and the staging slot erased:
+    /// the lock keeps one image, so a power cut during the copy leaves
+    /// nothing that verifies (and its bootloader does not fall back).
+    pub fn install_in_place(&mut self, from: u8) -> Result<(), String> {
+        let to = self.running.ok_or("no image runs (recovery)")?;
+        if from == to {
+            return Err(format!("slot {from} runs already"));
+        }
+        self.verify(from)
+            .map_err(|e| format!("slot {from} does not verify: {e}"))?;
+        let (src, dst) = (
+            self.layout.slots[usize::from(from)].clone(),
+            self.layout.slots[usize::from(to)].clone(),
+        );
+        for page in 0..(src.end - src.start) / PAGE {
+            let (at, into) = (src.start + page * PAGE, dst.start + page * PAGE);
+            let data = read(&self.flash, at as usize, PAGE as usize)
+                .ok_or("the staged slot is outside the flash")?
+                .to_vec();
+            self.flash
+                .erase(into, into + PAGE)
+                .map_err(|e| format!("in-place copy: erase at {into:#x}: {e}"))?;
+            if data.iter().any(|b| *b != 0xFF) {
+                self.flash
+                    .write(into, &data)
+                    .map_err(|e| format!("in-place copy: write at {into:#x}: {e}"))?;
+            }
+        }
+        let info = self
+            .verify(to)
+            .map_err(|e| format!("the copy in slot {to} does not verify: {e}"))?;
+        let state = *self.journal.state();
+        let next = PersistentState {
+            active_slot: to,
+            trial: TrialState::Confirmed,
+            floor: Some(info.sequence),
+            download: None,
+            ..state
+        };
+        self.journal
+            .commit(&mut self.flash, &next)
+            .map_err(|e| format!("journal commit: {e}"))?;
+        self.note(Event::Confirmed {
+            slot: to,
+            sequence: info.sequence,
+        });
+        self.flash
+            .erase(src.start, src.end)
+            .map_err(|e| format!("erasing the staging slot: {e}"))
+    }
+
     /// Confirms the running image (SMP "confirm"); `hash`, if given, must
     /// name it.
     pub fn confirm(&mut self, hash: Option<&[u8]>) -> Result<(), ImgError> {
@@ -633,7 +744,8 @@ impl Lock {
                     sequence: info.sequence,
                     keyset_version: info.keyset_version,
                 };
-                boot::confirm(&mut self.journal, &mut self.flash, self.self_test, conf)
+                let self_test = self.self_test_of(running);
+                boot::confirm(&mut self.journal, &mut self.flash, self_test, conf)
                     .map(|_| {
                         self.note(Event::Confirmed {
                             slot: running,

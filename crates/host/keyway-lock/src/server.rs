@@ -56,6 +56,9 @@ pub struct Upload {
     /// Begun with an owner's `auth` (not the presence window): the
     /// chunks that follow belong to it.
     by_owner: bool,
+    /// The manifest's sequence number, once the head verified (for the
+    /// audit log's record of a refused image).
+    sequence: Option<u64>,
 }
 
 impl core::fmt::Debug for Upload {
@@ -252,8 +255,13 @@ impl Server {
         };
         let st = self.lock.state();
         let other = 1 - running.min(1);
+        // Nothing on trial or pending: `None` too (after a revert).
         if st.download.is_some_and(|d| d.slot == other)
-            || !matches!(st.trial, keyway_device::journal::TrialState::Confirmed)
+            || !matches!(
+                st.trial,
+                keyway_device::journal::TrialState::Confirmed
+                    | keyway_device::journal::TrialState::None
+            )
         {
             return;
         }
@@ -312,6 +320,12 @@ impl Server {
         if self.update.consent != Some(p.sequence) || self.update.installing {
             return None;
         }
+        // PROFILE HOOK (cloud-verify): no install without the vendor server.
+        if let Err(why) = self.lock.profile.before_install() {
+            self.update.consent = None;
+            self.log.push(why.clone());
+            return Some(Err(why));
+        }
         if let Err(why) = policy::may_install(&self.owners.settings(), &p, &self.conditions()) {
             if self.update.postponed.as_ref() != Some(&why) {
                 self.log.push(format!(
@@ -322,9 +336,16 @@ impl Server {
             self.update.postponed = Some(why.clone());
             return Some(Err(why));
         }
-        if let Err(e) = self.lock.test(&p.hash) {
+        // PROFILE HOOK (no-rollback): the image is copied over the running
+        // one instead of booting on trial from its own slot.
+        let armed = if self.lock.profile == crate::profile::Profile::NoRollback {
+            self.lock.install_in_place(p.slot)
+        } else {
+            self.lock.test(&p.hash).map_err(|e| e.reason)
+        };
+        if let Err(e) = armed {
             self.update.consent = None;
-            return Some(Err(e.reason));
+            return Some(Err(e));
         }
         self.update.postponed = None;
         self.update.installing = true;
@@ -752,17 +773,19 @@ impl Server {
             .unwrap_or(0)
     }
 
-    /// Logs an upload the installer refused for its image.
-    fn note_payload_rejection(&mut self, e: &ImgError) {
+    /// Logs an upload the installer refused for its image (`offered`: the
+    /// sequence number its verified head carried).
+    fn note_payload_rejection(&mut self, e: &ImgError, offered: Option<u64>) {
         if matches!(
             e.rc,
             img_rc::INVALID_HASH | img_rc::INVALID_IMAGE_DATA_OVERRUN | img_rc::INVALID_LENGTH
         ) {
-            let sequence = self
-                .lock
-                .state()
-                .download
-                .map_or(0, |d| self.slot_sequence(d.slot));
+            let sequence = offered.unwrap_or_else(|| {
+                self.lock
+                    .state()
+                    .download
+                    .map_or(0, |d| self.slot_sequence(d.slot))
+            });
             self.lock.note(keyway_audit::Event::UpdateRejected {
                 sequence,
                 reason: keyway_audit::RejectReason::Payload,
@@ -838,6 +861,9 @@ impl Server {
                     head: Vec::new(),
                     installer: Some(inst),
                     by_owner: false,
+                    sequence: keyway_suit::inspect_envelope(&head)
+                        .ok()
+                        .map(|i| i.manifest.sequence),
                 });
                 return Ok(vec![(text("off"), Value::from(off))]);
             }
@@ -849,6 +875,7 @@ impl Server {
                 head: Vec::new(),
                 installer: None,
                 by_owner: false,
+                sequence: None,
             });
         }
         let Some(u) = self.upload.as_mut() else {
@@ -890,8 +917,8 @@ impl Server {
             self.update = UpdateStatus::default();
         }
         if let Err(e) = result {
-            self.upload = None;
-            self.note_payload_rejection(&e);
+            let offered = self.upload.take().and_then(|u| u.sequence);
+            self.note_payload_rejection(&e, offered);
             return Err(e.into());
         }
         let Some(u) = self.upload.as_mut() else {
@@ -908,8 +935,9 @@ impl Server {
         // A lock in recovery runs nothing to protect: the upload is armed
         // at once. Otherwise it waits, unarmed, for consent.
         let arm = self.lock.running().is_none();
-        let slot =
-            finish(&mut self.lock, u, arm).inspect_err(|e| self.note_payload_rejection(e))?;
+        let offered = u.sequence;
+        let slot = finish(&mut self.lock, u, arm)
+            .inspect_err(|e| self.note_payload_rejection(e, offered))?;
         let sequence = self.slot_sequence(slot);
         if arm {
             self.lock
@@ -924,6 +952,20 @@ impl Server {
                 "upload of {len} bytes complete: slot {slot} holds sequence {sequence}, verified, awaiting consent"
             ));
             self.auto_consent();
+            // PROFILE HOOK (forced): installs at once, no consent, no policy.
+            if self.lock.profile == crate::profile::Profile::Forced
+                && let Some(p) = self.pending.clone()
+                && self.lock.test(&p.hash).is_ok()
+            {
+                self.update.installing = true;
+                self.lock.note(keyway_audit::Event::UpdateInstalled {
+                    sequence: p.sequence,
+                    slot: p.slot,
+                });
+                self.log
+                    .push("forced profile: installing without consent; resetting".to_owned());
+                self.reset_pending = true;
+            }
         }
         Ok(vec![
             (text("off"), Value::from(len)),
@@ -948,8 +990,15 @@ fn feed(lock: &mut Lock, u: &mut Upload, data: &[u8]) -> Result<(), ImgError> {
         return Ok(());
     }
     let trust = lock.trust().clone();
-    let state = lock.device_state();
+    let mut state = lock.device_state();
+    // PROFILE HOOK (downgrade): no anti-rollback floor.
+    if lock.profile == crate::profile::Profile::Downgrade {
+        state.sequence_floor = None;
+    }
     let inst = begin(lock, u, &trust, &state)?;
+    u.sequence = keyway_suit::inspect_envelope(&u.head)
+        .ok()
+        .map(|i| i.manifest.sequence);
     u.installer = Some(inst);
     u.head = Vec::new();
     Ok(())
@@ -974,30 +1023,41 @@ fn begin(
     if let Some((sequence, version)) = offered {
         lock.note(Event::UpdateOffered { sequence, version });
     }
-    let v = keyway_suit::verify_envelope(&u.head, &trust.anchors, &trust.identity, state).map_err(
-        |e| {
-            lock.note(Event::UpdateRejected {
-                sequence,
-                reason: device::reject_reason(&e),
-            });
-            let mut r = device::envelope_refusal(&e);
-            if matches!(e, keyway_suit::Error::Malformed { .. }) && u.head.len() < u.len as usize {
-                r.reason.push_str(&format!(
-                    " (within the first {} bytes, where the envelope head must end)",
-                    u.head.len()
-                ));
-            }
-            r
-        },
-    )?;
-    let exp = v.payload.ok_or_else(|| {
+    let verified = keyway_suit::verify_envelope(&u.head, &trust.anchors, &trust.identity, state)
+        .map(|v| (v.payload, v.integrated, v.manifest_digest));
+    // PROFILE HOOK (unsigned): signatures that do not verify are ignored.
+    let verified = match verified {
+        Err(e)
+            if lock.profile == crate::profile::Profile::Unsigned
+                && matches!(keyway::check::check_name(&e), "signatures" | "key set") =>
+        {
+            keyway_suit::inspect_envelope(&u.head)
+                .map(|i| (i.payload, i.integrated, i.manifest_digest))
+        }
+        other => other,
+    };
+    let (payload, integrated, manifest_digest) = verified.map_err(|e| {
+        lock.note(Event::UpdateRejected {
+            sequence,
+            reason: device::reject_reason(&e),
+        });
+        let mut r = device::envelope_refusal(&e);
+        if matches!(e, keyway_suit::Error::Malformed { .. }) && u.head.len() < u.len as usize {
+            r.reason.push_str(&format!(
+                " (within the first {} bytes, where the envelope head must end)",
+                u.head.len()
+            ));
+        }
+        r
+    })?;
+    let exp = payload.ok_or_else(|| {
         ImgError::new(
             img_rc::NO_IMAGE,
             MgmtErr::Inval,
             "the envelope's manifest names no image",
         )
     })?;
-    let ip = v.integrated.ok_or_else(|| {
+    let ip = integrated.ok_or_else(|| {
         ImgError::new(
             img_rc::INVALID_IMAGE_HEADER,
             MgmtErr::Inval,
@@ -1021,7 +1081,7 @@ fn begin(
     }
     let head = u.head.get(..ip.offset).unwrap_or(&[]);
     lock.note(Event::UpdateVerified { sequence });
-    let mut inst = lock.begin_download(&exp, v.manifest_digest, head)?;
+    let mut inst = lock.begin_download(&exp, manifest_digest, head)?;
     lock.note(Event::DownloadStarted { sequence });
     let rest = u.head.get(ip.offset..).unwrap_or(&[]);
     lock.push(&mut inst, rest)?;

@@ -75,6 +75,10 @@ struct Session<'a> {
     results: Vec<Check>,
     /// The last release the lock confirmed during the run.
     current: Option<Release>,
+    /// The last genuine release uploaded.
+    last_genuine: Option<Release>,
+    /// The lock's anti-rollback floor when the run started, if known.
+    floor: Option<u64>,
     t0: Instant,
 }
 
@@ -160,6 +164,8 @@ pub(super) fn run(o: &Options) -> Result<(String, String, Vec<Check>, Vec<String
         files: Vec::new(),
         results: Vec::new(),
         current: None,
+        last_genuine: None,
+        floor,
         t0: Instant::now(),
     };
     let lock = s.setup()?;
@@ -202,7 +208,8 @@ fn launch(state: &std::path::Path, profile: Option<&str>) -> Result<Launched> {
     let mut opts = keyway_lock::shell::Options::new(state, "127.0.0.1:0".parse()?);
     opts.control = Some("127.0.0.1:0".parse()?);
     if let Some(p) = profile {
-        anyhow::bail!("--lock-profile {p}: this keyway-lock has no profiles yet");
+        opts.profile =
+            keyway_lock::profile::Profile::parse(p).map_err(|e| anyhow!("--lock-profile: {e}"))?;
     }
     let running = keyway_lock::shell::start(&opts)?;
     Ok(Launched {
@@ -341,7 +348,6 @@ impl Session<'_> {
         if installed {
             let c5 = self.bad_image().unwrap_or_else(|e| errored(5, &e));
             self.results.push(c5);
-            self.export("bad image");
             let c4 = self.interruption().unwrap_or_else(|e| errored(4, &e));
             self.results.push(c4);
             self.say("check 4 done");
@@ -454,15 +460,27 @@ impl Session<'_> {
     /// Gives consent to the pending update (or, on a lock without the
     /// Keyway group, asks for a test boot with the presence window open
     /// and resets).
-    fn consent(&mut self, r: &Release) -> Result<String> {
+    fn consent(&mut self, r: &Release) -> Result<(String, bool)> {
         let _ = self.owner_unlock();
         if self.keyway_group
             && let Some(o) = self.owner.clone()
         {
+            // The lock offers the notes before it takes consent.
+            let _ = self
+                .smp
+                .request(Op::Read, group::KEYWAY, kw::NOTES, Vec::new())?;
             let a =
                 self.smp
                     .owner_write(&o, kw::CONSENT, vec![(text("accept"), Value::Bool(true))])?;
-            return Ok(format!("consent (owner, signed): {}", summary(&a)));
+            // Taken: the lock installs now, or as soon as its policy allows.
+            let taken = match &a {
+                Answer::Ok(b) => matches!(
+                    smp::get_text(b, "state").ok().flatten(),
+                    Some("installing" | "postponed")
+                ),
+                Answer::Err { .. } => false,
+            };
+            return Ok((format!("consent (owner, signed): {}", summary(&a)), taken));
         }
         self.ctl(json!({"cmd": "presence", "seconds": 120}))?;
         let a = self.smp.request(
@@ -475,9 +493,12 @@ impl Session<'_> {
             ],
         )?;
         let _ = self.smp.try_request(Op::Write, group::OS, 5, Vec::new())?;
-        Ok(format!(
-            "test boot with the presence window open, reset: {}",
-            a.describe()
+        Ok((
+            format!(
+                "test boot with the presence window open, reset: {}",
+                a.describe()
+            ),
+            !a.is_err(),
         ))
     }
 
@@ -508,9 +529,15 @@ impl Session<'_> {
     /// Consent, then wait until `r` runs confirmed. Returns whether it
     /// does, with evidence.
     fn install(&mut self, r: &Release, ev: &mut Vec<String>) -> Result<bool> {
-        let c = self.consent(r)?;
+        let (c, accepted) = self.consent(r)?;
         ev.push(c);
-        let run = self.settle(Some(r), Duration::from_secs(5))?;
+        // A refused consent installs nothing: look once, briefly.
+        let wait = if accepted {
+            self.settle_time()
+        } else {
+            Duration::from_millis(300)
+        };
+        let run = self.settle(Some(r), wait)?;
         let ok = run
             .as_ref()
             .is_some_and(|s| s.confirmed && s.hash.as_slice() == r.hash().as_slice());
@@ -553,6 +580,28 @@ impl Session<'_> {
         } else {
             ev.push("the image was still staged".into());
         }
+        // A lock in recovery arms an upload at once: a reset boots it.
+        if self.smp.running()?.is_none() {
+            if staged {
+                let u = self.upload_all(r)?;
+                ev.push(format!(
+                    "uploaded again in recovery: {}",
+                    u.describe(r.envelope.len())
+                ));
+            }
+            let _ = self.smp.try_request(Op::Write, group::OS, 5, Vec::new())?;
+            let run = self.settle(Some(r), self.settle_time())?;
+            ev.push(format!(
+                "reset from recovery: the lock runs {}",
+                describe_slot(run.as_ref())
+            ));
+            let ok = run.is_some_and(|s| s.confirmed && s.hash.as_slice() == r.hash().as_slice());
+            if ok {
+                self.expect.push(Expect::Confirmed(r.sequence));
+                self.current = Some(r.clone());
+            }
+            return Ok(ok);
+        }
         self.install(r, ev)
     }
 
@@ -574,6 +623,7 @@ impl Session<'_> {
             };
             return Ok((s(2), s(11), s(12)));
         };
+        self.last_genuine = Some(r.clone());
         self.say(&format!("check 2/11/12: {}", r.label));
         let before = self.smp.running()?;
         let _ = self.ctl(json!({"cmd": "presence-close"}));
@@ -621,7 +671,7 @@ impl Session<'_> {
         let pending = self.pending_state();
         ev11.push(format!("pending update: {pending}"));
         let _ = self.smp.try_request(Op::Write, group::OS, 5, Vec::new())?;
-        let after_reset = self.settle(None, Duration::from_secs(3))?;
+        let after_reset = self.settle(None, self.settle_time())?;
         ev11.push(format!(
             "after an SMP reset the lock runs {}",
             describe_slot(after_reset.as_ref())
@@ -778,25 +828,29 @@ impl Session<'_> {
     // ---------------------------------------------------------------- 3
 
     fn attacks(&mut self) -> Result<Check> {
-        let Some(cur) = self.current.clone() else {
-            return Ok(check(
-                3,
-                Status::Skip,
-                "blocked: no genuine release was installed to attack from (check 2)",
-                vec![],
-            ));
-        };
         self.say("check 3: attacks");
-        let next = cur.sequence + 1000;
-        let mut list: Vec<(&str, Option<Release>, &str)> = vec![
+        // The floor the lock holds: the last release it confirmed, else
+        // what it started with.
+        let floor = self.current.as_ref().map(|c| c.sequence).or(self.floor);
+        let next = floor.unwrap_or(0) + 1000;
+        // Tamper with a genuine release the lock would otherwise take
+        // (a fresh one when the audit can sign), so only the image can be
+        // what is refused.
+        let base = if self.source.can_sign() {
+            self.next_release(None)?
+        } else {
+            self.last_genuine.clone()
+        };
+        let tampered = base.as_ref().map(releases::tampered).transpose()?;
+        let rolled_back = match floor {
+            Some(f) => self.source.rolled_back(f)?,
+            None => None,
+        };
+        let list: Vec<(&str, Option<Release>, &str)> = vec![
             (
                 "tampered payload",
-                Some(releases::tampered(&cur).map(|mut t| {
-                    // A fresh sequence, so only the image can be what is refused.
-                    t.label = format!("tampered copy of {}", cur.label);
-                    t
-                })?),
-                "",
+                tampered,
+                "no genuine release to tamper with",
             ),
             (
                 "unknown signer",
@@ -805,8 +859,8 @@ impl Session<'_> {
             ),
             (
                 "rolled-back version",
-                self.source.rolled_back(cur.sequence)?,
-                "needs a fresh vendor signature (or an older --update file)",
+                rolled_back,
+                "needs a fresh vendor signature (or an --update file below the floor) and the lock's floor",
             ),
             (
                 "wrong model",
@@ -814,14 +868,6 @@ impl Session<'_> {
                 "needs a fresh vendor signature",
             ),
         ];
-        // The tampered copy is of the installed release: the lock would
-        // refuse it as a rollback before looking at the image. Tamper
-        // with a new genuine release instead when the audit can sign.
-        if self.source.can_sign()
-            && let Some(fresh) = self.next_release(None)?
-        {
-            list[0].1 = Some(releases::tampered(&fresh)?);
-        }
         let mut ev = Vec::new();
         let (mut accepted, mut skipped) = (Vec::new(), Vec::new());
         for (name, rel, why) in list {
@@ -843,7 +889,7 @@ impl Session<'_> {
                 _ => accepted.push(name),
             }
         }
-        let run = self.settle(None, Duration::from_secs(3))?;
+        let run = self.settle(None, self.settle_time())?;
         ev.push(format!(
             "afterwards the lock runs {}",
             describe_slot(run.as_ref())
@@ -1017,15 +1063,31 @@ impl Session<'_> {
                 ev,
             ));
         }
-        ev.push(self.consent(&r)?);
+        let (c, accepted) = self.consent(&r)?;
+        ev.push(c);
         let previous = self.current.clone();
-        let run = self.settle(previous.as_ref(), Duration::from_secs(5))?;
+        let run = self.settle(previous.as_ref(), self.settle_time())?;
         ev.push(format!(
             "then the lock runs {}",
             describe_slot(run.as_ref())
         ));
+        // The lock must have tried the image (a trial boot) and gone back
+        // by itself (its log says so), not merely ignored it.
+        let events = self.events_since_last_export("bad image");
+        let tried = events.iter().any(|e| matches!(e, Event::OnTrial { .. }));
+        let reverted = events.iter().any(|e| matches!(e, Event::Reverted { .. }));
+        ev.push(format!(
+            "its log since: {} (on trial: {tried}, reverted: {reverted})",
+            events
+                .iter()
+                .map(|e| e.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        // It tried the image: it took the consent to install it (its log,
+        // if complete, shows the trial and the revert too).
         let back = match (&run, &before) {
-            (Some(a), Some(b)) => a.hash == b.hash && a.confirmed,
+            (Some(a), Some(b)) => a.hash == b.hash && a.confirmed && (accepted || tried),
             _ => false,
         };
         Ok(if back {
@@ -1127,7 +1189,7 @@ impl Session<'_> {
 
     /// Whether the lock runs a confirmed, verified image.
     fn working(&mut self, ev: &mut Vec<String>, what: &str) -> Result<bool> {
-        let run = self.settle(None, Duration::from_secs(5))?;
+        let run = self.settle(None, self.settle_time())?;
         let ok = run.as_ref().is_some_and(|s| s.confirmed && s.bootable);
         ev.push(format!(
             "{what}: the lock came back on {}",
@@ -1235,7 +1297,7 @@ impl Session<'_> {
             if !fired {
                 self.disarm();
                 // The install ran to its end without reaching op k.
-                let run = self.settle(Some(&r), Duration::from_secs(5))?;
+                let run = self.settle(Some(&r), self.settle_time())?;
                 if run
                     .as_ref()
                     .is_some_and(|s| s.hash.as_slice() == r.hash().as_slice())
@@ -1255,8 +1317,10 @@ impl Session<'_> {
             self.disarm();
             let done = self.complete(&r, &mut sev)?;
             if !ok || !done {
+                // One unrecovered cut is the finding: stop there.
                 failed = true;
                 ev.extend(sev);
+                break;
             } else if k <= 2 {
                 ev.extend(sev);
             }
@@ -1290,6 +1354,15 @@ impl Session<'_> {
             .ok()?
             .get("power_cuts")?
             .as_u64()
+    }
+
+    /// How long a lock may take to reset, boot and confirm: short on
+    /// loopback, longer over a real link.
+    fn settle_time(&self) -> Duration {
+        match self.o.target {
+            Target::Launch { .. } => Duration::from_millis(1500),
+            Target::Udp(_) => Duration::from_secs(6),
+        }
     }
 
     /// How long to wait for a lock that may have lost power: short on
@@ -1326,7 +1399,7 @@ impl Session<'_> {
             r.label,
             u.describe(r.envelope.len())
         ));
-        ev.push(self.consent(&r)?);
+        ev.push(self.consent(&r)?.0);
         let _ = self.smp.try_request(Op::Write, group::OS, 5, Vec::new());
         ev.push("an SMP reset sent during the trial boot".into());
         let ok = self.working(ev, "trial boot")?;
@@ -1340,7 +1413,7 @@ impl Session<'_> {
         self.say("check 8: after the update");
         let mut ev = Vec::new();
         let mut bad = Vec::new();
-        let run = self.settle(None, Duration::from_secs(3))?;
+        let run = self.settle(None, self.settle_time())?;
         ev.push(format!("runs {}", describe_slot(run.as_ref())));
         let want = self.current.as_ref().map(Release::hash);
         if !run.as_ref().is_some_and(|s| {
@@ -1541,6 +1614,39 @@ impl Session<'_> {
         }
     }
 
+    /// Takes an export and returns the events recorded since the previous
+    /// one.
+    fn events_since_last_export(&mut self, label: &str) -> Vec<Event> {
+        let last_seq = |bytes: &[u8]| {
+            keyway::log::parse(bytes)
+                .into_iter()
+                .filter_map(|i| match i.what {
+                    keyway::log::ItemKind::Record { record, .. } => Some(record.seq),
+                    keyway::log::ItemKind::Unreadable { .. } => None,
+                })
+                .max()
+        };
+        let before = self.exports.last().and_then(|(_, b)| last_seq(b));
+        self.export(label);
+        let Some((_, bytes)) = self.exports.last() else {
+            return Vec::new();
+        };
+        keyway::log::parse(bytes)
+            .into_iter()
+            .filter_map(|i| match i.what {
+                keyway::log::ItemKind::Record { record, .. }
+                    if before.is_none_or(|b| record.seq > b) =>
+                {
+                    match record.body {
+                        RecBody::Event(e) => Some(e),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     fn export_bytes(&mut self) -> Result<Vec<u8>> {
         if self.keyway_group {
             let mut out = Vec::new();
@@ -1697,6 +1803,9 @@ struct Sample {
     ok: bool,
 }
 
+/// Unlocks sampled in each phase (upload, install).
+const PER_PHASE: usize = 12;
+
 /// Alternates keypad and owner unlocks (each followed by a lock) while
 /// `phase` is not 0.
 fn sample_unlocks(
@@ -1716,6 +1825,19 @@ fn sample_unlocks(
         let p = phase.load(Ordering::SeqCst);
         if p == 0 {
             return;
+        }
+        // At most PER_PHASE unlocks in each phase: each unlock and lock is
+        // an audit record, and the log's ring must not rotate the update's
+        // records out before the next export.
+        let taken = out
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|x| x.phase == p)
+            .count();
+        if taken >= PER_PHASE {
+            std::thread::sleep(Duration::from_millis(5));
+            continue;
         }
         i += 1;
         let (kind, t0) = if i % 2 == 1 || owner.is_none() {

@@ -73,8 +73,9 @@ impl Release {
     }
 }
 
-/// Marks an image whose self-test fails on the simulated lock (check 5).
-pub const SELF_TEST_FAIL_MARKER: &[u8] = b"KEYWAY-SELF-TEST-FAIL";
+/// Marks an image whose self-test fails on the simulated lock (check 5),
+/// at byte [`keyway_lock::profile::SELF_TEST_FAIL_AT`].
+pub use keyway_lock::profile::SELF_TEST_FAIL_MARKER;
 
 /// Where genuine releases come from.
 #[derive(Debug)]
@@ -110,7 +111,7 @@ pub const NOTES: &str = "# Keyway audit release\n\nFixes CVE-2099-0042 (a placeh
 pub const CVE: &str = "CVE-2099-0042";
 
 /// A deterministic image: `len` bytes seeded by `seed`, a vector-table-like
-/// start, and `marker` at byte 256 if given.
+/// start, and `marker` at the self-test marker's offset if given.
 pub fn image(seed: u64, len: usize, marker: Option<&[u8]>) -> Vec<u8> {
     let mut x = 0x9e37_79b9_7f4a_7c15_u64 ^ seed.wrapping_mul(0x2545_f491_4f6c_dd1d);
     let mut fw: Vec<u8> = (0..len)
@@ -124,8 +125,9 @@ pub fn image(seed: u64, len: usize, marker: Option<&[u8]>) -> Vec<u8> {
     if let Some(h) = fw.get_mut(..4) {
         h.copy_from_slice(&[0x00, 0x00, 0x04, 0x20]);
     }
+    let at = keyway_lock::profile::SELF_TEST_FAIL_AT;
     if let Some(m) = marker
-        && let Some(at) = fw.get_mut(256..256 + m.len())
+        && let Some(at) = fw.get_mut(at..at + m.len())
     {
         at.copy_from_slice(m);
     }
