@@ -1360,7 +1360,7 @@ impl Session<'_> {
     /// loopback, longer over a real link.
     fn settle_time(&self) -> Duration {
         match self.o.target {
-            Target::Launch { .. } => Duration::from_millis(1500),
+            Target::Launch { .. } => Duration::from_millis(3000),
             Target::Udp(_) => Duration::from_secs(6),
         }
     }
@@ -1369,7 +1369,7 @@ impl Session<'_> {
     /// loopback, longer over a real link.
     fn cut_timeout(&self) -> Duration {
         match self.o.target {
-            Target::Launch { .. } => Duration::from_millis(250),
+            Target::Launch { .. } => Duration::from_millis(400),
             Target::Udp(_) => Duration::from_millis(1500),
         }
     }
