@@ -389,7 +389,8 @@ where
                 s.settle(before);
                 a
             };
-            // One write per answer: no Nagle delay between the line and its end.
+            // One write per answer: a line written in pieces waits on
+            // Nagle's algorithm and the peer's delayed ACK (~40 ms).
             if out.write_all(format!("{answer}\n").as_bytes()).is_err() {
                 return;
             }

@@ -58,6 +58,9 @@ pub enum Command {
     /// Audit a lock through its local interface with the router unplugged:
     /// twelve checks, each PASS, FAIL or SKIP with its evidence.
     Audit(crate::audit::cli::AuditArgs),
+    /// Talk to a lock over SMP: status, lock/unlock, update, consent,
+    /// audit-log export, owners, settings.
+    Device(crate::device::cli::DeviceArgs),
 }
 
 /// `keyway log` subcommands.
@@ -470,6 +473,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
         Command::Diff(a) => diff(&a, out),
         Command::Patch(a) => patch(&a, out),
         Command::Audit(a) => crate::audit::cli::audit(&a, out),
+        Command::Device(a) => crate::device::cli::run(&a, out, err),
     }
 }
 
