@@ -168,6 +168,7 @@ pub(super) fn run(o: &Options) -> Result<(String, String, Vec<Check>, Vec<String
         floor,
         t0: Instant::now(),
     };
+    s.smp.set_owner(s.owner.clone())?;
     let lock = s.setup()?;
     s.run_all();
     let mut checks = std::mem::take(&mut s.results);
@@ -295,6 +296,7 @@ impl Session<'_> {
                 .map_err(|e| anyhow!("generating the audit's owner key: {e}"))?;
             if self.pair(&key).is_ok() {
                 self.owner = Some(key);
+                self.smp.set_owner(self.owner.clone())?;
             }
         }
         self.export("start");
@@ -304,18 +306,7 @@ impl Session<'_> {
     /// Opens the presence window and pairs `key`.
     fn pair(&mut self, key: &SigningKey) -> Result<u64> {
         self.ctl(json!({"cmd": "presence", "seconds": 30}))?;
-        let b = self
-            .smp
-            .request(
-                Op::Write,
-                group::KEYWAY,
-                kw::PAIR,
-                vec![
-                    (text("key"), Value::Bytes(key.raw_public_key_bytes())),
-                    (text("name"), text("keyway-audit")),
-                ],
-            )?
-            .ok("pair")?;
+        let b = self.smp.pair(key)?.ok("pair")?;
         let _ = self.ctl(json!({"cmd": "presence-close"}));
         Ok(smp::get_u64(&b, "owners").ok().flatten().unwrap_or(0))
     }
@@ -422,17 +413,12 @@ impl Session<'_> {
         pace: Duration,
         between: &mut dyn FnMut(u64) -> bool,
     ) -> Result<Upload> {
-        let owner = if self.keyway_group {
-            self.owner.clone()
-        } else {
-            None
-        };
-        if owner.is_none() {
+        if !self.keyway_group || self.owner.is_none() {
             self.ctl(json!({"cmd": "presence", "seconds": 120}))
                 .context("an upload needs the presence window or a paired owner")?;
         }
         self.expect_download(r);
-        self.smp.upload(&r.envelope, owner.as_ref(), pace, between)
+        self.smp.upload(&r.envelope, pace, between)
     }
 
     fn expect_download(&mut self, r: &Release) {
@@ -449,7 +435,7 @@ impl Session<'_> {
     /// while it is unlocked).
     fn owner_unlock(&mut self) -> Result<Answer> {
         match (self.keyway_group, self.owner.clone()) {
-            (true, Some(o)) => self.smp.owner_write(&o, kw::UNLOCK, Vec::new()),
+            (true, Some(_)) => self.smp.owner_call(|c| c.unlock()),
             _ => {
                 self.ctl(json!({"cmd": "unlock"}))?;
                 Ok(Answer::Ok(Vec::new()))
@@ -462,16 +448,12 @@ impl Session<'_> {
     /// and resets).
     fn consent(&mut self, r: &Release) -> Result<(String, bool)> {
         let _ = self.owner_unlock();
-        if self.keyway_group
-            && let Some(o) = self.owner.clone()
-        {
+        if self.keyway_group && self.owner.is_some() {
             // The lock offers the notes before it takes consent.
             let _ = self
                 .smp
                 .request(Op::Read, group::KEYWAY, kw::NOTES, Vec::new())?;
-            let a =
-                self.smp
-                    .owner_write(&o, kw::CONSENT, vec![(text("accept"), Value::Bool(true))])?;
+            let a = self.smp.owner_call(|c| c.consent(true))?;
             // Taken: the lock installs now, or as soon as its policy allows.
             let taken = match &a {
                 Answer::Ok(b) => matches!(
@@ -1204,20 +1186,12 @@ impl Session<'_> {
         };
         self.say(&format!("check 4: a power cut mid-upload of {}", r.label));
         let half = r.envelope.len() as u64 / 2;
-        let mut armed = false;
-        let mut control = self.control_addr.map(Control::new);
-        let mut f = |off: u64| {
-            if !armed && off >= half {
-                armed = true;
-                if let Some(c) = control.as_mut() {
-                    let _ = c.cmd(&json!({"cmd": "cut-power", "after_ops": 1}));
-                }
-            }
-            true
-        };
-        self.smp.timeout = self.cut_timeout();
-        let u = self.upload(&r, Duration::ZERO, &mut f);
-        self.smp.timeout = Duration::from_secs(2);
+        // The lock cuts its own power at the next flash operation once
+        // the upload passes byte `half`.
+        self.ctl(json!({"cmd": "cut-power", "mid_upload": half}))?;
+        self.smp.set_window(Some(self.cut_timeout()))?;
+        let u = self.upload(&r, Duration::ZERO, &mut |_| true);
+        self.smp.set_window(None)?;
         let u = u?;
         ev.push(format!(
             "mid-upload: power cut planned at byte {half} of {}; {}",
@@ -1266,7 +1240,7 @@ impl Session<'_> {
                 }
             }
             let cuts_before = self.power_cuts();
-            self.smp.timeout = self.cut_timeout();
+            self.smp.set_window(Some(self.cut_timeout()))?;
             let silent = if trial {
                 // A person at the lock asks for a test boot of the pending
                 // update: its consent, then the install and the trial boot.
@@ -1293,7 +1267,7 @@ impl Session<'_> {
                 (Some(b), Some(a)) => a > b,
                 _ => silent || self.silent_after(),
             };
-            self.smp.timeout = Duration::from_secs(2);
+            self.smp.set_window(None)?;
             if !fired {
                 self.disarm();
                 // The install ran to its end without reaching op k.
@@ -1377,15 +1351,14 @@ impl Session<'_> {
     /// After a request that may have cut the power: whether the lock
     /// stopped answering for a while (it lost power and came back).
     fn silent_after(&mut self) -> bool {
-        let saved = self.smp.timeout;
-        self.smp.timeout = self.cut_timeout();
-        let a = self.smp.try_request(
+        let t = self.cut_timeout();
+        let a = self.smp.try_request_once(
+            t,
             Op::Write,
             group::OS,
             0,
             vec![(text("d"), text("after-cut"))],
         );
-        self.smp.timeout = saved;
         !matches!(a, Ok(Some(Answer::Ok(_))))
     }
 
@@ -1459,8 +1432,8 @@ impl Session<'_> {
                     bad.push("owner unlock");
                 }
             }
-            if let Some(o) = self.owner.clone() {
-                match self.smp.owner_write(&o, kw::LOCK, Vec::new())? {
+            {
+                match self.smp.owner_call(|c| c.lock())? {
                     Answer::Ok(b) => ev.push(format!(
                         "owner lock over SMP: bolt {}",
                         smp::get_text(&b, "bolt").ok().flatten().unwrap_or("?")
@@ -1519,9 +1492,7 @@ impl Session<'_> {
             lp.as_ref()
                 .map_or_else(|e| format!("{e:#}"), |_| "ok".into())
         ));
-        let a = self
-            .smp
-            .request(Op::Write, group::KEYWAY, kw::FACTORY_RESET, Vec::new())?;
+        let a = self.smp.owner_call(|c| c.factory_reset())?;
         ev.push(format!("SMP factory reset: {}", summary(&a)));
         if a.is_err() {
             return Ok(check(
@@ -1537,9 +1508,9 @@ impl Session<'_> {
             .ok()
             .and_then(|b| smp::get_u64(&b, "owners").ok().flatten());
         ev.push(format!("owners after the reset: {owners:?}"));
-        let old = self.owner.clone();
-        if let Some(o) = &old {
-            let a = self.smp.owner_write(o, kw::UNLOCK, Vec::new())?;
+        if self.owner.is_some() {
+            // Still signed by the owner paired before the reset.
+            let a = self.smp.owner_call(|c| c.unlock())?;
             ev.push(format!("the old owner's unlock: {}", a.describe()));
             if !a.is_err() {
                 return Ok(check(
@@ -1558,6 +1529,7 @@ impl Session<'_> {
             hex(&key.key_id())
         ));
         self.owner = Some(key);
+        self.smp.set_owner(self.owner.clone())?;
         let Some(r) = self.next_release(None)? else {
             return Ok(check(
                 9,
@@ -1649,33 +1621,7 @@ impl Session<'_> {
 
     fn export_bytes(&mut self) -> Result<Vec<u8>> {
         if self.keyway_group {
-            let mut out = Vec::new();
-            let mut off = 0u64;
-            loop {
-                let b = self
-                    .smp
-                    .request(
-                        Op::Read,
-                        group::KEYWAY,
-                        kw::LOG,
-                        vec![(text("off"), Value::from(off))],
-                    )?
-                    .ok("log export")?;
-                let len = smp::get_u64(&b, "len")
-                    .map_err(|e| anyhow!(e))?
-                    .unwrap_or(0);
-                let data = smp::get_bytes(&b, "data")
-                    .map_err(|e| anyhow!(e))?
-                    .unwrap_or(&[]);
-                if len > 1 << 20 {
-                    anyhow::bail!("log export: the lock announces {len} bytes (more than 1 MiB)");
-                }
-                out.extend_from_slice(data);
-                off += data.len() as u64;
-                if off >= len || data.is_empty() {
-                    return Ok(out);
-                }
-            }
+            return self.smp.log_export();
         }
         let tmp: PathBuf = self.o.out_dir.join("log-export.tmp");
         self.ctl(json!({"cmd": "log-export", "path": tmp.display().to_string()}))?;
@@ -1820,6 +1766,9 @@ fn sample_unlocks(
     let Ok(mut smp) = Smp::connect(addr) else {
         return;
     };
+    if smp.set_owner(owner.cloned()).is_err() {
+        return;
+    }
     let mut i = 0u32;
     loop {
         let p = phase.load(Ordering::SeqCst);
@@ -1851,10 +1800,10 @@ fn sample_unlocks(
                 .is_ok_and(|v| v["result"] == "unlocked")
         } else {
             // The nonce is part of the unlock's round trip.
-            owner.is_some_and(|o| {
-                smp.owner_write(o, kw::UNLOCK, Vec::new())
-                    .is_ok_and(|a| matches!(a, Answer::Ok(b) if smp::get_text(&b, "bolt").ok().flatten() == Some("unlocked")))
-            })
+            owner.is_some()
+                && smp.owner_call(|c| c.unlock()).is_ok_and(|a| {
+                    matches!(a, Answer::Ok(b) if smp::get_text(&b, "bolt").ok().flatten() == Some("unlocked"))
+                })
         };
         let dt = ms(t0.elapsed());
         out.lock()

@@ -1,94 +1,67 @@
-//! The audit's two channels to a lock: SMP over UDP (the local interface
-//! every Keyway lock has, framed by `keyway::smp`) and the optional
+//! The audit's two channels to a lock: SMP over UDP, through the owner's
+//! client library ([`crate::device::Client`]: framing, owner
+//! authentication, uploads, refusals as sentences), and the optional
 //! line-delimited JSON control socket (the lock's hardware: its button,
 //! keypad, sensors and power, on the simulated lock).
 //!
-//! A thin adapter: one request per datagram, a timeout, and the Keyway
-//! group's owner authentication (FORMAT.md, "The Keyway SMP group").
+//! The adapter adds what an audit needs on top of the client: an answer
+//! that may be a refusal (evidence, not an error), "no answer" as an
+//! outcome (a power cut), and short waits while a cut is expected.
 
 use std::io::{BufRead as _, BufReader, Write as _};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use ciborium::Value;
 use keyway::keys::SigningKey;
-use keyway::smp::{self, Op, group, text};
-use sha2::{Digest as _, Sha256};
+use keyway::smp::Op;
 
-/// Keyway group command ids (FORMAT.md).
+use crate::device::{Client, DeviceError, TransportError, UdpTransport};
+
+/// The image group's slot list entry.
+pub use crate::device::ImageSlot as SlotState;
+
+/// Keyway group command ids the audit sends directly (FORMAT.md).
 pub mod kw {
     /// status (read).
     pub const STATUS: u8 = 0;
-    /// lock (write, auth).
-    pub const LOCK: u8 = 1;
-    /// unlock (write, auth).
-    pub const UNLOCK: u8 = 2;
     /// notes of the pending update (read).
     pub const NOTES: u8 = 4;
-    /// consent (write, auth).
-    pub const CONSENT: u8 = 5;
     /// chunked audit-log export (read).
     pub const LOG: u8 = 6;
-    /// a nonce for owner auth (read).
-    pub const CHALLENGE: u8 = 7;
-    /// pair an owner (write, presence).
-    pub const PAIR: u8 = 8;
-    /// factory reset (write, presence and long press).
-    pub const FACTORY_RESET: u8 = 9;
-    /// settings (write, auth).
-    pub const SETTINGS: u8 = 10;
 }
 
-/// The domain separation string of owner signatures.
-const AUTH_CONTEXT: &[u8] = b"keyway-smp-auth-v1";
-/// Bytes of image per upload request: the lock's body limit less the
-/// request's other fields (and `auth` in the first chunk).
-pub const CHUNK: usize = 1536;
-
 /// A CBOR map body.
-pub type Body = Vec<(Value, Value)>;
+pub type Body = Vec<(ciborium::Value, ciborium::Value)>;
 
-/// What a lock answered: its body, or an error with its code and reason.
+/// What a lock answered: its body, or a refusal.
 #[derive(Debug, Clone)]
 pub enum Answer {
     /// A body without an error.
     Ok(Body),
-    /// `{"rc", "rsn"}` (top level) or `{"err": {"group", "rc"}}`.
+    /// A top-level `rc` or a group error.
     Err {
-        /// The group (`None`: a top-level SMP rc).
-        group: Option<u16>,
         /// The code.
         rc: u64,
-        /// The reason, if the lock gave one.
-        reason: Option<String>,
+        /// The client's sentence for it (the call, the group, the reason).
+        sentence: String,
     },
 }
 
 impl Answer {
-    /// The body, or an error naming `what`, the code and the reason.
+    /// The body, or an error naming the refusal.
     pub fn ok(self, what: &str) -> Result<Body> {
         match self {
             Answer::Ok(b) => Ok(b),
-            e => bail!("{what}: {}", e.describe()),
+            Answer::Err { sentence, .. } => bail!("{what}: {sentence}"),
         }
     }
 
-    /// One line: `ok`, or the error code and reason.
+    /// One line: `ok`, or the refusal.
     pub fn describe(&self) -> String {
         match self {
             Answer::Ok(_) => "ok".to_owned(),
-            Answer::Err { group, rc, reason } => {
-                let code = match group {
-                    None => format!("rc {rc} ({})", mgmt_name(*rc)),
-                    Some(1) => format!("image group rc {rc} ({})", img_name(*rc)),
-                    Some(g) => format!("group {g} rc {rc}"),
-                };
-                match reason {
-                    Some(r) => format!("{code}: {r}"),
-                    None => code,
-                }
-            }
+            Answer::Err { sentence, .. } => sentence.clone(),
         }
     }
 
@@ -98,111 +71,116 @@ impl Answer {
     }
 }
 
-fn mgmt_name(rc: u64) -> &'static str {
-    match rc {
-        1 => "UNKNOWN",
-        2 => "NOMEM",
-        3 => "EINVAL",
-        4 => "TIMEOUT",
-        5 => "NOENT",
-        6 => "BADSTATE",
-        7 => "EMSGSIZE",
-        8 => "ENOTSUP",
-        9 => "CORRUPT",
-        10 => "BUSY",
-        11 => "ACCESSDENIED",
-        _ => "?",
+/// A call's outcome: answered (maybe a refusal), or no answer at all.
+fn outcome(r: Result<Body, DeviceError>) -> Result<Option<Answer>> {
+    match r {
+        Ok(b) => Ok(Some(Answer::Ok(b))),
+        Err(e @ (DeviceError::Refused { .. } | DeviceError::GroupRefused { .. })) => {
+            Ok(Some(Answer::Err {
+                rc: e.rc().unwrap_or(0),
+                sentence: e.to_string(),
+            }))
+        }
+        Err(DeviceError::Transport {
+            source: TransportError::NoAnswer { .. },
+            ..
+        }) => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 
-fn img_name(rc: u64) -> &'static str {
-    match rc {
-        3 => "NO_IMAGE",
-        21 => "INVALID_LENGTH",
-        22 => "INVALID_IMAGE_HEADER",
-        24 => "INVALID_HASH",
-        27 => "CURRENT_VERSION_IS_NEWER",
-        28 => "IMAGE_ALREADY_PENDING",
-        31 => "INVALID_IMAGE_DATA_OVERRUN",
-        _ => "?",
-    }
-}
-
-/// SMP over UDP to one lock.
+/// SMP to one lock, as one owner (or none).
 #[derive(Debug)]
 pub struct Smp {
-    sock: UdpSocket,
-    seq: u8,
-    /// How long to wait for an answer.
-    pub timeout: Duration,
+    addr: SocketAddr,
+    owner: Option<SigningKey>,
+    timeout: Duration,
+    /// A short, single wait while a power cut is expected.
+    window: Option<Duration>,
+    client: Client<UdpTransport>,
 }
 
+/// How often a request is sent before it counts as unanswered, outside
+/// the windows where a power cut is expected.
+const TRIES: u32 = 3;
+
 impl Smp {
-    /// A socket connected to `addr`.
+    /// A client for the lock at `addr`, without an owner key.
     pub fn connect(addr: SocketAddr) -> Result<Smp> {
-        let any: SocketAddr = if addr.is_ipv4() {
-            "0.0.0.0:0".parse()?
-        } else {
-            "[::]:0".parse()?
-        };
-        let sock = UdpSocket::bind(any).context("binding a UDP socket")?;
-        sock.connect(addr)
-            .with_context(|| format!("connecting UDP to {addr}"))?;
+        let timeout = Duration::from_millis(700);
         Ok(Smp {
-            sock,
-            seq: 0,
-            timeout: Duration::from_secs(2),
+            addr,
+            owner: None,
+            timeout,
+            window: None,
+            client: build(addr, None, timeout, TRIES)?,
         })
     }
 
-    /// Sends one request and waits for its answer (`None`: no answer within
-    /// the timeout, e.g. the lock lost power).
+    fn rebuild(&mut self) -> Result<()> {
+        let (t, n) = match self.window {
+            Some(t) => (t, 1),
+            None => (self.timeout, TRIES),
+        };
+        self.client = build(self.addr, self.owner.clone(), t, n)?;
+        Ok(())
+    }
+
+    /// Signs owner requests with `owner` from now on.
+    pub fn set_owner(&mut self, owner: Option<SigningKey>) -> Result<()> {
+        self.owner = owner;
+        self.rebuild()
+    }
+
+    /// While a power cut is expected (`Some`): each request waits this
+    /// long once, and no answer is an outcome, not a reason to resend.
+    pub fn set_window(&mut self, window: Option<Duration>) -> Result<()> {
+        self.window = window;
+        self.rebuild()
+    }
+
+    /// The owner key requests are signed with.
+    pub fn owner(&self) -> Option<&SigningKey> {
+        self.owner.as_ref()
+    }
+
+    /// Runs `f` with a client that waits `timeout` once, without
+    /// resending: the window in which a power cut is expected.
+    pub fn once<R>(
+        &mut self,
+        timeout: Duration,
+        f: impl FnOnce(&mut Client<UdpTransport>) -> R,
+    ) -> Result<R> {
+        let mut c = build(self.addr, self.owner.clone(), timeout, 1)?;
+        Ok(f(&mut c))
+    }
+
+    /// Sends one request and waits for its answer (`None`: no answer,
+    /// e.g. the lock lost power).
     pub fn try_request(&mut self, op: Op, grp: u16, id: u8, body: Body) -> Result<Option<Answer>> {
-        self.seq = self.seq.wrapping_add(1);
-        let seq = self.seq;
-        let frame = smp::encode_request(op, grp, id, seq, body);
-        self.sock.send(&frame).context("sending an SMP request")?;
-        let deadline = Instant::now() + self.timeout;
-        let mut buf = vec![0u8; 65536];
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(None);
-            }
-            self.sock.set_read_timeout(Some(left))?;
-            let n = match self.sock.recv(&mut buf) {
-                Ok(n) => n,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return Ok(None);
-                }
-                // ECONNREFUSED from an earlier datagram: nobody listens (yet).
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                    std::thread::sleep(Duration::from_millis(20));
-                    continue;
-                }
-                Err(e) => return Err(e).context("receiving an SMP answer"),
-            };
-            let r = smp::decode_response(buf.get(..n).unwrap_or(&[]))
-                .map_err(|e| anyhow!("the lock's answer is not an SMP response: {e}"))?;
-            // A late answer to an earlier request: skip it.
-            if r.header.seq != seq || r.header.group != grp || r.header.id != id {
-                continue;
-            }
-            return Ok(Some(classify(r.body)));
-        }
+        outcome(self.client.request("request", op, grp, id, body))
+    }
+
+    /// [`Smp::try_request`] with a single short wait.
+    pub fn try_request_once(
+        &mut self,
+        timeout: Duration,
+        op: Op,
+        grp: u16,
+        id: u8,
+        body: Body,
+    ) -> Result<Option<Answer>> {
+        self.once(timeout, |c| {
+            outcome(c.request("request", op, grp, id, body))
+        })?
     }
 
     /// Sends one request; no answer is an error.
     pub fn request(&mut self, op: Op, grp: u16, id: u8, body: Body) -> Result<Answer> {
         self.try_request(op, grp, id, body)?.ok_or_else(|| {
             anyhow!(
-                "no answer from the lock within {} ms (group {grp} command {id})",
-                self.timeout.as_millis()
+                "no answer from the lock at udp:{} (group {grp} command {id})",
+                self.addr
             )
         })
     }
@@ -210,85 +188,39 @@ impl Smp {
     /// Waits until the lock answers an echo (after a reset or a power cut).
     pub fn wait_up(&mut self, within: Duration) -> Result<()> {
         let end = Instant::now() + within;
-        let saved = self.timeout;
-        self.timeout = Duration::from_millis(200);
-        let r = loop {
-            if let Some(Answer::Ok(_)) =
-                self.try_request(Op::Write, group::OS, 0, vec![(text("d"), text("audit"))])?
-            {
-                break Ok(());
+        loop {
+            let up = self.once(Duration::from_millis(200), |c| c.echo("audit").is_ok())?;
+            if up {
+                return Ok(());
             }
             if Instant::now() > end {
-                break Err(anyhow!(
-                    "the lock did not answer an echo within {} s",
+                bail!(
+                    "the lock at udp:{} did not answer an echo within {} s",
+                    self.addr,
                     within.as_secs()
-                ));
+                );
             }
-        };
-        self.timeout = saved;
-        r
+        }
     }
 
-    /// A fresh nonce from `challenge`.
-    pub fn nonce(&mut self) -> Result<Vec<u8>> {
-        let b = self
-            .request(Op::Read, group::KEYWAY, kw::CHALLENGE, Vec::new())?
-            .ok("challenge")?;
-        smp::get_bytes(&b, "nonce")
-            .map_err(|e| anyhow!("challenge: {e}"))?
-            .map(<[u8]>::to_vec)
-            .ok_or_else(|| anyhow!("challenge: the answer has no \"nonce\""))
-    }
-
-    /// `body` with an owner's `auth` for command `id` of group `grp`.
-    pub fn authed(&mut self, owner: &SigningKey, grp: u16, id: u8, body: Body) -> Result<Body> {
-        let nonce = self.nonce()?;
-        Ok(sign_body(owner, grp, id, &nonce, body))
-    }
-
-    /// A Keyway-group write with the owner's auth.
-    pub fn owner_write(&mut self, owner: &SigningKey, id: u8, body: Body) -> Result<Answer> {
-        let b = self.authed(owner, group::KEYWAY, id, body)?;
-        self.request(Op::Write, group::KEYWAY, id, b)
+    /// An owner command (lock, unlock, consent): `Err` only when the
+    /// request could not be made or went unanswered.
+    pub fn owner_call(
+        &mut self,
+        f: impl FnOnce(&mut Client<UdpTransport>) -> Result<Body, DeviceError>,
+    ) -> Result<Answer> {
+        outcome(f(&mut self.client))?
+            .ok_or_else(|| anyhow!("no answer from the lock at udp:{}", self.addr))
     }
 
     /// The Keyway group's `status`.
     pub fn status(&mut self) -> Result<Body> {
-        self.request(Op::Read, group::KEYWAY, kw::STATUS, Vec::new())?
-            .ok("status")
+        Ok(self.client.status()?)
     }
 
     /// The image group's state read: the slots.
     pub fn images(&mut self) -> Result<Vec<SlotState>> {
-        let b = self
-            .request(Op::Read, group::IMAGE, 0, Vec::new())?
-            .ok("image state")?;
-        let Some(Value::Array(images)) = smp::get(&b, "images") else {
-            bail!("image state: the answer has no \"images\" array");
-        };
-        let mut out = Vec::new();
-        for i in images {
-            let Value::Map(m) = i else { continue };
-            let flag = |k: &str| smp::get_bool(m, k).ok().flatten().unwrap_or(false);
-            out.push(SlotState {
-                slot: smp::get_u64(m, "slot").ok().flatten().unwrap_or(0),
-                version: smp::get_text(m, "version")
-                    .ok()
-                    .flatten()
-                    .unwrap_or("")
-                    .to_owned(),
-                hash: smp::get_bytes(m, "hash")
-                    .ok()
-                    .flatten()
-                    .unwrap_or(&[])
-                    .to_vec(),
-                active: flag("active"),
-                confirmed: flag("confirmed"),
-                pending: flag("pending"),
-                bootable: flag("bootable"),
-            });
-        }
-        Ok(out)
+        Ok(self.client.image_state()?)
     }
 
     /// The running image (`None`: recovery).
@@ -296,83 +228,64 @@ impl Smp {
         Ok(self.images()?.into_iter().find(|s| s.active))
     }
 
-    /// Uploads `file` (an envelope) from the start, signing the first chunk
-    /// with `owner` if given, else relying on the presence window. Each
-    /// chunk is followed by `pace`, and `between(offset)` runs before each
-    /// chunk (to cut power or sample latency mid-upload); it returns false
-    /// to stop the upload there.
+    /// The audit-log export file, over the Keyway group's `log` command.
+    pub fn log_export(&mut self) -> Result<Vec<u8>> {
+        Ok(self.client.log_export(&mut |_, _| {})?)
+    }
+
+    /// Pairs `key` (the presence window must be open).
+    pub fn pair(&mut self, key: &SigningKey) -> Result<Answer> {
+        let raw: [u8; 32] = key
+            .raw_public_key_bytes()
+            .try_into()
+            .map_err(|_| anyhow!("an owner key must be Ed25519"))?;
+        self.owner_call(|c| c.pair(&raw, Some("keyway-audit")))
+    }
+
+    /// Uploads `file` (an envelope) as the owner (or, without one, in the
+    /// presence window), through the client's upload. `between(offset)`
+    /// runs after each answer (to cut power or sample latency mid-upload),
+    /// then `pace` passes.
     pub fn upload(
         &mut self,
         file: &[u8],
-        owner: Option<&SigningKey>,
         pace: Duration,
         between: &mut dyn FnMut(u64) -> bool,
     ) -> Result<Upload> {
-        let sha: [u8; 32] = Sha256::digest(file).into();
-        let len = file.len() as u64;
-        let mut off = 0u64;
-        let mut first = true;
-        let mut resumed_at = None;
-        let mut requests = 0u32;
-        loop {
-            if !between(off) {
-                return Ok(Upload::Stopped { at: off });
-            }
-            let end = usize::try_from(off)
-                .unwrap_or(usize::MAX)
-                .saturating_add(CHUNK)
-                .min(file.len());
-            let at = usize::try_from(off).unwrap_or(usize::MAX).min(end);
-            let mut body = vec![
-                (text("off"), Value::from(off)),
-                (text("data"), Value::Bytes(file[at..end].to_vec())),
-            ];
-            if off == 0 {
-                body.insert(0, (text("image"), Value::from(0u8)));
-                body.push((text("len"), Value::from(len)));
-                body.push((text("sha"), Value::Bytes(sha.to_vec())));
-                if let Some(o) = owner {
-                    body = self.authed(o, group::IMAGE, 1, body)?;
-                }
-            }
-            requests += 1;
-            let Some(a) = self.try_request(Op::Write, group::IMAGE, 1, body)? else {
-                return Ok(Upload::NoAnswer { at: off, requests });
-            };
-            let b = match a {
-                Answer::Ok(b) => b,
-                e => {
-                    return Ok(Upload::Refused {
-                        at: off,
-                        answer: e,
-                        requests,
-                    });
-                }
-            };
-            let next = smp::get_u64(&b, "off")
-                .map_err(|e| anyhow!("upload: {e}"))?
-                .ok_or_else(|| anyhow!("upload: the answer at byte {off} has no \"off\""))?;
-            if next > len {
-                bail!("upload: the lock answered off {next}, past the file's {len} bytes");
-            }
-            // Off 0 answered with another offset: the lock continues a
-            // download it already holds (a resume).
-            if first && next != end as u64 {
-                resumed_at = Some(next);
-            }
-            first = false;
-            off = next;
-            if off >= len {
-                return Ok(Upload::Done {
-                    resumed_at,
-                    requests,
-                });
-            }
+        let mut at = 0u64;
+        let mut progress = |done: u64, _total: u64| {
+            at = done;
+            between(done);
             if !pace.is_zero() {
                 std::thread::sleep(pace);
             }
-        }
+        };
+        let r = self.client.upload(file, &mut progress);
+        Ok(match r {
+            Ok(rep) => Upload::Done {
+                resumed_at: (rep.resumed_from > 0).then_some(rep.resumed_from),
+                requests: u32::try_from(rep.requests).unwrap_or(u32::MAX),
+            },
+            Err(e) => match outcome(Err(e))? {
+                Some(answer) => Upload::Refused { at, answer },
+                None => Upload::NoAnswer { at },
+            },
+        })
     }
+}
+
+fn build(
+    addr: SocketAddr,
+    owner: Option<SigningKey>,
+    timeout: Duration,
+    tries: u32,
+) -> Result<Client<UdpTransport>> {
+    let t = UdpTransport::connect(&addr.to_string())?.with_retry(timeout, tries);
+    let c = Client::new(t);
+    Ok(match owner {
+        Some(k) => c.with_owner(k)?,
+        None => c,
+    })
 }
 
 /// How an upload ended.
@@ -387,23 +300,14 @@ pub enum Upload {
     },
     /// The lock refused a chunk.
     Refused {
-        /// The chunk's offset.
+        /// The last offset it had taken.
         at: u64,
         /// The refusal.
         answer: Answer,
-        /// Requests sent.
-        requests: u32,
     },
     /// No answer (a power cut).
     NoAnswer {
-        /// The chunk's offset.
-        at: u64,
-        /// Requests sent.
-        requests: u32,
-    },
-    /// The caller stopped it.
-    Stopped {
-        /// The next offset.
+        /// The last offset it had taken.
         at: u64,
     },
 }
@@ -419,78 +323,11 @@ impl Upload {
             Upload::Done { requests, .. } => {
                 format!("accepted: {len} bytes in {requests} requests")
             }
-            Upload::Refused { at, answer, .. } => {
-                format!("refused at byte {at} of {len}: {}", answer.describe())
+            Upload::Refused { at, answer } => {
+                format!("refused after byte {at} of {len}: {}", answer.describe())
             }
-            Upload::NoAnswer { at, .. } => format!("no answer at byte {at} of {len}"),
-            Upload::Stopped { at } => format!("stopped at byte {at} of {len}"),
+            Upload::NoAnswer { at } => format!("no answer after byte {at} of {len}"),
         }
-    }
-}
-
-/// A slot as the image group lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SlotState {
-    /// Physical slot.
-    pub slot: u64,
-    /// Its version.
-    pub version: String,
-    /// SHA-256 of the envelope.
-    pub hash: Vec<u8>,
-    /// Running.
-    pub active: bool,
-    /// Confirmed.
-    pub confirmed: bool,
-    /// Marked for a trial.
-    pub pending: bool,
-    /// Re-verifies.
-    pub bootable: bool,
-}
-
-/// Adds an owner's `auth` to `body` (FORMAT.md: Ed25519 over the context,
-/// the group, the command id, the nonce and the body's CBOR).
-pub fn sign_body(owner: &SigningKey, grp: u16, id: u8, nonce: &[u8], mut body: Body) -> Body {
-    let mut encoded = Vec::new();
-    // Serializing a Value into a Vec cannot fail.
-    let _ = ciborium::into_writer(&Value::Map(body.clone()), &mut encoded);
-    let mut msg = AUTH_CONTEXT.to_vec();
-    msg.extend_from_slice(&grp.to_be_bytes());
-    msg.push(id);
-    msg.extend_from_slice(nonce);
-    msg.extend_from_slice(&encoded);
-    let sig = owner.sign(&msg);
-    body.push((
-        text("auth"),
-        Value::Map(vec![
-            (text("key"), Value::Bytes(owner.raw_public_key_bytes())),
-            (text("nonce"), Value::Bytes(nonce.to_vec())),
-            (text("sig"), Value::Bytes(sig)),
-        ]),
-    ));
-    body
-}
-
-fn classify(body: Body) -> Answer {
-    if let Some(Value::Map(e)) = smp::get(&body, "err") {
-        return Answer::Err {
-            group: smp::get_u64(e, "group")
-                .ok()
-                .flatten()
-                .and_then(|g| u16::try_from(g).ok()),
-            rc: smp::get_u64(e, "rc").ok().flatten().unwrap_or(0),
-            reason: smp::get_text(e, "rsn").ok().flatten().map(str::to_owned),
-        };
-    }
-    match smp::get_u64(&body, "rc").ok().flatten() {
-        Some(rc) if rc != 0 => Answer::Err {
-            group: None,
-            rc,
-            reason: smp::get_text(&body, "rsn")
-                .ok()
-                .flatten()
-                .map(str::to_owned),
-        },
-        _ => Answer::Ok(body),
     }
 }
 
