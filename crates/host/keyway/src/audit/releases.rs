@@ -208,54 +208,45 @@ impl Source {
         }
     }
 
+    /// A release signed with the vendor key for `class` (the lock's if
+    /// `None`), or `None` without a vendor key.
+    fn signed(&self, class: Option<&str>, sequence: u64, what: &str) -> Result<Option<Release>> {
+        let Source::Vendor {
+            key,
+            domain,
+            class: own,
+            image_len,
+            ..
+        } = self
+        else {
+            return Ok(None);
+        };
+        let class = class.unwrap_or(own);
+        build(key, domain, class, sequence, *image_len, None, what).map(Some)
+    }
+
     /// A release with a valid vendor signature and the sequence just below
-    /// `floor` (a genuine older release: rolled back). `None` without a
-    /// vendor key, unless a given file is below the floor.
+    /// `floor` (a genuine older release: rolled back). Without a vendor
+    /// key, a given file below the floor, if any.
     pub fn rolled_back(&mut self, floor: u64) -> Result<Option<Release>> {
-        match self {
-            Source::Vendor {
-                key,
-                domain,
-                class,
-                image_len,
-                ..
-            } => {
-                let seq = floor.saturating_sub(1);
-                build(key, domain, class, seq, *image_len, None, "rolled-back").map(Some)
-            }
-            Source::Files { used, queue, .. } => Ok(used
+        if let Source::Files { used, queue, .. } = self {
+            return Ok(used
                 .iter()
                 .chain(queue.iter())
                 .filter(|r| r.sequence < floor)
                 .max_by_key(|r| r.sequence)
-                .cloned()),
+                .cloned());
         }
+        self.signed(None, floor.saturating_sub(1), "rolled-back")
     }
 
     /// A genuine-looking release for another model, vendor-signed.
     pub fn wrong_model(&mut self, sequence: u64) -> Result<Option<Release>> {
-        match self {
-            Source::Vendor {
-                key,
-                domain,
-                class,
-                image_len,
-                ..
-            } => {
-                let other = format!("{class}-other-model");
-                build(
-                    key,
-                    domain,
-                    &other,
-                    sequence,
-                    *image_len,
-                    None,
-                    "wrong-model",
-                )
-                .map(Some)
-            }
-            Source::Files { .. } => Ok(None),
-        }
+        let other = match self {
+            Source::Vendor { class, .. } => format!("{class}-other-model"),
+            Source::Files { .. } => return Ok(None),
+        };
+        self.signed(Some(&other), sequence, "wrong-model")
     }
 
     /// A release signed by a key the lock does not trust (made here, so no
