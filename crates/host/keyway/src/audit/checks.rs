@@ -82,6 +82,8 @@ struct Session<'a> {
     results: Vec<Check>,
     /// The last release the lock confirmed during the run.
     current: Option<Release>,
+    /// Check 1 passed: the run is offline.
+    unplugged: bool,
     /// The last genuine release uploaded.
     last_genuine: Option<Release>,
     /// The lock's anti-rollback floor when the run started, if known.
@@ -172,6 +174,7 @@ pub(super) fn run(o: &Options) -> Result<(String, String, Vec<Check>, Vec<String
         results: Vec::new(),
         current: None,
         last_genuine: None,
+        unplugged: false,
         floor,
         t0: Instant::now(),
     };
@@ -253,6 +256,15 @@ impl Session<'_> {
         }
     }
 
+    /// What the summaries may claim about the network (check 1).
+    fn offline(&self) -> &'static str {
+        if self.unplugged {
+            ", no internet"
+        } else {
+            " (the network was NOT unplugged: see check 1)"
+        }
+    }
+
     fn ctl(&mut self, cmd: serde_json::Value) -> Result<serde_json::Value> {
         match self.control.as_mut() {
             Some(c) => c.cmd(&cmd),
@@ -320,6 +332,7 @@ impl Session<'_> {
 
     fn run_all(&mut self) {
         let c1 = self.router_unplugged();
+        self.unplugged = c1.status == Status::Pass;
         self.results.push(c1);
         let (c2, c11, c12) = self
             .first_update()
@@ -702,8 +715,9 @@ impl Session<'_> {
                 2,
                 Status::Pass,
                 format!(
-                    "{} installed and confirmed over the local channel, no internet",
-                    r.version
+                    "{} installed and confirmed over the local channel{}",
+                    r.version,
+                    self.offline()
                 ),
                 ev2,
             )
@@ -1433,7 +1447,10 @@ impl Session<'_> {
             check(
                 8,
                 Status::Pass,
-                "updated, confirmed, and the keypad, owner commands and SMP work with no cloud",
+                format!(
+                    "updated, confirmed, and the keypad, owner commands and SMP work{}",
+                    self.offline()
+                ),
                 ev,
             )
         } else {
