@@ -8,7 +8,14 @@
 //! JSON or a self-contained HTML page; [`netns`] makes and proves the
 //! unplugged network.
 //!
-//! * [`link`]: SMP over UDP and the control socket.
+//! `run` makes no network namespace itself: creating one needs a process
+//! with a single thread, so `keyway audit` re-executes itself under
+//! `unshare -rn` ([`netns::reexec_isolated`]) before anything starts, then
+//! passes the outcome in [`Options::namespace`]. A library caller (the
+//! demo) does the same, or accepts that check 1 judges the host's network.
+//!
+//! * [`link`]: SMP through the owner's client library, and the control
+//!   socket.
 //! * [`releases`]: the genuine and doctored releases the checks upload.
 //! * `checks`: the twelve checks, in the order they run.
 
