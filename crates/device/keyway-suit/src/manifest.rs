@@ -121,6 +121,8 @@ pub struct Params<'a> {
     pub component_slot: Option<u64>,
     /// `source-component`.
     pub source_component: Option<u64>,
+    /// Keyway's delta-base component ([`PARAM_KEYWAY_DELTA_BASE`]).
+    pub delta_base: Option<u64>,
 }
 
 /// One component and what the manifest does with it.
@@ -136,6 +138,33 @@ pub struct Component<'a> {
     pub image: Option<ImageExpectation<'a>>,
     /// Whether a `directive-invoke` runs it.
     pub invoked: bool,
+    /// Set when `keyway-directive-apply-delta` ([`CMD_KEYWAY_APPLY_DELTA`])
+    /// writes this component from a patch.
+    pub delta: Option<DeltaSources>,
+}
+
+/// The components a `keyway-directive-apply-delta` reads: the patch and the
+/// image it applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeltaSources {
+    /// The component holding the patch (`suit-parameter-source-component`).
+    pub patch: u64,
+    /// The component holding the base image ([`PARAM_KEYWAY_DELTA_BASE`]).
+    pub base: u64,
+}
+
+/// What a delta manifest binds: the image the patch applies to and the
+/// image it produces. The payload (the patch itself) is still
+/// [`Manifest::payload`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeltaBinding<'a> {
+    /// SHA-256 of the installed image the patch applies to (borrowed from
+    /// the manifest).
+    pub base_digest: &'a [u8; 32],
+    /// Its size in bytes.
+    pub base_size: u64,
+    /// The image the patch produces: what the written slot must hold.
+    pub out: ImageExpectation<'a>,
 }
 
 /// The digest and size a payload must have.
@@ -365,6 +394,7 @@ impl<'a> Manifest<'a> {
                             fetched_from: None,
                             image: None,
                             invoked: false,
+                            delta: None,
                         });
                     }
                 }
@@ -418,6 +448,45 @@ impl<'a> Manifest<'a> {
         }
         self.policy = state.policy;
         Ok(())
+    }
+
+    /// The delta binding, if a `keyway-directive-apply-delta` ran: the first
+    /// component it wrote, the base component's image-match (digest and
+    /// size) and the written component's image-match (digest and size).
+    /// The patch component must be the one [`Manifest::payload`] names.
+    /// `Ok(None)` for a full image.
+    pub fn delta(&self) -> Result<Option<DeltaBinding<'a>>, Error> {
+        let Some((out, src)) = self.components.iter().find_map(|c| c.delta.map(|d| (c, d))) else {
+            return Ok(None);
+        };
+        let missing = |what| Error::Missing {
+            part: Part::Commands,
+            what,
+        };
+        let get = |i: u64| usize::try_from(i).ok().and_then(|i| self.components.get(i));
+        let base = get(src.base)
+            .and_then(|c| c.image)
+            .ok_or(missing("delta base: image-match of the base component"))?;
+        let base_size = base
+            .size
+            .ok_or(missing("delta base: image-size of the base component"))?;
+        let out = out
+            .image
+            .ok_or(missing("delta output: image-match after apply-delta"))?;
+        if out.size.is_none() {
+            return Err(missing("delta output: image-size"));
+        }
+        let patch = get(src.patch).and_then(|c| c.image);
+        if patch.is_none() || patch != self.payload() {
+            return Err(missing(
+                "delta patch: the fetched payload as source-component",
+            ));
+        }
+        Ok(Some(DeltaBinding {
+            base_digest: base.digest,
+            base_size,
+            out,
+        }))
     }
 
     /// The image the payload must match: the first component fetched from a
@@ -593,6 +662,7 @@ fn same<const N: usize>(got: &[u8; N], expected: Option<[u8; N]>) -> bool {
 #[inline(never)]
 fn command(state: &mut State<'_, '_>, cmd: i64, device: &DeviceIdentity) -> Result<(), Error> {
     let policy = &mut state.policy;
+    let state_len = state.components.len() as u64;
     for (i, c) in state.components.iter_mut().enumerate() {
         if state.selected & (1 << i) == 0 {
             continue;
@@ -649,6 +719,15 @@ fn command(state: &mut State<'_, '_>, cmd: i64, device: &DeviceIdentity) -> Resu
                 need(p.source_component, cmd, PARAM_SOURCE_COMPONENT)?;
             }
             CMD_INVOKE => c.invoked = true,
+            CMD_KEYWAY_APPLY_DELTA => {
+                let patch = need(p.source_component, cmd, PARAM_SOURCE_COMPONENT)?;
+                let base = need(p.delta_base, cmd, PARAM_KEYWAY_DELTA_BASE)?;
+                let n = state_len;
+                if patch >= n || base >= n || patch == i as u64 || base == i as u64 {
+                    return Err(Error::BadComponentIndex(patch.max(base)));
+                }
+                c.delta = Some(DeltaSources { patch, base });
+            }
             other => return Err(Error::UnsupportedCommand(other)),
         }
     }
@@ -669,6 +748,7 @@ enum ParamValue<'a> {
     Priority(i64),
     Slot(u64),
     Source(u64),
+    DeltaBase(u64),
     Ignored,
 }
 
@@ -700,6 +780,7 @@ impl<'a> ParamValue<'a> {
             PARAM_UPDATE_PRIORITY => ParamValue::Priority(r.i64()?),
             PARAM_COMPONENT_SLOT => ParamValue::Slot(r.u64()?),
             PARAM_SOURCE_COMPONENT => ParamValue::Source(r.u64()?),
+            PARAM_KEYWAY_DELTA_BASE => ParamValue::DeltaBase(r.u64()?),
             PARAM_STRICT_ORDER | PARAM_SOFT_FAILURE => {
                 r.bool()?;
                 ParamValue::Ignored
@@ -729,6 +810,7 @@ impl<'a> ParamValue<'a> {
             ParamValue::Priority(v) => p.update_priority = Some(v),
             ParamValue::Slot(v) => p.component_slot = Some(v),
             ParamValue::Source(v) => p.source_component = Some(v),
+            ParamValue::DeltaBase(v) => p.delta_base = Some(v),
             ParamValue::Ignored => {}
         }
     }

@@ -8,7 +8,7 @@ use crate::envelope::{Envelope, IntegratedPayload};
 use crate::error::Error;
 use crate::keys::TrustAnchors;
 use crate::keyset::KeySet;
-use crate::manifest::{DeviceIdentity, ImageExpectation, Manifest, Member};
+use crate::manifest::{DeltaBinding, DeviceIdentity, ImageExpectation, Manifest, Member};
 use crate::text::ReleaseNotes;
 
 /// What the device has stored: the anti-rollback floor and the newest key
@@ -66,6 +66,11 @@ pub struct Verified<'a> {
     pub payload: Option<ImageExpectation<'a>>,
     /// The integrated payload that carries it, if any.
     pub integrated: Option<IntegratedPayload<'a>>,
+    /// For a delta update (the payload is a Keyway patch): the image it
+    /// applies to and the image it produces. The device must refuse it
+    /// unless its installed image is the base, check the patch header
+    /// against it, and verify the written slot against `out`.
+    pub delta: Option<DeltaBinding<'a>>,
 }
 
 impl<'a> Verified<'a> {
@@ -90,6 +95,7 @@ impl Verified<'_> {
             notes: None,
             payload: None,
             integrated: None,
+            delta: None,
         }
     }
 }
@@ -182,6 +188,7 @@ fn finish<'a>(
     }
     v.notes = run_manifest(&mut v.manifest, env, identity)?;
     v.payload = v.manifest.payload();
+    v.delta = v.manifest.delta()?;
     v.integrated = integrated(env, v.payload.as_ref())?;
     sha256_into(&mut v.manifest_digest, env.manifest_wrapped);
     Ok(())
@@ -289,6 +296,8 @@ pub struct Inspected<'a> {
     pub payload: Option<ImageExpectation<'a>>,
     /// The integrated payload, if any.
     pub integrated: Option<IntegratedPayload<'a>>,
+    /// The delta binding, if the payload is a patch.
+    pub delta: Option<DeltaBinding<'a>>,
 }
 
 /// Decodes an envelope for display, checking structure and digests but not
@@ -303,6 +312,7 @@ pub fn inspect_envelope(bytes: &[u8]) -> Result<Inspected<'_>, Error> {
     let mut manifest = Manifest::decode(env.manifest)?;
     let notes = run_manifest(&mut manifest, &env, &DeviceIdentity::ANY)?;
     let payload = manifest.payload();
+    let delta = manifest.delta()?;
     let integrated = payload
         .and_then(|p| p.uri)
         .and_then(|uri| env.payload_named(uri))
@@ -317,6 +327,7 @@ pub fn inspect_envelope(bytes: &[u8]) -> Result<Inspected<'_>, Error> {
         notes,
         payload,
         integrated,
+        delta,
     })
 }
 

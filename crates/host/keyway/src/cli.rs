@@ -289,8 +289,13 @@ pub struct SignArgs {
     #[arg(long = "min-battery-mwh", value_name = "N")]
     pub min_battery_mwh: Option<u64>,
     /// Leave the firmware out of the envelope.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "delta_from")]
     pub detached: bool,
+    /// Make a delta update from the image the locks run now: the envelope
+    /// carries a patch from OLD.bin to the firmware, and its manifest binds
+    /// OLD.bin's digest and size (the base) and the firmware's (the output).
+    #[arg(long, value_name = "OLD.bin")]
+    pub delta_from: Option<PathBuf>,
     /// COSE algorithm label on Ed25519 signatures.
     #[arg(long, value_enum, default_value_t = Ed25519AlgArg::Eddsa)]
     pub ed25519_alg: Ed25519AlgArg,
@@ -663,6 +668,10 @@ fn sign(a: &SignArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
         }
         None => None,
     };
+    let delta_from = match &a.delta_from {
+        Some(p) => Some(read_file(p, "the delta base image")?),
+        None => None,
+    };
     let builder = EnvelopeBuilder {
         sequence: a.sequence,
         version: a.version,
@@ -680,6 +689,7 @@ fn sign(a: &SignArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned()),
         payload,
+        delta_from,
         keys: signing_keys,
         sign_options: SignOptions {
             ed25519_alg: a.ed25519_alg.into(),
@@ -688,6 +698,17 @@ fn sign(a: &SignArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
     };
     let built = builder.build()?;
     write_output(&a.output, &built.envelope)?;
+    if let (Some(patch), Some(old)) = (&built.patch, &builder.delta_from) {
+        writeln!(
+            out,
+            "delta: patch {} bytes ({:.2}% of the {}-byte image), applies to {} ({} bytes)",
+            patch.len(),
+            100.0 * patch.len() as f64 / builder.payload.len().max(1) as f64,
+            builder.payload.len(),
+            hex(&keyway::encode::sha256(old)),
+            old.len()
+        )?;
+    }
     writeln!(
         out,
         "wrote {} ({} bytes): version {}, sequence {}, {} signature(s){}",
