@@ -277,3 +277,105 @@ fn cli_diff_and_patch() {
     assert!(!dir.join("bad.bin").exists());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `keyway sign --delta-from`: the envelope carries the patch, `verify`
+/// checks it and names both bindings, `inspect` shows them.
+#[test]
+fn cli_sign_delta_from_verify_and_inspect() {
+    let dir = tmpdir();
+    let old = firmware(30_000, 8);
+    let new = rebuild(&old, 9);
+    std::fs::write(dir.join("old.bin"), &old).unwrap();
+    std::fs::write(dir.join("new.bin"), &new).unwrap();
+    std::fs::write(dir.join("NOTES.md"), "# 1.4.0\n").unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_keyway"))
+            .current_dir(&dir)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = run(&["keygen", "v"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(&[
+        "sign",
+        "--firmware",
+        "new.bin",
+        "--delta-from",
+        "old.bin",
+        "--version",
+        "1.4.0",
+        "--sequence",
+        "6",
+        "--vendor-domain",
+        "locks.example",
+        "--class",
+        "deadbolt",
+        "--notes",
+        "NOTES.md",
+        "--key",
+        "v.key",
+        "-o",
+        "d.suit",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let said = String::from_utf8_lossy(&o.stdout);
+    let hex = |d: &[u8]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let sha = |b: &[u8]| hex(&<sha2::Sha256 as sha2::Digest>::digest(b));
+    assert!(
+        said.contains("delta: patch") && said.contains(&sha(&old)),
+        "{said}"
+    );
+    let env = std::fs::read(dir.join("d.suit")).unwrap();
+    assert!(env.len() < new.len() / 4, "envelope {} bytes", env.len());
+
+    let o = run(&["verify", "d.suit", "--trust", "v.pub"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        said.contains("patch")
+            && said.contains(&format!("applies to the image sha256 {}", &sha(&old)[..16]))
+            && said.contains(&format!("produces sha256 {}", &sha(&new)[..16])),
+        "{said}"
+    );
+    let o = run(&["inspect", "d.suit"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        said.contains(&format!(
+            "installed image sha256 {} size {}",
+            sha(&old),
+            old.len()
+        )) && said.contains(&format!(
+            "produces the image sha256 {} size {}",
+            sha(&new),
+            new.len()
+        )),
+        "{said}"
+    );
+    // --detached and --delta-from do not combine.
+    let o = run(&[
+        "sign",
+        "--firmware",
+        "new.bin",
+        "--delta-from",
+        "old.bin",
+        "--detached",
+        "--version",
+        "1.4.0",
+        "--sequence",
+        "6",
+        "--vendor-domain",
+        "locks.example",
+        "--class",
+        "deadbolt",
+        "--notes",
+        "NOTES.md",
+        "--key",
+        "v.key",
+        "-o",
+        "x.suit",
+    ]);
+    assert!(!o.status.success());
+    std::fs::remove_dir_all(&dir).ok();
+}
