@@ -121,8 +121,8 @@ pub struct Params<'a> {
     pub component_slot: Option<u64>,
     /// `source-component`.
     pub source_component: Option<u64>,
-    /// Keyway's delta-base component ([`PARAM_KEYWAY_DELTA_BASE`]).
-    pub delta_base: Option<u64>,
+    /// Keyway's delta-base component index ([`PARAM_KEYWAY_DELTA_BASE`]).
+    pub delta_base: Option<u8>,
 }
 
 /// One component and what the manifest does with it.
@@ -147,10 +147,12 @@ pub struct Component<'a> {
 /// image it applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeltaSources {
-    /// The component holding the patch (`suit-parameter-source-component`).
-    pub patch: u64,
-    /// The component holding the base image ([`PARAM_KEYWAY_DELTA_BASE`]).
-    pub base: u64,
+    /// The component index holding the patch
+    /// (`suit-parameter-source-component`).
+    pub patch: u8,
+    /// The component index holding the base image
+    /// ([`PARAM_KEYWAY_DELTA_BASE`]).
+    pub base: u8,
 }
 
 /// What a delta manifest binds: the image the patch applies to and the
@@ -463,7 +465,7 @@ impl<'a> Manifest<'a> {
             part: Part::Commands,
             what,
         };
-        let get = |i: u64| usize::try_from(i).ok().and_then(|i| self.components.get(i));
+        let get = |i: u8| self.components.get(usize::from(i));
         let base = get(src.base)
             .and_then(|c| c.image)
             .ok_or(missing("delta base: image-match of the base component"))?;
@@ -721,12 +723,17 @@ fn command(state: &mut State<'_, '_>, cmd: i64, device: &DeviceIdentity) -> Resu
             CMD_INVOKE => c.invoked = true,
             CMD_KEYWAY_APPLY_DELTA => {
                 let patch = need(p.source_component, cmd, PARAM_SOURCE_COMPONENT)?;
-                let base = need(p.delta_base, cmd, PARAM_KEYWAY_DELTA_BASE)?;
-                let n = state_len;
-                if patch >= n || base >= n || patch == i as u64 || base == i as u64 {
-                    return Err(Error::BadComponentIndex(patch.max(base)));
+                let base = u64::from(need(p.delta_base, cmd, PARAM_KEYWAY_DELTA_BASE)?);
+                // Both must be other components of this manifest.
+                for k in [patch, base] {
+                    if k >= state_len || k == i as u64 {
+                        return Err(Error::BadComponentIndex(k));
+                    }
                 }
-                c.delta = Some(DeltaSources { patch, base });
+                c.delta = Some(DeltaSources {
+                    patch: patch as u8,
+                    base: base as u8,
+                });
             }
             other => return Err(Error::UnsupportedCommand(other)),
         }
@@ -748,7 +755,7 @@ enum ParamValue<'a> {
     Priority(i64),
     Slot(u64),
     Source(u64),
-    DeltaBase(u64),
+    DeltaBase(u8),
     Ignored,
 }
 
@@ -780,7 +787,10 @@ impl<'a> ParamValue<'a> {
             PARAM_UPDATE_PRIORITY => ParamValue::Priority(r.i64()?),
             PARAM_COMPONENT_SLOT => ParamValue::Slot(r.u64()?),
             PARAM_SOURCE_COMPONENT => ParamValue::Source(r.u64()?),
-            PARAM_KEYWAY_DELTA_BASE => ParamValue::DeltaBase(r.u64()?),
+            PARAM_KEYWAY_DELTA_BASE => {
+                let i = r.u64()?;
+                ParamValue::DeltaBase(u8::try_from(i).map_err(|_| Error::BadComponentIndex(i))?)
+            }
             PARAM_STRICT_ORDER | PARAM_SOFT_FAILURE => {
                 r.bool()?;
                 ParamValue::Ignored

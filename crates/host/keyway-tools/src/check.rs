@@ -113,6 +113,19 @@ pub struct VerifyOptions {
     pub battery_mwh: Option<u64>,
 }
 
+/// A delta manifest's bindings, as hex digests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeltaSummary {
+    /// The size of the image the patch applies to.
+    pub base_size: u64,
+    /// Its SHA-256, hex.
+    pub base_digest: String,
+    /// The size of the image the patch produces.
+    pub out_size: Option<u64>,
+    /// Its SHA-256, hex.
+    pub out_digest: String,
+}
+
 /// A verified envelope, summarised.
 #[derive(Debug, Clone)]
 pub struct Summary {
@@ -126,9 +139,8 @@ pub struct Summary {
     pub payload: Option<(Option<u64>, String)>,
     /// Whether the payload bytes were checked (integrated or `--payload`).
     pub payload_checked: bool,
-    /// For a delta update: the base's size and SHA-256 (hex), the produced
-    /// image's size and SHA-256 (hex).
-    pub delta: Option<((u64, String), (Option<u64>, String))>,
+    /// For a delta update: what the manifest binds.
+    pub delta: Option<DeltaSummary>,
     /// Key ids that signed.
     pub signers: Vec<String>,
     /// Key-set version in force.
@@ -165,13 +177,16 @@ impl std::fmt::Display for Summary {
             };
             write!(f, ", {what} {size} sha256 {}… {state}", &digest[..16])?;
         }
-        if let Some(((bs, bd), (os, od))) = &self.delta {
-            let os = os.map_or("unsized".to_string(), |s| format!("{s} bytes"));
+        if let Some(d) = &self.delta {
+            let os = d
+                .out_size
+                .map_or("unsized".to_string(), |s| format!("{s} bytes"));
             write!(
                 f,
-                ", delta: applies to the image sha256 {}… ({bs} bytes), produces sha256 {}… ({os})",
-                &bd[..16],
-                &od[..16]
+                ", delta: applies to the image sha256 {}… ({} bytes), produces sha256 {}… ({os})",
+                &d.base_digest[..16],
+                d.base_size,
+                &d.out_digest[..16]
             )?;
         }
         write!(
@@ -395,11 +410,11 @@ fn summarise(v: &suit::Verified<'_>, checked: bool, requirements: Vec<String>) -
         }),
         payload: v.payload.map(|p| (p.size, hex(&p.digest[..]))),
         payload_checked: checked,
-        delta: v.delta.map(|d| {
-            (
-                (d.base_size, hex(&d.base_digest[..])),
-                (d.out.size, hex(&d.out.digest[..])),
-            )
+        delta: v.delta.map(|d| DeltaSummary {
+            base_size: d.base_size,
+            base_digest: hex(&d.base_digest[..]),
+            out_size: d.out.size,
+            out_digest: hex(&d.out.digest[..]),
         }),
         signers: v.signers.iter().map(|k| k.to_string()).collect(),
         keyset_version: v.keyset_version,

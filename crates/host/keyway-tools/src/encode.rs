@@ -1145,6 +1145,7 @@ mod tests {
             detached: false,
             payload_uri: None,
             payload: (0..=255u8).cycle().take(3000).collect(),
+            delta_from: None,
             keys,
             sign_options: SignOptions::default(),
         }
