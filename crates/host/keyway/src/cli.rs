@@ -124,6 +124,12 @@ pub struct DiffArgs {
     /// Where to write the patch.
     #[arg(short, long, value_name = "PATCH")]
     pub output: PathBuf,
+    /// Also model the end-to-end update (transfer, install on the nRF52840
+    /// flash model, reboot) with the full image and with the delta, signed
+    /// and installed through the lock's own code, over a link of this many
+    /// bytes per second (e.g. 10000 for the lock's Bluetooth link).
+    #[arg(long, value_name = "BYTES_PER_S")]
+    pub update_time: Option<u64>,
 }
 
 /// Arguments of `keyway patch`.
@@ -167,6 +173,30 @@ fn diff(a: &DiffArgs, out: &mut dyn Write) -> Result<()> {
         new.len() as f64 / patch.len() as f64,
         took.as_secs_f64()
     )?;
+    if let Some(link) = a.update_time {
+        let [full, delta] = keyway::delta::update_times(&old, &new, link)?;
+        writeln!(
+            out,
+            "end-to-end update at {link} B/s on the nRF52840 flash model (transfer + install + reboot):"
+        )?;
+        for (name, t) in [("full image", &full), ("delta", &delta)] {
+            writeln!(
+                out,
+                "  {name:<10} envelope {:>7} bytes: {:6.1} s + {:5.2} s + {:5.3} s = {:6.1} s",
+                t.envelope_bytes,
+                t.transfer_s,
+                t.install_s,
+                t.reboot_s,
+                t.total_s()
+            )?;
+        }
+        writeln!(
+            out,
+            "  delta / full: {:.3} ({:.1}x faster)",
+            delta.total_s() / full.total_s(),
+            full.total_s() / delta.total_s()
+        )?;
+    }
     Ok(())
 }
 

@@ -379,3 +379,23 @@ fn cli_sign_delta_from_verify_and_inspect() {
     assert!(!o.status.success());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The end-to-end model installs both envelopes through the lock's code
+/// (the full image with `Installer`, the delta with `DeltaInstaller`) and
+/// boots the new image; the delta sends fewer bytes and flashes the same.
+#[test]
+fn update_time_full_against_delta() {
+    let old = firmware(40_000, 10);
+    let new = rebuild(&old, 11);
+    let [full, delta] = keyway::delta::update_times(&old, &new, 10_000).unwrap();
+    assert!(full.envelope_bytes > new.len(), "{full:?}");
+    assert!(delta.envelope_bytes * 4 < full.envelope_bytes, "{delta:?}");
+    assert!((full.transfer_s - full.envelope_bytes as f64 / 10_000.0).abs() < 1e-9);
+    // Same image, same sectors: the install costs the same flash time.
+    assert!(
+        (full.install_s - delta.install_s).abs() < 0.01,
+        "{full:?} {delta:?}"
+    );
+    assert!(full.install_s > 0.0 && delta.reboot_s > 0.0);
+    assert!(delta.total_s() < full.total_s());
+}
