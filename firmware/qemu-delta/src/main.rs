@@ -98,6 +98,14 @@ struct Out {
 }
 
 impl Out {
+    const fn new() -> Self {
+        Out {
+            buf: [0; OUT_BUF],
+            fill: 0,
+            written: 0,
+        }
+    }
+
     fn push(&mut self, flash: &mut Flash, mut data: &[u8]) -> Result<(), ()> {
         while !data.is_empty() {
             let n = (OUT_BUF - self.fill).min(data.len());
@@ -140,6 +148,19 @@ fn apply(patcher: &mut Patcher, flash: &mut Flash, out: &mut Out) -> Result<(), 
     }
     patcher.finish(&mut base, &mut sink).map_err(|_| ())?;
     out.flush(&mut cell.borrow_mut())
+}
+
+/// SysTick, counting down from 2^24 - 1 at the core clock, its wraps
+/// counted by the exception handler; stopped until [`timed`].
+fn systick() -> cortex_m::peripheral::SYST {
+    let mut syst = match cortex_m::Peripherals::take() {
+        Some(p) => p.SYST,
+        None => fail("peripherals"),
+    };
+    syst.set_clock_source(SystClkSource::Core);
+    syst.set_reload(0x00FF_FFFF);
+    syst.enable_interrupt();
+    syst
 }
 
 /// Runs `f` with SysTick counting from its reload value; returns the
@@ -243,11 +264,7 @@ fn main() -> ! {
             Ok(p) => p,
             Err(_) => fail("the patch's base is not slot 0"),
         };
-        let mut out = Out {
-            buf: [0; OUT_BUF],
-            fill: 0,
-            written: 0,
-        };
+        let mut out = Out::new();
         let (r, usage) = stack::measure(|| apply(&mut patcher, &mut flash, &mut out));
         if r.is_err() {
             fail("applying the patch");
@@ -272,30 +289,16 @@ fn main() -> ! {
             Ok(p) => p,
             Err(_) => fail("the patch's base is not slot 0"),
         };
-        let mut out = Out {
-            buf: [0; OUT_BUF],
-            fill: 0,
-            written: 0,
-        };
-        let mut p = match cortex_m::Peripherals::take() {
-            Some(p) => p,
-            None => fail("peripherals"),
-        };
-        p.SYST.set_clock_source(SystClkSource::Core);
-        p.SYST.set_reload(0x00FF_FFFF);
-        p.SYST.enable_interrupt();
-        let (r, ticks) = timed(&mut p.SYST, || apply(&mut patcher, &mut flash, &mut out));
+        let mut out = Out::new();
+        let mut syst = systick();
+        let (r, ticks) = timed(&mut syst, || apply(&mut patcher, &mut flash, &mut out));
         if r.is_err() {
             fail("applying the patch (timed)");
         }
         // The same flash traffic without the decoder: the base copied.
         let mut plain = factory();
-        let mut out2 = Out {
-            buf: [0; OUT_BUF],
-            fill: 0,
-            written: 0,
-        };
-        let (r, copy_ticks) = timed(&mut p.SYST, || copy(&mut plain, &mut out2, OLD.len()));
+        let mut out2 = Out::new();
+        let (r, copy_ticks) = timed(&mut syst, || copy(&mut plain, &mut out2, OLD.len()));
         if r.is_err() {
             fail("copy (timed)");
         }
@@ -303,7 +306,7 @@ fn main() -> ! {
             "SysTick ticks, copy of the base with the same flash writes: {}",
             copy_ticks
         );
-        calibrate(&mut p.SYST);
+        calibrate(&mut syst);
         hprintln!("SysTick ticks for the whole apply: {}", ticks);
         if sha256_of(&mut flash, SLOT, header.out_size as usize) != header.out_digest {
             fail("the output's SHA-256 differs (timed run)");
@@ -311,26 +314,16 @@ fn main() -> ! {
     }
     #[cfg(feature = "baseline")]
     {
-        let mut out = Out {
-            buf: [0; OUT_BUF],
-            fill: 0,
-            written: 0,
-        };
+        let mut out = Out::new();
         // The same timing code as the full build, so that the code-size
         // difference is the decoder's.
-        let mut p = match cortex_m::Peripherals::take() {
-            Some(p) => p,
-            None => fail("peripherals"),
-        };
-        p.SYST.set_clock_source(SystClkSource::Core);
-        p.SYST.set_reload(0x00FF_FFFF);
-        p.SYST.enable_interrupt();
-        let (r, ticks) = timed(&mut p.SYST, || copy(&mut flash, &mut out, OLD.len()));
+        let mut syst = systick();
+        let (r, ticks) = timed(&mut syst, || copy(&mut flash, &mut out, OLD.len()));
         if r.is_err() {
             fail("copy");
         }
         hprintln!("baseline: {:?}, {} ticks", &base_digest[..4], ticks);
-        calibrate(&mut p.SYST);
+        calibrate(&mut syst);
     }
     hprintln!("PASS");
     debug::exit(debug::EXIT_SUCCESS);

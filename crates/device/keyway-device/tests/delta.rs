@@ -9,60 +9,21 @@
 
 mod common;
 
-use common::{bytes, cuts, full_sweep};
-use keyway::encode::{
-    EnvelopeBuilder, assemble_envelope, class_uuid, encode_manifest, encode_text, sign_digest,
-    vendor_uuid,
+use common::{
+    CLASS, PASS, VENDOR, Vendor, bytes, cuts, full_sweep, vendor, verified_layout as layout,
 };
-use keyway::keys::{Algorithm, SigningKey};
-use keyway_device::boot::{self, Boot, Confirmation, SelfTest};
+use keyway::encode::{
+    EnvelopeBuilder, assemble_envelope, encode_manifest, encode_text, sign_digest,
+};
+use keyway_device::boot::{self, Boot, Confirmation};
 use keyway_device::delta::{DeltaError, DeltaInstaller, HeaderField};
-use keyway_device::install::{Installer, Mode, SlotLayout};
-use keyway_device::journal::{Config, Journal, TrialState};
+use keyway_device::install::Installer;
+use keyway_device::journal::{Journal, TrialState};
 use keyway_device::verified::{HEAD_BUF_LEN, VerifiedSlot};
 use keyway_sim::{PowerCut, SimFlash};
-use keyway_suit::{DeviceIdentity, DeviceState, PublicKey, TrustAnchors, Verified};
+use keyway_suit::{DeviceState, Verified};
 
 type Flash = SimFlash<4, 4096>;
-
-const VENDOR: &str = "locks.example";
-const CLASS: &str = "deadbolt-2";
-const PASS: SelfTest = SelfTest {
-    motor: true,
-    sensors: true,
-    comms: true,
-};
-
-fn layout() -> SlotLayout {
-    SlotLayout {
-        slots: [0x1_0000..0x3_0000, 0x3_0000..0x5_0000],
-        journal: Config::new(0xF_0000, 2),
-        manifest_sectors: 1,
-        sector_size: None,
-        mode: Mode::Direct,
-    }
-}
-
-struct Vendor {
-    key: SigningKey,
-    anchors: TrustAnchors,
-    identity: DeviceIdentity,
-}
-
-fn vendor() -> Vendor {
-    let key = SigningKey::generate(Algorithm::Ed25519).unwrap();
-    let anchors = TrustAnchors::new(
-        &[PublicKey::from_raw(&key.raw_public_key_bytes()).unwrap()],
-        1,
-    )
-    .unwrap();
-    let v = vendor_uuid(VENDOR);
-    Vendor {
-        key,
-        anchors,
-        identity: DeviceIdentity::new(v, class_uuid(&v, CLASS)),
-    }
-}
 
 fn builder(v: &Vendor, sequence: u64, payload: Vec<u8>, from: Option<Vec<u8>>) -> EnvelopeBuilder {
     EnvelopeBuilder {

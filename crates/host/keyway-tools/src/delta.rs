@@ -232,6 +232,28 @@ fn describe<B: core::fmt::Debug, O: core::fmt::Debug>(
     }
 }
 
+/// A flash of `sectors` 4 KiB sectors with the nRF52840's timing (85 ms
+/// per erase, 41 µs per 4-byte word), as large as the images need.
+fn nrf52840_timing(sectors: u32) -> Result<keyway_sim::Geometry> {
+    use keyway_sim::{Geometry, GeometrySpec, SectorRun};
+    use std::time::Duration;
+    Geometry::new(GeometrySpec {
+        name: "nrf52840-timing".into(),
+        sectors: vec![SectorRun {
+            count: sectors,
+            size: 4096,
+            erase_time: Duration::from_millis(85),
+        }],
+        write_size: 4,
+        read_size: 1,
+        erased: 0xFF,
+        program_time: Duration::from_micros(41),
+        max_writes_per_unit: Some(2),
+        ecc: false,
+    })
+    .map_err(|e| anyhow::anyhow!("geometry: {e:?}"))
+}
+
 /// What applying a patch on the simulated flash cost.
 #[derive(Clone, Debug)]
 pub struct FlashApply {
@@ -254,11 +276,10 @@ pub struct FlashApply {
 /// output's size and SHA-256 against the patch header.
 pub fn apply_on_flash(old: &[u8], patch: &[u8], chunk: usize) -> Result<FlashApply> {
     use std::cell::RefCell;
-    use std::time::Duration;
 
     use keyway_device::install::{Installer, Mode, SlotLayout};
     use keyway_device::journal::{self, Journal, PersistentState};
-    use keyway_sim::{Geometry, GeometrySpec, SectorRun, SimFlash};
+    use keyway_sim::SimFlash;
 
     const SECTOR: u32 = 4096;
     let header = PatchHeader::parse(patch).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -266,21 +287,7 @@ pub fn apply_on_flash(old: &[u8], patch: &[u8], chunk: usize) -> Result<FlashApp
     let sectors = |len: u32| len.div_ceil(SECTOR).max(1);
     let (n0, n1) = (sectors(base_size), sectors(header.out_size));
     let journal_sectors = 2;
-    let geometry = Geometry::new(GeometrySpec {
-        name: "nrf52840-timing".into(),
-        sectors: vec![SectorRun {
-            count: journal_sectors + n0 + n1,
-            size: SECTOR,
-            erase_time: Duration::from_millis(85),
-        }],
-        write_size: 4,
-        read_size: 1,
-        erased: 0xFF,
-        program_time: Duration::from_micros(41),
-        max_writes_per_unit: Some(2),
-        ecc: false,
-    })
-    .map_err(|e| anyhow::anyhow!("geometry: {e:?}"))?;
+    let geometry = nrf52840_timing(journal_sectors + n0 + n1)?;
     let mut flash =
         SimFlash::<4, 4096>::new(geometry).map_err(|e| anyhow::anyhow!("flash: {e:?}"))?;
     let s0 = journal_sectors * SECTOR;
@@ -396,8 +403,7 @@ pub fn update_times(old: &[u8], new: &[u8], link_bytes_per_s: u64) -> Result<[Up
     use keyway_device::install::{Installer, Mode, SlotLayout};
     use keyway_device::journal::{self, Journal};
     use keyway_device::verified::{HEAD_BUF_LEN, VerifiedSlot};
-    use keyway_sim::{Geometry, GeometrySpec, SectorRun, SimFlash};
-    use std::time::Duration;
+    use keyway_sim::SimFlash;
 
     const SECTOR: u32 = 4096;
     type Flash = SimFlash<4, 4096>;
@@ -431,21 +437,7 @@ pub fn update_times(old: &[u8], new: &[u8], link_bytes_per_s: u64) -> Result<[Up
     };
 
     let image_sectors = (old.len().max(new.len()) as u32).div_ceil(SECTOR) + 1;
-    let geometry = Geometry::new(GeometrySpec {
-        name: "nrf52840-timing".into(),
-        sectors: vec![SectorRun {
-            count: 2 + 2 * image_sectors,
-            size: SECTOR,
-            erase_time: Duration::from_millis(85),
-        }],
-        write_size: 4,
-        read_size: 1,
-        erased: 0xFF,
-        program_time: Duration::from_micros(41),
-        max_writes_per_unit: Some(2),
-        ecc: false,
-    })
-    .map_err(|e| err("geometry")(&e))?;
+    let geometry = nrf52840_timing(2 + 2 * image_sectors)?;
     let s0 = 2 * SECTOR;
     let s1 = s0 + image_sectors * SECTOR;
     let layout = SlotLayout {

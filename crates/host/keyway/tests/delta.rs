@@ -297,27 +297,32 @@ fn cli_sign_delta_from_verify_and_inspect() {
     };
     let o = run(&["keygen", "v"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = run(&[
-        "sign",
-        "--firmware",
-        "new.bin",
-        "--delta-from",
-        "old.bin",
-        "--version",
-        "1.4.0",
-        "--sequence",
-        "6",
-        "--vendor-domain",
-        "locks.example",
-        "--class",
-        "deadbolt",
-        "--notes",
-        "NOTES.md",
-        "--key",
-        "v.key",
-        "-o",
-        "d.suit",
-    ]);
+    let sign = |extra: &[&str], out: &str| {
+        let mut args = vec![
+            "sign",
+            "--firmware",
+            "new.bin",
+            "--delta-from",
+            "old.bin",
+            "--version",
+            "1.4.0",
+            "--sequence",
+            "6",
+            "--vendor-domain",
+            "locks.example",
+            "--class",
+            "deadbolt",
+            "--notes",
+            "NOTES.md",
+            "--key",
+            "v.key",
+            "-o",
+            out,
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let o = sign(&[], "d.suit");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let said = String::from_utf8_lossy(&o.stdout);
     let hex = |d: &[u8]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
@@ -354,28 +359,7 @@ fn cli_sign_delta_from_verify_and_inspect() {
         "{said}"
     );
     // --detached and --delta-from do not combine.
-    let o = run(&[
-        "sign",
-        "--firmware",
-        "new.bin",
-        "--delta-from",
-        "old.bin",
-        "--detached",
-        "--version",
-        "1.4.0",
-        "--sequence",
-        "6",
-        "--vendor-domain",
-        "locks.example",
-        "--class",
-        "deadbolt",
-        "--notes",
-        "NOTES.md",
-        "--key",
-        "v.key",
-        "-o",
-        "x.suit",
-    ]);
+    let o = sign(&["--detached"], "x.suit");
     assert!(!o.status.success());
     std::fs::remove_dir_all(&dir).ok();
 }
