@@ -237,20 +237,29 @@ fn tmpdir() -> PathBuf {
     d
 }
 
-#[test]
-fn cli_diff_and_patch() {
+/// A fresh folder holding `old.bin` and `new.bin`, a firmware-like pair.
+fn pair_in_tmpdir(seed: u64) -> (PathBuf, Vec<u8>, Vec<u8>) {
     let dir = tmpdir();
-    let old = firmware(30_000, 6);
-    let new = rebuild(&old, 7);
+    let old = firmware(30_000, seed);
+    let new = rebuild(&old, seed + 1);
     std::fs::write(dir.join("old.bin"), &old).unwrap();
     std::fs::write(dir.join("new.bin"), &new).unwrap();
-    let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_keyway"))
-            .current_dir(&dir)
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    (dir, old, new)
+}
+
+/// Runs the `keyway` command in `dir`.
+fn keyway_in(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_keyway"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn cli_diff_and_patch() {
+    let (dir, _old, new) = pair_in_tmpdir(6);
+    let run = |args: &[&str]| keyway_in(&dir, args);
     let o = run(&["diff", "old.bin", "new.bin", "-o", "p.kwd"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let said = String::from_utf8_lossy(&o.stdout);
@@ -282,19 +291,9 @@ fn cli_diff_and_patch() {
 /// checks it and names both bindings, `inspect` shows them.
 #[test]
 fn cli_sign_delta_from_verify_and_inspect() {
-    let dir = tmpdir();
-    let old = firmware(30_000, 8);
-    let new = rebuild(&old, 9);
-    std::fs::write(dir.join("old.bin"), &old).unwrap();
-    std::fs::write(dir.join("new.bin"), &new).unwrap();
+    let (dir, old, new) = pair_in_tmpdir(8);
     std::fs::write(dir.join("NOTES.md"), "# 1.4.0\n").unwrap();
-    let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_keyway"))
-            .current_dir(&dir)
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| keyway_in(&dir, args);
     let o = run(&["keygen", "v"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let sign = |extra: &[&str], out: &str| {
