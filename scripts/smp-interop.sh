@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # keyway-lock against the MCUmgr tools from PyPI (pinned): smpmgr updates the
-# lock (refused without the presence window; with it: upload, reset, trial
-# boot, self-test, confirm), the state survives a kill (a power cut), and an
-# smpclient script runs upload -> state read -> test by hash -> reset; the
-# lock's audit log of it all (and of keypad events) exports and verifies.
+# lock (refused without the presence window; with it: upload, then the reset
+# smpmgr sends is the consent of the person at the lock: trial boot,
+# self-test, confirm), the state
+# survives a kill (a power cut), and an smpclient script runs upload -> state
+# read -> test by hash -> reset; the lock's audit log of it all (and of keypad
+# events) exports and verifies.
+#
+# The lock installs only with the bolt withdrawn (install_needs_unlocked, on
+# by default): before each update the script unlocks it with the keypad
+# through the control socket, as the person at the door would.
 # Needs python3 with venv and PyPI access the first time (target/smp-venv is reused).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -67,7 +73,7 @@ PY
 
 LOCK_PID=
 start_lock() {
-  "$LOCK" --state lock --bind "$ADDR:1337" --control 127.0.0.1:0 >lock.out 2>>lock.err &
+  "$LOCK" --state lock --bind "$ADDR:1337" --control 127.0.0.1:0 --relock-seconds 120 >lock.out 2>>lock.err &
   LOCK_PID=$!
   for _ in $(seq 50); do grep -q '^listening on' lock.out 2>/dev/null && break; sleep 0.1; done
   grep -q '^listening on' lock.out || die "the lock did not start: $(cat lock.err)"
@@ -81,6 +87,8 @@ s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
 s.sendall(sys.argv[2].encode() + b"\n"); print(s.makefile().readline().strip())' "$CONTROL_PORT" "$1"
 }
 state() { timeout 30 "$PY" "$CHECK" state "$ADDR" 1337; }
+# The update policy installs only with the bolt withdrawn: unlock with the keypad first.
+unlock() { echo "unlock with the keypad (the lock installs only while the bolt is withdrawn)"; control '{"cmd":"keypad","pin":"1234"}'; }
 
 step "start the lock on $ADDR:1337"
 start_lock
@@ -94,12 +102,21 @@ fi
 grep -q 'EACCESSDENIED' refused.txt || die "expected EACCESSDENIED: $(tail -5 refused.txt)"
 echo "refused: EACCESSDENIED (11)"
 
-step "presence window (control socket), smpmgr upgrade --format any v2.1.0.suit"
+step "with the bolt locked: smpmgr's reset (the consent) is answered rc 6 \"postponed\", the upload waits unarmed"
 control '{"cmd":"presence","seconds":120}'
-START=$(date +%s.%N)
-SMPMGR --ip "$ADDR" upgrade --format any v2.1.0.suit 2>&1 | tail -3
-END=$(date +%s.%N)
-"$PY" -c "import sys; n=$(stat -c %s v2.1.0.suit); t=$END-$START; print(f'smpmgr upgrade: {n} bytes in {t:.2f} s (connect, upload, reset)')"
+if SMPMGR --ip "$ADDR" upgrade --format any v2.1.0.suit >postponed.txt 2>&1; then
+  die "the upgrade went through with the bolt locked"
+fi
+grep -q 'postponed: the bolt is locked' lock.err || die "the lock did not postpone: $(tail -3 lock.err)"
+grep 'postponed: the bolt is locked' lock.err | tail -1
+state | tee state-postponed.txt
+grep -q 'version=1.4.0 active=True confirmed=True' state-postponed.txt || die "1.4.0 must still run"
+grep -q 'version=2.1.0 active=False confirmed=False pending=False' state-postponed.txt || die "2.1.0 must wait unarmed"
+
+step "unlock: the consent was kept, the lock installs 2.1.0 by itself (trial boot, self-test, confirm)"
+unlock
+for _ in $(seq 50); do grep -q 'installing 2.1.0' lock.err && break; sleep 0.1; done
+sleep 0.5
 state | tee state1.txt
 grep -q 'version=2.1.0 active=True confirmed=True' state1.txt || die "2.1.0 did not boot on trial and confirm"
 grep 'reset: boot' lock.err | tail -1
@@ -110,14 +127,16 @@ start_lock
 state | tee state2.txt
 grep -q 'version=2.1.0 active=True confirmed=True' state2.txt || die "2.1.0 lost across the restart"
 
-step "power cut during an smpmgr upload of 3.0.0 (flash operation 60 from now), then smpmgr again"
+step "power cut halfway through an smpmgr upload of 3.0.0 (keyway-lock ctl cut-power --mid-upload), then smpmgr again"
 control '{"cmd":"presence","seconds":120}'
-control '{"cmd":"cut-power","after_ops":60}'
+unlock
+"$LOCK" ctl "127.0.0.1:$CONTROL_PORT" cut-power --mid-upload
 if SMPMGR --ip "$ADDR" upgrade --format any v3.0.0.suit >cut.txt 2>&1; then
   die "the upload went through a power cut"
 fi
 grep 'POWER CUT' lock.err | tail -1
 control '{"cmd":"presence","seconds":120}'
+unlock
 SMPMGR --ip "$ADDR" upgrade --format any v3.0.0.suit 2>&1 | tail -2
 grep -q 'upload resumed from the journal' lock.err || die "the second upload did not resume from the journal"
 grep 'upload resumed from the journal' lock.err | tail -1
@@ -126,6 +145,7 @@ grep -q 'version=3.0.0 active=True confirmed=True' state3.txt || die "3.0.0 did 
 
 step "smpclient: upload 4.0.0 -> state read -> test by hash -> reset"
 control '{"cmd":"presence","seconds":120}'
+unlock
 timeout 60 "$PY" "$CHECK" flow "$ADDR" 1337 v4.0.0.suit
 sleep 0.3
 state | tee state4.txt
@@ -149,6 +169,7 @@ control "{\"cmd\":\"log-export\",\"path\":\"$PWD/audit.bin\"}"
 "$KEYWAY" log verify audit.bin --device-key lock/device.pub || die "the audit log does not verify"
 "$KEYWAY" log show audit.bin > audit.txt
 for e in 'update rejected: sequence 1, reason anti-rollback' 'confirmed: slot 1, sequence 4' \
+         'consent given: sequence 2' 'update installed: sequence 2, slot 1' \
          'PIN failed: 1 in a row' 'unlocked: keypad' 'tamper detected' 'locked: owner command'; do
   grep -q "$e" audit.txt || die "the audit log lacks \"$e\""
 done

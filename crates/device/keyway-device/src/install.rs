@@ -968,10 +968,35 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
     /// A payload that does not match is refused with [`Error::Payload`];
     /// the download record is then cleared (best effort) and the slot is
     /// not marked installable.
-    pub fn finish(
+    pub fn finish(self, flash: &mut F, journal: &mut Journal<F>) -> Result<u8, Error<F::Error>> {
+        self.complete(flash, journal, true)
+    }
+
+    /// Like [`Installer::finish`], but the slot is *not* armed: the tail is
+    /// written and the size and digest checked, then the journal commits
+    /// `download: None` and leaves `trial` (and, in swap mode, `swap`) as
+    /// they were. A reset boots the running image again; the complete,
+    /// verified image waits in its slot until the caller arms it (direct
+    /// mode: commit `TrialState::Pending { slot }`, as the owner's consent
+    /// does in `keyway-lock`). A power cut at any point leaves either the
+    /// download record (a resume re-hashes and finishes again) or the
+    /// unarmed slot; never an armed one.
+    ///
+    /// Meant for direct mode: in swap mode an unarmed slot is not staged
+    /// (no `SwapProgress`), so arming it later is the caller's work.
+    pub fn finish_unarmed(
+        self,
+        flash: &mut F,
+        journal: &mut Journal<F>,
+    ) -> Result<u8, Error<F::Error>> {
+        self.complete(flash, journal, false)
+    }
+
+    fn complete(
         mut self,
         flash: &mut F,
         journal: &mut Journal<F>,
+        arm: bool,
     ) -> Result<u8, Error<F::Error>> {
         if self.failed {
             return Err(Error::Aborted);
@@ -990,6 +1015,10 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
             return Err(Error::Payload(e));
         }
         state.download = None;
+        if !arm {
+            journal.commit(flash, &state)?;
+            return Ok(self.slot);
+        }
         state.trial = TrialState::Pending { slot: self.slot };
         if self.mode == Mode::Swap {
             state.swap = Some(SwapProgress {

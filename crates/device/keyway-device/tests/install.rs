@@ -975,3 +975,78 @@ mod props {
         }
     }
 }
+
+/// `finish_unarmed` (the lock's consent policy): at every flash operation
+/// of an install that ends with it, a power cut never leaves the new slot
+/// armed (`Pending`), the active slot and the journal's floor, key set and
+/// trial stay as they were, and the recovery (resume, or begin again when
+/// nothing was recorded) ends with the image in its slot, unarmed.
+#[test]
+fn finish_unarmed_never_arms_the_slot_through_every_power_cut() {
+    let layout = small_pages_layout();
+    let image = bytes(12 * 1024, 77);
+    let digest = sha256(&image);
+    let exp = ImageExpectation {
+        digest: &digest,
+        size: Some(image.len() as u64),
+        uri: None,
+    };
+    let md = sha256(b"unarmed");
+    let base_flash = prepared(SimFlash::<1, 512>::small_pages(), &layout, 0);
+    let active_before = slot_bytes(&base_flash, &layout, 0);
+    let holds_image =
+        |flash: &SimFlash<1, 512>| slot_bytes(flash, &layout, 1)[..image.len()] == image[..];
+    // Begin (or resume what the journal records), push, finish unarmed.
+    let run = |flash: &mut SimFlash<1, 512>| -> Result<(), Error<SimError>> {
+        let mut journal = Journal::open(flash, layout.journal).unwrap();
+        let inst = match journal.state().download {
+            Some(_) => Installer::<_>::resume(flash, &mut journal, &layout, &exp, md)?,
+            None if holds_image(flash) => return Ok(()),
+            None => Installer::<_>::begin(flash, &mut journal, &layout, &exp, md)?,
+        };
+        let mut inst = inst;
+        let from = usize::try_from(inst.offset()).unwrap();
+        for c in image[from..].chunks(244) {
+            inst.push(flash, &mut journal, c)?;
+        }
+        assert_eq!(inst.finish_unarmed(flash, &mut journal)?, 1);
+        Ok(())
+    };
+    let check = |flash: &mut SimFlash<1, 512>, done: bool, what: &str| {
+        flash.power_on();
+        let s = *Journal::open(flash, layout.journal).unwrap().state();
+        assert_eq!(
+            PersistentState {
+                download: None,
+                ..s
+            },
+            initial_state(0),
+            "{what}: only the download record may differ"
+        );
+        assert_ne!(s.trial, TrialState::Pending { slot: 1 }, "{what}: armed");
+        assert_eq!(slot_bytes(flash, &layout, 0), active_before, "{what}");
+        if done {
+            assert_eq!(s.download, None, "{what}");
+            assert!(holds_image(flash), "{what}: slot content");
+        }
+    };
+    let mut dry = base_flash.clone();
+    run(&mut dry).unwrap();
+    check(&mut dry, true, "dry run");
+    let total = dry.ops() - base_flash.ops();
+    let mut scenarios = 0;
+    for n in base_flash.ops()..base_flash.ops() + total {
+        for (k, cut) in cuts(n).into_iter().enumerate() {
+            let what = format!("cut {cut:?}");
+            let mut flash = base_flash.clone();
+            flash.set_power_cut(PowerCut::new(n * 3 + k as u64).then(cut));
+            assert!(run(&mut flash).is_err(), "{what}: no cut");
+            check(&mut flash, false, &what);
+            run(&mut flash).unwrap_or_else(|e| panic!("{what}: recovery: {e:?}"));
+            check(&mut flash, true, &what);
+            scenarios += 1;
+        }
+    }
+    println!("finish_unarmed power-cut sweep: {total} ops, {scenarios} scenarios, 0 failures");
+    assert!(scenarios >= 3 * 12);
+}

@@ -4,7 +4,9 @@
 //! ```text
 //! {"cmd": "presence", "seconds": 60}   hold the button: open the presence window
 //! {"cmd": "presence-close"}            close it
+//! {"cmd": "long-press"}                the button held 10 s (with the window open: allows a factory reset)
 //! {"cmd": "cut-power", "after_ops": N} cut the power during the Nth flash operation from now
+//! {"cmd": "cut-power", "mid_upload": B} cut it once the upload passes byte B (null or absent B: halfway)
 //! {"cmd": "status"}                    running slot, journal state, presence, upload,
 //!                                      bolt, door, battery, tamper, keypad lockout
 //! {"cmd": "keypad", "pin": "1234"}     a PIN on the keypad
@@ -17,7 +19,8 @@
 //! ```
 //!
 //! What each command did goes to the audit log (queued on the device; the
-//! shell stamps and writes it after the line).
+//! shell stamps and writes it after the line). `keyway-lock ctl SOCKET
+//! ACTION [ARGS]` builds these lines from words ([`action_line`]).
 
 use serde_json::{Value, json};
 
@@ -148,9 +151,26 @@ fn other(server: &mut Server, v: &Value, now_ms: u64) -> Value {
             server.close_presence();
             json!({"ok": true})
         }
+        Some("long-press") => {
+            server.long_press(now_ms);
+            json!({"ok": true, "presence_open": server.presence_open(now_ms)})
+        }
+        Some("cut-power") if v.get("mid_upload").is_some() => {
+            let at = match v.get("mid_upload") {
+                Some(Value::Null) | None => None,
+                Some(b) => match b.as_u64() {
+                    Some(b) => Some(b),
+                    None => {
+                        return json!({"ok": false, "error": "\"mid_upload\": a byte offset, or null for halfway"});
+                    }
+                },
+            };
+            server.cut_power_mid_upload(at);
+            json!({"ok": true, "mid_upload": at})
+        }
         Some("cut-power") => {
             let Some(n) = v.get("after_ops").and_then(Value::as_u64) else {
-                return json!({"ok": false, "error": "\"after_ops\" (flash operations from now) is missing"});
+                return json!({"ok": false, "error": "\"after_ops\" (flash operations from now) or \"mid_upload\" (a byte, or null: halfway) is missing"});
             };
             server.lock_mut().plan_power_cut(n, now_ms);
             json!({"ok": true, "after_ops": n})
@@ -164,11 +184,63 @@ fn other(server: &mut Server, v: &Value, now_ms: u64) -> Value {
                 "presence_open": server.presence_open(now_ms),
                 "upload": server.upload().map(|u| format!("{u:?}")),
                 "lock": lock_status(server, now_ms),
+                "model": server.model().name,
+                "owners": server.owners().owners().len(),
+                "pending_update": server.pending().map(|p| json!({
+                    "sequence": p.sequence,
+                    "version": p.version,
+                    "slot": p.slot,
+                })),
             })
         }
         Some(other) => {
-            json!({"ok": false, "error": format!("unknown cmd {other:?}: presence, presence-close, cut-power, status, keypad, lock, unlock, mechanical-key, door, tamper, battery, log-export")})
+            json!({"ok": false, "error": format!("unknown cmd {other:?}: presence, presence-close, long-press, cut-power, status, keypad, lock, unlock, mechanical-key, door, tamper, battery, log-export")})
         }
         None => json!({"ok": false, "error": "\"cmd\" is missing"}),
     }
+}
+
+/// The JSON line for `keyway-lock ctl`'s words, e.g. `["presence", "30"]`,
+/// `["keypad", "1234"]`, `["cut-power", "--mid-upload"]`; an error names
+/// what is wrong.
+pub fn action_line(words: &[String]) -> Result<String, String> {
+    let w: Vec<&str> = words.iter().map(String::as_str).collect();
+    let num = |s: &str, what: &str| {
+        s.parse::<u64>()
+            .map_err(|_| format!("{what}: {s:?} is not a number"))
+    };
+    let v = match w.as_slice() {
+        ["presence"] => json!({"cmd": "presence"}),
+        ["presence", s] => json!({"cmd": "presence", "seconds": num(s, "presence SECONDS")?}),
+        ["presence-close"] => json!({"cmd": "presence-close"}),
+        ["long-press"] => json!({"cmd": "long-press"}),
+        ["keypad", pin] => json!({"cmd": "keypad", "pin": pin}),
+        ["lock"] => json!({"cmd": "lock"}),
+        ["unlock"] => json!({"cmd": "unlock"}),
+        ["mechanical-key"] => json!({"cmd": "mechanical-key"}),
+        ["door", s @ ("open" | "closed")] => json!({"cmd": "door", "state": s}),
+        ["tamper", s @ ("on" | "off")] => json!({"cmd": "tamper", "state": s}),
+        ["battery", mv] => json!({"cmd": "battery", "level": num(mv, "battery MV")?}),
+        ["cut-power", "--after-ops", n] => {
+            json!({"cmd": "cut-power", "after_ops": num(n, "--after-ops N")?})
+        }
+        ["cut-power", "--mid-upload"] => json!({"cmd": "cut-power", "mid_upload": null}),
+        ["cut-power", "--mid-upload", b] => {
+            json!({"cmd": "cut-power", "mid_upload": num(b, "--mid-upload BYTE")?})
+        }
+        ["log-export", path] => {
+            let abs = std::path::absolute(path).map_err(|e| format!("log-export {path}: {e}"))?;
+            json!({"cmd": "log-export", "path": abs})
+        }
+        ["status"] => json!({"cmd": "status"}),
+        _ => {
+            return Err(format!(
+                "unknown action {:?}: presence [SECONDS], presence-close, long-press, keypad PIN, lock, unlock, \
+                 mechanical-key, door open|closed, tamper on|off, battery MV, \
+                 cut-power --after-ops N | --mid-upload [BYTE], log-export PATH, status",
+                w.join(" ")
+            ));
+        }
+    };
+    Ok(v.to_string())
 }

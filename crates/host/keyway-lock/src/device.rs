@@ -77,6 +77,18 @@ pub struct Trust {
     pub identity: DeviceIdentity,
 }
 
+impl Trust {
+    /// The trust of a lock for `vendor_domain` and `class` (the vendor and
+    /// class UUIDv5s, as `keyway sign` computes them) under `anchors`.
+    pub fn new(anchors: TrustAnchors, vendor_domain: &str, class: &str) -> Self {
+        let v = keyway::encode::vendor_uuid(vendor_domain);
+        Trust {
+            anchors,
+            identity: DeviceIdentity::new(v, keyway::encode::class_uuid(&v, class)),
+        }
+    }
+}
+
 /// A slot as the image group lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SlotView {
@@ -789,6 +801,20 @@ impl Lock {
     pub fn finish(&mut self, inst: Installer<Flash, BUF>) -> Result<u8, ImgError> {
         inst.finish(&mut self.flash, &mut self.journal)
             .map_err(install_err)
+    }
+
+    /// Finishes the download without arming it: the complete, verified
+    /// image waits in its slot (`Installer::finish_unarmed`) until
+    /// [`Lock::test`] arms it, which the update policy does on consent.
+    pub fn finish_unarmed(&mut self, inst: Installer<Flash, BUF>) -> Result<u8, ImgError> {
+        inst.finish_unarmed(&mut self.flash, &mut self.journal)
+            .map_err(install_err)
+    }
+
+    /// The device's Ed25519 public key (`None`: no audit log attached).
+    pub fn device_key(&self) -> Option<[u8; 32]> {
+        use keyway_audit::Signer as _;
+        self.audit.as_ref().map(|a| a.signer.public_key())
     }
 
     /// Installs a whole envelope (factory programming and tests): begin,

@@ -8,6 +8,13 @@
 //! * [`server`]: the sans-IO SMP server (`handle(frame, now) -> frame`):
 //!   OS group (echo, reset, parameters, info), image group (state read and
 //!   write, upload, erase), the physical-presence gate.
+//! * [`keyway_group`]: the Keyway SMP group (64): status, lock, unlock,
+//!   presence, notes, consent, log, challenge, pair, factory reset,
+//!   settings.
+//! * [`owners`]: owners, settings, challenge nonces and owner
+//!   authentication, sans-IO.
+//! * [`policy`]: the update policy (consent, battery, bolt) and the lock
+//!   models with their battery models, sans-IO.
 //! * [`device`]: the lock's device side over the simulated flash, with
 //!   the audit log.
 //! * [`lock`]: the lock's behaviour (bolt, keypad, auto-relock, sensors),
@@ -23,7 +30,10 @@
 
 pub mod control;
 pub mod device;
+pub mod keyway_group;
 pub mod lock;
+pub mod owners;
+pub mod policy;
 pub mod server;
 pub mod shell;
 /// The SMP framing, shared with the owner's client in `keyway device`.

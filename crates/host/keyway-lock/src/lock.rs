@@ -121,6 +121,16 @@ impl Lock {
         &self.config
     }
 
+    /// Changes the keypad PIN (a factory reset sets the default).
+    pub fn set_pin(&mut self, pin: &str) {
+        pin.clone_into(&mut self.config.pin);
+    }
+
+    /// Changes the battery warning level (the lock model's).
+    pub fn set_battery_low_mv(&mut self, mv: u16) {
+        self.config.battery_low_mv = mv;
+    }
+
     /// The bolt.
     pub fn bolt(&self) -> Bolt {
         self.bolt

@@ -24,6 +24,23 @@ struct Cli {
 enum Command {
     /// Create a lock: its flash file, trust anchors and identity.
     Provision(ProvisionArgs),
+    /// Send one action to a running lock's control socket and print the answer.
+    ///
+    /// Actions: presence [SECONDS], presence-close, long-press, keypad PIN,
+    /// lock, unlock, mechanical-key, door open|closed, tamper on|off,
+    /// battery MV, cut-power --after-ops N | --mid-upload [BYTE],
+    /// log-export PATH, status.
+    Ctl(CtlArgs),
+}
+
+#[derive(Debug, Args)]
+struct CtlArgs {
+    /// The control socket: HOST:PORT (TCP) or a path (Unix domain socket).
+    #[arg(value_name = "SOCKET")]
+    socket: String,
+    /// The action and its arguments.
+    #[arg(value_name = "ACTION", required = true, num_args = 1.., allow_hyphen_values = true)]
+    action: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -43,9 +60,14 @@ struct ProvisionArgs {
     /// The device class.
     #[arg(long, value_name = "NAME")]
     class: String,
-    /// A signed release to program at the factory (slot 0, confirmed).
-    #[arg(long, value_name = "FW.suit")]
-    factory: Option<PathBuf>,
+    /// The factory firmware: a vendor-signed envelope programmed into slot 0,
+    /// booted and confirmed. Without it the lock has no built-in image: it
+    /// boots into recovery and installs the first verified upload at once.
+    #[arg(long, visible_alias = "factory", value_name = "FW.suit")]
+    firmware: Option<PathBuf>,
+    /// The version the firmware's manifest must carry (X.Y.Z); refused otherwise.
+    #[arg(long, value_name = "X.Y.Z", requires = "firmware")]
+    version: Option<String>,
     /// Overwrite an existing lock in DIR (a new device key too).
     #[arg(long)]
     force: bool,
@@ -62,9 +84,15 @@ struct RunArgs {
     /// The UDP address to serve SMP on (smpmgr always uses port 1337).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:1337")]
     bind: SocketAddr,
-    /// The control socket's TCP address (line-delimited JSON).
-    #[arg(long, value_name = "ADDR")]
-    control: Option<SocketAddr>,
+    /// The control socket (line-delimited JSON): a TCP HOST:PORT, or a path
+    /// for a Unix domain socket.
+    #[arg(long, value_name = "HOST:PORT|PATH")]
+    control: Option<String>,
+    /// The lock model: deadbolt-2 (2 x 3.6 V lithium, 18,720 mWh) or
+    /// lever-4aa (4 x AA alkaline, 15,000 mWh); its battery model turns the
+    /// measured mV into the mWh an update's minimum-battery asks for.
+    #[arg(long, value_name = "NAME", default_value = "deadbolt-2")]
+    model: String,
     /// Test flag: the physical-presence window is always open.
     #[arg(long)]
     presence_always_open: bool,
@@ -83,6 +111,7 @@ fn main() {
     let cli = Cli::parse();
     let r = match cli.command {
         Some(Command::Provision(a)) => provision(&a),
+        Some(Command::Ctl(a)) => ctl(&a),
         None => run(&cli.run),
     };
     if let Err(e) = r {
@@ -93,6 +122,28 @@ fn main() {
 
 fn provision(a: &ProvisionArgs) -> Result<()> {
     let dir = StateDir::new(&a.state);
+    if let (Some(fw), Some(want)) = (&a.firmware, &a.version) {
+        let env =
+            std::fs::read(fw).with_context(|| format!("reading --firmware {}", fw.display()))?;
+        let got = keyway_suit::inspect_envelope(&env)
+            .map_err(|e| {
+                anyhow!(
+                    "--firmware {}: {}",
+                    fw.display(),
+                    keyway::describe::describe(&e)
+                )
+            })?
+            .manifest
+            .version
+            .map(|v| v.to_string());
+        if got.as_deref() != Some(want.as_str()) {
+            anyhow::bail!(
+                "--firmware {} carries version {}, --version says {want}",
+                fw.display(),
+                got.as_deref().unwrap_or("(none)")
+            );
+        }
+    }
     if a.state.join("flash.bin").exists() && !a.force {
         anyhow::bail!(
             "{} already holds a lock (flash.bin); pass --force to provision it again",
@@ -106,7 +157,7 @@ fn provision(a: &ProvisionArgs) -> Result<()> {
         a.threshold,
         &a.vendor_domain,
         &a.class,
-        a.factory.as_deref(),
+        a.firmware.as_deref(),
         a.force,
     )?;
     println!("provisioned {}: {summary}", a.state.display());
@@ -118,10 +169,19 @@ fn run(a: &RunArgs) -> Result<()> {
         .state
         .clone()
         .ok_or_else(|| anyhow!("--state DIR is required (or use `keyway-lock provision`)"))?;
+    let (control, control_path) = match &a.control {
+        None => (None, None),
+        Some(c) => match c.parse::<SocketAddr>() {
+            Ok(addr) => (Some(addr), None),
+            Err(_) => (None, Some(PathBuf::from(c))),
+        },
+    };
     let running = shell::start(&shell::Options {
         state,
         bind: a.bind,
-        control: a.control,
+        control,
+        control_path,
+        model: a.model.clone(),
         presence_always_open: a.presence_always_open,
         lockout_attempts: a.lockout_attempts,
         lockout_seconds: a.lockout_seconds,
@@ -132,8 +192,46 @@ fn run(a: &RunArgs) -> Result<()> {
     if let Some(c) = running.control {
         println!("control on {c}");
     }
+    if let Some(p) = &running.control_path {
+        println!("control on {}", p.display());
+    }
     println!("listening on {}", running.smp);
     std::io::stdout().flush()?;
     running.wait();
+    Ok(())
+}
+
+/// `keyway-lock ctl SOCKET ACTION [ARGS]`: one JSON line to the control
+/// socket, its answer on stdout; a refused action exits 1.
+fn ctl(a: &CtlArgs) -> Result<()> {
+    use std::io::{BufRead as _, BufReader};
+    let line = keyway_lock::control::action_line(&a.action).map_err(|e| anyhow!(e))?;
+    let answer = if let Ok(addr) = a.socket.parse::<SocketAddr>() {
+        let mut s = std::net::TcpStream::connect(addr)
+            .with_context(|| format!("connecting to the control socket {addr}"))?;
+        writeln!(s, "{line}")?;
+        let mut r = String::new();
+        BufReader::new(s).read_line(&mut r)?;
+        r
+    } else {
+        let mut s = std::os::unix::net::UnixStream::connect(&a.socket)
+            .with_context(|| format!("connecting to the control socket {}", a.socket))?;
+        writeln!(s, "{line}")?;
+        let mut r = String::new();
+        BufReader::new(s).read_line(&mut r)?;
+        r
+    };
+    let answer = answer.trim();
+    if answer.is_empty() {
+        anyhow::bail!("the lock closed the control socket without answering");
+    }
+    println!("{answer}");
+    let ok = serde_json::from_str::<serde_json::Value>(answer)
+        .ok()
+        .and_then(|v| v.get("ok").and_then(serde_json::Value::as_bool))
+        .unwrap_or(false);
+    if !ok {
+        std::process::exit(1);
+    }
     Ok(())
 }

@@ -8,9 +8,11 @@ use keyway_device::manifest_area::MAX_MANIFEST_LEN;
 use sha2::{Digest, Sha256};
 
 use crate::device::{self, BUF, BootReport, Flash, ImgError, Lock, img_rc};
+use crate::owners::{Auth, Owners};
+use crate::policy::{self, Model, Pending};
 use crate::smp::{
-    self, Header, MgmtErr, Op, Request, Version, get_bool, get_bytes, get_text, get_u64, group,
-    text,
+    self, Header, MgmtErr, Op, Request, Version, get, get_bool, get_bytes, get_text, get_u64,
+    group, text,
 };
 
 /// Bytes of an upload buffered before its envelope head is verified: a
@@ -51,6 +53,9 @@ pub struct Upload {
     hasher: Sha256,
     head: Vec<u8>,
     installer: Option<Installer<Flash, BUF>>,
+    /// Begun with an owner's `auth` (not the presence window): the
+    /// chunks that follow belong to it.
+    by_owner: bool,
 }
 
 impl core::fmt::Debug for Upload {
@@ -64,7 +69,7 @@ impl core::fmt::Debug for Upload {
 }
 
 /// Why a request failed, and in which form to answer.
-enum Fail {
+pub(crate) enum Fail {
     /// A top-level SMP rc with a reason.
     Smp(MgmtErr, String),
     /// An image-group error.
@@ -79,11 +84,28 @@ impl From<ImgError> for Fail {
     }
 }
 
-fn inval(what: String) -> Fail {
+pub(crate) fn inval(what: String) -> Fail {
     Fail::Smp(MgmtErr::Inval, what)
 }
 
-type Body = Vec<(Value, Value)>;
+pub(crate) type Body = Vec<(Value, Value)>;
+
+/// The refusal when neither the presence window nor an owner allows a
+/// request.
+pub(crate) const NO_PRESENCE: &str = "no presence window open; press the lock's button sequence";
+
+/// Where a pending update stands.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct UpdateStatus {
+    /// Consent was given for this sequence number.
+    pub(crate) consent: Option<u64>,
+    /// The notes were offered (`notes` read) for this sequence number.
+    pub(crate) notes_offered: Option<u64>,
+    /// Why the consented install waits.
+    pub(crate) postponed: Option<String>,
+    /// Armed: the lock resets into the trial.
+    pub(crate) installing: bool,
+}
 
 /// The lock's SMP server.
 #[derive(Debug)]
@@ -95,6 +117,22 @@ pub struct Server {
     presence_always: bool,
     reset_pending: bool,
     log: Vec<String>,
+    pub(crate) owners: Owners,
+    owners_dirty: bool,
+    pub(crate) model: Model,
+    /// The complete, verified update waiting for consent.
+    pub(crate) pending: Option<Pending>,
+    pub(crate) update: UpdateStatus,
+    pub(crate) presence_opened_ms: Option<u64>,
+    pub(crate) long_press_ms: Option<u64>,
+    /// The audit-log export served by the `log` command.
+    pub(crate) export: Option<Vec<u8>>,
+    nonce_seed: [u8; 32],
+    nonce_count: u64,
+    rtc: Option<u64>,
+    /// Cut the power once the upload passes this byte (`None` inside:
+    /// halfway).
+    cut_mid_upload: Option<Option<u64>>,
 }
 
 impl Server {
@@ -108,7 +146,198 @@ impl Server {
             presence_always: false,
             reset_pending: false,
             log: Vec::new(),
+            owners: Owners::new(),
+            owners_dirty: false,
+            model: policy::MODELS[0],
+            pending: None,
+            update: UpdateStatus::default(),
+            presence_opened_ms: None,
+            long_press_ms: None,
+            export: None,
+            nonce_seed: random_seed(),
+            nonce_count: 0,
+            rtc: None,
+            cut_mid_upload: None,
         }
+        .with_pending()
+    }
+
+    fn with_pending(mut self) -> Self {
+        self.refresh_pending();
+        self
+    }
+
+    /// Replaces the owners and settings (loaded from the state dir); a
+    /// pending update their `auto_install_cve` covers is consented to.
+    pub fn set_owners(&mut self, owners: Owners) {
+        self.owners = owners;
+        self.auto_consent();
+    }
+
+    /// The owners and settings (from `owners.json`).
+    pub fn owners(&self) -> &Owners {
+        &self.owners
+    }
+
+    /// Whether the owners, settings or PIN changed since the last call:
+    /// the shell stores them (`owners.json`, `pin`).
+    pub fn take_owners_changed(&mut self) -> bool {
+        std::mem::take(&mut self.owners_dirty)
+    }
+
+    pub(crate) fn owners_changed(&mut self) {
+        self.owners_dirty = true;
+    }
+
+    /// The lock model (battery model, name in status and info).
+    pub fn model(&self) -> Model {
+        self.model
+    }
+
+    /// Sets the lock model; the battery warning level follows it.
+    pub fn set_model(&mut self, model: Model) {
+        self.model = model;
+        self.latch.set_battery_low_mv(model.battery.low_mv);
+    }
+
+    /// The wall clock (seconds since 1970) for the audit-log export the
+    /// `log` command makes; without it, `now_ms / 1000`.
+    pub fn set_rtc(&mut self, secs: u64) {
+        self.rtc = Some(secs);
+    }
+
+    pub(crate) fn rtc(&self, now_ms: u64) -> u64 {
+        self.rtc.unwrap_or(now_ms / 1000)
+    }
+
+    /// Seeds the challenge nonces (tests; the default seed is random).
+    pub fn set_nonce_seed(&mut self, seed: [u8; 32]) {
+        self.nonce_seed = seed;
+    }
+
+    pub(crate) fn next_nonce(&mut self) -> [u8; 16] {
+        self.nonce_count += 1;
+        let mut h = Sha256::new();
+        h.update(self.nonce_seed);
+        h.update(self.nonce_count.to_le_bytes());
+        let d: [u8; 32] = h.finalize().into();
+        let mut n = [0u8; 16];
+        n.copy_from_slice(&d[..16]);
+        n
+    }
+
+    /// The button held 10 s (control socket `long-press`): with the
+    /// presence window open it allows a factory reset.
+    pub fn long_press(&mut self, now_ms: u64) {
+        self.long_press_ms = Some(now_ms);
+    }
+
+    /// Cuts the power during the next flash operation once the upload
+    /// passes byte `at` (`None`: halfway through it).
+    pub fn cut_power_mid_upload(&mut self, at: Option<u64>) {
+        self.cut_mid_upload = Some(at);
+    }
+
+    /// The complete, verified update waiting for consent.
+    pub fn pending(&self) -> Option<&Pending> {
+        self.pending.as_ref()
+    }
+
+    /// Looks for a complete, verified, unarmed update in the slot that
+    /// does not run (after a boot or an upload).
+    pub(crate) fn refresh_pending(&mut self) {
+        self.pending = None;
+        let Some(running) = self.lock.running() else {
+            return;
+        };
+        let st = self.lock.state();
+        let other = 1 - running.min(1);
+        if st.download.is_some_and(|d| d.slot == other)
+            || !matches!(st.trial, keyway_device::journal::TrialState::Confirmed)
+        {
+            return;
+        }
+        let Some(v) = self.lock.view(other) else {
+            return;
+        };
+        if !v.bootable || v.pending || st.floor.is_some_and(|f| v.sequence <= f) {
+            return;
+        }
+        self.pending = self
+            .lock
+            .head(other)
+            .and_then(|h| Pending::from_head(other, v.hash, &h));
+    }
+
+    /// What the policy measures now.
+    pub(crate) fn conditions(&self) -> policy::Conditions {
+        let b = self.model.battery;
+        policy::Conditions {
+            battery_mwh: b.mwh(self.latch.battery_mv().unwrap_or(b.full_mv)),
+            bolt_locked: self.latch.bolt() == crate::lock::Bolt::Locked,
+        }
+    }
+
+    /// The owner's `auto_install_cve` consents to a pending update that
+    /// fixes a high or critical CVE (after an upload, a setting change, or
+    /// a boot that forgot an earlier consent); then installs it if the
+    /// policy allows.
+    pub(crate) fn auto_consent(&mut self) {
+        if let Some(p) = &self.pending
+            && policy::auto_consent(&self.owners.settings(), p)
+        {
+            self.consent("the owner's auto_install_cve setting (a high or critical CVE fix)");
+        }
+        let _ = self.try_install();
+    }
+
+    /// Records consent for the pending update.
+    pub(crate) fn consent(&mut self, how: &str) {
+        let Some(p) = &self.pending else { return };
+        if self.update.consent != Some(p.sequence) {
+            let sequence = p.sequence;
+            self.update.consent = Some(sequence);
+            self.lock
+                .note(keyway_audit::Event::ConsentGiven { sequence });
+            self.log
+                .push(format!("consent to install sequence {sequence}: {how}"));
+        }
+    }
+
+    /// Installs the consented pending update if the policy allows it now:
+    /// arms it for a trial boot and resets into it. `None`: nothing
+    /// consented; `Err`: postponed (or refused by the slot), with why.
+    pub(crate) fn try_install(&mut self) -> Option<Result<(), String>> {
+        let p = self.pending.clone()?;
+        if self.update.consent != Some(p.sequence) || self.update.installing {
+            return None;
+        }
+        if let Err(why) = policy::may_install(&self.owners.settings(), &p, &self.conditions()) {
+            if self.update.postponed.as_ref() != Some(&why) {
+                self.log.push(format!(
+                    "update {} (sequence {}) {why}",
+                    p.version, p.sequence
+                ));
+            }
+            self.update.postponed = Some(why.clone());
+            return Some(Err(why));
+        }
+        if let Err(e) = self.lock.test(&p.hash) {
+            self.update.consent = None;
+            return Some(Err(e.reason));
+        }
+        self.update.postponed = None;
+        self.update.installing = true;
+        self.lock.note(keyway_audit::Event::UpdateInstalled {
+            sequence: p.sequence,
+            slot: p.slot,
+        });
+        self.log.push(format!(
+            "installing {} (sequence {}): slot {} armed for a trial boot; resetting",
+            p.version, p.sequence, p.slot
+        ));
+        self.reset_pending = true;
+        Some(Ok(()))
     }
 
     /// The lock.
@@ -143,6 +372,10 @@ impl Server {
         for e in self.latch.poll(now_ms) {
             self.lock.note(e);
         }
+        // A postponed install goes ahead as soon as the policy allows it.
+        if self.update.postponed.is_some() && !self.reset_pending {
+            let _ = self.try_install();
+        }
     }
 
     /// Keeps the physical-presence window open for good (a test flag).
@@ -157,6 +390,21 @@ impl Server {
             seconds: u16::try_from(duration_ms / 1000).unwrap_or(u16::MAX),
         });
         self.presence_until_ms = Some(now_ms.saturating_add(duration_ms));
+        self.presence_opened_ms = Some(now_ms);
+    }
+
+    /// When the presence window closes (`None`: closed, or always open).
+    pub(crate) fn presence_until_ms(&self) -> Option<u64> {
+        if self.presence_always {
+            None
+        } else {
+            self.presence_until_ms
+        }
+    }
+
+    /// Adds a line to the lock's log.
+    pub(crate) fn note_log(&mut self, line: String) {
+        self.log.push(line);
     }
 
     /// Closes the presence window.
@@ -200,7 +448,12 @@ impl Server {
         }
         self.upload = None;
         self.presence_until_ms = None;
+        self.long_press_ms = None;
+        self.update = UpdateStatus::default();
+        self.export = None;
         let r = self.lock.power_on();
+        self.refresh_pending();
+        self.auto_consent();
         match &r {
             Ok(b) => self.log.push(format!(
                 "reset: boot {:?} ({:?}); {}",
@@ -266,6 +519,22 @@ impl Server {
                 Ok(vec![(text("r"), text(d))])
             }
             (group::OS, os_cmd::RESET) if write => {
+                // `smpmgr upgrade` uploads, then resets: with the presence
+                // window open that reset is the consent of the person at
+                // the lock to install what was uploaded.
+                if self.presence_open(now_ms) && self.pending.is_some() && !self.update.installing {
+                    self.consent(
+                        "a reset asked for with the presence window open (smpmgr upgrade)",
+                    );
+                    if let Some(Err(why)) = self.try_install() {
+                        return Err(Fail::Smp(
+                            MgmtErr::BadState,
+                            format!(
+                                "{why} (consent kept: the lock installs and resets by itself then; no reset now)"
+                            ),
+                        ));
+                    }
+                }
                 self.reset_pending = true;
                 Ok(Vec::new())
             }
@@ -288,22 +557,51 @@ impl Server {
                 } else {
                     let hash =
                         hash.ok_or_else(|| inval("\"hash\" is required to test an image".into()))?;
-                    self.lock.test(hash)?;
+                    if self.pending.as_ref().is_some_and(|p| p.hash[..] == *hash) {
+                        // A test boot of the pending update is the consent
+                        // of a person at the lock.
+                        if !self.presence_open(now_ms) {
+                            return Err(Fail::Smp(
+                                MgmtErr::AccessDenied,
+                                format!(
+                                    "refused: a test boot installs the pending update, which needs consent: {NO_PRESENCE}"
+                                ),
+                            ));
+                        }
+                        self.consent("a test boot asked for with the presence window open");
+                        if let Some(Err(why)) = self.try_install() {
+                            return Err(Fail::Smp(
+                                MgmtErr::BadState,
+                                format!("{why} (consent kept: the lock installs by itself then)"),
+                            ));
+                        }
+                    } else {
+                        self.lock.test(hash)?;
+                    }
                 }
                 Ok(self.state_body())
             }
             (group::IMAGE, img_cmd::UPLOAD) if write => {
-                self.gate(now_ms, "image upload")?;
-                self.upload_chunk(&r.body)
+                let by_owner = self.upload_gate(r, now_ms)?;
+                let body = self.upload_chunk(&r.body)?;
+                if let Some(u) = self.upload.as_mut()
+                    && by_owner
+                {
+                    u.by_owner = true;
+                }
+                Ok(body)
             }
             (group::IMAGE, img_cmd::ERASE) if write => {
-                self.gate(now_ms, "image erase")?;
+                self.authorize(r, now_ms, "image erase")?;
+                self.pending = None;
+                self.update = UpdateStatus::default();
                 let slot = get_u64(&r.body, "slot").map_err(inval)?;
                 let slot = slot.map(|s| u8::try_from(s).unwrap_or(u8::MAX));
                 self.upload = None;
                 self.lock.erase(slot)?;
                 Ok(Vec::new())
             }
+            (group::KEYWAY, _) => self.keyway(r, now_ms),
             (g, id) => Err(Fail::Smp(
                 MgmtErr::NotSup,
                 format!(
@@ -316,15 +614,58 @@ impl Server {
 
     /// Refuses with ACCESSDENIED (rc 11, top level) unless the presence
     /// window is open.
-    fn gate(&self, now_ms: u64, what: &str) -> Result<(), Fail> {
+    pub(crate) fn gate(&self, now_ms: u64, what: &str) -> Result<(), Fail> {
         if self.presence_open(now_ms) {
             Ok(())
         } else {
             Err(Fail::Smp(
                 MgmtErr::AccessDenied,
-                format!("{what} needs the physical-presence window: hold the lock's button"),
+                format!("refused: {what} needs the presence window: {NO_PRESENCE}"),
             ))
         }
+    }
+
+    /// Allows a request signed by an owner (`auth`, verified and its
+    /// nonce consumed) or made with the presence window open; returns
+    /// whether an owner signed it. A request that carries `auth` is
+    /// judged by it, even with the window open.
+    pub(crate) fn authorize(&mut self, r: &Request, now_ms: u64, what: &str) -> Result<bool, Fail> {
+        let Some(auth) = parse_auth(&r.body)? else {
+            self.gate(now_ms, &format!("{what} (without an owner's \"auth\")"))?;
+            return Ok(false);
+        };
+        let body = body_without_auth(&r.body);
+        match self
+            .owners
+            .verify(&auth, r.header.group, r.header.id, &body, now_ms)
+        {
+            Ok(_) => Ok(true),
+            Err(e) => Err(Fail::Smp(
+                MgmtErr::AccessDenied,
+                format!("refused: {what}: owner authentication failed: {e}"),
+            )),
+        }
+    }
+
+    /// An upload chunk is allowed with the presence window, an owner's
+    /// `auth` at `off` 0, or as part of an upload an owner began.
+    fn upload_gate(&mut self, r: &Request, now_ms: u64) -> Result<bool, Fail> {
+        let off = get_u64(&r.body, "off").map_err(inval)?;
+        if off != Some(0)
+            && !self.presence_open(now_ms)
+            && self.upload.as_ref().is_some_and(|u| u.by_owner)
+        {
+            return Ok(true);
+        }
+        if off != Some(0) && get(&r.body, "auth").is_some() && !self.presence_open(now_ms) {
+            return Err(Fail::Smp(
+                MgmtErr::AccessDenied,
+                format!(
+                    "refused: image upload: an owner's \"auth\" belongs in the chunk at off 0, or {NO_PRESENCE}"
+                ),
+            ));
+        }
+        self.authorize(r, now_ms, "image upload")
     }
 
     fn info(&self, format: &str) -> Result<String, Fail> {
@@ -357,7 +698,8 @@ impl Server {
             String::new(),
             "nrf52840-sim".to_owned(),
             "cortex-m4".to_owned(),
-            "keyway-sim".to_owned(),
+            // The hardware platform: the simulator and the lock model.
+            format!("keyway-sim/{}", self.model.name),
             "Keyway".to_owned(),
         ];
         Ok(fields
@@ -495,6 +837,7 @@ impl Server {
                     hasher,
                     head: Vec::new(),
                     installer: Some(inst),
+                    by_owner: false,
                 });
                 return Ok(vec![(text("off"), Value::from(off))]);
             }
@@ -505,6 +848,7 @@ impl Server {
                 hasher: Sha256::new(),
                 head: Vec::new(),
                 installer: None,
+                by_owner: false,
             });
         }
         let Some(u) = self.upload.as_mut() else {
@@ -527,7 +871,24 @@ impl Server {
             );
             return Err(e.into());
         }
+        if let Some(at) = self.cut_mid_upload {
+            let at = at.unwrap_or(u.len / 2);
+            if end > at {
+                self.cut_mid_upload = None;
+                self.lock.plan_power_cut(0, end);
+                self.log.push(format!(
+                    "power cut planned: the upload passes byte {at} (chunk {off}..{end})"
+                ));
+            }
+        }
+        let streaming = u.installer.is_some();
         let result = feed(&mut self.lock, u, data);
+        if !streaming && self.upload.as_ref().is_some_and(|u| u.installer.is_some()) {
+            // The download began in the inactive slot: whatever waited
+            // there for consent is gone.
+            self.pending = None;
+            self.update = UpdateStatus::default();
+        }
         if let Err(e) = result {
             self.upload = None;
             self.note_payload_rejection(&e);
@@ -544,13 +905,26 @@ impl Server {
             return Ok(Vec::new());
         };
         let len = u.len;
-        let slot = finish(&mut self.lock, u).inspect_err(|e| self.note_payload_rejection(e))?;
+        // A lock in recovery runs nothing to protect: the upload is armed
+        // at once. Otherwise it waits, unarmed, for consent.
+        let arm = self.lock.running().is_none();
+        let slot =
+            finish(&mut self.lock, u, arm).inspect_err(|e| self.note_payload_rejection(e))?;
         let sequence = self.slot_sequence(slot);
-        self.lock
-            .note(keyway_audit::Event::UpdateInstalled { sequence, slot });
-        self.log.push(format!(
-            "upload of {len} bytes complete: slot {slot} pending; a reset boots it on trial"
-        ));
+        if arm {
+            self.lock
+                .note(keyway_audit::Event::UpdateInstalled { sequence, slot });
+            self.log.push(format!(
+                "upload of {len} bytes complete: slot {slot} armed (recovery); a reset boots it on trial"
+            ));
+        } else {
+            self.update = UpdateStatus::default();
+            self.refresh_pending();
+            self.log.push(format!(
+                "upload of {len} bytes complete: slot {slot} holds sequence {sequence}, verified, awaiting consent"
+            ));
+            self.auto_consent();
+        }
         Ok(vec![
             (text("off"), Value::from(len)),
             (text("match"), Value::Bool(true)),
@@ -656,7 +1030,7 @@ fn begin(
 
 /// All bytes arrived: the file's SHA-256 must match `sha`, then the
 /// installer checks the image digest and marks the slot pending.
-fn finish(lock: &mut Lock, u: Upload) -> Result<u8, ImgError> {
+fn finish(lock: &mut Lock, u: Upload, arm: bool) -> Result<u8, ImgError> {
     let got: [u8; 32] = u.hasher.finalize().into();
     if let Some(want) = u.sha
         && want != got
@@ -678,7 +1052,59 @@ fn finish(lock: &mut Lock, u: Upload) -> Result<u8, ImgError> {
             "the upload ended before its envelope head",
         )
     })?;
-    lock.finish(inst)
+    if arm {
+        lock.finish(inst)
+    } else {
+        lock.finish_unarmed(inst)
+    }
+}
+
+/// The request's `auth` map, decoded with every length checked.
+pub(crate) fn parse_auth(body: &[(Value, Value)]) -> Result<Option<Auth>, Fail> {
+    let Some(v) = get(body, "auth") else {
+        return Ok(None);
+    };
+    let m = v
+        .as_map()
+        .ok_or_else(|| inval("\"auth\" is not a map (key, nonce, sig)".into()))?;
+    fn field<const N: usize>(m: &[(Value, Value)], k: &str) -> Result<[u8; N], Fail> {
+        let b = get_bytes(m, k)
+            .map_err(|e| inval(format!("auth.{e}")))?
+            .ok_or_else(|| inval(format!("auth.{k} is missing")))?;
+        <[u8; N]>::try_from(b)
+            .map_err(|_| inval(format!("auth.{k} has {} bytes, {N} expected", b.len())))
+    }
+    Ok(Some(Auth {
+        key: field::<32>(m, "key")?,
+        nonce: field::<16>(m, "nonce")?,
+        sig: field::<64>(m, "sig")?,
+    }))
+}
+
+/// The CBOR encoding of a body without its `auth` entry, as the owner
+/// signed it.
+pub(crate) fn body_without_auth(body: &[(Value, Value)]) -> Vec<u8> {
+    let rest: Vec<(Value, Value)> = body
+        .iter()
+        .filter(|(k, _)| k.as_text() != Some("auth"))
+        .cloned()
+        .collect();
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail.
+    let _ = ciborium::into_writer(&Value::Map(rest), &mut out);
+    out
+}
+
+/// A random nonce seed (the time's hash if the OS has no randomness).
+fn random_seed() -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    if getrandom::fill(&mut seed).is_err() {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        seed = Sha256::digest(t.to_le_bytes()).into();
+    }
+    seed
 }
 
 /// The version a request was answered in (tests).

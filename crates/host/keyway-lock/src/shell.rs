@@ -5,7 +5,7 @@
 //! [`Running::power_off`], which is a power cut: the flash file holds
 //! exactly what the flash held after the last operation.
 
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::{BufRead as _, BufReader};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +27,11 @@ pub struct Options {
     pub bind: SocketAddr,
     /// The control socket's TCP address, if any.
     pub control: Option<SocketAddr>,
+    /// The control socket as a Unix domain socket at this path, if any
+    /// (a stale socket file there is replaced).
+    pub control_path: Option<PathBuf>,
+    /// The lock model (`crate::policy::MODELS`; default `deadbolt-2`).
+    pub model: String,
     /// Test flag: the physical-presence window is always open.
     pub presence_always_open: bool,
     /// Wrong PINs in a row before the keypad locks out.
@@ -46,6 +51,8 @@ impl Options {
             state: state.into(),
             bind,
             control: None,
+            control_path: None,
+            model: crate::policy::MODELS[0].name.to_owned(),
             presence_always_open: false,
             lockout_attempts: 5,
             lockout_seconds: 300,
@@ -78,6 +85,18 @@ impl Shared {
         }
     }
 
+    /// After a request, control line or tick: its audit events are
+    /// written (stamped with this boot), then a reset it asked for (or
+    /// the power-on after a cut) runs, and what that boot logged is
+    /// written too.
+    fn settle(&mut self, before: (u64, u64)) {
+        self.commit(before);
+        let mid = self.server.lock().flash_work();
+        self.server.poll_reset();
+        self.flush_log();
+        self.commit(mid);
+    }
+
     /// Writes the queued audit events, then saves the flash if `before`
     /// (the flash work before the request) changed.
     fn commit(&mut self, before: (u64, u64)) {
@@ -98,6 +117,15 @@ impl Shared {
             }
             *boot_saved = n;
         }
+        if server.take_owners_changed() {
+            let pin = server.latch().config().pin.clone();
+            if let Err(e) = dir
+                .save_owners(server.owners())
+                .and_then(|()| dir.set_pin(&pin))
+            {
+                eprintln!("keyway-lock: saving owners.json and the PIN: {e:#}");
+            }
+        }
         if let Err(e) = server.lock_mut().commit_audit(wall_clock_secs()) {
             eprintln!("keyway-lock: audit log: {e}");
         }
@@ -115,6 +143,8 @@ pub struct Running {
     pub smp: SocketAddr,
     /// Where its control socket listens, if it has one.
     pub control: Option<SocketAddr>,
+    /// Its Unix-domain control socket, if it has one.
+    pub control_path: Option<PathBuf>,
     /// The boot's one-line report.
     pub boot: String,
     stop: Arc<AtomicBool>,
@@ -150,6 +180,9 @@ impl Running {
             // Wake the accept loop.
             let _ = std::net::TcpStream::connect_timeout(&c, Duration::from_millis(200));
         }
+        if let Some(p) = &self.control_path {
+            let _ = std::os::unix::net::UnixStream::connect(p);
+        }
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
@@ -166,6 +199,8 @@ impl Drop for Running {
 /// application's self-test and confirm) and serves it on its threads.
 pub fn start(o: &Options) -> Result<Running> {
     let dir = StateDir::new(&o.state);
+    let model = crate::policy::model(&o.model).map_err(|e| anyhow!("--model: {e}"))?;
+    let owners = dir.owners()?;
     let mut lock = dir.load()?;
     let (signer, kid) = dir.device_signer()?;
     lock.attach_audit(signer, dir.boot_count()?)
@@ -193,6 +228,8 @@ pub fn start(o: &Options) -> Result<Running> {
         relock_ms: (o.relock_seconds > 0).then(|| o.relock_seconds.saturating_mul(1000)),
         ..crate::lock::Config::default()
     });
+    server.set_model(model);
+    server.set_owners(owners);
     let socket = UdpSocket::bind(o.bind).with_context(|| format!("binding UDP {}", o.bind))?;
     // The receive loop wakes up to see a power-off.
     socket.set_read_timeout(Some(Duration::from_millis(100)))?;
@@ -210,10 +247,25 @@ pub fn start(o: &Options) -> Result<Running> {
     if let Some(c) = o.control {
         let listener = TcpListener::bind(c).with_context(|| format!("binding control {c}"))?;
         control = Some(listener.local_addr()?);
-        let (shared, stop) = (Arc::clone(&shared), Arc::clone(&stop));
-        threads.push(std::thread::spawn(move || {
-            control_loop(&listener, &shared, &stop);
-        }));
+        threads.push(accept_loop(
+            move || listener.accept().map(|(s, _)| s),
+            &shared,
+            &stop,
+        ));
+    }
+    if let Some(p) = &o.control_path {
+        if std::fs::symlink_metadata(p)
+            .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
+        {
+            let _ = std::fs::remove_file(p);
+        }
+        let listener = std::os::unix::net::UnixListener::bind(p)
+            .with_context(|| format!("binding the control socket {}", p.display()))?;
+        threads.push(accept_loop(
+            move || listener.accept().map(|(s, _)| s),
+            &shared,
+            &stop,
+        ));
     }
     {
         // The mechanism's timers (auto-relock).
@@ -225,7 +277,8 @@ pub fn start(o: &Options) -> Result<Running> {
                 let before = s.server.lock().flash_work();
                 let now = s.now_ms();
                 s.server.tick(now);
-                s.commit(before);
+                // A postponed install that may go ahead resets the lock.
+                s.settle(before);
             }
         }));
     }
@@ -238,6 +291,7 @@ pub fn start(o: &Options) -> Result<Running> {
     Ok(Running {
         smp,
         control,
+        control_path: o.control_path.clone(),
         boot,
         stop,
         threads,
@@ -265,6 +319,7 @@ fn smp_loop(socket: &UdpSocket, shared: &Arc<Mutex<Shared>>, stop: &AtomicBool) 
         let mut s = shared.lock().unwrap_or_else(PoisonError::into_inner);
         let before = s.server.lock().flash_work();
         let now = s.now_ms();
+        s.server.set_rtc(wall_clock_secs());
         let frame = buf.get(..n).unwrap_or(&[]);
         let response = s.server.handle(frame, now);
         // A lock that lost power mid-request does not answer.
@@ -273,50 +328,83 @@ fn smp_loop(socket: &UdpSocket, shared: &Arc<Mutex<Shared>>, stop: &AtomicBool) 
         {
             eprintln!("keyway-lock: send to {peer}: {e}");
         }
-        s.server.poll_reset();
-        s.flush_log();
-        s.commit(before);
+        s.settle(before);
     }
 }
 
-fn control_loop(listener: &TcpListener, shared: &Arc<Mutex<Shared>>, stop: &Arc<AtomicBool>) {
-    for conn in listener.incoming() {
-        if stop.load(Ordering::SeqCst) {
-            return;
-        }
-        let Ok(conn) = conn else { continue };
-        let (shared, stop) = (Arc::clone(shared), Arc::clone(stop));
-        std::thread::spawn(move || {
-            let Ok(mut out) = conn.try_clone() else {
+/// Accepts control connections until the lock stops, each served on its
+/// own thread.
+fn accept_loop<S>(
+    mut accept: impl FnMut() -> std::io::Result<S> + Send + 'static,
+    shared: &Arc<Mutex<Shared>>,
+    stop: &Arc<AtomicBool>,
+) -> JoinHandle<()>
+where
+    S: std::io::Read + std::io::Write + Send + TryCloneStream + 'static,
+{
+    let (shared, stop) = (Arc::clone(shared), Arc::clone(stop));
+    std::thread::spawn(move || {
+        loop {
+            let conn = accept();
+            if stop.load(Ordering::SeqCst) {
                 return;
-            };
-            // Lines are bounded: a longer one is cut at 4 KiB.
-            let reader = BufReader::new(std::io::Read::take(conn, 1 << 20));
-            for line in reader.lines() {
-                let Ok(line) = line else { return };
-                if stop.load(Ordering::SeqCst) {
-                    return;
-                }
-                let line: String = line.chars().take(4096).collect();
-                let answer = {
-                    let mut s = shared.lock().unwrap_or_else(PoisonError::into_inner);
-                    let before = s.server.lock().flash_work();
-                    let now = s.now_ms();
-                    let a = crate::control::handle_line_at(
-                        &mut s.server,
-                        &line,
-                        now,
-                        wall_clock_secs(),
-                    );
-                    s.server.poll_reset();
-                    s.flush_log();
-                    s.commit(before);
-                    a
-                };
-                if writeln!(out, "{answer}").is_err() {
-                    return;
-                }
             }
-        });
+            if let Ok(conn) = conn {
+                serve_control(conn, &shared, &stop);
+            }
+        }
+    })
+}
+
+/// One control connection on its own thread: a JSON line in, a JSON
+/// line out.
+fn serve_control<S>(conn: S, shared: &Arc<Mutex<Shared>>, stop: &Arc<AtomicBool>)
+where
+    S: std::io::Read + std::io::Write + Send + 'static,
+    S: TryCloneStream,
+{
+    let (shared, stop) = (Arc::clone(shared), Arc::clone(stop));
+    std::thread::spawn(move || {
+        let Ok(mut out) = conn.try_clone_stream() else {
+            return;
+        };
+        // Lines are bounded: a longer one is cut at 4 KiB.
+        let reader = BufReader::new(std::io::Read::take(conn, 1 << 20));
+        for line in reader.lines() {
+            let Ok(line) = line else { return };
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
+            let line: String = line.chars().take(4096).collect();
+            let answer = {
+                let mut s = shared.lock().unwrap_or_else(PoisonError::into_inner);
+                let before = s.server.lock().flash_work();
+                let now = s.now_ms();
+                let a =
+                    crate::control::handle_line_at(&mut s.server, &line, now, wall_clock_secs());
+                s.settle(before);
+                a
+            };
+            if writeln!(out, "{answer}").is_err() {
+                return;
+            }
+        }
+    });
+}
+
+/// A stream the control loop can read and answer at once.
+trait TryCloneStream: Sized {
+    fn try_clone_stream(&self) -> std::io::Result<Self>;
+}
+
+impl TryCloneStream for std::net::TcpStream {
+    fn try_clone_stream(&self) -> std::io::Result<Self> {
+        self.try_clone()
+    }
+}
+
+impl TryCloneStream for std::os::unix::net::UnixStream {
+    fn try_clone_stream(&self) -> std::io::Result<Self> {
+        self.try_clone()
     }
 }

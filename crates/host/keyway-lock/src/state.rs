@@ -9,24 +9,28 @@
 //! DIR/device.pub     its public key (SPKI PEM), for `keyway log verify --device-key`
 //! DIR/pin            the keypad PIN (0600; missing: lock::DEFAULT_PIN)
 //! DIR/boot-count     the boot counter (decimal), raised at every power-on
+//! DIR/owners.json    the paired owners and their update settings (crate::owners::Owners::to_json)
 //! ```
 //!
 //! The audit log itself lives on the flash (pages 252-255, see
 //! [`crate::device::audit_config`]).
 //!
-//! The flash file is replaced atomically (write `flash.bin.tmp`, then
-//! rename) after every request that changed the flash, so killing the
-//! process at any moment leaves the flash as it was before or after a
-//! whole request: a power cut between two requests' flash operations. A
-//! cut in the middle of a request's operations is what `keyway flash-sim`
-//! and the device crate's sweeps cover. No fsync: the model is a killed
-//! process, not a host crash.
+//! After every request that changed the flash, [`StateDir::save`] writes
+//! only the 4 KiB sectors that differ from what it last wrote, in place
+//! (the first save of a process writes the whole file atomically: temp
+//! file, rename). An upload chunk touches one or two sectors and the
+//! journal's, so an upload no longer rewrites 1 MiB per request. Killing
+//! the process in the middle of a save leaves some sectors new and some
+//! old: a power cut with torn flash operations, which the device core
+//! (journal, installer, audit log) is built to survive, as the device
+//! crate's power-cut sweeps show. No fsync: the model is a killed process,
+//! not a host crash.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use keyway_audit::Ed25519Signer;
-use keyway_suit::{DeviceIdentity, TrustAnchors};
+use keyway_suit::TrustAnchors;
 
 use crate::device::{self, Flash, Lock, Trust};
 
@@ -92,12 +96,17 @@ impl Identity {
 #[derive(Clone, Debug)]
 pub struct StateDir {
     dir: PathBuf,
+    /// The flash bytes `flash.bin` holds (after a save by this process).
+    saved: std::cell::RefCell<Option<Vec<u8>>>,
 }
 
 impl StateDir {
     /// `dir`.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        StateDir { dir: dir.into() }
+        StateDir {
+            dir: dir.into(),
+            saved: std::cell::RefCell::new(None),
+        }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -146,6 +155,7 @@ impl StateDir {
         };
         write_atomic(&self.path("lock.json"), id.to_json().as_bytes())?;
         let _ = std::fs::remove_file(self.path("keyset.cbor"));
+        let _ = std::fs::remove_file(self.path("owners.json"));
         let _ = std::fs::remove_file(self.path("boot-count"));
         if force {
             let _ = std::fs::remove_file(self.path("device.key"));
@@ -260,11 +270,7 @@ impl StateDir {
                 keyway::describe::describe(&e)
             )
         })?;
-        let v = keyway::encode::vendor_uuid(&id.vendor_domain);
-        Ok(Trust {
-            anchors,
-            identity: DeviceIdentity::new(v, keyway::encode::class_uuid(&v, &id.class)),
-        })
+        Ok(Trust::new(anchors, &id.vendor_domain, &id.class))
     }
 
     /// Loads the lock (not booted).
@@ -289,14 +295,73 @@ impl StateDir {
         Lock::new(flash, trust, keyset).map_err(|e| anyhow!(e))
     }
 
-    /// Writes the flash (atomically) and the stored key set.
+    /// The owners and settings (`owners.json`; none if it is missing).
+    pub fn owners(&self) -> Result<crate::owners::Owners> {
+        match std::fs::read_to_string(self.path("owners.json")) {
+            Ok(t) => crate::owners::Owners::from_json(&t).map_err(|e| anyhow!(e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(crate::owners::Owners::new()),
+            Err(e) => Err(e).context("reading owners.json"),
+        }
+    }
+
+    /// Stores the owners and settings (`owners.json`, atomically).
+    pub fn save_owners(&self, owners: &crate::owners::Owners) -> Result<()> {
+        write_atomic(&self.path("owners.json"), owners.to_json().as_bytes())
+    }
+
+    /// Writes the flash and the stored key set: the whole file atomically
+    /// the first time, then only the sectors that changed, in place.
     pub fn save(&self, lock: &Lock) -> Result<()> {
-        write_atomic(&self.path("flash.bin"), lock.flash().as_bytes())?;
+        let bytes = lock.flash().as_bytes();
+        let path = self.path("flash.bin");
+        let mut saved = self.saved.borrow_mut();
+        match &mut *saved {
+            Some(old) if old.len() == bytes.len() && path.exists() => {
+                write_changed_sectors(&path, old, bytes)?;
+            }
+            _ => {
+                write_atomic(&path, bytes)?;
+                *saved = Some(bytes.to_vec());
+            }
+        }
         if let Some(doc) = lock.keyset_doc() {
             write_atomic(&self.path("keyset.cbor"), doc)?;
         }
         Ok(())
     }
+}
+
+/// The sector size `save` compares and writes by (the nRF52840 page).
+pub const SAVE_SECTOR: usize = 4096;
+
+/// Writes the sectors of `new` that differ from `old` into `path` at their
+/// offsets, and updates `old`.
+fn write_changed_sectors(path: &Path, old: &mut [u8], new: &[u8]) -> Result<()> {
+    use std::os::unix::fs::FileExt as _;
+    let mut file = None;
+    for (i, (o, n)) in old
+        .chunks_mut(SAVE_SECTOR)
+        .zip(new.chunks(SAVE_SECTOR))
+        .enumerate()
+    {
+        if o == n {
+            continue;
+        }
+        if file.is_none() {
+            file = Some(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .with_context(|| format!("opening {}", path.display()))?,
+            );
+        }
+        if let Some(f) = &file {
+            f.write_all_at(n, (i * SAVE_SECTOR) as u64)
+                .with_context(|| format!("writing sector {i} of {}", path.display()))?;
+        }
+        o.copy_from_slice(n);
+    }
+    Ok(())
 }
 
 /// Wall-clock seconds since 1970 (the audit log's RTC).

@@ -150,11 +150,17 @@ fn lock_events_and_an_update_export_an_intact_signed_log() {
     let bad = upload(&mut s, &release(&other, "2.0.0", 2, 5000), 98_000);
     assert!(smp::get(&bad, "err").is_some(), "{bad:?}");
     s.lock_mut().commit_audit(RTC + 98).unwrap();
-    let good = upload(&mut s, &release(&vendor, "2.1.0", 2, 20_000), 99_000);
+    let env = release(&vendor, "2.1.0", 2, 20_000);
+    let good = upload(&mut s, &env, 99_000);
     assert_eq!(smp::get_bool(&good, "match").unwrap(), Some(true));
     s.lock_mut().commit_audit(RTC + 99).unwrap();
-    // Reset: trial boot, self-test, confirm.
-    s.handle(&request(Op::Write, 0, 5, vec![]), 100_000);
+    // Consent: the bolt withdrawn, a test boot asked for with the window
+    // open; the lock arms the update and resets into the trial, which
+    // self-tests and confirms.
+    control(&mut s, r#"{"cmd":"keypad","pin":"4711"}"#, 99_500);
+    let hash: [u8; 32] = Sha256::digest(&env).into();
+    let test = vec![(Value::Text("hash".into()), Value::Bytes(hash.to_vec()))];
+    s.handle(&request(Op::Write, 1, 0, test), 100_000);
     s.poll_reset().unwrap().unwrap();
     s.lock_mut().commit_audit(RTC + 100).unwrap();
 
@@ -226,6 +232,10 @@ fn lock_events_and_an_update_export_an_intact_signed_log() {
         },
         Event::UpdateVerified { sequence: 2 },
         Event::DownloadStarted { sequence: 2 },
+        Event::Unlocked {
+            method: LockMethod::Keypad,
+        },
+        Event::ConsentGiven { sequence: 2 },
         Event::UpdateInstalled {
             sequence: 2,
             slot: 1,

@@ -1,6 +1,7 @@
 //! The `keyway-lock` binary end to end over UDP on loopback: provision,
 //! run, upload, reset into the trial and the confirm, kill (a power cut),
-//! run again.
+//! run again; `keyway-lock ctl` over a Unix control socket, a power cut
+//! halfway through an upload, owners surviving a restart.
 
 use std::io::{BufRead as _, BufReader};
 use std::net::UdpSocket;
@@ -26,18 +27,27 @@ impl Drop for Running {
 }
 
 fn start(state: &std::path::Path) -> (Running, UdpSocket) {
+    start_with(state, &["--presence-always-open"])
+}
+
+fn start_with(state: &std::path::Path, args: &[&str]) -> (Running, UdpSocket) {
     let mut child = Command::new(BIN)
         .arg("--state")
         .arg(state)
-        .args(["--bind", "127.0.0.1:0", "--presence-always-open"])
+        .args(["--bind", "127.0.0.1:0"])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let out = child.stdout.take().unwrap();
     let running = Running(child);
+    let mut out = BufReader::new(out);
     let mut line = String::new();
-    BufReader::new(out).read_line(&mut line).unwrap();
+    while line.is_empty() || line.starts_with("control on") {
+        line.clear();
+        out.read_line(&mut line).unwrap();
+    }
     let addr = line
         .trim()
         .strip_prefix("listening on ")
@@ -57,6 +67,17 @@ fn request(
     id: u8,
     body: Vec<(Value, Value)>,
 ) -> Vec<(Value, Value)> {
+    try_request(sock, op, group, id, body).expect("the lock answers")
+}
+
+/// A request; `None` when the lock does not answer (it lost power).
+fn try_request(
+    sock: &UdpSocket,
+    op: Op,
+    group: u16,
+    id: u8,
+    body: Vec<(Value, Value)>,
+) -> Option<Vec<(Value, Value)>> {
     let mut data = Vec::new();
     ciborium::into_writer(&Value::Map(body), &mut data).unwrap();
     let h = Header {
@@ -72,10 +93,10 @@ fn request(
     f.extend_from_slice(&data);
     sock.send(&f).unwrap();
     let mut buf = vec![0u8; 4096];
-    let n = sock.recv(&mut buf).unwrap();
+    let n = sock.recv(&mut buf).ok()?;
     let rh = Header::decode(&buf[..n]).unwrap();
     assert_eq!((rh.seq, rh.group, rh.id), (5, group, id));
-    smp::decode_body(&buf[HEADER_LEN..n]).unwrap()
+    Some(smp::decode_body(&buf[HEADER_LEN..n]).unwrap())
 }
 
 fn t(s: &str) -> Value {
@@ -151,25 +172,34 @@ fn provision_run_update_kill_run() {
     let m = request(&sock, Op::Write, 0, 0, vec![(t("d"), t("ping"))]);
     assert_eq!(smp::get_text(&m, "r").unwrap(), Some("ping"));
     assert_eq!(images(&sock), vec![(0, "1.0.0".into(), true, true)]);
-    let sha: [u8; 32] = Sha256::digest(&v2).into();
-    let mut at = 0usize;
-    while at < v2.len() {
-        let end = (at + 1200).min(v2.len());
-        let mut body = vec![
-            (t("off"), Value::from(at as u64)),
-            (t("data"), Value::Bytes(v2[at..end].to_vec())),
-        ];
-        if at == 0 {
-            body.push((t("len"), Value::from(v2.len() as u64)));
-            body.push((t("sha"), Value::Bytes(sha.to_vec())));
-        }
-        let m = request(&sock, Op::Write, 1, 1, body);
-        at = smp::get_u64(&m, "off")
-            .unwrap()
-            .unwrap_or_else(|| panic!("{m:?}")) as usize;
-    }
+    assert_eq!(upload(&sock, &v2), Some(v2.len()));
+    // The reset after the upload (smpmgr upgrade's) is the consent of the
+    // person at the lock, but the bolt is locked: postponed, no reset.
     let m = request(&sock, Op::Write, 0, 5, vec![]);
-    assert!(m.is_empty());
+    assert_eq!(smp::get_u64(&m, "rc").unwrap(), Some(6), "{m:?}");
+    let why = smp::get_text(&m, "rsn").unwrap().unwrap();
+    assert!(why.contains("the bolt is locked"), "{why}");
+    assert_eq!(
+        images(&sock),
+        vec![
+            (0, "1.0.0".into(), true, true),
+            (1, "2.0.0".into(), false, false)
+        ]
+    );
+    // Unlocked (Keyway group, the window is open): the lock installs and
+    // resets by itself on its next timer tick.
+    let m = request(&sock, Op::Write, 64, 2, vec![]);
+    assert_eq!(
+        smp::get_text(&m, "bolt").unwrap(),
+        Some("unlocked"),
+        "{m:?}"
+    );
+    for _ in 0..100 {
+        if images(&sock)[1].2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let want = vec![
         (0, "1.0.0".into(), false, false),
         (1, "2.0.0".into(), true, true),
@@ -180,4 +210,148 @@ fn provision_run_update_kill_run() {
     drop(lock);
     let (_lock, sock) = start(&state);
     assert_eq!(images(&sock), want);
+}
+
+/// Uploads `env` in 1,200-byte chunks following the lock's offsets;
+/// returns where it ended (`None`: the lock stopped answering).
+fn upload(sock: &UdpSocket, env: &[u8]) -> Option<usize> {
+    let sha: [u8; 32] = Sha256::digest(env).into();
+    let mut at = 0usize;
+    while at < env.len() {
+        let end = (at + 1200).min(env.len());
+        let mut body = vec![
+            (t("off"), Value::from(at as u64)),
+            (t("data"), Value::Bytes(env[at..end].to_vec())),
+        ];
+        if at == 0 {
+            body.push((t("len"), Value::from(env.len() as u64)));
+            body.push((t("sha"), Value::Bytes(sha.to_vec())));
+        }
+        let m = try_request(sock, Op::Write, 1, 1, body)?;
+        at = smp::get_u64(&m, "off")
+            .unwrap()
+            .unwrap_or_else(|| panic!("{m:?}")) as usize;
+    }
+    Some(at)
+}
+
+/// `keyway-lock ctl SOCKET WORDS…`: (success, stdout, stderr).
+fn ctl(socket: &std::path::Path, words: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .arg("ctl")
+        .arg(socket)
+        .args(words)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn ctl_on_a_unix_socket_cut_mid_upload_and_owners_survive_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let files = keygen(tmp.path().join("vendor"), Algorithm::Ed25519).unwrap();
+    let key = SigningKey::load(&files.private).unwrap();
+    std::fs::write(tmp.path().join("v1.suit"), release(&key, "1.0.0", 1)).unwrap();
+    let v2 = release(&key, "2.0.0", 2);
+    let state = tmp.path().join("lock");
+    let provision = |version: &str| {
+        Command::new(BIN)
+            .args(["provision", "--force", "--state"])
+            .arg(&state)
+            .arg("--vendor-key")
+            .arg(&files.public)
+            .args(["--vendor-domain", "locks.example", "--class", "deadbolt-2"])
+            .arg("--firmware")
+            .arg(tmp.path().join("v1.suit"))
+            .args(["--version", version])
+            .output()
+            .unwrap()
+    };
+    let out = provision("9.9.9");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("carries version 1.0.0, --version says 9.9.9"),
+        "{err}"
+    );
+    assert!(provision("1.0.0").status.success());
+
+    let sock_path = tmp.path().join("ctl.sock");
+    let args = [
+        "--control",
+        sock_path.to_str().unwrap(),
+        "--model",
+        "lever-4aa",
+    ];
+    let (lock, sock) = start_with(&state, &args);
+    let (ok, status, _) = ctl(&sock_path, &["status"]);
+    assert!(ok && status.contains("\"model\":\"lever-4aa\""), "{status}");
+    let (ok, _, err) = ctl(&sock_path, &["door", "ajar"]);
+    assert!(!ok && err.contains("unknown action \"door ajar\""), "{err}");
+
+    // Pair an owner at the door.
+    assert!(ctl(&sock_path, &["presence", "60"]).0);
+    let owner = SigningKey::generate(Algorithm::Ed25519).unwrap();
+    let body = vec![(t("key"), Value::Bytes(owner.raw_public_key_bytes()))];
+    let m = request(&sock, Op::Write, 64, 8, body);
+    assert_eq!(smp::get_u64(&m, "owners").unwrap(), Some(1), "{m:?}");
+    let body = vec![(t("auto_install_cve"), Value::Bool(true))];
+    request(&sock, Op::Write, 64, 10, body);
+
+    // The power fails halfway through an upload: no answer; the lock
+    // powers on again and the upload resumes from its journal.
+    let (ok, out, _) = ctl(&sock_path, &["cut-power", "--mid-upload"]);
+    assert!(ok, "{out}");
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    assert_eq!(upload(&sock, &v2), None, "the lock lost power");
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    assert!(ctl(&sock_path, &["presence", "60"]).0);
+    assert_eq!(upload(&sock, &v2), Some(v2.len()));
+    // Complete, not armed: 1.0.0 runs; 2.0.0 waits for consent.
+    assert_eq!(
+        images(&sock),
+        vec![
+            (0, "1.0.0".into(), true, true),
+            (1, "2.0.0".into(), false, false)
+        ]
+    );
+
+    // Kill and start again: the owner and the pending update are still there.
+    drop(lock);
+    let (_lock, sock) = start_with(&state, &args);
+    let st = request(&sock, Op::Read, 64, 0, vec![]);
+    assert_eq!(smp::get_u64(&st, "owners").unwrap(), Some(1), "{st:?}");
+    let set = smp::get(&st, "settings").unwrap().as_map().unwrap().clone();
+    assert_eq!(smp::get_bool(&set, "auto_install_cve").unwrap(), Some(true));
+    assert!(tmp.path().join("lock/owners.json").exists());
+    let u = smp::get(&st, "update").unwrap().as_map().unwrap().clone();
+    assert_eq!(
+        smp::get_text(&u, "state").unwrap(),
+        Some("awaiting-consent")
+    );
+    // At the door: unlock with the keypad, then the test boot installs it.
+    assert!(ctl(&sock_path, &["presence", "60"]).0);
+    let (ok, out, _) = ctl(&sock_path, &["keypad", "1234"]);
+    assert!(ok && out.contains("unlocked"), "{out}");
+    let sha: [u8; 32] = Sha256::digest(&v2).into();
+    request(
+        &sock,
+        Op::Write,
+        1,
+        0,
+        vec![(t("hash"), Value::Bytes(sha.to_vec()))],
+    );
+    assert_eq!(
+        images(&sock),
+        vec![
+            (0, "1.0.0".into(), false, false),
+            (1, "2.0.0".into(), true, true)
+        ]
+    );
 }

@@ -3,13 +3,13 @@
 //! confirm, and hostile frames.
 
 use ciborium::Value;
-use keyway::encode::{EnvelopeBuilder, class_uuid, vendor_uuid};
+use keyway::encode::EnvelopeBuilder;
 use keyway::keys::{Algorithm, SigningKey};
 use keyway_device::journal::TrialState;
 use keyway_lock::device::{self, Lock, Trust};
 use keyway_lock::server::Server;
 use keyway_lock::smp::{self, HEADER_LEN, Header, Op};
-use keyway_suit::{DeviceIdentity, PublicKey, TrustAnchors};
+use keyway_suit::{PublicKey, TrustAnchors};
 use sha2::{Digest, Sha256};
 
 const VENDOR: &str = "locks.example";
@@ -24,12 +24,8 @@ impl Fixture {
     fn new() -> Self {
         let key = SigningKey::generate(Algorithm::Ed25519).unwrap();
         let public = PublicKey::from_raw(&key.raw_public_key_bytes()).unwrap();
-        let v = vendor_uuid(VENDOR);
         Fixture {
-            trust: Trust {
-                anchors: TrustAnchors::new(&[public], 1).unwrap(),
-                identity: DeviceIdentity::new(v, class_uuid(&v, CLASS)),
-            },
+            trust: Trust::new(TrustAnchors::new(&[public], 1).unwrap(), VENDOR, CLASS),
             key,
         }
     }
@@ -174,6 +170,15 @@ fn images(server: &mut Server) -> Vec<Map> {
         .collect()
 }
 
+/// Consent at the lock: the bolt withdrawn, then a test boot of `env`
+/// (the window must be open); returns the answer.
+fn consent_by_test(s: &mut Server, env: &[u8]) -> Map {
+    let (latch, _) = s.latch_mut();
+    latch.owner(false, 0);
+    let req = vec![(t("hash"), Value::Bytes(sha(env).to_vec()))];
+    answer(s, &frame(Op::Write, 1, 1, 0, 4, req)).1
+}
+
 fn flag(m: &Map, k: &str) -> bool {
     smp::get_bool(m, k).unwrap().unwrap_or(false)
 }
@@ -234,14 +239,18 @@ fn full_update_out_of_order_resume_reset_trial_confirm() {
         last = m;
     }
     assert_eq!(smp::get_bool(&last, "match").unwrap(), Some(true));
-    assert_eq!(s.lock().state().trial, TrialState::Pending { slot: 1 });
+    // Complete and verified, but not armed without consent.
+    assert_eq!(s.lock().state().trial, TrialState::Confirmed);
     let imgs = images(&mut s);
     let new = imgs
         .iter()
         .find(|m| smp::get_bytes(m, "hash").unwrap() == Some(&h[..]))
         .expect("the uploaded image is listed by the SHA-256 of its envelope");
-    assert!(flag(new, "pending") && !flag(new, "active") && flag(new, "bootable"));
+    assert!(!flag(new, "pending") && !flag(new, "active") && flag(new, "bootable"));
     assert_eq!(smp::get_text(new, "version").unwrap(), Some("2.1.0"));
+    let m = consent_by_test(&mut s, &env);
+    assert!(smp::get(&m, "images").is_some(), "{m:?}");
+    assert_eq!(s.lock().state().trial, TrialState::Pending { slot: 1 });
 
     // Reset: responds first, then boots the new image on trial; the
     // self-test passes and it confirms.
@@ -331,7 +340,8 @@ fn test_by_hash_then_reset_then_confirm_by_request() {
     let m = upload(&mut s, &env, 1500);
     assert_eq!(off(&m), Some(env.len() as u64));
     let h = sha(&env);
-    // Test by hash: already pending, stays pending.
+    // Test by hash: the consent; then again: already pending, stays pending.
+    consent_by_test(&mut s, &env);
     let req = vec![
         (t("hash"), Value::Bytes(h.to_vec())),
         (t("confirm"), Value::Bool(false)),
@@ -519,6 +529,7 @@ fn erase_and_confirm_rules() {
     // A pending image is refused; erasing needs it unmarked first.
     let env = f.release(&f.key, "2.0.0", 2, 7000);
     upload(&mut s, &env, 1400);
+    consent_by_test(&mut s, &env);
     let (_, m) = answer(&mut s, &erase(None));
     assert_eq!(group_err(&m), Some((1, 28)), "{m:?}");
     // Confirming an image that does not run is refused; the running one is a no-op.
@@ -576,10 +587,20 @@ fn update_through_cuts(s: &mut Server, env: &[u8]) -> Result<(), String> {
         match off(&m) {
             Some(o) if (o as usize) < env.len() => at = o as usize,
             Some(_) => {
-                s.handle(&frame(Op::Write, 1, 0, 5, 1, vec![]), 0);
-                let _ = s.poll_reset();
-                reboot(s);
-                return Ok(());
+                // Consent (a test boot, the bolt withdrawn) until it runs:
+                // a cut while arming or booting leaves it to ask again.
+                for _ in 0..5 {
+                    s.set_presence_always_open(true);
+                    s.latch_mut().0.owner(false, 0);
+                    let req = vec![(t("hash"), Value::Bytes(sha(env).to_vec()))];
+                    s.handle(&frame(Op::Write, 1, 1, 0, 1, req), 0);
+                    let _ = s.poll_reset();
+                    reboot(s);
+                    if s.lock().running() == Some(1) {
+                        return Ok(());
+                    }
+                }
+                return Err("the update never ran".into());
             }
             None => return Err(format!("refused: {m:?}")),
         }
@@ -599,7 +620,9 @@ fn a_power_cut_at_every_flash_operation_of_the_update() {
     update_through_cuts(&mut s, &env).unwrap();
     let ops = lock(&s) - start;
     assert!(ops > 10, "{ops} operations");
+    let mut scenarios = 0;
     for n in 0..ops + 2 {
+        scenarios += 1;
         let mut s = f.server();
         s.set_presence_always_open(true);
         s.lock_mut().plan_power_cut(n, n);
@@ -618,4 +641,7 @@ fn a_power_cut_at_every_flash_operation_of_the_update() {
         let fired = s.lock().flash().cut_log().len();
         assert_eq!(fired, usize::from(n < ops), "cut at operation {n} of {ops}");
     }
+    println!(
+        "SMP update power-cut sweep: {ops} flash operations, {scenarios} scenarios (upload, consent, trial boot), 0 failures"
+    );
 }

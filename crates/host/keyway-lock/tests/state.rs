@@ -130,6 +130,15 @@ fn provision_kill_mid_upload_restart_resume_confirm() {
     while at < v2.len() {
         at = off(&mut s, &chunk(&v2, at, false)).unwrap() as usize;
     }
+    // Complete and verified, not armed: consent at the lock (the bolt
+    // withdrawn, a test boot) arms it; its reset is the power-on below.
+    assert_eq!(s.lock().state().trial, TrialState::Confirmed);
+    assert_eq!(s.pending().map(|p| p.sequence), Some(2));
+    s.latch_mut().0.owner(false, 0);
+    let sha: [u8; 32] = Sha256::digest(&v2).into();
+    let test = vec![(Value::Text("hash".into()), Value::Bytes(sha.to_vec()))];
+    let f = smp::encode_request(Op::Write, 1, 0, 2, test);
+    s.handle(&f, 0);
     assert_eq!(s.lock().state().trial, TrialState::Pending { slot: 1 });
     dir.save(s.lock()).unwrap();
     drop(s);

@@ -1,0 +1,413 @@
+//! The Keyway SMP group (64): the lock's own commands beside MCUmgr's OS
+//! and image groups, exactly as FORMAT.md ("The Keyway SMP group")
+//! specifies them. Dispatch only: owner authentication is
+//! [`crate::owners`], the update policy [`crate::policy`].
+//!
+//! Who may do what: `status`, `presence`, `notes`, `challenge` and `log`
+//! are open; `pair` needs the presence window; `factory reset` the window
+//! and the long press within it; `lock`, `unlock`, `consent` and
+//! `settings` an owner's `auth` or the window.
+
+use ciborium::Value;
+use keyway_audit::Event;
+
+use crate::lock::{Bolt, Door};
+use crate::owners::{Settings, key_id};
+use crate::server::{Body, Fail, NO_PRESENCE, Server, inval};
+use crate::smp::{MgmtErr, Op, Request, get_bool, get_bytes, get_text, get_u64, text};
+
+/// Keyway group command ids.
+pub mod cmd {
+    /// Read: the lock's state.
+    pub const STATUS: u8 = 0;
+    /// Write: throw the bolt.
+    pub const LOCK: u8 = 1;
+    /// Write: withdraw the bolt.
+    pub const UNLOCK: u8 = 2;
+    /// Read: the presence window.
+    pub const PRESENCE: u8 = 3;
+    /// Read: the pending update's release notes.
+    pub const NOTES: u8 = 4;
+    /// Write: accept or refuse the pending update.
+    pub const CONSENT: u8 = 5;
+    /// Read: a chunk of the audit log's export file.
+    pub const LOG: u8 = 6;
+    /// Read: a fresh nonce for owner authentication.
+    pub const CHALLENGE: u8 = 7;
+    /// Write: pair an owner key.
+    pub const PAIR: u8 = 8;
+    /// Write: factory reset.
+    pub const FACTORY_RESET: u8 = 9;
+    /// Write: the owner's update settings.
+    pub const SETTINGS: u8 = 10;
+}
+
+/// The largest `data` of a `log` answer.
+pub const LOG_CHUNK: usize = 1024;
+
+fn secs(ms: u64) -> u64 {
+    ms.div_ceil(1000)
+}
+
+fn u(n: u64) -> Value {
+    Value::from(n)
+}
+
+/// A map value's entries as an answer's body.
+fn into_body(v: Value) -> Body {
+    match v {
+        Value::Map(m) => m,
+        _ => Vec::new(),
+    }
+}
+
+fn settings_map(s: Settings) -> Value {
+    Value::Map(vec![
+        (text("auto_install_cve"), Value::Bool(s.auto_install_cve)),
+        (
+            text("install_needs_unlocked"),
+            Value::Bool(s.install_needs_unlocked),
+        ),
+    ])
+}
+
+impl Server {
+    /// Handles a Keyway-group request.
+    pub(crate) fn keyway(&mut self, r: &Request, now_ms: u64) -> Result<Body, Fail> {
+        let write = r.header.op == Op::Write;
+        match (r.header.id, write) {
+            (cmd::STATUS, false) => Ok(self.status_body(now_ms)),
+            (cmd::LOCK, true) | (cmd::UNLOCK, true) => {
+                let lock = r.header.id == cmd::LOCK;
+                self.authorize(r, now_ms, if lock { "lock" } else { "unlock" })?;
+                let (latch, device) = self.latch_mut();
+                for e in latch.owner(lock, now_ms) {
+                    device.note(e);
+                }
+                Ok(self.status_body(now_ms))
+            }
+            (cmd::PRESENCE, false) => {
+                let left = self.presence_left_ms(now_ms);
+                Ok(vec![
+                    (text("open"), Value::Bool(self.presence_open(now_ms))),
+                    (text("remaining_s"), u(secs(left))),
+                ])
+            }
+            (cmd::NOTES, false) => self.notes(),
+            (cmd::CONSENT, true) => self.consent_cmd(r, now_ms),
+            (cmd::LOG, false) => self.log_chunk(r, now_ms),
+            (cmd::CHALLENGE, false) => {
+                let nonce = self.next_nonce();
+                let life = self.owners.challenge(nonce, now_ms);
+                Ok(vec![
+                    (text("nonce"), Value::Bytes(nonce.to_vec())),
+                    (text("expires_s"), u(life)),
+                ])
+            }
+            (cmd::PAIR, true) => self.pair(r, now_ms),
+            (cmd::FACTORY_RESET, true) => self.factory_reset(now_ms),
+            (cmd::SETTINGS, true) => self.settings_cmd(r, now_ms),
+            (id, _) => Err(Fail::Smp(
+                MgmtErr::NotSup,
+                format!(
+                    "Keyway group command {id} ({}) is not supported: see FORMAT.md, \"The Keyway SMP group\"",
+                    if write { "write" } else { "read" }
+                ),
+            )),
+        }
+    }
+
+    fn presence_left_ms(&self, now_ms: u64) -> u64 {
+        if !self.presence_open(now_ms) {
+            return 0;
+        }
+        self.presence_until_ms()
+            .map_or(u64::MAX / 1000, |t| t.saturating_sub(now_ms))
+    }
+
+    fn status_body(&mut self, now_ms: u64) -> Body {
+        let l = self.latch();
+        let mv = l.battery_mv().unwrap_or(self.model.battery.full_mv);
+        let bolt = match l.bolt() {
+            Bolt::Locked => "locked",
+            Bolt::Unlocked => "unlocked",
+        };
+        let door = match l.door() {
+            Door::Open => "open",
+            Door::Closed => "closed",
+        };
+        let tamper = l.tamper();
+        let lockout = l.lockout_remaining(now_ms).map_or(0, secs);
+        let running = self.lock().running();
+        let version = running
+            .and_then(|s| self.lock().version(s))
+            .unwrap_or_else(|| "recovery".into());
+        let trial = matches!(
+            self.lock().state().trial,
+            keyway_device::journal::TrialState::Trial { .. }
+        );
+        let mut m = vec![
+            (text("bolt"), text(bolt)),
+            (text("door"), text(door)),
+            (text("battery_mv"), u(u64::from(mv))),
+            (text("battery_mwh"), u(self.model.battery.mwh(mv))),
+            (text("tamper"), Value::Bool(tamper)),
+            (text("lockout_s"), u(lockout)),
+            (text("model"), text(self.model.name)),
+            (text("version"), text(&version)),
+        ];
+        if let Some(s) = running {
+            m.push((text("slot"), u(u64::from(s))));
+        }
+        m.push((text("trial"), Value::Bool(trial)));
+        m.push((
+            text("presence_s"),
+            u(secs(self.presence_left_ms(now_ms)).min(u64::from(u32::MAX))),
+        ));
+        m.push((text("owners"), u(self.owners.owners().len() as u64)));
+        if let Some(s) = self.update_summary(None) {
+            m.push((text("update"), s));
+        }
+        m.push((text("settings"), settings_map(self.owners.settings())));
+        if let Some(k) = self.lock().device_key() {
+            m.push((text("device_key"), Value::Bytes(k.to_vec())));
+        }
+        m
+    }
+
+    /// The pending update's summary; `state` overrides the state name.
+    fn update_summary(&self, state: Option<&str>) -> Option<Value> {
+        let p = self.pending.as_ref()?;
+        let consented = self.update.consent == Some(p.sequence);
+        let name = state.unwrap_or(if self.update.installing {
+            "installing"
+        } else if consented && self.update.postponed.is_some() {
+            "postponed"
+        } else {
+            "awaiting-consent"
+        });
+        let mut m = vec![
+            (text("sequence"), u(p.sequence)),
+            (text("version"), text(&p.version)),
+            (text("state"), text(name)),
+        ];
+        if name == "postponed"
+            && let Some(r) = &self.update.postponed
+        {
+            m.push((text("reason"), text(r)));
+        }
+        m.push((text("cves"), u(p.cves.len() as u64)));
+        if let Some(h) = p.highest() {
+            m.push((text("highest"), text(crate::policy::severity_name(h))));
+        }
+        Some(Value::Map(m))
+    }
+
+    fn nothing_pending() -> Fail {
+        Fail::Smp(
+            MgmtErr::NoEnt,
+            "nothing pending: no complete, verified update waits for consent".into(),
+        )
+    }
+
+    fn notes(&mut self) -> Result<Body, Fail> {
+        let summary = self
+            .update_summary(None)
+            .ok_or_else(Self::nothing_pending)?;
+        let Some(p) = self.pending.clone() else {
+            return Err(Self::nothing_pending());
+        };
+        self.update.notes_offered = Some(p.sequence);
+        let cves = p
+            .cves
+            .iter()
+            .map(|(id, s)| {
+                Value::Map(vec![
+                    (text("id"), text(id)),
+                    (text("severity"), text(crate::policy::severity_name(*s))),
+                ])
+            })
+            .collect();
+        let state = summary
+            .as_map()
+            .and_then(|m| get_text(m, "state").ok().flatten().map(str::to_owned))
+            .unwrap_or_default();
+        let mut m = vec![
+            (text("sequence"), u(p.sequence)),
+            (text("version"), text(&p.version)),
+            (text("notes"), text(&p.notes)),
+            (text("cves"), Value::Array(cves)),
+        ];
+        if let Some(b) = p.min_battery_mwh {
+            m.push((text("min_battery_mwh"), u(b)));
+        }
+        m.push((text("state"), text(&state)));
+        if state == "postponed"
+            && let Some(r) = &self.update.postponed
+        {
+            m.push((text("reason"), text(r)));
+        }
+        Ok(m)
+    }
+
+    fn consent_cmd(&mut self, r: &Request, now_ms: u64) -> Result<Body, Fail> {
+        let accept = get_bool(&r.body, "accept")
+            .map_err(inval)?
+            .ok_or_else(|| inval("\"accept\" (true or false) is missing".into()))?;
+        let by_owner = self.authorize(r, now_ms, "consent")?;
+        let p = self.pending.clone().ok_or_else(Self::nothing_pending)?;
+        if !accept {
+            // Refused: the update is erased (not only left unarmed), so
+            // no later consent or reset can install it; the owner uploads
+            // it again to reconsider.
+            let summary = self.update_summary(Some("refused"));
+            self.lock_mut().erase(Some(p.slot)).map_err(Fail::Img)?;
+            self.lock_mut().note(Event::ConsentRefused {
+                sequence: p.sequence,
+            });
+            self.pending = None;
+            self.update = Default::default();
+            self.note_log(format!(
+                "consent refused for {} (sequence {}): slot {} erased",
+                p.version, p.sequence, p.slot
+            ));
+            return Ok(summary.map(into_body).unwrap_or_default());
+        }
+        if self.update.notes_offered != Some(p.sequence) {
+            return Err(Fail::Smp(
+                MgmtErr::BadState,
+                "refused: the release notes were not offered yet; read them with notes (command 4) first"
+                    .into(),
+            ));
+        }
+        self.consent(if by_owner {
+            "the owner's consent command"
+        } else {
+            "the consent command with the presence window open"
+        });
+        let _ = self.try_install();
+        Ok(self.update_summary(None).map(into_body).unwrap_or_default())
+    }
+
+    fn log_chunk(&mut self, r: &Request, now_ms: u64) -> Result<Body, Fail> {
+        let off = get_u64(&r.body, "off").map_err(inval)?.ok_or_else(|| {
+            inval("\"off\" (a byte offset into the export file) is missing".into())
+        })?;
+        if off == 0 {
+            let rtc = self.rtc(now_ms);
+            let file = self
+                .lock_mut()
+                .export_audit(rtc)
+                .map_err(|e| Fail::Smp(MgmtErr::Unknown, format!("audit-log export: {e}")))?;
+            self.export = Some(file);
+        }
+        let file = self.export.as_ref().ok_or_else(|| {
+            Fail::Smp(
+                MgmtErr::BadState,
+                "no export in progress: ask for off 0 first".into(),
+            )
+        })?;
+        let len = file.len() as u64;
+        if off > len {
+            return Err(inval(format!(
+                "\"off\" {off} is past the export file's end ({len} bytes)"
+            )));
+        }
+        let start = usize::try_from(off).unwrap_or(usize::MAX);
+        let data = file
+            .get(start..)
+            .unwrap_or(&[])
+            .iter()
+            .take(LOG_CHUNK)
+            .copied()
+            .collect();
+        Ok(vec![
+            (text("off"), u(off)),
+            (text("len"), u(len)),
+            (text("data"), Value::Bytes(data)),
+        ])
+    }
+
+    fn pair(&mut self, r: &Request, now_ms: u64) -> Result<Body, Fail> {
+        if !self.presence_open(now_ms) {
+            return Err(Fail::Smp(
+                MgmtErr::AccessDenied,
+                format!("refused: pairing needs the presence window: {NO_PRESENCE}"),
+            ));
+        }
+        let key = get_bytes(&r.body, "key")
+            .map_err(inval)?
+            .ok_or_else(|| inval("\"key\" (the owner's Ed25519 public key) is missing".into()))?;
+        let key = <[u8; 32]>::try_from(key)
+            .map_err(|_| inval(format!("\"key\" has {} bytes, 32 expected", key.len())))?;
+        let name = get_text(&r.body, "name").map_err(inval)?.unwrap_or("");
+        let id = self
+            .owners
+            .pair(key, name)
+            .map_err(|e| inval(format!("pair: {e}")))?;
+        self.lock_mut().note(Event::OwnerPaired { owner: id });
+        self.owners_changed();
+        self.note_log(format!(
+            "owner {} paired ({name:?})",
+            keyway::keys::hex(&key_id(&key))
+        ));
+        Ok(vec![
+            (text("owners"), u(self.owners.owners().len() as u64)),
+            (text("key_id"), Value::Bytes(id.to_vec())),
+        ])
+    }
+
+    fn factory_reset(&mut self, now_ms: u64) -> Result<Body, Fail> {
+        if !self.presence_open(now_ms) {
+            return Err(Fail::Smp(
+                MgmtErr::AccessDenied,
+                format!(
+                    "refused: a factory reset needs the presence window and the long press: {NO_PRESENCE}"
+                ),
+            ));
+        }
+        let pressed = match (self.long_press_ms, self.presence_opened_ms) {
+            (Some(p), Some(o)) => p >= o,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        if !pressed {
+            return Err(Fail::Smp(
+                MgmtErr::AccessDenied,
+                "refused: a factory reset needs the long press (the lock's button held 10 s) within the presence window".into(),
+            ));
+        }
+        self.long_press_ms = None;
+        self.owners.reset();
+        self.update = Default::default();
+        let (latch, _) = self.latch_mut();
+        latch.set_pin(crate::lock::DEFAULT_PIN);
+        self.lock_mut().note(Event::FactoryReset);
+        self.owners_changed();
+        self.note_log(
+            "factory reset: owners, settings and PIN erased (firmware, anchors, audit log and device key kept)"
+                .into(),
+        );
+        Ok(vec![(text("owners"), u(0))])
+    }
+
+    fn settings_cmd(&mut self, r: &Request, now_ms: u64) -> Result<Body, Fail> {
+        let auto = get_bool(&r.body, "auto_install_cve").map_err(inval)?;
+        let unlocked = get_bool(&r.body, "install_needs_unlocked").map_err(inval)?;
+        self.authorize(r, now_ms, "settings")?;
+        let mut s = self.owners.settings();
+        if let Some(a) = auto {
+            s.auto_install_cve = a;
+        }
+        if let Some(n) = unlocked {
+            s.install_needs_unlocked = n;
+        }
+        if s != self.owners.settings() {
+            self.owners.set_settings(s);
+            self.owners_changed();
+            self.note_log(format!("settings: {s:?}"));
+            self.auto_consent();
+        }
+        Ok(vec![(text("settings"), settings_map(s))])
+    }
+}

@@ -1,0 +1,404 @@
+//! The lock's owners, their settings, and owner authentication, sans-IO:
+//! time (milliseconds of a monotonic clock) and the nonce bytes are inputs.
+//!
+//! An owner is a paired Ed25519 public key. A request signed by an owner
+//! carries `auth` = `{key, nonce, sig}` (FORMAT.md, "The Keyway SMP
+//! group"): the nonce comes from `challenge`, lives [`NONCE_LIFE_MS`], is
+//! consumed by the first request that presents it whether the signature
+//! verifies or not, and at most [`MAX_NONCES`] are outstanding (the oldest
+//! is dropped). The signature covers the group, the command id, the nonce
+//! and the body without `auth`, so a captured request cannot be replayed
+//! and a signature cannot be moved to another command or body.
+
+use serde_json::{Value, json};
+
+/// How long a challenge nonce lives.
+pub const NONCE_LIFE_MS: u64 = 60_000;
+/// Nonces outstanding at most; a new challenge drops the oldest.
+pub const MAX_NONCES: usize = 8;
+/// Owners a lock holds at most.
+pub const MAX_OWNERS: usize = 16;
+/// The longest owner name, in bytes.
+pub const MAX_NAME: usize = 64;
+/// The domain-separation prefix of the signed message.
+pub const AUTH_CONTEXT: &[u8] = b"keyway-smp-auth-v1";
+
+/// The owner's update settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// Install without asking when the release fixes a CVE of high or
+    /// critical severity (default false).
+    pub auto_install_cve: bool,
+    /// Install only while the bolt is withdrawn (default true).
+    pub install_needs_unlocked: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            auto_install_cve: false,
+            install_needs_unlocked: true,
+        }
+    }
+}
+
+/// A paired owner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owner {
+    /// The owner's Ed25519 public key.
+    pub key: [u8; 32],
+    /// A name for people (may be empty).
+    pub name: String,
+}
+
+/// An owner's `auth` map, decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Auth {
+    /// The owner's public key.
+    pub key: [u8; 32],
+    /// The challenge nonce.
+    pub nonce: [u8; 16],
+    /// Ed25519 signature over [`auth_message`].
+    pub sig: [u8; 64],
+}
+
+/// Why an `auth` was refused. Each names what failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// The nonce was never issued, was already used, or was dropped.
+    #[error("the nonce was not issued or was already used (a replay?); ask for a new challenge")]
+    UnknownNonce,
+    /// The nonce is older than [`NONCE_LIFE_MS`].
+    #[error("the nonce expired {0} ms ago; ask for a new challenge")]
+    ExpiredNonce(u64),
+    /// The key is not paired with this lock.
+    #[error("the key {0} is not paired with this lock")]
+    NotPaired(String),
+    /// The signature does not verify over this command and body.
+    #[error("the signature does not verify for this command and body")]
+    BadSignature,
+}
+
+/// The 8-byte key id of an owner key: SHA-256 of the key, first 8 bytes.
+pub fn key_id(key: &[u8; 32]) -> [u8; 8] {
+    use sha2::Digest as _;
+    let d = sha2::Sha256::digest(key);
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&d[..8]);
+    id
+}
+
+/// The message an owner signs: `"keyway-smp-auth-v1" || group (u16 BE) ||
+/// command id || nonce || body` where `body` is the CBOR encoding of the
+/// request body without its `auth` entry.
+pub fn auth_message(group: u16, id: u8, nonce: &[u8; 16], body: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(AUTH_CONTEXT.len() + 19 + body.len());
+    m.extend_from_slice(AUTH_CONTEXT);
+    m.extend_from_slice(&group.to_be_bytes());
+    m.push(id);
+    m.extend_from_slice(nonce);
+    m.extend_from_slice(body);
+    m
+}
+
+/// Owners, settings and outstanding nonces.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Owners {
+    owners: Vec<Owner>,
+    settings: Settings,
+    /// (nonce, issued at ms), oldest first.
+    nonces: Vec<([u8; 16], u64)>,
+}
+
+impl Owners {
+    /// No owners, default settings.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The paired owners.
+    pub fn owners(&self) -> &[Owner] {
+        &self.owners
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> Settings {
+        self.settings
+    }
+
+    /// Replaces the settings.
+    pub fn set_settings(&mut self, s: Settings) {
+        self.settings = s;
+    }
+
+    /// Issues `nonce` (fresh random bytes from the caller) at `now_ms`;
+    /// drops the oldest when [`MAX_NONCES`] are outstanding. Returns the
+    /// seconds it lives.
+    pub fn challenge(&mut self, nonce: [u8; 16], now_ms: u64) -> u64 {
+        self.nonces
+            .retain(|(_, at)| now_ms.saturating_sub(*at) < NONCE_LIFE_MS);
+        while self.nonces.len() >= MAX_NONCES {
+            self.nonces.remove(0);
+        }
+        self.nonces.push((nonce, now_ms));
+        NONCE_LIFE_MS / 1000
+    }
+
+    /// Nonces outstanding (tests).
+    pub fn outstanding(&self) -> usize {
+        self.nonces.len()
+    }
+
+    /// Checks `auth` for the request `group`/`id` whose body without
+    /// `auth` encodes to `body`. The nonce is consumed first, whatever the
+    /// outcome. Returns the owner's key id.
+    pub fn verify(
+        &mut self,
+        auth: &Auth,
+        group: u16,
+        id: u8,
+        body: &[u8],
+        now_ms: u64,
+    ) -> Result<[u8; 8], AuthError> {
+        let at = self
+            .nonces
+            .iter()
+            .position(|(n, _)| *n == auth.nonce)
+            .ok_or(AuthError::UnknownNonce)?;
+        let (_, issued) = self.nonces.remove(at);
+        let age = now_ms.saturating_sub(issued);
+        if age >= NONCE_LIFE_MS {
+            return Err(AuthError::ExpiredNonce(age - NONCE_LIFE_MS));
+        }
+        if !self.owners.iter().any(|o| o.key == auth.key) {
+            return Err(AuthError::NotPaired(keyway::keys::hex(&key_id(&auth.key))));
+        }
+        let key = keyway_suit::PublicKey::from_raw(&auth.key)
+            .map_err(|_| AuthError::NotPaired(keyway::keys::hex(&key_id(&auth.key))))?;
+        if !key.verify(&auth_message(group, id, &auth.nonce, body), &auth.sig) {
+            return Err(AuthError::BadSignature);
+        }
+        Ok(key_id(&auth.key))
+    }
+
+    /// Pairs `key` (again: its name is updated). Refuses a key that is not
+    /// a valid Ed25519 point, a name over [`MAX_NAME`] bytes, and a
+    /// [`MAX_OWNERS`]th + 1 owner.
+    pub fn pair(&mut self, key: [u8; 32], name: &str) -> Result<[u8; 8], String> {
+        if name.len() > MAX_NAME {
+            return Err(format!(
+                "the name has {} bytes, at most {MAX_NAME}",
+                name.len()
+            ));
+        }
+        if keyway_suit::PublicKey::from_raw(&key).is_err() {
+            return Err("the key is not an Ed25519 public key".into());
+        }
+        if let Some(o) = self.owners.iter_mut().find(|o| o.key == key) {
+            o.name = name.to_owned();
+        } else {
+            if self.owners.len() >= MAX_OWNERS {
+                return Err(format!("the lock holds {MAX_OWNERS} owners already"));
+            }
+            self.owners.push(Owner {
+                key,
+                name: name.to_owned(),
+            });
+        }
+        Ok(key_id(&key))
+    }
+
+    /// Factory reset: no owners, default settings, no nonces.
+    pub fn reset(&mut self) {
+        *self = Owners::default();
+    }
+
+    /// `owners.json`: `{"owners": [{"key": hex, "name"}], "settings": {…}}`.
+    pub fn to_json(&self) -> String {
+        json!({
+            "owners": self.owners.iter().map(|o| json!({
+                "key": keyway::keys::hex(&o.key),
+                "name": o.name,
+            })).collect::<Vec<_>>(),
+            "settings": {
+                "auto_install_cve": self.settings.auto_install_cve,
+                "install_needs_unlocked": self.settings.install_needs_unlocked,
+            },
+        })
+        .to_string()
+    }
+
+    /// Reads `owners.json`, naming what is wrong.
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        let v: Value =
+            serde_json::from_str(text).map_err(|e| format!("owners.json is not JSON: {e}"))?;
+        let mut o = Owners::new();
+        let list = v
+            .get("owners")
+            .and_then(Value::as_array)
+            .ok_or("owners.json: \"owners\" is missing or not an array")?;
+        for (i, e) in list.iter().enumerate() {
+            let hex = e
+                .get("key")
+                .and_then(Value::as_str)
+                .ok_or_else(|| format!("owners.json: owner {i}: \"key\" is missing"))?;
+            let key = parse_hex32(hex)
+                .ok_or_else(|| format!("owners.json: owner {i}: \"key\" is not 64 hex digits"))?;
+            let name = e.get("name").and_then(Value::as_str).unwrap_or("");
+            o.pair(key, name)
+                .map_err(|e| format!("owners.json: owner {i}: {e}"))?;
+        }
+        let flag = |k: &str, d: bool| -> Result<bool, String> {
+            match v.get("settings").and_then(|s| s.get(k)) {
+                None => Ok(d),
+                Some(Value::Bool(b)) => Ok(*b),
+                Some(_) => Err(format!("owners.json: settings.{k} is not a boolean")),
+            }
+        };
+        let d = Settings::default();
+        o.settings = Settings {
+            auto_install_cve: flag("auto_install_cve", d.auto_install_cve)?,
+            install_needs_unlocked: flag("install_needs_unlocked", d.install_needs_unlocked)?,
+        };
+        Ok(o)
+    }
+}
+
+fn parse_hex32(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyway::keys::{Algorithm, SigningKey};
+
+    fn owner() -> (SigningKey, [u8; 32]) {
+        let k = SigningKey::generate(Algorithm::Ed25519).unwrap();
+        let raw: [u8; 32] = k.raw_public_key_bytes().try_into().unwrap();
+        (k, raw)
+    }
+
+    fn auth(k: &SigningKey, key: [u8; 32], nonce: [u8; 16], id: u8, body: &[u8]) -> Auth {
+        let sig = k.sign(&auth_message(64, id, &nonce, body));
+        Auth {
+            key,
+            nonce,
+            sig: sig.try_into().unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_signed_request_verifies_once() {
+        let (k, key) = owner();
+        let mut o = Owners::new();
+        o.pair(key, "ann").unwrap();
+        o.challenge([1; 16], 1000);
+        let a = auth(&k, key, [1; 16], 2, b"\xa0");
+        assert_eq!(o.verify(&a, 64, 2, b"\xa0", 2000), Ok(key_id(&key)));
+        assert_eq!(
+            o.verify(&a, 64, 2, b"\xa0", 2001),
+            Err(AuthError::UnknownNonce)
+        );
+    }
+
+    #[test]
+    fn replayed_nonce_is_refused_even_after_a_failed_signature() {
+        let (k, key) = owner();
+        let mut o = Owners::new();
+        o.pair(key, "").unwrap();
+        o.challenge([2; 16], 0);
+        let mut bad = auth(&k, key, [2; 16], 2, b"\xa0");
+        bad.sig[0] ^= 1;
+        assert_eq!(
+            o.verify(&bad, 64, 2, b"\xa0", 10),
+            Err(AuthError::BadSignature)
+        );
+        // The good signature comes too late: the nonce is spent.
+        let good = auth(&k, key, [2; 16], 2, b"\xa0");
+        assert_eq!(
+            o.verify(&good, 64, 2, b"\xa0", 20),
+            Err(AuthError::UnknownNonce)
+        );
+    }
+
+    #[test]
+    fn signature_moved_to_another_command_or_body_is_refused() {
+        let (k, key) = owner();
+        let mut o = Owners::new();
+        o.pair(key, "").unwrap();
+        o.challenge([3; 16], 0);
+        o.challenge([4; 16], 0);
+        let a = auth(&k, key, [3; 16], 1, b"\xa0");
+        assert_eq!(
+            o.verify(&a, 64, 2, b"\xa0", 1),
+            Err(AuthError::BadSignature)
+        );
+        let a = auth(&k, key, [4; 16], 10, b"\xa1\x01\xf5");
+        assert_eq!(
+            o.verify(&a, 64, 10, b"\xa1\x01\xf4", 1),
+            Err(AuthError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn expired_nonce_and_unpaired_key_are_refused() {
+        let (k, key) = owner();
+        let (k2, key2) = owner();
+        let mut o = Owners::new();
+        o.pair(key, "").unwrap();
+        o.challenge([5; 16], 0);
+        let a = auth(&k, key, [5; 16], 2, b"");
+        assert_eq!(
+            o.verify(&a, 64, 2, b"", NONCE_LIFE_MS + 5),
+            Err(AuthError::ExpiredNonce(5))
+        );
+        o.challenge([6; 16], 0);
+        let a = auth(&k2, key2, [6; 16], 2, b"");
+        assert!(matches!(
+            o.verify(&a, 64, 2, b"", 1),
+            Err(AuthError::NotPaired(_))
+        ));
+    }
+
+    #[test]
+    fn at_most_eight_nonces_outstanding_the_oldest_dropped() {
+        let (k, key) = owner();
+        let mut o = Owners::new();
+        o.pair(key, "").unwrap();
+        for i in 0..10u8 {
+            o.challenge([i; 16], u64::from(i));
+        }
+        assert_eq!(o.outstanding(), MAX_NONCES);
+        let a = auth(&k, key, [0; 16], 2, b"");
+        assert_eq!(o.verify(&a, 64, 2, b"", 20), Err(AuthError::UnknownNonce));
+        let a = auth(&k, key, [9; 16], 2, b"");
+        assert!(o.verify(&a, 64, 2, b"", 20).is_ok());
+    }
+
+    #[test]
+    fn owners_json_round_trips_and_bad_files_are_named() {
+        let (_, key) = owner();
+        let mut o = Owners::new();
+        o.pair(key, "ann").unwrap();
+        o.set_settings(Settings {
+            auto_install_cve: true,
+            install_needs_unlocked: false,
+        });
+        let back = Owners::from_json(&o.to_json()).unwrap();
+        assert_eq!(back, o);
+        let e = Owners::from_json(r#"{"owners":[{"key":"00"}]}"#).unwrap_err();
+        assert!(e.contains("64 hex digits"), "{e}");
+        let e =
+            Owners::from_json(r#"{"owners":[],"settings":{"auto_install_cve":1}}"#).unwrap_err();
+        assert!(e.contains("auto_install_cve"), "{e}");
+        assert!(o.pair(key, &"x".repeat(65)).is_err());
+    }
+}

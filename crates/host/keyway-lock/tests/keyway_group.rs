@@ -1,0 +1,766 @@
+//! The Keyway SMP group (64) through the sans-IO server: each command and
+//! each refusal (the reason names the condition), owner authentication
+//! and its attacks (replay, a signature moved to another command or body,
+//! an unpaired key, an expired nonce), the update policy (no forced
+//! update, consent, postponed then installed), the chunked audit-log
+//! export, and factory reset -> re-pair -> update, all offline.
+
+use ciborium::Value;
+use keyway::encode::{Cve, EnvelopeBuilder, Severity};
+use keyway::keys::{Algorithm, SigningKey};
+use keyway_audit::Ed25519Signer;
+use keyway_device::journal::TrialState;
+use keyway_lock::device::{self, Lock, Trust};
+use keyway_lock::owners::{NONCE_LIFE_MS, auth_message};
+use keyway_lock::server::Server;
+use keyway_lock::smp::{self, HEADER_LEN, Op};
+use keyway_suit::{PublicKey, TrustAnchors};
+use sha2::{Digest, Sha256};
+
+const VENDOR: &str = "locks.example";
+const CLASS: &str = "deadbolt-2";
+const KEYWAY: u16 = 64;
+
+type Map = Vec<(Value, Value)>;
+
+fn t(s: &str) -> Value {
+    Value::Text(s.into())
+}
+
+struct Fixture {
+    vendor: SigningKey,
+    trust: Trust,
+    device: SigningKey,
+}
+
+/// Release options.
+#[derive(Default)]
+struct Rel {
+    cves: Vec<Severity>,
+    min_battery_mwh: Option<u64>,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let vendor = SigningKey::generate(Algorithm::Ed25519).unwrap();
+        let public = PublicKey::from_raw(&vendor.raw_public_key_bytes()).unwrap();
+        Fixture {
+            trust: Trust::new(TrustAnchors::new(&[public], 1).unwrap(), VENDOR, CLASS),
+            vendor,
+            device: SigningKey::generate(Algorithm::Ed25519).unwrap(),
+        }
+    }
+
+    fn release(&self, version: &str, sequence: u64, r: Rel) -> Vec<u8> {
+        let payload: Vec<u8> = (0..6000)
+            .map(|i| (i * 5 + sequence as usize) as u8)
+            .collect();
+        EnvelopeBuilder {
+            sequence,
+            version: version.parse().unwrap(),
+            vendor_domain: VENDOR.into(),
+            class_name: CLASS.into(),
+            notes: Some(format!("Release {version}: fixes the keypad timing leak.")),
+            cves: r
+                .cves
+                .iter()
+                .enumerate()
+                .map(|(i, s)| Cve {
+                    id: format!("CVE-2024-{:05}", 10_000 + i),
+                    severity: *s,
+                })
+                .collect(),
+            min_battery_mwh: r.min_battery_mwh,
+            payload,
+            keys: vec![self.vendor.clone()],
+            ..Default::default()
+        }
+        .build()
+        .unwrap()
+        .envelope
+    }
+
+    /// A lock with 1.0.0 (sequence 1) confirmed in slot 0 and an audit log.
+    fn server(&self) -> Server {
+        let mut lock = Lock::new(device::blank_flash(), self.trust.clone(), None).unwrap();
+        let SigningKey::Ed25519(k) = &self.device else {
+            unreachable!()
+        };
+        lock.attach_audit(Ed25519Signer::from_seed(k.to_bytes()).unwrap(), 0)
+            .unwrap();
+        lock.factory(&self.release("1.0.0", 1, Rel::default()))
+            .unwrap();
+        let mut s = Server::new(lock);
+        s.set_nonce_seed([9; 32]);
+        s
+    }
+}
+
+fn frame(op: Op, group: u16, id: u8, body: &Map) -> Vec<u8> {
+    smp::encode_request(op, group, id, 7, body.clone())
+}
+
+fn call(s: &mut Server, op: Op, group: u16, id: u8, body: &Map, now: u64) -> Map {
+    let r = s.handle(&frame(op, group, id, body), now);
+    smp::decode_body(&r[HEADER_LEN..]).unwrap()
+}
+
+fn read(s: &mut Server, id: u8, now: u64) -> Map {
+    call(s, Op::Read, KEYWAY, id, &Vec::new(), now)
+}
+
+fn rc(m: &Map) -> Option<u64> {
+    smp::get_u64(m, "rc").unwrap()
+}
+
+fn rsn(m: &Map) -> String {
+    smp::get_text(m, "rsn").unwrap().unwrap_or("").to_owned()
+}
+
+/// Asserts a top-level refusal with `code` whose reason contains `why`.
+fn refused(m: &Map, code: u64, why: &str) {
+    assert_eq!(rc(m), Some(code), "{m:?}");
+    assert!(rsn(m).contains(why), "{:?} lacks {why:?}", rsn(m));
+}
+
+struct Owner {
+    key: SigningKey,
+    public: [u8; 32],
+}
+
+impl Owner {
+    fn new() -> Self {
+        let key = SigningKey::generate(Algorithm::Ed25519).unwrap();
+        let public = key.raw_public_key_bytes().try_into().unwrap();
+        Owner { key, public }
+    }
+
+    /// `body` with an `auth` signed over `group`/`id` with `nonce`.
+    fn sign(&self, group: u16, id: u8, nonce: &[u8], body: &Map) -> Map {
+        let mut cbor = Vec::new();
+        ciborium::into_writer(&Value::Map(body.clone()), &mut cbor).unwrap();
+        let nonce: [u8; 16] = nonce.try_into().unwrap();
+        let sig = self.key.sign(&auth_message(group, id, &nonce, &cbor));
+        let mut b = body.clone();
+        b.push((
+            t("auth"),
+            Value::Map(vec![
+                (t("key"), Value::Bytes(self.public.to_vec())),
+                (t("nonce"), Value::Bytes(nonce.to_vec())),
+                (t("sig"), Value::Bytes(sig)),
+            ]),
+        ));
+        b
+    }
+
+    /// A challenge, then `body` signed for `id` in the Keyway group.
+    fn signed(&self, s: &mut Server, id: u8, body: &Map, now: u64) -> Map {
+        let n = nonce(s, now);
+        self.sign(KEYWAY, id, &n, body)
+    }
+}
+
+fn nonce(s: &mut Server, now: u64) -> Vec<u8> {
+    let m = read(s, 7, now);
+    assert_eq!(smp::get_u64(&m, "expires_s").unwrap(), Some(60));
+    smp::get_bytes(&m, "nonce").unwrap().unwrap().to_vec()
+}
+
+/// Pairs `o` with the window open at `now`, then closes the window.
+fn pair(s: &mut Server, o: &Owner, now: u64) {
+    s.open_presence(now, 30_000);
+    let m = call(
+        s,
+        Op::Write,
+        KEYWAY,
+        8,
+        &vec![
+            (t("key"), Value::Bytes(o.public.to_vec())),
+            (t("name"), t("owner")),
+        ],
+        now,
+    );
+    let id = smp::get_bytes(&m, "key_id").unwrap().unwrap().to_vec();
+    assert_eq!(id, Sha256::digest(o.public)[..8].to_vec(), "{m:?}");
+    s.close_presence();
+}
+
+/// Uploads `env` in 1,000-byte chunks; `auth` signs the first chunk.
+fn upload(s: &mut Server, env: &[u8], owner: Option<&Owner>, now: u64) -> Map {
+    let mut at = 0usize;
+    loop {
+        let end = (at + 1000).min(env.len());
+        let mut body = vec![
+            (t("off"), Value::from(at as u64)),
+            (t("data"), Value::Bytes(env[at..end].to_vec())),
+        ];
+        if at == 0 {
+            body.push((t("len"), Value::from(env.len() as u64)));
+            body.push((t("sha"), Value::Bytes(Sha256::digest(env).to_vec())));
+            if let Some(o) = owner {
+                let n = nonce(s, now);
+                body = o.sign(1, 1, &n, &body);
+            }
+        }
+        let m = call(s, Op::Write, 1, 1, &body, now);
+        match smp::get_u64(&m, "off").unwrap() {
+            Some(o) if (o as usize) < env.len() => at = o as usize,
+            _ => return m,
+        }
+    }
+}
+
+fn status(s: &mut Server, now: u64) -> Map {
+    read(s, 0, now)
+}
+
+fn update_state(s: &mut Server, now: u64) -> Option<(String, Option<String>)> {
+    let st = status(s, now);
+    let u = smp::get(&st, "update")?.as_map()?.clone();
+    Some((
+        smp::get_text(&u, "state").unwrap()?.to_owned(),
+        smp::get_text(&u, "reason").unwrap().map(str::to_owned),
+    ))
+}
+
+fn running_version(s: &mut Server) -> String {
+    let slot = s.lock().running().unwrap();
+    s.lock().version(slot).unwrap()
+}
+
+#[test]
+fn status_presence_challenge_are_open_and_report_the_lock() {
+    let f = Fixture::new();
+    let mut s = f.server();
+    let st = status(&mut s, 0);
+    assert_eq!(smp::get_text(&st, "bolt").unwrap(), Some("locked"));
+    assert_eq!(smp::get_text(&st, "door").unwrap(), Some("closed"));
+    assert_eq!(smp::get_text(&st, "model").unwrap(), Some("deadbolt-2"));
+    assert_eq!(smp::get_text(&st, "version").unwrap(), Some("1.0.0"));
+    assert_eq!(smp::get_u64(&st, "battery_mv").unwrap(), Some(3600));
+    assert_eq!(smp::get_u64(&st, "battery_mwh").unwrap(), Some(18_720));
+    assert_eq!(smp::get_u64(&st, "owners").unwrap(), Some(0));
+    assert_eq!(smp::get_u64(&st, "presence_s").unwrap(), Some(0));
+    assert_eq!(
+        smp::get_bytes(&st, "device_key").unwrap(),
+        Some(&f.device.raw_public_key_bytes()[..])
+    );
+    assert!(smp::get(&st, "update").is_none());
+    // The OS group's info names the model as the hardware platform.
+    let m = call(&mut s, Op::Read, 0, 7, &vec![(t("format"), t("i"))], 0);
+    assert_eq!(
+        smp::get_text(&m, "output").unwrap(),
+        Some("keyway-sim/deadbolt-2")
+    );
+    let p = read(&mut s, 3, 0);
+    assert_eq!(smp::get_bool(&p, "open").unwrap(), Some(false));
+    s.open_presence(1_000, 30_000);
+    let p = read(&mut s, 3, 11_000);
+    assert_eq!(smp::get_bool(&p, "open").unwrap(), Some(true));
+    assert_eq!(smp::get_u64(&p, "remaining_s").unwrap(), Some(20));
+    // Two challenges differ.
+    assert_ne!(nonce(&mut s, 0), nonce(&mut s, 0));
+    // Nothing pending: notes and consent answer NOENT.
+    refused(&read(&mut s, 4, 0), 5, "nothing pending");
+    // An unknown command names the group.
+    refused(&read(&mut s, 99, 0), 8, "Keyway group command 99");
+}
+
+#[test]
+fn lock_unlock_need_presence_or_an_owner() {
+    let f = Fixture::new();
+    let mut s = f.server();
+    let m = call(&mut s, Op::Write, KEYWAY, 2, &Vec::new(), 0);
+    refused(
+        &m,
+        11,
+        "no presence window open; press the lock's button sequence",
+    );
+    s.open_presence(0, 10_000);
+    let m = call(&mut s, Op::Write, KEYWAY, 2, &Vec::new(), 1);
+    assert_eq!(smp::get_text(&m, "bolt").unwrap(), Some("unlocked"));
+    let m = call(&mut s, Op::Write, KEYWAY, 1, &Vec::new(), 2);
+    assert_eq!(smp::get_text(&m, "bolt").unwrap(), Some("locked"));
+    // Pairing needs the window too.
+    s.close_presence();
+    let o = Owner::new();
+    let body = vec![(t("key"), Value::Bytes(o.public.to_vec()))];
+    refused(
+        &call(&mut s, Op::Write, KEYWAY, 8, &body, 3),
+        11,
+        "pairing needs the presence window",
+    );
+    let body = vec![(t("key"), Value::Bytes(vec![1; 31]))];
+    s.open_presence(3, 1000);
+    refused(
+        &call(&mut s, Op::Write, KEYWAY, 8, &body, 4),
+        3,
+        "\"key\" has 31 bytes",
+    );
+    pair(&mut s, &o, 5);
+    let body = o.signed(&mut s, 2, &Vec::new(), 10);
+    let m = call(&mut s, Op::Write, KEYWAY, 2, &body, 11);
+    assert_eq!(
+        smp::get_text(&m, "bolt").unwrap(),
+        Some("unlocked"),
+        "{m:?}"
+    );
+    assert_eq!(s.owners().owners().len(), 1);
+    assert!(s.take_owners_changed(), "pairing is stored");
+}
+
+/// CVE-2022-46480 (a captured BLE unlock replayed): the lock refuses the
+/// same signed request the second time, because its nonce was spent.
+#[test]
+fn replayed_owner_unlock_is_refused() {
+    let f = Fixture::new();
+    let mut s = f.server();
+    let o = Owner::new();
+    pair(&mut s, &o, 0);
+    let captured = o.signed(&mut s, 2, &Vec::new(), 100);
+    let m = call(&mut s, Op::Write, KEYWAY, 2, &captured, 200);
+    assert_eq!(smp::get_text(&m, "bolt").unwrap(), Some("unlocked"));
+    call(&mut s, Op::Write, KEYWAY, 1, &Vec::new(), 300); // refused: no auth
+    s.latch_mut().0.owner(true, 300);
+    // The attacker replays the captured frame.
+    let m = call(&mut s, Op::Write, KEYWAY, 2, &captured, 400);
+    refused(&m, 11, "was not issued or was already used");
+    assert_eq!(s.latch().bolt(), keyway_lock::lock::Bolt::Locked);
+}
+
+#[test]
+fn signature_moved_to_another_command_or_body_is_refused() {
+    let f = Fixture::new();
+    let mut s = f.server();
+    let o = Owner::new();
+    pair(&mut s, &o, 0);
+    // Signed for "lock" (1), sent as "unlock" (2).
+    let body = o.signed(&mut s, 1, &Vec::new(), 10);
+    refused(
+        &call(&mut s, Op::Write, KEYWAY, 2, &body, 11),
+        11,
+        "signature does not verify",
+    );
+    // Signed for settings {auto_install_cve: false}, sent with true.
+    let signed = o.signed(
+        &mut s,
+        10,
+        &vec![(t("auto_install_cve"), Value::Bool(false))],
+        12,
+    );
+    let mut moved = signed.clone();
+    moved[0].1 = Value::Bool(true);
+    refused(
+        &call(&mut s, Op::Write, KEYWAY, 10, &moved, 13),
+        11,
+        "signature does not verify",
+    );
+    assert!(!s.owners().settings().auto_install_cve);
+    assert_eq!(s.latch().bolt(), keyway_lock::lock::Bolt::Locked);
+}
+
+#[test]
+fn unpaired_key_and_expired_nonce_are_refused() {
+    let f = Fixture::new();
+    let mut s = f.server();
+    let o = Owner::new();
+    pair(&mut s, &o, 0);
+    let stranger = Owner::new();
+    let body = stranger.signed(&mut s, 2, &Vec::new(), 10);
+    refused(
+        &call(&mut s, Op::Write, KEYWAY, 2, &body, 11),
+        11,
+        "is not paired with this lock",
+    );
+    let body = o.signed(&mut s, 2, &Vec::new(), 20);
+    refused(
+        &call(&mut s, Op::Write, KEYWAY, 2, &body, 20 + NONCE_LIFE_MS),
+        11,
+        "the nonce expired",
+    );
+    // A malformed auth is EINVAL, naming the field.
+    let mut body = o.signed(&mut s, 2, &Vec::new(), 30);
+    if let Value::Map(a) = &mut body[0].1 {
+        a[2].1 = Value::Bytes(vec![0; 63]);
+    }
+    refused(
+        &call(&mut s, Op::Write, KEYWAY, 2, &body, 31),
+        3,
+        "auth.sig has 63 bytes, 64 expected",
+    );
+    assert_eq!(s.latch().bolt(), keyway_lock::lock::Bolt::Locked);
+}
+
+/// The "no forced update": an upload completes, the lock resets
+/// and loses power, and the old image still runs; the new one is not
+/// armed, and it is still offered after the restart.
+#[test]
+fn no_forced_update_after_upload_reset_and_power_cut() {
+    let f = Fixture::new();
+    let mut s = f.server();
+    s.open_presence(0, 60_000);
+    let env = f.release("2.0.0", 2, Rel::default());
+    let m = upload(&mut s, &env, None, 1);
+    assert_eq!(smp::get_bool(&m, "match").unwrap(), Some(true), "{m:?}");
+    assert_eq!(s.lock().state().trial, TrialState::Confirmed);
+    assert_eq!(
+        update_state(&mut s, 2),
+        Some(("awaiting-consent".into(), None))
+    );
+    // The person leaves; an SMP reset (without the window it is no consent).
+    s.close_presence();
+    call(&mut s, Op::Write, 0, 5, &Vec::new(), 3);
+    s.poll_reset().unwrap().unwrap();
+    assert_eq!(running_version(&mut s), "1.0.0");
+    // A power cut at the next flash operation (the audit log's write).
+    s.lock_mut().plan_power_cut(0, 1);
+    let _ = s.lock_mut().commit_audit(4);
+    assert!(s.lost_power());
+    s.poll_reset().unwrap().unwrap();
+    assert_eq!(running_version(&mut s), "1.0.0");
+    assert_eq!(s.lock().state().trial, TrialState::Confirmed);
+    assert_eq!(s.lock().state().floor, Some(1));
+    // Still offered after the restart, not armed.
+    assert_eq!(s.pending().map(|p| p.sequence), Some(2));
+    // A test boot without the window is refused, naming it.
+    let hash = Sha256::digest(&env).to_vec();
+    let m = call(
+        &mut s,
+        Op::Write,
+        1,
+        0,
+        &vec![(t("hash"), Value::Bytes(hash))],
+        5,
+    );
+    refused(&m, 11, "needs consent: no presence window open");
+    assert_eq!(s.lock().state().trial, TrialState::Confirmed);
+}
+
+/// Battery low, then raised; bolt locked, then unlocked: the consented
+/// update waits with the reason, and the lock installs by itself in
+/// `tick` as soon as both hold.
+#[test]
+fn postponed_then_installed_when_battery_and_bolt_allow() {
+    let f = Fixture::new();
+    let mut s = f.server();
+    s.open_presence(0, 600_000);
+    let env = f.release(
+        "2.0.0",
+        2,
+        Rel {
+            min_battery_mwh: Some(9_000),
+            ..Rel::default()
+        },
+    );
+    upload(&mut s, &env, None, 1);
+    // deadbolt-2: 3200 mV is 6,240 mWh.
+    s.latch_mut().0.battery(3200, 2);
+    // A standard tool's test boot: a clear error, and the consent is kept.
+    let hash = Sha256::digest(&env).to_vec();
+    let m = call(
+        &mut s,
+        Op::Write,
+        1,
+        0,
+        &vec![(t("hash"), Value::Bytes(hash))],
+        3,
+    );
+    refused(
+        &m,
+        6,
+        "postponed: the battery holds 6240 mWh, the update needs 9000 mWh",
+    );
+    let (state, reason) = update_state(&mut s, 4).unwrap();
+    assert_eq!(state, "postponed");
+    assert!(reason.unwrap().contains("battery"));
+    s.tick(5);
+    assert!(s.poll_reset().is_none(), "nothing installs yet");
+    // Battery raised: now the bolt is the reason.
+    s.latch_mut().0.battery(3600, 6);
+    s.tick(7);
+    assert!(s.poll_reset().is_none());
+    let (_, reason) = update_state(&mut s, 8).unwrap();
+    assert_eq!(
+        reason.as_deref(),
+        Some("postponed: the bolt is locked; unlock the door to install")
+    );
+    // The door is unlocked (keypad): the next tick installs and resets.
+    let (latch, _) = s.latch_mut();
+    latch.keypad(keyway_lock::lock::DEFAULT_PIN, 9);
+    s.tick(10);
+    let boot = s.poll_reset().expect("the lock reset itself").unwrap();
+    assert!(boot.app.contains("confirmed"), "{}", boot.app);
+    assert_eq!(running_version(&mut s), "2.0.0");
+    assert_eq!(s.lock().state().floor, Some(2));
+    assert!(s.pending().is_none());
+}
+
+#[test]
+fn owner_uploads_reads_notes_consents_or_refuses_without_presence() {
+    let f = Fixture::new();
+    let mut s = f.server();
+    let o = Owner::new();
+    pair(&mut s, &o, 0);
+    let env = f.release("2.0.0", 2, Rel::default());
+    // No window, no auth: refused.
+    refused(
+        &upload(&mut s, &env, None, 10),
+        11,
+        "no presence window open",
+    );
+    // The owner's auth in the first chunk: the rest of the upload follows.
+    let m = upload(&mut s, &env, Some(&o), 20);
+    assert_eq!(smp::get_bool(&m, "match").unwrap(), Some(true), "{m:?}");
+    // Consent before the notes were offered.
+    let body = o.signed(&mut s, 5, &vec![(t("accept"), Value::Bool(true))], 30);
+    refused(
+        &call(&mut s, Op::Write, KEYWAY, 5, &body, 31),
+        6,
+        "release notes were not offered",
+    );
+    let n = read(&mut s, 4, 32);
+    assert_eq!(smp::get_text(&n, "version").unwrap(), Some("2.0.0"));
+    assert!(
+        smp::get_text(&n, "notes")
+            .unwrap()
+            .unwrap()
+            .contains("keypad timing")
+    );
+    assert_eq!(
+        smp::get_text(&n, "state").unwrap(),
+        Some("awaiting-consent")
+    );
+    // Accepted with the bolt locked: postponed, in the answer.
+    let body = o.signed(&mut s, 5, &vec![(t("accept"), Value::Bool(true))], 33);
+    let m = call(&mut s, Op::Write, KEYWAY, 5, &body, 34);
+    let u = m.clone();
+    assert_eq!(smp::get_text(&u, "state").unwrap(), Some("postponed"));
+    // The owner unlocks: installed.
+    let body = o.signed(&mut s, 2, &Vec::new(), 35);
+    call(&mut s, Op::Write, KEYWAY, 2, &body, 36);
+    s.tick(37);
+    s.poll_reset().unwrap().unwrap();
+    assert_eq!(running_version(&mut s), "2.0.0");
+
+    // The next one is refused: erased, not offered again.
+    let env3 = f.release("3.0.0", 3, Rel::default());
+    upload(&mut s, &env3, Some(&o), 40);
+    read(&mut s, 4, 41);
+    let body = o.signed(&mut s, 5, &vec![(t("accept"), Value::Bool(false))], 42);
+    let m = call(&mut s, Op::Write, KEYWAY, 5, &body, 43);
+    let u = m.clone();
+    assert_eq!(smp::get_text(&u, "state").unwrap(), Some("refused"));
+    assert!(s.pending().is_none());
+    s.tick(44);
+    assert!(s.poll_reset().is_none());
+    assert!(
+        s.lock_mut().view(0).is_none(),
+        "the refused image is erased"
+    );
+}
+
+#[test]
+fn auto_install_cve_consents_for_a_high_severity_fix_only() {
+    let f = Fixture::new();
+    let mut s = f.server();
+    let o = Owner::new();
+    pair(&mut s, &o, 0);
+    let body = o.signed(
+        &mut s,
+        10,
+        &vec![
+            (t("auto_install_cve"), Value::Bool(true)),
+            (t("install_needs_unlocked"), Value::Bool(false)),
+        ],
+        1,
+    );
+    let m = call(&mut s, Op::Write, KEYWAY, 10, &body, 2);
+    let set = smp::get(&m, "settings").unwrap().as_map().unwrap().clone();
+    assert_eq!(smp::get_bool(&set, "auto_install_cve").unwrap(), Some(true));
+    // A medium fix waits for consent.
+    let medium = f.release(
+        "2.0.0",
+        2,
+        Rel {
+            cves: vec![Severity::Medium],
+            ..Rel::default()
+        },
+    );
+    upload(&mut s, &medium, Some(&o), 3);
+    s.tick(4);
+    assert!(s.poll_reset().is_none());
+    assert_eq!(update_state(&mut s, 5).unwrap().0, "awaiting-consent");
+    // A critical fix installs by itself (the bolt may stay locked).
+    let critical = f.release(
+        "2.1.0",
+        3,
+        Rel {
+            cves: vec![Severity::Low, Severity::Critical],
+            ..Rel::default()
+        },
+    );
+    let body = o.signed(&mut s, 5, &vec![(t("accept"), Value::Bool(false))], 6);
+    read(&mut s, 4, 6);
+    call(&mut s, Op::Write, KEYWAY, 5, &body, 6);
+    let m = upload(&mut s, &critical, Some(&o), 7);
+    assert_eq!(smp::get_bool(&m, "match").unwrap(), Some(true), "{m:?}");
+    s.poll_reset().expect("installed at once").unwrap();
+    assert_eq!(running_version(&mut s), "2.1.0");
+}
+
+#[test]
+fn log_is_exported_in_chunks_that_verify() {
+    let f = Fixture::new();
+    let mut s = f.server();
+    refused(
+        &call(
+            &mut s,
+            Op::Read,
+            KEYWAY,
+            6,
+            &vec![(t("off"), Value::from(5u8))],
+            0,
+        ),
+        6,
+        "ask for off 0 first",
+    );
+    // Enough records for several chunks.
+    for i in 0..24 {
+        s.open_presence(i, 1000);
+    }
+    let mut file = Vec::new();
+    let mut total = None;
+    loop {
+        let body = vec![(t("off"), Value::from(file.len() as u64))];
+        let m = call(&mut s, Op::Read, KEYWAY, 6, &body, 1);
+        let len = smp::get_u64(&m, "len").unwrap().unwrap();
+        assert_eq!(*total.get_or_insert(len), len, "the file stays the same");
+        let data = smp::get_bytes(&m, "data").unwrap().unwrap();
+        assert!(data.len() <= 1024);
+        file.extend_from_slice(data);
+        if data.is_empty() || file.len() as u64 == len {
+            break;
+        }
+    }
+    assert!(file.len() > 1024, "several chunks: {}", file.len());
+    let report = keyway::log::verify(&file, &f.device.public_key());
+    assert!(report.intact(), "{:?}", report.findings);
+    refused(
+        &call(
+            &mut s,
+            Op::Read,
+            KEYWAY,
+            6,
+            &vec![(t("off"), Value::from(file.len() as u64 + 1))],
+            2,
+        ),
+        3,
+        "past the export file's end",
+    );
+}
+
+/// Offline: factory reset (window + long press), the old owner is gone,
+/// a new owner pairs and updates the lock with no network.
+#[test]
+fn factory_reset_then_re_pair_then_update() {
+    let f = Fixture::new();
+    let mut s = f.server();
+    let old = Owner::new();
+    pair(&mut s, &old, 0);
+    s.take_owners_changed();
+    s.latch_mut().0.set_pin("9999");
+    // Without the window; then without the long press.
+    refused(
+        &call(&mut s, Op::Write, KEYWAY, 9, &Vec::new(), 1),
+        11,
+        "needs the presence window",
+    );
+    s.long_press(2);
+    s.open_presence(3, 60_000);
+    refused(
+        &call(&mut s, Op::Write, KEYWAY, 9, &Vec::new(), 4),
+        11,
+        "needs the long press",
+    );
+    s.long_press(5);
+    let m = call(&mut s, Op::Write, KEYWAY, 9, &Vec::new(), 6);
+    assert_eq!(smp::get_u64(&m, "owners").unwrap(), Some(0), "{m:?}");
+    assert!(s.take_owners_changed());
+    assert_eq!(s.latch().config().pin, keyway_lock::lock::DEFAULT_PIN);
+    assert_eq!(running_version(&mut s), "1.0.0", "firmware kept");
+    s.close_presence();
+    let body = old.signed(&mut s, 2, &Vec::new(), 7);
+    refused(
+        &call(&mut s, Op::Write, KEYWAY, 2, &body, 8),
+        11,
+        "is not paired",
+    );
+    // A new owner pairs at the door, then updates remotely.
+    let new = Owner::new();
+    pair(&mut s, &new, 10);
+    let env = f.release("2.0.0", 2, Rel::default());
+    upload(&mut s, &env, Some(&new), 11);
+    read(&mut s, 4, 12);
+    let body = new.signed(&mut s, 2, &Vec::new(), 13);
+    call(&mut s, Op::Write, KEYWAY, 2, &body, 13);
+    let body = new.signed(&mut s, 5, &vec![(t("accept"), Value::Bool(true))], 14);
+    call(&mut s, Op::Write, KEYWAY, 5, &body, 14);
+    s.poll_reset().unwrap().unwrap();
+    assert_eq!(running_version(&mut s), "2.0.0");
+    // The reset is in the audit log.
+    let file = s.lock_mut().export_audit(20).unwrap();
+    let kinds: Vec<_> = keyway::log::parse(&file)
+        .into_iter()
+        .filter_map(|i| match i.what {
+            keyway::log::ItemKind::Record { record, .. } => match record.body {
+                keyway_audit::Body::Event(e) => Some(e),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert!(
+        kinds.contains(&keyway_audit::Event::FactoryReset),
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|e| matches!(e, keyway_audit::Event::OwnerPaired { .. }))
+            .count(),
+        2
+    );
+}
+
+/// `smpmgr upgrade` uploads and resets: with the window open the reset is
+/// the consent. With the bolt locked it is refused with the reason (rc 6,
+/// no reset) and the consent kept; unlocking installs it.
+#[test]
+fn reset_after_upload_with_presence_is_consent_postponed_then_installed() {
+    let f = Fixture::new();
+    let mut s = f.server();
+    s.open_presence(0, 60_000);
+    let env = f.release("2.0.0", 2, Rel::default());
+    upload(&mut s, &env, None, 1);
+    let m = call(&mut s, Op::Write, 0, 5, &Vec::new(), 2);
+    refused(
+        &m,
+        6,
+        "postponed: the bolt is locked; unlock the door to install",
+    );
+    assert!(s.poll_reset().is_none(), "no reset while postponed");
+    assert_eq!(update_state(&mut s, 3).unwrap().0, "postponed");
+    s.latch_mut().0.owner(false, 4);
+    s.tick(5);
+    s.poll_reset().expect("installed by itself").unwrap();
+    assert_eq!(running_version(&mut s), "2.0.0");
+    // The next release with the bolt unlocked: the reset installs it.
+    s.open_presence(10, 60_000);
+    let env = f.release("3.0.0", 3, Rel::default());
+    upload(&mut s, &env, None, 11);
+    s.latch_mut().0.owner(false, 12);
+    let m = call(&mut s, Op::Write, 0, 5, &Vec::new(), 13);
+    assert!(m.is_empty(), "{m:?}");
+    s.poll_reset().unwrap().unwrap();
+    assert_eq!(running_version(&mut s), "3.0.0");
+}
