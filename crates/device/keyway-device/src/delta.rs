@@ -422,10 +422,33 @@ impl<F: NorFlash, const BUF: usize> DeltaInstaller<F, BUF> {
     /// size, then [`Installer::finish`] checks the produced image and only
     /// then records the slot `Pending`. Returns that slot.
     pub fn finish(
-        mut self,
+        self,
         flash: &mut F,
         journal: &mut Journal<F>,
     ) -> Result<u8, DeltaError<F::Error>> {
+        let installer = self.drain(flash, journal)?;
+        Ok(installer.finish(flash, journal)?)
+    }
+
+    /// [`DeltaInstaller::finish`] with [`Installer::finish_unarmed`]: the
+    /// produced image is checked, the download record cleared, and the slot
+    /// left unarmed until the caller arms it (on the owner's consent).
+    pub fn finish_unarmed(
+        self,
+        flash: &mut F,
+        journal: &mut Journal<F>,
+    ) -> Result<u8, DeltaError<F::Error>> {
+        let installer = self.drain(flash, journal)?;
+        Ok(installer.finish_unarmed(flash, journal)?)
+    }
+
+    /// Decodes the rest of the patch into the installer and checks the
+    /// patch's digest and size; returns the installer to finish.
+    fn drain(
+        mut self,
+        flash: &mut F,
+        journal: &mut Journal<F>,
+    ) -> Result<Installer<F, BUF>, DeltaError<F::Error>> {
         if self.failed {
             return Err(DeltaError::Aborted);
         }
@@ -446,7 +469,7 @@ impl<F: NorFlash, const BUF: usize> DeltaInstaller<F, BUF> {
             patcher.finish(&mut base, &mut out).map_err(from_patch)?;
         }
         self.patch.finish().map_err(DeltaError::PatchPayload)?;
-        Ok(self.installer.finish(flash, journal)?)
+        Ok(self.installer)
     }
 }
 

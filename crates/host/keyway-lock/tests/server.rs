@@ -645,3 +645,107 @@ fn a_power_cut_at_every_flash_operation_of_the_update() {
         "SMP update power-cut sweep: {ops} flash operations, {scenarios} scenarios (upload, consent, trial boot), 0 failures"
     );
 }
+
+/// A delta release from the factory image (1.0.0, sequence 1) to `new`,
+/// or from `base` when given.
+fn delta_release(f: &Fixture, new: &[u8], base: Option<Vec<u8>>) -> Vec<u8> {
+    let factory: Vec<u8> = (0..9000usize).map(|i| (i * 7 + 1) as u8).collect();
+    EnvelopeBuilder {
+        sequence: 2,
+        version: "1.1.0".parse().unwrap(),
+        vendor_domain: VENDOR.into(),
+        class_name: CLASS.into(),
+        payload: new.to_vec(),
+        delta_from: Some(base.unwrap_or(factory)),
+        keys: vec![f.key.clone()],
+        ..Default::default()
+    }
+    .build()
+    .unwrap()
+    .envelope
+}
+
+/// The image in `slot`'s image area, `len` bytes.
+fn slot_image(s: &Server, slot: u8, len: usize) -> Vec<u8> {
+    let place = device::layout().place::<device::Flash>(slot).unwrap();
+    device::read(s.lock().flash(), place.image.start as usize, len)
+        .unwrap()
+        .to_vec()
+}
+
+#[test]
+fn delta_upload_test_reset_runs_the_new_image() {
+    let f = Fixture::new();
+    let mut s = f.server();
+    s.set_presence_always_open(true);
+    let mut new: Vec<u8> = (0..9000usize).map(|i| (i * 7 + 1) as u8).collect();
+    new[4000..4010].copy_from_slice(b"keyway 1.1");
+    new.extend_from_slice(&[0xA5; 300]);
+    let env = delta_release(&f, &new, None);
+    assert!(env.len() < 2000, "a delta envelope of {} bytes", env.len());
+    let m = upload(&mut s, &env, 244);
+    assert_eq!(smp::get_bool(&m, "match").unwrap(), Some(true), "{m:?}");
+    // Listed by the SHA-256 of the uploaded envelope, verified, not armed.
+    let imgs = images(&mut s);
+    let up = imgs
+        .iter()
+        .find(|m| smp::get_bytes(m, "hash").unwrap() == Some(&sha(&env)[..]))
+        .expect("the delta upload is listed by the hash of the uploaded file");
+    assert!(flag(up, "bootable") && !flag(up, "pending"), "{up:?}");
+    assert_eq!(smp::get_text(up, "version").unwrap(), Some("1.1.0"));
+    let m = consent_by_test(&mut s, &env);
+    assert!(smp::get(&m, "images").is_some(), "{m:?}");
+    assert_eq!(s.lock().state().trial, TrialState::Pending { slot: 1 });
+    let (_, m) = answer(&mut s, &frame(Op::Write, 1, 0, 5, 2, vec![]));
+    assert!(m.is_empty(), "{m:?}");
+    let boot = s.poll_reset().unwrap().unwrap();
+    assert!(boot.app.contains("confirmed"), "{}", boot.app);
+    let st = s.lock().state();
+    assert_eq!(
+        (st.active_slot, st.trial, st.floor),
+        (1, TrialState::Confirmed, Some(2))
+    );
+    assert_eq!(slot_image(&s, 1, new.len()), new, "the produced image runs");
+}
+
+#[test]
+fn delta_for_another_base_is_refused_at_the_head_before_writing() {
+    let f = Fixture::new();
+    let mut s = f.server();
+    s.set_presence_always_open(true);
+    let other: Vec<u8> = (0..9000usize).map(|i| (i * 13 + 5) as u8).collect();
+    let env = delta_release(&f, &other[..8000], Some(other.clone()));
+    let flash_before = s.lock().flash().as_bytes().to_vec();
+    s.take_log();
+    // SMPv1 carries the reason in "rsn"; SMPv2 in the group error and the log.
+    let m = upload_as(&mut s, &env, 244, 0, env.len());
+    let rsn = smp::get_text(&m, "rsn")
+        .unwrap()
+        .unwrap_or_default()
+        .to_owned();
+    let runs = keyway::keys::hex(&sha(&slot_image(&s, 0, 9000))[..4]);
+    let base = keyway::keys::hex(&sha(&other)[..4]);
+    assert!(
+        rsn.contains(&format!("this delta applies to image {base}…"))
+            && rsn.contains(&format!("the lock runs {runs}… (v1.0.0)"))
+            && rsn.ends_with("send the full image"),
+        "{m:?}"
+    );
+    let m = upload(&mut s, &env, 244);
+    assert_eq!(group_err(&m), Some((1, 22)), "{m:?}");
+    assert!(
+        s.take_log()
+            .iter()
+            .any(|l| l.contains("send the full image")),
+        "the lock's log names the reason"
+    );
+    assert_eq!(s.lock().state().download, None, "no download recorded");
+    assert!(
+        s.lock().flash().as_bytes() == &flash_before[..],
+        "nothing was written"
+    );
+    // The full image of the same release installs.
+    let full = f.release(&f.key, "1.1.0", 2, 8000);
+    let m = upload(&mut s, &full, 1000);
+    assert_eq!(smp::get_bool(&m, "match").unwrap(), Some(true), "{m:?}");
+}
