@@ -122,6 +122,7 @@ pub struct Params<'a> {
     /// `source-component`.
     pub source_component: Option<u64>,
     /// Keyway's delta-base component index ([`PARAM_KEYWAY_DELTA_BASE`]).
+    #[cfg(feature = "delta")]
     pub delta_base: Option<u8>,
 }
 
@@ -140,6 +141,7 @@ pub struct Component<'a> {
     pub invoked: bool,
     /// Set when `keyway-directive-apply-delta` ([`CMD_KEYWAY_APPLY_DELTA`])
     /// writes this component from a patch.
+    #[cfg(feature = "delta")]
     pub delta: Option<DeltaSources>,
 }
 
@@ -396,6 +398,7 @@ impl<'a> Manifest<'a> {
                             fetched_from: None,
                             image: None,
                             invoked: false,
+                            #[cfg(feature = "delta")]
                             delta: None,
                         });
                     }
@@ -457,38 +460,43 @@ impl<'a> Manifest<'a> {
     /// size) and the written component's image-match (digest and size).
     /// The patch component must be the one [`Manifest::payload`] names.
     /// `Ok(None)` for a full image.
+    /// (Feature `delta`.)
+    #[cfg(feature = "delta")]
     pub fn delta(&self) -> Result<Option<DeltaBinding<'a>>, Error> {
-        let Some((out, src)) = self.components.iter().find_map(|c| c.delta.map(|d| (c, d))) else {
+        let Some((at, out, src)) = self
+            .components
+            .iter()
+            .enumerate()
+            .find_map(|(i, c)| Some((i, c.image, c.delta?)))
+        else {
             return Ok(None);
         };
+        // Another component's image-match, never the written one's.
+        let image = |i: u8| {
+            let i = usize::from(i);
+            self.components
+                .get(i)
+                .filter(|_| i != at)
+                .and_then(|c| c.image)
+        };
+        let payload = self.payload().map(|p| p.digest as *const [u8; 32]);
         let missing = |what| Error::Missing {
             part: Part::Commands,
             what,
         };
-        let get = |i: u8| self.components.get(usize::from(i));
-        let base = get(src.base)
-            .and_then(|c| c.image)
-            .ok_or(missing("delta base: image-match of the base component"))?;
-        let base_size = base
-            .size
-            .ok_or(missing("delta base: image-size of the base component"))?;
-        let out = out
-            .image
-            .ok_or(missing("delta output: image-match after apply-delta"))?;
-        if out.size.is_none() {
-            return Err(missing("delta output: image-size"));
+        let base = image(src.base).ok_or(missing("delta base image-match"))?;
+        match (out, image(src.patch)) {
+            (Some(out), Some(patch))
+                if out.size.is_some() && payload == Some(patch.digest as *const [u8; 32]) =>
+            {
+                Ok(Some(DeltaBinding {
+                    base_digest: base.digest,
+                    base_size: base.size.ok_or(missing("delta base size"))?,
+                    out,
+                }))
+            }
+            _ => Err(missing("delta output size or fetched patch")),
         }
-        let patch = get(src.patch).and_then(|c| c.image);
-        if patch.is_none() || patch != self.payload() {
-            return Err(missing(
-                "delta patch: the fetched payload as source-component",
-            ));
-        }
-        Ok(Some(DeltaBinding {
-            base_digest: base.digest,
-            base_size,
-            out,
-        }))
     }
 
     /// The image the payload must match: the first component fetched from a
@@ -664,7 +672,6 @@ fn same<const N: usize>(got: &[u8; N], expected: Option<[u8; N]>) -> bool {
 #[inline(never)]
 fn command(state: &mut State<'_, '_>, cmd: i64, device: &DeviceIdentity) -> Result<(), Error> {
     let policy = &mut state.policy;
-    let state_len = state.components.len() as u64;
     for (i, c) in state.components.iter_mut().enumerate() {
         if state.selected & (1 << i) == 0 {
             continue;
@@ -721,18 +728,15 @@ fn command(state: &mut State<'_, '_>, cmd: i64, device: &DeviceIdentity) -> Resu
                 need(p.source_component, cmd, PARAM_SOURCE_COMPONENT)?;
             }
             CMD_INVOKE => c.invoked = true,
+            #[cfg(feature = "delta")]
             CMD_KEYWAY_APPLY_DELTA => {
+                // Indices are checked by `Manifest::delta`: one out of
+                // range (saturated here) finds no image there.
                 let patch = need(p.source_component, cmd, PARAM_SOURCE_COMPONENT)?;
-                let base = u64::from(need(p.delta_base, cmd, PARAM_KEYWAY_DELTA_BASE)?);
-                // Both must be other components of this manifest.
-                for k in [patch, base] {
-                    if k >= state_len || k == i as u64 {
-                        return Err(Error::BadComponentIndex(k));
-                    }
-                }
+                let base = need(p.delta_base, cmd, PARAM_KEYWAY_DELTA_BASE)?;
                 c.delta = Some(DeltaSources {
-                    patch: patch as u8,
-                    base: base as u8,
+                    patch: u8::try_from(patch).unwrap_or(u8::MAX),
+                    base,
                 });
             }
             other => return Err(Error::UnsupportedCommand(other)),
@@ -755,6 +759,7 @@ enum ParamValue<'a> {
     Priority(i64),
     Slot(u64),
     Source(u64),
+    #[cfg(feature = "delta")]
     DeltaBase(u8),
     Ignored,
 }
@@ -787,9 +792,9 @@ impl<'a> ParamValue<'a> {
             PARAM_UPDATE_PRIORITY => ParamValue::Priority(r.i64()?),
             PARAM_COMPONENT_SLOT => ParamValue::Slot(r.u64()?),
             PARAM_SOURCE_COMPONENT => ParamValue::Source(r.u64()?),
+            #[cfg(feature = "delta")]
             PARAM_KEYWAY_DELTA_BASE => {
-                let i = r.u64()?;
-                ParamValue::DeltaBase(u8::try_from(i).map_err(|_| Error::BadComponentIndex(i))?)
+                ParamValue::DeltaBase(u8::try_from(r.u64()?).unwrap_or(u8::MAX))
             }
             PARAM_STRICT_ORDER | PARAM_SOFT_FAILURE => {
                 r.bool()?;
@@ -820,6 +825,7 @@ impl<'a> ParamValue<'a> {
             ParamValue::Priority(v) => p.update_priority = Some(v),
             ParamValue::Slot(v) => p.component_slot = Some(v),
             ParamValue::Source(v) => p.source_component = Some(v),
+            #[cfg(feature = "delta")]
             ParamValue::DeltaBase(v) => p.delta_base = Some(v),
             ParamValue::Ignored => {}
         }

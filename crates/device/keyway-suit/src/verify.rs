@@ -8,7 +8,9 @@ use crate::envelope::{Envelope, IntegratedPayload};
 use crate::error::Error;
 use crate::keys::TrustAnchors;
 use crate::keyset::KeySet;
-use crate::manifest::{DeltaBinding, DeviceIdentity, ImageExpectation, Manifest, Member};
+#[cfg(feature = "delta")]
+use crate::manifest::DeltaBinding;
+use crate::manifest::{DeviceIdentity, ImageExpectation, Manifest, Member};
 use crate::text::ReleaseNotes;
 
 /// What the device has stored: the anti-rollback floor and the newest key
@@ -69,7 +71,9 @@ pub struct Verified<'a> {
     /// For a delta update (the payload is a Keyway patch): the image it
     /// applies to and the image it produces. The device must refuse it
     /// unless its installed image is the base, check the patch header
-    /// against it, and verify the written slot against `out`.
+    /// against it, and verify the written slot against `out`. (Feature
+    /// `delta`.)
+    #[cfg(feature = "delta")]
     pub delta: Option<DeltaBinding<'a>>,
 }
 
@@ -95,6 +99,7 @@ impl Verified<'_> {
             notes: None,
             payload: None,
             integrated: None,
+            #[cfg(feature = "delta")]
             delta: None,
         }
     }
@@ -188,7 +193,10 @@ fn finish<'a>(
     }
     v.notes = run_manifest(&mut v.manifest, env, identity)?;
     v.payload = v.manifest.payload();
-    v.delta = v.manifest.delta()?;
+    #[cfg(feature = "delta")]
+    {
+        v.delta = v.manifest.delta()?;
+    }
     v.integrated = integrated(env, v.payload.as_ref())?;
     sha256_into(&mut v.manifest_digest, env.manifest_wrapped);
     Ok(())
@@ -296,7 +304,8 @@ pub struct Inspected<'a> {
     pub payload: Option<ImageExpectation<'a>>,
     /// The integrated payload, if any.
     pub integrated: Option<IntegratedPayload<'a>>,
-    /// The delta binding, if the payload is a patch.
+    /// The delta binding, if the payload is a patch. (Feature `delta`.)
+    #[cfg(feature = "delta")]
     pub delta: Option<DeltaBinding<'a>>,
 }
 
@@ -312,6 +321,7 @@ pub fn inspect_envelope(bytes: &[u8]) -> Result<Inspected<'_>, Error> {
     let mut manifest = Manifest::decode(env.manifest)?;
     let notes = run_manifest(&mut manifest, &env, &DeviceIdentity::ANY)?;
     let payload = manifest.payload();
+    #[cfg(feature = "delta")]
     let delta = manifest.delta()?;
     let integrated = payload
         .and_then(|p| p.uri)
@@ -327,6 +337,7 @@ pub fn inspect_envelope(bytes: &[u8]) -> Result<Inspected<'_>, Error> {
         notes,
         payload,
         integrated,
+        #[cfg(feature = "delta")]
         delta,
     })
 }

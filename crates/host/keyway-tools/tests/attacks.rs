@@ -742,7 +742,7 @@ fn attack_delta_without_a_base_condition() {
         w.verify(&env, &suit::DeviceState::new(4)).unwrap_err(),
         Error::Missing {
             part: suit::Part::Commands,
-            what: "delta base: image-match of the base component"
+            what: "delta base image-match"
         }
     );
 }
@@ -755,7 +755,10 @@ fn attack_delta_applied_onto_its_own_output() {
     let env = delta_release(&w, Some(install));
     assert_eq!(
         w.verify(&env, &suit::DeviceState::new(4)).unwrap_err(),
-        Error::BadComponentIndex(0)
+        Error::Missing {
+            part: suit::Part::Commands,
+            what: "delta base image-match"
+        }
     );
 }
 
@@ -785,7 +788,7 @@ fn attack_delta_patch_source_is_not_the_signed_payload() {
         w.verify(&env, &suit::DeviceState::new(4)).unwrap_err(),
         Error::Missing {
             part: suit::Part::Commands,
-            what: "delta patch: the fetched payload as source-component"
+            what: "delta output size or fetched patch"
         }
     );
 }
