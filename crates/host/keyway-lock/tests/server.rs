@@ -179,6 +179,23 @@ fn consent_by_test(s: &mut Server, env: &[u8]) -> Map {
     answer(s, &frame(Op::Write, 1, 1, 0, 4, req)).1
 }
 
+/// Consent by a test boot of `env`, then an SMP reset: the new image
+/// (sequence 2, slot 1) boots on trial, self-tests and confirms.
+fn consent_reset_confirmed(s: &mut Server, env: &[u8]) {
+    let m = consent_by_test(s, env);
+    assert!(smp::get(&m, "images").is_some(), "{m:?}");
+    assert_eq!(s.lock().state().trial, TrialState::Pending { slot: 1 });
+    let (_, m) = answer(s, &frame(Op::Write, 1, 0, 5, 2, vec![]));
+    assert!(m.is_empty(), "{m:?}");
+    let boot = s.poll_reset().unwrap().unwrap();
+    assert!(boot.app.contains("confirmed"), "{}", boot.app);
+    let st = s.lock().state();
+    assert_eq!(
+        (st.active_slot, st.trial, st.floor),
+        (1, TrialState::Confirmed, Some(2))
+    );
+}
+
 fn flag(m: &Map, k: &str) -> bool {
     smp::get_bool(m, k).unwrap().unwrap_or(false)
 }
@@ -248,21 +265,9 @@ fn full_update_out_of_order_resume_reset_trial_confirm() {
         .expect("the uploaded image is listed by the SHA-256 of its envelope");
     assert!(!flag(new, "pending") && !flag(new, "active") && flag(new, "bootable"));
     assert_eq!(smp::get_text(new, "version").unwrap(), Some("2.1.0"));
-    let m = consent_by_test(&mut s, &env);
-    assert!(smp::get(&m, "images").is_some(), "{m:?}");
-    assert_eq!(s.lock().state().trial, TrialState::Pending { slot: 1 });
-
     // Reset: responds first, then boots the new image on trial; the
     // self-test passes and it confirms.
-    let (_, m) = answer(&mut s, &frame(Op::Write, 1, 0, 5, 2, vec![]));
-    assert!(m.is_empty(), "{m:?}");
-    let boot = s.poll_reset().unwrap().unwrap();
-    assert!(boot.app.contains("confirmed"), "{}", boot.app);
-    let st = s.lock().state();
-    assert_eq!(
-        (st.active_slot, st.trial, st.floor),
-        (1, TrialState::Confirmed, Some(2))
-    );
+    consent_reset_confirmed(&mut s, &env);
     let imgs = images(&mut s);
     let new = imgs
         .iter()
@@ -718,18 +723,7 @@ fn delta_upload_test_reset_runs_the_new_image() {
         .expect("the delta upload is listed by the hash of the uploaded file");
     assert!(flag(up, "bootable") && !flag(up, "pending"), "{up:?}");
     assert_eq!(smp::get_text(up, "version").unwrap(), Some("1.1.0"));
-    let m = consent_by_test(&mut s, &env);
-    assert!(smp::get(&m, "images").is_some(), "{m:?}");
-    assert_eq!(s.lock().state().trial, TrialState::Pending { slot: 1 });
-    let (_, m) = answer(&mut s, &frame(Op::Write, 1, 0, 5, 2, vec![]));
-    assert!(m.is_empty(), "{m:?}");
-    let boot = s.poll_reset().unwrap().unwrap();
-    assert!(boot.app.contains("confirmed"), "{}", boot.app);
-    let st = s.lock().state();
-    assert_eq!(
-        (st.active_slot, st.trial, st.floor),
-        (1, TrialState::Confirmed, Some(2))
-    );
+    consent_reset_confirmed(&mut s, &env);
     assert_eq!(slot_image(&s, 1, new.len()), new, "the produced image runs");
 }
 

@@ -731,35 +731,32 @@ fn genuine_delta_release_binds_base_and_output() {
     assert_ne!(Some(d.out), v.payload);
 }
 
+/// The refusal of a delta release whose install sequence fetches the
+/// patch, runs `prefix` before and applies it with these components.
+fn refusal(w: &World, prefix: Vec<Value>, patch: i64, base: i64) -> Error {
+    let mut install = prefix;
+    install.extend(fetch_patch(w));
+    install.extend(apply_delta(patch, base));
+    let env = delta_release(w, Some(install));
+    w.verify(&env, &suit::DeviceState::new(4)).unwrap_err()
+}
+
+const NO_BASE: Error = Error::Missing {
+    part: suit::Part::Commands,
+    what: "delta base image-match",
+};
+
 #[test]
 fn attack_delta_without_a_base_condition() {
     // A patch applied to "whatever is installed": no image-match binds the base.
     let w = World::new();
-    let mut install = fetch_patch(&w);
-    install.extend(apply_delta(1, 2));
-    let env = delta_release(&w, Some(install));
-    assert_eq!(
-        w.verify(&env, &suit::DeviceState::new(4)).unwrap_err(),
-        Error::Missing {
-            part: suit::Part::Commands,
-            what: "delta base image-match"
-        }
-    );
+    assert_eq!(refusal(&w, Vec::new(), 1, 2), NO_BASE);
 }
 
 #[test]
 fn attack_delta_applied_onto_its_own_output() {
     let w = World::new();
-    let mut install = fetch_patch(&w);
-    install.extend(apply_delta(1, 0));
-    let env = delta_release(&w, Some(install));
-    assert_eq!(
-        w.verify(&env, &suit::DeviceState::new(4)).unwrap_err(),
-        Error::Missing {
-            part: suit::Part::Commands,
-            what: "delta base image-match"
-        }
-    );
+    assert_eq!(refusal(&w, Vec::new(), 1, 0), NO_BASE);
 }
 
 #[test]
@@ -770,7 +767,7 @@ fn attack_delta_patch_source_is_not_the_signed_payload() {
     let env = delta_release(&w, None);
     let d = suit::inspect_envelope(&env).unwrap().delta.unwrap();
     let i = |n: i64| Value::from(n);
-    let mut install = vec![
+    let base = vec![
         i(12),
         i(2),
         i(20),
@@ -781,11 +778,8 @@ fn attack_delta_patch_source_is_not_the_signed_payload() {
         i(3),
         i(15),
     ];
-    install.extend(fetch_patch(&w));
-    install.extend(apply_delta(2, 2));
-    let env = delta_release(&w, Some(install));
     assert_eq!(
-        w.verify(&env, &suit::DeviceState::new(4)).unwrap_err(),
+        refusal(&w, base, 2, 2),
         Error::Missing {
             part: suit::Part::Commands,
             what: "delta output size or fetched patch"
