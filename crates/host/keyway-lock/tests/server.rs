@@ -708,7 +708,16 @@ fn delta_upload_test_reset_runs_the_new_image() {
     let f = Fixture::new();
     let mut s = f.server();
     s.set_presence_always_open(true);
-    let mut new: Vec<u8> = (0..9000usize).map(|i| (i * 7 + 1) as u8).collect();
+    // The Keyway group's status names the running image's SHA-256: the
+    // base a client's delta must have.
+    let (_, st) = answer(&mut s, &frame(Op::Read, 1, 64, 0, 1, vec![]));
+    let factory: Vec<u8> = (0..9000usize).map(|i| (i * 7 + 1) as u8).collect();
+    assert_eq!(
+        smp::get_bytes(&st, "image").unwrap(),
+        Some(&sha(&factory)[..]),
+        "{st:?}"
+    );
+    let mut new = factory;
     new[4000..4010].copy_from_slice(b"keyway 1.1");
     new.extend_from_slice(&[0xA5; 300]);
     let env = delta_release(&f, &new, None);
