@@ -382,3 +382,40 @@ fn update_time_full_against_delta() {
     assert!(full.install_s > 0.0 && delta.reboot_s > 0.0);
     assert!(delta.total_s() < full.total_s());
 }
+
+/// `keyway::delta::choose` (for `keyway device update`): the delta when
+/// the lock runs its base, else the full image, saying why.
+#[test]
+fn choose_the_delta_only_for_its_base() {
+    let key = keyway::keys::SigningKey::generate(keyway::keys::Algorithm::Ed25519).unwrap();
+    let old = firmware(20_000, 12);
+    let new = rebuild(&old, 13);
+    let build = |from: Option<Vec<u8>>| {
+        keyway::encode::EnvelopeBuilder {
+            sequence: 2,
+            version: "1.1.0".parse().unwrap(),
+            vendor_domain: "locks.example".into(),
+            class_name: "deadbolt".into(),
+            payload: new.clone(),
+            delta_from: from,
+            keys: vec![key.clone()],
+            ..Default::default()
+        }
+        .build()
+        .unwrap()
+        .envelope
+    };
+    let (full, delta) = (build(None), build(Some(old.clone())));
+    let sha = |b: &[u8]| -> [u8; 32] { <sha2::Sha256 as sha2::Digest>::digest(b).into() };
+    let both: [&[u8]; 2] = [&full, &delta];
+    let (i, why) = delta::choose(&both, &sha(&old)).unwrap();
+    assert_eq!(i, 1, "{why}");
+    assert!(why.starts_with("the delta"), "{why}");
+    let (i, why) = delta::choose(&both, &sha(&new)).unwrap();
+    assert_eq!(i, 0, "{why}");
+    assert!(why.contains("the delta applies to"), "{why}");
+    let err = delta::choose(&[&delta], &sha(&new))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no full image was given"), "{err}");
+}
