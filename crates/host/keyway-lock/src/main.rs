@@ -209,14 +209,14 @@ fn ctl(a: &CtlArgs) -> Result<()> {
     let answer = if let Ok(addr) = a.socket.parse::<SocketAddr>() {
         let mut s = std::net::TcpStream::connect(addr)
             .with_context(|| format!("connecting to the control socket {addr}"))?;
-        writeln!(s, "{line}")?;
+        s.write_all(format!("{line}\n").as_bytes())?;
         let mut r = String::new();
         BufReader::new(s).read_line(&mut r)?;
         r
     } else {
         let mut s = std::os::unix::net::UnixStream::connect(&a.socket)
             .with_context(|| format!("connecting to the control socket {}", a.socket))?;
-        writeln!(s, "{line}")?;
+        s.write_all(format!("{line}\n").as_bytes())?;
         let mut r = String::new();
         BufReader::new(s).read_line(&mut r)?;
         r

@@ -385,7 +385,9 @@ where
                 s.settle(before);
                 a
             };
-            if writeln!(out, "{answer}").is_err() {
+            // One write per answer: a line written in pieces waits on
+            // Nagle's algorithm and the peer's delayed ACK (~40 ms).
+            if out.write_all(format!("{answer}\n").as_bytes()).is_err() {
                 return;
             }
         }

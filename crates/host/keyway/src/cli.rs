@@ -55,6 +55,9 @@ pub enum Command {
     Diff(DiffArgs),
     /// Apply a delta patch to OLD with the lock's decoder (same fixed RAM).
     Patch(PatchArgs),
+    /// Talk to a lock over SMP: status, lock/unlock, update, consent,
+    /// audit-log export, owners, settings.
+    Device(crate::device::cli::DeviceArgs),
 }
 
 /// `keyway log` subcommands.
@@ -501,6 +504,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
         Command::Log(LogCommand::DemoExport(a)) => log_demo_export(&a, out),
         Command::Diff(a) => diff(&a, out),
         Command::Patch(a) => patch(&a, out),
+        Command::Device(a) => crate::device::cli::run(&a, out, err),
     }
 }
 

@@ -4,8 +4,10 @@
 //!
 //! * [`cli`]: the `keyway` command line.
 //! * [`demo`]: `keyway demo`, the main job end to end.
+//! * [`device`]: `keyway device`, the owner's SMP client for a lock.
 
 #![warn(missing_docs)]
 
 pub mod cli;
 pub mod demo;
+pub mod device;

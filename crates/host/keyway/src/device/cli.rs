@@ -1,0 +1,671 @@
+//! The `keyway device` subcommands: argument definitions and handlers.
+//! Every handler prints a few readable lines, or with `--json` exactly
+//! one JSON object.
+
+use std::io::{IsTerminal as _, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::{Value as J, json};
+use sha2::{Digest as _, Sha256};
+
+use keyway::keys::{PublicKey, SigningKey, hex};
+
+use super::client::{Client, ImageSlot, Map, map_to_json};
+use super::transport::{Transport, UdpTransport};
+
+/// Arguments of `keyway device`.
+#[derive(Debug, Args)]
+pub struct DeviceArgs {
+    /// The lock's SMP address: udp:HOST:PORT.
+    #[arg(long, value_name = "udp:HOST:PORT")]
+    pub target: String,
+    /// The owner's private key (PKCS#8 PEM, Ed25519, from `keyway keygen`):
+    /// signs lock, unlock, consent, settings and the upload.
+    #[arg(long, value_name = "OWNER.key")]
+    pub owner_key: Option<PathBuf>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// How long to wait for each answer, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    pub timeout_ms: u64,
+    /// Sends of a request before giving up (UDP loses datagrams).
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub tries: u32,
+    /// The largest SMP frame sent, header included.
+    #[arg(long, value_name = "BYTES", default_value_t = super::UDP_MTU)]
+    pub mtu: usize,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: DeviceCommand,
+}
+
+/// `keyway device` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// Bolt, door, battery, running version, pending update, settings.
+    Status,
+    /// Throw the bolt (owner key, or the presence window).
+    Lock,
+    /// Draw the bolt (owner key, or the presence window).
+    Unlock,
+    /// Upload a signed envelope; the lock keeps it pending until the owner
+    /// consents.
+    Update(UpdateArgs),
+    /// The pending update's release notes, CVE ids and severities.
+    Notes,
+    /// Accept or refuse the pending update (owner key).
+    Consent {
+        /// accept or refuse.
+        #[arg(value_enum)]
+        answer: ConsentArg,
+    },
+    /// The lock's audit log.
+    #[command(subcommand)]
+    Log(DeviceLogCommand),
+    /// Add an owner (needs the presence window: the lock's button).
+    Pair {
+        /// The new owner's public key, SPKI PEM, Ed25519.
+        #[arg(value_name = "OWNER.pub")]
+        key: PathBuf,
+        /// A name for the owner.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Forget every owner (the presence window and the long press).
+    FactoryReset,
+    /// Change the update policy (owner key, or the presence window); with
+    /// no option, show it.
+    Settings(SettingsArgs),
+    /// Ask the lock to echo TEXT (checks the link).
+    Echo {
+        /// The text.
+        text: String,
+    },
+}
+
+/// `keyway device log` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DeviceLogCommand {
+    /// Download the signed audit-log export into FILE.
+    Export {
+        /// Where to write it.
+        file: PathBuf,
+    },
+}
+
+/// Arguments of `keyway device update`.
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Candidate envelopes; the client uploads the one that fits the
+    /// lock's installed image (today: the first one the lock does not
+    /// already hold).
+    #[arg(value_name = "ENVELOPE", required = true)]
+    pub envelopes: Vec<PathBuf>,
+    /// Ask for a test boot right away (image state "test", then a reset),
+    /// as `smpmgr upgrade` does: with the presence window open this is the
+    /// consent of a person at the lock.
+    #[arg(long)]
+    pub install: bool,
+    /// Wait for the outcome: the new version running and confirmed, or
+    /// the update postponed or refused (exits non-zero when refused or
+    /// when the time runs out).
+    #[arg(long)]
+    pub wait: bool,
+    /// Give up waiting after this many seconds.
+    #[arg(long, value_name = "S", default_value_t = 300)]
+    pub wait_seconds: u64,
+}
+
+/// Arguments of `keyway device settings`.
+#[derive(Debug, Args)]
+pub struct SettingsArgs {
+    /// Install a release that fixes a high or critical CVE without asking.
+    #[arg(long, value_enum, value_name = "on|off")]
+    pub auto_install_cve: Option<OnOff>,
+    /// Install only while the bolt is unlocked.
+    #[arg(long, value_enum, value_name = "on|off")]
+    pub install_needs_unlocked: Option<OnOff>,
+}
+
+/// `consent` answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ConsentArg {
+    /// Install the pending update.
+    Accept,
+    /// Do not install it.
+    Refuse,
+}
+
+/// A switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    /// On.
+    On,
+    /// Off.
+    Off,
+}
+
+impl From<OnOff> for bool {
+    fn from(v: OnOff) -> bool {
+        v == OnOff::On
+    }
+}
+
+/// A client for `a`'s target, with the owner key if given.
+pub fn connect(a: &DeviceArgs) -> Result<Client<UdpTransport>> {
+    let t = UdpTransport::connect(&a.target)
+        .with_context(|| format!("--target {}", a.target))?
+        .with_retry(Duration::from_millis(a.timeout_ms), a.tries)
+        .with_mtu(a.mtu);
+    let mut c = Client::new(t);
+    if let Some(k) = &a.owner_key {
+        let key = SigningKey::load(k).with_context(|| format!("--owner-key {}", k.display()))?;
+        c = c
+            .with_owner(key)
+            .with_context(|| format!("--owner-key {}", k.display()))?;
+    }
+    Ok(c)
+}
+
+/// Runs `keyway device`.
+/// With `--json` a failure is printed too, as `{"command", "error"}`
+/// (and the exit status is still non-zero).
+pub fn run(a: &DeviceArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
+    match run_command(a, out, err) {
+        Ok(v) => {
+            if a.json {
+                writeln!(out, "{v}")?;
+            }
+            Ok(())
+        }
+        Err(e) => {
+            if a.json {
+                let v = json!({"command": command_name(&a.command), "error": format!("{e:#}")});
+                writeln!(out, "{v}")?;
+            }
+            Err(e)
+        }
+    }
+}
+
+fn command_name(c: &DeviceCommand) -> &'static str {
+    match c {
+        DeviceCommand::Status => "status",
+        DeviceCommand::Lock => "lock",
+        DeviceCommand::Unlock => "unlock",
+        DeviceCommand::Update(_) => "update",
+        DeviceCommand::Notes => "notes",
+        DeviceCommand::Consent { .. } => "consent",
+        DeviceCommand::Log(_) => "log export",
+        DeviceCommand::Pair { .. } => "pair",
+        DeviceCommand::FactoryReset => "factory-reset",
+        DeviceCommand::Settings(_) => "settings",
+        DeviceCommand::Echo { .. } => "echo",
+    }
+}
+
+fn run_command(a: &DeviceArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<J> {
+    let mut c = connect(a)?;
+    let j = a.json;
+    let value = match &a.command {
+        DeviceCommand::Status => {
+            let s = c.status()?;
+            if !j {
+                print_map(&s, out)?;
+            }
+            with_command(command_name(&a.command), map_to_json(&s))
+        }
+        DeviceCommand::Lock | DeviceCommand::Unlock => {
+            let locking = matches!(a.command, DeviceCommand::Lock);
+            let s = if locking { c.lock()? } else { c.unlock()? };
+            let bolt = text(&s, "bolt").unwrap_or_else(|| "?".into());
+            if !j {
+                writeln!(out, "bolt {bolt}")?;
+            }
+            with_command(command_name(&a.command), map_to_json(&s))
+        }
+        DeviceCommand::Update(u) => update(&mut c, u, j, out, err)?,
+        DeviceCommand::Notes => {
+            let n = c.notes()?;
+            if !j {
+                print_notes(&n, out)?;
+            }
+            with_command("notes", map_to_json(&n))
+        }
+        DeviceCommand::Consent { answer } => {
+            let accept = *answer == ConsentArg::Accept;
+            let s = c.consent(accept)?;
+            if !j {
+                writeln!(
+                    out,
+                    "consent {}: update {}{}",
+                    if accept { "given" } else { "refused" },
+                    text(&s, "state").unwrap_or_else(|| "?".into()),
+                    reason_suffix(&s)
+                )?;
+            }
+            with_command("consent", map_to_json(&s))
+        }
+        DeviceCommand::Log(DeviceLogCommand::Export { file }) => {
+            let bytes = c.log_export(&mut |_, _| {})?;
+            std::fs::write(file, &bytes).with_context(|| format!("writing {}", file.display()))?;
+            let check = format!(
+                "keyway log verify {} --device-key DIR/device.pub",
+                file.display()
+            );
+            if !j {
+                writeln!(
+                    out,
+                    "{}: {} bytes of signed audit log; check it with\n  {check}\n(DIR/device.pub: the lock's device key, from its state directory)",
+                    file.display(),
+                    bytes.len()
+                )?;
+            }
+            json!({"command": "log export", "file": file, "bytes": bytes.len(), "verify": check})
+        }
+        DeviceCommand::Pair { key, name } => {
+            let pk = PublicKey::load(key).with_context(|| format!("{}", key.display()))?;
+            let raw: [u8; 32] = pk
+                .raw_public_key_bytes()
+                .try_into()
+                .ok()
+                .filter(|_| pk.algorithm() == keyway::keys::Algorithm::Ed25519)
+                .with_context(|| format!("{}: an owner key must be Ed25519", key.display()))?;
+            let r = c.pair(&raw, name.as_deref())?;
+            if !j {
+                writeln!(
+                    out,
+                    "paired {} (key id {}); the lock has {} owner(s)",
+                    key.display(),
+                    bytes(&r, "key_id").map_or_else(|| "?".into(), |b| hex(&b)),
+                    uint(&r, "owners").map_or_else(|| "?".into(), |n| n.to_string())
+                )?;
+            }
+            with_command("pair", map_to_json(&r))
+        }
+        DeviceCommand::FactoryReset => {
+            let r = c.factory_reset()?;
+            if !j {
+                writeln!(out, "factory reset: the lock forgot every owner")?;
+            }
+            with_command("factory-reset", map_to_json(&r))
+        }
+        DeviceCommand::Settings(s) => {
+            let (auto, unlocked) = (
+                s.auto_install_cve.map(bool::from),
+                s.install_needs_unlocked.map(bool::from),
+            );
+            // Nothing to change: show them (status is open to anyone).
+            let r = if auto.is_none() && unlocked.is_none() {
+                c.status()?
+            } else {
+                c.settings(auto, unlocked)?
+            };
+            let m = match smp_get(&r, "settings") {
+                Some(ciborium::Value::Map(m)) => m.clone(),
+                _ => Map::new(),
+            };
+            if !j {
+                print_map(&m, out)?;
+            }
+            json!({"command": "settings", "settings": map_to_json(&m)})
+        }
+        DeviceCommand::Echo { text } => {
+            let r = c.echo(text)?;
+            if !j {
+                writeln!(out, "{r}")?;
+            }
+            json!({"command": "echo", "r": r})
+        }
+    };
+    Ok(value)
+}
+
+fn with_command(name: &str, mut v: J) -> J {
+    if let Some(o) = v.as_object_mut() {
+        o.insert("command".into(), J::from(name));
+    }
+    v
+}
+
+fn smp_get<'a>(m: &'a Map, k: &str) -> Option<&'a ciborium::Value> {
+    keyway::smp::get(m, k)
+}
+
+fn text(m: &Map, k: &str) -> Option<String> {
+    keyway::smp::get_text(m, k)
+        .ok()
+        .flatten()
+        .map(str::to_owned)
+}
+
+/// ` (REASON)` for an update summary with a `reason`, without a repeated
+/// "postponed: ".
+fn reason_suffix(m: &Map) -> String {
+    text(m, "reason")
+        .map(|r| format!(" ({})", r.strip_prefix("postponed: ").unwrap_or(&r)))
+        .unwrap_or_default()
+}
+
+fn uint(m: &Map, k: &str) -> Option<u64> {
+    keyway::smp::get_u64(m, k).ok().flatten()
+}
+
+fn bytes(m: &Map, k: &str) -> Option<Vec<u8>> {
+    keyway::smp::get_bytes(m, k)
+        .ok()
+        .flatten()
+        .map(<[u8]>::to_vec)
+}
+
+/// `key: value` lines; text values without quotes.
+fn print_map(m: &Map, out: &mut dyn Write) -> Result<()> {
+    for (k, v) in map_to_json(m).as_object().into_iter().flatten() {
+        match v {
+            J::String(t) => writeln!(out, "{k}: {t}")?,
+            v => writeln!(out, "{k}: {v}")?,
+        }
+    }
+    Ok(())
+}
+
+fn print_notes(n: &Map, out: &mut dyn Write) -> Result<()> {
+    writeln!(
+        out,
+        "pending update {} (sequence {}), {}{}",
+        text(n, "version").unwrap_or_else(|| "?".into()),
+        uint(n, "sequence").map_or_else(|| "?".into(), |s| s.to_string()),
+        text(n, "state").unwrap_or_else(|| "?".into()),
+        text(n, "reason")
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default()
+    )?;
+    if let Some(ciborium::Value::Array(cves)) = smp_get(n, "cves") {
+        for c in cves {
+            if let Some(m) = c.as_map() {
+                writeln!(
+                    out,
+                    "fixes {} ({})",
+                    text(m, "id").unwrap_or_else(|| "?".into()),
+                    text(m, "severity").unwrap_or_else(|| "?".into())
+                )?;
+            }
+        }
+    }
+    if let Some(b) = uint(n, "min_battery_mwh") {
+        writeln!(out, "needs {b} mWh of battery to install")?;
+    }
+    if let Some(notes) = text(n, "notes") {
+        writeln!(out, "\n{notes}")?;
+    }
+    Ok(())
+}
+
+/// An envelope `update` may upload.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// The file.
+    pub bytes: Vec<u8>,
+    /// Its SHA-256: the image hash the lock reports once it holds it.
+    pub sha: [u8; 32],
+}
+
+impl Candidate {
+    /// Reads `path`.
+    pub fn load(path: &Path) -> Result<Candidate> {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let sha = Sha256::digest(&bytes).into();
+        Ok(Candidate {
+            path: path.to_owned(),
+            bytes,
+            sha,
+        })
+    }
+}
+
+/// Chooses which candidate to upload from the lock's image state: the
+/// first that the lock does not already hold. This is the seam for delta
+/// envelopes: one whose base is the active slot's image (its hash in
+/// `images`) is to be preferred over a full one.
+pub fn select_envelope(candidates: &[Candidate], images: &[ImageSlot]) -> Result<usize> {
+    let held = |c: &Candidate| images.iter().any(|i| i.hash == c.sha);
+    match candidates.iter().position(|c| !held(c)) {
+        Some(i) => Ok(i),
+        None => bail!(
+            "the lock already holds {}",
+            candidates
+                .iter()
+                .map(|c| c.path.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+fn progress_bar(len: u64, json: bool) -> indicatif::ProgressBar {
+    if json || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(len),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "upload {bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn update<T: Transport>(
+    c: &mut Client<T>,
+    u: &UpdateArgs,
+    json: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<J> {
+    let candidates = u
+        .envelopes
+        .iter()
+        .map(|p| Candidate::load(p))
+        .collect::<Result<Vec<_>>>()?;
+    let images = c.image_state()?;
+    let pick = &candidates[select_envelope(&candidates, &images)?];
+    let bar = progress_bar(pick.bytes.len() as u64, json);
+    let start = Instant::now();
+    let report = c
+        .upload(&pick.bytes, &mut |done, _| bar.set_position(done))
+        .with_context(|| format!("uploading {}", pick.path.display()))?;
+    bar.finish_and_clear();
+    let secs = start.elapsed().as_secs_f64();
+    if !json {
+        writeln!(
+            out,
+            "uploaded {} ({} bytes{}) in {:.1} s, {} requests; image hash {}",
+            pick.path.display(),
+            report.len,
+            if report.resumed_from > 0 {
+                format!(", resumed at byte {}", report.resumed_from)
+            } else {
+                String::new()
+            },
+            secs,
+            report.requests,
+            hex(&pick.sha)
+        )?;
+    }
+    let mut v = json!({
+        "command": "update",
+        "envelope": pick.path,
+        "bytes": report.len,
+        "resumed_from": report.resumed_from,
+        "requests": report.requests,
+        "seconds": secs,
+        "hash": hex(&pick.sha),
+    });
+    // The pending update as the Keyway group sees it (absent on a lock
+    // without it).
+    let pending = pending_update(c)?;
+    if let Some(p) = &pending {
+        if !json {
+            writeln!(
+                out,
+                "pending: {}{}",
+                text(p, "state").unwrap_or_else(|| "?".into()),
+                reason_suffix(p)
+            )?;
+        }
+        v["pending"] = map_to_json(p);
+    }
+    let mut postponed = None;
+    if u.install {
+        match c.image_test(&pick.sha) {
+            Ok(_) => {
+                c.reset()?;
+                if !json {
+                    writeln!(out, "test boot requested; the lock resets")?;
+                }
+            }
+            // Consent given, but the lock's state does not allow the
+            // install now (the bolt, the battery): it installs later.
+            Err(super::DeviceError::Refused { rc: 6, reason, .. }) => {
+                if !json {
+                    writeln!(out, "{reason}")?;
+                }
+                postponed = Some(reason);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    } else if !u.wait && !json {
+        writeln!(
+            out,
+            "next: `keyway device notes`, then `keyway device --owner-key OWNER.key consent accept` (or --install with the lock's button held)"
+        )?;
+    }
+    if let Some(reason) = postponed {
+        v["outcome"] = J::from("postponed");
+        v["message"] = J::from(reason);
+    } else if u.wait {
+        let outcome = wait_outcome(c, &pick.sha, Duration::from_secs(u.wait_seconds), err)?;
+        if !json {
+            writeln!(out, "{}", outcome.message)?;
+        }
+        v["outcome"] = J::from(outcome.state);
+        v["message"] = J::from(outcome.message.clone());
+        if matches!(outcome.state, "refused" | "timeout") {
+            bail!("{}", outcome.message);
+        }
+    }
+    Ok(v)
+}
+
+/// The Keyway group's pending-update summary, or `None` on a lock without
+/// the group or without a pending update.
+fn pending_update<T: Transport>(c: &mut Client<T>) -> Result<Option<Map>> {
+    match c.status() {
+        Ok(s) => Ok(match smp_get(&s, "update") {
+            Some(ciborium::Value::Map(m)) => Some(m.clone()),
+            _ => None,
+        }),
+        Err(e) if e.not_supported() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// How an update ended.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// `running`, `postponed`, `refused` or `timeout`.
+    pub state: &'static str,
+    /// In words.
+    pub message: String,
+}
+
+/// Polls the lock until the image `sha` runs confirmed, or the pending
+/// update is postponed or refused, or `limit` passes. A lock that is
+/// rebooting does not answer: that is waited out.
+pub fn wait_outcome<T: Transport>(
+    c: &mut Client<T>,
+    sha: &[u8; 32],
+    limit: Duration,
+    err: &mut dyn Write,
+) -> Result<Outcome> {
+    let start = Instant::now();
+    let mut last_note = String::new();
+    loop {
+        match c.image_state() {
+            Ok(images) => {
+                if let Some(i) = images.iter().find(|i| i.hash == sha[..])
+                    && i.active
+                    && i.confirmed
+                {
+                    return Ok(Outcome {
+                        state: "running",
+                        message: format!(
+                            "the lock runs {} (slot {}), confirmed",
+                            i.version, i.slot
+                        ),
+                    });
+                }
+                if !images.iter().any(|i| i.hash == sha[..]) {
+                    return Ok(Outcome {
+                        state: "refused",
+                        message: "the lock no longer holds the upload: it refused it or the trial failed and it rolled back".into(),
+                    });
+                }
+            }
+            Err(super::DeviceError::Transport { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if let Ok(Some(p)) = pending_update(c) {
+            let state = text(&p, "state").unwrap_or_default();
+            let reason = text(&p, "reason").unwrap_or_default();
+            match state.as_str() {
+                "postponed" => {
+                    return Ok(Outcome {
+                        state: "postponed",
+                        message: format!(
+                            "postponed: {}; the lock installs by itself once that holds",
+                            reason.strip_prefix("postponed: ").unwrap_or(&reason)
+                        ),
+                    });
+                }
+                "refused" => {
+                    return Ok(Outcome {
+                        state: "refused",
+                        message: format!(
+                            "the owner refused the update{}",
+                            if reason.is_empty() {
+                                String::new()
+                            } else {
+                                format!(": {reason}")
+                            }
+                        ),
+                    });
+                }
+                s if s != last_note => {
+                    let _ = writeln!(err, "waiting: update {s}");
+                    last_note = s.to_owned();
+                }
+                _ => {}
+            }
+        }
+        if start.elapsed() >= limit {
+            return Ok(Outcome {
+                state: "timeout",
+                message: format!(
+                    "no outcome after {} s: the update still waits for consent or for its install",
+                    limit.as_secs()
+                ),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

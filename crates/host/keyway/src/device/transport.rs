@@ -1,0 +1,261 @@
+//! Transports for SMP frames: UDP (timeouts, bounded resends with the same
+//! sequence number, answers matched by sequence number) and an in-memory
+//! one that hands frames to a function (tests, the modeled BLE figures).
+
+use std::net::{SocketAddr, ToSocketAddrs as _, UdpSocket};
+use std::time::{Duration, Instant};
+
+use keyway::smp::{HEADER_LEN, Header};
+
+/// The default MTU for UDP: an Ethernet frame's IPv4 UDP payload. A whole
+/// SMP frame (header and body) the client sends is at most this long.
+pub const UDP_MTU: usize = 1472;
+/// The largest datagram read: a response may carry up to 64 KiB of body.
+pub const MAX_DATAGRAM: usize = HEADER_LEN + 65535;
+
+/// Why an exchange got no usable answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    /// Nothing matching came back within the timeout, after every resend.
+    #[error(
+        "no answer from {peer} after {tries} tries ({timeout_ms} ms each): is the lock running and is this its SMP port?"
+    )]
+    NoAnswer {
+        /// The lock's address.
+        peer: String,
+        /// Sends, the first and the resends.
+        tries: u32,
+        /// The wait for each.
+        timeout_ms: u64,
+    },
+    /// The socket failed.
+    #[error("{what} {peer}: {error}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The lock's address.
+        peer: String,
+        /// The OS error.
+        error: String,
+    },
+    /// The in-memory peer failed.
+    #[error("{0}")]
+    Peer(String),
+}
+
+/// What a transport sent and received.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Request frames sent, resends included.
+    pub frames_sent: u64,
+    /// Bytes of those frames.
+    pub bytes_sent: u64,
+    /// Resends after a timeout.
+    pub resends: u64,
+    /// Datagrams dropped unread: a wrong sequence number, another sender,
+    /// shorter than a header.
+    pub ignored: u64,
+    /// Response bytes accepted.
+    pub bytes_received: u64,
+}
+
+/// Sends one request frame and returns the response frame whose sequence
+/// number is `seq`.
+pub trait Transport {
+    /// One exchange. The returned frame's header carries `seq`.
+    fn exchange(&mut self, frame: &[u8], seq: u8) -> Result<Vec<u8>, TransportError>;
+    /// The largest request frame the link carries.
+    fn mtu(&self) -> usize;
+    /// Counters so far.
+    fn stats(&self) -> Stats;
+}
+
+/// SMP over UDP: stop and wait, one request in flight.
+#[derive(Debug)]
+pub struct UdpTransport {
+    socket: UdpSocket,
+    peer: SocketAddr,
+    timeout: Duration,
+    tries: u32,
+    mtu: usize,
+    stats: Stats,
+    buf: Vec<u8>,
+}
+
+impl UdpTransport {
+    /// A transport to `target`: `udp:HOST:PORT` or `HOST:PORT`.
+    pub fn connect(target: &str) -> Result<Self, TransportError> {
+        let addr = target.strip_prefix("udp:").unwrap_or(target);
+        let io = |what, error: std::io::Error| TransportError::Io {
+            what,
+            peer: addr.to_owned(),
+            error: error.to_string(),
+        };
+        let peer = addr
+            .to_socket_addrs()
+            .map_err(|e| io("resolving", e))?
+            .next()
+            .ok_or_else(|| TransportError::Io {
+                what: "resolving",
+                peer: addr.to_owned(),
+                error: "no address".into(),
+            })?;
+        let local: SocketAddr = if peer.is_ipv4() {
+            ([0, 0, 0, 0], 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let socket = UdpSocket::bind(local).map_err(|e| io("binding a socket for", e))?;
+        Ok(UdpTransport {
+            socket,
+            peer,
+            timeout: Duration::from_millis(500),
+            tries: 5,
+            mtu: UDP_MTU,
+            stats: Stats::default(),
+            buf: vec![0; MAX_DATAGRAM],
+        })
+    }
+
+    /// Waits `timeout` for each answer and sends at most `tries` times
+    /// (at least once).
+    pub fn with_retry(mut self, timeout: Duration, tries: u32) -> Self {
+        self.timeout = timeout.max(Duration::from_millis(1));
+        self.tries = tries.max(1);
+        self
+    }
+
+    /// The largest request frame (at least a header and a small body).
+    pub fn with_mtu(mut self, mtu: usize) -> Self {
+        self.mtu = mtu.max(HEADER_LEN + 32);
+        self
+    }
+
+    /// The lock's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    fn io(&self, what: &'static str, e: std::io::Error) -> TransportError {
+        TransportError::Io {
+            what,
+            peer: self.peer.to_string(),
+            error: e.to_string(),
+        }
+    }
+}
+
+impl Transport for UdpTransport {
+    fn exchange(&mut self, frame: &[u8], seq: u8) -> Result<Vec<u8>, TransportError> {
+        for attempt in 0..self.tries {
+            if attempt > 0 {
+                self.stats.resends += 1;
+            }
+            self.socket
+                .send_to(frame, self.peer)
+                .map_err(|e| self.io("sending to", e))?;
+            self.stats.frames_sent += 1;
+            self.stats.bytes_sent += frame.len() as u64;
+            let deadline = Instant::now() + self.timeout;
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                self.socket
+                    .set_read_timeout(Some(left))
+                    .map_err(|e| self.io("setting a timeout for", e))?;
+                let (n, from) = match self.socket.recv_from(&mut self.buf) {
+                    Ok(x) => x,
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        break;
+                    }
+                    // An ICMP "port unreachable" from an earlier send: wait on.
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
+                    Err(e) => return Err(self.io("receiving from", e)),
+                };
+                let got = self.buf.get(..n).unwrap_or(&[]);
+                let ours = from == self.peer && Header::decode(got).is_ok_and(|h| h.seq == seq);
+                if !ours {
+                    self.stats.ignored += 1;
+                    continue;
+                }
+                self.stats.bytes_received += n as u64;
+                return Ok(got.to_vec());
+            }
+        }
+        Err(TransportError::NoAnswer {
+            peer: self.peer.to_string(),
+            tries: self.tries,
+            timeout_ms: u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
+        })
+    }
+
+    fn mtu(&self) -> usize {
+        self.mtu
+    }
+
+    fn stats(&self) -> Stats {
+        self.stats
+    }
+}
+
+/// A transport that hands each frame to a function (a sans-IO server in
+/// the same process): no loss, no timeouts.
+pub struct FnTransport<F> {
+    f: F,
+    mtu: usize,
+    stats: Stats,
+}
+
+impl<F> std::fmt::Debug for FnTransport<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FnTransport")
+            .field("mtu", &self.mtu)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F: FnMut(&[u8]) -> Vec<u8>> FnTransport<F> {
+    /// Frames of at most `mtu` bytes go to `f`, which answers each.
+    pub fn new(mtu: usize, f: F) -> Self {
+        FnTransport {
+            f,
+            mtu: mtu.max(HEADER_LEN + 32),
+            stats: Stats::default(),
+        }
+    }
+}
+
+impl<F: FnMut(&[u8]) -> Vec<u8>> Transport for FnTransport<F> {
+    fn exchange(&mut self, frame: &[u8], seq: u8) -> Result<Vec<u8>, TransportError> {
+        self.stats.frames_sent += 1;
+        self.stats.bytes_sent += frame.len() as u64;
+        let r = (self.f)(frame);
+        match Header::decode(&r) {
+            Ok(h) if h.seq == seq => {
+                self.stats.bytes_received += r.len() as u64;
+                Ok(r)
+            }
+            Ok(h) => Err(TransportError::Peer(format!(
+                "the answer carries sequence number {}, the request {seq}",
+                h.seq
+            ))),
+            Err(e) => Err(TransportError::Peer(format!("the answer: {e}"))),
+        }
+    }
+
+    fn mtu(&self) -> usize {
+        self.mtu
+    }
+
+    fn stats(&self) -> Stats {
+        self.stats
+    }
+}

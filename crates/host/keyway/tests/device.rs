@@ -1,0 +1,979 @@
+//! `keyway device` and its SMP client against a real lock run in-process
+//! (`keyway_lock::shell::start` over loopback UDP), and against hostile
+//! fake locks: garbage, wrong sequence numbers, oversized and truncated
+//! answers, silence, lost datagrams, a lock that never takes data.
+
+use std::net::UdpSocket;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ciborium::Value;
+use keyway::encode::EnvelopeBuilder;
+use keyway::keys::{Algorithm, SigningKey};
+use keyway::smp::{self, HEADER_LEN, Header, Op};
+use keyway_cli::device::client::{Map, auth_message};
+use keyway_cli::device::{Client, DeviceError, Stats, Transport, TransportError, UdpTransport};
+use keyway_lock::shell::{Options, Running, start};
+use keyway_lock::state::StateDir;
+
+const BIN: &str = env!("CARGO_BIN_EXE_keyway");
+const VENDOR: &str = "locks.example";
+const CLASS: &str = "deadbolt-2";
+
+fn release(key: &SigningKey, version: &str, sequence: u64, len: usize) -> Vec<u8> {
+    EnvelopeBuilder {
+        sequence,
+        version: version.parse().unwrap(),
+        vendor_domain: VENDOR.into(),
+        class_name: CLASS.into(),
+        payload: (0..len)
+            .map(|i| (i * 31 + sequence as usize) as u8)
+            .collect(),
+        keys: vec![key.clone()],
+        ..Default::default()
+    }
+    .build()
+    .unwrap()
+    .envelope
+}
+
+/// A provisioned lock (factory image 1.0.0 with `factory_sequence`) and
+/// the vendor key that signs its releases.
+struct Lab {
+    tmp: tempfile::TempDir,
+    vendor: SigningKey,
+}
+
+impl Lab {
+    fn new(factory_sequence: u64) -> Lab {
+        let tmp = tempfile::tempdir().unwrap();
+        let vendor = SigningKey::generate(Algorithm::Ed25519).unwrap();
+        let vendor_pub = tmp.path().join("vendor.pub");
+        std::fs::write(&vendor_pub, vendor.public_key().to_spki_pem().unwrap()).unwrap();
+        let factory = tmp.path().join("factory.suit");
+        std::fs::write(&factory, release(&vendor, "1.0.0", factory_sequence, 6000)).unwrap();
+        let dir = StateDir::new(tmp.path().join("lock"));
+        std::fs::create_dir_all(tmp.path().join("lock")).unwrap();
+        dir.set_pin("4711").unwrap();
+        dir.provision(&[vendor_pub], 1, VENDOR, CLASS, Some(&factory), false)
+            .unwrap();
+        Lab { tmp, vendor }
+    }
+
+    fn start(&self, presence: bool) -> Running {
+        let mut o = Options::new(self.tmp.path().join("lock"), "127.0.0.1:0".parse().unwrap());
+        o.presence_always_open = presence;
+        start(&o).unwrap()
+    }
+
+    /// With a TCP control socket (the lock's buttons, keypad, sensors).
+    fn start_with_control(&self, presence: bool) -> Running {
+        let mut o = Options::new(self.tmp.path().join("lock"), "127.0.0.1:0".parse().unwrap());
+        o.presence_always_open = presence;
+        o.control = Some("127.0.0.1:0".parse().unwrap());
+        start(&o).unwrap()
+    }
+
+    fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.tmp.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+}
+
+fn client(lock: &Running) -> Client<UdpTransport> {
+    Client::new(
+        UdpTransport::connect(&format!("udp:{}", lock.smp))
+            .unwrap()
+            .with_retry(Duration::from_millis(2000), 3),
+    )
+}
+
+/// One control-socket line and its answer.
+fn control(lock: &Running, line: &str) -> String {
+    use std::io::{BufRead as _, Write as _};
+    let mut c = std::net::TcpStream::connect(lock.control.unwrap()).unwrap();
+    writeln!(c, "{line}").unwrap();
+    let mut answer = String::new();
+    std::io::BufReader::new(c).read_line(&mut answer).unwrap();
+    answer
+}
+
+fn cli(lock: &Running, args: &[&str]) -> (bool, String, String) {
+    let target = format!("udp:{}", lock.smp);
+    let o = Command::new(BIN)
+        .args(["device", "--target", &target, "--timeout-ms", "2000"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn update_end_to_end_with_the_cli_runs_the_new_version_confirmed() {
+    let lab = Lab::new(1);
+    let lock = lab.start_with_control(true);
+    // A person at the door: the PIN withdraws the bolt (a lock installs
+    // only then, by default).
+    assert!(control(&lock, r#"{"cmd":"keypad","pin":"4711"}"#).contains("unlocked"));
+    let env = release(&lab.vendor, "1.1.0", 2, 40_000);
+    let path = lab.write("v1.1.suit", &env);
+    let (ok, out, err) = cli(
+        &lock,
+        &[
+            "--json",
+            "update",
+            path.to_str().unwrap(),
+            "--install",
+            "--wait",
+            "--wait-seconds",
+            "30",
+        ],
+    );
+    assert!(ok, "stdout {out}\nstderr {err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1, "one JSON object: {out}");
+    let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(v["command"], "update");
+    assert_eq!(v["bytes"], env.len() as u64);
+    assert_eq!(v["outcome"], "running", "{v}");
+    // The frames were within the UDP MTU: 40 KB in 1472-byte frames.
+    let requests = v["requests"].as_u64().unwrap();
+    // Each frame is at most 1472 bytes, and carries at least 1400 of data.
+    let len = env.len() as u64;
+    assert!(
+        requests >= len.div_ceil(1472 - HEADER_LEN as u64),
+        "{requests} requests"
+    );
+    assert!(requests <= len.div_ceil(1400), "{requests} requests");
+
+    let mut c = client(&lock);
+    let images = c.image_state().unwrap();
+    let running = images.iter().find(|i| i.active).unwrap();
+    assert_eq!(running.version, "1.1.0");
+    assert!(running.confirmed);
+    let sha: [u8; 32] =
+        sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&env)).into();
+    assert_eq!(running.hash, sha);
+
+    // The same envelope again: the client sees the lock holds it.
+    let (ok, _, err) = cli(&lock, &["update", path.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("the lock already holds"), "{err}");
+    // Among several candidates the client picks one the lock lacks.
+    let next = lab.write("v1.2.suit", &release(&lab.vendor, "1.2.0", 3, 4000));
+    let v: serde_json::Value = serde_json::from_str(
+        cli(
+            &lock,
+            &[
+                "--json",
+                "update",
+                path.to_str().unwrap(),
+                next.to_str().unwrap(),
+            ],
+        )
+        .1
+        .trim(),
+    )
+    .unwrap();
+    assert_eq!(v["envelope"], next.to_str().unwrap(), "{v}");
+    assert_eq!(v["pending"]["version"], "1.2.0", "{v}");
+    assert_eq!(c.echo("hello lock").unwrap(), "hello lock");
+}
+
+#[test]
+fn upload_without_the_presence_window_is_refused_in_the_locks_words() {
+    let lab = Lab::new(1);
+    let lock = lab.start(false);
+    let path = lab.write("v2.suit", &release(&lab.vendor, "2.0.0", 2, 3000));
+    let (ok, out, err) = cli(&lock, &["update", path.to_str().unwrap()]);
+    assert!(!ok, "{out}");
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.contains(
+            "upload: refused: image upload (without an owner's \"auth\") needs the presence window: \
+             no presence window open; press the lock's button sequence (EACCESSDENIED, rc 11)"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn rollback_is_refused_as_current_version_is_newer() {
+    let lab = Lab::new(5);
+    let lock = lab.start(true);
+    let old = lab.write("old.suit", &release(&lab.vendor, "0.9.0", 3, 3000));
+    let (ok, _, err) = cli(&lock, &["update", old.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        err.contains("refused by the image group: current version is newer (rc 27)"),
+        "{err}"
+    );
+    // With --json the failure is one JSON object too.
+    let (ok, out, _) = cli(&lock, &["--json", "update", old.to_str().unwrap()]);
+    assert!(!ok);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["command"], "update");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("current version is newer"),
+        "{v}"
+    );
+}
+
+/// Passes `limit` exchanges through, then fails every one (a link that
+/// dies mid-upload).
+struct Cut<T> {
+    inner: T,
+    limit: u32,
+}
+
+impl<T: Transport> Transport for Cut<T> {
+    fn exchange(&mut self, frame: &[u8], seq: u8) -> Result<Vec<u8>, TransportError> {
+        if self.limit == 0 {
+            return Err(TransportError::Peer("link cut".into()));
+        }
+        self.limit -= 1;
+        self.inner.exchange(frame, seq)
+    }
+    fn mtu(&self) -> usize {
+        self.inner.mtu()
+    }
+    fn stats(&self) -> Stats {
+        self.inner.stats()
+    }
+}
+
+#[test]
+fn an_interrupted_upload_resumes_from_the_offset_the_lock_answers() {
+    let lab = Lab::new(1);
+    let lock = lab.start(true);
+    let env = release(&lab.vendor, "1.2.0", 2, 30_000);
+    let t = UdpTransport::connect(&lock.smp.to_string())
+        .unwrap()
+        .with_mtu(600);
+    let mut c = Client::new(Cut {
+        inner: t,
+        limit: 20,
+    });
+    let e = c.upload(&env, &mut |_, _| {}).unwrap_err();
+    assert!(e.to_string().contains("link cut"), "{e}");
+
+    let mut c = client(&lock);
+    let mut seen = Vec::new();
+    let r = c.upload(&env, &mut |done, _| seen.push(done)).unwrap();
+    assert!(
+        r.resumed_from >= 19 * 500,
+        "resumed from {} after 20 chunks",
+        r.resumed_from
+    );
+    assert_eq!(*seen.last().unwrap(), env.len() as u64);
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "progress only grows");
+    let images = c.image_state().unwrap();
+    assert!(images.iter().any(|i| i.version == "1.2.0" && i.bootable));
+}
+
+// ---- hostile and lossy fake locks ----------------------------------------
+
+/// A fake lock: `answer` gets each request frame and returns the
+/// datagrams to send back. Stops when the test drops it.
+struct Fake {
+    addr: String,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Fake {
+    fn new(mut answer: impl FnMut(&[u8]) -> Vec<Vec<u8>> + Send + 'static) -> Fake {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        let addr = s.local_addr().unwrap().to_string();
+        let stop = Arc::new(AtomicBool::new(false));
+        let halt = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65536];
+            while !halt.load(Ordering::SeqCst) {
+                let Ok((n, peer)) = s.recv_from(&mut buf) else {
+                    continue;
+                };
+                for d in answer(&buf[..n]) {
+                    let _ = s.send_to(&d, peer);
+                }
+            }
+        });
+        Fake {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn client(&self) -> Client<UdpTransport> {
+        Client::new(
+            UdpTransport::connect(&self.addr)
+                .unwrap()
+                .with_retry(Duration::from_millis(60), 3),
+        )
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn t(s: &str) -> Value {
+    Value::Text(s.into())
+}
+
+/// A response to `req` with `body` (an honest lock's frame).
+fn reply(req: &[u8], body: Map) -> Vec<u8> {
+    let h = Header::decode(req).unwrap();
+    smp::encode_response(&h, body)
+}
+
+fn with_seq(mut frame: Vec<u8>, seq: u8) -> Vec<u8> {
+    frame[6] = seq;
+    frame
+}
+
+#[test]
+fn garbage_answers_are_ignored_and_then_reported_as_no_answer() {
+    let fake = Fake::new(|_| vec![vec![], vec![0xFF; 3], b"not smp at all".to_vec()]);
+    let mut c = fake.client();
+    let e = c.echo("x").unwrap_err();
+    assert!(matches!(e, DeviceError::Transport { .. }), "{e}");
+    assert!(e.to_string().contains("no answer from"), "{e}");
+    let s = c.transport().stats();
+    assert_eq!(s.frames_sent, 3, "{s:?}");
+    assert_eq!(s.resends, 2);
+    assert!(s.ignored >= 3, "{s:?}");
+}
+
+#[test]
+fn wrong_sequence_numbers_are_skipped_and_the_right_answer_taken() {
+    let fake = Fake::new(|req| {
+        let right = reply(req, vec![(t("r"), t("ok"))]);
+        let h = Header::decode(req).unwrap();
+        vec![
+            with_seq(right.clone(), h.seq.wrapping_add(1)),
+            with_seq(right.clone(), h.seq.wrapping_sub(1)),
+            right,
+        ]
+    });
+    let mut c = fake.client();
+    assert_eq!(c.echo("ok").unwrap(), "ok");
+    assert_eq!(c.transport().stats().ignored, 2);
+    assert_eq!(c.echo("ok").unwrap(), "ok");
+}
+
+#[test]
+fn a_lost_datagram_is_resent_with_the_same_sequence_number() {
+    let seqs = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seqs);
+    let fake = Fake::new(move |req| {
+        let mut l = log.lock().unwrap();
+        l.push(req[6]);
+        if l.len() == 1 {
+            return vec![]; // the first request is lost
+        }
+        vec![reply(req, vec![(t("r"), t("again"))])]
+    });
+    let mut c = fake.client();
+    assert_eq!(c.echo("again").unwrap(), "again");
+    let s = seqs.lock().unwrap().clone();
+    assert_eq!(s.len(), 2);
+    assert_eq!(s[0], s[1], "the resend carries the same sequence number");
+    assert_eq!(c.transport().stats().resends, 1);
+}
+
+#[test]
+fn oversized_and_truncated_answers_are_errors_not_panics() {
+    // Declares 100 body bytes, sends 10.
+    let truncated = Fake::new(|req| {
+        let mut h = Header::decode(req).unwrap().response();
+        h.len = 100;
+        let mut f = h.encode().to_vec();
+        f.extend_from_slice(&[0xA0; 10]);
+        vec![f]
+    });
+    let e = truncated.client().echo("x").unwrap_err().to_string();
+    assert!(
+        e.contains("malformed") && e.contains("100-byte body, 10 bytes followed"),
+        "{e}"
+    );
+
+    // A 60 KB datagram whose header declares 65535 bytes.
+    let oversized = Fake::new(|req| {
+        let mut h = Header::decode(req).unwrap().response();
+        h.len = u16::MAX;
+        let mut f = h.encode().to_vec();
+        f.resize(60_000, 0x5B);
+        vec![f]
+    });
+    let e = oversized.client().echo("x").unwrap_err().to_string();
+    assert!(e.contains("malformed"), "{e}");
+
+    // A valid frame whose body claims a 2^63-byte byte string.
+    let huge = Fake::new(|req| {
+        let body = [
+            0xA1, 0x61, b'r', 0x5B, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 1,
+        ];
+        let mut h = Header::decode(req).unwrap().response();
+        h.len = body.len() as u16;
+        let mut f = h.encode().to_vec();
+        f.extend_from_slice(&body);
+        vec![f]
+    });
+    let e = huge.client().echo("x").unwrap_err().to_string();
+    assert!(e.contains("malformed"), "{e}");
+
+    // The right sequence number but another command, and a request op.
+    let other = Fake::new(|req| {
+        let mut r = reply(req, vec![]);
+        r[7] = 9;
+        let mut q = reply(req, vec![]);
+        q[0] = 0x08 | Op::Write as u8;
+        vec![r, q]
+    });
+    let e = other.client().echo("x").unwrap_err().to_string();
+    assert!(e.contains("answers group 0 command 9"), "{e}");
+
+    // Wrongly typed fields.
+    let typed = Fake::new(|req| vec![reply(req, vec![(t("rc"), t("eleven"))])]);
+    let e = typed.client().echo("x").unwrap_err().to_string();
+    assert!(e.contains("\"rc\" is not an integer"), "{e}");
+    let typed = Fake::new(|req| vec![reply(req, vec![(t("images"), Value::from(3))])]);
+    let e = typed.client().image_state().unwrap_err().to_string();
+    assert!(e.contains("\"images\" is not an array"), "{e}");
+}
+
+#[test]
+fn a_lock_that_never_takes_data_or_answers_past_the_end_is_bounded() {
+    let stuck = Fake::new(|req| vec![reply(req, vec![(t("off"), Value::from(0u8))])]);
+    let e = stuck
+        .client()
+        .upload(&[1; 5000], &mut |_, _| {})
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("keeps answering offset 0"), "{e}");
+    let past = Fake::new(|req| vec![reply(req, vec![(t("off"), Value::from(9_999u32))])]);
+    let e = past
+        .client()
+        .upload(&[1; 5000], &mut |_, _| {})
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("offset 9999, past the file's 5000 bytes"), "{e}");
+}
+
+#[test]
+fn a_log_export_whose_length_changes_is_refused() {
+    let n = Arc::new(Mutex::new(0u64));
+    let fake = Fake::new(move |req| {
+        let mut n = n.lock().unwrap();
+        *n += 1;
+        let body = smp::decode_response(&{
+            let mut r = req.to_vec();
+            r[0] |= 1; // read it as a response to get the body
+            r
+        })
+        .unwrap()
+        .body;
+        let off = smp::get_u64(&body, "off").unwrap().unwrap_or(0);
+        vec![reply(
+            req,
+            vec![
+                (t("off"), Value::from(off)),
+                (t("len"), Value::from(2000 + *n)),
+                (t("data"), Value::Bytes(vec![0; 100])),
+            ],
+        )]
+    });
+    let e = fake
+        .client()
+        .log_export(&mut |_, _| {})
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("length changed from 2001 to 2002"), "{e}");
+}
+
+#[test]
+fn group_and_smp_errors_become_sentences() {
+    let fake = Fake::new(|req| {
+        let h = Header::decode(req).unwrap();
+        vec![match h.id {
+            2 => reply(
+                req,
+                smp::rc_body(
+                    smp::MgmtErr::AccessDenied,
+                    Some("no presence window open; press the lock's button sequence"),
+                ),
+            ),
+            _ => reply(
+                req,
+                smp::group_err_body(smp::Version::V2, 1, 27, smp::MgmtErr::Inval, ""),
+            ),
+        }]
+    });
+    let mut c = fake.client();
+    let e = c.unlock().unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "unlock: refused: no presence window open; press the lock's button sequence (EACCESSDENIED, rc 11)"
+    );
+    let e = c.image_state().unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "image state: refused by the image group: current version is newer (rc 27)"
+    );
+}
+
+/// A fake Keyway-group lock that checks owner signatures exactly as
+/// FORMAT.md specifies them, rebuilt here by hand.
+#[test]
+fn owner_auth_signs_the_format_message_with_a_fresh_nonce() {
+    let owner = SigningKey::generate(Algorithm::Ed25519).unwrap();
+    let public = owner.public_key();
+    let nonces = Arc::new(Mutex::new(Vec::<[u8; 16]>::new()));
+    let issued = Arc::clone(&nonces);
+    let fake = Fake::new(move |req| {
+        let h = Header::decode(req).unwrap();
+        let mut r = req.to_vec();
+        r[0] = (r[0] & !7) | Op::WriteRsp as u8;
+        let body = smp::decode_response(&r).unwrap().body;
+        if h.id == 7 {
+            let mut n = issued.lock().unwrap();
+            let nonce = [n.len() as u8 + 1; 16];
+            n.push(nonce);
+            return vec![reply(
+                req,
+                vec![
+                    (t("nonce"), Value::Bytes(nonce.to_vec())),
+                    (t("expires_s"), Value::from(60)),
+                ],
+            )];
+        }
+        let auth = smp::get(&body, "auth")
+            .and_then(Value::as_map)
+            .unwrap()
+            .clone();
+        let rest: Map = body
+            .iter()
+            .filter(|(k, _)| k != &t("auth"))
+            .cloned()
+            .collect();
+        let nonce = smp::get_bytes(&auth, "nonce").unwrap().unwrap();
+        let sig = smp::get_bytes(&auth, "sig").unwrap().unwrap();
+        let mut msg = b"keyway-smp-auth-v1".to_vec();
+        msg.extend_from_slice(&[0, 64, h.id]);
+        msg.extend_from_slice(nonce);
+        ciborium::into_writer(&Value::Map(rest), &mut msg).unwrap();
+        let fresh = issued.lock().unwrap().last().map(|n| n.as_slice()) == Some(nonce);
+        let ok = fresh && public.verify(&msg, sig);
+        vec![reply(
+            req,
+            if ok {
+                vec![(t("bolt"), t("unlocked"))]
+            } else {
+                smp::rc_body(smp::MgmtErr::AccessDenied, Some("bad signature"))
+            },
+        )]
+    });
+    let mut c = fake.client().with_owner(owner.clone()).unwrap();
+    let s = c.unlock().unwrap();
+    assert_eq!(smp::get_text(&s, "bolt").unwrap(), Some("unlocked"));
+    c.settings(Some(true), None).unwrap();
+    assert_eq!(nonces.lock().unwrap().len(), 2, "a challenge per request");
+    // The library's message is the same bytes.
+    let body = vec![(t("accept"), Value::Bool(true))];
+    let m = auth_message(64, 5, &[9; 16], &body);
+    assert_eq!(&m[..18], b"keyway-smp-auth-v1");
+    assert_eq!(&m[18..21], &[0, 64, 5]);
+    assert_eq!(&m[21..37], &[9; 16]);
+    assert_eq!(
+        &m[37..],
+        &[0xA1, 0x66, b'a', b'c', b'c', b'e', b'p', b't', 0xF5]
+    );
+    // A P-256 key is refused by name.
+    let p256 = SigningKey::generate(Algorithm::P256).unwrap();
+    let e = fake.client().with_owner(p256).unwrap_err().to_string();
+    assert!(e.contains("must be Ed25519"), "{e}");
+}
+
+// ---- the Keyway group (owners, consent, log, factory reset) ---------------
+
+/// `keyway keygen NAME` in the lab: (NAME.key, NAME.pub).
+fn keygen(lab: &Lab, name: &str) -> (String, String) {
+    let base = lab.tmp.path().join(name);
+    let o = Command::new(BIN).arg("keygen").arg(&base).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = base.to_str().unwrap();
+    (format!("{s}.key"), format!("{s}.pub"))
+}
+
+fn json(out: &str) -> serde_json::Value {
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1, "one JSON object: {out}");
+    serde_json::from_str(lines[0]).unwrap()
+}
+
+fn ok(r: (bool, String, String)) -> String {
+    assert!(r.0, "stdout {}\nstderr {}", r.1, r.2);
+    r.1
+}
+
+fn refused(r: (bool, String, String)) -> String {
+    assert!(!r.0, "accepted: {}", r.1);
+    r.2
+}
+
+/// An owner paired at the door (the presence window opened, then closed):
+/// the owner's private key file.
+fn pair_owner(lab: &Lab, lock: &Running) -> String {
+    let (key, public) = keygen(lab, "owner");
+    presence(lock, 60);
+    ok(cli(lock, &["pair", &public]));
+    control(lock, r#"{"cmd":"presence-close"}"#);
+    key
+}
+
+/// Presence for `s` seconds (the lock's button).
+fn presence(lock: &Running, s: u64) {
+    let a = control(lock, &format!(r#"{{"cmd":"presence","seconds":{s}}}"#));
+    assert!(a.contains("\"ok\":true"), "{a}");
+}
+
+#[test]
+fn an_owner_pairs_at_the_door_then_unlocks_with_the_key_and_a_stranger_cannot() {
+    let lab = Lab::new(1);
+    let lock = lab.start_with_control(false);
+    let (key, public) = keygen(&lab, "owner");
+    let (other_key, _) = keygen(&lab, "stranger");
+
+    let e = refused(cli(&lock, &["pair", &public]));
+    assert!(
+        e.contains("pair: refused: pairing needs the presence window"),
+        "{e}"
+    );
+    assert!(e.contains("(EACCESSDENIED, rc 11)"), "{e}");
+    presence(&lock, 60);
+    let v = json(&ok(cli(&lock, &["--json", "pair", &public])));
+    assert_eq!(v["owners"], 1, "{v}");
+    control(&lock, r#"{"cmd":"presence-close"}"#);
+
+    let e = refused(cli(&lock, &["unlock"]));
+    assert!(e.contains("unlock: refused:"), "{e}");
+    let e = refused(cli(&lock, &["--owner-key", &other_key, "unlock"]));
+    assert!(e.contains("unlock: refused:") && e.contains("rc 11"), "{e}");
+    let v = json(&ok(cli(&lock, &["--owner-key", &key, "--json", "unlock"])));
+    assert_eq!(v["bolt"], "unlocked", "{v}");
+    let out = ok(cli(&lock, &["--owner-key", &key, "lock"]));
+    assert_eq!(out.trim(), "bolt locked");
+    let v = json(&ok(cli(&lock, &["--json", "status"])));
+    assert_eq!(
+        (v["bolt"].as_str(), v["owners"].as_u64()),
+        (Some("locked"), Some(1))
+    );
+    assert_eq!(v["version"], "1.0.0");
+}
+
+#[test]
+fn notes_then_consent_postponed_while_locked_installs_once_unlocked() {
+    let lab = Lab::new(1);
+    let lock = lab.start_with_control(false);
+    let key = pair_owner(&lab, &lock);
+    let env = EnvelopeBuilder {
+        sequence: 2,
+        version: "1.1.0".parse().unwrap(),
+        vendor_domain: VENDOR.into(),
+        class_name: CLASS.into(),
+        notes: Some("Fixes the BLE replay flaw.".into()),
+        cves: vec!["CVE-2022-46480:high".parse().unwrap()],
+        payload: vec![0x42; 20_000],
+        keys: vec![lab.vendor.clone()],
+        ..Default::default()
+    }
+    .build()
+    .unwrap()
+    .envelope;
+    let path = lab.write("v1.1.suit", &env);
+    let out = ok(cli(
+        &lock,
+        &["--owner-key", &key, "update", path.to_str().unwrap()],
+    ));
+    assert!(out.contains("pending: awaiting-consent"), "{out}");
+
+    // Consent before the notes were offered is refused.
+    let e = refused(cli(&lock, &["--owner-key", &key, "consent", "accept"]));
+    assert!(e.contains("the release notes were not offered yet"), "{e}");
+    let notes = ok(cli(&lock, &["notes"]));
+    assert!(
+        notes.contains("pending update 1.1.0 (sequence 2)"),
+        "{notes}"
+    );
+    assert!(notes.contains("fixes CVE-2022-46480 (high)"), "{notes}");
+    assert!(notes.contains("Fixes the BLE replay flaw."), "{notes}");
+    let v = json(&ok(cli(&lock, &["--json", "notes"])));
+    assert_eq!(v["cves"][0]["severity"], "high", "{v}");
+
+    // The bolt is locked: consent is kept, the install postponed.
+    let v = json(&ok(cli(
+        &lock,
+        &["--owner-key", &key, "--json", "consent", "accept"],
+    )));
+    assert_eq!(v["state"], "postponed", "{v}");
+    assert!(
+        v["reason"].as_str().unwrap().contains("bolt is locked"),
+        "{v}"
+    );
+    // Unlocking lets the lock install by itself: wait for it.
+    ok(cli(&lock, &["--owner-key", &key, "unlock"]));
+    let mut c = client(&lock);
+    let sha: [u8; 32] =
+        sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&env)).into();
+    // The lock installs by itself (test boot, reset, self-test, confirm).
+    let t0 = std::time::Instant::now();
+    loop {
+        if let Ok(images) = c.image_state()
+            && images
+                .iter()
+                .any(|i| i.hash == sha && i.active && i.confirmed)
+        {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "not installed after 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_test_boot_while_locked_is_reported_postponed() {
+    let lab = Lab::new(1);
+    let lock = lab.start_with_control(true);
+    let path = lab.write("v2.suit", &release(&lab.vendor, "2.0.0", 2, 5000));
+    let v = json(&ok(cli(
+        &lock,
+        &[
+            "--json",
+            "update",
+            path.to_str().unwrap(),
+            "--install",
+            "--wait",
+        ],
+    )));
+    assert_eq!(v["outcome"], "postponed", "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("the bolt is locked"),
+        "{v}"
+    );
+}
+
+#[test]
+fn the_exported_log_verifies_with_keyway_log_verify() {
+    let lab = Lab::new(1);
+    let lock = lab.start_with_control(false);
+    for _ in 0..10 {
+        control(&lock, r#"{"cmd":"unlock"}"#);
+        control(&lock, r#"{"cmd":"lock"}"#);
+    }
+    let file = lab.tmp.path().join("log.bin");
+    let out = ok(cli(&lock, &["log", "export", file.to_str().unwrap()]));
+    assert!(out.contains("keyway log verify"), "{out}");
+    let o = Command::new(BIN)
+        .args(["log", "verify"])
+        .arg(&file)
+        .arg("--device-key")
+        .arg(lab.tmp.path().join("lock/device.pub"))
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // The export spans several 1 KiB chunks.
+    assert!(std::fs::metadata(&file).unwrap().len() > 1024);
+}
+
+#[test]
+fn factory_reset_needs_the_long_press_and_forgets_the_owners() {
+    let lab = Lab::new(1);
+    let lock = lab.start_with_control(false);
+    let key = pair_owner(&lab, &lock);
+    let v = json(&ok(cli(
+        &lock,
+        &[
+            "--owner-key",
+            &key,
+            "--json",
+            "settings",
+            "--auto-install-cve",
+            "on",
+        ],
+    )));
+    assert_eq!(v["settings"]["auto_install_cve"], true, "{v}");
+    let e = refused(cli(&lock, &["factory-reset"]));
+    assert!(
+        e.contains("a factory reset needs the presence window and the long press"),
+        "{e}"
+    );
+    presence(&lock, 60);
+    let e = refused(cli(&lock, &["factory-reset"]));
+    assert!(
+        e.contains("factory reset: refused: a factory reset needs the long press"),
+        "{e}"
+    );
+    let a = control(&lock, r#"{"cmd":"long-press"}"#);
+    assert!(a.contains("\"ok\":true"), "{a}");
+    let v = json(&ok(cli(&lock, &["--json", "factory-reset"])));
+    assert_eq!(v["owners"], 0, "{v}");
+    let e = refused(cli(&lock, &["--owner-key", &key, "unlock"]));
+    assert!(e.contains("rc 11"), "{e}");
+}
+
+#[test]
+fn an_owner_signs_the_first_chunk_and_uploads_without_the_presence_window() {
+    let lab = Lab::new(1);
+    let lock = lab.start_with_control(false);
+    let key = pair_owner(&lab, &lock);
+    let (stranger, _) = keygen(&lab, "stranger");
+    let path = lab.write("v2.suit", &release(&lab.vendor, "2.0.0", 2, 20_000));
+    let e = refused(cli(
+        &lock,
+        &["--owner-key", &stranger, "update", path.to_str().unwrap()],
+    ));
+    assert!(e.contains("upload: refused:") && e.contains("rc 11"), "{e}");
+    let v = json(&ok(cli(
+        &lock,
+        &[
+            "--owner-key",
+            &key,
+            "--json",
+            "update",
+            path.to_str().unwrap(),
+        ],
+    )));
+    assert_eq!(v["pending"]["state"], "awaiting-consent", "{v}");
+    assert_eq!(v["pending"]["version"], "2.0.0", "{v}");
+    // Refusing erases it: nothing is pending any more.
+    ok(cli(&lock, &["notes"]));
+    let v = json(&ok(cli(
+        &lock,
+        &["--owner-key", &key, "--json", "consent", "refuse"],
+    )));
+    assert_eq!(v["state"], "refused", "{v}");
+    let e = refused(cli(&lock, &["notes"]));
+    assert!(
+        e.contains("notes: refused: nothing pending") && e.contains("ENOENT, rc 5"),
+        "{e}"
+    );
+}
+
+// ---- any answer at all --------------------------------------------------
+
+fn any_value() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let leaf = prop_oneof![
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        "[a-z ]{0,12}".prop_map(Value::Text),
+        proptest::collection::vec(any::<u8>(), 0..40).prop_map(Value::Bytes),
+        any::<bool>().prop_map(Value::Bool),
+        Just(Value::Null),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        let key = prop_oneof![
+            Just("rc"),
+            Just("rsn"),
+            Just("err"),
+            Just("group"),
+            Just("off"),
+            Just("len"),
+            Just("data"),
+            Just("images"),
+            Just("nonce"),
+            Just("r"),
+            Just("hash"),
+            Just("match"),
+        ];
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            proptest::collection::vec((key.prop_map(t), inner), 0..5).prop_map(Value::Map),
+        ]
+    })
+}
+
+/// A client whose lock answers every request with `body` under a
+/// matching header (or, with `raw`, with exactly `raw`'s bytes and the
+/// request's sequence number).
+fn answering(
+    body: Option<Value>,
+    raw: Vec<u8>,
+) -> Client<keyway_cli::device::FnTransport<impl FnMut(&[u8]) -> Vec<u8>>> {
+    Client::new(keyway_cli::device::FnTransport::new(
+        1472,
+        move |req: &[u8]| match &body {
+            Some(b) => {
+                let h = Header::decode(req).unwrap().response();
+                let mut data = Vec::new();
+                ciborium::into_writer(b, &mut data).unwrap();
+                let mut h = h;
+                h.len = data.len() as u16;
+                let mut f = h.encode().to_vec();
+                f.extend_from_slice(&data);
+                f
+            }
+            None => {
+                let mut f = raw.clone();
+                if f.len() >= HEADER_LEN {
+                    f[6] = req[6];
+                }
+                f
+            }
+        },
+    ))
+}
+
+fn every_call<T: Transport>(c: &mut Client<T>) {
+    let _ = c.echo("x");
+    let _ = c.image_state();
+    let _ = c.status();
+    let _ = c.notes();
+    let _ = c.upload(&[7; 3000], &mut |_, _| {});
+    let _ = c.log_export(&mut |_, _| {});
+    let _ = c.challenge();
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn any_cbor_answer_is_a_value_or_an_error_never_a_panic(body in any_value()) {
+        every_call(&mut answering(Some(body), Vec::new()));
+    }
+
+    #[test]
+    fn any_bytes_answer_is_a_value_or_an_error_never_a_panic(raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+        every_call(&mut answering(None, raw));
+    }
+}
