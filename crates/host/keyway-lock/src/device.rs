@@ -711,6 +711,9 @@ impl Lock {
                 .commit(&mut self.flash, &next)
                 .map_err(|e| flash_err(img_rc::FLASH_WRITE_FAILED, "journal commit", &e))?;
         }
+        if self.delta_upload.is_some_and(|(s, _)| s == slot) {
+            self.delta_upload = None;
+        }
         let r = self.layout.slots[usize::from(slot)].clone();
         self.flash
             .erase(r.start, r.end)
@@ -759,6 +762,12 @@ impl Lock {
         manifest_digest: [u8; 32],
         head: &[u8],
     ) -> Result<Download, ImgError> {
+        // The inactive slot is about to be rewritten: a delta upload's hash
+        // recorded for it no longer names what it holds.
+        let inactive = 1 - self.journal.state().active_slot.min(1);
+        if self.delta_upload.is_some_and(|(s, _)| s == inactive) {
+            self.delta_upload = None;
+        }
         if let Some(d) = delta {
             if let Some(e) = self.delta_refusal(d) {
                 return Err(e);
