@@ -1064,7 +1064,7 @@ fn update_picks_the_delta_for_the_running_image_else_the_full_one() {
     );
     assert!(ok, "stdout {out}\nstderr {err}");
     assert!(
-        out.contains(&format!("sending {}: the full image", full12.display()))
+        out.contains(&format!("chose {}: the full image", full12.display()))
             && out.contains("the delta applies to"),
         "{out}"
     );

@@ -512,9 +512,6 @@ fn update<T: Transport>(
     let running = running_image(c)?;
     let (chosen, why) = select_envelope(&candidates, &images, running.as_ref())?;
     let pick = &candidates[chosen];
-    if !json {
-        writeln!(out, "sending {}: {why}", pick.path.display())?;
-    }
     let bar = progress_bar(pick.bytes.len() as u64, json);
     let start = Instant::now();
     let report = c
@@ -523,6 +520,7 @@ fn update<T: Transport>(
     bar.finish_and_clear();
     let secs = start.elapsed().as_secs_f64();
     if !json {
+        writeln!(out, "chose {}: {why}", pick.path.display())?;
         writeln!(
             out,
             "uploaded {} ({} bytes{}) in {:.1} s, {} requests; image hash {}",
