@@ -232,26 +232,10 @@ fn describe<B: core::fmt::Debug, O: core::fmt::Debug>(
     }
 }
 
-/// A flash of `sectors` 4 KiB sectors with the nRF52840's timing (85 ms
-/// per erase, 41 µs per 4-byte word), as large as the images need.
+/// A flash of `sectors` 4 KiB sectors with the nRF52840's rules and timing
+/// (85 ms per erase, 41 µs per 4-byte word), as large as the images need.
 fn nrf52840_timing(sectors: u32) -> Result<keyway_sim::Geometry> {
-    use keyway_sim::{Geometry, GeometrySpec, SectorRun};
-    use std::time::Duration;
-    Geometry::new(GeometrySpec {
-        name: "nrf52840-timing".into(),
-        sectors: vec![SectorRun {
-            count: sectors,
-            size: 4096,
-            erase_time: Duration::from_millis(85),
-        }],
-        write_size: 4,
-        read_size: 1,
-        erased: 0xFF,
-        program_time: Duration::from_micros(41),
-        max_writes_per_unit: Some(2),
-        ecc: false,
-    })
-    .map_err(|e| anyhow::anyhow!("geometry: {e:?}"))
+    keyway_sim::Geometry::nrf52840_timing(sectors).map_err(|e| anyhow::anyhow!("geometry: {e:?}"))
 }
 
 /// What applying a patch on the simulated flash cost.
