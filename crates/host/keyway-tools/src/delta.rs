@@ -350,7 +350,9 @@ pub fn apply_on_flash(old: &[u8], patch: &[u8], chunk: usize) -> Result<FlashApp
 /// One way of updating a lock from `old` to `new`, end to end.
 #[derive(Clone, Debug)]
 pub struct UpdateTime {
-    /// Bytes sent over the link: the signed envelope.
+    /// The signed envelope sent.
+    pub envelope: Vec<u8>,
+    /// Its size.
     pub envelope_bytes: usize,
     /// Transfer time at the link's rate.
     pub transfer_s: f64,
@@ -539,6 +541,7 @@ pub fn update_times(old: &[u8], new: &[u8], link_bytes_per_s: u64) -> Result<[Up
             bail!("the installed image differs from the new one");
         }
         out.push(UpdateTime {
+            envelope: env.clone(),
             envelope_bytes: env.len(),
             transfer_s: env.len() as f64 / link_bytes_per_s.max(1) as f64,
             install_s,

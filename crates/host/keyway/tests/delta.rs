@@ -419,3 +419,37 @@ fn choose_the_delta_only_for_its_base() {
         .to_string();
     assert!(err.contains("no full image was given"), "{err}");
 }
+
+/// `keyway diff --update-time`: both paths through the modeled BLE link,
+/// the delta with fewer frames and a smaller total.
+#[test]
+fn cli_diff_update_time_over_the_modeled_ble_link() {
+    let (dir, _old, _new) = pair_in_tmpdir(14);
+    let o = keyway_in(
+        &dir,
+        &[
+            "diff",
+            "old.bin",
+            "new.bin",
+            "-o",
+            "p.kwd",
+            "--update-time",
+            "10000",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let said = String::from_utf8_lossy(&o.stdout);
+    let frames = |name: &str| -> u64 {
+        let line = said
+            .lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .unwrap();
+        let before = line.split(" frames").next().unwrap();
+        before.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    // 30,000-byte image: at most 222 data bytes a frame.
+    assert!(frames("full image") >= 30_000 / 222, "{said}");
+    assert!(frames("delta") * 4 < frames("full image"), "{said}");
+    assert!(said.contains("delta / full: 0."), "{said}");
+    std::fs::remove_dir_all(&dir).ok();
+}
