@@ -4,6 +4,7 @@
 
 use keyway_audit::{AuditLog, Ed25519Signer, Event, RejectReason, RevertReason, Time, Version};
 use keyway_device::boot::{self, Boot, Confirmation, Decision, Reason, RevertCause, SelfTest};
+use keyway_device::delta::{DeltaError, DeltaInstaller};
 use keyway_device::install::{self, Installer, Mode, SlotLayout};
 use keyway_device::journal::{self, Config, Journal, PersistentState, TrialState};
 use keyway_device::manifest_area::{self, MAX_MANIFEST_LEN};
@@ -175,6 +176,16 @@ struct Audit {
     pending: Vec<Event>,
 }
 
+/// A download in progress: a full image through the [`Installer`], or a
+/// delta patch through the [`DeltaInstaller`] (the active slot as its base).
+pub enum Download {
+    /// The payload is the image (boxed like the delta, so that neither
+    /// variant makes the other large).
+    Full(Box<Installer<Flash, BUF>>),
+    /// The payload is a patch from the running image (boxed: 8.7 KB).
+    Delta(Box<DeltaInstaller<Flash, BUF>>),
+}
+
 /// The lock's persistent hardware and its running state.
 pub struct Lock {
     audit: Option<Audit>,
@@ -185,6 +196,10 @@ pub struct Lock {
     /// The stored key-set document and its decoded form.
     keyset: Option<(Vec<u8>, KeySet)>,
     running: Option<u8>,
+    /// The slot a delta upload produced and the SHA-256 of the file that
+    /// was uploaded (the slot holds the produced image, not the patch, so
+    /// the uploaded file's hash cannot be recomputed from it; kept in RAM).
+    delta_upload: Option<(u8, [u8; 32])>,
     /// The simulated application's self-test result.
     pub self_test: SelfTest,
     /// The lock's behaviour: the real one, or a deliberate flaw
@@ -238,6 +253,7 @@ impl Lock {
             trust,
             keyset,
             running: None,
+            delta_upload: None,
             self_test: PASS,
             profile: crate::profile::Profile::Default,
         })
@@ -581,7 +597,9 @@ impl Lock {
         let head = self.head(slot)?;
         let (version, sequence, size) = {
             let i = keyway_suit::inspect_envelope(&head).ok()?;
-            let size = i.payload.as_ref().and_then(|p| p.size)?;
+            // A delta's slot holds the image the patch produced.
+            let image = i.delta.map(|d| d.out).or(i.payload);
+            let size = image.as_ref().and_then(|p| p.size)?;
             let version = i
                 .manifest
                 .version
@@ -598,7 +616,12 @@ impl Lock {
         let mut h = Sha256::new();
         h.update(&head);
         h.update(image);
-        let hash: [u8; 32] = h.finalize().into();
+        let mut hash: [u8; 32] = h.finalize().into();
+        if let Some((s, uploaded)) = self.delta_upload
+            && s == slot
+        {
+            hash = uploaded;
+        }
         let bootable = self.verify(slot).is_ok();
         let state = *self.journal.state();
         let on_trial = matches!(state.trial, TrialState::Trial { slot: t, .. } if t == slot);
@@ -800,6 +823,9 @@ impl Lock {
                 .commit(&mut self.flash, &next)
                 .map_err(|e| flash_err(img_rc::FLASH_WRITE_FAILED, "journal commit", &e))?;
         }
+        if self.delta_upload.is_some_and(|(s, _)| s == slot) {
+            self.delta_upload = None;
+        }
         let r = self.layout.slots[usize::from(slot)].clone();
         self.flash
             .erase(r.start, r.end)
@@ -837,13 +863,39 @@ impl Lock {
     }
 
     /// Begins a download of a verified envelope into the inactive slot,
-    /// storing `head` in its manifest area.
+    /// storing `head` in its manifest area: the payload `expectation`
+    /// describes, or, with `delta`, a patch applied to the running image
+    /// (refused before anything is written unless the active slot holds
+    /// the patch's base; see [`Lock::delta_refusal`]).
     pub fn begin_download(
         &mut self,
         expectation: &keyway_suit::ImageExpectation<'_>,
+        delta: Option<&keyway_suit::DeltaBinding<'_>>,
         manifest_digest: [u8; 32],
         head: &[u8],
-    ) -> Result<Installer<Flash, BUF>, ImgError> {
+    ) -> Result<Download, ImgError> {
+        // The inactive slot is about to be rewritten: a delta upload's hash
+        // recorded for it no longer names what it holds.
+        let inactive = 1 - self.journal.state().active_slot.min(1);
+        if self.delta_upload.is_some_and(|(s, _)| s == inactive) {
+            self.delta_upload = None;
+        }
+        if let Some(d) = delta {
+            if let Some(e) = self.delta_refusal(d) {
+                return Err(e);
+            }
+            return DeltaInstaller::<Flash, BUF>::begin(
+                &mut self.flash,
+                &mut self.journal,
+                &self.layout,
+                d,
+                expectation,
+                manifest_digest,
+                Some(head),
+            )
+            .map(|i| Download::Delta(Box::new(i)))
+            .map_err(|e| self.delta_err(e));
+        }
         Installer::<Flash, BUF>::begin_with_manifest(
             &mut self.flash,
             &mut self.journal,
@@ -852,7 +904,61 @@ impl Lock {
             manifest_digest,
             head,
         )
+        .map(|i| Download::Full(Box::new(i)))
         .map_err(install_err)
+    }
+
+    /// Why a delta with this binding cannot apply here, or `None` when the
+    /// active slot's first `base_size` bytes hash to its base digest. The
+    /// reason names both images, so the owner's client knows to send the
+    /// full image instead.
+    pub fn delta_refusal(&self, d: &keyway_suit::DeltaBinding<'_>) -> Option<ImgError> {
+        let active = self.journal.state().active_slot;
+        let place = self.layout.place::<Flash>(active)?;
+        let base = usize::try_from(d.base_size).ok();
+        let found = base
+            .and_then(|n| read(&self.flash, place.image.start as usize, n))
+            .map(|b| <[u8; 32]>::from(Sha256::digest(b)));
+        if found.as_ref() == Some(d.base_digest) {
+            return None;
+        }
+        let short = |h: &[u8]| keyway::keys::hex(h.get(..4).unwrap_or(h));
+        let runs = match (self.image_digest(active), self.version(active)) {
+            (Some(h), Some(v)) => format!("{}… (v{v})", short(&h)),
+            _ => "another image".to_owned(),
+        };
+        Some(ImgError::new(
+            img_rc::INVALID_IMAGE_HEADER,
+            MgmtErr::Inval,
+            format!(
+                "this delta applies to image {}… ({} bytes); the lock runs {runs}: send the full image",
+                short(d.base_digest),
+                d.base_size
+            ),
+        ))
+    }
+
+    /// The SHA-256 of the image `slot` holds, as its stored manifest names
+    /// it (a delta's output, or the payload).
+    pub fn image_digest(&self, slot: u8) -> Option<[u8; 32]> {
+        let head = self.head(slot)?;
+        let i = keyway_suit::inspect_envelope(&head).ok()?;
+        i.delta.map(|d| d.out).or(i.payload).map(|p| *p.digest)
+    }
+
+    fn delta_err(&self, e: DeltaError<keyway_sim::Error>) -> ImgError {
+        match e {
+            DeltaError::Install(e) => install_err(e),
+            DeltaError::WrongBase { .. } => ImgError::new(
+                img_rc::INVALID_IMAGE_HEADER,
+                MgmtErr::Inval,
+                format!("{e}: send the full image"),
+            ),
+            DeltaError::Header { .. } | DeltaError::Patch(_) | DeltaError::PatchPayload(_) => {
+                ImgError::new(img_rc::INVALID_HASH, MgmtErr::Inval, format!("delta: {e}"))
+            }
+            other => ImgError::new(img_rc::UNKNOWN, MgmtErr::Unknown, format!("delta: {other}")),
+        }
     }
 
     /// Continues the download the journal records (after a power cut or a
@@ -877,6 +983,11 @@ impl Lock {
         let v =
             keyway_suit::verify_envelope(&head, &trust.anchors, &trust.identity, &state).ok()?;
         let ip = v.integrated?;
+        // A delta is never resumed in the middle (the decoder's state is
+        // not saved): the upload starts again from its first byte.
+        if v.delta.is_some() {
+            return None;
+        }
         if v.manifest_digest != d.manifest_digest
             || ip.offset != head.len()
             || (ip.offset as u64).checked_add(ip.len)? != len
@@ -903,24 +1014,50 @@ impl Lock {
         Some((inst, head, done))
     }
 
-    /// Pushes payload bytes.
-    pub fn push(&mut self, inst: &mut Installer<Flash, BUF>, data: &[u8]) -> Result<(), ImgError> {
-        inst.push(&mut self.flash, &mut self.journal, data)
-            .map_err(install_err)
+    /// Pushes payload bytes (image bytes, or patch bytes a delta decodes
+    /// into the inactive slot).
+    pub fn push(&mut self, inst: &mut Download, data: &[u8]) -> Result<(), ImgError> {
+        match inst {
+            Download::Full(i) => i
+                .push(&mut self.flash, &mut self.journal, data)
+                .map_err(install_err),
+            Download::Delta(i) => i
+                .push(&mut self.flash, &mut self.journal, data)
+                .map_err(|e| self.delta_err(e)),
+        }
     }
 
     /// Finishes the download: the slot becomes pending.
-    pub fn finish(&mut self, inst: Installer<Flash, BUF>) -> Result<u8, ImgError> {
-        inst.finish(&mut self.flash, &mut self.journal)
-            .map_err(install_err)
+    pub fn finish(&mut self, inst: Download) -> Result<u8, ImgError> {
+        match inst {
+            Download::Full(i) => i
+                .finish(&mut self.flash, &mut self.journal)
+                .map_err(install_err),
+            Download::Delta(i) => i
+                .finish(&mut self.flash, &mut self.journal)
+                .map_err(|e| self.delta_err(e)),
+        }
     }
 
     /// Finishes the download without arming it: the complete, verified
     /// image waits in its slot (`Installer::finish_unarmed`) until
     /// [`Lock::test`] arms it, which the update policy does on consent.
-    pub fn finish_unarmed(&mut self, inst: Installer<Flash, BUF>) -> Result<u8, ImgError> {
-        inst.finish_unarmed(&mut self.flash, &mut self.journal)
-            .map_err(install_err)
+    pub fn finish_unarmed(&mut self, inst: Download) -> Result<u8, ImgError> {
+        match inst {
+            Download::Full(i) => i
+                .finish_unarmed(&mut self.flash, &mut self.journal)
+                .map_err(install_err),
+            Download::Delta(i) => i
+                .finish_unarmed(&mut self.flash, &mut self.journal)
+                .map_err(|e| self.delta_err(e)),
+        }
+    }
+
+    /// Records that `slot` was produced by a delta upload of a file with
+    /// SHA-256 `hash`: its image state reports that hash (what the client
+    /// uploaded and tests by), not the hash of head and produced image.
+    pub fn note_delta_upload(&mut self, slot: u8, hash: [u8; 32]) {
+        self.delta_upload = Some((slot, hash));
     }
 
     /// The device's Ed25519 public key (`None`: no audit log attached).
@@ -953,7 +1090,12 @@ impl Lock {
                 "the envelope carries no image",
             )
         })?;
-        let mut inst = self.begin_download(&exp, v.manifest_digest, &envelope[..ip.offset])?;
+        let mut inst = self.begin_download(
+            &exp,
+            v.delta.as_ref(),
+            v.manifest_digest,
+            &envelope[..ip.offset],
+        )?;
         self.push(&mut inst, ip.available)?;
         self.finish(inst)
     }

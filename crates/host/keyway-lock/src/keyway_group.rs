@@ -158,6 +158,11 @@ impl Server {
         ];
         if let Some(s) = running {
             m.push((text("slot"), u(u64::from(s))));
+            // The running image's SHA-256: what a delta release's base must
+            // be, so the owner's client can choose delta or full image.
+            if let Some(h) = self.lock().image_digest(s) {
+                m.push((text("image"), Value::Bytes(h.to_vec())));
+            }
         }
         m.push((text("trial"), Value::Bool(trial)));
         m.push((

@@ -3,11 +3,10 @@
 //! in `main.rs`.
 
 use ciborium::Value;
-use keyway_device::install::Installer;
 use keyway_device::manifest_area::MAX_MANIFEST_LEN;
 use sha2::{Digest, Sha256};
 
-use crate::device::{self, BUF, BootReport, Flash, ImgError, Lock, img_rc};
+use crate::device::{self, BootReport, ImgError, Lock, img_rc};
 use crate::owners::{Auth, Owners};
 use crate::policy::{self, Model, Pending};
 use crate::smp::{
@@ -52,7 +51,7 @@ pub struct Upload {
     off: u64,
     hasher: Sha256,
     head: Vec<u8>,
-    installer: Option<Installer<Flash, BUF>>,
+    installer: Option<device::Download>,
     /// Begun with an owner's `auth` (not the presence window): the
     /// chunks that follow belong to it.
     by_owner: bool,
@@ -859,7 +858,7 @@ impl Server {
                     off,
                     hasher,
                     head: Vec::new(),
-                    installer: Some(inst),
+                    installer: Some(device::Download::Full(Box::new(inst))),
                     by_owner: false,
                     sequence: keyway_suit::inspect_envelope(&head)
                         .ok()
@@ -1010,7 +1009,7 @@ fn begin(
     u: &Upload,
     trust: &device::Trust,
     state: &keyway_suit::DeviceState,
-) -> Result<Installer<Flash, BUF>, ImgError> {
+) -> Result<device::Download, ImgError> {
     use keyway_audit::{Event, RejectReason};
     let offered = keyway_suit::inspect_envelope(&u.head).ok().map(|i| {
         let version = i
@@ -1024,7 +1023,7 @@ fn begin(
         lock.note(Event::UpdateOffered { sequence, version });
     }
     let verified = keyway_suit::verify_envelope(&u.head, &trust.anchors, &trust.identity, state)
-        .map(|v| (v.payload, v.integrated, v.manifest_digest));
+        .map(|v| (v.payload, v.integrated, v.manifest_digest, v.delta));
     // PROFILE HOOK (unsigned): signatures that do not verify are ignored.
     let verified = match verified {
         Err(e)
@@ -1032,11 +1031,11 @@ fn begin(
                 && matches!(keyway::check::check_name(&e), "signatures" | "key set") =>
         {
             keyway_suit::inspect_envelope(&u.head)
-                .map(|i| (i.payload, i.integrated, i.manifest_digest))
+                .map(|i| (i.payload, i.integrated, i.manifest_digest, i.delta))
         }
         other => other,
     };
-    let (payload, integrated, manifest_digest) = verified.map_err(|e| {
+    let (payload, integrated, manifest_digest, delta) = verified.map_err(|e| {
         lock.note(Event::UpdateRejected {
             sequence,
             reason: device::reject_reason(&e),
@@ -1080,8 +1079,17 @@ fn begin(
         ));
     }
     let head = u.head.get(..ip.offset).unwrap_or(&[]);
+    // A delta for another image than the running one: refused at the head,
+    // before anything is written; the client sends the full image instead.
+    if let Some(e) = delta.as_ref().and_then(|d| lock.delta_refusal(d)) {
+        lock.note(Event::UpdateRejected {
+            sequence,
+            reason: RejectReason::Compatibility,
+        });
+        return Err(e);
+    }
     lock.note(Event::UpdateVerified { sequence });
-    let mut inst = lock.begin_download(&exp, manifest_digest, head)?;
+    let mut inst = lock.begin_download(&exp, delta.as_ref(), manifest_digest, head)?;
     lock.note(Event::DownloadStarted { sequence });
     let rest = u.head.get(ip.offset..).unwrap_or(&[]);
     lock.push(&mut inst, rest)?;
@@ -1112,11 +1120,16 @@ fn finish(lock: &mut Lock, u: Upload, arm: bool) -> Result<u8, ImgError> {
             "the upload ended before its envelope head",
         )
     })?;
-    if arm {
+    let delta = matches!(inst, device::Download::Delta(_));
+    let slot = if arm {
         lock.finish(inst)
     } else {
         lock.finish_unarmed(inst)
+    }?;
+    if delta {
+        lock.note_delta_upload(slot, got);
     }
+    Ok(slot)
 }
 
 /// The request's `auth` map, decoded with every length checked.

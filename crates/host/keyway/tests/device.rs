@@ -977,3 +977,95 @@ proptest::proptest! {
         every_call(&mut answering(None, raw));
     }
 }
+
+/// `keyway device update` with a full and a delta envelope of one release:
+/// the lock runs the delta's base, so the delta goes (a fraction of the
+/// bytes), installs and runs confirmed; then, with the lock on the new
+/// image, a delta from the old base is passed over for the full image,
+/// and the client says why.
+#[test]
+fn update_picks_the_delta_for_the_running_image_else_the_full_one() {
+    let lab = Lab::new(1);
+    let lock = lab.start_with_control(true);
+    assert!(control(&lock, r#"{"cmd":"keypad","pin":"4711"}"#).contains("unlocked"));
+    let factory: Vec<u8> = (0..6000usize).map(|i| (i * 31 + 1) as u8).collect();
+    let mut new = factory.clone();
+    new[3000..3010].copy_from_slice(b"keyway 1.1");
+    let signed = |version: &str, sequence: u64, payload: &[u8], from: Option<&[u8]>| {
+        EnvelopeBuilder {
+            sequence,
+            version: version.parse().unwrap(),
+            vendor_domain: VENDOR.into(),
+            class_name: CLASS.into(),
+            payload: payload.to_vec(),
+            delta_from: from.map(<[u8]>::to_vec),
+            keys: vec![lab.vendor.clone()],
+            ..Default::default()
+        }
+        .build()
+        .unwrap()
+        .envelope
+    };
+    let full = lab.write("v1.1.suit", &signed("1.1.0", 2, &new, None));
+    let delta_env = signed("1.1.0", 2, &new, Some(&factory));
+    let delta = lab.write("v1.1-from-1.0.suit", &delta_env);
+    let (ok, out, err) = cli(
+        &lock,
+        &[
+            "--json",
+            "update",
+            full.to_str().unwrap(),
+            delta.to_str().unwrap(),
+            "--install",
+            "--wait",
+            "--wait-seconds",
+            "30",
+        ],
+    );
+    assert!(ok, "stdout {out}\nstderr {err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["envelope"], delta.to_str().unwrap(), "{v}");
+    assert_eq!(v["bytes"], delta_env.len() as u64, "{v}");
+    assert!(
+        v["chosen_because"]
+            .as_str()
+            .unwrap()
+            .starts_with("the delta"),
+        "{v}"
+    );
+    assert_eq!(v["outcome"], "running", "{v}");
+    let mut c = client(&lock);
+    let running = c
+        .image_state()
+        .unwrap()
+        .into_iter()
+        .find(|i| i.active)
+        .unwrap();
+    assert_eq!(
+        (running.version.as_str(), running.confirmed),
+        ("1.1.0", true)
+    );
+
+    // Now 1.1.0 runs: a delta from 1.0.0 does not fit; the full 1.2.0 goes.
+    let mut newer = new.clone();
+    newer[10] ^= 0xFF;
+    let full12 = lab.write("v1.2.suit", &signed("1.2.0", 3, &newer, None));
+    let delta12 = lab.write(
+        "v1.2-from-1.0.suit",
+        &signed("1.2.0", 3, &newer, Some(&factory)),
+    );
+    let (ok, out, err) = cli(
+        &lock,
+        &[
+            "update",
+            delta12.to_str().unwrap(),
+            full12.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "stdout {out}\nstderr {err}");
+    assert!(
+        out.contains(&format!("chose {}: the full image", full12.display()))
+            && out.contains("the delta applies to"),
+        "{out}"
+    );
+}

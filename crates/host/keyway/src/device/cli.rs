@@ -100,9 +100,9 @@ pub enum DeviceLogCommand {
 /// Arguments of `keyway device update`.
 #[derive(Debug, Args)]
 pub struct UpdateArgs {
-    /// Candidate envelopes; the client uploads the one that fits the
-    /// lock's installed image (today: the first one the lock does not
-    /// already hold).
+    /// Candidate envelopes (full and delta); the client uploads the one
+    /// that fits the lock's installed image: a delta whose base the lock
+    /// runs, else a full image, among those the lock does not hold yet.
     #[arg(value_name = "ENVELOPE", required = true)]
     pub envelopes: Vec<PathBuf>,
     /// Ask for a test boot right away (image state "test", then a reset),
@@ -429,22 +429,54 @@ impl Candidate {
     }
 }
 
-/// Chooses which candidate to upload from the lock's image state: the
-/// first that the lock does not already hold. This is the seam for delta
-/// envelopes: one whose base is the active slot's image (its hash in
-/// `images`) is to be preferred over a full one.
-pub fn select_envelope(candidates: &[Candidate], images: &[ImageSlot]) -> Result<usize> {
+/// Chooses which candidate to upload, and says why: among those the lock
+/// does not already hold (by the image state's hashes), a delta whose base
+/// is the lock's running image (`running`: the Keyway group status's
+/// `image`), else a full image (`keyway::delta::choose`). Without
+/// `running` (a lock without the Keyway group), the first full image.
+pub fn select_envelope(
+    candidates: &[Candidate],
+    images: &[ImageSlot],
+    running: Option<&[u8; 32]>,
+) -> Result<(usize, String)> {
     let held = |c: &Candidate| images.iter().any(|i| i.hash == c.sha);
-    match candidates.iter().position(|c| !held(c)) {
-        Some(i) => Ok(i),
-        None => bail!(
+    let fresh: Vec<usize> = (0..candidates.len())
+        .filter(|&i| !held(&candidates[i]))
+        .collect();
+    if fresh.is_empty() {
+        bail!(
             "the lock already holds {}",
             candidates
                 .iter()
                 .map(|c| c.path.display().to_string())
                 .collect::<Vec<_>>()
                 .join(", ")
-        ),
+        );
+    }
+    let bytes: Vec<&[u8]> = fresh.iter().map(|&i| &candidates[i].bytes[..]).collect();
+    if let Some(r) = running {
+        let (k, why) = keyway::delta::choose(&bytes, r)?;
+        return Ok((fresh[k], why));
+    }
+    let full = bytes
+        .iter()
+        .position(|b| keyway_suit::inspect_envelope(b).is_ok_and(|e| e.delta.is_none()));
+    Ok((
+        fresh[full.unwrap_or(0)],
+        "the lock does not name its running image: the first full image".to_owned(),
+    ))
+}
+
+/// The running image's SHA-256 from the Keyway group status (`image`);
+/// `None` on a lock without the group or in recovery.
+fn running_image<T: Transport>(c: &mut Client<T>) -> Result<Option<[u8; 32]>> {
+    match c.status() {
+        Ok(s) => Ok(match smp_get(&s, "image") {
+            Some(ciborium::Value::Bytes(b)) => <[u8; 32]>::try_from(b.as_slice()).ok(),
+            _ => None,
+        }),
+        Err(e) if e.not_supported() => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -477,7 +509,9 @@ fn update<T: Transport>(
         .map(|p| Candidate::load(p))
         .collect::<Result<Vec<_>>>()?;
     let images = c.image_state()?;
-    let pick = &candidates[select_envelope(&candidates, &images)?];
+    let running = running_image(c)?;
+    let (chosen, why) = select_envelope(&candidates, &images, running.as_ref())?;
+    let pick = &candidates[chosen];
     let bar = progress_bar(pick.bytes.len() as u64, json);
     let start = Instant::now();
     let report = c
@@ -486,6 +520,7 @@ fn update<T: Transport>(
     bar.finish_and_clear();
     let secs = start.elapsed().as_secs_f64();
     if !json {
+        writeln!(out, "chose {}: {why}", pick.path.display())?;
         writeln!(
             out,
             "uploaded {} ({} bytes{}) in {:.1} s, {} requests; image hash {}",
@@ -509,6 +544,7 @@ fn update<T: Transport>(
         "requests": report.requests,
         "seconds": secs,
         "hash": hex(&pick.sha),
+        "chosen_because": why,
     });
     // The pending update as the Keyway group sees it (absent on a lock
     // without it).
