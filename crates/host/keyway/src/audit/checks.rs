@@ -485,15 +485,9 @@ impl Session<'_> {
             return Ok((format!("consent (owner, signed): {}", summary(&a)), taken));
         }
         self.ctl(json!({"cmd": "presence", "seconds": 120}))?;
-        let a = self.smp.request(
-            Op::Write,
-            group::IMAGE,
-            0,
-            vec![
-                (text("hash"), Value::Bytes(r.hash().to_vec())),
-                (text("confirm"), Value::Bool(false)),
-            ],
-        )?;
+        let a = self
+            .test_boot(r)?
+            .ok_or_else(|| anyhow!("no answer to the test boot"))?;
         let _ = self.smp.try_request(Op::Write, group::OS, 5, Vec::new())?;
         Ok((
             format!(
@@ -502,6 +496,20 @@ impl Session<'_> {
             ),
             !a.is_err(),
         ))
+    }
+
+    /// Asks for a test boot of `r` (image state write): with the presence
+    /// window open, a person's consent at the lock.
+    fn test_boot(&mut self, r: &Release) -> Result<Option<Answer>> {
+        self.smp.try_request(
+            Op::Write,
+            group::IMAGE,
+            0,
+            vec![
+                (text("hash"), Value::Bytes(r.hash().to_vec())),
+                (text("confirm"), Value::Bool(false)),
+            ],
+        )
     }
 
     /// Polls the slots until a confirmed image runs (and it is `want`, if
@@ -1243,16 +1251,7 @@ impl Session<'_> {
                 self.ctl(json!({"cmd": "presence", "seconds": 60}))?;
                 let _ = self.owner_unlock();
                 self.ctl(json!({"cmd": "cut-power", "after_ops": k}))?;
-                let t = self.smp.try_request(
-                    Op::Write,
-                    group::IMAGE,
-                    0,
-                    vec![
-                        (text("hash"), Value::Bytes(r.hash().to_vec())),
-                        (text("confirm"), Value::Bool(false)),
-                    ],
-                );
-                matches!(t, Ok(None))
+                matches!(self.test_boot(&r), Ok(None))
             } else {
                 let _ = self.owner_unlock();
                 self.ctl(json!({"cmd": "cut-power", "after_ops": k}))?;
