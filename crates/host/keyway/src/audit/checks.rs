@@ -977,6 +977,23 @@ impl Session<'_> {
                         Err(e) => tamper_ev.push(format!("tamper on failed: {e:#}")),
                     }
                 }
+                // On a busy machine the sampler may start late: the upload
+                // waits (at most a second) until it has unlocked a few
+                // times, so the figures are taken during the upload.
+                if off >= half {
+                    for _ in 0..50 {
+                        let n = samples
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .iter()
+                            .filter(|x| x.phase == 1)
+                            .count();
+                        if n >= 4 {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
                 true
             };
             self.upload(&r, Duration::from_millis(15), &mut f)?
