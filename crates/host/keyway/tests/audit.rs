@@ -291,3 +291,70 @@ fn router_plugged_in_fails_check_1_naming_the_route() {
     );
     assert!(!ok);
 }
+
+/// A lock reached only over SMP (no control socket given to the audit),
+/// with an owner paired beforehand: the checks that need the lock's
+/// hardware (keypad, sensors, button, power) say SKIP and why; the rest
+/// run.
+#[test]
+fn without_a_control_interface_hardware_checks_skip_with_the_reason() {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let t = tempfile::tempdir().unwrap();
+    provision(t.path());
+    let mut o =
+        keyway_lock::shell::Options::new(t.path().join("lock"), "127.0.0.1:0".parse().unwrap());
+    o.control = Some("127.0.0.1:0".parse().unwrap());
+    let lock = keyway_lock::shell::start(&o).unwrap();
+    // Pair an owner at the lock (its button, then pair over SMP).
+    let owner = keygen(t.path().join("owner"), Algorithm::Ed25519).unwrap();
+    let mut c = std::net::TcpStream::connect(lock.control.unwrap()).unwrap();
+    c.write_all(b"{\"cmd\":\"presence\",\"seconds\":30}\n")
+        .unwrap();
+    BufReader::new(&c).read_line(&mut String::new()).unwrap();
+    let key = keyway::keys::SigningKey::load(&owner.private).unwrap();
+    let raw: [u8; 32] = key.raw_public_key_bytes().try_into().unwrap();
+    let transport = keyway_cli::device::UdpTransport::connect(&lock.smp.to_string()).unwrap();
+    keyway_cli::device::Client::new(transport)
+        .pair(&raw, Some("test"))
+        .unwrap();
+    let o = Command::new(BIN)
+        .args(["audit", "--json", "--target", &format!("udp:{}", lock.smp)])
+        .arg("--owner-key")
+        .arg(&owner.private)
+        .arg("--vendor-key")
+        .arg(t.path().join("vendor.key"))
+        .args(["--vendor-domain", VENDOR, "--class", CLASS, "--pin", "2468"])
+        .arg("--out")
+        .arg(t.path().join("out"))
+        .output()
+        .unwrap();
+    lock.power_off();
+    let v: Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
+    println!("{}", show(&v));
+    for n in [6, 7, 9] {
+        let c = &v["checks"][n - 1];
+        assert_eq!(c["status"], "SKIP", "{c}");
+        assert!(
+            c["summary"].as_str().unwrap().contains("control interface"),
+            "{c}"
+        );
+    }
+    let c4 = &v["checks"][3];
+    assert_eq!(c4["status"], "SKIP", "{c4}");
+    assert!(
+        c4["summary"]
+            .as_str()
+            .unwrap()
+            .contains("no control interface to cut the power"),
+        "{c4}"
+    );
+    for n in [2, 3, 5, 8, 10, 11, 12] {
+        assert_eq!(
+            v["checks"][n - 1]["status"],
+            "PASS",
+            "check {n}\n{}",
+            show(&v)
+        );
+    }
+}

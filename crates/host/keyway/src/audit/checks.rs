@@ -334,6 +334,21 @@ impl Session<'_> {
         let c1 = self.router_unplugged();
         self.unplugged = c1.status == Status::Pass;
         self.results.push(c1);
+        if self.owner.is_none() && self.control.is_none() {
+            // No way in: an upload needs the lock's button or an owner.
+            for n in [2, 3, 4, 5, 6, 7, 8, 9, 11, 12] {
+                self.results.push(check(
+                    n,
+                    Status::Skip,
+                    "the audit cannot upload: the lock has no control interface (its button) and no paired owner was given (--owner-key)",
+                    vec![],
+                ));
+            }
+            self.export("end");
+            let c10 = self.audit_log();
+            self.results.push(c10);
+            return;
+        }
         let (c2, c11, c12) = self
             .first_update()
             .unwrap_or_else(|e| errored3(&[2, 11, 12], &e));
@@ -1182,7 +1197,7 @@ impl Session<'_> {
             &failures,
             "not recovered after a power cut",
             &skipped,
-            &format!("{scenarios} scenarios recovered"),
+            &format!("{scenarios} scenario(s) recovered"),
             format!(
                 "{scenarios} power cuts: always a working, verified image, and the update completed"
             ),
@@ -1464,7 +1479,16 @@ impl Session<'_> {
                 8,
                 Status::Pass,
                 format!(
-                    "updated, confirmed, and the keypad, owner commands and SMP work{}",
+                    "updated, confirmed, and {} work{}",
+                    [
+                        self.control.is_some().then_some("the keypad"),
+                        (self.keyway_group && self.owner.is_some()).then_some("owner commands"),
+                        Some("SMP"),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(", "),
                     self.offline()
                 ),
                 ev,
