@@ -27,8 +27,6 @@ pub mod kw {
     pub const STATUS: u8 = 0;
     /// notes of the pending update (read).
     pub const NOTES: u8 = 4;
-    /// chunked audit-log export (read).
-    pub const LOG: u8 = 6;
 }
 
 /// A CBOR map body.
@@ -137,11 +135,6 @@ impl Smp {
     pub fn set_window(&mut self, window: Option<Duration>) -> Result<()> {
         self.window = window;
         self.rebuild()
-    }
-
-    /// The owner key requests are signed with.
-    pub fn owner(&self) -> Option<&SigningKey> {
-        self.owner.as_ref()
     }
 
     /// Runs `f` with a client that waits `timeout` once, without
