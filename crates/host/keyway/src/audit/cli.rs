@@ -102,7 +102,8 @@ pub fn audit(a: &AuditArgs, out: &mut dyn Write) -> Result<()> {
             let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
             match netns::reexec_isolated(&exe, &args) {
                 Ok(0) => return Ok(()),
-                Ok(code) => bail!("the audit in its network namespace exited with {code}"),
+                // The audit inside already said what failed.
+                Ok(code) => std::process::exit(code),
                 Err(why) => namespace = Err(format!("{why}; running in the host's network")),
             }
         }
