@@ -532,6 +532,7 @@ impl Session<'_> {
     fn settle(&mut self, want: Option<&Release>, within: Duration) -> Result<Option<SlotState>> {
         let end = Instant::now() + within;
         let mut last = None;
+        let mut recovery_since: Option<Instant> = None;
         loop {
             let _ = self.smp.wait_up(Duration::from_secs(3));
             if let Ok(imgs) = self.smp.images() {
@@ -539,8 +540,16 @@ impl Session<'_> {
                 let done = run.as_ref().is_some_and(|s| {
                     s.confirmed && want.is_none_or(|w| s.hash.as_slice() == w.hash().as_slice())
                 });
+                // A lock that answers and runs nothing has booted into
+                // recovery; it stays there (half a second to be sure).
+                let since = if run.is_none() {
+                    *recovery_since.get_or_insert_with(Instant::now)
+                } else {
+                    recovery_since = None;
+                    Instant::now()
+                };
                 last = run;
-                if done {
+                if done || (want.is_none() && since.elapsed() > Duration::from_millis(500)) {
                     return Ok(last);
                 }
             }
