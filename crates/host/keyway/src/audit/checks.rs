@@ -1458,25 +1458,18 @@ impl Session<'_> {
             let _ = self.ctl(json!({"cmd": "lock"}));
         }
         if self.keyway_group && self.owner.is_some() {
-            match self.owner_unlock()? {
-                Answer::Ok(b) => ev.push(format!(
-                    "owner unlock over SMP: bolt {}",
-                    smp::get_text(&b, "bolt").ok().flatten().unwrap_or("?")
-                )),
-                e => {
-                    ev.push(format!("owner unlock over SMP: {}", e.describe()));
-                    bad.push("owner unlock");
-                }
-            }
-            {
-                match self.smp.owner_call(|c| c.lock())? {
+            for (what, lock) in [("unlock", false), ("lock", true)] {
+                let a = self
+                    .smp
+                    .owner_call(|c| if lock { c.lock() } else { c.unlock() })?;
+                match a {
                     Answer::Ok(b) => ev.push(format!(
-                        "owner lock over SMP: bolt {}",
+                        "owner {what} over SMP: bolt {}",
                         smp::get_text(&b, "bolt").ok().flatten().unwrap_or("?")
                     )),
                     e => {
-                        ev.push(format!("owner lock over SMP: {}", e.describe()));
-                        bad.push("owner lock");
+                        ev.push(format!("owner {what} over SMP: {}", e.describe()));
+                        bad.push(if lock { "owner lock" } else { "owner unlock" });
                     }
                 }
             }
