@@ -324,6 +324,9 @@ impl Upload {
     }
 }
 
+/// The longest control answer line the audit reads.
+const MAX_LINE: u64 = 64 * 1024;
+
 /// The control socket: one JSON object per line each way.
 #[derive(Debug)]
 pub struct Control {
@@ -355,7 +358,13 @@ impl Control {
             };
             let mut line = String::new();
             let sent = w.write_all(format!("{cmd}\n").as_bytes()).is_ok();
-            if sent && r.read_line(&mut line).is_ok_and(|n| n > 0) {
+            // An answer line is bounded (64 KiB): a hostile lock cannot
+            // make the audit read forever.
+            let read = std::io::Read::take(std::io::Read::by_ref(r), MAX_LINE).read_line(&mut line);
+            if sent && read.is_ok_and(|n| n > 0) {
+                if !line.ends_with('\n') {
+                    bail!("control {cmd}: the answer is longer than {MAX_LINE} bytes or cut off");
+                }
                 let v: serde_json::Value = serde_json::from_str(line.trim())
                     .with_context(|| format!("control answer to {cmd} is not JSON: {line:?}"))?;
                 if v.get("ok") == Some(&serde_json::Value::Bool(false)) {
