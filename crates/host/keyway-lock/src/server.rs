@@ -96,10 +96,13 @@ pub(crate) const NO_PRESENCE: &str = "no presence window open; press the lock's 
 /// Where a pending update stands.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct UpdateStatus {
-    /// Consent was given for this sequence number.
-    pub(crate) consent: Option<u64>,
-    /// The notes were offered (`notes` read) for this sequence number.
-    pub(crate) notes_offered: Option<u64>,
+    /// Consent was given to the pending update with this hash (its
+    /// envelope's SHA-256, as the image group names it): bound to that
+    /// envelope, not to its sequence number or slot, so another envelope
+    /// in the slot needs consent of its own.
+    pub(crate) consent: Option<[u8; 32]>,
+    /// The notes were offered (`notes` read) for the update with this hash.
+    pub(crate) notes_offered: Option<[u8; 32]>,
     /// Why the consented install waits.
     pub(crate) postponed: Option<String>,
     /// Armed: the lock resets into the trial.
@@ -293,9 +296,9 @@ impl Server {
     /// Records consent for the pending update.
     pub(crate) fn consent(&mut self, how: &str) {
         let Some(p) = &self.pending else { return };
-        if self.update.consent != Some(p.sequence) {
+        if self.update.consent != Some(p.hash) {
             let sequence = p.sequence;
-            self.update.consent = Some(sequence);
+            self.update.consent = Some(p.hash);
             self.lock
                 .note(keyway_audit::Event::ConsentGiven { sequence });
             self.log
@@ -308,7 +311,7 @@ impl Server {
     /// consented; `Err`: postponed (or refused by the slot), with why.
     pub(crate) fn try_install(&mut self) -> Option<Result<(), String>> {
         let p = self.pending.clone()?;
-        if self.update.consent != Some(p.sequence) || self.update.installing {
+        if self.update.consent != Some(p.hash) || self.update.installing {
             return None;
         }
         if let Err(why) = policy::may_install(&self.owners.settings(), &p, &self.conditions()) {
@@ -592,12 +595,15 @@ impl Server {
             }
             (group::IMAGE, img_cmd::ERASE) if write => {
                 self.authorize(r, now_ms, "image erase")?;
-                self.pending = None;
-                self.update = UpdateStatus::default();
                 let slot = get_u64(&r.body, "slot").map_err(inval)?;
                 let slot = slot.map(|s| u8::try_from(s).unwrap_or(u8::MAX));
-                self.upload = None;
+                // A refused erase (the running slot, a bad slot number)
+                // changes nothing: the pending update, its consent and an
+                // upload in progress stay.
                 self.lock.erase(slot)?;
+                self.upload = None;
+                self.pending = None;
+                self.update = UpdateStatus::default();
                 Ok(Vec::new())
             }
             (group::KEYWAY, _) => self.keyway(r, now_ms),

@@ -764,3 +764,91 @@ fn reset_after_upload_with_presence_is_consent_postponed_then_installed() {
     s.poll_reset().unwrap().unwrap();
     assert_eq!(running_version(&mut s), "3.0.0");
 }
+
+/// Consent is given to one update, not to a sequence number or a slot:
+/// the owner consents to A (postponed: the bolt is locked), then B, another
+/// envelope with the same sequence number, replaces A in the slot before
+/// the install. Unlocking must not install B: B awaits its own consent, and
+/// its notes must be offered again first.
+#[test]
+fn consent_for_one_update_carried_over_to_a_replacement_is_refused() {
+    let f = Fixture::new();
+    let mut s = f.server();
+    let o = Owner::new();
+    pair(&mut s, &o, 0);
+    let a = f.release("2.0.0", 2, Rel::default());
+    let b = f.release(
+        "2.0.0",
+        2,
+        Rel {
+            cves: vec![Severity::Low],
+            ..Rel::default()
+        },
+    );
+    assert_ne!(a, b);
+    upload(&mut s, &a, Some(&o), 10);
+    read(&mut s, 4, 11);
+    let body = o.signed(&mut s, 5, &vec![(t("accept"), Value::Bool(true))], 12);
+    let m = call(&mut s, Op::Write, KEYWAY, 5, &body, 13);
+    assert_eq!(smp::get_text(&m, "state").unwrap(), Some("postponed"));
+    // B replaces A in the slot.
+    let m = upload(&mut s, &b, Some(&o), 20);
+    assert_eq!(smp::get_bool(&m, "match").unwrap(), Some(true), "{m:?}");
+    assert_eq!(
+        s.pending().map(|p| p.hash.to_vec()),
+        Some(Sha256::digest(&b).to_vec())
+    );
+    assert_eq!(update_state(&mut s, 21).unwrap().0, "awaiting-consent");
+    // Unlocked: A's consent does not install B.
+    let body = o.signed(&mut s, 2, &Vec::new(), 22);
+    call(&mut s, Op::Write, KEYWAY, 2, &body, 23);
+    s.tick(24);
+    assert!(s.poll_reset().is_none(), "B installed on A's consent");
+    assert_eq!(running_version(&mut s), "1.0.0");
+    // B's notes were not offered: consenting to B is refused until they are.
+    let body = o.signed(&mut s, 5, &vec![(t("accept"), Value::Bool(true))], 25);
+    refused(
+        &call(&mut s, Op::Write, KEYWAY, 5, &body, 26),
+        6,
+        "release notes were not offered",
+    );
+}
+
+/// An erase the lock refuses (the running slot) changes nothing: the
+/// pending update and the consent given to it stay, and it still installs.
+#[test]
+fn refused_erase_of_the_running_slot_keeps_the_pending_update_and_its_consent() {
+    let f = Fixture::new();
+    let mut s = f.server();
+    let o = Owner::new();
+    pair(&mut s, &o, 0);
+    let env = f.release("2.0.0", 2, Rel::default());
+    upload(&mut s, &env, Some(&o), 10);
+    read(&mut s, 4, 11);
+    let body = o.signed(&mut s, 5, &vec![(t("accept"), Value::Bool(true))], 12);
+    call(&mut s, Op::Write, KEYWAY, 5, &body, 13);
+    let running = s.lock().running().unwrap();
+    // Signed for the image group's erase (group 1, command 5).
+    let n = nonce(&mut s, 14);
+    let body = o.sign(
+        1,
+        5,
+        &n,
+        &vec![(t("slot"), Value::from(u64::from(running)))],
+    );
+    let m = call(&mut s, Op::Write, 1, 5, &body, 15);
+    let err = smp::get(&m, "err").and_then(Value::as_map).cloned();
+    assert!(err.is_some() || rc(&m).is_some(), "not refused: {m:?}");
+    assert!(
+        s.pending().is_some(),
+        "the refused erase dropped the update"
+    );
+    assert_eq!(update_state(&mut s, 16).unwrap().0, "postponed");
+    let body = o.signed(&mut s, 2, &Vec::new(), 17);
+    call(&mut s, Op::Write, KEYWAY, 2, &body, 18);
+    s.tick(19);
+    s.poll_reset()
+        .expect("installed on the kept consent")
+        .unwrap();
+    assert_eq!(running_version(&mut s), "2.0.0");
+}
