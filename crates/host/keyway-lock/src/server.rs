@@ -653,9 +653,19 @@ impl Server {
     }
 
     /// An upload chunk is allowed with the presence window, an owner's
-    /// `auth` at `off` 0, or as part of an upload an owner began.
+    /// `auth` at `off` 0, or as part of an upload an owner began; a chunk
+    /// at another `off` with no upload in progress is answered `off` 0.
     fn upload_gate(&mut self, r: &Request, now_ms: u64) -> Result<bool, Fail> {
         let off = get_u64(&r.body, "off").map_err(inval)?;
+        // A later chunk when the lock holds no upload (a reset, a power
+        // cut or a restart lost it): nothing is written, the answer `off`
+        // 0 sends the client back to the first chunk, where an owner's
+        // `auth` belongs (and a download the journal records resumes).
+        // Refusing it for want of the window would tell an owner who
+        // signed the upload that it needs the window.
+        if off.is_some_and(|o| o != 0) && self.upload.is_none() {
+            return Ok(false);
+        }
         if off != Some(0)
             && !self.presence_open(now_ms)
             && self.upload.as_ref().is_some_and(|u| u.by_owner)

@@ -852,3 +852,72 @@ fn refused_erase_of_the_running_slot_keeps_the_pending_update_and_its_consent() 
         .unwrap();
     assert_eq!(running_version(&mut s), "2.0.0");
 }
+
+/// The power fails in the middle of an owner's signed upload: the chunks
+/// the client sends next find no upload in RAM. The lock answers `off` 0
+/// (writing nothing), not "needs the presence window"; the owner's client
+/// signs the first chunk again and the upload completes (resuming from the
+/// journal when it recorded the download).
+/// A stranger's chunk at the same moment gets the same `off` 0 and
+/// changes nothing.
+#[test]
+fn owner_upload_cut_by_a_power_failure_restarts_signed_and_resumes() {
+    let f = Fixture::new();
+    let mut s = f.server();
+    let o = Owner::new();
+    pair(&mut s, &o, 0);
+    let env = f.release("2.0.0", 2, Rel::default());
+    s.cut_power_mid_upload(None);
+    let mut at = 0usize;
+    let mut cut_at = None;
+    let mut signed_first_chunks = 0;
+    for now in 10..200 {
+        let end = (at + 1000).min(env.len());
+        let mut body = vec![
+            (t("off"), Value::from(at as u64)),
+            (t("data"), Value::Bytes(env[at..end].to_vec())),
+        ];
+        if at == 0 {
+            body.push((t("len"), Value::from(env.len() as u64)));
+            body.push((t("sha"), Value::Bytes(Sha256::digest(&env).to_vec())));
+            let n = nonce(&mut s, now);
+            body = o.sign(1, 1, &n, &body);
+            signed_first_chunks += 1;
+        }
+        let m = call(&mut s, Op::Write, 1, 1, &body, now);
+        if s.lost_power() {
+            // No answer: the client resends its next chunk after the lock
+            // is back.
+            s.poll_reset().unwrap().unwrap();
+            cut_at = Some(end);
+            at = end;
+            // A stranger's chunk: nothing held, nothing written.
+            let stranger = vec![
+                (t("off"), Value::from(end as u64)),
+                (t("data"), Value::Bytes(vec![0xee; 100])),
+            ];
+            let m = call(&mut s, Op::Write, 1, 1, &stranger, now);
+            assert_eq!(smp::get_u64(&m, "off").unwrap(), Some(0), "{m:?}");
+            assert!(s.upload().is_none());
+            continue;
+        }
+        assert_eq!(rc(&m), None, "refused after the cut: {m:?}");
+        match smp::get_u64(&m, "off").unwrap() {
+            Some(n) if (n as usize) < env.len() => at = n as usize,
+            _ => {
+                assert_eq!(smp::get_bool(&m, "match").unwrap(), Some(true), "{m:?}");
+                break;
+            }
+        }
+    }
+    let cut_at = cut_at.expect("the power was cut");
+    assert_eq!(signed_first_chunks, 2, "signed again once after the cut");
+    assert!(cut_at > 0);
+    assert_eq!(
+        s.pending().map(|p| p.hash.to_vec()),
+        Some(Sha256::digest(&env).to_vec())
+    );
+    println!(
+        "power cut once the upload passed byte {cut_at}; completed after a second signed first chunk"
+    );
+}

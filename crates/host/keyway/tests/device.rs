@@ -167,6 +167,10 @@ fn update_end_to_end_with_the_cli_runs_the_new_version_confirmed() {
     let (ok, _, err) = cli(&lock, &["update", path.to_str().unwrap()]);
     assert!(!ok);
     assert!(err.contains("the lock already holds"), "{err}");
+    assert!(
+        err.contains(" (1.1.0, running): nothing to upload"),
+        "{err}"
+    );
     // Among several candidates the client picks one the lock lacks.
     let next = lab.write("v1.2.suit", &release(&lab.vendor, "1.2.0", 3, 4000));
     let v: serde_json::Value = serde_json::from_str(

@@ -444,11 +444,36 @@ pub fn select_envelope(
         .filter(|&i| !held(&candidates[i]))
         .collect();
     if fresh.is_empty() {
+        // Say where and how: an old release left in the inactive slot
+        // (below the floor, not bootable) is "held" too, and the owner
+        // needs a newer one, not a retry.
+        let held_as = |c: &Candidate| {
+            images.iter().find(|i| i.hash == c.sha).map_or_else(
+                || c.path.display().to_string(),
+                |i| {
+                    let state = if i.active {
+                        "running"
+                    } else if i.pending {
+                        "pending for the next boot"
+                    } else if i.bootable {
+                        "bootable, not armed"
+                    } else {
+                        "not bootable: refused by the lock's checks (an older release?)"
+                    };
+                    format!(
+                        "{} in slot {} ({}, {state})",
+                        c.path.display(),
+                        i.slot,
+                        i.version
+                    )
+                },
+            )
+        };
         bail!(
-            "the lock already holds {}",
+            "the lock already holds {}: nothing to upload",
             candidates
                 .iter()
-                .map(|c| c.path.display().to_string())
+                .map(held_as)
                 .collect::<Vec<_>>()
                 .join(", ")
         );
