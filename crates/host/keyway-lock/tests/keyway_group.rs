@@ -5,7 +5,10 @@
 //! update, consent, postponed then installed), the chunked audit-log
 //! export, and factory reset -> re-pair -> update, all offline.
 
+mod common;
+
 use ciborium::Value;
+use common::{Map, rc, sign, t};
 use keyway::encode::{Cve, EnvelopeBuilder, Severity};
 use keyway::keys::{Algorithm, SigningKey};
 use keyway_audit::Ed25519Signer;
@@ -14,18 +17,9 @@ use keyway_lock::device::{self, Lock, Trust};
 use keyway_lock::owners::{NONCE_LIFE_MS, auth_message};
 use keyway_lock::server::Server;
 use keyway_lock::smp::{self, HEADER_LEN, Op};
-use keyway_suit::{PublicKey, TrustAnchors};
 use sha2::{Digest, Sha256};
 
-const VENDOR: &str = "locks.example";
-const CLASS: &str = "deadbolt-2";
 const KEYWAY: u16 = 64;
-
-type Map = Vec<(Value, Value)>;
-
-fn t(s: &str) -> Value {
-    Value::Text(s.into())
-}
 
 struct Fixture {
     vendor: SigningKey,
@@ -42,10 +36,9 @@ struct Rel {
 
 impl Fixture {
     fn new() -> Self {
-        let vendor = SigningKey::generate(Algorithm::Ed25519).unwrap();
-        let public = PublicKey::from_raw(&vendor.raw_public_key_bytes()).unwrap();
+        let (vendor, trust) = common::vendor();
         Fixture {
-            trust: Trust::new(TrustAnchors::new(&[public], 1).unwrap(), VENDOR, CLASS),
+            trust,
             vendor,
             device: SigningKey::generate(Algorithm::Ed25519).unwrap(),
         }
@@ -55,11 +48,7 @@ impl Fixture {
         let payload: Vec<u8> = (0..6000)
             .map(|i| (i * 5 + sequence as usize) as u8)
             .collect();
-        EnvelopeBuilder {
-            sequence,
-            version: version.parse().unwrap(),
-            vendor_domain: VENDOR.into(),
-            class_name: CLASS.into(),
+        let more = EnvelopeBuilder {
             notes: Some(format!("Release {version}: fixes the keypad timing leak.")),
             cves: r
                 .cves
@@ -71,13 +60,9 @@ impl Fixture {
                 })
                 .collect(),
             min_battery_mwh: r.min_battery_mwh,
-            payload,
-            keys: vec![self.vendor.clone()],
             ..Default::default()
-        }
-        .build()
-        .unwrap()
-        .envelope
+        };
+        sign(&self.vendor, version, sequence, payload, more)
     }
 
     /// A lock with 1.0.0 (sequence 1) confirmed in slot 0 and an audit log.
@@ -107,10 +92,6 @@ fn call(s: &mut Server, op: Op, group: u16, id: u8, body: &Map, now: u64) -> Map
 
 fn read(s: &mut Server, id: u8, now: u64) -> Map {
     call(s, Op::Read, KEYWAY, id, &Vec::new(), now)
-}
-
-fn rc(m: &Map) -> Option<u64> {
-    smp::get_u64(m, "rc").unwrap()
 }
 
 fn rsn(m: &Map) -> String {
@@ -153,6 +134,12 @@ impl Owner {
         b
     }
 
+    /// `consent` with `accept`, signed at `now`: the answer.
+    fn consent(&self, s: &mut Server, accept: bool, now: u64) -> Map {
+        let body = self.signed(s, 5, &vec![(t("accept"), Value::Bool(accept))], now);
+        call(s, Op::Write, KEYWAY, 5, &body, now)
+    }
+
     /// A challenge, then `body` signed for `id` in the Keyway group.
     fn signed(&self, s: &mut Server, id: u8, body: &Map, now: u64) -> Map {
         let n = nonce(s, now);
@@ -185,23 +172,30 @@ fn pair(s: &mut Server, o: &Owner, now: u64) {
     s.close_presence();
 }
 
+/// The upload chunk of `env` at `at`, 1,000 bytes at most; the first one
+/// carries `len` and `sha`, and the owner's `auth` if `owner` is given.
+fn chunk(s: &mut Server, env: &[u8], at: usize, owner: Option<&Owner>, now: u64) -> Map {
+    let end = (at + 1000).min(env.len());
+    let mut body = vec![
+        (t("off"), Value::from(at as u64)),
+        (t("data"), Value::Bytes(env[at..end].to_vec())),
+    ];
+    if at == 0 {
+        body.push((t("len"), Value::from(env.len() as u64)));
+        body.push((t("sha"), Value::Bytes(Sha256::digest(env).to_vec())));
+        if let Some(o) = owner {
+            let n = nonce(s, now);
+            body = o.sign(1, 1, &n, &body);
+        }
+    }
+    body
+}
+
 /// Uploads `env` in 1,000-byte chunks; `auth` signs the first chunk.
 fn upload(s: &mut Server, env: &[u8], owner: Option<&Owner>, now: u64) -> Map {
     let mut at = 0usize;
     loop {
-        let end = (at + 1000).min(env.len());
-        let mut body = vec![
-            (t("off"), Value::from(at as u64)),
-            (t("data"), Value::Bytes(env[at..end].to_vec())),
-        ];
-        if at == 0 {
-            body.push((t("len"), Value::from(env.len() as u64)));
-            body.push((t("sha"), Value::Bytes(Sha256::digest(env).to_vec())));
-            if let Some(o) = owner {
-                let n = nonce(s, now);
-                body = o.sign(1, 1, &n, &body);
-            }
-        }
+        let body = chunk(s, env, at, owner, now);
         let m = call(s, Op::Write, 1, 1, &body, now);
         match smp::get_u64(&m, "off").unwrap() {
             Some(o) if (o as usize) < env.len() => at = o as usize,
@@ -512,9 +506,8 @@ fn owner_uploads_reads_notes_consents_or_refuses_without_presence() {
     let m = upload(&mut s, &env, Some(&o), 20);
     assert_eq!(smp::get_bool(&m, "match").unwrap(), Some(true), "{m:?}");
     // Consent before the notes were offered.
-    let body = o.signed(&mut s, 5, &vec![(t("accept"), Value::Bool(true))], 30);
     refused(
-        &call(&mut s, Op::Write, KEYWAY, 5, &body, 31),
+        &o.consent(&mut s, true, 30),
         6,
         "release notes were not offered",
     );
@@ -531,8 +524,7 @@ fn owner_uploads_reads_notes_consents_or_refuses_without_presence() {
         Some("awaiting-consent")
     );
     // Accepted with the bolt locked: postponed, in the answer.
-    let body = o.signed(&mut s, 5, &vec![(t("accept"), Value::Bool(true))], 33);
-    let m = call(&mut s, Op::Write, KEYWAY, 5, &body, 34);
+    let m = o.consent(&mut s, true, 33);
     let u = m.clone();
     assert_eq!(smp::get_text(&u, "state").unwrap(), Some("postponed"));
     // The owner unlocks: installed.
@@ -546,8 +538,7 @@ fn owner_uploads_reads_notes_consents_or_refuses_without_presence() {
     let env3 = f.release("3.0.0", 3, Rel::default());
     upload(&mut s, &env3, Some(&o), 40);
     read(&mut s, 4, 41);
-    let body = o.signed(&mut s, 5, &vec![(t("accept"), Value::Bool(false))], 42);
-    let m = call(&mut s, Op::Write, KEYWAY, 5, &body, 43);
+    let m = o.consent(&mut s, false, 42);
     let u = m.clone();
     assert_eq!(smp::get_text(&u, "state").unwrap(), Some("refused"));
     assert!(s.pending().is_none());
@@ -703,8 +694,7 @@ fn factory_reset_then_re_pair_then_update() {
     read(&mut s, 4, 12);
     let body = new.signed(&mut s, 2, &Vec::new(), 13);
     call(&mut s, Op::Write, KEYWAY, 2, &body, 13);
-    let body = new.signed(&mut s, 5, &vec![(t("accept"), Value::Bool(true))], 14);
-    call(&mut s, Op::Write, KEYWAY, 5, &body, 14);
+    new.consent(&mut s, true, 14);
     s.poll_reset().unwrap().unwrap();
     assert_eq!(running_version(&mut s), "2.0.0");
     // The reset is in the audit log.
@@ -788,8 +778,7 @@ fn consent_for_one_update_carried_over_to_a_replacement_is_refused() {
     assert_ne!(a, b);
     upload(&mut s, &a, Some(&o), 10);
     read(&mut s, 4, 11);
-    let body = o.signed(&mut s, 5, &vec![(t("accept"), Value::Bool(true))], 12);
-    let m = call(&mut s, Op::Write, KEYWAY, 5, &body, 13);
+    let m = o.consent(&mut s, true, 12);
     assert_eq!(smp::get_text(&m, "state").unwrap(), Some("postponed"));
     // B replaces A in the slot.
     let m = upload(&mut s, &b, Some(&o), 20);
@@ -806,9 +795,8 @@ fn consent_for_one_update_carried_over_to_a_replacement_is_refused() {
     assert!(s.poll_reset().is_none(), "B installed on A's consent");
     assert_eq!(running_version(&mut s), "1.0.0");
     // B's notes were not offered: consenting to B is refused until they are.
-    let body = o.signed(&mut s, 5, &vec![(t("accept"), Value::Bool(true))], 25);
     refused(
-        &call(&mut s, Op::Write, KEYWAY, 5, &body, 26),
+        &o.consent(&mut s, true, 25),
         6,
         "release notes were not offered",
     );
@@ -825,8 +813,7 @@ fn refused_erase_of_the_running_slot_keeps_the_pending_update_and_its_consent() 
     let env = f.release("2.0.0", 2, Rel::default());
     upload(&mut s, &env, Some(&o), 10);
     read(&mut s, 4, 11);
-    let body = o.signed(&mut s, 5, &vec![(t("accept"), Value::Bool(true))], 12);
-    call(&mut s, Op::Write, KEYWAY, 5, &body, 13);
+    o.consent(&mut s, true, 12);
     let running = s.lock().running().unwrap();
     // Signed for the image group's erase (group 1, command 5).
     let n = nonce(&mut s, 14);
@@ -873,17 +860,8 @@ fn owner_upload_cut_by_a_power_failure_restarts_signed_and_resumes() {
     let mut signed_first_chunks = 0;
     for now in 10..200 {
         let end = (at + 1000).min(env.len());
-        let mut body = vec![
-            (t("off"), Value::from(at as u64)),
-            (t("data"), Value::Bytes(env[at..end].to_vec())),
-        ];
-        if at == 0 {
-            body.push((t("len"), Value::from(env.len() as u64)));
-            body.push((t("sha"), Value::Bytes(Sha256::digest(&env).to_vec())));
-            let n = nonce(&mut s, now);
-            body = o.sign(1, 1, &n, &body);
-            signed_first_chunks += 1;
-        }
+        signed_first_chunks += usize::from(at == 0);
+        let body = chunk(&mut s, &env, at, Some(&o), now);
         let m = call(&mut s, Op::Write, 1, 1, &body, now);
         if s.lost_power() {
             // No answer: the client resends its next chunk after the lock
