@@ -545,6 +545,36 @@ fn group_and_smp_errors_become_sentences() {
     );
 }
 
+/// A hostile lock (or a spoofed answer) puts terminal escape sequences and
+/// a bidirectional override in its reason: the client prints them as
+/// visible escapes, so they cannot clear the line and fake a success.
+#[test]
+fn terminal_escape_injection_in_the_locks_reason_is_neutralised() {
+    let fake = Fake::new(|req| {
+        vec![reply(
+            req,
+            smp::rc_body(
+                smp::MgmtErr::AccessDenied,
+                Some("no\x1b[2K\r\u{202e}unlocked OK"),
+            ),
+        )]
+    });
+    let mut c = fake.client();
+    let e = c.unlock().unwrap_err().to_string();
+    assert!(
+        !e.contains('\x1b') && !e.contains('\r') && !e.contains('\u{202e}'),
+        "{e:?}"
+    );
+    assert!(
+        e.contains("no\\u{1b}[2K\\u{d}\\u{202e}unlocked OK"),
+        "{e:?}"
+    );
+    assert_eq!(
+        keyway_cli::device::client::printable("a\tb\nc\x07", true),
+        "a\tb\nc\\u{7}"
+    );
+}
+
 /// A fake Keyway-group lock that checks owner signatures exactly as
 /// FORMAT.md specifies them, rebuilt here by hand.
 #[test]

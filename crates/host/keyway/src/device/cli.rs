@@ -13,7 +13,7 @@ use sha2::{Digest as _, Sha256};
 
 use keyway::keys::{PublicKey, SigningKey, hex};
 
-use super::client::{Client, ImageSlot, Map, map_to_json};
+use super::client::{Client, ImageSlot, Map, map_to_json, printable};
 use super::transport::{Transport, UdpTransport};
 
 /// Arguments of `keyway device`.
@@ -317,7 +317,7 @@ fn run_command(a: &DeviceArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
         DeviceCommand::Echo { text } => {
             let r = c.echo(text)?;
             if !j {
-                writeln!(out, "{r}")?;
+                writeln!(out, "{}", printable(&r, false))?;
             }
             json!({"command": "echo", "r": r})
         }
@@ -336,11 +336,12 @@ fn smp_get<'a>(m: &'a Map, k: &str) -> Option<&'a ciborium::Value> {
     keyway::smp::get(m, k)
 }
 
+/// A text field of the lock's answer, made safe to print (one line).
 fn text(m: &Map, k: &str) -> Option<String> {
     keyway::smp::get_text(m, k)
         .ok()
         .flatten()
-        .map(str::to_owned)
+        .map(|t| printable(t, false))
 }
 
 /// ` (REASON)` for an update summary with a `reason`, without a repeated
@@ -366,8 +367,8 @@ fn bytes(m: &Map, k: &str) -> Option<Vec<u8>> {
 fn print_map(m: &Map, out: &mut dyn Write) -> Result<()> {
     for (k, v) in map_to_json(m).as_object().into_iter().flatten() {
         match v {
-            J::String(t) => writeln!(out, "{k}: {t}")?,
-            v => writeln!(out, "{k}: {v}")?,
+            J::String(t) => writeln!(out, "{}: {}", printable(k, false), printable(t, false))?,
+            v => writeln!(out, "{}: {v}", printable(k, false))?,
         }
     }
     Ok(())
@@ -399,8 +400,8 @@ fn print_notes(n: &Map, out: &mut dyn Write) -> Result<()> {
     if let Some(b) = uint(n, "min_battery_mwh") {
         writeln!(out, "needs {b} mWh of battery to install")?;
     }
-    if let Some(notes) = text(n, "notes") {
-        writeln!(out, "\n{notes}")?;
+    if let Ok(Some(notes)) = keyway::smp::get_text(n, "notes") {
+        writeln!(out, "\n{}", printable(notes, true))?;
     }
     Ok(())
 }

@@ -251,11 +251,28 @@ fn refusal(what: &str, body: &Map) -> Result<(), DeviceError> {
 
 /// A lock's text, cut to 200 characters for an error message.
 fn bounded(s: &str) -> String {
-    let mut t: String = s.chars().take(200).collect();
-    if t.len() < s.len() {
+    let mut t = printable(&s.chars().take(200).collect::<String>(), false);
+    if s.chars().nth(200).is_some() {
         t.push('…');
     }
     t
+}
+
+/// `s`, a text the lock sent, safe to print on a terminal: control
+/// characters (an escape sequence could rewrite the screen, e.g. hide a
+/// refusal) and bidirectional overrides are shown as `\u{..}` escapes;
+/// with `newlines`, line breaks and tabs stay (release notes).
+pub fn printable(s: &str, newlines: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if (c.is_control() || bidi) && !(newlines && matches!(c, '\n' | '\t')) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A slot as the image group reports it.
