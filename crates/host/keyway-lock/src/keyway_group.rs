@@ -384,6 +384,7 @@ impl Server {
         }
         self.long_press_ms = None;
         self.owners.reset();
+        self.drop_owner_upload();
         self.update = Default::default();
         let (latch, _) = self.latch_mut();
         latch.set_pin(crate::lock::DEFAULT_PIN);

@@ -424,6 +424,14 @@ impl Server {
         self.upload.as_ref()
     }
 
+    /// Drops an upload an owner began with `auth` (a factory reset forgot
+    /// that owner: the chunks that follow would carry its authority).
+    pub(crate) fn drop_owner_upload(&mut self) {
+        if self.upload.as_ref().is_some_and(|u| u.by_owner) {
+            self.upload = None;
+        }
+    }
+
     /// Log lines since the last call (refusals, resets, boots).
     pub fn take_log(&mut self) -> Vec<String> {
         std::mem::take(&mut self.log)

@@ -899,3 +899,35 @@ fn owner_upload_cut_by_a_power_failure_restarts_signed_and_resumes() {
         "power cut once the upload passed byte {cut_at}; completed after a second signed first chunk"
     );
 }
+
+/// An owner begins a signed upload; the lock is factory reset (the owner
+/// is forgotten) before it ends. The chunks that follow carried only that
+/// owner's authority: without the presence window they must not complete
+/// an update the lock would then offer.
+#[test]
+fn upload_begun_by_a_forgotten_owner_cannot_continue_after_a_factory_reset() {
+    let f = Fixture::new();
+    let mut s = f.server();
+    let o = Owner::new();
+    pair(&mut s, &o, 0);
+    let env = f.release("2.0.0", 2, Rel::default());
+    let first = chunk(&mut s, &env, 0, Some(&o), 10);
+    let m = call(&mut s, Op::Write, 1, 1, &first, 10);
+    assert_eq!(smp::get_u64(&m, "off").unwrap(), Some(1000), "{m:?}");
+    s.open_presence(11, 60_000);
+    s.long_press(12);
+    let m = call(&mut s, Op::Write, KEYWAY, 9, &Vec::new(), 13);
+    assert_eq!(smp::get_u64(&m, "owners").unwrap(), Some(0), "{m:?}");
+    s.close_presence();
+    assert!(
+        s.upload().is_none(),
+        "the owner's upload outlived the owner"
+    );
+    // The rest of the chunks: sent back to off 0, where auth is needed.
+    let rest = chunk(&mut s, &env, 1000, None, 14);
+    let m = call(&mut s, Op::Write, 1, 1, &rest, 14);
+    assert_eq!(smp::get_u64(&m, "off").unwrap(), Some(0), "{m:?}");
+    let refusal = upload(&mut s, &env, None, 15);
+    refused(&refusal, 11, "no presence window open");
+    assert!(s.pending().is_none());
+}
