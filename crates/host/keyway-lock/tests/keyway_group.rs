@@ -931,3 +931,78 @@ fn upload_begun_by_a_forgotten_owner_cannot_continue_after_a_factory_reset() {
     refused(&refusal, 11, "no presence window open");
     assert!(s.pending().is_none());
 }
+
+/// Keyway-group requests with hostile, well-formed CBOR bodies: the known
+/// keys with values of any type and length (an `auth` map whose fields are
+/// too short, too long or not bytes, an `off` far past the export, a `key`
+/// of any length, names of any length), with and without the presence
+/// window. Every one gets an answer (a body or a named refusal), never a
+/// panic, and nothing is paired or consented without the window or a
+/// verified signature.
+mod hostile_bodies {
+    use super::*;
+    use proptest::prelude::*;
+
+    const KEYS: [&str; 9] = [
+        "auth",
+        "accept",
+        "off",
+        "key",
+        "name",
+        "auto_install_cve",
+        "install_needs_unlocked",
+        "nonce",
+        "sig",
+    ];
+
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            any::<u64>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<bool>().prop_map(Value::Bool),
+            proptest::collection::vec(any::<u8>(), 0..80).prop_map(Value::Bytes),
+            "[a-z\\x00-\\x1f]{0,80}".prop_map(Value::Text),
+            Just(Value::Null),
+        ];
+        leaf.prop_recursive(2, 12, 4, |inner| {
+            proptest::collection::vec(
+                (
+                    proptest::sample::select(&KEYS[..]).prop_map(t),
+                    inner.clone(),
+                ),
+                0..4,
+            )
+            .prop_map(Value::Map)
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn hostile_keyway_group_bodies_get_answers_not_panics(
+            id in 0u8..12,
+            write in any::<bool>(),
+            presence in any::<bool>(),
+            body in proptest::collection::vec(
+                (proptest::sample::select(&KEYS[..]).prop_map(t), value()), 0..6),
+        ) {
+            let f = Fixture::new();
+            let mut s = f.server();
+            if presence {
+                s.open_presence(0, 60_000);
+            }
+            let op = if write { Op::Write } else { Op::Read };
+            // Bodies over the lock's 2,048 bytes are hostile input too.
+            let frame = frame(op, KEYWAY, id, &body);
+            let r = s.handle(&frame, 1);
+            let answer = smp::decode_body(&r[HEADER_LEN..]);
+            prop_assert!(answer.is_ok(), "{answer:?}");
+            if let Some(code) = rc(&answer.unwrap()) {
+                prop_assert!((1..=13).contains(&code));
+            }
+            if !presence {
+                prop_assert_eq!(s.owners().owners().len(), 0, "paired without the window");
+            }
+        }
+    }
+}
