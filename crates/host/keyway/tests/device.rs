@@ -355,12 +355,28 @@ fn with_seq(mut frame: Vec<u8>, seq: u8) -> Vec<u8> {
 }
 
 #[test]
+fn a_target_on_another_transport_is_refused_by_name() {
+    let e = UdpTransport::connect("tcp:127.0.0.1:1337")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("tcp targets are not supported"), "{e}");
+    assert!(e.contains("udp:HOST:PORT"), "{e}");
+}
+
+#[test]
 fn garbage_answers_are_ignored_and_then_reported_as_no_answer() {
     let fake = Fake::new(|_| vec![vec![], vec![0xFF; 3], b"not smp at all".to_vec()]);
     let mut c = fake.client();
     let e = c.echo("x").unwrap_err();
     assert!(matches!(e, DeviceError::Transport { .. }), "{e}");
     assert!(e.to_string().contains("no answer from"), "{e}");
+    // Said once, not again as the error's source in a chain.
+    assert_eq!(
+        format!("{:#}", anyhow::Error::from(e))
+            .matches("no answer from")
+            .count(),
+        1
+    );
     let s = c.transport().stats();
     assert_eq!(s.frames_sent, 3, "{s:?}");
     assert_eq!(s.resends, 2);

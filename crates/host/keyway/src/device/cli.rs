@@ -163,7 +163,8 @@ pub fn connect(a: &DeviceArgs) -> Result<Client<UdpTransport>> {
         .with_mtu(a.mtu);
     let mut c = Client::new(t);
     if let Some(k) = &a.owner_key {
-        let key = SigningKey::load(k).with_context(|| format!("--owner-key {}", k.display()))?;
+        // The key's own errors name the file.
+        let key = SigningKey::load(k).context("--owner-key")?;
         c = c
             .with_owner(key)
             .with_context(|| format!("--owner-key {}", k.display()))?;
@@ -268,7 +269,8 @@ fn run_command(a: &DeviceArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
             json!({"command": "log export", "file": file, "bytes": bytes.len(), "verify": check})
         }
         DeviceCommand::Pair { key, name } => {
-            let pk = PublicKey::load(key).with_context(|| format!("{}", key.display()))?;
+            // The key's own errors name the file.
+            let pk = PublicKey::load(key).context("pair: the owner's public key")?;
             let raw: [u8; 32] = pk
                 .raw_public_key_bytes()
                 .try_into()

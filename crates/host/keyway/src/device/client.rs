@@ -38,12 +38,13 @@ pub const MAX_LOG_CHUNK: usize = 4096;
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
     /// No usable answer arrived.
-    #[error("{what}: {source}")]
+    #[error("{what}: {why}")]
     Transport {
         /// The call.
         what: String,
-        /// Why.
-        source: TransportError,
+        /// Why. (Not named `source`: the message already includes it, and
+        /// a source would print it twice in an error chain.)
+        why: TransportError,
     },
     /// The lock refused with a top-level SMP `rc`.
     #[error("{what}: refused: {reason} ({name}, rc {rc})")]
@@ -397,9 +398,9 @@ impl<T: Transport> Client<T> {
         let answer =
             self.transport
                 .exchange(&frame, seq)
-                .map_err(|source| DeviceError::Transport {
+                .map_err(|why| DeviceError::Transport {
                     what: what.to_owned(),
-                    source,
+                    why,
                 })?;
         let r = decode_response(&answer).map_err(|e| malformed(what, e.to_string()))?;
         let h = r.header;
