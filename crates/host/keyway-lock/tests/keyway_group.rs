@@ -204,6 +204,16 @@ fn upload(s: &mut Server, env: &[u8], owner: Option<&Owner>, now: u64) -> Map {
     }
 }
 
+/// A fixture, its lock, and an owner paired at time 0 (the window closed
+/// again).
+fn with_owner() -> (Fixture, Server, Owner) {
+    let f = Fixture::new();
+    let mut s = f.server();
+    let o = Owner::new();
+    pair(&mut s, &o, 0);
+    (f, s, o)
+}
+
 fn status(s: &mut Server, now: u64) -> Map {
     read(s, 0, now)
 }
@@ -307,10 +317,7 @@ fn lock_unlock_need_presence_or_an_owner() {
 /// same signed request the second time, because its nonce was spent.
 #[test]
 fn replayed_owner_unlock_is_refused() {
-    let f = Fixture::new();
-    let mut s = f.server();
-    let o = Owner::new();
-    pair(&mut s, &o, 0);
+    let (_, mut s, o) = with_owner();
     let captured = o.signed(&mut s, 2, &Vec::new(), 100);
     let m = call(&mut s, Op::Write, KEYWAY, 2, &captured, 200);
     assert_eq!(smp::get_text(&m, "bolt").unwrap(), Some("unlocked"));
@@ -324,10 +331,7 @@ fn replayed_owner_unlock_is_refused() {
 
 #[test]
 fn signature_moved_to_another_command_or_body_is_refused() {
-    let f = Fixture::new();
-    let mut s = f.server();
-    let o = Owner::new();
-    pair(&mut s, &o, 0);
+    let (_, mut s, o) = with_owner();
     // Signed for "lock" (1), sent as "unlock" (2).
     let body = o.signed(&mut s, 1, &Vec::new(), 10);
     refused(
@@ -355,10 +359,7 @@ fn signature_moved_to_another_command_or_body_is_refused() {
 
 #[test]
 fn unpaired_key_and_expired_nonce_are_refused() {
-    let f = Fixture::new();
-    let mut s = f.server();
-    let o = Owner::new();
-    pair(&mut s, &o, 0);
+    let (_, mut s, o) = with_owner();
     let stranger = Owner::new();
     let body = stranger.signed(&mut s, 2, &Vec::new(), 10);
     refused(
@@ -491,10 +492,7 @@ fn postponed_then_installed_when_battery_and_bolt_allow() {
 
 #[test]
 fn owner_uploads_reads_notes_consents_or_refuses_without_presence() {
-    let f = Fixture::new();
-    let mut s = f.server();
-    let o = Owner::new();
-    pair(&mut s, &o, 0);
+    let (f, mut s, o) = with_owner();
     let env = f.release("2.0.0", 2, Rel::default());
     // No window, no auth: refused.
     refused(
@@ -552,10 +550,7 @@ fn owner_uploads_reads_notes_consents_or_refuses_without_presence() {
 
 #[test]
 fn auto_install_cve_consents_for_a_high_severity_fix_only() {
-    let f = Fixture::new();
-    let mut s = f.server();
-    let o = Owner::new();
-    pair(&mut s, &o, 0);
+    let (f, mut s, o) = with_owner();
     let body = o.signed(
         &mut s,
         10,
@@ -762,10 +757,7 @@ fn reset_after_upload_with_presence_is_consent_postponed_then_installed() {
 /// its notes must be offered again first.
 #[test]
 fn consent_for_one_update_carried_over_to_a_replacement_is_refused() {
-    let f = Fixture::new();
-    let mut s = f.server();
-    let o = Owner::new();
-    pair(&mut s, &o, 0);
+    let (f, mut s, o) = with_owner();
     let a = f.release("2.0.0", 2, Rel::default());
     let b = f.release(
         "2.0.0",
@@ -806,10 +798,7 @@ fn consent_for_one_update_carried_over_to_a_replacement_is_refused() {
 /// pending update and the consent given to it stay, and it still installs.
 #[test]
 fn refused_erase_of_the_running_slot_keeps_the_pending_update_and_its_consent() {
-    let f = Fixture::new();
-    let mut s = f.server();
-    let o = Owner::new();
-    pair(&mut s, &o, 0);
+    let (f, mut s, o) = with_owner();
     let env = f.release("2.0.0", 2, Rel::default());
     upload(&mut s, &env, Some(&o), 10);
     read(&mut s, 4, 11);
@@ -849,10 +838,7 @@ fn refused_erase_of_the_running_slot_keeps_the_pending_update_and_its_consent() 
 /// changes nothing.
 #[test]
 fn owner_upload_cut_by_a_power_failure_restarts_signed_and_resumes() {
-    let f = Fixture::new();
-    let mut s = f.server();
-    let o = Owner::new();
-    pair(&mut s, &o, 0);
+    let (f, mut s, o) = with_owner();
     let env = f.release("2.0.0", 2, Rel::default());
     s.cut_power_mid_upload(None);
     let mut at = 0usize;
@@ -906,10 +892,7 @@ fn owner_upload_cut_by_a_power_failure_restarts_signed_and_resumes() {
 /// an update the lock would then offer.
 #[test]
 fn upload_begun_by_a_forgotten_owner_cannot_continue_after_a_factory_reset() {
-    let f = Fixture::new();
-    let mut s = f.server();
-    let o = Owner::new();
-    pair(&mut s, &o, 0);
+    let (f, mut s, o) = with_owner();
     let env = f.release("2.0.0", 2, Rel::default());
     let first = chunk(&mut s, &env, 0, Some(&o), 10);
     let m = call(&mut s, Op::Write, 1, 1, &first, 10);
