@@ -354,6 +354,48 @@ fn with_seq(mut frame: Vec<u8>, seq: u8) -> Vec<u8> {
     frame
 }
 
+/// `update v4.suit v5.suit` on a lock that already holds v5, pending:
+/// uploading v4 would replace the newer release with an older one.
+#[test]
+fn an_older_release_never_replaces_a_newer_one_the_lock_holds() {
+    use keyway_cli::device::ImageSlot;
+    use keyway_cli::device::cli::{Candidate, select_envelope};
+    let key = SigningKey::generate(Algorithm::Ed25519).unwrap();
+    let cand = |name: &str, bytes: Vec<u8>| Candidate {
+        path: name.into(),
+        sha: <sha2::Sha256 as sha2::Digest>::digest(&bytes).into(),
+        bytes,
+    };
+    let c = vec![
+        cand("v4.suit", release(&key, "1.4.0", 4, 1000)),
+        cand("v5.suit", release(&key, "1.5.0", 5, 1000)),
+    ];
+    let slot = |slot, version: &str, hash: Vec<u8>, active| ImageSlot {
+        slot,
+        version: version.into(),
+        hash,
+        bootable: true,
+        pending: false,
+        confirmed: active,
+        active,
+    };
+    let mut images = vec![
+        slot(0, "1.3.0", vec![0; 32], true),
+        slot(1, "1.5.0", c[1].sha.to_vec(), false),
+    ];
+    let e = select_envelope(&c, &images, None).unwrap_err().to_string();
+    assert!(
+        e.contains("v5.suit in slot 1 (1.5.0, bootable, not armed): nothing to upload")
+            && e.contains("(v4.suit: older than what it holds)"),
+        "{e}"
+    );
+    // The lock does not hold v5: the newer of the two is not forced, the
+    // first full image is chosen as before.
+    images.pop();
+    let (k, _) = select_envelope(&c, &images, None).unwrap();
+    assert_eq!(k, 0);
+}
+
 #[test]
 fn a_target_on_another_transport_is_refused_by_name() {
     let e = UdpTransport::connect("tcp:127.0.0.1:1337")

@@ -433,7 +433,9 @@ impl Candidate {
 }
 
 /// Chooses which candidate to upload, and says why: among those the lock
-/// does not already hold (by the image state's hashes), a delta whose base
+/// does not already hold (by the image state's hashes) and that are newer
+/// (by manifest sequence) than every candidate it holds in a bootable slot
+/// (an older release would replace a newer pending one), a delta whose base
 /// is the lock's running image (`running`: the Keyway group status's
 /// `image`), else a full image (`keyway::delta::choose`). Without
 /// `running` (a lock without the Keyway group), the first full image.
@@ -442,9 +444,21 @@ pub fn select_envelope(
     images: &[ImageSlot],
     running: Option<&[u8; 32]>,
 ) -> Result<(usize, String)> {
-    let held = |c: &Candidate| images.iter().any(|i| i.hash == c.sha);
+    let held_slot = |c: &Candidate| images.iter().find(|i| i.hash == c.sha);
+    let held = |c: &Candidate| held_slot(c).is_some();
+    let sequence = |c: &Candidate| {
+        keyway_suit::inspect_envelope(&c.bytes)
+            .ok()
+            .map(|i| i.manifest.sequence)
+    };
+    let newest_held = candidates
+        .iter()
+        .filter(|c| held_slot(c).is_some_and(|i| i.bootable))
+        .filter_map(sequence)
+        .max();
+    let older = |c: &Candidate| newest_held.is_some_and(|h| sequence(c).is_some_and(|s| s <= h));
     let fresh: Vec<usize> = (0..candidates.len())
-        .filter(|&i| !held(&candidates[i]))
+        .filter(|&i| !held(&candidates[i]) && !older(&candidates[i]))
         .collect();
     if fresh.is_empty() {
         // Say where and how: an old release left in the inactive slot
@@ -472,13 +486,23 @@ pub fn select_envelope(
                 },
             )
         };
-        bail!(
-            "the lock already holds {}: nothing to upload",
+        let names = |keep: &dyn Fn(&Candidate) -> bool| {
             candidates
                 .iter()
+                .filter(|c| keep(c))
                 .map(held_as)
                 .collect::<Vec<_>>()
                 .join(", ")
+        };
+        let older = names(&|c| !held(c));
+        bail!(
+            "the lock already holds {}: nothing to upload{}",
+            names(&held),
+            if older.is_empty() {
+                String::new()
+            } else {
+                format!(" ({older}: older than what it holds)")
+            }
         );
     }
     let bytes: Vec<&[u8]> = fresh.iter().map(|&i| &candidates[i].bytes[..]).collect();
