@@ -99,10 +99,13 @@ pub(crate) const NO_PRESENCE: &str = "no presence window open; press the lock's 
 /// Where a pending update stands.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct UpdateStatus {
-    /// Consent was given for this sequence number.
-    pub(crate) consent: Option<u64>,
-    /// The notes were offered (`notes` read) for this sequence number.
-    pub(crate) notes_offered: Option<u64>,
+    /// Consent was given to the pending update with this hash (its
+    /// envelope's SHA-256, as the image group names it): bound to that
+    /// envelope, not to its sequence number or slot, so another envelope
+    /// in the slot needs consent of its own.
+    pub(crate) consent: Option<[u8; 32]>,
+    /// The notes were offered (`notes` read) for the update with this hash.
+    pub(crate) notes_offered: Option<[u8; 32]>,
     /// Why the consented install waits.
     pub(crate) postponed: Option<String>,
     /// Armed: the lock resets into the trial.
@@ -301,9 +304,9 @@ impl Server {
     /// Records consent for the pending update.
     pub(crate) fn consent(&mut self, how: &str) {
         let Some(p) = &self.pending else { return };
-        if self.update.consent != Some(p.sequence) {
+        if self.update.consent != Some(p.hash) {
             let sequence = p.sequence;
-            self.update.consent = Some(sequence);
+            self.update.consent = Some(p.hash);
             self.lock
                 .note(keyway_audit::Event::ConsentGiven { sequence });
             self.log
@@ -316,7 +319,7 @@ impl Server {
     /// consented; `Err`: postponed (or refused by the slot), with why.
     pub(crate) fn try_install(&mut self) -> Option<Result<(), String>> {
         let p = self.pending.clone()?;
-        if self.update.consent != Some(p.sequence) || self.update.installing {
+        if self.update.consent != Some(p.hash) || self.update.installing {
             return None;
         }
         // PROFILE HOOK (cloud-verify): no install without the vendor server.
@@ -440,6 +443,14 @@ impl Server {
     /// The upload in progress.
     pub fn upload(&self) -> Option<&Upload> {
         self.upload.as_ref()
+    }
+
+    /// Drops an upload an owner began with `auth` (a factory reset forgot
+    /// that owner: the chunks that follow would carry its authority).
+    pub(crate) fn drop_owner_upload(&mut self) {
+        if self.upload.as_ref().is_some_and(|u| u.by_owner) {
+            self.upload = None;
+        }
     }
 
     /// Log lines since the last call (refusals, resets, boots).
@@ -613,12 +624,15 @@ impl Server {
             }
             (group::IMAGE, img_cmd::ERASE) if write => {
                 self.authorize(r, now_ms, "image erase")?;
-                self.pending = None;
-                self.update = UpdateStatus::default();
                 let slot = get_u64(&r.body, "slot").map_err(inval)?;
                 let slot = slot.map(|s| u8::try_from(s).unwrap_or(u8::MAX));
-                self.upload = None;
+                // A refused erase (the running slot, a bad slot number)
+                // changes nothing: the pending update, its consent and an
+                // upload in progress stay.
                 self.lock.erase(slot)?;
+                self.upload = None;
+                self.pending = None;
+                self.update = UpdateStatus::default();
                 Ok(Vec::new())
             }
             (group::KEYWAY, _) => self.keyway(r, now_ms),
@@ -668,9 +682,19 @@ impl Server {
     }
 
     /// An upload chunk is allowed with the presence window, an owner's
-    /// `auth` at `off` 0, or as part of an upload an owner began.
+    /// `auth` at `off` 0, or as part of an upload an owner began; a chunk
+    /// at another `off` with no upload in progress is answered `off` 0.
     fn upload_gate(&mut self, r: &Request, now_ms: u64) -> Result<bool, Fail> {
         let off = get_u64(&r.body, "off").map_err(inval)?;
+        // A later chunk when the lock holds no upload (a reset, a power
+        // cut or a restart lost it): nothing is written, the answer `off`
+        // 0 sends the client back to the first chunk, where an owner's
+        // `auth` belongs (and a download the journal records resumes).
+        // Refusing it for want of the window would tell an owner who
+        // signed the upload that it needs the window.
+        if off.is_some_and(|o| o != 0) && self.upload.is_none() {
+            return Ok(false);
+        }
         if off != Some(0)
             && !self.presence_open(now_ms)
             && self.upload.as_ref().is_some_and(|u| u.by_owner)

@@ -2,18 +2,17 @@
 //! machine, refusals with their codes, a reset into the trial and the
 //! confirm, and hostile frames.
 
+mod common;
+
 use ciborium::Value;
+use common::{Map, rc, sign, t};
 use keyway::encode::EnvelopeBuilder;
 use keyway::keys::{Algorithm, SigningKey};
 use keyway_device::journal::TrialState;
 use keyway_lock::device::{self, Lock, Trust};
 use keyway_lock::server::Server;
 use keyway_lock::smp::{self, HEADER_LEN, Header, Op};
-use keyway_suit::{PublicKey, TrustAnchors};
 use sha2::{Digest, Sha256};
-
-const VENDOR: &str = "locks.example";
-const CLASS: &str = "deadbolt-2";
 
 struct Fixture {
     key: SigningKey,
@@ -22,30 +21,15 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Self {
-        let key = SigningKey::generate(Algorithm::Ed25519).unwrap();
-        let public = PublicKey::from_raw(&key.raw_public_key_bytes()).unwrap();
-        Fixture {
-            trust: Trust::new(TrustAnchors::new(&[public], 1).unwrap(), VENDOR, CLASS),
-            key,
-        }
+        let (key, trust) = common::vendor();
+        Fixture { key, trust }
     }
 
     fn release(&self, key: &SigningKey, version: &str, sequence: u64, len: usize) -> Vec<u8> {
         let payload: Vec<u8> = (0..len)
             .map(|i| (i * 7 + sequence as usize) as u8)
             .collect();
-        EnvelopeBuilder {
-            sequence,
-            version: version.parse().unwrap(),
-            vendor_domain: VENDOR.into(),
-            class_name: CLASS.into(),
-            payload,
-            keys: vec![key.clone()],
-            ..Default::default()
-        }
-        .build()
-        .unwrap()
-        .envelope
+        sign(key, version, sequence, payload, EnvelopeBuilder::default())
     }
 
     /// A lock with 1.0.0 (sequence 1) confirmed in slot 0, serving.
@@ -55,12 +39,6 @@ impl Fixture {
             .unwrap();
         Server::new(lock)
     }
-}
-
-type Map = Vec<(Value, Value)>;
-
-fn t(s: &str) -> Value {
-    Value::Text(s.into())
 }
 
 fn frame(op: Op, version: u8, group: u16, id: u8, seq: u8, body: Map) -> Vec<u8> {
@@ -85,10 +63,6 @@ fn answer(server: &mut Server, f: &[u8]) -> (Header, Map) {
     let h = Header::decode(&r).unwrap();
     assert_eq!(usize::from(h.len), r.len() - HEADER_LEN, "response length");
     (h, smp::decode_body(&r[HEADER_LEN..]).unwrap())
-}
-
-fn rc(m: &Map) -> Option<u64> {
-    smp::get_u64(m, "rc").unwrap()
 }
 
 fn group_err(m: &Map) -> Option<(u64, u64)> {
@@ -680,19 +654,16 @@ fn power_cut_sweep(f: &Fixture, env: &[u8], installed: impl Fn(&mut Server) -> b
 /// or from `base` when given.
 fn delta_release(f: &Fixture, new: &[u8], base: Option<Vec<u8>>) -> Vec<u8> {
     let factory: Vec<u8> = (0..9000usize).map(|i| (i * 7 + 1) as u8).collect();
-    EnvelopeBuilder {
-        sequence: 2,
-        version: "1.1.0".parse().unwrap(),
-        vendor_domain: VENDOR.into(),
-        class_name: CLASS.into(),
-        payload: new.to_vec(),
-        delta_from: Some(base.unwrap_or(factory)),
-        keys: vec![f.key.clone()],
-        ..Default::default()
-    }
-    .build()
-    .unwrap()
-    .envelope
+    sign(
+        &f.key,
+        "1.1.0",
+        2,
+        new.to_vec(),
+        EnvelopeBuilder {
+            delta_from: Some(base.unwrap_or(factory)),
+            ..Default::default()
+        },
+    )
 }
 
 /// The image in `slot`'s image area, `len` bytes.

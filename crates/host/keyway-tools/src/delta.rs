@@ -548,7 +548,9 @@ pub fn update_times(old: &[u8], new: &[u8], link_bytes_per_s: u64) -> Result<[Up
             reboot_s: flash.stats().modeled_time.as_secs_f64() - install_s,
         });
     }
-    let [full, delta]: [UpdateTime; 2] = out.try_into().map_err(|_| anyhow::anyhow!("two runs"))?;
+    let [full, delta]: [UpdateTime; 2] = out
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("the update-time model ran other than twice (full, delta)"))?;
     Ok([full, delta])
 }
 

@@ -80,7 +80,7 @@ fn outcome(r: Result<Body, DeviceError>) -> Result<Option<Answer>> {
             }))
         }
         Err(DeviceError::Transport {
-            source: TransportError::NoAnswer { .. },
+            why: TransportError::NoAnswer { .. },
             ..
         }) => Ok(None),
         Err(e) => Err(e.into()),
