@@ -36,3 +36,8 @@ micropython-esp8266 micropython-esp8266/v1.9.4.bin micropython-esp8266/v1.10.bin
 pyboard-v11 pyboard-v11/v1.10.bin pyboard-v11/1f5d945af-dirty.bin 36417 53211 50040 42000
 synthesizer-m4 synthesizer-m4/1.bin synthesizer-m4/2.bin 1121 3174 1654 1600
 PAIRS
+# End-to-end update time, full image against delta, over the lock's 10 KB/s
+# Bluetooth link (BENCHMARKS.md "Delta updates"): both signed, installed and
+# booted through the lock's code on the nRF52840 flash model.
+"$K" diff "$DATA/micropython-esp8266/v1.9.4.bin" "$DATA/micropython-esp8266/v1.10.bin" \
+  -o "$OUT/e2e.patch" --update-time 10000

@@ -18,6 +18,11 @@
 //! [`boot::SlotCheck`] that re-verifies a slot from it: the signatures
 //! against the trust anchors, anti-rollback, then the image's digest.
 //!
+//! [`delta`] applies a Keyway delta patch as it streams in: the active
+//! slot is the base (only read), the output goes through the installer into
+//! the inactive slot, a patch for another base is refused before anything
+//! is written, and the RAM is fixed.
+//!
 //! [`boot`] holds the bootloader's decision for direct A/B mode (start a
 //! trial, count its boots, revert, fall back, recovery), committed to the
 //! journal before each boot, and the application's atomic `confirm`,
@@ -34,6 +39,7 @@
 #![deny(missing_docs)]
 
 pub mod boot;
+pub mod delta;
 pub mod install;
 pub mod journal;
 pub mod manifest_area;

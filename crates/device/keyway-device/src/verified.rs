@@ -257,7 +257,12 @@ impl<'a, const CHUNK: usize> VerifiedSlot<'a, CHUNK> {
                 got: verified.keyset_version,
             });
         }
-        let expectation = verified.payload.as_ref().ok_or(SlotError::NoImage)?;
+        // A delta update's slot holds the image the patch produced, not
+        // the patch: its expectation is the delta binding's output.
+        let expectation = match verified.delta.as_ref() {
+            Some(d) => &d.out,
+            None => verified.payload.as_ref().ok_or(SlotError::NoImage)?,
+        };
         let size = expectation.size.ok_or(SlotError::NoImage)?;
         if size > u64::from(capacity) {
             return Err(SlotError::ImageTooLarge { size, capacity });

@@ -9,56 +9,19 @@
 
 mod common;
 
-use keyway::encode::{EnvelopeBuilder, class_uuid, vendor_uuid};
+use common::{CLASS, PASS, VENDOR, Vendor, vendor, verified_layout as layout};
+
+use keyway::encode::EnvelopeBuilder;
 use keyway::keys::{Algorithm, SigningKey};
-use keyway_device::boot::{self, Boot, Confirmation, Reason, RevertCause, SelfTest, SlotCheck};
+use keyway_device::boot::{self, Boot, Confirmation, Reason, RevertCause, SlotCheck};
 use keyway_device::install::{Error, Installer, LayoutError, Mode, SlotLayout};
 use keyway_device::journal::{Config, Journal};
 use keyway_device::manifest_area::{HEADER_LEN, MAX_MANIFEST_LEN};
 use keyway_device::verified::{HEAD_BUF_LEN, SlotError, VerifiedSlot, boot_floor};
 use keyway_sim::SimFlash;
-use keyway_suit::{DeviceIdentity, DeviceState, PublicKey, TrustAnchors};
+use keyway_suit::DeviceState;
 
 type Flash = SimFlash<4, 4096>;
-
-const VENDOR: &str = "locks.example";
-const CLASS: &str = "deadbolt-2";
-const PASS: SelfTest = SelfTest {
-    motor: true,
-    sensors: true,
-    comms: true,
-};
-
-fn layout() -> SlotLayout {
-    SlotLayout {
-        slots: [0x1_0000..0x3_0000, 0x3_0000..0x5_0000],
-        journal: Config::new(0xF_0000, 2),
-        manifest_sectors: 1,
-        sector_size: None,
-        mode: Mode::Direct,
-    }
-}
-
-struct Vendor {
-    key: SigningKey,
-    anchors: TrustAnchors,
-    identity: DeviceIdentity,
-}
-
-fn vendor() -> Vendor {
-    let key = SigningKey::generate(Algorithm::Ed25519).unwrap();
-    let anchors = TrustAnchors::new(
-        &[PublicKey::from_raw(&key.raw_public_key_bytes()).unwrap()],
-        1,
-    )
-    .unwrap();
-    let v = vendor_uuid(VENDOR);
-    Vendor {
-        key,
-        anchors,
-        identity: DeviceIdentity::new(v, class_uuid(&v, CLASS)),
-    }
-}
 
 fn image(len: usize, seed: u8) -> Vec<u8> {
     (0..len)

@@ -103,6 +103,13 @@ pub const CMD_VERSION: i64 = 28;
 pub const CMD_SWAP: i64 = 31;
 /// Directive: run sequence.
 pub const CMD_RUN_SEQUENCE: i64 = 32;
+/// Directive (Keyway custom command, draft-ietf-suit-manifest-37 §8.4.11,
+/// below -256): `keyway-directive-apply-delta`. Writes into the selected
+/// component the image a Keyway delta patch (KWDP version 1, FORMAT.md)
+/// produces: the patch is the component named by
+/// `suit-parameter-source-component`, the image it applies to is the one
+/// named by [`PARAM_KEYWAY_DELTA_BASE`].
+pub const CMD_KEYWAY_APPLY_DELTA: i64 = -257;
 
 /// Parameter: vendor identifier (UUID).
 pub const PARAM_VENDOR_ID: i64 = 1;
@@ -138,6 +145,11 @@ pub const PARAM_MINIMUM_BATTERY: i64 = 26;
 pub const PARAM_UPDATE_PRIORITY: i64 = 27;
 /// Parameter: version match (update-management).
 pub const PARAM_VERSION: i64 = 28;
+/// Parameter (Keyway custom parameter, draft-ietf-suit-manifest-37
+/// §8.4.8.16, a negative label): the index of the component holding the
+/// image a delta patch applies to (its base), for
+/// [`CMD_KEYWAY_APPLY_DELTA`].
+pub const PARAM_KEYWAY_DELTA_BASE: i64 = -257;
 
 /// Text: manifest description (Keyway: the release notes, Markdown).
 pub const TEXT_MANIFEST_DESCRIPTION: i64 = 1;

@@ -56,8 +56,8 @@ pub use error::{Error, Limit, Part, SUPPORTED_ALGORITHMS};
 pub use keys::{Algorithm, KeyId, KeyList, MAX_KEYS, PublicKey, TrustAnchors};
 pub use keyset::{KeySet, MAX_REVOKED};
 pub use manifest::{
-    Component, DeviceIdentity, ImageExpectation, MAX_COMPONENTS, MAX_NESTING, Manifest, Member,
-    Params, PolicyConditions, PolicyInputs, Version,
+    Component, DeltaBinding, DeltaSources, DeviceIdentity, ImageExpectation, MAX_COMPONENTS,
+    MAX_NESTING, Manifest, Member, Params, PolicyConditions, PolicyInputs, Version,
 };
 pub use payload::{PayloadVerifier, verify_payload};
 pub use text::{Cve, MAX_CVES, ReleaseNotes, Severity, is_cve_id};

@@ -121,6 +121,9 @@ pub struct Params<'a> {
     pub component_slot: Option<u64>,
     /// `source-component`.
     pub source_component: Option<u64>,
+    /// Keyway's delta-base component index ([`PARAM_KEYWAY_DELTA_BASE`]).
+    #[cfg(feature = "delta")]
+    pub delta_base: Option<u8>,
 }
 
 /// One component and what the manifest does with it.
@@ -136,6 +139,36 @@ pub struct Component<'a> {
     pub image: Option<ImageExpectation<'a>>,
     /// Whether a `directive-invoke` runs it.
     pub invoked: bool,
+    /// Set when `keyway-directive-apply-delta` ([`CMD_KEYWAY_APPLY_DELTA`])
+    /// writes this component from a patch.
+    #[cfg(feature = "delta")]
+    pub delta: Option<DeltaSources>,
+}
+
+/// The components a `keyway-directive-apply-delta` reads: the patch and the
+/// image it applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeltaSources {
+    /// The component index holding the patch
+    /// (`suit-parameter-source-component`).
+    pub patch: u8,
+    /// The component index holding the base image
+    /// ([`PARAM_KEYWAY_DELTA_BASE`]).
+    pub base: u8,
+}
+
+/// What a delta manifest binds: the image the patch applies to and the
+/// image it produces. The payload (the patch itself) is still
+/// [`Manifest::payload`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeltaBinding<'a> {
+    /// SHA-256 of the installed image the patch applies to (borrowed from
+    /// the manifest).
+    pub base_digest: &'a [u8; 32],
+    /// Its size in bytes.
+    pub base_size: u64,
+    /// The image the patch produces: what the written slot must hold.
+    pub out: ImageExpectation<'a>,
 }
 
 /// The digest and size a payload must have.
@@ -365,6 +398,8 @@ impl<'a> Manifest<'a> {
                             fetched_from: None,
                             image: None,
                             invoked: false,
+                            #[cfg(feature = "delta")]
+                            delta: None,
                         });
                     }
                 }
@@ -418,6 +453,50 @@ impl<'a> Manifest<'a> {
         }
         self.policy = state.policy;
         Ok(())
+    }
+
+    /// The delta binding, if a `keyway-directive-apply-delta` ran: the first
+    /// component it wrote, the base component's image-match (digest and
+    /// size) and the written component's image-match (digest and size).
+    /// The patch component must be the one [`Manifest::payload`] names.
+    /// `Ok(None)` for a full image.
+    /// (Feature `delta`.)
+    #[cfg(feature = "delta")]
+    pub fn delta(&self) -> Result<Option<DeltaBinding<'a>>, Error> {
+        let Some((at, out, src)) = self
+            .components
+            .iter()
+            .enumerate()
+            .find_map(|(i, c)| Some((i, c.image, c.delta?)))
+        else {
+            return Ok(None);
+        };
+        // Another component's image-match, never the written one's.
+        let image = |i: u8| {
+            let i = usize::from(i);
+            self.components
+                .get(i)
+                .filter(|_| i != at)
+                .and_then(|c| c.image)
+        };
+        let payload = self.payload().map(|p| p.digest as *const [u8; 32]);
+        let missing = |what| Error::Missing {
+            part: Part::Commands,
+            what,
+        };
+        let base = image(src.base).ok_or(missing("delta base image-match"))?;
+        match (out, image(src.patch)) {
+            (Some(out), Some(patch))
+                if out.size.is_some() && payload == Some(patch.digest as *const [u8; 32]) =>
+            {
+                Ok(Some(DeltaBinding {
+                    base_digest: base.digest,
+                    base_size: base.size.ok_or(missing("delta base size"))?,
+                    out,
+                }))
+            }
+            _ => Err(missing("delta output size or fetched patch")),
+        }
     }
 
     /// The image the payload must match: the first component fetched from a
@@ -649,6 +728,17 @@ fn command(state: &mut State<'_, '_>, cmd: i64, device: &DeviceIdentity) -> Resu
                 need(p.source_component, cmd, PARAM_SOURCE_COMPONENT)?;
             }
             CMD_INVOKE => c.invoked = true,
+            #[cfg(feature = "delta")]
+            CMD_KEYWAY_APPLY_DELTA => {
+                // Indices are checked by `Manifest::delta`: one out of
+                // range (saturated here) finds no image there.
+                let patch = need(p.source_component, cmd, PARAM_SOURCE_COMPONENT)?;
+                let base = need(p.delta_base, cmd, PARAM_KEYWAY_DELTA_BASE)?;
+                c.delta = Some(DeltaSources {
+                    patch: u8::try_from(patch).unwrap_or(u8::MAX),
+                    base,
+                });
+            }
             other => return Err(Error::UnsupportedCommand(other)),
         }
     }
@@ -669,6 +759,8 @@ enum ParamValue<'a> {
     Priority(i64),
     Slot(u64),
     Source(u64),
+    #[cfg(feature = "delta")]
+    DeltaBase(u8),
     Ignored,
 }
 
@@ -700,6 +792,10 @@ impl<'a> ParamValue<'a> {
             PARAM_UPDATE_PRIORITY => ParamValue::Priority(r.i64()?),
             PARAM_COMPONENT_SLOT => ParamValue::Slot(r.u64()?),
             PARAM_SOURCE_COMPONENT => ParamValue::Source(r.u64()?),
+            #[cfg(feature = "delta")]
+            PARAM_KEYWAY_DELTA_BASE => {
+                ParamValue::DeltaBase(u8::try_from(r.u64()?).unwrap_or(u8::MAX))
+            }
             PARAM_STRICT_ORDER | PARAM_SOFT_FAILURE => {
                 r.bool()?;
                 ParamValue::Ignored
@@ -729,6 +825,8 @@ impl<'a> ParamValue<'a> {
             ParamValue::Priority(v) => p.update_priority = Some(v),
             ParamValue::Slot(v) => p.component_slot = Some(v),
             ParamValue::Source(v) => p.source_component = Some(v),
+            #[cfg(feature = "delta")]
+            ParamValue::DeltaBase(v) => p.delta_base = Some(v),
             ParamValue::Ignored => {}
         }
     }

@@ -8,6 +8,8 @@ use crate::envelope::{Envelope, IntegratedPayload};
 use crate::error::Error;
 use crate::keys::TrustAnchors;
 use crate::keyset::KeySet;
+#[cfg(feature = "delta")]
+use crate::manifest::DeltaBinding;
 use crate::manifest::{DeviceIdentity, ImageExpectation, Manifest, Member};
 use crate::text::ReleaseNotes;
 
@@ -66,6 +68,13 @@ pub struct Verified<'a> {
     pub payload: Option<ImageExpectation<'a>>,
     /// The integrated payload that carries it, if any.
     pub integrated: Option<IntegratedPayload<'a>>,
+    /// For a delta update (the payload is a Keyway patch): the image it
+    /// applies to and the image it produces. The device must refuse it
+    /// unless its installed image is the base, check the patch header
+    /// against it, and verify the written slot against `out`. (Feature
+    /// `delta`.)
+    #[cfg(feature = "delta")]
+    pub delta: Option<DeltaBinding<'a>>,
 }
 
 impl<'a> Verified<'a> {
@@ -90,6 +99,8 @@ impl Verified<'_> {
             notes: None,
             payload: None,
             integrated: None,
+            #[cfg(feature = "delta")]
+            delta: None,
         }
     }
 }
@@ -182,6 +193,10 @@ fn finish<'a>(
     }
     v.notes = run_manifest(&mut v.manifest, env, identity)?;
     v.payload = v.manifest.payload();
+    #[cfg(feature = "delta")]
+    {
+        v.delta = v.manifest.delta()?;
+    }
     v.integrated = integrated(env, v.payload.as_ref())?;
     sha256_into(&mut v.manifest_digest, env.manifest_wrapped);
     Ok(())
@@ -289,6 +304,9 @@ pub struct Inspected<'a> {
     pub payload: Option<ImageExpectation<'a>>,
     /// The integrated payload, if any.
     pub integrated: Option<IntegratedPayload<'a>>,
+    /// The delta binding, if the payload is a patch. (Feature `delta`.)
+    #[cfg(feature = "delta")]
+    pub delta: Option<DeltaBinding<'a>>,
 }
 
 /// Decodes an envelope for display, checking structure and digests but not
@@ -303,6 +321,8 @@ pub fn inspect_envelope(bytes: &[u8]) -> Result<Inspected<'_>, Error> {
     let mut manifest = Manifest::decode(env.manifest)?;
     let notes = run_manifest(&mut manifest, &env, &DeviceIdentity::ANY)?;
     let payload = manifest.payload();
+    #[cfg(feature = "delta")]
+    let delta = manifest.delta()?;
     let integrated = payload
         .and_then(|p| p.uri)
         .and_then(|uri| env.payload_named(uri))
@@ -317,6 +337,8 @@ pub fn inspect_envelope(bytes: &[u8]) -> Result<Inspected<'_>, Error> {
         notes,
         payload,
         integrated,
+        #[cfg(feature = "delta")]
+        delta,
     })
 }
 

@@ -8,7 +8,9 @@
 //! {"cmd": "cut-power", "after_ops": N} cut the power during the Nth flash operation from now
 //! {"cmd": "cut-power", "mid_upload": B} cut it once the upload passes byte B (null or absent B: halfway)
 //! {"cmd": "status"}                    running slot, journal state, presence, upload,
-//!                                      bolt, door, battery, tamper, keypad lockout
+//!                                      bolt, door, battery, tamper, keypad lockout,
+//!                                      profile, flash_ops (operations so far),
+//!                                      power_cuts (cuts that fired, for the audit)
 //! {"cmd": "keypad", "pin": "1234"}     a PIN on the keypad
 //! {"cmd": "lock"} / {"cmd": "unlock"}  the owner's commands
 //! {"cmd": "mechanical-key"}            the key turned in the cylinder (the bolt changes over)
@@ -185,6 +187,9 @@ fn other(server: &mut Server, v: &Value, now_ms: u64) -> Value {
                 "upload": server.upload().map(|u| format!("{u:?}")),
                 "lock": lock_status(server, now_ms),
                 "model": server.model().name,
+                "profile": server.lock().profile.name(),
+                "flash_ops": server.lock().flash().ops(),
+                "power_cuts": server.lock().flash().cut_log().len(),
                 "owners": server.owners().owners().len(),
                 "pending_update": server.pending().map(|p| json!({
                     "sequence": p.sequence,

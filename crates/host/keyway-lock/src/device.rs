@@ -4,6 +4,7 @@
 
 use keyway_audit::{AuditLog, Ed25519Signer, Event, RejectReason, RevertReason, Time, Version};
 use keyway_device::boot::{self, Boot, Confirmation, Decision, Reason, RevertCause, SelfTest};
+use keyway_device::delta::{DeltaError, DeltaInstaller};
 use keyway_device::install::{self, Installer, Mode, SlotLayout};
 use keyway_device::journal::{self, Config, Journal, PersistentState, TrialState};
 use keyway_device::manifest_area::{self, MAX_MANIFEST_LEN};
@@ -175,6 +176,16 @@ struct Audit {
     pending: Vec<Event>,
 }
 
+/// A download in progress: a full image through the [`Installer`], or a
+/// delta patch through the [`DeltaInstaller`] (the active slot as its base).
+pub enum Download {
+    /// The payload is the image (boxed like the delta, so that neither
+    /// variant makes the other large).
+    Full(Box<Installer<Flash, BUF>>),
+    /// The payload is a patch from the running image (boxed: 8.7 KB).
+    Delta(Box<DeltaInstaller<Flash, BUF>>),
+}
+
 /// The lock's persistent hardware and its running state.
 pub struct Lock {
     audit: Option<Audit>,
@@ -185,8 +196,15 @@ pub struct Lock {
     /// The stored key-set document and its decoded form.
     keyset: Option<(Vec<u8>, KeySet)>,
     running: Option<u8>,
+    /// The slot a delta upload produced and the SHA-256 of the file that
+    /// was uploaded (the slot holds the produced image, not the patch, so
+    /// the uploaded file's hash cannot be recomputed from it; kept in RAM).
+    delta_upload: Option<(u8, [u8; 32])>,
     /// The simulated application's self-test result.
     pub self_test: SelfTest,
+    /// The lock's behaviour: the real one, or a deliberate flaw
+    /// (`keyway-lock --profile`).
+    pub profile: crate::profile::Profile,
 }
 
 impl core::fmt::Debug for Lock {
@@ -235,7 +253,9 @@ impl Lock {
             trust,
             keyset,
             running: None,
+            delta_upload: None,
             self_test: PASS,
+            profile: crate::profile::Profile::Default,
         })
     }
 
@@ -265,6 +285,10 @@ impl Lock {
     /// Queues an audit event (a lock without a log drops it). Events are
     /// written by [`Lock::commit_audit`], which supplies the time.
     pub fn note(&mut self, event: Event) {
+        // PROFILE HOOK (log-gaps): update events are dropped.
+        if self.profile.drops(&event) {
+            return;
+        }
         if let Some(a) = self.audit.as_mut() {
             a.pending.push(event);
         }
@@ -423,12 +447,61 @@ impl Lock {
             }
             _ => {}
         }
+        // PROFILE HOOK (no-rollback): a single-slot bootloader has nothing
+        // to fall back to.
+        if self.profile == crate::profile::Profile::NoRollback
+            && matches!(
+                decision.reason,
+                Reason::FellBack { .. } | Reason::Reverted { .. }
+            )
+        {
+            self.running = None;
+            return Ok(BootReport {
+                decision,
+                app: "recovery (no-rollback profile): the image in place does not verify and there is no other"
+                    .to_owned(),
+            });
+        }
         let app = match (self.running, self.journal.state().trial) {
             (Some(s), TrialState::Trial { slot, .. }) if s == slot => self.self_test_and_confirm(),
             (Some(s), _) => format!("slot {s} runs, confirmed"),
             (None, _) => "recovery: no verified image; waiting for an upload".to_owned(),
         };
+        // A failed self-test leaves no trial boots: the application resets
+        // itself (its watchdog) and the bootloader reverts.
+        if matches!(
+            self.journal.state().trial,
+            TrialState::Trial {
+                attempts_left: 0,
+                ..
+            }
+        ) {
+            let again = self.power_on()?;
+            return Ok(BootReport {
+                decision: again.decision,
+                app: format!("{app}; the application reset itself: {}", again.app),
+            });
+        }
         Ok(BootReport { decision, app })
+    }
+
+    /// The simulated application's self-test of the image in `slot`: the
+    /// configured result, with the comms check failing for an image that
+    /// carries [`crate::profile::SELF_TEST_FAIL_MARKER`].
+    fn self_test_of(&self, slot: u8) -> SelfTest {
+        let marked = self
+            .layout
+            .place::<Flash>(slot)
+            .and_then(|p| {
+                self.flash
+                    .as_bytes()
+                    .get(p.image.start as usize..p.image.end as usize)
+            })
+            .is_some_and(crate::profile::fails_self_test);
+        SelfTest {
+            comms: self.self_test.comms && !marked,
+            ..self.self_test
+        }
     }
 
     /// The application on trial: self-test, then confirm.
@@ -444,7 +517,8 @@ impl Lock {
             sequence: info.sequence,
             keyset_version: info.keyset_version,
         };
-        match boot::confirm(&mut self.journal, &mut self.flash, self.self_test, conf) {
+        let self_test = self.self_test_of(slot);
+        match boot::confirm(&mut self.journal, &mut self.flash, self_test, conf) {
             Ok(_) => {
                 self.note(Event::Confirmed {
                     slot,
@@ -523,7 +597,9 @@ impl Lock {
         let head = self.head(slot)?;
         let (version, sequence, size) = {
             let i = keyway_suit::inspect_envelope(&head).ok()?;
-            let size = i.payload.as_ref().and_then(|p| p.size)?;
+            // A delta's slot holds the image the patch produced.
+            let image = i.delta.map(|d| d.out).or(i.payload);
+            let size = image.as_ref().and_then(|p| p.size)?;
             let version = i
                 .manifest
                 .version
@@ -540,7 +616,12 @@ impl Lock {
         let mut h = Sha256::new();
         h.update(&head);
         h.update(image);
-        let hash: [u8; 32] = h.finalize().into();
+        let mut hash: [u8; 32] = h.finalize().into();
+        if let Some((s, uploaded)) = self.delta_upload
+            && s == slot
+        {
+            hash = uploaded;
+        }
         let bootable = self.verify(slot).is_ok();
         let state = *self.journal.state();
         let on_trial = matches!(state.trial, TrialState::Trial { slot: t, .. } if t == slot);
@@ -601,6 +682,59 @@ impl Lock {
             .map_err(|e| flash_err(img_rc::FLASH_WRITE_FAILED, "journal commit", &e))
     }
 
+    /// PROFILE HOOK (no-rollback): the flawed install. The verified image
+    /// staged in `from` is copied over the running slot in place, page by
+    /// page, confirmed at once (no trial), and the staging slot erased:
+    /// the lock keeps one image, so a power cut during the copy leaves
+    /// nothing that verifies (and its bootloader does not fall back).
+    pub fn install_in_place(&mut self, from: u8) -> Result<(), String> {
+        let to = self.running.ok_or("no image runs (recovery)")?;
+        if from == to {
+            return Err(format!("slot {from} runs already"));
+        }
+        self.verify(from)
+            .map_err(|e| format!("slot {from} does not verify: {e}"))?;
+        let (src, dst) = (
+            self.layout.slots[usize::from(from)].clone(),
+            self.layout.slots[usize::from(to)].clone(),
+        );
+        for page in 0..(src.end - src.start) / PAGE {
+            let (at, into) = (src.start + page * PAGE, dst.start + page * PAGE);
+            let data = read(&self.flash, at as usize, PAGE as usize)
+                .ok_or("the staged slot is outside the flash")?
+                .to_vec();
+            self.flash
+                .erase(into, into + PAGE)
+                .map_err(|e| format!("in-place copy: erase at {into:#x}: {e}"))?;
+            if data.iter().any(|b| *b != 0xFF) {
+                self.flash
+                    .write(into, &data)
+                    .map_err(|e| format!("in-place copy: write at {into:#x}: {e}"))?;
+            }
+        }
+        let info = self
+            .verify(to)
+            .map_err(|e| format!("the copy in slot {to} does not verify: {e}"))?;
+        let state = *self.journal.state();
+        let next = PersistentState {
+            active_slot: to,
+            trial: TrialState::Confirmed,
+            floor: Some(info.sequence),
+            download: None,
+            ..state
+        };
+        self.journal
+            .commit(&mut self.flash, &next)
+            .map_err(|e| format!("journal commit: {e}"))?;
+        self.note(Event::Confirmed {
+            slot: to,
+            sequence: info.sequence,
+        });
+        self.flash
+            .erase(src.start, src.end)
+            .map_err(|e| format!("erasing the staging slot: {e}"))
+    }
+
     /// Confirms the running image (SMP "confirm"); `hash`, if given, must
     /// name it.
     pub fn confirm(&mut self, hash: Option<&[u8]>) -> Result<(), ImgError> {
@@ -633,7 +767,8 @@ impl Lock {
                     sequence: info.sequence,
                     keyset_version: info.keyset_version,
                 };
-                boot::confirm(&mut self.journal, &mut self.flash, self.self_test, conf)
+                let self_test = self.self_test_of(running);
+                boot::confirm(&mut self.journal, &mut self.flash, self_test, conf)
                     .map(|_| {
                         self.note(Event::Confirmed {
                             slot: running,
@@ -688,6 +823,9 @@ impl Lock {
                 .commit(&mut self.flash, &next)
                 .map_err(|e| flash_err(img_rc::FLASH_WRITE_FAILED, "journal commit", &e))?;
         }
+        if self.delta_upload.is_some_and(|(s, _)| s == slot) {
+            self.delta_upload = None;
+        }
         let r = self.layout.slots[usize::from(slot)].clone();
         self.flash
             .erase(r.start, r.end)
@@ -725,13 +863,39 @@ impl Lock {
     }
 
     /// Begins a download of a verified envelope into the inactive slot,
-    /// storing `head` in its manifest area.
+    /// storing `head` in its manifest area: the payload `expectation`
+    /// describes, or, with `delta`, a patch applied to the running image
+    /// (refused before anything is written unless the active slot holds
+    /// the patch's base; see [`Lock::delta_refusal`]).
     pub fn begin_download(
         &mut self,
         expectation: &keyway_suit::ImageExpectation<'_>,
+        delta: Option<&keyway_suit::DeltaBinding<'_>>,
         manifest_digest: [u8; 32],
         head: &[u8],
-    ) -> Result<Installer<Flash, BUF>, ImgError> {
+    ) -> Result<Download, ImgError> {
+        // The inactive slot is about to be rewritten: a delta upload's hash
+        // recorded for it no longer names what it holds.
+        let inactive = 1 - self.journal.state().active_slot.min(1);
+        if self.delta_upload.is_some_and(|(s, _)| s == inactive) {
+            self.delta_upload = None;
+        }
+        if let Some(d) = delta {
+            if let Some(e) = self.delta_refusal(d) {
+                return Err(e);
+            }
+            return DeltaInstaller::<Flash, BUF>::begin(
+                &mut self.flash,
+                &mut self.journal,
+                &self.layout,
+                d,
+                expectation,
+                manifest_digest,
+                Some(head),
+            )
+            .map(|i| Download::Delta(Box::new(i)))
+            .map_err(|e| self.delta_err(e));
+        }
         Installer::<Flash, BUF>::begin_with_manifest(
             &mut self.flash,
             &mut self.journal,
@@ -740,7 +904,61 @@ impl Lock {
             manifest_digest,
             head,
         )
+        .map(|i| Download::Full(Box::new(i)))
         .map_err(install_err)
+    }
+
+    /// Why a delta with this binding cannot apply here, or `None` when the
+    /// active slot's first `base_size` bytes hash to its base digest. The
+    /// reason names both images, so the owner's client knows to send the
+    /// full image instead.
+    pub fn delta_refusal(&self, d: &keyway_suit::DeltaBinding<'_>) -> Option<ImgError> {
+        let active = self.journal.state().active_slot;
+        let place = self.layout.place::<Flash>(active)?;
+        let base = usize::try_from(d.base_size).ok();
+        let found = base
+            .and_then(|n| read(&self.flash, place.image.start as usize, n))
+            .map(|b| <[u8; 32]>::from(Sha256::digest(b)));
+        if found.as_ref() == Some(d.base_digest) {
+            return None;
+        }
+        let short = |h: &[u8]| keyway::keys::hex(h.get(..4).unwrap_or(h));
+        let runs = match (self.image_digest(active), self.version(active)) {
+            (Some(h), Some(v)) => format!("{}… (v{v})", short(&h)),
+            _ => "another image".to_owned(),
+        };
+        Some(ImgError::new(
+            img_rc::INVALID_IMAGE_HEADER,
+            MgmtErr::Inval,
+            format!(
+                "this delta applies to image {}… ({} bytes); the lock runs {runs}: send the full image",
+                short(d.base_digest),
+                d.base_size
+            ),
+        ))
+    }
+
+    /// The SHA-256 of the image `slot` holds, as its stored manifest names
+    /// it (a delta's output, or the payload).
+    pub fn image_digest(&self, slot: u8) -> Option<[u8; 32]> {
+        let head = self.head(slot)?;
+        let i = keyway_suit::inspect_envelope(&head).ok()?;
+        i.delta.map(|d| d.out).or(i.payload).map(|p| *p.digest)
+    }
+
+    fn delta_err(&self, e: DeltaError<keyway_sim::Error>) -> ImgError {
+        match e {
+            DeltaError::Install(e) => install_err(e),
+            DeltaError::WrongBase { .. } => ImgError::new(
+                img_rc::INVALID_IMAGE_HEADER,
+                MgmtErr::Inval,
+                format!("{e}: send the full image"),
+            ),
+            DeltaError::Header { .. } | DeltaError::Patch(_) | DeltaError::PatchPayload(_) => {
+                ImgError::new(img_rc::INVALID_HASH, MgmtErr::Inval, format!("delta: {e}"))
+            }
+            other => ImgError::new(img_rc::UNKNOWN, MgmtErr::Unknown, format!("delta: {other}")),
+        }
     }
 
     /// Continues the download the journal records (after a power cut or a
@@ -765,6 +983,11 @@ impl Lock {
         let v =
             keyway_suit::verify_envelope(&head, &trust.anchors, &trust.identity, &state).ok()?;
         let ip = v.integrated?;
+        // A delta is never resumed in the middle (the decoder's state is
+        // not saved): the upload starts again from its first byte.
+        if v.delta.is_some() {
+            return None;
+        }
         if v.manifest_digest != d.manifest_digest
             || ip.offset != head.len()
             || (ip.offset as u64).checked_add(ip.len)? != len
@@ -791,24 +1014,50 @@ impl Lock {
         Some((inst, head, done))
     }
 
-    /// Pushes payload bytes.
-    pub fn push(&mut self, inst: &mut Installer<Flash, BUF>, data: &[u8]) -> Result<(), ImgError> {
-        inst.push(&mut self.flash, &mut self.journal, data)
-            .map_err(install_err)
+    /// Pushes payload bytes (image bytes, or patch bytes a delta decodes
+    /// into the inactive slot).
+    pub fn push(&mut self, inst: &mut Download, data: &[u8]) -> Result<(), ImgError> {
+        match inst {
+            Download::Full(i) => i
+                .push(&mut self.flash, &mut self.journal, data)
+                .map_err(install_err),
+            Download::Delta(i) => i
+                .push(&mut self.flash, &mut self.journal, data)
+                .map_err(|e| self.delta_err(e)),
+        }
     }
 
     /// Finishes the download: the slot becomes pending.
-    pub fn finish(&mut self, inst: Installer<Flash, BUF>) -> Result<u8, ImgError> {
-        inst.finish(&mut self.flash, &mut self.journal)
-            .map_err(install_err)
+    pub fn finish(&mut self, inst: Download) -> Result<u8, ImgError> {
+        match inst {
+            Download::Full(i) => i
+                .finish(&mut self.flash, &mut self.journal)
+                .map_err(install_err),
+            Download::Delta(i) => i
+                .finish(&mut self.flash, &mut self.journal)
+                .map_err(|e| self.delta_err(e)),
+        }
     }
 
     /// Finishes the download without arming it: the complete, verified
     /// image waits in its slot (`Installer::finish_unarmed`) until
     /// [`Lock::test`] arms it, which the update policy does on consent.
-    pub fn finish_unarmed(&mut self, inst: Installer<Flash, BUF>) -> Result<u8, ImgError> {
-        inst.finish_unarmed(&mut self.flash, &mut self.journal)
-            .map_err(install_err)
+    pub fn finish_unarmed(&mut self, inst: Download) -> Result<u8, ImgError> {
+        match inst {
+            Download::Full(i) => i
+                .finish_unarmed(&mut self.flash, &mut self.journal)
+                .map_err(install_err),
+            Download::Delta(i) => i
+                .finish_unarmed(&mut self.flash, &mut self.journal)
+                .map_err(|e| self.delta_err(e)),
+        }
+    }
+
+    /// Records that `slot` was produced by a delta upload of a file with
+    /// SHA-256 `hash`: its image state reports that hash (what the client
+    /// uploaded and tests by), not the hash of head and produced image.
+    pub fn note_delta_upload(&mut self, slot: u8, hash: [u8; 32]) {
+        self.delta_upload = Some((slot, hash));
     }
 
     /// The device's Ed25519 public key (`None`: no audit log attached).
@@ -841,7 +1090,12 @@ impl Lock {
                 "the envelope carries no image",
             )
         })?;
-        let mut inst = self.begin_download(&exp, v.manifest_digest, &envelope[..ip.offset])?;
+        let mut inst = self.begin_download(
+            &exp,
+            v.delta.as_ref(),
+            v.manifest_digest,
+            &envelope[..ip.offset],
+        )?;
         self.push(&mut inst, ip.available)?;
         self.finish(inst)
     }

@@ -158,6 +158,11 @@ impl Server {
         ];
         if let Some(s) = running {
             m.push((text("slot"), u(u64::from(s))));
+            // The running image's SHA-256: what a delta release's base must
+            // be, so the owner's client can choose delta or full image.
+            if let Some(h) = self.lock().image_digest(s) {
+                m.push((text("image"), Value::Bytes(h.to_vec())));
+            }
         }
         m.push((text("trial"), Value::Bool(trial)));
         m.push((
@@ -178,7 +183,7 @@ impl Server {
     /// The pending update's summary; `state` overrides the state name.
     fn update_summary(&self, state: Option<&str>) -> Option<Value> {
         let p = self.pending.as_ref()?;
-        let consented = self.update.consent == Some(p.sequence);
+        let consented = self.update.consent == Some(p.hash);
         let name = state.unwrap_or(if self.update.installing {
             "installing"
         } else if consented && self.update.postponed.is_some() {
@@ -217,7 +222,7 @@ impl Server {
         let Some(p) = self.pending.clone() else {
             return Err(Self::nothing_pending());
         };
-        self.update.notes_offered = Some(p.sequence);
+        self.update.notes_offered = Some(p.hash);
         let cves = p
             .cves
             .iter()
@@ -273,7 +278,7 @@ impl Server {
             ));
             return Ok(summary.map(into_body).unwrap_or_default());
         }
-        if self.update.notes_offered != Some(p.sequence) {
+        if self.update.notes_offered != Some(p.hash) {
             return Err(Fail::Smp(
                 MgmtErr::BadState,
                 "refused: the release notes were not offered yet; read them with notes (command 4) first"
@@ -379,6 +384,7 @@ impl Server {
         }
         self.long_press_ms = None;
         self.owners.reset();
+        self.drop_owner_upload();
         self.update = Default::default();
         let (latch, _) = self.latch_mut();
         latch.set_pin(crate::lock::DEFAULT_PIN);

@@ -15,6 +15,7 @@
 //!   authentication, sans-IO.
 //! * [`policy`]: the update policy (consent, battery, bolt) and the lock
 //!   models with their battery models, sans-IO.
+//! * [`profile`]: deliberately flawed locks (`--profile`) for `keyway audit`.
 //! * [`device`]: the lock's device side over the simulated flash, with
 //!   the audit log.
 //! * [`lock`]: the lock's behaviour (bolt, keypad, auto-relock, sensors),
@@ -34,6 +35,7 @@ pub mod keyway_group;
 pub mod lock;
 pub mod owners;
 pub mod policy;
+pub mod profile;
 pub mod server;
 pub mod shell;
 /// The SMP framing, shared with the owner's client in `keyway device`.

@@ -105,6 +105,14 @@ struct RunArgs {
     /// Auto-relock delay after an unlock (0: never).
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     relock_seconds: u64,
+    /// A deliberately flawed lock for `keyway audit`: cloud-verify,
+    /// no-rollback, unsigned, downgrade, forced or log-gaps.
+    #[arg(long, value_name = "NAME", default_value = "default")]
+    profile: String,
+    /// With --profile cloud-verify: the vendor server it insists on
+    /// reaching (HOST:PORT).
+    #[arg(long, value_name = "HOST:PORT")]
+    vendor_server: Option<String>,
 }
 
 fn main() {
@@ -176,6 +184,19 @@ fn run(a: &RunArgs) -> Result<()> {
             Err(_) => (None, Some(PathBuf::from(c))),
         },
     };
+    let mut profile =
+        keyway_lock::profile::Profile::parse(&a.profile).map_err(|e| anyhow!("--profile: {e}"))?;
+    if let (keyway_lock::profile::Profile::CloudVerify { server }, Some(v)) =
+        (&mut profile, &a.vendor_server)
+    {
+        server.clone_from(v);
+    }
+    if profile != keyway_lock::profile::Profile::Default {
+        eprintln!(
+            "keyway-lock: FLAWED PROFILE {}: for audits only",
+            profile.name()
+        );
+    }
     let running = shell::start(&shell::Options {
         state,
         bind: a.bind,
@@ -187,6 +208,7 @@ fn run(a: &RunArgs) -> Result<()> {
         lockout_seconds: a.lockout_seconds,
         relock_seconds: a.relock_seconds,
         verbose: true,
+        profile,
     })?;
     eprintln!("keyway-lock: {}", running.boot);
     if let Some(c) = running.control {

@@ -4,8 +4,8 @@
 //! An owner is a paired Ed25519 public key. A request signed by an owner
 //! carries `auth` = `{key, nonce, sig}` (FORMAT.md, "The Keyway SMP
 //! group"): the nonce comes from `challenge`, lives [`NONCE_LIFE_MS`], is
-//! consumed by the first request that presents it whether the signature
-//! verifies or not, and at most [`MAX_NONCES`] are outstanding (the oldest
+//! consumed by the first request whose `auth` is checked ([`Owners::verify`])
+//! whether the signature verifies or not, and at most [`MAX_NONCES`] are outstanding (the oldest
 //! is dropped). The signature covers the group, the command id, the nonce
 //! and the body without `auth`, so a captured request cannot be replayed
 //! and a signature cannot be moved to another command or body.

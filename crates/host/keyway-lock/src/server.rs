@@ -3,11 +3,10 @@
 //! in `main.rs`.
 
 use ciborium::Value;
-use keyway_device::install::Installer;
 use keyway_device::manifest_area::MAX_MANIFEST_LEN;
 use sha2::{Digest, Sha256};
 
-use crate::device::{self, BUF, BootReport, Flash, ImgError, Lock, img_rc};
+use crate::device::{self, BootReport, ImgError, Lock, img_rc};
 use crate::owners::{Auth, Owners};
 use crate::policy::{self, Model, Pending};
 use crate::smp::{
@@ -52,10 +51,13 @@ pub struct Upload {
     off: u64,
     hasher: Sha256,
     head: Vec<u8>,
-    installer: Option<Installer<Flash, BUF>>,
+    installer: Option<device::Download>,
     /// Begun with an owner's `auth` (not the presence window): the
     /// chunks that follow belong to it.
     by_owner: bool,
+    /// The manifest's sequence number, once the head verified (for the
+    /// audit log's record of a refused image).
+    sequence: Option<u64>,
 }
 
 impl core::fmt::Debug for Upload {
@@ -97,10 +99,13 @@ pub(crate) const NO_PRESENCE: &str = "no presence window open; press the lock's 
 /// Where a pending update stands.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct UpdateStatus {
-    /// Consent was given for this sequence number.
-    pub(crate) consent: Option<u64>,
-    /// The notes were offered (`notes` read) for this sequence number.
-    pub(crate) notes_offered: Option<u64>,
+    /// Consent was given to the pending update with this hash (its
+    /// envelope's SHA-256, as the image group names it): bound to that
+    /// envelope, not to its sequence number or slot, so another envelope
+    /// in the slot needs consent of its own.
+    pub(crate) consent: Option<[u8; 32]>,
+    /// The notes were offered (`notes` read) for the update with this hash.
+    pub(crate) notes_offered: Option<[u8; 32]>,
     /// Why the consented install waits.
     pub(crate) postponed: Option<String>,
     /// Armed: the lock resets into the trial.
@@ -252,8 +257,13 @@ impl Server {
         };
         let st = self.lock.state();
         let other = 1 - running.min(1);
+        // Nothing on trial or pending: `None` too (after a revert).
         if st.download.is_some_and(|d| d.slot == other)
-            || !matches!(st.trial, keyway_device::journal::TrialState::Confirmed)
+            || !matches!(
+                st.trial,
+                keyway_device::journal::TrialState::Confirmed
+                    | keyway_device::journal::TrialState::None
+            )
         {
             return;
         }
@@ -294,9 +304,9 @@ impl Server {
     /// Records consent for the pending update.
     pub(crate) fn consent(&mut self, how: &str) {
         let Some(p) = &self.pending else { return };
-        if self.update.consent != Some(p.sequence) {
+        if self.update.consent != Some(p.hash) {
             let sequence = p.sequence;
-            self.update.consent = Some(sequence);
+            self.update.consent = Some(p.hash);
             self.lock
                 .note(keyway_audit::Event::ConsentGiven { sequence });
             self.log
@@ -309,8 +319,14 @@ impl Server {
     /// consented; `Err`: postponed (or refused by the slot), with why.
     pub(crate) fn try_install(&mut self) -> Option<Result<(), String>> {
         let p = self.pending.clone()?;
-        if self.update.consent != Some(p.sequence) || self.update.installing {
+        if self.update.consent != Some(p.hash) || self.update.installing {
             return None;
+        }
+        // PROFILE HOOK (cloud-verify): no install without the vendor server.
+        if let Err(why) = self.lock.profile.before_install() {
+            self.update.consent = None;
+            self.log.push(why.clone());
+            return Some(Err(why));
         }
         if let Err(why) = policy::may_install(&self.owners.settings(), &p, &self.conditions()) {
             if self.update.postponed.as_ref() != Some(&why) {
@@ -322,9 +338,16 @@ impl Server {
             self.update.postponed = Some(why.clone());
             return Some(Err(why));
         }
-        if let Err(e) = self.lock.test(&p.hash) {
+        // PROFILE HOOK (no-rollback): the image is copied over the running
+        // one instead of booting on trial from its own slot.
+        let armed = if self.lock.profile == crate::profile::Profile::NoRollback {
+            self.lock.install_in_place(p.slot)
+        } else {
+            self.lock.test(&p.hash).map_err(|e| e.reason)
+        };
+        if let Err(e) = armed {
             self.update.consent = None;
-            return Some(Err(e.reason));
+            return Some(Err(e));
         }
         self.update.postponed = None;
         self.update.installing = true;
@@ -420,6 +443,14 @@ impl Server {
     /// The upload in progress.
     pub fn upload(&self) -> Option<&Upload> {
         self.upload.as_ref()
+    }
+
+    /// Drops an upload an owner began with `auth` (a factory reset forgot
+    /// that owner: the chunks that follow would carry its authority).
+    pub(crate) fn drop_owner_upload(&mut self) {
+        if self.upload.as_ref().is_some_and(|u| u.by_owner) {
+            self.upload = None;
+        }
     }
 
     /// Log lines since the last call (refusals, resets, boots).
@@ -593,12 +624,15 @@ impl Server {
             }
             (group::IMAGE, img_cmd::ERASE) if write => {
                 self.authorize(r, now_ms, "image erase")?;
-                self.pending = None;
-                self.update = UpdateStatus::default();
                 let slot = get_u64(&r.body, "slot").map_err(inval)?;
                 let slot = slot.map(|s| u8::try_from(s).unwrap_or(u8::MAX));
-                self.upload = None;
+                // A refused erase (the running slot, a bad slot number)
+                // changes nothing: the pending update, its consent and an
+                // upload in progress stay.
                 self.lock.erase(slot)?;
+                self.upload = None;
+                self.pending = None;
+                self.update = UpdateStatus::default();
                 Ok(Vec::new())
             }
             (group::KEYWAY, _) => self.keyway(r, now_ms),
@@ -648,9 +682,19 @@ impl Server {
     }
 
     /// An upload chunk is allowed with the presence window, an owner's
-    /// `auth` at `off` 0, or as part of an upload an owner began.
+    /// `auth` at `off` 0, or as part of an upload an owner began; a chunk
+    /// at another `off` with no upload in progress is answered `off` 0.
     fn upload_gate(&mut self, r: &Request, now_ms: u64) -> Result<bool, Fail> {
         let off = get_u64(&r.body, "off").map_err(inval)?;
+        // A later chunk when the lock holds no upload (a reset, a power
+        // cut or a restart lost it): nothing is written, the answer `off`
+        // 0 sends the client back to the first chunk, where an owner's
+        // `auth` belongs (and a download the journal records resumes).
+        // Refusing it for want of the window would tell an owner who
+        // signed the upload that it needs the window.
+        if off.is_some_and(|o| o != 0) && self.upload.is_none() {
+            return Ok(false);
+        }
         if off != Some(0)
             && !self.presence_open(now_ms)
             && self.upload.as_ref().is_some_and(|u| u.by_owner)
@@ -752,17 +796,19 @@ impl Server {
             .unwrap_or(0)
     }
 
-    /// Logs an upload the installer refused for its image.
-    fn note_payload_rejection(&mut self, e: &ImgError) {
+    /// Logs an upload the installer refused for its image (`offered`: the
+    /// sequence number its verified head carried).
+    fn note_payload_rejection(&mut self, e: &ImgError, offered: Option<u64>) {
         if matches!(
             e.rc,
             img_rc::INVALID_HASH | img_rc::INVALID_IMAGE_DATA_OVERRUN | img_rc::INVALID_LENGTH
         ) {
-            let sequence = self
-                .lock
-                .state()
-                .download
-                .map_or(0, |d| self.slot_sequence(d.slot));
+            let sequence = offered.unwrap_or_else(|| {
+                self.lock
+                    .state()
+                    .download
+                    .map_or(0, |d| self.slot_sequence(d.slot))
+            });
             self.lock.note(keyway_audit::Event::UpdateRejected {
                 sequence,
                 reason: keyway_audit::RejectReason::Payload,
@@ -836,8 +882,11 @@ impl Server {
                     off,
                     hasher,
                     head: Vec::new(),
-                    installer: Some(inst),
+                    installer: Some(device::Download::Full(Box::new(inst))),
                     by_owner: false,
+                    sequence: keyway_suit::inspect_envelope(&head)
+                        .ok()
+                        .map(|i| i.manifest.sequence),
                 });
                 return Ok(vec![(text("off"), Value::from(off))]);
             }
@@ -849,6 +898,7 @@ impl Server {
                 head: Vec::new(),
                 installer: None,
                 by_owner: false,
+                sequence: None,
             });
         }
         let Some(u) = self.upload.as_mut() else {
@@ -890,8 +940,8 @@ impl Server {
             self.update = UpdateStatus::default();
         }
         if let Err(e) = result {
-            self.upload = None;
-            self.note_payload_rejection(&e);
+            let offered = self.upload.take().and_then(|u| u.sequence);
+            self.note_payload_rejection(&e, offered);
             return Err(e.into());
         }
         let Some(u) = self.upload.as_mut() else {
@@ -908,8 +958,9 @@ impl Server {
         // A lock in recovery runs nothing to protect: the upload is armed
         // at once. Otherwise it waits, unarmed, for consent.
         let arm = self.lock.running().is_none();
-        let slot =
-            finish(&mut self.lock, u, arm).inspect_err(|e| self.note_payload_rejection(e))?;
+        let offered = u.sequence;
+        let slot = finish(&mut self.lock, u, arm)
+            .inspect_err(|e| self.note_payload_rejection(e, offered))?;
         let sequence = self.slot_sequence(slot);
         if arm {
             self.lock
@@ -924,6 +975,20 @@ impl Server {
                 "upload of {len} bytes complete: slot {slot} holds sequence {sequence}, verified, awaiting consent"
             ));
             self.auto_consent();
+            // PROFILE HOOK (forced): installs at once, no consent, no policy.
+            if self.lock.profile == crate::profile::Profile::Forced
+                && let Some(p) = self.pending.clone()
+                && self.lock.test(&p.hash).is_ok()
+            {
+                self.update.installing = true;
+                self.lock.note(keyway_audit::Event::UpdateInstalled {
+                    sequence: p.sequence,
+                    slot: p.slot,
+                });
+                self.log
+                    .push("forced profile: installing without consent; resetting".to_owned());
+                self.reset_pending = true;
+            }
         }
         Ok(vec![
             (text("off"), Value::from(len)),
@@ -948,8 +1013,15 @@ fn feed(lock: &mut Lock, u: &mut Upload, data: &[u8]) -> Result<(), ImgError> {
         return Ok(());
     }
     let trust = lock.trust().clone();
-    let state = lock.device_state();
+    let mut state = lock.device_state();
+    // PROFILE HOOK (downgrade): no anti-rollback floor.
+    if lock.profile == crate::profile::Profile::Downgrade {
+        state.sequence_floor = None;
+    }
     let inst = begin(lock, u, &trust, &state)?;
+    u.sequence = keyway_suit::inspect_envelope(&u.head)
+        .ok()
+        .map(|i| i.manifest.sequence);
     u.installer = Some(inst);
     u.head = Vec::new();
     Ok(())
@@ -961,7 +1033,7 @@ fn begin(
     u: &Upload,
     trust: &device::Trust,
     state: &keyway_suit::DeviceState,
-) -> Result<Installer<Flash, BUF>, ImgError> {
+) -> Result<device::Download, ImgError> {
     use keyway_audit::{Event, RejectReason};
     let offered = keyway_suit::inspect_envelope(&u.head).ok().map(|i| {
         let version = i
@@ -974,30 +1046,41 @@ fn begin(
     if let Some((sequence, version)) = offered {
         lock.note(Event::UpdateOffered { sequence, version });
     }
-    let v = keyway_suit::verify_envelope(&u.head, &trust.anchors, &trust.identity, state).map_err(
-        |e| {
-            lock.note(Event::UpdateRejected {
-                sequence,
-                reason: device::reject_reason(&e),
-            });
-            let mut r = device::envelope_refusal(&e);
-            if matches!(e, keyway_suit::Error::Malformed { .. }) && u.head.len() < u.len as usize {
-                r.reason.push_str(&format!(
-                    " (within the first {} bytes, where the envelope head must end)",
-                    u.head.len()
-                ));
-            }
-            r
-        },
-    )?;
-    let exp = v.payload.ok_or_else(|| {
+    let verified = keyway_suit::verify_envelope(&u.head, &trust.anchors, &trust.identity, state)
+        .map(|v| (v.payload, v.integrated, v.manifest_digest, v.delta));
+    // PROFILE HOOK (unsigned): signatures that do not verify are ignored.
+    let verified = match verified {
+        Err(e)
+            if lock.profile == crate::profile::Profile::Unsigned
+                && matches!(keyway::check::check_name(&e), "signatures" | "key set") =>
+        {
+            keyway_suit::inspect_envelope(&u.head)
+                .map(|i| (i.payload, i.integrated, i.manifest_digest, i.delta))
+        }
+        other => other,
+    };
+    let (payload, integrated, manifest_digest, delta) = verified.map_err(|e| {
+        lock.note(Event::UpdateRejected {
+            sequence,
+            reason: device::reject_reason(&e),
+        });
+        let mut r = device::envelope_refusal(&e);
+        if matches!(e, keyway_suit::Error::Malformed { .. }) && u.head.len() < u.len as usize {
+            r.reason.push_str(&format!(
+                " (within the first {} bytes, where the envelope head must end)",
+                u.head.len()
+            ));
+        }
+        r
+    })?;
+    let exp = payload.ok_or_else(|| {
         ImgError::new(
             img_rc::NO_IMAGE,
             MgmtErr::Inval,
             "the envelope's manifest names no image",
         )
     })?;
-    let ip = v.integrated.ok_or_else(|| {
+    let ip = integrated.ok_or_else(|| {
         ImgError::new(
             img_rc::INVALID_IMAGE_HEADER,
             MgmtErr::Inval,
@@ -1020,8 +1103,17 @@ fn begin(
         ));
     }
     let head = u.head.get(..ip.offset).unwrap_or(&[]);
+    // A delta for another image than the running one: refused at the head,
+    // before anything is written; the client sends the full image instead.
+    if let Some(e) = delta.as_ref().and_then(|d| lock.delta_refusal(d)) {
+        lock.note(Event::UpdateRejected {
+            sequence,
+            reason: RejectReason::Compatibility,
+        });
+        return Err(e);
+    }
     lock.note(Event::UpdateVerified { sequence });
-    let mut inst = lock.begin_download(&exp, v.manifest_digest, head)?;
+    let mut inst = lock.begin_download(&exp, delta.as_ref(), manifest_digest, head)?;
     lock.note(Event::DownloadStarted { sequence });
     let rest = u.head.get(ip.offset..).unwrap_or(&[]);
     lock.push(&mut inst, rest)?;
@@ -1052,11 +1144,16 @@ fn finish(lock: &mut Lock, u: Upload, arm: bool) -> Result<u8, ImgError> {
             "the upload ended before its envelope head",
         )
     })?;
-    if arm {
+    let delta = matches!(inst, device::Download::Delta(_));
+    let slot = if arm {
         lock.finish(inst)
     } else {
         lock.finish_unarmed(inst)
+    }?;
+    if delta {
+        lock.note_delta_upload(slot, got);
     }
+    Ok(slot)
 }
 
 /// The request's `auth` map, decoded with every length checked.

@@ -42,6 +42,8 @@ pub struct Options {
     pub relock_seconds: u64,
     /// Print the lock's log lines on stderr.
     pub verbose: bool,
+    /// The lock's behaviour: the real one, or a deliberate flaw.
+    pub profile: crate::profile::Profile,
 }
 
 impl Options {
@@ -58,6 +60,7 @@ impl Options {
             lockout_seconds: 300,
             relock_seconds: 30,
             verbose: false,
+            profile: crate::profile::Profile::Default,
         }
     }
 }
@@ -202,6 +205,7 @@ pub fn start(o: &Options) -> Result<Running> {
     let model = crate::policy::model(&o.model).map_err(|e| anyhow!("--model: {e}"))?;
     let owners = dir.owners()?;
     let mut lock = dir.load()?;
+    lock.profile = o.profile.clone();
     let (signer, kid) = dir.device_signer()?;
     lock.attach_audit(signer, dir.boot_count()?)
         .map_err(|e| anyhow!(e))?;

@@ -5,7 +5,10 @@
 //! update, consent, postponed then installed), the chunked audit-log
 //! export, and factory reset -> re-pair -> update, all offline.
 
+mod common;
+
 use ciborium::Value;
+use common::{Map, rc, sign, t};
 use keyway::encode::{Cve, EnvelopeBuilder, Severity};
 use keyway::keys::{Algorithm, SigningKey};
 use keyway_audit::Ed25519Signer;
@@ -14,18 +17,9 @@ use keyway_lock::device::{self, Lock, Trust};
 use keyway_lock::owners::{NONCE_LIFE_MS, auth_message};
 use keyway_lock::server::Server;
 use keyway_lock::smp::{self, HEADER_LEN, Op};
-use keyway_suit::{PublicKey, TrustAnchors};
 use sha2::{Digest, Sha256};
 
-const VENDOR: &str = "locks.example";
-const CLASS: &str = "deadbolt-2";
 const KEYWAY: u16 = 64;
-
-type Map = Vec<(Value, Value)>;
-
-fn t(s: &str) -> Value {
-    Value::Text(s.into())
-}
 
 struct Fixture {
     vendor: SigningKey,
@@ -42,10 +36,9 @@ struct Rel {
 
 impl Fixture {
     fn new() -> Self {
-        let vendor = SigningKey::generate(Algorithm::Ed25519).unwrap();
-        let public = PublicKey::from_raw(&vendor.raw_public_key_bytes()).unwrap();
+        let (vendor, trust) = common::vendor();
         Fixture {
-            trust: Trust::new(TrustAnchors::new(&[public], 1).unwrap(), VENDOR, CLASS),
+            trust,
             vendor,
             device: SigningKey::generate(Algorithm::Ed25519).unwrap(),
         }
@@ -55,11 +48,7 @@ impl Fixture {
         let payload: Vec<u8> = (0..6000)
             .map(|i| (i * 5 + sequence as usize) as u8)
             .collect();
-        EnvelopeBuilder {
-            sequence,
-            version: version.parse().unwrap(),
-            vendor_domain: VENDOR.into(),
-            class_name: CLASS.into(),
+        let more = EnvelopeBuilder {
             notes: Some(format!("Release {version}: fixes the keypad timing leak.")),
             cves: r
                 .cves
@@ -71,13 +60,9 @@ impl Fixture {
                 })
                 .collect(),
             min_battery_mwh: r.min_battery_mwh,
-            payload,
-            keys: vec![self.vendor.clone()],
             ..Default::default()
-        }
-        .build()
-        .unwrap()
-        .envelope
+        };
+        sign(&self.vendor, version, sequence, payload, more)
     }
 
     /// A lock with 1.0.0 (sequence 1) confirmed in slot 0 and an audit log.
@@ -107,10 +92,6 @@ fn call(s: &mut Server, op: Op, group: u16, id: u8, body: &Map, now: u64) -> Map
 
 fn read(s: &mut Server, id: u8, now: u64) -> Map {
     call(s, Op::Read, KEYWAY, id, &Vec::new(), now)
-}
-
-fn rc(m: &Map) -> Option<u64> {
-    smp::get_u64(m, "rc").unwrap()
 }
 
 fn rsn(m: &Map) -> String {
@@ -153,6 +134,12 @@ impl Owner {
         b
     }
 
+    /// `consent` with `accept`, signed at `now`: the answer.
+    fn consent(&self, s: &mut Server, accept: bool, now: u64) -> Map {
+        let body = self.signed(s, 5, &vec![(t("accept"), Value::Bool(accept))], now);
+        call(s, Op::Write, KEYWAY, 5, &body, now)
+    }
+
     /// A challenge, then `body` signed for `id` in the Keyway group.
     fn signed(&self, s: &mut Server, id: u8, body: &Map, now: u64) -> Map {
         let n = nonce(s, now);
@@ -185,29 +172,46 @@ fn pair(s: &mut Server, o: &Owner, now: u64) {
     s.close_presence();
 }
 
+/// The upload chunk of `env` at `at`, 1,000 bytes at most; the first one
+/// carries `len` and `sha`, and the owner's `auth` if `owner` is given.
+fn chunk(s: &mut Server, env: &[u8], at: usize, owner: Option<&Owner>, now: u64) -> Map {
+    let end = (at + 1000).min(env.len());
+    let mut body = vec![
+        (t("off"), Value::from(at as u64)),
+        (t("data"), Value::Bytes(env[at..end].to_vec())),
+    ];
+    if at == 0 {
+        body.push((t("len"), Value::from(env.len() as u64)));
+        body.push((t("sha"), Value::Bytes(Sha256::digest(env).to_vec())));
+        if let Some(o) = owner {
+            let n = nonce(s, now);
+            body = o.sign(1, 1, &n, &body);
+        }
+    }
+    body
+}
+
 /// Uploads `env` in 1,000-byte chunks; `auth` signs the first chunk.
 fn upload(s: &mut Server, env: &[u8], owner: Option<&Owner>, now: u64) -> Map {
     let mut at = 0usize;
     loop {
-        let end = (at + 1000).min(env.len());
-        let mut body = vec![
-            (t("off"), Value::from(at as u64)),
-            (t("data"), Value::Bytes(env[at..end].to_vec())),
-        ];
-        if at == 0 {
-            body.push((t("len"), Value::from(env.len() as u64)));
-            body.push((t("sha"), Value::Bytes(Sha256::digest(env).to_vec())));
-            if let Some(o) = owner {
-                let n = nonce(s, now);
-                body = o.sign(1, 1, &n, &body);
-            }
-        }
+        let body = chunk(s, env, at, owner, now);
         let m = call(s, Op::Write, 1, 1, &body, now);
         match smp::get_u64(&m, "off").unwrap() {
             Some(o) if (o as usize) < env.len() => at = o as usize,
             _ => return m,
         }
     }
+}
+
+/// A fixture, its lock, and an owner paired at time 0 (the window closed
+/// again).
+fn with_owner() -> (Fixture, Server, Owner) {
+    let f = Fixture::new();
+    let mut s = f.server();
+    let o = Owner::new();
+    pair(&mut s, &o, 0);
+    (f, s, o)
 }
 
 fn status(s: &mut Server, now: u64) -> Map {
@@ -313,10 +317,7 @@ fn lock_unlock_need_presence_or_an_owner() {
 /// same signed request the second time, because its nonce was spent.
 #[test]
 fn replayed_owner_unlock_is_refused() {
-    let f = Fixture::new();
-    let mut s = f.server();
-    let o = Owner::new();
-    pair(&mut s, &o, 0);
+    let (_, mut s, o) = with_owner();
     let captured = o.signed(&mut s, 2, &Vec::new(), 100);
     let m = call(&mut s, Op::Write, KEYWAY, 2, &captured, 200);
     assert_eq!(smp::get_text(&m, "bolt").unwrap(), Some("unlocked"));
@@ -330,10 +331,7 @@ fn replayed_owner_unlock_is_refused() {
 
 #[test]
 fn signature_moved_to_another_command_or_body_is_refused() {
-    let f = Fixture::new();
-    let mut s = f.server();
-    let o = Owner::new();
-    pair(&mut s, &o, 0);
+    let (_, mut s, o) = with_owner();
     // Signed for "lock" (1), sent as "unlock" (2).
     let body = o.signed(&mut s, 1, &Vec::new(), 10);
     refused(
@@ -361,10 +359,7 @@ fn signature_moved_to_another_command_or_body_is_refused() {
 
 #[test]
 fn unpaired_key_and_expired_nonce_are_refused() {
-    let f = Fixture::new();
-    let mut s = f.server();
-    let o = Owner::new();
-    pair(&mut s, &o, 0);
+    let (_, mut s, o) = with_owner();
     let stranger = Owner::new();
     let body = stranger.signed(&mut s, 2, &Vec::new(), 10);
     refused(
@@ -497,10 +492,7 @@ fn postponed_then_installed_when_battery_and_bolt_allow() {
 
 #[test]
 fn owner_uploads_reads_notes_consents_or_refuses_without_presence() {
-    let f = Fixture::new();
-    let mut s = f.server();
-    let o = Owner::new();
-    pair(&mut s, &o, 0);
+    let (f, mut s, o) = with_owner();
     let env = f.release("2.0.0", 2, Rel::default());
     // No window, no auth: refused.
     refused(
@@ -512,9 +504,8 @@ fn owner_uploads_reads_notes_consents_or_refuses_without_presence() {
     let m = upload(&mut s, &env, Some(&o), 20);
     assert_eq!(smp::get_bool(&m, "match").unwrap(), Some(true), "{m:?}");
     // Consent before the notes were offered.
-    let body = o.signed(&mut s, 5, &vec![(t("accept"), Value::Bool(true))], 30);
     refused(
-        &call(&mut s, Op::Write, KEYWAY, 5, &body, 31),
+        &o.consent(&mut s, true, 30),
         6,
         "release notes were not offered",
     );
@@ -531,8 +522,7 @@ fn owner_uploads_reads_notes_consents_or_refuses_without_presence() {
         Some("awaiting-consent")
     );
     // Accepted with the bolt locked: postponed, in the answer.
-    let body = o.signed(&mut s, 5, &vec![(t("accept"), Value::Bool(true))], 33);
-    let m = call(&mut s, Op::Write, KEYWAY, 5, &body, 34);
+    let m = o.consent(&mut s, true, 33);
     let u = m.clone();
     assert_eq!(smp::get_text(&u, "state").unwrap(), Some("postponed"));
     // The owner unlocks: installed.
@@ -546,8 +536,7 @@ fn owner_uploads_reads_notes_consents_or_refuses_without_presence() {
     let env3 = f.release("3.0.0", 3, Rel::default());
     upload(&mut s, &env3, Some(&o), 40);
     read(&mut s, 4, 41);
-    let body = o.signed(&mut s, 5, &vec![(t("accept"), Value::Bool(false))], 42);
-    let m = call(&mut s, Op::Write, KEYWAY, 5, &body, 43);
+    let m = o.consent(&mut s, false, 42);
     let u = m.clone();
     assert_eq!(smp::get_text(&u, "state").unwrap(), Some("refused"));
     assert!(s.pending().is_none());
@@ -561,10 +550,7 @@ fn owner_uploads_reads_notes_consents_or_refuses_without_presence() {
 
 #[test]
 fn auto_install_cve_consents_for_a_high_severity_fix_only() {
-    let f = Fixture::new();
-    let mut s = f.server();
-    let o = Owner::new();
-    pair(&mut s, &o, 0);
+    let (f, mut s, o) = with_owner();
     let body = o.signed(
         &mut s,
         10,
@@ -703,8 +689,7 @@ fn factory_reset_then_re_pair_then_update() {
     read(&mut s, 4, 12);
     let body = new.signed(&mut s, 2, &Vec::new(), 13);
     call(&mut s, Op::Write, KEYWAY, 2, &body, 13);
-    let body = new.signed(&mut s, 5, &vec![(t("accept"), Value::Bool(true))], 14);
-    call(&mut s, Op::Write, KEYWAY, 5, &body, 14);
+    new.consent(&mut s, true, 14);
     s.poll_reset().unwrap().unwrap();
     assert_eq!(running_version(&mut s), "2.0.0");
     // The reset is in the audit log.
@@ -763,4 +748,244 @@ fn reset_after_upload_with_presence_is_consent_postponed_then_installed() {
     assert!(m.is_empty(), "{m:?}");
     s.poll_reset().unwrap().unwrap();
     assert_eq!(running_version(&mut s), "3.0.0");
+}
+
+/// Consent is given to one update, not to a sequence number or a slot:
+/// the owner consents to A (postponed: the bolt is locked), then B, another
+/// envelope with the same sequence number, replaces A in the slot before
+/// the install. Unlocking must not install B: B awaits its own consent, and
+/// its notes must be offered again first.
+#[test]
+fn consent_for_one_update_carried_over_to_a_replacement_is_refused() {
+    let (f, mut s, o) = with_owner();
+    let a = f.release("2.0.0", 2, Rel::default());
+    let b = f.release(
+        "2.0.0",
+        2,
+        Rel {
+            cves: vec![Severity::Low],
+            ..Rel::default()
+        },
+    );
+    assert_ne!(a, b);
+    upload(&mut s, &a, Some(&o), 10);
+    read(&mut s, 4, 11);
+    let m = o.consent(&mut s, true, 12);
+    assert_eq!(smp::get_text(&m, "state").unwrap(), Some("postponed"));
+    // B replaces A in the slot.
+    let m = upload(&mut s, &b, Some(&o), 20);
+    assert_eq!(smp::get_bool(&m, "match").unwrap(), Some(true), "{m:?}");
+    assert_eq!(
+        s.pending().map(|p| p.hash.to_vec()),
+        Some(Sha256::digest(&b).to_vec())
+    );
+    assert_eq!(update_state(&mut s, 21).unwrap().0, "awaiting-consent");
+    // Unlocked: A's consent does not install B.
+    let body = o.signed(&mut s, 2, &Vec::new(), 22);
+    call(&mut s, Op::Write, KEYWAY, 2, &body, 23);
+    s.tick(24);
+    assert!(s.poll_reset().is_none(), "B installed on A's consent");
+    assert_eq!(running_version(&mut s), "1.0.0");
+    // B's notes were not offered: consenting to B is refused until they are.
+    refused(
+        &o.consent(&mut s, true, 25),
+        6,
+        "release notes were not offered",
+    );
+}
+
+/// An erase the lock refuses (the running slot) changes nothing: the
+/// pending update and the consent given to it stay, and it still installs.
+#[test]
+fn refused_erase_of_the_running_slot_keeps_the_pending_update_and_its_consent() {
+    let (f, mut s, o) = with_owner();
+    let env = f.release("2.0.0", 2, Rel::default());
+    upload(&mut s, &env, Some(&o), 10);
+    read(&mut s, 4, 11);
+    o.consent(&mut s, true, 12);
+    let running = s.lock().running().unwrap();
+    // Signed for the image group's erase (group 1, command 5).
+    let n = nonce(&mut s, 14);
+    let body = o.sign(
+        1,
+        5,
+        &n,
+        &vec![(t("slot"), Value::from(u64::from(running)))],
+    );
+    let m = call(&mut s, Op::Write, 1, 5, &body, 15);
+    let err = smp::get(&m, "err").and_then(Value::as_map).cloned();
+    assert!(err.is_some() || rc(&m).is_some(), "not refused: {m:?}");
+    assert!(
+        s.pending().is_some(),
+        "the refused erase dropped the update"
+    );
+    assert_eq!(update_state(&mut s, 16).unwrap().0, "postponed");
+    let body = o.signed(&mut s, 2, &Vec::new(), 17);
+    call(&mut s, Op::Write, KEYWAY, 2, &body, 18);
+    s.tick(19);
+    s.poll_reset()
+        .expect("installed on the kept consent")
+        .unwrap();
+    assert_eq!(running_version(&mut s), "2.0.0");
+}
+
+/// The power fails in the middle of an owner's signed upload: the chunks
+/// the client sends next find no upload in RAM. The lock answers `off` 0
+/// (writing nothing), not "needs the presence window"; the owner's client
+/// signs the first chunk again and the upload completes (resuming from the
+/// journal when it recorded the download).
+/// A stranger's chunk at the same moment gets the same `off` 0 and
+/// changes nothing.
+#[test]
+fn owner_upload_cut_by_a_power_failure_restarts_signed_and_resumes() {
+    let (f, mut s, o) = with_owner();
+    let env = f.release("2.0.0", 2, Rel::default());
+    s.cut_power_mid_upload(None);
+    let mut at = 0usize;
+    let mut cut_at = None;
+    let mut signed_first_chunks = 0;
+    for now in 10..200 {
+        let end = (at + 1000).min(env.len());
+        signed_first_chunks += usize::from(at == 0);
+        let body = chunk(&mut s, &env, at, Some(&o), now);
+        let m = call(&mut s, Op::Write, 1, 1, &body, now);
+        if s.lost_power() {
+            // No answer: the client resends its next chunk after the lock
+            // is back.
+            s.poll_reset().unwrap().unwrap();
+            cut_at = Some(end);
+            at = end;
+            // A stranger's chunk: nothing held, nothing written.
+            let stranger = vec![
+                (t("off"), Value::from(end as u64)),
+                (t("data"), Value::Bytes(vec![0xee; 100])),
+            ];
+            let m = call(&mut s, Op::Write, 1, 1, &stranger, now);
+            assert_eq!(smp::get_u64(&m, "off").unwrap(), Some(0), "{m:?}");
+            assert!(s.upload().is_none());
+            continue;
+        }
+        assert_eq!(rc(&m), None, "refused after the cut: {m:?}");
+        match smp::get_u64(&m, "off").unwrap() {
+            Some(n) if (n as usize) < env.len() => at = n as usize,
+            _ => {
+                assert_eq!(smp::get_bool(&m, "match").unwrap(), Some(true), "{m:?}");
+                break;
+            }
+        }
+    }
+    let cut_at = cut_at.expect("the power was cut");
+    assert_eq!(signed_first_chunks, 2, "signed again once after the cut");
+    assert!(cut_at > 0);
+    assert_eq!(
+        s.pending().map(|p| p.hash.to_vec()),
+        Some(Sha256::digest(&env).to_vec())
+    );
+    println!(
+        "power cut once the upload passed byte {cut_at}; completed after a second signed first chunk"
+    );
+}
+
+/// An owner begins a signed upload; the lock is factory reset (the owner
+/// is forgotten) before it ends. The chunks that follow carried only that
+/// owner's authority: without the presence window they must not complete
+/// an update the lock would then offer.
+#[test]
+fn upload_begun_by_a_forgotten_owner_cannot_continue_after_a_factory_reset() {
+    let (f, mut s, o) = with_owner();
+    let env = f.release("2.0.0", 2, Rel::default());
+    let first = chunk(&mut s, &env, 0, Some(&o), 10);
+    let m = call(&mut s, Op::Write, 1, 1, &first, 10);
+    assert_eq!(smp::get_u64(&m, "off").unwrap(), Some(1000), "{m:?}");
+    s.open_presence(11, 60_000);
+    s.long_press(12);
+    let m = call(&mut s, Op::Write, KEYWAY, 9, &Vec::new(), 13);
+    assert_eq!(smp::get_u64(&m, "owners").unwrap(), Some(0), "{m:?}");
+    s.close_presence();
+    assert!(
+        s.upload().is_none(),
+        "the owner's upload outlived the owner"
+    );
+    // The rest of the chunks: sent back to off 0, where auth is needed.
+    let rest = chunk(&mut s, &env, 1000, None, 14);
+    let m = call(&mut s, Op::Write, 1, 1, &rest, 14);
+    assert_eq!(smp::get_u64(&m, "off").unwrap(), Some(0), "{m:?}");
+    let refusal = upload(&mut s, &env, None, 15);
+    refused(&refusal, 11, "no presence window open");
+    assert!(s.pending().is_none());
+}
+
+/// Keyway-group requests with hostile, well-formed CBOR bodies: the known
+/// keys with values of any type and length (an `auth` map whose fields are
+/// too short, too long or not bytes, an `off` far past the export, a `key`
+/// of any length, names of any length), with and without the presence
+/// window. Every one gets an answer (a body or a named refusal), never a
+/// panic, and nothing is paired or consented without the window or a
+/// verified signature.
+mod hostile_bodies {
+    use super::*;
+    use proptest::prelude::*;
+
+    const KEYS: [&str; 9] = [
+        "auth",
+        "accept",
+        "off",
+        "key",
+        "name",
+        "auto_install_cve",
+        "install_needs_unlocked",
+        "nonce",
+        "sig",
+    ];
+
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            any::<u64>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<bool>().prop_map(Value::Bool),
+            proptest::collection::vec(any::<u8>(), 0..80).prop_map(Value::Bytes),
+            "[a-z\\x00-\\x1f]{0,80}".prop_map(Value::Text),
+            Just(Value::Null),
+        ];
+        leaf.prop_recursive(2, 12, 4, |inner| {
+            proptest::collection::vec(
+                (
+                    proptest::sample::select(&KEYS[..]).prop_map(t),
+                    inner.clone(),
+                ),
+                0..4,
+            )
+            .prop_map(Value::Map)
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn hostile_keyway_group_bodies_get_answers_not_panics(
+            id in 0u8..12,
+            write in any::<bool>(),
+            presence in any::<bool>(),
+            body in proptest::collection::vec(
+                (proptest::sample::select(&KEYS[..]).prop_map(t), value()), 0..6),
+        ) {
+            let f = Fixture::new();
+            let mut s = f.server();
+            if presence {
+                s.open_presence(0, 60_000);
+            }
+            let op = if write { Op::Write } else { Op::Read };
+            // Bodies over the lock's 2,048 bytes are hostile input too.
+            let frame = frame(op, KEYWAY, id, &body);
+            let r = s.handle(&frame, 1);
+            let answer = smp::decode_body(&r[HEADER_LEN..]);
+            prop_assert!(answer.is_ok(), "{answer:?}");
+            if let Some(code) = rc(&answer.unwrap()) {
+                prop_assert!((1..=13).contains(&code));
+            }
+            if !presence {
+                prop_assert_eq!(s.owners().owners().len(), 0, "paired without the window");
+            }
+        }
+    }
 }

@@ -2,18 +2,17 @@
 //! machine, refusals with their codes, a reset into the trial and the
 //! confirm, and hostile frames.
 
+mod common;
+
 use ciborium::Value;
+use common::{Map, rc, sign, t};
 use keyway::encode::EnvelopeBuilder;
 use keyway::keys::{Algorithm, SigningKey};
 use keyway_device::journal::TrialState;
 use keyway_lock::device::{self, Lock, Trust};
 use keyway_lock::server::Server;
 use keyway_lock::smp::{self, HEADER_LEN, Header, Op};
-use keyway_suit::{PublicKey, TrustAnchors};
 use sha2::{Digest, Sha256};
-
-const VENDOR: &str = "locks.example";
-const CLASS: &str = "deadbolt-2";
 
 struct Fixture {
     key: SigningKey,
@@ -22,30 +21,15 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Self {
-        let key = SigningKey::generate(Algorithm::Ed25519).unwrap();
-        let public = PublicKey::from_raw(&key.raw_public_key_bytes()).unwrap();
-        Fixture {
-            trust: Trust::new(TrustAnchors::new(&[public], 1).unwrap(), VENDOR, CLASS),
-            key,
-        }
+        let (key, trust) = common::vendor();
+        Fixture { key, trust }
     }
 
     fn release(&self, key: &SigningKey, version: &str, sequence: u64, len: usize) -> Vec<u8> {
         let payload: Vec<u8> = (0..len)
             .map(|i| (i * 7 + sequence as usize) as u8)
             .collect();
-        EnvelopeBuilder {
-            sequence,
-            version: version.parse().unwrap(),
-            vendor_domain: VENDOR.into(),
-            class_name: CLASS.into(),
-            payload,
-            keys: vec![key.clone()],
-            ..Default::default()
-        }
-        .build()
-        .unwrap()
-        .envelope
+        sign(key, version, sequence, payload, EnvelopeBuilder::default())
     }
 
     /// A lock with 1.0.0 (sequence 1) confirmed in slot 0, serving.
@@ -55,12 +39,6 @@ impl Fixture {
             .unwrap();
         Server::new(lock)
     }
-}
-
-type Map = Vec<(Value, Value)>;
-
-fn t(s: &str) -> Value {
-    Value::Text(s.into())
 }
 
 fn frame(op: Op, version: u8, group: u16, id: u8, seq: u8, body: Map) -> Vec<u8> {
@@ -85,10 +63,6 @@ fn answer(server: &mut Server, f: &[u8]) -> (Header, Map) {
     let h = Header::decode(&r).unwrap();
     assert_eq!(usize::from(h.len), r.len() - HEADER_LEN, "response length");
     (h, smp::decode_body(&r[HEADER_LEN..]).unwrap())
-}
-
-fn rc(m: &Map) -> Option<u64> {
-    smp::get_u64(m, "rc").unwrap()
 }
 
 fn group_err(m: &Map) -> Option<(u64, u64)> {
@@ -179,6 +153,23 @@ fn consent_by_test(s: &mut Server, env: &[u8]) -> Map {
     answer(s, &frame(Op::Write, 1, 1, 0, 4, req)).1
 }
 
+/// Consent by a test boot of `env`, then an SMP reset: the new image
+/// (sequence 2, slot 1) boots on trial, self-tests and confirms.
+fn consent_reset_confirmed(s: &mut Server, env: &[u8]) {
+    let m = consent_by_test(s, env);
+    assert!(smp::get(&m, "images").is_some(), "{m:?}");
+    assert_eq!(s.lock().state().trial, TrialState::Pending { slot: 1 });
+    let (_, m) = answer(s, &frame(Op::Write, 1, 0, 5, 2, vec![]));
+    assert!(m.is_empty(), "{m:?}");
+    let boot = s.poll_reset().unwrap().unwrap();
+    assert!(boot.app.contains("confirmed"), "{}", boot.app);
+    let st = s.lock().state();
+    assert_eq!(
+        (st.active_slot, st.trial, st.floor),
+        (1, TrialState::Confirmed, Some(2))
+    );
+}
+
 fn flag(m: &Map, k: &str) -> bool {
     smp::get_bool(m, k).unwrap().unwrap_or(false)
 }
@@ -248,21 +239,9 @@ fn full_update_out_of_order_resume_reset_trial_confirm() {
         .expect("the uploaded image is listed by the SHA-256 of its envelope");
     assert!(!flag(new, "pending") && !flag(new, "active") && flag(new, "bootable"));
     assert_eq!(smp::get_text(new, "version").unwrap(), Some("2.1.0"));
-    let m = consent_by_test(&mut s, &env);
-    assert!(smp::get(&m, "images").is_some(), "{m:?}");
-    assert_eq!(s.lock().state().trial, TrialState::Pending { slot: 1 });
-
     // Reset: responds first, then boots the new image on trial; the
     // self-test passes and it confirms.
-    let (_, m) = answer(&mut s, &frame(Op::Write, 1, 0, 5, 2, vec![]));
-    assert!(m.is_empty(), "{m:?}");
-    let boot = s.poll_reset().unwrap().unwrap();
-    assert!(boot.app.contains("confirmed"), "{}", boot.app);
-    let st = s.lock().state();
-    assert_eq!(
-        (st.active_slot, st.trial, st.floor),
-        (1, TrialState::Confirmed, Some(2))
-    );
+    consent_reset_confirmed(&mut s, &env);
     let imgs = images(&mut s);
     let new = imgs
         .iter()
@@ -592,7 +571,11 @@ fn update_through_cuts(s: &mut Server, env: &[u8]) -> Result<(), String> {
                 for _ in 0..5 {
                     s.set_presence_always_open(true);
                     s.latch_mut().0.owner(false, 0);
-                    let req = vec![(t("hash"), Value::Bytes(sha(env).to_vec()))];
+                    // The hash the lock lists for the new slot: the file's
+                    // SHA-256, or for a delta after a restart, that of its
+                    // head and produced image.
+                    let hash = s.lock_mut().view(1).map_or(sha(env), |v| v.hash);
+                    let req = vec![(t("hash"), Value::Bytes(hash.to_vec()))];
                     s.handle(&frame(Op::Write, 1, 1, 0, 1, req), 0);
                     let _ = s.poll_reset();
                     reboot(s);
@@ -612,12 +595,36 @@ fn update_through_cuts(s: &mut Server, env: &[u8]) -> Result<(), String> {
 fn a_power_cut_at_every_flash_operation_of_the_update() {
     let f = Fixture::new();
     let env = f.release(&f.key, "2.0.0", 2, 9_000);
+    let scenarios = power_cut_sweep(&f, &env, |s| {
+        s.lock_mut().view(1).map(|v| v.hash) == Some(sha(&env))
+    });
+    println!(
+        "SMP update power-cut sweep: {scenarios} scenarios (upload, consent, trial boot), 0 failures"
+    );
+}
+
+#[test]
+fn a_power_cut_at_every_flash_operation_of_a_delta_update() {
+    let f = Fixture::new();
+    let mut new: Vec<u8> = (0..9000usize).map(|i| (i * 7 + 1) as u8).collect();
+    new[100..110].copy_from_slice(b"keyway 1.1");
+    let env = delta_release(&f, &new, None);
+    let scenarios = power_cut_sweep(&f, &env, |s| slot_image(s, 1, new.len()) == new);
+    println!(
+        "SMP delta update power-cut sweep: {scenarios} scenarios (patch upload restarted after each cut, consent, trial boot), 0 failures"
+    );
+}
+
+/// Cuts the power at every flash operation of the SMP update with `env`
+/// (and one past the end): each time it must end running slot 1,
+/// confirmed, with `installed` true. Returns the scenarios run.
+fn power_cut_sweep(f: &Fixture, env: &[u8], installed: impl Fn(&mut Server) -> bool) -> u64 {
     let lock = |s: &Server| s.lock().flash().ops();
     // Dry run: how many flash operations the update takes.
     let mut s = f.server();
     s.set_presence_always_open(true);
     let start = lock(&s);
-    update_through_cuts(&mut s, &env).unwrap();
+    update_through_cuts(&mut s, env).unwrap();
     let ops = lock(&s) - start;
     assert!(ops > 10, "{ops} operations");
     let mut scenarios = 0;
@@ -626,7 +633,7 @@ fn a_power_cut_at_every_flash_operation_of_the_update() {
         let mut s = f.server();
         s.set_presence_always_open(true);
         s.lock_mut().plan_power_cut(n, n);
-        let r = update_through_cuts(&mut s, &env);
+        let r = update_through_cuts(&mut s, env);
         let st = s.lock().state();
         assert!(
             r.is_ok()
@@ -636,12 +643,108 @@ fn a_power_cut_at_every_flash_operation_of_the_update() {
             "cut at operation {n} of {ops}: {r:?}, running {:?}, {st:?}",
             s.lock().running()
         );
-        let v = s.lock_mut().view(1).unwrap();
-        assert_eq!(v.hash, sha(&env), "cut at operation {n}");
+        assert!(installed(&mut s), "cut at operation {n}: the new image");
         let fired = s.lock().flash().cut_log().len();
         assert_eq!(fired, usize::from(n < ops), "cut at operation {n} of {ops}");
     }
-    println!(
-        "SMP update power-cut sweep: {ops} flash operations, {scenarios} scenarios (upload, consent, trial boot), 0 failures"
+    scenarios
+}
+
+/// A delta release from the factory image (1.0.0, sequence 1) to `new`,
+/// or from `base` when given.
+fn delta_release(f: &Fixture, new: &[u8], base: Option<Vec<u8>>) -> Vec<u8> {
+    let factory: Vec<u8> = (0..9000usize).map(|i| (i * 7 + 1) as u8).collect();
+    sign(
+        &f.key,
+        "1.1.0",
+        2,
+        new.to_vec(),
+        EnvelopeBuilder {
+            delta_from: Some(base.unwrap_or(factory)),
+            ..Default::default()
+        },
+    )
+}
+
+/// The image in `slot`'s image area, `len` bytes.
+fn slot_image(s: &Server, slot: u8, len: usize) -> Vec<u8> {
+    let place = device::layout().place::<device::Flash>(slot).unwrap();
+    device::read(s.lock().flash(), place.image.start as usize, len)
+        .unwrap()
+        .to_vec()
+}
+
+#[test]
+fn delta_upload_test_reset_runs_the_new_image() {
+    let f = Fixture::new();
+    let mut s = f.server();
+    s.set_presence_always_open(true);
+    // The Keyway group's status names the running image's SHA-256: the
+    // base a client's delta must have.
+    let (_, st) = answer(&mut s, &frame(Op::Read, 1, 64, 0, 1, vec![]));
+    let factory: Vec<u8> = (0..9000usize).map(|i| (i * 7 + 1) as u8).collect();
+    assert_eq!(
+        smp::get_bytes(&st, "image").unwrap(),
+        Some(&sha(&factory)[..]),
+        "{st:?}"
     );
+    let mut new = factory;
+    new[4000..4010].copy_from_slice(b"keyway 1.1");
+    new.extend_from_slice(&[0xA5; 300]);
+    let env = delta_release(&f, &new, None);
+    assert!(env.len() < 2000, "a delta envelope of {} bytes", env.len());
+    let m = upload(&mut s, &env, 244);
+    assert_eq!(smp::get_bool(&m, "match").unwrap(), Some(true), "{m:?}");
+    // Listed by the SHA-256 of the uploaded envelope, verified, not armed.
+    let imgs = images(&mut s);
+    let up = imgs
+        .iter()
+        .find(|m| smp::get_bytes(m, "hash").unwrap() == Some(&sha(&env)[..]))
+        .expect("the delta upload is listed by the hash of the uploaded file");
+    assert!(flag(up, "bootable") && !flag(up, "pending"), "{up:?}");
+    assert_eq!(smp::get_text(up, "version").unwrap(), Some("1.1.0"));
+    consent_reset_confirmed(&mut s, &env);
+    assert_eq!(slot_image(&s, 1, new.len()), new, "the produced image runs");
+}
+
+#[test]
+fn delta_for_another_base_is_refused_at_the_head_before_writing() {
+    let f = Fixture::new();
+    let mut s = f.server();
+    s.set_presence_always_open(true);
+    let other: Vec<u8> = (0..9000usize).map(|i| (i * 13 + 5) as u8).collect();
+    let env = delta_release(&f, &other[..8000], Some(other.clone()));
+    let flash_before = s.lock().flash().as_bytes().to_vec();
+    s.take_log();
+    // SMPv1 carries the reason in "rsn"; SMPv2 in the group error and the log.
+    let m = upload_as(&mut s, &env, 244, 0, env.len());
+    let rsn = smp::get_text(&m, "rsn")
+        .unwrap()
+        .unwrap_or_default()
+        .to_owned();
+    let runs = keyway::keys::hex(&sha(&slot_image(&s, 0, 9000))[..4]);
+    let base = keyway::keys::hex(&sha(&other)[..4]);
+    assert!(
+        rsn.contains(&format!("this delta applies to image {base}…"))
+            && rsn.contains(&format!("the lock runs {runs}… (v1.0.0)"))
+            && rsn.ends_with("send the full image"),
+        "{m:?}"
+    );
+    let m = upload(&mut s, &env, 244);
+    assert_eq!(group_err(&m), Some((1, 22)), "{m:?}");
+    assert!(
+        s.take_log()
+            .iter()
+            .any(|l| l.contains("send the full image")),
+        "the lock's log names the reason"
+    );
+    assert_eq!(s.lock().state().download, None, "no download recorded");
+    assert!(
+        s.lock().flash().as_bytes() == &flash_before[..],
+        "nothing was written"
+    );
+    // The full image of the same release installs.
+    let full = f.release(&f.key, "1.1.0", 2, 8000);
+    let m = upload(&mut s, &full, 1000);
+    assert_eq!(smp::get_bool(&m, "match").unwrap(), Some(true), "{m:?}");
 }

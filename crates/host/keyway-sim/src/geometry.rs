@@ -277,10 +277,22 @@ impl Geometry {
     /// (`nWRITE` = 2). Times from the product specification's NVMC table:
     /// `tERASEPAGE` 85 ms, `tWRITE` 41 µs per word.
     pub fn nrf52840() -> Self {
+        Self::nrf52840_timing(256).expect("the nrf52840 preset is valid")
+    }
+
+    /// The nRF52840's pages, rules and times with `pages` pages instead of
+    /// 256 (named `nrf52840-timing`), for images larger than the real
+    /// part holds twice (delta benchmarks on real firmware pairs).
+    pub fn nrf52840_timing(pages: u32) -> Result<Self, GeometryError> {
         Self::new(GeometrySpec {
-            name: "nrf52840".into(),
+            name: if pages == 256 {
+                "nrf52840"
+            } else {
+                "nrf52840-timing"
+            }
+            .into(),
             sectors: vec![SectorRun {
-                count: 256,
+                count: pages,
                 size: 4 * KIB,
                 erase_time: Duration::from_millis(85),
             }],
@@ -291,7 +303,6 @@ impl Geometry {
             max_writes_per_unit: Some(2),
             ecc: false,
         })
-        .expect("the nrf52840 preset is valid")
     }
 
     /// ST STM32F405/407 bank: 1 MiB as 4 × 16 KiB, 1 × 64 KiB and

@@ -113,6 +113,19 @@ pub struct VerifyOptions {
     pub battery_mwh: Option<u64>,
 }
 
+/// A delta manifest's bindings, as hex digests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeltaSummary {
+    /// The size of the image the patch applies to.
+    pub base_size: u64,
+    /// Its SHA-256, hex.
+    pub base_digest: String,
+    /// The size of the image the patch produces.
+    pub out_size: Option<u64>,
+    /// Its SHA-256, hex.
+    pub out_digest: String,
+}
+
 /// A verified envelope, summarised.
 #[derive(Debug, Clone)]
 pub struct Summary {
@@ -126,6 +139,8 @@ pub struct Summary {
     pub payload: Option<(Option<u64>, String)>,
     /// Whether the payload bytes were checked (integrated or `--payload`).
     pub payload_checked: bool,
+    /// For a delta update: what the manifest binds.
+    pub delta: Option<DeltaSummary>,
     /// Key ids that signed.
     pub signers: Vec<String>,
     /// Key-set version in force.
@@ -155,7 +170,24 @@ impl std::fmt::Display for Summary {
             } else {
                 "NOT checked (detached; give --payload)"
             };
-            write!(f, ", payload {size} sha256 {}… {state}", &digest[..16])?;
+            let what = if self.delta.is_some() {
+                "patch"
+            } else {
+                "payload"
+            };
+            write!(f, ", {what} {size} sha256 {}… {state}", &digest[..16])?;
+        }
+        if let Some(d) = &self.delta {
+            let os = d
+                .out_size
+                .map_or("unsized".to_string(), |s| format!("{s} bytes"));
+            write!(
+                f,
+                ", delta: applies to the image sha256 {}… ({} bytes), produces sha256 {}… ({os})",
+                &d.base_digest[..16],
+                d.base_size,
+                &d.out_digest[..16]
+            )?;
         }
         write!(
             f,
@@ -280,6 +312,24 @@ pub fn verify_file(path: &Path, opts: &VerifyOptions) -> Result<Summary, Rejecti
     let head = read_head(&mut file).map_err(|e| io_err(path, "the envelope", e))?;
     let v = suit::verify_envelope(&head, &anchors, &identity, &state)?;
 
+    // A delta's patch header must be the one the manifest binds (the lock
+    // refuses it otherwise); checked here when the header is in the head.
+    if let (Some(d), Some(ip)) = (v.delta.as_ref(), v.integrated) {
+        let expected = keyway_device::delta::expected_header(d).map_err(|f| {
+            anyhow::anyhow!(
+                "delta: the manifest's {} does not fit a patch header",
+                f.name()
+            )
+        })?;
+        if let Err(field) =
+            keyway_device::delta::check_header(&expected.to_bytes(), 0, ip.available)
+        {
+            return Err(Rejection::Io(anyhow::anyhow!(
+                "delta: the patch header's {} differs from the signed manifest's",
+                field.name()
+            )));
+        }
+    }
     let mut checked = false;
     if let Some(exp) = v.payload.as_ref() {
         let mut pv = suit::PayloadVerifier::new(exp);
@@ -360,6 +410,12 @@ fn summarise(v: &suit::Verified<'_>, checked: bool, requirements: Vec<String>) -
         }),
         payload: v.payload.map(|p| (p.size, hex(&p.digest[..]))),
         payload_checked: checked,
+        delta: v.delta.map(|d| DeltaSummary {
+            base_size: d.base_size,
+            base_digest: hex(&d.base_digest[..]),
+            out_size: d.out.size,
+            out_digest: hex(&d.out.digest[..]),
+        }),
         signers: v.signers.iter().map(|k| k.to_string()).collect(),
         keyset_version: v.keyset_version,
         new_keyset: v.new_keyset.as_ref().map(|k| k.version),
@@ -409,6 +465,12 @@ pub fn inspect_json(bytes: &[u8]) -> Result<serde_json::Value, suit::Error> {
         "manifest_digest": hex(&i.manifest_digest),
         "reference_uri": i.manifest.reference_uri,
         "components": components,
+        "delta": i.delta.map(|d| serde_json::json!({
+            "base_digest": hex(&d.base_digest[..]),
+            "base_size": d.base_size,
+            "out_digest": hex(&d.out.digest[..]),
+            "out_size": d.out.size,
+        })),
         "payload": i.payload.map(|x| serde_json::json!({
             "digest": hex(&x.digest[..]),
             "size": x.size,
@@ -480,6 +542,21 @@ pub fn inspect_text(j: &serde_json::Value) -> String {
                 f(&sig["key_id"])
             );
         }
+    }
+    let d = &j["delta"];
+    if !d.is_null() {
+        let _ = writeln!(
+            s,
+            "delta:           payload is a Keyway patch (KWDP v1) for the installed image sha256 {} size {}",
+            f(&d["base_digest"]),
+            f(&d["base_size"])
+        );
+        let _ = writeln!(
+            s,
+            "                 it produces the image sha256 {} size {}",
+            f(&d["out_digest"]),
+            f(&d["out_size"])
+        );
     }
     let _ = writeln!(s, "key set:         {}", f(&j["keyset_version"]));
     let c = &j["conditions"];

@@ -32,6 +32,18 @@ pub fn component_id() -> Value {
     Value::Array(vec![Value::from(vec![0u8])])
 }
 
+/// A delta manifest's patch component, `['keyway-patch']`: the integrated
+/// payload, a Keyway patch.
+pub fn patch_component_id() -> Value {
+    Value::Array(vec![Value::from(b"keyway-patch".to_vec())])
+}
+
+/// A delta manifest's base component, `['keyway-installed']`: the image the
+/// lock runs (its active slot), which the patch applies to.
+pub fn installed_component_id() -> Value {
+    Value::Array(vec![Value::from(b"keyway-installed".to_vec())])
+}
+
 /// Reporting policy `15` (all bits) used on conditions.
 const POLICY_CONDITION: u64 = 15;
 /// Reporting policy `2` used on directives.
@@ -89,6 +101,9 @@ pub enum EncodeError {
     /// A key-set document to embed does not have the key-set shape.
     #[error("not a Keyway key-set document: {0}")]
     InvalidKeySetDocument(String),
+    /// The delta patch could not be made.
+    #[error("cannot make the delta patch: {0}")]
+    Delta(String),
 }
 
 // ---------------------------------------------------------------------------
@@ -287,10 +302,33 @@ pub struct ManifestParams {
     /// Where the payload is fetched from: [`PAYLOAD_KEY`] for an integrated
     /// payload, any other URI for a detached one.
     pub payload_uri: String,
+    /// For a delta update (the payload is a Keyway patch): the base and
+    /// the produced image. `None`: the payload is the image.
+    pub delta: Option<DeltaParams>,
+}
+
+/// What a delta manifest binds besides the patch (FORMAT.md, "Delta
+/// manifest").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeltaParams {
+    /// SHA-256 of the image the patch applies to.
+    pub base_digest: [u8; 32],
+    /// Its size.
+    pub base_size: u64,
+    /// SHA-256 of the image the patch produces.
+    pub out_digest: [u8; 32],
+    /// Its size.
+    pub out_size: u64,
 }
 
 /// The manifest as a [`Value`] (see [`encode_manifest`]).
 pub fn manifest_value(p: &ManifestParams) -> Value {
+    // Component 0 is the image in the slot: the payload itself, or what the
+    // patch produces.
+    let (image_digest, image_size) = match &p.delta {
+        Some(d) => (d.out_digest, d.out_size),
+        None => (p.payload_digest, p.payload_size),
+    };
     let shared = seq_bstr(vec![
         i(l::CMD_SET_COMPONENT_INDEX),
         u(0),
@@ -300,17 +338,21 @@ pub fn manifest_value(p: &ManifestParams) -> Value {
             (i(l::PARAM_CLASS_ID), Value::Bytes(p.class_uuid.to_vec())),
             (
                 i(l::PARAM_IMAGE_DIGEST),
-                Value::Bytes(suit_digest_of_hash(&p.payload_digest)),
+                Value::Bytes(suit_digest_of_hash(&image_digest)),
             ),
-            (i(l::PARAM_IMAGE_SIZE), u(p.payload_size)),
+            (i(l::PARAM_IMAGE_SIZE), u(image_size)),
         ]),
         i(l::CMD_VENDOR_ID),
         u(POLICY_CONDITION),
         i(l::CMD_CLASS_ID),
         u(POLICY_CONDITION),
     ]);
+    let mut components = vec![component_id()];
+    if p.delta.is_some() {
+        components.extend([patch_component_id(), installed_component_id()]);
+    }
     let common = Value::Map(vec![
-        (i(l::COMMON_COMPONENTS), Value::Array(vec![component_id()])),
+        (i(l::COMMON_COMPONENTS), Value::Array(components)),
         (i(l::COMMON_SHARED_SEQUENCE), shared),
     ]);
 
@@ -323,12 +365,39 @@ pub fn manifest_value(p: &ManifestParams) -> Value {
     }
     install_params.push((i(l::PARAM_UPDATE_PRIORITY), i(p.update_priority)));
     install_params.push((i(l::PARAM_URI), Value::from(p.payload_uri.as_str())));
-    let mut install = vec![
+    let mut install = Vec::new();
+    if let Some(d) = &p.delta {
+        // The running image (component 2) must be the patch's base; the
+        // patch (component 1) is fetched and checked like a full image.
+        install.extend([
+            i(l::CMD_SET_COMPONENT_INDEX),
+            u(2),
+            i(l::CMD_OVERRIDE_PARAMETERS),
+            Value::Map(vec![
+                (
+                    i(l::PARAM_IMAGE_DIGEST),
+                    Value::Bytes(suit_digest_of_hash(&d.base_digest)),
+                ),
+                (i(l::PARAM_IMAGE_SIZE), u(d.base_size)),
+            ]),
+            i(l::CMD_IMAGE_MATCH),
+            u(POLICY_CONDITION),
+        ]);
+        install_params.extend([
+            (
+                i(l::PARAM_IMAGE_DIGEST),
+                Value::Bytes(suit_digest_of_hash(&p.payload_digest)),
+            ),
+            (i(l::PARAM_IMAGE_SIZE), u(p.payload_size)),
+        ]);
+    }
+    let payload_component = if p.delta.is_some() { 1 } else { 0 };
+    install.extend([
         i(l::CMD_SET_COMPONENT_INDEX),
-        u(0),
+        u(payload_component),
         i(l::CMD_OVERRIDE_PARAMETERS),
         Value::Map(install_params),
-    ];
+    ]);
     if p.use_before.is_some() {
         install.extend([i(l::CMD_USE_BEFORE), u(POLICY_CONDITION)]);
     }
@@ -343,6 +412,24 @@ pub fn manifest_value(p: &ManifestParams) -> Value {
         i(l::CMD_IMAGE_MATCH),
         u(POLICY_CONDITION),
     ]);
+    if p.delta.is_some() {
+        // Component 0 is written by applying the patch (source-component 1)
+        // to the running image (Keyway's delta-base parameter, 2), then must
+        // match the output digest and size the shared sequence set.
+        install.extend([
+            i(l::CMD_SET_COMPONENT_INDEX),
+            u(0),
+            i(l::CMD_OVERRIDE_PARAMETERS),
+            Value::Map(vec![
+                (i(l::PARAM_SOURCE_COMPONENT), u(1)),
+                (i(l::PARAM_KEYWAY_DELTA_BASE), u(2)),
+            ]),
+            i(l::CMD_KEYWAY_APPLY_DELTA),
+            u(POLICY_DIRECTIVE),
+            i(l::CMD_IMAGE_MATCH),
+            u(POLICY_CONDITION),
+        ]);
+    }
 
     let mut m = vec![
         (i(l::MAN_VERSION), u(p.manifest_version)),
@@ -646,6 +733,10 @@ pub struct EnvelopeBuilder {
     pub payload_uri: Option<String>,
     /// The firmware image.
     pub payload: Vec<u8>,
+    /// Make a delta update: the image the lock runs now (the patch's
+    /// base). The envelope then carries the patch from it to `payload`
+    /// ([`crate::delta::diff`]) and the manifest binds both images.
+    pub delta_from: Option<Vec<u8>>,
     /// Signing keys, one `COSE_Sign1` each, in order.
     pub keys: Vec<SigningKey>,
     /// Signature options (Ed25519 label, kid).
@@ -665,6 +756,8 @@ pub struct BuiltEnvelope {
     pub text: Option<Vec<u8>>,
     /// The embedded key-set document, if any.
     pub keyset: Option<Vec<u8>>,
+    /// The delta patch (the payload) when built with `delta_from`.
+    pub patch: Option<Vec<u8>>,
 }
 
 impl EnvelopeBuilder {
@@ -715,7 +808,8 @@ impl EnvelopeBuilder {
         })
     }
 
-    /// The manifest inputs, given the encoded text map (if any).
+    /// The manifest inputs, given the encoded text map (if any), for a
+    /// full image (see [`EnvelopeBuilder::delta_manifest_params`]).
     pub fn manifest_params(&self, text: Option<&[u8]>) -> ManifestParams {
         let vendor = vendor_uuid(&self.vendor_domain);
         ManifestParams {
@@ -737,21 +831,52 @@ impl EnvelopeBuilder {
             } else {
                 PAYLOAD_KEY.to_string()
             },
+            delta: None,
         }
     }
 
-    /// Validates, encodes and signs.
+    /// The manifest inputs for a delta update whose payload is `patch`,
+    /// from `self.delta_from` (the base) to `self.payload`.
+    pub fn delta_manifest_params(&self, text: Option<&[u8]>, patch: &[u8]) -> ManifestParams {
+        let base = self.delta_from.as_deref().unwrap_or(&[]);
+        ManifestParams {
+            payload_digest: sha256(patch),
+            payload_size: patch.len() as u64,
+            delta: Some(DeltaParams {
+                base_digest: sha256(base),
+                base_size: base.len() as u64,
+                out_digest: sha256(&self.payload),
+                out_size: self.payload.len() as u64,
+            }),
+            ..self.manifest_params(text)
+        }
+    }
+
+    /// Validates, encodes and signs. With `delta_from`, makes the patch
+    /// first; the envelope's payload is then the patch.
     pub fn build(&self) -> Result<BuiltEnvelope, EncodeError> {
         self.validate()?;
         let text = self.text_params().map(|t| encode_text(&t));
-        let manifest = encode_manifest(&self.manifest_params(text.as_deref()));
+        let patch = match &self.delta_from {
+            Some(old) => Some(
+                crate::delta::diff(old, &self.payload)
+                    .map_err(|e| EncodeError::Delta(format!("{e:#}")))?,
+            ),
+            None => None,
+        };
+        let params = match &patch {
+            Some(p) => self.delta_manifest_params(text.as_deref(), p),
+            None => self.manifest_params(text.as_deref()),
+        };
+        let payload = patch.as_deref().unwrap_or(&self.payload);
+        let manifest = encode_manifest(&params);
         let auth = sign_digest(&manifest, &self.keys, &self.sign_options);
         let envelope = assemble_envelope(
             &auth,
             &manifest,
             text.as_deref(),
             self.keyset.as_deref(),
-            (!self.detached).then_some(self.payload.as_slice()),
+            (!self.detached).then_some(payload),
         );
         Ok(BuiltEnvelope {
             envelope,
@@ -759,6 +884,7 @@ impl EnvelopeBuilder {
             manifest,
             text,
             keyset: self.keyset.clone(),
+            patch,
         })
     }
 }
@@ -1019,6 +1145,7 @@ mod tests {
             detached: false,
             payload_uri: None,
             payload: (0..=255u8).cycle().take(3000).collect(),
+            delta_from: None,
             keys,
             sign_options: SignOptions::default(),
         }

@@ -2,10 +2,11 @@
 //! refusal. They run the device verifier (`keyway_suit`), the function a
 //! lock runs, on envelopes made by the vendor encoder and then tampered with.
 
+use keyway::cbor::{Value, ValueExt};
 use keyway::check::describe;
 use keyway::encode::{
     Cve, EnvelopeBuilder, KeySetBuilder, KeySetParams, SignOptions, Version, assemble_envelope,
-    class_uuid, encode_manifest, sign_digest, vendor_uuid,
+    class_uuid, encode_manifest, manifest_value, sign_digest, suit_digest_of_hash, vendor_uuid,
 };
 use keyway::keys::{Algorithm, SigningKey};
 use keyway_suit::{self as suit, Error, KeyId};
@@ -652,4 +653,153 @@ fn policy_conditions_travel_in_the_manifest() {
         ..low
     };
     assert_eq!(p.check(&refused).unwrap_err(), Error::NotAuthorized);
+}
+
+/// A signed delta release (base: the world's usual payload, output: that
+/// payload with one byte changed) whose install sequence is replaced by
+/// `install` (`None`: the encoder's own). Returns the envelope.
+fn delta_release(w: &World, install: Option<Vec<Value>>) -> Vec<u8> {
+    let mut b = w.release(6, &[&w.root]);
+    let old = b.payload.clone();
+    b.payload[100] ^= 1;
+    b.delta_from = Some(old);
+    let built = b.build().unwrap();
+    let Some(install) = install else {
+        return built.envelope;
+    };
+    let patch = built.patch.unwrap();
+    let mut m = manifest_value(&b.delta_manifest_params(built.text.as_deref(), &patch));
+    let Value::Map(entries) = &mut m else {
+        unreachable!()
+    };
+    for (k, v) in entries.iter_mut() {
+        if *k == Value::from(20) {
+            *v = Value::Bytes(Value::Array(install.clone()).to_bytes());
+        }
+    }
+    let manifest = m.to_bytes();
+    let auth = sign_digest(&manifest, &b.keys, &b.sign_options);
+    assemble_envelope(&auth, &manifest, built.text.as_deref(), None, Some(&patch))
+}
+
+/// The patch's fetch and image-match on component 1, as the encoder writes
+/// them, for a hand-made install sequence.
+fn fetch_patch(w: &World) -> Vec<Value> {
+    let env = delta_release(w, None);
+    let v = suit::inspect_envelope(&env).unwrap();
+    let p = v.payload.unwrap();
+    let i = |n: i64| Value::from(n);
+    vec![
+        i(12),
+        i(1),
+        i(20),
+        Value::Map(vec![
+            (i(21), Value::from("#firmware")),
+            (i(3), Value::Bytes(suit_digest_of_hash(p.digest))),
+            (i(14), Value::from(p.size.unwrap())),
+        ]),
+        i(21),
+        i(2),
+        i(3),
+        i(15),
+    ]
+}
+
+fn apply_delta(patch: i64, base: i64) -> Vec<Value> {
+    let i = |n: i64| Value::from(n);
+    vec![
+        i(12),
+        i(0),
+        i(20),
+        Value::Map(vec![(i(22), i(patch)), (i(-257), i(base))]),
+        i(-257),
+        i(2),
+        i(3),
+        i(15),
+    ]
+}
+
+#[test]
+fn genuine_delta_release_binds_base_and_output() {
+    let w = World::new();
+    let env = delta_release(&w, None);
+    let v = w.verify(&env, &suit::DeviceState::new(4)).unwrap();
+    let d = v.delta.expect("a delta binding");
+    assert_eq!(d.base_size, 40_000);
+    assert_eq!(d.out.size, Some(40_000));
+    assert_ne!(d.base_digest, d.out.digest);
+    assert_ne!(Some(d.out), v.payload);
+}
+
+/// The refusal of a delta release whose install sequence fetches the
+/// patch, runs `prefix` before and applies it with these components.
+fn refusal(w: &World, prefix: Vec<Value>, patch: i64, base: i64) -> Error {
+    let mut install = prefix;
+    install.extend(fetch_patch(w));
+    install.extend(apply_delta(patch, base));
+    let env = delta_release(w, Some(install));
+    w.verify(&env, &suit::DeviceState::new(4)).unwrap_err()
+}
+
+const NO_BASE: Error = Error::Missing {
+    part: suit::Part::Commands,
+    what: "delta base image-match",
+};
+
+#[test]
+fn attack_delta_without_a_base_condition() {
+    // A patch applied to "whatever is installed": no image-match binds the base.
+    let w = World::new();
+    assert_eq!(refusal(&w, Vec::new(), 1, 2), NO_BASE);
+}
+
+#[test]
+fn attack_delta_applied_onto_its_own_output() {
+    let w = World::new();
+    assert_eq!(refusal(&w, Vec::new(), 1, 0), NO_BASE);
+}
+
+#[test]
+fn attack_delta_patch_source_is_not_the_signed_payload() {
+    // The "patch" named by source-component is the installed image, not the
+    // fetched, digest-checked payload.
+    let w = World::new();
+    let env = delta_release(&w, None);
+    let d = suit::inspect_envelope(&env).unwrap().delta.unwrap();
+    let i = |n: i64| Value::from(n);
+    let base = vec![
+        i(12),
+        i(2),
+        i(20),
+        Value::Map(vec![
+            (i(3), Value::Bytes(suit_digest_of_hash(d.base_digest))),
+            (i(14), Value::from(d.base_size)),
+        ]),
+        i(3),
+        i(15),
+    ];
+    assert_eq!(
+        refusal(&w, base, 2, 2),
+        Error::Missing {
+            part: suit::Part::Commands,
+            what: "delta output size or fetched patch"
+        }
+    );
+}
+
+#[test]
+fn attack_delta_patch_replaced() {
+    let w = World::new();
+    let mut env = delta_release(&w, None);
+    let at = suit::inspect_envelope(&env)
+        .unwrap()
+        .integrated
+        .unwrap()
+        .offset
+        + 100;
+    env[at] ^= 0x10;
+    assert_eq!(
+        w.verify(&env, &suit::DeviceState::new(4)).unwrap_err(),
+        Error::PayloadDigestMismatch
+    );
 }

@@ -216,7 +216,7 @@ fn main() -> Result<()> {
             let raw: [u8; 32] = key
                 .raw_public_key_bytes()
                 .try_into()
-                .map_err(|_| anyhow!("owner key"))?;
+                .map_err(|_| anyhow!("the generated owner key's public key is not 32 bytes"))?;
             c.pair(&raw, Some("bench"))?;
             Some(key)
         }
@@ -352,7 +352,9 @@ fn main() -> Result<()> {
     let server = Arc::new(Mutex::new(server));
     let peer = Arc::clone(&server);
     let flash_s = |s: &Arc<Mutex<Server>>| -> Result<f64> {
-        let s = s.lock().map_err(|_| anyhow!("poisoned"))?;
+        let s = s
+            .lock()
+            .map_err(|_| anyhow!("the lock's state mutex is poisoned (a thread panicked)"))?;
         Ok(s.lock().flash().modeled_time().as_secs_f64())
     };
     let t = FnTransport::new(244, move |frame: &[u8]| {

@@ -55,6 +55,9 @@ pub enum Command {
     Diff(DiffArgs),
     /// Apply a delta patch to OLD with the lock's decoder (same fixed RAM).
     Patch(PatchArgs),
+    /// Audit a lock through its local interface with the router unplugged:
+    /// twelve checks, each PASS, FAIL or SKIP with its evidence.
+    Audit(crate::audit::cli::AuditArgs),
     /// Talk to a lock over SMP: status, lock/unlock, update, consent,
     /// audit-log export, owners, settings.
     Device(crate::device::cli::DeviceArgs),
@@ -127,6 +130,13 @@ pub struct DiffArgs {
     /// Where to write the patch.
     #[arg(short, long, value_name = "PATCH")]
     pub output: PathBuf,
+    /// Also model the end-to-end update (transfer, install on the nRF52840
+    /// flash model, reboot) with the full image and with the delta, signed
+    /// and installed through the lock's own code, over the lock's modeled
+    /// BLE link (244-byte frames, 15 ms a response) at this many bytes per
+    /// second (10000 in BENCHMARKS.md).
+    #[arg(long, value_name = "BYTES_PER_S")]
+    pub update_time: Option<u64>,
 }
 
 /// Arguments of `keyway patch`.
@@ -170,7 +180,71 @@ fn diff(a: &DiffArgs, out: &mut dyn Write) -> Result<()> {
         new.len() as f64 / patch.len() as f64,
         took.as_secs_f64()
     )?;
+    if let Some(link) = a.update_time {
+        let [full, delta] = keyway::delta::update_times(&old, &new, link)?;
+        writeln!(
+            out,
+            "end-to-end update over the lock's modeled BLE link (MTU {BLE_MTU}, {link} B/s, {BLE_TURNAROUND_MS} ms a response) on the nRF52840 flash model:"
+        )?;
+        let mut totals = Vec::new();
+        for (name, t) in [("full image", &full), ("delta", &delta)] {
+            let (frames, bytes) = ble_upload(&t.envelope)?;
+            let link_s = bytes as f64 / link.max(1) as f64;
+            let turn_s = frames as f64 * f64::from(BLE_TURNAROUND_MS) / 1e3;
+            let total = link_s + turn_s + t.install_s + t.reboot_s;
+            totals.push(total);
+            writeln!(
+                out,
+                "  {name:<10} envelope {:>7} B, {frames} frames, {bytes} B: link {:6.1} s + turnaround {:5.1} s + install {:5.2} s + reboot {:5.3} s = {:6.1} s",
+                t.envelope.len(),
+                link_s,
+                turn_s,
+                t.install_s,
+                t.reboot_s,
+                total
+            )?;
+        }
+        writeln!(
+            out,
+            "  delta / full: {:.3} ({:.1}x faster)",
+            totals[1] / totals[0],
+            totals[0] / totals[1]
+        )?;
+    }
     Ok(())
+}
+
+/// The lock's modeled BLE link, as `examples/smp_bench.rs` models it:
+/// frames of at most this many bytes ...
+const BLE_MTU: usize = 244;
+/// ... each answered after one connection interval (a model parameter).
+const BLE_TURNAROUND_MS: u32 = 15;
+
+/// The frames and bytes `keyway device update`'s client sends to upload
+/// `env` at [`BLE_MTU`], counted through an in-memory endpoint that takes
+/// every chunk (the lock's own answers are the same `off` values).
+fn ble_upload(env: &[u8]) -> Result<(u64, u64)> {
+    use crate::device::{Client, FnTransport, Transport as _};
+    use keyway::smp;
+    let t = FnTransport::new(BLE_MTU, |frame: &[u8]| {
+        let Ok(req) = smp::decode_request(frame) else {
+            return Vec::new();
+        };
+        let off = smp::get_u64(&req.body, "off").ok().flatten().unwrap_or(0);
+        let n = smp::get_bytes(&req.body, "data")
+            .ok()
+            .flatten()
+            .map_or(0, <[u8]>::len) as u64;
+        smp::encode_response(
+            &req.header,
+            vec![(smp::text("off"), ciborium::Value::from(off + n))],
+        )
+    });
+    let mut c = Client::new(t);
+    c.upload(env, &mut |_, _| {})
+        .map_err(|e| anyhow::anyhow!("modeled BLE upload: {e}"))?;
+    let st = c.transport().stats();
+    Ok((st.frames_sent, st.bytes_sent))
 }
 
 fn patch(a: &PatchArgs, out: &mut dyn Write) -> Result<()> {
@@ -292,8 +366,13 @@ pub struct SignArgs {
     #[arg(long = "min-battery-mwh", value_name = "N")]
     pub min_battery_mwh: Option<u64>,
     /// Leave the firmware out of the envelope.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "delta_from")]
     pub detached: bool,
+    /// Make a delta update from the image the locks run now: the envelope
+    /// carries a patch from OLD.bin to the firmware, and its manifest binds
+    /// OLD.bin's digest and size (the base) and the firmware's (the output).
+    #[arg(long, value_name = "OLD.bin")]
+    pub delta_from: Option<PathBuf>,
     /// COSE algorithm label on Ed25519 signatures.
     #[arg(long, value_enum, default_value_t = Ed25519AlgArg::Eddsa)]
     pub ed25519_alg: Ed25519AlgArg,
@@ -473,6 +552,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
         Command::Log(LogCommand::DemoExport(a)) => log_demo_export(&a, out),
         Command::Diff(a) => diff(&a, out),
         Command::Patch(a) => patch(&a, out),
+        Command::Audit(a) => crate::audit::cli::audit(&a, out),
         Command::Device(a) => crate::device::cli::run(&a, out, err),
     }
 }
@@ -689,6 +769,10 @@ fn sign(a: &SignArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
         }
         None => None,
     };
+    let delta_from = match &a.delta_from {
+        Some(p) => Some(read_file(p, "the delta base image")?),
+        None => None,
+    };
     let builder = EnvelopeBuilder {
         sequence: a.sequence,
         version: a.version,
@@ -706,6 +790,7 @@ fn sign(a: &SignArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned()),
         payload,
+        delta_from,
         keys: signing_keys,
         sign_options: SignOptions {
             ed25519_alg: a.ed25519_alg.into(),
@@ -714,6 +799,17 @@ fn sign(a: &SignArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
     };
     let built = builder.build()?;
     write_output(&a.output, &built.envelope)?;
+    if let (Some(patch), Some(old)) = (&built.patch, &builder.delta_from) {
+        writeln!(
+            out,
+            "delta: patch {} bytes ({:.2}% of the {}-byte image), applies to {} ({} bytes)",
+            patch.len(),
+            100.0 * patch.len() as f64 / builder.payload.len().max(1) as f64,
+            builder.payload.len(),
+            hex(&keyway::encode::sha256(old)),
+            old.len()
+        )?;
+    }
     writeln!(
         out,
         "wrote {} ({} bytes): version {}, sequence {}, {} signature(s){}",

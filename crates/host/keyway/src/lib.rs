@@ -4,10 +4,12 @@
 //!
 //! * [`cli`]: the `keyway` command line.
 //! * [`demo`]: `keyway demo`, the main job end to end.
+//! * [`audit`]: `keyway audit`, the router-unplugged conformance run.
 //! * [`device`]: `keyway device`, the owner's SMP client for a lock.
 
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod cli;
 pub mod demo;
 pub mod device;

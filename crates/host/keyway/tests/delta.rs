@@ -237,20 +237,29 @@ fn tmpdir() -> PathBuf {
     d
 }
 
-#[test]
-fn cli_diff_and_patch() {
+/// A fresh folder holding `old.bin` and `new.bin`, a firmware-like pair.
+fn pair_in_tmpdir(seed: u64) -> (PathBuf, Vec<u8>, Vec<u8>) {
     let dir = tmpdir();
-    let old = firmware(30_000, 6);
-    let new = rebuild(&old, 7);
+    let old = firmware(30_000, seed);
+    let new = rebuild(&old, seed + 1);
     std::fs::write(dir.join("old.bin"), &old).unwrap();
     std::fs::write(dir.join("new.bin"), &new).unwrap();
-    let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_keyway"))
-            .current_dir(&dir)
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    (dir, old, new)
+}
+
+/// Runs the `keyway` command in `dir`.
+fn keyway_in(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_keyway"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn cli_diff_and_patch() {
+    let (dir, _old, new) = pair_in_tmpdir(6);
+    let run = |args: &[&str]| keyway_in(&dir, args);
     let o = run(&["diff", "old.bin", "new.bin", "-o", "p.kwd"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let said = String::from_utf8_lossy(&o.stdout);
@@ -275,5 +284,172 @@ fn cli_diff_and_patch() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(!dir.join("bad.bin").exists());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `keyway sign --delta-from`: the envelope carries the patch, `verify`
+/// checks it and names both bindings, `inspect` shows them.
+#[test]
+fn cli_sign_delta_from_verify_and_inspect() {
+    let (dir, old, new) = pair_in_tmpdir(8);
+    std::fs::write(dir.join("NOTES.md"), "# 1.4.0\n").unwrap();
+    let run = |args: &[&str]| keyway_in(&dir, args);
+    let o = run(&["keygen", "v"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let sign = |extra: &[&str], out: &str| {
+        let mut args = vec![
+            "sign",
+            "--firmware",
+            "new.bin",
+            "--delta-from",
+            "old.bin",
+            "--version",
+            "1.4.0",
+            "--sequence",
+            "6",
+            "--vendor-domain",
+            "locks.example",
+            "--class",
+            "deadbolt",
+            "--notes",
+            "NOTES.md",
+            "--key",
+            "v.key",
+            "-o",
+            out,
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let o = sign(&[], "d.suit");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let said = String::from_utf8_lossy(&o.stdout);
+    let hex = |d: &[u8]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let sha = |b: &[u8]| hex(&<sha2::Sha256 as sha2::Digest>::digest(b));
+    assert!(
+        said.contains("delta: patch") && said.contains(&sha(&old)),
+        "{said}"
+    );
+    let env = std::fs::read(dir.join("d.suit")).unwrap();
+    assert!(env.len() < new.len() / 4, "envelope {} bytes", env.len());
+
+    let o = run(&["verify", "d.suit", "--trust", "v.pub"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        said.contains("patch")
+            && said.contains(&format!("applies to the image sha256 {}", &sha(&old)[..16]))
+            && said.contains(&format!("produces sha256 {}", &sha(&new)[..16])),
+        "{said}"
+    );
+    let o = run(&["inspect", "d.suit"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        said.contains(&format!(
+            "installed image sha256 {} size {}",
+            sha(&old),
+            old.len()
+        )) && said.contains(&format!(
+            "produces the image sha256 {} size {}",
+            sha(&new),
+            new.len()
+        )),
+        "{said}"
+    );
+    // --detached and --delta-from do not combine.
+    let o = sign(&["--detached"], "x.suit");
+    assert!(!o.status.success());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The end-to-end model installs both envelopes through the lock's code
+/// (the full image with `Installer`, the delta with `DeltaInstaller`) and
+/// boots the new image; the delta sends fewer bytes and flashes the same.
+#[test]
+fn update_time_full_against_delta() {
+    let old = firmware(40_000, 10);
+    let new = rebuild(&old, 11);
+    let [full, delta] = keyway::delta::update_times(&old, &new, 10_000).unwrap();
+    assert!(full.envelope_bytes > new.len(), "{full:?}");
+    assert!(delta.envelope_bytes * 4 < full.envelope_bytes, "{delta:?}");
+    assert!((full.transfer_s - full.envelope_bytes as f64 / 10_000.0).abs() < 1e-9);
+    // Same image, same sectors: the install costs the same flash time.
+    assert!(
+        (full.install_s - delta.install_s).abs() < 0.01,
+        "{full:?} {delta:?}"
+    );
+    assert!(full.install_s > 0.0 && delta.reboot_s > 0.0);
+    assert!(delta.total_s() < full.total_s());
+}
+
+/// `keyway::delta::choose` (for `keyway device update`): the delta when
+/// the lock runs its base, else the full image, saying why.
+#[test]
+fn choose_the_delta_only_for_its_base() {
+    let key = keyway::keys::SigningKey::generate(keyway::keys::Algorithm::Ed25519).unwrap();
+    let old = firmware(20_000, 12);
+    let new = rebuild(&old, 13);
+    let build = |from: Option<Vec<u8>>| {
+        keyway::encode::EnvelopeBuilder {
+            sequence: 2,
+            version: "1.1.0".parse().unwrap(),
+            vendor_domain: "locks.example".into(),
+            class_name: "deadbolt".into(),
+            payload: new.clone(),
+            delta_from: from,
+            keys: vec![key.clone()],
+            ..Default::default()
+        }
+        .build()
+        .unwrap()
+        .envelope
+    };
+    let (full, delta) = (build(None), build(Some(old.clone())));
+    let sha = |b: &[u8]| -> [u8; 32] { <sha2::Sha256 as sha2::Digest>::digest(b).into() };
+    let both: [&[u8]; 2] = [&full, &delta];
+    let (i, why) = delta::choose(&both, &sha(&old)).unwrap();
+    assert_eq!(i, 1, "{why}");
+    assert!(why.starts_with("the delta"), "{why}");
+    let (i, why) = delta::choose(&both, &sha(&new)).unwrap();
+    assert_eq!(i, 0, "{why}");
+    assert!(why.contains("the delta applies to"), "{why}");
+    let err = delta::choose(&[&delta], &sha(&new))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no full image was given"), "{err}");
+}
+
+/// `keyway diff --update-time`: both paths through the modeled BLE link,
+/// the delta with fewer frames and a smaller total.
+#[test]
+fn cli_diff_update_time_over_the_modeled_ble_link() {
+    let (dir, _old, _new) = pair_in_tmpdir(14);
+    let o = keyway_in(
+        &dir,
+        &[
+            "diff",
+            "old.bin",
+            "new.bin",
+            "-o",
+            "p.kwd",
+            "--update-time",
+            "10000",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let said = String::from_utf8_lossy(&o.stdout);
+    let frames = |name: &str| -> u64 {
+        let line = said
+            .lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .unwrap();
+        let before = line.split(" frames").next().unwrap();
+        before.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    // 30,000-byte image: at most 222 data bytes a frame.
+    assert!(frames("full image") >= 30_000 / 222, "{said}");
+    assert!(frames("delta") * 4 < frames("full image"), "{said}");
+    assert!(said.contains("delta / full: 0."), "{said}");
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -167,6 +167,10 @@ fn update_end_to_end_with_the_cli_runs_the_new_version_confirmed() {
     let (ok, _, err) = cli(&lock, &["update", path.to_str().unwrap()]);
     assert!(!ok);
     assert!(err.contains("the lock already holds"), "{err}");
+    assert!(
+        err.contains(" (1.1.0, running): nothing to upload"),
+        "{err}"
+    );
     // Among several candidates the client picks one the lock lacks.
     let next = lab.write("v1.2.suit", &release(&lab.vendor, "1.2.0", 3, 4000));
     let v: serde_json::Value = serde_json::from_str(
@@ -350,6 +354,57 @@ fn with_seq(mut frame: Vec<u8>, seq: u8) -> Vec<u8> {
     frame
 }
 
+/// `update v4.suit v5.suit` on a lock that already holds v5, pending:
+/// uploading v4 would replace the newer release with an older one.
+#[test]
+fn an_older_release_never_replaces_a_newer_one_the_lock_holds() {
+    use keyway_cli::device::ImageSlot;
+    use keyway_cli::device::cli::{Candidate, select_envelope};
+    let key = SigningKey::generate(Algorithm::Ed25519).unwrap();
+    let cand = |name: &str, bytes: Vec<u8>| Candidate {
+        path: name.into(),
+        sha: <sha2::Sha256 as sha2::Digest>::digest(&bytes).into(),
+        bytes,
+    };
+    let c = vec![
+        cand("v4.suit", release(&key, "1.4.0", 4, 1000)),
+        cand("v5.suit", release(&key, "1.5.0", 5, 1000)),
+    ];
+    let slot = |slot, version: &str, hash: Vec<u8>, active| ImageSlot {
+        slot,
+        version: version.into(),
+        hash,
+        bootable: true,
+        pending: false,
+        confirmed: active,
+        active,
+    };
+    let mut images = vec![
+        slot(0, "1.3.0", vec![0; 32], true),
+        slot(1, "1.5.0", c[1].sha.to_vec(), false),
+    ];
+    let e = select_envelope(&c, &images, None).unwrap_err().to_string();
+    assert!(
+        e.contains("v5.suit in slot 1 (1.5.0, bootable, not armed): nothing to upload")
+            && e.contains("(v4.suit: older than what it holds)"),
+        "{e}"
+    );
+    // The lock does not hold v5: the newer of the two is not forced, the
+    // first full image is chosen as before.
+    images.pop();
+    let (k, _) = select_envelope(&c, &images, None).unwrap();
+    assert_eq!(k, 0);
+}
+
+#[test]
+fn a_target_on_another_transport_is_refused_by_name() {
+    let e = UdpTransport::connect("tcp:127.0.0.1:1337")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("tcp targets are not supported"), "{e}");
+    assert!(e.contains("udp:HOST:PORT"), "{e}");
+}
+
 #[test]
 fn garbage_answers_are_ignored_and_then_reported_as_no_answer() {
     let fake = Fake::new(|_| vec![vec![], vec![0xFF; 3], b"not smp at all".to_vec()]);
@@ -357,6 +412,13 @@ fn garbage_answers_are_ignored_and_then_reported_as_no_answer() {
     let e = c.echo("x").unwrap_err();
     assert!(matches!(e, DeviceError::Transport { .. }), "{e}");
     assert!(e.to_string().contains("no answer from"), "{e}");
+    // Said once, not again as the error's source in a chain.
+    assert_eq!(
+        format!("{:#}", anyhow::Error::from(e))
+            .matches("no answer from")
+            .count(),
+        1
+    );
     let s = c.transport().stats();
     assert_eq!(s.frames_sent, 3, "{s:?}");
     assert_eq!(s.resends, 2);
@@ -538,6 +600,36 @@ fn group_and_smp_errors_become_sentences() {
     assert_eq!(
         e,
         "image state: refused by the image group: current version is newer (rc 27)"
+    );
+}
+
+/// A hostile lock (or a spoofed answer) puts terminal escape sequences and
+/// a bidirectional override in its reason: the client prints them as
+/// visible escapes, so they cannot clear the line and fake a success.
+#[test]
+fn terminal_escape_injection_in_the_locks_reason_is_neutralised() {
+    let fake = Fake::new(|req| {
+        vec![reply(
+            req,
+            smp::rc_body(
+                smp::MgmtErr::AccessDenied,
+                Some("no\x1b[2K\r\u{202e}unlocked OK"),
+            ),
+        )]
+    });
+    let mut c = fake.client();
+    let e = c.unlock().unwrap_err().to_string();
+    assert!(
+        !e.contains('\x1b') && !e.contains('\r') && !e.contains('\u{202e}'),
+        "{e:?}"
+    );
+    assert!(
+        e.contains("no\\u{1b}[2K\\u{d}\\u{202e}unlocked OK"),
+        "{e:?}"
+    );
+    assert_eq!(
+        keyway_cli::device::client::printable("a\tb\nc\x07", true),
+        "a\tb\nc\\u{7}"
     );
 }
 
@@ -976,4 +1068,96 @@ proptest::proptest! {
     fn any_bytes_answer_is_a_value_or_an_error_never_a_panic(raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
         every_call(&mut answering(None, raw));
     }
+}
+
+/// `keyway device update` with a full and a delta envelope of one release:
+/// the lock runs the delta's base, so the delta goes (a fraction of the
+/// bytes), installs and runs confirmed; then, with the lock on the new
+/// image, a delta from the old base is passed over for the full image,
+/// and the client says why.
+#[test]
+fn update_picks_the_delta_for_the_running_image_else_the_full_one() {
+    let lab = Lab::new(1);
+    let lock = lab.start_with_control(true);
+    assert!(control(&lock, r#"{"cmd":"keypad","pin":"4711"}"#).contains("unlocked"));
+    let factory: Vec<u8> = (0..6000usize).map(|i| (i * 31 + 1) as u8).collect();
+    let mut new = factory.clone();
+    new[3000..3010].copy_from_slice(b"keyway 1.1");
+    let signed = |version: &str, sequence: u64, payload: &[u8], from: Option<&[u8]>| {
+        EnvelopeBuilder {
+            sequence,
+            version: version.parse().unwrap(),
+            vendor_domain: VENDOR.into(),
+            class_name: CLASS.into(),
+            payload: payload.to_vec(),
+            delta_from: from.map(<[u8]>::to_vec),
+            keys: vec![lab.vendor.clone()],
+            ..Default::default()
+        }
+        .build()
+        .unwrap()
+        .envelope
+    };
+    let full = lab.write("v1.1.suit", &signed("1.1.0", 2, &new, None));
+    let delta_env = signed("1.1.0", 2, &new, Some(&factory));
+    let delta = lab.write("v1.1-from-1.0.suit", &delta_env);
+    let (ok, out, err) = cli(
+        &lock,
+        &[
+            "--json",
+            "update",
+            full.to_str().unwrap(),
+            delta.to_str().unwrap(),
+            "--install",
+            "--wait",
+            "--wait-seconds",
+            "30",
+        ],
+    );
+    assert!(ok, "stdout {out}\nstderr {err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["envelope"], delta.to_str().unwrap(), "{v}");
+    assert_eq!(v["bytes"], delta_env.len() as u64, "{v}");
+    assert!(
+        v["chosen_because"]
+            .as_str()
+            .unwrap()
+            .starts_with("the delta"),
+        "{v}"
+    );
+    assert_eq!(v["outcome"], "running", "{v}");
+    let mut c = client(&lock);
+    let running = c
+        .image_state()
+        .unwrap()
+        .into_iter()
+        .find(|i| i.active)
+        .unwrap();
+    assert_eq!(
+        (running.version.as_str(), running.confirmed),
+        ("1.1.0", true)
+    );
+
+    // Now 1.1.0 runs: a delta from 1.0.0 does not fit; the full 1.2.0 goes.
+    let mut newer = new.clone();
+    newer[10] ^= 0xFF;
+    let full12 = lab.write("v1.2.suit", &signed("1.2.0", 3, &newer, None));
+    let delta12 = lab.write(
+        "v1.2-from-1.0.suit",
+        &signed("1.2.0", 3, &newer, Some(&factory)),
+    );
+    let (ok, out, err) = cli(
+        &lock,
+        &[
+            "update",
+            delta12.to_str().unwrap(),
+            full12.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "stdout {out}\nstderr {err}");
+    assert!(
+        out.contains(&format!("chose {}: the full image", full12.display()))
+            && out.contains("the delta applies to"),
+        "{out}"
+    );
 }

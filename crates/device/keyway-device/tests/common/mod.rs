@@ -1,8 +1,14 @@
 //! Shared helpers for the journal, install and boot tests.
 #![allow(dead_code)]
 
+use keyway::encode::{class_uuid, vendor_uuid};
+use keyway::keys::{Algorithm, SigningKey};
+use keyway_device::boot::SelfTest;
+use keyway_device::install::{Mode, SlotLayout};
+use keyway_device::journal::Config;
 use keyway_device::journal::{Download, PersistentState, SwapPhase, SwapProgress, TrialState};
 use keyway_sim::CutPoint;
+use keyway_suit::{DeviceIdentity, PublicKey, TrustAnchors};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
@@ -99,4 +105,44 @@ pub fn full_sweep() -> bool {
 /// The three ways a cut can meet op `n` (see `CutPoint::three_ways`).
 pub fn cuts(n: u64) -> [CutPoint; 3] {
     CutPoint::three_ways(n)
+}
+
+/// The vendor of the signed-release tests (verified.rs, delta.rs).
+pub const VENDOR: &str = "locks.example";
+pub const CLASS: &str = "deadbolt-2";
+pub const PASS: SelfTest = SelfTest {
+    motor: true,
+    sensors: true,
+    comms: true,
+};
+
+pub fn verified_layout() -> SlotLayout {
+    SlotLayout {
+        slots: [0x1_0000..0x3_0000, 0x3_0000..0x5_0000],
+        journal: Config::new(0xF_0000, 2),
+        manifest_sectors: 1,
+        sector_size: None,
+        mode: Mode::Direct,
+    }
+}
+
+pub struct Vendor {
+    pub key: SigningKey,
+    pub anchors: TrustAnchors,
+    pub identity: DeviceIdentity,
+}
+
+pub fn vendor() -> Vendor {
+    let key = SigningKey::generate(Algorithm::Ed25519).unwrap();
+    let anchors = TrustAnchors::new(
+        &[PublicKey::from_raw(&key.raw_public_key_bytes()).unwrap()],
+        1,
+    )
+    .unwrap();
+    let v = vendor_uuid(VENDOR);
+    Vendor {
+        key,
+        anchors,
+        identity: DeviceIdentity::new(v, class_uuid(&v, CLASS)),
+    }
 }

@@ -13,7 +13,7 @@ use sha2::{Digest as _, Sha256};
 
 use keyway::keys::{PublicKey, SigningKey, hex};
 
-use super::client::{Client, ImageSlot, Map, map_to_json};
+use super::client::{Client, ImageSlot, Map, map_to_json, printable};
 use super::transport::{Transport, UdpTransport};
 
 /// Arguments of `keyway device`.
@@ -100,9 +100,9 @@ pub enum DeviceLogCommand {
 /// Arguments of `keyway device update`.
 #[derive(Debug, Args)]
 pub struct UpdateArgs {
-    /// Candidate envelopes; the client uploads the one that fits the
-    /// lock's installed image (today: the first one the lock does not
-    /// already hold).
+    /// Candidate envelopes (full and delta); the client uploads the one
+    /// that fits the lock's installed image: a delta whose base the lock
+    /// runs, else a full image, among those the lock does not hold yet.
     #[arg(value_name = "ENVELOPE", required = true)]
     pub envelopes: Vec<PathBuf>,
     /// Ask for a test boot right away (image state "test", then a reset),
@@ -163,7 +163,8 @@ pub fn connect(a: &DeviceArgs) -> Result<Client<UdpTransport>> {
         .with_mtu(a.mtu);
     let mut c = Client::new(t);
     if let Some(k) = &a.owner_key {
-        let key = SigningKey::load(k).with_context(|| format!("--owner-key {}", k.display()))?;
+        // The key's own errors name the file.
+        let key = SigningKey::load(k).context("--owner-key")?;
         c = c
             .with_owner(key)
             .with_context(|| format!("--owner-key {}", k.display()))?;
@@ -268,7 +269,8 @@ fn run_command(a: &DeviceArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
             json!({"command": "log export", "file": file, "bytes": bytes.len(), "verify": check})
         }
         DeviceCommand::Pair { key, name } => {
-            let pk = PublicKey::load(key).with_context(|| format!("{}", key.display()))?;
+            // The key's own errors name the file.
+            let pk = PublicKey::load(key).context("pair: the owner's public key")?;
             let raw: [u8; 32] = pk
                 .raw_public_key_bytes()
                 .try_into()
@@ -317,7 +319,7 @@ fn run_command(a: &DeviceArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
         DeviceCommand::Echo { text } => {
             let r = c.echo(text)?;
             if !j {
-                writeln!(out, "{r}")?;
+                writeln!(out, "{}", printable(&r, false))?;
             }
             json!({"command": "echo", "r": r})
         }
@@ -336,11 +338,12 @@ fn smp_get<'a>(m: &'a Map, k: &str) -> Option<&'a ciborium::Value> {
     keyway::smp::get(m, k)
 }
 
+/// A text field of the lock's answer, made safe to print (one line).
 fn text(m: &Map, k: &str) -> Option<String> {
     keyway::smp::get_text(m, k)
         .ok()
         .flatten()
-        .map(str::to_owned)
+        .map(|t| printable(t, false))
 }
 
 /// ` (REASON)` for an update summary with a `reason`, without a repeated
@@ -366,8 +369,8 @@ fn bytes(m: &Map, k: &str) -> Option<Vec<u8>> {
 fn print_map(m: &Map, out: &mut dyn Write) -> Result<()> {
     for (k, v) in map_to_json(m).as_object().into_iter().flatten() {
         match v {
-            J::String(t) => writeln!(out, "{k}: {t}")?,
-            v => writeln!(out, "{k}: {v}")?,
+            J::String(t) => writeln!(out, "{}: {}", printable(k, false), printable(t, false))?,
+            v => writeln!(out, "{}: {v}", printable(k, false))?,
         }
     }
     Ok(())
@@ -399,8 +402,8 @@ fn print_notes(n: &Map, out: &mut dyn Write) -> Result<()> {
     if let Some(b) = uint(n, "min_battery_mwh") {
         writeln!(out, "needs {b} mWh of battery to install")?;
     }
-    if let Some(notes) = text(n, "notes") {
-        writeln!(out, "\n{notes}")?;
+    if let Ok(Some(notes)) = keyway::smp::get_text(n, "notes") {
+        writeln!(out, "\n{}", printable(notes, true))?;
     }
     Ok(())
 }
@@ -429,22 +432,103 @@ impl Candidate {
     }
 }
 
-/// Chooses which candidate to upload from the lock's image state: the
-/// first that the lock does not already hold. This is the seam for delta
-/// envelopes: one whose base is the active slot's image (its hash in
-/// `images`) is to be preferred over a full one.
-pub fn select_envelope(candidates: &[Candidate], images: &[ImageSlot]) -> Result<usize> {
-    let held = |c: &Candidate| images.iter().any(|i| i.hash == c.sha);
-    match candidates.iter().position(|c| !held(c)) {
-        Some(i) => Ok(i),
-        None => bail!(
-            "the lock already holds {}",
+/// Chooses which candidate to upload, and says why: among those the lock
+/// does not already hold (by the image state's hashes) and that are newer
+/// (by manifest sequence) than every candidate it holds in a bootable slot
+/// (an older release would replace a newer pending one), a delta whose base
+/// is the lock's running image (`running`: the Keyway group status's
+/// `image`), else a full image (`keyway::delta::choose`). Without
+/// `running` (a lock without the Keyway group), the first full image.
+pub fn select_envelope(
+    candidates: &[Candidate],
+    images: &[ImageSlot],
+    running: Option<&[u8; 32]>,
+) -> Result<(usize, String)> {
+    let held_slot = |c: &Candidate| images.iter().find(|i| i.hash == c.sha);
+    let held = |c: &Candidate| held_slot(c).is_some();
+    let sequence = |c: &Candidate| {
+        keyway_suit::inspect_envelope(&c.bytes)
+            .ok()
+            .map(|i| i.manifest.sequence)
+    };
+    let newest_held = candidates
+        .iter()
+        .filter(|c| held_slot(c).is_some_and(|i| i.bootable))
+        .filter_map(sequence)
+        .max();
+    let older = |c: &Candidate| newest_held.is_some_and(|h| sequence(c).is_some_and(|s| s <= h));
+    let fresh: Vec<usize> = (0..candidates.len())
+        .filter(|&i| !held(&candidates[i]) && !older(&candidates[i]))
+        .collect();
+    if fresh.is_empty() {
+        // Say where and how: an old release left in the inactive slot
+        // (below the floor, not bootable) is "held" too, and the owner
+        // needs a newer one, not a retry.
+        let held_as = |c: &Candidate| {
+            images.iter().find(|i| i.hash == c.sha).map_or_else(
+                || c.path.display().to_string(),
+                |i| {
+                    let state = if i.active {
+                        "running"
+                    } else if i.pending {
+                        "pending for the next boot"
+                    } else if i.bootable {
+                        "bootable, not armed"
+                    } else {
+                        "not bootable: refused by the lock's checks (an older release?)"
+                    };
+                    format!(
+                        "{} in slot {} ({}, {state})",
+                        c.path.display(),
+                        i.slot,
+                        i.version
+                    )
+                },
+            )
+        };
+        let names = |keep: &dyn Fn(&Candidate) -> bool| {
             candidates
                 .iter()
-                .map(|c| c.path.display().to_string())
+                .filter(|c| keep(c))
+                .map(held_as)
                 .collect::<Vec<_>>()
                 .join(", ")
-        ),
+        };
+        let older = names(&|c| !held(c));
+        bail!(
+            "the lock already holds {}: nothing to upload{}",
+            names(&held),
+            if older.is_empty() {
+                String::new()
+            } else {
+                format!(" ({older}: older than what it holds)")
+            }
+        );
+    }
+    let bytes: Vec<&[u8]> = fresh.iter().map(|&i| &candidates[i].bytes[..]).collect();
+    if let Some(r) = running {
+        let (k, why) = keyway::delta::choose(&bytes, r)?;
+        return Ok((fresh[k], why));
+    }
+    let full = bytes
+        .iter()
+        .position(|b| keyway_suit::inspect_envelope(b).is_ok_and(|e| e.delta.is_none()));
+    Ok((
+        fresh[full.unwrap_or(0)],
+        "the lock does not name its running image: the first full image".to_owned(),
+    ))
+}
+
+/// The running image's SHA-256 from the Keyway group status (`image`);
+/// `None` on a lock without the group or in recovery.
+fn running_image<T: Transport>(c: &mut Client<T>) -> Result<Option<[u8; 32]>> {
+    match c.status() {
+        Ok(s) => Ok(match smp_get(&s, "image") {
+            Some(ciborium::Value::Bytes(b)) => <[u8; 32]>::try_from(b.as_slice()).ok(),
+            _ => None,
+        }),
+        Err(e) if e.not_supported() => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -477,7 +561,9 @@ fn update<T: Transport>(
         .map(|p| Candidate::load(p))
         .collect::<Result<Vec<_>>>()?;
     let images = c.image_state()?;
-    let pick = &candidates[select_envelope(&candidates, &images)?];
+    let running = running_image(c)?;
+    let (chosen, why) = select_envelope(&candidates, &images, running.as_ref())?;
+    let pick = &candidates[chosen];
     let bar = progress_bar(pick.bytes.len() as u64, json);
     let start = Instant::now();
     let report = c
@@ -486,6 +572,7 @@ fn update<T: Transport>(
     bar.finish_and_clear();
     let secs = start.elapsed().as_secs_f64();
     if !json {
+        writeln!(out, "chose {}: {why}", pick.path.display())?;
         writeln!(
             out,
             "uploaded {} ({} bytes{}) in {:.1} s, {} requests; image hash {}",
@@ -509,6 +596,7 @@ fn update<T: Transport>(
         "requests": report.requests,
         "seconds": secs,
         "hash": hex(&pick.sha),
+        "chosen_because": why,
     });
     // The pending update as the Keyway group sees it (absent on a lock
     // without it).

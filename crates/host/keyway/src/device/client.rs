@@ -38,12 +38,13 @@ pub const MAX_LOG_CHUNK: usize = 4096;
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
     /// No usable answer arrived.
-    #[error("{what}: {source}")]
+    #[error("{what}: {why}")]
     Transport {
         /// The call.
         what: String,
-        /// Why.
-        source: TransportError,
+        /// Why. (Not named `source`: the message already includes it, and
+        /// a source would print it twice in an error chain.)
+        why: TransportError,
     },
     /// The lock refused with a top-level SMP `rc`.
     #[error("{what}: refused: {reason} ({name}, rc {rc})")]
@@ -251,11 +252,28 @@ fn refusal(what: &str, body: &Map) -> Result<(), DeviceError> {
 
 /// A lock's text, cut to 200 characters for an error message.
 fn bounded(s: &str) -> String {
-    let mut t: String = s.chars().take(200).collect();
-    if t.len() < s.len() {
+    let mut t = printable(&s.chars().take(200).collect::<String>(), false);
+    if s.chars().nth(200).is_some() {
         t.push('…');
     }
     t
+}
+
+/// `s`, a text the lock sent, safe to print on a terminal: control
+/// characters (an escape sequence could rewrite the screen, e.g. hide a
+/// refusal) and bidirectional overrides are shown as `\u{..}` escapes;
+/// with `newlines`, line breaks and tabs stay (release notes).
+pub fn printable(s: &str, newlines: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if (c.is_control() || bidi) && !(newlines && matches!(c, '\n' | '\t')) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A slot as the image group reports it.
@@ -380,9 +398,9 @@ impl<T: Transport> Client<T> {
         let answer =
             self.transport
                 .exchange(&frame, seq)
-                .map_err(|source| DeviceError::Transport {
+                .map_err(|why| DeviceError::Transport {
                     what: what.to_owned(),
-                    source,
+                    why,
                 })?;
         let r = decode_response(&answer).map_err(|e| malformed(what, e.to_string()))?;
         let h = r.header;

@@ -85,6 +85,19 @@ pub struct UdpTransport {
 impl UdpTransport {
     /// A transport to `target`: `udp:HOST:PORT` or `HOST:PORT`.
     pub fn connect(target: &str) -> Result<Self, TransportError> {
+        if let Some(scheme) = ["tcp:", "ble:", "serial:", "unix:"]
+            .iter()
+            .find(|s| target.starts_with(**s))
+        {
+            return Err(TransportError::Io {
+                what: "connecting to",
+                peer: target.to_owned(),
+                error: format!(
+                    "{} targets are not supported: the lock's SMP runs on UDP (udp:HOST:PORT)",
+                    scheme.trim_end_matches(':')
+                ),
+            });
+        }
         let addr = target.strip_prefix("udp:").unwrap_or(target);
         let io = |what, error: std::io::Error| TransportError::Io {
             what,

@@ -1,0 +1,177 @@
+//! Check 10: the audit-log exports taken along the run, verified and
+//! chained.
+
+use super::*;
+
+impl Session<'_> {
+    /// Exports the audit log now (over SMP, else the control socket) and
+    /// keeps it; failures are kept as evidence for check 10.
+    pub(super) fn export(&mut self, label: &str) {
+        let r = self.export_bytes();
+        let n = self.exports.len();
+        let name = format!("log-{n:02}-{}.bin", label.replace(' ', "-"));
+        match r {
+            Ok(bytes) => {
+                let path = self.o.out_dir.join(&name);
+                if std::fs::write(&path, &bytes).is_ok() {
+                    self.files.push(path.display().to_string());
+                }
+                self.exports.push((label.to_owned(), bytes));
+            }
+            Err(e) => self
+                .exports
+                .push((format!("{label}: export failed: {e:#}"), Vec::new())),
+        }
+    }
+
+    /// Takes an export and returns the events recorded since the previous
+    /// one.
+    pub(super) fn events_since_last_export(&mut self, label: &str) -> Vec<Event> {
+        let last_seq = |bytes: &[u8]| {
+            keyway::log::parse(bytes)
+                .into_iter()
+                .filter_map(|i| match i.what {
+                    keyway::log::ItemKind::Record { record, .. } => Some(record.seq),
+                    keyway::log::ItemKind::Unreadable { .. } => None,
+                })
+                .max()
+        };
+        let before = self.exports.last().and_then(|(_, b)| last_seq(b));
+        self.export(label);
+        let Some((_, bytes)) = self.exports.last() else {
+            return Vec::new();
+        };
+        keyway::log::parse(bytes)
+            .into_iter()
+            .filter_map(|i| match i.what {
+                keyway::log::ItemKind::Record { record, .. }
+                    if before.is_none_or(|b| record.seq > b) =>
+                {
+                    match record.body {
+                        RecBody::Event(e) => Some(e),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub(super) fn export_bytes(&mut self) -> Result<Vec<u8>> {
+        if self.keyway_group {
+            return self.smp.log_export();
+        }
+        let tmp: PathBuf = self.o.out_dir.join("log-export.tmp");
+        self.ctl(json!({"cmd": "log-export", "path": tmp.display().to_string()}))?;
+        let b = std::fs::read(&tmp).context("reading the control socket's export")?;
+        let _ = std::fs::remove_file(&tmp);
+        Ok(b)
+    }
+
+    pub(super) fn audit_log(&mut self) -> Check {
+        let mut ev = Vec::new();
+        let Some(key) = self.device_key.clone() else {
+            return check(
+                10,
+                Status::Skip,
+                "the lock's device key is unknown (no status device_key)",
+                ev,
+            );
+        };
+        let mut broken = Vec::new();
+        let mut events: Vec<Event> = Vec::new();
+        let mut prev_last: Option<u32> = None;
+        let mut gaps = Vec::new();
+        for (label, bytes) in &self.exports {
+            if bytes.is_empty() {
+                broken.push(label.clone());
+                continue;
+            }
+            let rep = keyway::log::verify(bytes, &key);
+            ev.push(format!("export after {label}: {}", rep.summary(&key)));
+            if !rep.intact() {
+                for f in rep.findings.iter().take(3) {
+                    ev.push(format!("  {}", f.message));
+                }
+                broken.push(label.clone());
+            }
+            if let (Some(p), Some((first, _))) = (prev_last, rep.range)
+                && first > p + 1
+            {
+                gaps.push(format!(
+                    "records {}..{} rotated out before the export after {label}",
+                    p + 1,
+                    first - 1
+                ));
+            }
+            if let Some((_, last)) = rep.range {
+                prev_last = Some(last);
+            }
+            for item in keyway::log::parse(bytes) {
+                if let keyway::log::ItemKind::Record { record, .. } = item.what
+                    && let RecBody::Event(e) = record.body
+                    && !events.contains(&e)
+                {
+                    events.push(e);
+                }
+            }
+        }
+        if let Some(f) = self.files.iter().rev().find(|f| f.contains("log-")) {
+            ev.push(format!(
+                "check by hand: keyway log verify {f} --device-key DEVICE.pub (key id {})",
+                hex(&key.key_id())
+            ));
+        }
+        let missing: Vec<String> = self
+            .expect
+            .iter()
+            .filter(|x| !events.iter().any(|e| x.matches(e)))
+            .map(|x| x.describe())
+            .collect();
+        ev.push(format!(
+            "{} update steps expected in the log, {} missing",
+            self.expect.len(),
+            missing.len()
+        ));
+        for m in missing.iter().take(6) {
+            ev.push(format!("missing: {m}"));
+        }
+        if !broken.is_empty() {
+            check(
+                10,
+                Status::Fail,
+                format!("the log does not verify: {}", broken.join(", ")),
+                ev,
+            )
+        } else if !gaps.is_empty() {
+            ev.extend(gaps.clone());
+            check(
+                10,
+                Status::Fail,
+                format!("the exports do not cover the run: {}", gaps[0]),
+                ev,
+            )
+        } else if !missing.is_empty() {
+            check(
+                10,
+                Status::Fail,
+                format!(
+                    "{} update steps of the run are not in the log (first: {})",
+                    missing.len(),
+                    missing[0]
+                ),
+                ev,
+            )
+        } else {
+            check(
+                10,
+                Status::Pass,
+                format!(
+                    "{} exports verify, chain unbroken, every update step logged",
+                    self.exports.len()
+                ),
+                ev,
+            )
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! `keyway audit`: its arguments and handler.
+
+use std::io::Write;
+use std::net::{SocketAddr, ToSocketAddrs as _};
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use clap::Args;
+
+use super::{Options, Target, netns, report};
+
+/// Arguments of `keyway audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// The lock's SMP address, `udp:HOST:PORT`.
+    #[arg(
+        long,
+        value_name = "udp:HOST:PORT",
+        required_unless_present = "lock_state",
+        conflicts_with = "lock_state"
+    )]
+    pub target: Option<String>,
+    /// Run a simulated lock from this provisioned state directory
+    /// (`keyway-lock provision`) in the audit's own unplugged network.
+    #[arg(long, value_name = "DIR")]
+    pub lock_state: Option<PathBuf>,
+    /// With --lock-state: run it as one of keyway-lock's deliberately
+    /// flawed profiles.
+    #[arg(long, value_name = "NAME", requires = "lock_state")]
+    pub lock_profile: Option<String>,
+    /// The vendor's signing key (PKCS#8 PEM) for the lock's anchors: the
+    /// audit signs the genuine and doctored releases it needs.
+    #[arg(long, value_name = "V.key", required_unless_present = "update")]
+    pub vendor_key: Option<PathBuf>,
+    /// Vendor-signed envelopes to use when you do not hold the vendor key
+    /// (checks that need a fresh signature are then SKIP).
+    #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with = "vendor_key")]
+    pub update: Vec<PathBuf>,
+    /// The lock's control socket (`HOST:PORT`), if it offers one.
+    #[arg(long, value_name = "ADDR")]
+    pub control: Option<String>,
+    /// An owner key already paired with the lock (PKCS#8 PEM).
+    #[arg(long, value_name = "OWNER.key")]
+    pub owner_key: Option<PathBuf>,
+    /// The lock's vendor domain (with --target).
+    #[arg(long, value_name = "DOMAIN")]
+    pub vendor_domain: Option<String>,
+    /// The lock's class, its model (with --target).
+    #[arg(long, value_name = "NAME")]
+    pub class: Option<String>,
+    /// The first sequence number to sign (default: above the lock's floor
+    /// with --lock-state, else the current Unix time).
+    #[arg(long, value_name = "N")]
+    pub sequence: Option<u64>,
+    /// The keypad PIN (default: the state directory's, else 1234).
+    #[arg(long, value_name = "DIGITS")]
+    pub pin: Option<String>,
+    /// Size of the images the audit signs.
+    #[arg(long, value_name = "KIB", default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=400))]
+    pub image_kib: u32,
+    /// Write the self-contained HTML report here.
+    #[arg(long, value_name = "report.html")]
+    pub report: Option<PathBuf>,
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Where the run's files go (audit-log exports).
+    #[arg(long, value_name = "DIR", default_value = "target/keyway-audit")]
+    pub out: PathBuf,
+    /// Do not make a network namespace for a launched lock (check 1 then
+    /// proves there is no route out, or fails).
+    #[arg(long)]
+    pub no_netns: bool,
+    /// Progress on stderr.
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+fn parse_target(t: &str) -> Result<SocketAddr> {
+    let rest = t
+        .strip_prefix("udp:")
+        .ok_or_else(|| anyhow!("--target {t:?}: expected udp:HOST:PORT"))?;
+    rest.to_socket_addrs()
+        .with_context(|| format!("--target {t:?}: HOST:PORT does not resolve"))?
+        .next()
+        .ok_or_else(|| anyhow!("--target {t:?}: no address"))
+}
+
+/// Runs `keyway audit`. Exits non-zero (an error) if any check FAILs.
+pub fn audit(a: &AuditArgs, out: &mut dyn Write) -> Result<()> {
+    let inside = std::env::var_os(netns::ENV_INSIDE).is_some();
+    // A launched lock and the audit move into their own unplugged network:
+    // run this same command again under `unshare -rn`.
+    let mut namespace = Err("the lock is external: the audit cannot move it into a namespace; it proves there is no route out instead".to_owned());
+    if a.lock_state.is_some() {
+        if a.no_netns {
+            namespace = Err("--no-netns".to_owned());
+        } else if inside {
+            namespace = netns::loopback_up();
+        } else {
+            let exe = std::env::current_exe().context("finding the keyway executable")?;
+            let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+            match netns::reexec_isolated(&exe, &args) {
+                Ok(0) => return Ok(()),
+                // The audit inside already said what failed.
+                Ok(code) => std::process::exit(code),
+                Err(why) => namespace = Err(format!("{why}; running in the host's network")),
+            }
+        }
+    }
+    let target = match (&a.target, &a.lock_state) {
+        (Some(t), _) => Target::Udp(parse_target(t)?),
+        (None, Some(s)) => Target::Launch {
+            state: s.clone(),
+            profile: a.lock_profile.clone(),
+        },
+        (None, None) => bail!("give --target udp:HOST:PORT or --lock-state DIR"),
+    };
+    let mut o = Options::new(target, &a.out);
+    o.control = match &a.control {
+        Some(c) => Some(
+            c.to_socket_addrs()
+                .with_context(|| format!("--control {c:?}"))?
+                .next()
+                .ok_or_else(|| anyhow!("--control {c:?}: no address"))?,
+        ),
+        None => None,
+    };
+    o.vendor_key = a.vendor_key.clone();
+    o.updates = a.update.clone();
+    o.owner_key = a.owner_key.clone();
+    o.vendor_domain = a.vendor_domain.clone();
+    o.class = a.class.clone();
+    o.sequence = a.sequence;
+    o.pin = a.pin.clone();
+    o.image_len = a.image_kib as usize * 1024;
+    o.namespace = namespace;
+    o.verbose = a.verbose;
+    let r = super::run(&o)?;
+    if a.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report::json(&r))?)?;
+    } else {
+        write!(out, "{}", report::table(&r))?;
+    }
+    if let Some(p) = &a.report {
+        std::fs::write(p, report::html(&r))
+            .with_context(|| format!("writing --report {}", p.display()))?;
+        if !a.json {
+            writeln!(out, "HTML report: {}", p.display())?;
+        }
+    }
+    let (_, fail, _) = r.counts();
+    if fail > 0 {
+        bail!("{fail} check(s) FAILED");
+    }
+    Ok(())
+}

@@ -1,0 +1,385 @@
+//! The audit's two channels to a lock: SMP over UDP, through the owner's
+//! client library ([`crate::device::Client`]: framing, owner
+//! authentication, uploads, refusals as sentences), and the optional
+//! line-delimited JSON control socket (the lock's hardware: its button,
+//! keypad, sensors and power, on the simulated lock).
+//!
+//! The adapter adds what an audit needs on top of the client: an answer
+//! that may be a refusal (evidence, not an error), "no answer" as an
+//! outcome (a power cut), and short waits while a cut is expected.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use keyway::keys::SigningKey;
+use keyway::smp::Op;
+
+use crate::device::{Client, DeviceError, TransportError, UdpTransport};
+
+/// The image group's slot list entry.
+pub use crate::device::ImageSlot as SlotState;
+
+/// Keyway group command ids the audit sends directly (FORMAT.md).
+pub mod kw {
+    /// status (read).
+    pub const STATUS: u8 = 0;
+    /// notes of the pending update (read).
+    pub const NOTES: u8 = 4;
+}
+
+/// A CBOR map body.
+pub type Body = Vec<(ciborium::Value, ciborium::Value)>;
+
+/// What a lock answered: its body, or a refusal.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    /// A body without an error.
+    Ok(Body),
+    /// A top-level `rc` or a group error.
+    Err {
+        /// The code.
+        rc: u64,
+        /// The client's sentence for it (the call, the group, the reason).
+        sentence: String,
+    },
+}
+
+impl Answer {
+    /// The body, or an error naming the refusal.
+    pub fn ok(self, what: &str) -> Result<Body> {
+        match self {
+            Answer::Ok(b) => Ok(b),
+            Answer::Err { sentence, .. } => bail!("{what}: {sentence}"),
+        }
+    }
+
+    /// One line: `ok`, or the refusal.
+    pub fn describe(&self) -> String {
+        match self {
+            Answer::Ok(_) => "ok".to_owned(),
+            Answer::Err { sentence, .. } => sentence.clone(),
+        }
+    }
+
+    /// Whether the lock refused.
+    pub fn is_err(&self) -> bool {
+        matches!(self, Answer::Err { .. })
+    }
+}
+
+/// A call's outcome: answered (maybe a refusal), or no answer at all.
+fn outcome(r: Result<Body, DeviceError>) -> Result<Option<Answer>> {
+    match r {
+        Ok(b) => Ok(Some(Answer::Ok(b))),
+        Err(e @ (DeviceError::Refused { .. } | DeviceError::GroupRefused { .. })) => {
+            Ok(Some(Answer::Err {
+                rc: e.rc().unwrap_or(0),
+                sentence: e.to_string(),
+            }))
+        }
+        Err(DeviceError::Transport {
+            why: TransportError::NoAnswer { .. },
+            ..
+        }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// SMP to one lock, as one owner (or none).
+#[derive(Debug)]
+pub struct Smp {
+    addr: SocketAddr,
+    owner: Option<SigningKey>,
+    timeout: Duration,
+    /// A short, single wait while a power cut is expected.
+    window: Option<Duration>,
+    client: Client<UdpTransport>,
+}
+
+/// How often a request is sent before it counts as unanswered, outside
+/// the windows where a power cut is expected.
+const TRIES: u32 = 3;
+
+impl Smp {
+    /// A client for the lock at `addr`, without an owner key.
+    pub fn connect(addr: SocketAddr) -> Result<Smp> {
+        let timeout = Duration::from_millis(700);
+        Ok(Smp {
+            addr,
+            owner: None,
+            timeout,
+            window: None,
+            client: build(addr, None, timeout, TRIES)?,
+        })
+    }
+
+    fn rebuild(&mut self) -> Result<()> {
+        let (t, n) = match self.window {
+            Some(t) => (t, 1),
+            None => (self.timeout, TRIES),
+        };
+        self.client = build(self.addr, self.owner.clone(), t, n)?;
+        Ok(())
+    }
+
+    /// Signs owner requests with `owner` from now on.
+    pub fn set_owner(&mut self, owner: Option<SigningKey>) -> Result<()> {
+        self.owner = owner;
+        self.rebuild()
+    }
+
+    /// While a power cut is expected (`Some`): each request waits this
+    /// long once, and no answer is an outcome, not a reason to resend.
+    pub fn set_window(&mut self, window: Option<Duration>) -> Result<()> {
+        self.window = window;
+        self.rebuild()
+    }
+
+    /// Runs `f` with a client that waits `timeout` once, without
+    /// resending: the window in which a power cut is expected.
+    pub fn once<R>(
+        &mut self,
+        timeout: Duration,
+        f: impl FnOnce(&mut Client<UdpTransport>) -> R,
+    ) -> Result<R> {
+        let mut c = build(self.addr, self.owner.clone(), timeout, 1)?;
+        Ok(f(&mut c))
+    }
+
+    /// Sends one request and waits for its answer (`None`: no answer,
+    /// e.g. the lock lost power).
+    pub fn try_request(&mut self, op: Op, grp: u16, id: u8, body: Body) -> Result<Option<Answer>> {
+        outcome(self.client.request("request", op, grp, id, body))
+    }
+
+    /// [`Smp::try_request`] with a single short wait.
+    pub fn try_request_once(
+        &mut self,
+        timeout: Duration,
+        op: Op,
+        grp: u16,
+        id: u8,
+        body: Body,
+    ) -> Result<Option<Answer>> {
+        self.once(timeout, |c| {
+            outcome(c.request("request", op, grp, id, body))
+        })?
+    }
+
+    /// Sends one request; no answer is an error.
+    pub fn request(&mut self, op: Op, grp: u16, id: u8, body: Body) -> Result<Answer> {
+        self.try_request(op, grp, id, body)?.ok_or_else(|| {
+            anyhow!(
+                "no answer from the lock at udp:{} (group {grp} command {id})",
+                self.addr
+            )
+        })
+    }
+
+    /// Waits until the lock answers an echo (after a reset or a power cut).
+    pub fn wait_up(&mut self, within: Duration) -> Result<()> {
+        let end = Instant::now() + within;
+        loop {
+            let up = self.once(Duration::from_millis(200), |c| c.echo("audit").is_ok())?;
+            if up {
+                return Ok(());
+            }
+            if Instant::now() > end {
+                bail!(
+                    "the lock at udp:{} did not answer an echo within {} s",
+                    self.addr,
+                    within.as_secs()
+                );
+            }
+        }
+    }
+
+    /// An owner command (lock, unlock, consent): `Err` only when the
+    /// request could not be made or went unanswered.
+    pub fn owner_call(
+        &mut self,
+        f: impl FnOnce(&mut Client<UdpTransport>) -> Result<Body, DeviceError>,
+    ) -> Result<Answer> {
+        outcome(f(&mut self.client))?
+            .ok_or_else(|| anyhow!("no answer from the lock at udp:{}", self.addr))
+    }
+
+    /// The Keyway group's `status`.
+    pub fn status(&mut self) -> Result<Body> {
+        Ok(self.client.status()?)
+    }
+
+    /// The image group's state read: the slots.
+    pub fn images(&mut self) -> Result<Vec<SlotState>> {
+        Ok(self.client.image_state()?)
+    }
+
+    /// The running image (`None`: recovery).
+    pub fn running(&mut self) -> Result<Option<SlotState>> {
+        Ok(self.images()?.into_iter().find(|s| s.active))
+    }
+
+    /// The audit-log export file, over the Keyway group's `log` command.
+    pub fn log_export(&mut self) -> Result<Vec<u8>> {
+        Ok(self.client.log_export(&mut |_, _| {})?)
+    }
+
+    /// Pairs `key` (the presence window must be open).
+    pub fn pair(&mut self, key: &SigningKey) -> Result<Answer> {
+        let raw: [u8; 32] = key
+            .raw_public_key_bytes()
+            .try_into()
+            .map_err(|_| anyhow!("an owner key must be Ed25519"))?;
+        self.owner_call(|c| c.pair(&raw, Some("keyway-audit")))
+    }
+
+    /// Uploads `file` (an envelope) as the owner (or, without one, in the
+    /// presence window), through the client's upload. `between(offset)`
+    /// runs after each answer (to cut power or sample latency mid-upload),
+    /// then `pace` passes.
+    pub fn upload(
+        &mut self,
+        file: &[u8],
+        pace: Duration,
+        between: &mut dyn FnMut(u64) -> bool,
+    ) -> Result<Upload> {
+        let mut at = 0u64;
+        let mut progress = |done: u64, _total: u64| {
+            at = done;
+            between(done);
+            if !pace.is_zero() {
+                std::thread::sleep(pace);
+            }
+        };
+        let r = self.client.upload(file, &mut progress);
+        Ok(match r {
+            Ok(rep) => Upload::Done {
+                resumed_at: (rep.resumed_from > 0).then_some(rep.resumed_from),
+                requests: u32::try_from(rep.requests).unwrap_or(u32::MAX),
+            },
+            Err(e) => match outcome(Err(e))? {
+                Some(answer) => Upload::Refused { at, answer },
+                None => Upload::NoAnswer { at },
+            },
+        })
+    }
+}
+
+fn build(
+    addr: SocketAddr,
+    owner: Option<SigningKey>,
+    timeout: Duration,
+    tries: u32,
+) -> Result<Client<UdpTransport>> {
+    let t = UdpTransport::connect(&addr.to_string())?.with_retry(timeout, tries);
+    let c = Client::new(t);
+    Ok(match owner {
+        Some(k) => c.with_owner(k)?,
+        None => c,
+    })
+}
+
+/// How an upload ended.
+#[derive(Debug, Clone)]
+pub enum Upload {
+    /// Every byte was taken.
+    Done {
+        /// The lock continued from here instead of the start.
+        resumed_at: Option<u64>,
+        /// Requests sent.
+        requests: u32,
+    },
+    /// The lock refused a chunk.
+    Refused {
+        /// The last offset it had taken.
+        at: u64,
+        /// The refusal.
+        answer: Answer,
+    },
+    /// No answer (a power cut).
+    NoAnswer {
+        /// The last offset it had taken.
+        at: u64,
+    },
+}
+
+impl Upload {
+    /// One line for the evidence.
+    pub fn describe(&self, len: usize) -> String {
+        match self {
+            Upload::Done {
+                resumed_at: Some(r),
+                requests,
+            } => format!("accepted: {len} bytes, resumed at byte {r}, {requests} requests"),
+            Upload::Done { requests, .. } => {
+                format!("accepted: {len} bytes in {requests} requests")
+            }
+            Upload::Refused { at, answer } => {
+                format!("refused after byte {at} of {len}: {}", answer.describe())
+            }
+            Upload::NoAnswer { at } => format!("no answer after byte {at} of {len}"),
+        }
+    }
+}
+
+/// The longest control answer line the audit reads.
+const MAX_LINE: u64 = 64 * 1024;
+
+/// The control socket: one JSON object per line each way.
+#[derive(Debug)]
+pub struct Control {
+    addr: SocketAddr,
+    conn: Option<(TcpStream, BufReader<TcpStream>)>,
+}
+
+impl Control {
+    /// A control channel to `addr` (connected on first use, again after a
+    /// power cut closed it).
+    pub fn new(addr: SocketAddr) -> Control {
+        Control { addr, conn: None }
+    }
+
+    /// Sends `cmd` and returns the answer; an answer with `"ok": false` is
+    /// an error naming the command.
+    pub fn cmd(&mut self, cmd: &serde_json::Value) -> Result<serde_json::Value> {
+        for attempt in 0..2 {
+            if self.conn.is_none() {
+                let s = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2))
+                    .with_context(|| format!("connecting to the control socket {}", self.addr))?;
+                s.set_read_timeout(Some(Duration::from_secs(5)))?;
+                s.set_nodelay(true)?;
+                let r = BufReader::new(s.try_clone()?);
+                self.conn = Some((s, r));
+            }
+            let Some((w, r)) = self.conn.as_mut() else {
+                continue;
+            };
+            let mut line = String::new();
+            let sent = w.write_all(format!("{cmd}\n").as_bytes()).is_ok();
+            // An answer line is bounded (64 KiB): a hostile lock cannot
+            // make the audit read forever.
+            let read = std::io::Read::take(std::io::Read::by_ref(r), MAX_LINE).read_line(&mut line);
+            if sent && read.is_ok_and(|n| n > 0) {
+                if !line.ends_with('\n') {
+                    bail!("control {cmd}: the answer is longer than {MAX_LINE} bytes or cut off");
+                }
+                let v: serde_json::Value = serde_json::from_str(line.trim())
+                    .with_context(|| format!("control answer to {cmd} is not JSON: {line:?}"))?;
+                if v.get("ok") == Some(&serde_json::Value::Bool(false)) {
+                    bail!(
+                        "control {cmd}: {}",
+                        v.get("error").and_then(|e| e.as_str()).unwrap_or("refused")
+                    );
+                }
+                return Ok(v);
+            }
+            self.conn = None;
+            if attempt == 0 {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        bail!("control {cmd}: no answer from {}", self.addr)
+    }
+}

@@ -1,0 +1,207 @@
+//! `keyway audit`: the "test with the router unplugged" conformance run
+//! against any lock's local interface, and its scorecard (issue 6).
+//!
+//! [`run`] drives a lock over SMP (and its control socket, when it has
+//! one) through the twelve checks of [`CHECKS`] and returns a [`Report`]:
+//! each check PASS, FAIL or SKIP with its evidence (what was sent, what the
+//! lock answered, the figures). [`report`] renders it as a terminal table,
+//! JSON or a self-contained HTML page; [`netns`] makes and proves the
+//! unplugged network.
+//!
+//! `run` makes no network namespace itself: creating one needs a process
+//! with a single thread, so `keyway audit` re-executes itself under
+//! `unshare -rn` ([`netns::reexec_isolated`]) before anything starts, then
+//! passes the outcome in [`Options::namespace`]. A library caller (the
+//! demo) does the same, or accepts that check 1 judges the host's network.
+//!
+//! * [`link`]: SMP through the owner's client library, and the control
+//!   socket.
+//! * [`releases`]: the genuine and doctored releases the checks upload.
+//! * `checks`: the twelve checks, in the order they run.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Result;
+
+mod checks;
+pub mod cli;
+pub mod link;
+pub mod netns;
+pub mod releases;
+pub mod report;
+
+/// A check's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// The lock did what the check requires.
+    Pass,
+    /// It did not.
+    Fail,
+    /// The check could not run (the evidence says why).
+    Skip,
+}
+
+/// One check's result.
+#[derive(Debug, Clone)]
+pub struct Check {
+    /// 1 to 12, as issue 6 lists them.
+    pub number: u8,
+    /// A short stable id (`router-unplugged`, `local-update`, …).
+    pub id: &'static str,
+    /// Its title.
+    pub title: &'static str,
+    /// The outcome.
+    pub status: Status,
+    /// One line: why it passed, failed or was skipped.
+    pub summary: String,
+    /// What was sent and what the lock answered, one line each.
+    pub evidence: Vec<String>,
+    /// Measured figures (name, value), e.g. `keypad_p50_ms`.
+    pub figures: Vec<(String, f64)>,
+}
+
+/// The twelve checks: number, id, title.
+pub const CHECKS: [(u8, &str, &str); 12] = [
+    (1, "router-unplugged", "Router unplugged"),
+    (2, "local-update", "Local update"),
+    (3, "trust-anchors", "Local trust anchors"),
+    (4, "interruption", "Interruption (power cuts)"),
+    (5, "bad-image", "Bad image reverts"),
+    (6, "physical-access", "Physical access during the update"),
+    (7, "tamper-detection", "Tamper detection during the update"),
+    (8, "after-update", "Fully functional after the update"),
+    (9, "factory-reset", "Factory reset and re-pairing offline"),
+    (10, "audit-log", "Audit log covers the run"),
+    (11, "no-forced-update", "No forced update"),
+    (12, "release-notes", "Release notes before consent"),
+];
+
+/// The whole run.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// What was audited (`udp:HOST:PORT`).
+    pub target: String,
+    /// The lock as it described itself (model, version).
+    pub lock: String,
+    /// When the run started (Unix seconds).
+    pub started_unix: u64,
+    /// The run's wall time.
+    pub wall_ms: u64,
+    /// The twelve checks, in number order.
+    pub checks: Vec<Check>,
+    /// Files the run left (audit-log exports, releases) for checking by hand.
+    pub files: Vec<String>,
+}
+
+impl Report {
+    /// (PASS, FAIL, SKIP) counts.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let n = |s| self.checks.iter().filter(|c| c.status == s).count();
+        (n(Status::Pass), n(Status::Fail), n(Status::Skip))
+    }
+
+    /// The check numbered `n`.
+    pub fn check(&self, n: u8) -> Option<&Check> {
+        self.checks.iter().find(|c| c.number == n)
+    }
+
+    /// The numbers of the checks with `status`.
+    pub fn numbers(&self, status: Status) -> Vec<u8> {
+        self.checks
+            .iter()
+            .filter(|c| c.status == status)
+            .map(|c| c.number)
+            .collect()
+    }
+}
+
+/// Which lock to audit.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A lock already running, reached over SMP on UDP.
+    Udp(SocketAddr),
+    /// A simulated lock the audit runs in-process (`keyway_lock::shell`)
+    /// from a provisioned state directory, with its control socket.
+    Launch {
+        /// The state directory (`keyway-lock provision`).
+        state: PathBuf,
+        /// A deliberately flawed lock (`keyway-lock --profile`), if any.
+        profile: Option<String>,
+    },
+}
+
+/// How to run the audit.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The lock.
+    pub target: Target,
+    /// Its control socket (for [`Target::Udp`]; a launched lock has one).
+    pub control: Option<SocketAddr>,
+    /// The vendor's signing key (PKCS#8 PEM): the audit signs the genuine
+    /// and doctored releases it needs.
+    pub vendor_key: Option<PathBuf>,
+    /// Vendor-signed envelopes to use instead of a vendor key.
+    pub updates: Vec<PathBuf>,
+    /// An owner key already paired with the lock (for a lock without a
+    /// control socket, where the audit cannot pair its own).
+    pub owner_key: Option<PathBuf>,
+    /// The lock's vendor domain (read from the state directory for a
+    /// launched lock).
+    pub vendor_domain: Option<String>,
+    /// The lock's class (model).
+    pub class: Option<String>,
+    /// The first sequence number to sign (default: above the lock's floor
+    /// for a launched lock, else the current Unix time).
+    pub sequence: Option<u64>,
+    /// The keypad PIN (default: the state directory's, else 1234).
+    pub pin: Option<String>,
+    /// Image size of the releases the audit signs, in bytes.
+    pub image_len: usize,
+    /// Where the run's files go (exports, releases).
+    pub out_dir: PathBuf,
+    /// The network isolation the caller made, or why it could not.
+    pub namespace: Result<(), String>,
+    /// Progress lines on stderr.
+    pub verbose: bool,
+}
+
+impl Options {
+    /// Defaults for `target`, files in `out_dir`.
+    pub fn new(target: Target, out_dir: impl Into<PathBuf>) -> Options {
+        Options {
+            target,
+            control: None,
+            vendor_key: None,
+            updates: Vec::new(),
+            owner_key: None,
+            vendor_domain: None,
+            class: None,
+            sequence: None,
+            pin: None,
+            image_len: 24 * 1024,
+            out_dir: out_dir.into(),
+            namespace: Err("the audit did not make a network namespace".into()),
+            verbose: false,
+        }
+    }
+}
+
+/// Runs every check against the lock and returns the scorecard. Fails
+/// only when the audit itself cannot start (no lock to talk to, unreadable
+/// keys); a lock that misbehaves gets FAILs, not an error.
+pub fn run(o: &Options) -> Result<Report> {
+    let start = Instant::now();
+    let started_unix = keyway_lock::state::wall_clock_secs();
+    std::fs::create_dir_all(&o.out_dir)?;
+    let (target, lock, checks, files) = checks::run(o)?;
+    Ok(Report {
+        target,
+        lock,
+        started_unix,
+        wall_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
+        checks,
+        files,
+    })
+}

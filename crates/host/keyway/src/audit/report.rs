@@ -1,0 +1,234 @@
+//! The scorecard in three forms: a terminal table, JSON, and a
+//! self-contained HTML page (inline CSS, no scripts, no external
+//! resources; every text from the lock or the files is escaped).
+
+use std::fmt::Write as _;
+
+use serde_json::{Value, json};
+
+use super::{Check, Report, Status};
+
+impl Status {
+    /// `PASS`, `FAIL` or `SKIP`.
+    pub fn word(self) -> &'static str {
+        match self {
+            Status::Pass => "PASS",
+            Status::Fail => "FAIL",
+            Status::Skip => "SKIP",
+        }
+    }
+}
+
+/// The terminal table: one line per check, its evidence indented below.
+pub fn table(r: &Report) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "keyway audit of {} ({})", r.target, r.lock);
+    let _ = writeln!(s);
+    let _ = writeln!(s, " #  {:<42} {:<6} summary", "check", "result");
+    let _ = writeln!(s, "{}", "-".repeat(100));
+    for c in &r.checks {
+        let _ = writeln!(
+            s,
+            "{:>2}  {:<42} {:<6} {}",
+            c.number,
+            c.title,
+            c.status.word(),
+            c.summary
+        );
+        for e in &c.evidence {
+            let _ = writeln!(s, "    {:<42}        · {e}", "");
+        }
+    }
+    let _ = writeln!(s, "{}", "-".repeat(100));
+    let (p, f, k) = r.counts();
+    let _ = writeln!(
+        s,
+        "{p} PASS, {f} FAIL, {k} SKIP in {:.1} s",
+        r.wall_ms as f64 / 1000.0
+    );
+    s
+}
+
+/// The JSON form.
+pub fn json(r: &Report) -> Value {
+    let (p, f, k) = r.counts();
+    json!({
+        "target": r.target,
+        "lock": r.lock,
+        "started_unix": r.started_unix,
+        "wall_ms": r.wall_ms,
+        "pass": p,
+        "fail": f,
+        "skip": k,
+        "checks": r.checks.iter().map(check_json).collect::<Vec<_>>(),
+        "files": r.files,
+    })
+}
+
+fn check_json(c: &Check) -> Value {
+    json!({
+        "number": c.number,
+        "id": c.id,
+        "title": c.title,
+        "status": c.status.word(),
+        "summary": c.summary,
+        "evidence": c.evidence,
+        "figures": c.figures.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
+    })
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if c.is_control() && c != '\n' && c != '\t' => {
+                let _ = write!(out, "&#{};", u32::from('\u{fffd}'));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const CSS: &str = "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:70em;color:#222;padding:0 1em}\
+h1{font-size:1.5em}table{border-collapse:collapse;width:100%}\
+th,td{border-bottom:1px solid #ddd;padding:.4em .6em;text-align:left;vertical-align:top}\
+th{background:#f4f4f4}.PASS{color:#fff;background:#2a7a2a}.FAIL{color:#fff;background:#b02020}\
+.SKIP{color:#222;background:#e8c547}.st{font-weight:bold;text-align:center;width:4em}\
+ul{margin:.3em 0;padding-left:1.2em}li{font-family:ui-monospace,monospace;font-size:.85em;white-space:pre-wrap}\
+.sum{margin:1em 0;font-size:1.1em}";
+
+/// The self-contained HTML page.
+pub fn html(r: &Report) -> String {
+    let (p, f, k) = r.counts();
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>Keyway audit: {}</title><style>{CSS}</style></head><body>\n",
+        escape(&r.target)
+    );
+    let _ = writeln!(
+        s,
+        "<h1>Keyway audit: test with the router unplugged</h1>\n\
+         <p>Target <b>{}</b>, lock <b>{}</b>, {} s.</p>\n\
+         <p class=\"sum\"><span class=\"PASS\">&nbsp;{p} PASS&nbsp;</span> \
+         <span class=\"FAIL\">&nbsp;{f} FAIL&nbsp;</span> \
+         <span class=\"SKIP\">&nbsp;{k} SKIP&nbsp;</span></p>",
+        escape(&r.target),
+        escape(&r.lock),
+        r.wall_ms as f64 / 1000.0
+    );
+    s.push_str("<table><tr><th>#</th><th>Check</th><th>Result</th><th>Evidence</th></tr>\n");
+    for c in &r.checks {
+        let w = c.status.word();
+        let _ = write!(
+            s,
+            "<tr id=\"check-{}\"><td>{}</td><td>{}</td><td class=\"st {w}\">{w}</td><td><b>{}</b><ul>",
+            c.number,
+            c.number,
+            escape(c.title),
+            escape(&c.summary)
+        );
+        for e in &c.evidence {
+            let _ = write!(s, "<li>{}</li>", escape(e));
+        }
+        s.push_str("</ul></td></tr>\n");
+    }
+    s.push_str("</table>\n");
+    if !r.files.is_empty() {
+        s.push_str("<h2>Files</h2><ul>");
+        for f in &r.files {
+            let _ = write!(s, "<li>{}</li>", escape(f));
+        }
+        s.push_str("</ul>\n");
+    }
+    s.push_str(
+        "<p>PASS: the lock did what the check requires, with the evidence shown. \
+         FAIL: it did not; the evidence says what was sent and what the lock answered. \
+         SKIP: the check could not run, and says why.</p>\n</body></html>\n",
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(evidence: &str) -> Report {
+        Report {
+            target: "udp:127.0.0.1:1337".into(),
+            lock: "<lock>".into(),
+            started_unix: 0,
+            wall_ms: 1234,
+            files: vec![],
+            checks: vec![Check {
+                number: 3,
+                id: "trust-anchors",
+                title: "Local trust anchors",
+                status: Status::Fail,
+                summary: "a <script> & 'quote'".into(),
+                evidence: vec![evidence.into()],
+                figures: vec![("p50_ms".into(), 1.5)],
+            }],
+        }
+    }
+
+    #[test]
+    fn html_escapes_lock_text_and_loads_nothing_external() {
+        let hostile = "</li></ul><script>alert(\"x\")</script><img src=http://evil/x> \u{7}";
+        let page = html(&report(hostile));
+        assert!(!page.contains("<script"), "{page}");
+        assert!(!page.contains("<img"), "{page}");
+        assert!(
+            page.contains(
+                "&lt;/li&gt;&lt;/ul&gt;&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;"
+            )
+        );
+        assert!(page.contains("a &lt;script&gt; &amp; &#39;quote&#39;"));
+        assert!(page.contains("&lt;lock&gt;"));
+        assert!(!page.contains('\u{7}'));
+        // Only the page's own tags, so nothing from the lock became markup,
+        // and nothing is fetched (no src, href, import or url()).
+        let allowed = [
+            "!DOCTYPE", "html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "b",
+            "span", "table", "tr", "th", "td", "ul", "li",
+        ];
+        for tag in page.split('<').skip(1) {
+            let name: String = tag
+                .trim_start_matches('/')
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '!')
+                .collect();
+            assert!(allowed.contains(&name.as_str()), "tag <{name}> in {page}");
+            let inside = tag.split('>').next().unwrap_or("");
+            for attr in ["src=", "href=", "action="] {
+                assert!(!inside.contains(attr), "{attr} in <{inside}>");
+            }
+        }
+        for fetch in ["@import", "url("] {
+            assert!(!page.contains(fetch), "{fetch} in {page}");
+        }
+        assert!(page.contains("class=\"st FAIL\""));
+    }
+
+    #[test]
+    fn table_and_json_carry_every_check() {
+        let r = report("sent x, answered y");
+        let t = table(&r);
+        assert!(t.contains(" 3  Local trust anchors"), "{t}");
+        assert!(t.contains("FAIL"));
+        assert!(t.contains("· sent x, answered y"));
+        assert!(t.contains("0 PASS, 1 FAIL, 0 SKIP"));
+        let j = json(&r);
+        assert_eq!(j["checks"][0]["status"], "FAIL");
+        assert_eq!(j["checks"][0]["figures"]["p50_ms"], 1.5);
+        assert_eq!(j["fail"], 1);
+    }
+}

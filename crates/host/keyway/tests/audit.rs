@@ -1,0 +1,360 @@
+//! `keyway audit` end to end: the command runs a simulated lock in its own
+//! unplugged network (`unshare -rn`) and audits it. The default lock must
+//! pass every check; each of keyway-lock's flawed profiles must fail
+//! exactly the checks its flaw breaks (issue 6, §3: the harness must be
+//! able to fail).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+use keyway::encode::EnvelopeBuilder;
+use keyway::keys::{Algorithm, keygen};
+use keyway_lock::state::StateDir;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_keyway");
+const VENDOR: &str = "locks.example";
+const CLASS: &str = "deadbolt-2";
+
+fn release(dir: &Path, sequence: u64, name: &str) -> std::path::PathBuf {
+    let key = keyway::keys::SigningKey::load(dir.join("vendor.key")).unwrap();
+    let env = EnvelopeBuilder {
+        sequence,
+        version: keyway::encode::Version::new(1, sequence, 0),
+        vendor_domain: VENDOR.into(),
+        class_name: CLASS.into(),
+        notes: Some(format!("# {name}\n\nFixes CVE-2099-0007.\n")),
+        cves: vec!["CVE-2099-0007:high".parse().unwrap()],
+        payload: (0..16 * 1024)
+            .map(|i| (i * 7 + sequence as usize) as u8)
+            .collect(),
+        keys: vec![key],
+        ..Default::default()
+    }
+    .build()
+    .unwrap()
+    .envelope;
+    let p = dir.join(format!("{name}.suit"));
+    std::fs::write(&p, env).unwrap();
+    p
+}
+
+/// A vendor key and a lock provisioned with its anchors and a factory
+/// release (sequence 1).
+fn provision(dir: &Path) {
+    keygen(dir.join("vendor"), Algorithm::Ed25519).unwrap();
+    let factory = release(dir, 1, "factory");
+    let state = StateDir::new(dir.join("lock"));
+    std::fs::create_dir_all(dir.join("lock")).unwrap();
+    state.set_pin("2468").unwrap();
+    state
+        .provision(
+            &[dir.join("vendor.pub")],
+            1,
+            VENDOR,
+            CLASS,
+            Some(&factory),
+            false,
+        )
+        .unwrap();
+}
+
+/// Runs the audit command; returns its JSON report and exit status.
+fn audit(dir: &Path, extra: &[&str]) -> (Value, bool) {
+    let o = Command::new(BIN)
+        .arg("audit")
+        .arg("--lock-state")
+        .arg(dir.join("lock"))
+        .arg("--out")
+        .arg(dir.join("out"))
+        .arg("--json")
+        .args(extra)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!(
+            "audit printed no JSON ({e}): {text}\nstderr: {}",
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
+    (v, o.status.success())
+}
+
+fn numbers(v: &Value, status: &str) -> BTreeSet<u64> {
+    v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == status)
+        .map(|c| c["number"].as_u64().unwrap())
+        .collect()
+}
+
+fn show(v: &Value) -> String {
+    v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {} {}: {}\n",
+                c["number"], c["status"], c["title"], c["summary"]
+            )
+        })
+        .collect()
+}
+
+fn namespaces_permitted() -> bool {
+    Command::new("unshare")
+        .args(["-rn", "true"])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn vendor_args(dir: &Path) -> Vec<String> {
+    vec![
+        "--vendor-key".into(),
+        dir.join("vendor.key").display().to_string(),
+    ]
+}
+
+/// Audits a lock running `profile` (or the default lock) and asserts
+/// exactly which checks fail.
+fn expect_failures(profile: Option<&str>, want: &[u64]) {
+    let t = tempfile::tempdir().unwrap();
+    provision(t.path());
+    let mut args = vendor_args(t.path());
+    if let Some(p) = profile {
+        args.extend(["--lock-profile".into(), p.into()]);
+    }
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (v, ok) = audit(t.path(), &argv);
+    let mut want: BTreeSet<u64> = want.iter().copied().collect();
+    if !namespaces_permitted() && numbers(&v, "FAIL").contains(&1) {
+        println!("(check 1 fails: no network namespace here)");
+        want.insert(1);
+    }
+    let name = profile.unwrap_or("default");
+    println!(
+        "{name}: {:.1} s\n{}",
+        v["wall_ms"].as_f64().unwrap_or(0.0) / 1000.0,
+        show(&v)
+    );
+    assert_eq!(
+        numbers(&v, "FAIL"),
+        want,
+        "{name}: the failing checks\n{}",
+        show(&v)
+    );
+    assert_eq!(ok, want.is_empty(), "{name}: exit status");
+    assert_eq!(v["checks"].as_array().unwrap().len(), 12);
+}
+
+#[test]
+fn default_lock_passes_every_check() {
+    let t = tempfile::tempdir().unwrap();
+    provision(t.path());
+    let report = t.path().join("report.html");
+    let mut args = vendor_args(t.path());
+    args.extend(["--report".into(), report.display().to_string()]);
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (v, ok) = audit(t.path(), &argv);
+    println!("{}", show(&v));
+    if !namespaces_permitted() {
+        // Without `unshare -rn`, check 1 judges the host's own network.
+        println!("SKIP check 1's PASS: network namespaces are not permitted here");
+        assert_eq!(numbers(&v, "PASS").len() + numbers(&v, "FAIL").len(), 12);
+        assert!(numbers(&v, "FAIL").iter().all(|n| *n == 1), "{}", show(&v));
+        return;
+    }
+    assert_eq!(
+        numbers(&v, "PASS").len(),
+        12,
+        "every check passes\n{}",
+        show(&v)
+    );
+    assert!(ok);
+    // The evidence carries the measured latency and the scenario count.
+    let c6 = &v["checks"][5];
+    assert!(
+        c6["figures"]["keypad_upload_p99_ms"].as_f64().is_some(),
+        "{c6}"
+    );
+    assert!(
+        c6["figures"]["owner_upload_p50_ms"].as_f64().is_some(),
+        "{c6}"
+    );
+    let c4 = v["checks"][3]["evidence"][0].as_str().unwrap().to_owned();
+    assert!(c4.contains("power-cut scenarios run"), "{c4}");
+    let n: u32 = c4.split_whitespace().next().unwrap().parse().unwrap();
+    println!("check 4 ran {n} power-cut scenarios");
+    assert!(n >= 3, "{c4}");
+    // Check 1 ran in the namespace with no route out.
+    let c1 = v["checks"][0]["evidence"].to_string();
+    assert!(c1.contains("ENETUNREACH"), "{c1}");
+    // The HTML report is self-contained and has every check.
+    let html = std::fs::read_to_string(&report).unwrap();
+    for c in v["checks"].as_array().unwrap() {
+        assert!(html.contains(&format!("id=\"check-{}\"", c["number"])));
+    }
+    assert!(!html.contains("src=") && !html.contains("href=") && !html.contains("<script"));
+}
+
+#[test]
+fn profile_cloud_verify_fails_the_local_update() {
+    expect_failures(Some("cloud-verify"), &[2]);
+}
+
+#[test]
+fn profile_no_rollback_is_bricked_by_a_power_cut() {
+    expect_failures(Some("no-rollback"), &[4, 5]);
+}
+
+#[test]
+fn profile_unsigned_accepts_unknown_signers() {
+    expect_failures(Some("unsigned"), &[3]);
+}
+
+#[test]
+fn profile_downgrade_accepts_a_rollback() {
+    expect_failures(Some("downgrade"), &[3]);
+}
+
+#[test]
+fn profile_forced_installs_without_consent() {
+    expect_failures(Some("forced"), &[11, 12]);
+}
+
+#[test]
+fn profile_log_gaps_drops_update_records() {
+    expect_failures(Some("log-gaps"), &[10]);
+}
+
+/// Without the vendor key, vendor-signed files stand in; the checks that
+/// need a fresh signature say SKIP and why, and nothing fails.
+#[test]
+fn update_files_without_the_vendor_key_skip_fresh_signature_checks() {
+    let t = tempfile::tempdir().unwrap();
+    provision(t.path());
+    let files: Vec<String> = (2..=9)
+        .map(|s| release(t.path(), s, &format!("r{s}")).display().to_string())
+        .collect();
+    let mut args = vec!["--update"];
+    args.extend(files.iter().map(String::as_str));
+    let (v, _) = audit(t.path(), &args);
+    println!("{}", show(&v));
+    assert!(numbers(&v, "FAIL").is_empty(), "{}", show(&v));
+    let c5 = &v["checks"][4];
+    assert_eq!(c5["status"], "SKIP");
+    assert!(
+        c5["summary"]
+            .as_str()
+            .unwrap()
+            .contains("fresh vendor signature"),
+        "{c5}"
+    );
+    let c3 = &v["checks"][2];
+    assert_eq!(c3["status"], "SKIP", "{c3}");
+    assert!(
+        c3["evidence"].to_string().contains("wrong model: SKIP"),
+        "{c3}"
+    );
+    assert_eq!(v["checks"][1]["status"], "PASS");
+}
+
+/// Check 1 can fail: without the namespace, the host's own default
+/// route (if it has one) is named.
+#[test]
+fn router_plugged_in_fails_check_1_naming_the_route() {
+    let routes = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+    let has_default = routes
+        .lines()
+        .skip(1)
+        .any(|l| l.split_whitespace().nth(1) == Some("00000000"));
+    if !has_default {
+        println!("SKIP: this host has no IPv4 default route to find");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    provision(t.path());
+    let mut args = vendor_args(t.path());
+    args.push("--no-netns".into());
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (v, ok) = audit(t.path(), &argv);
+    let c1 = &v["checks"][0];
+    assert_eq!(c1["status"], "FAIL", "{c1}");
+    assert!(
+        c1["summary"].as_str().unwrap().contains("default via"),
+        "{c1}"
+    );
+    assert!(!ok);
+}
+
+/// A lock reached only over SMP (no control socket given to the audit),
+/// with an owner paired beforehand: the checks that need the lock's
+/// hardware (keypad, sensors, button, power) say SKIP and why; the rest
+/// run.
+#[test]
+fn without_a_control_interface_hardware_checks_skip_with_the_reason() {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let t = tempfile::tempdir().unwrap();
+    provision(t.path());
+    let mut o =
+        keyway_lock::shell::Options::new(t.path().join("lock"), "127.0.0.1:0".parse().unwrap());
+    o.control = Some("127.0.0.1:0".parse().unwrap());
+    let lock = keyway_lock::shell::start(&o).unwrap();
+    // Pair an owner at the lock (its button, then pair over SMP).
+    let owner = keygen(t.path().join("owner"), Algorithm::Ed25519).unwrap();
+    let mut c = std::net::TcpStream::connect(lock.control.unwrap()).unwrap();
+    c.write_all(b"{\"cmd\":\"presence\",\"seconds\":30}\n")
+        .unwrap();
+    BufReader::new(&c).read_line(&mut String::new()).unwrap();
+    let key = keyway::keys::SigningKey::load(&owner.private).unwrap();
+    let raw: [u8; 32] = key.raw_public_key_bytes().try_into().unwrap();
+    let transport = keyway_cli::device::UdpTransport::connect(&lock.smp.to_string()).unwrap();
+    keyway_cli::device::Client::new(transport)
+        .pair(&raw, Some("test"))
+        .unwrap();
+    let o = Command::new(BIN)
+        .args(["audit", "--json", "--target", &format!("udp:{}", lock.smp)])
+        .arg("--owner-key")
+        .arg(&owner.private)
+        .arg("--vendor-key")
+        .arg(t.path().join("vendor.key"))
+        .args(["--vendor-domain", VENDOR, "--class", CLASS, "--pin", "2468"])
+        .arg("--out")
+        .arg(t.path().join("out"))
+        .output()
+        .unwrap();
+    lock.power_off();
+    let v: Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
+    println!("{}", show(&v));
+    for n in [6, 7, 9] {
+        let c = &v["checks"][n - 1];
+        assert_eq!(c["status"], "SKIP", "{c}");
+        assert!(
+            c["summary"].as_str().unwrap().contains("control interface"),
+            "{c}"
+        );
+    }
+    let c4 = &v["checks"][3];
+    assert_eq!(c4["status"], "SKIP", "{c4}");
+    assert!(
+        c4["summary"]
+            .as_str()
+            .unwrap()
+            .contains("no control interface to cut the power"),
+        "{c4}"
+    );
+    for n in [2, 3, 5, 8, 10, 11, 12] {
+        assert_eq!(
+            v["checks"][n - 1]["status"],
+            "PASS",
+            "check {n}\n{}",
+            show(&v)
+        );
+    }
+}
