@@ -130,7 +130,11 @@ impl Shared {
             }
         }
         if let Err(e) = server.lock_mut().commit_audit(wall_clock_secs()) {
-            eprintln!("keyway-lock: audit log: {e}");
+            // A planned power cut that fires during the append is the cut
+            // doing its job, not a fault: said only when verbose.
+            if self.verbose || server.lock().powered() {
+                eprintln!("keyway-lock: audit log: {e}");
+            }
         }
         if server.lock().flash_work() != before
             && let Err(e) = dir.save(server.lock())

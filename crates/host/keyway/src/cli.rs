@@ -655,7 +655,11 @@ fn demo(a: &DemoArgs, out: &mut dyn Write) -> Result<()> {
         match crate::audit::netns::reexec_isolated(&exe, &args) {
             Ok(0) => return Ok(()),
             Ok(code) => bail!("the demo in its network namespace exited with {code}"),
-            Err(why) => namespace = Some(Err(format!("{why}; the demo ran in this machine's network"))),
+            Err(why) => {
+                namespace = Some(Err(format!(
+                    "{why}; the demo ran in this machine's network"
+                )))
+            }
         }
     }
     let namespace = match namespace {

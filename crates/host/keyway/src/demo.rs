@@ -267,14 +267,7 @@ pub fn run(dir: &Path, namespace: Result<(), String>, out: &mut dyn Write) -> Re
          CVE-2099-0001 is a placeholder ID for this demo, not a real vulnerability.\n",
     )?;
     let release = p("release-2.1.0.suit");
-    sign(
-        out,
-        dir,
-        "2.1.0",
-        "2",
-        Some("CVE-2099-0001:high"),
-        &release,
-    )?;
+    sign(out, dir, "2.1.0", "2", Some("CVE-2099-0001:high"), &release)?;
 
     writeln!(
         out,
@@ -397,10 +390,13 @@ pub fn run(dir: &Path, namespace: Result<(), String>, out: &mut dyn Write) -> Re
     });
     let before = status_json(&target)?;
     let consent = kd(out, &["consent", "accept"]);
-    let postponed = consent
-        .as_deref()
-        .is_ok_and(|t| t.contains("postponed"));
-    at_lock(out, control, "keypad 1234", r#"{"cmd":"keypad","pin":"1234"}"#)?;
+    let postponed = consent.as_deref().is_ok_and(|t| t.contains("postponed"));
+    at_lock(
+        out,
+        control,
+        "keypad 1234",
+        r#"{"cmd":"keypad","pin":"1234"}"#,
+    )?;
     writeln!(
         out,
         "  The bolt is withdrawn: the lock installs by itself, boots 2.1.0 on trial, self-tests and confirms."
@@ -446,13 +442,17 @@ pub fn run(dir: &Path, namespace: Result<(), String>, out: &mut dyn Write) -> Re
     )?;
     writeln!(
         out,
-        "  $ keyway audit --target {target} --control {control} --vendor-key {} --report {}",
-        p("root.key"),
+        "  $ keyway audit --target {target} --control {control} --vendor-key {} --vendor-key {} --keyset {} --owner-key {} --report {}",
+        p("signer-a.key"),
+        p("signer-b.key"),
+        p("keyset-v1.cbor"),
+        p("owner.key"),
         p("report.html")
     )?;
     let mut a = audit::Options::new(audit::Target::Udp(lock.smp), dir.join("audit"));
     a.control = Some(control);
-    a.vendor_key = Some(dir.join("root.key"));
+    a.vendor_keys = vec![dir.join("signer-a.key"), dir.join("signer-b.key")];
+    a.keyset = Some(dir.join("keyset-v1.cbor"));
     a.owner_key = Some(dir.join("owner.key"));
     a.vendor_domain = Some(VENDOR.to_owned());
     a.class = Some(CLASS.to_owned());
@@ -472,7 +472,9 @@ pub fn run(dir: &Path, namespace: Result<(), String>, out: &mut dyn Write) -> Re
 
 /// The lock's status as JSON (`keyway device --json status`), quietly.
 fn status_json(target: &str) -> Result<serde_json::Value> {
-    let cli = crate::cli::Cli::try_parse_from(["keyway", "device", "--target", target, "--json", "status"])?;
+    let cli = crate::cli::Cli::try_parse_from([
+        "keyway", "device", "--target", target, "--json", "status",
+    ])?;
     let mut buf = Vec::new();
     crate::cli::run(cli, &mut buf, &mut std::io::sink())?;
     Ok(serde_json::from_slice(&buf)?)

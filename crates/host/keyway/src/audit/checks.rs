@@ -142,7 +142,7 @@ pub(super) fn run(o: &Options) -> Result<(String, String, Vec<Check>, Vec<String
     let mut smp = Smp::connect(addr)?;
     smp.wait_up(Duration::from_secs(5))
         .with_context(|| format!("the lock at udp:{addr}"))?;
-    let source = if let Some(k) = &o.vendor_key {
+    let source = if !o.vendor_keys.is_empty() {
         let (domain, class) = identity
             .clone()
             .ok_or_else(|| anyhow!("--vendor-key needs the lock's --vendor-domain and --class"))?;
@@ -150,7 +150,14 @@ pub(super) fn run(o: &Options) -> Result<(String, String, Vec<Check>, Vec<String
             Some(f) => f + 1,
             None => keyway_lock::state::wall_clock_secs(),
         });
-        Source::vendor(k, domain, class, first, o.image_len)?
+        Source::vendor(
+            &o.vendor_keys,
+            o.keyset.as_deref(),
+            domain,
+            class,
+            first,
+            o.image_len,
+        )?
     } else if !o.updates.is_empty() {
         Source::files(&o.updates, identity.clone())?
     } else {

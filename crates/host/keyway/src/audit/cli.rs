@@ -29,12 +29,21 @@ pub struct AuditArgs {
     #[arg(long, value_name = "NAME", requires = "lock_state")]
     pub lock_profile: Option<String>,
     /// The vendor's signing key (PKCS#8 PEM) for the lock's anchors: the
-    /// audit signs the genuine and doctored releases it needs.
-    #[arg(long, value_name = "V.key", required_unless_present = "update")]
-    pub vendor_key: Option<PathBuf>,
+    /// audit signs the genuine and doctored releases it needs. Repeat it
+    /// for a threshold of release signers (with --keyset).
+    #[arg(
+        long = "vendor-key",
+        value_name = "V.key",
+        required_unless_present = "update"
+    )]
+    pub vendor_keys: Vec<PathBuf>,
+    /// The key-set document delegating to the --vendor-key signers,
+    /// embedded in every release the audit signs.
+    #[arg(long, value_name = "KEYSET", requires = "vendor_keys")]
+    pub keyset: Option<PathBuf>,
     /// Vendor-signed envelopes to use when you do not hold the vendor key
     /// (checks that need a fresh signature are then SKIP).
-    #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with = "vendor_key")]
+    #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with = "vendor_keys")]
     pub update: Vec<PathBuf>,
     /// The lock's control socket (`HOST:PORT`), if it offers one.
     #[arg(long, value_name = "ADDR")]
@@ -126,7 +135,8 @@ pub fn audit(a: &AuditArgs, out: &mut dyn Write) -> Result<()> {
         ),
         None => None,
     };
-    o.vendor_key = a.vendor_key.clone();
+    o.vendor_keys = a.vendor_keys.clone();
+    o.keyset = a.keyset.clone();
     o.updates = a.update.clone();
     o.owner_key = a.owner_key.clone();
     o.vendor_domain = a.vendor_domain.clone();

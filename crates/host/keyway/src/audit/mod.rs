@@ -141,7 +141,10 @@ pub struct Options {
     pub control: Option<SocketAddr>,
     /// The vendor's signing key (PKCS#8 PEM): the audit signs the genuine
     /// and doctored releases it needs.
-    pub vendor_key: Option<PathBuf>,
+    pub vendor_keys: Vec<PathBuf>,
+    /// The key set to embed in the releases the audit signs (when the
+    /// vendor keys are release signers a root key delegated to).
+    pub keyset: Option<PathBuf>,
     /// Vendor-signed envelopes to use instead of a vendor key.
     pub updates: Vec<PathBuf>,
     /// An owner key already paired with the lock (for a lock without a
@@ -173,7 +176,8 @@ impl Options {
         Options {
             target,
             control: None,
-            vendor_key: None,
+            vendor_keys: Vec::new(),
+            keyset: None,
             updates: Vec::new(),
             owner_key: None,
             vendor_domain: None,

@@ -5,7 +5,7 @@
 //! small (tens of KiB) so a whole audit takes seconds.
 
 use std::collections::VecDeque;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use keyway::encode::{Cve, EnvelopeBuilder, Severity, Version};
@@ -80,10 +80,11 @@ pub use keyway_lock::profile::SELF_TEST_FAIL_MARKER;
 /// Where genuine releases come from.
 #[derive(Debug)]
 pub enum Source {
-    /// The audit signs them with the vendor's key.
+    /// The audit signs them with the vendor's keys.
     Vendor {
-        /// The key.
-        key: SigningKey,
+        /// The keys (and the key set to embed, for signers a root
+        /// delegated to).
+        key: Signer,
         /// Vendor domain.
         domain: String,
         /// Class (model).
@@ -134,17 +135,45 @@ pub fn image(seed: u64, len: usize, marker: Option<&[u8]>) -> Vec<u8> {
     fw
 }
 
+/// The vendor's signing keys: one root key, or the release signers a
+/// key set delegates to, with that key set (embedded in each release).
+#[derive(Debug, Clone)]
+pub struct Signer {
+    /// One signature each.
+    pub keys: Vec<SigningKey>,
+    /// The key-set document to embed.
+    pub keyset: Option<Vec<u8>>,
+}
+
+impl Signer {
+    /// A signer with one key, no key set.
+    fn single(key: SigningKey) -> Signer {
+        Signer {
+            keys: vec![key],
+            keyset: None,
+        }
+    }
+}
+
 impl Source {
-    /// Genuine releases signed with the vendor key in `path`.
+    /// Genuine releases signed with the vendor keys in `paths`, embedding
+    /// the key set in `keyset` if given.
     pub fn vendor(
-        path: &Path,
+        paths: &[PathBuf],
+        keyset: Option<&Path>,
         domain: String,
         class: String,
         next: u64,
         image_len: usize,
     ) -> Result<Source> {
-        let key =
-            SigningKey::load(path).with_context(|| format!("--vendor-key {}", path.display()))?;
+        let keys = paths
+            .iter()
+            .map(|p| SigningKey::load(p).with_context(|| format!("--vendor-key {}", p.display())))
+            .collect::<Result<Vec<_>>>()?;
+        let keyset = keyset
+            .map(|p| std::fs::read(p).with_context(|| format!("--keyset {}", p.display())))
+            .transpose()?;
+        let key = Signer { keys, keyset };
         Ok(Source::Vendor {
             key,
             domain,
@@ -266,7 +295,16 @@ impl Source {
         };
         let key = SigningKey::generate(Algorithm::Ed25519)
             .map_err(|e| anyhow!("generating the unknown signer's key: {e}"))?;
-        build(&key, &domain, &class, sequence, len, None, "unknown-signer").map(Some)
+        build(
+            &Signer::single(key),
+            &domain,
+            &class,
+            sequence,
+            len,
+            None,
+            "unknown-signer",
+        )
+        .map(Some)
     }
 }
 
@@ -294,7 +332,7 @@ pub fn tampered(base: &Release) -> Result<Release> {
 }
 
 fn build(
-    key: &SigningKey,
+    key: &Signer,
     domain: &str,
     class: &str,
     sequence: u64,
@@ -313,7 +351,8 @@ fn build(
         notes: Some(NOTES.to_owned()),
         cves: vec![Cve::new(CVE, Severity::High)?],
         payload: image(sequence, image_len, marker),
-        keys: vec![key.clone()],
+        keys: key.keys.clone(),
+        keyset: key.keyset.clone(),
         ..EnvelopeBuilder::default()
     };
     let built = b
