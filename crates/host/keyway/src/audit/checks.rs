@@ -704,26 +704,28 @@ impl Session<'_> {
             "uploaded {} without the presence window and without consent",
             r.label
         )];
-        std::thread::sleep(Duration::from_millis(300));
-        let mid = self.smp.running()?;
+        // Watched for a while, not looked at once: a lock that installs
+        // on a timer a moment later is forcing the update just the same.
+        let watch = self.consent_watch();
+        let (mid, changed) = self.watch_running(before.as_ref(), watch)?;
         ev11.push(format!(
-            "300 ms later the lock runs {}",
+            "watched {} ms: {}the lock runs {}",
+            watch.as_millis(),
+            if changed { "it CHANGED: " } else { "" },
             describe_slot(mid.as_ref())
         ));
         let pending = self.pending_state();
         ev11.push(format!("pending update: {pending}"));
+        let installing = pending.contains(" installing");
         let _ = self.smp.try_request(Op::Write, group::OS, 5, Vec::new())?;
-        let after_reset = self.settle(None, self.settle_time())?;
+        let _ = self.settle(None, self.settle_time())?;
+        let (after_reset, changed_after) = self.watch_running(before.as_ref(), watch)?;
         ev11.push(format!(
-            "after an SMP reset the lock runs {}",
+            "after an SMP reset, watched {} ms: the lock runs {}",
+            watch.as_millis(),
             describe_slot(after_reset.as_ref())
         ));
-        let same = |s: &Option<SlotState>| match (s, &before) {
-            (Some(a), Some(b)) => a.hash == b.hash,
-            (None, None) => true,
-            _ => false,
-        };
-        let forced = !same(&mid) || !same(&after_reset);
+        let forced = changed || changed_after || installing;
         // 12: the notes and CVEs, read before consent.
         let c12 = self.notes_before_consent(&r);
         let c11 = if forced {
@@ -763,6 +765,44 @@ impl Session<'_> {
             )
         };
         Ok((c2, c11, c12))
+    }
+
+    /// How long check 11 watches a lock that holds an update without
+    /// consent (before and after a reset).
+    fn consent_watch(&self) -> Duration {
+        match self.o.target {
+            Target::Launch { .. } => Duration::from_millis(1500),
+            Target::Udp(_) => Duration::from_secs(5),
+        }
+    }
+
+    /// Polls the running image for `within`; returns the last seen and
+    /// whether it ever differed from `before` (by hash; recovery counts).
+    fn watch_running(
+        &mut self,
+        before: Option<&SlotState>,
+        within: Duration,
+    ) -> Result<(Option<SlotState>, bool)> {
+        let end = Instant::now() + within;
+        let mut last = before.cloned();
+        loop {
+            // An unanswered poll (the lock resetting) is looked at again.
+            if let Ok(run) = self.smp.running() {
+                let same = match (&run, before) {
+                    (Some(a), Some(b)) => a.hash == b.hash,
+                    (None, None) => true,
+                    _ => false,
+                };
+                if !same {
+                    return Ok((run, true));
+                }
+                last = run;
+            }
+            if Instant::now() >= end {
+                return Ok((last, false));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     fn pending_state(&mut self) -> String {
