@@ -82,6 +82,10 @@ impl Session<'_> {
         let mut events: Vec<Event> = Vec::new();
         let mut prev_last: Option<u32> = None;
         let mut gaps = Vec::new();
+        // Each record's hash as first exported: a later export must show
+        // the same bytes for it (no history rewritten between exports).
+        let mut seen: std::collections::BTreeMap<u32, keyway_audit::Hash> =
+            std::collections::BTreeMap::new();
         for (label, bytes) in &self.exports {
             if bytes.is_empty() {
                 broken.push(label.clone());
@@ -104,16 +108,36 @@ impl Session<'_> {
                     first - 1
                 ));
             }
-            if let Some((_, last)) = rep.range {
-                prev_last = Some(last);
+            match (prev_last, rep.range) {
+                (Some(p), Some((_, last))) if last < p => gaps.push(format!(
+                    "the log went back: it ended at record {p}, the export after {label} ends at {last}"
+                )),
+                (Some(p), None) => gaps.push(format!(
+                    "the log went back: it ended at record {p}, the export after {label} holds none"
+                )),
+                (_, Some((_, last))) => prev_last = Some(last),
+                (None, None) => {}
             }
+            let mut rewritten = 0usize;
             for item in keyway::log::parse(bytes) {
-                if let keyway::log::ItemKind::Record { record, .. } = item.what
-                    && let RecBody::Event(e) = record.body
-                    && !events.contains(&e)
-                {
-                    events.push(e);
+                if let keyway::log::ItemKind::Record { record, hash } = item.what {
+                    // The export head is made for each export, not kept.
+                    if !matches!(record.body, RecBody::ExportHead(_))
+                        && *seen.entry(record.seq).or_insert(hash) != hash
+                    {
+                        rewritten += 1;
+                    }
+                    if let RecBody::Event(e) = record.body
+                        && !events.contains(&e)
+                    {
+                        events.push(e);
+                    }
                 }
+            }
+            if rewritten > 0 {
+                gaps.push(format!(
+                    "{rewritten} record(s) exported before differ in the export after {label}: history was rewritten"
+                ));
             }
         }
         if let Some(f) = self.files.iter().rev().find(|f| f.contains("log-")) {
@@ -148,7 +172,7 @@ impl Session<'_> {
             check(
                 10,
                 Status::Fail,
-                format!("the exports do not cover the run: {}", gaps[0]),
+                format!("the exports do not chain over the run: {}", gaps[0]),
                 ev,
             )
         } else if !missing.is_empty() {
