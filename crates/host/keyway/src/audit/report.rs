@@ -19,10 +19,29 @@ impl Status {
     }
 }
 
+/// Text from the lock made safe for a terminal: control characters
+/// (escape sequences that could rewrite the scorecard) become `\u{..}`.
+pub fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        if ch.is_control() {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(ch));
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
 /// The terminal table: one line per check, its evidence indented below.
 pub fn table(r: &Report) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "keyway audit of {} ({})", r.target, r.lock);
+    let _ = writeln!(
+        s,
+        "keyway audit of {} ({})",
+        plain(&r.target),
+        plain(&r.lock)
+    );
     let _ = writeln!(s);
     let _ = writeln!(s, " #  {:<42} {:<6} summary", "check", "result");
     let _ = writeln!(s, "{}", "-".repeat(100));
@@ -33,10 +52,13 @@ pub fn table(r: &Report) -> String {
             c.number,
             c.title,
             c.status.word(),
-            c.summary
+            plain(&c.summary)
         );
         for e in &c.evidence {
-            let _ = writeln!(s, "    {:<42}        · {e}", "");
+            let _ = writeln!(s, "    {:<42}        · {}", "", plain(e));
+        }
+        if !c.figures.is_empty() {
+            let _ = writeln!(s, "    {:<42}        · figures: {}", "", figures(c));
         }
     }
     let _ = writeln!(s, "{}", "-".repeat(100));
@@ -47,6 +69,15 @@ pub fn table(r: &Report) -> String {
         r.wall_ms as f64 / 1000.0
     );
     s
+}
+
+/// A check's figures on one line: `name value, …`.
+fn figures(c: &Check) -> String {
+    c.figures
+        .iter()
+        .map(|(k, v)| format!("{k} {v:.1}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The JSON form.
@@ -139,6 +170,9 @@ pub fn html(r: &Report) -> String {
         for e in &c.evidence {
             let _ = write!(s, "<li>{}</li>", escape(e));
         }
+        if !c.figures.is_empty() {
+            let _ = write!(s, "<li>figures: {}</li>", escape(&figures(c)));
+        }
         s.push_str("</ul></td></tr>\n");
     }
     s.push_str("</table>\n");
@@ -230,5 +264,17 @@ mod tests {
         assert_eq!(j["checks"][0]["status"], "FAIL");
         assert_eq!(j["checks"][0]["figures"]["p50_ms"], 1.5);
         assert_eq!(j["fail"], 1);
+        assert!(t.contains("figures: p50_ms 1.5"), "{t}");
+        assert!(html(&r).contains("figures: p50_ms 1.5"));
+    }
+
+    /// A lock's text carrying terminal escape sequences (which could
+    /// repaint a FAIL as PASS) is printed inert in the table.
+    #[test]
+    fn table_neutralises_terminal_escapes_from_the_lock() {
+        let r = report("\u{1b}[1A\u{1b}[2K 3 PASS\r");
+        let t = table(&r);
+        assert!(!t.contains('\u{1b}') && !t.contains('\r'), "{t:?}");
+        assert!(t.contains("\\u{1b}[1A"), "{t}");
     }
 }
