@@ -19,6 +19,10 @@ impl Session<'_> {
         self.say(&format!("checks 6 and 7: {} under load", r.label));
         // 1 upload, 2 install, 0 stop.
         let phase = Arc::new(AtomicU8::new(1));
+        // However this check ends (an error returns early), the sampler
+        // stops: it must not go on unlocking the lock for the rest of
+        // the run.
+        let _stop = StopSampler(Arc::clone(&phase));
         let samples: Arc<Mutex<Vec<Sample>>> = Arc::default();
         let owner = if self.keyway_group {
             self.owner.clone()
@@ -181,6 +185,15 @@ impl Session<'_> {
                 .push("(the update itself did not install; see check 2)".into());
         }
         Ok((c6, c7))
+    }
+}
+
+/// Sets the sampler's phase to 0 (stop) when dropped.
+struct StopSampler(Arc<AtomicU8>);
+
+impl Drop for StopSampler {
+    fn drop(&mut self) {
+        self.0.store(0, Ordering::SeqCst);
     }
 }
 
