@@ -64,7 +64,28 @@ impl Outcome {
     pub fn passed(&self) -> bool {
         self.steps.iter().all(|s| s.pass) && self.audit.counts().1 == 0
     }
+
+    /// What failed that is the lock's doing: every failed step and check
+    /// but the network's own ("router unplugged", audit check 1), which
+    /// judge the machine the demo runs on.
+    pub fn lock_failures(&self) -> Vec<String> {
+        let steps = self
+            .steps
+            .iter()
+            .filter(|s| !s.pass && s.name != ROUTER_UNPLUGGED)
+            .map(|s| s.name.to_owned());
+        let checks = self
+            .audit
+            .checks
+            .iter()
+            .filter(|c| c.status == audit::Status::Fail && c.number != 1)
+            .map(|c| format!("audit check {} ({}): {}", c.number, c.title, c.summary));
+        steps.chain(checks).collect()
+    }
 }
+
+/// The demo's network step, which judges the machine, not the lock.
+const ROUTER_UNPLUGGED: &str = "router unplugged";
 
 /// Runs a `keyway` command in-process, printing it and its output.
 fn keyway(out: &mut dyn Write, args: &[&str]) -> Result<String> {
@@ -290,10 +311,17 @@ pub fn run(dir: &Path, namespace: Result<(), String>, out: &mut dyn Write) -> Re
             .join("; ")
     )?;
     steps.push(Score {
-        name: "router unplugged",
+        name: ROUTER_UNPLUGGED,
         pass: namespace.is_ok(),
         evidence: match &namespace {
-            Ok(()) => "network namespace with loopback only; no default route; public addresses unreachable".to_owned(),
+            Ok(()) => format!(
+                "{}; no default route; public addresses unreachable",
+                if std::env::var_os(audit::netns::ENV_INSIDE).is_some() {
+                    "network namespace with loopback only".to_owned()
+                } else {
+                    format!("no namespace, but interfaces {}", iso.interfaces.join(", "))
+                }
+            ),
             Err(e) => e.clone(),
         },
     });
