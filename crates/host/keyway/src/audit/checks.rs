@@ -772,6 +772,7 @@ impl Session<'_> {
     fn consent_watch(&self) -> Duration {
         match self.o.target {
             Target::Launch { .. } => Duration::from_millis(1500),
+            Target::Udp(a) if a.ip().is_loopback() => Duration::from_millis(1500),
             Target::Udp(_) => Duration::from_secs(5),
         }
     }
@@ -1257,7 +1258,10 @@ impl Session<'_> {
             check(
                 9,
                 Status::Pass,
-                "factory reset, re-paired and updated again, all offline",
+                format!(
+                    "factory reset, re-paired and updated again{}",
+                    self.offline()
+                ),
                 ev,
             )
         } else if owners != Some(0) {
