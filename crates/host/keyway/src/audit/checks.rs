@@ -771,8 +771,8 @@ impl Session<'_> {
     /// consent (before and after a reset).
     fn consent_watch(&self) -> Duration {
         match self.o.target {
-            Target::Launch { .. } => Duration::from_millis(1500),
-            Target::Udp(a) if a.ip().is_loopback() => Duration::from_millis(1500),
+            Target::Launch { .. } => Duration::from_millis(1000),
+            Target::Udp(a) if a.ip().is_loopback() => Duration::from_millis(1000),
             Target::Udp(_) => Duration::from_secs(5),
         }
     }
