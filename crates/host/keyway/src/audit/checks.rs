@@ -886,7 +886,19 @@ impl Session<'_> {
             .cves
             .iter()
             .all(|c| ids.iter().any(|i| i.starts_with(c.as_str())));
-        if seq == Some(r.sequence) && notes == want_notes && all_cves && !r.cves.is_empty() {
+        if r.cves.is_empty() {
+            ev.push(format!(
+                "signed: sequence {}, {} bytes of notes, no CVE ids",
+                r.sequence,
+                want_notes.len()
+            ));
+            check(
+                12,
+                Status::Skip,
+                "the release uploaded lists no CVE ids, so their display cannot be checked: give --update files whose notes list CVEs (or --vendor-key)",
+                ev,
+            )
+        } else if seq == Some(r.sequence) && notes == want_notes && all_cves {
             check(
                 12,
                 Status::Pass,
@@ -1031,21 +1043,33 @@ impl Session<'_> {
         ));
         // The lock must have tried the image (a trial boot) and gone back
         // by itself (its log says so), not merely ignored it.
+        let exported = self.exports.len();
         let events = self.events_since_last_export("bad image");
-        let tried = events.iter().any(|e| matches!(e, Event::OnTrial { .. }));
+        let log_read = self.exports.len() > exported
+            && self.exports.last().is_some_and(|(_, b)| !b.is_empty());
+        let bad_version = keyway_lock::device::audit_version(&r.version);
+        let tried = events.iter().any(|e| match e {
+            Event::OnTrial { .. } => true,
+            Event::Boot { version, .. } => *version == bad_version,
+            _ => false,
+        });
         let reverted = events.iter().any(|e| matches!(e, Event::Reverted { .. }));
         ev.push(format!(
-            "its log since: {} (on trial: {tried}, reverted: {reverted})",
+            "its log since: {} (booted the bad image or put it on trial: {tried}, reverted: {reverted})",
             events
                 .iter()
                 .map(|e| e.name())
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
-        // It tried the image: it took the consent to install it (its log,
-        // if complete, shows the trial and the revert too).
+        // Back on the previous image is a revert only if the lock tried
+        // the bad one: its log shows the trial or the boot of it (a lock
+        // that ignored the consent did not revert anything). Where the log
+        // cannot be read, the consent it took is all there is.
         let back = match (&run, &before) {
-            (Some(a), Some(b)) => a.hash == b.hash && a.confirmed && (accepted || tried),
+            (Some(a), Some(b)) => {
+                a.hash == b.hash && a.confirmed && if log_read { tried } else { accepted }
+            }
             _ => false,
         };
         Ok(if back {
@@ -1063,6 +1087,16 @@ impl Session<'_> {
                 5,
                 Status::Fail,
                 "the lock kept the image that fails its self-test",
+                ev,
+            )
+        } else if log_read
+            && !tried
+            && run.as_ref().map(|s| &s.hash) == before.as_ref().map(|s| &s.hash)
+        {
+            check(
+                5,
+                Status::Fail,
+                "the lock never tried the image: it ignored the consent instead of installing and reverting",
                 ev,
             )
         } else {
