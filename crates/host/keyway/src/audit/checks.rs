@@ -419,12 +419,16 @@ impl Session<'_> {
             ev.push(format!("its control socket: tcp:{c}"));
         }
         if iso.no_route_out() {
-            check(
-                1,
-                Status::Pass,
-                "no route out: only the lock is reachable",
-                ev,
-            )
+            let summary = match self.o.target {
+                Target::Launch { .. } => "no route out: only the lock is reachable",
+                // The audit sees its own host's routes, not a real lock's
+                // radios: the tester must unplug the lock's router too.
+                Target::Udp(_) => {
+                    ev.push("the lock's own uplinks (its Wi-Fi router, a cellular modem) cannot be seen from here: unplug them for the run".into());
+                    "no route out from this host: only the lock is reachable from here"
+                }
+            };
+            check(1, Status::Pass, summary, ev)
         } else {
             let why = iso
                 .default_routes
