@@ -556,3 +556,56 @@ pub fn print_scorecard(o: &Outcome, out: &mut dyn Write) -> Result<()> {
 pub fn default_dir() -> PathBuf {
     PathBuf::from("target").join("keyway-demo")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(failing_checks: &[u8]) -> Outcome {
+        let checks = audit::CHECKS
+            .iter()
+            .map(|&(number, id, title)| audit::Check {
+                number,
+                id,
+                title,
+                status: if failing_checks.contains(&number) {
+                    audit::Status::Fail
+                } else {
+                    audit::Status::Pass
+                },
+                summary: format!("summary {number}"),
+                evidence: vec![],
+                figures: vec![],
+            })
+            .collect();
+        Outcome {
+            steps: vec![Score {
+                name: ROUTER_UNPLUGGED,
+                pass: false,
+                evidence: "--no-netns".into(),
+            }],
+            audit: audit::Report {
+                target: "udp:127.0.0.1:1".into(),
+                lock: "test".into(),
+                started_unix: 0,
+                wall_ms: 0,
+                checks,
+                files: vec![],
+            },
+            html: PathBuf::new(),
+        }
+    }
+
+    /// With the router plugged in (--no-netns), the network's own lines
+    /// fail but nothing is blamed on the lock; a real failure is named.
+    #[test]
+    fn a_plugged_in_router_is_not_blamed_on_the_lock() {
+        let o = outcome(&[1]);
+        assert!(!o.passed());
+        assert!(o.lock_failures().is_empty(), "{:?}", o.lock_failures());
+        let o = outcome(&[1, 11]);
+        let f = o.lock_failures();
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].contains("audit check 11") && f[0].contains("summary 11"));
+    }
+}

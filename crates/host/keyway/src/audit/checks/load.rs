@@ -364,3 +364,42 @@ fn latency_check(samples: &[Sample], kinds: &[&str], mut ev: Vec<String>) -> Che
     c.figures = figures;
     c
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(kind: &'static str, phase: u8, ok: bool) -> Sample {
+        Sample {
+            kind,
+            phase,
+            ms: 1.0,
+            ok,
+        }
+    }
+
+    /// A lock whose owner unlock never got a turn during the upload has
+    /// shown nothing about it: no samples is a FAIL, not a pass.
+    #[test]
+    fn no_owner_unlock_during_the_upload_fails_check_6() {
+        let s = [sample("keypad", 1, true), sample("keypad", 2, true)];
+        let c = latency_check(&s, &["keypad", "owner"], vec![]);
+        assert_eq!(c.status, Status::Fail, "{c:?}");
+        assert!(c.summary.contains("no owner unlock"), "{}", c.summary);
+        let c = latency_check(&[], &["keypad"], vec![]);
+        assert_eq!(c.status, Status::Fail, "{c:?}");
+    }
+
+    #[test]
+    fn a_failed_unlock_fails_check_6_and_all_working_passes() {
+        let mut s = vec![sample("keypad", 1, true), sample("owner", 1, true)];
+        let c = latency_check(&s, &["keypad", "owner"], vec![]);
+        assert_eq!(c.status, Status::Pass, "{c:?}");
+        assert!(c.summary.contains("2 during the upload, 0 during the install"));
+        assert!(c.figures.iter().any(|(k, _)| k == "owner_upload_p99_ms"));
+        s.push(sample("owner", 2, false));
+        let c = latency_check(&s, &["keypad", "owner"], vec![]);
+        assert_eq!(c.status, Status::Fail, "{c:?}");
+        assert!(c.summary.starts_with("1 of 3 unlocks failed"), "{}", c.summary);
+    }
+}
