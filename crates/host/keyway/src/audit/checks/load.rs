@@ -395,11 +395,18 @@ mod tests {
         let mut s = vec![sample("keypad", 1, true), sample("owner", 1, true)];
         let c = latency_check(&s, &["keypad", "owner"], vec![]);
         assert_eq!(c.status, Status::Pass, "{c:?}");
-        assert!(c.summary.contains("2 during the upload, 0 during the install"));
+        assert!(
+            c.summary
+                .contains("2 during the upload, 0 during the install")
+        );
         assert!(c.figures.iter().any(|(k, _)| k == "owner_upload_p99_ms"));
         s.push(sample("owner", 2, false));
         let c = latency_check(&s, &["keypad", "owner"], vec![]);
         assert_eq!(c.status, Status::Fail, "{c:?}");
-        assert!(c.summary.starts_with("1 of 3 unlocks failed"), "{}", c.summary);
+        assert!(
+            c.summary.starts_with("1 of 3 unlocks failed"),
+            "{}",
+            c.summary
+        );
     }
 }
