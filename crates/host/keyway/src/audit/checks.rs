@@ -93,6 +93,9 @@ struct Session<'a> {
     unplugged: bool,
     /// The last genuine release uploaded.
     last_genuine: Option<Release>,
+    /// The lock took a genuine upload whole (check 2): its refusals of
+    /// doctored ones can then be told from refusing everything.
+    genuine_accepted: bool,
     /// The lock's anti-rollback floor when the run started, if known.
     floor: Option<u64>,
     t0: Instant,
@@ -188,6 +191,7 @@ pub(super) fn run(o: &Options) -> Result<(String, String, Vec<Check>, Vec<String
         results: Vec::new(),
         current: None,
         last_genuine: None,
+        genuine_accepted: false,
         unplugged: false,
         floor,
         t0: Instant::now(),
@@ -683,7 +687,8 @@ impl Session<'_> {
             r.label,
             u.describe(r.envelope.len())
         ));
-        if !matches!(u, Upload::Done { .. }) {
+        self.genuine_accepted = matches!(u, Upload::Done { .. });
+        if !self.genuine_accepted {
             let c2 = check(
                 2,
                 Status::Fail,
@@ -929,6 +934,16 @@ impl Session<'_> {
 
     fn attacks(&mut self) -> Result<Check> {
         self.say("check 3: attacks");
+        if !self.genuine_accepted {
+            // A lock that refuses every upload refuses the attacks too:
+            // that proves nothing about its anchors.
+            return Ok(check(
+                3,
+                Status::Skip,
+                "blocked: the lock took no genuine upload (check 2), so refusing the doctored ones proves nothing",
+                vec![],
+            ));
+        }
         // The floor the lock holds: the last release it confirmed, else
         // what it started with.
         let floor = self.current.as_ref().map(|c| c.sequence).or(self.floor);
@@ -969,7 +984,7 @@ impl Session<'_> {
             ),
         ];
         let mut ev = Vec::new();
-        let (mut accepted, mut skipped) = (Vec::new(), Vec::new());
+        let (mut accepted, mut skipped, mut unanswered) = (Vec::new(), Vec::new(), Vec::new());
         for (name, rel, why) in list {
             let Some(rel) = rel else {
                 ev.push(format!("{name}: SKIP, {why}"));
@@ -986,7 +1001,10 @@ impl Session<'_> {
             ));
             match u {
                 Upload::Refused { .. } => self.expect.push(Expect::Rejected(rel.sequence)),
-                _ => accepted.push(name),
+                Upload::Done { .. } => accepted.push(name),
+                // Silence is no refusal: a lock that hangs or crashes on
+                // a doctored upload fails too, by name.
+                Upload::NoAnswer { .. } => unanswered.push(name),
             }
         }
         let run = self.settle(None, self.settle_time())?;
@@ -994,10 +1012,26 @@ impl Session<'_> {
             "afterwards the lock runs {}",
             describe_slot(run.as_ref())
         ));
+        if accepted.is_empty() && !unanswered.is_empty() {
+            return Ok(check(
+                3,
+                Status::Fail,
+                format!(
+                    "no answer (the lock hung or reset): {}",
+                    unanswered.join(", ")
+                ),
+                ev,
+            ));
+        }
+        let what = if unanswered.is_empty() {
+            "accepted".to_owned()
+        } else {
+            format!("no answer to {}; accepted", unanswered.join(", "))
+        };
         Ok(verdict(
             3,
             &accepted,
-            "accepted",
+            &what,
             &skipped,
             "the attacks sent were refused",
             "all four refused by the lock's own anchors and floor".into(),
