@@ -38,9 +38,10 @@ pub fn table(r: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "keyway audit of {} ({})",
+        "keyway audit of {} ({}), started {}",
         plain(&r.target),
-        plain(&r.lock)
+        plain(&r.lock),
+        utc(r.started_unix)
     );
     let _ = writeln!(s);
     let _ = writeln!(s, " #  {:<42} {:<6} summary", "check", "result");
@@ -69,6 +70,28 @@ pub fn table(r: &Report) -> String {
         r.wall_ms as f64 / 1000.0
     );
     s
+}
+
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC` (proleptic Gregorian).
+pub fn utc(unix: u64) -> String {
+    let (days, secs) = (unix / 86_400, unix % 86_400);
+    // Days since 1970-01-01 to a civil date, counted in 400-year eras
+    // that start on 1 March (so the leap day is the era's last).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
 }
 
 /// A check's figures on one line: `name value, …`.
@@ -148,12 +171,13 @@ pub fn html(r: &Report) -> String {
     let _ = writeln!(
         s,
         "<h1>Keyway audit: test with the router unplugged</h1>\n\
-         <p>Target <b>{}</b>, lock <b>{}</b>, {} s.</p>\n\
+         <p>Target <b>{}</b>, lock <b>{}</b>, started {}, {} s.</p>\n\
          <p class=\"sum\"><span class=\"PASS\">&nbsp;{p} PASS&nbsp;</span> \
          <span class=\"FAIL\">&nbsp;{f} FAIL&nbsp;</span> \
          <span class=\"SKIP\">&nbsp;{k} SKIP&nbsp;</span></p>",
         escape(&r.target),
         escape(&r.lock),
+        utc(r.started_unix),
         r.wall_ms as f64 / 1000.0
     );
     s.push_str("<table><tr><th>#</th><th>Check</th><th>Result</th><th>Evidence</th></tr>\n");
@@ -266,6 +290,14 @@ mod tests {
         assert_eq!(j["fail"], 1);
         assert!(t.contains("figures: p50_ms 1.5"), "{t}");
         assert!(html(&r).contains("figures: p50_ms 1.5"));
+    }
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(1_709_251_199), "2024-02-29 23:59:59 UTC");
+        assert_eq!(utc(4_107_542_400), "2100-03-01 00:00:00 UTC");
     }
 
     /// A lock's text carrying terminal escape sequences (which could
