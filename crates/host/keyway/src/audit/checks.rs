@@ -197,7 +197,16 @@ pub(super) fn run(o: &Options) -> Result<(String, String, Vec<Check>, Vec<String
         t0: Instant::now(),
     };
     s.smp.set_owner(s.owner.clone())?;
-    let lock = s.setup()?;
+    let mut lock = s.setup()?;
+    if let Target::Launch {
+        profile: Some(p), ..
+    } = &o.target
+        && p != "default"
+    {
+        lock.push_str(&format!(
+            "; simulated with keyway-lock --profile {p}, deliberately flawed"
+        ));
+    }
     s.run_all();
     let mut checks = std::mem::take(&mut s.results);
     checks.sort_by_key(|c| c.number);
