@@ -292,7 +292,7 @@ pub fn run(dir: &Path, namespace: Result<(), String>, out: &mut dyn Write) -> Re
 
     writeln!(
         out,
-        "\n4. The router is unplugged: the lock and the owner's phone share a network with no route out."
+        "\n4. Unplug the router: the lock and the owner's phone must share a network with no route out."
     )?;
     let iso = audit::netns::inspect();
     writeln!(
@@ -310,6 +310,10 @@ pub fn run(dir: &Path, namespace: Result<(), String>, out: &mut dyn Write) -> Re
             .collect::<Vec<_>>()
             .join("; ")
     )?;
+    match &namespace {
+        Ok(()) => writeln!(out, "  unplugged: no route leaves this network")?,
+        Err(e) => writeln!(out, "  NOT unplugged: {e}")?,
+    }
     steps.push(Score {
         name: ROUTER_UNPLUGGED,
         pass: namespace.is_ok(),
@@ -470,11 +474,12 @@ pub fn run(dir: &Path, namespace: Result<(), String>, out: &mut dyn Write) -> Re
     )?;
     writeln!(
         out,
-        "  $ keyway audit --target {target} --control {control} --vendor-key {} --vendor-key {} --keyset {} --owner-key {} --report {}",
+        "  $ keyway audit --target {target} --control {control} --vendor-key {} --vendor-key {} --keyset {} --owner-key {} --vendor-domain {VENDOR} --class {CLASS} --sequence 3 --out {} --report {}",
         p("signer-a.key"),
         p("signer-b.key"),
         p("keyset-v1.cbor"),
         p("owner.key"),
+        p("audit"),
         p("report.html")
     )?;
     let mut a = audit::Options::new(audit::Target::Udp(lock.smp), dir.join("audit"));

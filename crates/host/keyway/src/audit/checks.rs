@@ -434,6 +434,10 @@ impl Session<'_> {
         if iso.no_route_out() {
             let summary = match self.o.target {
                 Target::Launch { .. } => "no route out: only the lock is reachable",
+                // A lock on loopback runs on this host: its routes are these.
+                Target::Udp(a) if a.ip().is_loopback() => {
+                    "no route out: only the lock is reachable"
+                }
                 // The audit sees its own host's routes, not a real lock's
                 // radios: the tester must unplug the lock's router too.
                 Target::Udp(_) => {
