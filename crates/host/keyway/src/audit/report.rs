@@ -103,10 +103,17 @@ fn figures(c: &Check) -> String {
         .join(", ")
 }
 
-/// The JSON form.
+/// The JSON form's name and version: a field is added under the same
+/// version, a change of meaning or a removal gets a new one.
+pub const JSON_FORMAT: &str = "keyway-audit/1";
+
+/// The JSON form: `format`, `target`, `lock`, `started_unix`, `wall_ms`,
+/// the `pass`/`fail`/`skip` counts, `checks` (each `number`, `id`,
+/// `title`, `status`, `summary`, `evidence`, `figures`) and `files`.
 pub fn json(r: &Report) -> Value {
     let (p, f, k) = r.counts();
     json!({
+        "format": JSON_FORMAT,
         "target": r.target,
         "lock": r.lock,
         "started_unix": r.started_unix,
@@ -288,6 +295,8 @@ mod tests {
         assert_eq!(j["checks"][0]["status"], "FAIL");
         assert_eq!(j["checks"][0]["figures"]["p50_ms"], 1.5);
         assert_eq!(j["fail"], 1);
+        assert_eq!(j["format"], "keyway-audit/1");
+        assert_eq!(j["checks"][0]["id"], "trust-anchors");
         assert!(t.contains("figures: p50_ms 1.5"), "{t}");
         assert!(html(&r).contains("figures: p50_ms 1.5"));
     }
