@@ -474,11 +474,12 @@ pub fn run(dir: &Path, namespace: Result<(), String>, out: &mut dyn Write) -> Re
     )?;
     writeln!(
         out,
-        "  $ keyway audit --target {target} --control {control} --vendor-key {} --vendor-key {} --keyset {} --owner-key {} --vendor-domain {VENDOR} --class {CLASS} --sequence 3 --out {} --report {}",
+        "  $ keyway audit --target {target} --control {control} --vendor-key {} --vendor-key {} --keyset {} --owner-key {} --device-key {} --vendor-domain {VENDOR} --class {CLASS} --sequence 3 --out {} --report {}",
         p("signer-a.key"),
         p("signer-b.key"),
         p("keyset-v1.cbor"),
         p("owner.key"),
+        state.join("device.pub").display(),
         p("audit"),
         p("report.html")
     )?;
@@ -487,6 +488,7 @@ pub fn run(dir: &Path, namespace: Result<(), String>, out: &mut dyn Write) -> Re
     a.vendor_keys = vec![dir.join("signer-a.key"), dir.join("signer-b.key")];
     a.keyset = Some(dir.join("keyset-v1.cbor"));
     a.owner_key = Some(dir.join("owner.key"));
+    a.device_key = Some(state.join("device.pub"));
     a.vendor_domain = Some(VENDOR.to_owned());
     a.class = Some(CLASS.to_owned());
     a.sequence = Some(3);

@@ -83,6 +83,9 @@ struct Session<'a> {
     pin: String,
     source: Source,
     device_key: Option<PublicKey>,
+    /// The device key is the one the lock announced (its status), not
+    /// one the tester gave or the state directory holds.
+    device_key_from_lock: bool,
     exports: Vec<(String, Vec<u8>)>,
     expect: Vec<Expect>,
     files: Vec<String>,
@@ -124,7 +127,12 @@ pub(super) fn run(o: &Options) -> Result<(String, String, Vec<Check>, Vec<String
     let mut launched = None;
     let (addr, control_addr, identity, pin, floor, device_key) = match &o.target {
         Target::Udp(a) => {
-            let key = None;
+            let key = match &o.device_key {
+                Some(p) => Some(
+                    PublicKey::load(p).with_context(|| format!("--device-key {}", p.display()))?,
+                ),
+                None => None,
+            };
             let ident = o.vendor_domain.clone().zip(o.class.clone());
             (*a, o.control, ident, o.pin.clone(), None, key)
         }
@@ -185,6 +193,7 @@ pub(super) fn run(o: &Options) -> Result<(String, String, Vec<Check>, Vec<String
         pin: pin.unwrap_or_else(|| keyway_lock::lock::DEFAULT_PIN.to_owned()),
         source,
         device_key,
+        device_key_from_lock: false,
         exports: Vec::new(),
         expect: Vec::new(),
         files: Vec::new(),
@@ -310,6 +319,7 @@ impl Session<'_> {
                     && let Ok(k) = ed25519_dalek::VerifyingKey::from_bytes(&arr)
                 {
                     self.device_key = Some(PublicKey::Ed25519(k));
+                    self.device_key_from_lock = true;
                 }
             }
             e => self.say(&format!(

@@ -78,6 +78,12 @@ impl Session<'_> {
                 ev,
             );
         };
+        if self.device_key_from_lock {
+            ev.push(format!(
+                "the device key {} is the one the lock announced: give --device-key DEVICE.pub from its provisioning to check the log against a key the lock cannot choose",
+                hex(&key.key_id())
+            ));
+        }
         let Chain {
             broken,
             gaps,
