@@ -10,7 +10,7 @@
 //! | `no-rollback` | overwrites in place, so a power cut bricks it | the install copies the staged image over the running slot, and the boot has no fallback |
 //! | `unsigned` | accepts any image | an upload whose signatures fail is taken anyway |
 //! | `downgrade` | accepts older versions | an upload is checked against no floor |
-//! | `forced` | installs without consent | a complete upload installs at once |
+//! | `forced` | installs without consent | a complete upload installs on the lock's own timer, 400 ms later |
 //! | `log-gaps` | drops audit records during updates | update events are not logged |
 
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs as _};
@@ -21,6 +21,11 @@ use keyway_audit::Event;
 /// The vendor server the `cloud-verify` lock insists on reaching: a
 /// public address, unreachable with the router unplugged.
 pub const DEFAULT_VENDOR_SERVER: &str = "1.1.1.1:443";
+
+/// How long after a complete upload the `forced` lock installs it on its
+/// own, as real locks do on their own schedule: long enough that one look
+/// right after the upload sees nothing, short enough for a test.
+pub const FORCED_DELAY_MS: u64 = 400;
 
 /// Marks an image whose self-test fails on the simulated lock: the
 /// application's self-test reports its comms check failed when the image
@@ -47,7 +52,8 @@ pub enum Profile {
     Unsigned,
     /// Accepts an upload at or below the anti-rollback floor.
     Downgrade,
-    /// Installs a complete upload without waiting for consent.
+    /// Installs a complete upload on its own timer ([`FORCED_DELAY_MS`]),
+    /// without waiting for consent.
     Forced,
     /// Drops the audit records of update steps.
     LogGaps,

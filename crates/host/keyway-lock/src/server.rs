@@ -138,6 +138,9 @@ pub struct Server {
     /// Cut the power once the upload passes this byte (`None` inside:
     /// halfway).
     cut_mid_upload: Option<Option<u64>>,
+    /// The `forced` profile's scheduled install: `Some(None)` once an
+    /// upload completes, then the tick's time it goes ahead.
+    forced_due: Option<Option<u64>>,
 }
 
 impl Server {
@@ -163,6 +166,7 @@ impl Server {
             nonce_count: 0,
             rtc: None,
             cut_mid_upload: None,
+            forced_due: None,
         }
         .with_pending()
     }
@@ -398,6 +402,27 @@ impl Server {
         // A postponed install goes ahead as soon as the policy allows it.
         if self.update.postponed.is_some() && !self.reset_pending {
             let _ = self.try_install();
+        }
+        // PROFILE HOOK (forced): the install it scheduled goes ahead, a
+        // moment after the upload, without consent or policy.
+        if let Some(due) = self.forced_due {
+            let due = due.unwrap_or(now_ms + crate::profile::FORCED_DELAY_MS);
+            self.forced_due = Some(Some(due));
+            if now_ms >= due && !self.reset_pending {
+                self.forced_due = None;
+                if let Some(p) = self.pending.clone()
+                    && self.lock.test(&p.hash).is_ok()
+                {
+                    self.update.installing = true;
+                    self.lock.note(keyway_audit::Event::UpdateInstalled {
+                        sequence: p.sequence,
+                        slot: p.slot,
+                    });
+                    self.log
+                        .push("forced profile: installing without consent; resetting".to_owned());
+                    self.reset_pending = true;
+                }
+            }
         }
     }
 
@@ -975,19 +1000,10 @@ impl Server {
                 "upload of {len} bytes complete: slot {slot} holds sequence {sequence}, verified, awaiting consent"
             ));
             self.auto_consent();
-            // PROFILE HOOK (forced): installs at once, no consent, no policy.
-            if self.lock.profile == crate::profile::Profile::Forced
-                && let Some(p) = self.pending.clone()
-                && self.lock.test(&p.hash).is_ok()
-            {
-                self.update.installing = true;
-                self.lock.note(keyway_audit::Event::UpdateInstalled {
-                    sequence: p.sequence,
-                    slot: p.slot,
-                });
-                self.log
-                    .push("forced profile: installing without consent; resetting".to_owned());
-                self.reset_pending = true;
+            // PROFILE HOOK (forced): schedules the install on its own
+            // timer (`tick`), no consent, no policy.
+            if self.lock.profile == crate::profile::Profile::Forced {
+                self.forced_due = Some(None);
             }
         }
         Ok(vec![

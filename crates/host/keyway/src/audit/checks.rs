@@ -83,6 +83,9 @@ struct Session<'a> {
     pin: String,
     source: Source,
     device_key: Option<PublicKey>,
+    /// The device key is the one the lock announced (its status), not
+    /// one the tester gave or the state directory holds.
+    device_key_from_lock: bool,
     exports: Vec<(String, Vec<u8>)>,
     expect: Vec<Expect>,
     files: Vec<String>,
@@ -93,6 +96,9 @@ struct Session<'a> {
     unplugged: bool,
     /// The last genuine release uploaded.
     last_genuine: Option<Release>,
+    /// The lock took a genuine upload whole (check 2): its refusals of
+    /// doctored ones can then be told from refusing everything.
+    genuine_accepted: bool,
     /// The lock's anti-rollback floor when the run started, if known.
     floor: Option<u64>,
     t0: Instant,
@@ -121,7 +127,12 @@ pub(super) fn run(o: &Options) -> Result<(String, String, Vec<Check>, Vec<String
     let mut launched = None;
     let (addr, control_addr, identity, pin, floor, device_key) = match &o.target {
         Target::Udp(a) => {
-            let key = None;
+            let key = match &o.device_key {
+                Some(p) => Some(
+                    PublicKey::load(p).with_context(|| format!("--device-key {}", p.display()))?,
+                ),
+                None => None,
+            };
             let ident = o.vendor_domain.clone().zip(o.class.clone());
             (*a, o.control, ident, o.pin.clone(), None, key)
         }
@@ -182,18 +193,29 @@ pub(super) fn run(o: &Options) -> Result<(String, String, Vec<Check>, Vec<String
         pin: pin.unwrap_or_else(|| keyway_lock::lock::DEFAULT_PIN.to_owned()),
         source,
         device_key,
+        device_key_from_lock: false,
         exports: Vec::new(),
         expect: Vec::new(),
         files: Vec::new(),
         results: Vec::new(),
         current: None,
         last_genuine: None,
+        genuine_accepted: false,
         unplugged: false,
         floor,
         t0: Instant::now(),
     };
     s.smp.set_owner(s.owner.clone())?;
-    let lock = s.setup()?;
+    let mut lock = s.setup()?;
+    if let Target::Launch {
+        profile: Some(p), ..
+    } = &o.target
+        && p != "default"
+    {
+        lock.push_str(&format!(
+            "; simulated with keyway-lock --profile {p}, deliberately flawed"
+        ));
+    }
     s.run_all();
     let mut checks = std::mem::take(&mut s.results);
     checks.sort_by_key(|c| c.number);
@@ -297,6 +319,7 @@ impl Session<'_> {
                     && let Ok(k) = ed25519_dalek::VerifyingKey::from_bytes(&arr)
                 {
                     self.device_key = Some(PublicKey::Ed25519(k));
+                    self.device_key_from_lock = true;
                 }
             }
             e => self.say(&format!(
@@ -419,12 +442,20 @@ impl Session<'_> {
             ev.push(format!("its control socket: tcp:{c}"));
         }
         if iso.no_route_out() {
-            check(
-                1,
-                Status::Pass,
-                "no route out: only the lock is reachable",
-                ev,
-            )
+            let summary = match self.o.target {
+                Target::Launch { .. } => "no route out: only the lock is reachable",
+                // A lock on loopback runs on this host: its routes are these.
+                Target::Udp(a) if a.ip().is_loopback() => {
+                    "no route out: only the lock is reachable"
+                }
+                // The audit sees its own host's routes, not a real lock's
+                // radios: the tester must unplug the lock's router too.
+                Target::Udp(_) => {
+                    ev.push("the lock's own uplinks (its Wi-Fi router, a cellular modem) cannot be seen from here: unplug them for the run".into());
+                    "no route out from this host: only the lock is reachable from here"
+                }
+            };
+            check(1, Status::Pass, summary, ev)
         } else {
             let why = iso
                 .default_routes
@@ -679,7 +710,8 @@ impl Session<'_> {
             r.label,
             u.describe(r.envelope.len())
         ));
-        if !matches!(u, Upload::Done { .. }) {
+        self.genuine_accepted = matches!(u, Upload::Done { .. });
+        if !self.genuine_accepted {
             let c2 = check(
                 2,
                 Status::Fail,
@@ -704,26 +736,28 @@ impl Session<'_> {
             "uploaded {} without the presence window and without consent",
             r.label
         )];
-        std::thread::sleep(Duration::from_millis(300));
-        let mid = self.smp.running()?;
+        // Watched for a while, not looked at once: a lock that installs
+        // on a timer a moment later is forcing the update just the same.
+        let watch = self.consent_watch();
+        let (mid, changed) = self.watch_running(before.as_ref(), watch)?;
         ev11.push(format!(
-            "300 ms later the lock runs {}",
+            "watched {} ms: {}the lock runs {}",
+            watch.as_millis(),
+            if changed { "it CHANGED: " } else { "" },
             describe_slot(mid.as_ref())
         ));
         let pending = self.pending_state();
         ev11.push(format!("pending update: {pending}"));
+        let installing = pending.contains(" installing");
         let _ = self.smp.try_request(Op::Write, group::OS, 5, Vec::new())?;
-        let after_reset = self.settle(None, self.settle_time())?;
+        let _ = self.settle(None, self.settle_time())?;
+        let (after_reset, changed_after) = self.watch_running(before.as_ref(), watch)?;
         ev11.push(format!(
-            "after an SMP reset the lock runs {}",
+            "after an SMP reset, watched {} ms: the lock runs {}",
+            watch.as_millis(),
             describe_slot(after_reset.as_ref())
         ));
-        let same = |s: &Option<SlotState>| match (s, &before) {
-            (Some(a), Some(b)) => a.hash == b.hash,
-            (None, None) => true,
-            _ => false,
-        };
-        let forced = !same(&mid) || !same(&after_reset);
+        let forced = changed || changed_after || installing;
         // 12: the notes and CVEs, read before consent.
         let c12 = self.notes_before_consent(&r);
         let c11 = if forced {
@@ -763,6 +797,45 @@ impl Session<'_> {
             )
         };
         Ok((c2, c11, c12))
+    }
+
+    /// How long check 11 watches a lock that holds an update without
+    /// consent (before and after a reset).
+    fn consent_watch(&self) -> Duration {
+        match self.o.target {
+            Target::Launch { .. } => Duration::from_millis(1000),
+            Target::Udp(a) if a.ip().is_loopback() => Duration::from_millis(1000),
+            Target::Udp(_) => Duration::from_secs(5),
+        }
+    }
+
+    /// Polls the running image for `within`; returns the last seen and
+    /// whether it ever differed from `before` (by hash; recovery counts).
+    fn watch_running(
+        &mut self,
+        before: Option<&SlotState>,
+        within: Duration,
+    ) -> Result<(Option<SlotState>, bool)> {
+        let end = Instant::now() + within;
+        let mut last = before.cloned();
+        loop {
+            // An unanswered poll (the lock resetting) is looked at again.
+            if let Ok(run) = self.smp.running() {
+                let same = match (&run, before) {
+                    (Some(a), Some(b)) => a.hash == b.hash,
+                    (None, None) => true,
+                    _ => false,
+                };
+                if !same {
+                    return Ok((run, true));
+                }
+                last = run;
+            }
+            if Instant::now() >= end {
+                return Ok((last, false));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     fn pending_state(&mut self) -> String {
@@ -845,7 +918,19 @@ impl Session<'_> {
             .cves
             .iter()
             .all(|c| ids.iter().any(|i| i.starts_with(c.as_str())));
-        if seq == Some(r.sequence) && notes == want_notes && all_cves && !r.cves.is_empty() {
+        if r.cves.is_empty() {
+            ev.push(format!(
+                "signed: sequence {}, {} bytes of notes, no CVE ids",
+                r.sequence,
+                want_notes.len()
+            ));
+            check(
+                12,
+                Status::Skip,
+                "the release uploaded lists no CVE ids, so their display cannot be checked: give --update files whose notes list CVEs (or --vendor-key)",
+                ev,
+            )
+        } else if seq == Some(r.sequence) && notes == want_notes && all_cves {
             check(
                 12,
                 Status::Pass,
@@ -872,6 +957,16 @@ impl Session<'_> {
 
     fn attacks(&mut self) -> Result<Check> {
         self.say("check 3: attacks");
+        if !self.genuine_accepted {
+            // A lock that refuses every upload refuses the attacks too:
+            // that proves nothing about its anchors.
+            return Ok(check(
+                3,
+                Status::Skip,
+                "blocked: the lock took no genuine upload (check 2), so refusing the doctored ones proves nothing",
+                vec![],
+            ));
+        }
         // The floor the lock holds: the last release it confirmed, else
         // what it started with.
         let floor = self.current.as_ref().map(|c| c.sequence).or(self.floor);
@@ -912,7 +1007,7 @@ impl Session<'_> {
             ),
         ];
         let mut ev = Vec::new();
-        let (mut accepted, mut skipped) = (Vec::new(), Vec::new());
+        let (mut accepted, mut skipped, mut unanswered) = (Vec::new(), Vec::new(), Vec::new());
         for (name, rel, why) in list {
             let Some(rel) = rel else {
                 ev.push(format!("{name}: SKIP, {why}"));
@@ -929,7 +1024,10 @@ impl Session<'_> {
             ));
             match u {
                 Upload::Refused { .. } => self.expect.push(Expect::Rejected(rel.sequence)),
-                _ => accepted.push(name),
+                Upload::Done { .. } => accepted.push(name),
+                // Silence is no refusal: a lock that hangs or crashes on
+                // a doctored upload fails too, by name.
+                Upload::NoAnswer { .. } => unanswered.push(name),
             }
         }
         let run = self.settle(None, self.settle_time())?;
@@ -937,10 +1035,26 @@ impl Session<'_> {
             "afterwards the lock runs {}",
             describe_slot(run.as_ref())
         ));
+        if accepted.is_empty() && !unanswered.is_empty() {
+            return Ok(check(
+                3,
+                Status::Fail,
+                format!(
+                    "no answer (the lock hung or reset): {}",
+                    unanswered.join(", ")
+                ),
+                ev,
+            ));
+        }
+        let what = if unanswered.is_empty() {
+            "accepted".to_owned()
+        } else {
+            format!("no answer to {}; accepted", unanswered.join(", "))
+        };
         Ok(verdict(
             3,
             &accepted,
-            "accepted",
+            &what,
             &skipped,
             "the attacks sent were refused",
             "all four refused by the lock's own anchors and floor".into(),
@@ -990,21 +1104,33 @@ impl Session<'_> {
         ));
         // The lock must have tried the image (a trial boot) and gone back
         // by itself (its log says so), not merely ignored it.
+        let exported = self.exports.len();
         let events = self.events_since_last_export("bad image");
-        let tried = events.iter().any(|e| matches!(e, Event::OnTrial { .. }));
+        let log_read = self.exports.len() > exported
+            && self.exports.last().is_some_and(|(_, b)| !b.is_empty());
+        let bad_version = keyway_lock::device::audit_version(&r.version);
+        let tried = events.iter().any(|e| match e {
+            Event::OnTrial { .. } => true,
+            Event::Boot { version, .. } => *version == bad_version,
+            _ => false,
+        });
         let reverted = events.iter().any(|e| matches!(e, Event::Reverted { .. }));
         ev.push(format!(
-            "its log since: {} (on trial: {tried}, reverted: {reverted})",
+            "its log since: {} (booted the bad image or put it on trial: {tried}, reverted: {reverted})",
             events
                 .iter()
                 .map(|e| e.name())
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
-        // It tried the image: it took the consent to install it (its log,
-        // if complete, shows the trial and the revert too).
+        // Back on the previous image is a revert only if the lock tried
+        // the bad one: its log shows the trial or the boot of it (a lock
+        // that ignored the consent did not revert anything). Where the log
+        // cannot be read, the consent it took is all there is.
         let back = match (&run, &before) {
-            (Some(a), Some(b)) => a.hash == b.hash && a.confirmed && (accepted || tried),
+            (Some(a), Some(b)) => {
+                a.hash == b.hash && a.confirmed && if log_read { tried } else { accepted }
+            }
             _ => false,
         };
         Ok(if back {
@@ -1022,6 +1148,16 @@ impl Session<'_> {
                 5,
                 Status::Fail,
                 "the lock kept the image that fails its self-test",
+                ev,
+            )
+        } else if log_read
+            && !tried
+            && run.as_ref().map(|s| &s.hash) == before.as_ref().map(|s| &s.hash)
+        {
+            check(
+                5,
+                Status::Fail,
+                "the lock never tried the image: it ignored the consent instead of installing and reverting",
                 ev,
             )
         } else {
@@ -1217,7 +1353,10 @@ impl Session<'_> {
             check(
                 9,
                 Status::Pass,
-                "factory reset, re-paired and updated again, all offline",
+                format!(
+                    "factory reset, re-paired and updated again{}",
+                    self.offline()
+                ),
                 ev,
             )
         } else if owners != Some(0) {

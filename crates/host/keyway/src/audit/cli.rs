@@ -51,6 +51,11 @@ pub struct AuditArgs {
     /// An owner key already paired with the lock (PKCS#8 PEM).
     #[arg(long, value_name = "OWNER.key")]
     pub owner_key: Option<PathBuf>,
+    /// The lock's device public key from its provisioning (with
+    /// --target): its audit log is verified against it, not against the
+    /// key the lock announces.
+    #[arg(long, value_name = "DEVICE.pub")]
+    pub device_key: Option<PathBuf>,
     /// The lock's vendor domain (with --target).
     #[arg(long, value_name = "DOMAIN")]
     pub vendor_domain: Option<String>,
@@ -139,6 +144,7 @@ pub fn audit(a: &AuditArgs, out: &mut dyn Write) -> Result<()> {
     o.keyset = a.keyset.clone();
     o.updates = a.update.clone();
     o.owner_key = a.owner_key.clone();
+    o.device_key = a.device_key.clone();
     o.vendor_domain = a.vendor_domain.clone();
     o.class = a.class.clone();
     o.sequence = a.sequence;

@@ -325,7 +325,51 @@ impl Upload {
 }
 
 /// The longest control answer line the audit reads.
-const MAX_LINE: u64 = 64 * 1024;
+const MAX_LINE: usize = 64 * 1024;
+
+/// The longest the audit waits for one control answer line, however
+/// slowly its bytes trickle in.
+const LINE_WAIT: Duration = Duration::from_secs(5);
+
+/// Reads one answer line: bounded in length ([`MAX_LINE`]) and in time
+/// ([`LINE_WAIT`]), so a hostile lock can make the audit neither read
+/// forever nor hold a huge line. `None`: the connection closed first.
+fn read_line(r: &mut BufReader<TcpStream>) -> Result<Option<Vec<u8>>> {
+    let end = Instant::now() + LINE_WAIT;
+    let mut line = Vec::new();
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            bail!(
+                "no complete answer line within {} s ({} bytes so far)",
+                LINE_WAIT.as_secs(),
+                line.len()
+            );
+        }
+        r.get_ref().set_read_timeout(Some(left))?;
+        let buf = match r.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            // A timeout or a reset: no answer on this connection.
+            Err(_) => return Ok(None),
+        };
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        let (take, done) = match buf.iter().position(|b| *b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        if line.len() + take > MAX_LINE {
+            bail!("the answer is longer than {MAX_LINE} bytes");
+        }
+        line.extend_from_slice(&buf[..take]);
+        r.consume(take);
+        if done {
+            return Ok(Some(line));
+        }
+    }
+}
 
 /// The control socket: one JSON object per line each way.
 #[derive(Debug)]
@@ -356,15 +400,10 @@ impl Control {
             let Some((w, r)) = self.conn.as_mut() else {
                 continue;
             };
-            let mut line = String::new();
             let sent = w.write_all(format!("{cmd}\n").as_bytes()).is_ok();
-            // An answer line is bounded (64 KiB): a hostile lock cannot
-            // make the audit read forever.
-            let read = std::io::Read::take(std::io::Read::by_ref(r), MAX_LINE).read_line(&mut line);
-            if sent && read.is_ok_and(|n| n > 0) {
-                if !line.ends_with('\n') {
-                    bail!("control {cmd}: the answer is longer than {MAX_LINE} bytes or cut off");
-                }
+            let read = if sent { read_line(r) } else { Ok(None) };
+            if let Some(line) = read.with_context(|| format!("control {cmd}"))? {
+                let line = String::from_utf8_lossy(&line);
                 let v: serde_json::Value = serde_json::from_str(line.trim())
                     .with_context(|| format!("control answer to {cmd} is not JSON: {line:?}"))?;
                 if v.get("ok") == Some(&serde_json::Value::Bool(false)) {
@@ -381,5 +420,51 @@ impl Control {
             }
         }
         bail!("control {cmd}: no answer from {}", self.addr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read as _;
+    use std::net::TcpListener;
+
+    /// A control socket that answers `reply` to the first line it reads.
+    fn hostile(reply: Vec<u8>) -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            if let Ok((mut s, _)) = l.accept() {
+                let mut b = [0u8; 256];
+                let _ = s.read(&mut b);
+                let _ = s.write_all(&reply);
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+        addr
+    }
+
+    /// A lock that answers an endless line is refused at the bound, by
+    /// name, instead of filling the audit's memory.
+    #[test]
+    fn endless_control_answer_is_cut_at_the_bound() {
+        let addr = hostile(vec![b'x'; MAX_LINE + 10]);
+        let e = Control::new(addr)
+            .cmd(&serde_json::json!({"cmd": "status"}))
+            .unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(msg.contains("longer than 65536 bytes"), "{msg}");
+        assert!(msg.contains("status"), "{msg}");
+    }
+
+    /// An answer that is not JSON is an error naming the command.
+    #[test]
+    fn garbage_control_answer_names_the_command() {
+        let addr = hostile(b"\x1b[2J not json\n".to_vec());
+        let e = Control::new(addr)
+            .cmd(&serde_json::json!({"cmd": "keypad"}))
+            .unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(msg.contains("keypad") && msg.contains("not JSON"), "{msg}");
     }
 }

@@ -150,6 +150,10 @@ pub struct Options {
     /// An owner key already paired with the lock (for a lock without a
     /// control socket, where the audit cannot pair its own).
     pub owner_key: Option<PathBuf>,
+    /// The lock's device public key from its provisioning (SPKI PEM), to
+    /// verify its audit log against (for [`Target::Udp`]; else the key the
+    /// lock announces in its status is used, and the evidence says so).
+    pub device_key: Option<PathBuf>,
     /// The lock's vendor domain (read from the state directory for a
     /// launched lock).
     pub vendor_domain: Option<String>,
@@ -180,6 +184,7 @@ impl Options {
             keyset: None,
             updates: Vec::new(),
             owner_key: None,
+            device_key: None,
             vendor_domain: None,
             class: None,
             sequence: None,

@@ -19,10 +19,30 @@ impl Status {
     }
 }
 
+/// Text from the lock made safe for a terminal: control characters
+/// (escape sequences that could rewrite the scorecard) become `\u{..}`.
+pub fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        if ch.is_control() {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(ch));
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
 /// The terminal table: one line per check, its evidence indented below.
 pub fn table(r: &Report) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "keyway audit of {} ({})", r.target, r.lock);
+    let _ = writeln!(
+        s,
+        "keyway audit of {} ({}), started {}",
+        plain(&r.target),
+        plain(&r.lock),
+        utc(r.started_unix)
+    );
     let _ = writeln!(s);
     let _ = writeln!(s, " #  {:<42} {:<6} summary", "check", "result");
     let _ = writeln!(s, "{}", "-".repeat(100));
@@ -33,10 +53,13 @@ pub fn table(r: &Report) -> String {
             c.number,
             c.title,
             c.status.word(),
-            c.summary
+            plain(&c.summary)
         );
         for e in &c.evidence {
-            let _ = writeln!(s, "    {:<42}        · {e}", "");
+            let _ = writeln!(s, "    {:<42}        · {}", "", plain(e));
+        }
+        if !c.figures.is_empty() {
+            let _ = writeln!(s, "    {:<42}        · figures: {}", "", figures(c));
         }
     }
     let _ = writeln!(s, "{}", "-".repeat(100));
@@ -49,10 +72,48 @@ pub fn table(r: &Report) -> String {
     s
 }
 
-/// The JSON form.
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC` (proleptic Gregorian).
+pub fn utc(unix: u64) -> String {
+    let (days, secs) = (unix / 86_400, unix % 86_400);
+    // Days since 1970-01-01 to a civil date, counted in 400-year eras
+    // that start on 1 March (so the leap day is the era's last).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// A check's figures on one line: `name value, …`.
+fn figures(c: &Check) -> String {
+    c.figures
+        .iter()
+        .map(|(k, v)| format!("{k} {v:.1}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The JSON form's name and version: a field is added under the same
+/// version, a change of meaning or a removal gets a new one.
+pub const JSON_FORMAT: &str = "keyway-audit/1";
+
+/// The JSON form: `format`, `target`, `lock`, `started_unix`, `wall_ms`,
+/// the `pass`/`fail`/`skip` counts, `checks` (each `number`, `id`,
+/// `title`, `status`, `summary`, `evidence`, `figures`) and `files`.
 pub fn json(r: &Report) -> Value {
     let (p, f, k) = r.counts();
     json!({
+        "format": JSON_FORMAT,
         "target": r.target,
         "lock": r.lock,
         "started_unix": r.started_unix,
@@ -117,12 +178,13 @@ pub fn html(r: &Report) -> String {
     let _ = writeln!(
         s,
         "<h1>Keyway audit: test with the router unplugged</h1>\n\
-         <p>Target <b>{}</b>, lock <b>{}</b>, {} s.</p>\n\
+         <p>Target <b>{}</b>, lock <b>{}</b>, started {}, {} s.</p>\n\
          <p class=\"sum\"><span class=\"PASS\">&nbsp;{p} PASS&nbsp;</span> \
          <span class=\"FAIL\">&nbsp;{f} FAIL&nbsp;</span> \
          <span class=\"SKIP\">&nbsp;{k} SKIP&nbsp;</span></p>",
         escape(&r.target),
         escape(&r.lock),
+        utc(r.started_unix),
         r.wall_ms as f64 / 1000.0
     );
     s.push_str("<table><tr><th>#</th><th>Check</th><th>Result</th><th>Evidence</th></tr>\n");
@@ -138,6 +200,9 @@ pub fn html(r: &Report) -> String {
         );
         for e in &c.evidence {
             let _ = write!(s, "<li>{}</li>", escape(e));
+        }
+        if !c.figures.is_empty() {
+            let _ = write!(s, "<li>figures: {}</li>", escape(&figures(c)));
         }
         s.push_str("</ul></td></tr>\n");
     }
@@ -230,5 +295,27 @@ mod tests {
         assert_eq!(j["checks"][0]["status"], "FAIL");
         assert_eq!(j["checks"][0]["figures"]["p50_ms"], 1.5);
         assert_eq!(j["fail"], 1);
+        assert_eq!(j["format"], "keyway-audit/1");
+        assert_eq!(j["checks"][0]["id"], "trust-anchors");
+        assert!(t.contains("figures: p50_ms 1.5"), "{t}");
+        assert!(html(&r).contains("figures: p50_ms 1.5"));
+    }
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(1_709_251_199), "2024-02-29 23:59:59 UTC");
+        assert_eq!(utc(4_107_542_400), "2100-03-01 00:00:00 UTC");
+    }
+
+    /// A lock's text carrying terminal escape sequences (which could
+    /// repaint a FAIL as PASS) is printed inert in the table.
+    #[test]
+    fn table_neutralises_terminal_escapes_from_the_lock() {
+        let r = report("\u{1b}[1A\u{1b}[2K 3 PASS\r");
+        let t = table(&r);
+        assert!(!t.contains('\u{1b}') && !t.contains('\r'), "{t:?}");
+        assert!(t.contains("\\u{1b}[1A"), "{t}");
     }
 }

@@ -19,12 +19,17 @@ impl Session<'_> {
         self.say(&format!("checks 6 and 7: {} under load", r.label));
         // 1 upload, 2 install, 0 stop.
         let phase = Arc::new(AtomicU8::new(1));
+        // However this check ends (an error returns early), the sampler
+        // stops: it must not go on unlocking the lock for the rest of
+        // the run.
+        let _stop = StopSampler(Arc::clone(&phase));
         let samples: Arc<Mutex<Vec<Sample>>> = Arc::default();
         let owner = if self.keyway_group {
             self.owner.clone()
         } else {
             None
         };
+        let owner_sampled = owner.is_some();
         let sampler = {
             let (phase, samples, pin, addr) = (
                 Arc::clone(&phase),
@@ -36,22 +41,35 @@ impl Session<'_> {
                 sample_unlocks(addr, ctl, &pin, owner.as_ref(), &phase, &samples)
             })
         };
-        // Tamper half way through the upload.
+        // Tamper half way through the upload. The sensor must be quiet
+        // before, or a tamper latched earlier would pass for detection.
         let mut ev7 = Vec::new();
-        let half = r.envelope.len() as u64 / 2;
+        let len = r.envelope.len() as u64;
+        let half = len / 2;
+        let quiet_before = match self.ctl(json!({"cmd": "status"})) {
+            Ok(v) => {
+                ev7.push(format!("before the update: tamper {}", v["lock"]["tamper"]));
+                v["lock"]["tamper"] == json!(false)
+            }
+            Err(e) => {
+                ev7.push(format!("before the update: status failed: {e:#}"));
+                false
+            }
+        };
         let mut tamper_ev = Vec::new();
         let mut tamper_seen = false;
         let u = {
             let mut control = Control::new(ctl);
             let mut flag = false;
             let mut f = |off: u64| {
-                if !flag && off >= half {
+                // Only while bytes remain: the update is still under way.
+                if !flag && off >= half && off < len {
                     flag = true;
                     let on = control.cmd(&json!({"cmd": "tamper", "state": "on"}));
                     match on {
                         Ok(v) => {
                             tamper_seen = v["lock"]["tamper"] == json!(true);
-                            tamper_ev.push(format!("at byte {off} of the upload: tamper sensor on; the lock answered tamper {}", v["lock"]["tamper"]));
+                            tamper_ev.push(format!("at byte {off} of {len} of the upload: tamper sensor on; the lock answered tamper {}", v["lock"]["tamper"]));
                         }
                         Err(e) => tamper_ev.push(format!("tamper on failed: {e:#}")),
                     }
@@ -77,6 +95,9 @@ impl Session<'_> {
             };
             self.upload(&r, Duration::from_millis(15), &mut f)?
         };
+        if tamper_ev.is_empty() {
+            tamper_ev.push("the tamper sensor was never triggered during the upload".into());
+        }
         ev7.extend(tamper_ev);
         let status_tamper = if self.keyway_group {
             self.smp
@@ -89,6 +110,15 @@ impl Session<'_> {
         if let Some(t) = status_tamper {
             ev7.push(format!("SMP status during the update: tamper {t}"));
         }
+        // The lock's own log must hold the detection, recorded during the
+        // update (since the export before it).
+        let logged = self
+            .events_since_last_export("tamper during upload")
+            .iter()
+            .any(|e| matches!(e, Event::TamperDetected { .. }));
+        ev7.push(format!(
+            "its log since the update began: tamper detected {logged}"
+        ));
         let _ = self.ctl(json!({"cmd": "tamper", "state": "off"}));
         ev7.push(format!("upload: {}", u.describe(r.envelope.len())));
         let mut ev6 = vec![format!(
@@ -106,27 +136,64 @@ impl Session<'_> {
         if tamper_seen {
             self.expect.push(Expect::Tamper);
         }
-        let c7 = if tamper_seen && status_tamper != Some(false) {
-            check(
-                7,
-                Status::Pass,
-                "tamper detected and reported during the update",
-                ev7,
-            )
-        } else {
+        // A lock with the Keyway group must report the tamper in its
+        // status; a lock without it has only its log to show.
+        let reported = !self.keyway_group || status_tamper == Some(true);
+        let c7 = if !quiet_before {
             check(
                 7,
                 Status::Fail,
-                "tamper was not detected during the update",
+                "the tamper sensor was not quiet before the update, so its detection cannot be shown",
+                ev7,
+            )
+        } else if tamper_seen && reported && logged {
+            check(
+                7,
+                Status::Pass,
+                "tamper triggered mid-upload: detected, reported over SMP and logged",
+                ev7,
+            )
+        } else {
+            let mut missing = Vec::new();
+            if !tamper_seen {
+                missing.push("the lock did not register the sensor");
+            }
+            if !reported {
+                missing.push("its SMP status did not report it");
+            }
+            if !logged {
+                missing.push("its log has no tamper record");
+            }
+            check(
+                7,
+                Status::Fail,
+                format!(
+                    "tamper during the update was not detected: {}",
+                    missing.join(", ")
+                ),
                 ev7,
             )
         };
-        let mut c6 = latency_check(&samples, ev6);
+        let kinds: &[&str] = if owner_sampled {
+            &["keypad", "owner"]
+        } else {
+            &["keypad"]
+        };
+        let mut c6 = latency_check(&samples, kinds, ev6);
         if !installed {
             c6.evidence
                 .push("(the update itself did not install; see check 2)".into());
         }
         Ok((c6, c7))
+    }
+}
+
+/// Sets the sampler's phase to 0 (stop) when dropped.
+struct StopSampler(Arc<AtomicU8>);
+
+impl Drop for StopSampler {
+    fn drop(&mut self) {
+        self.0.store(0, Ordering::SeqCst);
     }
 }
 
@@ -224,16 +291,23 @@ fn sample_unlocks(
     }
 }
 
-fn latency_check(samples: &[Sample], mut ev: Vec<String>) -> Check {
+/// Check 6 from the samples: every unlock of each of `kinds` worked, and
+/// each kind was sampled during the upload (no samples is no evidence).
+fn latency_check(samples: &[Sample], kinds: &[&str], mut ev: Vec<String>) -> Check {
     let mut figures = Vec::new();
     let mut failed = 0;
-    for kind in ["keypad", "owner"] {
+    let mut unsampled = Vec::new();
+    for &kind in kinds {
         for (phase, pname) in [(1u8, "upload"), (2, "install")] {
             let s: Vec<&Sample> = samples
                 .iter()
                 .filter(|x| x.kind == kind && x.phase == phase)
                 .collect();
             if s.is_empty() {
+                ev.push(format!("{kind} unlocks during {pname}: none made"));
+                if phase == 1 {
+                    unsampled.push(kind);
+                }
                 continue;
             }
             let bad = s.iter().filter(|x| !x.ok).count();
@@ -252,12 +326,15 @@ fn latency_check(samples: &[Sample], mut ev: Vec<String>) -> Check {
             figures.push((format!("{kind}_{pname}_n"), s.len() as f64));
         }
     }
-    let during_upload = samples.iter().filter(|x| x.phase == 1).count();
-    let mut c = if samples.is_empty() || during_upload == 0 {
+    let count = |p: u8| samples.iter().filter(|x| x.phase == p).count();
+    let mut c = if !unsampled.is_empty() {
         check(
             6,
             Status::Fail,
-            "no unlock could be made during the upload",
+            format!(
+                "no {} unlock could be made during the upload",
+                unsampled.join(" or ")
+            ),
             ev,
         )
     } else if failed > 0 {
@@ -275,12 +352,61 @@ fn latency_check(samples: &[Sample], mut ev: Vec<String>) -> Check {
             6,
             Status::Pass,
             format!(
-                "all {} keypad and owner unlocks worked during upload and install",
-                samples.len()
+                "all {} {} unlocks worked: {} during the upload, {} during the install",
+                samples.len(),
+                kinds.join(" and "),
+                count(1),
+                count(2)
             ),
             ev,
         )
     };
     c.figures = figures;
     c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(kind: &'static str, phase: u8, ok: bool) -> Sample {
+        Sample {
+            kind,
+            phase,
+            ms: 1.0,
+            ok,
+        }
+    }
+
+    /// A lock whose owner unlock never got a turn during the upload has
+    /// shown nothing about it: no samples is a FAIL, not a pass.
+    #[test]
+    fn no_owner_unlock_during_the_upload_fails_check_6() {
+        let s = [sample("keypad", 1, true), sample("keypad", 2, true)];
+        let c = latency_check(&s, &["keypad", "owner"], vec![]);
+        assert_eq!(c.status, Status::Fail, "{c:?}");
+        assert!(c.summary.contains("no owner unlock"), "{}", c.summary);
+        let c = latency_check(&[], &["keypad"], vec![]);
+        assert_eq!(c.status, Status::Fail, "{c:?}");
+    }
+
+    #[test]
+    fn a_failed_unlock_fails_check_6_and_all_working_passes() {
+        let mut s = vec![sample("keypad", 1, true), sample("owner", 1, true)];
+        let c = latency_check(&s, &["keypad", "owner"], vec![]);
+        assert_eq!(c.status, Status::Pass, "{c:?}");
+        assert!(
+            c.summary
+                .contains("2 during the upload, 0 during the install")
+        );
+        assert!(c.figures.iter().any(|(k, _)| k == "owner_upload_p99_ms"));
+        s.push(sample("owner", 2, false));
+        let c = latency_check(&s, &["keypad", "owner"], vec![]);
+        assert_eq!(c.status, Status::Fail, "{c:?}");
+        assert!(
+            c.summary.starts_with("1 of 3 unlocks failed"),
+            "{}",
+            c.summary
+        );
+    }
 }

@@ -78,44 +78,17 @@ impl Session<'_> {
                 ev,
             );
         };
-        let mut broken = Vec::new();
-        let mut events: Vec<Event> = Vec::new();
-        let mut prev_last: Option<u32> = None;
-        let mut gaps = Vec::new();
-        for (label, bytes) in &self.exports {
-            if bytes.is_empty() {
-                broken.push(label.clone());
-                continue;
-            }
-            let rep = keyway::log::verify(bytes, &key);
-            ev.push(format!("export after {label}: {}", rep.summary(&key)));
-            if !rep.intact() {
-                for f in rep.findings.iter().take(3) {
-                    ev.push(format!("  {}", f.message));
-                }
-                broken.push(label.clone());
-            }
-            if let (Some(p), Some((first, _))) = (prev_last, rep.range)
-                && first > p + 1
-            {
-                gaps.push(format!(
-                    "records {}..{} rotated out before the export after {label}",
-                    p + 1,
-                    first - 1
-                ));
-            }
-            if let Some((_, last)) = rep.range {
-                prev_last = Some(last);
-            }
-            for item in keyway::log::parse(bytes) {
-                if let keyway::log::ItemKind::Record { record, .. } = item.what
-                    && let RecBody::Event(e) = record.body
-                    && !events.contains(&e)
-                {
-                    events.push(e);
-                }
-            }
+        if self.device_key_from_lock {
+            ev.push(format!(
+                "the device key {} is the one the lock announced: give --device-key DEVICE.pub from its provisioning to check the log against a key the lock cannot choose",
+                hex(&key.key_id())
+            ));
         }
+        let Chain {
+            broken,
+            gaps,
+            events,
+        } = read_exports(&self.exports, &key, &mut ev);
         if let Some(f) = self.files.iter().rev().find(|f| f.contains("log-")) {
             ev.push(format!(
                 "check by hand: keyway log verify {f} --device-key DEVICE.pub (key id {})",
@@ -148,7 +121,7 @@ impl Session<'_> {
             check(
                 10,
                 Status::Fail,
-                format!("the exports do not cover the run: {}", gaps[0]),
+                format!("the exports do not chain over the run: {}", gaps[0]),
                 ev,
             )
         } else if !missing.is_empty() {
@@ -173,5 +146,154 @@ impl Session<'_> {
                 ev,
             )
         }
+    }
+}
+
+/// What the exports taken along the run show, read together.
+#[derive(Debug)]
+struct Chain {
+    /// Exports that failed or do not verify.
+    broken: Vec<String>,
+    /// Breaks between exports: records rotated out, the log going back,
+    /// records rewritten.
+    gaps: Vec<String>,
+    /// Every event recorded, once.
+    events: Vec<Event>,
+}
+
+/// Verifies each export with `key` and chains them: each must continue
+/// the last (no records rotated out between them, none going back, none
+/// exported before with other bytes). Evidence lines go to `ev`.
+fn read_exports(exports: &[(String, Vec<u8>)], key: &PublicKey, ev: &mut Vec<String>) -> Chain {
+    let mut broken = Vec::new();
+    let mut events: Vec<Event> = Vec::new();
+    let mut prev_last: Option<u32> = None;
+    let mut gaps = Vec::new();
+    // Each record's hash as first exported: a later export must show
+    // the same bytes for it (no history rewritten between exports).
+    let mut seen: std::collections::BTreeMap<u32, keyway_audit::Hash> =
+        std::collections::BTreeMap::new();
+    for (label, bytes) in exports {
+        if bytes.is_empty() {
+            broken.push(label.clone());
+            continue;
+        }
+        let rep = keyway::log::verify(bytes, key);
+        ev.push(format!("export after {label}: {}", rep.summary(key)));
+        if !rep.intact() {
+            for f in rep.findings.iter().take(3) {
+                ev.push(format!("  {}", f.message));
+            }
+            broken.push(label.clone());
+        }
+        if let (Some(p), Some((first, _))) = (prev_last, rep.range)
+            && first > p + 1
+        {
+            gaps.push(format!(
+                "records {}..{} rotated out before the export after {label}",
+                p + 1,
+                first - 1
+            ));
+        }
+        match (prev_last, rep.range) {
+            (Some(p), Some((_, last))) if last < p => gaps.push(format!(
+                "the log went back: it ended at record {p}, the export after {label} ends at {last}"
+            )),
+            (Some(p), None) => gaps.push(format!(
+                "the log went back: it ended at record {p}, the export after {label} holds none"
+            )),
+            (_, Some((_, last))) => prev_last = Some(last),
+            (None, None) => {}
+        }
+        let mut rewritten = 0usize;
+        for item in keyway::log::parse(bytes) {
+            if let keyway::log::ItemKind::Record { record, hash } = item.what {
+                // The export head is made for each export, not kept.
+                if !matches!(record.body, RecBody::ExportHead(_))
+                    && *seen.entry(record.seq).or_insert(hash) != hash
+                {
+                    rewritten += 1;
+                }
+                if let RecBody::Event(e) = record.body
+                    && !events.contains(&e)
+                {
+                    events.push(e);
+                }
+            }
+        }
+        if rewritten > 0 {
+            gaps.push(format!(
+                "{rewritten} record(s) exported before differ in the export after {label}: history was rewritten"
+            ));
+        }
+    }
+    Chain {
+        broken,
+        gaps,
+        events,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exports(counts: &[u32]) -> (Vec<(String, Vec<u8>)>, PublicKey) {
+        let k = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let signer = keyway_audit::Ed25519Signer::from_seed(k.to_bytes()).unwrap();
+        let e = counts
+            .iter()
+            .map(|n| {
+                (
+                    format!("{n} events"),
+                    keyway::log::demo_export(&signer, *n, 4).unwrap(),
+                )
+            })
+            .collect();
+        (e, PublicKey::Ed25519(k.verifying_key()))
+    }
+
+    #[test]
+    fn exports_that_continue_each_other_chain() {
+        let (e, key) = exports(&[20, 40]);
+        let c = read_exports(&e, &key, &mut Vec::new());
+        assert!(c.broken.is_empty() && c.gaps.is_empty(), "{c:?}");
+        assert!(!c.events.is_empty());
+    }
+
+    /// A lock that serves a shorter log later (records it had exported
+    /// are gone) breaks the chain, even though each export verifies.
+    #[test]
+    fn a_log_that_goes_back_between_exports_fails() {
+        let (e, key) = exports(&[40, 20]);
+        let c = read_exports(&e, &key, &mut Vec::new());
+        assert!(c.broken.is_empty(), "{c:?}");
+        assert!(
+            c.gaps.iter().any(|g| g.contains("the log went back")),
+            "{c:?}"
+        );
+    }
+
+    /// Records rotated out between two exports were never seen: a gap.
+    #[test]
+    fn records_rotated_out_between_exports_are_a_gap() {
+        let (e, key) = exports(&[20, 600]);
+        let c = read_exports(&e, &key, &mut Vec::new());
+        assert!(c.broken.is_empty(), "{c:?}");
+        assert!(
+            c.gaps.iter().any(|g| g.contains("rotated out before")),
+            "{c:?}"
+        );
+    }
+
+    /// An export signed by another key, or one that failed, is broken.
+    #[test]
+    fn an_export_by_another_key_or_a_failed_one_is_broken() {
+        let (mut e, _) = exports(&[20]);
+        e.push(("failed".into(), Vec::new()));
+        let other =
+            PublicKey::Ed25519(ed25519_dalek::SigningKey::from_bytes(&[9; 32]).verifying_key());
+        let c = read_exports(&e, &other, &mut Vec::new());
+        assert_eq!(c.broken, ["20 events", "failed"], "{c:?}");
     }
 }

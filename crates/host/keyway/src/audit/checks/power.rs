@@ -20,15 +20,20 @@ impl Session<'_> {
                 None => skipped.push("mid-upload (no release)"),
             }
             self.export("cut mid-upload");
+            // A sweep in which no cut landed proves nothing: SKIP it.
             let (n, bad) = self.cut_sweep(false, &mut ev)?;
             scenarios += n;
             if bad {
                 failures.push("mid-install");
+            } else if n == 0 {
+                skipped.push("mid-install (no cut landed inside an install: see the evidence)");
             }
             let (n, bad) = self.cut_sweep(true, &mut ev)?;
             scenarios += n;
             if bad {
                 failures.push("trial boot");
+            } else if n == 0 {
+                skipped.push("trial boot (no cut landed inside a trial boot: see the evidence)");
             }
         } else {
             skipped.push("mid-upload and mid-install (no control interface to cut the power)");
@@ -50,7 +55,8 @@ impl Session<'_> {
             &skipped,
             &format!("{scenarios} scenario(s) recovered"),
             format!(
-                "{scenarios} power cuts: always a working, verified image, and the update completed"
+                "{scenarios} power cut{}: always a working, verified image, and the update completed",
+                if scenarios == 1 { "" } else { "s" }
             ),
             ev,
         ))
@@ -103,7 +109,10 @@ impl Session<'_> {
         let name = if trial { "trial boot" } else { "mid-install" };
         let mut r = match self.next_release(None)? {
             Some(r) => r,
-            None => return Ok((0, false)),
+            None => {
+                ev.push(format!("{name}: no release left to install"));
+                return Ok((0, false));
+            }
         };
         self.say(&format!("check 4: power cuts {name}"));
         let mut n = 0;
