@@ -642,9 +642,16 @@ pub fn rtc_text(rtc: u64) -> String {
     if !(Y2000..Y2200).contains(&rtc) {
         return format!("rtc {rtc}");
     }
-    let days = (rtc / 86_400) as i64;
-    let secs = rtc % 86_400;
-    // Days since 1970-01-01 to a civil date (proleptic Gregorian).
+    format!("{}Z", utc_date_time(rtc))
+}
+
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS` in UTC (proleptic Gregorian),
+/// for any `u64`.
+pub fn utc_date_time(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    let secs = unix % 86_400;
+    // Days since 1970-01-01 to a civil date, counted in 400-year eras
+    // that start on 1 March (so the leap day is the era's last).
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -655,7 +662,7 @@ pub fn rtc_text(rtc: u64) -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z",
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
         secs / 3600,
         secs / 60 % 60,
         secs % 60
