@@ -1161,3 +1161,102 @@ fn update_picks_the_delta_for_the_running_image_else_the_full_one() {
         "{out}"
     );
 }
+
+/// A link whose Keyway-group status names another running image than the
+/// lock's (the lock changed between the status and the upload, or a
+/// confused bridge): every other answer passes through untouched.
+struct StaleStatus<T> {
+    inner: T,
+    image: [u8; 32],
+}
+
+impl<T: Transport> Transport for StaleStatus<T> {
+    fn exchange(&mut self, frame: &[u8], seq: u8) -> Result<Vec<u8>, TransportError> {
+        let answer = self.inner.exchange(frame, seq)?;
+        let Ok(r) = smp::decode_response(&answer) else {
+            return Ok(answer);
+        };
+        if r.header.group != smp::group::KEYWAY || r.header.id != 0 {
+            return Ok(answer);
+        }
+        let body = r
+            .body
+            .into_iter()
+            .map(|(k, v)| match k.as_text() {
+                Some("image") => (k, Value::Bytes(self.image.to_vec())),
+                _ => (k, v),
+            })
+            .collect();
+        let mut h = r.header;
+        h.op = Op::Read;
+        Ok(smp::encode_response(&h, body))
+    }
+    fn mtu(&self) -> usize {
+        self.inner.mtu()
+    }
+    fn stats(&self) -> Stats {
+        self.inner.stats()
+    }
+}
+
+/// The client chose a delta for the image it believed ran, and the lock
+/// refused it for its base before writing: `update` falls back to the full
+/// image and says so (issue 7: "the owner's client then falls back to the
+/// full image").
+#[test]
+fn a_delta_the_lock_refuses_for_its_base_falls_back_to_the_full_image() {
+    let lab = Lab::new(1);
+    let lock = lab.start(true);
+    let factory: Vec<u8> = (0..6000usize).map(|i| (i * 31 + 1) as u8).collect();
+    let mut other_base = factory.clone();
+    other_base[0] ^= 0xFF;
+    let mut new = factory.clone();
+    new[3000..3010].copy_from_slice(b"keyway 1.1");
+    let signed = |payload: &[u8], from: Option<&[u8]>| {
+        EnvelopeBuilder {
+            sequence: 2,
+            version: "1.1.0".parse().unwrap(),
+            vendor_domain: VENDOR.into(),
+            class_name: CLASS.into(),
+            payload: payload.to_vec(),
+            delta_from: from.map(<[u8]>::to_vec),
+            keys: vec![lab.vendor.clone()],
+            ..Default::default()
+        }
+        .build()
+        .unwrap()
+        .envelope
+    };
+    let full_env = signed(&new, None);
+    let full = lab.write("v1.1.suit", &full_env);
+    let delta = lab.write("v1.1-from-other.suit", &signed(&new, Some(&other_base)));
+    let base_digest: [u8; 32] = keyway::encode::sha256(&other_base);
+    let t = UdpTransport::connect(&lock.smp.to_string()).unwrap();
+    let mut c = Client::new(StaleStatus {
+        inner: t,
+        image: base_digest,
+    });
+    let args = keyway_cli::device::cli::UpdateArgs {
+        envelopes: vec![delta.clone(), full.clone()],
+        install: false,
+        wait: false,
+        wait_seconds: 5,
+    };
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let v = keyway_cli::device::cli::update(&mut c, &args, true, &mut out, &mut err)
+        .expect("the update falls back to the full image");
+    assert_eq!(v["envelope"], full.to_str().unwrap(), "{v}");
+    assert_eq!(v["bytes"], full_env.len() as u64, "{v}");
+    let why = v["chosen_because"].as_str().unwrap();
+    assert!(
+        why.contains("refused the delta") && why.contains("rc 22"),
+        "{why}"
+    );
+    let images = client(&lock).image_state().unwrap();
+    assert!(
+        images
+            .iter()
+            .any(|i| i.version == "1.1.0" && i.bootable && !i.active),
+        "{images:?}"
+    );
+}

@@ -519,6 +519,28 @@ pub fn select_envelope(
     ))
 }
 
+/// Whether the lock refused a delta's head: SMPv2 carries only the image
+/// group's `INVALID_IMAGE_HEADER` (22), which keyway-lock answers for a
+/// delta whose base it does not run; SMPv1 carries the reason itself.
+/// Either way the full image is the one to send (if it is bad too, the
+/// lock refuses it with its own reason).
+fn refused_delta_base(e: &super::DeviceError) -> bool {
+    match e {
+        super::DeviceError::GroupRefused {
+            group: 1, rc: 22, ..
+        } => true,
+        super::DeviceError::Refused { reason, .. } => {
+            reason.contains("this delta applies to image")
+        }
+        _ => false,
+    }
+}
+
+/// Whether an envelope's payload is a delta patch.
+fn is_delta(envelope: &[u8]) -> bool {
+    keyway_suit::inspect_envelope(envelope).is_ok_and(|i| i.delta.is_some())
+}
+
 /// The running image's SHA-256 from the Keyway group status (`image`);
 /// `None` on a lock without the group or in recovery.
 fn running_image<T: Transport>(c: &mut Client<T>) -> Result<Option<[u8; 32]>> {
@@ -548,7 +570,12 @@ fn progress_bar(len: u64, json: bool) -> indicatif::ProgressBar {
     bar
 }
 
-fn update<T: Transport>(
+/// `keyway device update` on `c`: picks the candidate (a delta for the
+/// running image, else a full image; back to the full image if the lock
+/// refuses the delta for its base), uploads it with a progress bar, and
+/// with `--install`/`--wait` asks for the test boot and waits. Returns the
+/// command's JSON summary.
+pub fn update<T: Transport>(
     c: &mut Client<T>,
     u: &UpdateArgs,
     json: bool,
@@ -562,13 +589,35 @@ fn update<T: Transport>(
         .collect::<Result<Vec<_>>>()?;
     let images = c.image_state()?;
     let running = running_image(c)?;
-    let (chosen, why) = select_envelope(&candidates, &images, running.as_ref())?;
-    let pick = &candidates[chosen];
+    let (chosen, mut why) = select_envelope(&candidates, &images, running.as_ref())?;
+    let mut pick = &candidates[chosen];
     let bar = progress_bar(pick.bytes.len() as u64, json);
     let start = Instant::now();
-    let report = c
-        .upload(&pick.bytes, &mut |done, _| bar.set_position(done))
-        .with_context(|| format!("uploading {}", pick.path.display()))?;
+    let report = match c.upload(&pick.bytes, &mut |done, _| bar.set_position(done)) {
+        Ok(r) => r,
+        // The lock refused the delta for its base (its image changed since
+        // the status, or it names no image): fall back to a full image.
+        Err(e) if is_delta(&pick.bytes) && refused_delta_base(&e) => {
+            let full = candidates
+                .iter()
+                .find(|c| !images.iter().any(|i| i.hash == c.sha) && !is_delta(&c.bytes));
+            let Some(full) = full else {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "uploading {} (give the full image too, to fall back to it)",
+                    pick.path.display()
+                )));
+            };
+            why = format!("the lock refused the delta ({e}); falling back to the full image");
+            pick = full;
+            bar.set_length(pick.bytes.len() as u64);
+            bar.set_position(0);
+            c.upload(&pick.bytes, &mut |done, _| bar.set_position(done))
+                .with_context(|| format!("uploading {}", pick.path.display()))?
+        }
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!("uploading {}", pick.path.display())));
+        }
+    };
     bar.finish_and_clear();
     let secs = start.elapsed().as_secs_f64();
     if !json {
