@@ -484,7 +484,7 @@ pub fn run(dir: &Path, namespace: Result<(), String>, out: &mut dyn Write) -> Re
         p("report.html")
     )?;
     let mut a = audit::Options::new(audit::Target::Udp(lock.smp), dir.join("audit"));
-    a.control = Some(control);
+    a.control = Some(control.into());
     a.vendor_keys = vec![dir.join("signer-a.key"), dir.join("signer-b.key")];
     a.keyset = Some(dir.join("keyset-v1.cbor"));
     a.owner_key = Some(dir.join("owner.key"));

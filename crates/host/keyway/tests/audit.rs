@@ -364,3 +364,40 @@ fn without_a_control_interface_hardware_checks_skip_with_the_reason() {
         );
     }
 }
+
+/// An external lock whose control socket is a Unix socket path (as
+/// `keyway-lock --control PATH` offers): `--control PATH` drives its
+/// hardware, so the power-cut, unlock, tamper and factory-reset checks run
+/// and pass. Check 1 judges this host's real network (the lock runs
+/// outside any namespace), so it is left out.
+#[test]
+fn an_external_lock_with_a_unix_control_socket_is_audited_through_it() {
+    let t = tempfile::tempdir().unwrap();
+    provision(t.path());
+    let sock = t.path().join("ctl.sock");
+    let mut o =
+        keyway_lock::shell::Options::new(t.path().join("lock"), "127.0.0.1:0".parse().unwrap());
+    o.control_path = Some(sock.clone());
+    let lock = keyway_lock::shell::start(&o).unwrap();
+    let out = Command::new(BIN)
+        .args(["audit", "--json", "--target", &format!("udp:{}", lock.smp)])
+        .arg("--control")
+        .arg(&sock)
+        .args(vendor_args(t.path()))
+        .args(["--vendor-domain", VENDOR, "--class", CLASS, "--pin", "2468"])
+        .arg("--device-key")
+        .arg(t.path().join("lock/device.pub"))
+        .arg("--out")
+        .arg(t.path().join("out"))
+        .output()
+        .unwrap();
+    lock.power_off();
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    println!("{}", show(&v));
+    for n in 2..=12 {
+        assert_eq!(v["checks"][n - 1]["status"], "PASS", "{}", show(&v));
+    }
+    let c1 = v["checks"][0]["evidence"].to_string();
+    assert!(c1.contains(&format!("unix:{}", sock.display())), "{c1}");
+}

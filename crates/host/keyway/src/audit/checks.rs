@@ -21,7 +21,7 @@ use keyway::smp::{self, Op, group, text};
 use keyway_audit::{Body as RecBody, Event};
 use serde_json::json;
 
-use super::link::{Answer, Control, SlotState, Smp, Upload, kw};
+use super::link::{Answer, Control, ControlAddr, SlotState, Smp, Upload, kw};
 use super::releases::{self, Release, SELF_TEST_FAIL_MARKER, Source};
 use super::{CHECKS, Check, Options, Status, Target, netns};
 
@@ -76,7 +76,7 @@ struct Session<'a> {
     smp: Smp,
     addr: SocketAddr,
     control: Option<Control>,
-    control_addr: Option<SocketAddr>,
+    control_addr: Option<ControlAddr>,
     /// The lock answers the Keyway group (status, consent, notes, …).
     keyway_group: bool,
     owner: Option<SigningKey>,
@@ -134,13 +134,13 @@ pub(super) fn run(o: &Options) -> Result<(String, String, Vec<Check>, Vec<String
                 None => None,
             };
             let ident = o.vendor_domain.clone().zip(o.class.clone());
-            (*a, o.control, ident, o.pin.clone(), None, key)
+            (*a, o.control.clone(), ident, o.pin.clone(), None, key)
         }
         Target::Launch { state, profile } => {
             let l = launch(state, profile.as_deref())?;
             let r = (
                 l.running.smp,
-                l.running.control,
+                l.running.control.map(ControlAddr::Tcp),
                 Some((l.domain.clone(), l.class.clone())),
                 Some(o.pin.clone().unwrap_or_else(|| l.pin.clone())),
                 Some(l.floor),
@@ -186,7 +186,7 @@ pub(super) fn run(o: &Options) -> Result<(String, String, Vec<Check>, Vec<String
         o,
         smp,
         addr,
-        control: control_addr.map(Control::new),
+        control: control_addr.clone().map(Control::new),
         control_addr,
         keyway_group: false,
         owner,
@@ -438,8 +438,8 @@ impl Session<'_> {
             ev.push(format!("UDP connect to {p}: {r}"));
         }
         ev.push(format!("the lock answers on udp:{} (echo)", self.addr));
-        if let Some(c) = self.control_addr {
-            ev.push(format!("its control socket: tcp:{c}"));
+        if let Some(c) = &self.control_addr {
+            ev.push(format!("its control socket: {c}"));
         }
         if iso.no_route_out() {
             let summary = match self.o.target {

@@ -45,7 +45,8 @@ pub struct AuditArgs {
     /// (checks that need a fresh signature are then SKIP).
     #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with = "vendor_keys")]
     pub update: Vec<PathBuf>,
-    /// The lock's control socket (`HOST:PORT`), if it offers one.
+    /// The lock's control socket (`HOST:PORT` or a Unix socket path), if it
+    /// offers one.
     #[arg(long, value_name = "ADDR")]
     pub control: Option<String>,
     /// An owner key already paired with the lock (PKCS#8 PEM).
@@ -131,15 +132,11 @@ pub fn audit(a: &AuditArgs, out: &mut dyn Write) -> Result<()> {
         (None, None) => bail!("give --target udp:HOST:PORT or --lock-state DIR"),
     };
     let mut o = Options::new(target, &a.out);
-    o.control = match &a.control {
-        Some(c) => Some(
-            c.to_socket_addrs()
-                .with_context(|| format!("--control {c:?}"))?
-                .next()
-                .ok_or_else(|| anyhow!("--control {c:?}: no address"))?,
-        ),
-        None => None,
-    };
+    o.control = a
+        .control
+        .as_deref()
+        .map(super::link::ControlAddr::parse)
+        .transpose()?;
     o.vendor_keys = a.vendor_keys.clone();
     o.keyset = a.keyset.clone();
     o.updates = a.update.clone();

@@ -10,6 +10,8 @@
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail};
@@ -334,7 +336,7 @@ const LINE_WAIT: Duration = Duration::from_secs(5);
 /// Reads one answer line: bounded in length ([`MAX_LINE`]) and in time
 /// ([`LINE_WAIT`]), so a hostile lock can make the audit neither read
 /// forever nor hold a huge line. `None`: the connection closed first.
-fn read_line(r: &mut BufReader<TcpStream>) -> Result<Option<Vec<u8>>> {
+fn read_line(r: &mut BufReader<Conn>) -> Result<Option<Vec<u8>>> {
     let end = Instant::now() + LINE_WAIT;
     let mut line = Vec::new();
     loop {
@@ -371,18 +373,122 @@ fn read_line(r: &mut BufReader<TcpStream>) -> Result<Option<Vec<u8>>> {
     }
 }
 
+/// Where a lock's control socket listens: a TCP address or a Unix socket
+/// path (`keyway-lock --control` takes either).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlAddr {
+    /// `HOST:PORT`.
+    Tcp(SocketAddr),
+    /// A filesystem path.
+    Unix(PathBuf),
+}
+
+impl ControlAddr {
+    /// `HOST:PORT` (resolved) or, failing that, a path to an existing
+    /// socket; the error names both readings.
+    pub fn parse(s: &str) -> Result<ControlAddr> {
+        use std::net::ToSocketAddrs as _;
+        if let Ok(mut a) = s.to_socket_addrs()
+            && let Some(a) = a.next()
+        {
+            return Ok(ControlAddr::Tcp(a));
+        }
+        let p = PathBuf::from(s);
+        if p.exists() {
+            return Ok(ControlAddr::Unix(p));
+        }
+        bail!("--control {s:?}: neither HOST:PORT nor an existing Unix socket path")
+    }
+
+    fn connect(&self) -> std::io::Result<Conn> {
+        match self {
+            ControlAddr::Tcp(a) => {
+                let s = TcpStream::connect_timeout(a, Duration::from_secs(2))?;
+                s.set_nodelay(true)?;
+                Ok(Conn::Tcp(s))
+            }
+            ControlAddr::Unix(p) => UnixStream::connect(p).map(Conn::Unix),
+        }
+    }
+}
+
+impl std::fmt::Display for ControlAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ControlAddr::Tcp(a) => write!(f, "tcp:{a}"),
+            ControlAddr::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+impl From<SocketAddr> for ControlAddr {
+    fn from(a: SocketAddr) -> Self {
+        ControlAddr::Tcp(a)
+    }
+}
+
+/// A connected control socket.
+#[derive(Debug)]
+enum Conn {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Conn {
+    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        match self {
+            Conn::Tcp(s) => s.set_read_timeout(t),
+            Conn::Unix(s) => s.set_read_timeout(t),
+        }
+    }
+
+    fn try_clone(&self) -> std::io::Result<Conn> {
+        match self {
+            Conn::Tcp(s) => s.try_clone().map(Conn::Tcp),
+            Conn::Unix(s) => s.try_clone().map(Conn::Unix),
+        }
+    }
+}
+
+impl std::io::Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Tcp(s) => s.read(buf),
+            Conn::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl std::io::Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Tcp(s) => s.write(buf),
+            Conn::Unix(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Conn::Tcp(s) => s.flush(),
+            Conn::Unix(s) => s.flush(),
+        }
+    }
+}
+
 /// The control socket: one JSON object per line each way.
 #[derive(Debug)]
 pub struct Control {
-    addr: SocketAddr,
-    conn: Option<(TcpStream, BufReader<TcpStream>)>,
+    addr: ControlAddr,
+    conn: Option<(Conn, BufReader<Conn>)>,
 }
 
 impl Control {
     /// A control channel to `addr` (connected on first use, again after a
     /// power cut closed it).
-    pub fn new(addr: SocketAddr) -> Control {
-        Control { addr, conn: None }
+    pub fn new(addr: impl Into<ControlAddr>) -> Control {
+        Control {
+            addr: addr.into(),
+            conn: None,
+        }
     }
 
     /// Sends `cmd` and returns the answer; an answer with `"ok": false` is
@@ -390,10 +496,11 @@ impl Control {
     pub fn cmd(&mut self, cmd: &serde_json::Value) -> Result<serde_json::Value> {
         for attempt in 0..2 {
             if self.conn.is_none() {
-                let s = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2))
+                let s = self
+                    .addr
+                    .connect()
                     .with_context(|| format!("connecting to the control socket {}", self.addr))?;
                 s.set_read_timeout(Some(Duration::from_secs(5)))?;
-                s.set_nodelay(true)?;
                 let r = BufReader::new(s.try_clone()?);
                 self.conn = Some((s, r));
             }

@@ -137,8 +137,9 @@ pub enum Target {
 pub struct Options {
     /// The lock.
     pub target: Target,
-    /// Its control socket (for [`Target::Udp`]; a launched lock has one).
-    pub control: Option<SocketAddr>,
+    /// Its control socket (for [`Target::Udp`]; a launched lock has one):
+    /// a TCP address or a Unix socket path.
+    pub control: Option<link::ControlAddr>,
     /// The vendor's signing key (PKCS#8 PEM): the audit signs the genuine
     /// and doctored releases it needs.
     pub vendor_keys: Vec<PathBuf>,

@@ -5,7 +5,7 @@ use super::*;
 
 impl Session<'_> {
     pub(super) fn under_load(&mut self) -> Result<(Check, Check)> {
-        let (Some(ctl), Some(r)) = (self.control_addr, self.next_release(None)?) else {
+        let (Some(ctl), Some(r)) = (self.control_addr.clone(), self.next_release(None)?) else {
             let why = if self.control_addr.is_none() {
                 "the lock has no control interface: its keypad and sensors cannot be driven"
             } else {
@@ -31,11 +31,12 @@ impl Session<'_> {
         };
         let owner_sampled = owner.is_some();
         let sampler = {
-            let (phase, samples, pin, addr) = (
+            let (phase, samples, pin, addr, ctl) = (
                 Arc::clone(&phase),
                 Arc::clone(&samples),
                 self.pin.clone(),
                 self.addr,
+                ctl.clone(),
             );
             std::thread::spawn(move || {
                 sample_unlocks(addr, ctl, &pin, owner.as_ref(), &phase, &samples)
@@ -228,7 +229,7 @@ const PER_PHASE: usize = 12;
 /// `phase` is not 0.
 fn sample_unlocks(
     addr: SocketAddr,
-    ctl: SocketAddr,
+    ctl: ControlAddr,
     pin: &str,
     owner: Option<&SigningKey>,
     phase: &AtomicU8,
