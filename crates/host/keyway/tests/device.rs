@@ -24,14 +24,27 @@ const VENDOR: &str = "locks.example";
 const CLASS: &str = "deadbolt-2";
 
 fn release(key: &SigningKey, version: &str, sequence: u64, len: usize) -> Vec<u8> {
+    let payload: Vec<u8> = (0..len)
+        .map(|i| (i * 31 + sequence as usize) as u8)
+        .collect();
+    signed(key, version, sequence, &payload, None)
+}
+
+/// A release of `payload` signed by `key`; a delta from `from` if given.
+fn signed(
+    key: &SigningKey,
+    version: &str,
+    sequence: u64,
+    payload: &[u8],
+    from: Option<&[u8]>,
+) -> Vec<u8> {
     EnvelopeBuilder {
         sequence,
         version: version.parse().unwrap(),
         vendor_domain: VENDOR.into(),
         class_name: CLASS.into(),
-        payload: (0..len)
-            .map(|i| (i * 31 + sequence as usize) as u8)
-            .collect(),
+        payload: payload.to_vec(),
+        delta_from: from.map(<[u8]>::to_vec),
         keys: vec![key.clone()],
         ..Default::default()
     }
@@ -1084,19 +1097,7 @@ fn update_picks_the_delta_for_the_running_image_else_the_full_one() {
     let mut new = factory.clone();
     new[3000..3010].copy_from_slice(b"keyway 1.1");
     let signed = |version: &str, sequence: u64, payload: &[u8], from: Option<&[u8]>| {
-        EnvelopeBuilder {
-            sequence,
-            version: version.parse().unwrap(),
-            vendor_domain: VENDOR.into(),
-            class_name: CLASS.into(),
-            payload: payload.to_vec(),
-            delta_from: from.map(<[u8]>::to_vec),
-            keys: vec![lab.vendor.clone()],
-            ..Default::default()
-        }
-        .build()
-        .unwrap()
-        .envelope
+        signed(&lab.vendor, version, sequence, payload, from)
     };
     let full = lab.write("v1.1.suit", &signed("1.1.0", 2, &new, None));
     let delta_env = signed("1.1.0", 2, &new, Some(&factory));
@@ -1212,21 +1213,8 @@ fn a_delta_the_lock_refuses_for_its_base_falls_back_to_the_full_image() {
     other_base[0] ^= 0xFF;
     let mut new = factory.clone();
     new[3000..3010].copy_from_slice(b"keyway 1.1");
-    let signed = |payload: &[u8], from: Option<&[u8]>| {
-        EnvelopeBuilder {
-            sequence: 2,
-            version: "1.1.0".parse().unwrap(),
-            vendor_domain: VENDOR.into(),
-            class_name: CLASS.into(),
-            payload: payload.to_vec(),
-            delta_from: from.map(<[u8]>::to_vec),
-            keys: vec![lab.vendor.clone()],
-            ..Default::default()
-        }
-        .build()
-        .unwrap()
-        .envelope
-    };
+    let signed =
+        |payload: &[u8], from: Option<&[u8]>| signed(&lab.vendor, "1.1.0", 2, payload, from);
     let full_env = signed(&new, None);
     let full = lab.write("v1.1.suit", &full_env);
     let delta = lab.write("v1.1-from-other.suit", &signed(&new, Some(&other_base)));
