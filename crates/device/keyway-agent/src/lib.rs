@@ -1,0 +1,26 @@
+//! The lock agent: the lock's brain, `#![no_std]`, heap-free and sans-IO.
+//!
+//! This crate starts with the two parts every command of the agent leans
+//! on; the command dispatch over the SMP codec (`keyway-smp`) and the
+//! secure channel (`keyway-channel`) is wired onto them later.
+//!
+//! * [`store`]: the lock's owner-facing persistent state — the owners
+//!   (at most [`store::MAX_OWNERS`]), the consent record, the owner
+//!   settings, the pairing verifier and the wrong-setup-code counter — in
+//!   CRC-checked records on a ring of `NorFlash` sectors
+//!   ([`keyway_ring`]). A power cut at any instant leaves the state from
+//!   before or after the interrupted change, never a mix, never empty.
+//! * [`limits`]: fixed-capacity limiters with time as an input: per-peer
+//!   token buckets that a flooding peer cannot evict, the reset limiter,
+//!   and the wrong-setup-code backoff.
+//!
+//! Nothing here reads a clock, a radio or a random source: the caller
+//! passes the time (milliseconds of a monotonic clock, and the audit log's
+//! [`Time`](keyway_audit::Time) for what is recorded) and the flash.
+
+#![no_std]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod limits;
+pub mod store;

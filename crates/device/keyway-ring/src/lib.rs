@@ -1,0 +1,476 @@
+//! A fixed-stride record ring over `NorFlash` erase sectors: the part that
+//! Keyway's power-fail-safe stores share.
+//!
+//! `#![no_std]`, no heap, sans-IO: every operation borrows the flash
+//! through the `embedded-storage` 0.3
+//! [`NorFlash`](embedded_storage::nor_flash::NorFlash) traits.
+//!
+//! # What it is
+//!
+//! A [`Ring`] owns `pages` erase sectors of `F::ERASE_SIZE` bytes from
+//! `offset` ([`Config`]). Each sector is a *page*, cut into *slots* of a
+//! fixed *stride*: the longest record of the store rounded up to the
+//! flash's write and read sizes (or a larger slot size the caller asks
+//! for). A slot holds at most one record; the bytes after the last slot of
+//! a page are never used.
+//!
+//! The ring knows nothing of what a record means. It gives a store the
+//! four things every Keyway record store needs and used to write itself
+//! (the state journal in `keyway-device`, the audit log in `keyway-audit`,
+//! the owner store in `keyway-agent`):
+//!
+//! * the layout checks ([`Ring::new`], [`ConfigError`]): the region starts
+//!   on a sector, holds at least two pages, fits the flash, and a page
+//!   holds at least the slots the store needs;
+//! * slot addressing ([`Ring::slot_offset`], [`Ring::next_page`]);
+//! * slot I/O with the rules that make a store power-fail safe:
+//!   [`Ring::write`] programs a record with **one** `write` of its bytes
+//!   padded with the erased value to the write size, so a torn write
+//!   damages that slot only; [`Ring::read`] tells an erased slot from a
+//!   written one; [`Ring::erase`] erases one page;
+//! * the scan for the next free slot ([`Ring::last_used`]): a slot that
+//!   fails to read (an ECC error on a torn word) counts as used, so it is
+//!   never programmed twice.
+//!
+//! A store keeps these rules on top: it writes only into slots after the
+//! last used slot of a page, never erases the page holding its newest
+//! valid state, and checks each record itself (the [`CRC`] here is the
+//! CRC-32 all Keyway records use).
+//!
+//! # On-flash formats
+//!
+//! The ring adds no bytes of its own: a store that builds on it keeps its
+//! record format. The padding it writes is the erased value, which is what
+//! the unwritten bytes of a slot read anyway, so the journal's and the
+//! audit log's formats (FORMAT.md) are unchanged when they move onto it.
+
+#![no_std]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use embedded_storage::nor_flash::NorFlash;
+
+/// The largest slot stride this code handles (write sizes up to 256 bytes).
+pub const MAX_STRIDE: usize = 256;
+
+/// CRC-32 (ISO-HDLC, bitwise: no table in flash), the checksum of every
+/// Keyway flash record.
+pub const CRC: crc::Crc<u32, crc::NoTable> =
+    crc::Crc::<u32, crc::NoTable>::new(&crc::CRC_32_ISO_HDLC);
+
+/// Where a ring lives and how its slots are laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Config {
+    /// The region's start: a multiple of `F::ERASE_SIZE`.
+    pub offset: u32,
+    /// The number of `F::ERASE_SIZE` sectors (pages) in the region; at least 2.
+    pub pages: u32,
+    /// The distance between slots, or `None` for the record length
+    /// rounded up to the write and read sizes (the densest layout). Must be
+    /// a multiple of the write and read sizes, at least the padded record
+    /// and at most [`MAX_STRIDE`].
+    pub slot_size: Option<u32>,
+    /// The value of an erased byte (0xFF on most parts, 0x00 on some).
+    pub erased: u8,
+}
+
+impl Config {
+    /// `pages` erase sectors from `offset`, dense slots, erased value 0xFF.
+    pub const fn new(offset: u32, pages: u32) -> Self {
+        Self {
+            offset,
+            pages,
+            slot_size: None,
+            erased: 0xFF,
+        }
+    }
+
+    /// The same region with slots `slot_size` bytes apart.
+    pub const fn with_slot_size(mut self, slot_size: u32) -> Self {
+        self.slot_size = Some(slot_size);
+        self
+    }
+
+    /// The same region on a part whose erased bytes read `erased`.
+    pub const fn with_erased_value(mut self, erased: u8) -> Self {
+        self.erased = erased;
+        self
+    }
+}
+
+/// Why a [`Config`] does not fit the flash or the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConfigError {
+    /// The region does not start on an erase-sector boundary.
+    OffsetNotAligned {
+        /// The configured offset.
+        offset: u32,
+        /// `F::ERASE_SIZE`.
+        erase_size: usize,
+    },
+    /// Fewer than two pages: a page could not be erased while another
+    /// keeps the store.
+    TooFewPages {
+        /// The configured count.
+        pages: u32,
+    },
+    /// The region runs past the end of the flash (or of the 32-bit
+    /// address space).
+    OutOfBounds {
+        /// The region's end (exclusive).
+        end: u64,
+        /// The flash capacity.
+        capacity: usize,
+    },
+    /// The record rounded up to the write and read sizes exceeds
+    /// [`MAX_STRIDE`], or a size is zero.
+    UnitTooLarge {
+        /// `F::WRITE_SIZE`.
+        write_size: usize,
+        /// `F::READ_SIZE`.
+        read_size: usize,
+    },
+    /// The slot size is not a multiple of the write and read sizes, is
+    /// smaller than a padded record, or exceeds [`MAX_STRIDE`] or a page.
+    BadSlotSize {
+        /// The configured slot size.
+        slot_size: u32,
+        /// The padded record length (the smallest slot).
+        record_len: usize,
+    },
+    /// A page holds fewer slots than the store needs.
+    PageTooSmall {
+        /// The page (erase sector) size.
+        page_size: usize,
+        /// The slot stride.
+        stride: usize,
+        /// The slots the store needs in one page.
+        min_slots: u32,
+    },
+}
+
+/// The flash operation that failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FlashOp {
+    /// A read.
+    Read,
+    /// A write (one record).
+    Write,
+    /// An erase (one page).
+    Erase,
+}
+
+/// A flash operation the driver failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FlashError<E> {
+    /// Which operation.
+    pub op: FlashOp,
+    /// Its start offset in the flash.
+    pub offset: u32,
+    /// The driver's error.
+    pub error: E,
+}
+
+/// What a slot holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slot<'a> {
+    /// Every byte of the slot reads erased: it may be written.
+    Erased,
+    /// Something was written: the slot's `stride` bytes, for the store to
+    /// decode (a valid record, or a torn or garbage one).
+    Written(&'a [u8]),
+}
+
+/// Greatest common divisor (for the read/write unit).
+const fn gcd(mut a: usize, mut b: usize) -> usize {
+    while b != 0 {
+        let t = a % b;
+        a = b;
+        b = t;
+    }
+    a
+}
+
+/// A validated ring layout. It does not own the flash: every operation
+/// borrows it, so the same flash can hold other regions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Ring {
+    offset: u32,
+    pages: u32,
+    page_size: u32,
+    stride: u32,
+    slots: u32,
+    erased: u8,
+    write_size: u32,
+}
+
+impl Ring {
+    /// Checks `config` against `flash` for records of at most `record_len`
+    /// bytes and at least `min_slots` slots per page, and computes the
+    /// layout. Reads nothing.
+    pub fn new<F: NorFlash>(
+        flash: &F,
+        config: Config,
+        record_len: usize,
+        min_slots: u32,
+    ) -> Result<Self, ConfigError> {
+        let erase_size = F::ERASE_SIZE;
+        if erase_size == 0 || !(config.offset as usize).is_multiple_of(erase_size) {
+            return Err(ConfigError::OffsetNotAligned {
+                offset: config.offset,
+                erase_size,
+            });
+        }
+        if config.pages < 2 {
+            return Err(ConfigError::TooFewPages {
+                pages: config.pages,
+            });
+        }
+        let capacity = flash.capacity();
+        let end = u64::from(config.offset) + u64::from(config.pages) * erase_size as u64;
+        if end > capacity as u64 || end > u64::from(u32::MAX) + 1 {
+            return Err(ConfigError::OutOfBounds { end, capacity });
+        }
+        let unit_error = ConfigError::UnitTooLarge {
+            write_size: F::WRITE_SIZE,
+            read_size: F::READ_SIZE,
+        };
+        if F::WRITE_SIZE == 0 || F::READ_SIZE == 0 || record_len == 0 {
+            return Err(unit_error);
+        }
+        let unit = (F::WRITE_SIZE / gcd(F::WRITE_SIZE, F::READ_SIZE))
+            .checked_mul(F::READ_SIZE)
+            .ok_or(unit_error)?;
+        let padded = record_len
+            .div_ceil(unit)
+            .checked_mul(unit)
+            .filter(|&n| n <= MAX_STRIDE)
+            .ok_or(unit_error)?;
+        let stride = config.slot_size.map_or(padded, |s| s as usize);
+        if stride < padded
+            || !stride.is_multiple_of(unit)
+            || stride > MAX_STRIDE
+            || stride > erase_size
+        {
+            return Err(ConfigError::BadSlotSize {
+                slot_size: stride as u32,
+                record_len: padded,
+            });
+        }
+        let slots = erase_size / stride;
+        if slots < min_slots as usize {
+            return Err(ConfigError::PageTooSmall {
+                page_size: erase_size,
+                stride,
+                min_slots,
+            });
+        }
+        // `end` fits u32 + 1 and the region holds at least two pages, so a
+        // page and its slot count fit u32.
+        Ok(Self {
+            offset: config.offset,
+            pages: config.pages,
+            page_size: erase_size as u32,
+            stride: stride as u32,
+            slots: slots as u32,
+            erased: config.erased,
+            write_size: F::WRITE_SIZE as u32,
+        })
+    }
+
+    /// Pages in the ring.
+    pub fn pages(&self) -> u32 {
+        self.pages
+    }
+
+    /// Slots per page.
+    pub fn slots_per_page(&self) -> u32 {
+        self.slots
+    }
+
+    /// The slot stride in bytes.
+    pub fn stride(&self) -> u32 {
+        self.stride
+    }
+
+    /// The page (erase sector) size in bytes.
+    pub fn page_size(&self) -> u32 {
+        self.page_size
+    }
+
+    /// The value of an erased byte.
+    pub fn erased(&self) -> u8 {
+        self.erased
+    }
+
+    /// The page after `page` in ring order.
+    pub fn next_page(&self, page: u32) -> u32 {
+        if page + 1 >= self.pages { 0 } else { page + 1 }
+    }
+
+    /// The flash offset of `page`'s first byte.
+    pub fn page_offset(&self, page: u32) -> u32 {
+        self.offset + page * self.page_size
+    }
+
+    /// The flash offset of `slot` of `page`.
+    pub fn slot_offset(&self, page: u32, slot: u32) -> u32 {
+        self.page_offset(page) + slot * self.stride
+    }
+
+    /// The bytes a record of `len` bytes programs: `len` rounded up to the
+    /// write size.
+    pub fn write_len(&self, len: usize) -> usize {
+        len.div_ceil(self.write_size as usize) * self.write_size as usize
+    }
+
+    /// Reads `slot` of `page` into `buf` and says whether it is erased.
+    pub fn read<'b, F: NorFlash>(
+        &self,
+        flash: &mut F,
+        page: u32,
+        slot: u32,
+        buf: &'b mut [u8; MAX_STRIDE],
+    ) -> Result<Slot<'b>, FlashError<F::Error>> {
+        let at = self.slot_offset(page, slot);
+        let bytes = &mut buf[..self.stride as usize];
+        flash.read(at, bytes).map_err(|error| FlashError {
+            op: FlashOp::Read,
+            offset: at,
+            error,
+        })?;
+        if bytes.iter().all(|&b| b == self.erased) {
+            Ok(Slot::Erased)
+        } else {
+            Ok(Slot::Written(bytes))
+        }
+    }
+
+    /// The last slot of `page` that is not erased; a slot that fails to
+    /// read counts as used. `None`: the page reads fully erased.
+    pub fn last_used<F: NorFlash>(
+        &self,
+        flash: &mut F,
+        page: u32,
+        buf: &mut [u8; MAX_STRIDE],
+    ) -> Option<u32> {
+        (0..self.slots)
+            .rev()
+            .find(|&slot| !matches!(self.read(flash, page, slot, buf), Ok(Slot::Erased)))
+    }
+
+    /// Programs `record` (at most one stride) into `slot` of `page` with
+    /// one `write`, padded with the erased value to the write size. The
+    /// slot must read erased; the caller counts it used from now on,
+    /// whatever this returns.
+    ///
+    /// # Panics
+    ///
+    /// Never for a record no longer than the stride; a longer one is a
+    /// caller bug and is cut to the stride's length.
+    pub fn write<F: NorFlash>(
+        &self,
+        flash: &mut F,
+        page: u32,
+        slot: u32,
+        record: &[u8],
+    ) -> Result<(), FlashError<F::Error>> {
+        let n = record.len().min(self.stride as usize);
+        let mut buf = [self.erased; MAX_STRIDE];
+        buf[..n].copy_from_slice(&record[..n]);
+        let len = self.write_len(n).min(self.stride as usize);
+        let at = self.slot_offset(page, slot);
+        flash.write(at, &buf[..len]).map_err(|error| FlashError {
+            op: FlashOp::Write,
+            offset: at,
+            error,
+        })
+    }
+
+    /// Erases `page` (one erase of one sector).
+    pub fn erase<F: NorFlash>(&self, flash: &mut F, page: u32) -> Result<(), FlashError<F::Error>> {
+        let from = self.page_offset(page);
+        flash
+            .erase(from, from + self.page_size)
+            .map_err(|error| FlashError {
+                op: FlashOp::Erase,
+                offset: from,
+                error,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use super::*;
+    use keyway_sim::SimFlash;
+
+    #[test]
+    fn layout_is_checked() {
+        let flash = SimFlash::<4, 4096>::nrf52840();
+        assert_eq!(
+            Ring::new(&flash, Config::new(100, 2), 10, 1),
+            Err(ConfigError::OffsetNotAligned {
+                offset: 100,
+                erase_size: 4096
+            })
+        );
+        assert_eq!(
+            Ring::new(&flash, Config::new(0, 1), 10, 1),
+            Err(ConfigError::TooFewPages { pages: 1 })
+        );
+        assert_eq!(
+            Ring::new(&flash, Config::new(0xFF000, 2), 10, 1),
+            Err(ConfigError::OutOfBounds {
+                end: 0x101000,
+                capacity: 0x100000
+            })
+        );
+        assert_eq!(
+            Ring::new(&flash, Config::new(0, 2), 257, 1),
+            Err(ConfigError::UnitTooLarge {
+                write_size: 4,
+                read_size: 1
+            })
+        );
+        assert_eq!(
+            Ring::new(&flash, Config::new(0, 2).with_slot_size(10), 10, 1),
+            Err(ConfigError::BadSlotSize {
+                slot_size: 10,
+                record_len: 12
+            })
+        );
+        assert_eq!(
+            Ring::new(&flash, Config::new(0, 2), 150, 30),
+            Err(ConfigError::PageTooSmall {
+                page_size: 4096,
+                stride: 152,
+                min_slots: 30
+            })
+        );
+        let ring = Ring::new(&flash, Config::new(0x1000, 3), 150, 2).unwrap();
+        assert_eq!((ring.stride(), ring.slots_per_page()), (152, 26));
+        assert_eq!(ring.slot_offset(2, 3), 0x1000 + 2 * 4096 + 3 * 152);
+        assert_eq!(ring.next_page(2), 0);
+    }
+
+    #[test]
+    fn write_read_scan_erase() {
+        let mut flash = SimFlash::<4, 4096>::nrf52840();
+        let ring = Ring::new(&flash, Config::new(0x2000, 2), 10, 2).unwrap();
+        let mut buf = [0; MAX_STRIDE];
+        assert_eq!(ring.last_used(&mut flash, 0, &mut buf), None);
+        ring.write(&mut flash, 0, 5, b"0123456789").unwrap();
+        assert_eq!(flash.stats().bytes_written, 12, "padded to the write size");
+        match ring.read(&mut flash, 0, 5, &mut buf).unwrap() {
+            Slot::Written(b) => assert_eq!(b, b"0123456789\xFF\xFF"),
+            Slot::Erased => panic!("slot 5 was written"),
+        }
+        assert_eq!(ring.read(&mut flash, 0, 4, &mut buf).unwrap(), Slot::Erased);
+        assert_eq!(ring.last_used(&mut flash, 0, &mut buf), Some(5));
+        ring.erase(&mut flash, 0).unwrap();
+        assert_eq!(ring.last_used(&mut flash, 0, &mut buf), None);
+    }
+}
