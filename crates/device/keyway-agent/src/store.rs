@@ -56,12 +56,12 @@
 //!
 //! | Kind | Name | n | Payload |
 //! |---|---|---|---|
-//! | 1 | owner | 86 | key [32], name length u8 (≤ 32), name [32] UTF-8 then zeros, added `Time` [12], paired-by tag u8 (0 setup code, 1 by an owner, 2 provisioning), that owner's key id [8] (zeros unless tag 1) |
+//! | 1 | owner | 86 | key (32 B), name length u8 (≤ 32), name (32 B) UTF-8 then zeros, added `Time` (12 B), paired-by tag u8 (0 setup code, 1 by an owner, 2 provisioning), that owner's key id (8 B) (zeros unless tag 1) |
 //! | 2 | owner removed | 8 | key id |
-//! | 3 | consent | 61 | update SHA-256 [32], sequence number u64, granted-by tag u8 (0 an owner, 1 presence window, 2 the auto-install setting), owner key id [8] (zeros unless tag 0), `Time` [12] |
+//! | 3 | consent | 61 | update SHA-256 (32 B), sequence number u64, granted-by tag u8 (0 an owner, 1 presence window, 2 the auto-install setting), owner key id (8 B) (zeros unless tag 0), `Time` (12 B) |
 //! | 4 | consent cleared | 0 | |
 //! | 5 | settings | 1 | flags: bit 0 `auto_install_cve`, bit 1 `install_needs_unlocked`, other bits 0 |
-//! | 6 | verifier | 134 | w0 [32], L [65], salt length u8 (≤ 32), salt [32] then zeros, iterations u32 |
+//! | 6 | verifier | 134 | w0 (32 B), L (65 B), salt length u8 (≤ 32), salt (32 B) then zeros, iterations u32 |
 //! | 7 | verifier cleared | 0 | |
 //! | 8 | wrong setup codes | 4 | the count, u32 |
 //! | 9 | factory reset | 0 | everything back to [`State::default`] |
@@ -292,6 +292,10 @@ impl Verifier {
         self.iterations
     }
 }
+
+// The RAM cache stays small on every target (the lock core's budget is
+// 32 KiB of RAM in all): the `ram_figures` test prints the sizes.
+const _: () = assert!(core::mem::size_of::<State>() <= 1088);
 
 /// Everything the store keeps.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

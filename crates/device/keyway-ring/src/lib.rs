@@ -3,7 +3,7 @@
 //!
 //! `#![no_std]`, no heap, sans-IO: every operation borrows the flash
 //! through the `embedded-storage` 0.3
-//! [`NorFlash`](embedded_storage::nor_flash::NorFlash) traits.
+//! [`NorFlash`] traits.
 //!
 //! # What it is
 //!
@@ -362,12 +362,8 @@ impl Ring {
     /// Programs `record` (at most one stride) into `slot` of `page` with
     /// one `write`, padded with the erased value to the write size. The
     /// slot must read erased; the caller counts it used from now on,
-    /// whatever this returns.
-    ///
-    /// # Panics
-    ///
-    /// Never for a record no longer than the stride; a longer one is a
-    /// caller bug and is cut to the stride's length.
+    /// whatever this returns. A record longer than the stride (a caller
+    /// bug) is cut to the stride.
     pub fn write<F: NorFlash>(
         &self,
         flash: &mut F,

@@ -189,7 +189,7 @@ pub fn script(len: u32) -> (Vec<Op>, Vec<Model>) {
                 }),
                 4 if m.consent.is_some() => Op::ClearConsent,
                 6 if i % 20 == 6 => Op::Compact,
-                8 if m.owners.len() >= 1 => {
+                8 if !m.owners.is_empty() => {
                     let (k, _, _, by) = m.owners[m.owners.len() - 1].clone();
                     Op::Pair {
                         key: k,
