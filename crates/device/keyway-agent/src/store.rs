@@ -3,8 +3,9 @@
 //! [`Store`] keeps a [`State`]: the owners (at most [`MAX_OWNERS`]), the
 //! consent to the pending update, the owner [`Settings`], the pairing
 //! [`Verifier`] (the SPAKE2+ verifier the lock checks setup codes with) and
-//! the count of wrong setup codes. It caches the whole state in RAM (about
-//! 1.2 KiB) and writes every change to flash before it reports success.
+//! the count of wrong setup codes. It caches the whole state in RAM
+//! (`Store` is 1,104 bytes) and writes every change to flash before it
+//! reports success.
 //!
 //! # Design: a snapshot and its changes, on a record ring
 //!
@@ -78,7 +79,7 @@ use core::marker::PhantomData;
 
 use embedded_storage::nor_flash::NorFlash;
 use keyway_audit::Time;
-use keyway_ring::{CRC, MAX_STRIDE, Ring, Slot};
+use keyway_ring::{CRC, MAX_AREA, Ring, Slot};
 
 pub use keyway_audit::record::key_id;
 pub use keyway_ring::{Config, ConfigError, FlashOp};
@@ -763,7 +764,7 @@ impl<F: NorFlash> Store<F> {
     /// returned, so an unreadable flash never looks like a fresh store.
     pub fn open(flash: &mut F, config: Config) -> Result<Self, Error<F::Error>> {
         let ring = Ring::new(flash, config, MAX_RECORD_LEN, MIN_SLOTS)?;
-        let mut buf = [0u8; MAX_STRIDE];
+        let mut buf = [0u8; MAX_AREA];
         let mut readable = false;
         let mut first_error = None;
         let mut newest: Option<u32> = None;

@@ -9,10 +9,12 @@
 //!
 //! A [`Ring`] owns `pages` erase sectors of `F::ERASE_SIZE` bytes from
 //! `offset` ([`Config`]). Each sector is a *page*, cut into *slots* of a
-//! fixed *stride*: the longest record of the store rounded up to the
-//! flash's write and read sizes (or a larger slot size the caller asks
-//! for). A slot holds at most one record; the bytes after the last slot of
-//! a page are never used.
+//! fixed *stride*. A slot holds at most one record in its *record area*:
+//! the longest record of the store rounded up to the flash's write and
+//! read sizes. The stride is the record area (the densest layout) or a
+//! larger slot size the caller asks for (the journal's sparse slots); the
+//! bytes of a slot after its record area, and after the last slot of a
+//! page, are never used.
 //!
 //! The ring knows nothing of what a record means. It gives a store the
 //! four things every Keyway record store needs and used to write itself
@@ -50,8 +52,9 @@
 
 use embedded_storage::nor_flash::NorFlash;
 
-/// The largest slot stride this code handles (write sizes up to 256 bytes).
-pub const MAX_STRIDE: usize = 256;
+/// The largest record area this code handles: a record padded to the
+/// write and read sizes (write sizes up to 256 bytes).
+pub const MAX_AREA: usize = 256;
 
 /// CRC-32 (ISO-HDLC, bitwise: no table in flash), the checksum of every
 /// Keyway flash record.
@@ -65,10 +68,10 @@ pub struct Config {
     pub offset: u32,
     /// The number of `F::ERASE_SIZE` sectors (pages) in the region; at least 2.
     pub pages: u32,
-    /// The distance between slots, or `None` for the record length
-    /// rounded up to the write and read sizes (the densest layout). Must be
-    /// a multiple of the write and read sizes, at least the padded record
-    /// and at most [`MAX_STRIDE`].
+    /// The distance between slots, or `None` for the record area (the
+    /// record length rounded up to the write and read sizes: the densest
+    /// layout). Must be a multiple of the write and read sizes, at least
+    /// the record area and at most a page.
     pub slot_size: Option<u32>,
     /// The value of an erased byte (0xFF on most parts, 0x00 on some).
     pub erased: u8,
@@ -123,7 +126,7 @@ pub enum ConfigError {
         capacity: usize,
     },
     /// The record rounded up to the write and read sizes exceeds
-    /// [`MAX_STRIDE`], or a size is zero.
+    /// [`MAX_AREA`], or a size is zero.
     UnitTooLarge {
         /// `F::WRITE_SIZE`.
         write_size: usize,
@@ -131,7 +134,7 @@ pub enum ConfigError {
         read_size: usize,
     },
     /// The slot size is not a multiple of the write and read sizes, is
-    /// smaller than a padded record, or exceeds [`MAX_STRIDE`] or a page.
+    /// smaller than the record area, or is larger than a page.
     BadSlotSize {
         /// The configured slot size.
         slot_size: u32,
@@ -176,7 +179,7 @@ pub struct FlashError<E> {
 pub enum Slot<'a> {
     /// Every byte of the slot reads erased: it may be written.
     Erased,
-    /// Something was written: the slot's `stride` bytes, for the store to
+    /// Something was written: the slot's record area, for the store to
     /// decode (a valid record, or a torn or garbage one).
     Written(&'a [u8]),
 }
@@ -199,6 +202,7 @@ pub struct Ring {
     pages: u32,
     page_size: u32,
     stride: u32,
+    area: u32,
     slots: u32,
     erased: u8,
     write_size: u32,
@@ -244,14 +248,10 @@ impl Ring {
         let padded = record_len
             .div_ceil(unit)
             .checked_mul(unit)
-            .filter(|&n| n <= MAX_STRIDE)
+            .filter(|&n| n <= MAX_AREA)
             .ok_or(unit_error)?;
         let stride = config.slot_size.map_or(padded, |s| s as usize);
-        if stride < padded
-            || !stride.is_multiple_of(unit)
-            || stride > MAX_STRIDE
-            || stride > erase_size
-        {
+        if stride < padded || !stride.is_multiple_of(unit) || stride > erase_size {
             return Err(ConfigError::BadSlotSize {
                 slot_size: stride as u32,
                 record_len: padded,
@@ -272,6 +272,7 @@ impl Ring {
             pages: config.pages,
             page_size: erase_size as u32,
             stride: stride as u32,
+            area: padded as u32,
             slots: slots as u32,
             erased: config.erased,
             write_size: F::WRITE_SIZE as u32,
@@ -291,6 +292,12 @@ impl Ring {
     /// The slot stride in bytes.
     pub fn stride(&self) -> u32 {
         self.stride
+    }
+
+    /// The record area in bytes: the longest record padded to the write
+    /// and read sizes, what [`Ring::read`] reads of a slot.
+    pub fn area(&self) -> u32 {
+        self.area
     }
 
     /// The page (erase sector) size in bytes.
@@ -324,16 +331,17 @@ impl Ring {
         len.div_ceil(self.write_size as usize) * self.write_size as usize
     }
 
-    /// Reads `slot` of `page` into `buf` and says whether it is erased.
+    /// Reads the record area of `slot` of `page` into `buf` and says
+    /// whether it is erased.
     pub fn read<'b, F: NorFlash>(
         &self,
         flash: &mut F,
         page: u32,
         slot: u32,
-        buf: &'b mut [u8; MAX_STRIDE],
+        buf: &'b mut [u8; MAX_AREA],
     ) -> Result<Slot<'b>, FlashError<F::Error>> {
         let at = self.slot_offset(page, slot);
-        let bytes = &mut buf[..self.stride as usize];
+        let bytes = &mut buf[..self.area as usize];
         flash.read(at, bytes).map_err(|error| FlashError {
             op: FlashOp::Read,
             offset: at,
@@ -352,18 +360,18 @@ impl Ring {
         &self,
         flash: &mut F,
         page: u32,
-        buf: &mut [u8; MAX_STRIDE],
+        buf: &mut [u8; MAX_AREA],
     ) -> Option<u32> {
         (0..self.slots)
             .rev()
             .find(|&slot| !matches!(self.read(flash, page, slot, buf), Ok(Slot::Erased)))
     }
 
-    /// Programs `record` (at most one stride) into `slot` of `page` with
+    /// Programs `record` (at most the record area) into `slot` of `page` with
     /// one `write`, padded with the erased value to the write size. The
     /// slot must read erased; the caller counts it used from now on,
-    /// whatever this returns. A record longer than the stride (a caller
-    /// bug) is cut to the stride.
+    /// whatever this returns. A record longer than the area (a caller
+    /// bug) is cut to the area.
     pub fn write<F: NorFlash>(
         &self,
         flash: &mut F,
@@ -371,10 +379,10 @@ impl Ring {
         slot: u32,
         record: &[u8],
     ) -> Result<(), FlashError<F::Error>> {
-        let n = record.len().min(self.stride as usize);
-        let mut buf = [self.erased; MAX_STRIDE];
+        let n = record.len().min(self.area as usize);
+        let mut buf = [self.erased; MAX_AREA];
         buf[..n].copy_from_slice(&record[..n]);
-        let len = self.write_len(n).min(self.stride as usize);
+        let len = self.write_len(n).min(self.area as usize);
         let at = self.slot_offset(page, slot);
         flash.write(at, &buf[..len]).map_err(|error| FlashError {
             op: FlashOp::Write,
@@ -446,8 +454,24 @@ mod tests {
                 min_slots: 30
             })
         );
+        assert_eq!(
+            Ring::new(&flash, Config::new(0, 2).with_slot_size(8192), 10, 1),
+            Err(ConfigError::BadSlotSize {
+                slot_size: 8192,
+                record_len: 12
+            })
+        );
         let ring = Ring::new(&flash, Config::new(0x1000, 3), 150, 2).unwrap();
-        assert_eq!((ring.stride(), ring.slots_per_page()), (152, 26));
+        assert_eq!(
+            (ring.stride(), ring.area(), ring.slots_per_page()),
+            (152, 152, 26)
+        );
+        // Sparse slots (the journal's `slot_size`): reads cover the area only.
+        let sparse = Ring::new(&flash, Config::new(0, 2).with_slot_size(1000), 83, 2).unwrap();
+        assert_eq!(
+            (sparse.stride(), sparse.area(), sparse.slots_per_page()),
+            (1000, 84, 4)
+        );
         assert_eq!(ring.slot_offset(2, 3), 0x1000 + 2 * 4096 + 3 * 152);
         assert_eq!(ring.next_page(2), 0);
     }
@@ -456,7 +480,7 @@ mod tests {
     fn write_read_scan_erase() {
         let mut flash = SimFlash::<4, 4096>::nrf52840();
         let ring = Ring::new(&flash, Config::new(0x2000, 2), 10, 2).unwrap();
-        let mut buf = [0; MAX_STRIDE];
+        let mut buf = [0; MAX_AREA];
         assert_eq!(ring.last_used(&mut flash, 0, &mut buf), None);
         ring.write(&mut flash, 0, 5, b"0123456789").unwrap();
         assert_eq!(flash.stats().bytes_written, 12, "padded to the write size");
