@@ -4,8 +4,8 @@
 //! consent to the pending update, the owner [`Settings`], the pairing
 //! [`Verifier`] (the SPAKE2+ verifier the lock checks setup codes with) and
 //! the count of wrong setup codes. It caches the whole state in RAM
-//! (`Store` is 1,104 bytes) and writes every change to flash before it
-//! reports success.
+//! (`Store` is about 1.1 KiB; the `ram_figures` test prints it) and writes
+//! every change to flash before it reports success.
 //!
 //! # Design: a snapshot and its changes, on a record ring
 //!
