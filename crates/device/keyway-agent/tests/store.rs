@@ -196,6 +196,12 @@ fn ram_figures() {
     let reset = size_of::<ResetLimiter>();
     let backoff = size_of::<CodeBackoff>();
     println!(
+        "RAM: Option<Owner> {} B, Option<Consent> {} B, Option<Verifier> {} B",
+        size_of::<Option<keyway_agent::store::Owner>>(),
+        size_of::<Option<Consent>>(),
+        size_of::<Option<Verifier>>()
+    );
+    println!(
         "RAM: Store {store} B (State {state} B), PeerLimiter<16> {peers16} B, \
          PeerLimiter<32> {peers32} B, TokenBucket {bucket} B, ResetLimiter {reset} B, \
          CodeBackoff {backoff} B"
