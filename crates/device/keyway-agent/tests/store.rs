@@ -214,3 +214,58 @@ fn ram_figures() {
     assert!(reset <= 16 && backoff <= 16 && bucket <= 16);
     assert!(store + peers32 + reset + backoff <= 3 * 1024);
 }
+
+mod garbage {
+    use super::*;
+    use embedded_storage::nor_flash::ReadNorFlash;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever the region holds (random bytes, or valid records cut
+        /// and shuffled), opening never panics, and the store then works
+        /// and reopens to what it wrote.
+        #[test]
+        fn any_region_contents_open_without_panic(
+            seed in any::<u64>(),
+            splice in any::<bool>(),
+            cuts in prop::collection::vec((0usize..8192, 0usize..8192, 1usize..600), 0..12),
+        ) {
+            let mut flash = Nrf::nrf52840();
+            let mut image = vec![0xFFu8; 8192];
+            if splice {
+                // A real store's bytes, with ranges copied over each other.
+                let mut store = Store::open(&mut flash, CONFIG).unwrap();
+                for op in &script(40).0 {
+                    run_op(&mut store, &mut flash, op).unwrap();
+                }
+                flash.read(0xF_8000, &mut image).unwrap();
+                for (from, to, len) in cuts {
+                    let len = len.min(8192 - from).min(8192 - to);
+                    image.copy_within(from..from + len, to);
+                }
+            } else {
+                let mut x = seed | 1;
+                for b in &mut image {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    *b = x as u8;
+                }
+            }
+            let mut bytes = vec![0xFFu8; flash.geometry().capacity() as usize];
+            bytes[0xF_8000..0xF_8000 + 8192].copy_from_slice(&image);
+            let mut flash = Nrf::from_bytes(keyway_sim::Geometry::nrf52840(), bytes).unwrap();
+            let mut store = Store::open(&mut flash, CONFIG).unwrap();
+            prop_assert!(store.state().owner_count() <= MAX_OWNERS);
+            if store.state().owner_count() < MAX_OWNERS {
+                store.pair(&mut flash, &key(250), "after", T, PairedBy::SetupCode).unwrap();
+            } else {
+                store.factory_reset(&mut flash).unwrap();
+            }
+            let reopened = Store::open(&mut flash, CONFIG).unwrap();
+            prop_assert_eq!(reopened.state(), store.state());
+        }
+    }
+}
