@@ -217,7 +217,6 @@ fn ram_figures() {
 
 mod garbage {
     use super::*;
-    use embedded_storage::nor_flash::ReadNorFlash;
     use proptest::prelude::*;
 
     proptest! {
