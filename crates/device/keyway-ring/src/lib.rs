@@ -2,8 +2,7 @@
 //! Keyway's power-fail-safe stores share.
 //!
 //! `#![no_std]`, no heap, sans-IO: every operation borrows the flash
-//! through the `embedded-storage` 0.3
-//! [`NorFlash`] traits.
+//! through the `embedded-storage` 0.3 [`NorFlash`] traits.
 //!
 //! # What it is
 //!
@@ -17,9 +16,11 @@
 //! page, are never used.
 //!
 //! The ring knows nothing of what a record means. It gives a store the
-//! four things every Keyway record store needs and used to write itself
-//! (the state journal in `keyway-device`, the audit log in `keyway-audit`,
-//! the owner store in `keyway-agent`):
+//! four things every Keyway record store needs, which the state journal
+//! (`keyway-device`) and the audit log (`keyway-audit`) each wrote for
+//! themselves before it. The owner store (`keyway-agent`) is built on it;
+//! `keyway-agent/tests/ring_compat.rs` reads regions the journal and the
+//! audit log wrote through a ring, so they can move onto it (issue 16):
 //!
 //! * the layout checks ([`Ring::new`], [`ConfigError`]): the region starts
 //!   on a sector, holds at least two pages, fits the flash, and a page
