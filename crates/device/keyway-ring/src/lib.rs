@@ -494,4 +494,27 @@ mod tests {
         ring.erase(&mut flash, 0).unwrap();
         assert_eq!(ring.last_used(&mut flash, 0, &mut buf), None);
     }
+
+    #[test]
+    fn a_torn_unreadable_slot_counts_as_used() {
+        use keyway_sim::{EraseTear, PowerCut, WriteTear};
+        let mut flash = SimFlash::<32, 131072>::ecc32();
+        let ring = Ring::new(&flash, Config::new(0x2_0000, 2), 100, 2).unwrap();
+        flash.set_power_cut(PowerCut::new(3).during(0, WriteTear::Prefix, EraseTear::Partial));
+        assert!(ring.write(&mut flash, 1, 4, &[0x42; 100]).is_err());
+        flash.power_on();
+        let mut buf = [0; MAX_AREA];
+        let read = ring.read(&mut flash, 1, 4, &mut buf);
+        assert!(
+            matches!(
+                read,
+                Err(FlashError {
+                    op: FlashOp::Read,
+                    ..
+                })
+            ),
+            "{read:?}"
+        );
+        assert_eq!(ring.last_used(&mut flash, 1, &mut buf), Some(4));
+    }
 }
