@@ -180,9 +180,9 @@ impl core::fmt::Display for Error {
             Self::Backoff { retry_in_ms } => {
                 write!(f, "too many wrong setup codes; retry in {retry_in_ms} ms")
             }
-            Self::LockedOut => f.write_str(
-                "too many wrong setup codes; re-open the presence window at the lock",
-            ),
+            Self::LockedOut => {
+                f.write_str("too many wrong setup codes; re-open the presence window at the lock")
+            }
             Self::UnexpectedMessage => f.write_str("message out of order"),
             Self::Forged => f.write_str("authentication failed (forged or altered message)"),
             Self::Refused => f.write_str("the owner's proof was refused"),

@@ -314,6 +314,7 @@ impl PairingGuard {
     }
 }
 
+#[allow(clippy::large_enum_variant)]
 enum LockState {
     Idle,
     Confirming(VerifierConfirming<P256Sha256>),
@@ -433,6 +434,8 @@ impl LockPairing {
     }
 }
 
+// No heap to box into: the state lives inline, a few hundred bytes.
+#[allow(clippy::large_enum_variant)]
 enum ClientState {
     Started(Prover<P256Sha256>),
     Confirmed([u8; 32]),

@@ -80,12 +80,13 @@ fn response_aad(sid: u32, counter: u64) -> [u8; 13] {
 
 /// The session id a request or response names (its first 4 bytes).
 pub fn session_id_of(msg: &[u8]) -> Result<u32, Error> {
-    let head: &[u8; 4] = msg.get(..4).and_then(|h| h.try_into().ok()).ok_or(
-        Error::Length {
+    let head: &[u8; 4] = msg
+        .get(..4)
+        .and_then(|h| h.try_into().ok())
+        .ok_or(Error::Length {
             expected: 4,
             actual: msg.len(),
-        },
-    )?;
+        })?;
     Ok(u32::from_le_bytes(*head))
 }
 
@@ -124,7 +125,13 @@ pub(crate) fn lock_open_request(
     }
     let end = buf.len() - TAG;
     let tag = *exact::<TAG>(&buf[end..])?;
-    crypto::open(key, counter, &request_aad(sid, counter), &mut buf[12..end], &tag)?;
+    crypto::open(
+        key,
+        counter,
+        &request_aad(sid, counter),
+        &mut buf[12..end],
+        &tag,
+    )?;
     let estimate = u64::from_le_bytes(*exact::<8>(&buf[12..20])?);
     Ok((counter, estimate, 20..end))
 }

@@ -61,6 +61,7 @@ struct Established {
     last_active_ms: u64,
 }
 
+#[allow(clippy::large_enum_variant)]
 enum State {
     Free,
     Handshake {
@@ -137,7 +138,8 @@ impl<const N: usize> SessionTable<N> {
     /// Whether `sid` names a live session.
     pub fn is_session(&self, sid: SessionId, now_ms: u64) -> bool {
         self.index(sid).is_some_and(|i| {
-            matches!(self.slots[i].state, State::Session(_)) && !self.expired(&self.slots[i], now_ms)
+            matches!(self.slots[i].state, State::Session(_))
+                && !self.expired(&self.slots[i], now_ms)
         })
     }
 
@@ -209,7 +211,7 @@ impl<const N: usize> SessionTable<N> {
         Ok((sid, owner))
     }
 
-    /// Opens a request in place (see [`record`](crate::record)). On
+    /// Opens a request in place (see [`crate::record`]). On
     /// success the caller executes the payload (`buf[opened.payload]`,
     /// authorized as `opened.owner`) and answers with
     /// [`seal_response`](Self::seal_response). On [`Error::Stale`] the
@@ -232,8 +234,7 @@ impl<const N: usize> SessionTable<N> {
         s.last = counter;
         s.pending = Some(counter);
         s.last_active_ms = now_ms;
-        if now_ms > estimate.saturating_add(freshness) || estimate > now_ms.saturating_add(slack)
-        {
+        if now_ms > estimate.saturating_add(freshness) || estimate > now_ms.saturating_add(slack) {
             return Err(Error::Stale {
                 echoed_ms: estimate,
                 now_ms,

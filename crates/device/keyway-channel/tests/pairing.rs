@@ -6,8 +6,8 @@ mod util;
 
 use keyway_channel::pairing::{PAKE2_LEN, PAKE3_LEN, PAKE4_LEN};
 use keyway_channel::{ClientPairing, CodeError, Error, GuardConfig, PairingGuard, SetupCode};
-use p256::{ProjectivePoint, PublicKey, Scalar};
 use p256::elliptic_curve::PrimeField;
+use p256::{ProjectivePoint, PublicKey, Scalar};
 use util::{CODE, Pair, kid};
 
 const WRONG: u32 = 20_231_108;
@@ -30,7 +30,11 @@ fn wrong_code_is_refused_with_typed_error_at_the_client() {
     // is caught there, and no Pake3 (so no owner key) is ever sent.
     assert_eq!(p.pair(WRONG, "Mallory").err(), Some(Error::WrongCode));
     assert!(p.lock.owners.is_empty());
-    assert_eq!(p.lock.guard.failures(), 1, "the attempt is charged at Pake1");
+    assert_eq!(
+        p.lock.guard.failures(),
+        1,
+        "the attempt is charged at Pake1"
+    );
 }
 
 #[test]
@@ -43,14 +47,27 @@ fn wrong_code_forged_pake3_is_refused_by_the_lock() {
     let mut pake2 = [0u8; PAKE2_LEN];
     p.lock
         .pairing
-        .pake1(&p.lock.verifier, &mut p.lock.guard, p.lock.now_ms, &mut p.rng, &pake1, &mut pake2)
+        .pake1(
+            &p.lock.verifier,
+            &mut p.lock.guard,
+            p.lock.now_ms,
+            &mut p.rng,
+            &pake1,
+            &mut pake2,
+        )
         .unwrap();
     let pake3 = [0x41u8; PAKE3_LEN];
     let mut pake4 = [0u8; PAKE4_LEN];
-    let r = p.lock.pairing.pake3(&mut p.lock.guard, &pake3, &p.lock.device.pk, &mut pake4);
+    let r = p
+        .lock
+        .pairing
+        .pake3(&mut p.lock.guard, &pake3, &p.lock.device.pk, &mut pake4);
     assert_eq!(r.err(), Some(Error::WrongCode));
     // The run is over: a second Pake3 is out of order, not another guess.
-    let r = p.lock.pairing.pake3(&mut p.lock.guard, &pake3, &p.lock.device.pk, &mut pake4);
+    let r = p
+        .lock
+        .pairing
+        .pake3(&mut p.lock.guard, &pake3, &p.lock.device.pk, &mut pake4);
     assert_eq!(r.err(), Some(Error::UnexpectedMessage));
     assert_eq!(p.lock.guard.failures(), 1);
 }
@@ -67,7 +84,10 @@ fn wrong_code_guessing_backoff_grows_then_locks_out_until_window_reopens() {
             Err(Error::Backoff { retry_in_ms }) => {
                 waits.push(retry_in_ms);
                 // Trying before the wait is over is refused without work.
-                assert_eq!(p.pair(CODE, "Alice").err(), Some(Error::Backoff { retry_in_ms }));
+                assert_eq!(
+                    p.pair(CODE, "Alice").err(),
+                    Some(Error::Backoff { retry_in_ms })
+                );
                 p.advance(retry_in_ms);
             }
             Err(Error::LockedOut) => {
@@ -78,7 +98,18 @@ fn wrong_code_guessing_backoff_grows_then_locks_out_until_window_reopens() {
     }
     assert_eq!(
         waits,
-        [0, 0, 1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 64_000, u64::MAX],
+        [
+            0,
+            0,
+            1_000,
+            2_000,
+            4_000,
+            8_000,
+            16_000,
+            32_000,
+            64_000,
+            u64::MAX
+        ],
         "three free attempts, then doubling waits, then lockout after 10"
     );
     // Locked out: even the right code, even an hour later.
@@ -110,8 +141,8 @@ fn abandoned_pake1_offline_guess_check_is_charged() {
             &pake1,
             &mut pake2,
         );
-        if r.is_err() {
-            refused_at = Some((i, r.unwrap_err()));
+        if let Err(e) = r {
+            refused_at = Some((i, e));
             break;
         }
     }
@@ -136,7 +167,10 @@ fn point(bytes: &[u8]) -> ProjectivePoint {
 }
 
 fn unhex(h: &str) -> Vec<u8> {
-    (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap()).collect()
+    (0..h.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 #[test]
@@ -158,7 +192,9 @@ fn recorded_pairing_transcript_gives_eavesdropper_no_guess_check() {
     let salt: [u8; 16] = t.params[1..17].try_into().unwrap();
     let iterations = u32::from_le_bytes(t.params[17..21].try_into().unwrap());
     let mut guesses = 0;
-    for guess in [CODE, WRONG, 1, 31_415_926, 27_182_818, 99_999_998, 12_345_679] {
+    for guess in [
+        CODE, WRONG, 1, 31_415_926, 27_182_818, 99_999_998, 12_345_679,
+    ] {
         let v = keyway_channel::StoredVerifier::derive(
             &SetupCode::new(guess).unwrap(),
             &salt,
@@ -186,8 +222,19 @@ fn recorded_pairing_transcript_gives_eavesdropper_no_guess_check() {
 #[test]
 fn setup_code_rules_follow_matter() {
     for trivial in [
-        0, 11_111_111, 22_222_222, 33_333_333, 44_444_444, 55_555_555, 66_666_666, 77_777_777,
-        88_888_888, 99_999_999, 12_345_678, 87_654_321, 100_000_000,
+        0,
+        11_111_111,
+        22_222_222,
+        33_333_333,
+        44_444_444,
+        55_555_555,
+        66_666_666,
+        77_777_777,
+        88_888_888,
+        99_999_999,
+        12_345_678,
+        87_654_321,
+        100_000_000,
     ] {
         assert_eq!(SetupCode::new(trivial), Err(CodeError::Trivial(trivial)));
     }
@@ -195,13 +242,31 @@ fn setup_code_rules_follow_matter() {
     assert_eq!(SetupCode::parse("20231107").unwrap().value(), CODE);
     assert_eq!(SetupCode::parse("2023 1107").unwrap().value(), CODE);
     assert_eq!(SetupCode::parse("00000001").unwrap().digits(), *b"00000001");
-    for bad in ["", "1234567", "123456789", "12-345678", "1234-567a", "１２３４５６７８"] {
-        assert_eq!(SetupCode::parse(bad), Err(CodeError::NotEightDigits), "{bad}");
+    for bad in [
+        "",
+        "1234567",
+        "123456789",
+        "12-345678",
+        "1234-567a",
+        "１２３４５６７８",
+    ] {
+        assert_eq!(
+            SetupCode::parse(bad),
+            Err(CodeError::NotEightDigits),
+            "{bad}"
+        );
     }
-    assert_eq!(SetupCode::parse("1111-1111"), Err(CodeError::Trivial(11_111_111)));
+    assert_eq!(
+        SetupCode::parse("1111-1111"),
+        Err(CodeError::Trivial(11_111_111))
+    );
     assert_eq!(SetupCode::new(CODE).unwrap().to_string(), "2023-1107");
-    assert_eq!(format!("{:?}", SetupCode::new(CODE).unwrap()), "SetupCode(..)");
-    let mut rng = <rand_chacha::ChaCha20Rng as rand_chacha::rand_core::SeedableRng>::seed_from_u64(9);
+    assert_eq!(
+        format!("{:?}", SetupCode::new(CODE).unwrap()),
+        "SetupCode(..)"
+    );
+    let mut rng =
+        <rand_chacha::ChaCha20Rng as rand_chacha::rand_core::SeedableRng>::seed_from_u64(9);
     for _ in 0..1000 {
         let c = SetupCode::generate(&mut rng);
         assert_eq!(SetupCode::new(c.value()), Ok(c));
@@ -211,7 +276,8 @@ fn setup_code_rules_follow_matter() {
 #[test]
 fn client_refuses_params_with_absurd_iteration_counts() {
     let code = SetupCode::new(CODE).unwrap();
-    let mut rng = <rand_chacha::ChaCha20Rng as rand_chacha::rand_core::SeedableRng>::seed_from_u64(9);
+    let mut rng =
+        <rand_chacha::ChaCha20Rng as rand_chacha::rand_core::SeedableRng>::seed_from_u64(9);
     let mut params = [0u8; 21];
     params[0] = 1;
     params[17..].copy_from_slice(&u32::MAX.to_le_bytes());
@@ -220,7 +286,10 @@ fn client_refuses_params_with_absurd_iteration_counts() {
         Some(Error::Iterations(u32::MAX))
     );
     params[0] = 2;
-    assert_eq!(ClientPairing::start(&code, &params, &mut rng).err(), Some(Error::Unsupported(2)));
+    assert_eq!(
+        ClientPairing::start(&code, &params, &mut rng).err(),
+        Some(Error::Unsupported(2))
+    );
 }
 
 #[test]
@@ -228,10 +297,16 @@ fn stored_verifier_round_trips_and_holds_no_code() {
     let code = SetupCode::new(CODE).unwrap();
     let v = keyway_channel::StoredVerifier::derive(&code, &[1; 16], 1000);
     let bytes = v.to_bytes();
-    assert_eq!(keyway_channel::StoredVerifier::from_bytes(&bytes).unwrap(), v);
+    assert_eq!(
+        keyway_channel::StoredVerifier::from_bytes(&bytes).unwrap(),
+        v
+    );
     assert!(!bytes.windows(8).any(|w| w == b"20231107"));
     assert_eq!(v.salt(), [1; 16]);
     assert_eq!(v.iterations(), 1000);
     // A different salt gives a different verifier for the same code.
-    assert_ne!(keyway_channel::StoredVerifier::derive(&code, &[2; 16], 1000), v);
+    assert_ne!(
+        keyway_channel::StoredVerifier::derive(&code, &[2; 16], 1000),
+        v
+    );
 }

@@ -120,13 +120,25 @@ fn rfc9383_vector_both_roles_byte_for_byte() {
     assert_eq!(confirm_v.as_bytes()[..], unhex(CONFIRM_V)[..], "confirmV");
 
     let confirm_v = ConfirmV::<P256Sha256>::from_bytes(&unhex(CONFIRM_V)).unwrap();
-    let (confirm_p, prover_key) = prover.receive(&share_v).unwrap().finish(&confirm_v).unwrap();
+    let (confirm_p, prover_key) = prover
+        .receive(&share_v)
+        .unwrap()
+        .finish(&confirm_v)
+        .unwrap();
     assert_eq!(confirm_p.as_bytes()[..], unhex(CONFIRM_P)[..], "confirmP");
-    assert_eq!(prover_key.as_bytes()[..], unhex(K_SHARED)[..], "K_shared (prover)");
+    assert_eq!(
+        prover_key.as_bytes()[..],
+        unhex(K_SHARED)[..],
+        "K_shared (prover)"
+    );
 
     let confirm_p = ConfirmP::<P256Sha256>::from_bytes(&unhex(CONFIRM_P)).unwrap();
     let verifier_key = verifier.finish(&confirm_p).unwrap();
-    assert_eq!(verifier_key.as_bytes()[..], unhex(K_SHARED)[..], "K_shared (verifier)");
+    assert_eq!(
+        verifier_key.as_bytes()[..],
+        unhex(K_SHARED)[..],
+        "K_shared (verifier)"
+    );
 }
 
 #[test]

@@ -5,9 +5,9 @@
 #![allow(dead_code)]
 
 use ed25519_compact::{KeyPair, Seed};
+use keyway_channel::handshake::{MSG2_LEN, MSG3_LEN};
 use keyway_channel::pairing::{self, PAKE2_LEN, PAKE3_LEN, PAKE4_LEN};
 use keyway_channel::record::MSG4_LEN;
-use keyway_channel::handshake::{MSG2_LEN, MSG3_LEN};
 use keyway_channel::{
     ClientHandshake, ClientPairing, ClientSession, Error, GuardConfig, KeyId, LockPairing,
     NewOwner, PairedLock, PairingGuard, SessionTable, SetupCode, StoredVerifier, TableConfig,
@@ -39,7 +39,12 @@ pub struct Lock {
 
 impl Lock {
     pub fn lookup(&self) -> impl FnMut(&KeyId) -> Option<[u8; 32]> + '_ {
-        |kid| self.owners.iter().find(|(k, _)| k == kid).map(|(_, pk)| *pk)
+        |kid| {
+            self.owners
+                .iter()
+                .find(|(k, _)| k == kid)
+                .map(|(_, pk)| *pk)
+        }
     }
 }
 
@@ -233,10 +238,10 @@ impl Pair {
     ) -> Result<Vec<u8>, Error> {
         let mut req = self.request(session, payload);
         let (served, mut resp) = self.lock_serve(&mut req);
-        if let Err(e) = served {
-            if resp.is_empty() {
-                return Err(e);
-            }
+        if let Err(e) = served
+            && resp.is_empty()
+        {
+            return Err(e);
         }
         let opened = session.open_response(self.client.now_ms, &mut resp)?;
         Ok(resp[opened.payload].to_vec())
