@@ -160,6 +160,12 @@ pub(crate) struct LockPending {
     th3: [u8; 32],
 }
 
+impl Drop for LockPending {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.prk);
+    }
+}
+
 /// Lock: takes `msg1`, writes `msg2` for session id `sid`.
 pub(crate) fn lock_msg1<R: CryptoRng + ?Sized>(
     rng: &mut R,

@@ -176,6 +176,13 @@ pub struct ClientSession {
     sync: Option<(u64, u64)>,
 }
 
+impl Drop for ClientSession {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.c2l);
+        zeroize::Zeroize::zeroize(&mut self.l2c);
+    }
+}
+
 impl core::fmt::Debug for ClientSession {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("ClientSession")

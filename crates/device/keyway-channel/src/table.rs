@@ -17,6 +17,7 @@
 
 use ed25519_compact::KeyPair;
 use spake2plus::rand_core::CryptoRng;
+use zeroize::Zeroize;
 
 use crate::handshake::{self, KeyId, LockPending, MSG2_LEN};
 use crate::record::{self, MSG4_LEN, Opened, ResponseStatus};
@@ -59,6 +60,13 @@ struct Established {
     /// The counter whose response is still to be sealed.
     pending: Option<u64>,
     last_active_ms: u64,
+}
+
+impl Drop for Established {
+    fn drop(&mut self) {
+        self.c2l.zeroize();
+        self.l2c.zeroize();
+    }
 }
 
 #[allow(clippy::large_enum_variant)]
