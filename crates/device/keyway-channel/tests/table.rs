@@ -1,0 +1,123 @@
+//! The lock's session table under a flood of handshakes.
+
+mod util;
+
+use keyway_channel::handshake::MSG2_LEN;
+use keyway_channel::{ClientHandshake, Error};
+use util::{Pair, SLOTS};
+
+/// An attacker's msg1, answered by the lock (or refused).
+fn flood_one(p: &mut Pair) -> Result<u32, Error> {
+    let (_hs, msg1) = ClientHandshake::start(&mut p.rng);
+    let mut msg2 = [0u8; MSG2_LEN];
+    p.lock
+        .table
+        .handshake1(p.lock.now_ms, &mut p.rng, &p.lock.device, &msg1, &mut msg2)
+}
+
+#[test]
+fn handshake_flood_does_not_evict_established_session_or_fresh_handshake() {
+    let mut p = Pair::paired(30);
+    let mut owner = p.handshake().unwrap();
+    // The flood fills every other slot with handshakes that never finish.
+    let mut accepted = 0;
+    let mut busy = 0;
+    for _ in 0..200 {
+        match flood_one(&mut p) {
+            Ok(_) => accepted += 1,
+            Err(Error::Busy) => busy += 1,
+            Err(e) => panic!("{e:?}"),
+        }
+        p.advance(5); // 200 handshakes a second
+    }
+    println!("flood: {accepted} handshakes accepted, {busy} refused Busy");
+    assert_eq!(accepted, SLOTS - 1, "only the free slots are taken");
+    assert_eq!(busy, 200 - (SLOTS - 1));
+    // The owner's established session is untouched.
+    assert_eq!(p.round_trip(&mut owner, b"unlock").unwrap(), b"ok:unlock");
+    assert_eq!(p.lock.table.sessions(p.lock.now_ms), 1);
+    assert_eq!(p.lock.table.handshakes(p.lock.now_ms), SLOTS - 1);
+}
+
+#[test]
+fn handshake_flood_does_not_evict_an_owners_fresh_handshake() {
+    let mut p = Pair::paired(31);
+    // The owner's handshake is in flight (msg2 sent, msg3 not yet back).
+    let (hs, msg1) = ClientHandshake::start(&mut p.rng);
+    let mut msg2 = [0u8; MSG2_LEN];
+    p.lock
+        .table
+        .handshake1(p.lock.now_ms, &mut p.rng, &p.lock.device, &msg1, &mut msg2)
+        .unwrap();
+    // A flood in the meantime.
+    for _ in 0..100 {
+        let _ = flood_one(&mut p);
+        p.advance(5);
+    }
+    // The owner's msg3 still finds its handshake (0.5 s later, inside 10 s).
+    let mut msg3 = [0u8; keyway_channel::handshake::MSG3_LEN];
+    let mut session = hs
+        .msg2(
+            &msg2,
+            &p.client.lock_key.unwrap(),
+            &p.client.owner,
+            &mut msg3,
+        )
+        .unwrap();
+    let mut msg4 = [0u8; keyway_channel::record::MSG4_LEN];
+    let owners = p.lock.owners.clone();
+    p.lock
+        .table
+        .handshake3(
+            p.lock.now_ms,
+            &msg3,
+            |kid| owners.iter().find(|(k, _)| k == kid).map(|(_, pk)| *pk),
+            &mut msg4,
+        )
+        .unwrap();
+    session.open_response(p.client.now_ms, &mut msg4).unwrap();
+    assert_eq!(p.round_trip(&mut session, b"unlock").unwrap(), b"ok:unlock");
+}
+
+#[test]
+fn expired_handshakes_are_evicted_so_the_owner_gets_in_after_the_flood() {
+    let mut p = Pair::paired(32);
+    for _ in 0..SLOTS {
+        flood_one(&mut p).unwrap();
+    }
+    assert_eq!(flood_one(&mut p), Err(Error::Busy));
+    assert_eq!(p.handshake().err(), Some(Error::Busy));
+    // Ten seconds on, the flood's handshakes have expired.
+    p.advance(10_001);
+    let mut s = p.handshake().unwrap();
+    assert_eq!(p.round_trip(&mut s, b"status").unwrap(), b"ok:status");
+}
+
+#[test]
+fn idle_sessions_are_evicted_but_active_ones_are_not() {
+    let mut p = Pair::paired(33);
+    let mut active = p.handshake().unwrap();
+    let _idle = p.handshake().unwrap();
+    for _ in 0..13 {
+        p.advance(10_000);
+        p.round_trip(&mut active, b"status").unwrap();
+    }
+    // 130 s on: the idle session expired, the active one did not. A flood
+    // may take the idle one's slot, never the active one's.
+    let mut taken = 0;
+    while flood_one(&mut p).is_ok() {
+        taken += 1;
+    }
+    assert_eq!(taken, SLOTS - 1);
+    assert_eq!(p.round_trip(&mut active, b"unlock").unwrap(), b"ok:unlock");
+}
+
+#[test]
+fn stale_session_id_misses_after_slot_reuse() {
+    let mut p = Pair::paired(34);
+    let mut old = p.handshake().unwrap();
+    p.lock.table.close(old.session_id());
+    let _new = p.handshake().unwrap();
+    let mut r = p.request(&mut old, b"unlock");
+    assert_eq!(p.lock_serve(&mut r).0, Err(Error::UnknownSession));
+}

@@ -1,0 +1,439 @@
+//! On-target run of keyway-channel (Cortex-M4, QEMU mps2-an386).
+//!
+//! Both roles run in this one firmware, in memory, as the lock and the
+//! owner's client would over the radio: a full pairing with the setup code
+//! (SPAKE2+ Params, Pake1..Pake4), a session handshake (msg1..msg4) and one
+//! sealed request with its sealed response. Every step of the **lock's**
+//! side is measured twice at once: SysTick ticks (instructions under
+//! `qemu -icount shift=0`, calibrated on target with a loop of known
+//! length) and the stack high-water mark of the call (painted; qemu-audit's
+//! painter, shared by `#[path]`). The client's steps run unmeasured (on a
+//! real client they run on a phone or PC).
+//!
+//! Exits through semihosting: success only if every step succeeded, the
+//! keys each side learnt are the other's, the response carries the
+//! request's answer, a wrong code is refused, and the deepest lock call
+//! stayed within the stack budget.
+
+#![no_std]
+#![no_main]
+#![cfg_attr(feature = "baseline", allow(dead_code, unused_imports))]
+#![cfg_attr(feature = "lock-only", allow(unused_imports))]
+
+#[allow(dead_code)]
+mod scenario;
+#[allow(dead_code)]
+#[path = "../../qemu-audit/src/stack.rs"]
+mod stack;
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use cortex_m::peripheral::syst::SystClkSource;
+use cortex_m_rt::{ExceptionFrame, entry, exception};
+use cortex_m_semihosting::{debug, hprintln};
+use ed25519_compact::{KeyPair, Seed};
+use keyway_channel::handshake::{MSG1_LEN, MSG2_LEN, MSG3_LEN};
+use keyway_channel::pairing::{PAKE1_LEN, PAKE2_LEN, PAKE3_LEN, PAKE4_LEN, PARAMS_LEN};
+use keyway_channel::record::{MSG4_LEN, REQUEST_OVERHEAD, RESPONSE_OVERHEAD};
+use keyway_channel::{
+    ClientHandshake, ClientPairing, Error, GuardConfig, LockPairing, PairingGuard, ResponseStatus,
+    SessionTable, SetupCode, StoredVerifier, TableConfig,
+};
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
+use scenario::*;
+
+/// Stack budget for one lock call: `KEYWAY_CHANNEL_STACK_BUDGET` or 12 KiB.
+const STACK_BUDGET: usize = match option_env!("KEYWAY_CHANNEL_STACK_BUDGET") {
+    Some(s) => parse_usize(s.as_bytes()),
+    None => 12 * 1024,
+};
+
+const fn parse_usize(s: &[u8]) -> usize {
+    let mut v = 0usize;
+    let mut i = 0;
+    while i < s.len() && s[i].is_ascii_digit() {
+        v = v * 10 + (s[i] - b'0') as usize;
+        i += 1;
+    }
+    v
+}
+
+const SLOTS: usize = 4;
+
+/// The run as build.rs recorded it on the host with the same seeds: the
+/// lock must produce the same bytes here (and, in the full build, the
+/// client too).
+mod recorded {
+    macro_rules! rec {
+        ($name:ident, $file:literal) => {
+            pub static $name: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/", $file));
+        };
+    }
+    rec!(VERIFIER, "verifier.bin");
+    rec!(PAKE1, "pake1.bin");
+    rec!(PAKE2, "pake2.bin");
+    rec!(PAKE3, "pake3.bin");
+    rec!(PAKE4, "pake4.bin");
+    rec!(MSG1, "msg1.bin");
+    rec!(MSG2, "msg2.bin");
+    rec!(MSG3, "msg3.bin");
+    rec!(MSG4, "msg4.bin");
+    rec!(REQUEST, "request.bin");
+    rec!(RESPONSE, "response.bin");
+}
+
+/// Fails unless `got` is the recorded `want`.
+fn same(got: &[u8], want: &[u8], what: &str) {
+    if got != want {
+        hprintln!("FAIL: {} differs from the host's recording", what);
+        debug::exit(debug::EXIT_FAILURE);
+        loop {}
+    }
+}
+
+/// SysTick wraps (24-bit counter) since it was started.
+static WRAPS: AtomicU32 = AtomicU32::new(0);
+
+#[exception]
+fn SysTick() {
+    WRAPS.fetch_add(1, Ordering::Relaxed);
+}
+
+fn fail(what: &str) -> ! {
+    hprintln!("FAIL: {}", what);
+    debug::exit(debug::EXIT_FAILURE);
+    loop {}
+}
+
+fn check<T>(r: Result<T, Error>, what: &str) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => {
+            hprintln!("FAIL: {}: {}", what, e);
+            debug::exit(debug::EXIT_FAILURE);
+            loop {}
+        }
+    }
+}
+
+/// SysTick, counting down from 2^24 - 1 at the core clock, its wraps
+/// counted by the exception handler; stopped until [`timed`].
+fn systick() -> cortex_m::peripheral::SYST {
+    let mut syst = match cortex_m::Peripherals::take() {
+        Some(p) => p.SYST,
+        None => fail("peripherals"),
+    };
+    syst.set_clock_source(SystClkSource::Core);
+    syst.set_reload(0x00FF_FFFF);
+    syst.enable_interrupt();
+    syst
+}
+
+/// Runs `f` with SysTick counting from its reload value; returns the
+/// ticks it took.
+fn timed<R>(syst: &mut cortex_m::peripheral::SYST, f: impl FnOnce() -> R) -> (R, u64) {
+    WRAPS.store(0, Ordering::Relaxed);
+    syst.clear_current();
+    syst.enable_counter();
+    let r = f();
+    let now = cortex_m::peripheral::SYST::get_current();
+    syst.disable_counter();
+    let ticks =
+        u64::from(WRAPS.load(Ordering::Relaxed)) * 0x0100_0000 + u64::from(0x00FF_FFFF - now);
+    (r, ticks)
+}
+
+/// Times a loop of exactly 2,000,000 instructions (subs, bne) and prints
+/// the ticks: the instructions per SysTick tick under `-icount`.
+#[inline(never)]
+fn calibrate(syst: &mut cortex_m::peripheral::SYST) {
+    let ((), ticks) = timed(syst, || {
+        // SAFETY: a register-only countdown loop.
+        unsafe {
+            core::arch::asm!(
+                "2:", "subs {n}, #1", "bne 2b",
+                n = inout(reg) 1_000_000u32 => _,
+                options(nomem, nostack)
+            )
+        }
+    });
+    hprintln!("SysTick ticks for 2000000 instructions: {}", ticks);
+}
+
+/// Measures one lock step: its ticks and its stack; prints one line.
+fn lock_step<R>(
+    syst: &mut cortex_m::peripheral::SYST,
+    name: &str,
+    deepest: &mut usize,
+    f: impl FnOnce() -> R,
+) -> R {
+    let ((r, ticks), usage) = stack::measure(|| timed(syst, f));
+    hprintln!(
+        "lock step {}: {} ticks, stack {} bytes",
+        name,
+        ticks,
+        usage.call
+    );
+    *deepest = (*deepest).max(usage.call);
+    r
+}
+
+#[entry]
+fn main() -> ! {
+    let mut syst = systick();
+    hprintln!(
+        "message bytes: Params {} Pake1 {} Pake2 {} Pake3 {} Pake4 {} msg1 {} msg2 {} msg3 {} msg4 {} request {}+{} response {}+{}",
+        PARAMS_LEN,
+        PAKE1_LEN,
+        PAKE2_LEN,
+        PAKE3_LEN,
+        PAKE4_LEN,
+        MSG1_LEN,
+        MSG2_LEN,
+        MSG3_LEN,
+        MSG4_LEN,
+        REQUEST_OVERHEAD,
+        REQUEST.len(),
+        RESPONSE_OVERHEAD,
+        REQUEST.len() + 3
+    );
+
+    #[cfg(not(feature = "baseline"))]
+    {
+        let full = cfg!(not(feature = "lock-only"));
+        hprintln!(
+            "build: {}",
+            if full {
+                "both roles (client live)"
+            } else {
+                "lock only (client replayed from the host's recording)"
+            }
+        );
+        let mut lock_rng = ChaCha20Rng::seed_from_u64(LOCK_RNG_SEED);
+        let device = KeyPair::from_seed(Seed::new(DEVICE_SEED));
+        let verifier = check(
+            StoredVerifier::from_bytes(recorded::VERIFIER),
+            "stored verifier",
+        );
+        let mut guard = PairingGuard::new(GuardConfig::default());
+        let mut deepest = 0usize;
+        hprintln!(
+            "lock state: LockPairing {} B, PairingGuard {} B, SessionTable<{}> {} B, StoredVerifier {} B",
+            core::mem::size_of::<LockPairing>(),
+            core::mem::size_of::<PairingGuard>(),
+            SLOTS,
+            core::mem::size_of::<SessionTable<SLOTS>>(),
+            core::mem::size_of::<StoredVerifier>()
+        );
+
+        // --- The client (full build): live, from the same seeds. ---
+        #[cfg(not(feature = "lock-only"))]
+        let mut client_rng = ChaCha20Rng::seed_from_u64(CLIENT_RNG_SEED);
+        #[cfg(not(feature = "lock-only"))]
+        let owner = KeyPair::from_seed(Seed::new(OWNER_SEED));
+        #[cfg(not(feature = "lock-only"))]
+        let code = match SetupCode::new(CODE) {
+            Ok(c) => c,
+            Err(_) => fail("setup code"),
+        };
+        #[cfg(not(feature = "lock-only"))]
+        {
+            // Provisioning on target too: the same verifier as the host's.
+            same(
+                &StoredVerifier::derive(&code, &SALT, ITERATIONS).to_bytes(),
+                recorded::VERIFIER,
+                "verifier",
+            );
+            // A wrong code first (its own RNG): refused, typed.
+            let mut rng = ChaCha20Rng::seed_from_u64(7);
+            let wrong = match SetupCode::new(WRONG) {
+                Ok(c) => c,
+                Err(_) => fail("wrong code"),
+            };
+            let mut lock = LockPairing::new();
+            let (mut client, pake1) = check(
+                ClientPairing::start(&wrong, &verifier.params(), &mut rng),
+                "client start (wrong code)",
+            );
+            let mut pake2 = [0u8; PAKE2_LEN];
+            check(
+                lock.pake1(&verifier, &mut guard, 0, &mut rng, &pake1, &mut pake2),
+                "lock Pake1 (wrong code)",
+            );
+            let mut pake3 = [0u8; PAKE3_LEN];
+            match client.pake2(&pake2, &owner.pk, NAME, &mut pake3) {
+                Err(Error::WrongCode) => hprintln!("wrong code refused: {}", Error::WrongCode),
+                _ => fail("a wrong code was not refused"),
+            }
+        }
+
+        // --- Pairing with the right code. ---
+        let mut lock_pairing = LockPairing::new();
+        #[cfg(not(feature = "lock-only"))]
+        let (mut client, pake1) = check(
+            ClientPairing::start(&code, &verifier.params(), &mut client_rng),
+            "client start",
+        );
+        #[cfg(not(feature = "lock-only"))]
+        same(&pake1, recorded::PAKE1, "Pake1");
+        #[cfg(feature = "lock-only")]
+        let pake1 = recorded::PAKE1;
+        let mut pake2 = [0u8; PAKE2_LEN];
+        let r = lock_step(&mut syst, "pairing Pake1 -> Pake2", &mut deepest, || {
+            lock_pairing.pake1(&verifier, &mut guard, 1, &mut lock_rng, &pake1, &mut pake2)
+        });
+        check(r, "lock Pake1");
+        same(&pake2, recorded::PAKE2, "Pake2");
+        #[cfg(not(feature = "lock-only"))]
+        let pake3 = {
+            let mut pake3 = [0u8; PAKE3_LEN];
+            check(
+                client.pake2(&pake2, &owner.pk, NAME, &mut pake3),
+                "client Pake2",
+            );
+            same(&pake3, recorded::PAKE3, "Pake3");
+            pake3
+        };
+        #[cfg(feature = "lock-only")]
+        let pake3 = recorded::PAKE3;
+        let mut pake4 = [0u8; PAKE4_LEN];
+        let new_owner = lock_step(&mut syst, "pairing Pake3 -> Pake4", &mut deepest, || {
+            lock_pairing.pake3(&mut guard, &pake3, &device.pk, &mut pake4)
+        });
+        let new_owner = check(new_owner, "lock Pake3");
+        same(&pake4, recorded::PAKE4, "Pake4");
+        #[cfg(not(feature = "lock-only"))]
+        {
+            let paired = check(client.pake4(&pake4), "client Pake4");
+            if new_owner.public_key != *owner.pk || paired.device_public_key != *device.pk {
+                fail("the keys learnt at pairing are not the other side's");
+            }
+        }
+        hprintln!("paired: owner \"{}\"", new_owner.name());
+
+        // --- Session handshake. ---
+        let mut table: SessionTable<SLOTS> = SessionTable::new(TableConfig::default());
+        let now = LOCK_NOW_MS;
+        #[cfg(not(feature = "lock-only"))]
+        let (hs, msg1) = ClientHandshake::start(&mut client_rng);
+        #[cfg(not(feature = "lock-only"))]
+        same(&msg1, recorded::MSG1, "msg1");
+        #[cfg(feature = "lock-only")]
+        let msg1 = recorded::MSG1;
+        let mut msg2 = [0u8; MSG2_LEN];
+        let sid = lock_step(&mut syst, "handshake msg1 -> msg2", &mut deepest, || {
+            table.handshake1(now, &mut lock_rng, &device, &msg1, &mut msg2)
+        });
+        check(sid, "lock msg1");
+        same(&msg2, recorded::MSG2, "msg2");
+        #[cfg(not(feature = "lock-only"))]
+        let (mut session, msg3) = {
+            let mut msg3 = [0u8; MSG3_LEN];
+            let session = check(hs.msg2(&msg2, &device.pk, &owner, &mut msg3), "client msg2");
+            same(&msg3, recorded::MSG3, "msg3");
+            (session, msg3)
+        };
+        #[cfg(feature = "lock-only")]
+        let msg3 = recorded::MSG3;
+        let owner_key = new_owner.public_key;
+        let owner_id = new_owner.key_id();
+        let mut msg4 = [0u8; MSG4_LEN];
+        let r = lock_step(&mut syst, "handshake msg3 -> msg4", &mut deepest, || {
+            table.handshake3(
+                now,
+                &msg3,
+                |kid| (*kid == owner_id).then_some(owner_key),
+                &mut msg4,
+            )
+        });
+        check(r, "lock msg3");
+        same(&msg4, recorded::MSG4, "msg4");
+        #[cfg(not(feature = "lock-only"))]
+        check(session.open_response(0, &mut msg4), "client msg4");
+
+        // --- One sealed request and its sealed response. ---
+        let mut req = [0u8; 128];
+        #[cfg(not(feature = "lock-only"))]
+        let n = {
+            let (_, n) = check(
+                session.seal_request(CLIENT_NOW_MS, REQUEST, &mut req),
+                "client request",
+            );
+            same(&req[..n], recorded::REQUEST, "request");
+            n
+        };
+        #[cfg(feature = "lock-only")]
+        let n = {
+            req[..recorded::REQUEST.len()].copy_from_slice(recorded::REQUEST);
+            recorded::REQUEST.len()
+        };
+        let mut resp = [0u8; 128];
+        let r = lock_step(
+            &mut syst,
+            "request open + response seal",
+            &mut deepest,
+            || {
+                let opened = table.open_request(now + 100, &mut req[..n])?;
+                let mut answer = [0u8; 64];
+                let body = &req[opened.payload.clone()];
+                answer[..3].copy_from_slice(b"ok:");
+                answer[3..3 + body.len()].copy_from_slice(body);
+                table.seal_response(
+                    now + 100,
+                    opened.session,
+                    opened.counter,
+                    ResponseStatus::Ok,
+                    &answer[..3 + body.len()],
+                    &mut resp,
+                )
+            },
+        );
+        let m = check(r, "lock request");
+        same(&resp[..m], recorded::RESPONSE, "response");
+        #[cfg(not(feature = "lock-only"))]
+        {
+            let got = check(
+                session.open_response(CLIENT_NOW_MS, &mut resp[..m]),
+                "client response",
+            );
+            if &resp[got.payload.clone()][3..] != REQUEST || got.lock_time_ms != now + 100 {
+                fail("the response does not answer the request");
+            }
+        }
+        hprintln!(
+            "request answered: {} B request, {} B response; every message as recorded on the host",
+            n,
+            m
+        );
+
+        hprintln!("deepest lock call: {} B (budget {})", deepest, STACK_BUDGET);
+        if deepest > STACK_BUDGET {
+            fail("stack over budget");
+        }
+    }
+    #[cfg(feature = "baseline")]
+    {
+        let mut deepest = 0usize;
+        let r = lock_step(&mut syst, "baseline", &mut deepest, || {
+            core::hint::black_box(REQUEST.len())
+        });
+        hprintln!("baseline {} {}", r, deepest);
+    }
+    calibrate(&mut syst);
+    hprintln!("PASS");
+    debug::exit(debug::EXIT_SUCCESS);
+    loop {}
+}
+
+#[exception]
+unsafe fn HardFault(_frame: &ExceptionFrame) -> ! {
+    fail("hard fault")
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    hprintln!("PANIC: {}", info);
+    debug::exit(debug::EXIT_FAILURE);
+    loop {}
+}
