@@ -28,11 +28,20 @@ pub struct StateWrite<'a> {
     pub hash: Option<&'a [u8]>,
     /// Confirm instead of test.
     pub confirm: Option<bool>,
+    /// The client decides on Keyway's typed refusals: the lock adds them
+    /// (`kw-rc`, FORMAT.md, "Refusals") to an error answer (`"kw": true`).
+    /// Stock tools leave it out and get the standard error body only.
+    pub kw: bool,
 }
 
 impl<'a> Message<'a> for StateWrite<'a> {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.map(usize::from(self.hash.is_some()) + usize::from(self.confirm.is_some()))?;
+        w.map(
+            usize::from(self.kw)
+                + usize::from(self.hash.is_some())
+                + usize::from(self.confirm.is_some()),
+        )?;
+        write_kw(w, self.kw)?;
         if let Some(h) = self.hash {
             w.text("hash")?;
             w.bytes(h)?;
@@ -44,8 +53,9 @@ impl<'a> Message<'a> for StateWrite<'a> {
         Ok(())
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let (mut hash, mut confirm) = (None, None);
+        let (mut hash, mut confirm, mut kw) = (None, None, None);
         cbor::read_map(body, |k, r| match k {
+            "kw" => set(&mut kw, "kw", field(r.bool(), "kw", "a bool")?),
             "hash" => set(
                 &mut hash,
                 "hash",
@@ -58,7 +68,11 @@ impl<'a> Message<'a> for StateWrite<'a> {
             ),
             _ => Ok(false),
         })?;
-        Ok(StateWrite { hash, confirm })
+        Ok(StateWrite {
+            hash,
+            confirm,
+            kw: kw.unwrap_or(false),
+        })
     }
 }
 
@@ -207,17 +221,23 @@ pub struct Upload<'a> {
     pub upgrade: Option<bool>,
     /// An owner's authentication (first chunk).
     pub auth: Option<Auth>,
+    /// The client decides on Keyway's typed refusals: the lock adds them
+    /// (`kw-rc`, FORMAT.md, "Refusals") to an error answer (`"kw": true`).
+    /// Stock tools leave it out and get the standard error body only.
+    pub kw: bool,
 }
 
 impl<'a> Message<'a> for Upload<'a> {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(
-            2 + usize::from(self.len.is_some())
+            2 + usize::from(self.kw)
+                + usize::from(self.len.is_some())
                 + usize::from(self.sha.is_some())
                 + usize::from(self.image.is_some())
                 + usize::from(self.upgrade.is_some())
                 + usize::from(self.auth.is_some()),
         )?;
+        write_kw(w, self.kw)?;
         if let Some(l) = self.len {
             w.text("len")?;
             w.u64(l)?;
@@ -246,8 +266,9 @@ impl<'a> Message<'a> for Upload<'a> {
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let (mut off, mut data, mut len, mut sha) = (None, None, None, None);
-        let (mut image, mut upgrade, mut auth) = (None, None, None);
+        let (mut image, mut upgrade, mut auth, mut kw) = (None, None, None, None);
         cbor::read_map(body, |k, r| match k {
+            "kw" => set(&mut kw, "kw", field(r.bool(), "kw", "a bool")?),
             "off" => set(
                 &mut off,
                 "off",
@@ -285,6 +306,7 @@ impl<'a> Message<'a> for Upload<'a> {
             image,
             upgrade,
             auth,
+            kw: kw.unwrap_or(false),
         })
     }
 }
@@ -335,11 +357,20 @@ pub struct Erase {
     pub slot: Option<u64>,
     /// An owner's authentication.
     pub auth: Option<Auth>,
+    /// The client decides on Keyway's typed refusals: the lock adds them
+    /// (`kw-rc`, FORMAT.md, "Refusals") to an error answer (`"kw": true`).
+    /// Stock tools leave it out and get the standard error body only.
+    pub kw: bool,
 }
 
 impl<'a> Message<'a> for Erase {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.map(usize::from(self.slot.is_some()) + usize::from(self.auth.is_some()))?;
+        w.map(
+            usize::from(self.kw)
+                + usize::from(self.slot.is_some())
+                + usize::from(self.auth.is_some()),
+        )?;
+        write_kw(w, self.kw)?;
         if let Some(a) = &self.auth {
             w.text("auth")?;
             a.write(w)?;
@@ -351,8 +382,9 @@ impl<'a> Message<'a> for Erase {
         Ok(())
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let (mut slot, mut auth) = (None, None);
+        let (mut slot, mut auth, mut kw) = (None, None, None);
         cbor::read_map(body, |k, r| match k {
+            "kw" => set(&mut kw, "kw", field(r.bool(), "kw", "a bool")?),
             "slot" => set(
                 &mut slot,
                 "slot",
@@ -361,6 +393,19 @@ impl<'a> Message<'a> for Erase {
             "auth" => set(&mut auth, "auth", Auth::read(r)?),
             _ => Ok(false),
         })?;
-        Ok(Erase { slot, auth })
+        Ok(Erase {
+            slot,
+            auth,
+            kw: kw.unwrap_or(false),
+        })
     }
+}
+
+/// Writes `"kw": true` when the client asks for typed refusals.
+fn write_kw(w: &mut Writer<'_>, kw: bool) -> Result<(), Error> {
+    if kw {
+        w.text("kw")?;
+        w.bool(true)?;
+    }
+    Ok(())
 }

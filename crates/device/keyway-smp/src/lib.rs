@@ -215,6 +215,19 @@ impl<'a> Request<'a> {
         })
     }
 
+    /// Whether the answer may carry Keyway's typed refusal (`kw-rc`):
+    /// always for the Keyway group, which only Keyway's clients speak; for
+    /// the standard groups only when the request asked with `"kw": true`
+    /// (stock tools such as smpclient refuse unknown keys in an error).
+    pub fn wants_typed_refusal(&self) -> bool {
+        match self {
+            Request::Upload(m) => m.kw,
+            Request::ImageStateWrite(m) => m.kw,
+            Request::Erase(m) => m.kw,
+            r => r.key().1 == group::KEYWAY,
+        }
+    }
+
     /// The owner's `auth` the request carries, if any.
     pub fn auth(&self) -> Option<&auth::Auth> {
         match self {

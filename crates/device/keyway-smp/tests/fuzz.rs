@@ -70,6 +70,7 @@ fn valid_bodies() -> Vec<Vec<u8>> {
             image: Some(0),
             upgrade: None,
             auth: Some(a),
+            kw: true,
         }),
         Request::Settings(kw::SettingsReq {
             auto_install_cve: Some(true),
@@ -83,6 +84,7 @@ fn valid_bodies() -> Vec<Vec<u8>> {
         Request::ImageStateWrite(img::StateWrite {
             hash: Some(&[1; 32]),
             confirm: Some(true),
+            kw: false,
         }),
     ];
     let slots = [img::ImageSlot {

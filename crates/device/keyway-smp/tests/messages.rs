@@ -26,10 +26,12 @@ fn requests() -> Vec<Request<'static>> {
         Request::ImageStateWrite(img::StateWrite {
             hash: Some(&[9; 32]),
             confirm: Some(false),
+            kw: true,
         }),
         Request::ImageStateWrite(img::StateWrite {
             hash: None,
             confirm: Some(true),
+            kw: false,
         }),
         Request::Upload(img::Upload {
             off: 0,
@@ -39,6 +41,7 @@ fn requests() -> Vec<Request<'static>> {
             image: Some(0),
             upgrade: Some(false),
             auth: Some(AUTH),
+            kw: true,
         }),
         Request::Upload(img::Upload {
             off: 1024,
@@ -48,14 +51,17 @@ fn requests() -> Vec<Request<'static>> {
             image: None,
             upgrade: None,
             auth: None,
+            kw: true,
         }),
         Request::Erase(img::Erase {
             slot: Some(1),
             auth: Some(AUTH),
+            kw: true,
         }),
         Request::Erase(img::Erase {
             slot: None,
             auth: None,
+            kw: false,
         }),
         Request::Status,
         Request::Lock(kw::Signed { auth: Some(AUTH) }),
