@@ -112,7 +112,8 @@ fn requests_match_smpclient_byte_for_byte() {
 
 #[test]
 fn responses_match_smpclient_byte_for_byte() {
-    let cases: Vec<(&str, (Op, u16, u8, u8), Response<'_>)> = vec![
+    type Case<'a> = (&'a str, (Op, u16, u8, u8), Response<'a>);
+    let cases: Vec<Case<'_>> = vec![
         (
             "0b00000900002a00a161726568656c6c6f",
             (Op::Write, group::OS, os::cmd::ECHO, 42),
