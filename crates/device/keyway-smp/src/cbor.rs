@@ -99,7 +99,7 @@ impl core::fmt::Display for Error {
             Error::Missing { field } => write!(f, "\"{field}\" is missing"),
             Error::Duplicate { field } => write!(f, "\"{field}\" appears twice"),
             Error::Invalid { field, expected } => {
-                write!(f, "\"{field}\" must be {expected}")
+                write!(f, "\"{field}\" is not {expected}")
             }
             Error::Full => write!(f, "the message does not fit the buffer"),
         }

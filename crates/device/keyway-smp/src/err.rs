@@ -430,7 +430,11 @@ impl<'a> ErrorRsp<'a> {
         let mut kw = None;
         let mut f = RefusalFields::default();
         cbor::read_map(body, |k, r| match k {
-            "rc" => set(&mut rc, "rc", field(r.u64(), "rc", "an unsigned integer")?),
+            "rc" => set(
+                &mut rc,
+                "rc",
+                field(r.u64(), "rc", "an integer (MGMT_ERR)")?,
+            ),
             "rsn" => set(&mut rsn, "rsn", field(r.text(), "rsn", "a text string")?),
             "err" => set(&mut group, "err", group_err(r)?),
             key::RC => set(

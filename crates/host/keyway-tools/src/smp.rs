@@ -256,7 +256,10 @@ pub fn refusal_entries(r: &Refusal) -> Vec<(Value, Value)> {
     let mut w = keyway_smp::cbor::Writer::new(&mut buf);
     // At most 5 entries of at most 42 bytes: they fit; an error leaves
     // the body without them.
-    if w.map(r.entries()).and_then(|_| r.write_entries(&mut w)).is_err() {
+    if w.map(r.entries())
+        .and_then(|_| r.write_entries(&mut w))
+        .is_err()
+    {
         return Vec::new();
     }
     decode_map(w.written()).unwrap_or_default()
