@@ -122,28 +122,12 @@ pub struct ImgError {
     pub v1: crate::smp::MgmtErr,
     /// What failed.
     pub reason: String,
+    /// Keyway's typed refusal (`kw-rc`), for clients that decide on it.
+    pub refusal: Option<keyway_smp::Refusal>,
 }
 
-/// `IMG_MGMT_ERR` codes used here.
-#[allow(missing_docs)]
-pub mod img_rc {
-    pub const UNKNOWN: u16 = 1;
-    pub const NO_IMAGE: u16 = 3;
-    pub const FLASH_READ_FAILED: u16 = 11;
-    pub const FLASH_WRITE_FAILED: u16 = 12;
-    pub const FLASH_ERASE_FAILED: u16 = 13;
-    pub const INVALID_SLOT: u16 = 14;
-    pub const INVALID_OFFSET: u16 = 20;
-    pub const INVALID_LENGTH: u16 = 21;
-    pub const INVALID_IMAGE_HEADER: u16 = 22;
-    pub const INVALID_HASH: u16 = 24;
-    pub const CURRENT_VERSION_IS_NEWER: u16 = 27;
-    pub const IMAGE_ALREADY_PENDING: u16 = 28;
-    pub const INVALID_IMAGE_TOO_LARGE: u16 = 30;
-    pub const INVALID_IMAGE_DATA_OVERRUN: u16 = 31;
-    pub const IMAGE_CONFIRMATION_DENIED: u16 = 32;
-    pub const IMAGE_SETTING_TEST_TO_ACTIVE_DENIED: u16 = 33;
-}
+/// `IMG_MGMT_ERR` codes (keyway-smp).
+pub use keyway_smp::err::img_rc;
 
 impl ImgError {
     /// An error with this group code and reason.
@@ -152,7 +136,14 @@ impl ImgError {
             rc,
             v1,
             reason: reason.into(),
+            refusal: None,
         }
+    }
+
+    /// The same error with Keyway's typed refusal.
+    pub fn with_refusal(mut self, r: keyway_smp::Refusal) -> Self {
+        self.refusal = Some(r);
+        self
     }
 }
 
@@ -927,15 +918,21 @@ impl Lock {
             (Some(h), Some(v)) => format!("{}… (v{v})", short(&h)),
             _ => "another image".to_owned(),
         };
-        Some(ImgError::new(
-            img_rc::INVALID_IMAGE_HEADER,
-            MgmtErr::Inval,
-            format!(
-                "this delta applies to image {}… ({} bytes); the lock runs {runs}: send the full image",
-                short(d.base_digest),
-                d.base_size
-            ),
-        ))
+        Some(
+            ImgError::new(
+                img_rc::INVALID_IMAGE_HEADER,
+                MgmtErr::Inval,
+                format!(
+                    "this delta applies to image {}… ({} bytes); the lock runs {runs}: send the full image",
+                    short(d.base_digest),
+                    d.base_size
+                ),
+            )
+            .with_refusal(keyway_smp::Refusal::DeltaWrongBase {
+                base_image_sha256: *d.base_digest,
+                running_image_sha256: self.image_digest(active),
+            }),
+        )
     }
 
     /// The SHA-256 of the image `slot` holds, as its stored manifest names
@@ -949,11 +946,15 @@ impl Lock {
     fn delta_err(&self, e: DeltaError<keyway_sim::Error>) -> ImgError {
         match e {
             DeltaError::Install(e) => install_err(e),
-            DeltaError::WrongBase { .. } => ImgError::new(
+            DeltaError::WrongBase { expected, .. } => ImgError::new(
                 img_rc::INVALID_IMAGE_HEADER,
                 MgmtErr::Inval,
                 format!("{e}: send the full image"),
-            ),
+            )
+            .with_refusal(keyway_smp::Refusal::DeltaWrongBase {
+                base_image_sha256: expected,
+                running_image_sha256: self.image_digest(self.journal.state().active_slot),
+            }),
             DeltaError::Header { .. } | DeltaError::Patch(_) | DeltaError::PatchPayload(_) => {
                 ImgError::new(img_rc::INVALID_HASH, MgmtErr::Inval, format!("delta: {e}"))
             }

@@ -16,34 +16,11 @@ use crate::owners::{Settings, key_id};
 use crate::server::{Body, Fail, NO_PRESENCE, Server, inval};
 use crate::smp::{MgmtErr, Op, Request, get_bool, get_bytes, get_text, get_u64, text};
 
-/// Keyway group command ids.
-pub mod cmd {
-    /// Read: the lock's state.
-    pub const STATUS: u8 = 0;
-    /// Write: throw the bolt.
-    pub const LOCK: u8 = 1;
-    /// Write: withdraw the bolt.
-    pub const UNLOCK: u8 = 2;
-    /// Read: the presence window.
-    pub const PRESENCE: u8 = 3;
-    /// Read: the pending update's release notes.
-    pub const NOTES: u8 = 4;
-    /// Write: accept or refuse the pending update.
-    pub const CONSENT: u8 = 5;
-    /// Read: a chunk of the audit log's export file.
-    pub const LOG: u8 = 6;
-    /// Read: a fresh nonce for owner authentication.
-    pub const CHALLENGE: u8 = 7;
-    /// Write: pair an owner key.
-    pub const PAIR: u8 = 8;
-    /// Write: factory reset.
-    pub const FACTORY_RESET: u8 = 9;
-    /// Write: the owner's update settings.
-    pub const SETTINGS: u8 = 10;
-}
+/// Keyway group command ids (keyway-smp).
+pub use keyway_smp::kw::cmd;
 
-/// The largest `data` of a `log` answer.
-pub const LOG_CHUNK: usize = 1024;
+/// The largest `data` of a `log` answer (keyway-smp).
+pub use keyway_smp::kw::LOG_CHUNK;
 
 fn secs(ms: u64) -> u64 {
     ms.div_ceil(1000)

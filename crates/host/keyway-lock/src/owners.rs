@@ -20,8 +20,8 @@ pub const MAX_NONCES: usize = 8;
 pub const MAX_OWNERS: usize = 16;
 /// The longest owner name, in bytes.
 pub const MAX_NAME: usize = 64;
-/// The domain-separation prefix of the signed message.
-pub const AUTH_CONTEXT: &[u8] = b"keyway-smp-auth-v1";
+/// The domain-separation prefix of the signed message (keyway-smp).
+pub use keyway_smp::auth::AUTH_CONTEXT;
 
 /// The owner's update settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,11 +92,7 @@ pub fn key_id(key: &[u8; 32]) -> [u8; 8] {
 /// command id || nonce || body` where `body` is the CBOR encoding of the
 /// request body without its `auth` entry.
 pub fn auth_message(group: u16, id: u8, nonce: &[u8; 16], body: &[u8]) -> Vec<u8> {
-    let mut m = Vec::with_capacity(AUTH_CONTEXT.len() + 19 + body.len());
-    m.extend_from_slice(AUTH_CONTEXT);
-    m.extend_from_slice(&group.to_be_bytes());
-    m.push(id);
-    m.extend_from_slice(nonce);
+    let mut m = keyway_smp::auth::prefix(group, id, nonce).to_vec();
     m.extend_from_slice(body);
     m
 }

@@ -28,21 +28,10 @@ const fn device_cap() -> u64 {
 /// `buf_count` advertised in the MCUmgr parameters.
 pub const BUF_COUNT: u32 = 4;
 
-/// OS group command ids.
-mod os_cmd {
-    pub const ECHO: u8 = 0;
-    pub const RESET: u8 = 5;
-    pub const PARAMS: u8 = 6;
-    pub const INFO: u8 = 7;
-}
-/// Image group command ids.
-mod img_cmd {
-    pub const STATE: u8 = 0;
-    pub const UPLOAD: u8 = 1;
-    pub const ERASE: u8 = 5;
-}
+/// OS and image group command ids (keyway-smp).
+use keyway_smp::{img::cmd as img_cmd, os::cmd as os_cmd};
 /// `OS_MGMT_ERR`: the format string names an unknown field.
-const OS_INVALID_FORMAT: u16 = 2;
+const OS_INVALID_FORMAT: u16 = keyway_smp::err::os_rc::INVALID_FORMAT;
 
 /// An upload in progress.
 pub struct Upload {
@@ -555,7 +544,16 @@ impl Server {
                     "image group command {}: rc {}: {}",
                     h.id, e.rc, e.reason
                 ));
-                smp::group_err_body(h.smp_version(), group::IMAGE, e.rc, e.v1, &e.reason)
+                let mut b =
+                    smp::group_err_body(h.smp_version(), group::IMAGE, e.rc, e.v1, &e.reason);
+                // Keyway's typed refusal, for clients that ask for it
+                // (stock tools refuse unknown keys in an error body).
+                if let Some(r) = &e.refusal
+                    && wants_typed_refusal(&request)
+                {
+                    b.extend(smp::refusal_entries(r));
+                }
+                b
             }
             Err(Fail::Os(rc, v1, why)) => {
                 self.log
@@ -1170,6 +1168,13 @@ fn finish(lock: &mut Lock, u: Upload, arm: bool) -> Result<u8, ImgError> {
         lock.note_delta_upload(slot, got);
     }
     Ok(slot)
+}
+
+/// Whether an error answer may carry Keyway's typed refusal: always in
+/// the Keyway group, and in the standard groups when the request asked
+/// with `"kw": true` (keyway-smp, `Request::wants_typed_refusal`).
+fn wants_typed_refusal(r: &Request) -> bool {
+    r.header.group == group::KEYWAY || get_bool(&r.body, "kw").ok().flatten() == Some(true)
 }
 
 /// The request's `auth` map, decoded with every length checked.

@@ -1,5 +1,9 @@
-//! SMP (MCUmgr) framing: the 8-byte header, the CBOR body and the two
-//! error forms. Pure functions; every length is bounded.
+//! SMP (MCUmgr) framing for the host: the header, the frame checks, the
+//! command ids and the error codes are `keyway-smp`'s (the device crate
+//! the lock, the owner's client and the audit share); this module adds
+//! `ciborium::Value` bodies for the simulated lock's server, which still
+//! works on them, and for the audit's raw (deliberately malformed)
+//! requests. Pure functions; every length is bounded.
 //!
 //! ```text
 //! byte 0: res(3) | ver(2) | op(3)     byte 1: flags    bytes 2-3: data length (BE)
@@ -8,106 +12,9 @@
 
 use ciborium::Value;
 
-/// The header's length in bytes.
-pub const HEADER_LEN: usize = 8;
-/// The largest body the lock accepts (and advertises as `buf_size` less
-/// the header): a request longer than this is refused with `EMSGSIZE`
-/// before its body is decoded.
-pub const MAX_BODY: usize = 2048;
-/// The largest frame: header and body.
-pub const MAX_FRAME: usize = HEADER_LEN + MAX_BODY;
-
-/// `mcumgr_op_t`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Op {
-    /// Read request.
-    Read = 0,
-    /// Read response.
-    ReadRsp = 1,
-    /// Write request.
-    Write = 2,
-    /// Write response.
-    WriteRsp = 3,
-}
-
-impl Op {
-    fn from_bits(b: u8) -> Option<Op> {
-        match b {
-            0 => Some(Op::Read),
-            1 => Some(Op::ReadRsp),
-            2 => Some(Op::Write),
-            3 => Some(Op::WriteRsp),
-            _ => None,
-        }
-    }
-
-    /// The response op of a request op.
-    pub fn response(self) -> Op {
-        match self {
-            Op::Read | Op::ReadRsp => Op::ReadRsp,
-            Op::Write | Op::WriteRsp => Op::WriteRsp,
-        }
-    }
-}
-
-/// SMP version 1 (legacy `rc` errors) and 2 (group errors in `err`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Version {
-    /// Header bits 0b00.
-    V1 = 0,
-    /// Header bits 0b01.
-    V2 = 1,
-}
-
-/// `mcumgr_err_t`: SMP-level result codes (the top-level `rc`).
-#[allow(missing_docs)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MgmtErr {
-    Unknown = 1,
-    NoMem = 2,
-    Inval = 3,
-    Timeout = 4,
-    NoEnt = 5,
-    BadState = 6,
-    MsgSize = 7,
-    NotSup = 8,
-    Corrupt = 9,
-    Busy = 10,
-    AccessDenied = 11,
-    TooOld = 12,
-    TooNew = 13,
-}
-
-/// Group ids.
-pub mod group {
-    /// OS management.
-    pub const OS: u16 = 0;
-    /// Image management.
-    pub const IMAGE: u16 = 1;
-    /// Keyway's own group (lock, presence, consent, audit log, owners):
-    /// FORMAT.md, "The Keyway SMP group". MCUmgr reserves groups below 64
-    /// for its standard groups.
-    pub const KEYWAY: u16 = 64;
-}
-
-/// A decoded header.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Header {
-    /// The operation.
-    pub op: Op,
-    /// The protocol version bits (0 or 1 accepted; 2 and 3 are reserved).
-    pub version: u8,
-    /// Flags (none defined; kept and echoed).
-    pub flags: u8,
-    /// Body length.
-    pub len: u16,
-    /// Group id.
-    pub group: u16,
-    /// Sequence number, echoed in the response.
-    pub seq: u8,
-    /// Command id within the group.
-    pub id: u8,
-}
+pub use keyway_smp::{
+    HEADER_LEN, Header, MAX_BODY, MAX_FRAME, MgmtErr, Op, Refusal, Version, group,
+};
 
 /// Why a frame was refused before its command ran.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -157,6 +64,23 @@ pub enum FrameError {
     Body(String),
 }
 
+impl From<keyway_smp::FrameError> for FrameError {
+    fn from(e: keyway_smp::FrameError) -> Self {
+        use keyway_smp::FrameError as F;
+        match e {
+            F::Short { got } => FrameError::Short { got },
+            F::BadOp { byte } => FrameError::BadOp { byte },
+            F::WrongDirection { op } if op.is_response() => FrameError::NotARequest { op },
+            F::WrongDirection { op } => {
+                FrameError::Body(format!("op {op:?} is a request, not a response"))
+            }
+            F::TooNew { version } => FrameError::TooNew { version },
+            F::TooLong { len, max } => FrameError::TooLong { len, max },
+            F::LengthMismatch { declared, got } => FrameError::LengthMismatch { declared, got },
+        }
+    }
+}
+
 impl FrameError {
     /// The SMP result code a frame error is answered with.
     pub fn rc(&self) -> MgmtErr {
@@ -168,65 +92,6 @@ impl FrameError {
             | FrameError::BadOp { .. }
             | FrameError::LengthMismatch { .. }
             | FrameError::Body(_) => MgmtErr::Inval,
-        }
-    }
-}
-
-impl Header {
-    /// Decodes the first 8 bytes of `bytes`.
-    pub fn decode(bytes: &[u8]) -> Result<Header, FrameError> {
-        let b: &[u8; HEADER_LEN] = bytes
-            .get(..HEADER_LEN)
-            .and_then(|h| h.try_into().ok())
-            .ok_or(FrameError::Short { got: bytes.len() })?;
-        let op = Op::from_bits(b[0] & 0x07)
-            .filter(|_| b[0] & 0xE0 == 0)
-            .ok_or(FrameError::BadOp { byte: b[0] })?;
-        Ok(Header {
-            op,
-            version: (b[0] >> 3) & 0x03,
-            flags: b[1],
-            len: u16::from_be_bytes([b[2], b[3]]),
-            group: u16::from_be_bytes([b[4], b[5]]),
-            seq: b[6],
-            id: b[7],
-        })
-    }
-
-    /// The 8 header bytes.
-    pub fn encode(&self) -> [u8; HEADER_LEN] {
-        let [l0, l1] = self.len.to_be_bytes();
-        let [g0, g1] = self.group.to_be_bytes();
-        [
-            ((self.version & 0x03) << 3) | self.op as u8,
-            self.flags,
-            l0,
-            l1,
-            g0,
-            g1,
-            self.seq,
-            self.id,
-        ]
-    }
-
-    /// The header of the response to this request (op, same group,
-    /// sequence and command; version 0 or 1).
-    pub fn response(&self) -> Header {
-        Header {
-            op: self.op.response(),
-            version: self.version.min(1),
-            flags: 0,
-            len: 0,
-            ..*self
-        }
-    }
-
-    /// The request's SMP version (a reserved one counts as 2).
-    pub fn smp_version(&self) -> Version {
-        if self.version == 0 {
-            Version::V1
-        } else {
-            Version::V2
         }
     }
 }
@@ -243,31 +108,9 @@ pub struct Request {
 /// Decodes one request frame: the header, checks of the op, version and
 /// lengths, then the body. `bytes` must be exactly one frame.
 pub fn decode_request(bytes: &[u8]) -> Result<Request, (Option<Header>, FrameError)> {
-    let header = Header::decode(bytes).map_err(|e| (None, e))?;
-    let fail = |e| (Some(header), e);
-    if header.version > 1 {
-        return Err(fail(FrameError::TooNew {
-            version: header.version,
-        }));
-    }
-    if matches!(header.op, Op::ReadRsp | Op::WriteRsp) {
-        return Err(fail(FrameError::NotARequest { op: header.op }));
-    }
-    let body = &bytes[HEADER_LEN..];
-    let declared = usize::from(header.len);
-    if declared > MAX_BODY || body.len() > MAX_BODY {
-        return Err(fail(FrameError::TooLong {
-            len: declared.max(body.len()),
-            max: MAX_BODY,
-        }));
-    }
-    if declared != body.len() {
-        return Err(fail(FrameError::LengthMismatch {
-            declared,
-            got: body.len(),
-        }));
-    }
-    let body = decode_body(body).map_err(fail)?;
+    let (header, body) =
+        keyway_smp::header::split_request(bytes, MAX_BODY).map_err(|(h, e)| (h, e.into()))?;
+    let body = decode_body(body).map_err(|e| (Some(header), e))?;
     Ok(Request { header, body })
 }
 
@@ -362,21 +205,7 @@ pub struct Response {
 /// length must match. The body may be up to 64 KiB (a lock may answer
 /// with more than it accepts).
 pub fn decode_response(bytes: &[u8]) -> Result<Response, FrameError> {
-    let header = Header::decode(bytes)?;
-    if !matches!(header.op, Op::ReadRsp | Op::WriteRsp) {
-        return Err(FrameError::Body(format!(
-            "op {:?} is a request, not a response",
-            header.op
-        )));
-    }
-    let body = &bytes[HEADER_LEN..];
-    let declared = usize::from(header.len);
-    if declared != body.len() {
-        return Err(FrameError::LengthMismatch {
-            declared,
-            got: body.len(),
-        });
-    }
+    let (header, body) = keyway_smp::header::split_response(bytes, usize::from(u16::MAX))?;
     if body.is_empty() {
         return Ok(Response {
             header,
@@ -418,6 +247,22 @@ pub fn group_err_body(
         )],
         Version::V1 => rc_body(v1_rc, Some(reason)),
     }
+}
+
+/// Keyway's typed refusal as body entries (`kw-rc` and its fields,
+/// FORMAT.md, "Refusals"), to add to an error body.
+pub fn refusal_entries(r: &Refusal) -> Vec<(Value, Value)> {
+    let mut buf = [0u8; 128];
+    let mut w = keyway_smp::cbor::Writer::new(&mut buf);
+    // At most 5 entries of at most 42 bytes: they fit; an error leaves
+    // the body without them.
+    if w.map(r.entries())
+        .and_then(|_| r.write_entries(&mut w))
+        .is_err()
+    {
+        return Vec::new();
+    }
+    decode_map(w.written()).unwrap_or_default()
 }
 
 /// A text value.

@@ -691,7 +691,37 @@ fn owner_auth_signs_the_format_message_with_a_fresh_nonce() {
         vec![reply(
             req,
             if ok {
-                vec![(t("bolt"), t("unlocked"))]
+                // A whole answer, as keyway-smp's typed decoders require.
+                let settings = Value::Map(vec![
+                    (t("auto_install_cve"), Value::Bool(true)),
+                    (t("install_needs_unlocked"), Value::Bool(true)),
+                ]);
+                if h.id == 10 {
+                    vec![(t("settings"), settings)]
+                } else {
+                    let mut m: Map = [
+                        ("bolt", t("unlocked")),
+                        ("door", t("closed")),
+                        ("model", t("m")),
+                        ("version", t("1.0.0")),
+                    ]
+                    .into_iter()
+                    .map(|(k, v)| (t(k), v))
+                    .collect();
+                    for k in [
+                        "battery_mv",
+                        "battery_mwh",
+                        "lockout_s",
+                        "presence_s",
+                        "owners",
+                    ] {
+                        m.push((t(k), Value::from(1u8)));
+                    }
+                    m.push((t("tamper"), Value::Bool(false)));
+                    m.push((t("trial"), Value::Bool(false)));
+                    m.push((t("settings"), settings));
+                    m
+                }
             } else {
                 smp::rc_body(smp::MgmtErr::AccessDenied, Some("bad signature"))
             },

@@ -519,21 +519,16 @@ pub fn select_envelope(
     ))
 }
 
-/// Whether the lock refused a delta's head: SMPv2 carries only the image
-/// group's `INVALID_IMAGE_HEADER` (22), which keyway-lock answers for a
-/// delta whose base it does not run; SMPv1 carries the reason itself.
-/// Either way the full image is the one to send (if it is bad too, the
-/// lock refuses it with its own reason).
+/// Whether the lock refused a delta's head because it applies to another
+/// image than the one the lock runs: Keyway's typed refusal
+/// `DeltaWrongBase` (`kw-rc` 7), never the reason's words. The full image
+/// is the one to send then (if it is bad too, the lock refuses it with its
+/// own reason).
 fn refused_delta_base(e: &super::DeviceError) -> bool {
-    match e {
-        super::DeviceError::GroupRefused {
-            group: 1, rc: 22, ..
-        } => true,
-        super::DeviceError::Refused { reason, .. } => {
-            reason.contains("this delta applies to image")
-        }
-        _ => false,
-    }
+    matches!(
+        e.refusal(),
+        Some(keyway_smp::Refusal::DeltaWrongBase { .. })
+    )
 }
 
 /// Whether an envelope's payload is a delta patch.
@@ -544,11 +539,8 @@ fn is_delta(envelope: &[u8]) -> bool {
 /// The running image's SHA-256 from the Keyway group status (`image`);
 /// `None` on a lock without the group or in recovery.
 fn running_image<T: Transport>(c: &mut Client<T>) -> Result<Option<[u8; 32]>> {
-    match c.status() {
-        Ok(s) => Ok(match smp_get(&s, "image") {
-            Some(ciborium::Value::Bytes(b)) => <[u8; 32]>::try_from(b.as_slice()).ok(),
-            _ => None,
-        }),
+    match c.running_image() {
+        Ok(i) => Ok(i),
         Err(e) if e.not_supported() => Ok(None),
         Err(e) => Err(e.into()),
     }

@@ -3,32 +3,27 @@
 
 use ciborium::Value;
 use keyway::keys::SigningKey;
-use keyway::smp::{self, MAX_BODY, Op, decode_response, encode_request, get, group, text};
+use keyway::smp;
+use keyway_smp::auth::{self, Auth};
+use keyway_smp::header::split_response;
+use keyway_smp::{
+    ErrorRsp, MAX_BODY, MAX_FRAME, Message, Op, Refusal, Request, Version, group, img, kw, os,
+};
 use sha2::{Digest as _, Sha256};
 
 use super::transport::{Transport, TransportError};
 
-/// A CBOR map body.
+/// A CBOR map body (the answers `keyway device` prints as JSON, and the
+/// audit's raw requests).
 pub type Map = Vec<(Value, Value)>;
 
-/// The Keyway group's command ids (FORMAT.md, "The Keyway SMP group"),
-/// as the simulated lock defines them.
-pub use keyway_lock::keyway_group::cmd as keyway_cmd;
-
-/// The OS group's command ids used here.
-mod os_cmd {
-    pub const ECHO: u8 = 0;
-    pub const RESET: u8 = 5;
-}
-
-/// The image group's command ids used here.
-mod img_cmd {
-    pub const STATE: u8 = 0;
-    pub const UPLOAD: u8 = 1;
-}
+/// The Keyway group's command ids (FORMAT.md, "The Keyway SMP group").
+pub use keyway_smp::kw::cmd as keyway_cmd;
 
 /// The domain separator of an owner's signature (FORMAT.md).
-pub use keyway_lock::owners::AUTH_CONTEXT;
+pub use keyway_smp::auth::AUTH_CONTEXT;
+/// The largest answer body the client reads (the header's 16-bit length).
+pub const MAX_ANSWER: usize = u16::MAX as usize;
 /// The largest audit-log export the client reassembles.
 pub const MAX_LOG_EXPORT: u64 = 16 << 20;
 /// The largest log chunk accepted in one answer.
@@ -57,6 +52,9 @@ pub enum DeviceError {
         name: &'static str,
         /// The lock's `rsn`, or the code in words.
         reason: String,
+        /// Keyway's typed refusal (`kw-rc`): what the client decides on
+        /// (boxed: it holds two image digests).
+        refusal: Option<Box<Refusal>>,
     },
     /// The lock refused with an SMPv2 group error.
     #[error("{what}: refused by the {group_name} group: {reason} (rc {rc})")]
@@ -71,6 +69,9 @@ pub enum DeviceError {
         rc: u64,
         /// The code in words (and the `rsn`, if the lock sent one).
         reason: String,
+        /// Keyway's typed refusal (`kw-rc`): what the client decides on
+        /// (boxed: it holds two image digests).
+        refusal: Option<Box<Refusal>>,
     },
     /// The answer is not what the protocol allows.
     #[error("{what}: the lock's answer is malformed: {why}")]
@@ -99,17 +100,20 @@ impl DeviceError {
         }
     }
 
+    /// Keyway's typed refusal, if the lock sent one.
+    pub fn refusal(&self) -> Option<Refusal> {
+        match self {
+            DeviceError::Refused { refusal, .. } | DeviceError::GroupRefused { refusal, .. } => {
+                refusal.as_deref().copied()
+            }
+            _ => None,
+        }
+    }
+
     /// Whether the lock does not know the command (`ENOTSUP`).
     pub fn not_supported(&self) -> bool {
         matches!(self, DeviceError::Refused { rc: 8, .. })
     }
-}
-
-/// An unsigned integer the answer must have.
-fn required_u64(what: &str, body: &Map, key: &str) -> Result<u64, DeviceError> {
-    smp::get_u64(body, key)
-        .map_err(|w| malformed(what, w))?
-        .ok_or_else(|| malformed(what, format!("no \"{key}\" in the answer")))
 }
 
 fn malformed(what: &str, why: impl Into<String>) -> DeviceError {
@@ -121,133 +125,68 @@ fn malformed(what: &str, why: impl Into<String>) -> DeviceError {
 
 /// `mcumgr_err_t` names and their meaning in words.
 pub fn mgmt_err(rc: u64) -> (&'static str, &'static str) {
-    match rc {
-        0 => ("OK", "success"),
-        1 => ("EUNKNOWN", "unknown error"),
-        2 => ("ENOMEM", "the lock is out of memory"),
-        3 => ("EINVAL", "invalid request"),
-        4 => ("ETIMEOUT", "the operation timed out"),
-        5 => ("ENOENT", "nothing there"),
-        6 => ("EBADSTATE", "not allowed in the lock's current state"),
-        7 => ("EMSGSIZE", "the request is too large for the lock's buffer"),
-        8 => ("ENOTSUP", "the lock does not support this command"),
-        9 => ("ECORRUPT", "corrupt data"),
-        10 => ("EBUSY", "the lock is busy"),
-        11 => ("EACCESSDENIED", "access denied"),
-        12 => ("UNSUPPORTED_TOO_OLD", "the lock's SMP version is too old"),
-        13 => ("UNSUPPORTED_TOO_NEW", "the lock's SMP version is too new"),
-        _ => ("EUNKNOWN", "an unknown result code"),
-    }
+    keyway_smp::MgmtErr::from_code(rc).map_or(("EUNKNOWN", "an unknown result code"), |e| {
+        (e.name(), e.words())
+    })
 }
 
 /// An image-group (`IMG_MGMT_ERR`) code in words.
 pub fn img_err(rc: u64) -> &'static str {
-    match rc {
-        1 => "unknown error",
-        2 => "flash configuration query failed",
-        3 => "no image",
-        4 => "no TLVs",
-        5 => "invalid TLV",
-        6 => "multiple hash TLVs",
-        7 => "invalid TLV size",
-        8 => "hash not found",
-        9 => "no free slot",
-        10 => "flash open failed",
-        11 => "flash read failed",
-        12 => "flash write failed",
-        13 => "flash erase failed",
-        14 => "invalid slot",
-        15 => "no free memory",
-        16 => "flash context already set",
-        17 => "flash context not set",
-        18 => "flash area device null",
-        19 => "invalid page offset",
-        20 => "invalid offset",
-        21 => "invalid length",
-        22 => "invalid image header",
-        23 => "invalid image header magic",
-        24 => "invalid hash",
-        25 => "invalid flash address",
-        26 => "version get failed",
-        27 => "current version is newer",
-        28 => "image already pending",
-        29 => "invalid image vector table",
-        30 => "image too large",
-        31 => "image data overrun",
-        32 => "image confirmation denied",
-        33 => "setting test to active denied",
-        34 => "active slot not known",
-        _ => "unknown image-group error",
-    }
+    keyway_smp::err::img_rc::words(rc)
 }
 
 /// An OS-group (`OS_MGMT_ERR`) code in words.
 pub fn os_err(rc: u64) -> &'static str {
-    match rc {
-        1 => "unknown error",
-        2 => "invalid format",
-        3 => "query yields no answer",
-        4 => "RTC not set",
-        5 => "RTC command failed",
-        6 => "query response value not valid",
-        _ => "unknown OS-group error",
-    }
+    keyway_smp::err::os_rc::words(rc)
 }
 
-/// The refusal in a response body, if any.
-fn refusal(what: &str, body: &Map) -> Result<(), DeviceError> {
-    if let Some(v) = get(body, "rc") {
-        let rc = match v {
-            Value::Integer(i) => {
-                u64::try_from(*i).map_err(|_| malformed(what, "\"rc\" is negative or too large"))?
-            }
-            _ => return Err(malformed(what, "\"rc\" is not an integer")),
-        };
-        if rc != 0 {
-            let (name, words) = mgmt_err(rc);
-            let reason = match smp::get_text(body, "rsn") {
-                // The lock's reasons may start with the word already.
-                Ok(Some(r)) => bounded(r.strip_prefix("refused: ").unwrap_or(r)),
-                _ => words.to_owned(),
-            };
-            return Err(DeviceError::Refused {
-                what: what.to_owned(),
-                rc,
-                name,
-                reason,
-            });
-        }
+/// The refusal in a response body, if any: the top-level `rc` (SMPv1 and
+/// SMP-level errors), the SMPv2 group `err`, and Keyway's typed refusal.
+fn refusal(what: &str, body: &[u8]) -> Result<(), DeviceError> {
+    let Some(e) = ErrorRsp::decode(body).map_err(|e| malformed(what, e.to_string()))? else {
+        return Ok(());
+    };
+    let rsn = e
+        .rsn
+        .map(|r| bounded(r.strip_prefix("refused: ").unwrap_or(r)));
+    if let Some(rc) = e.rc.filter(|rc| *rc != 0) {
+        let (name, words) = mgmt_err(rc);
+        return Err(DeviceError::Refused {
+            what: what.to_owned(),
+            rc,
+            name,
+            reason: rsn.unwrap_or_else(|| words.to_owned()),
+            refusal: e.refusal.map(Box::new),
+        });
     }
-    if let Some(e) = get(body, "err") {
-        let m = e
-            .as_map()
-            .ok_or_else(|| malformed(what, "\"err\" is not a map"))?;
-        let g = smp::get_u64(m, "group")
-            .map_err(|w| malformed(what, w))?
-            .ok_or_else(|| malformed(what, "\"err\" has no \"group\""))?;
-        let rc = smp::get_u64(m, "rc")
-            .map_err(|w| malformed(what, w))?
-            .ok_or_else(|| malformed(what, "\"err\" has no \"rc\""))?;
-        if rc != 0 {
-            let (group_name, words) = match u16::try_from(g) {
-                Ok(group::IMAGE) => ("image".to_owned(), img_err(rc)),
-                Ok(group::OS) => ("OS".to_owned(), os_err(rc)),
-                _ => (format!("{g}"), "an error code of that group"),
-            };
-            let mut reason = words.to_owned();
-            if let Ok(Some(r)) = smp::get_text(body, "rsn") {
-                reason = format!("{reason}: {}", bounded(r));
-            }
-            return Err(DeviceError::GroupRefused {
-                what: what.to_owned(),
-                group: g,
-                group_name,
-                rc,
-                reason,
-            });
-        }
+    let (g, rc) = e.group.unwrap_or((0, 0));
+    let (group_name, words) = match g {
+        group::IMAGE => ("image".to_owned(), img_err(rc)),
+        group::OS => ("OS".to_owned(), os_err(rc)),
+        _ => (format!("{g}"), "an error code of that group"),
+    };
+    let mut reason = words.to_owned();
+    if let Some(r) = e.rsn {
+        reason = format!("{reason}: {}", bounded(r));
     }
-    Ok(())
+    Err(DeviceError::GroupRefused {
+        what: what.to_owned(),
+        group: u64::from(g),
+        group_name,
+        rc,
+        reason,
+        refusal: e.refusal.map(Box::new),
+    })
+}
+
+/// A typed answer body, or what is wrong with it.
+fn typed<'a, T: Message<'a>>(what: &str, body: &'a [u8]) -> Result<T, DeviceError> {
+    T::decode(body).map_err(|e| malformed(what, e.to_string()))
+}
+
+/// An answer body as a map, for printing (after its typed decode checked it).
+fn map_of(what: &str, body: &[u8]) -> Result<Map, DeviceError> {
+    smp::decode_body(body).map_err(|e| malformed(what, e.to_string()))
 }
 
 /// A lock's text, cut to 200 characters for an error message.
@@ -324,12 +263,14 @@ pub struct Client<T> {
 }
 
 /// The message an owner signs for a request (FORMAT.md, "Owner
-/// authentication").
+/// authentication"): keyway-smp's prefix and the body without `auth`.
 pub fn auth_message(group: u16, id: u8, nonce: &[u8; 16], body: &Map) -> Vec<u8> {
     let mut encoded = Vec::new();
     // Serializing a Value into a Vec cannot fail.
     let _ = ciborium::into_writer(&Value::Map(body.clone()), &mut encoded);
-    keyway_lock::owners::auth_message(group, id, nonce, &encoded)
+    let mut m = auth::prefix(group, id, nonce).to_vec();
+    m.extend_from_slice(&encoded);
+    m
 }
 
 impl<T: Transport> Client<T> {
@@ -371,39 +312,35 @@ impl<T: Transport> Client<T> {
         &self.transport
     }
 
-    /// One request and its checked answer: the header must match (op,
-    /// group, command, sequence), the body must be a map, and an `rc` or
-    /// `err` becomes a [`DeviceError`].
-    pub fn request(
+    /// Sends `frame` (sequence `seq`) and checks the answer: the header
+    /// must match (op, group, command, sequence) and the body must not be
+    /// an error (`rc`, `err`: a [`DeviceError`] with the typed refusal).
+    /// Returns the answer's body.
+    fn exchange(
         &mut self,
         what: &str,
-        op: Op,
-        group: u16,
-        id: u8,
-        body: Map,
-    ) -> Result<Map, DeviceError> {
-        let seq = self.seq;
-        self.seq = self.seq.wrapping_add(1);
-        let frame = encode_request(op, group, id, seq, body);
-        if frame.len() > smp::MAX_FRAME {
+        frame: &[u8],
+        seq: u8,
+        (op, group, id): (Op, u16, u8),
+    ) -> Result<Vec<u8>, DeviceError> {
+        if frame.len() > MAX_FRAME {
             return Err(DeviceError::Usage {
                 what: what.to_owned(),
                 why: format!(
-                    "a request of {} bytes exceeds the lock's buffer of {} bytes",
+                    "a request of {} bytes exceeds the lock's buffer of {MAX_FRAME} bytes",
                     frame.len(),
-                    smp::MAX_FRAME
                 ),
             });
         }
-        let answer =
-            self.transport
-                .exchange(&frame, seq)
-                .map_err(|why| DeviceError::Transport {
-                    what: what.to_owned(),
-                    why,
-                })?;
-        let r = decode_response(&answer).map_err(|e| malformed(what, e.to_string()))?;
-        let h = r.header;
+        let answer = self
+            .transport
+            .exchange(frame, seq)
+            .map_err(|why| DeviceError::Transport {
+                what: what.to_owned(),
+                why,
+            })?;
+        let (h, body) = split_response(&answer, MAX_ANSWER)
+            .map_err(|e| malformed(what, smp::FrameError::from(e).to_string()))?;
         if h.seq != seq || h.group != group || h.id != id || h.op != op.response() {
             return Err(malformed(
                 what,
@@ -413,62 +350,98 @@ impl<T: Transport> Client<T> {
                 ),
             ));
         }
-        refusal(what, &r.body)?;
-        Ok(r.body)
+        refusal(what, body)?;
+        Ok(body.to_vec())
     }
 
-    /// `body` with the owner's `auth` for (`group`, `id`) added, if the
-    /// client has an owner key; `body` unchanged otherwise.
-    fn authorise(&mut self, group: u16, id: u8, mut body: Map) -> Result<Map, DeviceError> {
+    fn next_seq(&mut self) -> u8 {
+        let seq = self.seq;
+        self.seq = self.seq.wrapping_add(1);
+        seq
+    }
+
+    /// One typed request (SMPv2); returns the checked answer's body.
+    fn call(&mut self, what: &str, req: &Request<'_>) -> Result<Vec<u8>, DeviceError> {
+        let seq = self.next_seq();
+        let mut buf = vec![0u8; MAX_FRAME];
+        let n = req
+            .frame(&mut buf, Version::V2, seq)
+            .map_err(|_| DeviceError::Usage {
+                what: what.to_owned(),
+                why: format!("the request exceeds the lock's buffer of {MAX_FRAME} bytes"),
+            })?;
+        self.exchange(what, &buf[..n], seq, req.key())
+    }
+
+    /// One raw request with any body (the audit's deliberately odd
+    /// requests) and its checked answer as a map.
+    pub fn request(
+        &mut self,
+        what: &str,
+        op: Op,
+        group: u16,
+        id: u8,
+        body: Map,
+    ) -> Result<Map, DeviceError> {
+        let seq = self.next_seq();
+        let frame = smp::encode_request(op, group, id, seq, body);
+        let body = self.exchange(what, &frame, seq, (op, group, id))?;
+        map_of(what, &body)
+    }
+
+    /// The owner's `auth` for `unsigned` (a request body without `auth`)
+    /// sent as (`group`, `id`): a fresh challenge, then the signature over
+    /// keyway-smp's message. `None` without an owner key.
+    fn sign<'m, M: Message<'m>>(
+        &mut self,
+        group: u16,
+        id: u8,
+        unsigned: &M,
+    ) -> Result<Option<Auth>, DeviceError> {
         if self.owner.is_none() {
-            return Ok(body);
+            return Ok(None);
         }
+        let mut body = vec![0u8; MAX_BODY];
+        let n = unsigned
+            .encode_into(&mut body)
+            .map_err(|e| DeviceError::Usage {
+                what: "owner auth".into(),
+                why: e.to_string(),
+            })?;
         let nonce = self.challenge()?;
         let Some(owner) = &self.owner else {
-            return Ok(body);
+            return Ok(None);
         };
-        let sig = owner.key.sign(&auth_message(group, id, &nonce, &body));
-        body.push((
-            text("auth"),
-            Value::Map(vec![
-                (text("key"), Value::Bytes(owner.public.to_vec())),
-                (text("nonce"), Value::Bytes(nonce.to_vec())),
-                (text("sig"), Value::Bytes(sig)),
-            ]),
-        ));
-        Ok(body)
+        let mut msg = auth::prefix(group, id, &nonce).to_vec();
+        msg.extend_from_slice(&body[..n]);
+        let sig = <[u8; 64]>::try_from(owner.key.sign(&msg).as_slice()).map_err(|_| {
+            DeviceError::Usage {
+                what: "owner auth".into(),
+                why: "an owner key must be Ed25519 (keyway keygen NAME)".into(),
+            }
+        })?;
+        Ok(Some(Auth {
+            key: owner.public,
+            nonce,
+            sig,
+        }))
     }
 
     /// OS echo: the lock returns `d`.
     pub fn echo(&mut self, d: &str) -> Result<String, DeviceError> {
-        let b = self.request(
-            "echo",
-            Op::Write,
-            group::OS,
-            os_cmd::ECHO,
-            vec![(text("d"), text(d))],
-        )?;
-        smp::get_text(&b, "r")
-            .map_err(|w| malformed("echo", w))?
-            .map(str::to_owned)
-            .ok_or_else(|| malformed("echo", "no \"r\""))
+        let b = self.call("echo", &Request::Echo(os::Echo { d }))?;
+        Ok(typed::<os::EchoRsp>("echo", &b)?.r.to_owned())
     }
 
     /// OS reset: the lock reboots after answering.
     pub fn reset(&mut self) -> Result<(), DeviceError> {
-        self.request("reset", Op::Write, group::OS, os_cmd::RESET, Vec::new())
-            .map(|_| ())
+        let b = self.call("reset", &Request::Reset)?;
+        typed::<os::Empty>("reset", &b).map(|_| ())
     }
 
     /// The image group's slot list.
     pub fn image_state(&mut self) -> Result<Vec<ImageSlot>, DeviceError> {
-        let b = self.request(
-            "image state",
-            Op::Read,
-            group::IMAGE,
-            img_cmd::STATE,
-            Vec::new(),
-        )?;
+        let b = self.call("image state", &Request::ImageState)?;
         parse_images("image state", &b)
     }
 
@@ -488,16 +461,12 @@ impl<T: Transport> Client<T> {
         hash: &[u8],
         confirm: bool,
     ) -> Result<Vec<ImageSlot>, DeviceError> {
-        let b = self.request(
-            what,
-            Op::Write,
-            group::IMAGE,
-            img_cmd::STATE,
-            vec![
-                (text("hash"), Value::Bytes(hash.to_vec())),
-                (text("confirm"), Value::Bool(confirm)),
-            ],
-        )?;
+        let req = Request::ImageStateWrite(img::StateWrite {
+            hash: Some(hash),
+            confirm: Some(confirm),
+            kw: true,
+        });
+        let b = self.call(what, &req)?;
         parse_images(what, &b)
     }
 
@@ -524,8 +493,8 @@ impl<T: Transport> Client<T> {
         let budget = self
             .transport
             .mtu()
-            .min(smp::MAX_FRAME)
-            .saturating_sub(smp::HEADER_LEN);
+            .min(MAX_FRAME)
+            .saturating_sub(keyway_smp::HEADER_LEN);
         let mut report = UploadReport {
             len,
             resumed_from: 0,
@@ -539,14 +508,18 @@ impl<T: Transport> Client<T> {
         let limit = 3 * (len / 16 + 1) + 64;
         while report.requests < limit {
             let first = off == 0;
-            let mut head: Map = vec![(text("off"), Value::from(off))];
-            if first {
-                head.push((text("len"), Value::from(len)));
-                head.push((text("sha"), Value::Bytes(sha.to_vec())));
-                head.push((text("image"), Value::from(0u8)));
-            }
+            let mut chunk = img::Upload {
+                off,
+                data: &[],
+                len: first.then_some(len),
+                sha: first.then_some(&sha[..]),
+                image: first.then_some(0),
+                upgrade: None,
+                auth: None,
+                kw: true,
+            };
             let with_auth = first && auth_first;
-            let n = chunk_len(&head, with_auth, budget)
+            let n = chunk_len(&chunk, with_auth, budget)
                 .min(usize::try_from(len - off).unwrap_or(usize::MAX));
             if n == 0 {
                 return Err(DeviceError::Usage {
@@ -558,26 +531,21 @@ impl<T: Transport> Client<T> {
                 });
             }
             let start = usize::try_from(off).unwrap_or(usize::MAX);
-            let data = file.get(start..start + n).unwrap_or(&[]);
-            head.insert(1, (text("data"), Value::Bytes(data.to_vec())));
-            let body = if with_auth {
-                match self.authorise(group::IMAGE, img_cmd::UPLOAD, head.clone()) {
-                    Ok(b) => b,
+            chunk.data = file.get(start..start + n).unwrap_or(&[]);
+            if with_auth {
+                match self.sign(group::IMAGE, img::cmd::UPLOAD, &chunk) {
+                    Ok(a) => chunk.auth = a,
                     // A lock without the Keyway group: the presence window
                     // is the only way in.
-                    Err(e) if e.not_supported() => {
-                        auth_first = false;
-                        head
-                    }
+                    Err(e) if e.not_supported() => auth_first = false,
                     Err(e) => return Err(e),
                 }
-            } else {
-                head
-            };
+            }
             report.chunk = report.chunk.max(n);
-            let b = self.request(WHAT, Op::Write, group::IMAGE, img_cmd::UPLOAD, body)?;
+            let b = self.call(WHAT, &Request::Upload(chunk))?;
             report.requests += 1;
-            let next = required_u64(WHAT, &b, "off")?;
+            let answer: img::UploadRsp = typed(WHAT, &b)?;
+            let next = answer.off;
             if next > len {
                 return Err(malformed(
                     WHAT,
@@ -589,7 +557,7 @@ impl<T: Transport> Client<T> {
             }
             progress(next, len);
             if next == len {
-                if smp::get_bool(&b, "match").ok().flatten() == Some(false) {
+                if answer.matched == Some(false) {
                     return Err(malformed(
                         WHAT,
                         "the lock reports the SHA-256 does not match",
@@ -618,69 +586,81 @@ impl<T: Transport> Client<T> {
 
     /// The Keyway group's `status`.
     pub fn status(&mut self) -> Result<Map, DeviceError> {
-        self.keyway_read("status", keyway_cmd::STATUS, Vec::new())
+        let b = self.call("status", &Request::Status)?;
+        typed::<kw::Status>("status", &b)?;
+        map_of("status", &b)
+    }
+
+    /// The running image's SHA-256 from `status` (`None` in recovery).
+    pub fn running_image(&mut self) -> Result<Option<[u8; 32]>, DeviceError> {
+        let b = self.call("status", &Request::Status)?;
+        Ok(typed::<kw::Status>("status", &b)?.image)
     }
 
     /// `lock` (owner `auth`, or the presence window).
     pub fn lock(&mut self) -> Result<Map, DeviceError> {
-        self.keyway_write("lock", keyway_cmd::LOCK, Vec::new())
+        self.bolt("lock", kw::cmd::LOCK)
     }
 
     /// `unlock` (owner `auth`, or the presence window).
     pub fn unlock(&mut self) -> Result<Map, DeviceError> {
-        self.keyway_write("unlock", keyway_cmd::UNLOCK, Vec::new())
+        self.bolt("unlock", kw::cmd::UNLOCK)
+    }
+
+    fn bolt(&mut self, what: &str, id: u8) -> Result<Map, DeviceError> {
+        let mut m = kw::Signed::default();
+        m.auth = self.sign(group::KEYWAY, id, &m)?;
+        let req = if id == kw::cmd::LOCK {
+            Request::Lock(m)
+        } else {
+            Request::Unlock(m)
+        };
+        let b = self.call(what, &req)?;
+        typed::<kw::Status>(what, &b)?;
+        map_of(what, &b)
     }
 
     /// `presence`: whether the window is open.
     pub fn presence(&mut self) -> Result<Map, DeviceError> {
-        self.keyway_read("presence", keyway_cmd::PRESENCE, Vec::new())
+        let b = self.call("presence", &Request::Presence)?;
+        typed::<kw::Presence>("presence", &b)?;
+        map_of("presence", &b)
     }
 
     /// `notes`: the pending update's release notes and CVEs.
     pub fn notes(&mut self) -> Result<Map, DeviceError> {
-        self.keyway_read("notes", keyway_cmd::NOTES, Vec::new())
+        let b = self.call("notes", &Request::Notes)?;
+        typed::<kw::Notes>("notes", &b)?;
+        map_of("notes", &b)
     }
 
     /// `consent`: accept or refuse the pending update.
     pub fn consent(&mut self, accept: bool) -> Result<Map, DeviceError> {
-        self.keyway_write(
-            "consent",
-            keyway_cmd::CONSENT,
-            vec![(text("accept"), Value::Bool(accept))],
-        )
+        let mut m = kw::Consent { accept, auth: None };
+        m.auth = self.sign(group::KEYWAY, kw::cmd::CONSENT, &m)?;
+        let b = self.call("consent", &Request::Consent(m))?;
+        typed::<kw::ConsentRsp>("consent", &b)?;
+        map_of("consent", &b)
     }
 
     /// `challenge`: a fresh 16-byte nonce.
     pub fn challenge(&mut self) -> Result<[u8; 16], DeviceError> {
-        let b = self.keyway_read("challenge", keyway_cmd::CHALLENGE, Vec::new())?;
-        let n = smp::get_bytes(&b, "nonce")
-            .map_err(|w| malformed("challenge", w))?
-            .ok_or_else(|| malformed("challenge", "no \"nonce\""))?;
-        <[u8; 16]>::try_from(n).map_err(|_| {
-            malformed(
-                "challenge",
-                format!("the nonce has {} bytes, not 16", n.len()),
-            )
-        })
+        let b = self.call("challenge", &Request::Challenge)?;
+        Ok(typed::<kw::Challenge>("challenge", &b)?.nonce)
     }
 
     /// `pair`: adds an owner's public key (needs the presence window).
     pub fn pair(&mut self, key: &[u8; 32], name: Option<&str>) -> Result<Map, DeviceError> {
-        let mut body = vec![(text("key"), Value::Bytes(key.to_vec()))];
-        if let Some(n) = name {
-            body.push((text("name"), text(n)));
-        }
-        self.keyway_request("pair", Op::Write, keyway_cmd::PAIR, body)
+        let b = self.call("pair", &Request::Pair(kw::Pair { key: *key, name }))?;
+        typed::<kw::PairRsp>("pair", &b)?;
+        map_of("pair", &b)
     }
 
     /// `factory reset` (the presence window and the long press).
     pub fn factory_reset(&mut self) -> Result<Map, DeviceError> {
-        self.keyway_request(
-            "factory reset",
-            Op::Write,
-            keyway_cmd::FACTORY_RESET,
-            Vec::new(),
-        )
+        let b = self.call("factory reset", &Request::FactoryReset)?;
+        typed::<kw::FactoryResetRsp>("factory reset", &b)?;
+        map_of("factory reset", &b)
     }
 
     /// `settings`: changes the given settings, returns them all.
@@ -689,14 +669,15 @@ impl<T: Transport> Client<T> {
         auto_install_cve: Option<bool>,
         install_needs_unlocked: Option<bool>,
     ) -> Result<Map, DeviceError> {
-        let mut body = Vec::new();
-        if let Some(v) = auto_install_cve {
-            body.push((text("auto_install_cve"), Value::Bool(v)));
-        }
-        if let Some(v) = install_needs_unlocked {
-            body.push((text("install_needs_unlocked"), Value::Bool(v)));
-        }
-        self.keyway_write("settings", keyway_cmd::SETTINGS, body)
+        let mut m = kw::SettingsReq {
+            auto_install_cve,
+            install_needs_unlocked,
+            auth: None,
+        };
+        m.auth = self.sign(group::KEYWAY, kw::cmd::SETTINGS, &m)?;
+        let b = self.call("settings", &Request::Settings(m))?;
+        typed::<kw::SettingsRsp>("settings", &b)?;
+        map_of("settings", &b)
     }
 
     /// The audit log's export file, reassembled from its chunks.
@@ -710,16 +691,15 @@ impl<T: Transport> Client<T> {
         let mut total: Option<u64> = None;
         loop {
             let off = out.len() as u64;
-            let b =
-                self.keyway_read(WHAT, keyway_cmd::LOG, vec![(text("off"), Value::from(off))])?;
-            let got_off = required_u64(WHAT, &b, "off")?;
-            if got_off != off {
+            let b = self.call(WHAT, &Request::Log(kw::Log { off }))?;
+            let chunk: kw::LogRsp = typed(WHAT, &b)?;
+            if chunk.off != off {
                 return Err(malformed(
                     WHAT,
-                    format!("asked for offset {off}, the answer is at {got_off}"),
+                    format!("asked for offset {off}, the answer is at {}", chunk.off),
                 ));
             }
-            let len = required_u64(WHAT, &b, "len")?;
+            let len = chunk.len;
             if len > MAX_LOG_EXPORT {
                 return Err(malformed(
                     WHAT,
@@ -738,10 +718,8 @@ impl<T: Transport> Client<T> {
                 }
                 Some(_) => {}
             }
-            let data = smp::get_bytes(&b, "data")
-                .map_err(|w| malformed(WHAT, w))?
-                .unwrap_or(&[]);
-            if data.len() > MAX_LOG_CHUNK || data.len() as u64 > len - off {
+            let data = chunk.data;
+            if data.len() > MAX_LOG_CHUNK || data.len() as u64 > len.saturating_sub(off) {
                 return Err(malformed(
                     WHAT,
                     format!("a chunk of {} bytes at offset {off} of {len}", data.len()),
@@ -760,96 +738,51 @@ impl<T: Transport> Client<T> {
             }
         }
     }
-
-    fn keyway_read(&mut self, what: &str, id: u8, body: Map) -> Result<Map, DeviceError> {
-        self.keyway_request(what, Op::Read, id, body)
-    }
-
-    fn keyway_request(
-        &mut self,
-        what: &str,
-        op: Op,
-        id: u8,
-        body: Map,
-    ) -> Result<Map, DeviceError> {
-        self.request(what, op, group::KEYWAY, id, body)
-    }
-
-    /// A write that an owner signs (or the presence window allows).
-    fn keyway_write(&mut self, what: &str, id: u8, body: Map) -> Result<Map, DeviceError> {
-        let body = self.authorise(group::KEYWAY, id, body)?;
-        self.keyway_request(what, Op::Write, id, body)
-    }
 }
 
-/// The largest data chunk that keeps an upload body (`head`, the data,
-/// and, with `auth`, an owner's `auth` entry) within `budget` bytes.
-fn chunk_len(head: &Map, auth: bool, budget: usize) -> usize {
-    let mut probe = head.clone();
-    probe.push((text("data"), Value::Bytes(Vec::new())));
-    if auth {
-        probe.push((
-            text("auth"),
-            Value::Map(vec![
-                (text("key"), Value::Bytes(vec![0; 32])),
-                (text("nonce"), Value::Bytes(vec![0; 16])),
-                (text("sig"), Value::Bytes(vec![0; 64])),
-            ]),
-        ));
-    }
-    let mut enc = Vec::new();
-    let _ = ciborium::into_writer(&Value::Map(probe), &mut enc);
-    // The empty byte string's 1-byte header is in `enc`.
-    let fixed = enc.len() - 1;
-    let budget = budget.min(MAX_BODY);
-    let header = |n: usize| match n {
-        0..=23 => 1,
-        24..=255 => 2,
-        _ => 3,
+/// The largest data chunk that keeps an upload body (`chunk` with its
+/// data, and with `auth` an owner's `auth` entry) within `budget` bytes.
+fn chunk_len(chunk: &img::Upload<'_>, auth: bool, budget: usize) -> usize {
+    let probe = img::Upload {
+        data: &[],
+        auth: auth.then_some(Auth {
+            key: [0; 32],
+            nonce: [0; 16],
+            sig: [0; 64],
+        }),
+        ..*chunk
     };
+    let mut enc = [0u8; 256];
+    let Ok(n) = probe.encode_into(&mut enc) else {
+        return 0;
+    };
+    // The empty byte string's 1-byte head is in `n`.
+    let fixed = n - 1;
+    let budget = budget.min(MAX_BODY);
     (1..=3)
         .filter_map(|h| {
             let n = budget.checked_sub(fixed + h)?;
-            (header(n) <= h).then_some(n)
+            (keyway_smp::cbor::bytes_head_len(n) <= h).then_some(n)
         })
         .max()
         .unwrap_or(0)
 }
 
-fn parse_images(what: &str, body: &Map) -> Result<Vec<ImageSlot>, DeviceError> {
-    let images = match get(body, "images") {
-        Some(Value::Array(a)) => a,
-        Some(_) => return Err(malformed(what, "\"images\" is not an array")),
-        None => return Err(malformed(what, "no \"images\"")),
-    };
-    if images.len() > 16 {
-        return Err(malformed(what, format!("{} images listed", images.len())));
-    }
-    images
+fn parse_images(what: &str, body: &[u8]) -> Result<Vec<ImageSlot>, DeviceError> {
+    let st: img::StateRsp = typed(what, body)?;
+    Ok(st
+        .images
         .iter()
-        .map(|i| {
-            let m = i
-                .as_map()
-                .ok_or_else(|| malformed(what, "an image entry is not a map"))?;
-            let flag = |k: &str| smp::get_bool(m, k).map(|b| b.unwrap_or(false));
-            let bad = |w: String| malformed(what, w);
-            Ok(ImageSlot {
-                slot: smp::get_u64(m, "slot").map_err(bad)?.unwrap_or(0),
-                version: smp::get_text(m, "version")
-                    .map_err(bad)?
-                    .map(bounded)
-                    .unwrap_or_default(),
-                hash: smp::get_bytes(m, "hash")
-                    .map_err(bad)?
-                    .map(<[u8]>::to_vec)
-                    .unwrap_or_default(),
-                bootable: flag("bootable").map_err(bad)?,
-                pending: flag("pending").map_err(bad)?,
-                confirmed: flag("confirmed").map_err(bad)?,
-                active: flag("active").map_err(bad)?,
-            })
+        .map(|i| ImageSlot {
+            slot: i.slot,
+            version: bounded(i.version),
+            hash: i.hash.to_vec(),
+            bootable: i.bootable,
+            pending: i.pending,
+            confirmed: i.confirmed,
+            active: i.active,
         })
-        .collect()
+        .collect())
 }
 
 /// A CBOR value as JSON: byte strings as hex text, other keys as text.
@@ -898,17 +831,45 @@ mod tests {
     fn chunk_len_fills_the_budget_exactly() {
         for budget in [60usize, 100, 236, 300, 1464, 2048] {
             for off in [0u64, 23, 300, 70_000, 1 << 20] {
-                let head = vec![(text("off"), Value::from(off))];
-                let n = chunk_len(&head, false, budget);
-                let mut body = head.clone();
-                body.push((text("data"), Value::Bytes(vec![7; n])));
-                let mut enc = Vec::new();
-                ciborium::into_writer(&Value::Map(body.clone()), &mut enc).unwrap();
-                assert!(enc.len() <= budget, "budget {budget}: {} bytes", enc.len());
-                body[1] = (text("data"), Value::Bytes(vec![7; n + 1]));
-                let mut enc = Vec::new();
-                ciborium::into_writer(&Value::Map(body), &mut enc).unwrap();
-                assert!(enc.len() > budget, "budget {budget}: one more byte fits");
+                for auth in [false, true] {
+                    let sha = [7u8; 32];
+                    let first = off == 0;
+                    let chunk = img::Upload {
+                        off,
+                        data: &[],
+                        len: first.then_some(5000),
+                        sha: first.then_some(&sha[..]),
+                        image: first.then_some(0),
+                        upgrade: None,
+                        auth: None,
+                        kw: true,
+                    };
+                    let n = chunk_len(&chunk, auth, budget);
+                    if n == 0 {
+                        continue;
+                    }
+                    let a = auth.then_some(Auth {
+                        key: [1; 32],
+                        nonce: [2; 16],
+                        sig: [3; 64],
+                    });
+                    let mut buf = vec![0u8; 4096];
+                    let data = vec![7u8; n + 1];
+                    let fits = img::Upload {
+                        data: &data[..n],
+                        auth: a,
+                        ..chunk
+                    };
+                    let len = fits.encode_into(&mut buf).unwrap();
+                    assert!(len <= budget, "budget {budget}: {len} bytes");
+                    let over = img::Upload {
+                        data: &data,
+                        auth: a,
+                        ..chunk
+                    };
+                    let len = over.encode_into(&mut buf).unwrap();
+                    assert!(len > budget, "budget {budget}: one more byte fits");
+                }
             }
         }
     }

@@ -5,7 +5,7 @@
 use std::net::{SocketAddr, ToSocketAddrs as _, UdpSocket};
 use std::time::{Duration, Instant};
 
-use keyway::smp::{HEADER_LEN, Header};
+use keyway_smp::{HEADER_LEN, Header};
 
 /// The default MTU for UDP: an Ethernet frame's IPv4 UDP payload. A whole
 /// SMP frame (header and body) the client sends is at most this long.

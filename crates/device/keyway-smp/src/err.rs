@@ -1,0 +1,537 @@
+//! Error codes as types: the SMP-level `MGMT_ERR` result codes, the image
+//! and OS groups' codes, and the Keyway group's typed [`Refusal`]s, with
+//! the error body both SMP versions carry them in.
+//!
+//! An error response is one CBOR map:
+//!
+//! * SMPv1 (and SMP-level errors in v2): `{"rc": MGMT_ERR, "rsn": text}`;
+//! * SMPv2 group errors: `{"err": {"group": g, "rc": group code}}`;
+//! * either may add Keyway's typed refusal: `"kw-rc"` (a [`Refusal`]
+//!   code) and its fields (`"kw-base"`, `"kw-runs"`, `"kw-have"`,
+//!   `"kw-need"`, `"kw-secs"`), FORMAT.md, "Refusals". Stock tools ignore
+//!   these keys; Keyway's clients decide on them, never on `rsn`, which
+//!   stays for people.
+
+use crate::cbor::{self, Error, Reader, Writer, field, fixed, set};
+
+/// `mcumgr_err_t`: SMP-level result codes (the top-level `rc`).
+#[allow(missing_docs)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MgmtErr {
+    Ok = 0,
+    Unknown = 1,
+    NoMem = 2,
+    Inval = 3,
+    Timeout = 4,
+    NoEnt = 5,
+    BadState = 6,
+    MsgSize = 7,
+    NotSup = 8,
+    Corrupt = 9,
+    Busy = 10,
+    AccessDenied = 11,
+    TooOld = 12,
+    TooNew = 13,
+}
+
+impl MgmtErr {
+    /// The code of `rc` (`None`: not a code MCUmgr defines).
+    pub fn from_code(rc: u64) -> Option<MgmtErr> {
+        use MgmtErr::*;
+        Some(match rc {
+            0 => Ok,
+            1 => Unknown,
+            2 => NoMem,
+            3 => Inval,
+            4 => Timeout,
+            5 => NoEnt,
+            6 => BadState,
+            7 => MsgSize,
+            8 => NotSup,
+            9 => Corrupt,
+            10 => Busy,
+            11 => AccessDenied,
+            12 => TooOld,
+            13 => TooNew,
+            _ => return None,
+        })
+    }
+
+    /// The `MGMT_ERR_*` name (without the prefix).
+    pub fn name(self) -> &'static str {
+        use MgmtErr::*;
+        match self {
+            Ok => "OK",
+            Unknown => "EUNKNOWN",
+            NoMem => "ENOMEM",
+            Inval => "EINVAL",
+            Timeout => "ETIMEOUT",
+            NoEnt => "ENOENT",
+            BadState => "EBADSTATE",
+            MsgSize => "EMSGSIZE",
+            NotSup => "ENOTSUP",
+            Corrupt => "ECORRUPT",
+            Busy => "EBUSY",
+            AccessDenied => "EACCESSDENIED",
+            TooOld => "UNSUPPORTED_TOO_OLD",
+            TooNew => "UNSUPPORTED_TOO_NEW",
+        }
+    }
+
+    /// The code in words.
+    pub fn words(self) -> &'static str {
+        use MgmtErr::*;
+        match self {
+            Ok => "success",
+            Unknown => "unknown error",
+            NoMem => "the lock is out of memory",
+            Inval => "invalid request",
+            Timeout => "the operation timed out",
+            NoEnt => "nothing there",
+            BadState => "not allowed in the lock's current state",
+            MsgSize => "the request is too large for the lock's buffer",
+            NotSup => "the lock does not support this command",
+            Corrupt => "corrupt data",
+            Busy => "the lock is busy",
+            AccessDenied => "access denied",
+            TooOld => "the lock's SMP version is too old",
+            TooNew => "the lock's SMP version is too new",
+        }
+    }
+}
+
+/// `IMG_MGMT_ERR_*`: the image group's codes (SMPv2 `err.rc`).
+#[allow(missing_docs)]
+pub mod img_rc {
+    pub const UNKNOWN: u16 = 1;
+    pub const FLASH_CONFIG_QUERY_FAIL: u16 = 2;
+    pub const NO_IMAGE: u16 = 3;
+    pub const NO_TLVS: u16 = 4;
+    pub const INVALID_TLV: u16 = 5;
+    pub const TLV_MULTIPLE_HASHES_FOUND: u16 = 6;
+    pub const TLV_INVALID_SIZE: u16 = 7;
+    pub const HASH_NOT_FOUND: u16 = 8;
+    pub const NO_FREE_SLOT: u16 = 9;
+    pub const FLASH_OPEN_FAILED: u16 = 10;
+    pub const FLASH_READ_FAILED: u16 = 11;
+    pub const FLASH_WRITE_FAILED: u16 = 12;
+    pub const FLASH_ERASE_FAILED: u16 = 13;
+    pub const INVALID_SLOT: u16 = 14;
+    pub const NO_FREE_MEMORY: u16 = 15;
+    pub const FLASH_CONTEXT_ALREADY_SET: u16 = 16;
+    pub const FLASH_CONTEXT_NOT_SET: u16 = 17;
+    pub const FLASH_AREA_DEVICE_NULL: u16 = 18;
+    pub const INVALID_PAGE_OFFSET: u16 = 19;
+    pub const INVALID_OFFSET: u16 = 20;
+    pub const INVALID_LENGTH: u16 = 21;
+    pub const INVALID_IMAGE_HEADER: u16 = 22;
+    pub const INVALID_IMAGE_HEADER_MAGIC: u16 = 23;
+    pub const INVALID_HASH: u16 = 24;
+    pub const INVALID_FLASH_ADDRESS: u16 = 25;
+    pub const VERSION_GET_FAILED: u16 = 26;
+    pub const CURRENT_VERSION_IS_NEWER: u16 = 27;
+    pub const IMAGE_ALREADY_PENDING: u16 = 28;
+    pub const INVALID_IMAGE_VECTOR_TABLE: u16 = 29;
+    pub const INVALID_IMAGE_TOO_LARGE: u16 = 30;
+    pub const INVALID_IMAGE_DATA_OVERRUN: u16 = 31;
+    pub const IMAGE_CONFIRMATION_DENIED: u16 = 32;
+    pub const IMAGE_SETTING_TEST_TO_ACTIVE_DENIED: u16 = 33;
+    pub const ACTIVE_SLOT_NOT_KNOWN: u16 = 34;
+
+    /// An image-group code in words.
+    pub fn words(rc: u64) -> &'static str {
+        const W: [&str; 34] = [
+            "unknown error",
+            "flash configuration query failed",
+            "no image",
+            "no TLVs",
+            "invalid TLV",
+            "multiple hash TLVs",
+            "invalid TLV size",
+            "hash not found",
+            "no free slot",
+            "flash open failed",
+            "flash read failed",
+            "flash write failed",
+            "flash erase failed",
+            "invalid slot",
+            "no free memory",
+            "flash context already set",
+            "flash context not set",
+            "flash area device null",
+            "invalid page offset",
+            "invalid offset",
+            "invalid length",
+            "invalid image header",
+            "invalid image header magic",
+            "invalid hash",
+            "invalid flash address",
+            "version get failed",
+            "current version is newer",
+            "image already pending",
+            "invalid image vector table",
+            "image too large",
+            "image data overrun",
+            "image confirmation denied",
+            "setting test to active denied",
+            "active slot not known",
+        ];
+        usize::try_from(rc)
+            .ok()
+            .and_then(|i| i.checked_sub(1))
+            .and_then(|i| W.get(i))
+            .copied()
+            .unwrap_or("unknown image-group error")
+    }
+}
+
+/// `OS_MGMT_ERR_*`: the OS group's codes (SMPv2 `err.rc`).
+#[allow(missing_docs)]
+pub mod os_rc {
+    pub const UNKNOWN: u16 = 1;
+    pub const INVALID_FORMAT: u16 = 2;
+    pub const QUERY_YIELDS_NO_ANSWER: u16 = 3;
+    pub const RTC_NOT_SET: u16 = 4;
+    pub const RTC_COMMAND_FAILED: u16 = 5;
+    pub const QUERY_RESPONSE_VALUE_NOT_VALID: u16 = 6;
+
+    /// An OS-group code in words.
+    pub fn words(rc: u64) -> &'static str {
+        match rc {
+            1 => "unknown error",
+            2 => "invalid format",
+            3 => "query yields no answer",
+            4 => "RTC not set",
+            5 => "RTC command failed",
+            6 => "query response value not valid",
+            _ => "unknown OS-group error",
+        }
+    }
+}
+
+/// Why the Keyway lock refused a request, as a typed code with its data:
+/// carried as `"kw-rc"` and fields next to the SMP `rc`/`err`, so a client
+/// decides on the code and never on the English `rsn`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Refusal {
+    /// 1: the owner's proof did not verify (an unpaired key and a bad
+    /// signature are refused alike).
+    NotAuthorized,
+    /// 2: the request needs the presence window, and it is closed.
+    NoPresenceWindow,
+    /// 3: the challenge nonce is unknown, used or expired: ask for another.
+    StaleNonce,
+    /// 4: a factory reset needs the button's long press within the window.
+    LongPressNeeded,
+    /// 5: consent before the release notes were read.
+    NotesNotOffered,
+    /// 6: nothing waits for consent.
+    NothingPending,
+    /// 7: a delta whose base is not the running image: send the full image.
+    DeltaWrongBase {
+        /// The SHA-256 of the image the delta applies to.
+        base_image_sha256: [u8; 32],
+        /// The SHA-256 of the image the lock runs, if it knows it.
+        running_image_sha256: Option<[u8; 32]>,
+    },
+    /// 8: the battery holds less than the install needs.
+    BatteryLow {
+        /// Energy left, mWh.
+        have_mwh: u64,
+        /// Energy the release needs, mWh.
+        need_mwh: u64,
+    },
+    /// 9: installs need the bolt withdrawn, and it is thrown.
+    BoltLocked,
+    /// 10: the lock holds as many owners as it can.
+    OwnersFull,
+    /// 11: an owner's `auth` on an upload chunk other than the first.
+    AuthMisplaced,
+    /// 12: a log chunk asked for before the export began (offset 0).
+    NoExport,
+    /// 13: too many requests of this kind: try again later.
+    RateLimited {
+        /// Seconds until the lock takes the request again.
+        retry_s: u64,
+    },
+    /// 14: the command needs an owner's session (secure channel).
+    SessionRequired,
+    /// 15: the setup code is wrong (pairing).
+    BadSetupCode,
+    /// A code this version does not know (a newer lock).
+    Other {
+        /// The code.
+        code: u64,
+    },
+}
+
+/// The `kw-*` keys of a refusal.
+mod key {
+    pub const RC: &str = "kw-rc";
+    pub const BASE: &str = "kw-base";
+    pub const HAVE: &str = "kw-have";
+    pub const NEED: &str = "kw-need";
+    pub const RUNS: &str = "kw-runs";
+    pub const SECS: &str = "kw-secs";
+}
+
+impl Refusal {
+    /// The numeric code (`kw-rc`).
+    pub fn code(&self) -> u64 {
+        match self {
+            Refusal::NotAuthorized => 1,
+            Refusal::NoPresenceWindow => 2,
+            Refusal::StaleNonce => 3,
+            Refusal::LongPressNeeded => 4,
+            Refusal::NotesNotOffered => 5,
+            Refusal::NothingPending => 6,
+            Refusal::DeltaWrongBase { .. } => 7,
+            Refusal::BatteryLow { .. } => 8,
+            Refusal::BoltLocked => 9,
+            Refusal::OwnersFull => 10,
+            Refusal::AuthMisplaced => 11,
+            Refusal::NoExport => 12,
+            Refusal::RateLimited { .. } => 13,
+            Refusal::SessionRequired => 14,
+            Refusal::BadSetupCode => 15,
+            Refusal::Other { code } => *code,
+        }
+    }
+
+    /// The refusal in words, for people (the client's sentences add what
+    /// to do).
+    pub fn words(&self) -> &'static str {
+        match self {
+            Refusal::NotAuthorized => "the owner's proof was not accepted",
+            Refusal::NoPresenceWindow => "the presence window is closed",
+            Refusal::StaleNonce => "the challenge nonce is unknown, used or expired",
+            Refusal::LongPressNeeded => "a factory reset needs the long press",
+            Refusal::NotesNotOffered => "the release notes were not read before consent",
+            Refusal::NothingPending => "no update waits for consent",
+            Refusal::DeltaWrongBase { .. } => "the delta applies to another image",
+            Refusal::BatteryLow { .. } => "the battery is too low to install",
+            Refusal::BoltLocked => "installs need the bolt withdrawn",
+            Refusal::OwnersFull => "the lock holds as many owners as it can",
+            Refusal::AuthMisplaced => "an owner's auth belongs in the first upload chunk",
+            Refusal::NoExport => "no log export in progress",
+            Refusal::RateLimited { .. } => "too many requests",
+            Refusal::SessionRequired => "the command needs an owner's session",
+            Refusal::BadSetupCode => "the setup code is wrong",
+            Refusal::Other { .. } => "a refusal this client does not know",
+        }
+    }
+
+    /// Number of map entries [`Refusal::write_entries`] writes.
+    pub fn entries(&self) -> usize {
+        1 + match self {
+            Refusal::DeltaWrongBase {
+                running_image_sha256,
+                ..
+            } => 1 + usize::from(running_image_sha256.is_some()),
+            Refusal::BatteryLow { .. } => 2,
+            Refusal::RateLimited { .. } => 1,
+            _ => 0,
+        }
+    }
+
+    /// Writes the `kw-*` entries (keys in deterministic order) into a map
+    /// the caller opened.
+    pub fn write_entries(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.text(key::RC)?;
+        w.u64(self.code())?;
+        match self {
+            Refusal::DeltaWrongBase {
+                base_image_sha256,
+                running_image_sha256,
+            } => {
+                w.text(key::BASE)?;
+                w.bytes(base_image_sha256)?;
+                if let Some(r) = running_image_sha256 {
+                    w.text(key::RUNS)?;
+                    w.bytes(r)?;
+                }
+            }
+            Refusal::BatteryLow { have_mwh, need_mwh } => {
+                w.text(key::HAVE)?;
+                w.u64(*have_mwh)?;
+                w.text(key::NEED)?;
+                w.u64(*need_mwh)?;
+            }
+            Refusal::RateLimited { retry_s } => {
+                w.text(key::SECS)?;
+                w.u64(*retry_s)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The refusal of a code and the `kw-*` fields read with it.
+    fn from_fields(code: u64, f: &RefusalFields) -> Result<Refusal, Error> {
+        let need = |v: Option<u64>, k| v.ok_or(Error::Missing { field: k });
+        Ok(match code {
+            1 => Refusal::NotAuthorized,
+            2 => Refusal::NoPresenceWindow,
+            3 => Refusal::StaleNonce,
+            4 => Refusal::LongPressNeeded,
+            5 => Refusal::NotesNotOffered,
+            6 => Refusal::NothingPending,
+            7 => Refusal::DeltaWrongBase {
+                base_image_sha256: f.base.ok_or(Error::Missing { field: key::BASE })?,
+                running_image_sha256: f.runs,
+            },
+            8 => Refusal::BatteryLow {
+                have_mwh: need(f.have, key::HAVE)?,
+                need_mwh: need(f.need, key::NEED)?,
+            },
+            9 => Refusal::BoltLocked,
+            10 => Refusal::OwnersFull,
+            11 => Refusal::AuthMisplaced,
+            12 => Refusal::NoExport,
+            13 => Refusal::RateLimited {
+                retry_s: need(f.secs, key::SECS)?,
+            },
+            14 => Refusal::SessionRequired,
+            15 => Refusal::BadSetupCode,
+            code => Refusal::Other { code },
+        })
+    }
+}
+
+#[derive(Default)]
+struct RefusalFields {
+    base: Option<[u8; 32]>,
+    runs: Option<[u8; 32]>,
+    have: Option<u64>,
+    need: Option<u64>,
+    secs: Option<u64>,
+}
+
+/// An error response, decoded or to encode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ErrorRsp<'a> {
+    /// The top-level `rc` (`MGMT_ERR`; 0 or absent with a group error).
+    pub rc: Option<u64>,
+    /// The SMPv2 group error: (group, the group's code).
+    pub group: Option<(u16, u64)>,
+    /// The reason in words, for people (`rsn`).
+    pub rsn: Option<&'a str>,
+    /// Keyway's typed refusal.
+    pub refusal: Option<Refusal>,
+}
+
+impl<'a> ErrorRsp<'a> {
+    /// The error in a response body, or `None` when the body reports
+    /// success (no `rc`/`err`, or code 0). Other fields are skipped.
+    pub fn decode(body: &'a [u8]) -> Result<Option<ErrorRsp<'a>>, Error> {
+        let mut rc = None;
+        let mut group = None;
+        let mut rsn = None;
+        let mut kw = None;
+        let mut f = RefusalFields::default();
+        cbor::read_map(body, |k, r| match k {
+            "rc" => set(
+                &mut rc,
+                "rc",
+                field(r.u64(), "rc", "an integer (MGMT_ERR)")?,
+            ),
+            "rsn" => set(&mut rsn, "rsn", field(r.text(), "rsn", "a text string")?),
+            "err" => set(&mut group, "err", group_err(r)?),
+            key::RC => set(
+                &mut kw,
+                key::RC,
+                field(r.u64(), key::RC, "an unsigned integer")?,
+            ),
+            key::BASE => set(&mut f.base, key::BASE, fixed(r, key::BASE, "32 bytes")?),
+            key::RUNS => set(&mut f.runs, key::RUNS, fixed(r, key::RUNS, "32 bytes")?),
+            key::HAVE => set(
+                &mut f.have,
+                key::HAVE,
+                field(r.u64(), key::HAVE, "an unsigned integer")?,
+            ),
+            key::NEED => set(
+                &mut f.need,
+                key::NEED,
+                field(r.u64(), key::NEED, "an unsigned integer")?,
+            ),
+            key::SECS => set(
+                &mut f.secs,
+                key::SECS,
+                field(r.u64(), key::SECS, "an unsigned integer")?,
+            ),
+            _ => Ok(false),
+        })?;
+        let refusal = kw.map(|c| Refusal::from_fields(c, &f)).transpose()?;
+        let failed = rc.is_some_and(|c| c != 0) || group.is_some_and(|(_, c)| c != 0);
+        if !failed {
+            return Ok(None);
+        }
+        Ok(Some(ErrorRsp {
+            rc,
+            group,
+            rsn,
+            refusal,
+        }))
+    }
+
+    /// Writes the error body (keys in deterministic order).
+    pub fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        let n = usize::from(self.rc.is_some())
+            + usize::from(self.group.is_some())
+            + usize::from(self.rsn.is_some())
+            + self.refusal.map_or(0, |r| r.entries());
+        w.map(n)?;
+        if let Some(rc) = self.rc {
+            w.text("rc")?;
+            w.u64(rc)?;
+        }
+        if let Some((g, rc)) = self.group {
+            w.text("err")?;
+            w.map(2)?;
+            w.text("rc")?;
+            w.u64(rc)?;
+            w.text("group")?;
+            w.u64(u64::from(g))?;
+        }
+        if let Some(r) = self.rsn {
+            w.text("rsn")?;
+            w.text(r)?;
+        }
+        if let Some(r) = &self.refusal {
+            r.write_entries(w)?;
+        }
+        Ok(())
+    }
+
+    /// The SMP-level code, if the top-level `rc` names one.
+    pub fn mgmt(&self) -> Option<MgmtErr> {
+        self.rc.and_then(MgmtErr::from_code)
+    }
+}
+
+fn group_err(r: &mut Reader<'_>) -> Result<(u16, u64), Error> {
+    let mut g = None;
+    let mut rc = None;
+    let mut entry = |k: &str, r: &mut Reader<'_>| match k {
+        "group" => {
+            let v = field(r.u64(), "err.group", "an unsigned integer")?;
+            let v = u16::try_from(v).map_err(|_| Error::Invalid {
+                field: "err.group",
+                expected: "a group id (0 to 65535)",
+            })?;
+            set(&mut g, "err.group", v)
+        }
+        "rc" => set(
+            &mut rc,
+            "err.rc",
+            field(r.u64(), "err.rc", "an unsigned integer")?,
+        ),
+        _ => Ok(false),
+    };
+    field(
+        cbor::read_entries(r, &mut entry),
+        "err",
+        "a map {group, rc}",
+    )?;
+    Ok((cbor::need(g, "err.group")?, cbor::need(rc, "err.rc")?))
+}

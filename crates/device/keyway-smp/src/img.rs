@@ -1,0 +1,411 @@
+//! The image group (1): state read and write (test, confirm), upload and
+//! erase (Zephyr, "SMP Group 1"). Keyway's image hash is the SHA-256 of
+//! the whole envelope.
+
+use crate::Message;
+use crate::auth::Auth;
+use crate::cbor::{self, Error, Reader, Writer, field, set};
+use crate::seq::{Item, Seq};
+
+/// Image group command ids.
+pub mod cmd {
+    /// Read: the slots; write: mark an image for test or confirm it.
+    pub const STATE: u8 = 0;
+    /// Write: one upload chunk.
+    pub const UPLOAD: u8 = 1;
+    /// Write: erase a slot.
+    pub const ERASE: u8 = 5;
+}
+
+/// The most slots a state answer may list.
+pub const MAX_SLOTS: usize = 16;
+
+/// State write: `{"hash"?: bstr, "confirm"?: bool}`: test the image with
+/// `hash`, or confirm (`hash` absent: the running one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateWrite<'a> {
+    /// The image hash.
+    pub hash: Option<&'a [u8]>,
+    /// Confirm instead of test.
+    pub confirm: Option<bool>,
+    /// The client decides on Keyway's typed refusals: the lock adds them
+    /// (`kw-rc`, FORMAT.md, "Refusals") to an error answer (`"kw": true`).
+    /// Stock tools leave it out and get the standard error body only.
+    pub kw: bool,
+}
+
+impl<'a> Message<'a> for StateWrite<'a> {
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.map(
+            usize::from(self.kw)
+                + usize::from(self.hash.is_some())
+                + usize::from(self.confirm.is_some()),
+        )?;
+        write_kw(w, self.kw)?;
+        if let Some(h) = self.hash {
+            w.text("hash")?;
+            w.bytes(h)?;
+        }
+        if let Some(c) = self.confirm {
+            w.text("confirm")?;
+            w.bool(c)?;
+        }
+        Ok(())
+    }
+    fn decode(body: &'a [u8]) -> Result<Self, Error> {
+        let (mut hash, mut confirm, mut kw) = (None, None, None);
+        cbor::read_map(body, |k, r| match k {
+            "kw" => set(&mut kw, "kw", field(r.bool(), "kw", "a bool")?),
+            "hash" => set(
+                &mut hash,
+                "hash",
+                field(r.bytes(), "hash", "a byte string")?,
+            ),
+            "confirm" => set(
+                &mut confirm,
+                "confirm",
+                field(r.bool(), "confirm", "a bool")?,
+            ),
+            _ => Ok(false),
+        })?;
+        Ok(StateWrite {
+            hash,
+            confirm,
+            kw: kw.unwrap_or(false),
+        })
+    }
+}
+
+/// One slot of a state answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageSlot<'a> {
+    /// The image number (Keyway has one: 0).
+    pub image: Option<u64>,
+    /// The slot.
+    pub slot: u64,
+    /// The release version.
+    pub version: &'a str,
+    /// The image hash.
+    pub hash: &'a [u8],
+    /// Verifies and may boot.
+    pub bootable: bool,
+    /// Marked for a test boot at the next reset.
+    pub pending: bool,
+    /// Confirmed.
+    pub confirmed: bool,
+    /// Running now.
+    pub active: bool,
+    /// Marked permanently (Keyway never does).
+    pub permanent: bool,
+}
+
+impl<'a> Item<'a> for ImageSlot<'a> {
+    fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.map(8 + usize::from(self.image.is_some()))?;
+        w.text("hash")?;
+        w.bytes(self.hash)?;
+        w.text("slot")?;
+        w.u64(self.slot)?;
+        if let Some(i) = self.image {
+            w.text("image")?;
+            w.u64(i)?;
+        }
+        w.text("active")?;
+        w.bool(self.active)?;
+        w.text("pending")?;
+        w.bool(self.pending)?;
+        w.text("version")?;
+        w.text(self.version)?;
+        w.text("bootable")?;
+        w.bool(self.bootable)?;
+        w.text("confirmed")?;
+        w.bool(self.confirmed)?;
+        w.text("permanent")?;
+        w.bool(self.permanent)
+    }
+    fn read(r: &mut Reader<'a>) -> Result<Self, Error> {
+        let (mut image, mut slot, mut version, mut hash) = (None, None, None, None);
+        let mut flags = [None::<bool>; 5];
+        const FLAGS: [&str; 5] = ["bootable", "pending", "confirmed", "active", "permanent"];
+        let mut entry = |k: &'a str, r: &mut Reader<'a>| match k {
+            "image" => set(
+                &mut image,
+                "image",
+                field(r.u64(), "image", "an unsigned integer")?,
+            ),
+            "slot" => set(
+                &mut slot,
+                "slot",
+                field(r.u64(), "slot", "an unsigned integer")?,
+            ),
+            "version" => set(
+                &mut version,
+                "version",
+                field(r.text(), "version", "a text string")?,
+            ),
+            "hash" => set(
+                &mut hash,
+                "hash",
+                field(r.bytes(), "hash", "a byte string")?,
+            ),
+            k => match FLAGS.iter().position(|f| *f == k) {
+                Some(i) => set(
+                    &mut flags[i],
+                    FLAGS[i],
+                    field(r.bool(), FLAGS[i], "a bool")?,
+                ),
+                None => Ok(false),
+            },
+        };
+        cbor::field(
+            cbor::read_entries(r, &mut entry),
+            "images",
+            "an array of maps",
+        )?;
+        let [bootable, pending, confirmed, active, permanent] = flags.map(|f| f.unwrap_or(false));
+        Ok(ImageSlot {
+            image,
+            slot: cbor::need(slot, "slot")?,
+            version: version.unwrap_or(""),
+            hash: hash.unwrap_or(&[]),
+            bootable,
+            pending,
+            confirmed,
+            active,
+            permanent,
+        })
+    }
+}
+
+/// State answer: `{"images": [slot…]}` (at most [`MAX_SLOTS`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StateRsp<'a> {
+    /// The slots.
+    pub images: Seq<'a, ImageSlot<'a>>,
+}
+
+impl<'a> Message<'a> for StateRsp<'a> {
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.map(1)?;
+        w.text("images")?;
+        self.images.write(w)
+    }
+    fn decode(body: &'a [u8]) -> Result<Self, Error> {
+        let mut images = None;
+        cbor::read_map(body, |k, r| match k {
+            "images" => set(&mut images, "images", Seq::read(r, "images", MAX_SLOTS)?),
+            _ => Ok(false),
+        })?;
+        Ok(StateRsp {
+            images: cbor::need(images, "images")?,
+        })
+    }
+}
+
+/// One upload chunk: `off` and `data`; with `off` 0 also `len`, and
+/// optionally `sha` (the whole file's SHA-256), `image`, `upgrade`, and an
+/// owner's `auth`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Upload<'a> {
+    /// The chunk's offset in the file.
+    pub off: u64,
+    /// The chunk.
+    pub data: &'a [u8],
+    /// The file's length (first chunk).
+    pub len: Option<u64>,
+    /// The file's SHA-256 (first chunk; MCUmgr allows a truncated one).
+    pub sha: Option<&'a [u8]>,
+    /// The image number.
+    pub image: Option<u64>,
+    /// Only newer versions (MCUmgr; Keyway's anti-rollback applies anyway).
+    pub upgrade: Option<bool>,
+    /// An owner's authentication (first chunk).
+    pub auth: Option<Auth>,
+    /// The client decides on Keyway's typed refusals: the lock adds them
+    /// (`kw-rc`, FORMAT.md, "Refusals") to an error answer (`"kw": true`).
+    /// Stock tools leave it out and get the standard error body only.
+    pub kw: bool,
+}
+
+impl<'a> Message<'a> for Upload<'a> {
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.map(
+            2 + usize::from(self.kw)
+                + usize::from(self.len.is_some())
+                + usize::from(self.sha.is_some())
+                + usize::from(self.image.is_some())
+                + usize::from(self.upgrade.is_some())
+                + usize::from(self.auth.is_some()),
+        )?;
+        write_kw(w, self.kw)?;
+        if let Some(l) = self.len {
+            w.text("len")?;
+            w.u64(l)?;
+        }
+        w.text("off")?;
+        w.u64(self.off)?;
+        if let Some(s) = self.sha {
+            w.text("sha")?;
+            w.bytes(s)?;
+        }
+        if let Some(a) = &self.auth {
+            w.text("auth")?;
+            a.write(w)?;
+        }
+        w.text("data")?;
+        w.bytes(self.data)?;
+        if let Some(i) = self.image {
+            w.text("image")?;
+            w.u64(i)?;
+        }
+        if let Some(u) = self.upgrade {
+            w.text("upgrade")?;
+            w.bool(u)?;
+        }
+        Ok(())
+    }
+    fn decode(body: &'a [u8]) -> Result<Self, Error> {
+        let (mut off, mut data, mut len, mut sha) = (None, None, None, None);
+        let (mut image, mut upgrade, mut auth, mut kw) = (None, None, None, None);
+        cbor::read_map(body, |k, r| match k {
+            "kw" => set(&mut kw, "kw", field(r.bool(), "kw", "a bool")?),
+            "off" => set(
+                &mut off,
+                "off",
+                field(r.u64(), "off", "an unsigned integer")?,
+            ),
+            "data" => set(
+                &mut data,
+                "data",
+                field(r.bytes(), "data", "a byte string")?,
+            ),
+            "len" => set(
+                &mut len,
+                "len",
+                field(r.u64(), "len", "an unsigned integer")?,
+            ),
+            "sha" => set(&mut sha, "sha", field(r.bytes(), "sha", "a byte string")?),
+            "image" => set(
+                &mut image,
+                "image",
+                field(r.u64(), "image", "an unsigned integer")?,
+            ),
+            "upgrade" => set(
+                &mut upgrade,
+                "upgrade",
+                field(r.bool(), "upgrade", "a bool")?,
+            ),
+            "auth" => set(&mut auth, "auth", Auth::read(r)?),
+            _ => Ok(false),
+        })?;
+        Ok(Upload {
+            off: cbor::need(off, "off")?,
+            data: cbor::need(data, "data")?,
+            len,
+            sha,
+            image,
+            upgrade,
+            auth,
+            kw: kw.unwrap_or(false),
+        })
+    }
+}
+
+/// Upload answer: `{"off", "match"?}`: where to continue, and with the
+/// last chunk whether the file's SHA-256 matched `sha`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UploadRsp {
+    /// The next offset the device wants.
+    pub off: u64,
+    /// The file's hash matched (complete uploads).
+    pub matched: Option<bool>,
+}
+
+impl<'a> Message<'a> for UploadRsp {
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.map(1 + usize::from(self.matched.is_some()))?;
+        w.text("off")?;
+        w.u64(self.off)?;
+        if let Some(m) = self.matched {
+            w.text("match")?;
+            w.bool(m)?;
+        }
+        Ok(())
+    }
+    fn decode(body: &'a [u8]) -> Result<Self, Error> {
+        let (mut off, mut m) = (None, None);
+        cbor::read_map(body, |k, r| match k {
+            "off" => set(
+                &mut off,
+                "off",
+                field(r.u64(), "off", "an unsigned integer")?,
+            ),
+            "match" => set(&mut m, "match", field(r.bool(), "match", "a bool")?),
+            _ => Ok(false),
+        })?;
+        Ok(UploadRsp {
+            off: cbor::need(off, "off")?,
+            matched: m,
+        })
+    }
+}
+
+/// Erase: `{"slot"?, "auth"?}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Erase {
+    /// The slot (absent: the inactive one).
+    pub slot: Option<u64>,
+    /// An owner's authentication.
+    pub auth: Option<Auth>,
+    /// The client decides on Keyway's typed refusals: the lock adds them
+    /// (`kw-rc`, FORMAT.md, "Refusals") to an error answer (`"kw": true`).
+    /// Stock tools leave it out and get the standard error body only.
+    pub kw: bool,
+}
+
+impl<'a> Message<'a> for Erase {
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.map(
+            usize::from(self.kw)
+                + usize::from(self.slot.is_some())
+                + usize::from(self.auth.is_some()),
+        )?;
+        write_kw(w, self.kw)?;
+        if let Some(a) = &self.auth {
+            w.text("auth")?;
+            a.write(w)?;
+        }
+        if let Some(s) = self.slot {
+            w.text("slot")?;
+            w.u64(s)?;
+        }
+        Ok(())
+    }
+    fn decode(body: &'a [u8]) -> Result<Self, Error> {
+        let (mut slot, mut auth, mut kw) = (None, None, None);
+        cbor::read_map(body, |k, r| match k {
+            "kw" => set(&mut kw, "kw", field(r.bool(), "kw", "a bool")?),
+            "slot" => set(
+                &mut slot,
+                "slot",
+                field(r.u64(), "slot", "an unsigned integer")?,
+            ),
+            "auth" => set(&mut auth, "auth", Auth::read(r)?),
+            _ => Ok(false),
+        })?;
+        Ok(Erase {
+            slot,
+            auth,
+            kw: kw.unwrap_or(false),
+        })
+    }
+}
+
+/// Writes `"kw": true` when the client asks for typed refusals.
+fn write_kw(w: &mut Writer<'_>, kw: bool) -> Result<(), Error> {
+    if kw {
+        w.text("kw")?;
+        w.bool(true)?;
+    }
+    Ok(())
+}

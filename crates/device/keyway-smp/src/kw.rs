@@ -1,0 +1,907 @@
+//! The Keyway group (64): the lock's own commands (FORMAT.md, "The Keyway
+//! SMP group"). Every body is a CBOR map with text keys, as in the
+//! standard groups; unknown keys are skipped, so a newer lock's extra
+//! fields do not break an older client.
+
+use crate::Message;
+use crate::auth::Auth;
+use crate::cbor::{self, Error, Reader, Writer, field, fixed, set};
+use crate::seq::{Item, Seq};
+
+/// Keyway group command ids.
+pub mod cmd {
+    /// Read: the lock's state.
+    pub const STATUS: u8 = 0;
+    /// Write: throw the bolt.
+    pub const LOCK: u8 = 1;
+    /// Write: withdraw the bolt.
+    pub const UNLOCK: u8 = 2;
+    /// Read: the presence window.
+    pub const PRESENCE: u8 = 3;
+    /// Read: the pending update's release notes.
+    pub const NOTES: u8 = 4;
+    /// Write: accept or refuse the pending update.
+    pub const CONSENT: u8 = 5;
+    /// Read: a chunk of the audit log's export file.
+    pub const LOG: u8 = 6;
+    /// Read: a fresh nonce for owner authentication.
+    pub const CHALLENGE: u8 = 7;
+    /// Write: pair an owner key.
+    pub const PAIR: u8 = 8;
+    /// Write: factory reset.
+    pub const FACTORY_RESET: u8 = 9;
+    /// Write: the owner's update settings.
+    pub const SETTINGS: u8 = 10;
+    /// Write: pairing by PAKE, first message (reserved for the secure
+    /// channel, `keyway-channel`).
+    pub const PAKE_START: u8 = 11;
+    /// Write: pairing by PAKE, confirmation (reserved).
+    pub const PAKE_FINISH: u8 = 12;
+    /// Write: session handshake, first message (reserved).
+    pub const SESSION_START: u8 = 13;
+    /// Write: session handshake, second message (reserved).
+    pub const SESSION_FINISH: u8 = 14;
+    /// Write: a sealed request inside a session; the answer is sealed
+    /// (reserved).
+    pub const SEALED: u8 = 15;
+    /// Read: the paired owners (reserved).
+    pub const OWNERS: u8 = 16;
+    /// Write: remove an owner (reserved).
+    pub const UNPAIR: u8 = 17;
+}
+
+/// The largest `data` of a `log` answer a lock sends.
+pub const LOG_CHUNK: usize = 1024;
+/// The most CVEs a `notes` answer may list.
+pub const MAX_CVES: usize = 64;
+
+macro_rules! text_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident = $s:literal),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name { $($(#[$vm])* $v),* }
+        impl $name {
+            /// The wire text.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$v => $s),* }
+            }
+            /// The value of a wire text.
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($s => Some($name::$v),)* _ => None }
+            }
+        }
+    };
+}
+
+text_enum!(
+    /// The bolt.
+    Bolt { /// Thrown.
+        Locked = "locked", /// Withdrawn.
+        Unlocked = "unlocked" }
+);
+text_enum!(
+    /// The door sensor.
+    Door { /// Open.
+        Open = "open", /// Closed.
+        Closed = "closed" }
+);
+text_enum!(
+    /// Where a pending update stands.
+    UpdateState {
+        /// Verified, waiting for the owner's consent.
+        AwaitingConsent = "awaiting-consent",
+        /// Consented, waiting for the policy (battery, bolt).
+        Postponed = "postponed",
+        /// Armed: the lock resets into it.
+        Installing = "installing",
+        /// Refused by the owner (and erased).
+        Refused = "refused",
+    }
+);
+text_enum!(
+    /// A CVE's severity.
+    Severity { /// Low.
+        Low = "low", /// Medium.
+        Medium = "medium", /// High.
+        High = "high", /// Critical.
+        Critical = "critical" }
+);
+
+fn text_of<T>(
+    r: &mut Reader<'_>,
+    name: &'static str,
+    expected: &'static str,
+    parse: fn(&str) -> Option<T>,
+) -> Result<T, Error> {
+    let s = field(r.text(), name, expected)?;
+    parse(s).ok_or(Error::Invalid {
+        field: name,
+        expected,
+    })
+}
+
+fn uint(r: &mut Reader<'_>, name: &'static str) -> Result<u64, Error> {
+    field(r.u64(), name, "an unsigned integer")
+}
+
+fn flag(r: &mut Reader<'_>, name: &'static str) -> Result<bool, Error> {
+    field(r.bool(), name, "a bool")
+}
+
+fn txt<'a>(r: &mut Reader<'a>, name: &'static str) -> Result<&'a str, Error> {
+    field(r.text(), name, "a text string")
+}
+
+/// A request whose body is only an owner's optional `auth` (lock, unlock).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Signed {
+    /// An owner's authentication (absent: the presence window).
+    pub auth: Option<Auth>,
+}
+
+impl<'a> Message<'a> for Signed {
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.map(usize::from(self.auth.is_some()))?;
+        if let Some(a) = &self.auth {
+            w.text("auth")?;
+            a.write(w)?;
+        }
+        Ok(())
+    }
+    fn decode(body: &'a [u8]) -> Result<Self, Error> {
+        let mut auth = None;
+        cbor::read_map(body, |k, r| match k {
+            "auth" => set(&mut auth, "auth", Auth::read(r)?),
+            _ => Ok(false),
+        })?;
+        Ok(Signed { auth })
+    }
+}
+
+/// The owner's update settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// Install without asking when a release fixes a high or critical CVE.
+    pub auto_install_cve: bool,
+    /// Install only while the bolt is withdrawn.
+    pub install_needs_unlocked: bool,
+}
+
+impl Settings {
+    fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.map(2)?;
+        w.text("auto_install_cve")?;
+        w.bool(self.auto_install_cve)?;
+        w.text("install_needs_unlocked")?;
+        w.bool(self.install_needs_unlocked)
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Settings, Error> {
+        let (mut a, mut n) = (None, None);
+        let mut entry = |k: &str, r: &mut Reader<'_>| match k {
+            "auto_install_cve" => set(&mut a, "auto_install_cve", flag(r, "auto_install_cve")?),
+            "install_needs_unlocked" => set(
+                &mut n,
+                "install_needs_unlocked",
+                flag(r, "install_needs_unlocked")?,
+            ),
+            _ => Ok(false),
+        };
+        field(cbor::read_entries(r, &mut entry), "settings", "a map")?;
+        Ok(Settings {
+            auto_install_cve: cbor::need(a, "auto_install_cve")?,
+            install_needs_unlocked: cbor::need(n, "install_needs_unlocked")?,
+        })
+    }
+}
+
+/// The pending update's summary (in `status`, and the `consent` answer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UpdateSummary<'a> {
+    /// The manifest's sequence number.
+    pub sequence: u64,
+    /// The release version.
+    pub version: &'a str,
+    /// Where it stands.
+    pub state: UpdateState,
+    /// Why it is postponed.
+    pub reason: Option<&'a str>,
+    /// How many CVEs it fixes.
+    pub cves: u64,
+    /// The highest severity among them.
+    pub highest: Option<Severity>,
+}
+
+impl<'a> UpdateSummary<'a> {
+    fn entries(&self) -> usize {
+        4 + usize::from(self.reason.is_some()) + usize::from(self.highest.is_some())
+    }
+    fn write_entries(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.text("cves")?;
+        w.u64(self.cves)?;
+        w.text("state")?;
+        w.text(self.state.as_str())?;
+        if let Some(r) = self.reason {
+            w.text("reason")?;
+            w.text(r)?;
+        }
+        if let Some(h) = self.highest {
+            w.text("highest")?;
+            w.text(h.as_str())?;
+        }
+        w.text("version")?;
+        w.text(self.version)?;
+        w.text("sequence")?;
+        w.u64(self.sequence)
+    }
+}
+
+#[derive(Default)]
+struct SummaryFields<'a> {
+    sequence: Option<u64>,
+    version: Option<&'a str>,
+    state: Option<UpdateState>,
+    reason: Option<&'a str>,
+    cves: Option<u64>,
+    highest: Option<Severity>,
+}
+
+impl<'a> SummaryFields<'a> {
+    fn entry(&mut self, k: &str, r: &mut Reader<'a>) -> Result<bool, Error> {
+        match k {
+            "sequence" => set(&mut self.sequence, "sequence", uint(r, "sequence")?),
+            "version" => set(&mut self.version, "version", txt(r, "version")?),
+            "state" => set(
+                &mut self.state,
+                "state",
+                text_of(r, "state", "an update state", UpdateState::parse)?,
+            ),
+            "reason" => set(&mut self.reason, "reason", txt(r, "reason")?),
+            "cves" => set(&mut self.cves, "cves", uint(r, "cves")?),
+            "highest" => set(
+                &mut self.highest,
+                "highest",
+                text_of(r, "highest", "a severity", Severity::parse)?,
+            ),
+            _ => Ok(false),
+        }
+    }
+    fn summary(self) -> Result<Option<UpdateSummary<'a>>, Error> {
+        if self.sequence.is_none() && self.state.is_none() && self.version.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(UpdateSummary {
+            sequence: cbor::need(self.sequence, "sequence")?,
+            version: cbor::need(self.version, "version")?,
+            state: cbor::need(self.state, "state")?,
+            reason: self.reason,
+            cves: cbor::need(self.cves, "cves")?,
+            highest: self.highest,
+        }))
+    }
+}
+
+/// `status` answer (also `lock` and `unlock`'s).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Status<'a> {
+    /// The bolt.
+    pub bolt: Bolt,
+    /// The door.
+    pub door: Door,
+    /// Battery voltage, mV.
+    pub battery_mv: u64,
+    /// Battery energy left, mWh.
+    pub battery_mwh: u64,
+    /// The tamper switch tripped.
+    pub tamper: bool,
+    /// Seconds of keypad lockout left.
+    pub lockout_s: u64,
+    /// The lock model.
+    pub model: &'a str,
+    /// The running release's version (`recovery` when none runs).
+    pub version: &'a str,
+    /// The running slot.
+    pub slot: Option<u64>,
+    /// The running image's SHA-256 (a delta's base must be this).
+    pub image: Option<[u8; 32]>,
+    /// The running image is on trial.
+    pub trial: bool,
+    /// Seconds left in the presence window.
+    pub presence_s: u64,
+    /// Paired owners.
+    pub owners: u64,
+    /// The pending update.
+    pub update: Option<UpdateSummary<'a>>,
+    /// The owner's settings.
+    pub settings: Settings,
+    /// The lock's device key (Ed25519, raw), which signs its audit log.
+    pub device_key: Option<[u8; 32]>,
+}
+
+impl<'a> Message<'a> for Status<'a> {
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        let n = 12
+            + usize::from(self.slot.is_some())
+            + usize::from(self.image.is_some())
+            + usize::from(self.update.is_some())
+            + usize::from(self.device_key.is_some());
+        w.map(n)?;
+        w.text("bolt")?;
+        w.text(self.bolt.as_str())?;
+        w.text("door")?;
+        w.text(self.door.as_str())?;
+        if let Some(s) = self.slot {
+            w.text("slot")?;
+            w.u64(s)?;
+        }
+        if let Some(i) = &self.image {
+            w.text("image")?;
+            w.bytes(i)?;
+        }
+        w.text("model")?;
+        w.text(self.model)?;
+        w.text("trial")?;
+        w.bool(self.trial)?;
+        w.text("owners")?;
+        w.u64(self.owners)?;
+        w.text("tamper")?;
+        w.bool(self.tamper)?;
+        if let Some(u) = &self.update {
+            w.text("update")?;
+            w.map(u.entries())?;
+            u.write_entries(w)?;
+        }
+        w.text("version")?;
+        w.text(self.version)?;
+        w.text("settings")?;
+        self.settings.write(w)?;
+        w.text("lockout_s")?;
+        w.u64(self.lockout_s)?;
+        w.text("battery_mv")?;
+        w.u64(self.battery_mv)?;
+        if let Some(k) = &self.device_key {
+            w.text("device_key")?;
+            w.bytes(k)?;
+        }
+        w.text("presence_s")?;
+        w.u64(self.presence_s)?;
+        w.text("battery_mwh")?;
+        w.u64(self.battery_mwh)
+    }
+    fn decode(body: &'a [u8]) -> Result<Self, Error> {
+        let (mut bolt, mut door, mut mv, mut mwh, mut tamper) = (None, None, None, None, None);
+        let (mut lockout, mut model, mut version, mut slot, mut image) =
+            (None, None, None, None, None);
+        let (mut trial, mut presence, mut owners, mut update, mut settings, mut dk) =
+            (None, None, None, None, None, None);
+        cbor::read_map(body, |k, r| match k {
+            "bolt" => set(
+                &mut bolt,
+                "bolt",
+                text_of(r, "bolt", "locked or unlocked", Bolt::parse)?,
+            ),
+            "door" => set(
+                &mut door,
+                "door",
+                text_of(r, "door", "open or closed", Door::parse)?,
+            ),
+            "battery_mv" => set(&mut mv, "battery_mv", uint(r, "battery_mv")?),
+            "battery_mwh" => set(&mut mwh, "battery_mwh", uint(r, "battery_mwh")?),
+            "tamper" => set(&mut tamper, "tamper", flag(r, "tamper")?),
+            "lockout_s" => set(&mut lockout, "lockout_s", uint(r, "lockout_s")?),
+            "model" => set(&mut model, "model", txt(r, "model")?),
+            "version" => set(&mut version, "version", txt(r, "version")?),
+            "slot" => set(&mut slot, "slot", uint(r, "slot")?),
+            "image" => set(
+                &mut image,
+                "image",
+                fixed(r, "image", "32 bytes (SHA-256)")?,
+            ),
+            "trial" => set(&mut trial, "trial", flag(r, "trial")?),
+            "presence_s" => set(&mut presence, "presence_s", uint(r, "presence_s")?),
+            "owners" => set(&mut owners, "owners", uint(r, "owners")?),
+            "update" => {
+                let mut f = SummaryFields::default();
+                let mut e = |k: &str, r: &mut Reader<'a>| f.entry(k, r);
+                field(cbor::read_entries(r, &mut e), "update", "a map")?;
+                let s = f.summary()?.ok_or(Error::Invalid {
+                    field: "update",
+                    expected: "an update summary",
+                })?;
+                set(&mut update, "update", s)
+            }
+            "settings" => set(&mut settings, "settings", Settings::read(r)?),
+            "device_key" => set(
+                &mut dk,
+                "device_key",
+                fixed(r, "device_key", "32 bytes (Ed25519)")?,
+            ),
+            _ => Ok(false),
+        })?;
+        Ok(Status {
+            bolt: cbor::need(bolt, "bolt")?,
+            door: cbor::need(door, "door")?,
+            battery_mv: cbor::need(mv, "battery_mv")?,
+            battery_mwh: cbor::need(mwh, "battery_mwh")?,
+            tamper: cbor::need(tamper, "tamper")?,
+            lockout_s: cbor::need(lockout, "lockout_s")?,
+            model: cbor::need(model, "model")?,
+            version: cbor::need(version, "version")?,
+            slot,
+            image,
+            trial: cbor::need(trial, "trial")?,
+            presence_s: cbor::need(presence, "presence_s")?,
+            owners: cbor::need(owners, "owners")?,
+            update,
+            settings: cbor::need(settings, "settings")?,
+            device_key: dk,
+        })
+    }
+}
+
+/// `presence` answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Presence {
+    /// The window is open.
+    pub open: bool,
+    /// Seconds left.
+    pub remaining_s: u64,
+}
+
+impl<'a> Message<'a> for Presence {
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.map(2)?;
+        w.text("open")?;
+        w.bool(self.open)?;
+        w.text("remaining_s")?;
+        w.u64(self.remaining_s)
+    }
+    fn decode(body: &'a [u8]) -> Result<Self, Error> {
+        let (mut o, mut s) = (None, None);
+        cbor::read_map(body, |k, r| match k {
+            "open" => set(&mut o, "open", flag(r, "open")?),
+            "remaining_s" => set(&mut s, "remaining_s", uint(r, "remaining_s")?),
+            _ => Ok(false),
+        })?;
+        Ok(Presence {
+            open: cbor::need(o, "open")?,
+            remaining_s: cbor::need(s, "remaining_s")?,
+        })
+    }
+}
+
+/// A CVE a release fixes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cve<'a> {
+    /// Its id (`CVE-2024-12345`).
+    pub id: &'a str,
+    /// Its severity.
+    pub severity: Severity,
+}
+
+impl<'a> Item<'a> for Cve<'a> {
+    fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.map(2)?;
+        w.text("id")?;
+        w.text(self.id)?;
+        w.text("severity")?;
+        w.text(self.severity.as_str())
+    }
+    fn read(r: &mut Reader<'a>) -> Result<Self, Error> {
+        let (mut id, mut sev) = (None, None);
+        let mut e = |k: &str, r: &mut Reader<'a>| match k {
+            "id" => set(&mut id, "cves.id", txt(r, "cves.id")?),
+            "severity" => set(
+                &mut sev,
+                "cves.severity",
+                text_of(r, "cves.severity", "a severity", Severity::parse)?,
+            ),
+            _ => Ok(false),
+        };
+        field(cbor::read_entries(r, &mut e), "cves", "an array of maps")?;
+        Ok(Cve {
+            id: cbor::need(id, "cves.id")?,
+            severity: cbor::need(sev, "cves.severity")?,
+        })
+    }
+}
+
+/// `notes` answer: the pending update's release notes and CVEs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Notes<'a> {
+    /// The manifest's sequence number.
+    pub sequence: u64,
+    /// The release version.
+    pub version: &'a str,
+    /// The release notes (untrusted text: escape before printing).
+    pub notes: &'a str,
+    /// The CVEs it fixes (at most [`MAX_CVES`]).
+    pub cves: Seq<'a, Cve<'a>>,
+    /// The energy an install needs, mWh.
+    pub min_battery_mwh: Option<u64>,
+    /// Where the update stands.
+    pub state: UpdateState,
+    /// Why it is postponed.
+    pub reason: Option<&'a str>,
+}
+
+impl<'a> Message<'a> for Notes<'a> {
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.map(
+            5 + usize::from(self.min_battery_mwh.is_some()) + usize::from(self.reason.is_some()),
+        )?;
+        w.text("cves")?;
+        self.cves.write(w)?;
+        w.text("notes")?;
+        w.text(self.notes)?;
+        w.text("state")?;
+        w.text(self.state.as_str())?;
+        if let Some(r) = self.reason {
+            w.text("reason")?;
+            w.text(r)?;
+        }
+        w.text("version")?;
+        w.text(self.version)?;
+        w.text("sequence")?;
+        w.u64(self.sequence)?;
+        if let Some(b) = self.min_battery_mwh {
+            w.text("min_battery_mwh")?;
+            w.u64(b)?;
+        }
+        Ok(())
+    }
+    fn decode(body: &'a [u8]) -> Result<Self, Error> {
+        let (mut seq, mut version, mut notes, mut cves) = (None, None, None, None);
+        let (mut min, mut state, mut reason) = (None, None, None);
+        cbor::read_map(body, |k, r| match k {
+            "sequence" => set(&mut seq, "sequence", uint(r, "sequence")?),
+            "version" => set(&mut version, "version", txt(r, "version")?),
+            "notes" => set(&mut notes, "notes", txt(r, "notes")?),
+            "cves" => set(&mut cves, "cves", Seq::read(r, "cves", MAX_CVES)?),
+            "min_battery_mwh" => set(&mut min, "min_battery_mwh", uint(r, "min_battery_mwh")?),
+            "state" => set(
+                &mut state,
+                "state",
+                text_of(r, "state", "an update state", UpdateState::parse)?,
+            ),
+            "reason" => set(&mut reason, "reason", txt(r, "reason")?),
+            _ => Ok(false),
+        })?;
+        Ok(Notes {
+            sequence: cbor::need(seq, "sequence")?,
+            version: cbor::need(version, "version")?,
+            notes: cbor::need(notes, "notes")?,
+            cves: cbor::need(cves, "cves")?,
+            min_battery_mwh: min,
+            state: cbor::need(state, "state")?,
+            reason,
+        })
+    }
+}
+
+/// `consent` request: `{"accept": bool, "auth"?}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Consent {
+    /// Accept (install) or refuse (erase) the pending update.
+    pub accept: bool,
+    /// An owner's authentication.
+    pub auth: Option<Auth>,
+}
+
+impl<'a> Message<'a> for Consent {
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.map(1 + usize::from(self.auth.is_some()))?;
+        if let Some(a) = &self.auth {
+            w.text("auth")?;
+            a.write(w)?;
+        }
+        w.text("accept")?;
+        w.bool(self.accept)
+    }
+    fn decode(body: &'a [u8]) -> Result<Self, Error> {
+        let (mut accept, mut auth) = (None, None);
+        cbor::read_map(body, |k, r| match k {
+            "accept" => set(&mut accept, "accept", flag(r, "accept")?),
+            "auth" => set(&mut auth, "auth", Auth::read(r)?),
+            _ => Ok(false),
+        })?;
+        Ok(Consent {
+            accept: cbor::need(accept, "accept")?,
+            auth,
+        })
+    }
+}
+
+/// `consent` answer: the update's summary at the top level (an empty map
+/// when nothing is pending any more).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConsentRsp<'a> {
+    /// The summary.
+    pub update: Option<UpdateSummary<'a>>,
+}
+
+impl<'a> Message<'a> for ConsentRsp<'a> {
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        match &self.update {
+            Some(u) => {
+                w.map(u.entries())?;
+                u.write_entries(w)
+            }
+            None => w.map(0),
+        }
+    }
+    fn decode(body: &'a [u8]) -> Result<Self, Error> {
+        let mut f = SummaryFields::default();
+        cbor::read_map(body, |k, r| f.entry(k, r))?;
+        Ok(ConsentRsp {
+            update: f.summary()?,
+        })
+    }
+}
+
+/// `log` request: `{"off"}`; offset 0 starts a new export.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Log {
+    /// The byte offset into the export file.
+    pub off: u64,
+}
+
+impl<'a> Message<'a> for Log {
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.map(1)?;
+        w.text("off")?;
+        w.u64(self.off)
+    }
+    fn decode(body: &'a [u8]) -> Result<Self, Error> {
+        let mut off = None;
+        cbor::read_map(body, |k, r| match k {
+            "off" => set(&mut off, "off", uint(r, "off")?),
+            _ => Ok(false),
+        })?;
+        Ok(Log {
+            off: cbor::need(off, "off")?,
+        })
+    }
+}
+
+/// `log` answer: `{"off", "len", "data"}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogRsp<'a> {
+    /// The chunk's offset.
+    pub off: u64,
+    /// The whole export file's length.
+    pub len: u64,
+    /// The chunk.
+    pub data: &'a [u8],
+}
+
+impl<'a> Message<'a> for LogRsp<'a> {
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.map(3)?;
+        w.text("len")?;
+        w.u64(self.len)?;
+        w.text("off")?;
+        w.u64(self.off)?;
+        w.text("data")?;
+        w.bytes(self.data)
+    }
+    fn decode(body: &'a [u8]) -> Result<Self, Error> {
+        let (mut off, mut len, mut data) = (None, None, None);
+        cbor::read_map(body, |k, r| match k {
+            "off" => set(&mut off, "off", uint(r, "off")?),
+            "len" => set(&mut len, "len", uint(r, "len")?),
+            "data" => set(
+                &mut data,
+                "data",
+                field(r.bytes(), "data", "a byte string")?,
+            ),
+            _ => Ok(false),
+        })?;
+        Ok(LogRsp {
+            off: cbor::need(off, "off")?,
+            len: cbor::need(len, "len")?,
+            data: cbor::need(data, "data")?,
+        })
+    }
+}
+
+/// `challenge` answer: `{"nonce": 16 bytes, "expires_s"}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Challenge {
+    /// The nonce to sign with the next request.
+    pub nonce: [u8; 16],
+    /// Seconds it lives.
+    pub expires_s: u64,
+}
+
+impl<'a> Message<'a> for Challenge {
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.map(2)?;
+        w.text("nonce")?;
+        w.bytes(&self.nonce)?;
+        w.text("expires_s")?;
+        w.u64(self.expires_s)
+    }
+    fn decode(body: &'a [u8]) -> Result<Self, Error> {
+        let (mut n, mut e) = (None, None);
+        cbor::read_map(body, |k, r| match k {
+            "nonce" => set(&mut n, "nonce", fixed(r, "nonce", "16 bytes")?),
+            "expires_s" => set(&mut e, "expires_s", uint(r, "expires_s")?),
+            _ => Ok(false),
+        })?;
+        Ok(Challenge {
+            nonce: cbor::need(n, "nonce")?,
+            expires_s: cbor::need(e, "expires_s")?,
+        })
+    }
+}
+
+/// `pair` request: `{"key": 32 bytes, "name"?}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pair<'a> {
+    /// The owner's Ed25519 public key.
+    pub key: [u8; 32],
+    /// A name for people.
+    pub name: Option<&'a str>,
+}
+
+impl<'a> Message<'a> for Pair<'a> {
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.map(1 + usize::from(self.name.is_some()))?;
+        w.text("key")?;
+        w.bytes(&self.key)?;
+        if let Some(n) = self.name {
+            w.text("name")?;
+            w.text(n)?;
+        }
+        Ok(())
+    }
+    fn decode(body: &'a [u8]) -> Result<Self, Error> {
+        let (mut key, mut name) = (None, None);
+        cbor::read_map(body, |k, r| match k {
+            "key" => set(
+                &mut key,
+                "key",
+                fixed(r, "key", "32 bytes (an Ed25519 public key)")?,
+            ),
+            "name" => set(&mut name, "name", txt(r, "name")?),
+            _ => Ok(false),
+        })?;
+        Ok(Pair {
+            key: cbor::need(key, "key")?,
+            name,
+        })
+    }
+}
+
+/// `pair` answer: `{"owners", "key_id": 8 bytes}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PairRsp {
+    /// Owners now paired.
+    pub owners: u64,
+    /// The new owner's key id (SHA-256 of the key, first 8 bytes).
+    pub key_id: [u8; 8],
+}
+
+impl<'a> Message<'a> for PairRsp {
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.map(2)?;
+        w.text("key_id")?;
+        w.bytes(&self.key_id)?;
+        w.text("owners")?;
+        w.u64(self.owners)
+    }
+    fn decode(body: &'a [u8]) -> Result<Self, Error> {
+        let (mut o, mut id) = (None, None);
+        cbor::read_map(body, |k, r| match k {
+            "owners" => set(&mut o, "owners", uint(r, "owners")?),
+            "key_id" => set(&mut id, "key_id", fixed(r, "key_id", "8 bytes")?),
+            _ => Ok(false),
+        })?;
+        Ok(PairRsp {
+            owners: cbor::need(o, "owners")?,
+            key_id: cbor::need(id, "key_id")?,
+        })
+    }
+}
+
+/// `factory reset` answer: `{"owners": 0}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FactoryResetRsp {
+    /// Owners left (0).
+    pub owners: u64,
+}
+
+impl<'a> Message<'a> for FactoryResetRsp {
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.map(1)?;
+        w.text("owners")?;
+        w.u64(self.owners)
+    }
+    fn decode(body: &'a [u8]) -> Result<Self, Error> {
+        let mut o = None;
+        cbor::read_map(body, |k, r| match k {
+            "owners" => set(&mut o, "owners", uint(r, "owners")?),
+            _ => Ok(false),
+        })?;
+        Ok(FactoryResetRsp {
+            owners: cbor::need(o, "owners")?,
+        })
+    }
+}
+
+/// `settings` request: the settings to change, and an owner's `auth`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SettingsReq {
+    /// New `auto_install_cve`.
+    pub auto_install_cve: Option<bool>,
+    /// New `install_needs_unlocked`.
+    pub install_needs_unlocked: Option<bool>,
+    /// An owner's authentication.
+    pub auth: Option<Auth>,
+}
+
+impl<'a> Message<'a> for SettingsReq {
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.map(
+            usize::from(self.auto_install_cve.is_some())
+                + usize::from(self.install_needs_unlocked.is_some())
+                + usize::from(self.auth.is_some()),
+        )?;
+        if let Some(a) = &self.auth {
+            w.text("auth")?;
+            a.write(w)?;
+        }
+        if let Some(v) = self.auto_install_cve {
+            w.text("auto_install_cve")?;
+            w.bool(v)?;
+        }
+        if let Some(v) = self.install_needs_unlocked {
+            w.text("install_needs_unlocked")?;
+            w.bool(v)?;
+        }
+        Ok(())
+    }
+    fn decode(body: &'a [u8]) -> Result<Self, Error> {
+        let mut s = SettingsReq::default();
+        cbor::read_map(body, |k, r| match k {
+            "auto_install_cve" => set(
+                &mut s.auto_install_cve,
+                "auto_install_cve",
+                flag(r, "auto_install_cve")?,
+            ),
+            "install_needs_unlocked" => set(
+                &mut s.install_needs_unlocked,
+                "install_needs_unlocked",
+                flag(r, "install_needs_unlocked")?,
+            ),
+            "auth" => set(&mut s.auth, "auth", Auth::read(r)?),
+            _ => Ok(false),
+        })?;
+        Ok(s)
+    }
+}
+
+/// `settings` answer: `{"settings": {…}}`, all of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SettingsRsp {
+    /// The settings now.
+    pub settings: Settings,
+}
+
+impl<'a> Message<'a> for SettingsRsp {
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.map(1)?;
+        w.text("settings")?;
+        self.settings.write(w)
+    }
+    fn decode(body: &'a [u8]) -> Result<Self, Error> {
+        let mut s = None;
+        cbor::read_map(body, |k, r| match k {
+            "settings" => set(&mut s, "settings", Settings::read(r)?),
+            _ => Ok(false),
+        })?;
+        Ok(SettingsRsp {
+            settings: cbor::need(s, "settings")?,
+        })
+    }
+}

@@ -1,0 +1,188 @@
+//! The OS group (0): echo, reset, the MCUmgr parameters and OS/application
+//! info, as the lock serves them (Zephyr, "SMP Group 0").
+
+use crate::Message;
+use crate::cbor::{self, Error, Writer, field, set};
+
+/// OS group command ids.
+pub mod cmd {
+    /// Write: echo `d` back as `r`.
+    pub const ECHO: u8 = 0;
+    /// Read: task statistics (not served).
+    pub const TASK_STAT: u8 = 2;
+    /// Read: memory pool statistics (not served).
+    pub const MEMPOOL_STAT: u8 = 3;
+    /// Read/write: date and time (not served).
+    pub const DATETIME: u8 = 4;
+    /// Write: reset the device after answering.
+    pub const RESET: u8 = 5;
+    /// Read: the MCUmgr buffer parameters.
+    pub const PARAMS: u8 = 6;
+    /// Read: OS and application info.
+    pub const INFO: u8 = 7;
+    /// Read: bootloader info (not served).
+    pub const BOOTLOADER_INFO: u8 = 8;
+}
+
+/// Echo request: `{"d": text}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Echo<'a> {
+    /// The text to echo.
+    pub d: &'a str,
+}
+
+impl<'a> Message<'a> for Echo<'a> {
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.map(1)?;
+        w.text("d")?;
+        w.text(self.d)
+    }
+    fn decode(body: &'a [u8]) -> Result<Self, Error> {
+        let mut d = None;
+        cbor::read_map(body, |k, r| match k {
+            "d" => set(&mut d, "d", field(r.text(), "d", "a text string")?),
+            _ => Ok(false),
+        })?;
+        Ok(Echo {
+            d: cbor::need(d, "d")?,
+        })
+    }
+}
+
+/// Echo response: `{"r": text}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EchoRsp<'a> {
+    /// The echoed text.
+    pub r: &'a str,
+}
+
+impl<'a> Message<'a> for EchoRsp<'a> {
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.map(1)?;
+        w.text("r")?;
+        w.text(self.r)
+    }
+    fn decode(body: &'a [u8]) -> Result<Self, Error> {
+        let mut v = None;
+        cbor::read_map(body, |k, r| match k {
+            "r" => set(&mut v, "r", field(r.text(), "r", "a text string")?),
+            _ => Ok(false),
+        })?;
+        Ok(EchoRsp {
+            r: cbor::need(v, "r")?,
+        })
+    }
+}
+
+/// An empty body (`{}`), as reset, the parameters' request and several
+/// answers carry. Unknown fields (e.g. reset's `force`) are skipped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Empty;
+
+impl<'a> Message<'a> for Empty {
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.map(0)
+    }
+    fn decode(body: &'a [u8]) -> Result<Self, Error> {
+        cbor::read_map(body, |_, _| Ok(false))?;
+        Ok(Empty)
+    }
+}
+
+/// MCUmgr parameters response: `{"buf_size", "buf_count"}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParamsRsp {
+    /// The largest frame the device takes, header included.
+    pub buf_size: u64,
+    /// Buffers the device has.
+    pub buf_count: u64,
+}
+
+impl<'a> Message<'a> for ParamsRsp {
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.map(2)?;
+        w.text("buf_size")?;
+        w.u64(self.buf_size)?;
+        w.text("buf_count")?;
+        w.u64(self.buf_count)
+    }
+    fn decode(body: &'a [u8]) -> Result<Self, Error> {
+        let (mut s, mut c) = (None, None);
+        cbor::read_map(body, |k, r| match k {
+            "buf_size" => set(
+                &mut s,
+                "buf_size",
+                field(r.u64(), "buf_size", "an unsigned integer")?,
+            ),
+            "buf_count" => set(
+                &mut c,
+                "buf_count",
+                field(r.u64(), "buf_count", "an unsigned integer")?,
+            ),
+            _ => Ok(false),
+        })?;
+        Ok(ParamsRsp {
+            buf_size: cbor::need(s, "buf_size")?,
+            buf_count: cbor::need(c, "buf_count")?,
+        })
+    }
+}
+
+/// OS/application info request: `{"format"?: text}` (default `"s"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Info<'a> {
+    /// The format characters (`s n r v b m p i o`, `a` for all).
+    pub format: Option<&'a str>,
+}
+
+impl<'a> Message<'a> for Info<'a> {
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.map(usize::from(self.format.is_some()))?;
+        if let Some(f) = self.format {
+            w.text("format")?;
+            w.text(f)?;
+        }
+        Ok(())
+    }
+    fn decode(body: &'a [u8]) -> Result<Self, Error> {
+        let mut f = None;
+        cbor::read_map(body, |k, r| match k {
+            "format" => set(
+                &mut f,
+                "format",
+                field(r.text(), "format", "a text string")?,
+            ),
+            _ => Ok(false),
+        })?;
+        Ok(Info { format: f })
+    }
+}
+
+/// OS/application info response: `{"output": text}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InfoRsp<'a> {
+    /// The fields asked for, separated by spaces.
+    pub output: &'a str,
+}
+
+impl<'a> Message<'a> for InfoRsp<'a> {
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.map(1)?;
+        w.text("output")?;
+        w.text(self.output)
+    }
+    fn decode(body: &'a [u8]) -> Result<Self, Error> {
+        let mut o = None;
+        cbor::read_map(body, |k, r| match k {
+            "output" => set(
+                &mut o,
+                "output",
+                field(r.text(), "output", "a text string")?,
+            ),
+            _ => Ok(false),
+        })?;
+        Ok(InfoRsp {
+            output: cbor::need(o, "output")?,
+        })
+    }
+}

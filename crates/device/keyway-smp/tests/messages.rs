@@ -1,0 +1,622 @@
+//! Round trips of every request and answer, both ways; deterministic
+//! encoding; error bodies of both SMP versions with typed refusals; the
+//! owner's signed message.
+
+use keyway_smp::auth::{self, Auth};
+use keyway_smp::cbor::{Reader, Writer};
+use keyway_smp::header::{split_request, split_response};
+use keyway_smp::kw::{Bolt, Cve, Door, Settings, Severity, UpdateState, UpdateSummary};
+use keyway_smp::seq::Seq;
+use keyway_smp::*;
+
+const AUTH: Auth = Auth {
+    key: [1; 32],
+    nonce: [2; 16],
+    sig: [3; 64],
+};
+
+fn requests() -> Vec<Request<'static>> {
+    vec![
+        Request::Echo(os::Echo { d: "hello" }),
+        Request::Reset,
+        Request::Params,
+        Request::Info(os::Info { format: None }),
+        Request::Info(os::Info { format: Some("a") }),
+        Request::ImageState,
+        Request::ImageStateWrite(img::StateWrite {
+            hash: Some(&[9; 32]),
+            confirm: Some(false),
+            kw: true,
+        }),
+        Request::ImageStateWrite(img::StateWrite {
+            hash: None,
+            confirm: Some(true),
+            kw: false,
+        }),
+        Request::Upload(img::Upload {
+            off: 0,
+            data: &[0xAA; 100],
+            len: Some(70_000),
+            sha: Some(&[7; 32]),
+            image: Some(0),
+            upgrade: Some(false),
+            auth: Some(AUTH),
+            kw: true,
+        }),
+        Request::Upload(img::Upload {
+            off: 1024,
+            data: &[0x55; 300],
+            len: None,
+            sha: None,
+            image: None,
+            upgrade: None,
+            auth: None,
+            kw: true,
+        }),
+        Request::Erase(img::Erase {
+            slot: Some(1),
+            auth: Some(AUTH),
+            kw: true,
+        }),
+        Request::Erase(img::Erase {
+            slot: None,
+            auth: None,
+            kw: false,
+        }),
+        Request::Status,
+        Request::Lock(kw::Signed { auth: Some(AUTH) }),
+        Request::Unlock(kw::Signed { auth: None }),
+        Request::Presence,
+        Request::Notes,
+        Request::Consent(kw::Consent {
+            accept: true,
+            auth: Some(AUTH),
+        }),
+        Request::Log(kw::Log { off: 4096 }),
+        Request::Challenge,
+        Request::Pair(kw::Pair {
+            key: [4; 32],
+            name: Some("alice"),
+        }),
+        Request::Pair(kw::Pair {
+            key: [4; 32],
+            name: None,
+        }),
+        Request::FactoryReset,
+        Request::Settings(kw::SettingsReq {
+            auto_install_cve: Some(true),
+            install_needs_unlocked: None,
+            auth: Some(AUTH),
+        }),
+    ]
+}
+
+const SLOTS: [img::ImageSlot<'static>; 2] = [
+    img::ImageSlot {
+        image: Some(0),
+        slot: 0,
+        version: "1.4.0",
+        hash: &[0x11; 32],
+        bootable: true,
+        pending: false,
+        confirmed: true,
+        active: true,
+        permanent: false,
+    },
+    img::ImageSlot {
+        image: Some(0),
+        slot: 1,
+        version: "2.1.0",
+        hash: &[0x22; 32],
+        bootable: true,
+        pending: true,
+        confirmed: false,
+        active: false,
+        permanent: false,
+    },
+];
+
+const CVES: [Cve<'static>; 2] = [
+    Cve {
+        id: "CVE-2024-12345",
+        severity: Severity::High,
+    },
+    Cve {
+        id: "CVE-2024-0001",
+        severity: Severity::Low,
+    },
+];
+
+const SUMMARY: UpdateSummary<'static> = UpdateSummary {
+    sequence: 2,
+    version: "2.1.0",
+    state: UpdateState::Postponed,
+    reason: Some("postponed: the bolt is locked"),
+    cves: 2,
+    highest: Some(Severity::High),
+};
+
+fn status(update: Option<UpdateSummary<'static>>) -> kw::Status<'static> {
+    kw::Status {
+        bolt: Bolt::Locked,
+        door: Door::Closed,
+        battery_mv: 5800,
+        battery_mwh: 9000,
+        tamper: false,
+        lockout_s: 0,
+        model: "deadbolt-2",
+        version: "1.4.0",
+        slot: Some(0),
+        image: Some([0x33; 32]),
+        trial: false,
+        presence_s: 30,
+        owners: 1,
+        update,
+        settings: Settings {
+            auto_install_cve: false,
+            install_needs_unlocked: true,
+        },
+        device_key: Some([0x44; 32]),
+    }
+}
+
+/// (request key, answer) pairs.
+fn responses() -> Vec<((Op, u16, u8), Response<'static>)> {
+    use Op::{Read as R, Write as W};
+    use group::{IMAGE, KEYWAY, OS};
+    vec![
+        ((W, OS, 0), Response::Echo(os::EchoRsp { r: "hello" })),
+        ((W, OS, 5), Response::Reset),
+        (
+            (R, OS, 6),
+            Response::Params(os::ParamsRsp {
+                buf_size: 2056,
+                buf_count: 4,
+            }),
+        ),
+        (
+            (R, OS, 7),
+            Response::Info(os::InfoRsp {
+                output: "Keyway keyway-lock 1.4.0",
+            }),
+        ),
+        (
+            (R, IMAGE, 0),
+            Response::ImageState(img::StateRsp {
+                images: Seq::Items(&SLOTS),
+            }),
+        ),
+        (
+            (W, IMAGE, 0),
+            Response::ImageState(img::StateRsp {
+                images: Seq::Items(&[]),
+            }),
+        ),
+        (
+            (W, IMAGE, 1),
+            Response::Upload(img::UploadRsp {
+                off: 1024,
+                matched: None,
+            }),
+        ),
+        (
+            (W, IMAGE, 1),
+            Response::Upload(img::UploadRsp {
+                off: 70_000,
+                matched: Some(true),
+            }),
+        ),
+        ((W, IMAGE, 5), Response::Erase),
+        ((R, KEYWAY, 0), Response::Status(status(Some(SUMMARY)))),
+        ((W, KEYWAY, 1), Response::Status(status(None))),
+        (
+            (W, KEYWAY, 2),
+            Response::Status(kw::Status {
+                slot: None,
+                image: None,
+                device_key: None,
+                bolt: Bolt::Unlocked,
+                door: Door::Open,
+                ..status(Some(UpdateSummary {
+                    reason: None,
+                    highest: None,
+                    state: UpdateState::AwaitingConsent,
+                    ..SUMMARY
+                }))
+            }),
+        ),
+        (
+            (R, KEYWAY, 3),
+            Response::Presence(kw::Presence {
+                open: true,
+                remaining_s: 59,
+            }),
+        ),
+        (
+            (R, KEYWAY, 4),
+            Response::Notes(kw::Notes {
+                sequence: 2,
+                version: "2.1.0",
+                notes: "Fixes the keypad timing leak.\n",
+                cves: Seq::Items(&CVES),
+                min_battery_mwh: Some(500),
+                state: UpdateState::AwaitingConsent,
+                reason: None,
+            }),
+        ),
+        (
+            (W, KEYWAY, 5),
+            Response::Consent(kw::ConsentRsp {
+                update: Some(UpdateSummary {
+                    state: UpdateState::Installing,
+                    reason: None,
+                    ..SUMMARY
+                }),
+            }),
+        ),
+        (
+            (W, KEYWAY, 5),
+            Response::Consent(kw::ConsentRsp { update: None }),
+        ),
+        (
+            (R, KEYWAY, 6),
+            Response::Log(kw::LogRsp {
+                off: 1024,
+                len: 5000,
+                data: &[0x5A; 1024],
+            }),
+        ),
+        (
+            (R, KEYWAY, 7),
+            Response::Challenge(kw::Challenge {
+                nonce: [8; 16],
+                expires_s: 60,
+            }),
+        ),
+        (
+            (W, KEYWAY, 8),
+            Response::Pair(kw::PairRsp {
+                owners: 2,
+                key_id: [9; 8],
+            }),
+        ),
+        (
+            (W, KEYWAY, 9),
+            Response::FactoryReset(kw::FactoryResetRsp { owners: 0 }),
+        ),
+        (
+            (W, KEYWAY, 10),
+            Response::Settings(kw::SettingsRsp {
+                settings: Settings {
+                    auto_install_cve: true,
+                    install_needs_unlocked: false,
+                },
+            }),
+        ),
+    ]
+}
+
+fn refusals() -> Vec<Refusal> {
+    vec![
+        Refusal::NotAuthorized,
+        Refusal::NoPresenceWindow,
+        Refusal::StaleNonce,
+        Refusal::LongPressNeeded,
+        Refusal::NotesNotOffered,
+        Refusal::NothingPending,
+        Refusal::DeltaWrongBase {
+            base_image_sha256: [0xBA; 32],
+            running_image_sha256: Some([0xCE; 32]),
+        },
+        Refusal::DeltaWrongBase {
+            base_image_sha256: [0xBA; 32],
+            running_image_sha256: None,
+        },
+        Refusal::BatteryLow {
+            have_mwh: 120,
+            need_mwh: 500,
+        },
+        Refusal::BoltLocked,
+        Refusal::OwnersFull,
+        Refusal::AuthMisplaced,
+        Refusal::NoExport,
+        Refusal::RateLimited { retry_s: 30 },
+        Refusal::SessionRequired,
+        Refusal::BadSetupCode,
+        Refusal::Other { code: 999 },
+    ]
+}
+
+/// Checks RFC 8949 §4.2.1 deterministic map key order (encoded keys
+/// bytewise ascending) in every map of an encoded item.
+fn assert_deterministic(bytes: &[u8]) {
+    fn walk(r: &mut Reader<'_>, whole: &[u8]) {
+        match r.peek_major() {
+            Some(4) => {
+                let n = r.array().unwrap();
+                for _ in 0..n {
+                    walk(r, whole);
+                }
+            }
+            Some(5) => {
+                let n = r.map().unwrap();
+                let mut last: Option<&[u8]> = None;
+                for _ in 0..n {
+                    let s = r.position();
+                    r.skip().unwrap();
+                    let key = &whole[s..r.position()];
+                    if let Some(l) = last {
+                        assert!(l < key, "map keys out of order: {l:02x?} then {key:02x?}");
+                    }
+                    last = Some(key);
+                    walk(r, whole);
+                }
+            }
+            _ => r.skip().unwrap(),
+        }
+    }
+    let mut r = Reader::new(bytes);
+    walk(&mut r, bytes);
+    r.finish().unwrap();
+}
+
+#[test]
+fn every_request_round_trips_through_a_frame() {
+    let mut n = 0;
+    for version in [Version::V1, Version::V2] {
+        for (seq, req) in requests().iter().enumerate() {
+            let mut buf = [0u8; MAX_FRAME];
+            let len = req.frame(&mut buf, version, seq as u8).unwrap();
+            let (h, body) = split_request(&buf[..len], MAX_BODY).unwrap();
+            assert_eq!((h.op, h.group, h.id), req.key());
+            assert_eq!(h.seq, seq as u8);
+            assert_eq!(h.smp_version(), version);
+            assert_deterministic(body);
+            let back = Request::decode(h.op, h.group, h.id, body).unwrap();
+            assert_eq!(&back, req);
+            n += 1;
+        }
+    }
+    println!("{n} request round trips");
+}
+
+#[test]
+fn every_response_round_trips_through_a_frame() {
+    let mut n = 0;
+    for ((op, group, id), rsp) in responses() {
+        let req = Header::request(Version::V2, op, group, id, 77);
+        let mut buf = [0u8; MAX_FRAME];
+        let len = answer_frame(&mut buf, &req, |w| rsp.encode(w)).unwrap();
+        let (h, body) = split_response(&buf[..len], MAX_BODY).unwrap();
+        assert_eq!(h.op, op.response());
+        assert_eq!((h.group, h.id, h.seq), (group, id, 77));
+        assert_deterministic(body);
+        match Response::decode(op, group, id, body).unwrap() {
+            Answer::Ok(back) => assert_eq!(back, rsp),
+            Answer::Err(e) => panic!("{rsp:?} decoded as an error {e:?}"),
+        }
+        n += 1;
+    }
+    println!("{n} response round trips");
+}
+
+#[test]
+fn every_refusal_round_trips_in_both_error_forms() {
+    let mut n = 0;
+    for refusal in refusals() {
+        for e in [
+            // SMPv1: top-level rc with the reason.
+            ErrorRsp {
+                rc: Some(MgmtErr::AccessDenied as u64),
+                group: None,
+                rsn: Some("refused: the presence window is closed"),
+                refusal: Some(refusal),
+            },
+            // SMPv2: the group error.
+            ErrorRsp {
+                rc: None,
+                group: Some((group::IMAGE, err::img_rc::INVALID_IMAGE_HEADER as u64)),
+                rsn: None,
+                refusal: Some(refusal),
+            },
+        ] {
+            let mut buf = [0u8; 256];
+            let mut w = Writer::new(&mut buf);
+            e.encode(&mut w).unwrap();
+            let body = w.written().to_vec();
+            assert_deterministic(&body);
+            assert_eq!(ErrorRsp::decode(&body).unwrap(), Some(e));
+            // Any command's answer decodes to the error first.
+            match Response::decode(Op::Write, group::IMAGE, img::cmd::UPLOAD, &body).unwrap() {
+                Answer::Err(got) => assert_eq!(got.refusal, Some(refusal)),
+                other => panic!("{other:?}"),
+            }
+            n += 1;
+        }
+    }
+    println!("{n} refusal round trips");
+}
+
+#[test]
+fn refusal_codes_are_stable() {
+    // FORMAT.md, "Refusals": the numbers are the wire format.
+    let codes: Vec<u64> = refusals().iter().map(Refusal::code).collect();
+    assert_eq!(
+        codes,
+        [1, 2, 3, 4, 5, 6, 7, 7, 8, 9, 10, 11, 12, 13, 14, 15, 999]
+    );
+}
+
+#[test]
+fn rc_zero_is_success_and_extra_fields_are_skipped() {
+    // Zephyr's SMPv1 answers often carry "rc": 0 next to the fields.
+    let mut buf = [0u8; 64];
+    let mut w = Writer::new(&mut buf);
+    w.map(3).unwrap();
+    w.text("rc").unwrap();
+    w.u64(0).unwrap();
+    w.text("off").unwrap();
+    w.u64(512).unwrap();
+    w.text("x-vendor").unwrap();
+    w.bytes(&[1, 2]).unwrap();
+    let body = w.written().to_vec();
+    assert_eq!(ErrorRsp::decode(&body).unwrap(), None);
+    assert_eq!(
+        Response::decode(Op::Write, group::IMAGE, img::cmd::UPLOAD, &body).unwrap(),
+        Answer::Ok(Response::Upload(img::UploadRsp {
+            off: 512,
+            matched: None
+        }))
+    );
+}
+
+#[test]
+fn a_duplicated_field_is_refused() {
+    // {"off": 0, "off": 4, "data": h''}: which offset would the lock use?
+    let body = [
+        0xa3, 0x63, b'o', b'f', b'f', 0x00, 0x63, b'o', b'f', b'f', 0x04, 0x64, b'd', b'a', b't',
+        b'a', 0x40,
+    ];
+    assert_eq!(
+        img::Upload::decode(&body),
+        Err(Error::Duplicate { field: "off" })
+    );
+}
+
+#[test]
+fn wrong_sizes_name_the_field() {
+    let mut buf = [0u8; 64];
+    let mut w = Writer::new(&mut buf);
+    w.map(2).unwrap();
+    w.text("nonce").unwrap();
+    w.bytes(&[0; 15]).unwrap();
+    w.text("expires_s").unwrap();
+    w.u64(60).unwrap();
+    let body = w.written().to_vec();
+    assert_eq!(
+        kw::Challenge::decode(&body),
+        Err(Error::Invalid {
+            field: "nonce",
+            expected: "16 bytes"
+        })
+    );
+}
+
+#[test]
+fn unknown_commands_are_not_supported() {
+    for (op, g, id) in [
+        (Op::Read, group::KEYWAY, kw::cmd::SEALED),
+        (Op::Write, group::KEYWAY, kw::cmd::UNPAIR),
+        (Op::Read, group::KEYWAY, kw::cmd::LOCK),
+        (Op::Write, 2, 0),
+    ] {
+        assert_eq!(
+            Request::decode(op, g, id, &[]),
+            Err(RequestError::NotSupported { op, group: g, id })
+        );
+    }
+}
+
+#[test]
+fn strip_auth_gives_the_signed_body() {
+    let unsigned = kw::SettingsReq {
+        auto_install_cve: Some(true),
+        install_needs_unlocked: Some(false),
+        auth: None,
+    };
+    let signed = kw::SettingsReq {
+        auth: Some(AUTH),
+        ..unsigned
+    };
+    let mut a = [0u8; 256];
+    let na = unsigned.encode_into(&mut a).unwrap();
+    let mut b = [0u8; 256];
+    let nb = signed.encode_into(&mut b).unwrap();
+    let mut out = [0u8; 256];
+    let (auth, n) = auth::strip(&b[..nb], &mut out).unwrap();
+    assert_eq!(auth, Some(AUTH));
+    assert_eq!(
+        &out[..n],
+        &a[..na],
+        "the body without auth is what was signed"
+    );
+    // Without auth: copied as it is.
+    let (auth, n) = auth::strip(&a[..na], &mut out).unwrap();
+    assert_eq!((auth, &out[..n]), (None, &a[..na]));
+    // The message: context, group, id, nonce, body.
+    let mut m = [0u8; 256];
+    let len =
+        auth::message_into(&mut m, group::KEYWAY, kw::cmd::SETTINGS, &[2; 16], &a[..na]).unwrap();
+    let mut want = b"keyway-smp-auth-v1".to_vec();
+    want.extend_from_slice(&[0, 64, 10]);
+    want.extend_from_slice(&[2; 16]);
+    want.extend_from_slice(&a[..na]);
+    assert_eq!(&m[..len], &want[..]);
+}
+
+#[test]
+fn frame_checks_name_what_failed() {
+    use keyway_smp::FrameError as F;
+    let mut buf = [0u8; 64];
+    let len = Request::Status.frame(&mut buf, Version::V2, 1).unwrap();
+    let f = &buf[..len];
+    assert_eq!(
+        split_request(&f[..3], MAX_BODY).unwrap_err().1,
+        F::Short { got: 3 }
+    );
+    let mut bad = f.to_vec();
+    bad[0] |= 0x20;
+    assert_eq!(
+        split_request(&bad, MAX_BODY).unwrap_err().1,
+        F::BadOp { byte: bad[0] }
+    );
+    let mut v3 = f.to_vec();
+    v3[0] = (2 << 3) | Op::Read as u8;
+    assert_eq!(
+        split_request(&v3, MAX_BODY).unwrap_err().1,
+        F::TooNew { version: 2 }
+    );
+    let mut rsp = f.to_vec();
+    rsp[0] = (1 << 3) | Op::ReadRsp as u8;
+    assert_eq!(
+        split_request(&rsp, MAX_BODY).unwrap_err().1,
+        F::WrongDirection { op: Op::ReadRsp }
+    );
+    let mut long = f.to_vec();
+    long.push(0);
+    assert_eq!(
+        split_request(&long, MAX_BODY).unwrap_err().1,
+        F::LengthMismatch {
+            declared: 1,
+            got: 2
+        }
+    );
+    let mut huge = vec![0u8; 8 + 3000];
+    huge[..8].copy_from_slice(
+        &Header {
+            len: 3000,
+            ..Header::decode(f).unwrap()
+        }
+        .encode(),
+    );
+    assert_eq!(
+        split_request(&huge, MAX_BODY).unwrap_err().1,
+        F::TooLong {
+            len: 3000,
+            max: MAX_BODY
+        }
+    );
+    assert_eq!(F::TooLong { len: 1, max: 1 }.rc(), MgmtErr::MsgSize);
+}
+
+#[test]
+fn encoding_into_a_small_buffer_fails_cleanly() {
+    for req in requests() {
+        let mut full = [0u8; MAX_FRAME];
+        let len = req.frame(&mut full, Version::V2, 0).unwrap();
+        for cut in [0, 7, 8, len / 2, len - 1] {
+            let mut small = vec![0u8; cut];
+            assert_eq!(req.frame(&mut small, Version::V2, 0), Err(Error::Full));
+        }
+    }
+}
