@@ -28,7 +28,9 @@ CDDL_DIR="${KEYWAY_SUIT_CDDL:-$ROOT/../shared/data/suit/cddl}"
 VENV="$ROOT/target/suit-interop-venv"
 WORK="$ROOT/target/suit-interop"
 # Pinned: the versions this script was written and checked against.
-PINS=(cddl-verifier==1.5.3 pycose==1.1.0 cbor2==6.3.0 cryptography==51.0.1)
+# cbor2 stays below 6: cbor2 6 decodes arrays as tuples, which pycose 1.1.0
+# does not take as COSE messages.
+PINS=(cddl-verifier==1.5.3 pycose==1.1.0 cbor2==5.6.5 cryptography==46.0.3)
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'suit-interop: error: %s\n' "$*" >&2; exit 1; }
@@ -40,15 +42,20 @@ if [[ ! -d "$CDDL_DIR" ]]; then
 fi
 
 # --- venv ---------------------------------------------------------------------
-if ! "$VENV/bin/python" -c 'import cddl_verifier, pycose' 2>/dev/null; then
+pinned() { # whether the venv holds exactly the pinned versions
+  local p have
+  [[ -x "$VENV/bin/pip" ]] || return 1
+  for p in "${PINS[@]}"; do
+    have="$("$VENV/bin/pip" show "${p%%==*}" 2>/dev/null | sed -n 's/^Version: //p')"
+    [[ "$have" == "${p##*==}" ]] || return 1
+  done
+}
+if ! pinned; then
   log "venv $VENV: ${PINS[*]}"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check "${PINS[@]}"
+  pinned || die "could not install ${PINS[*]} into $VENV"
 fi
-for p in "${PINS[@]}"; do
-  have="$("$VENV/bin/pip" show "${p%%==*}" 2>/dev/null | sed -n 's/^Version: //p')"
-  [[ "$have" == "${p##*==}" ]] || die "${p%%==*} is $have in $VENV, want ${p##*==} (rm -rf $VENV)"
-done
 
 # --- envelopes ----------------------------------------------------------------
 log "building keyway"
@@ -66,20 +73,21 @@ printf 'patched' | dd of=new.bin bs=1 seek=1000 conv=notrunc status=none
 printf '# Release 2.1.0\n\nFixes the keypad lockout bypass.\n' >notes.md
 "$KEYWAY" keyset --root ed.key --signer signer.pub --threshold 1 --version 1 -o keyset.cbor >/dev/null
 
+# `keyway sign` always writes release notes (the text map, severed at 23).
 sign() { # sign NAME KEY [ARGS...]: writes NAME.suit, records NAME KEY.pub
   local name="$1" key="$2"
   shift 2
   "$KEYWAY" sign --firmware new.bin --version 2.1.0 --sequence 7 --vendor-domain locks.example \
-    --class deadbolt-2 --key "$key.key" -o "$name.suit" "$@" >/dev/null
+    --class deadbolt-2 --notes notes.md --key "$key.key" -o "$name.suit" "$@" >/dev/null
   echo "$name $key.pub" >>envelopes.txt
 }
 : >envelopes.txt
 sign plain ed
-sign notes-cves ed --notes notes.md --cve CVE-2025-10001:high --cve CVE-2024-4242:critical \
+sign notes-cves ed --cve CVE-2025-10001:high --cve CVE-2024-4242:critical \
   --min-battery-mwh 1500 --use-before 4102444800
-sign keyset signer --keyset keyset.cbor --notes notes.md
+sign keyset signer --keyset keyset.cbor
 sign detached ed --detached
-sign delta ed --delta-from old.bin --notes notes.md --cve CVE-2025-10001:low
+sign delta ed --delta-from old.bin --cve CVE-2025-10001:low
 sign p256-esp256 p256
 sign p256-es256 p256 --p256-alg es256
 sign ed25519-eddsa ed --ed25519-alg eddsa
