@@ -45,8 +45,6 @@ pub struct Envelope<'a> {
     pub install_wrapped: Option<&'a [u8]>,
     /// Severed payload-fetch sequence, bstr head included.
     pub payload_fetch_wrapped: Option<&'a [u8]>,
-    /// Severed CoSWID (update-management), bstr head included.
-    pub coswid_wrapped: Option<&'a [u8]>,
     /// A root-signed key-set document (Keyway extension).
     pub keyset: Option<&'a [u8]>,
     /// The last integrated payload (the one that may be streamed).
@@ -88,7 +86,6 @@ impl<'a> Envelope<'a> {
             text_wrapped: None,
             install_wrapped: None,
             payload_fetch_wrapped: None,
-            coswid_wrapped: None,
             keyset: None,
             payload: None,
             other_payload: None,
@@ -143,7 +140,6 @@ impl<'a> Envelope<'a> {
                         ENV_TEXT => env.text_wrapped = Some(r.raw_item()?),
                         ENV_INSTALL => env.install_wrapped = Some(r.raw_item()?),
                         ENV_PAYLOAD_FETCH => env.payload_fetch_wrapped = Some(r.raw_item()?),
-                        ENV_COSWID => env.coswid_wrapped = Some(r.raw_item()?),
                         ENV_KEYWAY_KEYSET => env.keyset = Some(r.bytes()?),
                         _ => r.skip()?,
                     }
@@ -173,7 +169,6 @@ impl<'a> Envelope<'a> {
             self.text_wrapped,
             self.install_wrapped,
             self.payload_fetch_wrapped,
-            self.coswid_wrapped,
         ]
         .into_iter()
         .flatten()

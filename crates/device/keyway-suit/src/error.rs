@@ -228,12 +228,6 @@ pub enum Error {
     },
     /// `suit-condition-abort` ran, or every try-each alternative failed.
     Aborted,
-    /// The severed text does not match the digest in the manifest.
-    TextDigestMismatch,
-    /// Text is present in the envelope but the manifest does not bind it.
-    UnboundText,
-    /// The manifest binds text by digest but the envelope lacks it.
-    TextMissing,
     /// A severed sequence does not match its digest in the manifest.
     SeveredDigestMismatch {
         /// The manifest key.
@@ -242,7 +236,7 @@ pub enum Error {
     /// The manifest binds a severed member by digest (draft-37 §8.6) but
     /// the envelope lacks it.
     SeveredMissing {
-        /// The member's key (16 payload fetch, 20 install, 14 CoSWID).
+        /// The member's key (16 payload fetch, 20 install, 23 text).
         key: i64,
     },
     /// The envelope carries a severed member that the manifest does not
@@ -417,7 +411,7 @@ impl fmt::Display for Error {
                     }
                 }
                 if *anonymous > 0 {
-                    ("; \x01 without kid unverified", u64::from(*anonymous), 0)
+                    ("; \x01 no kid", u64::from(*anonymous), 0)
                 } else {
                     ("", 0, 0)
                 }
@@ -451,12 +445,9 @@ impl fmt::Display for Error {
             BadComponentIndex(c) => ("bad component \x01", *c, 0),
             ConditionFailed { command } => ("condition \x03 failed", i(command), 0),
             Aborted => ("aborted", 0, 0),
-            TextDigestMismatch => ("text\x06", 0, 0),
-            UnboundText => ("unbound text", 0, 0),
-            TextMissing => ("text missing", 0, 0),
             SeveredDigestMismatch { key } => ("severed \x03\x06", i(key), 0),
             SeveredMissing { key } => ("severed \x03 missing", i(key), 0),
-            UnboundSevered { key } => ("unbound severed \x03", i(key), 0),
+            UnboundSevered { key } => ("unbound \x03", i(key), 0),
             BadCve => ("bad CVE", 0, 0),
             BadSeverity => ("bad severity", 0, 0),
             PayloadTooLong { expected } => ("payload too long: max \x01", *expected, 0),

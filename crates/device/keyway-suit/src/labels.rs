@@ -24,8 +24,6 @@ pub const ENV_AUTH: i64 = 2;
 pub const ENV_MANIFEST: i64 = 3;
 /// Envelope: severed `suit-payload-fetch`.
 pub const ENV_PAYLOAD_FETCH: i64 = 16;
-/// Envelope: severed `suit-coswid` (update-management).
-pub const ENV_COSWID: i64 = 14;
 /// Envelope: severed `suit-install`.
 pub const ENV_INSTALL: i64 = 20;
 /// Envelope: severed `suit-text`.
@@ -53,7 +51,8 @@ pub const MAN_VALIDATE: i64 = 7;
 pub const MAN_LOAD: i64 = 8;
 /// Manifest: `suit-invoke`.
 pub const MAN_INVOKE: i64 = 9;
-/// Manifest: `suit-coswid` (update-management); accepted and ignored.
+/// Manifest: `suit-coswid` (update-management): refused as an unsupported
+/// member (Keyway carries no CoSWID).
 pub const MAN_COSWID: i64 = 14;
 /// Manifest: `suit-payload-fetch`.
 pub const MAN_PAYLOAD_FETCH: i64 = 16;

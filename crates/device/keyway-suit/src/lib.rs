@@ -14,7 +14,7 @@
 //! 2. the COSE_Sign1 signatures over the manifest digest, counted as a
 //!    k-of-n threshold over distinct, unrevoked keys;
 //! 3. anti-rollback against the stored sequence floor;
-//! 4. the severed members (release notes, install, payload fetch, CoSWID):
+//! 4. the severed members (release notes, install, payload fetch):
 //!    each one the manifest binds by digest must be in the envelope and
 //!    match, and each one in the envelope must be bound;
 //! 5. the command sequences: vendor and class identity now, battery,

@@ -254,7 +254,6 @@ pub struct Manifest<'a> {
     pub text: Option<Member<'a>>,
     pub(crate) install: Option<Member<'a>>,
     pub(crate) payload_fetch: Option<Member<'a>>,
-    pub(crate) coswid: Option<Member<'a>>,
     pub(crate) validate: Option<&'a [u8]>,
     pub(crate) load: Option<&'a [u8]>,
     pub(crate) invoke: Option<&'a [u8]>,
@@ -296,7 +295,6 @@ impl<'a> Manifest<'a> {
             text: None,
             install: None,
             payload_fetch: None,
-            coswid: None,
             validate: None,
             load: None,
             invoke: None,
@@ -354,8 +352,6 @@ impl<'a> Manifest<'a> {
                 MAN_PAYLOAD_FETCH => m.payload_fetch = Some(member(&mut r)?),
                 MAN_INSTALL => m.install = Some(member(&mut r)?),
                 MAN_TEXT => m.text = Some(member(&mut r)?),
-                // Accepted and not interpreted; if severed, still bound.
-                MAN_COSWID => m.coswid = Some(member(&mut r)?),
                 MAN_COMPONENT_ID => r.skip()?,
                 other => return Err(Error::UnsupportedMember(other)),
             }

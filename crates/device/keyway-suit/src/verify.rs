@@ -252,11 +252,6 @@ fn run_manifest<'a>(
         env.payload_fetch_wrapped,
         crate::labels::MAN_PAYLOAD_FETCH,
     )?;
-    severed(
-        manifest.coswid,
-        env.coswid_wrapped,
-        crate::labels::MAN_COSWID,
-    )?;
     let notes = notes(manifest, env)?;
     manifest.run(identity, severed_install, severed_fetch)?;
     Ok(notes)
@@ -363,17 +358,11 @@ fn notes<'a>(
     manifest: &Manifest<'a>,
     env: &Envelope<'a>,
 ) -> Result<Option<ReleaseNotes<'a>>, Error> {
-    Ok(match (manifest.text, env.text_wrapped) {
-        (None, None) => None,
-        (None, Some(_)) => return Err(Error::UnboundText),
-        (Some(Member::Inline(b)), _) => Some(ReleaseNotes::decode(b)?),
-        (Some(Member::Severed(_)), None) => return Err(Error::TextMissing),
-        (Some(Member::Severed(d)), Some(w)) => {
-            if Sha256::digest(w)[..] != d[..] {
-                return Err(Error::TextDigestMismatch);
-            }
-            Some(ReleaseNotes::decode(env.text().ok_or(Error::TextMissing)?)?)
-        }
+    // Severed text follows the rule of every severable member.
+    let severed = severed(manifest.text, env.text_wrapped, crate::labels::MAN_TEXT)?;
+    Ok(match (manifest.text, severed) {
+        (Some(Member::Inline(b)), _) | (_, Some(b)) => Some(ReleaseNotes::decode(b)?),
+        _ => None,
     })
 }
 

@@ -207,7 +207,7 @@ fn terse_errors_keep_their_data() {
     };
     assert_eq!(
         anonymous.to_string(),
-        "manifest signers 0 of 1; 2 without kid unverified"
+        "manifest signers 0 of 1; 2 no kid"
     );
     assert_eq!(
         Error::SeveredMissing { key: 20 }.to_string(),

@@ -52,7 +52,11 @@ pub fn check_name(e: &suit::Error) -> &'static str {
         | KeySetThreshold { .. } => "key set",
         Rollback { .. } => "anti-rollback",
         WrongVendor { .. } | WrongClass { .. } => "compatibility",
-        TextDigestMismatch | UnboundText | TextMissing | BadCve | BadSeverity => "release notes",
+        SeveredDigestMismatch { key: 23 }
+        | SeveredMissing { key: 23 }
+        | UnboundSevered { key: 23 }
+        | BadCve
+        | BadSeverity => "release notes",
         SeveredDigestMismatch { .. } | SeveredMissing { .. } | UnboundSevered { .. } => {
             "severed members"
         }

@@ -210,11 +210,9 @@ pub fn describe(e: &Error) -> String {
         BadComponentIndex(i) => format!("component index {i} is out of range"),
         ConditionFailed { command } => format!("SUIT condition {command} failed on this device"),
         Aborted => "manifest aborted: a condition failed in every alternative".into(),
-        TextDigestMismatch => {
+        SeveredDigestMismatch { key: 23 } => {
             "release notes do not match the manifest's text digest (mix-and-match)".into()
         }
-        UnboundText => "release notes are present but the manifest does not bind them".into(),
-        TextMissing => "manifest binds release notes that the envelope lacks".into(),
         SeveredDigestMismatch { key } => format!(
             "severed {} does not match its digest in the manifest",
             member_name(*key)

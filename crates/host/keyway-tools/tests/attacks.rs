@@ -473,13 +473,13 @@ fn attack_release_notes_from_another_release_mix_and_match() {
     );
     assert_eq!(
         w.verify(&env, &suit::DeviceState::new(4)).unwrap_err(),
-        Error::TextDigestMismatch
+        Error::SeveredDigestMismatch { key: 23 }
     );
     // Notes stripped from an envelope whose manifest binds them.
     let env = assemble_envelope(&new.auth, &new.manifest, None, None, Some(&nb.payload));
     assert_eq!(
         w.verify(&env, &suit::DeviceState::new(4)).unwrap_err(),
-        Error::TextMissing
+        Error::SeveredMissing { key: 23 }
     );
 }
 
