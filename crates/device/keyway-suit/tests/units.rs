@@ -205,10 +205,7 @@ fn terse_errors_keep_their_data() {
         keyset: false,
         anonymous: 2,
     };
-    assert_eq!(
-        anonymous.to_string(),
-        "manifest signers 0 of 1; 2 no kid"
-    );
+    assert_eq!(anonymous.to_string(), "manifest signers 0 of 1; 2 no kid");
     assert_eq!(
         Error::SeveredMissing { key: 20 }.to_string(),
         "severed 20 missing"
