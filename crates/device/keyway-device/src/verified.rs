@@ -242,7 +242,12 @@ impl<'a, const CHUNK: usize> VerifiedSlot<'a, CHUNK> {
         }
 
         // 2.-4. The signed manifest, with the boot rule's floor.
-        let verified = keyway_suit::verify_envelope(head, self.anchors, self.identity, &self.state)
+        // The slot chooses a try-each alternative (component-slot).
+        let identity = keyway_suit::DeviceIdentity {
+            slot: Some(u64::from(slot)),
+            ..*self.identity
+        };
+        let verified = keyway_suit::verify_envelope(head, self.anchors, &identity, &self.state)
             .map_err(|e| match e {
                 // The verifier was given `floor - 1`: name the journal's floor.
                 keyway_suit::Error::Rollback { floor, got } => SlotError::BelowFloor {

@@ -96,6 +96,7 @@ pub(crate) fn authenticate(
     let mut signers = Signers::new();
     let mut unknown = None;
     let mut revoked = None;
+    let mut anonymous = 0u8;
     for _ in 1..n {
         let block = r.bytes()?;
         let sig = Sign1::decode(block)?;
@@ -148,7 +149,8 @@ pub(crate) fn authenticate(
                 }
                 Some(k) => k.key_id(),
                 None => {
-                    unknown = unknown.or(Some(KeyId([0; 8])));
+                    // No key id to name: counted, never shown as a key.
+                    anonymous += 1;
                     continue;
                 }
             },
@@ -168,6 +170,7 @@ pub(crate) fn authenticate(
             unknown,
             revoked,
             keyset: set.keyset,
+            anonymous,
         });
     }
     Ok(signers)

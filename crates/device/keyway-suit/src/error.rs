@@ -140,6 +140,9 @@ pub enum Error {
     UnsupportedCommand(i64),
     /// A SUIT parameter this verifier does not implement.
     UnsupportedParameter(i64),
+    /// A manifest member this verifier does not implement (e.g. 15,
+    /// dependency resolution): refused, as it may be recipient-necessary.
+    UnsupportedMember(i64),
     /// A public key that is not a valid point.
     InvalidKey,
     /// The digest in the authentication wrapper does not match the manifest.
@@ -161,6 +164,8 @@ pub enum Error {
         unknown: Option<KeyId>,
         /// The first signature from a revoked key, if any.
         revoked: Option<KeyId>,
+        /// Signatures without a key id that verified under no trusted key.
+        anonymous: u8,
         /// Whether the signatures were over a key set (else a manifest).
         keyset: bool,
     },
@@ -223,15 +228,21 @@ pub enum Error {
     },
     /// `suit-condition-abort` ran, or every try-each alternative failed.
     Aborted,
-    /// The severed text does not match the digest in the manifest.
-    TextDigestMismatch,
-    /// Text is present in the envelope but the manifest does not bind it.
-    UnboundText,
-    /// The manifest binds text by digest but the envelope lacks it.
-    TextMissing,
     /// A severed sequence does not match its digest in the manifest.
     SeveredDigestMismatch {
         /// The manifest key.
+        key: i64,
+    },
+    /// The manifest binds a severed member by digest (draft-37 §8.6) but
+    /// the envelope lacks it.
+    SeveredMissing {
+        /// The member's key (16 payload fetch, 20 install, 23 text).
+        key: i64,
+    },
+    /// The envelope carries a severed member that the manifest does not
+    /// bind by digest.
+    UnboundSevered {
+        /// The member's key.
         key: i64,
     },
     /// A malformed CVE entry.
@@ -360,6 +371,7 @@ impl fmt::Display for Error {
             UnsupportedAuthentication(t) => ("\x05auth tag \x01", *t, 0),
             UnsupportedCommand(c) => ("\x05command \x03", i(c), 0),
             UnsupportedParameter(p) => ("\x05parameter \x03", i(p), 0),
+            UnsupportedMember(m) => ("\x05member \x03", i(m), 0),
             InvalidKey => ("invalid key", 0, 0),
             ManifestDigestMismatch => ("manifest\x06", 0, 0),
             KeySetDigestMismatch => ("\x08\x06", 0, 0),
@@ -383,6 +395,7 @@ impl fmt::Display for Error {
                 unknown,
                 revoked,
                 keyset,
+                anonymous,
             } => {
                 template(f, if *keyset { "\x08" } else { "manifest " }, 0, 0)?;
                 template(
@@ -397,7 +410,11 @@ impl fmt::Display for Error {
                         fmt::Display::fmt(k, f)?;
                     }
                 }
-                ("", 0, 0)
+                if *anonymous > 0 {
+                    ("; \x01 no kid", u64::from(*anonymous), 0)
+                } else {
+                    ("", 0, 0)
+                }
             }
             Rollback { floor, got } => ("rollback: seq \x01 <= floor \x02", *got, *floor),
             KeySetRollback { stored, got } => (
@@ -428,10 +445,9 @@ impl fmt::Display for Error {
             BadComponentIndex(c) => ("bad component \x01", *c, 0),
             ConditionFailed { command } => ("condition \x03 failed", i(command), 0),
             Aborted => ("aborted", 0, 0),
-            TextDigestMismatch => ("text\x06", 0, 0),
-            UnboundText => ("unbound text", 0, 0),
-            TextMissing => ("text missing", 0, 0),
             SeveredDigestMismatch { key } => ("severed \x03\x06", i(key), 0),
+            SeveredMissing { key } => ("severed \x03 missing", i(key), 0),
+            UnboundSevered { key } => ("unbound \x03", i(key), 0),
             BadCve => ("bad CVE", 0, 0),
             BadSeverity => ("bad severity", 0, 0),
             PayloadTooLong { expected } => ("payload too long: max \x01", *expected, 0),

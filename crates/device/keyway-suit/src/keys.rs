@@ -1,5 +1,5 @@
 //! Public keys, key ids, and signature verification for the two algorithms
-//! Keyway accepts: Ed25519 (COSE -8 and -19) and ECDSA P-256 (COSE -7).
+//! Keyway accepts: Ed25519 (COSE -8 and -19) and ECDSA P-256 (COSE -7 and -9).
 
 use core::fmt;
 
@@ -45,7 +45,7 @@ pub(crate) fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result
 pub enum Algorithm {
     /// Ed25519 (COSE -8 EdDSA, or -19 Ed25519).
     Ed25519,
-    /// ECDSA over P-256 with SHA-256 (COSE -7, ES256).
+    /// ECDSA over P-256 with SHA-256 (COSE -7 ES256, or -9 ESP256).
     Es256,
 }
 
@@ -58,7 +58,7 @@ impl Algorithm {
             #[cfg(feature = "ed25519")]
             COSE_ALG_EDDSA | COSE_ALG_ED25519 => Ok(Algorithm::Ed25519),
             #[cfg(feature = "es256")]
-            COSE_ALG_ES256 => Ok(Algorithm::Es256),
+            COSE_ALG_ES256 | COSE_ALG_ESP256 => Ok(Algorithm::Es256),
             other => Err(Error::UnsupportedAlgorithm(other)),
         }
     }

@@ -39,7 +39,11 @@ pub const MAN_SEQUENCE: i64 = 2;
 pub const MAN_COMMON: i64 = 3;
 /// Manifest: `suit-reference-uri`.
 pub const MAN_REFERENCE_URI: i64 = 4;
-/// Manifest: `suit-set-version` (update-management).
+/// Manifest: `suit-manifest-component-id` (draft-ietf-suit-trust-domains):
+/// where the manifest itself would be stored; accepted and ignored.
+pub const MAN_COMPONENT_ID: i64 = 5;
+/// Manifest: `suit-set-version` (update-management §3.1), `bstr .cbor
+/// [+ int]`.
 pub const MAN_SET_VERSION: i64 = 6;
 /// Manifest: `suit-validate`.
 pub const MAN_VALIDATE: i64 = 7;
@@ -47,7 +51,8 @@ pub const MAN_VALIDATE: i64 = 7;
 pub const MAN_LOAD: i64 = 8;
 /// Manifest: `suit-invoke`.
 pub const MAN_INVOKE: i64 = 9;
-/// Manifest: `suit-coswid` (update-management); accepted and ignored.
+/// Manifest: `suit-coswid` (update-management): refused as an unsupported
+/// member (Keyway carries no CoSWID).
 pub const MAN_COSWID: i64 = 14;
 /// Manifest: `suit-payload-fetch`.
 pub const MAN_PAYLOAD_FETCH: i64 = 16;
@@ -163,17 +168,22 @@ pub const TEXT_MODEL_NAME: i64 = 2;
 pub const TEXT_VENDOR_DOMAIN: i64 = 3;
 /// Component text: current version (update-management).
 pub const TEXT_CURRENT_VERSION: i64 = 8;
-/// Text (Keyway extension, a text key so it cannot collide with SUIT's
-/// integer keys): the vulnerabilities this release fixes, as
-/// `[* [cve-id: tstr, severity: tstr]]`.
-pub const TEXT_KEYWAY_FIXED_CVES: &str = "keyway-fixed-cves";
+/// Text (Keyway extension): the vulnerabilities this release fixes, as
+/// `[* [cve-id: tstr, severity: tstr]]`. A negative integer below -255:
+/// draft-ietf-suit-manifest-37 §8.4.4 reserves negative integer ids for
+/// application-specific text values (and the registry's private use range
+/// lies below -255).
+pub const TEXT_KEYWAY_FIXED_CVES: i64 = -257;
 
 /// COSE header: algorithm.
 pub const COSE_HDR_ALG: i64 = 1;
 /// COSE header: key identifier.
 pub const COSE_HDR_KID: i64 = 4;
-/// COSE algorithm: ES256 (ECDSA P-256 with SHA-256).
+/// COSE algorithm: ES256 (ECDSA with SHA-256, the curve left to the key).
 pub const COSE_ALG_ES256: i64 = -7;
+/// COSE algorithm: ESP256 (ECDSA on P-256 with SHA-256, fully specified,
+/// RFC 9864 §2.1), what the SUIT MTI profiles sign with.
+pub const COSE_ALG_ESP256: i64 = -9;
 /// COSE algorithm: EdDSA (used here with Ed25519 only).
 pub const COSE_ALG_EDDSA: i64 = -8;
 /// COSE algorithm: Ed25519 (fully specified, RFC 9864).

@@ -14,7 +14,9 @@
 //! 2. the COSE_Sign1 signatures over the manifest digest, counted as a
 //!    k-of-n threshold over distinct, unrevoked keys;
 //! 3. anti-rollback against the stored sequence floor;
-//! 4. the severed members (release notes, install) against their digests;
+//! 4. the severed members (release notes, install, payload fetch):
+//!    each one the manifest binds by digest must be in the envelope and
+//!    match, and each one in the envelope must be bound;
 //! 5. the command sequences: vendor and class identity now, battery,
 //!    consent and use-before collected as [`PolicyConditions`];
 //! 6. that the integrated payload has the size the manifest declares.
@@ -62,7 +64,8 @@ pub use manifest::{
 pub use payload::{PayloadVerifier, verify_payload};
 pub use text::{Cve, MAX_CVES, ReleaseNotes, Severity, is_cve_id};
 pub use verify::{
-    DeviceState, Inspected, Verified, inspect_envelope, verify_envelope, verify_envelope_into,
+    DeviceState, Inspected, Verified, inspect_envelope, inspect_envelope_with, verify_envelope,
+    verify_envelope_into,
 };
 
 #[cfg(test)]

@@ -124,6 +124,11 @@ pub struct Params<'a> {
     /// Keyway's delta-base component index ([`PARAM_KEYWAY_DELTA_BASE`]).
     #[cfg(feature = "delta")]
     pub delta_base: Option<u8>,
+    /// Whether `content` was set (its value is not kept: no command Keyway
+    /// implements reads it).
+    pub content_set: bool,
+    /// Whether `version` was set (likewise).
+    pub version_set: bool,
 }
 
 /// One component and what the manifest does with it.
@@ -335,14 +340,20 @@ impl<'a> Manifest<'a> {
                 }
                 MAN_COMMON => common = Some(r.bytes()?),
                 MAN_REFERENCE_URI => m.reference_uri = Some(r.str()?),
-                MAN_SET_VERSION => m.version = Some(Version::decode(&mut r)?),
+                MAN_SET_VERSION => {
+                    // update-management §3.1: `bstr .cbor [+ int]`.
+                    let mut v = Reader::new(r.bytes()?, Part::Manifest);
+                    m.version = Some(Version::decode(&mut v)?);
+                    v.finish()?;
+                }
                 MAN_VALIDATE => m.validate = Some(r.bytes()?),
                 MAN_LOAD => m.load = Some(r.bytes()?),
                 MAN_INVOKE => m.invoke = Some(r.bytes()?),
                 MAN_PAYLOAD_FETCH => m.payload_fetch = Some(member(&mut r)?),
                 MAN_INSTALL => m.install = Some(member(&mut r)?),
                 MAN_TEXT => m.text = Some(member(&mut r)?),
-                _ => r.skip()?,
+                MAN_COMPONENT_ID => r.skip()?,
+                other => return Err(Error::UnsupportedMember(other)),
             }
         }
         r.finish()?;
@@ -582,11 +593,13 @@ fn run_sequence<'a>(
                 run_sequence(state, inner, device, depth + 1)?;
             }
             CMD_TRY_EACH => try_each(state, &mut r, device, depth)?,
-            other => {
-                // Every other command takes a reporting policy.
+            other if takes_policy(other) => {
                 r.u64()?;
                 command(state, other, device)?;
             }
+            // Refused before its argument is read: unsupported, whatever
+            // that argument's shape (never "malformed").
+            other => return Err(Error::UnsupportedCommand(other)),
         }
     }
     r.finish()
@@ -653,6 +666,15 @@ fn try_each<'a>(
     if done { Ok(()) } else { Err(last) }
 }
 
+/// The commands this verifier implements that take a reporting policy.
+fn takes_policy(cmd: i64) -> bool {
+    #[cfg(feature = "delta")]
+    if cmd == CMD_KEYWAY_APPLY_DELTA {
+        return true;
+    }
+    matches!(cmd, 1..=6 | 14 | 18 | 21..=28 | 31)
+}
+
 fn index_bit(i: u64, count: usize) -> Result<u8, Error> {
     if i >= count as u64 {
         return Err(Error::BadComponentIndex(i));
@@ -711,7 +733,16 @@ fn command(state: &mut State<'_, '_>, cmd: i64, device: &DeviceIdentity) -> Resu
             CMD_IMAGE_NOT_MATCH => {
                 need(p.image_digest, cmd, PARAM_IMAGE_DIGEST)?;
             }
-            CMD_CHECK_CONTENT | CMD_VERSION | CMD_WRITE => {}
+            // §8.4.9: a condition without its parameter fails; with it,
+            // these are not implemented (the verifier cannot decide them).
+            CMD_CHECK_CONTENT | CMD_WRITE => {
+                need(p.content_set.then_some(()), cmd, PARAM_CONTENT)?;
+                return Err(Error::UnsupportedCommand(cmd));
+            }
+            CMD_VERSION => {
+                need(p.version_set.then_some(()), cmd, PARAM_VERSION)?;
+                return Err(Error::UnsupportedCommand(cmd));
+            }
             CMD_ABORT => return Err(Error::Aborted),
             CMD_USE_BEFORE => {
                 let t = need(p.use_before, cmd, PARAM_USE_BEFORE)?;
@@ -722,7 +753,10 @@ fn command(state: &mut State<'_, '_>, cmd: i64, device: &DeviceIdentity) -> Resu
                 policy.minimum_battery_mwh =
                     Some(policy.minimum_battery_mwh.map_or(b, |u| u.max(b)));
             }
-            CMD_UPDATE_AUTHORIZED => policy.update_authorized = Some(p.update_priority),
+            CMD_UPDATE_AUTHORIZED => {
+                let pr = need(p.update_priority, cmd, PARAM_UPDATE_PRIORITY)?;
+                policy.update_authorized = Some(Some(pr));
+            }
             CMD_FETCH => c.fetched_from = Some(need(p.uri, cmd, PARAM_URI)?),
             CMD_COPY | CMD_SWAP => {
                 need(p.source_component, cmd, PARAM_SOURCE_COMPONENT)?;
@@ -761,6 +795,8 @@ enum ParamValue<'a> {
     Source(u64),
     #[cfg(feature = "delta")]
     DeltaBase(u8),
+    Content,
+    VersionMatch,
     Ignored,
 }
 
@@ -800,13 +836,17 @@ impl<'a> ParamValue<'a> {
                 r.bool()?;
                 ParamValue::Ignored
             }
-            PARAM_CONTENT | PARAM_INVOKE_ARGS | PARAM_FETCH_ARGS => {
+            PARAM_CONTENT => {
+                r.bytes()?;
+                ParamValue::Content
+            }
+            PARAM_INVOKE_ARGS | PARAM_FETCH_ARGS => {
                 r.bytes()?;
                 ParamValue::Ignored
             }
             PARAM_VERSION => {
-                r.skip()?;
-                ParamValue::Ignored
+                r.bytes()?;
+                ParamValue::VersionMatch
             }
             other => return Err(Error::UnsupportedParameter(other)),
         })
@@ -827,6 +867,8 @@ impl<'a> ParamValue<'a> {
             ParamValue::Source(v) => p.source_component = Some(v),
             #[cfg(feature = "delta")]
             ParamValue::DeltaBase(v) => p.delta_base = Some(v),
+            ParamValue::Content => p.content_set = true,
+            ParamValue::VersionMatch => p.version_set = true,
             ParamValue::Ignored => {}
         }
     }

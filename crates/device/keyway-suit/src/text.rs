@@ -127,7 +127,7 @@ impl<'a> ReleaseNotes<'a> {
             match r.key()? {
                 Key::Int(TEXT_MANIFEST_DESCRIPTION) => notes.description = Some(r.str()?),
                 Key::Int(TEXT_UPDATE_DESCRIPTION) => notes.update_description = Some(r.str()?),
-                Key::Text(TEXT_KEYWAY_FIXED_CVES) => {
+                Key::Int(TEXT_KEYWAY_FIXED_CVES) => {
                     let raw = r.raw_item()?;
                     notes.cve_count = check_cves(raw)?;
                     notes.cves = Some(raw);

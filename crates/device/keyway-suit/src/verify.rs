@@ -312,6 +312,16 @@ pub struct Inspected<'a> {
 /// Decodes an envelope for display, checking structure and digests but not
 /// signatures, trust or rollback.
 pub fn inspect_envelope(bytes: &[u8]) -> Result<Inspected<'_>, Error> {
+    inspect_envelope_with(bytes, &DeviceIdentity::ANY)
+}
+
+/// [`inspect_envelope`] for a device with this identity: its conditions
+/// (e.g. the component slot, which chooses a try-each alternative) are
+/// checked. Still no signature, trust or rollback check.
+pub fn inspect_envelope_with<'a>(
+    bytes: &'a [u8],
+    identity: &DeviceIdentity,
+) -> Result<Inspected<'a>, Error> {
     let env = Envelope::decode(bytes)?;
     let signatures = crate::auth::list_signatures(env.auth)?;
     let keyset_version = match env.keyset {
@@ -319,7 +329,7 @@ pub fn inspect_envelope(bytes: &[u8]) -> Result<Inspected<'_>, Error> {
         None => None,
     };
     let mut manifest = Manifest::decode(env.manifest)?;
-    let notes = run_manifest(&mut manifest, &env, &DeviceIdentity::ANY)?;
+    let notes = run_manifest(&mut manifest, &env, identity)?;
     let payload = manifest.payload();
     #[cfg(feature = "delta")]
     let delta = manifest.delta()?;
@@ -348,20 +358,17 @@ fn notes<'a>(
     manifest: &Manifest<'a>,
     env: &Envelope<'a>,
 ) -> Result<Option<ReleaseNotes<'a>>, Error> {
-    Ok(match (manifest.text, env.text_wrapped) {
-        (None, None) => None,
-        (None, Some(_)) => return Err(Error::UnboundText),
-        (Some(Member::Inline(b)), _) => Some(ReleaseNotes::decode(b)?),
-        (Some(Member::Severed(_)), None) => return Err(Error::TextMissing),
-        (Some(Member::Severed(d)), Some(w)) => {
-            if Sha256::digest(w)[..] != d[..] {
-                return Err(Error::TextDigestMismatch);
-            }
-            Some(ReleaseNotes::decode(env.text().ok_or(Error::TextMissing)?)?)
-        }
+    // Severed text follows the rule of every severable member.
+    let severed = severed(manifest.text, env.text_wrapped, crate::labels::MAN_TEXT)?;
+    Ok(match (manifest.text, severed) {
+        (Some(Member::Inline(b)), _) | (_, Some(b)) => Some(ReleaseNotes::decode(b)?),
+        _ => None,
     })
 }
 
+/// A severable member (draft-37 §8.6): bound by digest in the manifest, it
+/// must be in the envelope and match; in the envelope, it must be bound.
+/// Returns its inside when severed.
 fn severed<'a>(
     member: Option<Member<'a>>,
     wrapped: Option<&'a [u8]>,
@@ -374,6 +381,8 @@ fn severed<'a>(
             }
             Ok(Envelope::inner(Some(w)))
         }
+        (Some(Member::Severed(_)), None) => Err(Error::SeveredMissing { key }),
+        (_, Some(_)) => Err(Error::UnboundSevered { key }),
         _ => Ok(None),
     }
 }

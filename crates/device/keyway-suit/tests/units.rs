@@ -191,10 +191,28 @@ fn terse_errors_keep_their_data() {
         unknown: Some(KeyId([0x3f, 0x2a, 1, 2, 3, 4, 5, 6])),
         revoked: None,
         keyset: false,
+        anonymous: 0,
     };
     assert_eq!(
         e.to_string(),
         "manifest signers 0 of 1; unknown key 3f2a0102…"
+    );
+    let anonymous = Error::BelowThreshold {
+        valid: 0,
+        required: 1,
+        unknown: None,
+        revoked: None,
+        keyset: false,
+        anonymous: 2,
+    };
+    assert_eq!(anonymous.to_string(), "manifest signers 0 of 1; 2 no kid");
+    assert_eq!(
+        Error::SeveredMissing { key: 20 }.to_string(),
+        "severed 20 missing"
+    );
+    assert_eq!(
+        Error::UnsupportedMember(15).to_string(),
+        "unsupported member 15"
     );
     assert_eq!(
         Error::Rollback { floor: 7, got: 5 }.to_string(),

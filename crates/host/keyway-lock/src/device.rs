@@ -853,6 +853,15 @@ impl Lock {
         &self.trust
     }
 
+    /// What an update is verified against: [`Lock::trust`] with the slot
+    /// the update would be written to (the inactive one), which chooses a
+    /// try-each alternative by `suit-condition-component-slot`.
+    pub fn update_trust(&self) -> Trust {
+        let mut t = self.trust.clone();
+        t.identity.slot = Some(u64::from(1 - self.journal.state().active_slot.min(1)));
+        t
+    }
+
     /// Begins a download of a verified envelope into the inactive slot,
     /// storing `head` in its manifest area: the payload `expectation`
     /// describes, or, with `delta`, a patch applied to the running image
@@ -980,7 +989,7 @@ impl Lock {
             return None;
         }
         let state = self.device_state();
-        let trust = self.trust.clone();
+        let trust = self.update_trust();
         let v =
             keyway_suit::verify_envelope(&head, &trust.anchors, &trust.identity, &state).ok()?;
         let ip = v.integrated?;
@@ -1070,10 +1079,11 @@ impl Lock {
     /// Installs a whole envelope (factory programming and tests): begin,
     /// push, finish.
     pub fn install_envelope(&mut self, envelope: &[u8]) -> Result<u8, ImgError> {
+        let trust = self.update_trust();
         let v = keyway_suit::verify_envelope(
             envelope,
-            &self.trust.anchors,
-            &self.trust.identity,
+            &trust.anchors,
+            &trust.identity,
             &self.device_state(),
         )
         .map_err(|e| envelope_refusal(&e))?;

@@ -1026,7 +1026,7 @@ fn feed(lock: &mut Lock, u: &mut Upload, data: &[u8]) -> Result<(), ImgError> {
     if u.head.len() < need {
         return Ok(());
     }
-    let trust = lock.trust().clone();
+    let trust = lock.update_trust();
     let mut state = lock.device_state();
     // PROFILE HOOK (downgrade): no anti-rollback floor.
     if lock.profile == crate::profile::Profile::Downgrade {

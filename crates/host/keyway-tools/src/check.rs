@@ -33,6 +33,7 @@ pub fn check_name(e: &suit::Error) -> &'static str {
         | UnsupportedDigest(_)
         | UnsupportedCommand(_)
         | UnsupportedParameter(_)
+        | UnsupportedMember(_)
         | UnsupportedAuthentication(_)
         | ParameterNotSet { .. }
         | BadComponentIndex(_)
@@ -51,8 +52,14 @@ pub fn check_name(e: &suit::Error) -> &'static str {
         | KeySetThreshold { .. } => "key set",
         Rollback { .. } => "anti-rollback",
         WrongVendor { .. } | WrongClass { .. } => "compatibility",
-        TextDigestMismatch | UnboundText | TextMissing | BadCve | BadSeverity => "release notes",
-        SeveredDigestMismatch { .. } => "severed members",
+        SeveredDigestMismatch { key: 23 }
+        | SeveredMissing { key: 23 }
+        | UnboundSevered { key: 23 }
+        | BadCve
+        | BadSeverity => "release notes",
+        SeveredDigestMismatch { .. } | SeveredMissing { .. } | UnboundSevered { .. } => {
+            "severed members"
+        }
         PayloadTooLong { .. }
         | PayloadTruncated { .. }
         | PayloadDigestMismatch
@@ -111,6 +118,68 @@ pub struct VerifyOptions {
     pub now: Option<u64>,
     /// Battery available (mWh), to check `minimum-battery`.
     pub battery_mwh: Option<u64>,
+    /// The slot the update would be written to: chooses the try-each
+    /// alternative whose component-slot condition holds (`None`: the first
+    /// alternative whose conditions hold, as the draft's try-each runs).
+    pub slot: Option<u64>,
+}
+
+/// The slots [`alternatives`] tries.
+pub const SLOTS_TRIED: u64 = 8;
+
+/// One try-each alternative of a manifest: the slot that selects it
+/// (`None` when the manifest's image does not depend on the slot) and the
+/// image it expects there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Alternative<'a> {
+    /// The component slot (`suit-condition-component-slot`) it is for.
+    pub slot: Option<u64>,
+    /// The image the payload must match in that slot.
+    pub image: suit::ImageExpectation<'a>,
+}
+
+/// Every alternative the manifest offers, found by running it (structure
+/// and digests checked, no signature) for each slot below [`SLOTS_TRIED`]:
+/// one entry with `slot: None` when the image is the same for every slot,
+/// else one per slot that some alternative accepts. Empty without a
+/// payload expectation.
+pub fn alternatives(bytes: &[u8]) -> Result<Vec<Alternative<'_>>, suit::Error> {
+    let first = suit::inspect_envelope(bytes)?.payload;
+    let mut per_slot = Vec::new();
+    for slot in 0..SLOTS_TRIED {
+        let id = suit::DeviceIdentity {
+            slot: Some(slot),
+            ..suit::DeviceIdentity::ANY
+        };
+        if let Ok(i) = suit::inspect_envelope_with(bytes, &id)
+            && let Some(image) = i.payload
+        {
+            per_slot.push(Alternative {
+                slot: Some(slot),
+                image,
+            });
+        }
+    }
+    let uniform =
+        per_slot.len() as u64 == SLOTS_TRIED && per_slot.iter().all(|a| Some(a.image) == first);
+    Ok(match first {
+        None => Vec::new(),
+        Some(image) if uniform => vec![Alternative { slot: None, image }],
+        Some(_) => per_slot,
+    })
+}
+
+fn alternative_text(a: &Alternative<'_>) -> String {
+    let size = a
+        .image
+        .size
+        .map_or("unsized".to_string(), |s| format!("{s} bytes"));
+    let from = a.image.uri.map_or(String::new(), |u| format!(" from {u}"));
+    format!(
+        "slot {}: {size} sha256 {}…{from}",
+        a.slot.map_or("any".to_string(), |s| s.to_string()),
+        &hex(&a.image.digest[..])[..16]
+    )
 }
 
 /// A delta manifest's bindings, as hex digests.
@@ -151,6 +220,10 @@ pub struct Summary {
     pub cves: Vec<(String, String)>,
     /// Install-time requirements.
     pub requirements: Vec<String>,
+    /// The slot verified for (`--slot`), if given.
+    pub slot: Option<u64>,
+    /// Every try-each alternative, when the image depends on the slot.
+    pub alternatives: Vec<String>,
 }
 
 impl std::fmt::Display for Summary {
@@ -210,6 +283,18 @@ impl std::fmt::Display for Summary {
         }
         if !self.requirements.is_empty() {
             write!(f, "; install needs {}", self.requirements.join(", "))?;
+        }
+        if !self.alternatives.is_empty() {
+            let which = self
+                .slot
+                .map_or("the first whose conditions hold".to_string(), |s| {
+                    format!("slot {s}")
+                });
+            write!(
+                f,
+                "; alternatives: {} (verified: {which})",
+                self.alternatives.join("; ")
+            )?;
         }
         Ok(())
     }
@@ -300,9 +385,12 @@ pub fn verify_file(path: &Path, opts: &VerifyOptions) -> Result<Summary, Rejecti
         sequence_floor: opts.floor,
         keyset: stored,
     };
-    let identity = match opts.identity {
-        Some((v, c)) => suit::DeviceIdentity::new(v, c),
-        None => suit::DeviceIdentity::ANY,
+    let identity = suit::DeviceIdentity {
+        slot: opts.slot,
+        ..match opts.identity {
+            Some((v, c)) => suit::DeviceIdentity::new(v, c),
+            None => suit::DeviceIdentity::ANY,
+        }
     };
     let mut file = File::open(path).map_err(|e| io_err(path, "the envelope", e))?;
     let total = file
@@ -390,7 +478,13 @@ pub fn verify_file(path: &Path, opts: &VerifyOptions) -> Result<Summary, Rejecti
         battery_mwh: opts.battery_mwh.unwrap_or(0),
         consent: true,
     })?;
-    Ok(summarise(&v, checked, requirements))
+    let mut summary = summarise(&v, checked, requirements);
+    summary.slot = opts.slot;
+    let alts = alternatives(&head)?;
+    if alts.iter().any(|a| a.slot.is_some()) {
+        summary.alternatives = alts.iter().map(alternative_text).collect();
+    }
+    Ok(summary)
 }
 
 fn uuid_text(b: &[u8]) -> String {
@@ -426,6 +520,8 @@ fn summarise(v: &suit::Verified<'_>, checked: bool, requirements: Vec<String>) -
             .map(|c| (c.id.to_string(), c.severity.as_str().to_string()))
             .collect(),
         requirements,
+        slot: None,
+        alternatives: Vec::new(),
     }
 }
 
@@ -477,6 +573,16 @@ pub fn inspect_json(bytes: &[u8]) -> Result<serde_json::Value, suit::Error> {
             "uri": x.uri,
             "integrated": i.integrated.map(|ip| ip.len),
         })),
+        "alternatives": alternatives(bytes)?
+            .iter()
+            .filter(|a| a.slot.is_some())
+            .map(|a| serde_json::json!({
+                "slot": a.slot,
+                "digest": hex(&a.image.digest[..]),
+                "size": a.image.size,
+                "uri": a.image.uri,
+            }))
+            .collect::<Vec<_>>(),
         "signatures": i.signatures.iter().map(|s| serde_json::json!({
             "cose_alg": s.cose_alg,
             "key_id": s.kid.map(|k| format!("{k:?}")),
@@ -531,6 +637,18 @@ pub fn inspect_text(j: &serde_json::Value) -> String {
                     }
                 );
             }
+        }
+    }
+    if let Some(alts) = j["alternatives"].as_array() {
+        for a in alts {
+            let _ = writeln!(
+                s,
+                "alternative:     slot {}: image sha256 {} size {} from {}",
+                f(&a["slot"]),
+                f(&a["digest"]),
+                f(&a["size"]),
+                f(&a["uri"])
+            );
         }
     }
     if let Some(sigs) = j["signatures"].as_array() {

@@ -39,6 +39,66 @@ fn uuid(b: &[u8; 16]) -> String {
     uuid::Uuid::from_bytes(*b).hyphenated().to_string()
 }
 
+/// The name of a SUIT command (draft-ietf-suit-manifest-37 §8.4.9-8.4.11,
+/// draft-ietf-suit-update-management, draft-ietf-suit-trust-domains), for
+/// messages; `None` for a number no draft names.
+pub fn command_name(c: i64) -> Option<&'static str> {
+    Some(match c {
+        1 => "condition-vendor-identifier",
+        2 => "condition-class-identifier",
+        3 => "condition-image-match",
+        4 => "condition-use-before",
+        5 => "condition-component-slot",
+        6 => "condition-check-content",
+        7 => "condition-dependency-integrity",
+        8 => "condition-is-dependency",
+        11 => "directive-process-dependency",
+        12 => "directive-set-component-index",
+        14 => "condition-abort",
+        15 => "directive-try-each",
+        18 => "directive-write",
+        19 => "directive-set-parameters",
+        20 => "directive-override-parameters",
+        21 => "directive-fetch",
+        22 => "directive-copy",
+        23 => "directive-invoke",
+        24 => "condition-device-identifier",
+        25 => "condition-image-not-match",
+        26 => "condition-minimum-battery",
+        27 => "condition-update-authorized",
+        28 => "condition-version",
+        29 => "directive-wait",
+        31 => "directive-swap",
+        32 => "directive-run-sequence",
+        33 => "directive-unlink",
+        34 => "directive-override-multiple",
+        35 => "directive-copy-params",
+        -257 => "keyway-directive-apply-delta",
+        c if c < -256 => "a custom command",
+        _ => return None,
+    })
+}
+
+/// The name of a SUIT manifest or envelope member, for messages.
+pub fn member_name(key: i64) -> String {
+    let name = match key {
+        5 => "manifest-component-id",
+        14 => "CoSWID",
+        15 => "dependency-resolution",
+        16 => "payload-fetch",
+        18 => "candidate-verification",
+        20 => "install",
+        23 => "text",
+        24 => "uninstall",
+        _ => return format!("member {key}"),
+    };
+    format!("{name} ({key})")
+}
+
+fn command(c: i64) -> String {
+    command_name(c).map_or(format!("{c}"), |n| format!("{c} ({n})"))
+}
+
 /// A verifier error as a sentence naming what failed, with its data.
 pub fn describe(e: &Error) -> String {
     use Error::*;
@@ -75,10 +135,15 @@ pub fn describe(e: &Error) -> String {
             };
             format!("{name} (tag {t}) authentication blocks are not supported (only COSE_Sign1)")
         }
-        UnsupportedCommand(c) => {
-            format!("SUIT command {c} is not supported, so the manifest is rejected")
-        }
-        UnsupportedParameter(p) => format!("SUIT parameter {p} is not supported"),
+        UnsupportedCommand(c) => format!(
+            "SUIT command {} is unsupported by Keyway, so the manifest is refused",
+            command(*c)
+        ),
+        UnsupportedParameter(p) => format!("SUIT parameter {p} is unsupported by Keyway"),
+        UnsupportedMember(m) => format!(
+            "manifest member {} is unsupported by Keyway, so the manifest is refused",
+            member_name(*m)
+        ),
         InvalidKey => "public key is not a valid curve point".into(),
         ManifestDigestMismatch => {
             "manifest digest mismatch: the manifest was modified after it was signed".into()
@@ -93,6 +158,7 @@ pub fn describe(e: &Error) -> String {
             unknown,
             revoked,
             keyset,
+            anonymous,
         } => {
             let what = if *keyset { "key set" } else { "manifest" };
             let mut s = format!(
@@ -103,6 +169,11 @@ pub fn describe(e: &Error) -> String {
             }
             if let Some(k) = unknown {
                 s += &format!("; signature by unknown key {k}");
+            }
+            if *anonymous > 0 {
+                s += &format!(
+                    "; {anonymous} signature(s) without a key id verified under none of the trusted keys"
+                );
             }
             s
         }
@@ -129,20 +200,31 @@ pub fn describe(e: &Error) -> String {
             "wrong device class: manifest is for class {}, not this device's class",
             uuid(got)
         ),
-        ParameterNotSet { command, parameter } => format!(
-            "condition {command} needs parameter {parameter}, which the manifest never sets"
+        ParameterNotSet {
+            command: c,
+            parameter,
+        } => format!(
+            "SUIT command {} needs parameter {parameter}, which the manifest never sets, so it fails",
+            command(*c)
         ),
         BadComponentIndex(i) => format!("component index {i} is out of range"),
         ConditionFailed { command } => format!("SUIT condition {command} failed on this device"),
         Aborted => "manifest aborted: a condition failed in every alternative".into(),
-        TextDigestMismatch => {
+        SeveredDigestMismatch { key: 23 } => {
             "release notes do not match the manifest's text digest (mix-and-match)".into()
         }
-        UnboundText => "release notes are present but the manifest does not bind them".into(),
-        TextMissing => "manifest binds release notes that the envelope lacks".into(),
-        SeveredDigestMismatch { key } => {
-            format!("severed member {key} does not match its digest in the manifest")
-        }
+        SeveredDigestMismatch { key } => format!(
+            "severed {} does not match its digest in the manifest",
+            member_name(*key)
+        ),
+        SeveredMissing { key } => format!(
+            "the manifest binds a severed {} by digest, and the envelope lacks it",
+            member_name(*key)
+        ),
+        UnboundSevered { key } => format!(
+            "the envelope carries a severed {} that the manifest does not bind",
+            member_name(*key)
+        ),
         BadCve => "release notes: malformed CVE entry".into(),
         BadSeverity => "release notes: severity must be low, medium, high or critical".into(),
         PayloadTooLong { expected } => {
@@ -181,6 +263,7 @@ mod tests {
             valid: 0,
             required: 1,
             unknown: Some(KeyId([0x3f, 0x2a, 1, 2, 3, 4, 5, 6])),
+            anonymous: 0,
             revoked: None,
             keyset: false,
         };

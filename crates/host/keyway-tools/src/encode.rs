@@ -436,12 +436,16 @@ pub fn manifest_value(p: &ManifestParams) -> Value {
         (i(l::MAN_SEQUENCE), u(p.sequence)),
         (i(l::MAN_COMMON), Value::Bytes(common.to_bytes())),
         (
+            // update-management §3.1: `bstr .cbor [+ int]`.
             i(l::MAN_SET_VERSION),
-            Value::Array(vec![
-                u(p.version.major),
-                u(p.version.minor),
-                u(p.version.patch),
-            ]),
+            Value::Bytes(
+                Value::Array(vec![
+                    u(p.version.major),
+                    u(p.version.minor),
+                    u(p.version.patch),
+                ])
+                .to_bytes(),
+            ),
         ),
         (
             i(l::MAN_VALIDATE),
@@ -553,11 +557,33 @@ pub fn encode_text(p: &TextParams) -> Vec<u8> {
 /// Which COSE algorithm label to put on Ed25519 signatures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Ed25519Alg {
-    /// `-8` (EdDSA), what the SUIT examples use.
+    /// `-8` (EdDSA, RFC 9053), what most COSE implementations verify.
     #[default]
     EdDsa,
     /// `-19` (Ed25519, fully specified, RFC 9864).
     Ed25519,
+}
+
+/// Which COSE algorithm label to put on P-256 signatures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum P256Alg {
+    /// `-9` (ESP256, ECDSA on P-256 with SHA-256, fully specified, RFC
+    /// 9864): the final COSE registry's label, what the SUIT MTI profiles
+    /// and the draft's examples sign with.
+    #[default]
+    Esp256,
+    /// `-7` (ES256, RFC 9053), for verifiers that predate RFC 9864.
+    Es256,
+}
+
+impl P256Alg {
+    /// The COSE algorithm label.
+    pub const fn label(self) -> i64 {
+        match self {
+            P256Alg::Esp256 => l::COSE_ALG_ESP256,
+            P256Alg::Es256 => l::COSE_ALG_ES256,
+        }
+    }
 }
 
 impl Ed25519Alg {
@@ -575,6 +601,8 @@ impl Ed25519Alg {
 pub struct SignOptions {
     /// Algorithm label for Ed25519 keys.
     pub ed25519_alg: Ed25519Alg,
+    /// Algorithm label for P-256 keys.
+    pub p256_alg: P256Alg,
     /// Put `{4: kid}` in the unprotected header (default true).
     pub include_kid: bool,
 }
@@ -583,16 +611,17 @@ impl Default for SignOptions {
     fn default() -> Self {
         SignOptions {
             ed25519_alg: Ed25519Alg::EdDsa,
+            p256_alg: P256Alg::Esp256,
             include_kid: true,
         }
     }
 }
 
-/// The COSE algorithm label for `key` (`-7` for P-256).
-pub fn cose_alg(key: &SigningKey, ed25519_alg: Ed25519Alg) -> i64 {
+/// The COSE algorithm label for `key` under `opts`.
+pub fn cose_alg(key: &SigningKey, opts: &SignOptions) -> i64 {
     match key.algorithm() {
-        Algorithm::Ed25519 => ed25519_alg.label(),
-        Algorithm::P256 => l::COSE_ALG_ES256,
+        Algorithm::Ed25519 => opts.ed25519_alg.label(),
+        Algorithm::P256 => opts.p256_alg.label(),
     }
 }
 
@@ -665,7 +694,7 @@ pub fn sign_digest(covered: &[u8], keys: &[SigningKey], opts: &SignOptions) -> V
             let kid = k.key_id();
             cose_sign1(
                 k,
-                cose_alg(k, opts.ed25519_alg),
+                cose_alg(k, opts),
                 opts.include_kid.then_some(&kid[..]),
                 &digest,
             )
@@ -1321,9 +1350,10 @@ mod tests {
         );
         assert_eq!(m.get_int(1), Some(&Value::from(1)));
         assert_eq!(m.get_int(2), Some(&Value::from(7)));
+        // update-management §3.1: `bstr .cbor [+ int]`.
         assert_eq!(
-            m.get_int(6),
-            Some(&Value::Array([1, 2, 3].map(Value::from).to_vec()))
+            bstr_item(m.get_int(6).unwrap()),
+            Value::Array([1, 2, 3].map(Value::from).to_vec())
         );
 
         let common = bstr_item(m.get_int(3).unwrap());
@@ -1375,11 +1405,12 @@ mod tests {
         assert_eq!(install[..3], [12, 0, 20].map(Value::from));
         assert_eq!(
             install[3],
+            // RFC 8949 §4.2.1 order: 4, 21, 26 (0x18 1a), 27 (0x18 1b).
             Value::Map(vec![
                 (Value::from(4), Value::from(1_900_000_000)),
+                (Value::from(21), Value::from("#firmware")),
                 (Value::from(26), Value::from(500)),
                 (Value::from(27), Value::from(-1)),
-                (Value::from(21), Value::from("#firmware")),
             ])
         );
         assert_eq!(
@@ -1414,8 +1445,8 @@ mod tests {
                 Value::from(0),
                 Value::from(20),
                 Value::Map(vec![
-                    (Value::from(27), Value::from(0)),
                     (Value::from(21), Value::from("#firmware")),
+                    (Value::from(27), Value::from(0)),
                 ]),
                 Value::from(27),
                 Value::from(15),
@@ -1449,13 +1480,13 @@ mod tests {
             keys_of(en),
             vec![
                 Value::from(1),
-                Value::from("keyway-fixed-cves"),
+                Value::from(l::TEXT_KEYWAY_FIXED_CVES),
                 Value::Array(vec![Value::from(vec![0])])
             ]
         );
         assert_eq!(en.get_int(1), Some(&Value::from("# 1.2.3\n\nFixes.")));
         assert_eq!(
-            en.get_text("keyway-fixed-cves"),
+            en.get_int(l::TEXT_KEYWAY_FIXED_CVES),
             Some(&Value::Array(vec![
                 Value::Array(vec![Value::from("CVE-2024-12345"), Value::from("high")]),
                 Value::Array(vec![Value::from("CVE-2023-0001"), Value::from("low")]),
@@ -1466,8 +1497,8 @@ mod tests {
             comp,
             &Value::Map(vec![
                 (Value::from(1), Value::from("Keyway Locks")),
-                (Value::from(3), Value::from("keyway.example")),
                 (Value::from(2), Value::from("deadbolt-v2")),
+                (Value::from(3), Value::from("keyway.example")),
                 (Value::from(8), Value::from("1.2.3")),
             ])
         );
@@ -1484,7 +1515,7 @@ mod tests {
             let b = EnvelopeBuilder {
                 sign_options: SignOptions {
                     ed25519_alg: ed,
-                    include_kid: true,
+                    ..SignOptions::default()
                 },
                 ..builder(keys.clone())
             };
@@ -1503,13 +1534,15 @@ mod tests {
             for (k, block) in keys.iter().zip(&auth[1..]) {
                 let alg = match k.algorithm() {
                     Algorithm::Ed25519 => ed.label(),
-                    Algorithm::P256 => -7,
+                    Algorithm::P256 => -9,
                 };
                 check_sign1(block.as_bytes().unwrap(), k, alg, digest);
             }
         }
         assert_eq!(Ed25519Alg::default().label(), -8);
         assert_eq!(Ed25519Alg::Ed25519.label(), -19);
+        assert_eq!(P256Alg::default().label(), -9);
+        assert_eq!(P256Alg::Es256.label(), -7);
     }
 
     #[test]
@@ -1773,7 +1806,7 @@ mod tests {
         let digest = auth[0].as_bytes().unwrap();
         assert_eq!(*digest, suit_digest(&bstr_wrapped(body_bytes)));
         check_sign1(auth[1].as_bytes().unwrap(), &roots[0], -8, digest);
-        check_sign1(auth[2].as_bytes().unwrap(), &roots[1], -7, digest);
+        check_sign1(auth[2].as_bytes().unwrap(), &roots[1], -9, digest);
 
         let info = KeySetInfo::parse(&doc).unwrap();
         assert_eq!(

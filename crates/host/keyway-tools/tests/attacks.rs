@@ -201,7 +201,8 @@ fn attack_signature_by_unknown_key() {
             required: 1,
             unknown: Some(kid(&mallory)),
             revoked: None,
-            keyset: false
+            keyset: false,
+            anonymous: 0,
         }
     );
     assert!(
@@ -472,13 +473,13 @@ fn attack_release_notes_from_another_release_mix_and_match() {
     );
     assert_eq!(
         w.verify(&env, &suit::DeviceState::new(4)).unwrap_err(),
-        Error::TextDigestMismatch
+        Error::SeveredDigestMismatch { key: 23 }
     );
     // Notes stripped from an envelope whose manifest binds them.
     let env = assemble_envelope(&new.auth, &new.manifest, None, None, Some(&nb.payload));
     assert_eq!(
         w.verify(&env, &suit::DeviceState::new(4)).unwrap_err(),
-        Error::TextMissing
+        Error::SeveredMissing { key: 23 }
     );
 }
 
@@ -498,7 +499,8 @@ fn attack_key_revoked_by_key_set_rotation() {
             required: 1,
             unknown: None,
             revoked: Some(kid(&w.signer)),
-            keyset: false
+            keyset: false,
+            anonymous: 0,
         }
     );
     assert!(describe(&err).contains("revoked key"), "{err}");
@@ -611,7 +613,7 @@ fn every_signature_algorithm_label_verifies() {
         let mut b = w.release(5, &[&w.root, &w.root2]);
         b.sign_options = SignOptions {
             ed25519_alg: ed,
-            include_kid: true,
+            ..SignOptions::default()
         };
         let env = envelope(&b);
         let v = w.verify(&env, &suit::DeviceState::new(4)).unwrap();

@@ -12,7 +12,8 @@ use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use keyway::encode::{
-    Cve, Ed25519Alg, EnvelopeBuilder, KeySetBuilder, KeySetInfo, KeySetParams, SignOptions, Version,
+    Cve, Ed25519Alg, EnvelopeBuilder, KeySetBuilder, KeySetInfo, KeySetParams, P256Alg,
+    SignOptions, Version,
 };
 use keyway::keys::{self, Algorithm, KeyId, PublicKey, SigningKey, hex};
 
@@ -300,10 +301,28 @@ impl From<AlgArg> for Algorithm {
 /// COSE algorithm label for Ed25519 signatures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Ed25519AlgArg {
-    /// -8 (EdDSA), as in the SUIT examples.
+    /// -8 (EdDSA, RFC 9053), which most COSE implementations verify.
     Eddsa,
-    /// -19 (Ed25519, RFC 9864).
+    /// -19 (Ed25519, fully specified, RFC 9864), as the SUIT MTI profiles name it.
     Ed25519,
+}
+
+/// COSE algorithm label for P-256 signatures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum P256AlgArg {
+    /// -9 (ESP256, fully specified, RFC 9864), as the SUIT MTI profiles name it.
+    Esp256,
+    /// -7 (ES256, RFC 9053), as in draft-ietf-suit-manifest's examples.
+    Es256,
+}
+
+impl From<P256AlgArg> for P256Alg {
+    fn from(a: P256AlgArg) -> Self {
+        match a {
+            P256AlgArg::Esp256 => P256Alg::Esp256,
+            P256AlgArg::Es256 => P256Alg::Es256,
+        }
+    }
 }
 
 impl From<Ed25519AlgArg> for Ed25519Alg {
@@ -376,6 +395,9 @@ pub struct SignArgs {
     /// COSE algorithm label on Ed25519 signatures.
     #[arg(long, value_enum, default_value_t = Ed25519AlgArg::Eddsa)]
     pub ed25519_alg: Ed25519AlgArg,
+    /// COSE algorithm label on P-256 signatures.
+    #[arg(long = "p256-alg", value_enum, default_value_t = P256AlgArg::Esp256)]
+    pub p256_alg: P256AlgArg,
     /// Leave the key id out of the signatures.
     #[arg(long)]
     pub no_kid: bool,
@@ -446,6 +468,12 @@ pub struct VerifyArgs {
     /// The device's battery, to check minimum-battery.
     #[arg(long = "battery-mwh", value_name = "N")]
     pub battery_mwh: Option<u64>,
+    /// The slot the update would be written to (a lock's inactive slot):
+    /// chooses the try-each alternative whose component-slot condition
+    /// holds. Without it every alternative is listed and the first one
+    /// whose conditions hold is verified.
+    #[arg(long, value_name = "N")]
+    pub slot: Option<u64>,
 }
 
 /// Arguments of `keyway demo`.
@@ -633,6 +661,7 @@ fn verify(a: &VerifyArgs, out: &mut dyn Write) -> Result<()> {
         stored_keyset: a.stored_keyset.clone(),
         now: a.now,
         battery_mwh: a.battery_mwh,
+        slot: a.slot,
     };
     match keyway::check::verify_file(&a.envelope, &opts) {
         Ok(summary) => {
@@ -809,6 +838,7 @@ fn sign(a: &SignArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
         keys: signing_keys,
         sign_options: SignOptions {
             ed25519_alg: a.ed25519_alg.into(),
+            p256_alg: a.p256_alg.into(),
             include_kid: !a.no_kid,
         },
     };
@@ -899,7 +929,7 @@ fn keyset(a: &KeysetArgs, out: &mut dyn Write) -> Result<()> {
         },
         sign_options: SignOptions {
             ed25519_alg: a.ed25519_alg.into(),
-            include_kid: true,
+            ..SignOptions::default()
         },
     };
     let doc = builder.build()?;
