@@ -14,7 +14,7 @@
 //! [`Options::control_insecure_any_address`] says otherwise. The state
 //! directory is made 0700 at every start ([`StateDir::secure`]).
 
-use std::io::{BufRead as _, BufReader};
+use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -352,8 +352,15 @@ fn smp_loop(socket: &UdpSocket, shared: &Arc<Mutex<Shared>>, stop: &AtomicBool) 
     }
 }
 
+/// The longest control line taken, in bytes (a longer one is answered
+/// with an error, never buffered whole).
+pub const MAX_CONTROL_LINE: usize = 4096;
+
+/// Control connections served at once; more are closed at once.
+pub const MAX_CONTROL_CONNECTIONS: usize = 16;
+
 /// Accepts control connections until the lock stops, each served on its
-/// own thread.
+/// own thread, at most [`MAX_CONTROL_CONNECTIONS`] at once.
 fn accept_loop<S>(
     mut accept: impl FnMut() -> std::io::Result<S> + Send + 'static,
     shared: &Arc<Mutex<Shared>>,
@@ -363,6 +370,7 @@ where
     S: std::io::Read + std::io::Write + Send + TryCloneStream + 'static,
 {
     let (shared, stop) = (Arc::clone(shared), Arc::clone(stop));
+    let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     std::thread::spawn(move || {
         loop {
             let conn = accept();
@@ -370,32 +378,101 @@ where
                 return;
             }
             if let Ok(conn) = conn {
-                serve_control(conn, &shared, &stop);
+                if open.load(Ordering::SeqCst) >= MAX_CONTROL_CONNECTIONS {
+                    drop(conn);
+                    continue;
+                }
+                open.fetch_add(1, Ordering::SeqCst);
+                serve_control(conn, &shared, &stop, &open);
             }
         }
     })
 }
 
+/// One line of at most `max` bytes from `r`: `Ok(None)` at the end,
+/// `Ok(Some(Err(())))` for a longer line (read to its end in bounded
+/// pieces and dropped).
+fn read_line_bounded(
+    r: &mut impl BufRead,
+    max: usize,
+) -> std::io::Result<Option<Result<Vec<u8>, ()>>> {
+    let mut line = Vec::new();
+    let n = std::io::Read::take(&mut *r, max as u64 + 1).read_until(b'\n', &mut line)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if line.last() == Some(&b'\n') {
+        line.pop();
+        return Ok(Some(Ok(line)));
+    }
+    if line.len() <= max {
+        // The last line, without a newline.
+        return Ok(Some(Ok(line)));
+    }
+    loop {
+        let buf = r.fill_buf()?;
+        if buf.is_empty() {
+            break;
+        }
+        match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                r.consume(i + 1);
+                break;
+            }
+            None => {
+                let n = buf.len();
+                r.consume(n);
+            }
+        }
+    }
+    Ok(Some(Err(())))
+}
+
 /// One control connection on its own thread: a JSON line in, a JSON
 /// line out.
-fn serve_control<S>(conn: S, shared: &Arc<Mutex<Shared>>, stop: &Arc<AtomicBool>)
-where
+fn serve_control<S>(
+    conn: S,
+    shared: &Arc<Mutex<Shared>>,
+    stop: &Arc<AtomicBool>,
+    open: &Arc<std::sync::atomic::AtomicUsize>,
+) where
     S: std::io::Read + std::io::Write + Send + 'static,
     S: TryCloneStream,
 {
     let (shared, stop) = (Arc::clone(shared), Arc::clone(stop));
+    /// Counts the connection closed however its thread ends.
+    struct Open(Arc<std::sync::atomic::AtomicUsize>);
+    impl Drop for Open {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    let open = Open(Arc::clone(open));
     std::thread::spawn(move || {
+        let _open = open;
         let Ok(mut out) = conn.try_clone_stream() else {
             return;
         };
-        // Lines are bounded: a longer one is cut at 4 KiB.
-        let reader = BufReader::new(std::io::Read::take(conn, 1 << 20));
-        for line in reader.lines() {
-            let Ok(line) = line else { return };
+        let mut reader = BufReader::new(conn);
+        loop {
+            let line = match read_line_bounded(&mut reader, MAX_CONTROL_LINE) {
+                Ok(Some(l)) => l,
+                Ok(None) | Err(_) => return,
+            };
             if stop.load(Ordering::SeqCst) {
                 return;
             }
-            let line: String = line.chars().take(4096).collect();
+            let Ok(line) = line else {
+                let e = serde_json::json!({
+                    "ok": false,
+                    "error": format!("the line is over {MAX_CONTROL_LINE} bytes: refused"),
+                });
+                if out.write_all(format!("{e}\n").as_bytes()).is_err() {
+                    return;
+                }
+                continue;
+            };
+            let line = String::from_utf8_lossy(&line);
             let answer = {
                 let mut guard = shared.lock().unwrap_or_else(PoisonError::into_inner);
                 let s = &mut *guard;

@@ -514,3 +514,73 @@ fn create_private_is_0600_before_the_first_byte_and_refuses_links() {
     assert!(!tmp.path().join("nowhere").exists());
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
 }
+
+/// A control line is read in bounded pieces: a 1 MiB line is refused
+/// with an error naming the bound (not cut and parsed), and the
+/// connection goes on.
+#[test]
+fn control_lines_over_4_kib_are_refused_and_the_connection_goes_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = provision(tmp.path(), true);
+    let sock = tmp.path().join("ctl.sock");
+    let _lock = run(&state, &["--control", sock.to_str().unwrap()]);
+    let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut long = vec![b'x'; 1 << 20];
+    long.push(b'\n');
+    s.write_all(&long).unwrap();
+    s.write_all(b"{\"cmd\":\"status\"}\n").unwrap();
+    let mut a = String::new();
+    r.read_line(&mut a).unwrap();
+    let v: serde_json::Value = serde_json::from_str(a.trim()).unwrap();
+    assert_eq!(v["ok"], false, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("over 4096 bytes"),
+        "{v}"
+    );
+    a.clear();
+    r.read_line(&mut a).unwrap();
+    let v: serde_json::Value = serde_json::from_str(a.trim()).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+}
+
+/// At most 16 control connections are served at once: the 17th is
+/// closed unanswered; when one closes, a new one is served again.
+#[test]
+fn control_connections_are_capped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = provision(tmp.path(), true);
+    let sock = tmp.path().join("ctl.sock");
+    let _lock = run(&state, &["--control", sock.to_str().unwrap()]);
+    let status = |s: &mut std::os::unix::net::UnixStream| -> Option<String> {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"{\"cmd\":\"status\"}\n").ok()?;
+        let mut a = String::new();
+        BufReader::new(s.try_clone().unwrap())
+            .read_line(&mut a)
+            .ok()?;
+        (!a.is_empty()).then_some(a)
+    };
+    let mut held: Vec<_> = (0..16)
+        .map(|_| {
+            let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+            assert!(status(&mut s).is_some());
+            s
+        })
+        .collect();
+    let mut extra = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    assert_eq!(status(&mut extra), None, "the 17th connection is served");
+    held.pop();
+    let end = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+        if status(&mut s).is_some() {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "no connection served after one closed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
