@@ -249,6 +249,7 @@ impl StateDir {
     /// bytes): an absolute path, a `/`, `..` or a symbolic link at the
     /// name is refused, so the control socket cannot make the lock write
     /// anywhere else. An export already there under that name is replaced.
+    /// The path returned is absolute.
     pub fn write_export(&self, name: &str, bytes: &[u8]) -> Result<PathBuf, ExportError> {
         check_export_name(name)?;
         let dir = self.path("exports");
@@ -280,7 +281,8 @@ impl StateDir {
             path: path.clone(),
             error: format!("{e:#}"),
         })?;
-        Ok(path)
+        // Absolute: the answer is read by a client with its own cwd.
+        Ok(std::path::absolute(&path).unwrap_or(path))
     }
 
     /// The keypad PIN ([`crate::lock::DEFAULT_PIN`] if none was set).
