@@ -165,7 +165,9 @@ control '{"cmd":"keypad","pin":"1234"}' | tee keypad.txt
 grep -q '"result":"unlocked"' keypad.txt || die "the default PIN did not unlock"
 control '{"cmd":"tamper","state":"on"}' >/dev/null
 control '{"cmd":"lock"}' >/dev/null
-control "{\"cmd\":\"log-export\",\"path\":\"$PWD/audit.bin\"}"
+# The lock writes exports only into its state directory (lock/exports/).
+control '{"cmd":"log-export","path":"audit.bin"}'
+cp lock/exports/audit.bin audit.bin
 "$KEYWAY" log verify audit.bin --device-key lock/device.pub || die "the audit log does not verify"
 "$KEYWAY" log show audit.bin > audit.txt
 for e in 'update rejected: sequence 1, reason anti-rollback' 'confirmed: slot 1, sequence 4' \

@@ -18,7 +18,15 @@
 //! {"cmd": "tamper", "state": "on"}     the tamper sensor: "on" or "off"
 //! {"cmd": "battery", "level": 3300}    a battery reading in millivolts
 //! {"cmd": "log-export", "path": "F"}   writes the audit log's export file (for `keyway log verify`)
+//!                                      as STATE/exports/F; F is a plain file name
 //! ```
+//!
+//! The socket stands in for the lock's hardware, so it is as private as
+//! the hardware: the shell makes a Unix socket mode 0600 and serves TCP
+//! only on loopback unless told otherwise (`--control-insecure-any-address`),
+//! and `log-export` writes only inside the state directory (an absolute
+//! path, a `/`, `..` or a symbolic link is refused:
+//! [`crate::state::StateDir::write_export`]).
 //!
 //! What each command did goes to the audit log (queued on the device; the
 //! shell stamps and writes it after the line). `keyway-lock ctl SOCKET
@@ -30,9 +38,10 @@ use crate::lock::{Bolt, Door, Keypad};
 use crate::server::Server;
 
 /// Answers one control line at `now_ms`; the audit log's wall clock is
-/// `now_ms / 1000` (tests). The shell uses [`handle_line_at`].
+/// `now_ms / 1000` (tests). No state directory: `log-export` is refused.
+/// The shell uses [`handle_line_in`].
 pub fn handle_line(server: &mut Server, line: &str, now_ms: u64) -> Value {
-    handle_line_at(server, line, now_ms, now_ms / 1000)
+    handle(server, line, now_ms, now_ms / 1000, None)
 }
 
 fn secs(ms: u64) -> u64 {
@@ -40,8 +49,31 @@ fn secs(ms: u64) -> u64 {
 }
 
 /// Answers one control line at `now_ms` (monotonic) and `rtc` (wall-clock
-/// seconds, for the audit log's export head).
+/// seconds, for the audit log's export head). No state directory:
+/// `log-export` is refused.
 pub fn handle_line_at(server: &mut Server, line: &str, now_ms: u64, rtc: u64) -> Value {
+    handle(server, line, now_ms, rtc, None)
+}
+
+/// As [`handle_line_at`], for the lock whose state directory is `state`:
+/// `log-export` writes into its `exports/` folder.
+pub fn handle_line_in(
+    server: &mut Server,
+    line: &str,
+    now_ms: u64,
+    rtc: u64,
+    state: &crate::state::StateDir,
+) -> Value {
+    handle(server, line, now_ms, rtc, Some(state))
+}
+
+fn handle(
+    server: &mut Server,
+    line: &str,
+    now_ms: u64,
+    rtc: u64,
+    state_dir: Option<&crate::state::StateDir>,
+) -> Value {
     let v: Value = match serde_json::from_str(line) {
         Ok(v) => v,
         Err(e) => return json!({"ok": false, "error": format!("not JSON: {e}")}),
@@ -101,13 +133,16 @@ pub fn handle_line_at(server: &mut Server, line: &str, now_ms: u64, rtc: u64) ->
             latch.battery(mv, now_ms)
         }
         Some("log-export") => {
-            let Some(path) = state("path") else {
-                return json!({"ok": false, "error": "\"path\" (the export file to write) is missing"});
+            let Some(name) = state("path") else {
+                return json!({"ok": false, "error": "\"path\" (the export's file name) is missing"});
+            };
+            let Some(dir) = state_dir else {
+                return json!({"ok": false, "error": "log-export: this lock has no state directory to write into"});
             };
             return match device.export_audit(rtc) {
-                Ok(bytes) => match crate::state::write_atomic(std::path::Path::new(path), &bytes) {
-                    Ok(()) => json!({"ok": true, "path": path, "bytes": bytes.len()}),
-                    Err(e) => json!({"ok": false, "error": format!("{e:#}")}),
+                Ok(bytes) => match dir.write_export(name, &bytes) {
+                    Ok(path) => json!({"ok": true, "path": path, "bytes": bytes.len()}),
+                    Err(e) => json!({"ok": false, "error": e.to_string()}),
                 },
                 Err(e) => json!({"ok": false, "error": e}),
             };
@@ -233,16 +268,15 @@ pub fn action_line(words: &[String]) -> Result<String, String> {
         ["cut-power", "--mid-upload", b] => {
             json!({"cmd": "cut-power", "mid_upload": num(b, "--mid-upload BYTE")?})
         }
-        ["log-export", path] => {
-            let abs = std::path::absolute(path).map_err(|e| format!("log-export {path}: {e}"))?;
-            json!({"cmd": "log-export", "path": abs})
-        }
+        // A file name: the lock writes STATE/exports/NAME and answers
+        // its path.
+        ["log-export", name] => json!({"cmd": "log-export", "path": name}),
         ["status"] => json!({"cmd": "status"}),
         _ => {
             return Err(format!(
                 "unknown action {:?}: presence [SECONDS], presence-close, long-press, keypad PIN, lock, unlock, \
                  mechanical-key, door open|closed, tamper on|off, battery MV, \
-                 cut-power --after-ops N | --mid-upload [BYTE], log-export PATH, status",
+                 cut-power --after-ops N | --mid-upload [BYTE], log-export NAME, status",
                 w.join(" ")
             ));
         }

@@ -29,7 +29,7 @@ enum Command {
     /// Actions: presence [SECONDS], presence-close, long-press, keypad PIN,
     /// lock, unlock, mechanical-key, door open|closed, tamper on|off,
     /// battery MV, cut-power --after-ops N | --mid-upload [BYTE],
-    /// log-export PATH, status.
+    /// log-export NAME (written as STATE/exports/NAME), status.
     Ctl(CtlArgs),
 }
 
@@ -84,10 +84,15 @@ struct RunArgs {
     /// The UDP address to serve SMP on (smpmgr always uses port 1337).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:1337")]
     bind: SocketAddr,
-    /// The control socket (line-delimited JSON): a TCP HOST:PORT, or a path
-    /// for a Unix domain socket.
+    /// The control socket (line-delimited JSON; it stands in for the
+    /// lock's hardware and has no authentication): a path for a Unix
+    /// domain socket (made mode 0600), or a loopback TCP HOST:PORT.
     #[arg(long, value_name = "HOST:PORT|PATH")]
     control: Option<String>,
+    /// DANGER: let --control listen on a non-loopback TCP address, where
+    /// anyone who can reach it can unlock the door.
+    #[arg(long)]
+    control_insecure_any_address: bool,
     /// The lock model: deadbolt-2 (2 x 3.6 V lithium, 18,720 mWh) or
     /// lever-4aa (4 x AA alkaline, 15,000 mWh); its battery model turns the
     /// measured mV into the mWh an update's minimum-battery asks for.
@@ -158,7 +163,7 @@ fn provision(a: &ProvisionArgs) -> Result<()> {
             a.state.display()
         );
     }
-    std::fs::create_dir_all(&a.state).with_context(|| format!("creating {}", a.state.display()))?;
+    dir.secure()?;
     dir.set_pin(&a.pin).context("--pin")?;
     let summary = dir.provision(
         &a.vendor_keys,
@@ -184,6 +189,12 @@ fn run(a: &RunArgs) -> Result<()> {
             Err(_) => (None, Some(PathBuf::from(c))),
         },
     };
+    if let Some(addr) = control {
+        shell::check_control_addr(addr, a.control_insecure_any_address)?;
+        if !addr.ip().is_loopback() {
+            eprintln!("keyway-lock: {}", shell::insecure_control_warning(addr));
+        }
+    }
     let mut profile =
         keyway_lock::profile::Profile::parse(&a.profile).map_err(|e| anyhow!("--profile: {e}"))?;
     if let (keyway_lock::profile::Profile::CloudVerify { server }, Some(v)) =
@@ -201,6 +212,7 @@ fn run(a: &RunArgs) -> Result<()> {
         state,
         bind: a.bind,
         control,
+        control_insecure_any_address: a.control_insecure_any_address,
         control_path,
         model: a.model.clone(),
         presence_always_open: a.presence_always_open,

@@ -4,8 +4,17 @@
 //! benchmarks run it in-process with [`start`] and stop it with
 //! [`Running::power_off`], which is a power cut: the flash file holds
 //! exactly what the flash held after the last operation.
+//!
+//! The control socket stands in for the lock's hardware (its button, its
+//! keypad, the bolt) and carries no authentication, so only the lock's
+//! own user may reach it: a Unix socket is bound inside a fresh 0700
+//! directory, set to 0600 and only then renamed to its path (there is no
+//! moment at which anyone else could connect), and a TCP control socket
+//! listens only on a loopback address unless
+//! [`Options::control_insecure_any_address`] says otherwise. The state
+//! directory is made 0700 at every start ([`StateDir::secure`]).
 
-use std::io::{BufRead as _, BufReader};
+use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,8 +34,12 @@ pub struct Options {
     pub state: PathBuf,
     /// The UDP address to serve SMP on (port 0: any free port).
     pub bind: SocketAddr,
-    /// The control socket's TCP address, if any.
+    /// The control socket's TCP address, if any: a loopback address
+    /// unless `control_insecure_any_address`.
     pub control: Option<SocketAddr>,
+    /// Lets `control` listen on a non-loopback address, where anyone who
+    /// can reach it can unlock the door (`--control-insecure-any-address`).
+    pub control_insecure_any_address: bool,
     /// The control socket as a Unix domain socket at this path, if any
     /// (a stale socket file there is replaced).
     pub control_path: Option<PathBuf>,
@@ -53,6 +66,7 @@ impl Options {
             state: state.into(),
             bind,
             control: None,
+            control_insecure_any_address: false,
             control_path: None,
             model: crate::policy::MODELS[0].name.to_owned(),
             presence_always_open: false,
@@ -205,7 +219,11 @@ impl Drop for Running {
 /// Powers the lock in `o.state` on (the bootloader, then the
 /// application's self-test and confirm) and serves it on its threads.
 pub fn start(o: &Options) -> Result<Running> {
+    if let Some(c) = o.control {
+        check_control_addr(c, o.control_insecure_any_address)?;
+    }
     let dir = StateDir::new(&o.state);
+    dir.secure()?;
     let model = crate::policy::model(&o.model).map_err(|e| anyhow!("--model: {e}"))?;
     let owners = dir.owners()?;
     let mut lock = dir.load()?;
@@ -262,13 +280,7 @@ pub fn start(o: &Options) -> Result<Running> {
         ));
     }
     if let Some(p) = &o.control_path {
-        if std::fs::symlink_metadata(p)
-            .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
-        {
-            let _ = std::fs::remove_file(p);
-        }
-        let listener = std::os::unix::net::UnixListener::bind(p)
-            .with_context(|| format!("binding the control socket {}", p.display()))?;
+        let listener = bind_private_unix(p)?;
         threads.push(accept_loop(
             move || listener.accept().map(|(s, _)| s),
             &shared,
@@ -340,8 +352,15 @@ fn smp_loop(socket: &UdpSocket, shared: &Arc<Mutex<Shared>>, stop: &AtomicBool) 
     }
 }
 
+/// The longest control line taken, in bytes (a longer one is answered
+/// with an error, never buffered whole).
+pub const MAX_CONTROL_LINE: usize = 4096;
+
+/// Control connections served at once; more are closed at once.
+pub const MAX_CONTROL_CONNECTIONS: usize = 16;
+
 /// Accepts control connections until the lock stops, each served on its
-/// own thread.
+/// own thread, at most [`MAX_CONTROL_CONNECTIONS`] at once.
 fn accept_loop<S>(
     mut accept: impl FnMut() -> std::io::Result<S> + Send + 'static,
     shared: &Arc<Mutex<Shared>>,
@@ -351,6 +370,7 @@ where
     S: std::io::Read + std::io::Write + Send + TryCloneStream + 'static,
 {
     let (shared, stop) = (Arc::clone(shared), Arc::clone(stop));
+    let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     std::thread::spawn(move || {
         loop {
             let conn = accept();
@@ -358,38 +378,113 @@ where
                 return;
             }
             if let Ok(conn) = conn {
-                serve_control(conn, &shared, &stop);
+                if open.load(Ordering::SeqCst) >= MAX_CONTROL_CONNECTIONS {
+                    drop(conn);
+                    continue;
+                }
+                open.fetch_add(1, Ordering::SeqCst);
+                serve_control(conn, &shared, &stop, &open);
             }
         }
     })
 }
 
+/// One line of at most `max` bytes from `r`: `Ok(None)` at the end,
+/// `Ok(Some(Err(())))` for a longer line (read to its end in bounded
+/// pieces and dropped).
+fn read_line_bounded(
+    r: &mut impl BufRead,
+    max: usize,
+) -> std::io::Result<Option<Result<Vec<u8>, ()>>> {
+    let mut line = Vec::new();
+    let n = std::io::Read::take(&mut *r, max as u64 + 1).read_until(b'\n', &mut line)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if line.last() == Some(&b'\n') {
+        line.pop();
+        return Ok(Some(Ok(line)));
+    }
+    if line.len() <= max {
+        // The last line, without a newline.
+        return Ok(Some(Ok(line)));
+    }
+    loop {
+        let buf = r.fill_buf()?;
+        if buf.is_empty() {
+            break;
+        }
+        match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                r.consume(i + 1);
+                break;
+            }
+            None => {
+                let n = buf.len();
+                r.consume(n);
+            }
+        }
+    }
+    Ok(Some(Err(())))
+}
+
 /// One control connection on its own thread: a JSON line in, a JSON
 /// line out.
-fn serve_control<S>(conn: S, shared: &Arc<Mutex<Shared>>, stop: &Arc<AtomicBool>)
-where
+fn serve_control<S>(
+    conn: S,
+    shared: &Arc<Mutex<Shared>>,
+    stop: &Arc<AtomicBool>,
+    open: &Arc<std::sync::atomic::AtomicUsize>,
+) where
     S: std::io::Read + std::io::Write + Send + 'static,
     S: TryCloneStream,
 {
     let (shared, stop) = (Arc::clone(shared), Arc::clone(stop));
+    /// Counts the connection closed however its thread ends.
+    struct Open(Arc<std::sync::atomic::AtomicUsize>);
+    impl Drop for Open {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    let open = Open(Arc::clone(open));
     std::thread::spawn(move || {
+        let _open = open;
         let Ok(mut out) = conn.try_clone_stream() else {
             return;
         };
-        // Lines are bounded: a longer one is cut at 4 KiB.
-        let reader = BufReader::new(std::io::Read::take(conn, 1 << 20));
-        for line in reader.lines() {
-            let Ok(line) = line else { return };
+        let mut reader = BufReader::new(conn);
+        loop {
+            let line = match read_line_bounded(&mut reader, MAX_CONTROL_LINE) {
+                Ok(Some(l)) => l,
+                Ok(None) | Err(_) => return,
+            };
             if stop.load(Ordering::SeqCst) {
                 return;
             }
-            let line: String = line.chars().take(4096).collect();
+            let Ok(line) = line else {
+                let e = serde_json::json!({
+                    "ok": false,
+                    "error": format!("the line is over {MAX_CONTROL_LINE} bytes: refused"),
+                });
+                if out.write_all(format!("{e}\n").as_bytes()).is_err() {
+                    return;
+                }
+                continue;
+            };
+            let line = String::from_utf8_lossy(&line);
             let answer = {
-                let mut s = shared.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut guard = shared.lock().unwrap_or_else(PoisonError::into_inner);
+                let s = &mut *guard;
                 let before = s.server.lock().flash_work();
                 let now = s.now_ms();
-                let a =
-                    crate::control::handle_line_at(&mut s.server, &line, now, wall_clock_secs());
+                let a = crate::control::handle_line_in(
+                    &mut s.server,
+                    &line,
+                    now,
+                    wall_clock_secs(),
+                    &s.dir,
+                );
                 s.settle(before);
                 a
             };
@@ -417,4 +512,82 @@ impl TryCloneStream for std::os::unix::net::UnixStream {
     fn try_clone_stream(&self) -> std::io::Result<Self> {
         self.try_clone()
     }
+}
+
+/// Refuses a TCP control address that is not loopback, unless `insecure`
+/// (`--control-insecure-any-address`): the control socket unlocks the
+/// door and opens the presence window for whoever reaches it.
+pub fn check_control_addr(addr: SocketAddr, insecure: bool) -> Result<()> {
+    if addr.ip().is_loopback() || insecure {
+        return Ok(());
+    }
+    Err(anyhow!(
+        "--control {addr}: the control socket stands in for the lock's hardware (unlock, presence \
+         window, power cuts) with no authentication, so it listens only on loopback (127.0.0.1, ::1) \
+         or a Unix socket path; to expose it to every host that can reach {} anyway, add \
+         --control-insecure-any-address",
+        addr.ip()
+    ))
+}
+
+/// The warning `keyway-lock` prints when the control socket listens
+/// beyond loopback.
+pub fn insecure_control_warning(addr: SocketAddr) -> String {
+    format!(
+        "WARNING: the control socket listens on {addr} (--control-insecure-any-address): anyone who \
+         can reach it can unlock the door, open the presence window and cut the power"
+    )
+}
+
+/// Binds the control socket at `path`, mode 0600 before anyone can
+/// connect: bound inside a new 0700 directory beside `path`, set to 0600,
+/// then renamed into place (a stale socket there is replaced; anything
+/// else there is refused).
+pub fn bind_private_unix(path: &std::path::Path) -> Result<std::os::unix::net::UnixListener> {
+    use std::os::unix::fs::{DirBuilderExt as _, FileTypeExt as _, PermissionsExt as _};
+    if let Ok(m) = std::fs::symlink_metadata(path)
+        && !m.file_type().is_socket()
+    {
+        anyhow::bail!(
+            "the control socket {}: something other than a socket is there; refused",
+            path.display()
+        );
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| anyhow!("the control socket {}: no file name", path.display()))?;
+    let mut private = None;
+    for _ in 0..16 {
+        let n = getrandom::u64().map_err(|e| anyhow!("randomness: {e}"))?;
+        let d = parent.join(format!(".keyway-ctl-{n:016x}"));
+        match std::fs::DirBuilder::new().mode(0o700).create(&d) {
+            Ok(()) => {
+                private = Some(d);
+                break;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("creating {}", d.display()));
+            }
+        }
+    }
+    let private =
+        private.ok_or_else(|| anyhow!("no free private directory in {}", parent.display()))?;
+    let inner = private.join(name);
+    let bound = (|| -> Result<std::os::unix::net::UnixListener> {
+        let l = std::os::unix::net::UnixListener::bind(&inner)
+            .with_context(|| format!("binding the control socket {}", path.display()))?;
+        std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("chmod 600 {}", inner.display()))?;
+        std::fs::rename(&inner, path)
+            .with_context(|| format!("moving the control socket to {}", path.display()))?;
+        Ok(l)
+    })();
+    let _ = std::fs::remove_file(&inner);
+    let _ = std::fs::remove_dir(&private);
+    bound
 }

@@ -10,7 +10,18 @@
 //! DIR/pin            the keypad PIN (0600; missing: lock::DEFAULT_PIN)
 //! DIR/boot-count     the boot counter (decimal), raised at every power-on
 //! DIR/owners.json    the paired owners and their update settings (crate::owners::Owners::to_json)
+//! DIR/exports/       audit-log exports the control socket wrote (`log-export NAME`)
 //! ```
+//!
+//! Everything here is private to the lock's user: the directory (and
+//! `exports/`) is mode 0700 and every file 0600, from the instant it is
+//! created, before it holds a byte. [`write_atomic`] writes a temp file
+//! made by [`create_private`] (`O_CREAT | O_EXCL | O_NOFOLLOW`, mode 0600
+//! given to `open(2)`, so the umask can only narrow it; a planted file or
+//! symbolic link at the temp name is removed, never written through) and
+//! renames it into place; a rename replaces a directory entry and never
+//! follows a link. The flash's in-place sector writes open `flash.bin`
+//! with `O_NOFOLLOW`.
 //!
 //! The audit log itself lives on the flash (pages 252-255, see
 //! [`crate::device::audit_config`]).
@@ -135,15 +146,15 @@ impl StateDir {
         if vendor_keys.is_empty() {
             bail!("provision: give at least one --vendor-key");
         }
-        std::fs::create_dir_all(&self.dir)
-            .with_context(|| format!("creating {}", self.dir.display()))?;
+        make_private_dir(&self.dir)?;
         let mut names = Vec::new();
         for (i, k) in vendor_keys.iter().enumerate() {
             // Parse before copying: a bad key is refused here, by name.
             keyway::keys::PublicKey::load(k)
                 .with_context(|| format!("--vendor-key {}", k.display()))?;
             let name = format!("anchor-{i}.pub");
-            std::fs::copy(k, self.path(&name))
+            let pem = std::fs::read(k).with_context(|| format!("reading {}", k.display()))?;
+            write_atomic(&self.path(&name), &pem)
                 .with_context(|| format!("copying {} into the state", k.display()))?;
             names.push(name);
         }
@@ -193,7 +204,7 @@ impl StateDir {
     pub fn device_signer(&self) -> Result<(Ed25519Signer, keyway::keys::KeyId)> {
         let path = self.path("device.key");
         if !path.exists() {
-            keyway::keys::keygen(self.path("device"), keyway::keys::Algorithm::Ed25519)
+            self.new_device_key()
                 .with_context(|| format!("creating the device key {}", path.display()))?;
         }
         let key = keyway::keys::SigningKey::load(&path)
@@ -207,20 +218,71 @@ impl StateDir {
         Ok((signer, kid))
     }
 
-    /// Stores the keypad PIN (`pin`, mode 0600).
+    /// Makes `device.key` (PKCS#8 PEM) and `device.pub` (SPKI PEM), both
+    /// 0600 from their creation ([`write_atomic`]).
+    fn new_device_key(&self) -> Result<()> {
+        let key = keyway::keys::SigningKey::generate(keyway::keys::Algorithm::Ed25519)?;
+        let private = key.to_pkcs8_pem()?;
+        let public = key.public_key().to_spki_pem()?;
+        write_atomic(&self.path("device.key"), private.as_bytes())?;
+        write_atomic(&self.path("device.pub"), public.as_bytes())
+    }
+
+    /// Makes the directory private (0700; created if missing): the
+    /// provisioning and every start call it.
+    pub fn secure(&self) -> Result<()> {
+        make_private_dir(&self.dir)
+    }
+
+    /// Stores the keypad PIN (`pin`, mode 0600 before it holds the PIN).
     pub fn set_pin(&self, pin: &str) -> Result<()> {
         if pin.is_empty() || pin.len() > 12 || !pin.bytes().all(|b| b.is_ascii_digit()) {
             bail!("the PIN must be 1 to 12 digits");
         }
-        let path = self.path("pin");
-        write_atomic(&path, pin.as_bytes())?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-                .with_context(|| format!("chmod 600 {}", path.display()))?;
+        make_private_dir(&self.dir)?;
+        write_atomic(&self.path("pin"), pin.as_bytes())
+    }
+
+    /// Writes an audit-log export as `exports/NAME` in the state
+    /// directory and returns its path. `name` is a plain file name
+    /// (letters, digits, `.`, `_`, `-`; not starting with `.`; at most 64
+    /// bytes): an absolute path, a `/`, `..` or a symbolic link at the
+    /// name is refused, so the control socket cannot make the lock write
+    /// anywhere else. An export already there under that name is replaced.
+    /// The path returned is absolute.
+    pub fn write_export(&self, name: &str, bytes: &[u8]) -> Result<PathBuf, ExportError> {
+        check_export_name(name)?;
+        let dir = self.path("exports");
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(ExportError::ExportsNotADirectory { dir }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                use std::os::unix::fs::DirBuilderExt as _;
+                std::fs::DirBuilder::new()
+                    .mode(0o700)
+                    .create(&dir)
+                    .map_err(|error| ExportError::Io {
+                        path: dir.clone(),
+                        error: error.to_string(),
+                    })?;
+            }
+            Err(error) => {
+                return Err(ExportError::Io {
+                    path: dir,
+                    error: error.to_string(),
+                });
+            }
         }
-        Ok(())
+        let path = dir.join(name);
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| !m.is_file()) {
+            return Err(ExportError::NotAFile { path });
+        }
+        write_atomic(&path, bytes).map_err(|e| ExportError::Io {
+            path: path.clone(),
+            error: format!("{e:#}"),
+        })?;
+        // Absolute: the answer is read by a client with its own cwd.
+        Ok(std::path::absolute(&path).unwrap_or(path))
     }
 
     /// The keypad PIN ([`crate::lock::DEFAULT_PIN`] if none was set).
@@ -348,9 +410,11 @@ fn write_changed_sectors(path: &Path, old: &mut [u8], new: &[u8]) -> Result<()> 
             continue;
         }
         if file.is_none() {
+            use std::os::unix::fs::OpenOptionsExt as _;
             file = Some(
                 std::fs::OpenOptions::new()
                     .write(true)
+                    .custom_flags(libc::O_NOFOLLOW)
                     .open(path)
                     .with_context(|| format!("opening {}", path.display()))?,
             );
@@ -371,12 +435,108 @@ pub fn wall_clock_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Writes `bytes` to `path.tmp` and renames it over `path`.
+/// Creates `path` for writing, private from its first instant: mode
+/// 0600 given to `open(2)` (the umask can only narrow it), and
+/// `O_CREAT | O_EXCL | O_NOFOLLOW`, so an existing file or a symbolic link
+/// at `path` is refused, never opened or followed.
+pub fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// Writes `bytes` to `path.tmp`, made by [`create_private`] (a stale or
+/// planted `path.tmp`, even a symbolic link, is removed first, not
+/// written through), and renames it over `path`: the file is 0600 before
+/// it holds a byte, and `path` is whole or old, never half written.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write as _;
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("removing {}", tmp.display())),
+    }
+    let written = create_private(&tmp).and_then(|mut f| f.write_all(bytes));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("writing {}", tmp.display()));
+    }
     std::fs::rename(&tmp, path)
         .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+}
+
+/// Creates `dir` (and missing parents) mode 0700 if it does not exist,
+/// then sets it to 0700.
+pub fn make_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => bail!("{} is not a directory", dir.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating {}", dir.display()))?,
+        Err(e) => return Err(e).with_context(|| format!("{}", dir.display())),
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("chmod 700 {}", dir.display()))
+}
+
+/// Why `log-export` refused to write.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExportError {
+    /// The name is a path, `..`, hidden, empty, too long or has other
+    /// characters.
+    #[error(
+        "log-export {name:?}: give a plain file name (letters, digits, '.', '_', '-'; at most 64; not a path, not starting with '.'): the lock writes exports only into its state directory's exports/ folder"
+    )]
+    BadName {
+        /// The name given.
+        name: String,
+    },
+    /// `exports` in the state directory is not a directory (a link, a file).
+    #[error("{dir} is not a directory (a symbolic link or a file): refused")]
+    ExportsNotADirectory {
+        /// The path.
+        dir: PathBuf,
+    },
+    /// Something other than a regular file (a symbolic link, a directory)
+    /// has the export's name.
+    #[error("{path} is a symbolic link or not a regular file: refused")]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The write failed.
+    #[error("writing {path}: {error}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The system's error.
+        error: String,
+    },
+}
+
+fn check_export_name(name: &str) -> Result<(), ExportError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ExportError::BadName {
+            name: name.to_owned(),
+        })
+    }
 }

@@ -164,10 +164,13 @@ fn lock_events_and_an_update_export_an_intact_signed_log() {
     s.poll_reset().unwrap().unwrap();
     s.lock_mut().commit_audit(RTC + 100).unwrap();
 
-    // Export from the control socket and verify with the host verifier.
-    let out = tmp.path().join("audit.bin");
-    let line = serde_json::json!({"cmd": "log-export", "path": out}).to_string();
-    control(&mut s, &line, 101_000);
+    // Export from the control socket (into the state directory's
+    // exports/) and verify with the host verifier.
+    let line = r#"{"cmd": "log-export", "path": "audit.bin"}"#;
+    let a = keyway_lock::control::handle_line_in(&mut s, line, 101_000, RTC + 101, &dir);
+    assert_eq!(a["ok"], true, "{a}");
+    let out = tmp.path().join("lock/exports/audit.bin");
+    assert_eq!(a["path"], out.display().to_string());
     let bytes = std::fs::read(&out).unwrap();
     let report = keyway::log::verify(&bytes, &device_pub);
     assert!(report.intact(), "{:?}", report.findings);

@@ -8,6 +8,14 @@
 //! `extra` bytes. The ops are coded by `keyway_delta::encode`, the same
 //! model the lock decodes with; [`apply`] runs the lock's
 //! [`keyway_delta::Patcher`], with its fixed RAM.
+//!
+//! A patch is untrusted input and its header declares the sizes. Nothing
+//! here sizes a buffer from the header: [`check_sizes`] refuses a base or
+//! a declared output over [`MAX_IMAGE`] before anything is allocated (the
+//! flash simulation must allocate its whole flash up front, so it needs a
+//! cap), and [`apply`]'s output grows only as the decoder produces bytes.
+//! With the cap, `keyway patch --flash-sim` stays under 100 MB on any
+//! patch (issue 12: a 206-byte patch declaring 4 GiB once took 5.3 GB).
 
 use anyhow::{Context, Result, bail};
 use keyway_delta::{HEADER_LEN, Op, PatchHeader, Patcher, SliceBase};
@@ -17,6 +25,33 @@ use sha2::{Digest, Sha256};
 /// starts a new op for it. bsdiff uses 8; with the range-coded ops 4
 /// measured best (BENCHMARKS.md, "Delta updates").
 pub const MIN_GAIN: usize = 4;
+
+/// The largest image (base or declared output) [`apply`] and
+/// [`apply_on_flash`] take: 8 MiB, eight times the nRF52840's whole
+/// flash, and small enough that the flash simulation (1.5 bytes of host
+/// RAM per simulated byte, both slots) stays far under 100 MB.
+pub const MAX_IMAGE: u32 = 8 << 20;
+
+/// The largest patch file `keyway patch` reads: a patch of incompressible
+/// new bytes is a little larger than the image it makes.
+pub const MAX_PATCH: u64 = 2 * MAX_IMAGE as u64;
+
+/// Refuses a base of `base_len` bytes or a header that declares an output
+/// over [`MAX_IMAGE`], naming the size; nothing is allocated before this.
+pub fn check_sizes(base_len: usize, header: &PatchHeader) -> Result<()> {
+    let mib = MAX_IMAGE >> 20;
+    if base_len > MAX_IMAGE as usize {
+        bail!("the old image is {base_len} bytes; patches apply to images of at most {mib} MiB");
+    }
+    if header.out_size > MAX_IMAGE {
+        bail!(
+            "the patch header declares a {}-byte output; patches make images of at most {mib} MiB \
+             (refused before anything was allocated)",
+            header.out_size
+        );
+    }
+    Ok(())
+}
 
 fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
@@ -203,10 +238,13 @@ pub fn encode(old: &[u8], new: &[u8], ops: &[Op]) -> Result<Vec<u8>> {
 /// `chunk`-byte pieces; checks the output's size and SHA-256.
 pub fn apply(old: &[u8], patch: &[u8], chunk: usize) -> Result<Vec<u8>> {
     let header = PatchHeader::parse(patch).map_err(|e| anyhow::anyhow!("{e}"))?;
+    check_sizes(old.len(), &header)?;
     let base_size = u32::try_from(old.len()).context("old image over 4 GiB")?;
     let mut p =
         Patcher::new(&header, base_size, &sha256(old)).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut new = Vec::with_capacity(header.out_size as usize);
+    // Grows as the decoder produces bytes (at most the declared size,
+    // which `check_sizes` bounded): never sized from the header.
+    let mut new = Vec::new();
     let mut out = |c: &[u8]| -> Result<(), core::convert::Infallible> {
         new.extend_from_slice(c);
         Ok(())
@@ -267,6 +305,8 @@ pub fn apply_on_flash(old: &[u8], patch: &[u8], chunk: usize) -> Result<FlashApp
 
     const SECTOR: u32 = 4096;
     let header = PatchHeader::parse(patch).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // The flash is allocated whole, for both slots: sizes first.
+    check_sizes(old.len(), &header)?;
     let base_size = u32::try_from(old.len()).context("old image over 4 GiB")?;
     let sectors = |len: u32| len.div_ceil(SECTOR).max(1);
     let (n0, n1) = (sectors(base_size), sectors(header.out_size));
@@ -290,12 +330,19 @@ pub fn apply_on_flash(old: &[u8], patch: &[u8], chunk: usize) -> Result<FlashApp
     };
     let f = |what: &'static str| move |e: &dyn std::fmt::Debug| anyhow::anyhow!("{what}: {e:?}");
     // The factory state: the base in slot 0, active.
-    let mut padded = old.to_vec();
-    padded.resize(old.len().next_multiple_of(4), 0xFF);
     flash.erase(s0, s1).map_err(|e| f("erase slot 0")(&e))?;
+    // Whole words from `old` itself, the last one padded (no second copy).
+    let whole = old.len() - old.len() % 4;
     flash
-        .write(s0, &padded)
+        .write(s0, &old[..whole])
         .map_err(|e| f("write slot 0")(&e))?;
+    if whole < old.len() {
+        let mut last = [0xFF; 4];
+        last[..old.len() - whole].copy_from_slice(&old[whole..]);
+        flash
+            .write(s0 + whole as u32, &last)
+            .map_err(|e| f("write slot 0")(&e))?;
+    }
     let mut journal = Journal::open(&mut flash, layout.journal).map_err(|e| f("journal")(&e))?;
     journal
         .commit(&mut flash, &PersistentState::default())

@@ -248,8 +248,32 @@ fn ble_upload(env: &[u8]) -> Result<(u64, u64)> {
     Ok((st.frames_sent, st.bytes_sent))
 }
 
+/// Reads `path`, refusing (before reading) a file over `limit` bytes.
+fn read_bounded(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
+    use std::io::Read as _;
+    let f = fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut bytes = Vec::new();
+    // A file that grows while it is read is cut at one byte over.
+    f.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {}", path.display()))?;
+    if bytes.len() as u64 > limit {
+        bail!(
+            "{}: {what} over {} MiB; refused",
+            path.display(),
+            limit >> 20
+        );
+    }
+    Ok(bytes)
+}
+
 fn patch(a: &PatchArgs, out: &mut dyn Write) -> Result<()> {
-    let (old, patch) = (read(&a.old)?, read(&a.patch)?);
+    let old = read_bounded(
+        &a.old,
+        u64::from(keyway::delta::MAX_IMAGE),
+        "the old image is",
+    )?;
+    let patch = read_bounded(&a.patch, keyway::delta::MAX_PATCH, "the patch is")?;
     let context = || format!("applying {} to {}", a.patch.display(), a.old.display());
     let new = if a.flash_sim {
         let start = std::time::Instant::now();

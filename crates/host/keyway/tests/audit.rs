@@ -43,8 +43,15 @@ fn release(dir: &Path, sequence: u64, name: &str) -> std::path::PathBuf {
 /// A vendor key and a lock provisioned with its anchors and a factory
 /// release (sequence 1).
 fn provision(dir: &Path) {
+    provision_lock(dir, true);
+}
+
+/// A vendor key and a lock provisioned with its anchors, with a factory
+/// release (sequence 1) or, without one, booting into recovery (as the
+/// README allows: `keyway-lock provision` without `--firmware`).
+fn provision_lock(dir: &Path, factory: bool) {
     keygen(dir.join("vendor"), Algorithm::Ed25519).unwrap();
-    let factory = release(dir, 1, "factory");
+    let factory = factory.then(|| release(dir, 1, "factory"));
     let state = StateDir::new(dir.join("lock"));
     std::fs::create_dir_all(dir.join("lock")).unwrap();
     state.set_pin("2468").unwrap();
@@ -54,7 +61,7 @@ fn provision(dir: &Path) {
             1,
             VENDOR,
             CLASS,
-            Some(&factory),
+            factory.as_deref(),
             false,
         )
         .unwrap();
@@ -120,11 +127,35 @@ fn vendor_args(dir: &Path) -> Vec<String> {
     ]
 }
 
+/// The flawed profiles and the checks each must fail (README's table).
+const PROFILES: [(&str, &[u64]); 6] = [
+    ("cloud-verify", &[2]),
+    ("no-rollback", &[4, 5]),
+    ("unsigned", &[3]),
+    ("downgrade", &[3]),
+    ("forced", &[11, 12]),
+    ("log-gaps", &[10]),
+];
+
+fn profile_failures(name: &str) -> &'static [u64] {
+    PROFILES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, f)| *f)
+        .unwrap()
+}
+
 /// Audits a lock running `profile` (or the default lock) and asserts
 /// exactly which checks fail.
 fn expect_failures(profile: Option<&str>, want: &[u64]) {
+    expect_failures_from(profile, want, true);
+}
+
+/// As [`expect_failures`], for a lock provisioned with a factory image or
+/// (`factory` false) one that starts in recovery. Returns the report.
+fn expect_failures_from(profile: Option<&str>, want: &[u64], factory: bool) -> Value {
     let t = tempfile::tempdir().unwrap();
-    provision(t.path());
+    provision_lock(t.path(), factory);
     let mut args = vendor_args(t.path());
     if let Some(p) = profile {
         args.extend(["--lock-profile".into(), p.into()]);
@@ -136,7 +167,11 @@ fn expect_failures(profile: Option<&str>, want: &[u64]) {
         println!("(check 1 fails: no network namespace here)");
         want.insert(1);
     }
-    let name = profile.unwrap_or("default");
+    let name = format!(
+        "{}{}",
+        profile.unwrap_or("default"),
+        if factory { "" } else { " (from recovery)" }
+    );
     println!(
         "{name}: {:.1} s\n{}",
         v["wall_ms"].as_f64().unwrap_or(0.0) / 1000.0,
@@ -150,6 +185,7 @@ fn expect_failures(profile: Option<&str>, want: &[u64]) {
     );
     assert_eq!(ok, want.is_empty(), "{name}: exit status");
     assert_eq!(v["checks"].as_array().unwrap().len(), 12);
+    v
 }
 
 #[test]
@@ -204,32 +240,88 @@ fn default_lock_passes_every_check() {
 
 #[test]
 fn profile_cloud_verify_fails_the_local_update() {
-    expect_failures(Some("cloud-verify"), &[2]);
+    expect_failures(Some("cloud-verify"), profile_failures("cloud-verify"));
 }
 
 #[test]
 fn profile_no_rollback_is_bricked_by_a_power_cut() {
-    expect_failures(Some("no-rollback"), &[4, 5]);
+    expect_failures(Some("no-rollback"), profile_failures("no-rollback"));
 }
 
 #[test]
 fn profile_unsigned_accepts_unknown_signers() {
-    expect_failures(Some("unsigned"), &[3]);
+    expect_failures(Some("unsigned"), profile_failures("unsigned"));
 }
 
 #[test]
 fn profile_downgrade_accepts_a_rollback() {
-    expect_failures(Some("downgrade"), &[3]);
+    expect_failures(Some("downgrade"), profile_failures("downgrade"));
 }
 
 #[test]
 fn profile_forced_installs_without_consent() {
-    expect_failures(Some("forced"), &[11, 12]);
+    expect_failures(Some("forced"), profile_failures("forced"));
 }
 
 #[test]
 fn profile_log_gaps_drops_update_records() {
-    expect_failures(Some("log-gaps"), &[10]);
+    expect_failures(Some("log-gaps"), profile_failures("log-gaps"));
+}
+
+/// The report says the lock started in recovery and which release the
+/// audit installed as its baseline.
+fn assert_baseline_said(v: &Value) {
+    let lock = v["lock"].as_str().unwrap();
+    assert!(lock.contains("started in recovery"), "{lock}");
+    assert!(lock.contains("baseline"), "{lock}");
+    let c2 = v["checks"][1]["evidence"].to_string();
+    assert!(c2.contains("baseline"), "{c2}");
+}
+
+/// Issue 12: a lock provisioned without `--firmware` boots into recovery
+/// and installs its first upload at once; the audit installs a baseline
+/// first (and says so), then passes it like a provisioned lock.
+#[test]
+fn recovery_lock_passes_every_check_after_a_baseline() {
+    let v = expect_failures_from(None, &[], false);
+    assert_baseline_said(&v);
+}
+
+/// Issue 12: each flawed profile started in recovery fails exactly the
+/// checks it fails when provisioned with a factory image (cloud-verify
+/// failed 4, 5, 9, 11 and 12 as well before the baseline).
+#[test]
+fn recovery_profiles_fail_exactly_as_provisioned() {
+    for (name, want) in PROFILES {
+        let v = expect_failures_from(Some(name), want, false);
+        assert_baseline_said(&v);
+    }
+    println!("{} profiles audited from recovery", PROFILES.len());
+}
+
+/// Without the vendor key, the lowest `--update` file is the baseline of
+/// a lock in recovery; nothing fails.
+#[test]
+fn recovery_lock_with_update_files_takes_the_lowest_as_baseline() {
+    let t = tempfile::tempdir().unwrap();
+    provision_lock(t.path(), false);
+    let files: Vec<String> = [5, 3, 4, 2, 6, 7, 8, 9, 10]
+        .iter()
+        .map(|&s| release(t.path(), s, &format!("r{s}")).display().to_string())
+        .collect();
+    let mut args = vec!["--update"];
+    args.extend(files.iter().map(String::as_str));
+    let (v, _) = audit(t.path(), &args);
+    println!("{}", show(&v));
+    let mut fail = numbers(&v, "FAIL");
+    if !namespaces_permitted() {
+        fail.remove(&1);
+    }
+    assert!(fail.is_empty(), "{}", show(&v));
+    assert_baseline_said(&v);
+    let lock = v["lock"].as_str().unwrap();
+    assert!(lock.contains("r2.suit"), "the lowest file: {lock}");
+    assert_eq!(v["checks"][1]["status"], "PASS");
 }
 
 /// Without the vendor key, vendor-signed files stand in; the checks that

@@ -3,7 +3,9 @@
 //! before consent, the install), the attacks, an update under load
 //! (unlocks and tamper during it), the bad image, the power cuts, the
 //! lock after it all, the factory reset, and last the audit log, which
-//! must have recorded the whole run.
+//! must have recorded the whole run. A lock that starts in recovery gets a
+//! baseline release first, and the report says so
+//! (`Session::install_baseline`).
 //!
 //! Checks 6 and 7 are in `load`, 4 in `power`, 10 in `log`; the rest,
 //! the session and its upload and install steps here.
@@ -101,6 +103,9 @@ struct Session<'a> {
     genuine_accepted: bool,
     /// The lock's anti-rollback floor when the run started, if known.
     floor: Option<u64>,
+    /// The lock started in recovery: what the audit did about it (the
+    /// baseline it installed first), for check 2's evidence.
+    baseline: Vec<String>,
     t0: Instant,
 }
 
@@ -203,10 +208,15 @@ pub(super) fn run(o: &Options) -> Result<(String, String, Vec<Check>, Vec<String
         genuine_accepted: false,
         unplugged: false,
         floor,
+        baseline: Vec::new(),
         t0: Instant::now(),
     };
     s.smp.set_owner(s.owner.clone())?;
     let mut lock = s.setup()?;
+    if let Some(b) = s.install_baseline()? {
+        lock.push_str("; ");
+        lock.push_str(&b);
+    }
     if let Target::Launch {
         profile: Some(p), ..
     } = &o.target
@@ -344,6 +354,51 @@ impl Session<'_> {
         }
         self.export("start");
         Ok(lock)
+    }
+
+    /// A lock that starts in recovery (provisioned without a factory image)
+    /// runs nothing to protect, so it installs its first verified upload at
+    /// once, without consent: checks 11 and 12 would call that a forced
+    /// update, and every later check would start from a lock unlike a
+    /// provisioned one. The audit therefore installs a baseline first (the
+    /// next release it signs with the vendor key, or the lowest `--update`
+    /// file) and says so: the returned line goes into the report's
+    /// description of the lock, the evidence into check 2. `None`: the lock
+    /// runs a verified image, nothing to do.
+    fn install_baseline(&mut self) -> Result<Option<String>> {
+        if self.smp.running()?.is_some() {
+            return Ok(None);
+        }
+        let Some(r) = self.next_release(None)? else {
+            return Ok(Some(
+                "started in recovery (no verified image) and the audit has no release to install as a baseline".into(),
+            ));
+        };
+        self.say(&format!("the lock is in recovery: baseline {}", r.label));
+        let mut ev = vec![format!(
+            "the lock started in recovery (no verified image): the audit installed {} ({}, sequence {}) as a baseline before the checks",
+            r.label, r.version, r.sequence
+        )];
+        // The reset that boots the armed upload is the lock's button's
+        // business where it has one.
+        let _ = self.ctl(json!({"cmd": "presence", "seconds": 60}));
+        let ok = self.complete(&r, &mut ev);
+        let _ = self.ctl(json!({"cmd": "presence-close"}));
+        let ok = ok?;
+        let line = if ok {
+            format!(
+                "started in recovery (no verified image): the audit installed {} ({}) as a baseline first",
+                r.label, r.version
+            )
+        } else {
+            ev.push("the baseline did not install: the checks start from recovery".into());
+            format!(
+                "started in recovery (no verified image): the baseline {} ({}) did NOT install",
+                r.label, r.version
+            )
+        };
+        self.baseline = ev.into_iter().map(|e| format!("baseline: {e}")).collect();
+        Ok(Some(line))
     }
 
     /// Opens the presence window and pairs `key`.
@@ -686,24 +741,26 @@ impl Session<'_> {
 
     fn first_update(&mut self) -> Result<(Check, Check, Check)> {
         let Some(r) = self.next_release(None)? else {
-            let s = |n| {
+            let s = |n, ev| {
                 check(
                     n,
                     Status::Skip,
                     "no release to upload: give --vendor-key or --update",
-                    vec![],
+                    ev,
                 )
             };
-            return Ok((s(2), s(11), s(12)));
+            let ev2 = std::mem::take(&mut self.baseline);
+            return Ok((s(2, ev2), s(11, vec![]), s(12, vec![])));
         };
         self.last_genuine = Some(r.clone());
         self.say(&format!("check 2/11/12: {}", r.label));
         let before = self.smp.running()?;
         let _ = self.ctl(json!({"cmd": "presence-close"}));
-        let mut ev2 = vec![format!(
+        let mut ev2 = std::mem::take(&mut self.baseline);
+        ev2.push(format!(
             "running before: {}",
             describe_slot(before.as_ref())
-        )];
+        ));
         let u = self.upload_all(&r)?;
         ev2.push(format!(
             "uploaded {}: {}",

@@ -61,8 +61,14 @@ impl Session<'_> {
         if self.keyway_group {
             return self.smp.log_export();
         }
-        let tmp: PathBuf = self.o.out_dir.join("log-export.tmp");
-        self.ctl(json!({"cmd": "log-export", "path": tmp.display().to_string()}))?;
+        // The lock writes it into its own state directory (exports/) and
+        // answers where.
+        let a = self.ctl(json!({"cmd": "log-export", "path": "keyway-audit-export.bin"}))?;
+        let tmp: PathBuf = a
+            .get("path")
+            .and_then(serde_json::Value::as_str)
+            .map(PathBuf::from)
+            .ok_or_else(|| anyhow!("the control socket's log-export answer names no path: {a}"))?;
         let b = std::fs::read(&tmp).context("reading the control socket's export")?;
         let _ = std::fs::remove_file(&tmp);
         Ok(b)
