@@ -13,6 +13,8 @@
 //!   settings.
 //! * [`owners`]: owners, settings, challenge nonces and owner
 //!   authentication, sans-IO.
+//! * [`peers`]: who is asking (the transport's peer), the per-peer
+//!   challenge nonces and request limits, sans-IO, fixed capacity.
 //! * [`policy`]: the update policy (consent, battery, bolt) and the lock
 //!   models with their battery models, sans-IO.
 //! * [`profile`]: deliberately flawed locks (`--profile`) for `keyway audit`.
@@ -34,6 +36,7 @@ pub mod device;
 pub mod keyway_group;
 pub mod lock;
 pub mod owners;
+pub mod peers;
 pub mod policy;
 pub mod profile;
 pub mod server;

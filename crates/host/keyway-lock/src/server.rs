@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::device::{self, BootReport, ImgError, Lock, img_rc};
 use crate::owners::{Auth, Owners};
+use crate::peers::Peer;
 use crate::policy::{self, Model, Pending};
 use crate::smp::{
     self, Header, MgmtErr, Op, Request, Version, get, get_bool, get_bytes, get_text, get_u64,
@@ -141,6 +142,8 @@ pub struct Server {
     /// The `forced` profile's scheduled install: `Some(None)` once an
     /// upload completes, then the tick's time it goes ahead.
     forced_due: Option<Option<u64>>,
+    /// The transport peer of the request being handled.
+    peer: Peer,
 }
 
 impl Server {
@@ -167,6 +170,7 @@ impl Server {
             rtc: None,
             cut_mid_upload: None,
             forced_due: None,
+            peer: Peer::LOCAL,
         }
         .with_pending()
     }
@@ -524,6 +528,15 @@ impl Server {
     /// monotonic clock). Always answers: a frame too short for a header is
     /// answered with a zeroed header and `rc` EINVAL.
     pub fn handle(&mut self, frame: &[u8], now_ms: u64) -> Vec<u8> {
+        self.handle_from(frame, Peer::LOCAL, now_ms)
+    }
+
+    /// Handles one request frame from `peer` (the transport's source of
+    /// it) at `now_ms`: uploads, log exports and challenge nonces are
+    /// bound to the peer that began them, and each peer's requests are
+    /// limited apart ([`crate::peers`]).
+    pub fn handle_from(&mut self, frame: &[u8], peer: Peer, now_ms: u64) -> Vec<u8> {
+        self.peer = peer;
         let request = match smp::decode_request(frame) {
             Ok(r) => r,
             Err((header, e)) => {

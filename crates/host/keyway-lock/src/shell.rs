@@ -329,7 +329,7 @@ fn smp_loop(socket: &UdpSocket, shared: &Arc<Mutex<Shared>>, stop: &AtomicBool) 
         let now = s.now_ms();
         s.server.set_rtc(wall_clock_secs());
         let frame = buf.get(..n).unwrap_or(&[]);
-        let response = s.server.handle(frame, now);
+        let response = s.server.handle_from(frame, peer.into(), now);
         // A lock that lost power mid-request does not answer.
         if !s.server.lost_power()
             && let Err(e) = socket.send_to(&response, peer)
