@@ -98,7 +98,16 @@ impl Server {
             (cmd::LOG, false) => self.log_chunk(r, now_ms),
             (cmd::CHALLENGE, false) => {
                 let nonce = self.next_nonce();
-                let life = self.owners.challenge(nonce, now_ms);
+                let peer = self.peer();
+                let life = self.owners.challenge(peer, nonce, now_ms).map_err(|b| {
+                    Fail::Smp(
+                        MgmtErr::Busy,
+                        format!(
+                            "no challenge: every nonce slot holds a fresh nonce of another peer; ask again in {} s",
+                            secs(b.retry_ms).max(1)
+                        ),
+                    )
+                })?;
                 Ok(vec![
                     (text("nonce"), Value::Bytes(nonce.to_vec())),
                     (text("expires_s"), u(life)),

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::device::{self, BootReport, ImgError, Lock, img_rc};
 use crate::owners::{Auth, Owners};
-use crate::peers::Peer;
+use crate::peers::{Peer, RateLimits};
 use crate::policy::{self, Model, Pending};
 use crate::smp::{
     self, Header, MgmtErr, Op, Request, Version, get, get_bool, get_bytes, get_text, get_u64,
@@ -25,6 +25,10 @@ pub const MAX_UPLOAD: u64 = device_cap() + MAX_MANIFEST_LEN as u64;
 const fn device_cap() -> u64 {
     126 * 4096
 }
+
+/// An upload that took no chunk for this long may be replaced by another
+/// peer's (authorized) first chunk; until then it belongs to its peer.
+pub const UPLOAD_IDLE_MS: u64 = 30_000;
 
 /// `buf_count` advertised in the MCUmgr parameters.
 pub const BUF_COUNT: u32 = 4;
@@ -56,6 +60,11 @@ pub struct Upload {
     /// Begun with an owner's `auth` (not the presence window): the
     /// chunks that follow belong to it.
     by_owner: bool,
+    /// The peer that began it: only its chunks are taken.
+    peer: Peer,
+    /// When it last took a chunk (another peer may begin a new upload
+    /// once it idled [`UPLOAD_IDLE_MS`]).
+    last_ms: u64,
     /// The manifest's sequence number, once the head verified (for the
     /// audit log's record of a refused image).
     sequence: Option<u64>,
@@ -144,6 +153,8 @@ pub struct Server {
     forced_due: Option<Option<u64>>,
     /// The transport peer of the request being handled.
     peer: Peer,
+    /// Each peer's request budget.
+    rates: RateLimits,
 }
 
 impl Server {
@@ -171,6 +182,7 @@ impl Server {
             cut_mid_upload: None,
             forced_due: None,
             peer: Peer::LOCAL,
+            rates: RateLimits::default(),
         }
         .with_pending()
     }
@@ -226,6 +238,11 @@ impl Server {
     /// Seeds the challenge nonces (tests; the default seed is random).
     pub fn set_nonce_seed(&mut self, seed: [u8; 32]) {
         self.nonce_seed = seed;
+    }
+
+    /// The transport peer of the request being handled.
+    pub(crate) fn peer(&self) -> Peer {
+        self.peer
     }
 
     pub(crate) fn next_nonce(&mut self) -> [u8; 16] {
@@ -554,6 +571,20 @@ impl Server {
             }
         };
         let h = request.header;
+        // Every request but the chunks of the peer's own upload spends
+        // from the peer's budget: a flood is refused before it costs the
+        // other peers anything.
+        let own_chunk = (h.group, h.id) == (group::IMAGE, img_cmd::UPLOAD)
+            && self.upload.as_ref().is_some_and(|u| u.peer == peer);
+        if !own_chunk && !self.rates.allow(peer, now_ms) {
+            return smp::encode_response(
+                &h,
+                smp::rc_body(
+                    MgmtErr::Busy,
+                    Some("too many requests from this peer; slow down and ask again"),
+                ),
+            );
+        }
         let body = match self.dispatch(&request, now_ms) {
             Ok(b) => b,
             Err(Fail::Smp(rc, why)) => {
@@ -652,13 +683,7 @@ impl Server {
             }
             (group::IMAGE, img_cmd::UPLOAD) if write => {
                 let by_owner = self.upload_gate(r, now_ms)?;
-                let body = self.upload_chunk(&r.body)?;
-                if let Some(u) = self.upload.as_mut()
-                    && by_owner
-                {
-                    u.by_owner = true;
-                }
-                Ok(body)
+                self.upload_chunk(&r.body, by_owner, now_ms)
             }
             (group::IMAGE, img_cmd::ERASE) if write => {
                 self.authorize(r, now_ms, "image erase")?;
@@ -709,7 +734,7 @@ impl Server {
         let body = body_without_auth(&r.body);
         match self
             .owners
-            .verify(&auth, r.header.group, r.header.id, &body, now_ms)
+            .verify(self.peer, &auth, r.header.group, r.header.id, &body, now_ms)
         {
             Ok(_) => Ok(true),
             Err(e) => Err(Fail::Smp(
@@ -732,6 +757,23 @@ impl Server {
         // signed the upload that it needs the window.
         if off.is_some_and(|o| o != 0) && self.upload.is_none() {
             return Ok(false);
+        }
+        // An upload belongs to the peer that began it: another peer's
+        // chunk is refused and leaves it untouched. Only once it idled may
+        // another peer's first chunk (with its own authority) replace it.
+        if let Some(u) = &self.upload
+            && u.peer != self.peer
+        {
+            let idle = now_ms.saturating_sub(u.last_ms) >= UPLOAD_IDLE_MS;
+            if off != Some(0) || !idle {
+                return Err(Fail::Smp(
+                    MgmtErr::AccessDenied,
+                    format!(
+                        "refused: image upload: the upload in progress belongs to another peer (it may be replaced once it is idle {} s)",
+                        UPLOAD_IDLE_MS / 1000
+                    ),
+                ));
+            }
         }
         if off != Some(0)
             && !self.presence_open(now_ms)
@@ -854,7 +896,27 @@ impl Server {
         }
     }
 
-    fn upload_chunk(&mut self, body: &[(Value, Value)]) -> Result<Body, Fail> {
+    /// A digest or size failure clears the journal's download record, so
+    /// the same release never resumes on top of the bad bytes (after a
+    /// restart too): it uploads again from its first byte.
+    fn abandon_failed_download(&mut self, e: &ImgError) {
+        if matches!(
+            e.rc,
+            img_rc::INVALID_HASH | img_rc::INVALID_IMAGE_DATA_OVERRUN | img_rc::INVALID_LENGTH
+        ) && self.lock.powered()
+            && let Err(why) = self.lock.abandon_download()
+        {
+            self.log
+                .push(format!("clearing the failed download: {}", why.reason));
+        }
+    }
+
+    fn upload_chunk(
+        &mut self,
+        body: &[(Value, Value)],
+        by_owner: bool,
+        now_ms: u64,
+    ) -> Result<Body, Fail> {
         let off = get_u64(body, "off")
             .map_err(inval)?
             .ok_or_else(|| inval("\"off\" is missing".into()))?;
@@ -894,13 +956,20 @@ impl Server {
                 })?),
             };
             // The same upload again: tell the client where to continue.
-            if let Some(u) = &self.upload
+            if let Some(u) = self.upload.as_mut()
+                && u.peer == self.peer
                 && sha.is_some()
                 && u.sha == sha
                 && u.len == len
                 && u.off > 0
             {
+                u.by_owner |= by_owner;
+                u.last_ms = now_ms;
                 return Ok(vec![(text("off"), Value::from(u.off))]);
+            }
+            // Another peer's idle upload is replaced.
+            if self.upload.as_ref().is_some_and(|u| u.peer != self.peer) {
+                self.upload = None;
             }
             // A download the journal records (the upload in RAM was lost
             // to a power cut or a restart): continue it.
@@ -921,7 +990,9 @@ impl Server {
                     hasher,
                     head: Vec::new(),
                     installer: Some(device::Download::Full(Box::new(inst))),
-                    by_owner: false,
+                    by_owner,
+                    peer: self.peer,
+                    last_ms: now_ms,
                     sequence: keyway_suit::inspect_envelope(&head)
                         .ok()
                         .map(|i| i.manifest.sequence),
@@ -935,7 +1006,9 @@ impl Server {
                 hasher: Sha256::new(),
                 head: Vec::new(),
                 installer: None,
-                by_owner: false,
+                by_owner,
+                peer: self.peer,
+                last_ms: now_ms,
                 sequence: None,
             });
         }
@@ -947,6 +1020,7 @@ impl Server {
             // Out of order or repeated: the client continues from here.
             return Ok(vec![(text("off"), Value::from(u.off))]);
         }
+        u.last_ms = now_ms;
         let end = off.saturating_add(data.len() as u64);
         if end > u.len {
             let e = ImgError::new(
@@ -980,6 +1054,7 @@ impl Server {
         if let Err(e) = result {
             let offered = self.upload.take().and_then(|u| u.sequence);
             self.note_payload_rejection(&e, offered);
+            self.abandon_failed_download(&e);
             return Err(e.into());
         }
         let Some(u) = self.upload.as_mut() else {
@@ -997,8 +1072,10 @@ impl Server {
         // at once. Otherwise it waits, unarmed, for consent.
         let arm = self.lock.running().is_none();
         let offered = u.sequence;
-        let slot = finish(&mut self.lock, u, arm)
-            .inspect_err(|e| self.note_payload_rejection(e, offered))?;
+        let slot = finish(&mut self.lock, u, arm).inspect_err(|e| {
+            self.note_payload_rejection(e, offered);
+            self.abandon_failed_download(e);
+        })?;
         let sequence = self.slot_sequence(slot);
         if arm {
             self.lock

@@ -365,7 +365,7 @@ fn unpaired_key_and_expired_nonce_are_refused() {
     refused(
         &call(&mut s, Op::Write, KEYWAY, 2, &body, 11),
         11,
-        "is not paired with this lock",
+        "is not an owner of this lock",
     );
     let body = o.signed(&mut s, 2, &Vec::new(), 20);
     refused(
@@ -679,7 +679,7 @@ fn factory_reset_then_re_pair_then_update() {
     refused(
         &call(&mut s, Op::Write, KEYWAY, 2, &body, 8),
         11,
-        "is not paired",
+        "is not an owner of this lock",
     );
     // A new owner pairs at the door, then updates remotely.
     let new = Owner::new();
