@@ -280,7 +280,7 @@ impl Server {
                 sequence: p.sequence,
             });
             self.pending = None;
-            self.update = Default::default();
+            self.clear_update();
             self.note_log(format!(
                 "consent refused for {} (sequence {}): slot {} erased",
                 p.version, p.sequence, p.slot
@@ -394,7 +394,7 @@ impl Server {
         self.long_press_ms = None;
         self.owners.reset();
         self.drop_owner_upload();
-        self.update = Default::default();
+        self.clear_update();
         let (latch, _) = self.latch_mut();
         latch.set_pin(crate::lock::DEFAULT_PIN);
         self.lock_mut().note(Event::FactoryReset);

@@ -124,6 +124,11 @@ pub struct Owners {
     settings: Settings,
     /// The outstanding challenge nonces, per peer.
     nonces: Nonces,
+    /// The pending update the owner consented to, by its envelope's
+    /// SHA-256: stored with the owners (`owners.json`, written
+    /// atomically) so a power cut or a reset before the install does not
+    /// lose it.
+    consent: Option<[u8; 32]>,
 }
 
 impl Owners {
@@ -147,9 +152,24 @@ impl Owners {
         self.settings = s;
     }
 
+    /// The SHA-256 of the envelope the owner consented to install.
+    pub fn consent(&self) -> Option<[u8; 32]> {
+        self.consent
+    }
+
+    /// Records (or with `None` forgets) the consent.
+    pub fn set_consent(&mut self, hash: Option<[u8; 32]>) {
+        self.consent = hash;
+    }
+
     /// Issues `nonce` (fresh random bytes from the caller) to `peer` at
     /// `now_ms` (see [`Nonces::issue`]). Returns the seconds it lives.
-    pub fn challenge(&mut self, peer: Peer, nonce: [u8; 16], now_ms: u64) -> Result<u64, NoncesBusy> {
+    pub fn challenge(
+        &mut self,
+        peer: Peer,
+        nonce: [u8; 16],
+        now_ms: u64,
+    ) -> Result<u64, NoncesBusy> {
         self.nonces.issue(peer, nonce, now_ms)?;
         Ok(NONCE_LIFE_MS / 1000)
     }
@@ -227,9 +247,11 @@ impl Owners {
         *self = Owners::default();
     }
 
-    /// `owners.json`: `{"owners": [{"key": hex, "name"}], "settings": {…}}`.
+    /// `owners.json`: `{"owners": [{"key": hex, "name"}], "settings": {…}}`
+    /// and, while the owner's consent waits for its install,
+    /// `"consent": hex` (the envelope's SHA-256).
     pub fn to_json(&self) -> String {
-        json!({
+        let mut v = json!({
             "owners": self.owners.iter().map(|o| json!({
                 "key": keyway::keys::hex(&o.key),
                 "name": o.name,
@@ -238,8 +260,11 @@ impl Owners {
                 "auto_install_cve": self.settings.auto_install_cve,
                 "install_needs_unlocked": self.settings.install_needs_unlocked,
             },
-        })
-        .to_string()
+        });
+        if let (Some(h), Some(m)) = (self.consent, v.as_object_mut()) {
+            m.insert("consent".into(), Value::String(keyway::keys::hex(&h)));
+        }
+        v.to_string()
     }
 
     /// Reads `owners.json`, naming what is wrong.
@@ -268,6 +293,14 @@ impl Owners {
                 Some(Value::Bool(b)) => Ok(*b),
                 Some(_) => Err(format!("owners.json: settings.{k} is not a boolean")),
             }
+        };
+        o.consent = match v.get("consent") {
+            None | Some(Value::Null) => None,
+            Some(c) => Some(
+                c.as_str()
+                    .and_then(parse_hex32)
+                    .ok_or("owners.json: \"consent\" is not 64 hex digits")?,
+            ),
         };
         let d = Settings::default();
         o.settings = Settings {
@@ -353,10 +386,7 @@ mod tests {
         o.challenge(P, [3; 16], 0).unwrap();
         o.challenge(P, [4; 16], 0).unwrap();
         let a = auth(&k, key, [3; 16], 1, b"\xa0");
-        assert_eq!(
-            o.verify(P, &a, 64, 2, b"\xa0", 1),
-            Err(AuthError::Refused)
-        );
+        assert_eq!(o.verify(P, &a, 64, 2, b"\xa0", 1), Err(AuthError::Refused));
         let a = auth(&k, key, [4; 16], 10, b"\xa1\x01\xf5");
         assert_eq!(
             o.verify(P, &a, 64, 10, b"\xa1\x01\xf4", 1),
@@ -392,7 +422,10 @@ mod tests {
         }
         assert_eq!(o.outstanding(), NONCES_PER_PEER);
         let a = auth(&k, key, [0; 16], 2, b"");
-        assert_eq!(o.verify(P, &a, 64, 2, b"", 20), Err(AuthError::UnknownNonce));
+        assert_eq!(
+            o.verify(P, &a, 64, 2, b"", 20),
+            Err(AuthError::UnknownNonce)
+        );
         let a = auth(&k, key, [9; 16], 2, b"");
         assert!(o.verify(P, &a, 64, 2, b"", 20).is_ok());
     }
@@ -408,6 +441,9 @@ mod tests {
         });
         let back = Owners::from_json(&o.to_json()).unwrap();
         assert_eq!(back, o);
+        o.set_consent(Some([0xab; 32]));
+        let back = Owners::from_json(&o.to_json()).unwrap();
+        assert_eq!(back.consent(), Some([0xab; 32]));
         let e = Owners::from_json(r#"{"owners":[{"key":"00"}]}"#).unwrap_err();
         assert!(e.contains("64 hex digits"), "{e}");
         let e =

@@ -146,7 +146,11 @@ impl Nonces {
 
     /// Nonces outstanding for `peer`.
     pub fn outstanding_for(&self, peer: Peer) -> usize {
-        self.slots.iter().flatten().filter(|s| s.peer == peer).count()
+        self.slots
+            .iter()
+            .flatten()
+            .filter(|s| s.peer == peer)
+            .count()
     }
 
     /// Forgets every nonce.
@@ -254,14 +258,8 @@ pub const RESET_BURST: u32 = 4;
 pub const RESET_REFILL_MS: u64 = 10_000;
 
 /// The lock-wide reset limit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ResetLimit(Option<Bucket>);
-
-impl Default for ResetLimit {
-    fn default() -> Self {
-        ResetLimit(None)
-    }
-}
 
 impl ResetLimit {
     /// Whether a reset may run at `now_ms` (a token is taken if so).

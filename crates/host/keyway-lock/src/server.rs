@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::device::{self, BootReport, ImgError, Lock, img_rc};
 use crate::owners::{Auth, Owners};
-use crate::peers::{Peer, RateLimits};
+use crate::peers::{Peer, RateLimits, ResetLimit};
 use crate::policy::{self, Model, Pending};
 use crate::smp::{
     self, Header, MgmtErr, Op, Request, Version, get, get_bool, get_bytes, get_text, get_u64,
@@ -155,6 +155,8 @@ pub struct Server {
     peer: Peer,
     /// Each peer's request budget.
     rates: RateLimits,
+    /// The lock-wide reset budget.
+    resets: ResetLimit,
 }
 
 impl Server {
@@ -183,6 +185,7 @@ impl Server {
             forced_due: None,
             peer: Peer::LOCAL,
             rates: RateLimits::default(),
+            resets: ResetLimit::default(),
         }
         .with_pending()
     }
@@ -196,6 +199,7 @@ impl Server {
     /// pending update their `auto_install_cve` covers is consented to.
     pub fn set_owners(&mut self, owners: Owners) {
         self.owners = owners;
+        self.restore_consent();
         self.auto_consent();
     }
 
@@ -326,12 +330,39 @@ impl Server {
         let _ = self.try_install();
     }
 
+    /// Stores the consent with the owners (`owners.json`, written before
+    /// the next reset runs): `None` forgets it.
+    fn persist_consent(&mut self, hash: Option<[u8; 32]>) {
+        if self.owners.consent() != hash {
+            self.owners.set_consent(hash);
+            self.owners_changed();
+        }
+    }
+
+    /// Forgets where the pending update stood, its stored consent too.
+    pub(crate) fn clear_update(&mut self) {
+        self.update = UpdateStatus::default();
+        self.persist_consent(None);
+    }
+
+    /// The stored consent, if it names the pending update (after a boot
+    /// or a restart forgot the one in RAM).
+    fn restore_consent(&mut self) {
+        if let Some(p) = &self.pending
+            && self.owners.consent() == Some(p.hash)
+        {
+            self.update.consent = Some(p.hash);
+        }
+    }
+
     /// Records consent for the pending update.
     pub(crate) fn consent(&mut self, how: &str) {
         let Some(p) = &self.pending else { return };
         if self.update.consent != Some(p.hash) {
             let sequence = p.sequence;
-            self.update.consent = Some(p.hash);
+            let hash = p.hash;
+            self.update.consent = Some(hash);
+            self.persist_consent(Some(hash));
             self.lock
                 .note(keyway_audit::Event::ConsentGiven { sequence });
             self.log
@@ -350,6 +381,7 @@ impl Server {
         // PROFILE HOOK (cloud-verify): no install without the vendor server.
         if let Err(why) = self.lock.profile.before_install() {
             self.update.consent = None;
+            self.persist_consent(None);
             self.log.push(why.clone());
             return Some(Err(why));
         }
@@ -372,10 +404,13 @@ impl Server {
         };
         if let Err(e) = armed {
             self.update.consent = None;
+            self.persist_consent(None);
             return Some(Err(e));
         }
         self.update.postponed = None;
         self.update.installing = true;
+        // Armed in the journal: the boot installs it from here on.
+        self.persist_consent(None);
         self.lock.note(keyway_audit::Event::UpdateInstalled {
             sequence: p.sequence,
             slot: p.slot,
@@ -526,10 +561,12 @@ impl Server {
         self.upload = None;
         self.presence_until_ms = None;
         self.long_press_ms = None;
+        // RAM is lost; the stored consent is not.
         self.update = UpdateStatus::default();
         self.export = None;
         let r = self.lock.power_on();
         self.refresh_pending();
+        self.restore_consent();
         self.auto_consent();
         match &r {
             Ok(b) => self.log.push(format!(
@@ -619,6 +656,20 @@ impl Server {
                 Ok(vec![(text("r"), text(d))])
             }
             (group::OS, os_cmd::RESET) if write => {
+                // A reset drops the window and the upload in progress and
+                // writes a boot record: it needs the window or an owner,
+                // and runs at most as often as the lock-wide limit allows.
+                self.authorize(r, now_ms, "reset")?;
+                if !self.resets.allow(now_ms) {
+                    return Err(Fail::Smp(
+                        MgmtErr::Busy,
+                        format!(
+                            "refused: too many resets; at most {} in a row, then one every {} s",
+                            crate::peers::RESET_BURST,
+                            crate::peers::RESET_REFILL_MS / 1000
+                        ),
+                    ));
+                }
                 // `smpmgr upgrade` uploads, then resets: with the presence
                 // window open that reset is the consent of the person at
                 // the lock to install what was uploaded.
@@ -695,7 +746,7 @@ impl Server {
                 self.lock.erase(slot)?;
                 self.upload = None;
                 self.pending = None;
-                self.update = UpdateStatus::default();
+                self.clear_update();
                 Ok(Vec::new())
             }
             (group::KEYWAY, _) => self.keyway(r, now_ms),
@@ -1044,12 +1095,16 @@ impl Server {
             }
         }
         let streaming = u.installer.is_some();
-        let result = feed(&mut self.lock, u, data);
+        let pending = self
+            .pending
+            .as_ref()
+            .map(|p| (p.sequence, p.version.clone()));
+        let result = feed(&mut self.lock, u, data, pending.as_ref());
         if !streaming && self.upload.as_ref().is_some_and(|u| u.installer.is_some()) {
             // The download began in the inactive slot: whatever waited
             // there for consent is gone.
             self.pending = None;
-            self.update = UpdateStatus::default();
+            self.clear_update();
         }
         if let Err(e) = result {
             let offered = self.upload.take().and_then(|u| u.sequence);
@@ -1084,7 +1139,7 @@ impl Server {
                 "upload of {len} bytes complete: slot {slot} armed (recovery); a reset boots it on trial"
             ));
         } else {
-            self.update = UpdateStatus::default();
+            self.clear_update();
             self.refresh_pending();
             self.log.push(format!(
                 "upload of {len} bytes complete: slot {slot} holds sequence {sequence}, verified, awaiting consent"
@@ -1104,8 +1159,15 @@ impl Server {
 }
 
 /// Takes `data` at the upload's offset: buffers the head until it can be
-/// verified, then streams into the installer.
-fn feed(lock: &mut Lock, u: &mut Upload, data: &[u8]) -> Result<(), ImgError> {
+/// verified, then streams into the installer. `pending`: the sequence
+/// number and version of the update waiting for consent, which an upload
+/// without an owner's `auth` may not replace with an older one.
+fn feed(
+    lock: &mut Lock,
+    u: &mut Upload,
+    data: &[u8],
+    pending: Option<&(u64, String)>,
+) -> Result<(), ImgError> {
     u.hasher.update(data);
     u.off += data.len() as u64;
     if let Some(inst) = u.installer.as_mut() {
@@ -1124,7 +1186,7 @@ fn feed(lock: &mut Lock, u: &mut Upload, data: &[u8]) -> Result<(), ImgError> {
     if lock.profile == crate::profile::Profile::Downgrade {
         state.sequence_floor = None;
     }
-    let inst = begin(lock, u, &trust, &state)?;
+    let inst = begin(lock, u, &trust, &state, pending)?;
     u.sequence = keyway_suit::inspect_envelope(&u.head)
         .ok()
         .map(|i| i.manifest.sequence);
@@ -1139,6 +1201,7 @@ fn begin(
     u: &Upload,
     trust: &device::Trust,
     state: &keyway_suit::DeviceState,
+    pending: Option<&(u64, String)>,
 ) -> Result<device::Download, ImgError> {
     use keyway_audit::{Event, RejectReason};
     let offered = keyway_suit::inspect_envelope(&u.head).ok().map(|i| {
@@ -1208,6 +1271,13 @@ fn begin(
             ),
         ));
     }
+    if let Some(e) = downgrade_refusal(u.by_owner, sequence, pending) {
+        lock.note(Event::UpdateRejected {
+            sequence,
+            reason: RejectReason::AntiRollback,
+        });
+        return Err(e);
+    }
     let head = u.head.get(..ip.offset).unwrap_or(&[]);
     // A delta for another image than the running one: refused at the head,
     // before anything is written; the client sends the full image instead.
@@ -1224,6 +1294,26 @@ fn begin(
     let rest = u.head.get(ip.offset..).unwrap_or(&[]);
     lock.push(&mut inst, rest)?;
     Ok(inst)
+}
+
+/// Why an upload of `sequence` may not begin: one made without an
+/// owner's `auth` (the presence window, a stock MCUmgr tool) never
+/// replaces a pending newer release with an older one. An owner may.
+pub(crate) fn downgrade_refusal(
+    by_owner: bool,
+    sequence: u64,
+    pending: Option<&(u64, String)>,
+) -> Option<ImgError> {
+    let (p, version) = pending?;
+    (!by_owner && sequence < *p).then(|| {
+        ImgError::new(
+            img_rc::CURRENT_VERSION_IS_NEWER,
+            MgmtErr::Inval,
+            format!(
+                "sequence {sequence} would replace the pending {version} (sequence {p}), which is newer; only an owner's signed upload may"
+            ),
+        )
+    })
 }
 
 /// All bytes arrived: the file's SHA-256 must match `sha`, then the

@@ -402,10 +402,15 @@ fn no_forced_update_after_upload_reset_and_power_cut() {
         update_state(&mut s, 2),
         Some(("awaiting-consent".into(), None))
     );
-    // The person leaves; an SMP reset (without the window it is no consent).
+    // The person leaves; an SMP reset without the window is refused (and
+    // would be no consent).
     s.close_presence();
-    call(&mut s, Op::Write, 0, 5, &Vec::new(), 3);
-    s.poll_reset().unwrap().unwrap();
+    refused(
+        &call(&mut s, Op::Write, 0, 5, &Vec::new(), 3),
+        11,
+        "reset (without an owner's \"auth\") needs the presence window",
+    );
+    assert!(s.poll_reset().is_none());
     assert_eq!(running_version(&mut s), "1.0.0");
     // A power cut at the next flash operation (the audit log's write).
     s.lock_mut().plan_power_cut(0, 1);
