@@ -8,6 +8,8 @@
 //! * [`server`]: the sans-IO SMP server (`handle(frame, now) -> frame`):
 //!   OS group (echo, reset, parameters, info), image group (state read and
 //!   write, upload, erase), the physical-presence gate.
+//! * [`authority`]: who may do what, one table checked before every
+//!   command.
 //! * [`keyway_group`]: the Keyway SMP group (64): status, lock, unlock,
 //!   presence, notes, consent, log, challenge, pair, factory reset,
 //!   settings.
@@ -31,6 +33,7 @@
 
 #![warn(missing_docs)]
 
+pub mod authority;
 pub mod control;
 pub mod device;
 pub mod keyway_group;

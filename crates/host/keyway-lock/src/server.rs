@@ -33,19 +33,7 @@ pub const UPLOAD_IDLE_MS: u64 = 30_000;
 /// `buf_count` advertised in the MCUmgr parameters.
 pub const BUF_COUNT: u32 = 4;
 
-/// OS group command ids.
-mod os_cmd {
-    pub const ECHO: u8 = 0;
-    pub const RESET: u8 = 5;
-    pub const PARAMS: u8 = 6;
-    pub const INFO: u8 = 7;
-}
-/// Image group command ids.
-mod img_cmd {
-    pub const STATE: u8 = 0;
-    pub const UPLOAD: u8 = 1;
-    pub const ERASE: u8 = 5;
-}
+use crate::authority::{Need, img_cmd, os_cmd};
 /// `OS_MGMT_ERR`: the format string names an unknown field.
 const OS_INVALID_FORMAT: u16 = 2;
 
@@ -157,6 +145,8 @@ pub struct Server {
     rates: RateLimits,
     /// The lock-wide reset budget.
     resets: ResetLimit,
+    /// The peer the log export in progress belongs to.
+    pub(crate) export_peer: Option<Peer>,
 }
 
 impl Server {
@@ -186,6 +176,7 @@ impl Server {
             peer: Peer::LOCAL,
             rates: RateLimits::default(),
             resets: ResetLimit::default(),
+            export_peer: None,
         }
         .with_pending()
     }
@@ -564,6 +555,7 @@ impl Server {
         // RAM is lost; the stored consent is not.
         self.update = UpdateStatus::default();
         self.export = None;
+        self.export_peer = None;
         let r = self.lock.power_on();
         self.refresh_pending();
         self.restore_consent();
@@ -650,6 +642,7 @@ impl Server {
     fn dispatch(&mut self, r: &Request, now_ms: u64) -> Result<Body, Fail> {
         let h = r.header;
         let write = h.op == Op::Write;
+        let by_owner = self.admit(r, now_ms)?;
         match (h.group, h.id) {
             (group::OS, os_cmd::ECHO) => {
                 let d = get_text(&r.body, "d").map_err(inval)?.unwrap_or("");
@@ -657,9 +650,9 @@ impl Server {
             }
             (group::OS, os_cmd::RESET) if write => {
                 // A reset drops the window and the upload in progress and
-                // writes a boot record: it needs the window or an owner,
-                // and runs at most as often as the lock-wide limit allows.
-                self.authorize(r, now_ms, "reset")?;
+                // writes a boot record: it needs the window or an owner
+                // (`admit`), and runs at most as often as the lock-wide
+                // limit allows.
                 if !self.resets.allow(now_ms) {
                     return Err(Fail::Smp(
                         MgmtErr::Busy,
@@ -710,16 +703,13 @@ impl Server {
                         hash.ok_or_else(|| inval("\"hash\" is required to test an image".into()))?;
                     if self.pending.as_ref().is_some_and(|p| p.hash[..] == *hash) {
                         // A test boot of the pending update is the consent
-                        // of a person at the lock.
-                        if !self.presence_open(now_ms) {
-                            return Err(Fail::Smp(
-                                MgmtErr::AccessDenied,
-                                format!(
-                                    "refused: a test boot installs the pending update, which needs consent: {NO_PRESENCE}"
-                                ),
-                            ));
-                        }
-                        self.consent("a test boot asked for with the presence window open");
+                        // of a person at the lock, or of the owner who
+                        // signed it (`admit` let in nobody else).
+                        self.consent(if by_owner {
+                            "an owner's signed test boot"
+                        } else {
+                            "a test boot asked for with the presence window open"
+                        });
                         if let Some(Err(why)) = self.try_install() {
                             return Err(Fail::Smp(
                                 MgmtErr::BadState,
@@ -733,11 +723,9 @@ impl Server {
                 Ok(self.state_body())
             }
             (group::IMAGE, img_cmd::UPLOAD) if write => {
-                let by_owner = self.upload_gate(r, now_ms)?;
                 self.upload_chunk(&r.body, by_owner, now_ms)
             }
             (group::IMAGE, img_cmd::ERASE) if write => {
-                self.authorize(r, now_ms, "image erase")?;
                 let slot = get_u64(&r.body, "slot").map_err(inval)?;
                 let slot = slot.map(|s| u8::try_from(s).unwrap_or(u8::MAX));
                 // A refused erase (the running slot, a bad slot number)
@@ -757,6 +745,48 @@ impl Server {
                     if write { "write" } else { "read" }
                 ),
             )),
+        }
+    }
+
+    /// Admits the request by the authority table ([`crate::authority`])
+    /// before its command runs: returns whether an owner signed it (its
+    /// `auth` verified, the nonce consumed). Refuses with ACCESSDENIED
+    /// (rc 11, top level), naming what is missing.
+    fn admit(&mut self, r: &Request, now_ms: u64) -> Result<bool, Fail> {
+        let h = r.header;
+        let what = crate::authority::name(h.group, h.id);
+        match crate::authority::need(h.group, h.id, h.op == Op::Write) {
+            Need::Open | Need::Unknown => Ok(false),
+            Need::WindowOrOwner if (h.group, h.id) == (group::IMAGE, img_cmd::UPLOAD) => {
+                self.upload_gate(r, now_ms)
+            }
+            Need::WindowOrOwner => self.authorize(r, now_ms, what),
+            Need::Window | Need::WindowAndLongPress => {
+                self.gate(now_ms, what)?;
+                Ok(false)
+            }
+            Need::Owner => {
+                // The rest of an export an owner began from this peer.
+                if h.group == group::KEYWAY
+                    && h.id == crate::keyway_group::cmd::LOG
+                    && get_u64(&r.body, "off")
+                        .ok()
+                        .flatten()
+                        .is_some_and(|o| o > 0)
+                    && self.export_peer == Some(self.peer)
+                {
+                    return Ok(true);
+                }
+                let Some(auth) = parse_auth(&r.body)? else {
+                    return Err(Fail::Smp(
+                        MgmtErr::AccessDenied,
+                        format!(
+                            "refused: {what} needs an owner's signed request (\"auth\"); the presence window is not enough"
+                        ),
+                    ));
+                };
+                self.verify_auth(r, &auth, now_ms, what).map(|()| true)
+            }
         }
     }
 
@@ -782,12 +812,23 @@ impl Server {
             self.gate(now_ms, &format!("{what} (without an owner's \"auth\")"))?;
             return Ok(false);
         };
+        self.verify_auth(r, &auth, now_ms, what).map(|()| true)
+    }
+
+    /// Checks an owner's `auth` on `r` from this request's peer.
+    fn verify_auth(
+        &mut self,
+        r: &Request,
+        auth: &Auth,
+        now_ms: u64,
+        what: &str,
+    ) -> Result<(), Fail> {
         let body = body_without_auth(&r.body);
         match self
             .owners
-            .verify(self.peer, &auth, r.header.group, r.header.id, &body, now_ms)
+            .verify(self.peer, auth, r.header.group, r.header.id, &body, now_ms)
         {
-            Ok(_) => Ok(true),
+            Ok(_) => Ok(()),
             Err(e) => Err(Fail::Smp(
                 MgmtErr::AccessDenied,
                 format!("refused: {what}: owner authentication failed: {e}"),

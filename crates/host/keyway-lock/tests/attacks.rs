@@ -597,3 +597,106 @@ fn stranger_cannot_replace_a_pending_newer_release_with_an_older_one() {
     let m = upload(&mut s, owner_peer(), &old, Some(&o), 30);
     assert!(matched(&m), "{m:?}");
 }
+
+// ---------------------------------------------------------------- 5
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Who {
+    Nobody,
+    Window,
+    Owner,
+    WindowAndLongPress,
+}
+
+/// Issue 12's authority matrix, every command against every authority on
+/// a fresh lock with a paired owner: a refusal for want of authority is a
+/// top-level rc 11; anything else (an answer, or a refusal for another
+/// reason such as "nothing pending") means the request was admitted.
+#[test]
+fn authority_matrix_every_command_and_authority() {
+    use Who::*;
+    let f = Fixture::new();
+    let env = f.release("2.0.0", 2);
+    let first_chunk = vec![
+        (t("off"), Value::from(0u64)),
+        (t("data"), Value::Bytes(env[..1000].to_vec())),
+        (t("len"), Value::from(env.len() as u64)),
+        (t("sha"), Value::Bytes(Sha256::digest(&env).to_vec())),
+    ];
+    let newcomer = self::Owner::new().public.to_vec();
+    let all = [Nobody, Window, Owner, WindowAndLongPress];
+    let window = [Window, Owner, WindowAndLongPress];
+    let owner = [Owner];
+    #[rustfmt::skip]
+    let table: Vec<(&str, u16, u8, Op, Map, &[Who])> = vec![
+        ("echo", OS, 0, Op::Write, vec![(t("d"), t("hi"))], &all),
+        ("MCUmgr params", OS, 6, Op::Read, vec![], &all),
+        ("OS info", OS, 7, Op::Read, vec![], &window),
+        ("reset", OS, 5, Op::Write, vec![], &window),
+        ("image state read", IMAGE, 0, Op::Read, vec![], &all),
+        ("image state write", IMAGE, 0, Op::Write, vec![(t("confirm"), Value::Bool(true))], &window),
+        ("image upload", IMAGE, 1, Op::Write, first_chunk, &window),
+        ("image erase", IMAGE, 5, Op::Write, vec![], &window),
+        ("status", KEYWAY, 0, Op::Read, vec![], &owner),
+        ("lock", KEYWAY, 1, Op::Write, vec![], &owner),
+        ("unlock", KEYWAY, 2, Op::Write, vec![], &owner),
+        ("presence", KEYWAY, 3, Op::Read, vec![], &window),
+        ("notes", KEYWAY, 4, Op::Read, vec![], &owner),
+        ("consent", KEYWAY, 5, Op::Write, vec![(t("accept"), Value::Bool(true))], &owner),
+        ("log export", KEYWAY, 6, Op::Read, vec![(t("off"), Value::from(0u8))], &owner),
+        ("challenge", KEYWAY, 7, Op::Read, vec![], &all),
+        ("pair", KEYWAY, 8, Op::Write, vec![(t("key"), Value::Bytes(newcomer.clone()))], &[Window, WindowAndLongPress]),
+        ("factory reset", KEYWAY, 9, Op::Write, vec![], &[WindowAndLongPress]),
+        ("settings", KEYWAY, 10, Op::Write, vec![(t("auto_install_cve"), Value::Bool(true))], &owner),
+    ];
+    let mut wrong = Vec::new();
+    let mut n = 0;
+    for (name, group, id, op, body, allowed) in &table {
+        for who in all {
+            n += 1;
+            let (_, mut s, o) = with_owner();
+            s.take_log();
+            let body = match who {
+                Nobody => body.clone(),
+                Window => {
+                    s.open_presence(100, 60_000);
+                    body.clone()
+                }
+                WindowAndLongPress => {
+                    s.open_presence(100, 60_000);
+                    s.long_press(101);
+                    body.clone()
+                }
+                Owner => o.signed(&mut s, owner_peer(), *group, *id, body, 102),
+            };
+            let m = call(&mut s, owner_peer(), *op, *group, *id, &body, 103);
+            let admitted = rc(&m) != Some(11);
+            if admitted != allowed.contains(&who) {
+                wrong.push(format!("{name} by {who:?}: admitted {admitted}: {m:?}"));
+            }
+            if who == Window && *name == "unlock" {
+                assert_eq!(s.latch().bolt(), keyway_lock::lock::Bolt::Locked);
+            }
+        }
+    }
+    println!("authority matrix: {n} (command, authority) pairs");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// A log export an owner began belongs to the peer that began it: the
+/// next chunks from another peer need an owner's signature of their own.
+#[test]
+fn log_export_continues_only_for_the_peer_that_began_it() {
+    let (_, mut s, o) = with_owner();
+    for i in 0..24 {
+        s.open_presence(i, 1000);
+    }
+    let first = vec![(t("off"), Value::from(0u8))];
+    let m = o.call(&mut s, owner_peer(), Op::Read, KEYWAY, 6, &first, 10);
+    assert!(smp::get_u64(&m, "len").unwrap().unwrap() > 1024, "{m:?}");
+    let next = vec![(t("off"), Value::from(1024u64))];
+    let m = call(&mut s, stranger_peer(), Op::Read, KEYWAY, 6, &next, 11);
+    assert_eq!(rc(&m), Some(11), "{m:?}");
+    let m = call(&mut s, owner_peer(), Op::Read, KEYWAY, 6, &next, 12);
+    assert_eq!(smp::get_u64(&m, "off").unwrap(), Some(1024), "{m:?}");
+}
