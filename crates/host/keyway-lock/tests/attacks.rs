@@ -600,6 +600,10 @@ fn stranger_cannot_replace_a_pending_newer_release_with_an_older_one() {
 
 // ---------------------------------------------------------------- 5
 
+/// One row of the authority matrix: a name, the request (group, id, op,
+/// body), and who may make it.
+type Row<'a> = (&'a str, u16, u8, Op, Map, &'a [Who]);
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Who {
     Nobody,
@@ -628,7 +632,7 @@ fn authority_matrix_every_command_and_authority() {
     let window = [Window, Owner, WindowAndLongPress];
     let owner = [Owner];
     #[rustfmt::skip]
-    let table: Vec<(&str, u16, u8, Op, Map, &[Who])> = vec![
+    let table: Vec<Row> = vec![
         ("echo", OS, 0, Op::Write, vec![(t("d"), t("hi"))], &all),
         ("MCUmgr params", OS, 6, Op::Read, vec![], &all),
         ("OS info", OS, 7, Op::Read, vec![], &window),
