@@ -50,6 +50,8 @@ pub struct Upload {
     by_owner: bool,
     /// The peer that began it: only its chunks are taken.
     peer: Peer,
+    /// The owner who signed its first chunk, if one did.
+    owner: Option<[u8; 8]>,
     /// When it last took a chunk (another peer may begin a new upload
     /// once it idled [`UPLOAD_IDLE_MS`]).
     last_ms: u64,
@@ -147,6 +149,8 @@ pub struct Server {
     resets: ResetLimit,
     /// The peer the log export in progress belongs to.
     pub(crate) export_peer: Option<Peer>,
+    /// The key id of the owner who signed the request being handled.
+    auth_key: Option<[u8; 8]>,
 }
 
 impl Server {
@@ -177,6 +181,7 @@ impl Server {
             rates: RateLimits::default(),
             resets: ResetLimit::default(),
             export_peer: None,
+            auth_key: None,
         }
         .with_pending()
     }
@@ -583,6 +588,7 @@ impl Server {
     /// limited apart ([`crate::peers`]).
     pub fn handle_from(&mut self, frame: &[u8], peer: Peer, now_ms: u64) -> Vec<u8> {
         self.peer = peer;
+        self.auth_key = None;
         let request = match smp::decode_request(frame) {
             Ok(r) => r,
             Err((header, e)) => {
@@ -828,7 +834,10 @@ impl Server {
             .owners
             .verify(self.peer, auth, r.header.group, r.header.id, &body, now_ms)
         {
-            Ok(_) => Ok(()),
+            Ok(id) => {
+                self.auth_key = Some(id);
+                Ok(())
+            }
             Err(e) => Err(Fail::Smp(
                 MgmtErr::AccessDenied,
                 format!("refused: {what}: owner authentication failed: {e}"),
@@ -851,21 +860,42 @@ impl Server {
             return Ok(false);
         }
         // An upload belongs to the peer that began it: another peer's
-        // chunk is refused and leaves it untouched. Only once it idled may
-        // another peer's first chunk (with its own authority) replace it.
+        // chunk is refused and leaves it untouched. Another peer's first
+        // chunk (with authority of its own) may take it over only as the
+        // same upload (`sha` and `len` equal, its bytes those the lock
+        // holds) and, if an owner began it, signed by that owner: a client
+        // that lost its socket continues where it stood. Once the upload
+        // idled it may be replaced by anything authorized.
         if let Some(u) = &self.upload
             && u.peer != self.peer
         {
             let idle = now_ms.saturating_sub(u.last_ms) >= UPLOAD_IDLE_MS;
-            if off != Some(0) || !idle {
-                return Err(Fail::Smp(
+            let busy = || {
+                Fail::Smp(
                     MgmtErr::AccessDenied,
                     format!(
                         "refused: image upload: the upload in progress belongs to another peer (it may be replaced once it is idle {} s)",
                         UPLOAD_IDLE_MS / 1000
                     ),
-                ));
+                )
+            };
+            if off != Some(0) {
+                return Err(busy());
             }
+            let same = self.same_upload(&r.body);
+            let began_by = u.owner;
+            let by_owner = self.authorize(r, now_ms, "image upload")?;
+            let same_owner = began_by.is_none() || (by_owner && self.auth_key == began_by);
+            if same && same_owner {
+                if let Some(u) = self.upload.as_mut() {
+                    u.peer = self.peer;
+                }
+                return Ok(by_owner);
+            }
+            if !idle {
+                return Err(busy());
+            }
+            return Ok(by_owner);
         }
         if off != Some(0)
             && !self.presence_open(now_ms)
@@ -882,6 +912,30 @@ impl Server {
             ));
         }
         self.authorize(r, now_ms, "image upload")
+    }
+
+    /// Whether the first chunk in `body` starts the upload in progress:
+    /// the same `sha` and `len`, and its bytes those the lock holds (the
+    /// buffered head, or the head stored in the download's slot).
+    fn same_upload(&self, body: &[(Value, Value)]) -> bool {
+        let Some(u) = &self.upload else { return false };
+        let len = get_u64(body, "len").ok().flatten();
+        let sha = get_bytes(body, "sha").ok().flatten();
+        let data = get_bytes(body, "data").ok().flatten().unwrap_or(&[]);
+        if u.sha.is_none() || sha != u.sha.as_ref().map(|s| &s[..]) || len != Some(u.len) {
+            return false;
+        }
+        let held = if u.installer.is_some() {
+            self.lock
+                .state()
+                .download
+                .and_then(|d| self.lock.head(d.slot))
+                .unwrap_or_default()
+        } else {
+            u.head.clone()
+        };
+        let n = data.len().min(held.len());
+        n > 0 && data.get(..n) == held.get(..n)
     }
 
     fn info(&self, format: &str) -> Result<String, Fail> {
@@ -1056,6 +1110,9 @@ impl Server {
                 && u.off > 0
             {
                 u.by_owner |= by_owner;
+                if by_owner && u.owner.is_none() {
+                    u.owner = self.auth_key;
+                }
                 u.last_ms = now_ms;
                 return Ok(vec![(text("off"), Value::from(u.off))]);
             }
@@ -1084,6 +1141,7 @@ impl Server {
                     installer: Some(device::Download::Full(Box::new(inst))),
                     by_owner,
                     peer: self.peer,
+                    owner: self.auth_key.filter(|_| by_owner),
                     last_ms: now_ms,
                     sequence: keyway_suit::inspect_envelope(&head)
                         .ok()
@@ -1100,6 +1158,7 @@ impl Server {
                 installer: None,
                 by_owner,
                 peer: self.peer,
+                owner: self.auth_key.filter(|_| by_owner),
                 last_ms: now_ms,
                 sequence: None,
             });

@@ -704,3 +704,37 @@ fn log_export_continues_only_for_the_peer_that_began_it() {
     let m = call(&mut s, owner_peer(), Op::Read, KEYWAY, 6, &next, 12);
     assert_eq!(smp::get_u64(&m, "off").unwrap(), Some(1024), "{m:?}");
 }
+
+/// A client that lost its socket continues its upload from a new one: the
+/// same first chunk, signed by the owner who began it, takes the upload
+/// over where it stood. A stranger replaying that first chunk (the window
+/// open, without the owner's signature) cannot.
+#[test]
+fn only_the_same_owner_takes_over_an_upload_from_a_new_peer() {
+    let (f, mut s, o) = with_owner();
+    let env = f.release("2.0.0", 2);
+    let first = chunk(&mut s, owner_peer(), &env, 0, Some(&o), 10);
+    call(&mut s, owner_peer(), Op::Write, IMAGE, 1, &first, 10);
+    let second = chunk(&mut s, owner_peer(), &env, 1000, Some(&o), 11);
+    call(&mut s, owner_peer(), Op::Write, IMAGE, 1, &second, 11);
+    // The stranger replays the owner's first chunk without its auth.
+    s.open_presence(12, 60_000);
+    let replay: Map = first
+        .iter()
+        .filter(|(k, _)| k.as_text() != Some("auth"))
+        .cloned()
+        .collect();
+    let m = call(&mut s, stranger_peer(), Op::Write, IMAGE, 1, &replay, 13);
+    assert_eq!(rc(&m), Some(11), "{m:?}");
+    s.close_presence();
+    // The owner, from a new socket: continues at 2000.
+    let again = chunk(&mut s, peer(2), &env, 0, Some(&o), 14);
+    let m = call(&mut s, peer(2), Op::Write, IMAGE, 1, &again, 14);
+    assert_eq!(smp::get_u64(&m, "off").unwrap(), Some(2000), "{m:?}");
+    // The old socket is no longer the upload's.
+    let third = chunk(&mut s, owner_peer(), &env, 2000, Some(&o), 15);
+    let m = call(&mut s, owner_peer(), Op::Write, IMAGE, 1, &third, 15);
+    assert_eq!(rc(&m), Some(11), "{m:?}");
+    let m = upload(&mut s, peer(2), &env, Some(&o), 16);
+    assert!(matched(&m), "{m:?}");
+}

@@ -103,6 +103,11 @@ impl DeviceError {
     pub fn not_supported(&self) -> bool {
         matches!(self, DeviceError::Refused { rc: 8, .. })
     }
+
+    /// Whether the lock refused for want of authority (`EACCESSDENIED`).
+    pub fn access_denied(&self) -> bool {
+        matches!(self, DeviceError::Refused { rc: 11, .. })
+    }
 }
 
 /// An unsigned integer the answer must have.
@@ -456,7 +461,9 @@ impl<T: Transport> Client<T> {
 
     /// OS reset: the lock reboots after answering.
     pub fn reset(&mut self) -> Result<(), DeviceError> {
-        self.request("reset", Op::Write, group::OS, os_cmd::RESET, Vec::new())
+        // A reset needs the window or an owner: signed when there is one.
+        let body = self.authorise(group::OS, os_cmd::RESET, Vec::new())?;
+        self.request("reset", Op::Write, group::OS, os_cmd::RESET, body)
             .map(|_| ())
     }
 
@@ -488,9 +495,7 @@ impl<T: Transport> Client<T> {
         hash: &[u8],
         confirm: bool,
     ) -> Result<Vec<ImageSlot>, DeviceError> {
-        let b = self.request(
-            what,
-            Op::Write,
+        let body = self.authorise(
             group::IMAGE,
             img_cmd::STATE,
             vec![
@@ -498,6 +503,7 @@ impl<T: Transport> Client<T> {
                 (text("confirm"), Value::Bool(confirm)),
             ],
         )?;
+        let b = self.request(what, Op::Write, group::IMAGE, img_cmd::STATE, body)?;
         parse_images(what, &b)
     }
 
@@ -616,29 +622,29 @@ impl<T: Transport> Client<T> {
         ))
     }
 
-    /// The Keyway group's `status`.
+    /// The Keyway group's `status` (for owners: signed).
     pub fn status(&mut self) -> Result<Map, DeviceError> {
-        self.keyway_read("status", keyway_cmd::STATUS, Vec::new())
+        self.keyway_signed_read("status", keyway_cmd::STATUS, Vec::new())
     }
 
-    /// `lock` (owner `auth`, or the presence window).
+    /// `lock` (an owner's `auth`).
     pub fn lock(&mut self) -> Result<Map, DeviceError> {
         self.keyway_write("lock", keyway_cmd::LOCK, Vec::new())
     }
 
-    /// `unlock` (owner `auth`, or the presence window).
+    /// `unlock` (an owner's `auth`).
     pub fn unlock(&mut self) -> Result<Map, DeviceError> {
         self.keyway_write("unlock", keyway_cmd::UNLOCK, Vec::new())
     }
 
     /// `presence`: whether the window is open.
     pub fn presence(&mut self) -> Result<Map, DeviceError> {
-        self.keyway_read("presence", keyway_cmd::PRESENCE, Vec::new())
+        self.keyway_signed_read("presence", keyway_cmd::PRESENCE, Vec::new())
     }
 
     /// `notes`: the pending update's release notes and CVEs.
     pub fn notes(&mut self) -> Result<Map, DeviceError> {
-        self.keyway_read("notes", keyway_cmd::NOTES, Vec::new())
+        self.keyway_signed_read("notes", keyway_cmd::NOTES, Vec::new())
     }
 
     /// `consent`: accept or refuse the pending update.
@@ -710,8 +716,14 @@ impl<T: Transport> Client<T> {
         let mut total: Option<u64> = None;
         loop {
             let off = out.len() as u64;
-            let b =
-                self.keyway_read(WHAT, keyway_cmd::LOG, vec![(text("off"), Value::from(off))])?;
+            // The owner signs the first chunk; the lock keeps the rest of
+            // the export for this peer.
+            let body = vec![(text("off"), Value::from(off))];
+            let b = if off == 0 {
+                self.keyway_signed_read(WHAT, keyway_cmd::LOG, body)?
+            } else {
+                self.keyway_read(WHAT, keyway_cmd::LOG, body)?
+            };
             let got_off = required_u64(WHAT, &b, "off")?;
             if got_off != off {
                 return Err(malformed(
@@ -762,6 +774,13 @@ impl<T: Transport> Client<T> {
     }
 
     fn keyway_read(&mut self, what: &str, id: u8, body: Map) -> Result<Map, DeviceError> {
+        self.keyway_request(what, Op::Read, id, body)
+    }
+
+    /// A read that an owner signs (status, notes, the log export's first
+    /// chunk): the lock answers them to owners only.
+    fn keyway_signed_read(&mut self, what: &str, id: u8, body: Map) -> Result<Map, DeviceError> {
+        let body = self.authorise(group::KEYWAY, id, body)?;
         self.keyway_request(what, Op::Read, id, body)
     }
 
