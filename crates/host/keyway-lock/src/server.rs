@@ -767,8 +767,19 @@ impl Server {
                 self.upload_gate(r, now_ms)
             }
             Need::WindowOrOwner => self.authorize(r, now_ms, what),
-            Need::Window | Need::WindowAndLongPress => {
+            Need::Window => {
                 self.gate(now_ms, what)?;
+                Ok(false)
+            }
+            Need::WindowAndLongPress => {
+                if !self.presence_open(now_ms) {
+                    return Err(Fail::Smp(
+                        MgmtErr::AccessDenied,
+                        format!(
+                            "refused: a {what} needs the presence window and the long press: {NO_PRESENCE}"
+                        ),
+                    ));
+                }
                 Ok(false)
             }
             Need::Owner => {
