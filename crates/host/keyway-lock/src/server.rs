@@ -151,6 +151,8 @@ pub struct Server {
     pub(crate) export_peer: Option<Peer>,
     /// The key id of the owner who signed the request being handled.
     auth_key: Option<[u8; 8]>,
+    /// The network the `cloud-verify` profile asks (the shell's).
+    vendor: Box<dyn crate::profile::VendorServer>,
 }
 
 impl Server {
@@ -182,6 +184,7 @@ impl Server {
             resets: ResetLimit::default(),
             export_peer: None,
             auth_key: None,
+            vendor: Box::new(crate::profile::Offline),
         }
         .with_pending()
     }
@@ -233,6 +236,12 @@ impl Server {
 
     pub(crate) fn rtc(&self, now_ms: u64) -> u64 {
         self.rtc.unwrap_or(now_ms / 1000)
+    }
+
+    /// The network the `cloud-verify` profile asks whether its vendor
+    /// server answers (the shell's; the default is offline).
+    pub fn set_vendor_server(&mut self, net: Box<dyn crate::profile::VendorServer>) {
+        self.vendor = net;
     }
 
     /// Seeds the challenge nonces (tests; the default seed is random).
@@ -375,7 +384,7 @@ impl Server {
             return None;
         }
         // PROFILE HOOK (cloud-verify): no install without the vendor server.
-        if let Err(why) = self.lock.profile.before_install() {
+        if let Err(why) = self.lock.profile.before_install(self.vendor.as_mut()) {
             self.update.consent = None;
             self.persist_consent(None);
             self.log.push(why.clone());
@@ -555,7 +564,13 @@ impl Server {
                 .push("POWER CUT during a flash operation; power returns".to_owned());
         }
         self.upload = None;
-        self.presence_until_ms = None;
+        // A power cut ends the presence window. A reset (asked for with
+        // authority, or the lock's own to install) keeps it until its
+        // deadline, as retained RAM does across a soft reset: the person
+        // at the lock is still there, and a reset cannot shut them out.
+        if cut {
+            self.presence_until_ms = None;
+        }
         self.long_press_ms = None;
         // RAM is lost; the stored consent is not.
         self.update = UpdateStatus::default();

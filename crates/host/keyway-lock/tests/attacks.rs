@@ -738,3 +738,22 @@ fn only_the_same_owner_takes_over_an_upload_from_a_new_peer() {
     let m = upload(&mut s, peer(2), &env, Some(&o), 16);
     assert!(matched(&m), "{m:?}");
 }
+
+/// A reset no longer shuts the person at the lock out: the presence
+/// window lasts until its deadline across a reset (retained RAM); a power
+/// cut ends it.
+#[test]
+fn a_reset_keeps_the_presence_window_a_power_cut_ends_it() {
+    let (_, mut s, _) = with_owner();
+    s.open_presence(100, 60_000);
+    let m = call(&mut s, stranger_peer(), Op::Write, OS, 5, &Vec::new(), 200);
+    assert_eq!(rc(&m), None, "{m:?}");
+    assert!(settle(&mut s));
+    assert!(s.presence_open(300), "the reset closed the window");
+    s.lock_mut().note(keyway_audit::Event::FactoryReset);
+    s.lock_mut().plan_power_cut(0, 1);
+    let _ = s.lock_mut().commit_audit(0);
+    assert!(s.lost_power());
+    s.poll_reset().unwrap().unwrap();
+    assert!(!s.presence_open(400));
+}
