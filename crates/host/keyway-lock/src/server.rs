@@ -1257,7 +1257,8 @@ impl Server {
             self.note_payload_rejection(e, offered);
             self.abandon_failed_download(e);
         })?;
-        let sequence = self.slot_sequence(slot);
+        // The head's sequence number, parsed when the upload began.
+        let sequence = offered.unwrap_or_else(|| self.slot_sequence(slot));
         if arm {
             self.lock
                 .note(keyway_audit::Event::UpdateInstalled { sequence, slot });
@@ -1312,10 +1313,8 @@ fn feed(
     if lock.profile == crate::profile::Profile::Downgrade {
         state.sequence_floor = None;
     }
-    let inst = begin(lock, u, &trust, &state, pending)?;
-    u.sequence = keyway_suit::inspect_envelope(&u.head)
-        .ok()
-        .map(|i| i.manifest.sequence);
+    let (inst, sequence) = begin(lock, u, &trust, &state, pending)?;
+    u.sequence = sequence;
     u.installer = Some(inst);
     u.head = Vec::new();
     Ok(())
@@ -1328,7 +1327,7 @@ fn begin(
     trust: &device::Trust,
     state: &keyway_suit::DeviceState,
     pending: Option<&(u64, String)>,
-) -> Result<device::Download, ImgError> {
+) -> Result<(device::Download, Option<u64>), ImgError> {
     use keyway_audit::{Event, RejectReason};
     let offered = keyway_suit::inspect_envelope(&u.head).ok().map(|i| {
         let version = i
@@ -1337,7 +1336,9 @@ fn begin(
             .map_or_else(String::new, |v| v.to_string());
         (i.manifest.sequence, device::audit_version(&version))
     });
-    let sequence = offered.map_or(0, |(s, _)| s);
+    // Parsed once here: the upload keeps the sequence number.
+    let offered_sequence = offered.as_ref().map(|(s, _)| *s);
+    let sequence = offered_sequence.unwrap_or(0);
     if let Some((sequence, version)) = offered {
         lock.note(Event::UpdateOffered { sequence, version });
     }
@@ -1419,7 +1420,7 @@ fn begin(
     lock.note(Event::DownloadStarted { sequence });
     let rest = u.head.get(ip.offset..).unwrap_or(&[]);
     lock.push(&mut inst, rest)?;
-    Ok(inst)
+    Ok((inst, offered_sequence))
 }
 
 /// Why an upload of `sequence` may not begin: one made without an
