@@ -53,8 +53,8 @@ fn requests(buf: &mut [u8], i: usize) -> usize {
             install_needs_unlocked: None,
             auth: Some(auth),
         }),
-        3 => Request::Status,
-        4 => Request::Log(kw::Log { off: 1024 }),
+        3 => Request::Status(kw::Signed::default()),
+        4 => Request::Log(kw::Log { off: 1024, auth: None }),
         _ => Request::Pair(kw::Pair {
             key: [4; 32],
             name: Some("alice"),

@@ -32,6 +32,9 @@ pub struct StateWrite<'a> {
     /// (`kw-rc`, FORMAT.md, "Refusals") to an error answer (`"kw": true`).
     /// Stock tools leave it out and get the standard error body only.
     pub kw: bool,
+    /// An owner's authentication (a Keyway extension; stock tools use the
+    /// presence window).
+    pub auth: Option<Auth>,
 }
 
 impl<'a> Message<'a> for StateWrite<'a> {
@@ -39,9 +42,15 @@ impl<'a> Message<'a> for StateWrite<'a> {
         w.map(
             usize::from(self.kw)
                 + usize::from(self.hash.is_some())
-                + usize::from(self.confirm.is_some()),
+                + usize::from(self.confirm.is_some())
+                + usize::from(self.auth.is_some()),
         )?;
         write_kw(w, self.kw)?;
+        // Deterministic order: "kw", "auth", "hash", "confirm".
+        if let Some(a) = &self.auth {
+            w.text("auth")?;
+            a.write(w)?;
+        }
         if let Some(h) = self.hash {
             w.text("hash")?;
             w.bytes(h)?;
@@ -53,7 +62,7 @@ impl<'a> Message<'a> for StateWrite<'a> {
         Ok(())
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let (mut hash, mut confirm, mut kw) = (None, None, None);
+        let (mut hash, mut confirm, mut kw, mut auth) = (None, None, None, None);
         cbor::read_map(body, |k, r| match k {
             "kw" => set(&mut kw, "kw", field(r.bool(), "kw", "a bool")?),
             "hash" => set(
@@ -66,12 +75,14 @@ impl<'a> Message<'a> for StateWrite<'a> {
                 "confirm",
                 field(r.bool(), "confirm", "a bool")?,
             ),
+            "auth" => set(&mut auth, "auth", Auth::read(r)?),
             _ => Ok(false),
         })?;
         Ok(StateWrite {
             hash,
             confirm,
             kw: kw.unwrap_or(false),
+            auth,
         })
     }
 }

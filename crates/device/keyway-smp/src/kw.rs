@@ -638,27 +638,37 @@ impl<'a> Message<'a> for ConsentRsp<'a> {
     }
 }
 
-/// `log` request: `{"off"}`; offset 0 starts a new export.
+/// `log` request: `{"off", "auth"?}`; offset 0 starts a new export, which
+/// an owner signs (later chunks belong to the same peer's export).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Log {
     /// The byte offset into the export file.
     pub off: u64,
+    /// An owner's authentication (the first chunk).
+    pub auth: Option<Auth>,
 }
 
 impl<'a> Message<'a> for Log {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.map(1)?;
+        w.map(1 + usize::from(self.auth.is_some()))?;
         w.text("off")?;
-        w.u64(self.off)
+        w.u64(self.off)?;
+        if let Some(a) = &self.auth {
+            w.text("auth")?;
+            a.write(w)?;
+        }
+        Ok(())
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let mut off = None;
+        let (mut off, mut auth) = (None, None);
         cbor::read_map(body, |k, r| match k {
             "off" => set(&mut off, "off", uint(r, "off")?),
+            "auth" => set(&mut auth, "auth", Auth::read(r)?),
             _ => Ok(false),
         })?;
         Ok(Log {
             off: cbor::need(off, "off")?,
+            auth,
         })
     }
 }

@@ -102,18 +102,19 @@ impl From<Error> for RequestError {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Request<'a> {
     Echo(os::Echo<'a>),
-    Reset,
+    /// OS reset: the window, or an owner's `auth`.
+    Reset(kw::Signed),
     Params,
     Info(os::Info<'a>),
     ImageState,
     ImageStateWrite(img::StateWrite<'a>),
     Upload(img::Upload<'a>),
     Erase(img::Erase),
-    Status,
+    Status(kw::Signed),
     Lock(kw::Signed),
     Unlock(kw::Signed),
-    Presence,
-    Notes,
+    Presence(kw::Signed),
+    Notes(kw::Signed),
     Consent(kw::Consent),
     Log(kw::Log),
     Challenge,
@@ -129,18 +130,18 @@ impl<'a> Request<'a> {
         use group::{IMAGE, KEYWAY, OS};
         match self {
             Request::Echo(_) => (W, OS, os::cmd::ECHO),
-            Request::Reset => (W, OS, os::cmd::RESET),
+            Request::Reset(_) => (W, OS, os::cmd::RESET),
             Request::Params => (R, OS, os::cmd::PARAMS),
             Request::Info(_) => (R, OS, os::cmd::INFO),
             Request::ImageState => (R, IMAGE, img::cmd::STATE),
             Request::ImageStateWrite(_) => (W, IMAGE, img::cmd::STATE),
             Request::Upload(_) => (W, IMAGE, img::cmd::UPLOAD),
             Request::Erase(_) => (W, IMAGE, img::cmd::ERASE),
-            Request::Status => (R, KEYWAY, kw::cmd::STATUS),
+            Request::Status(_) => (R, KEYWAY, kw::cmd::STATUS),
             Request::Lock(_) => (W, KEYWAY, kw::cmd::LOCK),
             Request::Unlock(_) => (W, KEYWAY, kw::cmd::UNLOCK),
-            Request::Presence => (R, KEYWAY, kw::cmd::PRESENCE),
-            Request::Notes => (R, KEYWAY, kw::cmd::NOTES),
+            Request::Presence(_) => (R, KEYWAY, kw::cmd::PRESENCE),
+            Request::Notes(_) => (R, KEYWAY, kw::cmd::NOTES),
             Request::Consent(_) => (W, KEYWAY, kw::cmd::CONSENT),
             Request::Log(_) => (R, KEYWAY, kw::cmd::LOG),
             Request::Challenge => (R, KEYWAY, kw::cmd::CHALLENGE),
@@ -160,18 +161,18 @@ impl<'a> Request<'a> {
         };
         Ok(match (op, group, id) {
             (W, OS, os::cmd::ECHO) => Request::Echo(os::Echo::decode(body)?),
-            (W, OS, os::cmd::RESET) => return empty(Request::Reset),
+            (W, OS, os::cmd::RESET) => Request::Reset(kw::Signed::decode(body)?),
             (R, OS, os::cmd::PARAMS) => return empty(Request::Params),
             (R, OS, os::cmd::INFO) => Request::Info(os::Info::decode(body)?),
             (R, IMAGE, img::cmd::STATE) => return empty(Request::ImageState),
             (W, IMAGE, img::cmd::STATE) => Request::ImageStateWrite(img::StateWrite::decode(body)?),
             (W, IMAGE, img::cmd::UPLOAD) => Request::Upload(img::Upload::decode(body)?),
             (W, IMAGE, img::cmd::ERASE) => Request::Erase(img::Erase::decode(body)?),
-            (R, KEYWAY, kw::cmd::STATUS) => return empty(Request::Status),
+            (R, KEYWAY, kw::cmd::STATUS) => Request::Status(kw::Signed::decode(body)?),
             (W, KEYWAY, kw::cmd::LOCK) => Request::Lock(kw::Signed::decode(body)?),
             (W, KEYWAY, kw::cmd::UNLOCK) => Request::Unlock(kw::Signed::decode(body)?),
-            (R, KEYWAY, kw::cmd::PRESENCE) => return empty(Request::Presence),
-            (R, KEYWAY, kw::cmd::NOTES) => return empty(Request::Notes),
+            (R, KEYWAY, kw::cmd::PRESENCE) => Request::Presence(kw::Signed::decode(body)?),
+            (R, KEYWAY, kw::cmd::NOTES) => Request::Notes(kw::Signed::decode(body)?),
             (W, KEYWAY, kw::cmd::CONSENT) => Request::Consent(kw::Consent::decode(body)?),
             (R, KEYWAY, kw::cmd::LOG) => Request::Log(kw::Log::decode(body)?),
             (R, KEYWAY, kw::cmd::CHALLENGE) => return empty(Request::Challenge),
@@ -190,19 +191,19 @@ impl<'a> Request<'a> {
             Request::ImageStateWrite(m) => m.encode(w),
             Request::Upload(m) => m.encode(w),
             Request::Erase(m) => m.encode(w),
-            Request::Lock(m) | Request::Unlock(m) => m.encode(w),
+            Request::Lock(m)
+            | Request::Unlock(m)
+            | Request::Reset(m)
+            | Request::Status(m)
+            | Request::Presence(m)
+            | Request::Notes(m) => m.encode(w),
             Request::Consent(m) => m.encode(w),
             Request::Log(m) => m.encode(w),
             Request::Pair(m) => m.encode(w),
             Request::Settings(m) => m.encode(w),
-            Request::Reset
-            | Request::Params
-            | Request::ImageState
-            | Request::Status
-            | Request::Presence
-            | Request::Notes
-            | Request::Challenge
-            | Request::FactoryReset => os::Empty.encode(w),
+            Request::Params | Request::ImageState | Request::Challenge | Request::FactoryReset => {
+                os::Empty.encode(w)
+            }
         }
     }
 
@@ -233,7 +234,14 @@ impl<'a> Request<'a> {
         match self {
             Request::Upload(m) => m.auth.as_ref(),
             Request::Erase(m) => m.auth.as_ref(),
-            Request::Lock(m) | Request::Unlock(m) => m.auth.as_ref(),
+            Request::Lock(m)
+            | Request::Unlock(m)
+            | Request::Reset(m)
+            | Request::Status(m)
+            | Request::Presence(m)
+            | Request::Notes(m) => m.auth.as_ref(),
+            Request::ImageStateWrite(m) => m.auth.as_ref(),
+            Request::Log(m) => m.auth.as_ref(),
             Request::Consent(m) => m.auth.as_ref(),
             Request::Settings(m) => m.auth.as_ref(),
             _ => None,

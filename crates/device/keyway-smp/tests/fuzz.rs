@@ -85,6 +85,7 @@ fn valid_bodies() -> Vec<Vec<u8>> {
             hash: Some(&[1; 32]),
             confirm: Some(true),
             kw: false,
+            auth: Some(a),
         }),
     ];
     let slots = [img::ImageSlot {

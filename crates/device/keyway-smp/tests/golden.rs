@@ -41,7 +41,12 @@ fn requests_match_smpclient_byte_for_byte() {
             Version::V1,
             42,
         ),
-        ("0a00000100000105a0", Request::Reset, Version::V2, 1),
+        (
+            "0a00000100000105a0",
+            Request::Reset(kw::Signed { auth: None }),
+            Version::V2,
+            1,
+        ),
         ("0800000100000206a0", Request::Params, Version::V2, 2),
         (
             "0800000a00000307a166666f726d61746161",
@@ -56,6 +61,7 @@ fn requests_match_smpclient_byte_for_byte() {
                 hash: Some(&HASH),
                 confirm: Some(false),
                 kw: false,
+                auth: None,
             }),
             Version::V2,
             5,

@@ -18,7 +18,8 @@ const AUTH: Auth = Auth {
 fn requests() -> Vec<Request<'static>> {
     vec![
         Request::Echo(os::Echo { d: "hello" }),
-        Request::Reset,
+        Request::Reset(kw::Signed { auth: None }),
+        Request::Reset(kw::Signed { auth: Some(AUTH) }),
         Request::Params,
         Request::Info(os::Info { format: None }),
         Request::Info(os::Info { format: Some("a") }),
@@ -27,11 +28,13 @@ fn requests() -> Vec<Request<'static>> {
             hash: Some(&[9; 32]),
             confirm: Some(false),
             kw: true,
+            auth: Some(AUTH),
         }),
         Request::ImageStateWrite(img::StateWrite {
             hash: None,
             confirm: Some(true),
             kw: false,
+            auth: None,
         }),
         Request::Upload(img::Upload {
             off: 0,
@@ -63,16 +66,24 @@ fn requests() -> Vec<Request<'static>> {
             auth: None,
             kw: false,
         }),
-        Request::Status,
+        Request::Status(kw::Signed { auth: None }),
+        Request::Status(kw::Signed { auth: Some(AUTH) }),
         Request::Lock(kw::Signed { auth: Some(AUTH) }),
         Request::Unlock(kw::Signed { auth: None }),
-        Request::Presence,
-        Request::Notes,
+        Request::Presence(kw::Signed::default()),
+        Request::Notes(kw::Signed { auth: Some(AUTH) }),
         Request::Consent(kw::Consent {
             accept: true,
             auth: Some(AUTH),
         }),
-        Request::Log(kw::Log { off: 4096 }),
+        Request::Log(kw::Log {
+            off: 4096,
+            auth: None,
+        }),
+        Request::Log(kw::Log {
+            off: 0,
+            auth: Some(AUTH),
+        }),
         Request::Challenge,
         Request::Pair(kw::Pair {
             key: [4; 32],
@@ -558,7 +569,9 @@ fn strip_auth_gives_the_signed_body() {
 fn frame_checks_name_what_failed() {
     use keyway_smp::FrameError as F;
     let mut buf = [0u8; 64];
-    let len = Request::Status.frame(&mut buf, Version::V2, 1).unwrap();
+    let len = Request::Status(kw::Signed::default())
+        .frame(&mut buf, Version::V2, 1)
+        .unwrap();
     let f = &buf[..len];
     assert_eq!(
         split_request(&f[..3], MAX_BODY).unwrap_err().1,

@@ -823,6 +823,27 @@ impl Lock {
             .map_err(|e| flash_err(img_rc::FLASH_ERASE_FAILED, "erase", &e))
     }
 
+    /// Forgets the download the journal records (an upload that failed
+    /// its digest or size check): the next upload of the same release
+    /// begins afresh instead of resuming on top of the bad bytes. The
+    /// slot's contents stay until that upload rewrites them.
+    pub fn abandon_download(&mut self) -> Result<(), ImgError> {
+        let state = *self.journal.state();
+        let Some(d) = state.download else {
+            return Ok(());
+        };
+        if self.delta_upload.is_some_and(|(s, _)| s == d.slot) {
+            self.delta_upload = None;
+        }
+        let next = PersistentState {
+            download: None,
+            ..state
+        };
+        self.journal
+            .commit(&mut self.flash, &next)
+            .map_err(|e| flash_err(img_rc::FLASH_WRITE_FAILED, "journal commit", &e))
+    }
+
     fn find(&mut self, hash: &[u8]) -> Result<SlotView, ImgError> {
         self.views()
             .into_iter()

@@ -3,10 +3,11 @@
 //! specifies them. Dispatch only: owner authentication is
 //! [`crate::owners`], the update policy [`crate::policy`].
 //!
-//! Who may do what: `status`, `presence`, `notes`, `challenge` and `log`
-//! are open; `pair` needs the presence window; `factory reset` the window
-//! and the long press within it; `lock`, `unlock`, `consent` and
-//! `settings` an owner's `auth` or the window.
+//! Who may do what is one table, [`crate::authority`], checked before a
+//! command runs: `challenge` is open; `presence` needs the window or an
+//! owner; `pair` the window; `factory reset` the window and the long press
+//! within it; `status`, `lock`, `unlock`, `notes`, `consent`, `log` and
+//! `settings` an owner's signed request.
 
 use ciborium::Value;
 use keyway_audit::Event;
@@ -56,7 +57,6 @@ impl Server {
             (cmd::STATUS, false) => Ok(self.status_body(now_ms)),
             (cmd::LOCK, true) | (cmd::UNLOCK, true) => {
                 let lock = r.header.id == cmd::LOCK;
-                self.authorize(r, now_ms, if lock { "lock" } else { "unlock" })?;
                 let (latch, device) = self.latch_mut();
                 for e in latch.owner(lock, now_ms) {
                     device.note(e);
@@ -71,11 +71,20 @@ impl Server {
                 ])
             }
             (cmd::NOTES, false) => self.notes(),
-            (cmd::CONSENT, true) => self.consent_cmd(r, now_ms),
+            (cmd::CONSENT, true) => self.consent_cmd(r),
             (cmd::LOG, false) => self.log_chunk(r, now_ms),
             (cmd::CHALLENGE, false) => {
                 let nonce = self.next_nonce();
-                let life = self.owners.challenge(nonce, now_ms);
+                let peer = self.peer();
+                let life = self.owners.challenge(peer, nonce, now_ms).map_err(|b| {
+                    Fail::Smp(
+                        MgmtErr::Busy,
+                        format!(
+                            "no challenge: every nonce slot holds a fresh nonce of another peer; ask again in {} s",
+                            secs(b.retry_ms).max(1)
+                        ),
+                    )
+                })?;
                 Ok(vec![
                     (text("nonce"), Value::Bytes(nonce.to_vec())),
                     (text("expires_s"), u(life)),
@@ -83,7 +92,7 @@ impl Server {
             }
             (cmd::PAIR, true) => self.pair(r, now_ms),
             (cmd::FACTORY_RESET, true) => self.factory_reset(now_ms),
-            (cmd::SETTINGS, true) => self.settings_cmd(r, now_ms),
+            (cmd::SETTINGS, true) => self.settings_cmd(r),
             (id, _) => Err(Fail::Smp(
                 MgmtErr::NotSup,
                 format!(
@@ -100,6 +109,12 @@ impl Server {
         }
         self.presence_until_ms()
             .map_or(u64::MAX / 1000, |t| t.saturating_sub(now_ms))
+    }
+
+    /// What `status` answers an owner, read in-process (the lock's own
+    /// display; tests): over SMP it is for owners only.
+    pub fn status_report(&mut self, now_ms: u64) -> Body {
+        self.status_body(now_ms)
     }
 
     fn status_body(&mut self, now_ms: u64) -> Body {
@@ -232,11 +247,10 @@ impl Server {
         Ok(m)
     }
 
-    fn consent_cmd(&mut self, r: &Request, now_ms: u64) -> Result<Body, Fail> {
+    fn consent_cmd(&mut self, r: &Request) -> Result<Body, Fail> {
         let accept = get_bool(&r.body, "accept")
             .map_err(inval)?
             .ok_or_else(|| inval("\"accept\" (true or false) is missing".into()))?;
-        let by_owner = self.authorize(r, now_ms, "consent")?;
         let p = self.pending.clone().ok_or_else(Self::nothing_pending)?;
         if !accept {
             // Refused: the update is erased (not only left unarmed), so
@@ -248,7 +262,7 @@ impl Server {
                 sequence: p.sequence,
             });
             self.pending = None;
-            self.update = Default::default();
+            self.clear_update();
             self.note_log(format!(
                 "consent refused for {} (sequence {}): slot {} erased",
                 p.version, p.sequence, p.slot
@@ -262,11 +276,7 @@ impl Server {
                     .into(),
             ));
         }
-        self.consent(if by_owner {
-            "the owner's consent command"
-        } else {
-            "the consent command with the presence window open"
-        });
+        self.consent("the owner's consent command");
         let _ = self.try_install();
         Ok(self.update_summary(None).map(into_body).unwrap_or_default())
     }
@@ -282,6 +292,7 @@ impl Server {
                 .export_audit(rtc)
                 .map_err(|e| Fail::Smp(MgmtErr::Unknown, format!("audit-log export: {e}")))?;
             self.export = Some(file);
+            self.export_peer = Some(self.peer());
         }
         let file = self.export.as_ref().ok_or_else(|| {
             Fail::Smp(
@@ -362,7 +373,7 @@ impl Server {
         self.long_press_ms = None;
         self.owners.reset();
         self.drop_owner_upload();
-        self.update = Default::default();
+        self.clear_update();
         let (latch, _) = self.latch_mut();
         latch.set_pin(crate::lock::DEFAULT_PIN);
         self.lock_mut().note(Event::FactoryReset);
@@ -374,10 +385,9 @@ impl Server {
         Ok(vec![(text("owners"), u(0))])
     }
 
-    fn settings_cmd(&mut self, r: &Request, now_ms: u64) -> Result<Body, Fail> {
+    fn settings_cmd(&mut self, r: &Request) -> Result<Body, Fail> {
         let auto = get_bool(&r.body, "auto_install_cve").map_err(inval)?;
         let unlocked = get_bool(&r.body, "install_needs_unlocked").map_err(inval)?;
-        self.authorize(r, now_ms, "settings")?;
         let mut s = self.owners.settings();
         if let Some(a) = auto {
             s.auto_install_cve = a;

@@ -8,11 +8,15 @@
 //! * [`server`]: the sans-IO SMP server (`handle(frame, now) -> frame`):
 //!   OS group (echo, reset, parameters, info), image group (state read and
 //!   write, upload, erase), the physical-presence gate.
+//! * [`authority`]: who may do what, one table checked before every
+//!   command.
 //! * [`keyway_group`]: the Keyway SMP group (64): status, lock, unlock,
 //!   presence, notes, consent, log, challenge, pair, factory reset,
 //!   settings.
 //! * [`owners`]: owners, settings, challenge nonces and owner
 //!   authentication, sans-IO.
+//! * [`peers`]: who is asking (the transport's peer), the per-peer
+//!   challenge nonces and request limits, sans-IO, fixed capacity.
 //! * [`policy`]: the update policy (consent, battery, bolt) and the lock
 //!   models with their battery models, sans-IO.
 //! * [`profile`]: deliberately flawed locks (`--profile`) for `keyway audit`.
@@ -29,11 +33,13 @@
 
 #![warn(missing_docs)]
 
+pub mod authority;
 pub mod control;
 pub mod device;
 pub mod keyway_group;
 pub mod lock;
 pub mod owners;
+pub mod peers;
 pub mod policy;
 pub mod profile;
 pub mod server;

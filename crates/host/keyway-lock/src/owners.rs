@@ -3,19 +3,27 @@
 //!
 //! An owner is a paired Ed25519 public key. A request signed by an owner
 //! carries `auth` = `{key, nonce, sig}` (FORMAT.md, "The Keyway SMP
-//! group"): the nonce comes from `challenge`, lives [`NONCE_LIFE_MS`], is
-//! consumed by the first request whose `auth` is checked ([`Owners::verify`])
-//! whether the signature verifies or not, and at most [`MAX_NONCES`] are outstanding (the oldest
-//! is dropped). The signature covers the group, the command id, the nonce
-//! and the body without `auth`, so a captured request cannot be replayed
-//! and a signature cannot be moved to another command or body.
+//! group"): the nonce comes from `challenge`, is bound to the peer that
+//! asked for it, lives [`NONCE_LIFE_MS`], and is consumed by the first
+//! request of that peer whose `auth` is checked ([`Owners::verify`])
+//! whether the signature verifies or not. The nonce table
+//! ([`crate::peers::Nonces`]) gives each peer a share of its own, so one
+//! peer's flood of challenges never evicts another's fresh nonce. The
+//! signature covers the group, the command id, the nonce and the body
+//! without `auth`, so a captured request cannot be replayed and a
+//! signature cannot be moved to another command or body.
+//!
+//! No oracle: a key that is not paired, or not even a curve point, is
+//! checked against a stand-in key with the same work as a paired one, and
+//! gets the same refusal ([`AuthError::Refused`]) as a bad signature, so
+//! nobody learns whether a key belongs to the lock.
 
 use serde_json::{Value, json};
 
+use crate::peers::{Nonces, NoncesBusy, Peer};
+
 /// How long a challenge nonce lives.
 pub const NONCE_LIFE_MS: u64 = 60_000;
-/// Nonces outstanding at most; a new challenge drops the oldest.
-pub const MAX_NONCES: usize = 8;
 /// Owners a lock holds at most.
 pub const MAX_OWNERS: usize = 16;
 /// The longest owner name, in bytes.
@@ -71,13 +79,21 @@ pub enum AuthError {
     /// The nonce is older than [`NONCE_LIFE_MS`].
     #[error("the nonce expired {0} ms ago; ask for a new challenge")]
     ExpiredNonce(u64),
-    /// The key is not paired with this lock.
-    #[error("the key {0} is not paired with this lock")]
-    NotPaired(String),
-    /// The signature does not verify over this command and body.
-    #[error("the signature does not verify for this command and body")]
-    BadSignature,
+    /// The key is not an owner's, or the signature does not verify over
+    /// this command and body: one refusal for both, so it tells nobody
+    /// whether a key is paired.
+    #[error(
+        "the key is not an owner of this lock or the signature does not verify for this command and body"
+    )]
+    Refused,
 }
+
+/// The stand-in key an unknown key's signature is checked against (the
+/// Ed25519 base point), so that refusal costs the same work.
+const STAND_IN_KEY: [u8; 32] = [
+    0x58, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66,
+    0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66,
+];
 
 /// The 8-byte key id of an owner key: SHA-256 of the key, first 8 bytes.
 pub fn key_id(key: &[u8; 32]) -> [u8; 8] {
@@ -102,8 +118,13 @@ pub fn auth_message(group: u16, id: u8, nonce: &[u8; 16], body: &[u8]) -> Vec<u8
 pub struct Owners {
     owners: Vec<Owner>,
     settings: Settings,
-    /// (nonce, issued at ms), oldest first.
-    nonces: Vec<([u8; 16], u64)>,
+    /// The outstanding challenge nonces, per peer.
+    nonces: Nonces,
+    /// The pending update the owner consented to, by its envelope's
+    /// SHA-256: stored with the owners (`owners.json`, written
+    /// atomically) so a power cut or a reset before the install does not
+    /// lose it.
+    consent: Option<[u8; 32]>,
 }
 
 impl Owners {
@@ -127,52 +148,65 @@ impl Owners {
         self.settings = s;
     }
 
-    /// Issues `nonce` (fresh random bytes from the caller) at `now_ms`;
-    /// drops the oldest when [`MAX_NONCES`] are outstanding. Returns the
-    /// seconds it lives.
-    pub fn challenge(&mut self, nonce: [u8; 16], now_ms: u64) -> u64 {
-        self.nonces
-            .retain(|(_, at)| now_ms.saturating_sub(*at) < NONCE_LIFE_MS);
-        while self.nonces.len() >= MAX_NONCES {
-            self.nonces.remove(0);
-        }
-        self.nonces.push((nonce, now_ms));
-        NONCE_LIFE_MS / 1000
+    /// The SHA-256 of the envelope the owner consented to install.
+    pub fn consent(&self) -> Option<[u8; 32]> {
+        self.consent
+    }
+
+    /// Records (or with `None` forgets) the consent.
+    pub fn set_consent(&mut self, hash: Option<[u8; 32]>) {
+        self.consent = hash;
+    }
+
+    /// Issues `nonce` (fresh random bytes from the caller) to `peer` at
+    /// `now_ms` (see [`Nonces::issue`]). Returns the seconds it lives.
+    pub fn challenge(
+        &mut self,
+        peer: Peer,
+        nonce: [u8; 16],
+        now_ms: u64,
+    ) -> Result<u64, NoncesBusy> {
+        self.nonces.issue(peer, nonce, now_ms)?;
+        Ok(NONCE_LIFE_MS / 1000)
     }
 
     /// Nonces outstanding (tests).
     pub fn outstanding(&self) -> usize {
-        self.nonces.len()
+        self.nonces.outstanding()
     }
 
-    /// Checks `auth` for the request `group`/`id` whose body without
-    /// `auth` encodes to `body`. The nonce is consumed first, whatever the
-    /// outcome. Returns the owner's key id.
+    /// Checks `auth` from `peer` for the request `group`/`id` whose body
+    /// without `auth` encodes to `body`. The nonce (issued to `peer`) is
+    /// consumed first, whatever the outcome. Returns the owner's key id.
     pub fn verify(
         &mut self,
+        peer: Peer,
         auth: &Auth,
         group: u16,
         id: u8,
         body: &[u8],
         now_ms: u64,
     ) -> Result<[u8; 8], AuthError> {
-        let at = self
+        let issued = self
             .nonces
-            .iter()
-            .position(|(n, _)| *n == auth.nonce)
+            .take(peer, &auth.nonce)
             .ok_or(AuthError::UnknownNonce)?;
-        let (_, issued) = self.nonces.remove(at);
         let age = now_ms.saturating_sub(issued);
         if age >= NONCE_LIFE_MS {
             return Err(AuthError::ExpiredNonce(age - NONCE_LIFE_MS));
         }
-        if !self.owners.iter().any(|o| o.key == auth.key) {
-            return Err(AuthError::NotPaired(keyway::keys::hex(&key_id(&auth.key))));
-        }
+        let paired = self.owners.iter().any(|o| o.key == auth.key);
+        // Paired keys are curve points (`pair` checks): an unknown key, or
+        // one that is not a point, is checked against the stand-in, with
+        // the same work and the same refusal.
         let key = keyway_suit::PublicKey::from_raw(&auth.key)
-            .map_err(|_| AuthError::NotPaired(keyway::keys::hex(&key_id(&auth.key))))?;
-        if !key.verify(&auth_message(group, id, &auth.nonce, body), &auth.sig) {
-            return Err(AuthError::BadSignature);
+            .ok()
+            .filter(|_| paired)
+            .or_else(|| keyway_suit::PublicKey::from_raw(&STAND_IN_KEY).ok())
+            .ok_or(AuthError::Refused)?;
+        let good = key.verify(&auth_message(group, id, &auth.nonce, body), &auth.sig);
+        if !(good && paired) {
+            return Err(AuthError::Refused);
         }
         Ok(key_id(&auth.key))
     }
@@ -209,9 +243,11 @@ impl Owners {
         *self = Owners::default();
     }
 
-    /// `owners.json`: `{"owners": [{"key": hex, "name"}], "settings": {…}}`.
+    /// `owners.json`: `{"owners": [{"key": hex, "name"}], "settings": {…}}`
+    /// and, while the owner's consent waits for its install,
+    /// `"consent": hex` (the envelope's SHA-256).
     pub fn to_json(&self) -> String {
-        json!({
+        let mut v = json!({
             "owners": self.owners.iter().map(|o| json!({
                 "key": keyway::keys::hex(&o.key),
                 "name": o.name,
@@ -220,8 +256,11 @@ impl Owners {
                 "auto_install_cve": self.settings.auto_install_cve,
                 "install_needs_unlocked": self.settings.install_needs_unlocked,
             },
-        })
-        .to_string()
+        });
+        if let (Some(h), Some(m)) = (self.consent, v.as_object_mut()) {
+            m.insert("consent".into(), Value::String(keyway::keys::hex(&h)));
+        }
+        v.to_string()
     }
 
     /// Reads `owners.json`, naming what is wrong.
@@ -251,6 +290,14 @@ impl Owners {
                 Some(_) => Err(format!("owners.json: settings.{k} is not a boolean")),
             }
         };
+        o.consent = match v.get("consent") {
+            None | Some(Value::Null) => None,
+            Some(c) => Some(
+                c.as_str()
+                    .and_then(parse_hex32)
+                    .ok_or("owners.json: \"consent\" is not 64 hex digits")?,
+            ),
+        };
         let d = Settings::default();
         o.settings = Settings {
             auto_install_cve: flag("auto_install_cve", d.auto_install_cve)?,
@@ -276,6 +323,8 @@ mod tests {
     use super::*;
     use keyway::keys::{Algorithm, SigningKey};
 
+    const P: Peer = Peer::LOCAL;
+
     fn owner() -> (SigningKey, [u8; 32]) {
         let k = SigningKey::generate(Algorithm::Ed25519).unwrap();
         let raw: [u8; 32] = k.raw_public_key_bytes().try_into().unwrap();
@@ -296,11 +345,11 @@ mod tests {
         let (k, key) = owner();
         let mut o = Owners::new();
         o.pair(key, "ann").unwrap();
-        o.challenge([1; 16], 1000);
+        o.challenge(P, [1; 16], 1000).unwrap();
         let a = auth(&k, key, [1; 16], 2, b"\xa0");
-        assert_eq!(o.verify(&a, 64, 2, b"\xa0", 2000), Ok(key_id(&key)));
+        assert_eq!(o.verify(P, &a, 64, 2, b"\xa0", 2000), Ok(key_id(&key)));
         assert_eq!(
-            o.verify(&a, 64, 2, b"\xa0", 2001),
+            o.verify(P, &a, 64, 2, b"\xa0", 2001),
             Err(AuthError::UnknownNonce)
         );
     }
@@ -310,17 +359,17 @@ mod tests {
         let (k, key) = owner();
         let mut o = Owners::new();
         o.pair(key, "").unwrap();
-        o.challenge([2; 16], 0);
+        o.challenge(P, [2; 16], 0).unwrap();
         let mut bad = auth(&k, key, [2; 16], 2, b"\xa0");
         bad.sig[0] ^= 1;
         assert_eq!(
-            o.verify(&bad, 64, 2, b"\xa0", 10),
-            Err(AuthError::BadSignature)
+            o.verify(P, &bad, 64, 2, b"\xa0", 10),
+            Err(AuthError::Refused)
         );
         // The good signature comes too late: the nonce is spent.
         let good = auth(&k, key, [2; 16], 2, b"\xa0");
         assert_eq!(
-            o.verify(&good, 64, 2, b"\xa0", 20),
+            o.verify(P, &good, 64, 2, b"\xa0", 20),
             Err(AuthError::UnknownNonce)
         );
     }
@@ -330,17 +379,14 @@ mod tests {
         let (k, key) = owner();
         let mut o = Owners::new();
         o.pair(key, "").unwrap();
-        o.challenge([3; 16], 0);
-        o.challenge([4; 16], 0);
+        o.challenge(P, [3; 16], 0).unwrap();
+        o.challenge(P, [4; 16], 0).unwrap();
         let a = auth(&k, key, [3; 16], 1, b"\xa0");
-        assert_eq!(
-            o.verify(&a, 64, 2, b"\xa0", 1),
-            Err(AuthError::BadSignature)
-        );
+        assert_eq!(o.verify(P, &a, 64, 2, b"\xa0", 1), Err(AuthError::Refused));
         let a = auth(&k, key, [4; 16], 10, b"\xa1\x01\xf5");
         assert_eq!(
-            o.verify(&a, 64, 10, b"\xa1\x01\xf4", 1),
-            Err(AuthError::BadSignature)
+            o.verify(P, &a, 64, 10, b"\xa1\x01\xf4", 1),
+            Err(AuthError::Refused)
         );
     }
 
@@ -350,33 +396,34 @@ mod tests {
         let (k2, key2) = owner();
         let mut o = Owners::new();
         o.pair(key, "").unwrap();
-        o.challenge([5; 16], 0);
+        o.challenge(P, [5; 16], 0).unwrap();
         let a = auth(&k, key, [5; 16], 2, b"");
         assert_eq!(
-            o.verify(&a, 64, 2, b"", NONCE_LIFE_MS + 5),
+            o.verify(P, &a, 64, 2, b"", NONCE_LIFE_MS + 5),
             Err(AuthError::ExpiredNonce(5))
         );
-        o.challenge([6; 16], 0);
+        o.challenge(P, [6; 16], 0).unwrap();
         let a = auth(&k2, key2, [6; 16], 2, b"");
-        assert!(matches!(
-            o.verify(&a, 64, 2, b"", 1),
-            Err(AuthError::NotPaired(_))
-        ));
+        assert_eq!(o.verify(P, &a, 64, 2, b"", 1), Err(AuthError::Refused));
     }
 
     #[test]
-    fn at_most_eight_nonces_outstanding_the_oldest_dropped() {
+    fn a_peer_holds_at_most_its_share_of_nonces_the_oldest_dropped() {
+        use crate::peers::NONCES_PER_PEER;
         let (k, key) = owner();
         let mut o = Owners::new();
         o.pair(key, "").unwrap();
         for i in 0..10u8 {
-            o.challenge([i; 16], u64::from(i));
+            o.challenge(P, [i; 16], u64::from(i)).unwrap();
         }
-        assert_eq!(o.outstanding(), MAX_NONCES);
+        assert_eq!(o.outstanding(), NONCES_PER_PEER);
         let a = auth(&k, key, [0; 16], 2, b"");
-        assert_eq!(o.verify(&a, 64, 2, b"", 20), Err(AuthError::UnknownNonce));
+        assert_eq!(
+            o.verify(P, &a, 64, 2, b"", 20),
+            Err(AuthError::UnknownNonce)
+        );
         let a = auth(&k, key, [9; 16], 2, b"");
-        assert!(o.verify(&a, 64, 2, b"", 20).is_ok());
+        assert!(o.verify(P, &a, 64, 2, b"", 20).is_ok());
     }
 
     #[test]
@@ -390,6 +437,9 @@ mod tests {
         });
         let back = Owners::from_json(&o.to_json()).unwrap();
         assert_eq!(back, o);
+        o.set_consent(Some([0xab; 32]));
+        let back = Owners::from_json(&o.to_json()).unwrap();
+        assert_eq!(back.consent(), Some([0xab; 32]));
         let e = Owners::from_json(r#"{"owners":[{"key":"00"}]}"#).unwrap_err();
         assert!(e.contains("64 hex digits"), "{e}");
         let e =

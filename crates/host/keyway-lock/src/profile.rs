@@ -13,14 +13,31 @@
 //! | `forced` | installs without consent | a complete upload installs on the lock's own timer, 400 ms later |
 //! | `log-gaps` | drops audit records during updates | update events are not logged |
 
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs as _};
-use std::time::Duration;
-
 use keyway_audit::Event;
 
 /// The vendor server the `cloud-verify` lock insists on reaching: a
 /// public address, unreachable with the router unplugged.
 pub const DEFAULT_VENDOR_SERVER: &str = "1.1.1.1:443";
+
+/// The network as the `cloud-verify` profile sees it: whether its vendor
+/// server answers. The shell provides it ([`crate::shell`]: a TCP connect);
+/// the sans-IO server only asks, so no I/O happens inside
+/// [`crate::server::Server::handle`].
+pub trait VendorServer: core::fmt::Debug + Send {
+    /// `Ok` when `server` (`host:port`) answers; `Err` names why not.
+    fn reach(&mut self, server: &str) -> Result<(), String>;
+}
+
+/// No network (the server's default, and in-memory tests): the vendor
+/// server never answers.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Offline;
+
+impl VendorServer for Offline {
+    fn reach(&mut self, _server: &str) -> Result<(), String> {
+        Err("the lock has no network".into())
+    }
+}
 
 /// How long after a complete upload the `forced` lock installs it on its
 /// own, as real locks do on their own schedule: long enough that one look
@@ -105,28 +122,18 @@ impl Profile {
         }
     }
 
-    /// `cloud-verify`: whether the vendor server answers (a TCP connect
-    /// within 2 s); `Err` says why the install is refused.
-    pub fn before_install(&self) -> Result<(), String> {
+    /// `cloud-verify`: whether the vendor server answers, asked through
+    /// `net` (the shell's network: the server does no I/O); `Err` says why
+    /// the install is refused.
+    pub fn before_install(&self, net: &mut dyn VendorServer) -> Result<(), String> {
         let Profile::CloudVerify { server } = self else {
             return Ok(());
         };
-        let refuse = |why: String| {
-            Err(format!(
+        net.reach(server).map_err(|why| {
+            format!(
                 "refused (cloud-verify profile): the install needs the vendor server {server}: {why}"
-            ))
-        };
-        let addrs: Vec<SocketAddr> = match server.to_socket_addrs() {
-            Ok(a) => a.collect(),
-            Err(e) => return refuse(format!("it does not resolve: {e}")),
-        };
-        let Some(addr) = addrs.first() else {
-            return refuse("no address".into());
-        };
-        match TcpStream::connect_timeout(addr, Duration::from_secs(2)) {
-            Ok(_) => Ok(()),
-            Err(e) => refuse(e.to_string()),
-        }
+            )
+        })
     }
 
     /// `log-gaps`: whether `event` is dropped instead of logged.

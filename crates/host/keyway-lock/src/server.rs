@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::device::{self, BootReport, ImgError, Lock, img_rc};
 use crate::owners::{Auth, Owners};
+use crate::peers::{Peer, RateLimits, ResetLimit};
 use crate::policy::{self, Model, Pending};
 use crate::smp::{
     self, Header, MgmtErr, Op, Request, Version, get, get_bool, get_bytes, get_text, get_u64,
@@ -25,11 +26,14 @@ const fn device_cap() -> u64 {
     126 * 4096
 }
 
+/// An upload that took no chunk for this long may be replaced by another
+/// peer's (authorized) first chunk; until then it belongs to its peer.
+pub const UPLOAD_IDLE_MS: u64 = 30_000;
+
 /// `buf_count` advertised in the MCUmgr parameters.
 pub const BUF_COUNT: u32 = 4;
 
-/// OS and image group command ids (keyway-smp).
-use keyway_smp::{img::cmd as img_cmd, os::cmd as os_cmd};
+use crate::authority::{Need, img_cmd, os_cmd};
 /// `OS_MGMT_ERR`: the format string names an unknown field.
 const OS_INVALID_FORMAT: u16 = keyway_smp::err::os_rc::INVALID_FORMAT;
 
@@ -44,6 +48,13 @@ pub struct Upload {
     /// Begun with an owner's `auth` (not the presence window): the
     /// chunks that follow belong to it.
     by_owner: bool,
+    /// The peer that began it: only its chunks are taken.
+    peer: Peer,
+    /// The owner who signed its first chunk, if one did.
+    owner: Option<[u8; 8]>,
+    /// When it last took a chunk (another peer may begin a new upload
+    /// once it idled [`UPLOAD_IDLE_MS`]).
+    last_ms: u64,
     /// The manifest's sequence number, once the head verified (for the
     /// audit log's record of a refused image).
     sequence: Option<u64>,
@@ -130,6 +141,18 @@ pub struct Server {
     /// The `forced` profile's scheduled install: `Some(None)` once an
     /// upload completes, then the tick's time it goes ahead.
     forced_due: Option<Option<u64>>,
+    /// The transport peer of the request being handled.
+    peer: Peer,
+    /// Each peer's request budget.
+    rates: RateLimits,
+    /// The lock-wide reset budget.
+    resets: ResetLimit,
+    /// The peer the log export in progress belongs to.
+    pub(crate) export_peer: Option<Peer>,
+    /// The key id of the owner who signed the request being handled.
+    auth_key: Option<[u8; 8]>,
+    /// The network the `cloud-verify` profile asks (the shell's).
+    vendor: Box<dyn crate::profile::VendorServer>,
 }
 
 impl Server {
@@ -156,6 +179,12 @@ impl Server {
             rtc: None,
             cut_mid_upload: None,
             forced_due: None,
+            peer: Peer::LOCAL,
+            rates: RateLimits::default(),
+            resets: ResetLimit::default(),
+            export_peer: None,
+            auth_key: None,
+            vendor: Box::new(crate::profile::Offline),
         }
         .with_pending()
     }
@@ -169,6 +198,7 @@ impl Server {
     /// pending update their `auto_install_cve` covers is consented to.
     pub fn set_owners(&mut self, owners: Owners) {
         self.owners = owners;
+        self.restore_consent();
         self.auto_consent();
     }
 
@@ -208,9 +238,20 @@ impl Server {
         self.rtc.unwrap_or(now_ms / 1000)
     }
 
+    /// The network the `cloud-verify` profile asks whether its vendor
+    /// server answers (the shell's; the default is offline).
+    pub fn set_vendor_server(&mut self, net: Box<dyn crate::profile::VendorServer>) {
+        self.vendor = net;
+    }
+
     /// Seeds the challenge nonces (tests; the default seed is random).
     pub fn set_nonce_seed(&mut self, seed: [u8; 32]) {
         self.nonce_seed = seed;
+    }
+
+    /// The transport peer of the request being handled.
+    pub(crate) fn peer(&self) -> Peer {
+        self.peer
     }
 
     pub(crate) fn next_nonce(&mut self) -> [u8; 16] {
@@ -294,12 +335,39 @@ impl Server {
         let _ = self.try_install();
     }
 
+    /// Stores the consent with the owners (`owners.json`, written before
+    /// the next reset runs): `None` forgets it.
+    fn persist_consent(&mut self, hash: Option<[u8; 32]>) {
+        if self.owners.consent() != hash {
+            self.owners.set_consent(hash);
+            self.owners_changed();
+        }
+    }
+
+    /// Forgets where the pending update stood, its stored consent too.
+    pub(crate) fn clear_update(&mut self) {
+        self.update = UpdateStatus::default();
+        self.persist_consent(None);
+    }
+
+    /// The stored consent, if it names the pending update (after a boot
+    /// or a restart forgot the one in RAM).
+    fn restore_consent(&mut self) {
+        if let Some(p) = &self.pending
+            && self.owners.consent() == Some(p.hash)
+        {
+            self.update.consent = Some(p.hash);
+        }
+    }
+
     /// Records consent for the pending update.
     pub(crate) fn consent(&mut self, how: &str) {
         let Some(p) = &self.pending else { return };
         if self.update.consent != Some(p.hash) {
             let sequence = p.sequence;
-            self.update.consent = Some(p.hash);
+            let hash = p.hash;
+            self.update.consent = Some(hash);
+            self.persist_consent(Some(hash));
             self.lock
                 .note(keyway_audit::Event::ConsentGiven { sequence });
             self.log
@@ -316,8 +384,9 @@ impl Server {
             return None;
         }
         // PROFILE HOOK (cloud-verify): no install without the vendor server.
-        if let Err(why) = self.lock.profile.before_install() {
+        if let Err(why) = self.lock.profile.before_install(self.vendor.as_mut()) {
             self.update.consent = None;
+            self.persist_consent(None);
             self.log.push(why.clone());
             return Some(Err(why));
         }
@@ -340,10 +409,13 @@ impl Server {
         };
         if let Err(e) = armed {
             self.update.consent = None;
+            self.persist_consent(None);
             return Some(Err(e));
         }
         self.update.postponed = None;
         self.update.installing = true;
+        // Armed in the journal: the boot installs it from here on.
+        self.persist_consent(None);
         self.lock.note(keyway_audit::Event::UpdateInstalled {
             sequence: p.sequence,
             slot: p.slot,
@@ -492,12 +564,21 @@ impl Server {
                 .push("POWER CUT during a flash operation; power returns".to_owned());
         }
         self.upload = None;
-        self.presence_until_ms = None;
+        // A power cut ends the presence window. A reset (asked for with
+        // authority, or the lock's own to install) keeps it until its
+        // deadline, as retained RAM does across a soft reset: the person
+        // at the lock is still there, and a reset cannot shut them out.
+        if cut {
+            self.presence_until_ms = None;
+        }
         self.long_press_ms = None;
+        // RAM is lost; the stored consent is not.
         self.update = UpdateStatus::default();
         self.export = None;
+        self.export_peer = None;
         let r = self.lock.power_on();
         self.refresh_pending();
+        self.restore_consent();
         self.auto_consent();
         match &r {
             Ok(b) => self.log.push(format!(
@@ -513,6 +594,16 @@ impl Server {
     /// monotonic clock). Always answers: a frame too short for a header is
     /// answered with a zeroed header and `rc` EINVAL.
     pub fn handle(&mut self, frame: &[u8], now_ms: u64) -> Vec<u8> {
+        self.handle_from(frame, Peer::LOCAL, now_ms)
+    }
+
+    /// Handles one request frame from `peer` (the transport's source of
+    /// it) at `now_ms`: uploads, log exports and challenge nonces are
+    /// bound to the peer that began them, and each peer's requests are
+    /// limited apart ([`crate::peers`]).
+    pub fn handle_from(&mut self, frame: &[u8], peer: Peer, now_ms: u64) -> Vec<u8> {
+        self.peer = peer;
+        self.auth_key = None;
         let request = match smp::decode_request(frame) {
             Ok(r) => r,
             Err((header, e)) => {
@@ -530,6 +621,20 @@ impl Server {
             }
         };
         let h = request.header;
+        // Every request but the chunks of the peer's own upload spends
+        // from the peer's budget: a flood is refused before it costs the
+        // other peers anything.
+        let own_chunk = (h.group, h.id) == (group::IMAGE, img_cmd::UPLOAD)
+            && self.upload.as_ref().is_some_and(|u| u.peer == peer);
+        if !own_chunk && !self.rates.allow(peer, now_ms) {
+            return smp::encode_response(
+                &h,
+                smp::rc_body(
+                    MgmtErr::Busy,
+                    Some("too many requests from this peer; slow down and ask again"),
+                ),
+            );
+        }
         let body = match self.dispatch(&request, now_ms) {
             Ok(b) => b,
             Err(Fail::Smp(rc, why)) => {
@@ -567,12 +672,27 @@ impl Server {
     fn dispatch(&mut self, r: &Request, now_ms: u64) -> Result<Body, Fail> {
         let h = r.header;
         let write = h.op == Op::Write;
+        let by_owner = self.admit(r, now_ms)?;
         match (h.group, h.id) {
             (group::OS, os_cmd::ECHO) => {
                 let d = get_text(&r.body, "d").map_err(inval)?.unwrap_or("");
                 Ok(vec![(text("r"), text(d))])
             }
             (group::OS, os_cmd::RESET) if write => {
+                // A reset drops the window and the upload in progress and
+                // writes a boot record: it needs the window or an owner
+                // (`admit`), and runs at most as often as the lock-wide
+                // limit allows.
+                if !self.resets.allow(now_ms) {
+                    return Err(Fail::Smp(
+                        MgmtErr::Busy,
+                        format!(
+                            "refused: too many resets; at most {} in a row, then one every {} s",
+                            crate::peers::RESET_BURST,
+                            crate::peers::RESET_REFILL_MS / 1000
+                        ),
+                    ));
+                }
                 // `smpmgr upgrade` uploads, then resets: with the presence
                 // window open that reset is the consent of the person at
                 // the lock to install what was uploaded.
@@ -613,16 +733,13 @@ impl Server {
                         hash.ok_or_else(|| inval("\"hash\" is required to test an image".into()))?;
                     if self.pending.as_ref().is_some_and(|p| p.hash[..] == *hash) {
                         // A test boot of the pending update is the consent
-                        // of a person at the lock.
-                        if !self.presence_open(now_ms) {
-                            return Err(Fail::Smp(
-                                MgmtErr::AccessDenied,
-                                format!(
-                                    "refused: a test boot installs the pending update, which needs consent: {NO_PRESENCE}"
-                                ),
-                            ));
-                        }
-                        self.consent("a test boot asked for with the presence window open");
+                        // of a person at the lock, or of the owner who
+                        // signed it (`admit` let in nobody else).
+                        self.consent(if by_owner {
+                            "an owner's signed test boot"
+                        } else {
+                            "a test boot asked for with the presence window open"
+                        });
                         if let Some(Err(why)) = self.try_install() {
                             return Err(Fail::Smp(
                                 MgmtErr::BadState,
@@ -636,17 +753,9 @@ impl Server {
                 Ok(self.state_body())
             }
             (group::IMAGE, img_cmd::UPLOAD) if write => {
-                let by_owner = self.upload_gate(r, now_ms)?;
-                let body = self.upload_chunk(&r.body)?;
-                if let Some(u) = self.upload.as_mut()
-                    && by_owner
-                {
-                    u.by_owner = true;
-                }
-                Ok(body)
+                self.upload_chunk(&r.body, by_owner, now_ms)
             }
             (group::IMAGE, img_cmd::ERASE) if write => {
-                self.authorize(r, now_ms, "image erase")?;
                 let slot = get_u64(&r.body, "slot").map_err(inval)?;
                 let slot = slot.map(|s| u8::try_from(s).unwrap_or(u8::MAX));
                 // A refused erase (the running slot, a bad slot number)
@@ -655,7 +764,7 @@ impl Server {
                 self.lock.erase(slot)?;
                 self.upload = None;
                 self.pending = None;
-                self.update = UpdateStatus::default();
+                self.clear_update();
                 Ok(Vec::new())
             }
             (group::KEYWAY, _) => self.keyway(r, now_ms),
@@ -666,6 +775,59 @@ impl Server {
                     if write { "write" } else { "read" }
                 ),
             )),
+        }
+    }
+
+    /// Admits the request by the authority table ([`crate::authority`])
+    /// before its command runs: returns whether an owner signed it (its
+    /// `auth` verified, the nonce consumed). Refuses with ACCESSDENIED
+    /// (rc 11, top level), naming what is missing.
+    fn admit(&mut self, r: &Request, now_ms: u64) -> Result<bool, Fail> {
+        let h = r.header;
+        let what = crate::authority::name(h.group, h.id);
+        match crate::authority::need(h.group, h.id, h.op == Op::Write) {
+            Need::Open | Need::Unknown => Ok(false),
+            Need::WindowOrOwner if (h.group, h.id) == (group::IMAGE, img_cmd::UPLOAD) => {
+                self.upload_gate(r, now_ms)
+            }
+            Need::WindowOrOwner => self.authorize(r, now_ms, what),
+            Need::Window => {
+                self.gate(now_ms, what)?;
+                Ok(false)
+            }
+            Need::WindowAndLongPress => {
+                if !self.presence_open(now_ms) {
+                    return Err(Fail::Smp(
+                        MgmtErr::AccessDenied,
+                        format!(
+                            "refused: a {what} needs the presence window and the long press: {NO_PRESENCE}"
+                        ),
+                    ));
+                }
+                Ok(false)
+            }
+            Need::Owner => {
+                // The rest of an export an owner began from this peer.
+                if h.group == group::KEYWAY
+                    && h.id == crate::keyway_group::cmd::LOG
+                    && get_u64(&r.body, "off")
+                        .ok()
+                        .flatten()
+                        .is_some_and(|o| o > 0)
+                    && self.export_peer == Some(self.peer)
+                {
+                    return Ok(true);
+                }
+                let Some(auth) = parse_auth(&r.body)? else {
+                    return Err(Fail::Smp(
+                        MgmtErr::AccessDenied,
+                        format!(
+                            "refused: {what} needs an owner's signed request (\"auth\"); the presence window is not enough"
+                        ),
+                    ));
+                };
+                self.verify_auth(r, &auth, now_ms, what).map(|()| true)
+            }
         }
     }
 
@@ -691,12 +853,26 @@ impl Server {
             self.gate(now_ms, &format!("{what} (without an owner's \"auth\")"))?;
             return Ok(false);
         };
+        self.verify_auth(r, &auth, now_ms, what).map(|()| true)
+    }
+
+    /// Checks an owner's `auth` on `r` from this request's peer.
+    fn verify_auth(
+        &mut self,
+        r: &Request,
+        auth: &Auth,
+        now_ms: u64,
+        what: &str,
+    ) -> Result<(), Fail> {
         let body = body_without_auth(&r.body);
         match self
             .owners
-            .verify(&auth, r.header.group, r.header.id, &body, now_ms)
+            .verify(self.peer, auth, r.header.group, r.header.id, &body, now_ms)
         {
-            Ok(_) => Ok(true),
+            Ok(id) => {
+                self.auth_key = Some(id);
+                Ok(())
+            }
             Err(e) => Err(Fail::Smp(
                 MgmtErr::AccessDenied,
                 format!("refused: {what}: owner authentication failed: {e}"),
@@ -718,6 +894,44 @@ impl Server {
         if off.is_some_and(|o| o != 0) && self.upload.is_none() {
             return Ok(false);
         }
+        // An upload belongs to the peer that began it: another peer's
+        // chunk is refused and leaves it untouched. Another peer's first
+        // chunk (with authority of its own) may take it over only as the
+        // same upload (`sha` and `len` equal, its bytes those the lock
+        // holds) and, if an owner began it, signed by that owner: a client
+        // that lost its socket continues where it stood. Once the upload
+        // idled it may be replaced by anything authorized.
+        if let Some(u) = &self.upload
+            && u.peer != self.peer
+        {
+            let idle = now_ms.saturating_sub(u.last_ms) >= UPLOAD_IDLE_MS;
+            let busy = || {
+                Fail::Smp(
+                    MgmtErr::AccessDenied,
+                    format!(
+                        "refused: image upload: the upload in progress belongs to another peer (it may be replaced once it is idle {} s)",
+                        UPLOAD_IDLE_MS / 1000
+                    ),
+                )
+            };
+            if off != Some(0) {
+                return Err(busy());
+            }
+            let same = self.same_upload(&r.body);
+            let began_by = u.owner;
+            let by_owner = self.authorize(r, now_ms, "image upload")?;
+            let same_owner = began_by.is_none() || (by_owner && self.auth_key == began_by);
+            if same && same_owner {
+                if let Some(u) = self.upload.as_mut() {
+                    u.peer = self.peer;
+                }
+                return Ok(by_owner);
+            }
+            if !idle {
+                return Err(busy());
+            }
+            return Ok(by_owner);
+        }
         if off != Some(0)
             && !self.presence_open(now_ms)
             && self.upload.as_ref().is_some_and(|u| u.by_owner)
@@ -733,6 +947,30 @@ impl Server {
             ));
         }
         self.authorize(r, now_ms, "image upload")
+    }
+
+    /// Whether the first chunk in `body` starts the upload in progress:
+    /// the same `sha` and `len`, and its bytes those the lock holds (the
+    /// buffered head, or the head stored in the download's slot).
+    fn same_upload(&self, body: &[(Value, Value)]) -> bool {
+        let Some(u) = &self.upload else { return false };
+        let len = get_u64(body, "len").ok().flatten();
+        let sha = get_bytes(body, "sha").ok().flatten();
+        let data = get_bytes(body, "data").ok().flatten().unwrap_or(&[]);
+        if u.sha.is_none() || sha != u.sha.as_ref().map(|s| &s[..]) || len != Some(u.len) {
+            return false;
+        }
+        let held = if u.installer.is_some() {
+            self.lock
+                .state()
+                .download
+                .and_then(|d| self.lock.head(d.slot))
+                .unwrap_or_default()
+        } else {
+            u.head.clone()
+        };
+        let n = data.len().min(held.len());
+        n > 0 && data.get(..n) == held.get(..n)
     }
 
     fn info(&self, format: &str) -> Result<String, Fail> {
@@ -839,7 +1077,27 @@ impl Server {
         }
     }
 
-    fn upload_chunk(&mut self, body: &[(Value, Value)]) -> Result<Body, Fail> {
+    /// A digest or size failure clears the journal's download record, so
+    /// the same release never resumes on top of the bad bytes (after a
+    /// restart too): it uploads again from its first byte.
+    fn abandon_failed_download(&mut self, e: &ImgError) {
+        if matches!(
+            e.rc,
+            img_rc::INVALID_HASH | img_rc::INVALID_IMAGE_DATA_OVERRUN | img_rc::INVALID_LENGTH
+        ) && self.lock.powered()
+            && let Err(why) = self.lock.abandon_download()
+        {
+            self.log
+                .push(format!("clearing the failed download: {}", why.reason));
+        }
+    }
+
+    fn upload_chunk(
+        &mut self,
+        body: &[(Value, Value)],
+        by_owner: bool,
+        now_ms: u64,
+    ) -> Result<Body, Fail> {
         let off = get_u64(body, "off")
             .map_err(inval)?
             .ok_or_else(|| inval("\"off\" is missing".into()))?;
@@ -879,13 +1137,23 @@ impl Server {
                 })?),
             };
             // The same upload again: tell the client where to continue.
-            if let Some(u) = &self.upload
+            if let Some(u) = self.upload.as_mut()
+                && u.peer == self.peer
                 && sha.is_some()
                 && u.sha == sha
                 && u.len == len
                 && u.off > 0
             {
+                u.by_owner |= by_owner;
+                if by_owner && u.owner.is_none() {
+                    u.owner = self.auth_key;
+                }
+                u.last_ms = now_ms;
                 return Ok(vec![(text("off"), Value::from(u.off))]);
+            }
+            // Another peer's idle upload is replaced.
+            if self.upload.as_ref().is_some_and(|u| u.peer != self.peer) {
+                self.upload = None;
             }
             // A download the journal records (the upload in RAM was lost
             // to a power cut or a restart): continue it.
@@ -906,7 +1174,10 @@ impl Server {
                     hasher,
                     head: Vec::new(),
                     installer: Some(device::Download::Full(Box::new(inst))),
-                    by_owner: false,
+                    by_owner,
+                    peer: self.peer,
+                    owner: self.auth_key.filter(|_| by_owner),
+                    last_ms: now_ms,
                     sequence: keyway_suit::inspect_envelope(&head)
                         .ok()
                         .map(|i| i.manifest.sequence),
@@ -920,7 +1191,10 @@ impl Server {
                 hasher: Sha256::new(),
                 head: Vec::new(),
                 installer: None,
-                by_owner: false,
+                by_owner,
+                peer: self.peer,
+                owner: self.auth_key.filter(|_| by_owner),
+                last_ms: now_ms,
                 sequence: None,
             });
         }
@@ -932,6 +1206,7 @@ impl Server {
             // Out of order or repeated: the client continues from here.
             return Ok(vec![(text("off"), Value::from(u.off))]);
         }
+        u.last_ms = now_ms;
         let end = off.saturating_add(data.len() as u64);
         if end > u.len {
             let e = ImgError::new(
@@ -955,16 +1230,21 @@ impl Server {
             }
         }
         let streaming = u.installer.is_some();
-        let result = feed(&mut self.lock, u, data);
+        let pending = self
+            .pending
+            .as_ref()
+            .map(|p| (p.sequence, p.version.clone()));
+        let result = feed(&mut self.lock, u, data, pending.as_ref());
         if !streaming && self.upload.as_ref().is_some_and(|u| u.installer.is_some()) {
             // The download began in the inactive slot: whatever waited
             // there for consent is gone.
             self.pending = None;
-            self.update = UpdateStatus::default();
+            self.clear_update();
         }
         if let Err(e) = result {
             let offered = self.upload.take().and_then(|u| u.sequence);
             self.note_payload_rejection(&e, offered);
+            self.abandon_failed_download(&e);
             return Err(e.into());
         }
         let Some(u) = self.upload.as_mut() else {
@@ -982,9 +1262,12 @@ impl Server {
         // at once. Otherwise it waits, unarmed, for consent.
         let arm = self.lock.running().is_none();
         let offered = u.sequence;
-        let slot = finish(&mut self.lock, u, arm)
-            .inspect_err(|e| self.note_payload_rejection(e, offered))?;
-        let sequence = self.slot_sequence(slot);
+        let slot = finish(&mut self.lock, u, arm).inspect_err(|e| {
+            self.note_payload_rejection(e, offered);
+            self.abandon_failed_download(e);
+        })?;
+        // The head's sequence number, parsed when the upload began.
+        let sequence = offered.unwrap_or_else(|| self.slot_sequence(slot));
         if arm {
             self.lock
                 .note(keyway_audit::Event::UpdateInstalled { sequence, slot });
@@ -992,7 +1275,7 @@ impl Server {
                 "upload of {len} bytes complete: slot {slot} armed (recovery); a reset boots it on trial"
             ));
         } else {
-            self.update = UpdateStatus::default();
+            self.clear_update();
             self.refresh_pending();
             self.log.push(format!(
                 "upload of {len} bytes complete: slot {slot} holds sequence {sequence}, verified, awaiting consent"
@@ -1012,8 +1295,15 @@ impl Server {
 }
 
 /// Takes `data` at the upload's offset: buffers the head until it can be
-/// verified, then streams into the installer.
-fn feed(lock: &mut Lock, u: &mut Upload, data: &[u8]) -> Result<(), ImgError> {
+/// verified, then streams into the installer. `pending`: the sequence
+/// number and version of the update waiting for consent, which an upload
+/// without an owner's `auth` may not replace with an older one.
+fn feed(
+    lock: &mut Lock,
+    u: &mut Upload,
+    data: &[u8],
+    pending: Option<&(u64, String)>,
+) -> Result<(), ImgError> {
     u.hasher.update(data);
     u.off += data.len() as u64;
     if let Some(inst) = u.installer.as_mut() {
@@ -1032,10 +1322,8 @@ fn feed(lock: &mut Lock, u: &mut Upload, data: &[u8]) -> Result<(), ImgError> {
     if lock.profile == crate::profile::Profile::Downgrade {
         state.sequence_floor = None;
     }
-    let inst = begin(lock, u, &trust, &state)?;
-    u.sequence = keyway_suit::inspect_envelope(&u.head)
-        .ok()
-        .map(|i| i.manifest.sequence);
+    let (inst, sequence) = begin(lock, u, &trust, &state, pending)?;
+    u.sequence = sequence;
     u.installer = Some(inst);
     u.head = Vec::new();
     Ok(())
@@ -1047,7 +1335,8 @@ fn begin(
     u: &Upload,
     trust: &device::Trust,
     state: &keyway_suit::DeviceState,
-) -> Result<device::Download, ImgError> {
+    pending: Option<&(u64, String)>,
+) -> Result<(device::Download, Option<u64>), ImgError> {
     use keyway_audit::{Event, RejectReason};
     let offered = keyway_suit::inspect_envelope(&u.head).ok().map(|i| {
         let version = i
@@ -1056,7 +1345,9 @@ fn begin(
             .map_or_else(String::new, |v| v.to_string());
         (i.manifest.sequence, device::audit_version(&version))
     });
-    let sequence = offered.map_or(0, |(s, _)| s);
+    // Parsed once here: the upload keeps the sequence number.
+    let offered_sequence = offered.as_ref().map(|(s, _)| *s);
+    let sequence = offered_sequence.unwrap_or(0);
     if let Some((sequence, version)) = offered {
         lock.note(Event::UpdateOffered { sequence, version });
     }
@@ -1116,6 +1407,13 @@ fn begin(
             ),
         ));
     }
+    if let Some(e) = downgrade_refusal(u.by_owner, sequence, pending) {
+        lock.note(Event::UpdateRejected {
+            sequence,
+            reason: RejectReason::AntiRollback,
+        });
+        return Err(e);
+    }
     let head = u.head.get(..ip.offset).unwrap_or(&[]);
     // A delta for another image than the running one: refused at the head,
     // before anything is written; the client sends the full image instead.
@@ -1131,7 +1429,27 @@ fn begin(
     lock.note(Event::DownloadStarted { sequence });
     let rest = u.head.get(ip.offset..).unwrap_or(&[]);
     lock.push(&mut inst, rest)?;
-    Ok(inst)
+    Ok((inst, offered_sequence))
+}
+
+/// Why an upload of `sequence` may not begin: one made without an
+/// owner's `auth` (the presence window, a stock MCUmgr tool) never
+/// replaces a pending newer release with an older one. An owner may.
+pub(crate) fn downgrade_refusal(
+    by_owner: bool,
+    sequence: u64,
+    pending: Option<&(u64, String)>,
+) -> Option<ImgError> {
+    let (p, version) = pending?;
+    (!by_owner && sequence < *p).then(|| {
+        ImgError::new(
+            img_rc::CURRENT_VERSION_IS_NEWER,
+            MgmtErr::Inval,
+            format!(
+                "sequence {sequence} would replace the pending {version} (sequence {p}), which is newer; only an owner's signed upload may"
+            ),
+        )
+    })
 }
 
 /// All bytes arrived: the file's SHA-256 must match `sha`, then the

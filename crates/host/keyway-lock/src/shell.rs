@@ -79,6 +79,26 @@ impl Options {
     }
 }
 
+/// The shell's network for the `cloud-verify` profile: a TCP connect to
+/// the vendor server within 2 s (the only I/O a profile needs; the server
+/// asks through [`crate::profile::VendorServer`]).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TcpVendorServer;
+
+impl crate::profile::VendorServer for TcpVendorServer {
+    fn reach(&mut self, server: &str) -> std::result::Result<(), String> {
+        use std::net::{TcpStream, ToSocketAddrs as _};
+        let addr = server
+            .to_socket_addrs()
+            .map_err(|e| format!("it does not resolve: {e}"))?
+            .next()
+            .ok_or("no address")?;
+        TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// The lock's state shared by the shell's threads.
 struct Shared {
     server: Server,
@@ -246,6 +266,7 @@ pub fn start(o: &Options) -> Result<Running> {
         .map_err(|e| anyhow!(e))?;
     dir.save(&lock)?;
     let mut server = Server::new(lock);
+    server.set_vendor_server(Box::new(TcpVendorServer));
     server.set_presence_always_open(o.presence_always_open);
     server.set_lock_config(crate::lock::Config {
         pin: dir.pin()?,
@@ -341,7 +362,7 @@ fn smp_loop(socket: &UdpSocket, shared: &Arc<Mutex<Shared>>, stop: &AtomicBool) 
         let now = s.now_ms();
         s.server.set_rtc(wall_clock_secs());
         let frame = buf.get(..n).unwrap_or(&[]);
-        let response = s.server.handle(frame, now);
+        let response = s.server.handle_from(frame, peer.into(), now);
         // A lock that lost power mid-request does not answer.
         if !s.server.lost_power()
             && let Err(e) = socket.send_to(&response, peer)

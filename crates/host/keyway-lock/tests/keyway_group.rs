@@ -140,6 +140,14 @@ impl Owner {
         call(s, Op::Write, KEYWAY, 5, &body, now)
     }
 
+    /// A challenge, then a read of `group`/`id` with `body`, signed: the
+    /// answer.
+    fn read(&self, s: &mut Server, group: u16, id: u8, body: &Map, now: u64) -> Map {
+        let n = nonce(s, now);
+        let b = self.sign(group, id, &n, body);
+        call(s, Op::Read, group, id, &b, now)
+    }
+
     /// A challenge, then `body` signed for `id` in the Keyway group.
     fn signed(&self, s: &mut Server, id: u8, body: &Map, now: u64) -> Map {
         let n = nonce(s, now);
@@ -214,8 +222,10 @@ fn with_owner() -> (Fixture, Server, Owner) {
     (f, s, o)
 }
 
+/// The lock's status as it shows it in-process (over SMP it is for
+/// owners only).
 fn status(s: &mut Server, now: u64) -> Map {
-    read(s, 0, now)
+    s.status_report(now)
 }
 
 fn update_state(s: &mut Server, now: u64) -> Option<(String, Option<String>)> {
@@ -233,17 +243,16 @@ fn running_version(s: &mut Server) -> String {
 }
 
 #[test]
-fn status_presence_challenge_are_open_and_report_the_lock() {
-    let f = Fixture::new();
-    let mut s = f.server();
-    let st = status(&mut s, 0);
+fn status_presence_challenge_report_the_lock_to_its_owner() {
+    let (f, mut s, o) = with_owner();
+    let st = o.read(&mut s, KEYWAY, 0, &Vec::new(), 0);
     assert_eq!(smp::get_text(&st, "bolt").unwrap(), Some("locked"));
     assert_eq!(smp::get_text(&st, "door").unwrap(), Some("closed"));
     assert_eq!(smp::get_text(&st, "model").unwrap(), Some("deadbolt-2"));
     assert_eq!(smp::get_text(&st, "version").unwrap(), Some("1.0.0"));
     assert_eq!(smp::get_u64(&st, "battery_mv").unwrap(), Some(3600));
     assert_eq!(smp::get_u64(&st, "battery_mwh").unwrap(), Some(18_720));
-    assert_eq!(smp::get_u64(&st, "owners").unwrap(), Some(0));
+    assert_eq!(smp::get_u64(&st, "owners").unwrap(), Some(1));
     assert_eq!(smp::get_u64(&st, "presence_s").unwrap(), Some(0));
     assert_eq!(
         smp::get_bytes(&st, "device_key").unwrap(),
@@ -251,12 +260,12 @@ fn status_presence_challenge_are_open_and_report_the_lock() {
     );
     assert!(smp::get(&st, "update").is_none());
     // The OS group's info names the model as the hardware platform.
-    let m = call(&mut s, Op::Read, 0, 7, &vec![(t("format"), t("i"))], 0);
+    let m = o.read(&mut s, 0, 7, &vec![(t("format"), t("i"))], 0);
     assert_eq!(
         smp::get_text(&m, "output").unwrap(),
         Some("keyway-sim/deadbolt-2")
     );
-    let p = read(&mut s, 3, 0);
+    let p = o.read(&mut s, KEYWAY, 3, &Vec::new(), 0);
     assert_eq!(smp::get_bool(&p, "open").unwrap(), Some(false));
     s.open_presence(1_000, 30_000);
     let p = read(&mut s, 3, 11_000);
@@ -265,27 +274,28 @@ fn status_presence_challenge_are_open_and_report_the_lock() {
     // Two challenges differ.
     assert_ne!(nonce(&mut s, 0), nonce(&mut s, 0));
     // Nothing pending: notes and consent answer NOENT.
-    refused(&read(&mut s, 4, 0), 5, "nothing pending");
+    refused(
+        &o.read(&mut s, KEYWAY, 4, &Vec::new(), 0),
+        5,
+        "nothing pending",
+    );
     // An unknown command names the group.
     refused(&read(&mut s, 99, 0), 8, "Keyway group command 99");
 }
 
 #[test]
-fn lock_unlock_need_presence_or_an_owner() {
+fn lock_unlock_need_an_owner_the_window_alone_never_unlocks() {
     let f = Fixture::new();
     let mut s = f.server();
     let m = call(&mut s, Op::Write, KEYWAY, 2, &Vec::new(), 0);
-    refused(
-        &m,
-        11,
-        "no presence window open; press the lock's button sequence",
-    );
+    refused(&m, 11, "unlock needs an owner's signed request");
     s.open_presence(0, 10_000);
     let m = call(&mut s, Op::Write, KEYWAY, 2, &Vec::new(), 1);
-    assert_eq!(smp::get_text(&m, "bolt").unwrap(), Some("unlocked"));
+    refused(&m, 11, "the presence window is not enough");
     let m = call(&mut s, Op::Write, KEYWAY, 1, &Vec::new(), 2);
-    assert_eq!(smp::get_text(&m, "bolt").unwrap(), Some("locked"));
-    // Pairing needs the window too.
+    refused(&m, 11, "lock needs an owner's signed request");
+    assert_eq!(s.latch().bolt(), keyway_lock::lock::Bolt::Locked);
+    // Pairing needs the window.
     s.close_presence();
     let o = Owner::new();
     let body = vec![(t("key"), Value::Bytes(o.public.to_vec()))];
@@ -365,7 +375,7 @@ fn unpaired_key_and_expired_nonce_are_refused() {
     refused(
         &call(&mut s, Op::Write, KEYWAY, 2, &body, 11),
         11,
-        "is not paired with this lock",
+        "is not an owner of this lock",
     );
     let body = o.signed(&mut s, 2, &Vec::new(), 20);
     refused(
@@ -402,10 +412,15 @@ fn no_forced_update_after_upload_reset_and_power_cut() {
         update_state(&mut s, 2),
         Some(("awaiting-consent".into(), None))
     );
-    // The person leaves; an SMP reset (without the window it is no consent).
+    // The person leaves; an SMP reset without the window is refused (and
+    // would be no consent).
     s.close_presence();
-    call(&mut s, Op::Write, 0, 5, &Vec::new(), 3);
-    s.poll_reset().unwrap().unwrap();
+    refused(
+        &call(&mut s, Op::Write, 0, 5, &Vec::new(), 3),
+        11,
+        "reset (without an owner's \"auth\") needs the presence window",
+    );
+    assert!(s.poll_reset().is_none());
     assert_eq!(running_version(&mut s), "1.0.0");
     // A power cut at the next flash operation (the audit log's write).
     s.lock_mut().plan_power_cut(0, 1);
@@ -427,7 +442,7 @@ fn no_forced_update_after_upload_reset_and_power_cut() {
         &vec![(t("hash"), Value::Bytes(hash))],
         5,
     );
-    refused(&m, 11, "needs consent: no presence window open");
+    refused(&m, 11, "needs the presence window");
     assert_eq!(s.lock().state().trial, TrialState::Confirmed);
 }
 
@@ -509,7 +524,7 @@ fn owner_uploads_reads_notes_consents_or_refuses_without_presence() {
         6,
         "release notes were not offered",
     );
-    let n = read(&mut s, 4, 32);
+    let n = o.read(&mut s, KEYWAY, 4, &Vec::new(), 32);
     assert_eq!(smp::get_text(&n, "version").unwrap(), Some("2.0.0"));
     assert!(
         smp::get_text(&n, "notes")
@@ -535,7 +550,7 @@ fn owner_uploads_reads_notes_consents_or_refuses_without_presence() {
     // The next one is refused: erased, not offered again.
     let env3 = f.release("3.0.0", 3, Rel::default());
     upload(&mut s, &env3, Some(&o), 40);
-    read(&mut s, 4, 41);
+    o.read(&mut s, KEYWAY, 4, &Vec::new(), 41);
     let m = o.consent(&mut s, false, 42);
     let u = m.clone();
     assert_eq!(smp::get_text(&u, "state").unwrap(), Some("refused"));
@@ -586,7 +601,7 @@ fn auto_install_cve_consents_for_a_high_severity_fix_only() {
         },
     );
     let body = o.signed(&mut s, 5, &vec![(t("accept"), Value::Bool(false))], 6);
-    read(&mut s, 4, 6);
+    o.read(&mut s, KEYWAY, 4, &Vec::new(), 6);
     call(&mut s, Op::Write, KEYWAY, 5, &body, 6);
     let m = upload(&mut s, &critical, Some(&o), 7);
     assert_eq!(smp::get_bool(&m, "match").unwrap(), Some(true), "{m:?}");
@@ -596,17 +611,15 @@ fn auto_install_cve_consents_for_a_high_severity_fix_only() {
 
 #[test]
 fn log_is_exported_in_chunks_that_verify() {
-    let f = Fixture::new();
-    let mut s = f.server();
+    let (f, mut s, o) = with_owner();
+    let off5 = vec![(t("off"), Value::from(5u8))];
     refused(
-        &call(
-            &mut s,
-            Op::Read,
-            KEYWAY,
-            6,
-            &vec![(t("off"), Value::from(5u8))],
-            0,
-        ),
+        &call(&mut s, Op::Read, KEYWAY, 6, &off5, 0),
+        11,
+        "log export needs an owner's signed request",
+    );
+    refused(
+        &o.read(&mut s, KEYWAY, 6, &off5, 0),
         6,
         "ask for off 0 first",
     );
@@ -618,7 +631,12 @@ fn log_is_exported_in_chunks_that_verify() {
     let mut total = None;
     loop {
         let body = vec![(t("off"), Value::from(file.len() as u64))];
-        let m = call(&mut s, Op::Read, KEYWAY, 6, &body, 1);
+        // The owner signs the first chunk; the rest belong to its export.
+        let m = if file.is_empty() {
+            o.read(&mut s, KEYWAY, 6, &body, 1)
+        } else {
+            call(&mut s, Op::Read, KEYWAY, 6, &body, 1)
+        };
         let len = smp::get_u64(&m, "len").unwrap().unwrap();
         assert_eq!(*total.get_or_insert(len), len, "the file stays the same");
         let data = smp::get_bytes(&m, "data").unwrap().unwrap();
@@ -679,14 +697,14 @@ fn factory_reset_then_re_pair_then_update() {
     refused(
         &call(&mut s, Op::Write, KEYWAY, 2, &body, 8),
         11,
-        "is not paired",
+        "is not an owner of this lock",
     );
     // A new owner pairs at the door, then updates remotely.
     let new = Owner::new();
     pair(&mut s, &new, 10);
     let env = f.release("2.0.0", 2, Rel::default());
     upload(&mut s, &env, Some(&new), 11);
-    read(&mut s, 4, 12);
+    new.read(&mut s, KEYWAY, 4, &Vec::new(), 12);
     let body = new.signed(&mut s, 2, &Vec::new(), 13);
     call(&mut s, Op::Write, KEYWAY, 2, &body, 13);
     new.consent(&mut s, true, 14);
@@ -769,7 +787,7 @@ fn consent_for_one_update_carried_over_to_a_replacement_is_refused() {
     );
     assert_ne!(a, b);
     upload(&mut s, &a, Some(&o), 10);
-    read(&mut s, 4, 11);
+    o.read(&mut s, KEYWAY, 4, &Vec::new(), 11);
     let m = o.consent(&mut s, true, 12);
     assert_eq!(smp::get_text(&m, "state").unwrap(), Some("postponed"));
     // B replaces A in the slot.
@@ -801,7 +819,7 @@ fn refused_erase_of_the_running_slot_keeps_the_pending_update_and_its_consent() 
     let (f, mut s, o) = with_owner();
     let env = f.release("2.0.0", 2, Rel::default());
     upload(&mut s, &env, Some(&o), 10);
-    read(&mut s, 4, 11);
+    o.read(&mut s, KEYWAY, 4, &Vec::new(), 11);
     o.consent(&mut s, true, 12);
     let running = s.lock().running().unwrap();
     // Signed for the image group's erase (group 1, command 5).

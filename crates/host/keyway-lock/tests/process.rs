@@ -103,6 +103,36 @@ fn t(s: &str) -> Value {
     Value::Text(s.into())
 }
 
+/// A challenge, then `body` signed by `owner`: the answer.
+fn signed(
+    sock: &UdpSocket,
+    owner: &SigningKey,
+    op: Op,
+    group: u16,
+    id: u8,
+    body: Vec<(Value, Value)>,
+) -> Vec<(Value, Value)> {
+    let c = request(sock, Op::Read, 64, 7, vec![]);
+    let nonce: [u8; 16] = smp::get_bytes(&c, "nonce")
+        .unwrap()
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let mut cbor = Vec::new();
+    ciborium::into_writer(&Value::Map(body.clone()), &mut cbor).unwrap();
+    let sig = owner.sign(&keyway_lock::owners::auth_message(group, id, &nonce, &cbor));
+    let mut b = body;
+    b.push((
+        t("auth"),
+        Value::Map(vec![
+            (t("key"), Value::Bytes(owner.raw_public_key_bytes())),
+            (t("nonce"), Value::Bytes(nonce.to_vec())),
+            (t("sig"), Value::Bytes(sig)),
+        ]),
+    ));
+    request(sock, op, group, id, b)
+}
+
 /// (slot, version, active, confirmed) of each image.
 fn images(sock: &UdpSocket) -> Vec<(u64, String, bool, bool)> {
     let m = request(sock, Op::Read, 1, 0, vec![]);
@@ -186,9 +216,14 @@ fn provision_run_update_kill_run() {
             (1, "2.0.0".into(), false, false)
         ]
     );
-    // Unlocked (Keyway group, the window is open): the lock installs and
-    // resets by itself on its next timer tick.
-    let m = request(&sock, Op::Write, 64, 2, vec![]);
+    // Unlocked by the owner (paired in the window; the window alone
+    // never unlocks): the lock installs and resets by itself on its next
+    // timer tick.
+    let owner = SigningKey::generate(Algorithm::Ed25519).unwrap();
+    let body = vec![(t("key"), Value::Bytes(owner.raw_public_key_bytes()))];
+    let m = request(&sock, Op::Write, 64, 8, body);
+    assert_eq!(smp::get_u64(&m, "owners").unwrap(), Some(1), "{m:?}");
+    let m = signed(&sock, &owner, Op::Write, 64, 2, vec![]);
     assert_eq!(
         smp::get_text(&m, "bolt").unwrap(),
         Some("unlocked"),
@@ -300,7 +335,8 @@ fn ctl_on_a_unix_socket_cut_mid_upload_and_owners_survive_a_restart() {
     let m = request(&sock, Op::Write, 64, 8, body);
     assert_eq!(smp::get_u64(&m, "owners").unwrap(), Some(1), "{m:?}");
     let body = vec![(t("auto_install_cve"), Value::Bool(true))];
-    request(&sock, Op::Write, 64, 10, body);
+    let m = signed(&sock, &owner, Op::Write, 64, 10, body);
+    assert_eq!(smp::get_u64(&m, "rc").unwrap(), None, "{m:?}");
 
     // The power fails halfway through an upload: no answer; the lock
     // powers on again and the upload resumes from its journal.
@@ -325,7 +361,7 @@ fn ctl_on_a_unix_socket_cut_mid_upload_and_owners_survive_a_restart() {
     // Kill and start again: the owner and the pending update are still there.
     drop(lock);
     let (_lock, sock) = start_with(&state, &args);
-    let st = request(&sock, Op::Read, 64, 0, vec![]);
+    let st = signed(&sock, &owner, Op::Read, 64, 0, vec![]);
     assert_eq!(smp::get_u64(&st, "owners").unwrap(), Some(1), "{st:?}");
     let set = smp::get(&st, "settings").unwrap().as_map().unwrap().clone();
     assert_eq!(smp::get_bool(&set, "auto_install_cve").unwrap(), Some(true));

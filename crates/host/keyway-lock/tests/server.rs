@@ -357,6 +357,13 @@ fn os_group_echo_params_info_and_unknown_commands() {
         smp::get_u64(&m, "buf_size").unwrap(),
         Some(smp::MAX_FRAME as u64)
     );
+    // OS info is for the person at the lock (or an owner).
+    let (_, m) = answer(
+        &mut s,
+        &frame(Op::Read, 1, 0, 7, 1, vec![(t("format"), t("snrm"))]),
+    );
+    assert_eq!(rc(&m), Some(11), "{m:?}");
+    s.open_presence(0, 60_000);
     let (_, m) = answer(
         &mut s,
         &frame(Op::Read, 1, 0, 7, 1, vec![(t("format"), t("snrm"))]),
@@ -681,7 +688,7 @@ fn delta_upload_test_reset_runs_the_new_image() {
     s.set_presence_always_open(true);
     // The Keyway group's status names the running image's SHA-256: the
     // base a client's delta must have.
-    let (_, st) = answer(&mut s, &frame(Op::Read, 1, 64, 0, 1, vec![]));
+    let st = s.status_report(0);
     let factory: Vec<u8> = (0..9000usize).map(|i| (i * 7 + 1) as u8).collect();
     assert_eq!(
         smp::get_bytes(&st, "image").unwrap(),

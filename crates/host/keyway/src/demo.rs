@@ -383,7 +383,7 @@ pub fn run(dir: &Path, namespace: Result<(), String>, out: &mut dyn Write) -> Re
         r#"{"cmd":"cut-power","mid_upload":null}"#,
     )?;
     let up = kd(out, &["--json", "update", &release]);
-    let boots_after_cut = status_json(&target)?;
+    let boots_after_cut = status_json(&target, &owner)?;
     let up_text = up.as_deref().unwrap_or("");
     let resumed = serde_json::from_str::<serde_json::Value>(up_text.trim())
         .ok()
@@ -420,7 +420,7 @@ pub fn run(dir: &Path, namespace: Result<(), String>, out: &mut dyn Write) -> Re
             })
             .unwrap_or_else(|e| format!("{e:#}")),
     });
-    let before = status_json(&target)?;
+    let before = status_json(&target, &owner)?;
     let consent = kd(out, &["consent", "accept"]);
     let postponed = consent.as_deref().is_ok_and(|t| t.contains("postponed"));
     at_lock(
@@ -433,7 +433,7 @@ pub fn run(dir: &Path, namespace: Result<(), String>, out: &mut dyn Write) -> Re
         out,
         "  The bolt is withdrawn: the lock installs by itself, boots 2.1.0 on trial, self-tests and confirms."
     )?;
-    let after = wait_version(&target, "2.1.0", Duration::from_secs(20))?;
+    let after = wait_version(&target, &owner, "2.1.0", Duration::from_secs(20))?;
     kd(out, &["status"])?;
     let version = |v: &serde_json::Value| {
         v.get("version")
@@ -505,10 +505,18 @@ pub fn run(dir: &Path, namespace: Result<(), String>, out: &mut dyn Write) -> Re
     })
 }
 
-/// The lock's status as JSON (`keyway device --json status`), quietly.
-fn status_json(target: &str) -> Result<serde_json::Value> {
+/// The lock's status as JSON (`keyway device --owner-key OWNER --json
+/// status`: status is for owners), quietly.
+fn status_json(target: &str, owner: &str) -> Result<serde_json::Value> {
     let cli = crate::cli::Cli::try_parse_from([
-        "keyway", "device", "--target", target, "--json", "status",
+        "keyway",
+        "device",
+        "--target",
+        target,
+        "--owner-key",
+        owner,
+        "--json",
+        "status",
     ])?;
     let mut buf = Vec::new();
     crate::cli::run(cli, &mut buf, &mut std::io::sink())?;
@@ -516,10 +524,15 @@ fn status_json(target: &str) -> Result<serde_json::Value> {
 }
 
 /// Polls the status until `version` runs confirmed, or `limit` passes.
-fn wait_version(target: &str, version: &str, limit: Duration) -> Result<serde_json::Value> {
+fn wait_version(
+    target: &str,
+    owner: &str,
+    version: &str,
+    limit: Duration,
+) -> Result<serde_json::Value> {
     let start = std::time::Instant::now();
     loop {
-        let s = status_json(target);
+        let s = status_json(target, owner);
         if let Ok(s) = &s
             && s.get("version").and_then(serde_json::Value::as_str) == Some(version)
             && s.get("trial").and_then(serde_json::Value::as_bool) == Some(false)

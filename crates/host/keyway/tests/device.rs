@@ -184,12 +184,16 @@ fn update_end_to_end_with_the_cli_runs_the_new_version_confirmed() {
         err.contains(" (1.1.0, running): nothing to upload"),
         "{err}"
     );
-    // Among several candidates the client picks one the lock lacks.
+    // Among several candidates the client picks one the lock lacks; its
+    // owner sees it pending.
+    let key = pair_owner(&lab, &lock);
     let next = lab.write("v1.2.suit", &release(&lab.vendor, "1.2.0", 3, 4000));
     let v: serde_json::Value = serde_json::from_str(
         cli(
             &lock,
             &[
+                "--owner-key",
+                &key,
                 "--json",
                 "update",
                 path.to_str().unwrap(),
@@ -817,7 +821,10 @@ fn an_owner_pairs_at_the_door_then_unlocks_with_the_key_and_a_stranger_cannot() 
     assert_eq!(v["bolt"], "unlocked", "{v}");
     let out = ok(cli(&lock, &["--owner-key", &key, "lock"]));
     assert_eq!(out.trim(), "bolt locked");
-    let v = json(&ok(cli(&lock, &["--json", "status"])));
+    // Status is for owners.
+    let e = refused(cli(&lock, &["status"]));
+    assert!(e.contains("rc 11"), "{e}");
+    let v = json(&ok(cli(&lock, &["--owner-key", &key, "--json", "status"])));
     assert_eq!(
         (v["bolt"].as_str(), v["owners"].as_u64()),
         (Some("locked"), Some(1))
@@ -854,14 +861,14 @@ fn notes_then_consent_postponed_while_locked_installs_once_unlocked() {
     // Consent before the notes were offered is refused.
     let e = refused(cli(&lock, &["--owner-key", &key, "consent", "accept"]));
     assert!(e.contains("the release notes were not offered yet"), "{e}");
-    let notes = ok(cli(&lock, &["notes"]));
+    let notes = ok(cli(&lock, &["--owner-key", &key, "notes"]));
     assert!(
         notes.contains("pending update 1.1.0 (sequence 2)"),
         "{notes}"
     );
     assert!(notes.contains("fixes CVE-2022-46480 (high)"), "{notes}");
     assert!(notes.contains("Fixes the BLE replay flaw."), "{notes}");
-    let v = json(&ok(cli(&lock, &["--json", "notes"])));
+    let v = json(&ok(cli(&lock, &["--owner-key", &key, "--json", "notes"])));
     assert_eq!(v["cves"][0]["severity"], "high", "{v}");
 
     // The bolt is locked: consent is kept, the install postponed.
@@ -926,12 +933,19 @@ fn a_test_boot_while_locked_is_reported_postponed() {
 fn the_exported_log_verifies_with_keyway_log_verify() {
     let lab = Lab::new(1);
     let lock = lab.start_with_control(false);
+    let key = pair_owner(&lab, &lock);
     for _ in 0..10 {
         control(&lock, r#"{"cmd":"unlock"}"#);
         control(&lock, r#"{"cmd":"lock"}"#);
     }
     let file = lab.tmp.path().join("log.bin");
-    let out = ok(cli(&lock, &["log", "export", file.to_str().unwrap()]));
+    // The log shows who came and went: for owners only.
+    let e = refused(cli(&lock, &["log", "export", file.to_str().unwrap()]));
+    assert!(e.contains("rc 11"), "{e}");
+    let out = ok(cli(
+        &lock,
+        &["--owner-key", &key, "log", "export", file.to_str().unwrap()],
+    ));
     assert!(out.contains("keyway log verify"), "{out}");
     let o = Command::new(BIN)
         .args(["log", "verify"])
@@ -997,7 +1011,8 @@ fn an_owner_signs_the_first_chunk_and_uploads_without_the_presence_window() {
         &lock,
         &["--owner-key", &stranger, "update", path.to_str().unwrap()],
     ));
-    assert!(e.contains("upload: refused:") && e.contains("rc 11"), "{e}");
+    // The stranger's key is refused at its first signed request.
+    assert!(e.contains("refused:") && e.contains("rc 11"), "{e}");
     let v = json(&ok(cli(
         &lock,
         &[
@@ -1011,13 +1026,13 @@ fn an_owner_signs_the_first_chunk_and_uploads_without_the_presence_window() {
     assert_eq!(v["pending"]["state"], "awaiting-consent", "{v}");
     assert_eq!(v["pending"]["version"], "2.0.0", "{v}");
     // Refusing erases it: nothing is pending any more.
-    ok(cli(&lock, &["notes"]));
+    ok(cli(&lock, &["--owner-key", &key, "notes"]));
     let v = json(&ok(cli(
         &lock,
         &["--owner-key", &key, "--json", "consent", "refuse"],
     )));
     assert_eq!(v["state"], "refused", "{v}");
-    let e = refused(cli(&lock, &["notes"]));
+    let e = refused(cli(&lock, &["--owner-key", &key, "notes"]));
     assert!(
         e.contains("notes: refused: nothing pending") && e.contains("ENOENT, rc 5"),
         "{e}"
@@ -1123,6 +1138,8 @@ fn update_picks_the_delta_for_the_running_image_else_the_full_one() {
     let lab = Lab::new(1);
     let lock = lab.start_with_control(true);
     assert!(control(&lock, r#"{"cmd":"keypad","pin":"4711"}"#).contains("unlocked"));
+    // The running image is in the owner's status: the client signs it.
+    let key = pair_owner(&lab, &lock);
     let factory: Vec<u8> = (0..6000usize).map(|i| (i * 31 + 1) as u8).collect();
     let mut new = factory.clone();
     new[3000..3010].copy_from_slice(b"keyway 1.1");
@@ -1135,6 +1152,8 @@ fn update_picks_the_delta_for_the_running_image_else_the_full_one() {
     let (ok, out, err) = cli(
         &lock,
         &[
+            "--owner-key",
+            &key,
             "--json",
             "update",
             full.to_str().unwrap(),
@@ -1180,6 +1199,8 @@ fn update_picks_the_delta_for_the_running_image_else_the_full_one() {
     let (ok, out, err) = cli(
         &lock,
         &[
+            "--owner-key",
+            &key,
             "update",
             delta12.to_str().unwrap(),
             full12.to_str().unwrap(),
@@ -1249,11 +1270,17 @@ fn a_delta_the_lock_refuses_for_its_base_falls_back_to_the_full_image() {
     let full = lab.write("v1.1.suit", &full_env);
     let delta = lab.write("v1.1-from-other.suit", &signed(&new, Some(&other_base)));
     let base_digest: [u8; 32] = keyway::encode::sha256(&other_base);
+    // The status (and its running image) is for owners: pair one.
+    let owner = SigningKey::generate(Algorithm::Ed25519).unwrap();
+    let public: [u8; 32] = owner.raw_public_key_bytes().try_into().unwrap();
+    client(&lock).pair(&public, None).unwrap();
     let t = UdpTransport::connect(&lock.smp.to_string()).unwrap();
     let mut c = Client::new(StaleStatus {
         inner: t,
         image: base_digest,
-    });
+    })
+    .with_owner(owner)
+    .unwrap();
     let args = keyway_cli::device::cli::UpdateArgs {
         envelopes: vec![delta.clone(), full.clone()],
         install: false,

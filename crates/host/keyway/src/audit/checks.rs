@@ -23,7 +23,7 @@ use keyway::smp::{self, Op, group, text};
 use keyway_audit::{Body as RecBody, Event};
 use serde_json::json;
 
-use super::link::{Answer, Control, ControlAddr, SlotState, Smp, Upload, kw};
+use super::link::{Answer, Control, ControlAddr, SlotState, Smp, Upload};
 use super::releases::{self, Release, SELF_TEST_FAIL_MARKER, Source};
 use super::{CHECKS, Check, Options, Status, Target, netns};
 
@@ -309,10 +309,14 @@ impl Session<'_> {
     /// takes the first log export.
     fn setup(&mut self) -> Result<String> {
         let mut lock = String::new();
-        match self
-            .smp
-            .request(Op::Read, group::KEYWAY, kw::STATUS, Vec::new())?
-        {
+        // `status` is for owners (signed when the audit has an owner key);
+        // a lock that refuses it for want of one (rc 11) has the group.
+        let mut status_later = false;
+        match self.smp.owner_call(|c| c.status())? {
+            Answer::Err { rc: 11, .. } => {
+                self.keyway_group = true;
+                status_later = true;
+            }
             Answer::Ok(b) => {
                 self.keyway_group = true;
                 let t = |k: &str| {
@@ -351,6 +355,16 @@ impl Session<'_> {
                 self.owner = Some(key);
                 self.smp.set_owner(self.owner.clone())?;
             }
+        }
+        if status_later
+            && self.device_key.is_none()
+            && let Ok(b) = self.smp.status()
+            && let Ok(Some(raw)) = smp::get_bytes(&b, "device_key")
+            && let Ok(arr) = <[u8; 32]>::try_from(raw)
+            && let Ok(k) = ed25519_dalek::VerifyingKey::from_bytes(&arr)
+        {
+            self.device_key = Some(PublicKey::Ed25519(k));
+            self.device_key_from_lock = true;
         }
         self.export("start");
         Ok(lock)
@@ -572,9 +586,7 @@ impl Session<'_> {
         let _ = self.owner_unlock();
         if self.keyway_group && self.owner.is_some() {
             // The lock offers the notes before it takes consent.
-            let _ = self
-                .smp
-                .request(Op::Read, group::KEYWAY, kw::NOTES, Vec::new())?;
+            let _ = self.smp.owner_call(|c| c.notes())?;
             let a = self.smp.owner_call(|c| c.consent(true))?;
             // Taken: the lock installs now, or as soon as its policy allows.
             let taken = match &a {
@@ -590,7 +602,7 @@ impl Session<'_> {
         let a = self
             .test_boot(r)?
             .ok_or_else(|| anyhow!("no answer to the test boot"))?;
-        let _ = self.smp.try_request(Op::Write, group::OS, 5, Vec::new())?;
+        let _ = self.smp.owner_call(|c| c.reset().map(|()| Vec::new()));
         Ok((
             format!(
                 "test boot with the presence window open, reset: {}",
@@ -717,7 +729,7 @@ impl Session<'_> {
                     u.describe(r.envelope.len())
                 ));
             }
-            let _ = self.smp.try_request(Op::Write, group::OS, 5, Vec::new())?;
+            let _ = self.smp.owner_call(|c| c.reset().map(|()| Vec::new()));
             let run = self.settle(Some(r), self.settle_time())?;
             ev.push(format!(
                 "reset from recovery: the lock runs {}",
@@ -806,7 +818,7 @@ impl Session<'_> {
         let pending = self.pending_state();
         ev11.push(format!("pending update: {pending}"));
         let installing = pending.contains(" installing");
-        let _ = self.smp.try_request(Op::Write, group::OS, 5, Vec::new())?;
+        let _ = self.smp.owner_call(|c| c.reset().map(|()| Vec::new()));
         let _ = self.settle(None, self.settle_time())?;
         let (after_reset, changed_after) = self.watch_running(before.as_ref(), watch)?;
         ev11.push(format!(
@@ -921,10 +933,7 @@ impl Session<'_> {
 
     fn notes_before_consent(&mut self, r: &Release) -> Check {
         let mut ev = Vec::new();
-        let a = match self
-            .smp
-            .request(Op::Read, group::KEYWAY, kw::NOTES, Vec::new())
-        {
+        let a = match self.smp.owner_call(|c| c.notes()) {
             Ok(a) => a,
             Err(e) => return errored(12, &e),
         };
@@ -1363,12 +1372,6 @@ impl Session<'_> {
                 ev,
             ));
         }
-        let owners = self
-            .smp
-            .status()
-            .ok()
-            .and_then(|b| smp::get_u64(&b, "owners").ok().flatten());
-        ev.push(format!("owners after the reset: {owners:?}"));
         if self.owner.is_some() {
             // Still signed by the owner paired before the reset.
             let a = self.smp.owner_call(|c| c.unlock())?;
@@ -1389,6 +1392,10 @@ impl Session<'_> {
             "re-paired a new owner {} offline: owners {n}",
             hex(&key.key_id())
         ));
+        // `status` is for owners, and none is left after the reset: the
+        // pairing's count tells how many the reset left.
+        let owners = n.checked_sub(1);
+        ev.push(format!("owners after the reset: {owners:?}"));
         self.owner = Some(key);
         self.smp.set_owner(self.owner.clone())?;
         let Some(r) = self.next_release(None)? else {

@@ -537,11 +537,12 @@ fn is_delta(envelope: &[u8]) -> bool {
 }
 
 /// The running image's SHA-256 from the Keyway group status (`image`);
-/// `None` on a lock without the group or in recovery.
+/// `None` on a lock without the group, in recovery, or (status is for
+/// owners) without an owner key: then the full image goes.
 fn running_image<T: Transport>(c: &mut Client<T>) -> Result<Option<[u8; 32]>> {
     match c.running_image() {
         Ok(i) => Ok(i),
-        Err(e) if e.not_supported() => Ok(None),
+        Err(e) if e.not_supported() || (e.access_denied() && !c.has_owner()) => Ok(None),
         Err(e) => Err(e.into()),
     }
 }
@@ -696,14 +697,15 @@ pub fn update<T: Transport>(
 }
 
 /// The Keyway group's pending-update summary, or `None` on a lock without
-/// the group or without a pending update.
+/// the group, without a pending update, or (status is for owners) without
+/// an owner key.
 fn pending_update<T: Transport>(c: &mut Client<T>) -> Result<Option<Map>> {
     match c.status() {
         Ok(s) => Ok(match smp_get(&s, "update") {
             Some(ciborium::Value::Map(m)) => Some(m.clone()),
             _ => None,
         }),
-        Err(e) if e.not_supported() => Ok(None),
+        Err(e) if e.not_supported() || (e.access_denied() && !c.has_owner()) => Ok(None),
         Err(e) => Err(e.into()),
     }
 }

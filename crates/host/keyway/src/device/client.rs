@@ -114,6 +114,11 @@ impl DeviceError {
     pub fn not_supported(&self) -> bool {
         matches!(self, DeviceError::Refused { rc: 8, .. })
     }
+
+    /// Whether the lock refused for want of authority (`EACCESSDENIED`).
+    pub fn access_denied(&self) -> bool {
+        matches!(self, DeviceError::Refused { rc: 11, .. })
+    }
 }
 
 fn malformed(what: &str, why: impl Into<String>) -> DeviceError {
@@ -435,7 +440,10 @@ impl<T: Transport> Client<T> {
 
     /// OS reset: the lock reboots after answering.
     pub fn reset(&mut self) -> Result<(), DeviceError> {
-        let b = self.call("reset", &Request::Reset)?;
+        // A reset needs the window or an owner: signed when there is one.
+        let mut m = kw::Signed::default();
+        m.auth = self.sign(group::OS, os::cmd::RESET, &m)?;
+        let b = self.call("reset", &Request::Reset(m))?;
         typed::<os::Empty>("reset", &b).map(|_| ())
     }
 
@@ -461,12 +469,14 @@ impl<T: Transport> Client<T> {
         hash: &[u8],
         confirm: bool,
     ) -> Result<Vec<ImageSlot>, DeviceError> {
-        let req = Request::ImageStateWrite(img::StateWrite {
+        let mut m = img::StateWrite {
             hash: Some(hash),
             confirm: Some(confirm),
             kw: true,
-        });
-        let b = self.call(what, &req)?;
+            auth: None,
+        };
+        m.auth = self.sign(group::IMAGE, img::cmd::STATE, &m)?;
+        let b = self.call(what, &Request::ImageStateWrite(m))?;
         parse_images(what, &b)
     }
 
@@ -584,25 +594,25 @@ impl<T: Transport> Client<T> {
         ))
     }
 
-    /// The Keyway group's `status`.
+    /// The Keyway group's `status` (for owners: signed).
     pub fn status(&mut self) -> Result<Map, DeviceError> {
-        let b = self.call("status", &Request::Status)?;
+        let b = self.signed_read("status", kw::cmd::STATUS, Request::Status)?;
         typed::<kw::Status>("status", &b)?;
         map_of("status", &b)
     }
 
     /// The running image's SHA-256 from `status` (`None` in recovery).
     pub fn running_image(&mut self) -> Result<Option<[u8; 32]>, DeviceError> {
-        let b = self.call("status", &Request::Status)?;
+        let b = self.signed_read("status", kw::cmd::STATUS, Request::Status)?;
         Ok(typed::<kw::Status>("status", &b)?.image)
     }
 
-    /// `lock` (owner `auth`, or the presence window).
+    /// `lock` (an owner's `auth`).
     pub fn lock(&mut self) -> Result<Map, DeviceError> {
         self.bolt("lock", kw::cmd::LOCK)
     }
 
-    /// `unlock` (owner `auth`, or the presence window).
+    /// `unlock` (an owner's `auth`).
     pub fn unlock(&mut self) -> Result<Map, DeviceError> {
         self.bolt("unlock", kw::cmd::UNLOCK)
     }
@@ -622,14 +632,14 @@ impl<T: Transport> Client<T> {
 
     /// `presence`: whether the window is open.
     pub fn presence(&mut self) -> Result<Map, DeviceError> {
-        let b = self.call("presence", &Request::Presence)?;
+        let b = self.signed_read("presence", kw::cmd::PRESENCE, Request::Presence)?;
         typed::<kw::Presence>("presence", &b)?;
         map_of("presence", &b)
     }
 
     /// `notes`: the pending update's release notes and CVEs.
     pub fn notes(&mut self) -> Result<Map, DeviceError> {
-        let b = self.call("notes", &Request::Notes)?;
+        let b = self.signed_read("notes", kw::cmd::NOTES, Request::Notes)?;
         typed::<kw::Notes>("notes", &b)?;
         map_of("notes", &b)
     }
@@ -691,7 +701,13 @@ impl<T: Transport> Client<T> {
         let mut total: Option<u64> = None;
         loop {
             let off = out.len() as u64;
-            let b = self.call(WHAT, &Request::Log(kw::Log { off }))?;
+            // The owner signs the first chunk; the lock keeps the rest of
+            // the export for this peer.
+            let mut m = kw::Log { off, auth: None };
+            if off == 0 {
+                m.auth = self.sign(group::KEYWAY, kw::cmd::LOG, &m)?;
+            }
+            let b = self.call(WHAT, &Request::Log(m))?;
             let chunk: kw::LogRsp = typed(WHAT, &b)?;
             if chunk.off != off {
                 return Err(malformed(
@@ -737,6 +753,19 @@ impl<T: Transport> Client<T> {
                 return Ok(out);
             }
         }
+    }
+
+    /// A read that an owner signs (status, presence, notes): the lock
+    /// answers them to owners, or in the presence window.
+    fn signed_read(
+        &mut self,
+        what: &str,
+        id: u8,
+        req: fn(kw::Signed) -> Request<'static>,
+    ) -> Result<Vec<u8>, DeviceError> {
+        let mut m = kw::Signed::default();
+        m.auth = self.sign(group::KEYWAY, id, &m)?;
+        self.call(what, &req(m))
     }
 }
 

@@ -251,7 +251,7 @@ impl Session<'_> {
             u.describe(r.envelope.len())
         ));
         ev.push(self.consent(&r)?.0);
-        let _ = self.smp.try_request(Op::Write, group::OS, 5, Vec::new());
+        let _ = self.smp.owner_call(|c| c.reset().map(|()| Vec::new()));
         ev.push("an SMP reset sent during the trial boot".into());
         let ok = self.working(ev, "trial boot")?;
         let done = self.complete(&r, ev)?;
