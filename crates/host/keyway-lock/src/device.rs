@@ -902,9 +902,9 @@ impl Lock {
             self.delta_upload = None;
         }
         if let Some(d) = delta {
-            if let Some(e) = self.delta_refusal(d) {
-                return Err(e);
-            }
+            // `DeltaInstaller::begin` hashes the active slot's first
+            // `base_size` bytes and refuses another base before writing:
+            // the one read of the base this upload needs for its check.
             return DeltaInstaller::<Flash, BUF>::begin(
                 &mut self.flash,
                 &mut self.journal,
@@ -930,21 +930,20 @@ impl Lock {
     }
 
     /// Why a delta with this binding cannot apply here, or `None` when the
-    /// active slot's first `base_size` bytes hash to its base digest. The
-    /// reason names both images, so the owner's client knows to send the
-    /// full image instead.
+    /// running image is its base, as the running slot's verified manifest
+    /// names it (its digest; the boot verified the bytes against it, and
+    /// `DeltaInstaller::begin` hashes them again before writing, so this
+    /// head check reads no image). The reason names both images, so the
+    /// owner's client knows to send the full image instead.
     pub fn delta_refusal(&self, d: &keyway_suit::DeltaBinding<'_>) -> Option<ImgError> {
         let active = self.journal.state().active_slot;
-        let place = self.layout.place::<Flash>(active)?;
-        let base = usize::try_from(d.base_size).ok();
-        let found = base
-            .and_then(|n| read(&self.flash, place.image.start as usize, n))
-            .map(|b| <[u8; 32]>::from(Sha256::digest(b)));
-        if found.as_ref() == Some(d.base_digest) {
+        let runs = self.image_digest(active);
+        if runs.as_ref() == Some(d.base_digest) {
             return None;
         }
         let short = |h: &[u8]| keyway::keys::hex(h.get(..4).unwrap_or(h));
-        let runs = match (self.image_digest(active), self.version(active)) {
+        let running_image_sha256 = runs;
+        let runs = match (runs, self.version(active)) {
             (Some(h), Some(v)) => format!("{}… (v{v})", short(&h)),
             _ => "another image".to_owned(),
         };
@@ -960,7 +959,7 @@ impl Lock {
             )
             .with_refusal(keyway_smp::Refusal::DeltaWrongBase {
                 base_image_sha256: *d.base_digest,
-                running_image_sha256: self.image_digest(active),
+                running_image_sha256,
             }),
         )
     }
@@ -1254,5 +1253,5 @@ pub fn install_err(e: install::Error<keyway_sim::Error>) -> ImgError {
 
 /// Reads flash bytes (tests and the server's checks).
 pub fn read(flash: &Flash, at: usize, len: usize) -> Option<&[u8]> {
-    flash.as_bytes().get(at..at.checked_add(len)?)
+    flash.peek(at, len)
 }

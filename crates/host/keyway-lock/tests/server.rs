@@ -755,3 +755,35 @@ fn delta_for_another_base_is_refused_at_the_head_before_writing() {
     let m = upload(&mut s, &full, 1000);
     assert_eq!(smp::get_bool(&m, "match").unwrap(), Some(true), "{m:?}");
 }
+
+/// Issue 12: "a delta's base image is hashed three times per upload" (the
+/// server's head check, `Lock::begin_download`'s same check again, and
+/// `DeltaInstaller::begin`). The upload may read the running image once
+/// to prove it is the base, plus what the patch copies from it (here the
+/// whole base), and then the new slot once: the lock verifies what it
+/// wrote as its bootloader will (`VerifiedSlot`, a read-back that catches
+/// a bad write). The bound is those three and a page for the manifest
+/// areas; three hashes of the base (before the fix) read 45,473 bytes.
+#[test]
+fn a_delta_upload_reads_its_base_once_to_check_it() {
+    let f = Fixture::new();
+    let mut s = f.server();
+    s.set_presence_always_open(true);
+    let factory: Vec<u8> = (0..9000usize).map(|i| (i * 7 + 1) as u8).collect();
+    let mut new = factory.clone();
+    new[4000..4010].copy_from_slice(b"keyway 1.1");
+    let env = delta_release(&f, &new, None);
+    let before = s.lock().flash().bytes_read();
+    let m = upload(&mut s, &env, 244);
+    assert_eq!(smp::get_bool(&m, "match").unwrap(), Some(true), "{m:?}");
+    let read = s.lock().flash().bytes_read() - before;
+    let base = factory.len() as u64;
+    println!(
+        "delta upload: {read} bytes read from flash for a {base}-byte base ({:.2}x)",
+        read as f64 / base as f64
+    );
+    assert!(
+        read <= 2 * base + new.len() as u64 + 4096,
+        "the upload read {read} bytes of flash for a {base}-byte base: the base is hashed more than once"
+    );
+}

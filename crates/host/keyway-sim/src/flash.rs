@@ -28,6 +28,10 @@ pub struct Stats {
     pub erase_ops: u64,
     /// Bytes whose programming began (whole write units).
     pub bytes_written: u64,
+    /// Bytes read through [`SimFlash::read`] (the `ReadNorFlash` path).
+    /// Reads through [`SimFlash::peek`] are counted by
+    /// [`SimFlash::bytes_read`].
+    pub bytes_read: u64,
     /// Erases begun per sector, indexed like [`Geometry::sectors`].
     pub sector_erases: Vec<u32>,
     /// Modeled busy time: erase times plus program times.
@@ -59,6 +63,8 @@ pub struct SimFlash<const WRITE: usize, const ERASE: usize, const READ: usize = 
     plan: PowerCut,
     cut_log: Vec<CutEvent>,
     stats: Stats,
+    /// Bytes borrowed through [`SimFlash::peek`] (a `&self` read).
+    peeked: core::cell::Cell<u64>,
 }
 
 /// The nRF52840 preset: 4-byte writes, 4 KiB pages.
@@ -163,6 +169,7 @@ impl<const WRITE: usize, const ERASE: usize, const READ: usize> SimFlash<WRITE, 
             powered: true,
             plan: PowerCut::default(),
             cut_log: Vec::new(),
+            peeked: core::cell::Cell::new(0),
         })
     }
 
@@ -231,6 +238,24 @@ impl<const WRITE: usize, const ERASE: usize, const READ: usize> SimFlash<WRITE, 
     /// All counters.
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// Bytes read so far, through [`SimFlash::read`] and
+    /// [`SimFlash::peek`] alike: how a host shell that reads an image
+    /// more often than it must shows up in a test.
+    pub fn bytes_read(&self) -> u64 {
+        self.stats.bytes_read + self.peeked.get()
+    }
+
+    /// Borrows `len` bytes at `at` without copying (a memory-mapped read,
+    /// as an MCU reads its internal flash), counted in
+    /// [`SimFlash::bytes_read`]. `None` if the range is outside the flash.
+    /// Unlike [`SimFlash::read`] it ignores power and ECC state: it is
+    /// for the simulator's shells, not for code under a power-cut test.
+    pub fn peek(&self, at: usize, len: usize) -> Option<&[u8]> {
+        let b = self.data.get(at..at.checked_add(len)?)?;
+        self.peeked.set(self.peeked.get() + len as u64);
+        Some(b)
     }
 
     /// Zeroes the counters (not the contents, the plan or the op index a
@@ -331,6 +356,7 @@ impl<const WRITE: usize, const ERASE: usize, const READ: usize> SimFlash<WRITE, 
             }
         }
         bytes.copy_from_slice(&self.data[start..end]);
+        self.stats.bytes_read += bytes.len() as u64;
         Ok(())
     }
 
