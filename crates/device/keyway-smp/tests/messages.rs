@@ -502,7 +502,9 @@ fn refusal_codes_are_stable() {
     let codes: Vec<u64> = refusals().iter().map(Refusal::code).collect();
     assert_eq!(
         codes,
-        [1, 2, 3, 4, 5, 6, 7, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 999]
+        [
+            1, 2, 3, 4, 5, 6, 7, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 999
+        ]
     );
 }
 
