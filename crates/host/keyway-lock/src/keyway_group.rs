@@ -394,7 +394,7 @@ impl Server {
                 MgmtErr::NoEnt,
                 keyway_smp::Refusal::UnknownOwner,
                 format!(
-                    "refused: no owner of this lock has key id {}; nothing was removed (list them with owners, command 16)",
+                    "refused: no owner of this lock has key id {}; nothing was removed",
                     keyway::keys::hex(&id)
                 ),
             ));
