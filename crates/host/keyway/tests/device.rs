@@ -1364,6 +1364,14 @@ fn owners_lists_the_owners_and_unpair_removes_one_that_then_cannot_unlock() {
         out.trim(),
         format!("removed owner {bob_id}; the lock has 1 owner(s)")
     );
+    // Stored before the answer (the shell saves a change of owners before
+    // it replies), so a power cut right after it cannot bring bob back.
+    let stored: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(lab.tmp.path().join("lock/owners.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(stored["owners"].as_array().unwrap().len(), 1, "{stored}");
+    assert_eq!(stored["owners"][0]["name"], "ann", "{stored}");
     let e = refused(cli(&lock, &["--owner-key", &bob, "unlock"]));
     assert!(e.contains("rc 11"), "{e}");
     // The lock refuses bob's key as it refuses any unpaired key.
