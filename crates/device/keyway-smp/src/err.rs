@@ -258,6 +258,8 @@ pub enum Refusal {
     SessionRequired,
     /// 15: the setup code is wrong (pairing).
     BadSetupCode,
+    /// 16: no owner of the lock has the key id named (`unpair`).
+    UnknownOwner,
     /// A code this version does not know (a newer lock).
     Other {
         /// The code.
@@ -294,6 +296,7 @@ impl Refusal {
             Refusal::RateLimited { .. } => 13,
             Refusal::SessionRequired => 14,
             Refusal::BadSetupCode => 15,
+            Refusal::UnknownOwner => 16,
             Refusal::Other { code } => *code,
         }
     }
@@ -317,6 +320,7 @@ impl Refusal {
             Refusal::RateLimited { .. } => "too many requests",
             Refusal::SessionRequired => "the command needs an owner's session",
             Refusal::BadSetupCode => "the setup code is wrong",
+            Refusal::UnknownOwner => "no owner of the lock has that key id",
             Refusal::Other { .. } => "a refusal this client does not know",
         }
     }
@@ -393,6 +397,7 @@ impl Refusal {
             },
             14 => Refusal::SessionRequired,
             15 => Refusal::BadSetupCode,
+            16 => Refusal::UnknownOwner,
             code => Refusal::Other { code },
         })
     }

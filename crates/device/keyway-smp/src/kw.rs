@@ -44,9 +44,9 @@ pub mod cmd {
     /// Write: a sealed request inside a session; the answer is sealed
     /// (reserved).
     pub const SEALED: u8 = 15;
-    /// Read: the paired owners (reserved).
+    /// Read: the paired owners (an owner's signed request).
     pub const OWNERS: u8 = 16;
-    /// Write: remove an owner (reserved).
+    /// Write: remove an owner by key id (an owner's signed request).
     pub const UNPAIR: u8 = 17;
 }
 
@@ -54,6 +54,11 @@ pub mod cmd {
 pub const LOG_CHUNK: usize = 1024;
 /// The most CVEs a `notes` answer may list.
 pub const MAX_CVES: usize = 64;
+/// The most owners an `owners` answer may list (a decoder's bound; a
+/// lock holds fewer).
+pub const MAX_OWNERS: usize = 64;
+/// The longest owner name an `owners` answer may carry, in bytes.
+pub const MAX_OWNER_NAME: usize = 64;
 
 macro_rules! text_enum {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident = $s:literal),* $(,)? }) => {
@@ -912,6 +917,156 @@ impl<'a> Message<'a> for SettingsRsp {
         })?;
         Ok(SettingsRsp {
             settings: cbor::need(s, "settings")?,
+        })
+    }
+}
+
+/// One paired owner in an `owners` answer:
+/// `{"name", "key_id": 8 bytes, "paired"?}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OwnerEntry<'a> {
+    /// The owner's key id: the first 8 bytes of SHA-256 of its Ed25519
+    /// public key (what `unpair` names).
+    pub key_id: [u8; 8],
+    /// The name given at pairing (may be empty; untrusted text: escape
+    /// before printing), at most [`MAX_OWNER_NAME`] bytes.
+    pub name: &'a str,
+    /// When the owner was paired, Unix time in seconds, if the lock knew
+    /// the time then.
+    pub paired: Option<u64>,
+}
+
+impl<'a> Item<'a> for OwnerEntry<'a> {
+    fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.map(2 + usize::from(self.paired.is_some()))?;
+        w.text("name")?;
+        w.text(self.name)?;
+        w.text("key_id")?;
+        w.bytes(&self.key_id)?;
+        if let Some(p) = self.paired {
+            w.text("paired")?;
+            w.u64(p)?;
+        }
+        Ok(())
+    }
+    fn read(r: &mut Reader<'a>) -> Result<Self, Error> {
+        let (mut id, mut name, mut paired) = (None, None, None);
+        let mut e = |k: &str, r: &mut Reader<'a>| match k {
+            "key_id" => set(
+                &mut id,
+                "owners.key_id",
+                fixed(r, "owners.key_id", "8 bytes")?,
+            ),
+            "name" => {
+                let n = txt(r, "owners.name")?;
+                if n.len() > MAX_OWNER_NAME {
+                    return Err(Error::Invalid {
+                        field: "owners.name",
+                        expected: "at most 64 bytes",
+                    });
+                }
+                set(&mut name, "owners.name", n)
+            }
+            "paired" => set(&mut paired, "owners.paired", uint(r, "owners.paired")?),
+            _ => Ok(false),
+        };
+        field(cbor::read_entries(r, &mut e), "owners", "an array of maps")?;
+        Ok(OwnerEntry {
+            key_id: cbor::need(id, "owners.key_id")?,
+            name: cbor::need(name, "owners.name")?,
+            paired,
+        })
+    }
+}
+
+/// `owners` answer: `{"owners": [owner, ...]}`, in pairing order.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OwnersRsp<'a> {
+    /// The paired owners (at most [`MAX_OWNERS`]).
+    pub owners: Seq<'a, OwnerEntry<'a>>,
+}
+
+impl<'a> Message<'a> for OwnersRsp<'a> {
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.map(1)?;
+        w.text("owners")?;
+        self.owners.write(w)
+    }
+    fn decode(body: &'a [u8]) -> Result<Self, Error> {
+        let mut owners = None;
+        cbor::read_map(body, |k, r| match k {
+            "owners" => set(&mut owners, "owners", Seq::read(r, "owners", MAX_OWNERS)?),
+            _ => Ok(false),
+        })?;
+        Ok(OwnersRsp {
+            owners: cbor::need(owners, "owners")?,
+        })
+    }
+}
+
+/// `unpair` request: `{"key_id": 8 bytes, "auth"?}`: removes the owner
+/// with that key id (an owner's signed request; an owner may remove
+/// itself).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unpair {
+    /// The key id of the owner to remove.
+    pub key_id: [u8; 8],
+    /// An owner's authentication.
+    pub auth: Option<Auth>,
+}
+
+impl<'a> Message<'a> for Unpair {
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.map(1 + usize::from(self.auth.is_some()))?;
+        if let Some(a) = &self.auth {
+            w.text("auth")?;
+            a.write(w)?;
+        }
+        w.text("key_id")?;
+        w.bytes(&self.key_id)
+    }
+    fn decode(body: &'a [u8]) -> Result<Self, Error> {
+        let (mut id, mut auth) = (None, None);
+        cbor::read_map(body, |k, r| match k {
+            "key_id" => set(&mut id, "key_id", fixed(r, "key_id", "8 bytes")?),
+            "auth" => set(&mut auth, "auth", Auth::read(r)?),
+            _ => Ok(false),
+        })?;
+        Ok(Unpair {
+            key_id: cbor::need(id, "key_id")?,
+            auth,
+        })
+    }
+}
+
+/// `unpair` answer: `{"key_id": 8 bytes, "owners"}`: the owner removed
+/// and how many remain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnpairRsp {
+    /// The key id of the owner removed.
+    pub key_id: [u8; 8],
+    /// Owners that remain.
+    pub owners: u64,
+}
+
+impl<'a> Message<'a> for UnpairRsp {
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.map(2)?;
+        w.text("key_id")?;
+        w.bytes(&self.key_id)?;
+        w.text("owners")?;
+        w.u64(self.owners)
+    }
+    fn decode(body: &'a [u8]) -> Result<Self, Error> {
+        let (mut o, mut id) = (None, None);
+        cbor::read_map(body, |k, r| match k {
+            "owners" => set(&mut o, "owners", uint(r, "owners")?),
+            "key_id" => set(&mut id, "key_id", fixed(r, "key_id", "8 bytes")?),
+            _ => Ok(false),
+        })?;
+        Ok(UnpairRsp {
+            key_id: cbor::need(id, "key_id")?,
+            owners: cbor::need(o, "owners")?,
         })
     }
 }

@@ -13,8 +13,9 @@
 //!   in the OS group (echo, reset, parameters, info), the image group
 //!   (state, test, confirm, upload, erase) and the Keyway group 64
 //!   (status, lock, unlock, presence, notes, consent, log export,
-//!   challenge, pair, factory reset, settings; ids reserved for the secure
-//!   channel's pairing, sessions, sealed messages, owners and unpair).
+//!   challenge, pair, factory reset, settings, owners, unpair; ids
+//!   reserved for the secure channel's pairing, sessions and sealed
+//!   messages).
 //!   Each implements [`Message`]: `encode` for the side that sends it,
 //!   `decode` for the side that receives it.
 //! * [`Request`] and [`Response`]: a whole request or answer, dispatched
@@ -121,6 +122,10 @@ pub enum Request<'a> {
     Pair(kw::Pair<'a>),
     FactoryReset,
     Settings(kw::SettingsReq),
+    /// The paired owners (an owner's `auth`).
+    Owners(kw::Signed),
+    /// Remove an owner (an owner's `auth`).
+    Unpair(kw::Unpair),
 }
 
 impl<'a> Request<'a> {
@@ -148,6 +153,8 @@ impl<'a> Request<'a> {
             Request::Pair(_) => (W, KEYWAY, kw::cmd::PAIR),
             Request::FactoryReset => (W, KEYWAY, kw::cmd::FACTORY_RESET),
             Request::Settings(_) => (W, KEYWAY, kw::cmd::SETTINGS),
+            Request::Owners(_) => (R, KEYWAY, kw::cmd::OWNERS),
+            Request::Unpair(_) => (W, KEYWAY, kw::cmd::UNPAIR),
         }
     }
 
@@ -179,6 +186,8 @@ impl<'a> Request<'a> {
             (W, KEYWAY, kw::cmd::PAIR) => Request::Pair(kw::Pair::decode(body)?),
             (W, KEYWAY, kw::cmd::FACTORY_RESET) => return empty(Request::FactoryReset),
             (W, KEYWAY, kw::cmd::SETTINGS) => Request::Settings(kw::SettingsReq::decode(body)?),
+            (R, KEYWAY, kw::cmd::OWNERS) => Request::Owners(kw::Signed::decode(body)?),
+            (W, KEYWAY, kw::cmd::UNPAIR) => Request::Unpair(kw::Unpair::decode(body)?),
             (op, group, id) => return Err(RequestError::NotSupported { op, group, id }),
         })
     }
@@ -196,11 +205,13 @@ impl<'a> Request<'a> {
             | Request::Reset(m)
             | Request::Status(m)
             | Request::Presence(m)
-            | Request::Notes(m) => m.encode(w),
+            | Request::Notes(m)
+            | Request::Owners(m) => m.encode(w),
             Request::Consent(m) => m.encode(w),
             Request::Log(m) => m.encode(w),
             Request::Pair(m) => m.encode(w),
             Request::Settings(m) => m.encode(w),
+            Request::Unpair(m) => m.encode(w),
             Request::Params | Request::ImageState | Request::Challenge | Request::FactoryReset => {
                 os::Empty.encode(w)
             }
@@ -239,11 +250,13 @@ impl<'a> Request<'a> {
             | Request::Reset(m)
             | Request::Status(m)
             | Request::Presence(m)
-            | Request::Notes(m) => m.auth.as_ref(),
+            | Request::Notes(m)
+            | Request::Owners(m) => m.auth.as_ref(),
             Request::ImageStateWrite(m) => m.auth.as_ref(),
             Request::Log(m) => m.auth.as_ref(),
             Request::Consent(m) => m.auth.as_ref(),
             Request::Settings(m) => m.auth.as_ref(),
+            Request::Unpair(m) => m.auth.as_ref(),
             _ => None,
         }
     }
@@ -269,6 +282,10 @@ pub enum Response<'a> {
     Pair(kw::PairRsp),
     FactoryReset(kw::FactoryResetRsp),
     Settings(kw::SettingsRsp),
+    /// The paired owners.
+    Owners(kw::OwnersRsp<'a>),
+    /// The owner removed and the count left.
+    Unpair(kw::UnpairRsp),
 }
 
 /// An answer: a typed success or an error body.
@@ -329,6 +346,12 @@ impl<'a> Response<'a> {
             (Op::WriteRsp, KEYWAY, kw::cmd::SETTINGS) => {
                 Response::Settings(kw::SettingsRsp::decode(body)?)
             }
+            (Op::ReadRsp, KEYWAY, kw::cmd::OWNERS) => {
+                Response::Owners(kw::OwnersRsp::decode(body)?)
+            }
+            (Op::WriteRsp, KEYWAY, kw::cmd::UNPAIR) => {
+                Response::Unpair(kw::UnpairRsp::decode(body)?)
+            }
             (_, group, id) => return Err(RequestError::NotSupported { op, group, id }),
         };
         Ok(Answer::Ok(r))
@@ -352,6 +375,8 @@ impl<'a> Response<'a> {
             Response::Pair(m) => m.encode(w),
             Response::FactoryReset(m) => m.encode(w),
             Response::Settings(m) => m.encode(w),
+            Response::Owners(m) => m.encode(w),
+            Response::Unpair(m) => m.encode(w),
         }
     }
 }

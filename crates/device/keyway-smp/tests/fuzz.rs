@@ -81,6 +81,10 @@ fn valid_bodies() -> Vec<Vec<u8>> {
             key: [4; 32],
             name: Some("n"),
         }),
+        Request::Unpair(kw::Unpair {
+            key_id: [6; 8],
+            auth: Some(a),
+        }),
         Request::ImageStateWrite(img::StateWrite {
             hash: Some(&[1; 32]),
             confirm: Some(true),
@@ -99,11 +103,26 @@ fn valid_bodies() -> Vec<Vec<u8>> {
         active: true,
         permanent: false,
     }];
+    let owners = [
+        kw::OwnerEntry {
+            key_id: [8; 8],
+            name: "o",
+            paired: Some(5),
+        },
+        kw::OwnerEntry {
+            key_id: [9; 8],
+            name: "",
+            paired: None,
+        },
+    ];
     let cves = [kw::Cve {
         id: "CVE-1",
         severity: kw::Severity::Critical,
     }];
     let rsps = [
+        Response::Owners(kw::OwnersRsp {
+            owners: seq::Seq::Items(&owners),
+        }),
         Response::ImageState(img::StateRsp {
             images: seq::Seq::Items(&slots),
         }),
@@ -156,7 +175,7 @@ proptest! {
 
     #[test]
     fn mutated_valid_bodies_never_panic(
-        which in 0usize..7,
+        which in 0usize..9,
         edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6),
         cut in any::<usize>(),
     ) {

@@ -99,6 +99,16 @@ fn requests() -> Vec<Request<'static>> {
             install_needs_unlocked: None,
             auth: Some(AUTH),
         }),
+        Request::Owners(kw::Signed { auth: Some(AUTH) }),
+        Request::Owners(kw::Signed { auth: None }),
+        Request::Unpair(kw::Unpair {
+            key_id: [0xAB; 8],
+            auth: Some(AUTH),
+        }),
+        Request::Unpair(kw::Unpair {
+            key_id: [0; 8],
+            auth: None,
+        }),
     ]
 }
 
@@ -135,6 +145,24 @@ const CVES: [Cve<'static>; 2] = [
     Cve {
         id: "CVE-2024-0001",
         severity: Severity::Low,
+    },
+];
+
+const OWNERS: [kw::OwnerEntry<'static>; 3] = [
+    kw::OwnerEntry {
+        key_id: [0x11; 8],
+        name: "alice",
+        paired: Some(1_796_000_000),
+    },
+    kw::OwnerEntry {
+        key_id: [0x22; 8],
+        name: "",
+        paired: None,
+    },
+    kw::OwnerEntry {
+        key_id: [0x33; 8],
+        name: "bob's phone",
+        paired: Some(0),
     },
 ];
 
@@ -304,6 +332,25 @@ fn responses() -> Vec<((Op, u16, u8), Response<'static>)> {
                 },
             }),
         ),
+        (
+            (R, KEYWAY, 16),
+            Response::Owners(kw::OwnersRsp {
+                owners: Seq::Items(&OWNERS),
+            }),
+        ),
+        (
+            (R, KEYWAY, 16),
+            Response::Owners(kw::OwnersRsp {
+                owners: Seq::Items(&[]),
+            }),
+        ),
+        (
+            (W, KEYWAY, 17),
+            Response::Unpair(kw::UnpairRsp {
+                key_id: [0x22; 8],
+                owners: 2,
+            }),
+        ),
     ]
 }
 
@@ -334,6 +381,7 @@ fn refusals() -> Vec<Refusal> {
         Refusal::RateLimited { retry_s: 30 },
         Refusal::SessionRequired,
         Refusal::BadSetupCode,
+        Refusal::UnknownOwner,
         Refusal::Other { code: 999 },
     ]
 }
@@ -454,7 +502,9 @@ fn refusal_codes_are_stable() {
     let codes: Vec<u64> = refusals().iter().map(Refusal::code).collect();
     assert_eq!(
         codes,
-        [1, 2, 3, 4, 5, 6, 7, 7, 8, 9, 10, 11, 12, 13, 14, 15, 999]
+        [
+            1, 2, 3, 4, 5, 6, 7, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 999
+        ]
     );
 }
 
@@ -517,7 +567,9 @@ fn wrong_sizes_name_the_field() {
 fn unknown_commands_are_not_supported() {
     for (op, g, id) in [
         (Op::Read, group::KEYWAY, kw::cmd::SEALED),
-        (Op::Write, group::KEYWAY, kw::cmd::UNPAIR),
+        (Op::Read, group::KEYWAY, kw::cmd::UNPAIR),
+        (Op::Write, group::KEYWAY, kw::cmd::OWNERS),
+        (Op::Write, group::KEYWAY, 18),
         (Op::Read, group::KEYWAY, kw::cmd::LOCK),
         (Op::Write, 2, 0),
     ] {
@@ -632,4 +684,117 @@ fn encoding_into_a_small_buffer_fails_cleanly() {
             assert_eq!(req.frame(&mut small, Version::V2, 0), Err(Error::Full));
         }
     }
+}
+
+/// `owners` and `unpair` (FORMAT.md, "owners", "unpair"): the exact bytes
+/// of each, keys in deterministic order, and the decoder's bounds: a key
+/// id of another length, a name over 64 bytes, and more than
+/// `MAX_OWNERS` entries are refused by name.
+#[test]
+fn owners_and_unpair_bytes_and_bounds() {
+    let mut buf = [0u8; 256];
+    let n = kw::Unpair {
+        key_id: [1, 2, 3, 4, 5, 6, 7, 8],
+        auth: None,
+    }
+    .encode_into(&mut buf)
+    .unwrap();
+    // {"key_id": h'0102030405060708'}
+    let mut want = vec![0xa1, 0x66];
+    want.extend_from_slice(b"key_id");
+    want.extend_from_slice(&[0x48, 1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(&buf[..n], &want[..]);
+
+    let one = [kw::OwnerEntry {
+        key_id: [9; 8],
+        name: "ann",
+        paired: Some(1000),
+    }];
+    let n = kw::OwnersRsp {
+        owners: Seq::Items(&one),
+    }
+    .encode_into(&mut buf)
+    .unwrap();
+    // {"owners": [{"name": "ann", "key_id": h'09..', "paired": 1000}]}
+    let mut want = vec![0xa1, 0x66];
+    want.extend_from_slice(b"owners");
+    want.extend_from_slice(&[0x81, 0xa3, 0x64]);
+    want.extend_from_slice(b"name");
+    want.extend_from_slice(&[0x63]);
+    want.extend_from_slice(b"ann");
+    want.push(0x66);
+    want.extend_from_slice(b"key_id");
+    want.push(0x48);
+    want.extend_from_slice(&[9; 8]);
+    want.push(0x66);
+    want.extend_from_slice(b"paired");
+    want.extend_from_slice(&[0x19, 0x03, 0xe8]);
+    assert_eq!(&buf[..n], &want[..]);
+    assert_deterministic(&buf[..n]);
+
+    // A 7-byte key id.
+    let mut w = Writer::new(&mut buf);
+    w.map(1).unwrap();
+    w.text("key_id").unwrap();
+    w.bytes(&[0; 7]).unwrap();
+    let n = w.len();
+    assert_eq!(
+        kw::Unpair::decode(&buf[..n]),
+        Err(Error::Invalid {
+            field: "key_id",
+            expected: "8 bytes"
+        })
+    );
+
+    // A 65-byte name.
+    let long = "x".repeat(65);
+    let mut big = vec![0u8; 512];
+    let mut w = Writer::new(&mut big);
+    w.map(1).unwrap();
+    w.text("owners").unwrap();
+    w.array(1).unwrap();
+    w.map(2).unwrap();
+    w.text("name").unwrap();
+    w.text(&long).unwrap();
+    w.text("key_id").unwrap();
+    w.bytes(&[0; 8]).unwrap();
+    let n = w.len();
+    assert_eq!(
+        kw::OwnersRsp::decode(&big[..n]),
+        Err(Error::Invalid {
+            field: "owners.name",
+            expected: "at most 64 bytes"
+        })
+    );
+
+    // MAX_OWNERS + 1 entries.
+    let many = vec![
+        kw::OwnerEntry {
+            key_id: [0; 8],
+            name: "",
+            paired: None,
+        };
+        kw::MAX_OWNERS + 1
+    ];
+    let mut huge = vec![0u8; 4096];
+    let mut w = Writer::new(&mut huge);
+    w.map(1).unwrap();
+    w.text("owners").unwrap();
+    Seq::Items(&many).write(&mut w).unwrap();
+    let n = w.len();
+    assert_eq!(
+        kw::OwnersRsp::decode(&huge[..n]),
+        Err(Error::Invalid {
+            field: "owners",
+            expected: "an array within the item limit"
+        })
+    );
+    // Exactly MAX_OWNERS decode, and iterate in order.
+    let mut w = Writer::new(&mut huge);
+    w.map(1).unwrap();
+    w.text("owners").unwrap();
+    Seq::Items(&many[..kw::MAX_OWNERS]).write(&mut w).unwrap();
+    let n = w.len();
+    let back = kw::OwnersRsp::decode(&huge[..n]).unwrap();
+    assert_eq!(back.owners.iter().count(), kw::MAX_OWNERS);
 }

@@ -7,12 +7,14 @@
 //! | the presence window, or an owner's signed request | image upload, image state write (test, confirm), image erase, OS reset, OS info, `presence` |
 //! | the presence window | `pair` |
 //! | the presence window and the long press | `factory reset` |
-//! | an owner's signed request | `status`, `lock`, `unlock`, `notes`, `consent`, `log` (export), `settings` |
+//! | an owner's signed request | `status`, `lock`, `unlock`, `notes`, `consent`, `log` (export), `settings`, `owners`, `unpair` |
 //!
 //! The presence window alone never unlocks the door: it stands for a
 //! person at the lock, which stock MCUmgr tools need for an update, not
 //! for the door's owner. `status` and the log export show who came and
-//! went, so they are for owners only. `challenge` is open because an
+//! went, so they are for owners only; so is the list of owners, and only
+//! an owner removes one (`unpair`: the presence window alone never
+//! does, or a passer-by could lock the owners out). `challenge` is open because an
 //! owner needs a nonce to sign anything. A request that carries `auth` is
 //! judged by it, even with the window open. Chunks after the first belong
 //! to the peer that began the upload or the export (`crate::peers`).
@@ -56,8 +58,12 @@ pub fn need(group: u16, id: u8, write: bool) -> Need {
         (group::KEYWAY, cmd::PRESENCE, false) => WindowOrOwner,
         (group::KEYWAY, cmd::PAIR, true) => Window,
         (group::KEYWAY, cmd::FACTORY_RESET, true) => WindowAndLongPress,
-        (group::KEYWAY, cmd::STATUS | cmd::NOTES | cmd::LOG, false) => Owner,
-        (group::KEYWAY, cmd::LOCK | cmd::UNLOCK | cmd::CONSENT | cmd::SETTINGS, true) => Owner,
+        (group::KEYWAY, cmd::STATUS | cmd::NOTES | cmd::LOG | cmd::OWNERS, false) => Owner,
+        (
+            group::KEYWAY,
+            cmd::LOCK | cmd::UNLOCK | cmd::CONSENT | cmd::SETTINGS | cmd::UNPAIR,
+            true,
+        ) => Owner,
         _ => Unknown,
     }
 }
@@ -83,6 +89,8 @@ pub fn name(group: u16, id: u8) -> &'static str {
         (group::KEYWAY, cmd::PAIR) => "pairing",
         (group::KEYWAY, cmd::FACTORY_RESET) => "factory reset",
         (group::KEYWAY, cmd::SETTINGS) => "settings",
+        (group::KEYWAY, cmd::OWNERS) => "the owner list",
+        (group::KEYWAY, cmd::UNPAIR) => "unpair",
         _ => "this command",
     }
 }

@@ -19,6 +19,8 @@
 //! {"cmd": "battery", "level": 3300}    a battery reading in millivolts
 //! {"cmd": "log-export", "path": "F"}   writes the audit log's export file (for `keyway log verify`)
 //!                                      as STATE/exports/F; F is a plain file name
+//! {"cmd": "setup-code"}                the setup code, read off the lock's label:
+//!                                      {"ok": true, "setup_code": "1234-5670"}
 //! ```
 //!
 //! The socket stands in for the lock's hardware, so it is as private as
@@ -132,6 +134,8 @@ fn handle(
             };
             latch.battery(mv, now_ms)
         }
+        // Reading the label: the code `keyway-lock provision` printed.
+        Some("setup-code") => return setup_code(state_dir),
         Some("log-export") => {
             let Some(name) = state("path") else {
                 return json!({"ok": false, "error": "\"path\" (the export's file name) is missing"});
@@ -158,6 +162,21 @@ fn handle(
             json!({"ok": true, "events": logged, "lock": lock_status(server, now_ms)})
         }
         _ => other(server, &v, now_ms),
+    }
+}
+
+/// The answer to `setup-code`: the code as the label prints it.
+fn setup_code(state_dir: Option<&crate::state::StateDir>) -> Value {
+    let Some(dir) = state_dir else {
+        return json!({"ok": false, "error": "setup-code: this lock has no state directory (no label)"});
+    };
+    match dir.setup_code() {
+        Ok(Some(code)) => json!({"ok": true, "setup_code": code.to_string()}),
+        Ok(None) => json!({
+            "ok": false,
+            "error": "setup-code: this lock has no setup code (provisioned before setup codes, or by the library): provision it again with `keyway-lock provision --force`",
+        }),
+        Err(e) => json!({"ok": false, "error": format!("setup-code: {e:#}")}),
     }
 }
 
@@ -234,7 +253,7 @@ fn other(server: &mut Server, v: &Value, now_ms: u64) -> Value {
             })
         }
         Some(other) => {
-            json!({"ok": false, "error": format!("unknown cmd {other:?}: presence, presence-close, long-press, cut-power, status, keypad, lock, unlock, mechanical-key, door, tamper, battery, log-export")})
+            json!({"ok": false, "error": format!("unknown cmd {other:?}: presence, presence-close, long-press, cut-power, status, keypad, lock, unlock, mechanical-key, door, tamper, battery, log-export, setup-code")})
         }
         None => json!({"ok": false, "error": "\"cmd\" is missing"}),
     }
@@ -272,11 +291,12 @@ pub fn action_line(words: &[String]) -> Result<String, String> {
         // its path.
         ["log-export", name] => json!({"cmd": "log-export", "path": name}),
         ["status"] => json!({"cmd": "status"}),
+        ["setup-code"] => json!({"cmd": "setup-code"}),
         _ => {
             return Err(format!(
                 "unknown action {:?}: presence [SECONDS], presence-close, long-press, keypad PIN, lock, unlock, \
                  mechanical-key, door open|closed, tamper on|off, battery MV, \
-                 cut-power --after-ops N | --mid-upload [BYTE], log-export NAME, status",
+                 cut-power --after-ops N | --mid-upload [BYTE], log-export NAME, status, setup-code",
                 w.join(" ")
             ));
         }

@@ -6,8 +6,15 @@
 //! Who may do what is one table, [`crate::authority`], checked before a
 //! command runs: `challenge` is open; `presence` needs the window or an
 //! owner; `pair` the window; `factory reset` the window and the long press
-//! within it; `status`, `lock`, `unlock`, `notes`, `consent`, `log` and
-//! `settings` an owner's signed request.
+//! within it; `status`, `lock`, `unlock`, `notes`, `consent`, `log`,
+//! `settings`, `owners` and `unpair` an owner's signed request.
+//!
+//! `owners` lists the paired owners (key id, name, when paired); `unpair`
+//! removes one by key id: the removal is written to the audit log
+//! (`OwnerRemoved`) and `owners.json` (atomically, by the shell), an
+//! upload the removed owner began is dropped, and an unknown key id is
+//! refused with the typed [`keyway_smp::Refusal::UnknownOwner`]
+//! (`ENOENT`), nothing changed.
 
 use ciborium::Value;
 use keyway_audit::Event;
@@ -93,6 +100,8 @@ impl Server {
             (cmd::PAIR, true) => self.pair(r, now_ms),
             (cmd::FACTORY_RESET, true) => self.factory_reset(now_ms),
             (cmd::SETTINGS, true) => self.settings_cmd(r),
+            (cmd::OWNERS, false) => Ok(self.owners_list()),
+            (cmd::UNPAIR, true) => self.unpair(r),
             (id, _) => Err(Fail::Smp(
                 MgmtErr::NotSup,
                 format!(
@@ -334,9 +343,10 @@ impl Server {
         let key = <[u8; 32]>::try_from(key)
             .map_err(|_| inval(format!("\"key\" has {} bytes, 32 expected", key.len())))?;
         let name = get_text(&r.body, "name").map_err(inval)?.unwrap_or("");
+        let paired = self.wall_clock();
         let id = self
             .owners
-            .pair(key, name)
+            .pair_at(key, name, paired)
             .map_err(|e| inval(format!("pair: {e}")))?;
         self.lock_mut().note(Event::OwnerPaired { owner: id });
         self.owners_changed();
@@ -347,6 +357,63 @@ impl Server {
         Ok(vec![
             (text("owners"), u(self.owners.owners().len() as u64)),
             (text("key_id"), Value::Bytes(id.to_vec())),
+        ])
+    }
+
+    /// `owners`: `{"owners": [{"name", "key_id", "paired"?}]}`.
+    fn owners_list(&self) -> Body {
+        let list = self
+            .owners
+            .owners()
+            .iter()
+            .map(|o| {
+                let mut m = vec![
+                    (text("name"), text(&o.name)),
+                    (text("key_id"), Value::Bytes(key_id(&o.key).to_vec())),
+                ];
+                if let Some(p) = o.paired {
+                    m.push((text("paired"), u(p)));
+                }
+                Value::Map(m)
+            })
+            .collect();
+        vec![(text("owners"), Value::Array(list))]
+    }
+
+    /// `unpair`: `{"key_id"}` -> `{"key_id", "owners"}`.
+    fn unpair(&mut self, r: &Request) -> Result<Body, Fail> {
+        let id = get_bytes(&r.body, "key_id")
+            .map_err(inval)?
+            .ok_or_else(|| {
+                inval("\"key_id\" (the 8-byte key id of the owner to remove) is missing".into())
+            })?;
+        let id = <[u8; 8]>::try_from(id)
+            .map_err(|_| inval(format!("\"key_id\" has {} bytes, 8 expected", id.len())))?;
+        let Some(gone) = self.owners.remove(&id) else {
+            return Err(Fail::Refused(
+                MgmtErr::NoEnt,
+                keyway_smp::Refusal::UnknownOwner,
+                format!(
+                    "refused: no owner of this lock has key id {}; nothing was removed",
+                    keyway::keys::hex(&id)
+                ),
+            ));
+        };
+        self.drop_upload_of(&id);
+        self.lock_mut().note(Event::OwnerRemoved { owner: id });
+        self.owners_changed();
+        let by = self
+            .auth_key()
+            .map_or_else(|| "?".to_owned(), |k| keyway::keys::hex(&k));
+        self.note_log(format!(
+            "owner {} ({:?}) removed by owner {by}; {} owner(s) left",
+            keyway::keys::hex(&id),
+            gone.name,
+            self.owners.owners().len()
+        ));
+        Ok(vec![
+            (text("key_id"), Value::Bytes(id.to_vec())),
+            (text("owners"), u(self.owners.owners().len() as u64)),
         ])
     }
 

@@ -22,14 +22,16 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Create a lock: its flash file, trust anchors and identity.
+    /// Create a lock: its flash file, trust anchors, identity and setup
+    /// code (printed like a label: `Setup code: 1234-5670`).
     Provision(ProvisionArgs),
     /// Send one action to a running lock's control socket and print the answer.
     ///
     /// Actions: presence [SECONDS], presence-close, long-press, keypad PIN,
     /// lock, unlock, mechanical-key, door open|closed, tamper on|off,
     /// battery MV, cut-power --after-ops N | --mid-upload [BYTE],
-    /// log-export NAME (written as STATE/exports/NAME), status.
+    /// log-export NAME (written as STATE/exports/NAME), status,
+    /// setup-code (the code on the lock's label).
     Ctl(CtlArgs),
 }
 
@@ -173,7 +175,14 @@ fn provision(a: &ProvisionArgs) -> Result<()> {
         a.firmware.as_deref(),
         a.force,
     )?;
+    let code = dir.new_setup_code().context("making the setup code")?;
     println!("provisioned {}: {summary}", a.state.display());
+    // As a label prints it; the lock keeps only the verifier.
+    println!("Setup code: {code}");
+    println!(
+        "(the lock stores only its SPAKE2+ verifier; the lab's copy of the label is {}, read it with `keyway-lock ctl SOCKET setup-code`)",
+        a.state.join(keyway_lock::state::SETUP_CODE).display()
+    );
     Ok(())
 }
 

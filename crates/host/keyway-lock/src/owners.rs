@@ -57,6 +57,9 @@ pub struct Owner {
     pub key: [u8; 32],
     /// A name for people (may be empty).
     pub name: String,
+    /// When it was first paired, Unix time in seconds, if the lock knew
+    /// the time then.
+    pub paired: Option<u64>,
 }
 
 /// An owner's `auth` map, decoded.
@@ -215,6 +218,17 @@ impl Owners {
     /// a valid Ed25519 point, a name over [`MAX_NAME`] bytes, and a
     /// [`MAX_OWNERS`]th + 1 owner.
     pub fn pair(&mut self, key: [u8; 32], name: &str) -> Result<[u8; 8], String> {
+        self.pair_at(key, name, None)
+    }
+
+    /// [`Owners::pair`], recording `paired` (Unix seconds) as the time a
+    /// new owner was paired; pairing a key again keeps its first time.
+    pub fn pair_at(
+        &mut self,
+        key: [u8; 32],
+        name: &str,
+        paired: Option<u64>,
+    ) -> Result<[u8; 8], String> {
         if name.len() > MAX_NAME {
             return Err(format!(
                 "the name has {} bytes, at most {MAX_NAME}",
@@ -226,6 +240,7 @@ impl Owners {
         }
         if let Some(o) = self.owners.iter_mut().find(|o| o.key == key) {
             o.name = name.to_owned();
+            o.paired = o.paired.or(paired);
         } else {
             if self.owners.len() >= MAX_OWNERS {
                 return Err(format!("the lock holds {MAX_OWNERS} owners already"));
@@ -233,9 +248,18 @@ impl Owners {
             self.owners.push(Owner {
                 key,
                 name: name.to_owned(),
+                paired,
             });
         }
         Ok(key_id(&key))
+    }
+
+    /// Removes the owner whose key id is `id` and returns it (`None`: no
+    /// owner has that key id, nothing changed). Its signed requests are
+    /// refused from then on, like any unpaired key's.
+    pub fn remove(&mut self, id: &[u8; 8]) -> Option<Owner> {
+        let at = self.owners.iter().position(|o| key_id(&o.key) == *id)?;
+        Some(self.owners.remove(at))
     }
 
     /// Factory reset: no owners, default settings, no nonces.
@@ -243,15 +267,22 @@ impl Owners {
         *self = Owners::default();
     }
 
-    /// `owners.json`: `{"owners": [{"key": hex, "name"}], "settings": {…}}`
+    /// `owners.json`: `{"owners": [{"key": hex, "name", "paired"?}],
+    /// "settings": {…}}` (`paired`: Unix seconds, when known)
     /// and, while the owner's consent waits for its install,
     /// `"consent": hex` (the envelope's SHA-256).
     pub fn to_json(&self) -> String {
         let mut v = json!({
-            "owners": self.owners.iter().map(|o| json!({
-                "key": keyway::keys::hex(&o.key),
-                "name": o.name,
-            })).collect::<Vec<_>>(),
+            "owners": self.owners.iter().map(|o| {
+                let mut e = json!({
+                    "key": keyway::keys::hex(&o.key),
+                    "name": o.name,
+                });
+                if let (Some(p), Some(m)) = (o.paired, e.as_object_mut()) {
+                    m.insert("paired".into(), Value::from(p));
+                }
+                e
+            }).collect::<Vec<_>>(),
             "settings": {
                 "auto_install_cve": self.settings.auto_install_cve,
                 "install_needs_unlocked": self.settings.install_needs_unlocked,
@@ -280,7 +311,13 @@ impl Owners {
             let key = parse_hex32(hex)
                 .ok_or_else(|| format!("owners.json: owner {i}: \"key\" is not 64 hex digits"))?;
             let name = e.get("name").and_then(Value::as_str).unwrap_or("");
-            o.pair(key, name)
+            let paired = match e.get("paired") {
+                None | Some(Value::Null) => None,
+                Some(p) => Some(p.as_u64().ok_or_else(|| {
+                    format!("owners.json: owner {i}: \"paired\" is not a number of seconds")
+                })?),
+            };
+            o.pair_at(key, name, paired)
                 .map_err(|e| format!("owners.json: owner {i}: {e}"))?;
         }
         let flag = |k: &str, d: bool| -> Result<bool, String> {
@@ -446,5 +483,40 @@ mod tests {
             Owners::from_json(r#"{"owners":[],"settings":{"auto_install_cve":1}}"#).unwrap_err();
         assert!(e.contains("auto_install_cve"), "{e}");
         assert!(o.pair(key, &"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn paired_time_round_trips_and_a_re_pair_keeps_the_first() {
+        let (_, a) = owner();
+        let (_, b) = owner();
+        let mut o = Owners::new();
+        o.pair_at(a, "ann", Some(1_796_000_000)).unwrap();
+        o.pair(b, "bob").unwrap();
+        o.pair_at(a, "ann 2", Some(1_796_000_999)).unwrap();
+        assert_eq!(o.owners()[0].paired, Some(1_796_000_000));
+        assert_eq!(o.owners()[0].name, "ann 2");
+        let back = Owners::from_json(&o.to_json()).unwrap();
+        assert_eq!(back, o);
+        assert_eq!(back.owners()[1].paired, None);
+        let e = Owners::from_json(&o.to_json().replace("1796000000", "\"soon\"")).unwrap_err();
+        assert!(e.contains("\"paired\""), "{e}");
+    }
+
+    #[test]
+    fn remove_by_key_id_refuses_an_unknown_id_and_the_key_no_longer_verifies() {
+        let (k, a) = owner();
+        let (_, b) = owner();
+        let mut o = Owners::new();
+        o.pair(a, "ann").unwrap();
+        o.pair(b, "bob").unwrap();
+        assert_eq!(o.remove(&[0; 8]), None);
+        assert_eq!(o.owners().len(), 2);
+        let gone = o.remove(&key_id(&a)).unwrap();
+        assert_eq!((gone.key, gone.name.as_str()), (a, "ann"));
+        assert_eq!(o.owners().len(), 1);
+        assert_eq!(o.remove(&key_id(&a)), None);
+        o.challenge(P, [7; 16], 0).unwrap();
+        let sig = auth(&k, a, [7; 16], 2, b"");
+        assert_eq!(o.verify(P, &sig, 64, 2, b"", 1), Err(AuthError::Refused));
     }
 }

@@ -78,6 +78,10 @@ pub(crate) enum Fail {
     Img(ImgError),
     /// An OS-group error.
     Os(u16, MgmtErr, String),
+    /// A top-level SMP rc with a reason and Keyway's typed refusal
+    /// (`kw-rc`), which the answer carries when the request may take it
+    /// (the Keyway group always).
+    Refused(MgmtErr, keyway_smp::Refusal, String),
 }
 
 impl From<ImgError> for Fail {
@@ -539,6 +543,29 @@ impl Server {
         }
     }
 
+    /// Drops the upload in progress that the owner with key id `id` began
+    /// with its `auth` (that owner was removed: the chunks that follow
+    /// would carry its authority).
+    pub(crate) fn drop_upload_of(&mut self, id: &[u8; 8]) {
+        if self
+            .upload
+            .as_ref()
+            .is_some_and(|u| u.by_owner && u.owner.as_ref() == Some(id))
+        {
+            self.upload = None;
+        }
+    }
+
+    /// The key id of the owner who signed the request being handled.
+    pub(crate) fn auth_key(&self) -> Option<[u8; 8]> {
+        self.auth_key
+    }
+
+    /// The wall clock (seconds since 1970) if the shell gave one.
+    pub(crate) fn wall_clock(&self) -> Option<u64> {
+        self.rtc
+    }
+
     /// Log lines since the last call (refusals, resets, boots).
     pub fn take_log(&mut self) -> Vec<String> {
         std::mem::take(&mut self.log)
@@ -657,6 +684,21 @@ impl Server {
                     && wants_typed_refusal(&request)
                 {
                     b.extend(smp::refusal_entries(r));
+                }
+                b
+            }
+            Err(Fail::Refused(rc, refusal, why)) => {
+                self.log.push(format!(
+                    "group {} command {}: rc {} ({rc:?}), kw-rc {} ({}): {why}",
+                    h.group,
+                    h.id,
+                    rc as u8,
+                    refusal.code(),
+                    refusal.words()
+                ));
+                let mut b = smp::rc_body(rc, Some(&why));
+                if wants_typed_refusal(&request) {
+                    b.extend(smp::refusal_entries(&refusal));
                 }
                 b
             }

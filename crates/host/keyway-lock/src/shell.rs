@@ -122,6 +122,14 @@ impl Shared {
         }
     }
 
+    /// Stores the owners and the PIN now if the request changed them: the
+    /// shell calls it before it answers, so an answer that says an owner
+    /// was removed (or paired) is never undone by a power cut right after
+    /// it (`settle` would store them only after the answer).
+    fn save_owners_now(&mut self) {
+        save_owners(&mut self.server, &self.dir);
+    }
+
     /// After a request, control line or tick: its audit events are
     /// written (stamped with this boot), then a reset it asked for (or
     /// the power-on after a cut) runs, and what that boot logged is
@@ -154,15 +162,7 @@ impl Shared {
             }
             *boot_saved = n;
         }
-        if server.take_owners_changed() {
-            let pin = server.latch().config().pin.clone();
-            if let Err(e) = dir
-                .save_owners(server.owners())
-                .and_then(|()| dir.set_pin(&pin))
-            {
-                eprintln!("keyway-lock: saving owners.json and the PIN: {e:#}");
-            }
-        }
+        save_owners(server, dir);
         if let Err(e) = server.lock_mut().commit_audit(wall_clock_secs()) {
             // A planned power cut that fires during the append is the cut
             // doing its job, not a fault: said only when verbose.
@@ -363,11 +363,13 @@ fn smp_loop(socket: &UdpSocket, shared: &Arc<Mutex<Shared>>, stop: &AtomicBool) 
         s.server.set_rtc(wall_clock_secs());
         let frame = buf.get(..n).unwrap_or(&[]);
         let response = s.server.handle_from(frame, peer.into(), now);
-        // A lock that lost power mid-request does not answer.
-        if !s.server.lost_power()
-            && let Err(e) = socket.send_to(&response, peer)
-        {
-            eprintln!("keyway-lock: send to {peer}: {e}");
+        // A lock that lost power mid-request does not answer; one that
+        // answers has stored a change of owners first.
+        if !s.server.lost_power() {
+            s.save_owners_now();
+            if let Err(e) = socket.send_to(&response, peer) {
+                eprintln!("keyway-lock: send to {peer}: {e}");
+            }
         }
         s.settle(before);
     }
@@ -611,4 +613,18 @@ pub fn bind_private_unix(path: &std::path::Path) -> Result<std::os::unix::net::U
     let _ = std::fs::remove_file(&inner);
     let _ = std::fs::remove_dir(&private);
     bound
+}
+
+/// Writes `owners.json` and the PIN if the server changed them since the
+/// last call.
+fn save_owners(server: &mut Server, dir: &StateDir) {
+    if server.take_owners_changed() {
+        let pin = server.latch().config().pin.clone();
+        if let Err(e) = dir
+            .save_owners(server.owners())
+            .and_then(|()| dir.set_pin(&pin))
+        {
+            eprintln!("keyway-lock: saving owners.json and the PIN: {e:#}");
+        }
+    }
 }

@@ -11,7 +11,22 @@
 //! DIR/boot-count     the boot counter (decimal), raised at every power-on
 //! DIR/owners.json    the paired owners and their update settings (crate::owners::Owners::to_json)
 //! DIR/exports/       audit-log exports the control socket wrote (`log-export NAME`)
+//! DIR/setup-verifier the SPAKE2+ verifier of the lock's setup code (117 bytes, 0600;
+//!                    keyway-channel's StoredVerifier: w0, L, salt, iterations)
+//! DIR/setup-code     the setup code itself, `1234-5670` (0600): the label, for the lab
 //! ```
+//!
+//! **The setup code.** `keyway-lock provision` makes a per-lock setup code
+//! ([`StateDir::new_setup_code`]): 8 digits under Matter's rules from the
+//! OS's randomness (keyway-channel's `SetupCode::generate`), printed like
+//! a label, `Setup code: 1234-5670`. What the lock itself keeps is only
+//! the SPAKE2+ verifier (`setup-verifier`): PBKDF2-HMAC-SHA256 with a
+//! random 16-byte salt and keyway-channel's `DEFAULT_ITERATIONS`
+//! (100,000), never the code. `setup-code` stands for the sticker on the
+//! lock: a real lock has no copy of the code in its flash; the simulator
+//! keeps one (0600) so `keyway-lock ctl SOCKET setup-code` can read it
+//! the way a person reads the label. Provisioning again makes a new code
+//! and salt (and forgets the owners).
 //!
 //! Everything here is private to the lock's user: the directory (and
 //! `exports/`) is mode 0700 and every file 0600, from the instant it is
@@ -168,6 +183,10 @@ impl StateDir {
         let _ = std::fs::remove_file(self.path("keyset.cbor"));
         let _ = std::fs::remove_file(self.path("owners.json"));
         let _ = std::fs::remove_file(self.path("boot-count"));
+        // A code made for the lock this directory held before; the caller
+        // makes a new one (`new_setup_code`).
+        let _ = std::fs::remove_file(self.path(SETUP_CODE));
+        let _ = std::fs::remove_file(self.path(SETUP_VERIFIER));
         if force {
             let _ = std::fs::remove_file(self.path("device.key"));
             let _ = std::fs::remove_file(self.path("device.pub"));
@@ -232,6 +251,53 @@ impl StateDir {
     /// provisioning and every start call it.
     pub fn secure(&self) -> Result<()> {
         make_private_dir(&self.dir)
+    }
+
+    /// Makes the lock's setup code: a fresh random code, its SPAKE2+
+    /// verifier (random salt, keyway-channel's default iterations) into
+    /// `setup-verifier`, and the code into `setup-code` (the label; see
+    /// the module doc), both 0600 before they hold a byte
+    /// ([`write_atomic`]). Replaces a code made before. Returns the code.
+    pub fn new_setup_code(&self) -> Result<keyway_channel::SetupCode> {
+        use keyway_channel::pairing::{DEFAULT_ITERATIONS, SALT_LEN};
+        use keyway_channel::{SetupCode, StoredVerifier};
+        let mut salt = [0u8; SALT_LEN];
+        getrandom::fill(&mut salt)
+            .map_err(|e| anyhow!("the setup code needs the OS's randomness: {e}"))?;
+        // The OS answered just now; `UnwrapErr` would panic only if it
+        // stopped answering between two calls.
+        let code = SetupCode::generate(&mut getrandom::rand_core::UnwrapErr(getrandom::SysRng));
+        let verifier = StoredVerifier::derive(&code, &salt, DEFAULT_ITERATIONS);
+        make_private_dir(&self.dir)?;
+        write_atomic(&self.path(SETUP_VERIFIER), &verifier.to_bytes())?;
+        write_atomic(&self.path(SETUP_CODE), format!("{code}\n").as_bytes())?;
+        Ok(code)
+    }
+
+    /// The setup code's SPAKE2+ verifier (`setup-verifier`; `None`: the
+    /// lock was provisioned without a setup code).
+    pub fn setup_verifier(&self) -> Result<Option<keyway_channel::StoredVerifier>> {
+        let path = self.path(SETUP_VERIFIER);
+        match std::fs::read(&path) {
+            Ok(b) => keyway_channel::StoredVerifier::from_bytes(&b)
+                .map(Some)
+                .map_err(|e| anyhow!("{}: not a setup-code verifier: {e}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    /// The setup code as the label shows it (`setup-code`; `None`: the
+    /// lock was provisioned without one).
+    pub fn setup_code(&self) -> Result<Option<keyway_channel::SetupCode>> {
+        let path = self.path(SETUP_CODE);
+        match std::fs::read_to_string(&path) {
+            Ok(t) => keyway_channel::SetupCode::parse(t.trim())
+                .map(Some)
+                .map_err(|e| anyhow!("{}: {e}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
     }
 
     /// Stores the keypad PIN (`pin`, mode 0600 before it holds the PIN).
@@ -392,6 +458,11 @@ impl StateDir {
         Ok(())
     }
 }
+
+/// The file that holds the setup code's SPAKE2+ verifier.
+pub const SETUP_VERIFIER: &str = "setup-verifier";
+/// The file that holds the setup code as the label shows it (lab only).
+pub const SETUP_CODE: &str = "setup-code";
 
 /// The sector size `save` compares and writes by (the nRF52840 page).
 pub const SAVE_SECTOR: usize = 4096;

@@ -652,6 +652,8 @@ fn authority_matrix_every_command_and_authority() {
         ("pair", KEYWAY, 8, Op::Write, vec![(t("key"), Value::Bytes(newcomer.clone()))], &[Window, WindowAndLongPress]),
         ("factory reset", KEYWAY, 9, Op::Write, vec![], &[WindowAndLongPress]),
         ("settings", KEYWAY, 10, Op::Write, vec![(t("auto_install_cve"), Value::Bool(true))], &owner),
+        ("owners", KEYWAY, 16, Op::Read, vec![], &owner),
+        ("unpair", KEYWAY, 17, Op::Write, vec![(t("key_id"), Value::Bytes(vec![0; 8]))], &owner),
     ];
     let mut wrong = Vec::new();
     let mut n = 0;

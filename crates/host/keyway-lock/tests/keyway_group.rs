@@ -933,6 +933,168 @@ fn upload_begun_by_a_forgotten_owner_cannot_continue_after_a_factory_reset() {
     assert!(s.pending().is_none());
 }
 
+fn audit_events(s: &mut Server) -> Vec<keyway_audit::Event> {
+    let file = s.lock_mut().export_audit(20).unwrap();
+    keyway::log::parse(&file)
+        .into_iter()
+        .filter_map(|i| match i.what {
+            keyway::log::ItemKind::Record { record, .. } => match record.body {
+                keyway_audit::Body::Event(e) => Some(e),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+fn key_ids(m: &Map) -> Vec<(Vec<u8>, String, Option<u64>)> {
+    let Some(Value::Array(list)) = smp::get(m, "owners") else {
+        panic!("no owners list: {m:?}")
+    };
+    list.iter()
+        .map(|e| {
+            let e = e.as_map().unwrap();
+            (
+                smp::get_bytes(e, "key_id").unwrap().unwrap().to_vec(),
+                smp::get_text(e, "name").unwrap().unwrap().to_owned(),
+                smp::get_u64(e, "paired").unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// `owners` lists both owners (key id, name, the pairing time the shell's
+/// clock gave); one owner's signed `unpair` removes the other: the answer
+/// counts what is left, the audit log records `OwnerRemoved` with the key
+/// id, the shell is told to store `owners.json`, an upload the removed
+/// owner began is dropped, and the removed key's signed unlock is refused.
+#[test]
+fn owners_lists_and_an_owners_unpair_removes_logs_and_drops_the_others_upload() {
+    let (f, mut s, ann) = with_owner();
+    s.set_rtc(1_796_000_000);
+    let bob = Owner::new();
+    pair(&mut s, &bob, 1);
+    s.take_owners_changed();
+    let id = |o: &Owner| Sha256::digest(o.public)[..8].to_vec();
+
+    let m = ann.read(&mut s, KEYWAY, 16, &Vec::new(), 2);
+    assert_eq!(
+        key_ids(&m),
+        vec![
+            (id(&ann), "owner".to_owned(), None),
+            (id(&bob), "owner".to_owned(), Some(1_796_000_000)),
+        ],
+        "{m:?}"
+    );
+    // Bob begins a signed upload, then Ann removes Bob.
+    let env = f.release("2.0.0", 2, Rel::default());
+    let first = chunk(&mut s, &env, 0, Some(&bob), 3);
+    let m = call(&mut s, Op::Write, 1, 1, &first, 3);
+    assert_eq!(smp::get_u64(&m, "off").unwrap(), Some(1000), "{m:?}");
+    let body = ann.signed(&mut s, 17, &vec![(t("key_id"), Value::Bytes(id(&bob)))], 4);
+    let m = call(&mut s, Op::Write, KEYWAY, 17, &body, 4);
+    assert_eq!(smp::get_u64(&m, "owners").unwrap(), Some(1), "{m:?}");
+    assert_eq!(smp::get_bytes(&m, "key_id").unwrap(), Some(&id(&bob)[..]));
+    assert!(s.take_owners_changed(), "owners.json must be written");
+    assert!(
+        s.upload().is_none(),
+        "the removed owner's upload outlived it"
+    );
+    assert_eq!(s.owners().owners().len(), 1);
+    assert_eq!(s.owners().owners()[0].key, ann.public);
+    let removed: Vec<_> = audit_events(&mut s)
+        .into_iter()
+        .filter_map(|e| match e {
+            keyway_audit::Event::OwnerRemoved { owner } => Some(owner.to_vec()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(removed, vec![id(&bob)]);
+    // Bob's key is refused like any unpaired key.
+    let body = bob.signed(&mut s, 2, &Vec::new(), 5);
+    refused(
+        &call(&mut s, Op::Write, KEYWAY, 2, &body, 5),
+        11,
+        "is not an owner of this lock",
+    );
+    let m = ann.read(&mut s, KEYWAY, 16, &Vec::new(), 6);
+    assert_eq!(key_ids(&m).len(), 1, "{m:?}");
+}
+
+/// `unpair` needs an owner's signed request: without `auth` it is refused
+/// (rc 11) even with the presence window open, and a removed or stranger
+/// key's signature is refused alike; nothing is removed.
+#[test]
+fn unpair_without_owner_auth_is_refused_even_with_the_window_open() {
+    let (_, mut s, ann) = with_owner();
+    let bob = Owner::new();
+    pair(&mut s, &bob, 1);
+    s.take_owners_changed();
+    let target = vec![(
+        t("key_id"),
+        Value::Bytes(Sha256::digest(ann.public)[..8].to_vec()),
+    )];
+    for window in [false, true] {
+        if window {
+            s.open_presence(2, 60_000);
+        }
+        refused(
+            &call(&mut s, Op::Write, KEYWAY, 17, &target, 3),
+            11,
+            "unpair needs an owner's signed request",
+        );
+    }
+    let stranger = Owner::new();
+    let body = stranger.signed(&mut s, 17, &target, 4);
+    refused(
+        &call(&mut s, Op::Write, KEYWAY, 17, &body, 4),
+        11,
+        "owner authentication failed",
+    );
+    // A signature over another key id does not carry over.
+    let other = vec![(t("key_id"), Value::Bytes(vec![0; 8]))];
+    let mut body = bob.signed(&mut s, 17, &other, 5);
+    body[0] = target[0].clone();
+    refused(
+        &call(&mut s, Op::Write, KEYWAY, 17, &body, 5),
+        11,
+        "owner authentication failed",
+    );
+    assert_eq!(s.owners().owners().len(), 2);
+    assert!(!s.take_owners_changed());
+}
+
+/// An unknown key id is refused with ENOENT and the typed refusal
+/// `UnknownOwner` (`kw-rc` 16), nothing changed; a key id of another
+/// length is EINVAL.
+#[test]
+fn unpair_of_an_unknown_key_id_gets_the_typed_refusal() {
+    let (_, mut s, ann) = with_owner();
+    s.take_owners_changed();
+    let body = ann.signed(
+        &mut s,
+        17,
+        &vec![(t("key_id"), Value::Bytes(vec![0xEE; 8]))],
+        1,
+    );
+    let m = call(&mut s, Op::Write, KEYWAY, 17, &body, 1);
+    refused(&m, 5, "no owner of this lock has key id eeeeeeeeeeeeeeee");
+    assert_eq!(smp::get_u64(&m, "kw-rc").unwrap(), Some(16), "{m:?}");
+    assert_eq!(s.owners().owners().len(), 1);
+    assert!(!s.take_owners_changed());
+    let body = ann.signed(
+        &mut s,
+        17,
+        &vec![(t("key_id"), Value::Bytes(vec![0xEE; 7]))],
+        2,
+    );
+    refused(
+        &call(&mut s, Op::Write, KEYWAY, 17, &body, 2),
+        3,
+        "\"key_id\" has 7 bytes, 8 expected",
+    );
+}
+
 /// Keyway-group requests with hostile, well-formed CBOR bodies: the known
 /// keys with values of any type and length (an `auth` map whose fields are
 /// too short, too long or not bytes, an `off` far past the export, a `key`
@@ -944,7 +1106,7 @@ mod hostile_bodies {
     use super::*;
     use proptest::prelude::*;
 
-    const KEYS: [&str; 9] = [
+    const KEYS: [&str; 10] = [
         "auth",
         "accept",
         "off",
@@ -954,6 +1116,7 @@ mod hostile_bodies {
         "install_needs_unlocked",
         "nonce",
         "sig",
+        "key_id",
     ];
 
     fn value() -> impl Strategy<Value = Value> {
@@ -981,7 +1144,7 @@ mod hostile_bodies {
         #![proptest_config(ProptestConfig::with_cases(256))]
         #[test]
         fn hostile_keyway_group_bodies_get_answers_not_panics(
-            id in 0u8..12,
+            id in 0u8..18,
             write in any::<bool>(),
             presence in any::<bool>(),
             body in proptest::collection::vec(

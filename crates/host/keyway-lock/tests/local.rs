@@ -398,6 +398,8 @@ fn every_state_file_is_0600_and_the_directory_0700_after_provision_and_a_run() {
             "device.pub",
             "anchor-0.pub",
             "boot-count",
+            "setup-code",
+            "setup-verifier",
         ] {
             assert!(names.iter().any(|n| n == must), "{must} in {names:?}");
         }

@@ -1065,6 +1065,10 @@ fn any_value() -> impl proptest::strategy::Strategy<Value = Value> {
             Just("r"),
             Just("hash"),
             Just("match"),
+            Just("owners"),
+            Just("key_id"),
+            Just("name"),
+            Just("paired"),
         ];
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
@@ -1112,6 +1116,8 @@ fn every_call<T: Transport>(c: &mut Client<T>) {
     let _ = c.upload(&[7; 3000], &mut |_, _| {});
     let _ = c.log_export(&mut |_, _| {});
     let _ = c.challenge();
+    let _ = c.owners();
+    let _ = c.unpair([7; 8]);
 }
 
 proptest::proptest! {
@@ -1304,4 +1310,157 @@ fn a_delta_the_lock_refuses_for_its_base_falls_back_to_the_full_image() {
             .any(|i| i.version == "1.1.0" && i.bootable && !i.active),
         "{images:?}"
     );
+}
+
+// ---- owners and unpair ----------------------------------------------------
+
+/// An owner paired at the door as `name` (`keygen name`, `pair --name
+/// name` with the window open, then closed): (private key file, key id
+/// in hex, as `owners` prints it).
+fn pair_named(lab: &Lab, lock: &Running, name: &str) -> (String, String) {
+    let (key, public) = keygen(lab, name);
+    presence(lock, 60);
+    let v = json(&ok(cli(lock, &["--json", "pair", &public, "--name", name])));
+    control(lock, r#"{"cmd":"presence-close"}"#);
+    (key, v["key_id"].as_str().unwrap().to_owned())
+}
+
+/// `keyway device owners` lists the owners (key id, pairing time, name;
+/// the signing key marked); one owner's `unpair KEYID` removes the other,
+/// whose key then cannot unlock; the removal survives a restart of the
+/// lock (owners.json).
+#[test]
+fn owners_lists_the_owners_and_unpair_removes_one_that_then_cannot_unlock() {
+    let lab = Lab::new(1);
+    let lock = lab.start_with_control(false);
+    let (ann, ann_id) = pair_named(&lab, &lock, "ann");
+    let (bob, bob_id) = pair_named(&lab, &lock, "bob");
+
+    let out = ok(cli(&lock, &["--owner-key", &ann, "owners"]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert!(lines[0].starts_with("KEY ID"), "{out}");
+    assert!(
+        lines[1].starts_with(&ann_id) && lines[1].contains("ann  (this key)"),
+        "{out}"
+    );
+    assert!(
+        lines[2].starts_with(&bob_id) && lines[2].ends_with("bob"),
+        "{out}"
+    );
+    assert_eq!(lines[3], "2 owner(s)");
+    // Paired just now, by the lock's clock.
+    let year = keyway::log::utc_date_time(keyway_lock::state::wall_clock_secs());
+    assert!(lines[2].contains(&year[..10]), "{out}");
+    let v = json(&ok(cli(&lock, &["--owner-key", &bob, "--json", "owners"])));
+    assert_eq!(v["owners"][0]["key_id"], ann_id.as_str(), "{v}");
+    assert_eq!(v["owners"][1]["name"], "bob", "{v}");
+    assert_eq!(v["owners"][1]["this_key"], true, "{v}");
+    assert!(v["owners"][1]["paired"].as_u64().is_some(), "{v}");
+
+    ok(cli(&lock, &["--owner-key", &bob, "unlock"]));
+    let out = ok(cli(&lock, &["--owner-key", &ann, "unpair", &bob_id]));
+    assert_eq!(
+        out.trim(),
+        format!("removed owner {bob_id}; the lock has 1 owner(s)")
+    );
+    // Stored before the answer (the shell saves a change of owners before
+    // it replies), so a power cut right after it cannot bring bob back.
+    let stored: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(lab.tmp.path().join("lock/owners.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(stored["owners"].as_array().unwrap().len(), 1, "{stored}");
+    assert_eq!(stored["owners"][0]["name"], "ann", "{stored}");
+    let e = refused(cli(&lock, &["--owner-key", &bob, "unlock"]));
+    assert!(e.contains("rc 11"), "{e}");
+    // The lock refuses bob's key as it refuses any unpaired key.
+    let mut c = client(&lock)
+        .with_owner(SigningKey::load(std::path::Path::new(&bob)).unwrap())
+        .unwrap();
+    assert!(c.lock().unwrap_err().access_denied());
+    ok(cli(&lock, &["--owner-key", &ann, "lock"]));
+
+    drop(lock);
+    let lock = lab.start_with_control(false);
+    let v = json(&ok(cli(&lock, &["--owner-key", &ann, "--json", "owners"])));
+    let ids: Vec<&str> = v["owners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["key_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![ann_id.as_str()], "{v}");
+    let e = refused(cli(&lock, &["--owner-key", &bob, "unlock"]));
+    assert!(e.contains("rc 11"), "{e}");
+}
+
+/// `unpair` without an owner's key is refused for want of authority
+/// (EACCESSDENIED, decided on the rc), even with the presence window
+/// open; a stranger's key is refused alike; nobody is removed.
+#[test]
+fn unpair_without_owner_auth_is_refused() {
+    let lab = Lab::new(1);
+    let lock = lab.start_with_control(false);
+    let (ann, ann_id) = pair_named(&lab, &lock, "ann");
+    let (stranger, _) = keygen(&lab, "stranger");
+    let id = {
+        let mut b = [0u8; 8];
+        for (i, x) in b.iter_mut().enumerate() {
+            *x = u8::from_str_radix(&ann_id[2 * i..2 * i + 2], 16).unwrap();
+        }
+        b
+    };
+    for window in [false, true] {
+        if window {
+            presence(&lock, 60);
+        }
+        let e = client(&lock).unpair(id).unwrap_err();
+        assert!(e.access_denied(), "{e}");
+        assert_eq!(e.refusal(), None, "{e}");
+        let e = refused(cli(&lock, &["unpair", &ann_id]));
+        assert!(e.contains("(EACCESSDENIED, rc 11)"), "{e}");
+        let mut c = client(&lock)
+            .with_owner(SigningKey::load(std::path::Path::new(&stranger)).unwrap())
+            .unwrap();
+        assert!(c.unpair(id).unwrap_err().access_denied());
+    }
+    control(&lock, r#"{"cmd":"presence-close"}"#);
+    // `owners` is for owners too.
+    assert!(client(&lock).owners().unwrap_err().access_denied());
+    let v = json(&ok(cli(&lock, &["--owner-key", &ann, "--json", "owners"])));
+    assert_eq!(v["owners"].as_array().unwrap().len(), 1, "{v}");
+}
+
+/// An unknown key id is the lock's typed refusal `UnknownOwner` (kw-rc
+/// 16, ENOENT), which the client decides on; the command line names the
+/// key id and how to list the owners. A malformed KEYID never reaches
+/// the lock.
+#[test]
+fn unpair_of_an_unknown_key_id_is_the_typed_refusal() {
+    let lab = Lab::new(1);
+    let lock = lab.start_with_control(false);
+    let (ann, _) = pair_named(&lab, &lock, "ann");
+    let mut c = client(&lock)
+        .with_owner(SigningKey::load(std::path::Path::new(&ann)).unwrap())
+        .unwrap();
+    let e = c.unpair([0xEE; 8]).unwrap_err();
+    assert_eq!(e.refusal(), Some(keyway_smp::Refusal::UnknownOwner), "{e}");
+    assert_eq!(e.rc(), Some(5), "{e}");
+    assert_eq!(c.owners().unwrap().len(), 1);
+    let e = refused(cli(
+        &lock,
+        &["--owner-key", &ann, "unpair", "eeeeeeeeeeeeeeee"],
+    ));
+    assert!(
+        e.contains("no owner of this lock has key id eeeeeeeeeeeeeeee: list them with `keyway device --owner-key KEY owners`"),
+        "{e}"
+    );
+    for bad in ["eeee", "zzzzzzzzzzzzzzzz", "eeeeeeeeeeeeeeeeee"] {
+        let e = refused(cli(&lock, &["--owner-key", &ann, "unpair", bad]));
+        assert!(
+            e.contains("give the owner's key id as 16 hex digits"),
+            "{e}"
+        );
+    }
 }

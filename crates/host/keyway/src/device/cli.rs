@@ -75,6 +75,15 @@ pub enum DeviceCommand {
         #[arg(long)]
         name: Option<String>,
     },
+    /// List the lock's owners: key id, when paired, name (owner key).
+    Owners,
+    /// Remove the owner whose key id is KEYID (owner key); an owner may
+    /// remove itself.
+    Unpair {
+        /// The owner's key id: 16 hex digits, as `owners` prints it.
+        #[arg(value_name = "KEYID")]
+        key_id: String,
+    },
     /// Forget every owner (the presence window and the long press).
     FactoryReset,
     /// Change the update policy (owner key, or the presence window); with
@@ -203,6 +212,8 @@ fn command_name(c: &DeviceCommand) -> &'static str {
         DeviceCommand::Consent { .. } => "consent",
         DeviceCommand::Log(_) => "log export",
         DeviceCommand::Pair { .. } => "pair",
+        DeviceCommand::Owners => "owners",
+        DeviceCommand::Unpair { .. } => "unpair",
         DeviceCommand::FactoryReset => "factory-reset",
         DeviceCommand::Settings(_) => "settings",
         DeviceCommand::Echo { .. } => "echo",
@@ -289,6 +300,44 @@ fn run_command(a: &DeviceArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
             }
             with_command("pair", map_to_json(&r))
         }
+        DeviceCommand::Owners => {
+            let owners = c.owners()?;
+            let me = c.owner_key_id();
+            if !j {
+                print_owners(&owners, me, out)?;
+            }
+            json!({
+                "command": "owners",
+                "owners": owners.iter().map(|o| json!({
+                    "key_id": hex(&o.key_id),
+                    "name": o.name,
+                    "paired": o.paired,
+                    "this_key": me == Some(o.key_id),
+                })).collect::<Vec<_>>(),
+            })
+        }
+        DeviceCommand::Unpair { key_id } => {
+            let id = parse_key_id(key_id)?;
+            let left = c.unpair(id).map_err(|e| {
+                // Decided on the typed refusal, never on the lock's words.
+                if e.refusal() == Some(keyway_smp::Refusal::UnknownOwner) {
+                    anyhow::Error::new(e).context(format!(
+                        "no owner of this lock has key id {}: list them with `keyway device --owner-key KEY owners`",
+                        hex(&id)
+                    ))
+                } else {
+                    e.into()
+                }
+            })?;
+            if !j {
+                writeln!(
+                    out,
+                    "removed owner {}; the lock has {left} owner(s)",
+                    hex(&id)
+                )?;
+            }
+            json!({"command": "unpair", "key_id": hex(&id), "owners": left})
+        }
         DeviceCommand::FactoryReset => {
             let r = c.factory_reset()?;
             if !j {
@@ -325,6 +374,52 @@ fn run_command(a: &DeviceArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
         }
     };
     Ok(value)
+}
+
+/// A key id as `owners` prints it: 16 hex digits (either case).
+fn parse_key_id(s: &str) -> Result<[u8; 8]> {
+    let bad = || {
+        anyhow::anyhow!(
+            "KEYID {:?}: give the owner's key id as 16 hex digits, as `keyway device owners` prints it",
+            printable(s, false)
+        )
+    };
+    if s.len() != 16 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    let mut id = [0u8; 8];
+    for (i, b) in id.iter_mut().enumerate() {
+        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2).ok_or_else(bad)?, 16).map_err(|_| bad())?;
+    }
+    Ok(id)
+}
+
+/// The owners as a table: key id, when paired (UTC), name; the key the
+/// client signed with is marked.
+fn print_owners(
+    owners: &[super::OwnerInfo],
+    me: Option<[u8; 8]>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    writeln!(out, "{:<16}  {:<19}  NAME", "KEY ID", "PAIRED (UTC)")?;
+    for o in owners {
+        let paired = o
+            .paired
+            .map_or_else(|| "unknown".to_owned(), keyway::log::utc_date_time);
+        let name = if o.name.is_empty() {
+            "-".to_owned()
+        } else {
+            printable(&o.name, false)
+        };
+        let mine = if me == Some(o.key_id) {
+            "  (this key)"
+        } else {
+            ""
+        };
+        writeln!(out, "{}  {paired:<19}  {name}{mine}", hex(&o.key_id))?;
+    }
+    writeln!(out, "{} owner(s)", owners.len())?;
+    Ok(())
 }
 
 fn with_command(name: &str, mut v: J) -> J {

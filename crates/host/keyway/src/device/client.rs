@@ -252,6 +252,18 @@ pub struct UploadReport {
     pub chunk: usize,
 }
 
+/// An owner as the lock's `owners` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerInfo {
+    /// Its key id: the first 8 bytes of SHA-256 of its Ed25519 public key.
+    pub key_id: [u8; 8],
+    /// The name given at pairing, as the lock sent it (escape with
+    /// [`printable`] before printing).
+    pub name: String,
+    /// When it was paired, Unix seconds, if the lock knew the time then.
+    pub paired: Option<u64>,
+}
+
 /// The owner's identity for `auth`.
 #[derive(Debug)]
 struct Owner {
@@ -310,6 +322,15 @@ impl<T: Transport> Client<T> {
     /// Whether requests are signed by an owner.
     pub fn has_owner(&self) -> bool {
         self.owner.is_some()
+    }
+
+    /// The key id of the owner key requests are signed with.
+    pub fn owner_key_id(&self) -> Option<[u8; 8]> {
+        let o = self.owner.as_ref()?;
+        let d = Sha256::digest(o.public);
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&d[..8]);
+        Some(id)
     }
 
     /// The transport (its counters).
@@ -664,6 +685,43 @@ impl<T: Transport> Client<T> {
         let b = self.call("pair", &Request::Pair(kw::Pair { key: *key, name }))?;
         typed::<kw::PairRsp>("pair", &b)?;
         map_of("pair", &b)
+    }
+
+    /// `owners`: the paired owners, in pairing order (an owner's signed
+    /// read).
+    pub fn owners(&mut self) -> Result<Vec<OwnerInfo>, DeviceError> {
+        let b = self.signed_read("owners", kw::cmd::OWNERS, Request::Owners)?;
+        let r: kw::OwnersRsp = typed("owners", &b)?;
+        Ok(r.owners
+            .iter()
+            .map(|o| OwnerInfo {
+                key_id: o.key_id,
+                name: o.name.to_owned(),
+                paired: o.paired,
+            })
+            .collect())
+    }
+
+    /// `unpair`: removes the owner with `key_id` (an owner's signed
+    /// request); returns how many owners remain. An unknown key id is the
+    /// lock's typed refusal [`Refusal::UnknownOwner`].
+    pub fn unpair(&mut self, key_id: [u8; 8]) -> Result<u64, DeviceError> {
+        const WHAT: &str = "unpair";
+        let mut m = kw::Unpair { key_id, auth: None };
+        m.auth = self.sign(group::KEYWAY, kw::cmd::UNPAIR, &m)?;
+        let b = self.call(WHAT, &Request::Unpair(m))?;
+        let r: kw::UnpairRsp = typed(WHAT, &b)?;
+        if r.key_id != key_id {
+            return Err(malformed(
+                WHAT,
+                format!(
+                    "it reports removing key id {}, the request named {}",
+                    keyway::keys::hex(&r.key_id),
+                    keyway::keys::hex(&key_id)
+                ),
+            ));
+        }
+        Ok(r.owners)
     }
 
     /// `factory reset` (the presence window and the long press).

@@ -10,5 +10,5 @@ pub mod cli;
 pub mod client;
 pub mod transport;
 
-pub use client::{Client, DeviceError, ImageSlot, UploadReport};
+pub use client::{Client, DeviceError, ImageSlot, OwnerInfo, UploadReport};
 pub use transport::{FnTransport, Stats, Transport, TransportError, UDP_MTU, UdpTransport};
