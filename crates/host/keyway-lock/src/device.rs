@@ -536,6 +536,7 @@ impl Lock {
 
     /// Re-verifies `slot` as the bootloader would now.
     pub fn verify(&mut self, slot: u8) -> Result<SlotInfo, SlotError> {
+        crate::suit::count();
         let state = *self.journal.state();
         let mut head = [0u8; HEAD_BUF_LEN];
         VerifiedSlot::<256>::new(
@@ -575,7 +576,7 @@ impl Lock {
     /// The version of the image whose head `slot` stores.
     pub fn version(&self, slot: u8) -> Option<String> {
         let head = self.head(slot)?;
-        let i = keyway_suit::inspect_envelope(&head).ok()?;
+        let i = crate::suit::inspect(&head).ok()?;
         Some(
             i.manifest
                 .version
@@ -586,8 +587,19 @@ impl Lock {
     /// What `slot` holds, if its manifest area holds a decodable head.
     pub fn view(&mut self, slot: u8) -> Option<SlotView> {
         let head = self.head(slot)?;
+        let i = crate::suit::inspect(&head).ok()?;
+        self.view_of(slot, &head, &i)
+    }
+
+    /// [`Lock::view`] of `slot` whose stored `head` the caller has already
+    /// inspected (`i`): one parse serves the view and the pending update.
+    pub fn view_of(
+        &mut self,
+        slot: u8,
+        head: &[u8],
+        i: &keyway_suit::Inspected<'_>,
+    ) -> Option<SlotView> {
         let (version, sequence, size) = {
-            let i = keyway_suit::inspect_envelope(&head).ok()?;
             // A delta's slot holds the image the patch produced.
             let image = i.delta.map(|d| d.out).or(i.payload);
             let size = image.as_ref().and_then(|p| p.size)?;
@@ -605,7 +617,7 @@ impl Lock {
             .get(place.image.start as usize..)?
             .get(..usize::try_from(size.min(cap)).ok()?)?;
         let mut h = Sha256::new();
-        h.update(&head);
+        h.update(head);
         h.update(image);
         let mut hash: [u8; 32] = h.finalize().into();
         if let Some((s, uploaded)) = self.delta_upload
@@ -968,7 +980,7 @@ impl Lock {
     /// it (a delta's output, or the payload).
     pub fn image_digest(&self, slot: u8) -> Option<[u8; 32]> {
         let head = self.head(slot)?;
-        let i = keyway_suit::inspect_envelope(&head).ok()?;
+        let i = crate::suit::inspect(&head).ok()?;
         i.delta.map(|d| d.out).or(i.payload).map(|p| *p.digest)
     }
 
@@ -1010,8 +1022,7 @@ impl Lock {
         }
         let state = self.device_state();
         let trust = self.update_trust();
-        let v =
-            keyway_suit::verify_envelope(&head, &trust.anchors, &trust.identity, &state).ok()?;
+        let v = crate::suit::verify(&head, &trust.anchors, &trust.identity, &state).ok()?;
         let ip = v.integrated?;
         // A delta is never resumed in the middle (the decoder's state is
         // not saved): the upload starts again from its first byte.
@@ -1100,7 +1111,7 @@ impl Lock {
     /// push, finish.
     pub fn install_envelope(&mut self, envelope: &[u8]) -> Result<u8, ImgError> {
         let trust = self.update_trust();
-        let v = keyway_suit::verify_envelope(
+        let v = crate::suit::verify(
             envelope,
             &trust.anchors,
             &trust.identity,

@@ -47,3 +47,4 @@ pub mod shell;
 /// The SMP framing, shared with the owner's client in `keyway device`.
 pub use keyway::smp;
 pub mod state;
+pub mod suit;

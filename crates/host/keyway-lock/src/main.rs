@@ -140,7 +140,7 @@ fn provision(a: &ProvisionArgs) -> Result<()> {
     if let (Some(fw), Some(want)) = (&a.firmware, &a.version) {
         let env =
             std::fs::read(fw).with_context(|| format!("reading --firmware {}", fw.display()))?;
-        let got = keyway_suit::inspect_envelope(&env)
+        let got = keyway_lock::suit::inspect(&env)
             .map_err(|e| {
                 anyhow!(
                     "--firmware {}: {}",

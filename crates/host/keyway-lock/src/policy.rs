@@ -122,7 +122,12 @@ impl Pending {
 
     /// Reads what a stored envelope head says about the update.
     pub fn from_head(slot: u8, hash: [u8; 32], head: &[u8]) -> Option<Self> {
-        let i = keyway_suit::inspect_envelope(head).ok()?;
+        let i = crate::suit::inspect(head).ok()?;
+        Some(Self::from_inspected(slot, hash, &i))
+    }
+
+    /// What an inspected envelope head says about the update.
+    pub fn from_inspected(slot: u8, hash: [u8; 32], i: &keyway_suit::Inspected<'_>) -> Self {
         let version = i
             .manifest
             .version
@@ -136,7 +141,7 @@ impl Pending {
                 )
             },
         );
-        Some(Pending {
+        Pending {
             slot,
             sequence: i.manifest.sequence,
             version,
@@ -144,7 +149,7 @@ impl Pending {
             notes,
             cves,
             min_battery_mwh: i.manifest.policy.minimum_battery_mwh,
-        })
+        }
     }
 }
 

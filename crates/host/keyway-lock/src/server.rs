@@ -305,16 +305,21 @@ impl Server {
         {
             return;
         }
-        let Some(v) = self.lock.view(other) else {
+        // One parse of the stored head serves the slot's view and the
+        // pending update's notes.
+        let Some(head) = self.lock.head(other) else {
+            return;
+        };
+        let Ok(i) = crate::suit::inspect(&head) else {
+            return;
+        };
+        let Some(v) = self.lock.view_of(other, &head, &i) else {
             return;
         };
         if !v.bootable || v.pending || st.floor.is_some_and(|f| v.sequence <= f) {
             return;
         }
-        self.pending = self
-            .lock
-            .head(other)
-            .and_then(|h| Pending::from_head(other, v.hash, &h));
+        self.pending = Some(Pending::from_inspected(other, v.hash, &i));
     }
 
     /// What the policy measures now.
@@ -1091,11 +1096,7 @@ impl Server {
     fn slot_sequence(&self, slot: u8) -> u64 {
         self.lock
             .head(slot)
-            .and_then(|h| {
-                keyway_suit::inspect_envelope(&h)
-                    .ok()
-                    .map(|i| i.manifest.sequence)
-            })
+            .and_then(|h| crate::suit::inspect(&h).ok().map(|i| i.manifest.sequence))
             .unwrap_or(0)
     }
 
@@ -1220,7 +1221,7 @@ impl Server {
                     peer: self.peer,
                     owner: self.auth_key.filter(|_| by_owner),
                     last_ms: now_ms,
-                    sequence: keyway_suit::inspect_envelope(&head)
+                    sequence: crate::suit::inspect(&head)
                         .ok()
                         .map(|i| i.manifest.sequence),
                 });
@@ -1380,32 +1381,42 @@ fn begin(
     pending: Option<&(u64, String)>,
 ) -> Result<(device::Download, Option<u64>), ImgError> {
     use keyway_audit::{Event, RejectReason};
-    let offered = keyway_suit::inspect_envelope(&u.head).ok().map(|i| {
-        let version = i
-            .manifest
-            .version
-            .map_or_else(String::new, |v| v.to_string());
-        (i.manifest.sequence, device::audit_version(&version))
+    // The head is verified once; only a refused head is inspected again,
+    // for the sequence number and version the audit log's "offered"
+    // record names.
+    let offer_of = |m: &keyway_suit::Manifest<'_>| {
+        let version = m.version.map_or_else(String::new, |v| v.to_string());
+        (m.sequence, device::audit_version(&version))
+    };
+    let verified = crate::suit::verify(&u.head, &trust.anchors, &trust.identity, state).map(|v| {
+        (
+            offer_of(&v.manifest),
+            (v.payload, v.integrated, v.manifest_digest, v.delta),
+        )
     });
-    // Parsed once here: the upload keeps the sequence number.
+    // PROFILE HOOK (unsigned): signatures that do not verify are ignored.
+    let (offered, verified) = match verified {
+        Ok((offer, v)) => (Some(offer), Ok(v)),
+        Err(e) => {
+            let inspected = crate::suit::inspect(&u.head);
+            let offer = inspected.as_ref().ok().map(|i| offer_of(&i.manifest));
+            let unsigned = lock.profile == crate::profile::Profile::Unsigned
+                && matches!(keyway::check::check_name(&e), "signatures" | "key set");
+            match inspected {
+                Ok(i) if unsigned => (
+                    offer,
+                    Ok((i.payload, i.integrated, i.manifest_digest, i.delta)),
+                ),
+                _ => (offer, Err(e)),
+            }
+        }
+    };
+    // The upload keeps the sequence number.
     let offered_sequence = offered.as_ref().map(|(s, _)| *s);
     let sequence = offered_sequence.unwrap_or(0);
     if let Some((sequence, version)) = offered {
         lock.note(Event::UpdateOffered { sequence, version });
     }
-    let verified = keyway_suit::verify_envelope(&u.head, &trust.anchors, &trust.identity, state)
-        .map(|v| (v.payload, v.integrated, v.manifest_digest, v.delta));
-    // PROFILE HOOK (unsigned): signatures that do not verify are ignored.
-    let verified = match verified {
-        Err(e)
-            if lock.profile == crate::profile::Profile::Unsigned
-                && matches!(keyway::check::check_name(&e), "signatures" | "key set") =>
-        {
-            keyway_suit::inspect_envelope(&u.head)
-                .map(|i| (i.payload, i.integrated, i.manifest_digest, i.delta))
-        }
-        other => other,
-    };
     let (payload, integrated, manifest_digest, delta) = verified.map_err(|e| {
         lock.note(Event::UpdateRejected {
             sequence,

@@ -787,3 +787,25 @@ fn a_delta_upload_reads_its_base_once_to_check_it() {
         "the upload read {read} bytes of flash for a {base}-byte base: the base is hashed more than once"
     );
 }
+
+/// Issue 12: "the envelope head is parsed about five times" per upload.
+/// An upload needs one verification of its head when it begins, and, when
+/// it completes, the bootloader's check of the written slot and one
+/// reading of the stored head for the pending update's notes: three.
+#[test]
+fn an_upload_parses_its_envelope_head_at_most_three_times() {
+    let f = Fixture::new();
+    let mut s = f.server();
+    s.set_presence_always_open(true);
+    let env = f.release(&f.key, "2.0.0", 2, 9000);
+    let before = keyway_lock::suit::head_parses();
+    let m = upload(&mut s, &env, 244);
+    assert_eq!(smp::get_bool(&m, "match").unwrap(), Some(true), "{m:?}");
+    let parses = keyway_lock::suit::head_parses() - before;
+    println!("a full upload parsed its envelope head {parses} times");
+    assert!(s.pending().is_some(), "the upload is pending");
+    assert!(
+        parses <= 3,
+        "the upload parsed its envelope head {parses} times (at most 3: verify at the head, the slot check and the notes at the end)"
+    );
+}
