@@ -404,11 +404,20 @@ pub fn run(dir: &Path, namespace: Result<(), String>, out: &mut dyn Write) -> Re
         },
     });
     let notes = kd(out, &["notes"]);
+    // Decided on the typed answer (`--json`), never on the printed words.
+    let cve_listed = device_json(&target, &owner, &["notes"]).is_ok_and(|n| {
+        n.get("cves")
+            .and_then(serde_json::Value::as_array)
+            .is_some_and(|cves| {
+                cves.iter().any(|c| {
+                    c.get("id").and_then(serde_json::Value::as_str) == Some("CVE-2099-0001")
+                        && c.get("severity").and_then(serde_json::Value::as_str) == Some("high")
+                })
+            })
+    });
     steps.push(Score {
         name: "release notes and CVE before consent",
-        pass: notes
-            .as_deref()
-            .is_ok_and(|n| n.contains("CVE-2099-0001") && n.contains("high")),
+        pass: notes.is_ok() && cve_listed,
         evidence: notes
             .as_ref()
             .map(|n| {
@@ -421,8 +430,14 @@ pub fn run(dir: &Path, namespace: Result<(), String>, out: &mut dyn Write) -> Re
             .unwrap_or_else(|e| format!("{e:#}")),
     });
     let before = status_json(&target, &owner)?;
-    let consent = kd(out, &["consent", "accept"]);
-    let postponed = consent.as_deref().is_ok_and(|t| t.contains("postponed"));
+    let consent = kd(out, &["--json", "consent", "accept"]);
+    let postponed = consent.as_deref().is_ok_and(|t| {
+        serde_json::from_str::<serde_json::Value>(t.trim())
+            .ok()
+            .and_then(|v| v.get("state").and_then(|s| s.as_str()).map(str::to_owned))
+            .as_deref()
+            == Some("postponed")
+    });
     at_lock(
         out,
         control,
@@ -508,7 +523,12 @@ pub fn run(dir: &Path, namespace: Result<(), String>, out: &mut dyn Write) -> Re
 /// The lock's status as JSON (`keyway device --owner-key OWNER --json
 /// status`: status is for owners), quietly.
 fn status_json(target: &str, owner: &str) -> Result<serde_json::Value> {
-    let cli = crate::cli::Cli::try_parse_from([
+    device_json(target, owner, &["status"])
+}
+
+/// `keyway device --json ARGS` as the owner, its answer parsed (not shown).
+fn device_json(target: &str, owner: &str, args: &[&str]) -> Result<serde_json::Value> {
+    let mut argv = vec![
         "keyway",
         "device",
         "--target",
@@ -516,8 +536,9 @@ fn status_json(target: &str, owner: &str) -> Result<serde_json::Value> {
         "--owner-key",
         owner,
         "--json",
-        "status",
-    ])?;
+    ];
+    argv.extend_from_slice(args);
+    let cli = crate::cli::Cli::try_parse_from(argv)?;
     let mut buf = Vec::new();
     crate::cli::run(cli, &mut buf, &mut std::io::sink())?;
     Ok(serde_json::from_slice(&buf)?)

@@ -815,9 +815,10 @@ impl Session<'_> {
             if changed { "it CHANGED: " } else { "" },
             describe_slot(mid.as_ref())
         ));
-        let pending = self.pending_state();
+        let (pending, state) = self.pending_state();
         ev11.push(format!("pending update: {pending}"));
-        let installing = pending.contains(" installing");
+        // Decided on the typed state, never on the words shown.
+        let installing = state == Some(keyway_smp::kw::UpdateState::Installing);
         let _ = self.smp.owner_call(|c| c.reset().map(|()| Vec::new()));
         let _ = self.settle(None, self.settle_time())?;
         let (after_reset, changed_after) = self.watch_running(before.as_ref(), watch)?;
@@ -907,27 +908,31 @@ impl Session<'_> {
         }
     }
 
-    fn pending_state(&mut self) -> String {
+    /// The pending update as the evidence shows it, and its typed state
+    /// (`None`: nothing pending, or no status to read).
+    fn pending_state(&mut self) -> (String, Option<keyway_smp::kw::UpdateState>) {
         if !self.keyway_group {
-            return "(no Keyway status on this lock)".into();
+            return ("(no Keyway status on this lock)".into(), None);
         }
         match self.smp.status() {
             Ok(b) => match smp::get(&b, "update") {
                 Some(Value::Map(u)) => {
                     let t = |k: &str| smp::get_text(u, k).ok().flatten().unwrap_or("").to_owned();
                     let seq = smp::get_u64(u, "sequence").ok().flatten().unwrap_or(0);
-                    format!("sequence {seq} {}{}", t("state"), {
+                    let state = keyway_smp::kw::UpdateState::parse(&t("state"));
+                    let shown = format!("sequence {seq} {}{}", t("state"), {
                         let r = t("reason");
                         if r.is_empty() {
                             String::new()
                         } else {
                             format!(" ({r})")
                         }
-                    })
+                    });
+                    (shown, state)
                 }
-                _ => "none".into(),
+                _ => ("none".into(), None),
             },
-            Err(e) => format!("status failed: {e:#}"),
+            Err(e) => (format!("status failed: {e:#}"), None),
         }
     }
 
