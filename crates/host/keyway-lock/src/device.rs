@@ -1170,14 +1170,8 @@ impl Lock {
     }
 }
 
-/// `major.minor.patch` as the audit log packs it (0.0.0 if it does not parse).
-pub fn audit_version(text: &str) -> Version {
-    let mut it = text.split('.').map(|p| p.parse::<u64>().unwrap_or(0));
-    let major = u8::try_from(it.next().unwrap_or(0)).unwrap_or(u8::MAX);
-    let minor = u8::try_from(it.next().unwrap_or(0)).unwrap_or(u8::MAX);
-    let patch = u16::try_from(it.next().unwrap_or(0)).unwrap_or(u16::MAX);
-    Version::new(major, minor, patch)
-}
+/// `major.minor.patch` as the audit log packs it (shared with the auditor).
+pub use keyway::log::audit_version;
 
 /// The audit log's reason for a refused envelope.
 pub fn reject_reason(e: &keyway_suit::Error) -> RejectReason {

@@ -634,6 +634,18 @@ pub fn show_json(items: &[Item], since: Option<u32>) -> Value {
     Value::Array(v)
 }
 
+/// `major.minor.patch` as the audit log packs it (u8, u8, u16; 0 for a
+/// part that does not parse, the largest value for one that overflows):
+/// what a lock writes in its `update offered` records, and what an
+/// auditor compares them with.
+pub fn audit_version(text: &str) -> keyway_audit::Version {
+    let mut it = text.split('.').map(|p| p.parse::<u64>().unwrap_or(0));
+    let major = u8::try_from(it.next().unwrap_or(0)).unwrap_or(u8::MAX);
+    let minor = u8::try_from(it.next().unwrap_or(0)).unwrap_or(u8::MAX);
+    let patch = u16::try_from(it.next().unwrap_or(0)).unwrap_or(u16::MAX);
+    keyway_audit::Version::new(major, minor, patch)
+}
+
 /// An RTC value as a UTC date and time (`2026-11-25 08:00:00Z`) when it
 /// reads like a set clock (2000 to 2200), else as the raw number.
 pub fn rtc_text(rtc: u64) -> String {

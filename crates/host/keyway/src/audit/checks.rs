@@ -700,7 +700,7 @@ impl Session<'_> {
             // the version it runs.
             self.expect.push(Expect::Ran(
                 r.sequence,
-                keyway_lock::device::audit_version(&r.version),
+                keyway::log::audit_version(&r.version),
             ));
             self.current = Some(r.clone());
             return Ok(true);
@@ -1179,7 +1179,7 @@ impl Session<'_> {
         let events = self.events_since_last_export("bad image");
         let log_read = self.exports.len() > exported
             && self.exports.last().is_some_and(|(_, b)| !b.is_empty());
-        let bad_version = keyway_lock::device::audit_version(&r.version);
+        let bad_version = keyway::log::audit_version(&r.version);
         let tried = events.iter().any(|e| match e {
             Event::OnTrial { .. } => true,
             Event::Boot { version, .. } => *version == bad_version,
