@@ -587,7 +587,7 @@ impl Lock {
     pub fn view(&mut self, slot: u8) -> Option<SlotView> {
         let head = self.head(slot)?;
         let (version, sequence, size) = {
-            let i = keyway_suit::inspect_envelope(&head).ok()?;
+            let i = inspect_slot(&head, slot)?;
             // A delta's slot holds the image the patch produced.
             let image = i.delta.map(|d| d.out).or(i.payload);
             let size = image.as_ref().and_then(|p| p.size)?;
@@ -969,7 +969,7 @@ impl Lock {
     /// it (a delta's output, or the payload).
     pub fn image_digest(&self, slot: u8) -> Option<[u8; 32]> {
         let head = self.head(slot)?;
-        let i = keyway_suit::inspect_envelope(&head).ok()?;
+        let i = inspect_slot(&head, slot)?;
         i.delta.map(|d| d.out).or(i.payload).map(|p| *p.digest)
     }
 
@@ -1158,6 +1158,18 @@ impl Lock {
         }
         Ok(r)
     }
+}
+
+/// The head stored in `slot`, inspected for that slot: an A/B manifest's
+/// try-each takes the alternative whose component-slot condition names it
+/// (its image size and digest), as the bootloader's check does. Signatures
+/// are not checked (see [`Lock::verify`]).
+fn inspect_slot(head: &[u8], slot: u8) -> Option<keyway_suit::Inspected<'_>> {
+    let identity = keyway_suit::DeviceIdentity {
+        slot: Some(u64::from(slot)),
+        ..keyway_suit::DeviceIdentity::ANY
+    };
+    keyway_suit::inspect_envelope_with(head, &identity).ok()
 }
 
 /// `major.minor.patch` as the audit log packs it (0.0.0 if it does not parse).
