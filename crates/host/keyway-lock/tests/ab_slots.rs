@@ -9,7 +9,7 @@
 //! inactive one.
 //!
 //! Why these tests fail if `update_trust` used the running slot:
-//! - the upload tests send an envelope that carries only the image of the
+//! - the upload test sends an envelope that carries only the image of the
 //!   slot it goes into (`#slot1` from a lock running slot 0, `#slot0` from
 //!   one running slot 1; integrated payloads lie outside the signature, so
 //!   a distributor may ship just one). Verified for the running slot, the
