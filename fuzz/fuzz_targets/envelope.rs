@@ -15,13 +15,10 @@ const DRAFT_KEY: [u8; 65] = [
     0x81, 0xdc, 0xdf, 0xb0, 0x9c, 0x05, 0x2d, 0xb3, 0x39, 0x91, 0xdb, 0x73, 0x38, 0xb4, 0xa8, 0x96,
 ];
 
-/// The public root key of the seeds in `fuzz/seeds/` (made with `keyway`;
-/// the private key is not kept), so mutated Keyway envelopes reach past the
-/// signature check.
-const SEED_ROOT: [u8; 32] = [
-    0x6a, 0x5c, 0x65, 0x45, 0x7a, 0x7d, 0xb9, 0x4e, 0x2d, 0x70, 0xe9, 0x81, 0x14, 0x55, 0x15, 0xba, 0x41, 0x7c,
-    0x58, 0x80, 0x8b, 0x41, 0x99, 0xa8, 0xa1, 0x9a, 0xa4, 0xe4, 0x81, 0x6d, 0xd8, 0x00,
-];
+/// The public root key of the seeds in `fuzz/seeds/` (raw Ed25519, written
+/// with them by `scripts/fuzz-seeds.sh`; the private key is not kept), so
+/// mutated Keyway envelopes reach past the signature check.
+const SEED_ROOT: &[u8; 32] = include_bytes!("../seed-root.pub");
 /// The root-signed key set v3 the seeds carry.
 const SEED_KEYSET: &[u8] = include_bytes!("../seeds/keyset-v3.cbor");
 
@@ -44,7 +41,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&mode, bytes)) = data.split_first() else { return };
     let key = PublicKey::from_raw(&DRAFT_KEY).expect("valid key");
     let anchors = TrustAnchors::new(&[key], 1).expect("anchors");
-    let seed_root = TrustAnchors::new(&[PublicKey::from_raw(&SEED_ROOT).expect("valid key")], 1).expect("anchors");
+    let seed_root = TrustAnchors::new(&[PublicKey::from_raw(SEED_ROOT).expect("valid key")], 1).expect("anchors");
     match mode % 6 {
         0 => {
             if let Ok(env) = Envelope::decode(bytes) {

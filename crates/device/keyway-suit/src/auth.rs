@@ -129,10 +129,16 @@ pub(crate) fn authenticate(
                     .iter()
                     .find(|k| Some(k.key_id()) == id && k.algorithm() == sig.alg)
                 {
-                    Some(k) if k.verify(message, sig.signature) => k.key_id(),
-                    Some(k) => return Err(Error::BadSignature { key: k.key_id() }),
+                    Some(k) => {
+                        let key = k.key_id();
+                        if !k.verify(message, sig.signature) {
+                            return Err(Error::BadSignature { key });
+                        }
+                        key
+                    }
                     None => {
-                        unknown = unknown.or(id.or(Some(short_kid(kid))));
+                        // An 8-byte kid as it is; others shortened or padded.
+                        unknown = unknown.or(Some(short_kid(kid)));
                         continue;
                     }
                 }

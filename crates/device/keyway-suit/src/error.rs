@@ -397,10 +397,13 @@ impl fmt::Display for Error {
                 keyset,
                 anonymous,
             } => {
-                template(f, if *keyset { "\x08" } else { "manifest " }, 0, 0)?;
                 template(
                     f,
-                    "signers \x01 of \x02",
+                    if *keyset {
+                        "\x08signers \x01 of \x02"
+                    } else {
+                        "manifest signers \x01 of \x02"
+                    },
                     u64::from(*valid),
                     u64::from(*required),
                 )?;

@@ -666,13 +666,45 @@ fn try_each<'a>(
     if done { Ok(()) } else { Err(last) }
 }
 
-/// The commands this verifier implements that take a reporting policy.
+/// The commands [`command`] implements (all take a reporting policy),
+/// Keyway's own apply-delta aside: bit n for command n.
+const POLICY_COMMANDS: u32 = {
+    let cmds = [
+        CMD_VENDOR_ID,
+        CMD_CLASS_ID,
+        CMD_IMAGE_MATCH,
+        CMD_USE_BEFORE,
+        CMD_COMPONENT_SLOT,
+        CMD_CHECK_CONTENT,
+        CMD_ABORT,
+        CMD_WRITE,
+        CMD_FETCH,
+        CMD_COPY,
+        CMD_INVOKE,
+        CMD_DEVICE_ID,
+        CMD_IMAGE_NOT_MATCH,
+        CMD_MINIMUM_BATTERY,
+        CMD_UPDATE_AUTHORIZED,
+        CMD_VERSION,
+        CMD_SWAP,
+    ];
+    let mut mask = 0u32;
+    let mut i = 0;
+    while i < cmds.len() {
+        mask |= 1 << cmds[i];
+        i += 1;
+    }
+    mask
+};
+
+/// Whether [`command`] implements `cmd`. A bit mask rather than a
+/// `matches!` (smaller on the device).
 fn takes_policy(cmd: i64) -> bool {
     #[cfg(feature = "delta")]
     if cmd == CMD_KEYWAY_APPLY_DELTA {
         return true;
     }
-    matches!(cmd, 1..=6 | 14 | 18 | 21..=28 | 31)
+    (0..32).contains(&cmd) && POLICY_COMMANDS >> cmd & 1 == 1
 }
 
 fn index_bit(i: u64, count: usize) -> Result<u8, Error> {
@@ -687,8 +719,8 @@ fn need<T>(v: Option<T>, command: i64, parameter: i64) -> Result<T, Error> {
 }
 
 /// An identity condition: passes when the device has no value for it.
-fn same<const N: usize>(got: &[u8; N], expected: Option<[u8; N]>) -> bool {
-    expected.is_none_or(|e| &e == got)
+fn same<const N: usize>(got: &[u8; N], expected: &Option<[u8; N]>) -> bool {
+    expected.as_ref().is_none_or(|e| e == got)
 }
 
 #[inline(never)]
@@ -702,18 +734,18 @@ fn command(state: &mut State<'_, '_>, cmd: i64, device: &DeviceIdentity) -> Resu
         match cmd {
             CMD_VENDOR_ID => {
                 let got = need(p.vendor_id, cmd, PARAM_VENDOR_ID)?;
-                if !same(got, device.vendor_id) {
+                if !same(got, &device.vendor_id) {
                     return Err(Error::WrongVendor { got: *got });
                 }
             }
             CMD_CLASS_ID => {
                 let got = need(p.class_id, cmd, PARAM_CLASS_ID)?;
-                if !same(got, device.class_id) {
+                if !same(got, &device.class_id) {
                     return Err(Error::WrongClass { got: *got });
                 }
             }
             CMD_DEVICE_ID => {
-                if !same(need(p.device_id, cmd, PARAM_DEVICE_ID)?, device.device_id) {
+                if !same(need(p.device_id, cmd, PARAM_DEVICE_ID)?, &device.device_id) {
                     return Err(Error::ConditionFailed { command: cmd });
                 }
             }
@@ -735,12 +767,13 @@ fn command(state: &mut State<'_, '_>, cmd: i64, device: &DeviceIdentity) -> Resu
             }
             // §8.4.9: a condition without its parameter fails; with it,
             // these are not implemented (the verifier cannot decide them).
-            CMD_CHECK_CONTENT | CMD_WRITE => {
-                need(p.content_set.then_some(()), cmd, PARAM_CONTENT)?;
-                return Err(Error::UnsupportedCommand(cmd));
-            }
-            CMD_VERSION => {
-                need(p.version_set.then_some(()), cmd, PARAM_VERSION)?;
+            CMD_CHECK_CONTENT | CMD_WRITE | CMD_VERSION => {
+                let (set, parameter) = if cmd == CMD_VERSION {
+                    (p.version_set, PARAM_VERSION)
+                } else {
+                    (p.content_set, PARAM_CONTENT)
+                };
+                need(set.then_some(()), cmd, parameter)?;
                 return Err(Error::UnsupportedCommand(cmd));
             }
             CMD_ABORT => return Err(Error::Aborted),

@@ -587,7 +587,7 @@ impl Lock {
     /// What `slot` holds, if its manifest area holds a decodable head.
     pub fn view(&mut self, slot: u8) -> Option<SlotView> {
         let head = self.head(slot)?;
-        let i = crate::suit::inspect(&head).ok()?;
+        let i = crate::suit::inspect_slot(&head, slot).ok()?;
         self.view_of(slot, &head, &i)
     }
 
@@ -980,7 +980,7 @@ impl Lock {
     /// it (a delta's output, or the payload).
     pub fn image_digest(&self, slot: u8) -> Option<[u8; 32]> {
         let head = self.head(slot)?;
-        let i = crate::suit::inspect(&head).ok()?;
+        let i = crate::suit::inspect_slot(&head, slot).ok()?;
         i.delta.map(|d| d.out).or(i.payload).map(|p| *p.digest)
     }
 

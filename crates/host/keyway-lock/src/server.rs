@@ -310,7 +310,7 @@ impl Server {
         let Some(head) = self.lock.head(other) else {
             return;
         };
-        let Ok(i) = crate::suit::inspect(&head) else {
+        let Ok(i) = crate::suit::inspect_slot(&head, other) else {
             return;
         };
         let Some(v) = self.lock.view_of(other, &head, &i) else {

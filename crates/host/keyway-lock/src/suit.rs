@@ -29,6 +29,19 @@ pub fn inspect(head: &[u8]) -> Result<Inspected<'_>, Error> {
     keyway_suit::inspect_envelope(head)
 }
 
+/// The head stored in `slot`, inspected for that slot, counted: an A/B
+/// manifest's try-each takes the alternative whose component-slot
+/// condition names it (its image size and digest), as the bootloader's
+/// check does. Signatures are not checked (`Lock::verify` does).
+pub fn inspect_slot(head: &[u8], slot: u8) -> Result<Inspected<'_>, Error> {
+    count();
+    let identity = DeviceIdentity {
+        slot: Some(u64::from(slot)),
+        ..DeviceIdentity::ANY
+    };
+    keyway_suit::inspect_envelope_with(head, &identity)
+}
+
 /// `keyway_suit::verify_envelope`, counted.
 pub fn verify<'a>(
     head: &'a [u8],

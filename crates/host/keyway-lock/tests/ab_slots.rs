@@ -1,0 +1,353 @@
+//! A/B envelopes at the lock (issue 13, "the lock chooses by its own
+//! inactive slot"). An A/B manifest, as in draft-ietf-suit-manifest's
+//! example 3, has one component whose digest, size and URI are chosen by a
+//! `suit-directive-try-each` over `suit-condition-component-slot`: one
+//! alternative per slot. A lock writes an update into its inactive slot, so
+//! it must verify (and install) the alternative for that slot, not for the
+//! one it runs from: `Lock::update_trust()` gives the upload (server.rs),
+//! its resume and `Lock::install_envelope` an identity whose slot is the
+//! inactive one.
+//!
+//! Why these tests fail if `update_trust` used the running slot:
+//! - the upload test sends an envelope that carries only the image of the
+//!   slot it goes into (`#slot1` from a lock running slot 0, `#slot0` from
+//!   one running slot 1; integrated payloads lie outside the signature, so
+//!   a distributor may ship just one). Verified for the running slot, the
+//!   manifest takes the other alternative, which names the image the
+//!   envelope lacks: the upload is refused (`PayloadMissing`) and
+//!   `match: true` never comes;
+//! - the `install_envelope` test carries both images. Verified for the
+//!   running slot, the lock would write the running slot's image into the
+//!   inactive slot (it verifies against that alternative's digest), and the
+//!   slot's bytes would not be the alternative for it.
+//!
+//! Checked by hand: with `update_trust` returning the running slot, both
+//! tests fail (the upload is refused, rc 22; slot 1 holds slot 0's image).
+//!
+//! Finding (fixed with these tests): the lock's image list and
+//! `Lock::image_digest` inspected a slot's head without its slot, so for
+//! slot 1 of an A/B release they took slot 0's alternative: the listed
+//! hash was not the uploaded envelope's (a client's test-by-hash found no
+//! image, rc 3) and the image digest was the other slot's. They now
+//! inspect the head for the slot that holds it
+//! (`ab_upload_is_verified_for_the_inactive_slot_from_either_slot` fails
+//! without that).
+
+mod common;
+
+use ciborium::Value;
+use common::{CLASS, Map, VENDOR, t};
+use keyway::cbor::ValueExt;
+use keyway::encode::{
+    SignOptions, class_uuid, sha256, sign_digest, suit_digest_of_hash, vendor_uuid,
+};
+use keyway::keys::SigningKey;
+use keyway_device::journal::TrialState;
+use keyway_lock::device::{self, Lock};
+use keyway_lock::server::Server;
+use keyway_lock::smp::{self, HEADER_LEN, Header, Op};
+
+fn i(n: i64) -> Value {
+    Value::from(n)
+}
+
+/// A bstr-wrapped command sequence.
+fn seq(items: Vec<Value>) -> Value {
+    Value::Bytes(Value::Array(items).to_bytes())
+}
+
+/// The images of one A/B release, per slot.
+struct Release {
+    sequence: u64,
+    slot0: Vec<u8>,
+    slot1: Vec<u8>,
+}
+
+impl Release {
+    fn new(sequence: u64) -> Self {
+        let image = |salt: u8, len: usize| -> Vec<u8> {
+            (0..len)
+                .map(|n| (n as u8).wrapping_mul(31).wrapping_add(salt))
+                .collect()
+        };
+        // Different sizes too, so size and digest both tell them apart.
+        Release {
+            sequence,
+            slot0: image(sequence as u8, 3_000),
+            slot1: image(0x80 | sequence as u8, 3_100),
+        }
+    }
+
+    fn image(&self, slot: u8) -> &[u8] {
+        if slot == 0 { &self.slot0 } else { &self.slot1 }
+    }
+
+    /// The signed A/B envelope (example-3 style, for [`VENDOR`]/[`CLASS`]):
+    /// the shared sequence's try-each sets the image digest and size per
+    /// component slot, the install sequence's try-each the URI
+    /// (`#slot0`/`#slot1`). `carry`: the slots whose image the envelope
+    /// integrates, in this order.
+    fn envelope(&self, key: &SigningKey, carry: &[u8]) -> Vec<u8> {
+        let v = vendor_uuid(VENDOR);
+        let c = class_uuid(&v, CLASS);
+        let digest = |img: &[u8]| Value::Bytes(suit_digest_of_hash(&sha256(img)));
+        let alt = |slot: i64, params: Vec<(Value, Value)>| {
+            seq(vec![
+                i(20),
+                Value::Map(vec![(i(5), i(slot))]),
+                i(5),
+                i(15),
+                i(20),
+                Value::Map(params),
+            ])
+        };
+        let shared = seq(vec![
+            i(12),
+            i(0),
+            i(20),
+            Value::Map(vec![
+                (i(1), Value::Bytes(v.to_vec())),
+                (i(2), Value::Bytes(c.to_vec())),
+            ]),
+            i(1),
+            i(15),
+            i(2),
+            i(15),
+            i(15),
+            Value::Array(vec![
+                alt(
+                    0,
+                    vec![
+                        (i(3), digest(&self.slot0)),
+                        (i(14), i(self.slot0.len() as i64)),
+                    ],
+                ),
+                alt(
+                    1,
+                    vec![
+                        (i(3), digest(&self.slot1)),
+                        (i(14), i(self.slot1.len() as i64)),
+                    ],
+                ),
+            ]),
+        ]);
+        let common = Value::Map(vec![
+            (
+                i(2),
+                Value::Array(vec![Value::Array(vec![Value::Bytes(vec![0])])]),
+            ),
+            (i(4), shared),
+        ]);
+        let install = seq(vec![
+            i(12),
+            i(0),
+            i(15),
+            Value::Array(vec![
+                alt(0, vec![(i(21), Value::from("#slot0"))]),
+                alt(1, vec![(i(21), Value::from("#slot1"))]),
+            ]),
+            i(21),
+            i(2),
+            i(3),
+            i(15),
+        ]);
+        let manifest = Value::Map(vec![
+            (i(1), i(1)),
+            (i(2), Value::from(self.sequence)),
+            (i(3), Value::Bytes(common.to_bytes())),
+            (i(20), install),
+        ])
+        .to_bytes();
+        let auth = sign_digest(
+            &manifest,
+            std::slice::from_ref(key),
+            &SignOptions::default(),
+        );
+        let mut members = vec![(i(2), Value::Bytes(auth)), (i(3), Value::Bytes(manifest))];
+        for &slot in carry {
+            members.push((
+                Value::from(format!("#slot{slot}")),
+                Value::Bytes(self.image(slot).to_vec()),
+            ));
+        }
+        // In `carry`'s order: the image a lock installs must be the last
+        // member (the head before it is what the slot stores and the boot
+        // re-verifies), which for slot 0 next to slot 1 is out of
+        // deterministic order; the verifier accepts that (FORMAT.md).
+        Value::Tag(107, Box::new(Value::Map(members))).to_bytes_as_is()
+    }
+}
+
+/// The `len` bytes at the start of `slot`'s image area.
+fn slot_image(flash: &device::Flash, slot: u8, len: usize) -> Vec<u8> {
+    let place = device::layout().place::<device::Flash>(slot).unwrap();
+    device::read(flash, place.image.start as usize, len)
+        .unwrap()
+        .to_vec()
+}
+
+fn frame(op: Op, group: u16, id: u8, body: Map) -> Vec<u8> {
+    let data = Value::Map(body).to_bytes();
+    let h = Header {
+        op,
+        version: 1,
+        flags: 0,
+        len: data.len() as u16,
+        group,
+        seq: 3,
+        id,
+    };
+    let mut f = h.encode().to_vec();
+    f.extend_from_slice(&data);
+    f
+}
+
+fn answer(s: &mut Server, f: &[u8]) -> Map {
+    let r = s.handle(f, 0);
+    smp::decode_body(&r[HEADER_LEN..]).unwrap()
+}
+
+/// Uploads `env` over SMP (image group, 700-byte chunks, following the
+/// lock's offsets); the last answer.
+fn upload(s: &mut Server, env: &[u8]) -> Map {
+    let mut at = 0usize;
+    loop {
+        let end = (at + 700).min(env.len());
+        let mut body = vec![
+            (t("off"), Value::from(at as u64)),
+            (t("data"), Value::Bytes(env[at..end].to_vec())),
+        ];
+        if at == 0 {
+            body.push((t("len"), Value::from(env.len() as u64)));
+            body.push((t("image"), Value::from(0u8)));
+            body.push((t("sha"), Value::Bytes(sha256(env).to_vec())));
+        }
+        let m = answer(s, &frame(Op::Write, 1, 1, body));
+        match smp::get_u64(&m, "off").unwrap() {
+            Some(o) if (o as usize) < env.len() && o as usize > at => at = o as usize,
+            _ => return m,
+        }
+    }
+}
+
+/// The image list (SMP image state read).
+fn images(s: &mut Server) -> Vec<Map> {
+    let m = answer(s, &frame(Op::Read, 1, 0, vec![]));
+    smp::get(&m, "images")
+        .and_then(Value::as_array)
+        .unwrap()
+        .iter()
+        .map(|v| v.as_map().unwrap().clone())
+        .collect()
+}
+
+/// Consent (bolt withdrawn, test boot of `env`), an SMP reset, the trial
+/// boot's self-test and confirm: the lock then runs `slot`.
+fn consent_and_reset(s: &mut Server, env: &[u8], slot: u8, sequence: u64) {
+    let (latch, _) = s.latch_mut();
+    latch.owner(false, 0);
+    let m = answer(
+        s,
+        &frame(
+            Op::Write,
+            1,
+            0,
+            vec![(t("hash"), Value::Bytes(sha256(env).to_vec()))],
+        ),
+    );
+    assert!(smp::get(&m, "images").is_some(), "test boot refused: {m:?}");
+    assert_eq!(s.lock().state().trial, TrialState::Pending { slot });
+    answer(s, &frame(Op::Write, 0, 5, vec![]));
+    let boot = s.poll_reset().unwrap().unwrap();
+    assert!(boot.app.contains("confirmed"), "{}", boot.app);
+    let st = s.lock().state();
+    assert_eq!(
+        (st.active_slot, st.trial, st.floor),
+        (slot, TrialState::Confirmed, Some(sequence))
+    );
+}
+
+#[test]
+fn ab_upload_is_verified_for_the_inactive_slot_from_either_slot() {
+    let (key, trust) = common::vendor();
+    let mut lock = Lock::new(device::blank_flash(), trust, None).unwrap();
+    let factory = common::sign(
+        &key,
+        "1.0.0",
+        1,
+        vec![0x11; 5_000],
+        keyway::encode::EnvelopeBuilder::default(),
+    );
+    lock.factory(&factory).unwrap();
+    let mut s = Server::new(lock);
+    s.set_presence_always_open(true);
+
+    // Running slot 0: the update goes into slot 1, so the envelope that
+    // carries only slot 1's image verifies and that image is written.
+    // Then running slot 1: the next one goes into slot 0.
+    for (running, target, sequence) in [(0u8, 1u8, 2u64), (1, 0, 3)] {
+        assert_eq!(s.lock().state().active_slot, running);
+        let r = Release::new(sequence);
+        let env = r.envelope(&key, &[target]);
+        let m = upload(&mut s, &env);
+        assert_eq!(
+            smp::get_bool(&m, "match").unwrap(),
+            Some(true),
+            "running slot {running}: the upload of slot {target}'s alternative was refused: {m:?}"
+        );
+        assert_eq!(
+            slot_image(s.lock().flash(), target, r.image(target).len()),
+            r.image(target),
+            "slot {target} holds its own alternative's image"
+        );
+        // The lock lists it under the SHA-256 of the uploaded file (what a
+        // client tests and confirms by), and names its image's digest.
+        let listed = images(&mut s);
+        assert!(
+            listed
+                .iter()
+                .any(|m| smp::get_bytes(m, "hash").unwrap() == Some(&sha256(&env)[..])),
+            "slot {target}'s image is listed by the hash of its envelope: {listed:?}"
+        );
+        assert_eq!(s.lock().image_digest(target), Some(sha256(r.image(target))));
+        // The bootloader verifies it for the slot it is in, and it runs.
+        consent_and_reset(&mut s, &env, target, sequence);
+    }
+}
+
+#[test]
+fn ab_install_with_both_images_writes_the_inactive_slots_alternative() {
+    let (key, trust) = common::vendor();
+    let mut lock = Lock::new(device::blank_flash(), trust, None).unwrap();
+    let factory = common::sign(
+        &key,
+        "1.0.0",
+        1,
+        vec![0x22; 5_000],
+        keyway::encode::EnvelopeBuilder::default(),
+    );
+    lock.factory(&factory).unwrap();
+    for (running, target, sequence) in [(0u8, 1u8, 2u64), (1, 0, 3)] {
+        assert_eq!(lock.running(), Some(running));
+        let r = Release::new(sequence);
+        // Both images, the target slot's last (see `Release::envelope`).
+        let order = [1 - target, target];
+        let env = r.envelope(&key, &order);
+        let slot = lock
+            .install_envelope(&env)
+            .unwrap_or_else(|e| panic!("running slot {running}: refused: {}", e.reason));
+        assert_eq!(slot, target);
+        let written = slot_image(lock.flash(), target, r.image(target).len());
+        assert_eq!(
+            written,
+            r.image(target),
+            "running slot {running}: slot {target} must hold its own alternative's image"
+        );
+        // Armed by install_envelope: the trial boot verifies the slot with
+        // its own alternative, the self-test confirms it.
+        let boot = lock.power_on().unwrap();
+        assert!(boot.app.contains("confirmed"), "{}", boot.app);
+        assert_eq!(lock.running(), Some(target));
+        assert_eq!(lock.state().floor, Some(sequence));
+    }
+}
