@@ -258,6 +258,24 @@ pub enum Refusal {
     SessionRequired,
     /// 15: the setup code is wrong (pairing).
     BadSetupCode,
+    /// 16: another peer's pairing is under way; try again when it ends.
+    PairingBusy,
+    /// 17: too many wrong setup codes: pairing stays shut until a person
+    /// re-opens the presence window at the lock.
+    PairingLockedOut,
+    /// 18: no session with this id (expired, closed, or the lock
+    /// restarted): run a new handshake.
+    UnknownSession,
+    /// 19: the sealed record was refused (replayed, forged, altered, or
+    /// out of order); it was not executed.
+    RecordRefused,
+    /// 20: no paired owner has this key id.
+    UnknownOwner,
+    /// 21: every session slot holds a live handshake or session; try again
+    /// later.
+    SessionsFull,
+    /// 22: the lock holds no setup-code verifier (not provisioned).
+    NotProvisioned,
     /// A code this version does not know (a newer lock).
     Other {
         /// The code.
@@ -294,6 +312,13 @@ impl Refusal {
             Refusal::RateLimited { .. } => 13,
             Refusal::SessionRequired => 14,
             Refusal::BadSetupCode => 15,
+            Refusal::PairingBusy => 16,
+            Refusal::PairingLockedOut => 17,
+            Refusal::UnknownSession => 18,
+            Refusal::RecordRefused => 19,
+            Refusal::UnknownOwner => 20,
+            Refusal::SessionsFull => 21,
+            Refusal::NotProvisioned => 22,
             Refusal::Other { code } => *code,
         }
     }
@@ -317,6 +342,15 @@ impl Refusal {
             Refusal::RateLimited { .. } => "too many requests",
             Refusal::SessionRequired => "the command needs an owner's session",
             Refusal::BadSetupCode => "the setup code is wrong",
+            Refusal::PairingBusy => "another pairing is under way",
+            Refusal::PairingLockedOut => {
+                "too many wrong setup codes: pairing is shut until the presence window re-opens"
+            }
+            Refusal::UnknownSession => "no such session",
+            Refusal::RecordRefused => "the sealed request was refused",
+            Refusal::UnknownOwner => "no paired owner has this key id",
+            Refusal::SessionsFull => "every session slot is in use",
+            Refusal::NotProvisioned => "the lock has no setup code",
             Refusal::Other { .. } => "a refusal this client does not know",
         }
     }
@@ -393,6 +427,13 @@ impl Refusal {
             },
             14 => Refusal::SessionRequired,
             15 => Refusal::BadSetupCode,
+            16 => Refusal::PairingBusy,
+            17 => Refusal::PairingLockedOut,
+            18 => Refusal::UnknownSession,
+            19 => Refusal::RecordRefused,
+            20 => Refusal::UnknownOwner,
+            21 => Refusal::SessionsFull,
+            22 => Refusal::NotProvisioned,
             code => Refusal::Other { code },
         })
     }

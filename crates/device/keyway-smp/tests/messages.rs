@@ -99,8 +99,27 @@ fn requests() -> Vec<Request<'static>> {
             install_needs_unlocked: None,
             auth: Some(AUTH),
         }),
+        Request::PakeParams,
+        Request::PakeStart(kw::PakeStart { msg: &[0x04; 65] }),
+        Request::PakeFinish(kw::PakeFinish { msg: &[0x33; 113] }),
+        Request::SessionStart(kw::SessionStart { msg: &[0x01; 66] }),
+        Request::SessionFinish(kw::SessionFinish { msg: &[0x55; 92] }),
+        Request::Sealed(kw::Sealed { msg: &[0x66; 1500] }),
+        Request::Owners,
+        Request::Unpair(kw::Unpair { key_id: [0x77; 8] }),
     ]
 }
+
+const OWNERS: [kw::OwnerEntry<'static>; 2] = [
+    kw::OwnerEntry {
+        key_id: [1, 2, 3, 4, 5, 6, 7, 8],
+        name: "Alice",
+    },
+    kw::OwnerEntry {
+        key_id: [9; 8],
+        name: "",
+    },
+];
 
 const SLOTS: [img::ImageSlot<'static>; 2] = [
     img::ImageSlot {
@@ -304,6 +323,50 @@ fn responses() -> Vec<((Op, u16, u8), Response<'static>)> {
                 },
             }),
         ),
+        (
+            (R, KEYWAY, kw::cmd::PAKE_START),
+            Response::PakeParams(kw::PakeParams { msg: &[0x01; 21] }),
+        ),
+        (
+            (W, KEYWAY, kw::cmd::PAKE_START),
+            Response::PakeStart(kw::PakeStartRsp { msg: &[0x04; 97] }),
+        ),
+        (
+            (W, KEYWAY, kw::cmd::PAKE_FINISH),
+            Response::PakeFinish(kw::PakeFinishRsp {
+                msg: &[0x48; 48],
+                key_id: [0xAB; 8],
+                owners: 2,
+            }),
+        ),
+        (
+            (W, KEYWAY, kw::cmd::SESSION_START),
+            Response::SessionStart(kw::SessionStartRsp { msg: &[0x02; 157] }),
+        ),
+        (
+            (W, KEYWAY, kw::cmd::SESSION_FINISH),
+            Response::SessionFinish(kw::SessionFinishRsp { msg: &[0x29; 29] }),
+        ),
+        (
+            (W, KEYWAY, kw::cmd::SEALED),
+            Response::Sealed(kw::Sealed { msg: &[0x99; 1800] }),
+        ),
+        (
+            (R, KEYWAY, kw::cmd::OWNERS),
+            Response::Owners(kw::OwnersRsp {
+                owners: Seq::Items(&OWNERS),
+            }),
+        ),
+        (
+            (R, KEYWAY, kw::cmd::OWNERS),
+            Response::Owners(kw::OwnersRsp {
+                owners: Seq::Items(&[]),
+            }),
+        ),
+        (
+            (W, KEYWAY, kw::cmd::UNPAIR),
+            Response::Unpair(kw::UnpairRsp { owners: 1 }),
+        ),
     ]
 }
 
@@ -334,6 +397,13 @@ fn refusals() -> Vec<Refusal> {
         Refusal::RateLimited { retry_s: 30 },
         Refusal::SessionRequired,
         Refusal::BadSetupCode,
+        Refusal::PairingBusy,
+        Refusal::PairingLockedOut,
+        Refusal::UnknownSession,
+        Refusal::RecordRefused,
+        Refusal::UnknownOwner,
+        Refusal::SessionsFull,
+        Refusal::NotProvisioned,
         Refusal::Other { code: 999 },
     ]
 }
@@ -454,7 +524,9 @@ fn refusal_codes_are_stable() {
     let codes: Vec<u64> = refusals().iter().map(Refusal::code).collect();
     assert_eq!(
         codes,
-        [1, 2, 3, 4, 5, 6, 7, 7, 8, 9, 10, 11, 12, 13, 14, 15, 999]
+        [
+            1, 2, 3, 4, 5, 6, 7, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 999
+        ]
     );
 }
 
@@ -517,7 +589,10 @@ fn wrong_sizes_name_the_field() {
 fn unknown_commands_are_not_supported() {
     for (op, g, id) in [
         (Op::Read, group::KEYWAY, kw::cmd::SEALED),
-        (Op::Write, group::KEYWAY, kw::cmd::UNPAIR),
+        (Op::Read, group::KEYWAY, kw::cmd::UNPAIR),
+        (Op::Read, group::KEYWAY, kw::cmd::PAKE_FINISH),
+        (Op::Write, group::KEYWAY, kw::cmd::OWNERS),
+        (Op::Write, group::KEYWAY, 18),
         (Op::Read, group::KEYWAY, kw::cmd::LOCK),
         (Op::Write, 2, 0),
     ] {
@@ -632,4 +707,39 @@ fn encoding_into_a_small_buffer_fails_cleanly() {
             assert_eq!(req.frame(&mut small, Version::V2, 0), Err(Error::Full));
         }
     }
+}
+
+#[test]
+fn channel_messages_refuse_missing_and_mistyped_fields() {
+    use keyway_smp::cbor::Error;
+    // A map without the channel message, or with it as text, never decodes.
+    let mut buf = [0u8; 64];
+    let mut w = Writer::new(&mut buf);
+    w.map(1).unwrap();
+    w.text("pake1").unwrap();
+    w.text("not bytes").unwrap();
+    let body = w.written().to_vec();
+    assert_eq!(
+        Request::decode(Op::Write, group::KEYWAY, kw::cmd::PAKE_START, &body),
+        Err(RequestError::Body(Error::Invalid {
+            field: "pake1",
+            expected: "a byte string"
+        }))
+    );
+    assert_eq!(
+        Request::decode(Op::Write, group::KEYWAY, kw::cmd::SEALED, &[0xa0]),
+        Err(RequestError::Body(Error::Missing { field: "rec" }))
+    );
+    let mut w = Writer::new(&mut buf);
+    w.map(1).unwrap();
+    w.text("key_id").unwrap();
+    w.bytes(&[1; 7]).unwrap();
+    let body = w.written().to_vec();
+    assert_eq!(
+        Request::decode(Op::Write, group::KEYWAY, kw::cmd::UNPAIR, &body),
+        Err(RequestError::Body(Error::Invalid {
+            field: "key_id",
+            expected: "8 bytes"
+        }))
+    );
 }
