@@ -276,6 +276,9 @@ pub enum Refusal {
     SessionsFull,
     /// 22: the lock holds no setup-code verifier (not provisioned).
     NotProvisioned,
+    /// 23: no pairing of this peer is under way (none began, it ended, or
+    /// it timed out): start again with the first message.
+    NoPairing,
     /// A code this version does not know (a newer lock).
     Other {
         /// The code.
@@ -319,6 +322,7 @@ impl Refusal {
             Refusal::UnknownOwner => 20,
             Refusal::SessionsFull => 21,
             Refusal::NotProvisioned => 22,
+            Refusal::NoPairing => 23,
             Refusal::Other { code } => *code,
         }
     }
@@ -351,6 +355,7 @@ impl Refusal {
             Refusal::UnknownOwner => "no paired owner has this key id",
             Refusal::SessionsFull => "every session slot is in use",
             Refusal::NotProvisioned => "the lock has no setup code",
+            Refusal::NoPairing => "no pairing is under way",
             Refusal::Other { .. } => "a refusal this client does not know",
         }
     }
@@ -434,6 +439,7 @@ impl Refusal {
             20 => Refusal::UnknownOwner,
             21 => Refusal::SessionsFull,
             22 => Refusal::NotProvisioned,
+            23 => Refusal::NoPairing,
             code => Refusal::Other { code },
         })
     }

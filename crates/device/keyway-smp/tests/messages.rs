@@ -404,6 +404,7 @@ fn refusals() -> Vec<Refusal> {
         Refusal::UnknownOwner,
         Refusal::SessionsFull,
         Refusal::NotProvisioned,
+        Refusal::NoPairing,
         Refusal::Other { code: 999 },
     ]
 }
@@ -525,7 +526,8 @@ fn refusal_codes_are_stable() {
     assert_eq!(
         codes,
         [
-            1, 2, 3, 4, 5, 6, 7, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 999
+            1, 2, 3, 4, 5, 6, 7, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23,
+            999
         ]
     );
 }
