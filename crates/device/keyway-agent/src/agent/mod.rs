@@ -104,8 +104,19 @@ use crate::store::{self, Consent, GrantedBy, KeyId, MAX_OWNERS, PairedBy, Store,
 
 /// Peers the per-peer limiter tracks.
 pub const PEERS: usize = 16;
-/// The smallest answer buffer [`Agent::handle`] needs for every answer.
-pub const OUT_LEN: usize = MAX_FRAME + RESPONSE_OVERHEAD + 8;
+/// The smallest answer buffer [`Agent::handle`] needs for every answer:
+/// a whole SMP frame.
+pub const OUT_LEN: usize = MAX_FRAME;
+/// The bytes a `sealed` body spends around its record: the map head, the
+/// key `"rec"` and a byte string's 3-byte head.
+const SEALED_WRAPPING: usize = 1 + 4 + 3;
+/// The longest request frame a sealed record can carry: the outer body
+/// stays within [`MAX_BODY`].
+pub const MAX_SEALED_REQUEST: usize = MAX_BODY - SEALED_WRAPPING - REQUEST_OVERHEAD;
+/// The longest answer frame a sealed record carries back (a longer
+/// answer is not sent: the shell keeps its answers, such as log chunks,
+/// below it).
+pub const MAX_SEALED_ANSWER: usize = MAX_BODY - SEALED_WRAPPING - RESPONSE_OVERHEAD;
 
 /// The agent's time limits and rates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -804,8 +815,8 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
         };
         // The record is opened in place here, and the answer sealed here
         // after the request in it has run.
-        let mut buf = [0u8; MAX_FRAME + REQUEST_OVERHEAD];
-        let Some(buf) = buf.get_mut(..rec.len()) else {
+        let mut space = [0u8; MAX_BODY];
+        let Some(buf) = space.get_mut(..rec.len()) else {
             outcome.len = refuse_frame(out, hdr, Refusal::RecordRefused, true);
             return outcome;
         };
@@ -854,14 +865,13 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
             return outcome;
         }
         // The inner request: a whole SMP frame, run as the owner.
-        let mut inner = [0u8; MAX_FRAME];
+        let mut inner = [0u8; MAX_SEALED_ANSWER];
         let who = Authority::Owner(opened.owner);
         let payload = buf.get(opened.payload.clone()).unwrap_or(&[]);
         let (n, event) = self.inner(ctx, device, payload, who, &mut inner);
         outcome.event = event;
         // Seal the inner answer into the buffer the request was in (it is
         // no longer needed), then frame it.
-        let mut sealed = [0u8; MAX_FRAME + RESPONSE_OVERHEAD];
         let answer = inner.get(..n).unwrap_or(&[]);
         outcome.len = match self.table.seal_response(
             now,
@@ -869,13 +879,13 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
             opened.counter,
             ResponseStatus::Ok,
             answer,
-            &mut sealed,
+            &mut space,
         ) {
             Ok(m) => ok_frame(
                 out,
                 hdr,
                 &Response::Sealed(kw::Sealed {
-                    msg: sealed.get(..m).unwrap_or(&[]),
+                    msg: space.get(..m).unwrap_or(&[]),
                 }),
             ),
             Err(_) => refuse_frame(out, hdr, Refusal::RecordRefused, true),
@@ -1235,3 +1245,46 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
         Ok(())
     }
 }
+
+/// A flash handle of no size, to state the agent's own RAM at compile
+/// time (a lock's flash driver is a zero-size or pointer-size handle).
+mod size {
+    use embedded_storage::nor_flash::{ErrorType, NorFlash, NorFlashErrorKind, ReadNorFlash};
+
+    pub struct NoFlash;
+
+    impl ErrorType for NoFlash {
+        type Error = NorFlashErrorKind;
+    }
+
+    impl ReadNorFlash for NoFlash {
+        const READ_SIZE: usize = 1;
+        fn read(&mut self, _: u32, _: &mut [u8]) -> Result<(), Self::Error> {
+            Err(NorFlashErrorKind::Other)
+        }
+        fn capacity(&self) -> usize {
+            0
+        }
+    }
+
+    impl NorFlash for NoFlash {
+        const WRITE_SIZE: usize = 4;
+        const ERASE_SIZE: usize = 4096;
+        fn erase(&mut self, _: u32, _: u32) -> Result<(), Self::Error> {
+            Err(NorFlashErrorKind::Other)
+        }
+        fn write(&mut self, _: u32, _: &[u8]) -> Result<(), Self::Error> {
+            Err(NorFlashErrorKind::Other)
+        }
+    }
+
+    /// The agent with 4 session slots, without its flash handle: 2,760
+    /// bytes on thumbv7em-none-eabihf (and on x86-64); bounded here on
+    /// every target.
+    pub const AGENT_4: usize = core::mem::size_of::<super::Agent<NoFlash, 4>>();
+    const _: () = assert!(AGENT_4 <= 3072);
+}
+
+/// The size of `Agent<F, 4>` without its flash handle, in bytes, on the
+/// target this is built for.
+pub const AGENT_RAM_4_SLOTS: usize = size::AGENT_4;
