@@ -872,6 +872,86 @@ fn handshake_flood_from_many_peers_never_evicts_a_fresh_handshake() {
     assert_eq!(h.device.bolt, Bolt::Unlocked);
 }
 
+#[test]
+fn largest_sealed_request_and_answer_fit_one_frame() {
+    use keyway_agent::agent::MAX_SEALED_REQUEST;
+    let mut alice = Client::new(0x0a, OWNER);
+    let mut h = Harness::with_owner(21, &mut alice);
+    // An echo frame is 14 bytes around its text (header, map, key, head).
+    let text = "e".repeat(MAX_SEALED_REQUEST - 14);
+    let req = Request::Echo(keyway_smp::os::Echo { d: &text });
+    let rec = h.seal(&mut alice, &req);
+    let outer = h.deliver(OWNER, &rec);
+    assert!(outer.bytes.len() <= keyway_smp::MAX_FRAME);
+    let r = h.open(&mut alice, &outer).unwrap();
+    match r.answer() {
+        Answer::Ok(Response::Echo(e)) => assert_eq!(e.r, text),
+        other => panic!("{other:?}"),
+    }
+    // One byte more does not fit an SMP body: refused as too long.
+    let text = "e".repeat(MAX_SEALED_REQUEST - 13);
+    let rec = h.seal(
+        &mut alice,
+        &Request::Echo(keyway_smp::os::Echo { d: &text }),
+    );
+    let mut f = vec![0u8; keyway_smp::MAX_FRAME + 64];
+    let n = keyway_smp::header::frame(
+        &mut f,
+        keyway_smp::Header::request(
+            keyway_smp::Version::V2,
+            keyway_smp::Op::Write,
+            keyway_smp::group::KEYWAY,
+            kw::cmd::SEALED,
+            1,
+        ),
+        |w| {
+            w.map(1)?;
+            w.text("rec")?;
+            w.bytes(&rec)
+        },
+    )
+    .unwrap();
+    let (answer, _) = h.send_raw(OWNER, &f[..n]);
+    let r = Reply {
+        bytes: answer,
+        event: Event::None,
+    };
+    assert_eq!(r.rc(), Some(MgmtErr::MsgSize as u64));
+}
+
+#[test]
+fn plain_request_with_an_owners_signature_is_not_an_owners() {
+    // The old signed requests (`auth`) do not make an owner: only a
+    // session does, so a captured signature is worth nothing.
+    let mut alice = Client::new(0x0a, OWNER);
+    let mut h = Harness::with_owner(22, &mut alice);
+    h.press(Press::Short);
+    let auth = keyway_smp::auth::Auth {
+        key: *alice.key.pk,
+        nonce: [1; 16],
+        sig: [2; 64],
+    };
+    for req in [
+        Request::Unlock(kw::Signed { auth: Some(auth) }),
+        Request::Status(kw::Signed { auth: Some(auth) }),
+        Request::Consent(kw::Consent {
+            accept: true,
+            auth: Some(auth),
+        }),
+        Request::Log(kw::Log {
+            off: 0,
+            auth: Some(auth),
+        }),
+    ] {
+        assert_eq!(
+            h.send(OWNER, &req).refusal(),
+            Some(Refusal::SessionRequired),
+            "{req:?}"
+        );
+    }
+    assert_eq!(h.device.bolt_moves, 0);
+}
+
 // ----- figures -------------------------------------------------------------
 
 #[test]
@@ -882,9 +962,11 @@ fn ram_figures() {
     // pointer-size driver. Subtract it to get the agent's own state.
     let flash = size_of::<harness::Flash>();
     println!(
-        "host (64-bit): Agent<_, 4> {} B, Agent<_, 8> {} B (flash handle {flash} B included)",
+        "host (64-bit): Agent<_, 4> {} B, Agent<_, 8> {} B (flash handle {flash} B included); \
+         without the flash handle, this target: {} B (thumbv7em-none-eabihf: 2,760 B)",
         size_of::<A<4>>(),
-        size_of::<A<8>>()
+        size_of::<A<8>>(),
+        keyway_agent::agent::AGENT_RAM_4_SLOTS,
     );
     assert!(size_of::<A<4>>() - flash <= 4 * 1024);
 }
