@@ -240,8 +240,12 @@ impl Harness {
     }
 
     pub fn with_config(seed: u64, config: Config) -> Self {
-        let mut agent =
-            Agent::new(Flash::nrf52840(), REGION, keypair(0xd0), config, 1_000).unwrap();
+        Self::on_flash(seed, config, Flash::nrf52840())
+    }
+
+    /// A provisioned lock on `flash` (which may carry a power-cut plan).
+    pub fn on_flash(seed: u64, config: Config, flash: Flash) -> Self {
+        let mut agent = Agent::new(flash, REGION, keypair(0xd0), config, 1_000).unwrap();
         let code = SetupCode::new(CODE).unwrap();
         let v = StoredVerifier::derive(&code, &[7; 16], MIN_ITERATIONS);
         agent.provision(&v).unwrap();
