@@ -970,3 +970,33 @@ fn ram_figures() {
     );
     assert!(size_of::<A<4>>() - flash <= 4 * 1024);
 }
+
+#[test]
+#[ignore = "prints example frames for FORMAT.md"]
+fn print_example_frames() {
+    let mut alice = Client::new(0x0a, OWNER);
+    let mut h = Harness::new(30);
+    h.press(Press::Short);
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let f = h.frame(&Request::PakeParams);
+    println!("PakeParams request: {}", hex(&f));
+    let r = h.send(OWNER, &Request::PakeParams);
+    println!("PakeParams answer: {}", hex(&r.bytes));
+    h.pair(&mut alice, CODE, "Alice").unwrap();
+    h.open_session(&mut alice).unwrap();
+    let f = h.frame(&Request::Owners);
+    println!("Owners inner request: {}", hex(&f));
+    let r = h.call(&mut alice, &Request::Owners).unwrap();
+    println!("Owners inner answer: {}", hex(&r.bytes));
+    let f = h.frame(&Request::Unpair(kw::Unpair { key_id: [0xab; 8] }));
+    println!("Unpair inner request: {}", hex(&f));
+    let rec = h.seal(&mut alice, &unlock());
+    let outer = h.frame(&Request::Sealed(kw::Sealed { msg: &rec }));
+    println!(
+        "Sealed unlock outer request ({} B): {}",
+        outer.len(),
+        hex(&outer[..16])
+    );
+    let r = h.send(STRANGER, &Request::Owners);
+    println!("Owners refused (plain): {}", hex(&r.bytes));
+}
