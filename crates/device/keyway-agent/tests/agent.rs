@@ -823,6 +823,40 @@ fn flood_from_one_peer_does_not_stop_the_owner() {
 }
 
 #[test]
+fn owners_sealed_burst_is_not_throttled_but_forged_records_are_charged() {
+    let mut alice = Client::new(0x0a, OWNER);
+    let mut h = Harness::with_owner(23, &mut alice);
+    // An upload's pace: 400 sealed requests in 2 s, far above the plain
+    // per-peer rate (bursts of 20, 10 a second). All run.
+    let chunk = [0x5a; 512];
+    for i in 0..400u64 {
+        h.advance(5);
+        let req = Request::Upload(keyway_smp::img::Upload {
+            off: i * 512,
+            data: &chunk,
+            len: (i == 0).then_some(400 * 512),
+            sha: None,
+            image: None,
+            upgrade: None,
+            auth: None,
+            kw: true,
+        });
+        let r = h.call(&mut alice, &req).unwrap();
+        assert!(r.is_ok(), "chunk {i}: {:?}", r.answer());
+    }
+    assert_eq!(h.device.served.len(), 400);
+    // Forged records are charged: after a burst of them, the same peer's
+    // plain requests are throttled.
+    for _ in 0..30 {
+        h.deliver(STRANGER, &[0u8; 64]);
+    }
+    let r = h.send(STRANGER, &Request::Echo(keyway_smp::os::Echo { d: "x" }));
+    assert_eq!(r.rc(), Some(MgmtErr::Busy as u64), "{:?}", r.answer());
+    let r = h.send(STRANGER, &Request::Owners);
+    assert!(matches!(r.refusal(), Some(Refusal::RateLimited { .. })));
+}
+
+#[test]
 fn handshake_flood_from_many_peers_never_evicts_a_fresh_handshake() {
     let mut alice = Client::new(0x0a, OWNER);
     let mut h = Harness::with_owner(20, &mut alice);

@@ -498,7 +498,21 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
             Err((None, _)) => return none(0),
         };
         let typed_group = hdr.group == keyway_smp::group::KEYWAY;
-        let v = self.peers.check(peer, now.ms);
+        // A sealed record is not charged up front: opening it costs one
+        // AEAD pass (≈ 14k instructions), and one that opens is an owner's
+        // traffic, which a bucket must not slow (uploads run sealed).
+        // One that does not open is charged afterwards.
+        let sealed = (hdr.op, hdr.group, hdr.id)
+            == (
+                keyway_smp::Op::Write,
+                keyway_smp::group::KEYWAY,
+                kw::cmd::SEALED,
+            );
+        let v = if sealed {
+            Verdict::Allowed
+        } else {
+            self.peers.check(peer, now.ms)
+        };
         if !v.is_allowed() {
             let r = Refusal::RateLimited {
                 retry_s: verdict_secs(v),
@@ -529,7 +543,13 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
             Request::PakeFinish(m) => self.pake_finish(ctx, &hdr, m.msg, out),
             Request::SessionStart(m) => none(self.session_start(ctx, rng, &hdr, m.msg, out)),
             Request::SessionFinish(m) => self.session_finish(ctx, &hdr, m.msg, out),
-            Request::Sealed(m) => self.sealed(ctx, device, &hdr, m.msg, out),
+            Request::Sealed(m) => {
+                let (outcome, opened) = self.sealed(ctx, device, &hdr, m.msg, out);
+                if !opened {
+                    let _ = self.peers.check(peer, now.ms);
+                }
+                outcome
+            }
             _ => self.command(ctx, device, &hdr, &req, who, out),
         }
     }
@@ -801,6 +821,8 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
         Outcome { len, event }
     }
 
+    /// A sealed record: its answer, and whether it opened under a
+    /// session's key (an owner's traffic, not charged to the peer).
     fn sealed<D: Device>(
         &mut self,
         ctx: Ctx,
@@ -808,7 +830,7 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
         hdr: &Header,
         rec: &[u8],
         out: &mut [u8],
-    ) -> Outcome {
+    ) -> (Outcome, bool) {
         let mut outcome = Outcome {
             len: 0,
             event: Event::None,
@@ -818,7 +840,7 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
         let mut space = [0u8; MAX_BODY];
         let Some(buf) = space.get_mut(..rec.len()) else {
             outcome.len = refuse_frame(out, hdr, Refusal::RecordRefused, true);
-            return outcome;
+            return (outcome, false);
         };
         buf.copy_from_slice(rec);
         let now = ctx.now.ms;
@@ -848,21 +870,21 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
                     ),
                     Err(_) => refuse_frame(out, hdr, Refusal::RecordRefused, true),
                 };
-                return outcome;
+                return (outcome, true);
             }
             Err(keyway_channel::Error::UnknownSession) => {
                 outcome.len = refuse_frame(out, hdr, Refusal::UnknownSession, true);
-                return outcome;
+                return (outcome, false);
             }
             Err(_) => {
                 outcome.len = refuse_frame(out, hdr, Refusal::RecordRefused, true);
-                return outcome;
+                return (outcome, false);
             }
         };
         if self.store.state().owner(&opened.owner).is_none() {
             self.table.close_owner(&opened.owner);
             outcome.len = refuse_frame(out, hdr, Refusal::UnknownSession, true);
-            return outcome;
+            return (outcome, false);
         }
         // The inner request: a whole SMP frame, run as the owner.
         let mut inner = [0u8; MAX_SEALED_ANSWER];
@@ -895,7 +917,7 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
         if let Event::OwnerRemoved { key_id, .. } = event {
             self.table.close_owner(&key_id);
         }
-        outcome
+        (outcome, true)
     }
 
     /// Runs a request frame that came sealed; writes its answer frame.
