@@ -19,7 +19,9 @@
 //!    gets no answer; a bad length or version gets the SMP error;
 //! 2. charges the peer's token bucket ([`PeerLimiter`]); a flooding peer
 //!    is refused with [`Refusal::RateLimited`] and cannot use up anyone
-//!    else's budget;
+//!    else's budget. A sealed record is charged only when it does not
+//!    open: one that opens is an owner's traffic (uploads run sealed), and
+//!    trying it costs one AEAD pass;
 //! 3. decodes the request into its typed form, and asks the authority
 //!    table ([`authority`]) whether the sender may run it: a plain request
 //!    counts as [`Authority::Window`] while the presence window is open
