@@ -756,6 +756,104 @@ fn resets_are_rate_limited_even_in_the_window() {
     assert_eq!(resets, 1, "130 resets in 13 s: one allowed");
 }
 
+// ----- uploads -------------------------------------------------------------
+
+fn chunk(off: u64, len: Option<u64>, data: &'static [u8], kw: bool) -> Request<'static> {
+    Request::Upload(keyway_smp::img::Upload {
+        off,
+        data,
+        len,
+        sha: len.map(|_| &[7u8; 32][..]),
+        image: None,
+        upgrade: None,
+        auth: None,
+        kw,
+    })
+}
+
+fn uploads_served(h: &Harness) -> usize {
+    h.device
+        .served
+        .iter()
+        .filter(|(g, id, _)| (*g, *id) == (1, keyway_smp::img::cmd::UPLOAD))
+        .count()
+}
+
+#[test]
+fn chunk_from_anyone_else_is_refused_and_leaves_the_owners_upload_untouched() {
+    static DATA: [u8; 512] = [0x42; 512];
+    let mut alice = Client::new(0x0a, OWNER);
+    let mut h = Harness::with_owner(24, &mut alice);
+    // A person is at the lock: the window is open for anyone near it.
+    h.press(Press::Short);
+    let r = h
+        .call(&mut alice, &chunk(0, Some(2048), &DATA, true))
+        .unwrap();
+    assert!(r.is_ok());
+    assert_eq!(uploads_served(&h), 1);
+    // The stranger, in the window: a chunk at the offset the lock revealed,
+    // a new first chunk (an older image), an erase, with and without "kw".
+    for (req, typed) in [
+        (chunk(512, None, &DATA, true), true),
+        (chunk(512, None, &DATA, false), false),
+        (chunk(0, Some(512), &DATA, true), true),
+        (
+            Request::Erase(keyway_smp::img::Erase {
+                slot: None,
+                auth: None,
+                kw: false,
+            }),
+            false,
+        ),
+    ] {
+        let r = h.send(STRANGER, &req);
+        if typed {
+            assert_eq!(r.refusal(), Some(Refusal::UploadBusy), "{req:?}");
+        } else {
+            assert_eq!(r.rc(), Some(MgmtErr::AccessDenied as u64), "{req:?}");
+        }
+    }
+    // None of them reached the installer.
+    assert_eq!(uploads_served(&h), 1);
+    assert_eq!(h.device.served.len(), 1);
+    // The owner goes on, from another address too (a new socket).
+    alice.peer = keyway_agent::limits::PeerId(77);
+    for off in [512u64, 1024, 1536] {
+        let r = h.call(&mut alice, &chunk(off, None, &DATA, true)).unwrap();
+        assert!(r.is_ok(), "{off}");
+    }
+    assert_eq!(uploads_served(&h), 4);
+    // Finished: a new upload may begin (the window authorizes it).
+    let r = h.send(STRANGER, &chunk(0, Some(1024), &DATA, true));
+    assert!(r.is_ok());
+}
+
+#[test]
+fn an_idle_upload_may_be_replaced_only_from_its_start() {
+    static DATA: [u8; 256] = [0x24; 256];
+    let mut h = Harness::new(25);
+    h.press(Press::Short);
+    let peer_a = keyway_agent::limits::PeerId(10);
+    let peer_b = keyway_agent::limits::PeerId(11);
+    assert!(h.send(peer_a, &chunk(0, Some(4096), &DATA, true)).is_ok());
+    assert_eq!(
+        h.send(peer_b, &chunk(256, None, &DATA, true)).refusal(),
+        Some(Refusal::UploadBusy)
+    );
+    h.advance(keyway_agent::agent::UPLOAD_IDLE_MS);
+    h.press(Press::Short);
+    // Idle: still no injection into it, but a new upload may replace it.
+    assert_eq!(
+        h.send(peer_b, &chunk(256, None, &DATA, true)).refusal(),
+        Some(Refusal::UploadBusy)
+    );
+    assert!(h.send(peer_b, &chunk(0, Some(4096), &DATA, true)).is_ok());
+    assert_eq!(
+        h.send(peer_a, &chunk(256, None, &DATA, true)).refusal(),
+        Some(Refusal::UploadBusy)
+    );
+}
+
 // ----- denial of service ---------------------------------------------------
 
 #[test]

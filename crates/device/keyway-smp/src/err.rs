@@ -279,6 +279,10 @@ pub enum Refusal {
     /// 23: no pairing of this peer is under way (none began, it ended, or
     /// it timed out): start again with the first message.
     NoPairing,
+    /// 24: the upload in progress belongs to another owner or peer (it
+    /// may be replaced once it has been idle); this chunk or erase was not
+    /// taken and the upload is untouched.
+    UploadBusy,
     /// A code this version does not know (a newer lock).
     Other {
         /// The code.
@@ -323,6 +327,7 @@ impl Refusal {
             Refusal::SessionsFull => 21,
             Refusal::NotProvisioned => 22,
             Refusal::NoPairing => 23,
+            Refusal::UploadBusy => 24,
             Refusal::Other { code } => *code,
         }
     }
@@ -356,6 +361,7 @@ impl Refusal {
             Refusal::SessionsFull => "every session slot is in use",
             Refusal::NotProvisioned => "the lock has no setup code",
             Refusal::NoPairing => "no pairing is under way",
+            Refusal::UploadBusy => "the upload in progress belongs to someone else",
             Refusal::Other { .. } => "a refusal this client does not know",
         }
     }
@@ -440,6 +446,7 @@ impl Refusal {
             21 => Refusal::SessionsFull,
             22 => Refusal::NotProvisioned,
             23 => Refusal::NoPairing,
+            24 => Refusal::UploadBusy,
             code => Refusal::Other { code },
         })
     }

@@ -405,6 +405,7 @@ fn refusals() -> Vec<Refusal> {
         Refusal::SessionsFull,
         Refusal::NotProvisioned,
         Refusal::NoPairing,
+        Refusal::UploadBusy,
         Refusal::Other { code: 999 },
     ]
 }
@@ -527,7 +528,7 @@ fn refusal_codes_are_stable() {
         codes,
         [
             1, 2, 3, 4, 5, 6, 7, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23,
-            999
+            24, 999
         ]
     );
 }

@@ -106,6 +106,8 @@ use crate::store::{self, Consent, GrantedBy, KeyId, MAX_OWNERS, PairedBy, Store,
 
 /// Peers the per-peer limiter tracks.
 pub const PEERS: usize = 16;
+/// An upload idle this long may be replaced by someone else's.
+pub const UPLOAD_IDLE_MS: u64 = 30_000;
 /// The smallest answer buffer [`Agent::handle`] needs for every answer:
 /// a whole SMP frame.
 pub const OUT_LEN: usize = MAX_FRAME;
@@ -256,6 +258,23 @@ struct Window {
     long_press: bool,
 }
 
+/// Who began the upload in progress: an owner (by key id, from any
+/// address: a client that lost its socket goes on), or a peer in the
+/// window (by address).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Uploader {
+    Owner(KeyId),
+    Peer(PeerId),
+}
+
+/// The upload in progress, as far as the agent gates it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct UploadBinding {
+    by: Uploader,
+    len: u64,
+    last_ms: u64,
+}
+
 /// The pairing run and the peer it is bound to.
 struct Run {
     pake: LockPairing,
@@ -277,6 +296,7 @@ pub struct Agent<F: NorFlash, const N: usize> {
     peers: PeerLimiter<PEERS>,
     resets: ResetLimiter,
     window: Window,
+    upload: Option<UploadBinding>,
 }
 
 /// Where a request came from, inside the agent.
@@ -400,6 +420,7 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
                 open_until_ms: 0,
                 long_press: false,
             },
+            upload: None,
         })
     }
 
@@ -1205,13 +1226,42 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
                 }
                 Err(_) => error_frame(out, hdr, MgmtErr::Unknown, None, false),
             },
+            Request::Upload(u) => {
+                let me = match who {
+                    Authority::Owner(k) => Uploader::Owner(k),
+                    _ => Uploader::Peer(ctx.peer),
+                };
+                if let Some(r) = self.upload_gate(me, u.off, now.ms) {
+                    refuse_frame(out, hdr, r, typed)
+                } else {
+                    let (len, ok) = Self::serve(device, hdr, req, who, typed, out);
+                    if ok {
+                        self.upload_took(me, &u, now.ms);
+                    }
+                    len
+                }
+            }
+            Request::Erase(_) => {
+                let me = match who {
+                    Authority::Owner(k) => Uploader::Owner(k),
+                    _ => Uploader::Peer(ctx.peer),
+                };
+                // Erasing the slot would destroy someone else's upload.
+                if let Some(r) = self.upload_gate(me, 1, now.ms) {
+                    refuse_frame(out, hdr, r, typed)
+                } else {
+                    let (len, ok) = Self::serve(device, hdr, req, who, typed, out);
+                    if ok && self.upload.is_some_and(|b| b.by == me) {
+                        self.upload = None;
+                    }
+                    len
+                }
+            }
             Request::Info(_)
             | Request::ImageState
             | Request::ImageStateWrite(_)
-            | Request::Upload(_)
-            | Request::Erase(_)
             | Request::Notes(_)
-            | Request::Log(_) => Self::serve(device, hdr, req, who, typed, out),
+            | Request::Log(_) => Self::serve(device, hdr, req, who, typed, out).0,
             // Channel messages are handled before; anything else was
             // refused by the authority table.
             _ => error_frame(out, hdr, MgmtErr::NotSup, None, false),
@@ -1219,6 +1269,40 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
         Outcome { len, event }
     }
 
+    /// Whether `me` may send an upload chunk at `off` now: `None` if so,
+    /// else the refusal. An upload in progress belongs to whoever began it
+    /// until it has been idle [`UPLOAD_IDLE_MS`]; then only a new first
+    /// chunk (`off` 0) may replace it.
+    fn upload_gate(&self, me: Uploader, off: u64, now_ms: u64) -> Option<Refusal> {
+        let b = self.upload?;
+        if b.by == me {
+            return None;
+        }
+        let idle = now_ms.saturating_sub(b.last_ms) >= UPLOAD_IDLE_MS;
+        (!idle || off != 0).then_some(Refusal::UploadBusy)
+    }
+
+    /// The shell took a chunk of `me`'s upload.
+    fn upload_took(&mut self, me: Uploader, u: &keyway_smp::img::Upload<'_>, now_ms: u64) {
+        if u.off == 0 {
+            self.upload = Some(UploadBinding {
+                by: me,
+                len: u.len.unwrap_or(0),
+                last_ms: now_ms,
+            });
+        } else if let Some(b) = self.upload.as_mut() {
+            b.last_ms = now_ms;
+        }
+        // The last chunk ends it.
+        if let Some(b) = self.upload
+            && u.off.saturating_add(u.data.len() as u64) >= b.len
+        {
+            self.upload = None;
+        }
+    }
+
+    /// The shell serves `req`; returns the answer's length and whether it
+    /// is a success.
     fn serve<D: Device>(
         device: &mut D,
         hdr: &Header,
@@ -1226,23 +1310,23 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
         who: Authority,
         typed: bool,
         out: &mut [u8],
-    ) -> usize {
+    ) -> (usize, bool) {
         let Some((head, rest)) = out.split_at_mut_checked(HEADER_LEN) else {
-            return 0;
+            return (0, false);
         };
         let mut w = Writer::new(rest);
         match device.serve(req, who, &mut w) {
             Ok(()) => {
                 let n = w.len();
                 let Ok(len) = u16::try_from(n) else {
-                    return 0;
+                    return (0, false);
                 };
                 let mut h = hdr.response();
                 h.len = len;
                 head.copy_from_slice(&h.encode());
-                HEADER_LEN + n
+                (HEADER_LEN + n, true)
             }
-            Err(e) => error_frame(out, hdr, e.rc, e.refusal, typed),
+            Err(e) => (error_frame(out, hdr, e.rc, e.refusal, typed), false),
         }
     }
 
@@ -1266,6 +1350,7 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
             pake: LockPairing::new(),
             peer: None,
         };
+        self.upload = None;
         Ok(())
     }
 }
