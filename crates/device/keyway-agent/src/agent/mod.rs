@@ -69,13 +69,23 @@
 //! and closes its sessions (after sealing the answer to the request that
 //! removed it).
 //!
+//! # Uploads
+//!
+//! An upload belongs to whoever began it (its first chunk, `off` 0): an
+//! owner's session (by key id, so the owner's client may come back from
+//! another address) or a peer in the window (by address). Another's chunk,
+//! first chunk or erase is refused with [`Refusal::UploadBusy`] before the
+//! shell sees it, so the upload is untouched; once it has been idle
+//! [`UPLOAD_IDLE_MS`] a new first chunk may replace it. The last chunk
+//! (by the length the first one declared) ends it.
+//!
 //! # Not here yet
 //!
-//! Uploads, image state, erase, OS info, release notes and the log
-//! export are authorized here and then served by the shell through
-//! [`Device::serve`] (the shell still drives `keyway-device` and
-//! `keyway-audit`); consent is recorded here against the pending update
-//! the shell reports ([`Device::firmware`]).
+//! OS info, the image group's state, the upload's bytes, erase, release
+//! notes and the log export are authorized (and uploads gated) here, then
+//! served by the shell through [`Device::serve`] (the shell still drives
+//! `keyway-device` and `keyway-audit`); consent is recorded here against
+//! the pending update the shell reports ([`Device::firmware`]).
 
 pub mod authority;
 pub mod device;
