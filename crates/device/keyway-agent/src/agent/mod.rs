@@ -600,6 +600,7 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
         self.store.state().verifier().and_then(stored_verifier)
     }
 
+    #[inline(never)]
     fn pake_params(&self, hdr: &Header, out: &mut [u8]) -> usize {
         let Some(v) = self.verifier() else {
             return refuse_frame(out, hdr, Refusal::NotProvisioned, true);
@@ -629,6 +630,7 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
         }
     }
 
+    #[inline(never)]
     fn pake_start<R: CryptoRng + ?Sized>(
         &mut self,
         ctx: Ctx,
@@ -696,6 +698,7 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
         outcome
     }
 
+    #[inline(never)]
     fn pake_finish(&mut self, ctx: Ctx, hdr: &Header, pake3: &[u8], out: &mut [u8]) -> Outcome {
         let mut outcome = Outcome {
             len: 0,
@@ -774,6 +777,7 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
 
     // ----- sessions ------------------------------------------------------
 
+    #[inline(never)]
     fn session_start<R: CryptoRng + ?Sized>(
         &mut self,
         ctx: Ctx,
@@ -813,6 +817,7 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
         }
     }
 
+    #[inline(never)]
     fn session_finish(&mut self, ctx: Ctx, hdr: &Header, msg3: &[u8], out: &mut [u8]) -> Outcome {
         let mut msg4 = [0u8; MSG4_LEN];
         let owners = self.store.state();
@@ -856,6 +861,9 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
 
     /// A sealed record: its answer, and whether it opened under a
     /// session's key (an owner's traffic, not charged to the peer).
+    // Kept out of `handle` so its buffers are on the stack only on
+    // this path (the paths' frames are not merged into one).
+    #[inline(never)]
     fn sealed<D: Device>(
         &mut self,
         ctx: Ctx,
@@ -920,14 +928,18 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
             return (outcome, false);
         }
         // The inner request: a whole SMP frame, run as the owner.
-        let mut inner = [0u8; MAX_SEALED_ANSWER];
+        // Its answer is written into `out` first (no third buffer), sealed
+        // from there into the buffer the request was in (no longer
+        // needed), then framed back into `out`.
         let who = Authority::Owner(opened.owner);
         let payload = buf.get(opened.payload.clone()).unwrap_or(&[]);
-        let (n, event) = self.inner(ctx, device, payload, who, &mut inner);
+        let limit = out.len().min(MAX_SEALED_ANSWER);
+        let (n, event) = match out.get_mut(..limit) {
+            Some(o) => self.inner(ctx, device, payload, who, o),
+            None => (0, Event::None),
+        };
         outcome.event = event;
-        // Seal the inner answer into the buffer the request was in (it is
-        // no longer needed), then frame it.
-        let answer = inner.get(..n).unwrap_or(&[]);
+        let answer = out.get(..n).unwrap_or(&[]);
         outcome.len = match self.table.seal_response(
             now,
             opened.session,
@@ -954,6 +966,7 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
     }
 
     /// Runs a request frame that came sealed; writes its answer frame.
+    #[inline(never)]
     fn inner<D: Device>(
         &mut self,
         ctx: Ctx,
@@ -1028,6 +1041,7 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
     }
 
     /// Runs an authorized command (not a channel message).
+    #[inline(never)]
     fn command<D: Device>(
         &mut self,
         ctx: Ctx,
