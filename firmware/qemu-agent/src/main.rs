@@ -15,7 +15,10 @@
 
 #![no_std]
 #![no_main]
-#![cfg_attr(any(feature = "baseline", feature = "lock-only"), allow(dead_code, unused_imports))]
+#![cfg_attr(
+    any(feature = "baseline", feature = "lock-only"),
+    allow(dead_code, unused_imports)
+)]
 
 #[allow(dead_code)]
 #[path = "../../qemu-boot/src/ram_flash.rs"]
@@ -42,9 +45,9 @@ use keyway_smp::cbor::Writer;
 use keyway_smp::header::split_response;
 use keyway_smp::kw::{self, Bolt, Door};
 use keyway_smp::{Answer, MAX_BODY, MAX_FRAME, MgmtErr, Op, Request, Response, Version};
+use ram_flash::RamFlash;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
-use ram_flash::RamFlash;
 
 /// Stack budget for one agent call: `KEYWAY_AGENT_STACK_BUDGET` or 16 KiB.
 const STACK_BUDGET: usize = match option_env!("KEYWAY_AGENT_STACK_BUDGET") {
@@ -236,7 +239,11 @@ fn answer<'a>(frame: &'a [u8], what: &str) -> Response<'a> {
         Ok(v) => v,
         Err(_) => fail(what),
     };
-    let op = if h.op == Op::ReadRsp { Op::Read } else { Op::Write };
+    let op = if h.op == Op::ReadRsp {
+        Op::Read
+    } else {
+        Op::Write
+    };
     match Response::decode(op, h.group, h.id, body) {
         Ok(Answer::Ok(r)) => r,
         _ => fail(what),
@@ -295,7 +302,14 @@ fn run(syst: &mut cortex_m::peripheral::SYST) {
             };
             let ((o, ticks), usage) = stack::measure(|| {
                 timed(syst, || {
-                    agent.handle(peer, now(t), &mut lock_rng, &mut lock, &frame[..n], &mut out)
+                    agent.handle(
+                        peer,
+                        now(t),
+                        &mut lock_rng,
+                        &mut lock,
+                        &frame[..n],
+                        &mut out,
+                    )
                 })
             });
             hprintln!(
@@ -328,7 +342,10 @@ fn run(syst: &mut cortex_m::peripheral::SYST) {
         Ok(v) => v,
         Err(_) => fail("client start"),
     };
-    let (_, m) = step!("pairing Pake1 -> Pake2", Request::PakeStart(kw::PakeStart { msg: &pake1 }));
+    let (_, m) = step!(
+        "pairing Pake1 -> Pake2",
+        Request::PakeStart(kw::PakeStart { msg: &pake1 })
+    );
     let mut pake3 = [0u8; keyway_channel::pairing::PAKE3_LEN];
     match answer(&out[..m], "pake2") {
         Response::PakeStart(p) => {
@@ -338,7 +355,10 @@ fn run(syst: &mut cortex_m::peripheral::SYST) {
         }
         _ => fail("pake2"),
     }
-    let (o, m) = step!("pairing Pake3 -> Pake4", Request::PakeFinish(kw::PakeFinish { msg: &pake3 }));
+    let (o, m) = step!(
+        "pairing Pake3 -> Pake4",
+        Request::PakeFinish(kw::PakeFinish { msg: &pake3 })
+    );
     let device_key = match answer(&out[..m], "pake4") {
         Response::PakeFinish(p) => match cp.pake4(p.msg) {
             Ok(l) => l.device_public_key,
@@ -353,7 +373,10 @@ fn run(syst: &mut cortex_m::peripheral::SYST) {
 
     // --- Session. ---
     let (hs, msg1) = ClientHandshake::start(&mut client_rng);
-    let (_, m) = step!("session msg1 -> msg2", Request::SessionStart(kw::SessionStart { msg: &msg1 }));
+    let (_, m) = step!(
+        "session msg1 -> msg2",
+        Request::SessionStart(kw::SessionStart { msg: &msg1 })
+    );
     let mut msg3 = [0u8; keyway_channel::handshake::MSG3_LEN];
     let mut session: ClientSession = match answer(&out[..m], "msg2") {
         Response::SessionStart(s) => match hs.msg2(s.msg, &device_key, &owner, &mut msg3) {
@@ -362,7 +385,10 @@ fn run(syst: &mut cortex_m::peripheral::SYST) {
         },
         _ => fail("msg2"),
     };
-    let (_, m) = step!("session msg3 -> msg4", Request::SessionFinish(kw::SessionFinish { msg: &msg3 }));
+    let (_, m) = step!(
+        "session msg3 -> msg4",
+        Request::SessionFinish(kw::SessionFinish { msg: &msg3 })
+    );
     let mut msg4 = [0u8; keyway_channel::record::MSG4_LEN];
     match answer(&out[..m], "msg4") {
         Response::SessionFinish(s) if s.msg.len() == msg4.len() => msg4.copy_from_slice(s.msg),
@@ -420,7 +446,11 @@ fn run(syst: &mut cortex_m::peripheral::SYST) {
         fail("unlock or consent did not take");
     }
     hprintln!("sealed: unlocked, consent stored, owners listed");
-    hprintln!("deepest agent call: {} B (budget {})", deepest, STACK_BUDGET);
+    hprintln!(
+        "deepest agent call: {} B (budget {})",
+        deepest,
+        STACK_BUDGET
+    );
     if deepest > STACK_BUDGET {
         fail("stack over budget");
     }
