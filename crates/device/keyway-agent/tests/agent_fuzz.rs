@@ -123,3 +123,48 @@ fn arbitrary_frames_never_panic_and_never_add_an_owner() {
         frames.load(Ordering::Relaxed)
     );
 }
+
+#[test]
+fn arbitrary_sealed_frames_from_an_owner_never_panic() {
+    // The owner's own session carries arbitrary inner bytes (a buggy or
+    // compromised client): the agent answers every one sealed, never
+    // panics, and the session keeps working.
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(64));
+    let scenarios = AtomicUsize::new(0);
+    let frames = AtomicUsize::new(0);
+    let strategy = (
+        any::<u64>(),
+        proptest::collection::vec((0u64..2000, input()), 1..30),
+    );
+    runner
+        .run(&strategy, |(seed, inputs)| {
+            let mut alice = Client::new(0x0a, OWNER);
+            let mut h = Harness::with_owner(seed, &mut alice);
+            for (wait, inp) in &inputs {
+                h.advance(*wait);
+                let inner = bytes(inp, &mut h);
+                let s = alice.session.as_mut().unwrap();
+                let mut rec = vec![0u8; inner.len() + 64];
+                let (_, n) = s.seal_request(h.client_ms, &inner, &mut rec).unwrap();
+                rec.truncate(n);
+                let outer = h.deliver(OWNER, &rec);
+                // Records within the SMP body limit are answered sealed.
+                if rec.len() <= keyway_agent::agent::MAX_SEALED_REQUEST + 36 {
+                    prop_assert!(h.open(&mut alice, &outer).is_ok(), "{inp:?}");
+                }
+                frames.fetch_add(1, Ordering::Relaxed);
+            }
+            // The session still serves the owner.
+            let r = h.call(&mut alice, &Request::Owners).unwrap();
+            prop_assert!(r.is_ok());
+            prop_assert_eq!(h.agent.state().owner_count(), 1);
+            scenarios.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        })
+        .unwrap();
+    println!(
+        "arbitrary sealed frames: {} scenarios, {} frames: every one answered sealed, no panic",
+        scenarios.load(Ordering::Relaxed),
+        frames.load(Ordering::Relaxed)
+    );
+}
