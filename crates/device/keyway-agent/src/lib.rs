@@ -1,9 +1,10 @@
 //! The lock agent: the lock's brain, `#![no_std]`, heap-free and sans-IO.
 //!
-//! This crate starts with the two parts every command of the agent leans
-//! on; the command dispatch over the SMP codec (`keyway-smp`) and the
-//! secure channel (`keyway-channel`) is wired onto them later.
-//!
+//! * [`agent`]: the dispatch. SMP frames (`keyway-smp`) in, answers and
+//!   events out; the authority matrix ([`agent::authority`]); pairing by
+//!   PAKE with the setup code, sessions and sealed requests over the
+//!   secure channel (`keyway-channel`); the presence window; per-peer
+//!   limits. Its module doc explains the design.
 //! * [`store`]: the lock's owner-facing persistent state — the owners
 //!   (at most [`store::MAX_OWNERS`]), the consent record, the owner
 //!   settings, the pairing verifier and the wrong-setup-code counter — in
@@ -22,5 +23,6 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod agent;
 pub mod limits;
 pub mod store;

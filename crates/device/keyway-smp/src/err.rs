@@ -260,6 +260,29 @@ pub enum Refusal {
     BadSetupCode,
     /// 16: no owner of the lock has the key id named (`unpair`).
     UnknownOwner,
+    /// 17: another peer's pairing is under way; try again when it ends.
+    PairingBusy,
+    /// 18: too many wrong setup codes: pairing stays shut until a person
+    /// re-opens the presence window at the lock.
+    PairingLockedOut,
+    /// 19: no session with this id (expired, closed, or the lock
+    /// restarted): run a new handshake.
+    UnknownSession,
+    /// 20: the sealed record was refused (replayed, forged, altered, or
+    /// out of order); it was not executed.
+    RecordRefused,
+    /// 21: every session slot holds a live handshake or session; try again
+    /// later.
+    SessionsFull,
+    /// 22: the lock holds no setup-code verifier (not provisioned).
+    NotProvisioned,
+    /// 23: no pairing of this peer is under way (none began, it ended, or
+    /// it timed out): start again with the first message.
+    NoPairing,
+    /// 24: the upload in progress belongs to another owner or peer (it
+    /// may be replaced once it has been idle); this chunk or erase was not
+    /// taken and the upload is untouched.
+    UploadBusy,
     /// A code this version does not know (a newer lock).
     Other {
         /// The code.
@@ -297,6 +320,14 @@ impl Refusal {
             Refusal::SessionRequired => 14,
             Refusal::BadSetupCode => 15,
             Refusal::UnknownOwner => 16,
+            Refusal::PairingBusy => 17,
+            Refusal::PairingLockedOut => 18,
+            Refusal::UnknownSession => 19,
+            Refusal::RecordRefused => 20,
+            Refusal::SessionsFull => 21,
+            Refusal::NotProvisioned => 22,
+            Refusal::NoPairing => 23,
+            Refusal::UploadBusy => 24,
             Refusal::Other { code } => *code,
         }
     }
@@ -321,6 +352,16 @@ impl Refusal {
             Refusal::SessionRequired => "the command needs an owner's session",
             Refusal::BadSetupCode => "the setup code is wrong",
             Refusal::UnknownOwner => "no owner of the lock has that key id",
+            Refusal::PairingBusy => "another pairing is under way",
+            Refusal::PairingLockedOut => {
+                "too many wrong setup codes: pairing is shut until the presence window re-opens"
+            }
+            Refusal::UnknownSession => "no such session",
+            Refusal::RecordRefused => "the sealed request was refused",
+            Refusal::SessionsFull => "every session slot is in use",
+            Refusal::NotProvisioned => "the lock has no setup code",
+            Refusal::NoPairing => "no pairing is under way",
+            Refusal::UploadBusy => "the upload in progress belongs to someone else",
             Refusal::Other { .. } => "a refusal this client does not know",
         }
     }
@@ -398,6 +439,14 @@ impl Refusal {
             14 => Refusal::SessionRequired,
             15 => Refusal::BadSetupCode,
             16 => Refusal::UnknownOwner,
+            17 => Refusal::PairingBusy,
+            18 => Refusal::PairingLockedOut,
+            19 => Refusal::UnknownSession,
+            20 => Refusal::RecordRefused,
+            21 => Refusal::SessionsFull,
+            22 => Refusal::NotProvisioned,
+            23 => Refusal::NoPairing,
+            24 => Refusal::UploadBusy,
             code => Refusal::Other { code },
         })
     }

@@ -32,21 +32,22 @@ pub mod cmd {
     pub const FACTORY_RESET: u8 = 9;
     /// Write: the owner's update settings.
     pub const SETTINGS: u8 = 10;
-    /// Write: pairing by PAKE, first message (reserved for the secure
-    /// channel, `keyway-channel`).
+    /// Read: the lock's pairing parameters (PBKDF salt and iterations);
+    /// write: pairing by PAKE, first message (`Pake1`, `keyway-channel`).
+    /// Both need the presence window.
     pub const PAKE_START: u8 = 11;
-    /// Write: pairing by PAKE, confirmation (reserved).
+    /// Write: pairing by PAKE, confirmation (`Pake3`).
     pub const PAKE_FINISH: u8 = 12;
-    /// Write: session handshake, first message (reserved).
+    /// Write: session handshake, first message (`msg1`).
     pub const SESSION_START: u8 = 13;
-    /// Write: session handshake, second message (reserved).
+    /// Write: session handshake, second message (`msg3`).
     pub const SESSION_FINISH: u8 = 14;
-    /// Write: a sealed request inside a session; the answer is sealed
-    /// (reserved).
+    /// Write: a sealed request inside a session; the answer is sealed.
     pub const SEALED: u8 = 15;
-    /// Read: the paired owners (an owner's signed request).
+    /// Read: the paired owners (an owner: a session, or a signed request).
     pub const OWNERS: u8 = 16;
-    /// Write: remove an owner by key id (an owner's signed request).
+    /// Write: remove an owner by key id (an owner: a session, or a signed
+    /// request).
     pub const UNPAIR: u8 = 17;
 }
 
@@ -917,6 +918,132 @@ impl<'a> Message<'a> for SettingsRsp {
         })?;
         Ok(SettingsRsp {
             settings: cbor::need(s, "settings")?,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------
+// The secure channel's messages (ids 11 to 17): pairing by PAKE,
+// sessions, sealed requests, the owner list and unpairing. The channel's
+// own messages (`keyway-channel`) travel as byte strings; their lengths
+// are checked by the channel, which fixes them, and here only bounded by
+// the body.
+// ---------------------------------------------------------------------
+
+macro_rules! one_bstr {
+    ($(#[$m:meta])* $name:ident, $key:literal) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub struct $name<'a> {
+            #[doc = concat!("The `", $key, "` byte string: the channel's message.")]
+            pub msg: &'a [u8],
+        }
+
+        impl<'a> Message<'a> for $name<'a> {
+            fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+                w.map(1)?;
+                w.text($key)?;
+                w.bytes(self.msg)
+            }
+            fn decode(body: &'a [u8]) -> Result<Self, Error> {
+                let mut m = None;
+                cbor::read_map(body, |k, r| match k {
+                    $key => set(&mut m, $key, field(r.bytes(), $key, "a byte string")?),
+                    _ => Ok(false),
+                })?;
+                Ok($name {
+                    msg: cbor::need(m, $key)?,
+                })
+            }
+        }
+    };
+}
+
+one_bstr!(
+    /// `pake` read answer (id 11, read): `{"params": bstr}`, the lock's
+    /// PBKDF parameters (`keyway-channel` `Params`, 21 bytes).
+    PakeParams,
+    "params"
+);
+one_bstr!(
+    /// `pake` write request (id 11): `{"pake1": bstr}`, the client's
+    /// SPAKE2+ share (`Pake1`, 65 bytes).
+    PakeStart,
+    "pake1"
+);
+one_bstr!(
+    /// Answer to [`PakeStart`]: `{"pake2": bstr}` (`Pake2`, 97 bytes).
+    PakeStartRsp,
+    "pake2"
+);
+one_bstr!(
+    /// `pake finish` request (id 12): `{"pake3": bstr}` (`Pake3`, 113
+    /// bytes: the confirmation and the owner's key and name, sealed).
+    PakeFinish,
+    "pake3"
+);
+one_bstr!(
+    /// `session` request (id 13): `{"msg1": bstr}` (66 bytes).
+    SessionStart,
+    "msg1"
+);
+one_bstr!(
+    /// Answer to [`SessionStart`]: `{"msg2": bstr}` (157 bytes).
+    SessionStartRsp,
+    "msg2"
+);
+one_bstr!(
+    /// `session finish` request (id 14): `{"msg3": bstr}` (92 bytes).
+    SessionFinish,
+    "msg3"
+);
+one_bstr!(
+    /// Answer to [`SessionFinish`]: `{"msg4": bstr}` (29 bytes).
+    SessionFinishRsp,
+    "msg4"
+);
+one_bstr!(
+    /// `sealed` request and answer (id 15): `{"rec": bstr}`, a channel
+    /// record whose plaintext is a whole SMP request frame (request) or
+    /// the whole answer frame (answer).
+    Sealed,
+    "rec"
+);
+
+/// Answer to [`PakeFinish`]: `{"pake4": bstr, "key_id": 8 bytes,
+/// "owners"}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PakeFinishRsp<'a> {
+    /// `Pake4` (48 bytes: the lock's device key, sealed).
+    pub msg: &'a [u8],
+    /// The new owner's key id.
+    pub key_id: [u8; 8],
+    /// Owners now paired.
+    pub owners: u64,
+}
+
+impl<'a> Message<'a> for PakeFinishRsp<'a> {
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.map(3)?;
+        w.text("pake4")?;
+        w.bytes(self.msg)?;
+        w.text("key_id")?;
+        w.bytes(&self.key_id)?;
+        w.text("owners")?;
+        w.u64(self.owners)
+    }
+    fn decode(body: &'a [u8]) -> Result<Self, Error> {
+        let (mut m, mut id, mut o) = (None, None, None);
+        cbor::read_map(body, |k, r| match k {
+            "pake4" => set(&mut m, "pake4", field(r.bytes(), "pake4", "a byte string")?),
+            "key_id" => set(&mut id, "key_id", fixed(r, "key_id", "8 bytes")?),
+            "owners" => set(&mut o, "owners", uint(r, "owners")?),
+            _ => Ok(false),
+        })?;
+        Ok(PakeFinishRsp {
+            msg: cbor::need(m, "pake4")?,
+            key_id: cbor::need(id, "key_id")?,
+            owners: cbor::need(o, "owners")?,
         })
     }
 }

@@ -13,9 +13,9 @@
 //!   in the OS group (echo, reset, parameters, info), the image group
 //!   (state, test, confirm, upload, erase) and the Keyway group 64
 //!   (status, lock, unlock, presence, notes, consent, log export,
-//!   challenge, pair, factory reset, settings, owners, unpair; ids
-//!   reserved for the secure channel's pairing, sessions and sealed
-//!   messages).
+//!   challenge, pair, factory reset, settings; and the secure channel's
+//!   pairing by PAKE, session handshake, sealed requests, the owner list
+//!   and unpair, whose channel messages travel as byte strings).
 //!   Each implements [`Message`]: `encode` for the side that sends it,
 //!   `decode` for the side that receives it.
 //! * [`Request`] and [`Response`]: a whole request or answer, dispatched
@@ -122,9 +122,21 @@ pub enum Request<'a> {
     Pair(kw::Pair<'a>),
     FactoryReset,
     Settings(kw::SettingsReq),
-    /// The paired owners (an owner's `auth`).
+    /// Pairing: the lock's PBKDF parameters (read, id 11).
+    PakeParams,
+    /// Pairing: `Pake1` (write, id 11).
+    PakeStart(kw::PakeStart<'a>),
+    /// Pairing: `Pake3` (write, id 12).
+    PakeFinish(kw::PakeFinish<'a>),
+    /// Session handshake: `msg1` (write, id 13).
+    SessionStart(kw::SessionStart<'a>),
+    /// Session handshake: `msg3` (write, id 14).
+    SessionFinish(kw::SessionFinish<'a>),
+    /// A sealed request in a session (write, id 15).
+    Sealed(kw::Sealed<'a>),
+    /// The paired owners (read, id 16; an owner's `auth`, or a session).
     Owners(kw::Signed),
-    /// Remove an owner (an owner's `auth`).
+    /// Remove an owner (write, id 17).
     Unpair(kw::Unpair),
 }
 
@@ -153,6 +165,12 @@ impl<'a> Request<'a> {
             Request::Pair(_) => (W, KEYWAY, kw::cmd::PAIR),
             Request::FactoryReset => (W, KEYWAY, kw::cmd::FACTORY_RESET),
             Request::Settings(_) => (W, KEYWAY, kw::cmd::SETTINGS),
+            Request::PakeParams => (R, KEYWAY, kw::cmd::PAKE_START),
+            Request::PakeStart(_) => (W, KEYWAY, kw::cmd::PAKE_START),
+            Request::PakeFinish(_) => (W, KEYWAY, kw::cmd::PAKE_FINISH),
+            Request::SessionStart(_) => (W, KEYWAY, kw::cmd::SESSION_START),
+            Request::SessionFinish(_) => (W, KEYWAY, kw::cmd::SESSION_FINISH),
+            Request::Sealed(_) => (W, KEYWAY, kw::cmd::SEALED),
             Request::Owners(_) => (R, KEYWAY, kw::cmd::OWNERS),
             Request::Unpair(_) => (W, KEYWAY, kw::cmd::UNPAIR),
         }
@@ -186,6 +204,16 @@ impl<'a> Request<'a> {
             (W, KEYWAY, kw::cmd::PAIR) => Request::Pair(kw::Pair::decode(body)?),
             (W, KEYWAY, kw::cmd::FACTORY_RESET) => return empty(Request::FactoryReset),
             (W, KEYWAY, kw::cmd::SETTINGS) => Request::Settings(kw::SettingsReq::decode(body)?),
+            (R, KEYWAY, kw::cmd::PAKE_START) => return empty(Request::PakeParams),
+            (W, KEYWAY, kw::cmd::PAKE_START) => Request::PakeStart(kw::PakeStart::decode(body)?),
+            (W, KEYWAY, kw::cmd::PAKE_FINISH) => Request::PakeFinish(kw::PakeFinish::decode(body)?),
+            (W, KEYWAY, kw::cmd::SESSION_START) => {
+                Request::SessionStart(kw::SessionStart::decode(body)?)
+            }
+            (W, KEYWAY, kw::cmd::SESSION_FINISH) => {
+                Request::SessionFinish(kw::SessionFinish::decode(body)?)
+            }
+            (W, KEYWAY, kw::cmd::SEALED) => Request::Sealed(kw::Sealed::decode(body)?),
             (R, KEYWAY, kw::cmd::OWNERS) => Request::Owners(kw::Signed::decode(body)?),
             (W, KEYWAY, kw::cmd::UNPAIR) => Request::Unpair(kw::Unpair::decode(body)?),
             (op, group, id) => return Err(RequestError::NotSupported { op, group, id }),
@@ -211,10 +239,17 @@ impl<'a> Request<'a> {
             Request::Log(m) => m.encode(w),
             Request::Pair(m) => m.encode(w),
             Request::Settings(m) => m.encode(w),
+            Request::PakeStart(m) => m.encode(w),
+            Request::PakeFinish(m) => m.encode(w),
+            Request::SessionStart(m) => m.encode(w),
+            Request::SessionFinish(m) => m.encode(w),
+            Request::Sealed(m) => m.encode(w),
             Request::Unpair(m) => m.encode(w),
-            Request::Params | Request::ImageState | Request::Challenge | Request::FactoryReset => {
-                os::Empty.encode(w)
-            }
+            Request::Params
+            | Request::ImageState
+            | Request::Challenge
+            | Request::FactoryReset
+            | Request::PakeParams => os::Empty.encode(w),
         }
     }
 
@@ -282,9 +317,13 @@ pub enum Response<'a> {
     Pair(kw::PairRsp),
     FactoryReset(kw::FactoryResetRsp),
     Settings(kw::SettingsRsp),
-    /// The paired owners.
+    PakeParams(kw::PakeParams<'a>),
+    PakeStart(kw::PakeStartRsp<'a>),
+    PakeFinish(kw::PakeFinishRsp<'a>),
+    SessionStart(kw::SessionStartRsp<'a>),
+    SessionFinish(kw::SessionFinishRsp<'a>),
+    Sealed(kw::Sealed<'a>),
     Owners(kw::OwnersRsp<'a>),
-    /// The owner removed and the count left.
     Unpair(kw::UnpairRsp),
 }
 
@@ -346,6 +385,22 @@ impl<'a> Response<'a> {
             (Op::WriteRsp, KEYWAY, kw::cmd::SETTINGS) => {
                 Response::Settings(kw::SettingsRsp::decode(body)?)
             }
+            (Op::ReadRsp, KEYWAY, kw::cmd::PAKE_START) => {
+                Response::PakeParams(kw::PakeParams::decode(body)?)
+            }
+            (Op::WriteRsp, KEYWAY, kw::cmd::PAKE_START) => {
+                Response::PakeStart(kw::PakeStartRsp::decode(body)?)
+            }
+            (Op::WriteRsp, KEYWAY, kw::cmd::PAKE_FINISH) => {
+                Response::PakeFinish(kw::PakeFinishRsp::decode(body)?)
+            }
+            (Op::WriteRsp, KEYWAY, kw::cmd::SESSION_START) => {
+                Response::SessionStart(kw::SessionStartRsp::decode(body)?)
+            }
+            (Op::WriteRsp, KEYWAY, kw::cmd::SESSION_FINISH) => {
+                Response::SessionFinish(kw::SessionFinishRsp::decode(body)?)
+            }
+            (Op::WriteRsp, KEYWAY, kw::cmd::SEALED) => Response::Sealed(kw::Sealed::decode(body)?),
             (Op::ReadRsp, KEYWAY, kw::cmd::OWNERS) => {
                 Response::Owners(kw::OwnersRsp::decode(body)?)
             }
@@ -375,6 +430,12 @@ impl<'a> Response<'a> {
             Response::Pair(m) => m.encode(w),
             Response::FactoryReset(m) => m.encode(w),
             Response::Settings(m) => m.encode(w),
+            Response::PakeParams(m) => m.encode(w),
+            Response::PakeStart(m) => m.encode(w),
+            Response::PakeFinish(m) => m.encode(w),
+            Response::SessionStart(m) => m.encode(w),
+            Response::SessionFinish(m) => m.encode(w),
+            Response::Sealed(m) => m.encode(w),
             Response::Owners(m) => m.encode(w),
             Response::Unpair(m) => m.encode(w),
         }

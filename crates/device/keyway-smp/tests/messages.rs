@@ -109,6 +109,12 @@ fn requests() -> Vec<Request<'static>> {
             key_id: [0; 8],
             auth: None,
         }),
+        Request::PakeParams,
+        Request::PakeStart(kw::PakeStart { msg: &[0x04; 65] }),
+        Request::PakeFinish(kw::PakeFinish { msg: &[0x33; 113] }),
+        Request::SessionStart(kw::SessionStart { msg: &[0x01; 66] }),
+        Request::SessionFinish(kw::SessionFinish { msg: &[0x55; 92] }),
+        Request::Sealed(kw::Sealed { msg: &[0x66; 1500] }),
     ]
 }
 
@@ -333,19 +339,47 @@ fn responses() -> Vec<((Op, u16, u8), Response<'static>)> {
             }),
         ),
         (
-            (R, KEYWAY, 16),
+            (R, KEYWAY, kw::cmd::PAKE_START),
+            Response::PakeParams(kw::PakeParams { msg: &[0x01; 21] }),
+        ),
+        (
+            (W, KEYWAY, kw::cmd::PAKE_START),
+            Response::PakeStart(kw::PakeStartRsp { msg: &[0x04; 97] }),
+        ),
+        (
+            (W, KEYWAY, kw::cmd::PAKE_FINISH),
+            Response::PakeFinish(kw::PakeFinishRsp {
+                msg: &[0x48; 48],
+                key_id: [0xAB; 8],
+                owners: 2,
+            }),
+        ),
+        (
+            (W, KEYWAY, kw::cmd::SESSION_START),
+            Response::SessionStart(kw::SessionStartRsp { msg: &[0x02; 157] }),
+        ),
+        (
+            (W, KEYWAY, kw::cmd::SESSION_FINISH),
+            Response::SessionFinish(kw::SessionFinishRsp { msg: &[0x29; 29] }),
+        ),
+        (
+            (W, KEYWAY, kw::cmd::SEALED),
+            Response::Sealed(kw::Sealed { msg: &[0x99; 1800] }),
+        ),
+        (
+            (R, KEYWAY, kw::cmd::OWNERS),
             Response::Owners(kw::OwnersRsp {
                 owners: Seq::Items(&OWNERS),
             }),
         ),
         (
-            (R, KEYWAY, 16),
+            (R, KEYWAY, kw::cmd::OWNERS),
             Response::Owners(kw::OwnersRsp {
                 owners: Seq::Items(&[]),
             }),
         ),
         (
-            (W, KEYWAY, 17),
+            (W, KEYWAY, kw::cmd::UNPAIR),
             Response::Unpair(kw::UnpairRsp {
                 key_id: [0x22; 8],
                 owners: 2,
@@ -382,6 +416,14 @@ fn refusals() -> Vec<Refusal> {
         Refusal::SessionRequired,
         Refusal::BadSetupCode,
         Refusal::UnknownOwner,
+        Refusal::PairingBusy,
+        Refusal::PairingLockedOut,
+        Refusal::UnknownSession,
+        Refusal::RecordRefused,
+        Refusal::SessionsFull,
+        Refusal::NotProvisioned,
+        Refusal::NoPairing,
+        Refusal::UploadBusy,
         Refusal::Other { code: 999 },
     ]
 }
@@ -503,7 +545,8 @@ fn refusal_codes_are_stable() {
     assert_eq!(
         codes,
         [
-            1, 2, 3, 4, 5, 6, 7, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 999
+            1, 2, 3, 4, 5, 6, 7, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23,
+            24, 999
         ]
     );
 }
@@ -568,6 +611,7 @@ fn unknown_commands_are_not_supported() {
     for (op, g, id) in [
         (Op::Read, group::KEYWAY, kw::cmd::SEALED),
         (Op::Read, group::KEYWAY, kw::cmd::UNPAIR),
+        (Op::Read, group::KEYWAY, kw::cmd::PAKE_FINISH),
         (Op::Write, group::KEYWAY, kw::cmd::OWNERS),
         (Op::Write, group::KEYWAY, 18),
         (Op::Read, group::KEYWAY, kw::cmd::LOCK),
@@ -797,4 +841,39 @@ fn owners_and_unpair_bytes_and_bounds() {
     let n = w.len();
     let back = kw::OwnersRsp::decode(&huge[..n]).unwrap();
     assert_eq!(back.owners.iter().count(), kw::MAX_OWNERS);
+}
+
+#[test]
+fn channel_messages_refuse_missing_and_mistyped_fields() {
+    use keyway_smp::cbor::Error;
+    // A map without the channel message, or with it as text, never decodes.
+    let mut buf = [0u8; 64];
+    let mut w = Writer::new(&mut buf);
+    w.map(1).unwrap();
+    w.text("pake1").unwrap();
+    w.text("not bytes").unwrap();
+    let body = w.written().to_vec();
+    assert_eq!(
+        Request::decode(Op::Write, group::KEYWAY, kw::cmd::PAKE_START, &body),
+        Err(RequestError::Body(Error::Invalid {
+            field: "pake1",
+            expected: "a byte string"
+        }))
+    );
+    assert_eq!(
+        Request::decode(Op::Write, group::KEYWAY, kw::cmd::SEALED, &[0xa0]),
+        Err(RequestError::Body(Error::Missing { field: "rec" }))
+    );
+    let mut w = Writer::new(&mut buf);
+    w.map(1).unwrap();
+    w.text("key_id").unwrap();
+    w.bytes(&[1; 7]).unwrap();
+    let body = w.written().to_vec();
+    assert_eq!(
+        Request::decode(Op::Write, group::KEYWAY, kw::cmd::UNPAIR, &body),
+        Err(RequestError::Body(Error::Invalid {
+            field: "key_id",
+            expected: "8 bytes"
+        }))
+    );
 }

@@ -1,0 +1,91 @@
+//! What the agent asks of the lock around it: sensors, the running
+//! firmware, the bolt's motor, and the commands the shell still serves.
+
+use keyway_smp::cbor::Writer;
+use keyway_smp::kw::{Bolt, Door, UpdateSummary};
+use keyway_smp::{MgmtErr, Refusal, Request};
+
+use super::Authority;
+
+/// The sensors, read when a command needs them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sensors {
+    /// The bolt as its sensor reports it.
+    pub bolt: Bolt,
+    /// The door sensor.
+    pub door: Door,
+    /// Battery voltage, mV.
+    pub battery_mv: u64,
+    /// Battery energy left, mWh.
+    pub battery_mwh: u64,
+    /// The tamper switch tripped.
+    pub tamper: bool,
+    /// Seconds of keypad lockout left.
+    pub lockout_s: u64,
+}
+
+/// The update waiting for consent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pending {
+    /// Its envelope's SHA-256: consent is bound to it.
+    pub digest: [u8; 32],
+    /// Its manifest sequence number.
+    pub sequence: u64,
+    /// Whether its release notes were served to an owner (consent before
+    /// that is refused with [`Refusal::NotesNotOffered`]).
+    pub notes_offered: bool,
+}
+
+/// What the running firmware and the installer report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Firmware<'a> {
+    /// The lock model.
+    pub model: &'a str,
+    /// The running release's version (`recovery` when none runs).
+    pub version: &'a str,
+    /// The running slot.
+    pub slot: Option<u64>,
+    /// The running image's SHA-256.
+    pub image: Option<[u8; 32]>,
+    /// The running image is on trial.
+    pub trial: bool,
+    /// The pending update's summary, for `status` and `consent` answers.
+    pub update: Option<UpdateSummary<'a>>,
+    /// The update waiting for consent.
+    pub pending: Option<Pending>,
+}
+
+/// A command the shell refused: the SMP code and the typed reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServeError {
+    /// The top-level `rc`.
+    pub rc: MgmtErr,
+    /// Keyway's typed refusal, if any.
+    pub refusal: Option<Refusal>,
+}
+
+/// The lock around the agent. Every method is called synchronously inside
+/// [`Agent::handle`](super::Agent::handle) and must not block on the
+/// radio; on a lock they are register reads, the motor driver and the
+/// installer, in the simulator memory.
+pub trait Device {
+    /// The sensors now.
+    fn sensors(&self) -> Sensors;
+    /// The running firmware and the pending update.
+    fn firmware(&self) -> Firmware<'_>;
+    /// Drives the bolt to `to` (an owner's session asked); returns the
+    /// bolt as the sensor reports it afterwards, which is what the answer
+    /// tells the owner.
+    fn drive_bolt(&mut self, to: Bolt) -> Bolt;
+    /// Serves a command the agent has authorized (for `by`) but does not
+    /// implement itself yet: OS info, the image group (state, state write,
+    /// upload, erase), release notes and the log export. Writes the answer
+    /// body (a CBOR map) into `w`, or refuses. Bytes written before a
+    /// refusal are discarded.
+    fn serve(
+        &mut self,
+        request: &Request<'_>,
+        by: Authority,
+        w: &mut Writer<'_>,
+    ) -> Result<(), ServeError>;
+}

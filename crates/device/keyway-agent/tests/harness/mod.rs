@@ -1,0 +1,485 @@
+//! The agent and owners' clients in memory, after quinn-proto's
+//! `tests/util.rs` `Pair`: one agent on a simulated nRF52840 flash, a
+//! fake device (bolt, door, pending update), one seeded RNG, a fake clock
+//! for the lock and one for the clients. Clients speak only through SMP
+//! frames (`keyway-smp`) carrying the channel's client side
+//! (`keyway-channel`), as a real client would.
+
+#![allow(dead_code)]
+
+use ed25519_compact::{KeyPair, Seed};
+use keyway_agent::agent::{
+    Agent, Authority, Config, Device, Event, Firmware, Now, OUT_LEN, Pending, Press, Sensors,
+    ServeError,
+};
+use keyway_agent::limits::PeerId;
+use keyway_agent::store;
+use keyway_audit::Time;
+use keyway_channel::handshake::MSG3_LEN;
+use keyway_channel::pairing::{MIN_ITERATIONS, PAKE3_LEN};
+use keyway_channel::{ClientHandshake, ClientPairing, ClientSession, SetupCode, StoredVerifier};
+use keyway_sim::SimFlash;
+use keyway_smp::cbor::Writer;
+use keyway_smp::header::split_response;
+use keyway_smp::kw::{self, Bolt, Door};
+use keyway_smp::{Answer, MAX_BODY, MAX_FRAME, Refusal, Request, Response, Version, img};
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
+
+pub type Flash = SimFlash<4, 4096>;
+pub const REGION: store::Config = store::Config::new(0xF_8000, 2);
+pub const CODE: u32 = 20_231_107;
+pub const WRONG: u32 = 31_415_926;
+pub const SLOTS: usize = 4;
+
+pub const OWNER: PeerId = PeerId(1);
+pub const STRANGER: PeerId = PeerId(666);
+
+pub fn keypair(tag: u8) -> KeyPair {
+    KeyPair::from_seed(Seed::new([tag; 32]))
+}
+
+pub fn kid(k: &KeyPair) -> [u8; 8] {
+    keyway_channel::key_id(&k.pk)
+}
+
+/// A lock's hardware and installer, in memory.
+pub struct FakeDevice {
+    pub bolt: Bolt,
+    pub door: Door,
+    pub pending: Option<Pending>,
+    /// Commands served through `Device::serve`, with who they were for.
+    pub served: Vec<(u16, u8, Authority)>,
+    pub bolt_moves: u32,
+}
+
+impl Default for FakeDevice {
+    fn default() -> Self {
+        Self {
+            bolt: Bolt::Locked,
+            door: Door::Closed,
+            pending: None,
+            served: Vec::new(),
+            bolt_moves: 0,
+        }
+    }
+}
+
+impl Device for FakeDevice {
+    fn sensors(&self) -> Sensors {
+        Sensors {
+            bolt: self.bolt,
+            door: self.door,
+            battery_mv: 5_900,
+            battery_mwh: 9_000,
+            tamper: false,
+            lockout_s: 0,
+        }
+    }
+    fn firmware(&self) -> Firmware<'_> {
+        Firmware {
+            model: "KW-1",
+            version: "1.4.0",
+            slot: Some(0),
+            image: Some([0x11; 32]),
+            trial: false,
+            update: None,
+            pending: self.pending,
+        }
+    }
+    fn drive_bolt(&mut self, to: Bolt) -> Bolt {
+        self.bolt = to;
+        self.bolt_moves += 1;
+        self.bolt
+    }
+    fn serve(
+        &mut self,
+        request: &Request<'_>,
+        by: Authority,
+        w: &mut Writer<'_>,
+    ) -> Result<(), ServeError> {
+        let (_, g, id) = request.key();
+        self.served.push((g, id, by));
+        let full = |_| ServeError {
+            rc: keyway_smp::MgmtErr::NoMem,
+            refusal: None,
+        };
+        let rsp = match request {
+            Request::ImageState | Request::ImageStateWrite(_) => {
+                Response::ImageState(img::StateRsp {
+                    images: keyway_smp::seq::Seq::Items(&[]),
+                })
+            }
+            Request::Notes(_) => {
+                if let Some(p) = &mut self.pending {
+                    p.notes_offered = true;
+                }
+                Response::Notes(kw::Notes {
+                    sequence: 7,
+                    version: "2.0.0",
+                    notes: "fixes",
+                    cves: keyway_smp::seq::Seq::Items(&[]),
+                    min_battery_mwh: None,
+                    state: kw::UpdateState::AwaitingConsent,
+                    reason: None,
+                })
+            }
+            Request::Info(_) => Response::Info(keyway_smp::os::InfoRsp { output: "KW-1" }),
+            Request::Upload(u) => Response::Upload(img::UploadRsp {
+                off: u.off + u.data.len() as u64,
+                matched: None,
+            }),
+            Request::Erase(_) => Response::Erase,
+            Request::Log(l) => Response::Log(kw::LogRsp {
+                off: l.off,
+                len: 0,
+                data: &[],
+            }),
+            _ => {
+                return Err(ServeError {
+                    rc: keyway_smp::MgmtErr::NotSup,
+                    refusal: None,
+                });
+            }
+        };
+        rsp.encode(w).map_err(full)
+    }
+}
+
+/// An answer frame the client received.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub bytes: Vec<u8>,
+    pub event: Event,
+}
+
+impl Reply {
+    pub fn body(&self) -> &[u8] {
+        split_response(&self.bytes, MAX_BODY + 64)
+            .expect("an answer frame")
+            .1
+    }
+    pub fn answer(&self) -> Answer<'_> {
+        let (h, body) = split_response(&self.bytes, MAX_BODY + 64).expect("an answer frame");
+        let op = match h.op {
+            keyway_smp::Op::ReadRsp => keyway_smp::Op::Read,
+            _ => keyway_smp::Op::Write,
+        };
+        Response::decode(op, h.group, h.id, body).expect("a decodable answer")
+    }
+    pub fn is_ok(&self) -> bool {
+        matches!(self.answer(), Answer::Ok(_))
+    }
+    /// The typed refusal, if the answer is an error with one.
+    pub fn refusal(&self) -> Option<Refusal> {
+        match self.answer() {
+            Answer::Err(e) => e.refusal,
+            Answer::Ok(_) => None,
+        }
+    }
+    /// The SMP rc, if an error.
+    pub fn rc(&self) -> Option<u64> {
+        match self.answer() {
+            Answer::Err(e) => e.rc,
+            Answer::Ok(_) => None,
+        }
+    }
+}
+
+/// Why a client-side flow failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fail {
+    /// The lock refused (typed refusal, rc).
+    Refused(Option<Refusal>, Option<u64>),
+    /// The channel refused on the client's side.
+    Channel(keyway_channel::Error),
+}
+
+/// An owner's client: its key, the lock key learnt at pairing, a session.
+pub struct Client {
+    pub key: KeyPair,
+    pub peer: PeerId,
+    pub lock_key: Option<[u8; 32]>,
+    pub session: Option<ClientSession>,
+}
+
+impl Client {
+    pub fn new(tag: u8, peer: PeerId) -> Self {
+        Self {
+            key: keypair(tag),
+            peer,
+            lock_key: None,
+            session: None,
+        }
+    }
+}
+
+pub struct Harness {
+    pub agent: Agent<Flash, SLOTS>,
+    pub device: FakeDevice,
+    pub rng: ChaCha20Rng,
+    pub lock_ms: u64,
+    pub client_ms: u64,
+    pub seq: u8,
+}
+
+pub fn now(ms: u64) -> Now {
+    Now {
+        ms,
+        time: Time {
+            rtc: 1_760_000_000 + ms / 1000,
+            boot: 1,
+        },
+    }
+}
+
+impl Harness {
+    /// A provisioned lock (setup code [`CODE`]), window closed, no owners.
+    pub fn new(seed: u64) -> Self {
+        Self::with_config(seed, Config::default())
+    }
+
+    pub fn with_config(seed: u64, config: Config) -> Self {
+        Self::on_flash(seed, config, Flash::nrf52840())
+    }
+
+    /// A provisioned lock on `flash` (which may carry a power-cut plan).
+    pub fn on_flash(seed: u64, config: Config, flash: Flash) -> Self {
+        let mut agent = Agent::new(flash, REGION, keypair(0xd0), config, 1_000).unwrap();
+        let code = SetupCode::new(CODE).unwrap();
+        let v = StoredVerifier::derive(&code, &[7; 16], MIN_ITERATIONS);
+        agent.provision(&v).unwrap();
+        Self {
+            agent,
+            device: FakeDevice::default(),
+            rng: ChaCha20Rng::seed_from_u64(seed),
+            lock_ms: 1_000,
+            client_ms: 50_000,
+            seq: 0,
+        }
+    }
+
+    /// A lock with `owner` paired (window opened, right code) and a
+    /// session open for it.
+    pub fn with_owner(seed: u64, owner: &mut Client) -> Self {
+        let mut h = Self::new(seed);
+        h.press(Press::Short);
+        h.pair(owner, CODE, "Alice").unwrap();
+        h.open_session(owner).unwrap();
+        h
+    }
+
+    pub fn advance(&mut self, ms: u64) {
+        self.lock_ms += ms;
+        self.client_ms += ms;
+    }
+
+    pub fn press(&mut self, p: Press) {
+        self.agent.button(self.lock_ms, p).unwrap();
+    }
+
+    /// Delivers raw bytes from `peer`.
+    pub fn send_raw(&mut self, peer: PeerId, frame: &[u8]) -> (Vec<u8>, Event) {
+        let mut out = vec![0u8; OUT_LEN];
+        let o = self.agent.handle(
+            peer,
+            now(self.lock_ms),
+            &mut self.rng,
+            &mut self.device,
+            frame,
+            &mut out,
+        );
+        out.truncate(o.len);
+        (out, o.event)
+    }
+
+    pub fn frame(&mut self, req: &Request<'_>) -> Vec<u8> {
+        self.seq = self.seq.wrapping_add(1);
+        let mut buf = vec![0u8; MAX_FRAME];
+        let n = req.frame(&mut buf, Version::V2, self.seq).unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    /// Sends a plain request from `peer`.
+    pub fn send(&mut self, peer: PeerId, req: &Request<'_>) -> Reply {
+        let f = self.frame(req);
+        let (bytes, event) = self.send_raw(peer, &f);
+        assert!(!bytes.is_empty(), "no answer to {req:?}");
+        Reply { bytes, event }
+    }
+
+    /// The pairing flow of a client: params, Pake1, Pake3.
+    pub fn pair(&mut self, c: &mut Client, code: u32, name: &str) -> Result<Reply, Fail> {
+        let r = self.send(c.peer, &Request::PakeParams);
+        let params = match r.answer() {
+            Answer::Ok(Response::PakeParams(p)) => p.msg.to_vec(),
+            _ => return Err(Fail::Refused(r.refusal(), r.rc())),
+        };
+        let code = SetupCode::new(code).unwrap();
+        let (mut cp, pake1) =
+            ClientPairing::start(&code, &params, &mut self.rng).map_err(Fail::Channel)?;
+        let r = self.send(c.peer, &Request::PakeStart(kw::PakeStart { msg: &pake1 }));
+        let pake2 = match r.answer() {
+            Answer::Ok(Response::PakeStart(p)) => p.msg.to_vec(),
+            _ => return Err(Fail::Refused(r.refusal(), r.rc())),
+        };
+        let mut pake3 = [0u8; PAKE3_LEN];
+        cp.pake2(&pake2, &c.key.pk, name, &mut pake3)
+            .map_err(Fail::Channel)?;
+        let r = self.send(c.peer, &Request::PakeFinish(kw::PakeFinish { msg: &pake3 }));
+        let pake4 = match r.answer() {
+            Answer::Ok(Response::PakeFinish(p)) => p.msg.to_vec(),
+            _ => return Err(Fail::Refused(r.refusal(), r.rc())),
+        };
+        let lock = cp.pake4(&pake4).map_err(Fail::Channel)?;
+        c.lock_key = Some(lock.device_public_key);
+        Ok(r)
+    }
+
+    /// The session handshake with `signer` (normally the client's key).
+    pub fn handshake_as(&mut self, c: &Client, signer: &KeyPair) -> Result<ClientSession, Fail> {
+        let (hs, msg1) = ClientHandshake::start(&mut self.rng);
+        let r = self.send(
+            c.peer,
+            &Request::SessionStart(kw::SessionStart { msg: &msg1 }),
+        );
+        let msg2 = match r.answer() {
+            Answer::Ok(Response::SessionStart(m)) => m.msg.to_vec(),
+            _ => return Err(Fail::Refused(r.refusal(), r.rc())),
+        };
+        let mut msg3 = [0u8; MSG3_LEN];
+        let lock_key = c.lock_key.expect("paired");
+        let mut s = hs
+            .msg2(&msg2, &lock_key, signer, &mut msg3)
+            .map_err(Fail::Channel)?;
+        let r = self.send(
+            c.peer,
+            &Request::SessionFinish(kw::SessionFinish { msg: &msg3 }),
+        );
+        let mut msg4 = match r.answer() {
+            Answer::Ok(Response::SessionFinish(m)) => m.msg.to_vec(),
+            _ => return Err(Fail::Refused(r.refusal(), r.rc())),
+        };
+        s.open_response(self.client_ms, &mut msg4)
+            .map_err(Fail::Channel)?;
+        Ok(s)
+    }
+
+    pub fn open_session(&mut self, c: &mut Client) -> Result<(), Fail> {
+        let key = c.key.clone();
+        let s = self.handshake_as(c, &key)?;
+        c.session = Some(s);
+        Ok(())
+    }
+
+    /// Seals `req` in the client's session; returns the record.
+    pub fn seal(&mut self, c: &mut Client, req: &Request<'_>) -> Vec<u8> {
+        let inner = self.frame(req);
+        let s = c.session.as_mut().expect("a session");
+        let mut rec = vec![0u8; inner.len() + 64];
+        let (_, n) = s.seal_request(self.client_ms, &inner, &mut rec).unwrap();
+        rec.truncate(n);
+        rec
+    }
+
+    /// Delivers a sealed record; returns the outer reply.
+    pub fn deliver(&mut self, peer: PeerId, rec: &[u8]) -> Reply {
+        self.send(peer, &Request::Sealed(kw::Sealed { msg: rec }))
+    }
+
+    /// Opens the outer reply at the client: the inner answer frame.
+    pub fn open(&mut self, c: &mut Client, outer: &Reply) -> Result<Reply, Fail> {
+        let mut rec = match outer.answer() {
+            Answer::Ok(Response::Sealed(m)) => m.msg.to_vec(),
+            _ => return Err(Fail::Refused(outer.refusal(), outer.rc())),
+        };
+        let s = c.session.as_mut().expect("a session");
+        let opened = s
+            .open_response(self.client_ms, &mut rec)
+            .map_err(Fail::Channel)?;
+        Ok(Reply {
+            bytes: rec[opened.payload].to_vec(),
+            event: outer.event,
+        })
+    }
+
+    /// A whole sealed request/answer; the inner answer.
+    pub fn call(&mut self, c: &mut Client, req: &Request<'_>) -> Result<Reply, Fail> {
+        let rec = self.seal(c, req);
+        let outer = self.deliver(c.peer, &rec);
+        self.open(c, &outer)
+    }
+}
+
+/// Every request Keyway speaks, one of each (bodies without `auth`), for
+/// sweeps over the authority table.
+pub fn every_request() -> Vec<Request<'static>> {
+    use keyway_smp::os;
+    vec![
+        Request::Echo(os::Echo { d: "hi" }),
+        Request::Reset(kw::Signed::default()),
+        Request::Params,
+        Request::Info(os::Info { format: None }),
+        Request::ImageState,
+        Request::ImageStateWrite(img::StateWrite {
+            hash: Some(&[9; 32]),
+            confirm: Some(false),
+            kw: true,
+            auth: None,
+        }),
+        Request::ImageStateWrite(img::StateWrite {
+            hash: None,
+            confirm: Some(true),
+            kw: false,
+            auth: None,
+        }),
+        Request::Upload(img::Upload {
+            off: 0,
+            data: &[0xAA; 64],
+            len: Some(1000),
+            sha: Some(&[7; 32]),
+            image: Some(0),
+            upgrade: None,
+            auth: None,
+            kw: true,
+        }),
+        Request::Erase(img::Erase {
+            slot: Some(1),
+            auth: None,
+            kw: false,
+        }),
+        Request::Status(kw::Signed::default()),
+        Request::Lock(kw::Signed::default()),
+        Request::Unlock(kw::Signed::default()),
+        Request::Presence(kw::Signed::default()),
+        Request::Notes(kw::Signed::default()),
+        Request::Consent(kw::Consent {
+            accept: true,
+            auth: None,
+        }),
+        Request::Log(kw::Log { off: 0, auth: None }),
+        Request::Challenge,
+        Request::Pair(kw::Pair {
+            key: [4; 32],
+            name: Some("mallory"),
+        }),
+        Request::FactoryReset,
+        Request::Settings(kw::SettingsReq {
+            auto_install_cve: Some(true),
+            install_needs_unlocked: Some(false),
+            auth: None,
+        }),
+        Request::PakeParams,
+        Request::PakeStart(kw::PakeStart { msg: &[4; 65] }),
+        Request::PakeFinish(kw::PakeFinish { msg: &[3; 113] }),
+        Request::SessionStart(kw::SessionStart { msg: &[1; 66] }),
+        Request::SessionFinish(kw::SessionFinish { msg: &[5; 92] }),
+        Request::Sealed(kw::Sealed { msg: &[6; 80] }),
+        Request::Owners(kw::Signed::default()),
+        Request::Unpair(kw::Unpair {
+            key_id: [7; 8],
+            auth: None,
+        }),
+    ]
+}

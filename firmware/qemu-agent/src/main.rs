@@ -1,0 +1,469 @@
+//! On-target run of keyway-agent's dispatch (Cortex-M4, QEMU mps2-an386).
+//!
+//! The agent (the lock) and an owner's client run in this one firmware, in
+//! memory, exchanging SMP frames as they would over the radio: the button
+//! opens the presence window; the client pairs with the setup code
+//! (PAKE_START read, PAKE_START, PAKE_FINISH), opens a session
+//! (SESSION_START, SESSION_FINISH), and sends sealed requests: unlock,
+//! consent, owners. Every `Agent::handle` call is measured: SysTick ticks
+//! (instructions under `qemu -icount shift=0`, calibrated on target) and
+//! the stack high-water mark of the call (qemu-audit's painter). The
+//! client's steps run unmeasured.
+//!
+//! Builds: the default (both roles, run), `lock-only` (the agent alone on
+//! opaque frames: linked, for its code size) and `baseline` (neither).
+
+#![no_std]
+#![no_main]
+#![cfg_attr(
+    any(feature = "baseline", feature = "lock-only"),
+    allow(dead_code, unused_imports)
+)]
+
+#[allow(dead_code)]
+#[path = "../../qemu-boot/src/ram_flash.rs"]
+mod ram_flash;
+#[allow(dead_code)]
+#[path = "../../qemu-audit/src/stack.rs"]
+mod stack;
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use cortex_m::peripheral::syst::SystClkSource;
+use cortex_m_rt::{ExceptionFrame, entry, exception};
+use cortex_m_semihosting::{debug, hprintln};
+use ed25519_compact::{KeyPair, Seed};
+use keyway_agent::agent::{
+    AGENT_RAM_4_SLOTS, Agent, Authority, Config, Device, Event, Firmware, Now, Pending, Press,
+    Sensors, ServeError,
+};
+use keyway_agent::limits::PeerId;
+use keyway_agent::store;
+use keyway_audit::Time;
+use keyway_channel::{ClientHandshake, ClientPairing, ClientSession, SetupCode, StoredVerifier};
+use keyway_smp::cbor::Writer;
+use keyway_smp::header::split_response;
+use keyway_smp::kw::{self, Bolt, Door};
+use keyway_smp::{Answer, MAX_BODY, MAX_FRAME, MgmtErr, Op, Request, Response, Version};
+use ram_flash::RamFlash;
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
+
+/// Stack budget for one agent call: `KEYWAY_AGENT_STACK_BUDGET` or 16 KiB.
+const STACK_BUDGET: usize = match option_env!("KEYWAY_AGENT_STACK_BUDGET") {
+    Some(s) => parse_usize(s.as_bytes()),
+    None => 16 * 1024,
+};
+
+const fn parse_usize(s: &[u8]) -> usize {
+    let mut v = 0usize;
+    let mut i = 0;
+    while i < s.len() && s[i].is_ascii_digit() {
+        v = v * 10 + (s[i] - b'0') as usize;
+        i += 1;
+    }
+    v
+}
+
+const SLOTS: usize = 4;
+const CODE: u32 = 20_231_107;
+const REGION: store::Config = store::Config::new(0, 2);
+type Flash = RamFlash<8192>;
+
+/// SysTick wraps (24-bit counter) since it was started.
+static WRAPS: AtomicU32 = AtomicU32::new(0);
+
+#[exception]
+fn SysTick() {
+    WRAPS.fetch_add(1, Ordering::Relaxed);
+}
+
+fn fail(what: &str) -> ! {
+    hprintln!("FAIL: {}", what);
+    debug::exit(debug::EXIT_FAILURE);
+    loop {}
+}
+
+fn systick() -> cortex_m::peripheral::SYST {
+    let mut syst = match cortex_m::Peripherals::take() {
+        Some(p) => p.SYST,
+        None => fail("peripherals"),
+    };
+    syst.set_clock_source(SystClkSource::Core);
+    syst.set_reload(0x00FF_FFFF);
+    syst.enable_interrupt();
+    syst
+}
+
+fn timed<R>(syst: &mut cortex_m::peripheral::SYST, f: impl FnOnce() -> R) -> (R, u64) {
+    WRAPS.store(0, Ordering::Relaxed);
+    syst.clear_current();
+    syst.enable_counter();
+    let r = f();
+    let now = cortex_m::peripheral::SYST::get_current();
+    syst.disable_counter();
+    let ticks =
+        u64::from(WRAPS.load(Ordering::Relaxed)) * 0x0100_0000 + u64::from(0x00FF_FFFF - now);
+    (r, ticks)
+}
+
+/// Times a loop of exactly 2,000,000 instructions (subs, bne).
+#[inline(never)]
+fn calibrate(syst: &mut cortex_m::peripheral::SYST) {
+    let ((), ticks) = timed(syst, || {
+        // SAFETY: a register-only countdown loop.
+        unsafe {
+            core::arch::asm!(
+                "2:", "subs {n}, #1", "bne 2b",
+                n = inout(reg) 1_000_000u32 => _,
+                options(nomem, nostack)
+            )
+        }
+    });
+    hprintln!("SysTick ticks for 2000000 instructions: {}", ticks);
+}
+
+/// The lock's hardware, in memory.
+struct Lock {
+    bolt: Bolt,
+    pending: Option<Pending>,
+}
+
+impl Device for Lock {
+    fn sensors(&self) -> Sensors {
+        Sensors {
+            bolt: self.bolt,
+            door: Door::Closed,
+            battery_mv: 5_900,
+            battery_mwh: 9_000,
+            tamper: false,
+            lockout_s: 0,
+        }
+    }
+    fn firmware(&self) -> Firmware<'_> {
+        Firmware {
+            model: "KW-1",
+            version: "1.4.0",
+            slot: Some(0),
+            image: Some([0x11; 32]),
+            trial: false,
+            update: None,
+            pending: self.pending,
+        }
+    }
+    fn drive_bolt(&mut self, to: Bolt) -> Bolt {
+        self.bolt = to;
+        self.bolt
+    }
+    fn serve(
+        &mut self,
+        _request: &Request<'_>,
+        _by: Authority,
+        w: &mut Writer<'_>,
+    ) -> Result<(), ServeError> {
+        w.map(0).map_err(|_| ServeError {
+            rc: MgmtErr::NoMem,
+            refusal: None,
+        })
+    }
+}
+
+fn now(ms: u64) -> Now {
+    Now {
+        ms,
+        time: Time {
+            rtc: 1_760_000_000 + ms / 1000,
+            boot: 1,
+        },
+    }
+}
+
+#[entry]
+fn main() -> ! {
+    let mut syst = systick();
+    hprintln!(
+        "agent RAM: Agent<RamFlash, {}> {} B without its flash handle",
+        SLOTS,
+        AGENT_RAM_4_SLOTS
+    );
+    #[cfg(not(any(feature = "baseline", feature = "lock-only")))]
+    run(&mut syst);
+    #[cfg(feature = "lock-only")]
+    lock_only();
+    #[cfg(feature = "baseline")]
+    {
+        let mut flash = Flash::new();
+        let mut lock = Lock {
+            bolt: Bolt::Locked,
+            pending: None,
+        };
+        let _ = core::hint::black_box(&mut flash);
+        let _ = lock.drive_bolt(core::hint::black_box(Bolt::Unlocked));
+        let ((), _) = stack::measure(|| ());
+    }
+    calibrate(&mut syst);
+    hprintln!("PASS");
+    debug::exit(debug::EXIT_SUCCESS);
+    loop {}
+}
+
+/// The agent alone, on frames it cannot tell from real ones: everything
+/// `handle` can reach is linked (for the code size), nothing is proven.
+#[cfg(feature = "lock-only")]
+fn lock_only() {
+    let mut agent: Agent<Flash, SLOTS> = match Agent::new(
+        Flash::new(),
+        REGION,
+        KeyPair::from_seed(Seed::new([0xd0; 32])),
+        Config::default(),
+        0,
+    ) {
+        Ok(a) => a,
+        Err(_) => fail("agent"),
+    };
+    let mut rng = ChaCha20Rng::seed_from_u64(core::hint::black_box(1));
+    let mut lock = Lock {
+        bolt: Bolt::Locked,
+        pending: None,
+    };
+    let _ = agent.button(0, core::hint::black_box(Press::Short));
+    let frame = core::hint::black_box([0u8; 64]);
+    let mut out = [0u8; MAX_FRAME];
+    let o = agent.handle(PeerId(1), now(1), &mut rng, &mut lock, &frame, &mut out);
+    hprintln!("lock-only: {} B answer", o.len);
+}
+
+/// What the client reads from an answer frame.
+fn answer<'a>(frame: &'a [u8], what: &str) -> Response<'a> {
+    let (h, body) = match split_response(frame, MAX_BODY) {
+        Ok(v) => v,
+        Err(_) => fail(what),
+    };
+    let op = if h.op == Op::ReadRsp {
+        Op::Read
+    } else {
+        Op::Write
+    };
+    match Response::decode(op, h.group, h.id, body) {
+        Ok(Answer::Ok(r)) => r,
+        _ => fail(what),
+    }
+}
+
+#[cfg(not(any(feature = "baseline", feature = "lock-only")))]
+fn run(syst: &mut cortex_m::peripheral::SYST) {
+    let mut agent: Agent<Flash, SLOTS> = match Agent::new(
+        Flash::new(),
+        REGION,
+        KeyPair::from_seed(Seed::new([0xd0; 32])),
+        Config::default(),
+        1_000,
+    ) {
+        Ok(a) => a,
+        Err(_) => fail("agent"),
+    };
+    let code = match SetupCode::new(CODE) {
+        Ok(c) => c,
+        Err(_) => fail("code"),
+    };
+    // Provisioning (the fewest iterations a client accepts, to keep the
+    // run short; the lock's work does not depend on them).
+    let v = StoredVerifier::derive(&code, &[7; 16], keyway_channel::pairing::MIN_ITERATIONS);
+    if agent.provision(&v).is_err() {
+        fail("provision");
+    }
+    let mut lock = Lock {
+        bolt: Bolt::Locked,
+        pending: None,
+    };
+    let mut lock_rng = ChaCha20Rng::seed_from_u64(1);
+    let mut client_rng = ChaCha20Rng::seed_from_u64(2);
+    let owner = KeyPair::from_seed(Seed::new([0x0a; 32]));
+    let peer = PeerId(1);
+    let mut t = 1_000u64;
+    let mut deepest = 0usize;
+    let mut seq = 0u8;
+    let mut frame = [0u8; MAX_FRAME];
+    let mut out = [0u8; MAX_FRAME];
+
+    if agent.button(t, Press::Short).is_err() {
+        fail("button");
+    }
+
+    // One measured call of the agent: the request `req` from the owner's
+    // client; returns the answer's length in `out`.
+    macro_rules! step {
+        ($name:expr, $req:expr) => {{
+            seq = seq.wrapping_add(1);
+            t += 50;
+            let n = match ($req).frame(&mut frame, Version::V2, seq) {
+                Ok(n) => n,
+                Err(_) => fail("frame"),
+            };
+            let ((o, ticks), usage) = stack::measure(|| {
+                timed(syst, || {
+                    agent.handle(
+                        peer,
+                        now(t),
+                        &mut lock_rng,
+                        &mut lock,
+                        &frame[..n],
+                        &mut out,
+                    )
+                })
+            });
+            hprintln!(
+                "agent call {}: {} ticks, stack {} bytes, request {} B, answer {} B",
+                $name,
+                ticks,
+                usage.call,
+                n,
+                o.len
+            );
+            deepest = deepest.max(usage.call);
+            (o, o.len)
+        }};
+    }
+
+    // --- Pairing with the setup code, in the window. ---
+    let (_, m) = step!("pairing params", Request::PakeParams);
+    let params = match answer(&out[..m], "params") {
+        Response::PakeParams(p) => {
+            let mut b = [0u8; keyway_channel::pairing::PARAMS_LEN];
+            if p.msg.len() != b.len() {
+                fail("params length");
+            }
+            b.copy_from_slice(p.msg);
+            b
+        }
+        _ => fail("params"),
+    };
+    let (mut cp, pake1) = match ClientPairing::start(&code, &params, &mut client_rng) {
+        Ok(v) => v,
+        Err(_) => fail("client start"),
+    };
+    let (_, m) = step!(
+        "pairing Pake1 -> Pake2",
+        Request::PakeStart(kw::PakeStart { msg: &pake1 })
+    );
+    let mut pake3 = [0u8; keyway_channel::pairing::PAKE3_LEN];
+    match answer(&out[..m], "pake2") {
+        Response::PakeStart(p) => {
+            if cp.pake2(p.msg, &owner.pk, "Alice", &mut pake3).is_err() {
+                fail("client pake2");
+            }
+        }
+        _ => fail("pake2"),
+    }
+    let (o, m) = step!(
+        "pairing Pake3 -> Pake4",
+        Request::PakeFinish(kw::PakeFinish { msg: &pake3 })
+    );
+    let device_key = match answer(&out[..m], "pake4") {
+        Response::PakeFinish(p) => match cp.pake4(p.msg) {
+            Ok(l) => l.device_public_key,
+            Err(_) => fail("client pake4"),
+        },
+        _ => fail("pake4"),
+    };
+    if !matches!(o.event, Event::OwnerPaired { .. }) || agent.state().owner_count() != 1 {
+        fail("owner not paired");
+    }
+    hprintln!("paired: 1 owner, window closed: {}", !agent.window_open(t));
+
+    // --- Session. ---
+    let (hs, msg1) = ClientHandshake::start(&mut client_rng);
+    let (_, m) = step!(
+        "session msg1 -> msg2",
+        Request::SessionStart(kw::SessionStart { msg: &msg1 })
+    );
+    let mut msg3 = [0u8; keyway_channel::handshake::MSG3_LEN];
+    let mut session: ClientSession = match answer(&out[..m], "msg2") {
+        Response::SessionStart(s) => match hs.msg2(s.msg, &device_key, &owner, &mut msg3) {
+            Ok(s) => s,
+            Err(_) => fail("client msg2"),
+        },
+        _ => fail("msg2"),
+    };
+    let (_, m) = step!(
+        "session msg3 -> msg4",
+        Request::SessionFinish(kw::SessionFinish { msg: &msg3 })
+    );
+    let mut msg4 = [0u8; keyway_channel::record::MSG4_LEN];
+    match answer(&out[..m], "msg4") {
+        Response::SessionFinish(s) if s.msg.len() == msg4.len() => msg4.copy_from_slice(s.msg),
+        _ => fail("msg4"),
+    }
+    if session.open_response(t, &mut msg4).is_err() {
+        fail("client msg4");
+    }
+
+    // --- Sealed requests. ---
+    lock.pending = Some(Pending {
+        digest: [0x5e; 32],
+        sequence: 7,
+        notes_offered: true,
+    });
+    let requests: [(&str, Request<'_>); 3] = [
+        ("sealed unlock", Request::Unlock(kw::Signed::default())),
+        (
+            "sealed consent",
+            Request::Consent(kw::Consent {
+                accept: true,
+                auth: None,
+            }),
+        ),
+        ("sealed owners", Request::Owners(kw::Signed::default())),
+    ];
+    let mut inner = [0u8; MAX_FRAME];
+    let mut rec = [0u8; MAX_FRAME];
+    for (name, req) in requests.iter() {
+        seq = seq.wrapping_add(1);
+        let n = match req.frame(&mut inner, Version::V2, seq) {
+            Ok(n) => n,
+            Err(_) => fail("inner frame"),
+        };
+        let r = match session.seal_request(t, &inner[..n], &mut rec) {
+            Ok((_, r)) => r,
+            Err(_) => fail("seal"),
+        };
+        let (_, m) = step!(*name, Request::Sealed(kw::Sealed { msg: &rec[..r] }));
+        let mut back = [0u8; MAX_FRAME];
+        let k = match answer(&out[..m], name) {
+            Response::Sealed(s) if s.msg.len() <= back.len() => {
+                back[..s.msg.len()].copy_from_slice(s.msg);
+                s.msg.len()
+            }
+            _ => fail(name),
+        };
+        let got = match session.open_response(t, &mut back[..k]) {
+            Ok(g) => g,
+            Err(_) => fail("client open"),
+        };
+        let _ = answer(&back[got.payload.clone()], name);
+    }
+    if lock.bolt != Bolt::Unlocked || agent.state().consent().is_none() {
+        fail("unlock or consent did not take");
+    }
+    hprintln!("sealed: unlocked, consent stored, owners listed");
+    hprintln!(
+        "deepest agent call: {} B (budget {})",
+        deepest,
+        STACK_BUDGET
+    );
+    if deepest > STACK_BUDGET {
+        fail("stack over budget");
+    }
+}
+
+#[exception]
+unsafe fn HardFault(_frame: &ExceptionFrame) -> ! {
+    fail("hard fault")
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    hprintln!("PANIC: {}", info);
+    debug::exit(debug::EXIT_FAILURE);
+    loop {}
+}

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# On-target run of keyway-agent's dispatch (firmware/qemu-agent): the agent
+# and an owner's client in memory on an emulated Cortex-M4 (QEMU
+# mps2-an386, -icount shift=0): pairing with the setup code, a session,
+# sealed unlock / consent / owners. Prints each agent call's instructions
+# and stack, the agent's RAM, and the lock's code (the agent alone, linked
+# on opaque frames, minus a baseline), and fails if a call's stack or the
+# code is over budget.
+#
+#   KEYWAY_AGENT_STACK_BUDGET   bytes, one agent call (default 16384)
+#   KEYWAY_AGENT_CODE_BUDGET    bytes of .text+.rodata for the agent with
+#                               its channel, store and codec (default 131072)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+FIRMWARE="$ROOT/firmware/qemu-agent"
+OUT_DIR="$ROOT/target/qemu-agent"
+export CARGO_TARGET_DIR="$ROOT/target/firmware"
+TRIPLE=thumbv7em-none-eabihf
+CODE_BUDGET="${KEYWAY_AGENT_CODE_BUDGET:-131072}"
+STACK_BUDGET="${KEYWAY_AGENT_STACK_BUDGET:-16384}"
+QEMU_TIMEOUT="${KEYWAY_QEMU_TIMEOUT:-120}"
+
+[[ $# == 0 ]] || { echo "usage: $0" >&2; exit 2; }
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'qemu-agent: error: %s\n' "$*" >&2; exit 1; }
+command -v qemu-system-arm >/dev/null || die "qemu-system-arm not found (scripts/qemu-verify.sh installs it)"
+
+rm -rf "$OUT_DIR" && mkdir -p "$OUT_DIR"
+
+build() { # build NAME [cargo args]
+  local name=$1; shift
+  log "building $name"
+  (cd "$FIRMWARE" && KEYWAY_AGENT_STACK_BUDGET="$STACK_BUDGET" \
+     cargo build --release --target "$TRIPLE" "$@") || die "firmware build ($name) failed"
+  cp "$CARGO_TARGET_DIR/$TRIPLE/release/qemu-agent" "$OUT_DIR/$name.elf"
+}
+build agent
+build lock-only --features lock-only
+build baseline --features baseline
+
+run() { # run NAME: boots NAME.elf, log in NAME.log; dies unless it passed
+  log "running $1 on QEMU mps2-an386 (-icount shift=0)"
+  local rc
+  set +e
+  timeout "$QEMU_TIMEOUT" qemu-system-arm -machine mps2-an386 -cpu cortex-m4 -icount shift=0 \
+    -nographic -monitor none -serial none \
+    -semihosting-config enable=on,target=native -kernel "$OUT_DIR/$1.elf" </dev/null >"$OUT_DIR/$1.log"
+  rc=$?
+  set -e
+  cat "$OUT_DIR/$1.log"
+  [[ $rc == 124 ]] && die "QEMU timed out after ${QEMU_TIMEOUT}s ($1)"
+  [[ $rc == 0 ]] || die "the firmware reported a failure (exit $rc, $1)"
+  grep -q '^PASS$' "$OUT_DIR/$1.log" || die "no PASS from the firmware ($1)"
+}
+run agent
+
+SIZE_TOOL=$(command -v size || command -v llvm-size) || die "no size tool"
+code_bytes() { "$SIZE_TOOL" -A "$1" | awk '$1==".text" || $1==".rodata" { s += $2 } END { print s+0 }'; }
+full=$(code_bytes "$OUT_DIR/agent.elf")
+lockfw=$(code_bytes "$OUT_DIR/lock-only.elf")
+base=$(code_bytes "$OUT_DIR/baseline.elf")
+code=$((lockfw - base))
+both=$((full - base))
+
+awk -v code="$code" -v both="$both" -v lockfw="$lockfw" -v base="$base" -v budget="$CODE_BUDGET" '
+  /^SysTick ticks for 2000000 instructions:/ { per_tick = 2000000 / $NF }
+  /^agent RAM:/ { ram = $0; sub(/^agent RAM: /, "", ram) }
+  /^agent call / { line = $0; sub(/^agent call /, "", line); name = line; sub(/: .*/, "", name)
+    t = line; sub(/.*: /, "", t); sub(/ ticks.*/, "", t); s = line; sub(/.*stack /, "", s); sub(/ bytes.*/, "", s)
+    n++; names[n] = name; ticks[n] = t; stack[n] = s }
+  /^deepest agent call:/ { deepest = $4 }
+  END {
+    printf "\nkeyway-agent on Cortex-M4 (opt-level z, LTO; %.0f instructions per SysTick tick, calibrated on target)\n", per_tick
+    printf "%-28s %14s %10s\n", "agent call (Agent::handle)", "instructions", "stack (B)"
+    for (i = 1; i <= n; i++) printf "%-28s %14d %10d\n", names[i], ticks[i] * per_tick, stack[i]
+    printf "deepest agent call: %d B of stack\n", deepest
+    printf "agent RAM: %s\n", ram
+    printf "lock code (agent + channel + store + SMP codec + Ed25519/P-256/SHA-2/ChaCha20-Poly1305): %d B .text+.rodata (lock-only firmware %d minus baseline %d; budget %d)\n", code, lockfw, base, budget
+    printf "with the client linked too (the run above): %d B\n", both
+  }' "$OUT_DIR/agent.log"
+
+(( code <= CODE_BUDGET )) || die "the agent's code is $code B, over the budget of $CODE_BUDGET B"
+log "ok"
