@@ -14,8 +14,10 @@
 #   scripts/qemu-core.sh      (no arguments)
 #
 # Reports, against the lock's budget (issue 12):
-#   code = .text+.rodata of the firmware minus a baseline build (the same
-#          harness, prints, RAM flash and every fixture, no lock core);
+#   code = .text+.rodata of the `quiet` build (the same lock calls in the
+#          same order, results through black_box, no checks or reports; it
+#          must pass too) minus a baseline build (the same meter, prints,
+#          RAM flash and every fixture, no lock core);
 #          budget KEYWAY_CORE_CODE_BUDGET (default 131072 bytes);
 #   RAM  = .data+.bss+.uninit statics of the firmware + the peak of the
 #          lock's RAM on the stack (its state, buffers and calls, painted;
@@ -113,6 +115,7 @@ build() { # build NAME [cargo args]
   cp "$CARGO_TARGET_DIR/$TRIPLE/release/qemu-core" "$OUT_DIR/$name.elf"
 }
 build core
+build quiet --features quiet
 build baseline --features baseline
 
 # --- 3. run -------------------------------------------------------------------
@@ -131,6 +134,7 @@ run() { # run NAME
   grep -q '^PASS$' "$OUT_DIR/$1.log" || die "no PASS from the firmware ($1)"
 }
 run core
+run quiet
 run baseline
 
 # --- 4. the export, verified on the host ---------------------------------------
@@ -143,16 +147,17 @@ log "keyway log verify: the lock's export verifies with the device key"
 # --- 5. judge -------------------------------------------------------------------
 SIZE_TOOL=$(command -v size || command -v llvm-size) || die "no size tool"
 sect() { "$SIZE_TOOL" -A "$1" | awk -v re="$2" '$1 ~ re { s += $2 } END { print s+0 }'; }
-full=$(sect "$OUT_DIR/core.elf" '^\.(text|rodata)$')
+full=$(sect "$OUT_DIR/quiet.elf" '^\.(text|rodata)$')
+checked=$(sect "$OUT_DIR/core.elf" '^\.(text|rodata)$')
 base=$(sect "$OUT_DIR/baseline.elf" '^\.(text|rodata)$')
 statics=$(sect "$OUT_DIR/core.elf" '^\.(data|bss|uninit)$')
 code=$((full - base))
 peak=$(sed -n 's/^lock RAM on stack, peak: \([0-9]*\) B.*/\1/p' "$OUT_DIR/core.log")
 [[ -n $peak ]] || die "no stack figure in the firmware's output"
 ram=$((statics + peak))
-nm -S -C --size-sort --radix=d "$OUT_DIR/core.elf" | awk 'NF >= 4 && $3 ~ /^[TtRr]$/' | tail -n 25 >"$OUT_DIR/biggest.txt"
+nm -S -C --size-sort --radix=d "$OUT_DIR/quiet.elf" | awk 'NF >= 4 && $3 ~ /^[TtRr]$/' | tail -n 25 >"$OUT_DIR/biggest.txt"
 CRATES='keyway_channel|spake2plus|p256|primeorder|crypto_bigint|elliptic_curve|hkdf|hmac|pbkdf2|chacha20poly1305|chacha20|poly1305|universal_hash|aead|cipher|ff|group|subtle|zeroize'
-nm -S -C --radix=d "$OUT_DIR/core.elf" | awk -v chan="(^|[^A-Za-z0-9_])($CRATES)::" '
+nm -S -C --radix=d "$OUT_DIR/quiet.elf" | awk -v chan="(^|[^A-Za-z0-9_])($CRATES)::" '
   NF >= 4 && $3 ~ /^[TtRr]$/ { name = $0; sub(/^[^ ]+ [^ ]+ [^ ]+ /, "", name); s = $2 + 0
     if (name ~ /(^|[^A-Za-z0-9_])keyway_suit::/) c["keyway_suit"] += s
     else if (name ~ /(^|[^A-Za-z0-9_])ed25519_compact::/) c["ed25519_compact"] += s
@@ -167,7 +172,7 @@ nm -S -C --radix=d "$OUT_DIR/core.elf" | awk -v chan="(^|[^A-Za-z0-9_])($CRATES)
     else c["other (harness, compiler_builtins, unnamed)"] += s }
   END { for (k in c) printf "%8d  %s\n", c[k], k }' | sort -rn >"$OUT_DIR/by-crate.txt"
 
-awk -v code="$code" -v full="$full" -v base="$base" -v statics="$statics" -v peak="$peak" \
+awk -v code="$code" -v full="$full" -v checked="$checked" -v base="$base" -v statics="$statics" -v peak="$peak" \
     -v ram="$ram" -v cb="$CODE_BUDGET" -v rb="$RAM_BUDGET" '
   /^SysTick ticks for 2000000 instructions:/ { per_tick = 2000000 / $NF }
   /^step / { line = $0; sub(/^step /, "", line); name = line; sub(/: [0-9]+ calls, .*/, "", name)
@@ -181,7 +186,8 @@ awk -v code="$code" -v full="$full" -v base="$base" -v statics="$statics" -v pea
     printf "\nThe lock core on Cortex-M4 (opt-level z, LTO; %.0f instructions per SysTick tick, calibrated on target)\n", per_tick
     printf "%-48s %6s %14s %10s %14s\n", "step", "calls", "instructions", "stack (B)", "lock RAM (B)"
     for (i = 1; i <= n; i++) printf "%-48s %6d %14d %10d %14d\n", names[i], calls[i], ticks[i] * per_tick, stack[i], rams[i]
-    printf "code: %d B .text+.rodata (firmware %d minus baseline %d); budget %d B\n", code, full, base, cb
+    printf "code: %d B .text+.rodata (quiet firmware %d minus baseline %d); budget %d B\n", code, full, base, cb
+    printf "      (the checked firmware, with the harness'"'"'s checks and reports: %d B over the baseline)\n", checked - base
     printf "RAM: %d B = statics %d B (.data+.bss+.uninit) + lock RAM on the stack at its peak %d B (%s); budget %d B\n", ram, statics, peak, peak_step, rb
     bad = 0
     if (code > cb) { printf "FAILED: code %d B over budget %d B\n", code, cb; bad = 1 }
@@ -189,7 +195,7 @@ awk -v code="$code" -v full="$full" -v base="$base" -v statics="$statics" -v pea
     exit bad
   }' "$OUT_DIR/core.log" | tee "$OUT_DIR/summary.txt"
 status=${PIPESTATUS[0]}
-echo "code by crate (nm -S symbols of the firmware; LTO inlines across crates, unnamed constants in other):"
+echo "code by crate (nm -S symbols of the quiet firmware; LTO inlines across crates, unnamed constants in other):"
 cat "$OUT_DIR/by-crate.txt"
 echo "biggest symbols: $OUT_DIR/biggest.txt"
 [[ $status == 0 ]] || { echo "qemu-core: FAILED (over budget)"; exit 1; }

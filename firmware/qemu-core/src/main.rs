@@ -44,6 +44,10 @@
 #![no_std]
 #![no_main]
 #![cfg_attr(feature = "baseline", allow(dead_code, unused_imports, unused_variables))]
+#![cfg_attr(
+    feature = "quiet",
+    allow(dead_code, unused_imports, unused_variables, unused_mut, unreachable_code)
+)]
 
 #[cfg(not(feature = "baseline"))]
 mod lock;
@@ -153,7 +157,7 @@ fn fail(what: &str) -> ! {
 /// The value of a step that must work, or the run ends with its error.
 fn must<T, E: Debug>(what: &str, r: Result<T, E>) -> T {
     match r {
-        Ok(v) => v,
+        Ok(v) => core::hint::black_box(v),
         Err(e) => {
             // The errors' Debug code is not the lock's: only with the
             // `verbose` feature (the measured build leaves it out).
@@ -175,6 +179,25 @@ fn ensure(ok: bool, what: &str) {
     if !ok {
         fail(what);
     }
+}
+
+#[allow(unused_macros)]
+/// A check of the harness: left out of the `quiet` build (the code-size
+/// build: the same lock calls, their results through `black_box`).
+macro_rules! check {
+    ($ok:expr, $what:expr $(,)?) => {
+        #[cfg(not(feature = "quiet"))]
+        ensure($ok, $what);
+    };
+}
+
+#[allow(unused_macros)]
+/// A line of the harness's report: left out of the `quiet` build.
+macro_rules! say {
+    ($($t:tt)*) => {
+        #[cfg(not(feature = "quiet"))]
+        hprintln!($($t)*);
+    };
 }
 
 /// SysTick, counting down from 2^24 - 1 at the core clock, its wraps
@@ -336,8 +359,6 @@ fn sp() -> usize {
 #[cfg(not(feature = "baseline"))]
 #[inline(never)]
 fn session(flash: &mut Flash, export: &mut [u8], m: &mut Meter) -> usize {
-    use ed25519_compact::{KeyPair, PublicKey as EdKey, Seed, Signature};
-    use keyway_audit::record::{Body, Record, record_len};
     use keyway_channel::Error as ChannelError;
     use keyway_channel::handshake::{MSG2_LEN, MSG3_LEN};
     use keyway_channel::pairing::{PAKE2_LEN, PAKE4_LEN, VERIFIER_LEN};
@@ -357,7 +378,7 @@ fn session(flash: &mut Flash, export: &mut [u8], m: &mut Meter) -> usize {
     );
     let verifier: &[u8; VERIFIER_LEN] = must("verifier", fixture::VERIFIER.try_into());
     let rng = ChaCha20Rng::seed_from_u64;
-    hprintln!(
+    say!(
         "lock state: Lock {} B (Store {} B, AuditLog {} B, Journal {} B, SessionTable<{}> {} B, Installer {} B, LockPairing {} B, PairingGuard {} B, TrustAnchors {} B, ChaCha20Rng {} B); head buffer {} B; flash {} KiB outside",
         core::mem::size_of::<Lock>(),
         core::mem::size_of::<keyway_agent::store::Store<Flash>>(),
@@ -393,7 +414,7 @@ fn session(flash: &mut Flash, export: &mut [u8], m: &mut Meter) -> usize {
     };
     let r = m.step("factory: first boot (erased flash)", || lk.boot(flash, 0));
     let b = must("first boot", r);
-    ensure(
+    check!(
         b.decision.boot == Boot::Recovery,
         "an erased lock must stay in recovery",
     );
@@ -401,8 +422,8 @@ fn session(flash: &mut Flash, export: &mut [u8], m: &mut Meter) -> usize {
         lk.provision(flash, verifier, fixture::V1)
     });
     let seq = must("provision", seq);
-    ensure(seq == 1, "v1 must have sequence 1");
-    hprintln!("ok factory: recovery on an erased flash; verifier stored; v1 (seq 1) in slot 0, confirmed");
+    check!(seq == 1, "v1 must have sequence 1");
+    say!("ok factory: recovery on an erased flash; verifier stored; v1 (seq 1) in slot 0, confirmed");
 
     // 2. Boot v1 (a reset: the stores reopened from the flash).
     let r = m.step("reset + boot v1 (boot::boot, VerifiedSlot)", || {
@@ -410,13 +431,13 @@ fn session(flash: &mut Flash, export: &mut [u8], m: &mut Meter) -> usize {
         lk.boot(flash, 0)
     });
     let b = must("boot v1", r);
-    ensure(
+    check!(
         b.decision.boot == Boot::Slot(0)
             && b.decision.reason == Reason::Active
             && b.running.map(|i| i.sequence) == Some(1),
         "boot v1: slot 0, active, sequence 1",
     );
-    hprintln!("ok boot: Slot(0) (Active), running seq 1");
+    say!("ok boot: Slot(0) (Active), running seq 1");
 
     // 3. Pairing.
     let now = LOCK_NOW_MS - 1_000;
@@ -425,18 +446,18 @@ fn session(flash: &mut Flash, export: &mut [u8], m: &mut Meter) -> usize {
         lk.pake1(now, fixture::PAKE1, &mut pake2)
     });
     must("pake1", r);
-    ensure(pake2[..] == *fixture::PAKE2, "Pake2 differs from the host's");
+    check!(pake2[..] == *fixture::PAKE2, "Pake2 differs from the host's");
     let mut pake4 = [0u8; PAKE4_LEN];
     let r = m.step("pair: Pake3 -> Pake4 (owner stored, logged)", || {
         lk.pake3(flash, now, fixture::PAKE3, &mut pake4)
     });
     let owner = must("pake3", r);
-    ensure(pake4[..] == *fixture::PAKE4, "Pake4 differs from the host's");
+    check!(pake4[..] == *fixture::PAKE4, "Pake4 differs from the host's");
     let owner_id = owner.key_id();
     {
         let s = lk.store.state();
         let stored = s.owner(&owner_id);
-        ensure(
+        check!(
             s.owner_count() == 1
                 && stored.is_some_and(|o| {
                     *o.key() == owner.public_key
@@ -446,26 +467,29 @@ fn session(flash: &mut Flash, export: &mut [u8], m: &mut Meter) -> usize {
             "the paired owner must be in the owner store",
         );
     }
-    hprint!("ok pair: owner \"{}\", key id ", owner.name());
-    for b in owner_id {
-        hprint!("{:02x}", b);
+    #[cfg(not(feature = "quiet"))]
+    {
+        hprint!("ok pair: owner \"{}\", key id ", owner.name());
+        for b in owner_id {
+            hprint!("{:02x}", b);
+        }
+        hprintln!(", stored; Pake2, Pake4 as on the host");
     }
-    hprintln!(", stored; Pake2, Pake4 as on the host");
 
     // 4. Session.
     let now = LOCK_NOW_MS;
     let mut msg2 = [0u8; MSG2_LEN];
     let r = m.step("session: msg1 -> msg2", || lk.msg1(now, fixture::MSG1, &mut msg2));
     must("msg1", r);
-    ensure(msg2[..] == *fixture::MSG2, "msg2 differs from the host's");
+    check!(msg2[..] == *fixture::MSG2, "msg2 differs from the host's");
     let msg3: &[u8; MSG3_LEN] = must("msg3", fixture::MSG3.try_into());
     let mut msg4 = [0u8; MSG4_LEN];
     let r = m.step("session: msg3 -> msg4 (owner from the store)", || {
         lk.msg3(now, msg3, &mut msg4)
     });
     must("msg3", r);
-    ensure(msg4[..] == *fixture::MSG4, "msg4 differs from the host's");
-    hprintln!("ok session: msg2, msg4 as on the host");
+    check!(msg4[..] == *fixture::MSG4, "msg4 differs from the host's");
+    say!("ok session: msg2, msg4 as on the host");
 
     // 5. Upload, 6. consent.
     let mut record = [0u8; RECORD_MAX];
@@ -478,34 +502,37 @@ fn session(flash: &mut Flash, export: &mut [u8], m: &mut Meter) -> usize {
     let mut first: Option<&[u8]> = None;
     for (k, rec) in Records(fixture::SESSION1).enumerate() {
         let now = LOCK_NOW_MS + request_offset_ms(k);
-        ensure(rec.len() <= RECORD_MAX, "a recorded request is larger than RECORD_MAX");
+        check!(rec.len() <= RECORD_MAX, "a recorded request is larger than RECORD_MAX");
         record[..rec.len()].copy_from_slice(rec);
         let r = if k < chunks {
             m.call(&mut row, || lk.request(flash, now, &mut record[..rec.len()], &mut plain, &mut sealed))
         } else {
             print_row(&row);
-            hprintln!("ok upload: {} B in {} chunks of {} B", total, chunks, UPLOAD_CHUNK);
+            say!("ok upload: {} B in {} chunks of {} B", total, chunks, UPLOAD_CHUNK);
             // A replayed upload record: refused by the channel, nothing
             // changes.
             let replay = first.unwrap_or(&[]);
             record[..replay.len()].copy_from_slice(replay);
             let journal_before = *lk.journal.state();
             let r = lk.request(flash, now, &mut record[..replay.len()], &mut plain, &mut sealed);
-            ensure(
+            core::hint::black_box(&r);
+            check!(
                 matches!(r, Err(ChannelError::Replay { .. })) && *lk.journal.state() == journal_before,
                 "a replayed upload record must be refused and change nothing",
             );
-            hprintln!("ok replay: the first upload record again is refused (Replay), nothing changed");
+            say!("ok replay: the first upload record again is refused (Replay), nothing changed");
             record[..rec.len()].copy_from_slice(rec);
             m.step("consent (stored, slot 1 armed)", || {
                 lk.request(flash, now, &mut record[..rec.len()], &mut plain, &mut sealed)
             })
         };
         let (_, n, outcome) = must("request", r);
-        ensure(n > 0, "no answer");
+        check!(n > 0, "no answer");
         if k == 0 {
             first = Some(rec);
         }
+        #[cfg(not(feature = "quiet"))]
+        {
         let want_off = (((k + 1) * UPLOAD_CHUNK) as u64).min(total);
         let ok = if k + 1 < chunks {
             outcome == Outcome::Uploading { off: want_off }
@@ -525,10 +552,11 @@ fn session(flash: &mut Flash, export: &mut [u8], m: &mut Meter) -> usize {
             hprintln!("FAIL: request {}", k);
             fail("unexpected outcome");
         }
+        }
     }
     {
         let c = lk.store.state().consent();
-        ensure(
+        check!(
             c.is_some_and(|c| {
                 c.sequence == 2
                     && c.granted_by == keyway_agent::store::GrantedBy::Owner(owner_id)
@@ -536,7 +564,7 @@ fn session(flash: &mut Flash, export: &mut [u8], m: &mut Meter) -> usize {
             "consent stored and slot 1 pending",
         );
     }
-    hprintln!("ok consent: stored for seq 2 by the owner; journal Pending {{ slot: 1 }}");
+    say!("ok consent: stored for seq 2 by the owner; journal Pending {{ slot: 1 }}");
 
     // 7. Reboot, 8. confirm.
     let now = LOCK_NOW_2_MS - 1_000;
@@ -545,84 +573,104 @@ fn session(flash: &mut Flash, export: &mut [u8], m: &mut Meter) -> usize {
         lk.boot(flash, now)
     });
     let b = must("reboot", r);
-    ensure(
+    check!(
         b.decision.boot == Boot::Slot(1)
             && matches!(b.decision.reason, Reason::StartTrial { slot: 1, .. })
             && b.running.map(|i| i.sequence) == Some(2),
         "reboot: the trial of slot 1 (seq 2)",
     );
-    ensure(
+    check!(
         lk.store.state().owner(&owner_id).is_some() && lk.store.state().consent().is_some(),
         "the owner and the consent must survive the reboot",
     );
-    hprintln!("ok reboot: Slot(1) (StartTrial {{ slot: 1 }}), running seq 2; owner and consent reopened from the flash");
+    say!("ok reboot: Slot(1) (StartTrial {{ slot: 1 }}), running seq 2; owner and consent reopened from the flash");
     let r = m.step("confirm (self-test passed)", || lk.confirm(flash, now, 2));
     let slot = must("confirm", r);
     let s = *lk.journal.state();
-    ensure(
+    check!(
         slot == 1
             && s.trial == TrialState::Confirmed
             && s.floor == Some(2)
             && lk.store.state().consent().is_none(),
         "confirm: slot 1 confirmed, floor 2, consent spent",
     );
-    hprintln!("ok confirm: slot 1, floor 2, consent spent");
+    say!("ok confirm: slot 1, floor 2, consent spent");
 
     // 9. A new session.
     let now = LOCK_NOW_2_MS;
     let mut msg2 = [0u8; MSG2_LEN];
     let r = m.step("session again: msg1 -> msg2", || lk.msg1(now, fixture::MSG1B, &mut msg2));
     must("msg1 (after the reboot)", r);
-    ensure(msg2[..] == *fixture::MSG2B, "msg2 (after the reboot) differs from the host's");
+    check!(msg2[..] == *fixture::MSG2B, "msg2 (after the reboot) differs from the host's");
     let msg3: &[u8; MSG3_LEN] = must("msg3", fixture::MSG3B.try_into());
     let mut msg4 = [0u8; MSG4_LEN];
     let r = m.step("session again: msg3 -> msg4", || lk.msg3(now, msg3, &mut msg4));
     must("msg3 (after the reboot)", r);
-    ensure(msg4[..] == *fixture::MSG4B, "msg4 (after the reboot) differs from the host's");
-    hprintln!("ok session after the reboot: msg2, msg4 as on the host");
+    check!(msg4[..] == *fixture::MSG4B, "msg4 (after the reboot) differs from the host's");
+    say!("ok session after the reboot: msg2, msg4 as on the host");
 
     // 10. The log export.
     let mut row = Row::new("log export: SMP frames in session records");
     let mut len = 0usize;
-    let mut total: Option<u64> = None;
     for (k, rec) in Records(fixture::SESSION2).enumerate() {
-        if total.is_some_and(|t| len as u64 >= t) {
-            break;
-        }
         let now = LOCK_NOW_2_MS + request_offset_ms(k);
         record[..rec.len()].copy_from_slice(rec);
         let r = m.call(&mut row, || {
             lk.request(flash, now, &mut record[..rec.len()], &mut plain, &mut sealed)
         });
         let (_, n, outcome) = must("log request", r);
-        let Outcome::LogChunk { off, n: got, len: l } = outcome else {
+        let Outcome::LogChunk { off, n: got, len: total } = outcome else {
             #[cfg(feature = "verbose")]
             hprintln!("FAIL: log request {}: {:?}", k, outcome);
             hprintln!("FAIL: log request {}", k);
             fail("unexpected outcome");
         };
-        ensure(off == len as u64 && got > 0, "log chunks in order");
         // The client's side: the data out of the answer frame.
-        let rsp = must(
-            "log answer",
-            keyway_smp::kw::LogRsp::decode(&plain[keyway_smp::HEADER_LEN..n]),
-        );
-        ensure(len + rsp.data.len() <= export.len(), "export larger than the client's buffer");
-        export[len..len + rsp.data.len()].copy_from_slice(rsp.data);
-        len += rsp.data.len();
-        total = Some(l);
+        #[cfg(not(feature = "quiet"))]
+        {
+            check!(off == len as u64 && got > 0, "log chunks in order");
+            let rsp = must(
+                "log answer",
+                keyway_smp::kw::LogRsp::decode(&plain[keyway_smp::HEADER_LEN..n]),
+            );
+            check!(
+                len + rsp.data.len() <= export.len() && rsp.data.len() == got,
+                "the answer carries the chunk",
+            );
+            export[len..len + rsp.data.len()].copy_from_slice(rsp.data);
+        }
+        core::hint::black_box(n);
+        len += got;
+        if off + got as u64 >= total {
+            break;
+        }
     }
     print_row(&row);
-    ensure(total == Some(len as u64), "the export is complete");
-    // Its head: the last record.
+    #[cfg(not(feature = "quiet"))]
+    {
+        check_export(&export[..len], lk, seed);
+        say!(
+            "ok log export: {} B; head signed by the device over the chain head ({} events)",
+            len,
+            lk.log.next_seq()
+        );
+    }
+    len
+}
+
+/// The client's check of the export (not in the `quiet` build): records
+/// back to back, the last one the export head, naming the log's chain
+/// head and record count, signed by the device key.
+#[cfg(not(any(feature = "baseline", feature = "quiet")))]
+fn check_export(export: &[u8], lk: &lock::Lock, seed: [u8; 32]) {
+    use ed25519_compact::{KeyPair, PublicKey as EdKey, Seed, Signature};
+    use keyway_audit::record::{Body, Record, record_len};
     let mut at = 0;
-    let mut records = 0u32;
     let mut last = 0..0;
-    while at < len {
-        let n = must("export record", record_len(&export[at..len]));
+    while at < export.len() {
+        let n = must("export record", record_len(&export[at..]));
         last = at..at + n;
         at += n;
-        records += 1;
     }
     let (head, _) = must("export head", Record::decode(&export[last]));
     let device = KeyPair::from_seed(Seed::new(seed));
@@ -638,13 +686,6 @@ fn session(flash: &mut Flash, export: &mut [u8], m: &mut Meter) -> usize {
         _ => false,
     };
     ensure(ok, "the export's head must name the log's chain head and count, signed by the device");
-    hprintln!(
-        "ok log export: {} B, {} records; head signed by the device over the chain head ({} events)",
-        len,
-        records,
-        lk.log.next_seq()
-    );
-    len
 }
 
 /// The baseline: the same harness (meter, prints, flash, fixtures) with
