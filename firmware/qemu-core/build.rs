@@ -64,7 +64,10 @@ fn main() {
 
     let mut lock_rng = ChaCha20Rng::seed_from_u64(LOCK_RNG_SEED);
     let mut client_rng = ChaCha20Rng::seed_from_u64(CLIENT_RNG_SEED);
-    let seed: [u8; 32] = fs::read(dir.join("device.seed")).unwrap().try_into().unwrap();
+    let seed: [u8; 32] = fs::read(dir.join("device.seed"))
+        .unwrap()
+        .try_into()
+        .unwrap();
     let device = KeyPair::from_seed(Seed::new(seed));
     let owner = KeyPair::from_seed(Seed::new(OWNER_SEED));
     let code = SetupCode::new(CODE).unwrap();

@@ -47,7 +47,7 @@ use rand_chacha::ChaCha20Rng;
 use sha2::{Digest, Sha256};
 
 use crate::ram_flash::SECTOR;
-use crate::{Flash, FLASH_SECTORS};
+use crate::{FLASH_SECTORS, Flash};
 
 /// Sessions and handshakes the lock holds at once.
 pub const SESSIONS: usize = 4;
@@ -204,8 +204,8 @@ impl Lock {
         rng: ChaCha20Rng,
         boots: u32,
     ) -> Result<(), Fail> {
-        let anchors = keyway_suit::PublicKey::from_raw(root_key)
-            .and_then(|k| TrustAnchors::new(&[k], 1))?;
+        let anchors =
+            keyway_suit::PublicKey::from_raw(root_key).and_then(|k| TrustAnchors::new(&[k], 1))?;
         let layout = layout();
         *slot = Some(Lock {
             journal: Journal::open(flash, layout.journal)?,
@@ -443,14 +443,15 @@ impl Lock {
 
     /// Handshake, msg3 -> msg4: the initiator must be an owner in the
     /// store.
-    pub fn msg3(&mut self, now_ms: u64, msg3: &[u8; MSG3_LEN], out: &mut [u8; MSG4_LEN]) -> Result<(), Fail> {
+    pub fn msg3(
+        &mut self,
+        now_ms: u64,
+        msg3: &[u8; MSG3_LEN],
+        out: &mut [u8; MSG4_LEN],
+    ) -> Result<(), Fail> {
         let owners = self.store.state();
-        self.table.handshake3(
-            now_ms,
-            msg3,
-            |kid| owners.owner(kid).map(|o| *o.key()),
-            out,
-        )?;
+        self.table
+            .handshake3(now_ms, msg3, |kid| owners.owner(kid).map(|o| *o.key()), out)?;
         Ok(())
     }
 
@@ -516,11 +517,13 @@ impl Lock {
             }
             Err(_) => return refuse(out, MgmtErr::Inval, None),
         };
-        let answer = |out: &mut [u8], r: Response<'_>, o: Outcome| {
-            match keyway_smp::answer_frame(out, &header, |w| r.encode(w)) {
-                Ok(n) => (n, o),
-                Err(_) => (0, Outcome::Dropped),
-            }
+        let answer = |out: &mut [u8], r: Response<'_>, o: Outcome| match keyway_smp::answer_frame(
+            out,
+            &header,
+            |w| r.encode(w),
+        ) {
+            Ok(n) => (n, o),
+            Err(_) => (0, Outcome::Dropped),
         };
         match request {
             Request::Upload(u) => match self.upload(flash, now_ms, &u) {
@@ -562,7 +565,12 @@ impl Lock {
     /// the last chunk finishes the slot unarmed. A wrong offset gets the
     /// offset wanted (as MCUmgr does). Any failure drops the upload (and
     /// the installer's download record with it) and is logged.
-    fn upload(&mut self, flash: &mut Flash, now_ms: u64, u: &img::Upload<'_>) -> Result<Outcome, u16> {
+    fn upload(
+        &mut self,
+        flash: &mut Flash,
+        now_ms: u64,
+        u: &img::Upload<'_>,
+    ) -> Result<Outcome, u16> {
         if u.off == 0 {
             let (Some(len), Some(sha)) = (u.len, u.sha) else {
                 return Err(img_rc::INVALID_LENGTH);
@@ -667,17 +675,16 @@ impl Lock {
             keyset: None,
         };
         let mut verified = Verified::empty();
-        if let Err(e) = keyway_suit::verify_envelope_into(
-            &mut verified,
-            head,
-            &self.anchors,
-            &identity,
-            &state,
-        ) {
+        if let Err(e) =
+            keyway_suit::verify_envelope_into(&mut verified, head, &self.anchors, &identity, &state)
+        {
             let _ = e;
             return Err(img_rc::INVALID_IMAGE_HEADER);
         }
-        let expectation = verified.payload.as_ref().ok_or(img_rc::INVALID_IMAGE_HEADER)?;
+        let expectation = verified
+            .payload
+            .as_ref()
+            .ok_or(img_rc::INVALID_IMAGE_HEADER)?;
         let mut installer = Installer::<Flash>::begin_with_manifest(
             flash,
             &mut self.journal,

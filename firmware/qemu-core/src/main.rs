@@ -43,10 +43,19 @@
 
 #![no_std]
 #![no_main]
-#![cfg_attr(feature = "baseline", allow(dead_code, unused_imports, unused_variables))]
+#![cfg_attr(
+    feature = "baseline",
+    allow(dead_code, unused_imports, unused_variables)
+)]
 #![cfg_attr(
     feature = "quiet",
-    allow(dead_code, unused_imports, unused_variables, unused_mut, unreachable_code)
+    allow(
+        dead_code,
+        unused_imports,
+        unused_variables,
+        unused_mut,
+        unreachable_code
+    )
 )]
 
 #[cfg(not(feature = "baseline"))]
@@ -166,7 +175,10 @@ fn must<T, E: Debug>(what: &str, r: Result<T, E>) -> T {
             #[cfg(not(feature = "verbose"))]
             {
                 let _ = e;
-                hprintln!("FAIL: {} (rebuild with --features verbose for the error)", what);
+                hprintln!(
+                    "FAIL: {} (rebuild with --features verbose for the error)",
+                    what
+                );
             }
             debug::exit(debug::EXIT_FAILURE);
             loop {}
@@ -423,7 +435,9 @@ fn session(flash: &mut Flash, export: &mut [u8], m: &mut Meter) -> usize {
     });
     let seq = must("provision", seq);
     check!(seq == 1, "v1 must have sequence 1");
-    say!("ok factory: recovery on an erased flash; verifier stored; v1 (seq 1) in slot 0, confirmed");
+    say!(
+        "ok factory: recovery on an erased flash; verifier stored; v1 (seq 1) in slot 0, confirmed"
+    );
 
     // 2. Boot v1 (a reset: the stores reopened from the flash).
     let r = m.step("reset + boot v1 (boot::boot, VerifiedSlot)", || {
@@ -446,13 +460,19 @@ fn session(flash: &mut Flash, export: &mut [u8], m: &mut Meter) -> usize {
         lk.pake1(now, fixture::PAKE1, &mut pake2)
     });
     must("pake1", r);
-    check!(pake2[..] == *fixture::PAKE2, "Pake2 differs from the host's");
+    check!(
+        pake2[..] == *fixture::PAKE2,
+        "Pake2 differs from the host's"
+    );
     let mut pake4 = [0u8; PAKE4_LEN];
     let r = m.step("pair: Pake3 -> Pake4 (owner stored, logged)", || {
         lk.pake3(flash, now, fixture::PAKE3, &mut pake4)
     });
     let owner = must("pake3", r);
-    check!(pake4[..] == *fixture::PAKE4, "Pake4 differs from the host's");
+    check!(
+        pake4[..] == *fixture::PAKE4,
+        "Pake4 differs from the host's"
+    );
     let owner_id = owner.key_id();
     {
         let s = lk.store.state();
@@ -479,7 +499,9 @@ fn session(flash: &mut Flash, export: &mut [u8], m: &mut Meter) -> usize {
     // 4. Session.
     let now = LOCK_NOW_MS;
     let mut msg2 = [0u8; MSG2_LEN];
-    let r = m.step("session: msg1 -> msg2", || lk.msg1(now, fixture::MSG1, &mut msg2));
+    let r = m.step("session: msg1 -> msg2", || {
+        lk.msg1(now, fixture::MSG1, &mut msg2)
+    });
     must("msg1", r);
     check!(msg2[..] == *fixture::MSG2, "msg2 differs from the host's");
     let msg3: &[u8; MSG3_LEN] = must("msg3", fixture::MSG3.try_into());
@@ -502,28 +524,57 @@ fn session(flash: &mut Flash, export: &mut [u8], m: &mut Meter) -> usize {
     let mut first: Option<&[u8]> = None;
     for (k, rec) in Records(fixture::SESSION1).enumerate() {
         let now = LOCK_NOW_MS + request_offset_ms(k);
-        check!(rec.len() <= RECORD_MAX, "a recorded request is larger than RECORD_MAX");
+        check!(
+            rec.len() <= RECORD_MAX,
+            "a recorded request is larger than RECORD_MAX"
+        );
         record[..rec.len()].copy_from_slice(rec);
         let r = if k < chunks {
-            m.call(&mut row, || lk.request(flash, now, &mut record[..rec.len()], &mut plain, &mut sealed))
+            m.call(&mut row, || {
+                lk.request(
+                    flash,
+                    now,
+                    &mut record[..rec.len()],
+                    &mut plain,
+                    &mut sealed,
+                )
+            })
         } else {
             print_row(&row);
-            say!("ok upload: {} B in {} chunks of {} B", total, chunks, UPLOAD_CHUNK);
+            say!(
+                "ok upload: {} B in {} chunks of {} B",
+                total,
+                chunks,
+                UPLOAD_CHUNK
+            );
             // A replayed upload record: refused by the channel, nothing
             // changes.
             let replay = first.unwrap_or(&[]);
             record[..replay.len()].copy_from_slice(replay);
             let journal_before = *lk.journal.state();
-            let r = lk.request(flash, now, &mut record[..replay.len()], &mut plain, &mut sealed);
+            let r = lk.request(
+                flash,
+                now,
+                &mut record[..replay.len()],
+                &mut plain,
+                &mut sealed,
+            );
             core::hint::black_box(&r);
             check!(
-                matches!(r, Err(ChannelError::Replay { .. })) && *lk.journal.state() == journal_before,
+                matches!(r, Err(ChannelError::Replay { .. }))
+                    && *lk.journal.state() == journal_before,
                 "a replayed upload record must be refused and change nothing",
             );
             say!("ok replay: the first upload record again is refused (Replay), nothing changed");
             record[..rec.len()].copy_from_slice(rec);
             m.step("consent (stored, slot 1 armed)", || {
-                lk.request(flash, now, &mut record[..rec.len()], &mut plain, &mut sealed)
+                lk.request(
+                    flash,
+                    now,
+                    &mut record[..rec.len()],
+                    &mut plain,
+                    &mut sealed,
+                )
             })
         };
         let (_, n, outcome) = must("request", r);
@@ -533,33 +584,36 @@ fn session(flash: &mut Flash, export: &mut [u8], m: &mut Meter) -> usize {
         }
         #[cfg(not(feature = "quiet"))]
         {
-        let want_off = (((k + 1) * UPLOAD_CHUNK) as u64).min(total);
-        let ok = if k + 1 < chunks {
-            outcome == Outcome::Uploading { off: want_off }
-        } else if k + 1 == chunks {
-            outcome
-                == Outcome::Uploaded {
-                    off: total,
-                    slot: 1,
-                    matched: true,
-                }
-        } else {
-            outcome == Outcome::Consented { slot: 1, sequence: 2 }
-        };
-        if !ok {
-            #[cfg(feature = "verbose")]
-            hprintln!("FAIL: request {}: {:?}", k, outcome);
-            hprintln!("FAIL: request {}", k);
-            fail("unexpected outcome");
-        }
+            let want_off = (((k + 1) * UPLOAD_CHUNK) as u64).min(total);
+            let ok = if k + 1 < chunks {
+                outcome == Outcome::Uploading { off: want_off }
+            } else if k + 1 == chunks {
+                outcome
+                    == Outcome::Uploaded {
+                        off: total,
+                        slot: 1,
+                        matched: true,
+                    }
+            } else {
+                outcome
+                    == Outcome::Consented {
+                        slot: 1,
+                        sequence: 2,
+                    }
+            };
+            if !ok {
+                #[cfg(feature = "verbose")]
+                hprintln!("FAIL: request {}: {:?}", k, outcome);
+                hprintln!("FAIL: request {}", k);
+                fail("unexpected outcome");
+            }
         }
     }
     {
         let c = lk.store.state().consent();
         check!(
             c.is_some_and(|c| {
-                c.sequence == 2
-                    && c.granted_by == keyway_agent::store::GrantedBy::Owner(owner_id)
+                c.sequence == 2 && c.granted_by == keyway_agent::store::GrantedBy::Owner(owner_id)
             }) && lk.journal.state().trial == TrialState::Pending { slot: 1 },
             "consent stored and slot 1 pending",
         );
@@ -583,7 +637,9 @@ fn session(flash: &mut Flash, export: &mut [u8], m: &mut Meter) -> usize {
         lk.store.state().owner(&owner_id).is_some() && lk.store.state().consent().is_some(),
         "the owner and the consent must survive the reboot",
     );
-    say!("ok reboot: Slot(1) (StartTrial {{ slot: 1 }}), running seq 2; owner and consent reopened from the flash");
+    say!(
+        "ok reboot: Slot(1) (StartTrial {{ slot: 1 }}), running seq 2; owner and consent reopened from the flash"
+    );
     let r = m.step("confirm (self-test passed)", || lk.confirm(flash, now, 2));
     let slot = must("confirm", r);
     let s = *lk.journal.state();
@@ -599,14 +655,24 @@ fn session(flash: &mut Flash, export: &mut [u8], m: &mut Meter) -> usize {
     // 9. A new session.
     let now = LOCK_NOW_2_MS;
     let mut msg2 = [0u8; MSG2_LEN];
-    let r = m.step("session again: msg1 -> msg2", || lk.msg1(now, fixture::MSG1B, &mut msg2));
+    let r = m.step("session again: msg1 -> msg2", || {
+        lk.msg1(now, fixture::MSG1B, &mut msg2)
+    });
     must("msg1 (after the reboot)", r);
-    check!(msg2[..] == *fixture::MSG2B, "msg2 (after the reboot) differs from the host's");
+    check!(
+        msg2[..] == *fixture::MSG2B,
+        "msg2 (after the reboot) differs from the host's"
+    );
     let msg3: &[u8; MSG3_LEN] = must("msg3", fixture::MSG3B.try_into());
     let mut msg4 = [0u8; MSG4_LEN];
-    let r = m.step("session again: msg3 -> msg4", || lk.msg3(now, msg3, &mut msg4));
+    let r = m.step("session again: msg3 -> msg4", || {
+        lk.msg3(now, msg3, &mut msg4)
+    });
     must("msg3 (after the reboot)", r);
-    check!(msg4[..] == *fixture::MSG4B, "msg4 (after the reboot) differs from the host's");
+    check!(
+        msg4[..] == *fixture::MSG4B,
+        "msg4 (after the reboot) differs from the host's"
+    );
     say!("ok session after the reboot: msg2, msg4 as on the host");
 
     // 10. The log export.
@@ -616,10 +682,21 @@ fn session(flash: &mut Flash, export: &mut [u8], m: &mut Meter) -> usize {
         let now = LOCK_NOW_2_MS + request_offset_ms(k);
         record[..rec.len()].copy_from_slice(rec);
         let r = m.call(&mut row, || {
-            lk.request(flash, now, &mut record[..rec.len()], &mut plain, &mut sealed)
+            lk.request(
+                flash,
+                now,
+                &mut record[..rec.len()],
+                &mut plain,
+                &mut sealed,
+            )
         });
         let (_, n, outcome) = must("log request", r);
-        let Outcome::LogChunk { off, n: got, len: total } = outcome else {
+        let Outcome::LogChunk {
+            off,
+            n: got,
+            len: total,
+        } = outcome
+        else {
             #[cfg(feature = "verbose")]
             hprintln!("FAIL: log request {}: {:?}", k, outcome);
             hprintln!("FAIL: log request {}", k);
@@ -685,7 +762,10 @@ fn check_export(export: &[u8], lk: &lock::Lock, seed: [u8; 32]) {
         }
         _ => false,
     };
-    ensure(ok, "the export's head must name the log's chain head and count, signed by the device");
+    ensure(
+        ok,
+        "the export's head must name the log's chain head and count, signed by the device",
+    );
 }
 
 /// The baseline: the same harness (meter, prints, flash, fixtures) with
@@ -698,7 +778,10 @@ fn session(flash: &mut Flash, export: &mut [u8], m: &mut Meter) -> usize {
     let n = m.call(&mut row, || {
         let mut s = 0usize;
         for f in fixture::ALL.iter() {
-            s += core::hint::black_box(*f).iter().map(|&b| usize::from(b)).sum::<usize>();
+            s += core::hint::black_box(*f)
+                .iter()
+                .map(|&b| usize::from(b))
+                .sum::<usize>();
         }
         s += Records(core::hint::black_box(fixture::SESSION1)).count();
         s
