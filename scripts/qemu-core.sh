@@ -137,6 +137,25 @@ run core
 run quiet
 run baseline
 
+# Every step of the session must have been checked on target.
+EXPECTED=(
+  '^ok factory: recovery on an erased flash; verifier stored; v1 (seq 1) in slot 0, confirmed$'
+  '^ok boot: Slot(0) (Active), running seq 1$'
+  '^ok pair: owner "Alice", key id [0-9a-f]\{16\}, stored; Pake2, Pake4 as on the host$'
+  '^ok session: msg2, msg4 as on the host$'
+  '^ok upload: [0-9]* B in [0-9]* chunks of 512 B$'
+  '^ok replay: the first upload record again is refused (Replay), nothing changed$'
+  '^ok consent: stored for seq 2 by the owner; journal Pending { slot: 1 }$'
+  '^ok reboot: Slot(1) (StartTrial { slot: 1 }), running seq 2; owner and consent reopened from the flash$'
+  '^ok confirm: slot 1, floor 2, consent spent$'
+  '^ok session after the reboot: msg2, msg4 as on the host$'
+  '^ok log export: [0-9]* B; head signed by the device over the chain head ([0-9]* events)$'
+)
+for pattern in "${EXPECTED[@]}"; do
+  grep -q -- "$pattern" "$OUT_DIR/core.log" || die "missing line in the firmware's output: $pattern"
+done
+log "all ${#EXPECTED[@]} checks of the session reported"
+
 # --- 4. the export, verified on the host ---------------------------------------
 sed -n '/^BEGIN EXPORT$/,/^END EXPORT$/p' "$OUT_DIR/core.log" | sed '1d;$d' | xxd -r -p >"$OUT_DIR/export.bin"
 [[ -s "$OUT_DIR/export.bin" ]] || die "no export in the firmware's output"

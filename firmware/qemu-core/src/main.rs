@@ -157,10 +157,21 @@ fn SysTick() {
     WRAPS.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Ends the run through semihosting: QEMU exits with the verdict.
+fn exit(success: bool) -> ! {
+    debug::exit(if success {
+        debug::EXIT_SUCCESS
+    } else {
+        debug::EXIT_FAILURE
+    });
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
 fn fail(what: &str) -> ! {
     hprintln!("FAIL: {}", what);
-    debug::exit(debug::EXIT_FAILURE);
-    loop {}
+    exit(false)
 }
 
 /// The value of a step that must work, or the run ends with its error.
@@ -180,8 +191,7 @@ fn must<T, E: Debug>(what: &str, r: Result<T, E>) -> T {
                     what
                 );
             }
-            debug::exit(debug::EXIT_FAILURE);
-            loop {}
+            exit(false)
         }
     }
 }
@@ -357,8 +367,7 @@ fn main() -> ! {
     hprintln!("flash: {} sector erases, {} writes", erases, writes);
     calibrate(&mut meter.syst);
     hprintln!("PASS");
-    debug::exit(debug::EXIT_SUCCESS);
-    loop {}
+    exit(true)
 }
 
 /// The stack pointer.
@@ -804,6 +813,5 @@ unsafe fn HardFault(_frame: &ExceptionFrame) -> ! {
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     hprintln!("PANIC: {}", info);
-    debug::exit(debug::EXIT_FAILURE);
-    loop {}
+    exit(false)
 }
