@@ -111,7 +111,7 @@ build() { # build NAME [cargo args]
   local name=$1; shift
   log "building $name"
   (cd "$FIRMWARE" && KEYWAY_CORE_FIXTURES="$FIXTURE_DIR" \
-     cargo build --release --target "$TRIPLE" "$@") || die "firmware build ($name) failed"
+     cargo build --locked --release --target "$TRIPLE" "$@") || die "firmware build ($name) failed"
   cp "$CARGO_TARGET_DIR/$TRIPLE/release/qemu-core" "$OUT_DIR/$name.elf"
 }
 build core

@@ -50,7 +50,6 @@ fn main() {
     println!("cargo:rerun-if-changed=memory.x");
     println!("cargo:rerun-if-changed=src/scenario.rs");
     println!("cargo:rerun-if-env-changed=KEYWAY_CORE_FIXTURES");
-    println!("cargo:rerun-if-env-changed=KEYWAY_CORE_STACK_BUDGET");
     let dir = PathBuf::from(env::var_os("KEYWAY_CORE_FIXTURES").unwrap_or_else(|| {
         panic!("KEYWAY_CORE_FIXTURES is not set: build this firmware through scripts/qemu-core.sh")
     }));
