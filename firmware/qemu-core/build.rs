@@ -29,8 +29,8 @@ use keyway_channel::{
     SessionTable, SetupCode, StoredVerifier, TableConfig,
 };
 use keyway_smp::{Request, Version, img, kw};
-use rand_chacha::ChaCha20Rng;
-use rand_chacha::rand_core::SeedableRng;
+use chacha20::ChaCha20Rng;
+use chacha20::rand_core::SeedableRng;
 use scenario::*;
 use sha2::{Digest, Sha256};
 

@@ -43,7 +43,7 @@ use keyway_smp::err::img_rc;
 use keyway_smp::header::split_request;
 use keyway_smp::{ErrorRsp, MAX_BODY, MgmtErr, Request, Response, group, img, kw};
 use keyway_suit::{DeviceIdentity, DeviceState, TrustAnchors, Verified};
-use rand_chacha::ChaCha20Rng;
+use chacha20::ChaCha20Rng;
 use sha2::{Digest, Sha256};
 
 use crate::ram_flash::SECTOR;

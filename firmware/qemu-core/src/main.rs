@@ -389,8 +389,8 @@ fn session(flash: &mut Flash, export: &mut [u8], m: &mut Meter) -> usize {
     use keyway_smp::Message;
     use keyway_suit::DeviceIdentity;
     use lock::{Lock, Outcome};
-    use rand_chacha::ChaCha20Rng;
-    use rand_chacha::rand_core::SeedableRng;
+    use chacha20::ChaCha20Rng;
+    use chacha20::rand_core::SeedableRng;
 
     let seed: [u8; 32] = must("device seed", fixture::DEVICE_SEED.try_into());
     let identity = DeviceIdentity::new(
