@@ -150,6 +150,7 @@ EXPECTED=(
   '^ok confirm: slot 1, floor 2, consent spent$'
   '^ok session after the reboot: msg2, msg4 as on the host$'
   '^ok log export: [0-9]* B; head signed by the device over the chain head ([0-9]* events)$'
+  '^ok refusal: a log request past the end gets an SMP error answer (rc 3)$'
 )
 for pattern in "${EXPECTED[@]}"; do
   grep -q -- "$pattern" "$OUT_DIR/core.log" || die "missing line in the firmware's output: $pattern"

@@ -20,6 +20,8 @@ use std::{env, fs, path::PathBuf};
 #[allow(dead_code)]
 mod scenario;
 
+use chacha20::ChaCha20Rng;
+use chacha20::rand_core::SeedableRng;
 use ed25519_compact::{KeyPair, Seed};
 use keyway_channel::handshake::{MSG2_LEN, MSG3_LEN};
 use keyway_channel::pairing::{PAKE2_LEN, PAKE3_LEN, PAKE4_LEN};
@@ -29,8 +31,6 @@ use keyway_channel::{
     SessionTable, SetupCode, StoredVerifier, TableConfig,
 };
 use keyway_smp::{Request, Version, img, kw};
-use chacha20::ChaCha20Rng;
-use chacha20::rand_core::SeedableRng;
 use scenario::*;
 use sha2::{Digest, Sha256};
 

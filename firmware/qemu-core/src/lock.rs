@@ -20,11 +20,17 @@
 //! * `keyway-audit`: the [`AuditLog`] with the device key's
 //!   [`Ed25519Signer`], and its [`Export`] served in chunks.
 //!
+//! Every entry point the harness calls is `#[inline(never)]`: a device
+//! calls each from one place (its event loop), while the harness calls
+//! them from several measured closures, each of which would otherwise get
+//! its own inlined copy and inflate the code figure.
+//!
 //! The glue ([`Lock::handle`]) is deliberately thin: one upload at a time,
 //! consent arms the slot, the log export is sequential. The agent adds
 //! the authority table, presence window, limits and the rest of the
 //! commands on the same pieces.
 
+use chacha20::ChaCha20Rng;
 use ed25519_compact::KeyPair;
 use keyway_agent::store::{self, Consent, GrantedBy, KeyId, PairedBy, Store};
 use keyway_audit::{AuditLog, Ed25519Signer, Event, Export, RejectReason, Time};
@@ -43,7 +49,6 @@ use keyway_smp::err::img_rc;
 use keyway_smp::header::split_request;
 use keyway_smp::{ErrorRsp, MAX_BODY, MgmtErr, Request, Response, group, img, kw};
 use keyway_suit::{DeviceIdentity, DeviceState, TrustAnchors, Verified};
-use chacha20::ChaCha20Rng;
 use sha2::{Digest, Sha256};
 
 use crate::ram_flash::SECTOR;
@@ -318,6 +323,7 @@ impl Lock {
     /// `image` (a whole signed envelope) into slot 0 through the
     /// installer, slot 0 active and confirmed with the floor at its
     /// sequence number. Returns that sequence number.
+    #[inline(never)]
     pub fn provision(
         &mut self,
         flash: &mut Flash,
@@ -381,6 +387,7 @@ impl Lock {
     }
 
     /// Pairing, Pake1 -> Pake2: the verifier comes from the owner store.
+    #[inline(never)]
     pub fn pake1(
         &mut self,
         now_ms: u64,
@@ -411,6 +418,7 @@ impl Lock {
 
     /// Pairing, Pake3 -> Pake4: the new owner is stored (before the lock
     /// answers) and logged. Returns its key id.
+    #[inline(never)]
     pub fn pake3(
         &mut self,
         flash: &mut Flash,
@@ -435,6 +443,7 @@ impl Lock {
     }
 
     /// Handshake, msg1 -> msg2.
+    #[inline(never)]
     pub fn msg1(&mut self, now_ms: u64, msg1: &[u8], out: &mut [u8; MSG2_LEN]) -> Result<(), Fail> {
         self.table
             .handshake1(now_ms, &mut self.rng, &self.device, msg1, out)?;
@@ -443,6 +452,7 @@ impl Lock {
 
     /// Handshake, msg3 -> msg4: the initiator must be an owner in the
     /// store.
+    #[inline(never)]
     pub fn msg3(
         &mut self,
         now_ms: u64,
@@ -458,6 +468,7 @@ impl Lock {
     /// One sealed request: opened by the session table, its SMP frame
     /// handled ([`Lock::handle`]), the answer (written in `plain`) sealed
     /// into `out`. Returns the sealed answer's length and the outcome.
+    #[inline(never)]
     pub fn request(
         &mut self,
         flash: &mut Flash,
@@ -733,6 +744,7 @@ impl Lock {
 
     /// The running image's self-test passed: `boot::confirm` raises the
     /// floor; the consent is spent; logged.
+    #[inline(never)]
     pub fn confirm(&mut self, flash: &mut Flash, now_ms: u64, sequence: u64) -> Result<u8, Fail> {
         let pass = SelfTest {
             motor: true,

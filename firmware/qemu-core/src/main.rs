@@ -380,6 +380,8 @@ fn sp() -> usize {
 #[cfg(not(feature = "baseline"))]
 #[inline(never)]
 fn session(flash: &mut Flash, export: &mut [u8], m: &mut Meter) -> usize {
+    use chacha20::ChaCha20Rng;
+    use chacha20::rand_core::SeedableRng;
     use keyway_channel::Error as ChannelError;
     use keyway_channel::handshake::{MSG2_LEN, MSG3_LEN};
     use keyway_channel::pairing::{PAKE2_LEN, PAKE4_LEN, VERIFIER_LEN};
@@ -389,8 +391,6 @@ fn session(flash: &mut Flash, export: &mut [u8], m: &mut Meter) -> usize {
     use keyway_smp::Message;
     use keyway_suit::DeviceIdentity;
     use lock::{Lock, Outcome};
-    use chacha20::ChaCha20Rng;
-    use chacha20::rand_core::SeedableRng;
 
     let seed: [u8; 32] = must("device seed", fixture::DEVICE_SEED.try_into());
     let identity = DeviceIdentity::new(
@@ -687,7 +687,9 @@ fn session(flash: &mut Flash, export: &mut [u8], m: &mut Meter) -> usize {
     // 10. The log export.
     let mut row = Row::new("log export: SMP frames in session records");
     let mut len = 0usize;
+    let mut used = 0;
     for (k, rec) in Records(fixture::SESSION2).enumerate() {
+        used = k + 1;
         let now = LOCK_NOW_2_MS + request_offset_ms(k);
         record[..rec.len()].copy_from_slice(rec);
         let r = m.call(&mut row, || {
@@ -732,6 +734,44 @@ fn session(flash: &mut Flash, export: &mut [u8], m: &mut Meter) -> usize {
         }
     }
     print_row(&row);
+    // The next recorded request asks past the end: refused with an SMP
+    // error answer (the refusal path), sealed like any answer.
+    let Some(rec) = Records(fixture::SESSION2).nth(used) else {
+        fail("no log request left")
+    };
+    let now = LOCK_NOW_2_MS + request_offset_ms(used);
+    record[..rec.len()].copy_from_slice(rec);
+    let r = m.step("log request past the end (SMP error answer)", || {
+        lk.request(
+            flash,
+            now,
+            &mut record[..rec.len()],
+            &mut plain,
+            &mut sealed,
+        )
+    });
+    let (_, n, outcome) = must("log request past the end", r);
+    check!(
+        outcome
+            == Outcome::Refused {
+                rc: keyway_smp::MgmtErr::Inval,
+                group_rc: 0,
+            },
+        "a log request past the end must be refused",
+    );
+    #[cfg(not(feature = "quiet"))]
+    {
+        let e = must(
+            "error answer",
+            keyway_smp::ErrorRsp::decode(&plain[keyway_smp::HEADER_LEN..n]),
+        );
+        check!(
+            e.is_some_and(|e| e.rc == Some(keyway_smp::MgmtErr::Inval as u64)),
+            "the answer must be an SMP error body with rc 3 (EINVAL)",
+        );
+        say!("ok refusal: a log request past the end gets an SMP error answer (rc 3)");
+    }
+    core::hint::black_box(n);
     #[cfg(not(feature = "quiet"))]
     {
         check_export(&export[..len], lk, seed);
