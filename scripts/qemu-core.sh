@@ -142,6 +142,7 @@ run baseline
 EXPECTED=(
   '^ok factory: recovery on an erased flash; verifier stored; v1 (seq 1) in slot 0, confirmed$'
   '^ok boot: Slot(0) (Active), running seq 1$'
+  '^ok wrong code: refused (WrongCode), counted in the owner store (1), no owner$'
   '^ok pair: owner "Alice", key id [0-9a-f]\{16\}, stored; Pake2, Pake4 as on the host$'
   '^ok session: msg2, msg4 as on the host$'
   '^ok upload: [0-9]* B in [0-9]* chunks of 512 B$'

@@ -73,9 +73,40 @@ fn main() {
     let verifier = StoredVerifier::derive(&code, &SALT, ITERATIONS);
     w("verifier.bin", &verifier.to_bytes());
 
-    // Pairing (the lock's side run too, for its messages).
+    // Pairing (the lock's side run too, for its messages). First someone
+    // with a wrong code (its own RNG): Pake1, then a Pake3 it cannot make
+    // right (it cannot open Pake2's confirmation: garbage in its place).
     let mut guard = PairingGuard::new(GuardConfig::default());
     let mut lock = LockPairing::new();
+    let wrong = SetupCode::new(WRONG_CODE).unwrap();
+    let mut wrong_rng = ChaCha20Rng::seed_from_u64(WRONG_RNG_SEED);
+    let (mut attacker, pake1w) =
+        ClientPairing::start(&wrong, &verifier.params(), &mut wrong_rng).unwrap();
+    let mut pake2w = [0u8; PAKE2_LEN];
+    lock.pake1(
+        &verifier,
+        &mut guard,
+        1,
+        &mut lock_rng,
+        &pake1w,
+        &mut pake2w,
+    )
+    .unwrap();
+    let mut scratch = [0u8; PAKE3_LEN];
+    assert!(
+        attacker
+            .pake2(&pake2w, &owner.pk, NAME, &mut scratch)
+            .is_err()
+    );
+    let pake3w = [WRONG_PAKE3_BYTE; PAKE3_LEN];
+    let mut pake4w = [0u8; PAKE4_LEN];
+    assert!(
+        lock.pake3(&mut guard, &pake3w, &device.pk, &mut pake4w)
+            .is_err()
+    );
+    w("pake1w.bin", &pake1w);
+    w("pake2w.bin", &pake2w);
+    w("pake3w.bin", &pake3w);
     let (mut client, pake1) =
         ClientPairing::start(&code, &verifier.params(), &mut client_rng).unwrap();
     let mut pake2 = [0u8; PAKE2_LEN];

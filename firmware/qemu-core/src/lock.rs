@@ -32,6 +32,7 @@
 
 use chacha20::ChaCha20Rng;
 use ed25519_compact::KeyPair;
+use keyway_agent::limits::{CodeBackoff, CodeVerdict, PeerId, PeerLimiter, Rate};
 use keyway_agent::store::{self, Consent, GrantedBy, KeyId, PairedBy, Store};
 use keyway_audit::{AuditLog, Ed25519Signer, Event, Export, RejectReason, Time};
 use keyway_channel::handshake::{MSG2_LEN, MSG3_LEN};
@@ -59,6 +60,18 @@ pub const SESSIONS: usize = 4;
 /// The most envelope bytes before the payload that the lock buffers to
 /// verify an upload's head (the run's head is printed).
 pub const HEAD_MAX: usize = 1024;
+/// Peers the request limiter tracks, and their rates (bursts of 16, one
+/// more every 50 ms; peers without an entry share 8 per 100 ms).
+pub const PEERS: usize = 8;
+const PEER_RATE: Rate = Rate {
+    burst: 16,
+    interval_ms: 50,
+};
+const OVERFLOW_RATE: Rate = Rate {
+    burst: 8,
+    interval_ms: 100,
+};
+const PEER_IDLE_MS: u64 = 30_000;
 /// The RTC value at the lock's clock 0 (for audit times).
 const RTC_AT_ZERO: u64 = 1_795_564_800;
 
@@ -105,6 +118,10 @@ pub enum Fail {
     Suit(keyway_suit::Error),
     /// A state the step needs is missing.
     State(&'static str),
+    /// The peer is over its request rate (no answer).
+    Limited,
+    /// A setup code is not accepted now (the wrong-code backoff).
+    Backoff(CodeVerdict),
 }
 
 macro_rules! from {
@@ -175,6 +192,8 @@ pub struct Lock {
     pub store: Store<Flash>,
     pub log: AuditLog<Flash>,
     table: SessionTable<SESSIONS>,
+    peers: PeerLimiter<PEERS>,
+    codes: CodeBackoff,
     guard: PairingGuard,
     pairing: LockPairing,
     rng: ChaCha20Rng,
@@ -212,9 +231,13 @@ impl Lock {
         let anchors =
             keyway_suit::PublicKey::from_raw(root_key).and_then(|k| TrustAnchors::new(&[k], 1))?;
         let layout = layout();
+        let store = Store::open(flash, store::Config::new(at(STORE), AUDIT - STORE))?;
+        let codes = CodeBackoff::at_boot(store.state().wrong_codes(), 0);
         *slot = Some(Lock {
             journal: Journal::open(flash, layout.journal)?,
-            store: Store::open(flash, store::Config::new(at(STORE), AUDIT - STORE))?,
+            store,
+            peers: PeerLimiter::new(PEER_RATE, OVERFLOW_RATE, PEER_IDLE_MS, 0),
+            codes,
             log: AuditLog::open(flash, keyway_audit::Config::new(at(AUDIT), 4))?,
             signer: Ed25519Signer::from_seed(device_seed).ok_or(Fail::State("device seed"))?,
             device: KeyPair::from_seed(ed25519_compact::Seed::new(device_seed)),
@@ -251,6 +274,8 @@ impl Lock {
         self.store = Store::open(flash, store::Config::new(at(STORE), AUDIT - STORE))?;
         self.log = AuditLog::open(flash, keyway_audit::Config::new(at(AUDIT), 4))?;
         self.table = SessionTable::new(TableConfig::default());
+        self.peers = PeerLimiter::new(PEER_RATE, OVERFLOW_RATE, PEER_IDLE_MS, 0);
+        self.codes = CodeBackoff::at_boot(self.store.state().wrong_codes(), 0);
         self.guard = PairingGuard::new(GuardConfig::default());
         self.pairing = LockPairing::new();
         self.rng = rng;
@@ -394,6 +419,10 @@ impl Lock {
         pake1: &[u8],
         out: &mut [u8; PAKE2_LEN],
     ) -> Result<(), Fail> {
+        match self.codes.check(now_ms) {
+            CodeVerdict::Allowed => {}
+            v => return Err(Fail::Backoff(v)),
+        }
         let v = self
             .store
             .state()
@@ -426,9 +455,22 @@ impl Lock {
         pake3: &[u8],
         out: &mut [u8; PAKE4_LEN],
     ) -> Result<NewOwner, Fail> {
-        let owner = self
+        let owner = match self
             .pairing
-            .pake3(&mut self.guard, pake3, &self.device.pk, out)?;
+            .pake3(&mut self.guard, pake3, &self.device.pk, out)
+        {
+            Ok(o) => o,
+            Err(e) => {
+                // Counted in the store before the peer hears anything, so
+                // a power cut cannot forget the guess.
+                if e == ChannelError::WrongCode {
+                    self.store.record_wrong_code(flash)?;
+                    self.codes.failed(now_ms);
+                }
+                return Err(e.into());
+            }
+        };
+        self.codes.succeeded();
         let t = self.time(now_ms);
         let id = self.store.pair(
             flash,
@@ -467,7 +509,9 @@ impl Lock {
 
     /// One sealed request: opened by the session table, its SMP frame
     /// handled ([`Lock::handle`]), the answer (written in `plain`) sealed
-    /// into `out`. Returns the sealed answer's length and the outcome.
+    /// into `out`. Returns the sealed answer's length, the answer frame's
+    /// and the outcome. Each session is a peer of the request limiter
+    /// (on a radio the link's address would be).
     #[inline(never)]
     pub fn request(
         &mut self,
@@ -476,7 +520,15 @@ impl Lock {
         record: &mut [u8],
         plain: &mut [u8],
         out: &mut [u8],
-    ) -> Result<(usize, usize, Outcome), ChannelError> {
+    ) -> Result<(usize, usize, Outcome), Fail> {
+        let sid = keyway_channel::record::session_id_of(record)?;
+        if !self
+            .peers
+            .check(PeerId(u64::from(sid)), now_ms)
+            .is_allowed()
+        {
+            return Err(Fail::Limited);
+        }
         let opened = self.table.open_request(now_ms, record)?;
         let frame = &record[opened.payload.clone()];
         let (n, outcome) = self.handle(flash, &opened.owner, now_ms, frame, plain);

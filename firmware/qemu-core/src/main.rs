@@ -108,6 +108,9 @@ mod fixture {
     rec!(V1, "v1.suit");
     rec!(V2, "v2.suit");
     rec!(VERIFIER, "verifier.bin");
+    rec!(PAKE1W, "pake1w.bin");
+    rec!(PAKE2W, "pake2w.bin");
+    rec!(PAKE3W, "pake3w.bin");
     rec!(PAKE1, "pake1.bin");
     rec!(PAKE2, "pake2.bin");
     rec!(PAKE3, "pake3.bin");
@@ -124,7 +127,10 @@ mod fixture {
     rec!(SESSION2, "session2.bin");
     /// Every one of them: the baseline keeps them all in its image.
     #[cfg_attr(not(feature = "baseline"), allow(dead_code))]
-    pub static ALL: [&[u8]; 21] = [
+    pub static ALL: [&[u8]; 24] = [
+        PAKE1W,
+        PAKE2W,
+        PAKE3W,
         DEVICE_SEED,
         ROOT_KEY,
         VENDOR_ID,
@@ -462,9 +468,31 @@ fn session(flash: &mut Flash, export: &mut [u8], m: &mut Meter) -> usize {
     );
     say!("ok boot: Slot(0) (Active), running seq 1");
 
-    // 3. Pairing.
-    let now = LOCK_NOW_MS - 1_000;
+    // 3. Pairing: first a wrong code (refused, counted in the store),
+    // then the right one.
+    let now = LOCK_NOW_MS - 2_000;
     let mut pake2 = [0u8; PAKE2_LEN];
+    let r = m.step("pair, wrong code: Pake1 -> Pake2", || {
+        lk.pake1(now, fixture::PAKE1W, &mut pake2)
+    });
+    must("pake1 (wrong code)", r);
+    check!(
+        pake2[..] == *fixture::PAKE2W,
+        "Pake2 (wrong code) differs from the host's"
+    );
+    let mut pake4 = [0u8; PAKE4_LEN];
+    let r = m.step("pair, wrong code: Pake3 refused (counted)", || {
+        lk.pake3(flash, now, fixture::PAKE3W, &mut pake4)
+    });
+    core::hint::black_box(&r);
+    check!(
+        matches!(r, Err(lock::Fail::Channel(ChannelError::WrongCode)))
+            && lk.store.state().wrong_codes() == 1
+            && lk.store.state().owner_count() == 0,
+        "a wrong setup code must be refused, counted in the store, and pair no one",
+    );
+    say!("ok wrong code: refused (WrongCode), counted in the owner store (1), no owner");
+    let now = LOCK_NOW_MS - 1_000;
     let r = m.step("pair: Pake1 -> Pake2 (SPAKE2+)", || {
         lk.pake1(now, fixture::PAKE1, &mut pake2)
     });
@@ -473,7 +501,6 @@ fn session(flash: &mut Flash, export: &mut [u8], m: &mut Meter) -> usize {
         pake2[..] == *fixture::PAKE2,
         "Pake2 differs from the host's"
     );
-    let mut pake4 = [0u8; PAKE4_LEN];
     let r = m.step("pair: Pake3 -> Pake4 (owner stored, logged)", || {
         lk.pake3(flash, now, fixture::PAKE3, &mut pake4)
     });
@@ -494,6 +521,10 @@ fn session(flash: &mut Flash, export: &mut [u8], m: &mut Meter) -> usize {
                         && o.paired_by() == keyway_agent::store::PairedBy::SetupCode
                 }),
             "the paired owner must be in the owner store",
+        );
+        check!(
+            s.wrong_codes() == 0,
+            "a right code clears the wrong-code count",
         );
     }
     #[cfg(not(feature = "quiet"))]
@@ -570,7 +601,7 @@ fn session(flash: &mut Flash, export: &mut [u8], m: &mut Meter) -> usize {
             );
             core::hint::black_box(&r);
             check!(
-                matches!(r, Err(ChannelError::Replay { .. }))
+                matches!(r, Err(lock::Fail::Channel(ChannelError::Replay { .. })))
                     && *lk.journal.state() == journal_before,
                 "a replayed upload record must be refused and change nothing",
             );

@@ -3,6 +3,11 @@
 
 /// The code on the lock's label.
 pub const CODE: u32 = 20_231_107;
+/// A wrong code, its client's RNG seed, and the byte of the Pake3 it sends
+/// (it cannot compute a right one).
+pub const WRONG_CODE: u32 = 20_231_108;
+pub const WRONG_RNG_SEED: u64 = 7;
+pub const WRONG_PAKE3_BYTE: u8 = 0x42;
 /// The lock's PBKDF2 salt for its pairing verifier.
 pub const SALT: [u8; 16] = [0x5a; 16];
 /// PBKDF2 iterations of this run's verifier: the client's minimum (the
