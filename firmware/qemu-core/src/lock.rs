@@ -10,8 +10,10 @@
 //! * `keyway-smp`: request frames split and decoded by [`Request::decode`]
 //!   (every command the lock serves), answers encoded through
 //!   [`Response`] and refusals through [`ErrorRsp`];
-//! * `keyway-agent`: the owner [`Store`] (owners, consent, verifier) on
-//!   its NOR region; reopened from the flash at every boot;
+//! * `keyway-agent`: the owner [`Store`] (owners, consent, verifier,
+//!   wrong-code count) on its NOR region, reopened from the flash at every
+//!   boot; its limits: a [`PeerLimiter`] every request passes (a session
+//!   is a peer here) and the [`CodeBackoff`] of wrong setup codes;
 //! * `keyway-suit` (Ed25519 only): the envelope's head verified from the
 //!   first upload chunks (a prefix that ends inside the payload);
 //! * `keyway-device`: the [`Installer`] streaming the payload into the

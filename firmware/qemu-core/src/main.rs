@@ -8,8 +8,10 @@
 //! 1. factory: the stores opened on an erased flash, the pairing verifier
 //!    stored, v1 (signed by the host CLI) installed into slot 0, confirmed;
 //! 2. boot: `boot::boot` with `VerifiedSlot` boots v1;
-//! 3. pairing with the setup code (SPAKE2+): the owner stored in the owner
-//!    store and logged; Pake2 and Pake4 equal to the host's bytes;
+//! 3. a wrong setup code: refused, counted in the owner store, no owner;
+//!    then pairing with the right code (SPAKE2+): the owner stored in the
+//!    owner store and logged, the count cleared; Pake2 and Pake4 equal to
+//!    the host's bytes;
 //! 4. a session handshake (msg1..msg4) with the owner looked up in the
 //!    store; msg2 and msg4 equal to the host's bytes;
 //! 5. the upload of v2 as SMP image-upload frames sealed in session
@@ -26,7 +28,8 @@
 //! 10. the log export over sealed SMP log requests, reassembled: its head
 //!     record names the log's chain head and count, and its signature
 //!     verifies with the device key. The export is printed in hex for the
-//!     host's `keyway log verify`.
+//!     host's `keyway log verify`. A log request past the end is refused
+//!     with an SMP error answer (rc 3).
 //!
 //! The owner's client does not run here: build.rs recorded its messages
 //! on the host with the same seeds and the firmware replays them (as
