@@ -1,0 +1,234 @@
+//! Puts memory.x on the linker search path, copies in the fixtures
+//! (scripts/qemu-core.sh makes them with the `keyway` CLI and passes their
+//! folder in KEYWAY_CORE_FIXTURES), and records the owner's client's side
+//! of the session on the host with the scenario's seeds (src/scenario.rs):
+//!
+//! * pairing: the verifier the lock is provisioned with, Pake1 and Pake3
+//!   (and the lock's Pake2 and Pake4 as the host computes them);
+//! * a session handshake: msg1 and msg3 (and the lock's msg2 and msg4);
+//! * session 1: the signed update (v2.suit) as SMP image-upload request
+//!   frames of UPLOAD_CHUNK bytes, then a consent request, each sealed as
+//!   a session record (`session1.bin`);
+//! * after the lock's reboot, a second handshake and session 2: log
+//!   export requests (`session2.bin`).
+//!
+//! The firmware replays the client's messages and checks that the lock,
+//! on the Cortex-M4, answers the handshakes with the host's bytes.
+use std::{env, fs, path::PathBuf};
+
+#[path = "src/scenario.rs"]
+#[allow(dead_code)]
+mod scenario;
+
+use chacha20::ChaCha20Rng;
+use chacha20::rand_core::SeedableRng;
+use ed25519_compact::{KeyPair, Seed};
+use keyway_channel::handshake::{MSG2_LEN, MSG3_LEN};
+use keyway_channel::pairing::{PAKE2_LEN, PAKE3_LEN, PAKE4_LEN};
+use keyway_channel::record::MSG4_LEN;
+use keyway_channel::{
+    ClientHandshake, ClientPairing, ClientSession, GuardConfig, LockPairing, PairingGuard,
+    SessionTable, SetupCode, StoredVerifier, TableConfig,
+};
+use keyway_smp::{Request, Version, img, kw};
+use scenario::*;
+use sha2::{Digest, Sha256};
+
+const FIXTURES: &[&str] = &[
+    "device.seed",
+    "root.pub",
+    "vendor-id.bin",
+    "class-id.bin",
+    "v1.suit",
+    "v2.suit",
+];
+
+fn main() {
+    let out = PathBuf::from(env::var_os("OUT_DIR").unwrap());
+    fs::copy("memory.x", out.join("memory.x")).unwrap();
+    println!("cargo:rustc-link-search={}", out.display());
+    println!("cargo:rerun-if-changed=memory.x");
+    println!("cargo:rerun-if-changed=src/scenario.rs");
+    println!("cargo:rerun-if-env-changed=KEYWAY_CORE_FIXTURES");
+    let dir = PathBuf::from(env::var_os("KEYWAY_CORE_FIXTURES").unwrap_or_else(|| {
+        panic!("KEYWAY_CORE_FIXTURES is not set: build this firmware through scripts/qemu-core.sh")
+    }));
+    for name in FIXTURES {
+        let from = dir.join(name);
+        println!("cargo:rerun-if-changed={}", from.display());
+        fs::copy(&from, out.join(name)).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+    }
+    let update = fs::read(dir.join("v2.suit")).unwrap();
+    let w = |name: &str, bytes: &[u8]| fs::write(out.join(name), bytes).unwrap();
+
+    let mut lock_rng = ChaCha20Rng::seed_from_u64(LOCK_RNG_SEED);
+    let mut client_rng = ChaCha20Rng::seed_from_u64(CLIENT_RNG_SEED);
+    let seed: [u8; 32] = fs::read(dir.join("device.seed"))
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let device = KeyPair::from_seed(Seed::new(seed));
+    let owner = KeyPair::from_seed(Seed::new(OWNER_SEED));
+    let code = SetupCode::new(CODE).unwrap();
+    let verifier = StoredVerifier::derive(&code, &SALT, ITERATIONS);
+    w("verifier.bin", &verifier.to_bytes());
+
+    // Pairing (the lock's side run too, for its messages). First someone
+    // with a wrong code (its own RNG): Pake1, then a Pake3 it cannot make
+    // right (it cannot open Pake2's confirmation: garbage in its place).
+    let mut guard = PairingGuard::new(GuardConfig::default());
+    let mut lock = LockPairing::new();
+    let wrong = SetupCode::new(WRONG_CODE).unwrap();
+    let mut wrong_rng = ChaCha20Rng::seed_from_u64(WRONG_RNG_SEED);
+    let (mut attacker, pake1w) =
+        ClientPairing::start(&wrong, &verifier.params(), &mut wrong_rng).unwrap();
+    let mut pake2w = [0u8; PAKE2_LEN];
+    lock.pake1(
+        &verifier,
+        &mut guard,
+        1,
+        &mut lock_rng,
+        &pake1w,
+        &mut pake2w,
+    )
+    .unwrap();
+    let mut scratch = [0u8; PAKE3_LEN];
+    assert!(
+        attacker
+            .pake2(&pake2w, &owner.pk, NAME, &mut scratch)
+            .is_err()
+    );
+    let pake3w = [WRONG_PAKE3_BYTE; PAKE3_LEN];
+    let mut pake4w = [0u8; PAKE4_LEN];
+    assert!(
+        lock.pake3(&mut guard, &pake3w, &device.pk, &mut pake4w)
+            .is_err()
+    );
+    w("pake1w.bin", &pake1w);
+    w("pake2w.bin", &pake2w);
+    w("pake3w.bin", &pake3w);
+    let (mut client, pake1) =
+        ClientPairing::start(&code, &verifier.params(), &mut client_rng).unwrap();
+    let mut pake2 = [0u8; PAKE2_LEN];
+    lock.pake1(&verifier, &mut guard, 1, &mut lock_rng, &pake1, &mut pake2)
+        .unwrap();
+    let mut pake3 = [0u8; PAKE3_LEN];
+    client.pake2(&pake2, &owner.pk, NAME, &mut pake3).unwrap();
+    let mut pake4 = [0u8; PAKE4_LEN];
+    lock.pake3(&mut guard, &pake3, &device.pk, &mut pake4)
+        .unwrap();
+    let paired = client.pake4(&pake4).unwrap();
+    w("pake1.bin", &pake1);
+    w("pake2.bin", &pake2);
+    w("pake3.bin", &pake3);
+    w("pake4.bin", &pake4);
+
+    // Session 1: the upload and the consent.
+    let mut session = handshake(
+        "",
+        LOCK_NOW_MS,
+        &mut lock_rng,
+        &mut client_rng,
+        &device,
+        &owner,
+        &paired.device_public_key,
+        &w,
+    );
+    let mut records = Vec::new();
+    let mut k = 0;
+    let sha: [u8; 32] = Sha256::digest(&update).into();
+    for (i, data) in update.chunks(UPLOAD_CHUNK).enumerate() {
+        let off = i * UPLOAD_CHUNK;
+        let first = off == 0;
+        let req = Request::Upload(img::Upload {
+            off: off as u64,
+            data,
+            len: first.then_some(update.len() as u64),
+            sha: first.then_some(&sha[..]),
+            image: first.then_some(0),
+            upgrade: None,
+            auth: None,
+            kw: true,
+        });
+        seal(&mut session, &req, k, &mut records);
+        k += 1;
+    }
+    let consent = Request::Consent(kw::Consent {
+        accept: true,
+        auth: None,
+    });
+    seal(&mut session, &consent, k, &mut records);
+    w("session1.bin", &records);
+
+    // After the reboot: a new handshake (the lock's RNG and clock start
+    // again), then the log export.
+    let mut lock_rng = ChaCha20Rng::seed_from_u64(LOCK_RNG_SEED_2);
+    let mut session = handshake(
+        "b",
+        LOCK_NOW_2_MS,
+        &mut lock_rng,
+        &mut client_rng,
+        &device,
+        &owner,
+        &paired.device_public_key,
+        &w,
+    );
+    let mut records = Vec::new();
+    for k in 0..LOG_REQUESTS {
+        let req = Request::Log(kw::Log {
+            off: (k * LOG_CHUNK) as u64,
+            auth: None,
+        });
+        seal(&mut session, &req, k, &mut records);
+    }
+    w("session2.bin", &records);
+}
+
+/// Runs a handshake (both roles; the lock's table as the firmware's will
+/// be), writes msg1..msg4 with `suffix`, and returns the client's session
+/// with msg4 opened at its clock 0.
+#[allow(clippy::too_many_arguments)]
+fn handshake(
+    suffix: &str,
+    now: u64,
+    lock_rng: &mut ChaCha20Rng,
+    client_rng: &mut ChaCha20Rng,
+    device: &KeyPair,
+    owner: &KeyPair,
+    device_pk: &[u8; 32],
+    w: &dyn Fn(&str, &[u8]),
+) -> ClientSession {
+    let mut table: SessionTable<4> = SessionTable::new(TableConfig::default());
+    let (hs, msg1) = ClientHandshake::start(client_rng);
+    let mut msg2 = [0u8; MSG2_LEN];
+    table
+        .handshake1(now, lock_rng, device, &msg1, &mut msg2)
+        .unwrap();
+    let mut msg3 = [0u8; MSG3_LEN];
+    let mut session = hs.msg2(&msg2, device_pk, owner, &mut msg3).unwrap();
+    let mut msg4 = [0u8; MSG4_LEN];
+    let kid = keyway_channel::key_id(&owner.pk);
+    let pk = *owner.pk;
+    table
+        .handshake3(now, &msg3, |k| (*k == kid).then_some(pk), &mut msg4)
+        .unwrap();
+    w(&format!("msg1{suffix}.bin"), &msg1);
+    w(&format!("msg2{suffix}.bin"), &msg2);
+    w(&format!("msg3{suffix}.bin"), &msg3);
+    w(&format!("msg4{suffix}.bin"), &msg4);
+    session.open_response(0, &mut msg4.clone()).unwrap();
+    session
+}
+
+/// Frames `req` as SMP v2 (sequence number `k`), seals it as request `k`
+/// of the session at the client's time for it, appends it to `records`.
+fn seal(session: &mut ClientSession, req: &Request<'_>, k: usize, records: &mut Vec<u8>) {
+    let mut frame = vec![0u8; keyway_smp::MAX_FRAME];
+    let n = req.frame(&mut frame, Version::V2, k as u8).unwrap();
+    let mut rec = vec![0u8; n + keyway_channel::record::REQUEST_OVERHEAD];
+    let (_, m) = session
+        .seal_request(request_offset_ms(k), &frame[..n], &mut rec)
+        .unwrap();
+    records.extend_from_slice(&(m as u16).to_le_bytes());
+    records.extend_from_slice(&rec[..m]);
+}
