@@ -1,0 +1,180 @@
+//! Fuzzes the lock agent (`keyway-agent`) with arbitrary frames from
+//! arbitrary peers at arbitrary times, on a provisioned lock with one
+//! owner, with the presence window opened and closed by the input too.
+//!
+//! Input: a sequence of records `[peer u8][dt u8][kind u8][len u16 LE][frame]`;
+//! `kind` 0xB0/0xB1 presses the button (short/long) instead of sending.
+//!
+//! Invariants: nothing panics; no answer is longer than the buffer; no
+//! owner appears (pairing needs the setup code, which the input cannot
+//! know: the verifier is for a code the target never uses); the bolt never
+//! moves (it needs an owner's session, which needs the owner's key); no
+//! consent is stored.
+#![no_main]
+
+use ed25519_compact::{KeyPair, Seed};
+use embedded_storage::nor_flash::{
+    ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
+};
+use keyway_agent::agent::{
+    Agent, Authority, Config, Device, Firmware, Now, OUT_LEN, Press, Sensors, ServeError,
+};
+use keyway_agent::limits::PeerId;
+use keyway_agent::store;
+use keyway_audit::Time;
+use keyway_channel::pairing::MIN_ITERATIONS;
+use keyway_channel::{SetupCode, StoredVerifier};
+use keyway_smp::cbor::Writer;
+use keyway_smp::kw::{Bolt, Door};
+use keyway_smp::{MgmtErr, Request};
+use libfuzzer_sys::fuzz_target;
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
+
+const PAGE: usize = 4096;
+const PAGES: usize = 2;
+
+#[derive(Debug)]
+struct Bad;
+impl NorFlashError for Bad {
+    fn kind(&self) -> NorFlashErrorKind {
+        NorFlashErrorKind::Other
+    }
+}
+
+/// A 4-byte-word NOR flash that refuses to program a bit back to 1.
+struct Flash([u8; PAGE * PAGES]);
+impl ErrorType for Flash {
+    type Error = Bad;
+}
+impl ReadNorFlash for Flash {
+    const READ_SIZE: usize = 1;
+    fn read(&mut self, off: u32, b: &mut [u8]) -> Result<(), Bad> {
+        let o = off as usize;
+        b.copy_from_slice(self.0.get(o..o + b.len()).ok_or(Bad)?);
+        Ok(())
+    }
+    fn capacity(&self) -> usize {
+        self.0.len()
+    }
+}
+impl NorFlash for Flash {
+    const WRITE_SIZE: usize = 4;
+    const ERASE_SIZE: usize = PAGE;
+    fn erase(&mut self, from: u32, to: u32) -> Result<(), Bad> {
+        self.0
+            .get_mut(from as usize..to as usize)
+            .ok_or(Bad)?
+            .fill(0xff);
+        Ok(())
+    }
+    fn write(&mut self, off: u32, b: &[u8]) -> Result<(), Bad> {
+        let o = off as usize;
+        let dst = self.0.get_mut(o..o + b.len()).ok_or(Bad)?;
+        for (d, s) in dst.iter_mut().zip(b) {
+            if *s & !*d != 0 {
+                return Err(Bad);
+            }
+            *d &= *s;
+        }
+        Ok(())
+    }
+}
+
+struct Hw {
+    bolt: Bolt,
+    moves: u32,
+}
+
+impl Device for Hw {
+    fn sensors(&self) -> Sensors {
+        Sensors {
+            bolt: self.bolt,
+            door: Door::Closed,
+            battery_mv: 5_900,
+            battery_mwh: 9_000,
+            tamper: false,
+            lockout_s: 0,
+        }
+    }
+    fn firmware(&self) -> Firmware<'_> {
+        Firmware {
+            model: "KW-1",
+            version: "1.4.0",
+            slot: Some(0),
+            image: Some([0x11; 32]),
+            trial: false,
+            update: None,
+            pending: None,
+        }
+    }
+    fn drive_bolt(&mut self, to: Bolt) -> Bolt {
+        self.moves += 1;
+        self.bolt = to;
+        to
+    }
+    fn serve(&mut self, _: &Request<'_>, _: Authority, _: &mut Writer<'_>) -> Result<(), ServeError> {
+        Err(ServeError {
+            rc: MgmtErr::NotSup,
+            refusal: None,
+        })
+    }
+}
+
+fn now(ms: u64) -> Now {
+    Now {
+        ms,
+        time: Time {
+            rtc: 1_760_000_000 + ms / 1000,
+            boot: 1,
+        },
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let region = store::Config::new(0, PAGES as u32);
+    let key = KeyPair::from_seed(Seed::new([0xd0; 32]));
+    let Ok(mut agent) = Agent::<_, 4>::new(
+        Flash([0xff; PAGE * PAGES]),
+        region,
+        key,
+        Config::default(),
+        1_000,
+    ) else {
+        panic!("the agent opens on an erased flash");
+    };
+    let code = SetupCode::new(20_231_107).expect("a valid code");
+    agent
+        .provision(&StoredVerifier::derive(&code, &[7; 16], MIN_ITERATIONS))
+        .expect("provisioned");
+    let mut rng = ChaCha20Rng::seed_from_u64(7);
+    let mut hw = Hw {
+        bolt: Bolt::Locked,
+        moves: 0,
+    };
+    let mut out = [0u8; OUT_LEN];
+    let mut ms = 1_000u64;
+    let mut rest = data;
+    while rest.len() >= 5 {
+        let (peer, dt, kind) = (rest[0], rest[1], rest[2]);
+        let len = usize::from(u16::from_le_bytes([rest[3], rest[4]])).min(rest.len() - 5);
+        let frame = &rest[5..5 + len];
+        rest = &rest[5 + len..];
+        ms += u64::from(dt) * 50;
+        match kind {
+            0xB0 => {
+                let _ = agent.button(ms, Press::Short);
+            }
+            0xB1 => {
+                let _ = agent.button(ms, Press::Long);
+            }
+            _ => {
+                let o = agent.handle(PeerId(u64::from(peer)), now(ms), &mut rng, &mut hw, frame, &mut out);
+                assert!(o.len <= out.len());
+            }
+        }
+        assert_eq!(agent.state().owner_count(), 0, "an owner appeared without pairing");
+        assert!(agent.state().consent().is_none(), "consent without an owner");
+        assert_eq!(hw.moves, 0, "the bolt moved without an owner");
+    }
+});
