@@ -1154,3 +1154,39 @@ fn print_example_frames() {
     let r = h.send(STRANGER, &Request::Owners(kw::Signed::default()));
     println!("Owners refused (plain): {}", hex(&r.bytes));
 }
+
+/// A stock MCUmgr tool uploads in the window as fast as the link allows:
+/// the chunks of a peer's own upload in progress are not held to its
+/// token bucket (10 a second after a burst of 20), or a 400 KB image in
+/// 2 KB chunks would take 20 s of waiting and, in BLE-sized chunks,
+/// minutes. Anything else from that peer still is.
+#[test]
+fn a_peers_own_upload_chunks_are_not_rate_limited() {
+    static DATA: [u8; 256] = [0x5a; 256];
+    let mut h = Harness::new(31);
+    h.press(Press::Short);
+    let total = 256 * 100;
+    for i in 0..100u64 {
+        h.advance(1);
+        let r = h.send(
+            STRANGER,
+            &chunk(i * 256, (i == 0).then_some(total), &DATA, true),
+        );
+        assert!(
+            r.is_ok(),
+            "chunk {i} refused: {:?} {:?}",
+            r.refusal(),
+            r.rc()
+        );
+    }
+    assert_eq!(uploads_served(&h), 100);
+    // The upload is over: a flood of other requests is limited again.
+    let limited = (0..40)
+        .map(|_| h.send(STRANGER, &Request::ImageState))
+        .filter(|r| {
+            matches!(r.refusal(), Some(Refusal::RateLimited { .. }))
+                || r.rc() == Some(MgmtErr::Busy as u64)
+        })
+        .count();
+    assert!(limited > 0, "the peer's other requests are still limited");
+}

@@ -21,7 +21,8 @@
 //!    is refused with [`Refusal::RateLimited`] and cannot use up anyone
 //!    else's budget. A sealed record is charged only when it does not
 //!    open: one that opens is an owner's traffic (uploads run sealed), and
-//!    trying it costs one AEAD pass;
+//!    trying it costs one AEAD pass. A chunk of the peer's own upload in
+//!    progress (a stock tool in the window) is not charged either;
 //! 3. decodes the request into its typed form, and asks the authority
 //!    table ([`authority`]) whether the sender may run it: a plain request
 //!    counts as [`Authority::Window`] while the presence window is open
@@ -541,7 +542,16 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
                 keyway_smp::group::KEYWAY,
                 kw::cmd::SEALED,
             );
-        let v = if sealed {
+        // Nor is a chunk of this peer's own upload in progress (a stock
+        // MCUmgr tool in the window): uploads go as fast as the link.
+        let own_chunk = (hdr.op, hdr.group, hdr.id)
+            == (
+                keyway_smp::Op::Write,
+                keyway_smp::group::IMAGE,
+                keyway_smp::img::cmd::UPLOAD,
+            )
+            && self.upload.is_some_and(|b| b.by == Uploader::Peer(peer));
+        let v = if sealed || own_chunk {
             Verdict::Allowed
         } else {
             self.peers.check(peer, now.ms)
