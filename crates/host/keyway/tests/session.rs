@@ -336,3 +336,158 @@ fn lock_restart_unknown_session_opens_a_new_session_once() {
     let counts = c.channel_counts();
     assert_eq!((counts.handshakes, counts.session_restarts), (2, 1));
 }
+
+#[derive(clap::Parser)]
+struct Cli {
+    #[command(flatten)]
+    device: keyway_cli::device::cli::DeviceArgs,
+}
+
+fn args(v: &[&str]) -> keyway_cli::device::cli::DeviceArgs {
+    use clap::Parser as _;
+    Cli::try_parse_from(std::iter::once("keyway").chain(v.iter().copied()))
+        .unwrap()
+        .device
+}
+
+/// `keyway device ARGS` against `lock` from `peer`, through `tap` if any:
+/// (result, what it printed).
+fn cli(lock: &Shared, peer: PeerId, a: &[&str], tap: Option<Tap>) -> (anyhow::Result<()>, String) {
+    let mut link = Link::new(lock, peer);
+    link.tap = tap;
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let r = keyway_cli::device::cli::run_with(
+        &args(a),
+        keyway_cli::device::Client::new(link),
+        &mut out,
+        &mut err,
+    );
+    (r, String::from_utf8(out).unwrap())
+}
+
+#[test]
+fn cli_pairs_with_the_setup_code_records_the_lock_and_runs_owner_commands_sealed() {
+    let dir = tempfile::tempdir().unwrap();
+    let files =
+        keyway::keys::keygen(dir.path().join("owner"), keyway::keys::Algorithm::Ed25519).unwrap();
+    let key = files.private.to_str().unwrap().to_owned();
+    let record = keyway_cli::device::locks_path(&files.private);
+    let kid: [u8; 8] = files.key_id[..8].try_into().unwrap();
+    let lock = Lock::new(0xd0, 9);
+    let t = "udp:127.0.0.1:7000";
+
+    // A wrong code: refused, nothing recorded.
+    lock.borrow_mut().press();
+    let (r, _) = cli(
+        &lock,
+        OWNER,
+        &[
+            "--target",
+            t,
+            "--owner-key",
+            &key,
+            "pair",
+            "--setup-code",
+            WRONG,
+        ],
+        None,
+    );
+    let e = r.unwrap_err();
+    let typed = e.downcast_ref::<DeviceError>().expect("a DeviceError");
+    assert_eq!(typed.refusal(), Some(Refusal::BadSetupCode), "{e:#}");
+    assert!(!record.exists());
+
+    let (r, out) = cli(
+        &lock,
+        OWNER,
+        &[
+            "--target",
+            t,
+            "--owner-key",
+            &key,
+            "pair",
+            "--setup-code",
+            CODE,
+            "--name",
+            "Alice",
+        ],
+        None,
+    );
+    r.unwrap();
+    assert!(out.starts_with("paired "), "{out}");
+    let file = keyway_cli::device::PairedLocks::load(&record, kid).unwrap();
+    assert_eq!(
+        file.find(t).unwrap().device_key,
+        lock.borrow().agent.device_public_key()
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&record).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // With the record, unlock runs sealed without asking for it.
+    let only_sealed: Tap = Box::new(|lock, peer, frame| {
+        let h = keyway_smp::Header::decode(frame).unwrap();
+        assert!(
+            is_sealed(frame) || matches!(h.id, 13 | 14),
+            "sent in the clear: group {} id {}",
+            h.group,
+            h.id
+        );
+        Some(lock.deliver(peer, frame))
+    });
+    let (r, out) = cli(
+        &lock,
+        OWNER,
+        &["--target", t, "--owner-key", &key, "unlock"],
+        Some(only_sealed),
+    );
+    r.unwrap();
+    assert_eq!(out, "bolt unlocked\n");
+    assert!(lock.borrow().events.contains(&Event::Unlocked { by: kid }));
+
+    // A man in the middle alters the answer to `lock`: the command fails
+    // and prints no bolt state, as text or as JSON.
+    for json in [false, true] {
+        let alter: Tap = Box::new(|lock, peer, frame| {
+            let mut a = lock.deliver(peer, frame);
+            if is_sealed(frame) {
+                let n = a.len();
+                a[n - 1] ^= 0x80;
+            }
+            Some(a)
+        });
+        let mut a = vec!["--target", t, "--owner-key", &key];
+        if json {
+            a.push("--json");
+        }
+        a.push("lock");
+        let (r, out) = cli(&lock, OWNER, &a, Some(alter));
+        let e = r.unwrap_err();
+        assert!(!out.contains("bolt"), "{out}");
+        assert_eq!(
+            e.downcast_ref::<DeviceError>()
+                .and_then(DeviceError::channel),
+            Some(keyway_channel::Error::Forged),
+            "{e:#}"
+        );
+    }
+
+    // --session without a record for the target is refused up front.
+    let (r, _) = cli(
+        &lock,
+        OWNER,
+        &[
+            "--target",
+            "udp:10.0.0.9:1337",
+            "--owner-key",
+            &key,
+            "--session",
+            "status",
+        ],
+        None,
+    );
+    assert!(r.is_err());
+}
