@@ -492,3 +492,51 @@ fn cli_pairs_with_the_setup_code_records_the_lock_and_runs_owner_commands_sealed
     );
     assert!(r.is_err());
 }
+
+#[test]
+fn upload_and_log_export_run_sealed_within_the_mtu() {
+    let lock = Lock::new(0xd0, 10);
+    let mut c = paired(&lock, OWNER, 0xa1);
+    let longest = std::rc::Rc::new(std::cell::Cell::new(0usize));
+    let seen = longest.clone();
+    c_tap(&mut c, move |lock, peer, frame| {
+        let h = keyway_smp::Header::decode(frame).unwrap();
+        assert!(
+            is_sealed(frame) || matches!(h.id, 13 | 14),
+            "sent in the clear: group {} id {}",
+            h.group,
+            h.id
+        );
+        seen.set(seen.get().max(frame.len()));
+        Some(lock.deliver(peer, frame))
+    });
+    let file: Vec<u8> = (0..20_000u32).map(|i| (i * 13 + 5) as u8).collect();
+    let report = c.upload(&file, &mut |_, _| {}).unwrap();
+    assert_eq!(lock.borrow().device.uploaded, file);
+    assert!(
+        longest.get() <= keyway_cli::device::UDP_MTU,
+        "a frame of {} bytes",
+        longest.get()
+    );
+    // The chunks fill the MTU less the record's and the outer frame's
+    // overhead (within a few bytes of CBOR heads).
+    assert!(report.chunk > 1300, "chunks of {} bytes", report.chunk);
+    let log = c.log_export(&mut |_, _| {}).unwrap();
+    assert_eq!(log, lock.borrow().device.log);
+}
+
+#[test]
+fn factory_reset_goes_in_the_clear_with_the_window_and_long_press() {
+    let lock = Lock::new(0xd0, 11);
+    let mut c = paired(&lock, OWNER, 0xa1);
+    c.status().unwrap();
+    // Sealed it would count as the owner's, which is not the person at
+    // the lock: the client sends it in the clear.
+    let e = c.factory_reset().unwrap_err();
+    assert_eq!(e.refusal(), Some(Refusal::NoPresenceWindow), "{e}");
+    lock.borrow_mut().press();
+    lock.borrow_mut().long_press();
+    c.factory_reset().unwrap();
+    assert_eq!(lock.borrow().agent.state().owner_count(), 0);
+    assert!(lock.borrow().events.contains(&Event::FactoryReset));
+}

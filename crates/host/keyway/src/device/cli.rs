@@ -505,6 +505,10 @@ fn pair_with_code<T: Transport>(
             anyhow::Error::new(e).context(
                 "the setup code does not match this lock's: re-read the label and try again (the lock counts wrong codes and makes you wait after 3)",
             )
+        } else if e.not_supported() {
+            anyhow::Error::new(e).context(
+                "this lock does not pair by setup code (no secure channel): pair the owner's public key with `pair OWNER.pub` in the presence window",
+            )
         } else {
             e.into()
         }

@@ -1141,9 +1141,11 @@ impl<T: Transport> Client<T> {
         Ok(r.owners)
     }
 
-    /// `factory reset` (the presence window and the long press).
+    /// `factory reset` (the presence window and the long press). Always in
+    /// the clear, also with a paired lock: its authority is the person at
+    /// the lock, not an owner's session (the agent refuses it sealed).
     pub fn factory_reset(&mut self) -> Result<Map, DeviceError> {
-        let b = self.call("factory reset", &Request::FactoryReset)?;
+        let b = self.call_plain("factory reset", &Request::FactoryReset)?;
         typed::<kw::FactoryResetRsp>("factory reset", &b)?;
         map_of("factory reset", &b)
     }

@@ -45,6 +45,10 @@ pub struct FakeDevice {
     pub door: Door,
     pub pending: Option<Pending>,
     pub bolt_moves: u32,
+    /// The upload's bytes as received, at their offsets.
+    pub uploaded: Vec<u8>,
+    /// The audit log's export the lock serves.
+    pub log: Vec<u8>,
 }
 
 impl Default for FakeDevice {
@@ -54,6 +58,8 @@ impl Default for FakeDevice {
             door: Door::Closed,
             pending: None,
             bolt_moves: 0,
+            uploaded: Vec::new(),
+            log: (0..3000u32).map(|i| (i * 7) as u8).collect(),
         }
     }
 }
@@ -109,6 +115,32 @@ impl Device for FakeDevice {
                     min_battery_mwh: None,
                     state: kw::UpdateState::AwaitingConsent,
                     reason: None,
+                })
+            }
+            Request::Upload(u) => {
+                let off = usize::try_from(u.off).unwrap();
+                if off == 0 {
+                    self.uploaded.clear();
+                }
+                if off != self.uploaded.len() {
+                    return Err(ServeError {
+                        rc: keyway_smp::MgmtErr::Inval,
+                        refusal: None,
+                    });
+                }
+                self.uploaded.extend_from_slice(u.data);
+                Response::Upload(img::UploadRsp {
+                    off: self.uploaded.len() as u64,
+                    matched: None,
+                })
+            }
+            Request::Log(l) => {
+                let off = usize::try_from(l.off).unwrap().min(self.log.len());
+                let end = (off + 1000).min(self.log.len());
+                Response::Log(kw::LogRsp {
+                    off: off as u64,
+                    len: self.log.len() as u64,
+                    data: &self.log[off..end],
                 })
             }
             _ => {
@@ -190,6 +222,11 @@ impl Lock {
     pub fn press(&mut self) {
         let ms = self.ms();
         self.agent.button(ms, Press::Short).unwrap();
+    }
+
+    pub fn long_press(&mut self) {
+        let ms = self.ms();
+        self.agent.button(ms, Press::Long).unwrap();
     }
 
     /// Power cut and boot: the same flash, a new agent (no sessions).
