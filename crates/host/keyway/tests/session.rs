@@ -540,3 +540,81 @@ fn factory_reset_goes_in_the_clear_with_the_window_and_long_press() {
     assert_eq!(lock.borrow().agent.state().owner_count(), 0);
     assert!(lock.borrow().events.contains(&Event::FactoryReset));
 }
+
+#[test]
+fn forged_unknown_session_costs_at_most_one_resend_and_fails() {
+    // The attacker lets each sealed request reach the lock but answers it
+    // with a plain "unknown session" refusal (it cannot forge a sealed
+    // answer). The client opens one new session, sends once more, then
+    // reports the failure; it never reports success, and the lock ran the
+    // (idempotent) command at most twice.
+    let lock = Lock::new(0xd0, 12);
+    let mut c = paired(&lock, OWNER, 0xa1);
+    c.status().unwrap();
+    c_tap(&mut c, |lock, peer, frame| {
+        let a = lock.deliver(peer, frame);
+        if !is_sealed(frame) {
+            return Some(a);
+        }
+        let h = keyway_smp::Header::decode(frame).unwrap();
+        let mut out = vec![0u8; 256];
+        let n = keyway_smp::header::frame(&mut out, h.response(), |w| {
+            keyway_smp::ErrorRsp {
+                rc: Some(keyway_smp::MgmtErr::NoEnt as u64),
+                rsn: None,
+                group: None,
+                refusal: Some(Refusal::UnknownSession),
+            }
+            .encode(w)
+        })
+        .unwrap();
+        out.truncate(n);
+        Some(out)
+    });
+    let e = c.unlock().unwrap_err();
+    assert_eq!(e.refusal(), Some(Refusal::UnknownSession), "{e}");
+    assert_eq!(c.channel_counts().session_restarts, 1);
+    assert!(lock.borrow().device.bolt_moves <= 2);
+}
+
+#[test]
+fn the_keyway_binary_pairs_by_code_and_unlocks_sealed_over_udp() {
+    const BIN: &str = env!("CARGO_BIN_EXE_keyway");
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("owner");
+    let o = std::process::Command::new(BIN)
+        .arg("keygen")
+        .arg(&base)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let key = format!("{}.key", base.display());
+    let lock = UdpLock::start(0xd0);
+    let target = format!("udp:{}", lock.addr);
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(BIN)
+            .args(["device", "--target", &target, "--owner-key", &key])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = run(&["pair", "--setup-code", CODE, "--name", "Alice"]);
+    assert!(ok, "{out}{err}");
+    assert!(dir.path().join("owner.locks.json").exists());
+    // Each run is a new process, a new UDP port and a new session.
+    let (ok, out, err) = run(&["unlock"]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(out, "bolt unlocked\n");
+    let (ok, out, err) = run(&["--json", "owners"]);
+    assert!(ok, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["owners"][0]["name"], "Alice");
+    assert_eq!(v["owners"][0]["this_key"], true);
+    let device = lock.stop();
+    assert_eq!(device.bolt, Bolt::Unlocked);
+}

@@ -487,7 +487,7 @@ fn pair_with_code<T: Transport>(
     };
     let code = keyway_channel::SetupCode::parse(code.trim()).map_err(|e| {
         anyhow::anyhow!(
-            "--setup-code {:?}: {e:?}: give the 8 digits on the lock's label (e.g. 1234-5670)",
+            "--setup-code {:?}: {e}: give the 8 digits on the lock's label",
             printable(code, false)
         )
     })?;

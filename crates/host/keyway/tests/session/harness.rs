@@ -375,3 +375,69 @@ pub fn is_sealed(frame: &[u8]) -> bool {
     Header::decode(frame)
         .is_ok_and(|h| h.group == keyway_smp::group::KEYWAY && h.id == kw::cmd::SEALED)
 }
+
+/// The agent behind a real UDP socket on loopback, as a lock shell would
+/// run it (the monotonic clock, a hashed peer address), until `stop`.
+pub struct UdpLock {
+    pub addr: std::net::SocketAddr,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<FakeDevice>>,
+}
+
+impl UdpLock {
+    /// Starts a provisioned lock (setup code [`CODE`]) with its presence
+    /// window open.
+    pub fn start(device_tag: u8) -> UdpLock {
+        use rand_chacha::rand_core::SeedableRng as _;
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_millis(20)))
+            .unwrap();
+        let addr = socket.local_addr().unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let halt = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let start = std::time::Instant::now();
+            let ms = || 1_000 + start.elapsed().as_millis() as u64;
+            let mut agent: Agent<Flash, SLOTS> = Agent::new(
+                Flash::nrf52840(),
+                REGION,
+                device_keypair(device_tag),
+                Config::default(),
+                ms(),
+            )
+            .unwrap();
+            let code = SetupCode::parse(CODE).unwrap();
+            agent
+                .provision(&StoredVerifier::derive(&code, &[7; 16], MIN_ITERATIONS))
+                .unwrap();
+            agent.button(ms(), Press::Short).unwrap();
+            let mut device = FakeDevice::default();
+            let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(u64::from(device_tag));
+            let mut buf = vec![0u8; 4096];
+            let mut out = vec![0u8; OUT_LEN];
+            while !halt.load(Ordering::SeqCst) {
+                let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                let peer = PeerId(u64::from(from.port()));
+                let o = agent.handle(peer, now(ms()), &mut rng, &mut device, &buf[..n], &mut out);
+                if o.len > 0 {
+                    let _ = socket.send_to(&out[..o.len], from);
+                }
+            }
+            device
+        });
+        UdpLock {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops it; its device (the bolt) as it ended.
+    pub fn stop(mut self) -> FakeDevice {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
