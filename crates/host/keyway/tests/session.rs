@@ -618,3 +618,38 @@ fn the_keyway_binary_pairs_by_code_and_unlocks_sealed_over_udp() {
     let device = lock.stop();
     assert_eq!(device.bolt, Bolt::Unlocked);
 }
+
+#[test]
+fn sealed_upload_carries_at_least_nine_tenths_of_the_plain_data_per_frame() {
+    // Side by side, one file, the UDP MTU: the plain upload of a person
+    // at the lock (window open, no key) and the owner's sealed upload.
+    let file: Vec<u8> = (0..60_000u32).map(|i| (i * 29 + 1) as u8).collect();
+    let lock = Lock::new(0xd0, 13);
+    lock.borrow_mut().press();
+    // A plain peer gets 10 requests a second: the link takes 100 ms a frame.
+    let mut link = Link::new(&lock, OTHER);
+    link.tap = Some(Box::new(|lock, peer, frame| {
+        lock.advance(100);
+        Some(lock.deliver(peer, frame))
+    }));
+    let mut plain = keyway_cli::device::Client::new(link);
+    let p = plain.upload(&file, &mut |_, _| {}).unwrap();
+    assert_eq!(lock.borrow().device.uploaded, file);
+    let mut c = paired(&lock, OWNER, 0xa1);
+    // Past the agent's upload idle time: the owner's first chunk may
+    // replace the upload the window peer left.
+    lock.borrow().advance(31_000);
+    let s = c.upload(&file, &mut |_, _| {}).unwrap();
+    assert_eq!(lock.borrow().device.uploaded, file);
+    let ratio = s.chunk as f64 / p.chunk as f64;
+    println!(
+        "upload of {} bytes at MTU {}: plain {} requests of <= {} data bytes, sealed {} requests of <= {} ({ratio:.3}x data per frame)",
+        file.len(),
+        keyway_cli::device::UDP_MTU,
+        p.requests,
+        p.chunk,
+        s.requests,
+        s.chunk
+    );
+    assert!(ratio >= 0.9, "{ratio}");
+}
