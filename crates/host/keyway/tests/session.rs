@@ -653,3 +653,37 @@ fn sealed_upload_carries_at_least_nine_tenths_of_the_plain_data_per_frame() {
     );
     assert!(ratio >= 0.9, "{ratio}");
 }
+
+#[test]
+fn lost_answer_and_the_transports_resend_of_the_same_record_end_in_the_real_outcome() {
+    // UDP: the sealed unlock reaches the lock, its answer is lost; the
+    // transport sends the same datagram again, which the lock refuses as
+    // a replay (not run). The client then sends the unlock anew with a
+    // new counter and reports the lock's real answer.
+    let lock = Lock::new(0xd0, 14);
+    let mut c = paired(&lock, OWNER, 0xa1);
+    c.status().unwrap();
+    c.transport_mut().tries = 3;
+    let n = std::rc::Rc::new(std::cell::Cell::new(0u32));
+    let m = n.clone();
+    c_tap(&mut c, move |lock, peer, frame| {
+        let a = lock.deliver(peer, frame);
+        if is_sealed(frame) {
+            m.set(m.get() + 1);
+            if m.get() == 1 {
+                return None;
+            }
+        }
+        Some(a)
+    });
+    let u = c.unlock().unwrap();
+    assert_eq!(keyway::smp::get_text(&u, "bolt").unwrap(), Some("unlocked"));
+    assert_eq!(n.get(), 3, "first copy, its replay, the new record");
+    let l = lock.borrow();
+    assert_eq!(l.device.bolt, Bolt::Unlocked);
+    assert_eq!(
+        l.device.bolt_moves, 2,
+        "the first copy and the new record ran"
+    );
+    assert_eq!(c.channel_counts().record_resends, 1);
+}

@@ -371,6 +371,9 @@ pub struct ChannelCounts {
     pub stale_resends: u64,
     /// Handshakes run again after the lock's `UnknownSession`.
     pub session_restarts: u64,
+    /// Requests sent anew after the lock's `RecordRefused` (a lost answer
+    /// and the transport's resend of the same record).
+    pub record_resends: u64,
 }
 
 impl std::fmt::Debug for Channel {
@@ -735,7 +738,9 @@ impl<T: Transport> Client<T> {
     /// opens as the lock's answer to it counts; its inner frame is then
     /// checked like a plain answer. The lock's stale status sends it once
     /// more with a new counter; its `UnknownSession` refusal opens a new
-    /// session and sends it once more. Any other plain answer is an error.
+    /// session and sends it once more; its `RecordRefused` refusal (the
+    /// transport resent a record whose answer was lost) sends it once more
+    /// with a new counter. Any other plain answer is an error.
     fn sealed_exchange(
         &mut self,
         what: &str,
@@ -758,6 +763,7 @@ impl<T: Transport> Client<T> {
         };
         let mut stale_resend = true;
         let mut new_session = true;
+        let mut record_resend = true;
         loop {
             if self.channel_mut(what)?.session.is_none() {
                 self.open_session()?;
@@ -780,6 +786,16 @@ impl<T: Transport> Client<T> {
                     let ch = self.channel_mut(what)?;
                     ch.session = None;
                     ch.counts.session_restarts += 1;
+                    continue;
+                }
+                Err(e) if e.refusal() == Some(Refusal::RecordRefused) && record_resend => {
+                    // The lock took this record for a replay: over UDP, the
+                    // transport's resend of a record whose answer was lost
+                    // (the first copy ran). Send it anew, once, with a new
+                    // counter: owner commands set a state, so running one
+                    // twice leaves the state the owner asked for.
+                    record_resend = false;
+                    self.channel_mut(what)?.counts.record_resends += 1;
                     continue;
                 }
                 Err(e) => return Err(e),

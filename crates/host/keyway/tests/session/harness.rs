@@ -283,6 +283,8 @@ pub struct Link {
     pub lock: Shared,
     pub peer: PeerId,
     pub tap: Option<Tap>,
+    /// Sends of the same frame before giving up (as UdpTransport's tries).
+    pub tries: u32,
     stats: Stats,
 }
 
@@ -292,6 +294,7 @@ impl Link {
             lock: lock.clone(),
             peer,
             tap: None,
+            tries: 1,
             stats: Stats::default(),
         }
     }
@@ -308,22 +311,26 @@ impl Transport for Link {
         self.stats.frames_sent += 1;
         self.stats.bytes_sent += frame.len() as u64;
         let mut lock = self.lock.borrow_mut();
-        let answer = match &mut self.tap {
-            Some(tap) => tap(&mut lock, self.peer, frame),
-            None => Some(lock.deliver(self.peer, frame)),
-        };
-        let answer = answer.filter(|a| !a.is_empty());
-        match answer {
-            Some(a) if Header::decode(&a).is_ok_and(|h| h.seq == seq) => {
+        // As UdpTransport: the same frame again after a timeout.
+        for _ in 0..self.tries {
+            let answer = match &mut self.tap {
+                Some(tap) => tap(&mut lock, self.peer, frame),
+                None => Some(lock.deliver(self.peer, frame)),
+            };
+            let answer = answer.filter(|a| !a.is_empty());
+            if let Some(a) = answer
+                && Header::decode(&a).is_ok_and(|h| h.seq == seq)
+            {
                 self.stats.bytes_received += a.len() as u64;
-                Ok(a)
+                return Ok(a);
             }
-            _ => Err(TransportError::NoAnswer {
-                peer: format!("{:?}", self.peer),
-                tries: 1,
-                timeout_ms: 500,
-            }),
+            self.stats.resends += 1;
         }
+        Err(TransportError::NoAnswer {
+            peer: format!("{:?}", self.peer),
+            tries: self.tries,
+            timeout_ms: 500,
+        })
     }
     fn mtu(&self) -> usize {
         keyway_cli::device::UDP_MTU
