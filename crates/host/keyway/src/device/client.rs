@@ -20,7 +20,15 @@
 //!   *stale* status (the request was held back, not run) re-syncs the
 //!   clock and the request goes once more with a new counter; the lock's
 //!   `UnknownSession` refusal (it restarted, or the session expired) runs
-//!   a new handshake and sends once more. A different lock (another device
+//!   a new handshake and sends once more; its `RecordRefused` (UDP resent a
+//!   record whose answer was lost: the lock took the copy for a replay)
+//!   sends once more with a new counter. Those two refusals are plain, so a
+//!   man in the middle can fake them after the lock ran a request: the
+//!   command then runs at most twice, which leaves the state the owner
+//!   asked for (every owner command sets a state: bolt, consent, settings,
+//!   owners), and the client still reports only an answer that opened.
+//!   Factory reset always goes in the clear (its authority is the person at
+//!   the lock, not a session). A different lock (another device
 //!   key) fails the handshake: [`keyway_channel::Error::LockNotAuthenticated`],
 //!   and nothing is sent to it.
 //!
