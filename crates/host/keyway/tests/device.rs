@@ -1464,3 +1464,31 @@ fn unpair_of_an_unknown_key_id_is_the_typed_refusal() {
         );
     }
 }
+
+#[test]
+fn pair_with_a_setup_code_on_todays_lock_is_refused_and_records_nothing() {
+    let lab = Lab::new(1);
+    let code = StateDir::new(lab.tmp.path().join("lock"))
+        .new_setup_code()
+        .unwrap();
+    let lock = lab.start_with_control(false);
+    let (key, public) = keygen(&lab, "owner");
+    presence(&lock, 60);
+    let e = refused(cli(
+        &lock,
+        &[
+            "--owner-key",
+            &key,
+            "pair",
+            "--setup-code",
+            &code.to_string(),
+        ],
+    ));
+    assert!(e.contains("this lock does not pair by setup code"), "{e}");
+    assert!(!lab.tmp.path().join("owner.locks.json").exists());
+    // Nothing changed for today's path: the key pairs and unlocks signed.
+    ok(cli(&lock, &["pair", &public]));
+    control(&lock, r#"{"cmd":"presence-close"}"#);
+    let v = json(&ok(cli(&lock, &["--owner-key", &key, "--json", "unlock"])));
+    assert_eq!(v["bolt"], "unlocked", "{v}");
+}

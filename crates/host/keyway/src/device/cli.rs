@@ -14,6 +14,7 @@ use sha2::{Digest as _, Sha256};
 use keyway::keys::{PublicKey, SigningKey, hex};
 
 use super::client::{Client, ImageSlot, Map, map_to_json, printable};
+use super::paired::{PairedLockRecord, PairedLocks, locks_path};
 use super::transport::{Transport, UdpTransport};
 
 /// Arguments of `keyway device`.
@@ -26,6 +27,12 @@ pub struct DeviceArgs {
     /// signs lock, unlock, consent, settings and the upload.
     #[arg(long, value_name = "OWNER.key")]
     pub owner_key: Option<PathBuf>,
+    /// Run the owner's commands sealed in a session with the lock paired
+    /// by setup code (the default whenever the owner key's paired-lock
+    /// file, OWNER.locks.json, holds a record for this --target); fails
+    /// when there is no such record.
+    #[arg(long)]
+    pub session: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -66,11 +73,23 @@ pub enum DeviceCommand {
     /// The lock's audit log.
     #[command(subcommand)]
     Log(DeviceLogCommand),
-    /// Add an owner (needs the presence window: the lock's button).
+    /// Add an owner (needs the presence window: the lock's button). With
+    /// --setup-code, pairs --owner-key by the code on the lock's label
+    /// (the secure channel) and records the lock's device key in
+    /// OWNER.locks.json; with OWNER.pub, today's unauthenticated pairing.
     Pair {
-        /// The new owner's public key, SPKI PEM, Ed25519.
-        #[arg(value_name = "OWNER.pub")]
-        key: PathBuf,
+        /// The new owner's public key, SPKI PEM, Ed25519 (a lock without
+        /// the secure channel).
+        #[arg(
+            value_name = "OWNER.pub",
+            required_unless_present = "setup_code",
+            conflicts_with = "setup_code"
+        )]
+        key: Option<PathBuf>,
+        /// The lock's setup code, as printed on its label (8 digits, e.g.
+        /// 1234-5670).
+        #[arg(long, value_name = "CODE")]
+        setup_code: Option<String>,
         /// A name for the owner.
         #[arg(long)]
         name: Option<String>,
@@ -170,22 +189,80 @@ pub fn connect(a: &DeviceArgs) -> Result<Client<UdpTransport>> {
         .with_context(|| format!("--target {}", a.target))?
         .with_retry(Duration::from_millis(a.timeout_ms), a.tries)
         .with_mtu(a.mtu);
-    let mut c = Client::new(t);
-    if let Some(k) = &a.owner_key {
-        // The key's own errors name the file.
-        let key = SigningKey::load(k).context("--owner-key")?;
-        c = c
-            .with_owner(key)
-            .with_context(|| format!("--owner-key {}", k.display()))?;
+    owner_client(a, Client::new(t))
+}
+
+/// `c` with `a`'s owner key, and in a session when the owner key's
+/// paired-lock file has a record for `a.target` (or `--session` asks for
+/// one). `pair --setup-code` itself stays plain.
+pub fn owner_client<T: Transport>(a: &DeviceArgs, mut c: Client<T>) -> Result<Client<T>> {
+    let Some(k) = &a.owner_key else {
+        if a.session {
+            bail!("--session needs --owner-key: the owner key that paired with the lock");
+        }
+        return Ok(c);
+    };
+    // The key's own errors name the file.
+    let key = SigningKey::load(k).context("--owner-key")?;
+    c = c
+        .with_owner(key)
+        .with_context(|| format!("--owner-key {}", k.display()))?;
+    if matches!(
+        a.command,
+        DeviceCommand::Pair {
+            setup_code: Some(_),
+            ..
+        }
+    ) {
+        return Ok(c);
     }
-    Ok(c)
+    let record = paired_locks(a, &c)?.and_then(|f| f.find(&a.target).cloned());
+    match record {
+        Some(r) => Ok(c.with_paired_lock(r.device_key)?),
+        None if a.session => bail!(
+            "--session: {} holds no lock paired at {}: pair first with `keyway device --target {} --owner-key {} pair --setup-code CODE`",
+            locks_path(k).display(),
+            a.target,
+            a.target,
+            k.display()
+        ),
+        None => Ok(c),
+    }
+}
+
+/// The owner key's paired-lock file (`None` without an owner key).
+fn paired_locks<T: Transport>(a: &DeviceArgs, c: &Client<T>) -> Result<Option<PairedLocks>> {
+    let (Some(k), Some(id)) = (&a.owner_key, c.owner_key_id()) else {
+        return Ok(None);
+    };
+    Ok(Some(PairedLocks::load(&locks_path(k), id)?))
 }
 
 /// Runs `keyway device`.
 /// With `--json` a failure is printed too, as `{"command", "error"}`
 /// (and the exit status is still non-zero).
 pub fn run(a: &DeviceArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
-    match run_command(a, out, err) {
+    finish(
+        a,
+        connect(a).and_then(|mut c| run_on(a, &mut c, out, err)),
+        out,
+    )
+}
+
+/// Runs `keyway device` on a client made elsewhere (an in-memory lock in
+/// tests): [`owner_client`] then the command, printed as [`run`] does.
+pub fn run_with<T: Transport>(
+    a: &DeviceArgs,
+    c: Client<T>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<()> {
+    let result = owner_client(a, c).and_then(|mut c| run_on(a, &mut c, out, err));
+    finish(a, result, out)
+}
+
+fn finish(a: &DeviceArgs, result: Result<J>, out: &mut dyn Write) -> Result<()> {
+    match result {
         Ok(v) => {
             if a.json {
                 writeln!(out, "{v}")?;
@@ -220,8 +297,12 @@ fn command_name(c: &DeviceCommand) -> &'static str {
     }
 }
 
-fn run_command(a: &DeviceArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<J> {
-    let mut c = connect(a)?;
+fn run_on<T: Transport>(
+    a: &DeviceArgs,
+    c: &mut Client<T>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<J> {
     let j = a.json;
     let value = match &a.command {
         DeviceCommand::Status => {
@@ -240,7 +321,7 @@ fn run_command(a: &DeviceArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
             }
             with_command(command_name(&a.command), map_to_json(&s))
         }
-        DeviceCommand::Update(u) => update(&mut c, u, j, out, err)?,
+        DeviceCommand::Update(u) => update(c, u, j, out, err)?,
         DeviceCommand::Notes => {
             let n = c.notes()?;
             if !j {
@@ -279,7 +360,21 @@ fn run_command(a: &DeviceArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
             }
             json!({"command": "log export", "file": file, "bytes": bytes.len(), "verify": check})
         }
-        DeviceCommand::Pair { key, name } => {
+        DeviceCommand::Pair {
+            setup_code: Some(code),
+            name,
+            ..
+        } => pair_with_code(a, c, code, name.as_deref(), out)?,
+        DeviceCommand::Pair {
+            key: None,
+            setup_code: None,
+            ..
+        } => bail!("pair: give the owner's public key (OWNER.pub) or --setup-code CODE"),
+        DeviceCommand::Pair {
+            key: Some(key),
+            name,
+            ..
+        } => {
             // The key's own errors name the file.
             let pk = PublicKey::load(key).context("pair: the owner's public key")?;
             let raw: [u8; 32] = pk
@@ -374,6 +469,82 @@ fn run_command(a: &DeviceArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
         }
     };
     Ok(value)
+}
+
+/// `pair --setup-code`: pairs the owner key by the lock's setup code and
+/// records the lock's device key in the owner key's paired-lock file.
+fn pair_with_code<T: Transport>(
+    a: &DeviceArgs,
+    c: &mut Client<T>,
+    code: &str,
+    name: Option<&str>,
+    out: &mut dyn Write,
+) -> Result<J> {
+    let Some(k) = &a.owner_key else {
+        bail!(
+            "pair --setup-code needs --owner-key: the key to pair (make one with `keyway keygen NAME`)"
+        );
+    };
+    let code = keyway_channel::SetupCode::parse(code.trim()).map_err(|e| {
+        anyhow::anyhow!(
+            "--setup-code {:?}: {e}: give the 8 digits on the lock's label",
+            printable(code, false)
+        )
+    })?;
+    let name = name.unwrap_or("");
+    if name.len() > keyway_channel::pairing::NAME_MAX {
+        bail!(
+            "--name: at most {} bytes",
+            keyway_channel::pairing::NAME_MAX
+        );
+    }
+    let mut file = paired_locks(a, c)?.context("pair --setup-code needs --owner-key")?;
+    let r = c.pair_with_code(&code, name).map_err(|e| {
+        // Decided on the typed refusal, never on the lock's words.
+        if e.wrong_setup_code() {
+            anyhow::Error::new(e).context(
+                "the setup code does not match this lock's: re-read the label and try again (the lock counts wrong codes and makes you wait after 3)",
+            )
+        } else if e.not_supported() {
+            anyhow::Error::new(e).context(
+                "this lock does not pair by setup code (no secure channel): pair the owner's public key with `pair OWNER.pub` in the presence window",
+            )
+        } else {
+            e.into()
+        }
+    })?;
+    let paired = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    file.insert(PairedLockRecord {
+        target: a.target.clone(),
+        device_key: r.device_key,
+        name: (!name.is_empty()).then(|| name.to_owned()),
+        paired,
+    });
+    file.save()
+        .with_context(|| "the lock paired this key, but its record could not be saved: pair again once the file can be written")?;
+    let lock_id = keyway_channel::key_id(&r.device_key);
+    if !a.json {
+        writeln!(
+            out,
+            "paired {} (key id {}) with the lock whose device key id is {}; the lock has {} owner(s)\nrecorded in {}: owner commands to {} now run in a session",
+            k.display(),
+            hex(&r.key_id),
+            hex(&lock_id),
+            r.owners,
+            file.path.display(),
+            a.target
+        )?;
+    }
+    Ok(json!({
+        "command": "pair",
+        "key_id": hex(&r.key_id),
+        "owners": r.owners,
+        "device_key": hex(&r.device_key),
+        "device_key_id": hex(&lock_id),
+        "record": file.path,
+    }))
 }
 
 /// A key id as `owners` prints it: 16 hex digits (either case).

@@ -1,5 +1,40 @@
 //! The SMP client: typed calls over a [`Transport`], owner authentication,
 //! and the lock's refusals turned into sentences.
+//!
+//! # Two ways to be an owner
+//!
+//! * **Signed requests** (today's `keyway-lock`): with an owner key, each
+//!   request that needs an owner carries `auth`, a signature over a fresh
+//!   `challenge` nonce. The answers are not authenticated.
+//! * **The secure channel** (the lock agent, `keyway-agent`): the owner
+//!   pairs once with the lock's setup code ([`Client::pair_with_code`]:
+//!   read id 11 → `ClientPairing::start` → write 11 `{pake1}` → `pake2` →
+//!   write 12 `{pake3}` → `pake4`, which yields the lock's device key).
+//!   With that key ([`Client::with_paired_lock`]) every call runs *sealed*:
+//!   a SIGMA-I handshake (ids 13, 14) proves the lock's device key and the
+//!   owner's key, then each request frame travels as a sealed record
+//!   (id 15) and only an answer that opens under the session's key, bound
+//!   to the request's counter, is an answer. A forged, altered or replayed
+//!   answer is [`DeviceError::Channel`] (never a success); a plain error in
+//!   place of a sealed answer is an error too. The lock's authenticated
+//!   *stale* status (the request was held back, not run) re-syncs the
+//!   clock and the request goes once more with a new counter; the lock's
+//!   `UnknownSession` refusal (it restarted, or the session expired) runs
+//!   a new handshake and sends once more; its `RecordRefused` (UDP resent a
+//!   record whose answer was lost: the lock took the copy for a replay)
+//!   sends once more with a new counter. Those two refusals are plain, so a
+//!   man in the middle can fake them after the lock ran a request: the
+//!   command then runs at most twice, which leaves the state the owner
+//!   asked for (every owner command sets a state: bolt, consent, settings,
+//!   owners), and the client still reports only an answer that opened.
+//!   Factory reset always goes in the clear (its authority is the person at
+//!   the lock, not a session). A different lock (another device
+//!   key) fails the handshake: [`keyway_channel::Error::LockNotAuthenticated`],
+//!   and nothing is sent to it.
+//!
+//! Which one a client speaks is the caller's choice: the command line
+//! uses the channel when the owner's paired-lock file holds a record for
+//! the target (`paired.rs`).
 
 use ciborium::Value;
 use keyway::keys::SigningKey;
@@ -10,6 +45,13 @@ use keyway_smp::{
     ErrorRsp, MAX_BODY, MAX_FRAME, Message, Op, Refusal, Request, Version, group, img, kw, os,
 };
 use sha2::{Digest as _, Sha256};
+
+use keyway_channel::handshake::MSG3_LEN;
+use keyway_channel::pairing::PAKE3_LEN;
+use keyway_channel::record::REQUEST_OVERHEAD;
+use keyway_channel::{ClientHandshake, ClientPairing, ClientSession, SetupCode};
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::{Rng as _, SeedableRng as _};
 
 use super::transport::{Transport, TransportError};
 
@@ -81,6 +123,16 @@ pub enum DeviceError {
         /// What is wrong with it.
         why: String,
     },
+    /// The secure channel refused on the client's side: the lock did not
+    /// prove the paired device key, an answer did not authenticate
+    /// (forged, altered, replayed), the setup code does not match.
+    #[error("{what}: {}", channel_words(*error))]
+    Channel {
+        /// The call.
+        what: String,
+        /// The channel's typed reason.
+        error: keyway_channel::Error,
+    },
     /// The client cannot make the request (a bad argument).
     #[error("{what}: {why}")]
     Usage {
@@ -110,6 +162,22 @@ impl DeviceError {
         }
     }
 
+    /// The channel's typed reason, if the channel refused at the client.
+    pub fn channel(&self) -> Option<keyway_channel::Error> {
+        match self {
+            DeviceError::Channel { error, .. } => Some(*error),
+            _ => None,
+        }
+    }
+
+    /// Whether pairing failed because the setup code is wrong: the lock's
+    /// typed refusal [`Refusal::BadSetupCode`] (kw-rc 15), or the client's
+    /// own check of the lock's confirmation.
+    pub fn wrong_setup_code(&self) -> bool {
+        self.refusal() == Some(Refusal::BadSetupCode)
+            || self.channel() == Some(keyway_channel::Error::WrongCode)
+    }
+
     /// Whether the lock does not know the command (`ENOTSUP`).
     pub fn not_supported(&self) -> bool {
         matches!(self, DeviceError::Refused { rc: 8, .. })
@@ -118,6 +186,19 @@ impl DeviceError {
     /// Whether the lock refused for want of authority (`EACCESSDENIED`).
     pub fn access_denied(&self) -> bool {
         matches!(self, DeviceError::Refused { rc: 11, .. })
+    }
+}
+
+/// The channel's refusals at the client as sentences that say what to do.
+fn channel_words(e: keyway_channel::Error) -> String {
+    use keyway_channel::Error as E;
+    match e {
+        E::LockNotAuthenticated => "the lock did not prove the device key recorded at pairing: this is not the lock this owner key paired with (an impostor, or a replaced lock); nothing was sent to it".into(),
+        E::Forged => "the answer does not authenticate as the lock's answer to this request (forged, altered or replayed on the way): the command's outcome is unknown; check the lock with `status`".into(),
+        E::StaleAtLock => "the lock refused the request as held back (stale), twice: nothing ran; check the link and try again".into(),
+        E::WrongCode => "the setup code is wrong: re-read the code on the lock's label".into(),
+        E::Iterations(n) => format!("the lock asks for {n} PBKDF2 iterations, outside what a client accepts: it is not a Keyway lock"),
+        other => format!("the secure channel refused: {other}"),
     }
 }
 
@@ -271,12 +352,74 @@ struct Owner {
     public: [u8; 32],
 }
 
+/// The client's clock for the channel: milliseconds, monotonic.
+pub type Clock = Box<dyn FnMut() -> u64 + Send>;
+
+/// The secure channel's state at the client.
+struct Channel {
+    /// The owner key as the channel signs with it.
+    owner: ed25519_compact::KeyPair,
+    /// The lock's device key from pairing: set, every call runs sealed.
+    lock_key: Option<[u8; 32]>,
+    /// The session, once a handshake finished.
+    session: Option<ClientSession>,
+    rng: ChaCha20Rng,
+    clock: Clock,
+    counts: ChannelCounts,
+}
+
+/// What the channel did so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChannelCounts {
+    /// Handshakes finished.
+    pub handshakes: u64,
+    /// Sealed requests whose answer opened.
+    pub sealed: u64,
+    /// Requests sent again after the lock's authenticated stale status.
+    pub stale_resends: u64,
+    /// Handshakes run again after the lock's `UnknownSession`.
+    pub session_restarts: u64,
+    /// Requests sent anew after the lock's `RecordRefused` (a lost answer
+    /// and the transport's resend of the same record).
+    pub record_resends: u64,
+}
+
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channel")
+            .field("lock_key", &self.lock_key.map(|k| keyway::keys::hex(&k)))
+            .field("session", &self.session)
+            .field("counts", &self.counts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What pairing with the setup code learnt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PairingReport {
+    /// The lock's device Ed25519 public key, authenticated by the code.
+    pub device_key: [u8; 32],
+    /// The owner's key id as the lock stored it.
+    pub key_id: [u8; 8],
+    /// Owners the lock has now.
+    pub owners: u64,
+}
+
+/// The bytes a sealed request adds around its inner frame: the outer
+/// header, the `{"rec": bstr}` wrapping (map head, key, a 3-byte bstr
+/// head) and the record's overhead.
+const SEALED_OUTER: usize = keyway_smp::HEADER_LEN + 8 + REQUEST_OVERHEAD;
+/// The longest inner request frame the lock opens (keyway-agent's
+/// `MAX_SEALED_REQUEST`).
+pub const MAX_SEALED_REQUEST: usize = MAX_BODY - 8 - REQUEST_OVERHEAD;
+
 /// An SMP client for one lock.
 #[derive(Debug)]
 pub struct Client<T> {
     transport: T,
     seq: u8,
     owner: Option<Owner>,
+    channel: Option<Channel>,
 }
 
 /// The message an owner signs for a request (FORMAT.md, "Owner
@@ -297,6 +440,7 @@ impl<T: Transport> Client<T> {
             transport,
             seq: 0,
             owner: None,
+            channel: None,
         }
     }
 
@@ -315,8 +459,65 @@ impl<T: Transport> Client<T> {
                 why: "an owner key must be Ed25519 (keyway keygen NAME)".into(),
             });
         }
+        let keyway::keys::SigningKey::Ed25519(dalek) = &key else {
+            return Err(DeviceError::Usage {
+                what: "owner key".into(),
+                why: "an owner key must be Ed25519 (keyway keygen NAME)".into(),
+            });
+        };
+        let pair =
+            ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new(dalek.to_bytes()));
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).map_err(|e| DeviceError::Usage {
+            what: "owner key".into(),
+            why: format!("the system's random number generator failed: {e}"),
+        })?;
+        let start = std::time::Instant::now();
+        self.channel = Some(Channel {
+            owner: pair,
+            lock_key: None,
+            session: None,
+            rng: ChaCha20Rng::from_seed(seed),
+            clock: Box::new(move || u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)),
+            counts: ChannelCounts::default(),
+        });
         self.owner = Some(Owner { key, public });
         Ok(self)
+    }
+
+    /// Replaces the channel's randomness (a ChaCha20 seed) and clock
+    /// (tests: a seeded RNG and a fake clock). Needs an owner key.
+    pub fn with_channel_env(mut self, seed: [u8; 32], clock: Clock) -> Self {
+        if let Some(ch) = &mut self.channel {
+            ch.rng = ChaCha20Rng::from_seed(seed);
+            ch.clock = clock;
+        }
+        self
+    }
+
+    /// Runs every call sealed in a session with the lock whose device key
+    /// (from pairing, [`Client::pair_with_code`]) is `device_key`. Needs
+    /// an owner key.
+    pub fn with_paired_lock(mut self, device_key: [u8; 32]) -> Result<Self, DeviceError> {
+        let Some(ch) = &mut self.channel else {
+            return Err(DeviceError::Usage {
+                what: "session".into(),
+                why: "a session needs the owner key (--owner-key)".into(),
+            });
+        };
+        ch.lock_key = Some(device_key);
+        ch.session = None;
+        Ok(self)
+    }
+
+    /// Whether calls run sealed in a session.
+    pub fn sealed(&self) -> bool {
+        self.channel.as_ref().is_some_and(|c| c.lock_key.is_some())
+    }
+
+    /// What the channel did so far.
+    pub fn channel_counts(&self) -> ChannelCounts {
+        self.channel.as_ref().map(|c| c.counts).unwrap_or_default()
     }
 
     /// Whether requests are signed by an owner.
@@ -338,16 +539,36 @@ impl<T: Transport> Client<T> {
         &self.transport
     }
 
+    /// The transport, to change it (tests: a man in the middle).
+    pub fn transport_mut(&mut self) -> &mut T {
+        &mut self.transport
+    }
+
     /// Sends `frame` (sequence `seq`) and checks the answer: the header
     /// must match (op, group, command, sequence) and the body must not be
     /// an error (`rc`, `err`: a [`DeviceError`] with the typed refusal).
-    /// Returns the answer's body.
+    /// Returns the answer's body. With a paired lock the frame goes sealed
+    /// in the session ([`Client::with_paired_lock`]).
     fn exchange(
         &mut self,
         what: &str,
         frame: &[u8],
         seq: u8,
-        (op, group, id): (Op, u16, u8),
+        key: (Op, u16, u8),
+    ) -> Result<Vec<u8>, DeviceError> {
+        if self.sealed() {
+            return self.sealed_exchange(what, frame, seq, key);
+        }
+        self.plain_exchange(what, frame, seq, key)
+    }
+
+    /// [`Client::exchange`] in the clear.
+    fn plain_exchange(
+        &mut self,
+        what: &str,
+        frame: &[u8],
+        seq: u8,
+        key: (Op, u16, u8),
     ) -> Result<Vec<u8>, DeviceError> {
         if frame.len() > MAX_FRAME {
             return Err(DeviceError::Usage {
@@ -365,19 +586,7 @@ impl<T: Transport> Client<T> {
                 what: what.to_owned(),
                 why,
             })?;
-        let (h, body) = split_response(&answer, MAX_ANSWER)
-            .map_err(|e| malformed(what, smp::FrameError::from(e).to_string()))?;
-        if h.seq != seq || h.group != group || h.id != id || h.op != op.response() {
-            return Err(malformed(
-                what,
-                format!(
-                    "it answers group {} command {} (op {:?}, sequence {}), the request was group {group} command {id} (sequence {seq})",
-                    h.group, h.id, h.op, h.seq
-                ),
-            ));
-        }
-        refusal(what, body)?;
-        Ok(body.to_vec())
+        check_answer(what, &answer, seq, key)
     }
 
     fn next_seq(&mut self) -> u8 {
@@ -389,14 +598,238 @@ impl<T: Transport> Client<T> {
     /// One typed request (SMPv2); returns the checked answer's body.
     fn call(&mut self, what: &str, req: &Request<'_>) -> Result<Vec<u8>, DeviceError> {
         let seq = self.next_seq();
-        let mut buf = vec![0u8; MAX_FRAME];
-        let n = req
-            .frame(&mut buf, Version::V2, seq)
-            .map_err(|_| DeviceError::Usage {
-                what: what.to_owned(),
-                why: format!("the request exceeds the lock's buffer of {MAX_FRAME} bytes"),
+        let frame = encode_frame(what, req, seq)?;
+        self.exchange(what, &frame, seq, req.key())
+    }
+
+    /// One typed request in the clear, also with a paired lock (the
+    /// channel's own messages).
+    fn call_plain(&mut self, what: &str, req: &Request<'_>) -> Result<Vec<u8>, DeviceError> {
+        let seq = self.next_seq();
+        let frame = encode_frame(what, req, seq)?;
+        self.plain_exchange(what, &frame, seq, req.key())
+    }
+
+    fn channel_mut(&mut self, what: &str) -> Result<&mut Channel, DeviceError> {
+        self.channel.as_mut().ok_or_else(|| DeviceError::Usage {
+            what: what.to_owned(),
+            why: "the secure channel needs the owner key (--owner-key)".into(),
+        })
+    }
+
+    /// Pairs this owner key with the lock by its setup code (the lock's
+    /// presence window must be open): SPAKE2+ proves both sides hold the
+    /// code, then the owner's key and `name` go to the lock and the lock's
+    /// device key comes back, both sealed under the PAKE's keys. Keep
+    /// [`PairingReport::device_key`] (the paired-lock file) and pass it to
+    /// [`Client::with_paired_lock`].
+    ///
+    /// A wrong code is the lock's typed refusal [`Refusal::BadSetupCode`]
+    /// (kw-rc 15): the client sees the lock's confirmation fail, and sends
+    /// a `pake3` that cannot confirm so that the lock ends the run at once
+    /// (the person may retry right away, from any address); if the lock
+    /// does not answer that with kw-rc 15, the error is the client's own
+    /// [`keyway_channel::Error::WrongCode`]. Either way
+    /// [`DeviceError::wrong_setup_code`] holds.
+    pub fn pair_with_code(
+        &mut self,
+        code: &SetupCode,
+        name: &str,
+    ) -> Result<PairingReport, DeviceError> {
+        const WHAT: &str = "pair";
+        let owner_pk = *self.channel_mut(WHAT)?.owner.pk;
+        let b = self.call_plain(WHAT, &Request::PakeParams)?;
+        let params: kw::PakeParams = typed(WHAT, &b)?;
+        let ch = self.channel_mut(WHAT)?;
+        let (mut pairing, pake1) =
+            ClientPairing::start(code, params.msg, &mut ch.rng).map_err(|error| {
+                DeviceError::Channel {
+                    what: WHAT.into(),
+                    error,
+                }
             })?;
-        self.exchange(what, &buf[..n], seq, req.key())
+        let b = self.call_plain(WHAT, &Request::PakeStart(kw::PakeStart { msg: &pake1 }))?;
+        let pake2: kw::PakeStartRsp = typed(WHAT, &b)?;
+        let mut pake3 = [0u8; PAKE3_LEN];
+        match pairing.pake2(pake2.msg, &owner_pk, name, &mut pake3) {
+            Ok(()) => {}
+            Err(keyway_channel::Error::WrongCode) => {
+                // End the lock's run: a pake3 that cannot confirm.
+                self.channel_mut(WHAT)?.rng.fill_bytes(&mut pake3);
+                let end =
+                    self.call_plain(WHAT, &Request::PakeFinish(kw::PakeFinish { msg: &pake3 }));
+                return Err(match end {
+                    Err(e) if e.refusal() == Some(Refusal::BadSetupCode) => e,
+                    _ => DeviceError::Channel {
+                        what: WHAT.into(),
+                        error: keyway_channel::Error::WrongCode,
+                    },
+                });
+            }
+            Err(error) => {
+                return Err(DeviceError::Channel {
+                    what: WHAT.into(),
+                    error,
+                });
+            }
+        }
+        let b = self.call_plain(WHAT, &Request::PakeFinish(kw::PakeFinish { msg: &pake3 }))?;
+        let done: kw::PakeFinishRsp = typed(WHAT, &b)?;
+        let lock = pairing
+            .pake4(done.msg)
+            .map_err(|error| DeviceError::Channel {
+                what: WHAT.into(),
+                error,
+            })?;
+        let mine = keyway_channel::key_id(&owner_pk);
+        if done.key_id != mine {
+            return Err(malformed(
+                WHAT,
+                format!(
+                    "it reports pairing key id {}, this owner key is {}",
+                    keyway::keys::hex(&done.key_id),
+                    keyway::keys::hex(&mine)
+                ),
+            ));
+        }
+        Ok(PairingReport {
+            device_key: lock.device_public_key,
+            key_id: done.key_id,
+            owners: done.owners,
+        })
+    }
+
+    /// Opens a session with the paired lock (ids 13, 14): the lock proves
+    /// the device key learnt at pairing, the owner proves its key. Calls
+    /// open one when they need it; this opens a new one now.
+    pub fn open_session(&mut self) -> Result<(), DeviceError> {
+        const WHAT: &str = "session";
+        let ch = self.channel_mut(WHAT)?;
+        let Some(lock_key) = ch.lock_key else {
+            return Err(DeviceError::Usage {
+                what: WHAT.into(),
+                why: "no paired lock: pair with the setup code first".into(),
+            });
+        };
+        ch.session = None;
+        let (hs, msg1) = ClientHandshake::start(&mut ch.rng);
+        let b = self.call_plain(
+            WHAT,
+            &Request::SessionStart(kw::SessionStart { msg: &msg1 }),
+        )?;
+        let msg2: kw::SessionStartRsp = typed(WHAT, &b)?;
+        let ch = self.channel_mut(WHAT)?;
+        let mut msg3 = [0u8; MSG3_LEN];
+        let channel_err = |error| DeviceError::Channel {
+            what: WHAT.into(),
+            error,
+        };
+        let mut session = hs
+            .msg2(msg2.msg, &lock_key, &ch.owner, &mut msg3)
+            .map_err(channel_err)?;
+        let b = self.call_plain(
+            WHAT,
+            &Request::SessionFinish(kw::SessionFinish { msg: &msg3 }),
+        )?;
+        let msg4: kw::SessionFinishRsp = typed(WHAT, &b)?;
+        let mut msg4 = msg4.msg.to_vec();
+        let ch = self.channel_mut(WHAT)?;
+        let now = (ch.clock)();
+        session.open_response(now, &mut msg4).map_err(channel_err)?;
+        ch.session = Some(session);
+        ch.counts.handshakes += 1;
+        Ok(())
+    }
+
+    /// [`Client::exchange`] sealed: the inner `frame` goes as a record in
+    /// the session (opened first if there is none), and only a record that
+    /// opens as the lock's answer to it counts; its inner frame is then
+    /// checked like a plain answer. The lock's stale status sends it once
+    /// more with a new counter; its `UnknownSession` refusal opens a new
+    /// session and sends it once more; its `RecordRefused` refusal (the
+    /// transport resent a record whose answer was lost) sends it once more
+    /// with a new counter. Any other plain answer is an error.
+    fn sealed_exchange(
+        &mut self,
+        what: &str,
+        frame: &[u8],
+        seq: u8,
+        key: (Op, u16, u8),
+    ) -> Result<Vec<u8>, DeviceError> {
+        if frame.len() > MAX_SEALED_REQUEST {
+            return Err(DeviceError::Usage {
+                what: what.to_owned(),
+                why: format!(
+                    "a request of {} bytes exceeds the {MAX_SEALED_REQUEST} bytes a sealed record carries",
+                    frame.len(),
+                ),
+            });
+        }
+        let channel_err = |error| DeviceError::Channel {
+            what: what.to_owned(),
+            error,
+        };
+        let mut stale_resend = true;
+        let mut new_session = true;
+        let mut record_resend = true;
+        loop {
+            if self.channel_mut(what)?.session.is_none() {
+                self.open_session()?;
+            }
+            let ch = self.channel_mut(what)?;
+            let now = (ch.clock)();
+            let Some(session) = ch.session.as_mut() else {
+                continue;
+            };
+            let mut rec = vec![0u8; frame.len() + REQUEST_OVERHEAD];
+            let (_, n) = session
+                .seal_request(now, frame, &mut rec)
+                .map_err(channel_err)?;
+            rec.truncate(n);
+            let outer = match self.call_plain(what, &Request::Sealed(kw::Sealed { msg: &rec })) {
+                Ok(b) => b,
+                Err(e) if e.refusal() == Some(Refusal::UnknownSession) && new_session => {
+                    // The lock restarted or the session expired: nothing ran.
+                    new_session = false;
+                    let ch = self.channel_mut(what)?;
+                    ch.session = None;
+                    ch.counts.session_restarts += 1;
+                    continue;
+                }
+                Err(e) if e.refusal() == Some(Refusal::RecordRefused) && record_resend => {
+                    // The lock took this record for a replay: over UDP, the
+                    // transport's resend of a record whose answer was lost
+                    // (the first copy ran). Send it anew, once, with a new
+                    // counter: owner commands set a state, so running one
+                    // twice leaves the state the owner asked for.
+                    record_resend = false;
+                    self.channel_mut(what)?.counts.record_resends += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let sealed: kw::Sealed = typed(what, &outer)?;
+            let mut rec = sealed.msg.to_vec();
+            let ch = self.channel_mut(what)?;
+            let now = (ch.clock)();
+            let Some(session) = ch.session.as_mut() else {
+                continue;
+            };
+            let opened = match session.open_response(now, &mut rec) {
+                Ok(o) => o,
+                Err(keyway_channel::Error::StaleAtLock) if stale_resend => {
+                    // Authenticated: the lock did not run it; the clock is
+                    // re-synced and a new counter goes.
+                    stale_resend = false;
+                    ch.counts.stale_resends += 1;
+                    continue;
+                }
+                Err(e) => return Err(channel_err(e)),
+            };
+            ch.counts.sealed += 1;
+            let inner = rec.get(opened.payload).unwrap_or(&[]);
+            return check_answer(what, inner, seq, key);
+        }
     }
 
     /// One raw request with any body (the audit's deliberately odd
@@ -424,7 +857,8 @@ impl<T: Transport> Client<T> {
         id: u8,
         unsigned: &M,
     ) -> Result<Option<Auth>, DeviceError> {
-        if self.owner.is_none() {
+        // In a session the lock knows the owner from the handshake.
+        if self.owner.is_none() || self.sealed() {
             return Ok(None);
         }
         let mut body = vec![0u8; MAX_BODY];
@@ -520,12 +954,19 @@ impl<T: Transport> Client<T> {
         }
         let sha: [u8; 32] = Sha256::digest(file).into();
         // Authenticate the first chunk if the lock has the Keyway group.
-        let mut auth_first = self.owner.is_some();
-        let budget = self
+        let mut auth_first = self.owner.is_some() && !self.sealed();
+        let mut budget = self
             .transport
             .mtu()
             .min(MAX_FRAME)
             .saturating_sub(keyway_smp::HEADER_LEN);
+        if self.sealed() {
+            // The inner frame travels in a record inside the outer frame.
+            budget = (budget + keyway_smp::HEADER_LEN)
+                .saturating_sub(SEALED_OUTER)
+                .min(MAX_SEALED_REQUEST)
+                .saturating_sub(keyway_smp::HEADER_LEN);
+        }
         let mut report = UploadReport {
             len,
             resumed_from: 0,
@@ -724,9 +1165,11 @@ impl<T: Transport> Client<T> {
         Ok(r.owners)
     }
 
-    /// `factory reset` (the presence window and the long press).
+    /// `factory reset` (the presence window and the long press). Always in
+    /// the clear, also with a paired lock: its authority is the person at
+    /// the lock, not an owner's session (the agent refuses it sealed).
     pub fn factory_reset(&mut self) -> Result<Map, DeviceError> {
-        let b = self.call("factory reset", &Request::FactoryReset)?;
+        let b = self.call_plain("factory reset", &Request::FactoryReset)?;
         typed::<kw::FactoryResetRsp>("factory reset", &b)?;
         map_of("factory reset", &b)
     }
@@ -825,6 +1268,42 @@ impl<T: Transport> Client<T> {
         m.auth = self.sign(group::KEYWAY, id, &m)?;
         self.call(what, &req(m))
     }
+}
+
+/// `req` as an SMPv2 frame with sequence `seq`.
+fn encode_frame(what: &str, req: &Request<'_>, seq: u8) -> Result<Vec<u8>, DeviceError> {
+    let mut buf = vec![0u8; MAX_FRAME];
+    let n = req
+        .frame(&mut buf, Version::V2, seq)
+        .map_err(|_| DeviceError::Usage {
+            what: what.to_owned(),
+            why: format!("the request exceeds the lock's buffer of {MAX_FRAME} bytes"),
+        })?;
+    buf.truncate(n);
+    Ok(buf)
+}
+
+/// Checks an answer frame against the request's (op, group, command,
+/// sequence) and for a refusal; returns its body.
+fn check_answer(
+    what: &str,
+    answer: &[u8],
+    seq: u8,
+    (op, group, id): (Op, u16, u8),
+) -> Result<Vec<u8>, DeviceError> {
+    let (h, body) = split_response(answer, MAX_ANSWER)
+        .map_err(|e| malformed(what, smp::FrameError::from(e).to_string()))?;
+    if h.seq != seq || h.group != group || h.id != id || h.op != op.response() {
+        return Err(malformed(
+            what,
+            format!(
+                "it answers group {} command {} (op {:?}, sequence {}), the request was group {group} command {id} (sequence {seq})",
+                h.group, h.id, h.op, h.seq
+            ),
+        ));
+    }
+    refusal(what, body)?;
+    Ok(body.to_vec())
 }
 
 /// The largest data chunk that keeps an upload body (`chunk` with its

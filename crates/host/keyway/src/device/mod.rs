@@ -4,11 +4,17 @@
 //!   number, answers matched by sequence number) and an in-memory peer.
 //! * [`client`]: typed calls (OS, image and Keyway groups), owner
 //!   authentication, refusals as sentences.
+//! * [`paired`]: the owner's record of the locks it paired with by setup
+//!   code (their device keys), beside the owner key.
 //! * [`cli`]: the `keyway device` subcommands.
 
 pub mod cli;
 pub mod client;
+pub mod paired;
 pub mod transport;
 
-pub use client::{Client, DeviceError, ImageSlot, OwnerInfo, UploadReport};
+pub use client::{
+    ChannelCounts, Client, Clock, DeviceError, ImageSlot, OwnerInfo, PairingReport, UploadReport,
+};
+pub use paired::{PairedLockRecord, PairedLocks, locks_path};
 pub use transport::{FnTransport, Stats, Transport, TransportError, UDP_MTU, UdpTransport};
