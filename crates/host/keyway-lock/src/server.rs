@@ -726,8 +726,9 @@ impl Server {
                 Ok(vec![(text("r"), text(d))])
             }
             (group::OS, os_cmd::RESET) if write => {
-                // A reset drops the window and the upload in progress and
-                // writes a boot record: it needs the window or an owner
+                // A reset drops the upload in progress (the window stays
+                // until its deadline) and writes a boot record: it needs
+                // the window or an owner
                 // (`admit`), and runs at most as often as the lock-wide
                 // limit allows.
                 if !self.resets.allow(now_ms) {

@@ -942,7 +942,7 @@ pub fn update<T: Transport>(
     } else if !u.wait && !json {
         writeln!(
             out,
-            "next: `keyway device notes`, then `keyway device --owner-key OWNER.key consent accept` (or --install with the lock's button held)"
+            "next: `keyway device --owner-key OWNER.key notes`, then `keyway device --owner-key OWNER.key consent accept` (or --install while the lock's presence window is open)"
         )?;
     }
     if let Some(reason) = postponed {
