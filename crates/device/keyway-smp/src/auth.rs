@@ -44,18 +44,17 @@ impl Auth {
     /// Reads an `auth` map: every field present, with its exact length.
     pub fn read(r: &mut Reader<'_>) -> Result<Auth, Error> {
         let (mut key, mut nonce, mut sig) = (None, None, None);
-        let mut entry = |k: &str, r: &mut Reader<'_>| match k {
-            "key" => set(&mut key, "auth.key", fixed(r, "auth.key", "32 bytes")?),
-            "nonce" => set(
-                &mut nonce,
-                "auth.nonce",
-                fixed(r, "auth.nonce", "16 bytes")?,
-            ),
-            "sig" => set(&mut sig, "auth.sig", fixed(r, "auth.sig", "64 bytes")?),
-            _ => Ok(false),
+        let names = ["auth.key", "auth.nonce", "auth.sig"];
+        let mut value = |i, name, r: &mut Reader<'_>| {
+            match i {
+                0 => key = Some(fixed(r, name, "32 bytes")?),
+                1 => nonce = Some(fixed(r, name, "16 bytes")?),
+                _ => sig = Some(fixed(r, name, "64 bytes")?),
+            }
+            Ok(())
         };
         cbor::field(
-            cbor::read_entries(r, &mut entry),
+            cbor::read_fields(r, &names, 5, &mut value),
             "auth",
             "a map {key, nonce, sig}",
         )?;

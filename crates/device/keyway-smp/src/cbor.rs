@@ -365,6 +365,62 @@ pub fn read_entries<'b>(
     Ok(())
 }
 
+/// Reads a map whose known keys are the table `names` (one shared copy of
+/// the key matching for every message, instead of a string `match` and a
+/// duplicate check compiled into each decoder: the device's code budget).
+///
+/// A name matches the key equal to its bytes after the first `prefix`
+/// (`"auth.key"` with `prefix` 5 matches the key `"key"`; errors name the
+/// field `"auth.key"`). For a known key, `value(i, name, reader)` reads
+/// the value of `names[i]`; an unknown key's value is skipped (stock tools
+/// add their own fields); a known key seen a second time is
+/// [`Error::Duplicate`], after its value was read (as [`set`] does). At
+/// most 32 names. Fails on a non-text key.
+pub fn read_fields<'b>(
+    r: &mut Reader<'b>,
+    names: &[&'static str],
+    prefix: usize,
+    value: &mut dyn FnMut(usize, &'static str, &mut Reader<'b>) -> Result<(), Error>,
+) -> Result<(), Error> {
+    debug_assert!(names.len() <= 32);
+    let n = r.map()?;
+    let mut seen = 0u32;
+    for _ in 0..n {
+        let k = r.text()?.as_bytes();
+        match names
+            .iter()
+            .enumerate()
+            .find(|(_, f)| f.as_bytes().get(prefix..) == Some(k))
+        {
+            Some((i, &name)) => {
+                value(i, name, r)?;
+                let bit = 1u32 << (i & 31);
+                if seen & bit != 0 {
+                    return Err(Error::Duplicate { field: name });
+                }
+                seen |= bit;
+            }
+            None => r.skip()?,
+        }
+    }
+    Ok(())
+}
+
+/// Reads one whole body map with [`read_fields`] (no prefix): an empty
+/// body is an empty map; bytes after the map are refused.
+pub fn read_body<'b>(
+    body: &'b [u8],
+    names: &[&'static str],
+    value: &mut dyn FnMut(usize, &'static str, &mut Reader<'b>) -> Result<(), Error>,
+) -> Result<(), Error> {
+    if body.is_empty() {
+        return Ok(());
+    }
+    let mut r = Reader::new(body);
+    read_fields(&mut r, names, 0, value)?;
+    r.finish()
+}
+
 /// Stores a field's value once: a second value for the same key is
 /// [`Error::Duplicate`].
 pub fn set<T>(slot: &mut Option<T>, field: &'static str, v: T) -> Result<bool, Error> {
@@ -561,6 +617,63 @@ mod tests {
             Reader::new(&[0x9f, 0xff]).skip(),
             Err(Error::Unsupported { at: 0 })
         );
+    }
+
+    /// The shared key table: known keys by index (a prefix left out of
+    /// the match but kept in errors), unknown keys skipped, a key twice
+    /// refused after its value was read, non-text keys refused.
+    #[test]
+    fn read_fields_matches_the_table_and_refuses_duplicates() {
+        let names = ["x.a", "x.bb"];
+        let mut got = [0u64; 2];
+        // {"bb": 2, "zz": [1], "a": 1}
+        let body = [
+            0xa3, 0x62, b'b', b'b', 0x02, 0x62, b'z', b'z', 0x81, 0x01, 0x61, b'a', 0x01,
+        ];
+        let mut r = Reader::new(&body);
+        read_fields(&mut r, &names, 2, &mut |i, _, r| {
+            got[i] = r.u64()?;
+            Ok(())
+        })
+        .unwrap();
+        r.finish().unwrap();
+        assert_eq!(got, [1, 2]);
+        // {"a": 1, "a": 2}: the second is a duplicate, named with its prefix.
+        let dup = [0xa2, 0x61, b'a', 0x01, 0x61, b'a', 0x02];
+        let mut r = Reader::new(&dup);
+        assert_eq!(
+            read_fields(&mut r, &names, 2, &mut |_, _, r| r.u64().map(drop)),
+            Err(Error::Duplicate { field: "x.a" })
+        );
+        // {"a": 1, "a": "s"}: the second value's own error comes first.
+        let dup_bad = [0xa2, 0x61, b'a', 0x01, 0x61, b'a', 0x61, b's'];
+        let mut r = Reader::new(&dup_bad);
+        assert_eq!(
+            read_fields(&mut r, &names, 2, &mut |_, name, r| {
+                field(r.u64(), name, "an unsigned integer").map(drop)
+            }),
+            Err(Error::Invalid {
+                field: "x.a",
+                expected: "an unsigned integer"
+            })
+        );
+        // "x.a" itself is not a key of this table (the prefix is left out).
+        let full = [0xa1, 0x63, b'x', b'.', b'a', 0x01];
+        let mut r = Reader::new(&full);
+        read_fields(&mut r, &names, 2, &mut |_, _, _| panic!("matched")).unwrap();
+        // {1: 1}: keys are text.
+        assert_eq!(
+            read_body(&[0xa1, 0x01, 0x01], &names, &mut |_, _, _| Ok(())),
+            Err(Error::Unexpected {
+                at: 1,
+                expected: "a text string"
+            })
+        );
+        assert_eq!(
+            read_body(&[0xa0, 0x00], &names, &mut |_, _, _| Ok(())),
+            Err(Error::Trailing { at: 1 })
+        );
+        assert_eq!(read_body(&[], &names, &mut |_, _, _| Ok(())), Ok(()));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use crate::Message;
 use crate::auth::Auth;
-use crate::cbor::{self, Error, Reader, Writer, field, set};
+use crate::cbor::{self, Error, Reader, Writer, field};
 use crate::seq::{Item, Seq};
 
 /// Image group command ids.
@@ -63,20 +63,15 @@ impl<'a> Message<'a> for StateWrite<'a> {
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let (mut hash, mut confirm, mut kw, mut auth) = (None, None, None, None);
-        cbor::read_map(body, |k, r| match k {
-            "kw" => set(&mut kw, "kw", field(r.bool(), "kw", "a bool")?),
-            "hash" => set(
-                &mut hash,
-                "hash",
-                field(r.bytes(), "hash", "a byte string")?,
-            ),
-            "confirm" => set(
-                &mut confirm,
-                "confirm",
-                field(r.bool(), "confirm", "a bool")?,
-            ),
-            "auth" => set(&mut auth, "auth", Auth::read(r)?),
-            _ => Ok(false),
+        let names = ["kw", "hash", "confirm", "auth"];
+        cbor::read_body(body, &names, &mut |i, name, r| {
+            match i {
+                0 => kw = Some(flag(r, name)?),
+                1 => hash = Some(field(r.bytes(), name, "a byte string")?),
+                2 => confirm = Some(flag(r, name)?),
+                _ => auth = Some(Auth::read(r)?),
+            }
+            Ok(())
         })?;
         Ok(StateWrite {
             hash,
@@ -136,44 +131,36 @@ impl<'a> Item<'a> for ImageSlot<'a> {
     }
     fn read(r: &mut Reader<'a>) -> Result<Self, Error> {
         let (mut image, mut slot, mut version, mut hash) = (None, None, None, None);
-        let mut flags = [None::<bool>; 5];
-        const FLAGS: [&str; 5] = ["bootable", "pending", "confirmed", "active", "permanent"];
-        let mut entry = |k: &'a str, r: &mut Reader<'a>| match k {
-            "image" => set(
-                &mut image,
-                "image",
-                field(r.u64(), "image", "an unsigned integer")?,
-            ),
-            "slot" => set(
-                &mut slot,
-                "slot",
-                field(r.u64(), "slot", "an unsigned integer")?,
-            ),
-            "version" => set(
-                &mut version,
-                "version",
-                field(r.text(), "version", "a text string")?,
-            ),
-            "hash" => set(
-                &mut hash,
-                "hash",
-                field(r.bytes(), "hash", "a byte string")?,
-            ),
-            k => match FLAGS.iter().position(|f| *f == k) {
-                Some(i) => set(
-                    &mut flags[i],
-                    FLAGS[i],
-                    field(r.bool(), FLAGS[i], "a bool")?,
-                ),
-                None => Ok(false),
-            },
+        // The flags first: index i < 5 is flag bit i.
+        let names = [
+            "bootable",
+            "pending",
+            "confirmed",
+            "active",
+            "permanent",
+            "image",
+            "slot",
+            "version",
+            "hash",
+        ];
+        let mut flags = 0u8;
+        let mut value = |i: usize, name, r: &mut Reader<'a>| {
+            match i {
+                0..5 => flags |= u8::from(flag(r, name)?) << i,
+                5 => image = Some(uint(r, name)?),
+                6 => slot = Some(uint(r, name)?),
+                7 => version = Some(field(r.text(), name, "a text string")?),
+                _ => hash = Some(field(r.bytes(), name, "a byte string")?),
+            }
+            Ok(())
         };
         cbor::field(
-            cbor::read_entries(r, &mut entry),
+            cbor::read_fields(r, &names, 0, &mut value),
             "images",
             "an array of maps",
         )?;
-        let [bootable, pending, confirmed, active, permanent] = flags.map(|f| f.unwrap_or(false));
+        let [bootable, pending, confirmed, active, permanent] =
+            [0, 1, 2, 3, 4].map(|i| flags >> i & 1 == 1);
         Ok(ImageSlot {
             image,
             slot: cbor::need(slot, "slot")?,
@@ -203,9 +190,9 @@ impl<'a> Message<'a> for StateRsp<'a> {
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let mut images = None;
-        cbor::read_map(body, |k, r| match k {
-            "images" => set(&mut images, "images", Seq::read(r, "images", MAX_SLOTS)?),
-            _ => Ok(false),
+        cbor::read_body(body, &["images"], &mut |_, name, r| {
+            images = Some(Seq::read(r, name, MAX_SLOTS)?);
+            Ok(())
         })?;
         Ok(StateRsp {
             images: cbor::need(images, "images")?,
@@ -278,36 +265,21 @@ impl<'a> Message<'a> for Upload<'a> {
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let (mut off, mut data, mut len, mut sha) = (None, None, None, None);
         let (mut image, mut upgrade, mut auth, mut kw) = (None, None, None, None);
-        cbor::read_map(body, |k, r| match k {
-            "kw" => set(&mut kw, "kw", field(r.bool(), "kw", "a bool")?),
-            "off" => set(
-                &mut off,
-                "off",
-                field(r.u64(), "off", "an unsigned integer")?,
-            ),
-            "data" => set(
-                &mut data,
-                "data",
-                field(r.bytes(), "data", "a byte string")?,
-            ),
-            "len" => set(
-                &mut len,
-                "len",
-                field(r.u64(), "len", "an unsigned integer")?,
-            ),
-            "sha" => set(&mut sha, "sha", field(r.bytes(), "sha", "a byte string")?),
-            "image" => set(
-                &mut image,
-                "image",
-                field(r.u64(), "image", "an unsigned integer")?,
-            ),
-            "upgrade" => set(
-                &mut upgrade,
-                "upgrade",
-                field(r.bool(), "upgrade", "a bool")?,
-            ),
-            "auth" => set(&mut auth, "auth", Auth::read(r)?),
-            _ => Ok(false),
+        let names = [
+            "kw", "off", "data", "len", "sha", "image", "upgrade", "auth",
+        ];
+        cbor::read_body(body, &names, &mut |i, name, r| {
+            match i {
+                0 => kw = Some(flag(r, name)?),
+                1 => off = Some(uint(r, name)?),
+                2 => data = Some(field(r.bytes(), name, "a byte string")?),
+                3 => len = Some(uint(r, name)?),
+                4 => sha = Some(field(r.bytes(), name, "a byte string")?),
+                5 => image = Some(uint(r, name)?),
+                6 => upgrade = Some(flag(r, name)?),
+                _ => auth = Some(Auth::read(r)?),
+            }
+            Ok(())
         })?;
         Ok(Upload {
             off: cbor::need(off, "off")?,
@@ -345,14 +317,12 @@ impl<'a> Message<'a> for UploadRsp {
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let (mut off, mut m) = (None, None);
-        cbor::read_map(body, |k, r| match k {
-            "off" => set(
-                &mut off,
-                "off",
-                field(r.u64(), "off", "an unsigned integer")?,
-            ),
-            "match" => set(&mut m, "match", field(r.bool(), "match", "a bool")?),
-            _ => Ok(false),
+        cbor::read_body(body, &["off", "match"], &mut |i, name, r| {
+            match i {
+                0 => off = Some(uint(r, name)?),
+                _ => m = Some(flag(r, name)?),
+            }
+            Ok(())
         })?;
         Ok(UploadRsp {
             off: cbor::need(off, "off")?,
@@ -394,15 +364,13 @@ impl<'a> Message<'a> for Erase {
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let (mut slot, mut auth, mut kw) = (None, None, None);
-        cbor::read_map(body, |k, r| match k {
-            "kw" => set(&mut kw, "kw", field(r.bool(), "kw", "a bool")?),
-            "slot" => set(
-                &mut slot,
-                "slot",
-                field(r.u64(), "slot", "an unsigned integer")?,
-            ),
-            "auth" => set(&mut auth, "auth", Auth::read(r)?),
-            _ => Ok(false),
+        cbor::read_body(body, &["kw", "slot", "auth"], &mut |i, name, r| {
+            match i {
+                0 => kw = Some(flag(r, name)?),
+                1 => slot = Some(uint(r, name)?),
+                _ => auth = Some(Auth::read(r)?),
+            }
+            Ok(())
         })?;
         Ok(Erase {
             slot,
@@ -419,4 +387,14 @@ fn write_kw(w: &mut Writer<'_>, kw: bool) -> Result<(), Error> {
         w.bool(true)?;
     }
     Ok(())
+}
+
+/// A field's unsigned integer.
+fn uint(r: &mut Reader<'_>, name: &'static str) -> Result<u64, Error> {
+    field(r.u64(), name, "an unsigned integer")
+}
+
+/// A field's bool.
+fn flag(r: &mut Reader<'_>, name: &'static str) -> Result<bool, Error> {
+    field(r.bool(), name, "a bool")
 }

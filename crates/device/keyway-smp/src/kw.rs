@@ -156,9 +156,9 @@ impl<'a> Message<'a> for Signed {
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let mut auth = None;
-        cbor::read_map(body, |k, r| match k {
-            "auth" => set(&mut auth, "auth", Auth::read(r)?),
-            _ => Ok(false),
+        cbor::read_body(body, &["auth"], &mut |_, _, r| {
+            auth = Some(Auth::read(r)?);
+            Ok(())
         })?;
         Ok(Signed { auth })
     }
@@ -494,16 +494,19 @@ impl<'a> Item<'a> for Cve<'a> {
     }
     fn read(r: &mut Reader<'a>) -> Result<Self, Error> {
         let (mut id, mut sev) = (None, None);
-        let mut e = |k: &str, r: &mut Reader<'a>| match k {
-            "id" => set(&mut id, "cves.id", txt(r, "cves.id")?),
-            "severity" => set(
-                &mut sev,
-                "cves.severity",
-                text_of(r, "cves.severity", "a severity", Severity::parse)?,
-            ),
-            _ => Ok(false),
+        let names = ["cves.id", "cves.severity"];
+        let mut e = |i, name, r: &mut Reader<'a>| {
+            match i {
+                0 => id = Some(txt(r, name)?),
+                _ => sev = Some(text_of(r, name, "a severity", Severity::parse)?),
+            }
+            Ok(())
         };
-        field(cbor::read_entries(r, &mut e), "cves", "an array of maps")?;
+        field(
+            cbor::read_fields(r, &names, 5, &mut e),
+            "cves",
+            "an array of maps",
+        )?;
         Ok(Cve {
             id: cbor::need(id, "cves.id")?,
             severity: cbor::need(sev, "cves.severity")?,
@@ -605,10 +608,12 @@ impl<'a> Message<'a> for Consent {
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let (mut accept, mut auth) = (None, None);
-        cbor::read_map(body, |k, r| match k {
-            "accept" => set(&mut accept, "accept", flag(r, "accept")?),
-            "auth" => set(&mut auth, "auth", Auth::read(r)?),
-            _ => Ok(false),
+        cbor::read_body(body, &["accept", "auth"], &mut |i, name, r| {
+            match i {
+                0 => accept = Some(flag(r, name)?),
+                _ => auth = Some(Auth::read(r)?),
+            }
+            Ok(())
         })?;
         Ok(Consent {
             accept: cbor::need(accept, "accept")?,
@@ -667,10 +672,12 @@ impl<'a> Message<'a> for Log {
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let (mut off, mut auth) = (None, None);
-        cbor::read_map(body, |k, r| match k {
-            "off" => set(&mut off, "off", uint(r, "off")?),
-            "auth" => set(&mut auth, "auth", Auth::read(r)?),
-            _ => Ok(false),
+        cbor::read_body(body, &["off", "auth"], &mut |i, name, r| {
+            match i {
+                0 => off = Some(uint(r, name)?),
+                _ => auth = Some(Auth::read(r)?),
+            }
+            Ok(())
         })?;
         Ok(Log {
             off: cbor::need(off, "off")?,
@@ -773,14 +780,12 @@ impl<'a> Message<'a> for Pair<'a> {
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let (mut key, mut name) = (None, None);
-        cbor::read_map(body, |k, r| match k {
-            "key" => set(
-                &mut key,
-                "key",
-                fixed(r, "key", "32 bytes (an Ed25519 public key)")?,
-            ),
-            "name" => set(&mut name, "name", txt(r, "name")?),
-            _ => Ok(false),
+        cbor::read_body(body, &["key", "name"], &mut |i, n, r| {
+            match i {
+                0 => key = Some(fixed(r, n, "32 bytes (an Ed25519 public key)")?),
+                _ => name = Some(txt(r, n)?),
+            }
+            Ok(())
         })?;
         Ok(Pair {
             key: cbor::need(key, "key")?,
@@ -879,19 +884,14 @@ impl<'a> Message<'a> for SettingsReq {
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let mut s = SettingsReq::default();
-        cbor::read_map(body, |k, r| match k {
-            "auto_install_cve" => set(
-                &mut s.auto_install_cve,
-                "auto_install_cve",
-                flag(r, "auto_install_cve")?,
-            ),
-            "install_needs_unlocked" => set(
-                &mut s.install_needs_unlocked,
-                "install_needs_unlocked",
-                flag(r, "install_needs_unlocked")?,
-            ),
-            "auth" => set(&mut s.auth, "auth", Auth::read(r)?),
-            _ => Ok(false),
+        let names = ["auto_install_cve", "install_needs_unlocked", "auth"];
+        cbor::read_body(body, &names, &mut |i, name, r| {
+            match i {
+                0 => s.auto_install_cve = Some(flag(r, name)?),
+                1 => s.install_needs_unlocked = Some(flag(r, name)?),
+                _ => s.auth = Some(Auth::read(r)?),
+            }
+            Ok(())
         })?;
         Ok(s)
     }
@@ -930,6 +930,17 @@ impl<'a> Message<'a> for SettingsRsp {
 // the body.
 // ---------------------------------------------------------------------
 
+/// The byte string of a body `{key: bstr}` (one copy for every channel
+/// message).
+fn one_bstr<'a>(body: &'a [u8], key: &[&'static str; 1]) -> Result<&'a [u8], Error> {
+    let mut m = None;
+    cbor::read_body(body, key, &mut |_, name, r| {
+        m = Some(field(r.bytes(), name, "a byte string")?);
+        Ok(())
+    })?;
+    cbor::need(m, key[0])
+}
+
 macro_rules! one_bstr {
     ($(#[$m:meta])* $name:ident, $key:literal) => {
         $(#[$m])*
@@ -946,13 +957,8 @@ macro_rules! one_bstr {
                 w.bytes(self.msg)
             }
             fn decode(body: &'a [u8]) -> Result<Self, Error> {
-                let mut m = None;
-                cbor::read_map(body, |k, r| match k {
-                    $key => set(&mut m, $key, field(r.bytes(), $key, "a byte string")?),
-                    _ => Ok(false),
-                })?;
                 Ok($name {
-                    msg: cbor::need(m, $key)?,
+                    msg: one_bstr(body, &[$key])?,
                 })
             }
         }
@@ -1078,26 +1084,29 @@ impl<'a> Item<'a> for OwnerEntry<'a> {
     }
     fn read(r: &mut Reader<'a>) -> Result<Self, Error> {
         let (mut id, mut name, mut paired) = (None, None, None);
-        let mut e = |k: &str, r: &mut Reader<'a>| match k {
-            "key_id" => set(
-                &mut id,
-                "owners.key_id",
-                fixed(r, "owners.key_id", "8 bytes")?,
-            ),
-            "name" => {
-                let n = txt(r, "owners.name")?;
-                if n.len() > MAX_OWNER_NAME {
-                    return Err(Error::Invalid {
-                        field: "owners.name",
-                        expected: "at most 64 bytes",
-                    });
+        let names = ["owners.key_id", "owners.name", "owners.paired"];
+        let mut e = |i, field_name, r: &mut Reader<'a>| {
+            match i {
+                0 => id = Some(fixed(r, field_name, "8 bytes")?),
+                1 => {
+                    let n = txt(r, field_name)?;
+                    if n.len() > MAX_OWNER_NAME {
+                        return Err(Error::Invalid {
+                            field: field_name,
+                            expected: "at most 64 bytes",
+                        });
+                    }
+                    name = Some(n);
                 }
-                set(&mut name, "owners.name", n)
+                _ => paired = Some(uint(r, field_name)?),
             }
-            "paired" => set(&mut paired, "owners.paired", uint(r, "owners.paired")?),
-            _ => Ok(false),
+            Ok(())
         };
-        field(cbor::read_entries(r, &mut e), "owners", "an array of maps")?;
+        field(
+            cbor::read_fields(r, &names, 7, &mut e),
+            "owners",
+            "an array of maps",
+        )?;
         Ok(OwnerEntry {
             key_id: cbor::need(id, "owners.key_id")?,
             name: cbor::need(name, "owners.name")?,
@@ -1154,10 +1163,12 @@ impl<'a> Message<'a> for Unpair {
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let (mut id, mut auth) = (None, None);
-        cbor::read_map(body, |k, r| match k {
-            "key_id" => set(&mut id, "key_id", fixed(r, "key_id", "8 bytes")?),
-            "auth" => set(&mut auth, "auth", Auth::read(r)?),
-            _ => Ok(false),
+        cbor::read_body(body, &["key_id", "auth"], &mut |i, name, r| {
+            match i {
+                0 => id = Some(fixed(r, name, "8 bytes")?),
+                _ => auth = Some(Auth::read(r)?),
+            }
+            Ok(())
         })?;
         Ok(Unpair {
             key_id: cbor::need(id, "key_id")?,

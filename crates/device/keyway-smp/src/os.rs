@@ -2,7 +2,7 @@
 //! info, as the lock serves them (Zephyr, "SMP Group 0").
 
 use crate::Message;
-use crate::cbor::{self, Error, Writer, field, set};
+use crate::cbor::{self, Error, Writer, field};
 
 /// OS group command ids.
 pub mod cmd {
@@ -39,9 +39,9 @@ impl<'a> Message<'a> for Echo<'a> {
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let mut d = None;
-        cbor::read_map(body, |k, r| match k {
-            "d" => set(&mut d, "d", field(r.text(), "d", "a text string")?),
-            _ => Ok(false),
+        cbor::read_body(body, &["d"], &mut |_, name, r| {
+            d = Some(field(r.text(), name, "a text string")?);
+            Ok(())
         })?;
         Ok(Echo {
             d: cbor::need(d, "d")?,
@@ -64,9 +64,9 @@ impl<'a> Message<'a> for EchoRsp<'a> {
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let mut v = None;
-        cbor::read_map(body, |k, r| match k {
-            "r" => set(&mut v, "r", field(r.text(), "r", "a text string")?),
-            _ => Ok(false),
+        cbor::read_body(body, &["r"], &mut |_, name, r| {
+            v = Some(field(r.text(), name, "a text string")?);
+            Ok(())
         })?;
         Ok(EchoRsp {
             r: cbor::need(v, "r")?,
@@ -84,7 +84,7 @@ impl<'a> Message<'a> for Empty {
         w.map(0)
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        cbor::read_map(body, |_, _| Ok(false))?;
+        cbor::read_body(body, &[], &mut |_, _, _| Ok(()))?;
         Ok(Empty)
     }
 }
@@ -108,18 +108,14 @@ impl<'a> Message<'a> for ParamsRsp {
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let (mut s, mut c) = (None, None);
-        cbor::read_map(body, |k, r| match k {
-            "buf_size" => set(
-                &mut s,
-                "buf_size",
-                field(r.u64(), "buf_size", "an unsigned integer")?,
-            ),
-            "buf_count" => set(
-                &mut c,
-                "buf_count",
-                field(r.u64(), "buf_count", "an unsigned integer")?,
-            ),
-            _ => Ok(false),
+        cbor::read_body(body, &["buf_size", "buf_count"], &mut |i, name, r| {
+            let v = Some(field(r.u64(), name, "an unsigned integer")?);
+            if i == 0 {
+                s = v
+            } else {
+                c = v
+            }
+            Ok(())
         })?;
         Ok(ParamsRsp {
             buf_size: cbor::need(s, "buf_size")?,
@@ -146,13 +142,9 @@ impl<'a> Message<'a> for Info<'a> {
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let mut f = None;
-        cbor::read_map(body, |k, r| match k {
-            "format" => set(
-                &mut f,
-                "format",
-                field(r.text(), "format", "a text string")?,
-            ),
-            _ => Ok(false),
+        cbor::read_body(body, &["format"], &mut |_, name, r| {
+            f = Some(field(r.text(), name, "a text string")?);
+            Ok(())
         })?;
         Ok(Info { format: f })
     }
@@ -173,13 +165,9 @@ impl<'a> Message<'a> for InfoRsp<'a> {
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let mut o = None;
-        cbor::read_map(body, |k, r| match k {
-            "output" => set(
-                &mut o,
-                "output",
-                field(r.text(), "output", "a text string")?,
-            ),
-            _ => Ok(false),
+        cbor::read_body(body, &["output"], &mut |_, name, r| {
+            o = Some(field(r.text(), name, "a text string")?);
+            Ok(())
         })?;
         Ok(InfoRsp {
             output: cbor::need(o, "output")?,
