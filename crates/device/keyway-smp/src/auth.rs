@@ -33,12 +33,9 @@ impl Auth {
     /// Writes the `auth` map (keys in deterministic order).
     pub fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(3)?;
-        w.text("key")?;
-        w.bytes(&self.key)?;
-        w.text("sig")?;
-        w.bytes(&self.sig)?;
-        w.text("nonce")?;
-        w.bytes(&self.nonce)
+        w.entry_bytes("key", &self.key)?;
+        w.entry_bytes("sig", &self.sig)?;
+        w.entry_bytes("nonce", &self.nonce)
     }
 
     /// Reads an `auth` map: every field present, with its exact length.

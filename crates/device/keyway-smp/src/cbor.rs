@@ -542,6 +542,36 @@ impl<'b> Writer<'b> {
         self.raw(&[if b { 0xf5 } else { 0xf4 }])
     }
 
+    /// A map entry: the text `key`, then an unsigned integer. The
+    /// `entry_*` writers are one call per entry in every encoder instead
+    /// of two (the device's code budget).
+    #[inline(never)]
+    pub fn entry_u64(&mut self, key: &str, n: u64) -> Result<(), Error> {
+        self.text(key)?;
+        self.u64(n)
+    }
+
+    /// A map entry: the text `key`, then a byte string.
+    #[inline(never)]
+    pub fn entry_bytes(&mut self, key: &str, b: &[u8]) -> Result<(), Error> {
+        self.text(key)?;
+        self.bytes(b)
+    }
+
+    /// A map entry: the text `key`, then a text string.
+    #[inline(never)]
+    pub fn entry_text(&mut self, key: &str, s: &str) -> Result<(), Error> {
+        self.text(key)?;
+        self.text(s)
+    }
+
+    /// A map entry: the text `key`, then `false` or `true`.
+    #[inline(never)]
+    pub fn entry_bool(&mut self, key: &str, b: bool) -> Result<(), Error> {
+        self.text(key)?;
+        self.bool(b)
+    }
+
     /// An array head of `n` items.
     pub fn array(&mut self, n: usize) -> Result<(), Error> {
         self.head(4, n as u64)

@@ -382,29 +382,23 @@ impl Refusal {
     /// Writes the `kw-*` entries (keys in deterministic order) into a map
     /// the caller opened.
     pub fn write_entries(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.text(key::RC)?;
-        w.u64(self.code())?;
+        w.entry_u64(key::RC, self.code())?;
         match self {
             Refusal::DeltaWrongBase {
                 base_image_sha256,
                 running_image_sha256,
             } => {
-                w.text(key::BASE)?;
-                w.bytes(base_image_sha256)?;
+                w.entry_bytes(key::BASE, base_image_sha256)?;
                 if let Some(r) = running_image_sha256 {
-                    w.text(key::RUNS)?;
-                    w.bytes(r)?;
+                    w.entry_bytes(key::RUNS, r)?;
                 }
             }
             Refusal::BatteryLow { have_mwh, need_mwh } => {
-                w.text(key::HAVE)?;
-                w.u64(*have_mwh)?;
-                w.text(key::NEED)?;
-                w.u64(*need_mwh)?;
+                w.entry_u64(key::HAVE, *have_mwh)?;
+                w.entry_u64(key::NEED, *need_mwh)?;
             }
             Refusal::RateLimited { retry_s } => {
-                w.text(key::SECS)?;
-                w.u64(*retry_s)?;
+                w.entry_u64(key::SECS, *retry_s)?;
             }
             _ => {}
         }
@@ -536,20 +530,16 @@ impl<'a> ErrorRsp<'a> {
             + self.refusal.map_or(0, |r| r.entries());
         w.map(n)?;
         if let Some(rc) = self.rc {
-            w.text("rc")?;
-            w.u64(rc)?;
+            w.entry_u64("rc", rc)?;
         }
         if let Some((g, rc)) = self.group {
             w.text("err")?;
             w.map(2)?;
-            w.text("rc")?;
-            w.u64(rc)?;
-            w.text("group")?;
-            w.u64(u64::from(g))?;
+            w.entry_u64("rc", rc)?;
+            w.entry_u64("group", u64::from(g))?;
         }
         if let Some(r) = self.rsn {
-            w.text("rsn")?;
-            w.text(r)?;
+            w.entry_text("rsn", r)?;
         }
         if let Some(r) = &self.refusal {
             r.write_entries(w)?;

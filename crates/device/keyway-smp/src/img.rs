@@ -52,12 +52,10 @@ impl<'a> Message<'a> for StateWrite<'a> {
             a.write(w)?;
         }
         if let Some(h) = self.hash {
-            w.text("hash")?;
-            w.bytes(h)?;
+            w.entry_bytes("hash", h)?;
         }
         if let Some(c) = self.confirm {
-            w.text("confirm")?;
-            w.bool(c)?;
+            w.entry_bool("confirm", c)?;
         }
         Ok(())
     }
@@ -108,26 +106,17 @@ pub struct ImageSlot<'a> {
 impl<'a> Item<'a> for ImageSlot<'a> {
     fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(8 + usize::from(self.image.is_some()))?;
-        w.text("hash")?;
-        w.bytes(self.hash)?;
-        w.text("slot")?;
-        w.u64(self.slot)?;
+        w.entry_bytes("hash", self.hash)?;
+        w.entry_u64("slot", self.slot)?;
         if let Some(i) = self.image {
-            w.text("image")?;
-            w.u64(i)?;
+            w.entry_u64("image", i)?;
         }
-        w.text("active")?;
-        w.bool(self.active)?;
-        w.text("pending")?;
-        w.bool(self.pending)?;
-        w.text("version")?;
-        w.text(self.version)?;
-        w.text("bootable")?;
-        w.bool(self.bootable)?;
-        w.text("confirmed")?;
-        w.bool(self.confirmed)?;
-        w.text("permanent")?;
-        w.bool(self.permanent)
+        w.entry_bool("active", self.active)?;
+        w.entry_bool("pending", self.pending)?;
+        w.entry_text("version", self.version)?;
+        w.entry_bool("bootable", self.bootable)?;
+        w.entry_bool("confirmed", self.confirmed)?;
+        w.entry_bool("permanent", self.permanent)
     }
     fn read(r: &mut Reader<'a>) -> Result<Self, Error> {
         let (mut image, mut slot, mut version, mut hash) = (None, None, None, None);
@@ -237,28 +226,22 @@ impl<'a> Message<'a> for Upload<'a> {
         )?;
         write_kw(w, self.kw)?;
         if let Some(l) = self.len {
-            w.text("len")?;
-            w.u64(l)?;
+            w.entry_u64("len", l)?;
         }
-        w.text("off")?;
-        w.u64(self.off)?;
+        w.entry_u64("off", self.off)?;
         if let Some(s) = self.sha {
-            w.text("sha")?;
-            w.bytes(s)?;
+            w.entry_bytes("sha", s)?;
         }
         if let Some(a) = &self.auth {
             w.text("auth")?;
             a.write(w)?;
         }
-        w.text("data")?;
-        w.bytes(self.data)?;
+        w.entry_bytes("data", self.data)?;
         if let Some(i) = self.image {
-            w.text("image")?;
-            w.u64(i)?;
+            w.entry_u64("image", i)?;
         }
         if let Some(u) = self.upgrade {
-            w.text("upgrade")?;
-            w.bool(u)?;
+            w.entry_bool("upgrade", u)?;
         }
         Ok(())
     }
@@ -307,11 +290,9 @@ pub struct UploadRsp {
 impl<'a> Message<'a> for UploadRsp {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(1 + usize::from(self.matched.is_some()))?;
-        w.text("off")?;
-        w.u64(self.off)?;
+        w.entry_u64("off", self.off)?;
         if let Some(m) = self.matched {
-            w.text("match")?;
-            w.bool(m)?;
+            w.entry_bool("match", m)?;
         }
         Ok(())
     }
@@ -357,8 +338,7 @@ impl<'a> Message<'a> for Erase {
             a.write(w)?;
         }
         if let Some(s) = self.slot {
-            w.text("slot")?;
-            w.u64(s)?;
+            w.entry_u64("slot", s)?;
         }
         Ok(())
     }
@@ -383,8 +363,7 @@ impl<'a> Message<'a> for Erase {
 /// Writes `"kw": true` when the client asks for typed refusals.
 fn write_kw(w: &mut Writer<'_>, kw: bool) -> Result<(), Error> {
     if kw {
-        w.text("kw")?;
-        w.bool(true)?;
+        w.entry_bool("kw", true)?;
     }
     Ok(())
 }

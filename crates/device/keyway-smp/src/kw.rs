@@ -176,10 +176,8 @@ pub struct Settings {
 impl Settings {
     fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(2)?;
-        w.text("auto_install_cve")?;
-        w.bool(self.auto_install_cve)?;
-        w.text("install_needs_unlocked")?;
-        w.bool(self.install_needs_unlocked)
+        w.entry_bool("auto_install_cve", self.auto_install_cve)?;
+        w.entry_bool("install_needs_unlocked", self.install_needs_unlocked)
     }
     fn read(r: &mut Reader<'_>) -> Result<Settings, Error> {
         let (mut a, mut n) = (None, None);
@@ -222,22 +220,16 @@ impl<'a> UpdateSummary<'a> {
         4 + usize::from(self.reason.is_some()) + usize::from(self.highest.is_some())
     }
     fn write_entries(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.text("cves")?;
-        w.u64(self.cves)?;
-        w.text("state")?;
-        w.text(self.state.as_str())?;
+        w.entry_u64("cves", self.cves)?;
+        w.entry_text("state", self.state.as_str())?;
         if let Some(r) = self.reason {
-            w.text("reason")?;
-            w.text(r)?;
+            w.entry_text("reason", r)?;
         }
         if let Some(h) = self.highest {
-            w.text("highest")?;
-            w.text(h.as_str())?;
+            w.entry_text("highest", h.as_str())?;
         }
-        w.text("version")?;
-        w.text(self.version)?;
-        w.text("sequence")?;
-        w.u64(self.sequence)
+        w.entry_text("version", self.version)?;
+        w.entry_u64("sequence", self.sequence)
     }
 }
 
@@ -331,47 +323,33 @@ impl<'a> Message<'a> for Status<'a> {
             + usize::from(self.update.is_some())
             + usize::from(self.device_key.is_some());
         w.map(n)?;
-        w.text("bolt")?;
-        w.text(self.bolt.as_str())?;
-        w.text("door")?;
-        w.text(self.door.as_str())?;
+        w.entry_text("bolt", self.bolt.as_str())?;
+        w.entry_text("door", self.door.as_str())?;
         if let Some(s) = self.slot {
-            w.text("slot")?;
-            w.u64(s)?;
+            w.entry_u64("slot", s)?;
         }
         if let Some(i) = &self.image {
-            w.text("image")?;
-            w.bytes(i)?;
+            w.entry_bytes("image", i)?;
         }
-        w.text("model")?;
-        w.text(self.model)?;
-        w.text("trial")?;
-        w.bool(self.trial)?;
-        w.text("owners")?;
-        w.u64(self.owners)?;
-        w.text("tamper")?;
-        w.bool(self.tamper)?;
+        w.entry_text("model", self.model)?;
+        w.entry_bool("trial", self.trial)?;
+        w.entry_u64("owners", self.owners)?;
+        w.entry_bool("tamper", self.tamper)?;
         if let Some(u) = &self.update {
             w.text("update")?;
             w.map(u.entries())?;
             u.write_entries(w)?;
         }
-        w.text("version")?;
-        w.text(self.version)?;
+        w.entry_text("version", self.version)?;
         w.text("settings")?;
         self.settings.write(w)?;
-        w.text("lockout_s")?;
-        w.u64(self.lockout_s)?;
-        w.text("battery_mv")?;
-        w.u64(self.battery_mv)?;
+        w.entry_u64("lockout_s", self.lockout_s)?;
+        w.entry_u64("battery_mv", self.battery_mv)?;
         if let Some(k) = &self.device_key {
-            w.text("device_key")?;
-            w.bytes(k)?;
+            w.entry_bytes("device_key", k)?;
         }
-        w.text("presence_s")?;
-        w.u64(self.presence_s)?;
-        w.text("battery_mwh")?;
-        w.u64(self.battery_mwh)
+        w.entry_u64("presence_s", self.presence_s)?;
+        w.entry_u64("battery_mwh", self.battery_mwh)
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let (mut bolt, mut door, mut mv, mut mwh, mut tamper) = (None, None, None, None, None);
@@ -456,10 +434,8 @@ pub struct Presence {
 impl<'a> Message<'a> for Presence {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(2)?;
-        w.text("open")?;
-        w.bool(self.open)?;
-        w.text("remaining_s")?;
-        w.u64(self.remaining_s)
+        w.entry_bool("open", self.open)?;
+        w.entry_u64("remaining_s", self.remaining_s)
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let (mut o, mut s) = (None, None);
@@ -487,10 +463,8 @@ pub struct Cve<'a> {
 impl<'a> Item<'a> for Cve<'a> {
     fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(2)?;
-        w.text("id")?;
-        w.text(self.id)?;
-        w.text("severity")?;
-        w.text(self.severity.as_str())
+        w.entry_text("id", self.id)?;
+        w.entry_text("severity", self.severity.as_str())
     }
     fn read(r: &mut Reader<'a>) -> Result<Self, Error> {
         let (mut id, mut sev) = (None, None);
@@ -540,21 +514,15 @@ impl<'a> Message<'a> for Notes<'a> {
         )?;
         w.text("cves")?;
         self.cves.write(w)?;
-        w.text("notes")?;
-        w.text(self.notes)?;
-        w.text("state")?;
-        w.text(self.state.as_str())?;
+        w.entry_text("notes", self.notes)?;
+        w.entry_text("state", self.state.as_str())?;
         if let Some(r) = self.reason {
-            w.text("reason")?;
-            w.text(r)?;
+            w.entry_text("reason", r)?;
         }
-        w.text("version")?;
-        w.text(self.version)?;
-        w.text("sequence")?;
-        w.u64(self.sequence)?;
+        w.entry_text("version", self.version)?;
+        w.entry_u64("sequence", self.sequence)?;
         if let Some(b) = self.min_battery_mwh {
-            w.text("min_battery_mwh")?;
-            w.u64(b)?;
+            w.entry_u64("min_battery_mwh", b)?;
         }
         Ok(())
     }
@@ -603,8 +571,7 @@ impl<'a> Message<'a> for Consent {
             w.text("auth")?;
             a.write(w)?;
         }
-        w.text("accept")?;
-        w.bool(self.accept)
+        w.entry_bool("accept", self.accept)
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let (mut accept, mut auth) = (None, None);
@@ -662,8 +629,7 @@ pub struct Log {
 impl<'a> Message<'a> for Log {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(1 + usize::from(self.auth.is_some()))?;
-        w.text("off")?;
-        w.u64(self.off)?;
+        w.entry_u64("off", self.off)?;
         if let Some(a) = &self.auth {
             w.text("auth")?;
             a.write(w)?;
@@ -700,12 +666,9 @@ pub struct LogRsp<'a> {
 impl<'a> Message<'a> for LogRsp<'a> {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(3)?;
-        w.text("len")?;
-        w.u64(self.len)?;
-        w.text("off")?;
-        w.u64(self.off)?;
-        w.text("data")?;
-        w.bytes(self.data)
+        w.entry_u64("len", self.len)?;
+        w.entry_u64("off", self.off)?;
+        w.entry_bytes("data", self.data)
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let (mut off, mut len, mut data) = (None, None, None);
@@ -739,10 +702,8 @@ pub struct Challenge {
 impl<'a> Message<'a> for Challenge {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(2)?;
-        w.text("nonce")?;
-        w.bytes(&self.nonce)?;
-        w.text("expires_s")?;
-        w.u64(self.expires_s)
+        w.entry_bytes("nonce", &self.nonce)?;
+        w.entry_u64("expires_s", self.expires_s)
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let (mut n, mut e) = (None, None);
@@ -770,11 +731,9 @@ pub struct Pair<'a> {
 impl<'a> Message<'a> for Pair<'a> {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(1 + usize::from(self.name.is_some()))?;
-        w.text("key")?;
-        w.bytes(&self.key)?;
+        w.entry_bytes("key", &self.key)?;
         if let Some(n) = self.name {
-            w.text("name")?;
-            w.text(n)?;
+            w.entry_text("name", n)?;
         }
         Ok(())
     }
@@ -806,10 +765,8 @@ pub struct PairRsp {
 impl<'a> Message<'a> for PairRsp {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(2)?;
-        w.text("key_id")?;
-        w.bytes(&self.key_id)?;
-        w.text("owners")?;
-        w.u64(self.owners)
+        w.entry_bytes("key_id", &self.key_id)?;
+        w.entry_u64("owners", self.owners)
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let (mut o, mut id) = (None, None);
@@ -835,8 +792,7 @@ pub struct FactoryResetRsp {
 impl<'a> Message<'a> for FactoryResetRsp {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(1)?;
-        w.text("owners")?;
-        w.u64(self.owners)
+        w.entry_u64("owners", self.owners)
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let mut o = None;
@@ -873,12 +829,10 @@ impl<'a> Message<'a> for SettingsReq {
             a.write(w)?;
         }
         if let Some(v) = self.auto_install_cve {
-            w.text("auto_install_cve")?;
-            w.bool(v)?;
+            w.entry_bool("auto_install_cve", v)?;
         }
         if let Some(v) = self.install_needs_unlocked {
-            w.text("install_needs_unlocked")?;
-            w.bool(v)?;
+            w.entry_bool("install_needs_unlocked", v)?;
         }
         Ok(())
     }
@@ -953,8 +907,7 @@ macro_rules! one_bstr {
         impl<'a> Message<'a> for $name<'a> {
             fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
                 w.map(1)?;
-                w.text($key)?;
-                w.bytes(self.msg)
+                w.entry_bytes($key, self.msg)
             }
             fn decode(body: &'a [u8]) -> Result<Self, Error> {
                 Ok($name {
@@ -1031,12 +984,9 @@ pub struct PakeFinishRsp<'a> {
 impl<'a> Message<'a> for PakeFinishRsp<'a> {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(3)?;
-        w.text("pake4")?;
-        w.bytes(self.msg)?;
-        w.text("key_id")?;
-        w.bytes(&self.key_id)?;
-        w.text("owners")?;
-        w.u64(self.owners)
+        w.entry_bytes("pake4", self.msg)?;
+        w.entry_bytes("key_id", &self.key_id)?;
+        w.entry_u64("owners", self.owners)
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let (mut m, mut id, mut o) = (None, None, None);
@@ -1072,13 +1022,10 @@ pub struct OwnerEntry<'a> {
 impl<'a> Item<'a> for OwnerEntry<'a> {
     fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(2 + usize::from(self.paired.is_some()))?;
-        w.text("name")?;
-        w.text(self.name)?;
-        w.text("key_id")?;
-        w.bytes(&self.key_id)?;
+        w.entry_text("name", self.name)?;
+        w.entry_bytes("key_id", &self.key_id)?;
         if let Some(p) = self.paired {
-            w.text("paired")?;
-            w.u64(p)?;
+            w.entry_u64("paired", p)?;
         }
         Ok(())
     }
@@ -1158,8 +1105,7 @@ impl<'a> Message<'a> for Unpair {
             w.text("auth")?;
             a.write(w)?;
         }
-        w.text("key_id")?;
-        w.bytes(&self.key_id)
+        w.entry_bytes("key_id", &self.key_id)
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let (mut id, mut auth) = (None, None);
@@ -1190,10 +1136,8 @@ pub struct UnpairRsp {
 impl<'a> Message<'a> for UnpairRsp {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(2)?;
-        w.text("key_id")?;
-        w.bytes(&self.key_id)?;
-        w.text("owners")?;
-        w.u64(self.owners)
+        w.entry_bytes("key_id", &self.key_id)?;
+        w.entry_u64("owners", self.owners)
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let (mut o, mut id) = (None, None);

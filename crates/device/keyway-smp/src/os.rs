@@ -34,8 +34,7 @@ pub struct Echo<'a> {
 impl<'a> Message<'a> for Echo<'a> {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(1)?;
-        w.text("d")?;
-        w.text(self.d)
+        w.entry_text("d", self.d)
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let mut d = None;
@@ -59,8 +58,7 @@ pub struct EchoRsp<'a> {
 impl<'a> Message<'a> for EchoRsp<'a> {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(1)?;
-        w.text("r")?;
-        w.text(self.r)
+        w.entry_text("r", self.r)
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let mut v = None;
@@ -101,10 +99,8 @@ pub struct ParamsRsp {
 impl<'a> Message<'a> for ParamsRsp {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(2)?;
-        w.text("buf_size")?;
-        w.u64(self.buf_size)?;
-        w.text("buf_count")?;
-        w.u64(self.buf_count)
+        w.entry_u64("buf_size", self.buf_size)?;
+        w.entry_u64("buf_count", self.buf_count)
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let (mut s, mut c) = (None, None);
@@ -135,8 +131,7 @@ impl<'a> Message<'a> for Info<'a> {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(usize::from(self.format.is_some()))?;
         if let Some(f) = self.format {
-            w.text("format")?;
-            w.text(f)?;
+            w.entry_text("format", f)?;
         }
         Ok(())
     }
@@ -160,8 +155,7 @@ pub struct InfoRsp<'a> {
 impl<'a> Message<'a> for InfoRsp<'a> {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(1)?;
-        w.text("output")?;
-        w.text(self.output)
+        w.entry_text("output", self.output)
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let mut o = None;
