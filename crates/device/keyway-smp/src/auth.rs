@@ -11,7 +11,7 @@
 //! comes from the Keyway group's `challenge`. Pure bytes: the signature
 //! itself is made and checked by the caller's Ed25519 implementation.
 
-use crate::cbor::{self, Error, Reader, Writer, fixed, set};
+use crate::cbor::{self, Error, Reader, Writer, fill, set};
 
 /// The domain-separation prefix of the signed message.
 pub const AUTH_CONTEXT: &[u8] = b"keyway-smp-auth-v1";
@@ -40,26 +40,24 @@ impl Auth {
 
     /// Reads an `auth` map: every field present, with its exact length.
     pub fn read(r: &mut Reader<'_>) -> Result<Auth, Error> {
-        let (mut key, mut nonce, mut sig) = (None, None, None);
-        let names = ["auth.key", "auth.nonce", "auth.sig"];
-        let mut value = |i, name, r: &mut Reader<'_>| {
-            match i {
-                0 => key = Some(fixed(r, name, "32 bytes")?),
-                1 => nonce = Some(fixed(r, name, "16 bytes")?),
-                _ => sig = Some(fixed(r, name, "64 bytes")?),
-            }
-            Ok(())
+        let mut a = Auth {
+            key: [0; 32],
+            nonce: [0; 16],
+            sig: [0; 64],
         };
-        cbor::field(
+        let names = ["auth.key", "auth.nonce", "auth.sig"];
+        let mut value = |i, name, r: &mut Reader<'_>| match i {
+            0 => fill(r, name, "32 bytes", &mut a.key),
+            1 => fill(r, name, "16 bytes", &mut a.nonce),
+            _ => fill(r, name, "64 bytes", &mut a.sig),
+        };
+        let seen = cbor::field(
             cbor::read_fields(r, &names, 5, &mut value),
             "auth",
             "a map {key, nonce, sig}",
         )?;
-        Ok(Auth {
-            key: cbor::need(key, "auth.key")?,
-            nonce: cbor::need(nonce, "auth.nonce")?,
-            sig: cbor::need(sig, "auth.sig")?,
-        })
+        cbor::require(seen, 0b111, &names)?;
+        Ok(a)
     }
 }
 

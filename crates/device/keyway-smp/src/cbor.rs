@@ -375,13 +375,14 @@ pub fn read_entries<'b>(
 /// the value of `names[i]`; an unknown key's value is skipped (stock tools
 /// add their own fields); a known key seen a second time is
 /// [`Error::Duplicate`], after its value was read (as [`set`] does). At
-/// most 32 names. Fails on a non-text key.
+/// most 32 names. Fails on a non-text key. Returns the keys seen: bit `i`
+/// for `names[i]` (see [`require`]).
 pub fn read_fields<'b>(
     r: &mut Reader<'b>,
     names: &[&'static str],
     prefix: usize,
     value: &mut dyn FnMut(usize, &'static str, &mut Reader<'b>) -> Result<(), Error>,
-) -> Result<(), Error> {
+) -> Result<u32, Error> {
     debug_assert!(names.len() <= 32);
     let n = r.map()?;
     let mut seen = 0u32;
@@ -403,6 +404,35 @@ pub fn read_fields<'b>(
             None => r.skip()?,
         }
     }
+    Ok(seen)
+}
+
+/// Fails with [`Error::Missing`] naming the first of the `required` keys
+/// (bit `i` for `names[i]`) that is not in `seen` ([`read_fields`]).
+pub fn require(seen: u32, required: u32, names: &[&'static str]) -> Result<(), Error> {
+    let missing = required & !seen;
+    match names.get(missing.trailing_zeros() as usize) {
+        Some(&field) if missing != 0 => Err(Error::Missing { field }),
+        _ => Ok(()),
+    }
+}
+
+/// A byte string of exactly `out.len()` bytes, copied into `out` (one
+/// copy for every length; [`fixed`] makes an array of each).
+pub fn fill(
+    r: &mut Reader<'_>,
+    name: &'static str,
+    expected: &'static str,
+    out: &mut [u8],
+) -> Result<(), Error> {
+    let b = field(r.bytes(), name, expected)?;
+    if b.len() != out.len() {
+        return Err(Error::Invalid {
+            field: name,
+            expected,
+        });
+    }
+    out.copy_from_slice(b);
     Ok(())
 }
 
@@ -412,13 +442,14 @@ pub fn read_body<'b>(
     body: &'b [u8],
     names: &[&'static str],
     value: &mut dyn FnMut(usize, &'static str, &mut Reader<'b>) -> Result<(), Error>,
-) -> Result<(), Error> {
+) -> Result<u32, Error> {
     if body.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let mut r = Reader::new(body);
-    read_fields(&mut r, names, 0, value)?;
-    r.finish()
+    let seen = read_fields(&mut r, names, 0, value)?;
+    r.finish()?;
+    Ok(seen)
 }
 
 /// Stores a field's value once: a second value for the same key is
@@ -661,13 +692,22 @@ mod tests {
             0xa3, 0x62, b'b', b'b', 0x02, 0x62, b'z', b'z', 0x81, 0x01, 0x61, b'a', 0x01,
         ];
         let mut r = Reader::new(&body);
-        read_fields(&mut r, &names, 2, &mut |i, _, r| {
+        let seen = read_fields(&mut r, &names, 2, &mut |i, _, r| {
             got[i] = r.u64()?;
             Ok(())
         })
         .unwrap();
         r.finish().unwrap();
-        assert_eq!(got, [1, 2]);
+        assert_eq!((got, seen), ([1, 2], 0b11));
+        assert_eq!(require(seen, 0b11, &names), Ok(()));
+        assert_eq!(
+            require(0b01, 0b11, &names),
+            Err(Error::Missing { field: "x.bb" })
+        );
+        assert_eq!(
+            require(0, 0b11, &names),
+            Err(Error::Missing { field: "x.a" })
+        );
         // {"a": 1, "a": 2}: the second is a duplicate, named with its prefix.
         let dup = [0xa2, 0x61, b'a', 0x01, 0x61, b'a', 0x02];
         let mut r = Reader::new(&dup);
@@ -703,7 +743,7 @@ mod tests {
             read_body(&[0xa0, 0x00], &names, &mut |_, _, _| Ok(())),
             Err(Error::Trailing { at: 1 })
         );
-        assert_eq!(read_body(&[], &names, &mut |_, _, _| Ok(())), Ok(()));
+        assert_eq!(read_body(&[], &names, &mut |_, _, _| Ok(())), Ok(0));
     }
 
     #[test]
