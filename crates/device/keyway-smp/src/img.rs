@@ -246,16 +246,16 @@ impl<'a> Message<'a> for Upload<'a> {
         Ok(())
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let (mut off, mut data, mut len, mut sha) = (None, None, None, None);
-        let (mut image, mut upgrade, mut auth, mut kw) = (None, None, None, None);
+        let (mut off, mut data, mut len, mut sha) = (0, &[][..], None, None);
+        let (mut image, mut upgrade, mut auth, mut kw) = (None, None, None, false);
         let names = [
             "kw", "off", "data", "len", "sha", "image", "upgrade", "auth",
         ];
-        cbor::read_body(body, &names, &mut |i, name, r| {
+        let seen = cbor::read_body(body, &names, &mut |i, name, r| {
             match i {
-                0 => kw = Some(flag(r, name)?),
-                1 => off = Some(uint(r, name)?),
-                2 => data = Some(field(r.bytes(), name, "a byte string")?),
+                0 => kw = flag(r, name)?,
+                1 => off = uint(r, name)?,
+                2 => data = field(r.bytes(), name, "a byte string")?,
                 3 => len = Some(uint(r, name)?),
                 4 => sha = Some(field(r.bytes(), name, "a byte string")?),
                 5 => image = Some(uint(r, name)?),
@@ -264,15 +264,16 @@ impl<'a> Message<'a> for Upload<'a> {
             }
             Ok(())
         })?;
+        cbor::require(seen, 0b110, &names)?;
         Ok(Upload {
-            off: cbor::need(off, "off")?,
-            data: cbor::need(data, "data")?,
+            off,
+            data,
             len,
             sha,
             image,
             upgrade,
             auth,
-            kw: kw.unwrap_or(false),
+            kw,
         })
     }
 }

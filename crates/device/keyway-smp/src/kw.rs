@@ -574,18 +574,17 @@ impl<'a> Message<'a> for Consent {
         w.entry_bool("accept", self.accept)
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let (mut accept, mut auth) = (None, None);
-        cbor::read_body(body, &["accept", "auth"], &mut |i, name, r| {
+        let (mut accept, mut auth) = (false, None);
+        let names = ["accept", "auth"];
+        let seen = cbor::read_body(body, &names, &mut |i, name, r| {
             match i {
-                0 => accept = Some(flag(r, name)?),
+                0 => accept = flag(r, name)?,
                 _ => auth = Some(Auth::read(r)?),
             }
             Ok(())
         })?;
-        Ok(Consent {
-            accept: cbor::need(accept, "accept")?,
-            auth,
-        })
+        cbor::require(seen, 0b1, &names)?;
+        Ok(Consent { accept, auth })
     }
 }
 
@@ -637,18 +636,17 @@ impl<'a> Message<'a> for Log {
         Ok(())
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let (mut off, mut auth) = (None, None);
-        cbor::read_body(body, &["off", "auth"], &mut |i, name, r| {
+        let (mut off, mut auth) = (0, None);
+        let names = ["off", "auth"];
+        let seen = cbor::read_body(body, &names, &mut |i, name, r| {
             match i {
-                0 => off = Some(uint(r, name)?),
+                0 => off = uint(r, name)?,
                 _ => auth = Some(Auth::read(r)?),
             }
             Ok(())
         })?;
-        Ok(Log {
-            off: cbor::need(off, "off")?,
-            auth,
-        })
+        cbor::require(seen, 0b1, &names)?;
+        Ok(Log { off, auth })
     }
 }
 
@@ -738,18 +736,17 @@ impl<'a> Message<'a> for Pair<'a> {
         Ok(())
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let (mut key, mut name) = (None, None);
-        cbor::read_body(body, &["key", "name"], &mut |i, n, r| {
+        let (mut key, mut name) = ([0; 32], None);
+        let names = ["key", "name"];
+        let seen = cbor::read_body(body, &names, &mut |i, n, r| {
             match i {
-                0 => key = Some(fixed(r, n, "32 bytes (an Ed25519 public key)")?),
+                0 => cbor::fill(r, n, "32 bytes (an Ed25519 public key)", &mut key)?,
                 _ => name = Some(txt(r, n)?),
             }
             Ok(())
         })?;
-        Ok(Pair {
-            key: cbor::need(key, "key")?,
-            name,
-        })
+        cbor::require(seen, 0b1, &names)?;
+        Ok(Pair { key, name })
     }
 }
 
@@ -1108,18 +1105,17 @@ impl<'a> Message<'a> for Unpair {
         w.entry_bytes("key_id", &self.key_id)
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let (mut id, mut auth) = (None, None);
-        cbor::read_body(body, &["key_id", "auth"], &mut |i, name, r| {
+        let (mut key_id, mut auth) = ([0; 8], None);
+        let names = ["key_id", "auth"];
+        let seen = cbor::read_body(body, &names, &mut |i, name, r| {
             match i {
-                0 => id = Some(fixed(r, name, "8 bytes")?),
+                0 => cbor::fill(r, name, "8 bytes", &mut key_id)?,
                 _ => auth = Some(Auth::read(r)?),
             }
             Ok(())
         })?;
-        Ok(Unpair {
-            key_id: cbor::need(id, "key_id")?,
-            auth,
-        })
+        cbor::require(seen, 0b1, &names)?;
+        Ok(Unpair { key_id, auth })
     }
 }
 
