@@ -15,6 +15,14 @@
 //! keys in the deterministic order (shorter first, then bytewise), so equal
 //! messages encode to equal bytes.
 //!
+//! Message decoders read their maps through [`read_fields`]: a table of
+//! the message's keys, matched by one shared loop that also skips unknown
+//! keys and refuses duplicates, and a callback that reads the value of the
+//! key at an index; [`require`] then names the first required key missing.
+//! One copy of the key matching serves every message, where a string
+//! `match` and a duplicate check per field used to be compiled into each
+//! decoder: that was most of the lock's SMP code (the device's budget).
+//!
 //! This is the SMP counterpart of `keyway-suit`'s envelope reader: the same
 //! ideas (definite lengths only, a counter-based skip, errors naming the
 //! offset), with its own error type and the writer SMP needs. A shared
@@ -331,38 +339,6 @@ impl<'b> Reader<'b> {
         self.skip()?;
         Ok(self.buf.get(start..self.pos).unwrap_or(&[]))
     }
-}
-
-/// Reads one body map: calls `entry(key, reader)` for every text key; the
-/// callback reads the value, or returns `Ok(false)` to have it skipped (an
-/// unknown field: stock tools add their own). An empty body is an empty
-/// map. Fails on a non-text key, on bytes after the map, or on anything
-/// the callback refuses.
-pub fn read_map<'b>(
-    body: &'b [u8],
-    mut entry: impl FnMut(&'b str, &mut Reader<'b>) -> Result<bool, Error>,
-) -> Result<(), Error> {
-    if body.is_empty() {
-        return Ok(());
-    }
-    let mut r = Reader::new(body);
-    read_entries(&mut r, &mut entry)?;
-    r.finish()
-}
-
-/// Reads a map at the reader's position (see [`read_map`]).
-pub fn read_entries<'b>(
-    r: &mut Reader<'b>,
-    entry: &mut impl FnMut(&'b str, &mut Reader<'b>) -> Result<bool, Error>,
-) -> Result<(), Error> {
-    let n = r.map()?;
-    for _ in 0..n {
-        let k = r.text()?;
-        if !entry(k, r)? {
-            r.skip()?;
-        }
-    }
-    Ok(())
 }
 
 /// Reads a map whose known keys are the table `names` (one shared copy of
@@ -744,21 +720,5 @@ mod tests {
             Err(Error::Trailing { at: 1 })
         );
         assert_eq!(read_body(&[], &names, &mut |_, _, _| Ok(())), Ok(0));
-    }
-
-    #[test]
-    fn read_map_refuses_non_text_keys_and_trailing_bytes() {
-        assert_eq!(
-            read_map(&[0xa1, 0x01, 0x02], |_, _| Ok(false)),
-            Err(Error::Unexpected {
-                at: 1,
-                expected: "a text string"
-            })
-        );
-        assert_eq!(
-            read_map(&[0xa0, 0x00], |_, _| Ok(false)),
-            Err(Error::Trailing { at: 1 })
-        );
-        assert_eq!(read_map(&[], |_, _| Ok(false)), Ok(()));
     }
 }

@@ -5,7 +5,7 @@
 
 use crate::Message;
 use crate::auth::Auth;
-use crate::cbor::{self, Error, Reader, Writer, field, fixed, set};
+use crate::cbor::{self, Error, Reader, Writer, field, fixed};
 use crate::seq::{Item, Seq};
 
 /// Keyway group command ids.
@@ -181,16 +181,21 @@ impl Settings {
     }
     fn read(r: &mut Reader<'_>) -> Result<Settings, Error> {
         let (mut a, mut n) = (None, None);
-        let mut entry = |k: &str, r: &mut Reader<'_>| match k {
-            "auto_install_cve" => set(&mut a, "auto_install_cve", flag(r, "auto_install_cve")?),
-            "install_needs_unlocked" => set(
-                &mut n,
-                "install_needs_unlocked",
-                flag(r, "install_needs_unlocked")?,
-            ),
-            _ => Ok(false),
+        let names = ["auto_install_cve", "install_needs_unlocked"];
+        let mut value = |i, name, r: &mut Reader<'_>| {
+            let v = Some(flag(r, name)?);
+            if i == 0 {
+                a = v
+            } else {
+                n = v
+            }
+            Ok(())
         };
-        field(cbor::read_entries(r, &mut entry), "settings", "a map")?;
+        field(
+            cbor::read_fields(r, &names, 0, &mut value),
+            "settings",
+            "a map",
+        )?;
         Ok(Settings {
             auto_install_cve: cbor::need(a, "auto_install_cve")?,
             install_needs_unlocked: cbor::need(n, "install_needs_unlocked")?,
@@ -244,24 +249,20 @@ struct SummaryFields<'a> {
 }
 
 impl<'a> SummaryFields<'a> {
-    fn entry(&mut self, k: &str, r: &mut Reader<'a>) -> Result<bool, Error> {
-        match k {
-            "sequence" => set(&mut self.sequence, "sequence", uint(r, "sequence")?),
-            "version" => set(&mut self.version, "version", txt(r, "version")?),
-            "state" => set(
-                &mut self.state,
-                "state",
-                text_of(r, "state", "an update state", UpdateState::parse)?,
-            ),
-            "reason" => set(&mut self.reason, "reason", txt(r, "reason")?),
-            "cves" => set(&mut self.cves, "cves", uint(r, "cves")?),
-            "highest" => set(
-                &mut self.highest,
-                "highest",
-                text_of(r, "highest", "a severity", Severity::parse)?,
-            ),
-            _ => Ok(false),
+    /// The summary's keys.
+    const NAMES: [&'static str; 6] = ["sequence", "version", "state", "reason", "cves", "highest"];
+
+    /// Reads the value of [`Self::NAMES`]`[i]`.
+    fn value(&mut self, i: usize, name: &'static str, r: &mut Reader<'a>) -> Result<(), Error> {
+        match i {
+            0 => self.sequence = Some(uint(r, name)?),
+            1 => self.version = Some(txt(r, name)?),
+            2 => self.state = Some(text_of(r, name, "an update state", UpdateState::parse)?),
+            3 => self.reason = Some(txt(r, name)?),
+            4 => self.cves = Some(uint(r, name)?),
+            _ => self.highest = Some(text_of(r, name, "a severity", Severity::parse)?),
         }
+        Ok(())
     }
     fn summary(self) -> Result<Option<UpdateSummary<'a>>, Error> {
         if self.sequence.is_none() && self.state.is_none() && self.version.is_none() {
@@ -357,49 +358,56 @@ impl<'a> Message<'a> for Status<'a> {
             (None, None, None, None, None);
         let (mut trial, mut presence, mut owners, mut update, mut settings, mut dk) =
             (None, None, None, None, None, None);
-        cbor::read_map(body, |k, r| match k {
-            "bolt" => set(
-                &mut bolt,
-                "bolt",
-                text_of(r, "bolt", "locked or unlocked", Bolt::parse)?,
-            ),
-            "door" => set(
-                &mut door,
-                "door",
-                text_of(r, "door", "open or closed", Door::parse)?,
-            ),
-            "battery_mv" => set(&mut mv, "battery_mv", uint(r, "battery_mv")?),
-            "battery_mwh" => set(&mut mwh, "battery_mwh", uint(r, "battery_mwh")?),
-            "tamper" => set(&mut tamper, "tamper", flag(r, "tamper")?),
-            "lockout_s" => set(&mut lockout, "lockout_s", uint(r, "lockout_s")?),
-            "model" => set(&mut model, "model", txt(r, "model")?),
-            "version" => set(&mut version, "version", txt(r, "version")?),
-            "slot" => set(&mut slot, "slot", uint(r, "slot")?),
-            "image" => set(
-                &mut image,
-                "image",
-                fixed(r, "image", "32 bytes (SHA-256)")?,
-            ),
-            "trial" => set(&mut trial, "trial", flag(r, "trial")?),
-            "presence_s" => set(&mut presence, "presence_s", uint(r, "presence_s")?),
-            "owners" => set(&mut owners, "owners", uint(r, "owners")?),
-            "update" => {
-                let mut f = SummaryFields::default();
-                let mut e = |k: &str, r: &mut Reader<'a>| f.entry(k, r);
-                field(cbor::read_entries(r, &mut e), "update", "a map")?;
-                let s = f.summary()?.ok_or(Error::Invalid {
-                    field: "update",
-                    expected: "an update summary",
-                })?;
-                set(&mut update, "update", s)
+        let names = [
+            "bolt",
+            "door",
+            "battery_mv",
+            "battery_mwh",
+            "tamper",
+            "lockout_s",
+            "model",
+            "version",
+            "slot",
+            "image",
+            "trial",
+            "presence_s",
+            "owners",
+            "update",
+            "settings",
+            "device_key",
+        ];
+        cbor::read_body(body, &names, &mut |i, name, r| {
+            match i {
+                0 => bolt = Some(text_of(r, name, "locked or unlocked", Bolt::parse)?),
+                1 => door = Some(text_of(r, name, "open or closed", Door::parse)?),
+                2 => mv = Some(uint(r, name)?),
+                3 => mwh = Some(uint(r, name)?),
+                4 => tamper = Some(flag(r, name)?),
+                5 => lockout = Some(uint(r, name)?),
+                6 => model = Some(txt(r, name)?),
+                7 => version = Some(txt(r, name)?),
+                8 => slot = Some(uint(r, name)?),
+                9 => image = Some(fixed(r, name, "32 bytes (SHA-256)")?),
+                10 => trial = Some(flag(r, name)?),
+                11 => presence = Some(uint(r, name)?),
+                12 => owners = Some(uint(r, name)?),
+                13 => {
+                    let mut f = SummaryFields::default();
+                    let mut e = |i, name, r: &mut Reader<'a>| f.value(i, name, r);
+                    field(
+                        cbor::read_fields(r, &SummaryFields::NAMES, 0, &mut e),
+                        name,
+                        "a map",
+                    )?;
+                    update = Some(f.summary()?.ok_or(Error::Invalid {
+                        field: name,
+                        expected: "an update summary",
+                    })?);
+                }
+                14 => settings = Some(Settings::read(r)?),
+                _ => dk = Some(fixed(r, name, "32 bytes (Ed25519)")?),
             }
-            "settings" => set(&mut settings, "settings", Settings::read(r)?),
-            "device_key" => set(
-                &mut dk,
-                "device_key",
-                fixed(r, "device_key", "32 bytes (Ed25519)")?,
-            ),
-            _ => Ok(false),
+            Ok(())
         })?;
         Ok(Status {
             bolt: cbor::need(bolt, "bolt")?,
@@ -439,10 +447,12 @@ impl<'a> Message<'a> for Presence {
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let (mut o, mut s) = (None, None);
-        cbor::read_map(body, |k, r| match k {
-            "open" => set(&mut o, "open", flag(r, "open")?),
-            "remaining_s" => set(&mut s, "remaining_s", uint(r, "remaining_s")?),
-            _ => Ok(false),
+        cbor::read_body(body, &["open", "remaining_s"], &mut |i, name, r| {
+            match i {
+                0 => o = Some(flag(r, name)?),
+                _ => s = Some(uint(r, name)?),
+            }
+            Ok(())
         })?;
         Ok(Presence {
             open: cbor::need(o, "open")?,
@@ -529,19 +539,26 @@ impl<'a> Message<'a> for Notes<'a> {
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let (mut seq, mut version, mut notes, mut cves) = (None, None, None, None);
         let (mut min, mut state, mut reason) = (None, None, None);
-        cbor::read_map(body, |k, r| match k {
-            "sequence" => set(&mut seq, "sequence", uint(r, "sequence")?),
-            "version" => set(&mut version, "version", txt(r, "version")?),
-            "notes" => set(&mut notes, "notes", txt(r, "notes")?),
-            "cves" => set(&mut cves, "cves", Seq::read(r, "cves", MAX_CVES)?),
-            "min_battery_mwh" => set(&mut min, "min_battery_mwh", uint(r, "min_battery_mwh")?),
-            "state" => set(
-                &mut state,
-                "state",
-                text_of(r, "state", "an update state", UpdateState::parse)?,
-            ),
-            "reason" => set(&mut reason, "reason", txt(r, "reason")?),
-            _ => Ok(false),
+        let names = [
+            "sequence",
+            "version",
+            "notes",
+            "cves",
+            "min_battery_mwh",
+            "state",
+            "reason",
+        ];
+        cbor::read_body(body, &names, &mut |i, name, r| {
+            match i {
+                0 => seq = Some(uint(r, name)?),
+                1 => version = Some(txt(r, name)?),
+                2 => notes = Some(txt(r, name)?),
+                3 => cves = Some(Seq::read(r, name, MAX_CVES)?),
+                4 => min = Some(uint(r, name)?),
+                5 => state = Some(text_of(r, name, "an update state", UpdateState::parse)?),
+                _ => reason = Some(txt(r, name)?),
+            }
+            Ok(())
         })?;
         Ok(Notes {
             sequence: cbor::need(seq, "sequence")?,
@@ -608,7 +625,9 @@ impl<'a> Message<'a> for ConsentRsp<'a> {
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let mut f = SummaryFields::default();
-        cbor::read_map(body, |k, r| f.entry(k, r))?;
+        cbor::read_body(body, &SummaryFields::NAMES, &mut |i, name, r| {
+            f.value(i, name, r)
+        })?;
         Ok(ConsentRsp {
             update: f.summary()?,
         })
@@ -670,15 +689,13 @@ impl<'a> Message<'a> for LogRsp<'a> {
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let (mut off, mut len, mut data) = (None, None, None);
-        cbor::read_map(body, |k, r| match k {
-            "off" => set(&mut off, "off", uint(r, "off")?),
-            "len" => set(&mut len, "len", uint(r, "len")?),
-            "data" => set(
-                &mut data,
-                "data",
-                field(r.bytes(), "data", "a byte string")?,
-            ),
-            _ => Ok(false),
+        cbor::read_body(body, &["off", "len", "data"], &mut |i, name, r| {
+            match i {
+                0 => off = Some(uint(r, name)?),
+                1 => len = Some(uint(r, name)?),
+                _ => data = Some(field(r.bytes(), name, "a byte string")?),
+            }
+            Ok(())
         })?;
         Ok(LogRsp {
             off: cbor::need(off, "off")?,
@@ -705,10 +722,12 @@ impl<'a> Message<'a> for Challenge {
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let (mut n, mut e) = (None, None);
-        cbor::read_map(body, |k, r| match k {
-            "nonce" => set(&mut n, "nonce", fixed(r, "nonce", "16 bytes")?),
-            "expires_s" => set(&mut e, "expires_s", uint(r, "expires_s")?),
-            _ => Ok(false),
+        cbor::read_body(body, &["nonce", "expires_s"], &mut |i, name, r| {
+            match i {
+                0 => n = Some(fixed(r, name, "16 bytes")?),
+                _ => e = Some(uint(r, name)?),
+            }
+            Ok(())
         })?;
         Ok(Challenge {
             nonce: cbor::need(n, "nonce")?,
@@ -767,10 +786,12 @@ impl<'a> Message<'a> for PairRsp {
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let (mut o, mut id) = (None, None);
-        cbor::read_map(body, |k, r| match k {
-            "owners" => set(&mut o, "owners", uint(r, "owners")?),
-            "key_id" => set(&mut id, "key_id", fixed(r, "key_id", "8 bytes")?),
-            _ => Ok(false),
+        cbor::read_body(body, &["owners", "key_id"], &mut |i, name, r| {
+            match i {
+                0 => o = Some(uint(r, name)?),
+                _ => id = Some(fixed(r, name, "8 bytes")?),
+            }
+            Ok(())
         })?;
         Ok(PairRsp {
             owners: cbor::need(o, "owners")?,
@@ -793,9 +814,9 @@ impl<'a> Message<'a> for FactoryResetRsp {
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let mut o = None;
-        cbor::read_map(body, |k, r| match k {
-            "owners" => set(&mut o, "owners", uint(r, "owners")?),
-            _ => Ok(false),
+        cbor::read_body(body, &["owners"], &mut |_, name, r| {
+            o = Some(uint(r, name)?);
+            Ok(())
         })?;
         Ok(FactoryResetRsp {
             owners: cbor::need(o, "owners")?,
@@ -863,9 +884,9 @@ impl<'a> Message<'a> for SettingsRsp {
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let mut s = None;
-        cbor::read_map(body, |k, r| match k {
-            "settings" => set(&mut s, "settings", Settings::read(r)?),
-            _ => Ok(false),
+        cbor::read_body(body, &["settings"], &mut |_, _, r| {
+            s = Some(Settings::read(r)?);
+            Ok(())
         })?;
         Ok(SettingsRsp {
             settings: cbor::need(s, "settings")?,
@@ -987,11 +1008,13 @@ impl<'a> Message<'a> for PakeFinishRsp<'a> {
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let (mut m, mut id, mut o) = (None, None, None);
-        cbor::read_map(body, |k, r| match k {
-            "pake4" => set(&mut m, "pake4", field(r.bytes(), "pake4", "a byte string")?),
-            "key_id" => set(&mut id, "key_id", fixed(r, "key_id", "8 bytes")?),
-            "owners" => set(&mut o, "owners", uint(r, "owners")?),
-            _ => Ok(false),
+        cbor::read_body(body, &["pake4", "key_id", "owners"], &mut |i, name, r| {
+            match i {
+                0 => m = Some(field(r.bytes(), name, "a byte string")?),
+                1 => id = Some(fixed(r, name, "8 bytes")?),
+                _ => o = Some(uint(r, name)?),
+            }
+            Ok(())
         })?;
         Ok(PakeFinishRsp {
             msg: cbor::need(m, "pake4")?,
@@ -1074,9 +1097,9 @@ impl<'a> Message<'a> for OwnersRsp<'a> {
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let mut owners = None;
-        cbor::read_map(body, |k, r| match k {
-            "owners" => set(&mut owners, "owners", Seq::read(r, "owners", MAX_OWNERS)?),
-            _ => Ok(false),
+        cbor::read_body(body, &["owners"], &mut |_, name, r| {
+            owners = Some(Seq::read(r, name, MAX_OWNERS)?);
+            Ok(())
         })?;
         Ok(OwnersRsp {
             owners: cbor::need(owners, "owners")?,
@@ -1137,10 +1160,12 @@ impl<'a> Message<'a> for UnpairRsp {
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let (mut o, mut id) = (None, None);
-        cbor::read_map(body, |k, r| match k {
-            "owners" => set(&mut o, "owners", uint(r, "owners")?),
-            "key_id" => set(&mut id, "key_id", fixed(r, "key_id", "8 bytes")?),
-            _ => Ok(false),
+        cbor::read_body(body, &["owners", "key_id"], &mut |i, name, r| {
+            match i {
+                0 => o = Some(uint(r, name)?),
+                _ => id = Some(fixed(r, name, "8 bytes")?),
+            }
+            Ok(())
         })?;
         Ok(UnpairRsp {
             key_id: cbor::need(id, "key_id")?,
