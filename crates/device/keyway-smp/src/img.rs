@@ -60,11 +60,11 @@ impl<'a> Message<'a> for StateWrite<'a> {
         Ok(())
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let (mut hash, mut confirm, mut kw, mut auth) = (None, None, None, None);
+        let (mut hash, mut confirm, mut kw, mut auth) = (None, None, false, None);
         let names = ["kw", "hash", "confirm", "auth"];
         cbor::read_body(body, &names, &mut |i, name, r| {
             match i {
-                0 => kw = Some(flag(r, name)?),
+                0 => kw = flag(r, name)?,
                 1 => hash = Some(field(r.bytes(), name, "a byte string")?),
                 2 => confirm = Some(flag(r, name)?),
                 _ => auth = Some(Auth::read(r)?),
@@ -74,7 +74,7 @@ impl<'a> Message<'a> for StateWrite<'a> {
         Ok(StateWrite {
             hash,
             confirm,
-            kw: kw.unwrap_or(false),
+            kw,
             auth,
         })
     }
@@ -344,20 +344,16 @@ impl<'a> Message<'a> for Erase {
         Ok(())
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let (mut slot, mut auth, mut kw) = (None, None, None);
+        let (mut slot, mut auth, mut kw) = (None, None, false);
         cbor::read_body(body, &["kw", "slot", "auth"], &mut |i, name, r| {
             match i {
-                0 => kw = Some(flag(r, name)?),
+                0 => kw = flag(r, name)?,
                 1 => slot = Some(uint(r, name)?),
                 _ => auth = Some(Auth::read(r)?),
             }
             Ok(())
         })?;
-        Ok(Erase {
-            slot,
-            auth,
-            kw: kw.unwrap_or(false),
-        })
+        Ok(Erase { slot, auth, kw })
     }
 }
 

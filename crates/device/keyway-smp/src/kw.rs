@@ -905,12 +905,13 @@ impl<'a> Message<'a> for SettingsRsp {
 /// The byte string of a body `{key: bstr}` (one copy for every channel
 /// message).
 fn one_bstr<'a>(body: &'a [u8], key: &[&'static str; 1]) -> Result<&'a [u8], Error> {
-    let mut m = None;
-    cbor::read_body(body, key, &mut |_, name, r| {
-        m = Some(field(r.bytes(), name, "a byte string")?);
+    let mut m = &[][..];
+    let seen = cbor::read_body(body, key, &mut |_, name, r| {
+        m = field(r.bytes(), name, "a byte string")?;
         Ok(())
     })?;
-    cbor::need(m, key[0])
+    cbor::require(seen, 1, key)?;
+    Ok(m)
 }
 
 macro_rules! one_bstr {
