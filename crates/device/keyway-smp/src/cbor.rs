@@ -508,23 +508,20 @@ impl<'b> Writer<'b> {
     }
 
     fn head(&mut self, major: u8, arg: u64) -> Result<(), Error> {
-        let m = major << 5;
-        match arg {
-            0..=23 => self.raw(&[m | arg as u8]),
-            24..=0xff => self.raw(&[m | 24, arg as u8]),
-            0x100..=0xffff => {
-                let [a, b] = (arg as u16).to_be_bytes();
-                self.raw(&[m | 25, a, b])
-            }
-            0x1_0000..=0xffff_ffff => {
-                let [a, b, c, d] = (arg as u32).to_be_bytes();
-                self.raw(&[m | 26, a, b, c, d])
-            }
-            _ => {
-                self.raw(&[m | 27])?;
-                self.raw(&arg.to_be_bytes())
-            }
-        }
+        // The shortest head: the argument in the initial byte (< 24), or
+        // 1, 2, 4 or 8 big-endian bytes after it (info 24 to 27).
+        let (info, n) = match arg {
+            0..=23 => (arg as u8, 0),
+            24..=0xff => (24, 1),
+            0x100..=0xffff => (25, 2),
+            0x1_0000..=0xffff_ffff => (26, 4),
+            _ => (27, 8),
+        };
+        let mut b = [0u8; 9];
+        b[0] = major << 5 | info;
+        let be = arg.to_be_bytes();
+        b[1..=n].copy_from_slice(&be[8 - n..]);
+        self.raw(&b[..=n])
     }
 
     /// An unsigned integer.
