@@ -11,7 +11,7 @@
 //! comes from the Keyway group's `challenge`. Pure bytes: the signature
 //! itself is made and checked by the caller's Ed25519 implementation.
 
-use crate::cbor::{self, Error, Reader, Writer, fixed, set};
+use crate::cbor::{self, Error, Reader, Writer, fill, set};
 
 /// The domain-separation prefix of the signed message.
 pub const AUTH_CONTEXT: &[u8] = b"keyway-smp-auth-v1";
@@ -33,37 +33,31 @@ impl Auth {
     /// Writes the `auth` map (keys in deterministic order).
     pub fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(3)?;
-        w.text("key")?;
-        w.bytes(&self.key)?;
-        w.text("sig")?;
-        w.bytes(&self.sig)?;
-        w.text("nonce")?;
-        w.bytes(&self.nonce)
+        w.entry_bytes("key", &self.key)?;
+        w.entry_bytes("sig", &self.sig)?;
+        w.entry_bytes("nonce", &self.nonce)
     }
 
     /// Reads an `auth` map: every field present, with its exact length.
     pub fn read(r: &mut Reader<'_>) -> Result<Auth, Error> {
-        let (mut key, mut nonce, mut sig) = (None, None, None);
-        let mut entry = |k: &str, r: &mut Reader<'_>| match k {
-            "key" => set(&mut key, "auth.key", fixed(r, "auth.key", "32 bytes")?),
-            "nonce" => set(
-                &mut nonce,
-                "auth.nonce",
-                fixed(r, "auth.nonce", "16 bytes")?,
-            ),
-            "sig" => set(&mut sig, "auth.sig", fixed(r, "auth.sig", "64 bytes")?),
-            _ => Ok(false),
+        let mut a = Auth {
+            key: [0; 32],
+            nonce: [0; 16],
+            sig: [0; 64],
         };
-        cbor::field(
-            cbor::read_entries(r, &mut entry),
+        let names = ["auth.key", "auth.nonce", "auth.sig"];
+        let mut value = |i, name, r: &mut Reader<'_>| match i {
+            0 => fill(r, name, "32 bytes", &mut a.key),
+            1 => fill(r, name, "16 bytes", &mut a.nonce),
+            _ => fill(r, name, "64 bytes", &mut a.sig),
+        };
+        let seen = cbor::field(
+            cbor::read_fields(r, &names, 5, &mut value),
             "auth",
             "a map {key, nonce, sig}",
         )?;
-        Ok(Auth {
-            key: cbor::need(key, "auth.key")?,
-            nonce: cbor::need(nonce, "auth.nonce")?,
-            sig: cbor::need(sig, "auth.sig")?,
-        })
+        cbor::require(seen, 0b111, &names)?;
+        Ok(a)
     }
 }
 

@@ -15,6 +15,14 @@
 //! keys in the deterministic order (shorter first, then bytewise), so equal
 //! messages encode to equal bytes.
 //!
+//! Message decoders read their maps through [`read_fields`]: a table of
+//! the message's keys, matched by one shared loop that also skips unknown
+//! keys and refuses duplicates, and a callback that reads the value of the
+//! key at an index; [`require`] then names the first required key missing.
+//! One copy of the key matching serves every message, where a string
+//! `match` and a duplicate check per field used to be compiled into each
+//! decoder: that was most of the lock's SMP code (the device's budget).
+//!
 //! This is the SMP counterpart of `keyway-suit`'s envelope reader: the same
 //! ideas (definite lengths only, a counter-based skip, errors naming the
 //! offset), with its own error type and the writer SMP needs. A shared
@@ -333,36 +341,91 @@ impl<'b> Reader<'b> {
     }
 }
 
-/// Reads one body map: calls `entry(key, reader)` for every text key; the
-/// callback reads the value, or returns `Ok(false)` to have it skipped (an
-/// unknown field: stock tools add their own). An empty body is an empty
-/// map. Fails on a non-text key, on bytes after the map, or on anything
-/// the callback refuses.
-pub fn read_map<'b>(
-    body: &'b [u8],
-    mut entry: impl FnMut(&'b str, &mut Reader<'b>) -> Result<bool, Error>,
-) -> Result<(), Error> {
-    if body.is_empty() {
-        return Ok(());
-    }
-    let mut r = Reader::new(body);
-    read_entries(&mut r, &mut entry)?;
-    r.finish()
-}
-
-/// Reads a map at the reader's position (see [`read_map`]).
-pub fn read_entries<'b>(
+/// Reads a map whose known keys are the table `names` (one shared copy of
+/// the key matching for every message, instead of a string `match` and a
+/// duplicate check compiled into each decoder: the device's code budget).
+///
+/// A name matches the key equal to its bytes after the first `prefix`
+/// (`"auth.key"` with `prefix` 5 matches the key `"key"`; errors name the
+/// field `"auth.key"`). For a known key, `value(i, name, reader)` reads
+/// the value of `names[i]`; an unknown key's value is skipped (stock tools
+/// add their own fields); a known key seen a second time is
+/// [`Error::Duplicate`], after its value was read (as [`set`] does). At
+/// most 32 names. Fails on a non-text key. Returns the keys seen: bit `i`
+/// for `names[i]` (see [`require`]).
+pub fn read_fields<'b>(
     r: &mut Reader<'b>,
-    entry: &mut impl FnMut(&'b str, &mut Reader<'b>) -> Result<bool, Error>,
-) -> Result<(), Error> {
+    names: &[&'static str],
+    prefix: usize,
+    value: &mut dyn FnMut(usize, &'static str, &mut Reader<'b>) -> Result<(), Error>,
+) -> Result<u32, Error> {
+    debug_assert!(names.len() <= 32);
     let n = r.map()?;
+    let mut seen = 0u32;
     for _ in 0..n {
-        let k = r.text()?;
-        if !entry(k, r)? {
-            r.skip()?;
+        let k = r.text()?.as_bytes();
+        match names
+            .iter()
+            .enumerate()
+            .find(|(_, f)| f.as_bytes().get(prefix..) == Some(k))
+        {
+            Some((i, &name)) => {
+                value(i, name, r)?;
+                let bit = 1u32 << (i & 31);
+                if seen & bit != 0 {
+                    return Err(Error::Duplicate { field: name });
+                }
+                seen |= bit;
+            }
+            None => r.skip()?,
         }
     }
+    Ok(seen)
+}
+
+/// Fails with [`Error::Missing`] naming the first of the `required` keys
+/// (bit `i` for `names[i]`) that is not in `seen` ([`read_fields`]).
+pub fn require(seen: u32, required: u32, names: &[&'static str]) -> Result<(), Error> {
+    let missing = required & !seen;
+    match names.get(missing.trailing_zeros() as usize) {
+        Some(&field) if missing != 0 => Err(Error::Missing { field }),
+        _ => Ok(()),
+    }
+}
+
+/// A byte string of exactly `out.len()` bytes, copied into `out` (one
+/// copy for every length; [`fixed`] makes an array of each).
+pub fn fill(
+    r: &mut Reader<'_>,
+    name: &'static str,
+    expected: &'static str,
+    out: &mut [u8],
+) -> Result<(), Error> {
+    let b = field(r.bytes(), name, expected)?;
+    if b.len() != out.len() {
+        return Err(Error::Invalid {
+            field: name,
+            expected,
+        });
+    }
+    out.copy_from_slice(b);
     Ok(())
+}
+
+/// Reads one whole body map with [`read_fields`] (no prefix): an empty
+/// body is an empty map; bytes after the map are refused.
+pub fn read_body<'b>(
+    body: &'b [u8],
+    names: &[&'static str],
+    value: &mut dyn FnMut(usize, &'static str, &mut Reader<'b>) -> Result<(), Error>,
+) -> Result<u32, Error> {
+    if body.is_empty() {
+        return Ok(0);
+    }
+    let mut r = Reader::new(body);
+    let seen = read_fields(&mut r, names, 0, value)?;
+    r.finish()?;
+    Ok(seen)
 }
 
 /// Stores a field's value once: a second value for the same key is
@@ -445,23 +508,20 @@ impl<'b> Writer<'b> {
     }
 
     fn head(&mut self, major: u8, arg: u64) -> Result<(), Error> {
-        let m = major << 5;
-        match arg {
-            0..=23 => self.raw(&[m | arg as u8]),
-            24..=0xff => self.raw(&[m | 24, arg as u8]),
-            0x100..=0xffff => {
-                let [a, b] = (arg as u16).to_be_bytes();
-                self.raw(&[m | 25, a, b])
-            }
-            0x1_0000..=0xffff_ffff => {
-                let [a, b, c, d] = (arg as u32).to_be_bytes();
-                self.raw(&[m | 26, a, b, c, d])
-            }
-            _ => {
-                self.raw(&[m | 27])?;
-                self.raw(&arg.to_be_bytes())
-            }
-        }
+        // The shortest head: the argument in the initial byte (< 24), or
+        // 1, 2, 4 or 8 big-endian bytes after it (info 24 to 27).
+        let (info, n) = match arg {
+            0..=23 => (arg as u8, 0),
+            24..=0xff => (24, 1),
+            0x100..=0xffff => (25, 2),
+            0x1_0000..=0xffff_ffff => (26, 4),
+            _ => (27, 8),
+        };
+        let mut b = [0u8; 9];
+        b[0] = major << 5 | info;
+        let be = arg.to_be_bytes();
+        b[1..=n].copy_from_slice(&be[8 - n..]);
+        self.raw(&b[..=n])
     }
 
     /// An unsigned integer.
@@ -484,6 +544,36 @@ impl<'b> Writer<'b> {
     /// `false` or `true`.
     pub fn bool(&mut self, b: bool) -> Result<(), Error> {
         self.raw(&[if b { 0xf5 } else { 0xf4 }])
+    }
+
+    /// A map entry: the text `key`, then an unsigned integer. The
+    /// `entry_*` writers are one call per entry in every encoder instead
+    /// of two (the device's code budget).
+    #[inline(never)]
+    pub fn entry_u64(&mut self, key: &str, n: u64) -> Result<(), Error> {
+        self.text(key)?;
+        self.u64(n)
+    }
+
+    /// A map entry: the text `key`, then a byte string.
+    #[inline(never)]
+    pub fn entry_bytes(&mut self, key: &str, b: &[u8]) -> Result<(), Error> {
+        self.text(key)?;
+        self.bytes(b)
+    }
+
+    /// A map entry: the text `key`, then a text string.
+    #[inline(never)]
+    pub fn entry_text(&mut self, key: &str, s: &str) -> Result<(), Error> {
+        self.text(key)?;
+        self.text(s)
+    }
+
+    /// A map entry: the text `key`, then `false` or `true`.
+    #[inline(never)]
+    pub fn entry_bool(&mut self, key: &str, b: bool) -> Result<(), Error> {
+        self.text(key)?;
+        self.bool(b)
     }
 
     /// An array head of `n` items.
@@ -563,19 +653,69 @@ mod tests {
         );
     }
 
+    /// The shared key table: known keys by index (a prefix left out of
+    /// the match but kept in errors), unknown keys skipped, a key twice
+    /// refused after its value was read, non-text keys refused.
     #[test]
-    fn read_map_refuses_non_text_keys_and_trailing_bytes() {
+    fn read_fields_matches_the_table_and_refuses_duplicates() {
+        let names = ["x.a", "x.bb"];
+        let mut got = [0u64; 2];
+        // {"bb": 2, "zz": [1], "a": 1}
+        let body = [
+            0xa3, 0x62, b'b', b'b', 0x02, 0x62, b'z', b'z', 0x81, 0x01, 0x61, b'a', 0x01,
+        ];
+        let mut r = Reader::new(&body);
+        let seen = read_fields(&mut r, &names, 2, &mut |i, _, r| {
+            got[i] = r.u64()?;
+            Ok(())
+        })
+        .unwrap();
+        r.finish().unwrap();
+        assert_eq!((got, seen), ([1, 2], 0b11));
+        assert_eq!(require(seen, 0b11, &names), Ok(()));
         assert_eq!(
-            read_map(&[0xa1, 0x01, 0x02], |_, _| Ok(false)),
+            require(0b01, 0b11, &names),
+            Err(Error::Missing { field: "x.bb" })
+        );
+        assert_eq!(
+            require(0, 0b11, &names),
+            Err(Error::Missing { field: "x.a" })
+        );
+        // {"a": 1, "a": 2}: the second is a duplicate, named with its prefix.
+        let dup = [0xa2, 0x61, b'a', 0x01, 0x61, b'a', 0x02];
+        let mut r = Reader::new(&dup);
+        assert_eq!(
+            read_fields(&mut r, &names, 2, &mut |_, _, r| r.u64().map(drop)),
+            Err(Error::Duplicate { field: "x.a" })
+        );
+        // {"a": 1, "a": "s"}: the second value's own error comes first.
+        let dup_bad = [0xa2, 0x61, b'a', 0x01, 0x61, b'a', 0x61, b's'];
+        let mut r = Reader::new(&dup_bad);
+        assert_eq!(
+            read_fields(&mut r, &names, 2, &mut |_, name, r| {
+                field(r.u64(), name, "an unsigned integer").map(drop)
+            }),
+            Err(Error::Invalid {
+                field: "x.a",
+                expected: "an unsigned integer"
+            })
+        );
+        // "x.a" itself is not a key of this table (the prefix is left out).
+        let full = [0xa1, 0x63, b'x', b'.', b'a', 0x01];
+        let mut r = Reader::new(&full);
+        read_fields(&mut r, &names, 2, &mut |_, _, _| panic!("matched")).unwrap();
+        // {1: 1}: keys are text.
+        assert_eq!(
+            read_body(&[0xa1, 0x01, 0x01], &names, &mut |_, _, _| Ok(())),
             Err(Error::Unexpected {
                 at: 1,
                 expected: "a text string"
             })
         );
         assert_eq!(
-            read_map(&[0xa0, 0x00], |_, _| Ok(false)),
+            read_body(&[0xa0, 0x00], &names, &mut |_, _, _| Ok(())),
             Err(Error::Trailing { at: 1 })
         );
-        assert_eq!(read_map(&[], |_, _| Ok(false)), Ok(()));
+        assert_eq!(read_body(&[], &names, &mut |_, _, _| Ok(())), Ok(0));
     }
 }

@@ -12,7 +12,7 @@
 //!   these keys; Keyway's clients decide on them, never on `rsn`, which
 //!   stays for people.
 
-use crate::cbor::{self, Error, Reader, Writer, field, fixed, set};
+use crate::cbor::{self, Error, Reader, Writer, field, fixed};
 
 /// `mcumgr_err_t`: SMP-level result codes (the top-level `rc`).
 #[allow(missing_docs)]
@@ -382,29 +382,23 @@ impl Refusal {
     /// Writes the `kw-*` entries (keys in deterministic order) into a map
     /// the caller opened.
     pub fn write_entries(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.text(key::RC)?;
-        w.u64(self.code())?;
+        w.entry_u64(key::RC, self.code())?;
         match self {
             Refusal::DeltaWrongBase {
                 base_image_sha256,
                 running_image_sha256,
             } => {
-                w.text(key::BASE)?;
-                w.bytes(base_image_sha256)?;
+                w.entry_bytes(key::BASE, base_image_sha256)?;
                 if let Some(r) = running_image_sha256 {
-                    w.text(key::RUNS)?;
-                    w.bytes(r)?;
+                    w.entry_bytes(key::RUNS, r)?;
                 }
             }
             Refusal::BatteryLow { have_mwh, need_mwh } => {
-                w.text(key::HAVE)?;
-                w.u64(*have_mwh)?;
-                w.text(key::NEED)?;
-                w.u64(*need_mwh)?;
+                w.entry_u64(key::HAVE, *have_mwh)?;
+                w.entry_u64(key::NEED, *need_mwh)?;
             }
             Refusal::RateLimited { retry_s } => {
-                w.text(key::SECS)?;
-                w.u64(*retry_s)?;
+                w.entry_u64(key::SECS, *retry_s)?;
             }
             _ => {}
         }
@@ -483,37 +477,31 @@ impl<'a> ErrorRsp<'a> {
         let mut rsn = None;
         let mut kw = None;
         let mut f = RefusalFields::default();
-        cbor::read_map(body, |k, r| match k {
-            "rc" => set(
-                &mut rc,
-                "rc",
-                field(r.u64(), "rc", "an integer (MGMT_ERR)")?,
-            ),
-            "rsn" => set(&mut rsn, "rsn", field(r.text(), "rsn", "a text string")?),
-            "err" => set(&mut group, "err", group_err(r)?),
-            key::RC => set(
-                &mut kw,
-                key::RC,
-                field(r.u64(), key::RC, "an unsigned integer")?,
-            ),
-            key::BASE => set(&mut f.base, key::BASE, fixed(r, key::BASE, "32 bytes")?),
-            key::RUNS => set(&mut f.runs, key::RUNS, fixed(r, key::RUNS, "32 bytes")?),
-            key::HAVE => set(
-                &mut f.have,
-                key::HAVE,
-                field(r.u64(), key::HAVE, "an unsigned integer")?,
-            ),
-            key::NEED => set(
-                &mut f.need,
-                key::NEED,
-                field(r.u64(), key::NEED, "an unsigned integer")?,
-            ),
-            key::SECS => set(
-                &mut f.secs,
-                key::SECS,
-                field(r.u64(), key::SECS, "an unsigned integer")?,
-            ),
-            _ => Ok(false),
+        let names = [
+            "rc",
+            "rsn",
+            "err",
+            key::RC,
+            key::BASE,
+            key::RUNS,
+            key::HAVE,
+            key::NEED,
+            key::SECS,
+        ];
+        cbor::read_body(body, &names, &mut |i, name, r| {
+            let uint = |r: &mut Reader<'_>| field(r.u64(), name, "an unsigned integer");
+            match i {
+                0 => rc = Some(field(r.u64(), name, "an integer (MGMT_ERR)")?),
+                1 => rsn = Some(field(r.text(), name, "a text string")?),
+                2 => group = Some(group_err(r)?),
+                3 => kw = Some(uint(r)?),
+                4 => f.base = Some(fixed(r, name, "32 bytes")?),
+                5 => f.runs = Some(fixed(r, name, "32 bytes")?),
+                6 => f.have = Some(uint(r)?),
+                7 => f.need = Some(uint(r)?),
+                _ => f.secs = Some(uint(r)?),
+            }
+            Ok(())
         })?;
         let refusal = kw.map(|c| Refusal::from_fields(c, &f)).transpose()?;
         let failed = rc.is_some_and(|c| c != 0) || group.is_some_and(|(_, c)| c != 0);
@@ -536,20 +524,16 @@ impl<'a> ErrorRsp<'a> {
             + self.refusal.map_or(0, |r| r.entries());
         w.map(n)?;
         if let Some(rc) = self.rc {
-            w.text("rc")?;
-            w.u64(rc)?;
+            w.entry_u64("rc", rc)?;
         }
         if let Some((g, rc)) = self.group {
             w.text("err")?;
             w.map(2)?;
-            w.text("rc")?;
-            w.u64(rc)?;
-            w.text("group")?;
-            w.u64(u64::from(g))?;
+            w.entry_u64("rc", rc)?;
+            w.entry_u64("group", u64::from(g))?;
         }
         if let Some(r) = self.rsn {
-            w.text("rsn")?;
-            w.text(r)?;
+            w.entry_text("rsn", r)?;
         }
         if let Some(r) = &self.refusal {
             r.write_entries(w)?;
@@ -566,24 +550,21 @@ impl<'a> ErrorRsp<'a> {
 fn group_err(r: &mut Reader<'_>) -> Result<(u16, u64), Error> {
     let mut g = None;
     let mut rc = None;
-    let mut entry = |k: &str, r: &mut Reader<'_>| match k {
-        "group" => {
-            let v = field(r.u64(), "err.group", "an unsigned integer")?;
-            let v = u16::try_from(v).map_err(|_| Error::Invalid {
-                field: "err.group",
+    let names = ["err.group", "err.rc"];
+    let mut value = |i, name, r: &mut Reader<'_>| {
+        let v = field(r.u64(), name, "an unsigned integer")?;
+        if i == 0 {
+            g = Some(u16::try_from(v).map_err(|_| Error::Invalid {
+                field: name,
                 expected: "a group id (0 to 65535)",
-            })?;
-            set(&mut g, "err.group", v)
+            })?);
+        } else {
+            rc = Some(v);
         }
-        "rc" => set(
-            &mut rc,
-            "err.rc",
-            field(r.u64(), "err.rc", "an unsigned integer")?,
-        ),
-        _ => Ok(false),
+        Ok(())
     };
     field(
-        cbor::read_entries(r, &mut entry),
+        cbor::read_fields(r, &names, 4, &mut value),
         "err",
         "a map {group, rc}",
     )?;

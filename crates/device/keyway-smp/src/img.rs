@@ -4,7 +4,7 @@
 
 use crate::Message;
 use crate::auth::Auth;
-use crate::cbor::{self, Error, Reader, Writer, field, set};
+use crate::cbor::{self, Error, Reader, Writer, field};
 use crate::seq::{Item, Seq};
 
 /// Image group command ids.
@@ -52,36 +52,29 @@ impl<'a> Message<'a> for StateWrite<'a> {
             a.write(w)?;
         }
         if let Some(h) = self.hash {
-            w.text("hash")?;
-            w.bytes(h)?;
+            w.entry_bytes("hash", h)?;
         }
         if let Some(c) = self.confirm {
-            w.text("confirm")?;
-            w.bool(c)?;
+            w.entry_bool("confirm", c)?;
         }
         Ok(())
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let (mut hash, mut confirm, mut kw, mut auth) = (None, None, None, None);
-        cbor::read_map(body, |k, r| match k {
-            "kw" => set(&mut kw, "kw", field(r.bool(), "kw", "a bool")?),
-            "hash" => set(
-                &mut hash,
-                "hash",
-                field(r.bytes(), "hash", "a byte string")?,
-            ),
-            "confirm" => set(
-                &mut confirm,
-                "confirm",
-                field(r.bool(), "confirm", "a bool")?,
-            ),
-            "auth" => set(&mut auth, "auth", Auth::read(r)?),
-            _ => Ok(false),
+        let (mut hash, mut confirm, mut kw, mut auth) = (None, None, false, None);
+        let names = ["kw", "hash", "confirm", "auth"];
+        cbor::read_body(body, &names, &mut |i, name, r| {
+            match i {
+                0 => kw = flag(r, name)?,
+                1 => hash = Some(field(r.bytes(), name, "a byte string")?),
+                2 => confirm = Some(flag(r, name)?),
+                _ => auth = Some(Auth::read(r)?),
+            }
+            Ok(())
         })?;
         Ok(StateWrite {
             hash,
             confirm,
-            kw: kw.unwrap_or(false),
+            kw,
             auth,
         })
     }
@@ -113,67 +106,50 @@ pub struct ImageSlot<'a> {
 impl<'a> Item<'a> for ImageSlot<'a> {
     fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(8 + usize::from(self.image.is_some()))?;
-        w.text("hash")?;
-        w.bytes(self.hash)?;
-        w.text("slot")?;
-        w.u64(self.slot)?;
+        w.entry_bytes("hash", self.hash)?;
+        w.entry_u64("slot", self.slot)?;
         if let Some(i) = self.image {
-            w.text("image")?;
-            w.u64(i)?;
+            w.entry_u64("image", i)?;
         }
-        w.text("active")?;
-        w.bool(self.active)?;
-        w.text("pending")?;
-        w.bool(self.pending)?;
-        w.text("version")?;
-        w.text(self.version)?;
-        w.text("bootable")?;
-        w.bool(self.bootable)?;
-        w.text("confirmed")?;
-        w.bool(self.confirmed)?;
-        w.text("permanent")?;
-        w.bool(self.permanent)
+        w.entry_bool("active", self.active)?;
+        w.entry_bool("pending", self.pending)?;
+        w.entry_text("version", self.version)?;
+        w.entry_bool("bootable", self.bootable)?;
+        w.entry_bool("confirmed", self.confirmed)?;
+        w.entry_bool("permanent", self.permanent)
     }
     fn read(r: &mut Reader<'a>) -> Result<Self, Error> {
         let (mut image, mut slot, mut version, mut hash) = (None, None, None, None);
-        let mut flags = [None::<bool>; 5];
-        const FLAGS: [&str; 5] = ["bootable", "pending", "confirmed", "active", "permanent"];
-        let mut entry = |k: &'a str, r: &mut Reader<'a>| match k {
-            "image" => set(
-                &mut image,
-                "image",
-                field(r.u64(), "image", "an unsigned integer")?,
-            ),
-            "slot" => set(
-                &mut slot,
-                "slot",
-                field(r.u64(), "slot", "an unsigned integer")?,
-            ),
-            "version" => set(
-                &mut version,
-                "version",
-                field(r.text(), "version", "a text string")?,
-            ),
-            "hash" => set(
-                &mut hash,
-                "hash",
-                field(r.bytes(), "hash", "a byte string")?,
-            ),
-            k => match FLAGS.iter().position(|f| *f == k) {
-                Some(i) => set(
-                    &mut flags[i],
-                    FLAGS[i],
-                    field(r.bool(), FLAGS[i], "a bool")?,
-                ),
-                None => Ok(false),
-            },
+        // The flags first: index i < 5 is flag bit i.
+        let names = [
+            "bootable",
+            "pending",
+            "confirmed",
+            "active",
+            "permanent",
+            "image",
+            "slot",
+            "version",
+            "hash",
+        ];
+        let mut flags = 0u8;
+        let mut value = |i: usize, name, r: &mut Reader<'a>| {
+            match i {
+                0..5 => flags |= u8::from(flag(r, name)?) << i,
+                5 => image = Some(uint(r, name)?),
+                6 => slot = Some(uint(r, name)?),
+                7 => version = Some(field(r.text(), name, "a text string")?),
+                _ => hash = Some(field(r.bytes(), name, "a byte string")?),
+            }
+            Ok(())
         };
         cbor::field(
-            cbor::read_entries(r, &mut entry),
+            cbor::read_fields(r, &names, 0, &mut value),
             "images",
             "an array of maps",
         )?;
-        let [bootable, pending, confirmed, active, permanent] = flags.map(|f| f.unwrap_or(false));
+        let [bootable, pending, confirmed, active, permanent] =
+            [0, 1, 2, 3, 4].map(|i| flags >> i & 1 == 1);
         Ok(ImageSlot {
             image,
             slot: cbor::need(slot, "slot")?,
@@ -203,9 +179,9 @@ impl<'a> Message<'a> for StateRsp<'a> {
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let mut images = None;
-        cbor::read_map(body, |k, r| match k {
-            "images" => set(&mut images, "images", Seq::read(r, "images", MAX_SLOTS)?),
-            _ => Ok(false),
+        cbor::read_body(body, &["images"], &mut |_, name, r| {
+            images = Some(Seq::read(r, name, MAX_SLOTS)?);
+            Ok(())
         })?;
         Ok(StateRsp {
             images: cbor::need(images, "images")?,
@@ -250,74 +226,54 @@ impl<'a> Message<'a> for Upload<'a> {
         )?;
         write_kw(w, self.kw)?;
         if let Some(l) = self.len {
-            w.text("len")?;
-            w.u64(l)?;
+            w.entry_u64("len", l)?;
         }
-        w.text("off")?;
-        w.u64(self.off)?;
+        w.entry_u64("off", self.off)?;
         if let Some(s) = self.sha {
-            w.text("sha")?;
-            w.bytes(s)?;
+            w.entry_bytes("sha", s)?;
         }
         if let Some(a) = &self.auth {
             w.text("auth")?;
             a.write(w)?;
         }
-        w.text("data")?;
-        w.bytes(self.data)?;
+        w.entry_bytes("data", self.data)?;
         if let Some(i) = self.image {
-            w.text("image")?;
-            w.u64(i)?;
+            w.entry_u64("image", i)?;
         }
         if let Some(u) = self.upgrade {
-            w.text("upgrade")?;
-            w.bool(u)?;
+            w.entry_bool("upgrade", u)?;
         }
         Ok(())
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let (mut off, mut data, mut len, mut sha) = (None, None, None, None);
-        let (mut image, mut upgrade, mut auth, mut kw) = (None, None, None, None);
-        cbor::read_map(body, |k, r| match k {
-            "kw" => set(&mut kw, "kw", field(r.bool(), "kw", "a bool")?),
-            "off" => set(
-                &mut off,
-                "off",
-                field(r.u64(), "off", "an unsigned integer")?,
-            ),
-            "data" => set(
-                &mut data,
-                "data",
-                field(r.bytes(), "data", "a byte string")?,
-            ),
-            "len" => set(
-                &mut len,
-                "len",
-                field(r.u64(), "len", "an unsigned integer")?,
-            ),
-            "sha" => set(&mut sha, "sha", field(r.bytes(), "sha", "a byte string")?),
-            "image" => set(
-                &mut image,
-                "image",
-                field(r.u64(), "image", "an unsigned integer")?,
-            ),
-            "upgrade" => set(
-                &mut upgrade,
-                "upgrade",
-                field(r.bool(), "upgrade", "a bool")?,
-            ),
-            "auth" => set(&mut auth, "auth", Auth::read(r)?),
-            _ => Ok(false),
+        let (mut off, mut data, mut len, mut sha) = (0, &[][..], None, None);
+        let (mut image, mut upgrade, mut auth, mut kw) = (None, None, None, false);
+        let names = [
+            "kw", "off", "data", "len", "sha", "image", "upgrade", "auth",
+        ];
+        let seen = cbor::read_body(body, &names, &mut |i, name, r| {
+            match i {
+                0 => kw = flag(r, name)?,
+                1 => off = uint(r, name)?,
+                2 => data = field(r.bytes(), name, "a byte string")?,
+                3 => len = Some(uint(r, name)?),
+                4 => sha = Some(field(r.bytes(), name, "a byte string")?),
+                5 => image = Some(uint(r, name)?),
+                6 => upgrade = Some(flag(r, name)?),
+                _ => auth = Some(Auth::read(r)?),
+            }
+            Ok(())
         })?;
+        cbor::require(seen, 0b110, &names)?;
         Ok(Upload {
-            off: cbor::need(off, "off")?,
-            data: cbor::need(data, "data")?,
+            off,
+            data,
             len,
             sha,
             image,
             upgrade,
             auth,
-            kw: kw.unwrap_or(false),
+            kw,
         })
     }
 }
@@ -335,24 +291,20 @@ pub struct UploadRsp {
 impl<'a> Message<'a> for UploadRsp {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(1 + usize::from(self.matched.is_some()))?;
-        w.text("off")?;
-        w.u64(self.off)?;
+        w.entry_u64("off", self.off)?;
         if let Some(m) = self.matched {
-            w.text("match")?;
-            w.bool(m)?;
+            w.entry_bool("match", m)?;
         }
         Ok(())
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let (mut off, mut m) = (None, None);
-        cbor::read_map(body, |k, r| match k {
-            "off" => set(
-                &mut off,
-                "off",
-                field(r.u64(), "off", "an unsigned integer")?,
-            ),
-            "match" => set(&mut m, "match", field(r.bool(), "match", "a bool")?),
-            _ => Ok(false),
+        cbor::read_body(body, &["off", "match"], &mut |i, name, r| {
+            match i {
+                0 => off = Some(uint(r, name)?),
+                _ => m = Some(flag(r, name)?),
+            }
+            Ok(())
         })?;
         Ok(UploadRsp {
             off: cbor::need(off, "off")?,
@@ -387,36 +339,38 @@ impl<'a> Message<'a> for Erase {
             a.write(w)?;
         }
         if let Some(s) = self.slot {
-            w.text("slot")?;
-            w.u64(s)?;
+            w.entry_u64("slot", s)?;
         }
         Ok(())
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let (mut slot, mut auth, mut kw) = (None, None, None);
-        cbor::read_map(body, |k, r| match k {
-            "kw" => set(&mut kw, "kw", field(r.bool(), "kw", "a bool")?),
-            "slot" => set(
-                &mut slot,
-                "slot",
-                field(r.u64(), "slot", "an unsigned integer")?,
-            ),
-            "auth" => set(&mut auth, "auth", Auth::read(r)?),
-            _ => Ok(false),
+        let (mut slot, mut auth, mut kw) = (None, None, false);
+        cbor::read_body(body, &["kw", "slot", "auth"], &mut |i, name, r| {
+            match i {
+                0 => kw = flag(r, name)?,
+                1 => slot = Some(uint(r, name)?),
+                _ => auth = Some(Auth::read(r)?),
+            }
+            Ok(())
         })?;
-        Ok(Erase {
-            slot,
-            auth,
-            kw: kw.unwrap_or(false),
-        })
+        Ok(Erase { slot, auth, kw })
     }
 }
 
 /// Writes `"kw": true` when the client asks for typed refusals.
 fn write_kw(w: &mut Writer<'_>, kw: bool) -> Result<(), Error> {
     if kw {
-        w.text("kw")?;
-        w.bool(true)?;
+        w.entry_bool("kw", true)?;
     }
     Ok(())
+}
+
+/// A field's unsigned integer.
+fn uint(r: &mut Reader<'_>, name: &'static str) -> Result<u64, Error> {
+    field(r.u64(), name, "an unsigned integer")
+}
+
+/// A field's bool.
+fn flag(r: &mut Reader<'_>, name: &'static str) -> Result<bool, Error> {
+    field(r.bool(), name, "a bool")
 }

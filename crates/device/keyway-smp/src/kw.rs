@@ -5,7 +5,7 @@
 
 use crate::Message;
 use crate::auth::Auth;
-use crate::cbor::{self, Error, Reader, Writer, field, fixed, set};
+use crate::cbor::{self, Error, Reader, Writer, field, fixed};
 use crate::seq::{Item, Seq};
 
 /// Keyway group command ids.
@@ -156,9 +156,9 @@ impl<'a> Message<'a> for Signed {
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let mut auth = None;
-        cbor::read_map(body, |k, r| match k {
-            "auth" => set(&mut auth, "auth", Auth::read(r)?),
-            _ => Ok(false),
+        cbor::read_body(body, &["auth"], &mut |_, _, r| {
+            auth = Some(Auth::read(r)?);
+            Ok(())
         })?;
         Ok(Signed { auth })
     }
@@ -176,23 +176,26 @@ pub struct Settings {
 impl Settings {
     fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(2)?;
-        w.text("auto_install_cve")?;
-        w.bool(self.auto_install_cve)?;
-        w.text("install_needs_unlocked")?;
-        w.bool(self.install_needs_unlocked)
+        w.entry_bool("auto_install_cve", self.auto_install_cve)?;
+        w.entry_bool("install_needs_unlocked", self.install_needs_unlocked)
     }
     fn read(r: &mut Reader<'_>) -> Result<Settings, Error> {
         let (mut a, mut n) = (None, None);
-        let mut entry = |k: &str, r: &mut Reader<'_>| match k {
-            "auto_install_cve" => set(&mut a, "auto_install_cve", flag(r, "auto_install_cve")?),
-            "install_needs_unlocked" => set(
-                &mut n,
-                "install_needs_unlocked",
-                flag(r, "install_needs_unlocked")?,
-            ),
-            _ => Ok(false),
+        let names = ["auto_install_cve", "install_needs_unlocked"];
+        let mut value = |i, name, r: &mut Reader<'_>| {
+            let v = Some(flag(r, name)?);
+            if i == 0 {
+                a = v
+            } else {
+                n = v
+            }
+            Ok(())
         };
-        field(cbor::read_entries(r, &mut entry), "settings", "a map")?;
+        field(
+            cbor::read_fields(r, &names, 0, &mut value),
+            "settings",
+            "a map",
+        )?;
         Ok(Settings {
             auto_install_cve: cbor::need(a, "auto_install_cve")?,
             install_needs_unlocked: cbor::need(n, "install_needs_unlocked")?,
@@ -222,22 +225,16 @@ impl<'a> UpdateSummary<'a> {
         4 + usize::from(self.reason.is_some()) + usize::from(self.highest.is_some())
     }
     fn write_entries(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.text("cves")?;
-        w.u64(self.cves)?;
-        w.text("state")?;
-        w.text(self.state.as_str())?;
+        w.entry_u64("cves", self.cves)?;
+        w.entry_text("state", self.state.as_str())?;
         if let Some(r) = self.reason {
-            w.text("reason")?;
-            w.text(r)?;
+            w.entry_text("reason", r)?;
         }
         if let Some(h) = self.highest {
-            w.text("highest")?;
-            w.text(h.as_str())?;
+            w.entry_text("highest", h.as_str())?;
         }
-        w.text("version")?;
-        w.text(self.version)?;
-        w.text("sequence")?;
-        w.u64(self.sequence)
+        w.entry_text("version", self.version)?;
+        w.entry_u64("sequence", self.sequence)
     }
 }
 
@@ -252,24 +249,20 @@ struct SummaryFields<'a> {
 }
 
 impl<'a> SummaryFields<'a> {
-    fn entry(&mut self, k: &str, r: &mut Reader<'a>) -> Result<bool, Error> {
-        match k {
-            "sequence" => set(&mut self.sequence, "sequence", uint(r, "sequence")?),
-            "version" => set(&mut self.version, "version", txt(r, "version")?),
-            "state" => set(
-                &mut self.state,
-                "state",
-                text_of(r, "state", "an update state", UpdateState::parse)?,
-            ),
-            "reason" => set(&mut self.reason, "reason", txt(r, "reason")?),
-            "cves" => set(&mut self.cves, "cves", uint(r, "cves")?),
-            "highest" => set(
-                &mut self.highest,
-                "highest",
-                text_of(r, "highest", "a severity", Severity::parse)?,
-            ),
-            _ => Ok(false),
+    /// The summary's keys.
+    const NAMES: [&'static str; 6] = ["sequence", "version", "state", "reason", "cves", "highest"];
+
+    /// Reads the value of [`Self::NAMES`]`[i]`.
+    fn value(&mut self, i: usize, name: &'static str, r: &mut Reader<'a>) -> Result<(), Error> {
+        match i {
+            0 => self.sequence = Some(uint(r, name)?),
+            1 => self.version = Some(txt(r, name)?),
+            2 => self.state = Some(text_of(r, name, "an update state", UpdateState::parse)?),
+            3 => self.reason = Some(txt(r, name)?),
+            4 => self.cves = Some(uint(r, name)?),
+            _ => self.highest = Some(text_of(r, name, "a severity", Severity::parse)?),
         }
+        Ok(())
     }
     fn summary(self) -> Result<Option<UpdateSummary<'a>>, Error> {
         if self.sequence.is_none() && self.state.is_none() && self.version.is_none() {
@@ -331,47 +324,33 @@ impl<'a> Message<'a> for Status<'a> {
             + usize::from(self.update.is_some())
             + usize::from(self.device_key.is_some());
         w.map(n)?;
-        w.text("bolt")?;
-        w.text(self.bolt.as_str())?;
-        w.text("door")?;
-        w.text(self.door.as_str())?;
+        w.entry_text("bolt", self.bolt.as_str())?;
+        w.entry_text("door", self.door.as_str())?;
         if let Some(s) = self.slot {
-            w.text("slot")?;
-            w.u64(s)?;
+            w.entry_u64("slot", s)?;
         }
         if let Some(i) = &self.image {
-            w.text("image")?;
-            w.bytes(i)?;
+            w.entry_bytes("image", i)?;
         }
-        w.text("model")?;
-        w.text(self.model)?;
-        w.text("trial")?;
-        w.bool(self.trial)?;
-        w.text("owners")?;
-        w.u64(self.owners)?;
-        w.text("tamper")?;
-        w.bool(self.tamper)?;
+        w.entry_text("model", self.model)?;
+        w.entry_bool("trial", self.trial)?;
+        w.entry_u64("owners", self.owners)?;
+        w.entry_bool("tamper", self.tamper)?;
         if let Some(u) = &self.update {
             w.text("update")?;
             w.map(u.entries())?;
             u.write_entries(w)?;
         }
-        w.text("version")?;
-        w.text(self.version)?;
+        w.entry_text("version", self.version)?;
         w.text("settings")?;
         self.settings.write(w)?;
-        w.text("lockout_s")?;
-        w.u64(self.lockout_s)?;
-        w.text("battery_mv")?;
-        w.u64(self.battery_mv)?;
+        w.entry_u64("lockout_s", self.lockout_s)?;
+        w.entry_u64("battery_mv", self.battery_mv)?;
         if let Some(k) = &self.device_key {
-            w.text("device_key")?;
-            w.bytes(k)?;
+            w.entry_bytes("device_key", k)?;
         }
-        w.text("presence_s")?;
-        w.u64(self.presence_s)?;
-        w.text("battery_mwh")?;
-        w.u64(self.battery_mwh)
+        w.entry_u64("presence_s", self.presence_s)?;
+        w.entry_u64("battery_mwh", self.battery_mwh)
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let (mut bolt, mut door, mut mv, mut mwh, mut tamper) = (None, None, None, None, None);
@@ -379,49 +358,56 @@ impl<'a> Message<'a> for Status<'a> {
             (None, None, None, None, None);
         let (mut trial, mut presence, mut owners, mut update, mut settings, mut dk) =
             (None, None, None, None, None, None);
-        cbor::read_map(body, |k, r| match k {
-            "bolt" => set(
-                &mut bolt,
-                "bolt",
-                text_of(r, "bolt", "locked or unlocked", Bolt::parse)?,
-            ),
-            "door" => set(
-                &mut door,
-                "door",
-                text_of(r, "door", "open or closed", Door::parse)?,
-            ),
-            "battery_mv" => set(&mut mv, "battery_mv", uint(r, "battery_mv")?),
-            "battery_mwh" => set(&mut mwh, "battery_mwh", uint(r, "battery_mwh")?),
-            "tamper" => set(&mut tamper, "tamper", flag(r, "tamper")?),
-            "lockout_s" => set(&mut lockout, "lockout_s", uint(r, "lockout_s")?),
-            "model" => set(&mut model, "model", txt(r, "model")?),
-            "version" => set(&mut version, "version", txt(r, "version")?),
-            "slot" => set(&mut slot, "slot", uint(r, "slot")?),
-            "image" => set(
-                &mut image,
-                "image",
-                fixed(r, "image", "32 bytes (SHA-256)")?,
-            ),
-            "trial" => set(&mut trial, "trial", flag(r, "trial")?),
-            "presence_s" => set(&mut presence, "presence_s", uint(r, "presence_s")?),
-            "owners" => set(&mut owners, "owners", uint(r, "owners")?),
-            "update" => {
-                let mut f = SummaryFields::default();
-                let mut e = |k: &str, r: &mut Reader<'a>| f.entry(k, r);
-                field(cbor::read_entries(r, &mut e), "update", "a map")?;
-                let s = f.summary()?.ok_or(Error::Invalid {
-                    field: "update",
-                    expected: "an update summary",
-                })?;
-                set(&mut update, "update", s)
+        let names = [
+            "bolt",
+            "door",
+            "battery_mv",
+            "battery_mwh",
+            "tamper",
+            "lockout_s",
+            "model",
+            "version",
+            "slot",
+            "image",
+            "trial",
+            "presence_s",
+            "owners",
+            "update",
+            "settings",
+            "device_key",
+        ];
+        cbor::read_body(body, &names, &mut |i, name, r| {
+            match i {
+                0 => bolt = Some(text_of(r, name, "locked or unlocked", Bolt::parse)?),
+                1 => door = Some(text_of(r, name, "open or closed", Door::parse)?),
+                2 => mv = Some(uint(r, name)?),
+                3 => mwh = Some(uint(r, name)?),
+                4 => tamper = Some(flag(r, name)?),
+                5 => lockout = Some(uint(r, name)?),
+                6 => model = Some(txt(r, name)?),
+                7 => version = Some(txt(r, name)?),
+                8 => slot = Some(uint(r, name)?),
+                9 => image = Some(fixed(r, name, "32 bytes (SHA-256)")?),
+                10 => trial = Some(flag(r, name)?),
+                11 => presence = Some(uint(r, name)?),
+                12 => owners = Some(uint(r, name)?),
+                13 => {
+                    let mut f = SummaryFields::default();
+                    let mut e = |i, name, r: &mut Reader<'a>| f.value(i, name, r);
+                    field(
+                        cbor::read_fields(r, &SummaryFields::NAMES, 0, &mut e),
+                        name,
+                        "a map",
+                    )?;
+                    update = Some(f.summary()?.ok_or(Error::Invalid {
+                        field: name,
+                        expected: "an update summary",
+                    })?);
+                }
+                14 => settings = Some(Settings::read(r)?),
+                _ => dk = Some(fixed(r, name, "32 bytes (Ed25519)")?),
             }
-            "settings" => set(&mut settings, "settings", Settings::read(r)?),
-            "device_key" => set(
-                &mut dk,
-                "device_key",
-                fixed(r, "device_key", "32 bytes (Ed25519)")?,
-            ),
-            _ => Ok(false),
+            Ok(())
         })?;
         Ok(Status {
             bolt: cbor::need(bolt, "bolt")?,
@@ -456,17 +442,17 @@ pub struct Presence {
 impl<'a> Message<'a> for Presence {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(2)?;
-        w.text("open")?;
-        w.bool(self.open)?;
-        w.text("remaining_s")?;
-        w.u64(self.remaining_s)
+        w.entry_bool("open", self.open)?;
+        w.entry_u64("remaining_s", self.remaining_s)
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let (mut o, mut s) = (None, None);
-        cbor::read_map(body, |k, r| match k {
-            "open" => set(&mut o, "open", flag(r, "open")?),
-            "remaining_s" => set(&mut s, "remaining_s", uint(r, "remaining_s")?),
-            _ => Ok(false),
+        cbor::read_body(body, &["open", "remaining_s"], &mut |i, name, r| {
+            match i {
+                0 => o = Some(flag(r, name)?),
+                _ => s = Some(uint(r, name)?),
+            }
+            Ok(())
         })?;
         Ok(Presence {
             open: cbor::need(o, "open")?,
@@ -487,23 +473,24 @@ pub struct Cve<'a> {
 impl<'a> Item<'a> for Cve<'a> {
     fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(2)?;
-        w.text("id")?;
-        w.text(self.id)?;
-        w.text("severity")?;
-        w.text(self.severity.as_str())
+        w.entry_text("id", self.id)?;
+        w.entry_text("severity", self.severity.as_str())
     }
     fn read(r: &mut Reader<'a>) -> Result<Self, Error> {
         let (mut id, mut sev) = (None, None);
-        let mut e = |k: &str, r: &mut Reader<'a>| match k {
-            "id" => set(&mut id, "cves.id", txt(r, "cves.id")?),
-            "severity" => set(
-                &mut sev,
-                "cves.severity",
-                text_of(r, "cves.severity", "a severity", Severity::parse)?,
-            ),
-            _ => Ok(false),
+        let names = ["cves.id", "cves.severity"];
+        let mut e = |i, name, r: &mut Reader<'a>| {
+            match i {
+                0 => id = Some(txt(r, name)?),
+                _ => sev = Some(text_of(r, name, "a severity", Severity::parse)?),
+            }
+            Ok(())
         };
-        field(cbor::read_entries(r, &mut e), "cves", "an array of maps")?;
+        field(
+            cbor::read_fields(r, &names, 5, &mut e),
+            "cves",
+            "an array of maps",
+        )?;
         Ok(Cve {
             id: cbor::need(id, "cves.id")?,
             severity: cbor::need(sev, "cves.severity")?,
@@ -537,40 +524,41 @@ impl<'a> Message<'a> for Notes<'a> {
         )?;
         w.text("cves")?;
         self.cves.write(w)?;
-        w.text("notes")?;
-        w.text(self.notes)?;
-        w.text("state")?;
-        w.text(self.state.as_str())?;
+        w.entry_text("notes", self.notes)?;
+        w.entry_text("state", self.state.as_str())?;
         if let Some(r) = self.reason {
-            w.text("reason")?;
-            w.text(r)?;
+            w.entry_text("reason", r)?;
         }
-        w.text("version")?;
-        w.text(self.version)?;
-        w.text("sequence")?;
-        w.u64(self.sequence)?;
+        w.entry_text("version", self.version)?;
+        w.entry_u64("sequence", self.sequence)?;
         if let Some(b) = self.min_battery_mwh {
-            w.text("min_battery_mwh")?;
-            w.u64(b)?;
+            w.entry_u64("min_battery_mwh", b)?;
         }
         Ok(())
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let (mut seq, mut version, mut notes, mut cves) = (None, None, None, None);
         let (mut min, mut state, mut reason) = (None, None, None);
-        cbor::read_map(body, |k, r| match k {
-            "sequence" => set(&mut seq, "sequence", uint(r, "sequence")?),
-            "version" => set(&mut version, "version", txt(r, "version")?),
-            "notes" => set(&mut notes, "notes", txt(r, "notes")?),
-            "cves" => set(&mut cves, "cves", Seq::read(r, "cves", MAX_CVES)?),
-            "min_battery_mwh" => set(&mut min, "min_battery_mwh", uint(r, "min_battery_mwh")?),
-            "state" => set(
-                &mut state,
-                "state",
-                text_of(r, "state", "an update state", UpdateState::parse)?,
-            ),
-            "reason" => set(&mut reason, "reason", txt(r, "reason")?),
-            _ => Ok(false),
+        let names = [
+            "sequence",
+            "version",
+            "notes",
+            "cves",
+            "min_battery_mwh",
+            "state",
+            "reason",
+        ];
+        cbor::read_body(body, &names, &mut |i, name, r| {
+            match i {
+                0 => seq = Some(uint(r, name)?),
+                1 => version = Some(txt(r, name)?),
+                2 => notes = Some(txt(r, name)?),
+                3 => cves = Some(Seq::read(r, name, MAX_CVES)?),
+                4 => min = Some(uint(r, name)?),
+                5 => state = Some(text_of(r, name, "an update state", UpdateState::parse)?),
+                _ => reason = Some(txt(r, name)?),
+            }
+            Ok(())
         })?;
         Ok(Notes {
             sequence: cbor::need(seq, "sequence")?,
@@ -600,20 +588,20 @@ impl<'a> Message<'a> for Consent {
             w.text("auth")?;
             a.write(w)?;
         }
-        w.text("accept")?;
-        w.bool(self.accept)
+        w.entry_bool("accept", self.accept)
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let (mut accept, mut auth) = (None, None);
-        cbor::read_map(body, |k, r| match k {
-            "accept" => set(&mut accept, "accept", flag(r, "accept")?),
-            "auth" => set(&mut auth, "auth", Auth::read(r)?),
-            _ => Ok(false),
+        let (mut accept, mut auth) = (false, None);
+        let names = ["accept", "auth"];
+        let seen = cbor::read_body(body, &names, &mut |i, name, r| {
+            match i {
+                0 => accept = flag(r, name)?,
+                _ => auth = Some(Auth::read(r)?),
+            }
+            Ok(())
         })?;
-        Ok(Consent {
-            accept: cbor::need(accept, "accept")?,
-            auth,
-        })
+        cbor::require(seen, 0b1, &names)?;
+        Ok(Consent { accept, auth })
     }
 }
 
@@ -637,7 +625,9 @@ impl<'a> Message<'a> for ConsentRsp<'a> {
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let mut f = SummaryFields::default();
-        cbor::read_map(body, |k, r| f.entry(k, r))?;
+        cbor::read_body(body, &SummaryFields::NAMES, &mut |i, name, r| {
+            f.value(i, name, r)
+        })?;
         Ok(ConsentRsp {
             update: f.summary()?,
         })
@@ -657,8 +647,7 @@ pub struct Log {
 impl<'a> Message<'a> for Log {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(1 + usize::from(self.auth.is_some()))?;
-        w.text("off")?;
-        w.u64(self.off)?;
+        w.entry_u64("off", self.off)?;
         if let Some(a) = &self.auth {
             w.text("auth")?;
             a.write(w)?;
@@ -666,16 +655,17 @@ impl<'a> Message<'a> for Log {
         Ok(())
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let (mut off, mut auth) = (None, None);
-        cbor::read_map(body, |k, r| match k {
-            "off" => set(&mut off, "off", uint(r, "off")?),
-            "auth" => set(&mut auth, "auth", Auth::read(r)?),
-            _ => Ok(false),
+        let (mut off, mut auth) = (0, None);
+        let names = ["off", "auth"];
+        let seen = cbor::read_body(body, &names, &mut |i, name, r| {
+            match i {
+                0 => off = uint(r, name)?,
+                _ => auth = Some(Auth::read(r)?),
+            }
+            Ok(())
         })?;
-        Ok(Log {
-            off: cbor::need(off, "off")?,
-            auth,
-        })
+        cbor::require(seen, 0b1, &names)?;
+        Ok(Log { off, auth })
     }
 }
 
@@ -693,24 +683,19 @@ pub struct LogRsp<'a> {
 impl<'a> Message<'a> for LogRsp<'a> {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(3)?;
-        w.text("len")?;
-        w.u64(self.len)?;
-        w.text("off")?;
-        w.u64(self.off)?;
-        w.text("data")?;
-        w.bytes(self.data)
+        w.entry_u64("len", self.len)?;
+        w.entry_u64("off", self.off)?;
+        w.entry_bytes("data", self.data)
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let (mut off, mut len, mut data) = (None, None, None);
-        cbor::read_map(body, |k, r| match k {
-            "off" => set(&mut off, "off", uint(r, "off")?),
-            "len" => set(&mut len, "len", uint(r, "len")?),
-            "data" => set(
-                &mut data,
-                "data",
-                field(r.bytes(), "data", "a byte string")?,
-            ),
-            _ => Ok(false),
+        cbor::read_body(body, &["off", "len", "data"], &mut |i, name, r| {
+            match i {
+                0 => off = Some(uint(r, name)?),
+                1 => len = Some(uint(r, name)?),
+                _ => data = Some(field(r.bytes(), name, "a byte string")?),
+            }
+            Ok(())
         })?;
         Ok(LogRsp {
             off: cbor::need(off, "off")?,
@@ -732,17 +717,17 @@ pub struct Challenge {
 impl<'a> Message<'a> for Challenge {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(2)?;
-        w.text("nonce")?;
-        w.bytes(&self.nonce)?;
-        w.text("expires_s")?;
-        w.u64(self.expires_s)
+        w.entry_bytes("nonce", &self.nonce)?;
+        w.entry_u64("expires_s", self.expires_s)
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let (mut n, mut e) = (None, None);
-        cbor::read_map(body, |k, r| match k {
-            "nonce" => set(&mut n, "nonce", fixed(r, "nonce", "16 bytes")?),
-            "expires_s" => set(&mut e, "expires_s", uint(r, "expires_s")?),
-            _ => Ok(false),
+        cbor::read_body(body, &["nonce", "expires_s"], &mut |i, name, r| {
+            match i {
+                0 => n = Some(fixed(r, name, "16 bytes")?),
+                _ => e = Some(uint(r, name)?),
+            }
+            Ok(())
         })?;
         Ok(Challenge {
             nonce: cbor::need(n, "nonce")?,
@@ -763,29 +748,24 @@ pub struct Pair<'a> {
 impl<'a> Message<'a> for Pair<'a> {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(1 + usize::from(self.name.is_some()))?;
-        w.text("key")?;
-        w.bytes(&self.key)?;
+        w.entry_bytes("key", &self.key)?;
         if let Some(n) = self.name {
-            w.text("name")?;
-            w.text(n)?;
+            w.entry_text("name", n)?;
         }
         Ok(())
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let (mut key, mut name) = (None, None);
-        cbor::read_map(body, |k, r| match k {
-            "key" => set(
-                &mut key,
-                "key",
-                fixed(r, "key", "32 bytes (an Ed25519 public key)")?,
-            ),
-            "name" => set(&mut name, "name", txt(r, "name")?),
-            _ => Ok(false),
+        let (mut key, mut name) = ([0; 32], None);
+        let names = ["key", "name"];
+        let seen = cbor::read_body(body, &names, &mut |i, n, r| {
+            match i {
+                0 => cbor::fill(r, n, "32 bytes (an Ed25519 public key)", &mut key)?,
+                _ => name = Some(txt(r, n)?),
+            }
+            Ok(())
         })?;
-        Ok(Pair {
-            key: cbor::need(key, "key")?,
-            name,
-        })
+        cbor::require(seen, 0b1, &names)?;
+        Ok(Pair { key, name })
     }
 }
 
@@ -801,17 +781,17 @@ pub struct PairRsp {
 impl<'a> Message<'a> for PairRsp {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(2)?;
-        w.text("key_id")?;
-        w.bytes(&self.key_id)?;
-        w.text("owners")?;
-        w.u64(self.owners)
+        w.entry_bytes("key_id", &self.key_id)?;
+        w.entry_u64("owners", self.owners)
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let (mut o, mut id) = (None, None);
-        cbor::read_map(body, |k, r| match k {
-            "owners" => set(&mut o, "owners", uint(r, "owners")?),
-            "key_id" => set(&mut id, "key_id", fixed(r, "key_id", "8 bytes")?),
-            _ => Ok(false),
+        cbor::read_body(body, &["owners", "key_id"], &mut |i, name, r| {
+            match i {
+                0 => o = Some(uint(r, name)?),
+                _ => id = Some(fixed(r, name, "8 bytes")?),
+            }
+            Ok(())
         })?;
         Ok(PairRsp {
             owners: cbor::need(o, "owners")?,
@@ -830,14 +810,13 @@ pub struct FactoryResetRsp {
 impl<'a> Message<'a> for FactoryResetRsp {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(1)?;
-        w.text("owners")?;
-        w.u64(self.owners)
+        w.entry_u64("owners", self.owners)
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let mut o = None;
-        cbor::read_map(body, |k, r| match k {
-            "owners" => set(&mut o, "owners", uint(r, "owners")?),
-            _ => Ok(false),
+        cbor::read_body(body, &["owners"], &mut |_, name, r| {
+            o = Some(uint(r, name)?);
+            Ok(())
         })?;
         Ok(FactoryResetRsp {
             owners: cbor::need(o, "owners")?,
@@ -868,30 +847,23 @@ impl<'a> Message<'a> for SettingsReq {
             a.write(w)?;
         }
         if let Some(v) = self.auto_install_cve {
-            w.text("auto_install_cve")?;
-            w.bool(v)?;
+            w.entry_bool("auto_install_cve", v)?;
         }
         if let Some(v) = self.install_needs_unlocked {
-            w.text("install_needs_unlocked")?;
-            w.bool(v)?;
+            w.entry_bool("install_needs_unlocked", v)?;
         }
         Ok(())
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let mut s = SettingsReq::default();
-        cbor::read_map(body, |k, r| match k {
-            "auto_install_cve" => set(
-                &mut s.auto_install_cve,
-                "auto_install_cve",
-                flag(r, "auto_install_cve")?,
-            ),
-            "install_needs_unlocked" => set(
-                &mut s.install_needs_unlocked,
-                "install_needs_unlocked",
-                flag(r, "install_needs_unlocked")?,
-            ),
-            "auth" => set(&mut s.auth, "auth", Auth::read(r)?),
-            _ => Ok(false),
+        let names = ["auto_install_cve", "install_needs_unlocked", "auth"];
+        cbor::read_body(body, &names, &mut |i, name, r| {
+            match i {
+                0 => s.auto_install_cve = Some(flag(r, name)?),
+                1 => s.install_needs_unlocked = Some(flag(r, name)?),
+                _ => s.auth = Some(Auth::read(r)?),
+            }
+            Ok(())
         })?;
         Ok(s)
     }
@@ -912,9 +884,9 @@ impl<'a> Message<'a> for SettingsRsp {
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let mut s = None;
-        cbor::read_map(body, |k, r| match k {
-            "settings" => set(&mut s, "settings", Settings::read(r)?),
-            _ => Ok(false),
+        cbor::read_body(body, &["settings"], &mut |_, _, r| {
+            s = Some(Settings::read(r)?);
+            Ok(())
         })?;
         Ok(SettingsRsp {
             settings: cbor::need(s, "settings")?,
@@ -930,6 +902,18 @@ impl<'a> Message<'a> for SettingsRsp {
 // the body.
 // ---------------------------------------------------------------------
 
+/// The byte string of a body `{key: bstr}` (one copy for every channel
+/// message).
+fn one_bstr<'a>(body: &'a [u8], key: &[&'static str; 1]) -> Result<&'a [u8], Error> {
+    let mut m = &[][..];
+    let seen = cbor::read_body(body, key, &mut |_, name, r| {
+        m = field(r.bytes(), name, "a byte string")?;
+        Ok(())
+    })?;
+    cbor::require(seen, 1, key)?;
+    Ok(m)
+}
+
 macro_rules! one_bstr {
     ($(#[$m:meta])* $name:ident, $key:literal) => {
         $(#[$m])*
@@ -942,17 +926,11 @@ macro_rules! one_bstr {
         impl<'a> Message<'a> for $name<'a> {
             fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
                 w.map(1)?;
-                w.text($key)?;
-                w.bytes(self.msg)
+                w.entry_bytes($key, self.msg)
             }
             fn decode(body: &'a [u8]) -> Result<Self, Error> {
-                let mut m = None;
-                cbor::read_map(body, |k, r| match k {
-                    $key => set(&mut m, $key, field(r.bytes(), $key, "a byte string")?),
-                    _ => Ok(false),
-                })?;
                 Ok($name {
-                    msg: cbor::need(m, $key)?,
+                    msg: one_bstr(body, &[$key])?,
                 })
             }
         }
@@ -1025,20 +1003,19 @@ pub struct PakeFinishRsp<'a> {
 impl<'a> Message<'a> for PakeFinishRsp<'a> {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(3)?;
-        w.text("pake4")?;
-        w.bytes(self.msg)?;
-        w.text("key_id")?;
-        w.bytes(&self.key_id)?;
-        w.text("owners")?;
-        w.u64(self.owners)
+        w.entry_bytes("pake4", self.msg)?;
+        w.entry_bytes("key_id", &self.key_id)?;
+        w.entry_u64("owners", self.owners)
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let (mut m, mut id, mut o) = (None, None, None);
-        cbor::read_map(body, |k, r| match k {
-            "pake4" => set(&mut m, "pake4", field(r.bytes(), "pake4", "a byte string")?),
-            "key_id" => set(&mut id, "key_id", fixed(r, "key_id", "8 bytes")?),
-            "owners" => set(&mut o, "owners", uint(r, "owners")?),
-            _ => Ok(false),
+        cbor::read_body(body, &["pake4", "key_id", "owners"], &mut |i, name, r| {
+            match i {
+                0 => m = Some(field(r.bytes(), name, "a byte string")?),
+                1 => id = Some(fixed(r, name, "8 bytes")?),
+                _ => o = Some(uint(r, name)?),
+            }
+            Ok(())
         })?;
         Ok(PakeFinishRsp {
             msg: cbor::need(m, "pake4")?,
@@ -1066,38 +1043,38 @@ pub struct OwnerEntry<'a> {
 impl<'a> Item<'a> for OwnerEntry<'a> {
     fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(2 + usize::from(self.paired.is_some()))?;
-        w.text("name")?;
-        w.text(self.name)?;
-        w.text("key_id")?;
-        w.bytes(&self.key_id)?;
+        w.entry_text("name", self.name)?;
+        w.entry_bytes("key_id", &self.key_id)?;
         if let Some(p) = self.paired {
-            w.text("paired")?;
-            w.u64(p)?;
+            w.entry_u64("paired", p)?;
         }
         Ok(())
     }
     fn read(r: &mut Reader<'a>) -> Result<Self, Error> {
         let (mut id, mut name, mut paired) = (None, None, None);
-        let mut e = |k: &str, r: &mut Reader<'a>| match k {
-            "key_id" => set(
-                &mut id,
-                "owners.key_id",
-                fixed(r, "owners.key_id", "8 bytes")?,
-            ),
-            "name" => {
-                let n = txt(r, "owners.name")?;
-                if n.len() > MAX_OWNER_NAME {
-                    return Err(Error::Invalid {
-                        field: "owners.name",
-                        expected: "at most 64 bytes",
-                    });
+        let names = ["owners.key_id", "owners.name", "owners.paired"];
+        let mut e = |i, field_name, r: &mut Reader<'a>| {
+            match i {
+                0 => id = Some(fixed(r, field_name, "8 bytes")?),
+                1 => {
+                    let n = txt(r, field_name)?;
+                    if n.len() > MAX_OWNER_NAME {
+                        return Err(Error::Invalid {
+                            field: field_name,
+                            expected: "at most 64 bytes",
+                        });
+                    }
+                    name = Some(n);
                 }
-                set(&mut name, "owners.name", n)
+                _ => paired = Some(uint(r, field_name)?),
             }
-            "paired" => set(&mut paired, "owners.paired", uint(r, "owners.paired")?),
-            _ => Ok(false),
+            Ok(())
         };
-        field(cbor::read_entries(r, &mut e), "owners", "an array of maps")?;
+        field(
+            cbor::read_fields(r, &names, 7, &mut e),
+            "owners",
+            "an array of maps",
+        )?;
         Ok(OwnerEntry {
             key_id: cbor::need(id, "owners.key_id")?,
             name: cbor::need(name, "owners.name")?,
@@ -1121,9 +1098,9 @@ impl<'a> Message<'a> for OwnersRsp<'a> {
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let mut owners = None;
-        cbor::read_map(body, |k, r| match k {
-            "owners" => set(&mut owners, "owners", Seq::read(r, "owners", MAX_OWNERS)?),
-            _ => Ok(false),
+        cbor::read_body(body, &["owners"], &mut |_, name, r| {
+            owners = Some(Seq::read(r, name, MAX_OWNERS)?);
+            Ok(())
         })?;
         Ok(OwnersRsp {
             owners: cbor::need(owners, "owners")?,
@@ -1149,20 +1126,20 @@ impl<'a> Message<'a> for Unpair {
             w.text("auth")?;
             a.write(w)?;
         }
-        w.text("key_id")?;
-        w.bytes(&self.key_id)
+        w.entry_bytes("key_id", &self.key_id)
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let (mut id, mut auth) = (None, None);
-        cbor::read_map(body, |k, r| match k {
-            "key_id" => set(&mut id, "key_id", fixed(r, "key_id", "8 bytes")?),
-            "auth" => set(&mut auth, "auth", Auth::read(r)?),
-            _ => Ok(false),
+        let (mut key_id, mut auth) = ([0; 8], None);
+        let names = ["key_id", "auth"];
+        let seen = cbor::read_body(body, &names, &mut |i, name, r| {
+            match i {
+                0 => cbor::fill(r, name, "8 bytes", &mut key_id)?,
+                _ => auth = Some(Auth::read(r)?),
+            }
+            Ok(())
         })?;
-        Ok(Unpair {
-            key_id: cbor::need(id, "key_id")?,
-            auth,
-        })
+        cbor::require(seen, 0b1, &names)?;
+        Ok(Unpair { key_id, auth })
     }
 }
 
@@ -1179,17 +1156,17 @@ pub struct UnpairRsp {
 impl<'a> Message<'a> for UnpairRsp {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(2)?;
-        w.text("key_id")?;
-        w.bytes(&self.key_id)?;
-        w.text("owners")?;
-        w.u64(self.owners)
+        w.entry_bytes("key_id", &self.key_id)?;
+        w.entry_u64("owners", self.owners)
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let (mut o, mut id) = (None, None);
-        cbor::read_map(body, |k, r| match k {
-            "owners" => set(&mut o, "owners", uint(r, "owners")?),
-            "key_id" => set(&mut id, "key_id", fixed(r, "key_id", "8 bytes")?),
-            _ => Ok(false),
+        cbor::read_body(body, &["owners", "key_id"], &mut |i, name, r| {
+            match i {
+                0 => o = Some(uint(r, name)?),
+                _ => id = Some(fixed(r, name, "8 bytes")?),
+            }
+            Ok(())
         })?;
         Ok(UnpairRsp {
             key_id: cbor::need(id, "key_id")?,

@@ -2,7 +2,7 @@
 //! info, as the lock serves them (Zephyr, "SMP Group 0").
 
 use crate::Message;
-use crate::cbor::{self, Error, Writer, field, set};
+use crate::cbor::{self, Error, Writer, field};
 
 /// OS group command ids.
 pub mod cmd {
@@ -34,14 +34,13 @@ pub struct Echo<'a> {
 impl<'a> Message<'a> for Echo<'a> {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(1)?;
-        w.text("d")?;
-        w.text(self.d)
+        w.entry_text("d", self.d)
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let mut d = None;
-        cbor::read_map(body, |k, r| match k {
-            "d" => set(&mut d, "d", field(r.text(), "d", "a text string")?),
-            _ => Ok(false),
+        cbor::read_body(body, &["d"], &mut |_, name, r| {
+            d = Some(field(r.text(), name, "a text string")?);
+            Ok(())
         })?;
         Ok(Echo {
             d: cbor::need(d, "d")?,
@@ -59,14 +58,13 @@ pub struct EchoRsp<'a> {
 impl<'a> Message<'a> for EchoRsp<'a> {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(1)?;
-        w.text("r")?;
-        w.text(self.r)
+        w.entry_text("r", self.r)
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let mut v = None;
-        cbor::read_map(body, |k, r| match k {
-            "r" => set(&mut v, "r", field(r.text(), "r", "a text string")?),
-            _ => Ok(false),
+        cbor::read_body(body, &["r"], &mut |_, name, r| {
+            v = Some(field(r.text(), name, "a text string")?);
+            Ok(())
         })?;
         Ok(EchoRsp {
             r: cbor::need(v, "r")?,
@@ -84,7 +82,7 @@ impl<'a> Message<'a> for Empty {
         w.map(0)
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        cbor::read_map(body, |_, _| Ok(false))?;
+        cbor::read_body(body, &[], &mut |_, _, _| Ok(()))?;
         Ok(Empty)
     }
 }
@@ -101,25 +99,19 @@ pub struct ParamsRsp {
 impl<'a> Message<'a> for ParamsRsp {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(2)?;
-        w.text("buf_size")?;
-        w.u64(self.buf_size)?;
-        w.text("buf_count")?;
-        w.u64(self.buf_count)
+        w.entry_u64("buf_size", self.buf_size)?;
+        w.entry_u64("buf_count", self.buf_count)
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let (mut s, mut c) = (None, None);
-        cbor::read_map(body, |k, r| match k {
-            "buf_size" => set(
-                &mut s,
-                "buf_size",
-                field(r.u64(), "buf_size", "an unsigned integer")?,
-            ),
-            "buf_count" => set(
-                &mut c,
-                "buf_count",
-                field(r.u64(), "buf_count", "an unsigned integer")?,
-            ),
-            _ => Ok(false),
+        cbor::read_body(body, &["buf_size", "buf_count"], &mut |i, name, r| {
+            let v = Some(field(r.u64(), name, "an unsigned integer")?);
+            if i == 0 {
+                s = v
+            } else {
+                c = v
+            }
+            Ok(())
         })?;
         Ok(ParamsRsp {
             buf_size: cbor::need(s, "buf_size")?,
@@ -139,20 +131,15 @@ impl<'a> Message<'a> for Info<'a> {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(usize::from(self.format.is_some()))?;
         if let Some(f) = self.format {
-            w.text("format")?;
-            w.text(f)?;
+            w.entry_text("format", f)?;
         }
         Ok(())
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let mut f = None;
-        cbor::read_map(body, |k, r| match k {
-            "format" => set(
-                &mut f,
-                "format",
-                field(r.text(), "format", "a text string")?,
-            ),
-            _ => Ok(false),
+        cbor::read_body(body, &["format"], &mut |_, name, r| {
+            f = Some(field(r.text(), name, "a text string")?);
+            Ok(())
         })?;
         Ok(Info { format: f })
     }
@@ -168,18 +155,13 @@ pub struct InfoRsp<'a> {
 impl<'a> Message<'a> for InfoRsp<'a> {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(1)?;
-        w.text("output")?;
-        w.text(self.output)
+        w.entry_text("output", self.output)
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
         let mut o = None;
-        cbor::read_map(body, |k, r| match k {
-            "output" => set(
-                &mut o,
-                "output",
-                field(r.text(), "output", "a text string")?,
-            ),
-            _ => Ok(false),
+        cbor::read_body(body, &["output"], &mut |_, name, r| {
+            o = Some(field(r.text(), name, "a text string")?);
+            Ok(())
         })?;
         Ok(InfoRsp {
             output: cbor::need(o, "output")?,

@@ -877,3 +877,109 @@ fn channel_messages_refuse_missing_and_mistyped_fields() {
         }))
     );
 }
+
+/// Copies the body map `body` without the entry `key` (and, for `auth`,
+/// with the `auth` map without its entry `inner`).
+fn without(body: &[u8], key: &str, inner: Option<&str>) -> Vec<u8> {
+    let mut r = Reader::new(body);
+    let n = r.map().unwrap();
+    let mut entries = Vec::new();
+    for _ in 0..n {
+        let k = r.text().unwrap();
+        let v = r.raw().unwrap();
+        if k == key && inner.is_none() {
+            continue;
+        }
+        let v = match inner {
+            Some(i) if k == key => without(v, i, None),
+            _ => v.to_vec(),
+        };
+        entries.push((k, v));
+    }
+    let mut buf = vec![0u8; body.len() + 8];
+    let mut w = Writer::new(&mut buf);
+    w.map(entries.len()).unwrap();
+    for (k, v) in &entries {
+        w.text(k).unwrap();
+        w.raw(v).unwrap();
+    }
+    let n = w.len();
+    buf.truncate(n);
+    buf
+}
+
+#[test]
+fn every_required_request_field_is_required() {
+    use keyway_smp::cbor::Error;
+    // (request, the key left out, inside `auth` or not, the field named).
+    let upload = Request::Upload(img::Upload {
+        off: 0,
+        data: &[1, 2],
+        len: Some(2),
+        sha: None,
+        image: None,
+        upgrade: None,
+        auth: Some(AUTH),
+        kw: true,
+    });
+    let cases = [
+        (upload, "off", None, "off"),
+        (upload, "data", None, "data"),
+        (upload, "auth", Some("key"), "auth.key"),
+        (upload, "auth", Some("nonce"), "auth.nonce"),
+        (upload, "auth", Some("sig"), "auth.sig"),
+        (
+            Request::Consent(kw::Consent {
+                accept: true,
+                auth: None,
+            }),
+            "accept",
+            None,
+            "accept",
+        ),
+        (
+            Request::Log(kw::Log {
+                off: 3,
+                auth: Some(AUTH),
+            }),
+            "off",
+            None,
+            "off",
+        ),
+        (
+            Request::Pair(kw::Pair {
+                key: [7; 32],
+                name: Some("Bob"),
+            }),
+            "key",
+            None,
+            "key",
+        ),
+        (
+            Request::Unpair(kw::Unpair {
+                key_id: [5; 8],
+                auth: Some(AUTH),
+            }),
+            "key_id",
+            None,
+            "key_id",
+        ),
+    ];
+    let mut buf = [0u8; 512];
+    for (request, key, inner, field) in cases {
+        let (op, group, id) = request.key();
+        let n = {
+            let mut w = Writer::new(&mut buf);
+            request.encode(&mut w).unwrap();
+            w.len()
+        };
+        assert_eq!(Request::decode(op, group, id, &buf[..n]), Ok(request));
+        let body = without(&buf[..n], key, inner);
+        assert_eq!(
+            Request::decode(op, group, id, &body),
+            Err(RequestError::Body(Error::Missing { field })),
+            "{key} {inner:?}"
+        );
+    }
+    println!("{} missing fields refused", cases.len());
+}
