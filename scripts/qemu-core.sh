@@ -111,8 +111,14 @@ rm -rf "$OUT_DIR" && mkdir -p "$OUT_DIR"
 build() { # build NAME [cargo args]
   local name=$1; shift
   log "building $name"
+  # Source paths in panic locations are remapped, so the code figure does
+  # not depend on where the checkout or the cargo registry lives (the
+  # budget's margin is a few hundred bytes). Cargo appends these to the
+  # rustflags of firmware/qemu-core/.cargo/config.toml.
   (cd "$FIRMWARE" && KEYWAY_CORE_FIXTURES="$FIXTURE_DIR" \
-     cargo build --locked --release --target "$TRIPLE" "$@") || die "firmware build ($name) failed"
+     cargo build --locked --release --target "$TRIPLE" \
+       --config "target.$TRIPLE.rustflags=[\"--remap-path-prefix=$ROOT=/keyway\", \"--remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo\"]" \
+       "$@") || die "firmware build ($name) failed"
   cp "$CARGO_TARGET_DIR/$TRIPLE/release/qemu-core" "$OUT_DIR/$name.elf"
 }
 build core
