@@ -461,6 +461,24 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
             .set_verifier(&mut self.flash, &store_verifier(verifier))
     }
 
+    /// Records consent that did not come through an owner's session (the
+    /// shell's: a person at the lock who tested or reset into the pending
+    /// update in the presence window, or the owners' `auto_install_cve`
+    /// setting). Written to the store before it returns: consent has one
+    /// home, the store, which the installer reads.
+    pub fn grant_consent(&mut self, consent: &Consent) -> Result<(), store::Error<F::Error>> {
+        self.store.grant_consent(&mut self.flash, consent)
+    }
+
+    /// Drops the stored consent (the shell armed its install, or the
+    /// update it names went away). Writes nothing when there is none.
+    pub fn clear_consent(&mut self) -> Result<(), store::Error<F::Error>> {
+        if self.store.state().consent().is_none() {
+            return Ok(());
+        }
+        self.store.clear_consent(&mut self.flash)
+    }
+
     /// Whether the presence window is open at `now_ms`.
     pub fn window_open(&self, now_ms: u64) -> bool {
         now_ms < self.window.open_until_ms

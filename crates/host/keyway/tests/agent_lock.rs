@@ -1,0 +1,270 @@
+//! The owner's client (`keyway_cli::device::Client`) against keyway-lock's
+//! agent shell (`keyway_lock::agent_shell::AgentLock`) in memory: the real
+//! agent around the real device core (installer, journal, boot, audit
+//! log, the bolt), on an in-memory transport. Pairing by the setup code,
+//! sealed status/unlock/lock, a sealed upload with notes and consent that
+//! the installer takes from the agent's store (after a reboot too), and
+//! the window alone never unlocking.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ed25519_compact::{KeyPair, Seed};
+use keyway::encode::EnvelopeBuilder;
+use keyway::keys::{Algorithm, SigningKey};
+use keyway_agent::agent::{Event, Now, Press};
+use keyway_agent::limits::PeerId;
+use keyway_audit::Time;
+use keyway_channel::pairing::MIN_ITERATIONS;
+use keyway_channel::{SetupCode, StoredVerifier};
+use keyway_cli::device::{Client, Stats, Transport, TransportError};
+use keyway_lock::agent_shell::{self, AgentLock};
+use keyway_lock::device::{Lock as Device, Trust, blank_flash};
+use keyway_lock::server::Server;
+use keyway_suit::{PublicKey, TrustAnchors};
+use sha2::{Digest as _, Sha256};
+
+const VENDOR: &str = "locks.example";
+const CLASS: &str = "deadbolt-2";
+const CODE: &str = "2023-1107";
+
+fn release(key: &SigningKey, version: &str, sequence: u64, len: usize, notes: &str) -> Vec<u8> {
+    EnvelopeBuilder {
+        sequence,
+        version: version.parse().unwrap(),
+        vendor_domain: VENDOR.into(),
+        class_name: CLASS.into(),
+        payload: (0..len).map(|i| (i * 31 % 251) as u8).collect(),
+        notes: Some(notes.into()),
+        keys: vec![key.clone()],
+        ..Default::default()
+    }
+    .build()
+    .unwrap()
+    .envelope
+}
+
+/// A lock in memory: the agent shell and its clock.
+struct Bench {
+    lock: AgentLock,
+    clock: Arc<AtomicU64>,
+    events: Vec<Event>,
+}
+
+type Shared = Rc<RefCell<Bench>>;
+
+fn now(ms: u64) -> Now {
+    Now {
+        ms,
+        time: Time {
+            rtc: 1_760_000_000 + ms / 1000,
+            boot: 1,
+        },
+    }
+}
+
+impl Bench {
+    /// A lock running `1.0.0` (factory), setup code [`CODE`].
+    fn new() -> (Shared, SigningKey) {
+        let vendor = SigningKey::generate(Algorithm::Ed25519).unwrap();
+        let public = PublicKey::from_raw(&vendor.raw_public_key_bytes()).unwrap();
+        let trust = Trust::new(TrustAnchors::new(&[public], 1).unwrap(), VENDOR, CLASS);
+        let mut device = Device::new(blank_flash(), trust, None).unwrap();
+        device
+            .factory(&release(&vendor, "1.0.0", 1, 3000, ""))
+            .unwrap();
+        let server = Server::new(device);
+        let verifier =
+            StoredVerifier::derive(&SetupCode::parse(CODE).unwrap(), &[9; 16], MIN_ITERATIONS);
+        let lock = AgentLock::new(
+            server,
+            agent_shell::blank_store().unwrap(),
+            KeyPair::from_seed(Seed::new([0xd0; 32])),
+            Some(&verifier),
+            1_000,
+        )
+        .unwrap();
+        let b = Bench {
+            lock,
+            clock: Arc::new(AtomicU64::new(1_000)),
+            events: Vec::new(),
+        };
+        (Rc::new(RefCell::new(b)), vendor)
+    }
+
+    fn ms(&self) -> u64 {
+        self.clock.load(Ordering::SeqCst)
+    }
+
+    fn press(&mut self) {
+        let ms = self.ms();
+        self.lock.button(ms, Press::Short).unwrap();
+    }
+
+    /// One frame, then what the shell does after sending: a reset asked
+    /// for runs, and the installer takes the store's consent again.
+    fn deliver(&mut self, peer: PeerId, frame: &[u8]) -> Vec<u8> {
+        let ms = self.ms();
+        let h = self.lock.handle(peer, now(ms), frame);
+        if h.event != Event::None {
+            self.events.push(h.event);
+        }
+        if self.lock.server_mut().poll_reset().is_some() {
+            self.lock.after_boot();
+        }
+        h.answer
+    }
+}
+
+struct Link {
+    bench: Shared,
+    peer: PeerId,
+    stats: Stats,
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link").field("peer", &self.peer).finish()
+    }
+}
+
+impl Transport for Link {
+    fn exchange(&mut self, frame: &[u8], seq: u8) -> Result<Vec<u8>, TransportError> {
+        self.stats.frames_sent += 1;
+        let a = self.bench.borrow_mut().deliver(self.peer, frame);
+        if a.is_empty() || a.get(6) != Some(&seq) {
+            return Err(TransportError::NoAnswer {
+                peer: format!("{:?}", self.peer),
+                tries: 1,
+                timeout_ms: 0,
+            });
+        }
+        Ok(a)
+    }
+    fn mtu(&self) -> usize {
+        keyway_cli::device::UDP_MTU
+    }
+    fn stats(&self) -> Stats {
+        self.stats
+    }
+}
+
+fn owner_key(tag: u8) -> SigningKey {
+    SigningKey::Ed25519(ed25519_dalek::SigningKey::from_bytes(&[tag; 32]))
+}
+
+fn client(bench: &Shared, peer: u64, tag: u8) -> Client<Link> {
+    let clock = bench.borrow().clock.clone();
+    Client::new(Link {
+        bench: bench.clone(),
+        peer: PeerId(peer),
+        stats: Stats::default(),
+    })
+    .with_owner(owner_key(tag))
+    .unwrap()
+    .with_channel_env([tag; 32], Box::new(move || clock.load(Ordering::SeqCst)))
+}
+
+/// The owner `tag` paired by the setup code in a window a press opened;
+/// the client in session mode.
+fn paired(bench: &Shared, peer: u64, tag: u8) -> Client<Link> {
+    bench.borrow_mut().press();
+    let mut c = client(bench, peer, tag);
+    let r = c
+        .pair_with_code(&SetupCode::parse(CODE).unwrap(), "Alice")
+        .unwrap();
+    assert_eq!(
+        r.device_key,
+        bench.borrow().lock.agent().device_public_key()
+    );
+    c.with_paired_lock(r.device_key).unwrap()
+}
+
+fn bolt(b: &Shared) -> keyway_lock::lock::Bolt {
+    b.borrow().lock.server().latch().bolt()
+}
+
+#[test]
+fn pairs_by_setup_code_and_runs_status_unlock_lock_sealed_on_the_device_core() {
+    let (bench, _) = Bench::new();
+    let mut c = paired(&bench, 1, 0xa1);
+    assert_eq!(bench.borrow().lock.agent().state().owner_count(), 1);
+    let s = c.status().unwrap();
+    assert_eq!(keyway::smp::get_text(&s, "version").unwrap(), Some("1.0.0"));
+    assert_eq!(keyway::smp::get_text(&s, "bolt").unwrap(), Some("locked"));
+    let u = c.unlock().unwrap();
+    assert_eq!(keyway::smp::get_text(&u, "bolt").unwrap(), Some("unlocked"));
+    assert_eq!(bolt(&bench), keyway_lock::lock::Bolt::Unlocked);
+    c.lock().unwrap();
+    assert_eq!(bolt(&bench), keyway_lock::lock::Bolt::Locked);
+    // The audit log of the device core recorded the pairing and the
+    // owner's unlock.
+    let counts = c.channel_counts();
+    assert_eq!(counts.handshakes, 1);
+    assert!(counts.sealed >= 3);
+}
+
+#[test]
+fn wrong_setup_code_pairs_nobody_and_the_window_alone_never_unlocks() {
+    let (bench, _) = Bench::new();
+    bench.borrow_mut().press();
+    let mut c = client(&bench, 1, 0xa1);
+    let e = c
+        .pair_with_code(&SetupCode::parse("3141-5926").unwrap(), "Mallory")
+        .unwrap_err();
+    assert!(e.wrong_setup_code(), "{e}");
+    assert_eq!(bench.borrow().lock.agent().state().owner_count(), 0);
+    // The old unauthenticated pairing is not served, nor a plain unlock in
+    // the window.
+    let mut plain = client(&bench, 2, 0xb2);
+    assert!(plain.unlock().is_err());
+    assert_eq!(bolt(&bench), keyway_lock::lock::Bolt::Locked);
+}
+
+#[test]
+fn sealed_upload_notes_and_consent_reach_the_installer_through_the_agents_store() {
+    let (bench, vendor) = Bench::new();
+    let mut c = paired(&bench, 1, 0xa1);
+    let env = release(&vendor, "2.0.0", 2, 20_000, "Fixes the lock.");
+    let digest: [u8; 32] = Sha256::digest(&env).into();
+    c.upload(&env, &mut |_, _| {}).unwrap();
+    assert_eq!(
+        bench.borrow().lock.server().pending().map(|p| p.hash),
+        Some(digest),
+        "the upload left the update pending"
+    );
+    // Consent before the notes is refused by the agent.
+    assert!(c.consent(true).is_err());
+    c.notes().unwrap();
+    c.consent(true).unwrap();
+    // The bolt is thrown: the policy postpones the install; the consent
+    // waits in the agent's store, bound to the envelope.
+    let stored = bench.borrow().lock.agent().state().consent().copied();
+    assert_eq!(stored.map(|c| c.digest), Some(digest));
+    // A reset (power cycle of the device core) forgets RAM; the installer
+    // takes the stored consent again.
+    {
+        let mut b = bench.borrow_mut();
+        let ms = b.ms();
+        b.lock.server_mut().agent_reset(false, None, ms);
+        assert!(b.lock.server_mut().poll_reset().is_some());
+        b.lock.after_boot();
+    }
+    // Unlocking lets the postponed install go: armed, the store's consent
+    // cleared (the journal holds the install now), the lock resets into
+    // 2.0.0 on trial and confirms it.
+    c.unlock().unwrap();
+    {
+        let mut b = bench.borrow_mut();
+        let ms = b.ms();
+        b.lock.server_mut().tick(ms);
+        b.lock.after_tick();
+        assert!(b.lock.server_mut().poll_reset().is_some(), "install armed");
+        b.lock.after_boot();
+        assert!(b.lock.agent().state().consent().is_none());
+    }
+    let s = c.status().unwrap();
+    assert_eq!(keyway::smp::get_text(&s, "version").unwrap(), Some("2.0.0"));
+}
