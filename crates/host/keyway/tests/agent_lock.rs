@@ -268,3 +268,99 @@ fn sealed_upload_notes_and_consent_reach_the_installer_through_the_agents_store(
     let s = c.status().unwrap();
     assert_eq!(keyway::smp::get_text(&s, "version").unwrap(), Some("2.0.0"));
 }
+
+/// The `keyway` binary against `keyway-lock`'s shell with `--brain
+/// agent` over loopback UDP: the setup code read off the label (the
+/// control socket), the window opened by the button, `pair --setup-code`,
+/// then `unlock` sealed in a new process; after a power cut and a restart
+/// the owner (in the agent's store file) unlocks again and a new pairing
+/// without the window is refused.
+#[test]
+fn the_keyway_binary_pairs_by_setup_code_with_the_agent_brain_over_udp_and_survives_a_restart() {
+    use keyway_lock::shell::{Brain, Options, start};
+    use keyway_lock::state::StateDir;
+    const BIN: &str = env!("CARGO_BIN_EXE_keyway");
+    let tmp = tempfile::tempdir().unwrap();
+    let vendor = SigningKey::generate(Algorithm::Ed25519).unwrap();
+    let vendor_pub = tmp.path().join("vendor.pub");
+    std::fs::write(&vendor_pub, vendor.public_key().to_spki_pem().unwrap()).unwrap();
+    let factory = tmp.path().join("factory.suit");
+    std::fs::write(&factory, release(&vendor, "1.0.0", 1, 4000, "")).unwrap();
+    let dir = StateDir::new(tmp.path().join("lock"));
+    dir.provision(&[vendor_pub], 1, VENDOR, CLASS, Some(&factory), false)
+        .unwrap();
+    dir.new_setup_code().unwrap();
+    let options = |bind: std::net::SocketAddr| {
+        let mut o = Options::new(tmp.path().join("lock"), bind);
+        o.control = Some("127.0.0.1:0".parse().unwrap());
+        o.brain = Brain::Agent;
+        o
+    };
+    let control = |lock: &keyway_lock::shell::Running, line: &str| -> serde_json::Value {
+        use std::io::{BufRead as _, Write as _};
+        let mut c = std::net::TcpStream::connect(lock.control.unwrap()).unwrap();
+        writeln!(c, "{line}").unwrap();
+        let mut answer = String::new();
+        std::io::BufReader::new(c).read_line(&mut answer).unwrap();
+        serde_json::from_str(answer.trim()).unwrap()
+    };
+    let base = tmp.path().join("owner");
+    assert!(
+        std::process::Command::new(BIN)
+            .arg("keygen")
+            .arg(&base)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let key = format!("{}.key", base.display());
+    let run = |lock: &keyway_lock::shell::Running, args: &[&str]| {
+        let target = format!("udp:{}", lock.smp);
+        let o = std::process::Command::new(BIN)
+            .args(["device", "--target", &target, "--owner-key", &key])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+
+    let lock = start(&options("127.0.0.1:0".parse().unwrap())).unwrap();
+    let addr = lock.smp;
+    let code = control(&lock, r#"{"cmd":"setup-code"}"#);
+    let code = code["setup_code"].as_str().unwrap().to_owned();
+    // Without the window, pairing is refused.
+    let (ok, out, err) = run(&lock, &["pair", "--setup-code", &code]);
+    assert!(!ok, "paired without the window: {out}{err}");
+    assert_eq!(control(&lock, r#"{"cmd":"presence"}"#)["ok"], true);
+    let (ok, out, err) = run(&lock, &["pair", "--setup-code", &code, "--name", "Alice"]);
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = run(&lock, &["unlock"]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(out, "bolt unlocked\n");
+    let (ok, out, err) = run(&lock, &["lock"]);
+    assert!(ok, "{out}{err}");
+    lock.power_off();
+
+    // The owner survives in agent-store.bin (0600).
+    let store = tmp.path().join("lock").join(agent_shell::STORE_FILE);
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&store).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // The same address: the owner's paired-lock record names the target.
+    let lock = start(&options(addr)).unwrap();
+    let (ok, out, err) = run(&lock, &["unlock"]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(out, "bolt unlocked\n");
+    let (ok, out, err) = run(&lock, &["--json", "owners"]);
+    assert!(ok, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["owners"][0]["name"], "Alice");
+    lock.power_off();
+}
