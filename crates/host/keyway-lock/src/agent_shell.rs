@@ -39,7 +39,7 @@
 //!
 //! **The device core** stays the existing [`Server`] (installer, boot,
 //! confirm, audit log, policy, the bolt's behaviour): the agent's
-//! authorized requests reach it through [`Server::serve_authorized`],
+//! authorized requests reach it through `Server::serve_authorized`,
 //! which skips the server's own authority checks and upload binding (the
 //! agent made them).
 
@@ -113,6 +113,8 @@ pub fn peer_id(addr: std::net::SocketAddr) -> PeerId {
 pub struct AgentLock {
     agent: Agent<StoreFlash, SLOTS>,
     server: Server,
+    /// The lock's device key, for the agent a boot starts again.
+    device_key: KeyPair,
     /// The store flash's operation count when it was last saved.
     saved_ops: u64,
 }
@@ -147,8 +149,14 @@ impl AgentLock {
         verifier: Option<&StoredVerifier>,
         now_ms: u64,
     ) -> Result<Self, String> {
-        let mut agent = Agent::new(store, store_region(), device_key, Config::default(), now_ms)
-            .map_err(|e| format!("the agent's store: {e}"))?;
+        let mut agent = Agent::new(
+            store,
+            store_region(),
+            device_key.clone(),
+            Config::default(),
+            now_ms,
+        )
+        .map_err(|e| format!("the agent's store: {e}"))?;
         if let Some(v) = verifier {
             let want = keyway_agent::agent::store_verifier(v);
             if agent.state().verifier() != Some(&want) {
@@ -162,6 +170,7 @@ impl AgentLock {
         let mut lock = AgentLock {
             agent,
             server,
+            device_key,
             saved_ops,
         };
         lock.adopt_store(false);
@@ -237,11 +246,39 @@ impl AgentLock {
         }
     }
 
-    /// After the device core booted (a reset, a power cut): the
-    /// installer takes the stored consent again.
-    pub fn after_boot(&mut self) {
+    /// After the device core booted (a reset, a power cut) at `now_ms`:
+    /// the agent boots too (its RAM is gone: sessions, handshakes, the
+    /// pairing run, the window, the rate limits; it reopens its store),
+    /// and the installer takes the stored consent again.
+    pub fn after_boot(&mut self, now_ms: u64) -> Result<(), String> {
+        // Written before: the store's flash is what survives.
+        self.sync_consent();
+        let placeholder = Agent::new(
+            blank_store()?,
+            store_region(),
+            self.device_key.clone(),
+            Config::default(),
+            now_ms,
+        )
+        .map_err(|e| format!("the agent's store: {e}"))?;
+        let flash = std::mem::replace(&mut self.agent, placeholder).into_flash();
+        self.agent = Agent::new(
+            flash,
+            store_region(),
+            self.device_key.clone(),
+            Config::default(),
+            now_ms,
+        )
+        .map_err(|e| format!("the agent's store after a boot: {e}"))?;
         self.adopt_store(false);
         self.sync_consent();
+        Ok(())
+    }
+
+    /// The person at the lock closed the presence window.
+    pub fn close_window(&mut self) {
+        self.agent.close_window();
+        self.server.close_presence();
     }
 
     /// After the device core ran on its own (the clock's tick, the control

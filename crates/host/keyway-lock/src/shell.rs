@@ -202,10 +202,12 @@ impl Shared {
     fn settle(&mut self, before: (u64, u64)) {
         self.commit(before);
         let mid = self.core.server().lock().flash_work();
+        let now = self.now_ms();
         if self.core.server_mut().poll_reset().is_some()
             && let Core::Agent(a) = &mut self.core
+            && let Err(e) = a.after_boot(now)
         {
-            a.after_boot();
+            eprintln!("keyway-lock: the agent's boot: {e}");
         }
         if let Core::Agent(a) = &mut self.core {
             a.after_tick();
@@ -642,7 +644,8 @@ fn serve_control<S>(
     });
 }
 
-/// The control socket's button (`presence`, `long-press`) on a lock that
+/// The control socket's button (`presence`, `long-press`,
+/// `presence-close`) on a lock that
 /// runs the agent: the press goes to the agent (the window it checks),
 /// and the device core's window follows it. `None`: not a button line.
 fn button_line(lock: &mut AgentLock, line: &str, now_ms: u64) -> Option<serde_json::Value> {
@@ -651,6 +654,10 @@ fn button_line(lock: &mut AgentLock, line: &str, now_ms: u64) -> Option<serde_js
     let press = match v.get("cmd").and_then(serde_json::Value::as_str)? {
         "presence" => Press::Short,
         "long-press" => Press::Long,
+        "presence-close" => {
+            lock.close_window();
+            return Some(serde_json::json!({"ok": true}));
+        }
         _ => return None,
     };
     Some(match lock.button(now_ms, press) {

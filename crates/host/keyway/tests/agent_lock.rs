@@ -112,7 +112,7 @@ impl Bench {
             self.events.push(h.event);
         }
         if self.lock.server_mut().poll_reset().is_some() {
-            self.lock.after_boot();
+            self.lock.after_boot(ms).unwrap();
         }
         h.answer
     }
@@ -250,7 +250,7 @@ fn sealed_upload_notes_and_consent_reach_the_installer_through_the_agents_store(
         let ms = b.ms();
         b.lock.server_mut().agent_reset(false, None, ms);
         assert!(b.lock.server_mut().poll_reset().is_some());
-        b.lock.after_boot();
+        b.lock.after_boot(ms).unwrap();
     }
     // Unlocking lets the postponed install go: armed, the store's consent
     // cleared (the journal holds the install now), the lock resets into
@@ -262,11 +262,14 @@ fn sealed_upload_notes_and_consent_reach_the_installer_through_the_agents_store(
         b.lock.server_mut().tick(ms);
         b.lock.after_tick();
         assert!(b.lock.server_mut().poll_reset().is_some(), "install armed");
-        b.lock.after_boot();
+        b.lock.after_boot(ms).unwrap();
         assert!(b.lock.agent().state().consent().is_none());
     }
     let s = c.status().unwrap();
     assert_eq!(keyway::smp::get_text(&s, "version").unwrap(), Some("2.0.0"));
+    // Each boot started the agent again: the client opened a new session
+    // after each (its old one was unknown to the rebooted agent).
+    assert_eq!(c.channel_counts().handshakes, 3);
 }
 
 /// The `keyway` binary against `keyway-lock`'s shell with `--brain

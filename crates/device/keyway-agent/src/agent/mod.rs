@@ -513,7 +513,9 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
         Ok(())
     }
 
-    fn close_window(&mut self) {
+    /// Closes the presence window now (the person at the lock cancelled
+    /// it; pairing closes it too). A long press given in it is forgotten.
+    pub fn close_window(&mut self) {
         self.window = Window {
             open_until_ms: 0,
             long_press: false,
