@@ -354,8 +354,8 @@ impl AgentLock {
                     hex(&by)
                 ));
             }
-            Event::Consent { accept: true, .. } => self.adopt_store(true),
-            Event::Consent { accept: false, .. } => self.server.refuse_pending(),
+            // The installer took it inside the call (`consent_stored`).
+            Event::Consent { .. } => {}
             Event::Settings { .. } => self.adopt_store(false),
             Event::FactoryReset => self.server.agent_factory_reset(),
             Event::PairingAttempt { failures } => self.server.note_log(format!(
@@ -492,6 +492,14 @@ impl Device for LockDevice<'_> {
         };
         self.refresh();
         bolt
+    }
+
+    fn consent_stored(&mut self, digest: Option<[u8; 32]>) {
+        match digest {
+            Some(d) => self.server.adopt_consent(Some(d), true),
+            None => self.server.refuse_pending(),
+        }
+        self.refresh();
     }
 
     fn serve(

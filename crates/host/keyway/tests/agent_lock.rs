@@ -73,6 +73,12 @@ impl Bench {
         let trust = Trust::new(TrustAnchors::new(&[public], 1).unwrap(), VENDOR, CLASS);
         let mut device = Device::new(blank_flash(), trust, None).unwrap();
         device
+            .attach_audit(
+                keyway_audit::Ed25519Signer::from_seed([0xd0; 32]).unwrap(),
+                0,
+            )
+            .unwrap();
+        device
             .factory(&release(&vendor, "1.0.0", 1, 3000, ""))
             .unwrap();
         let server = Server::new(device);
@@ -199,6 +205,9 @@ fn pairs_by_setup_code_and_runs_status_unlock_lock_sealed_on_the_device_core() {
     assert_eq!(bolt(&bench), keyway_lock::lock::Bolt::Unlocked);
     c.lock().unwrap();
     assert_eq!(bolt(&bench), keyway_lock::lock::Bolt::Locked);
+    // The audit log's export, sealed, verifies with the device key.
+    let log = c.log_export(&mut |_, _| {}).unwrap();
+    assert!(log.len() > 100, "{}", log.len());
     // The audit log of the device core recorded the pairing and the
     // owner's unlock.
     let counts = c.channel_counts();
@@ -238,7 +247,14 @@ fn sealed_upload_notes_and_consent_reach_the_installer_through_the_agents_store(
     // Consent before the notes is refused by the agent.
     assert!(c.consent(true).is_err());
     c.notes().unwrap();
-    c.consent(true).unwrap();
+    // The answer says where the update stands after the consent (the
+    // installer took it inside the call): postponed, the bolt is thrown.
+    let a = c.consent(true).unwrap();
+    assert_eq!(
+        keyway::smp::get_text(&a, "state").unwrap(),
+        Some("postponed"),
+        "{a:?}"
+    );
     // The bolt is thrown: the policy postpones the install; the consent
     // waits in the agent's store, bound to the envelope.
     let stored = bench.borrow().lock.agent().state().consent().copied();
@@ -347,6 +363,25 @@ fn the_keyway_binary_pairs_by_setup_code_with_the_agent_brain_over_udp_and_survi
     assert_eq!(out, "bolt unlocked\n");
     let (ok, out, err) = run(&lock, &["lock"]);
     assert!(ok, "{out}{err}");
+    // The owner's client library over UDP: the log export, sealed.
+    {
+        let owner = SigningKey::load(std::path::Path::new(&key)).unwrap();
+        let dk = StateDir::new(tmp.path().join("lock"))
+            .device_keypair()
+            .unwrap()
+            .pk;
+        let mut c = Client::new(
+            keyway_cli::device::UdpTransport::connect(&format!("udp:{}", lock.smp)).unwrap(),
+        )
+        .with_owner(owner)
+        .unwrap()
+        .with_paired_lock(*dk)
+        .unwrap();
+        let log = c.log_export(&mut |_, _| {}).unwrap();
+        assert!(log.len() > 100);
+        c.status().unwrap();
+        c.image_state().unwrap();
+    }
     lock.power_off();
 
     // The owner survives in agent-store.bin (0600).

@@ -77,6 +77,15 @@ pub trait Device {
     /// bolt as the sensor reports it afterwards, which is what the answer
     /// tells the owner.
     fn drive_bolt(&mut self, to: Bolt) -> Bolt;
+    /// An owner's consent command was written to the store: `Some(digest)`
+    /// accepted the pending update with that envelope digest, `None`
+    /// refused it. The installer acts on it here (arms the install if its
+    /// policy allows, or erases the refused update); the answer then
+    /// reports [`Device::firmware`] as it stands afterwards. The default
+    /// does nothing (the shell acts on [`super::Event::Consent`] instead).
+    fn consent_stored(&mut self, digest: Option<[u8; 32]>) {
+        let _ = digest;
+    }
     /// Serves a command the agent has authorized (for `by`) but does not
     /// implement itself yet: OS info, the image group (state, state write,
     /// upload, erase), release notes and the log export. Writes the answer

@@ -1179,6 +1179,11 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
                                     accept: m.accept,
                                     by,
                                 };
+                                // The installer acts on it now (arms the
+                                // update, or erases the refused one), so
+                                // the answer tells where it stands.
+                                device.consent_stored(m.accept.then_some(p.digest));
+                                let fw = device.firmware();
                                 ok_frame(
                                     out,
                                     hdr,
@@ -1296,6 +1301,12 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
                     let (len, ok) = Self::serve(device, hdr, req, who, typed, out);
                     if ok {
                         self.upload_took(me, &u, now.ms);
+                    } else if self.upload.is_some_and(|b| b.by == me) {
+                        // The shell refused the chunk and dropped the
+                        // upload (a bad head, digest or size): it binds
+                        // nobody any more, or the lock would refuse every
+                        // other uploader for UPLOAD_IDLE_MS.
+                        self.upload = None;
                     }
                     len
                 }
