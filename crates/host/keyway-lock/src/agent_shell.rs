@@ -66,8 +66,13 @@ pub type StoreFlash = SimFlash<4, 4096>;
 pub const STORE_PAGES: u32 = 4;
 /// The store's file in the state directory.
 pub const STORE_FILE: &str = "agent-store.bin";
-/// Session slots: owners in a session (or a handshake) at once.
-pub const SLOTS: usize = 4;
+/// Session slots: sessions and handshakes at once. The owner's client
+/// opens a session per command (`keyway device` is one process per
+/// command) and the table never evicts a live session (idle limit 120 s),
+/// so 4 slots (the firmware harness's figure) refuse the fifth command
+/// within two minutes with `SessionsFull`; the simulator takes 32 until
+/// the channel frees an owner's own idle sessions (notes/shell.md).
+pub const SLOTS: usize = 32;
 
 /// The store's region: the whole store flash.
 pub fn store_region() -> store::Config {
