@@ -243,7 +243,7 @@ impl AgentLock {
                 .handle(peer, now, &mut rng, &mut device, frame, &mut out)
         };
         out.truncate(outcome.len);
-        self.act(outcome.event, now);
+        self.act(outcome.event);
         self.sync_consent();
         Handled {
             answer: out,
@@ -329,18 +329,12 @@ impl AgentLock {
         }
     }
 
-    fn act(&mut self, event: Event, now: Now) {
+    fn act(&mut self, event: Event) {
         let hex = |k: &[u8; 8]| keyway::keys::hex(k);
         match event {
             Event::None | Event::Unlocked { .. } | Event::Locked { .. } => {}
-            Event::Reset { by } => self.server.agent_reset(
-                matches!(by, Authority::Window),
-                match by {
-                    Authority::Owner(k) => Some(k),
-                    _ => None,
-                },
-                now.ms,
-            ),
+            // Decided inside the call (`reset_requested`).
+            Event::Reset { .. } => self.server.request_reset(),
             Event::OwnerPaired { key_id } => {
                 self.server
                     .lock_mut()
@@ -497,6 +491,21 @@ impl Device for LockDevice<'_> {
         };
         self.refresh();
         bolt
+    }
+
+    fn reset_requested(&mut self, by: Authority) -> Result<(), ServeError> {
+        let owner = match by {
+            Authority::Owner(k) => Some(k),
+            _ => None,
+        };
+        let r = self
+            .server
+            .agent_reset(matches!(by, Authority::Window), owner, self.now_ms);
+        self.refresh();
+        r.map_err(|_| ServeError {
+            rc: MgmtErr::BadState,
+            refusal: None,
+        })
     }
 
     fn consent_stored(&mut self, digest: Option<[u8; 32]>) {

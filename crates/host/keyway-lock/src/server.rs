@@ -300,9 +300,15 @@ impl Server {
     /// owner `owner`'s): with the window open and an update pending, that
     /// reset is the consent of the person at the lock to install it
     /// (`smpmgr upgrade` uploads, then resets), as before the agent. The
-    /// reset runs after the answer ([`Server::poll_reset`]); a postponed
-    /// install keeps its consent and the lock does not reset now.
-    pub fn agent_reset(&mut self, in_window: bool, owner: Option<[u8; 8]>, now_ms: u64) {
+    /// reset runs after the answer ([`Server::request_reset`], then
+    /// [`Server::poll_reset`]); a postponed install keeps its consent and
+    /// the reset is declined (`Err` with why: rc 6, as before the agent).
+    pub fn agent_reset(
+        &mut self,
+        in_window: bool,
+        owner: Option<[u8; 8]>,
+        now_ms: u64,
+    ) -> Result<(), String> {
         if in_window
             && self.presence_open(now_ms)
             && self.pending.is_some()
@@ -313,10 +319,11 @@ impl Server {
                 ConsentBy::Presence,
             );
             if let Some(Err(why)) = self.try_install() {
-                self.log.push(format!(
+                let why = format!(
                     "{why} (consent kept: the lock installs and resets by itself then; no reset now)"
-                ));
-                return;
+                );
+                self.log.push(why.clone());
+                return Err(why);
             }
         }
         if let Some(k) = owner {
@@ -325,6 +332,11 @@ impl Server {
                 keyway::keys::hex(&k)
             ));
         }
+        Ok(())
+    }
+
+    /// Resets after the answer was sent ([`Server::poll_reset`]).
+    pub fn request_reset(&mut self) {
         self.reset_pending = true;
     }
 

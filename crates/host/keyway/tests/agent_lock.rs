@@ -264,7 +264,8 @@ fn sealed_upload_notes_and_consent_reach_the_installer_through_the_agents_store(
     {
         let mut b = bench.borrow_mut();
         let ms = b.ms();
-        b.lock.server_mut().agent_reset(false, None, ms);
+        b.lock.server_mut().agent_reset(false, None, ms).unwrap();
+        b.lock.server_mut().request_reset();
         assert!(b.lock.server_mut().poll_reset().is_some());
         b.lock.after_boot(ms).unwrap();
     }
@@ -401,4 +402,57 @@ fn the_keyway_binary_pairs_by_setup_code_with_the_agent_brain_over_udp_and_survi
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["owners"][0]["name"], "Alice");
     lock.power_off();
+}
+
+/// A stock tool's `smpmgr upgrade` in the presence window, as the agent
+/// shell runs it: a plain upload, then the reset that is the consent of
+/// the person at the lock. With the bolt thrown the policy postpones the
+/// install: the reset is declined (rc 6, nothing resets) and the consent
+/// waits in the agent's store, granted by presence; unlocking installs.
+#[test]
+fn window_upload_and_reset_consent_is_stored_in_the_agent_and_a_postponed_reset_is_declined() {
+    let (bench, vendor) = Bench::new();
+    bench.borrow_mut().press();
+    let mut tool = Client::new(Link {
+        bench: bench.clone(),
+        peer: PeerId(7),
+        stats: Stats::default(),
+    });
+    let env = release(&vendor, "2.0.0", 2, 8_000, "");
+    let digest: [u8; 32] = Sha256::digest(&env).into();
+    tool.upload(&env, &mut |_, _| {}).unwrap();
+    // Past the agent's first minute after boot (no resets in it).
+    bench.borrow().clock.fetch_add(61_000, Ordering::SeqCst);
+    let e = tool.reset().unwrap_err();
+    assert_eq!(e.rc(), Some(6), "{e}");
+    {
+        let b = bench.borrow();
+        let c = b
+            .lock
+            .agent()
+            .state()
+            .consent()
+            .copied()
+            .expect("consent stored");
+        assert_eq!(c.digest, digest);
+        assert_eq!(c.granted_by, keyway_agent::store::GrantedBy::Presence);
+        assert!(!b.events.iter().any(|e| matches!(e, Event::Reset { .. })));
+    }
+    // The bolt withdrawn (the keypad), the postponed install goes ahead.
+    {
+        let mut b = bench.borrow_mut();
+        let ms = b.ms();
+        let (latch, _) = b.lock.server_mut().latch_mut();
+        latch.owner(false, ms);
+        b.lock.server_mut().tick(ms);
+        b.lock.after_tick();
+        assert!(b.lock.server_mut().poll_reset().is_some(), "install armed");
+        b.lock.after_boot(ms).unwrap();
+        assert!(b.lock.agent().state().consent().is_none());
+    }
+    let run = tool.image_state().unwrap();
+    assert!(
+        run.iter().any(|s| s.active && s.version == "2.0.0"),
+        "{run:?}"
+    );
 }

@@ -77,6 +77,15 @@ pub trait Device {
     /// bolt as the sensor reports it afterwards, which is what the answer
     /// tells the owner.
     fn drive_bolt(&mut self, to: Bolt) -> Bolt;
+    /// An OS reset was authorized (by the window or an owner, within the
+    /// reset limit): the lock may still decline it with an error (e.g. an
+    /// install its policy postpones: nothing resets now). `Ok`: the agent
+    /// answers success and returns [`super::Event::Reset`]; the shell
+    /// resets after sending. The default accepts.
+    fn reset_requested(&mut self, by: Authority) -> Result<(), ServeError> {
+        let _ = by;
+        Ok(())
+    }
     /// An owner's consent command was written to the store: `Some(digest)`
     /// accepted the pending update with that envelope digest, `None`
     /// refused it. The installer acts on it here (arms the install if its

@@ -1113,8 +1113,16 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
             Request::Reset(_) => {
                 let v = self.resets.check(now.ms);
                 if v.is_allowed() {
-                    event = Event::Reset { by: who };
-                    ok_frame(out, hdr, &Response::Reset)
+                    // The lock may decline (the reset of `smpmgr upgrade`
+                    // in the window is the consent to install, and an
+                    // install the policy postpones resets nothing now).
+                    match device.reset_requested(who) {
+                        Ok(()) => {
+                            event = Event::Reset { by: who };
+                            ok_frame(out, hdr, &Response::Reset)
+                        }
+                        Err(e) => error_frame(out, hdr, e.rc, e.refusal, typed),
+                    }
                 } else {
                     let r = Refusal::RateLimited {
                         retry_s: verdict_secs(v),
