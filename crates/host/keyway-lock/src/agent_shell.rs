@@ -171,12 +171,13 @@ impl AgentLock {
             }
         }
         server.use_agent_store();
-        let saved_ops = agent.flash().ops();
+        // Whatever opening and provisioning wrote is saved by the first
+        // `take_store_changes` (the flash counts operations from its load).
         let mut lock = AgentLock {
             agent,
             server,
             device_key,
-            saved_ops,
+            saved_ops: 0,
         };
         lock.adopt_store(false);
         lock.sync_consent();

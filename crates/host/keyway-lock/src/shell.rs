@@ -369,7 +369,12 @@ pub fn start(o: &Options) -> Result<Running> {
                 0,
             )
             .map_err(|e| anyhow!(e))?;
-            Core::Agent(Box::new(lock))
+            let mut lock = Box::new(lock);
+            // The verifier it stored at its first start, before any answer.
+            if let Some(bytes) = lock.take_store_changes() {
+                dir.save_agent_store(bytes)?;
+            }
+            Core::Agent(lock)
         }
     };
     let socket = UdpSocket::bind(o.bind).with_context(|| format!("binding UDP {}", o.bind))?;
