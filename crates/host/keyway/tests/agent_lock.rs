@@ -456,3 +456,69 @@ fn window_upload_and_reset_consent_is_stored_in_the_agent_and_a_postponed_reset_
         "{run:?}"
     );
 }
+
+/// Issue 12's frozen release, through the agent shell: an owner's sealed
+/// upload whose bytes were altered fails its digest; the download record
+/// is cleared and the upload's binding ends, so the genuine file uploads
+/// at once from its first byte (never resumed onto the bad bytes).
+#[test]
+fn a_corrupted_sealed_upload_leaves_nothing_behind_and_the_release_uploads_again() {
+    let (bench, vendor) = Bench::new();
+    let mut c = paired(&bench, 1, 0xa1);
+    let env = release(&vendor, "2.0.0", 2, 20_000, "");
+    let mut bad = env.clone();
+    let n = bad.len();
+    // A byte of the payload (the head, at the start, verifies).
+    bad[n / 2] ^= 0x55;
+    assert!(
+        c.upload(&bad, &mut |_, _| {}).is_err(),
+        "the corrupted upload verified"
+    );
+    {
+        let b = bench.borrow();
+        assert!(b.lock.server().lock().state().download.is_none());
+        assert!(b.lock.server().pending().is_none());
+    }
+    let r = c.upload(&env, &mut |_, _| {}).unwrap();
+    assert_eq!(r.resumed_from, 0);
+    let digest: [u8; 32] = Sha256::digest(&env).into();
+    assert_eq!(
+        bench.borrow().lock.server().pending().map(|p| p.hash),
+        Some(digest)
+    );
+}
+
+/// Issue 12's downgrade in the window, through the agent shell: with a
+/// newer release pending (the owner's), a stranger in the window uploads
+/// an older signed one: refused, the newer stays pending, and the
+/// stranger's reset installs nothing older.
+#[test]
+fn a_stranger_in_the_window_cannot_replace_a_pending_newer_release() {
+    let (bench, vendor) = Bench::new();
+    let mut c = paired(&bench, 1, 0xa1);
+    let new = release(&vendor, "5.0.0", 5, 6_000, "");
+    let old = release(&vendor, "3.0.0", 3, 6_000, "");
+    c.upload(&new, &mut |_, _| {}).unwrap();
+    bench.borrow_mut().press();
+    let mut stranger = Client::new(Link {
+        bench: bench.clone(),
+        peer: PeerId(66),
+        stats: Stats::default(),
+    });
+    assert!(stranger.upload(&old, &mut |_, _| {}).is_err());
+    assert_eq!(
+        bench
+            .borrow()
+            .lock
+            .server()
+            .pending()
+            .map(|p| p.version.clone())
+            .as_deref(),
+        Some("5.0.0")
+    );
+    bench.borrow().clock.fetch_add(61_000, Ordering::SeqCst);
+    let _ = stranger.reset();
+    let run = c.image_state().unwrap();
+    let running = run.iter().find(|s| s.active).map(|s| s.version.clone());
+    assert_ne!(running.as_deref(), Some("3.0.0"));
+}
