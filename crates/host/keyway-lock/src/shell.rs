@@ -1,5 +1,9 @@
 //! The thin shell: the files, the UDP socket, the control socket, the
-//! clock and the threads around the sans-IO [`Server`]. `main.rs` runs it
+//! clock and the threads around the lock's brain: `keyway-agent` through
+//! [`crate::agent_shell`] ([`Brain::Agent`]: every datagram goes to
+//! `Agent::handle`, the button to `Agent::button`, the agent's store to
+//! `agent-store.bin` before each answer), or, until the tools and tests
+//! have moved, the legacy sans-IO [`Server`] ([`Brain::Legacy`]). `main.rs` runs it
 //! until the process is killed; the demo, the audit's tests and the
 //! benchmarks run it in-process with [`start`] and stop it with
 //! [`Running::power_off`], which is a power cut: the flash file holds
