@@ -506,6 +506,7 @@ impl Device for LockDevice<'_> {
         r.map_err(|_| ServeError {
             rc: MgmtErr::BadState,
             refusal: None,
+            group_rc: None,
         })
     }
 
@@ -523,7 +524,11 @@ impl Device for LockDevice<'_> {
         by: Authority,
         w: &mut Writer<'_>,
     ) -> Result<(), ServeError> {
-        let fail = |rc: MgmtErr| ServeError { rc, refusal: None };
+        let fail = |rc: MgmtErr| ServeError {
+            rc,
+            refusal: None,
+            group_rc: None,
+        };
         // The typed request as the device core reads it: the same frame.
         let mut frame = vec![0u8; keyway_smp::MAX_FRAME];
         let n = request
@@ -544,14 +549,22 @@ impl Device for LockDevice<'_> {
                     .map_err(|_| fail(MgmtErr::NoMem))?;
                 w.raw(&bytes).map_err(|_| fail(MgmtErr::MsgSize))
             }
-            Err(Fail::Smp(rc, _)) | Err(Fail::Os(_, rc, _)) => Err(fail(rc)),
+            Err(Fail::Smp(rc, _)) => Err(fail(rc)),
+            // The group's own code goes to SMPv2 clients as `err`.
+            Err(Fail::Os(group_rc, rc, _)) => Err(ServeError {
+                rc,
+                refusal: None,
+                group_rc: Some(group_rc),
+            }),
             Err(Fail::Img(e)) => Err(ServeError {
                 rc: e.v1,
                 refusal: e.refusal,
+                group_rc: Some(e.rc),
             }),
             Err(Fail::Refused(rc, refusal, _)) => Err(ServeError {
                 rc,
                 refusal: Some(refusal),
+                group_rc: None,
             }),
         }
     }

@@ -505,7 +505,20 @@ fn a_stranger_in_the_window_cannot_replace_a_pending_newer_release() {
         peer: PeerId(66),
         stats: Stats::default(),
     });
-    assert!(stranger.upload(&old, &mut |_, _| {}).is_err());
+    let e = stranger.upload(&old, &mut |_, _| {}).unwrap_err();
+    // An SMPv2 group error, as MCUmgr's tools read it: the image group's
+    // CURRENT_VERSION_IS_NEWER (27), not only a top-level rc.
+    assert!(
+        matches!(
+            e,
+            keyway_cli::device::DeviceError::GroupRefused {
+                group: 1,
+                rc: 27,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     assert_eq!(
         bench
             .borrow()

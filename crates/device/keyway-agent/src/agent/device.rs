@@ -62,6 +62,11 @@ pub struct ServeError {
     pub rc: MgmtErr,
     /// Keyway's typed refusal, if any.
     pub refusal: Option<Refusal>,
+    /// The group's own error code (an MCUmgr group error, e.g. the image
+    /// group's `CURRENT_VERSION_IS_NEWER`): an SMPv2 request is answered
+    /// `err: {group, rc}` with it, as MCUmgr's standard tools expect; an
+    /// SMPv1 request gets `rc` above.
+    pub group_rc: Option<u16>,
 }
 
 /// The lock around the agent. Every method is called synchronously inside

@@ -1404,6 +1404,23 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
                 head.copy_from_slice(&h.encode());
                 (HEADER_LEN + n, true)
             }
+            Err(ServeError {
+                group_rc: Some(g),
+                refusal,
+                ..
+            }) if hdr.smp_version() == keyway_smp::Version::V2 => {
+                let refusal = refusal.filter(|_| typed);
+                let body = keyway_smp::ErrorRsp {
+                    rc: None,
+                    group: Some((hdr.group, u64::from(g))),
+                    rsn: None,
+                    refusal,
+                };
+                (
+                    keyway_smp::answer_frame(out, hdr, |w| body.encode(w)).unwrap_or(0),
+                    false,
+                )
+            }
             Err(e) => (error_frame(out, hdr, e.rc, e.refusal, typed), false),
         }
     }

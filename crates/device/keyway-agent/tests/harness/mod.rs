@@ -107,12 +107,14 @@ impl Device for FakeDevice {
         let full = |_| ServeError {
             rc: keyway_smp::MgmtErr::NoMem,
             refusal: None,
+            group_rc: None,
         };
         let rsp = match request {
             Request::Upload(_) if self.refuse_chunks => {
                 return Err(ServeError {
                     rc: keyway_smp::MgmtErr::Inval,
                     refusal: None,
+                    group_rc: None,
                 });
             }
             Request::ImageState | Request::ImageStateWrite(_) => {
@@ -149,6 +151,7 @@ impl Device for FakeDevice {
                 return Err(ServeError {
                     rc: keyway_smp::MgmtErr::NotSup,
                     refusal: None,
+                    group_rc: None,
                 });
             }
         };
