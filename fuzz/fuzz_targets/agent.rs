@@ -117,6 +117,7 @@ impl Device for Hw {
         Err(ServeError {
             rc: MgmtErr::NotSup,
             refusal: None,
+            group_rc: None,
         })
     }
 }

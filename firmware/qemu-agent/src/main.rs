@@ -164,6 +164,7 @@ impl Device for Lock {
         w.map(0).map_err(|_| ServeError {
             rc: MgmtErr::NoMem,
             refusal: None,
+            group_rc: None,
         })
     }
 }

@@ -871,6 +871,32 @@ fn an_idle_upload_may_be_replaced_only_from_its_start() {
     );
 }
 
+/// An upload the installer refused (its head, digest or size: the shell
+/// dropped it) binds nobody: found by keyway audit against keyway-lock's
+/// agent shell, where a refused doctored upload in the window locked the
+/// owner's genuine upload out for 30 s (`UploadBusy`).
+#[test]
+fn a_refused_chunk_ends_the_upload_so_the_next_uploader_is_not_locked_out() {
+    static DATA: [u8; 256] = [0x42; 256];
+    let mut h = Harness::new(26);
+    h.press(Press::Short);
+    let peer_a = keyway_agent::limits::PeerId(10);
+    let peer_b = keyway_agent::limits::PeerId(11);
+    assert!(h.send(peer_a, &chunk(0, Some(4096), &DATA, true)).is_ok());
+    h.device.refuse_chunks = true;
+    let r = h.send(peer_a, &chunk(256, None, &DATA, true));
+    assert!(!r.is_ok());
+    assert_ne!(r.refusal(), Some(Refusal::UploadBusy));
+    h.device.refuse_chunks = false;
+    // At once, not after UPLOAD_IDLE_MS.
+    assert!(h.send(peer_b, &chunk(0, Some(4096), &DATA, true)).is_ok());
+    // And the new upload is bound to its uploader.
+    assert_eq!(
+        h.send(peer_a, &chunk(256, None, &DATA, true)).refusal(),
+        Some(Refusal::UploadBusy)
+    );
+}
+
 // ----- denial of service ---------------------------------------------------
 
 #[test]

@@ -256,26 +256,34 @@ impl Server {
         Ok(m)
     }
 
+    /// Refused: the update is erased (not only left unarmed), so no later
+    /// consent or reset can install it; the owner uploads it again to
+    /// reconsider.
+    pub(crate) fn refuse_pending_update(&mut self) -> Result<(), crate::device::ImgError> {
+        let Some(p) = self.pending.clone() else {
+            return Ok(());
+        };
+        self.lock_mut().erase(Some(p.slot))?;
+        self.lock_mut().note(Event::ConsentRefused {
+            sequence: p.sequence,
+        });
+        self.pending = None;
+        self.clear_update();
+        self.note_log(format!(
+            "consent refused for {} (sequence {}): slot {} erased",
+            p.version, p.sequence, p.slot
+        ));
+        Ok(())
+    }
+
     fn consent_cmd(&mut self, r: &Request) -> Result<Body, Fail> {
         let accept = get_bool(&r.body, "accept")
             .map_err(inval)?
             .ok_or_else(|| inval("\"accept\" (true or false) is missing".into()))?;
         let p = self.pending.clone().ok_or_else(Self::nothing_pending)?;
         if !accept {
-            // Refused: the update is erased (not only left unarmed), so
-            // no later consent or reset can install it; the owner uploads
-            // it again to reconsider.
             let summary = self.update_summary(Some("refused"));
-            self.lock_mut().erase(Some(p.slot)).map_err(Fail::Img)?;
-            self.lock_mut().note(Event::ConsentRefused {
-                sequence: p.sequence,
-            });
-            self.pending = None;
-            self.clear_update();
-            self.note_log(format!(
-                "consent refused for {} (sequence {}): slot {} erased",
-                p.version, p.sequence, p.slot
-            ));
+            self.refuse_pending_update().map_err(Fail::Img)?;
             return Ok(summary.map(into_body).unwrap_or_default());
         }
         if self.update.notes_offered != Some(p.hash) {
@@ -285,7 +293,8 @@ impl Server {
                     .into(),
             ));
         }
-        self.consent("the owner's consent command");
+        let by = self.consent_by(true);
+        self.consent("the owner's consent command", by);
         let _ = self.try_install();
         Ok(self.update_summary(None).map(into_body).unwrap_or_default())
     }

@@ -5,6 +5,8 @@
 //! `smpclient`) can update it.
 //!
 //! * [`smp`]: the SMP framing, bounded and panic-free.
+//! * [`agent_shell`]: the lock around `keyway-agent` (its `Device`
+//!   over the device core, its store's flash, its events).
 //! * [`server`]: the sans-IO SMP server (`handle(frame, now) -> frame`):
 //!   OS group (echo, reset, parameters, info), image group (state read and
 //!   write, upload, erase), the physical-presence gate.
@@ -33,6 +35,7 @@
 
 #![warn(missing_docs)]
 
+pub mod agent_shell;
 pub mod authority;
 pub mod control;
 pub mod device;

@@ -120,6 +120,11 @@ struct RunArgs {
     /// reaching (HOST:PORT).
     #[arg(long, value_name = "HOST:PORT")]
     vendor_server: Option<String>,
+    /// Which brain answers SMP: `agent` (keyway-agent: pairing by setup
+    /// code, encrypted owner sessions) or `legacy` (owners paired by key,
+    /// signed commands). Temporary, while the tools move to the agent.
+    #[arg(long, value_name = "agent|legacy", default_value = "legacy")]
+    brain: shell::Brain,
 }
 
 fn main() {
@@ -230,6 +235,7 @@ fn run(a: &RunArgs) -> Result<()> {
         relock_seconds: a.relock_seconds,
         verbose: true,
         profile,
+        brain: a.brain,
     })?;
     eprintln!("keyway-lock: {}", running.boot);
     if let Some(c) = running.control {

@@ -116,6 +116,18 @@ pub(crate) struct UpdateStatus {
     pub(crate) installing: bool,
 }
 
+/// Who gave a consent the server recorded itself (not an owner's
+/// consent command, which the agent stores).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsentBy {
+    /// An owner's session (a test boot of the pending update).
+    Owner([u8; 8]),
+    /// A person at the lock (a test boot or reset in the window).
+    Presence,
+    /// The owners' `auto_install_cve` setting.
+    AutoInstall,
+}
+
 /// The lock's SMP server.
 #[derive(Debug)]
 pub struct Server {
@@ -157,6 +169,13 @@ pub struct Server {
     auth_key: Option<[u8; 8]>,
     /// The network the `cloud-verify` profile asks (the shell's).
     vendor: Box<dyn crate::profile::VendorServer>,
+    /// Set while the agent's authorized request runs: whether an owner
+    /// (a session) asked; `admit` is skipped.
+    preauth: Option<bool>,
+    /// Consent lives in the agent's store, not in `owners.json`.
+    agent_store: bool,
+    /// A consent change for the agent's store (`Some(None)`: cleared).
+    consent_change: Option<Option<([u8; 32], u64, ConsentBy)>>,
 }
 
 impl Server {
@@ -189,6 +208,9 @@ impl Server {
             export_peer: None,
             auth_key: None,
             vendor: Box::new(crate::profile::Offline),
+            preauth: None,
+            agent_store: false,
+            consent_change: None,
         }
         .with_pending()
     }
@@ -219,6 +241,181 @@ impl Server {
 
     pub(crate) fn owners_changed(&mut self) {
         self.owners_dirty = true;
+    }
+
+    /// Consent and settings live in the agent's store
+    /// ([`crate::agent_shell`]): the server no longer writes them to
+    /// `owners.json`, it reports each consent change
+    /// ([`Server::take_consent_change`]).
+    pub fn use_agent_store(&mut self) {
+        self.agent_store = true;
+    }
+
+    /// The consent change since the last call, for the agent's store:
+    /// `Some(Some((digest, sequence, by)))` granted, `Some(None)` cleared.
+    pub fn take_consent_change(&mut self) -> Option<Option<([u8; 32], u64, ConsentBy)>> {
+        self.consent_change.take()
+    }
+
+    /// The consent the agent's store holds (after a boot, a restart, or
+    /// an owner's consent command): taken if it names the pending update.
+    /// `announce`: an owner just gave it (the audit log records it and the
+    /// install is tried now).
+    pub fn adopt_consent(&mut self, digest: Option<[u8; 32]>, announce: bool) {
+        let Some(p) = &self.pending else { return };
+        if digest != Some(p.hash) || self.update.consent == digest {
+            return;
+        }
+        let sequence = p.sequence;
+        self.update.consent = digest;
+        if announce {
+            self.lock
+                .note(keyway_audit::Event::ConsentGiven { sequence });
+            self.log.push(format!(
+                "consent to install sequence {sequence}: the owner's consent command"
+            ));
+        }
+        let _ = self.try_install();
+    }
+
+    /// The owners' settings, as the agent's store holds them; a pending
+    /// update `auto_install_cve` now covers is consented to.
+    pub fn adopt_settings(&mut self, settings: crate::owners::Settings) {
+        if self.owners.settings() != settings {
+            self.owners.set_settings(settings);
+            self.auto_consent();
+        }
+    }
+
+    /// An owner refused the pending update (the agent's consent command
+    /// with `accept` false): it is erased, as the old command did.
+    pub fn refuse_pending(&mut self) {
+        if let Err(e) = self.refuse_pending_update() {
+            self.log
+                .push(format!("erasing the refused update: {}", e.reason));
+        }
+    }
+
+    /// The agent answered an OS reset (the window's, `in_window`, or the
+    /// owner `owner`'s): with the window open and an update pending, that
+    /// reset is the consent of the person at the lock to install it
+    /// (`smpmgr upgrade` uploads, then resets), as before the agent. The
+    /// reset runs after the answer ([`Server::request_reset`], then
+    /// [`Server::poll_reset`]); a postponed install keeps its consent and
+    /// the reset is declined (`Err` with why: rc 6, as before the agent).
+    pub fn agent_reset(
+        &mut self,
+        in_window: bool,
+        owner: Option<[u8; 8]>,
+        now_ms: u64,
+    ) -> Result<(), String> {
+        if in_window
+            && self.presence_open(now_ms)
+            && self.pending.is_some()
+            && !self.update.installing
+        {
+            self.consent(
+                "a reset asked for with the presence window open (smpmgr upgrade)",
+                ConsentBy::Presence,
+            );
+            if let Some(Err(why)) = self.try_install() {
+                let why = format!(
+                    "{why} (consent kept: the lock installs and resets by itself then; no reset now)"
+                );
+                self.log.push(why.clone());
+                return Err(why);
+            }
+        }
+        if let Some(k) = owner {
+            self.log.push(format!(
+                "reset asked for by owner {}",
+                keyway::keys::hex(&k)
+            ));
+        }
+        Ok(())
+    }
+
+    /// Resets after the answer was sent ([`Server::poll_reset`]).
+    pub fn request_reset(&mut self) {
+        self.reset_pending = true;
+    }
+
+    /// The agent ran a factory reset (the window and the long press): the
+    /// owners, consent and settings are gone from its store; the device
+    /// core forgets the update's state and the PIN, and logs it.
+    pub fn agent_factory_reset(&mut self) {
+        self.long_press_ms = None;
+        self.upload = None;
+        self.clear_update();
+        self.latch.set_pin(crate::lock::DEFAULT_PIN);
+        self.lock.note(keyway_audit::Event::FactoryReset);
+        self.owners_changed();
+        self.log.push(
+            "factory reset: owners, settings and PIN erased (firmware, anchors, audit log and device key kept)"
+                .into(),
+        );
+    }
+
+    /// Serves a request the agent authorized (`owner`: the session's
+    /// owner; `None`: the presence window or anyone, as the agent's table
+    /// allowed): the server's own checks of authority and of whose upload
+    /// a chunk is are skipped, the agent made them.
+    pub(crate) fn serve_authorized(
+        &mut self,
+        r: &Request,
+        owner: Option<[u8; 8]>,
+        now_ms: u64,
+    ) -> Result<Body, Fail> {
+        self.peer = Peer::LOCAL;
+        self.auth_key = owner;
+        self.preauth = Some(owner.is_some());
+        let out = self.dispatch(r, now_ms);
+        self.preauth = None;
+        out
+    }
+
+    /// The pending update's summary as `status` shows it: (sequence,
+    /// version, state, postponed reason, CVE count, highest severity).
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn update_view(
+        &self,
+    ) -> Option<(
+        u64,
+        String,
+        &'static str,
+        Option<String>,
+        u64,
+        Option<keyway_suit::Severity>,
+    )> {
+        let p = self.pending.as_ref()?;
+        let consented = self.update.consent == Some(p.hash);
+        let state = if self.update.installing {
+            "installing"
+        } else if consented && self.update.postponed.is_some() {
+            "postponed"
+        } else {
+            "awaiting-consent"
+        };
+        let reason = if state == "postponed" {
+            self.update.postponed.clone()
+        } else {
+            None
+        };
+        Some((
+            p.sequence,
+            p.version.clone(),
+            state,
+            reason,
+            p.cves.len() as u64,
+            p.highest(),
+        ))
+    }
+
+    /// Whether the release notes of the pending update were served.
+    pub fn notes_offered(&self) -> bool {
+        self.pending
+            .as_ref()
+            .is_some_and(|p| self.update.notes_offered == Some(p.hash))
     }
 
     /// The lock model (battery model, name in status and info).
@@ -339,7 +536,10 @@ impl Server {
         if let Some(p) = &self.pending
             && policy::auto_consent(&self.owners.settings(), p)
         {
-            self.consent("the owner's auto_install_cve setting (a high or critical CVE fix)");
+            self.consent(
+                "the owner's auto_install_cve setting (a high or critical CVE fix)",
+                ConsentBy::AutoInstall,
+            );
         }
         let _ = self.try_install();
     }
@@ -347,6 +547,14 @@ impl Server {
     /// Stores the consent with the owners (`owners.json`, written before
     /// the next reset runs): `None` forgets it.
     fn persist_consent(&mut self, hash: Option<[u8; 32]>) {
+        if self.agent_store {
+            // The agent's store holds consent: the shell applies the
+            // change there (`take_consent_change`).
+            if hash.is_none() {
+                self.consent_change = Some(None);
+            }
+            return;
+        }
         if self.owners.consent() != hash {
             self.owners.set_consent(hash);
             self.owners_changed();
@@ -369,13 +577,24 @@ impl Server {
         }
     }
 
+    /// Who gives a consent the server records itself.
+    pub(crate) fn consent_by(&self, by_owner: bool) -> ConsentBy {
+        match self.auth_key {
+            Some(k) if by_owner => ConsentBy::Owner(k),
+            _ => ConsentBy::Presence,
+        }
+    }
+
     /// Records consent for the pending update.
-    pub(crate) fn consent(&mut self, how: &str) {
+    pub(crate) fn consent(&mut self, how: &str, by: ConsentBy) {
         let Some(p) = &self.pending else { return };
         if self.update.consent != Some(p.hash) {
             let sequence = p.sequence;
             let hash = p.hash;
             self.update.consent = Some(hash);
+            if self.agent_store {
+                self.consent_change = Some(Some((hash, sequence, by)));
+            }
             self.persist_consent(Some(hash));
             self.lock
                 .note(keyway_audit::Event::ConsentGiven { sequence });
@@ -719,7 +938,11 @@ impl Server {
     fn dispatch(&mut self, r: &Request, now_ms: u64) -> Result<Body, Fail> {
         let h = r.header;
         let write = h.op == Op::Write;
-        let by_owner = self.admit(r, now_ms)?;
+        // The agent (`crate::agent_shell`) already decided who may.
+        let by_owner = match self.preauth {
+            Some(by_owner) => by_owner,
+            None => self.admit(r, now_ms)?,
+        };
         match (h.group, h.id) {
             (group::OS, os_cmd::ECHO) => {
                 let d = get_text(&r.body, "d").map_err(inval)?.unwrap_or("");
@@ -745,8 +968,10 @@ impl Server {
                 // window open that reset is the consent of the person at
                 // the lock to install what was uploaded.
                 if self.presence_open(now_ms) && self.pending.is_some() && !self.update.installing {
+                    let by = self.consent_by(by_owner);
                     self.consent(
                         "a reset asked for with the presence window open (smpmgr upgrade)",
+                        by,
                     );
                     if let Some(Err(why)) = self.try_install() {
                         return Err(Fail::Smp(
@@ -783,11 +1008,15 @@ impl Server {
                         // A test boot of the pending update is the consent
                         // of a person at the lock, or of the owner who
                         // signed it (`admit` let in nobody else).
-                        self.consent(if by_owner {
-                            "an owner's signed test boot"
-                        } else {
-                            "a test boot asked for with the presence window open"
-                        });
+                        let by = self.consent_by(by_owner);
+                        self.consent(
+                            if by_owner {
+                                "an owner's signed test boot"
+                            } else {
+                                "a test boot asked for with the presence window open"
+                            },
+                            by,
+                        );
                         if let Some(Err(why)) = self.try_install() {
                             return Err(Fail::Smp(
                                 MgmtErr::BadState,

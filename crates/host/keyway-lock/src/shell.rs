@@ -1,5 +1,9 @@
 //! The thin shell: the files, the UDP socket, the control socket, the
-//! clock and the threads around the sans-IO [`Server`]. `main.rs` runs it
+//! clock and the threads around the lock's brain: `keyway-agent` through
+//! [`crate::agent_shell`] ([`Brain::Agent`]: every datagram goes to
+//! `Agent::handle`, the button to `Agent::button`, the agent's store to
+//! `agent-store.bin` before each answer), or, until the tools and tests
+//! have moved, the legacy sans-IO [`Server`] ([`Brain::Legacy`]). `main.rs` runs it
 //! until the process is killed; the demo, the audit's tests and the
 //! benchmarks run it in-process with [`start`] and stop it with
 //! [`Running::power_off`], which is a power cut: the flash file holds
@@ -24,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow};
 
+use crate::agent_shell::{self, AgentLock};
 use crate::server::Server;
 use crate::state::{StateDir, wall_clock_secs};
 
@@ -57,6 +62,55 @@ pub struct Options {
     pub verbose: bool,
     /// The lock's behaviour: the real one, or a deliberate flaw.
     pub profile: crate::profile::Profile,
+    /// Which brain answers SMP: the agent, or (until every user moved)
+    /// the legacy server with its signed owner commands.
+    pub brain: Brain,
+}
+
+/// Which brain answers SMP (`keyway-lock --brain`). Temporary: the
+/// legacy server goes once `keyway audit`, the demo and the tests speak
+/// the agent's channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Brain {
+    /// `keyway-agent` ([`crate::agent_shell`]): pairing by setup code,
+    /// sessions, sealed owner commands; consent in the agent's store.
+    Agent,
+    /// The old server: owners paired by key in the window, commands
+    /// signed with a challenge; consent in `owners.json`.
+    #[default]
+    Legacy,
+}
+
+impl std::str::FromStr for Brain {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "agent" => Ok(Brain::Agent),
+            "legacy" => Ok(Brain::Legacy),
+            o => Err(format!("unknown brain {o:?}: agent or legacy")),
+        }
+    }
+}
+
+/// The lock's brain and device core.
+enum Core {
+    Legacy(Box<Server>),
+    Agent(Box<AgentLock>),
+}
+
+impl Core {
+    fn server(&self) -> &Server {
+        match self {
+            Core::Legacy(s) => s,
+            Core::Agent(a) => a.server(),
+        }
+    }
+    fn server_mut(&mut self) -> &mut Server {
+        match self {
+            Core::Legacy(s) => s,
+            Core::Agent(a) => a.server_mut(),
+        }
+    }
 }
 
 impl Options {
@@ -75,6 +129,7 @@ impl Options {
             relock_seconds: 30,
             verbose: false,
             profile: crate::profile::Profile::Default,
+            brain: Brain::default(),
         }
     }
 }
@@ -101,12 +156,15 @@ impl crate::profile::VendorServer for TcpVendorServer {
 
 /// The lock's state shared by the shell's threads.
 struct Shared {
-    server: Server,
+    core: Core,
     dir: StateDir,
     start: Instant,
     /// The boot counter as `boot-count` stores it.
     boot_saved: u32,
     verbose: bool,
+    /// The test flag `--presence-always-open` (the agent's window is
+    /// pressed open again whenever it closed).
+    presence_always_open: bool,
 }
 
 impl Shared {
@@ -115,7 +173,7 @@ impl Shared {
     }
 
     fn flush_log(&mut self) {
-        for l in self.server.take_log() {
+        for l in self.core.server_mut().take_log() {
             if self.verbose {
                 eprintln!("keyway-lock: {l}");
             }
@@ -127,7 +185,18 @@ impl Shared {
     /// was removed (or paired) is never undone by a power cut right after
     /// it (`settle` would store them only after the answer).
     fn save_owners_now(&mut self) {
-        save_owners(&mut self.server, &self.dir);
+        save_owners(self.core.server_mut(), &self.dir);
+        self.save_store();
+    }
+
+    /// Writes the agent's store flash if the last call changed it.
+    fn save_store(&mut self) {
+        if let Core::Agent(a) = &mut self.core
+            && let Some(bytes) = a.take_store_changes()
+            && let Err(e) = self.dir.save_agent_store(bytes)
+        {
+            eprintln!("keyway-lock: saving the agent's store: {e:#}");
+        }
     }
 
     /// After a request, control line or tick: its audit events are
@@ -136,8 +205,18 @@ impl Shared {
     /// written too.
     fn settle(&mut self, before: (u64, u64)) {
         self.commit(before);
-        let mid = self.server.lock().flash_work();
-        self.server.poll_reset();
+        let mid = self.core.server().lock().flash_work();
+        let now = self.now_ms();
+        if self.core.server_mut().poll_reset().is_some()
+            && let Core::Agent(a) = &mut self.core
+            && let Err(e) = a.after_boot(now)
+        {
+            eprintln!("keyway-lock: the agent's boot: {e}");
+        }
+        if let Core::Agent(a) = &mut self.core {
+            a.after_tick();
+        }
+        self.save_store();
         self.flush_log();
         self.commit(mid);
     }
@@ -146,11 +225,12 @@ impl Shared {
     /// (the flash work before the request) changed.
     fn commit(&mut self, before: (u64, u64)) {
         let Shared {
-            server,
+            core,
             dir,
             boot_saved,
             ..
         } = self;
+        let server = core.server_mut();
         // A reset or a power cut booted again: store the counter before
         // records carry it.
         if let Some(n) = server.lock().boot_count()
@@ -245,7 +325,10 @@ pub fn start(o: &Options) -> Result<Running> {
     let dir = StateDir::new(&o.state);
     dir.secure()?;
     let model = crate::policy::model(&o.model).map_err(|e| anyhow!("--model: {e}"))?;
-    let owners = dir.owners()?;
+    let owners = match o.brain {
+        Brain::Legacy => Some(dir.owners()?),
+        Brain::Agent => None,
+    };
     let mut lock = dir.load()?;
     lock.profile = o.profile.clone();
     let (signer, kid) = dir.device_signer()?;
@@ -276,17 +359,39 @@ pub fn start(o: &Options) -> Result<Running> {
         ..crate::lock::Config::default()
     });
     server.set_model(model);
-    server.set_owners(owners);
+    let core = match owners {
+        Some(owners) => {
+            server.set_owners(owners);
+            Core::Legacy(Box::new(server))
+        }
+        None => {
+            let lock = AgentLock::new(
+                server,
+                dir.agent_store()?,
+                dir.device_keypair()?,
+                dir.setup_verifier()?.as_ref(),
+                0,
+            )
+            .map_err(|e| anyhow!(e))?;
+            let mut lock = Box::new(lock);
+            // The verifier it stored at its first start, before any answer.
+            if let Some(bytes) = lock.take_store_changes() {
+                dir.save_agent_store(bytes)?;
+            }
+            Core::Agent(lock)
+        }
+    };
     let socket = UdpSocket::bind(o.bind).with_context(|| format!("binding UDP {}", o.bind))?;
     // The receive loop wakes up to see a power-off.
     socket.set_read_timeout(Some(Duration::from_millis(100)))?;
     let smp = socket.local_addr()?;
     let shared = Arc::new(Mutex::new(Shared {
-        server,
+        core,
         dir,
         start: Instant::now(),
         boot_saved,
         verbose: o.verbose,
+        presence_always_open: o.presence_always_open,
     }));
     let stop = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
@@ -315,9 +420,9 @@ pub fn start(o: &Options) -> Result<Running> {
             while !stop.load(Ordering::SeqCst) {
                 std::thread::sleep(Duration::from_millis(50));
                 let mut s = shared.lock().unwrap_or_else(PoisonError::into_inner);
-                let before = s.server.lock().flash_work();
+                let before = s.core.server().lock().flash_work();
                 let now = s.now_ms();
-                s.server.tick(now);
+                s.core.server_mut().tick(now);
                 // A postponed install that may go ahead resets the lock.
                 s.settle(before);
             }
@@ -358,16 +463,38 @@ fn smp_loop(socket: &UdpSocket, shared: &Arc<Mutex<Shared>>, stop: &AtomicBool) 
             }
         };
         let mut s = shared.lock().unwrap_or_else(PoisonError::into_inner);
-        let before = s.server.lock().flash_work();
+        let before = s.core.server().lock().flash_work();
         let now = s.now_ms();
-        s.server.set_rtc(wall_clock_secs());
+        s.core.server_mut().set_rtc(wall_clock_secs());
         let frame = buf.get(..n).unwrap_or(&[]);
-        let response = s.server.handle_from(frame, peer.into(), now);
+        let always_open = s.presence_always_open;
+        let response = match &mut s.core {
+            Core::Legacy(server) => server.handle_from(frame, peer.into(), now),
+            Core::Agent(a) => {
+                // The test flag: a person keeps pressing the button.
+                if always_open && !a.agent().window_open(now) {
+                    let _ = a.button(now, keyway_agent::agent::Press::Short);
+                }
+                let time = keyway_audit::Time {
+                    rtc: wall_clock_secs(),
+                    boot: a.server().lock().boot_count().unwrap_or(0),
+                };
+                a.handle(
+                    agent_shell::peer_id(peer),
+                    keyway_agent::agent::Now { ms: now, time },
+                    frame,
+                )
+                .answer
+            }
+        };
         // A lock that lost power mid-request does not answer; one that
-        // answers has stored a change of owners first.
-        if !s.server.lost_power() {
+        // answers has stored a change of owners (and the agent's store)
+        // first.
+        if !s.core.server().lost_power() {
             s.save_owners_now();
-            if let Err(e) = socket.send_to(&response, peer) {
+            if !response.is_empty()
+                && let Err(e) = socket.send_to(&response, peer)
+            {
                 eprintln!("keyway-lock: send to {peer}: {e}");
             }
         }
@@ -499,15 +626,21 @@ fn serve_control<S>(
             let answer = {
                 let mut guard = shared.lock().unwrap_or_else(PoisonError::into_inner);
                 let s = &mut *guard;
-                let before = s.server.lock().flash_work();
+                let before = s.core.server().lock().flash_work();
                 let now = s.now_ms();
-                let a = crate::control::handle_line_in(
-                    &mut s.server,
-                    &line,
-                    now,
-                    wall_clock_secs(),
-                    &s.dir,
-                );
+                let a = match &mut s.core {
+                    Core::Agent(agent) => button_line(agent, &line, now),
+                    Core::Legacy(_) => None,
+                };
+                let a = a.unwrap_or_else(|| {
+                    crate::control::handle_line_in(
+                        s.core.server_mut(),
+                        &line,
+                        now,
+                        wall_clock_secs(),
+                        &s.dir,
+                    )
+                });
                 s.settle(before);
                 a
             };
@@ -518,6 +651,32 @@ fn serve_control<S>(
             }
         }
     });
+}
+
+/// The control socket's button (`presence`, `long-press`,
+/// `presence-close`) on a lock that
+/// runs the agent: the press goes to the agent (the window it checks),
+/// and the device core's window follows it. `None`: not a button line.
+fn button_line(lock: &mut AgentLock, line: &str, now_ms: u64) -> Option<serde_json::Value> {
+    use keyway_agent::agent::Press;
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    let press = match v.get("cmd").and_then(serde_json::Value::as_str)? {
+        "presence" => Press::Short,
+        "long-press" => Press::Long,
+        "presence-close" => {
+            lock.close_window();
+            return Some(serde_json::json!({"ok": true}));
+        }
+        _ => return None,
+    };
+    Some(match lock.button(now_ms, press) {
+        Ok(()) => serde_json::json!({
+            "ok": true,
+            "presence_open": lock.agent().window_open(now_ms),
+            "presence_seconds": keyway_agent::agent::Config::default().window_ms / 1000,
+        }),
+        Err(e) => serde_json::json!({"ok": false, "error": e}),
+    })
 }
 
 /// A stream the control loop can read and answer at once.

@@ -14,6 +14,8 @@
 //! DIR/setup-verifier the SPAKE2+ verifier of the lock's setup code (117 bytes, 0600;
 //!                    keyway-channel's StoredVerifier: w0, L, salt, iterations)
 //! DIR/setup-code     the setup code itself, `1234-5670` (0600): the label, for the lab
+//! DIR/agent-store.bin the agent's store flash, 16 KiB (0600): owners, consent, settings,
+//!                    the setup code's verifier, the wrong-code count (crate::agent_shell)
 //! ```
 //!
 //! **The setup code.** `keyway-lock provision` makes a per-lock setup code
@@ -182,6 +184,9 @@ impl StateDir {
         write_atomic(&self.path("lock.json"), id.to_json().as_bytes())?;
         let _ = std::fs::remove_file(self.path("keyset.cbor"));
         let _ = std::fs::remove_file(self.path("owners.json"));
+        // The agent's owners, consent and settings belong to the lock
+        // this directory held before.
+        let _ = std::fs::remove_file(self.path(crate::agent_shell::STORE_FILE));
         let _ = std::fs::remove_file(self.path("boot-count"));
         // A code made for the lock this directory held before; the caller
         // makes a new one (`new_setup_code`).
@@ -235,6 +240,42 @@ impl StateDir {
         let signer = Ed25519Signer::from_seed(k.to_bytes())
             .ok_or_else(|| anyhow!("{}: unusable Ed25519 seed", path.display()))?;
         Ok((signer, kid))
+    }
+
+    /// The device's Ed25519 key pair (`device.key`, created if missing)
+    /// as the agent holds it: the key its pairing and sessions prove, the
+    /// same key that signs the audit log.
+    pub fn device_keypair(&self) -> Result<ed25519_compact::KeyPair> {
+        self.device_signer()?;
+        let path = self.path("device.key");
+        let key = keyway::keys::SigningKey::load(&path)
+            .with_context(|| format!("the device key {}", path.display()))?;
+        let keyway::keys::SigningKey::Ed25519(k) = key else {
+            bail!("{}: the device key must be Ed25519", path.display());
+        };
+        Ok(ed25519_compact::KeyPair::from_seed(
+            ed25519_compact::Seed::new(k.to_bytes()),
+        ))
+    }
+
+    /// The agent's store flash (`agent-store.bin`; a blank one if the
+    /// lock has none yet).
+    pub fn agent_store(&self) -> Result<crate::agent_shell::StoreFlash> {
+        let path = self.path(crate::agent_shell::STORE_FILE);
+        match std::fs::read(&path) {
+            Ok(b) => crate::agent_shell::store_from_bytes(b)
+                .map_err(|e| anyhow!("{}: {e}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                crate::agent_shell::blank_store().map_err(|e| anyhow!(e))
+            }
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    /// Writes the agent's store flash (`agent-store.bin`, 0600,
+    /// atomically: the file holds the flash before or after the write).
+    pub fn save_agent_store(&self, bytes: &[u8]) -> Result<()> {
+        write_atomic(&self.path(crate::agent_shell::STORE_FILE), bytes)
     }
 
     /// Makes `device.key` (PKCS#8 PEM) and `device.pub` (SPKI PEM), both

@@ -391,3 +391,57 @@ fn ctl_on_a_unix_socket_cut_mid_upload_and_owners_survive_a_restart() {
         ]
     );
 }
+
+/// `keyway-lock --brain agent`: the binary answers with keyway-agent's
+/// authority over UDP. With the window held open (the test flag) a peer
+/// still gets no owner command in the clear (status: "the command needs
+/// an owner's session", kw-rc 14), the old `pair KEY` and `challenge` are
+/// not served (ENOTSUP), the image state is open to anyone, and pairing
+/// starts with the setup code's parameters (id 11), which the legacy
+/// brain does not serve.
+#[test]
+fn brain_agent_answers_with_the_agents_authority() {
+    let tmp = tempfile::tempdir().unwrap();
+    let files = keygen(tmp.path().join("vendor"), Algorithm::Ed25519).unwrap();
+    let key = SigningKey::load(&files.private).unwrap();
+    std::fs::write(tmp.path().join("v1.suit"), release(&key, "1.0.0", 1)).unwrap();
+    let state = tmp.path().join("lock");
+    let out = Command::new(BIN)
+        .args(["provision", "--state"])
+        .arg(&state)
+        .arg("--vendor-key")
+        .arg(&files.public)
+        .args([
+            "--vendor-domain",
+            "locks.example",
+            "--class",
+            "deadbolt-2",
+            "--factory",
+        ])
+        .arg(tmp.path().join("v1.suit"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let (_lock, sock) = start_with(&state, &["--presence-always-open", "--brain", "agent"]);
+    let status = request(&sock, Op::Read, 64, 0, vec![]);
+    assert_eq!(
+        smp::get_u64(&status, "kw-rc").unwrap(),
+        Some(14),
+        "{status:?}"
+    );
+    let pair = vec![(t("key"), Value::Bytes(key.raw_public_key_bytes()))];
+    for (id, op, body) in [(7u8, Op::Read, vec![]), (8, Op::Write, pair)] {
+        let r = request(&sock, op, 64, id, body);
+        assert_eq!(smp::get_u64(&r, "rc").unwrap(), Some(8), "id {id}: {r:?}");
+    }
+    assert_eq!(images(&sock)[0].1, "1.0.0");
+    let params = request(&sock, Op::Read, 64, 11, vec![]);
+    assert!(
+        smp::get_bytes(&params, "params").unwrap().is_some(),
+        "{params:?}"
+    );
+    // The agent's store is a file of its own, private.
+    use std::os::unix::fs::PermissionsExt as _;
+    let m = std::fs::metadata(state.join("agent-store.bin")).unwrap();
+    assert_eq!(m.permissions().mode() & 0o777, 0o600);
+}

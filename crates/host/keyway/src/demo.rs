@@ -274,6 +274,9 @@ pub fn run(dir: &Path, namespace: Result<(), String>, out: &mut dyn Write) -> Re
         false,
     )?;
     writeln!(out, "    provisioned: {summary}")?;
+    // The label on the lock: the setup code the owner pairs with.
+    let code = sd.new_setup_code()?;
+    writeln!(out, "    Setup code: {code} (on the lock's label)")?;
 
     writeln!(
         out,
@@ -336,6 +339,7 @@ pub fn run(dir: &Path, namespace: Result<(), String>, out: &mut dyn Write) -> Re
     )?;
     let mut o = keyway_lock::shell::Options::new(&state, "127.0.0.1:0".parse()?);
     o.control = Some("127.0.0.1:0".parse()?);
+    o.brain = keyway_lock::shell::Brain::Agent;
     let lock = keyway_lock::shell::start(&o)?;
     let control = lock
         .control
@@ -343,7 +347,7 @@ pub fn run(dir: &Path, namespace: Result<(), String>, out: &mut dyn Write) -> Re
     let target = format!("udp:{}", lock.smp);
     writeln!(
         out,
-        "  $ keyway-lock --state {} --bind {} --control {control}\n    {}",
+        "  $ keyway-lock --state {} --bind {} --control {control} --brain agent\n    {}",
         state.display(),
         lock.smp,
         lock.boot
@@ -355,11 +359,30 @@ pub fn run(dir: &Path, namespace: Result<(), String>, out: &mut dyn Write) -> Re
         "presence 60",
         r#"{"cmd":"presence","seconds":60}"#,
     )?;
+    let owner = p("owner.key");
+    // The owner reads the code off the label; pairing proves it (SPAKE2+)
+    // and from then on every owner command runs in an encrypted session.
+    let label = at_lock(out, control, "setup-code", r#"{"cmd":"setup-code"}"#)?;
+    let code = label
+        .get("setup_code")
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| anyhow!("the lock shows no setup code"))?
+        .to_owned();
     keyway(
         out,
-        &["device", "--target", &target, "pair", &p("owner.pub")],
+        &[
+            "device",
+            "--target",
+            &target,
+            "--owner-key",
+            &owner,
+            "pair",
+            "--setup-code",
+            &code,
+            "--name",
+            "owner",
+        ],
     )?;
-    let owner = p("owner.key");
     let owner_args = ["device", "--target", &target, "--owner-key", &owner];
     let kd = |out: &mut dyn Write, extra: &[&str]| -> Result<String> {
         let mut args = owner_args.to_vec();

@@ -493,3 +493,35 @@ fn an_external_lock_with_a_unix_control_socket_is_audited_through_it() {
     let c1 = v["checks"][0]["evidence"].to_string();
     assert!(c1.contains(&format!("unix:{}", sock.display())), "{c1}");
 }
+
+/// The audit against a lock that runs the agent (`--lock-brain agent`):
+/// it reads the setup code off the label (the control socket), pairs its
+/// owner by it and runs the owner's commands in sessions.
+#[test]
+fn agent_brain_lock_is_audited_with_an_owner_paired_by_setup_code() {
+    let t = tempfile::tempdir().unwrap();
+    provision(t.path());
+    StateDir::new(t.path().join("lock"))
+        .new_setup_code()
+        .unwrap();
+    let mut args = vendor_args(t.path());
+    args.extend(["--lock-brain".into(), "agent".into()]);
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (v, ok) = audit(t.path(), &argv);
+    println!("{}", show(&v));
+    let mut want = BTreeSet::new();
+    if !namespaces_permitted() && numbers(&v, "FAIL").contains(&1) {
+        want.insert(1);
+    }
+    assert_eq!(numbers(&v, "FAIL"), want, "{}", show(&v));
+    assert_eq!(
+        numbers(&v, "PASS").len() + want.len(),
+        12,
+        "every check runs and passes\n{}",
+        show(&v)
+    );
+    assert_eq!(ok, want.is_empty());
+    // The owner it paired by the setup code consented in a session.
+    let c2 = v["checks"][1]["evidence"].to_string();
+    assert!(c2.contains("consent (owner, in a session)"), "{c2}");
+}

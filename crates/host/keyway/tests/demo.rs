@@ -45,6 +45,10 @@ fn demo_updates_offline_through_a_power_cut_and_passes_its_audit() {
     }
     let html = std::fs::read_to_string(dir.join("report.html")).expect("the HTML report");
     assert!(html.contains("<html") && html.contains("Router unplugged"));
+    // The owner paired by the lock's setup code, and the audit's owner
+    // commands ran in sessions with the lock's agent.
+    assert!(text.contains("pair --setup-code"), "{text}");
+    assert!(html.contains("consent (owner, in a session)"));
     // The lock's state stays for inspection; its process does not.
     assert!(dir.join("lock/flash.bin").exists());
 }

@@ -62,6 +62,11 @@ pub struct ServeError {
     pub rc: MgmtErr,
     /// Keyway's typed refusal, if any.
     pub refusal: Option<Refusal>,
+    /// The group's own error code (an MCUmgr group error, e.g. the image
+    /// group's `CURRENT_VERSION_IS_NEWER`): an SMPv2 request is answered
+    /// `err: {group, rc}` with it, as MCUmgr's standard tools expect; an
+    /// SMPv1 request gets `rc` above.
+    pub group_rc: Option<u16>,
 }
 
 /// The lock around the agent. Every method is called synchronously inside
@@ -77,6 +82,24 @@ pub trait Device {
     /// bolt as the sensor reports it afterwards, which is what the answer
     /// tells the owner.
     fn drive_bolt(&mut self, to: Bolt) -> Bolt;
+    /// An OS reset was authorized (by the window or an owner, within the
+    /// reset limit): the lock may still decline it with an error (e.g. an
+    /// install its policy postpones: nothing resets now). `Ok`: the agent
+    /// answers success and returns [`super::Event::Reset`]; the shell
+    /// resets after sending. The default accepts.
+    fn reset_requested(&mut self, by: Authority) -> Result<(), ServeError> {
+        let _ = by;
+        Ok(())
+    }
+    /// An owner's consent command was written to the store: `Some(digest)`
+    /// accepted the pending update with that envelope digest, `None`
+    /// refused it. The installer acts on it here (arms the install if its
+    /// policy allows, or erases the refused update); the answer then
+    /// reports [`Device::firmware`] as it stands afterwards. The default
+    /// does nothing (the shell acts on [`super::Event::Consent`] instead).
+    fn consent_stored(&mut self, digest: Option<[u8; 32]>) {
+        let _ = digest;
+    }
     /// Serves a command the agent has authorized (for `by`) but does not
     /// implement itself yet: OS info, the image group (state, state write,
     /// upload, erase), release notes and the log export. Writes the answer

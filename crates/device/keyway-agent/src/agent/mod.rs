@@ -461,6 +461,24 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
             .set_verifier(&mut self.flash, &store_verifier(verifier))
     }
 
+    /// Records consent that did not come through an owner's session (the
+    /// shell's: a person at the lock who tested or reset into the pending
+    /// update in the presence window, or the owners' `auto_install_cve`
+    /// setting). Written to the store before it returns: consent has one
+    /// home, the store, which the installer reads.
+    pub fn grant_consent(&mut self, consent: &Consent) -> Result<(), store::Error<F::Error>> {
+        self.store.grant_consent(&mut self.flash, consent)
+    }
+
+    /// Drops the stored consent (the shell armed its install, or the
+    /// update it names went away). Writes nothing when there is none.
+    pub fn clear_consent(&mut self) -> Result<(), store::Error<F::Error>> {
+        if self.store.state().consent().is_none() {
+            return Ok(());
+        }
+        self.store.clear_consent(&mut self.flash)
+    }
+
     /// Whether the presence window is open at `now_ms`.
     pub fn window_open(&self, now_ms: u64) -> bool {
         now_ms < self.window.open_until_ms
@@ -495,7 +513,9 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
         Ok(())
     }
 
-    fn close_window(&mut self) {
+    /// Closes the presence window now (the person at the lock cancelled
+    /// it; pairing closes it too). A long press given in it is forgotten.
+    pub fn close_window(&mut self) {
         self.window = Window {
             open_until_ms: 0,
             long_press: false,
@@ -1093,8 +1113,16 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
             Request::Reset(_) => {
                 let v = self.resets.check(now.ms);
                 if v.is_allowed() {
-                    event = Event::Reset { by: who };
-                    ok_frame(out, hdr, &Response::Reset)
+                    // The lock may decline (the reset of `smpmgr upgrade`
+                    // in the window is the consent to install, and an
+                    // install the policy postpones resets nothing now).
+                    match device.reset_requested(who) {
+                        Ok(()) => {
+                            event = Event::Reset { by: who };
+                            ok_frame(out, hdr, &Response::Reset)
+                        }
+                        Err(e) => error_frame(out, hdr, e.rc, e.refusal, typed),
+                    }
                 } else {
                     let r = Refusal::RateLimited {
                         retry_s: verdict_secs(v),
@@ -1159,6 +1187,11 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
                                     accept: m.accept,
                                     by,
                                 };
+                                // The installer acts on it now (arms the
+                                // update, or erases the refused one), so
+                                // the answer tells where it stands.
+                                device.consent_stored(m.accept.then_some(p.digest));
+                                let fw = device.firmware();
                                 ok_frame(
                                     out,
                                     hdr,
@@ -1276,6 +1309,12 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
                     let (len, ok) = Self::serve(device, hdr, req, who, typed, out);
                     if ok {
                         self.upload_took(me, &u, now.ms);
+                    } else if self.upload.is_some_and(|b| b.by == me) {
+                        // The shell refused the chunk and dropped the
+                        // upload (a bad head, digest or size): it binds
+                        // nobody any more, or the lock would refuse every
+                        // other uploader for UPLOAD_IDLE_MS.
+                        self.upload = None;
                     }
                     len
                 }
@@ -1364,6 +1403,23 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
                 h.len = len;
                 head.copy_from_slice(&h.encode());
                 (HEADER_LEN + n, true)
+            }
+            Err(ServeError {
+                group_rc: Some(g),
+                refusal,
+                ..
+            }) if hdr.smp_version() == keyway_smp::Version::V2 => {
+                let refusal = refusal.filter(|_| typed);
+                let body = keyway_smp::ErrorRsp {
+                    rc: None,
+                    group: Some((hdr.group, u64::from(g))),
+                    rsn: None,
+                    refusal,
+                };
+                (
+                    keyway_smp::answer_frame(out, hdr, |w| body.encode(w)).unwrap_or(0),
+                    false,
+                )
             }
             Err(e) => (error_frame(out, hdr, e.rc, e.refusal, typed), false),
         }

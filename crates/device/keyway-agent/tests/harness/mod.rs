@@ -51,6 +51,9 @@ pub struct FakeDevice {
     /// Commands served through `Device::serve`, with who they were for.
     pub served: Vec<(u16, u8, Authority)>,
     pub bolt_moves: u32,
+    /// The installer refuses every upload chunk (a bad head, digest or
+    /// size: the shell drops its upload).
+    pub refuse_chunks: bool,
 }
 
 impl Default for FakeDevice {
@@ -61,6 +64,7 @@ impl Default for FakeDevice {
             pending: None,
             served: Vec::new(),
             bolt_moves: 0,
+            refuse_chunks: false,
         }
     }
 }
@@ -103,8 +107,16 @@ impl Device for FakeDevice {
         let full = |_| ServeError {
             rc: keyway_smp::MgmtErr::NoMem,
             refusal: None,
+            group_rc: None,
         };
         let rsp = match request {
+            Request::Upload(_) if self.refuse_chunks => {
+                return Err(ServeError {
+                    rc: keyway_smp::MgmtErr::Inval,
+                    refusal: None,
+                    group_rc: None,
+                });
+            }
             Request::ImageState | Request::ImageStateWrite(_) => {
                 Response::ImageState(img::StateRsp {
                     images: keyway_smp::seq::Seq::Items(&[]),
@@ -139,6 +151,7 @@ impl Device for FakeDevice {
                 return Err(ServeError {
                     rc: keyway_smp::MgmtErr::NotSup,
                     refusal: None,
+                    group_rc: None,
                 });
             }
         };

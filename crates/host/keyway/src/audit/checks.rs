@@ -141,8 +141,12 @@ pub(super) fn run(o: &Options) -> Result<(String, String, Vec<Check>, Vec<String
             let ident = o.vendor_domain.clone().zip(o.class.clone());
             (*a, o.control.clone(), ident, o.pin.clone(), None, key)
         }
-        Target::Launch { state, profile } => {
-            let l = launch(state, profile.as_deref())?;
+        Target::Launch {
+            state,
+            profile,
+            brain,
+        } => {
+            let l = launch(state, profile.as_deref(), *brain)?;
             let r = (
                 l.running.smp,
                 l.running.control.map(ControlAddr::Tcp),
@@ -187,6 +191,21 @@ pub(super) fn run(o: &Options) -> Result<(String, String, Vec<Check>, Vec<String
         }
         None => None,
     };
+    // An owner key paired with this lock by its setup code
+    // (`keyway device pair --setup-code`): its sessions are sealed.
+    if let Some(p) = &o.owner_key
+        && let Some(k) = &owner
+    {
+        let path = crate::device::paired::locks_path(p);
+        if path.exists() {
+            let locks = crate::device::paired::PairedLocks::load(&path, k.key_id())
+                .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+            let record = locks
+                .find(&format!("udp:{addr}"))
+                .or_else(|| locks.find(&addr.to_string()));
+            smp.set_paired(record.map(|r| r.device_key))?;
+        }
+    }
     let mut s = Session {
         o,
         smp,
@@ -245,7 +264,11 @@ struct Launched {
     device_key: PublicKey,
 }
 
-fn launch(state: &std::path::Path, profile: Option<&str>) -> Result<Launched> {
+fn launch(
+    state: &std::path::Path,
+    profile: Option<&str>,
+    brain: keyway_lock::shell::Brain,
+) -> Result<Launched> {
     let dir = keyway_lock::state::StateDir::new(state);
     let id: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(state.join("lock.json"))
@@ -264,6 +287,7 @@ fn launch(state: &std::path::Path, profile: Option<&str>) -> Result<Launched> {
         .with_context(|| format!("{}/device.pub", state.display()))?;
     let mut opts = keyway_lock::shell::Options::new(state, "127.0.0.1:0".parse()?);
     opts.control = Some("127.0.0.1:0".parse()?);
+    opts.brain = brain;
     if let Some(p) = profile {
         opts.profile =
             keyway_lock::profile::Profile::parse(p).map_err(|e| anyhow!("--lock-profile: {e}"))?;
@@ -415,10 +439,21 @@ impl Session<'_> {
         Ok(Some(line))
     }
 
-    /// Opens the presence window and pairs `key`.
+    /// Opens the presence window and pairs `key`: with the setup code
+    /// read off the lock's label (the control socket's `setup-code`) where
+    /// the lock has one (its owner commands then run in a session), else
+    /// by the old `pair KEY`.
     fn pair(&mut self, key: &SigningKey) -> Result<u64> {
         self.ctl(json!({"cmd": "presence", "seconds": 30}))?;
-        let b = self.smp.pair(key)?.ok("pair")?;
+        let code = self
+            .ctl(json!({"cmd": "setup-code"}))
+            .ok()
+            .and_then(|v| v.get("setup_code")?.as_str().map(str::to_owned))
+            .and_then(|c| keyway_channel::SetupCode::parse(&c).ok());
+        let b = match code {
+            Some(code) => self.smp.pair_by_code(key, &code)?.ok("pair")?,
+            None => self.smp.pair(key)?.ok("pair")?,
+        };
         let _ = self.ctl(json!({"cmd": "presence-close"}));
         Ok(smp::get_u64(&b, "owners").ok().flatten().unwrap_or(0))
     }
@@ -596,7 +631,12 @@ impl Session<'_> {
                 ),
                 Answer::Err { .. } => false,
             };
-            return Ok((format!("consent (owner, signed): {}", summary(&a)), taken));
+            let how = if self.smp.paired().is_some() {
+                "owner, in a session"
+            } else {
+                "owner, signed"
+            };
+            return Ok((format!("consent ({how}): {}", summary(&a)), taken));
         }
         self.ctl(json!({"cmd": "presence", "seconds": 120}))?;
         let a = self

@@ -94,6 +94,9 @@ fn outcome(r: Result<Body, DeviceError>) -> Result<Option<Answer>> {
 pub struct Smp {
     addr: SocketAddr,
     owner: Option<SigningKey>,
+    /// The lock's device key, when the owner paired by its setup code:
+    /// owner commands run in a session that proves it.
+    paired: Option<[u8; 32]>,
     timeout: Duration,
     /// A short, single wait while a power cut is expected.
     window: Option<Duration>,
@@ -111,9 +114,10 @@ impl Smp {
         Ok(Smp {
             addr,
             owner: None,
+            paired: None,
             timeout,
             window: None,
-            client: build(addr, None, timeout, TRIES)?,
+            client: build(addr, None, None, timeout, TRIES)?,
         })
     }
 
@@ -122,8 +126,44 @@ impl Smp {
             Some(t) => (t, 1),
             None => (self.timeout, TRIES),
         };
-        self.client = build(self.addr, self.owner.clone(), t, n)?;
+        self.client = build(self.addr, self.owner.clone(), self.paired, t, n)?;
         Ok(())
+    }
+
+    /// The lock's device key the owner paired with (`None`: the owner
+    /// signs its commands, the old way).
+    pub fn set_paired(&mut self, device_key: Option<[u8; 32]>) -> Result<()> {
+        self.paired = device_key;
+        self.rebuild()
+    }
+
+    /// The lock's device key the owner paired with by the setup code.
+    pub fn paired(&self) -> Option<[u8; 32]> {
+        self.paired
+    }
+
+    /// Pairs `key` by the lock's setup `code` (the presence window must
+    /// be open); on success the owner's commands run in sessions with the
+    /// device key the pairing authenticated.
+    pub fn pair_by_code(
+        &mut self,
+        key: &SigningKey,
+        code: &keyway_channel::SetupCode,
+    ) -> Result<Answer> {
+        let mut c = build(self.addr, Some(key.clone()), None, self.timeout, TRIES)?;
+        match c.pair_with_code(code, "keyway-audit") {
+            Ok(r) => {
+                self.owner = Some(key.clone());
+                self.paired = Some(r.device_key);
+                self.rebuild()?;
+                Ok(Answer::Ok(vec![(
+                    ciborium::Value::Text("owners".into()),
+                    ciborium::Value::from(r.owners),
+                )]))
+            }
+            Err(e) => outcome(Err(e))?
+                .ok_or_else(|| anyhow!("no answer from the lock at udp:{} (pair)", self.addr)),
+        }
     }
 
     /// Signs owner requests with `owner` from now on.
@@ -134,9 +174,21 @@ impl Smp {
 
     /// While a power cut is expected (`Some`): each request waits this
     /// long once, and no answer is an outcome, not a reason to resend.
+    /// With an owner in a session the client (its socket, its session
+    /// with the lock) stays: a lock that runs the agent limits handshakes
+    /// from new addresses. Otherwise a new client (a new socket: the old
+    /// lock limits each address's requests).
     pub fn set_window(&mut self, window: Option<Duration>) -> Result<()> {
         self.window = window;
-        self.rebuild()
+        if self.paired.is_none() {
+            return self.rebuild();
+        }
+        let (t, n) = match window {
+            Some(t) => (t, 1),
+            None => (self.timeout, TRIES),
+        };
+        self.client.transport_mut().set_retry(t, n);
+        Ok(())
     }
 
     /// Runs `f` with a client that waits `timeout` once, without
@@ -146,8 +198,16 @@ impl Smp {
         timeout: Duration,
         f: impl FnOnce(&mut Client<UdpTransport>) -> R,
     ) -> Result<R> {
-        let mut c = build(self.addr, self.owner.clone(), timeout, 1)?;
-        Ok(f(&mut c))
+        if self.paired.is_none() {
+            let mut c = build(self.addr, self.owner.clone(), None, timeout, 1)?;
+            return Ok(f(&mut c));
+        }
+        // The same client (socket and session), waiting once.
+        let before = self.client.transport_mut().retry();
+        self.client.transport_mut().set_retry(timeout, 1);
+        let r = f(&mut self.client);
+        self.client.transport_mut().set_retry(before.0, before.1);
+        Ok(r)
     }
 
     /// Sends one request and waits for its answer (`None`: no answer,
@@ -272,14 +332,16 @@ impl Smp {
 fn build(
     addr: SocketAddr,
     owner: Option<SigningKey>,
+    paired: Option<[u8; 32]>,
     timeout: Duration,
     tries: u32,
 ) -> Result<Client<UdpTransport>> {
     let t = UdpTransport::connect(&addr.to_string())?.with_retry(timeout, tries);
     let c = Client::new(t);
-    Ok(match owner {
-        Some(k) => c.with_owner(k)?,
-        None => c,
+    Ok(match (owner, paired) {
+        (Some(k), Some(d)) => c.with_owner(k)?.with_paired_lock(d)?,
+        (Some(k), None) => c.with_owner(k)?,
+        (None, _) => c,
     })
 }
 

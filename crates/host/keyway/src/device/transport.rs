@@ -138,6 +138,19 @@ impl UdpTransport {
         self
     }
 
+    /// As [`UdpTransport::with_retry`], on a transport in use: the same
+    /// socket (the same source address, so the same peer to the lock and
+    /// the same session) with another wait for the requests that follow.
+    pub fn set_retry(&mut self, timeout: Duration, tries: u32) {
+        self.timeout = timeout.max(Duration::from_millis(1));
+        self.tries = tries.max(1);
+    }
+
+    /// The wait and the sends per request now.
+    pub fn retry(&self) -> (Duration, u32) {
+        (self.timeout, self.tries)
+    }
+
     /// The largest request frame (at least a header and a small body).
     pub fn with_mtu(mut self, mtu: usize) -> Self {
         self.mtu = mtu.max(HEADER_LEN + 32);

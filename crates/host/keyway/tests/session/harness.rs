@@ -126,6 +126,7 @@ impl Device for FakeDevice {
                     return Err(ServeError {
                         rc: keyway_smp::MgmtErr::Inval,
                         refusal: None,
+                        group_rc: None,
                     });
                 }
                 self.uploaded.extend_from_slice(u.data);
@@ -147,12 +148,14 @@ impl Device for FakeDevice {
                 return Err(ServeError {
                     rc: keyway_smp::MgmtErr::NotSup,
                     refusal: None,
+                    group_rc: None,
                 });
             }
         };
         rsp.encode(w).map_err(|_| ServeError {
             rc: keyway_smp::MgmtErr::NoMem,
             refusal: None,
+            group_rc: None,
         })
     }
 }

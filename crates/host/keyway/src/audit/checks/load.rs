@@ -31,15 +31,16 @@ impl Session<'_> {
         };
         let owner_sampled = owner.is_some();
         let sampler = {
-            let (phase, samples, pin, addr, ctl) = (
+            let (phase, samples, pin, addr, ctl, paired) = (
                 Arc::clone(&phase),
                 Arc::clone(&samples),
                 self.pin.clone(),
                 self.addr,
                 ctl.clone(),
+                self.smp.paired(),
             );
             std::thread::spawn(move || {
-                sample_unlocks(addr, ctl, &pin, owner.as_ref(), &phase, &samples)
+                sample_unlocks(addr, ctl, &pin, (owner.as_ref(), paired), &phase, &samples)
             })
         };
         // Tamper half way through the upload. The sensor must be quiet
@@ -231,7 +232,7 @@ fn sample_unlocks(
     addr: SocketAddr,
     ctl: ControlAddr,
     pin: &str,
-    owner: Option<&SigningKey>,
+    (owner, paired): (Option<&SigningKey>, Option<[u8; 32]>),
     phase: &AtomicU8,
     out: &Mutex<Vec<Sample>>,
 ) {
@@ -239,7 +240,7 @@ fn sample_unlocks(
     let Ok(mut smp) = Smp::connect(addr) else {
         return;
     };
-    if smp.set_owner(owner.cloned()).is_err() {
+    if smp.set_owner(owner.cloned()).is_err() || smp.set_paired(paired).is_err() {
         return;
     }
     let mut i = 0u32;
