@@ -69,7 +69,7 @@ pub use pairing::{
 };
 pub use record::{ClientResponse, ClientSession, Opened, ResponseStatus};
 pub use spake2plus::rand_core;
-pub use table::{SessionId, SessionTable, TableConfig};
+pub use table::{MAX_SESSIONS_PER_OWNER, SessionId, SessionTable, TableConfig};
 
 /// Everything the channel refuses, on either side.
 ///

@@ -51,6 +51,13 @@ impl Default for TableConfig {
     }
 }
 
+/// The most live sessions one owner holds: a new one closes that owner's
+/// least recently used session beyond this, so a client that opens a
+/// session per command (the CLI) cannot fill the table by itself, while
+/// two clients of one owner at once (an upload and an unlock) both keep
+/// theirs.
+pub const MAX_SESSIONS_PER_OWNER: usize = 2;
+
 struct Established {
     owner: KeyId,
     c2l: [u8; 32],
@@ -208,6 +215,9 @@ impl<const N: usize> SessionTable<N> {
             }
         };
         record::lock_seal_response(&l2c, sid, 0, ResponseStatus::Ok, now_ms, &[], out)?;
+        // The owner is proven: its sessions beyond the newest
+        // `MAX_SESSIONS_PER_OWNER - 1` give way, least recently used first.
+        self.trim_owner(&owner, i);
         self.slots[i].state = State::Session(Established {
             owner,
             c2l,
@@ -286,6 +296,30 @@ impl<const N: usize> SessionTable<N> {
     pub fn close(&mut self, sid: SessionId) {
         if let Some(i) = self.index(sid) {
             self.slots[i].state = State::Free;
+        }
+    }
+
+    /// Closes `owner`'s least recently used session (other than slot
+    /// `keep`) if it holds [`MAX_SESSIONS_PER_OWNER`] others: one pass,
+    /// as every new session keeps the count within the limit.
+    fn trim_owner(&mut self, owner: &KeyId, keep: usize) {
+        let mut count = 0;
+        let mut oldest: Option<(usize, u64)> = None;
+        for (j, slot) in self.slots.iter().enumerate() {
+            if let State::Session(s) = &slot.state
+                && j != keep
+                && &s.owner == owner
+            {
+                count += 1;
+                if oldest.is_none_or(|(_, t)| s.last_active_ms < t) {
+                    oldest = Some((j, s.last_active_ms));
+                }
+            }
+        }
+        if let Some((j, _)) = oldest
+            && count >= MAX_SESSIONS_PER_OWNER
+        {
+            self.slots[j].state = State::Free;
         }
     }
 

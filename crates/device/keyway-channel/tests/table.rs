@@ -121,3 +121,40 @@ fn stale_session_id_misses_after_slot_reuse() {
     let mut r = p.request(&mut old, b"unlock");
     assert_eq!(p.lock_serve(&mut r).0, Err(Error::UnknownSession));
 }
+
+/// An owner's client that opens a session per command (the CLI does)
+/// must not fill the table with its own live sessions: a new session of
+/// an owner closes that owner's least recently used one once it holds
+/// [`keyway_channel::MAX_SESSIONS_PER_OWNER`], so ten quick commands in a
+/// row never meet `Busy`, and the owner's two newest sessions (two
+/// clients at once: an upload and an unlock) both keep working.
+#[test]
+fn an_owners_new_sessions_replace_its_oldest_not_fill_the_table() {
+    let mut p = Pair::paired(31);
+    let mut kept = Vec::new();
+    for i in 0..10 {
+        p.advance(100);
+        let mut s = p
+            .handshake()
+            .unwrap_or_else(|e| panic!("handshake {i}: {e:?}"));
+        assert_eq!(p.round_trip(&mut s, b"unlock").unwrap(), b"ok:unlock");
+        kept.push(s);
+    }
+    assert!(
+        p.lock.table.sessions(p.lock.now_ms) <= keyway_channel::MAX_SESSIONS_PER_OWNER,
+        "the owner holds {} sessions",
+        p.lock.table.sessions(p.lock.now_ms)
+    );
+    // The two newest both still work; the oldest was closed.
+    let mut newest = kept.pop().unwrap();
+    let mut second = kept.pop().unwrap();
+    assert_eq!(p.round_trip(&mut second, b"lock").unwrap(), b"ok:lock");
+    assert_eq!(p.round_trip(&mut newest, b"lock").unwrap(), b"ok:lock");
+    assert!(p.round_trip(&mut kept[0], b"lock").is_err());
+    // The slots the owner does not use are free for others.
+    assert_eq!(
+        p.lock.table.sessions(p.lock.now_ms) + p.lock.table.handshakes(p.lock.now_ms),
+        keyway_channel::MAX_SESSIONS_PER_OWNER
+    );
+    assert!(flood_one(&mut p).is_ok(), "a free slot remains for others");
+}
