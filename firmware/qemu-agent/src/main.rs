@@ -26,10 +26,11 @@ mod ram_flash;
 #[allow(dead_code)]
 #[path = "../../qemu-audit/src/stack.rs"]
 mod stack;
+#[path = "../../qemu-audit/src/meter.rs"]
+mod meter;
+use meter::{calibrate, timed};
 
-use core::sync::atomic::{AtomicU32, Ordering};
 
-use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m_rt::{ExceptionFrame, entry, exception};
 use cortex_m_semihosting::{debug, hprintln};
 use ed25519_compact::{KeyPair, Seed};
@@ -70,57 +71,10 @@ const CODE: u32 = 20_231_107;
 const REGION: store::Config = store::Config::new(0, 2);
 type Flash = RamFlash<8192>;
 
-/// SysTick wraps (24-bit counter) since it was started.
-static WRAPS: AtomicU32 = AtomicU32::new(0);
-
-#[exception]
-fn SysTick() {
-    WRAPS.fetch_add(1, Ordering::Relaxed);
-}
-
 fn fail(what: &str) -> ! {
     hprintln!("FAIL: {}", what);
     debug::exit(debug::EXIT_FAILURE);
     loop {}
-}
-
-fn systick() -> cortex_m::peripheral::SYST {
-    let mut syst = match cortex_m::Peripherals::take() {
-        Some(p) => p.SYST,
-        None => fail("peripherals"),
-    };
-    syst.set_clock_source(SystClkSource::Core);
-    syst.set_reload(0x00FF_FFFF);
-    syst.enable_interrupt();
-    syst
-}
-
-fn timed<R>(syst: &mut cortex_m::peripheral::SYST, f: impl FnOnce() -> R) -> (R, u64) {
-    WRAPS.store(0, Ordering::Relaxed);
-    syst.clear_current();
-    syst.enable_counter();
-    let r = f();
-    let now = cortex_m::peripheral::SYST::get_current();
-    syst.disable_counter();
-    let ticks =
-        u64::from(WRAPS.load(Ordering::Relaxed)) * 0x0100_0000 + u64::from(0x00FF_FFFF - now);
-    (r, ticks)
-}
-
-/// Times a loop of exactly 2,000,000 instructions (subs, bne).
-#[inline(never)]
-fn calibrate(syst: &mut cortex_m::peripheral::SYST) {
-    let ((), ticks) = timed(syst, || {
-        // SAFETY: a register-only countdown loop.
-        unsafe {
-            core::arch::asm!(
-                "2:", "subs {n}, #1", "bne 2b",
-                n = inout(reg) 1_000_000u32 => _,
-                options(nomem, nostack)
-            )
-        }
-    });
-    hprintln!("SysTick ticks for 2000000 instructions: {}", ticks);
 }
 
 /// The lock's hardware, in memory.
@@ -181,7 +135,7 @@ fn now(ms: u64) -> Now {
 
 #[entry]
 fn main() -> ! {
-    let mut syst = systick();
+    let mut syst = meter::systick().unwrap_or_else(|| fail("peripherals"));
     hprintln!(
         "agent RAM: Agent<RamFlash, {}> {} B without its flash handle",
         SLOTS,

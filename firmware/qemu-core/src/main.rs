@@ -71,11 +71,12 @@ mod scenario;
 #[allow(dead_code)]
 #[path = "../../qemu-audit/src/stack.rs"]
 mod stack;
+#[path = "../../qemu-audit/src/meter.rs"]
+mod meter;
+use meter::{calibrate, timed};
 
 use core::fmt::Debug;
-use core::sync::atomic::{AtomicU32, Ordering};
 
-use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m_rt::{ExceptionFrame, entry, exception};
 use cortex_m_semihosting::{debug, hprint, hprintln};
 use ram_flash::{RamFlash, SECTOR};
@@ -158,14 +159,6 @@ mod fixture {
     ];
 }
 
-/// SysTick wraps (24-bit counter) since it was started.
-static WRAPS: AtomicU32 = AtomicU32::new(0);
-
-#[exception]
-fn SysTick() {
-    WRAPS.fetch_add(1, Ordering::Relaxed);
-}
-
 /// Ends the run through semihosting: QEMU exits with the verdict.
 fn exit(success: bool) -> ! {
     debug::exit(if success {
@@ -229,50 +222,6 @@ macro_rules! say {
         #[cfg(not(feature = "quiet"))]
         hprintln!($($t)*);
     };
-}
-
-/// SysTick, counting down from 2^24 - 1 at the core clock, its wraps
-/// counted by the exception handler; stopped until [`timed`].
-fn systick() -> cortex_m::peripheral::SYST {
-    let mut syst = match cortex_m::Peripherals::take() {
-        Some(p) => p.SYST,
-        None => fail("peripherals"),
-    };
-    syst.set_clock_source(SystClkSource::Core);
-    syst.set_reload(0x00FF_FFFF);
-    syst.enable_interrupt();
-    syst
-}
-
-/// Runs `f` with SysTick counting from its reload value; returns the
-/// ticks it took.
-fn timed<R>(syst: &mut cortex_m::peripheral::SYST, f: impl FnOnce() -> R) -> (R, u64) {
-    WRAPS.store(0, Ordering::Relaxed);
-    syst.clear_current();
-    syst.enable_counter();
-    let r = f();
-    let now = cortex_m::peripheral::SYST::get_current();
-    syst.disable_counter();
-    let ticks =
-        u64::from(WRAPS.load(Ordering::Relaxed)) * 0x0100_0000 + u64::from(0x00FF_FFFF - now);
-    (r, ticks)
-}
-
-/// Times a loop of exactly 2,000,000 instructions (subs, bne) and prints
-/// the ticks: the instructions per SysTick tick under `-icount`.
-#[inline(never)]
-fn calibrate(syst: &mut cortex_m::peripheral::SYST) {
-    let ((), ticks) = timed(syst, || {
-        // SAFETY: a register-only countdown loop.
-        unsafe {
-            core::arch::asm!(
-                "2:", "subs {n}, #1", "bne 2b",
-                n = inout(reg) 1_000_000u32 => _,
-                options(nomem, nostack)
-            )
-        }
-    });
-    hprintln!("SysTick ticks for 2000000 instructions: {}", ticks);
 }
 
 /// One row of the table: a step's calls, summed.
@@ -344,7 +293,7 @@ fn print_row(row: &Row) {
 
 #[entry]
 fn main() -> ! {
-    let syst = systick();
+    let syst = meter::systick().unwrap_or_else(|| fail("peripherals"));
     // Both stand outside the lock's RAM: the NOR flash, and the client's
     // copy of the export.
     let mut flash = Flash::new();

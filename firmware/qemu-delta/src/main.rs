@@ -25,11 +25,12 @@ mod ram_flash;
 #[allow(dead_code)]
 #[path = "../../qemu-audit/src/stack.rs"]
 mod stack;
+#[path = "../../qemu-audit/src/meter.rs"]
+mod meter;
+use meter::{calibrate, timed};
 
 use core::cell::RefCell;
-use core::sync::atomic::{AtomicU32, Ordering};
 
-use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m_rt::{ExceptionFrame, entry, exception};
 use cortex_m_semihosting::{debug, hprintln};
 use embedded_storage::nor_flash::{NorFlash, ReadNorFlash};
@@ -64,14 +65,6 @@ const fn parse_usize(s: &[u8]) -> usize {
 }
 
 type Flash = RamFlash<FLASH_LEN>;
-
-/// SysTick wraps (24-bit counter) since it was started.
-static WRAPS: AtomicU32 = AtomicU32::new(0);
-
-#[exception]
-fn SysTick() {
-    WRAPS.fetch_add(1, Ordering::Relaxed);
-}
 
 fn fail(what: &str) -> ! {
     hprintln!("FAIL: {}", what);
@@ -148,50 +141,6 @@ fn apply(patcher: &mut Patcher, flash: &mut Flash, out: &mut Out) -> Result<(), 
     }
     patcher.finish(&mut base, &mut sink).map_err(|_| ())?;
     out.flush(&mut cell.borrow_mut())
-}
-
-/// SysTick, counting down from 2^24 - 1 at the core clock, its wraps
-/// counted by the exception handler; stopped until [`timed`].
-fn systick() -> cortex_m::peripheral::SYST {
-    let mut syst = match cortex_m::Peripherals::take() {
-        Some(p) => p.SYST,
-        None => fail("peripherals"),
-    };
-    syst.set_clock_source(SystClkSource::Core);
-    syst.set_reload(0x00FF_FFFF);
-    syst.enable_interrupt();
-    syst
-}
-
-/// Runs `f` with SysTick counting from its reload value; returns the
-/// ticks it took (wraps counted by the SysTick exception).
-fn timed<R>(syst: &mut cortex_m::peripheral::SYST, f: impl FnOnce() -> R) -> (R, u64) {
-    WRAPS.store(0, Ordering::Relaxed);
-    syst.clear_current();
-    syst.enable_counter();
-    let r = f();
-    let now = cortex_m::peripheral::SYST::get_current();
-    syst.disable_counter();
-    let ticks =
-        u64::from(WRAPS.load(Ordering::Relaxed)) * 0x0100_0000 + u64::from(0x00FF_FFFF - now);
-    (r, ticks)
-}
-
-/// Times a loop of exactly 2,000,000 instructions (subs, bne) and prints
-/// the ticks: the instructions per SysTick tick under `-icount`.
-#[inline(never)]
-fn calibrate(syst: &mut cortex_m::peripheral::SYST) {
-    let ((), ticks) = timed(syst, || {
-        // SAFETY: a register-only countdown loop.
-        unsafe {
-            core::arch::asm!(
-                "2:", "subs {n}, #1", "bne 2b",
-                n = inout(reg) 1_000_000u32 => _,
-                options(nomem, nostack)
-            )
-        }
-    });
-    hprintln!("SysTick ticks for 2000000 instructions: {}", ticks);
 }
 
 /// The baseline: the same flash traffic with the base copied, no decoder.
@@ -290,7 +239,7 @@ fn main() -> ! {
             Err(_) => fail("the patch's base is not slot 0"),
         };
         let mut out = Out::new();
-        let mut syst = systick();
+        let mut syst = meter::systick().unwrap_or_else(|| fail("peripherals"));
         let (r, ticks) = timed(&mut syst, || apply(&mut patcher, &mut flash, &mut out));
         if r.is_err() {
             fail("applying the patch (timed)");
@@ -317,7 +266,7 @@ fn main() -> ! {
         let mut out = Out::new();
         // The same timing code as the full build, so that the code-size
         // difference is the decoder's.
-        let mut syst = systick();
+        let mut syst = meter::systick().unwrap_or_else(|| fail("peripherals"));
         let (r, ticks) = timed(&mut syst, || copy(&mut flash, &mut out, OLD.len()));
         if r.is_err() {
             fail("copy");
