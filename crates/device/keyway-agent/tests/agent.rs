@@ -262,6 +262,118 @@ fn stranger_cannot_take_over_owners_pairing() {
     assert!(r.is_ok(), "a fresh window: a new run may start");
 }
 
+/// A UDP retransmission of `Pake1` (the client's answer was lost, so it
+/// sends the same frame again) is answered with the `Pake2` already sent:
+/// the run is not restarted and no second guess is charged, so the
+/// client's `Pake3` (made from either answer) pairs. Another peer sending
+/// the same bytes is still refused, and so is the retransmission once the
+/// run is over.
+#[test]
+fn a_retransmitted_pake1_gets_the_same_pake2_and_is_not_charged_again() {
+    let mut h = Harness::new(15);
+    let mut alice = Client::new(0x0a, OWNER);
+    h.press(Press::Short);
+    let params = match h.send(OWNER, &Request::PakeParams).answer() {
+        Answer::Ok(Response::PakeParams(p)) => p.msg.to_vec(),
+        other => panic!("{other:?}"),
+    };
+    let code = keyway_channel::SetupCode::new(CODE).unwrap();
+    let (mut cp, pake1) = keyway_channel::ClientPairing::start(&code, &params, &mut h.rng).unwrap();
+    let frame = h.frame(&Request::PakeStart(kw::PakeStart { msg: &pake1 }));
+    let pake2_of = |bytes: Vec<u8>, event: Event| {
+        let r = Reply { bytes, event };
+        match r.answer() {
+            Answer::Ok(Response::PakeStart(p)) => (p.msg.to_vec(), r.event),
+            other => panic!("{other:?}"),
+        }
+    };
+    let (b, e) = h.send_raw(OWNER, &frame);
+    let (first, event) = pake2_of(b, e);
+    assert_eq!(event, Event::PairingAttempt { failures: 1 });
+    assert_eq!(h.agent.state().wrong_codes(), 1);
+    // The answer was lost: the client sends the very same frame twice more.
+    h.advance(500);
+    for _ in 0..2 {
+        let (b, e) = h.send_raw(OWNER, &frame);
+        let (again, event) = pake2_of(b, e);
+        assert_eq!(again, first, "a retransmission restarted the run");
+        assert_eq!(event, Event::None, "a retransmission is not a new attempt");
+        assert_eq!(h.agent.state().wrong_codes(), 1, "charged twice");
+    }
+    // The same Pake1 under another SMP sequence number is the same message.
+    let r = h.send(OWNER, &Request::PakeStart(kw::PakeStart { msg: &pake1 }));
+    assert_eq!(pake2_of(r.bytes, r.event).0, first);
+    // Someone else replaying Alice's bytes gets no answer to them.
+    let (b, e) = h.send_raw(STRANGER, &frame);
+    assert_eq!(
+        Reply { bytes: b, event: e }.refusal(),
+        Some(Refusal::PairingBusy)
+    );
+    // Alice's run goes on to pair.
+    let mut pake3 = [0u8; keyway_channel::pairing::PAKE3_LEN];
+    cp.pake2(&first, &alice.key.pk, "Alice", &mut pake3)
+        .unwrap();
+    let r = h.send(OWNER, &Request::PakeFinish(kw::PakeFinish { msg: &pake3 }));
+    let pake4 = match r.answer() {
+        Answer::Ok(Response::PakeFinish(p)) => p.msg.to_vec(),
+        other => panic!("{other:?}"),
+    };
+    alice.lock_key = Some(cp.pake4(&pake4).unwrap().device_public_key);
+    assert_eq!(h.agent.state().owner_count(), 1);
+    assert_eq!(h.agent.state().wrong_codes(), 0);
+    // The run is over: the old Pake1 gets no stored answer (the window
+    // closed with the pairing; in a new window it is a new, charged run).
+    let (b, e) = h.send_raw(OWNER, &frame);
+    assert_eq!(
+        Reply { bytes: b, event: e }.refusal(),
+        Some(Refusal::NoPresenceWindow)
+    );
+    h.press(Press::Short);
+    let (b, e) = h.send_raw(OWNER, &frame);
+    let (fresh, event) = pake2_of(b, e);
+    assert_ne!(fresh, first);
+    assert_eq!(event, Event::PairingAttempt { failures: 1 });
+}
+
+/// A retransmitted `Pake1` is answered even while the guard makes a new
+/// attempt wait: the run it belongs to was already charged.
+#[test]
+fn a_retransmitted_pake1_is_answered_during_the_backoff_it_caused() {
+    let mut h = Harness::new(16);
+    // Three mistyped codes from the owner's phone, then the right one
+    // (after the 1 s the fourth attempt waits).
+    let mut typo = Client::new(0x0a, OWNER);
+    h.press(Press::Short);
+    for _ in 0..3 {
+        assert_eq!(
+            h.pair(&mut typo, WRONG, "m").unwrap_err(),
+            Fail::Channel(keyway_channel::Error::WrongCode)
+        );
+    }
+    h.advance(1000);
+    let params = match h.send(OWNER, &Request::PakeParams).answer() {
+        Answer::Ok(Response::PakeParams(p)) => p.msg.to_vec(),
+        other => panic!("{other:?}"),
+    };
+    let code = keyway_channel::SetupCode::new(CODE).unwrap();
+    let (_, pake1) = keyway_channel::ClientPairing::start(&code, &params, &mut h.rng).unwrap();
+    let first = h.send(OWNER, &Request::PakeStart(kw::PakeStart { msg: &pake1 }));
+    assert!(first.is_ok(), "{:?}", first.answer());
+    assert_eq!(h.agent.state().wrong_codes(), 4);
+    // A new attempt now waits (the fourth charged one started a backoff)...
+    let (_, other) = keyway_channel::ClientPairing::start(&code, &params, &mut h.rng).unwrap();
+    let r = h.send(OWNER, &Request::PakeStart(kw::PakeStart { msg: &other }));
+    assert!(
+        matches!(r.refusal(), Some(Refusal::RateLimited { .. })),
+        "{:?}",
+        r.answer()
+    );
+    // ... but the retransmission of the open run's Pake1 is answered.
+    let again = h.send(OWNER, &Request::PakeStart(kw::PakeStart { msg: &pake1 }));
+    assert_eq!(again.body(), first.body());
+    assert_eq!(h.agent.state().wrong_codes(), 4);
+}
+
 #[test]
 fn abandoned_pairing_frees_after_timeout() {
     let mut h = Harness::new(6);

@@ -48,7 +48,11 @@
 //! `Pake1` is charged to the [`PairingGuard`] *and* to the store's
 //! wrong-code count before `Pake2` goes out (so a power cut forgets no
 //! guess); after 3 free tries the waits double from 1 s, and 10 wrong
-//! codes shut pairing until a person re-opens the window. A right code
+//! codes shut pairing until a person re-opens the window. A `Pake1`
+//! byte-identical to the one that began the open run, from its peer, is a
+//! retransmission (UDP lost the answer): it gets the same `Pake2` again,
+//! neither restarting the run nor charging a guess. The agent keeps the
+//! run's SHA-256 of `Pake1` and its `Pake2` (129 B) for that. A right code
 //! stores the owner (a flash record: it survives a power cut), clears the
 //! count, closes the window and yields [`Event::OwnerPaired`] with the new
 //! owner's key id.
@@ -108,6 +112,7 @@ use keyway_smp::{
     FrameError, HEADER_LEN, Header, MAX_BODY, MAX_FRAME, MgmtErr, Refusal, Request, RequestError,
     Response, os,
 };
+use sha2::{Digest as _, Sha256};
 
 pub use authority::{Authority, Denial, Need, need, permits};
 pub use device::{Device, Firmware, Pending, Sensors, ServeError};
@@ -308,6 +313,10 @@ pub struct Agent<F: NorFlash, const N: usize> {
     resets: ResetLimiter,
     window: Window,
     upload: Option<UploadBinding>,
+    /// SHA-256 of the `Pake1` that began the open run, and the `Pake2`
+    /// answered: a retransmission gets the same answer. Meaningful only
+    /// while [`Self::run_peer`] is some (both are set together).
+    pake_sent: ([u8; 32], [u8; PAKE2_LEN]),
 }
 
 /// Where a request came from, inside the agent.
@@ -432,6 +441,7 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
                 long_press: false,
             },
             upload: None,
+            pake_sent: ([0; 32], [0; PAKE2_LEN]),
         })
     }
 
@@ -681,9 +691,19 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
             outcome.len = refuse_frame(out, hdr, Refusal::OwnersFull, true);
             return outcome;
         }
-        if self.run_peer(ctx.now.ms).is_some_and(|p| p != ctx.peer) {
-            outcome.len = refuse_frame(out, hdr, Refusal::PairingBusy, true);
-            return outcome;
+        let digest: [u8; 32] = Sha256::digest(pake1).into();
+        match self.run_peer(ctx.now.ms) {
+            Some(p) if p != ctx.peer => {
+                outcome.len = refuse_frame(out, hdr, Refusal::PairingBusy, true);
+                return outcome;
+            }
+            // Its own Pake1 again: the answer was lost, not a new guess.
+            Some(_) if digest == self.pake_sent.0 => {
+                let msg = &self.pake_sent.1;
+                outcome.len = ok_frame(out, hdr, &Response::PakeStart(kw::PakeStartRsp { msg }));
+                return outcome;
+            }
+            _ => {}
         }
         if let Err(e) = self.guard.check(ctx.now.ms) {
             let r = Self::guard_refusal(e).unwrap_or(Refusal::PairingLockedOut);
@@ -717,6 +737,7 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
             return outcome;
         }
         self.run.peer = Some((ctx.peer, ctx.now.ms));
+        self.pake_sent = (digest, pake2);
         outcome.event = Event::PairingAttempt {
             failures: self.guard.failures(),
         };
