@@ -535,3 +535,100 @@ fn a_stranger_in_the_window_cannot_replace_a_pending_newer_release() {
     let running = run.iter().find(|s| s.active).map(|s| s.version.clone());
     assert_ne!(running.as_deref(), Some("3.0.0"));
 }
+
+/// Issue 12's "unlock during an upload", functionally, on the agent brain
+/// over loopback UDP: while one session of the owner uploads a release in
+/// sealed chunks, a second session of the same owner sends sealed unlocks
+/// and locks; every one succeeds, some land while the upload runs, and
+/// the upload completes. (The latencies are a benchmark's:
+/// `cargo run --release -p keyway --example unlock_during_upload`.)
+#[test]
+fn sealed_unlocks_succeed_while_another_session_of_the_owner_uploads_over_udp() {
+    use keyway_cli::device::UdpTransport;
+    use keyway_lock::shell::{Brain, Options, start};
+    use keyway_lock::state::StateDir;
+    use std::sync::atomic::AtomicBool;
+    use std::time::Duration;
+    let tmp = tempfile::tempdir().unwrap();
+    let vendor = SigningKey::generate(Algorithm::Ed25519).unwrap();
+    let vendor_pub = tmp.path().join("vendor.pub");
+    std::fs::write(&vendor_pub, vendor.public_key().to_spki_pem().unwrap()).unwrap();
+    let factory = tmp.path().join("factory.suit");
+    std::fs::write(&factory, release(&vendor, "1.0.0", 1, 4000, "")).unwrap();
+    let dir = StateDir::new(tmp.path().join("lock"));
+    dir.provision(&[vendor_pub], 1, VENDOR, CLASS, Some(&factory), false)
+        .unwrap();
+    let code = dir.new_setup_code().unwrap();
+    let mut o = Options::new(tmp.path().join("lock"), "127.0.0.1:0".parse().unwrap());
+    o.brain = Brain::Agent;
+    o.presence_always_open = false;
+    o.control = Some("127.0.0.1:0".parse().unwrap());
+    let lock = start(&o).unwrap();
+    {
+        use std::io::{BufRead as _, Write as _};
+        let mut c = std::net::TcpStream::connect(lock.control.unwrap()).unwrap();
+        writeln!(c, r#"{{"cmd":"presence"}}"#).unwrap();
+        let mut answer = String::new();
+        std::io::BufReader::new(c).read_line(&mut answer).unwrap();
+        assert!(answer.contains("\"ok\":true"), "{answer}");
+    }
+    let target = lock.smp.to_string();
+    let udp = || {
+        UdpTransport::connect(&target)
+            .unwrap()
+            .with_retry(Duration::from_secs(2), 5)
+    };
+    let owner = owner_key(0x0a);
+    let paired = Client::new(udp())
+        .with_owner(owner.clone())
+        .unwrap()
+        .pair_with_code(&code, "Alice")
+        .unwrap();
+    let session = || {
+        let mut c = Client::new(udp())
+            .with_owner(owner.clone())
+            .unwrap()
+            .with_paired_lock(paired.device_key)
+            .unwrap();
+        c.open_session().unwrap();
+        c
+    };
+    let mut uploader = session();
+    let mut commander = session();
+    let file = release(&vendor, "1.1.0", 2, 96 * 1024, "");
+    let sha: [u8; 32] = Sha256::digest(&file).into();
+    let uploading = Arc::new(AtomicBool::new(true));
+    let flag = Arc::clone(&uploading);
+    let up = std::thread::spawn(move || {
+        let r = uploader.upload(&file, &mut |_, _| {});
+        flag.store(false, Ordering::SeqCst);
+        (r, uploader)
+    });
+    let (mut during, mut n) = (0, 0u32);
+    while uploading.load(Ordering::SeqCst) || n < 4 {
+        let was = uploading.load(Ordering::SeqCst);
+        if n % 2 == 0 {
+            commander
+                .unlock()
+                .expect("a sealed unlock during the upload");
+        } else {
+            commander.lock().expect("a sealed lock during the upload");
+        }
+        n += 1;
+        if was && uploading.load(Ordering::SeqCst) {
+            during += 1;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let (r, mut uploader) = up.join().unwrap();
+    let report = r.expect("the sealed upload completes");
+    assert!(report.requests > 60, "{report:?}");
+    assert!(
+        during >= 2,
+        "only {during} of {n} commands landed during the upload"
+    );
+    let images = uploader.image_state().unwrap();
+    assert!(images.iter().any(|i| i.hash == sha), "{images:?}");
+    assert!(commander.channel_counts().sealed >= u64::from(n));
+    lock.power_off();
+}
