@@ -52,7 +52,7 @@
 //! byte-identical to the one that began the open run, from its peer, is a
 //! retransmission (UDP lost the answer): it gets the same `Pake2` again,
 //! neither restarting the run nor charging a guess. The agent keeps the
-//! run's SHA-256 of `Pake1` and its `Pake2` (129 B) for that. A right code
+//! run's `Pake1` and `Pake2` (162 B) for that. A right code
 //! stores the owner (a flash record: it survives a power cut), clears the
 //! count, closes the window and yields [`Event::OwnerPaired`] with the new
 //! owner's key id.
@@ -98,7 +98,7 @@ pub mod device;
 use ed25519_compact::KeyPair;
 use embedded_storage::nor_flash::NorFlash;
 use keyway_audit::Time;
-use keyway_channel::pairing::{PAKE2_LEN, PAKE4_LEN, SALT_LEN, VERIFIER_LEN};
+use keyway_channel::pairing::{PAKE1_LEN, PAKE2_LEN, PAKE4_LEN, SALT_LEN, VERIFIER_LEN};
 use keyway_channel::rand_core::CryptoRng;
 use keyway_channel::record::{MSG4_LEN, REQUEST_OVERHEAD, RESPONSE_OVERHEAD, session_id_of};
 use keyway_channel::{
@@ -112,7 +112,6 @@ use keyway_smp::{
     FrameError, HEADER_LEN, Header, MAX_BODY, MAX_FRAME, MgmtErr, Refusal, Request, RequestError,
     Response, os,
 };
-use sha2::{Digest as _, Sha256};
 
 pub use authority::{Authority, Denial, Need, need, permits};
 pub use device::{Device, Firmware, Pending, Sensors, ServeError};
@@ -313,10 +312,11 @@ pub struct Agent<F: NorFlash, const N: usize> {
     resets: ResetLimiter,
     window: Window,
     upload: Option<UploadBinding>,
-    /// SHA-256 of the `Pake1` that began the open run, and the `Pake2`
-    /// answered: a retransmission gets the same answer. Meaningful only
-    /// while [`Self::run_peer`] is some (both are set together).
-    pake_sent: ([u8; 32], [u8; PAKE2_LEN]),
+    /// The `Pake1` that began the open run and the `Pake2` answered: a
+    /// retransmission gets the same answer. Meaningful only while
+    /// [`Self::run_peer`] is some (both are set when a run opens). The
+    /// message itself, not its SHA-256: 33 B more RAM, 316 B less code.
+    pake_sent: ([u8; PAKE1_LEN], [u8; PAKE2_LEN]),
 }
 
 /// Where a request came from, inside the agent.
@@ -441,7 +441,7 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
                 long_press: false,
             },
             upload: None,
-            pake_sent: ([0; 32], [0; PAKE2_LEN]),
+            pake_sent: ([0; PAKE1_LEN], [0; PAKE2_LEN]),
         })
     }
 
@@ -691,61 +691,58 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
             outcome.len = refuse_frame(out, hdr, Refusal::OwnersFull, true);
             return outcome;
         }
-        let digest: [u8; 32] = Sha256::digest(pake1).into();
-        match self.run_peer(ctx.now.ms) {
+        let again = match self.run_peer(ctx.now.ms) {
             Some(p) if p != ctx.peer => {
                 outcome.len = refuse_frame(out, hdr, Refusal::PairingBusy, true);
                 return outcome;
             }
             // Its own Pake1 again: the answer was lost, not a new guess.
-            Some(_) if digest == self.pake_sent.0 => {
-                let msg = &self.pake_sent.1;
-                outcome.len = ok_frame(out, hdr, &Response::PakeStart(kw::PakeStartRsp { msg }));
+            Some(_) => pake1 == self.pake_sent.0,
+            None => false,
+        };
+        if !again {
+            if let Err(e) = self.guard.check(ctx.now.ms) {
+                let r = Self::guard_refusal(e).unwrap_or(Refusal::PairingLockedOut);
+                outcome.len = refuse_frame(out, hdr, r, true);
                 return outcome;
             }
-            _ => {}
-        }
-        if let Err(e) = self.guard.check(ctx.now.ms) {
-            let r = Self::guard_refusal(e).unwrap_or(Refusal::PairingLockedOut);
-            outcome.len = refuse_frame(out, hdr, r, true);
-            return outcome;
-        }
-        let mut pake2 = [0u8; PAKE2_LEN];
-        let before = self.guard.failures();
-        let result = self.run.pake.pake1(
-            &verifier,
-            &mut self.guard,
-            ctx.now.ms,
-            rng,
-            pake1,
-            &mut pake2,
-        );
-        self.run.peer = None;
-        if let Err(e) = result {
-            outcome.len = match Self::guard_refusal(e) {
-                Some(r) => refuse_frame(out, hdr, r, true),
-                None => error_frame(out, hdr, MgmtErr::Inval, None, false),
+            let before = self.guard.failures();
+            let result = self.run.pake.pake1(
+                &verifier,
+                &mut self.guard,
+                ctx.now.ms,
+                rng,
+                pake1,
+                &mut self.pake_sent.1,
+            );
+            self.run.peer = None;
+            if let Err(e) = result {
+                outcome.len = match Self::guard_refusal(e) {
+                    Some(r) => refuse_frame(out, hdr, r, true),
+                    None => error_frame(out, hdr, MgmtErr::Inval, None, false),
+                };
+                return outcome;
+            }
+            // The attempt is charged: make it durable before the guess can
+            // be tested against Pake2.
+            if self.guard.failures() > before
+                && self.store.record_wrong_code(&mut self.flash).is_err()
+            {
+                self.run.pake = LockPairing::new();
+                outcome.len = error_frame(out, hdr, MgmtErr::Unknown, None, false);
+                return outcome;
+            }
+            self.run.peer = Some((ctx.peer, ctx.now.ms));
+            // (`pake1` took exactly `PAKE1_LEN` bytes.)
+            if let Ok(p) = <[u8; PAKE1_LEN]>::try_from(pake1) {
+                self.pake_sent.0 = p;
+            }
+            outcome.event = Event::PairingAttempt {
+                failures: self.guard.failures(),
             };
-            return outcome;
         }
-        // The attempt is charged: make it durable before the guess can be
-        // tested against Pake2.
-        if self.guard.failures() > before && self.store.record_wrong_code(&mut self.flash).is_err()
-        {
-            self.run.pake = LockPairing::new();
-            outcome.len = error_frame(out, hdr, MgmtErr::Unknown, None, false);
-            return outcome;
-        }
-        self.run.peer = Some((ctx.peer, ctx.now.ms));
-        self.pake_sent = (digest, pake2);
-        outcome.event = Event::PairingAttempt {
-            failures: self.guard.failures(),
-        };
-        outcome.len = ok_frame(
-            out,
-            hdr,
-            &Response::PakeStart(kw::PakeStartRsp { msg: &pake2 }),
-        );
+        let msg = &self.pake_sent.1;
+        outcome.len = ok_frame(out, hdr, &Response::PakeStart(kw::PakeStartRsp { msg }));
         outcome
     }
 
