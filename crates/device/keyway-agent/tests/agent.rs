@@ -437,6 +437,55 @@ fn unlock_needs_a_session_window_alone_never_unlocks() {
     assert_eq!(h.device.bolt, Bolt::Locked);
 }
 
+/// A UDP retransmission of `msg1` (the lock's `msg2` came later than the
+/// client's timeout, or was lost) gets the `msg2` already sent, and the
+/// handshake it began stays: the client's `msg3`, made from the first
+/// answer, opens the session. (Before: the retransmission replaced the
+/// peer's handshake and the `msg3` was refused `UnknownSession`.)
+#[test]
+fn a_retransmitted_msg1_gets_the_same_msg2_and_the_handshake_stays() {
+    let mut alice = Client::new(0x0a, OWNER);
+    let mut h = Harness::with_owner(17, &mut alice);
+    let (hs, msg1) = keyway_channel::ClientHandshake::start(&mut h.rng);
+    let frame = h.frame(&Request::SessionStart(kw::SessionStart { msg: &msg1 }));
+    let msg2_of = |bytes: Vec<u8>| match (Reply {
+        bytes,
+        event: Event::None,
+    })
+    .answer()
+    {
+        Answer::Ok(Response::SessionStart(m)) => m.msg.to_vec(),
+        other => panic!("{other:?}"),
+    };
+    let first = msg2_of(h.send_raw(OWNER, &frame).0);
+    for _ in 0..2 {
+        assert_eq!(
+            msg2_of(h.send_raw(OWNER, &frame).0),
+            first,
+            "a retransmission began a new handshake"
+        );
+    }
+    // Someone else sending the same bytes begins a handshake of their own
+    // (and learns nothing new); Alice's stays.
+    assert_ne!(msg2_of(h.send_raw(STRANGER, &frame).0), first);
+    let mut msg3 = [0u8; keyway_channel::handshake::MSG3_LEN];
+    let mut s = hs
+        .msg2(&first, &alice.lock_key.unwrap(), &alice.key, &mut msg3)
+        .unwrap();
+    let r = h.send(
+        OWNER,
+        &Request::SessionFinish(kw::SessionFinish { msg: &msg3 }),
+    );
+    let mut msg4 = match r.answer() {
+        Answer::Ok(Response::SessionFinish(m)) => m.msg.to_vec(),
+        other => panic!("the handshake was replaced: {other:?}"),
+    };
+    s.open_response(h.client_ms, &mut msg4).unwrap();
+    alice.session = Some(s);
+    h.call(&mut alice, &unlock()).unwrap();
+    assert_eq!(h.device.bolt, Bolt::Unlocked);
+}
+
 #[test]
 fn replayed_sealed_request_is_refused() {
     let mut alice = Client::new(0x0a, OWNER);

@@ -777,11 +777,11 @@ fn a_late_pake2_after_the_transports_resend_still_pairs() {
 /// The same class as the late `Pake2`, for the session handshake: the
 /// lock's `msg2` arrives after the transport's timeout (a Cortex-M4 at
 /// 64 MHz takes 0.43 s for msg1 -> msg2, 0.53 s on the modeled BLE link;
-/// the client waits 500 ms by default), the transport has sent `msg1`
-/// again, and the lock replaced the handshake with a new one: the client's
-/// `msg3` (made from the first `msg2`) is refused `UnknownSession`.
+/// the client waits 500 ms by default) and the transport has sent `msg1`
+/// again. Had the lock replaced the handshake with a new one, the
+/// client's `msg3` (made from the first `msg2`) would be refused
+/// `UnknownSession` and the command would fail.
 #[test]
-#[ignore = "finding, not fixed yet: a retransmitted msg1 replaces the peer's handshake"]
 fn a_late_msg2_after_the_transports_resend_still_opens_the_session() {
     let lock = Lock::new(0xd0, 23);
     let mut c = paired(&lock, OWNER, 0xa1);

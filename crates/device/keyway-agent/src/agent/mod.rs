@@ -62,7 +62,10 @@
 //! `msg1`/`msg3` of the SIGMA-I handshake (write 13 and 14) open a session
 //! with a paired owner's key; an unpaired key and a bad proof get the same
 //! [`Refusal::NotAuthorized`]. Each peer holds at most one unfinished
-//! handshake (a new `msg1` from it abandons its previous one), and the
+//! handshake (a new `msg1` from it abandons its previous one; the same
+//! `msg1` again, a retransmission, gets the same `msg2` while the latest
+//! handshake begun waits for its `msg3`: the agent keeps that one's
+//! `msg1` and `msg2`, 223 B), and the
 //! table never evicts a fresh handshake or a live session, so a flood of
 //! handshakes from one peer cannot lock the owner out. A sealed record
 //! (write 15, `{"rec": bstr}`) carries a whole SMP request frame; the
@@ -98,6 +101,7 @@ pub mod device;
 use ed25519_compact::KeyPair;
 use embedded_storage::nor_flash::NorFlash;
 use keyway_audit::Time;
+use keyway_channel::handshake::{MSG1_LEN, MSG2_LEN};
 use keyway_channel::pairing::{PAKE1_LEN, PAKE2_LEN, PAKE4_LEN, SALT_LEN, VERIFIER_LEN};
 use keyway_channel::rand_core::CryptoRng;
 use keyway_channel::record::{MSG4_LEN, REQUEST_OVERHEAD, RESPONSE_OVERHEAD, session_id_of};
@@ -317,6 +321,10 @@ pub struct Agent<F: NorFlash, const N: usize> {
     /// [`Self::run_peer`] is some (both are set when a run opens). The
     /// message itself, not its SHA-256: 33 B more RAM, 316 B less code.
     pake_sent: ([u8; PAKE1_LEN], [u8; PAKE2_LEN]),
+    /// The last handshake begun: its peer, session id, `msg1` and the
+    /// `msg2` answered, so a retransmission of that `msg1` gets the same
+    /// answer while the handshake waits for `msg3` (see the module doc).
+    hs_sent: (PeerId, SessionId, [u8; MSG1_LEN], [u8; MSG2_LEN]),
 }
 
 /// Where a request came from, inside the agent.
@@ -442,6 +450,7 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
             },
             upload: None,
             pake_sent: ([0; PAKE1_LEN], [0; PAKE2_LEN]),
+            hs_sent: (PeerId(0), 0, [0; MSG1_LEN], [0; MSG2_LEN]),
         })
     }
 
@@ -834,6 +843,19 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
         msg1: &[u8],
         out: &mut [u8],
     ) -> usize {
+        // Its own msg1 again while that handshake waits for msg3: the
+        // answer was lost or late, so the same msg2, the handshake kept.
+        let (peer, sid, sent1, sent2) = &self.hs_sent;
+        if *peer == ctx.peer
+            && msg1 == sent1
+            && self.handshakes.get((*sid & 0xff) as usize) == Some(&Some((*peer, *sid)))
+        {
+            return ok_frame(
+                out,
+                hdr,
+                &Response::SessionStart(kw::SessionStartRsp { msg: sent2 }),
+            );
+        }
         // One unfinished handshake per peer: its new one replaces its old.
         for h in self.handshakes.iter_mut() {
             if let Some((p, sid)) = *h
@@ -853,6 +875,10 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
             Ok(sid) => {
                 if let Some(h) = self.handshakes.get_mut((sid & 0xff) as usize) {
                     *h = Some((ctx.peer, sid));
+                }
+                // (`handshake1` took exactly `MSG1_LEN` bytes.)
+                if let Ok(m) = <[u8; MSG1_LEN]>::try_from(msg1) {
+                    self.hs_sent = (ctx.peer, sid, m, msg2);
                 }
                 ok_frame(
                     out,
@@ -1504,7 +1530,7 @@ mod size {
     /// bytes on thumbv7em-none-eabihf (and on x86-64); bounded here on
     /// every target.
     pub const AGENT_4: usize = core::mem::size_of::<super::Agent<NoFlash, 4>>();
-    const _: () = assert!(AGENT_4 <= 3072);
+    const _: () = assert!(AGENT_4 <= 3328);
 }
 
 /// The size of `Agent<F, 4>` without its flash handle, in bytes, on the
