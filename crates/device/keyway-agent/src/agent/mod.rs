@@ -32,6 +32,10 @@
 //! 4. runs it and writes the answer: a typed success, or an error body
 //!    with `rc` and, for the Keyway group (or a request that asked with
 //!    `"kw": true`), the typed refusal `kw-rc`;
+//!    An OS reset the window authorizes is allowed once per opening and
+//!    closes the window (a person at the lock pays for each reset with a
+//!    press); an owner's resets are charged to the [`ResetLimiter`] (one
+//!    a minute, the first a minute after boot); anyone else's are refused;
 //! 5. returns an [`Outcome`]: the answer's length and the [`Event`] the
 //!    shell acts on after sending it (reset, factory reset) or records in
 //!    the audit log (unlocked by, owner paired, consent, ...).
@@ -1111,13 +1115,24 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
                 }),
             ),
             Request::Reset(_) => {
-                let v = self.resets.check(now.ms);
+                // The window's reset is paid for by the press that opened
+                // it, and consumes it (below): one reset per press, so a
+                // loop of resets needs a person at the lock for each. An
+                // owner's resets come from afar and are rate-limited.
+                let v = if who == Authority::Window {
+                    Verdict::Allowed
+                } else {
+                    self.resets.check(now.ms)
+                };
                 if v.is_allowed() {
                     // The lock may decline (the reset of `smpmgr upgrade`
                     // in the window is the consent to install, and an
                     // install the policy postpones resets nothing now).
                     match device.reset_requested(who) {
                         Ok(()) => {
+                            if who == Authority::Window {
+                                self.close_window();
+                            }
                             event = Event::Reset { by: who };
                             ok_frame(out, hdr, &Response::Reset)
                         }
