@@ -607,6 +607,14 @@ impl Server {
     /// arms it for a trial boot and resets into it. `None`: nothing
     /// consented; `Err`: postponed (or refused by the slot), with why.
     pub(crate) fn try_install(&mut self) -> Option<Result<(), String>> {
+        self.install(true)
+    }
+
+    /// As [`Server::try_install`]; with `reset_now` false the update is
+    /// only armed and the next reset boots it (MCUboot's "test": a stock
+    /// tool marks the image, then sends the reset that the presence window
+    /// allows once).
+    fn install(&mut self, reset_now: bool) -> Option<Result<(), String>> {
         let p = self.pending.clone()?;
         if self.update.consent != Some(p.hash) || self.update.installing {
             return None;
@@ -649,10 +657,19 @@ impl Server {
             slot: p.slot,
         });
         self.log.push(format!(
-            "installing {} (sequence {}): slot {} armed for a trial boot; resetting",
-            p.version, p.sequence, p.slot
+            "installing {} (sequence {}): slot {} armed for a trial boot; {}",
+            p.version,
+            p.sequence,
+            p.slot,
+            if reset_now {
+                "resetting"
+            } else {
+                "the next reset boots it"
+            }
         ));
-        self.reset_pending = true;
+        if reset_now {
+            self.reset_pending = true;
+        }
         Some(Ok(()))
     }
 
@@ -1017,7 +1034,10 @@ impl Server {
                             },
                             by,
                         );
-                        if let Some(Err(why)) = self.try_install() {
+                        // An owner's test boot resets at once; a stock
+                        // tool's in the window is armed, and the reset it
+                        // sends next boots it (the window allows one).
+                        if let Some(Err(why)) = self.install(by_owner) {
                             return Err(Fail::Smp(
                                 MgmtErr::BadState,
                                 format!("{why} (consent kept: the lock installs by itself then)"),

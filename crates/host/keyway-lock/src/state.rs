@@ -143,8 +143,9 @@ impl StateDir {
 
     /// Provisions: copies the anchors, writes the identity and a blank
     /// flash, and if `factory` is given programs it into slot 0, boots and
-    /// confirms it. Refuses a directory that already holds a lock unless
-    /// `force`.
+    /// confirms it, then makes the lock's setup code
+    /// ([`StateDir::new_setup_code`]). Refuses a directory that already
+    /// holds a lock unless `force`.
     pub fn provision(
         &self,
         vendor_keys: &[PathBuf],
@@ -188,8 +189,9 @@ impl StateDir {
         // this directory held before.
         let _ = std::fs::remove_file(self.path(crate::agent_shell::STORE_FILE));
         let _ = std::fs::remove_file(self.path("boot-count"));
-        // A code made for the lock this directory held before; the caller
-        // makes a new one (`new_setup_code`).
+        // A code made for the lock this directory held before: a new one
+        // is made below (the owners pair only with it: a lock without a
+        // setup code could never get an owner).
         let _ = std::fs::remove_file(self.path(SETUP_CODE));
         let _ = std::fs::remove_file(self.path(SETUP_VERIFIER));
         if force {
@@ -217,6 +219,7 @@ impl StateDir {
         lock.commit_audit(wall_clock_secs())
             .map_err(|e| anyhow!(e))?;
         self.save(&lock)?;
+        self.new_setup_code().context("making the setup code")?;
         Ok(format!(
             "{summary}; device key {} (device.pub)",
             keyway::keys::hex(&kid)

@@ -386,7 +386,7 @@ fn log_export_cannot_write_outside_the_state_directory() {
 /// export, a restart: every file 0600, every directory 0700, under umask 0.
 #[test]
 fn every_state_file_is_0600_and_the_directory_0700_after_provision_and_a_run() {
-    for (factory, brain) in [(true, "legacy"), (false, "legacy"), (true, "agent")] {
+    for factory in [true, false] {
         let tmp = tempfile::tempdir().unwrap();
         let state = provision(tmp.path(), factory);
         let names = assert_private(&state);
@@ -404,7 +404,7 @@ fn every_state_file_is_0600_and_the_directory_0700_after_provision_and_a_run() {
             assert!(names.iter().any(|n| n == must), "{must} in {names:?}");
         }
         let sock = tmp.path().join("ctl.sock");
-        let args = ["--control", sock.to_str().unwrap(), "--brain", brain];
+        let args = ["--control", sock.to_str().unwrap()];
         let lock = run(&state, &args);
         for line in [
             r#"{"cmd":"presence","seconds":5}"#,
@@ -418,14 +418,12 @@ fn every_state_file_is_0600_and_the_directory_0700_after_provision_and_a_run() {
         assert_eq!(control(&sock, r#"{"cmd":"status"}"#)["ok"], true);
         let names = assert_private(&state);
         assert!(names.iter().any(|n| n == "exports/run.bin"), "{names:?}");
-        if brain == "agent" {
-            // The agent's store (owners, consent, the verifier) is a state
-            // file like the others.
-            assert!(names.iter().any(|n| n == "agent-store.bin"), "{names:?}");
-        }
+        // The agent's store (owners, consent, the verifier) is a state
+        // file like the others.
+        assert!(names.iter().any(|n| n == "agent-store.bin"), "{names:?}");
         assert!(!names.iter().any(|n| n.ends_with(".tmp")), "{names:?}");
         println!(
-            "{} a factory image, {brain} brain: {} entries private",
+            "{} a factory image: {} entries private",
             if factory { "with" } else { "without" },
             names.len()
         );

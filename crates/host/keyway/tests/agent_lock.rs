@@ -289,15 +289,15 @@ fn sealed_upload_notes_and_consent_reach_the_installer_through_the_agents_store(
     assert_eq!(c.channel_counts().handshakes, 3);
 }
 
-/// The `keyway` binary against `keyway-lock`'s shell with `--brain
-/// agent` over loopback UDP: the setup code read off the label (the
+/// The `keyway` binary against `keyway-lock`'s shell (the agent) over
+/// loopback UDP: the setup code read off the label (the
 /// control socket), the window opened by the button, `pair --setup-code`,
 /// then `unlock` sealed in a new process; after a power cut and a restart
 /// the owner (in the agent's store file) unlocks again and a new pairing
 /// without the window is refused.
 #[test]
 fn the_keyway_binary_pairs_by_setup_code_with_the_agent_brain_over_udp_and_survives_a_restart() {
-    use keyway_lock::shell::{Brain, Options, start};
+    use keyway_lock::shell::{Options, start};
     use keyway_lock::state::StateDir;
     const BIN: &str = env!("CARGO_BIN_EXE_keyway");
     let tmp = tempfile::tempdir().unwrap();
@@ -313,7 +313,6 @@ fn the_keyway_binary_pairs_by_setup_code_with_the_agent_brain_over_udp_and_survi
     let options = |bind: std::net::SocketAddr| {
         let mut o = Options::new(tmp.path().join("lock"), bind);
         o.control = Some("127.0.0.1:0".parse().unwrap());
-        o.brain = Brain::Agent;
         o
     };
     let control = |lock: &keyway_lock::shell::Running, line: &str| -> serde_json::Value {
@@ -534,4 +533,277 @@ fn a_stranger_in_the_window_cannot_replace_a_pending_newer_release() {
     let run = c.image_state().unwrap();
     let running = run.iter().find(|s| s.active).map(|s| s.version.clone());
     assert_ne!(running.as_deref(), Some("3.0.0"));
+}
+
+// ---- issue 12's attacks, ported from keyway-lock's tests/attacks.rs (the
+// legacy brain) to the agent shell: each now exercises the agent's defence
+// through the shell's wiring (frames in, events acted on, reboots).
+
+/// A transport that, after the owner's `at`-th frame, delivers someone
+/// else's frames (a radio attacker's, sent between the owner's) and keeps
+/// their answers.
+struct Injecting {
+    link: Link,
+    at: u64,
+    frames: Vec<(PeerId, Vec<u8>)>,
+    answers: Rc<RefCell<Vec<Vec<u8>>>>,
+}
+
+impl std::fmt::Debug for Injecting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Injecting").field("at", &self.at).finish()
+    }
+}
+
+impl Transport for Injecting {
+    fn exchange(&mut self, frame: &[u8], seq: u8) -> Result<Vec<u8>, TransportError> {
+        let a = self.link.exchange(frame, seq);
+        if self.link.stats.frames_sent == self.at {
+            for (peer, f) in self.frames.drain(..) {
+                let answer = self.link.bench.borrow_mut().deliver(peer, &f);
+                self.answers.borrow_mut().push(answer);
+            }
+        }
+        a
+    }
+    fn mtu(&self) -> usize {
+        self.link.mtu()
+    }
+    fn stats(&self) -> Stats {
+        self.link.stats()
+    }
+}
+
+/// A plain (unsealed) image upload chunk, as a stock tool sends it.
+fn plain_chunk(off: u64, data: &[u8], len: Option<u64>) -> Vec<u8> {
+    use ciborium::Value;
+    let mut body = vec![
+        (Value::Text("off".into()), Value::from(off)),
+        (Value::Text("data".into()), Value::Bytes(data.to_vec())),
+    ];
+    if let Some(l) = len {
+        body.push((Value::Text("len".into()), Value::from(l)));
+    }
+    keyway::smp::encode_request(keyway::smp::Op::Write, 1, 1, 0x33, body)
+}
+
+/// The `rc` of an answer frame (`None`: success).
+fn answer_rc(frame: &[u8]) -> Option<u64> {
+    let body = keyway::smp::decode_body(&frame[keyway::smp::HEADER_LEN..]).unwrap();
+    keyway::smp::get_u64(&body, "rc").unwrap().or_else(|| {
+        body.iter()
+            .find(|(k, _)| k.as_text() == Some("err"))
+            .map(|_| u64::MAX)
+    })
+}
+
+/// Was `attacks.rs`'s `injected_chunk_is_refused_and_leaves_the_upload_untouched`
+/// (the legacy per-peer upload ownership): while the owner's sealed upload
+/// runs, a stranger in the window injects plain chunks (at the next
+/// offset, and a new first chunk): refused before the installer sees them
+/// (the agent's upload binding), and the owner's upload completes intact.
+#[test]
+fn an_injected_chunk_is_refused_and_leaves_the_owners_sealed_upload_untouched() {
+    let (bench, vendor) = Bench::new();
+    let _ = paired(&bench, 1, 0xa1);
+    let env = release(&vendor, "2.0.0", 2, 20_000, "");
+    let digest: [u8; 32] = Sha256::digest(&env).into();
+    // A person opened the window: the stranger counts as "the window".
+    bench.borrow_mut().press();
+    let answers = Rc::new(RefCell::new(Vec::new()));
+    let evil = vec![0xee; 200];
+    let t = Injecting {
+        link: Link {
+            bench: bench.clone(),
+            peer: PeerId(1),
+            stats: Stats::default(),
+        },
+        // The handshake (2 frames), then two chunks of the upload.
+        at: 4,
+        frames: vec![
+            (PeerId(66), plain_chunk(2_000, &evil, None)),
+            (PeerId(66), plain_chunk(0, &evil, Some(env.len() as u64))),
+        ],
+        answers: answers.clone(),
+    };
+    let dk = bench.borrow().lock.agent().device_public_key();
+    let clock = bench.borrow().clock.clone();
+    let mut c = Client::new(t)
+        .with_owner(owner_key(0xa1))
+        .unwrap()
+        .with_channel_env([0x5a; 32], Box::new(move || clock.load(Ordering::SeqCst)))
+        .with_paired_lock(dk)
+        .unwrap();
+    c.upload(&env, &mut |_, _| {}).unwrap();
+    let answers = answers.borrow();
+    assert_eq!(answers.len(), 2, "the injection ran");
+    for a in answers.iter() {
+        assert!(answer_rc(a).is_some(), "an injected chunk was taken");
+    }
+    assert_eq!(
+        bench.borrow().lock.server().pending().map(|p| p.hash),
+        Some(digest),
+        "the owner's upload is intact"
+    );
+}
+
+/// Was `attacks.rs`'s `unauthenticated_reset_is_refused` and
+/// `unauthenticated_resets_do_not_evict_unlock_records` (130 resets used
+/// to push the owner's unlock records out of the audit log): with the
+/// window closed a stranger's reset is refused and resets nothing; with
+/// the window opened once, 130 resets from 50 addresses reset the lock
+/// once (the window's reset consumes it); an owner's resets are
+/// rate-limited; the owner's three unlocks are all still in the log.
+#[test]
+fn resets_need_a_press_each_so_130_resets_do_not_evict_the_unlock_records() {
+    let (bench, _) = Bench::new();
+    let mut c = paired(&bench, 1, 0xa1);
+    for i in 0..6 {
+        if i % 2 == 0 {
+            c.unlock().unwrap();
+        } else {
+            c.lock().unwrap();
+        }
+    }
+    let resets = |b: &Shared| {
+        b.borrow()
+            .events
+            .iter()
+            .filter(|e| matches!(e, Event::Reset { .. }))
+            .count()
+    };
+    let reset = keyway::smp::encode_request(keyway::smp::Op::Write, 0, 5, 9, vec![]);
+    // Window closed: refused (ACCESSDENIED), nothing resets.
+    let a = bench.borrow_mut().deliver(PeerId(66), &reset);
+    assert_eq!(answer_rc(&a), Some(11));
+    assert_eq!(resets(&bench), 0);
+    // One press, 130 resets.
+    bench.borrow_mut().press();
+    for i in 0..130u64 {
+        bench.borrow().clock.fetch_add(100, Ordering::SeqCst);
+        let _ = bench.borrow_mut().deliver(PeerId(100 + i % 50), &reset);
+    }
+    assert_eq!(resets(&bench), 1, "one press, one reset");
+    // The owner's resets: one a minute (the first a minute after boot).
+    let mut ran = 0;
+    for _ in 0..10 {
+        if c.reset().is_ok() {
+            ran += 1;
+        }
+    }
+    bench.borrow().clock.fetch_add(61_000, Ordering::SeqCst);
+    for _ in 0..10 {
+        if c.reset().is_ok() {
+            ran += 1;
+        }
+    }
+    assert_eq!(ran, 1, "20 owner resets, one a minute after boot: one ran");
+    let log = c.log_export(&mut |_, _| {}).unwrap();
+    let text = keyway::log::show_text(&keyway::log::parse(&log), None);
+    let unlocks = text.matches("unlocked: owner command").count();
+    println!(
+        "after 130 resets in one window and 20 owner resets: {} resets, {unlocks} owner unlocks in the log",
+        resets(&bench)
+    );
+    assert_eq!(unlocks, 3, "{text}");
+}
+
+/// Was `attacks.rs`'s `consent_survives_a_power_cut_and_a_reset_then_the_install_proceeds`
+/// (consent in `owners.json`): the owner's sealed consent, postponed by
+/// the thrown bolt, lives in the agent's store flash; after a power cut
+/// (a new shell from the two flash images) the lock still holds it and
+/// installs by itself once the owner unlocks.
+#[test]
+fn sealed_consent_survives_a_power_cut_then_the_install_proceeds() {
+    let (bench, vendor) = Bench::new();
+    let mut c = paired(&bench, 1, 0xa1);
+    let env = release(&vendor, "2.0.0", 2, 8_000, "Fix.");
+    c.upload(&env, &mut |_, _| {}).unwrap();
+    c.notes().unwrap();
+    let a = c.consent(true).unwrap();
+    assert_eq!(keyway::smp::get_text(&a, "state").unwrap(), Some("postponed"));
+    // The power cut: everything in RAM is gone; the shell starts again
+    // from the device flash and the agent's store flash.
+    {
+        let mut b = bench.borrow_mut();
+        let ms = b.ms();
+        let store = agent_shell::store_from_bytes(b.lock.agent().flash().as_bytes().to_vec())
+            .unwrap();
+        let flash =
+            keyway_lock::device::flash_from_bytes(b.lock.server().lock().flash().as_bytes().to_vec())
+                .unwrap();
+        let trust = b.lock.server().lock().trust().clone();
+        let mut device = Device::new(flash, trust, None).unwrap();
+        device
+            .attach_audit(
+                keyway_audit::Ed25519Signer::from_seed([0xd0; 32]).unwrap(),
+                b.lock.server().lock().boot_count().unwrap_or(0),
+            )
+            .unwrap();
+        device.power_on().unwrap();
+        let lock = AgentLock::new(
+            Server::new(device),
+            store,
+            KeyPair::from_seed(Seed::new([0xd0; 32])),
+            None,
+            ms,
+        )
+        .unwrap();
+        b.lock = lock;
+    }
+    assert!(
+        bench.borrow().lock.agent().state().consent().is_some(),
+        "the consent was lost"
+    );
+    c.unlock().unwrap();
+    {
+        let mut b = bench.borrow_mut();
+        let ms = b.ms();
+        b.lock.server_mut().tick(ms);
+        b.lock.after_tick();
+        assert!(b.lock.server_mut().poll_reset().is_some(), "install armed");
+        b.lock.after_boot(ms).unwrap();
+    }
+    let s = c.status().unwrap();
+    assert_eq!(keyway::smp::get_text(&s, "version").unwrap(), Some("2.0.0"));
+}
+
+/// Was `attacks.rs`'s `a_reset_keeps_the_presence_window_a_power_cut_ends_it`
+/// (the legacy server kept the window across a soft reset): now a reset
+/// the window authorized consumes the window, and every boot starts the
+/// agent with it closed; a stock tool's "test, then reset" still installs
+/// (the test only arms it, the reset boots it).
+#[test]
+fn a_window_test_then_reset_installs_and_the_reset_closes_the_window() {
+    let (bench, vendor) = Bench::new();
+    {
+        let mut b = bench.borrow_mut();
+        let ms = b.ms();
+        let (latch, _) = b.lock.server_mut().latch_mut();
+        latch.owner(false, ms);
+    }
+    bench.borrow_mut().press();
+    let mut tool = Client::new(Link {
+        bench: bench.clone(),
+        peer: PeerId(7),
+        stats: Stats::default(),
+    });
+    let env = release(&vendor, "2.0.0", 2, 8_000, "");
+    let digest: [u8; 32] = Sha256::digest(&env).into();
+    tool.upload(&env, &mut |_, _| {}).unwrap();
+    tool.image_test(&digest).unwrap();
+    assert!(
+        !bench.borrow().events.iter().any(|e| matches!(e, Event::Reset { .. })),
+        "the test only arms the install"
+    );
+    assert!(bench.borrow().lock.agent().window_open(bench.borrow().ms()));
+    tool.reset().unwrap();
+    assert!(!bench.borrow().lock.agent().window_open(bench.borrow().ms()));
+    let run = tool.image_state().unwrap();
+    assert!(
+        run.iter().any(|s| s.active && s.version == "2.0.0"),
+        "{run:?}"
+    );
+    // The window is gone: a second reset is refused.
+    assert_eq!(tool.reset().unwrap_err().rc(), Some(11));
 }

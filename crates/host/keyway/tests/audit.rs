@@ -494,9 +494,9 @@ fn an_external_lock_with_a_unix_control_socket_is_audited_through_it() {
     assert!(c1.contains(&format!("unix:{}", sock.display())), "{c1}");
 }
 
-/// The audit against a lock that runs the agent (`--lock-brain agent`):
-/// it reads the setup code off the label (the control socket), pairs its
-/// owner by it and runs the owner's commands in sessions.
+/// The audit against the lock (the agent): it reads the setup code off
+/// the label (the control socket), pairs its owner by it and runs the
+/// owner's commands in sessions.
 #[test]
 fn agent_brain_lock_is_audited_with_an_owner_paired_by_setup_code() {
     let t = tempfile::tempdir().unwrap();
@@ -504,8 +504,7 @@ fn agent_brain_lock_is_audited_with_an_owner_paired_by_setup_code() {
     StateDir::new(t.path().join("lock"))
         .new_setup_code()
         .unwrap();
-    let mut args = vendor_args(t.path());
-    args.extend(["--lock-brain".into(), "agent".into()]);
+    let args = vendor_args(t.path());
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let (v, ok) = audit(t.path(), &argv);
     println!("{}", show(&v));
