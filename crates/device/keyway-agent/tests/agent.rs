@@ -800,21 +800,24 @@ fn a_declined_window_reset_keeps_the_window() {
 }
 
 /// An owner's resets come through a session from anywhere in radio
-/// range of a stolen phone: they stay rate-limited, one a minute and the
-/// first a minute after boot, window or not, and do not touch the window.
+/// range of a stolen phone: with the window shut they stay rate-limited,
+/// one a minute and the first a minute after boot. With the window open
+/// an owner's reset is the window's one reset (it consumes the window):
+/// anyone in range could send a plain one then.
 #[test]
 fn resets_by_an_owner_session_are_rate_limited() {
     let mut alice = Client::new(0x0a, OWNER);
     let mut h = Harness::with_owner(20, &mut alice);
     let reset = Request::Reset(kw::Signed::default());
+    assert!(!h.agent.window_open(h.lock_ms), "pairing closed the window");
     let r = h.call(&mut alice, &reset).unwrap();
     assert!(
-        matches!(r.refusal(), Some(Refusal::RateLimited { .. })) || r.rc() == Some(MgmtErr::Busy as u64),
+        matches!(r.refusal(), Some(Refusal::RateLimited { .. }))
+            || r.rc() == Some(MgmtErr::Busy as u64),
         "the first reset after boot waits a minute: {:?}",
         r.answer()
     );
     h.advance(60_000);
-    h.press(Press::Short);
     let r = h.call(&mut alice, &reset).unwrap();
     assert!(r.is_ok(), "{:?}", r.answer());
     assert_eq!(
@@ -823,7 +826,6 @@ fn resets_by_an_owner_session_are_rate_limited() {
             by: Authority::Owner(kid(&alice.key))
         }
     );
-    assert!(h.agent.window_open(h.lock_ms), "an owner's reset leaves the window");
     let mut resets = 1;
     for _ in 0..130 {
         h.advance(100);
@@ -832,6 +834,11 @@ fn resets_by_an_owner_session_are_rate_limited() {
         }
     }
     assert_eq!(resets, 1, "130 owner resets in 13 s: one allowed");
+    // In the window: one more, which closes it.
+    h.press(Press::Short);
+    assert!(h.call(&mut alice, &reset).unwrap().is_ok());
+    assert!(!h.agent.window_open(h.lock_ms));
+    assert!(!h.call(&mut alice, &reset).unwrap().is_ok());
 }
 
 // ----- uploads -------------------------------------------------------------

@@ -26,10 +26,6 @@ impl Drop for Running {
     }
 }
 
-fn start(state: &std::path::Path) -> (Running, UdpSocket) {
-    start_with(state, &["--presence-always-open"])
-}
-
 fn start_with(state: &std::path::Path, args: &[&str]) -> (Running, UdpSocket) {
     let mut child = Command::new(BIN)
         .arg("--state")
@@ -101,36 +97,6 @@ fn try_request(
 
 fn t(s: &str) -> Value {
     Value::Text(s.into())
-}
-
-/// A challenge, then `body` signed by `owner`: the answer.
-fn signed(
-    sock: &UdpSocket,
-    owner: &SigningKey,
-    op: Op,
-    group: u16,
-    id: u8,
-    body: Vec<(Value, Value)>,
-) -> Vec<(Value, Value)> {
-    let c = request(sock, Op::Read, 64, 7, vec![]);
-    let nonce: [u8; 16] = smp::get_bytes(&c, "nonce")
-        .unwrap()
-        .unwrap()
-        .try_into()
-        .unwrap();
-    let mut cbor = Vec::new();
-    ciborium::into_writer(&Value::Map(body.clone()), &mut cbor).unwrap();
-    let sig = owner.sign(&keyway_lock::owners::auth_message(group, id, &nonce, &cbor));
-    let mut b = body;
-    b.push((
-        t("auth"),
-        Value::Map(vec![
-            (t("key"), Value::Bytes(owner.raw_public_key_bytes())),
-            (t("nonce"), Value::Bytes(nonce.to_vec())),
-            (t("sig"), Value::Bytes(sig)),
-        ]),
-    ));
-    request(sock, op, group, id, b)
 }
 
 /// (slot, version, active, confirmed) of each image.
