@@ -410,7 +410,10 @@ impl<'a> LockDevice<'a> {
             (None, Some(s)) => format!("slot{s}"),
             (None, None) => "recovery".to_owned(),
         };
-        self.image = view.map(|v| v.hash);
+        // The running image's SHA-256 (not the envelope's): what a delta
+        // release's base must be, so the owner's client can choose delta
+        // or full image.
+        self.image = running.and_then(|s| self.server.lock().image_digest(s));
         self.update =
             self.server
                 .update_view()
