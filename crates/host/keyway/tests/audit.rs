@@ -397,18 +397,31 @@ fn without_a_control_interface_hardware_checks_skip_with_the_reason() {
         keyway_lock::shell::Options::new(t.path().join("lock"), "127.0.0.1:0".parse().unwrap());
     o.control = Some("127.0.0.1:0".parse().unwrap());
     let lock = keyway_lock::shell::start(&o).unwrap();
-    // Pair an owner at the lock (its button, then pair over SMP).
+    // Pair an owner at the lock (its button, then the setup code off the
+    // label): `pair --setup-code` records the lock in owner.locks.json,
+    // where the audit finds it and runs the owner's commands sealed.
     let owner = keygen(t.path().join("owner"), Algorithm::Ed25519).unwrap();
     let mut c = std::net::TcpStream::connect(lock.control.unwrap()).unwrap();
     c.write_all(b"{\"cmd\":\"presence\",\"seconds\":30}\n")
         .unwrap();
     BufReader::new(&c).read_line(&mut String::new()).unwrap();
-    let key = keyway::keys::SigningKey::load(&owner.private).unwrap();
-    let raw: [u8; 32] = key.raw_public_key_bytes().try_into().unwrap();
-    let transport = keyway_cli::device::UdpTransport::connect(&lock.smp.to_string()).unwrap();
-    keyway_cli::device::Client::new(transport)
-        .pair(&raw, Some("test"))
+    let code = StateDir::new(t.path().join("lock"))
+        .setup_code()
+        .unwrap()
+        .unwrap()
+        .to_string();
+    let paired = Command::new(BIN)
+        .args(["device", "--target", &format!("udp:{}", lock.smp)])
+        .arg("--owner-key")
+        .arg(&owner.private)
+        .args(["pair", "--setup-code", &code, "--name", "test"])
+        .output()
         .unwrap();
+    assert!(
+        paired.status.success(),
+        "{}",
+        String::from_utf8_lossy(&paired.stderr)
+    );
     let o = Command::new(BIN)
         .args(["audit", "--json", "--target", &format!("udp:{}", lock.smp)])
         .arg("--owner-key")

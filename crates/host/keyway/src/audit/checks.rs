@@ -760,7 +760,12 @@ impl Session<'_> {
                     u.describe(r.envelope.len())
                 ));
             }
+            // The agent rate-limits an owner's resets (none in the first
+            // minute after a boot, as after this cut); a press of the
+            // button pays for one at once, where the lock has one.
+            let _ = self.ctl(json!({"cmd": "presence", "seconds": 60}));
             let _ = self.smp.owner_call(|c| c.reset().map(|()| Vec::new()));
+            let _ = self.ctl(json!({"cmd": "presence-close"}));
             let run = self.settle(Some(r), self.settle_time())?;
             ev.push(format!(
                 "reset from recovery: the lock runs {}",
