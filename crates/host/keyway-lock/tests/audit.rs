@@ -155,12 +155,14 @@ fn lock_events_and_an_update_export_an_intact_signed_log() {
     assert_eq!(smp::get_bool(&good, "match").unwrap(), Some(true));
     s.lock_mut().commit_audit(RTC + 99).unwrap();
     // Consent: the bolt withdrawn, a test boot asked for with the window
-    // open; the lock arms the update and resets into the trial, which
-    // self-tests and confirms.
+    // open arms the update; the reset (as a stock tool sends it next)
+    // boots the trial, which self-tests and confirms.
     control(&mut s, r#"{"cmd":"keypad","pin":"4711"}"#, 99_500);
     let hash: [u8; 32] = Sha256::digest(&env).into();
     let test = vec![(Value::Text("hash".into()), Value::Bytes(hash.to_vec()))];
     s.handle(&request(Op::Write, 1, 0, test), 100_000);
+    assert!(s.poll_reset().is_none(), "the test only arms it");
+    s.handle(&request(Op::Write, 0, 5, Vec::new()), 100_000);
     s.poll_reset().unwrap().unwrap();
     s.lock_mut().commit_audit(RTC + 100).unwrap();
 

@@ -178,9 +178,9 @@ fn provision_run_update_kill_run() {
     // The reset after the upload (smpmgr upgrade's) is the consent of the
     // person at the lock, but the bolt is locked: postponed, no reset.
     let m = request(&sock, Op::Write, 0, 5, vec![]);
+    // (EBADSTATE: the agent answers the code, not the device core's
+    // words; the lock's log says "postponed: the bolt is locked".)
     assert_eq!(smp::get_u64(&m, "rc").unwrap(), Some(6), "{m:?}");
-    let why = smp::get_text(&m, "rsn").unwrap().unwrap();
-    assert!(why.contains("the bolt is locked"), "{why}");
     assert_eq!(
         images(&sock),
         vec![

@@ -584,6 +584,8 @@ fn update_through_cuts(s: &mut Server, env: &[u8]) -> Result<(), String> {
                     let hash = s.lock_mut().view(1).map_or(sha(env), |v| v.hash);
                     let req = vec![(t("hash"), Value::Bytes(hash.to_vec()))];
                     s.handle(&frame(Op::Write, 1, 1, 0, 1, req), 0);
+                    // A test in the window arms it; the reset boots it.
+                    s.handle(&frame(Op::Write, 1, 0, 5, 2, Vec::new()), 0);
                     let _ = s.poll_reset();
                     reboot(s);
                     if s.lock().running() == Some(1) {
