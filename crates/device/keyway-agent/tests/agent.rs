@@ -765,7 +765,10 @@ fn a_window_reset_is_allowed_once_per_press_and_closes_the_window() {
             by: Authority::Window
         }
     );
-    assert!(!h.agent.window_open(h.lock_ms), "the reset consumed the window");
+    assert!(
+        !h.agent.window_open(h.lock_ms),
+        "the reset consumed the window"
+    );
     let mut resets = 1;
     for _ in 0..130 {
         h.advance(100);
@@ -795,7 +798,10 @@ fn a_declined_window_reset_keeps_the_window() {
     assert_eq!(r.event, Event::None);
     assert!(h.agent.window_open(h.lock_ms));
     h.device.decline_resets = false;
-    assert!(h.send(STRANGER, &Request::Reset(kw::Signed::default())).is_ok());
+    assert!(
+        h.send(STRANGER, &Request::Reset(kw::Signed::default()))
+            .is_ok()
+    );
     assert!(!h.agent.window_open(h.lock_ms));
 }
 

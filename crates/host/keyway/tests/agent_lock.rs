@@ -721,17 +721,21 @@ fn sealed_consent_survives_a_power_cut_then_the_install_proceeds() {
     c.upload(&env, &mut |_, _| {}).unwrap();
     c.notes().unwrap();
     let a = c.consent(true).unwrap();
-    assert_eq!(keyway::smp::get_text(&a, "state").unwrap(), Some("postponed"));
+    assert_eq!(
+        keyway::smp::get_text(&a, "state").unwrap(),
+        Some("postponed")
+    );
     // The power cut: everything in RAM is gone; the shell starts again
     // from the device flash and the agent's store flash.
     {
         let mut b = bench.borrow_mut();
         let ms = b.ms();
-        let store = agent_shell::store_from_bytes(b.lock.agent().flash().as_bytes().to_vec())
-            .unwrap();
-        let flash =
-            keyway_lock::device::flash_from_bytes(b.lock.server().lock().flash().as_bytes().to_vec())
-                .unwrap();
+        let store =
+            agent_shell::store_from_bytes(b.lock.agent().flash().as_bytes().to_vec()).unwrap();
+        let flash = keyway_lock::device::flash_from_bytes(
+            b.lock.server().lock().flash().as_bytes().to_vec(),
+        )
+        .unwrap();
         let trust = b.lock.server().lock().trust().clone();
         let mut device = Device::new(flash, trust, None).unwrap();
         device
@@ -793,7 +797,11 @@ fn a_window_test_then_reset_installs_and_the_reset_closes_the_window() {
     tool.upload(&env, &mut |_, _| {}).unwrap();
     tool.image_test(&digest).unwrap();
     assert!(
-        !bench.borrow().events.iter().any(|e| matches!(e, Event::Reset { .. })),
+        !bench
+            .borrow()
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Reset { .. })),
         "the test only arms the install"
     );
     assert!(bench.borrow().lock.agent().window_open(bench.borrow().ms()));
@@ -806,4 +814,272 @@ fn a_window_test_then_reset_installs_and_the_reset_closes_the_window() {
     );
     // The window is gone: a second reset is refused.
     assert_eq!(tool.reset().unwrap_err().rc(), Some(11));
+}
+
+/// Was `attacks.rs`'s `authority_matrix_every_command_and_authority`
+/// (the legacy server's table): every command against every authority,
+/// through the shell, each on a fresh lock with a paired owner. A request
+/// is refused for want of authority with rc 11; the old unauthenticated
+/// `challenge` (7) and `pair KEY` (8) are not served to anyone (rc 8).
+/// Anything else (an answer, or a refusal for another reason, such as
+/// "nothing pending" or the owner's reset limit) means it was admitted.
+#[test]
+fn authority_matrix_every_command_and_authority_through_the_shell() {
+    use ciborium::Value;
+    use keyway::smp::Op;
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Who {
+        Nobody,
+        Window,
+        Owner,
+        WindowAndLongPress,
+    }
+    use Who::*;
+    let t = |s: &str| Value::Text(s.into());
+    let (_, vendor) = Bench::new();
+    let env = release(&vendor, "2.0.0", 2, 3_000, "");
+    let first_chunk = vec![
+        (t("off"), Value::from(0u64)),
+        (t("data"), Value::Bytes(env[..1000].to_vec())),
+        (t("len"), Value::from(env.len() as u64)),
+        (t("sha"), Value::Bytes(Sha256::digest(&env).to_vec())),
+    ];
+    let all = [Nobody, Window, Owner, WindowAndLongPress];
+    let window = [Window, Owner, WindowAndLongPress];
+    let owner = [Owner];
+    let none: [Who; 0] = [];
+    type Row<'a> = (&'a str, u16, u8, Op, Vec<(Value, Value)>, &'a [Who]);
+    #[rustfmt::skip]
+    let table: Vec<Row> = vec![
+        ("echo", 0, 0, Op::Write, vec![(t("d"), t("hi"))], &all),
+        ("MCUmgr params", 0, 6, Op::Read, vec![], &all),
+        ("OS info", 0, 7, Op::Read, vec![], &window),
+        ("reset", 0, 5, Op::Write, vec![], &window),
+        ("image state read", 1, 0, Op::Read, vec![], &all),
+        ("image state write", 1, 0, Op::Write, vec![(t("confirm"), Value::Bool(true))], &window),
+        ("image upload", 1, 1, Op::Write, first_chunk, &window),
+        ("image erase", 1, 5, Op::Write, vec![], &window),
+        ("status", 64, 0, Op::Read, vec![], &owner),
+        ("lock", 64, 1, Op::Write, vec![], &owner),
+        ("unlock", 64, 2, Op::Write, vec![], &owner),
+        ("presence", 64, 3, Op::Read, vec![], &window),
+        ("notes", 64, 4, Op::Read, vec![], &owner),
+        ("consent", 64, 5, Op::Write, vec![(t("accept"), Value::Bool(true))], &owner),
+        ("log export", 64, 6, Op::Read, vec![(t("off"), Value::from(0u8))], &owner),
+        ("challenge (old)", 64, 7, Op::Read, vec![], &none),
+        ("pair KEY (old)", 64, 8, Op::Write, vec![(t("key"), Value::Bytes(vec![7; 32]))], &none),
+        ("factory reset", 64, 9, Op::Write, vec![], &[WindowAndLongPress]),
+        ("settings", 64, 10, Op::Write, vec![(t("auto_install_cve"), Value::Bool(true))], &owner),
+        ("owners", 64, 16, Op::Read, vec![], &owner),
+        ("unpair", 64, 17, Op::Write, vec![(t("key_id"), Value::Bytes(vec![0; 8]))], &owner),
+    ];
+    let mut wrong = Vec::new();
+    let mut n = 0;
+    for (name, group, id, op, body, allowed) in &table {
+        for who in all {
+            n += 1;
+            let (bench, _) = Bench::new();
+            let mut owner_client = paired(&bench, 1, 0xa1);
+            if matches!(who, Window | WindowAndLongPress) {
+                bench.borrow_mut().press();
+            }
+            if who == WindowAndLongPress {
+                let ms = bench.borrow().ms();
+                bench.borrow_mut().lock.button(ms, Press::Long).unwrap();
+            }
+            let c = if who == Owner {
+                owner_client.request(name, *op, *group, *id, body.clone())
+            } else {
+                // A plain client: no owner key, no session.
+                let mut plain = Client::new(Link {
+                    bench: bench.clone(),
+                    peer: PeerId(66),
+                    stats: Stats::default(),
+                });
+                plain.request(name, *op, *group, *id, body.clone())
+            };
+            let rc = match &c {
+                Ok(_) => None,
+                Err(e) => e.rc(),
+            };
+            let admitted = !matches!(rc, Some(11) | Some(8));
+            if admitted != allowed.contains(&who) {
+                wrong.push(format!("{name} by {who:?}: admitted {admitted}: {c:?}"));
+            }
+            if *group == 64 && (*id == 7 || *id == 8) {
+                assert_eq!(rc, Some(8), "{name} by {who:?}: {c:?}");
+            }
+            if who != Owner && *group == 64 && *id == 2 {
+                assert_eq!(bolt(&bench), keyway_lock::lock::Bolt::Locked);
+            }
+        }
+    }
+    println!("authority matrix through the shell: {n} (command, authority) pairs");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// Was `attacks.rs`'s `owner_commands_succeed_while_another_peer_floods_challenges`
+/// (the legacy global nonce list of 8): a stranger floods the lock with
+/// session handshakes and plain requests (20 before each of the owner's
+/// commands, 5 ms apart: 200 a second) while the owner, in a session,
+/// unlocks and locks 50 times: at least 9 in 10 succeed, and the flood is
+/// rate-limited (the agent's per-peer buckets).
+#[test]
+fn owner_commands_succeed_while_another_peer_floods_the_lock() {
+    let (bench, _) = Bench::new();
+    let mut c = paired(&bench, 1, 0xa1);
+    let mut flooder = client(&bench, 66, 0x66);
+    let echo = keyway::smp::encode_request(
+        keyway::smp::Op::Write,
+        0,
+        0,
+        1,
+        vec![(
+            ciborium::Value::Text("d".into()),
+            ciborium::Value::Text("x".into()),
+        )],
+    );
+    let (mut ok, mut refused, mut sent) = (0, 0, 0);
+    let rounds = 50;
+    for round in 0..rounds {
+        for i in 0..20 {
+            bench.borrow().clock.fetch_add(5, Ordering::SeqCst);
+            sent += 1;
+            if i % 2 == 0 {
+                // A handshake toward a session it can never finish.
+                if flooder.open_session().is_err() {
+                    refused += 1;
+                }
+            } else {
+                let a = bench.borrow_mut().deliver(PeerId(66), &echo);
+                if answer_rc(&a).is_some() {
+                    refused += 1;
+                }
+            }
+        }
+        let r = if round % 2 == 0 { c.unlock() } else { c.lock() };
+        if r.is_ok() {
+            ok += 1;
+        }
+    }
+    println!(
+        "{rounds} owner commands during a flood of {sent} requests at 200/s: {ok} succeeded, {refused} flood requests refused"
+    );
+    assert!(
+        ok * 10 >= rounds * 9,
+        "only {ok} of {rounds} owner commands succeeded"
+    );
+    assert!(refused > 0, "the flooding peer was never limited");
+}
+
+/// A transport that flips one byte of the `nth` frame it sends, near its
+/// end (inside a chunk's data: radio noise, or an attacker in the path).
+struct Corrupting {
+    link: Link,
+    nth: u64,
+}
+
+impl std::fmt::Debug for Corrupting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Corrupting")
+            .field("nth", &self.nth)
+            .finish()
+    }
+}
+
+impl Transport for Corrupting {
+    fn exchange(&mut self, frame: &[u8], seq: u8) -> Result<Vec<u8>, TransportError> {
+        if self.link.stats.frames_sent + 1 == self.nth {
+            let mut f = frame.to_vec();
+            let n = f.len();
+            f[n - 10] ^= 0x55;
+            return self.link.exchange(&f, seq);
+        }
+        self.link.exchange(frame, seq)
+    }
+    fn mtu(&self) -> usize {
+        self.link.mtu()
+    }
+    fn stats(&self) -> Stats {
+        self.link.stats()
+    }
+}
+
+/// Was `attacks.rs`'s `failed_upload_clears_the_download_record_and_the_release_uploads_again`,
+/// through the shell: a stock tool's upload in the window whose 5th chunk
+/// is corrupted on the way (the first chunk announced the good file's
+/// SHA-256) fails its digest at the end; the device core clears the
+/// journal's download record, so the same release uploads again at once
+/// from its first byte, and after a power cut too.
+#[test]
+fn a_corrupted_chunk_clears_the_download_record_and_the_release_uploads_again() {
+    for cut in [false, true] {
+        let (bench, vendor) = Bench::new();
+        bench.borrow_mut().press();
+        let env = release(&vendor, "2.0.0", 2, 20_000, "");
+        let mut tool = Client::new(Corrupting {
+            link: Link {
+                bench: bench.clone(),
+                peer: PeerId(7),
+                stats: Stats::default(),
+            },
+            nth: 5,
+        });
+        assert!(
+            tool.upload(&env, &mut |_, _| {}).is_err(),
+            "the corrupted upload verified"
+        );
+        assert!(
+            bench
+                .borrow()
+                .lock
+                .server()
+                .lock()
+                .state()
+                .download
+                .is_none(),
+            "the failed download is still recorded"
+        );
+        if cut {
+            let mut b = bench.borrow_mut();
+            let ms = b.ms();
+            let flash = keyway_lock::device::flash_from_bytes(
+                b.lock.server().lock().flash().as_bytes().to_vec(),
+            )
+            .unwrap();
+            let trust = b.lock.server().lock().trust().clone();
+            let mut device = Device::new(flash, trust, None).unwrap();
+            device
+                .attach_audit(
+                    keyway_audit::Ed25519Signer::from_seed([0xd0; 32]).unwrap(),
+                    b.lock.server().lock().boot_count().unwrap_or(0),
+                )
+                .unwrap();
+            device.power_on().unwrap();
+            let store =
+                agent_shell::store_from_bytes(b.lock.agent().flash().as_bytes().to_vec()).unwrap();
+            b.lock = AgentLock::new(
+                Server::new(device),
+                store,
+                KeyPair::from_seed(Seed::new([0xd0; 32])),
+                None,
+                ms,
+            )
+            .unwrap();
+            b.press();
+        }
+        let mut tool = Client::new(Link {
+            bench: bench.clone(),
+            peer: PeerId(7),
+            stats: Stats::default(),
+        });
+        let r = tool.upload(&env, &mut |_, _| {}).unwrap();
+        assert_eq!(r.resumed_from, 0, "cut {cut}");
+        let digest: [u8; 32] = Sha256::digest(&env).into();
+        assert_eq!(
+            bench.borrow().lock.server().pending().map(|p| p.hash),
+            Some(digest),
+            "cut {cut}"
+        );
+    }
 }

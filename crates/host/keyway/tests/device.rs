@@ -1465,7 +1465,12 @@ fn owners_lists_the_owners_and_unpair_removes_one_that_then_cannot_unlock() {
         .map(|o| keyway::keys::hex(&o.key_id))
         .collect();
     assert_eq!(ids, vec![ann_id.clone()]);
-    assert!(sealed_client(&lab, &lock, &bob).unlock().unwrap_err().access_denied());
+    assert!(
+        sealed_client(&lab, &lock, &bob)
+            .unlock()
+            .unwrap_err()
+            .access_denied()
+    );
 }
 
 /// `unpair` without an owner's key is refused for want of authority
