@@ -1083,3 +1083,145 @@ fn a_corrupted_chunk_clears_the_download_record_and_the_release_uploads_again() 
         );
     }
 }
+
+/// A release whose notes name CVEs of the given severities.
+fn release_with_cves(key: &SigningKey, version: &str, sequence: u64, cves: &[&str]) -> Vec<u8> {
+    EnvelopeBuilder {
+        sequence,
+        version: version.parse().unwrap(),
+        vendor_domain: VENDOR.into(),
+        class_name: CLASS.into(),
+        payload: (0..6000)
+            .map(|i| (i * 13 + sequence as usize) as u8)
+            .collect(),
+        notes: Some("Security fixes.".into()),
+        cves: cves.iter().map(|c| c.parse().unwrap()).collect(),
+        keys: vec![key.clone()],
+        ..Default::default()
+    }
+    .build()
+    .unwrap()
+    .envelope
+}
+
+/// What the shell does on its timer thread: the device core's tick
+/// (a postponed or self-consented install may go), then a reset it asked
+/// for.
+fn tick(bench: &Shared) -> bool {
+    let mut b = bench.borrow_mut();
+    let ms = b.ms();
+    b.lock.server_mut().tick(ms);
+    b.lock.after_tick();
+    let reset = b.lock.server_mut().poll_reset().is_some();
+    if reset {
+        b.lock.after_boot(ms).unwrap();
+    }
+    reset
+}
+
+/// Was keyway-lock `keyway_group.rs`'s `auto_install_cve_consents_for_a_high_severity_fix_only`
+/// (settings in `owners.json`): the owner's sealed settings (in the
+/// agent's store) let a critical fix install by itself, bolt locked or
+/// not, while a medium one waits for consent.
+#[test]
+fn auto_install_cve_consents_for_a_high_severity_fix_only() {
+    let (bench, vendor) = Bench::new();
+    let mut c = paired(&bench, 1, 0xa1);
+    let set = c.settings(Some(true), Some(false)).unwrap();
+    let s = keyway::smp::get(&set, "settings")
+        .unwrap()
+        .as_map()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        keyway::smp::get_bool(&s, "auto_install_cve").unwrap(),
+        Some(true)
+    );
+    let medium = release_with_cves(&vendor, "2.0.0", 2, &["CVE-2099-0001:medium"]);
+    c.upload(&medium, &mut |_, _| {}).unwrap();
+    assert!(!tick(&bench), "a medium fix installed without consent");
+    let st = c.status().unwrap();
+    let u = keyway::smp::get(&st, "update")
+        .unwrap()
+        .as_map()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        keyway::smp::get_text(&u, "state").unwrap(),
+        Some("awaiting-consent")
+    );
+    // Refused (after reading the notes): erased.
+    c.notes().unwrap();
+    c.consent(false).unwrap();
+    assert!(bench.borrow().lock.server().pending().is_none());
+    // A critical fix installs by itself, the bolt locked.
+    let critical = release_with_cves(
+        &vendor,
+        "2.1.0",
+        3,
+        &["CVE-2099-0002:low", "CVE-2099-0003:critical"],
+    );
+    c.upload(&critical, &mut |_, _| {}).unwrap();
+    // (The lock arms and resets by itself, at the upload's end or on its
+    // next tick.)
+    tick(&bench);
+    assert_eq!(bolt(&bench), keyway_lock::lock::Bolt::Locked);
+    let run = c.image_state().unwrap();
+    assert!(
+        run.iter().any(|s| s.active && s.version == "2.1.0"),
+        "{run:?}"
+    );
+}
+
+/// Was keyway-lock `keyway_group.rs`'s `consent_for_one_update_carried_over_to_a_replacement_is_refused`:
+/// the owner's consent is bound to the envelope's digest in the agent's
+/// store; a newer release uploaded over the consented one is not
+/// installed on that consent (it waits for its own).
+#[test]
+fn consent_for_one_update_is_not_carried_over_to_a_replacement() {
+    let (bench, vendor) = Bench::new();
+    let mut c = paired(&bench, 1, 0xa1);
+    let first = release(&vendor, "2.0.0", 2, 6_000, "First.");
+    c.upload(&first, &mut |_, _| {}).unwrap();
+    c.notes().unwrap();
+    let a = c.consent(true).unwrap();
+    assert_eq!(
+        keyway::smp::get_text(&a, "state").unwrap(),
+        Some("postponed")
+    );
+    let digest: [u8; 32] = Sha256::digest(&first).into();
+    assert_eq!(
+        bench
+            .borrow()
+            .lock
+            .agent()
+            .state()
+            .consent()
+            .map(|c| c.digest),
+        Some(digest)
+    );
+    // A replacement (newer) over it, by the owner.
+    let second = release(&vendor, "3.0.0", 3, 6_000, "Second.");
+    c.upload(&second, &mut |_, _| {}).unwrap();
+    c.unlock().unwrap();
+    assert!(
+        !tick(&bench),
+        "the replacement installed on the old consent"
+    );
+    let st = c.status().unwrap();
+    let u = keyway::smp::get(&st, "update")
+        .unwrap()
+        .as_map()
+        .unwrap()
+        .clone();
+    assert_eq!(keyway::smp::get_text(&u, "version").unwrap(), Some("3.0.0"));
+    assert_eq!(
+        keyway::smp::get_text(&u, "state").unwrap(),
+        Some("awaiting-consent")
+    );
+    let run = c.image_state().unwrap();
+    assert!(
+        run.iter().any(|s| s.active && s.version == "1.0.0"),
+        "{run:?}"
+    );
+}
