@@ -1225,3 +1225,258 @@ fn consent_for_one_update_is_not_carried_over_to_a_replacement() {
         "{run:?}"
     );
 }
+
+/// Was keyway-lock `keyway_group.rs`'s `postponed_then_installed_when_battery_and_bolt_allow`,
+/// through the shell: a stock tool's test boot in the window with the
+/// battery low is refused rc 6 (postponed) and the consent is kept in the
+/// agent's store; the owner's status gives the reason (battery, then the
+/// bolt); once both allow it, the lock installs by itself on a tick.
+#[test]
+fn postponed_then_installed_when_battery_and_bolt_allow() {
+    let (bench, vendor) = Bench::new();
+    let mut owner = paired(&bench, 1, 0xa1);
+    let env = EnvelopeBuilder {
+        sequence: 2,
+        version: "2.0.0".parse().unwrap(),
+        vendor_domain: VENDOR.into(),
+        class_name: CLASS.into(),
+        payload: vec![0x42; 6_000],
+        min_battery_mwh: Some(9_000),
+        keys: vec![vendor.clone()],
+        ..Default::default()
+    }
+    .build()
+    .unwrap()
+    .envelope;
+    let digest: [u8; 32] = Sha256::digest(&env).into();
+    bench.borrow_mut().press();
+    let mut tool = Client::new(Link {
+        bench: bench.clone(),
+        peer: PeerId(7),
+        stats: Stats::default(),
+    });
+    tool.upload(&env, &mut |_, _| {}).unwrap();
+    // deadbolt-2: 3200 mV is 6,240 mWh.
+    {
+        let mut b = bench.borrow_mut();
+        let ms = b.ms();
+        b.lock.server_mut().latch_mut().0.battery(3200, ms);
+    }
+    let e = tool.image_test(&digest).unwrap_err();
+    assert_eq!(e.rc(), Some(6), "{e}");
+    assert_eq!(
+        bench
+            .borrow()
+            .lock
+            .agent()
+            .state()
+            .consent()
+            .map(|c| c.digest),
+        Some(digest),
+        "the consent is kept"
+    );
+    let reason = |c: &mut Client<Link>| {
+        let st = c.status().unwrap();
+        let u = keyway::smp::get(&st, "update")
+            .unwrap()
+            .as_map()
+            .unwrap()
+            .clone();
+        (
+            keyway::smp::get_text(&u, "state")
+                .unwrap()
+                .map(str::to_owned),
+            keyway::smp::get_text(&u, "reason")
+                .unwrap()
+                .map(str::to_owned),
+        )
+    };
+    let (state, why) = reason(&mut owner);
+    assert_eq!(state.as_deref(), Some("postponed"));
+    assert!(why.unwrap_or_default().contains("battery"));
+    assert!(!tick(&bench), "nothing installs yet");
+    // Battery raised: now the bolt is the reason.
+    {
+        let mut b = bench.borrow_mut();
+        let ms = b.ms();
+        b.lock.server_mut().latch_mut().0.battery(3600, ms);
+    }
+    assert!(!tick(&bench));
+    let (_, why) = reason(&mut owner);
+    assert!(why.unwrap_or_default().contains("the bolt is locked"));
+    // The keypad withdraws the bolt: the next tick installs and resets.
+    {
+        let mut b = bench.borrow_mut();
+        let ms = b.ms();
+        b.lock
+            .server_mut()
+            .latch_mut()
+            .0
+            .keypad(keyway_lock::lock::DEFAULT_PIN, ms);
+    }
+    assert!(tick(&bench), "the lock reset itself");
+    let run = tool.image_state().unwrap();
+    assert!(
+        run.iter()
+            .any(|s| s.active && s.confirmed && s.version == "2.0.0"),
+        "{run:?}"
+    );
+    assert!(bench.borrow().lock.agent().state().consent().is_none());
+}
+
+/// Was keyway-lock `keyway_group.rs`'s `refused_erase_of_the_running_slot_keeps_the_pending_update_and_its_consent`:
+/// the owner's sealed erase of the running slot is refused and changes
+/// nothing: the pending update and the consent in the agent's store stay,
+/// and unlocking installs it.
+#[test]
+fn refused_erase_of_the_running_slot_keeps_the_pending_update_and_its_consent() {
+    use ciborium::Value;
+    let (bench, vendor) = Bench::new();
+    let mut c = paired(&bench, 1, 0xa1);
+    let env = release(&vendor, "2.0.0", 2, 6_000, "Fix.");
+    c.upload(&env, &mut |_, _| {}).unwrap();
+    c.notes().unwrap();
+    c.consent(true).unwrap();
+    let running = bench.borrow().lock.server().lock().running().unwrap();
+    let e = c
+        .request(
+            "erase",
+            keyway::smp::Op::Write,
+            1,
+            5,
+            vec![(Value::Text("slot".into()), Value::from(u64::from(running)))],
+        )
+        .unwrap_err();
+    assert!(
+        e.rc().is_some() || matches!(e, keyway_cli::device::DeviceError::GroupRefused { .. }),
+        "{e:?}"
+    );
+    assert!(
+        bench.borrow().lock.server().pending().is_some(),
+        "the refused erase dropped the update"
+    );
+    assert!(
+        bench.borrow().lock.agent().state().consent().is_some(),
+        "and its consent"
+    );
+    c.unlock().unwrap();
+    assert!(tick(&bench), "installed on the kept consent");
+    let run = c.image_state().unwrap();
+    assert!(
+        run.iter().any(|s| s.active && s.version == "2.0.0"),
+        "{run:?}"
+    );
+}
+
+/// A transport that answers `left` frames, then nothing (the owner
+/// walked away, or the link died).
+struct Stop {
+    link: Link,
+    left: u32,
+}
+
+impl std::fmt::Debug for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stop").field("left", &self.left).finish()
+    }
+}
+
+impl Transport for Stop {
+    fn exchange(&mut self, frame: &[u8], seq: u8) -> Result<Vec<u8>, TransportError> {
+        if self.left == 0 {
+            return Err(TransportError::NoAnswer {
+                peer: "cut".into(),
+                tries: 1,
+                timeout_ms: 0,
+            });
+        }
+        self.left -= 1;
+        self.link.exchange(frame, seq)
+    }
+    fn mtu(&self) -> usize {
+        self.link.mtu()
+    }
+    fn stats(&self) -> Stats {
+        self.link.stats()
+    }
+}
+
+/// The owner `tag`'s client for a lock it paired with, over `t`.
+fn owner_over<T: Transport>(bench: &Shared, t: T, tag: u8) -> Client<T> {
+    let dk = bench.borrow().lock.agent().device_public_key();
+    let clock = bench.borrow().clock.clone();
+    Client::new(t)
+        .with_owner(owner_key(tag))
+        .unwrap()
+        .with_channel_env(
+            [tag ^ 0x5a; 32],
+            Box::new(move || clock.load(Ordering::SeqCst)),
+        )
+        .with_paired_lock(dk)
+        .unwrap()
+}
+
+/// Was keyway-lock `keyway_group.rs`'s `upload_begun_by_a_forgotten_owner_cannot_continue_after_a_factory_reset`:
+/// an owner's sealed upload is cut short; the lock is factory reset (the
+/// window and the long press); the forgotten owner can no longer open a
+/// session to finish it, and without the window nobody else may: no
+/// update is left pending.
+#[test]
+fn upload_begun_by_a_forgotten_owner_cannot_continue_after_a_factory_reset() {
+    let (bench, vendor) = Bench::new();
+    let _ = paired(&bench, 1, 0xa1);
+    let env = release(&vendor, "2.0.0", 2, 20_000, "");
+    // The handshake (2 frames) and 4 chunks, then the link dies.
+    let mut partial = owner_over(
+        &bench,
+        Stop {
+            link: Link {
+                bench: bench.clone(),
+                peer: PeerId(1),
+                stats: Stats::default(),
+            },
+            left: 6,
+        },
+        0xa1,
+    );
+    assert!(partial.upload(&env, &mut |_, _| {}).is_err());
+    // Factory reset at the lock: the window and the long press.
+    bench.borrow_mut().press();
+    {
+        let mut b = bench.borrow_mut();
+        let ms = b.ms();
+        b.lock.button(ms, Press::Long).unwrap();
+    }
+    let mut person = Client::new(Link {
+        bench: bench.clone(),
+        peer: PeerId(9),
+        stats: Stats::default(),
+    });
+    person.factory_reset().unwrap();
+    assert_eq!(bench.borrow().lock.agent().state().owner_count(), 0);
+    bench.borrow_mut().lock.close_window();
+    // The forgotten owner cannot finish it; nor can anyone without the
+    // window.
+    let mut gone = owner_over(
+        &bench,
+        Link {
+            bench: bench.clone(),
+            peer: PeerId(1),
+            stats: Stats::default(),
+        },
+        0xa1,
+    );
+    assert!(gone.upload(&env, &mut |_, _| {}).is_err());
+    let mut stranger = Client::new(Link {
+        bench: bench.clone(),
+        peer: PeerId(1),
+        stats: Stats::default(),
+    });
+    assert!(
+        stranger
+            .upload(&env, &mut |_, _| {})
+            .unwrap_err()
+            .access_denied()
+    );
+    assert!(bench.borrow().lock.server().pending().is_none());
+}
