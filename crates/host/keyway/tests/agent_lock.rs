@@ -1480,3 +1480,53 @@ fn upload_begun_by_a_forgotten_owner_cannot_continue_after_a_factory_reset() {
     );
     assert!(bench.borrow().lock.server().pending().is_none());
 }
+
+/// Was keyway-lock `keyway_group.rs`'s `no_forced_update_after_upload_reset_and_power_cut`:
+/// a stock tool uploads in the window and the person leaves; a reset
+/// without the window is refused (and would be no consent), a power cut
+/// boots the old image again, and the new one is still offered, not
+/// armed; a test boot without the window is refused.
+#[test]
+fn no_forced_update_after_upload_reset_and_power_cut() {
+    let (bench, vendor) = Bench::new();
+    bench.borrow_mut().press();
+    let mut tool = Client::new(Link {
+        bench: bench.clone(),
+        peer: PeerId(7),
+        stats: Stats::default(),
+    });
+    let env = release(&vendor, "2.0.0", 2, 6_000, "");
+    let digest: [u8; 32] = Sha256::digest(&env).into();
+    tool.upload(&env, &mut |_, _| {}).unwrap();
+    bench.borrow_mut().lock.close_window();
+    assert_eq!(tool.reset().unwrap_err().rc(), Some(11));
+    // A power cut at the next flash operation (the audit log's write),
+    // then the power-on.
+    {
+        let mut b = bench.borrow_mut();
+        let ms = b.ms();
+        b.lock.server_mut().lock_mut().plan_power_cut(0, 1);
+        let _ = b.lock.server_mut().lock_mut().commit_audit(4);
+        assert!(b.lock.server().lost_power());
+        b.lock.server_mut().poll_reset().unwrap().unwrap();
+        b.lock.after_boot(ms).unwrap();
+    }
+    let run = tool.image_state().unwrap();
+    assert!(
+        run.iter().any(|s| s.active && s.version == "1.0.0"),
+        "{run:?}"
+    );
+    assert!(!run.iter().any(|s| s.pending), "armed: {run:?}");
+    assert_eq!(
+        bench.borrow().lock.server().pending().map(|p| p.sequence),
+        Some(2)
+    );
+    assert!(bench.borrow().lock.agent().state().consent().is_none());
+    assert_eq!(tool.image_test(&digest).unwrap_err().rc(), Some(11));
+    assert!(!tick(&bench));
+    let run = tool.image_state().unwrap();
+    assert!(
+        run.iter().any(|s| s.active && s.version == "1.0.0"),
+        "{run:?}"
+    );
+}
