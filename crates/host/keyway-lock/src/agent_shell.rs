@@ -564,11 +564,6 @@ impl Device for LockDevice<'_> {
                 refusal: e.refusal,
                 group_rc: Some(e.rc),
             }),
-            Err(Fail::Refused(rc, refusal, _)) => Err(ServeError {
-                rc,
-                refusal: Some(refusal),
-                group_rc: None,
-            }),
         }
     }
 }

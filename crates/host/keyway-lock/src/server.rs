@@ -78,10 +78,6 @@ pub(crate) enum Fail {
     Img(ImgError),
     /// An OS-group error.
     Os(u16, MgmtErr, String),
-    /// A top-level SMP rc with a reason and Keyway's typed refusal
-    /// (`kw-rc`), which the answer carries when the request may take it
-    /// (the Keyway group always).
-    Refused(MgmtErr, keyway_smp::Refusal, String),
 }
 
 impl From<ImgError> for Fail {
@@ -148,8 +144,6 @@ pub struct Server {
     pub(crate) long_press_ms: Option<u64>,
     /// The audit-log export served by the `log` command.
     pub(crate) export: Option<Vec<u8>>,
-    nonce_seed: [u8; 32],
-    nonce_count: u64,
     rtc: Option<u64>,
     /// Cut the power once the upload passes this byte (`None` inside:
     /// halfway).
@@ -197,8 +191,6 @@ impl Server {
             presence_opened_ms: None,
             long_press_ms: None,
             export: None,
-            nonce_seed: random_seed(),
-            nonce_count: 0,
             rtc: None,
             cut_mid_upload: None,
             forced_due: None,
@@ -445,25 +437,9 @@ impl Server {
         self.vendor = net;
     }
 
-    /// Seeds the challenge nonces (tests; the default seed is random).
-    pub fn set_nonce_seed(&mut self, seed: [u8; 32]) {
-        self.nonce_seed = seed;
-    }
-
     /// The transport peer of the request being handled.
     pub(crate) fn peer(&self) -> Peer {
         self.peer
-    }
-
-    pub(crate) fn next_nonce(&mut self) -> [u8; 16] {
-        self.nonce_count += 1;
-        let mut h = Sha256::new();
-        h.update(self.nonce_seed);
-        h.update(self.nonce_count.to_le_bytes());
-        let d: [u8; 32] = h.finalize().into();
-        let mut n = [0u8; 16];
-        n.copy_from_slice(&d[..16]);
-        n
     }
 
     /// The button held 10 s (control socket `long-press`): with the
@@ -776,37 +752,6 @@ impl Server {
         self.upload.as_ref()
     }
 
-    /// Drops an upload an owner began with `auth` (a factory reset forgot
-    /// that owner: the chunks that follow would carry its authority).
-    pub(crate) fn drop_owner_upload(&mut self) {
-        if self.upload.as_ref().is_some_and(|u| u.by_owner) {
-            self.upload = None;
-        }
-    }
-
-    /// Drops the upload in progress that the owner with key id `id` began
-    /// with its `auth` (that owner was removed: the chunks that follow
-    /// would carry its authority).
-    pub(crate) fn drop_upload_of(&mut self, id: &[u8; 8]) {
-        if self
-            .upload
-            .as_ref()
-            .is_some_and(|u| u.by_owner && u.owner.as_ref() == Some(id))
-        {
-            self.upload = None;
-        }
-    }
-
-    /// The key id of the owner who signed the request being handled.
-    pub(crate) fn auth_key(&self) -> Option<[u8; 8]> {
-        self.auth_key
-    }
-
-    /// The wall clock (seconds since 1970) if the shell gave one.
-    pub(crate) fn wall_clock(&self) -> Option<u64> {
-        self.rtc
-    }
-
     /// Log lines since the last call (refusals, resets, boots).
     pub fn take_log(&mut self) -> Vec<String> {
         std::mem::take(&mut self.log)
@@ -925,21 +870,6 @@ impl Server {
                     && wants_typed_refusal(&request)
                 {
                     b.extend(smp::refusal_entries(r));
-                }
-                b
-            }
-            Err(Fail::Refused(rc, refusal, why)) => {
-                self.log.push(format!(
-                    "group {} command {}: rc {} ({rc:?}), kw-rc {} ({}): {why}",
-                    h.group,
-                    h.id,
-                    rc as u8,
-                    refusal.code(),
-                    refusal.words()
-                ));
-                let mut b = smp::rc_body(rc, Some(&why));
-                if wants_typed_refusal(&request) {
-                    b.extend(smp::refusal_entries(&refusal));
                 }
                 b
             }
@@ -1835,17 +1765,6 @@ pub(crate) fn body_without_auth(body: &[(Value, Value)]) -> Vec<u8> {
 }
 
 /// A random nonce seed (the time's hash if the OS has no randomness).
-fn random_seed() -> [u8; 32] {
-    let mut seed = [0u8; 32];
-    if getrandom::fill(&mut seed).is_err() {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        seed = Sha256::digest(t.to_le_bytes()).into();
-    }
-    seed
-}
-
 /// The version a request was answered in (tests).
 pub fn response_version(frame: &[u8]) -> Option<Version> {
     Header::decode(frame).ok().map(|h| h.smp_version())
