@@ -7,12 +7,12 @@ use keyway_device::manifest_area::MAX_MANIFEST_LEN;
 use sha2::{Digest, Sha256};
 
 use crate::device::{self, BootReport, ImgError, Lock, img_rc};
-use crate::owners::{Auth, Owners};
+use crate::owners::Owners;
 use crate::peers::{Peer, RateLimits, ResetLimit};
 use crate::policy::{self, Model, Pending};
 use crate::smp::{
-    self, Header, MgmtErr, Op, Request, Version, get, get_bool, get_bytes, get_text, get_u64,
-    group, text,
+    self, Header, MgmtErr, Op, Request, Version, get_bool, get_bytes, get_text, get_u64, group,
+    text,
 };
 
 /// Bytes of an upload buffered before its envelope head is verified: a
@@ -1005,56 +1005,36 @@ impl Server {
         }
     }
 
-    /// Admits the request by the authority table ([`crate::authority`])
-    /// before its command runs: returns whether an owner signed it (its
-    /// `auth` verified, the nonce consumed). Refuses with ACCESSDENIED
-    /// (rc 11, top level), naming what is missing.
+    /// The device core's own gate, for [`Server::handle`] only (the
+    /// simulator's tests of the device core; `keyway-lock` runs every
+    /// frame through the agent, which decides authority and then calls
+    /// `serve_authorized`). It knows no owners: what the agent gives an
+    /// owner's session is refused here, and what the presence window
+    /// allows needs this server's window. A later chunk when the lock holds
+    /// no upload (a reset, a power cut or a restart lost it) writes
+    /// nothing and is answered `off` 0. Never an owner (`false`).
     fn admit(&mut self, r: &Request, now_ms: u64) -> Result<bool, Fail> {
         let h = r.header;
         let what = crate::authority::name(h.group, h.id);
         match crate::authority::need(h.group, h.id, h.op == Op::Write) {
             Need::Open | Need::Unknown => Ok(false),
-            Need::WindowOrOwner if (h.group, h.id) == (group::IMAGE, img_cmd::UPLOAD) => {
-                self.upload_gate(r, now_ms)
+            Need::WindowOrOwner
+                if (h.group, h.id) == (group::IMAGE, img_cmd::UPLOAD)
+                    && self.upload.is_none()
+                    && get_u64(&r.body, "off")
+                        .map_err(inval)?
+                        .is_some_and(|o| o != 0) =>
+            {
+                Ok(false)
             }
-            Need::WindowOrOwner => self.authorize(r, now_ms, what),
-            Need::Window => {
+            Need::WindowOrOwner | Need::Window | Need::WindowAndLongPress => {
                 self.gate(now_ms, what)?;
                 Ok(false)
             }
-            Need::WindowAndLongPress => {
-                if !self.presence_open(now_ms) {
-                    return Err(Fail::Smp(
-                        MgmtErr::AccessDenied,
-                        format!(
-                            "refused: a {what} needs the presence window and the long press: {NO_PRESENCE}"
-                        ),
-                    ));
-                }
-                Ok(false)
-            }
-            Need::Owner => {
-                // The rest of an export an owner began from this peer.
-                if h.group == group::KEYWAY
-                    && h.id == crate::keyway_group::cmd::LOG
-                    && get_u64(&r.body, "off")
-                        .ok()
-                        .flatten()
-                        .is_some_and(|o| o > 0)
-                    && self.export_peer == Some(self.peer)
-                {
-                    return Ok(true);
-                }
-                let Some(auth) = parse_auth(&r.body)? else {
-                    return Err(Fail::Smp(
-                        MgmtErr::AccessDenied,
-                        format!(
-                            "refused: {what} needs an owner's signed request (\"auth\"); the presence window is not enough"
-                        ),
-                    ));
-                };
-                self.verify_auth(r, &auth, now_ms, what).map(|()| true)
-            }
+            Need::Owner => Err(Fail::Smp(
+                MgmtErr::AccessDenied,
+                format!("refused: {what} needs an owner's session (the lock agent's)"),
+            )),
         }
     }
 
@@ -1069,135 +1049,6 @@ impl Server {
                 format!("refused: {what} needs the presence window: {NO_PRESENCE}"),
             ))
         }
-    }
-
-    /// Allows a request signed by an owner (`auth`, verified and its
-    /// nonce consumed) or made with the presence window open; returns
-    /// whether an owner signed it. A request that carries `auth` is
-    /// judged by it, even with the window open.
-    pub(crate) fn authorize(&mut self, r: &Request, now_ms: u64, what: &str) -> Result<bool, Fail> {
-        let Some(auth) = parse_auth(&r.body)? else {
-            self.gate(now_ms, &format!("{what} (without an owner's \"auth\")"))?;
-            return Ok(false);
-        };
-        self.verify_auth(r, &auth, now_ms, what).map(|()| true)
-    }
-
-    /// Checks an owner's `auth` on `r` from this request's peer.
-    fn verify_auth(
-        &mut self,
-        r: &Request,
-        auth: &Auth,
-        now_ms: u64,
-        what: &str,
-    ) -> Result<(), Fail> {
-        let body = body_without_auth(&r.body);
-        match self
-            .owners
-            .verify(self.peer, auth, r.header.group, r.header.id, &body, now_ms)
-        {
-            Ok(id) => {
-                self.auth_key = Some(id);
-                Ok(())
-            }
-            Err(e) => Err(Fail::Smp(
-                MgmtErr::AccessDenied,
-                format!("refused: {what}: owner authentication failed: {e}"),
-            )),
-        }
-    }
-
-    /// An upload chunk is allowed with the presence window, an owner's
-    /// `auth` at `off` 0, or as part of an upload an owner began; a chunk
-    /// at another `off` with no upload in progress is answered `off` 0.
-    fn upload_gate(&mut self, r: &Request, now_ms: u64) -> Result<bool, Fail> {
-        let off = get_u64(&r.body, "off").map_err(inval)?;
-        // A later chunk when the lock holds no upload (a reset, a power
-        // cut or a restart lost it): nothing is written, the answer `off`
-        // 0 sends the client back to the first chunk, where an owner's
-        // `auth` belongs (and a download the journal records resumes).
-        // Refusing it for want of the window would tell an owner who
-        // signed the upload that it needs the window.
-        if off.is_some_and(|o| o != 0) && self.upload.is_none() {
-            return Ok(false);
-        }
-        // An upload belongs to the peer that began it: another peer's
-        // chunk is refused and leaves it untouched. Another peer's first
-        // chunk (with authority of its own) may take it over only as the
-        // same upload (`sha` and `len` equal, its bytes those the lock
-        // holds) and, if an owner began it, signed by that owner: a client
-        // that lost its socket continues where it stood. Once the upload
-        // idled it may be replaced by anything authorized.
-        if let Some(u) = &self.upload
-            && u.peer != self.peer
-        {
-            let idle = now_ms.saturating_sub(u.last_ms) >= UPLOAD_IDLE_MS;
-            let busy = || {
-                Fail::Smp(
-                    MgmtErr::AccessDenied,
-                    format!(
-                        "refused: image upload: the upload in progress belongs to another peer (it may be replaced once it is idle {} s)",
-                        UPLOAD_IDLE_MS / 1000
-                    ),
-                )
-            };
-            if off != Some(0) {
-                return Err(busy());
-            }
-            let same = self.same_upload(&r.body);
-            let began_by = u.owner;
-            let by_owner = self.authorize(r, now_ms, "image upload")?;
-            let same_owner = began_by.is_none() || (by_owner && self.auth_key == began_by);
-            if same && same_owner {
-                if let Some(u) = self.upload.as_mut() {
-                    u.peer = self.peer;
-                }
-                return Ok(by_owner);
-            }
-            if !idle {
-                return Err(busy());
-            }
-            return Ok(by_owner);
-        }
-        if off != Some(0)
-            && !self.presence_open(now_ms)
-            && self.upload.as_ref().is_some_and(|u| u.by_owner)
-        {
-            return Ok(true);
-        }
-        if off != Some(0) && get(&r.body, "auth").is_some() && !self.presence_open(now_ms) {
-            return Err(Fail::Smp(
-                MgmtErr::AccessDenied,
-                format!(
-                    "refused: image upload: an owner's \"auth\" belongs in the chunk at off 0, or {NO_PRESENCE}"
-                ),
-            ));
-        }
-        self.authorize(r, now_ms, "image upload")
-    }
-
-    /// Whether the first chunk in `body` starts the upload in progress:
-    /// the same `sha` and `len`, and its bytes those the lock holds (the
-    /// buffered head, or the head stored in the download's slot).
-    fn same_upload(&self, body: &[(Value, Value)]) -> bool {
-        let Some(u) = &self.upload else { return false };
-        let len = get_u64(body, "len").ok().flatten();
-        let sha = get_bytes(body, "sha").ok().flatten();
-        let data = get_bytes(body, "data").ok().flatten().unwrap_or(&[]);
-        if u.sha.is_none() || sha != u.sha.as_ref().map(|s| &s[..]) || len != Some(u.len) {
-            return false;
-        }
-        let held = if u.installer.is_some() {
-            self.lock
-                .state()
-                .download
-                .and_then(|d| self.lock.head(d.slot))
-                .unwrap_or_default()
-        } else {
-            u.head.clone()
-        };
-        let n = data.len().min(held.len());
-        n > 0 && data.get(..n) == held.get(..n)
     }
 
     fn info(&self, format: &str) -> Result<String, Fail> {
@@ -1728,43 +1579,6 @@ fn wants_typed_refusal(r: &Request) -> bool {
     r.header.group == group::KEYWAY || get_bool(&r.body, "kw").ok().flatten() == Some(true)
 }
 
-/// The request's `auth` map, decoded with every length checked.
-pub(crate) fn parse_auth(body: &[(Value, Value)]) -> Result<Option<Auth>, Fail> {
-    let Some(v) = get(body, "auth") else {
-        return Ok(None);
-    };
-    let m = v
-        .as_map()
-        .ok_or_else(|| inval("\"auth\" is not a map (key, nonce, sig)".into()))?;
-    fn field<const N: usize>(m: &[(Value, Value)], k: &str) -> Result<[u8; N], Fail> {
-        let b = get_bytes(m, k)
-            .map_err(|e| inval(format!("auth.{e}")))?
-            .ok_or_else(|| inval(format!("auth.{k} is missing")))?;
-        <[u8; N]>::try_from(b)
-            .map_err(|_| inval(format!("auth.{k} has {} bytes, {N} expected", b.len())))
-    }
-    Ok(Some(Auth {
-        key: field::<32>(m, "key")?,
-        nonce: field::<16>(m, "nonce")?,
-        sig: field::<64>(m, "sig")?,
-    }))
-}
-
-/// The CBOR encoding of a body without its `auth` entry, as the owner
-/// signed it.
-pub(crate) fn body_without_auth(body: &[(Value, Value)]) -> Vec<u8> {
-    let rest: Vec<(Value, Value)> = body
-        .iter()
-        .filter(|(k, _)| k.as_text() != Some("auth"))
-        .cloned()
-        .collect();
-    let mut out = Vec::new();
-    // Writing into a Vec cannot fail.
-    let _ = ciborium::into_writer(&Value::Map(rest), &mut out);
-    out
-}
-
-/// A random nonce seed (the time's hash if the OS has no randomness).
 /// The version a request was answered in (tests).
 pub fn response_version(frame: &[u8]) -> Option<Version> {
     Header::decode(frame).ok().map(|h| h.smp_version())
