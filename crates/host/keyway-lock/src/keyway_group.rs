@@ -1,20 +1,10 @@
-//! The Keyway SMP group (64): the lock's own commands beside MCUmgr's OS
-//! and image groups, exactly as FORMAT.md ("The Keyway SMP group")
-//! specifies them. Dispatch only: owner authentication is
-//! [`crate::owners`], the update policy [`crate::policy`].
-//!
-//! Who may do what is one table, [`crate::authority`], checked before a
-//! command runs: `challenge` is open; `presence` needs the window or an
-//! owner; `pair` the window; `factory reset` the window and the long press
-//! within it; `status`, `lock`, `unlock`, `notes`, `consent`, `log`,
-//! `settings`, `owners` and `unpair` an owner's signed request.
-//!
-//! `owners` lists the paired owners (key id, name, when paired); `unpair`
-//! removes one by key id: the removal is written to the audit log
-//! (`OwnerRemoved`) and `owners.json` (atomically, by the shell), an
-//! upload the removed owner began is dropped, and an unknown key id is
-//! refused with the typed [`keyway_smp::Refusal::UnknownOwner`]
-//! (`ENOENT`), nothing changed.
+//! The Keyway SMP group (64), the part the device core serves: the pending
+//! update's release notes and the audit log's export, after the lock
+//! agent (`keyway-agent`) authorized them for an owner's session. Status,
+//! lock, unlock, presence, consent, pairing, sessions, settings, owners,
+//! unpair and the factory reset are the agent's (FORMAT.md, "The Keyway
+//! SMP group"); [`Server::status_report`] is the device core's own view of
+//! the lock, read in-process.
 
 use ciborium::Value;
 use keyway_audit::Event;
@@ -127,11 +117,10 @@ impl Server {
             text("presence_s"),
             u(secs(self.presence_left_ms(now_ms)).min(u64::from(u32::MAX))),
         ));
-        m.push((text("owners"), u(self.owners.owners().len() as u64)));
         if let Some(s) = self.update_summary(None) {
             m.push((text("update"), s));
         }
-        m.push((text("settings"), settings_map(self.owners.settings())));
+        m.push((text("settings"), settings_map(self.settings)));
         if let Some(k) = self.lock().device_key() {
             m.push((text("device_key"), Value::Bytes(k.to_vec())));
         }

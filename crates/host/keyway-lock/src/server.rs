@@ -7,7 +7,7 @@ use keyway_device::manifest_area::MAX_MANIFEST_LEN;
 use sha2::{Digest, Sha256};
 
 use crate::device::{self, BootReport, ImgError, Lock, img_rc};
-use crate::owners::Owners;
+use crate::owners::Settings;
 use crate::peers::{Peer, RateLimits, ResetLimit};
 use crate::policy::{self, Model, Pending};
 use crate::smp::{
@@ -134,8 +134,15 @@ pub struct Server {
     presence_always: bool,
     reset_pending: bool,
     log: Vec<String>,
-    pub(crate) owners: Owners,
-    owners_dirty: bool,
+    /// The owners' update settings (the agent's store holds them; the
+    /// policy reads them here).
+    pub(crate) settings: Settings,
+    /// The consent the device core keeps when no agent's store is
+    /// attached (the device core's own tests); with the agent, consent
+    /// lives only in its store.
+    stored_consent: Option<[u8; 32]>,
+    /// The PIN changed (a factory reset): the shell stores it.
+    pin_dirty: bool,
     pub(crate) model: Model,
     /// The complete, verified update waiting for consent.
     pub(crate) pending: Option<Pending>,
@@ -166,7 +173,7 @@ pub struct Server {
     /// Set while the agent's authorized request runs: whether an owner
     /// (a session) asked; `admit` is skipped.
     preauth: Option<bool>,
-    /// Consent lives in the agent's store, not in `owners.json`.
+    /// Consent lives in the agent's store ([`Server::use_agent_store`]).
     agent_store: bool,
     /// A consent change for the agent's store (`Some(None)`: cleared).
     consent_change: Option<Option<([u8; 32], u64, ConsentBy)>>,
@@ -183,8 +190,9 @@ impl Server {
             presence_always: false,
             reset_pending: false,
             log: Vec::new(),
-            owners: Owners::new(),
-            owners_dirty: false,
+            settings: Settings::default(),
+            stored_consent: None,
+            pin_dirty: false,
             model: policy::MODELS[0],
             pending: None,
             update: UpdateStatus::default(),
@@ -212,33 +220,15 @@ impl Server {
         self
     }
 
-    /// Replaces the owners and settings (loaded from the state dir); a
-    /// pending update their `auto_install_cve` covers is consented to.
-    pub fn set_owners(&mut self, owners: Owners) {
-        self.owners = owners;
-        self.restore_consent();
-        self.auto_consent();
-    }
-
-    /// The owners and settings (from `owners.json`).
-    pub fn owners(&self) -> &Owners {
-        &self.owners
-    }
-
-    /// Whether the owners, settings or PIN changed since the last call:
-    /// the shell stores them (`owners.json`, `pin`).
-    pub fn take_owners_changed(&mut self) -> bool {
-        std::mem::take(&mut self.owners_dirty)
-    }
-
-    pub(crate) fn owners_changed(&mut self) {
-        self.owners_dirty = true;
+    /// Whether the PIN changed since the last call (a factory reset
+    /// restores the default): the shell stores it (`pin`).
+    pub fn take_pin_changed(&mut self) -> bool {
+        std::mem::take(&mut self.pin_dirty)
     }
 
     /// Consent and settings live in the agent's store
-    /// ([`crate::agent_shell`]): the server no longer writes them to
-    /// `owners.json`, it reports each consent change
-    /// ([`Server::take_consent_change`]).
+    /// ([`crate::agent_shell`]): the server reports each consent change
+    /// ([`Server::take_consent_change`]) for the shell to write there.
     pub fn use_agent_store(&mut self) {
         self.agent_store = true;
     }
@@ -273,8 +263,8 @@ impl Server {
     /// The owners' settings, as the agent's store holds them; a pending
     /// update `auto_install_cve` now covers is consented to.
     pub fn adopt_settings(&mut self, settings: crate::owners::Settings) {
-        if self.owners.settings() != settings {
-            self.owners.set_settings(settings);
+        if self.settings != settings {
+            self.settings = settings;
             self.auto_consent();
         }
     }
@@ -341,7 +331,7 @@ impl Server {
         self.clear_update();
         self.latch.set_pin(crate::lock::DEFAULT_PIN);
         self.lock.note(keyway_audit::Event::FactoryReset);
-        self.owners_changed();
+        self.pin_dirty = true;
         self.log.push(
             "factory reset: owners, settings and PIN erased (firmware, anchors, audit log and device key kept)"
                 .into(),
@@ -510,7 +500,7 @@ impl Server {
     /// policy allows.
     pub(crate) fn auto_consent(&mut self) {
         if let Some(p) = &self.pending
-            && policy::auto_consent(&self.owners.settings(), p)
+            && policy::auto_consent(&self.settings, p)
         {
             self.consent(
                 "the owner's auto_install_cve setting (a high or critical CVE fix)",
@@ -520,8 +510,9 @@ impl Server {
         let _ = self.try_install();
     }
 
-    /// Stores the consent with the owners (`owners.json`, written before
-    /// the next reset runs): `None` forgets it.
+    /// Stores the consent (in RAM for the device core's own tests; with
+    /// the agent, in its store through [`Server::take_consent_change`],
+    /// before the next reset runs): `None` forgets it.
     fn persist_consent(&mut self, hash: Option<[u8; 32]>) {
         if self.agent_store {
             // The agent's store holds consent: the shell applies the
@@ -531,10 +522,7 @@ impl Server {
             }
             return;
         }
-        if self.owners.consent() != hash {
-            self.owners.set_consent(hash);
-            self.owners_changed();
-        }
+        self.stored_consent = hash;
     }
 
     /// Forgets where the pending update stood, its stored consent too.
@@ -547,7 +535,7 @@ impl Server {
     /// or a restart forgot the one in RAM).
     fn restore_consent(&mut self) {
         if let Some(p) = &self.pending
-            && self.owners.consent() == Some(p.hash)
+            && self.stored_consent == Some(p.hash)
         {
             self.update.consent = Some(p.hash);
         }
@@ -602,7 +590,7 @@ impl Server {
             self.log.push(why.clone());
             return Some(Err(why));
         }
-        if let Err(why) = policy::may_install(&self.owners.settings(), &p, &self.conditions()) {
+        if let Err(why) = policy::may_install(&self.settings, &p, &self.conditions()) {
             if self.update.postponed.as_ref() != Some(&why) {
                 self.log.push(format!(
                     "update {} (sequence {}) {why}",

@@ -143,12 +143,13 @@ impl Shared {
         }
     }
 
-    /// Stores the owners and the PIN now if the request changed them: the
-    /// shell calls it before it answers, so an answer that says an owner
-    /// was removed (or paired) is never undone by a power cut right after
-    /// it (`settle` would store them only after the answer).
-    fn save_owners_now(&mut self) {
-        save_owners(self.core.server_mut(), &self.dir);
+    /// Stores the agent's store (owners, consent, settings) and the PIN
+    /// now if the request changed them: the shell calls it before it
+    /// answers, so an answer that says an owner was removed (or paired)
+    /// is never undone by a power cut right after it (`settle` would store
+    /// them only after the answer).
+    fn save_now(&mut self) {
+        save_pin(self.core.server_mut(), &self.dir);
         self.save_store();
     }
 
@@ -201,7 +202,7 @@ impl Shared {
             }
             *boot_saved = n;
         }
-        save_owners(server, dir);
+        save_pin(server, dir);
         if let Err(e) = server.lock_mut().commit_audit(wall_clock_secs()) {
             // A planned power cut that fires during the append is the cut
             // doing its job, not a fault: said only when verbose.
@@ -436,7 +437,7 @@ fn smp_loop(socket: &UdpSocket, shared: &Arc<Mutex<Shared>>, stop: &AtomicBool) 
         // answers has stored a change of owners (and the agent's store)
         // first.
         if !s.core.server().lost_power() {
-            s.save_owners_now();
+            s.save_now();
             if !response.is_empty()
                 && let Err(e) = socket.send_to(&response, peer)
             {
@@ -715,16 +716,14 @@ pub fn bind_private_unix(path: &std::path::Path) -> Result<std::os::unix::net::U
     bound
 }
 
-/// Writes `owners.json` and the PIN if the server changed them since the
-/// last call.
-fn save_owners(server: &mut Server, dir: &StateDir) {
-    if server.take_owners_changed() {
+/// Writes the PIN if the server changed it since the last call (a
+/// factory reset restores the default). The owners, consent and settings
+/// live in the agent's store (`agent-store.bin`).
+fn save_pin(server: &mut Server, dir: &StateDir) {
+    if server.take_pin_changed() {
         let pin = server.latch().config().pin.clone();
-        if let Err(e) = dir
-            .save_owners(server.owners())
-            .and_then(|()| dir.set_pin(&pin))
-        {
-            eprintln!("keyway-lock: saving owners.json and the PIN: {e:#}");
+        if let Err(e) = dir.set_pin(&pin) {
+            eprintln!("keyway-lock: saving the PIN: {e:#}");
         }
     }
 }

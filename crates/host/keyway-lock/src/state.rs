@@ -9,7 +9,6 @@
 //! DIR/device.pub     its public key (SPKI PEM), for `keyway log verify --device-key`
 //! DIR/pin            the keypad PIN (0600; missing: lock::DEFAULT_PIN)
 //! DIR/boot-count     the boot counter (decimal), raised at every power-on
-//! DIR/owners.json    the paired owners and their update settings (crate::owners::Owners::to_json)
 //! DIR/exports/       audit-log exports the control socket wrote (`log-export NAME`)
 //! DIR/setup-verifier the SPAKE2+ verifier of the lock's setup code (117 bytes, 0600;
 //!                    keyway-channel's StoredVerifier: w0, L, salt, iterations)
@@ -465,20 +464,6 @@ impl StateDir {
             Err(e) => return Err(e).context("reading keyset.cbor"),
         };
         Lock::new(flash, trust, keyset).map_err(|e| anyhow!(e))
-    }
-
-    /// The owners and settings (`owners.json`; none if it is missing).
-    pub fn owners(&self) -> Result<crate::owners::Owners> {
-        match std::fs::read_to_string(self.path("owners.json")) {
-            Ok(t) => crate::owners::Owners::from_json(&t).map_err(|e| anyhow!(e)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(crate::owners::Owners::new()),
-            Err(e) => Err(e).context("reading owners.json"),
-        }
-    }
-
-    /// Stores the owners and settings (`owners.json`, atomically).
-    pub fn save_owners(&self, owners: &crate::owners::Owners) -> Result<()> {
-        write_atomic(&self.path("owners.json"), owners.to_json().as_bytes())
     }
 
     /// Writes the flash and the stored key set: the whole file atomically

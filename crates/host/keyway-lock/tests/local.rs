@@ -454,7 +454,7 @@ fn every_library_write_is_0600_under_umask_0() {
         false,
     )
     .unwrap();
-    dir.save_owners(&keyway_lock::owners::Owners::new())
+    dir.save_agent_store(keyway_lock::agent_shell::blank_store().unwrap().as_bytes())
         .unwrap();
     let mut lock = dir.load().unwrap();
     lock.power_on().unwrap();
@@ -462,7 +462,7 @@ fn every_library_write_is_0600_under_umask_0() {
     dir.save(&lock).unwrap();
     dir.set_boot_count(7).unwrap();
     let names = assert_private(&tmp.path().join("lock"));
-    assert!(names.iter().any(|n| n == "owners.json"), "{names:?}");
+    assert!(names.iter().any(|n| n == "agent-store.bin"), "{names:?}");
 }
 
 /// A `pin.tmp` planted as a link to another file (or left over, 0644,
