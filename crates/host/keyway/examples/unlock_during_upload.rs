@@ -1,7 +1,7 @@
 //! Unlock latency during an upload, through the secure channel (issue 12:
 //! "unlock p99 during an upload, still ≤ 50 ms").
 //!
-//! A `keyway-lock` running the **agent brain** (`Brain::Agent`) serves
+//! A `keyway-lock` (its brain is `keyway-agent`) serves
 //! loopback UDP in this process. The owner pairs by the setup code, then
 //! two clients of that owner each open their own session (an owner may
 //! hold two):
@@ -52,7 +52,7 @@ use keyway::encode::EnvelopeBuilder;
 use keyway::keys::{Algorithm, SigningKey};
 use keyway_channel::SetupCode;
 use keyway_cli::device::{Client, UdpTransport};
-use keyway_lock::shell::{Brain, Options, start};
+use keyway_lock::shell::{Options, start};
 use keyway_lock::state::StateDir;
 use keyway_smp::MgmtErr;
 
@@ -347,7 +347,6 @@ fn main() -> Result<()> {
     provision(tmp.path(), &vendor)?;
     let mut o = Options::new(tmp.path().join("lock"), "127.0.0.1:0".parse()?);
     o.control = Some("127.0.0.1:0".parse()?);
-    o.brain = Brain::Agent;
     let lock = start(&o)?;
     let ctl = lock.control.context("no control socket")?;
     let target = lock.smp.to_string();
@@ -381,7 +380,7 @@ fn main() -> Result<()> {
     let mut stock = Client::new(udp()?);
     let mut sequence = 1;
     println!(
-        "keyway-lock --brain agent on {target}; {} KiB releases; a sealed unlock or lock every {} ms; {} unlocks per phase",
+        "keyway-lock on {target}; {} KiB releases; a sealed unlock or lock every {} ms; {} unlocks per phase",
         a.kib, a.period_ms, a.samples
     );
 

@@ -32,6 +32,11 @@
 //! 4. runs it and writes the answer: a typed success, or an error body
 //!    with `rc` and, for the Keyway group (or a request that asked with
 //!    `"kw": true`), the typed refusal `kw-rc`;
+//!    An OS reset while the window is open is allowed once per opening
+//!    and closes the window (a person at the lock pays for each reset
+//!    with a press); with the window shut, an owner's resets are charged
+//!    to the [`ResetLimiter`] (one a minute, the first a minute after
+//!    boot); anyone else's are refused;
 //! 5. returns an [`Outcome`]: the answer's length and the [`Event`] the
 //!    shell acts on after sending it (reset, factory reset) or records in
 //!    the audit log (unlocked by, owner paired, consent, ...).
@@ -1155,13 +1160,28 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
                 }),
             ),
             Request::Reset(_) => {
-                let v = self.resets.check(now.ms);
+                // A reset while the window is open is paid for by the
+                // press that opened it, and consumes it (below): one reset
+                // per press, so a loop of resets needs a person at the
+                // lock for each. (An owner's sealed reset in the window
+                // counts the same: anyone in range could send a plain one
+                // then.) With the window shut only an owner may reset,
+                // from afar, and its resets are rate-limited.
+                let in_window = self.window_open(now.ms);
+                let v = if in_window {
+                    Verdict::Allowed
+                } else {
+                    self.resets.check(now.ms)
+                };
                 if v.is_allowed() {
                     // The lock may decline (the reset of `smpmgr upgrade`
                     // in the window is the consent to install, and an
                     // install the policy postpones resets nothing now).
                     match device.reset_requested(who) {
                         Ok(()) => {
+                            if in_window {
+                                self.close_window();
+                            }
                             event = Event::Reset { by: who };
                             ok_frame(out, hdr, &Response::Reset)
                         }
