@@ -130,12 +130,18 @@ fn raw_echo(server: SocketAddr, bytes: usize) -> Result<f64> {
 /// One timed upload of `file` (bytes per second). A stock tool's plain
 /// upload is charged to the lock's per-peer bucket and may be refused
 /// `EBUSY`: it waits its turn (not timed) and begins again.
-fn timed_upload(c: &mut Owner, file: &[u8]) -> Result<(f64, u64)> {
+fn timed_upload(c: &mut Owner, file: &[u8]) -> Result<(f64, u64, usize)> {
     let mut busy = 0;
     loop {
         let t0 = Instant::now();
         match c.upload(file, &mut |_, _| {}) {
-            Ok(r) => return Ok((file.len() as f64 / t0.elapsed().as_secs_f64(), r.requests)),
+            Ok(r) => {
+                return Ok((
+                    file.len() as f64 / t0.elapsed().as_secs_f64(),
+                    r.requests,
+                    r.chunk,
+                ));
+            }
             Err(e) if e.rc() == Some(MgmtErr::Busy as u64) && busy < 20 => {
                 busy += 1;
                 std::thread::sleep(Duration::from_millis(100));
@@ -181,19 +187,20 @@ fn main() -> Result<()> {
     let (echo_addr, echo_thread) = echo_server(Arc::clone(&stop_echo))?;
 
     let (mut sealed_rates, mut plain_rates, mut raw_rates) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut sealed_requests, mut plain_requests) = (0, 0);
+    let (mut sealed_requests, mut plain_requests) = ((0, 0), (0, 0));
     for (round, [sealed_file, plain_file]) in rounds.iter().enumerate() {
         // The raw echo is short: its median of 15 runs.
         let mut raws = (0..15)
             .map(|_| raw_echo(echo_addr, file_len))
             .collect::<Result<Vec<_>>>()?;
         raw_rates.push(median(&mut raws));
-        let (sealed, n) = timed_upload(&mut uploader, sealed_file).context("sealed upload")?;
+        let (sealed, n, chunk) =
+            timed_upload(&mut uploader, sealed_file).context("sealed upload")?;
         sealed_rates.push(sealed);
-        sealed_requests = n;
-        let (plain, n) = timed_upload(&mut stock, plain_file).context("plain upload")?;
+        sealed_requests = (n, chunk);
+        let (plain, n, chunk) = timed_upload(&mut stock, plain_file).context("plain upload")?;
         plain_rates.push(plain);
-        plain_requests = n;
+        plain_requests = (n, chunk);
         println!(
             "round {}: sealed upload {:.0} KB/s ({} resends so far), plain upload {:.0} KB/s, raw echo {:.0} KB/s",
             round + 1,
@@ -237,9 +244,13 @@ fn main() -> Result<()> {
     let rounds = a.rounds;
     println!(
         "upload over loopback UDP, {file_len}-byte envelopes in frames <= 1472 bytes, medians over {rounds} rounds: \
-         sealed (the owner's session) {:.0} KB/s in {sealed_requests} requests, plain (a stock tool in the window) {:.0} KB/s in {plain_requests} requests",
+         sealed (the owner's session) {:.0} KB/s in {} requests (data chunks of {} bytes), plain (a stock tool in the window) {:.0} KB/s in {} requests ({} bytes)",
         median(&mut sealed_rates) / 1e3,
+        sealed_requests.0,
+        sealed_requests.1,
         median(&mut plain_rates) / 1e3,
+        plain_requests.0,
+        plain_requests.1,
     );
     println!(
         "raw UDP echo, 1472-byte datagrams, stop-and-wait, same bytes: median {:.0} KB/s",
@@ -335,7 +346,7 @@ fn link(m: &Arc<Memory>) -> FnTransport<impl FnMut(&[u8]) -> Vec<u8> + use<>> {
 /// The frames and bytes a stock tool's plain upload of `env` sends at MTU
 /// 244 (answered by an endpoint that takes every chunk; the lock's own
 /// answers are the same offsets).
-fn ble_plain(env: &[u8]) -> Result<Stats> {
+fn ble_plain(env: &[u8]) -> Result<(Stats, usize)> {
     let t = FnTransport::new(244, |frame: &[u8]| {
         let Ok(req) = keyway::smp::decode_request(frame) else {
             return Vec::new();
@@ -354,9 +365,10 @@ fn ble_plain(env: &[u8]) -> Result<Stats> {
         )
     });
     let mut c = Client::new(t);
-    c.upload(env, &mut |_, _| {})
+    let r = c
+        .upload(env, &mut |_, _| {})
         .map_err(|e| anyhow!("modeled plain upload: {e}"))?;
-    Ok(c.transport().stats())
+    Ok((c.transport().stats(), r.chunk))
 }
 
 /// The owner's sealed update of `env` to a fresh lock in memory, counted.
@@ -364,7 +376,7 @@ fn ble_sealed(
     dir: &Path,
     vendor: &SigningKey,
     env: &[u8],
-    plain: Stats,
+    (plain, plain_chunk): (Stats, usize),
     turnaround_ms: f64,
 ) -> Result<()> {
     std::fs::create_dir_all(dir)?;
@@ -461,7 +473,7 @@ fn ble_sealed(
         all.bytes_sent
     );
     println!(
-        "  the same envelope plain (a stock tool in the window): {} requests, {} bytes; sealed / plain: {:.3}x the frames, {:.3}x the bytes",
+        "  the same envelope plain (a stock tool in the window): {} requests, {} bytes, largest data chunk {plain_chunk} bytes; sealed / plain: {:.3}x the frames, {:.3}x the bytes",
         plain.frames_sent,
         plain.bytes_sent,
         (up.frames_sent - hs.frames_sent) as f64 / plain.frames_sent as f64,
