@@ -1,98 +1,95 @@
-//! The `keyway device` figures (issue 5 §9), printed by one run:
+//! The `keyway device` figures (issue 5 §9), printed by one run, on the
+//! lock as it is now: `keyway-lock`'s brain is `keyway-agent`, the owner
+//! pairs by the setup code, and every owner command (status, unlock,
+//! upload, test boot) runs sealed in a session.
 //!
 //! 1. upload throughput of a ~300 KiB signed envelope to a lock run
-//!    in-process over loopback UDP (frames of at most 1472 bytes), as a
-//!    ratio to raw UDP echo throughput (1472-byte datagrams, the same
-//!    stop-and-wait pattern) measured side by side, rounds interleaved;
-//! 2. unlock latency (p50, p99, max, samples) while uploads run: a second
-//!    thread unlocks every ~20 ms (the owner-authenticated Keyway-group
-//!    unlock if the lock has the group, else the keypad on the control
-//!    socket);
-//! 3. modeled BLE mode: the frames and bytes this client sends for the
-//!    same envelope at MTU 244 (through the lock's real SMP server, in
-//!    memory), at 10 KB/s, plus a per-response turnaround, plus the
-//!    nRF52840 flash time the simulated flash models for the download and
-//!    the install at the reboot.
+//!    in-process over loopback UDP (frames of at most 1472 bytes): the
+//!    owner's upload sealed in its session, as a ratio to raw UDP echo
+//!    throughput (1472-byte datagrams, the same stop-and-wait pattern)
+//!    measured side by side, rounds interleaved; each round also uploads
+//!    the same size plain, as a stock MCUmgr tool does in the presence
+//!    window (for the cost of the sealing);
+//! 2. unlock latency (p50, p99, max, samples) while the owner's sealed
+//!    uploads run back to back: a second session of the same owner sends
+//!    a sealed unlock or lock every `--period-ms` (`examples/common`'s
+//!    commander, the one `unlock_during_upload` uses), and the same on the
+//!    idle lock;
+//! 3. modeled BLE mode: the frames and bytes the owner's client sends for
+//!    the same envelope at MTU 244 **on the sealed path** (the session's
+//!    handshake, then every chunk as a record in a session frame; the
+//!    test boot that is the owner's consent; the lock resets by itself;
+//!    the state read after it, in a new session), to the lock's agent
+//!    shell (`keyway_lock::agent_shell::AgentLock`: the agent around the
+//!    real device core) in memory; at 10 KB/s, plus a per-response
+//!    turnaround, plus the nRF52840 flash time the simulated flash models
+//!    for the download and the install at the reboot. The same envelope's
+//!    plain frames (a stock tool's, in the window) are counted too, for
+//!    the sealing's overhead.
 //!
 //! ```text
-//! cargo run --release -p keyway --example smp_bench [-- --rounds 7 --kib 300 --samples 200 --turnaround-ms 15]
+//! cargo run --release -p keyway --example smp_bench [-- --rounds 7 --kib 300 --samples 200 --period-ms 20 --turnaround-ms 15]
 //! ```
 
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+mod common;
+
+use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use keyway::encode::EnvelopeBuilder;
 use keyway::keys::{Algorithm, SigningKey};
-use keyway_cli::device::{Client, FnTransport, Transport, UdpTransport};
+use keyway_agent::agent::{Now, Press};
+use keyway_agent::limits::PeerId;
+use keyway_channel::SetupCode;
+use keyway_cli::device::{Client, DeviceError, FnTransport, Stats, Transport};
+use keyway_lock::agent_shell::{self, AgentLock};
 use keyway_lock::server::Server;
 use keyway_lock::shell::{Options, start};
-use keyway_lock::state::StateDir;
+use keyway_smp::MgmtErr;
 
-const VENDOR: &str = "locks.example";
-const CLASS: &str = "deadbolt-2";
-const PIN: &str = "4711";
+use common::{
+    Owner, Paired, PhaseArgs, Uploader, control, envelope, median, percentile, provision, report,
+    run_phase,
+};
 
 struct Args {
     rounds: usize,
-    kib: usize,
+    phase: PhaseArgs,
     turnaround_ms: f64,
-    samples: usize,
 }
 
 fn args() -> Result<Args> {
     let mut a = Args {
         rounds: 7,
-        kib: 300,
+        phase: PhaseArgs {
+            samples: 200,
+            kib: 300,
+            period_ms: 20,
+        },
         turnaround_ms: 15.0,
-        samples: 200,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
         let v = it.next().with_context(|| format!("{k} needs a value"))?;
         match k.as_str() {
             "--rounds" => a.rounds = v.parse().context("--rounds")?,
-            "--kib" => a.kib = v.parse().context("--kib")?,
+            "--kib" => a.phase.kib = v.parse().context("--kib")?,
             "--turnaround-ms" => a.turnaround_ms = v.parse().context("--turnaround-ms")?,
-            "--samples" => a.samples = v.parse().context("--samples")?,
-            _ => {
-                bail!("unknown argument {k} (--rounds N, --kib N, --turnaround-ms MS, --samples N)")
-            }
+            "--samples" => a.phase.samples = v.parse().context("--samples")?,
+            "--period-ms" => a.phase.period_ms = v.parse().context("--period-ms")?,
+            _ => bail!(
+                "unknown argument {k} (--rounds N, --kib N, --samples N, --period-ms MS, --turnaround-ms MS)"
+            ),
         }
     }
     a.rounds = a.rounds.max(1);
+    a.phase.samples = a.phase.samples.max(1);
+    a.phase.kib = a.phase.kib.max(1);
+    a.phase.period_ms = a.phase.period_ms.max(1);
     Ok(a)
-}
-
-fn envelope(vendor: &SigningKey, version: &str, sequence: u64, len: usize) -> Result<Vec<u8>> {
-    Ok(EnvelopeBuilder {
-        sequence,
-        version: version.parse().map_err(|e| anyhow!("{e:?}"))?,
-        vendor_domain: VENDOR.into(),
-        class_name: CLASS.into(),
-        payload: (0..len).map(|i| (i * 131 + i / 977) as u8).collect(),
-        keys: vec![vendor.clone()],
-        ..Default::default()
-    }
-    .build()?
-    .envelope)
-}
-
-/// A provisioned state directory with 1.0.0 (sequence 1) confirmed.
-fn provision(dir: &Path, vendor: &SigningKey) -> Result<StateDir> {
-    let vendor_pub = dir.join("vendor.pub");
-    std::fs::write(&vendor_pub, vendor.public_key().to_spki_pem()?)?;
-    let factory = dir.join("factory.suit");
-    std::fs::write(&factory, envelope(vendor, "1.0.0", 1, 8000)?)?;
-    let state = StateDir::new(dir.join("lock"));
-    std::fs::create_dir_all(dir.join("lock"))?;
-    state.set_pin(PIN)?;
-    state.provision(&[vendor_pub], 1, VENDOR, CLASS, Some(&factory), true)?;
-    Ok(state)
 }
 
 /// A raw UDP echo server on loopback, until `stop`.
@@ -130,59 +127,28 @@ fn raw_echo(server: SocketAddr, bytes: usize) -> Result<f64> {
     Ok((n * 1472) as f64 / start.elapsed().as_secs_f64())
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[i.clamp(1, sorted.len()) - 1]
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-/// Unlocks every ~20 ms until `stop`; returns the latencies in ms.
-fn unlocker(
-    lock_smp: SocketAddr,
-    control: SocketAddr,
-    owner: Option<SigningKey>,
-    stop: Arc<AtomicBool>,
-    count: Arc<AtomicUsize>,
-) -> std::thread::JoinHandle<Result<Vec<f64>>> {
-    std::thread::spawn(move || {
-        let mut samples = Vec::new();
-        if let Some(owner) = owner {
-            let t =
-                UdpTransport::connect(&lock_smp.to_string())?.with_retry(Duration::from_secs(2), 3);
-            let mut c = Client::new(t).with_owner(owner)?;
-            while !stop.load(Ordering::SeqCst) {
-                let t0 = Instant::now();
-                c.unlock()?;
-                samples.push(t0.elapsed().as_secs_f64() * 1e3);
-                count.fetch_add(1, Ordering::SeqCst);
-                std::thread::sleep(Duration::from_millis(20));
+/// One timed upload of `file` (bytes per second). A stock tool's plain
+/// upload is charged to the lock's per-peer bucket and may be refused
+/// `EBUSY`: it waits its turn (not timed) and begins again.
+fn timed_upload(c: &mut Owner, file: &[u8]) -> Result<(f64, u64, usize)> {
+    let mut busy = 0;
+    loop {
+        let t0 = Instant::now();
+        match c.upload(file, &mut |_, _| {}) {
+            Ok(r) => {
+                return Ok((
+                    file.len() as f64 / t0.elapsed().as_secs_f64(),
+                    r.requests,
+                    r.chunk,
+                ));
             }
-        } else {
-            let conn = TcpStream::connect(control)?;
-            conn.set_nodelay(true)?;
-            let mut out = conn.try_clone()?;
-            let mut lines = BufReader::new(conn).lines();
-            while !stop.load(Ordering::SeqCst) {
-                let t0 = Instant::now();
-                out.write_all(format!("{{\"cmd\":\"keypad\",\"pin\":\"{PIN}\"}}\n").as_bytes())?;
-                let a = lines.next().context("control socket closed")??;
-                samples.push(t0.elapsed().as_secs_f64() * 1e3);
-                count.fetch_add(1, Ordering::SeqCst);
-                if !a.contains("unlocked") {
-                    bail!("keypad answered {a}");
-                }
-                std::thread::sleep(Duration::from_millis(20));
+            Err(e) if e.rc() == Some(MgmtErr::Busy as u64) && busy < 20 => {
+                busy += 1;
+                std::thread::sleep(Duration::from_millis(100));
             }
+            Err(e) => return Err(e.into()),
         }
-        Ok(samples)
-    })
+    }
 }
 
 fn main() -> Result<()> {
@@ -190,222 +156,346 @@ fn main() -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let vendor = SigningKey::generate(Algorithm::Ed25519)?;
     provision(tmp.path(), &vendor)?;
-    // Two releases, uploaded in turn (each upload replaces the other in
-    // slot 1).
-    let len = a.kib * 1024 - 400;
-    let releases = [
-        envelope(&vendor, "1.1.0", 2, len)?,
-        envelope(&vendor, "1.1.1", 3, len)?,
-    ];
-    let file_len = releases[0].len();
+    let len = a.phase.kib * 1024 - 400;
+    let mut sequence = 1;
+    // A lock keeps no older download over a newer one: every upload is a
+    // fresh release, made before the clocks start.
+    let mut next = || -> Result<Vec<u8>> {
+        sequence += 1;
+        envelope(&vendor, sequence, len)
+    };
+    let rounds = (0..a.rounds)
+        .map(|_| Ok([next()?, next()?]))
+        .collect::<Result<Vec<_>>>()?;
+    let file_len = rounds[0][0].len();
 
     // ---- 1 and 2: loopback UDP ------------------------------------------
     let mut o = Options::new(tmp.path().join("lock"), "127.0.0.1:0".parse()?);
-    o.presence_always_open = true;
     o.control = Some("127.0.0.1:0".parse()?);
-    o.relock_seconds = 1;
     let lock = start(&o)?;
-    let control = lock.control.context("no control socket")?;
-    let mut c = Client::new(
-        UdpTransport::connect(&lock.smp.to_string())?.with_retry(Duration::from_secs(2), 5),
-    );
-    // The owner-authenticated unlock, if the lock has the Keyway group.
-    let owner = match c.status() {
-        Ok(_) => {
-            let key = SigningKey::generate(Algorithm::Ed25519)?;
-            let raw: [u8; 32] = key
-                .raw_public_key_bytes()
-                .try_into()
-                .map_err(|_| anyhow!("the generated owner key's public key is not 32 bytes"))?;
-            c.pair(&raw, Some("bench"))?;
-            Some(key)
-        }
-        Err(e) if e.not_supported() => None,
-        Err(e) => return Err(e.into()),
-    };
-    let how = if owner.is_some() {
-        "owner-authenticated SMP unlock (challenge + unlock)"
-    } else {
-        "keypad PIN over the control socket (the lock has no Keyway group)"
-    };
+    let ctl = lock.control.context("no control socket")?;
+    let target = lock.smp.to_string();
+    // The owner pairs by the setup code (the window opened on the control
+    // socket); two sessions of that owner: the uploader and the commander.
+    let paired = Paired::pair(ctl, &target)?;
+    let mut uploader = paired.session()?;
+    let commander = paired.session()?;
+    let mut stock = Client::new(paired.udp()?);
+    // The stock tool's plain upload needs the window (a person at the lock).
+    control(ctl, r#"{"cmd":"presence","seconds":120}"#)?;
     let stop_echo = Arc::new(AtomicBool::new(false));
     let (echo_addr, echo_thread) = echo_server(Arc::clone(&stop_echo))?;
 
-    let (mut smp_rates, mut raw_rates, mut latencies) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut requests, mut chunk) = (0, 0);
-    for round in 0..a.rounds {
+    let (mut sealed_rates, mut plain_rates, mut raw_rates) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut sealed_requests, mut plain_requests) = ((0, 0), (0, 0));
+    for (round, [sealed_file, plain_file]) in rounds.iter().enumerate() {
         // The raw echo is short: its median of 15 runs.
         let mut raws = (0..15)
             .map(|_| raw_echo(echo_addr, file_len))
             .collect::<Result<Vec<_>>>()?;
         raw_rates.push(median(&mut raws));
-        let t0 = Instant::now();
-        let r = c.upload(&releases[round % 2], &mut |_, _| {})?;
-        let secs = t0.elapsed().as_secs_f64();
-        smp_rates.push(file_len as f64 / secs);
-        requests = r.requests;
-        chunk = r.chunk;
-        let s = c.transport().stats();
+        let (sealed, n, chunk) =
+            timed_upload(&mut uploader, sealed_file).context("sealed upload")?;
+        sealed_rates.push(sealed);
+        sealed_requests = (n, chunk);
+        let (plain, n, chunk) = timed_upload(&mut stock, plain_file).context("plain upload")?;
+        plain_rates.push(plain);
+        plain_requests = (n, chunk);
         println!(
-            "round {}: upload {:.0} KB/s ({} requests, {} resends so far), raw echo {:.0} KB/s",
+            "round {}: sealed upload {:.0} KB/s ({} resends so far), plain upload {:.0} KB/s, raw echo {:.0} KB/s",
             round + 1,
-            file_len as f64 / secs / 1e3,
-            r.requests,
-            s.resends,
+            sealed / 1e3,
+            uploader.transport().stats().resends,
+            plain / 1e3,
             raw_rates[round] / 1e3
         );
     }
     stop_echo.store(true, Ordering::SeqCst);
     let _ = echo_thread.join();
-    // The same unlocks on an idle lock, for reference: 1 s of them.
-    let stop = Arc::new(AtomicBool::new(false));
-    let idle = unlocker(
-        lock.smp,
-        control,
-        owner.clone(),
-        Arc::clone(&stop),
-        Arc::new(AtomicUsize::new(0)),
-    );
-    std::thread::sleep(Duration::from_secs(1));
-    stop.store(true, Ordering::SeqCst);
-    let mut idle = idle
-        .join()
-        .map_err(|_| anyhow!("unlock thread panicked"))??;
-    idle.sort_by(f64::total_cmp);
-    // Unlocks while uploads run back to back: at least `--samples`
-    // samples, at most 60 s.
-    let stop = Arc::new(AtomicBool::new(false));
-    let samples = Arc::new(AtomicUsize::new(0));
-    let unl = unlocker(
-        lock.smp,
-        control,
-        owner.clone(),
-        Arc::clone(&stop),
-        Arc::clone(&samples),
-    );
-    let t0 = Instant::now();
-    let mut uploads = 0;
-    while t0.elapsed() < Duration::from_secs(60) {
-        c.upload(&releases[uploads % 2], &mut |_, _| {})?;
-        uploads += 1;
-        if unl.is_finished() || samples.load(Ordering::SeqCst) >= a.samples {
-            break;
-        }
-    }
-    stop.store(true, Ordering::SeqCst);
-    latencies.extend(
-        unl.join()
-            .map_err(|_| anyhow!("unlock thread panicked"))??,
-    );
+    let ratios = |num: &[f64], den: &[f64]| -> (f64, f64, f64) {
+        let mut r: Vec<f64> = num.iter().zip(den).map(|(s, r)| s / r).collect();
+        let m = median(&mut r);
+        (m, r[0], r[r.len() - 1])
+    };
+    let sealed_raw = ratios(&sealed_rates, &raw_rates);
+    let plain_raw = ratios(&plain_rates, &raw_rates);
+    let sealed_plain = ratios(&sealed_rates, &plain_rates);
+
+    // The unlocks on the idle lock, then during sealed uploads.
+    let (commander, mut idle) = run_phase(
+        "idle",
+        commander,
+        Uploader::Idle,
+        &a.phase,
+        &vendor,
+        &mut sequence,
+    )?;
+    let (commander, mut busy) = run_phase(
+        "sealed upload",
+        commander,
+        Uploader::Sealed(&mut uploader),
+        &a.phase,
+        &vendor,
+        &mut sequence,
+    )?;
+    let counts = (uploader.channel_counts(), commander.channel_counts());
     lock.power_off();
-    let mut ratios: Vec<f64> = smp_rates
-        .iter()
-        .zip(&raw_rates)
-        .map(|(s, r)| s / r)
-        .collect();
-    let ratio = median(&mut ratios);
-    let (lo, hi) = (ratios[0], ratios[ratios.len() - 1]);
-    let (smp, raw) = (median(&mut smp_rates), median(&mut raw_rates));
+
+    let rounds = a.rounds;
     println!(
-        "upload over loopback UDP, {file_len}-byte envelope in frames <= 1472 bytes ({requests} requests, data chunks of {chunk} bytes): median {:.0} KB/s over {} rounds",
-        smp / 1e3,
-        a.rounds
+        "upload over loopback UDP, {file_len}-byte envelopes in frames <= 1472 bytes, medians over {rounds} rounds: \
+         sealed (the owner's session) {:.0} KB/s in {} requests (data chunks of {} bytes), plain (a stock tool in the window) {:.0} KB/s in {} requests ({} bytes)",
+        median(&mut sealed_rates) / 1e3,
+        sealed_requests.0,
+        sealed_requests.1,
+        median(&mut plain_rates) / 1e3,
+        plain_requests.0,
+        plain_requests.1,
     );
     println!(
         "raw UDP echo, 1472-byte datagrams, stop-and-wait, same bytes: median {:.0} KB/s",
-        raw / 1e3
+        median(&mut raw_rates) / 1e3
     );
     println!(
-        "ratio upload / raw echo: median of the per-round ratios {ratio:.3} (range {lo:.3}-{hi:.3})"
+        "ratio sealed upload / raw echo: median of the per-round ratios {:.3} (range {:.3}-{:.3})",
+        sealed_raw.0, sealed_raw.1, sealed_raw.2
     );
-    latencies.sort_by(f64::total_cmp);
     println!(
-        "unlock latency during {uploads} back-to-back uploads ({how}): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, {} samples (target p99 <= 50 ms)",
-        percentile(&latencies, 50.0),
-        percentile(&latencies, 99.0),
-        latencies.last().copied().unwrap_or(f64::NAN),
-        latencies.len()
+        "ratio plain upload / raw echo: {:.3} ({:.3}-{:.3}); sealed / plain: {:.3} ({:.3}-{:.3})",
+        plain_raw.0, plain_raw.1, plain_raw.2, sealed_plain.0, sealed_plain.1, sealed_plain.2
     );
-
     println!(
-        "unlock latency on the idle lock: p50 {:.2} ms, p99 {:.2} ms, {} samples",
-        percentile(&idle, 50.0),
-        percentile(&idle, 99.0),
-        idle.len()
+        "unlock latency, a sealed unlock or lock every {} ms from a second session of the owner:",
+        a.phase.period_ms
+    );
+    report(&mut idle);
+    report(&mut busy);
+    println!(
+        "unlock p99 during sealed uploads {:.2} ms (target <= 50 ms); channels: uploader {:?}, commander {:?}",
+        percentile(&busy.latencies.unlock, 99.0),
+        counts.0,
+        counts.1
     );
 
     // ---- 3: modeled BLE -------------------------------------------------
-    // A fresh lock: 1.0.0 confirmed, slot 1 empty.
-    let state = provision(tmp.path(), &vendor)?;
-    let mut lock = state.load()?;
-    let (signer, _) = state.device_signer()?;
-    lock.attach_audit(signer, state.boot_count()?)
-        .map_err(|e| anyhow!(e))?;
-    lock.power_on().map_err(|e| anyhow!(e))?;
-    let mut server = Server::new(lock);
-    server.set_presence_always_open(true);
-    // A person at the door: the bolt withdrawn (a lock installs only then).
-    let answer = keyway_lock::control::handle_line(&mut server, r#"{"cmd":"unlock"}"#, 0);
-    if answer["ok"] != true {
-        bail!("BLE model: unlock: {answer}");
+    let env = envelope(&vendor, 2, len)?;
+    let plain = ble_plain(&env)?;
+    ble_sealed(
+        &tmp.path().join("ble"),
+        &vendor,
+        &env,
+        plain,
+        a.turnaround_ms,
+    )
+}
+
+/// The lock's agent shell in memory, served as `keyway-lock`'s shell
+/// serves a datagram (the agent, the audit records, a reset it asked for,
+/// then the agent's boot), on the lock's clock.
+struct Memory {
+    lock: Mutex<AgentLock>,
+    start: Instant,
+}
+
+impl Memory {
+    /// The lock's clock (ms): past the agent's first minute after boot.
+    fn now_ms(&self) -> u64 {
+        120_000 + u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX / 2)
     }
-    let server = Arc::new(Mutex::new(server));
-    let peer = Arc::clone(&server);
-    let flash_s = |s: &Arc<Mutex<Server>>| -> Result<f64> {
-        let s = s
-            .lock()
-            .map_err(|_| anyhow!("the lock's state mutex is poisoned (a thread panicked)"))?;
-        Ok(s.lock().flash().modeled_time().as_secs_f64())
-    };
-    let t = FnTransport::new(244, move |frame: &[u8]| {
-        let mut s = peer
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let r = s.handle(frame, 0);
-        s.poll_reset();
-        let _ = s.lock_mut().commit_audit(0);
-        r
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, AgentLock> {
+        self.lock.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn deliver(&self, frame: &[u8]) -> Vec<u8> {
+        let ms = self.now_ms();
+        let mut l = self.lock();
+        let rtc = keyway_lock::state::wall_clock_secs();
+        let time = keyway_audit::Time {
+            rtc,
+            boot: l.server().lock().boot_count().unwrap_or(0),
+        };
+        let answer = l.handle(PeerId(1), Now { ms, time }, frame).answer;
+        let _ = l.server_mut().lock_mut().commit_audit(rtc);
+        if l.server_mut().poll_reset().is_some()
+            && let Err(e) = l.after_boot(ms)
+        {
+            eprintln!("BLE model: the agent's boot: {e}");
+        }
+        l.server_mut().tick(ms);
+        l.after_tick();
+        let _ = l.server_mut().lock_mut().commit_audit(rtc);
+        answer
+    }
+
+    /// Modeled flash time (s): the lock's main flash, the agent's store.
+    fn flash_s(&self) -> (f64, f64) {
+        let l = self.lock();
+        (
+            l.server().lock().flash().modeled_time().as_secs_f64(),
+            l.agent().flash().modeled_time().as_secs_f64(),
+        )
+    }
+}
+
+fn link(m: &Arc<Memory>) -> FnTransport<impl FnMut(&[u8]) -> Vec<u8> + use<>> {
+    let m = Arc::clone(m);
+    FnTransport::new(244, move |frame: &[u8]| m.deliver(frame))
+}
+
+/// The frames and bytes a stock tool's plain upload of `env` sends at MTU
+/// 244 (answered by an endpoint that takes every chunk; the lock's own
+/// answers are the same offsets).
+fn ble_plain(env: &[u8]) -> Result<(Stats, usize)> {
+    let t = FnTransport::new(244, |frame: &[u8]| {
+        let Ok(req) = keyway::smp::decode_request(frame) else {
+            return Vec::new();
+        };
+        let off = keyway::smp::get_u64(&req.body, "off")
+            .ok()
+            .flatten()
+            .unwrap_or(0);
+        let n = keyway::smp::get_bytes(&req.body, "data")
+            .ok()
+            .flatten()
+            .map_or(0, <[u8]>::len) as u64;
+        keyway::smp::encode_response(
+            &req.header,
+            vec![(keyway::smp::text("off"), ciborium::Value::from(off + n))],
+        )
     });
-    let mut ble = Client::new(t);
-    let env = &releases[0];
+    let mut c = Client::new(t);
+    let r = c
+        .upload(env, &mut |_, _| {})
+        .map_err(|e| anyhow!("modeled plain upload: {e}"))?;
+    Ok((c.transport().stats(), r.chunk))
+}
+
+/// The owner's sealed update of `env` to a fresh lock in memory, counted.
+fn ble_sealed(
+    dir: &Path,
+    vendor: &SigningKey,
+    env: &[u8],
+    (plain, plain_chunk): (Stats, usize),
+    turnaround_ms: f64,
+) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let (state, code) = provision(dir, vendor)?;
+    let mut device = state.load()?;
+    let (signer, _) = state.device_signer()?;
+    device
+        .attach_audit(signer, state.boot_count()?)
+        .map_err(|e| anyhow!(e))?;
+    device.power_on().map_err(|e| anyhow!(e))?;
+    let mut server = Server::new(device);
+    // No auto-relock: the person's unlock below holds for the model.
+    server.set_lock_config(keyway_lock::lock::Config {
+        relock_ms: None,
+        ..Default::default()
+    });
+    let start = Instant::now();
+    let lock = AgentLock::new(
+        server,
+        agent_shell::blank_store().map_err(|e| anyhow!(e))?,
+        state.device_keypair()?,
+        state.setup_verifier()?.as_ref(),
+        120_000,
+    )
+    .map_err(|e| anyhow!(e))?;
+    let m = Arc::new(Memory {
+        lock: Mutex::new(lock),
+        start,
+    });
+    // Pairing (once per owner, not counted): a press opens the window, the
+    // owner pairs by the code on the label; then the window closes: the
+    // sealed path needs none.
+    let owner = SigningKey::generate(Algorithm::Ed25519)?;
+    {
+        let ms = m.now_ms();
+        m.lock().button(ms, Press::Short).map_err(|e| anyhow!(e))?;
+    }
+    let device_key = pair(&m, &owner, &code)?;
+    {
+        let mut l = m.lock();
+        l.close_window();
+        // A person at the door: the bolt withdrawn (a lock installs only
+        // then).
+        let ms = m.now_ms();
+        let answer = keyway_lock::control::handle_line(l.server_mut(), r#"{"cmd":"unlock"}"#, ms);
+        l.after_tick();
+        if answer["ok"] != true {
+            bail!("BLE model: unlock: {answer}");
+        }
+    }
+    let mut ble = Client::new(link(&m))
+        .with_owner(owner)?
+        .with_paired_lock(device_key)?;
     let sha: [u8; 32] =
         sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(env)).into();
-    let f0 = flash_s(&server)?;
+    let (f0, s0) = m.flash_s();
+    ble.open_session()?;
+    let hs = ble.transport().stats();
     let r = ble.upload(env, &mut |_, _| {})?;
     let up = ble.transport().stats();
-    let f1 = flash_s(&server)?;
+    let (f1, _) = m.flash_s();
+    // The owner's test boot in a session is its consent: the lock resets
+    // into the update by itself.
     ble.image_test(&sha)?;
-    ble.reset()?;
-    let f2 = flash_s(&server)?;
+    let (f2, s2) = m.flash_s();
+    // After the reset the agent knows no session: the client opens a new
+    // one (the refused record, the handshake) and reads the state.
     let images = ble.image_state()?;
-    let ok = images
+    if !images
         .iter()
-        .any(|i| i.hash == sha && i.active && i.confirmed);
-    if !ok {
-        bail!("BLE model: the new image does not run confirmed after the reset");
+        .any(|i| i.hash == sha && i.active && i.confirmed)
+    {
+        bail!("BLE model: the new image does not run confirmed after the reset: {images:?}");
     }
     let all = ble.transport().stats();
+    let counts = ble.channel_counts();
     let link_s = all.bytes_sent as f64 / 10_000.0;
-    let turn_s = all.frames_sent as f64 * a.turnaround_ms / 1e3;
+    let turn_s = all.frames_sent as f64 * turnaround_ms / 1e3;
     let (dl_flash, boot_flash) = (f1 - f0, f2 - f1);
+    let store_flash = s2 - s0;
     println!(
-        "BLE model, MTU 244: {} upload requests ({} bytes of frames for a {}-byte envelope, largest data chunk {} bytes); \
-         with test+reset+state {} frames, {} bytes",
-        up.frames_sent,
-        up.bytes_sent,
+        "BLE model, MTU 244, the owner's sealed path (session frames to keyway-lock's agent shell in memory):"
+    );
+    println!(
+        "  session handshake {} frames ({} bytes); upload {} requests ({} bytes of frames for a {}-byte envelope, largest data chunk {} bytes); \
+         with the test boot and the state read after the reset (a new session) {} frames, {} bytes; channel {counts:?}",
+        hs.frames_sent,
+        hs.bytes_sent,
+        up.frames_sent - hs.frames_sent,
+        up.bytes_sent - hs.bytes_sent,
         env.len(),
         r.chunk,
         all.frames_sent,
         all.bytes_sent
     );
     println!(
-        "  link at 10 KB/s {:.1} s + turnaround {} x {} ms = {:.1} s + nRF52840 flash: download {:.2} s, install at the reboot {:.2} s",
-        link_s, all.frames_sent, a.turnaround_ms, turn_s, dl_flash, boot_flash
+        "  the same envelope plain (a stock tool in the window): {} requests, {} bytes, largest data chunk {plain_chunk} bytes; sealed / plain: {:.3}x the frames, {:.3}x the bytes",
+        plain.frames_sent,
+        plain.bytes_sent,
+        (up.frames_sent - hs.frames_sent) as f64 / plain.frames_sent as f64,
+        (up.bytes_sent - hs.bytes_sent) as f64 / plain.bytes_sent as f64
+    );
+    println!(
+        "  link at 10 KB/s {:.1} s + turnaround {} x {} ms = {:.1} s + nRF52840 flash: download {:.2} s, install at the reboot {:.2} s, agent store {:.3} s",
+        link_s, all.frames_sent, turnaround_ms, turn_s, dl_flash, boot_flash, store_flash
     );
     println!(
         "  end to end {:.1} s ({:.1} s without the turnaround)",
-        link_s + turn_s + dl_flash + boot_flash,
-        link_s + dl_flash + boot_flash
+        link_s + turn_s + dl_flash + boot_flash + store_flash,
+        link_s + dl_flash + boot_flash + store_flash
     );
     Ok(())
+}
+
+/// Pairs `owner` with the lock in memory by `code`: its device key.
+fn pair(m: &Arc<Memory>, owner: &SigningKey, code: &SetupCode) -> Result<[u8; 32]> {
+    let r = Client::new(link(m))
+        .with_owner(owner.clone())?
+        .pair_with_code(code, "bench")
+        .map_err(|e: DeviceError| anyhow!("BLE model: pairing: {e}"))?;
+    Ok(r.device_key)
 }

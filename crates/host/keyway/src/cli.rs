@@ -222,8 +222,11 @@ const BLE_MTU: usize = 244;
 const BLE_TURNAROUND_MS: u32 = 15;
 
 /// The frames and bytes `keyway device update`'s client sends to upload
-/// `env` at [`BLE_MTU`], counted through an in-memory endpoint that takes
-/// every chunk (the lock's own answers are the same `off` values).
+/// `env` at [`BLE_MTU`] without a session (plain, as a stock MCUmgr tool
+/// in the presence window; `examples/smp_bench.rs` prints this count next
+/// to the owner's sealed one, which is about 1.32 times it), counted
+/// through an in-memory endpoint that takes every chunk (the lock's own
+/// answers are the same `off` values).
 fn ble_upload(env: &[u8]) -> Result<(u64, u64)> {
     use crate::device::{Client, FnTransport, Transport as _};
     use keyway::smp;
