@@ -90,6 +90,8 @@
 
 pub mod authority;
 pub mod device;
+#[cfg(feature = "flawed-profiles")]
+pub mod flaws;
 
 use ed25519_compact::KeyPair;
 use embedded_storage::nor_flash::NorFlash;
@@ -150,6 +152,10 @@ pub struct Config {
     pub overflow_rate: Rate,
     /// Idle time after which a full entry may go to another peer.
     pub peer_idle_ms: u64,
+    /// Deliberate flaws (the simulator's `open-pairing` profile; feature
+    /// `flawed-profiles`, never in a firmware build).
+    #[cfg(feature = "flawed-profiles")]
+    pub flaws: flaws::Flaws,
 }
 
 impl Default for Config {
@@ -170,6 +176,8 @@ impl Default for Config {
                 interval_ms: 100,
             },
             peer_idle_ms: 60_000,
+            #[cfg(feature = "flawed-profiles")]
+            flaws: flaws::Flaws::NONE,
         }
     }
 }
@@ -308,6 +316,9 @@ pub struct Agent<F: NorFlash, const N: usize> {
     resets: ResetLimiter,
     window: Window,
     upload: Option<UploadBinding>,
+    /// FLAW `ram_consent`: the consent held in RAM instead of the store.
+    #[cfg(feature = "flawed-profiles")]
+    ram_consent: Option<Consent>,
 }
 
 /// Where a request came from, inside the agent.
@@ -408,6 +419,17 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
     ) -> Result<Self, store::Error<F::Error>> {
         let store = Store::open(&mut flash, region)?;
         let guard = PairingGuard::restore(config.guard, store.state().wrong_codes(), now_ms);
+        #[cfg(feature = "flawed-profiles")]
+        let config = {
+            let mut c = config;
+            if c.flaws.no_freshness {
+                // FLAW `no_freshness`: a request held back for a day still
+                // counts as fresh.
+                c.table.freshness_ms = u64::MAX / 4;
+                c.table.future_slack_ms = u64::MAX / 4;
+            }
+            c
+        };
         Ok(Self {
             flash,
             store,
@@ -432,6 +454,8 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
                 long_press: false,
             },
             upload: None,
+            #[cfg(feature = "flawed-profiles")]
+            ram_consent: None,
         })
     }
 
@@ -467,16 +491,40 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
     /// setting). Written to the store before it returns: consent has one
     /// home, the store, which the installer reads.
     pub fn grant_consent(&mut self, consent: &Consent) -> Result<(), store::Error<F::Error>> {
-        self.store.grant_consent(&mut self.flash, consent)
+        self.store_consent(Some(consent))
+    }
+
+    /// The consent the installer acts on: the store's (or, with the
+    /// `ram_consent` flaw, the one held in RAM).
+    pub fn consent(&self) -> Option<&Consent> {
+        #[cfg(feature = "flawed-profiles")]
+        if self.config.flaws.ram_consent {
+            return self.ram_consent.as_ref();
+        }
+        self.store.state().consent()
+    }
+
+    /// Writes (`Some`) or clears (`None`) the consent record.
+    fn store_consent(&mut self, consent: Option<&Consent>) -> Result<(), store::Error<F::Error>> {
+        #[cfg(feature = "flawed-profiles")]
+        if self.config.flaws.ram_consent {
+            // FLAW `ram_consent`: nothing reaches the flash.
+            self.ram_consent = consent.copied();
+            return Ok(());
+        }
+        match consent {
+            Some(c) => self.store.grant_consent(&mut self.flash, c),
+            None => self.store.clear_consent(&mut self.flash),
+        }
     }
 
     /// Drops the stored consent (the shell armed its install, or the
     /// update it names went away). Writes nothing when there is none.
     pub fn clear_consent(&mut self) -> Result<(), store::Error<F::Error>> {
-        if self.store.state().consent().is_none() {
+        if self.consent().is_none() {
             return Ok(());
         }
-        self.store.clear_consent(&mut self.flash)
+        self.store_consent(None)
     }
 
     /// Whether the presence window is open at `now_ms`.
@@ -597,7 +645,18 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
             Authority::Anyone
         };
         let ctx = Ctx { peer, now };
-        if let Err(d) = permits(need(hdr.op, hdr.group, hdr.id), who, self.window.long_press) {
+        #[cfg(feature = "flawed-profiles")]
+        let who = match self.flawed(ctx, &hdr, &req, who, out) {
+            Ok(who) => who,
+            Err(outcome) => return outcome,
+        };
+        #[cfg(feature = "flawed-profiles")]
+        let open_reset = self.config.flaws.open_reset && matches!(req, Request::Reset(_));
+        #[cfg(not(feature = "flawed-profiles"))]
+        let open_reset = false;
+        if let Err(d) = permits(need(hdr.op, hdr.group, hdr.id), who, self.window.long_press)
+            && !open_reset
+        {
             return none(self.denied(out, &hdr, &req, d));
         }
         match req {
@@ -615,6 +674,65 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
             }
             _ => self.command(ctx, device, &hdr, &req, who, out),
         }
+    }
+
+    /// The flaws' decision points before the authority table: a plain
+    /// `pair` in the window pairs (`plain_pair`: `Err` carries its
+    /// answer), and a plain owner command counts as the first owner's
+    /// (`plain_owner`). Otherwise `who` as it was.
+    #[cfg(feature = "flawed-profiles")]
+    fn flawed(
+        &mut self,
+        ctx: Ctx,
+        hdr: &Header,
+        req: &Request<'_>,
+        who: Authority,
+        out: &mut [u8],
+    ) -> Result<Authority, Outcome> {
+        let f = self.config.flaws;
+        if let Request::Pair(p) = req
+            && f.plain_pair
+            && who == Authority::Window
+        {
+            // FLAW `plain_pair`: the key is paired, no setup code.
+            let paired = self.store.pair(
+                &mut self.flash,
+                &p.key,
+                p.name.unwrap_or(""),
+                ctx.now.time,
+                PairedBy::SetupCode,
+            );
+            let (len, event) = match paired {
+                Ok(key_id) => (
+                    ok_frame(
+                        out,
+                        hdr,
+                        &Response::Pair(kw::PairRsp {
+                            owners: self.store.state().owner_count() as u64,
+                            key_id,
+                        }),
+                    ),
+                    Event::OwnerPaired { key_id },
+                ),
+                Err(store::Error::OwnersFull) => (
+                    refuse_frame(out, hdr, Refusal::OwnersFull, true),
+                    Event::None,
+                ),
+                Err(_) => (
+                    error_frame(out, hdr, MgmtErr::Unknown, None, false),
+                    Event::None,
+                ),
+            };
+            return Err(Outcome { len, event });
+        }
+        if f.plain_owner
+            && need(hdr.op, hdr.group, hdr.id) == Need::Owner
+            && let Some(o) = self.store.state().owners().next()
+        {
+            // FLAW `plain_owner`: the radio is trusted.
+            return Ok(Authority::Owner(o.id()));
+        }
+        Ok(who)
     }
 
     fn denied(&self, out: &mut [u8], hdr: &Header, req: &Request<'_>, d: Denial) -> usize {
@@ -1169,17 +1287,14 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
                     }
                     Some(p) => {
                         let r = if m.accept {
-                            self.store.grant_consent(
-                                &mut self.flash,
-                                &Consent {
-                                    digest: p.digest,
-                                    sequence: p.sequence,
-                                    granted_by: GrantedBy::Owner(by),
-                                    time: now.time,
-                                },
-                            )
+                            self.store_consent(Some(&Consent {
+                                digest: p.digest,
+                                sequence: p.sequence,
+                                granted_by: GrantedBy::Owner(by),
+                                time: now.time,
+                            }))
                         } else {
-                            self.store.clear_consent(&mut self.flash)
+                            self.store_consent(None)
                         };
                         match r {
                             Ok(()) => {
@@ -1352,6 +1467,11 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
     /// until it has been idle [`UPLOAD_IDLE_MS`]; then only a new first
     /// chunk (`off` 0) may replace it.
     fn upload_gate(&self, me: Uploader, off: u64, now_ms: u64) -> Option<Refusal> {
+        // FLAW `any_chunk`: whoever sends a chunk, it goes in.
+        #[cfg(feature = "flawed-profiles")]
+        if self.config.flaws.any_chunk {
+            return None;
+        }
         let b = self.upload?;
         if b.by == me {
             return None;
