@@ -27,6 +27,7 @@ use super::link::{Answer, Control, ControlAddr, SlotState, Smp, Upload};
 use super::releases::{self, Release, SELF_TEST_FAIL_MARKER, Source};
 use super::{CHECKS, Check, Options, Status, Target, netns};
 
+mod channel;
 mod load;
 mod log;
 mod power;
@@ -106,6 +107,9 @@ struct Session<'a> {
     /// The lock started in recovery: what the audit did about it (the
     /// baseline it installed first), for check 2's evidence.
     baseline: Vec<String>,
+    /// The lock's setup code (`--setup-code`, else read off its label
+    /// through the control socket).
+    setup_code: Option<keyway_channel::SetupCode>,
     t0: Instant,
 }
 
@@ -228,6 +232,12 @@ pub(super) fn run(o: &Options) -> Result<(String, String, Vec<Check>, Vec<String
         unplugged: false,
         floor,
         baseline: Vec::new(),
+        setup_code: match &o.setup_code {
+            Some(c) => Some(
+                keyway_channel::SetupCode::parse(c).map_err(|e| anyhow!("--setup-code: {e}"))?,
+            ),
+            None => None,
+        },
         t0: Instant::now(),
     };
     s.smp.set_owner(s.owner.clone())?;
@@ -445,11 +455,14 @@ impl Session<'_> {
     /// by the old `pair KEY`.
     fn pair(&mut self, key: &SigningKey) -> Result<u64> {
         self.ctl(json!({"cmd": "presence", "seconds": 30}))?;
-        let code = self
-            .ctl(json!({"cmd": "setup-code"}))
-            .ok()
-            .and_then(|v| v.get("setup_code")?.as_str().map(str::to_owned))
-            .and_then(|c| keyway_channel::SetupCode::parse(&c).ok());
+        if self.setup_code.is_none() {
+            self.setup_code = self
+                .ctl(json!({"cmd": "setup-code"}))
+                .ok()
+                .and_then(|v| v.get("setup_code")?.as_str().map(str::to_owned))
+                .and_then(|c| keyway_channel::SetupCode::parse(&c).ok());
+        }
+        let code = self.setup_code;
         let b = match code {
             Some(code) => self.smp.pair_by_code(key, &code)?.ok("pair")?,
             None => self.smp.pair(key)?.ok("pair")?,
@@ -464,7 +477,7 @@ impl Session<'_> {
         self.results.push(c1);
         if self.owner.is_none() && self.control.is_none() {
             // No way in: an upload needs the lock's button or an owner.
-            for n in [2, 3, 4, 5, 6, 7, 8, 9, 11, 12] {
+            for n in [2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15, 16, 17, 18, 19] {
                 self.results.push(check(
                     n,
                     Status::Skip,
@@ -514,6 +527,9 @@ impl Session<'_> {
                 .extend([blocked(4), blocked(5), blocked(8), blocked(9)]);
         }
         self.say("check 9 done");
+        self.export("before the channel checks");
+        let channel = self.channel_checks();
+        self.results.extend(channel);
         self.export("end");
         let c10 = self.audit_log();
         self.results.push(c10);
