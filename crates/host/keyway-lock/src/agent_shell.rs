@@ -167,7 +167,7 @@ impl AgentLock {
     ) -> Result<Self, String> {
         let config = agent_config(&server.lock().profile);
         let mut agent = Agent::new(store, store_region(), device_key.clone(), config, now_ms)
-        .map_err(|e| format!("the agent's store: {e}"))?;
+            .map_err(|e| format!("the agent's store: {e}"))?;
         if let Some(v) = verifier {
             let want = keyway_agent::agent::store_verifier(v);
             if agent.state().verifier() != Some(&want) {
@@ -275,7 +275,13 @@ impl AgentLock {
         )
         .map_err(|e| format!("the agent's store: {e}"))?;
         let flash = std::mem::replace(&mut self.agent, placeholder).into_flash();
-        self.agent = Agent::new(flash, store_region(), self.device_key.clone(), config, now_ms)
+        self.agent = Agent::new(
+            flash,
+            store_region(),
+            self.device_key.clone(),
+            config,
+            now_ms,
+        )
         .map_err(|e| format!("the agent's store after a boot: {e}"))?;
         self.adopt_store(false);
         self.sync_consent();

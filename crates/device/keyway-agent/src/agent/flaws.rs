@@ -15,7 +15,7 @@
 //! | [`Flaws::no_freshness`] | the session table's freshness limit is off: a request held back and played later runs | a replayed or held-back command |
 //! | [`Flaws::plain_owner`] | a plain owner command (status, unlock, consent, ...) runs as the first paired owner and is answered in the clear | a forged answer |
 //! | [`Flaws::any_chunk`] | an upload chunk from any peer goes into the upload in progress | chunk injection into an owner's upload |
-//! | [`Flaws::open_reset`] | an OS reset from anyone (no window, no session) runs | an unauthenticated reset |
+//! | [`Flaws::open_reset`] | an OS reset from anyone (no window, no session) runs, with no rate limit | an unauthenticated reset |
 //! | [`Flaws::ram_consent`] | consent is held in RAM only, never written to the store | consent surviving a power cut |
 
 /// Which deliberate flaws the agent has (see the module doc).

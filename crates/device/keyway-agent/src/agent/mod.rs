@@ -1229,6 +1229,14 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
                 }),
             ),
             Request::Reset(_) => {
+                // FLAW `open_reset`: no limit either.
+                #[cfg(feature = "flawed-profiles")]
+                let v = if self.config.flaws.open_reset {
+                    Verdict::Allowed
+                } else {
+                    self.resets.check(now.ms)
+                };
+                #[cfg(not(feature = "flawed-profiles"))]
                 let v = self.resets.check(now.ms);
                 if v.is_allowed() {
                     // The lock may decline (the reset of `smpmgr upgrade`

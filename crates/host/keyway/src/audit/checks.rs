@@ -785,10 +785,23 @@ impl Session<'_> {
                     u.describe(r.envelope.len())
                 ));
             }
-            let _ = self.smp.owner_call(|c| c.reset().map(|()| Vec::new()));
+            let a = self.smp.owner_call(|c| c.reset().map(|()| Vec::new()))?;
+            let how = if a.is_err() && self.control.is_some() {
+                // The lock declined the reset (an agent limits resets
+                // right after its boot): the person at the lock takes the
+                // batteries out and puts them back.
+                ev.push(format!(
+                    "the reset was refused ({}): power-cycled the lock instead",
+                    a.describe()
+                ));
+                self.power_cycle()?;
+                "power-cycled in recovery"
+            } else {
+                "reset from recovery"
+            };
             let run = self.settle(Some(r), self.settle_time())?;
             ev.push(format!(
-                "reset from recovery: the lock runs {}",
+                "{how}: the lock runs {}",
                 describe_slot(run.as_ref())
             ));
             let ok = run.is_some_and(|s| s.confirmed && s.hash.as_slice() == r.hash().as_slice());

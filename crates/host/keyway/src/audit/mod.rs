@@ -79,10 +79,18 @@ pub const CHECKS: [(u8, &str, &str); 19] = [
     (11, "no-forced-update", "No forced update"),
     (12, "release-notes", "Release notes before consent"),
     (13, "pairing-without-code", "Pairing without the setup code"),
-    (14, "stranger-in-window", "A stranger during the owner's window"),
+    (
+        14,
+        "stranger-in-window",
+        "A stranger during the owner's window",
+    ),
     (15, "replayed-command", "A replayed or held-back command"),
     (16, "forged-answer", "A forged answer"),
-    (17, "chunk-injection", "Chunk injection into an owner's upload"),
+    (
+        17,
+        "chunk-injection",
+        "Chunk injection into an owner's upload",
+    ),
     (18, "unauthenticated-reset", "An unauthenticated reset"),
     (19, "consent-power-cut", "Consent surviving a power cut"),
 ];
