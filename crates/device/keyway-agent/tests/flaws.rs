@@ -15,8 +15,10 @@ use keyway_smp::kw::{self, Bolt};
 
 /// A lock with `flaws`, `alice` paired by the setup code, in a session.
 fn lock_with(flaws: Flaws, seed: u64, alice: &mut Client) -> Harness {
-    let mut c = Config::default();
-    c.flaws = flaws;
+    let c = Config {
+        flaws,
+        ..Config::default()
+    };
     let mut h = Harness::with_config(seed, c);
     h.press(Press::Short);
     h.pair(alice, CODE, "Alice").unwrap();
@@ -137,8 +139,10 @@ fn flaw_ram_consent_loses_consent_in_a_power_cut() {
         assert!(h.call(&mut alice, &consent).unwrap().is_ok());
         assert!(h.agent.consent().is_some(), "{flaws:?}");
         // Power cut: a new agent on the same flash.
-        let mut c = Config::default();
-        c.flaws = flaws;
+        let c = Config {
+            flaws,
+            ..Config::default()
+        };
         let flash = std::mem::replace(
             &mut h.agent,
             Agent::new(Flash::nrf52840(), REGION, keypair(1), c, 0).unwrap(),

@@ -122,6 +122,9 @@ fn verdict(n: u8, failures: &[String], pass: &str, fix: &str, ev: Vec<String>) -
     }
 }
 
+/// One channel check.
+type ChannelCheck<'o> = fn(&mut Session<'o>) -> Result<Check>;
+
 impl Session<'_> {
     /// Runs checks 13 to 19.
     pub(super) fn channel_checks(&mut self) -> Vec<Check> {
@@ -137,7 +140,7 @@ impl Session<'_> {
             }
             return out;
         }
-        let runs: [(u8, fn(&mut Self) -> Result<Check>); 7] = [
+        let runs: [(u8, ChannelCheck<'_>); 7] = [
             (13, Self::pairing_without_code),
             (14, Self::stranger_in_window),
             (15, Self::replay_held_back),
