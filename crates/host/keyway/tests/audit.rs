@@ -620,3 +620,73 @@ fn profile_open_pairing_fails_exactly_the_channel_checks() {
     assert_eq!(numbers(v, "FAIL"), want, "{}", show(v));
     assert_eq!(v["checks"].as_array().unwrap().len(), ALL);
 }
+
+/// An external lock running the agent, reached over SMP only (no control
+/// socket given to the audit), with an owner paired beforehand by the
+/// setup code (`keyway device pair --setup-code`): the channel checks that
+/// need only the owner's session (15, 16, 18) run and pass; those that
+/// need the lock's button or power (13, 14, 17, 19) say SKIP and why.
+#[test]
+fn an_external_agent_lock_without_a_control_socket_runs_the_session_channel_checks() {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let t = tempfile::tempdir().unwrap();
+    provision(t.path());
+    let mut o =
+        keyway_lock::shell::Options::new(t.path().join("lock"), "127.0.0.1:0".parse().unwrap());
+    o.control = Some("127.0.0.1:0".parse().unwrap());
+    o.brain = keyway_lock::shell::Brain::Agent;
+    let lock = keyway_lock::shell::start(&o).unwrap();
+    // A person at the lock: the window, and the code off the label.
+    let c = std::net::TcpStream::connect(lock.control.unwrap()).unwrap();
+    let mut r = BufReader::new(c.try_clone().unwrap());
+    let mut ask = |line: &str| {
+        (&c).write_all(line.as_bytes()).unwrap();
+        let mut a = String::new();
+        r.read_line(&mut a).unwrap();
+        serde_json::from_str::<Value>(&a).unwrap()
+    };
+    ask("{\"cmd\":\"presence\",\"seconds\":30}\n");
+    let code = ask("{\"cmd\":\"setup-code\"}\n")["setup_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let owner = keygen(t.path().join("owner"), Algorithm::Ed25519).unwrap();
+    let target = format!("udp:{}", lock.smp);
+    let paired = Command::new(BIN)
+        .args(["device", "--target", &target, "--owner-key"])
+        .arg(&owner.private)
+        .args(["pair", "--setup-code", &code])
+        .output()
+        .unwrap();
+    assert!(
+        paired.status.success(),
+        "{}",
+        String::from_utf8_lossy(&paired.stderr)
+    );
+    let out = Command::new(BIN)
+        .args(["audit", "--json", "--target", &target, "--owner-key"])
+        .arg(&owner.private)
+        .args(vendor_args(t.path()))
+        .args(["--vendor-domain", VENDOR, "--class", CLASS, "--pin", "2468"])
+        .arg("--device-key")
+        .arg(t.path().join("lock/device.pub"))
+        .arg("--out")
+        .arg(t.path().join("out"))
+        .output()
+        .unwrap();
+    lock.power_off();
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    println!("{}", show(&v));
+    for n in [15, 16, 18] {
+        assert_eq!(v["checks"][n - 1]["status"], "PASS", "{}", show(&v));
+    }
+    for n in [13, 14, 17, 19] {
+        let c = &v["checks"][n - 1];
+        assert_eq!(c["status"], "SKIP", "{c}");
+        assert!(
+            c["summary"].as_str().unwrap().contains("control interface"),
+            "{c}"
+        );
+    }
+}

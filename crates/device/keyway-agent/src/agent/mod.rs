@@ -80,6 +80,16 @@
 //! [`UPLOAD_IDLE_MS`] a new first chunk may replace it. The last chunk
 //! (by the length the first one declared) ends it.
 //!
+//! # Deliberate flaws (feature `flawed-profiles`)
+//!
+//! The simulator's `open-pairing` profile runs this agent with issue 12's
+//! findings switched back on, so that `keyway audit` can be shown to fail
+//! it: `flaws::Flaws` in [`Config`], consulted at the points marked
+//! `FLAW` (pairing a plain `pair` in the window, the session table's
+//! freshness, plain owner commands, the upload gate, the reset's authority
+//! and limit, where consent is kept). The feature is off by default and
+//! only `keyway-lock` enables it: a firmware build has none of this code.
+//!
 //! # Not here yet
 //!
 //! OS info, the image group's state, the upload's bytes, erase, release

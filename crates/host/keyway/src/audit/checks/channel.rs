@@ -129,17 +129,6 @@ impl Session<'_> {
     /// Runs checks 13 to 19.
     pub(super) fn channel_checks(&mut self) -> Vec<Check> {
         let mut out = Vec::new();
-        if self.control.is_none() {
-            for n in 13..=19 {
-                out.push(check(
-                    n,
-                    Status::Skip,
-                    "needs the lock's button (the presence window) and power: the lock has no control interface",
-                    vec![],
-                ));
-            }
-            return out;
-        }
         let runs: [(u8, ChannelCheck<'_>); 7] = [
             (13, Self::pairing_without_code),
             (14, Self::stranger_in_window),
@@ -150,6 +139,24 @@ impl Session<'_> {
             (19, Self::consent_power_cut),
         ];
         for (n, f) in runs {
+            // 13, 14 and 17 need the button (the window), 19 the power;
+            // 15, 16 and 18 only the owner's session.
+            let hardware = match n {
+                13 | 14 | 17 => Some("the lock's button (the presence window)"),
+                19 => Some("the lock's power (a power cut)"),
+                _ => None,
+            };
+            if let Some(what) = hardware
+                && self.control.is_none()
+            {
+                out.push(check(
+                    n,
+                    Status::Skip,
+                    format!("needs {what}: the lock has no control interface (--control)"),
+                    vec![],
+                ));
+                continue;
+            }
             self.say(&format!("check {n}"));
             let c = f(self).unwrap_or_else(|e| super::errored(n, &e));
             let _ = self.ctl(json!({"cmd": "presence-close"}));
@@ -171,7 +178,7 @@ impl Session<'_> {
             .ok_or_else(|| anyhow!("the audit has no owner key paired with the lock"))?;
         let device = self.smp.paired().ok_or_else(|| {
             anyhow!(
-                "the audit's owner has no session with the lock: it was not paired by a setup code"
+                "the audit's owner has no session with the lock (not paired by a setup code, or the lock offers none): its commands travel unsealed"
             )
         })?;
         let inner = UdpTransport::connect(&self.addr.to_string())?
