@@ -27,7 +27,7 @@ use anyhow::{Result, anyhow};
 use ciborium::Value;
 use keyway::keys::{Algorithm, SigningKey};
 use keyway::smp::{self, Op, group, text};
-use keyway_smp::kw::UpdateState;
+use keyway_smp::kw::{Bolt, UpdateState};
 use serde_json::json;
 
 use super::{Session, check, describe_slot};
@@ -105,6 +105,11 @@ fn describe_frame(frame: &[u8]) -> String {
         }
         _ => format!("an answer of {} bytes that is not a CBOR map", frame.len()),
     }
+}
+
+/// The bolt's state for the evidence.
+fn shown(b: Option<Bolt>) -> &'static str {
+    b.map_or("not reported", Bolt::as_str)
 }
 
 /// The fail/pass verdict of a channel check: `failures` are what the lock
@@ -206,14 +211,14 @@ impl Session<'_> {
             .collect())
     }
 
-    /// The bolt as the owner's authenticated status reports it.
-    fn bolt(&mut self) -> Result<String> {
+    /// The bolt as the owner's authenticated status reports it (typed:
+    /// `None` when the status names no bolt state).
+    fn bolt(&mut self) -> Result<Option<Bolt>> {
         let b = self.smp.status()?;
         Ok(smp::get_text(&b, "bolt")
             .ok()
             .flatten()
-            .unwrap_or("?")
-            .to_owned())
+            .and_then(Bolt::parse))
     }
 
     /// The pending update's typed state, from the owner's status.
@@ -221,8 +226,8 @@ impl Session<'_> {
         self.pending_state().1
     }
 
-    /// A wrong setup code: the real one plus one (another random one when
-    /// the audit does not know it).
+    /// A wrong setup code: the next valid one after the real one (after a
+    /// fixed guess when the audit does not know the code).
     fn wrong_code(&self) -> keyway_channel::SetupCode {
         let v = self.setup_code.map_or(20_202_021, |c| c.value());
         (1..)
@@ -423,13 +428,17 @@ impl Session<'_> {
             unlock.len()
         ));
         c.lock()?;
-        ev.push(format!("the owner locks: the bolt is {}", self.bolt()?));
+        ev.push(format!(
+            "the owner locks: the bolt is {}",
+            shown(self.bolt()?)
+        ));
         let r = c.transport_mut().replay(&unlock, seq);
         let bolt = self.bolt()?;
         ev.push(format!(
-            "replayed the captured unlock: {r}; the bolt is {bolt}"
+            "replayed the captured unlock: {r}; the bolt is {}",
+            shown(bolt)
         ));
-        if bolt != "locked" {
+        if bolt != Some(Bolt::Locked) {
             fails.push("a replayed unlock opened the door".to_owned());
             c.lock()?;
         }
@@ -453,10 +462,11 @@ impl Session<'_> {
         let r = c.transport_mut().replay(&held, hseq);
         let bolt = self.bolt()?;
         ev.push(format!(
-            "delivered it {} s later: {r}; the bolt is {bolt}",
-            wait.as_secs_f64()
+            "delivered it {} s later: {r}; the bolt is {}",
+            wait.as_secs_f64(),
+            shown(bolt)
         ));
-        if bolt != "locked" {
+        if bolt != Some(Bolt::Locked) {
             fails.push(format!(
                 "an unlock held back {} s opened the door",
                 wait.as_secs_f64()
