@@ -8,8 +8,9 @@
 //!   replacing the owner's pending release with an older signed one;
 //! * 15 a replayed or held-back command: a sealed unlock captured and
 //!   played again, and one held back past the lock's freshness limit;
-//! * 16 a forged answer: an altered sealed answer at the audit's client,
-//!   and an owner command sent in the clear;
+//! * 16 a forged answer: an altered sealed answer, and the lock's earlier
+//!   "locked" answer handed back for an unlock, at the audit's client;
+//!   and owner commands sent in the clear;
 //! * 17 chunk injection into the owner's upload, by another peer;
 //! * 18 an unauthenticated reset (window closed, consent given);
 //! * 19 consent surviving a power cut.
@@ -49,6 +50,11 @@ pub(super) struct Tap {
     held: Option<(Vec<u8>, u8)>,
     /// Flip a bit in the last byte of every answer.
     alter: bool,
+    /// The last answer delivered.
+    last_answer: Option<Vec<u8>>,
+    /// Deliver the next request, but hand the owner this earlier answer
+    /// instead of the lock's (its sequence number made to match).
+    stale_answer: Option<Vec<u8>>,
 }
 
 impl Transport for Tap {
@@ -64,6 +70,16 @@ impl Transport for Tap {
         }
         self.last = Some((frame.to_vec(), seq));
         let mut a = self.inner.exchange(frame, seq)?;
+        if let Some(mut old) = self.stale_answer.take()
+            && let Ok(mut h) = keyway_smp::Header::decode(&old)
+        {
+            h.seq = seq;
+            if let Some(head) = old.get_mut(..keyway_smp::HEADER_LEN) {
+                head.copy_from_slice(&h.encode());
+            }
+            a = old;
+        }
+        self.last_answer = Some(a.clone());
         if self.alter
             && let Some(b) = a.last_mut()
         {
@@ -194,6 +210,8 @@ impl Session<'_> {
             hold: false,
             held: None,
             alter: false,
+            last_answer: None,
+            stale_answer: None,
         };
         let mut c = Client::new(tap).with_owner(key)?.with_paired_lock(device)?;
         c.open_session()?;
@@ -500,6 +518,22 @@ impl Session<'_> {
                 "an altered answer to the owner's status: the client rejected it ({e})"
             )),
         }
+        // The forged "bolt locked": the lock's earlier answer to a
+        // lock, handed back as the answer to the next unlock.
+        c.lock()?;
+        let locked = c.transport_mut().last_answer.clone();
+        c.transport_mut().stale_answer = locked;
+        match c.unlock() {
+            Ok(_) => {
+                ev.push("the lock's earlier 'locked' answer handed back for an unlock: the client TOOK it".into());
+                fails.push("the audit's client accepted an earlier answer as the answer to a new command".to_owned());
+            }
+            Err(e) => ev.push(format!(
+                "the lock's earlier 'locked' answer handed back for an unlock: the client rejected it ({e})"
+            )),
+        }
+        // The unlock did run at the lock: lock again.
+        let _ = c.lock();
         let mut s = self.stranger()?;
         for (what, op, id) in [
             ("status", Op::Read, crate::audit::link::kw::STATUS),
@@ -519,7 +553,7 @@ impl Session<'_> {
         Ok(verdict(
             16,
             &fails,
-            "the lock answers owner commands only sealed in a session, and an altered answer is an error at the client",
+            "the lock answers owner commands only sealed in a session; an altered answer, and an earlier answer handed back for a new command, are errors at the client",
             "owner commands must run only in an authenticated session whose answers are sealed, so a forged 'bolt locked' cannot pass for the lock's",
             ev,
         ))
