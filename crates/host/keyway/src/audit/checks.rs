@@ -894,11 +894,27 @@ impl Session<'_> {
         ev11.push(format!("pending update: {pending}"));
         // Decided on the typed state, never on the words shown.
         let installing = state == Some(keyway_smp::kw::UpdateState::Installing);
-        let _ = self.smp.owner_call(|c| c.reset().map(|()| Vec::new()));
+        let a = self.smp.owner_call(|c| c.reset().map(|()| Vec::new()))?;
+        // A lock that declines the reset (an agent limits resets right
+        // after its boot) is power-cycled instead, where it has a control
+        // socket: either way it boots with the update unconsented.
+        let how = if a.is_err() && self.control.is_some() {
+            ev11.push(format!(
+                "the SMP reset was refused ({}): power-cycled the lock instead",
+                a.describe()
+            ));
+            self.power_cycle()?;
+            "a power cycle"
+        } else if a.is_err() {
+            ev11.push(format!("the SMP reset was refused ({})", a.describe()));
+            "a refused SMP reset"
+        } else {
+            "an SMP reset"
+        };
         let _ = self.settle(None, self.settle_time())?;
         let (after_reset, changed_after) = self.watch_running(before.as_ref(), watch)?;
         ev11.push(format!(
-            "after an SMP reset, watched {} ms: the lock runs {}",
+            "after {how}, watched {} ms: the lock runs {}",
             watch.as_millis(),
             describe_slot(after_reset.as_ref())
         ));
