@@ -301,6 +301,17 @@ fn run(syst: &mut cortex_m::peripheral::SYST) {
         "pairing Pake1 -> Pake2",
         Request::PakeStart(kw::PakeStart { msg: &pake1 })
     );
+    // The transport's resend of the same Pake1 (its answer was lost or
+    // late): the same Pake2, not a new run and no guess charged.
+    let mut first = [0u8; 192];
+    first[..m].copy_from_slice(&out[..m]);
+    let (o, m2) = step!(
+        "pairing Pake1 resent",
+        Request::PakeStart(kw::PakeStart { msg: &pake1 })
+    );
+    if m2 != m || out[8..m] != first[8..m] || o.event != Event::None {
+        fail("a resent Pake1 got another answer");
+    }
     let mut pake3 = [0u8; keyway_channel::pairing::PAKE3_LEN];
     match answer(&out[..m], "pake2") {
         Response::PakeStart(p) => {
@@ -332,6 +343,15 @@ fn run(syst: &mut cortex_m::peripheral::SYST) {
         "session msg1 -> msg2",
         Request::SessionStart(kw::SessionStart { msg: &msg1 })
     );
+    // The same msg1 resent: the same msg2, the handshake kept.
+    first[..m].copy_from_slice(&out[..m]);
+    let (_, m2) = step!(
+        "session msg1 resent",
+        Request::SessionStart(kw::SessionStart { msg: &msg1 })
+    );
+    if m2 != m || out[8..m] != first[8..m] {
+        fail("a resent msg1 got another answer");
+    }
     let mut msg3 = [0u8; keyway_channel::handshake::MSG3_LEN];
     let mut session: ClientSession = match answer(&out[..m], "msg2") {
         Response::SessionStart(s) => match hs.msg2(s.msg, &device_key, &owner, &mut msg3) {

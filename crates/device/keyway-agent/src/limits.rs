@@ -21,8 +21,10 @@
 //! * [`ResetLimiter`]: at most one reset per [`RESET_INTERVAL_MS`], across
 //!   reboots without writing flash: its bucket starts *empty* at boot, so
 //!   the first reset after a boot waits a full interval too. It is for
-//!   the resets the presence window authorizes (stock MCUmgr tools);
-//!   whether an owner's session bypasses it is the dispatch's decision.
+//!   the resets an owner's session asks for. A reset the presence window
+//!   authorizes (a person at the lock, stock MCUmgr tools) is not charged
+//!   here: the dispatch allows one per press of the button and closes the
+//!   window with it, so a reset loop needs a press per reset.
 //! * [`CodeBackoff`]: the wrong-setup-code backoff. The first
 //!   [`FREE_FAILURES`] wrong codes cost nothing; after failure `f ≥ 3`
 //!   the next attempt waits `2^(f-3)` × [`BASE_DELAY_MS`] (1 s, 2 s, 4 s,

@@ -262,6 +262,118 @@ fn stranger_cannot_take_over_owners_pairing() {
     assert!(r.is_ok(), "a fresh window: a new run may start");
 }
 
+/// A UDP retransmission of `Pake1` (the client's answer was lost, so it
+/// sends the same frame again) is answered with the `Pake2` already sent:
+/// the run is not restarted and no second guess is charged, so the
+/// client's `Pake3` (made from either answer) pairs. Another peer sending
+/// the same bytes is still refused, and so is the retransmission once the
+/// run is over.
+#[test]
+fn a_retransmitted_pake1_gets_the_same_pake2_and_is_not_charged_again() {
+    let mut h = Harness::new(15);
+    let mut alice = Client::new(0x0a, OWNER);
+    h.press(Press::Short);
+    let params = match h.send(OWNER, &Request::PakeParams).answer() {
+        Answer::Ok(Response::PakeParams(p)) => p.msg.to_vec(),
+        other => panic!("{other:?}"),
+    };
+    let code = keyway_channel::SetupCode::new(CODE).unwrap();
+    let (mut cp, pake1) = keyway_channel::ClientPairing::start(&code, &params, &mut h.rng).unwrap();
+    let frame = h.frame(&Request::PakeStart(kw::PakeStart { msg: &pake1 }));
+    let pake2_of = |bytes: Vec<u8>, event: Event| {
+        let r = Reply { bytes, event };
+        match r.answer() {
+            Answer::Ok(Response::PakeStart(p)) => (p.msg.to_vec(), r.event),
+            other => panic!("{other:?}"),
+        }
+    };
+    let (b, e) = h.send_raw(OWNER, &frame);
+    let (first, event) = pake2_of(b, e);
+    assert_eq!(event, Event::PairingAttempt { failures: 1 });
+    assert_eq!(h.agent.state().wrong_codes(), 1);
+    // The answer was lost: the client sends the very same frame twice more.
+    h.advance(500);
+    for _ in 0..2 {
+        let (b, e) = h.send_raw(OWNER, &frame);
+        let (again, event) = pake2_of(b, e);
+        assert_eq!(again, first, "a retransmission restarted the run");
+        assert_eq!(event, Event::None, "a retransmission is not a new attempt");
+        assert_eq!(h.agent.state().wrong_codes(), 1, "charged twice");
+    }
+    // The same Pake1 under another SMP sequence number is the same message.
+    let r = h.send(OWNER, &Request::PakeStart(kw::PakeStart { msg: &pake1 }));
+    assert_eq!(pake2_of(r.bytes, r.event).0, first);
+    // Someone else replaying Alice's bytes gets no answer to them.
+    let (b, e) = h.send_raw(STRANGER, &frame);
+    assert_eq!(
+        Reply { bytes: b, event: e }.refusal(),
+        Some(Refusal::PairingBusy)
+    );
+    // Alice's run goes on to pair.
+    let mut pake3 = [0u8; keyway_channel::pairing::PAKE3_LEN];
+    cp.pake2(&first, &alice.key.pk, "Alice", &mut pake3)
+        .unwrap();
+    let r = h.send(OWNER, &Request::PakeFinish(kw::PakeFinish { msg: &pake3 }));
+    let pake4 = match r.answer() {
+        Answer::Ok(Response::PakeFinish(p)) => p.msg.to_vec(),
+        other => panic!("{other:?}"),
+    };
+    alice.lock_key = Some(cp.pake4(&pake4).unwrap().device_public_key);
+    assert_eq!(h.agent.state().owner_count(), 1);
+    assert_eq!(h.agent.state().wrong_codes(), 0);
+    // The run is over: the old Pake1 gets no stored answer (the window
+    // closed with the pairing; in a new window it is a new, charged run).
+    let (b, e) = h.send_raw(OWNER, &frame);
+    assert_eq!(
+        Reply { bytes: b, event: e }.refusal(),
+        Some(Refusal::NoPresenceWindow)
+    );
+    h.press(Press::Short);
+    let (b, e) = h.send_raw(OWNER, &frame);
+    let (fresh, event) = pake2_of(b, e);
+    assert_ne!(fresh, first);
+    assert_eq!(event, Event::PairingAttempt { failures: 1 });
+}
+
+/// A retransmitted `Pake1` is answered even while the guard makes a new
+/// attempt wait: the run it belongs to was already charged.
+#[test]
+fn a_retransmitted_pake1_is_answered_during_the_backoff_it_caused() {
+    let mut h = Harness::new(16);
+    // Three mistyped codes from the owner's phone, then the right one
+    // (after the 1 s the fourth attempt waits).
+    let mut typo = Client::new(0x0a, OWNER);
+    h.press(Press::Short);
+    for _ in 0..3 {
+        assert_eq!(
+            h.pair(&mut typo, WRONG, "m").unwrap_err(),
+            Fail::Channel(keyway_channel::Error::WrongCode)
+        );
+    }
+    h.advance(1000);
+    let params = match h.send(OWNER, &Request::PakeParams).answer() {
+        Answer::Ok(Response::PakeParams(p)) => p.msg.to_vec(),
+        other => panic!("{other:?}"),
+    };
+    let code = keyway_channel::SetupCode::new(CODE).unwrap();
+    let (_, pake1) = keyway_channel::ClientPairing::start(&code, &params, &mut h.rng).unwrap();
+    let first = h.send(OWNER, &Request::PakeStart(kw::PakeStart { msg: &pake1 }));
+    assert!(first.is_ok(), "{:?}", first.answer());
+    assert_eq!(h.agent.state().wrong_codes(), 4);
+    // A new attempt now waits (the fourth charged one started a backoff)...
+    let (_, other) = keyway_channel::ClientPairing::start(&code, &params, &mut h.rng).unwrap();
+    let r = h.send(OWNER, &Request::PakeStart(kw::PakeStart { msg: &other }));
+    assert!(
+        matches!(r.refusal(), Some(Refusal::RateLimited { .. })),
+        "{:?}",
+        r.answer()
+    );
+    // ... but the retransmission of the open run's Pake1 is answered.
+    let again = h.send(OWNER, &Request::PakeStart(kw::PakeStart { msg: &pake1 }));
+    assert_eq!(again.body(), first.body());
+    assert_eq!(h.agent.state().wrong_codes(), 4);
+}
+
 #[test]
 fn abandoned_pairing_frees_after_timeout() {
     let mut h = Harness::new(6);
@@ -323,6 +435,55 @@ fn unlock_needs_a_session_window_alone_never_unlocks() {
     let r = h.call(&mut alice, &lock()).unwrap();
     assert!(r.is_ok());
     assert_eq!(h.device.bolt, Bolt::Locked);
+}
+
+/// A UDP retransmission of `msg1` (the lock's `msg2` came later than the
+/// client's timeout, or was lost) gets the `msg2` already sent, and the
+/// handshake it began stays: the client's `msg3`, made from the first
+/// answer, opens the session. (Before: the retransmission replaced the
+/// peer's handshake and the `msg3` was refused `UnknownSession`.)
+#[test]
+fn a_retransmitted_msg1_gets_the_same_msg2_and_the_handshake_stays() {
+    let mut alice = Client::new(0x0a, OWNER);
+    let mut h = Harness::with_owner(17, &mut alice);
+    let (hs, msg1) = keyway_channel::ClientHandshake::start(&mut h.rng);
+    let frame = h.frame(&Request::SessionStart(kw::SessionStart { msg: &msg1 }));
+    let msg2_of = |bytes: Vec<u8>| match (Reply {
+        bytes,
+        event: Event::None,
+    })
+    .answer()
+    {
+        Answer::Ok(Response::SessionStart(m)) => m.msg.to_vec(),
+        other => panic!("{other:?}"),
+    };
+    let first = msg2_of(h.send_raw(OWNER, &frame).0);
+    for _ in 0..2 {
+        assert_eq!(
+            msg2_of(h.send_raw(OWNER, &frame).0),
+            first,
+            "a retransmission began a new handshake"
+        );
+    }
+    // Someone else sending the same bytes begins a handshake of their own
+    // (and learns nothing new); Alice's stays.
+    assert_ne!(msg2_of(h.send_raw(STRANGER, &frame).0), first);
+    let mut msg3 = [0u8; keyway_channel::handshake::MSG3_LEN];
+    let mut s = hs
+        .msg2(&first, &alice.lock_key.unwrap(), &alice.key, &mut msg3)
+        .unwrap();
+    let r = h.send(
+        OWNER,
+        &Request::SessionFinish(kw::SessionFinish { msg: &msg3 }),
+    );
+    let mut msg4 = match r.answer() {
+        Answer::Ok(Response::SessionFinish(m)) => m.msg.to_vec(),
+        other => panic!("the handshake was replaced: {other:?}"),
+    };
+    s.open_response(h.client_ms, &mut msg4).unwrap();
+    alice.session = Some(s);
+    h.call(&mut alice, &unlock()).unwrap();
+    assert_eq!(h.device.bolt, Bolt::Unlocked);
 }
 
 #[test]
@@ -746,31 +907,105 @@ fn consent_persists_across_a_power_cut() {
     assert_eq!(r.event, Event::None);
 }
 
+/// A reset the window authorizes (a person at the lock, a stock MCUmgr
+/// tool) needs no wait after boot, and is allowed once per press: it
+/// closes the window. A radio attacker who catches one open window gets
+/// one reset, not the 130 that used to push the unlock records out of
+/// the audit log (issue 12); each further reset needs another press.
 #[test]
-fn resets_are_rate_limited_even_in_the_window() {
+fn a_window_reset_is_allowed_once_per_press_and_closes_the_window() {
     let mut h = Harness::new(18);
-    h.press(Press::Short);
     let reset = Request::Reset(kw::Signed::default());
-    // The first reset after boot waits a full minute.
-    assert!(!h.send(STRANGER, &reset).is_ok());
-    h.advance(60_000);
+    // Right after boot: the press pays for the reset, no minute's wait.
     h.press(Press::Short);
     let r = h.send(STRANGER, &reset);
-    assert!(r.is_ok());
+    assert!(r.is_ok(), "{:?}", r.answer());
     assert_eq!(
         r.event,
         Event::Reset {
             by: Authority::Window
         }
     );
+    assert!(
+        !h.agent.window_open(h.lock_ms),
+        "the reset consumed the window"
+    );
     let mut resets = 1;
     for _ in 0..130 {
         h.advance(100);
-        if h.send(STRANGER, &reset).is_ok() {
+        let r = h.send(STRANGER, &reset);
+        if r.is_ok() {
+            resets += 1;
+        } else {
+            assert_eq!(r.rc(), Some(MgmtErr::AccessDenied as u64));
+        }
+    }
+    assert_eq!(resets, 1, "130 resets in 13 s after one press: one allowed");
+    // A person who presses again may reset again, at once.
+    h.press(Press::Short);
+    assert!(h.send(STRANGER, &reset).is_ok());
+    assert!(!h.agent.window_open(h.lock_ms));
+}
+
+/// A reset the lock declines (an install its policy postpones: nothing
+/// resets) does not consume the window.
+#[test]
+fn a_declined_window_reset_keeps_the_window() {
+    let mut h = Harness::new(19);
+    h.device.decline_resets = true;
+    h.press(Press::Short);
+    let r = h.send(STRANGER, &Request::Reset(kw::Signed::default()));
+    assert_eq!(r.rc(), Some(MgmtErr::BadState as u64));
+    assert_eq!(r.event, Event::None);
+    assert!(h.agent.window_open(h.lock_ms));
+    h.device.decline_resets = false;
+    assert!(
+        h.send(STRANGER, &Request::Reset(kw::Signed::default()))
+            .is_ok()
+    );
+    assert!(!h.agent.window_open(h.lock_ms));
+}
+
+/// An owner's resets come through a session from anywhere in radio
+/// range of a stolen phone: with the window shut they stay rate-limited,
+/// one a minute and the first a minute after boot. With the window open
+/// an owner's reset is the window's one reset (it consumes the window):
+/// anyone in range could send a plain one then.
+#[test]
+fn resets_by_an_owner_session_are_rate_limited() {
+    let mut alice = Client::new(0x0a, OWNER);
+    let mut h = Harness::with_owner(20, &mut alice);
+    let reset = Request::Reset(kw::Signed::default());
+    assert!(!h.agent.window_open(h.lock_ms), "pairing closed the window");
+    let r = h.call(&mut alice, &reset).unwrap();
+    assert!(
+        matches!(r.refusal(), Some(Refusal::RateLimited { .. }))
+            || r.rc() == Some(MgmtErr::Busy as u64),
+        "the first reset after boot waits a minute: {:?}",
+        r.answer()
+    );
+    h.advance(60_000);
+    let r = h.call(&mut alice, &reset).unwrap();
+    assert!(r.is_ok(), "{:?}", r.answer());
+    assert_eq!(
+        r.event,
+        Event::Reset {
+            by: Authority::Owner(kid(&alice.key))
+        }
+    );
+    let mut resets = 1;
+    for _ in 0..130 {
+        h.advance(100);
+        if h.call(&mut alice, &reset).unwrap().is_ok() {
             resets += 1;
         }
     }
-    assert_eq!(resets, 1, "130 resets in 13 s: one allowed");
+    assert_eq!(resets, 1, "130 owner resets in 13 s: one allowed");
+    // In the window: one more, which closes it.
+    h.press(Press::Short);
+    assert!(h.call(&mut alice, &reset).unwrap().is_ok());
+    assert!(!h.agent.window_open(h.lock_ms));
+    assert!(!h.call(&mut alice, &reset).unwrap().is_ok());
 }
 
 // ----- uploads -------------------------------------------------------------
@@ -1138,7 +1373,7 @@ fn ram_figures() {
     let flash = size_of::<harness::Flash>();
     println!(
         "host (64-bit): Agent<_, 4> {} B, Agent<_, 8> {} B (flash handle {flash} B included); \
-         without the flash handle, this target: {} B (thumbv7em-none-eabihf: 2,792 B)",
+         without the flash handle, this target: {} B (thumbv7em-none-eabihf: 3,200 B)",
         size_of::<A<4>>(),
         size_of::<A<8>>(),
         keyway_agent::agent::AGENT_RAM_4_SLOTS,

@@ -133,7 +133,30 @@ pub struct AgentLock {
     device_key: KeyPair,
     /// The store flash's operation count when it was last saved.
     saved_ops: u64,
+    /// The running image as `status` shows it, read once per boot and
+    /// journal state (every frame asks: reading it parses the envelope
+    /// head and hashes the image).
+    running: Option<RunningView>,
 }
+
+/// What the running image looks like, and when that was read.
+#[derive(Clone, Debug)]
+struct RunningView {
+    key: RunningKey,
+    version: String,
+    image: Option<[u8; 32]>,
+}
+
+/// What the running image depends on: the running slot, the boot, and
+/// the journal's floor, active slot and trial (an install, in place or
+/// not, changes one of them). Not the download in progress.
+type RunningKey = (
+    Option<u8>,
+    Option<u32>,
+    Option<u64>,
+    u8,
+    keyway_device::journal::TrialState,
+);
 
 impl std::fmt::Debug for AgentLock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -184,6 +207,7 @@ impl AgentLock {
             server,
             device_key,
             saved_ops: 0,
+            running: None,
         };
         lock.adopt_store(false);
         lock.sync_consent();
@@ -245,7 +269,7 @@ impl AgentLock {
         let mut out = vec![0u8; OUT_LEN];
         let mut rng = getrandom::rand_core::UnwrapErr(getrandom::SysRng);
         let outcome = {
-            let mut device = LockDevice::new(&mut self.server, now.ms);
+            let mut device = LockDevice::new(&mut self.server, &mut self.running, now.ms);
             self.agent
                 .handle(peer, now, &mut rng, &mut device, frame, &mut out)
         };
@@ -378,6 +402,7 @@ impl AgentLock {
 /// The [`Device`] the agent sees: the device core at one moment.
 struct LockDevice<'a> {
     server: &'a mut Server,
+    running: &'a mut Option<RunningView>,
     now_ms: u64,
     version: String,
     image: Option<[u8; 32]>,
@@ -396,9 +421,10 @@ struct UpdateView {
 }
 
 impl<'a> LockDevice<'a> {
-    fn new(server: &'a mut Server, now_ms: u64) -> Self {
+    fn new(server: &'a mut Server, running: &'a mut Option<RunningView>, now_ms: u64) -> Self {
         let mut d = LockDevice {
             server,
+            running,
             now_ms,
             version: String::new(),
             image: None,
@@ -411,13 +437,35 @@ impl<'a> LockDevice<'a> {
     /// Reads the firmware's view again (after a command changed it).
     fn refresh(&mut self) {
         let running = self.server.lock().running();
-        let view = running.and_then(|s| self.server.lock_mut().view(s));
-        self.version = match (&view, running) {
-            (Some(v), _) => v.version.clone(),
-            (None, Some(s)) => format!("slot{s}"),
-            (None, None) => "recovery".to_owned(),
-        };
-        self.image = view.map(|v| v.hash);
+        let st = self.server.lock().state();
+        let key = (
+            running,
+            self.server.lock().boot_count(),
+            st.floor,
+            st.active_slot,
+            st.trial,
+        );
+        if self.running.as_ref().map(|r| r.key) != Some(key) {
+            let view = running.and_then(|s| self.server.lock_mut().view(s));
+            let version = match (&view, running) {
+                (Some(v), _) => v.version.clone(),
+                (None, Some(s)) => format!("slot{s}"),
+                (None, None) => "recovery".to_owned(),
+            };
+            // The running image's SHA-256 (not the envelope's): what a
+            // delta release's base must be, so the owner's client can
+            // choose delta or full image.
+            let image = running.and_then(|s| self.server.lock().image_digest(s));
+            *self.running = Some(RunningView {
+                key,
+                version,
+                image,
+            });
+        }
+        if let Some(r) = self.running.as_ref() {
+            self.version.clone_from(&r.version);
+            self.image = r.image;
+        }
         self.update =
             self.server
                 .update_view()
@@ -567,11 +615,6 @@ impl Device for LockDevice<'_> {
                 rc: e.v1,
                 refusal: e.refusal,
                 group_rc: Some(e.rc),
-            }),
-            Err(Fail::Refused(rc, refusal, _)) => Err(ServeError {
-                rc,
-                refusal: Some(refusal),
-                group_rc: None,
             }),
         }
     }

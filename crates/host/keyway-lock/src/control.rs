@@ -244,7 +244,6 @@ fn other(server: &mut Server, v: &Value, now_ms: u64) -> Value {
                 "profile": server.lock().profile.name(),
                 "flash_ops": server.lock().flash().ops(),
                 "power_cuts": server.lock().flash().cut_log().len(),
-                "owners": server.owners().owners().len(),
                 "pending_update": server.pending().map(|p| json!({
                     "sequence": p.sequence,
                     "version": p.version,

@@ -1,28 +1,18 @@
-//! The Keyway SMP group (64): the lock's own commands beside MCUmgr's OS
-//! and image groups, exactly as FORMAT.md ("The Keyway SMP group")
-//! specifies them. Dispatch only: owner authentication is
-//! [`crate::owners`], the update policy [`crate::policy`].
-//!
-//! Who may do what is one table, [`crate::authority`], checked before a
-//! command runs: `challenge` is open; `presence` needs the window or an
-//! owner; `pair` the window; `factory reset` the window and the long press
-//! within it; `status`, `lock`, `unlock`, `notes`, `consent`, `log`,
-//! `settings`, `owners` and `unpair` an owner's signed request.
-//!
-//! `owners` lists the paired owners (key id, name, when paired); `unpair`
-//! removes one by key id: the removal is written to the audit log
-//! (`OwnerRemoved`) and `owners.json` (atomically, by the shell), an
-//! upload the removed owner began is dropped, and an unknown key id is
-//! refused with the typed [`keyway_smp::Refusal::UnknownOwner`]
-//! (`ENOENT`), nothing changed.
+//! The Keyway SMP group (64), the part the device core serves: the pending
+//! update's release notes and the audit log's export, after the lock
+//! agent (`keyway-agent`) authorized them for an owner's session. Status,
+//! lock, unlock, presence, consent, pairing, sessions, settings, owners,
+//! unpair and the factory reset are the agent's (FORMAT.md, "The Keyway
+//! SMP group"); [`Server::status_report`] is the device core's own view of
+//! the lock, read in-process.
 
 use ciborium::Value;
 use keyway_audit::Event;
 
 use crate::lock::{Bolt, Door};
-use crate::owners::{Settings, key_id};
-use crate::server::{Body, Fail, NO_PRESENCE, Server, inval};
-use crate::smp::{MgmtErr, Op, Request, get_bool, get_bytes, get_text, get_u64, text};
+use crate::owners::Settings;
+use crate::server::{Body, Fail, Server, inval};
+use crate::smp::{MgmtErr, Op, Request, get_text, get_u64, text};
 
 /// Keyway group command ids (keyway-smp).
 pub use keyway_smp::kw::cmd;
@@ -38,14 +28,6 @@ fn u(n: u64) -> Value {
     Value::from(n)
 }
 
-/// A map value's entries as an answer's body.
-fn into_body(v: Value) -> Body {
-    match v {
-        Value::Map(m) => m,
-        _ => Vec::new(),
-    }
-}
-
 fn settings_map(s: Settings) -> Value {
     Value::Map(vec![
         (text("auto_install_cve"), Value::Bool(s.auto_install_cve)),
@@ -57,55 +39,20 @@ fn settings_map(s: Settings) -> Value {
 }
 
 impl Server {
-    /// Handles a Keyway-group request.
+    /// Handles a Keyway-group request the agent authorized and left to
+    /// the device core: the pending update's release notes and the audit
+    /// log's export. Everything else of the group (status, lock, unlock,
+    /// presence, consent, pairing, sessions, settings, owners, unpair,
+    /// factory reset) is the agent's own.
     pub(crate) fn keyway(&mut self, r: &Request, now_ms: u64) -> Result<Body, Fail> {
         let write = r.header.op == Op::Write;
         match (r.header.id, write) {
-            (cmd::STATUS, false) => Ok(self.status_body(now_ms)),
-            (cmd::LOCK, true) | (cmd::UNLOCK, true) => {
-                let lock = r.header.id == cmd::LOCK;
-                let (latch, device) = self.latch_mut();
-                for e in latch.owner(lock, now_ms) {
-                    device.note(e);
-                }
-                Ok(self.status_body(now_ms))
-            }
-            (cmd::PRESENCE, false) => {
-                let left = self.presence_left_ms(now_ms);
-                Ok(vec![
-                    (text("open"), Value::Bool(self.presence_open(now_ms))),
-                    (text("remaining_s"), u(secs(left))),
-                ])
-            }
             (cmd::NOTES, false) => self.notes(),
-            (cmd::CONSENT, true) => self.consent_cmd(r),
             (cmd::LOG, false) => self.log_chunk(r, now_ms),
-            (cmd::CHALLENGE, false) => {
-                let nonce = self.next_nonce();
-                let peer = self.peer();
-                let life = self.owners.challenge(peer, nonce, now_ms).map_err(|b| {
-                    Fail::Smp(
-                        MgmtErr::Busy,
-                        format!(
-                            "no challenge: every nonce slot holds a fresh nonce of another peer; ask again in {} s",
-                            secs(b.retry_ms).max(1)
-                        ),
-                    )
-                })?;
-                Ok(vec![
-                    (text("nonce"), Value::Bytes(nonce.to_vec())),
-                    (text("expires_s"), u(life)),
-                ])
-            }
-            (cmd::PAIR, true) => self.pair(r, now_ms),
-            (cmd::FACTORY_RESET, true) => self.factory_reset(now_ms),
-            (cmd::SETTINGS, true) => self.settings_cmd(r),
-            (cmd::OWNERS, false) => Ok(self.owners_list()),
-            (cmd::UNPAIR, true) => self.unpair(r),
             (id, _) => Err(Fail::Smp(
                 MgmtErr::NotSup,
                 format!(
-                    "Keyway group command {id} ({}) is not supported: see FORMAT.md, \"The Keyway SMP group\"",
+                    "Keyway group command {id} ({}) is not served by the device core: see FORMAT.md, \"The Keyway SMP group\"",
                     if write { "write" } else { "read" }
                 ),
             )),
@@ -170,11 +117,10 @@ impl Server {
             text("presence_s"),
             u(secs(self.presence_left_ms(now_ms)).min(u64::from(u32::MAX))),
         ));
-        m.push((text("owners"), u(self.owners.owners().len() as u64)));
         if let Some(s) = self.update_summary(None) {
             m.push((text("update"), s));
         }
-        m.push((text("settings"), settings_map(self.owners.settings())));
+        m.push((text("settings"), settings_map(self.settings)));
         if let Some(k) = self.lock().device_key() {
             m.push((text("device_key"), Value::Bytes(k.to_vec())));
         }
@@ -276,29 +222,6 @@ impl Server {
         Ok(())
     }
 
-    fn consent_cmd(&mut self, r: &Request) -> Result<Body, Fail> {
-        let accept = get_bool(&r.body, "accept")
-            .map_err(inval)?
-            .ok_or_else(|| inval("\"accept\" (true or false) is missing".into()))?;
-        let p = self.pending.clone().ok_or_else(Self::nothing_pending)?;
-        if !accept {
-            let summary = self.update_summary(Some("refused"));
-            self.refuse_pending_update().map_err(Fail::Img)?;
-            return Ok(summary.map(into_body).unwrap_or_default());
-        }
-        if self.update.notes_offered != Some(p.hash) {
-            return Err(Fail::Smp(
-                MgmtErr::BadState,
-                "refused: the release notes were not offered yet; read them with notes (command 4) first"
-                    .into(),
-            ));
-        }
-        let by = self.consent_by(true);
-        self.consent("the owner's consent command", by);
-        let _ = self.try_install();
-        Ok(self.update_summary(None).map(into_body).unwrap_or_default())
-    }
-
     fn log_chunk(&mut self, r: &Request, now_ms: u64) -> Result<Body, Fail> {
         let off = get_u64(&r.body, "off").map_err(inval)?.ok_or_else(|| {
             inval("\"off\" (a byte offset into the export file) is missing".into())
@@ -337,146 +260,5 @@ impl Server {
             (text("len"), u(len)),
             (text("data"), Value::Bytes(data)),
         ])
-    }
-
-    fn pair(&mut self, r: &Request, now_ms: u64) -> Result<Body, Fail> {
-        if !self.presence_open(now_ms) {
-            return Err(Fail::Smp(
-                MgmtErr::AccessDenied,
-                format!("refused: pairing needs the presence window: {NO_PRESENCE}"),
-            ));
-        }
-        let key = get_bytes(&r.body, "key")
-            .map_err(inval)?
-            .ok_or_else(|| inval("\"key\" (the owner's Ed25519 public key) is missing".into()))?;
-        let key = <[u8; 32]>::try_from(key)
-            .map_err(|_| inval(format!("\"key\" has {} bytes, 32 expected", key.len())))?;
-        let name = get_text(&r.body, "name").map_err(inval)?.unwrap_or("");
-        let paired = self.wall_clock();
-        let id = self
-            .owners
-            .pair_at(key, name, paired)
-            .map_err(|e| inval(format!("pair: {e}")))?;
-        self.lock_mut().note(Event::OwnerPaired { owner: id });
-        self.owners_changed();
-        self.note_log(format!(
-            "owner {} paired ({name:?})",
-            keyway::keys::hex(&key_id(&key))
-        ));
-        Ok(vec![
-            (text("owners"), u(self.owners.owners().len() as u64)),
-            (text("key_id"), Value::Bytes(id.to_vec())),
-        ])
-    }
-
-    /// `owners`: `{"owners": [{"name", "key_id", "paired"?}]}`.
-    fn owners_list(&self) -> Body {
-        let list = self
-            .owners
-            .owners()
-            .iter()
-            .map(|o| {
-                let mut m = vec![
-                    (text("name"), text(&o.name)),
-                    (text("key_id"), Value::Bytes(key_id(&o.key).to_vec())),
-                ];
-                if let Some(p) = o.paired {
-                    m.push((text("paired"), u(p)));
-                }
-                Value::Map(m)
-            })
-            .collect();
-        vec![(text("owners"), Value::Array(list))]
-    }
-
-    /// `unpair`: `{"key_id"}` -> `{"key_id", "owners"}`.
-    fn unpair(&mut self, r: &Request) -> Result<Body, Fail> {
-        let id = get_bytes(&r.body, "key_id")
-            .map_err(inval)?
-            .ok_or_else(|| {
-                inval("\"key_id\" (the 8-byte key id of the owner to remove) is missing".into())
-            })?;
-        let id = <[u8; 8]>::try_from(id)
-            .map_err(|_| inval(format!("\"key_id\" has {} bytes, 8 expected", id.len())))?;
-        let Some(gone) = self.owners.remove(&id) else {
-            return Err(Fail::Refused(
-                MgmtErr::NoEnt,
-                keyway_smp::Refusal::UnknownOwner,
-                format!(
-                    "refused: no owner of this lock has key id {}; nothing was removed",
-                    keyway::keys::hex(&id)
-                ),
-            ));
-        };
-        self.drop_upload_of(&id);
-        self.lock_mut().note(Event::OwnerRemoved { owner: id });
-        self.owners_changed();
-        let by = self
-            .auth_key()
-            .map_or_else(|| "?".to_owned(), |k| keyway::keys::hex(&k));
-        self.note_log(format!(
-            "owner {} ({:?}) removed by owner {by}; {} owner(s) left",
-            keyway::keys::hex(&id),
-            gone.name,
-            self.owners.owners().len()
-        ));
-        Ok(vec![
-            (text("key_id"), Value::Bytes(id.to_vec())),
-            (text("owners"), u(self.owners.owners().len() as u64)),
-        ])
-    }
-
-    fn factory_reset(&mut self, now_ms: u64) -> Result<Body, Fail> {
-        if !self.presence_open(now_ms) {
-            return Err(Fail::Smp(
-                MgmtErr::AccessDenied,
-                format!(
-                    "refused: a factory reset needs the presence window and the long press: {NO_PRESENCE}"
-                ),
-            ));
-        }
-        let pressed = match (self.long_press_ms, self.presence_opened_ms) {
-            (Some(p), Some(o)) => p >= o,
-            (Some(_), None) => true,
-            _ => false,
-        };
-        if !pressed {
-            return Err(Fail::Smp(
-                MgmtErr::AccessDenied,
-                "refused: a factory reset needs the long press (the lock's button held 10 s) within the presence window".into(),
-            ));
-        }
-        self.long_press_ms = None;
-        self.owners.reset();
-        self.drop_owner_upload();
-        self.clear_update();
-        let (latch, _) = self.latch_mut();
-        latch.set_pin(crate::lock::DEFAULT_PIN);
-        self.lock_mut().note(Event::FactoryReset);
-        self.owners_changed();
-        self.note_log(
-            "factory reset: owners, settings and PIN erased (firmware, anchors, audit log and device key kept)"
-                .into(),
-        );
-        Ok(vec![(text("owners"), u(0))])
-    }
-
-    fn settings_cmd(&mut self, r: &Request) -> Result<Body, Fail> {
-        let auto = get_bool(&r.body, "auto_install_cve").map_err(inval)?;
-        let unlocked = get_bool(&r.body, "install_needs_unlocked").map_err(inval)?;
-        let mut s = self.owners.settings();
-        if let Some(a) = auto {
-            s.auto_install_cve = a;
-        }
-        if let Some(n) = unlocked {
-            s.install_needs_unlocked = n;
-        }
-        if s != self.owners.settings() {
-            self.owners.set_settings(s);
-            self.owners_changed();
-            self.note_log(format!("settings: {s:?}"));
-            self.auto_consent();
-        }
-        Ok(vec![(text("settings"), settings_map(s))])
     }
 }

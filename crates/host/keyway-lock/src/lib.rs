@@ -4,21 +4,25 @@
 //! mode, managed over SMP (MCUmgr) on UDP, so MCUmgr tools (`smpmgr`,
 //! `smpclient`) can update it.
 //!
+//! The lock's brain is `keyway-agent` (no_std): authority, pairing with
+//! the setup code, sessions, owners, consent and settings. This crate is
+//! the shell around it and the device core it drives.
+//!
 //! * [`smp`]: the SMP framing, bounded and panic-free.
 //! * [`agent_shell`]: the lock around `keyway-agent` (its `Device`
 //!   over the device core, its store's flash, its events).
-//! * [`server`]: the sans-IO SMP server (`handle(frame, now) -> frame`):
-//!   OS group (echo, reset, parameters, info), image group (state read and
-//!   write, upload, erase), the physical-presence gate.
-//! * [`authority`]: who may do what, one table checked before every
-//!   command.
-//! * [`keyway_group`]: the Keyway SMP group (64): status, lock, unlock,
-//!   presence, notes, consent, log, challenge, pair, factory reset,
-//!   settings.
-//! * [`owners`]: owners, settings, challenge nonces and owner
-//!   authentication, sans-IO.
-//! * [`peers`]: who is asking (the transport's peer), the per-peer
-//!   challenge nonces and request limits, sans-IO, fixed capacity.
+//! * [`server`]: the device core's SMP side: it serves what the agent
+//!   authorized (OS group echo, reset, parameters, info; image group state
+//!   read and write, upload, erase; the Keyway group's notes and log
+//!   export), holds the update's state and the presence window the
+//!   device core's own tests use (`handle(frame, now) -> frame`, gated by
+//!   the window alone: it knows no owners).
+//! * [`authority`]: the table of what each command needs, for that gate.
+//! * [`keyway_group`]: the Keyway SMP group (64) commands the device core
+//!   serves: notes and the log export (and the in-process status report).
+//! * [`owners`]: the owners' update settings the policy reads.
+//! * [`peers`]: who is asking (the transport's peer) and the request
+//!   limits of the device core's own entry, sans-IO, fixed capacity.
 //! * [`policy`]: the update policy (consent, battery, bolt) and the lock
 //!   models with their battery models, sans-IO.
 //! * [`profile`]: deliberately flawed locks (`--profile`) for `keyway audit`.

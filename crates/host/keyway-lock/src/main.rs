@@ -121,11 +121,6 @@ struct RunArgs {
     /// reaching (HOST:PORT).
     #[arg(long, value_name = "HOST:PORT")]
     vendor_server: Option<String>,
-    /// Which brain answers SMP: `agent` (keyway-agent: pairing by setup
-    /// code, encrypted owner sessions) or `legacy` (owners paired by key,
-    /// signed commands). Temporary, while the tools move to the agent.
-    #[arg(long, value_name = "agent|legacy", default_value = "legacy")]
-    brain: shell::Brain,
 }
 
 fn main() {
@@ -181,7 +176,9 @@ fn provision(a: &ProvisionArgs) -> Result<()> {
         a.firmware.as_deref(),
         a.force,
     )?;
-    let code = dir.new_setup_code().context("making the setup code")?;
+    let code = dir
+        .setup_code()?
+        .ok_or_else(|| anyhow!("provisioning made no setup code"))?;
     println!("provisioned {}: {summary}", a.state.display());
     // As a label prints it; the lock keeps only the verifier.
     println!("Setup code: {code}");
@@ -236,7 +233,6 @@ fn run(a: &RunArgs) -> Result<()> {
         relock_seconds: a.relock_seconds,
         verbose: true,
         profile,
-        brain: a.brain,
     })?;
     eprintln!("keyway-lock: {}", running.boot);
     if let Some(c) = running.control {

@@ -2,23 +2,19 @@
 //! capacity (so it ports to the no_std lock agent unchanged: no heap, the
 //! time in milliseconds is an input).
 //!
+//! These serve [`crate::server::Server::handle`], the device core's own
+//! entry for its tests; `keyway-lock` runs every frame through the lock
+//! agent, whose per-peer and reset limits are `keyway_agent::limits`.
+//!
 //! * [`Peer`]: the transport's source of a request (on UDP its address and
-//!   port; on BLE a connection handle). Uploads, log exports and challenge
-//!   nonces are bound to the peer that began them.
-//! * [`Nonces`]: the outstanding challenge nonces, [`NONCE_SLOTS`] in all,
-//!   at most [`NONCES_PER_PEER`] per peer. A peer asking for more churns
-//!   its own share (its oldest nonce goes); a full table gives up a slot
-//!   only when the nonce in it is older than [`NONCE_FRESH_MS`], and
-//!   otherwise refuses the challenge. So no flood, from one peer or many,
-//!   evicts the fresh nonce an owner is about to sign with.
+//!   port; on BLE a connection handle). Uploads and log exports remember
+//!   the peer that began them.
 //! * [`RateLimits`]: a token bucket per peer ([`RATE_PEERS`] peers
 //!   tracked, the least recently seen one forgotten first: forgetting a
 //!   peer gives it a full bucket, never fewer tokens), so one peer's flood
 //!   is refused with `EBUSY` before it costs the others anything.
 //! * [`ResetLimit`]: resets reboot the whole lock, so they share one
 //!   bucket across all peers.
-
-use crate::owners::NONCE_LIFE_MS;
 
 /// The transport source of a request: 16 bytes of address (IPv4 mapped
 /// into IPv6) and the port, big-endian; or any other 18-byte handle a
@@ -42,120 +38,6 @@ impl From<std::net::SocketAddr> for Peer {
         b[..16].copy_from_slice(&ip.octets());
         b[16..].copy_from_slice(&a.port().to_be_bytes());
         Peer(b)
-    }
-}
-
-/// Challenge nonces outstanding at most, over all peers.
-pub const NONCE_SLOTS: usize = 32;
-/// Challenge nonces one peer may hold at once.
-pub const NONCES_PER_PEER: usize = 4;
-/// A nonce younger than this is never dropped for another peer's
-/// challenge.
-pub const NONCE_FRESH_MS: u64 = 10_000;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Slot {
-    peer: Peer,
-    nonce: [u8; 16],
-    issued_ms: u64,
-}
-
-/// Why a challenge was not issued: every slot holds a fresh nonce of
-/// another peer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NoncesBusy {
-    /// When the oldest nonce stops being fresh, in ms from now.
-    pub retry_ms: u64,
-}
-
-/// The outstanding challenge nonces (see the module docs).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Nonces {
-    slots: [Option<Slot>; NONCE_SLOTS],
-}
-
-impl Default for Nonces {
-    fn default() -> Self {
-        Nonces {
-            slots: [None; NONCE_SLOTS],
-        }
-    }
-}
-
-impl Nonces {
-    /// Records `nonce` (fresh random bytes) issued to `peer` at `now_ms`.
-    pub fn issue(&mut self, peer: Peer, nonce: [u8; 16], now_ms: u64) -> Result<(), NoncesBusy> {
-        for s in self.slots.iter_mut() {
-            if s.is_some_and(|x| now_ms.saturating_sub(x.issued_ms) >= NONCE_LIFE_MS) {
-                *s = None;
-            }
-        }
-        let new = Some(Slot {
-            peer,
-            nonce,
-            issued_ms: now_ms,
-        });
-        let oldest = |f: &dyn Fn(&Slot) -> bool, slots: &[Option<Slot>]| {
-            slots
-                .iter()
-                .enumerate()
-                .filter_map(|(i, s)| s.filter(|s| f(s)).map(|s| (i, s.issued_ms)))
-                .min_by_key(|&(_, t)| t)
-                .map(|(i, _)| i)
-        };
-        let mine = self.outstanding_for(peer);
-        let at = if mine >= NONCES_PER_PEER {
-            // The peer churns its own share.
-            oldest(&|s| s.peer == peer, &self.slots)
-        } else if let Some(free) = self.slots.iter().position(Option::is_none) {
-            Some(free)
-        } else {
-            oldest(
-                &|s| now_ms.saturating_sub(s.issued_ms) >= NONCE_FRESH_MS,
-                &self.slots,
-            )
-        };
-        match at.and_then(|i| self.slots.get_mut(i)) {
-            Some(s) => {
-                *s = new;
-                Ok(())
-            }
-            None => {
-                let first = self.slots.iter().flatten().map(|s| s.issued_ms).min();
-                Err(NoncesBusy {
-                    retry_ms: first.map_or(0, |t| (t + NONCE_FRESH_MS).saturating_sub(now_ms)),
-                })
-            }
-        }
-    }
-
-    /// Consumes `nonce` if it was issued to `peer`: returns when it was
-    /// issued. A nonce issued to another peer is not consumed.
-    pub fn take(&mut self, peer: Peer, nonce: &[u8; 16]) -> Option<u64> {
-        let s = self
-            .slots
-            .iter_mut()
-            .find(|s| s.is_some_and(|s| s.peer == peer && s.nonce == *nonce))?;
-        s.take().map(|s| s.issued_ms)
-    }
-
-    /// Nonces outstanding.
-    pub fn outstanding(&self) -> usize {
-        self.slots.iter().flatten().count()
-    }
-
-    /// Nonces outstanding for `peer`.
-    pub fn outstanding_for(&self, peer: Peer) -> usize {
-        self.slots
-            .iter()
-            .flatten()
-            .filter(|s| s.peer == peer)
-            .count()
-    }
-
-    /// Forgets every nonce.
-    pub fn clear(&mut self) {
-        self.slots = [None; NONCE_SLOTS];
     }
 }
 
@@ -276,34 +158,6 @@ mod tests {
 
     fn p(n: u8) -> Peer {
         Peer([n; 18])
-    }
-
-    #[test]
-    fn a_flooding_peer_churns_only_its_own_nonces() {
-        let mut n = Nonces::default();
-        n.issue(p(1), [1; 16], 0).unwrap();
-        for i in 0..1000u32 {
-            let mut x = [0xee; 16];
-            x[..4].copy_from_slice(&i.to_le_bytes());
-            n.issue(p(2), x, u64::from(i)).unwrap();
-        }
-        assert_eq!(n.outstanding_for(p(2)), NONCES_PER_PEER);
-        assert_eq!(n.take(p(1), &[1; 16]), Some(0));
-    }
-
-    #[test]
-    fn a_full_table_refuses_rather_than_evict_a_fresh_nonce() {
-        let mut n = Nonces::default();
-        for i in 0..NONCE_SLOTS as u8 {
-            n.issue(p(i), [i; 16], 0).unwrap();
-        }
-        assert!(n.issue(p(200), [200; 16], 5).is_err());
-        // Once they are stale (not expired), the oldest goes.
-        n.issue(p(200), [200; 16], NONCE_FRESH_MS).unwrap();
-        assert_eq!(n.outstanding(), NONCE_SLOTS);
-        // Another peer cannot spend a nonce it was not issued.
-        assert_eq!(n.take(p(201), &[200; 16]), None);
-        assert_eq!(n.take(p(200), &[200; 16]), Some(NONCE_FRESH_MS));
     }
 
     #[test]

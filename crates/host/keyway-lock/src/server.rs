@@ -7,12 +7,12 @@ use keyway_device::manifest_area::MAX_MANIFEST_LEN;
 use sha2::{Digest, Sha256};
 
 use crate::device::{self, BootReport, ImgError, Lock, img_rc};
-use crate::owners::{Auth, Owners};
+use crate::owners::Settings;
 use crate::peers::{Peer, RateLimits, ResetLimit};
 use crate::policy::{self, Model, Pending};
 use crate::smp::{
-    self, Header, MgmtErr, Op, Request, Version, get, get_bool, get_bytes, get_text, get_u64,
-    group, text,
+    self, Header, MgmtErr, Op, Request, Version, get_bool, get_bytes, get_text, get_u64, group,
+    text,
 };
 
 /// Bytes of an upload buffered before its envelope head is verified: a
@@ -78,10 +78,6 @@ pub(crate) enum Fail {
     Img(ImgError),
     /// An OS-group error.
     Os(u16, MgmtErr, String),
-    /// A top-level SMP rc with a reason and Keyway's typed refusal
-    /// (`kw-rc`), which the answer carries when the request may take it
-    /// (the Keyway group always).
-    Refused(MgmtErr, keyway_smp::Refusal, String),
 }
 
 impl From<ImgError> for Fail {
@@ -138,8 +134,15 @@ pub struct Server {
     presence_always: bool,
     reset_pending: bool,
     log: Vec<String>,
-    pub(crate) owners: Owners,
-    owners_dirty: bool,
+    /// The owners' update settings (the agent's store holds them; the
+    /// policy reads them here).
+    pub(crate) settings: Settings,
+    /// The consent the device core keeps when no agent's store is
+    /// attached (the device core's own tests); with the agent, consent
+    /// lives only in its store.
+    stored_consent: Option<[u8; 32]>,
+    /// The PIN changed (a factory reset): the shell stores it.
+    pin_dirty: bool,
     pub(crate) model: Model,
     /// The complete, verified update waiting for consent.
     pub(crate) pending: Option<Pending>,
@@ -148,8 +151,6 @@ pub struct Server {
     pub(crate) long_press_ms: Option<u64>,
     /// The audit-log export served by the `log` command.
     pub(crate) export: Option<Vec<u8>>,
-    nonce_seed: [u8; 32],
-    nonce_count: u64,
     rtc: Option<u64>,
     /// Cut the power once the upload passes this byte (`None` inside:
     /// halfway).
@@ -172,7 +173,7 @@ pub struct Server {
     /// Set while the agent's authorized request runs: whether an owner
     /// (a session) asked; `admit` is skipped.
     preauth: Option<bool>,
-    /// Consent lives in the agent's store, not in `owners.json`.
+    /// Consent lives in the agent's store ([`Server::use_agent_store`]).
     agent_store: bool,
     /// A consent change for the agent's store (`Some(None)`: cleared).
     consent_change: Option<Option<([u8; 32], u64, ConsentBy)>>,
@@ -189,16 +190,15 @@ impl Server {
             presence_always: false,
             reset_pending: false,
             log: Vec::new(),
-            owners: Owners::new(),
-            owners_dirty: false,
+            settings: Settings::default(),
+            stored_consent: None,
+            pin_dirty: false,
             model: policy::MODELS[0],
             pending: None,
             update: UpdateStatus::default(),
             presence_opened_ms: None,
             long_press_ms: None,
             export: None,
-            nonce_seed: random_seed(),
-            nonce_count: 0,
             rtc: None,
             cut_mid_upload: None,
             forced_due: None,
@@ -220,33 +220,15 @@ impl Server {
         self
     }
 
-    /// Replaces the owners and settings (loaded from the state dir); a
-    /// pending update their `auto_install_cve` covers is consented to.
-    pub fn set_owners(&mut self, owners: Owners) {
-        self.owners = owners;
-        self.restore_consent();
-        self.auto_consent();
-    }
-
-    /// The owners and settings (from `owners.json`).
-    pub fn owners(&self) -> &Owners {
-        &self.owners
-    }
-
-    /// Whether the owners, settings or PIN changed since the last call:
-    /// the shell stores them (`owners.json`, `pin`).
-    pub fn take_owners_changed(&mut self) -> bool {
-        std::mem::take(&mut self.owners_dirty)
-    }
-
-    pub(crate) fn owners_changed(&mut self) {
-        self.owners_dirty = true;
+    /// Whether the PIN changed since the last call (a factory reset
+    /// restores the default): the shell stores it (`pin`).
+    pub fn take_pin_changed(&mut self) -> bool {
+        std::mem::take(&mut self.pin_dirty)
     }
 
     /// Consent and settings live in the agent's store
-    /// ([`crate::agent_shell`]): the server no longer writes them to
-    /// `owners.json`, it reports each consent change
-    /// ([`Server::take_consent_change`]).
+    /// ([`crate::agent_shell`]): the server reports each consent change
+    /// ([`Server::take_consent_change`]) for the shell to write there.
     pub fn use_agent_store(&mut self) {
         self.agent_store = true;
     }
@@ -281,8 +263,8 @@ impl Server {
     /// The owners' settings, as the agent's store holds them; a pending
     /// update `auto_install_cve` now covers is consented to.
     pub fn adopt_settings(&mut self, settings: crate::owners::Settings) {
-        if self.owners.settings() != settings {
-            self.owners.set_settings(settings);
+        if self.settings != settings {
+            self.settings = settings;
             self.auto_consent();
         }
     }
@@ -349,7 +331,7 @@ impl Server {
         self.clear_update();
         self.latch.set_pin(crate::lock::DEFAULT_PIN);
         self.lock.note(keyway_audit::Event::FactoryReset);
-        self.owners_changed();
+        self.pin_dirty = true;
         self.log.push(
             "factory reset: owners, settings and PIN erased (firmware, anchors, audit log and device key kept)"
                 .into(),
@@ -445,25 +427,9 @@ impl Server {
         self.vendor = net;
     }
 
-    /// Seeds the challenge nonces (tests; the default seed is random).
-    pub fn set_nonce_seed(&mut self, seed: [u8; 32]) {
-        self.nonce_seed = seed;
-    }
-
     /// The transport peer of the request being handled.
     pub(crate) fn peer(&self) -> Peer {
         self.peer
-    }
-
-    pub(crate) fn next_nonce(&mut self) -> [u8; 16] {
-        self.nonce_count += 1;
-        let mut h = Sha256::new();
-        h.update(self.nonce_seed);
-        h.update(self.nonce_count.to_le_bytes());
-        let d: [u8; 32] = h.finalize().into();
-        let mut n = [0u8; 16];
-        n.copy_from_slice(&d[..16]);
-        n
     }
 
     /// The button held 10 s (control socket `long-press`): with the
@@ -534,7 +500,7 @@ impl Server {
     /// policy allows.
     pub(crate) fn auto_consent(&mut self) {
         if let Some(p) = &self.pending
-            && policy::auto_consent(&self.owners.settings(), p)
+            && policy::auto_consent(&self.settings, p)
         {
             self.consent(
                 "the owner's auto_install_cve setting (a high or critical CVE fix)",
@@ -544,8 +510,9 @@ impl Server {
         let _ = self.try_install();
     }
 
-    /// Stores the consent with the owners (`owners.json`, written before
-    /// the next reset runs): `None` forgets it.
+    /// Stores the consent (in RAM for the device core's own tests; with
+    /// the agent, in its store through [`Server::take_consent_change`],
+    /// before the next reset runs): `None` forgets it.
     fn persist_consent(&mut self, hash: Option<[u8; 32]>) {
         if self.agent_store {
             // The agent's store holds consent: the shell applies the
@@ -555,10 +522,7 @@ impl Server {
             }
             return;
         }
-        if self.owners.consent() != hash {
-            self.owners.set_consent(hash);
-            self.owners_changed();
-        }
+        self.stored_consent = hash;
     }
 
     /// Forgets where the pending update stood, its stored consent too.
@@ -571,7 +535,7 @@ impl Server {
     /// or a restart forgot the one in RAM).
     fn restore_consent(&mut self) {
         if let Some(p) = &self.pending
-            && self.owners.consent() == Some(p.hash)
+            && self.stored_consent == Some(p.hash)
         {
             self.update.consent = Some(p.hash);
         }
@@ -607,6 +571,14 @@ impl Server {
     /// arms it for a trial boot and resets into it. `None`: nothing
     /// consented; `Err`: postponed (or refused by the slot), with why.
     pub(crate) fn try_install(&mut self) -> Option<Result<(), String>> {
+        self.install(true)
+    }
+
+    /// As [`Server::try_install`]; with `reset_now` false the update is
+    /// only armed and the next reset boots it (MCUboot's "test": a stock
+    /// tool marks the image, then sends the reset that the presence window
+    /// allows once).
+    fn install(&mut self, reset_now: bool) -> Option<Result<(), String>> {
         let p = self.pending.clone()?;
         if self.update.consent != Some(p.hash) || self.update.installing {
             return None;
@@ -618,7 +590,7 @@ impl Server {
             self.log.push(why.clone());
             return Some(Err(why));
         }
-        if let Err(why) = policy::may_install(&self.owners.settings(), &p, &self.conditions()) {
+        if let Err(why) = policy::may_install(&self.settings, &p, &self.conditions()) {
             if self.update.postponed.as_ref() != Some(&why) {
                 self.log.push(format!(
                     "update {} (sequence {}) {why}",
@@ -649,10 +621,19 @@ impl Server {
             slot: p.slot,
         });
         self.log.push(format!(
-            "installing {} (sequence {}): slot {} armed for a trial boot; resetting",
-            p.version, p.sequence, p.slot
+            "installing {} (sequence {}): slot {} armed for a trial boot; {}",
+            p.version,
+            p.sequence,
+            p.slot,
+            if reset_now {
+                "resetting"
+            } else {
+                "the next reset boots it"
+            }
         ));
-        self.reset_pending = true;
+        if reset_now {
+            self.reset_pending = true;
+        }
         Some(Ok(()))
     }
 
@@ -757,37 +738,6 @@ impl Server {
     /// The upload in progress.
     pub fn upload(&self) -> Option<&Upload> {
         self.upload.as_ref()
-    }
-
-    /// Drops an upload an owner began with `auth` (a factory reset forgot
-    /// that owner: the chunks that follow would carry its authority).
-    pub(crate) fn drop_owner_upload(&mut self) {
-        if self.upload.as_ref().is_some_and(|u| u.by_owner) {
-            self.upload = None;
-        }
-    }
-
-    /// Drops the upload in progress that the owner with key id `id` began
-    /// with its `auth` (that owner was removed: the chunks that follow
-    /// would carry its authority).
-    pub(crate) fn drop_upload_of(&mut self, id: &[u8; 8]) {
-        if self
-            .upload
-            .as_ref()
-            .is_some_and(|u| u.by_owner && u.owner.as_ref() == Some(id))
-        {
-            self.upload = None;
-        }
-    }
-
-    /// The key id of the owner who signed the request being handled.
-    pub(crate) fn auth_key(&self) -> Option<[u8; 8]> {
-        self.auth_key
-    }
-
-    /// The wall clock (seconds since 1970) if the shell gave one.
-    pub(crate) fn wall_clock(&self) -> Option<u64> {
-        self.rtc
     }
 
     /// Log lines since the last call (refusals, resets, boots).
@@ -911,21 +861,6 @@ impl Server {
                 }
                 b
             }
-            Err(Fail::Refused(rc, refusal, why)) => {
-                self.log.push(format!(
-                    "group {} command {}: rc {} ({rc:?}), kw-rc {} ({}): {why}",
-                    h.group,
-                    h.id,
-                    rc as u8,
-                    refusal.code(),
-                    refusal.words()
-                ));
-                let mut b = smp::rc_body(rc, Some(&why));
-                if wants_typed_refusal(&request) {
-                    b.extend(smp::refusal_entries(&refusal));
-                }
-                b
-            }
             Err(Fail::Os(rc, v1, why)) => {
                 self.log
                     .push(format!("os group command {}: rc {rc}: {why}", h.id));
@@ -1017,7 +952,10 @@ impl Server {
                             },
                             by,
                         );
-                        if let Some(Err(why)) = self.try_install() {
+                        // An owner's test boot resets at once; a stock
+                        // tool's in the window is armed, and the reset it
+                        // sends next boots it (the window allows one).
+                        if let Some(Err(why)) = self.install(by_owner) {
                             return Err(Fail::Smp(
                                 MgmtErr::BadState,
                                 format!("{why} (consent kept: the lock installs by itself then)"),
@@ -1055,56 +993,36 @@ impl Server {
         }
     }
 
-    /// Admits the request by the authority table ([`crate::authority`])
-    /// before its command runs: returns whether an owner signed it (its
-    /// `auth` verified, the nonce consumed). Refuses with ACCESSDENIED
-    /// (rc 11, top level), naming what is missing.
+    /// The device core's own gate, for [`Server::handle`] only (the
+    /// simulator's tests of the device core; `keyway-lock` runs every
+    /// frame through the agent, which decides authority and then calls
+    /// `serve_authorized`). It knows no owners: what the agent gives an
+    /// owner's session is refused here, and what the presence window
+    /// allows needs this server's window. A later chunk when the lock holds
+    /// no upload (a reset, a power cut or a restart lost it) writes
+    /// nothing and is answered `off` 0. Never an owner (`false`).
     fn admit(&mut self, r: &Request, now_ms: u64) -> Result<bool, Fail> {
         let h = r.header;
         let what = crate::authority::name(h.group, h.id);
         match crate::authority::need(h.group, h.id, h.op == Op::Write) {
             Need::Open | Need::Unknown => Ok(false),
-            Need::WindowOrOwner if (h.group, h.id) == (group::IMAGE, img_cmd::UPLOAD) => {
-                self.upload_gate(r, now_ms)
+            Need::WindowOrOwner
+                if (h.group, h.id) == (group::IMAGE, img_cmd::UPLOAD)
+                    && self.upload.is_none()
+                    && get_u64(&r.body, "off")
+                        .map_err(inval)?
+                        .is_some_and(|o| o != 0) =>
+            {
+                Ok(false)
             }
-            Need::WindowOrOwner => self.authorize(r, now_ms, what),
-            Need::Window => {
+            Need::WindowOrOwner | Need::Window | Need::WindowAndLongPress => {
                 self.gate(now_ms, what)?;
                 Ok(false)
             }
-            Need::WindowAndLongPress => {
-                if !self.presence_open(now_ms) {
-                    return Err(Fail::Smp(
-                        MgmtErr::AccessDenied,
-                        format!(
-                            "refused: a {what} needs the presence window and the long press: {NO_PRESENCE}"
-                        ),
-                    ));
-                }
-                Ok(false)
-            }
-            Need::Owner => {
-                // The rest of an export an owner began from this peer.
-                if h.group == group::KEYWAY
-                    && h.id == crate::keyway_group::cmd::LOG
-                    && get_u64(&r.body, "off")
-                        .ok()
-                        .flatten()
-                        .is_some_and(|o| o > 0)
-                    && self.export_peer == Some(self.peer)
-                {
-                    return Ok(true);
-                }
-                let Some(auth) = parse_auth(&r.body)? else {
-                    return Err(Fail::Smp(
-                        MgmtErr::AccessDenied,
-                        format!(
-                            "refused: {what} needs an owner's signed request (\"auth\"); the presence window is not enough"
-                        ),
-                    ));
-                };
-                self.verify_auth(r, &auth, now_ms, what).map(|()| true)
-            }
+            Need::Owner => Err(Fail::Smp(
+                MgmtErr::AccessDenied,
+                format!("refused: {what} needs an owner's session (the lock agent's)"),
+            )),
         }
     }
 
@@ -1119,135 +1037,6 @@ impl Server {
                 format!("refused: {what} needs the presence window: {NO_PRESENCE}"),
             ))
         }
-    }
-
-    /// Allows a request signed by an owner (`auth`, verified and its
-    /// nonce consumed) or made with the presence window open; returns
-    /// whether an owner signed it. A request that carries `auth` is
-    /// judged by it, even with the window open.
-    pub(crate) fn authorize(&mut self, r: &Request, now_ms: u64, what: &str) -> Result<bool, Fail> {
-        let Some(auth) = parse_auth(&r.body)? else {
-            self.gate(now_ms, &format!("{what} (without an owner's \"auth\")"))?;
-            return Ok(false);
-        };
-        self.verify_auth(r, &auth, now_ms, what).map(|()| true)
-    }
-
-    /// Checks an owner's `auth` on `r` from this request's peer.
-    fn verify_auth(
-        &mut self,
-        r: &Request,
-        auth: &Auth,
-        now_ms: u64,
-        what: &str,
-    ) -> Result<(), Fail> {
-        let body = body_without_auth(&r.body);
-        match self
-            .owners
-            .verify(self.peer, auth, r.header.group, r.header.id, &body, now_ms)
-        {
-            Ok(id) => {
-                self.auth_key = Some(id);
-                Ok(())
-            }
-            Err(e) => Err(Fail::Smp(
-                MgmtErr::AccessDenied,
-                format!("refused: {what}: owner authentication failed: {e}"),
-            )),
-        }
-    }
-
-    /// An upload chunk is allowed with the presence window, an owner's
-    /// `auth` at `off` 0, or as part of an upload an owner began; a chunk
-    /// at another `off` with no upload in progress is answered `off` 0.
-    fn upload_gate(&mut self, r: &Request, now_ms: u64) -> Result<bool, Fail> {
-        let off = get_u64(&r.body, "off").map_err(inval)?;
-        // A later chunk when the lock holds no upload (a reset, a power
-        // cut or a restart lost it): nothing is written, the answer `off`
-        // 0 sends the client back to the first chunk, where an owner's
-        // `auth` belongs (and a download the journal records resumes).
-        // Refusing it for want of the window would tell an owner who
-        // signed the upload that it needs the window.
-        if off.is_some_and(|o| o != 0) && self.upload.is_none() {
-            return Ok(false);
-        }
-        // An upload belongs to the peer that began it: another peer's
-        // chunk is refused and leaves it untouched. Another peer's first
-        // chunk (with authority of its own) may take it over only as the
-        // same upload (`sha` and `len` equal, its bytes those the lock
-        // holds) and, if an owner began it, signed by that owner: a client
-        // that lost its socket continues where it stood. Once the upload
-        // idled it may be replaced by anything authorized.
-        if let Some(u) = &self.upload
-            && u.peer != self.peer
-        {
-            let idle = now_ms.saturating_sub(u.last_ms) >= UPLOAD_IDLE_MS;
-            let busy = || {
-                Fail::Smp(
-                    MgmtErr::AccessDenied,
-                    format!(
-                        "refused: image upload: the upload in progress belongs to another peer (it may be replaced once it is idle {} s)",
-                        UPLOAD_IDLE_MS / 1000
-                    ),
-                )
-            };
-            if off != Some(0) {
-                return Err(busy());
-            }
-            let same = self.same_upload(&r.body);
-            let began_by = u.owner;
-            let by_owner = self.authorize(r, now_ms, "image upload")?;
-            let same_owner = began_by.is_none() || (by_owner && self.auth_key == began_by);
-            if same && same_owner {
-                if let Some(u) = self.upload.as_mut() {
-                    u.peer = self.peer;
-                }
-                return Ok(by_owner);
-            }
-            if !idle {
-                return Err(busy());
-            }
-            return Ok(by_owner);
-        }
-        if off != Some(0)
-            && !self.presence_open(now_ms)
-            && self.upload.as_ref().is_some_and(|u| u.by_owner)
-        {
-            return Ok(true);
-        }
-        if off != Some(0) && get(&r.body, "auth").is_some() && !self.presence_open(now_ms) {
-            return Err(Fail::Smp(
-                MgmtErr::AccessDenied,
-                format!(
-                    "refused: image upload: an owner's \"auth\" belongs in the chunk at off 0, or {NO_PRESENCE}"
-                ),
-            ));
-        }
-        self.authorize(r, now_ms, "image upload")
-    }
-
-    /// Whether the first chunk in `body` starts the upload in progress:
-    /// the same `sha` and `len`, and its bytes those the lock holds (the
-    /// buffered head, or the head stored in the download's slot).
-    fn same_upload(&self, body: &[(Value, Value)]) -> bool {
-        let Some(u) = &self.upload else { return false };
-        let len = get_u64(body, "len").ok().flatten();
-        let sha = get_bytes(body, "sha").ok().flatten();
-        let data = get_bytes(body, "data").ok().flatten().unwrap_or(&[]);
-        if u.sha.is_none() || sha != u.sha.as_ref().map(|s| &s[..]) || len != Some(u.len) {
-            return false;
-        }
-        let held = if u.installer.is_some() {
-            self.lock
-                .state()
-                .download
-                .and_then(|d| self.lock.head(d.slot))
-                .unwrap_or_default()
-        } else {
-            u.head.clone()
-        };
-        let n = data.len().min(held.len());
-        n > 0 && data.get(..n) == held.get(..n)
     }
 
     fn info(&self, format: &str) -> Result<String, Fail> {
@@ -1776,54 +1565,6 @@ fn finish(lock: &mut Lock, u: Upload, arm: bool) -> Result<u8, ImgError> {
 /// with `"kw": true` (keyway-smp, `Request::wants_typed_refusal`).
 fn wants_typed_refusal(r: &Request) -> bool {
     r.header.group == group::KEYWAY || get_bool(&r.body, "kw").ok().flatten() == Some(true)
-}
-
-/// The request's `auth` map, decoded with every length checked.
-pub(crate) fn parse_auth(body: &[(Value, Value)]) -> Result<Option<Auth>, Fail> {
-    let Some(v) = get(body, "auth") else {
-        return Ok(None);
-    };
-    let m = v
-        .as_map()
-        .ok_or_else(|| inval("\"auth\" is not a map (key, nonce, sig)".into()))?;
-    fn field<const N: usize>(m: &[(Value, Value)], k: &str) -> Result<[u8; N], Fail> {
-        let b = get_bytes(m, k)
-            .map_err(|e| inval(format!("auth.{e}")))?
-            .ok_or_else(|| inval(format!("auth.{k} is missing")))?;
-        <[u8; N]>::try_from(b)
-            .map_err(|_| inval(format!("auth.{k} has {} bytes, {N} expected", b.len())))
-    }
-    Ok(Some(Auth {
-        key: field::<32>(m, "key")?,
-        nonce: field::<16>(m, "nonce")?,
-        sig: field::<64>(m, "sig")?,
-    }))
-}
-
-/// The CBOR encoding of a body without its `auth` entry, as the owner
-/// signed it.
-pub(crate) fn body_without_auth(body: &[(Value, Value)]) -> Vec<u8> {
-    let rest: Vec<(Value, Value)> = body
-        .iter()
-        .filter(|(k, _)| k.as_text() != Some("auth"))
-        .cloned()
-        .collect();
-    let mut out = Vec::new();
-    // Writing into a Vec cannot fail.
-    let _ = ciborium::into_writer(&Value::Map(rest), &mut out);
-    out
-}
-
-/// A random nonce seed (the time's hash if the OS has no randomness).
-fn random_seed() -> [u8; 32] {
-    let mut seed = [0u8; 32];
-    if getrandom::fill(&mut seed).is_err() {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        seed = Sha256::digest(t.to_le_bytes()).into();
-    }
-    seed
 }
 
 /// The version a request was answered in (tests).

@@ -1,9 +1,10 @@
 //! The thin shell: the files, the UDP socket, the control socket, the
-//! clock and the threads around the lock's brain: `keyway-agent` through
-//! [`crate::agent_shell`] ([`Brain::Agent`]: every datagram goes to
-//! `Agent::handle`, the button to `Agent::button`, the agent's store to
-//! `agent-store.bin` before each answer), or, until the tools and tests
-//! have moved, the legacy sans-IO [`Server`] ([`Brain::Legacy`]). `main.rs` runs it
+//! clock, the RNG and the threads around the lock's brain, `keyway-agent`,
+//! through [`crate::agent_shell`]: every datagram goes to `Agent::handle`,
+//! the button to `Agent::button`, the agent's store to `agent-store.bin`
+//! before each answer; the device core ([`Server`]: installer, boot,
+//! confirm, audit log, policy, the bolt) serves what the agent authorized.
+//! `main.rs` runs it
 //! until the process is killed; the demo, the audit's tests and the
 //! benchmarks run it in-process with [`start`] and stop it with
 //! [`Running::power_off`], which is a power cut: the flash file holds
@@ -62,54 +63,17 @@ pub struct Options {
     pub verbose: bool,
     /// The lock's behaviour: the real one, or a deliberate flaw.
     pub profile: crate::profile::Profile,
-    /// Which brain answers SMP: the agent, or (until every user moved)
-    /// the legacy server with its signed owner commands.
-    pub brain: Brain,
 }
 
-/// Which brain answers SMP (`keyway-lock --brain`). Temporary: the
-/// legacy server goes once `keyway audit`, the demo and the tests speak
-/// the agent's channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Brain {
-    /// `keyway-agent` ([`crate::agent_shell`]): pairing by setup code,
-    /// sessions, sealed owner commands; consent in the agent's store.
-    Agent,
-    /// The old server: owners paired by key in the window, commands
-    /// signed with a challenge; consent in `owners.json`.
-    #[default]
-    Legacy,
-}
-
-impl std::str::FromStr for Brain {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s {
-            "agent" => Ok(Brain::Agent),
-            "legacy" => Ok(Brain::Legacy),
-            o => Err(format!("unknown brain {o:?}: agent or legacy")),
-        }
-    }
-}
-
-/// The lock's brain and device core.
-enum Core {
-    Legacy(Box<Server>),
-    Agent(Box<AgentLock>),
-}
+/// The lock's brain (the agent) around its device core.
+struct Core(Box<AgentLock>);
 
 impl Core {
     fn server(&self) -> &Server {
-        match self {
-            Core::Legacy(s) => s,
-            Core::Agent(a) => a.server(),
-        }
+        self.0.server()
     }
     fn server_mut(&mut self) -> &mut Server {
-        match self {
-            Core::Legacy(s) => s,
-            Core::Agent(a) => a.server_mut(),
-        }
+        self.0.server_mut()
     }
 }
 
@@ -129,7 +93,6 @@ impl Options {
             relock_seconds: 30,
             verbose: false,
             profile: crate::profile::Profile::Default,
-            brain: Brain::default(),
         }
     }
 }
@@ -180,19 +143,19 @@ impl Shared {
         }
     }
 
-    /// Stores the owners and the PIN now if the request changed them: the
-    /// shell calls it before it answers, so an answer that says an owner
-    /// was removed (or paired) is never undone by a power cut right after
-    /// it (`settle` would store them only after the answer).
-    fn save_owners_now(&mut self) {
-        save_owners(self.core.server_mut(), &self.dir);
+    /// Stores the agent's store (owners, consent, settings) and the PIN
+    /// now if the request changed them: the shell calls it before it
+    /// answers, so an answer that says an owner was removed (or paired)
+    /// is never undone by a power cut right after it (`settle` would store
+    /// them only after the answer).
+    fn save_now(&mut self) {
+        save_pin(self.core.server_mut(), &self.dir);
         self.save_store();
     }
 
     /// Writes the agent's store flash if the last call changed it.
     fn save_store(&mut self) {
-        if let Core::Agent(a) = &mut self.core
-            && let Some(bytes) = a.take_store_changes()
+        if let Some(bytes) = self.core.0.take_store_changes()
             && let Err(e) = self.dir.save_agent_store(bytes)
         {
             eprintln!("keyway-lock: saving the agent's store: {e:#}");
@@ -208,14 +171,11 @@ impl Shared {
         let mid = self.core.server().lock().flash_work();
         let now = self.now_ms();
         if self.core.server_mut().poll_reset().is_some()
-            && let Core::Agent(a) = &mut self.core
-            && let Err(e) = a.after_boot(now)
+            && let Err(e) = self.core.0.after_boot(now)
         {
             eprintln!("keyway-lock: the agent's boot: {e}");
         }
-        if let Core::Agent(a) = &mut self.core {
-            a.after_tick();
-        }
+        self.core.0.after_tick();
         self.save_store();
         self.flush_log();
         self.commit(mid);
@@ -242,7 +202,7 @@ impl Shared {
             }
             *boot_saved = n;
         }
-        save_owners(server, dir);
+        save_pin(server, dir);
         if let Err(e) = server.lock_mut().commit_audit(wall_clock_secs()) {
             // A planned power cut that fires during the append is the cut
             // doing its job, not a fault: said only when verbose.
@@ -325,10 +285,6 @@ pub fn start(o: &Options) -> Result<Running> {
     let dir = StateDir::new(&o.state);
     dir.secure()?;
     let model = crate::policy::model(&o.model).map_err(|e| anyhow!("--model: {e}"))?;
-    let owners = match o.brain {
-        Brain::Legacy => Some(dir.owners()?),
-        Brain::Agent => None,
-    };
     let mut lock = dir.load()?;
     lock.profile = o.profile.clone();
     let (signer, kid) = dir.device_signer()?;
@@ -359,28 +315,20 @@ pub fn start(o: &Options) -> Result<Running> {
         ..crate::lock::Config::default()
     });
     server.set_model(model);
-    let core = match owners {
-        Some(owners) => {
-            server.set_owners(owners);
-            Core::Legacy(Box::new(server))
-        }
-        None => {
-            let lock = AgentLock::new(
-                server,
-                dir.agent_store()?,
-                dir.device_keypair()?,
-                dir.setup_verifier()?.as_ref(),
-                0,
-            )
-            .map_err(|e| anyhow!(e))?;
-            let mut lock = Box::new(lock);
-            // The verifier it stored at its first start, before any answer.
-            if let Some(bytes) = lock.take_store_changes() {
-                dir.save_agent_store(bytes)?;
-            }
-            Core::Agent(lock)
-        }
-    };
+    let lock = AgentLock::new(
+        server,
+        dir.agent_store()?,
+        dir.device_keypair()?,
+        dir.setup_verifier()?.as_ref(),
+        0,
+    )
+    .map_err(|e| anyhow!(e))?;
+    let mut lock = Box::new(lock);
+    // The verifier it stored at its first start, before any answer.
+    if let Some(bytes) = lock.take_store_changes() {
+        dir.save_agent_store(bytes)?;
+    }
+    let core = Core(lock);
     let socket = UdpSocket::bind(o.bind).with_context(|| format!("binding UDP {}", o.bind))?;
     // The receive loop wakes up to see a power-off.
     socket.set_read_timeout(Some(Duration::from_millis(100)))?;
@@ -468,30 +416,28 @@ fn smp_loop(socket: &UdpSocket, shared: &Arc<Mutex<Shared>>, stop: &AtomicBool) 
         s.core.server_mut().set_rtc(wall_clock_secs());
         let frame = buf.get(..n).unwrap_or(&[]);
         let always_open = s.presence_always_open;
-        let response = match &mut s.core {
-            Core::Legacy(server) => server.handle_from(frame, peer.into(), now),
-            Core::Agent(a) => {
-                // The test flag: a person keeps pressing the button.
-                if always_open && !a.agent().window_open(now) {
-                    let _ = a.button(now, keyway_agent::agent::Press::Short);
-                }
-                let time = keyway_audit::Time {
-                    rtc: wall_clock_secs(),
-                    boot: a.server().lock().boot_count().unwrap_or(0),
-                };
-                a.handle(
-                    agent_shell::peer_id(peer),
-                    keyway_agent::agent::Now { ms: now, time },
-                    frame,
-                )
-                .answer
+        let response = {
+            let a = &mut s.core.0;
+            // The test flag: a person keeps pressing the button.
+            if always_open && !a.agent().window_open(now) {
+                let _ = a.button(now, keyway_agent::agent::Press::Short);
             }
+            let time = keyway_audit::Time {
+                rtc: wall_clock_secs(),
+                boot: a.server().lock().boot_count().unwrap_or(0),
+            };
+            a.handle(
+                agent_shell::peer_id(peer),
+                keyway_agent::agent::Now { ms: now, time },
+                frame,
+            )
+            .answer
         };
         // A lock that lost power mid-request does not answer; one that
         // answers has stored a change of owners (and the agent's store)
         // first.
         if !s.core.server().lost_power() {
-            s.save_owners_now();
+            s.save_now();
             if !response.is_empty()
                 && let Err(e) = socket.send_to(&response, peer)
             {
@@ -628,11 +574,7 @@ fn serve_control<S>(
                 let s = &mut *guard;
                 let before = s.core.server().lock().flash_work();
                 let now = s.now_ms();
-                let a = match &mut s.core {
-                    Core::Agent(agent) => button_line(agent, &line, now),
-                    Core::Legacy(_) => None,
-                };
-                let a = a.unwrap_or_else(|| {
+                let a = button_line(&mut s.core.0, &line, now).unwrap_or_else(|| {
                     crate::control::handle_line_in(
                         s.core.server_mut(),
                         &line,
@@ -774,16 +716,14 @@ pub fn bind_private_unix(path: &std::path::Path) -> Result<std::os::unix::net::U
     bound
 }
 
-/// Writes `owners.json` and the PIN if the server changed them since the
-/// last call.
-fn save_owners(server: &mut Server, dir: &StateDir) {
-    if server.take_owners_changed() {
+/// Writes the PIN if the server changed it since the last call (a
+/// factory reset restores the default). The owners, consent and settings
+/// live in the agent's store (`agent-store.bin`).
+fn save_pin(server: &mut Server, dir: &StateDir) {
+    if server.take_pin_changed() {
         let pin = server.latch().config().pin.clone();
-        if let Err(e) = dir
-            .save_owners(server.owners())
-            .and_then(|()| dir.set_pin(&pin))
-        {
-            eprintln!("keyway-lock: saving owners.json and the PIN: {e:#}");
+        if let Err(e) = dir.set_pin(&pin) {
+            eprintln!("keyway-lock: saving the PIN: {e:#}");
         }
     }
 }

@@ -9,7 +9,6 @@
 //! DIR/device.pub     its public key (SPKI PEM), for `keyway log verify --device-key`
 //! DIR/pin            the keypad PIN (0600; missing: lock::DEFAULT_PIN)
 //! DIR/boot-count     the boot counter (decimal), raised at every power-on
-//! DIR/owners.json    the paired owners and their update settings (crate::owners::Owners::to_json)
 //! DIR/exports/       audit-log exports the control socket wrote (`log-export NAME`)
 //! DIR/setup-verifier the SPAKE2+ verifier of the lock's setup code (117 bytes, 0600;
 //!                    keyway-channel's StoredVerifier: w0, L, salt, iterations)
@@ -143,8 +142,9 @@ impl StateDir {
 
     /// Provisions: copies the anchors, writes the identity and a blank
     /// flash, and if `factory` is given programs it into slot 0, boots and
-    /// confirms it. Refuses a directory that already holds a lock unless
-    /// `force`.
+    /// confirms it, then makes the lock's setup code
+    /// ([`StateDir::new_setup_code`]). Refuses a directory that already
+    /// holds a lock unless `force`.
     pub fn provision(
         &self,
         vendor_keys: &[PathBuf],
@@ -188,8 +188,9 @@ impl StateDir {
         // this directory held before.
         let _ = std::fs::remove_file(self.path(crate::agent_shell::STORE_FILE));
         let _ = std::fs::remove_file(self.path("boot-count"));
-        // A code made for the lock this directory held before; the caller
-        // makes a new one (`new_setup_code`).
+        // A code made for the lock this directory held before: a new one
+        // is made below (the owners pair only with it: a lock without a
+        // setup code could never get an owner).
         let _ = std::fs::remove_file(self.path(SETUP_CODE));
         let _ = std::fs::remove_file(self.path(SETUP_VERIFIER));
         if force {
@@ -217,6 +218,7 @@ impl StateDir {
         lock.commit_audit(wall_clock_secs())
             .map_err(|e| anyhow!(e))?;
         self.save(&lock)?;
+        self.new_setup_code().context("making the setup code")?;
         Ok(format!(
             "{summary}; device key {} (device.pub)",
             keyway::keys::hex(&kid)
@@ -462,20 +464,6 @@ impl StateDir {
             Err(e) => return Err(e).context("reading keyset.cbor"),
         };
         Lock::new(flash, trust, keyset).map_err(|e| anyhow!(e))
-    }
-
-    /// The owners and settings (`owners.json`; none if it is missing).
-    pub fn owners(&self) -> Result<crate::owners::Owners> {
-        match std::fs::read_to_string(self.path("owners.json")) {
-            Ok(t) => crate::owners::Owners::from_json(&t).map_err(|e| anyhow!(e)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(crate::owners::Owners::new()),
-            Err(e) => Err(e).context("reading owners.json"),
-        }
-    }
-
-    /// Stores the owners and settings (`owners.json`, atomically).
-    pub fn save_owners(&self, owners: &crate::owners::Owners) -> Result<()> {
-        write_atomic(&self.path("owners.json"), owners.to_json().as_bytes())
     }
 
     /// Writes the flash and the stored key set: the whole file atomically

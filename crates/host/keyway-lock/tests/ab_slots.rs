@@ -36,7 +36,7 @@
 mod common;
 
 use ciborium::Value;
-use common::{CLASS, Map, VENDOR, t};
+use common::{CLASS, Map, Shell, VENDOR, t};
 use keyway::cbor::ValueExt;
 use keyway::encode::{
     SignOptions, class_uuid, sha256, sign_digest, suit_digest_of_hash, vendor_uuid,
@@ -202,14 +202,14 @@ fn frame(op: Op, group: u16, id: u8, body: Map) -> Vec<u8> {
     f
 }
 
-fn answer(s: &mut Server, f: &[u8]) -> Map {
+fn answer(s: &mut Shell, f: &[u8]) -> Map {
     let r = s.handle(f, 0);
     smp::decode_body(&r[HEADER_LEN..]).unwrap()
 }
 
 /// Uploads `env` over SMP (image group, 700-byte chunks, following the
 /// lock's offsets); the last answer.
-fn upload(s: &mut Server, env: &[u8]) -> Map {
+fn upload(s: &mut Shell, env: &[u8]) -> Map {
     let mut at = 0usize;
     loop {
         let end = (at + 700).min(env.len());
@@ -231,7 +231,7 @@ fn upload(s: &mut Server, env: &[u8]) -> Map {
 }
 
 /// The image list (SMP image state read).
-fn images(s: &mut Server) -> Vec<Map> {
+fn images(s: &mut Shell) -> Vec<Map> {
     let m = answer(s, &frame(Op::Read, 1, 0, vec![]));
     smp::get(&m, "images")
         .and_then(Value::as_array)
@@ -243,7 +243,7 @@ fn images(s: &mut Server) -> Vec<Map> {
 
 /// Consent (bolt withdrawn, test boot of `env`), an SMP reset, the trial
 /// boot's self-test and confirm: the lock then runs `slot`.
-fn consent_and_reset(s: &mut Server, env: &[u8], slot: u8, sequence: u64) {
+fn consent_and_reset(s: &mut Shell, env: &[u8], slot: u8, sequence: u64) {
     let (latch, _) = s.latch_mut();
     latch.owner(false, 0);
     let m = answer(
@@ -279,7 +279,7 @@ fn ab_upload_is_verified_for_the_inactive_slot_from_either_slot() {
         keyway::encode::EnvelopeBuilder::default(),
     );
     lock.factory(&factory).unwrap();
-    let mut s = Server::new(lock);
+    let mut s = Shell::new(Server::new(lock));
     s.set_presence_always_open(true);
 
     // Running slot 0: the update goes into slot 1, so the envelope that

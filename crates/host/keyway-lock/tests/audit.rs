@@ -3,7 +3,10 @@
 //! refused one through the SMP server, the export, and the host verifier
 //! (`keyway::log`) finding the chain intact with the expected events.
 
+mod common;
+
 use ciborium::Value;
+use common::Shell;
 use keyway::encode::EnvelopeBuilder;
 use keyway::keys::{Algorithm, PublicKey, SigningKey};
 use keyway::log::ItemKind;
@@ -51,7 +54,7 @@ fn request(op: Op, group: u16, id: u8, body: Vec<(Value, Value)>) -> Vec<u8> {
 }
 
 /// Uploads `env` in 1 KiB chunks; returns the last response body.
-fn upload(s: &mut Server, env: &[u8], now: u64) -> Vec<(Value, Value)> {
+fn upload(s: &mut Shell, env: &[u8], now: u64) -> Vec<(Value, Value)> {
     let t = |x: &str| Value::Text(x.into());
     let sha: [u8; 32] = Sha256::digest(env).into();
     let mut at = 0usize;
@@ -74,7 +77,7 @@ fn upload(s: &mut Server, env: &[u8], now: u64) -> Vec<(Value, Value)> {
     }
 }
 
-fn control(s: &mut Server, line: &str, now: u64) -> serde_json::Value {
+fn control(s: &mut Shell, line: &str, now: u64) -> serde_json::Value {
     let a = handle_line(s, line, now);
     assert_eq!(a["ok"], true, "{line}: {a}");
     s.lock_mut().commit_audit(RTC + now / 1000).unwrap();
@@ -116,7 +119,7 @@ fn lock_events_and_an_update_export_an_intact_signed_log() {
     lock.power_on().unwrap();
     assert_eq!(lock.boot_count(), Some(2));
     lock.commit_audit(RTC).unwrap();
-    let mut s = Server::new(lock);
+    let mut s = Shell::new(Server::new(lock));
     s.set_lock_config(keyway_lock::lock::Config {
         pin: dir.pin().unwrap(),
         ..Default::default()
@@ -155,12 +158,14 @@ fn lock_events_and_an_update_export_an_intact_signed_log() {
     assert_eq!(smp::get_bool(&good, "match").unwrap(), Some(true));
     s.lock_mut().commit_audit(RTC + 99).unwrap();
     // Consent: the bolt withdrawn, a test boot asked for with the window
-    // open; the lock arms the update and resets into the trial, which
-    // self-tests and confirms.
+    // open arms the update; the reset (as a stock tool sends it next)
+    // boots the trial, which self-tests and confirms.
     control(&mut s, r#"{"cmd":"keypad","pin":"4711"}"#, 99_500);
     let hash: [u8; 32] = Sha256::digest(&env).into();
     let test = vec![(Value::Text("hash".into()), Value::Bytes(hash.to_vec()))];
     s.handle(&request(Op::Write, 1, 0, test), 100_000);
+    assert!(s.poll_reset().is_none(), "the test only arms it");
+    s.handle(&request(Op::Write, 0, 5, Vec::new()), 100_000);
     s.poll_reset().unwrap().unwrap();
     s.lock_mut().commit_audit(RTC + 100).unwrap();
 
@@ -305,7 +310,7 @@ fn the_log_wraps_on_its_four_pages_with_signed_checkpoints() {
         keyway_lock::device::Lock::new(keyway_lock::device::blank_flash(), trust, None).unwrap();
     lock.attach_audit(signer, 0).unwrap();
     lock.factory(&release(&key, "1.0.0", 1, 4000)).unwrap();
-    let mut s = Server::new(lock);
+    let mut s = Shell::new(Server::new(lock));
     // 300 events: more than the 4 pages of 29 records hold.
     for i in 0..150u64 {
         control(&mut s, r#"{"cmd":"tamper","state":"on"}"#, i * 2000);

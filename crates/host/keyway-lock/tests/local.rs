@@ -386,7 +386,7 @@ fn log_export_cannot_write_outside_the_state_directory() {
 /// export, a restart: every file 0600, every directory 0700, under umask 0.
 #[test]
 fn every_state_file_is_0600_and_the_directory_0700_after_provision_and_a_run() {
-    for (factory, brain) in [(true, "legacy"), (false, "legacy"), (true, "agent")] {
+    for factory in [true, false] {
         let tmp = tempfile::tempdir().unwrap();
         let state = provision(tmp.path(), factory);
         let names = assert_private(&state);
@@ -404,7 +404,7 @@ fn every_state_file_is_0600_and_the_directory_0700_after_provision_and_a_run() {
             assert!(names.iter().any(|n| n == must), "{must} in {names:?}");
         }
         let sock = tmp.path().join("ctl.sock");
-        let args = ["--control", sock.to_str().unwrap(), "--brain", brain];
+        let args = ["--control", sock.to_str().unwrap()];
         let lock = run(&state, &args);
         for line in [
             r#"{"cmd":"presence","seconds":5}"#,
@@ -418,14 +418,12 @@ fn every_state_file_is_0600_and_the_directory_0700_after_provision_and_a_run() {
         assert_eq!(control(&sock, r#"{"cmd":"status"}"#)["ok"], true);
         let names = assert_private(&state);
         assert!(names.iter().any(|n| n == "exports/run.bin"), "{names:?}");
-        if brain == "agent" {
-            // The agent's store (owners, consent, the verifier) is a state
-            // file like the others.
-            assert!(names.iter().any(|n| n == "agent-store.bin"), "{names:?}");
-        }
+        // The agent's store (owners, consent, the verifier) is a state
+        // file like the others.
+        assert!(names.iter().any(|n| n == "agent-store.bin"), "{names:?}");
         assert!(!names.iter().any(|n| n.ends_with(".tmp")), "{names:?}");
         println!(
-            "{} a factory image, {brain} brain: {} entries private",
+            "{} a factory image: {} entries private",
             if factory { "with" } else { "without" },
             names.len()
         );
@@ -456,7 +454,7 @@ fn every_library_write_is_0600_under_umask_0() {
         false,
     )
     .unwrap();
-    dir.save_owners(&keyway_lock::owners::Owners::new())
+    dir.save_agent_store(keyway_lock::agent_shell::blank_store().unwrap().as_bytes())
         .unwrap();
     let mut lock = dir.load().unwrap();
     lock.power_on().unwrap();
@@ -464,7 +462,7 @@ fn every_library_write_is_0600_under_umask_0() {
     dir.save(&lock).unwrap();
     dir.set_boot_count(7).unwrap();
     let names = assert_private(&tmp.path().join("lock"));
-    assert!(names.iter().any(|n| n == "owners.json"), "{names:?}");
+    assert!(names.iter().any(|n| n == "agent-store.bin"), "{names:?}");
 }
 
 /// A `pin.tmp` planted as a link to another file (or left over, 0644,

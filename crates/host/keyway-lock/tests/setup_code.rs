@@ -260,6 +260,10 @@ fn a_lock_without_a_setup_code_says_so_by_name() {
         true,
     )
     .unwrap();
+    // Provisioning makes the code; a state directory from before it did
+    // has none.
+    std::fs::remove_file(tmp.path().join("lock").join(keyway_lock::state::SETUP_CODE)).unwrap();
+    std::fs::remove_file(tmp.path().join("lock/setup-verifier")).unwrap();
     assert!(dir.setup_code().unwrap().is_none());
     assert!(dir.setup_verifier().unwrap().is_none());
     let (_lock, sock) = run(tmp.path());

@@ -2,7 +2,10 @@
 //! process in the middle of an upload (drop it after the last saved
 //! request), start again and resume the download from the journal.
 
+mod common;
+
 use ciborium::Value;
+use common::Shell;
 use keyway::encode::EnvelopeBuilder;
 use keyway::keys::{Algorithm, SigningKey, keygen};
 use keyway_device::journal::TrialState;
@@ -56,16 +59,16 @@ fn chunk(env: &[u8], at: usize, first: bool) -> Vec<u8> {
     f
 }
 
-fn off(server: &mut Server, frame: &[u8]) -> Option<u64> {
+fn off(server: &mut Shell, frame: &[u8]) -> Option<u64> {
     let r = server.handle(frame, 0);
     let m = smp::decode_body(&r[HEADER_LEN..]).unwrap();
     smp::get_u64(&m, "off").unwrap()
 }
 
-fn start(dir: &StateDir) -> Server {
+fn start(dir: &StateDir) -> Shell {
     let mut lock = dir.load().unwrap();
     lock.power_on().unwrap();
-    let mut s = Server::new(lock);
+    let mut s = Shell::new(Server::new(lock));
     s.set_presence_always_open(true);
     s
 }

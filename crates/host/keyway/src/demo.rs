@@ -339,7 +339,6 @@ pub fn run(dir: &Path, namespace: Result<(), String>, out: &mut dyn Write) -> Re
     )?;
     let mut o = keyway_lock::shell::Options::new(&state, "127.0.0.1:0".parse()?);
     o.control = Some("127.0.0.1:0".parse()?);
-    o.brain = keyway_lock::shell::Brain::Agent;
     let lock = keyway_lock::shell::start(&o)?;
     let control = lock
         .control
@@ -347,7 +346,7 @@ pub fn run(dir: &Path, namespace: Result<(), String>, out: &mut dyn Write) -> Re
     let target = format!("udp:{}", lock.smp);
     writeln!(
         out,
-        "  $ keyway-lock --state {} --bind {} --control {control} --brain agent\n    {}",
+        "  $ keyway-lock --state {} --bind {} --control {control}\n    {}",
         state.display(),
         lock.smp,
         lock.boot

@@ -289,15 +289,15 @@ fn sealed_upload_notes_and_consent_reach_the_installer_through_the_agents_store(
     assert_eq!(c.channel_counts().handshakes, 3);
 }
 
-/// The `keyway` binary against `keyway-lock`'s shell with `--brain
-/// agent` over loopback UDP: the setup code read off the label (the
+/// The `keyway` binary against `keyway-lock`'s shell (the agent) over
+/// loopback UDP: the setup code read off the label (the
 /// control socket), the window opened by the button, `pair --setup-code`,
 /// then `unlock` sealed in a new process; after a power cut and a restart
 /// the owner (in the agent's store file) unlocks again and a new pairing
 /// without the window is refused.
 #[test]
 fn the_keyway_binary_pairs_by_setup_code_with_the_agent_brain_over_udp_and_survives_a_restart() {
-    use keyway_lock::shell::{Brain, Options, start};
+    use keyway_lock::shell::{Options, start};
     use keyway_lock::state::StateDir;
     const BIN: &str = env!("CARGO_BIN_EXE_keyway");
     let tmp = tempfile::tempdir().unwrap();
@@ -313,7 +313,6 @@ fn the_keyway_binary_pairs_by_setup_code_with_the_agent_brain_over_udp_and_survi
     let options = |bind: std::net::SocketAddr| {
         let mut o = Options::new(tmp.path().join("lock"), bind);
         o.control = Some("127.0.0.1:0".parse().unwrap());
-        o.brain = Brain::Agent;
         o
     };
     let control = |lock: &keyway_lock::shell::Running, line: &str| -> serde_json::Value {
@@ -534,4 +533,1096 @@ fn a_stranger_in_the_window_cannot_replace_a_pending_newer_release() {
     let run = c.image_state().unwrap();
     let running = run.iter().find(|s| s.active).map(|s| s.version.clone());
     assert_ne!(running.as_deref(), Some("3.0.0"));
+}
+
+/// Issue 12's "unlock during an upload", functionally, on the agent brain
+/// over loopback UDP: while one session of the owner uploads a release in
+/// sealed chunks, a second session of the same owner sends sealed unlocks
+/// and locks; every one succeeds, some land while the upload runs, and
+/// the upload completes. (The latencies are a benchmark's:
+/// `cargo run --release -p keyway --example unlock_during_upload`.)
+#[test]
+fn sealed_unlocks_succeed_while_another_session_of_the_owner_uploads_over_udp() {
+    use keyway_cli::device::UdpTransport;
+    use keyway_lock::shell::{Options, start};
+    use keyway_lock::state::StateDir;
+    use std::sync::atomic::AtomicBool;
+    use std::time::Duration;
+    let tmp = tempfile::tempdir().unwrap();
+    let vendor = SigningKey::generate(Algorithm::Ed25519).unwrap();
+    let vendor_pub = tmp.path().join("vendor.pub");
+    std::fs::write(&vendor_pub, vendor.public_key().to_spki_pem().unwrap()).unwrap();
+    let factory = tmp.path().join("factory.suit");
+    std::fs::write(&factory, release(&vendor, "1.0.0", 1, 4000, "")).unwrap();
+    let dir = StateDir::new(tmp.path().join("lock"));
+    dir.provision(&[vendor_pub], 1, VENDOR, CLASS, Some(&factory), false)
+        .unwrap();
+    let code = dir.new_setup_code().unwrap();
+    let mut o = Options::new(tmp.path().join("lock"), "127.0.0.1:0".parse().unwrap());
+    o.presence_always_open = false;
+    o.control = Some("127.0.0.1:0".parse().unwrap());
+    let lock = start(&o).unwrap();
+    {
+        use std::io::{BufRead as _, Write as _};
+        let mut c = std::net::TcpStream::connect(lock.control.unwrap()).unwrap();
+        writeln!(c, r#"{{"cmd":"presence"}}"#).unwrap();
+        let mut answer = String::new();
+        std::io::BufReader::new(c).read_line(&mut answer).unwrap();
+        assert!(answer.contains("\"ok\":true"), "{answer}");
+    }
+    let target = lock.smp.to_string();
+    let udp = || {
+        UdpTransport::connect(&target)
+            .unwrap()
+            .with_retry(Duration::from_secs(2), 5)
+    };
+    let owner = owner_key(0x0a);
+    let paired = Client::new(udp())
+        .with_owner(owner.clone())
+        .unwrap()
+        .pair_with_code(&code, "Alice")
+        .unwrap();
+    let session = || {
+        let mut c = Client::new(udp())
+            .with_owner(owner.clone())
+            .unwrap()
+            .with_paired_lock(paired.device_key)
+            .unwrap();
+        c.open_session().unwrap();
+        c
+    };
+    let mut uploader = session();
+    let mut commander = session();
+    let file = release(&vendor, "1.1.0", 2, 96 * 1024, "");
+    let sha: [u8; 32] = Sha256::digest(&file).into();
+    let uploading = Arc::new(AtomicBool::new(true));
+    let flag = Arc::clone(&uploading);
+    let up = std::thread::spawn(move || {
+        let r = uploader.upload(&file, &mut |_, _| {});
+        flag.store(false, Ordering::SeqCst);
+        (r, uploader)
+    });
+    let (mut during, mut n) = (0, 0u32);
+    while uploading.load(Ordering::SeqCst) || n < 4 {
+        let was = uploading.load(Ordering::SeqCst);
+        if n % 2 == 0 {
+            commander
+                .unlock()
+                .expect("a sealed unlock during the upload");
+        } else {
+            commander.lock().expect("a sealed lock during the upload");
+        }
+        n += 1;
+        if was && uploading.load(Ordering::SeqCst) {
+            during += 1;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let (r, mut uploader) = up.join().unwrap();
+    let report = r.expect("the sealed upload completes");
+    assert!(report.requests > 60, "{report:?}");
+    assert!(
+        during >= 2,
+        "only {during} of {n} commands landed during the upload"
+    );
+    let images = uploader.image_state().unwrap();
+    assert!(images.iter().any(|i| i.hash == sha), "{images:?}");
+    assert!(commander.channel_counts().sealed >= u64::from(n));
+    lock.power_off();
+}
+
+// ---- issue 12's attacks, ported from keyway-lock's tests/attacks.rs (the
+// legacy brain) to the agent shell: each now exercises the agent's defence
+// through the shell's wiring (frames in, events acted on, reboots).
+
+/// A transport that, after the owner's `at`-th frame, delivers someone
+/// else's frames (a radio attacker's, sent between the owner's) and keeps
+/// their answers.
+struct Injecting {
+    link: Link,
+    at: u64,
+    frames: Vec<(PeerId, Vec<u8>)>,
+    answers: Rc<RefCell<Vec<Vec<u8>>>>,
+}
+
+impl std::fmt::Debug for Injecting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Injecting").field("at", &self.at).finish()
+    }
+}
+
+impl Transport for Injecting {
+    fn exchange(&mut self, frame: &[u8], seq: u8) -> Result<Vec<u8>, TransportError> {
+        let a = self.link.exchange(frame, seq);
+        if self.link.stats.frames_sent == self.at {
+            for (peer, f) in self.frames.drain(..) {
+                let answer = self.link.bench.borrow_mut().deliver(peer, &f);
+                self.answers.borrow_mut().push(answer);
+            }
+        }
+        a
+    }
+    fn mtu(&self) -> usize {
+        self.link.mtu()
+    }
+    fn stats(&self) -> Stats {
+        self.link.stats()
+    }
+}
+
+/// A plain (unsealed) image upload chunk, as a stock tool sends it.
+fn plain_chunk(off: u64, data: &[u8], len: Option<u64>) -> Vec<u8> {
+    use ciborium::Value;
+    let mut body = vec![
+        (Value::Text("off".into()), Value::from(off)),
+        (Value::Text("data".into()), Value::Bytes(data.to_vec())),
+    ];
+    if let Some(l) = len {
+        body.push((Value::Text("len".into()), Value::from(l)));
+    }
+    keyway::smp::encode_request(keyway::smp::Op::Write, 1, 1, 0x33, body)
+}
+
+/// The `rc` of an answer frame (`None`: success).
+fn answer_rc(frame: &[u8]) -> Option<u64> {
+    let body = keyway::smp::decode_body(&frame[keyway::smp::HEADER_LEN..]).unwrap();
+    keyway::smp::get_u64(&body, "rc").unwrap().or_else(|| {
+        body.iter()
+            .find(|(k, _)| k.as_text() == Some("err"))
+            .map(|_| u64::MAX)
+    })
+}
+
+/// Was `attacks.rs`'s `injected_chunk_is_refused_and_leaves_the_upload_untouched`
+/// (the legacy per-peer upload ownership): while the owner's sealed upload
+/// runs, a stranger in the window injects plain chunks (at the next
+/// offset, and a new first chunk): refused before the installer sees them
+/// (the agent's upload binding), and the owner's upload completes intact.
+#[test]
+fn an_injected_chunk_is_refused_and_leaves_the_owners_sealed_upload_untouched() {
+    let (bench, vendor) = Bench::new();
+    let _ = paired(&bench, 1, 0xa1);
+    let env = release(&vendor, "2.0.0", 2, 20_000, "");
+    let digest: [u8; 32] = Sha256::digest(&env).into();
+    // A person opened the window: the stranger counts as "the window".
+    bench.borrow_mut().press();
+    let answers = Rc::new(RefCell::new(Vec::new()));
+    let evil = vec![0xee; 200];
+    let t = Injecting {
+        link: Link {
+            bench: bench.clone(),
+            peer: PeerId(1),
+            stats: Stats::default(),
+        },
+        // The handshake (2 frames), then two chunks of the upload.
+        at: 4,
+        frames: vec![
+            (PeerId(66), plain_chunk(2_000, &evil, None)),
+            (PeerId(66), plain_chunk(0, &evil, Some(env.len() as u64))),
+        ],
+        answers: answers.clone(),
+    };
+    let dk = bench.borrow().lock.agent().device_public_key();
+    let clock = bench.borrow().clock.clone();
+    let mut c = Client::new(t)
+        .with_owner(owner_key(0xa1))
+        .unwrap()
+        .with_channel_env([0x5a; 32], Box::new(move || clock.load(Ordering::SeqCst)))
+        .with_paired_lock(dk)
+        .unwrap();
+    c.upload(&env, &mut |_, _| {}).unwrap();
+    let answers = answers.borrow();
+    assert_eq!(answers.len(), 2, "the injection ran");
+    for a in answers.iter() {
+        assert!(answer_rc(a).is_some(), "an injected chunk was taken");
+    }
+    assert_eq!(
+        bench.borrow().lock.server().pending().map(|p| p.hash),
+        Some(digest),
+        "the owner's upload is intact"
+    );
+}
+
+/// Was `attacks.rs`'s `unauthenticated_reset_is_refused` and
+/// `unauthenticated_resets_do_not_evict_unlock_records` (130 resets used
+/// to push the owner's unlock records out of the audit log): with the
+/// window closed a stranger's reset is refused and resets nothing; with
+/// the window opened once, 130 resets from 50 addresses reset the lock
+/// once (the window's reset consumes it); an owner's resets are
+/// rate-limited; the owner's three unlocks are all still in the log.
+#[test]
+fn resets_need_a_press_each_so_130_resets_do_not_evict_the_unlock_records() {
+    let (bench, _) = Bench::new();
+    let mut c = paired(&bench, 1, 0xa1);
+    for i in 0..6 {
+        if i % 2 == 0 {
+            c.unlock().unwrap();
+        } else {
+            c.lock().unwrap();
+        }
+    }
+    let resets = |b: &Shared| {
+        b.borrow()
+            .events
+            .iter()
+            .filter(|e| matches!(e, Event::Reset { .. }))
+            .count()
+    };
+    let reset = keyway::smp::encode_request(keyway::smp::Op::Write, 0, 5, 9, vec![]);
+    // Window closed: refused (ACCESSDENIED), nothing resets.
+    let a = bench.borrow_mut().deliver(PeerId(66), &reset);
+    assert_eq!(answer_rc(&a), Some(11));
+    assert_eq!(resets(&bench), 0);
+    // One press, 130 resets.
+    bench.borrow_mut().press();
+    for i in 0..130u64 {
+        bench.borrow().clock.fetch_add(100, Ordering::SeqCst);
+        let _ = bench.borrow_mut().deliver(PeerId(100 + i % 50), &reset);
+    }
+    assert_eq!(resets(&bench), 1, "one press, one reset");
+    // The owner's resets: one a minute (the first a minute after boot).
+    let mut ran = 0;
+    for _ in 0..10 {
+        if c.reset().is_ok() {
+            ran += 1;
+        }
+    }
+    bench.borrow().clock.fetch_add(61_000, Ordering::SeqCst);
+    for _ in 0..10 {
+        if c.reset().is_ok() {
+            ran += 1;
+        }
+    }
+    assert_eq!(ran, 1, "20 owner resets, one a minute after boot: one ran");
+    let log = c.log_export(&mut |_, _| {}).unwrap();
+    let text = keyway::log::show_text(&keyway::log::parse(&log), None);
+    let unlocks = text.matches("unlocked: owner command").count();
+    println!(
+        "after 130 resets in one window and 20 owner resets: {} resets, {unlocks} owner unlocks in the log",
+        resets(&bench)
+    );
+    assert_eq!(unlocks, 3, "{text}");
+}
+
+/// Was `attacks.rs`'s `consent_survives_a_power_cut_and_a_reset_then_the_install_proceeds`
+/// (consent in `owners.json`): the owner's sealed consent, postponed by
+/// the thrown bolt, lives in the agent's store flash; after a power cut
+/// (a new shell from the two flash images) the lock still holds it and
+/// installs by itself once the owner unlocks.
+#[test]
+fn sealed_consent_survives_a_power_cut_then_the_install_proceeds() {
+    let (bench, vendor) = Bench::new();
+    let mut c = paired(&bench, 1, 0xa1);
+    let env = release(&vendor, "2.0.0", 2, 8_000, "Fix.");
+    c.upload(&env, &mut |_, _| {}).unwrap();
+    c.notes().unwrap();
+    let a = c.consent(true).unwrap();
+    assert_eq!(
+        keyway::smp::get_text(&a, "state").unwrap(),
+        Some("postponed")
+    );
+    // The power cut: everything in RAM is gone; the shell starts again
+    // from the device flash and the agent's store flash.
+    {
+        let mut b = bench.borrow_mut();
+        let ms = b.ms();
+        let store =
+            agent_shell::store_from_bytes(b.lock.agent().flash().as_bytes().to_vec()).unwrap();
+        let flash = keyway_lock::device::flash_from_bytes(
+            b.lock.server().lock().flash().as_bytes().to_vec(),
+        )
+        .unwrap();
+        let trust = b.lock.server().lock().trust().clone();
+        let mut device = Device::new(flash, trust, None).unwrap();
+        device
+            .attach_audit(
+                keyway_audit::Ed25519Signer::from_seed([0xd0; 32]).unwrap(),
+                b.lock.server().lock().boot_count().unwrap_or(0),
+            )
+            .unwrap();
+        device.power_on().unwrap();
+        let lock = AgentLock::new(
+            Server::new(device),
+            store,
+            KeyPair::from_seed(Seed::new([0xd0; 32])),
+            None,
+            ms,
+        )
+        .unwrap();
+        b.lock = lock;
+    }
+    assert!(
+        bench.borrow().lock.agent().state().consent().is_some(),
+        "the consent was lost"
+    );
+    c.unlock().unwrap();
+    {
+        let mut b = bench.borrow_mut();
+        let ms = b.ms();
+        b.lock.server_mut().tick(ms);
+        b.lock.after_tick();
+        assert!(b.lock.server_mut().poll_reset().is_some(), "install armed");
+        b.lock.after_boot(ms).unwrap();
+    }
+    let s = c.status().unwrap();
+    assert_eq!(keyway::smp::get_text(&s, "version").unwrap(), Some("2.0.0"));
+}
+
+/// Was `attacks.rs`'s `a_reset_keeps_the_presence_window_a_power_cut_ends_it`
+/// (the legacy server kept the window across a soft reset): now a reset
+/// the window authorized consumes the window, and every boot starts the
+/// agent with it closed; a stock tool's "test, then reset" still installs
+/// (the test only arms it, the reset boots it).
+#[test]
+fn a_window_test_then_reset_installs_and_the_reset_closes_the_window() {
+    let (bench, vendor) = Bench::new();
+    {
+        let mut b = bench.borrow_mut();
+        let ms = b.ms();
+        let (latch, _) = b.lock.server_mut().latch_mut();
+        latch.owner(false, ms);
+    }
+    bench.borrow_mut().press();
+    let mut tool = Client::new(Link {
+        bench: bench.clone(),
+        peer: PeerId(7),
+        stats: Stats::default(),
+    });
+    let env = release(&vendor, "2.0.0", 2, 8_000, "");
+    let digest: [u8; 32] = Sha256::digest(&env).into();
+    tool.upload(&env, &mut |_, _| {}).unwrap();
+    tool.image_test(&digest).unwrap();
+    assert!(
+        !bench
+            .borrow()
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Reset { .. })),
+        "the test only arms the install"
+    );
+    assert!(bench.borrow().lock.agent().window_open(bench.borrow().ms()));
+    tool.reset().unwrap();
+    assert!(!bench.borrow().lock.agent().window_open(bench.borrow().ms()));
+    let run = tool.image_state().unwrap();
+    assert!(
+        run.iter().any(|s| s.active && s.version == "2.0.0"),
+        "{run:?}"
+    );
+    // The window is gone: a second reset is refused.
+    assert_eq!(tool.reset().unwrap_err().rc(), Some(11));
+}
+
+/// Was `attacks.rs`'s `authority_matrix_every_command_and_authority`
+/// (the legacy server's table): every command against every authority,
+/// through the shell, each on a fresh lock with a paired owner. A request
+/// is refused for want of authority with rc 11; the old unauthenticated
+/// `challenge` (7) and `pair KEY` (8) are not served to anyone (rc 8).
+/// Anything else (an answer, or a refusal for another reason, such as
+/// "nothing pending" or the owner's reset limit) means it was admitted.
+#[test]
+fn authority_matrix_every_command_and_authority_through_the_shell() {
+    use ciborium::Value;
+    use keyway::smp::Op;
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Who {
+        Nobody,
+        Window,
+        Owner,
+        WindowAndLongPress,
+    }
+    use Who::*;
+    let t = |s: &str| Value::Text(s.into());
+    let (_, vendor) = Bench::new();
+    let env = release(&vendor, "2.0.0", 2, 3_000, "");
+    let first_chunk = vec![
+        (t("off"), Value::from(0u64)),
+        (t("data"), Value::Bytes(env[..1000].to_vec())),
+        (t("len"), Value::from(env.len() as u64)),
+        (t("sha"), Value::Bytes(Sha256::digest(&env).to_vec())),
+    ];
+    let all = [Nobody, Window, Owner, WindowAndLongPress];
+    let window = [Window, Owner, WindowAndLongPress];
+    let owner = [Owner];
+    let none: [Who; 0] = [];
+    type Row<'a> = (&'a str, u16, u8, Op, Vec<(Value, Value)>, &'a [Who]);
+    #[rustfmt::skip]
+    let table: Vec<Row> = vec![
+        ("echo", 0, 0, Op::Write, vec![(t("d"), t("hi"))], &all),
+        ("MCUmgr params", 0, 6, Op::Read, vec![], &all),
+        ("OS info", 0, 7, Op::Read, vec![], &window),
+        ("reset", 0, 5, Op::Write, vec![], &window),
+        ("image state read", 1, 0, Op::Read, vec![], &all),
+        ("image state write", 1, 0, Op::Write, vec![(t("confirm"), Value::Bool(true))], &window),
+        ("image upload", 1, 1, Op::Write, first_chunk, &window),
+        ("image erase", 1, 5, Op::Write, vec![], &window),
+        ("status", 64, 0, Op::Read, vec![], &owner),
+        ("lock", 64, 1, Op::Write, vec![], &owner),
+        ("unlock", 64, 2, Op::Write, vec![], &owner),
+        ("presence", 64, 3, Op::Read, vec![], &window),
+        ("notes", 64, 4, Op::Read, vec![], &owner),
+        ("consent", 64, 5, Op::Write, vec![(t("accept"), Value::Bool(true))], &owner),
+        ("log export", 64, 6, Op::Read, vec![(t("off"), Value::from(0u8))], &owner),
+        ("challenge (old)", 64, 7, Op::Read, vec![], &none),
+        ("pair KEY (old)", 64, 8, Op::Write, vec![(t("key"), Value::Bytes(vec![7; 32]))], &none),
+        ("factory reset", 64, 9, Op::Write, vec![], &[WindowAndLongPress]),
+        ("settings", 64, 10, Op::Write, vec![(t("auto_install_cve"), Value::Bool(true))], &owner),
+        ("owners", 64, 16, Op::Read, vec![], &owner),
+        ("unpair", 64, 17, Op::Write, vec![(t("key_id"), Value::Bytes(vec![0; 8]))], &owner),
+    ];
+    let mut wrong = Vec::new();
+    let mut n = 0;
+    for (name, group, id, op, body, allowed) in &table {
+        for who in all {
+            n += 1;
+            let (bench, _) = Bench::new();
+            let mut owner_client = paired(&bench, 1, 0xa1);
+            if matches!(who, Window | WindowAndLongPress) {
+                bench.borrow_mut().press();
+            }
+            if who == WindowAndLongPress {
+                let ms = bench.borrow().ms();
+                bench.borrow_mut().lock.button(ms, Press::Long).unwrap();
+            }
+            let c = if who == Owner {
+                owner_client.request(name, *op, *group, *id, body.clone())
+            } else {
+                // A plain client: no owner key, no session.
+                let mut plain = Client::new(Link {
+                    bench: bench.clone(),
+                    peer: PeerId(66),
+                    stats: Stats::default(),
+                });
+                plain.request(name, *op, *group, *id, body.clone())
+            };
+            let rc = match &c {
+                Ok(_) => None,
+                Err(e) => e.rc(),
+            };
+            let admitted = !matches!(rc, Some(11) | Some(8));
+            if admitted != allowed.contains(&who) {
+                wrong.push(format!("{name} by {who:?}: admitted {admitted}: {c:?}"));
+            }
+            if *group == 64 && (*id == 7 || *id == 8) {
+                assert_eq!(rc, Some(8), "{name} by {who:?}: {c:?}");
+            }
+            if who != Owner && *group == 64 && *id == 2 {
+                assert_eq!(bolt(&bench), keyway_lock::lock::Bolt::Locked);
+            }
+        }
+    }
+    println!("authority matrix through the shell: {n} (command, authority) pairs");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// Was `attacks.rs`'s `owner_commands_succeed_while_another_peer_floods_challenges`
+/// (the legacy global nonce list of 8): a stranger floods the lock with
+/// session handshakes and plain requests (20 before each of the owner's
+/// commands, 5 ms apart: 200 a second) while the owner, in a session,
+/// unlocks and locks 50 times: at least 9 in 10 succeed, and the flood is
+/// rate-limited (the agent's per-peer buckets).
+#[test]
+fn owner_commands_succeed_while_another_peer_floods_the_lock() {
+    let (bench, _) = Bench::new();
+    let mut c = paired(&bench, 1, 0xa1);
+    let mut flooder = client(&bench, 66, 0x66);
+    let echo = keyway::smp::encode_request(
+        keyway::smp::Op::Write,
+        0,
+        0,
+        1,
+        vec![(
+            ciborium::Value::Text("d".into()),
+            ciborium::Value::Text("x".into()),
+        )],
+    );
+    let (mut ok, mut refused, mut sent) = (0, 0, 0);
+    let rounds = 50;
+    for round in 0..rounds {
+        for i in 0..20 {
+            bench.borrow().clock.fetch_add(5, Ordering::SeqCst);
+            sent += 1;
+            if i % 2 == 0 {
+                // A handshake toward a session it can never finish.
+                if flooder.open_session().is_err() {
+                    refused += 1;
+                }
+            } else {
+                let a = bench.borrow_mut().deliver(PeerId(66), &echo);
+                if answer_rc(&a).is_some() {
+                    refused += 1;
+                }
+            }
+        }
+        let r = if round % 2 == 0 { c.unlock() } else { c.lock() };
+        if r.is_ok() {
+            ok += 1;
+        }
+    }
+    println!(
+        "{rounds} owner commands during a flood of {sent} requests at 200/s: {ok} succeeded, {refused} flood requests refused"
+    );
+    assert!(
+        ok * 10 >= rounds * 9,
+        "only {ok} of {rounds} owner commands succeeded"
+    );
+    assert!(refused > 0, "the flooding peer was never limited");
+}
+
+/// A transport that flips one byte of the `nth` frame it sends, near its
+/// end (inside a chunk's data: radio noise, or an attacker in the path).
+struct Corrupting {
+    link: Link,
+    nth: u64,
+}
+
+impl std::fmt::Debug for Corrupting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Corrupting")
+            .field("nth", &self.nth)
+            .finish()
+    }
+}
+
+impl Transport for Corrupting {
+    fn exchange(&mut self, frame: &[u8], seq: u8) -> Result<Vec<u8>, TransportError> {
+        if self.link.stats.frames_sent + 1 == self.nth {
+            let mut f = frame.to_vec();
+            let n = f.len();
+            f[n - 10] ^= 0x55;
+            return self.link.exchange(&f, seq);
+        }
+        self.link.exchange(frame, seq)
+    }
+    fn mtu(&self) -> usize {
+        self.link.mtu()
+    }
+    fn stats(&self) -> Stats {
+        self.link.stats()
+    }
+}
+
+/// Was `attacks.rs`'s `failed_upload_clears_the_download_record_and_the_release_uploads_again`,
+/// through the shell: a stock tool's upload in the window whose 5th chunk
+/// is corrupted on the way (the first chunk announced the good file's
+/// SHA-256) fails its digest at the end; the device core clears the
+/// journal's download record, so the same release uploads again at once
+/// from its first byte, and after a power cut too.
+#[test]
+fn a_corrupted_chunk_clears_the_download_record_and_the_release_uploads_again() {
+    for cut in [false, true] {
+        let (bench, vendor) = Bench::new();
+        bench.borrow_mut().press();
+        let env = release(&vendor, "2.0.0", 2, 20_000, "");
+        let mut tool = Client::new(Corrupting {
+            link: Link {
+                bench: bench.clone(),
+                peer: PeerId(7),
+                stats: Stats::default(),
+            },
+            nth: 5,
+        });
+        assert!(
+            tool.upload(&env, &mut |_, _| {}).is_err(),
+            "the corrupted upload verified"
+        );
+        assert!(
+            bench
+                .borrow()
+                .lock
+                .server()
+                .lock()
+                .state()
+                .download
+                .is_none(),
+            "the failed download is still recorded"
+        );
+        if cut {
+            let mut b = bench.borrow_mut();
+            let ms = b.ms();
+            let flash = keyway_lock::device::flash_from_bytes(
+                b.lock.server().lock().flash().as_bytes().to_vec(),
+            )
+            .unwrap();
+            let trust = b.lock.server().lock().trust().clone();
+            let mut device = Device::new(flash, trust, None).unwrap();
+            device
+                .attach_audit(
+                    keyway_audit::Ed25519Signer::from_seed([0xd0; 32]).unwrap(),
+                    b.lock.server().lock().boot_count().unwrap_or(0),
+                )
+                .unwrap();
+            device.power_on().unwrap();
+            let store =
+                agent_shell::store_from_bytes(b.lock.agent().flash().as_bytes().to_vec()).unwrap();
+            b.lock = AgentLock::new(
+                Server::new(device),
+                store,
+                KeyPair::from_seed(Seed::new([0xd0; 32])),
+                None,
+                ms,
+            )
+            .unwrap();
+            b.press();
+        }
+        let mut tool = Client::new(Link {
+            bench: bench.clone(),
+            peer: PeerId(7),
+            stats: Stats::default(),
+        });
+        let r = tool.upload(&env, &mut |_, _| {}).unwrap();
+        assert_eq!(r.resumed_from, 0, "cut {cut}");
+        let digest: [u8; 32] = Sha256::digest(&env).into();
+        assert_eq!(
+            bench.borrow().lock.server().pending().map(|p| p.hash),
+            Some(digest),
+            "cut {cut}"
+        );
+    }
+}
+
+/// A release whose notes name CVEs of the given severities.
+fn release_with_cves(key: &SigningKey, version: &str, sequence: u64, cves: &[&str]) -> Vec<u8> {
+    EnvelopeBuilder {
+        sequence,
+        version: version.parse().unwrap(),
+        vendor_domain: VENDOR.into(),
+        class_name: CLASS.into(),
+        payload: (0..6000)
+            .map(|i| (i * 13 + sequence as usize) as u8)
+            .collect(),
+        notes: Some("Security fixes.".into()),
+        cves: cves.iter().map(|c| c.parse().unwrap()).collect(),
+        keys: vec![key.clone()],
+        ..Default::default()
+    }
+    .build()
+    .unwrap()
+    .envelope
+}
+
+/// What the shell does on its timer thread: the device core's tick
+/// (a postponed or self-consented install may go), then a reset it asked
+/// for.
+fn tick(bench: &Shared) -> bool {
+    let mut b = bench.borrow_mut();
+    let ms = b.ms();
+    b.lock.server_mut().tick(ms);
+    b.lock.after_tick();
+    let reset = b.lock.server_mut().poll_reset().is_some();
+    if reset {
+        b.lock.after_boot(ms).unwrap();
+    }
+    reset
+}
+
+/// Was keyway-lock `keyway_group.rs`'s `auto_install_cve_consents_for_a_high_severity_fix_only`
+/// (settings in `owners.json`): the owner's sealed settings (in the
+/// agent's store) let a critical fix install by itself, bolt locked or
+/// not, while a medium one waits for consent.
+#[test]
+fn auto_install_cve_consents_for_a_high_severity_fix_only() {
+    let (bench, vendor) = Bench::new();
+    let mut c = paired(&bench, 1, 0xa1);
+    let set = c.settings(Some(true), Some(false)).unwrap();
+    let s = keyway::smp::get(&set, "settings")
+        .unwrap()
+        .as_map()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        keyway::smp::get_bool(&s, "auto_install_cve").unwrap(),
+        Some(true)
+    );
+    let medium = release_with_cves(&vendor, "2.0.0", 2, &["CVE-2099-0001:medium"]);
+    c.upload(&medium, &mut |_, _| {}).unwrap();
+    assert!(!tick(&bench), "a medium fix installed without consent");
+    let st = c.status().unwrap();
+    let u = keyway::smp::get(&st, "update")
+        .unwrap()
+        .as_map()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        keyway::smp::get_text(&u, "state").unwrap(),
+        Some("awaiting-consent")
+    );
+    // Refused (after reading the notes): erased.
+    c.notes().unwrap();
+    c.consent(false).unwrap();
+    assert!(bench.borrow().lock.server().pending().is_none());
+    // A critical fix installs by itself, the bolt locked.
+    let critical = release_with_cves(
+        &vendor,
+        "2.1.0",
+        3,
+        &["CVE-2099-0002:low", "CVE-2099-0003:critical"],
+    );
+    c.upload(&critical, &mut |_, _| {}).unwrap();
+    // (The lock arms and resets by itself, at the upload's end or on its
+    // next tick.)
+    tick(&bench);
+    assert_eq!(bolt(&bench), keyway_lock::lock::Bolt::Locked);
+    let run = c.image_state().unwrap();
+    assert!(
+        run.iter().any(|s| s.active && s.version == "2.1.0"),
+        "{run:?}"
+    );
+}
+
+/// Was keyway-lock `keyway_group.rs`'s `consent_for_one_update_carried_over_to_a_replacement_is_refused`:
+/// the owner's consent is bound to the envelope's digest in the agent's
+/// store; a newer release uploaded over the consented one is not
+/// installed on that consent (it waits for its own).
+#[test]
+fn consent_for_one_update_is_not_carried_over_to_a_replacement() {
+    let (bench, vendor) = Bench::new();
+    let mut c = paired(&bench, 1, 0xa1);
+    let first = release(&vendor, "2.0.0", 2, 6_000, "First.");
+    c.upload(&first, &mut |_, _| {}).unwrap();
+    c.notes().unwrap();
+    let a = c.consent(true).unwrap();
+    assert_eq!(
+        keyway::smp::get_text(&a, "state").unwrap(),
+        Some("postponed")
+    );
+    let digest: [u8; 32] = Sha256::digest(&first).into();
+    assert_eq!(
+        bench
+            .borrow()
+            .lock
+            .agent()
+            .state()
+            .consent()
+            .map(|c| c.digest),
+        Some(digest)
+    );
+    // A replacement (newer) over it, by the owner.
+    let second = release(&vendor, "3.0.0", 3, 6_000, "Second.");
+    c.upload(&second, &mut |_, _| {}).unwrap();
+    c.unlock().unwrap();
+    assert!(
+        !tick(&bench),
+        "the replacement installed on the old consent"
+    );
+    let st = c.status().unwrap();
+    let u = keyway::smp::get(&st, "update")
+        .unwrap()
+        .as_map()
+        .unwrap()
+        .clone();
+    assert_eq!(keyway::smp::get_text(&u, "version").unwrap(), Some("3.0.0"));
+    assert_eq!(
+        keyway::smp::get_text(&u, "state").unwrap(),
+        Some("awaiting-consent")
+    );
+    let run = c.image_state().unwrap();
+    assert!(
+        run.iter().any(|s| s.active && s.version == "1.0.0"),
+        "{run:?}"
+    );
+}
+
+/// Was keyway-lock `keyway_group.rs`'s `postponed_then_installed_when_battery_and_bolt_allow`,
+/// through the shell: a stock tool's test boot in the window with the
+/// battery low is refused rc 6 (postponed) and the consent is kept in the
+/// agent's store; the owner's status gives the reason (battery, then the
+/// bolt); once both allow it, the lock installs by itself on a tick.
+#[test]
+fn postponed_then_installed_when_battery_and_bolt_allow() {
+    let (bench, vendor) = Bench::new();
+    let mut owner = paired(&bench, 1, 0xa1);
+    let env = EnvelopeBuilder {
+        sequence: 2,
+        version: "2.0.0".parse().unwrap(),
+        vendor_domain: VENDOR.into(),
+        class_name: CLASS.into(),
+        payload: vec![0x42; 6_000],
+        min_battery_mwh: Some(9_000),
+        keys: vec![vendor.clone()],
+        ..Default::default()
+    }
+    .build()
+    .unwrap()
+    .envelope;
+    let digest: [u8; 32] = Sha256::digest(&env).into();
+    bench.borrow_mut().press();
+    let mut tool = Client::new(Link {
+        bench: bench.clone(),
+        peer: PeerId(7),
+        stats: Stats::default(),
+    });
+    tool.upload(&env, &mut |_, _| {}).unwrap();
+    // deadbolt-2: 3200 mV is 6,240 mWh.
+    {
+        let mut b = bench.borrow_mut();
+        let ms = b.ms();
+        b.lock.server_mut().latch_mut().0.battery(3200, ms);
+    }
+    let e = tool.image_test(&digest).unwrap_err();
+    assert_eq!(e.rc(), Some(6), "{e}");
+    assert_eq!(
+        bench
+            .borrow()
+            .lock
+            .agent()
+            .state()
+            .consent()
+            .map(|c| c.digest),
+        Some(digest),
+        "the consent is kept"
+    );
+    let reason = |c: &mut Client<Link>| {
+        let st = c.status().unwrap();
+        let u = keyway::smp::get(&st, "update")
+            .unwrap()
+            .as_map()
+            .unwrap()
+            .clone();
+        (
+            keyway::smp::get_text(&u, "state")
+                .unwrap()
+                .map(str::to_owned),
+            keyway::smp::get_text(&u, "reason")
+                .unwrap()
+                .map(str::to_owned),
+        )
+    };
+    let (state, why) = reason(&mut owner);
+    assert_eq!(state.as_deref(), Some("postponed"));
+    assert!(why.unwrap_or_default().contains("battery"));
+    assert!(!tick(&bench), "nothing installs yet");
+    // Battery raised: now the bolt is the reason.
+    {
+        let mut b = bench.borrow_mut();
+        let ms = b.ms();
+        b.lock.server_mut().latch_mut().0.battery(3600, ms);
+    }
+    assert!(!tick(&bench));
+    let (_, why) = reason(&mut owner);
+    assert!(why.unwrap_or_default().contains("the bolt is locked"));
+    // The keypad withdraws the bolt: the next tick installs and resets.
+    {
+        let mut b = bench.borrow_mut();
+        let ms = b.ms();
+        b.lock
+            .server_mut()
+            .latch_mut()
+            .0
+            .keypad(keyway_lock::lock::DEFAULT_PIN, ms);
+    }
+    assert!(tick(&bench), "the lock reset itself");
+    let run = tool.image_state().unwrap();
+    assert!(
+        run.iter()
+            .any(|s| s.active && s.confirmed && s.version == "2.0.0"),
+        "{run:?}"
+    );
+    assert!(bench.borrow().lock.agent().state().consent().is_none());
+}
+
+/// Was keyway-lock `keyway_group.rs`'s `refused_erase_of_the_running_slot_keeps_the_pending_update_and_its_consent`:
+/// the owner's sealed erase of the running slot is refused and changes
+/// nothing: the pending update and the consent in the agent's store stay,
+/// and unlocking installs it.
+#[test]
+fn refused_erase_of_the_running_slot_keeps_the_pending_update_and_its_consent() {
+    use ciborium::Value;
+    let (bench, vendor) = Bench::new();
+    let mut c = paired(&bench, 1, 0xa1);
+    let env = release(&vendor, "2.0.0", 2, 6_000, "Fix.");
+    c.upload(&env, &mut |_, _| {}).unwrap();
+    c.notes().unwrap();
+    c.consent(true).unwrap();
+    let running = bench.borrow().lock.server().lock().running().unwrap();
+    let e = c
+        .request(
+            "erase",
+            keyway::smp::Op::Write,
+            1,
+            5,
+            vec![(Value::Text("slot".into()), Value::from(u64::from(running)))],
+        )
+        .unwrap_err();
+    assert!(
+        e.rc().is_some() || matches!(e, keyway_cli::device::DeviceError::GroupRefused { .. }),
+        "{e:?}"
+    );
+    assert!(
+        bench.borrow().lock.server().pending().is_some(),
+        "the refused erase dropped the update"
+    );
+    assert!(
+        bench.borrow().lock.agent().state().consent().is_some(),
+        "and its consent"
+    );
+    c.unlock().unwrap();
+    assert!(tick(&bench), "installed on the kept consent");
+    let run = c.image_state().unwrap();
+    assert!(
+        run.iter().any(|s| s.active && s.version == "2.0.0"),
+        "{run:?}"
+    );
+}
+
+/// A transport that answers `left` frames, then nothing (the owner
+/// walked away, or the link died).
+struct Stop {
+    link: Link,
+    left: u32,
+}
+
+impl std::fmt::Debug for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stop").field("left", &self.left).finish()
+    }
+}
+
+impl Transport for Stop {
+    fn exchange(&mut self, frame: &[u8], seq: u8) -> Result<Vec<u8>, TransportError> {
+        if self.left == 0 {
+            return Err(TransportError::NoAnswer {
+                peer: "cut".into(),
+                tries: 1,
+                timeout_ms: 0,
+            });
+        }
+        self.left -= 1;
+        self.link.exchange(frame, seq)
+    }
+    fn mtu(&self) -> usize {
+        self.link.mtu()
+    }
+    fn stats(&self) -> Stats {
+        self.link.stats()
+    }
+}
+
+/// The owner `tag`'s client for a lock it paired with, over `t`.
+fn owner_over<T: Transport>(bench: &Shared, t: T, tag: u8) -> Client<T> {
+    let dk = bench.borrow().lock.agent().device_public_key();
+    let clock = bench.borrow().clock.clone();
+    Client::new(t)
+        .with_owner(owner_key(tag))
+        .unwrap()
+        .with_channel_env(
+            [tag ^ 0x5a; 32],
+            Box::new(move || clock.load(Ordering::SeqCst)),
+        )
+        .with_paired_lock(dk)
+        .unwrap()
+}
+
+/// Was keyway-lock `keyway_group.rs`'s `upload_begun_by_a_forgotten_owner_cannot_continue_after_a_factory_reset`:
+/// an owner's sealed upload is cut short; the lock is factory reset (the
+/// window and the long press); the forgotten owner can no longer open a
+/// session to finish it, and without the window nobody else may: no
+/// update is left pending.
+#[test]
+fn upload_begun_by_a_forgotten_owner_cannot_continue_after_a_factory_reset() {
+    let (bench, vendor) = Bench::new();
+    let _ = paired(&bench, 1, 0xa1);
+    let env = release(&vendor, "2.0.0", 2, 20_000, "");
+    // The handshake (2 frames) and 4 chunks, then the link dies.
+    let mut partial = owner_over(
+        &bench,
+        Stop {
+            link: Link {
+                bench: bench.clone(),
+                peer: PeerId(1),
+                stats: Stats::default(),
+            },
+            left: 6,
+        },
+        0xa1,
+    );
+    assert!(partial.upload(&env, &mut |_, _| {}).is_err());
+    // Factory reset at the lock: the window and the long press.
+    bench.borrow_mut().press();
+    {
+        let mut b = bench.borrow_mut();
+        let ms = b.ms();
+        b.lock.button(ms, Press::Long).unwrap();
+    }
+    let mut person = Client::new(Link {
+        bench: bench.clone(),
+        peer: PeerId(9),
+        stats: Stats::default(),
+    });
+    person.factory_reset().unwrap();
+    assert_eq!(bench.borrow().lock.agent().state().owner_count(), 0);
+    bench.borrow_mut().lock.close_window();
+    // The forgotten owner cannot finish it; nor can anyone without the
+    // window.
+    let mut gone = owner_over(
+        &bench,
+        Link {
+            bench: bench.clone(),
+            peer: PeerId(1),
+            stats: Stats::default(),
+        },
+        0xa1,
+    );
+    assert!(gone.upload(&env, &mut |_, _| {}).is_err());
+    let mut stranger = Client::new(Link {
+        bench: bench.clone(),
+        peer: PeerId(1),
+        stats: Stats::default(),
+    });
+    assert!(
+        stranger
+            .upload(&env, &mut |_, _| {})
+            .unwrap_err()
+            .access_denied()
+    );
+    assert!(bench.borrow().lock.server().pending().is_none());
+}
+
+/// Was keyway-lock `keyway_group.rs`'s `no_forced_update_after_upload_reset_and_power_cut`:
+/// a stock tool uploads in the window and the person leaves; a reset
+/// without the window is refused (and would be no consent), a power cut
+/// boots the old image again, and the new one is still offered, not
+/// armed; a test boot without the window is refused.
+#[test]
+fn no_forced_update_after_upload_reset_and_power_cut() {
+    let (bench, vendor) = Bench::new();
+    bench.borrow_mut().press();
+    let mut tool = Client::new(Link {
+        bench: bench.clone(),
+        peer: PeerId(7),
+        stats: Stats::default(),
+    });
+    let env = release(&vendor, "2.0.0", 2, 6_000, "");
+    let digest: [u8; 32] = Sha256::digest(&env).into();
+    tool.upload(&env, &mut |_, _| {}).unwrap();
+    bench.borrow_mut().lock.close_window();
+    assert_eq!(tool.reset().unwrap_err().rc(), Some(11));
+    // A power cut at the next flash operation (the audit log's write),
+    // then the power-on.
+    {
+        let mut b = bench.borrow_mut();
+        let ms = b.ms();
+        b.lock.server_mut().lock_mut().plan_power_cut(0, 1);
+        let _ = b.lock.server_mut().lock_mut().commit_audit(4);
+        assert!(b.lock.server().lost_power());
+        b.lock.server_mut().poll_reset().unwrap().unwrap();
+        b.lock.after_boot(ms).unwrap();
+    }
+    let run = tool.image_state().unwrap();
+    assert!(
+        run.iter().any(|s| s.active && s.version == "1.0.0"),
+        "{run:?}"
+    );
+    assert!(!run.iter().any(|s| s.pending), "armed: {run:?}");
+    assert_eq!(
+        bench.borrow().lock.server().pending().map(|p| p.sequence),
+        Some(2)
+    );
+    assert!(bench.borrow().lock.agent().state().consent().is_none());
+    assert_eq!(tool.image_test(&digest).unwrap_err().rc(), Some(11));
+    assert!(!tick(&bench));
+    let run = tool.image_state().unwrap();
+    assert!(
+        run.iter().any(|s| s.active && s.version == "1.0.0"),
+        "{run:?}"
+    );
 }

@@ -65,8 +65,6 @@ fn provision_lock(dir: &Path, factory: bool) {
             false,
         )
         .unwrap();
-    // The agent brain pairs by the setup code on the lock's label.
-    state.new_setup_code().unwrap();
 }
 
 /// Runs the audit command; returns its JSON report and exit status.
@@ -406,18 +404,31 @@ fn without_a_control_interface_hardware_checks_skip_with_the_reason() {
         keyway_lock::shell::Options::new(t.path().join("lock"), "127.0.0.1:0".parse().unwrap());
     o.control = Some("127.0.0.1:0".parse().unwrap());
     let lock = keyway_lock::shell::start(&o).unwrap();
-    // Pair an owner at the lock (its button, then pair over SMP).
+    // Pair an owner at the lock (its button, then the setup code off the
+    // label): `pair --setup-code` records the lock in owner.locks.json,
+    // where the audit finds it and runs the owner's commands sealed.
     let owner = keygen(t.path().join("owner"), Algorithm::Ed25519).unwrap();
     let mut c = std::net::TcpStream::connect(lock.control.unwrap()).unwrap();
     c.write_all(b"{\"cmd\":\"presence\",\"seconds\":30}\n")
         .unwrap();
     BufReader::new(&c).read_line(&mut String::new()).unwrap();
-    let key = keyway::keys::SigningKey::load(&owner.private).unwrap();
-    let raw: [u8; 32] = key.raw_public_key_bytes().try_into().unwrap();
-    let transport = keyway_cli::device::UdpTransport::connect(&lock.smp.to_string()).unwrap();
-    keyway_cli::device::Client::new(transport)
-        .pair(&raw, Some("test"))
+    let code = StateDir::new(t.path().join("lock"))
+        .setup_code()
+        .unwrap()
+        .unwrap()
+        .to_string();
+    let paired = Command::new(BIN)
+        .args(["device", "--target", &format!("udp:{}", lock.smp)])
+        .arg("--owner-key")
+        .arg(&owner.private)
+        .args(["pair", "--setup-code", &code, "--name", "test"])
+        .output()
         .unwrap();
+    assert!(
+        paired.status.success(),
+        "{}",
+        String::from_utf8_lossy(&paired.stderr)
+    );
     let o = Command::new(BIN)
         .args(["audit", "--json", "--target", &format!("udp:{}", lock.smp)])
         .arg("--owner-key")
@@ -503,9 +514,9 @@ fn an_external_lock_with_a_unix_control_socket_is_audited_through_it() {
     assert!(c1.contains(&format!("unix:{}", sock.display())), "{c1}");
 }
 
-/// The audit against a lock that runs the agent (`--lock-brain agent`):
-/// it reads the setup code off the label (the control socket), pairs its
-/// owner by it and runs the owner's commands in sessions.
+/// The audit against the lock (the agent): it reads the setup code off
+/// the label (the control socket), pairs its owner by it and runs the
+/// owner's commands in sessions.
 #[test]
 fn agent_brain_lock_is_audited_with_an_owner_paired_by_setup_code() {
     let t = tempfile::tempdir().unwrap();
@@ -513,8 +524,7 @@ fn agent_brain_lock_is_audited_with_an_owner_paired_by_setup_code() {
     StateDir::new(t.path().join("lock"))
         .new_setup_code()
         .unwrap();
-    let mut args = vendor_args(t.path());
-    args.extend(["--lock-brain".into(), "agent".into()]);
+    let args = vendor_args(t.path());
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let (v, ok) = audit(t.path(), &argv);
     println!("{}", show(&v));
@@ -634,7 +644,6 @@ fn an_external_agent_lock_without_a_control_socket_runs_the_session_channel_chec
     let mut o =
         keyway_lock::shell::Options::new(t.path().join("lock"), "127.0.0.1:0".parse().unwrap());
     o.control = Some("127.0.0.1:0".parse().unwrap());
-    o.brain = keyway_lock::shell::Brain::Agent;
     let lock = keyway_lock::shell::start(&o).unwrap();
     // A person at the lock: the window, and the code off the label.
     let c = std::net::TcpStream::connect(lock.control.unwrap()).unwrap();

@@ -687,3 +687,126 @@ fn lost_answer_and_the_transports_resend_of_the_same_record_end_in_the_real_outc
     );
     assert_eq!(c.channel_counts().record_resends, 1);
 }
+
+/// Whether `frame` is a `Pake1` (Keyway group, write of id 11).
+fn is_pake1(frame: &[u8]) -> bool {
+    keyway_smp::Header::decode(frame).is_ok_and(|h| {
+        h.op == keyway_smp::Op::Write
+            && h.group == keyway_smp::group::KEYWAY
+            && h.id == keyway_smp::kw::cmd::PAKE_START
+    })
+}
+
+fn pairing_attempts(lock: &Shared) -> Vec<Event> {
+    lock.borrow()
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::PairingAttempt { .. }))
+        .copied()
+        .collect()
+}
+
+#[test]
+fn a_lost_pake2_is_recovered_by_the_transports_resend_and_costs_one_guess() {
+    // UDP loses the lock's Pake2; the transport sends the same Pake1
+    // again after its timeout. The lock answers it with the Pake2 it
+    // already sent: one attempt charged, and the owner pairs.
+    let lock = Lock::new(0xd0, 21);
+    lock.borrow_mut().press();
+    let mut c = client(&lock, OWNER, 0xa1);
+    c.transport_mut().tries = 3;
+    let sent = std::rc::Rc::new(std::cell::Cell::new(0u32));
+    let n = sent.clone();
+    c_tap(&mut c, move |lock, peer, frame| {
+        let a = lock.deliver(peer, frame);
+        if is_pake1(frame) {
+            n.set(n.get() + 1);
+            if n.get() == 1 {
+                return None;
+            }
+        }
+        Some(a)
+    });
+    let r = c.pair_with_code(&code(CODE), "Alice").unwrap();
+    assert_eq!(r.owners, 1);
+    assert_eq!(sent.get(), 2, "the Pake1 and its resend");
+    assert_eq!(
+        pairing_attempts(&lock),
+        [Event::PairingAttempt { failures: 1 }],
+        "the resend was charged as a second guess"
+    );
+    assert_eq!(
+        keyway_cli::device::Transport::stats(c.transport()).resends,
+        1
+    );
+}
+
+#[test]
+fn a_late_pake2_after_the_transports_resend_still_pairs() {
+    // The lock's Pake2 is only late: the transport has sent the Pake1
+    // again when the first answer arrives, and the client takes the
+    // first one. Had the resend restarted the lock's run, that Pake2
+    // would belong to a run that is gone and the right code would fail.
+    let lock = Lock::new(0xd0, 22);
+    lock.borrow_mut().press();
+    let mut c = client(&lock, OWNER, 0xa1);
+    c.transport_mut().tries = 3;
+    let held = std::rc::Rc::new(std::cell::RefCell::new(None::<Vec<u8>>));
+    let h = held.clone();
+    c_tap(&mut c, move |lock, peer, frame| {
+        let a = lock.deliver(peer, frame);
+        if is_pake1(frame) {
+            let mut held = h.borrow_mut();
+            return match held.take() {
+                // The resend reached the lock; the first answer arrives now.
+                Some(first) => Some(first),
+                None => {
+                    *held = Some(a);
+                    None
+                }
+            };
+        }
+        Some(a)
+    });
+    let r = c.pair_with_code(&code(CODE), "Alice").unwrap();
+    assert_eq!(r.owners, 1);
+    assert_eq!(lock.borrow().agent.state().owner_count(), 1);
+    assert_eq!(pairing_attempts(&lock).len(), 1);
+}
+
+/// The same class as the late `Pake2`, for the session handshake: the
+/// lock's `msg2` arrives after the transport's timeout (a Cortex-M4 at
+/// 64 MHz takes 0.43 s for msg1 -> msg2, 0.53 s on the modeled BLE link;
+/// the client waits 500 ms by default) and the transport has sent `msg1`
+/// again. Had the lock replaced the handshake with a new one, the
+/// client's `msg3` (made from the first `msg2`) would be refused
+/// `UnknownSession` and the command would fail.
+#[test]
+fn a_late_msg2_after_the_transports_resend_still_opens_the_session() {
+    let lock = Lock::new(0xd0, 23);
+    let mut c = paired(&lock, OWNER, 0xa1);
+    c.transport_mut().tries = 3;
+    let held = std::rc::Rc::new(std::cell::RefCell::new(None::<Vec<u8>>));
+    let h = held.clone();
+    c_tap(&mut c, move |lock, peer, frame| {
+        let a = lock.deliver(peer, frame);
+        let is_msg1 = keyway_smp::Header::decode(frame).is_ok_and(|h| {
+            h.op == keyway_smp::Op::Write
+                && h.group == keyway_smp::group::KEYWAY
+                && h.id == keyway_smp::kw::cmd::SESSION_START
+        });
+        if is_msg1 {
+            let mut held = h.borrow_mut();
+            return match held.take() {
+                Some(first) => Some(first),
+                None => {
+                    *held = Some(a);
+                    None
+                }
+            };
+        }
+        Some(a)
+    });
+    c.unlock().unwrap();
+    assert_eq!(c.channel_counts().handshakes, 1);
+}

@@ -32,6 +32,11 @@
 //! 4. runs it and writes the answer: a typed success, or an error body
 //!    with `rc` and, for the Keyway group (or a request that asked with
 //!    `"kw": true`), the typed refusal `kw-rc`;
+//!    An OS reset while the window is open is allowed once per opening
+//!    and closes the window (a person at the lock pays for each reset
+//!    with a press); with the window shut, an owner's resets are charged
+//!    to the [`ResetLimiter`] (one a minute, the first a minute after
+//!    boot); anyone else's are refused;
 //! 5. returns an [`Outcome`]: the answer's length and the [`Event`] the
 //!    shell acts on after sending it (reset, factory reset) or records in
 //!    the audit log (unlocked by, owner paired, consent, ...).
@@ -48,7 +53,11 @@
 //! `Pake1` is charged to the [`PairingGuard`] *and* to the store's
 //! wrong-code count before `Pake2` goes out (so a power cut forgets no
 //! guess); after 3 free tries the waits double from 1 s, and 10 wrong
-//! codes shut pairing until a person re-opens the window. A right code
+//! codes shut pairing until a person re-opens the window. A `Pake1`
+//! byte-identical to the one that began the open run, from its peer, is a
+//! retransmission (UDP lost the answer): it gets the same `Pake2` again,
+//! neither restarting the run nor charging a guess. The agent keeps the
+//! run's `Pake1` and `Pake2` (162 B) for that. A right code
 //! stores the owner (a flash record: it survives a power cut), clears the
 //! count, closes the window and yields [`Event::OwnerPaired`] with the new
 //! owner's key id.
@@ -58,7 +67,10 @@
 //! `msg1`/`msg3` of the SIGMA-I handshake (write 13 and 14) open a session
 //! with a paired owner's key; an unpaired key and a bad proof get the same
 //! [`Refusal::NotAuthorized`]. Each peer holds at most one unfinished
-//! handshake (a new `msg1` from it abandons its previous one), and the
+//! handshake (a new `msg1` from it abandons its previous one; the same
+//! `msg1` again, a retransmission, gets the same `msg2` while the latest
+//! handshake begun waits for its `msg3`: the agent keeps that one's
+//! `msg1` and `msg2`, 223 B), and the
 //! table never evicts a fresh handshake or a live session, so a flood of
 //! handshakes from one peer cannot lock the owner out. A sealed record
 //! (write 15, `{"rec": bstr}`) carries a whole SMP request frame; the
@@ -106,7 +118,8 @@ pub mod flaws;
 use ed25519_compact::KeyPair;
 use embedded_storage::nor_flash::NorFlash;
 use keyway_audit::Time;
-use keyway_channel::pairing::{PAKE2_LEN, PAKE4_LEN, SALT_LEN, VERIFIER_LEN};
+use keyway_channel::handshake::{MSG1_LEN, MSG2_LEN};
+use keyway_channel::pairing::{PAKE1_LEN, PAKE2_LEN, PAKE4_LEN, SALT_LEN, VERIFIER_LEN};
 use keyway_channel::rand_core::CryptoRng;
 use keyway_channel::record::{MSG4_LEN, REQUEST_OVERHEAD, RESPONSE_OVERHEAD, session_id_of};
 use keyway_channel::{
@@ -326,6 +339,15 @@ pub struct Agent<F: NorFlash, const N: usize> {
     resets: ResetLimiter,
     window: Window,
     upload: Option<UploadBinding>,
+    /// The `Pake1` that began the open run and the `Pake2` answered: a
+    /// retransmission gets the same answer. Meaningful only while
+    /// [`Self::run_peer`] is some (both are set when a run opens). The
+    /// message itself, not its SHA-256: 33 B more RAM, 316 B less code.
+    pake_sent: ([u8; PAKE1_LEN], [u8; PAKE2_LEN]),
+    /// The last handshake begun: its peer, session id, `msg1` and the
+    /// `msg2` answered, so a retransmission of that `msg1` gets the same
+    /// answer while the handshake waits for `msg3` (see the module doc).
+    hs_sent: (PeerId, SessionId, [u8; MSG1_LEN], [u8; MSG2_LEN]),
     /// FLAW `ram_consent`: the consent held in RAM instead of the store.
     #[cfg(feature = "flawed-profiles")]
     ram_consent: Option<Consent>,
@@ -464,6 +486,8 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
                 long_press: false,
             },
             upload: None,
+            pake_sent: ([0; PAKE1_LEN], [0; PAKE2_LEN]),
+            hs_sent: (PeerId(0), 0, [0; MSG1_LEN], [0; MSG2_LEN]),
             #[cfg(feature = "flawed-profiles")]
             ram_consent: None,
         })
@@ -809,50 +833,58 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
             outcome.len = refuse_frame(out, hdr, Refusal::OwnersFull, true);
             return outcome;
         }
-        if self.run_peer(ctx.now.ms).is_some_and(|p| p != ctx.peer) {
-            outcome.len = refuse_frame(out, hdr, Refusal::PairingBusy, true);
-            return outcome;
-        }
-        if let Err(e) = self.guard.check(ctx.now.ms) {
-            let r = Self::guard_refusal(e).unwrap_or(Refusal::PairingLockedOut);
-            outcome.len = refuse_frame(out, hdr, r, true);
-            return outcome;
-        }
-        let mut pake2 = [0u8; PAKE2_LEN];
-        let before = self.guard.failures();
-        let result = self.run.pake.pake1(
-            &verifier,
-            &mut self.guard,
-            ctx.now.ms,
-            rng,
-            pake1,
-            &mut pake2,
-        );
-        self.run.peer = None;
-        if let Err(e) = result {
-            outcome.len = match Self::guard_refusal(e) {
-                Some(r) => refuse_frame(out, hdr, r, true),
-                None => error_frame(out, hdr, MgmtErr::Inval, None, false),
-            };
-            return outcome;
-        }
-        // The attempt is charged: make it durable before the guess can be
-        // tested against Pake2.
-        if self.guard.failures() > before && self.store.record_wrong_code(&mut self.flash).is_err()
-        {
-            self.run.pake = LockPairing::new();
-            outcome.len = error_frame(out, hdr, MgmtErr::Unknown, None, false);
-            return outcome;
-        }
-        self.run.peer = Some((ctx.peer, ctx.now.ms));
-        outcome.event = Event::PairingAttempt {
-            failures: self.guard.failures(),
+        let again = match self.run_peer(ctx.now.ms) {
+            Some(p) if p != ctx.peer => {
+                outcome.len = refuse_frame(out, hdr, Refusal::PairingBusy, true);
+                return outcome;
+            }
+            // Its own Pake1 again: the answer was lost, not a new guess.
+            Some(_) => pake1 == self.pake_sent.0,
+            None => false,
         };
-        outcome.len = ok_frame(
-            out,
-            hdr,
-            &Response::PakeStart(kw::PakeStartRsp { msg: &pake2 }),
-        );
+        if !again {
+            if let Err(e) = self.guard.check(ctx.now.ms) {
+                let r = Self::guard_refusal(e).unwrap_or(Refusal::PairingLockedOut);
+                outcome.len = refuse_frame(out, hdr, r, true);
+                return outcome;
+            }
+            let before = self.guard.failures();
+            let result = self.run.pake.pake1(
+                &verifier,
+                &mut self.guard,
+                ctx.now.ms,
+                rng,
+                pake1,
+                &mut self.pake_sent.1,
+            );
+            self.run.peer = None;
+            if let Err(e) = result {
+                outcome.len = match Self::guard_refusal(e) {
+                    Some(r) => refuse_frame(out, hdr, r, true),
+                    None => error_frame(out, hdr, MgmtErr::Inval, None, false),
+                };
+                return outcome;
+            }
+            // The attempt is charged: make it durable before the guess can
+            // be tested against Pake2.
+            if self.guard.failures() > before
+                && self.store.record_wrong_code(&mut self.flash).is_err()
+            {
+                self.run.pake = LockPairing::new();
+                outcome.len = error_frame(out, hdr, MgmtErr::Unknown, None, false);
+                return outcome;
+            }
+            self.run.peer = Some((ctx.peer, ctx.now.ms));
+            // (`pake1` took exactly `PAKE1_LEN` bytes.)
+            if let Ok(p) = <[u8; PAKE1_LEN]>::try_from(pake1) {
+                self.pake_sent.0 = p;
+            }
+            outcome.event = Event::PairingAttempt {
+                failures: self.guard.failures(),
+            };
+        }
+        let msg = &self.pake_sent.1;
+        outcome.len = ok_frame(out, hdr, &Response::PakeStart(kw::PakeStartRsp { msg }));
         outcome
     }
 
@@ -944,6 +976,19 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
         msg1: &[u8],
         out: &mut [u8],
     ) -> usize {
+        // Its own msg1 again while that handshake waits for msg3: the
+        // answer was lost or late, so the same msg2, the handshake kept.
+        let (peer, sid, sent1, sent2) = &self.hs_sent;
+        if *peer == ctx.peer
+            && msg1 == sent1
+            && self.handshakes.get((*sid & 0xff) as usize) == Some(&Some((*peer, *sid)))
+        {
+            return ok_frame(
+                out,
+                hdr,
+                &Response::SessionStart(kw::SessionStartRsp { msg: sent2 }),
+            );
+        }
         // One unfinished handshake per peer: its new one replaces its old.
         for h in self.handshakes.iter_mut() {
             if let Some((p, sid)) = *h
@@ -963,6 +1008,10 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
             Ok(sid) => {
                 if let Some(h) = self.handshakes.get_mut((sid & 0xff) as usize) {
                     *h = Some((ctx.peer, sid));
+                }
+                // (`handshake1` took exactly `MSG1_LEN` bytes.)
+                if let Ok(m) = <[u8; MSG1_LEN]>::try_from(msg1) {
+                    self.hs_sent = (ctx.peer, sid, m, msg2);
                 }
                 ok_frame(
                     out,
@@ -1239,21 +1288,33 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
                 }),
             ),
             Request::Reset(_) => {
+                // A reset while the window is open is paid for by the
+                // press that opened it, and consumes it (below): one reset
+                // per press, so a loop of resets needs a person at the
+                // lock for each. (An owner's sealed reset in the window
+                // counts the same: anyone in range could send a plain one
+                // then.) With the window shut only an owner may reset,
+                // from afar, and its resets are rate-limited.
+                let in_window = self.window_open(now.ms);
                 // FLAW `open_reset`: no limit either.
                 #[cfg(feature = "flawed-profiles")]
-                let v = if self.config.flaws.open_reset {
+                let unlimited = in_window || self.config.flaws.open_reset;
+                #[cfg(not(feature = "flawed-profiles"))]
+                let unlimited = in_window;
+                let v = if unlimited {
                     Verdict::Allowed
                 } else {
                     self.resets.check(now.ms)
                 };
-                #[cfg(not(feature = "flawed-profiles"))]
-                let v = self.resets.check(now.ms);
                 if v.is_allowed() {
                     // The lock may decline (the reset of `smpmgr upgrade`
                     // in the window is the consent to install, and an
                     // install the policy postpones resets nothing now).
                     match device.reset_requested(who) {
                         Ok(()) => {
+                            if in_window {
+                                self.close_window();
+                            }
                             event = Event::Reset { by: who };
                             ok_frame(out, hdr, &Response::Reset)
                         }
@@ -1620,11 +1681,12 @@ mod size {
         }
     }
 
-    /// The agent with 4 session slots, without its flash handle: 2,792
-    /// bytes on thumbv7em-none-eabihf (and on x86-64); bounded here on
-    /// every target.
+    /// The agent with 4 session slots, without its flash handle: 3,200
+    /// bytes on thumbv7em-none-eabihf (and on x86-64; 408 B of it keep the last
+    /// `Pake1`/`Pake2` and `msg1`/`msg2`, answered again to a
+    /// retransmission); bounded here on every target.
     pub const AGENT_4: usize = core::mem::size_of::<super::Agent<NoFlash, 4>>();
-    const _: () = assert!(AGENT_4 <= 3072);
+    const _: () = assert!(AGENT_4 <= 3328);
 }
 
 /// The size of `Agent<F, 4>` without its flash handle, in bytes, on the

@@ -54,6 +54,9 @@ pub struct FakeDevice {
     /// The installer refuses every upload chunk (a bad head, digest or
     /// size: the shell drops its upload).
     pub refuse_chunks: bool,
+    /// The lock declines every authorized reset (an install its policy
+    /// postpones).
+    pub decline_resets: bool,
 }
 
 impl Default for FakeDevice {
@@ -65,6 +68,7 @@ impl Default for FakeDevice {
             served: Vec::new(),
             bolt_moves: 0,
             refuse_chunks: false,
+            decline_resets: false,
         }
     }
 }
@@ -90,6 +94,16 @@ impl Device for FakeDevice {
             update: None,
             pending: self.pending,
         }
+    }
+    fn reset_requested(&mut self, _by: Authority) -> Result<(), ServeError> {
+        if self.decline_resets {
+            return Err(ServeError {
+                rc: keyway_smp::MgmtErr::BadState,
+                refusal: None,
+                group_rc: None,
+            });
+        }
+        Ok(())
     }
     fn drive_bolt(&mut self, to: Bolt) -> Bolt {
         self.bolt = to;

@@ -59,3 +59,85 @@ pub fn sign(
     .unwrap()
     .envelope
 }
+
+/// The device core behind the lock agent, as `keyway-lock` runs it: every
+/// frame goes through `keyway-agent` (`AgentLock::handle`), which decides
+/// authority and hands the device core what it authorized. A person at
+/// the lock keeps pressing the button while the device core's presence
+/// window is open (`set_presence_always_open`, `open_presence`), as the
+/// shell's `--presence-always-open` does. Derefs to the device core.
+pub struct Shell {
+    pub lock: keyway_lock::agent_shell::AgentLock,
+    now_ms: u64,
+    /// Frames go to the device core's own entry (`Server::handle`, its
+    /// window-only gate), not through the agent: for the tests that count
+    /// the device core's own work, or its SMPv1 reasons in words.
+    pub core_only: bool,
+}
+
+impl Shell {
+    /// The agent around `server` (no setup code: these tests pair nobody).
+    pub fn new(server: keyway_lock::server::Server) -> Self {
+        let lock = keyway_lock::agent_shell::AgentLock::new(
+            server,
+            keyway_lock::agent_shell::blank_store().unwrap(),
+            ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new([0xd0; 32])),
+            None,
+            0,
+        )
+        .unwrap();
+        Shell {
+            lock,
+            now_ms: 0,
+            core_only: false,
+        }
+    }
+
+    /// One frame from the person's tool at `now_ms`; the answer (empty:
+    /// the agent answers nothing, e.g. to a frame whose header does not
+    /// decode).
+    pub fn handle(&mut self, frame: &[u8], now_ms: u64) -> Vec<u8> {
+        self.now_ms = now_ms;
+        if self.core_only {
+            return self.lock.server_mut().handle(frame, now_ms);
+        }
+        if self.lock.server().presence_open(now_ms) && !self.lock.agent().window_open(now_ms) {
+            self.lock
+                .button(now_ms, keyway_agent::agent::Press::Short)
+                .unwrap();
+        }
+        let now = keyway_agent::agent::Now {
+            ms: now_ms,
+            time: keyway_audit::Time {
+                rtc: 1_760_000_000 + now_ms / 1000,
+                boot: 1,
+            },
+        };
+        self.lock
+            .handle(keyway_agent::limits::PeerId(1), now, frame)
+            .answer
+    }
+
+    /// A reset the last request asked for (or a power-on after a cut):
+    /// the device core boots, then the agent.
+    pub fn poll_reset(&mut self) -> Option<Result<keyway_lock::device::BootReport, String>> {
+        let r = self.lock.server_mut().poll_reset();
+        if r.is_some() {
+            self.lock.after_boot(self.now_ms).unwrap();
+        }
+        r
+    }
+}
+
+impl std::ops::Deref for Shell {
+    type Target = keyway_lock::server::Server;
+    fn deref(&self) -> &Self::Target {
+        self.lock.server()
+    }
+}
+
+impl std::ops::DerefMut for Shell {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.lock.server_mut()
+    }
+}

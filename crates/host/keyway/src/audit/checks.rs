@@ -145,12 +145,8 @@ pub(super) fn run(o: &Options) -> Result<(String, String, Vec<Check>, Vec<String
             let ident = o.vendor_domain.clone().zip(o.class.clone());
             (*a, o.control.clone(), ident, o.pin.clone(), None, key)
         }
-        Target::Launch {
-            state,
-            profile,
-            brain,
-        } => {
-            let l = launch(state, profile.as_deref(), *brain)?;
+        Target::Launch { state, profile } => {
+            let l = launch(state, profile.as_deref())?;
             let r = (
                 l.running.smp,
                 l.running.control.map(ControlAddr::Tcp),
@@ -274,11 +270,7 @@ struct Launched {
     device_key: PublicKey,
 }
 
-fn launch(
-    state: &std::path::Path,
-    profile: Option<&str>,
-    brain: keyway_lock::shell::Brain,
-) -> Result<Launched> {
+fn launch(state: &std::path::Path, profile: Option<&str>) -> Result<Launched> {
     let dir = keyway_lock::state::StateDir::new(state);
     let id: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(state.join("lock.json"))
@@ -297,7 +289,6 @@ fn launch(
         .with_context(|| format!("{}/device.pub", state.display()))?;
     let mut opts = keyway_lock::shell::Options::new(state, "127.0.0.1:0".parse()?);
     opts.control = Some("127.0.0.1:0".parse()?);
-    opts.brain = brain;
     if let Some(p) = profile {
         opts.profile =
             keyway_lock::profile::Profile::parse(p).map_err(|e| anyhow!("--lock-profile: {e}"))?;
@@ -791,23 +782,15 @@ impl Session<'_> {
                     u.describe(r.envelope.len())
                 ));
             }
-            let a = self.smp.owner_call(|c| c.reset().map(|()| Vec::new()))?;
-            let how = if a.is_err() && self.control.is_some() {
-                // The lock declined the reset (an agent limits resets
-                // right after its boot): the person at the lock takes the
-                // batteries out and puts them back.
-                ev.push(format!(
-                    "the reset was refused ({}): power-cycled the lock instead",
-                    a.describe()
-                ));
-                self.power_cycle()?;
-                "power-cycled in recovery"
-            } else {
-                "reset from recovery"
-            };
+            // The agent rate-limits an owner's resets (none in the first
+            // minute after a boot, as after this cut); a press of the
+            // button pays for one at once, where the lock has one.
+            let _ = self.ctl(json!({"cmd": "presence", "seconds": 60}));
+            let _ = self.smp.owner_call(|c| c.reset().map(|()| Vec::new()));
+            let _ = self.ctl(json!({"cmd": "presence-close"}));
             let run = self.settle(Some(r), self.settle_time())?;
             ev.push(format!(
-                "{how}: the lock runs {}",
+                "reset from recovery: the lock runs {}",
                 describe_slot(run.as_ref())
             ));
             let ok = run.is_some_and(|s| s.confirmed && s.hash.as_slice() == r.hash().as_slice());

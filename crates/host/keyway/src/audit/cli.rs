@@ -28,16 +28,6 @@ pub struct AuditArgs {
     /// flawed profiles.
     #[arg(long, value_name = "NAME", requires = "lock_state")]
     pub lock_profile: Option<String>,
-    /// With --lock-state: the simulated lock's brain, `agent` (pairing by
-    /// the setup code, sealed owner sessions) or `legacy` (temporary, as
-    /// `keyway-lock --brain`).
-    #[arg(
-        long,
-        value_name = "agent|legacy",
-        default_value = "agent",
-        requires = "lock_state"
-    )]
-    pub lock_brain: keyway_lock::shell::Brain,
     /// The vendor's signing key (PKCS#8 PEM) for the lock's anchors: the
     /// audit signs the genuine and doctored releases it needs. Repeat it
     /// for a threshold of release signers (with --keyset).
@@ -143,7 +133,6 @@ pub fn audit(a: &AuditArgs, out: &mut dyn Write) -> Result<()> {
         (None, Some(s)) => Target::Launch {
             state: s.clone(),
             profile: a.lock_profile.clone(),
-            brain: a.lock_brain,
         },
         (None, None) => bail!("give --target udp:HOST:PORT or --lock-state DIR"),
     };

@@ -146,9 +146,6 @@ pub enum Target {
         state: PathBuf,
         /// A deliberately flawed lock (`keyway-lock --profile`), if any.
         profile: Option<String>,
-        /// Its brain (`keyway-lock --brain`): the agent (pairing by the
-        /// setup code, sealed owner sessions) or the legacy server.
-        brain: keyway_lock::shell::Brain,
     },
 }
 

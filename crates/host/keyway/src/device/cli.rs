@@ -924,7 +924,13 @@ pub fn update<T: Transport>(
     if u.install {
         match c.image_test(&pick.sha) {
             Ok(_) => {
-                c.reset()?;
+                // An owner's test boot (in a session) is its consent: the
+                // lock resets into it by itself. A test in the presence
+                // window only arms it, as MCUboot's does: the reset the
+                // window allows once boots it.
+                if !c.sealed() {
+                    c.reset()?;
+                }
                 if !json {
                     writeln!(out, "test boot requested; the lock resets")?;
                 }
