@@ -42,7 +42,7 @@ if sys.argv[1] == "default":
 ' "$1"
 }
 
-for profile in default cloud-verify no-rollback unsigned downgrade forced log-gaps; do
+for profile in default cloud-verify no-rollback unsigned downgrade forced log-gaps open-pairing; do
     for i in $(seq "$runs"); do
         rm -rf lock && cp -r lock0 lock
         "$bin/keyway" audit --lock-state lock --lock-profile "$profile" --vendor-key vendor.key \

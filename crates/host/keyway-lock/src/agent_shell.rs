@@ -114,6 +114,17 @@ pub fn peer_id(addr: std::net::SocketAddr) -> PeerId {
     PeerId(u64::from_le_bytes(id))
 }
 
+/// The agent's configuration for the lock's `profile`: the defaults, with
+/// the `open-pairing` profile's deliberate flaws switched on
+/// ([`keyway_agent::agent::flaws`]).
+pub fn agent_config(profile: &crate::profile::Profile) -> Config {
+    let mut c = Config::default();
+    if *profile == crate::profile::Profile::OpenPairing {
+        c.flaws = keyway_agent::agent::flaws::Flaws::OPEN_PAIRING;
+    }
+    c
+}
+
 /// The lock: the agent and the device core it drives.
 pub struct AgentLock {
     agent: Agent<StoreFlash, SLOTS>,
@@ -177,14 +188,9 @@ impl AgentLock {
         verifier: Option<&StoredVerifier>,
         now_ms: u64,
     ) -> Result<Self, String> {
-        let mut agent = Agent::new(
-            store,
-            store_region(),
-            device_key.clone(),
-            Config::default(),
-            now_ms,
-        )
-        .map_err(|e| format!("the agent's store: {e}"))?;
+        let config = agent_config(&server.lock().profile);
+        let mut agent = Agent::new(store, store_region(), device_key.clone(), config, now_ms)
+            .map_err(|e| format!("the agent's store: {e}"))?;
         if let Some(v) = verifier {
             let want = keyway_agent::agent::store_verifier(v);
             if agent.state().verifier() != Some(&want) {
@@ -283,11 +289,12 @@ impl AgentLock {
     pub fn after_boot(&mut self, now_ms: u64) -> Result<(), String> {
         // Written before: the store's flash is what survives.
         self.sync_consent();
+        let config = agent_config(&self.server.lock().profile);
         let placeholder = Agent::new(
             blank_store()?,
             store_region(),
             self.device_key.clone(),
-            Config::default(),
+            config,
             now_ms,
         )
         .map_err(|e| format!("the agent's store: {e}"))?;
@@ -296,7 +303,7 @@ impl AgentLock {
             flash,
             store_region(),
             self.device_key.clone(),
-            Config::default(),
+            config,
             now_ms,
         )
         .map_err(|e| format!("the agent's store after a boot: {e}"))?;
@@ -323,7 +330,7 @@ impl AgentLock {
             auto_install_cve: s.auto_install_cve,
             install_needs_unlocked: s.install_needs_unlocked,
         });
-        let digest = self.agent.state().consent().map(|c| c.digest);
+        let digest = self.agent.consent().map(|c| c.digest);
         self.server.adopt_consent(digest, announce);
     }
 

@@ -113,7 +113,8 @@ struct RunArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     relock_seconds: u64,
     /// A deliberately flawed lock for `keyway audit`: cloud-verify,
-    /// no-rollback, unsigned, downgrade, forced or log-gaps.
+    /// no-rollback, unsigned, downgrade, forced, log-gaps or open-pairing
+    /// (the agent brain's channel flaws).
     #[arg(long, value_name = "NAME", default_value = "default")]
     profile: String,
     /// With --profile cloud-verify: the vendor server it insists on

@@ -12,6 +12,7 @@
 //! | `downgrade` | accepts older versions | an upload is checked against no floor |
 //! | `forced` | installs without consent | a complete upload installs on the lock's own timer, 400 ms later |
 //! | `log-gaps` | drops audit records during updates | update events are not logged |
+//! | `open-pairing` | today's local channel (issue 12's findings): pairs a plain public key in the window without the setup code, takes held-back requests, answers owner commands in the clear, takes anyone's chunks and resets, keeps consent in RAM | the agent's `Flaws::OPEN_PAIRING` (`keyway-agent` feature `flawed-profiles`), set in [`crate::agent_shell::agent_config`]; the agent brain only |
 
 use keyway_audit::Event;
 
@@ -74,10 +75,13 @@ pub enum Profile {
     Forced,
     /// Drops the audit records of update steps.
     LogGaps,
+    /// The local channel as issue 12 found it (the agent brain's
+    /// deliberate flaws, [`keyway_agent::agent::flaws::Flaws::OPEN_PAIRING`]).
+    OpenPairing,
 }
 
 /// The profile names, for `--profile`.
-pub const NAMES: [&str; 7] = [
+pub const NAMES: [&str; 8] = [
     "default",
     "cloud-verify",
     "no-rollback",
@@ -85,6 +89,7 @@ pub const NAMES: [&str; 7] = [
     "downgrade",
     "forced",
     "log-gaps",
+    "open-pairing",
 ];
 
 impl Profile {
@@ -100,6 +105,7 @@ impl Profile {
             "downgrade" => Profile::Downgrade,
             "forced" => Profile::Forced,
             "log-gaps" => Profile::LogGaps,
+            "open-pairing" => Profile::OpenPairing,
             other => {
                 return Err(format!(
                     "unknown profile {other:?}: one of {}",
@@ -119,6 +125,7 @@ impl Profile {
             Profile::Downgrade => "downgrade",
             Profile::Forced => "forced",
             Profile::LogGaps => "log-gaps",
+            Profile::OpenPairing => "open-pairing",
         }
     }
 

@@ -15,7 +15,7 @@
 //!    upload; the lock boots again and the upload resumes. The owner reads
 //!    the notes and the CVE, consents; the lock waits until the bolt is
 //!    withdrawn, installs, boots the new image on trial and confirms it.
-//! 6. `keyway audit` runs its twelve checks against the same lock.
+//! 6. `keyway audit` runs its nineteen checks against the same lock.
 //! 7. The scorecard, and where the HTML report is.
 //!
 //! Every step is printed as the command that does it by hand (`keyway`,
@@ -36,7 +36,7 @@ const VENDOR: &str = "locks.example";
 const CLASS: &str = "deadbolt-2";
 
 /// One line of the demo's own scorecard (the update it walks through);
-/// the audit's twelve checks follow it.
+/// the audit's nineteen checks follow it.
 #[derive(Debug, Clone)]
 pub struct Score {
     /// What was shown.
@@ -507,7 +507,7 @@ pub fn run(dir: &Path, namespace: Result<(), String>, out: &mut dyn Write) -> Re
 
     writeln!(
         out,
-        "\n6. keyway audit: the twelve checks of the \"router unplugged\" method, against this lock."
+        "\n6. keyway audit: the nineteen checks of the \"router unplugged\" method, against this lock."
     )?;
     writeln!(
         out,

@@ -128,14 +128,21 @@ fn vendor_args(dir: &Path) -> Vec<String> {
 }
 
 /// The flawed profiles and the checks each must fail (README's table).
-const PROFILES: [(&str, &[u64]); 6] = [
+const PROFILES: [(&str, &[u64]); 7] = [
     ("cloud-verify", &[2]),
     ("no-rollback", &[4, 5]),
     ("unsigned", &[3]),
     ("downgrade", &[3]),
     ("forced", &[11, 12]),
     ("log-gaps", &[10]),
+    ("open-pairing", CHANNEL),
 ];
+
+/// The channel checks (issue 12): what `open-pairing` fails.
+const CHANNEL: &[u64] = &[13, 14, 15, 16, 17, 18, 19];
+
+/// Every check the audit runs.
+const ALL: usize = 19;
 
 fn profile_failures(name: &str) -> &'static [u64] {
     PROFILES
@@ -184,7 +191,7 @@ fn expect_failures_from(profile: Option<&str>, want: &[u64], factory: bool) -> V
         show(&v)
     );
     assert_eq!(ok, want.is_empty(), "{name}: exit status");
-    assert_eq!(v["checks"].as_array().unwrap().len(), 12);
+    assert_eq!(v["checks"].as_array().unwrap().len(), ALL);
     v
 }
 
@@ -201,13 +208,13 @@ fn default_lock_passes_every_check() {
     if !namespaces_permitted() {
         // Without `unshare -rn`, check 1 judges the host's own network.
         println!("SKIP check 1's PASS: network namespaces are not permitted here");
-        assert_eq!(numbers(&v, "PASS").len() + numbers(&v, "FAIL").len(), 12);
+        assert_eq!(numbers(&v, "PASS").len() + numbers(&v, "FAIL").len(), ALL);
         assert!(numbers(&v, "FAIL").iter().all(|n| *n == 1), "{}", show(&v));
         return;
     }
     assert_eq!(
         numbers(&v, "PASS").len(),
-        12,
+        ALL,
         "every check passes\n{}",
         show(&v)
     );
@@ -528,7 +535,7 @@ fn agent_brain_lock_is_audited_with_an_owner_paired_by_setup_code() {
     assert_eq!(numbers(&v, "FAIL"), want, "{}", show(&v));
     assert_eq!(
         numbers(&v, "PASS").len() + want.len(),
-        12,
+        ALL,
         "every check runs and passes\n{}",
         show(&v)
     );
@@ -536,4 +543,159 @@ fn agent_brain_lock_is_audited_with_an_owner_paired_by_setup_code() {
     // The owner it paired by the setup code consented in a session.
     let c2 = v["checks"][1]["evidence"].to_string();
     assert!(c2.contains("consent (owner, in a session)"), "{c2}");
+}
+
+/// One audit of a default lock and one of an `open-pairing` lock, shared
+/// by the channel checks' tests below (each full run takes a while).
+fn shared_run(profile: Option<&'static str>) -> &'static Value {
+    static DEFAULT: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    static OPEN: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    let cell = if profile.is_some() { &OPEN } else { &DEFAULT };
+    cell.get_or_init(|| {
+        let t = tempfile::tempdir().unwrap();
+        provision(t.path());
+        let mut args = vendor_args(t.path());
+        if let Some(p) = profile {
+            args.extend(["--lock-profile".into(), p.into()]);
+        }
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (v, _) = audit(t.path(), &argv);
+        println!(
+            "{}: {:.1} s\n{}",
+            profile.unwrap_or("default"),
+            v["wall_ms"].as_f64().unwrap_or(0.0) / 1000.0,
+            show(&v)
+        );
+        v
+    })
+}
+
+/// Check `n` passes on the default lock and fails on `open-pairing`,
+/// with a summary that says what to do.
+fn channel_check(n: u64) {
+    let good = shared_run(None);
+    let bad = shared_run(Some("open-pairing"));
+    let c = |v: &Value| v["checks"][n as usize - 1].clone();
+    assert_eq!(c(good)["number"], n);
+    assert_eq!(c(good)["status"], "PASS", "default lock: {}", c(good));
+    assert_eq!(c(bad)["status"], "FAIL", "open-pairing lock: {}", c(bad));
+    let s = c(bad)["summary"].as_str().unwrap().to_owned();
+    assert!(s.len() > 40, "a failing check says what to do: {s}");
+}
+
+#[test]
+fn channel_13_pairing_without_the_setup_code_is_refused() {
+    channel_check(13);
+}
+
+#[test]
+fn channel_14_a_stranger_in_the_owners_window_cannot_pair_or_downgrade() {
+    channel_check(14);
+}
+
+#[test]
+fn channel_15_a_replayed_or_held_back_unlock_is_refused() {
+    channel_check(15);
+}
+
+#[test]
+fn channel_16_a_forged_answer_is_an_error_and_owner_commands_are_sealed() {
+    channel_check(16);
+}
+
+#[test]
+fn channel_17_another_peers_chunk_cannot_enter_the_owners_upload() {
+    channel_check(17);
+}
+
+#[test]
+fn channel_18_an_unauthenticated_reset_is_refused_and_consent_stands() {
+    channel_check(18);
+}
+
+#[test]
+fn channel_19_consent_survives_a_power_cut_and_the_update_installs() {
+    channel_check(19);
+}
+
+/// Issue 12: `open-pairing` (today's local channel) fails exactly the
+/// channel checks and passes the other twelve.
+#[test]
+fn profile_open_pairing_fails_exactly_the_channel_checks() {
+    let v = shared_run(Some("open-pairing"));
+    let mut want: BTreeSet<u64> = CHANNEL.iter().copied().collect();
+    if !namespaces_permitted() && numbers(v, "FAIL").contains(&1) {
+        want.insert(1);
+    }
+    assert_eq!(numbers(v, "FAIL"), want, "{}", show(v));
+    assert_eq!(v["checks"].as_array().unwrap().len(), ALL);
+}
+
+/// An external lock running the agent, reached over SMP only (no control
+/// socket given to the audit), with an owner paired beforehand by the
+/// setup code (`keyway device pair --setup-code`): the channel checks that
+/// need only the owner's session (15, 16, 18) run and pass; those that
+/// need the lock's button or power (13, 14, 17, 19) say SKIP and why.
+#[test]
+fn an_external_agent_lock_without_a_control_socket_runs_the_session_channel_checks() {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let t = tempfile::tempdir().unwrap();
+    provision(t.path());
+    let mut o =
+        keyway_lock::shell::Options::new(t.path().join("lock"), "127.0.0.1:0".parse().unwrap());
+    o.control = Some("127.0.0.1:0".parse().unwrap());
+    let lock = keyway_lock::shell::start(&o).unwrap();
+    // A person at the lock: the window, and the code off the label.
+    let c = std::net::TcpStream::connect(lock.control.unwrap()).unwrap();
+    let mut r = BufReader::new(c.try_clone().unwrap());
+    let mut ask = |line: &str| {
+        (&c).write_all(line.as_bytes()).unwrap();
+        let mut a = String::new();
+        r.read_line(&mut a).unwrap();
+        serde_json::from_str::<Value>(&a).unwrap()
+    };
+    ask("{\"cmd\":\"presence\",\"seconds\":30}\n");
+    let code = ask("{\"cmd\":\"setup-code\"}\n")["setup_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let owner = keygen(t.path().join("owner"), Algorithm::Ed25519).unwrap();
+    let target = format!("udp:{}", lock.smp);
+    let paired = Command::new(BIN)
+        .args(["device", "--target", &target, "--owner-key"])
+        .arg(&owner.private)
+        .args(["pair", "--setup-code", &code])
+        .output()
+        .unwrap();
+    assert!(
+        paired.status.success(),
+        "{}",
+        String::from_utf8_lossy(&paired.stderr)
+    );
+    let out = Command::new(BIN)
+        .args(["audit", "--json", "--target", &target, "--owner-key"])
+        .arg(&owner.private)
+        .args(vendor_args(t.path()))
+        .args(["--vendor-domain", VENDOR, "--class", CLASS, "--pin", "2468"])
+        .arg("--device-key")
+        .arg(t.path().join("lock/device.pub"))
+        .arg("--out")
+        .arg(t.path().join("out"))
+        .output()
+        .unwrap();
+    lock.power_off();
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    println!("{}", show(&v));
+    for n in [15, 16, 18] {
+        assert_eq!(v["checks"][n - 1]["status"], "PASS", "{}", show(&v));
+    }
+    for n in [13, 14, 17, 19] {
+        let c = &v["checks"][n - 1];
+        assert_eq!(c["status"], "SKIP", "{c}");
+        assert!(
+            c["summary"].as_str().unwrap().contains("control interface"),
+            "{c}"
+        );
+    }
 }

@@ -92,6 +92,16 @@
 //! [`UPLOAD_IDLE_MS`] a new first chunk may replace it. The last chunk
 //! (by the length the first one declared) ends it.
 //!
+//! # Deliberate flaws (feature `flawed-profiles`)
+//!
+//! The simulator's `open-pairing` profile runs this agent with issue 12's
+//! findings switched back on, so that `keyway audit` can be shown to fail
+//! it: `flaws::Flaws` in [`Config`], consulted at the points marked
+//! `FLAW` (pairing a plain `pair` in the window, the session table's
+//! freshness, plain owner commands, the upload gate, the reset's authority
+//! and limit, where consent is kept). The feature is off by default and
+//! only `keyway-lock` enables it: a firmware build has none of this code.
+//!
 //! # Not here yet
 //!
 //! OS info, the image group's state, the upload's bytes, erase, release
@@ -102,6 +112,8 @@
 
 pub mod authority;
 pub mod device;
+#[cfg(feature = "flawed-profiles")]
+pub mod flaws;
 
 use ed25519_compact::KeyPair;
 use embedded_storage::nor_flash::NorFlash;
@@ -163,6 +175,10 @@ pub struct Config {
     pub overflow_rate: Rate,
     /// Idle time after which a full entry may go to another peer.
     pub peer_idle_ms: u64,
+    /// Deliberate flaws (the simulator's `open-pairing` profile; feature
+    /// `flawed-profiles`, never in a firmware build).
+    #[cfg(feature = "flawed-profiles")]
+    pub flaws: flaws::Flaws,
 }
 
 impl Default for Config {
@@ -183,6 +199,8 @@ impl Default for Config {
                 interval_ms: 100,
             },
             peer_idle_ms: 60_000,
+            #[cfg(feature = "flawed-profiles")]
+            flaws: flaws::Flaws::NONE,
         }
     }
 }
@@ -330,6 +348,9 @@ pub struct Agent<F: NorFlash, const N: usize> {
     /// `msg2` answered, so a retransmission of that `msg1` gets the same
     /// answer while the handshake waits for `msg3` (see the module doc).
     hs_sent: (PeerId, SessionId, [u8; MSG1_LEN], [u8; MSG2_LEN]),
+    /// FLAW `ram_consent`: the consent held in RAM instead of the store.
+    #[cfg(feature = "flawed-profiles")]
+    ram_consent: Option<Consent>,
 }
 
 /// Where a request came from, inside the agent.
@@ -430,6 +451,17 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
     ) -> Result<Self, store::Error<F::Error>> {
         let store = Store::open(&mut flash, region)?;
         let guard = PairingGuard::restore(config.guard, store.state().wrong_codes(), now_ms);
+        #[cfg(feature = "flawed-profiles")]
+        let config = {
+            let mut c = config;
+            if c.flaws.no_freshness {
+                // FLAW `no_freshness`: a request held back for a day still
+                // counts as fresh.
+                c.table.freshness_ms = u64::MAX / 4;
+                c.table.future_slack_ms = u64::MAX / 4;
+            }
+            c
+        };
         Ok(Self {
             flash,
             store,
@@ -456,6 +488,8 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
             upload: None,
             pake_sent: ([0; PAKE1_LEN], [0; PAKE2_LEN]),
             hs_sent: (PeerId(0), 0, [0; MSG1_LEN], [0; MSG2_LEN]),
+            #[cfg(feature = "flawed-profiles")]
+            ram_consent: None,
         })
     }
 
@@ -491,16 +525,40 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
     /// setting). Written to the store before it returns: consent has one
     /// home, the store, which the installer reads.
     pub fn grant_consent(&mut self, consent: &Consent) -> Result<(), store::Error<F::Error>> {
-        self.store.grant_consent(&mut self.flash, consent)
+        self.store_consent(Some(consent))
+    }
+
+    /// The consent the installer acts on: the store's (or, with the
+    /// `ram_consent` flaw, the one held in RAM).
+    pub fn consent(&self) -> Option<&Consent> {
+        #[cfg(feature = "flawed-profiles")]
+        if self.config.flaws.ram_consent {
+            return self.ram_consent.as_ref();
+        }
+        self.store.state().consent()
+    }
+
+    /// Writes (`Some`) or clears (`None`) the consent record.
+    fn store_consent(&mut self, consent: Option<&Consent>) -> Result<(), store::Error<F::Error>> {
+        #[cfg(feature = "flawed-profiles")]
+        if self.config.flaws.ram_consent {
+            // FLAW `ram_consent`: nothing reaches the flash.
+            self.ram_consent = consent.copied();
+            return Ok(());
+        }
+        match consent {
+            Some(c) => self.store.grant_consent(&mut self.flash, c),
+            None => self.store.clear_consent(&mut self.flash),
+        }
     }
 
     /// Drops the stored consent (the shell armed its install, or the
     /// update it names went away). Writes nothing when there is none.
     pub fn clear_consent(&mut self) -> Result<(), store::Error<F::Error>> {
-        if self.store.state().consent().is_none() {
+        if self.consent().is_none() {
             return Ok(());
         }
-        self.store.clear_consent(&mut self.flash)
+        self.store_consent(None)
     }
 
     /// Whether the presence window is open at `now_ms`.
@@ -621,7 +679,18 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
             Authority::Anyone
         };
         let ctx = Ctx { peer, now };
-        if let Err(d) = permits(need(hdr.op, hdr.group, hdr.id), who, self.window.long_press) {
+        #[cfg(feature = "flawed-profiles")]
+        let who = match self.flawed(ctx, &hdr, &req, who, out) {
+            Ok(who) => who,
+            Err(outcome) => return outcome,
+        };
+        #[cfg(feature = "flawed-profiles")]
+        let open_reset = self.config.flaws.open_reset && matches!(req, Request::Reset(_));
+        #[cfg(not(feature = "flawed-profiles"))]
+        let open_reset = false;
+        if let Err(d) = permits(need(hdr.op, hdr.group, hdr.id), who, self.window.long_press)
+            && !open_reset
+        {
             return none(self.denied(out, &hdr, &req, d));
         }
         match req {
@@ -639,6 +708,65 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
             }
             _ => self.command(ctx, device, &hdr, &req, who, out),
         }
+    }
+
+    /// The flaws' decision points before the authority table: a plain
+    /// `pair` in the window pairs (`plain_pair`: `Err` carries its
+    /// answer), and a plain owner command counts as the first owner's
+    /// (`plain_owner`). Otherwise `who` as it was.
+    #[cfg(feature = "flawed-profiles")]
+    fn flawed(
+        &mut self,
+        ctx: Ctx,
+        hdr: &Header,
+        req: &Request<'_>,
+        who: Authority,
+        out: &mut [u8],
+    ) -> Result<Authority, Outcome> {
+        let f = self.config.flaws;
+        if let Request::Pair(p) = req
+            && f.plain_pair
+            && who == Authority::Window
+        {
+            // FLAW `plain_pair`: the key is paired, no setup code.
+            let paired = self.store.pair(
+                &mut self.flash,
+                &p.key,
+                p.name.unwrap_or(""),
+                ctx.now.time,
+                PairedBy::SetupCode,
+            );
+            let (len, event) = match paired {
+                Ok(key_id) => (
+                    ok_frame(
+                        out,
+                        hdr,
+                        &Response::Pair(kw::PairRsp {
+                            owners: self.store.state().owner_count() as u64,
+                            key_id,
+                        }),
+                    ),
+                    Event::OwnerPaired { key_id },
+                ),
+                Err(store::Error::OwnersFull) => (
+                    refuse_frame(out, hdr, Refusal::OwnersFull, true),
+                    Event::None,
+                ),
+                Err(_) => (
+                    error_frame(out, hdr, MgmtErr::Unknown, None, false),
+                    Event::None,
+                ),
+            };
+            return Err(Outcome { len, event });
+        }
+        if f.plain_owner
+            && need(hdr.op, hdr.group, hdr.id) == Need::Owner
+            && let Some(o) = self.store.state().owners().next()
+        {
+            // FLAW `plain_owner`: the radio is trusted.
+            return Ok(Authority::Owner(o.id()));
+        }
+        Ok(who)
     }
 
     fn denied(&self, out: &mut [u8], hdr: &Header, req: &Request<'_>, d: Denial) -> usize {
@@ -1168,7 +1296,12 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
                 // then.) With the window shut only an owner may reset,
                 // from afar, and its resets are rate-limited.
                 let in_window = self.window_open(now.ms);
-                let v = if in_window {
+                // FLAW `open_reset`: no limit either.
+                #[cfg(feature = "flawed-profiles")]
+                let unlimited = in_window || self.config.flaws.open_reset;
+                #[cfg(not(feature = "flawed-profiles"))]
+                let unlimited = in_window;
+                let v = if unlimited {
                     Verdict::Allowed
                 } else {
                     self.resets.check(now.ms)
@@ -1233,17 +1366,14 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
                     }
                     Some(p) => {
                         let r = if m.accept {
-                            self.store.grant_consent(
-                                &mut self.flash,
-                                &Consent {
-                                    digest: p.digest,
-                                    sequence: p.sequence,
-                                    granted_by: GrantedBy::Owner(by),
-                                    time: now.time,
-                                },
-                            )
+                            self.store_consent(Some(&Consent {
+                                digest: p.digest,
+                                sequence: p.sequence,
+                                granted_by: GrantedBy::Owner(by),
+                                time: now.time,
+                            }))
                         } else {
-                            self.store.clear_consent(&mut self.flash)
+                            self.store_consent(None)
                         };
                         match r {
                             Ok(()) => {
@@ -1416,6 +1546,11 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
     /// until it has been idle [`UPLOAD_IDLE_MS`]; then only a new first
     /// chunk (`off` 0) may replace it.
     fn upload_gate(&self, me: Uploader, off: u64, now_ms: u64) -> Option<Refusal> {
+        // FLAW `any_chunk`: whoever sends a chunk, it goes in.
+        #[cfg(feature = "flawed-profiles")]
+        if self.config.flaws.any_chunk {
+            return None;
+        }
         let b = self.upload?;
         if b.by == me {
             return None;

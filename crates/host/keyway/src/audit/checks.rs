@@ -27,6 +27,7 @@ use super::link::{Answer, Control, ControlAddr, SlotState, Smp, Upload};
 use super::releases::{self, Release, SELF_TEST_FAIL_MARKER, Source};
 use super::{CHECKS, Check, Options, Status, Target, netns};
 
+mod channel;
 mod load;
 mod log;
 mod power;
@@ -106,6 +107,9 @@ struct Session<'a> {
     /// The lock started in recovery: what the audit did about it (the
     /// baseline it installed first), for check 2's evidence.
     baseline: Vec<String>,
+    /// The lock's setup code (`--setup-code`, else read off its label
+    /// through the control socket).
+    setup_code: Option<keyway_channel::SetupCode>,
     t0: Instant,
 }
 
@@ -224,6 +228,12 @@ pub(super) fn run(o: &Options) -> Result<(String, String, Vec<Check>, Vec<String
         unplugged: false,
         floor,
         baseline: Vec::new(),
+        setup_code: match &o.setup_code {
+            Some(c) => Some(
+                keyway_channel::SetupCode::parse(c).map_err(|e| anyhow!("--setup-code: {e}"))?,
+            ),
+            None => None,
+        },
         t0: Instant::now(),
     };
     s.smp.set_owner(s.owner.clone())?;
@@ -436,13 +446,23 @@ impl Session<'_> {
     /// by the old `pair KEY`.
     fn pair(&mut self, key: &SigningKey) -> Result<u64> {
         self.ctl(json!({"cmd": "presence", "seconds": 30}))?;
-        let code = self
-            .ctl(json!({"cmd": "setup-code"}))
-            .ok()
-            .and_then(|v| v.get("setup_code")?.as_str().map(str::to_owned))
-            .and_then(|c| keyway_channel::SetupCode::parse(&c).ok());
+        if self.setup_code.is_none() {
+            self.setup_code = self
+                .ctl(json!({"cmd": "setup-code"}))
+                .ok()
+                .and_then(|v| v.get("setup_code")?.as_str().map(str::to_owned))
+                .and_then(|c| keyway_channel::SetupCode::parse(&c).ok());
+        }
+        let code = self.setup_code;
         let b = match code {
-            Some(code) => self.smp.pair_by_code(key, &code)?.ok("pair")?,
+            // A lock that does not pair by setup code (ENOTSUP) may still
+            // pair the old way.
+            Some(code) => match self.smp.pair_by_code(key, &code)? {
+                Answer::Err { rc, .. } if rc == keyway_smp::MgmtErr::NotSup as u64 => {
+                    self.smp.pair(key)?.ok("pair")?
+                }
+                a => a.ok("pair")?,
+            },
             None => self.smp.pair(key)?.ok("pair")?,
         };
         let _ = self.ctl(json!({"cmd": "presence-close"}));
@@ -455,7 +475,7 @@ impl Session<'_> {
         self.results.push(c1);
         if self.owner.is_none() && self.control.is_none() {
             // No way in: an upload needs the lock's button or an owner.
-            for n in [2, 3, 4, 5, 6, 7, 8, 9, 11, 12] {
+            for n in [2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15, 16, 17, 18, 19] {
                 self.results.push(check(
                     n,
                     Status::Skip,
@@ -505,6 +525,8 @@ impl Session<'_> {
                 .extend([blocked(4), blocked(5), blocked(8), blocked(9)]);
         }
         self.say("check 9 done");
+        let channel = self.channel_checks();
+        self.results.extend(channel);
         self.export("end");
         let c10 = self.audit_log();
         self.results.push(c10);
@@ -855,11 +877,27 @@ impl Session<'_> {
         ev11.push(format!("pending update: {pending}"));
         // Decided on the typed state, never on the words shown.
         let installing = state == Some(keyway_smp::kw::UpdateState::Installing);
-        let _ = self.smp.owner_call(|c| c.reset().map(|()| Vec::new()));
+        let a = self.smp.owner_call(|c| c.reset().map(|()| Vec::new()))?;
+        // A lock that declines the reset (an agent limits resets right
+        // after its boot) is power-cycled instead, where it has a control
+        // socket: either way it boots with the update unconsented.
+        let how = if a.is_err() && self.control.is_some() {
+            ev11.push(format!(
+                "the SMP reset was refused ({}): power-cycled the lock instead",
+                a.describe()
+            ));
+            self.power_cycle()?;
+            "a power cycle"
+        } else if a.is_err() {
+            ev11.push(format!("the SMP reset was refused ({})", a.describe()));
+            "a refused SMP reset"
+        } else {
+            "an SMP reset"
+        };
         let _ = self.settle(None, self.settle_time())?;
         let (after_reset, changed_after) = self.watch_running(before.as_ref(), watch)?;
         ev11.push(format!(
-            "after an SMP reset, watched {} ms: the lock runs {}",
+            "after {how}, watched {} ms: the lock runs {}",
             watch.as_millis(),
             describe_slot(after_reset.as_ref())
         ));

@@ -52,6 +52,11 @@ pub struct AuditArgs {
     /// An owner key already paired with the lock (PKCS#8 PEM).
     #[arg(long, value_name = "OWNER.key")]
     pub owner_key: Option<PathBuf>,
+    /// The lock's setup code from its label (default: read through the
+    /// control socket's `setup-code`). The audit pairs its own owner key
+    /// with it for the channel checks.
+    #[arg(long, value_name = "CODE")]
+    pub setup_code: Option<String>,
     /// The lock's device public key from its provisioning (with
     /// --target): its audit log is verified against it, not against the
     /// key the lock announces.
@@ -141,6 +146,7 @@ pub fn audit(a: &AuditArgs, out: &mut dyn Write) -> Result<()> {
     o.keyset = a.keyset.clone();
     o.updates = a.update.clone();
     o.owner_key = a.owner_key.clone();
+    o.setup_code = a.setup_code.clone();
     o.device_key = a.device_key.clone();
     o.vendor_domain = a.vendor_domain.clone();
     o.class = a.class.clone();

@@ -137,6 +137,11 @@ impl Smp {
         self.rebuild()
     }
 
+    /// The owner's client (its session, if paired).
+    pub fn client(&mut self) -> &mut Client<UdpTransport> {
+        &mut self.client
+    }
+
     /// The lock's device key the owner paired with by the setup code.
     pub fn paired(&self) -> Option<[u8; 32]> {
         self.paired

@@ -2,7 +2,7 @@
 //! against any lock's local interface, and its scorecard (issue 6).
 //!
 //! [`run`] drives a lock over SMP (and its control socket, when it has
-//! one) through the twelve checks of [`CHECKS`] and returns a [`Report`]:
+//! one) through the nineteen checks of [`CHECKS`] and returns a [`Report`]:
 //! each check PASS, FAIL or SKIP with its evidence (what was sent, what the
 //! lock answered, the figures). [`report`] renders it as a terminal table,
 //! JSON or a self-contained HTML page; [`netns`] makes and proves the
@@ -17,7 +17,8 @@
 //! * [`link`]: SMP through the owner's client library, and the control
 //!   socket.
 //! * [`releases`]: the genuine and doctored releases the checks upload.
-//! * `checks`: the twelve checks, in the order they run.
+//! * `checks`: the checks, in the order they run (the channel's, 13 to
+//!   19, in `checks/channel.rs`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -46,7 +47,7 @@ pub enum Status {
 /// One check's result.
 #[derive(Debug, Clone)]
 pub struct Check {
-    /// 1 to 12, as issue 6 lists them.
+    /// 1 to 12 as issue 6 lists them, 13 to 19 the channel's.
     pub number: u8,
     /// A short stable id (`router-unplugged`, `local-update`, …).
     pub id: &'static str,
@@ -62,8 +63,9 @@ pub struct Check {
     pub figures: Vec<(String, f64)>,
 }
 
-/// The twelve checks: number, id, title.
-pub const CHECKS: [(u8, &str, &str); 12] = [
+/// The checks: number, id, title. 1 to 12 are issue 6's; 13 to 19 are
+/// the secure local channel's (issue 12).
+pub const CHECKS: [(u8, &str, &str); 19] = [
     (1, "router-unplugged", "Router unplugged"),
     (2, "local-update", "Local update"),
     (3, "trust-anchors", "Local trust anchors"),
@@ -76,6 +78,21 @@ pub const CHECKS: [(u8, &str, &str); 12] = [
     (10, "audit-log", "Audit log covers the run"),
     (11, "no-forced-update", "No forced update"),
     (12, "release-notes", "Release notes before consent"),
+    (13, "pairing-without-code", "Pairing without the setup code"),
+    (
+        14,
+        "stranger-in-window",
+        "A stranger during the owner's window",
+    ),
+    (15, "replayed-command", "A replayed or held-back command"),
+    (16, "forged-answer", "A forged answer"),
+    (
+        17,
+        "chunk-injection",
+        "Chunk injection into an owner's upload",
+    ),
+    (18, "unauthenticated-reset", "An unauthenticated reset"),
+    (19, "consent-power-cut", "Consent surviving a power cut"),
 ];
 
 /// The whole run.
@@ -89,7 +106,7 @@ pub struct Report {
     pub started_unix: u64,
     /// The run's wall time.
     pub wall_ms: u64,
-    /// The twelve checks, in number order.
+    /// The checks, in number order.
     pub checks: Vec<Check>,
     /// Files the run left (audit-log exports, releases) for checking by hand.
     pub files: Vec<String>,
@@ -151,6 +168,10 @@ pub struct Options {
     /// An owner key already paired with the lock (for a lock without a
     /// control socket, where the audit cannot pair its own).
     pub owner_key: Option<PathBuf>,
+    /// The lock's setup code, as printed on its label (else the audit
+    /// reads it through the control socket's `setup-code`): the audit
+    /// pairs its own owner key with it, and guesses wrong codes near it.
+    pub setup_code: Option<String>,
     /// The lock's device public key from its provisioning (SPKI PEM), to
     /// verify its audit log against (for [`Target::Udp`]; else the key the
     /// lock announces in its status is used, and the evidence says so).
@@ -185,6 +206,7 @@ impl Options {
             keyset: None,
             updates: Vec::new(),
             owner_key: None,
+            setup_code: None,
             device_key: None,
             vendor_domain: None,
             class: None,

@@ -208,6 +208,23 @@ impl Session<'_> {
         Ok((n, failed))
     }
 
+    /// Cuts the lock's power at its next flash write (a wrong PIN on the
+    /// keypad makes one) and waits until it answers again. `Ok(false)`:
+    /// the cut never fired.
+    pub(super) fn power_cycle(&mut self) -> Result<bool> {
+        let cuts = self.power_cuts();
+        self.ctl(json!({"cmd": "cut-power", "after_ops": 1}))?;
+        let wrong_pin = if self.pin == "0000" { "1111" } else { "0000" };
+        let end = std::time::Instant::now() + Duration::from_secs(3);
+        while self.power_cuts() == cuts && std::time::Instant::now() < end {
+            let _ = self.ctl(json!({"cmd": "keypad", "pin": wrong_pin}));
+        }
+        self.disarm();
+        let cut = self.power_cuts() != cuts;
+        self.smp.wait_up(Duration::from_secs(5))?;
+        Ok(cut)
+    }
+
     /// Power cuts the lock has had since it started (its control status),
     /// if it says.
     pub(super) fn power_cuts(&mut self) -> Option<u64> {
