@@ -2,14 +2,17 @@
 # On-target run of the whole lock core: builds firmware/qemu-core for
 # Cortex-M4 (thumbv7em-none-eabihf) and runs it in QEMU (mps2-an386) with
 # -icount shift=0. The firmware drives one owner session through the lock
-# core in memory: factory provisioning (v1 in slot 0), boot, pairing with
-# the setup code (SPAKE2+; owner stored in the owner store, logged), a
-# session handshake, the upload of a signed v2 as SMP image-upload frames
-# sealed in session records (head verified, payload installed into slot 1),
-# a replayed record refused, the owner's consent (stored; slot armed), the
-# reboot (boot::boot: trial), confirm (floor 2), a new session and the log
-# export (its head checked on target; here verified by `keyway log verify`).
-# The client's messages are recorded on the host by build.rs and replayed.
+# core in memory, every frame through keyway-agent's Agent::handle with a
+# firmware Device (installer, journal, boot, audit log): factory
+# provisioning (v1 in slot 0), boot, the button, pairing with the setup
+# code (a wrong code first; SPAKE2+; owner stored in the owner store,
+# logged), a session handshake, the upload of a signed v2 as SMP
+# image-upload frames sealed in session records (head verified, payload
+# installed into slot 1), a replayed record refused, the release notes,
+# the owner's consent (stored; slot armed), the reboot (boot::boot: trial),
+# confirm (floor 2), a new session and the log export (its head checked on
+# target; here verified by `keyway log verify`). The client's frames are
+# recorded on the host by build.rs and replayed.
 #
 #   scripts/qemu-core.sh      (no arguments)
 #
@@ -148,11 +151,12 @@ run baseline
 EXPECTED=(
   '^ok factory: recovery on an erased flash; verifier stored; v1 (seq 1) in slot 0, confirmed$'
   '^ok boot: Slot(0) (Active), running seq 1$'
-  '^ok wrong code: refused (WrongCode), counted in the owner store (1), no owner$'
+  '^ok wrong code: refused (BadSetupCode), counted in the owner store (1), no owner$'
   '^ok pair: owner "Alice", key id [0-9a-f]\{16\}, stored; Pake2, Pake4 as on the host$'
   '^ok session: msg2, msg4 as on the host$'
   '^ok upload: [0-9]* B in [0-9]* chunks of 512 B$'
-  '^ok replay: the first upload record again is refused (Replay), nothing changed$'
+  '^ok replay: the first upload record again is refused (RecordRefused), nothing changed$'
+  '^ok notes: v1.2.0 (seq 2), its release notes served to the owner$'
   '^ok consent: stored for seq 2 by the owner; journal Pending { slot: 1 }$'
   '^ok reboot: Slot(1) (StartTrial { slot: 1 }), running seq 2; owner and consent reopened from the flash$'
   '^ok confirm: slot 1, floor 2, consent spent$'

@@ -4,16 +4,20 @@
 //! of the session on the host with the scenario's seeds (src/scenario.rs):
 //!
 //! * pairing: the verifier the lock is provisioned with, Pake1 and Pake3
-//!   (and the lock's Pake2 and Pake4 as the host computes them);
-//! * a session handshake: msg1 and msg3 (and the lock's msg2 and msg4);
+//!   as SMP request frames (`pake1.frame`, ...; and the lock's Pake2 and
+//!   Pake4 as the host computes them);
+//! * a session handshake: msg1 and msg3 as SMP frames (and the lock's
+//!   msg2 and msg4);
 //! * session 1: the signed update (v2.suit) as SMP image-upload request
-//!   frames of UPLOAD_CHUNK bytes, then a consent request, each sealed as
-//!   a session record (`session1.bin`);
+//!   frames of UPLOAD_CHUNK bytes, a release-notes request and a consent
+//!   request, each sealed as a session record in an SMP `sealed` frame
+//!   (`session1.bin`; the plain frames in `session1-plain.bin`);
 //! * after the lock's reboot, a second handshake and session 2: log
-//!   export requests (`session2.bin`).
+//!   export requests (`session2.bin`, `session2-plain.bin`).
 //!
-//! The firmware replays the client's messages and checks that the lock,
-//! on the Cortex-M4, answers the handshakes with the host's bytes.
+//! The firmware replays the client's frames into the agent and checks
+//! that the lock, on the Cortex-M4, answers the handshakes with the
+//! host's bytes.
 use std::{env, fs, path::PathBuf};
 
 #[path = "src/scenario.rs"]
@@ -30,7 +34,7 @@ use keyway_channel::{
     ClientHandshake, ClientPairing, ClientSession, GuardConfig, LockPairing, PairingGuard,
     SessionTable, SetupCode, StoredVerifier, TableConfig,
 };
-use keyway_smp::{Request, Version, img, kw};
+use keyway_smp::{MAX_FRAME, Request, Version, img, kw};
 use scenario::*;
 use sha2::{Digest, Sha256};
 
@@ -104,9 +108,9 @@ fn main() {
         lock.pake3(&mut guard, &pake3w, &device.pk, &mut pake4w)
             .is_err()
     );
-    w("pake1w.bin", &pake1w);
+    w("pake1w.frame", &frame(&Request::PakeStart(kw::PakeStart { msg: &pake1w }), 0));
     w("pake2w.bin", &pake2w);
-    w("pake3w.bin", &pake3w);
+    w("pake3w.frame", &frame(&Request::PakeFinish(kw::PakeFinish { msg: &pake3w }), 1));
     let (mut client, pake1) =
         ClientPairing::start(&code, &verifier.params(), &mut client_rng).unwrap();
     let mut pake2 = [0u8; PAKE2_LEN];
@@ -118,9 +122,9 @@ fn main() {
     lock.pake3(&mut guard, &pake3, &device.pk, &mut pake4)
         .unwrap();
     let paired = client.pake4(&pake4).unwrap();
-    w("pake1.bin", &pake1);
+    w("pake1.frame", &frame(&Request::PakeStart(kw::PakeStart { msg: &pake1 }), 0));
     w("pake2.bin", &pake2);
-    w("pake3.bin", &pake3);
+    w("pake3.frame", &frame(&Request::PakeFinish(kw::PakeFinish { msg: &pake3 }), 1));
     w("pake4.bin", &pake4);
 
     // Session 1: the upload and the consent.
@@ -128,13 +132,13 @@ fn main() {
         "",
         LOCK_NOW_MS,
         &mut lock_rng,
-        &mut client_rng,
+        &mut ChaCha20Rng::seed_from_u64(CLIENT_HS_SEED),
         &device,
         &owner,
         &paired.device_public_key,
         &w,
     );
-    let mut records = Vec::new();
+    let mut records = (Vec::new(), Vec::new());
     let mut k = 0;
     let sha: [u8; 32] = Sha256::digest(&update).into();
     for (i, data) in update.chunks(UPLOAD_CHUNK).enumerate() {
@@ -153,12 +157,20 @@ fn main() {
         seal(&mut session, &req, k, &mut records);
         k += 1;
     }
+    // The release notes (consent needs them served first), then consent.
+    seal(
+        &mut session,
+        &Request::Notes(kw::Signed { auth: None }),
+        k,
+        &mut records,
+    );
     let consent = Request::Consent(kw::Consent {
         accept: true,
         auth: None,
     });
-    seal(&mut session, &consent, k, &mut records);
-    w("session1.bin", &records);
+    seal(&mut session, &consent, k + 1, &mut records);
+    w("session1.bin", &records.0);
+    w("session1-plain.bin", &records.1);
 
     // After the reboot: a new handshake (the lock's RNG and clock start
     // again), then the log export.
@@ -167,13 +179,13 @@ fn main() {
         "b",
         LOCK_NOW_2_MS,
         &mut lock_rng,
-        &mut client_rng,
+        &mut ChaCha20Rng::seed_from_u64(CLIENT_HS_SEED_2),
         &device,
         &owner,
         &paired.device_public_key,
         &w,
     );
-    let mut records = Vec::new();
+    let mut records = (Vec::new(), Vec::new());
     for k in 0..LOG_REQUESTS {
         let req = Request::Log(kw::Log {
             off: (k * LOG_CHUNK) as u64,
@@ -181,7 +193,8 @@ fn main() {
         });
         seal(&mut session, &req, k, &mut records);
     }
-    w("session2.bin", &records);
+    w("session2.bin", &records.0);
+    w("session2-plain.bin", &records.1);
 }
 
 /// Runs a handshake (both roles; the lock's table as the firmware's will
@@ -212,23 +225,42 @@ fn handshake(
     table
         .handshake3(now, &msg3, |k| (*k == kid).then_some(pk), &mut msg4)
         .unwrap();
-    w(&format!("msg1{suffix}.bin"), &msg1);
+    let f1 = frame(&Request::SessionStart(kw::SessionStart { msg: &msg1 }), 2);
+    let f3 = frame(&Request::SessionFinish(kw::SessionFinish { msg: &msg3 }), 3);
+    w(&format!("msg1{suffix}.frame"), &f1);
     w(&format!("msg2{suffix}.bin"), &msg2);
-    w(&format!("msg3{suffix}.bin"), &msg3);
+    w(&format!("msg3{suffix}.frame"), &f3);
     w(&format!("msg4{suffix}.bin"), &msg4);
     session.open_response(0, &mut msg4.clone()).unwrap();
     session
 }
 
+/// `req` as an SMP v2 request frame with sequence number `seq`.
+fn frame(req: &Request<'_>, seq: u8) -> Vec<u8> {
+    let mut f = vec![0u8; MAX_FRAME];
+    let n = req.frame(&mut f, Version::V2, seq).unwrap();
+    f.truncate(n);
+    f
+}
+
 /// Frames `req` as SMP v2 (sequence number `k`), seals it as request `k`
-/// of the session at the client's time for it, appends it to `records`.
-fn seal(session: &mut ClientSession, req: &Request<'_>, k: usize, records: &mut Vec<u8>) {
-    let mut frame = vec![0u8; keyway_smp::MAX_FRAME];
-    let n = req.frame(&mut frame, Version::V2, k as u8).unwrap();
-    let mut rec = vec![0u8; n + keyway_channel::record::REQUEST_OVERHEAD];
+/// of the session at the client's time for it, and appends the `sealed`
+/// SMP frame carrying the record to `records.0` and the plain frame to
+/// `records.1` (each as a 2-byte little-endian length, then the bytes).
+fn seal(
+    session: &mut ClientSession,
+    req: &Request<'_>,
+    k: usize,
+    records: &mut (Vec<u8>, Vec<u8>),
+) {
+    let plain = frame(req, k as u8);
+    let mut rec = vec![0u8; plain.len() + keyway_channel::record::REQUEST_OVERHEAD];
     let (_, m) = session
-        .seal_request(request_offset_ms(k), &frame[..n], &mut rec)
+        .seal_request(request_offset_ms(k), &plain, &mut rec)
         .unwrap();
-    records.extend_from_slice(&(m as u16).to_le_bytes());
-    records.extend_from_slice(&rec[..m]);
+    let outer = frame(&Request::Sealed(kw::Sealed { msg: &rec[..m] }), k as u8);
+    for (to, bytes) in [(&mut records.0, &outer), (&mut records.1, &plain)] {
+        to.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+        to.extend_from_slice(bytes);
+    }
 }
