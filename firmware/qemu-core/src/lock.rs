@@ -264,7 +264,10 @@ fn new_agent(
     Ok(Agent::new(
         flash,
         store_region(),
-        KeyPair::from_seed(ed25519_compact::Seed::new(seed)),
+        // `try_from_seed`, as the audit log's signer does: one key
+        // derivation linked, and no panic path.
+        KeyPair::try_from_seed(ed25519_compact::Seed::new(seed))
+            .map_err(|_| Fail::State("device seed"))?,
         Config::default(),
         now_ms,
     )?)

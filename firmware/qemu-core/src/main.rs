@@ -440,9 +440,7 @@ fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) -> usize {
     let now = LOCK_NOW_MS - 3_000;
     must("button", m.step("button: presence window", || lk.button(now)));
     let now = LOCK_NOW_MS - 2_000;
-    let o = m.step("pair, wrong code: Pake1 -> Pake2", || {
-        lk.handle(wrong_peer, now, recv(&mut rx, fixture::PAKE1W), &mut out)
-    });
+    let o = deliver(m, &mut Row::new("pair, wrong code: Pake1 -> Pake2"), true, lk, wrong_peer, now, fixture::PAKE1W, &mut rx, &mut out);
     check!(o.len > 0, "no answer to Pake1");
     #[cfg(not(feature = "quiet"))]
     check!(
@@ -450,9 +448,7 @@ fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) -> usize {
             keyway_smp::Answer::Ok(keyway_smp::Response::PakeStart(a)) if a.msg == fixture::PAKE2W),
         "Pake2 (wrong code) differs from the host's"
     );
-    let o = m.step("pair, wrong code: Pake3 refused (counted)", || {
-        lk.handle(wrong_peer, now, recv(&mut rx, fixture::PAKE3W), &mut out)
-    });
+    let o = deliver(m, &mut Row::new("pair, wrong code: Pake3 refused (counted)"), true, lk, wrong_peer, now, fixture::PAKE3W, &mut rx, &mut out);
     #[cfg(not(feature = "quiet"))]
     check!(
         matches!(client::answer(&out[..o.len], "pake3 refusal"),
@@ -463,18 +459,14 @@ fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) -> usize {
     );
     say!("ok wrong code: refused (BadSetupCode), counted in the owner store (1), no owner");
     let now = LOCK_NOW_MS - 1_000;
-    let o = m.step("pair: Pake1 -> Pake2 (SPAKE2+)", || {
-        lk.handle(owner_peer, now, recv(&mut rx, fixture::PAKE1), &mut out)
-    });
+    let o = deliver(m, &mut Row::new("pair: Pake1 -> Pake2 (SPAKE2+)"), true, lk, owner_peer, now, fixture::PAKE1, &mut rx, &mut out);
     #[cfg(not(feature = "quiet"))]
     check!(
         matches!(client::answer(&out[..o.len], "pake2"),
             keyway_smp::Answer::Ok(keyway_smp::Response::PakeStart(a)) if a.msg == fixture::PAKE2),
         "Pake2 differs from the host's"
     );
-    let o = m.step("pair: Pake3 -> Pake4 (owner stored, logged)", || {
-        lk.handle(owner_peer, now, recv(&mut rx, fixture::PAKE3), &mut out)
-    });
+    let o = deliver(m, &mut Row::new("pair: Pake3 -> Pake4 (owner stored, logged)"), true, lk, owner_peer, now, fixture::PAKE3, &mut rx, &mut out);
     let Event::OwnerPaired { key_id: owner_id } = o.event else {
         fail("pairing: no owner paired")
     };
@@ -511,9 +503,7 @@ fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) -> usize {
 
     // 4. Session.
     let now = LOCK_NOW_MS;
-    let o = m.step("session: msg1 -> msg2", || {
-        lk.handle(owner_peer, now, recv(&mut rx, fixture::MSG1), &mut out)
-    });
+    let o = deliver(m, &mut Row::new("session: msg1 -> msg2"), true, lk, owner_peer, now, fixture::MSG1, &mut rx, &mut out);
     check!(o.len > 0, "no answer to msg1");
     #[cfg(not(feature = "quiet"))]
     let hs = client::handshake1(
@@ -524,9 +514,7 @@ fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) -> usize {
         &lk.agent.device_public_key(),
         fixture::MSG3,
     );
-    let o = m.step("session: msg3 -> msg4 (owner from the store)", || {
-        lk.handle(owner_peer, now, recv(&mut rx, fixture::MSG3), &mut out)
-    });
+    let o = deliver(m, &mut Row::new("session: msg3 -> msg4 (owner from the store)"), true, lk, owner_peer, now, fixture::MSG3, &mut rx, &mut out);
     check!(
         o.event == Event::SessionOpened { owner: owner_id },
         "the session must open for the owner"
@@ -547,9 +535,7 @@ fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) -> usize {
         #[cfg(not(feature = "quiet"))]
         client.seal(k, p, rec);
         let o = if k < chunks {
-            m.call(&mut row, || {
-                lk.handle(owner_peer, now, recv(&mut rx, rec), &mut out)
-            })
+            deliver(m, &mut row, false, lk, owner_peer, now, rec, &mut rx, &mut out)
         } else if k == chunks {
             print_row(&row);
             check!(
@@ -576,13 +562,9 @@ fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) -> usize {
                 "a replayed upload record must be refused and change nothing",
             );
             say!("ok replay: the first upload record again is refused (RecordRefused), nothing changed");
-            m.step("release notes (served; consent needs them)", || {
-                lk.handle(owner_peer, now, recv(&mut rx, rec), &mut out)
-            })
+            deliver(m, &mut Row::new("release notes (served; consent needs them)"), true, lk, owner_peer, now, rec, &mut rx, &mut out)
         } else {
-            m.step("consent (stored, slot 1 armed)", || {
-                lk.handle(owner_peer, now, recv(&mut rx, rec), &mut out)
-            })
+            deliver(m, &mut Row::new("consent (stored, slot 1 armed)"), true, lk, owner_peer, now, rec, &mut rx, &mut out)
         };
         check!(o.len > 0, "no answer");
         #[cfg(not(feature = "quiet"))]
@@ -657,9 +639,7 @@ fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) -> usize {
 
     // 10. A new session.
     let now = LOCK_NOW_2_MS;
-    let o = m.step("session again: msg1 -> msg2", || {
-        lk.handle(owner_peer, now, recv(&mut rx, fixture::MSG1B), &mut out)
-    });
+    let o = deliver(m, &mut Row::new("session again: msg1 -> msg2"), true, lk, owner_peer, now, fixture::MSG1B, &mut rx, &mut out);
     check!(o.len > 0, "no answer to msg1 (after the reboot)");
     #[cfg(not(feature = "quiet"))]
     let hs = client::handshake1(
@@ -670,9 +650,7 @@ fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) -> usize {
         &lk.agent.device_public_key(),
         fixture::MSG3B,
     );
-    let o = m.step("session again: msg3 -> msg4", || {
-        lk.handle(owner_peer, now, recv(&mut rx, fixture::MSG3B), &mut out)
-    });
+    let o = deliver(m, &mut Row::new("session again: msg3 -> msg4"), true, lk, owner_peer, now, fixture::MSG3B, &mut rx, &mut out);
     check!(
         o.event == Event::SessionOpened { owner: owner_id },
         "the session must open for the owner (after the reboot)"
@@ -692,13 +670,9 @@ fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) -> usize {
         #[cfg(not(feature = "quiet"))]
         client.seal(k, p, rec);
         let o = if done {
-            m.step("log request past the end (SMP error answer)", || {
-                lk.handle(owner_peer, now, recv(&mut rx, rec), &mut out)
-            })
+            deliver(m, &mut Row::new("log request past the end (SMP error answer)"), true, lk, owner_peer, now, rec, &mut rx, &mut out)
         } else {
-            m.call(&mut row, || {
-                lk.handle(owner_peer, now, recv(&mut rx, rec), &mut out)
-            })
+            deliver(m, &mut row, false, lk, owner_peer, now, rec, &mut rx, &mut out)
         };
         check!(o.len > 0, "no answer to a log request");
         core::hint::black_box(o);
@@ -752,6 +726,29 @@ fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) -> usize {
         );
     }
     len
+}
+
+/// Delivers one received frame to the lock (its event loop's one call
+/// site), measured into `row` (printed as its own row if `print`).
+#[cfg(not(feature = "baseline"))]
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn deliver(
+    m: &mut Meter,
+    row: &mut Row,
+    print: bool,
+    lk: &mut lock::Lock,
+    peer: keyway_agent::limits::PeerId,
+    now: u64,
+    frame: &[u8],
+    rx: &mut [u8; RX_MAX],
+    out: &mut [u8],
+) -> keyway_agent::agent::Outcome {
+    let o = m.call(row, || lk.handle(peer, now, recv(rx, frame), out));
+    if print {
+        print_row(row);
+    }
+    o
 }
 
 /// The frame as the radio received it, in the lock's receive buffer.
