@@ -108,9 +108,15 @@ fn main() {
         lock.pake3(&mut guard, &pake3w, &device.pk, &mut pake4w)
             .is_err()
     );
-    w("pake1w.frame", &frame(&Request::PakeStart(kw::PakeStart { msg: &pake1w }), 0));
+    w(
+        "pake1w.frame",
+        &frame(&Request::PakeStart(kw::PakeStart { msg: &pake1w }), 0),
+    );
     w("pake2w.bin", &pake2w);
-    w("pake3w.frame", &frame(&Request::PakeFinish(kw::PakeFinish { msg: &pake3w }), 1));
+    w(
+        "pake3w.frame",
+        &frame(&Request::PakeFinish(kw::PakeFinish { msg: &pake3w }), 1),
+    );
     let (mut client, pake1) =
         ClientPairing::start(&code, &verifier.params(), &mut client_rng).unwrap();
     let mut pake2 = [0u8; PAKE2_LEN];
@@ -122,9 +128,15 @@ fn main() {
     lock.pake3(&mut guard, &pake3, &device.pk, &mut pake4)
         .unwrap();
     let paired = client.pake4(&pake4).unwrap();
-    w("pake1.frame", &frame(&Request::PakeStart(kw::PakeStart { msg: &pake1 }), 0));
+    w(
+        "pake1.frame",
+        &frame(&Request::PakeStart(kw::PakeStart { msg: &pake1 }), 0),
+    );
     w("pake2.bin", &pake2);
-    w("pake3.frame", &frame(&Request::PakeFinish(kw::PakeFinish { msg: &pake3 }), 1));
+    w(
+        "pake3.frame",
+        &frame(&Request::PakeFinish(kw::PakeFinish { msg: &pake3 }), 1),
+    );
     w("pake4.bin", &pake4);
 
     // Session 1: the upload and the consent.

@@ -244,7 +244,8 @@ pub struct Shell<'a> {
 
 /// The lock's RAM: the agent, the shell, the CSPRNG.
 pub struct Lock<'a> {
-    pub agent: Agent<Shared<'a>, SESSIONS>,
+    /// The agent (`None` only while power-on builds it).
+    agent: Option<Agent<Shared<'a>, SESSIONS>>,
     pub shell: Shell<'a>,
     rng: ChaCha20Rng,
 }
@@ -256,21 +257,35 @@ pub struct Booted {
     pub running: Option<SlotInfo>,
 }
 
-fn new_agent(
-    flash: Shared<'_>,
+/// The device key from its seed (not inlined: the key derivation's deep
+/// stack then lies beside the agent's construction, not under it).
+#[inline(never)]
+fn device_key(seed: [u8; 32]) -> Result<KeyPair, Fail> {
+    // `try_from_seed`, as the audit log's signer does: one key derivation
+    // linked, and no panic path.
+    KeyPair::try_from_seed(ed25519_compact::Seed::new(seed)).map_err(|_| Fail::State("device seed"))
+}
+
+/// The agent (re)started on its store at power-on and at every reset:
+/// built in this frame and moved into `agent` once (one copy of
+/// `Agent::new` linked; a chain of returned `Result<Agent>`s would put
+/// several 2.8 KB copies on the reset's stack).
+#[inline(never)]
+fn start_agent<'a>(
+    agent: &mut Option<Agent<Shared<'a>, SESSIONS>>,
+    flash: Shared<'a>,
     seed: [u8; 32],
-    now_ms: u64,
-) -> Result<Agent<Shared<'_>, SESSIONS>, Fail> {
-    Ok(Agent::new(
+) -> Result<(), Fail> {
+    *agent = None;
+    let key = device_key(seed)?;
+    *agent = Some(Agent::new(
         flash,
         store_region(),
-        // `try_from_seed`, as the audit log's signer does: one key
-        // derivation linked, and no panic path.
-        KeyPair::try_from_seed(ed25519_compact::Seed::new(seed))
-            .map_err(|_| Fail::State("device seed"))?,
+        key,
         Config::default(),
-        now_ms,
-    )?)
+        0,
+    )?);
+    Ok(())
 }
 
 impl<'a> Lock<'a> {
@@ -296,7 +311,7 @@ impl<'a> Lock<'a> {
         let layout = layout();
         let mut f = flash;
         *slot = Some(Lock {
-            agent: new_agent(flash, device_seed, 0)?,
+            agent: None,
             shell: Shell {
                 journal: Journal::open(&mut f, layout.journal)?,
                 log: AuditLog::open(&mut f, keyway_audit::Config::new(at(AUDIT), 4))?,
@@ -323,7 +338,10 @@ impl<'a> Lock<'a> {
             },
             rng,
         });
-        Ok(())
+        match slot {
+            Some(lock) => start_agent(&mut lock.agent, flash, device_seed),
+            None => Err(Fail::State("power on")),
+        }
     }
 
     /// A reset, in place (the lock's RAM is reused, as on a device): the
@@ -332,7 +350,7 @@ impl<'a> Lock<'a> {
     #[inline(never)]
     pub fn reset(&mut self, seed: [u8; 32], rng: ChaCha20Rng, boots: u32) -> Result<(), Fail> {
         let s = &mut self.shell;
-        self.agent = new_agent(s.flash, seed, 0)?;
+        start_agent(&mut self.agent, s.flash, seed)?;
         s.journal = Journal::open(&mut s.flash, s.layout.journal)?;
         s.log = AuditLog::open(&mut s.flash, keyway_audit::Config::new(at(AUDIT), 4))?;
         s.boots = boots;
@@ -355,7 +373,7 @@ impl<'a> Lock<'a> {
     /// `image` (a whole signed envelope) into slot 0, confirmed.
     #[inline(never)]
     pub fn provision(&mut self, verifier: &StoredVerifier, image: &[u8]) -> Result<u64, Fail> {
-        self.agent.provision(verifier)?;
+        self.agent_mut()?.provision(verifier)?;
         self.shell.provision(image)
     }
 
@@ -363,7 +381,7 @@ impl<'a> Lock<'a> {
     /// window opens for pairing).
     #[inline(never)]
     pub fn button(&mut self, now_ms: u64) -> Result<(), Fail> {
-        Ok(self.agent.button(now_ms, Press::Short)?)
+        Ok(self.agent_mut()?.button(now_ms, Press::Short)?)
     }
 
     /// One frame received from `peer`: the agent's dispatch, its answer
@@ -376,13 +394,28 @@ impl<'a> Lock<'a> {
             ms: now_ms,
             time: s.time(now_ms),
         };
-        let o = self.agent.handle(peer, now, &mut self.rng, s, frame, out);
+        let Some(agent) = self.agent.as_mut() else {
+            return Outcome {
+                len: 0,
+                event: Event::None,
+            };
+        };
+        let o = agent.handle(peer, now, &mut self.rng, s, frame, out);
         if let Event::OwnerPaired { key_id } = o.event {
             // The owner is in the store already; a full log does not undo
             // the pairing.
             let _ = s.audit(&Audit::OwnerPaired { owner: key_id });
         }
         o
+    }
+
+    /// The agent.
+    pub fn agent(&self) -> Option<&Agent<Shared<'a>, SESSIONS>> {
+        self.agent.as_ref()
+    }
+
+    fn agent_mut(&mut self) -> Result<&mut Agent<Shared<'a>, SESSIONS>, Fail> {
+        self.agent.as_mut().ok_or(Fail::State("no agent"))
     }
 
     /// The journal's state.
@@ -420,7 +453,9 @@ impl<'a> Lock<'a> {
             },
         )
         .map_err(|_| Fail::State("confirm"))?;
-        self.agent.clear_consent()?;
+        if let Some(agent) = self.agent.as_mut() {
+            agent.clear_consent()?;
+        }
         s.now_ms = now_ms;
         s.audit(&Audit::Confirmed { slot, sequence })?;
         Ok(slot)
@@ -726,7 +761,9 @@ impl Shell<'_> {
             .as_mut()
             .filter(|e| e.pos == off)
             .ok_or(Fail::State("export offset"))?;
-        let n = e.export.fill(&self.log, &mut self.flash, &self.signer, out)?;
+        let n = e
+            .export
+            .fill(&self.log, &mut self.flash, &self.signer, out)?;
         e.pos += n as u64;
         Ok((n, e.len))
     }
@@ -838,11 +875,7 @@ impl Device for Shell<'_> {
             },
             Request::Notes(_) => {
                 let Some(p) = self.pending.as_ref() else {
-                    return Err(refused(
-                        MgmtErr::NoEnt,
-                        Some(Refusal::NothingPending),
-                        None,
-                    ));
+                    return Err(refused(MgmtErr::NoEnt, Some(Refusal::NothingPending), None));
                 };
                 let notes = kw::Notes {
                     sequence: p.sequence,

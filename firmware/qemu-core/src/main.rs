@@ -63,6 +63,8 @@
 
 #[cfg(not(feature = "baseline"))]
 mod lock;
+#[path = "../../qemu-audit/src/meter.rs"]
+mod meter;
 #[allow(dead_code)]
 #[path = "../../qemu-boot/src/ram_flash.rs"]
 mod ram_flash;
@@ -71,8 +73,6 @@ mod scenario;
 #[allow(dead_code)]
 #[path = "../../qemu-audit/src/stack.rs"]
 mod stack;
-#[path = "../../qemu-audit/src/meter.rs"]
-mod meter;
 use meter::{calibrate, timed};
 
 use core::cell::RefCell;
@@ -438,9 +438,22 @@ fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) -> usize {
     // else with a wrong code (refused, counted in the store), then the
     // owner with the right one. Every frame goes through Agent::handle.
     let now = LOCK_NOW_MS - 3_000;
-    must("button", m.step("button: presence window", || lk.button(now)));
+    must(
+        "button",
+        m.step("button: presence window", || lk.button(now)),
+    );
     let now = LOCK_NOW_MS - 2_000;
-    let o = deliver(m, &mut Row::new("pair, wrong code: Pake1 -> Pake2"), true, lk, wrong_peer, now, fixture::PAKE1W, &mut rx, &mut out);
+    let o = deliver(
+        m,
+        &mut Row::new("pair, wrong code: Pake1 -> Pake2"),
+        true,
+        lk,
+        wrong_peer,
+        now,
+        fixture::PAKE1W,
+        &mut rx,
+        &mut out,
+    );
     check!(o.len > 0, "no answer to Pake1");
     #[cfg(not(feature = "quiet"))]
     check!(
@@ -448,25 +461,55 @@ fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) -> usize {
             keyway_smp::Answer::Ok(keyway_smp::Response::PakeStart(a)) if a.msg == fixture::PAKE2W),
         "Pake2 (wrong code) differs from the host's"
     );
-    let o = deliver(m, &mut Row::new("pair, wrong code: Pake3 refused (counted)"), true, lk, wrong_peer, now, fixture::PAKE3W, &mut rx, &mut out);
+    let o = deliver(
+        m,
+        &mut Row::new("pair, wrong code: Pake3 refused (counted)"),
+        true,
+        lk,
+        wrong_peer,
+        now,
+        fixture::PAKE3W,
+        &mut rx,
+        &mut out,
+    );
     #[cfg(not(feature = "quiet"))]
     check!(
         matches!(client::answer(&out[..o.len], "pake3 refusal"),
             keyway_smp::Answer::Err(e) if e.refusal == Some(keyway_smp::Refusal::BadSetupCode))
-            && lk.agent.state().wrong_codes() == 1
-            && lk.agent.state().owner_count() == 0,
+            && agent(lk).state().wrong_codes() == 1
+            && agent(lk).state().owner_count() == 0,
         "a wrong setup code must be refused, counted in the store, and pair no one",
     );
     say!("ok wrong code: refused (BadSetupCode), counted in the owner store (1), no owner");
     let now = LOCK_NOW_MS - 1_000;
-    let o = deliver(m, &mut Row::new("pair: Pake1 -> Pake2 (SPAKE2+)"), true, lk, owner_peer, now, fixture::PAKE1, &mut rx, &mut out);
+    let o = deliver(
+        m,
+        &mut Row::new("pair: Pake1 -> Pake2 (SPAKE2+)"),
+        true,
+        lk,
+        owner_peer,
+        now,
+        fixture::PAKE1,
+        &mut rx,
+        &mut out,
+    );
     #[cfg(not(feature = "quiet"))]
     check!(
         matches!(client::answer(&out[..o.len], "pake2"),
             keyway_smp::Answer::Ok(keyway_smp::Response::PakeStart(a)) if a.msg == fixture::PAKE2),
         "Pake2 differs from the host's"
     );
-    let o = deliver(m, &mut Row::new("pair: Pake3 -> Pake4 (owner stored, logged)"), true, lk, owner_peer, now, fixture::PAKE3, &mut rx, &mut out);
+    let o = deliver(
+        m,
+        &mut Row::new("pair: Pake3 -> Pake4 (owner stored, logged)"),
+        true,
+        lk,
+        owner_peer,
+        now,
+        fixture::PAKE3,
+        &mut rx,
+        &mut out,
+    );
     let Event::OwnerPaired { key_id: owner_id } = o.event else {
         fail("pairing: no owner paired")
     };
@@ -479,7 +522,7 @@ fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) -> usize {
             "Pake4 differs from the host's"
         );
         let owner_key = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new(OWNER_SEED));
-        let s = lk.agent.state();
+        let s = agent(lk).state();
         let stored = s.owner(&owner_id);
         check!(
             s.owner_count() == 1
@@ -491,7 +534,7 @@ fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) -> usize {
             "the paired owner must be in the owner store",
         );
         check!(
-            s.wrong_codes() == 0 && !lk.agent.window_open(now),
+            s.wrong_codes() == 0 && !agent(lk).window_open(now),
             "a right code clears the wrong-code count and closes the window",
         );
         hprint!("ok pair: owner \"{}\", key id ", NAME);
@@ -503,7 +546,17 @@ fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) -> usize {
 
     // 4. Session.
     let now = LOCK_NOW_MS;
-    let o = deliver(m, &mut Row::new("session: msg1 -> msg2"), true, lk, owner_peer, now, fixture::MSG1, &mut rx, &mut out);
+    let o = deliver(
+        m,
+        &mut Row::new("session: msg1 -> msg2"),
+        true,
+        lk,
+        owner_peer,
+        now,
+        fixture::MSG1,
+        &mut rx,
+        &mut out,
+    );
     check!(o.len > 0, "no answer to msg1");
     #[cfg(not(feature = "quiet"))]
     let hs = client::handshake1(
@@ -511,10 +564,20 @@ fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) -> usize {
         fixture::MSG1,
         &out[..o.len],
         fixture::MSG2,
-        &lk.agent.device_public_key(),
+        &agent(lk).device_public_key(),
         fixture::MSG3,
     );
-    let o = deliver(m, &mut Row::new("session: msg3 -> msg4 (owner from the store)"), true, lk, owner_peer, now, fixture::MSG3, &mut rx, &mut out);
+    let o = deliver(
+        m,
+        &mut Row::new("session: msg3 -> msg4 (owner from the store)"),
+        true,
+        lk,
+        owner_peer,
+        now,
+        fixture::MSG3,
+        &mut rx,
+        &mut out,
+    );
     check!(
         o.event == Event::SessionOpened { owner: owner_id },
         "the session must open for the owner"
@@ -535,11 +598,16 @@ fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) -> usize {
         #[cfg(not(feature = "quiet"))]
         client.seal(k, p, rec);
         let o = if k < chunks {
-            deliver(m, &mut row, false, lk, owner_peer, now, rec, &mut rx, &mut out)
+            deliver(
+                m, &mut row, false, lk, owner_peer, now, rec, &mut rx, &mut out,
+            )
         } else if k == chunks {
             print_row(&row);
             check!(
-                lk.shell.pending.as_ref().is_some_and(|p| p.slot == 1 && p.sequence == 2 && p.matched),
+                lk.shell
+                    .pending
+                    .as_ref()
+                    .is_some_and(|p| p.slot == 1 && p.sequence == 2 && p.matched),
                 "the upload must be complete, verified and pending in slot 1"
             );
             say!(
@@ -561,10 +629,32 @@ fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) -> usize {
                     && *lk.journal_state() == journal_before,
                 "a replayed upload record must be refused and change nothing",
             );
-            say!("ok replay: the first upload record again is refused (RecordRefused), nothing changed");
-            deliver(m, &mut Row::new("release notes (served; consent needs them)"), true, lk, owner_peer, now, rec, &mut rx, &mut out)
+            say!(
+                "ok replay: the first upload record again is refused (RecordRefused), nothing changed"
+            );
+            deliver(
+                m,
+                &mut Row::new("release notes (served; consent needs them)"),
+                true,
+                lk,
+                owner_peer,
+                now,
+                rec,
+                &mut rx,
+                &mut out,
+            )
         } else {
-            deliver(m, &mut Row::new("consent (stored, slot 1 armed)"), true, lk, owner_peer, now, rec, &mut rx, &mut out)
+            deliver(
+                m,
+                &mut Row::new("consent (stored, slot 1 armed)"),
+                true,
+                lk,
+                owner_peer,
+                now,
+                rec,
+                &mut rx,
+                &mut out,
+            )
         };
         check!(o.len > 0, "no answer");
         #[cfg(not(feature = "quiet"))]
@@ -584,7 +674,11 @@ fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) -> usize {
             } else {
                 matches!(a, keyway_smp::Answer::Ok(keyway_smp::Response::Consent(c))
                     if c.update.is_some_and(|u| u.sequence == 2 && u.state == keyway_smp::kw::UpdateState::Installing))
-                    && o.event == (Event::Consent { accept: true, by: owner_id })
+                    && o.event
+                        == (Event::Consent {
+                            accept: true,
+                            by: owner_id,
+                        })
             };
             if !ok {
                 #[cfg(feature = "verbose")]
@@ -595,7 +689,7 @@ fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) -> usize {
         }
     }
     {
-        let c = lk.agent.state().consent();
+        let c = agent(lk).state().consent();
         check!(
             c.is_some_and(|c| {
                 c.sequence == 2 && c.granted_by == keyway_agent::store::GrantedBy::Owner(owner_id)
@@ -619,7 +713,7 @@ fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) -> usize {
         "reboot: the trial of slot 1 (seq 2)",
     );
     check!(
-        lk.agent.state().owner(&owner_id).is_some() && lk.agent.state().consent().is_some(),
+        agent(lk).state().owner(&owner_id).is_some() && agent(lk).state().consent().is_some(),
         "the owner and the consent must survive the reboot",
     );
     say!(
@@ -632,14 +726,24 @@ fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) -> usize {
         slot == 1
             && s.trial == TrialState::Confirmed
             && s.floor == Some(2)
-            && lk.agent.state().consent().is_none(),
+            && agent(lk).state().consent().is_none(),
         "confirm: slot 1 confirmed, floor 2, consent spent",
     );
     say!("ok confirm: slot 1, floor 2, consent spent");
 
     // 10. A new session.
     let now = LOCK_NOW_2_MS;
-    let o = deliver(m, &mut Row::new("session again: msg1 -> msg2"), true, lk, owner_peer, now, fixture::MSG1B, &mut rx, &mut out);
+    let o = deliver(
+        m,
+        &mut Row::new("session again: msg1 -> msg2"),
+        true,
+        lk,
+        owner_peer,
+        now,
+        fixture::MSG1B,
+        &mut rx,
+        &mut out,
+    );
     check!(o.len > 0, "no answer to msg1 (after the reboot)");
     #[cfg(not(feature = "quiet"))]
     let hs = client::handshake1(
@@ -647,10 +751,20 @@ fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) -> usize {
         fixture::MSG1B,
         &out[..o.len],
         fixture::MSG2B,
-        &lk.agent.device_public_key(),
+        &agent(lk).device_public_key(),
         fixture::MSG3B,
     );
-    let o = deliver(m, &mut Row::new("session again: msg3 -> msg4"), true, lk, owner_peer, now, fixture::MSG3B, &mut rx, &mut out);
+    let o = deliver(
+        m,
+        &mut Row::new("session again: msg3 -> msg4"),
+        true,
+        lk,
+        owner_peer,
+        now,
+        fixture::MSG3B,
+        &mut rx,
+        &mut out,
+    );
     check!(
         o.event == Event::SessionOpened { owner: owner_id },
         "the session must open for the owner (after the reboot)"
@@ -670,9 +784,21 @@ fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) -> usize {
         #[cfg(not(feature = "quiet"))]
         client.seal(k, p, rec);
         let o = if done {
-            deliver(m, &mut Row::new("log request past the end (SMP error answer)"), true, lk, owner_peer, now, rec, &mut rx, &mut out)
+            deliver(
+                m,
+                &mut Row::new("log request past the end (SMP error answer)"),
+                true,
+                lk,
+                owner_peer,
+                now,
+                rec,
+                &mut rx,
+                &mut out,
+            )
         } else {
-            deliver(m, &mut row, false, lk, owner_peer, now, rec, &mut rx, &mut out)
+            deliver(
+                m, &mut row, false, lk, owner_peer, now, rec, &mut rx, &mut out,
+            )
         };
         check!(o.len > 0, "no answer to a log request");
         core::hint::black_box(o);
@@ -698,7 +824,9 @@ fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) -> usize {
                 fail("log answer")
             };
             check!(
-                rsp.off == len as u64 && !rsp.data.is_empty() && len + rsp.data.len() <= export.len(),
+                rsp.off == len as u64
+                    && !rsp.data.is_empty()
+                    && len + rsp.data.len() <= export.len(),
                 "log chunks in order",
             );
             export[len..len + rsp.data.len()].copy_from_slice(rsp.data);
@@ -726,6 +854,14 @@ fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) -> usize {
         );
     }
     len
+}
+
+/// The lock's agent (it runs once the lock is powered on).
+#[cfg(not(feature = "baseline"))]
+fn agent<'l, 'a>(
+    lk: &'l lock::Lock<'a>,
+) -> &'l keyway_agent::agent::Agent<lock::Shared<'a>, { lock::SESSIONS }> {
+    lk.agent().unwrap_or_else(|| fail("no agent"))
 }
 
 /// Delivers one received frame to the lock (its event loop's one call
