@@ -1,6 +1,7 @@
 //! On-target run of the whole lock core (Cortex-M4, QEMU mps2-an386): one
-//! owner session, in memory, through the real device crates (see
-//! `lock.rs` for what is linked and the glue the agent will replace).
+//! owner session, in memory, every received frame through keyway-agent's
+//! `Agent::handle` with the firmware's `Device` (see `lock.rs`: the
+//! installer, journal, boot and audit log around the agent).
 //!
 //! The session, each step asserted (the first failure prints `FAIL` and
 //! exits with failure through semihosting):
@@ -8,32 +9,39 @@
 //! 1. factory: the stores opened on an erased flash, the pairing verifier
 //!    stored, v1 (signed by the host CLI) installed into slot 0, confirmed;
 //! 2. boot: `boot::boot` with `VerifiedSlot` boots v1;
-//! 3. a wrong setup code: refused, counted in the owner store, no owner;
-//!    then pairing with the right code (SPAKE2+): the owner stored in the
-//!    owner store and logged, the count cleared; Pake2 and Pake4 equal to
-//!    the host's bytes;
+//! 3. the button opens the presence window; someone else's wrong setup
+//!    code: Pake1 charged to the owner store, Pake3 refused
+//!    (`BadSetupCode`), no owner; then the owner pairs with the right code
+//!    (SPAKE2+): stored in the owner store and logged, the count cleared,
+//!    the window closed; Pake2 and Pake4 equal to the host's bytes;
 //! 4. a session handshake (msg1..msg4) with the owner looked up in the
 //!    store; msg2 and msg4 equal to the host's bytes;
 //! 5. the upload of v2 as SMP image-upload frames sealed in session
 //!    records: the head verified from the first chunks, the payload
 //!    streamed by the `Installer` into slot 1, the file's SHA-256 matched;
-//!    a replayed record is refused by the channel and changes nothing;
-//! 6. the owner's consent (a sealed SMP request): stored, slot 1 armed;
-//! 7. the reboot: journal, owner store and audit log reopened from the
-//!    flash, `boot::boot` starts the trial of v2; the consent and the
-//!    owner survived;
-//! 8. the self-test passes: `boot::confirm` raises the floor to 2, the
+//!    a replayed record is refused by the agent (`RecordRefused`) and
+//!    changes nothing;
+//! 6. the release notes of the verified update (sealed): served, which
+//!    consent requires;
+//! 7. the owner's consent (sealed): stored by the agent, slot 1 armed by
+//!    the `Device`;
+//! 8. the reboot: the agent, journal, owner store and audit log reopened
+//!    from the flash, `boot::boot` starts the trial of v2; the consent and
+//!    the owner survived;
+//! 9. the self-test passes: `boot::confirm` raises the floor to 2, the
 //!    consent is spent;
-//! 9. a new session (the table is RAM; the owner comes from the store);
-//! 10. the log export over sealed SMP log requests, reassembled: its head
+//! 10. a new session (the table is RAM; the owner comes from the store);
+//! 11. the log export over sealed SMP log requests, reassembled: its head
 //!     record names the log's chain head and count, and its signature
 //!     verifies with the device key. The export is printed in hex for the
 //!     host's `keyway log verify`. A log request past the end is refused
 //!     with an SMP error answer (rc 3).
 //!
-//! The owner's client does not run here: build.rs recorded its messages
-//! on the host with the same seeds and the firmware replays them (as
-//! firmware/qemu-channel's lock-only build does).
+//! The owner's client is recorded: build.rs ran its side on the host with
+//! fixed seeds and the firmware replays its frames. In the checked build
+//! the client also runs here, from the same seeds, to open the lock's
+//! sealed answers (each of its records must equal the recorded one); the
+//! `quiet` build (the code figure) has no client.
 //!
 //! Measured per step (one table row each): SysTick ticks (instructions
 //! under `qemu -icount shift=0`, calibrated at the end with a loop of
