@@ -177,6 +177,30 @@ sed -n '/^BEGIN EXPORT$/,/^END EXPORT$/p' "$OUT_DIR/core.log" | sed '1d;$d' | xx
 log "keyway log verify: the lock's export verifies with the device key"
 
 # --- 5. judge -------------------------------------------------------------------
+# Fixture parity: code = quiet - baseline holds no fixture bytes only if
+# both images keep every fixture. (A quiet build that read only v2.suit's
+# length dropped its 8,638 bytes, which the baseline keeps: the figure was
+# that much too small.) Each input fixture and each message build.rs
+# recorded must appear, whole, once in each image.
+# The recorded messages: the newest build-script output (this run's).
+RECORDED=$(ls -dt "$CARGO_TARGET_DIR/$TRIPLE/release/build"/qemu-core-*/out/session1.bin 2>/dev/null | head -n 1)
+RECORDED=${RECORDED%/session1.bin}
+[[ -n $RECORDED ]] || die "no recorded messages found under $CARGO_TARGET_DIR/$TRIPLE/release/build"
+python3 - "$OUT_DIR/quiet.elf" "$OUT_DIR/baseline.elf" "$RECORDED" <<'PY' || die "fixture parity: the quiet and baseline images do not both hold every fixture"
+import os, sys
+images = {os.path.basename(p): open(p, "rb").read() for p in sys.argv[1:3]}
+bad = 0
+for name in sorted(os.listdir(sys.argv[3])):
+    if not name.endswith((".bin", ".frame", ".suit", ".pub", ".seed")):
+        continue
+    data = open(os.path.join(sys.argv[3], name), "rb").read()
+    for image, blob in images.items():
+        if len(data) >= 16 and data not in blob:
+            print(f"fixture parity: {name} ({len(data)} B) is not in {image}")
+            bad = 1
+sys.exit(bad)
+PY
+log "fixture parity: every fixture is in both the quiet and the baseline image"
 SIZE_TOOL=$(command -v size || command -v llvm-size) || die "no size tool"
 sect() { "$SIZE_TOOL" -A "$1" | awk -v re="$2" '$1 ~ re { s += $2 } END { print s+0 }'; }
 full=$(sect "$OUT_DIR/quiet.elf" '^\.(text|rodata)$')
