@@ -20,6 +20,12 @@
 //! host's bytes.
 use std::{env, fs, path::PathBuf};
 
+#[path = "src/flash_map.rs"]
+#[allow(dead_code)]
+mod flash_map;
+#[path = "../qemu-boot/src/ram_flash.rs"]
+#[allow(dead_code)]
+mod ram_flash;
 #[path = "src/scenario.rs"]
 #[allow(dead_code)]
 mod scenario;
@@ -35,6 +41,7 @@ use keyway_channel::{
     SessionTable, SetupCode, StoredVerifier, TableConfig,
 };
 use keyway_smp::{MAX_FRAME, Request, Version, img, kw};
+use keyway_suit::DeviceIdentity;
 use scenario::*;
 use sha2::{Digest, Sha256};
 
@@ -53,6 +60,7 @@ fn main() {
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed=memory.x");
     println!("cargo:rerun-if-changed=src/scenario.rs");
+    println!("cargo:rerun-if-changed=src/flash_map.rs");
     println!("cargo:rerun-if-env-changed=KEYWAY_CORE_FIXTURES");
     let dir = PathBuf::from(env::var_os("KEYWAY_CORE_FIXTURES").unwrap_or_else(|| {
         panic!("KEYWAY_CORE_FIXTURES is not set: build this firmware through scripts/qemu-core.sh")
@@ -76,6 +84,19 @@ fn main() {
     let code = SetupCode::new(CODE).unwrap();
     let verifier = StoredVerifier::derive(&code, &SALT, ITERATIONS);
     w("verifier.bin", &verifier.to_bytes());
+    let v1 = fs::read(dir.join("v1.suit")).unwrap();
+    let root: [u8; 32] = fs::read(dir.join("root.pub")).unwrap().try_into().unwrap();
+    let identity = DeviceIdentity::new(
+        fs::read(dir.join("vendor-id.bin"))
+            .unwrap()
+            .try_into()
+            .unwrap(),
+        fs::read(dir.join("class-id.bin"))
+            .unwrap()
+            .try_into()
+            .unwrap(),
+    );
+    w("factory.flash", &factory(&verifier, &v1, &root, identity));
 
     // Pairing (the lock's side run too, for its messages). First someone
     // with a wrong code (its own RNG): Pake1, then a Pake3 it cannot make
@@ -207,6 +228,74 @@ fn main() {
     }
     w("session2.bin", &records.0);
     w("session2-plain.bin", &records.1);
+}
+
+/// The lock's flash as it leaves the factory, made with the lock's own
+/// crates on the host: the pairing verifier in the owner store, v1
+/// verified and installed into slot 0 through the installer, slot 0
+/// active and confirmed with the floor at v1's sequence number.
+fn factory(
+    verifier: &StoredVerifier,
+    v1: &[u8],
+    root: &[u8; 32],
+    identity: DeviceIdentity,
+) -> Vec<u8> {
+    use embedded_storage::nor_flash::ReadNorFlash;
+    use flash_map::*;
+    use keyway_device::install::Installer;
+    use keyway_device::journal::{Journal, PersistentState, TrialState};
+    use keyway_suit::{DeviceState, TrustAnchors, Verified};
+    let mut flash = Box::new(ram_flash::RamFlash::<FLASH_LEN>::new());
+    let flash = &mut *flash;
+    let mut store = keyway_agent::store::Store::open(flash, store_region()).unwrap();
+    store
+        .set_verifier(flash, &keyway_agent::agent::store_verifier(verifier))
+        .unwrap();
+    let layout = layout();
+    let mut journal = Journal::open(flash, layout.journal).unwrap();
+    // Slot 1 marked active first, so slot 0 is the installer's target.
+    let fresh = *journal.state();
+    journal
+        .commit(
+            flash,
+            &PersistentState {
+                active_slot: 1,
+                ..fresh
+            },
+        )
+        .unwrap();
+    let anchors = TrustAnchors::new(&[keyway_suit::PublicKey::from_raw(root).unwrap()], 1).unwrap();
+    let mut verified = Verified::empty();
+    keyway_suit::verify_envelope_into(&mut verified, v1, &anchors, &identity, &DeviceState::new(0))
+        .unwrap();
+    let integrated = verified.integrated.unwrap();
+    let payload = verified.integrated_payload().unwrap();
+    let mut installer = Installer::<_>::begin_with_manifest(
+        flash,
+        &mut journal,
+        &layout,
+        verified.payload.as_ref().unwrap(),
+        verified.manifest_digest,
+        &v1[..integrated.offset],
+    )
+    .unwrap();
+    installer.push(flash, &mut journal, payload).unwrap();
+    installer.finish_unarmed(flash, &mut journal).unwrap();
+    let state = *journal.state();
+    journal
+        .commit(
+            flash,
+            &PersistentState {
+                active_slot: 0,
+                trial: TrialState::Confirmed,
+                floor: Some(verified.sequence),
+                ..state
+            },
+        )
+        .unwrap();
+    let mut image = vec![0u8; FLASH_LEN];
+    flash.read(0, &mut image).unwrap();
+    image
 }
 
 /// Runs a handshake (both roles; the lock's table as the firmware's will

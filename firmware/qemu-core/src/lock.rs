@@ -17,8 +17,13 @@
 //!   slot in the [`Journal`]) and the log export (`keyway-audit`'s
 //!   [`Export`], signed by the device key, in chunks);
 //! * outside the agent: `boot::boot` with [`VerifiedSlot`] at every
-//!   reset, the self-test's `boot::confirm`, factory provisioning, and
-//!   the audit records of what the agent reports ([`Event`]).
+//!   reset, the self-test's `boot::confirm`, and the audit records of what
+//!   the agent reports ([`Event`]).
+//!
+//! Factory provisioning (v1 installed into slot 0 and confirmed, the
+//! pairing verifier in the owner store) is not lock code: build.rs runs
+//! the same device crates on the host and the lock starts from that flash
+//! image, as a lock leaves the factory with its flash programmed.
 //!
 //! One NOR flash holds everything (journal, two slots, owner store, audit
 //! log): the agent and the shell each hold a [`Shared`] handle to it, as
@@ -42,9 +47,8 @@ use keyway_agent::agent::{
 use keyway_agent::limits::PeerId;
 use keyway_agent::store;
 use keyway_audit::{AuditLog, Ed25519Signer, Event as Audit, Export, RejectReason, Time};
-use keyway_channel::StoredVerifier;
 use keyway_device::boot::{self, Confirmation, Decision, SelfTest};
-use keyway_device::install::{Installer, Mode, SlotLayout};
+use keyway_device::install::{Installer, SlotLayout};
 use keyway_device::journal::{self, Journal, PersistentState, TrialState};
 use keyway_device::verified::{SlotInfo, VerifiedSlot};
 use keyway_smp::cbor::Writer;
@@ -54,8 +58,9 @@ use keyway_smp::{Message, MgmtErr, Refusal, Request, img};
 use keyway_suit::{DeviceIdentity, DeviceState, TrustAnchors, Verified};
 use sha2::{Digest, Sha256};
 
-use crate::ram_flash::{FlashError, SECTOR, WORD};
-use crate::{FLASH_LEN, FLASH_SECTORS, Flash};
+use crate::Flash;
+use crate::flash_map::{FLASH_LEN, SECTOR, SLOT0, SLOT1, at, audit_region, layout, store_region};
+use crate::ram_flash::{FlashError, WORD};
 
 /// Sessions and handshakes the lock holds at once.
 pub const SESSIONS: usize = 4;
@@ -68,35 +73,6 @@ pub const LOG_CHUNK: usize = crate::scenario::LOG_CHUNK;
 const RTC_AT_ZERO: u64 = 1_795_564_800;
 /// The lock model reported to owners.
 const MODEL: &str = "qemu-test-lock";
-
-/// The flash map (4 KiB sectors): journal 2, slot 0 (3 image + 1
-/// manifest), slot 1 (the same), owner store 2, audit log 4.
-pub const JOURNAL: u32 = 0;
-pub const SLOT0: u32 = 2;
-pub const SLOT1: u32 = 6;
-pub const STORE: u32 = 10;
-pub const AUDIT: u32 = 12;
-const _: () = assert!(AUDIT + 4 == FLASH_SECTORS);
-
-const fn at(sector: u32) -> u32 {
-    sector * SECTOR as u32
-}
-
-/// The A/B layout on the flash map.
-pub const fn layout() -> SlotLayout {
-    SlotLayout {
-        slots: [at(SLOT0)..at(SLOT1), at(SLOT1)..at(STORE)],
-        journal: journal::Config::new(at(JOURNAL), SLOT0 - JOURNAL),
-        manifest_sectors: 1,
-        sector_size: None,
-        mode: Mode::Direct,
-    }
-}
-
-/// The owner store's region.
-const fn store_region() -> store::Config {
-    store::Config::new(at(STORE), AUDIT - STORE)
-}
 
 /// A handle to the lock's one NOR flash (the agent's store and the
 /// shell's journal, slots and audit log share it; every operation borrows
@@ -314,7 +290,7 @@ impl<'a> Lock<'a> {
             agent: None,
             shell: Shell {
                 journal: Journal::open(&mut f, layout.journal)?,
-                log: AuditLog::open(&mut f, keyway_audit::Config::new(at(AUDIT), 4))?,
+                log: AuditLog::open(&mut f, audit_region())?,
                 signer: Ed25519Signer::from_seed(device_seed).ok_or(Fail::State("device seed"))?,
                 flash,
                 anchors,
@@ -352,7 +328,7 @@ impl<'a> Lock<'a> {
         let s = &mut self.shell;
         start_agent(&mut self.agent, s.flash, seed)?;
         s.journal = Journal::open(&mut s.flash, s.layout.journal)?;
-        s.log = AuditLog::open(&mut s.flash, keyway_audit::Config::new(at(AUDIT), 4))?;
+        s.log = AuditLog::open(&mut s.flash, audit_region())?;
         s.boots = boots;
         s.upload.installer = None;
         s.upload.total = 0;
@@ -367,14 +343,6 @@ impl<'a> Lock<'a> {
     #[inline(never)]
     pub fn boot(&mut self, now_ms: u64) -> Result<Booted, Fail> {
         self.shell.boot(now_ms)
-    }
-
-    /// Factory provisioning: the pairing verifier into the agent's store,
-    /// `image` (a whole signed envelope) into slot 0, confirmed.
-    #[inline(never)]
-    pub fn provision(&mut self, verifier: &StoredVerifier, image: &[u8]) -> Result<u64, Fail> {
-        self.agent_mut()?.provision(verifier)?;
-        self.shell.provision(image)
     }
 
     /// A press of the lock's button (a person at the lock: the presence
@@ -513,58 +481,6 @@ impl Shell<'_> {
             })?;
         }
         Ok(Booted { decision, running })
-    }
-
-    /// Factory provisioning: `image` into slot 0 through the installer,
-    /// slot 0 active and confirmed with the floor at its sequence number.
-    fn provision(&mut self, image: &[u8]) -> Result<u64, Fail> {
-        let flash = &mut self.flash;
-        // Slot 1 marked active first, so slot 0 is the installer's target.
-        let fresh = *self.journal.state();
-        self.journal.commit(
-            flash,
-            &PersistentState {
-                active_slot: 1,
-                ..fresh
-            },
-        )?;
-        let mut verified = Verified::empty();
-        keyway_suit::verify_envelope_into(
-            &mut verified,
-            image,
-            &self.anchors,
-            &self.identity,
-            &DeviceState::new(0),
-        )?;
-        let expectation = verified
-            .payload
-            .as_ref()
-            .ok_or(Fail::State("factory image names no payload"))?;
-        let (integrated, payload) = match (verified.integrated, verified.integrated_payload()) {
-            (Some(i), Some(p)) => (i, p),
-            _ => return Err(Fail::State("factory image has no integrated payload")),
-        };
-        let mut installer = Installer::<Shared>::begin_with_manifest(
-            flash,
-            &mut self.journal,
-            &self.layout,
-            expectation,
-            verified.manifest_digest,
-            &image[..integrated.offset],
-        )?;
-        installer.push(flash, &mut self.journal, payload)?;
-        installer.finish_unarmed(flash, &mut self.journal)?;
-        let state = *self.journal.state();
-        self.journal.commit(
-            flash,
-            &PersistentState {
-                active_slot: 0,
-                trial: TrialState::Confirmed,
-                floor: Some(verified.sequence),
-                ..state
-            },
-        )?;
-        Ok(verified.sequence)
     }
 
     /// An upload chunk: the head buffered until it holds the envelope up

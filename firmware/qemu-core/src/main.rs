@@ -69,6 +69,8 @@
     )
 )]
 
+#[allow(dead_code)]
+mod flash_map;
 #[cfg(not(feature = "baseline"))]
 mod lock;
 #[path = "../../qemu-audit/src/meter.rs"]
@@ -88,14 +90,11 @@ use core::fmt::Debug;
 
 use cortex_m_rt::{ExceptionFrame, entry, exception};
 use cortex_m_semihosting::{debug, hprint, hprintln};
-use ram_flash::{RamFlash, SECTOR};
+use flash_map::FLASH_LEN;
+use ram_flash::RamFlash;
 use scenario::*;
 
-/// The emulated NOR flash: 16 sectors of 4 KiB (see `lock::layout`).
-pub const FLASH_SECTORS: u32 = 16;
-/// Its size.
-pub const FLASH_LEN: usize = FLASH_SECTORS as usize * SECTOR;
-/// The lock's flash.
+/// The lock's flash (`flash_map`).
 pub type Flash = RamFlash<FLASH_LEN>;
 
 /// Room for the client's copy of the export.
@@ -138,8 +137,9 @@ mod fixture {
     rec!(SESSION1_PLAIN, "session1-plain.bin");
     rec!(SESSION2, "session2.bin");
     rec!(SESSION2_PLAIN, "session2-plain.bin");
+    rec!(FACTORY, "factory.flash");
     /// Every one of them: every build keeps them all in its image.
-    pub static ALL: [&[u8]; 26] = [
+    pub static ALL: [&[u8]; 27] = [
         PAKE1W,
         PAKE2W,
         PAKE3W,
@@ -166,6 +166,7 @@ mod fixture {
         SESSION1_PLAIN,
         SESSION2,
         SESSION2_PLAIN,
+        FACTORY,
     ];
 }
 
@@ -316,6 +317,14 @@ fn main() -> ! {
     // Both stand outside the lock's RAM: the NOR flash, and the client's
     // copy of the export.
     let flash = RefCell::new(Flash::new());
+    // The flash as the factory programmed it (build.rs).
+    {
+        use embedded_storage::nor_flash::NorFlash;
+        must(
+            "factory image",
+            flash.borrow_mut().write(0, fixture::FACTORY),
+        );
+    }
     let mut export = [0u8; EXPORT_MAX];
     let mut meter = Meter {
         syst,
@@ -361,7 +370,6 @@ fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) -> usize {
     use chacha20::rand_core::SeedableRng;
     use keyway_agent::agent::{Event, OUT_LEN};
     use keyway_agent::limits::PeerId;
-    use keyway_channel::StoredVerifier;
     use keyway_device::boot::{Boot, Reason};
     use keyway_device::journal::TrialState;
     use keyway_suit::DeviceIdentity;
@@ -377,7 +385,6 @@ fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) -> usize {
         must("vendor id", fixture::VENDOR_ID.try_into()),
         must("class id", fixture::CLASS_ID.try_into()),
     );
-    let verifier = must("verifier", StoredVerifier::from_bytes(fixture::VERIFIER));
     let rng = ChaCha20Rng::seed_from_u64;
     let owner_peer = PeerId(OWNER_PEER);
     let wrong_peer = PeerId(WRONG_PEER);
@@ -400,7 +407,8 @@ fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) -> usize {
     let mut rx = [0u8; RX_MAX];
     let mut out = [0u8; OUT_LEN];
 
-    // 1. Factory.
+    // 1. Power on, from the flash as the factory programmed it (build.rs:
+    // v1 in slot 0, confirmed; the pairing verifier in the owner store).
     let mut lock_ram: Option<Lock> = None;
     must(
         "power on",
@@ -417,20 +425,18 @@ fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) -> usize {
     let Some(lk) = lock_ram.as_mut() else {
         fail("power on")
     };
-    let r = m.step("factory: first boot (erased flash)", || lk.boot(0));
-    let b = must("first boot", r);
-    check!(
-        b.decision.boot == Boot::Recovery,
-        "an erased lock must stay in recovery",
-    );
-    let seq = m.step("factory: provision (verifier, v1 into slot 0)", || {
-        lk.provision(&verifier, fixture::V1)
-    });
-    let seq = must("provision", seq);
-    check!(seq == 1, "v1 must have sequence 1");
-    say!(
-        "ok factory: recovery on an erased flash; verifier stored; v1 (seq 1) in slot 0, confirmed"
-    );
+    {
+        let s = lk.journal_state();
+        check!(
+            s.active_slot == 0
+                && s.trial == TrialState::Confirmed
+                && s.floor == Some(1)
+                && agent(lk).state().verifier().is_some()
+                && agent(lk).state().owner_count() == 0,
+            "the factory image: v1 active and confirmed in slot 0, a verifier, no owner",
+        );
+    }
+    say!("ok factory: v1 (seq 1) in slot 0, confirmed; verifier stored; no owner");
 
     // 2. Boot v1 (a reset: the agent and the stores reopened).
     let r = m.step("reset + boot v1 (boot::boot, VerifiedSlot)", || {
@@ -1086,7 +1092,7 @@ fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) -> usize {
     let mut b = [0u8; 4];
     let mut flash = flash.borrow_mut();
     must("read", flash.read(0, &mut b));
-    must("erase", flash.erase(0, SECTOR as u32));
+    must("erase", flash.erase(0, flash_map::SECTOR as u32));
     must("write", flash.write(0, &b));
     ensure(n > 0, "fixtures");
     export[0] = core::hint::black_box(n as u8);
