@@ -233,9 +233,7 @@ pub struct Booted {
     pub running: Option<SlotInfo>,
 }
 
-/// The device key from its seed (not inlined: the key derivation's deep
-/// stack then lies beside the agent's construction, not under it).
-#[inline(never)]
+/// The device key from its seed.
 fn device_key(seed: [u8; 32]) -> Result<KeyPair, Fail> {
     // `try_from_seed`, as the audit log's signer does: one key derivation
     // linked, and no panic path.
