@@ -1104,8 +1104,25 @@ unsafe fn HardFault(_frame: &ExceptionFrame) -> ! {
     fail("hard fault")
 }
 
+/// The checked build prints the whole panic message (for diagnosis).
+#[cfg(not(any(feature = "quiet", feature = "baseline")))]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     hprintln!("PANIC: {}", info);
+    exit(false)
+}
+
+/// The measured builds (`quiet` and `baseline`, the same handler in both)
+/// format nothing, as a product lock that resets on a panic: formatting
+/// the message links `PanicInfo`'s `Display`, which is the harness's, not
+/// the lock's. Measured (curve.md): the core −172 B (quiet −580 B,
+/// baseline −408 B). The `Debug` impls that `expect` calls reach (sec1's
+/// `EncodedPoint::tag`, der, const-oid) stay linked: the call sites pass
+/// their vtables to `unwrap_failed`. (A handler printing only the
+/// location measured +24 B.)
+#[cfg(any(feature = "quiet", feature = "baseline"))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    hprintln!("PANIC");
     exit(false)
 }
