@@ -59,6 +59,8 @@ pub mod code;
 mod crypto;
 pub mod handshake;
 pub mod pairing;
+#[cfg(feature = "suite-25519")]
+pub mod pake25519;
 pub mod record;
 pub mod table;
 
