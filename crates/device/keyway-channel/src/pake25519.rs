@@ -624,6 +624,63 @@ mod tests {
         );
     }
 
+    /// `out[i] = i * 29 + k` (mod 256), as `scripts/pake25519-vector.py`.
+    fn pattern<const L: usize>(k: u8) -> [u8; L] {
+        let mut out = [0u8; L];
+        for (i, b) in out.iter_mut().enumerate() {
+            *b = (i as u8).wrapping_mul(29).wrapping_add(k);
+        }
+        out
+    }
+
+    /// An independent implementation of the group (libsodium, through
+    /// `scripts/pake25519-vector.py`): the record, both shares, both
+    /// confirmations and the key, byte for byte.
+    #[test]
+    fn pake25519_matches_libsodium_vector() {
+        let context = Context {
+            context: b"keyway pake25519 libsodium vector",
+            prover_id: b"client",
+            verifier_id: b"lock",
+        };
+        let secret = ProverSecret::from_pbkdf_output(&pattern::<80>(7)).expect("secret");
+        let record = secret.verifier_record();
+        assert_eq!(
+            record.to_bytes(),
+            hex::<64>(concat!(
+                "ef4ad737844418ae8828126cb80b82940bd3e086388a610dbfdcf91633506d0a",
+                "fedcfff4cd84758edea825862c50b46ab7bc1f6f5a9a057bee3a63aabe9843b3"
+            ))
+        );
+        let (prover, share_p) = Prover::start_with(&secret, &pattern::<64>(11)).expect("prover");
+        let (verifier, share_v) =
+            Verifier::start_with(&record, &pattern::<64>(13)).expect("verifier");
+        assert_eq!(
+            share_p,
+            hex::<32>("d1c2a4f06bbe5a7e4922a6b5273fdc80fef3f70038a5505af8750bdc466b70ce")
+        );
+        assert_eq!(
+            share_v,
+            hex::<32>("34775b76cdfcfe8b7724dbbac87dede67c5d1eddf1f89eb7ee55957f6360c693")
+        );
+        let (verifier, confirm_v) = verifier.receive(&context, &share_p).expect("receive");
+        assert_eq!(
+            confirm_v,
+            hex::<32>("587100cda3115f976c2869df032106147fb4c0435d3b7054ade75702f7fd7390")
+        );
+        let (confirm_p, k_p) = prover
+            .finish(&context, &share_v, &confirm_v)
+            .expect("prover finish");
+        assert_eq!(
+            confirm_p,
+            hex::<32>("ba2bc32f55d8288bfae75d42f8ed5cdb96252438c5f5fd0b63542494647828c8")
+        );
+        let k_shared =
+            hex::<32>("d5107261631fc9d0e0e310f6a90e6bbd40fabda1790413b89f101850668577b0");
+        assert_eq!(k_p, k_shared);
+        assert_eq!(verifier.finish(&confirm_p), Ok(k_shared));
+    }
+
     #[test]
     fn both_roles_derive_the_same_key() {
         let s = secret(1);
