@@ -43,6 +43,8 @@ use cortex_m_semihosting::{debug, hprintln};
 #[path = "../../qemu-audit/src/meter.rs"]
 mod meter;
 
+#[cfg(any(feature = "pake-a", feature = "pake-b"))]
+mod pake;
 #[cfg(feature = "route-a")]
 mod route_a;
 #[cfg(feature = "route-b")]
@@ -152,6 +154,10 @@ fn main() -> ! {
     {
         hprintln!("route C: ed25519-compact (Ed25519, X25519) + curve25519-dalek (SPAKE2+)");
         sum ^= route_c::run(inputs, &mut m);
+    }
+    #[cfg(any(feature = "pake-a", feature = "pake-b"))]
+    {
+        sum ^= pake::run(&mut m);
     }
     #[cfg(feature = "baseline")]
     {
