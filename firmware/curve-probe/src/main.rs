@@ -31,7 +31,8 @@
 //! `Z` and `V`; both DH sides the same secret; the signature verifies and a
 //! flipped message does not) and prints the instructions of one
 //! variable-base scalar multiplication, one verification, one signature
-//! and one DH side (SysTick under QEMU's `-icount`, the shared meter).
+//! and one DH side (SysTick under QEMU's `-icount`, the shared meter), and
+//! the stack each used (painted, the shared `stack.rs`).
 
 #![no_std]
 #![no_main]
@@ -42,6 +43,8 @@ use cortex_m_semihosting::{debug, hprintln};
 
 #[path = "../../qemu-audit/src/meter.rs"]
 mod meter;
+#[path = "../../qemu-audit/src/stack.rs"]
+mod stack;
 
 #[cfg(any(feature = "pake-a", feature = "pake-b"))]
 mod pake;
@@ -102,11 +105,14 @@ pub struct Meter {
 }
 
 impl Meter {
-    /// Runs `f` once and prints its SysTick ticks under `name`.
+    /// Runs `f` once and prints its SysTick ticks and the stack it used
+    /// (painted) under `name`.
     #[inline(never)]
     pub fn measure(&mut self, name: &str, f: &mut dyn FnMut()) {
-        let ((), ticks) = meter::timed(&mut self.syst, f);
+        let syst = &mut self.syst;
+        let (((), ticks), usage) = stack::measure(|| meter::timed(syst, f));
         hprintln!("ticks {}: {}", name, ticks);
+        hprintln!("stack {}: {}", name, usage.call);
     }
 }
 
