@@ -6,6 +6,8 @@
 #             (Ed25519 only; the product build)
 #   both      Ed25519 + ES256 (keyway-suit's default features); only this one
 #             runs the P-256 envelope cases
+#   curve25519  with KEYWAY_VERIFY_CURVE25519=1: Ed25519 only, on
+#             curve25519-dalek's group (keyway-suit/curve25519)
 #
 #   scripts/qemu-verify.sh     (no arguments)
 #
@@ -46,6 +48,11 @@ CONFIGS=(
   "ed25519|ed25519|${KEYWAY_CODE_BUDGET:-40960}|${KEYWAY_STACK_BUDGET:-8192}"
   "both|ed25519,es256|${KEYWAY_CODE_BUDGET_BOTH:-69632}|${KEYWAY_STACK_BUDGET_BOTH:-9728}"
 )
+# KEYWAY_VERIFY_CURVE25519=1: also the Ed25519-only build on curve25519-dalek's
+# group (keyway-suit/curve25519), against the ed25519 build's budgets.
+if [[ ${KEYWAY_VERIFY_CURVE25519:-} == 1 ]]; then
+  CONFIGS+=("curve25519|curve25519|${KEYWAY_CODE_BUDGET:-40960}|${KEYWAY_STACK_BUDGET:-8192}")
+fi
 QEMU_TIMEOUT="${KEYWAY_QEMU_TIMEOUT:-120}"
 SEQUENCE=7
 PAYLOAD_BYTES=16384
@@ -154,7 +161,7 @@ code_bytes() { # .text + .rodata of an ELF
 }
 
 # The verifier crates, for the second measure: the sizes of their symbols.
-VERIFIER_CRATES='keyway_suit|ed25519_compact|p256|primeorder|crypto_bigint|elliptic_curve|ecdsa|sha2|digest|heapless|hybrid_array|block_buffer'
+VERIFIER_CRATES='keyway_suit|ed25519_compact|curve25519_dalek|p256|primeorder|crypto_bigint|elliptic_curve|ecdsa|sha2|digest|heapless|hybrid_array|block_buffer'
 verifier_symbol_bytes() { # code+rodata symbols (nm -S) named in a verifier crate, incl. generics instantiated there
   nm -S -C --radix=d "$1" | awk -v re="(^|[^A-Za-z0-9_])($VERIFIER_CRATES)::" '
     NF >= 4 && $3 ~ /^[TtRr]$/ { name = $0; sub(/^[^ ]+ [^ ]+ [^ ]+ /, "", name)
