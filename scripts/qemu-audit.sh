@@ -54,8 +54,11 @@ build() { # build NAME [cargo args]
      cargo build --release --target "$TRIPLE" "$@") || die "firmware build ($name) failed"
   cp "$CARGO_TARGET_DIR/$TRIPLE/release/qemu-audit" "$OUT_DIR/$name.elf"
 }
-build audit
-build baseline --features baseline
+# KEYWAY_AUDIT_FEATURES=F: extra firmware features in both builds (e.g.
+# curve25519: the device key on ed25519-dalek).
+EXTRA=${KEYWAY_AUDIT_FEATURES:-}
+build audit ${EXTRA:+--features "$EXTRA"}
+build baseline --features "baseline${EXTRA:+,$EXTRA}"
 
 # 3. Run it.
 log "running on QEMU mps2-an386"
