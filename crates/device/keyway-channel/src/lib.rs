@@ -57,6 +57,8 @@
 
 pub mod code;
 mod crypto;
+#[cfg(feature = "suite-25519")]
+pub mod dh25519;
 pub mod handshake;
 pub mod pairing;
 #[cfg(feature = "suite-25519")]
