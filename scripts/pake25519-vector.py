@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """An independent SPAKE2+ edwards25519 vector for keyway-channel's `pake25519`
-(feature `suite-25519`): the group operations by libsodium (PyNaCl), the
+(the pairing suite): the group operations by libsodium (PyNaCl), the
 transcript and key schedule (RFC 9383, sections 3.3-3.4) by hashlib/hmac.
 RFC 9383 has vectors for its P-256 suites only, so this checks the Rust
 module's group part against another implementation of edwards25519.

@@ -32,7 +32,7 @@ mod scenario;
 
 use chacha20::ChaCha20Rng;
 use chacha20::rand_core::SeedableRng;
-use ed25519_compact::{KeyPair, Seed};
+use keyway_channel::SigningKey as KeyPair;
 use keyway_channel::handshake::{MSG2_LEN, MSG3_LEN};
 use keyway_channel::pairing::{PAKE2_LEN, PAKE3_LEN, PAKE4_LEN};
 use keyway_channel::record::MSG4_LEN;
@@ -79,8 +79,8 @@ fn main() {
         .unwrap()
         .try_into()
         .unwrap();
-    let device = KeyPair::from_seed(Seed::new(seed));
-    let owner = KeyPair::from_seed(Seed::new(OWNER_SEED));
+    let device = KeyPair::from_bytes(&seed);
+    let owner = KeyPair::from_bytes(&OWNER_SEED);
     let code = SetupCode::new(CODE).unwrap();
     let verifier = StoredVerifier::derive(&code, &SALT, ITERATIONS);
     w("verifier.bin", &verifier.to_bytes());
@@ -120,14 +120,24 @@ fn main() {
     let mut scratch = [0u8; PAKE3_LEN];
     assert!(
         attacker
-            .pake2(&pake2w, &owner.pk, NAME, &mut scratch)
+            .pake2(
+                &pake2w,
+                &owner.verifying_key().to_bytes(),
+                NAME,
+                &mut scratch
+            )
             .is_err()
     );
     let pake3w = [WRONG_PAKE3_BYTE; PAKE3_LEN];
     let mut pake4w = [0u8; PAKE4_LEN];
     assert!(
-        lock.pake3(&mut guard, &pake3w, &device.pk, &mut pake4w)
-            .is_err()
+        lock.pake3(
+            &mut guard,
+            &pake3w,
+            &device.verifying_key().to_bytes(),
+            &mut pake4w
+        )
+        .is_err()
     );
     w(
         "pake1w.frame",
@@ -144,10 +154,17 @@ fn main() {
     lock.pake1(&verifier, &mut guard, 1, &mut lock_rng, &pake1, &mut pake2)
         .unwrap();
     let mut pake3 = [0u8; PAKE3_LEN];
-    client.pake2(&pake2, &owner.pk, NAME, &mut pake3).unwrap();
-    let mut pake4 = [0u8; PAKE4_LEN];
-    lock.pake3(&mut guard, &pake3, &device.pk, &mut pake4)
+    client
+        .pake2(&pake2, &owner.verifying_key().to_bytes(), NAME, &mut pake3)
         .unwrap();
+    let mut pake4 = [0u8; PAKE4_LEN];
+    lock.pake3(
+        &mut guard,
+        &pake3,
+        &device.verifying_key().to_bytes(),
+        &mut pake4,
+    )
+    .unwrap();
     let paired = client.pake4(&pake4).unwrap();
     w(
         "pake1.frame",
@@ -321,8 +338,8 @@ fn handshake(
     let mut msg3 = [0u8; MSG3_LEN];
     let mut session = hs.msg2(&msg2, device_pk, owner, &mut msg3).unwrap();
     let mut msg4 = [0u8; MSG4_LEN];
-    let kid = keyway_channel::key_id(&owner.pk);
-    let pk = *owner.pk;
+    let kid = keyway_channel::key_id(&owner.verifying_key().to_bytes());
+    let pk = owner.verifying_key().to_bytes();
     table
         .handshake3(now, &msg3, |k| (*k == kid).then_some(pk), &mut msg4)
         .unwrap();

@@ -38,7 +38,6 @@ use core::cell::RefCell;
 use core::ops::Range;
 
 use chacha20::ChaCha20Rng;
-use ed25519_compact::KeyPair;
 use embedded_storage::nor_flash::{ErrorType, NorFlash, ReadNorFlash};
 use keyway_agent::agent::{
     Agent, Authority, Config, Device, Event, Firmware, Now, Outcome, Pending, Press, Sensors,
@@ -47,6 +46,7 @@ use keyway_agent::agent::{
 use keyway_agent::limits::PeerId;
 use keyway_agent::store;
 use keyway_audit::{AuditLog, Ed25519Signer, Event as Audit, Export, RejectReason, Time};
+use keyway_channel::SigningKey as KeyPair;
 use keyway_device::boot::{self, Confirmation, Decision, SelfTest};
 use keyway_device::install::{Installer, SlotLayout};
 use keyway_device::journal::{self, Journal, PersistentState, TrialState};
@@ -235,9 +235,11 @@ pub struct Booted {
 
 /// The device key from its seed.
 fn device_key(seed: [u8; 32]) -> Result<KeyPair, Fail> {
-    // `try_from_seed`, as the audit log's signer does: one key derivation
-    // linked, and no panic path.
-    KeyPair::try_from_seed(ed25519_compact::Seed::new(seed)).map_err(|_| Fail::State("device seed"))
+    // The all-zero seed refused, as the audit log's signer refuses it.
+    if seed == [0; 32] {
+        return Err(Fail::State("device seed"));
+    }
+    Ok(KeyPair::from_bytes(&seed))
 }
 
 /// The agent (re)started on its store at power-on and at every reset:

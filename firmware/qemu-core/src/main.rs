@@ -539,13 +539,13 @@ fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) -> usize {
                     if a.msg == fixture::PAKE4 && a.key_id == owner_id),
             "Pake4 differs from the host's"
         );
-        let owner_key = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new(OWNER_SEED));
+        let owner_key = keyway_channel::SigningKey::from_bytes(&OWNER_SEED);
         let s = agent(lk).state();
         let stored = s.owner(&owner_id);
         check!(
             s.owner_count() == 1
                 && stored.is_some_and(|o| {
-                    *o.key() == *owner_key.pk
+                    *o.key() == owner_key.verifying_key().to_bytes()
                         && o.name() == NAME
                         && o.paired_by() == keyway_agent::store::PairedBy::SetupCode
                 }),
@@ -968,7 +968,7 @@ mod client {
             fail("no msg2")
         };
         check!(a.msg == msg2, "msg2 differs from the host's");
-        let owner = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new(OWNER_SEED));
+        let owner = keyway_channel::SigningKey::from_bytes(&OWNER_SEED);
         let mut m3 = [0u8; MSG3_LEN];
         let session = must("client: msg2", hs.msg2(a.msg, device_pk, &owner, &mut m3));
         check!(
@@ -1042,7 +1042,6 @@ mod client {
 #[cfg(not(any(feature = "baseline", feature = "quiet")))]
 fn check_export(export: &[u8], lk: &lock::Lock, seed: [u8; 32]) {
     let log = &lk.shell.log;
-    use ed25519_compact::{KeyPair, PublicKey as EdKey, Seed, Signature};
     use keyway_audit::record::{Body, Record, record_len};
     let mut at = 0;
     let mut last = 0..0;
@@ -1052,11 +1051,11 @@ fn check_export(export: &[u8], lk: &lock::Lock, seed: [u8; 32]) {
         at += n;
     }
     let (head, _) = must("export head", Record::decode(&export[last]));
-    let device = KeyPair::from_seed(Seed::new(seed));
+    let device = keyway_channel::SigningKey::from_bytes(&seed)
+        .verifying_key()
+        .to_bytes();
     let signature_ok = head.signed_message().is_some_and(|(msg, signed)| {
-        EdKey::from_slice(&device.pk[..])
-            .ok()
-            .is_some_and(|pk| pk.verify(msg, &Signature::new(signed.signature)).is_ok())
+        keyway_channel::ed25519::verify(&device, msg, &signed.signature)
     });
     let ok = match head.body {
         Body::ExportHead(s) => {

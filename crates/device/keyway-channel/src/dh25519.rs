@@ -1,5 +1,5 @@
 //! X25519 (RFC 7748) for the session handshake of a curve25519-only lock
-//! core (feature `suite-25519`): the ephemeral Diffie-Hellman that replaces
+//! core: the ephemeral Diffie-Hellman that replaces
 //! P-256 ECDH, on curve25519-dalek's Montgomery ladder (the same field
 //! arithmetic as [`crate::pake25519`] and the Ed25519 code).
 //!

@@ -1,5 +1,5 @@
 //! SPAKE2+ (RFC 9383) over edwards25519, both roles: the pairing suite of
-//! a curve25519-only lock core (feature `suite-25519`).
+//! the curve25519-only lock core.
 //!
 //! # Why this is here
 //!

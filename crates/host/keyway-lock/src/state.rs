@@ -245,7 +245,7 @@ impl StateDir {
     /// The device's Ed25519 key pair (`device.key`, created if missing)
     /// as the agent holds it: the key its pairing and sessions prove, the
     /// same key that signs the audit log.
-    pub fn device_keypair(&self) -> Result<ed25519_compact::KeyPair> {
+    pub fn device_keypair(&self) -> Result<keyway_channel::SigningKey> {
         self.device_signer()?;
         let path = self.path("device.key");
         let key = keyway::keys::SigningKey::load(&path)
@@ -253,9 +253,7 @@ impl StateDir {
         let keyway::keys::SigningKey::Ed25519(k) = key else {
             bail!("{}: the device key must be Ed25519", path.display());
         };
-        Ok(ed25519_compact::KeyPair::from_seed(
-            ed25519_compact::Seed::new(k.to_bytes()),
-        ))
+        Ok(keyway_channel::SigningKey::from_bytes(&k.to_bytes()))
     }
 
     /// The agent's store flash (`agent-store.bin`; a blank one if the
