@@ -1055,7 +1055,7 @@ fn check_export(export: &[u8], lk: &lock::Lock, seed: [u8; 32]) {
         .verifying_key()
         .to_bytes();
     let signature_ok = head.signed_message().is_some_and(|(msg, signed)| {
-        keyway_channel::ed25519::verify(&device, msg, &signed.signature)
+        keyway_channel::ed25519::verify(&device, &msg, &signed.signature)
     });
     let ok = match head.body {
         Body::ExportHead(s) => {

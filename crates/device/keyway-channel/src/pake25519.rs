@@ -27,9 +27,10 @@
 //! its P256-SHA256 vector byte for byte (the layout does not depend on the
 //! group), `M` and `N` are regenerated from RFC 9382's seeds, and a whole
 //! run is checked against a vector made with libsodium's edwards25519
-//! (`scripts/pake25519-vector.py`). Open: RFC 9383 does not spell out the
-//! scalar byte order for edwards25519; little-endian is this module's
-//! choice, to confirm before the wire format is fixed.
+//! (`scripts/pake25519-vector.py`). RFC 9383 does not spell out the scalar
+//! byte order for edwards25519; Keyway fixes it as little-endian, the
+//! group's own integer encoding (RFC 8032, section 5.1.2; RFC 7748), as
+//! the libsodium vector's script does (FORMAT.md, "Secure local channel").
 //!
 //! * prover: `X = x*P + w0*M`; `Z = h*x*(Y - w0*N)`, `V = h*w1*(Y - w0*N)`;
 //! * verifier: `Y = y*P + w0*N`; `Z = h*y*(X - w0*M)`, `V = h*y*L`;

@@ -11,7 +11,7 @@
 //! DIR/boot-count     the boot counter (decimal), raised at every power-on
 //! DIR/owners.json    the paired owners and their update settings (crate::owners::Owners::to_json)
 //! DIR/exports/       audit-log exports the control socket wrote (`log-export NAME`)
-//! DIR/setup-verifier the SPAKE2+ verifier of the lock's setup code (117 bytes, 0600;
+//! DIR/setup-verifier the SPAKE2+ verifier of the lock's setup code (84 bytes, 0600;
 //!                    keyway-channel's StoredVerifier: w0, L, salt, iterations)
 //! DIR/setup-code     the setup code itself, `1234-5670` (0600): the label, for the lab
 //! DIR/agent-store.bin the agent's store flash, 16 KiB (0600): owners, consent, settings,
