@@ -214,16 +214,16 @@ checked_peak=$(sed -n 's/^lock RAM on stack, peak: \([0-9]*\) B.*/\1/p' "$OUT_DI
 [[ -n $peak && -n $checked_peak ]] || die "no stack figure in the firmware's output"
 ram=$((statics + peak))
 nm -S -C --size-sort --radix=d "$OUT_DIR/quiet.elf" | awk 'NF >= 4 && $3 ~ /^[TtRr]$/' | tail -n 25 >"$OUT_DIR/biggest.txt"
-CRATES='keyway_channel|spake2plus|p256|primeorder|crypto_bigint|elliptic_curve|hkdf|hmac|pbkdf2|chacha20poly1305|chacha20|poly1305|universal_hash|aead|cipher|ff|group|subtle|zeroize'
+CRATES='keyway_channel|hkdf|hmac|pbkdf2|chacha20poly1305|chacha20|poly1305|universal_hash|aead|cipher|subtle|zeroize'
 nm -S -C --radix=d "$OUT_DIR/quiet.elf" | awk -v chan="(^|[^A-Za-z0-9_])($CRATES)::" '
   NF >= 4 && $3 ~ /^[TtRr]$/ { name = $0; sub(/^[^ ]+ [^ ]+ [^ ]+ /, "", name); s = $2 + 0
     if (name ~ /(^|[^A-Za-z0-9_])keyway_suit::/) c["keyway_suit"] += s
-    else if (name ~ /(^|[^A-Za-z0-9_])ed25519_compact::/) c["ed25519_compact"] += s
+    else if (name ~ /(^|[^A-Za-z0-9_])(curve25519_dalek|ed25519_dalek|ed25519)::/) c["curve25519 (curve25519_dalek, ed25519_dalek)"] += s
     else if (name ~ /(^|[^A-Za-z0-9_])keyway_device::/) c["keyway_device"] += s
     else if (name ~ /(^|[^A-Za-z0-9_])keyway_audit::/) c["keyway_audit"] += s
     else if (name ~ /(^|[^A-Za-z0-9_])keyway_agent::|keyway_ring::/) c["keyway_agent+ring"] += s
     else if (name ~ /(^|[^A-Za-z0-9_])keyway_smp::/) c["keyway_smp"] += s
-    else if (name ~ chan) c["channel (keyway_channel, P-256, SPAKE2+, AEAD, KDFs)"] += s
+    else if (name ~ chan) c["channel (keyway_channel: SPAKE2+, X25519, SIGMA-I; AEAD, KDFs)"] += s
     else if (name ~ /(^|[^A-Za-z0-9_])(sha2|digest|block_buffer|hybrid_array)::/) c["sha2"] += s
     else if (name ~ /(^|[^A-Za-z0-9_])qemu_core::lock::/) c["glue (qemu_core::lock)"] += s
     else if (name ~ /(^|[^A-Za-z0-9_])core::fmt/) c["core::fmt"] += s
