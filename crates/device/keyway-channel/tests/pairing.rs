@@ -352,3 +352,65 @@ fn stored_verifier_round_trips_and_holds_no_code() {
         v
     );
 }
+
+/// An owner key that is not a usable Ed25519 public key (here the identity
+/// point, of small order: the key under which the forgery R = identity,
+/// S = 0 satisfies the bare verification equation for every message) is
+/// refused when the lock opens Pake3, and no owner is returned; likewise a
+/// device key of small order at the client in Pake4. Before version 2 the
+/// lock checked only the key's length.
+#[test]
+fn small_order_keys_are_refused_at_pairing() {
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let code = SetupCode::new(CODE).unwrap();
+
+    let mut p = Pair::new(9);
+    let params = p.lock.verifier.params();
+    let (mut client, pake1) = ClientPairing::start(&code, &params, &mut p.rng).unwrap();
+    let mut pake2 = [0u8; PAKE2_LEN];
+    p.lock
+        .pairing
+        .pake1(
+            &p.lock.verifier,
+            &mut p.lock.guard,
+            p.lock.now_ms,
+            &mut p.rng,
+            &pake1,
+            &mut pake2,
+        )
+        .unwrap();
+    let mut pake3 = [0u8; PAKE3_LEN];
+    client.pake2(&pake2, &identity, "x", &mut pake3).unwrap();
+    let mut pake4 = [0u8; PAKE4_LEN];
+    let device = p.lock.device.verifying_key().to_bytes();
+    assert_eq!(
+        p.lock
+            .pairing
+            .pake3(&mut p.lock.guard, &pake3, &device, &mut pake4),
+        Err(Error::BadKey)
+    );
+
+    // The client's side: a lock that answers with a small-order device key.
+    let mut q = Pair::new(10);
+    let params = q.lock.verifier.params();
+    let (mut client, pake1) = ClientPairing::start(&code, &params, &mut q.rng).unwrap();
+    q.lock
+        .pairing
+        .pake1(
+            &q.lock.verifier,
+            &mut q.lock.guard,
+            q.lock.now_ms,
+            &mut q.rng,
+            &pake1,
+            &mut pake2,
+        )
+        .unwrap();
+    let owner = q.client.owner.verifying_key().to_bytes();
+    client.pake2(&pake2, &owner, "x", &mut pake3).unwrap();
+    q.lock
+        .pairing
+        .pake3(&mut q.lock.guard, &pake3, &identity, &mut pake4)
+        .unwrap();
+    assert_eq!(client.pake4(&pake4), Err(Error::BadKey));
+}
