@@ -76,7 +76,7 @@ awk -v code="$code" -v both="$both" -v lockfw="$lockfw" -v base="$base" -v budge
     for (i = 1; i <= n; i++) printf "%-28s %14d %10d\n", names[i], ticks[i] * per_tick, stack[i]
     printf "deepest agent call: %d B of stack\n", deepest
     printf "agent RAM: %s\n", ram
-    printf "lock code (agent + channel + store + SMP codec + Ed25519/P-256/SHA-2/ChaCha20-Poly1305): %d B .text+.rodata (lock-only firmware %d minus baseline %d; budget %d)\n", code, lockfw, base, budget
+    printf "lock code (agent + channel + store + SMP codec + curve25519 (Ed25519, X25519, SPAKE2+)/SHA-2/ChaCha20-Poly1305): %d B .text+.rodata (lock-only firmware %d minus baseline %d; budget %d)\n", code, lockfw, base, budget
     printf "with the client linked too (the run above): %d B\n", both
   }' "$OUT_DIR/agent.log"
 

@@ -54,8 +54,17 @@ build() { # build NAME [cargo args]
      cargo build --release --target "$TRIPLE" "$@") || die "firmware build ($name) failed"
   cp "$CARGO_TARGET_DIR/$TRIPLE/release/qemu-audit" "$OUT_DIR/$name.elf"
 }
-build audit
-build baseline --features baseline
+# The device key on ed25519-dalek (the firmware's default feature
+# curve25519, the lock core's backend); KEYWAY_AUDIT_COMPACT=1: on
+# ed25519-compact instead, for comparison.
+if [[ ${KEYWAY_AUDIT_COMPACT:-} == 1 ]]; then
+  EXTRA=compact
+  build audit --no-default-features --features "$EXTRA"
+  build baseline --no-default-features --features "baseline,$EXTRA"
+else
+  build audit
+  build baseline --features baseline
+fi
 
 # 3. Run it.
 log "running on QEMU mps2-an386"

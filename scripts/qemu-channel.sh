@@ -87,7 +87,7 @@ lockfw=$(code_bytes "$OUT_DIR/lock-only.elf")
 base=$(code_bytes "$OUT_DIR/baseline.elf")
 code=$((lockfw - base))
 both=$((full - base))
-CRATES='keyway_channel|spake2plus|p256|primeorder|crypto_bigint|elliptic_curve|sha2|hkdf|hmac|pbkdf2|chacha20poly1305|chacha20|poly1305|universal_hash|aead|cipher|ed25519_compact|digest|hybrid_array|block_buffer|ff|group|subtle'
+CRATES='keyway_channel|curve25519_dalek|ed25519_dalek|ed25519|sha2|hkdf|hmac|pbkdf2|chacha20poly1305|chacha20|poly1305|universal_hash|aead|cipher|digest|hybrid_array|block_buffer|subtle'
 sym=$(nm -S -C --radix=d "$OUT_DIR/lock-only.elf" | awk -v re="(^|[^A-Za-z0-9_])($CRATES)::" '
   NF >= 4 && $3 ~ /^[TtRr]$/ { name = $0; sub(/^[^ ]+ [^ ]+ [^ ]+ /, "", name); if (name ~ re) s += $2 + 0 }
   END { print s+0 }')

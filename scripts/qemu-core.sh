@@ -2,14 +2,18 @@
 # On-target run of the whole lock core: builds firmware/qemu-core for
 # Cortex-M4 (thumbv7em-none-eabihf) and runs it in QEMU (mps2-an386) with
 # -icount shift=0. The firmware drives one owner session through the lock
-# core in memory: factory provisioning (v1 in slot 0), boot, pairing with
-# the setup code (SPAKE2+; owner stored in the owner store, logged), a
-# session handshake, the upload of a signed v2 as SMP image-upload frames
-# sealed in session records (head verified, payload installed into slot 1),
-# a replayed record refused, the owner's consent (stored; slot armed), the
-# reboot (boot::boot: trial), confirm (floor 2), a new session and the log
-# export (its head checked on target; here verified by `keyway log verify`).
-# The client's messages are recorded on the host by build.rs and replayed.
+# core in memory, every frame through keyway-agent's Agent::handle with a
+# firmware Device (installer, journal, boot, audit log), from the flash
+# image the factory programs (build.rs makes it with the same crates on
+# the host: v1 in slot 0, the pairing verifier): boot, the button, pairing with the setup
+# code (a wrong code first; SPAKE2+; owner stored in the owner store,
+# logged), a session handshake, the upload of a signed v2 as SMP
+# image-upload frames sealed in session records (head verified, payload
+# installed into slot 1), a replayed record refused, the release notes,
+# the owner's consent (stored; slot armed), the reboot (boot::boot: trial),
+# confirm (floor 2), a new session and the log export (its head checked on
+# target; here verified by `keyway log verify`). The client's frames are
+# recorded on the host by build.rs and replayed.
 #
 #   scripts/qemu-core.sh      (no arguments)
 #
@@ -146,13 +150,14 @@ run baseline
 
 # Every step of the session must have been checked on target.
 EXPECTED=(
-  '^ok factory: recovery on an erased flash; verifier stored; v1 (seq 1) in slot 0, confirmed$'
+  '^ok factory: v1 (seq 1) in slot 0, confirmed; verifier stored; no owner$'
   '^ok boot: Slot(0) (Active), running seq 1$'
-  '^ok wrong code: refused (WrongCode), counted in the owner store (1), no owner$'
+  '^ok wrong code: refused (BadSetupCode), counted in the owner store (1), no owner$'
   '^ok pair: owner "Alice", key id [0-9a-f]\{16\}, stored; Pake2, Pake4 as on the host$'
   '^ok session: msg2, msg4 as on the host$'
   '^ok upload: [0-9]* B in [0-9]* chunks of 512 B$'
-  '^ok replay: the first upload record again is refused (Replay), nothing changed$'
+  '^ok replay: the first upload record again is refused (RecordRefused), nothing changed$'
+  '^ok notes: v1.2.0 (seq 2), its release notes served to the owner$'
   '^ok consent: stored for seq 2 by the owner; journal Pending { slot: 1 }$'
   '^ok reboot: Slot(1) (StartTrial { slot: 1 }), running seq 2; owner and consent reopened from the flash$'
   '^ok confirm: slot 1, floor 2, consent spent$'
@@ -173,6 +178,30 @@ sed -n '/^BEGIN EXPORT$/,/^END EXPORT$/p' "$OUT_DIR/core.log" | sed '1d;$d' | xx
 log "keyway log verify: the lock's export verifies with the device key"
 
 # --- 5. judge -------------------------------------------------------------------
+# Fixture parity: code = quiet - baseline holds no fixture bytes only if
+# both images keep every fixture. (A quiet build that read only v2.suit's
+# length dropped its 8,638 bytes, which the baseline keeps: the figure was
+# that much too small.) Each input fixture and each message build.rs
+# recorded must appear, whole, once in each image.
+# The recorded messages: the newest build-script output (this run's).
+RECORDED=$(ls -dt "$CARGO_TARGET_DIR/$TRIPLE/release/build"/qemu-core-*/out/session1.bin 2>/dev/null | head -n 1)
+RECORDED=${RECORDED%/session1.bin}
+[[ -n $RECORDED ]] || die "no recorded messages found under $CARGO_TARGET_DIR/$TRIPLE/release/build"
+python3 - "$OUT_DIR/quiet.elf" "$OUT_DIR/baseline.elf" "$RECORDED" <<'PY' || die "fixture parity: the quiet and baseline images do not both hold every fixture"
+import os, sys
+images = {os.path.basename(p): open(p, "rb").read() for p in sys.argv[1:3]}
+bad = 0
+for name in sorted(os.listdir(sys.argv[3])):
+    if not name.endswith((".bin", ".frame", ".suit", ".pub", ".seed", ".flash")):
+        continue
+    data = open(os.path.join(sys.argv[3], name), "rb").read()
+    for image, blob in images.items():
+        if len(data) >= 16 and data not in blob:
+            print(f"fixture parity: {name} ({len(data)} B) is not in {image}")
+            bad = 1
+sys.exit(bad)
+PY
+log "fixture parity: every fixture is in both the quiet and the baseline image"
 SIZE_TOOL=$(command -v size || command -v llvm-size) || die "no size tool"
 sect() { "$SIZE_TOOL" -A "$1" | awk -v re="$2" '$1 ~ re { s += $2 } END { print s+0 }'; }
 full=$(sect "$OUT_DIR/quiet.elf" '^\.(text|rodata)$')
@@ -185,16 +214,16 @@ checked_peak=$(sed -n 's/^lock RAM on stack, peak: \([0-9]*\) B.*/\1/p' "$OUT_DI
 [[ -n $peak && -n $checked_peak ]] || die "no stack figure in the firmware's output"
 ram=$((statics + peak))
 nm -S -C --size-sort --radix=d "$OUT_DIR/quiet.elf" | awk 'NF >= 4 && $3 ~ /^[TtRr]$/' | tail -n 25 >"$OUT_DIR/biggest.txt"
-CRATES='keyway_channel|spake2plus|p256|primeorder|crypto_bigint|elliptic_curve|hkdf|hmac|pbkdf2|chacha20poly1305|chacha20|poly1305|universal_hash|aead|cipher|ff|group|subtle|zeroize'
+CRATES='keyway_channel|hkdf|hmac|pbkdf2|chacha20poly1305|chacha20|poly1305|universal_hash|aead|cipher|subtle|zeroize'
 nm -S -C --radix=d "$OUT_DIR/quiet.elf" | awk -v chan="(^|[^A-Za-z0-9_])($CRATES)::" '
   NF >= 4 && $3 ~ /^[TtRr]$/ { name = $0; sub(/^[^ ]+ [^ ]+ [^ ]+ /, "", name); s = $2 + 0
     if (name ~ /(^|[^A-Za-z0-9_])keyway_suit::/) c["keyway_suit"] += s
-    else if (name ~ /(^|[^A-Za-z0-9_])ed25519_compact::/) c["ed25519_compact"] += s
+    else if (name ~ /(^|[^A-Za-z0-9_])(curve25519_dalek|ed25519_dalek|ed25519)::/) c["curve25519 (curve25519_dalek, ed25519_dalek)"] += s
     else if (name ~ /(^|[^A-Za-z0-9_])keyway_device::/) c["keyway_device"] += s
     else if (name ~ /(^|[^A-Za-z0-9_])keyway_audit::/) c["keyway_audit"] += s
     else if (name ~ /(^|[^A-Za-z0-9_])keyway_agent::|keyway_ring::/) c["keyway_agent+ring"] += s
     else if (name ~ /(^|[^A-Za-z0-9_])keyway_smp::/) c["keyway_smp"] += s
-    else if (name ~ chan) c["channel (keyway_channel, P-256, SPAKE2+, AEAD, KDFs)"] += s
+    else if (name ~ chan) c["channel (keyway_channel: SPAKE2+, X25519, SIGMA-I; AEAD, KDFs)"] += s
     else if (name ~ /(^|[^A-Za-z0-9_])(sha2|digest|block_buffer|hybrid_array)::/) c["sha2"] += s
     else if (name ~ /(^|[^A-Za-z0-9_])qemu_core::lock::/) c["glue (qemu_core::lock)"] += s
     else if (name ~ /(^|[^A-Za-z0-9_])core::fmt/) c["core::fmt"] += s

@@ -2,10 +2,14 @@
 # On-target test of the keyway-suit verifier: builds firmware/qemu-verify for
 # Cortex-M4 (thumbv7em-none-eabihf) and runs it in QEMU (mps2-an386), in two
 # configurations:
-#   ed25519   keyway-suit with `--no-default-features --features ed25519`
-#             (Ed25519 only; the product build)
-#   both      Ed25519 + ES256 (keyway-suit's default features); only this one
-#             runs the P-256 envelope cases
+#   ed25519   keyway-suit with `--no-default-features --features
+#             ed25519,curve25519` (Ed25519 only, on curve25519-dalek's
+#             group, the curve the lock core's channel uses: the product build)
+#   both      Ed25519 (curve25519-dalek) + ES256 (keyway-suit's default
+#             features); only this one runs the P-256 envelope cases
+#   compact   with KEYWAY_VERIFY_COMPACT=1: Ed25519 only on ed25519-compact
+#             (the backend before the lock core moved to curve25519-dalek),
+#             for comparison
 #
 #   scripts/qemu-verify.sh     (no arguments)
 #
@@ -43,9 +47,14 @@ export CARGO_TARGET_DIR="$ROOT/target/firmware"
 TRIPLE=thumbv7em-none-eabihf
 # name|cargo features|code budget|stack budget
 CONFIGS=(
-  "ed25519|ed25519|${KEYWAY_CODE_BUDGET:-40960}|${KEYWAY_STACK_BUDGET:-8192}"
-  "both|ed25519,es256|${KEYWAY_CODE_BUDGET_BOTH:-69632}|${KEYWAY_STACK_BUDGET_BOTH:-9728}"
+  "ed25519|curve25519|${KEYWAY_CODE_BUDGET:-40960}|${KEYWAY_STACK_BUDGET:-8192}"
+  "both|curve25519,es256|${KEYWAY_CODE_BUDGET_BOTH:-69632}|${KEYWAY_STACK_BUDGET_BOTH:-9728}"
 )
+# KEYWAY_VERIFY_COMPACT=1: also the Ed25519-only build on ed25519-compact,
+# against the ed25519 build's budgets.
+if [[ ${KEYWAY_VERIFY_COMPACT:-} == 1 ]]; then
+  CONFIGS+=("compact|ed25519|${KEYWAY_CODE_BUDGET:-40960}|${KEYWAY_STACK_BUDGET:-8192}")
+fi
 QEMU_TIMEOUT="${KEYWAY_QEMU_TIMEOUT:-120}"
 SEQUENCE=7
 PAYLOAD_BYTES=16384
@@ -154,7 +163,7 @@ code_bytes() { # .text + .rodata of an ELF
 }
 
 # The verifier crates, for the second measure: the sizes of their symbols.
-VERIFIER_CRATES='keyway_suit|ed25519_compact|p256|primeorder|crypto_bigint|elliptic_curve|ecdsa|sha2|digest|heapless|hybrid_array|block_buffer'
+VERIFIER_CRATES='keyway_suit|ed25519_compact|curve25519_dalek|p256|primeorder|crypto_bigint|elliptic_curve|ecdsa|sha2|digest|heapless|hybrid_array|block_buffer'
 verifier_symbol_bytes() { # code+rodata symbols (nm -S) named in a verifier crate, incl. generics instantiated there
   nm -S -C --radix=d "$1" | awk -v re="(^|[^A-Za-z0-9_])($VERIFIER_CRATES)::" '
     NF >= 4 && $3 ~ /^[TtRr]$/ { name = $0; sub(/^[^ ]+ [^ ]+ [^ ]+ /, "", name)

@@ -10,7 +10,7 @@ use std::{env, fs, path::PathBuf};
 #[allow(dead_code)]
 mod scenario;
 
-use ed25519_compact::{KeyPair, Seed};
+use keyway_channel::SigningKey as KeyPair;
 use keyway_channel::handshake::{MSG2_LEN, MSG3_LEN};
 use keyway_channel::pairing::{PAKE2_LEN, PAKE3_LEN, PAKE4_LEN};
 use keyway_channel::record::MSG4_LEN;
@@ -32,8 +32,8 @@ fn main() {
 
     let mut lock_rng = ChaCha20Rng::seed_from_u64(LOCK_RNG_SEED);
     let mut client_rng = ChaCha20Rng::seed_from_u64(CLIENT_RNG_SEED);
-    let device = KeyPair::from_seed(Seed::new(DEVICE_SEED));
-    let owner = KeyPair::from_seed(Seed::new(OWNER_SEED));
+    let device = KeyPair::from_bytes(&DEVICE_SEED);
+    let owner = KeyPair::from_bytes(&OWNER_SEED);
     let code = SetupCode::new(CODE).unwrap();
     let verifier = StoredVerifier::derive(&code, &SALT, ITERATIONS);
     let mut guard = PairingGuard::new(GuardConfig::default());
@@ -47,10 +47,17 @@ fn main() {
     lock.pake1(&verifier, &mut guard, 1, &mut lock_rng, &pake1, &mut pake2)
         .unwrap();
     let mut pake3 = [0u8; PAKE3_LEN];
-    client.pake2(&pake2, &owner.pk, NAME, &mut pake3).unwrap();
-    let mut pake4 = [0u8; PAKE4_LEN];
-    lock.pake3(&mut guard, &pake3, &device.pk, &mut pake4)
+    client
+        .pake2(&pake2, &owner.verifying_key().to_bytes(), NAME, &mut pake3)
         .unwrap();
+    let mut pake4 = [0u8; PAKE4_LEN];
+    lock.pake3(
+        &mut guard,
+        &pake3,
+        &device.verifying_key().to_bytes(),
+        &mut pake4,
+    )
+    .unwrap();
     let paired = client.pake4(&pake4).unwrap();
     w("pake1.bin", &pake1);
     w("pake2.bin", &pake2);
@@ -68,8 +75,8 @@ fn main() {
         .msg2(&msg2, &paired.device_public_key, &owner, &mut msg3)
         .unwrap();
     let mut msg4 = [0u8; MSG4_LEN];
-    let kid = keyway_channel::key_id(&owner.pk);
-    let pk = *owner.pk;
+    let kid = keyway_channel::key_id(&owner.verifying_key().to_bytes());
+    let pk = owner.verifying_key().to_bytes();
     table
         .handshake3(LOCK_NOW_MS, &msg3, |k| (*k == kid).then_some(pk), &mut msg4)
         .unwrap();

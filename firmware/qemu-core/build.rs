@@ -4,25 +4,35 @@
 //! of the session on the host with the scenario's seeds (src/scenario.rs):
 //!
 //! * pairing: the verifier the lock is provisioned with, Pake1 and Pake3
-//!   (and the lock's Pake2 and Pake4 as the host computes them);
-//! * a session handshake: msg1 and msg3 (and the lock's msg2 and msg4);
+//!   as SMP request frames (`pake1.frame`, ...; and the lock's Pake2 and
+//!   Pake4 as the host computes them);
+//! * a session handshake: msg1 and msg3 as SMP frames (and the lock's
+//!   msg2 and msg4);
 //! * session 1: the signed update (v2.suit) as SMP image-upload request
-//!   frames of UPLOAD_CHUNK bytes, then a consent request, each sealed as
-//!   a session record (`session1.bin`);
+//!   frames of UPLOAD_CHUNK bytes, a release-notes request and a consent
+//!   request, each sealed as a session record in an SMP `sealed` frame
+//!   (`session1.bin`; the plain frames in `session1-plain.bin`);
 //! * after the lock's reboot, a second handshake and session 2: log
-//!   export requests (`session2.bin`).
+//!   export requests (`session2.bin`, `session2-plain.bin`).
 //!
-//! The firmware replays the client's messages and checks that the lock,
-//! on the Cortex-M4, answers the handshakes with the host's bytes.
+//! The firmware replays the client's frames into the agent and checks
+//! that the lock, on the Cortex-M4, answers the handshakes with the
+//! host's bytes.
 use std::{env, fs, path::PathBuf};
 
+#[path = "src/flash_map.rs"]
+#[allow(dead_code)]
+mod flash_map;
+#[path = "../qemu-boot/src/ram_flash.rs"]
+#[allow(dead_code)]
+mod ram_flash;
 #[path = "src/scenario.rs"]
 #[allow(dead_code)]
 mod scenario;
 
 use chacha20::ChaCha20Rng;
 use chacha20::rand_core::SeedableRng;
-use ed25519_compact::{KeyPair, Seed};
+use keyway_channel::SigningKey as KeyPair;
 use keyway_channel::handshake::{MSG2_LEN, MSG3_LEN};
 use keyway_channel::pairing::{PAKE2_LEN, PAKE3_LEN, PAKE4_LEN};
 use keyway_channel::record::MSG4_LEN;
@@ -30,7 +40,8 @@ use keyway_channel::{
     ClientHandshake, ClientPairing, ClientSession, GuardConfig, LockPairing, PairingGuard,
     SessionTable, SetupCode, StoredVerifier, TableConfig,
 };
-use keyway_smp::{Request, Version, img, kw};
+use keyway_smp::{MAX_FRAME, Request, Version, img, kw};
+use keyway_suit::DeviceIdentity;
 use scenario::*;
 use sha2::{Digest, Sha256};
 
@@ -49,6 +60,7 @@ fn main() {
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed=memory.x");
     println!("cargo:rerun-if-changed=src/scenario.rs");
+    println!("cargo:rerun-if-changed=src/flash_map.rs");
     println!("cargo:rerun-if-env-changed=KEYWAY_CORE_FIXTURES");
     let dir = PathBuf::from(env::var_os("KEYWAY_CORE_FIXTURES").unwrap_or_else(|| {
         panic!("KEYWAY_CORE_FIXTURES is not set: build this firmware through scripts/qemu-core.sh")
@@ -67,11 +79,24 @@ fn main() {
         .unwrap()
         .try_into()
         .unwrap();
-    let device = KeyPair::from_seed(Seed::new(seed));
-    let owner = KeyPair::from_seed(Seed::new(OWNER_SEED));
+    let device = KeyPair::from_bytes(&seed);
+    let owner = KeyPair::from_bytes(&OWNER_SEED);
     let code = SetupCode::new(CODE).unwrap();
     let verifier = StoredVerifier::derive(&code, &SALT, ITERATIONS);
     w("verifier.bin", &verifier.to_bytes());
+    let v1 = fs::read(dir.join("v1.suit")).unwrap();
+    let root: [u8; 32] = fs::read(dir.join("root.pub")).unwrap().try_into().unwrap();
+    let identity = DeviceIdentity::new(
+        fs::read(dir.join("vendor-id.bin"))
+            .unwrap()
+            .try_into()
+            .unwrap(),
+        fs::read(dir.join("class-id.bin"))
+            .unwrap()
+            .try_into()
+            .unwrap(),
+    );
+    w("factory.flash", &factory(&verifier, &v1, &root, identity));
 
     // Pairing (the lock's side run too, for its messages). First someone
     // with a wrong code (its own RNG): Pake1, then a Pake3 it cannot make
@@ -95,32 +120,61 @@ fn main() {
     let mut scratch = [0u8; PAKE3_LEN];
     assert!(
         attacker
-            .pake2(&pake2w, &owner.pk, NAME, &mut scratch)
+            .pake2(
+                &pake2w,
+                &owner.verifying_key().to_bytes(),
+                NAME,
+                &mut scratch
+            )
             .is_err()
     );
     let pake3w = [WRONG_PAKE3_BYTE; PAKE3_LEN];
     let mut pake4w = [0u8; PAKE4_LEN];
     assert!(
-        lock.pake3(&mut guard, &pake3w, &device.pk, &mut pake4w)
-            .is_err()
+        lock.pake3(
+            &mut guard,
+            &pake3w,
+            &device.verifying_key().to_bytes(),
+            &mut pake4w
+        )
+        .is_err()
     );
-    w("pake1w.bin", &pake1w);
+    w(
+        "pake1w.frame",
+        &frame(&Request::PakeStart(kw::PakeStart { msg: &pake1w }), 0),
+    );
     w("pake2w.bin", &pake2w);
-    w("pake3w.bin", &pake3w);
+    w(
+        "pake3w.frame",
+        &frame(&Request::PakeFinish(kw::PakeFinish { msg: &pake3w }), 1),
+    );
     let (mut client, pake1) =
         ClientPairing::start(&code, &verifier.params(), &mut client_rng).unwrap();
     let mut pake2 = [0u8; PAKE2_LEN];
     lock.pake1(&verifier, &mut guard, 1, &mut lock_rng, &pake1, &mut pake2)
         .unwrap();
     let mut pake3 = [0u8; PAKE3_LEN];
-    client.pake2(&pake2, &owner.pk, NAME, &mut pake3).unwrap();
-    let mut pake4 = [0u8; PAKE4_LEN];
-    lock.pake3(&mut guard, &pake3, &device.pk, &mut pake4)
+    client
+        .pake2(&pake2, &owner.verifying_key().to_bytes(), NAME, &mut pake3)
         .unwrap();
+    let mut pake4 = [0u8; PAKE4_LEN];
+    lock.pake3(
+        &mut guard,
+        &pake3,
+        &device.verifying_key().to_bytes(),
+        &mut pake4,
+    )
+    .unwrap();
     let paired = client.pake4(&pake4).unwrap();
-    w("pake1.bin", &pake1);
+    w(
+        "pake1.frame",
+        &frame(&Request::PakeStart(kw::PakeStart { msg: &pake1 }), 0),
+    );
     w("pake2.bin", &pake2);
-    w("pake3.bin", &pake3);
+    w(
+        "pake3.frame",
+        &frame(&Request::PakeFinish(kw::PakeFinish { msg: &pake3 }), 1),
+    );
     w("pake4.bin", &pake4);
 
     // Session 1: the upload and the consent.
@@ -128,13 +182,13 @@ fn main() {
         "",
         LOCK_NOW_MS,
         &mut lock_rng,
-        &mut client_rng,
+        &mut ChaCha20Rng::seed_from_u64(CLIENT_HS_SEED),
         &device,
         &owner,
         &paired.device_public_key,
         &w,
     );
-    let mut records = Vec::new();
+    let mut records = (Vec::new(), Vec::new());
     let mut k = 0;
     let sha: [u8; 32] = Sha256::digest(&update).into();
     for (i, data) in update.chunks(UPLOAD_CHUNK).enumerate() {
@@ -153,12 +207,20 @@ fn main() {
         seal(&mut session, &req, k, &mut records);
         k += 1;
     }
+    // The release notes (consent needs them served first), then consent.
+    seal(
+        &mut session,
+        &Request::Notes(kw::Signed { auth: None }),
+        k,
+        &mut records,
+    );
     let consent = Request::Consent(kw::Consent {
         accept: true,
         auth: None,
     });
-    seal(&mut session, &consent, k, &mut records);
-    w("session1.bin", &records);
+    seal(&mut session, &consent, k + 1, &mut records);
+    w("session1.bin", &records.0);
+    w("session1-plain.bin", &records.1);
 
     // After the reboot: a new handshake (the lock's RNG and clock start
     // again), then the log export.
@@ -167,13 +229,13 @@ fn main() {
         "b",
         LOCK_NOW_2_MS,
         &mut lock_rng,
-        &mut client_rng,
+        &mut ChaCha20Rng::seed_from_u64(CLIENT_HS_SEED_2),
         &device,
         &owner,
         &paired.device_public_key,
         &w,
     );
-    let mut records = Vec::new();
+    let mut records = (Vec::new(), Vec::new());
     for k in 0..LOG_REQUESTS {
         let req = Request::Log(kw::Log {
             off: (k * LOG_CHUNK) as u64,
@@ -181,7 +243,76 @@ fn main() {
         });
         seal(&mut session, &req, k, &mut records);
     }
-    w("session2.bin", &records);
+    w("session2.bin", &records.0);
+    w("session2-plain.bin", &records.1);
+}
+
+/// The lock's flash as it leaves the factory, made with the lock's own
+/// crates on the host: the pairing verifier in the owner store, v1
+/// verified and installed into slot 0 through the installer, slot 0
+/// active and confirmed with the floor at v1's sequence number.
+fn factory(
+    verifier: &StoredVerifier,
+    v1: &[u8],
+    root: &[u8; 32],
+    identity: DeviceIdentity,
+) -> Vec<u8> {
+    use embedded_storage::nor_flash::ReadNorFlash;
+    use flash_map::*;
+    use keyway_device::install::Installer;
+    use keyway_device::journal::{Journal, PersistentState, TrialState};
+    use keyway_suit::{DeviceState, TrustAnchors, Verified};
+    let mut flash = Box::new(ram_flash::RamFlash::<FLASH_LEN>::new());
+    let flash = &mut *flash;
+    let mut store = keyway_agent::store::Store::open(flash, store_region()).unwrap();
+    store
+        .set_verifier(flash, &keyway_agent::agent::store_verifier(verifier))
+        .unwrap();
+    let layout = layout();
+    let mut journal = Journal::open(flash, layout.journal).unwrap();
+    // Slot 1 marked active first, so slot 0 is the installer's target.
+    let fresh = *journal.state();
+    journal
+        .commit(
+            flash,
+            &PersistentState {
+                active_slot: 1,
+                ..fresh
+            },
+        )
+        .unwrap();
+    let anchors = TrustAnchors::new(&[keyway_suit::PublicKey::from_raw(root).unwrap()], 1).unwrap();
+    let mut verified = Verified::empty();
+    keyway_suit::verify_envelope_into(&mut verified, v1, &anchors, &identity, &DeviceState::new(0))
+        .unwrap();
+    let integrated = verified.integrated.unwrap();
+    let payload = verified.integrated_payload().unwrap();
+    let mut installer = Installer::<_>::begin_with_manifest(
+        flash,
+        &mut journal,
+        &layout,
+        verified.payload.as_ref().unwrap(),
+        verified.manifest_digest,
+        &v1[..integrated.offset],
+    )
+    .unwrap();
+    installer.push(flash, &mut journal, payload).unwrap();
+    installer.finish_unarmed(flash, &mut journal).unwrap();
+    let state = *journal.state();
+    journal
+        .commit(
+            flash,
+            &PersistentState {
+                active_slot: 0,
+                trial: TrialState::Confirmed,
+                floor: Some(verified.sequence),
+                ..state
+            },
+        )
+        .unwrap();
+    let mut image = vec![0u8; FLASH_LEN];
+    flash.read(0, &mut image).unwrap();
+    image
 }
 
 /// Runs a handshake (both roles; the lock's table as the firmware's will
@@ -207,28 +338,47 @@ fn handshake(
     let mut msg3 = [0u8; MSG3_LEN];
     let mut session = hs.msg2(&msg2, device_pk, owner, &mut msg3).unwrap();
     let mut msg4 = [0u8; MSG4_LEN];
-    let kid = keyway_channel::key_id(&owner.pk);
-    let pk = *owner.pk;
+    let kid = keyway_channel::key_id(&owner.verifying_key().to_bytes());
+    let pk = owner.verifying_key().to_bytes();
     table
         .handshake3(now, &msg3, |k| (*k == kid).then_some(pk), &mut msg4)
         .unwrap();
-    w(&format!("msg1{suffix}.bin"), &msg1);
+    let f1 = frame(&Request::SessionStart(kw::SessionStart { msg: &msg1 }), 2);
+    let f3 = frame(&Request::SessionFinish(kw::SessionFinish { msg: &msg3 }), 3);
+    w(&format!("msg1{suffix}.frame"), &f1);
     w(&format!("msg2{suffix}.bin"), &msg2);
-    w(&format!("msg3{suffix}.bin"), &msg3);
+    w(&format!("msg3{suffix}.frame"), &f3);
     w(&format!("msg4{suffix}.bin"), &msg4);
     session.open_response(0, &mut msg4.clone()).unwrap();
     session
 }
 
+/// `req` as an SMP v2 request frame with sequence number `seq`.
+fn frame(req: &Request<'_>, seq: u8) -> Vec<u8> {
+    let mut f = vec![0u8; MAX_FRAME];
+    let n = req.frame(&mut f, Version::V2, seq).unwrap();
+    f.truncate(n);
+    f
+}
+
 /// Frames `req` as SMP v2 (sequence number `k`), seals it as request `k`
-/// of the session at the client's time for it, appends it to `records`.
-fn seal(session: &mut ClientSession, req: &Request<'_>, k: usize, records: &mut Vec<u8>) {
-    let mut frame = vec![0u8; keyway_smp::MAX_FRAME];
-    let n = req.frame(&mut frame, Version::V2, k as u8).unwrap();
-    let mut rec = vec![0u8; n + keyway_channel::record::REQUEST_OVERHEAD];
+/// of the session at the client's time for it, and appends the `sealed`
+/// SMP frame carrying the record to `records.0` and the plain frame to
+/// `records.1` (each as a 2-byte little-endian length, then the bytes).
+fn seal(
+    session: &mut ClientSession,
+    req: &Request<'_>,
+    k: usize,
+    records: &mut (Vec<u8>, Vec<u8>),
+) {
+    let plain = frame(req, k as u8);
+    let mut rec = vec![0u8; plain.len() + keyway_channel::record::REQUEST_OVERHEAD];
     let (_, m) = session
-        .seal_request(request_offset_ms(k), &frame[..n], &mut rec)
+        .seal_request(request_offset_ms(k), &plain, &mut rec)
         .unwrap();
-    records.extend_from_slice(&(m as u16).to_le_bytes());
-    records.extend_from_slice(&rec[..m]);
+    let outer = frame(&Request::Sealed(kw::Sealed { msg: &rec[..m] }), k as u8);
+    for (to, bytes) in [(&mut records.0, &outer), (&mut records.1, &plain)] {
+        to.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+        to.extend_from_slice(bytes);
+    }
 }

@@ -12,7 +12,7 @@
 //! consent is stored.
 #![no_main]
 
-use ed25519_compact::{KeyPair, Seed};
+use keyway_channel::SigningKey as KeyPair;
 use embedded_storage::nor_flash::{
     ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
 };
@@ -134,7 +134,7 @@ fn now(ms: u64) -> Now {
 
 fuzz_target!(|data: &[u8]| {
     let region = store::Config::new(0, PAGES as u32);
-    let key = KeyPair::from_seed(Seed::new([0xd0; 32]));
+    let key = KeyPair::from_bytes(&[0xd0; 32]);
     let Ok(mut agent) = Agent::<_, 4>::new(
         Flash([0xff; PAGE * PAGES]),
         region,

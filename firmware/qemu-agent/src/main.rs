@@ -20,20 +20,18 @@
     allow(dead_code, unused_imports)
 )]
 
+#[path = "../../qemu-audit/src/meter.rs"]
+mod meter;
 #[allow(dead_code)]
 #[path = "../../qemu-boot/src/ram_flash.rs"]
 mod ram_flash;
 #[allow(dead_code)]
 #[path = "../../qemu-audit/src/stack.rs"]
 mod stack;
-#[path = "../../qemu-audit/src/meter.rs"]
-mod meter;
 use meter::{calibrate, timed};
-
 
 use cortex_m_rt::{ExceptionFrame, entry, exception};
 use cortex_m_semihosting::{debug, hprintln};
-use ed25519_compact::{KeyPair, Seed};
 use keyway_agent::agent::{
     AGENT_RAM_4_SLOTS, Agent, Authority, Config, Device, Event, Firmware, Now, Pending, Press,
     Sensors, ServeError,
@@ -41,6 +39,7 @@ use keyway_agent::agent::{
 use keyway_agent::limits::PeerId;
 use keyway_agent::store;
 use keyway_audit::Time;
+use keyway_channel::SigningKey as KeyPair;
 use keyway_channel::{ClientHandshake, ClientPairing, ClientSession, SetupCode, StoredVerifier};
 use keyway_smp::cbor::Writer;
 use keyway_smp::header::split_response;
@@ -169,7 +168,7 @@ fn lock_only() {
     let mut agent: Agent<Flash, SLOTS> = match Agent::new(
         Flash::new(),
         REGION,
-        KeyPair::from_seed(Seed::new([0xd0; 32])),
+        KeyPair::from_bytes(&[0xd0; 32]),
         Config::default(),
         0,
     ) {
@@ -210,7 +209,7 @@ fn run(syst: &mut cortex_m::peripheral::SYST) {
     let mut agent: Agent<Flash, SLOTS> = match Agent::new(
         Flash::new(),
         REGION,
-        KeyPair::from_seed(Seed::new([0xd0; 32])),
+        KeyPair::from_bytes(&[0xd0; 32]),
         Config::default(),
         1_000,
     ) {
@@ -233,7 +232,7 @@ fn run(syst: &mut cortex_m::peripheral::SYST) {
     };
     let mut lock_rng = ChaCha20Rng::seed_from_u64(1);
     let mut client_rng = ChaCha20Rng::seed_from_u64(2);
-    let owner = KeyPair::from_seed(Seed::new([0x0a; 32]));
+    let owner = KeyPair::from_bytes(&[0x0a; 32]);
     let peer = PeerId(1);
     let mut t = 1_000u64;
     let mut deepest = 0usize;
@@ -315,7 +314,15 @@ fn run(syst: &mut cortex_m::peripheral::SYST) {
     let mut pake3 = [0u8; keyway_channel::pairing::PAKE3_LEN];
     match answer(&out[..m], "pake2") {
         Response::PakeStart(p) => {
-            if cp.pake2(p.msg, &owner.pk, "Alice", &mut pake3).is_err() {
+            if cp
+                .pake2(
+                    p.msg,
+                    &owner.verifying_key().to_bytes(),
+                    "Alice",
+                    &mut pake3,
+                )
+                .is_err()
+            {
                 fail("client pake2");
             }
         }

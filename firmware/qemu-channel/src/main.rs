@@ -20,19 +20,18 @@
 #![cfg_attr(feature = "baseline", allow(dead_code, unused_imports))]
 #![cfg_attr(feature = "lock-only", allow(unused_imports))]
 
+#[path = "../../qemu-audit/src/meter.rs"]
+mod meter;
 #[allow(dead_code)]
 mod scenario;
 #[allow(dead_code)]
 #[path = "../../qemu-audit/src/stack.rs"]
 mod stack;
-#[path = "../../qemu-audit/src/meter.rs"]
-mod meter;
 use meter::{calibrate, timed};
-
 
 use cortex_m_rt::{ExceptionFrame, entry, exception};
 use cortex_m_semihosting::{debug, hprintln};
-use ed25519_compact::{KeyPair, Seed};
+use keyway_channel::SigningKey as KeyPair;
 use keyway_channel::handshake::{MSG1_LEN, MSG2_LEN, MSG3_LEN};
 use keyway_channel::pairing::{PAKE1_LEN, PAKE2_LEN, PAKE3_LEN, PAKE4_LEN, PARAMS_LEN};
 use keyway_channel::record::{MSG4_LEN, REQUEST_OVERHEAD, RESPONSE_OVERHEAD};
@@ -160,7 +159,7 @@ fn main() -> ! {
             }
         );
         let mut lock_rng = ChaCha20Rng::seed_from_u64(LOCK_RNG_SEED);
-        let device = KeyPair::from_seed(Seed::new(DEVICE_SEED));
+        let device = KeyPair::from_bytes(&DEVICE_SEED);
         let verifier = check(
             StoredVerifier::from_bytes(recorded::VERIFIER),
             "stored verifier",
@@ -180,7 +179,7 @@ fn main() -> ! {
         #[cfg(not(feature = "lock-only"))]
         let mut client_rng = ChaCha20Rng::seed_from_u64(CLIENT_RNG_SEED);
         #[cfg(not(feature = "lock-only"))]
-        let owner = KeyPair::from_seed(Seed::new(OWNER_SEED));
+        let owner = KeyPair::from_bytes(&OWNER_SEED);
         #[cfg(not(feature = "lock-only"))]
         let code = match SetupCode::new(CODE) {
             Ok(c) => c,
@@ -211,7 +210,7 @@ fn main() -> ! {
                 "lock Pake1 (wrong code)",
             );
             let mut pake3 = [0u8; PAKE3_LEN];
-            match client.pake2(&pake2, &owner.pk, NAME, &mut pake3) {
+            match client.pake2(&pake2, &owner.verifying_key().to_bytes(), NAME, &mut pake3) {
                 Err(Error::WrongCode) => hprintln!("wrong code refused: {}", Error::WrongCode),
                 _ => fail("a wrong code was not refused"),
             }
@@ -238,7 +237,7 @@ fn main() -> ! {
         let pake3 = {
             let mut pake3 = [0u8; PAKE3_LEN];
             check(
-                client.pake2(&pake2, &owner.pk, NAME, &mut pake3),
+                client.pake2(&pake2, &owner.verifying_key().to_bytes(), NAME, &mut pake3),
                 "client Pake2",
             );
             same(&pake3, recorded::PAKE3, "Pake3");
@@ -248,14 +247,21 @@ fn main() -> ! {
         let pake3 = recorded::PAKE3;
         let mut pake4 = [0u8; PAKE4_LEN];
         let new_owner = lock_step(&mut syst, "pairing Pake3 -> Pake4", &mut deepest, || {
-            lock_pairing.pake3(&mut guard, &pake3, &device.pk, &mut pake4)
+            lock_pairing.pake3(
+                &mut guard,
+                &pake3,
+                &device.verifying_key().to_bytes(),
+                &mut pake4,
+            )
         });
         let new_owner = check(new_owner, "lock Pake3");
         same(&pake4, recorded::PAKE4, "Pake4");
         #[cfg(not(feature = "lock-only"))]
         {
             let paired = check(client.pake4(&pake4), "client Pake4");
-            if new_owner.public_key != *owner.pk || paired.device_public_key != *device.pk {
+            if new_owner.public_key != owner.verifying_key().to_bytes()
+                || paired.device_public_key != device.verifying_key().to_bytes()
+            {
                 fail("the keys learnt at pairing are not the other side's");
             }
         }
@@ -279,7 +285,10 @@ fn main() -> ! {
         #[cfg(not(feature = "lock-only"))]
         let (mut session, msg3) = {
             let mut msg3 = [0u8; MSG3_LEN];
-            let session = check(hs.msg2(&msg2, &device.pk, &owner, &mut msg3), "client msg2");
+            let session = check(
+                hs.msg2(&msg2, &device.verifying_key().to_bytes(), &owner, &mut msg3),
+                "client msg2",
+            );
             same(&msg3, recorded::MSG3, "msg3");
             (session, msg3)
         };

@@ -20,6 +20,15 @@ pub const OWNER_SEED: [u8; 32] = [0x0a; 32];
 pub const LOCK_RNG_SEED: u64 = 2026;
 pub const LOCK_RNG_SEED_2: u64 = 2027;
 pub const CLIENT_RNG_SEED: u64 = 1207;
+/// The client's RNG seeds for its two handshakes (their own, so the
+/// checked build can rerun the client's side of a handshake on target and
+/// open the lock's sealed answers).
+pub const CLIENT_HS_SEED: u64 = 1208;
+pub const CLIENT_HS_SEED_2: u64 = 1209;
+/// The radio peers (hashed addresses): the owner's phone and someone
+/// else trying a wrong setup code.
+pub const OWNER_PEER: u64 = 0x0a11ce;
+pub const WRONG_PEER: u64 = 0xbad;
 /// The lock's monotonic clock (ms) at the handshake, before and after
 /// the reboot (the clock restarts).
 pub const LOCK_NOW_MS: u64 = 10_000;

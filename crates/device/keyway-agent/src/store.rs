@@ -72,7 +72,7 @@
 //! | 3 | consent | 61 | update SHA-256 (32 B), sequence number u64, granted-by tag u8 (0 an owner, 1 presence window, 2 the auto-install setting), owner key id (8 B) (zeros unless tag 0), `Time` (12 B) |
 //! | 4 | consent cleared | 0 | |
 //! | 5 | settings | 1 | flags: bit 0 `auto_install_cve`, bit 1 `install_needs_unlocked`, other bits 0 |
-//! | 6 | verifier | 134 | w0 (32 B), L (65 B), salt length u8 (≤ 32), salt (32 B) then zeros, iterations u32 |
+//! | 6 | verifier | 101 | w0 (32 B, little-endian), L (32 B, an edwards25519 point), salt length u8 (≤ 32), salt (32 B) then zeros, iterations u32 (the P-256 suite's 134-byte verifier of channel version 1 is not decoded: such a lock is provisioned again) |
 //! | 7 | verifier cleared | 0 | |
 //! | 8 | wrong setup codes | 4 | the count, u32 |
 //! | 9 | factory reset | 0 | everything back to [`State::default`] |
@@ -116,7 +116,7 @@ const CRC_LEN: usize = 4;
 const OWNER_LEN: usize = 86;
 #[cfg(test)]
 const CONSENT_LEN: usize = 61;
-const VERIFIER_LEN: usize = 134;
+const VERIFIER_LEN: usize = 101;
 /// The longest record: a verifier.
 pub const MAX_RECORD_LEN: usize = HEADER_LEN + VERIFIER_LEN + CRC_LEN;
 
@@ -260,7 +260,7 @@ impl Default for Settings {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Verifier {
     w0: [u8; 32],
-    l: [u8; 65],
+    l: [u8; 32],
     salt_len: u8,
     salt: [u8; MAX_SALT],
     iterations: u32,
@@ -268,7 +268,7 @@ pub struct Verifier {
 
 impl Verifier {
     /// A verifier; `None` when the salt is longer than [`MAX_SALT`].
-    pub fn new(w0: [u8; 32], l: [u8; 65], salt: &[u8], iterations: u32) -> Option<Self> {
+    pub fn new(w0: [u8; 32], l: [u8; 32], salt: &[u8], iterations: u32) -> Option<Self> {
         if salt.len() > MAX_SALT {
             return None;
         }
@@ -288,8 +288,8 @@ impl Verifier {
         &self.w0
     }
 
-    /// `L`, an uncompressed P-256 point.
-    pub fn l(&self) -> &[u8; 65] {
+    /// `L`, an edwards25519 point (RFC 8032 encoding).
+    pub fn l(&self) -> &[u8; 32] {
         &self.l
     }
 
@@ -1080,7 +1080,7 @@ mod tests {
                 auto_install_cve: true,
                 install_needs_unlocked: false,
             }),
-            Change::Verifier(Verifier::new([1; 32], [4; 65], &[9; 16], 1000).unwrap()),
+            Change::Verifier(Verifier::new([1; 32], [4; 32], &[9; 16], 1000).unwrap()),
             Change::VerifierCleared,
             Change::WrongCodes(12),
             Change::Reset,

@@ -44,7 +44,10 @@ fn pairing_with_right_code_in_window_adds_owner_and_closes_window() {
     let st = h.agent.state();
     assert_eq!(st.owner_count(), 1);
     let o = st.owner(&kid(&alice.key)).unwrap();
-    assert_eq!((o.key(), o.name()), (&*alice.key.pk, "Alice"));
+    assert_eq!(
+        (o.key(), o.name()),
+        (&alice.key.verifying_key().to_bytes(), "Alice")
+    );
     assert_eq!(st.wrong_codes(), 0);
     // The window closed: a second pairing is refused.
     assert!(!h.agent.window_open(h.lock_ms));
@@ -85,7 +88,7 @@ fn pairing_without_window_is_refused() {
     );
     // Nor is a message sent straight to the second step.
     for req in [
-        Request::PakeStart(kw::PakeStart { msg: &[4; 65] }),
+        Request::PakeStart(kw::PakeStart { msg: &[4; 32] }),
         Request::PakeFinish(kw::PakeFinish { msg: &[3; 113] }),
     ] {
         let r = h.send(OWNER, &req);
@@ -106,7 +109,7 @@ fn pairing_without_window_is_refused() {
     let r = h.send(
         STRANGER,
         &Request::Pair(kw::Pair {
-            key: *keypair(0x66).pk,
+            key: keypair(0x66).verifying_key().to_bytes(),
             name: Some("mallory"),
         }),
     );
@@ -238,8 +241,13 @@ fn stranger_cannot_take_over_owners_pairing() {
     );
     // Alice finishes her run.
     let mut pake3 = [0u8; keyway_channel::pairing::PAKE3_LEN];
-    cp.pake2(&pake2, &alice.key.pk, "Alice", &mut pake3)
-        .unwrap();
+    cp.pake2(
+        &pake2,
+        &alice.key.verifying_key().to_bytes(),
+        "Alice",
+        &mut pake3,
+    )
+    .unwrap();
     let r = h.send(OWNER, &Request::PakeFinish(kw::PakeFinish { msg: &pake3 }));
     let pake4 = match r.answer() {
         Answer::Ok(Response::PakeFinish(p)) => p.msg.to_vec(),
@@ -311,8 +319,13 @@ fn a_retransmitted_pake1_gets_the_same_pake2_and_is_not_charged_again() {
     );
     // Alice's run goes on to pair.
     let mut pake3 = [0u8; keyway_channel::pairing::PAKE3_LEN];
-    cp.pake2(&first, &alice.key.pk, "Alice", &mut pake3)
-        .unwrap();
+    cp.pake2(
+        &first,
+        &alice.key.verifying_key().to_bytes(),
+        "Alice",
+        &mut pake3,
+    )
+    .unwrap();
     let r = h.send(OWNER, &Request::PakeFinish(kw::PakeFinish { msg: &pake3 }));
     let pake4 = match r.answer() {
         Answer::Ok(Response::PakeFinish(p)) => p.msg.to_vec(),
@@ -569,9 +582,9 @@ fn unpaired_key_and_bad_proof_get_the_same_refusal() {
     let unpaired = keypair(0x66);
     let e1 = h.handshake_as(&mallory, &unpaired).unwrap_err();
     // Alice's key id with a signature by another key: a bad proof.
-    let forged = ed25519_compact::KeyPair {
-        pk: alice.key.pk,
-        sk: keypair(0x66).sk,
+    let forged = Forger {
+        claimed: alice.key.verifying_key().to_bytes(),
+        key: keypair(0x66),
     };
     let e2 = h.handshake_as(&mallory, &forged).unwrap_err();
     assert_eq!(
@@ -583,7 +596,7 @@ fn unpaired_key_and_bad_proof_get_the_same_refusal() {
     );
     assert_eq!(e1, e2);
     // The answers' bodies are byte for byte the same.
-    let body = |h: &mut Harness, signer: &ed25519_compact::KeyPair| {
+    let body = |h: &mut Harness, signer: &dyn keyway_channel::OwnerSigner| {
         let (hs, msg1) = keyway_channel::ClientHandshake::start(&mut h.rng);
         let r = h.send(
             STRANGER,
@@ -1337,7 +1350,7 @@ fn plain_request_with_an_owners_signature_is_not_an_owners() {
     let mut h = Harness::with_owner(22, &mut alice);
     h.press(Press::Short);
     let auth = keyway_smp::auth::Auth {
-        key: *alice.key.pk,
+        key: alice.key.verifying_key().to_bytes(),
         nonce: [1; 16],
         sig: [2; 64],
     };

@@ -29,8 +29,8 @@ fn every_change_survives_a_reopen() {
     let mut flash = Nrf::nrf52840();
     let mut store = Store::open(&mut flash, CONFIG).unwrap();
     assert_eq!(*store.state(), State::default());
-    assert_eq!(store.ring().stride(), 148);
-    assert_eq!(store.ring().slots_per_page(), 27);
+    assert_eq!(store.ring().stride(), 116);
+    assert_eq!(store.ring().slots_per_page(), 4096 / 116);
     let (ops, models) = script(200);
     for (i, op) in ops.iter().enumerate() {
         run_op(&mut store, &mut flash, op).unwrap();
@@ -89,7 +89,7 @@ fn refusals_name_what_failed_and_change_nothing() {
     store.set_settings(&mut flash, Settings::default()).unwrap();
     store.clear_wrong_codes(&mut flash).unwrap();
     assert_eq!(flash.ops(), ops, "refusals and no-ops write nothing");
-    assert!(Verifier::new([0; 32], [0; 65], &[0; 33], 1).is_none());
+    assert!(Verifier::new([0; 32], [0; 32], &[0; 33], 1).is_none());
     let reopened = Store::open(&mut flash, CONFIG).unwrap();
     assert_eq!(reopened.state(), store.state());
     assert_eq!(store.state().owner_count(), MAX_OWNERS);
@@ -111,7 +111,7 @@ fn consent_settings_verifier_and_wrong_codes_round_trip() {
         install_needs_unlocked: false,
     };
     store.set_settings(&mut flash, settings).unwrap();
-    let v = Verifier::new([1; 32], [4; 65], b"sixteen byte slt", 2000).unwrap();
+    let v = Verifier::new([1; 32], [4; 32], b"sixteen byte slt", 2000).unwrap();
     store.set_verifier(&mut flash, &v).unwrap();
     assert_eq!(store.record_wrong_code(&mut flash).unwrap(), 1);
     assert_eq!(store.record_wrong_code(&mut flash).unwrap(), 2);
@@ -135,7 +135,7 @@ fn layouts_that_cannot_hold_a_snapshot_are_refused() {
         Store::open(&mut small, Config::new(0x1000, 2)).map(|_| ()),
         Err(Error::Config(ConfigError::PageTooSmall {
             page_size: 512,
-            stride: 148,
+            stride: 115,
             min_slots: MIN_SLOTS
         }))
     );

@@ -10,7 +10,7 @@
 //! ([`StoredVerifier::derive`](crate::StoredVerifier::derive)); the lock
 //! itself never holds it.
 
-use spake2plus::rand_core::CryptoRng;
+use rand_core::CryptoRng;
 
 /// A valid setup code (see the module doc for the rules).
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -2,24 +2,27 @@
 //! (RFC 9528, signature/signature) and TLS 1.3.
 //!
 //! ```text
-//! client -> lock  msg1  66 B  0x01 || X[65]
-//! lock -> client  msg2 157 B  sid u32 LE || Y[65] || AEAD_K2(kid_L[8] || sig_L[64]) || tag[16]
+//! client -> lock  msg1  33 B  0x02 || X[32]
+//! lock -> client  msg2 124 B  sid u32 LE || Y[32] || AEAD_K2(kid_L[8] || sig_L[64]) || tag[16]
 //! client -> lock  msg3  92 B  sid u32 LE || AEAD_K3(kid_O[8] || sig_O[64]) || tag[16]
 //! lock -> client  msg4  29 B  the response to request counter 0 (see `record`): status Ok and the lock's clock
 //! ```
 //!
-//! * `X = x·P`, `Y = y·P`: ephemeral P-256 keys (uncompressed SEC1), fresh
-//!   per handshake; `G = x-coordinate of x·y·P`. P-256 rather than X25519
-//!   because the lock already carries P-256 arithmetic for SPAKE2+ (and
-//!   ES256 envelopes): one curve's code in flash.
-//! * `TH2 = SHA-256("keyway session v1" || msg1 || sid || Y)`,
+//! * `X = X25519(x, 9)`, `Y = X25519(y, 9)`: ephemeral X25519 keys
+//!   (RFC 7748, 32 bytes), fresh per handshake; `G = X25519(x, Y) =
+//!   X25519(y, X)`, refused when all zero (a peer key of small order).
+//!   X25519 because the lock already carries curve25519 arithmetic for
+//!   SPAKE2+ and Ed25519: one curve's code in flash. Version 2; version 1
+//!   was the same handshake on P-256 (65-byte keys): a `msg1` starting
+//!   with any other version byte is refused [`Error::Unsupported`].
+//! * `TH2 = SHA-256("keyway session v2" || msg1 || sid || Y)`,
 //!   `PRK = HKDF-Extract(salt = TH2, IKM = G)`.
 //! * `K2 = HKDF-Expand(PRK, "k2" || TH2, 32)`; the lock signs
-//!   `"keyway session v1 lock" || TH2 || kid_L` with its device key and
+//!   `"keyway session v2 lock" || TH2 || kid_L` with its device key and
 //!   sends key id and signature encrypted under `K2` (nonce 0, AAD `TH2`).
 //! * `TH3 = SHA-256(TH2 || ciphertext2 || tag2)`,
 //!   `K3 = HKDF-Expand(PRK, "k3" || TH3, 32)`; the owner signs
-//!   `"keyway session v1 owner" || TH3 || kid_O` and sends it encrypted
+//!   `"keyway session v2 owner" || TH3 || kid_O` and sends it encrypted
 //!   under `K3` (nonce 0, AAD `TH3`).
 //! * `TH4 = SHA-256(TH3 || ciphertext3 || tag3)`; the record keys are
 //!   `HKDF-Expand(PRK, "c2l" || TH4, 32)` (client to lock) and
@@ -39,32 +42,36 @@
 //! key when the id is unknown), so neither the answer nor the work tells a
 //! prober whether a key is paired.
 
-use ed25519_compact::{KeyPair, PublicKey, Signature};
 use hkdf::Hkdf;
-use p256::ecdh::EphemeralSecret;
-use p256::elliptic_curve::Generate;
-use p256::elliptic_curve::sec1::ToSec1Point;
+use rand_core::CryptoRng;
 use sha2::Sha256;
-use spake2plus::rand_core::CryptoRng;
+use zeroize::Zeroize;
+
+use crate::dh25519;
+use crate::ed25519::{self, OwnerSigner, SigningKey};
 
 use crate::crypto::{self, TAG};
 use crate::record::ClientSession;
 use crate::{Error, exact};
 
 /// Version byte that starts `msg1`.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
+/// An ephemeral X25519 key.
+const KEY: usize = dh25519::KEY_LEN;
 /// `msg1` length.
-pub const MSG1_LEN: usize = 1 + 65;
+pub const MSG1_LEN: usize = 1 + KEY;
 /// The encrypted identity in `msg2` and `msg3`: key id and signature.
 const ID_PLAIN: usize = 8 + 64;
 /// `msg2` length.
-pub const MSG2_LEN: usize = 4 + 65 + ID_PLAIN + TAG;
+pub const MSG2_LEN: usize = 4 + KEY + ID_PLAIN + TAG;
+/// Where the encrypted identity starts in `msg2`.
+const ID2: usize = 4 + KEY;
 /// `msg3` length.
 pub const MSG3_LEN: usize = 4 + ID_PLAIN + TAG;
 
-const TH_LABEL: &[u8] = b"keyway session v1";
-const LOCK_SIG_LABEL: &[u8] = b"keyway session v1 lock";
-const OWNER_SIG_LABEL: &[u8] = b"keyway session v1 owner";
+const TH_LABEL: &[u8] = b"keyway session v2";
+const LOCK_SIG_LABEL: &[u8] = b"keyway session v2 lock";
+const OWNER_SIG_LABEL: &[u8] = b"keyway session v2 owner";
 const SIG_MSG_LEN: usize = 23 + 32 + 8;
 
 /// A key id: the first 8 bytes of SHA-256 over the raw Ed25519 public key.
@@ -96,47 +103,52 @@ fn sig_message(label: &[u8], th: &[u8; 32], kid: &KeyId) -> ([u8; SIG_MSG_LEN], 
     (m, n + 40)
 }
 
-fn sign(key: &KeyPair, label: &[u8], th: &[u8; 32], kid: &KeyId) -> [u8; 64] {
+fn sign(key: &SigningKey, label: &[u8], th: &[u8; 32], kid: &KeyId) -> [u8; 64] {
     let (m, n) = sig_message(label, th, kid);
-    *key.sk.sign(&m[..n], None)
+    ed25519::sign(key, &m[..n])
 }
 
 fn verify(pk: &[u8; 32], label: &[u8], th: &[u8; 32], kid: &KeyId, sig: &[u8]) -> bool {
     let (m, n) = sig_message(label, th, kid);
-    let (Ok(pk), Ok(sig)) = (PublicKey::from_slice(pk), Signature::from_slice(sig)) else {
-        return false;
-    };
-    pk.verify(&m[..n], &sig).is_ok()
+    ed25519::verify(pk, &m[..n], sig)
 }
 
-/// Uncompressed SEC1 encoding of an ephemeral public key.
-fn encode(secret: &EphemeralSecret) -> [u8; 65] {
-    let mut out = [0u8; 65];
-    let point = secret.public_key().to_projective().to_sec1_point(false);
-    out.copy_from_slice(point.as_bytes());
-    out
-}
+/// An ephemeral X25519 secret: 32 bytes from the caller's RNG, wiped when
+/// dropped.
+struct Ephemeral([u8; KEY]);
 
-/// The peer's ephemeral key: uncompressed, on the curve, not the identity.
-fn decode(bytes: &[u8]) -> Result<p256::PublicKey, Error> {
-    if bytes.first() != Some(&0x04) {
-        return Err(Error::InvalidPoint);
+impl Ephemeral {
+    fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
+        let mut secret = [0u8; KEY];
+        rng.fill_bytes(&mut secret);
+        Self(secret)
     }
-    p256::PublicKey::from_sec1_bytes(bytes).map_err(|_| Error::InvalidPoint)
+
+    fn public_key(&self) -> [u8; KEY] {
+        dh25519::public_key(&self.0)
+    }
 }
 
-/// `(PRK, TH2)` from the ECDH result and the transcript so far.
+impl Drop for Ephemeral {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+/// `(PRK, TH2)` from the X25519 result and the transcript so far; the
+/// all-zero result (a peer key of small order) is [`Error::InvalidPoint`].
 fn schedule2(
-    secret: &EphemeralSecret,
-    peer: &p256::PublicKey,
+    secret: &Ephemeral,
+    peer: &[u8; KEY],
     msg1: &[u8; MSG1_LEN],
     sid: &[u8; 4],
-    y: &[u8; 65],
-) -> ([u8; 32], [u8; 32]) {
+    y: &[u8; KEY],
+) -> Result<([u8; 32], [u8; 32]), Error> {
     let th2 = crypto::sha256(&[TH_LABEL, msg1, sid, y]);
-    let shared = secret.diffie_hellman(peer);
-    let (prk, _) = Hkdf::<Sha256>::extract(Some(&th2), shared.raw_secret_bytes());
-    (prk.into(), th2)
+    let mut shared = dh25519::shared(&secret.0, peer)?;
+    let (prk, _) = Hkdf::<Sha256>::extract(Some(&th2), &shared);
+    shared.zeroize();
+    Ok((prk.into(), th2))
 }
 
 fn hkdf(prk: &[u8; 32]) -> Hkdf<Sha256> {
@@ -166,33 +178,44 @@ impl Drop for LockPending {
     }
 }
 
+/// Lock: the version byte, then the length of `msg1`: a peer of another
+/// version gets a typed refusal naming it, whatever its message's length.
+pub(crate) fn check_msg1(msg1: &[u8]) -> Result<&[u8; MSG1_LEN], Error> {
+    match msg1.first() {
+        Some(&VERSION) => exact::<MSG1_LEN>(msg1),
+        Some(&v) => Err(Error::Unsupported(v)),
+        None => Err(Error::Length {
+            expected: MSG1_LEN,
+            actual: 0,
+        }),
+    }
+}
+
 /// Lock: takes `msg1`, writes `msg2` for session id `sid`.
 pub(crate) fn lock_msg1<R: CryptoRng + ?Sized>(
     rng: &mut R,
-    device_key: &KeyPair,
+    device_key: &SigningKey,
     sid: u32,
     msg1: &[u8],
     out: &mut [u8; MSG2_LEN],
 ) -> Result<LockPending, Error> {
-    let msg1 = exact::<MSG1_LEN>(msg1)?;
-    if msg1[0] != VERSION {
-        return Err(Error::Unsupported(msg1[0]));
-    }
-    let x = decode(&msg1[1..])?;
-    let secret = EphemeralSecret::generate_from_rng(rng);
-    let y = encode(&secret);
+    let msg1 = check_msg1(msg1)?;
+    let mut x = [0u8; KEY];
+    x.copy_from_slice(&msg1[1..]);
+    let secret = Ephemeral::generate(rng);
+    let y = secret.public_key();
     let sid = sid.to_le_bytes();
-    let (prk, th2) = schedule2(&secret, &x, msg1, &sid, &y);
+    let (prk, th2) = schedule2(&secret, &x, msg1, &sid, &y)?;
     let k2 = crypto::expand(&hkdf(&prk), b"k2", &th2);
-    let kid = key_id(&device_key.pk);
+    let kid = key_id(&ed25519::public_key(device_key));
     out[..4].copy_from_slice(&sid);
-    out[4..69].copy_from_slice(&y);
-    let plain = &mut out[69..69 + ID_PLAIN];
+    out[4..ID2].copy_from_slice(&y);
+    let plain = &mut out[ID2..ID2 + ID_PLAIN];
     plain[..8].copy_from_slice(&kid);
     plain[8..].copy_from_slice(&sign(device_key, LOCK_SIG_LABEL, &th2, &kid));
     let tag = crypto::seal(&k2, 0, &th2, plain);
-    out[69 + ID_PLAIN..].copy_from_slice(&tag);
-    let th3 = crypto::sha256(&[&th2, &out[69..]]);
+    out[ID2 + ID_PLAIN..].copy_from_slice(&tag);
+    let th3 = crypto::sha256(&[&th2, &out[ID2..]]);
     Ok(LockPending { prk, th3 })
 }
 
@@ -225,17 +248,17 @@ pub(crate) fn lock_msg3(
 
 /// The owner's client's side of a handshake.
 pub struct ClientHandshake {
-    secret: EphemeralSecret,
+    secret: Ephemeral,
     msg1: [u8; MSG1_LEN],
 }
 
 impl ClientHandshake {
     /// Starts a handshake: a fresh ephemeral key and `msg1`.
     pub fn start<R: CryptoRng + ?Sized>(rng: &mut R) -> (Self, [u8; MSG1_LEN]) {
-        let secret = EphemeralSecret::generate_from_rng(rng);
+        let secret = Ephemeral::generate(rng);
         let mut msg1 = [0u8; MSG1_LEN];
         msg1[0] = VERSION;
-        msg1[1..].copy_from_slice(&encode(&secret));
+        msg1[1..].copy_from_slice(&secret.public_key());
         (Self { secret, msg1 }, msg1)
     }
 
@@ -247,21 +270,20 @@ impl ClientHandshake {
         self,
         msg2: &[u8],
         device_public_key: &[u8; 32],
-        owner: &KeyPair,
+        owner: &(impl OwnerSigner + ?Sized),
         out: &mut [u8; MSG3_LEN],
     ) -> Result<ClientSession, Error> {
         let msg2 = exact::<MSG2_LEN>(msg2)?;
         let mut sid = [0u8; 4];
         sid.copy_from_slice(&msg2[..4]);
-        let mut y = [0u8; 65];
-        y.copy_from_slice(&msg2[4..69]);
-        let peer = decode(&y)?;
-        let (prk, th2) = schedule2(&self.secret, &peer, &self.msg1, &sid, &y);
+        let mut y = [0u8; KEY];
+        y.copy_from_slice(&msg2[4..ID2]);
+        let (prk, th2) = schedule2(&self.secret, &y, &self.msg1, &sid, &y)?;
         let h = hkdf(&prk);
         let k2 = crypto::expand(&h, b"k2", &th2);
         let mut plain = [0u8; ID_PLAIN];
-        plain.copy_from_slice(&msg2[69..69 + ID_PLAIN]);
-        let tag: &[u8; TAG] = exact(&msg2[69 + ID_PLAIN..])?;
+        plain.copy_from_slice(&msg2[ID2..ID2 + ID_PLAIN]);
+        let tag: &[u8; TAG] = exact(&msg2[ID2 + ID_PLAIN..])?;
         crypto::open(&k2, 0, &th2, &mut plain, tag)?;
         let mut kid_l = [0u8; 8];
         kid_l.copy_from_slice(&plain[..8]);
@@ -270,13 +292,14 @@ impl ClientHandshake {
         {
             return Err(Error::LockNotAuthenticated);
         }
-        let th3 = crypto::sha256(&[&th2, &msg2[69..]]);
+        let th3 = crypto::sha256(&[&th2, &msg2[ID2..]]);
         let k3 = crypto::expand(&h, b"k3", &th3);
-        let kid_o = key_id(&owner.pk);
+        let kid_o = key_id(&owner.public_key());
         out[..4].copy_from_slice(&sid);
         let plain = &mut out[4..4 + ID_PLAIN];
         plain[..8].copy_from_slice(&kid_o);
-        plain[8..].copy_from_slice(&sign(owner, OWNER_SIG_LABEL, &th3, &kid_o));
+        let (m, n) = sig_message(OWNER_SIG_LABEL, &th3, &kid_o);
+        plain[8..].copy_from_slice(&owner.sign(&m[..n]));
         let tag = crypto::seal(&k3, 0, &th3, plain);
         out[4 + ID_PLAIN..].copy_from_slice(&tag);
         let th4 = crypto::sha256(&[&th3, &out[4..]]);

@@ -16,14 +16,14 @@
 //! # The three layers
 //!
 //! 1. **Pairing** ([`pairing`]): the owner proves knowledge of the lock's
-//!    8-digit setup code with SPAKE2+ (RFC 9383, suite
-//!    `P256-SHA256-HKDF-SHA256-HMAC-SHA256`, as Matter's PASE), then the two
-//!    sides swap their long-term Ed25519 public keys sealed under keys
+//!    8-digit setup code with SPAKE2+ (RFC 9383, on edwards25519:
+//!    `SPAKE2+-edwards25519-SHA256-HKDF-SHA256-HMAC-SHA256`, [`pake25519`]),
+//!    then the two sides swap their long-term Ed25519 public keys sealed under keys
 //!    derived from the PAKE's shared secret. The lock stores only the
 //!    SPAKE2+ verifier `(w0, L)` with the PBKDF2 salt and iteration count,
 //!    never the code ([`code`]). A [`PairingGuard`] rate-limits wrong codes.
 //! 2. **Sessions** ([`handshake`]): a SIGMA-I handshake in the shape of
-//!    EDHOC method 0 (RFC 9528): ephemeral ECDH on P-256, a SHA-256
+//!    EDHOC method 0 (RFC 9528): ephemeral X25519 (RFC 7748), a SHA-256
 //!    transcript hash, an HKDF-SHA256 key schedule, Ed25519 signatures by
 //!    the lock's device key and the owner's key, identities encrypted.
 //! 3. **Records** ([`record`]): ChaCha20-Poly1305 with one key per
@@ -36,20 +36,23 @@
 //! FORMAT.md ("Secure local channel") gives the bytes of every message,
 //! SECURITY.md the threat model.
 //!
-//! # Dependencies, and what is written here by hand
+//! # One curve, and what is written here by hand
 //!
-//! SPAKE2+ is the `spake2plus` crate: `no_std` without `alloc`, both roles,
-//! the RFC's suites on RustCrypto's `p256`, the caller's RNG, and it passes
-//! RFC 9383's test vectors (`tests/rfc9383.rs` checks them here too, byte
-//! for byte). The other SPAKE crates do not fit a lock: `spake2` needs
-//! `alloc` and is the symmetric SPAKE2 (RFC 9382), not the augmented
-//! SPAKE2+ whose verifier cannot pose as the client; `pake-cpace` draws its
-//! own randomness from the OS RNG. The handshake and the record layer are
-//! written here on `p256` (ECDH), `sha2`, `hkdf`, `ed25519-compact` and
-//! `chacha20poly1305`, because `lakers` (EDHOC) brings its own crypto
-//! backends and buffers sized for CBOR credentials, and no maintained
-//! `no_std` Noise crate signs with Ed25519 keys, the lock's existing
-//! identity.
+//! Everything public-key in the channel runs on curve25519-dalek's
+//! edwards25519 and its Montgomery form: SPAKE2+ ([`pake25519`]), the
+//! session's X25519 ([`dh25519`]) and Ed25519 ([`ed25519`]: signing with
+//! ed25519-dalek, verification as two single-scalar multiplications). The
+//! lock core's code budget (issue 12: 128 KiB) does not hold two curve
+//! implementations: the same operations on P-256 (`p256`, the `spake2plus`
+//! crate) next to ed25519-compact cost 28 KB more (`scripts/curve-probe.sh`).
+//! The `spake2plus` crate implements RFC 9383's P-256 suites only, so the
+//! SPAKE2+ protocol layer is written here on the crate's group (its key
+//! schedule is checked against RFC 9383's vector, the whole run against an
+//! independent libsodium vector). The handshake and the record layer are
+//! written here on `sha2`, `hkdf` and `chacha20poly1305`, because `lakers`
+//! (EDHOC) brings its own crypto backends and buffers sized for CBOR
+//! credentials, and no maintained `no_std` Noise crate signs with Ed25519
+//! keys, the lock's existing identity.
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -57,18 +60,22 @@
 
 pub mod code;
 mod crypto;
+pub mod dh25519;
+pub mod ed25519;
 pub mod handshake;
 pub mod pairing;
+pub mod pake25519;
 pub mod record;
 pub mod table;
 
 pub use code::{CodeError, SetupCode};
+pub use ed25519::{OwnerSigner, SigningKey};
 pub use handshake::{ClientHandshake, KeyId, key_id};
 pub use pairing::{
     ClientPairing, GuardConfig, LockPairing, NewOwner, PairedLock, PairingGuard, StoredVerifier,
 };
+pub use rand_core;
 pub use record::{ClientResponse, ClientSession, Opened, ResponseStatus};
-pub use spake2plus::rand_core;
 pub use table::{MAX_SESSIONS_PER_OWNER, SessionId, SessionTable, TableConfig};
 
 /// Everything the channel refuses, on either side.
@@ -94,9 +101,10 @@ pub enum Error {
     },
     /// A version or kind byte this implementation does not speak.
     Unsupported(u8),
-    /// A point that is not an element of P-256 (off the curve, the
-    /// identity, or not uncompressed SEC1), or a share that cancels the
-    /// password's mask.
+    /// A point the suite refuses: an edwards25519 encoding that is not
+    /// canonical, off the curve or of small order, a SPAKE2+ share that
+    /// only cancels the password's mask, or an X25519 key of small order
+    /// (the all-zero shared secret).
     InvalidPoint,
     /// Pairing: the key confirmation failed: the other side holds another
     /// setup code (or the messages were altered). The lock counts it in its
@@ -158,7 +166,8 @@ pub enum Error {
     /// Pairing: the owner's name is longer than [`pairing::NAME_MAX`] bytes
     /// or not UTF-8.
     BadName,
-    /// An Ed25519 public key that does not decode.
+    /// An Ed25519 public key that does not decode, is not canonical or is
+    /// of small order.
     BadKey,
     /// Pairing (client): the lock's `Params` ask for a PBKDF2 iteration
     /// count outside [`pairing::MIN_ITERATIONS`]..=[`pairing::MAX_ITERATIONS`].
@@ -175,7 +184,7 @@ impl core::fmt::Display for Error {
                 write!(f, "output buffer of {actual} bytes, {needed} needed")
             }
             Self::Unsupported(v) => write!(f, "unsupported version or kind {v:#04x}"),
-            Self::InvalidPoint => f.write_str("not a valid P-256 point"),
+            Self::InvalidPoint => f.write_str("not a valid curve25519 point"),
             Self::WrongCode => f.write_str("the setup code does not match"),
             Self::Backoff { retry_in_ms } => {
                 write!(f, "too many wrong setup codes; retry in {retry_in_ms} ms")

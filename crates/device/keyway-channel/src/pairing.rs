@@ -4,14 +4,22 @@
 //! # Messages (FORMAT.md has the bytes)
 //!
 //! ```text
-//! lock   -> client  Params  21 B  0x01 || salt[16] || iterations u32 LE
-//! client -> lock    Pake1   65 B  shareP (uncompressed P-256)
-//! lock   -> client  Pake2   97 B  shareV[65] || confirmV[32]
+//! lock   -> client  Params  21 B  0x02 || salt[16] || iterations u32 LE
+//! client -> lock    Pake1   32 B  shareP (edwards25519, RFC 8032 encoding)
+//! lock   -> client  Pake2   64 B  shareV[32] || confirmV[32]
 //! client -> lock    Pake3  113 B  confirmP[32] || AEAD_c2l(owner key[32] || name len[1] || name[32]) || tag[16]
 //! lock   -> client  Pake4   48 B  AEAD_l2c(device key[32]) || tag[16]
 //! ```
 //!
-//! The SPAKE2+ context is `SHA-256("keyway pairing v1" || Params)`, so
+//! The suite is SPAKE2+ over edwards25519 with SHA-256, HKDF-SHA256 and
+//! HMAC-SHA256 ([`crate::pake25519`]). `Params` version 2 names it;
+//! version 1 was the P-256 suite (65-byte shares, a 97-byte record): a
+//! client refuses any other version with [`Error::Unsupported`], and a lock
+//! refuses a 65-byte `Pake1` with [`Error::Length`]. A verifier stored by
+//! a version-1 lock cannot be converted (it is `w1·P` on another curve):
+//! such a lock is provisioned again.
+//!
+//! The SPAKE2+ context is `SHA-256("keyway pairing v2" || Params)`, so
 //! the PBKDF parameters the client used are bound into the transcript (as
 //! Matter binds its PBKDFParamRequest/Response); both identities are empty.
 //! After the confirmations, `K_shared` keys two one-shot AEADs:
@@ -23,7 +31,8 @@
 //! `w0s || w1s = PBKDF2-HMAC-SHA256(pw', salt, iterations, 80 bytes)` with
 //! `pw' = len(pw) || pw || len("") || len("")` (RFC 9383 section 3.2, empty
 //! identities, lengths 8-byte little-endian) and `pw` the code's 8 ASCII
-//! digits; `w0`, `w1` are the halves reduced mod the group order. The lock
+//! digits; `w0`, `w1` are the halves, read as little-endian integers
+//! (RFC 8032's scalar encoding), reduced mod the group order. The lock
 //! stores [`StoredVerifier`]: `w0`, `L = w1·P`, the salt and the iteration
 //! count, never the code. [`DEFAULT_ITERATIONS`] is 100,000, Matter's upper
 //! bound: the client pays it once per pairing (≈ 0.1 s on a phone), and
@@ -42,11 +51,13 @@
 //! attacker needs about 5 million presses for an even chance.
 
 use hkdf::Hkdf;
+use rand_core::CryptoRng;
 use sha2::Sha256;
-use spake2plus::rand_core::CryptoRng;
-use spake2plus::{
-    ConfirmP, ConfirmV, Context, P256Sha256, Prover, ProverConfirming, ProverSecret, ShareP,
-    ShareV, Verifier, VerifierConfirming, VerifierRecord,
+use zeroize::Zeroize;
+
+use crate::pake25519::{
+    self, CONFIRM_LEN, Context, POINT_LEN, PakeError, Prover, ProverSecret, Verifier,
+    VerifierConfirming, VerifierRecord,
 };
 
 use crate::code::SetupCode;
@@ -54,7 +65,7 @@ use crate::crypto::{self, TAG};
 use crate::{Error, exact};
 
 /// Version byte of the pairing messages.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// PBKDF2 salt length (Matter: 16 to 32 bytes).
 pub const SALT_LEN: usize = 16;
 /// Iterations of PBKDF2 the provisioning tool uses by default.
@@ -70,20 +81,20 @@ pub const NAME_MAX: usize = 32;
 /// `Params` length.
 pub const PARAMS_LEN: usize = 1 + SALT_LEN + 4;
 /// `Pake1` length.
-pub const PAKE1_LEN: usize = 65;
+pub const PAKE1_LEN: usize = POINT_LEN;
 /// `Pake2` length.
-pub const PAKE2_LEN: usize = 65 + 32;
+pub const PAKE2_LEN: usize = POINT_LEN + CONFIRM_LEN;
 /// The sealed owner identity in `Pake3`: key, name length, name.
 const OWNER_PLAIN: usize = 32 + 1 + NAME_MAX;
 /// `Pake3` length.
 pub const PAKE3_LEN: usize = 32 + OWNER_PLAIN + TAG;
 /// `Pake4` length.
 pub const PAKE4_LEN: usize = 32 + TAG;
-/// Stored verifier length: `w0[32] || L[65] || salt[16] || iterations u32 LE`.
-pub const VERIFIER_LEN: usize = 32 + 65 + SALT_LEN + 4;
+/// Stored verifier length: `w0[32] || L[32] || salt[16] || iterations u32 LE`.
+pub const VERIFIER_LEN: usize = RECORD_LEN + SALT_LEN + 4;
 
-const RECORD_LEN: usize = 32 + 65;
-const CONTEXT_LABEL: &[u8] = b"keyway pairing v1";
+const RECORD_LEN: usize = pake25519::RECORD_LEN;
+const CONTEXT_LABEL: &[u8] = b"keyway pairing v2";
 
 /// What the lock stores instead of the setup code: the SPAKE2+ record
 /// `(w0, L)` plus the PBKDF2 salt and iteration count.
@@ -119,15 +130,17 @@ impl StoredVerifier {
     /// `salt`. `iterations` should be [`DEFAULT_ITERATIONS`]; the client
     /// refuses anything outside [`MIN_ITERATIONS`]..=[`MAX_ITERATIONS`].
     pub fn derive(code: &SetupCode, salt: &[u8; SALT_LEN], iterations: u32) -> Self {
-        let secret = ProverSecret::<P256Sha256>::from_pbkdf_output(&pbkdf(code, salt, iterations))
+        let mut output = pbkdf(code, salt, iterations);
+        let secret = ProverSecret::from_pbkdf_output(&output)
             // A zero w0 or w1 needs PBKDF2 to hit the group order's
-            // multiples: probability 2^-256. Fall back to an all-ones
+            // multiples: probability 2^-252. Fall back to an all-ones
             // output that is valid, so this never panics.
-            .or_else(|_| ProverSecret::<P256Sha256>::from_pbkdf_output(&[0xff; 80]))
+            .or_else(|_| ProverSecret::from_pbkdf_output(&[0xff; 80]))
             .ok();
+        output.zeroize();
         let mut bytes = [0u8; VERIFIER_LEN];
         if let Some(secret) = secret {
-            bytes[..RECORD_LEN].copy_from_slice(secret.verifier_record().to_bytes().as_ref());
+            bytes[..RECORD_LEN].copy_from_slice(&secret.verifier_record().to_bytes());
         }
         bytes[RECORD_LEN..RECORD_LEN + SALT_LEN].copy_from_slice(salt);
         bytes[RECORD_LEN + SALT_LEN..].copy_from_slice(&iterations.to_le_bytes());
@@ -137,9 +150,9 @@ impl StoredVerifier {
     /// Parses stored bytes, checking `w0` and `L`.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
         let bytes = *exact::<VERIFIER_LEN>(bytes)?;
-        VerifierRecord::<P256Sha256>::from_bytes(&bytes[..RECORD_LEN])
-            .map_err(|_| Error::InvalidPoint)?;
-        Ok(Self { bytes })
+        let this = Self { bytes };
+        this.record()?;
+        Ok(this)
     }
 
     /// The bytes to store.
@@ -161,8 +174,12 @@ impl StoredVerifier {
         u32::from_le_bytes(i)
     }
 
-    fn record(&self) -> Result<VerifierRecord<P256Sha256>, Error> {
-        VerifierRecord::from_bytes(&self.bytes[..RECORD_LEN]).map_err(|_| Error::InvalidPoint)
+    fn record(&self) -> Result<VerifierRecord, Error> {
+        let mut record = [0u8; RECORD_LEN];
+        record.copy_from_slice(&self.bytes[..RECORD_LEN]);
+        let parsed = VerifierRecord::from_bytes(&record).map_err(pake_error);
+        record.zeroize();
+        parsed
     }
 
     /// The `Params` message the lock sends when a pairing begins.
@@ -196,11 +213,13 @@ fn pairing_keys(shared: &[u8]) -> ([u8; 32], [u8; 32]) {
     )
 }
 
-fn pake_error(e: spake2plus::Error) -> Error {
+fn pake_error(e: PakeError) -> Error {
     match e {
-        spake2plus::Error::ConfirmationFailed => Error::WrongCode,
-        spake2plus::Error::Length { expected, actual } => Error::Length { expected, actual },
-        _ => Error::InvalidPoint,
+        PakeError::ConfirmationFailed => Error::WrongCode,
+        PakeError::Length { expected, actual } => Error::Length { expected, actual },
+        PakeError::InvalidPoint | PakeError::DegenerateShare | PakeError::InvalidScalar => {
+            Error::InvalidPoint
+        }
     }
 }
 
@@ -317,7 +336,7 @@ impl PairingGuard {
 #[allow(clippy::large_enum_variant)]
 enum LockState {
     Idle,
-    Confirming(VerifierConfirming<P256Sha256>),
+    Confirming(VerifierConfirming),
 }
 
 /// The owner the lock learnt from a successful pairing.
@@ -375,14 +394,16 @@ impl LockPairing {
     ) -> Result<(), Error> {
         guard.check(now_ms)?;
         self.state = LockState::Idle;
-        let share_p = ShareP::<P256Sha256>::from_bytes(msg).map_err(pake_error)?;
+        let share_p = exact::<PAKE1_LEN>(msg)?;
         let record = verifier.record()?;
         let ctx = context_hash(&verifier.params());
-        let (session, share_v) = Verifier::start(&record, &context(&ctx), rng);
-        let (confirming, confirm_v) = session.receive(&share_p).map_err(pake_error)?;
+        let (session, share_v) = Verifier::start(&record, rng).map_err(pake_error)?;
+        let (confirming, confirm_v) = session
+            .receive(&context(&ctx), share_p)
+            .map_err(pake_error)?;
         guard.charge(now_ms);
-        out[..65].copy_from_slice(share_v.as_bytes());
-        out[65..].copy_from_slice(confirm_v.as_bytes());
+        out[..POINT_LEN].copy_from_slice(&share_v);
+        out[POINT_LEN..].copy_from_slice(&confirm_v);
         self.state = LockState::Confirming(confirming);
         Ok(())
     }
@@ -404,10 +425,11 @@ impl LockPairing {
         else {
             return Err(Error::UnexpectedMessage);
         };
-        let confirm_p = ConfirmP::<P256Sha256>::from_bytes(&msg[..32]).map_err(pake_error)?;
-        let shared = confirming.finish(&confirm_p).map_err(pake_error)?;
+        let confirm_p: &[u8; CONFIRM_LEN] = exact(&msg[..CONFIRM_LEN])?;
+        let mut shared = confirming.finish(confirm_p).map_err(pake_error)?;
         guard.confirmed();
-        let (k_c2l, k_l2c) = pairing_keys(shared.as_bytes());
+        let (k_c2l, k_l2c) = pairing_keys(&shared);
+        shared.zeroize();
         let mut plain = [0u8; OWNER_PLAIN];
         plain.copy_from_slice(&msg[32..32 + OWNER_PLAIN]);
         let tag: &[u8; TAG] = exact(&msg[32 + OWNER_PLAIN..])?;
@@ -420,7 +442,9 @@ impl LockPairing {
         }
         let mut public_key = [0u8; 32];
         public_key.copy_from_slice(&plain[..32]);
-        ed25519_compact::PublicKey::from_slice(&public_key).map_err(|_| Error::BadKey)?;
+        if !crate::ed25519::valid_public_key(&public_key) {
+            return Err(Error::BadKey);
+        }
         let mut name = [0u8; NAME_MAX];
         name.copy_from_slice(&plain[33..]);
         out[..32].copy_from_slice(device_public_key);
@@ -437,7 +461,7 @@ impl LockPairing {
 // No heap to box into: the state lives inline, a few hundred bytes.
 #[allow(clippy::large_enum_variant)]
 enum ClientState {
-    Started(Prover<P256Sha256>),
+    Started(Prover, [u8; 32]),
     Confirmed([u8; 32]),
     Done,
 }
@@ -474,15 +498,17 @@ impl ClientPairing {
         if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&iterations) {
             return Err(Error::Iterations(iterations));
         }
-        let secret = ProverSecret::<P256Sha256>::from_pbkdf_output(&pbkdf(code, &salt, iterations))
-            .map_err(pake_error)?;
+        let mut output = pbkdf(code, &salt, iterations);
+        let secret = ProverSecret::from_pbkdf_output(&output);
+        output.zeroize();
         let ctx = context_hash(params);
-        let (prover, share_p) = Prover::start(&secret, &context(&ctx), rng);
+        let (prover, share_p) =
+            Prover::start(&secret.map_err(pake_error)?, rng).map_err(pake_error)?;
         Ok((
             Self {
-                state: ClientState::Started(prover),
+                state: ClientState::Started(prover, ctx),
             },
-            *share_p.as_bytes(),
+            share_p,
         ))
     }
 
@@ -500,17 +526,19 @@ impl ClientPairing {
         if name.len() > NAME_MAX {
             return Err(Error::BadName);
         }
-        let ClientState::Started(prover) = core::mem::replace(&mut self.state, ClientState::Done)
+        let ClientState::Started(prover, ctx) =
+            core::mem::replace(&mut self.state, ClientState::Done)
         else {
             return Err(Error::UnexpectedMessage);
         };
-        let share_v = ShareV::<P256Sha256>::from_bytes(&msg[..65]).map_err(pake_error)?;
-        let confirm_v = ConfirmV::<P256Sha256>::from_bytes(&msg[65..]).map_err(pake_error)?;
-        let confirming: ProverConfirming<P256Sha256> =
-            prover.receive(&share_v).map_err(pake_error)?;
-        let (confirm_p, shared) = confirming.finish(&confirm_v).map_err(pake_error)?;
-        let (k_c2l, k_l2c) = pairing_keys(shared.as_bytes());
-        out[..32].copy_from_slice(confirm_p.as_bytes());
+        let share_v: &[u8; POINT_LEN] = exact(&msg[..POINT_LEN])?;
+        let confirm_v: &[u8; CONFIRM_LEN] = exact(&msg[POINT_LEN..])?;
+        let (confirm_p, mut shared) = prover
+            .finish(&context(&ctx), share_v, confirm_v)
+            .map_err(pake_error)?;
+        let (k_c2l, k_l2c) = pairing_keys(&shared);
+        shared.zeroize();
+        out[..32].copy_from_slice(&confirm_p);
         let plain = &mut out[32..32 + OWNER_PLAIN];
         plain.fill(0);
         plain[..32].copy_from_slice(owner_public_key);
@@ -533,7 +561,9 @@ impl ClientPairing {
         key.copy_from_slice(&msg[..32]);
         let tag: &[u8; TAG] = exact(&msg[32..])?;
         crypto::open(&k_l2c, 0, b"", &mut key, tag)?;
-        ed25519_compact::PublicKey::from_slice(&key).map_err(|_| Error::BadKey)?;
+        if !crate::ed25519::valid_public_key(&key) {
+            return Err(Error::BadKey);
+        }
         Ok(PairedLock {
             device_public_key: key,
         })

@@ -15,13 +15,13 @@
 //! the agent's per-peer limits (which know the radio peers) keep one peer
 //! from taking every slot.
 
-use ed25519_compact::KeyPair;
-use spake2plus::rand_core::CryptoRng;
+use crate::ed25519::SigningKey;
+use rand_core::CryptoRng;
 use zeroize::Zeroize;
 
+use crate::Error;
 use crate::handshake::{self, KeyId, LockPending, MSG2_LEN};
 use crate::record::{self, MSG4_LEN, Opened, ResponseStatus};
-use crate::{Error, exact};
 
 /// A session id as it travels (u32, little-endian).
 pub type SessionId = u32;
@@ -164,11 +164,11 @@ impl<const N: usize> SessionTable<N> {
         &mut self,
         now_ms: u64,
         rng: &mut R,
-        device_key: &KeyPair,
+        device_key: &SigningKey,
         msg1: &[u8],
         out: &mut [u8; MSG2_LEN],
     ) -> Result<SessionId, Error> {
-        exact::<{ handshake::MSG1_LEN }>(msg1)?;
+        handshake::check_msg1(msg1)?;
         let i = (0..N)
             .find(|&i| matches!(self.slots[i].state, State::Free))
             .or_else(|| (0..N).find(|&i| self.expired(&self.slots[i], now_ms)))

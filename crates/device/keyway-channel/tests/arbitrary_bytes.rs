@@ -92,10 +92,12 @@ fn pairing_property(junk: Vec<u8>, at: usize, x: u8, d: i8, seed: u64) {
             &m,
             &mut pake2,
         );
-        let _ = p
-            .lock
-            .pairing
-            .pake3(&mut p.lock.guard, &junk, &p.lock.device.pk, &mut pake4);
+        let _ = p.lock.pairing.pake3(
+            &mut p.lock.guard,
+            &junk,
+            &p.lock.device.verifying_key().to_bytes(),
+            &mut pake4,
+        );
         p.lock.guard.reopen();
     }
     p.lock
@@ -114,23 +116,33 @@ fn pairing_property(junk: Vec<u8>, at: usize, x: u8, d: i8, seed: u64) {
     let _ = ClientPairing::start(&code, &params, &mut p.rng)
         .unwrap()
         .0
-        .pake2(&junk, &p.client.owner.pk, "a", &mut pake3);
+        .pake2(
+            &junk,
+            &p.client.owner.verifying_key().to_bytes(),
+            "a",
+            &mut pake3,
+        );
     let _ = ClientPairing::start(&code, &params, &mut p.rng)
         .unwrap()
         .0
         .pake2(
             &mutate(&pake2, at, x, d),
-            &p.client.owner.pk,
+            &p.client.owner.verifying_key().to_bytes(),
             "a",
             &mut pake3,
         );
     client
-        .pake2(&pake2, &p.client.owner.pk, "a", &mut pake3)
+        .pake2(
+            &pake2,
+            &p.client.owner.verifying_key().to_bytes(),
+            "a",
+            &mut pake3,
+        )
         .unwrap();
     let _ = p.lock.pairing.pake3(
         &mut p.lock.guard,
         &mutate(&pake3, at, x, d),
-        &p.lock.device.pk,
+        &p.lock.device.verifying_key().to_bytes(),
         &mut pake4,
     );
     let _ = client.pake4(&junk);

@@ -4,10 +4,12 @@
 
 mod util;
 
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use curve25519_dalek::scalar::Scalar;
+use curve25519_dalek::traits::IsIdentity;
 use keyway_channel::pairing::{PAKE2_LEN, PAKE3_LEN, PAKE4_LEN};
+use keyway_channel::pake25519;
 use keyway_channel::{ClientPairing, CodeError, Error, GuardConfig, PairingGuard, SetupCode};
-use p256::elliptic_curve::PrimeField;
-use p256::{ProjectivePoint, PublicKey, Scalar};
 use util::{CODE, Pair, kid};
 
 const WRONG: u32 = 20_231_108;
@@ -16,10 +18,13 @@ const WRONG: u32 = 20_231_108;
 fn pair_with_right_code_swaps_both_long_term_keys() {
     let mut p = Pair::new(1);
     let (owner, lock) = p.pair(CODE, "Alice's phone").unwrap();
-    assert_eq!(owner.public_key, *p.client.owner.pk);
+    assert_eq!(owner.public_key, p.client.owner.verifying_key().to_bytes());
     assert_eq!(owner.name(), "Alice's phone");
     assert_eq!(owner.key_id(), kid(&p.client.owner));
-    assert_eq!(lock.device_public_key, *p.lock.device.pk);
+    assert_eq!(
+        lock.device_public_key,
+        p.lock.device.verifying_key().to_bytes()
+    );
     assert_eq!(p.lock.guard.failures(), 0);
 }
 
@@ -58,16 +63,20 @@ fn wrong_code_forged_pake3_is_refused_by_the_lock() {
         .unwrap();
     let pake3 = [0x41u8; PAKE3_LEN];
     let mut pake4 = [0u8; PAKE4_LEN];
-    let r = p
-        .lock
-        .pairing
-        .pake3(&mut p.lock.guard, &pake3, &p.lock.device.pk, &mut pake4);
+    let r = p.lock.pairing.pake3(
+        &mut p.lock.guard,
+        &pake3,
+        &p.lock.device.verifying_key().to_bytes(),
+        &mut pake4,
+    );
     assert_eq!(r.err(), Some(Error::WrongCode));
     // The run is over: a second Pake3 is out of order, not another guess.
-    let r = p
-        .lock
-        .pairing
-        .pake3(&mut p.lock.guard, &pake3, &p.lock.device.pk, &mut pake4);
+    let r = p.lock.pairing.pake3(
+        &mut p.lock.guard,
+        &pake3,
+        &p.lock.device.verifying_key().to_bytes(),
+        &mut pake4,
+    );
     assert_eq!(r.err(), Some(Error::UnexpectedMessage));
     assert_eq!(p.lock.guard.failures(), 1);
 }
@@ -158,19 +167,10 @@ fn guard_restored_after_restart_keeps_the_wait() {
     assert_eq!(g.check(10_000_000), Err(Error::LockedOut));
 }
 
-/// RFC 9383's M and N for P-256 (compressed).
-const M: &str = "02886e2f97ace46e55ba9dd7242579f2993b64e16ef3dcab95afd497333d8fa12f";
-const N: &str = "03d8bbd6c639c62937b04d997f38c3770719c629d7014d49a24b4f98baa1292b49";
-
-fn point(bytes: &[u8]) -> ProjectivePoint {
-    PublicKey::from_sec1_bytes(bytes).unwrap().to_projective()
-}
-
-fn unhex(h: &str) -> Vec<u8> {
-    (0..h.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
-        .collect()
+fn point(bytes: &[u8]) -> EdwardsPoint {
+    CompressedEdwardsY(bytes.try_into().unwrap())
+        .decompress()
+        .unwrap()
 }
 
 #[test]
@@ -186,9 +186,9 @@ fn recorded_pairing_transcript_gives_eavesdropper_no_guess_check() {
     // rejected by the transcript alone, so the right one does not stand out.
     let mut p = Pair::new(6);
     let t = p.pair_transcript(CODE, "Alice").unwrap();
-    let (m, n) = (point(&unhex(M)), point(&unhex(N)));
+    let (m, n) = (point(&pake25519::M), point(&pake25519::N));
     let x_share = point(&t.pake1);
-    let y_share = point(&t.pake2[..65]);
+    let y_share = point(&t.pake2[..32]);
     let salt: [u8; 16] = t.params[1..17].try_into().unwrap();
     let iterations = u32::from_le_bytes(t.params[17..21].try_into().unwrap());
     let mut guesses = 0;
@@ -200,11 +200,11 @@ fn recorded_pairing_transcript_gives_eavesdropper_no_guess_check() {
             &salt,
             iterations,
         );
-        let w0 = Scalar::from_repr(v.to_bytes()[..32].try_into().unwrap()).unwrap();
+        let w0 = Scalar::from_canonical_bytes(v.to_bytes()[..32].try_into().unwrap()).unwrap();
         let ux = x_share - m * w0;
         let uy = y_share - n * w0;
-        assert!(!bool::from(p256::elliptic_curve::Group::is_identity(&ux)));
-        assert!(!bool::from(p256::elliptic_curve::Group::is_identity(&uy)));
+        assert!(!ux.mul_by_cofactor().is_identity());
+        assert!(!uy.mul_by_cofactor().is_identity());
         guesses += 1;
     }
     // The shares are not the code: a second pairing with the same code has
@@ -214,8 +214,16 @@ fn recorded_pairing_transcript_gives_eavesdropper_no_guess_check() {
     assert_ne!(t.pake1, t2.pake1);
     assert_ne!(t.pake2, t2.pake2);
     // And the sealed owner key is not readable in the recording.
-    assert!(!t.pake3.windows(32).any(|w| w == *p.client.owner.pk));
-    assert!(!t.pake4.windows(32).any(|w| w == *p.lock.device.pk));
+    assert!(
+        !t.pake3
+            .windows(32)
+            .any(|w| w == p.client.owner.verifying_key().to_bytes())
+    );
+    assert!(
+        !t.pake4
+            .windows(32)
+            .any(|w| w == p.lock.device.verifying_key().to_bytes())
+    );
     println!("{guesses} guesses tried against the transcript, none rejected");
 }
 
@@ -279,17 +287,51 @@ fn client_refuses_params_with_absurd_iteration_counts() {
     let mut rng =
         <rand_chacha::ChaCha20Rng as rand_chacha::rand_core::SeedableRng>::seed_from_u64(9);
     let mut params = [0u8; 21];
-    params[0] = 1;
+    params[0] = keyway_channel::pairing::VERSION;
     params[17..].copy_from_slice(&u32::MAX.to_le_bytes());
     assert_eq!(
         ClientPairing::start(&code, &params, &mut rng).err(),
         Some(Error::Iterations(u32::MAX))
     );
-    params[0] = 2;
+    params[0] = 3;
     assert_eq!(
         ClientPairing::start(&code, &params, &mut rng).err(),
-        Some(Error::Unsupported(2))
+        Some(Error::Unsupported(3))
     );
+}
+
+/// Version 1 was SPAKE2+ on P-256 (65-byte shares). A version-1 lock's
+/// `Params` get a typed refusal at a version-2 client, and a version-1
+/// client's 65-byte `Pake1` a typed length refusal at a version-2 lock,
+/// before any curve arithmetic, and without charging the guard.
+#[test]
+fn p256_peers_get_a_typed_refusal() {
+    let code = SetupCode::new(CODE).unwrap();
+    let mut p = Pair::new(8);
+    let mut params = p.lock.verifier.params();
+    assert_eq!(params[0], 2);
+    params[0] = 1;
+    assert_eq!(
+        ClientPairing::start(&code, &params, &mut p.rng).err(),
+        Some(Error::Unsupported(1))
+    );
+    let old_pake1 = [0x04u8; 65];
+    let mut pake2 = [0u8; PAKE2_LEN];
+    assert_eq!(
+        p.lock.pairing.pake1(
+            &p.lock.verifier,
+            &mut p.lock.guard,
+            p.lock.now_ms,
+            &mut p.rng,
+            &old_pake1,
+            &mut pake2
+        ),
+        Err(Error::Length {
+            expected: 32,
+            actual: 65
+        })
+    );
+    assert_eq!(p.lock.guard.failures(), 0);
 }
 
 #[test]
@@ -309,4 +351,66 @@ fn stored_verifier_round_trips_and_holds_no_code() {
         keyway_channel::StoredVerifier::derive(&code, &[2; 16], 1000),
         v
     );
+}
+
+/// An owner key that is not a usable Ed25519 public key (here the identity
+/// point, of small order: the key under which the forgery R = identity,
+/// S = 0 satisfies the bare verification equation for every message) is
+/// refused when the lock opens Pake3, and no owner is returned; likewise a
+/// device key of small order at the client in Pake4. Before version 2 the
+/// lock checked only the key's length.
+#[test]
+fn small_order_keys_are_refused_at_pairing() {
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let code = SetupCode::new(CODE).unwrap();
+
+    let mut p = Pair::new(9);
+    let params = p.lock.verifier.params();
+    let (mut client, pake1) = ClientPairing::start(&code, &params, &mut p.rng).unwrap();
+    let mut pake2 = [0u8; PAKE2_LEN];
+    p.lock
+        .pairing
+        .pake1(
+            &p.lock.verifier,
+            &mut p.lock.guard,
+            p.lock.now_ms,
+            &mut p.rng,
+            &pake1,
+            &mut pake2,
+        )
+        .unwrap();
+    let mut pake3 = [0u8; PAKE3_LEN];
+    client.pake2(&pake2, &identity, "x", &mut pake3).unwrap();
+    let mut pake4 = [0u8; PAKE4_LEN];
+    let device = p.lock.device.verifying_key().to_bytes();
+    assert_eq!(
+        p.lock
+            .pairing
+            .pake3(&mut p.lock.guard, &pake3, &device, &mut pake4),
+        Err(Error::BadKey)
+    );
+
+    // The client's side: a lock that answers with a small-order device key.
+    let mut q = Pair::new(10);
+    let params = q.lock.verifier.params();
+    let (mut client, pake1) = ClientPairing::start(&code, &params, &mut q.rng).unwrap();
+    q.lock
+        .pairing
+        .pake1(
+            &q.lock.verifier,
+            &mut q.lock.guard,
+            q.lock.now_ms,
+            &mut q.rng,
+            &pake1,
+            &mut pake2,
+        )
+        .unwrap();
+    let owner = q.client.owner.verifying_key().to_bytes();
+    client.pake2(&pake2, &owner, "x", &mut pake3).unwrap();
+    q.lock
+        .pairing
+        .pake3(&mut q.lock.guard, &pake3, &identity, &mut pake4)
+        .unwrap();
+    assert_eq!(client.pake4(&pake4), Err(Error::BadKey));
 }

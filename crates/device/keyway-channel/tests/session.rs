@@ -40,9 +40,11 @@ fn unpaired_key_and_bad_signature_get_identical_refusal() {
 
     // 2. The paired owner's key id, but a signature by another key: the
     //    client side signs with `stranger` while naming the owner's kid.
-    //    Built by hand: a KeyPair whose pk is the owner's and sk another's.
-    let mut forger = stranger.clone();
-    forger.pk = p.client.owner.pk;
+    //    Built by hand: a signer naming the owner's key, signing with another.
+    let forger = util::Forger {
+        claimed: p.client.owner.verifying_key().to_bytes(),
+        key: stranger.clone(),
+    };
     let (hs, msg1) = ClientHandshake::start(&mut p.rng);
     let mut msg2 = [0u8; MSG2_LEN];
     p.lock
@@ -315,8 +317,41 @@ fn idle_session_expires() {
 fn unpaired_owner_sessions_are_closed() {
     let mut p = Pair::paired(25);
     let mut s = p.handshake().unwrap();
-    let kid = key_id(&p.client.owner.pk);
+    let kid = key_id(&p.client.owner.verifying_key().to_bytes());
     p.lock.table.close_owner(&kid);
     let mut r = p.request(&mut s, b"status");
     assert_eq!(p.lock_serve(&mut r).0, Err(Error::UnknownSession));
+}
+
+/// Version 1 of the handshake ran on P-256 (`msg1` = 0x01 || a 65-byte
+/// SEC1 key). A version-2 lock refuses such a `msg1` by its version byte,
+/// whatever its length, and a `msg1` carrying a key of small order (the
+/// all-zero X25519 secret) as an invalid point; neither takes a slot.
+#[test]
+fn p256_msg1_gets_a_typed_refusal() {
+    let mut p = Pair::paired(21);
+    let mut old = [0x04u8; 66];
+    old[0] = 1;
+    let mut msg2 = [0u8; MSG2_LEN];
+    let now = p.lock.now_ms;
+    assert_eq!(
+        p.lock
+            .table
+            .handshake1(now, &mut p.rng, &p.lock.device, &old, &mut msg2)
+            .unwrap_err(),
+        Error::Unsupported(1)
+    );
+    // u = 1: order 4 on the Montgomery curve; the shared secret is zero.
+    let mut small = [0u8; keyway_channel::handshake::MSG1_LEN];
+    small[0] = keyway_channel::handshake::VERSION;
+    small[1] = 1;
+    assert_eq!(
+        p.lock
+            .table
+            .handshake1(now, &mut p.rng, &p.lock.device, &small, &mut msg2)
+            .unwrap_err(),
+        Error::InvalidPoint
+    );
+    assert_eq!(p.lock.table.sessions(now), 0);
+    assert!(p.handshake().is_ok());
 }

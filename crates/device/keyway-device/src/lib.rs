@@ -39,6 +39,7 @@
 #![deny(missing_docs)]
 
 pub mod boot;
+#[cfg(feature = "delta")]
 pub mod delta;
 pub mod install;
 pub mod journal;

@@ -264,10 +264,13 @@ impl<'a, const CHUNK: usize> VerifiedSlot<'a, CHUNK> {
         }
         // A delta update's slot holds the image the patch produced, not
         // the patch: its expectation is the delta binding's output.
+        #[cfg(feature = "delta")]
         let expectation = match verified.delta.as_ref() {
             Some(d) => &d.out,
             None => verified.payload.as_ref().ok_or(SlotError::NoImage)?,
         };
+        #[cfg(not(feature = "delta"))]
+        let expectation = verified.payload.as_ref().ok_or(SlotError::NoImage)?;
         let size = expectation.size.ok_or(SlotError::NoImage)?;
         if size > u64::from(capacity) {
             return Err(SlotError::ImageTooLarge { size, capacity });

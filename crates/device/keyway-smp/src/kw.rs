@@ -945,12 +945,12 @@ one_bstr!(
 );
 one_bstr!(
     /// `pake` write request (id 11): `{"pake1": bstr}`, the client's
-    /// SPAKE2+ share (`Pake1`, 65 bytes).
+    /// SPAKE2+ share (`Pake1`, 32 bytes).
     PakeStart,
     "pake1"
 );
 one_bstr!(
-    /// Answer to [`PakeStart`]: `{"pake2": bstr}` (`Pake2`, 97 bytes).
+    /// Answer to [`PakeStart`]: `{"pake2": bstr}` (`Pake2`, 64 bytes).
     PakeStartRsp,
     "pake2"
 );
@@ -961,12 +961,12 @@ one_bstr!(
     "pake3"
 );
 one_bstr!(
-    /// `session` request (id 13): `{"msg1": bstr}` (66 bytes).
+    /// `session` request (id 13): `{"msg1": bstr}` (33 bytes).
     SessionStart,
     "msg1"
 );
 one_bstr!(
-    /// Answer to [`SessionStart`]: `{"msg2": bstr}` (157 bytes).
+    /// Answer to [`SessionStart`]: `{"msg2": bstr}` (124 bytes).
     SessionStartRsp,
     "msg2"
 );

@@ -231,14 +231,14 @@ impl PublicKey {
     }
 }
 
-#[cfg(feature = "ed25519")]
+#[cfg(all(feature = "ed25519", not(feature = "curve25519")))]
 #[inline(never)]
 fn ed25519_valid(k: &[u8; 32]) -> bool {
     // Rejects encodings that are not points and small-order points.
     ed25519_compact::PublicKey::new(*k).validate().is_ok()
 }
 
-#[cfg(feature = "ed25519")]
+#[cfg(all(feature = "ed25519", not(feature = "curve25519")))]
 #[inline(never)]
 fn ed25519_verify(k: &[u8; 32], message: &[u8], signature: &[u8]) -> bool {
     // RFC 8032 verification that also rejects a non-canonical S and
@@ -256,7 +256,7 @@ fn ed25519_verify(k: &[u8; 32], message: &[u8], signature: &[u8]) -> bool {
 }
 
 /// Checks S and decodes -A and -R: the verifying state, or `None`.
-#[cfg(feature = "ed25519")]
+#[cfg(all(feature = "ed25519", not(feature = "curve25519")))]
 #[inline(never)]
 fn ed25519_start(k: &[u8; 32], signature: &[u8]) -> Option<ed25519_compact::VerifyingState> {
     let sig = ed25519_compact::Signature::from_slice(signature).ok()?;
@@ -266,10 +266,82 @@ fn ed25519_start(k: &[u8; 32], signature: &[u8]) -> Option<ed25519_compact::Veri
 }
 
 /// The verification equation.
-#[cfg(feature = "ed25519")]
+#[cfg(all(feature = "ed25519", not(feature = "curve25519")))]
 #[inline(never)]
 fn ed25519_finish(st: &ed25519_compact::VerifyingState) -> bool {
     st.verify().is_ok()
+}
+
+/// Ed25519 on curve25519-dalek's group (feature `curve25519`): the
+/// backend of a curve25519-only lock core, where one curve implementation
+/// serves the signatures, the session's X25519 and SPAKE2+.
+///
+/// Verification is written here on the group's public operations rather
+/// than taken from ed25519-dalek, for the device's stack budget:
+/// ed25519-dalek's double-base multiplication (with its run-time
+/// base-point table) needs about 7.8 KB of stack on a Cortex-M4, which
+/// leaves nothing of the verifier's 8 KiB; two single-scalar
+/// multiplications need about 3.9 KB and link less code, at about twice
+/// the instructions (`scripts/curve-probe.sh`). The refusals are
+/// ed25519-compact's: an encoding of A or R that is not canonical or not
+/// a point, A or R of small order, S not reduced; and the equation is the
+/// cofactored one, `[8]([S]B - [k]A - R) = 0`, with `k = SHA-512(R || A ||
+/// message)` reduced modulo the group order.
+#[cfg(all(feature = "ed25519", feature = "curve25519"))]
+mod ed25519_group {
+    use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+    use curve25519_dalek::scalar::Scalar;
+    use curve25519_dalek::traits::IsIdentity;
+    use sha2::{Digest, Sha512};
+
+    /// A canonical encoding of a curve point not of small order.
+    pub(super) fn point(bytes: &[u8; 32]) -> Option<EdwardsPoint> {
+        let p = CompressedEdwardsY(*bytes).decompress()?;
+        // Decompression also takes y >= p and x = 0 with the sign bit set;
+        // only the canonical encoding re-encodes to the same bytes.
+        if p.compress().as_bytes() != bytes || p.is_small_order() {
+            return None;
+        }
+        Some(p)
+    }
+
+    /// The verification; see the module doc.
+    pub(super) fn verify(k: &[u8; 32], message: &[u8], signature: &[u8]) -> bool {
+        let (Some(r_bytes), Some(s_bytes)) = (signature.get(..32), signature.get(32..)) else {
+            return false;
+        };
+        let (Ok(r_bytes), Ok(s_bytes)) =
+            (<[u8; 32]>::try_from(r_bytes), <[u8; 32]>::try_from(s_bytes))
+        else {
+            return false;
+        };
+        let Some(s) = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes)) else {
+            return false;
+        };
+        let (Some(a), Some(r)) = (point(k), point(&r_bytes)) else {
+            return false;
+        };
+        let mut hash = Sha512::new();
+        hash.update(r_bytes);
+        hash.update(k);
+        hash.update(message);
+        let h = Scalar::from_bytes_mod_order_wide(&hash.finalize().into());
+        (EdwardsPoint::mul_base(&s) - a * h - r)
+            .mul_by_cofactor()
+            .is_identity()
+    }
+}
+
+#[cfg(all(feature = "ed25519", feature = "curve25519"))]
+#[inline(never)]
+fn ed25519_valid(k: &[u8; 32]) -> bool {
+    ed25519_group::point(k).is_some()
+}
+
+#[cfg(all(feature = "ed25519", feature = "curve25519"))]
+#[inline(never)]
+fn ed25519_verify(k: &[u8; 32], message: &[u8], signature: &[u8]) -> bool {
+    ed25519_group::verify(k, message, signature)
 }
 
 #[cfg(feature = "es256")]
@@ -341,5 +413,120 @@ impl TrustAnchors {
     /// Root signatures required.
     pub fn threshold(&self) -> u8 {
         self.threshold
+    }
+}
+
+/// Ed25519 acceptance, the same on both backends (ed25519-compact by
+/// default, curve25519-dalek's group with `curve25519`): run with and
+/// without the feature.
+#[cfg(all(test, feature = "ed25519"))]
+mod ed25519_tests {
+    use super::*;
+
+    fn h<const L: usize>(s: &str) -> [u8; L] {
+        let v = hex::decode(s).expect("hex");
+        v.try_into().expect("length")
+    }
+
+    /// RFC 8032, section 7.1, TEST 1, 2 and 3: (public key, message,
+    /// signature).
+    const RFC8032: [(&str, &str, &str); 3] = [
+        (
+            "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
+            "",
+            "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b",
+        ),
+        (
+            "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c",
+            "72",
+            "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00",
+        ),
+        (
+            "fc51cd8e6218a1a38da47ed00230f0580816ed13ba3303ac5deb911548908025",
+            "af82",
+            "6291d657deec24024827e69c3abe01a30ce548a284743a445e3680d7db5ac3ac18ff9b538d16f290ae67f760984dc6594a7c15e9716ed28dc027beceea1ec40a",
+        ),
+    ];
+
+    /// The group order L, little-endian.
+    const L: [u8; 32] = [
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde,
+        0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+    ];
+
+    #[test]
+    fn rfc8032_vectors_verify() {
+        for (pk, msg, sig) in RFC8032 {
+            let key = PublicKey::from_raw(&h::<32>(pk)).expect("an RFC 8032 key");
+            let msg = hex::decode(msg).expect("hex");
+            let sig = h::<64>(sig);
+            assert!(key.verify(&msg, &sig), "RFC 8032 signature");
+            let mut other = msg.clone();
+            other.push(0);
+            assert!(!key.verify(&other, &sig), "another message");
+            let mut bad = sig;
+            bad[5] ^= 1;
+            assert!(!key.verify(&msg, &bad), "a flipped bit in R");
+            assert!(!key.verify(&msg, &sig[..63]), "a short signature");
+        }
+    }
+
+    /// S + L verifies under a check that reduces S: malleability.
+    #[test]
+    fn non_canonical_s_is_refused() {
+        let (pk, msg, sig) = RFC8032[1];
+        let key = PublicKey::from_raw(&h::<32>(pk)).expect("key");
+        let msg = hex::decode(msg).expect("hex");
+        let mut sig = h::<64>(sig);
+        let mut carry = 0u16;
+        for (s, l) in sig[32..].iter_mut().zip(L) {
+            let t = u16::from(*s) + u16::from(l) + carry;
+            *s = t as u8;
+            carry = t >> 8;
+        }
+        assert_eq!(carry, 0);
+        assert!(!key.verify(&msg, &sig));
+    }
+
+    /// The identity as A with R = identity and S = 0 satisfies the bare
+    /// equation for every message: small-order keys must be refused, at
+    /// parsing and at verification.
+    #[test]
+    fn small_order_keys_are_refused() {
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let mut order2 = [0xffu8; 32];
+        order2[0] = 0xec;
+        order2[31] = 0x7f;
+        for k in [identity, order2] {
+            assert_eq!(PublicKey::from_raw(&k), Err(Error::InvalidKey));
+            let mut sig = [0u8; 64];
+            sig[..32].copy_from_slice(&identity);
+            assert!(!PublicKey::Ed25519(k).verify(b"anything", &sig));
+        }
+    }
+
+    /// A's y + p (the same point, non-canonical) and a y off the curve.
+    #[test]
+    fn non_canonical_and_off_curve_keys_are_refused() {
+        let (pk, _, _) = RFC8032[0];
+        let pk = h::<32>(pk);
+        // y + p overflows 255 bits unless y < 19: build one that is a
+        // point, from the small y values (sign bit 0).
+        let found = (0u8..19).find_map(|y| {
+            let mut canonical = [0u8; 32];
+            canonical[0] = y;
+            PublicKey::from_raw(&canonical).ok()?;
+            let mut b = [0xffu8; 32];
+            b[0] = 0xed + y;
+            b[31] = 0x7f;
+            Some(b)
+        });
+        let non_canonical = found.expect("a small y of a large-order point");
+        assert_eq!(PublicKey::from_raw(&non_canonical), Err(Error::InvalidKey));
+        let mut off_curve = pk;
+        off_curve[0] = 2;
+        off_curve[1..].fill(0);
+        assert_eq!(PublicKey::from_raw(&off_curve), Err(Error::InvalidKey));
     }
 }

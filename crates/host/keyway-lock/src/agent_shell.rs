@@ -43,7 +43,6 @@
 //! which skips the server's own authority checks and upload binding (the
 //! agent made them).
 
-use ed25519_compact::KeyPair;
 use keyway_agent::agent::{
     Agent, Authority, Config, Device, Event, Firmware, Now, OUT_LEN, Pending, Press, Sensors,
     ServeError,
@@ -51,6 +50,7 @@ use keyway_agent::agent::{
 use keyway_agent::limits::PeerId;
 use keyway_agent::store::{self, Consent, GrantedBy};
 use keyway_audit::Time;
+use keyway_channel::SigningKey as KeyPair;
 use keyway_channel::StoredVerifier;
 use keyway_sim::{Geometry, SimFlash};
 use keyway_smp::cbor::Writer;

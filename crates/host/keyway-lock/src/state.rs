@@ -10,7 +10,7 @@
 //! DIR/pin            the keypad PIN (0600; missing: lock::DEFAULT_PIN)
 //! DIR/boot-count     the boot counter (decimal), raised at every power-on
 //! DIR/exports/       audit-log exports the control socket wrote (`log-export NAME`)
-//! DIR/setup-verifier the SPAKE2+ verifier of the lock's setup code (117 bytes, 0600;
+//! DIR/setup-verifier the SPAKE2+ verifier of the lock's setup code (84 bytes, 0600;
 //!                    keyway-channel's StoredVerifier: w0, L, salt, iterations)
 //! DIR/setup-code     the setup code itself, `1234-5670` (0600): the label, for the lab
 //! DIR/agent-store.bin the agent's store flash, 16 KiB (0600): owners, consent, settings,
@@ -247,7 +247,7 @@ impl StateDir {
     /// The device's Ed25519 key pair (`device.key`, created if missing)
     /// as the agent holds it: the key its pairing and sessions prove, the
     /// same key that signs the audit log.
-    pub fn device_keypair(&self) -> Result<ed25519_compact::KeyPair> {
+    pub fn device_keypair(&self) -> Result<keyway_channel::SigningKey> {
         self.device_signer()?;
         let path = self.path("device.key");
         let key = keyway::keys::SigningKey::load(&path)
@@ -255,9 +255,7 @@ impl StateDir {
         let keyway::keys::SigningKey::Ed25519(k) = key else {
             bail!("{}: the device key must be Ed25519", path.display());
         };
-        Ok(ed25519_compact::KeyPair::from_seed(
-            ed25519_compact::Seed::new(k.to_bytes()),
-        ))
+        Ok(keyway_channel::SigningKey::from_bytes(&k.to_bytes()))
     }
 
     /// The agent's store flash (`agent-store.bin`; a blank one if the

@@ -11,12 +11,12 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ed25519_compact::{KeyPair, Seed};
 use keyway::encode::EnvelopeBuilder;
 use keyway::keys::{Algorithm, SigningKey};
 use keyway_agent::agent::{Event, Now, Press};
 use keyway_agent::limits::PeerId;
 use keyway_audit::Time;
+use keyway_channel::SigningKey as KeyPair;
 use keyway_channel::pairing::MIN_ITERATIONS;
 use keyway_channel::{SetupCode, StoredVerifier};
 use keyway_cli::device::{Client, Stats, Transport, TransportError};
@@ -87,7 +87,7 @@ impl Bench {
         let lock = AgentLock::new(
             server,
             agent_shell::blank_store().unwrap(),
-            KeyPair::from_seed(Seed::new([0xd0; 32])),
+            KeyPair::from_bytes(&[0xd0; 32]),
             Some(&verifier),
             1_000,
         )
@@ -369,13 +369,14 @@ fn the_keyway_binary_pairs_by_setup_code_with_the_agent_brain_over_udp_and_survi
         let dk = StateDir::new(tmp.path().join("lock"))
             .device_keypair()
             .unwrap()
-            .pk;
+            .verifying_key()
+            .to_bytes();
         let mut c = Client::new(
             keyway_cli::device::UdpTransport::connect(&format!("udp:{}", lock.smp)).unwrap(),
         )
         .with_owner(owner)
         .unwrap()
-        .with_paired_lock(*dk)
+        .with_paired_lock(dk)
         .unwrap();
         let log = c.log_export(&mut |_, _| {}).unwrap();
         assert!(log.len() > 100);
@@ -844,7 +845,7 @@ fn sealed_consent_survives_a_power_cut_then_the_install_proceeds() {
         let lock = AgentLock::new(
             Server::new(device),
             store,
-            KeyPair::from_seed(Seed::new([0xd0; 32])),
+            KeyPair::from_bytes(&[0xd0; 32]),
             None,
             ms,
         )
@@ -1157,7 +1158,7 @@ fn a_corrupted_chunk_clears_the_download_record_and_the_release_uploads_again() 
             b.lock = AgentLock::new(
                 Server::new(device),
                 store,
-                KeyPair::from_seed(Seed::new([0xd0; 32])),
+                KeyPair::from_bytes(&[0xd0; 32]),
                 None,
                 ms,
             )

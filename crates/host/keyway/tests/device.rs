@@ -281,10 +281,11 @@ fn an_interrupted_upload_resumes_from_the_offset_the_lock_answers() {
     let lock = lab.start_with_control(false);
     let key = pair_owner(&lab, &lock);
     let owner = || SigningKey::load(std::path::Path::new(&key)).unwrap();
-    let dk = *StateDir::new(lab.tmp.path().join("lock"))
+    let dk = StateDir::new(lab.tmp.path().join("lock"))
         .device_keypair()
         .unwrap()
-        .pk;
+        .verifying_key()
+        .to_bytes();
     let env = release(&lab.vendor, "1.2.0", 2, 30_000);
     let t = UdpTransport::connect(&lock.smp.to_string())
         .unwrap()
@@ -1321,10 +1322,11 @@ fn a_delta_the_lock_refuses_for_its_base_falls_back_to_the_full_image() {
     // The status (and its running image) is for owners: pair one.
     let key = pair_owner(&lab, &lock);
     let owner = SigningKey::load(std::path::Path::new(&key)).unwrap();
-    let dk = *StateDir::new(lab.tmp.path().join("lock"))
+    let dk = StateDir::new(lab.tmp.path().join("lock"))
         .device_keypair()
         .unwrap()
-        .pk;
+        .verifying_key()
+        .to_bytes();
     let t = UdpTransport::connect(&lock.smp.to_string()).unwrap();
     let mut c = Client::new(StaleStatus {
         inner: t,
@@ -1399,10 +1401,11 @@ fn pair_by_code_json(lock: &Running, key: &str) -> String {
 
 /// The owner's client for `key` in a session with the lab's lock.
 fn sealed_client(lab: &Lab, lock: &Running, key: &str) -> Client<UdpTransport> {
-    let dk = *StateDir::new(lab.tmp.path().join("lock"))
+    let dk = StateDir::new(lab.tmp.path().join("lock"))
         .device_keypair()
         .unwrap()
-        .pk;
+        .verifying_key()
+        .to_bytes();
     client(lock)
         .with_owner(SigningKey::load(std::path::Path::new(key)).unwrap())
         .unwrap()

@@ -115,11 +115,14 @@ pub mod device;
 #[cfg(feature = "flawed-profiles")]
 pub mod flaws;
 
-use ed25519_compact::KeyPair;
 use embedded_storage::nor_flash::NorFlash;
 use keyway_audit::Time;
+use keyway_channel::SigningKey;
 use keyway_channel::handshake::{MSG1_LEN, MSG2_LEN};
 use keyway_channel::pairing::{PAKE1_LEN, PAKE2_LEN, PAKE4_LEN, SALT_LEN, VERIFIER_LEN};
+
+// The store's copy of a verifier: w0 (32 B), L (32 B), salt, iterations.
+const _: () = assert!(VERIFIER_LEN == 32 + 32 + SALT_LEN + 4);
 use keyway_channel::rand_core::CryptoRng;
 use keyway_channel::record::{MSG4_LEN, REQUEST_OVERHEAD, RESPONSE_OVERHEAD, session_id_of};
 use keyway_channel::{
@@ -328,7 +331,7 @@ struct Run {
 pub struct Agent<F: NorFlash, const N: usize> {
     flash: F,
     store: Store<F>,
-    device_key: KeyPair,
+    device_key: SigningKey,
     config: Config,
     guard: PairingGuard,
     run: Run,
@@ -416,9 +419,9 @@ fn stored_verifier(v: &Verifier) -> Option<StoredVerifier> {
     }
     let mut b = [0u8; VERIFIER_LEN];
     b[..32].copy_from_slice(v.w0());
-    b[32..97].copy_from_slice(v.l());
-    b[97..97 + SALT_LEN].copy_from_slice(v.salt());
-    b[97 + SALT_LEN..].copy_from_slice(&v.iterations().to_le_bytes());
+    b[32..64].copy_from_slice(v.l());
+    b[64..64 + SALT_LEN].copy_from_slice(v.salt());
+    b[64 + SALT_LEN..].copy_from_slice(&v.iterations().to_le_bytes());
     StoredVerifier::from_bytes(&b).ok()
 }
 
@@ -427,10 +430,10 @@ pub fn store_verifier(v: &StoredVerifier) -> Verifier {
     let b = v.to_bytes();
     let mut w0 = [0u8; 32];
     w0.copy_from_slice(&b[..32]);
-    let mut l = [0u8; 65];
-    l.copy_from_slice(&b[32..97]);
+    let mut l = [0u8; 32];
+    l.copy_from_slice(&b[32..64]);
     // A 16-byte salt always fits the store's 32.
-    Verifier::new(w0, l, &b[97..97 + SALT_LEN], v.iterations()).unwrap_or_else(|| {
+    Verifier::new(w0, l, &b[64..64 + SALT_LEN], v.iterations()).unwrap_or_else(|| {
         unreachable!("SALT_LEN is at most MAX_SALT");
     })
 }
@@ -445,7 +448,7 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
     pub fn new(
         mut flash: F,
         region: store::Config,
-        device_key: KeyPair,
+        device_key: SigningKey,
         config: Config,
         now_ms: u64,
     ) -> Result<Self, store::Error<F::Error>> {
@@ -510,7 +513,7 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
 
     /// The lock's device public key (Ed25519).
     pub fn device_public_key(&self) -> [u8; 32] {
-        *self.device_key.pk
+        self.device_key.verifying_key().to_bytes()
     }
 
     /// Stores the pairing verifier of the lock's setup code (provisioning).
@@ -910,10 +913,12 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
             }
         }
         let mut pake4 = [0u8; PAKE4_LEN];
-        let result = self
-            .run
-            .pake
-            .pake3(&mut self.guard, pake3, &self.device_key.pk, &mut pake4);
+        let result = self.run.pake.pake3(
+            &mut self.guard,
+            pake3,
+            &self.device_key.verifying_key().to_bytes(),
+            &mut pake4,
+        );
         self.run.peer = None;
         let owner = match result {
             Ok(o) => o,
@@ -1243,7 +1248,7 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
                 auto_install_cve: s.auto_install_cve,
                 install_needs_unlocked: s.install_needs_unlocked,
             },
-            device_key: Some(*self.device_key.pk),
+            device_key: Some(self.device_key.verifying_key().to_bytes()),
         }
     }
 

@@ -202,7 +202,7 @@ pub fn script(len: u32) -> (Vec<Op>, Vec<Model>) {
                 9 => Op::Verifier(
                     Verifier::new(
                         [i as u8; 32],
-                        [i as u8 ^ 0x04; 65],
+                        [i as u8 ^ 0x04; 32],
                         &vec![i as u8; (i as usize % 33).max(16)],
                         1000 + i,
                     )

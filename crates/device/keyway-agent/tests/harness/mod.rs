@@ -7,7 +7,6 @@
 
 #![allow(dead_code)]
 
-use ed25519_compact::{KeyPair, Seed};
 use keyway_agent::agent::{
     Agent, Authority, Config, Device, Event, Firmware, Now, OUT_LEN, Pending, Press, Sensors,
     ServeError,
@@ -15,6 +14,7 @@ use keyway_agent::agent::{
 use keyway_agent::limits::PeerId;
 use keyway_agent::store;
 use keyway_audit::Time;
+use keyway_channel::SigningKey as KeyPair;
 use keyway_channel::handshake::MSG3_LEN;
 use keyway_channel::pairing::{MIN_ITERATIONS, PAKE3_LEN};
 use keyway_channel::{ClientHandshake, ClientPairing, ClientSession, SetupCode, StoredVerifier};
@@ -36,11 +36,11 @@ pub const OWNER: PeerId = PeerId(1);
 pub const STRANGER: PeerId = PeerId(666);
 
 pub fn keypair(tag: u8) -> KeyPair {
-    KeyPair::from_seed(Seed::new([tag; 32]))
+    KeyPair::from_bytes(&[tag; 32])
 }
 
 pub fn kid(k: &KeyPair) -> [u8; 8] {
-    keyway_channel::key_id(&k.pk)
+    keyway_channel::key_id(&k.verifying_key().to_bytes())
 }
 
 /// A lock's hardware and installer, in memory.
@@ -352,7 +352,7 @@ impl Harness {
             _ => return Err(Fail::Refused(r.refusal(), r.rc())),
         };
         let mut pake3 = [0u8; PAKE3_LEN];
-        cp.pake2(&pake2, &c.key.pk, name, &mut pake3)
+        cp.pake2(&pake2, &c.key.verifying_key().to_bytes(), name, &mut pake3)
             .map_err(Fail::Channel)?;
         let r = self.send(c.peer, &Request::PakeFinish(kw::PakeFinish { msg: &pake3 }));
         let pake4 = match r.answer() {
@@ -365,7 +365,11 @@ impl Harness {
     }
 
     /// The session handshake with `signer` (normally the client's key).
-    pub fn handshake_as(&mut self, c: &Client, signer: &KeyPair) -> Result<ClientSession, Fail> {
+    pub fn handshake_as(
+        &mut self,
+        c: &Client,
+        signer: &dyn keyway_channel::OwnerSigner,
+    ) -> Result<ClientSession, Fail> {
         let (hs, msg1) = ClientHandshake::start(&mut self.rng);
         let r = self.send(
             c.peer,
@@ -498,7 +502,7 @@ pub fn every_request() -> Vec<Request<'static>> {
             auth: None,
         }),
         Request::PakeParams,
-        Request::PakeStart(kw::PakeStart { msg: &[4; 65] }),
+        Request::PakeStart(kw::PakeStart { msg: &[4; 32] }),
         Request::PakeFinish(kw::PakeFinish { msg: &[3; 113] }),
         Request::SessionStart(kw::SessionStart { msg: &[1; 66] }),
         Request::SessionFinish(kw::SessionFinish { msg: &[5; 92] }),
@@ -509,4 +513,20 @@ pub fn every_request() -> Vec<Request<'static>> {
             auth: None,
         }),
     ]
+}
+
+/// A signer that names one public key and signs with another key: a
+/// forged proof.
+pub struct Forger {
+    pub claimed: [u8; 32],
+    pub key: KeyPair,
+}
+
+impl keyway_channel::OwnerSigner for Forger {
+    fn public_key(&self) -> [u8; 32] {
+        self.claimed
+    }
+    fn sign(&self, message: &[u8]) -> [u8; 64] {
+        keyway_channel::OwnerSigner::sign(&self.key, message)
+    }
 }

@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use ed25519_compact::{KeyPair, Seed};
+use keyway_channel::SigningKey as KeyPair;
 use keyway_channel::handshake::{MSG2_LEN, MSG3_LEN};
 use keyway_channel::pairing::{self, PAKE2_LEN, PAKE3_LEN, PAKE4_LEN};
 use keyway_channel::record::MSG4_LEN;
@@ -22,7 +22,7 @@ pub const CODE: u32 = 20_231_107;
 pub const SLOTS: usize = 4;
 
 pub fn keypair(tag: u8) -> KeyPair {
-    KeyPair::from_seed(Seed::new([tag; 32]))
+    KeyPair::from_bytes(&[tag; 32])
 }
 
 /// The lock's side.
@@ -111,12 +111,17 @@ impl Pair {
             &mut pake2,
         )?;
         let mut pake3 = [0u8; PAKE3_LEN];
-        client.pake2(&pake2, &self.client.owner.pk, name, &mut pake3)?;
+        client.pake2(
+            &pake2,
+            &self.client.owner.verifying_key().to_bytes(),
+            name,
+            &mut pake3,
+        )?;
         let mut pake4 = [0u8; PAKE4_LEN];
         let owner = self.lock.pairing.pake3(
             &mut self.lock.guard,
             &pake3,
-            &self.lock.device.pk,
+            &self.lock.device.verifying_key().to_bytes(),
             &mut pake4,
         )?;
         let lock = client.pake4(&pake4)?;
@@ -259,5 +264,21 @@ pub struct PairingTranscript {
 }
 
 pub fn kid(k: &KeyPair) -> KeyId {
-    key_id(&k.pk)
+    key_id(&k.verifying_key().to_bytes())
+}
+
+/// A signer that names one public key and signs with another key: a
+/// forged proof.
+pub struct Forger {
+    pub claimed: [u8; 32],
+    pub key: KeyPair,
+}
+
+impl keyway_channel::OwnerSigner for Forger {
+    fn public_key(&self) -> [u8; 32] {
+        self.claimed
+    }
+    fn sign(&self, message: &[u8]) -> [u8; 64] {
+        keyway_channel::OwnerSigner::sign(&self.key, message)
+    }
 }

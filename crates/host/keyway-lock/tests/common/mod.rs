@@ -81,7 +81,7 @@ impl Shell {
         let lock = keyway_lock::agent_shell::AgentLock::new(
             server,
             keyway_lock::agent_shell::blank_store().unwrap(),
-            ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new([0xd0; 32])),
+            keyway_channel::SigningKey::from_bytes(&[0xd0; 32]),
             None,
             0,
         )

@@ -358,7 +358,7 @@ pub type Clock = Box<dyn FnMut() -> u64 + Send>;
 /// The secure channel's state at the client.
 struct Channel {
     /// The owner key as the channel signs with it.
-    owner: ed25519_compact::KeyPair,
+    owner: keyway_channel::SigningKey,
     /// The lock's device key from pairing: set, every call runs sealed.
     lock_key: Option<[u8; 32]>,
     /// The session, once a handshake finished.
@@ -465,8 +465,7 @@ impl<T: Transport> Client<T> {
                 why: "an owner key must be Ed25519 (keyway keygen NAME)".into(),
             });
         };
-        let pair =
-            ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new(dalek.to_bytes()));
+        let pair = keyway_channel::SigningKey::from_bytes(&dalek.to_bytes());
         let mut seed = [0u8; 32];
         getrandom::fill(&mut seed).map_err(|e| DeviceError::Usage {
             what: "owner key".into(),
@@ -637,7 +636,7 @@ impl<T: Transport> Client<T> {
         name: &str,
     ) -> Result<PairingReport, DeviceError> {
         const WHAT: &str = "pair";
-        let owner_pk = *self.channel_mut(WHAT)?.owner.pk;
+        let owner_pk = self.channel_mut(WHAT)?.owner.verifying_key().to_bytes();
         let b = self.call_plain(WHAT, &Request::PakeParams)?;
         let params: kw::PakeParams = typed(WHAT, &b)?;
         let ch = self.channel_mut(WHAT)?;

@@ -198,7 +198,7 @@ impl PairedLocks {
             let device_key = l["device_key"]
                 .as_str()
                 .and_then(parse_hex::<32>)
-                .filter(|k| ed25519_compact::PublicKey::from_slice(k).is_ok())
+                .filter(keyway_channel::ed25519::valid_public_key)
                 .ok_or_else(|| bad("device_key", "an Ed25519 public key in 64 hex digits"))?;
             let id = l["device_key_id"]
                 .as_str()
@@ -291,10 +291,10 @@ mod tests {
     use super::*;
 
     fn record(target: &str, tag: u8) -> PairedLockRecord {
-        let kp = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new([tag; 32]));
+        let kp = keyway_channel::SigningKey::from_bytes(&[tag; 32]);
         PairedLockRecord {
             target: target.into(),
-            device_key: *kp.pk,
+            device_key: kp.verifying_key().to_bytes(),
             name: Some("front door".into()),
             paired: 1_765_000_000,
         }

@@ -14,7 +14,6 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ed25519_compact::{KeyPair, Seed};
 use keyway_agent::agent::{
     Agent, Authority, Config, Device, Event, Firmware, Now, OUT_LEN, Pending, Press, Sensors,
     ServeError,
@@ -22,6 +21,7 @@ use keyway_agent::agent::{
 use keyway_agent::limits::PeerId;
 use keyway_agent::store;
 use keyway_audit::Time;
+use keyway_channel::SigningKey as KeyPair;
 use keyway_channel::pairing::MIN_ITERATIONS;
 use keyway_channel::{SetupCode, StoredVerifier};
 use keyway_cli::device::{Client, Stats, Transport, TransportError};
@@ -161,7 +161,7 @@ impl Device for FakeDevice {
 }
 
 pub fn device_keypair(tag: u8) -> KeyPair {
-    KeyPair::from_seed(Seed::new([tag; 32]))
+    KeyPair::from_bytes(&[tag; 32])
 }
 
 /// The simulated lock: the agent, its device, its clock.
