@@ -784,8 +784,6 @@ fn delta_for_another_base_is_refused_at_the_head_before_writing() {
 fn a_delta_upload_reads_its_base_once_to_check_it() {
     let f = Fixture::new();
     let mut s = f.server();
-    // The device core alone: the device core's own reads (through the agent the shell's status cache reads the running image once more: 36,806 B of flash for a 9,000-byte base).
-    s.core_only = true;
     s.set_presence_always_open(true);
     let factory: Vec<u8> = (0..9000usize).map(|i| (i * 7 + 1) as u8).collect();
     let mut new = factory.clone();
@@ -814,8 +812,6 @@ fn a_delta_upload_reads_its_base_once_to_check_it() {
 fn an_upload_parses_its_envelope_head_at_most_three_times() {
     let f = Fixture::new();
     let mut s = f.server();
-    // The device core alone: the device core's own parses (through the agent: 6, the shell's status cache and the agent's firmware view add 3).
-    s.core_only = true;
     s.set_presence_always_open(true);
     let env = f.release(&f.key, "2.0.0", 2, 9000);
     let before = keyway_lock::suit::head_parses();
