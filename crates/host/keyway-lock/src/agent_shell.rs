@@ -588,6 +588,23 @@ impl Device for LockDevice<'_> {
         };
         let result = self.server.serve_authorized(&legacy, owner, self.now_ms);
         self.refresh();
+        // The agent answers with codes (and Keyway's typed refusal); the
+        // reason in words goes to the lock's log.
+        let (g, id) = (legacy.header.group, legacy.header.id);
+        match &result {
+            Ok(_) => {}
+            Err(Fail::Smp(rc, why)) => self.server.note_log(format!(
+                "group {g} command {id}: rc {} ({rc:?}): {why}",
+                *rc as u8
+            )),
+            Err(Fail::Os(rc, _, why)) => self
+                .server
+                .note_log(format!("os group command {id}: rc {rc}: {why}")),
+            Err(Fail::Img(e)) => self.server.note_log(format!(
+                "image group command {id}: rc {}: {}",
+                e.rc, e.reason
+            )),
+        }
         match result {
             Ok(body) => {
                 let mut bytes = Vec::new();
