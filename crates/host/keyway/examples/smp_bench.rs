@@ -5,9 +5,9 @@
 //!    ratio to raw UDP echo throughput (1472-byte datagrams, the same
 //!    stop-and-wait pattern) measured side by side, rounds interleaved;
 //! 2. unlock latency (p50, p99, max, samples) while uploads run: a second
-//!    thread unlocks every ~20 ms (the owner-authenticated Keyway-group
-//!    unlock if the lock has the group, else the keypad on the control
-//!    socket);
+//!    thread unlocks every ~20 ms (the owner's sealed unlock, in a
+//!    session with the lock it paired with by setup code; the keypad on
+//!    the control socket if the lock shows no setup code);
 //! 3. modeled BLE mode: the frames and bytes this client sends for the
 //!    same envelope at MTU 244 (through the lock's real SMP server, in
 //!    memory), at 10 KB/s, plus a per-response turnaround, plus the
@@ -138,6 +138,21 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.clamp(1, sorted.len()) - 1]
 }
 
+/// The setup code the control socket shows (`None`: the lock has none).
+fn setup_code(control: SocketAddr) -> Result<Option<keyway_channel::SetupCode>> {
+    let conn = TcpStream::connect(control)?;
+    let mut out = conn.try_clone()?;
+    out.write_all(b"{\"cmd\":\"setup-code\"}\n")?;
+    let line = BufReader::new(conn)
+        .lines()
+        .next()
+        .context("control socket closed")??;
+    let v: serde_json::Value = serde_json::from_str(&line)?;
+    Ok(v.get("setup_code")
+        .and_then(|c| c.as_str())
+        .and_then(|c| keyway_channel::SetupCode::parse(c).ok()))
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -147,16 +162,18 @@ fn median(v: &mut [f64]) -> f64 {
 fn unlocker(
     lock_smp: SocketAddr,
     control: SocketAddr,
-    owner: Option<SigningKey>,
+    owner: Option<(SigningKey, [u8; 32])>,
     stop: Arc<AtomicBool>,
     count: Arc<AtomicUsize>,
 ) -> std::thread::JoinHandle<Result<Vec<f64>>> {
     std::thread::spawn(move || {
         let mut samples = Vec::new();
-        if let Some(owner) = owner {
+        if let Some((owner, device_key)) = owner {
             let t =
                 UdpTransport::connect(&lock_smp.to_string())?.with_retry(Duration::from_secs(2), 3);
-            let mut c = Client::new(t).with_owner(owner)?;
+            let mut c = Client::new(t)
+                .with_owner(owner)?
+                .with_paired_lock(device_key)?;
             while !stop.load(Ordering::SeqCst) {
                 let t0 = Instant::now();
                 c.unlock()?;
@@ -209,22 +226,22 @@ fn main() -> Result<()> {
     let mut c = Client::new(
         UdpTransport::connect(&lock.smp.to_string())?.with_retry(Duration::from_secs(2), 5),
     );
-    // The owner-authenticated unlock, if the lock has the Keyway group.
-    let owner = match c.status() {
-        Ok(_) => {
+    // The owner's sealed unlock: pair by the setup code the control
+    // socket shows (the label's), in the open presence window.
+    let owner = match setup_code(control)? {
+        Some(code) => {
             let key = SigningKey::generate(Algorithm::Ed25519)?;
-            let raw: [u8; 32] = key
-                .raw_public_key_bytes()
-                .try_into()
-                .map_err(|_| anyhow!("the generated owner key's public key is not 32 bytes"))?;
-            c.pair(&raw, Some("bench"))?;
-            Some(key)
+            let r = Client::new(
+                UdpTransport::connect(&lock.smp.to_string())?.with_retry(Duration::from_secs(2), 5),
+            )
+            .with_owner(key.clone())?
+            .pair_with_code(&code, "bench")?;
+            Some((key, r.device_key))
         }
-        Err(e) if e.not_supported() => None,
-        Err(e) => return Err(e.into()),
+        None => None,
     };
     let how = if owner.is_some() {
-        "owner-authenticated SMP unlock (challenge + unlock)"
+        "the owner's sealed SMP unlock, in a session"
     } else {
         "keypad PIN over the control socket (the lock has no Keyway group)"
     };

@@ -432,8 +432,8 @@ impl Session<'_> {
 
     /// Opens the presence window and pairs `key`: with the setup code
     /// read off the lock's label (the control socket's `setup-code`) where
-    /// the lock has one (its owner commands then run in a session), else
-    /// by the old `pair KEY`.
+    /// the lock has one (its owner commands then run in a session); a
+    /// lock that shows none cannot get an owner.
     fn pair(&mut self, key: &SigningKey) -> Result<u64> {
         self.ctl(json!({"cmd": "presence", "seconds": 30}))?;
         let code = self
@@ -443,7 +443,12 @@ impl Session<'_> {
             .and_then(|c| keyway_channel::SetupCode::parse(&c).ok());
         let b = match code {
             Some(code) => self.smp.pair_by_code(key, &code)?.ok("pair")?,
-            None => self.smp.pair(key)?.ok("pair")?,
+            None => {
+                let _ = self.ctl(json!({"cmd": "presence-close"}));
+                return Err(anyhow!(
+                    "the lock's control interface gave no setup code: an owner pairs only by setup code"
+                ));
+            }
         };
         let _ = self.ctl(json!({"cmd": "presence-close"}));
         Ok(smp::get_u64(&b, "owners").ok().flatten().unwrap_or(0))

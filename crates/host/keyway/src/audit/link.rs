@@ -166,7 +166,8 @@ impl Smp {
         }
     }
 
-    /// Signs owner requests with `owner` from now on.
+    /// Uses `owner` as the owner key from now on (its commands run in a
+    /// session once [`Smp::set_paired`] names the lock's device key).
     pub fn set_owner(&mut self, owner: Option<SigningKey>) -> Result<()> {
         self.owner = owner;
         self.rebuild()
@@ -286,15 +287,6 @@ impl Smp {
     /// The audit-log export file, over the Keyway group's `log` command.
     pub fn log_export(&mut self) -> Result<Vec<u8>> {
         Ok(self.client.log_export(&mut |_, _| {})?)
-    }
-
-    /// Pairs `key` (the presence window must be open).
-    pub fn pair(&mut self, key: &SigningKey) -> Result<Answer> {
-        let raw: [u8; 32] = key
-            .raw_public_key_bytes()
-            .try_into()
-            .map_err(|_| anyhow!("an owner key must be Ed25519"))?;
-        self.owner_call(|c| c.pair(&raw, Some("keyway-audit")))
     }
 
     /// Uploads `file` (an envelope) as the owner (or, without one, in the
