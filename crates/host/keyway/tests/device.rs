@@ -1244,34 +1244,27 @@ fn update_picks_the_delta_for_the_running_image_else_the_full_one() {
     );
 }
 
-/// A link whose Keyway-group status names another running image than the
-/// lock's (the lock changed between the status and the upload, or a
-/// confused bridge): every other answer passes through untouched.
-struct StaleStatus<T> {
+/// A link that runs `between` once, just before the `at`-th sealed record
+/// (the Keyway group's id 15) goes to the lock: the lock's state changes
+/// between two of the owner's calls. Frames pass through untouched.
+struct Between<T> {
     inner: T,
-    image: [u8; 32],
+    sealed: usize,
+    at: usize,
+    between: Option<Box<dyn FnOnce()>>,
 }
 
-impl<T: Transport> Transport for StaleStatus<T> {
+impl<T: Transport> Transport for Between<T> {
     fn exchange(&mut self, frame: &[u8], seq: u8) -> Result<Vec<u8>, TransportError> {
-        let answer = self.inner.exchange(frame, seq)?;
-        let Ok(r) = smp::decode_response(&answer) else {
-            return Ok(answer);
-        };
-        if r.header.group != smp::group::KEYWAY || r.header.id != 0 {
-            return Ok(answer);
+        if Header::decode(frame).is_ok_and(|h| h.group == smp::group::KEYWAY && h.id == 15) {
+            self.sealed += 1;
+            if self.sealed == self.at
+                && let Some(f) = self.between.take()
+            {
+                f();
+            }
         }
-        let body = r
-            .body
-            .into_iter()
-            .map(|(k, v)| match k.as_text() {
-                Some("image") => (k, Value::Bytes(self.image.to_vec())),
-                _ => (k, v),
-            })
-            .collect();
-        let mut h = r.header;
-        h.op = Op::Read;
-        Ok(smp::encode_response(&h, body))
+        self.inner.exchange(frame, seq)
     }
     fn mtu(&self) -> usize {
         self.inner.mtu()
@@ -1281,32 +1274,33 @@ impl<T: Transport> Transport for StaleStatus<T> {
     }
 }
 
-/// The client chose a delta for the image it believed ran, and the lock
-/// refused it for its base before writing: `update` falls back to the full
-/// image and says so (issue 7: "the owner's client then falls back to the
-/// full image").
-///
-/// Ignored since the agent is the lock's only brain: the test made the
-/// client believe another base by rewriting the status answer on the
-/// wire, and the owner's status is now a sealed record (a rewritten one
-/// is refused, as it must be). It needs a lock that changes its running
-/// image between the status and the upload; not ported yet.
+/// The client chose a delta for the image the lock's sealed status named,
+/// and the lock refused it for its base before writing, because a person
+/// at the lock installed another release with a stock tool (in the
+/// presence window) between that status and the upload:
+/// `update` falls back to the full image and says so (issue 7: "the
+/// owner's client then falls back to the full image"). Nothing on the wire
+/// is altered: the status was the lock's own, true when it was sent.
 #[test]
-#[ignore = "the status answer is sealed: the wire rewrite this test used is now refused (see the doc)"]
 fn a_delta_the_lock_refuses_for_its_base_falls_back_to_the_full_image() {
     let lab = Lab::new(1);
     let lock = lab.start_with_control(true);
+    assert!(control(&lock, r#"{"cmd":"keypad","pin":"4711"}"#).contains("unlocked"));
     let factory: Vec<u8> = (0..6000usize).map(|i| (i * 31 + 1) as u8).collect();
-    let mut other_base = factory.clone();
-    other_base[0] ^= 0xFF;
+    let mut patch = factory.clone();
+    patch[100] ^= 0xFF;
     let mut new = factory.clone();
     new[3000..3010].copy_from_slice(b"keyway 1.1");
-    let signed =
-        |payload: &[u8], from: Option<&[u8]>| signed(&lab.vendor, "1.1.0", 2, payload, from);
-    let full_env = signed(&new, None);
+    let v101 = lab.write(
+        "v1.0.1.suit",
+        &signed(&lab.vendor, "1.0.1", 2, &patch, None),
+    );
+    let full_env = signed(&lab.vendor, "1.1.0", 3, &new, None);
     let full = lab.write("v1.1.suit", &full_env);
-    let delta = lab.write("v1.1-from-other.suit", &signed(&new, Some(&other_base)));
-    let base_digest: [u8; 32] = keyway::encode::sha256(&other_base);
+    let delta = lab.write(
+        "v1.1-from-1.0.suit",
+        &signed(&lab.vendor, "1.1.0", 3, &new, Some(&factory)),
+    );
     // The status (and its running image) is for owners: pair one.
     let key = pair_owner(&lab, &lock);
     let owner = SigningKey::load(std::path::Path::new(&key)).unwrap();
@@ -1314,10 +1308,37 @@ fn a_delta_the_lock_refuses_for_its_base_falls_back_to_the_full_image() {
         .device_keypair()
         .unwrap()
         .pk;
-    let t = UdpTransport::connect(&lock.smp.to_string()).unwrap();
-    let mut c = Client::new(StaleStatus {
-        inner: t,
-        image: base_digest,
+    // The person at the lock installs 1.0.1 in the presence window (upload,
+    // test, the window's reset) and waits until it runs confirmed.
+    let (smp_addr, other_done) = (lock.smp.to_string(), Arc::new(AtomicBool::new(false)));
+    let done = Arc::clone(&other_done);
+    let install_101 = Box::new(move || {
+        let mut c = Client::new(
+            UdpTransport::connect(&smp_addr)
+                .unwrap()
+                .with_retry(Duration::from_millis(2000), 3),
+        );
+        let args = keyway_cli::device::cli::UpdateArgs {
+            envelopes: vec![v101],
+            install: true,
+            wait: true,
+            wait_seconds: 30,
+        };
+        let v =
+            keyway_cli::device::cli::update(&mut c, &args, true, &mut Vec::new(), &mut Vec::new())
+                .expect("the person at the lock installs 1.0.1");
+        assert_eq!(v["outcome"], "running", "{v}");
+        done.store(true, Ordering::SeqCst);
+    });
+    // `update` seals: 1 the image state, 2 the status, 3 the first upload
+    // chunk. 1.0.1 is installed just before 3.
+    let mut c = Client::new(Between {
+        inner: UdpTransport::connect(&lock.smp.to_string())
+            .unwrap()
+            .with_retry(Duration::from_millis(2000), 3),
+        sealed: 0,
+        at: 3,
+        between: Some(install_101),
     })
     .with_owner(owner)
     .unwrap()
@@ -1332,14 +1353,22 @@ fn a_delta_the_lock_refuses_for_its_base_falls_back_to_the_full_image() {
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let v = keyway_cli::device::cli::update(&mut c, &args, true, &mut out, &mut err)
         .expect("the update falls back to the full image");
+    assert!(
+        other_done.load(Ordering::SeqCst),
+        "1.0.1 was installed between the status and the upload"
+    );
     assert_eq!(v["envelope"], full.to_str().unwrap(), "{v}");
     assert_eq!(v["bytes"], full_env.len() as u64, "{v}");
     let why = v["chosen_because"].as_str().unwrap();
     assert!(
-        why.contains("refused the delta") && why.contains("rc 22"),
+        why.contains("refused the delta") && why.contains("falling back to the full image"),
         "{why}"
     );
     let images = client(&lock).image_state().unwrap();
+    assert!(
+        images.iter().any(|i| i.version == "1.0.1" && i.active),
+        "{images:?}"
+    );
     assert!(
         images
             .iter()
