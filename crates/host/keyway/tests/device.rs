@@ -1168,7 +1168,7 @@ fn update_picks_the_delta_for_the_running_image_else_the_full_one() {
     let lab = Lab::new(1);
     let lock = lab.start_with_control(true);
     assert!(control(&lock, r#"{"cmd":"keypad","pin":"4711"}"#).contains("unlocked"));
-    // The running image is in the owner's status: the client signs it.
+    // The running image is in the owner's status: asked in a session.
     let key = pair_owner(&lab, &lock);
     let factory: Vec<u8> = (0..6000usize).map(|i| (i * 31 + 1) as u8).collect();
     let mut new = factory.clone();

@@ -130,8 +130,8 @@ impl Smp {
         Ok(())
     }
 
-    /// The lock's device key the owner paired with (`None`: the owner
-    /// signs its commands, the old way).
+    /// The lock's device key the owner paired with (`None`: no session;
+    /// the owner's commands go in the clear, and the lock refuses them).
     pub fn set_paired(&mut self, device_key: Option<[u8; 32]>) -> Result<()> {
         self.paired = device_key;
         self.rebuild()
