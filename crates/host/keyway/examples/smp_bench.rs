@@ -28,7 +28,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, anyhow, bail};
 use keyway::encode::EnvelopeBuilder;
 use keyway::keys::{Algorithm, SigningKey};
+use keyway_agent::agent::{Now, Press};
+use keyway_agent::limits::PeerId;
 use keyway_cli::device::{Client, FnTransport, Transport, UdpTransport};
+use keyway_lock::agent_shell::{AgentLock, blank_store};
 use keyway_lock::server::Server;
 use keyway_lock::shell::{Options, start};
 use keyway_lock::state::StateDir;
@@ -366,21 +369,43 @@ fn main() -> Result<()> {
     if answer["ok"] != true {
         bail!("BLE model: unlock: {answer}");
     }
-    let server = Arc::new(Mutex::new(server));
+    // Every frame through the lock agent, as `keyway-lock` runs it; the
+    // person at the door keeps the presence window open.
+    let agent = AgentLock::new(
+        server,
+        blank_store().map_err(|e| anyhow!(e))?,
+        state.device_keypair()?,
+        None,
+        0,
+    )
+    .map_err(|e| anyhow!(e))?;
+    let server = Arc::new(Mutex::new(agent));
     let peer = Arc::clone(&server);
-    let flash_s = |s: &Arc<Mutex<Server>>| -> Result<f64> {
+    let flash_s = |s: &Arc<Mutex<AgentLock>>| -> Result<f64> {
         let s = s
             .lock()
             .map_err(|_| anyhow!("the lock's state mutex is poisoned (a thread panicked)"))?;
-        Ok(s.lock().flash().modeled_time().as_secs_f64())
+        Ok(s.server().lock().flash().modeled_time().as_secs_f64())
     };
     let t = FnTransport::new(244, move |frame: &[u8]| {
         let mut s = peer
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let r = s.handle(frame, 0);
-        s.poll_reset();
-        let _ = s.lock_mut().commit_audit(0);
+        if s.server().presence_open(0) && !s.agent().window_open(0) {
+            let _ = s.button(0, Press::Short);
+        }
+        let now = Now {
+            ms: 0,
+            time: keyway_audit::Time {
+                rtc: 1_760_000_000,
+                boot: 1,
+            },
+        };
+        let r = s.handle(PeerId(1), now, frame).answer;
+        if s.server_mut().poll_reset().is_some() {
+            let _ = s.after_boot(0);
+        }
+        let _ = s.server_mut().lock_mut().commit_audit(0);
         r
     });
     let mut ble = Client::new(t);
