@@ -210,14 +210,14 @@ fn main() -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let vendor = SigningKey::generate(Algorithm::Ed25519)?;
     provision(tmp.path(), &vendor)?;
-    // Two releases, uploaded in turn (each upload replaces the other in
-    // slot 1).
+    // Each upload is a newer release than the last (sequence 2, 3, ...):
+    // it replaces the pending one in slot 1. (The lock agent refuses a
+    // window upload that is not newer than the pending update.)
     let len = a.kib * 1024 - 400;
-    let releases = [
-        envelope(&vendor, "1.1.0", 2, len)?,
-        envelope(&vendor, "1.1.1", 3, len)?,
-    ];
-    let file_len = releases[0].len();
+    let release = |n: usize| envelope(&vendor, &format!("1.1.{n}"), 2 + n as u64, len);
+    let first = release(0)?;
+    let file_len = first.len();
+    let mut next = 0usize;
 
     // ---- 1 and 2: loopback UDP ------------------------------------------
     let mut o = Options::new(tmp.path().join("lock"), "127.0.0.1:0".parse()?);
@@ -260,7 +260,9 @@ fn main() -> Result<()> {
             .collect::<Result<Vec<_>>>()?;
         raw_rates.push(median(&mut raws));
         let t0 = Instant::now();
-        let r = c.upload(&releases[round % 2], &mut |_, _| {})?;
+        let env = release(next)?;
+        next += 1;
+        let r = c.upload(&env, &mut |_, _| {})?;
         let secs = t0.elapsed().as_secs_f64();
         smp_rates.push(file_len as f64 / secs);
         requests = r.requests;
@@ -306,7 +308,9 @@ fn main() -> Result<()> {
     let t0 = Instant::now();
     let mut uploads = 0;
     while t0.elapsed() < Duration::from_secs(60) {
-        c.upload(&releases[uploads % 2], &mut |_, _| {})?;
+        let env = release(next)?;
+        next += 1;
+        c.upload(&env, &mut |_, _| {})?;
         uploads += 1;
         if unl.is_finished() || samples.load(Ordering::SeqCst) >= a.samples {
             break;
@@ -409,7 +413,7 @@ fn main() -> Result<()> {
         r
     });
     let mut ble = Client::new(t);
-    let env = &releases[0];
+    let env = &first;
     let sha: [u8; 32] =
         sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(env)).into();
     let f0 = flash_s(&server)?;
