@@ -45,7 +45,7 @@
 //!
 //! **The firmware's view is read lazily.** The agent asks
 //! [`Device::firmware`] only for the answers that show it (status, lock,
-//! unlock, consent). [`LockDevice`] reads it the first time it is asked in
+//! unlock, consent). `LockDevice` reads it the first time it is asked in
 //! a call, and again only after a command that may change it: the running
 //! image's version and digest from one parse of its stored head (no image
 //! read: the digest is the manifest's, which the boot verified), the
