@@ -42,6 +42,18 @@
 //! authorized requests reach it through `Server::serve_authorized`,
 //! which skips the server's own authority checks and upload binding (the
 //! agent made them).
+//!
+//! **The firmware's view is read lazily.** The agent asks
+//! [`Device::firmware`] only for the answers that show it (status, lock,
+//! unlock, consent). `LockDevice` reads it the first time it is asked in
+//! a call, and again only after a command that may change it: the running
+//! image's version and digest from one parse of its stored head (no image
+//! read: the digest is the manifest's, which the boot verified), the
+//! pending update from the installer's own record (made from the upload's
+//! parse of the head, `Server::refresh_pending`). An upload's frames read
+//! nothing for it: through the agent, an upload parses its head as often
+//! as the device core alone (3 times) and reads its delta's base once
+//! (keyway-lock `tests/server.rs`).
 
 use keyway_agent::agent::{
     Agent, Authority, Config, Device, Event, Firmware, Now, OUT_LEN, Pending, Press, Sensors,
@@ -57,6 +69,7 @@ use keyway_smp::cbor::Writer;
 use keyway_smp::kw::{self, Bolt, Door, UpdateSummary};
 use keyway_smp::{MgmtErr, Request, Version};
 use sha2::{Digest as _, Sha256};
+use std::cell::OnceCell;
 
 use crate::server::{ConsentBy, Fail, Server};
 
@@ -133,30 +146,7 @@ pub struct AgentLock {
     device_key: KeyPair,
     /// The store flash's operation count when it was last saved.
     saved_ops: u64,
-    /// The running image as `status` shows it, read once per boot and
-    /// journal state (every frame asks: reading it parses the envelope
-    /// head and hashes the image).
-    running: Option<RunningView>,
 }
-
-/// What the running image looks like, and when that was read.
-#[derive(Clone, Debug)]
-struct RunningView {
-    key: RunningKey,
-    version: String,
-    image: Option<[u8; 32]>,
-}
-
-/// What the running image depends on: the running slot, the boot, and
-/// the journal's floor, active slot and trial (an install, in place or
-/// not, changes one of them). Not the download in progress.
-type RunningKey = (
-    Option<u8>,
-    Option<u32>,
-    Option<u64>,
-    u8,
-    keyway_device::journal::TrialState,
-);
 
 impl std::fmt::Debug for AgentLock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -207,7 +197,6 @@ impl AgentLock {
             server,
             device_key,
             saved_ops: 0,
-            running: None,
         };
         lock.adopt_store(false);
         lock.sync_consent();
@@ -269,7 +258,7 @@ impl AgentLock {
         let mut out = vec![0u8; OUT_LEN];
         let mut rng = getrandom::rand_core::UnwrapErr(getrandom::SysRng);
         let outcome = {
-            let mut device = LockDevice::new(&mut self.server, &mut self.running, now.ms);
+            let mut device = LockDevice::new(&mut self.server, now.ms);
             self.agent
                 .handle(peer, now, &mut rng, &mut device, frame, &mut out)
         };
@@ -402,15 +391,24 @@ impl AgentLock {
 /// The [`Device`] the agent sees: the device core at one moment.
 struct LockDevice<'a> {
     server: &'a mut Server,
-    running: &'a mut Option<RunningView>,
     now_ms: u64,
+    /// The firmware's view, read when the agent first asks for it in this
+    /// call, forgotten after a command that may change it.
+    view: OnceCell<FirmwareView>,
+}
+
+/// The running image and the pending update as `status` shows them
+/// (owned strings the [`Firmware`] borrows).
+struct FirmwareView {
     version: String,
+    /// The running image's SHA-256 (not the envelope's): what a delta
+    /// release's base must be, so the owner's client can choose a delta
+    /// or the full image.
     image: Option<[u8; 32]>,
     update: Option<UpdateView>,
 }
 
-/// The pending update as `status` shows it (owned strings the
-/// [`Firmware`] borrows).
+/// The pending update as `status` shows it.
 struct UpdateView {
     sequence: u64,
     version: String,
@@ -420,54 +418,32 @@ struct UpdateView {
     highest: Option<kw::Severity>,
 }
 
-impl<'a> LockDevice<'a> {
-    fn new(server: &'a mut Server, running: &'a mut Option<RunningView>, now_ms: u64) -> Self {
-        let mut d = LockDevice {
-            server,
-            running,
-            now_ms,
-            version: String::new(),
-            image: None,
-            update: None,
+impl FirmwareView {
+    /// Reads it: one parse of the running slot's stored head (its version
+    /// and its image digest, as the manifest names them; no image read),
+    /// and the installer's record of the pending update (no parse).
+    fn read(server: &Server) -> Self {
+        let lock = server.lock();
+        let (version, image) = match lock.running() {
+            None => ("recovery".to_owned(), None),
+            Some(s) => {
+                let head = lock.head(s);
+                let i = head
+                    .as_deref()
+                    .and_then(|h| crate::suit::inspect_slot(h, s).ok());
+                match i {
+                    Some(i) => (
+                        i.manifest
+                            .version
+                            .map_or_else(|| "0.0.0".to_owned(), |v| v.to_string()),
+                        i.delta.map(|d| d.out).or(i.payload).map(|p| *p.digest),
+                    ),
+                    None => (format!("slot{s}"), None),
+                }
+            }
         };
-        d.refresh();
-        d
-    }
-
-    /// Reads the firmware's view again (after a command changed it).
-    fn refresh(&mut self) {
-        let running = self.server.lock().running();
-        let st = self.server.lock().state();
-        let key = (
-            running,
-            self.server.lock().boot_count(),
-            st.floor,
-            st.active_slot,
-            st.trial,
-        );
-        if self.running.as_ref().map(|r| r.key) != Some(key) {
-            let view = running.and_then(|s| self.server.lock_mut().view(s));
-            let version = match (&view, running) {
-                (Some(v), _) => v.version.clone(),
-                (None, Some(s)) => format!("slot{s}"),
-                (None, None) => "recovery".to_owned(),
-            };
-            // The running image's SHA-256 (not the envelope's): what a
-            // delta release's base must be, so the owner's client can
-            // choose delta or full image.
-            let image = running.and_then(|s| self.server.lock().image_digest(s));
-            *self.running = Some(RunningView {
-                key,
-                version,
-                image,
-            });
-        }
-        if let Some(r) = self.running.as_ref() {
-            self.version.clone_from(&r.version);
-            self.image = r.image;
-        }
-        self.update =
-            self.server
+        let update =
+            server
                 .update_view()
                 .map(
                     |(sequence, version, state, reason, cves, highest)| UpdateView {
@@ -481,6 +457,27 @@ impl<'a> LockDevice<'a> {
                             .and_then(|h| kw::Severity::parse(crate::policy::severity_name(h))),
                     },
                 );
+        FirmwareView {
+            version,
+            image,
+            update,
+        }
+    }
+}
+
+impl<'a> LockDevice<'a> {
+    fn new(server: &'a mut Server, now_ms: u64) -> Self {
+        LockDevice {
+            server,
+            now_ms,
+            view: OnceCell::new(),
+        }
+    }
+
+    /// Forgets the firmware's view (a command may have changed it): the
+    /// next [`Device::firmware`] reads it again.
+    fn refresh(&mut self) {
+        self.view.take();
     }
 }
 
@@ -508,6 +505,7 @@ impl Device for LockDevice<'_> {
     }
 
     fn firmware(&self) -> Firmware<'_> {
+        let view = self.view.get_or_init(|| FirmwareView::read(self.server));
         let lock = self.server.lock();
         let trial = !matches!(
             lock.state().trial,
@@ -516,11 +514,11 @@ impl Device for LockDevice<'_> {
         );
         Firmware {
             model: self.server.model().name,
-            version: &self.version,
+            version: &view.version,
             slot: lock.running().map(u64::from),
-            image: self.image,
+            image: view.image,
             trial,
-            update: self.update.as_ref().map(|u| UpdateSummary {
+            update: view.update.as_ref().map(|u| UpdateSummary {
                 sequence: u.sequence,
                 version: &u.version,
                 state: u.state,
@@ -597,6 +595,23 @@ impl Device for LockDevice<'_> {
         };
         let result = self.server.serve_authorized(&legacy, owner, self.now_ms);
         self.refresh();
+        // The agent answers with codes (and Keyway's typed refusal); the
+        // reason in words goes to the lock's log.
+        let (g, id) = (legacy.header.group, legacy.header.id);
+        match &result {
+            Ok(_) => {}
+            Err(Fail::Smp(rc, why)) => self.server.note_log(format!(
+                "group {g} command {id}: rc {} ({rc:?}): {why}",
+                *rc as u8
+            )),
+            Err(Fail::Os(rc, _, why)) => self
+                .server
+                .note_log(format!("os group command {id}: rc {rc}: {why}")),
+            Err(Fail::Img(e)) => self.server.note_log(format!(
+                "image group command {id}: rc {}: {}",
+                e.rc, e.reason
+            )),
+        }
         match result {
             Ok(body) => {
                 let mut bytes = Vec::new();

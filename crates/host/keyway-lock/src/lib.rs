@@ -12,17 +12,15 @@
 //! * [`agent_shell`]: the lock around `keyway-agent` (its `Device`
 //!   over the device core, its store's flash, its events).
 //! * [`server`]: the device core's SMP side: it serves what the agent
-//!   authorized (OS group echo, reset, parameters, info; image group state
+//!   authorized (OS group echo, parameters, info; image group state
 //!   read and write, upload, erase; the Keyway group's notes and log
-//!   export), holds the update's state and the presence window the
-//!   device core's own tests use (`handle(frame, now) -> frame`, gated by
-//!   the window alone: it knows no owners).
-//! * [`authority`]: the table of what each command needs, for that gate.
+//!   export) and holds the update's state and the presence window the
+//!   control socket shows. It has no gate of its own: every frame goes
+//!   through the agent.
 //! * [`keyway_group`]: the Keyway SMP group (64) commands the device core
 //!   serves: notes and the log export (and the in-process status report).
 //! * [`owners`]: the owners' update settings the policy reads.
-//! * [`peers`]: who is asking (the transport's peer) and the request
-//!   limits of the device core's own entry, sans-IO, fixed capacity.
+//! * [`peers`]: who is asking (the transport's peer).
 //! * [`policy`]: the update policy (consent, battery, bolt) and the lock
 //!   models with their battery models, sans-IO.
 //! * [`profile`]: deliberately flawed locks (`--profile`) for `keyway audit`.
@@ -40,7 +38,6 @@
 #![warn(missing_docs)]
 
 pub mod agent_shell;
-pub mod authority;
 pub mod control;
 pub mod device;
 pub mod keyway_group;

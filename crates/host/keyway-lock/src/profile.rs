@@ -22,8 +22,8 @@ pub const DEFAULT_VENDOR_SERVER: &str = "1.1.1.1:443";
 
 /// The network as the `cloud-verify` profile sees it: whether its vendor
 /// server answers. The shell provides it ([`crate::shell`]: a TCP connect);
-/// the sans-IO server only asks, so no I/O happens inside
-/// [`crate::server::Server::handle`].
+/// the sans-IO server only asks, so no I/O happens inside the device
+/// core's handling of a request.
 pub trait VendorServer: core::fmt::Debug + Send {
     /// `Ok` when `server` (`host:port`) answers; `Err` names why not.
     fn reach(&mut self, server: &str) -> Result<(), String>;

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::device::{self, BootReport, ImgError, Lock, img_rc};
 use crate::owners::Settings;
-use crate::peers::{Peer, RateLimits, ResetLimit};
+use crate::peers::Peer;
 use crate::policy::{self, Model, Pending};
 use crate::smp::{
     self, Header, MgmtErr, Op, Request, Version, get_bool, get_bytes, get_text, get_u64, group,
@@ -33,7 +33,7 @@ pub const UPLOAD_IDLE_MS: u64 = 30_000;
 /// `buf_count` advertised in the MCUmgr parameters.
 pub const BUF_COUNT: u32 = 4;
 
-use crate::authority::{Need, img_cmd, os_cmd};
+use keyway_smp::{img::cmd as img_cmd, os::cmd as os_cmd};
 /// `OS_MGMT_ERR`: the format string names an unknown field.
 const OS_INVALID_FORMAT: u16 = keyway_smp::err::os_rc::INVALID_FORMAT;
 
@@ -91,10 +91,6 @@ pub(crate) fn inval(what: String) -> Fail {
 }
 
 pub(crate) type Body = Vec<(Value, Value)>;
-
-/// The refusal when neither the presence window nor an owner allows a
-/// request.
-pub(crate) const NO_PRESENCE: &str = "no presence window open; press the lock's button sequence";
 
 /// Where a pending update stands.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -160,19 +156,12 @@ pub struct Server {
     forced_due: Option<Option<u64>>,
     /// The transport peer of the request being handled.
     peer: Peer,
-    /// Each peer's request budget.
-    rates: RateLimits,
-    /// The lock-wide reset budget.
-    resets: ResetLimit,
     /// The peer the log export in progress belongs to.
     pub(crate) export_peer: Option<Peer>,
     /// The key id of the owner who signed the request being handled.
     auth_key: Option<[u8; 8]>,
     /// The network the `cloud-verify` profile asks (the shell's).
     vendor: Box<dyn crate::profile::VendorServer>,
-    /// Set while the agent's authorized request runs: whether an owner
-    /// (a session) asked; `admit` is skipped.
-    preauth: Option<bool>,
     /// Consent lives in the agent's store ([`Server::use_agent_store`]).
     agent_store: bool,
     /// A consent change for the agent's store (`Some(None)`: cleared).
@@ -203,12 +192,9 @@ impl Server {
             cut_mid_upload: None,
             forced_due: None,
             peer: Peer::LOCAL,
-            rates: RateLimits::default(),
-            resets: ResetLimit::default(),
             export_peer: None,
             auth_key: None,
             vendor: Box::new(crate::profile::Offline),
-            preauth: None,
             agent_store: false,
             consent_change: None,
         }
@@ -350,10 +336,7 @@ impl Server {
     ) -> Result<Body, Fail> {
         self.peer = Peer::LOCAL;
         self.auth_key = owner;
-        self.preauth = Some(owner.is_some());
-        let out = self.dispatch(r, now_ms);
-        self.preauth = None;
-        out
+        self.dispatch(r, owner.is_some(), now_ms)
     }
 
     /// The pending update's summary as `status` shows it: (sequence,
@@ -791,134 +774,16 @@ impl Server {
         Some(r)
     }
 
-    /// Handles one request frame at `now_ms` (milliseconds of any
-    /// monotonic clock). Always answers: a frame too short for a header is
-    /// answered with a zeroed header and `rc` EINVAL.
-    pub fn handle(&mut self, frame: &[u8], now_ms: u64) -> Vec<u8> {
-        self.handle_from(frame, Peer::LOCAL, now_ms)
-    }
-
-    /// Handles one request frame from `peer` (the transport's source of
-    /// it) at `now_ms`: uploads, log exports and challenge nonces are
-    /// bound to the peer that began them, and each peer's requests are
-    /// limited apart ([`crate::peers`]).
-    pub fn handle_from(&mut self, frame: &[u8], peer: Peer, now_ms: u64) -> Vec<u8> {
-        self.peer = peer;
-        self.auth_key = None;
-        let request = match smp::decode_request(frame) {
-            Ok(r) => r,
-            Err((header, e)) => {
-                self.log.push(format!("refused frame: {e}"));
-                let h = header.unwrap_or(Header {
-                    op: Op::Write,
-                    version: 0,
-                    flags: 0,
-                    len: 0,
-                    group: 0,
-                    seq: 0,
-                    id: 0,
-                });
-                return smp::encode_response(&h, smp::rc_body(e.rc(), Some(&e.to_string())));
-            }
-        };
-        let h = request.header;
-        // Every request but the chunks of the peer's own upload spends
-        // from the peer's budget: a flood is refused before it costs the
-        // other peers anything.
-        let own_chunk = (h.group, h.id) == (group::IMAGE, img_cmd::UPLOAD)
-            && self.upload.as_ref().is_some_and(|u| u.peer == peer);
-        if !own_chunk && !self.rates.allow(peer, now_ms) {
-            return smp::encode_response(
-                &h,
-                smp::rc_body(
-                    MgmtErr::Busy,
-                    Some("too many requests from this peer; slow down and ask again"),
-                ),
-            );
-        }
-        let body = match self.dispatch(&request, now_ms) {
-            Ok(b) => b,
-            Err(Fail::Smp(rc, why)) => {
-                self.log.push(format!(
-                    "group {} command {}: rc {} ({rc:?}): {why}",
-                    h.group, h.id, rc as u8
-                ));
-                smp::rc_body(rc, Some(&why))
-            }
-            Err(Fail::Img(e)) => {
-                self.log.push(format!(
-                    "image group command {}: rc {}: {}",
-                    h.id, e.rc, e.reason
-                ));
-                let mut b =
-                    smp::group_err_body(h.smp_version(), group::IMAGE, e.rc, e.v1, &e.reason);
-                // Keyway's typed refusal, for clients that ask for it
-                // (stock tools refuse unknown keys in an error body).
-                if let Some(r) = &e.refusal
-                    && wants_typed_refusal(&request)
-                {
-                    b.extend(smp::refusal_entries(r));
-                }
-                b
-            }
-            Err(Fail::Os(rc, v1, why)) => {
-                self.log
-                    .push(format!("os group command {}: rc {rc}: {why}", h.id));
-                smp::group_err_body(h.smp_version(), group::OS, rc, v1, &why)
-            }
-        };
-        smp::encode_response(&h, body)
-    }
-
-    fn dispatch(&mut self, r: &Request, now_ms: u64) -> Result<Body, Fail> {
+    /// Runs a request the agent authorized (`by_owner`: an owner's
+    /// session asked). OS resets are not here: the agent runs them
+    /// ([`Server::agent_reset`]).
+    fn dispatch(&mut self, r: &Request, by_owner: bool, now_ms: u64) -> Result<Body, Fail> {
         let h = r.header;
         let write = h.op == Op::Write;
-        // The agent (`crate::agent_shell`) already decided who may.
-        let by_owner = match self.preauth {
-            Some(by_owner) => by_owner,
-            None => self.admit(r, now_ms)?,
-        };
         match (h.group, h.id) {
             (group::OS, os_cmd::ECHO) => {
                 let d = get_text(&r.body, "d").map_err(inval)?.unwrap_or("");
                 Ok(vec![(text("r"), text(d))])
-            }
-            (group::OS, os_cmd::RESET) if write => {
-                // A reset drops the upload in progress (the window stays
-                // until its deadline) and writes a boot record: it needs
-                // the window or an owner
-                // (`admit`), and runs at most as often as the lock-wide
-                // limit allows.
-                if !self.resets.allow(now_ms) {
-                    return Err(Fail::Smp(
-                        MgmtErr::Busy,
-                        format!(
-                            "refused: too many resets; at most {} in a row, then one every {} s",
-                            crate::peers::RESET_BURST,
-                            crate::peers::RESET_REFILL_MS / 1000
-                        ),
-                    ));
-                }
-                // `smpmgr upgrade` uploads, then resets: with the presence
-                // window open that reset is the consent of the person at
-                // the lock to install what was uploaded.
-                if self.presence_open(now_ms) && self.pending.is_some() && !self.update.installing {
-                    let by = self.consent_by(by_owner);
-                    self.consent(
-                        "a reset asked for with the presence window open (smpmgr upgrade)",
-                        by,
-                    );
-                    if let Some(Err(why)) = self.try_install() {
-                        return Err(Fail::Smp(
-                            MgmtErr::BadState,
-                            format!(
-                                "{why} (consent kept: the lock installs and resets by itself then; no reset now)"
-                            ),
-                        ));
-                    }
-                }
-                self.reset_pending = true;
-                Ok(Vec::new())
             }
             (group::OS, os_cmd::PARAMS) if !write => Ok(vec![
                 (text("buf_size"), Value::from(smp::MAX_FRAME as u64)),
@@ -941,12 +806,12 @@ impl Server {
                         hash.ok_or_else(|| inval("\"hash\" is required to test an image".into()))?;
                     if self.pending.as_ref().is_some_and(|p| p.hash[..] == *hash) {
                         // A test boot of the pending update is the consent
-                        // of a person at the lock, or of the owner who
-                        // signed it (`admit` let in nobody else).
+                        // of a person at the lock, or of the owner whose
+                        // session asked (the agent let in nobody else).
                         let by = self.consent_by(by_owner);
                         self.consent(
                             if by_owner {
-                                "an owner's signed test boot"
+                                "an owner's test boot"
                             } else {
                                 "a test boot asked for with the presence window open"
                             },
@@ -990,52 +855,6 @@ impl Server {
                     if write { "write" } else { "read" }
                 ),
             )),
-        }
-    }
-
-    /// The device core's own gate, for [`Server::handle`] only (the
-    /// simulator's tests of the device core; `keyway-lock` runs every
-    /// frame through the agent, which decides authority and then calls
-    /// `serve_authorized`). It knows no owners: what the agent gives an
-    /// owner's session is refused here, and what the presence window
-    /// allows needs this server's window. A later chunk when the lock holds
-    /// no upload (a reset, a power cut or a restart lost it) writes
-    /// nothing and is answered `off` 0. Never an owner (`false`).
-    fn admit(&mut self, r: &Request, now_ms: u64) -> Result<bool, Fail> {
-        let h = r.header;
-        let what = crate::authority::name(h.group, h.id);
-        match crate::authority::need(h.group, h.id, h.op == Op::Write) {
-            Need::Open | Need::Unknown => Ok(false),
-            Need::WindowOrOwner
-                if (h.group, h.id) == (group::IMAGE, img_cmd::UPLOAD)
-                    && self.upload.is_none()
-                    && get_u64(&r.body, "off")
-                        .map_err(inval)?
-                        .is_some_and(|o| o != 0) =>
-            {
-                Ok(false)
-            }
-            Need::WindowOrOwner | Need::Window | Need::WindowAndLongPress => {
-                self.gate(now_ms, what)?;
-                Ok(false)
-            }
-            Need::Owner => Err(Fail::Smp(
-                MgmtErr::AccessDenied,
-                format!("refused: {what} needs an owner's session (the lock agent's)"),
-            )),
-        }
-    }
-
-    /// Refuses with ACCESSDENIED (rc 11, top level) unless the presence
-    /// window is open.
-    pub(crate) fn gate(&self, now_ms: u64, what: &str) -> Result<(), Fail> {
-        if self.presence_open(now_ms) {
-            Ok(())
-        } else {
-            Err(Fail::Smp(
-                MgmtErr::AccessDenied,
-                format!("refused: {what} needs the presence window: {NO_PRESENCE}"),
-            ))
         }
     }
 
@@ -1558,13 +1377,6 @@ fn finish(lock: &mut Lock, u: Upload, arm: bool) -> Result<u8, ImgError> {
         lock.note_delta_upload(slot, got);
     }
     Ok(slot)
-}
-
-/// Whether an error answer may carry Keyway's typed refusal: always in
-/// the Keyway group, and in the standard groups when the request asked
-/// with `"kw": true` (keyway-smp, `Request::wants_typed_refusal`).
-fn wants_typed_refusal(r: &Request) -> bool {
-    r.header.group == group::KEYWAY || get_bool(&r.body, "kw").ok().flatten() == Some(true)
 }
 
 /// The version a request was answered in (tests).

@@ -256,18 +256,26 @@ fn full_update_out_of_order_resume_reset_trial_confirm() {
 fn rollback_is_refused_with_current_version_is_newer() {
     let f = Fixture::new();
     let mut s = f.server();
-    // The device core alone: the device core's SMPv1 reason in words (the agent answers SMPv1 with the code alone).
-    s.core_only = true;
     s.set_presence_always_open(true);
     // Sequence 1 is the floor: not above it.
     let env = f.release(&f.key, "0.9.0", 1, 10_000);
+    s.take_log();
     let m = upload(&mut s, &env, 1500);
     assert_eq!(group_err(&m), Some((1, 27)), "{m:?}");
-    // SMPv1: the legacy rc with the reason.
+    // SMPv1: the legacy rc (the agent's answers carry codes: its `rsn` is
+    // the code in words); the reason is in the lock's log.
     let m = upload_as(&mut s, &env, 1500, 0, env.len());
     assert_eq!(rc(&m), Some(3), "{m:?}");
-    let why = smp::get_text(&m, "rsn").unwrap().unwrap();
-    assert!(why.contains("anti-rollback"), "{why}");
+    let why = smp::get_text(&m, "rsn").unwrap().unwrap_or_default();
+    assert!(!why.contains("anti-rollback"), "{why}");
+    let log = s.take_log();
+    assert_eq!(
+        log.iter()
+            .filter(|l| l.contains("rc 27") && l.contains("anti-rollback"))
+            .count(),
+        2,
+        "the lock's log names the reason of both refusals: {log:?}"
+    );
     assert!(s.upload().is_none());
     assert_eq!(s.lock().state().download, None, "nothing written");
 }
@@ -385,16 +393,24 @@ fn os_group_echo_params_info_and_unknown_commands() {
     assert_eq!(rc(&m), Some(8));
 }
 
+/// Hostile frames through the agent: a frame with no header to answer
+/// to, or a response (a reflected answer could loop between two locks),
+/// gets no answer at all; every request the agent can answer gets an
+/// error with its header.
 #[test]
 fn hostile_frames_get_error_responses() {
     let f = Fixture::new();
     let mut s = f.server();
-    // The device core alone: the device core's answers to frames the agent drops unanswered (no header, a response).
-    s.core_only = true;
-    // Too short for a header: a zeroed header and EINVAL.
-    let (h, m) = answer(&mut s, &[1, 2, 3]);
-    assert_eq!((h.group, h.seq), (0, 0));
-    assert_eq!(rc(&m), Some(3));
+    // Too short for a header, or a response: dropped, unanswered.
+    assert!(s.handle(&[1, 2, 3], 0).is_empty());
+    assert!(s.handle(&[], 0).is_empty());
+    for op in [Op::ReadRsp, Op::WriteRsp] {
+        assert!(s.handle(&frame(op, 1, 0, 0, 9, vec![]), 0).is_empty());
+        assert!(
+            s.handle(&frame(op, 1, 1, 1, 9, vec![(t("off"), Value::from(0))]), 0)
+                .is_empty()
+        );
+    }
     // Oversized.
     let mut big = frame(Op::Write, 1, 1, 1, 5, vec![]);
     big[2..4].copy_from_slice(&4000u16.to_be_bytes());
@@ -732,34 +748,50 @@ fn delta_upload_test_reset_runs_the_new_image() {
 fn delta_for_another_base_is_refused_at_the_head_before_writing() {
     let f = Fixture::new();
     let mut s = f.server();
-    // The device core alone: the device core's SMPv1 reason in words (the agent answers SMPv1 with the code alone).
-    s.core_only = true;
     s.set_presence_always_open(true);
     let other: Vec<u8> = (0..9000usize).map(|i| (i * 13 + 5) as u8).collect();
     let env = delta_release(&f, &other[..8000], Some(other.clone()));
     let flash_before = s.lock().flash().as_bytes().to_vec();
     s.take_log();
-    // SMPv1 carries the reason in "rsn"; SMPv2 in the group error and the log.
+    // SMPv1: the legacy rc alone (the agent's answers carry codes).
     let m = upload_as(&mut s, &env, 244, 0, env.len());
-    let rsn = smp::get_text(&m, "rsn")
-        .unwrap()
-        .unwrap_or_default()
-        .to_owned();
-    let runs = keyway::keys::hex(&sha(&slot_image(&s, 0, 9000))[..4]);
-    let base = keyway::keys::hex(&sha(&other)[..4]);
-    assert!(
-        rsn.contains(&format!("this delta applies to image {base}…"))
-            && rsn.contains(&format!("the lock runs {runs}… (v1.0.0)"))
-            && rsn.ends_with("send the full image"),
-        "{m:?}"
-    );
+    assert_eq!(rc(&m), Some(3), "{m:?}");
+    // SMPv2: the image group's code; asked for (`"kw": true`, as the
+    // owner's client does), Keyway's typed refusal names both images.
     let m = upload(&mut s, &env, 244);
     assert_eq!(group_err(&m), Some((1, 22)), "{m:?}");
+    // One chunk that holds the whole head: the chunk the lock refuses.
+    let mut first = chunk(&env, 0, 1400, true, Some(sha(&env)));
+    let mut body = smp::decode_body(&first[HEADER_LEN..]).unwrap();
+    body.push((t("kw"), Value::Bool(true)));
+    let mut h = Header::decode(&first).unwrap();
+    let mut data = Vec::new();
+    ciborium::into_writer(&Value::Map(body), &mut data).unwrap();
+    h.len = data.len() as u16;
+    first = h.encode().to_vec();
+    first.extend_from_slice(&data);
+    let r = s.handle(&first, 0);
+    let e = keyway_smp::ErrorRsp::decode(&r[HEADER_LEN..])
+        .unwrap()
+        .expect("refused");
+    assert_eq!(
+        e.refusal,
+        Some(keyway_smp::Refusal::DeltaWrongBase {
+            base_image_sha256: sha(&other),
+            running_image_sha256: Some(sha(&slot_image(&s, 0, 9000))),
+        }),
+        "{e:?}"
+    );
+    let runs = keyway::keys::hex(&sha(&slot_image(&s, 0, 9000))[..4]);
+    let base = keyway::keys::hex(&sha(&other)[..4]);
+    let log = s.take_log();
     assert!(
-        s.take_log()
-            .iter()
-            .any(|l| l.contains("send the full image")),
-        "the lock's log names the reason"
+        log.iter().any(
+            |l| l.contains(&format!("this delta applies to image {base}…"))
+                && l.contains(&format!("the lock runs {runs}… (v1.0.0)"))
+                && l.ends_with("send the full image")
+        ),
+        "the lock's log names the reason: {log:?}"
     );
     assert_eq!(s.lock().state().download, None, "no download recorded");
     assert!(
@@ -784,8 +816,6 @@ fn delta_for_another_base_is_refused_at_the_head_before_writing() {
 fn a_delta_upload_reads_its_base_once_to_check_it() {
     let f = Fixture::new();
     let mut s = f.server();
-    // The device core alone: the device core's own reads (through the agent the shell's status cache reads the running image once more: 36,806 B of flash for a 9,000-byte base).
-    s.core_only = true;
     s.set_presence_always_open(true);
     let factory: Vec<u8> = (0..9000usize).map(|i| (i * 7 + 1) as u8).collect();
     let mut new = factory.clone();
@@ -814,8 +844,6 @@ fn a_delta_upload_reads_its_base_once_to_check_it() {
 fn an_upload_parses_its_envelope_head_at_most_three_times() {
     let f = Fixture::new();
     let mut s = f.server();
-    // The device core alone: the device core's own parses (through the agent: 6, the shell's status cache and the agent's firmware view add 3).
-    s.core_only = true;
     s.set_presence_always_open(true);
     let env = f.release(&f.key, "2.0.0", 2, 9000);
     let before = keyway_lock::suit::head_parses();

@@ -14,7 +14,7 @@ use ciborium::Value;
 use keyway::encode::EnvelopeBuilder;
 use keyway::keys::{Algorithm, SigningKey};
 use keyway::smp::{self, HEADER_LEN, Header, Op};
-use keyway_cli::device::client::{Map, auth_message};
+use keyway_cli::device::client::Map;
 use keyway_cli::device::{Client, DeviceError, Stats, Transport, TransportError, UdpTransport};
 use keyway_lock::shell::{Options, Running, start};
 use keyway_lock::state::StateDir;
@@ -667,111 +667,97 @@ fn terminal_escape_injection_in_the_locks_reason_is_neutralised() {
     );
 }
 
-/// A fake Keyway-group lock that checks owner signatures exactly as
-/// FORMAT.md specifies them, rebuilt here by hand.
+/// An owner key must be Ed25519 (the channel's signatures): a P-256 key
+/// is refused by name before anything is sent.
 #[test]
-fn owner_auth_signs_the_format_message_with_a_fresh_nonce() {
-    let owner = SigningKey::generate(Algorithm::Ed25519).unwrap();
-    let public = owner.public_key();
-    let nonces = Arc::new(Mutex::new(Vec::<[u8; 16]>::new()));
-    let issued = Arc::clone(&nonces);
-    let fake = Fake::new(move |req| {
-        let h = Header::decode(req).unwrap();
-        let mut r = req.to_vec();
-        r[0] = (r[0] & !7) | Op::WriteRsp as u8;
-        let body = smp::decode_response(&r).unwrap().body;
-        if h.id == 7 {
-            let mut n = issued.lock().unwrap();
-            let nonce = [n.len() as u8 + 1; 16];
-            n.push(nonce);
-            return vec![reply(
-                req,
-                vec![
-                    (t("nonce"), Value::Bytes(nonce.to_vec())),
-                    (t("expires_s"), Value::from(60)),
-                ],
-            )];
-        }
-        let auth = smp::get(&body, "auth")
-            .and_then(Value::as_map)
-            .unwrap()
-            .clone();
-        let rest: Map = body
-            .iter()
-            .filter(|(k, _)| k != &t("auth"))
-            .cloned()
-            .collect();
-        let nonce = smp::get_bytes(&auth, "nonce").unwrap().unwrap();
-        let sig = smp::get_bytes(&auth, "sig").unwrap().unwrap();
-        let mut msg = b"keyway-smp-auth-v1".to_vec();
-        msg.extend_from_slice(&[0, 64, h.id]);
-        msg.extend_from_slice(nonce);
-        ciborium::into_writer(&Value::Map(rest), &mut msg).unwrap();
-        let fresh = issued.lock().unwrap().last().map(|n| n.as_slice()) == Some(nonce);
-        let ok = fresh && public.verify(&msg, sig);
-        vec![reply(
-            req,
-            if ok {
-                // A whole answer, as keyway-smp's typed decoders require.
-                let settings = Value::Map(vec![
-                    (t("auto_install_cve"), Value::Bool(true)),
-                    (t("install_needs_unlocked"), Value::Bool(true)),
-                ]);
-                if h.id == 10 {
-                    vec![(t("settings"), settings)]
-                } else {
-                    let mut m: Map = [
-                        ("bolt", t("unlocked")),
-                        ("door", t("closed")),
-                        ("model", t("m")),
-                        ("version", t("1.0.0")),
-                    ]
-                    .into_iter()
-                    .map(|(k, v)| (t(k), v))
-                    .collect();
-                    for k in [
-                        "battery_mv",
-                        "battery_mwh",
-                        "lockout_s",
-                        "presence_s",
-                        "owners",
-                    ] {
-                        m.push((t(k), Value::from(1u8)));
-                    }
-                    m.push((t("tamper"), Value::Bool(false)));
-                    m.push((t("trial"), Value::Bool(false)));
-                    m.push((t("settings"), settings));
-                    m
-                }
-            } else {
-                smp::rc_body(smp::MgmtErr::AccessDenied, Some("bad signature"))
-            },
-        )]
-    });
-    let mut c = fake.client().with_owner(owner.clone()).unwrap();
-    let s = c.unlock().unwrap();
-    assert_eq!(smp::get_text(&s, "bolt").unwrap(), Some("unlocked"));
-    c.settings(Some(true), None).unwrap();
-    assert_eq!(nonces.lock().unwrap().len(), 2, "a challenge per request");
-    // The library's message is the same bytes.
-    let body = vec![(t("accept"), Value::Bool(true))];
-    let m = auth_message(64, 5, &[9; 16], &body);
-    assert_eq!(&m[..18], b"keyway-smp-auth-v1");
-    assert_eq!(&m[18..21], &[0, 64, 5]);
-    assert_eq!(&m[21..37], &[9; 16]);
-    assert_eq!(
-        &m[37..],
-        &[0xA1, 0x66, b'a', b'c', b'c', b'e', b'p', b't', 0xF5]
-    );
-    // A P-256 key is refused by name.
+fn a_p256_owner_key_is_refused_by_name() {
+    let fake = Fake::new(|_| Vec::new());
     let p256 = SigningKey::generate(Algorithm::P256).unwrap();
     let e = fake.client().with_owner(p256).unwrap_err().to_string();
     assert!(e.contains("must be Ed25519"), "{e}");
 }
 
-// ---- the Keyway group (owners, consent, log, factory reset) ---------------
+/// An owner key whose paired-lock file holds no record for the target
+/// runs nothing as an owner: `keyway device --owner-key K CMD` fails with
+/// the typed [`NotPaired`] (its sentence says to pair with `pair
+/// --setup-code`) before a single frame goes to the lock, with or without
+/// `--session`; a record for another target does not count. (The older
+/// path signed a `challenge` nonce here, which the lock answers ENOTSUP.)
+#[test]
+fn an_owner_key_without_a_paired_lock_record_is_told_to_pair_first_and_sends_nothing() {
+    use keyway_cli::device::cli::{DeviceArgs, DeviceCommand, NotPaired, run_with};
+    use keyway_cli::device::{FnTransport, PairedLockRecord, PairedLocks, locks_path};
+    let lab = Lab::new(1);
+    let (key, _) = keygen(&lab, "owner");
+    let key = PathBuf::from(key);
+    let target = "udp:127.0.0.1:9";
+    let mut commands = 0;
+    for with_record_elsewhere in [false, true] {
+        if with_record_elsewhere {
+            let id = Client::new(FnTransport::new(1024, |_: &[u8]| Vec::new()))
+                .with_owner(SigningKey::load(&key).unwrap())
+                .unwrap()
+                .owner_key_id()
+                .unwrap();
+            let mut f = PairedLocks::load(&locks_path(&key), id).unwrap();
+            f.insert(PairedLockRecord {
+                target: "udp:127.0.0.1:10".into(),
+                device_key: [7; 32],
+                name: None,
+                paired: 0,
+            });
+            f.save().unwrap();
+        }
+        for session in [false, true] {
+            for command in [
+                DeviceCommand::Unlock,
+                DeviceCommand::Status,
+                DeviceCommand::Owners,
+                DeviceCommand::Echo { text: "x".into() },
+            ] {
+                let sent = Arc::new(Mutex::new(0usize));
+                let count = Arc::clone(&sent);
+                let t = FnTransport::new(1024, move |_: &[u8]| {
+                    *count.lock().unwrap() += 1;
+                    Vec::new()
+                });
+                let a = DeviceArgs {
+                    target: target.into(),
+                    owner_key: Some(key.clone()),
+                    session,
+                    json: false,
+                    timeout_ms: 100,
+                    tries: 1,
+                    mtu: 1024,
+                    command,
+                };
+                let e = run_with(&a, Client::new(t), &mut Vec::new(), &mut Vec::new())
+                    .expect_err("an unpaired owner key runs nothing");
+                let np = e.downcast_ref::<NotPaired>().expect("the typed NotPaired");
+                assert_eq!(
+                    np,
+                    &NotPaired {
+                        owner_key: key.clone(),
+                        locks: locks_path(&key),
+                        target: target.into(),
+                    }
+                );
+                let words = format!("{e:#}");
+                assert!(
+                    words.contains(&format!(
+                        "pair first, with the lock's presence window open: `keyway device --target {target} --owner-key {} pair --setup-code CODE`",
+                        key.display()
+                    )),
+                    "{words}"
+                );
+                assert_eq!(*sent.lock().unwrap(), 0, "nothing sent: {words}");
+                commands += 1;
+            }
+        }
+    }
+    assert_eq!(commands, 16);
+}
 
-/// `keyway keygen NAME` in the lab: (NAME.key, NAME.pub).
 fn keygen(lab: &Lab, name: &str) -> (String, String) {
     let base = lab.tmp.path().join(name);
     let o = Command::new(BIN).arg("keygen").arg(&base).output().unwrap();
@@ -851,9 +837,13 @@ fn an_owner_pairs_at_the_door_then_unlocks_with_the_key_and_a_stranger_cannot() 
 
     let e = refused(cli(&lock, &["unlock"]));
     assert!(e.contains("unlock: refused:"), "{e}");
-    // A key the lock never paired has no session to run in.
+    // A key the lock never paired has no session to run in: the client
+    // says to pair first and sends nothing.
     let e = refused(cli(&lock, &["--owner-key", &other_key, "unlock"]));
-    assert!(e.contains("refused:"), "{e}");
+    assert!(
+        e.contains("holds no lock paired at") && e.contains("pair --setup-code CODE"),
+        "{e}"
+    );
     let v = json(&ok(cli(&lock, &["--owner-key", &key, "--json", "unlock"])));
     assert_eq!(v["bolt"], "unlocked", "{v}");
     let out = ok(cli(&lock, &["--owner-key", &key, "lock"]));
@@ -1038,7 +1028,7 @@ fn factory_reset_needs_the_long_press_and_forgets_the_owners() {
 }
 
 #[test]
-fn an_owner_signs_the_first_chunk_and_uploads_without_the_presence_window() {
+fn an_owner_uploads_in_a_session_without_the_presence_window() {
     let lab = Lab::new(1);
     let lock = lab.start_with_control(false);
     let key = pair_owner(&lab, &lock);
@@ -1048,8 +1038,8 @@ fn an_owner_signs_the_first_chunk_and_uploads_without_the_presence_window() {
         &lock,
         &["--owner-key", &stranger, "update", path.to_str().unwrap()],
     ));
-    // The stranger's key is refused at its first signed request.
-    assert!(e.contains("refused:") && e.contains("rc 11"), "{e}");
+    // The stranger's key has no paired lock: refused before any request.
+    assert!(e.contains("pair first"), "{e}");
     let v = json(&ok(cli(
         &lock,
         &[
@@ -1151,7 +1141,6 @@ fn every_call<T: Transport>(c: &mut Client<T>) {
     let _ = c.notes();
     let _ = c.upload(&[7; 3000], &mut |_, _| {});
     let _ = c.log_export(&mut |_, _| {});
-    let _ = c.challenge();
     let _ = c.owners();
     let _ = c.unpair([7; 8]);
 }
@@ -1180,7 +1169,7 @@ fn update_picks_the_delta_for_the_running_image_else_the_full_one() {
     let lab = Lab::new(1);
     let lock = lab.start_with_control(true);
     assert!(control(&lock, r#"{"cmd":"keypad","pin":"4711"}"#).contains("unlocked"));
-    // The running image is in the owner's status: the client signs it.
+    // The running image is in the owner's status: asked in a session.
     let key = pair_owner(&lab, &lock);
     let factory: Vec<u8> = (0..6000usize).map(|i| (i * 31 + 1) as u8).collect();
     let mut new = factory.clone();
@@ -1256,34 +1245,27 @@ fn update_picks_the_delta_for_the_running_image_else_the_full_one() {
     );
 }
 
-/// A link whose Keyway-group status names another running image than the
-/// lock's (the lock changed between the status and the upload, or a
-/// confused bridge): every other answer passes through untouched.
-struct StaleStatus<T> {
+/// A link that runs `between` once, just before the `at`-th sealed record
+/// (the Keyway group's id 15) goes to the lock: the lock's state changes
+/// between two of the owner's calls. Frames pass through untouched.
+struct Between<T> {
     inner: T,
-    image: [u8; 32],
+    sealed: usize,
+    at: usize,
+    between: Option<Box<dyn FnOnce()>>,
 }
 
-impl<T: Transport> Transport for StaleStatus<T> {
+impl<T: Transport> Transport for Between<T> {
     fn exchange(&mut self, frame: &[u8], seq: u8) -> Result<Vec<u8>, TransportError> {
-        let answer = self.inner.exchange(frame, seq)?;
-        let Ok(r) = smp::decode_response(&answer) else {
-            return Ok(answer);
-        };
-        if r.header.group != smp::group::KEYWAY || r.header.id != 0 {
-            return Ok(answer);
+        if Header::decode(frame).is_ok_and(|h| h.group == smp::group::KEYWAY && h.id == 15) {
+            self.sealed += 1;
+            if self.sealed == self.at
+                && let Some(f) = self.between.take()
+            {
+                f();
+            }
         }
-        let body = r
-            .body
-            .into_iter()
-            .map(|(k, v)| match k.as_text() {
-                Some("image") => (k, Value::Bytes(self.image.to_vec())),
-                _ => (k, v),
-            })
-            .collect();
-        let mut h = r.header;
-        h.op = Op::Read;
-        Ok(smp::encode_response(&h, body))
+        self.inner.exchange(frame, seq)
     }
     fn mtu(&self) -> usize {
         self.inner.mtu()
@@ -1293,32 +1275,33 @@ impl<T: Transport> Transport for StaleStatus<T> {
     }
 }
 
-/// The client chose a delta for the image it believed ran, and the lock
-/// refused it for its base before writing: `update` falls back to the full
-/// image and says so (issue 7: "the owner's client then falls back to the
-/// full image").
-///
-/// Ignored since the agent is the lock's only brain: the test made the
-/// client believe another base by rewriting the status answer on the
-/// wire, and the owner's status is now a sealed record (a rewritten one
-/// is refused, as it must be). It needs a lock that changes its running
-/// image between the status and the upload; not ported yet.
+/// The client chose a delta for the image the lock's sealed status named,
+/// and the lock refused it for its base before writing, because a person
+/// at the lock installed another release with a stock tool (in the
+/// presence window) between that status and the upload:
+/// `update` falls back to the full image and says so (issue 7: "the
+/// owner's client then falls back to the full image"). Nothing on the wire
+/// is altered: the status was the lock's own, true when it was sent.
 #[test]
-#[ignore = "the status answer is sealed: the wire rewrite this test used is now refused (see the doc)"]
 fn a_delta_the_lock_refuses_for_its_base_falls_back_to_the_full_image() {
     let lab = Lab::new(1);
     let lock = lab.start_with_control(true);
+    assert!(control(&lock, r#"{"cmd":"keypad","pin":"4711"}"#).contains("unlocked"));
     let factory: Vec<u8> = (0..6000usize).map(|i| (i * 31 + 1) as u8).collect();
-    let mut other_base = factory.clone();
-    other_base[0] ^= 0xFF;
+    let mut patch = factory.clone();
+    patch[100] ^= 0xFF;
     let mut new = factory.clone();
     new[3000..3010].copy_from_slice(b"keyway 1.1");
-    let signed =
-        |payload: &[u8], from: Option<&[u8]>| signed(&lab.vendor, "1.1.0", 2, payload, from);
-    let full_env = signed(&new, None);
+    let v101 = lab.write(
+        "v1.0.1.suit",
+        &signed(&lab.vendor, "1.0.1", 2, &patch, None),
+    );
+    let full_env = signed(&lab.vendor, "1.1.0", 3, &new, None);
     let full = lab.write("v1.1.suit", &full_env);
-    let delta = lab.write("v1.1-from-other.suit", &signed(&new, Some(&other_base)));
-    let base_digest: [u8; 32] = keyway::encode::sha256(&other_base);
+    let delta = lab.write(
+        "v1.1-from-1.0.suit",
+        &signed(&lab.vendor, "1.1.0", 3, &new, Some(&factory)),
+    );
     // The status (and its running image) is for owners: pair one.
     let key = pair_owner(&lab, &lock);
     let owner = SigningKey::load(std::path::Path::new(&key)).unwrap();
@@ -1327,10 +1310,37 @@ fn a_delta_the_lock_refuses_for_its_base_falls_back_to_the_full_image() {
         .unwrap()
         .verifying_key()
         .to_bytes();
-    let t = UdpTransport::connect(&lock.smp.to_string()).unwrap();
-    let mut c = Client::new(StaleStatus {
-        inner: t,
-        image: base_digest,
+    // The person at the lock installs 1.0.1 in the presence window (upload,
+    // test, the window's reset) and waits until it runs confirmed.
+    let (smp_addr, other_done) = (lock.smp.to_string(), Arc::new(AtomicBool::new(false)));
+    let done = Arc::clone(&other_done);
+    let install_101 = Box::new(move || {
+        let mut c = Client::new(
+            UdpTransport::connect(&smp_addr)
+                .unwrap()
+                .with_retry(Duration::from_millis(2000), 3),
+        );
+        let args = keyway_cli::device::cli::UpdateArgs {
+            envelopes: vec![v101],
+            install: true,
+            wait: true,
+            wait_seconds: 30,
+        };
+        let v =
+            keyway_cli::device::cli::update(&mut c, &args, true, &mut Vec::new(), &mut Vec::new())
+                .expect("the person at the lock installs 1.0.1");
+        assert_eq!(v["outcome"], "running", "{v}");
+        done.store(true, Ordering::SeqCst);
+    });
+    // `update` seals: 1 the image state, 2 the status, 3 the first upload
+    // chunk. 1.0.1 is installed just before 3.
+    let mut c = Client::new(Between {
+        inner: UdpTransport::connect(&lock.smp.to_string())
+            .unwrap()
+            .with_retry(Duration::from_millis(2000), 3),
+        sealed: 0,
+        at: 3,
+        between: Some(install_101),
     })
     .with_owner(owner)
     .unwrap()
@@ -1345,14 +1355,22 @@ fn a_delta_the_lock_refuses_for_its_base_falls_back_to_the_full_image() {
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let v = keyway_cli::device::cli::update(&mut c, &args, true, &mut out, &mut err)
         .expect("the update falls back to the full image");
+    assert!(
+        other_done.load(Ordering::SeqCst),
+        "1.0.1 was installed between the status and the upload"
+    );
     assert_eq!(v["envelope"], full.to_str().unwrap(), "{v}");
     assert_eq!(v["bytes"], full_env.len() as u64, "{v}");
     let why = v["chosen_because"].as_str().unwrap();
     assert!(
-        why.contains("refused the delta") && why.contains("rc 22"),
+        why.contains("refused the delta") && why.contains("falling back to the full image"),
         "{why}"
     );
     let images = client(&lock).image_state().unwrap();
+    assert!(
+        images.iter().any(|i| i.version == "1.0.1" && i.active),
+        "{images:?}"
+    );
     assert!(
         images
             .iter()

@@ -69,10 +69,6 @@ pub fn sign(
 pub struct Shell {
     pub lock: keyway_lock::agent_shell::AgentLock,
     now_ms: u64,
-    /// Frames go to the device core's own entry (`Server::handle`, its
-    /// window-only gate), not through the agent: for the tests that count
-    /// the device core's own work, or its SMPv1 reasons in words.
-    pub core_only: bool,
 }
 
 impl Shell {
@@ -86,11 +82,7 @@ impl Shell {
             0,
         )
         .unwrap();
-        Shell {
-            lock,
-            now_ms: 0,
-            core_only: false,
-        }
+        Shell { lock, now_ms: 0 }
     }
 
     /// One frame from the person's tool at `now_ms`; the answer (empty:
@@ -98,9 +90,6 @@ impl Shell {
     /// decode).
     pub fn handle(&mut self, frame: &[u8], now_ms: u64) -> Vec<u8> {
         self.now_ms = now_ms;
-        if self.core_only {
-            return self.lock.server_mut().handle(frame, now_ms);
-        }
         if self.lock.server().presence_open(now_ms) && !self.lock.agent().window_open(now_ms) {
             self.lock
                 .button(now_ms, keyway_agent::agent::Press::Short)

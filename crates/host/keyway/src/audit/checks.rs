@@ -442,8 +442,8 @@ impl Session<'_> {
 
     /// Opens the presence window and pairs `key`: with the setup code
     /// read off the lock's label (the control socket's `setup-code`) where
-    /// the lock has one (its owner commands then run in a session), else
-    /// by the old `pair KEY`.
+    /// the lock has one (its owner commands then run in a session); a
+    /// lock that shows none cannot get an owner.
     fn pair(&mut self, key: &SigningKey) -> Result<u64> {
         self.ctl(json!({"cmd": "presence", "seconds": 30}))?;
         if self.setup_code.is_none() {
@@ -455,15 +455,13 @@ impl Session<'_> {
         }
         let code = self.setup_code;
         let b = match code {
-            // A lock that does not pair by setup code (ENOTSUP) may still
-            // pair the old way.
-            Some(code) => match self.smp.pair_by_code(key, &code)? {
-                Answer::Err { rc, .. } if rc == keyway_smp::MgmtErr::NotSup as u64 => {
-                    self.smp.pair(key)?.ok("pair")?
-                }
-                a => a.ok("pair")?,
-            },
-            None => self.smp.pair(key)?.ok("pair")?,
+            Some(code) => self.smp.pair_by_code(key, &code)?.ok("pair")?,
+            None => {
+                let _ = self.ctl(json!({"cmd": "presence-close"}));
+                return Err(anyhow!(
+                    "the lock's control interface gave no setup code: an owner pairs only by setup code"
+                ));
+            }
         };
         let _ = self.ctl(json!({"cmd": "presence-close"}));
         Ok(smp::get_u64(&b, "owners").ok().flatten().unwrap_or(0))

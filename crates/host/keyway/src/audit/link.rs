@@ -130,8 +130,8 @@ impl Smp {
         Ok(())
     }
 
-    /// The lock's device key the owner paired with (`None`: the owner
-    /// signs its commands, the old way).
+    /// The lock's device key the owner paired with (`None`: no session;
+    /// the owner's commands go in the clear, and the lock refuses them).
     pub fn set_paired(&mut self, device_key: Option<[u8; 32]>) -> Result<()> {
         self.paired = device_key;
         self.rebuild()
@@ -171,7 +171,8 @@ impl Smp {
         }
     }
 
-    /// Signs owner requests with `owner` from now on.
+    /// Uses `owner` as the owner key from now on (its commands run in a
+    /// session once [`Smp::set_paired`] names the lock's device key).
     pub fn set_owner(&mut self, owner: Option<SigningKey>) -> Result<()> {
         self.owner = owner;
         self.rebuild()
@@ -293,13 +294,28 @@ impl Smp {
         Ok(self.client.log_export(&mut |_, _| {})?)
     }
 
-    /// Pairs `key` (the presence window must be open).
+    /// The attack the channel checks try: a plain Keyway-group `pair`
+    /// (command 8) carrying only `key`'s public key, no setup code and no
+    /// session. The owner's client no longer sends it; a lock that pairs
+    /// on it has an open pairing (check 13).
     pub fn pair(&mut self, key: &SigningKey) -> Result<Answer> {
         let raw: [u8; 32] = key
             .raw_public_key_bytes()
             .try_into()
             .map_err(|_| anyhow!("an owner key must be Ed25519"))?;
-        self.owner_call(|c| c.pair(&raw, Some("keyway-audit")))
+        let body = vec![
+            (
+                keyway::smp::text("key"),
+                ciborium::Value::Bytes(raw.to_vec()),
+            ),
+            (keyway::smp::text("name"), keyway::smp::text("keyway-audit")),
+        ];
+        self.request(
+            Op::Write,
+            keyway::smp::group::KEYWAY,
+            keyway_smp::kw::cmd::PAIR,
+            body,
+        )
     }
 
     /// Uploads `file` (an envelope) as the owner (or, without one, in the

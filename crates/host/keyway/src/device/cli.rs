@@ -11,7 +11,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value as J, json};
 use sha2::{Digest as _, Sha256};
 
-use keyway::keys::{PublicKey, SigningKey, hex};
+use keyway::keys::{SigningKey, hex};
 
 use super::client::{Client, ImageSlot, Map, map_to_json, printable};
 use super::paired::{PairedLockRecord, PairedLocks, locks_path};
@@ -24,13 +24,14 @@ pub struct DeviceArgs {
     #[arg(long, value_name = "udp:HOST:PORT")]
     pub target: String,
     /// The owner's private key (PKCS#8 PEM, Ed25519, from `keyway keygen`):
-    /// signs lock, unlock, consent, settings and the upload.
+    /// pairs by setup code, then every command runs sealed in a session
+    /// with the lock recorded in OWNER.locks.json for this --target.
     #[arg(long, value_name = "OWNER.key")]
     pub owner_key: Option<PathBuf>,
-    /// Run the owner's commands sealed in a session with the lock paired
-    /// by setup code (the default whenever the owner key's paired-lock
-    /// file, OWNER.locks.json, holds a record for this --target); fails
-    /// when there is no such record.
+    /// Insist on the session (it is the only way an owner key is used:
+    /// with or without this flag, an owner key whose OWNER.locks.json
+    /// holds no record for this --target is refused before anything is
+    /// sent, except by `pair --setup-code`).
     #[arg(long)]
     pub session: bool,
     /// Print one JSON object instead of text.
@@ -73,23 +74,15 @@ pub enum DeviceCommand {
     /// The lock's audit log.
     #[command(subcommand)]
     Log(DeviceLogCommand),
-    /// Add an owner (needs the presence window: the lock's button). With
-    /// --setup-code, pairs --owner-key by the code on the lock's label
-    /// (the secure channel) and records the lock's device key in
-    /// OWNER.locks.json; with OWNER.pub, today's unauthenticated pairing.
+    /// Pair --owner-key with the lock by the setup code on its label
+    /// (needs the presence window: the lock's button); records the lock's
+    /// device key in OWNER.locks.json, and owner commands to this --target
+    /// then run in a session.
     Pair {
-        /// The new owner's public key, SPKI PEM, Ed25519 (a lock without
-        /// the secure channel).
-        #[arg(
-            value_name = "OWNER.pub",
-            required_unless_present = "setup_code",
-            conflicts_with = "setup_code"
-        )]
-        key: Option<PathBuf>,
         /// The lock's setup code, as printed on its label (8 digits, e.g.
         /// 1234-5670).
         #[arg(long, value_name = "CODE")]
-        setup_code: Option<String>,
+        setup_code: String,
         /// A name for the owner.
         #[arg(long)]
         name: Option<String>,
@@ -192,9 +185,28 @@ pub fn connect(a: &DeviceArgs) -> Result<Client<UdpTransport>> {
     owner_client(a, Client::new(t))
 }
 
-/// `c` with `a`'s owner key, and in a session when the owner key's
-/// paired-lock file has a record for `a.target` (or `--session` asks for
-/// one). `pair --setup-code` itself stays plain.
+/// Why an owner key cannot be used for a command: the owner's paired-lock
+/// file holds no record for the target (the key never paired with this
+/// lock by setup code, or paired at another address). Nothing was sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{} holds no lock paired at {target}: this owner key has no session with that lock; pair first, with the lock's presence window open: `keyway device --target {target} --owner-key {} pair --setup-code CODE` (CODE: the 8 digits on the lock's label)",
+    locks.display(),
+    owner_key.display()
+)]
+pub struct NotPaired {
+    /// The owner key (`--owner-key`).
+    pub owner_key: PathBuf,
+    /// Its paired-lock file.
+    pub locks: PathBuf,
+    /// The `--target`.
+    pub target: String,
+}
+
+/// `c` with `a`'s owner key, in a session with the lock its paired-lock
+/// file records for `a.target`; without a record, [`NotPaired`] (the
+/// only command an unpaired owner key runs is `pair --setup-code`, in
+/// the clear).
 pub fn owner_client<T: Transport>(a: &DeviceArgs, mut c: Client<T>) -> Result<Client<T>> {
     let Some(k) = &a.owner_key else {
         if a.session {
@@ -207,26 +219,18 @@ pub fn owner_client<T: Transport>(a: &DeviceArgs, mut c: Client<T>) -> Result<Cl
     c = c
         .with_owner(key)
         .with_context(|| format!("--owner-key {}", k.display()))?;
-    if matches!(
-        a.command,
-        DeviceCommand::Pair {
-            setup_code: Some(_),
-            ..
-        }
-    ) {
+    if matches!(a.command, DeviceCommand::Pair { .. }) {
         return Ok(c);
     }
     let record = paired_locks(a, &c)?.and_then(|f| f.find(&a.target).cloned());
     match record {
         Some(r) => Ok(c.with_paired_lock(r.device_key)?),
-        None if a.session => bail!(
-            "--session: {} holds no lock paired at {}: pair first with `keyway device --target {} --owner-key {} pair --setup-code CODE`",
-            locks_path(k).display(),
-            a.target,
-            a.target,
-            k.display()
-        ),
-        None => Ok(c),
+        None => Err(NotPaired {
+            owner_key: k.clone(),
+            locks: locks_path(k),
+            target: a.target.clone(),
+        }
+        .into()),
     }
 }
 
@@ -360,40 +364,8 @@ fn run_on<T: Transport>(
             }
             json!({"command": "log export", "file": file, "bytes": bytes.len(), "verify": check})
         }
-        DeviceCommand::Pair {
-            setup_code: Some(code),
-            name,
-            ..
-        } => pair_with_code(a, c, code, name.as_deref(), out)?,
-        DeviceCommand::Pair {
-            key: None,
-            setup_code: None,
-            ..
-        } => bail!("pair: give the owner's public key (OWNER.pub) or --setup-code CODE"),
-        DeviceCommand::Pair {
-            key: Some(key),
-            name,
-            ..
-        } => {
-            // The key's own errors name the file.
-            let pk = PublicKey::load(key).context("pair: the owner's public key")?;
-            let raw: [u8; 32] = pk
-                .raw_public_key_bytes()
-                .try_into()
-                .ok()
-                .filter(|_| pk.algorithm() == keyway::keys::Algorithm::Ed25519)
-                .with_context(|| format!("{}: an owner key must be Ed25519", key.display()))?;
-            let r = c.pair(&raw, name.as_deref())?;
-            if !j {
-                writeln!(
-                    out,
-                    "paired {} (key id {}); the lock has {} owner(s)",
-                    key.display(),
-                    bytes(&r, "key_id").map_or_else(|| "?".into(), |b| hex(&b)),
-                    uint(&r, "owners").map_or_else(|| "?".into(), |n| n.to_string())
-                )?;
-            }
-            with_command("pair", map_to_json(&r))
+        DeviceCommand::Pair { setup_code, name } => {
+            pair_with_code(a, c, setup_code, name.as_deref(), out)?
         }
         DeviceCommand::Owners => {
             let owners = c.owners()?;
@@ -507,7 +479,7 @@ fn pair_with_code<T: Transport>(
             )
         } else if e.not_supported() {
             anyhow::Error::new(e).context(
-                "this lock does not pair by setup code (no secure channel): pair the owner's public key with `pair OWNER.pub` in the presence window",
+                "this lock does not pair by setup code (no secure channel): it is not a lock this client can own",
             )
         } else {
             e.into()
@@ -622,13 +594,6 @@ fn reason_suffix(m: &Map) -> String {
 
 fn uint(m: &Map, k: &str) -> Option<u64> {
     keyway::smp::get_u64(m, k).ok().flatten()
-}
-
-fn bytes(m: &Map, k: &str) -> Option<Vec<u8>> {
-    keyway::smp::get_bytes(m, k)
-        .ok()
-        .flatten()
-        .map(<[u8]>::to_vec)
 }
 
 /// `key: value` lines; text values without quotes.
@@ -808,7 +773,7 @@ fn is_delta(envelope: &[u8]) -> bool {
 fn running_image<T: Transport>(c: &mut Client<T>) -> Result<Option<[u8; 32]>> {
     match c.running_image() {
         Ok(i) => Ok(i),
-        Err(e) if e.not_supported() || (e.access_denied() && !c.has_owner()) => Ok(None),
+        Err(e) if e.not_supported() || (e.access_denied() && !c.sealed()) => Ok(None),
         Err(e) => Err(e.into()),
     }
 }
@@ -977,7 +942,7 @@ fn pending_update<T: Transport>(c: &mut Client<T>) -> Result<Option<Map>> {
             Some(ciborium::Value::Map(m)) => Some(m.clone()),
             _ => None,
         }),
-        Err(e) if e.not_supported() || (e.access_denied() && !c.has_owner()) => Ok(None),
+        Err(e) if e.not_supported() || (e.access_denied() && !c.sealed()) => Ok(None),
         Err(e) => Err(e.into()),
     }
 }

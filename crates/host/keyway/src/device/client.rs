@@ -1,12 +1,12 @@
-//! The SMP client: typed calls over a [`Transport`], owner authentication,
-//! and the lock's refusals turned into sentences.
+//! The SMP client: typed calls over a [`Transport`], the owner's secure
+//! channel, and the lock's refusals turned into sentences.
 //!
-//! # Two ways to be an owner
+//! # The owner's channel
 //!
-//! * **Signed requests** (today's `keyway-lock`): with an owner key, each
-//!   request that needs an owner carries `auth`, a signature over a fresh
-//!   `challenge` nonce. The answers are not authenticated.
-//! * **The secure channel** (the lock agent, `keyway-agent`): the owner
+//! Without an owner key a call goes in the clear: the lock answers what
+//! the presence window (a person at the lock) or nobody's authority
+//! allows. An owner uses **the secure channel** (the lock agent,
+//! `keyway-agent`): the owner
 //!   pairs once with the lock's setup code ([`Client::pair_with_code`]:
 //!   read id 11 → `ClientPairing::start` → write 11 `{pake1}` → `pake2` →
 //!   write 12 `{pake3}` → `pake4`, which yields the lock's device key).
@@ -32,14 +32,16 @@
 //!   key) fails the handshake: [`keyway_channel::Error::LockNotAuthenticated`],
 //!   and nothing is sent to it.
 //!
-//! Which one a client speaks is the caller's choice: the command line
-//! uses the channel when the owner's paired-lock file holds a record for
-//! the target (`paired.rs`).
+//! There is no other owner path: the older signed requests (an `auth`
+//! map signed over a `challenge` nonce, `pair OWNER.pub`) are gone, and
+//! the lock answers those command ids `ENOTSUP`. An owner key without
+//! the lock's device key runs nothing as an owner: the command line
+//! refuses it before sending anything and says to pair by setup code
+//! (`cli.rs`, [`super::cli::NotPaired`]).
 
 use ciborium::Value;
 use keyway::keys::SigningKey;
 use keyway::smp;
-use keyway_smp::auth::{self, Auth};
 use keyway_smp::header::split_response;
 use keyway_smp::{
     ErrorRsp, MAX_BODY, MAX_FRAME, Message, Op, Refusal, Request, Version, group, img, kw, os,
@@ -62,8 +64,6 @@ pub type Map = Vec<(Value, Value)>;
 /// The Keyway group's command ids (FORMAT.md, "The Keyway SMP group").
 pub use keyway_smp::kw::cmd as keyway_cmd;
 
-/// The domain separator of an owner's signature (FORMAT.md).
-pub use keyway_smp::auth::AUTH_CONTEXT;
 /// The largest answer body the client reads (the header's 16-bit length).
 pub const MAX_ANSWER: usize = u16::MAX as usize;
 /// The largest audit-log export the client reassembles.
@@ -345,13 +345,6 @@ pub struct OwnerInfo {
     pub paired: Option<u64>,
 }
 
-/// The owner's identity for `auth`.
-#[derive(Debug)]
-struct Owner {
-    key: SigningKey,
-    public: [u8; 32],
-}
-
 /// The client's clock for the channel: milliseconds, monotonic.
 pub type Clock = Box<dyn FnMut() -> u64 + Send>;
 
@@ -418,19 +411,9 @@ pub const MAX_SEALED_REQUEST: usize = MAX_BODY - 8 - REQUEST_OVERHEAD;
 pub struct Client<T> {
     transport: T,
     seq: u8,
-    owner: Option<Owner>,
+    /// The owner key's Ed25519 public key.
+    owner: Option<[u8; 32]>,
     channel: Option<Channel>,
-}
-
-/// The message an owner signs for a request (FORMAT.md, "Owner
-/// authentication"): keyway-smp's prefix and the body without `auth`.
-pub fn auth_message(group: u16, id: u8, nonce: &[u8; 16], body: &Map) -> Vec<u8> {
-    let mut encoded = Vec::new();
-    // Serializing a Value into a Vec cannot fail.
-    let _ = ciborium::into_writer(&Value::Map(body.clone()), &mut encoded);
-    let mut m = auth::prefix(group, id, nonce).to_vec();
-    m.extend_from_slice(&encoded);
-    m
 }
 
 impl<T: Transport> Client<T> {
@@ -444,7 +427,9 @@ impl<T: Transport> Client<T> {
         }
     }
 
-    /// Signs requests that need an owner with `key` (Ed25519).
+    /// The owner key (Ed25519): pairing by setup code
+    /// ([`Client::pair_with_code`]) and, with the lock's device key
+    /// ([`Client::with_paired_lock`]), every call sealed in a session.
     pub fn with_owner(mut self, key: SigningKey) -> Result<Self, DeviceError> {
         let public: [u8; 32] =
             key.raw_public_key_bytes()
@@ -480,7 +465,7 @@ impl<T: Transport> Client<T> {
             clock: Box::new(move || u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)),
             counts: ChannelCounts::default(),
         });
-        self.owner = Some(Owner { key, public });
+        self.owner = Some(public);
         Ok(self)
     }
 
@@ -519,15 +504,15 @@ impl<T: Transport> Client<T> {
         self.channel.as_ref().map(|c| c.counts).unwrap_or_default()
     }
 
-    /// Whether requests are signed by an owner.
+    /// Whether the client has an owner key.
     pub fn has_owner(&self) -> bool {
         self.owner.is_some()
     }
 
-    /// The key id of the owner key requests are signed with.
+    /// The key id of the owner key.
     pub fn owner_key_id(&self) -> Option<[u8; 8]> {
         let o = self.owner.as_ref()?;
-        let d = Sha256::digest(o.public);
+        let d = Sha256::digest(o);
         let mut id = [0u8; 8];
         id.copy_from_slice(&d[..8]);
         Some(id)
@@ -847,45 +832,6 @@ impl<T: Transport> Client<T> {
         map_of(what, &body)
     }
 
-    /// The owner's `auth` for `unsigned` (a request body without `auth`)
-    /// sent as (`group`, `id`): a fresh challenge, then the signature over
-    /// keyway-smp's message. `None` without an owner key.
-    fn sign<'m, M: Message<'m>>(
-        &mut self,
-        group: u16,
-        id: u8,
-        unsigned: &M,
-    ) -> Result<Option<Auth>, DeviceError> {
-        // In a session the lock knows the owner from the handshake.
-        if self.owner.is_none() || self.sealed() {
-            return Ok(None);
-        }
-        let mut body = vec![0u8; MAX_BODY];
-        let n = unsigned
-            .encode_into(&mut body)
-            .map_err(|e| DeviceError::Usage {
-                what: "owner auth".into(),
-                why: e.to_string(),
-            })?;
-        let nonce = self.challenge()?;
-        let Some(owner) = &self.owner else {
-            return Ok(None);
-        };
-        let mut msg = auth::prefix(group, id, &nonce).to_vec();
-        msg.extend_from_slice(&body[..n]);
-        let sig = <[u8; 64]>::try_from(owner.key.sign(&msg).as_slice()).map_err(|_| {
-            DeviceError::Usage {
-                what: "owner auth".into(),
-                why: "an owner key must be Ed25519 (keyway keygen NAME)".into(),
-            }
-        })?;
-        Ok(Some(Auth {
-            key: owner.public,
-            nonce,
-            sig,
-        }))
-    }
-
     /// OS echo: the lock returns `d`.
     pub fn echo(&mut self, d: &str) -> Result<String, DeviceError> {
         let b = self.call("echo", &Request::Echo(os::Echo { d }))?;
@@ -894,10 +840,8 @@ impl<T: Transport> Client<T> {
 
     /// OS reset: the lock reboots after answering.
     pub fn reset(&mut self) -> Result<(), DeviceError> {
-        // A reset needs the window or an owner: signed when there is one.
-        let mut m = kw::Signed::default();
-        m.auth = self.sign(group::OS, os::cmd::RESET, &m)?;
-        let b = self.call("reset", &Request::Reset(m))?;
+        // The window's, or (in a session) an owner's.
+        let b = self.call("reset", &Request::Reset(kw::Signed::default()))?;
         typed::<os::Empty>("reset", &b).map(|_| ())
     }
 
@@ -923,13 +867,12 @@ impl<T: Transport> Client<T> {
         hash: &[u8],
         confirm: bool,
     ) -> Result<Vec<ImageSlot>, DeviceError> {
-        let mut m = img::StateWrite {
+        let m = img::StateWrite {
             hash: Some(hash),
             confirm: Some(confirm),
             kw: true,
             auth: None,
         };
-        m.auth = self.sign(group::IMAGE, img::cmd::STATE, &m)?;
         let b = self.call(what, &Request::ImageStateWrite(m))?;
         parse_images(what, &b)
     }
@@ -952,8 +895,6 @@ impl<T: Transport> Client<T> {
             });
         }
         let sha: [u8; 32] = Sha256::digest(file).into();
-        // Authenticate the first chunk if the lock has the Keyway group.
-        let mut auth_first = self.owner.is_some() && !self.sealed();
         let mut budget = self
             .transport
             .mtu()
@@ -989,9 +930,7 @@ impl<T: Transport> Client<T> {
                 auth: None,
                 kw: true,
             };
-            let with_auth = first && auth_first;
-            let n = chunk_len(&chunk, with_auth, budget)
-                .min(usize::try_from(len - off).unwrap_or(usize::MAX));
+            let n = chunk_len(&chunk, budget).min(usize::try_from(len - off).unwrap_or(usize::MAX));
             if n == 0 {
                 return Err(DeviceError::Usage {
                     what: WHAT.into(),
@@ -1003,15 +942,6 @@ impl<T: Transport> Client<T> {
             }
             let start = usize::try_from(off).unwrap_or(usize::MAX);
             chunk.data = file.get(start..start + n).unwrap_or(&[]);
-            if with_auth {
-                match self.sign(group::IMAGE, img::cmd::UPLOAD, &chunk) {
-                    Ok(a) => chunk.auth = a,
-                    // A lock without the Keyway group: the presence window
-                    // is the only way in.
-                    Err(e) if e.not_supported() => auth_first = false,
-                    Err(e) => return Err(e),
-                }
-            }
             report.chunk = report.chunk.max(n);
             let b = self.call(WHAT, &Request::Upload(chunk))?;
             report.requests += 1;
@@ -1055,37 +985,30 @@ impl<T: Transport> Client<T> {
         ))
     }
 
-    /// The Keyway group's `status` (for owners: signed).
+    /// The Keyway group's `status` (an owner's, in a session).
     pub fn status(&mut self) -> Result<Map, DeviceError> {
-        let b = self.signed_read("status", kw::cmd::STATUS, Request::Status)?;
+        let b = self.call("status", &Request::Status(kw::Signed::default()))?;
         typed::<kw::Status>("status", &b)?;
         map_of("status", &b)
     }
 
     /// The running image's SHA-256 from `status` (`None` in recovery).
     pub fn running_image(&mut self) -> Result<Option<[u8; 32]>, DeviceError> {
-        let b = self.signed_read("status", kw::cmd::STATUS, Request::Status)?;
+        let b = self.call("status", &Request::Status(kw::Signed::default()))?;
         Ok(typed::<kw::Status>("status", &b)?.image)
     }
 
-    /// `lock` (an owner's `auth`).
+    /// `lock` (an owner's, in a session; or the presence window).
     pub fn lock(&mut self) -> Result<Map, DeviceError> {
-        self.bolt("lock", kw::cmd::LOCK)
+        self.bolt("lock", Request::Lock(kw::Signed::default()))
     }
 
-    /// `unlock` (an owner's `auth`).
+    /// `unlock` (an owner's, in a session; or the presence window).
     pub fn unlock(&mut self) -> Result<Map, DeviceError> {
-        self.bolt("unlock", kw::cmd::UNLOCK)
+        self.bolt("unlock", Request::Unlock(kw::Signed::default()))
     }
 
-    fn bolt(&mut self, what: &str, id: u8) -> Result<Map, DeviceError> {
-        let mut m = kw::Signed::default();
-        m.auth = self.sign(group::KEYWAY, id, &m)?;
-        let req = if id == kw::cmd::LOCK {
-            Request::Lock(m)
-        } else {
-            Request::Unlock(m)
-        };
+    fn bolt(&mut self, what: &str, req: Request<'_>) -> Result<Map, DeviceError> {
         let b = self.call(what, &req)?;
         typed::<kw::Status>(what, &b)?;
         map_of(what, &b)
@@ -1093,44 +1016,30 @@ impl<T: Transport> Client<T> {
 
     /// `presence`: whether the window is open.
     pub fn presence(&mut self) -> Result<Map, DeviceError> {
-        let b = self.signed_read("presence", kw::cmd::PRESENCE, Request::Presence)?;
+        let b = self.call("presence", &Request::Presence(kw::Signed::default()))?;
         typed::<kw::Presence>("presence", &b)?;
         map_of("presence", &b)
     }
 
     /// `notes`: the pending update's release notes and CVEs.
     pub fn notes(&mut self) -> Result<Map, DeviceError> {
-        let b = self.signed_read("notes", kw::cmd::NOTES, Request::Notes)?;
+        let b = self.call("notes", &Request::Notes(kw::Signed::default()))?;
         typed::<kw::Notes>("notes", &b)?;
         map_of("notes", &b)
     }
 
     /// `consent`: accept or refuse the pending update.
     pub fn consent(&mut self, accept: bool) -> Result<Map, DeviceError> {
-        let mut m = kw::Consent { accept, auth: None };
-        m.auth = self.sign(group::KEYWAY, kw::cmd::CONSENT, &m)?;
+        let m = kw::Consent { accept, auth: None };
         let b = self.call("consent", &Request::Consent(m))?;
         typed::<kw::ConsentRsp>("consent", &b)?;
         map_of("consent", &b)
     }
 
-    /// `challenge`: a fresh 16-byte nonce.
-    pub fn challenge(&mut self) -> Result<[u8; 16], DeviceError> {
-        let b = self.call("challenge", &Request::Challenge)?;
-        Ok(typed::<kw::Challenge>("challenge", &b)?.nonce)
-    }
-
-    /// `pair`: adds an owner's public key (needs the presence window).
-    pub fn pair(&mut self, key: &[u8; 32], name: Option<&str>) -> Result<Map, DeviceError> {
-        let b = self.call("pair", &Request::Pair(kw::Pair { key: *key, name }))?;
-        typed::<kw::PairRsp>("pair", &b)?;
-        map_of("pair", &b)
-    }
-
-    /// `owners`: the paired owners, in pairing order (an owner's signed
-    /// read).
+    /// `owners`: the paired owners, in pairing order (an owner's read, in
+    /// a session).
     pub fn owners(&mut self) -> Result<Vec<OwnerInfo>, DeviceError> {
-        let b = self.signed_read("owners", kw::cmd::OWNERS, Request::Owners)?;
+        let b = self.call("owners", &Request::Owners(kw::Signed::default()))?;
         let r: kw::OwnersRsp = typed("owners", &b)?;
         Ok(r.owners
             .iter()
@@ -1142,13 +1051,12 @@ impl<T: Transport> Client<T> {
             .collect())
     }
 
-    /// `unpair`: removes the owner with `key_id` (an owner's signed
-    /// request); returns how many owners remain. An unknown key id is the
+    /// `unpair`: removes the owner with `key_id` (an owner's request, in a
+    /// session); returns how many owners remain. An unknown key id is the
     /// lock's typed refusal [`Refusal::UnknownOwner`].
     pub fn unpair(&mut self, key_id: [u8; 8]) -> Result<u64, DeviceError> {
         const WHAT: &str = "unpair";
-        let mut m = kw::Unpair { key_id, auth: None };
-        m.auth = self.sign(group::KEYWAY, kw::cmd::UNPAIR, &m)?;
+        let m = kw::Unpair { key_id, auth: None };
         let b = self.call(WHAT, &Request::Unpair(m))?;
         let r: kw::UnpairRsp = typed(WHAT, &b)?;
         if r.key_id != key_id {
@@ -1179,12 +1087,11 @@ impl<T: Transport> Client<T> {
         auto_install_cve: Option<bool>,
         install_needs_unlocked: Option<bool>,
     ) -> Result<Map, DeviceError> {
-        let mut m = kw::SettingsReq {
+        let m = kw::SettingsReq {
             auto_install_cve,
             install_needs_unlocked,
             auth: None,
         };
-        m.auth = self.sign(group::KEYWAY, kw::cmd::SETTINGS, &m)?;
         let b = self.call("settings", &Request::Settings(m))?;
         typed::<kw::SettingsRsp>("settings", &b)?;
         map_of("settings", &b)
@@ -1201,12 +1108,8 @@ impl<T: Transport> Client<T> {
         let mut total: Option<u64> = None;
         loop {
             let off = out.len() as u64;
-            // The owner signs the first chunk; the lock keeps the rest of
-            // the export for this peer.
-            let mut m = kw::Log { off, auth: None };
-            if off == 0 {
-                m.auth = self.sign(group::KEYWAY, kw::cmd::LOG, &m)?;
-            }
+            // Every chunk is an owner's request, in the session.
+            let m = kw::Log { off, auth: None };
             let b = self.call(WHAT, &Request::Log(m))?;
             let chunk: kw::LogRsp = typed(WHAT, &b)?;
             if chunk.off != off {
@@ -1254,19 +1157,6 @@ impl<T: Transport> Client<T> {
             }
         }
     }
-
-    /// A read that an owner signs (status, presence, notes): the lock
-    /// answers them to owners, or in the presence window.
-    fn signed_read(
-        &mut self,
-        what: &str,
-        id: u8,
-        req: fn(kw::Signed) -> Request<'static>,
-    ) -> Result<Vec<u8>, DeviceError> {
-        let mut m = kw::Signed::default();
-        m.auth = self.sign(group::KEYWAY, id, &m)?;
-        self.call(what, &req(m))
-    }
 }
 
 /// `req` as an SMPv2 frame with sequence `seq`.
@@ -1306,15 +1196,10 @@ fn check_answer(
 }
 
 /// The largest data chunk that keeps an upload body (`chunk` with its
-/// data, and with `auth` an owner's `auth` entry) within `budget` bytes.
-fn chunk_len(chunk: &img::Upload<'_>, auth: bool, budget: usize) -> usize {
+/// data) within `budget` bytes.
+fn chunk_len(chunk: &img::Upload<'_>, budget: usize) -> usize {
     let probe = img::Upload {
         data: &[],
-        auth: auth.then_some(Auth {
-            key: [0; 32],
-            nonce: [0; 16],
-            sig: [0; 64],
-        }),
         ..*chunk
     };
     let mut enc = [0u8; 256];
@@ -1396,45 +1281,36 @@ mod tests {
     fn chunk_len_fills_the_budget_exactly() {
         for budget in [60usize, 100, 236, 300, 1464, 2048] {
             for off in [0u64, 23, 300, 70_000, 1 << 20] {
-                for auth in [false, true] {
-                    let sha = [7u8; 32];
-                    let first = off == 0;
-                    let chunk = img::Upload {
-                        off,
-                        data: &[],
-                        len: first.then_some(5000),
-                        sha: first.then_some(&sha[..]),
-                        image: first.then_some(0),
-                        upgrade: None,
-                        auth: None,
-                        kw: true,
-                    };
-                    let n = chunk_len(&chunk, auth, budget);
-                    if n == 0 {
-                        continue;
-                    }
-                    let a = auth.then_some(Auth {
-                        key: [1; 32],
-                        nonce: [2; 16],
-                        sig: [3; 64],
-                    });
-                    let mut buf = vec![0u8; 4096];
-                    let data = vec![7u8; n + 1];
-                    let fits = img::Upload {
-                        data: &data[..n],
-                        auth: a,
-                        ..chunk
-                    };
-                    let len = fits.encode_into(&mut buf).unwrap();
-                    assert!(len <= budget, "budget {budget}: {len} bytes");
-                    let over = img::Upload {
-                        data: &data,
-                        auth: a,
-                        ..chunk
-                    };
-                    let len = over.encode_into(&mut buf).unwrap();
-                    assert!(len > budget, "budget {budget}: one more byte fits");
+                let sha = [7u8; 32];
+                let first = off == 0;
+                let chunk = img::Upload {
+                    off,
+                    data: &[],
+                    len: first.then_some(5000),
+                    sha: first.then_some(&sha[..]),
+                    image: first.then_some(0),
+                    upgrade: None,
+                    auth: None,
+                    kw: true,
+                };
+                let n = chunk_len(&chunk, budget);
+                if n == 0 {
+                    continue;
                 }
+                let mut buf = vec![0u8; 4096];
+                let data = vec![7u8; n + 1];
+                let fits = img::Upload {
+                    data: &data[..n],
+                    ..chunk
+                };
+                let len = fits.encode_into(&mut buf).unwrap();
+                assert!(len <= budget, "budget {budget}: {len} bytes");
+                let over = img::Upload {
+                    data: &data,
+                    ..chunk
+                };
+                let len = over.encode_into(&mut buf).unwrap();
+                assert!(len > budget, "budget {budget}: one more byte fits");
             }
         }
     }
