@@ -702,7 +702,9 @@ fn an_owner_key_without_a_paired_lock_record_is_told_to_pair_first_and_sends_not
             let mut f = PairedLocks::load(&locks_path(&key), id).unwrap();
             f.insert(PairedLockRecord {
                 target: "udp:127.0.0.1:10".into(),
-                device_key: [7; 32],
+                device_key: keyway_channel::SigningKey::from_bytes(&[7; 32])
+                    .verifying_key()
+                    .to_bytes(),
                 name: None,
                 paired: 0,
             });
