@@ -47,10 +47,16 @@ pub const FORCED_DELAY_MS: u64 = 400;
 
 /// Marks an image whose self-test fails on the simulated lock: the
 /// application's self-test reports its comms check failed when the image
-/// carries these bytes at offset 256 (every profile, the default too;
-/// `keyway audit`'s "bad image" check uses it).
+/// carries these bytes at offset 256 (every profile, the default too).
+///
+/// The value is `keyway audit`'s convention for its "bad image" check
+/// (`keyway_cli::audit::releases::SELF_TEST_FAIL_MARKER`: any lock's
+/// integrator makes its self-test fail on it), written out here because
+/// the simulated lock does not link the audit; the keyway crate's
+/// `tests/layering.rs` fails if the two differ.
 pub const SELF_TEST_FAIL_MARKER: &[u8] = b"KEYWAY-SELF-TEST-FAIL";
-/// Where the marker sits in the image.
+/// Where the marker sits in the image (the audit's
+/// `SELF_TEST_FAIL_AT`, likewise).
 pub const SELF_TEST_FAIL_AT: usize = 256;
 
 /// A lock's behaviour: the real one, or one flaw.

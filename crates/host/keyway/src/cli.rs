@@ -607,6 +607,8 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
         Command::Log(LogCommand::DemoExport(a)) => log_demo_export(&a, out),
         Command::Diff(a) => diff(&a, out),
         Command::Patch(a) => patch(&a, out),
+        // A lock to start first is the lab's; the audit only reaches locks.
+        Command::Audit(a) if a.lock_state.is_some() => crate::lab::audit(&a, out),
         Command::Audit(a) => crate::audit::cli::audit(&a, out),
         Command::Device(a) => crate::device::cli::run(&a, out, err),
     }

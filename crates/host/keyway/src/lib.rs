@@ -6,6 +6,10 @@
 //! * [`demo`]: `keyway demo`, the main job end to end.
 //! * [`audit`]: `keyway audit`, the router-unplugged conformance run.
 //! * [`device`]: `keyway device`, the owner's SMP client for a lock.
+//! * [`lab`]: a simulated lock run in-process for `keyway audit
+//!   --lock-state`. Only the demo side (`demo`, `lab`) links the simulated
+//!   lock (`keyway-lock`); `audit` and `device` reach locks through SMP and
+//!   the control socket (`tests/layering.rs`).
 
 #![warn(missing_docs)]
 
@@ -13,3 +17,4 @@ pub mod audit;
 pub mod cli;
 pub mod demo;
 pub mod device;
+pub mod lab;

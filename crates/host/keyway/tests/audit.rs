@@ -192,6 +192,17 @@ fn expect_failures_from(profile: Option<&str>, want: &[u64], factory: bool) -> V
     );
     assert_eq!(ok, want.is_empty(), "{name}: exit status");
     assert_eq!(v["checks"].as_array().unwrap().len(), ALL);
+    // The lab tells the report what the lock cannot say about itself.
+    let lock = v["lock"].as_str().unwrap_or_default();
+    let flawed = format!(
+        "simulated with keyway-lock --profile {}, deliberately flawed",
+        profile.unwrap_or("default")
+    );
+    assert_eq!(
+        lock.contains(&flawed),
+        profile.is_some_and(|p| p != "default"),
+        "{name}: the lock line {lock:?}"
+    );
     v
 }
 

@@ -132,32 +132,15 @@ fn check(number: u8, status: Status, summary: impl Into<String>, evidence: Vec<S
 
 /// Runs the audit; returns (target, lock, checks, files).
 pub(super) fn run(o: &Options) -> Result<(String, String, Vec<Check>, Vec<String>)> {
-    // A lock the audit runs itself lives as long as this.
-    let mut launched = None;
-    let (addr, control_addr, identity, pin, floor, device_key) = match &o.target {
-        Target::Udp(a) => {
-            let key = match &o.device_key {
-                Some(p) => Some(
-                    PublicKey::load(p).with_context(|| format!("--device-key {}", p.display()))?,
-                ),
-                None => None,
-            };
-            let ident = o.vendor_domain.clone().zip(o.class.clone());
-            (*a, o.control.clone(), ident, o.pin.clone(), None, key)
+    let Target::Udp(addr) = o.target;
+    let control_addr = o.control.clone();
+    let identity = o.vendor_domain.clone().zip(o.class.clone());
+    let floor = o.floor;
+    let device_key = match &o.device_key {
+        Some(p) => {
+            Some(PublicKey::load(p).with_context(|| format!("--device-key {}", p.display()))?)
         }
-        Target::Launch { state, profile } => {
-            let l = launch(state, profile.as_deref())?;
-            let r = (
-                l.running.smp,
-                l.running.control.map(ControlAddr::Tcp),
-                Some((l.domain.clone(), l.class.clone())),
-                Some(o.pin.clone().unwrap_or_else(|| l.pin.clone())),
-                Some(l.floor),
-                Some(l.device_key.clone()),
-            );
-            launched = Some(l);
-            r
-        }
+        None => None,
     };
     let mut smp = Smp::connect(addr)?;
     smp.wait_up(Duration::from_secs(5))
@@ -168,7 +151,7 @@ pub(super) fn run(o: &Options) -> Result<(String, String, Vec<Check>, Vec<String
             .ok_or_else(|| anyhow!("--vendor-key needs the lock's --vendor-domain and --class"))?;
         let first = o.sequence.unwrap_or_else(|| match floor {
             Some(f) => f + 1,
-            None => keyway_lock::state::wall_clock_secs(),
+            None => super::unix_now(),
         });
         Source::vendor(
             &o.vendor_keys,
@@ -214,7 +197,10 @@ pub(super) fn run(o: &Options) -> Result<(String, String, Vec<Check>, Vec<String
         control_addr,
         keyway_group: false,
         owner,
-        pin: pin.unwrap_or_else(|| keyway_lock::lock::DEFAULT_PIN.to_owned()),
+        pin: o
+            .pin
+            .clone()
+            .unwrap_or_else(|| super::DEFAULT_PIN.to_owned()),
         source,
         device_key,
         device_key_from_lock: false,
@@ -242,66 +228,14 @@ pub(super) fn run(o: &Options) -> Result<(String, String, Vec<Check>, Vec<String
         lock.push_str("; ");
         lock.push_str(&b);
     }
-    if let Target::Launch {
-        profile: Some(p), ..
-    } = &o.target
-        && p != "default"
-    {
-        lock.push_str(&format!(
-            "; simulated with keyway-lock --profile {p}, deliberately flawed"
-        ));
+    if let Some(note) = &o.lock_note {
+        lock.push_str("; ");
+        lock.push_str(note);
     }
     s.run_all();
     let mut checks = std::mem::take(&mut s.results);
     checks.sort_by_key(|c| c.number);
-    if let Some(l) = launched {
-        l.running.power_off();
-    }
     Ok((format!("udp:{addr}"), lock, checks, s.files))
-}
-
-/// A simulated lock the audit runs in-process.
-struct Launched {
-    running: keyway_lock::shell::Running,
-    domain: String,
-    class: String,
-    pin: String,
-    floor: u64,
-    device_key: PublicKey,
-}
-
-fn launch(state: &std::path::Path, profile: Option<&str>) -> Result<Launched> {
-    let dir = keyway_lock::state::StateDir::new(state);
-    let id: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(state.join("lock.json"))
-            .with_context(|| format!("{}: no provisioned lock", state.display()))?,
-    )
-    .context("lock.json is not JSON")?;
-    let field = |k: &str| {
-        id.get(k)
-            .and_then(|v| v.as_str())
-            .map(str::to_owned)
-            .ok_or_else(|| anyhow!("lock.json: no \"{k}\""))
-    };
-    let (domain, class) = (field("vendor_domain")?, field("class")?);
-    let floor = dir.load()?.state().floor.unwrap_or(0);
-    let device_key = PublicKey::load(state.join("device.pub"))
-        .with_context(|| format!("{}/device.pub", state.display()))?;
-    let mut opts = keyway_lock::shell::Options::new(state, "127.0.0.1:0".parse()?);
-    opts.control = Some("127.0.0.1:0".parse()?);
-    if let Some(p) = profile {
-        opts.profile =
-            keyway_lock::profile::Profile::parse(p).map_err(|e| anyhow!("--lock-profile: {e}"))?;
-    }
-    let running = keyway_lock::shell::start(&opts)?;
-    Ok(Launched {
-        running,
-        domain,
-        class,
-        pin: dir.pin()?,
-        floor,
-        device_key,
-    })
 }
 
 impl Session<'_> {
@@ -558,9 +492,9 @@ impl Session<'_> {
         }
         if iso.no_route_out() {
             let summary = match self.o.target {
-                Target::Launch { .. } => "no route out: only the lock is reachable",
-                // A lock on loopback runs on this host: its routes are these.
-                Target::Udp(a) if a.ip().is_loopback() => {
+                // A lock in this process or on loopback runs on this host:
+                // its routes are these.
+                Target::Udp(a) if self.o.in_process || a.ip().is_loopback() => {
                     "no route out: only the lock is reachable"
                 }
                 // The audit sees its own host's routes, not a real lock's
@@ -945,8 +879,9 @@ impl Session<'_> {
     /// consent (before and after a reset).
     fn consent_watch(&self) -> Duration {
         match self.o.target {
-            Target::Launch { .. } => Duration::from_millis(1000),
-            Target::Udp(a) if a.ip().is_loopback() => Duration::from_millis(1000),
+            Target::Udp(a) if self.o.in_process || a.ip().is_loopback() => {
+                Duration::from_millis(1000)
+            }
             Target::Udp(_) => Duration::from_secs(5),
         }
     }
@@ -1313,12 +1248,13 @@ impl Session<'_> {
         })
     }
 
-    /// How long a lock may take to reset, boot and confirm: short on
-    /// loopback, longer over a real link.
+    /// How long a lock may take to reset, boot and confirm: short in
+    /// this process, longer over a real link.
     fn settle_time(&self) -> Duration {
-        match self.o.target {
-            Target::Launch { .. } => Duration::from_millis(3000),
-            Target::Udp(_) => Duration::from_secs(6),
+        if self.o.in_process {
+            Duration::from_millis(3000)
+        } else {
+            Duration::from_secs(6)
         }
     }
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::Args;
 
-use super::{Options, Target, netns, report};
+use super::{Options, Report, Target, netns, report};
 
 /// Arguments of `keyway audit`.
 #[derive(Debug, Args)]
@@ -21,7 +21,8 @@ pub struct AuditArgs {
     )]
     pub target: Option<String>,
     /// Run a simulated lock from this provisioned state directory
-    /// (`keyway-lock provision`) in the audit's own unplugged network.
+    /// (`keyway-lock provision`) in the audit's own unplugged network (the
+    /// command's lab starts it and audits it over `udp:`).
     #[arg(long, value_name = "DIR")]
     pub lock_state: Option<PathBuf>,
     /// With --lock-state: run it as one of keyway-lock's deliberately
@@ -72,7 +73,8 @@ pub struct AuditArgs {
     /// with --lock-state, else the current Unix time).
     #[arg(long, value_name = "N")]
     pub sequence: Option<u64>,
-    /// The keypad PIN (default: the state directory's, else 1234).
+    /// The keypad PIN (default: the state directory's with --lock-state,
+    /// else 1234, `audit::DEFAULT_PIN`).
     #[arg(long, value_name = "DIGITS")]
     pub pin: Option<String>,
     /// Size of the images the audit signs.
@@ -106,11 +108,40 @@ fn parse_target(t: &str) -> Result<SocketAddr> {
         .ok_or_else(|| anyhow!("--target {t:?}: no address"))
 }
 
-/// Runs `keyway audit`. Exits non-zero (an error) if any check FAILs.
+/// Runs `keyway audit --target`. Exits non-zero (an error) if any check
+/// FAILs.
+///
+/// `--lock-state` is not served here: the audit does not start locks.
+/// The command line sends it to the lab (`src/lab.rs`), which starts the
+/// simulated lock and then uses [`isolate`], [`options`] and [`finish`]
+/// as this does.
 pub fn audit(a: &AuditArgs, out: &mut dyn Write) -> Result<()> {
+    if a.lock_state.is_some() {
+        bail!(
+            "--lock-state: the audit does not start locks; run it through the keyway command (its lab starts the simulated lock)"
+        );
+    }
+    let Some(namespace) = isolate(a)? else {
+        return Ok(());
+    };
+    let target = match &a.target {
+        Some(t) => Target::Udp(parse_target(t)?),
+        None => bail!("give --target udp:HOST:PORT or --lock-state DIR"),
+    };
+    let o = options(a, target, namespace)?;
+    let r = super::run(&o)?;
+    finish(a, &r, out)
+}
+
+/// The unplugged network for the run: a lock started in this process
+/// (`--lock-state`) and the audit move into their own network namespace,
+/// by running this same command again under `unshare -rn`
+/// ([`netns::reexec_isolated`]). Returns `None` when that child ran the
+/// audit (this process then has nothing left to do; a child that failed
+/// exits with its code), else the outcome for [`Options::namespace`].
+/// Call it before starting the lock: it must start inside.
+pub fn isolate(a: &AuditArgs) -> Result<Option<Result<(), String>>> {
     let inside = std::env::var_os(netns::ENV_INSIDE).is_some();
-    // A launched lock and the audit move into their own unplugged network:
-    // run this same command again under `unshare -rn`.
     let mut namespace = Err("the lock is external: the audit cannot move it into a namespace; it proves there is no route out instead".to_owned());
     if a.lock_state.is_some() {
         if a.no_netns {
@@ -121,21 +152,18 @@ pub fn audit(a: &AuditArgs, out: &mut dyn Write) -> Result<()> {
             let exe = std::env::current_exe().context("finding the keyway executable")?;
             let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
             match netns::reexec_isolated(&exe, &args) {
-                Ok(0) => return Ok(()),
+                Ok(0) => return Ok(None),
                 // The audit inside already said what failed.
                 Ok(code) => std::process::exit(code),
                 Err(why) => namespace = Err(format!("{why}; running in the host's network")),
             }
         }
     }
-    let target = match (&a.target, &a.lock_state) {
-        (Some(t), _) => Target::Udp(parse_target(t)?),
-        (None, Some(s)) => Target::Launch {
-            state: s.clone(),
-            profile: a.lock_profile.clone(),
-        },
-        (None, None) => bail!("give --target udp:HOST:PORT or --lock-state DIR"),
-    };
+    Ok(Some(namespace))
+}
+
+/// The run's [`Options`] from the arguments, against `target`.
+pub fn options(a: &AuditArgs, target: Target, namespace: Result<(), String>) -> Result<Options> {
     let mut o = Options::new(target, &a.out);
     o.control = a
         .control
@@ -155,14 +183,19 @@ pub fn audit(a: &AuditArgs, out: &mut dyn Write) -> Result<()> {
     o.image_len = a.image_kib as usize * 1024;
     o.namespace = namespace;
     o.verbose = a.verbose;
-    let r = super::run(&o)?;
+    Ok(o)
+}
+
+/// Prints the scorecard (table or JSON), writes the HTML report if asked,
+/// and fails if any check FAILed.
+pub fn finish(a: &AuditArgs, r: &Report, out: &mut dyn Write) -> Result<()> {
     if a.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&report::json(&r))?)?;
+        writeln!(out, "{}", serde_json::to_string_pretty(&report::json(r))?)?;
     } else {
-        write!(out, "{}", report::table(&r))?;
+        write!(out, "{}", report::table(r))?;
     }
     if let Some(p) = &a.report {
-        std::fs::write(p, report::html(&r))
+        std::fs::write(p, report::html(r))
             .with_context(|| format!("writing --report {}", p.display()))?;
         if !a.json {
             writeln!(out, "HTML report: {}", p.display())?;

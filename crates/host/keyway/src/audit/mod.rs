@@ -8,6 +8,16 @@
 //! JSON or a self-contained HTML page; [`netns`] makes and proves the
 //! unplugged network.
 //!
+//! The audit reaches a lock only as any tester would: SMP over UDP
+//! through the owner's client ([`link`], `keyway-smp` and the channel's
+//! client side) and, when the lock has one, its control socket's JSON. It
+//! does not link the simulated lock (`keyway-lock`): `keyway audit
+//! --lock-state DIR` is served by the lab (`src/lab.rs`), which the command
+//! line ([`crate::cli`]) calls: it starts a simulated lock, hands [`run`] its
+//! `udp:` address and control socket with what its provisioning says
+//! ([`Options::vendor_domain`], [`Options::floor`], …), and stops it
+//! afterwards. `tests/layering.rs` keeps it that way.
+//!
 //! `run` makes no network namespace itself: creating one needs a process
 //! with a single thread, so `keyway audit` re-executes itself under
 //! `unshare -rn` ([`netns::reexec_isolated`]) before anything starts, then
@@ -134,19 +144,18 @@ impl Report {
     }
 }
 
-/// Which lock to audit.
+/// The keypad PIN the audit enters when not told one (`--pin`): the
+/// factory PIN of Keyway's reference lock (and of its simulation, kept
+/// equal by `tests/layering.rs`).
+pub const DEFAULT_PIN: &str = "1234";
+
+/// Which lock to audit: the transports the audit speaks. (A simulated
+/// lock is started by the lab and reached over [`Target::Udp`] like any
+/// other.)
 #[derive(Debug, Clone)]
 pub enum Target {
     /// A lock already running, reached over SMP on UDP.
     Udp(SocketAddr),
-    /// A simulated lock the audit runs in-process (`keyway_lock::shell`)
-    /// from a provisioned state directory, with its control socket.
-    Launch {
-        /// The state directory (`keyway-lock provision`).
-        state: PathBuf,
-        /// A deliberately flawed lock (`keyway-lock --profile`), if any.
-        profile: Option<String>,
-    },
 }
 
 /// How to run the audit.
@@ -154,8 +163,8 @@ pub enum Target {
 pub struct Options {
     /// The lock.
     pub target: Target,
-    /// Its control socket (for [`Target::Udp`]; a launched lock has one):
-    /// a TCP address or a Unix socket path.
+    /// Its control socket, if it offers one: a TCP address or a Unix
+    /// socket path.
     pub control: Option<link::ControlAddr>,
     /// The vendor's signing key (PKCS#8 PEM): the audit signs the genuine
     /// and doctored releases it needs.
@@ -173,19 +182,32 @@ pub struct Options {
     /// pairs its own owner key with it, and guesses wrong codes near it.
     pub setup_code: Option<String>,
     /// The lock's device public key from its provisioning (SPKI PEM), to
-    /// verify its audit log against (for [`Target::Udp`]; else the key the
-    /// lock announces in its status is used, and the evidence says so).
+    /// verify its audit log against (else the key the lock announces in
+    /// its status is used, and the evidence says so).
     pub device_key: Option<PathBuf>,
-    /// The lock's vendor domain (read from the state directory for a
-    /// launched lock).
+    /// The lock's vendor domain.
     pub vendor_domain: Option<String>,
     /// The lock's class (model).
     pub class: Option<String>,
-    /// The first sequence number to sign (default: above the lock's floor
-    /// for a launched lock, else the current Unix time).
+    /// The lock's anti-rollback floor when the run starts, if the caller
+    /// knows it (from its provisioning): the first release is signed
+    /// above it, and check 3's rollback goes below it.
+    pub floor: Option<u64>,
+    /// The first sequence number to sign (default: above [`floor`] if
+    /// known, else the current Unix time).
+    ///
+    /// [`floor`]: Options::floor
     pub sequence: Option<u64>,
-    /// The keypad PIN (default: the state directory's, else 1234).
+    /// The keypad PIN (default: [`DEFAULT_PIN`]).
     pub pin: Option<String>,
+    /// The lock runs in this process (the lab's simulated lock): it
+    /// reboots and powers up in milliseconds, so the audit waits less for
+    /// it to settle or to come back from a power cut.
+    pub in_process: bool,
+    /// What the caller knows about the lock that it cannot say itself,
+    /// appended to the report's lock line (e.g. that it is a deliberately
+    /// flawed simulation).
+    pub lock_note: Option<String>,
     /// Image size of the releases the audit signs, in bytes.
     pub image_len: usize,
     /// Where the run's files go (exports, releases).
@@ -210,8 +232,11 @@ impl Options {
             device_key: None,
             vendor_domain: None,
             class: None,
+            floor: None,
             sequence: None,
             pin: None,
+            in_process: false,
+            lock_note: None,
             image_len: 24 * 1024,
             out_dir: out_dir.into(),
             namespace: Err("the audit did not make a network namespace".into()),
@@ -225,7 +250,7 @@ impl Options {
 /// keys); a lock that misbehaves gets FAILs, not an error.
 pub fn run(o: &Options) -> Result<Report> {
     let start = Instant::now();
-    let started_unix = keyway_lock::state::wall_clock_secs();
+    let started_unix = unix_now();
     std::fs::create_dir_all(&o.out_dir)?;
     let (target, lock, checks, files) = checks::run(o)?;
     Ok(Report {
@@ -236,4 +261,11 @@ pub fn run(o: &Options) -> Result<Report> {
         checks,
         files,
     })
+}
+
+/// The wall clock in Unix seconds (0 before 1970).
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

@@ -73,9 +73,19 @@ impl Release {
     }
 }
 
-/// Marks an image whose self-test fails on the simulated lock (check 5),
-/// at byte [`keyway_lock::profile::SELF_TEST_FAIL_AT`].
-pub use keyway_lock::profile::SELF_TEST_FAIL_MARKER;
+/// The bad image of check 5: an image carrying these bytes at offset
+/// [`SELF_TEST_FAIL_AT`] must fail the lock's self-test.
+///
+/// This is the audit's convention, not something it learns from the lock:
+/// to prove a lock reverts a genuinely signed image that turns out broken,
+/// the audit signs one with this marker, and a lock's integrator makes
+/// the lock under test fail its self-test on it (keyway-lock's simulated
+/// lock does, in every profile; its `profile` module holds the same
+/// bytes, and `tests/layering.rs` fails if they differ).
+pub const SELF_TEST_FAIL_MARKER: &[u8] = b"KEYWAY-SELF-TEST-FAIL";
+/// Where [`SELF_TEST_FAIL_MARKER`] sits in the image (past a Cortex-M
+/// vector table's first entries).
+pub const SELF_TEST_FAIL_AT: usize = 256;
 
 /// Where genuine releases come from.
 #[derive(Debug)]
@@ -126,7 +136,7 @@ pub fn image(seed: u64, len: usize, marker: Option<&[u8]>) -> Vec<u8> {
     if let Some(h) = fw.get_mut(..4) {
         h.copy_from_slice(&[0x00, 0x00, 0x04, 0x20]);
     }
-    let at = keyway_lock::profile::SELF_TEST_FAIL_AT;
+    let at = SELF_TEST_FAIL_AT;
     if let Some(m) = marker
         && let Some(at) = fw.get_mut(at..at + m.len())
     {

@@ -234,12 +234,13 @@ impl Session<'_> {
             .as_u64()
     }
 
-    /// How long to wait for a lock that may have lost power: short on
-    /// loopback, longer over a real link.
+    /// How long to wait for a lock that may have lost power: short in
+    /// this process, longer over a real link.
     pub(super) fn cut_timeout(&self) -> Duration {
-        match self.o.target {
-            Target::Launch { .. } => Duration::from_millis(400),
-            Target::Udp(_) => Duration::from_millis(1500),
+        if self.o.in_process {
+            Duration::from_millis(400)
+        } else {
+            Duration::from_millis(1500)
         }
     }
 
