@@ -9,7 +9,10 @@
 //!    throughput (1472-byte datagrams, the same stop-and-wait pattern)
 //!    measured side by side, rounds interleaved; each round also uploads
 //!    the same size plain, as a stock MCUmgr tool does in the presence
-//!    window (for the cost of the sealing);
+//!    window (for the cost of the sealing); with the CPU time each upload
+//!    took (client and lock together: loopback UDP is CPU-bound, so
+//!    plain CPU / sealed CPU is the throughput ratio without the
+//!    scheduling noise of a shared machine);
 //! 2. unlock latency (p50, p99, max, samples) while the owner's sealed
 //!    uploads run back to back: a second session of the same owner sends
 //!    a sealed unlock or lock every `--period-ms` (`examples/common`'s
@@ -133,17 +136,31 @@ fn raw_echo(server: SocketAddr, bytes: usize) -> Result<f64> {
     Ok((n * 1472) as f64 / start.elapsed().as_secs_f64())
 }
 
-/// One timed upload of `file` (bytes per second). A stock tool's plain
-/// upload is charged to the lock's per-peer bucket and may be refused
-/// `EBUSY`: it waits its turn (not timed) and begins again.
-fn timed_upload(c: &mut Owner, file: &[u8]) -> Result<(f64, u64, usize)> {
+/// The CPU time this process has used so far (s): the client and the
+/// lock, which runs in-process, together.
+fn cpu_s() -> f64 {
+    // SAFETY: `getrusage` only writes the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return f64::NAN;
+    }
+    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
+    t(u.ru_utime) + t(u.ru_stime)
+}
+
+/// One timed upload of `file`: bytes per second, the CPU time it took
+/// (client and lock, s), requests, the largest chunk. A stock tool's
+/// plain upload is charged to the lock's per-peer bucket and may be
+/// refused `EBUSY`: it waits its turn (not timed) and begins again.
+fn timed_upload(c: &mut Owner, file: &[u8]) -> Result<(f64, f64, u64, usize)> {
     let mut busy = 0;
     loop {
-        let t0 = Instant::now();
+        let (t0, c0) = (Instant::now(), cpu_s());
         match c.upload(file, &mut |_, _| {}) {
             Ok(r) => {
                 return Ok((
                     file.len() as f64 / t0.elapsed().as_secs_f64(),
+                    cpu_s() - c0,
                     r.requests,
                     r.chunk,
                 ));
@@ -193,6 +210,7 @@ fn main() -> Result<()> {
     let (echo_addr, echo_thread) = echo_server(Arc::clone(&stop_echo))?;
 
     let (mut sealed_rates, mut plain_rates, mut raw_rates) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut sealed_cpu, mut plain_cpu) = (Vec::new(), Vec::new());
     let (mut sealed_requests, mut plain_requests) = ((0, 0), (0, 0));
     for (round, [sealed_file, plain_file]) in rounds.iter().enumerate() {
         // The raw echo is short: its median of 15 runs.
@@ -200,12 +218,15 @@ fn main() -> Result<()> {
             .map(|_| raw_echo(echo_addr, file_len))
             .collect::<Result<Vec<_>>>()?;
         raw_rates.push(median(&mut raws));
-        let (sealed, n, chunk) =
+        let (sealed, cpu, n, chunk) =
             timed_upload(&mut uploader, sealed_file).context("sealed upload")?;
         sealed_rates.push(sealed);
+        sealed_cpu.push(cpu);
         sealed_requests = (n, chunk);
-        let (plain, n, chunk) = timed_upload(&mut stock, plain_file).context("plain upload")?;
+        let (plain, cpu, n, chunk) =
+            timed_upload(&mut stock, plain_file).context("plain upload")?;
         plain_rates.push(plain);
+        plain_cpu.push(cpu);
         plain_requests = (n, chunk);
         println!(
             "round {}: sealed upload {:.0} KB/s ({} resends so far), plain upload {:.0} KB/s, raw echo {:.0} KB/s",
@@ -226,6 +247,9 @@ fn main() -> Result<()> {
     let sealed_raw = ratios(&sealed_rates, &raw_rates);
     let plain_raw = ratios(&plain_rates, &raw_rates);
     let sealed_plain = ratios(&sealed_rates, &plain_rates);
+    // CPU: the inverse ratio of the CPU time is the throughput ratio a
+    // CPU-bound loop would see.
+    let cpu_ratio = ratios(&plain_cpu, &sealed_cpu);
 
     // The unlocks on the idle lock, then during sealed uploads.
     let (commander, mut idle) = run_phase(
@@ -269,6 +293,17 @@ fn main() -> Result<()> {
     println!(
         "ratio plain upload / raw echo: {:.3} ({:.3}-{:.3}); sealed / plain: {:.3} ({:.3}-{:.3})",
         plain_raw.0, plain_raw.1, plain_raw.2, sealed_plain.0, sealed_plain.1, sealed_plain.2
+    );
+    println!(
+        "CPU per upload (client and lock, this process; median): sealed {:.2} ms ({:.1} us a request), plain {:.2} ms ({:.1} us a request); \
+         plain CPU / sealed CPU {:.3} ({:.3}-{:.3})",
+        median(&mut sealed_cpu) * 1e3,
+        median(&mut sealed_cpu) * 1e6 / sealed_requests.0 as f64,
+        median(&mut plain_cpu) * 1e3,
+        median(&mut plain_cpu) * 1e6 / plain_requests.0 as f64,
+        cpu_ratio.0,
+        cpu_ratio.1,
+        cpu_ratio.2
     );
     println!(
         "unlock latency, a sealed unlock or lock every {} ms from a second session of the owner:",
