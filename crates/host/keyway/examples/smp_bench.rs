@@ -9,23 +9,32 @@
 //!    throughput (1472-byte datagrams, the same stop-and-wait pattern)
 //!    measured side by side, rounds interleaved; each round also uploads
 //!    the same size plain, as a stock MCUmgr tool does in the presence
-//!    window (for the cost of the sealing);
+//!    window (for the cost of the sealing); with the CPU time each upload
+//!    took (client and lock together: loopback UDP is CPU-bound, so
+//!    plain CPU / sealed CPU is the throughput ratio without the
+//!    scheduling noise of a shared machine);
 //! 2. unlock latency (p50, p99, max, samples) while the owner's sealed
 //!    uploads run back to back: a second session of the same owner sends
 //!    a sealed unlock or lock every `--period-ms` (`examples/common`'s
 //!    commander, the one `unlock_during_upload` uses), and the same on the
 //!    idle lock;
-//! 3. modeled BLE mode: the frames and bytes the owner's client sends for
-//!    the same envelope at MTU 244 **on the sealed path** (the session's
-//!    handshake, then every chunk as a record in a session frame; the
-//!    test boot that is the owner's consent; the lock resets by itself;
-//!    the state read after it, in a new session), to the lock's agent
-//!    shell (`keyway_lock::agent_shell::AgentLock`: the agent around the
-//!    real device core) in memory; at 10 KB/s, plus a per-response
-//!    turnaround, plus the nRF52840 flash time the simulated flash models
-//!    for the download and the install at the reboot. The same envelope's
-//!    plain frames (a stock tool's, in the window) are counted too, for
-//!    the sealing's overhead.
+//! 3. modeled BLE mode, with MCUmgr's reassembly: the client reads the
+//!    lock's MCUmgr parameters and sends SMP frames up to its buffer
+//!    (`buf_size`, 2,056 bytes), each split into ATT writes of at most 244
+//!    bytes (ATT MTU 247) that the lock reassembles, as Zephyr's
+//!    `CONFIG_MCUMGR_TRANSPORT_BT_REASSEMBLY` and `smpclient` do. Counted:
+//!    the frames, packets and bytes the owner's client sends for the same
+//!    envelope **on the sealed path** (the session's handshake, then every
+//!    chunk as a record in a session frame; the test boot that is the
+//!    owner's consent; the lock resets by itself; the state read after
+//!    it, in a new session), to the lock's agent shell
+//!    (`keyway_lock::agent_shell::AgentLock`: the agent around the real
+//!    device core) in memory; and the same envelope's plain upload (a
+//!    stock tool's, in the window). Link time: the frames' bytes plus 7
+//!    bytes of L2CAP and ATT header a packet at 10 KB/s, plus a turnaround
+//!    per frame (one response each); sealed / plain on that link; plus
+//!    the nRF52840 flash time the simulated flash models for the download
+//!    and the install at the reboot.
 //!
 //! ```text
 //! cargo run --release -p keyway --example smp_bench [-- --rounds 7 --kib 300 --samples 200 --period-ms 20 --turnaround-ms 15]
@@ -127,17 +136,31 @@ fn raw_echo(server: SocketAddr, bytes: usize) -> Result<f64> {
     Ok((n * 1472) as f64 / start.elapsed().as_secs_f64())
 }
 
-/// One timed upload of `file` (bytes per second). A stock tool's plain
-/// upload is charged to the lock's per-peer bucket and may be refused
-/// `EBUSY`: it waits its turn (not timed) and begins again.
-fn timed_upload(c: &mut Owner, file: &[u8]) -> Result<(f64, u64, usize)> {
+/// The CPU time this process has used so far (s): the client and the
+/// lock, which runs in-process, together.
+fn cpu_s() -> f64 {
+    // SAFETY: `getrusage` only writes the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return f64::NAN;
+    }
+    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
+    t(u.ru_utime) + t(u.ru_stime)
+}
+
+/// One timed upload of `file`: bytes per second, the CPU time it took
+/// (client and lock, s), requests, the largest chunk. A stock tool's
+/// plain upload is charged to the lock's per-peer bucket and may be
+/// refused `EBUSY`: it waits its turn (not timed) and begins again.
+fn timed_upload(c: &mut Owner, file: &[u8]) -> Result<(f64, f64, u64, usize)> {
     let mut busy = 0;
     loop {
-        let t0 = Instant::now();
+        let (t0, c0) = (Instant::now(), cpu_s());
         match c.upload(file, &mut |_, _| {}) {
             Ok(r) => {
                 return Ok((
                     file.len() as f64 / t0.elapsed().as_secs_f64(),
+                    cpu_s() - c0,
                     r.requests,
                     r.chunk,
                 ));
@@ -187,6 +210,7 @@ fn main() -> Result<()> {
     let (echo_addr, echo_thread) = echo_server(Arc::clone(&stop_echo))?;
 
     let (mut sealed_rates, mut plain_rates, mut raw_rates) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut sealed_cpu, mut plain_cpu) = (Vec::new(), Vec::new());
     let (mut sealed_requests, mut plain_requests) = ((0, 0), (0, 0));
     for (round, [sealed_file, plain_file]) in rounds.iter().enumerate() {
         // The raw echo is short: its median of 15 runs.
@@ -194,12 +218,15 @@ fn main() -> Result<()> {
             .map(|_| raw_echo(echo_addr, file_len))
             .collect::<Result<Vec<_>>>()?;
         raw_rates.push(median(&mut raws));
-        let (sealed, n, chunk) =
+        let (sealed, cpu, n, chunk) =
             timed_upload(&mut uploader, sealed_file).context("sealed upload")?;
         sealed_rates.push(sealed);
+        sealed_cpu.push(cpu);
         sealed_requests = (n, chunk);
-        let (plain, n, chunk) = timed_upload(&mut stock, plain_file).context("plain upload")?;
+        let (plain, cpu, n, chunk) =
+            timed_upload(&mut stock, plain_file).context("plain upload")?;
         plain_rates.push(plain);
+        plain_cpu.push(cpu);
         plain_requests = (n, chunk);
         println!(
             "round {}: sealed upload {:.0} KB/s ({} resends so far), plain upload {:.0} KB/s, raw echo {:.0} KB/s",
@@ -220,6 +247,9 @@ fn main() -> Result<()> {
     let sealed_raw = ratios(&sealed_rates, &raw_rates);
     let plain_raw = ratios(&plain_rates, &raw_rates);
     let sealed_plain = ratios(&sealed_rates, &plain_rates);
+    // CPU: the inverse ratio of the CPU time is the throughput ratio a
+    // CPU-bound loop would see.
+    let cpu_ratio = ratios(&plain_cpu, &sealed_cpu);
 
     // The unlocks on the idle lock, then during sealed uploads.
     let (commander, mut idle) = run_phase(
@@ -265,6 +295,17 @@ fn main() -> Result<()> {
         plain_raw.0, plain_raw.1, plain_raw.2, sealed_plain.0, sealed_plain.1, sealed_plain.2
     );
     println!(
+        "CPU per upload (client and lock, this process; median): sealed {:.2} ms ({:.1} us a request), plain {:.2} ms ({:.1} us a request); \
+         plain CPU / sealed CPU {:.3} ({:.3}-{:.3})",
+        median(&mut sealed_cpu) * 1e3,
+        median(&mut sealed_cpu) * 1e6 / sealed_requests.0 as f64,
+        median(&mut plain_cpu) * 1e3,
+        median(&mut plain_cpu) * 1e6 / plain_requests.0 as f64,
+        cpu_ratio.0,
+        cpu_ratio.1,
+        cpu_ratio.2
+    );
+    println!(
         "unlock latency, a sealed unlock or lock every {} ms from a second session of the owner:",
         a.phase.period_ms
     );
@@ -279,14 +320,37 @@ fn main() -> Result<()> {
 
     // ---- 3: modeled BLE -------------------------------------------------
     let env = envelope(&vendor, 2, len)?;
-    let plain = ble_plain(&env)?;
-    ble_sealed(
-        &tmp.path().join("ble"),
-        &vendor,
-        &env,
-        plain,
-        a.turnaround_ms,
+    ble_sealed(&tmp.path().join("ble"), &vendor, &env, a.turnaround_ms)
+}
+
+/// The ATT payload of one write: ATT MTU 247 less the Write Command's
+/// opcode and handle.
+const ATT_PAYLOAD: usize = 244;
+/// The header each such packet carries on the link besides its payload:
+/// L2CAP (4 bytes) and ATT (3 bytes); 244 + 7 = 251 bytes, one LE
+/// link-layer PDU with data length extension.
+const PACKET_HEADER: u64 = 7;
+/// The modeled link's rate, bytes a second.
+const LINK_RATE: f64 = 10_000.0;
+
+/// What a transfer costs on the modeled link: (link s, turnaround s).
+fn link_cost(s: &Stats, turnaround_ms: f64) -> (f64, f64) {
+    (
+        (s.bytes_sent + PACKET_HEADER * s.packets_sent) as f64 / LINK_RATE,
+        s.frames_sent as f64 * turnaround_ms / 1e3,
     )
+}
+
+/// `b - a`, counter by counter.
+fn minus(b: Stats, a: Stats) -> Stats {
+    Stats {
+        frames_sent: b.frames_sent - a.frames_sent,
+        packets_sent: b.packets_sent - a.packets_sent,
+        bytes_sent: b.bytes_sent - a.bytes_sent,
+        resends: b.resends - a.resends,
+        ignored: b.ignored - a.ignored,
+        bytes_received: b.bytes_received - a.bytes_received,
+    }
 }
 
 /// The lock's agent shell in memory, served as `keyway-lock`'s shell
@@ -338,16 +402,18 @@ impl Memory {
     }
 }
 
-fn link(m: &Arc<Memory>) -> FnTransport<impl FnMut(&[u8]) -> Vec<u8> + use<>> {
+/// The modeled BLE link to the lock in memory: frames of at most `frame`
+/// bytes, carried in ATT writes of at most [`ATT_PAYLOAD`] bytes.
+fn link(m: &Arc<Memory>, frame: usize) -> FnTransport<impl FnMut(&[u8]) -> Vec<u8> + use<>> {
     let m = Arc::clone(m);
-    FnTransport::new(244, move |frame: &[u8]| m.deliver(frame))
+    FnTransport::fragmenting(ATT_PAYLOAD, frame, move |frame: &[u8]| m.deliver(frame))
 }
 
-/// The frames and bytes a stock tool's plain upload of `env` sends at MTU
-/// 244 (answered by an endpoint that takes every chunk; the lock's own
-/// answers are the same offsets).
-fn ble_plain(env: &[u8]) -> Result<(Stats, usize)> {
-    let t = FnTransport::new(244, |frame: &[u8]| {
+/// The frames, packets and bytes a stock tool's plain upload of `env`
+/// sends in frames of at most `frame` bytes (answered by an endpoint that
+/// takes every chunk; the lock's own answers are the same offsets).
+fn ble_plain(env: &[u8], frame: usize) -> Result<(Stats, usize)> {
+    let t = FnTransport::fragmenting(ATT_PAYLOAD, frame, |frame: &[u8]| {
         let Ok(req) = keyway::smp::decode_request(frame) else {
             return Vec::new();
         };
@@ -372,13 +438,7 @@ fn ble_plain(env: &[u8]) -> Result<(Stats, usize)> {
 }
 
 /// The owner's sealed update of `env` to a fresh lock in memory, counted.
-fn ble_sealed(
-    dir: &Path,
-    vendor: &SigningKey,
-    env: &[u8],
-    (plain, plain_chunk): (Stats, usize),
-    turnaround_ms: f64,
-) -> Result<()> {
+fn ble_sealed(dir: &Path, vendor: &SigningKey, env: &[u8], turnaround_ms: f64) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     let (state, code) = provision(dir, vendor)?;
     let mut device = state.load()?;
@@ -414,7 +474,13 @@ fn ble_sealed(
         let ms = m.now_ms();
         m.lock().button(ms, Press::Short).map_err(|e| anyhow!(e))?;
     }
-    let device_key = pair(&m, &owner, &code)?;
+    // The client reads the lock's MCUmgr parameters first (anyone may):
+    // its frames go up to the lock's buffer, split into ATT writes.
+    let buf = Client::new(link(&m, ATT_PAYLOAD))
+        .params()
+        .map_err(|e| anyhow!("BLE model: the MCUmgr parameters: {e}"))?;
+    let frame = usize::try_from(buf.buf_size)?;
+    let device_key = pair(&m, &owner, &code, frame)?;
     {
         let mut l = m.lock();
         l.close_window();
@@ -427,7 +493,7 @@ fn ble_sealed(
             bail!("BLE model: unlock: {answer}");
         }
     }
-    let mut ble = Client::new(link(&m))
+    let mut ble = Client::new(link(&m, frame))
         .with_owner(owner)?
         .with_paired_lock(device_key)?;
     let sha: [u8; 32] =
@@ -453,34 +519,51 @@ fn ble_sealed(
     }
     let all = ble.transport().stats();
     let counts = ble.channel_counts();
-    let link_s = all.bytes_sent as f64 / 10_000.0;
-    let turn_s = all.frames_sent as f64 * turnaround_ms / 1e3;
+    let upload = minus(up, hs);
+    let (plain, plain_chunk) = ble_plain(env, frame)?;
+    let (plain_link, plain_turn) = link_cost(&plain, turnaround_ms);
+    let (up_link, up_turn) = link_cost(&upload, turnaround_ms);
+    let (link_s, turn_s) = link_cost(&all, turnaround_ms);
     let (dl_flash, boot_flash) = (f1 - f0, f2 - f1);
     let store_flash = s2 - s0;
     println!(
-        "BLE model, MTU 244, the owner's sealed path (session frames to keyway-lock's agent shell in memory):"
+        "BLE model: frames up to the lock's buffer (MCUmgr parameters: buf_size {}, buf_count {}), each in ATT writes of <= {ATT_PAYLOAD} bytes \
+         the lock reassembles; the link carries {PACKET_HEADER} bytes of L2CAP and ATT header a packet at {LINK_RATE} B/s, {turnaround_ms} ms of turnaround a frame:",
+        buf.buf_size, buf.buf_count
     );
     println!(
-        "  session handshake {} frames ({} bytes); upload {} requests ({} bytes of frames for a {}-byte envelope, largest data chunk {} bytes); \
-         with the test boot and the state read after the reset (a new session) {} frames, {} bytes; channel {counts:?}",
-        hs.frames_sent,
-        hs.bytes_sent,
-        up.frames_sent - hs.frames_sent,
-        up.bytes_sent - hs.bytes_sent,
-        env.len(),
-        r.chunk,
-        all.frames_sent,
-        all.bytes_sent
-    );
-    println!(
-        "  the same envelope plain (a stock tool in the window): {} requests, {} bytes, largest data chunk {plain_chunk} bytes; sealed / plain: {:.3}x the frames, {:.3}x the bytes",
+        "  plain upload (a stock tool in the window): {} frames, {} packets, {} bytes, largest data chunk {plain_chunk} bytes: link {:.1} s + turnaround {:.1} s = {:.1} s",
         plain.frames_sent,
+        plain.packets_sent,
         plain.bytes_sent,
-        (up.frames_sent - hs.frames_sent) as f64 / plain.frames_sent as f64,
-        (up.bytes_sent - hs.bytes_sent) as f64 / plain.bytes_sent as f64
+        plain_link,
+        plain_turn,
+        plain_link + plain_turn
     );
     println!(
-        "  link at 10 KB/s {:.1} s + turnaround {} x {} ms = {:.1} s + nRF52840 flash: download {:.2} s, install at the reboot {:.2} s, agent store {:.3} s",
+        "  sealed upload (the owner's session, keyway-lock's agent shell in memory): {} frames, {} packets, {} bytes, largest data chunk {} bytes: link {:.1} s + turnaround {:.1} s = {:.1} s",
+        upload.frames_sent,
+        upload.packets_sent,
+        upload.bytes_sent,
+        r.chunk,
+        up_link,
+        up_turn,
+        up_link + up_turn
+    );
+    println!(
+        "  sealed / plain upload throughput on the modeled link: {:.3} ({:.3}x the frames, {:.3}x the packets, {:.3}x the bytes)",
+        (plain_link + plain_turn) / (up_link + up_turn),
+        upload.frames_sent as f64 / plain.frames_sent as f64,
+        upload.packets_sent as f64 / plain.packets_sent as f64,
+        upload.bytes_sent as f64 / plain.bytes_sent as f64
+    );
+    println!(
+        "  the owner's whole update: session handshake {} frames ({} bytes), the upload, the test boot and the state read after the reset (a new session): \
+         {} frames, {} packets, {} bytes; channel {counts:?}",
+        hs.frames_sent, hs.bytes_sent, all.frames_sent, all.packets_sent, all.bytes_sent
+    );
+    println!(
+        "  link {:.1} s + turnaround {} x {} ms = {:.1} s + nRF52840 flash: download {:.2} s, install at the reboot {:.2} s, agent store {:.3} s",
         link_s, all.frames_sent, turnaround_ms, turn_s, dl_flash, boot_flash, store_flash
     );
     println!(
@@ -492,8 +575,8 @@ fn ble_sealed(
 }
 
 /// Pairs `owner` with the lock in memory by `code`: its device key.
-fn pair(m: &Arc<Memory>, owner: &SigningKey, code: &SetupCode) -> Result<[u8; 32]> {
-    let r = Client::new(link(m))
+fn pair(m: &Arc<Memory>, owner: &SigningKey, code: &SetupCode, frame: usize) -> Result<[u8; 32]> {
+    let r = Client::new(link(m, frame))
         .with_owner(owner.clone())?
         .pair_with_code(code, "bench")
         .map_err(|e: DeviceError| anyhow!("BLE model: pairing: {e}"))?;

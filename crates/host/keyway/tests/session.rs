@@ -810,3 +810,23 @@ fn a_late_msg2_after_the_transports_resend_still_opens_the_session() {
     c.unlock().unwrap();
     assert_eq!(c.channel_counts().handshakes, 1);
 }
+
+/// The MCUmgr parameters a client on a fragmenting link (BLE) sizes its
+/// frames by: anyone reads them in the clear, an owner in its session,
+/// and both see the lock's whole buffer (a frame of header and body).
+#[test]
+fn the_client_reads_the_locks_buffer_size_plain_and_sealed() {
+    let lock = Lock::new(0xd2, 3);
+    let mut stranger = keyway_cli::device::Client::new(Link::new(&lock, OTHER));
+    let p = stranger.params().unwrap();
+    assert_eq!(p.buf_size, keyway_smp::MAX_FRAME as u64);
+    assert!(p.buf_count >= 1);
+    let mut owner = paired(&lock, OWNER, 0xa3);
+    let before = owner.channel_counts().sealed;
+    assert_eq!(owner.params().unwrap(), p);
+    assert_eq!(
+        owner.channel_counts().sealed,
+        before + 1,
+        "read in the session"
+    );
+}

@@ -845,6 +845,15 @@ impl<T: Transport> Client<T> {
         typed::<os::Empty>("reset", &b).map(|_| ())
     }
 
+    /// The MCUmgr parameters (OS group, command 6): the lock's SMP buffer
+    /// size (`buf_size`, the longest frame it takes, header included) and
+    /// count. A client on a link that fragments (BLE) sends frames up to
+    /// `buf_size`, as `smpclient` does.
+    pub fn params(&mut self) -> Result<os::ParamsRsp, DeviceError> {
+        let b = self.call("parameters", &Request::Params)?;
+        typed("parameters", &b)
+    }
+
     /// The image group's slot list.
     pub fn image_state(&mut self) -> Result<Vec<ImageSlot>, DeviceError> {
         let b = self.call("image state", &Request::ImageState)?;

@@ -1,6 +1,17 @@
 //! Transports for SMP frames: UDP (timeouts, bounded resends with the same
 //! sequence number, answers matched by sequence number) and an in-memory
 //! one that hands frames to a function (tests, the modeled BLE figures).
+//!
+//! **Fragmentation (the modeled BLE link).** MCUmgr's Bluetooth transport
+//! carries an SMP frame longer than one ATT write by splitting it into
+//! writes of the link's packet size, with no framing of its own; the lock
+//! reassembles them from the length in the SMP header (Zephyr's
+//! `CONFIG_MCUMGR_TRANSPORT_BT_REASSEMBLY`), up to the buffer it
+//! advertises in the MCUmgr parameters (`buf_size`). Clients such as
+//! `smpclient` send frames up to that buffer and split them the same way.
+//! [`FnTransport::fragmenting`] models that link: its frames may be as
+//! long as the lock's buffer, and [`Stats::packets_sent`] counts the
+//! packet-sized writes that carry them.
 
 use std::net::{SocketAddr, ToSocketAddrs as _, UdpSocket};
 use std::time::{Duration, Instant};
@@ -48,6 +59,10 @@ pub enum TransportError {
 pub struct Stats {
     /// Request frames sent, resends included.
     pub frames_sent: u64,
+    /// The link's packets that carried them: one a frame on UDP; on a
+    /// fragmenting link ([`FnTransport::fragmenting`]) each frame in
+    /// writes of at most the packet size.
+    pub packets_sent: u64,
     /// Bytes of those frames.
     pub bytes_sent: u64,
     /// Resends after a timeout.
@@ -181,6 +196,7 @@ impl Transport for UdpTransport {
                 .send_to(frame, self.peer)
                 .map_err(|e| self.io("sending to", e))?;
             self.stats.frames_sent += 1;
+            self.stats.packets_sent += 1;
             self.stats.bytes_sent += frame.len() as u64;
             let deadline = Instant::now() + self.timeout;
             loop {
@@ -236,6 +252,9 @@ impl Transport for UdpTransport {
 pub struct FnTransport<F> {
     f: F,
     mtu: usize,
+    /// The link's packet size when frames are split (`None`: one packet
+    /// a frame).
+    packet: Option<usize>,
     stats: Stats,
 }
 
@@ -243,6 +262,7 @@ impl<F> std::fmt::Debug for FnTransport<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FnTransport")
             .field("mtu", &self.mtu)
+            .field("packet", &self.packet)
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
@@ -254,7 +274,20 @@ impl<F: FnMut(&[u8]) -> Vec<u8>> FnTransport<F> {
         FnTransport {
             f,
             mtu: mtu.max(HEADER_LEN + 32),
+            packet: None,
             stats: Stats::default(),
+        }
+    }
+
+    /// Frames of at most `frame` bytes (the lock's advertised `buf_size`)
+    /// go to `f`, each counted as the writes of at most `packet` bytes
+    /// that carry it over a link that fragments (MCUmgr over BLE: the
+    /// ATT payload, 244 bytes at an ATT MTU of 247), reassembled by the
+    /// lock.
+    pub fn fragmenting(packet: usize, frame: usize, f: F) -> Self {
+        FnTransport {
+            packet: Some(packet.max(1)),
+            ..FnTransport::new(frame, f)
         }
     }
 }
@@ -262,6 +295,9 @@ impl<F: FnMut(&[u8]) -> Vec<u8>> FnTransport<F> {
 impl<F: FnMut(&[u8]) -> Vec<u8>> Transport for FnTransport<F> {
     fn exchange(&mut self, frame: &[u8], seq: u8) -> Result<Vec<u8>, TransportError> {
         self.stats.frames_sent += 1;
+        self.stats.packets_sent += self
+            .packet
+            .map_or(1, |p| frame.len().div_ceil(p).max(1) as u64);
         self.stats.bytes_sent += frame.len() as u64;
         let r = (self.f)(frame);
         match Header::decode(&r) {
@@ -283,5 +319,53 @@ impl<F: FnMut(&[u8]) -> Vec<u8>> Transport for FnTransport<F> {
 
     fn stats(&self) -> Stats {
         self.stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An echo of the request's header with an empty body.
+    fn echo(frame: &[u8]) -> Vec<u8> {
+        let mut h = Header::decode(frame).expect("a header");
+        h.len = 0;
+        h.encode().to_vec()
+    }
+
+    fn frame(len: usize, seq: u8) -> Vec<u8> {
+        let mut f = vec![0u8; len];
+        let h = Header {
+            op: keyway_smp::Op::Write,
+            version: 1,
+            flags: 0,
+            len: u16::try_from(len - HEADER_LEN).expect("a short body"),
+            group: 1,
+            seq,
+            id: 1,
+        };
+        f[..HEADER_LEN].copy_from_slice(&h.encode());
+        f
+    }
+
+    #[test]
+    fn a_fragmenting_link_counts_packets_of_its_size() {
+        let mut t = FnTransport::fragmenting(244, 2056, echo);
+        assert_eq!(t.mtu(), 2056, "frames go up to the lock's buffer");
+        for (len, seq) in [(2056, 0), (244, 1), (245, 2), (20, 3)] {
+            t.exchange(&frame(len, seq), seq).expect("an answer");
+        }
+        let s = t.stats();
+        assert_eq!(s.frames_sent, 4);
+        // 2056 = 8 x 244 + 104: 9 writes; then 1, 2 and 1.
+        assert_eq!(s.packets_sent, 9 + 1 + 2 + 1);
+        assert_eq!(s.bytes_sent, 2056 + 244 + 245 + 20);
+    }
+
+    #[test]
+    fn a_plain_link_counts_one_packet_a_frame() {
+        let mut t = FnTransport::new(244, echo);
+        t.exchange(&frame(200, 7), 7).expect("an answer");
+        assert_eq!((t.stats().frames_sent, t.stats().packets_sent), (1, 1));
     }
 }
