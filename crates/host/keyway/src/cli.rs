@@ -249,8 +249,8 @@ fn ble_upload(env: &[u8]) -> Result<(u64, u64)> {
         .map_err(|_| anyhow::anyhow!("the modeled owner key is not Ed25519"))?;
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("the OS's randomness: {e}"))?;
-    let device = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new(seed));
-    let device_pk = *device.pk;
+    let device = keyway_channel::SigningKey::from_bytes(&seed);
+    let device_pk = device.verifying_key().to_bytes();
     let mut rng = rand_chacha::ChaCha20Rng::from_seed(seed);
     let mut table = SessionTable::<2>::new(TableConfig::default());
     let start = std::time::Instant::now();
