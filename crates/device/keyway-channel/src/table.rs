@@ -3,7 +3,8 @@
 //! `SessionTable<N>` holds up to `N` (at most 255) slots, each free, a
 //! handshake between `msg2` and `msg3`, or an established session. A
 //! session id is `generation << 8 | slot`: the slot finds it in O(1), the
-//! generation (bumped on every reuse of the slot) makes an old id miss.
+//! generation (drawn at random on every use of the slot, never the one it
+//! had) makes an old id miss, also after a reboot empties the table.
 //!
 //! **Floods.** A new handshake takes a free slot, or else a slot whose
 //! handshake is older than `handshake_timeout_ms` or whose session has been
@@ -175,7 +176,15 @@ impl<const N: usize> SessionTable<N> {
             .ok_or(Error::Busy)?;
         let slot = &mut self.slots[i];
         slot.state = State::Free;
-        slot.generation = (slot.generation + 1) & 0x00ff_ffff;
+        // A random generation, not a counter from 0: after a reboot the
+        // table starts empty, and a counter would hand the first new
+        // session the id an old client still holds (its record would then
+        // be refused as forged instead of missing as unknown).
+        let mut generation = rng.next_u32() & 0x00ff_ffff;
+        if generation == slot.generation {
+            generation = (generation + 1) & 0x00ff_ffff;
+        }
+        slot.generation = generation;
         let sid = (slot.generation << 8) | i as u32;
         let pending = handshake::lock_msg1(rng, device_key, sid, msg1, out)?;
         slot.state = State::Handshake {

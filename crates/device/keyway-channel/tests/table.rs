@@ -122,6 +122,30 @@ fn stale_session_id_misses_after_slot_reuse() {
     assert_eq!(p.lock_serve(&mut r).0, Err(Error::UnknownSession));
 }
 
+/// A reboot empties the table. The first session after it must not get
+/// the id an old client still holds: that client's next record has to miss
+/// with `UnknownSession` (so it opens a new session), not reach another
+/// session and come back `RecordRefused` (so it gives up). The slot's
+/// generation starts from randomness, not from 0, at every boot.
+#[test]
+fn a_session_id_from_before_a_reboot_misses_after_it() {
+    use keyway_channel::TableConfig;
+    for seed in 0..64 {
+        let mut p = Pair::paired(500 + seed);
+        let mut old = p.handshake().unwrap();
+        // The lock reboots: a fresh table; someone else's session first.
+        p.lock.table = keyway_channel::SessionTable::new(TableConfig::default());
+        let new = p.handshake().unwrap();
+        assert_ne!(new.session_id(), old.session_id(), "seed {seed}");
+        let mut r = p.request(&mut old, b"unlock");
+        assert_eq!(
+            p.lock_serve(&mut r).0,
+            Err(Error::UnknownSession),
+            "seed {seed}"
+        );
+    }
+}
+
 /// An owner's client that opens a session per command (the CLI does)
 /// must not fill the table with its own live sessions: a new session of
 /// an owner closes that owner's least recently used one once it holds
