@@ -11,6 +11,10 @@
 //!   CRC-checked records on a ring of `NorFlash` sectors
 //!   ([`keyway_ring`]). A power cut at any instant leaves the state from
 //!   before or after the interrupted change, never a mix, never empty.
+//! * [`policy`]: the update policy's decision — whether the owners'
+//!   settings consent on their own to an update, and whether a consented
+//!   one may be installed now or is [`policy::Postponed`] (battery below
+//!   the manifest's minimum, bolt thrown) — and the battery model.
 //! * [`limits`]: fixed-capacity limiters with time as an input: per-peer
 //!   token buckets that a flooding peer cannot evict, the reset limiter,
 //!   and the wrong-setup-code backoff.
@@ -25,4 +29,5 @@
 
 pub mod agent;
 pub mod limits;
+pub mod policy;
 pub mod store;

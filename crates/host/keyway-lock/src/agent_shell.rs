@@ -314,11 +314,7 @@ impl AgentLock {
     }
 
     fn adopt_store(&mut self, announce: bool) {
-        let s = self.agent.state().settings();
-        self.server.adopt_settings(crate::owners::Settings {
-            auto_install_cve: s.auto_install_cve,
-            install_needs_unlocked: s.install_needs_unlocked,
-        });
+        self.server.adopt_settings(self.agent.state().settings());
         let digest = self.agent.consent().map(|c| c.digest);
         self.server.adopt_consent(digest, announce);
     }

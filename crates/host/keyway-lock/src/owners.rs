@@ -5,21 +5,6 @@
 //! in `agent-store.bin`); the shell copies the settings here after each
 //! change ([`crate::server::Server::adopt_settings`]).
 
-/// The owner's update settings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Settings {
-    /// Install without asking when the release fixes a CVE of high or
-    /// critical severity (default false).
-    pub auto_install_cve: bool,
-    /// Install only while the bolt is withdrawn (default true).
-    pub install_needs_unlocked: bool,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            auto_install_cve: false,
-            install_needs_unlocked: true,
-        }
-    }
-}
+/// The owner's update settings: the agent store's own type, so the
+/// fields and their defaults exist once.
+pub use keyway_agent::store::Settings;

@@ -11,39 +11,18 @@
 //! owner's `install_needs_unlocked` is set, the bolt is withdrawn.
 //! Otherwise the update is *postponed* with the reason, and the lock
 //! installs it by itself when both hold.
+//!
+//! The decision itself (and the battery model) is the lock agent's
+//! (`keyway_agent::policy`, no_std); this module keeps the host's parts:
+//! the lock models, the pending update read from its envelope head, and
+//! the sentences that render a [`Postponed`] reason.
 
 use keyway_suit::Severity;
 
 use crate::owners::Settings;
+use keyway_agent::policy as decide;
 
-/// A battery pack: how the lock turns the voltage it measures into the
-/// energy the manifest's `minimum-battery` asks for. The model is linear
-/// between `empty_mv` (0 mWh) and `full_mv` (`capacity_mwh`), clamped:
-/// real cells are flatter in the middle, so a vendor setting a minimum
-/// should leave margin.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BatteryModel {
-    /// The pack's voltage when full.
-    pub full_mv: u16,
-    /// The voltage at which the lock stops working.
-    pub empty_mv: u16,
-    /// The energy a full pack holds.
-    pub capacity_mwh: u64,
-    /// The warning level logged as "battery low".
-    pub low_mv: u16,
-}
-
-impl BatteryModel {
-    /// The energy left at `mv` millivolts.
-    pub fn mwh(&self, mv: u16) -> u64 {
-        if mv <= self.empty_mv || self.full_mv <= self.empty_mv {
-            return 0;
-        }
-        let span = u64::from(self.full_mv - self.empty_mv);
-        let above = u64::from(mv.min(self.full_mv) - self.empty_mv);
-        self.capacity_mwh * above / span
-    }
-}
+pub use keyway_agent::policy::{BatteryModel, Conditions, Postponed};
 
 /// A lock model the simulator can play.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,35 +142,28 @@ pub fn severity_name(s: Severity) -> &'static str {
     }
 }
 
-/// Whether the owner's settings consent on their own to `p`.
+/// Whether the owner's settings consent on their own to `p`
+/// ([`keyway_agent::policy::auto_consent`]).
 pub fn auto_consent(settings: &Settings, p: &Pending) -> bool {
-    settings.auto_install_cve && p.highest().is_some_and(|s| s >= Severity::High)
+    decide::auto_consent(settings, p.highest())
 }
 
-/// What the lock measures when it would install.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Conditions {
-    /// The battery's energy now, mWh.
-    pub battery_mwh: u64,
-    /// Whether the bolt is thrown.
-    pub bolt_locked: bool,
-}
-
-/// Whether a consented update may be installed now: `Ok`, or the reason
-/// it is postponed, in words for people.
+/// Whether a consented update may be installed now
+/// ([`keyway_agent::policy::may_install`]): `Ok`, or the reason it is
+/// postponed, rendered by [`postponed_sentence`].
 pub fn may_install(settings: &Settings, p: &Pending, c: &Conditions) -> Result<(), String> {
-    if let Some(min) = p.min_battery_mwh
-        && c.battery_mwh < min
-    {
-        return Err(format!(
-            "postponed: the battery holds {} mWh, the update needs {min} mWh; charge or replace it to install",
-            c.battery_mwh
-        ));
+    decide::may_install(settings, p.min_battery_mwh, c).map_err(|why| postponed_sentence(&why))
+}
+
+/// A postponement in words for people: what holds the update back and
+/// what to do about it.
+pub fn postponed_sentence(why: &Postponed) -> String {
+    match *why {
+        Postponed::BatteryLow { have_mwh, need_mwh } => format!(
+            "postponed: the battery holds {have_mwh} mWh, the update needs {need_mwh} mWh; charge or replace it to install"
+        ),
+        Postponed::BoltLocked => "postponed: the bolt is locked; unlock the door to install".into(),
     }
-    if settings.install_needs_unlocked && c.bolt_locked {
-        return Err("postponed: the bolt is locked; unlock the door to install".into());
-    }
-    Ok(())
 }
 
 #[cfg(test)]
