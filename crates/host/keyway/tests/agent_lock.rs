@@ -450,11 +450,7 @@ fn window_upload_and_reset_consent_is_stored_in_the_agent_and_a_postponed_reset_
         b.lock.after_boot(ms).unwrap();
         assert!(b.lock.agent().state().consent().is_none());
     }
-    let run = tool.image_state().unwrap();
-    assert!(
-        run.iter().any(|s| s.active && s.version == "2.0.0"),
-        "{run:?}"
-    );
+    assert_running(&mut tool, "2.0.0");
 }
 
 /// Issue 12's frozen release, through the agent shell: an owner's sealed
@@ -904,11 +900,7 @@ fn a_window_test_then_reset_installs_and_the_reset_closes_the_window() {
     assert!(bench.borrow().lock.agent().window_open(bench.borrow().ms()));
     tool.reset().unwrap();
     assert!(!bench.borrow().lock.agent().window_open(bench.borrow().ms()));
-    let run = tool.image_state().unwrap();
-    assert!(
-        run.iter().any(|s| s.active && s.version == "2.0.0"),
-        "{run:?}"
-    );
+    assert_running(&mut tool, "2.0.0");
     // The window is gone: a second reset is refused.
     assert_eq!(tool.reset().unwrap_err().rc(), Some(11));
 }
@@ -1263,11 +1255,7 @@ fn auto_install_cve_consents_for_a_high_severity_fix_only() {
     // next tick.)
     tick(&bench);
     assert_eq!(bolt(&bench), keyway_lock::lock::Bolt::Locked);
-    let run = c.image_state().unwrap();
-    assert!(
-        run.iter().any(|s| s.active && s.version == "2.1.0"),
-        "{run:?}"
-    );
+    assert_running(&mut c, "2.1.0");
 }
 
 /// Was keyway-lock `keyway_group.rs`'s `consent_for_one_update_carried_over_to_a_replacement_is_refused`:
@@ -1316,11 +1304,7 @@ fn consent_for_one_update_is_not_carried_over_to_a_replacement() {
         keyway::smp::get_text(&u, "state").unwrap(),
         Some("awaiting-consent")
     );
-    let run = c.image_state().unwrap();
-    assert!(
-        run.iter().any(|s| s.active && s.version == "1.0.0"),
-        "{run:?}"
-    );
+    assert_running(&mut c, "1.0.0");
 }
 
 /// Was keyway-lock `keyway_group.rs`'s `postponed_then_installed_when_battery_and_bolt_allow`,
@@ -1458,11 +1442,7 @@ fn refused_erase_of_the_running_slot_keeps_the_pending_update_and_its_consent() 
     );
     c.unlock().unwrap();
     assert!(tick(&bench), "installed on the kept consent");
-    let run = c.image_state().unwrap();
-    assert!(
-        run.iter().any(|s| s.active && s.version == "2.0.0"),
-        "{run:?}"
-    );
+    assert_running(&mut c, "2.0.0");
 }
 
 /// A transport that answers `left` frames, then nothing (the owner
@@ -1621,9 +1601,14 @@ fn no_forced_update_after_upload_reset_and_power_cut() {
     assert!(bench.borrow().lock.agent().state().consent().is_none());
     assert_eq!(tool.image_test(&digest).unwrap_err().rc(), Some(11));
     assert!(!tick(&bench));
-    let run = tool.image_state().unwrap();
+    assert_running(&mut tool, "1.0.0");
+}
+
+/// Asserts that the lock's image state names `version` as the active image.
+fn assert_running<T: keyway_cli::device::Transport>(c: &mut Client<T>, version: &str) {
+    let run = c.image_state().unwrap();
     assert!(
-        run.iter().any(|s| s.active && s.version == "1.0.0"),
-        "{run:?}"
+        run.iter().any(|s| s.active && s.version == version),
+        "{version} is not running: {run:?}"
     );
 }
