@@ -1,0 +1,107 @@
+//! The hub's store: the [`Store`] trait and its backends.
+//!
+//! Everything the hub must not lose (releases, locks, consents, audit
+//! logs, rollouts, events, freshness) lives in the store, and a call
+//! returns only once what it wrote is durable (committed): a SIGKILL at
+//! any point loses nothing a call reported as done.
+//!
+//! The trait is synchronous: the hub's API calls it from blocking tasks.
+//! Every method takes the time it needs as an argument (the core reads no
+//! clock).
+
+use crate::model::{
+    Consent, Digest, Event, EventLevel, Freshness, LockId, LockRecord, LogExport, ModelAnchors,
+    NewLock, Release, Rollout, UnixSecs,
+};
+
+/// Why a store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend failed (I/O, the database's own error).
+    #[error("the hub's store failed: {0}")]
+    Backend(String),
+    /// The disk (or the database) is full: nothing was written.
+    #[error("the hub's store is full: nothing was written; free space and try again ({0})")]
+    Full(String),
+    /// No such lock.
+    #[error("no lock with id {0}")]
+    NoLock(LockId),
+    /// No such release.
+    #[error("no release {0}")]
+    NoRelease(Digest),
+    /// A value in the store does not decode: the store was changed by
+    /// something other than the hub.
+    #[error("the hub's store holds a value it cannot read ({what}): {why}")]
+    Corrupt {
+        /// Which value.
+        what: String,
+        /// Why.
+        why: String,
+    },
+}
+
+/// The hub's durable state. Implementations: SQLite (the default, one
+/// file) and PostgreSQL (hubs sharing one fleet view).
+pub trait Store: Send + Sync {
+    /// Adds or replaces a lock model's anchors.
+    fn put_model(&self, model: &ModelAnchors) -> Result<(), StoreError>;
+    /// The models, by class.
+    fn models(&self) -> Result<Vec<ModelAnchors>, StoreError>;
+
+    /// Adds a release; `Ok(false)` if the store already held it (same
+    /// digest), which is not an error.
+    fn put_release(&self, release: &Release) -> Result<bool, StoreError>;
+    /// One release, with its envelope.
+    fn release(&self, digest: &Digest) -> Result<Option<Release>, StoreError>;
+    /// The releases for a class (every class with `None`), newest
+    /// sequence first, without their envelopes (`envelope` empty).
+    fn releases(&self, class: Option<&str>) -> Result<Vec<Release>, StoreError>;
+
+    /// Adds a lock (not yet paired).
+    fn add_lock(&self, lock: &NewLock) -> Result<LockId, StoreError>;
+    /// One lock.
+    fn lock(&self, id: LockId) -> Result<Option<LockRecord>, StoreError>;
+    /// Every lock, by id.
+    fn locks(&self) -> Result<Vec<LockRecord>, StoreError>;
+    /// Replaces a lock's record (its id must exist).
+    fn save_lock(&self, lock: &LockRecord) -> Result<(), StoreError>;
+    /// Removes a lock and what the store holds for it.
+    fn remove_lock(&self, id: LockId) -> Result<(), StoreError>;
+
+    /// Records a consent (replacing an earlier decision on the same lock
+    /// and release). Durable before it returns: the hub acts on it after.
+    fn put_consent(&self, consent: &Consent) -> Result<(), StoreError>;
+    /// A lock's consents.
+    fn consents(&self, lock: LockId) -> Result<Vec<Consent>, StoreError>;
+
+    /// Keeps an audit-log export.
+    fn put_log(&self, export: &LogExport) -> Result<(), StoreError>;
+    /// A lock's kept exports, oldest first (with their bytes).
+    fn logs(&self, lock: LockId) -> Result<Vec<LogExport>, StoreError>;
+
+    /// Creates a rollout; returns its id.
+    fn create_rollout(&self, rollout: &Rollout) -> Result<i64, StoreError>;
+    /// Replaces a rollout's record.
+    fn save_rollout(&self, rollout: &Rollout) -> Result<(), StoreError>;
+    /// One rollout.
+    fn rollout(&self, id: i64) -> Result<Option<Rollout>, StoreError>;
+    /// Every rollout, newest first.
+    fn rollouts(&self) -> Result<Vec<Rollout>, StoreError>;
+
+    /// Appends an event; returns its id.
+    fn add_event(
+        &self,
+        at: UnixSecs,
+        lock: Option<LockId>,
+        level: EventLevel,
+        kind: &str,
+        message: &str,
+    ) -> Result<i64, StoreError>;
+    /// Events with an id above `after`, oldest first, at most `limit`.
+    fn events(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError>;
+
+    /// The TUF freshness record.
+    fn freshness(&self) -> Result<Freshness, StoreError>;
+    /// Replaces it.
+    fn set_freshness(&self, f: &Freshness) -> Result<(), StoreError>;
+}
