@@ -62,6 +62,9 @@ pub enum Command {
     /// Talk to a lock over SMP: status, lock/unlock, update, consent,
     /// audit-log export, owners, settings.
     Device(crate::device::cli::DeviceArgs),
+    /// The hub, the home's update depot: with no subcommand, a demo house
+    /// of simulated locks on loopback (`keyway hub demo`).
+    Hub(crate::hub::cli::HubArgs),
 }
 
 /// `keyway log` subcommands.
@@ -706,6 +709,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
         Command::Audit(a) if a.lock_state.is_some() => crate::lab::audit(&a, out),
         Command::Audit(a) => crate::audit::cli::audit(&a, out),
         Command::Device(a) => crate::device::cli::run(&a, out, err),
+        Command::Hub(a) => crate::hub::cli::run(a, out, err),
     }
 }
 

@@ -32,8 +32,8 @@ use clap::Parser as _;
 
 use crate::audit;
 
-const VENDOR: &str = "locks.example";
-const CLASS: &str = "deadbolt-2";
+pub(crate) const VENDOR: &str = "locks.example";
+pub(crate) const CLASS: &str = "deadbolt-2";
 
 /// One line of the demo's own scorecard (the update it walks through);
 /// the audit's nineteen checks follow it.
@@ -88,7 +88,7 @@ impl Outcome {
 const ROUTER_UNPLUGGED: &str = "router unplugged";
 
 /// Runs a `keyway` command in-process, printing it and its output.
-fn keyway(out: &mut dyn Write, args: &[&str]) -> Result<String> {
+pub(crate) fn keyway(out: &mut dyn Write, args: &[&str]) -> Result<String> {
     writeln!(out, "  $ keyway {}", args.join(" "))?;
     let mut argv = vec!["keyway"];
     argv.extend_from_slice(args);
@@ -107,7 +107,7 @@ fn keyway(out: &mut dyn Write, args: &[&str]) -> Result<String> {
 
 /// The lock's hardware, through its control socket: one JSON line in,
 /// one out. `shown` is the `keyway-lock ctl` form printed for the reader.
-fn at_lock(
+pub(crate) fn at_lock(
     out: &mut dyn Write,
     control: SocketAddr,
     shown: &str,
@@ -129,7 +129,8 @@ fn at_lock(
     Ok(v)
 }
 
-fn firmware(version: u8, len: usize) -> Vec<u8> {
+/// A deterministic stand-in firmware image of `len` bytes.
+pub(crate) fn firmware(version: u8, len: usize) -> Vec<u8> {
     // A deterministic stand-in image: a vector table-like header, then code-like bytes.
     let mut fw = vec![0u8; len];
     let mut x = 0x2545_f491_u32 ^ u32::from(version);
@@ -143,13 +144,16 @@ fn firmware(version: u8, len: usize) -> Vec<u8> {
     fw
 }
 
-#[allow(clippy::too_many_arguments)]
-fn sign(
+/// Signs `firmware-VERSION.bin` with `notes-VERSION.md` in `dir`, 2-of-2
+/// under the key set, into `o`; `extra` adds `keyway sign` options (a
+/// delta's `--delta-from`).
+pub(crate) fn sign(
     out: &mut dyn Write,
     dir: &Path,
     version: &str,
     sequence: &str,
     cve: Option<&str>,
+    extra: &[&str],
     o: &str,
 ) -> Result<()> {
     let p = |name: &str| dir.join(name).to_string_lossy().into_owned();
@@ -178,8 +182,111 @@ fn sign(
     if let Some(c) = cve {
         args.extend_from_slice(&["--cve", c]);
     }
+    args.extend_from_slice(extra);
     args.extend_from_slice(&["--keyset", &keyset, "--key", &a, "--key", &b, "-o", o]);
     keyway(out, &args).map(|_| ())
+}
+
+/// Step 1: the vendor's keys in `dir`: `root` (the locks' anchor),
+/// `signer-a` (Ed25519) and `signer-b` (P-256), and the root-signed key
+/// set delegating to both, 2-of-2 (`keyset-v1.cbor`).
+pub(crate) fn vendor_keys(out: &mut dyn Write, dir: &Path) -> Result<()> {
+    let p = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    keyway(out, &["keygen", &p("root")])?;
+    keyway(out, &["keygen", &p("signer-a")])?;
+    keyway(out, &["keygen", &p("signer-b"), "--alg", "p256"])?;
+    keyway(
+        out,
+        &[
+            "keyset",
+            "--root",
+            &p("root.key"),
+            "--signer",
+            &p("signer-a.pub"),
+            "--signer",
+            &p("signer-b.pub"),
+            "--threshold",
+            "2",
+            "--version",
+            "1",
+            "-o",
+            &p("keyset-v1.cbor"),
+        ],
+    )?;
+
+    Ok(())
+}
+
+/// Step 2's release: the factory image 1.4.0 (`firmware-1.4.0.bin`),
+/// signed into `release-1.4.0.suit` in `dir`.
+pub(crate) fn factory_release(out: &mut dyn Write, dir: &Path) -> Result<()> {
+    let p = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    std::fs::write(dir.join("firmware-1.4.0.bin"), firmware(1, 96 * 1024))?;
+    std::fs::write(
+        dir.join("notes-1.4.0.md"),
+        "# Deadbolt-2 firmware 1.4.0\n\nFactory image.\n",
+    )?;
+    sign(out, dir, "1.4.0", "1", None, &[], &p("release-1.4.0.suit"))
+}
+
+/// Step 2: provisions a lock in `state` with `dir`'s root key as its
+/// trust anchor and the factory release, the default PIN, and a fresh
+/// setup code (the lock's label), which it returns.
+pub(crate) fn provision(
+    out: &mut dyn Write,
+    dir: &Path,
+    state: &Path,
+) -> Result<keyway_channel::SetupCode> {
+    let p = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    std::fs::create_dir_all(state)?;
+    writeln!(
+        out,
+        "  $ keyway-lock provision --state {} --vendor-key {} --vendor-domain {VENDOR} --class {CLASS} --firmware {} --version 1.4.0",
+        state.display(),
+        p("root.pub"),
+        p("release-1.4.0.suit")
+    )?;
+    let sd = keyway_lock::state::StateDir::new(state);
+    sd.set_pin(keyway_lock::lock::DEFAULT_PIN)?;
+    let summary = sd.provision(
+        &[dir.join("root.pub")],
+        1,
+        VENDOR,
+        CLASS,
+        Some(&dir.join("release-1.4.0.suit")),
+        false,
+    )?;
+    writeln!(out, "    provisioned: {summary}")?;
+    // The label on the lock: the setup code the owner pairs with.
+    let code = sd.new_setup_code()?;
+    writeln!(out, "    Setup code: {code} (on the lock's label)")?;
+    Ok(code)
+}
+
+/// Step 3: 2.1.0 (`firmware-2.1.0.bin`), whose notes name the CVE it
+/// fixes, signed 2-of-2 into `release-2.1.0.suit` in `dir`; returns its
+/// path.
+pub(crate) fn fix_release(out: &mut dyn Write, dir: &Path) -> Result<String> {
+    let p = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    std::fs::write(dir.join("firmware-2.1.0.bin"), firmware(2, 100 * 1024))?;
+    std::fs::write(
+        dir.join("notes-2.1.0.md"),
+        "# Deadbolt-2 firmware 2.1.0\n\n\
+         - Keypad: lock out for 5 minutes after 5 wrong PINs.\n\
+         - BLE: owner commands answer a fresh challenge, so a captured command cannot be replayed.\n\n\
+         CVE-2099-0001 is a placeholder ID for this demo, not a real vulnerability.\n",
+    )?;
+    let release = p("release-2.1.0.suit");
+    sign(
+        out,
+        dir,
+        "2.1.0",
+        "2",
+        Some("CVE-2099-0001:high"),
+        &[],
+        &release,
+    )?;
+    Ok(release)
 }
 
 /// The network the demo runs in: `Ok` inside the namespace it made (or
@@ -222,76 +329,21 @@ pub fn run(dir: &Path, namespace: Result<(), String>, out: &mut dyn Write) -> Re
         out,
         "\n1. Vendor: keys. A root key (the locks' trust anchor, kept offline) delegates to two release signers."
     )?;
-    keyway(out, &["keygen", &p("root")])?;
-    keyway(out, &["keygen", &p("signer-a")])?;
-    keyway(out, &["keygen", &p("signer-b"), "--alg", "p256"])?;
-    keyway(
-        out,
-        &[
-            "keyset",
-            "--root",
-            &p("root.key"),
-            "--signer",
-            &p("signer-a.pub"),
-            "--signer",
-            &p("signer-b.pub"),
-            "--threshold",
-            "2",
-            "--version",
-            "1",
-            "-o",
-            &p("keyset-v1.cbor"),
-        ],
-    )?;
+    vendor_keys(out, dir)?;
 
     writeln!(
         out,
         "\n2. Factory: a lock is provisioned with the root key as its trust anchor and a signed 1.4.0."
     )?;
-    std::fs::write(dir.join("firmware-1.4.0.bin"), firmware(1, 96 * 1024))?;
-    std::fs::write(
-        dir.join("notes-1.4.0.md"),
-        "# Deadbolt-2 firmware 1.4.0\n\nFactory image.\n",
-    )?;
-    sign(out, dir, "1.4.0", "1", None, &p("release-1.4.0.suit"))?;
+    factory_release(out, dir)?;
     let state = dir.join("lock");
-    std::fs::create_dir_all(&state)?;
-    writeln!(
-        out,
-        "  $ keyway-lock provision --state {} --vendor-key {} --vendor-domain {VENDOR} --class {CLASS} --firmware {} --version 1.4.0",
-        state.display(),
-        p("root.pub"),
-        p("release-1.4.0.suit")
-    )?;
-    let sd = keyway_lock::state::StateDir::new(&state);
-    sd.set_pin(keyway_lock::lock::DEFAULT_PIN)?;
-    let summary = sd.provision(
-        &[dir.join("root.pub")],
-        1,
-        VENDOR,
-        CLASS,
-        Some(&dir.join("release-1.4.0.suit")),
-        false,
-    )?;
-    writeln!(out, "    provisioned: {summary}")?;
-    // The label on the lock: the setup code the owner pairs with.
-    let code = sd.new_setup_code()?;
-    writeln!(out, "    Setup code: {code} (on the lock's label)")?;
+    provision(out, dir, &state)?;
 
     writeln!(
         out,
         "\n3. Vendor: 2.1.0 fixes a vulnerability; its notes name the CVE; signed 2-of-2."
     )?;
-    std::fs::write(dir.join("firmware-2.1.0.bin"), firmware(2, 100 * 1024))?;
-    std::fs::write(
-        dir.join("notes-2.1.0.md"),
-        "# Deadbolt-2 firmware 2.1.0\n\n\
-         - Keypad: lock out for 5 minutes after 5 wrong PINs.\n\
-         - BLE: owner commands answer a fresh challenge, so a captured command cannot be replayed.\n\n\
-         CVE-2099-0001 is a placeholder ID for this demo, not a real vulnerability.\n",
-    )?;
-    let release = p("release-2.1.0.suit");
-    sign(out, dir, "2.1.0", "2", Some("CVE-2099-0001:high"), &release)?;
+    let release = fix_release(out, dir)?;
 
     writeln!(
         out,
