@@ -249,6 +249,22 @@ fn import(a: &ImportArgs, out: &mut dyn Write) -> Result<()> {
     ))
 }
 
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM: the hub's graceful stop.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
