@@ -137,7 +137,39 @@ const MIGRATION_LOCK: i64 = 0x6b65_7977;
 /// The hub's store in a PostgreSQL database. See the module docs.
 pub struct PgStore {
     config: postgres::Config,
-    client: Mutex<Client>,
+    /// `None` only while reconnecting and once dropped.
+    client: Mutex<Option<Client>>,
+}
+
+/// The connection, held for one call.
+struct Conn<'a>(MutexGuard<'a, Option<Client>>);
+
+impl std::ops::Deref for Conn<'_> {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        // Invariant: `PgStore::client` returns a `Conn` only once the slot
+        // holds a client.
+        self.0.as_ref().expect("PgStore::client connected")
+    }
+}
+
+impl std::ops::DerefMut for Conn<'_> {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.0.as_mut().expect("PgStore::client connected")
+    }
+}
+
+impl Drop for PgStore {
+    /// Closing a `postgres::Client` blocks on its private runtime, which
+    /// panics inside an async context, where the hub's last handle on
+    /// the store may well drop (an axum state at shutdown). The client is
+    /// closed on a thread of its own instead.
+    fn drop(&mut self) {
+        let slot = self.client.get_mut().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = slot.take() {
+            let _ = std::thread::spawn(move || drop(c)).join();
+        }
+    }
 }
 
 impl std::fmt::Debug for PgStore {
@@ -202,19 +234,21 @@ impl PgStore {
         migrate(&mut client)?;
         Ok(PgStore {
             config,
-            client: Mutex::new(client),
+            client: Mutex::new(Some(client)),
         })
     }
 
     /// The schema version this hub writes.
     pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-    fn client(&self) -> Result<MutexGuard<'_, Client>, StoreError> {
+    /// The connection, reopened if the server closed it.
+    fn client(&self) -> Result<Conn<'_>, StoreError> {
         let mut g = self.client.lock().unwrap_or_else(|p| p.into_inner());
-        if g.is_closed() {
-            *g = connect(&self.config)?;
+        if g.as_ref().is_none_or(|c| c.is_closed()) {
+            *g = None;
+            *g = Some(connect(&self.config)?);
         }
-        Ok(g)
+        Ok(Conn(g))
     }
 
     fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, StoreError> {
