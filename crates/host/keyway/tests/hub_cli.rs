@@ -37,3 +37,263 @@ fn serve_refuses_a_non_loopback_listen_without_the_flag() {
         assert!(!data.join("api-token").exists(), "{addr}: a token was made");
     }
 }
+
+/// The vendor's releases (as the demo house signs them), published into
+/// a TUF repository and written as an offline bundle: returns the
+/// bundle's path, the repository's first root (what the hub pins) and
+/// the vendor's directory.
+fn stick(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
+    use keyway_tuf::jiff::Timestamp;
+    use keyway_tuf::{Expiries, RepoWriter};
+    std::fs::create_dir_all(dir).unwrap();
+    let vendor = dir.join("vendor");
+    let r = keyway_cli::hub::demo::vendor(&mut std::io::sink(), &vendor).expect("the vendor");
+    let now = Timestamp::now();
+    let mut w = RepoWriter::init(
+        &dir.join("repo"),
+        &dir.join("tuf-keys"),
+        Expiries::default(),
+        now,
+    )
+    .expect("a repository");
+    let files: Vec<(String, Vec<u8>)> = [&r.factory, &r.fix, &r.delta]
+        .iter()
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(p).unwrap(),
+            )
+        })
+        .collect();
+    w.add_envelopes(&files, now).expect("published");
+    let root = dir.join("root.json");
+    std::fs::write(&root, w.first_root().unwrap()).unwrap();
+    let bundle = dir.join("stick");
+    w.write_bundle(&bundle).expect("a bundle");
+    (bundle, root, vendor)
+}
+
+fn import(
+    data: &std::path::Path,
+    bundle: &std::path::Path,
+    root: &std::path::Path,
+    vendor: &std::path::Path,
+    extra: &[&str],
+) -> std::process::Output {
+    keyway()
+        .args(["hub", "import"])
+        .arg(bundle)
+        .arg("--data")
+        .arg(data)
+        .arg("--tuf-root")
+        .arg(root)
+        .args([
+            "--model",
+            "deadbolt-2",
+            "--vendor-domain",
+            "locks.example",
+            "--trust",
+        ])
+        .arg(vendor.join("root.pub"))
+        .args(extra)
+        .output()
+        .expect("keyway runs")
+}
+
+/// A good stick: every release is imported with no network, named one a
+/// line; a second import says each is already held.
+#[test]
+fn import_of_a_good_bundle_names_each_release() {
+    let dir = tmp("hub-import-good");
+    let (bundle, root, vendor) = stick(&dir);
+    let data = dir.join("hub");
+    let o = import(&data, &bundle, &root, &vendor, &[]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for t in [
+        "release-1.4.0.suit",
+        "release-2.1.0.suit",
+        "release-2.1.0-delta.suit",
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&format!("imported deadbolt-2/{t}: deadbolt-2 "))),
+            "{t} not imported:\n{text}"
+        );
+    }
+    assert!(
+        text.contains("3 imported, 0 already held, 0 refused"),
+        "{text}"
+    );
+    let o = import(&data, &bundle, &root, &vendor, &["--json"]);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    assert_eq!(v["imported"].as_array().map(Vec::len), Some(0), "{v}");
+    assert_eq!(v["already_held"].as_array().map(Vec::len), Some(3), "{v}");
+    assert_eq!(v["metadata_verified"], true);
+}
+
+/// A corrupt stick: a flipped byte in one release, a release signed by a
+/// key the model does not trust (TUF vouches for it; the lock's verifier
+/// does not), and a stick whose metadata is not the vendor's. Each
+/// refusal is one line with its reason; the rest still import; only a
+/// stick from which nothing could be read exits non-zero.
+#[test]
+fn import_of_a_corrupt_bundle_says_what_it_refused_and_why() {
+    use keyway_tuf::jiff::Timestamp;
+    let dir = tmp("hub-import-corrupt");
+    let (bundle, root, vendor) = stick(&dir);
+    // A rogue vendor's release, published by the same repository.
+    let rogue = keyway_cli::hub::demo::vendor(&mut std::io::sink(), &dir.join("rogue")).unwrap();
+    let mut w = keyway_tuf::RepoWriter::open(
+        &dir.join("repo"),
+        &dir.join("tuf-keys"),
+        keyway_tuf::Expiries::default(),
+    )
+    .unwrap();
+    w.add_envelopes(
+        &[(
+            "rogue-9.9.9.suit".into(),
+            std::fs::read(&rogue.fix).unwrap(),
+        )],
+        Timestamp::now(),
+    )
+    .unwrap();
+    std::fs::remove_dir_all(&bundle).unwrap();
+    w.write_bundle(&bundle).unwrap();
+    // A flipped byte in 2.1.0's full image on the stick.
+    let targets = bundle.join("targets/deadbolt-2");
+    let fix = std::fs::read_dir(&targets)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(".release-2.1.0.suit"))
+        .expect("2.1.0 on the stick");
+    let mut b = std::fs::read(&fix).unwrap();
+    let mid = b.len() / 2;
+    b[mid] ^= 0x40;
+    std::fs::write(&fix, b).unwrap();
+
+    let data = dir.join("hub");
+    let o = import(&data, &bundle, &root, &vendor, &[]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let refused: Vec<&str> = text.lines().filter(|l| l.starts_with("refused ")).collect();
+    println!("{text}");
+    assert_eq!(refused.len(), 2, "{text}");
+    assert!(
+        refused
+            .iter()
+            .any(|l| l.starts_with("refused deadbolt-2/release-2.1.0.suit:")
+                && l.contains("does not match its signed SHA-256")),
+        "{text}"
+    );
+    assert!(
+        refused
+            .iter()
+            .any(|l| l.starts_with("refused deadbolt-2/rogue-9.9.9.suit:")
+                && l.contains("does not verify against model deadbolt-2")),
+        "{text}"
+    );
+    for t in ["release-1.4.0.suit", "release-2.1.0-delta.suit"] {
+        assert!(text.contains(&format!("imported deadbolt-2/{t}")), "{text}");
+    }
+    let o = import(&data, &bundle, &root, &vendor, &["--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    let stages: Vec<&str> = v["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["stage"].as_str())
+        .collect();
+    assert!(
+        stages.contains(&"tuf") && stages.contains(&"envelope"),
+        "{v}"
+    );
+
+    // A stick whose metadata another repository signed: nothing is read.
+    let other = dir.join("other");
+    let (other_stick, _, _) = stick(&other);
+    let o = import(&dir.join("hub2"), &other_stick, &root, &vendor, &[]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{text}");
+    assert!(err.contains("nothing could be read"), "{err}");
+    assert!(text.contains("refused metadata/"), "{text}");
+    assert!(text.contains("0 imported"), "{text}");
+}
+
+/// A full disk during an import: a clear error that names the disk (its
+/// mount point), and nothing lost: once there is room, the same import
+/// completes. Runs in a user and mount namespace with a 200 KiB tmpfs
+/// for the hub's directory; skips where `unshare -rm` is refused.
+#[test]
+fn import_onto_a_full_disk_names_the_disk_and_loses_nothing() {
+    let ok = Command::new("unshare")
+        .args(["-rm", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("SKIP: `unshare -rm` is not permitted here (needed to mount a small tmpfs)");
+        return;
+    }
+    let dir = tmp("hub-import-full");
+    let (bundle, root, vendor) = stick(&dir);
+    let disk = dir.join("disk");
+    std::fs::create_dir_all(&disk).unwrap();
+    let data = disk.join("hub");
+    let cmd = |extra: &str| {
+        format!(
+            "{} hub import {} --data {} --tuf-root {} --model deadbolt-2 --vendor-domain locks.example --trust {} {extra}",
+            env!("CARGO_BIN_EXE_keyway"),
+            bundle.display(),
+            data.display(),
+            root.display(),
+            vendor.join("root.pub").display()
+        )
+    };
+    let script = format!(
+        "set -u; mount -t tmpfs -o size=200k tmpfs {disk} || exit 99; \
+         {first}; echo \"first-rc=$?\" >&2; \
+         mount -o remount,size=4m {disk} || exit 98; \
+         {second}; echo \"second-rc=$?\" >&2",
+        disk = disk.display(),
+        first = cmd(""),
+        second = cmd("--json"),
+    );
+    let o = Command::new("unshare")
+        .args(["-rm", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(
+        err.contains("first-rc=1"),
+        "the full disk was not an error:\n{out}\n{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "the disk mounted at {} (tmpfs) is full",
+            disk.display()
+        )) && err.contains("hub.sqlite"),
+        "{err}"
+    );
+    assert!(err.contains("second-rc=0"), "{out}\n{err}");
+    let last = out.lines().last().unwrap_or("");
+    let v: serde_json::Value = serde_json::from_str(last).expect("the second import's JSON");
+    let (imported, held) = (
+        v["imported"].as_array().map_or(0, Vec::len),
+        v["already_held"].as_array().map_or(0, Vec::len),
+    );
+    assert_eq!(imported + held, 3, "{v}");
+    assert_eq!(v["refused"].as_array().map(Vec::len), Some(0), "{v}");
+}

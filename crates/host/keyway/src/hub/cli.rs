@@ -21,8 +21,18 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::{Args, Subcommand};
+
+use keyway_hub::engine::{Hub, HubConfig, HubError, Incoming, IngestReport, SystemClock};
+use keyway_hub::link::{Connector, LinkError, LockLink};
+use keyway_hub::model::{LockRecord, ModelAnchors, ReleaseOrigin};
+use keyway_hub::store::{PgStore, SqliteStore, Store, StoreError};
+use keyway_tuf::jiff::Timestamp;
+use keyway_tuf::{Mirror, Source};
 
 /// Arguments of `keyway hub`.
 #[derive(Debug, Args)]
@@ -74,8 +84,26 @@ pub struct ServeArgs {
     /// Seconds between TUF syncs.
     #[arg(long, value_name = "SECS", default_value_t = 3600)]
     pub sync_every: u64,
+    /// Seconds between the engine's ticks (pending installs re-checked,
+    /// audit logs fetched when due, opted-in fixes installed).
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub tick_every: u64,
+    /// Locks updated at once (a rollout's wave, a tick).
+    #[arg(long, value_name = "K", default_value_t = 8)]
+    pub concurrency: usize,
+    /// Seconds between audit-log fetches of each lock.
+    #[arg(long, value_name = "SECS", default_value_t = 3600)]
+    pub log_every: u64,
+    /// A lock model to add.
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+/// A lock model's anchors, from the command line.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ModelArgs {
     /// A lock model to add (or replace): its class name, with
-    /// --vendor-domain and its --trust anchors.
+    /// --vendor-domain and its --trust anchors; the hub keeps it.
     #[arg(long = "model", value_name = "CLASS", requires_all = ["vendor_domain", "trust"])]
     pub model: Option<String>,
     /// The model's vendor domain (`keyway sign --vendor-domain`).
@@ -87,6 +115,29 @@ pub struct ServeArgs {
     /// How many of the --trust keys must sign.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub threshold: u8,
+}
+
+impl ModelArgs {
+    /// The model's anchors, the --trust files read (`None`: no --model).
+    pub fn anchors(&self) -> Result<Option<ModelAnchors>> {
+        let Some(class) = &self.model else {
+            return Ok(None);
+        };
+        let trust_pems = self
+            .trust
+            .iter()
+            .map(|p| {
+                std::fs::read_to_string(p)
+                    .with_context(|| format!("reading --trust {}", p.display()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(ModelAnchors {
+            class: class.clone(),
+            vendor_domain: self.vendor_domain.clone().unwrap_or_default(),
+            trust_pems,
+            threshold: self.threshold,
+        }))
+    }
 }
 
 /// Arguments of `keyway hub import`.
@@ -101,9 +152,16 @@ pub struct ImportArgs {
     /// The store, if not SQLite in --data (postgres://…).
     #[arg(long, value_name = "URL")]
     pub store: Option<String>,
+    /// The vendor's TUF root (root.json) to trust, if the hub has none
+    /// pinned yet (`hub serve --tuf-root` pins it).
+    #[arg(long, value_name = "ROOT.json")]
+    pub tuf_root: Option<PathBuf>,
     /// Print one JSON object instead of lines.
     #[arg(long)]
     pub json: bool,
+    /// A lock model to add first.
+    #[command(flatten)]
+    pub model: ModelArgs,
 }
 
 /// Arguments of `keyway hub demo`.
@@ -233,20 +291,403 @@ pub fn parse_first_line(line: &str) -> Option<(String, String)> {
         .then(|| (url.trim_end_matches('/').to_owned(), token.to_owned()))
 }
 
+/// The SQLite store's file in the hub's directory.
+pub const SQLITE_FILE: &str = "hub.sqlite";
+
+/// The TUF mirror's directory in the hub's directory.
+pub const TUF_DIR: &str = "tuf";
+
+/// Where the store lives, for messages: the SQLite file, or the
+/// PostgreSQL URL without its password.
+#[derive(Debug, Clone)]
+pub enum StoreAt {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database.
+    Postgres(String),
+}
+
+/// Opens the store: PostgreSQL for a `postgres://` URL, else SQLite in
+/// `data`. Call it outside the async runtime (the PostgreSQL client is
+/// synchronous).
+pub fn open_store(url: Option<&str>, data: &Path) -> Result<(Arc<dyn Store>, StoreAt)> {
+    match url {
+        Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+            let s = PgStore::connect(u).map_err(|e| anyhow!("--store: {e}"))?;
+            Ok((Arc::new(s), StoreAt::Postgres(redact(u))))
+        }
+        Some(u) => bail!(
+            "--store {}: a PostgreSQL URL (postgres://…) or nothing (SQLite in --data)",
+            redact(u)
+        ),
+        None => {
+            let path = data.join(SQLITE_FILE);
+            let s = SqliteStore::open(&path)
+                .map_err(|e| store_error(e, &StoreAt::Sqlite(path.clone())))?;
+            Ok((Arc::new(s), StoreAt::Sqlite(path)))
+        }
+    }
+}
+
+/// A URL without its password.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// The mount point and device of the filesystem holding `path`, from
+/// `/proc/self/mounts` (the longest mount point that prefixes it).
+pub fn disk_of(path: &Path) -> String {
+    let p = path
+        .canonicalize()
+        .or_else(|_| {
+            path.parent()
+                .map_or_else(|| Ok(path.to_owned()), Path::canonicalize)
+        })
+        .unwrap_or_else(|_| path.to_owned());
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    mounts
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let dev = f.next()?;
+            let at = f.next()?.replace("\\040", " ");
+            p.starts_with(&at).then_some((at, dev.to_owned()))
+        })
+        .max_by_key(|(at, _)| at.len())
+        .map_or_else(
+            || format!("the disk holding {}", p.display()),
+            |(at, dev)| format!("the disk mounted at {at} ({dev})"),
+        )
+}
+
+/// A store error as a sentence; a full disk names the disk.
+pub fn store_error(e: StoreError, at: &StoreAt) -> anyhow::Error {
+    match (&e, at) {
+        (StoreError::Full(why), StoreAt::Sqlite(path)) => anyhow!(
+            "{} is full: the hub's store {} could not grow ({why}); the call that hit it wrote \
+             nothing and what was stored before is intact: free space there and try again",
+            disk_of(path),
+            path.display()
+        ),
+        (_, StoreAt::Sqlite(path)) => anyhow!("the hub's store {}: {e}", path.display()),
+        (_, StoreAt::Postgres(url)) => anyhow!("the hub's store {url}: {e}"),
+    }
+}
+
+/// A hub error as a sentence; a full store names the disk.
+pub fn hub_error(e: HubError, at: &StoreAt) -> anyhow::Error {
+    match e {
+        HubError::Store(s) => store_error(s, at),
+        e => anyhow!(e),
+    }
+}
+
+/// The connector of a command that never talks to a lock (`hub import`):
+/// every connection is refused, saying why.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoLocks;
+
+impl Connector for NoLocks {
+    fn connect(&self, lock: &LockRecord) -> Result<Box<dyn LockLink>, LinkError> {
+        Err(LinkError::Unreachable {
+            address: format!("{} (keyway hub import talks to no lock)", lock.address),
+        })
+    }
+}
+
+/// The hub's TUF mirror in `data`: the pinned root there, or `root`
+/// pinned now (TUF's bootstrap: later roots come through the chain).
+pub fn mirror(data: &Path, root: Option<&Path>) -> Result<Option<Mirror>> {
+    let dir = data.join(TUF_DIR);
+    match Mirror::open(&dir) {
+        Ok(m) => Ok(Some(m)),
+        Err(_) => match root {
+            Some(r) => {
+                let bytes = std::fs::read(r)
+                    .with_context(|| format!("reading --tuf-root {}", r.display()))?;
+                Mirror::init(&dir, &bytes)
+                    .map(Some)
+                    .map_err(|e| anyhow!("--tuf-root {}: {e}", r.display()))
+            }
+            None => Ok(None),
+        },
+    }
+}
+
+/// One TUF sync: a verified refresh, the targets the hub does not hold
+/// downloaded (each verified against its signed length and hash), handed
+/// to the engine's intake; the freshness recorded either way.
+pub async fn sync_tuf(hub: &Arc<Hub>, mirror: &Mirror, url: &str) -> Result<IngestReport> {
+    let now = Timestamp::now();
+    let result = async {
+        let refreshed = mirror
+            .refresh(Source::http(url), now)
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
+        let h = Arc::clone(hub);
+        let held: std::collections::HashSet<String> =
+            tokio::task::spawn_blocking(move || h.store().releases(None))
+                .await??
+                .into_iter()
+                .map(|r| r.digest.to_hex())
+                .collect();
+        let want: Vec<String> = refreshed
+            .targets
+            .iter()
+            .filter(|t| !held.contains(&t.sha256))
+            .map(|t| t.name.clone())
+            .collect();
+        let mut incoming = Vec::new();
+        let mut failed = Vec::new();
+        if !want.is_empty() {
+            for (target, r) in mirror
+                .download_many(Source::http(url), &want, now)
+                .await
+                .map_err(|e| anyhow!("{e}"))?
+            {
+                match r {
+                    Ok(bytes) => incoming.push(Incoming {
+                        target,
+                        bytes,
+                        origin: ReleaseOrigin::Tuf {
+                            url: url.to_owned(),
+                        },
+                    }),
+                    Err(e) => failed.push((target, e.to_string())),
+                }
+            }
+        }
+        let h = Arc::clone(hub);
+        let mut report = tokio::task::spawn_blocking(move || h.ingest(incoming)).await??;
+        for (target, why) in failed {
+            report.refused.push(keyway_hub::engine::Refused {
+                message: format!("the TUF download failed: {why}"),
+                reason: keyway_hub::engine::intake::Refusal::Malformed {
+                    check: "tuf".into(),
+                    message: why,
+                },
+                target,
+            });
+        }
+        Ok::<_, anyhow::Error>((report, refreshed.versions.timestamp))
+    }
+    .await;
+    let h = Arc::clone(hub);
+    let url = url.to_owned();
+    match result {
+        Ok((report, _)) => {
+            let f = mirror.freshness(now);
+            let (v, exp) = (
+                f.timestamp_version.unwrap_or(0),
+                f.expires.map_or(0, |e| e.as_second()),
+            );
+            tokio::task::spawn_blocking(move || h.record_tuf_fresh(&url, v, exp)).await??;
+            Ok(report)
+        }
+        Err(e) => {
+            let why = format!("{e:#}");
+            tokio::task::spawn_blocking(move || h.record_tuf_error(&url, &why)).await??;
+            Err(e)
+        }
+    }
+}
+
 fn serve(a: &ServeArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
     check_listen(a.listen, a.listen_insecure_any_address)?;
-    let _ = (out, err);
-    Err(anyhow!(
-        "keyway hub serve: the hub's engine is not wired in yet"
-    ))
+    data_dir(&a.data)?;
+    let token = api_token(&a.data)?;
+    let (store, at) = open_store(a.store.as_deref(), &a.data)?;
+    let config = HubConfig {
+        concurrency: a.concurrency.max(1),
+        log_interval_secs: i64::try_from(a.log_every).unwrap_or(i64::MAX),
+        ..HubConfig::default()
+    };
+    let hub = Arc::new(Hub::new(store, connector(), Arc::new(SystemClock), config));
+    if let Some(m) = a.model.anchors()? {
+        hub.put_model(&m).map_err(|e| hub_error(e, &at))?;
+    }
+    let tuf = match (&a.tuf_url, mirror(&a.data, a.tuf_root.as_deref())?) {
+        (Some(url), Some(m)) => Some((url.clone(), m)),
+        _ => None,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the hub's runtime")?;
+    let r = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(a.listen)
+            .await
+            .with_context(|| format!("--listen {}: cannot listen", a.listen))?;
+        let addr = listener.local_addr()?;
+        if !addr.ip().is_loopback() {
+            writeln!(
+                err,
+                "WARNING: the hub's API listens on {addr} (--listen-insecure-any-address): every host that reaches it may try the token"
+            )?;
+        }
+        if let Some((url, m)) = tuf {
+            let (hub, every) = (Arc::clone(&hub), Duration::from_secs(a.sync_every.max(1)));
+            tokio::spawn(async move {
+                loop {
+                    match sync_tuf(&hub, &m, &url).await {
+                        Ok(r) => eprintln!(
+                            "keyway hub: TUF sync of {url}: {} imported, {} already held, {} refused",
+                            r.imported.len(),
+                            r.already_held.len(),
+                            r.refused.len()
+                        ),
+                        Err(e) => eprintln!("keyway hub: TUF sync of {url} failed: {e:#}"),
+                    }
+                    tokio::time::sleep(every).await;
+                }
+            });
+        }
+        {
+            let (hub, every) = (Arc::clone(&hub), Duration::from_secs(a.tick_every.max(1)));
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    let h = Arc::clone(&hub);
+                    match tokio::task::spawn_blocking(move || h.tick()).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => eprintln!("keyway hub: tick: {e}"),
+                        Err(e) => eprintln!("keyway hub: tick: {e}"),
+                    }
+                }
+            });
+        }
+        writeln!(out, "{}", first_line(addr, &token))?;
+        out.flush()?;
+        axum::serve(listener, api_router(Arc::clone(&hub), token))
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .context("serving the API")
+    });
+    // A push in flight finishes its current step; consents are durable.
+    rt.shutdown_timeout(Duration::from_secs(10));
+    r
 }
 
 fn import(a: &ImportArgs, out: &mut dyn Write) -> Result<()> {
-    let _ = out;
-    Err(anyhow!(
-        "keyway hub import {}: the bundle reader is not wired in yet",
-        a.path.display()
-    ))
+    data_dir(&a.data)?;
+    let (store, at) = open_store(a.store.as_deref(), &a.data)?;
+    let hub = Hub::new(
+        store,
+        Arc::new(NoLocks),
+        Arc::new(SystemClock),
+        HubConfig::default(),
+    );
+    if let Some(m) = a.model.anchors()? {
+        hub.put_model(&m).map_err(|e| hub_error(e, &at))?;
+    }
+    let Some(mirror) = mirror(&a.data, a.tuf_root.as_deref())? else {
+        bail!(
+            "{}: the hub trusts no TUF root yet: give the vendor's root.json with --tuf-root (or run `keyway hub serve --tuf-root` once)",
+            a.data.display()
+        );
+    };
+    let bundle = mirror.import_bundle(&a.path, Timestamp::now());
+    let incoming: Vec<Incoming> = bundle
+        .accepted
+        .iter()
+        .map(|t| Incoming {
+            target: t.name.clone(),
+            bytes: t.envelope.clone(),
+            origin: ReleaseOrigin::Bundle {
+                path: a.path.display().to_string(),
+            },
+        })
+        .collect();
+    let report = hub.ingest(incoming).map_err(|e| hub_error(e, &at))?;
+    let tuf_refused: Vec<(String, String)> = bundle
+        .refused
+        .iter()
+        .map(|r| (refusal_target(r), r.to_string()))
+        .collect();
+    if a.json {
+        let v = serde_json::json!({
+            "bundle": a.path.display().to_string(),
+            "metadata_verified": bundle.versions.is_some(),
+            "imported": report.imported,
+            "already_held": report.already_held,
+            "refused": tuf_refused
+                .iter()
+                .map(|(t, m)| serde_json::json!({"target": t, "stage": "tuf", "message": m}))
+                .chain(report.refused.iter().map(|r| serde_json::json!({
+                    "target": r.target, "stage": "envelope", "reason": r.reason, "message": r.message
+                })))
+                .collect::<Vec<_>>(),
+        });
+        writeln!(out, "{v}")?;
+    } else {
+        for i in &report.imported {
+            writeln!(
+                out,
+                "imported {}: {} {} (sequence {}), {}",
+                i.target, i.class, i.version, i.sequence, i.digest
+            )?;
+        }
+        for t in &report.already_held {
+            writeln!(out, "already held {t}")?;
+        }
+        for (t, m) in &tuf_refused {
+            writeln!(out, "refused {t}: {m}")?;
+        }
+        for r in &report.refused {
+            writeln!(out, "refused {}: {}", r.target, r.message)?;
+        }
+        writeln!(
+            out,
+            "{}: {} imported, {} already held, {} refused",
+            a.path.display(),
+            report.imported.len(),
+            report.already_held.len(),
+            tuf_refused.len() + report.refused.len()
+        )?;
+    }
+    if bundle.versions.is_none() && bundle.accepted.is_empty() {
+        bail!(
+            "{}: nothing could be read: its TUF metadata did not verify against the hub's root (the reasons are above)",
+            a.path.display()
+        );
+    }
+    Ok(())
+}
+
+/// The target (or file) a bundle refusal is about.
+fn refusal_target(r: &keyway_tuf::Refusal) -> String {
+    use keyway_tuf::Refusal as R;
+    match r {
+        R::RootMissing { version, .. } | R::RootRejected { version, .. } => {
+            format!("metadata/{version}.root.json")
+        }
+        R::Metadata { file, .. } => format!("metadata/{file}"),
+        R::Unverified { target }
+        | R::TargetMissing { target, .. }
+        | R::TargetLength { target, .. }
+        | R::TargetHash { target, .. }
+        | R::TargetNoHash { target }
+        | R::TargetTooLarge { target, .. }
+        | R::TargetUnreadable { target, .. } => target.clone(),
+    }
+}
+
+// PENDING h-engine's API and h-link's connector.
+fn connector() -> Arc<dyn Connector> {
+    Arc::new(NoLocks)
+}
+
+fn api_router(_hub: Arc<Hub>, _token: String) -> axum::Router {
+    axum::Router::new()
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM: the hub's graceful stop.
