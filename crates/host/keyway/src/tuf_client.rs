@@ -95,8 +95,10 @@ impl MetadataStore for FlatStore {
 /// A top-level, non-versioned metadata name (`root.json`, `role1.json`;
 /// not `2.root.json`, not `targets/…`).
 fn is_flat(name: &str) -> bool {
+    // Delegated role names arrive percent-encoded by the client (`/` is
+    // `%2F`), so a name without `/` stays in the directory, even one that
+    // starts with dots (`..%2Frole.json`).
     !name.contains('/')
-        && !name.starts_with('.')
         && name.ends_with(".json")
         && !name
             .split('.')
