@@ -38,6 +38,7 @@ fn serve(root: PathBuf) -> String {
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
+            let _ = stream.set_nodelay(true);
             let root = root.clone();
             std::thread::spawn(move || {
                 let Ok(clone) = stream.try_clone() else {
@@ -56,16 +57,18 @@ fn serve(root: PathBuf) -> String {
                         }
                     }
                     let path = line.split(' ').nth(1).unwrap_or("/").to_owned();
-                    let ok = match std::fs::read(root.join(path.trim_start_matches('/'))) {
-                        Ok(b) => stream
-                            .write_all(
+                    // One write per response (no Nagle/delayed-ACK stalls).
+                    let response = match std::fs::read(root.join(path.trim_start_matches('/'))) {
+                        Ok(b) => {
+                            let mut r =
                                 format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", b.len())
-                                    .as_bytes(),
-                            )
-                            .and_then(|()| stream.write_all(&b)),
-                        Err(_) => stream
-                            .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"),
+                                    .into_bytes();
+                            r.extend_from_slice(&b);
+                            r
+                        }
+                        Err(_) => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec(),
                     };
+                    let ok = stream.write_all(&response);
                     if ok.is_err() {
                         return;
                     }
@@ -120,8 +123,8 @@ fn main() {
     let key = SigningKey::generate(Algorithm::Ed25519).expect("key");
 
     let t = Instant::now();
-    let mut w = RepoWriter::init(&repo, &dir.path().join("keys"), Expiries::default(), now)
-        .expect("init");
+    let mut w =
+        RepoWriter::init(&repo, &dir.path().join("keys"), Expiries::default(), now).expect("init");
     let batch: Vec<(String, Vec<u8>)> = (1..=releases)
         .map(|s| (format!("r{s}.suit"), envelope(&key, s, payload_kib)))
         .collect();
