@@ -530,12 +530,18 @@ impl Hub {
 
     /// Removes a lock.
     pub fn remove_lock(&self, id: LockId) -> Result<(), HubError> {
-        self.lock(id)?;
+        let lock = self.lock(id)?;
         self.store.remove_lock(id)?;
         if let Ok(mut p) = self.progress.lock() {
             p.remove(&id);
         }
-        self.event(Some(id), EventLevel::Info, "lock_removed", "lock removed")
+        // Not tied to the lock's id: the lock is gone from the store.
+        self.event(
+            None,
+            EventLevel::Info,
+            "lock_removed",
+            &format!("lock {id} ({}, {}) removed", lock.name, lock.address),
+        )
     }
 
     /// Pairs a lock with its setup code; the owner must have opened its

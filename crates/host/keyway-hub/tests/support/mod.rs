@@ -611,7 +611,14 @@ impl FakeLock {
     /// install goes through.
     pub fn unbolt(&mut self) {
         self.bolt = Bolt::Unlocked;
-        if let (UpdateState::Postponed { .. }, Some((_, seq))) = (&self.update, self.pending) {
+        self.settle();
+    }
+
+    /// A postponed or slow install finishes.
+    pub fn settle(&mut self) {
+        if let (UpdateState::Postponed { .. } | UpdateState::Installing { .. }, Some((_, seq))) =
+            (&self.update, self.pending)
+        {
             self.seq = seq;
             self.update = UpdateState::Confirmed;
             self.pending = None;
