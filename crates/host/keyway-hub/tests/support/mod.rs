@@ -591,11 +591,11 @@ impl LockLink for FakeLink {
                     "checkpoint 3's signature does not verify with the device key".into(),
                 ));
             }
-            let first = since.unwrap_or(l.log_first).max(l.log_first);
-            let last = if l.script == Script::LieLogBackwards {
-                first.saturating_sub(5)
+            let (first, last) = if l.script == Script::LieLogBackwards {
+                // A log that starts again from 1 (a lock that rewrote it).
+                (1, 5)
             } else {
-                l.log_last
+                (since.unwrap_or(l.log_first).max(l.log_first), l.log_last)
             };
             Ok(FetchedLog {
                 bytes: format!("log {first}..={last}").into_bytes(),
