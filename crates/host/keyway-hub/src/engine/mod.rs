@@ -314,7 +314,7 @@ pub struct FreshnessReport {
 /// What one [`Hub::tick`] did.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct TickReport {
-    /// Locks whose status was re-checked (pending installs).
+    /// Locks whose status was re-read (pending installs, due logs).
     pub rechecked: u32,
     /// Audit logs fetched.
     pub logs_fetched: u32,
@@ -1326,9 +1326,12 @@ impl Hub {
 
     // ----- the schedule --------------------------------------------------
 
-    /// The shell calls this on a schedule: checks freshness, re-checks
-    /// locks with a pending install, fetches audit logs that are due, and
-    /// installs high and critical fixes where the owner opted in.
+    /// The shell calls this on a schedule: checks freshness (a change to
+    /// stale or expired is a warning event), re-reads the status of each
+    /// lock with a pending install (a postponed one shows its reason until
+    /// it goes through) or whose audit log is due, fetches the due logs
+    /// (every `log_interval_secs`), and installs high and critical fixes
+    /// where the owner opted in.
     pub fn tick(&self) -> Result<TickReport, HubError> {
         let mut report = TickReport::default();
         self.check_freshness()?;
@@ -1346,7 +1349,15 @@ impl Hub {
                         | UpdateState::Trial { .. }
                 )
             });
-            if pending || lock.snapshot.is_none() {
+            let last_log = match lock.log {
+                LogHealth::Unknown => None,
+                LogHealth::Intact { at, .. }
+                | LogHealth::Gap { at, .. }
+                | LogHealth::Broken { at, .. } => Some(at),
+            };
+            let due =
+                last_log.is_none_or(|at| now.saturating_sub(at) >= self.config.log_interval_secs);
+            if pending || due || lock.snapshot.is_none() {
                 report.rechecked += 1;
                 match self.refresh(lock.id) {
                     Err(HubError::Link { .. }) => {
@@ -1359,13 +1370,7 @@ impl Hub {
                     }
                 }
             }
-            let last_log = match lock.log {
-                LogHealth::Unknown => None,
-                LogHealth::Intact { at, .. }
-                | LogHealth::Gap { at, .. }
-                | LogHealth::Broken { at, .. } => Some(at),
-            };
-            if last_log.is_none_or(|at| now.saturating_sub(at) >= self.config.log_interval_secs) {
+            if due {
                 match self.fetch_log(lock.id) {
                     Ok(_) => report.logs_fetched += 1,
                     Err(HubError::Link { .. }) => report.unreachable += 1,
