@@ -762,3 +762,24 @@ fn removing_a_lock_forgets_it_and_says_so() {
     assert!(w.kinds().contains(&"lock_removed".to_string()));
     assert_eq!(w.hub.remove_lock(id).unwrap_err().code(), "unknown_lock");
 }
+
+#[test]
+fn a_link_that_sends_its_whole_ring_each_time_is_kept_once_per_new_record() {
+    let w = World::new();
+    let id = w.paired_lock("a", 2);
+    w.fleet.with("a", |l| l.whole_ring = true);
+    w.hub.fetch_log(id).unwrap();
+    assert!(matches!(
+        w.hub.fetch_log(id).unwrap(),
+        LogHealth::Intact { last_seq: 10, .. }
+    ));
+    assert_eq!(
+        w.store.logs(id).unwrap().len(),
+        1,
+        "nothing new: not kept again"
+    );
+    w.fleet.with("a", |l| l.log_last = 11);
+    w.hub.fetch_log(id).unwrap();
+    assert_eq!(w.store.logs(id).unwrap().len(), 2);
+    assert!(!w.kinds().contains(&"log_gap".to_string()));
+}

@@ -147,12 +147,15 @@ pub fn status_of(code: &str) -> StatusCode {
         | "lock_busy"
         | "lock_not_paired"
         | "lock_already_paired"
-        | "presence_window_closed" => StatusCode::CONFLICT,
+        | "presence_window_closed"
+        | "nothing_to_push" => StatusCode::CONFLICT,
         "wrong_setup_code" => StatusCode::FORBIDDEN,
         "lock_unreachable" => StatusCode::GATEWAY_TIMEOUT,
-        "lock_refused" | "lock_not_authenticated" | "lock_answer_malformed" | "lock_lied" => {
-            StatusCode::BAD_GATEWAY
-        }
+        "lock_refused"
+        | "lock_not_authenticated"
+        | "lock_answer_malformed"
+        | "lock_lied"
+        | "log_broken" => StatusCode::BAD_GATEWAY,
         "store_full" => StatusCode::INSUFFICIENT_STORAGE,
         "invalid_value" | "bad_model" => StatusCode::UNPROCESSABLE_ENTITY,
         _ => StatusCode::INTERNAL_SERVER_ERROR,

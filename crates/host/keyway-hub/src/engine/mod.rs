@@ -289,6 +289,8 @@ impl HubError {
                 LinkError::NotAuthenticated { .. } => "lock_not_authenticated",
                 LinkError::Refused { .. } => "lock_refused",
                 LinkError::Malformed(_) => "lock_answer_malformed",
+                LinkError::NothingToPush { .. } => "nothing_to_push",
+                LinkError::LogBroken { .. } => "log_broken",
             },
             HubError::LockLied { .. } => "lock_lied",
             HubError::BadModel(_) => "bad_model",
@@ -993,7 +995,11 @@ impl Hub {
         let now = self.now();
         let fetched = match link.fetch_log(held.map(|h| h.saturating_add(1))) {
             Ok(f) => f,
-            Err(LinkError::Malformed(reason)) => {
+            Err(e @ (LinkError::LogBroken { .. } | LinkError::Malformed(_))) => {
+                let reason = match e {
+                    LinkError::LogBroken { kind, reason } => format!("{kind:?}: {reason}"),
+                    other => other.to_string(),
+                };
                 lock.log = LogHealth::Broken {
                     reason: reason.clone(),
                     at: now,
@@ -1048,8 +1054,9 @@ impl Hub {
                 at: now,
             },
         };
+        // New records only (a link may send the whole ring each time).
         let records = fetched.last_seq + 1 - fetched.first_seq;
-        if records > 0 {
+        if records > 0 && held.is_none_or(|h| fetched.last_seq > h) {
             self.store.put_log(&LogExport {
                 lock: id,
                 fetched_at: now,

@@ -369,6 +369,8 @@ pub struct FakeLock {
     pub script: Script,
     pub log_first: u64,
     pub log_last: u64,
+    /// Sends its whole ring on every fetch, ignoring `since`.
+    pub whole_ring: bool,
     /// Digests of envelopes uploaded to it, in order.
     pub uploads: Vec<Digest>,
     /// How many consents it was given.
@@ -389,6 +391,7 @@ impl FakeLock {
             script: Script::Honest,
             log_first: 1,
             log_last: 10,
+            whole_ring: false,
             uploads: Vec::new(),
             consents: 0,
             pending: None,
@@ -587,14 +590,16 @@ impl LockLink for FakeLink {
     fn fetch_log(&mut self, since: Option<u64>) -> Result<FetchedLog, LinkError> {
         self.sealed(|l| {
             if l.script == Script::LogBroken {
-                return Err(LinkError::Malformed(
-                    "checkpoint 3's signature does not verify with the device key".into(),
-                ));
+                return Err(LinkError::LogBroken {
+                    kind: keyway_hub::link::LogBreak::Forged,
+                    reason: "checkpoint 3's signature does not verify with the device key".into(),
+                });
             }
             let (first, last) = if l.script == Script::LieLogBackwards {
                 // A log that starts again from 1 (a lock that rewrote it).
                 (1, 5)
             } else {
+                let since = if l.whole_ring { None } else { since };
                 (since.unwrap_or(l.log_first).max(l.log_first), l.log_last)
             };
             Ok(FetchedLog {
