@@ -392,6 +392,16 @@ async fn a_consent_for_a_release_that_does_not_apply_is_refused() {
         (s, code(&v)),
         (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body")
     );
+    // Nor can an install be asked for without an accepted consent.
+    let body = json!({"release": d[1].to_hex()}).to_string();
+    let (s, v) = call(
+        &a,
+        Method::POST,
+        &format!("/api/locks/{id}/install"),
+        Some(&body),
+    )
+    .await;
+    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "consent_required"));
     assert_eq!(snapshot(&w), before);
     assert!(w.fleet.get("a").uploads.is_empty());
 }

@@ -524,6 +524,35 @@ async fn lock_consent(State(a): State<Api>, P(id): P<LockId>, Body(c): Body<Cons
     }
 }
 
+/// `POST /api/locks/{id}/install`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstallIn {
+    release: String,
+}
+
+async fn lock_install(State(a): State<Api>, P(id): P<LockId>, Body(i): Body<InstallIn>) -> R {
+    let release = digest(&i.release)?;
+    let hub = a.hub.clone();
+    // Checked here so the caller hears it at once; `install` checks again.
+    blocking(move || {
+        hub.lock(id)?;
+        hub.store()
+            .release(&release)?
+            .ok_or(HubError::NoRelease(release))?;
+        match crate::engine::decide::decision(&hub.store().consents(id)?, &release) {
+            Some(Decision::Accept) => Ok(()),
+            _ => Err(HubError::NoConsent { lock: id, release }),
+        }
+    })
+    .await?;
+    let hub = a.hub.clone();
+    tokio::task::spawn_blocking(move || {
+        let _ = hub.install(id, release);
+    });
+    with_status(StatusCode::ACCEPTED, json!({"install": "started"}))
+}
+
 async fn lock_auto(State(a): State<Api>, P(id): P<LockId>, Body(b): Body<AutoIn>) -> R {
     let hub = a.hub.clone();
     ok(blocking(move || hub.set_auto_install(id, b.enabled)).await?)
@@ -655,6 +684,7 @@ api_routes! {
     get "/api/locks/{id}/updates" => lock_updates;
     get "/api/locks/{id}/consents" => lock_consents;
     post "/api/locks/{id}/consents" => lock_consent;
+    post "/api/locks/{id}/install" => lock_install;
     put "/api/locks/{id}/auto-install" => lock_auto;
     get "/api/locks/{id}/progress" => lock_progress;
     get "/api/locks/{id}/logs" => lock_logs;
