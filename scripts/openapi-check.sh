@@ -5,13 +5,19 @@
 # openapi-spec-validator from PyPI, pinned, in a venv under target/. It
 # checks the document against the OpenAPI 3.1 schema and resolves every
 # $ref.
+# Then every JSON response the API tests saw (`cargo test -p keyway-hub
+# --test api` writes them to target/tmp/openapi-samples.json) is validated
+# with jsonschema (the validator's own dependency) against the document's
+# schema for its route and status, and an error's code must be one the
+# document lists for that status: the document describes what the API
+# returns, not what it was meant to.
 # The check must be able to fail: the script also feeds two broken copies
 # (a response without a description, a parameter without `in`, a dangling $ref) and requires each to
 # be refused. That every route in the router appears in the document, and
 # every documented route in the router, is a Rust test
 # (cargo test -p keyway-hub --test api every_route_is_in_the_openapi_document_and_back).
 #
-#   scripts/openapi-check.sh     (no arguments)
+#   cargo test -p keyway-hub --test api && scripts/openapi-check.sh
 #
 # Needs: python3 with venv, network to PyPI on the first run.
 set -euo pipefail
@@ -58,4 +64,49 @@ for what, b in broken:
     print(f"openapi-check: FAILED: the validator accepted {what}", file=sys.stderr)
     sys.exit(1)
 print(f"openapi-check: 1 document valid, {len(broken)} broken copies refused")
+
+# The document must describe what the API returns: every JSON response the
+# API tests saw (cargo test -p keyway-hub --test api writes them) is
+# validated against the document's schema for its route and status.
+import os, re
+from jsonschema import Draft202012Validator
+samples_path = os.path.join(os.path.dirname(os.path.dirname(work)), "target", "tmp", "openapi-samples.json")
+samples_path = os.environ.get("KEYWAY_OPENAPI_SAMPLES", samples_path)
+if not os.path.exists(samples_path):
+    print(f"openapi-check: no response samples at {samples_path}: run `cargo test -p keyway-hub --test api` first to check responses too", file=sys.stderr)
+    sys.exit(0)
+samples = json.load(open(samples_path))
+templates = [(re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(p)) + "$"), p) for p in doc["paths"]]
+bad = 0
+for smp in samples:
+    path = smp["uri"].split("?")[0]
+    tpl = [p for rx, p in templates if rx.match(path)]
+    # The most specific template (fewest parameters) wins, as in the router.
+    tpl.sort(key=lambda p: p.count("{"))
+    if not tpl:
+        if smp["body"].get("error", {}).get("code") == "not_found":
+            continue  # a route that does not exist, on purpose
+        print(f"openapi-check: FAILED: {smp['method']} {path}: no route in the document", file=sys.stderr); bad += 1; continue
+    op = doc["paths"][tpl[0]].get(smp["method"])
+    if op is None:
+        if smp["body"].get("error", {}).get("code") == "method_not_allowed":
+            continue
+        print(f"openapi-check: FAILED: {smp['method']} {tpl[0]}: no such operation", file=sys.stderr); bad += 1; continue
+    resp = op["responses"].get(str(smp["status"]))
+    if resp is None:
+        print(f"openapi-check: FAILED: {smp['method']} {tpl[0]}: status {smp['status']} is not documented", file=sys.stderr); bad += 1; continue
+    schema = resp.get("content", {}).get("application/json", {}).get("schema")
+    if schema is None:
+        print(f"openapi-check: FAILED: {smp['method']} {tpl[0]} {smp['status']}: JSON body but no JSON schema", file=sys.stderr); bad += 1; continue
+    root = {"components": doc["components"], **schema}
+    errs = sorted(Draft202012Validator(root).iter_errors(smp["body"]), key=lambda e: list(e.path))
+    if errs:
+        print(f"openapi-check: FAILED: {smp['method']} {tpl[0]} {smp['status']}: {errs[0].message} at {list(errs[0].path)}", file=sys.stderr); bad += 1
+        continue
+    if smp["status"] >= 400:
+        code = smp["body"]["error"]["code"]
+        if code not in resp["description"]:
+            print(f"openapi-check: FAILED: {smp['method']} {tpl[0]} {smp['status']}: code {code} is not listed for that status", file=sys.stderr); bad += 1
+print(f"openapi-check: {len(samples)} response samples from the API tests checked against the document, {bad} mismatches")
+sys.exit(1 if bad else 0)
 PY

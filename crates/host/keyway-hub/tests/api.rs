@@ -59,6 +59,7 @@ async fn call_with(
     body: Option<&str>,
     token: Option<&str>,
 ) -> (StatusCode, Value) {
+    let method_name = method.as_str().to_lowercase();
     let mut b = Request::builder().method(method).uri(uri);
     if let Some(t) = token {
         b = b.header("authorization", format!("Bearer {t}"));
@@ -74,7 +75,27 @@ async fn call_with(
     let status = resp.status();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
     let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    sample(method_name, uri, status, &v);
     (status, v)
+}
+
+/// Every JSON response the tests saw, written to
+/// `target/tmp/openapi-samples.json`: `scripts/openapi-check.sh` validates
+/// each against the document's schema for its route and status (the
+/// document must describe what the API returns).
+static SAMPLES: std::sync::Mutex<Vec<Value>> = std::sync::Mutex::new(Vec::new());
+
+fn sample(method: String, uri: &str, status: StatusCode, body: &Value) {
+    if body.is_null() {
+        return;
+    }
+    let mut all = SAMPLES.lock().unwrap_or_else(|e| e.into_inner());
+    all.push(json!({"method": method, "uri": uri, "status": status.as_u16(), "body": body}));
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("openapi-samples.json");
+    let tmp = path.with_extension("json.tmp");
+    if std::fs::write(&tmp, serde_json::to_vec(&*all).unwrap_or_default()).is_ok() {
+        let _ = std::fs::rename(&tmp, &path);
+    }
 }
 
 fn code(v: &Value) -> &str {
