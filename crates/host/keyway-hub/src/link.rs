@@ -47,6 +47,45 @@ pub enum LinkError {
     /// The lock's answer was malformed or contradicted itself.
     #[error("the lock's answer makes no sense: {0}")]
     Malformed(String),
+    /// None of the envelopes offered fits the lock: it holds them (or a
+    /// newer release), or none applies to its image. Nothing was sent.
+    #[error("nothing to push: {reason}")]
+    NothingToPush {
+        /// Why, in words.
+        reason: String,
+    },
+    /// The audit log's export did not verify with the paired device key.
+    #[error("the lock's audit log does not verify with its device key ({kind:?}): {reason}")]
+    LogBroken {
+        /// The verifier's first finding, typed.
+        kind: LogBreak,
+        /// Every finding, in words.
+        reason: String,
+    },
+}
+
+/// How an audit-log export failed verification (the kinds `keyway log
+/// verify` tells apart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LogBreak {
+    /// A record's bytes changed.
+    Modified,
+    /// Records missing from the middle or the start.
+    Deleted,
+    /// Records missing from the end.
+    Truncated,
+    /// An authenticated record in the wrong place.
+    OutOfOrder,
+    /// A record that is not in the signed chain.
+    Inserted,
+    /// A checkpoint or head whose signature does not verify.
+    Forged,
+    /// A checkpoint or head signed by another key.
+    OtherDevice,
+    /// Bytes that are not a record.
+    Unreadable,
+    /// No signed head at the end.
+    NoHead,
 }
 
 /// What pairing learned.

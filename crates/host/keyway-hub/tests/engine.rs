@@ -724,3 +724,62 @@ fn unknown_ids_are_typed_errors() {
     assert_eq!(w.hub.rollout(42).unwrap_err().code(), "unknown_rollout");
     assert!(matches!(w.hub.updates(42), Err(HubError::NoLock(42))));
 }
+
+#[test]
+fn an_install_without_an_outcome_in_time_is_rechecked_on_ticks() {
+    let w = World::new();
+    let d = w.releases(&[(2, &[]), (3, &[])]);
+    let id = w.paired_lock("a", 2);
+    w.fleet.with("a", |l| l.script = Script::TimeOut);
+    w.hub
+        .consent(id, d[1], Decision::Accept, ConsentSource::Owner)
+        .unwrap();
+    assert_eq!(w.hub.install(id, d[1]).unwrap(), InstallReport::Pending);
+    assert_eq!(w.hub.progress_of(id).unwrap().phase, Phase::Installing);
+    // In a rollout, no outcome in time counts as a failure (hawkBit's rule).
+    let r = w.hub.create_rollout(d[1], 1, 100, Some(&[id])).unwrap();
+    let r = w.hub.run_rollout(r.id).unwrap();
+    assert!(matches!(r.locks[0].1, RolloutOutcome::Failed { .. }));
+    // The lock finishes; the next tick sees it.
+    w.fleet.with("a", |l| {
+        l.script = Script::Honest;
+        l.settle()
+    });
+    w.clock.advance(30);
+    w.hub.tick().unwrap();
+    assert!(w.kinds().contains(&"update_confirmed".to_string()));
+    assert_eq!(w.hub.lock(id).unwrap().snapshot.unwrap().version, "1.3.0");
+}
+
+#[test]
+fn removing_a_lock_forgets_it_and_says_so() {
+    let w = World::new();
+    let id = w.paired_lock("a", 2);
+    w.hub.fetch_log(id).unwrap();
+    w.hub.remove_lock(id).unwrap();
+    assert_eq!(w.hub.lock(id).unwrap_err().code(), "unknown_lock");
+    assert!(w.store.logs(id).unwrap().is_empty());
+    assert!(w.kinds().contains(&"lock_removed".to_string()));
+    assert_eq!(w.hub.remove_lock(id).unwrap_err().code(), "unknown_lock");
+}
+
+#[test]
+fn a_link_that_sends_its_whole_ring_each_time_is_kept_once_per_new_record() {
+    let w = World::new();
+    let id = w.paired_lock("a", 2);
+    w.fleet.with("a", |l| l.whole_ring = true);
+    w.hub.fetch_log(id).unwrap();
+    assert!(matches!(
+        w.hub.fetch_log(id).unwrap(),
+        LogHealth::Intact { last_seq: 10, .. }
+    ));
+    assert_eq!(
+        w.store.logs(id).unwrap().len(),
+        1,
+        "nothing new: not kept again"
+    );
+    w.fleet.with("a", |l| l.log_last = 11);
+    w.hub.fetch_log(id).unwrap();
+    assert_eq!(w.store.logs(id).unwrap().len(), 2);
+    assert!(!w.kinds().contains(&"log_gap".to_string()));
+}

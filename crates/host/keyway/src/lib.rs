@@ -7,11 +7,15 @@
 //! * [`audit`]: `keyway audit`, the router-unplugged conformance run.
 //! * [`device`]: `keyway device`, the owner's SMP client for a lock.
 //! * [`hub`]: `keyway hub`, the home's update depot: its commands, the
-//!   demo house and the fleet of simulated locks it is measured on.
+//!   demo house, the fleet of simulated locks it is measured on, and the
+//!   link to a lock over `keyway device`'s client.
 //! * [`lab`]: a simulated lock run in-process for `keyway audit
 //!   --lock-state`. Only the demo side (`demo`, `lab`) links the simulated
 //!   lock (`keyway-lock`); `audit` and `device` reach locks through SMP and
 //!   the control socket (`tests/layering.rs`).
+//! * [`publish`]: `keyway publish`, the vendor's TUF repository.
+//! * [`tuf_client`]: `keyway tuf-client`, the hub's TUF client behind
+//!   tuf-conformance's client CLI.
 
 #![warn(missing_docs)]
 
@@ -21,3 +25,5 @@ pub mod demo;
 pub mod device;
 pub mod hub;
 pub mod lab;
+pub mod publish;
+pub mod tuf_client;

@@ -289,6 +289,8 @@ impl HubError {
                 LinkError::NotAuthenticated { .. } => "lock_not_authenticated",
                 LinkError::Refused { .. } => "lock_refused",
                 LinkError::Malformed(_) => "lock_answer_malformed",
+                LinkError::NothingToPush { .. } => "nothing_to_push",
+                LinkError::LogBroken { .. } => "log_broken",
             },
             HubError::LockLied { .. } => "lock_lied",
             HubError::BadModel(_) => "bad_model",
@@ -314,7 +316,7 @@ pub struct FreshnessReport {
 /// What one [`Hub::tick`] did.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct TickReport {
-    /// Locks whose status was re-checked (pending installs).
+    /// Locks whose status was re-read (pending installs, due logs).
     pub rechecked: u32,
     /// Audit logs fetched.
     pub logs_fetched: u32,
@@ -530,12 +532,18 @@ impl Hub {
 
     /// Removes a lock.
     pub fn remove_lock(&self, id: LockId) -> Result<(), HubError> {
-        self.lock(id)?;
+        let lock = self.lock(id)?;
         self.store.remove_lock(id)?;
         if let Ok(mut p) = self.progress.lock() {
             p.remove(&id);
         }
-        self.event(Some(id), EventLevel::Info, "lock_removed", "lock removed")
+        // Not tied to the lock's id: the lock is gone from the store.
+        self.event(
+            None,
+            EventLevel::Info,
+            "lock_removed",
+            &format!("lock {id} ({}, {}) removed", lock.name, lock.address),
+        )
     }
 
     /// Pairs a lock with its setup code; the owner must have opened its
@@ -987,7 +995,11 @@ impl Hub {
         let now = self.now();
         let fetched = match link.fetch_log(held.map(|h| h.saturating_add(1))) {
             Ok(f) => f,
-            Err(LinkError::Malformed(reason)) => {
+            Err(e @ (LinkError::LogBroken { .. } | LinkError::Malformed(_))) => {
+                let reason = match e {
+                    LinkError::LogBroken { kind, reason } => format!("{kind:?}: {reason}"),
+                    other => other.to_string(),
+                };
                 lock.log = LogHealth::Broken {
                     reason: reason.clone(),
                     at: now,
@@ -1042,8 +1054,9 @@ impl Hub {
                 at: now,
             },
         };
+        // New records only (a link may send the whole ring each time).
         let records = fetched.last_seq + 1 - fetched.first_seq;
-        if records > 0 {
+        if records > 0 && held.is_none_or(|h| fetched.last_seq > h) {
             self.store.put_log(&LogExport {
                 lock: id,
                 fetched_at: now,
@@ -1320,9 +1333,12 @@ impl Hub {
 
     // ----- the schedule --------------------------------------------------
 
-    /// The shell calls this on a schedule: checks freshness, re-checks
-    /// locks with a pending install, fetches audit logs that are due, and
-    /// installs high and critical fixes where the owner opted in.
+    /// The shell calls this on a schedule: checks freshness (a change to
+    /// stale or expired is a warning event), re-reads the status of each
+    /// lock with a pending install (a postponed one shows its reason until
+    /// it goes through) or whose audit log is due, fetches the due logs
+    /// (every `log_interval_secs`), and installs high and critical fixes
+    /// where the owner opted in.
     pub fn tick(&self) -> Result<TickReport, HubError> {
         let mut report = TickReport::default();
         self.check_freshness()?;
@@ -1340,7 +1356,15 @@ impl Hub {
                         | UpdateState::Trial { .. }
                 )
             });
-            if pending || lock.snapshot.is_none() {
+            let last_log = match lock.log {
+                LogHealth::Unknown => None,
+                LogHealth::Intact { at, .. }
+                | LogHealth::Gap { at, .. }
+                | LogHealth::Broken { at, .. } => Some(at),
+            };
+            let due =
+                last_log.is_none_or(|at| now.saturating_sub(at) >= self.config.log_interval_secs);
+            if pending || due || lock.snapshot.is_none() {
                 report.rechecked += 1;
                 match self.refresh(lock.id) {
                     Err(HubError::Link { .. }) => {
@@ -1353,13 +1377,7 @@ impl Hub {
                     }
                 }
             }
-            let last_log = match lock.log {
-                LogHealth::Unknown => None,
-                LogHealth::Intact { at, .. }
-                | LogHealth::Gap { at, .. }
-                | LogHealth::Broken { at, .. } => Some(at),
-            };
-            if last_log.is_none_or(|at| now.saturating_sub(at) >= self.config.log_interval_secs) {
+            if due {
                 match self.fetch_log(lock.id) {
                     Ok(_) => report.logs_fetched += 1,
                     Err(HubError::Link { .. }) => report.unreachable += 1,

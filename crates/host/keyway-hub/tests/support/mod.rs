@@ -369,6 +369,8 @@ pub struct FakeLock {
     pub script: Script,
     pub log_first: u64,
     pub log_last: u64,
+    /// Sends its whole ring on every fetch, ignoring `since`.
+    pub whole_ring: bool,
     /// Digests of envelopes uploaded to it, in order.
     pub uploads: Vec<Digest>,
     /// How many consents it was given.
@@ -389,6 +391,7 @@ impl FakeLock {
             script: Script::Honest,
             log_first: 1,
             log_last: 10,
+            whole_ring: false,
             uploads: Vec::new(),
             consents: 0,
             pending: None,
@@ -587,15 +590,17 @@ impl LockLink for FakeLink {
     fn fetch_log(&mut self, since: Option<u64>) -> Result<FetchedLog, LinkError> {
         self.sealed(|l| {
             if l.script == Script::LogBroken {
-                return Err(LinkError::Malformed(
-                    "checkpoint 3's signature does not verify with the device key".into(),
-                ));
+                return Err(LinkError::LogBroken {
+                    kind: keyway_hub::link::LogBreak::Forged,
+                    reason: "checkpoint 3's signature does not verify with the device key".into(),
+                });
             }
-            let first = since.unwrap_or(l.log_first).max(l.log_first);
-            let last = if l.script == Script::LieLogBackwards {
-                first.saturating_sub(5)
+            let (first, last) = if l.script == Script::LieLogBackwards {
+                // A log that starts again from 1 (a lock that rewrote it).
+                (1, 5)
             } else {
-                l.log_last
+                let since = if l.whole_ring { None } else { since };
+                (since.unwrap_or(l.log_first).max(l.log_first), l.log_last)
             };
             Ok(FetchedLog {
                 bytes: format!("log {first}..={last}").into_bytes(),
@@ -611,7 +616,14 @@ impl FakeLock {
     /// install goes through.
     pub fn unbolt(&mut self) {
         self.bolt = Bolt::Unlocked;
-        if let (UpdateState::Postponed { .. }, Some((_, seq))) = (&self.update, self.pending) {
+        self.settle();
+    }
+
+    /// A postponed or slow install finishes.
+    pub fn settle(&mut self) {
+        if let (UpdateState::Postponed { .. } | UpdateState::Installing { .. }, Some((_, seq))) =
+            (&self.update, self.pending)
+        {
             self.seq = seq;
             self.update = UpdateState::Confirmed;
             self.pending = None;

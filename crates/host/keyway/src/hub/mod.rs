@@ -1,13 +1,19 @@
-//! `keyway hub`: the home's update depot, wired to files, sockets and
-//! signals. The hub's decisions live in `keyway-hub` (its engine, store
-//! and API); this module runs them.
+//! `keyway hub`: the home's update depot, the parts that live in the
+//! `keyway` command (the hub's core, its store and its engine are the
+//! `keyway-hub` crate), wired to files, sockets and signals.
 //!
 //! * [`cli`]: `keyway hub serve|import|demo` (and plain `keyway hub`).
 //! * [`demo`]: the demo house: simulated locks, a local vendor TUF
 //!   repository on loopback, and a hub that manages them.
 //! * [`fleet`]: simulated locks in bulk (the demo house's doors, the
 //!   1,000-lock scale run).
+//! * [`link`]: the hub's [`keyway_hub::link::LockLink`] over `keyway
+//!   device`'s client: SMP over UDP in the owner's sealed session, with
+//!   the hub's own owner key ([`link::HubIdentity`]). Like `src/device`,
+//!   it reaches a lock only through the protocol, never the simulated
+//!   lock's crate (`tests/layering.rs`).
 
 pub mod cli;
 pub mod demo;
 pub mod fleet;
+pub mod link;
