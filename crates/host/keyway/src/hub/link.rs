@@ -396,6 +396,7 @@ pub struct SmpLink<T: Transport> {
     address: String,
     client: Client<T>,
     device_key: Option<[u8; 32]>,
+    poll: Duration,
 }
 
 /// A lock over UDP (`udp:HOST:PORT`).
@@ -451,7 +452,15 @@ impl<T: Transport> SmpLink<T> {
             address: address.to_owned(),
             client,
             device_key,
+            poll: POLL,
         })
+    }
+
+    /// Polls every `poll` while [`LockLink::consent`] waits (default
+    /// [`POLL`]; the bench polls finer, to time the install closely).
+    pub fn with_poll(mut self, poll: Duration) -> SmpLink<T> {
+        self.poll = poll;
+        self
     }
 
     /// The lock's address.
@@ -585,7 +594,7 @@ impl<T: Transport + Send> LockLink for SmpLink<T> {
             &mut self.client,
             &release.0,
             Duration::from_millis(wait_ms),
-            POLL,
+            self.poll,
             &mut |_| {},
         )
         .map_err(|e| self.err(e))?;
