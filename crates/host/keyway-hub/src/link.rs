@@ -155,3 +155,16 @@ pub trait LockLink: Send {
     /// carrying the verifier's reason.
     fn fetch_log(&mut self, since: Option<u64>) -> Result<FetchedLog, LinkError>;
 }
+
+/// Opens a [`LockLink`] to a lock the hub manages.
+///
+/// The `keyway` command implements it over `keyway device`'s client; tests
+/// implement it with scripted locks. A lock whose record has no device key
+/// yet (`device_key: None`) connects for pairing only: the link must refuse
+/// every call but [`LockLink::pair`] until it is paired (the lock itself
+/// refuses them: only an owner's sealed session may ask). A paired record's
+/// link authenticates the lock with its `device_key`.
+pub trait Connector: Send + Sync {
+    /// Connects to `lock` at its address.
+    fn connect(&self, lock: &crate::model::LockRecord) -> Result<Box<dyn LockLink>, LinkError>;
+}

@@ -42,7 +42,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use keyway::keys::{Algorithm, KeyError, SigningKey};
-use keyway_hub::link::{FetchedLog, InstallOutcome, LinkError, LockLink, LogBreak, Paired, Pushed};
+use keyway_hub::link::{
+    Connector, FetchedLog, InstallOutcome, LinkError, LockLink, LogBreak, Paired, Pushed,
+};
 use keyway_hub::model::{Bolt, Digest, Door, LockRecord, LockSnapshot, Postponement, UpdateState};
 use keyway_smp::kw::{self, UpdateState as WireState};
 use keyway_smp::{Message as _, Refusal};
@@ -668,9 +670,11 @@ impl UdpConnector {
             self.tries,
         )
     }
+}
 
+impl Connector for UdpConnector {
     /// [`UdpConnector::link`], boxed as the engine takes it.
-    pub fn connect(&self, lock: &LockRecord) -> Result<Box<dyn LockLink>, LinkError> {
+    fn connect(&self, lock: &LockRecord) -> Result<Box<dyn LockLink>, LinkError> {
         Ok(Box::new(self.link(lock)?))
     }
 }
