@@ -275,6 +275,35 @@ fn a_fresh_lock_reports_its_model_version_image_and_sensors() {
     lock.power_off();
 }
 
+/// The engine's way in: `Connector::connect` on the lock's record, an
+/// unpaired record for pairing, the paired one for everything else.
+#[test]
+fn the_connector_links_a_lock_record_for_pairing_then_sealed() {
+    use keyway_hub::link::Connector as _;
+    use keyway_hub::model::{LockRecord, LogHealth};
+    let h = House::new();
+    let lock = h.start(false);
+    let connector = link::UdpConnector::new(h.hub.clone()).with_retry(TIMEOUT, TRIES);
+    let mut record = LockRecord {
+        id: 1,
+        name: "front door".into(),
+        address: format!("udp:{}", lock.smp),
+        class: CLASS.into(),
+        device_key: None,
+        auto_install_critical: false,
+        snapshot: None,
+        last_contact: None,
+        log: LogHealth::Unknown,
+    };
+    let mut l = connector.connect(&record).unwrap();
+    assert!(matches!(l.status(), Err(LinkError::NotAuthenticated { .. })));
+    control(&lock, r#"{"cmd":"presence","seconds":60}"#);
+    record.device_key = Some(l.pair(&h.code.to_string()).unwrap().device_key);
+    let mut l = connector.connect(&record).unwrap();
+    assert_eq!(l.status().unwrap().version, "1.0.0");
+    lock.power_off();
+}
+
 #[test]
 fn an_unpaired_link_asks_nothing_of_the_lock_but_pairing() {
     let h = House::new();
