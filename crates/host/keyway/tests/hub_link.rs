@@ -296,7 +296,10 @@ fn the_connector_links_a_lock_record_for_pairing_then_sealed() {
         log: LogHealth::Unknown,
     };
     let mut l = connector.connect(&record).unwrap();
-    assert!(matches!(l.status(), Err(LinkError::NotAuthenticated { .. })));
+    assert!(matches!(
+        l.status(),
+        Err(LinkError::NotAuthenticated { .. })
+    ));
     control(&lock, r#"{"cmd":"presence","seconds":60}"#);
     record.device_key = Some(l.pair(&h.code.to_string()).unwrap().device_key);
     let mut l = connector.connect(&record).unwrap();

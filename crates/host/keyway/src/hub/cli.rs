@@ -27,12 +27,15 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 
+use keyway_hub::api::{Api, BundleRead, ReleasesIn, SourceError};
 use keyway_hub::engine::{Hub, HubConfig, HubError, Incoming, IngestReport, SystemClock};
 use keyway_hub::link::{Connector, LinkError, LockLink};
 use keyway_hub::model::{LockRecord, ModelAnchors, ReleaseOrigin};
 use keyway_hub::store::{PgStore, SqliteStore, Store, StoreError};
 use keyway_tuf::jiff::Timestamp;
 use keyway_tuf::{Mirror, Source};
+
+use super::link::{HubIdentity, UdpConnector};
 
 /// Arguments of `keyway hub`.
 #[derive(Debug, Args)]
@@ -501,7 +504,22 @@ pub async fn sync_tuf(hub: &Arc<Hub>, mirror: &Mirror, url: &str) -> Result<Inge
     }
 }
 
+/// Runs once the hub is up and before its first line (the demo house
+/// adds and pairs its locks); returns what to print after the first line.
+pub type Setup = Box<dyn FnOnce(Arc<Hub>, SocketAddr, String) -> Result<String> + Send>;
+
 fn serve(a: &ServeArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
+    serve_with(a, out, err, None)
+}
+
+/// `keyway hub serve`, with the demo's `setup` (which also waits for the
+/// first TUF sync before the first line).
+pub fn serve_with(
+    a: &ServeArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    setup: Option<Setup>,
+) -> Result<()> {
     check_listen(a.listen, a.listen_insecure_any_address)?;
     data_dir(&a.data)?;
     let token = api_token(&a.data)?;
@@ -511,7 +529,13 @@ fn serve(a: &ServeArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> 
         log_interval_secs: i64::try_from(a.log_every).unwrap_or(i64::MAX),
         ..HubConfig::default()
     };
-    let hub = Arc::new(Hub::new(store, connector(), Arc::new(SystemClock), config));
+    let identity = HubIdentity::load_or_create(&a.data).map_err(|e| anyhow!("{e}"))?;
+    let hub = Arc::new(Hub::new(
+        store,
+        Arc::new(UdpConnector::new(identity)),
+        Arc::new(SystemClock),
+        config,
+    ));
     if let Some(m) = a.model.anchors()? {
         hub.put_model(&m).map_err(|e| hub_error(e, &at))?;
     }
@@ -536,7 +560,21 @@ fn serve(a: &ServeArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> 
         }
         if let Some((url, m)) = tuf {
             let (hub, every) = (Arc::clone(&hub), Duration::from_secs(a.sync_every.max(1)));
+            let first = if setup.is_some() {
+                // The demo: its releases are in before its first line.
+                let r = sync_tuf(&hub, &m, &url).await.with_context(|| format!("syncing {url}"))?;
+                writeln!(
+                    err,
+                    "keyway hub: TUF sync of {url}: {} imported, {} refused",
+                    r.imported.len(),
+                    r.refused.len()
+                )?;
+                every
+            } else {
+                Duration::ZERO
+            };
             tokio::spawn(async move {
+                tokio::time::sleep(first).await;
                 loop {
                     match sync_tuf(&hub, &m, &url).await {
                         Ok(r) => eprintln!(
@@ -565,9 +603,22 @@ fn serve(a: &ServeArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> 
                 }
             });
         }
+        let guide = match setup {
+            Some(f) => {
+                let (h, t) = (Arc::clone(&hub), token.clone());
+                tokio::task::spawn_blocking(move || f(h, addr, t)).await??
+            }
+            None => String::new(),
+        };
         writeln!(out, "{}", first_line(addr, &token))?;
+        write!(out, "{guide}")?;
         out.flush()?;
-        axum::serve(listener, api_router(Arc::clone(&hub), token))
+        let api = Api {
+            hub: Arc::clone(&hub),
+            releases_in: Some(Arc::new(BundleReader::new(&a.data))),
+            token,
+        };
+        axum::serve(listener, keyway_hub::api::router(api))
             .with_graceful_shutdown(shutdown_signal())
             .await
             .context("serving the API")
@@ -595,28 +646,28 @@ fn import(a: &ImportArgs, out: &mut dyn Write) -> Result<()> {
             a.data.display()
         );
     };
-    let bundle = mirror.import_bundle(&a.path, Timestamp::now());
-    let incoming: Vec<Incoming> = bundle
-        .accepted
-        .iter()
-        .map(|t| Incoming {
-            target: t.name.clone(),
-            bytes: t.envelope.clone(),
-            origin: ReleaseOrigin::Bundle {
-                path: a.path.display().to_string(),
-            },
-        })
-        .collect();
-    let report = hub.ingest(incoming).map_err(|e| hub_error(e, &at))?;
-    let tuf_refused: Vec<(String, String)> = bundle
-        .refused
-        .iter()
-        .map(|r| (refusal_target(r), r.to_string()))
-        .collect();
+    drop(mirror);
+    let read = match BundleReader::new(&a.data).read(&a.path) {
+        Ok(r) => r,
+        Err(SourceError::Refused(why)) => {
+            // Nothing verified: every refusal, one a line, then the error.
+            for r in why.split("; ") {
+                writeln!(out, "refused {r}")?;
+            }
+            writeln!(out, "{}: 0 imported, 0 already held", a.path.display())?;
+            bail!(
+                "{}: nothing could be read: its TUF metadata did not verify against the hub's root (the reasons are above)",
+                a.path.display()
+            );
+        }
+        Err(e) => bail!("{e}"),
+    };
+    let tuf_refused = read.refused;
+    let report = hub.ingest(read.incoming).map_err(|e| hub_error(e, &at))?;
     if a.json {
         let v = serde_json::json!({
             "bundle": a.path.display().to_string(),
-            "metadata_verified": bundle.versions.is_some(),
+            "metadata_verified": true,
             "imported": report.imported,
             "already_held": report.already_held,
             "refused": tuf_refused
@@ -654,13 +705,77 @@ fn import(a: &ImportArgs, out: &mut dyn Write) -> Result<()> {
             tuf_refused.len() + report.refused.len()
         )?;
     }
-    if bundle.versions.is_none() && bundle.accepted.is_empty() {
-        bail!(
-            "{}: nothing could be read: its TUF metadata did not verify against the hub's root (the reasons are above)",
-            a.path.display()
-        );
-    }
     Ok(())
+}
+
+/// Reads offline bundles for the hub (`keyway hub import` and the API's
+/// `POST /api/imports`): the TUF metadata chain verified against the
+/// hub's pinned root by `keyway-tuf`, then each target against its signed
+/// length and hash; what passes goes to the engine's intake, which
+/// verifies each envelope against its model's anchors.
+#[derive(Debug, Clone)]
+pub struct BundleReader {
+    data: PathBuf,
+}
+
+impl BundleReader {
+    /// The reader for the hub whose directory is `data` (its mirror in
+    /// `data/tuf`).
+    pub fn new(data: &Path) -> BundleReader {
+        BundleReader {
+            data: data.to_owned(),
+        }
+    }
+
+    /// Reads `path`; `Err` when nothing could be read at all (no bundle
+    /// there, no pinned root, or metadata that does not verify).
+    pub fn read(&self, path: &Path) -> Result<BundleRead, SourceError> {
+        if !path.is_dir() {
+            return Err(SourceError::NotFound(path.display().to_string()));
+        }
+        let mirror = Mirror::open(&self.data.join(TUF_DIR)).map_err(|_| {
+            SourceError::Refused(format!(
+                "the hub at {} trusts no TUF root yet: give the vendor's root.json (--tuf-root)",
+                self.data.display()
+            ))
+        })?;
+        let report = mirror.import_bundle(path, Timestamp::now());
+        let refused: Vec<(String, String)> = report
+            .refused
+            .iter()
+            .map(|r| (refusal_target(r), r.to_string()))
+            .collect();
+        if report.versions.is_none() && report.accepted.is_empty() {
+            return Err(SourceError::Refused(
+                refused
+                    .iter()
+                    .map(|(t, m)| format!("{t}: {m}"))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ));
+        }
+        let origin = ReleaseOrigin::Bundle {
+            path: path.display().to_string(),
+        };
+        Ok(BundleRead {
+            incoming: report
+                .accepted
+                .into_iter()
+                .map(|t| Incoming {
+                    target: t.name,
+                    bytes: t.envelope,
+                    origin: origin.clone(),
+                })
+                .collect(),
+            refused,
+        })
+    }
+}
+
+impl ReleasesIn for BundleReader {
+    fn read_bundle(&self, path: &Path) -> Result<BundleRead, SourceError> {
+        self.read(path)
+    }
 }
 
 /// The target (or file) a bundle refusal is about.
@@ -679,15 +794,6 @@ fn refusal_target(r: &keyway_tuf::Refusal) -> String {
         | R::TargetTooLarge { target, .. }
         | R::TargetUnreadable { target, .. } => target.clone(),
     }
-}
-
-// PENDING h-engine's API and h-link's connector.
-fn connector() -> Arc<dyn Connector> {
-    Arc::new(NoLocks)
-}
-
-fn api_router(_hub: Arc<Hub>, _token: String) -> axum::Router {
-    axum::Router::new()
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM: the hub's graceful stop.

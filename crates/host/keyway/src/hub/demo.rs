@@ -25,7 +25,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, anyhow};
 
 use super::cli::DemoArgs;
 
@@ -91,8 +91,173 @@ pub async fn static_server(root: PathBuf, listen: SocketAddr) -> Result<SocketAd
     Ok(addr)
 }
 
+/// Publishes the releases into a new TUF repository at `repo` (its
+/// role keys in `keys`), as `keyway publish` does; returns the
+/// repository's first root (what the hub pins).
+pub fn publish(r: &Releases, repo: &Path, keys: &Path) -> Result<Vec<u8>> {
+    use keyway_tuf::{Expiries, RepoWriter, jiff::Timestamp};
+    let now = Timestamp::now();
+    let mut w = RepoWriter::init(repo, keys, Expiries::default(), now)
+        .map_err(|e| anyhow!("the demo's TUF repository: {e}"))?;
+    let files = [&r.factory, &r.fix, &r.delta]
+        .iter()
+        .map(|p| {
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            std::fs::read(p)
+                .with_context(|| format!("reading {}", p.display()))
+                .map(|b| (name, b))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    w.add_envelopes(&files, now)
+        .map_err(|e| anyhow!("publishing the demo's releases: {e}"))?;
+    w.first_root()
+        .map_err(|e| anyhow!("the demo's TUF root: {e}"))
+}
+
+/// Serves `root` over HTTP on a loopback port, on a thread of its own,
+/// for as long as the process runs; returns its address.
+pub fn repository_server(root: PathBuf) -> Result<SocketAddr> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("keyway-hub-demo-repository".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = tx.send(Err(anyhow!("the repository's runtime: {e}")));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let r = static_server(root, SocketAddr::from(([127, 0, 0, 1], 0))).await;
+                let ok = r.is_ok();
+                let _ = tx.send(r);
+                if ok {
+                    std::future::pending::<()>().await;
+                }
+            });
+        })
+        .context("starting the repository's server")?;
+    rx.recv()
+        .map_err(|_| anyhow!("the repository's server did not start"))?
+}
+
+/// Brings loopback up when it is down (a fresh `unshare -rn` namespace
+/// starts with `lo` down); does nothing otherwise.
+fn loopback() {
+    let up = std::fs::read_to_string("/sys/class/net/lo/flags")
+        .ok()
+        .and_then(|f| u32::from_str_radix(f.trim().trim_start_matches("0x"), 16).ok())
+        .is_some_and(|f| f & 1 == 1);
+    if !up {
+        let _ = crate::audit::netns::loopback_up();
+    }
+}
+
+/// A lock as the demo's setup needs it (sent to the hub's thread).
+#[derive(Debug, Clone)]
+struct Door {
+    name: String,
+    address: String,
+    control: SocketAddr,
+    setup_code: String,
+}
+
+/// Adds and pairs every door (the button pressed through its control
+/// socket, then the setup code), and writes the guide.
+fn pair_all(
+    hub: &keyway_hub::engine::Hub,
+    doors: &[Door],
+    addr: SocketAddr,
+    token: &str,
+    repo: SocketAddr,
+) -> Result<String> {
+    use std::fmt::Write as _;
+    let mut ids = Vec::new();
+    for d in doors {
+        let lock = hub
+            .add_lock(&keyway_hub::model::NewLock {
+                name: d.name.clone(),
+                address: d.address.clone(),
+                class: crate::demo::CLASS.to_owned(),
+            })
+            .map_err(|e| anyhow!("adding {}: {e}", d.name))?;
+        super::fleet::press_button(d.control, 60)?;
+        hub.pair(lock.id, &d.setup_code)
+            .map_err(|e| anyhow!("pairing {}: {e}", d.name))?;
+        super::fleet::hardware(d.control, &serde_json::json!({"cmd": "presence-close"}))?;
+        ids.push(lock.id);
+    }
+    let first = ids.first().copied().unwrap_or(1);
+    let offer = hub
+        .updates(first)
+        .map_err(|e| anyhow!("{e}"))?
+        .into_iter()
+        .next();
+    let base = format!("http://{addr}");
+    let mut g = String::new();
+    let _ = writeln!(
+        g,
+        "The demo house: {} lock{} paired ({}), each running 1.4.0. The vendor's TUF repository at http://{repo}/ holds 1.4.0, 2.1.0 (fixes CVE-2099-0001, high) and a delta 1.4.0->2.1.0.",
+        doors.len(),
+        if doors.len() == 1 { "" } else { "s" },
+        doors
+            .iter()
+            .map(|d| format!("{} at {}", d.name, d.address))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let _ = writeln!(g, "Talk to the hub (in another terminal):");
+    let _ = writeln!(g, "  export HUB={base} TOKEN={token}");
+    let _ = writeln!(
+        g,
+        "  curl -s -H \"Authorization: Bearer $TOKEN\" $HUB/api/locks              # the locks, their versions and state"
+    );
+    let _ = writeln!(
+        g,
+        "  curl -s -H \"Authorization: Bearer $TOKEN\" $HUB/api/locks/{first}/updates    # what 2.1.0 fixes, before you consent"
+    );
+    if let Some(o) = offer {
+        let _ = writeln!(
+            g,
+            "  curl -s -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d '{{\"release\":\"{}\",\"decision\":\"accept\"}}' $HUB/api/locks/{first}/consents",
+            o.release
+        );
+    }
+    let _ = writeln!(
+        g,
+        "  curl -s -H \"Authorization: Bearer $TOKEN\" $HUB/api/locks/{first}/progress   # the push, live"
+    );
+    let _ = writeln!(
+        g,
+        "  curl -s -H \"Authorization: Bearer $TOKEN\" $HUB/api/events              # what the hub did and saw"
+    );
+    if let Some(d) = doors.first() {
+        let _ = writeln!(
+            g,
+            "The {}'s bolt is thrown, so its install waits (postponed) until you unlock it at the lock: keyway-lock ctl {} keypad {}",
+            d.name,
+            d.control,
+            keyway_lock::lock::DEFAULT_PIN
+        );
+    }
+    let _ = writeln!(
+        g,
+        "The API's description: $HUB/api/openapi.json. Stop with Ctrl-C."
+    );
+    Ok(g)
+}
+
 /// Runs the demo house until it is stopped.
 pub fn run(a: &DemoArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
+    super::cli::check_listen(a.listen, false)?;
+    loopback();
     let dir = a.dir.clone().unwrap_or_else(default_dir);
     if dir.exists() {
         std::fs::remove_dir_all(&dir)
@@ -102,11 +267,29 @@ pub fn run(a: &DemoArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()>
     let dir = dir
         .canonicalize()
         .with_context(|| format!("{}: cannot resolve", dir.display()))?;
-    writeln!(err, "keyway hub demo: the vendor's keys and releases")?;
-    let _releases = vendor(&mut std::io::sink(), &dir.join("vendor"))?;
-    writeln!(err, "keyway hub demo: {} locks", a.locks)?;
+    let vendor_dir = dir.join("vendor");
+    writeln!(
+        err,
+        "keyway hub demo: the vendor's keys and releases in {}",
+        vendor_dir.display()
+    )?;
+    let releases = vendor(&mut std::io::sink(), &vendor_dir)?;
+    let root = publish(
+        &releases,
+        &dir.join("repository"),
+        &vendor_dir.join("tuf-keys"),
+    )?;
+    let root_json = vendor_dir.join("1.root.json");
+    std::fs::write(&root_json, root)?;
+    let repo = repository_server(dir.join("repository"))?;
+    writeln!(
+        err,
+        "keyway hub demo: the vendor's TUF repository at http://{repo}/; {} locks in {}",
+        a.locks,
+        dir.join("locks").display()
+    )?;
     let provisioned = super::fleet::provision(
-        &dir.join("vendor"),
+        &vendor_dir,
         &dir.join("locks"),
         a.locks,
         2,
@@ -114,16 +297,38 @@ pub fn run(a: &DemoArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()>
         false,
     )?;
     let locks = super::fleet::start(&provisioned, false)?;
-    for l in &locks {
-        writeln!(
-            err,
-            "  {}: {} (setup code {})",
-            l.name, l.address, l.setup_code
-        )?;
-    }
-    let _ = out;
+    let doors: Vec<Door> = locks
+        .iter()
+        .map(|l| Door {
+            name: l.name.clone(),
+            address: l.address.clone(),
+            control: l.control,
+            setup_code: l.setup_code.clone(),
+        })
+        .collect();
+    let serve = super::cli::ServeArgs {
+        data: dir.join("hub"),
+        listen: a.listen,
+        listen_insecure_any_address: false,
+        store: None,
+        tuf_url: Some(format!("http://{repo}")),
+        tuf_root: Some(root_json),
+        sync_every: 3600,
+        tick_every: 5,
+        concurrency: 8,
+        log_every: 3600,
+        model: super::cli::ModelArgs {
+            model: Some(crate::demo::CLASS.to_owned()),
+            vendor_domain: Some(crate::demo::VENDOR.to_owned()),
+            trust: vec![releases.root_pub.clone()],
+            threshold: 1,
+        },
+    };
+    let setup: super::cli::Setup =
+        Box::new(move |hub, addr, token| pair_all(&hub, &doors, addr, &token, repo));
+    let r = super::cli::serve_with(&serve, out, err, Some(setup));
     for l in locks {
         l.stop();
     }
-    anyhow::bail!("keyway hub demo: the hub is not wired in yet")
+    r
 }
