@@ -297,3 +297,194 @@ fn import_onto_a_full_disk_names_the_disk_and_loses_nothing() {
     assert_eq!(imported + held, 3, "{v}");
     assert_eq!(v["refused"].as_array().map(Vec::len), Some(0), "{v}");
 }
+
+/// The hub's JSON API, as a client sees it: (status, body).
+fn api(
+    method: &str,
+    base: &str,
+    token: Option<&str>,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(30)))
+        .build()
+        .into();
+    let url = format!("{base}{path}");
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let r = match (method, body) {
+        ("GET", _) => {
+            let mut q = agent.get(&url);
+            if let Some(a) = &auth {
+                q = q.header("Authorization", a);
+            }
+            q.call()
+        }
+        (_, b) => {
+            let mut q = agent.post(&url);
+            if let Some(a) = &auth {
+                q = q.header("Authorization", a);
+            }
+            q.send_json(b.unwrap_or(serde_json::json!({})))
+        }
+    };
+    let mut r = r.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let status = r.status().as_u16();
+    let v = r
+        .body_mut()
+        .read_json::<serde_json::Value>()
+        .unwrap_or(serde_json::Value::Null);
+    (status, v)
+}
+
+/// A running `keyway` child and its first line's URL and token; killed
+/// when dropped.
+struct Running {
+    child: std::process::Child,
+    base: String,
+    token: String,
+    rest: std::sync::mpsc::Receiver<String>,
+}
+
+impl Running {
+    fn start(mut cmd: Command) -> Running {
+        use std::io::BufRead as _;
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("keyway starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let first = rx
+            .recv_timeout(std::time::Duration::from_secs(240))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!("no first line from {cmd:?}")
+            });
+        let (base, token) = keyway_cli::hub::cli::parse_first_line(&first)
+            .unwrap_or_else(|| panic!("the first line does not parse: {first:?}"));
+        Running {
+            child,
+            base,
+            token,
+            rest: rx,
+        }
+    }
+
+    fn signal(&mut self, sig: i32) -> std::process::ExitStatus {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `keyway hub demo`: the first line is the address and the token; the
+/// API answers with that token (and refuses without it); every lock of
+/// the house is paired and runs 1.4.0, and the hub holds the vendor's
+/// three releases from its TUF repository; SIGTERM stops it cleanly.
+#[test]
+fn demo_first_line_parses_and_the_api_answers_with_its_token() {
+    let dir = tmp("hub-demo");
+    let mut cmd = keyway();
+    cmd.args([
+        "hub",
+        "demo",
+        "--locks",
+        "3",
+        "--listen",
+        "127.0.0.1:0",
+        "--dir",
+    ])
+    .arg(&dir);
+    let mut run = Running::start(cmd);
+    let (s, _) = api("GET", &run.base, None, "/api/locks", None);
+    assert_eq!(s, 401, "the API answered without the token");
+    let (s, v) = api("GET", &run.base, Some(&run.token), "/api/locks", None);
+    assert_eq!(s, 200, "{v}");
+    let locks = v["locks"].as_array().expect("locks");
+    let names: Vec<&str> = locks.iter().filter_map(|l| l["name"].as_str()).collect();
+    assert_eq!(names, ["front door", "back door", "garage"], "{v}");
+    for l in locks {
+        assert!(l["device_key"].is_array(), "not paired: {l}");
+        assert_eq!(l["snapshot"]["version"], "1.4.0", "{l}");
+    }
+    let (s, v) = api("GET", &run.base, Some(&run.token), "/api/releases", None);
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["releases"].as_array().map(Vec::len), Some(3), "{v}");
+    let (_, u) = api(
+        "GET",
+        &run.base,
+        Some(&run.token),
+        "/api/locks/1/updates",
+        None,
+    );
+    assert_eq!(u["updates"][0]["version"], "2.1.0", "{u}");
+    assert_eq!(u["updates"][0]["cves"][0]["id"], "CVE-2099-0001", "{u}");
+    // The guide names the commands it promises.
+    let guide: Vec<String> = run.rest.try_iter().collect();
+    let guide = guide.join("\n");
+    assert!(guide.contains("/api/locks/1/consents"), "{guide}");
+    let st = run.signal(libc::SIGTERM);
+    assert!(st.success(), "the demo did not stop cleanly: {st:?}");
+}
+
+/// The demo house with no network at all (`unshare -rn`: loopback only,
+/// down at first): the locks, the repository and the hub all live on
+/// loopback, so it starts, syncs and pairs every lock.
+#[test]
+fn demo_runs_with_no_network() {
+    let ok = Command::new("unshare")
+        .args(["-rn", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("SKIP: `unshare -rn` is not permitted here");
+        return;
+    }
+    let dir = tmp("hub-demo-netns");
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-rn", env!("CARGO_BIN_EXE_keyway")])
+        .args([
+            "hub",
+            "demo",
+            "--locks",
+            "2",
+            "--listen",
+            "127.0.0.1:8080",
+            "--dir",
+        ])
+        .arg(&dir);
+    let run = Running::start(cmd);
+    assert!(
+        run.base.starts_with("http://127.0.0.1:8080"),
+        "{}",
+        run.base
+    );
+    let guide = run
+        .rest
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .unwrap_or_default();
+    assert!(
+        guide.starts_with("The demo house: 2 locks paired"),
+        "{guide}"
+    );
+}

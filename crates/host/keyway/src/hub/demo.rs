@@ -149,12 +149,20 @@ pub fn repository_server(root: PathBuf) -> Result<SocketAddr> {
 }
 
 /// Brings loopback up when it is down (a fresh `unshare -rn` namespace
-/// starts with `lo` down); does nothing otherwise.
+/// starts with `lo` down); does nothing otherwise. Asks `ip`, which
+/// answers for this process's network namespace (`/sys/class/net` shows
+/// the namespace that mounted it).
 fn loopback() {
-    let up = std::fs::read_to_string("/sys/class/net/lo/flags")
+    let up = std::process::Command::new("ip")
+        .args(["-o", "link", "show", "lo"])
+        .output()
         .ok()
-        .and_then(|f| u32::from_str_radix(f.trim().trim_start_matches("0x"), 16).ok())
-        .is_some_and(|f| f & 1 == 1);
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .and_then(|t| {
+            let flags = t.split_once('<')?.1.split_once('>')?.0.to_owned();
+            Some(flags.split(',').any(|f| f == "UP"))
+        })
+        .unwrap_or(true);
     if !up {
         let _ = crate::audit::netns::loopback_up();
     }
