@@ -488,3 +488,194 @@ fn demo_runs_with_no_network() {
         "{guide}"
     );
 }
+
+/// A hub with its data dir, one simulated lock (bolt thrown, so an
+/// install waits), and a bundle of the vendor's releases.
+struct Served {
+    dir: PathBuf,
+    data: PathBuf,
+    bundle: PathBuf,
+    root: PathBuf,
+    vendor: PathBuf,
+    lock: keyway_cli::hub::fleet::FleetLock,
+}
+
+impl Served {
+    fn new(name: &str) -> Served {
+        let dir = tmp(name);
+        let (bundle, root, vendor) = stick(&dir);
+        let p = keyway_cli::hub::fleet::provision(
+            &vendor,
+            &dir.join("locks"),
+            1,
+            1,
+            &mut std::io::sink(),
+            false,
+        )
+        .unwrap();
+        let lock = keyway_cli::hub::fleet::start(&p, false)
+            .unwrap()
+            .pop()
+            .unwrap();
+        Served {
+            data: dir.join("hub"),
+            dir,
+            bundle,
+            root,
+            vendor,
+            lock,
+        }
+    }
+
+    fn serve(&self) -> Running {
+        let mut cmd = keyway();
+        cmd.args(["hub", "serve", "--data"])
+            .arg(&self.data)
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--tick-every",
+                "3600",
+                "--tuf-root",
+            ])
+            .arg(&self.root)
+            .args([
+                "--model",
+                "deadbolt-2",
+                "--vendor-domain",
+                "locks.example",
+                "--trust",
+            ])
+            .arg(self.vendor.join("root.pub"));
+        Running::start(cmd)
+    }
+
+    /// Imports the bundle, adds and pairs the lock, consents to 2.1.0:
+    /// returns the release consented to.
+    fn populate(&self, run: &Running) -> String {
+        let t = Some(run.token.as_str());
+        let (s, v) = api(
+            "POST",
+            &run.base,
+            t,
+            "/api/imports",
+            Some(serde_json::json!({"path": self.bundle.display().to_string()})),
+        );
+        assert_eq!(s, 200, "{v}");
+        let (s, v) = api(
+            "POST",
+            &run.base,
+            t,
+            "/api/locks",
+            Some(
+                serde_json::json!({"name": self.lock.name, "address": self.lock.address, "class": "deadbolt-2"}),
+            ),
+        );
+        assert!(s == 200 || s == 201, "{s} {v}");
+        let id = v["lock"]["id"]
+            .as_i64()
+            .or(v["id"].as_i64())
+            .expect("a lock id");
+        keyway_cli::hub::fleet::press_button(self.lock.control, 60).unwrap();
+        let (s, v) = api(
+            "POST",
+            &run.base,
+            t,
+            &format!("/api/locks/{id}/pair"),
+            Some(serde_json::json!({"setup_code": self.lock.setup_code})),
+        );
+        assert_eq!(s, 200, "{v}");
+        let (_, u) = api(
+            "GET",
+            &run.base,
+            t,
+            &format!("/api/locks/{id}/updates"),
+            None,
+        );
+        let release = u["updates"][0]["release"]
+            .as_str()
+            .expect("an update")
+            .to_owned();
+        let (s, v) = api(
+            "POST",
+            &run.base,
+            t,
+            &format!("/api/locks/{id}/consents"),
+            Some(serde_json::json!({"release": release, "decision": "accept"})),
+        );
+        assert!(s == 200 || s == 202, "{s} {v}");
+        release
+    }
+
+    /// What must survive: the lock (paired), the releases, the consent.
+    fn assert_kept(&self, run: &Running, release: &str) {
+        let t = Some(run.token.as_str());
+        let (_, v) = api("GET", &run.base, t, "/api/locks", None);
+        let locks = v["locks"].as_array().expect("locks");
+        assert_eq!(locks.len(), 1, "{v}");
+        assert_eq!(locks[0]["name"], self.lock.name.as_str());
+        assert!(
+            locks[0]["device_key"].is_array(),
+            "the pairing was lost: {v}"
+        );
+        let (_, v) = api("GET", &run.base, t, "/api/releases", None);
+        assert_eq!(v["releases"].as_array().map(Vec::len), Some(3), "{v}");
+        let (_, v) = api("GET", &run.base, t, "/api/locks/1/consents", None);
+        let consents = v["consents"].as_array().expect("consents");
+        assert!(
+            consents
+                .iter()
+                .any(|c| c["release"] == release && c["decision"] == "accept"),
+            "the consent was lost: {v}"
+        );
+    }
+}
+
+/// `hub serve` stopped (SIGTERM) and started again on the same data
+/// dir: the same token, and its lock, releases and consent kept.
+#[test]
+fn serve_restarts_on_its_data_dir_with_its_locks_releases_and_consents() {
+    let s = Served::new("hub-restart");
+    let mut run = s.serve();
+    let release = s.populate(&run);
+    let token = run.token.clone();
+    let st = run.signal(libc::SIGTERM);
+    assert!(st.success(), "SIGTERM: {st:?}");
+    drop(run);
+    let run = s.serve();
+    assert_eq!(run.token, token, "the token changed across a restart");
+    s.assert_kept(&run, &release);
+    let _ = &s.dir;
+}
+
+/// SIGKILL of `keyway hub serve` while it pushes an update, then a
+/// restart: no consent, release or lock is lost (each was durable before
+/// the call that made it returned).
+#[test]
+fn sigkill_mid_update_then_restart_loses_no_consent_or_release() {
+    let s = Served::new("hub-sigkill");
+    let mut run = s.serve();
+    let release = s.populate(&run);
+    // Kill it as soon as the push is under way.
+    let t0 = std::time::Instant::now();
+    let mut phase = String::new();
+    while t0.elapsed() < std::time::Duration::from_secs(20) {
+        let (_, p) = api(
+            "GET",
+            &run.base,
+            Some(&run.token),
+            "/api/locks/1/progress",
+            None,
+        );
+        phase = p["progress"]["phase"].as_str().unwrap_or("").to_owned();
+        if matches!(phase.as_str(), "uploading" | "installing" | "postponed") {
+            break;
+        }
+    }
+    println!("SIGKILL during the push's {phase:?} phase");
+    let st = run.signal(libc::SIGKILL);
+    assert!(!st.success());
+    drop(run);
+    let run = s.serve();
+    s.assert_kept(&run, &release);
+}

@@ -77,12 +77,14 @@ pub struct ServeArgs {
     /// fleet view; default: SQLite in --data.
     #[arg(long, value_name = "URL")]
     pub store: Option<String>,
-    /// The vendor's TUF repository (its metadata and targets base URL).
-    #[arg(long, value_name = "URL", requires = "tuf_root")]
+    /// The vendor's TUF repository (its metadata and targets base URL),
+    /// synced every --sync-every seconds.
+    #[arg(long, value_name = "URL")]
     pub tuf_url: Option<String>,
     /// The repository's trusted root metadata (root.json), shipped with
-    /// the hub.
-    #[arg(long, value_name = "ROOT.json", requires = "tuf_url")]
+    /// the hub: pinned on first use (later roots come through the chain);
+    /// offline bundles are verified against it too.
+    #[arg(long, value_name = "ROOT.json")]
     pub tuf_root: Option<PathBuf>,
     /// Seconds between TUF syncs.
     #[arg(long, value_name = "SECS", default_value_t = 3600)]
@@ -541,7 +543,10 @@ pub fn serve_with(
     }
     let tuf = match (&a.tuf_url, mirror(&a.data, a.tuf_root.as_deref())?) {
         (Some(url), Some(m)) => Some((url.clone(), m)),
-        _ => None,
+        (Some(url), None) => bail!(
+            "--tuf-url {url}: the hub trusts no TUF root yet: give the vendor's root.json with --tuf-root"
+        ),
+        (None, _) => None,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
