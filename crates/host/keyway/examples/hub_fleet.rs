@@ -33,7 +33,7 @@ use std::io::{BufRead as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use keyway_cli::hub::fleet;
@@ -249,7 +249,9 @@ fn one(n: usize, k: usize, store_arg: &str) -> Result<Value> {
     let identity = HubIdentity::load_or_create(&work.join("hub")).map_err(|e| anyhow!("{e}"))?;
     let hub = Arc::new(Hub::new(
         store,
-        Arc::new(UdpConnector::new(identity)),
+        // A loaded machine (N locks and the hub on the same cores) answers
+        // slower than a lock alone: 2 s a try, as h-link suggests.
+        Arc::new(UdpConnector::new(identity).with_retry(Duration::from_secs(2), 5)),
         Arc::new(SystemClock),
         HubConfig {
             concurrency: k,
