@@ -512,11 +512,7 @@ impl Mirror {
         })?;
         std::fs::create_dir_all(dir.join("cache")).map_err(mio("create", dir))?;
         let p = dir.join("trusted-root.json");
-        crate::writer::write_atomic(&p, trusted_root).map_err(|_| MirrorError::Io {
-            action: "write",
-            path: p.clone(),
-            source: std::io::Error::other("write failed"),
-        })?;
+        crate::writer::write_atomic_io(&p, trusted_root).map_err(mio("write", &p))?;
         Ok(Mirror {
             dir: dir.to_owned(),
         })
@@ -583,11 +579,7 @@ impl Mirror {
             last_fresh_at: Some(now.as_second()),
         };
         let bytes = serde_json::to_vec(&s).unwrap_or_default();
-        crate::writer::write_atomic(&p, &bytes).map_err(|_| MirrorError::Io {
-            action: "write",
-            path: p.clone(),
-            source: std::io::Error::other("write failed"),
-        })
+        crate::writer::write_atomic_io(&p, &bytes).map_err(mio("write", &p))
     }
 
     /// Refreshes and downloads one target (verified; from the cache when it
