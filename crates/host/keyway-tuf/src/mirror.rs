@@ -615,6 +615,36 @@ impl Mirror {
         Ok(out)
     }
 
+    /// One sync for the hub: refresh, then download every verified target
+    /// `want` selects (e.g. those whose SHA-256 the hub does not hold yet,
+    /// for models it serves), each result on its own. What the hub then
+    /// offers still has to pass `keyway_suit::verify_envelope` against the
+    /// model's anchors.
+    pub async fn sync(
+        &self,
+        source: Source,
+        want: impl Fn(&ListedTarget) -> bool,
+        now: jiff::Timestamp,
+    ) -> Result<Synced, MirrorError> {
+        let mut s = self.session(source)?;
+        let versions = s.refresh(now).await?;
+        self.mark_fresh(now)?;
+        let listed = s.targets()?;
+        let mut downloaded = Vec::new();
+        for t in listed.iter().filter(|t| want(t)) {
+            let r = s.download(&t.name, now).await;
+            downloaded.push((t.clone(), r));
+        }
+        let (files, bytes) = s.transferred();
+        Ok(Synced {
+            versions,
+            listed,
+            downloaded,
+            files,
+            bytes,
+        })
+    }
+
     /// The targets of the newest targets metadata in the cache (verified
     /// when it was stored), without network.
     pub fn targets(&self) -> Result<Vec<ListedTarget>, MirrorError> {
@@ -658,6 +688,21 @@ pub struct Refreshed {
     pub versions: TrustedVersions,
     /// The verified targets.
     pub targets: Vec<ListedTarget>,
+    /// Files transferred.
+    pub files: u64,
+    /// Bytes transferred.
+    pub bytes: u64,
+}
+
+/// What [`Mirror::sync`] did.
+#[derive(Debug)]
+pub struct Synced {
+    /// The versions now trusted.
+    pub versions: TrustedVersions,
+    /// Every verified target.
+    pub listed: Vec<ListedTarget>,
+    /// The targets downloaded (verified by length and hash), or why not.
+    pub downloaded: Vec<(ListedTarget, Result<Vec<u8>, MirrorError>)>,
     /// Files transferred.
     pub files: u64,
     /// Bytes transferred.

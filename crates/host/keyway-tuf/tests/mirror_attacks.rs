@@ -27,6 +27,12 @@ fn honest_repository_lists_targets_with_summaries_and_downloads() {
     assert!(m.freshness(t0()).fresh);
     // Listing from the cache needs no network.
     assert_eq!(m.targets().unwrap().len(), 3);
+    // One sync downloads only what the hub wants (here: what it lacks).
+    let held = got.targets[0].sha256.clone();
+    let synced = block(m.sync(server.source(), |t| t.sha256 != held, t0())).unwrap();
+    assert_eq!(synced.listed.len(), 3);
+    assert_eq!(synced.downloaded.len(), 2);
+    assert!(synced.downloaded.iter().all(|(_, r)| r.is_ok()));
 }
 
 #[test]
