@@ -13,8 +13,9 @@
 //!
 //! ```text
 //! DATA/tuf/trusted-root.json   the root the owner installed (pinned)
-//! DATA/tuf/cache/              every verified metadata file (write-through),
-//!                              root_history/N.root.json, targets/…
+//! DATA/tuf/cache/              the verified metadata (write-through):
+//!                              root.json, timestamp.json, snapshot.json,
+//!                              targets.json, root_history/N.root.json
 //! DATA/tuf/state.json          when the hub last saw a fresh timestamp
 //! ```
 //!
@@ -477,6 +478,43 @@ impl Freshness {
     }
 }
 
+/// The mirror's metadata cache: sigstore-tuf's atomic [`FileStore`],
+/// keeping only what the next run needs — the non-versioned role files and
+/// the verified root history. Versioned copies (`N.snapshot.json`, one per
+/// refresh) and target files are not kept: they would grow without bound,
+/// and the hub keeps the envelopes it accepted in its own store.
+#[derive(Debug, Clone)]
+pub(crate) struct CacheStore(FileStore);
+
+fn cacheable(name: &str) -> bool {
+    if let Some(rest) = name.strip_prefix("root_history/") {
+        return !rest.contains('/');
+    }
+    !name.contains('/')
+        && !name
+            .split('.')
+            .next()
+            .is_some_and(|stem| !stem.is_empty() && stem.bytes().all(|b| b.is_ascii_digit()))
+}
+
+impl MetadataStore for CacheStore {
+    fn load(&self, name: &str) -> sigstore_tuf::Result<Option<Vec<u8>>> {
+        if cacheable(name) {
+            self.0.load(name)
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn store(&self, name: &str, bytes: &[u8]) -> sigstore_tuf::Result<()> {
+        if cacheable(name) {
+            self.0.store(name, bytes)
+        } else {
+            Ok(())
+        }
+    }
+}
+
 /// The hub's persistent mirror.
 #[derive(Debug, Clone)]
 pub struct Mirror {
@@ -540,8 +578,8 @@ impl Mirror {
         std::fs::read(&p).map_err(mio("read", &p))
     }
 
-    pub(crate) fn store(&self) -> FileStore {
-        FileStore::new(self.dir.join("cache"))
+    pub(crate) fn store(&self) -> CacheStore {
+        CacheStore(FileStore::new(self.dir.join("cache")))
     }
 
     pub(crate) fn cache_dir(&self) -> PathBuf {

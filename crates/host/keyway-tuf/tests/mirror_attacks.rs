@@ -342,3 +342,31 @@ fn offline_directory_refresh_verifies_like_http() {
     let (_d2, m2) = r.mirror();
     assert!(block(m2.refresh(keyway_tuf::Source::dir(&r.repo()), t0())).is_err());
 }
+
+#[test]
+fn cache_keeps_only_the_current_role_files_over_many_syncs() {
+    let mut r = TestRepo::new(1);
+    let server = Server::start(r.repo());
+    let (_d, m) = r.mirror();
+    for seq in 2..=6 {
+        r.add(seq, t0());
+        let s = block(m.sync(server.source(), |_| true, t0())).unwrap();
+        assert!(s.downloaded.iter().all(|(_, r)| r.is_ok()));
+    }
+    let mut names: Vec<String> = std::fs::read_dir(m.dir().join("cache"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    // No versioned snapshot per refresh, no second copy of every envelope.
+    assert_eq!(
+        names,
+        [
+            "root.json",
+            "root_history",
+            "snapshot.json",
+            "targets.json",
+            "timestamp.json"
+        ]
+    );
+}
