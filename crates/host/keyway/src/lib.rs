@@ -6,6 +6,8 @@
 //! * [`demo`]: `keyway demo`, the main job end to end.
 //! * [`audit`]: `keyway audit`, the router-unplugged conformance run.
 //! * [`device`]: `keyway device`, the owner's SMP client for a lock.
+//! * [`hub`]: `keyway hub`'s parts in this crate: the link to a lock
+//!   over `keyway device`'s client.
 //! * [`lab`]: a simulated lock run in-process for `keyway audit
 //!   --lock-state`. Only the demo side (`demo`, `lab`) links the simulated
 //!   lock (`keyway-lock`); `audit` and `device` reach locks through SMP and
@@ -20,6 +22,7 @@ pub mod audit;
 pub mod cli;
 pub mod demo;
 pub mod device;
+pub mod hub;
 pub mod lab;
 pub mod publish;
 pub mod tuf_client;
