@@ -368,6 +368,12 @@ impl Session {
         })
     }
 
+    /// When the trusted timestamp expires (after a successful refresh): the
+    /// moment the hub's view turns stale unless it syncs again.
+    pub fn timestamp_expires(&self) -> Option<jiff::Timestamp> {
+        self.updater.trusted().timestamp().map(|t| t.expires)
+    }
+
     /// The verified top-level targets (after a successful refresh).
     pub fn targets(&self) -> Result<Vec<ListedTarget>, MirrorError> {
         self.updater
@@ -605,6 +611,7 @@ impl Mirror {
         self.mark_fresh(now)?;
         Ok(Refreshed {
             versions,
+            timestamp_expires: s.timestamp_expires().unwrap_or(now),
             targets,
             files,
             bytes,
@@ -676,6 +683,7 @@ impl Mirror {
         let (files, bytes) = s.transferred();
         Ok(Synced {
             versions,
+            timestamp_expires: s.timestamp_expires().unwrap_or(now),
             listed,
             downloaded,
             files,
@@ -724,6 +732,8 @@ impl Mirror {
 pub struct Refreshed {
     /// The versions now trusted.
     pub versions: TrustedVersions,
+    /// When the verified timestamp expires.
+    pub timestamp_expires: jiff::Timestamp,
     /// The verified targets.
     pub targets: Vec<ListedTarget>,
     /// Files transferred.
@@ -737,6 +747,9 @@ pub struct Refreshed {
 pub struct Synced {
     /// The versions now trusted.
     pub versions: TrustedVersions,
+    /// When the verified timestamp expires (`Hub::record_tuf_fresh`'s
+    /// `expires`).
+    pub timestamp_expires: jiff::Timestamp,
     /// Every verified target.
     pub listed: Vec<ListedTarget>,
     /// The targets downloaded (verified by length and hash), or why not.

@@ -15,6 +15,8 @@ fn honest_repository_lists_targets_with_summaries_and_downloads() {
     let (_d, m) = r.mirror();
     let got = block(m.refresh(server.source(), t0())).unwrap();
     assert_eq!(got.targets.len(), 3);
+    // The 7-day timestamp signed at t0.
+    assert_eq!(got.timestamp_expires, day(7));
     let t = got
         .targets
         .iter()
