@@ -138,6 +138,8 @@ fn flipped_byte_in_a_target_is_refused_and_the_others_import() {
         rep.refused.as_slice(),
         [Refusal::TargetHash { target, .. }] if target == "deadbolt/r1.suit"
     ));
+    assert_eq!(rep.refused[0].code(), "target_hash");
+    assert_eq!(rep.refused[0].item(), "deadbolt/r1.suit");
 }
 
 #[test]
@@ -279,6 +281,12 @@ fn timestamp_with_a_forged_signature_on_a_stick_is_refused() {
             ..
         })
     ));
+    let first = &rep.refused[0];
+    assert_eq!(
+        (first.code(), first.item().as_str()),
+        ("metadata_refused", "metadata/timestamp.json")
+    );
+    assert_eq!(first.error().map(MirrorError::code), Some("signatures"));
 }
 
 #[test]
