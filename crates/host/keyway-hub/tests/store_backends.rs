@@ -307,3 +307,36 @@ fn postgres_event_cursor_misses_nothing_while_several_hubs_append() {
     );
     assert_eq!(seen, all);
 }
+
+/// "Survives a restart" for the hub's side of PostgreSQL: when the server
+/// drops the hub's connection (a restarted or failed-over database), the
+/// call in flight fails with a typed error and the next call reconnects;
+/// nothing committed is lost.
+#[test]
+fn postgres_store_reconnects_after_the_server_drops_its_connection() {
+    let Some(url) = pg_url("postgres_store_reconnects_after_the_server_drops_its_connection")
+    else {
+        return;
+    };
+    let schema = PgSchema::new(&url);
+    let app = format!("kwreconnect_{}", std::process::id());
+    let s = PgStore::connect(&format!("{}&application_name={app}", schema.url)).unwrap();
+    let id = s.add_lock(&new_lock(1)).unwrap();
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let killed = admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+            &[&app],
+        )
+        .unwrap();
+    assert_eq!(killed.len(), 1, "the hub's one connection");
+    // The first call may see the dropped connection (a typed Backend
+    // error, not a panic); the next reconnects.
+    match s.locks() {
+        Ok(_) | Err(StoreError::Backend(_)) => {}
+        Err(e) => panic!("unexpected error {e:?}"),
+    }
+    assert_eq!(s.lock(id).unwrap().map(|l| l.id), Some(id));
+    s.add_lock(&new_lock(2)).unwrap();
+    assert_eq!(s.locks().unwrap().len(), 2);
+}
