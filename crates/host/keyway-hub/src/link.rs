@@ -47,6 +47,45 @@ pub enum LinkError {
     /// The lock's answer was malformed or contradicted itself.
     #[error("the lock's answer makes no sense: {0}")]
     Malformed(String),
+    /// None of the envelopes offered fits the lock: it holds them (or a
+    /// newer release), or none applies to its image. Nothing was sent.
+    #[error("nothing to push: {reason}")]
+    NothingToPush {
+        /// Why, in words.
+        reason: String,
+    },
+    /// The audit log's export did not verify with the paired device key.
+    #[error("the lock's audit log does not verify with its device key ({kind:?}): {reason}")]
+    LogBroken {
+        /// The verifier's first finding, typed.
+        kind: LogBreak,
+        /// Every finding, in words.
+        reason: String,
+    },
+}
+
+/// How an audit-log export failed verification (the kinds `keyway log
+/// verify` tells apart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LogBreak {
+    /// A record's bytes changed.
+    Modified,
+    /// Records missing from the middle or the start.
+    Deleted,
+    /// Records missing from the end.
+    Truncated,
+    /// An authenticated record in the wrong place.
+    OutOfOrder,
+    /// A record that is not in the signed chain.
+    Inserted,
+    /// A checkpoint or head whose signature does not verify.
+    Forged,
+    /// A checkpoint or head signed by another key.
+    OtherDevice,
+    /// Bytes that are not a record.
+    Unreadable,
+    /// No signed head at the end.
+    NoHead,
 }
 
 /// What pairing learned.
@@ -115,4 +154,17 @@ pub trait LockLink: Send {
     /// with the paired device key; a log that does not verify is an error
     /// carrying the verifier's reason.
     fn fetch_log(&mut self, since: Option<u64>) -> Result<FetchedLog, LinkError>;
+}
+
+/// Opens a [`LockLink`] to a lock the hub manages.
+///
+/// The `keyway` command implements it over `keyway device`'s client; tests
+/// implement it with scripted locks. A lock whose record has no device key
+/// yet (`device_key: None`) connects for pairing only: the link must refuse
+/// every call but [`LockLink::pair`] until it is paired (the lock itself
+/// refuses them: only an owner's sealed session may ask). A paired record's
+/// link authenticates the lock with its `device_key`.
+pub trait Connector: Send + Sync {
+    /// Connects to `lock` at its address.
+    fn connect(&self, lock: &crate::model::LockRecord) -> Result<Box<dyn LockLink>, LinkError>;
 }
