@@ -340,3 +340,32 @@ fn postgres_store_reconnects_after_the_server_drops_its_connection() {
     s.add_lock(&new_lock(2)).unwrap();
     assert_eq!(s.locks().unwrap().len(), 2);
 }
+
+/// `keyway hub import` may run while `keyway hub serve` holds the same
+/// file: two handles writing at once wait for each other (busy timeout,
+/// immediate transactions) instead of failing with "database is locked",
+/// and each sees the other's writes.
+#[test]
+fn sqlite_two_handles_on_one_file_both_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hub.sqlite");
+    let a = SqliteStore::open(&path).unwrap();
+    let b = SqliteStore::open(&path).unwrap();
+    const EACH: u64 = 60;
+    std::thread::scope(|sc| {
+        for (h, s) in [(0u64, &a), (1, &b)] {
+            sc.spawn(move || {
+                for i in 0..EACH {
+                    let n = h * 1000 + i;
+                    s.put_release(&release(n, "c", n, 2000)).unwrap();
+                    s.add_event(n as i64, None, EventLevel::Info, "import", "")
+                        .unwrap();
+                }
+            });
+        }
+    });
+    for s in [&a, &b] {
+        assert_eq!(s.releases(None).unwrap().len() as u64, 2 * EACH);
+        assert_eq!(s.events(0, 1000).unwrap().len() as u64, 2 * EACH);
+    }
+}
