@@ -369,3 +369,23 @@ fn sqlite_two_handles_on_one_file_both_write() {
         assert_eq!(s.events(0, 1000).unwrap().len() as u64, 2 * EACH);
     }
 }
+
+/// The store holds the house's audit logs (who opened which door when):
+/// its files are the hub's alone, whatever the umask.
+#[cfg(unix)]
+#[test]
+fn sqlite_store_files_are_private_to_the_hub() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hub.sqlite");
+    let s = SqliteStore::open(&path).unwrap();
+    s.add_lock(&new_lock(1)).unwrap();
+    let mut n = 0;
+    for suffix in ["", "-wal", "-shm"] {
+        let f = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{} has mode {mode:o}", f.display());
+        n += 1;
+    }
+    assert_eq!(n, 3);
+}

@@ -149,7 +149,13 @@ impl SqliteStore {
     /// Opens (creating if absent) the store at `path`, migrating its schema
     /// forward. Fails with [`StoreError::TooNew`] on a store from a newer
     /// hub.
+    ///
+    /// A new file is created readable by its owner only (0600 on Unix;
+    /// SQLite gives its `-wal` and `-shm` files the same mode): the store
+    /// holds the house's audit logs, who opened which door when.
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref();
+        create_private(path)?;
         let conn = Connection::open(path).map_err(sq)?;
         SqliteStore::setup(conn, true)
     }
@@ -204,6 +210,26 @@ impl SqliteStore {
         let out = f(&tx)?;
         tx.commit().map_err(sq)?;
         Ok(out)
+    }
+}
+
+/// Creates `path` empty with mode 0600 if it does not exist.
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    match o.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) if e.raw_os_error() == Some(28) => Err(StoreError::Full(format!(
+            "creating {}: {e}",
+            path.display()
+        ))),
+        Err(e) => Err(StoreError::Backend(format!(
+            "creating {}: {e}",
+            path.display()
+        ))),
     }
 }
 
