@@ -20,6 +20,8 @@
 
 #![warn(missing_docs)]
 
+pub mod api;
+pub mod engine;
 pub mod link;
 pub mod model;
 pub mod store;

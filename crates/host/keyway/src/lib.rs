@@ -12,6 +12,9 @@
 //!   --lock-state`. Only the demo side (`demo`, `lab`) links the simulated
 //!   lock (`keyway-lock`); `audit` and `device` reach locks through SMP and
 //!   the control socket (`tests/layering.rs`).
+//! * [`publish`]: `keyway publish`, the vendor's TUF repository.
+//! * [`tuf_client`]: `keyway tuf-client`, the hub's TUF client behind
+//!   tuf-conformance's client CLI.
 
 #![warn(missing_docs)]
 
@@ -21,3 +24,5 @@ pub mod demo;
 pub mod device;
 pub mod hub;
 pub mod lab;
+pub mod publish;
+pub mod tuf_client;

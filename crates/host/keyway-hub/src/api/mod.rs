@@ -1,0 +1,778 @@
+//! The hub's JSON API (axum): everything the hub does, for the web UI,
+//! Home Assistant and scripts.
+//!
+//! * Every route but `GET /api/health` needs `Authorization: Bearer
+//!   TOKEN`; the token is compared in constant time (both sides hashed
+//!   with SHA-256 first, so not even the length leaks). A missing or wrong
+//!   token is `401 unauthorized`.
+//! * Every error is one JSON shape, `{"error": {"code": "...", "message":
+//!   "..."}}`: clients decide on `code` (stable, listed in the OpenAPI
+//!   document), never on the message.
+//! * Request bodies are bounded ([`MAX_BODY_BYTES`]), request structs
+//!   reject unknown fields, path parameters are typed (a bad id is `400
+//!   bad_path`, a bad digest `400 bad_digest`), and a request that fails
+//!   changes nothing.
+//! * The hub's calls are blocking (store, locks): each runs in
+//!   `spawn_blocking`. An accepted consent and a new rollout return `202`
+//!   at once; the push runs in the background and `GET .../progress` shows
+//!   it live.
+//! * `GET /api/openapi.json` serves the OpenAPI 3.1 document
+//!   (`src/api/openapi.json`, hand-written); a test checks that it and
+//!   [`ROUTES`] name the same routes, and `scripts/openapi-check.sh`
+//!   validates it with an independent validator.
+
+use std::net::SocketAddr;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::engine::{Hub, HubError, Incoming, IngestReport};
+use crate::model::{ConsentSource, Decision, Digest, LockId, ModelAnchors, NewLock};
+
+/// The largest request body the API reads.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The OpenAPI 3.1 document describing every route.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// Why the shell could not read releases in.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourceError {
+    /// Nothing at that path.
+    #[error("no bundle at {0}")]
+    NotFound(String),
+    /// The bundle's TUF metadata did not verify (a corrupt or hostile
+    /// bundle): nothing was imported.
+    #[error("the bundle was refused: {0}")]
+    Refused(String),
+    /// It could not be read.
+    #[error("the bundle could not be read: {0}")]
+    Unreadable(String),
+}
+
+impl SourceError {
+    fn code(&self) -> &'static str {
+        match self {
+            SourceError::NotFound(_) => "bundle_not_found",
+            SourceError::Refused(_) => "bundle_refused",
+            SourceError::Unreadable(_) => "bundle_unreadable",
+        }
+    }
+}
+
+/// What the shell read from a bundle: the envelopes its TUF metadata
+/// vouches for (the hub then verifies each against its model's anchors),
+/// and the targets the TUF layer itself refused, with why.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BundleRead {
+    /// Envelopes to ingest.
+    pub incoming: Vec<Incoming>,
+    /// Targets refused by TUF verification: (target path, why).
+    pub refused: Vec<(String, String)>,
+}
+
+/// Releases in, implemented by the shell (TUF and bundle reading are
+/// `keyway-tuf`'s): `POST /api/imports {path}` calls it, then
+/// [`Hub::ingest`] verifies what it returns.
+pub trait ReleasesIn: Send + Sync {
+    /// Reads the offline bundle at `path` (a directory or a mounted stick),
+    /// verifying its TUF metadata chain.
+    fn read_bundle(&self, path: &FsPath) -> Result<BundleRead, SourceError>;
+}
+
+/// What the API serves.
+#[derive(Clone)]
+pub struct Api {
+    /// The hub.
+    pub hub: Arc<Hub>,
+    /// How `POST /api/imports` reads bundles (`None`: imports are
+    /// unavailable, `501 imports_unavailable`).
+    pub releases_in: Option<Arc<dyn ReleasesIn>>,
+    /// The bearer token every route but health requires.
+    pub token: String,
+}
+
+/// An API error: a status and the one JSON error shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The stable machine code.
+    pub code: &'static str,
+    /// In words.
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(json!({"error": {"code": self.code, "message": self.message}})),
+        )
+            .into_response()
+    }
+}
+
+/// The HTTP status for a hub error code.
+pub fn status_of(code: &str) -> StatusCode {
+    match code {
+        "unknown_lock" | "unknown_release" | "unknown_rollout" | "unknown_log" => {
+            StatusCode::NOT_FOUND
+        }
+        "release_not_applicable"
+        | "consent_required"
+        | "lock_busy"
+        | "lock_not_paired"
+        | "lock_already_paired"
+        | "presence_window_closed"
+        | "nothing_to_push" => StatusCode::CONFLICT,
+        "wrong_setup_code" => StatusCode::FORBIDDEN,
+        "lock_unreachable" => StatusCode::GATEWAY_TIMEOUT,
+        "lock_refused"
+        | "lock_not_authenticated"
+        | "lock_answer_malformed"
+        | "lock_lied"
+        | "log_broken" => StatusCode::BAD_GATEWAY,
+        "store_full" => StatusCode::INSUFFICIENT_STORAGE,
+        "invalid_value" | "bad_model" => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<HubError> for ApiError {
+    fn from(e: HubError) -> ApiError {
+        let code = e.code();
+        ApiError::new(status_of(code), code, e.to_string())
+    }
+}
+
+/// A JSON body: its rejections in the API's error shape.
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Body(v)),
+            Err(r) => Err(match r {
+                JsonRejection::JsonSyntaxError(e) => ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "malformed_json",
+                    format!("the body is not JSON: {}", e.body_text()),
+                ),
+                JsonRejection::JsonDataError(e) => ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_body",
+                    format!(
+                        "the body does not fit this request (see the OpenAPI document): {}",
+                        e.body_text()
+                    ),
+                ),
+                JsonRejection::MissingJsonContentType(_) => ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "send the body as Content-Type: application/json",
+                ),
+                other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+                ),
+                other => ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    format!("the body could not be read: {}", other.body_text()),
+                ),
+            }),
+        }
+    }
+}
+
+/// A typed path: a parameter that does not parse is `400 bad_path`.
+pub struct P<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for P<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| P(v))
+            .map_err(|e: PathRejection| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_path",
+                    format!(
+                        "a path parameter is not valid (ids are integers): {}",
+                        e.body_text()
+                    ),
+                )
+            })
+    }
+}
+
+/// A typed query: one that does not parse is `400 bad_query`.
+pub struct Q<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Q<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| Q(v))
+            .map_err(|e: QueryRejection| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_query",
+                    format!("the query string is not valid: {}", e.body_text()),
+                )
+            })
+    }
+}
+
+fn digest(s: &str) -> Result<Digest, ApiError> {
+    Digest::from_hex(s)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_digest", e.to_string()))
+}
+
+/// Runs a blocking hub call.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, HubError> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(ApiError::from),
+        Err(e) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("the hub's task failed: {e}"),
+        )),
+    }
+}
+
+type R = Result<Response, ApiError>;
+
+fn ok<T: Serialize>(v: T) -> R {
+    Ok(Json(v).into_response())
+}
+
+fn with_status<T: Serialize>(s: StatusCode, v: T) -> R {
+    Ok((s, Json(v)).into_response())
+}
+
+// ----- request bodies ----------------------------------------------------------
+
+/// `POST /api/models`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelIn {
+    class: String,
+    vendor_domain: String,
+    trust_pems: Vec<String>,
+    threshold: u8,
+}
+
+/// `POST /api/locks`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockIn {
+    name: String,
+    address: String,
+    class: String,
+}
+
+/// `POST /api/locks/{id}/pair`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PairIn {
+    setup_code: String,
+}
+
+/// `POST /api/locks/{id}/consents`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentIn {
+    release: String,
+    decision: Decision,
+}
+
+/// `PUT /api/locks/{id}/auto-install`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoIn {
+    enabled: bool,
+}
+
+/// `POST /api/rollouts`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutIn {
+    release: String,
+    wave_size: u32,
+    error_threshold_pct: u8,
+    #[serde(default)]
+    locks: Option<Vec<LockId>>,
+}
+
+/// `POST /api/imports`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportIn {
+    path: String,
+}
+
+/// `GET /api/events` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQ {
+    #[serde(default)]
+    after: i64,
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+// ----- handlers ------------------------------------------------------------------
+
+async fn health() -> R {
+    ok(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+}
+
+async fn openapi() -> R {
+    Ok(([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response())
+}
+
+async fn models_list(State(a): State<Api>) -> R {
+    let hub = a.hub.clone();
+    ok(json!({"models": blocking(move || Ok(hub.store().models()?)).await?}))
+}
+
+async fn models_put(State(a): State<Api>, Body(m): Body<ModelIn>) -> R {
+    let model = ModelAnchors {
+        class: m.class,
+        vendor_domain: m.vendor_domain,
+        trust_pems: m.trust_pems,
+        threshold: m.threshold,
+    };
+    let hub = a.hub.clone();
+    let m2 = model.clone();
+    blocking(move || hub.put_model(&m2)).await?;
+    with_status(StatusCode::CREATED, model)
+}
+
+async fn releases_list(State(a): State<Api>) -> R {
+    let hub = a.hub.clone();
+    ok(json!({"releases": blocking(move || Ok(hub.store().releases(None)?)).await?}))
+}
+
+async fn release_one(State(a): State<Api>, P(d): P<String>) -> R {
+    let d = digest(&d)?;
+    let hub = a.hub.clone();
+    let r = blocking(move || hub.store().release(&d)?.ok_or(HubError::NoRelease(d))).await?;
+    ok(r)
+}
+
+#[derive(Serialize)]
+struct ImportOut {
+    #[serde(flatten)]
+    report: IngestReport,
+    refused_by_tuf: Vec<serde_json::Value>,
+}
+
+async fn imports(State(a): State<Api>, Body(i): Body<ImportIn>) -> R {
+    let Some(src) = a.releases_in.clone() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "imports_unavailable",
+            "this hub has no bundle reader configured",
+        ));
+    };
+    let path = PathBuf::from(i.path);
+    let read = match tokio::task::spawn_blocking(move || src.read_bundle(&path)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            let status = match e {
+                SourceError::NotFound(_) => StatusCode::NOT_FOUND,
+                _ => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            return Err(ApiError::new(status, e.code(), e.to_string()));
+        }
+        Err(e) => {
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("the import task failed: {e}"),
+            ));
+        }
+    };
+    let hub = a.hub.clone();
+    let incoming = read.incoming;
+    let report = blocking(move || hub.ingest(incoming)).await?;
+    ok(ImportOut {
+        report,
+        refused_by_tuf: read
+            .refused
+            .into_iter()
+            .map(|(target, message)| json!({"target": target, "message": message}))
+            .collect(),
+    })
+}
+
+async fn locks_list(State(a): State<Api>) -> R {
+    let hub = a.hub.clone();
+    ok(json!({"locks": blocking(move || hub.locks()).await?}))
+}
+
+async fn locks_add(State(a): State<Api>, Body(l): Body<LockIn>) -> R {
+    let hub = a.hub.clone();
+    let new = NewLock {
+        name: l.name,
+        address: l.address,
+        class: l.class,
+    };
+    with_status(
+        StatusCode::CREATED,
+        blocking(move || hub.add_lock(&new)).await?,
+    )
+}
+
+async fn lock_one(State(a): State<Api>, P(id): P<LockId>) -> R {
+    let hub = a.hub.clone();
+    ok(blocking(move || hub.lock(id)).await?)
+}
+
+async fn lock_remove(State(a): State<Api>, P(id): P<LockId>) -> R {
+    let hub = a.hub.clone();
+    blocking(move || hub.remove_lock(id)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn lock_pair(State(a): State<Api>, P(id): P<LockId>, Body(p): Body<PairIn>) -> R {
+    let hub = a.hub.clone();
+    ok(blocking(move || hub.pair(id, &p.setup_code)).await?)
+}
+
+async fn lock_refresh(State(a): State<Api>, P(id): P<LockId>) -> R {
+    let hub = a.hub.clone();
+    ok(blocking(move || hub.refresh(id)).await?)
+}
+
+async fn lock_updates(State(a): State<Api>, P(id): P<LockId>) -> R {
+    let hub = a.hub.clone();
+    let (updates, consents) =
+        blocking(move || Ok((hub.updates(id)?, hub.store().consents(id)?))).await?;
+    let updates: Vec<serde_json::Value> = updates
+        .into_iter()
+        .map(|o| {
+            let decision = crate::engine::decide::decision(&consents, &o.release);
+            let mut v = serde_json::to_value(&o).unwrap_or_default();
+            v["decision"] = serde_json::to_value(decision).unwrap_or_default();
+            v
+        })
+        .collect();
+    ok(json!({"updates": updates}))
+}
+
+async fn lock_consents(State(a): State<Api>, P(id): P<LockId>) -> R {
+    let hub = a.hub.clone();
+    ok(
+        json!({"consents": blocking(move || { hub.lock(id)?; Ok(hub.store().consents(id)?) }).await?}),
+    )
+}
+
+async fn lock_consent(State(a): State<Api>, P(id): P<LockId>, Body(c): Body<ConsentIn>) -> R {
+    let release = digest(&c.release)?;
+    let hub = a.hub.clone();
+    let decision = c.decision;
+    let consent =
+        blocking(move || hub.consent(id, release, decision, ConsentSource::Owner)).await?;
+    if decision == Decision::Accept {
+        // Durable above; the push runs in the background (progress shows it).
+        let hub = a.hub.clone();
+        tokio::task::spawn_blocking(move || {
+            let _ = hub.install(id, release);
+        });
+        with_status(
+            StatusCode::ACCEPTED,
+            json!({"consent": consent, "install": "started"}),
+        )
+    } else {
+        ok(json!({"consent": consent, "install": "none"}))
+    }
+}
+
+/// `POST /api/locks/{id}/install`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstallIn {
+    release: String,
+}
+
+async fn lock_install(State(a): State<Api>, P(id): P<LockId>, Body(i): Body<InstallIn>) -> R {
+    let release = digest(&i.release)?;
+    let hub = a.hub.clone();
+    // Checked here so the caller hears it at once; `install` checks again.
+    blocking(move || {
+        hub.lock(id)?;
+        hub.store()
+            .release(&release)?
+            .ok_or(HubError::NoRelease(release))?;
+        match crate::engine::decide::decision(&hub.store().consents(id)?, &release) {
+            Some(Decision::Accept) => Ok(()),
+            _ => Err(HubError::NoConsent { lock: id, release }),
+        }
+    })
+    .await?;
+    let hub = a.hub.clone();
+    tokio::task::spawn_blocking(move || {
+        let _ = hub.install(id, release);
+    });
+    with_status(StatusCode::ACCEPTED, json!({"install": "started"}))
+}
+
+async fn lock_auto(State(a): State<Api>, P(id): P<LockId>, Body(b): Body<AutoIn>) -> R {
+    let hub = a.hub.clone();
+    ok(blocking(move || hub.set_auto_install(id, b.enabled)).await?)
+}
+
+async fn lock_progress(State(a): State<Api>, P(id): P<LockId>) -> R {
+    let hub = a.hub.clone();
+    ok(json!({"progress": blocking(move || { hub.lock(id)?; Ok(hub.progress_of(id)) }).await?}))
+}
+
+async fn lock_logs(State(a): State<Api>, P(id): P<LockId>) -> R {
+    let hub = a.hub.clone();
+    let logs = blocking(move || hub.logs(id)).await?;
+    let list: Vec<serde_json::Value> = logs
+        .iter()
+        .enumerate()
+        .map(|(n, l)| {
+            json!({"index": n, "fetched_at": l.fetched_at, "first_seq": l.first_seq,
+                   "last_seq": l.last_seq, "bytes": l.bytes.len()})
+        })
+        .collect();
+    ok(json!({"logs": list}))
+}
+
+async fn lock_log_download(State(a): State<Api>, P((id, n)): P<(LockId, usize)>) -> R {
+    let hub = a.hub.clone();
+    let logs = blocking(move || hub.logs(id)).await?;
+    let Some(l) = logs.into_iter().nth(n) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_log",
+            format!("lock {id} has no kept log export {n}"),
+        ));
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!(
+                    "attachment; filename=\"lock-{id}-log-{}-{}.bin\"",
+                    l.first_seq, l.last_seq
+                ),
+            ),
+        ],
+        l.bytes,
+    )
+        .into_response())
+}
+
+async fn lock_log_fetch(State(a): State<Api>, P(id): P<LockId>) -> R {
+    let hub = a.hub.clone();
+    ok(json!({"log": blocking(move || hub.fetch_log(id)).await?}))
+}
+
+async fn progress_all(State(a): State<Api>) -> R {
+    ok(json!({"progress": a.hub.progress()}))
+}
+
+async fn rollouts_list(State(a): State<Api>) -> R {
+    let hub = a.hub.clone();
+    ok(json!({"rollouts": blocking(move || Ok(hub.store().rollouts()?)).await?}))
+}
+
+async fn rollouts_create(State(a): State<Api>, Body(r): Body<RolloutIn>) -> R {
+    let release = digest(&r.release)?;
+    let hub = a.hub.clone();
+    let rollout = blocking(move || {
+        hub.create_rollout(
+            release,
+            r.wave_size,
+            r.error_threshold_pct,
+            r.locks.as_deref(),
+        )
+    })
+    .await?;
+    let hub = a.hub.clone();
+    let id = rollout.id;
+    tokio::task::spawn_blocking(move || {
+        let _ = hub.run_rollout(id);
+    });
+    with_status(StatusCode::ACCEPTED, rollout)
+}
+
+async fn rollout_one(State(a): State<Api>, P(id): P<i64>) -> R {
+    let hub = a.hub.clone();
+    ok(blocking(move || hub.rollout(id)).await?)
+}
+
+async fn events(State(a): State<Api>, Q(q): Q<EventsQ>) -> R {
+    let hub = a.hub.clone();
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    ok(json!({"events": blocking(move || Ok(hub.store().events(q.after, limit)?)).await?}))
+}
+
+async fn freshness(State(a): State<Api>) -> R {
+    let hub = a.hub.clone();
+    ok(blocking(move || hub.freshness()).await?)
+}
+
+// ----- the router ------------------------------------------------------------------
+
+macro_rules! api_routes {
+    ($($method:ident $path:literal => $handler:path;)*) => {
+        /// Every authenticated route (method, path), as the OpenAPI
+        /// document names them (`GET /api/health` is the one without a
+        /// token).
+        pub const ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
+
+        fn authenticated() -> Router<Api> {
+            Router::new()$(.route($path, axum::routing::$method($handler)))*
+        }
+    };
+}
+
+api_routes! {
+    get "/api/openapi.json" => openapi;
+    get "/api/models" => models_list;
+    post "/api/models" => models_put;
+    get "/api/releases" => releases_list;
+    get "/api/releases/{digest}" => release_one;
+    post "/api/imports" => imports;
+    get "/api/locks" => locks_list;
+    post "/api/locks" => locks_add;
+    get "/api/locks/{id}" => lock_one;
+    delete "/api/locks/{id}" => lock_remove;
+    post "/api/locks/{id}/pair" => lock_pair;
+    post "/api/locks/{id}/refresh" => lock_refresh;
+    get "/api/locks/{id}/updates" => lock_updates;
+    get "/api/locks/{id}/consents" => lock_consents;
+    post "/api/locks/{id}/consents" => lock_consent;
+    post "/api/locks/{id}/install" => lock_install;
+    put "/api/locks/{id}/auto-install" => lock_auto;
+    get "/api/locks/{id}/progress" => lock_progress;
+    get "/api/locks/{id}/logs" => lock_logs;
+    post "/api/locks/{id}/logs/fetch" => lock_log_fetch;
+    get "/api/locks/{id}/logs/{index}" => lock_log_download;
+    get "/api/progress" => progress_all;
+    get "/api/rollouts" => rollouts_list;
+    post "/api/rollouts" => rollouts_create;
+    get "/api/rollouts/{id}" => rollout_one;
+    get "/api/events" => events;
+    get "/api/freshness" => freshness;
+}
+
+/// Whether `headers` carry the bearer token (constant time).
+fn authorized(headers: &HeaderMap, token: &str) -> bool {
+    let Some(given) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    let a = Sha256::digest(given.as_bytes());
+    let b = Sha256::digest(token.as_bytes());
+    !token.is_empty() && bool::from(a.ct_eq(&b))
+}
+
+async fn auth(State(a): State<Api>, req: Request, next: Next) -> Response {
+    if authorized(req.headers(), &a.token) {
+        next.run(req).await
+    } else {
+        let mut r = ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send the hub's API token as Authorization: Bearer TOKEN",
+        )
+        .into_response();
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+        r
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such route (see /api/openapi.json)",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method (see /api/openapi.json)",
+    )
+}
+
+/// The API's router.
+pub fn router(api: Api) -> Router {
+    Router::new()
+        .merge(authenticated().route_layer(axum::middleware::from_fn_with_state(api.clone(), auth)))
+        .route("/api/health", get(health))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(api)
+}
+
+/// Serves the API on `listen` (the shell passes `127.0.0.1:PORT` by
+/// default) until the process stops.
+pub async fn serve(listen: SocketAddr, api: Api) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    axum::serve(listener, router(api)).await
+}
+
+/// Calls [`Hub::tick`] every `every` on a blocking thread, for `serve`'s
+/// shell (errors become events on the next tick; they do not stop it).
+pub fn spawn_ticker(hub: Arc<Hub>, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut t = tokio::time::interval(every);
+        loop {
+            t.tick().await;
+            let h = hub.clone();
+            let _ = tokio::task::spawn_blocking(move || h.tick()).await;
+        }
+    })
+}

@@ -1,0 +1,785 @@
+//! The hub's engine over scripted locks and a real store: intake, pairing,
+//! updates and consent, pushes with progress, postponed installs, auto
+//! consent, rollouts in waves, audit logs, freshness and lying locks.
+
+mod support;
+
+use keyway_hub::engine::{HubError, InstallReport, Phase};
+use keyway_hub::model::*;
+use support::*;
+
+// ----- intake --------------------------------------------------------------
+
+#[test]
+fn ingest_imports_a_verified_release_with_notes_and_cves() {
+    let w = World::new();
+    let env = envelope(
+        &w.vendor.key,
+        CLASS,
+        3,
+        &[("CVE-2026-1234", "critical")],
+        None,
+    );
+    let r = w
+        .hub
+        .ingest(vec![incoming("r3.suit", env.clone())])
+        .unwrap();
+    assert_eq!(r.imported.len(), 1, "{r:?}");
+    let rel = w.store.release(&sha(&env)).unwrap().unwrap();
+    assert_eq!(rel.sequence, 3);
+    assert_eq!(rel.version, "1.3.0");
+    assert_eq!(rel.class, CLASS);
+    assert!(rel.notes.contains("Release 1.3.0"));
+    assert_eq!(
+        rel.cves,
+        vec![CveFix {
+            id: "CVE-2026-1234".into(),
+            severity: Severity::Critical
+        }]
+    );
+    assert_eq!(rel.delta_base, None);
+    assert_eq!(rel.envelope, env);
+    assert!(w.kinds().contains(&"release_imported".to_string()));
+}
+
+#[test]
+fn ingest_counts_a_release_already_held() {
+    let w = World::new();
+    let env = envelope(&w.vendor.key, CLASS, 2, &[], None);
+    w.hub.ingest(vec![incoming("a", env.clone())]).unwrap();
+    let r = w.hub.ingest(vec![incoming("a", env)]).unwrap();
+    assert!(r.imported.is_empty());
+    assert_eq!(r.already_held, vec!["a".to_string()]);
+}
+
+/// A compromised TUF repository (valid TUF metadata over a target it signed
+/// itself) can at most withhold: the envelope is refused against the
+/// model's anchors and nothing is stored.
+#[test]
+fn ingest_refuses_a_tuf_valid_but_badly_signed_envelope() {
+    let w = World::new();
+    let attacker = Vendor::new();
+    let env = envelope(
+        &attacker.key,
+        CLASS,
+        9,
+        &[("CVE-2026-0001", "critical")],
+        None,
+    );
+    let r = w
+        .hub
+        .ingest(vec![incoming("evil.suit", env.clone())])
+        .unwrap();
+    assert!(r.imported.is_empty());
+    assert_eq!(r.refused.len(), 1);
+    match &r.refused[0].reason {
+        keyway_hub::engine::Refusal::Verification { check, .. } => assert_eq!(check, "signatures"),
+        other => panic!("refused for the wrong reason: {other:?}"),
+    }
+    assert!(w.store.release(&sha(&env)).unwrap().is_none());
+    assert!(w.store.releases(None).unwrap().is_empty());
+    assert!(w.kinds().contains(&"release_refused".to_string()));
+}
+
+#[test]
+fn ingest_refuses_an_envelope_for_an_unknown_model() {
+    let w = World::new();
+    let env = envelope(&w.vendor.key, "other-model", 2, &[], None);
+    let r = w.hub.ingest(vec![incoming("x", env)]).unwrap();
+    assert!(matches!(
+        r.refused[0].reason,
+        keyway_hub::engine::Refusal::NoModel { .. }
+    ));
+}
+
+#[test]
+fn ingest_refuses_a_payload_that_does_not_match_its_manifest() {
+    let w = World::new();
+    let mut env = envelope(&w.vendor.key, CLASS, 2, &[], None);
+    let n = env.len();
+    env[n - 10] ^= 0xff; // inside the integrated payload: the signature still verifies
+    let r = w.hub.ingest(vec![incoming("x", env.clone())]).unwrap();
+    assert!(
+        matches!(
+            r.refused[0].reason,
+            keyway_hub::engine::Refusal::Payload { .. }
+        ),
+        "{:?}",
+        r.refused
+    );
+    assert!(w.store.release(&sha(&env)).unwrap().is_none());
+}
+
+#[test]
+fn ingest_refuses_trailing_bytes_and_garbage() {
+    let w = World::new();
+    let mut env = envelope(&w.vendor.key, CLASS, 2, &[], None);
+    env.extend_from_slice(b"extra");
+    let r = w
+        .hub
+        .ingest(vec![
+            incoming("tail", env),
+            incoming("junk", b"not cbor".to_vec()),
+        ])
+        .unwrap();
+    assert_eq!(r.refused.len(), 2, "{r:?}");
+    assert!(matches!(
+        r.refused[1].reason,
+        keyway_hub::engine::Refusal::Malformed { .. }
+    ));
+    assert!(w.store.releases(None).unwrap().is_empty());
+}
+
+#[test]
+fn ingest_takes_a_delta_with_its_base() {
+    let w = World::new();
+    let env = envelope(&w.vendor.key, CLASS, 3, &[], Some(2));
+    let r = w.hub.ingest(vec![incoming("d", env.clone())]).unwrap();
+    assert_eq!(r.imported.len(), 1, "{r:?}");
+    let rel = w.store.release(&sha(&env)).unwrap().unwrap();
+    assert_eq!(rel.delta_base, Some(sha(&image(2))));
+}
+
+// ----- locks -----------------------------------------------------------------
+
+#[test]
+fn pairing_needs_the_presence_window() {
+    let w = World::new();
+    let mut l = FakeLock::new(1);
+    l.presence_open = false;
+    w.fleet.add("udp:10.0.0.2:1337", l);
+    let rec = w
+        .hub
+        .add_lock(&NewLock {
+            name: "front".into(),
+            address: "udp:10.0.0.2:1337".into(),
+            class: CLASS.into(),
+        })
+        .unwrap();
+    let e = w.hub.pair(rec.id, "86420").unwrap_err();
+    assert_eq!(e.code(), "presence_window_closed");
+    assert_eq!(w.hub.lock(rec.id).unwrap().device_key, None);
+    // The owner presses the button: it pairs.
+    w.fleet
+        .with("udp:10.0.0.2:1337", |l| l.presence_open = true);
+    let rec = w.hub.pair(rec.id, "86420").unwrap();
+    assert_eq!(rec.device_key, Some([7; 32]));
+    assert_eq!(rec.snapshot.as_ref().unwrap().version, "1.1.0");
+    assert_eq!(rec.last_contact, Some(T0));
+}
+
+#[test]
+fn pairing_with_a_wrong_setup_code_is_refused() {
+    let w = World::new();
+    w.fleet.add("a", FakeLock::new(1));
+    let rec = w
+        .hub
+        .add_lock(&NewLock {
+            name: "front".into(),
+            address: "a".into(),
+            class: CLASS.into(),
+        })
+        .unwrap();
+    assert_eq!(
+        w.hub.pair(rec.id, "00000").unwrap_err().code(),
+        "wrong_setup_code"
+    );
+    assert_eq!(w.hub.lock(rec.id).unwrap().device_key, None);
+    // An unpaired lock is never asked anything but pairing.
+    assert_eq!(w.hub.refresh(rec.id).unwrap_err().code(), "lock_not_paired");
+}
+
+// ----- updates and consent -----------------------------------------------------
+
+#[test]
+fn updates_list_only_upgrades_of_the_locks_model() {
+    let w = World::new();
+    let other = Vendor::for_class("other-model");
+    w.hub.put_model(&other.model).unwrap();
+    w.releases(&[(1, &[]), (2, &[]), (3, &[("CVE-2026-0042", "high")])]);
+    w.hub
+        .ingest(vec![incoming(
+            "o",
+            envelope(&other.key, "other-model", 5, &[], None),
+        )])
+        .unwrap();
+    let id = w.paired_lock("a", 2);
+    let ups = w.hub.updates(id).unwrap();
+    assert_eq!(ups.len(), 1, "{ups:?}");
+    assert_eq!(ups[0].sequence, 3);
+    assert_eq!(ups[0].max_severity, Some(Severity::High));
+    assert_eq!(ups[0].cves[0].id, "CVE-2026-0042");
+    assert!(!ups[0].delta);
+}
+
+#[test]
+fn delta_offered_first_when_the_lock_runs_its_base() {
+    let w = World::new();
+    let full = envelope(&w.vendor.key, CLASS, 3, &[], None);
+    let delta = envelope(&w.vendor.key, CLASS, 3, &[], Some(2));
+    let stale_delta = envelope(&w.vendor.key, CLASS, 3, &[], Some(1));
+    w.hub
+        .ingest(vec![
+            incoming("f", full.clone()),
+            incoming("d", delta.clone()),
+            incoming("s", stale_delta.clone()),
+        ])
+        .unwrap();
+    w.releases(&[(2, &[])]);
+    let a = w.paired_lock("a", 2);
+    let ups = w.hub.updates(a).unwrap();
+    assert_eq!(ups.len(), 1);
+    assert_eq!(ups[0].release, sha(&full));
+    assert_eq!(ups[0].envelopes, vec![sha(&delta), sha(&full)]);
+    // The push sends the delta.
+    w.hub
+        .consent(a, sha(&full), Decision::Accept, ConsentSource::Owner)
+        .unwrap();
+    assert_eq!(
+        w.hub.install(a, sha(&full)).unwrap(),
+        InstallReport::Running
+    );
+    assert_eq!(w.fleet.get("a").uploads, vec![sha(&delta)]);
+    // A lock on another base never gets a delta for another image.
+    let b = w.paired_lock("b", 0);
+    let ups = w.hub.updates(b).unwrap();
+    assert_eq!(ups[0].envelopes, vec![sha(&full)]);
+}
+
+/// A UI bug (or a forged request) cannot force an update: a consent for a
+/// release that is not one of the lock's updates is refused, nothing is
+/// recorded and nothing is sent.
+#[test]
+fn consent_for_a_release_that_does_not_apply_is_refused() {
+    let w = World::new();
+    let d = w.releases(&[(1, &[]), (2, &[])]);
+    let id = w.paired_lock("a", 2);
+    for old in &d {
+        let e = w
+            .hub
+            .consent(id, *old, Decision::Accept, ConsentSource::Owner)
+            .unwrap_err();
+        assert_eq!(e.code(), "release_not_applicable");
+    }
+    let e = w
+        .hub
+        .consent(id, Digest([9; 32]), Decision::Accept, ConsentSource::Owner)
+        .unwrap_err();
+    assert_eq!(e.code(), "unknown_release");
+    assert!(w.store.consents(id).unwrap().is_empty());
+    assert!(w.fleet.get("a").uploads.is_empty());
+}
+
+#[test]
+fn install_without_consent_is_refused_and_sends_nothing() {
+    let w = World::new();
+    let d = w.releases(&[(3, &[])]);
+    let id = w.paired_lock("a", 2);
+    assert_eq!(
+        w.hub.install(id, d[0]).unwrap_err().code(),
+        "consent_required"
+    );
+    w.hub
+        .consent(id, d[0], Decision::Decline, ConsentSource::Owner)
+        .unwrap();
+    assert_eq!(
+        w.hub.install(id, d[0]).unwrap_err().code(),
+        "consent_required"
+    );
+    let l = w.fleet.get("a");
+    assert!(l.uploads.is_empty());
+    assert_eq!(l.consents, 0);
+}
+
+#[test]
+fn install_pushes_with_progress_and_runs() {
+    let w = World::new();
+    let d = w.releases(&[(2, &[]), (3, &[])]);
+    let id = w.paired_lock("a", 2);
+    w.hub
+        .consent(id, d[1], Decision::Accept, ConsentSource::Owner)
+        .unwrap();
+    assert_eq!(w.hub.install(id, d[1]).unwrap(), InstallReport::Running);
+    let p = w.hub.progress_of(id).unwrap();
+    assert_eq!(p.phase, Phase::Done);
+    assert!(p.total > 0 && p.done == p.total, "{p:?}");
+    let rec = w.hub.lock(id).unwrap();
+    assert_eq!(rec.snapshot.unwrap().version, "1.3.0");
+    assert!(w.hub.updates(id).unwrap().is_empty());
+    let kinds = w.kinds();
+    for k in [
+        "consent_accepted",
+        "push_started",
+        "push_done",
+        "install_running",
+    ] {
+        assert!(kinds.contains(&k.to_string()), "{k} missing from {kinds:?}");
+    }
+    // The consent was durable before the push started.
+    let ev = w.events();
+    let c = ev
+        .iter()
+        .position(|e| e.kind == "consent_accepted")
+        .unwrap();
+    let p = ev.iter().position(|e| e.kind == "push_started").unwrap();
+    assert!(c < p);
+}
+
+#[test]
+fn push_failure_and_unreachable_lock_are_typed() {
+    let w = World::new();
+    let d = w.releases(&[(3, &[])]);
+    let id = w.paired_lock("a", 2);
+    w.hub
+        .consent(id, d[0], Decision::Accept, ConsentSource::Owner)
+        .unwrap();
+    w.fleet.with("a", |l| l.script = Script::FailPush);
+    assert_eq!(w.hub.install(id, d[0]).unwrap_err().code(), "lock_refused");
+    assert_eq!(w.hub.progress_of(id).unwrap().phase, Phase::Failed);
+    w.fleet.with("a", |l| l.script = Script::Unreachable);
+    assert_eq!(
+        w.hub.install(id, d[0]).unwrap_err().code(),
+        "lock_unreachable"
+    );
+    assert_eq!(w.fleet.get("a").consents, 0);
+}
+
+#[test]
+fn postponed_install_shows_its_reason_and_completes_on_a_later_tick() {
+    let w = World::new();
+    let d = w.releases(&[(2, &[]), (3, &[])]);
+    let id = w.paired_lock("a", 2);
+    w.fleet.with("a", |l| l.script = Script::Postpone);
+    w.hub
+        .consent(id, d[1], Decision::Accept, ConsentSource::Owner)
+        .unwrap();
+    assert_eq!(
+        w.hub.install(id, d[1]).unwrap(),
+        InstallReport::Postponed {
+            reason: Postponement::BoltLocked
+        }
+    );
+    let p = w.hub.progress_of(id).unwrap();
+    assert_eq!(p.phase, Phase::Postponed);
+    assert_eq!(p.postponed, Some(Postponement::BoltLocked));
+    assert!(matches!(
+        w.hub.lock(id).unwrap().snapshot.unwrap().update,
+        UpdateState::Postponed {
+            reason: Postponement::BoltLocked,
+            ..
+        }
+    ));
+    // Still postponed on the next tick.
+    w.clock.advance(60);
+    w.hub.tick().unwrap();
+    assert!(!w.kinds().contains(&"update_confirmed".to_string()));
+    // The owner withdraws the bolt; the next tick sees the update run.
+    w.fleet.with("a", |l| {
+        l.script = Script::Honest;
+        l.unbolt()
+    });
+    w.clock.advance(60);
+    let t = w.hub.tick().unwrap();
+    assert!(t.rechecked >= 1);
+    assert!(
+        w.kinds().contains(&"update_confirmed".to_string()),
+        "{:?}",
+        w.kinds()
+    );
+    assert_eq!(w.hub.lock(id).unwrap().snapshot.unwrap().version, "1.3.0");
+    assert_eq!(w.hub.progress_of(id).unwrap().phase, Phase::Done);
+}
+
+#[test]
+fn auto_install_only_high_or_critical_fixes_when_opted_in() {
+    let w = World::new();
+    let d = w.releases(&[(2, &[]), (3, &[("CVE-2026-0003", "medium")])]);
+    let id = w.paired_lock("a", 2);
+    // Not opted in: a critical fix waits for the owner.
+    let crit = w.releases(&[(4, &[("CVE-2026-0004", "critical")])]);
+    w.hub.tick().unwrap();
+    assert!(w.fleet.get("a").uploads.is_empty());
+    assert!(w.store.consents(id).unwrap().is_empty());
+    // Opted in: the critical fix installs, with a durable AutoCritical consent.
+    w.hub.set_auto_install(id, true).unwrap();
+    let t = w.hub.tick().unwrap();
+    assert_eq!(t.auto_installs, 1);
+    let c = w.store.consents(id).unwrap();
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].release, crit[0]);
+    assert_eq!(c[0].source, ConsentSource::AutoCritical);
+    assert_eq!(w.fleet.get("a").seq, 4);
+    // A medium fix never installs by itself.
+    let _ = d;
+    let w2 = World::new();
+    w2.releases(&[(3, &[("CVE-2026-0003", "medium")])]);
+    let id2 = w2.paired_lock("b", 2);
+    w2.hub.set_auto_install(id2, true).unwrap();
+    w2.hub.tick().unwrap();
+    assert!(w2.fleet.get("b").uploads.is_empty());
+}
+
+#[test]
+fn a_declined_critical_fix_is_never_auto_installed() {
+    let w = World::new();
+    let crit = w.releases(&[(4, &[("CVE-2026-0004", "critical")])]);
+    let id = w.paired_lock("a", 2);
+    w.hub
+        .consent(id, crit[0], Decision::Decline, ConsentSource::Owner)
+        .unwrap();
+    w.hub.set_auto_install(id, true).unwrap();
+    w.hub.tick().unwrap();
+    assert!(w.fleet.get("a").uploads.is_empty());
+}
+
+// ----- rollouts ------------------------------------------------------------------
+
+#[test]
+fn rollout_never_installs_without_consent() {
+    let w = World::new();
+    let d = w.releases(&[(3, &[])]);
+    let ids: Vec<LockId> = (0..4).map(|i| w.paired_lock(&format!("l{i}"), 2)).collect();
+    w.hub
+        .consent(ids[1], d[0], Decision::Accept, ConsentSource::Owner)
+        .unwrap();
+    let r = w.hub.create_rollout(d[0], 2, 50, None).unwrap();
+    let r = w.hub.run_rollout(r.id).unwrap();
+    assert_eq!(r.state, RolloutState::Done);
+    assert_eq!(r.locks[0].1, RolloutOutcome::NeedsConsent);
+    assert_eq!(r.locks[1].1, RolloutOutcome::Updated);
+    assert_eq!(r.locks[2].1, RolloutOutcome::NeedsConsent);
+    for i in [0, 2, 3] {
+        let l = w.fleet.get(&format!("l{i}"));
+        assert!(l.uploads.is_empty() && l.consents == 0);
+    }
+    assert_eq!(w.store.rollout(r.id).unwrap().unwrap(), r);
+}
+
+#[test]
+fn rollout_stops_when_a_wave_exceeds_the_threshold() {
+    let w = World::new();
+    let d = w.releases(&[(3, &[])]);
+    let ids: Vec<LockId> = (0..9).map(|i| w.paired_lock(&format!("l{i}"), 2)).collect();
+    for id in &ids {
+        w.hub
+            .consent(*id, d[0], Decision::Accept, ConsentSource::Owner)
+            .unwrap();
+    }
+    // Wave 0 (l0..l2): one failure of three = 33% <= 40%: continue.
+    // Wave 1 (l3..l5): two failures of three = 67% > 40%: stop.
+    w.fleet.with("l0", |l| l.script = Script::FailPush);
+    w.fleet.with("l3", |l| l.script = Script::Unreachable);
+    w.fleet.with("l4", |l| l.script = Script::Refuse);
+    let r = w.hub.create_rollout(d[0], 3, 40, None).unwrap();
+    let r = w.hub.run_rollout(r.id).unwrap();
+    assert_eq!(
+        r.state,
+        RolloutState::Stopped {
+            wave: 1,
+            failed: 2,
+            of: 3
+        }
+    );
+    for i in 6..9 {
+        assert_eq!(r.locks[i].1, RolloutOutcome::Waiting);
+        assert!(w.fleet.get(&format!("l{i}")).uploads.is_empty());
+    }
+    assert_eq!(r.locks[1].1, RolloutOutcome::Updated);
+    assert!(w.kinds().contains(&"rollout_stopped".to_string()));
+    // Running it again does nothing more.
+    let again = w.hub.run_rollout(r.id).unwrap();
+    assert_eq!(again, r);
+}
+
+#[test]
+fn rollout_postponed_locks_are_not_failures() {
+    let w = World::with_config(keyway_hub::engine::HubConfig {
+        install_wait_ms: 1,
+        concurrency: 3,
+        ..Default::default()
+    });
+    let d = w.releases(&[(3, &[])]);
+    let ids: Vec<LockId> = (0..6).map(|i| w.paired_lock(&format!("l{i}"), 2)).collect();
+    for id in &ids {
+        w.hub
+            .consent(*id, d[0], Decision::Accept, ConsentSource::Owner)
+            .unwrap();
+    }
+    for i in 0..3 {
+        w.fleet
+            .with(&format!("l{i}"), |l| l.script = Script::Postpone);
+    }
+    let r = w.hub.create_rollout(d[0], 3, 0, None).unwrap();
+    let r = w.hub.run_rollout(r.id).unwrap();
+    assert_eq!(r.state, RolloutState::Done);
+    assert!(matches!(r.locks[0].1, RolloutOutcome::Postponed { .. }));
+    assert_eq!(r.locks[5].1, RolloutOutcome::Updated);
+}
+
+#[test]
+fn rollout_refuses_a_lock_of_another_model_and_bad_settings() {
+    let w = World::new();
+    let d = w.releases(&[(3, &[])]);
+    let a = w.paired_lock("a", 2);
+    assert_eq!(
+        w.hub.create_rollout(d[0], 0, 10, None).unwrap_err().code(),
+        "invalid_value"
+    );
+    assert_eq!(
+        w.hub.create_rollout(d[0], 1, 101, None).unwrap_err().code(),
+        "invalid_value"
+    );
+    assert_eq!(
+        w.hub
+            .create_rollout(d[0], 1, 10, Some(&[a, 999]))
+            .unwrap_err()
+            .code(),
+        "invalid_value"
+    );
+    assert!(w.store.rollouts().unwrap().is_empty());
+}
+
+// ----- audit logs ----------------------------------------------------------------
+
+#[test]
+fn log_fetch_keeps_it_intact_then_alerts_on_a_gap() {
+    let w = World::new();
+    let id = w.paired_lock("a", 2);
+    assert!(matches!(
+        w.hub.fetch_log(id).unwrap(),
+        LogHealth::Intact { last_seq: 10, .. }
+    ));
+    // Continues: records 11..=20.
+    w.fleet.with("a", |l| l.log_last = 20);
+    assert!(matches!(
+        w.hub.fetch_log(id).unwrap(),
+        LogHealth::Intact { last_seq: 20, .. }
+    ));
+    // The ring wrapped: the lock keeps only 30..=40.
+    w.fleet.with("a", |l| {
+        l.log_first = 30;
+        l.log_last = 40
+    });
+    assert_eq!(
+        w.hub.fetch_log(id).unwrap(),
+        LogHealth::Gap {
+            held_to: 20,
+            resumed_at: 30,
+            at: T0
+        }
+    );
+    let alerts: Vec<Event> = w
+        .events()
+        .into_iter()
+        .filter(|e| e.kind == "log_gap")
+        .collect();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].level, EventLevel::Alert);
+    assert_eq!(w.store.logs(id).unwrap().len(), 3);
+}
+
+#[test]
+fn a_log_that_does_not_verify_is_broken_and_alerts() {
+    let w = World::new();
+    let id = w.paired_lock("a", 2);
+    w.fleet.with("a", |l| l.script = Script::LogBroken);
+    assert!(matches!(
+        w.hub.fetch_log(id).unwrap(),
+        LogHealth::Broken { .. }
+    ));
+    assert!(matches!(
+        w.hub.lock(id).unwrap().log,
+        LogHealth::Broken { .. }
+    ));
+    assert!(
+        w.events()
+            .iter()
+            .any(|e| e.kind == "log_broken" && e.level == EventLevel::Alert)
+    );
+    assert!(w.store.logs(id).unwrap().is_empty());
+}
+
+#[test]
+fn tick_fetches_logs_on_their_schedule() {
+    let w = World::new();
+    let id = w.paired_lock("a", 2);
+    assert_eq!(w.hub.tick().unwrap().logs_fetched, 1);
+    w.clock.advance(10);
+    assert_eq!(w.hub.tick().unwrap().logs_fetched, 0);
+    w.clock.advance(3600);
+    assert_eq!(w.hub.tick().unwrap().logs_fetched, 1);
+    assert_eq!(
+        w.store.logs(id).unwrap().len(),
+        1,
+        "an empty export is not kept"
+    );
+    w.fleet.with("a", |l| l.log_last = 12);
+    w.clock.advance(3600);
+    assert_eq!(w.hub.tick().unwrap().logs_fetched, 1);
+    assert_eq!(w.store.logs(id).unwrap().len(), 2);
+}
+
+// ----- lying locks ---------------------------------------------------------------
+
+#[test]
+fn lock_claiming_it_runs_the_pushed_release_but_reporting_its_old_image_is_an_alert() {
+    let w = World::new();
+    let d = w.releases(&[(2, &[]), (3, &[])]);
+    let id = w.paired_lock("a", 2);
+    w.fleet.with("a", |l| l.script = Script::LieRunning);
+    w.hub
+        .consent(id, d[1], Decision::Accept, ConsentSource::Owner)
+        .unwrap();
+    let e = w.hub.install(id, d[1]).unwrap_err();
+    assert_eq!(e.code(), "lock_lied");
+    assert!(
+        w.events()
+            .iter()
+            .any(|e| e.kind == "lock_lied" && e.level == EventLevel::Alert)
+    );
+    // Not acted on: the hub does not record it as running, and still offers it.
+    assert_eq!(w.hub.lock(id).unwrap().snapshot.unwrap().version, "1.2.0");
+    assert_eq!(w.hub.updates(id).unwrap().len(), 1);
+    // In a rollout it is a failure, not an update.
+    let r = w.hub.create_rollout(d[1], 1, 100, Some(&[id])).unwrap();
+    let r = w.hub.run_rollout(r.id).unwrap();
+    assert!(matches!(r.locks[0].1, RolloutOutcome::Failed { .. }));
+}
+
+#[test]
+fn lock_whose_version_contradicts_its_image_is_an_alert_and_not_kept() {
+    let w = World::new();
+    w.releases(&[(2, &[])]);
+    let id = w.paired_lock("a", 2);
+    let before = w.hub.lock(id).unwrap().snapshot;
+    w.fleet.with("a", |l| l.script = Script::LieVersion);
+    assert_eq!(w.hub.refresh(id).unwrap_err().code(), "lock_lied");
+    assert_eq!(w.hub.lock(id).unwrap().snapshot, before);
+    assert!(w.events().iter().any(|e| e.kind == "lock_lied"));
+}
+
+#[test]
+fn lock_going_back_to_an_older_confirmed_image_is_a_lie() {
+    let w = World::new();
+    w.releases(&[(2, &[]), (3, &[])]);
+    let id = w.paired_lock("a", 3);
+    w.fleet.with("a", |l| l.seq = 2);
+    assert_eq!(w.hub.refresh(id).unwrap_err().code(), "lock_lied");
+    assert_eq!(w.hub.lock(id).unwrap().snapshot.unwrap().version, "1.3.0");
+}
+
+#[test]
+fn log_going_backwards_is_a_lie_and_not_kept() {
+    let w = World::new();
+    let id = w.paired_lock("a", 2);
+    w.hub.fetch_log(id).unwrap();
+    w.fleet.with("a", |l| l.script = Script::LieLogBackwards);
+    assert_eq!(w.hub.fetch_log(id).unwrap_err().code(), "lock_lied");
+    assert_eq!(w.store.logs(id).unwrap().len(), 1);
+    assert!(matches!(
+        w.hub.lock(id).unwrap().log,
+        LogHealth::Intact { last_seq: 10, .. }
+    ));
+}
+
+// ----- freshness -----------------------------------------------------------------
+
+#[test]
+fn a_stale_view_warns_but_never_blocks_an_install() {
+    let w = World::new();
+    let d = w.releases(&[(3, &[])]);
+    let id = w.paired_lock("a", 2);
+    w.hub
+        .record_tuf_fresh("https://vendor.example/tuf", 7, T0 + 7 * 86400)
+        .unwrap();
+    assert_eq!(w.hub.freshness().unwrap().status.code(), "fresh");
+    w.clock.advance(2 * 86400);
+    w.hub
+        .record_tuf_error("https://vendor.example/tuf", "connection refused")
+        .unwrap();
+    let f = w.hub.freshness().unwrap();
+    assert_eq!(f.status.code(), "stale");
+    assert!(f.warning);
+    assert!(
+        w.events()
+            .iter()
+            .any(|e| e.kind == "tuf_stale" && e.level == EventLevel::Warning)
+    );
+    // Installing what the hub holds still works.
+    w.hub
+        .consent(id, d[0], Decision::Accept, ConsentSource::Owner)
+        .unwrap();
+    assert_eq!(w.hub.install(id, d[0]).unwrap(), InstallReport::Running);
+    // Expired after the timestamp's expiry.
+    w.clock.advance(6 * 86400);
+    assert_eq!(w.hub.freshness().unwrap().status.code(), "expired");
+    w.hub.tick().unwrap();
+    assert!(w.kinds().contains(&"tuf_expired".to_string()));
+}
+
+#[test]
+fn unknown_ids_are_typed_errors() {
+    let w = World::new();
+    assert_eq!(w.hub.lock(42).unwrap_err().code(), "unknown_lock");
+    assert_eq!(w.hub.rollout(42).unwrap_err().code(), "unknown_rollout");
+    assert!(matches!(w.hub.updates(42), Err(HubError::NoLock(42))));
+}
+
+#[test]
+fn an_install_without_an_outcome_in_time_is_rechecked_on_ticks() {
+    let w = World::new();
+    let d = w.releases(&[(2, &[]), (3, &[])]);
+    let id = w.paired_lock("a", 2);
+    w.fleet.with("a", |l| l.script = Script::TimeOut);
+    w.hub
+        .consent(id, d[1], Decision::Accept, ConsentSource::Owner)
+        .unwrap();
+    assert_eq!(w.hub.install(id, d[1]).unwrap(), InstallReport::Pending);
+    assert_eq!(w.hub.progress_of(id).unwrap().phase, Phase::Installing);
+    // In a rollout, no outcome in time counts as a failure (hawkBit's rule).
+    let r = w.hub.create_rollout(d[1], 1, 100, Some(&[id])).unwrap();
+    let r = w.hub.run_rollout(r.id).unwrap();
+    assert!(matches!(r.locks[0].1, RolloutOutcome::Failed { .. }));
+    // The lock finishes; the next tick sees it.
+    w.fleet.with("a", |l| {
+        l.script = Script::Honest;
+        l.settle()
+    });
+    w.clock.advance(30);
+    w.hub.tick().unwrap();
+    assert!(w.kinds().contains(&"update_confirmed".to_string()));
+    assert_eq!(w.hub.lock(id).unwrap().snapshot.unwrap().version, "1.3.0");
+}
+
+#[test]
+fn removing_a_lock_forgets_it_and_says_so() {
+    let w = World::new();
+    let id = w.paired_lock("a", 2);
+    w.hub.fetch_log(id).unwrap();
+    w.hub.remove_lock(id).unwrap();
+    assert_eq!(w.hub.lock(id).unwrap_err().code(), "unknown_lock");
+    assert!(w.store.logs(id).unwrap().is_empty());
+    assert!(w.kinds().contains(&"lock_removed".to_string()));
+    assert_eq!(w.hub.remove_lock(id).unwrap_err().code(), "unknown_lock");
+}
+
+#[test]
+fn a_link_that_sends_its_whole_ring_each_time_is_kept_once_per_new_record() {
+    let w = World::new();
+    let id = w.paired_lock("a", 2);
+    w.fleet.with("a", |l| l.whole_ring = true);
+    w.hub.fetch_log(id).unwrap();
+    assert!(matches!(
+        w.hub.fetch_log(id).unwrap(),
+        LogHealth::Intact { last_seq: 10, .. }
+    ));
+    assert_eq!(
+        w.store.logs(id).unwrap().len(),
+        1,
+        "nothing new: not kept again"
+    );
+    w.fleet.with("a", |l| l.log_last = 11);
+    w.hub.fetch_log(id).unwrap();
+    assert_eq!(w.store.logs(id).unwrap().len(), 2);
+    assert!(!w.kinds().contains(&"log_gap".to_string()));
+}
