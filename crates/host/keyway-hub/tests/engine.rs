@@ -783,3 +783,48 @@ fn a_link_that_sends_its_whole_ring_each_time_is_kept_once_per_new_record() {
     assert_eq!(w.store.logs(id).unwrap().len(), 2);
     assert!(!w.kinds().contains(&"log_gap".to_string()));
 }
+
+/// A hub that stops mid-rollout (after wave 0 was saved) resumes at wave 1
+/// over the same store, and the locks of wave 0 are not pushed again.
+#[test]
+fn a_rollout_resumes_after_a_restart_at_the_saved_wave() {
+    let w = World::new();
+    let d = w.releases(&[(3, &[])]);
+    let ids: Vec<LockId> = (0..4).map(|i| w.paired_lock(&format!("l{i}"), 2)).collect();
+    for id in &ids {
+        w.hub
+            .consent(*id, d[0], Decision::Accept, ConsentSource::Owner)
+            .unwrap();
+    }
+    let mut r = w.hub.create_rollout(d[0], 2, 50, None).unwrap();
+    // Wave 0 went, then the hub stopped: what it saved.
+    for (i, id) in ids.iter().take(2).enumerate() {
+        assert_eq!(w.hub.install(*id, d[0]).unwrap(), InstallReport::Running);
+        r.locks[i].1 = RolloutOutcome::Updated;
+    }
+    r.state = RolloutState::Running { wave: 1 };
+    w.store.save_rollout(&r).unwrap();
+    // A new hub over the same store.
+    let hub = keyway_hub::engine::Hub::new(
+        w.store.clone(),
+        std::sync::Arc::new(w.fleet.clone()),
+        w.clock.clone(),
+        keyway_hub::engine::HubConfig::default(),
+    );
+    let done = hub.resume_rollouts().unwrap();
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].state, RolloutState::Done);
+    assert!(
+        done[0]
+            .locks
+            .iter()
+            .all(|(_, o)| *o == RolloutOutcome::Updated)
+    );
+    assert_eq!(
+        w.fleet.get("l0").uploads.len(),
+        1,
+        "wave 0 is not pushed again"
+    );
+    assert_eq!(w.fleet.get("l3").uploads.len(), 1);
+    assert!(hub.resume_rollouts().unwrap().is_empty());
+}

@@ -758,9 +758,15 @@ pub fn router(api: Api) -> Router {
 }
 
 /// Serves the API on `listen` (the shell passes `127.0.0.1:PORT` by
-/// default) until the process stops.
+/// default) until the process stops; first resumes, in the background,
+/// any rollout a previous run left running.
 pub async fn serve(listen: SocketAddr, api: Api) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
+    // Rollouts a previous run left mid-way go on, in the background.
+    let hub = api.hub.clone();
+    tokio::task::spawn_blocking(move || {
+        let _ = hub.resume_rollouts();
+    });
     axum::serve(listener, router(api)).await
 }
 

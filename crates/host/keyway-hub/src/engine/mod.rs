@@ -1303,6 +1303,18 @@ impl Hub {
         }
     }
 
+    /// Runs every rollout left running (a hub that stopped mid-rollout
+    /// resumes it at the wave it saved); the shell calls it at start.
+    pub fn resume_rollouts(&self) -> Result<Vec<Rollout>, HubError> {
+        let mut out = Vec::new();
+        for r in self.store.rollouts()? {
+            if matches!(r.state, RolloutState::Running { .. }) {
+                out.push(self.run_rollout(r.id)?);
+            }
+        }
+        Ok(out)
+    }
+
     /// Runs `rollout_one` over `todo` on `config.concurrency` threads.
     fn run_parallel(
         &self,
