@@ -719,6 +719,7 @@ impl Device for Shell<'_> {
                 UpdateState::AwaitingConsent
             },
             reason: None,
+            why: None,
             cves: 0,
             highest: None,
         });

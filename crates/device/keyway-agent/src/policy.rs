@@ -82,6 +82,19 @@ pub enum Postponed {
     BoltLocked,
 }
 
+impl From<Postponed> for keyway_smp::kw::Postponement {
+    /// The postponement as the Keyway group's update summary reports it
+    /// (`why`, typed on the wire).
+    fn from(p: Postponed) -> Self {
+        match p {
+            Postponed::BatteryLow { have_mwh, need_mwh } => {
+                keyway_smp::kw::Postponement::BatteryLow { have_mwh, need_mwh }
+            }
+            Postponed::BoltLocked => keyway_smp::kw::Postponement::BoltLocked,
+        }
+    }
+}
+
 /// Whether a consented update whose manifest asks for `min_battery_mwh`
 /// (`None`: no minimum) may be installed now under `c`: `Ok`, or why it is
 /// postponed. The battery is checked first.

@@ -203,6 +203,33 @@ impl Settings {
     }
 }
 
+/// Why a consented install waits: the typed form of an update summary's
+/// `reason` (which is in words, for people). On the wire, in the summary
+/// map: `"why": "battery-low"` with `"have_mwh"` and `"need_mwh"`, or
+/// `"why": "bolt-locked"`. A client decides on this, never on `reason`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Postponement {
+    /// The battery holds less than the release's `minimum-battery`.
+    BatteryLow {
+        /// The energy the battery holds, mWh.
+        have_mwh: u64,
+        /// The energy the install needs, mWh.
+        need_mwh: u64,
+    },
+    /// Installs need the bolt withdrawn, and it is thrown.
+    BoltLocked,
+}
+
+impl Postponement {
+    /// The `why` text.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Postponement::BatteryLow { .. } => "battery-low",
+            Postponement::BoltLocked => "bolt-locked",
+        }
+    }
+}
+
 /// The pending update's summary (in `status`, and the `consent` answer).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UpdateSummary<'a> {
@@ -212,8 +239,10 @@ pub struct UpdateSummary<'a> {
     pub version: &'a str,
     /// Where it stands.
     pub state: UpdateState,
-    /// Why it is postponed.
+    /// Why it is postponed, in words (for people).
     pub reason: Option<&'a str>,
+    /// Why it is postponed, typed (what a client decides on).
+    pub why: Option<Postponement>,
     /// How many CVEs it fixes.
     pub cves: u64,
     /// The highest severity among them.
@@ -222,9 +251,18 @@ pub struct UpdateSummary<'a> {
 
 impl<'a> UpdateSummary<'a> {
     fn entries(&self) -> usize {
-        4 + usize::from(self.reason.is_some()) + usize::from(self.highest.is_some())
+        let why = match self.why {
+            Some(Postponement::BatteryLow { .. }) => 3,
+            Some(Postponement::BoltLocked) => 1,
+            None => 0,
+        };
+        4 + why + usize::from(self.reason.is_some()) + usize::from(self.highest.is_some())
     }
     fn write_entries(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        // Deterministic order: shorter keys first, then bytewise.
+        if let Some(p) = &self.why {
+            w.entry_text("why", p.as_str())?;
+        }
         w.entry_u64("cves", self.cves)?;
         w.entry_text("state", self.state.as_str())?;
         if let Some(r) = self.reason {
@@ -234,6 +272,10 @@ impl<'a> UpdateSummary<'a> {
             w.entry_text("highest", h.as_str())?;
         }
         w.entry_text("version", self.version)?;
+        if let Some(Postponement::BatteryLow { have_mwh, need_mwh }) = self.why {
+            w.entry_u64("have_mwh", have_mwh)?;
+            w.entry_u64("need_mwh", need_mwh)?;
+        }
         w.entry_u64("sequence", self.sequence)
     }
 }
@@ -246,11 +288,16 @@ struct SummaryFields<'a> {
     reason: Option<&'a str>,
     cves: Option<u64>,
     highest: Option<Severity>,
+    why: Option<&'a str>,
+    have_mwh: Option<u64>,
+    need_mwh: Option<u64>,
 }
 
 impl<'a> SummaryFields<'a> {
     /// The summary's keys.
-    const NAMES: [&'static str; 6] = ["sequence", "version", "state", "reason", "cves", "highest"];
+    const NAMES: [&'static str; 9] = [
+        "sequence", "version", "state", "reason", "cves", "highest", "why", "have_mwh", "need_mwh",
+    ];
 
     /// Reads the value of [`Self::NAMES`]`[i]`.
     fn value(&mut self, i: usize, name: &'static str, r: &mut Reader<'a>) -> Result<(), Error> {
@@ -260,9 +307,32 @@ impl<'a> SummaryFields<'a> {
             2 => self.state = Some(text_of(r, name, "an update state", UpdateState::parse)?),
             3 => self.reason = Some(txt(r, name)?),
             4 => self.cves = Some(uint(r, name)?),
-            _ => self.highest = Some(text_of(r, name, "a severity", Severity::parse)?),
+            5 => self.highest = Some(text_of(r, name, "a severity", Severity::parse)?),
+            6 => self.why = Some(txt(r, name)?),
+            7 => self.have_mwh = Some(uint(r, name)?),
+            _ => self.need_mwh = Some(uint(r, name)?),
         }
         Ok(())
+    }
+    /// The typed postponement: `why` with the figures its kind needs;
+    /// figures without a `why` that takes them are refused.
+    fn why(&self) -> Result<Option<Postponement>, Error> {
+        let invalid = Error::Invalid {
+            field: "why",
+            expected: "battery-low (with have_mwh and need_mwh) or bolt-locked",
+        };
+        match self.why {
+            None if self.have_mwh.is_some() || self.need_mwh.is_some() => Err(invalid),
+            None => Ok(None),
+            Some("battery-low") => Ok(Some(Postponement::BatteryLow {
+                have_mwh: cbor::need(self.have_mwh, "have_mwh")?,
+                need_mwh: cbor::need(self.need_mwh, "need_mwh")?,
+            })),
+            Some("bolt-locked") if self.have_mwh.is_none() && self.need_mwh.is_none() => {
+                Ok(Some(Postponement::BoltLocked))
+            }
+            Some(_) => Err(invalid),
+        }
     }
     fn summary(self) -> Result<Option<UpdateSummary<'a>>, Error> {
         if self.sequence.is_none() && self.state.is_none() && self.version.is_none() {
@@ -273,6 +343,7 @@ impl<'a> SummaryFields<'a> {
             version: cbor::need(self.version, "version")?,
             state: cbor::need(self.state, "state")?,
             reason: self.reason,
+            why: self.why()?,
             cves: cbor::need(self.cves, "cves")?,
             highest: self.highest,
         }))

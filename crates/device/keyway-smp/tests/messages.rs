@@ -177,6 +177,7 @@ const SUMMARY: UpdateSummary<'static> = UpdateSummary {
     version: "2.1.0",
     state: UpdateState::Postponed,
     reason: Some("postponed: the bolt is locked"),
+    why: Some(kw::Postponement::BoltLocked),
     cves: 2,
     highest: Some(Severity::High),
 };
@@ -264,6 +265,7 @@ fn responses() -> Vec<((Op, u16, u8), Response<'static>)> {
                 door: Door::Open,
                 ..status(Some(UpdateSummary {
                     reason: None,
+                    why: None,
                     highest: None,
                     state: UpdateState::AwaitingConsent,
                     ..SUMMARY
@@ -295,6 +297,7 @@ fn responses() -> Vec<((Op, u16, u8), Response<'static>)> {
                 update: Some(UpdateSummary {
                     state: UpdateState::Installing,
                     reason: None,
+                    why: None,
                     ..SUMMARY
                 }),
             }),
@@ -302,6 +305,19 @@ fn responses() -> Vec<((Op, u16, u8), Response<'static>)> {
         (
             (W, KEYWAY, 5),
             Response::Consent(kw::ConsentRsp { update: None }),
+        ),
+        (
+            (W, KEYWAY, 5),
+            Response::Consent(kw::ConsentRsp {
+                update: Some(UpdateSummary {
+                    reason: Some("postponed: the battery is low"),
+                    why: Some(kw::Postponement::BatteryLow {
+                        have_mwh: 6_240,
+                        need_mwh: 9_000,
+                    }),
+                    ..SUMMARY
+                }),
+            }),
         ),
         (
             (R, KEYWAY, 6),
@@ -585,6 +601,63 @@ fn a_duplicated_field_is_refused() {
         img::Upload::decode(&body),
         Err(Error::Duplicate { field: "off" })
     );
+}
+
+/// A consent answer's summary as the map `entries` builds it.
+fn summary_body(entries: &[(&str, Result<&str, u64>)]) -> Vec<u8> {
+    let mut buf = [0u8; 256];
+    let mut w = Writer::new(&mut buf);
+    w.map(4 + entries.len()).unwrap();
+    w.entry_u64("cves", 0).unwrap();
+    w.entry_text("state", "postponed").unwrap();
+    w.entry_text("version", "2.0.0").unwrap();
+    w.entry_u64("sequence", 2).unwrap();
+    for (k, v) in entries {
+        w.text(k).unwrap();
+        match v {
+            Ok(t) => w.text(t).unwrap(),
+            Err(n) => w.u64(*n).unwrap(),
+        }
+    }
+    w.written().to_vec()
+}
+
+#[test]
+fn a_postponement_without_its_figures_or_of_an_unknown_kind_is_refused() {
+    let why = |e: &[(&str, Result<&str, u64>)]| {
+        kw::ConsentRsp::decode(&summary_body(e)).map(|r| r.update.and_then(|u| u.why))
+    };
+    assert_eq!(
+        why(&[("why", Ok("bolt-locked"))]),
+        Ok(Some(kw::Postponement::BoltLocked))
+    );
+    assert_eq!(
+        why(&[
+            ("why", Ok("battery-low")),
+            ("have_mwh", Err(5)),
+            ("need_mwh", Err(9))
+        ]),
+        Ok(Some(kw::Postponement::BatteryLow {
+            have_mwh: 5,
+            need_mwh: 9
+        }))
+    );
+    assert_eq!(
+        why(&[("why", Ok("battery-low")), ("have_mwh", Err(5))]),
+        Err(Error::Missing { field: "need_mwh" })
+    );
+    for bad in [
+        &[("why", Ok("sunspots"))][..],
+        &[("have_mwh", Err(5))][..],
+        &[("why", Ok("bolt-locked")), ("need_mwh", Err(9))][..],
+    ] {
+        assert!(
+            matches!(why(bad), Err(Error::Invalid { field: "why", .. })),
+            "{bad:?}: {:?}",
+            why(bad)
+        );
+    }
+    assert!(why(&[("why", Err(9))]).is_err(), "a number is not a kind");
 }
 
 #[test]

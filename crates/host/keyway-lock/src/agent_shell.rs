@@ -410,6 +410,7 @@ struct UpdateView {
     version: String,
     state: kw::UpdateState,
     reason: Option<String>,
+    why: Option<kw::Postponement>,
     cves: u64,
     highest: Option<kw::Severity>,
 }
@@ -447,7 +448,8 @@ impl FirmwareView {
                         version,
                         state: kw::UpdateState::parse(state)
                             .unwrap_or(kw::UpdateState::AwaitingConsent),
-                        reason,
+                        reason: reason.as_ref().map(crate::policy::postponed_sentence),
+                        why: reason.map(kw::Postponement::from),
                         cves,
                         highest: highest
                             .and_then(|h| kw::Severity::parse(crate::policy::severity_name(h))),
@@ -519,6 +521,7 @@ impl Device for LockDevice<'_> {
                 version: &u.version,
                 state: u.state,
                 reason: u.reason.as_deref(),
+                why: u.why,
                 cves: u.cves,
                 highest: u.highest,
             }),

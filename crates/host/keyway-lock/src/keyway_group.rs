@@ -146,7 +146,7 @@ impl Server {
         if name == "postponed"
             && let Some(r) = &self.update.postponed
         {
-            m.push((text("reason"), text(r)));
+            m.push((text("reason"), text(&crate::policy::postponed_sentence(r))));
         }
         m.push((text("cves"), u(p.cves.len() as u64)));
         if let Some(h) = p.highest() {
@@ -197,7 +197,7 @@ impl Server {
         if state == "postponed"
             && let Some(r) = &self.update.postponed
         {
-            m.push((text("reason"), text(r)));
+            m.push((text("reason"), text(&crate::policy::postponed_sentence(r))));
         }
         Ok(m)
     }

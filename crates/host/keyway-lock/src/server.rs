@@ -102,8 +102,9 @@ pub(crate) struct UpdateStatus {
     pub(crate) consent: Option<[u8; 32]>,
     /// The notes were offered (`notes` read) for the update with this hash.
     pub(crate) notes_offered: Option<[u8; 32]>,
-    /// Why the consented install waits.
-    pub(crate) postponed: Option<String>,
+    /// Why the consented install waits (typed: the status reports it as
+    /// `why`, and in words as `reason`).
+    pub(crate) postponed: Option<policy::Postponed>,
     /// Armed: the lock resets into the trial.
     pub(crate) installing: bool,
 }
@@ -348,7 +349,7 @@ impl Server {
         u64,
         String,
         &'static str,
-        Option<String>,
+        Option<policy::Postponed>,
         u64,
         Option<keyway_suit::Severity>,
     )> {
@@ -362,7 +363,7 @@ impl Server {
             "awaiting-consent"
         };
         let reason = if state == "postponed" {
-            self.update.postponed.clone()
+            self.update.postponed
         } else {
             None
         };
@@ -573,15 +574,18 @@ impl Server {
             self.log.push(why.clone());
             return Some(Err(why));
         }
-        if let Err(why) = policy::may_install(&self.settings, &p, &self.conditions()) {
-            if self.update.postponed.as_ref() != Some(&why) {
+        if let Err(why) =
+            keyway_agent::policy::may_install(&self.settings, p.min_battery_mwh, &self.conditions())
+        {
+            let words = policy::postponed_sentence(&why);
+            if self.update.postponed != Some(why) {
                 self.log.push(format!(
-                    "update {} (sequence {}) {why}",
+                    "update {} (sequence {}) {words}",
                     p.version, p.sequence
                 ));
             }
-            self.update.postponed = Some(why.clone());
-            return Some(Err(why));
+            self.update.postponed = Some(why);
+            return Some(Err(words));
         }
         // PROFILE HOOK (no-rollback): the image is copied over the running
         // one instead of booting on trial from its own slot.

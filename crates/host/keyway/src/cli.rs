@@ -62,6 +62,12 @@ pub enum Command {
     /// Talk to a lock over SMP: status, lock/unlock, update, consent,
     /// audit-log export, owners, settings.
     Device(crate::device::cli::DeviceArgs),
+    /// Add signed envelopes to a TUF repository (static files), rotate its
+    /// root, re-sign its timestamp, or write an offline bundle.
+    Publish(crate::publish::PublishArgs),
+    /// A TUF client speaking tuf-conformance's client CLI (init, refresh,
+    /// download): the hub's client, testable by that suite.
+    TufClient(crate::tuf_client::TufClientArgs),
 }
 
 /// `keyway log` subcommands.
@@ -706,6 +712,8 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
         Command::Audit(a) if a.lock_state.is_some() => crate::lab::audit(&a, out),
         Command::Audit(a) => crate::audit::cli::audit(&a, out),
         Command::Device(a) => crate::device::cli::run(&a, out, err),
+        Command::Publish(a) => crate::publish::run(&a, out),
+        Command::TufClient(a) => crate::tuf_client::run(&a),
     }
 }
 

@@ -6,10 +6,15 @@
 //! * [`demo`]: `keyway demo`, the main job end to end.
 //! * [`audit`]: `keyway audit`, the router-unplugged conformance run.
 //! * [`device`]: `keyway device`, the owner's SMP client for a lock.
+//! * [`hub`]: `keyway hub`'s parts in this crate: the link to a lock
+//!   over `keyway device`'s client.
 //! * [`lab`]: a simulated lock run in-process for `keyway audit
 //!   --lock-state`. Only the demo side (`demo`, `lab`) links the simulated
 //!   lock (`keyway-lock`); `audit` and `device` reach locks through SMP and
 //!   the control socket (`tests/layering.rs`).
+//! * [`publish`]: `keyway publish`, the vendor's TUF repository.
+//! * [`tuf_client`]: `keyway tuf-client`, the hub's TUF client behind
+//!   tuf-conformance's client CLI.
 
 #![warn(missing_docs)]
 
@@ -17,4 +22,7 @@ pub mod audit;
 pub mod cli;
 pub mod demo;
 pub mod device;
+pub mod hub;
 pub mod lab;
+pub mod publish;
+pub mod tuf_client;

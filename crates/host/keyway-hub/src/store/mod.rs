@@ -8,6 +8,33 @@
 //! The trait is synchronous: the hub's API calls it from blocking tasks.
 //! Every method takes the time it needs as an argument (the core reads no
 //! clock).
+//!
+//! Backends:
+//!
+//! * [`SqliteStore`] (`sqlite.rs`): one file, WAL journal,
+//!   `synchronous=FULL`: the embedded default.
+//! * [`PgStore`] (`postgres.rs`): PostgreSQL, for hubs that share one fleet
+//!   view: ids from sequences, no in-process caches, a transaction wherever
+//!   a call writes more than one row.
+//!
+//! Both keep the same schema (`schema_version` plus one table per kind of
+//! value): typed columns for what the hub looks up or orders by (ids,
+//! class, digest, sequence, times) and JSON for the nested enums (a
+//! lock's snapshot and log health, a rollout's state and outcomes, a
+//! release's CVEs and origin). Both migrate the schema forward on open, in
+//! a transaction, and refuse a store written by a newer hub
+//! ([`StoreError::TooNew`]). A value that does not decode is
+//! [`StoreError::Corrupt`], never a panic; a full disk is
+//! [`StoreError::Full`], with nothing written.
+//!
+//! What the backends share (how a value becomes a column) is in `codec`.
+
+mod codec;
+mod postgres;
+mod sqlite;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
 
 use crate::model::{
     Consent, Digest, Event, EventLevel, Freshness, LockId, LockRecord, LogExport, ModelAnchors,
@@ -29,6 +56,20 @@ pub enum StoreError {
     /// No such release.
     #[error("no release {0}")]
     NoRelease(Digest),
+    /// No such rollout.
+    #[error("no rollout with id {0}")]
+    NoRollout(i64),
+    /// The store was written by a newer hub (its schema version is above
+    /// the one this hub knows): nothing was changed.
+    #[error(
+        "the hub's store has schema version {found}, newer than this hub's {supported}: run a newer hub"
+    )]
+    TooNew {
+        /// The store's schema version.
+        found: i64,
+        /// The newest version this hub knows.
+        supported: i64,
+    },
     /// A value in the store does not decode: the store was changed by
     /// something other than the hub.
     #[error("the hub's store holds a value it cannot read ({what}): {why}")]
@@ -63,25 +104,34 @@ pub trait Store: Send + Sync {
     fn lock(&self, id: LockId) -> Result<Option<LockRecord>, StoreError>;
     /// Every lock, by id.
     fn locks(&self) -> Result<Vec<LockRecord>, StoreError>;
-    /// Replaces a lock's record (its id must exist).
+    /// Replaces a lock's record (its id must exist: else
+    /// [`StoreError::NoLock`]).
     fn save_lock(&self, lock: &LockRecord) -> Result<(), StoreError>;
-    /// Removes a lock and what the store holds for it.
+    /// Removes a lock and what the store holds for it (its consents and
+    /// kept logs), in one transaction; [`StoreError::NoLock`] if there is
+    /// none. Events that name it stay (they are the owner's history), and
+    /// its id is never given to another lock.
     fn remove_lock(&self, id: LockId) -> Result<(), StoreError>;
 
     /// Records a consent (replacing an earlier decision on the same lock
     /// and release). Durable before it returns: the hub acts on it after.
+    /// [`StoreError::NoLock`] / [`StoreError::NoRelease`] when either is
+    /// unknown.
     fn put_consent(&self, consent: &Consent) -> Result<(), StoreError>;
     /// A lock's consents.
     fn consents(&self, lock: LockId) -> Result<Vec<Consent>, StoreError>;
 
-    /// Keeps an audit-log export.
+    /// Keeps an audit-log export ([`StoreError::NoLock`] for an unknown
+    /// lock).
     fn put_log(&self, export: &LogExport) -> Result<(), StoreError>;
     /// A lock's kept exports, oldest first (with their bytes).
     fn logs(&self, lock: LockId) -> Result<Vec<LogExport>, StoreError>;
 
-    /// Creates a rollout; returns its id.
+    /// Creates a rollout; returns its id (the record's `id` is ignored).
+    /// [`StoreError::NoRelease`] for an unknown release.
     fn create_rollout(&self, rollout: &Rollout) -> Result<i64, StoreError>;
-    /// Replaces a rollout's record.
+    /// Replaces a rollout's record ([`StoreError::NoRollout`] for an
+    /// unknown id).
     fn save_rollout(&self, rollout: &Rollout) -> Result<(), StoreError>;
     /// One rollout.
     fn rollout(&self, id: i64) -> Result<Option<Rollout>, StoreError>;

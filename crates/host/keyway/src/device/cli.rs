@@ -13,7 +13,7 @@ use sha2::{Digest as _, Sha256};
 
 use keyway::keys::{SigningKey, hex};
 
-use super::client::{Client, ImageSlot, Map, map_to_json, printable};
+use super::client::{Client, ImageSlot, Map, UploadReport, map_to_json, printable};
 use super::paired::{PairedLockRecord, PairedLocks, locks_path};
 use super::transport::{Transport, UdpTransport};
 
@@ -770,11 +770,113 @@ fn is_delta(envelope: &[u8]) -> bool {
 /// The running image's SHA-256 from the Keyway group status (`image`);
 /// `None` on a lock without the group, in recovery, or (status is for
 /// owners) without an owner key: then the full image goes.
-fn running_image<T: Transport>(c: &mut Client<T>) -> Result<Option<[u8; 32]>> {
+fn running_image<T: Transport>(
+    c: &mut Client<T>,
+) -> std::result::Result<Option<[u8; 32]>, super::DeviceError> {
     match c.running_image() {
         Ok(i) => Ok(i),
         Err(e) if e.not_supported() || (e.access_denied() && !c.sealed()) => Ok(None),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e),
+    }
+}
+
+/// What [`push_update`] uploaded.
+#[derive(Debug, Clone)]
+pub struct PushReport {
+    /// The candidate uploaded (an index into the candidates).
+    pub chosen: usize,
+    /// Why that one, in words.
+    pub why: String,
+    /// The upload.
+    pub upload: UploadReport,
+    /// The lock refused the delta first chosen for its base
+    /// ([`keyway_smp::Refusal::DeltaWrongBase`]) and the full image went.
+    pub fell_back: bool,
+}
+
+/// Why [`push_update`] uploaded nothing (typed: the hub decides on the
+/// variant).
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// No candidate fits: the lock holds them (or newer ones), or none
+    /// applies to it ([`select_envelope`]'s sentence).
+    #[error("{0}")]
+    NothingToUpload(String),
+    /// The lock refused the delta for its base and no full image was
+    /// among the candidates.
+    #[error("uploading {name} (give the full image too, to fall back to it): {error}")]
+    NoFullImage {
+        /// The delta's name.
+        name: String,
+        /// The lock's refusal.
+        error: super::DeviceError,
+    },
+    /// A call failed (the lock's typed refusal, the channel, the link).
+    #[error("{context}: {error}")]
+    Device {
+        /// What was being done.
+        context: String,
+        /// The client's typed error.
+        error: super::DeviceError,
+    },
+}
+
+/// The update's upload, shared by `keyway device update` and the hub's
+/// link: reads the lock's image state and running image, picks the
+/// candidate ([`select_envelope`]: a delta for the running image, else a
+/// full image), uploads it with `progress(done, total)`, and falls back
+/// to a full image when the lock refuses the delta for its base (its
+/// typed `DeltaWrongBase`, never its words): then `progress` starts again
+/// from 0 with the full image's total.
+pub fn push_update<T: Transport>(
+    c: &mut Client<T>,
+    candidates: &[Candidate],
+    progress: &mut dyn FnMut(u64, u64),
+) -> std::result::Result<PushReport, PushError> {
+    let device = |context: &str| {
+        let context = context.to_owned();
+        move |error| PushError::Device { context, error }
+    };
+    let images = c.image_state().map_err(device("reading the image state"))?;
+    let running = running_image(c).map_err(device("reading the running image"))?;
+    let (chosen, why) = select_envelope(candidates, &images, running.as_ref())
+        .map_err(|e| PushError::NothingToUpload(format!("{e:#}")))?;
+    let pick = &candidates[chosen];
+    match c.upload(&pick.bytes, progress) {
+        Ok(upload) => Ok(PushReport {
+            chosen,
+            why,
+            upload,
+            fell_back: false,
+        }),
+        // The lock refused the delta for its base (its image changed since
+        // the status, or it names no image): fall back to a full image.
+        Err(e) if is_delta(&pick.bytes) && refused_delta_base(&e) => {
+            let full = candidates
+                .iter()
+                .position(|c| !images.iter().any(|i| i.hash == c.sha) && !is_delta(&c.bytes));
+            let Some(full) = full else {
+                return Err(PushError::NoFullImage {
+                    name: pick.path.display().to_string(),
+                    error: e,
+                });
+            };
+            let why = format!("the lock refused the delta ({e}); falling back to the full image");
+            let pick = &candidates[full];
+            let upload = c
+                .upload(&pick.bytes, progress)
+                .map_err(device(&format!("uploading {}", pick.path.display())))?;
+            Ok(PushReport {
+                chosen: full,
+                why,
+                upload,
+                fell_back: true,
+            })
+        }
+        Err(error) => Err(PushError::Device {
+            context: format!("uploading {}", pick.path.display()),
+            error,
+        }),
     }
 }
 
@@ -811,37 +913,13 @@ pub fn update<T: Transport>(
         .iter()
         .map(|p| Candidate::load(p))
         .collect::<Result<Vec<_>>>()?;
-    let images = c.image_state()?;
-    let running = running_image(c)?;
-    let (chosen, mut why) = select_envelope(&candidates, &images, running.as_ref())?;
-    let mut pick = &candidates[chosen];
-    let bar = progress_bar(pick.bytes.len() as u64, json);
+    let bar = progress_bar(0, json);
     let start = Instant::now();
-    let report = match c.upload(&pick.bytes, &mut |done, _| bar.set_position(done)) {
-        Ok(r) => r,
-        // The lock refused the delta for its base (its image changed since
-        // the status, or it names no image): fall back to a full image.
-        Err(e) if is_delta(&pick.bytes) && refused_delta_base(&e) => {
-            let full = candidates
-                .iter()
-                .find(|c| !images.iter().any(|i| i.hash == c.sha) && !is_delta(&c.bytes));
-            let Some(full) = full else {
-                return Err(anyhow::Error::new(e).context(format!(
-                    "uploading {} (give the full image too, to fall back to it)",
-                    pick.path.display()
-                )));
-            };
-            why = format!("the lock refused the delta ({e}); falling back to the full image");
-            pick = full;
-            bar.set_length(pick.bytes.len() as u64);
-            bar.set_position(0);
-            c.upload(&pick.bytes, &mut |done, _| bar.set_position(done))
-                .with_context(|| format!("uploading {}", pick.path.display()))?
-        }
-        Err(e) => {
-            return Err(anyhow::Error::new(e).context(format!("uploading {}", pick.path.display())));
-        }
-    };
+    let pushed = push_update(c, &candidates, &mut |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })?;
+    let (why, report, pick) = (pushed.why, pushed.upload, &candidates[pushed.chosen]);
     bar.finish_and_clear();
     let secs = start.elapsed().as_secs_f64();
     if !json {
@@ -956,17 +1034,75 @@ pub struct Outcome {
     pub message: String,
 }
 
-/// Polls the lock until the image `sha` runs confirmed, or the pending
-/// update is postponed or refused, or `limit` passes. A lock that is
-/// rebooting does not answer: that is waited out.
-pub fn wait_outcome<T: Transport>(
+/// How an update ended, typed ([`wait_for`]): what the hub decides on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Waited {
+    /// The image runs, confirmed.
+    Running {
+        /// Its version.
+        version: String,
+        /// Its slot.
+        slot: u64,
+    },
+    /// The lock's policy postponed the install; it installs by itself
+    /// once the reason clears.
+    Postponed {
+        /// Why, typed (`None`: a lock that reports it only in words).
+        why: Option<keyway_smp::kw::Postponement>,
+        /// Why, in the lock's words (for people).
+        reason: String,
+    },
+    /// The lock no longer holds the upload (refused, or the trial failed
+    /// and it rolled back), or the owner refused it.
+    Refused {
+        /// In words.
+        message: String,
+    },
+    /// No outcome within the time given.
+    TimedOut,
+}
+
+/// The pending update's state and its typed postponement from a status
+/// body (`None`: nothing pending).
+fn pending_state(
+    body: &[u8],
+) -> std::result::Result<
+    Option<(
+        keyway_smp::kw::UpdateState,
+        Option<keyway_smp::kw::Postponement>,
+        String,
+    )>,
+    super::DeviceError,
+> {
+    use keyway_smp::Message as _;
+    let st = keyway_smp::kw::Status::decode(body).map_err(|e| super::DeviceError::Malformed {
+        what: "status".into(),
+        why: e.to_string(),
+    })?;
+    Ok(st.update.map(|u| {
+        (
+            u.state,
+            u.why,
+            u.reason.map(|r| printable(r, false)).unwrap_or_default(),
+        )
+    }))
+}
+
+/// Polls the lock every `poll` until the image `sha` runs confirmed, or
+/// the pending update is postponed or refused, or `limit` passes; shared
+/// by `keyway device update --wait` and the hub's link. A lock that is
+/// rebooting does not answer: that is waited out. `note` hears each new
+/// pending state (`awaiting-consent`, `installing`).
+pub fn wait_for<T: Transport>(
     c: &mut Client<T>,
     sha: &[u8; 32],
     limit: Duration,
-    err: &mut dyn Write,
-) -> Result<Outcome> {
+    poll: Duration,
+    note: &mut dyn FnMut(keyway_smp::kw::UpdateState),
+) -> std::result::Result<Waited, super::DeviceError> {
+    use keyway_smp::kw::UpdateState as S;
     let start = Instant::now();
-    let mut last_note = String::new();
+    let mut last_note = None;
     loop {
         match c.image_state() {
             Ok(images) => {
@@ -974,40 +1110,33 @@ pub fn wait_outcome<T: Transport>(
                     && i.active
                     && i.confirmed
                 {
-                    return Ok(Outcome {
-                        state: "running",
-                        message: format!(
-                            "the lock runs {} (slot {}), confirmed",
-                            i.version, i.slot
-                        ),
+                    return Ok(Waited::Running {
+                        version: i.version.clone(),
+                        slot: i.slot,
                     });
                 }
                 if !images.iter().any(|i| i.hash == sha[..]) {
-                    return Ok(Outcome {
-                        state: "refused",
+                    return Ok(Waited::Refused {
                         message: "the lock no longer holds the upload: it refused it or the trial failed and it rolled back".into(),
                     });
                 }
             }
             Err(super::DeviceError::Transport { .. }) => {}
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         }
-        if let Ok(Some(p)) = pending_update(c) {
-            let state = text(&p, "state").unwrap_or_default();
-            let reason = text(&p, "reason").unwrap_or_default();
-            match state.as_str() {
-                "postponed" => {
-                    return Ok(Outcome {
-                        state: "postponed",
-                        message: format!(
-                            "postponed: {}; the lock installs by itself once that holds",
-                            reason.strip_prefix("postponed: ").unwrap_or(&reason)
-                        ),
-                    });
-                }
-                "refused" => {
-                    return Ok(Outcome {
-                        state: "refused",
+        let pending = match c.status_body() {
+            Ok(b) => pending_state(&b)?,
+            // Rebooting, or a lock without the group (or, without a
+            // session, status is for owners): the image state decides.
+            Err(super::DeviceError::Transport { .. }) => None,
+            Err(e) if e.not_supported() || (e.access_denied() && !c.sealed()) => None,
+            Err(e) => return Err(e),
+        };
+        if let Some((state, why, reason)) = pending {
+            match state {
+                S::Postponed => return Ok(Waited::Postponed { why, reason }),
+                S::Refused => {
+                    return Ok(Waited::Refused {
                         message: format!(
                             "the owner refused the update{}",
                             if reason.is_empty() {
@@ -1018,22 +1147,54 @@ pub fn wait_outcome<T: Transport>(
                         ),
                     });
                 }
-                s if s != last_note => {
-                    let _ = writeln!(err, "waiting: update {s}");
-                    last_note = s.to_owned();
+                s if last_note != Some(s) => {
+                    note(s);
+                    last_note = Some(s);
                 }
                 _ => {}
             }
         }
         if start.elapsed() >= limit {
-            return Ok(Outcome {
-                state: "timeout",
-                message: format!(
-                    "no outcome after {} s: the update still waits for consent or for its install",
-                    limit.as_secs()
-                ),
-            });
+            return Ok(Waited::TimedOut);
         }
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(poll);
     }
+}
+
+/// Polls the lock until the image `sha` runs confirmed, or the pending
+/// update is postponed or refused, or `limit` passes ([`wait_for`], in
+/// words).
+pub fn wait_outcome<T: Transport>(
+    c: &mut Client<T>,
+    sha: &[u8; 32],
+    limit: Duration,
+    err: &mut dyn Write,
+) -> Result<Outcome> {
+    let waited = wait_for(c, sha, limit, Duration::from_millis(200), &mut |s| {
+        let _ = writeln!(err, "waiting: update {}", s.as_str());
+    })?;
+    Ok(match waited {
+        Waited::Running { version, slot } => Outcome {
+            state: "running",
+            message: format!("the lock runs {version} (slot {slot}), confirmed"),
+        },
+        Waited::Postponed { reason, .. } => Outcome {
+            state: "postponed",
+            message: format!(
+                "postponed: {}; the lock installs by itself once that holds",
+                reason.strip_prefix("postponed: ").unwrap_or(&reason)
+            ),
+        },
+        Waited::Refused { message } => Outcome {
+            state: "refused",
+            message,
+        },
+        Waited::TimedOut => Outcome {
+            state: "timeout",
+            message: format!(
+                "no outcome after {} s: the update still waits for consent or for its install",
+                limit.as_secs()
+            ),
+        },
+    })
 }

@@ -483,6 +483,13 @@ impl<T: Transport> Client<T> {
     /// (from pairing, [`Client::pair_with_code`]) is `device_key`. Needs
     /// an owner key.
     pub fn with_paired_lock(mut self, device_key: [u8; 32]) -> Result<Self, DeviceError> {
+        self.set_paired_lock(device_key)?;
+        Ok(self)
+    }
+
+    /// [`Client::with_paired_lock`] on a client in place (after
+    /// [`Client::pair_with_code`] on the same client).
+    pub fn set_paired_lock(&mut self, device_key: [u8; 32]) -> Result<(), DeviceError> {
         let Some(ch) = &mut self.channel else {
             return Err(DeviceError::Usage {
                 what: "session".into(),
@@ -491,7 +498,7 @@ impl<T: Transport> Client<T> {
         };
         ch.lock_key = Some(device_key);
         ch.session = None;
-        Ok(self)
+        Ok(())
     }
 
     /// Whether calls run sealed in a session.
@@ -999,6 +1006,24 @@ impl<T: Transport> Client<T> {
         let b = self.call("status", &Request::Status(kw::Signed::default()))?;
         typed::<kw::Status>("status", &b)?;
         map_of("status", &b)
+    }
+
+    /// The Keyway group's `status` body, checked with its typed decode
+    /// (`keyway_smp::kw::Status::decode` reads it again without a copy):
+    /// what a client decides on, typed.
+    pub fn status_body(&mut self) -> Result<Vec<u8>, DeviceError> {
+        let b = self.call("status", &Request::Status(kw::Signed::default()))?;
+        typed::<kw::Status>("status", &b)?;
+        Ok(b)
+    }
+
+    /// `consent`, answered as the body its typed decode checked
+    /// (`keyway_smp::kw::ConsentRsp::decode`).
+    pub fn consent_body(&mut self, accept: bool) -> Result<Vec<u8>, DeviceError> {
+        let m = kw::Consent { accept, auth: None };
+        let b = self.call("consent", &Request::Consent(m))?;
+        typed::<kw::ConsentRsp>("consent", &b)?;
+        Ok(b)
     }
 
     /// The running image's SHA-256 from `status` (`None` in recovery).

@@ -1,0 +1,152 @@
+//! How the model's values become columns, shared by both backends.
+//!
+//! * Digests are 32-byte blobs (`BLOB` / `BYTEA`); anything else read back
+//!   is [`StoreError::Corrupt`].
+//! * A release's `sequence` is a `u64` and both databases have signed
+//!   64-bit integers, so it is kept with its top bit flipped
+//!   ([`seq_to_db`]): the mapping is order-preserving, so "newest sequence
+//!   first" is a plain `ORDER BY sequence DESC` over the whole `u64` range.
+//! * Other `u64`s that are never ordered by (audit-log sequence numbers,
+//!   a timestamp's version, battery) are kept as the same 64 bits
+//!   ([`u64_to_db`]).
+//! * Small enums ([`EventLevel`], [`Decision`]) are their serde names as
+//!   text; nested values are JSON (serde_json).
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::StoreError;
+use crate::model::{Decision, Digest, EventLevel};
+
+/// The order-preserving map of a release sequence number to a signed
+/// column.
+pub(crate) fn seq_to_db(seq: u64) -> i64 {
+    (seq ^ (1 << 63)) as i64
+}
+
+/// The inverse of [`seq_to_db`].
+pub(crate) fn seq_from_db(v: i64) -> u64 {
+    (v as u64) ^ (1 << 63)
+}
+
+/// A `u64` that is not ordered by, as the same 64 bits.
+pub(crate) fn u64_to_db(v: u64) -> i64 {
+    v as i64
+}
+
+/// The inverse of [`u64_to_db`].
+pub(crate) fn u64_from_db(v: i64) -> u64 {
+    v as u64
+}
+
+/// A small integer read back, checked against its type's range.
+pub(crate) fn small<T: TryFrom<i64>>(what: &str, v: i64) -> Result<T, StoreError> {
+    T::try_from(v).map_err(|_| corrupt(what, format!("{v} is out of range")))
+}
+
+/// A digest read back from a blob.
+pub(crate) fn digest(what: &str, bytes: &[u8]) -> Result<Digest, StoreError> {
+    let arr: [u8; 32] = bytes.try_into().map_err(|_| {
+        corrupt(
+            what,
+            format!("a digest is 32 bytes, this one {}", bytes.len()),
+        )
+    })?;
+    Ok(Digest(arr))
+}
+
+/// A raw Ed25519 key read back from a blob.
+pub(crate) fn key(what: &str, bytes: &[u8]) -> Result<[u8; 32], StoreError> {
+    bytes.try_into().map_err(|_| {
+        corrupt(
+            what,
+            format!("a device key is 32 bytes, this one {}", bytes.len()),
+        )
+    })
+}
+
+/// A value as JSON text.
+pub(crate) fn to_json<T: Serialize + ?Sized>(what: &str, v: &T) -> Result<String, StoreError> {
+    // Serialising the model cannot fail (no maps with non-string keys), but
+    // say so as an error rather than panic.
+    serde_json::to_string(v).map_err(|e| StoreError::Backend(format!("encoding {what}: {e}")))
+}
+
+/// A value from JSON text.
+pub(crate) fn from_json<T: DeserializeOwned>(what: &str, text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| corrupt(what, e.to_string()))
+}
+
+/// An event level's column text.
+pub(crate) fn level_to_db(l: EventLevel) -> &'static str {
+    match l {
+        EventLevel::Info => "info",
+        EventLevel::Warning => "warning",
+        EventLevel::Alert => "alert",
+    }
+}
+
+/// An event level from its column text.
+pub(crate) fn level_from_db(s: &str) -> Result<EventLevel, StoreError> {
+    match s {
+        "info" => Ok(EventLevel::Info),
+        "warning" => Ok(EventLevel::Warning),
+        "alert" => Ok(EventLevel::Alert),
+        other => Err(corrupt(
+            "an event's level",
+            format!("unknown level {other:?}"),
+        )),
+    }
+}
+
+/// A decision's column text.
+pub(crate) fn decision_to_db(d: Decision) -> &'static str {
+    match d {
+        Decision::Accept => "accept",
+        Decision::Decline => "decline",
+    }
+}
+
+/// A decision from its column text.
+pub(crate) fn decision_from_db(s: &str) -> Result<Decision, StoreError> {
+    match s {
+        "accept" => Ok(Decision::Accept),
+        "decline" => Ok(Decision::Decline),
+        other => Err(corrupt(
+            "a consent's decision",
+            format!("unknown decision {other:?}"),
+        )),
+    }
+}
+
+/// A [`StoreError::Corrupt`].
+pub(crate) fn corrupt(what: &str, why: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        what: what.to_string(),
+        why: why.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_mapping_preserves_order_over_the_whole_u64_range() {
+        let xs = [
+            0u64,
+            1,
+            2,
+            i64::MAX as u64,
+            i64::MAX as u64 + 1,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
+        for w in xs.windows(2) {
+            assert!(seq_to_db(w[0]) < seq_to_db(w[1]), "{} < {}", w[0], w[1]);
+        }
+        for x in xs {
+            assert_eq!(seq_from_db(seq_to_db(x)), x);
+        }
+    }
+}

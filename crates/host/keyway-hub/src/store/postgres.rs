@@ -1,0 +1,768 @@
+//! The PostgreSQL store: hubs of a property manager sharing one fleet view.
+//!
+//! * **Client.** The synchronous `postgres` crate (the blocking wrapper of
+//!   `tokio-postgres`, which runs its own small runtime per connection).
+//!   The [`Store`] trait is synchronous and the hub calls it from blocking
+//!   threads (`tokio::task::spawn_blocking`), where blocking on that
+//!   private runtime is allowed; a sync facade written here over
+//!   `tokio-postgres` would be the same thing with more code. (The tests
+//!   call the store from inside `spawn_blocking` to hold this.) Calling it
+//!   from an async task directly would panic in `postgres`, as any
+//!   blocking call there would stall the runtime: the hub never does.
+//! * **One connection per hub** behind a [`Mutex`], reopened when the
+//!   server closed it (a restarted database). Several hubs share the
+//!   database, so nothing is cached in the process: every call reads the
+//!   database.
+//! * **Ids from sequences** (`GENERATED ALWAYS AS IDENTITY`): two hubs
+//!   adding locks at once get distinct ids.
+//! * **Event ids in commit order.** `events(after, limit)` is a cursor: a
+//!   client that read up to id N asks for ids above N. Sequence values are
+//!   taken at insert but become visible at commit, so two hubs inserting at
+//!   once could commit id 8 before id 7, and a reader between the two
+//!   commits would skip 7 forever. `add_event` therefore takes the events
+//!   table's `EXCLUSIVE` lock (readers are not blocked) for its short
+//!   transaction, so ids become visible in order.
+//! * **Transactions** wherever a call writes more than one row
+//!   (`remove_lock`) or must see one state (the schema migration, under a
+//!   transaction-scoped advisory lock so hubs starting together migrate
+//!   once). References are foreign keys, and a violation names its
+//!   constraint, so a consent for a lock that another hub just removed is
+//!   [`StoreError::NoLock`], not a race.
+//! * **Durable on return**: the session sets `synchronous_commit = on`
+//!   (whatever the database's default), so a commit returns once its WAL
+//!   record is flushed.
+//! * **Errors.** SQLSTATE class 53 `disk_full` / `insufficient_resources`
+//!   is [`StoreError::Full`]; a value that does not decode is
+//!   [`StoreError::Corrupt`].
+
+use std::sync::{Mutex, MutexGuard};
+
+use postgres::error::SqlState;
+use postgres::types::{FromSql, ToSql};
+use postgres::{Client, NoTls, Row};
+
+use super::codec::{
+    corrupt, decision_from_db, decision_to_db, digest, from_json, key, level_from_db, level_to_db,
+    seq_from_db, seq_to_db, small, to_json, u64_from_db, u64_to_db,
+};
+use super::{Store, StoreError};
+use crate::model::{
+    Consent, Digest, Event, EventLevel, Freshness, LockId, LockRecord, LogExport, LogHealth,
+    ModelAnchors, NewLock, Release, Rollout, UnixSecs,
+};
+
+/// The schema's migrations, in order: the store's version is how many
+/// have run. The same tables as the SQLite store's.
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    "CREATE TABLE models (
+        class TEXT PRIMARY KEY,
+        vendor_domain TEXT NOT NULL,
+        trust_pems TEXT NOT NULL,
+        threshold SMALLINT NOT NULL
+     );
+     CREATE TABLE releases (
+        digest BYTEA PRIMARY KEY,
+        target TEXT NOT NULL,
+        class TEXT NOT NULL,
+        version TEXT NOT NULL,
+        sequence BIGINT NOT NULL,
+        delta_base BYTEA,
+        notes TEXT NOT NULL,
+        cves TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        added_at BIGINT NOT NULL,
+        envelope BYTEA NOT NULL
+     );
+     CREATE INDEX releases_by_class ON releases (class, sequence);
+     CREATE INDEX releases_by_sequence ON releases (sequence);
+     CREATE TABLE locks (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        name TEXT NOT NULL,
+        address TEXT NOT NULL,
+        class TEXT NOT NULL,
+        device_key BYTEA,
+        auto_install_critical BOOLEAN NOT NULL,
+        snapshot TEXT,
+        last_contact BIGINT,
+        log TEXT NOT NULL
+     );
+     CREATE TABLE consents (
+        lock BIGINT NOT NULL CONSTRAINT consents_lock_fkey REFERENCES locks (id) ON DELETE CASCADE,
+        release BYTEA NOT NULL CONSTRAINT consents_release_fkey REFERENCES releases (digest),
+        decision TEXT NOT NULL,
+        source TEXT NOT NULL,
+        at BIGINT NOT NULL,
+        PRIMARY KEY (lock, release)
+     );
+     CREATE TABLE logs (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        lock BIGINT NOT NULL CONSTRAINT logs_lock_fkey REFERENCES locks (id) ON DELETE CASCADE,
+        fetched_at BIGINT NOT NULL,
+        first_seq BIGINT NOT NULL,
+        last_seq BIGINT NOT NULL,
+        bytes BYTEA NOT NULL
+     );
+     CREATE INDEX logs_by_lock ON logs (lock, id);
+     CREATE TABLE rollouts (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        release BYTEA NOT NULL CONSTRAINT rollouts_release_fkey REFERENCES releases (digest),
+        wave_size BIGINT NOT NULL,
+        error_threshold_pct SMALLINT NOT NULL,
+        state TEXT NOT NULL,
+        locks TEXT NOT NULL,
+        started_at BIGINT NOT NULL
+     );
+     CREATE TABLE events (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        at BIGINT NOT NULL,
+        lock BIGINT,
+        level TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        message TEXT NOT NULL
+     );
+     CREATE TABLE freshness (
+        id SMALLINT PRIMARY KEY CHECK (id = 1),
+        url TEXT,
+        last_fresh_at BIGINT,
+        timestamp_version BIGINT,
+        timestamp_expires BIGINT,
+        last_error TEXT
+     );",
+];
+
+/// The advisory-lock key the schema migration holds ("keyw").
+const MIGRATION_LOCK: i64 = 0x6b65_7977;
+
+/// The hub's store in a PostgreSQL database. See the module docs.
+pub struct PgStore {
+    config: postgres::Config,
+    /// `None` only while reconnecting and once dropped.
+    client: Mutex<Option<Client>>,
+}
+
+/// The connection, held for one call.
+struct Conn<'a>(MutexGuard<'a, Option<Client>>);
+
+impl std::ops::Deref for Conn<'_> {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        // Invariant: `PgStore::client` returns a `Conn` only once the slot
+        // holds a client.
+        self.0.as_ref().expect("PgStore::client connected")
+    }
+}
+
+impl std::ops::DerefMut for Conn<'_> {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.0.as_mut().expect("PgStore::client connected")
+    }
+}
+
+impl Drop for PgStore {
+    /// Closing a `postgres::Client` blocks on its private runtime, which
+    /// panics inside an async context, where the hub's last handle on
+    /// the store may well drop (an axum state at shutdown). The client is
+    /// closed on a thread of its own instead.
+    fn drop(&mut self) {
+        let slot = self.client.get_mut().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = slot.take() {
+            let _ = std::thread::spawn(move || drop(c)).join();
+        }
+    }
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").finish_non_exhaustive()
+    }
+}
+
+/// A PostgreSQL error as the store's.
+fn pg(e: postgres::Error) -> StoreError {
+    match e.code() {
+        Some(c) if *c == SqlState::DISK_FULL || *c == SqlState::INSUFFICIENT_RESOURCES => {
+            StoreError::Full(e.to_string())
+        }
+        Some(c) if *c == SqlState::DATA_CORRUPTED || *c == SqlState::INDEX_CORRUPTED => {
+            corrupt("the database", e.to_string())
+        }
+        _ => match e.as_db_error() {
+            Some(db) => StoreError::Backend(db.to_string()),
+            None => StoreError::Backend(e.to_string()),
+        },
+    }
+}
+
+/// A column read back; a value of the wrong type is corrupt.
+fn get<'a, T: FromSql<'a>>(r: &'a Row, i: usize) -> Result<T, StoreError> {
+    r.try_get(i).map_err(|e| {
+        corrupt(
+            &format!("column {}", r.columns().get(i).map_or("?", |c| c.name())),
+            e.to_string(),
+        )
+    })
+}
+
+/// The foreign key a failed write broke, if that is why it failed.
+fn broken_fkey(e: &postgres::Error) -> Option<&str> {
+    if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) {
+        e.as_db_error().and_then(|d| d.constraint())
+    } else {
+        None
+    }
+}
+
+fn connect(config: &postgres::Config) -> Result<Client, StoreError> {
+    let mut c = config.connect(NoTls).map_err(pg)?;
+    c.batch_execute("SET synchronous_commit = on").map_err(pg)?;
+    Ok(c)
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgres://user@host/db`, or
+    /// the key-value form), migrating its schema forward. Fails with
+    /// [`StoreError::TooNew`] on a database a newer hub migrated.
+    pub fn connect(url: &str) -> Result<PgStore, StoreError> {
+        let mut config: postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::Backend(format!("the PostgreSQL URL does not parse: {e}")))?;
+        if config.get_application_name().is_none() {
+            config.application_name("keyway-hub");
+        }
+        let mut client = connect(&config)?;
+        migrate(&mut client)?;
+        Ok(PgStore {
+            config,
+            client: Mutex::new(Some(client)),
+        })
+    }
+
+    /// The schema version this hub writes.
+    pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+    /// The connection, reopened if the server closed it.
+    fn client(&self) -> Result<Conn<'_>, StoreError> {
+        let mut g = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        if g.as_ref().is_none_or(|c| c.is_closed()) {
+            *g = None;
+            *g = Some(connect(&self.config)?);
+        }
+        Ok(Conn(g))
+    }
+
+    fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, StoreError> {
+        self.client()?.query(sql, params).map_err(pg)
+    }
+
+    fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
+        self.client()?.execute(sql, params).map_err(pg)
+    }
+}
+
+fn migrate(client: &mut Client) -> Result<(), StoreError> {
+    let mut tx = client.transaction().map_err(pg)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .map_err(pg)?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
+        .map_err(pg)?;
+    let rows = tx
+        .query("SELECT version FROM schema_version", &[])
+        .map_err(pg)?;
+    let found: i64 = match rows.first() {
+        Some(r) => get(r, 0)?,
+        None => 0,
+    };
+    let supported = MIGRATIONS.len() as i64;
+    if found > supported {
+        return Err(StoreError::TooNew { found, supported });
+    }
+    if found < 0 {
+        return Err(corrupt("the schema version", format!("{found}")));
+    }
+    for m in &MIGRATIONS[found as usize..] {
+        tx.batch_execute(m).map_err(pg)?;
+    }
+    if found == 0 {
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES ($1)",
+            &[&supported],
+        )
+        .map_err(pg)?;
+    } else if found < supported {
+        tx.execute("UPDATE schema_version SET version = $1", &[&supported])
+            .map_err(pg)?;
+    }
+    tx.commit().map_err(pg)
+}
+
+const RELEASE_COLS: &str =
+    "digest, target, class, version, sequence, delta_base, notes, cves, origin, added_at";
+
+fn release_row(r: &Row) -> Result<Release, StoreError> {
+    let d: &[u8] = get(r, 0)?;
+    let base: Option<&[u8]> = get(r, 5)?;
+    let cves: &str = get(r, 7)?;
+    let origin: &str = get(r, 8)?;
+    Ok(Release {
+        digest: digest("a release's digest", d)?,
+        target: get(r, 1)?,
+        class: get(r, 2)?,
+        version: get(r, 3)?,
+        sequence: seq_from_db(get(r, 4)?),
+        delta_base: base
+            .map(|b| digest("a release's delta base", b))
+            .transpose()?,
+        notes: get(r, 6)?,
+        cves: from_json("a release's CVEs", cves)?,
+        origin: from_json("a release's origin", origin)?,
+        added_at: get(r, 9)?,
+        envelope: Vec::new(),
+    })
+}
+
+const LOCK_COLS: &str =
+    "id, name, address, class, device_key, auto_install_critical, snapshot, last_contact, log";
+
+fn lock_row(r: &Row) -> Result<LockRecord, StoreError> {
+    let key_bytes: Option<&[u8]> = get(r, 4)?;
+    let snapshot: Option<&str> = get(r, 6)?;
+    let log: &str = get(r, 8)?;
+    Ok(LockRecord {
+        id: get(r, 0)?,
+        name: get(r, 1)?,
+        address: get(r, 2)?,
+        class: get(r, 3)?,
+        device_key: key_bytes
+            .map(|b| key("a lock's device key", b))
+            .transpose()?,
+        auto_install_critical: get(r, 5)?,
+        snapshot: snapshot
+            .map(|s| from_json("a lock's snapshot", s))
+            .transpose()?,
+        last_contact: get(r, 7)?,
+        log: from_json::<LogHealth>("a lock's log health", log)?,
+    })
+}
+
+const ROLLOUT_COLS: &str = "id, release, wave_size, error_threshold_pct, state, locks, started_at";
+
+fn rollout_row(r: &Row) -> Result<Rollout, StoreError> {
+    let d: &[u8] = get(r, 1)?;
+    let state: &str = get(r, 4)?;
+    let locks: &str = get(r, 5)?;
+    Ok(Rollout {
+        id: get(r, 0)?,
+        release: digest("a rollout's release", d)?,
+        wave_size: small("a rollout's wave size", get::<i64>(r, 2)?)?,
+        error_threshold_pct: small("a rollout's error threshold", i64::from(get::<i16>(r, 3)?))?,
+        state: from_json("a rollout's state", state)?,
+        locks: from_json("a rollout's locks", locks)?,
+        started_at: get(r, 6)?,
+    })
+}
+
+fn collect<T>(
+    rows: Vec<Row>,
+    f: impl Fn(&Row) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    rows.iter().map(f).collect()
+}
+
+impl Store for PgStore {
+    fn put_model(&self, m: &ModelAnchors) -> Result<(), StoreError> {
+        let pems = to_json("a model's trust anchors", &m.trust_pems)?;
+        self.execute(
+            "INSERT INTO models (class, vendor_domain, trust_pems, threshold)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (class) DO UPDATE SET vendor_domain = excluded.vendor_domain,
+               trust_pems = excluded.trust_pems, threshold = excluded.threshold",
+            &[&m.class, &m.vendor_domain, &pems, &i16::from(m.threshold)],
+        )?;
+        Ok(())
+    }
+
+    fn models(&self) -> Result<Vec<ModelAnchors>, StoreError> {
+        let rows = self.query(
+            "SELECT class, vendor_domain, trust_pems, threshold FROM models ORDER BY class",
+            &[],
+        )?;
+        collect(rows, |r| {
+            let pems: &str = get(r, 2)?;
+            Ok(ModelAnchors {
+                class: get(r, 0)?,
+                vendor_domain: get(r, 1)?,
+                trust_pems: from_json("a model's trust anchors", pems)?,
+                threshold: small("a model's threshold", i64::from(get::<i16>(r, 3)?))?,
+            })
+        })
+    }
+
+    fn put_release(&self, rel: &Release) -> Result<bool, StoreError> {
+        let cves = to_json("a release's CVEs", &rel.cves)?;
+        let origin = to_json("a release's origin", &rel.origin)?;
+        let n = self.execute(
+            "INSERT INTO releases (digest, target, class, version, sequence, delta_base,
+               notes, cves, origin, added_at, envelope)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             ON CONFLICT (digest) DO NOTHING",
+            &[
+                &&rel.digest.0[..],
+                &rel.target,
+                &rel.class,
+                &rel.version,
+                &seq_to_db(rel.sequence),
+                &rel.delta_base.as_ref().map(|d| &d.0[..]),
+                &rel.notes,
+                &cves,
+                &origin,
+                &rel.added_at,
+                &rel.envelope,
+            ],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn release(&self, d: &Digest) -> Result<Option<Release>, StoreError> {
+        let rows = self.query(
+            &format!("SELECT {RELEASE_COLS}, envelope FROM releases WHERE digest = $1"),
+            &[&&d.0[..]],
+        )?;
+        match rows.first() {
+            None => Ok(None),
+            Some(r) => {
+                let mut rel = release_row(r)?;
+                rel.envelope = get(r, 10)?;
+                Ok(Some(rel))
+            }
+        }
+    }
+
+    fn releases(&self, class: Option<&str>) -> Result<Vec<Release>, StoreError> {
+        let rows = match class {
+            Some(c) => self.query(
+                &format!(
+                    "SELECT {RELEASE_COLS} FROM releases WHERE class = $1
+                     ORDER BY sequence DESC, digest"
+                ),
+                &[&c],
+            )?,
+            None => self.query(
+                &format!("SELECT {RELEASE_COLS} FROM releases ORDER BY sequence DESC, digest"),
+                &[],
+            )?,
+        };
+        collect(rows, release_row)
+    }
+
+    fn add_lock(&self, l: &NewLock) -> Result<LockId, StoreError> {
+        let log = to_json("a lock's log health", &LogHealth::Unknown)?;
+        let rows = self.query(
+            "INSERT INTO locks (name, address, class, device_key, auto_install_critical,
+               snapshot, last_contact, log)
+             VALUES ($1, $2, $3, NULL, FALSE, NULL, NULL, $4) RETURNING id",
+            &[&l.name, &l.address, &l.class, &log],
+        )?;
+        match rows.first() {
+            Some(r) => get(r, 0),
+            None => Err(StoreError::Backend("INSERT … RETURNING gave no row".into())),
+        }
+    }
+
+    fn lock(&self, id: LockId) -> Result<Option<LockRecord>, StoreError> {
+        let rows = self.query(
+            &format!("SELECT {LOCK_COLS} FROM locks WHERE id = $1"),
+            &[&id],
+        )?;
+        rows.first().map(lock_row).transpose()
+    }
+
+    fn locks(&self) -> Result<Vec<LockRecord>, StoreError> {
+        let rows = self.query(&format!("SELECT {LOCK_COLS} FROM locks ORDER BY id"), &[])?;
+        collect(rows, lock_row)
+    }
+
+    fn save_lock(&self, l: &LockRecord) -> Result<(), StoreError> {
+        let snapshot = l
+            .snapshot
+            .as_ref()
+            .map(|s| to_json("a lock's snapshot", s))
+            .transpose()?;
+        let log = to_json("a lock's log health", &l.log)?;
+        let n = self.execute(
+            "UPDATE locks SET name = $2, address = $3, class = $4, device_key = $5,
+               auto_install_critical = $6, snapshot = $7, last_contact = $8, log = $9
+             WHERE id = $1",
+            &[
+                &l.id,
+                &l.name,
+                &l.address,
+                &l.class,
+                &l.device_key.as_ref().map(|k| &k[..]),
+                &l.auto_install_critical,
+                &snapshot,
+                &l.last_contact,
+                &log,
+            ],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NoLock(l.id));
+        }
+        Ok(())
+    }
+
+    fn remove_lock(&self, id: LockId) -> Result<(), StoreError> {
+        let mut c = self.client()?;
+        let mut tx = c.transaction().map_err(pg)?;
+        tx.execute("DELETE FROM consents WHERE lock = $1", &[&id])
+            .map_err(pg)?;
+        tx.execute("DELETE FROM logs WHERE lock = $1", &[&id])
+            .map_err(pg)?;
+        let n = tx
+            .execute("DELETE FROM locks WHERE id = $1", &[&id])
+            .map_err(pg)?;
+        if n == 0 {
+            return Err(StoreError::NoLock(id));
+        }
+        tx.commit().map_err(pg)
+    }
+
+    fn put_consent(&self, c: &Consent) -> Result<(), StoreError> {
+        let source = to_json("a consent's source", &c.source)?;
+        let r = self.client()?.execute(
+            "INSERT INTO consents (lock, release, decision, source, at)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (lock, release) DO UPDATE SET decision = excluded.decision,
+               source = excluded.source, at = excluded.at",
+            &[
+                &c.lock,
+                &&c.release.0[..],
+                &decision_to_db(c.decision),
+                &source,
+                &c.at,
+            ],
+        );
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) => Err(match broken_fkey(&e) {
+                Some("consents_lock_fkey") => StoreError::NoLock(c.lock),
+                Some("consents_release_fkey") => StoreError::NoRelease(c.release),
+                _ => pg(e),
+            }),
+        }
+    }
+
+    fn consents(&self, lock: LockId) -> Result<Vec<Consent>, StoreError> {
+        let rows = self.query(
+            "SELECT lock, release, decision, source, at FROM consents WHERE lock = $1
+             ORDER BY at, release",
+            &[&lock],
+        )?;
+        collect(rows, |r| {
+            let d: &[u8] = get(r, 1)?;
+            let decision: &str = get(r, 2)?;
+            let source: &str = get(r, 3)?;
+            Ok(Consent {
+                lock: get(r, 0)?,
+                release: digest("a consent's release", d)?,
+                decision: decision_from_db(decision)?,
+                source: from_json("a consent's source", source)?,
+                at: get(r, 4)?,
+            })
+        })
+    }
+
+    fn put_log(&self, e: &LogExport) -> Result<(), StoreError> {
+        let r = self.client()?.execute(
+            "INSERT INTO logs (lock, fetched_at, first_seq, last_seq, bytes)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &e.lock,
+                &e.fetched_at,
+                &u64_to_db(e.first_seq),
+                &u64_to_db(e.last_seq),
+                &e.bytes,
+            ],
+        );
+        match r {
+            Ok(_) => Ok(()),
+            Err(err) => Err(match broken_fkey(&err) {
+                Some("logs_lock_fkey") => StoreError::NoLock(e.lock),
+                _ => pg(err),
+            }),
+        }
+    }
+
+    fn logs(&self, lock: LockId) -> Result<Vec<LogExport>, StoreError> {
+        let rows = self.query(
+            "SELECT lock, fetched_at, first_seq, last_seq, bytes FROM logs WHERE lock = $1
+             ORDER BY id",
+            &[&lock],
+        )?;
+        collect(rows, |r| {
+            Ok(LogExport {
+                lock: get(r, 0)?,
+                fetched_at: get(r, 1)?,
+                first_seq: u64_from_db(get(r, 2)?),
+                last_seq: u64_from_db(get(r, 3)?),
+                bytes: get(r, 4)?,
+            })
+        })
+    }
+
+    fn create_rollout(&self, ro: &Rollout) -> Result<i64, StoreError> {
+        let state = to_json("a rollout's state", &ro.state)?;
+        let locks = to_json("a rollout's locks", &ro.locks)?;
+        let r = self.client()?.query(
+            "INSERT INTO rollouts (release, wave_size, error_threshold_pct, state, locks,
+               started_at)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            &[
+                &&ro.release.0[..],
+                &i64::from(ro.wave_size),
+                &i16::from(ro.error_threshold_pct),
+                &state,
+                &locks,
+                &ro.started_at,
+            ],
+        );
+        match r {
+            Ok(rows) => match rows.first() {
+                Some(r) => get(r, 0),
+                None => Err(StoreError::Backend("INSERT … RETURNING gave no row".into())),
+            },
+            Err(e) => Err(match broken_fkey(&e) {
+                Some("rollouts_release_fkey") => StoreError::NoRelease(ro.release),
+                _ => pg(e),
+            }),
+        }
+    }
+
+    fn save_rollout(&self, ro: &Rollout) -> Result<(), StoreError> {
+        let state = to_json("a rollout's state", &ro.state)?;
+        let locks = to_json("a rollout's locks", &ro.locks)?;
+        let r = self.client()?.execute(
+            "UPDATE rollouts SET release = $2, wave_size = $3, error_threshold_pct = $4,
+               state = $5, locks = $6, started_at = $7
+             WHERE id = $1",
+            &[
+                &ro.id,
+                &&ro.release.0[..],
+                &i64::from(ro.wave_size),
+                &i16::from(ro.error_threshold_pct),
+                &state,
+                &locks,
+                &ro.started_at,
+            ],
+        );
+        match r {
+            Ok(0) => Err(StoreError::NoRollout(ro.id)),
+            Ok(_) => Ok(()),
+            Err(e) => Err(match broken_fkey(&e) {
+                Some("rollouts_release_fkey") => StoreError::NoRelease(ro.release),
+                _ => pg(e),
+            }),
+        }
+    }
+
+    fn rollout(&self, id: i64) -> Result<Option<Rollout>, StoreError> {
+        let rows = self.query(
+            &format!("SELECT {ROLLOUT_COLS} FROM rollouts WHERE id = $1"),
+            &[&id],
+        )?;
+        rows.first().map(rollout_row).transpose()
+    }
+
+    fn rollouts(&self) -> Result<Vec<Rollout>, StoreError> {
+        let rows = self.query(
+            &format!("SELECT {ROLLOUT_COLS} FROM rollouts ORDER BY id DESC"),
+            &[],
+        )?;
+        collect(rows, rollout_row)
+    }
+
+    fn add_event(
+        &self,
+        at: UnixSecs,
+        lock: Option<LockId>,
+        level: EventLevel,
+        kind: &str,
+        message: &str,
+    ) -> Result<i64, StoreError> {
+        let mut c = self.client()?;
+        let mut tx = c.transaction().map_err(pg)?;
+        tx.batch_execute("LOCK TABLE events IN EXCLUSIVE MODE")
+            .map_err(pg)?;
+        let rows = tx
+            .query(
+                "INSERT INTO events (at, lock, level, kind, message)
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                &[&at, &lock, &level_to_db(level), &kind, &message],
+            )
+            .map_err(pg)?;
+        let id = match rows.first() {
+            Some(r) => get(r, 0)?,
+            None => return Err(StoreError::Backend("INSERT … RETURNING gave no row".into())),
+        };
+        tx.commit().map_err(pg)?;
+        Ok(id)
+    }
+
+    fn events(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
+        let rows = self.query(
+            "SELECT id, at, lock, level, kind, message FROM events WHERE id > $1
+             ORDER BY id LIMIT $2",
+            &[&after, &i64::from(limit)],
+        )?;
+        collect(rows, |r| {
+            let level: &str = get(r, 3)?;
+            Ok(Event {
+                id: get(r, 0)?,
+                at: get(r, 1)?,
+                lock: get(r, 2)?,
+                level: level_from_db(level)?,
+                kind: get(r, 4)?,
+                message: get(r, 5)?,
+            })
+        })
+    }
+
+    fn freshness(&self) -> Result<Freshness, StoreError> {
+        let rows = self.query(
+            "SELECT url, last_fresh_at, timestamp_version, timestamp_expires, last_error
+             FROM freshness WHERE id = 1",
+            &[],
+        )?;
+        match rows.first() {
+            None => Ok(Freshness::default()),
+            Some(r) => Ok(Freshness {
+                url: get(r, 0)?,
+                last_fresh_at: get(r, 1)?,
+                timestamp_version: get::<Option<i64>>(r, 2)?.map(u64_from_db),
+                timestamp_expires: get(r, 3)?,
+                last_error: get(r, 4)?,
+            }),
+        }
+    }
+
+    fn set_freshness(&self, f: &Freshness) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO freshness (id, url, last_fresh_at, timestamp_version,
+               timestamp_expires, last_error)
+             VALUES (1, $1, $2, $3, $4, $5)
+             ON CONFLICT (id) DO UPDATE SET url = excluded.url,
+               last_fresh_at = excluded.last_fresh_at,
+               timestamp_version = excluded.timestamp_version,
+               timestamp_expires = excluded.timestamp_expires,
+               last_error = excluded.last_error",
+            &[
+                &f.url,
+                &f.last_fresh_at,
+                &f.timestamp_version.map(u64_to_db),
+                &f.timestamp_expires,
+                &f.last_error,
+            ],
+        )?;
+        Ok(())
+    }
+}

@@ -1,0 +1,775 @@
+//! The SQLite store: the hub's embedded default, one file.
+//!
+//! * **Durable on return.** The journal is a write-ahead log
+//!   (`journal_mode=WAL`) with `synchronous=FULL`: SQLite syncs the WAL on
+//!   every commit, so a call returns only once what it wrote survives a
+//!   SIGKILL or a power cut. Every call that writes more than one row (or
+//!   checks before it writes) runs in one transaction (`BEGIN IMMEDIATE`).
+//! * **One connection** behind a [`Mutex`]: SQLite serialises writers
+//!   anyway, and the hub's store calls are short. Reads see every write
+//!   before them. A second process on the same file (`keyway hub import`
+//!   while `serve` runs) waits up to five seconds for the file's lock.
+//! * **Schema** in `schema_version` with forward migrations run on open, in
+//!   one transaction; a store from a newer hub is refused.
+//! * **Errors.** `SQLITE_FULL` (SQLite's answer to `ENOSPC`) is
+//!   [`StoreError::Full`] and the transaction rolls back: nothing is
+//!   written, and what was there stays. A value that does not decode (a
+//!   wrong column type, a digest of the wrong length, JSON that is not the
+//!   model's) is [`StoreError::Corrupt`]. Foreign keys are on, and the
+//!   calls check them first so the error is typed
+//!   ([`StoreError::NoLock`], [`StoreError::NoRelease`]).
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, Transaction, params};
+
+use super::codec::{
+    corrupt, decision_from_db, decision_to_db, digest, from_json, key, level_from_db, level_to_db,
+    seq_from_db, seq_to_db, small, to_json, u64_from_db, u64_to_db,
+};
+use super::{Store, StoreError};
+use crate::model::{
+    Consent, Digest, Event, EventLevel, Freshness, LockId, LockRecord, LogExport, LogHealth,
+    ModelAnchors, NewLock, Release, Rollout, UnixSecs,
+};
+
+/// The schema's migrations, in order: the store's version is how many
+/// have run.
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    "CREATE TABLE models (
+        class TEXT PRIMARY KEY,
+        vendor_domain TEXT NOT NULL,
+        trust_pems TEXT NOT NULL,
+        threshold INTEGER NOT NULL
+     );
+     CREATE TABLE releases (
+        digest BLOB PRIMARY KEY,
+        target TEXT NOT NULL,
+        class TEXT NOT NULL,
+        version TEXT NOT NULL,
+        sequence INTEGER NOT NULL,
+        delta_base BLOB,
+        notes TEXT NOT NULL,
+        cves TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        added_at INTEGER NOT NULL,
+        envelope BLOB NOT NULL
+     );
+     CREATE INDEX releases_by_class ON releases (class, sequence);
+     CREATE INDEX releases_by_sequence ON releases (sequence);
+     CREATE TABLE locks (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        address TEXT NOT NULL,
+        class TEXT NOT NULL,
+        device_key BLOB,
+        auto_install_critical INTEGER NOT NULL,
+        snapshot TEXT,
+        last_contact INTEGER,
+        log TEXT NOT NULL
+     );
+     CREATE TABLE consents (
+        lock INTEGER NOT NULL REFERENCES locks (id) ON DELETE CASCADE,
+        release BLOB NOT NULL REFERENCES releases (digest),
+        decision TEXT NOT NULL,
+        source TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (lock, release)
+     );
+     CREATE TABLE logs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        lock INTEGER NOT NULL REFERENCES locks (id) ON DELETE CASCADE,
+        fetched_at INTEGER NOT NULL,
+        first_seq INTEGER NOT NULL,
+        last_seq INTEGER NOT NULL,
+        bytes BLOB NOT NULL
+     );
+     CREATE INDEX logs_by_lock ON logs (lock, id);
+     CREATE TABLE rollouts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        release BLOB NOT NULL REFERENCES releases (digest),
+        wave_size INTEGER NOT NULL,
+        error_threshold_pct INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        locks TEXT NOT NULL,
+        started_at INTEGER NOT NULL
+     );
+     CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL,
+        lock INTEGER,
+        level TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        message TEXT NOT NULL
+     );
+     CREATE TABLE freshness (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        url TEXT,
+        last_fresh_at INTEGER,
+        timestamp_version INTEGER,
+        timestamp_expires INTEGER,
+        last_error TEXT
+     );",
+];
+
+/// The hub's store in one SQLite file. See the module docs.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+/// A rusqlite error as the store's.
+fn sq(e: rusqlite::Error) -> StoreError {
+    use rusqlite::Error as E;
+    match &e {
+        E::SqliteFailure(f, _) => match f.code {
+            ErrorCode::DiskFull => StoreError::Full(e.to_string()),
+            ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => {
+                corrupt("the database file", e.to_string())
+            }
+            _ => StoreError::Backend(e.to_string()),
+        },
+        E::InvalidColumnType(..)
+        | E::FromSqlConversionFailure(..)
+        | E::IntegralValueOutOfRange(..)
+        | E::Utf8Error(..) => corrupt("a column", e.to_string()),
+        _ => StoreError::Backend(e.to_string()),
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if absent) the store at `path`, migrating its schema
+    /// forward. Fails with [`StoreError::TooNew`] on a store from a newer
+    /// hub.
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        let conn = Connection::open(path).map_err(sq)?;
+        SqliteStore::setup(conn, true)
+    }
+
+    /// A store in memory (for tests and demos): nothing survives the
+    /// process.
+    pub fn open_in_memory() -> Result<SqliteStore, StoreError> {
+        let conn = Connection::open_in_memory().map_err(sq)?;
+        SqliteStore::setup(conn, false)
+    }
+
+    fn setup(mut conn: Connection, file: bool) -> Result<SqliteStore, StoreError> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(sq)?;
+        if file {
+            let mode: String = conn
+                .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+                .map_err(sq)?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(StoreError::Backend(format!(
+                    "SQLite would not use a write-ahead log (journal_mode is {mode})"
+                )));
+            }
+        }
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(sq)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(sq)?;
+        migrate(&mut conn)?;
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// The schema version this hub writes.
+    pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the connection leaves no transaction open
+        // (rusqlite rolls back on drop), so the connection is still good.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` in an immediate transaction and commits.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sq)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(sq)?;
+        Ok(out)
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(sq)?;
+    tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        .map_err(sq)?;
+    let found: Option<i64> = tx
+        .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+        .optional()
+        .map_err(sq)?;
+    let found = found.unwrap_or(0);
+    let supported = MIGRATIONS.len() as i64;
+    if found > supported {
+        return Err(StoreError::TooNew { found, supported });
+    }
+    if found < 0 {
+        return Err(corrupt("the schema version", format!("{found}")));
+    }
+    for m in &MIGRATIONS[found as usize..] {
+        tx.execute_batch(m).map_err(sq)?;
+    }
+    if found == 0 {
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            [supported],
+        )
+        .map_err(sq)?;
+    } else if found < supported {
+        tx.execute("UPDATE schema_version SET version = ?1", [supported])
+            .map_err(sq)?;
+    }
+    tx.commit().map_err(sq)
+}
+
+fn lock_exists(tx: &Connection, id: LockId) -> Result<bool, StoreError> {
+    tx.query_row("SELECT 1 FROM locks WHERE id = ?1", [id], |_| Ok(()))
+        .optional()
+        .map(|o| o.is_some())
+        .map_err(sq)
+}
+
+fn release_exists(tx: &Connection, d: &Digest) -> Result<bool, StoreError> {
+    tx.query_row(
+        "SELECT 1 FROM releases WHERE digest = ?1",
+        [&d.0[..]],
+        |_| Ok(()),
+    )
+    .optional()
+    .map(|o| o.is_some())
+    .map_err(sq)
+}
+
+const RELEASE_COLS: &str =
+    "digest, target, class, version, sequence, delta_base, notes, cves, origin, added_at";
+
+/// A release row (its envelope read separately).
+fn release_row(r: &Row<'_>) -> Result<Release, StoreError> {
+    let d: Vec<u8> = r.get(0).map_err(sq)?;
+    let base: Option<Vec<u8>> = r.get(5).map_err(sq)?;
+    let cves: String = r.get(7).map_err(sq)?;
+    let origin: String = r.get(8).map_err(sq)?;
+    Ok(Release {
+        digest: digest("a release's digest", &d)?,
+        target: r.get(1).map_err(sq)?,
+        class: r.get(2).map_err(sq)?,
+        version: r.get(3).map_err(sq)?,
+        sequence: seq_from_db(r.get(4).map_err(sq)?),
+        delta_base: base
+            .map(|b| digest("a release's delta base", &b))
+            .transpose()?,
+        notes: r.get(6).map_err(sq)?,
+        cves: from_json("a release's CVEs", &cves)?,
+        origin: from_json("a release's origin", &origin)?,
+        added_at: r.get(9).map_err(sq)?,
+        envelope: Vec::new(),
+    })
+}
+
+const LOCK_COLS: &str =
+    "id, name, address, class, device_key, auto_install_critical, snapshot, last_contact, log";
+
+fn lock_row(r: &Row<'_>) -> Result<LockRecord, StoreError> {
+    let key_bytes: Option<Vec<u8>> = r.get(4).map_err(sq)?;
+    let snapshot: Option<String> = r.get(6).map_err(sq)?;
+    let log: String = r.get(8).map_err(sq)?;
+    Ok(LockRecord {
+        id: r.get(0).map_err(sq)?,
+        name: r.get(1).map_err(sq)?,
+        address: r.get(2).map_err(sq)?,
+        class: r.get(3).map_err(sq)?,
+        device_key: key_bytes
+            .map(|b| key("a lock's device key", &b))
+            .transpose()?,
+        auto_install_critical: r.get(5).map_err(sq)?,
+        snapshot: snapshot
+            .map(|s| from_json("a lock's snapshot", &s))
+            .transpose()?,
+        last_contact: r.get(7).map_err(sq)?,
+        log: from_json::<LogHealth>("a lock's log health", &log)?,
+    })
+}
+
+const ROLLOUT_COLS: &str = "id, release, wave_size, error_threshold_pct, state, locks, started_at";
+
+fn rollout_row(r: &Row<'_>) -> Result<Rollout, StoreError> {
+    let d: Vec<u8> = r.get(1).map_err(sq)?;
+    let state: String = r.get(4).map_err(sq)?;
+    let locks: String = r.get(5).map_err(sq)?;
+    Ok(Rollout {
+        id: r.get(0).map_err(sq)?,
+        release: digest("a rollout's release", &d)?,
+        wave_size: small("a rollout's wave size", r.get(2).map_err(sq)?)?,
+        error_threshold_pct: small("a rollout's error threshold", r.get(3).map_err(sq)?)?,
+        state: from_json("a rollout's state", &state)?,
+        locks: from_json("a rollout's locks", &locks)?,
+        started_at: r.get(6).map_err(sq)?,
+    })
+}
+
+/// Runs a query and decodes every row with `f`.
+fn collect<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    f: impl Fn(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(sq)?;
+    let mut rows = stmt.query(params).map_err(sq)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(sq)? {
+        out.push(f(r)?);
+    }
+    Ok(out)
+}
+
+impl Store for SqliteStore {
+    fn put_model(&self, m: &ModelAnchors) -> Result<(), StoreError> {
+        let pems = to_json("a model's trust anchors", &m.trust_pems)?;
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO models (class, vendor_domain, trust_pems, threshold)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (class) DO UPDATE SET vendor_domain = excluded.vendor_domain,
+                   trust_pems = excluded.trust_pems, threshold = excluded.threshold",
+                params![m.class, m.vendor_domain, pems, m.threshold],
+            )
+            .map_err(sq)?;
+            Ok(())
+        })
+    }
+
+    fn models(&self) -> Result<Vec<ModelAnchors>, StoreError> {
+        collect(
+            &self.conn(),
+            "SELECT class, vendor_domain, trust_pems, threshold FROM models ORDER BY class",
+            [],
+            |r| {
+                let pems: String = r.get(2).map_err(sq)?;
+                Ok(ModelAnchors {
+                    class: r.get(0).map_err(sq)?,
+                    vendor_domain: r.get(1).map_err(sq)?,
+                    trust_pems: from_json("a model's trust anchors", &pems)?,
+                    threshold: small("a model's threshold", r.get(3).map_err(sq)?)?,
+                })
+            },
+        )
+    }
+
+    fn put_release(&self, rel: &Release) -> Result<bool, StoreError> {
+        let cves = to_json("a release's CVEs", &rel.cves)?;
+        let origin = to_json("a release's origin", &rel.origin)?;
+        self.write(|tx| {
+            let n = tx
+                .execute(
+                    "INSERT INTO releases (digest, target, class, version, sequence, delta_base,
+                       notes, cves, origin, added_at, envelope)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                     ON CONFLICT (digest) DO NOTHING",
+                    params![
+                        &rel.digest.0[..],
+                        rel.target,
+                        rel.class,
+                        rel.version,
+                        seq_to_db(rel.sequence),
+                        rel.delta_base.as_ref().map(|d| &d.0[..]),
+                        rel.notes,
+                        cves,
+                        origin,
+                        rel.added_at,
+                        rel.envelope,
+                    ],
+                )
+                .map_err(sq)?;
+            Ok(n == 1)
+        })
+    }
+
+    fn release(&self, d: &Digest) -> Result<Option<Release>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {RELEASE_COLS}, envelope FROM releases WHERE digest = ?1"
+            ))
+            .map_err(sq)?;
+        let mut rows = stmt.query([&d.0[..]]).map_err(sq)?;
+        match rows.next().map_err(sq)? {
+            None => Ok(None),
+            Some(r) => {
+                let mut rel = release_row(r)?;
+                rel.envelope = r.get(10).map_err(sq)?;
+                Ok(Some(rel))
+            }
+        }
+    }
+
+    fn releases(&self, class: Option<&str>) -> Result<Vec<Release>, StoreError> {
+        let conn = self.conn();
+        match class {
+            Some(c) => collect(
+                &conn,
+                &format!(
+                    "SELECT {RELEASE_COLS} FROM releases WHERE class = ?1
+                     ORDER BY sequence DESC, digest"
+                ),
+                [c],
+                release_row,
+            ),
+            None => collect(
+                &conn,
+                &format!("SELECT {RELEASE_COLS} FROM releases ORDER BY sequence DESC, digest"),
+                [],
+                release_row,
+            ),
+        }
+    }
+
+    fn add_lock(&self, l: &NewLock) -> Result<LockId, StoreError> {
+        let log = to_json("a lock's log health", &LogHealth::Unknown)?;
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO locks (name, address, class, device_key, auto_install_critical,
+                   snapshot, last_contact, log)
+                 VALUES (?1, ?2, ?3, NULL, 0, NULL, NULL, ?4)",
+                params![l.name, l.address, l.class, log],
+            )
+            .map_err(sq)?;
+            Ok(tx.last_insert_rowid())
+        })
+    }
+
+    fn lock(&self, id: LockId) -> Result<Option<LockRecord>, StoreError> {
+        let v = collect(
+            &self.conn(),
+            &format!("SELECT {LOCK_COLS} FROM locks WHERE id = ?1"),
+            [id],
+            lock_row,
+        )?;
+        Ok(v.into_iter().next())
+    }
+
+    fn locks(&self) -> Result<Vec<LockRecord>, StoreError> {
+        collect(
+            &self.conn(),
+            &format!("SELECT {LOCK_COLS} FROM locks ORDER BY id"),
+            [],
+            lock_row,
+        )
+    }
+
+    fn save_lock(&self, l: &LockRecord) -> Result<(), StoreError> {
+        let snapshot = l
+            .snapshot
+            .as_ref()
+            .map(|s| to_json("a lock's snapshot", s))
+            .transpose()?;
+        let log = to_json("a lock's log health", &l.log)?;
+        self.write(|tx| {
+            let n = tx
+                .execute(
+                    "UPDATE locks SET name = ?2, address = ?3, class = ?4, device_key = ?5,
+                       auto_install_critical = ?6, snapshot = ?7, last_contact = ?8, log = ?9
+                     WHERE id = ?1",
+                    params![
+                        l.id,
+                        l.name,
+                        l.address,
+                        l.class,
+                        l.device_key.as_ref().map(|k| &k[..]),
+                        l.auto_install_critical,
+                        snapshot,
+                        l.last_contact,
+                        log
+                    ],
+                )
+                .map_err(sq)?;
+            if n == 0 {
+                return Err(StoreError::NoLock(l.id));
+            }
+            Ok(())
+        })
+    }
+
+    fn remove_lock(&self, id: LockId) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.execute("DELETE FROM consents WHERE lock = ?1", [id])
+                .map_err(sq)?;
+            tx.execute("DELETE FROM logs WHERE lock = ?1", [id])
+                .map_err(sq)?;
+            let n = tx
+                .execute("DELETE FROM locks WHERE id = ?1", [id])
+                .map_err(sq)?;
+            if n == 0 {
+                return Err(StoreError::NoLock(id));
+            }
+            Ok(())
+        })
+    }
+
+    fn put_consent(&self, c: &Consent) -> Result<(), StoreError> {
+        let source = to_json("a consent's source", &c.source)?;
+        self.write(|tx| {
+            if !lock_exists(tx, c.lock)? {
+                return Err(StoreError::NoLock(c.lock));
+            }
+            if !release_exists(tx, &c.release)? {
+                return Err(StoreError::NoRelease(c.release));
+            }
+            tx.execute(
+                "INSERT INTO consents (lock, release, decision, source, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (lock, release) DO UPDATE SET decision = excluded.decision,
+                   source = excluded.source, at = excluded.at",
+                params![
+                    c.lock,
+                    &c.release.0[..],
+                    decision_to_db(c.decision),
+                    source,
+                    c.at
+                ],
+            )
+            .map_err(sq)?;
+            Ok(())
+        })
+    }
+
+    fn consents(&self, lock: LockId) -> Result<Vec<Consent>, StoreError> {
+        collect(
+            &self.conn(),
+            "SELECT lock, release, decision, source, at FROM consents WHERE lock = ?1
+             ORDER BY at, release",
+            [lock],
+            |r| {
+                let d: Vec<u8> = r.get(1).map_err(sq)?;
+                let decision: String = r.get(2).map_err(sq)?;
+                let source: String = r.get(3).map_err(sq)?;
+                Ok(Consent {
+                    lock: r.get(0).map_err(sq)?,
+                    release: digest("a consent's release", &d)?,
+                    decision: decision_from_db(&decision)?,
+                    source: from_json("a consent's source", &source)?,
+                    at: r.get(4).map_err(sq)?,
+                })
+            },
+        )
+    }
+
+    fn put_log(&self, e: &LogExport) -> Result<(), StoreError> {
+        self.write(|tx| {
+            if !lock_exists(tx, e.lock)? {
+                return Err(StoreError::NoLock(e.lock));
+            }
+            tx.execute(
+                "INSERT INTO logs (lock, fetched_at, first_seq, last_seq, bytes)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    e.lock,
+                    e.fetched_at,
+                    u64_to_db(e.first_seq),
+                    u64_to_db(e.last_seq),
+                    e.bytes
+                ],
+            )
+            .map_err(sq)?;
+            Ok(())
+        })
+    }
+
+    fn logs(&self, lock: LockId) -> Result<Vec<LogExport>, StoreError> {
+        collect(
+            &self.conn(),
+            "SELECT lock, fetched_at, first_seq, last_seq, bytes FROM logs WHERE lock = ?1
+             ORDER BY id",
+            [lock],
+            |r| {
+                Ok(LogExport {
+                    lock: r.get(0).map_err(sq)?,
+                    fetched_at: r.get(1).map_err(sq)?,
+                    first_seq: u64_from_db(r.get(2).map_err(sq)?),
+                    last_seq: u64_from_db(r.get(3).map_err(sq)?),
+                    bytes: r.get(4).map_err(sq)?,
+                })
+            },
+        )
+    }
+
+    fn create_rollout(&self, ro: &Rollout) -> Result<i64, StoreError> {
+        let state = to_json("a rollout's state", &ro.state)?;
+        let locks = to_json("a rollout's locks", &ro.locks)?;
+        self.write(|tx| {
+            if !release_exists(tx, &ro.release)? {
+                return Err(StoreError::NoRelease(ro.release));
+            }
+            tx.execute(
+                "INSERT INTO rollouts (release, wave_size, error_threshold_pct, state, locks,
+                   started_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    &ro.release.0[..],
+                    ro.wave_size,
+                    ro.error_threshold_pct,
+                    state,
+                    locks,
+                    ro.started_at
+                ],
+            )
+            .map_err(sq)?;
+            Ok(tx.last_insert_rowid())
+        })
+    }
+
+    fn save_rollout(&self, ro: &Rollout) -> Result<(), StoreError> {
+        let state = to_json("a rollout's state", &ro.state)?;
+        let locks = to_json("a rollout's locks", &ro.locks)?;
+        self.write(|tx| {
+            let known = tx
+                .query_row("SELECT 1 FROM rollouts WHERE id = ?1", [ro.id], |_| Ok(()))
+                .optional()
+                .map_err(sq)?;
+            if known.is_none() {
+                return Err(StoreError::NoRollout(ro.id));
+            }
+            if !release_exists(tx, &ro.release)? {
+                return Err(StoreError::NoRelease(ro.release));
+            }
+            let n = tx
+                .execute(
+                    "UPDATE rollouts SET release = ?2, wave_size = ?3, error_threshold_pct = ?4,
+                       state = ?5, locks = ?6, started_at = ?7
+                     WHERE id = ?1",
+                    params![
+                        ro.id,
+                        &ro.release.0[..],
+                        ro.wave_size,
+                        ro.error_threshold_pct,
+                        state,
+                        locks,
+                        ro.started_at
+                    ],
+                )
+                .map_err(sq)?;
+            if n == 0 {
+                return Err(StoreError::NoRollout(ro.id));
+            }
+            Ok(())
+        })
+    }
+
+    fn rollout(&self, id: i64) -> Result<Option<Rollout>, StoreError> {
+        let v = collect(
+            &self.conn(),
+            &format!("SELECT {ROLLOUT_COLS} FROM rollouts WHERE id = ?1"),
+            [id],
+            rollout_row,
+        )?;
+        Ok(v.into_iter().next())
+    }
+
+    fn rollouts(&self) -> Result<Vec<Rollout>, StoreError> {
+        collect(
+            &self.conn(),
+            &format!("SELECT {ROLLOUT_COLS} FROM rollouts ORDER BY id DESC"),
+            [],
+            rollout_row,
+        )
+    }
+
+    fn add_event(
+        &self,
+        at: UnixSecs,
+        lock: Option<LockId>,
+        level: EventLevel,
+        kind: &str,
+        message: &str,
+    ) -> Result<i64, StoreError> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO events (at, lock, level, kind, message) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![at, lock, level_to_db(level), kind, message],
+            )
+            .map_err(sq)?;
+            Ok(tx.last_insert_rowid())
+        })
+    }
+
+    fn events(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
+        collect(
+            &self.conn(),
+            "SELECT id, at, lock, level, kind, message FROM events WHERE id > ?1
+             ORDER BY id LIMIT ?2",
+            params![after, limit],
+            |r| {
+                let level: String = r.get(3).map_err(sq)?;
+                Ok(Event {
+                    id: r.get(0).map_err(sq)?,
+                    at: r.get(1).map_err(sq)?,
+                    lock: r.get(2).map_err(sq)?,
+                    level: level_from_db(&level)?,
+                    kind: r.get(4).map_err(sq)?,
+                    message: r.get(5).map_err(sq)?,
+                })
+            },
+        )
+    }
+
+    fn freshness(&self) -> Result<Freshness, StoreError> {
+        let v = collect(
+            &self.conn(),
+            "SELECT url, last_fresh_at, timestamp_version, timestamp_expires, last_error
+             FROM freshness WHERE id = 1",
+            [],
+            |r| {
+                Ok(Freshness {
+                    url: r.get(0).map_err(sq)?,
+                    last_fresh_at: r.get(1).map_err(sq)?,
+                    timestamp_version: r.get::<_, Option<i64>>(2).map_err(sq)?.map(u64_from_db),
+                    timestamp_expires: r.get(3).map_err(sq)?,
+                    last_error: r.get(4).map_err(sq)?,
+                })
+            },
+        )?;
+        Ok(v.into_iter().next().unwrap_or_default())
+    }
+
+    fn set_freshness(&self, f: &Freshness) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO freshness (id, url, last_fresh_at, timestamp_version,
+                   timestamp_expires, last_error)
+                 VALUES (1, ?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (id) DO UPDATE SET url = excluded.url,
+                   last_fresh_at = excluded.last_fresh_at,
+                   timestamp_version = excluded.timestamp_version,
+                   timestamp_expires = excluded.timestamp_expires,
+                   last_error = excluded.last_error",
+                params![
+                    f.url,
+                    f.last_fresh_at,
+                    f.timestamp_version.map(u64_to_db),
+                    f.timestamp_expires,
+                    f.last_error
+                ],
+            )
+            .map_err(sq)?;
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,789 @@
+//! The repository writer behind `keyway publish`.
+//!
+//! A Keyway TUF repository is a directory of static files any web server or
+//! bucket can serve:
+//!
+//! ```text
+//! REPO/metadata/1.root.json … N.root.json   every root version (clients chain them)
+//! REPO/metadata/root.json                   a copy of the newest root
+//! REPO/metadata/V.targets.json              every targets version
+//! REPO/metadata/V.snapshot.json             every snapshot version
+//! REPO/metadata/timestamp.json              the newest timestamp (never prefixed)
+//! REPO/targets/CLASS/SHA256.FILE            each envelope, hash-prefixed
+//! ```
+//!
+//! TUF 1.0 metadata with `consistent_snapshot: true`: metadata files are
+//! version-prefixed and target files hash-prefixed, so a client that reads
+//! while the vendor publishes never mixes two versions. Every role is one
+//! Ed25519 key (threshold 1), signed over OLPC canonical JSON
+//! (`sigstore_tuf::canonical_json`, the encoder the client verifies with).
+//!
+//! The role keys are 32-byte Ed25519 seeds, hex, one file per role in a keys
+//! directory the vendor keeps offline from the web server (`root.key`,
+//! `targets.key`, `snapshot.key`, `timestamp.key`; created by
+//! [`RepoWriter::init`], mode 0600). [`RepoWriter::rotate_root`] writes root
+//! version N+1 with a new root key, signed by the old and the new key (the
+//! TUF root-rotation rule), and retires the old key file.
+//!
+//! Publishing order makes every intermediate state consistent: target files
+//! first, then the targets, snapshot and finally the timestamp (each written
+//! to a temporary file and renamed), so a reader sees either the old
+//! timestamp (and everything it pins) or the new one.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::Signer as _;
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+
+use crate::summary::ReleaseSummary;
+
+/// The TUF specification version the writer follows.
+pub const SPEC_VERSION: &str = "1.0.31";
+
+/// The four top-level roles.
+pub const ROLES: [&str; 4] = ["root", "targets", "snapshot", "timestamp"];
+
+/// How long each role's metadata stays valid after it is signed, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expiries {
+    /// Root (365 days by default).
+    pub root: i64,
+    /// Targets (365 days).
+    pub targets: i64,
+    /// Snapshot (30 days).
+    pub snapshot: i64,
+    /// Timestamp (7 days): the vendor re-signs it with
+    /// `keyway publish --refresh-timestamp` before it runs out.
+    pub timestamp: i64,
+}
+
+impl Default for Expiries {
+    fn default() -> Self {
+        const DAY: i64 = 86_400;
+        Expiries {
+            root: 365 * DAY,
+            targets: 365 * DAY,
+            snapshot: 30 * DAY,
+            timestamp: 7 * DAY,
+        }
+    }
+}
+
+/// Why publishing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// A file could not be read or written.
+    #[error("cannot {action} {path}: {source}; check the path and its permissions")]
+    Io {
+        /// What was being done (`read`, `write`, `create`).
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// `--init` on a directory that already holds a repository.
+    #[error(
+        "{repo} already holds a TUF repository (metadata/root.json exists); publish into it \
+         without --init"
+    )]
+    AlreadyInitialized {
+        /// The repository directory.
+        repo: PathBuf,
+    },
+    /// No repository at the path.
+    #[error("{repo} holds no TUF repository (no metadata/root.json); create one with --init")]
+    NotInitialized {
+        /// The repository directory.
+        repo: PathBuf,
+    },
+    /// A role key file is missing or not a 32-byte hex seed.
+    #[error(
+        "the {role} key {path} is missing or is not 64 hex digits; restore it from the \
+         vendor's key backup"
+    )]
+    BadKey {
+        /// The role.
+        role: &'static str,
+        /// The key file.
+        path: PathBuf,
+    },
+    /// A role key does not match the key the repository's root names.
+    #[error(
+        "the {role} key in {keys} is not the one the repository's root {root_version} names; \
+         use the keys directory this repository was created with"
+    )]
+    WrongKey {
+        /// The role.
+        role: &'static str,
+        /// The keys directory.
+        keys: PathBuf,
+        /// The root version.
+        root_version: u64,
+    },
+    /// A metadata file in the repository is not what the writer wrote.
+    #[error("{path} is not valid TUF metadata ({detail}); restore the repository from its backup")]
+    BadMetadata {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// An envelope that cannot be read as SUIT.
+    #[error("{file}: {source}")]
+    BadEnvelope {
+        /// The envelope's file name.
+        file: String,
+        /// Why.
+        source: crate::summary::SummaryError,
+    },
+    /// A target name that is already published with other contents.
+    #[error(
+        "{target} is already published with different contents; publish the new envelope \
+         under a new file name"
+    )]
+    TargetExists {
+        /// The target path.
+        target: String,
+    },
+    /// A file name that cannot be a target path component.
+    #[error(
+        "{name:?} cannot name a target (use letters, digits, '.', '-', '_' only, not starting \
+         with '.')"
+    )]
+    BadName {
+        /// The name.
+        name: String,
+    },
+    /// The canonical JSON encoder refused the metadata (a bug).
+    #[error("cannot encode {role} metadata as canonical JSON: {detail}")]
+    Encode {
+        /// The role.
+        role: &'static str,
+        /// Why.
+        detail: String,
+    },
+}
+
+/// What publishing one envelope produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// The TUF target path (`CLASS/FILE`).
+    pub target: String,
+    /// SHA-256 of the envelope, hex.
+    pub sha256: String,
+    /// Its length.
+    pub length: u64,
+    /// The summary written to its `custom` field.
+    pub summary: ReleaseSummary,
+    /// False when the same bytes were already published under this name.
+    pub new: bool,
+}
+
+/// The versions the repository's metadata is at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Versions {
+    /// Root.
+    pub root: u64,
+    /// Targets.
+    pub targets: u64,
+    /// Snapshot.
+    pub snapshot: u64,
+    /// Timestamp.
+    pub timestamp: u64,
+}
+
+/// A TUF repository directory open for publishing.
+#[derive(Debug)]
+pub struct RepoWriter {
+    repo: PathBuf,
+    keys: PathBuf,
+    expiries: Expiries,
+    root: Value,
+    targets: BTreeMap<String, Value>,
+    versions: Versions,
+}
+
+fn io<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> PublishError + 'a {
+    move |source| PublishError::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, so a
+/// reader (or a power cut) sees the old file or the new one.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PublishError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io("create", dir))?;
+    }
+    let tmp = path.with_extension("tmp-keyway");
+    {
+        use std::io::Write as _;
+        let mut f = std::fs::File::create(&tmp).map_err(io("write", &tmp))?;
+        f.write_all(bytes).map_err(io("write", &tmp))?;
+        f.sync_all().map_err(io("write", &tmp))?;
+    }
+    std::fs::rename(&tmp, path).map_err(io("write", path))
+}
+
+/// Lower-case hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// A TUF `expires` string for `now + secs`, whole seconds, UTC (`…Z`).
+fn expires(now: jiff::Timestamp, secs: i64) -> String {
+    let t = jiff::Timestamp::from_second(now.as_second().saturating_add(secs))
+        .unwrap_or(jiff::Timestamp::MAX);
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// One role's signing key.
+struct RoleKey {
+    key: ed25519_dalek::SigningKey,
+}
+
+impl RoleKey {
+    fn generate() -> RoleKey {
+        let mut seed = [0u8; 32];
+        // The OS RNG failing is not recoverable; a key must not be weak.
+        getrandom::fill(&mut seed).expect("the operating system's random number generator failed");
+        RoleKey {
+            key: ed25519_dalek::SigningKey::from_bytes(&seed),
+        }
+    }
+
+    fn load(role: &'static str, path: &Path) -> Result<RoleKey, PublishError> {
+        let bad = || PublishError::BadKey {
+            role,
+            path: path.to_owned(),
+        };
+        let text = std::fs::read_to_string(path).map_err(|_| bad())?;
+        let raw = hex::decode(text.trim()).map_err(|_| bad())?;
+        let seed: [u8; 32] = raw.try_into().map_err(|_| bad())?;
+        Ok(RoleKey {
+            key: ed25519_dalek::SigningKey::from_bytes(&seed),
+        })
+    }
+
+    fn save(&self, path: &Path) -> Result<(), PublishError> {
+        write_atomic(
+            path,
+            format!("{}\n", hex::encode(self.key.to_bytes())).as_bytes(),
+        )?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .map_err(io("write", path))?;
+        }
+        Ok(())
+    }
+
+    /// The TUF key object.
+    fn tuf_key(&self) -> Value {
+        json!({
+            "keytype": "ed25519",
+            "scheme": "ed25519",
+            "keyval": { "public": hex::encode(self.key.verifying_key().to_bytes()) },
+        })
+    }
+
+    /// The TUF key id: SHA-256 over the key object's canonical JSON (what
+    /// securesystemslib computes; `sigstore_tuf::Key::key_id`).
+    fn key_id(&self) -> String {
+        let key: sigstore_tuf::Key =
+            serde_json::from_value(self.tuf_key()).expect("a well-formed TUF key object");
+        key.key_id()
+            .expect("an ed25519 key object encodes canonically")
+    }
+}
+
+fn key_path(keys: &Path, role: &str) -> PathBuf {
+    keys.join(format!("{role}.key"))
+}
+
+/// Signs `signed` with `keys` into a TUF metadata document (canonical JSON).
+fn sign(role: &'static str, signed: &Value, keys: &[&RoleKey]) -> Result<Vec<u8>, PublishError> {
+    let encode = |v: &Value| {
+        sigstore_tuf::canonical_json::to_canonical_bytes(v).map_err(|e| PublishError::Encode {
+            role,
+            detail: e.to_string(),
+        })
+    };
+    let canonical = encode(signed)?;
+    let signatures: Vec<Value> = keys
+        .iter()
+        .map(|k| {
+            json!({
+                "keyid": k.key_id(),
+                "sig": hex::encode(k.key.sign(&canonical).to_bytes()),
+            })
+        })
+        .collect();
+    encode(&json!({ "signatures": signatures, "signed": signed }))
+}
+
+fn read_json(path: &Path) -> Result<Value, PublishError> {
+    let bytes = std::fs::read(path).map_err(io("read", path))?;
+    serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|v| v.get("signed").cloned())
+        .ok_or_else(|| PublishError::BadMetadata {
+            path: path.to_owned(),
+            detail: "not a signed JSON document".into(),
+        })
+}
+
+fn version_of(v: &Value, path: &Path) -> Result<u64, PublishError> {
+    v.get("version")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| PublishError::BadMetadata {
+            path: path.to_owned(),
+            detail: "no version".into(),
+        })
+}
+
+/// Whether `name` is safe as one path component of a target.
+fn good_component(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+impl RepoWriter {
+    /// Creates a repository at `repo` with fresh role keys in `keys` (root
+    /// version 1, empty targets, snapshot and timestamp version 1).
+    pub fn init(
+        repo: &Path,
+        keys: &Path,
+        expiries: Expiries,
+        now: jiff::Timestamp,
+    ) -> Result<RepoWriter, PublishError> {
+        if repo.join("metadata/root.json").exists() {
+            return Err(PublishError::AlreadyInitialized {
+                repo: repo.to_owned(),
+            });
+        }
+        std::fs::create_dir_all(keys).map_err(io("create", keys))?;
+        for role in ROLES {
+            RoleKey::generate().save(&key_path(keys, role))?;
+        }
+        let mut w = RepoWriter {
+            repo: repo.to_owned(),
+            keys: keys.to_owned(),
+            expiries,
+            root: Value::Null,
+            targets: BTreeMap::new(),
+            versions: Versions {
+                root: 0,
+                targets: 0,
+                snapshot: 0,
+                timestamp: 0,
+            },
+        };
+        let root_key = w.key("root")?;
+        w.write_root(1, &[&root_key], now)?;
+        w.publish_targets(now)?;
+        Ok(w)
+    }
+
+    /// Opens the repository at `repo` with the role keys in `keys`.
+    pub fn open(repo: &Path, keys: &Path, expiries: Expiries) -> Result<RepoWriter, PublishError> {
+        let meta = repo.join("metadata");
+        let root_path = meta.join("root.json");
+        if !root_path.exists() {
+            return Err(PublishError::NotInitialized {
+                repo: repo.to_owned(),
+            });
+        }
+        let root = read_json(&root_path)?;
+        let ts_path = meta.join("timestamp.json");
+        let ts = read_json(&ts_path)?;
+        let snapshot_v = ts
+            .pointer("/meta/snapshot.json/version")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| PublishError::BadMetadata {
+                path: ts_path.clone(),
+                detail: "no snapshot.json pin".into(),
+            })?;
+        let snap_path = meta.join(format!("{snapshot_v}.snapshot.json"));
+        let snap = read_json(&snap_path)?;
+        let targets_v = snap
+            .pointer("/meta/targets.json/version")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| PublishError::BadMetadata {
+                path: snap_path.clone(),
+                detail: "no targets.json pin".into(),
+            })?;
+        let targets_path = meta.join(format!("{targets_v}.targets.json"));
+        let targets_doc = read_json(&targets_path)?;
+        let targets = targets_doc
+            .get("targets")
+            .and_then(Value::as_object)
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        let versions = Versions {
+            root: version_of(&root, &root_path)?,
+            targets: targets_v,
+            snapshot: snapshot_v,
+            timestamp: version_of(&ts, &ts_path)?,
+        };
+        let w = RepoWriter {
+            repo: repo.to_owned(),
+            keys: keys.to_owned(),
+            expiries,
+            root,
+            targets,
+            versions,
+        };
+        // Refuse early a keys directory that does not belong to this root.
+        for role in ROLES {
+            w.key(role)?;
+        }
+        Ok(w)
+    }
+
+    /// The repository directory.
+    pub fn repo(&self) -> &Path {
+        &self.repo
+    }
+
+    /// The metadata versions now.
+    pub fn versions(&self) -> Versions {
+        self.versions
+    }
+
+    /// The bytes of root version 1: what a client pins (`keyway tuf-client
+    /// init`, the hub's trusted root).
+    pub fn first_root(&self) -> Result<Vec<u8>, PublishError> {
+        let p = self.repo.join("metadata/1.root.json");
+        std::fs::read(&p).map_err(io("read", &p))
+    }
+
+    /// The published targets and their summaries (from the writer's view).
+    pub fn targets(&self) -> impl Iterator<Item = (&str, Option<ReleaseSummary>)> {
+        self.targets
+            .iter()
+            .map(|(k, v)| (k.as_str(), ReleaseSummary::from_custom(v.get("custom"))))
+    }
+
+    /// Loads a role's key and checks that the root names it.
+    fn key(&self, role: &'static str) -> Result<RoleKey, PublishError> {
+        let k = RoleKey::load(role, &key_path(&self.keys, role))?;
+        if !self.root.is_null() {
+            let id = k.key_id();
+            let named = self
+                .root
+                .pointer(&format!("/roles/{role}/keyids"))
+                .and_then(Value::as_array)
+                .is_some_and(|ids| ids.iter().any(|i| i.as_str() == Some(&id)));
+            if !named {
+                return Err(PublishError::WrongKey {
+                    role,
+                    keys: self.keys.clone(),
+                    root_version: self.versions.root,
+                });
+            }
+        }
+        Ok(k)
+    }
+
+    /// Writes root `version` naming the current key of each role (root's
+    /// from `keys/root.key`), signed by `signers`.
+    fn write_root(
+        &mut self,
+        version: u64,
+        signers: &[&RoleKey],
+        now: jiff::Timestamp,
+    ) -> Result<(), PublishError> {
+        let mut keys = serde_json::Map::new();
+        let mut roles = serde_json::Map::new();
+        for role in ROLES {
+            let k = RoleKey::load(role, &key_path(&self.keys, role))?;
+            let id = k.key_id();
+            keys.insert(id.clone(), k.tuf_key());
+            roles.insert(role.into(), json!({ "keyids": [id], "threshold": 1 }));
+        }
+        let signed = json!({
+            "_type": "root",
+            "spec_version": SPEC_VERSION,
+            "version": version,
+            "expires": expires(now, self.expiries.root),
+            "consistent_snapshot": true,
+            "keys": keys,
+            "roles": roles,
+        });
+        let doc = sign("root", &signed, signers)?;
+        let meta = self.repo.join("metadata");
+        write_atomic(&meta.join(format!("{version}.root.json")), &doc)?;
+        write_atomic(&meta.join("root.json"), &doc)?;
+        self.root = signed;
+        self.versions.root = version;
+        Ok(())
+    }
+
+    /// Adds envelopes (file name, bytes) as targets `CLASS/FILE` with their
+    /// summaries, and publishes new targets, snapshot and timestamp versions.
+    /// An envelope already published with the same bytes is a no-op for it;
+    /// the same name with other bytes is refused (nothing is written).
+    pub fn add_envelopes(
+        &mut self,
+        envelopes: &[(String, Vec<u8>)],
+        now: jiff::Timestamp,
+    ) -> Result<Vec<Published>, PublishError> {
+        let mut out = Vec::with_capacity(envelopes.len());
+        let mut staged = Vec::new();
+        for (file, bytes) in envelopes {
+            if !good_component(file) {
+                return Err(PublishError::BadName { name: file.clone() });
+            }
+            let summary =
+                ReleaseSummary::of_envelope(bytes).map_err(|source| PublishError::BadEnvelope {
+                    file: file.clone(),
+                    source,
+                })?;
+            let class = if good_component(&summary.class) {
+                summary.class.clone()
+            } else {
+                return Err(PublishError::BadName {
+                    name: summary.class.clone(),
+                });
+            };
+            let target = format!("{class}/{file}");
+            let sha256 = sha256_hex(bytes);
+            let existing = self
+                .targets
+                .get(&target)
+                .and_then(|t| t.pointer("/hashes/sha256"))
+                .and_then(Value::as_str);
+            let new = match existing {
+                Some(h) if h == sha256 => false,
+                Some(_) => return Err(PublishError::TargetExists { target }),
+                None => true,
+            };
+            if new {
+                staged.push((
+                    target.clone(),
+                    self.repo
+                        .join("targets")
+                        .join(&class)
+                        .join(format!("{sha256}.{file}")),
+                    bytes,
+                    json!({
+                        "length": bytes.len(),
+                        "hashes": { "sha256": sha256 },
+                        "custom": summary.to_custom(),
+                    }),
+                ));
+            }
+            out.push(Published {
+                target,
+                sha256,
+                length: bytes.len() as u64,
+                summary,
+                new,
+            });
+        }
+        if staged.is_empty() {
+            return Ok(out);
+        }
+        for (target, path, bytes, entry) in staged {
+            write_atomic(&path, bytes)?;
+            self.targets.insert(target, entry);
+        }
+        self.publish_targets(now)?;
+        Ok(out)
+    }
+
+    /// Publishes the next targets, snapshot and timestamp versions.
+    fn publish_targets(&mut self, now: jiff::Timestamp) -> Result<(), PublishError> {
+        let targets_key = self.key("targets")?;
+        let tv = self.versions.targets + 1;
+        let signed = json!({
+            "_type": "targets",
+            "spec_version": SPEC_VERSION,
+            "version": tv,
+            "expires": expires(now, self.expiries.targets),
+            "targets": self.targets,
+        });
+        let doc = sign("targets", &signed, &[&targets_key])?;
+        let meta = self.repo.join("metadata");
+        write_atomic(&meta.join(format!("{tv}.targets.json")), &doc)?;
+        self.versions.targets = tv;
+        self.publish_snapshot(&doc, now)
+    }
+
+    fn publish_snapshot(
+        &mut self,
+        targets_doc: &[u8],
+        now: jiff::Timestamp,
+    ) -> Result<(), PublishError> {
+        let key = self.key("snapshot")?;
+        let sv = self.versions.snapshot + 1;
+        let signed = json!({
+            "_type": "snapshot",
+            "spec_version": SPEC_VERSION,
+            "version": sv,
+            "expires": expires(now, self.expiries.snapshot),
+            "meta": { "targets.json": {
+                "version": self.versions.targets,
+                "length": targets_doc.len(),
+                "hashes": { "sha256": sha256_hex(targets_doc) },
+            } },
+        });
+        let doc = sign("snapshot", &signed, &[&key])?;
+        write_atomic(
+            &self
+                .repo
+                .join("metadata")
+                .join(format!("{sv}.snapshot.json")),
+            &doc,
+        )?;
+        self.versions.snapshot = sv;
+        self.publish_timestamp(&doc, now)
+    }
+
+    fn publish_timestamp(
+        &mut self,
+        snapshot_doc: &[u8],
+        now: jiff::Timestamp,
+    ) -> Result<(), PublishError> {
+        let key = self.key("timestamp")?;
+        let v = self.versions.timestamp + 1;
+        let signed = json!({
+            "_type": "timestamp",
+            "spec_version": SPEC_VERSION,
+            "version": v,
+            "expires": expires(now, self.expiries.timestamp),
+            "meta": { "snapshot.json": {
+                "version": self.versions.snapshot,
+                "length": snapshot_doc.len(),
+                "hashes": { "sha256": sha256_hex(snapshot_doc) },
+            } },
+        });
+        let doc = sign("timestamp", &signed, &[&key])?;
+        write_atomic(&self.repo.join("metadata/timestamp.json"), &doc)?;
+        self.versions.timestamp = v;
+        Ok(())
+    }
+
+    /// Re-signs the timestamp (next version, fresh expiry) over the current
+    /// snapshot: what a vendor runs on a schedule so clients see the
+    /// repository is alive.
+    pub fn refresh_timestamp(&mut self, now: jiff::Timestamp) -> Result<u64, PublishError> {
+        let p = self
+            .repo
+            .join("metadata")
+            .join(format!("{}.snapshot.json", self.versions.snapshot));
+        let snapshot_doc = std::fs::read(&p).map_err(io("read", &p))?;
+        self.publish_timestamp(&snapshot_doc, now)?;
+        Ok(self.versions.timestamp)
+    }
+
+    /// Rotates the root key: generates a new one, writes root version N+1
+    /// naming it, signed by the old and the new root key, and renames the old
+    /// key file to `root.retired-vN.key`. Returns the new root version.
+    /// Clients that trust any earlier root chain to it.
+    pub fn rotate_root(&mut self, now: jiff::Timestamp) -> Result<u64, PublishError> {
+        let old = self.key("root")?;
+        let n = self.versions.root;
+        let retired = self.keys.join(format!("root.retired-v{n}.key"));
+        old.save(&retired)?;
+        let new = RoleKey::generate();
+        new.save(&key_path(&self.keys, "root"))?;
+        self.write_root(n + 1, &[&old, &new], now)?;
+        Ok(n + 1)
+    }
+
+    /// Writes an offline bundle (after Uptane PURE-2) into `out`: every root
+    /// version, the current timestamp, snapshot and targets, and every
+    /// target file, in the repository's own layout (so the bundle is also a
+    /// repository a client can refresh from).
+    pub fn write_bundle(&self, out: &Path) -> Result<BundleWritten, PublishError> {
+        let meta = self.repo.join("metadata");
+        let omete = out.join("metadata");
+        let mut files = 0u64;
+        let mut bytes = 0u64;
+        let mut copy = |from: &Path, to: &Path| -> Result<(), PublishError> {
+            let b = std::fs::read(from).map_err(io("read", from))?;
+            write_atomic(to, &b)?;
+            files += 1;
+            bytes += b.len() as u64;
+            Ok(())
+        };
+        for v in 1..=self.versions.root {
+            let name = format!("{v}.root.json");
+            copy(&meta.join(&name), &omete.join(&name))?;
+        }
+        copy(&meta.join("root.json"), &omete.join("root.json"))?;
+        for name in [
+            format!("{}.targets.json", self.versions.targets),
+            format!("{}.snapshot.json", self.versions.snapshot),
+            "timestamp.json".to_string(),
+        ] {
+            copy(&meta.join(&name), &omete.join(&name))?;
+        }
+        for (target, entry) in &self.targets {
+            let Some(hash) = entry.pointer("/hashes/sha256").and_then(Value::as_str) else {
+                continue;
+            };
+            let rel = consistent_target_path(target, hash);
+            copy(
+                &self.repo.join("targets").join(&rel),
+                &out.join("targets").join(&rel),
+            )?;
+        }
+        write_atomic(
+            &out.join(BUNDLE_MARKER),
+            format!(
+                "{{\"keyway-bundle\":1,\"root\":{},\"targets\":{},\"snapshot\":{},\"timestamp\":{}}}\n",
+                self.versions.root,
+                self.versions.targets,
+                self.versions.snapshot,
+                self.versions.timestamp
+            )
+            .as_bytes(),
+        )?;
+        Ok(BundleWritten {
+            files,
+            bytes,
+            targets: self.targets.len(),
+        })
+    }
+}
+
+/// The file that marks a directory as a Keyway offline bundle (informative:
+/// the reader trusts only the signed metadata).
+pub const BUNDLE_MARKER: &str = "keyway-bundle.json";
+
+/// What [`RepoWriter::write_bundle`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BundleWritten {
+    /// Files copied.
+    pub files: u64,
+    /// Bytes copied.
+    pub bytes: u64,
+    /// Targets in the bundle.
+    pub targets: usize,
+}
+
+/// Where a consistent-snapshot repository stores target `path` with SHA-256
+/// `hash`: the hash prefixes the file name, not the directory
+/// (`dir/HASH.name`).
+pub fn consistent_target_path(path: &str, hash: &str) -> String {
+    match path.rsplit_once('/') {
+        Some((dir, name)) => format!("{dir}/{hash}.{name}"),
+        None => format!("{hash}.{path}"),
+    }
+}

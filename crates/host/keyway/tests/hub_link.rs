@@ -1,0 +1,959 @@
+//! The hub's link to a lock (`keyway_cli::hub::link`) against real
+//! simulated locks run in-process (`keyway_lock::shell::start`, SMP over
+//! loopback UDP, the lock's buttons and sensors on its control socket):
+//! pairing by setup code, a fresh lock's status, pushes (full, delta, the
+//! fallback to full), consent (running, postponed by the bolt and by the
+//! battery), the audit log verified with the device key; and a lock that
+//! lies: an answer rewritten on the way, an export altered, status maps
+//! with missing, mistyped or contradictory fields.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use ciborium::Value;
+use keyway::encode::EnvelopeBuilder;
+use keyway::keys::{Algorithm, SigningKey};
+use keyway::smp::Header;
+use keyway_channel::SetupCode;
+use keyway_cli::device::{Client, ImageSlot, Stats, Transport, TransportError, UdpTransport};
+use keyway_cli::hub::link::{self, HubIdentity, SmpLink, UdpLink};
+use keyway_hub::link::{InstallOutcome, LinkError, LockLink, LogBreak};
+use keyway_hub::model::{Bolt, Digest, Door, Postponement, UpdateState};
+use keyway_lock::shell::{Options, Running, start};
+use keyway_lock::state::StateDir;
+use sha2::{Digest as _, Sha256};
+
+const VENDOR: &str = "locks.example";
+const CLASS: &str = "deadbolt-2";
+const TIMEOUT: Duration = Duration::from_millis(2000);
+const TRIES: u32 = 3;
+
+/// The factory image's payload (release 1.0.0, sequence 1).
+fn factory_payload() -> Vec<u8> {
+    (0..6000usize).map(|i| (i * 31 + 1) as u8).collect()
+}
+
+/// The 1.1.0 payload: the factory's with ten bytes changed.
+fn new_payload() -> Vec<u8> {
+    let mut p = factory_payload();
+    p[3000..3010].copy_from_slice(b"keyway 1.1");
+    p
+}
+
+/// A release signed by `vendor`: a delta from `from` if given, with a
+/// `minimum-battery` if given.
+fn signed(
+    vendor: &SigningKey,
+    version: &str,
+    sequence: u64,
+    payload: &[u8],
+    from: Option<&[u8]>,
+    min_battery_mwh: Option<u64>,
+) -> Vec<u8> {
+    EnvelopeBuilder {
+        sequence,
+        version: version.parse().unwrap(),
+        vendor_domain: VENDOR.into(),
+        class_name: CLASS.into(),
+        payload: payload.to_vec(),
+        delta_from: from.map(<[u8]>::to_vec),
+        min_battery_mwh,
+        keys: vec![vendor.clone()],
+        ..Default::default()
+    }
+    .build()
+    .unwrap()
+    .envelope
+}
+
+/// A provisioned lock in a temporary directory, its vendor key, its
+/// setup code (the label), and the hub's identity.
+struct House {
+    tmp: tempfile::TempDir,
+    vendor: SigningKey,
+    code: SetupCode,
+    hub: HubIdentity,
+}
+
+impl House {
+    fn new() -> House {
+        let tmp = tempfile::tempdir().unwrap();
+        let vendor = SigningKey::generate(Algorithm::Ed25519).unwrap();
+        let vendor_pub = tmp.path().join("vendor.pub");
+        std::fs::write(&vendor_pub, vendor.public_key().to_spki_pem().unwrap()).unwrap();
+        let factory = tmp.path().join("factory.suit");
+        std::fs::write(
+            &factory,
+            signed(&vendor, "1.0.0", 1, &factory_payload(), None, None),
+        )
+        .unwrap();
+        let dir = StateDir::new(tmp.path().join("lock"));
+        std::fs::create_dir_all(tmp.path().join("lock")).unwrap();
+        dir.provision(&[vendor_pub], 1, VENDOR, CLASS, Some(&factory), false)
+            .unwrap();
+        let code = dir.new_setup_code().unwrap();
+        let hub = HubIdentity::load_or_create(&tmp.path().join("hub")).unwrap();
+        House {
+            tmp,
+            vendor,
+            code,
+            hub,
+        }
+    }
+
+    /// Powers the lock on (SMP and a control socket on loopback); with
+    /// `presence`, its window is always open (a person at the lock).
+    fn start(&self, presence: bool) -> Running {
+        let mut o = Options::new(self.tmp.path().join("lock"), "127.0.0.1:0".parse().unwrap());
+        o.presence_always_open = presence;
+        o.control = Some("127.0.0.1:0".parse().unwrap());
+        start(&o).unwrap()
+    }
+
+    /// The lock's device key, from its state directory.
+    fn device_key(&self) -> [u8; 32] {
+        StateDir::new(self.tmp.path().join("lock"))
+            .device_keypair()
+            .unwrap()
+            .verifying_key()
+            .to_bytes()
+    }
+
+    fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.tmp.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    /// An unpaired link to `lock`.
+    fn link(&self, lock: &Running) -> UdpLink {
+        UdpLink::udp(
+            &format!("udp:{}", lock.smp),
+            &self.hub,
+            None,
+            TIMEOUT,
+            TRIES,
+        )
+        .unwrap()
+    }
+
+    /// A link paired by the setup code (the window opened by a press).
+    fn paired(&self, lock: &Running) -> UdpLink {
+        control(lock, r#"{"cmd":"presence","seconds":60}"#);
+        let mut l = self.link(lock);
+        let p = l.pair(&self.code.to_string()).unwrap();
+        assert_eq!(
+            p.device_key,
+            self.device_key(),
+            "pairing proved the device key"
+        );
+        l
+    }
+}
+
+/// One control-socket line and its answer.
+fn control(lock: &Running, line: &str) -> serde_json::Value {
+    use std::io::{BufRead as _, Write as _};
+    let mut c = std::net::TcpStream::connect(lock.control.unwrap()).unwrap();
+    writeln!(c, "{line}").unwrap();
+    let mut answer = String::new();
+    std::io::BufReader::new(c).read_line(&mut answer).unwrap();
+    let v: serde_json::Value = serde_json::from_str(answer.trim()).unwrap();
+    assert_eq!(v["ok"], true, "control {line}: {v}");
+    v
+}
+
+fn sha(b: &[u8]) -> [u8; 32] {
+    Sha256::digest(b).into()
+}
+
+/// Polls the lock's status until `done` holds (a lock that resets does
+/// not answer for a moment), for up to 30 s.
+fn status_until(
+    l: &mut dyn LockLink,
+    done: impl Fn(&keyway_hub::model::LockSnapshot) -> bool,
+) -> keyway_hub::model::LockSnapshot {
+    let start = Instant::now();
+    loop {
+        match l.status() {
+            Ok(s) if done(&s) => return s,
+            Ok(s) if start.elapsed() > Duration::from_secs(30) => panic!("still {s:?}"),
+            Err(e) if start.elapsed() > Duration::from_secs(30) => panic!("{e}"),
+            _ => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+#[test]
+fn pairing_without_the_presence_window_is_refused_as_no_presence() {
+    let h = House::new();
+    let lock = h.start(false);
+    let e = h.link(&lock).pair(&h.code.to_string()).unwrap_err();
+    assert_eq!(e, LinkError::NoPresence, "{e}");
+    // A press opens the window: the same code pairs.
+    h.paired(&lock);
+    lock.power_off();
+}
+
+#[test]
+fn a_wrong_setup_code_is_refused_and_counted_by_the_lock() {
+    let h = House::new();
+    let lock = h.start(false);
+    control(&lock, r#"{"cmd":"presence","seconds":60}"#);
+    let wrong = SetupCode::new(if h.code.value() == 13_572_468 {
+        24_681_357
+    } else {
+        13_572_468
+    })
+    .unwrap()
+    .to_string();
+    // Each wrong code is refused as a wrong code, and the lock counts
+    // them: three are free, then it makes the next try wait (1 s,
+    // doubling), refusing it before it tests a code (its typed rate
+    // limit, kw-rc 13), however fast the client is.
+    let mut wrong_tries = 0;
+    let held_back = loop {
+        match h.link(&lock).pair(&wrong) {
+            Err(LinkError::WrongSetupCode) => wrong_tries += 1,
+            Err(LinkError::Refused { rc, .. }) => break rc,
+            other => panic!("wrong code {wrong_tries}: {other:?}"),
+        }
+        assert!(wrong_tries <= 7, "the lock never held a try back");
+    };
+    assert!(
+        wrong_tries >= 4,
+        "held back after {wrong_tries} wrong codes"
+    );
+    assert_ne!(held_back, 0);
+    // Right after, the right code is held back too; once the wait passes
+    // it pairs.
+    let start = Instant::now();
+    let p = loop {
+        match h.link(&lock).pair(&h.code.to_string()) {
+            Ok(p) => break p,
+            Err(LinkError::Refused { .. }) if start.elapsed() < Duration::from_secs(70) => {
+                std::thread::sleep(Duration::from_millis(500))
+            }
+            other => panic!("the right code: {other:?}"),
+        }
+    };
+    assert_eq!(p.device_key, h.device_key());
+    // A code that is not 8 digits never reaches the lock.
+    assert_eq!(h.link(&lock).pair("12-34"), Err(LinkError::WrongSetupCode));
+    lock.power_off();
+}
+
+#[test]
+fn a_fresh_lock_reports_its_model_version_image_and_sensors() {
+    let h = House::new();
+    let lock = h.start(false);
+    let mut l = h.paired(&lock);
+    let s = l.status().unwrap();
+    assert_eq!(s.model, "deadbolt-2");
+    assert_eq!(s.version, "1.0.0");
+    assert_eq!(s.image, Some(Digest(sha(&factory_payload()))));
+    assert_eq!(s.update, UpdateState::Confirmed);
+    assert_eq!(s.bolt, Bolt::Locked);
+    assert_eq!(s.door, Door::Closed);
+    assert!(!s.tamper);
+    assert_eq!(s.battery_mwh, 18_720, "a full deadbolt-2 battery");
+    // The sensors as the lock sees them, through the sealed status.
+    control(&lock, r#"{"cmd":"unlock"}"#);
+    control(&lock, r#"{"cmd":"door","state":"open"}"#);
+    control(&lock, r#"{"cmd":"tamper","state":"on"}"#);
+    control(&lock, r#"{"cmd":"battery","level":3300}"#);
+    let s = l.status().unwrap();
+    assert_eq!(
+        (s.bolt, s.door, s.tamper, s.battery_mwh),
+        (Bolt::Unlocked, Door::Open, true, 9_360)
+    );
+    // Every call ran sealed.
+    assert!(l.client().sealed());
+    assert!(l.client().channel_counts().sealed >= 4);
+    lock.power_off();
+}
+
+#[test]
+fn an_unpaired_link_asks_nothing_of_the_lock_but_pairing() {
+    let h = House::new();
+    let lock = h.start(false);
+    let mut l = h.link(&lock);
+    assert!(matches!(
+        l.status(),
+        Err(LinkError::NotAuthenticated { .. })
+    ));
+    assert_eq!(
+        l.client().transport().stats().frames_sent,
+        0,
+        "nothing was sent"
+    );
+    lock.power_off();
+}
+
+#[test]
+fn pushing_a_full_release_reports_monotone_progress_ending_at_the_total() {
+    let h = House::new();
+    let lock = h.start(false);
+    let mut l = h.paired(&lock);
+    let full = signed(&h.vendor, "1.1.0", 2, &new_payload(), None, None);
+    let mut seen: Vec<(u64, u64)> = Vec::new();
+    let p = l.push(&[&full], &mut |d, t| seen.push((d, t))).unwrap();
+    assert_eq!(p.release, Digest(sha(&full)));
+    assert!(!p.delta);
+    assert_eq!((p.bytes, p.resumed_from), (full.len() as u64, 0));
+    let total = full.len() as u64;
+    assert!(seen.len() > 2, "{} progress calls", seen.len());
+    assert!(seen.iter().all(|&(_, t)| t == total), "{seen:?}");
+    assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "{seen:?}");
+    assert_eq!(seen.last(), Some(&(total, total)));
+    // The lock holds it, waiting for the owner's consent.
+    let s = l.status().unwrap();
+    assert_eq!(
+        s.update,
+        UpdateState::AwaitingConsent {
+            release: Digest(sha(&full))
+        }
+    );
+    // Pushing it again sends nothing: the lock holds it.
+    assert!(matches!(
+        l.push(&[&full], &mut |_, _| {}),
+        Err(LinkError::NothingToPush { .. })
+    ));
+    lock.power_off();
+}
+
+#[test]
+fn a_delta_goes_when_the_lock_runs_its_base_and_consent_runs_it() {
+    let h = House::new();
+    let lock = h.start(false);
+    control(&lock, r#"{"cmd":"unlock"}"#);
+    let mut l = h.paired(&lock);
+    let full = signed(&h.vendor, "1.1.0", 2, &new_payload(), None, None);
+    let delta = signed(
+        &h.vendor,
+        "1.1.0",
+        2,
+        &new_payload(),
+        Some(&factory_payload()),
+        None,
+    );
+    assert!(delta.len() < full.len() / 2);
+    let mut last = (0, 0);
+    let p = l.push(&[&full, &delta], &mut |d, t| last = (d, t)).unwrap();
+    assert!(p.delta, "{p:?}");
+    assert_eq!(p.release, Digest(sha(&delta)));
+    assert_eq!(p.bytes, delta.len() as u64);
+    assert_eq!(last, (delta.len() as u64, delta.len() as u64));
+    assert_eq!(l.consent(true, 30_000).unwrap(), InstallOutcome::Running);
+    let s = l.status().unwrap();
+    assert_eq!(s.version, "1.1.0");
+    assert_eq!(s.update, UpdateState::Confirmed);
+    assert_eq!(s.image, Some(Digest(sha(&new_payload()))));
+    lock.power_off();
+}
+
+/// A link that runs `between` once, just before the `at`-th sealed
+/// record (the Keyway group's id 15) goes to the lock.
+struct Between<T> {
+    inner: T,
+    sealed: usize,
+    at: usize,
+    between: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl<T: Transport> Transport for Between<T> {
+    fn exchange(&mut self, frame: &[u8], seq: u8) -> Result<Vec<u8>, TransportError> {
+        if Header::decode(frame).is_ok_and(|h| h.group == keyway::smp::group::KEYWAY && h.id == 15)
+        {
+            self.sealed += 1;
+            if self.sealed == self.at
+                && let Some(f) = self.between.take()
+            {
+                f();
+            }
+        }
+        self.inner.exchange(frame, seq)
+    }
+    fn mtu(&self) -> usize {
+        self.inner.mtu()
+    }
+    fn stats(&self) -> Stats {
+        self.inner.stats()
+    }
+}
+
+/// The hub chose the delta for the image the lock's sealed status named;
+/// a person at the lock installed another release (in the presence
+/// window) before the upload began, so the lock refuses the delta for its
+/// base (typed `DeltaWrongBase`): the link falls back to the full image.
+#[test]
+fn a_delta_the_lock_refuses_for_its_base_falls_back_to_the_full_image() {
+    let h = House::new();
+    let lock = h.start(true);
+    control(&lock, r#"{"cmd":"unlock"}"#);
+    let mut patch = factory_payload();
+    patch[100] ^= 0xFF;
+    let v101 = h.write(
+        "v1.0.1.suit",
+        &signed(&h.vendor, "1.0.1", 2, &patch, None, None),
+    );
+    let full = signed(&h.vendor, "1.1.0", 3, &new_payload(), None, None);
+    let delta = signed(
+        &h.vendor,
+        "1.1.0",
+        3,
+        &new_payload(),
+        Some(&factory_payload()),
+        None,
+    );
+    drop(h.paired(&lock));
+    let device_key = Some(h.device_key());
+    let (smp, done) = (lock.smp.to_string(), Arc::new(AtomicBool::new(false)));
+    let installed = Arc::clone(&done);
+    let install_101 = Box::new(move || {
+        let mut c = Client::new(
+            UdpTransport::connect(&smp)
+                .unwrap()
+                .with_retry(TIMEOUT, TRIES),
+        );
+        let args = keyway_cli::device::cli::UpdateArgs {
+            envelopes: vec![v101],
+            install: true,
+            wait: true,
+            wait_seconds: 30,
+        };
+        let v =
+            keyway_cli::device::cli::update(&mut c, &args, true, &mut Vec::new(), &mut Vec::new())
+                .expect("the person at the lock installs 1.0.1");
+        assert_eq!(v["outcome"], "running", "{v}");
+        installed.store(true, Ordering::SeqCst);
+    });
+    // The push seals 1 the image state, 2 the status, 3 the first chunk.
+    let t = Between {
+        inner: UdpTransport::connect(&lock.smp.to_string())
+            .unwrap()
+            .with_retry(TIMEOUT, TRIES),
+        sealed: 0,
+        at: 3,
+        between: Some(install_101),
+    };
+    let mut l = SmpLink::over("udp:lock", t, &h.hub, device_key).unwrap();
+    let mut totals = Vec::new();
+    let p = l
+        .push(&[&delta, &full], &mut |_, t| {
+            if totals.last() != Some(&t) {
+                totals.push(t);
+            }
+        })
+        .unwrap();
+    assert!(done.load(Ordering::SeqCst), "1.0.1 went in between");
+    assert!(!p.delta, "{p:?}");
+    assert_eq!(p.release, Digest(sha(&full)));
+    assert_eq!(p.bytes, full.len() as u64);
+    assert_eq!(totals.last(), Some(&(full.len() as u64)), "{totals:?}");
+    lock.power_off();
+}
+
+#[test]
+fn consent_installs_and_the_lock_runs_the_release() {
+    let h = House::new();
+    let lock = h.start(false);
+    control(&lock, r#"{"cmd":"unlock"}"#);
+    let mut l = h.paired(&lock);
+    let full = signed(&h.vendor, "1.1.0", 2, &new_payload(), None, None);
+    l.push(&[&full], &mut |_, _| {}).unwrap();
+    assert_eq!(l.consent(true, 30_000).unwrap(), InstallOutcome::Running);
+    let s = l.status().unwrap();
+    assert_eq!(
+        (s.version.as_str(), &s.update),
+        ("1.1.0", &UpdateState::Confirmed)
+    );
+    lock.power_off();
+}
+
+#[test]
+fn declining_erases_the_update_and_nothing_installs() {
+    let h = House::new();
+    let lock = h.start(false);
+    control(&lock, r#"{"cmd":"unlock"}"#);
+    let mut l = h.paired(&lock);
+    let full = signed(&h.vendor, "1.1.0", 2, &new_payload(), None, None);
+    l.push(&[&full], &mut |_, _| {}).unwrap();
+    assert!(matches!(
+        l.consent(false, 1_000).unwrap(),
+        InstallOutcome::Refused(_)
+    ));
+    let s = l.status().unwrap();
+    assert_eq!(
+        (s.version.as_str(), &s.update),
+        ("1.0.0", &UpdateState::Confirmed)
+    );
+    // Nothing is pending now: consent is refused by the link itself.
+    assert!(matches!(
+        l.consent(true, 1_000),
+        Err(LinkError::Refused { rc: 0, .. })
+    ));
+    lock.power_off();
+}
+
+#[test]
+fn consent_while_the_bolt_is_locked_is_postponed_then_runs_once_unlocked() {
+    let h = House::new();
+    let lock = h.start(false);
+    let mut l = h.paired(&lock);
+    let full = signed(&h.vendor, "1.1.0", 2, &new_payload(), None, None);
+    l.push(&[&full], &mut |_, _| {}).unwrap();
+    assert_eq!(l.status().unwrap().bolt, Bolt::Locked);
+    assert_eq!(
+        l.consent(true, 5_000).unwrap(),
+        InstallOutcome::Postponed(Postponement::BoltLocked)
+    );
+    assert_eq!(
+        l.status().unwrap().update,
+        UpdateState::Postponed {
+            release: Digest(sha(&full)),
+            reason: Postponement::BoltLocked
+        }
+    );
+    // The owner unlocks: the lock installs by itself.
+    control(&lock, r#"{"cmd":"unlock"}"#);
+    let s = status_until(&mut l, |s| {
+        s.version == "1.1.0" && s.update == UpdateState::Confirmed
+    });
+    assert_eq!(s.image, Some(Digest(sha(&new_payload()))));
+    lock.power_off();
+}
+
+#[test]
+fn consent_with_a_low_battery_is_postponed_with_the_figures() {
+    let h = House::new();
+    let lock = h.start(false);
+    control(&lock, r#"{"cmd":"unlock"}"#);
+    // deadbolt-2: 3200 mV is 6,240 mWh.
+    control(&lock, r#"{"cmd":"battery","level":3200}"#);
+    let mut l = h.paired(&lock);
+    let full = signed(&h.vendor, "1.1.0", 2, &new_payload(), None, Some(9_000));
+    l.push(&[&full], &mut |_, _| {}).unwrap();
+    let want = Postponement::BatteryLow {
+        have_mwh: 6_240,
+        need_mwh: 9_000,
+    };
+    assert_eq!(
+        l.consent(true, 5_000).unwrap(),
+        InstallOutcome::Postponed(want.clone())
+    );
+    assert_eq!(
+        l.status().unwrap().update,
+        UpdateState::Postponed {
+            release: Digest(sha(&full)),
+            reason: want
+        }
+    );
+    // A new battery: it installs.
+    control(&lock, r#"{"cmd":"battery","level":3600}"#);
+    status_until(&mut l, |s| {
+        s.version == "1.1.0" && s.update == UpdateState::Confirmed
+    });
+    lock.power_off();
+}
+
+#[test]
+fn the_audit_log_is_fetched_and_verified_with_the_device_key() {
+    let h = House::new();
+    let lock = h.start(false);
+    control(&lock, r#"{"cmd":"unlock"}"#);
+    control(&lock, r#"{"cmd":"lock"}"#);
+    let mut l = h.paired(&lock);
+    let log = l.fetch_log(None).unwrap();
+    assert!(log.bytes.len() > 100);
+    assert!(log.first_seq <= log.last_seq && log.last_seq > 0, "{log:?}");
+    // The same verifier `keyway log verify` runs.
+    let key = keyway::keys::PublicKey::Ed25519(
+        ed25519_dalek::VerifyingKey::from_bytes(&h.device_key()).unwrap(),
+    );
+    let r = keyway::log::verify(&log.bytes, &key);
+    assert!(r.intact());
+    assert_eq!(
+        r.range.map(|(a, b)| (u64::from(a), u64::from(b))),
+        Some((log.first_seq, log.last_seq))
+    );
+    // The export altered (a lock that lies about its log, or a copy
+    // changed in the hub's store) does not verify: typed.
+    let mut bad = log.bytes.clone();
+    let at = bad.len() / 3;
+    bad[at] ^= 0x01;
+    match link::verify_log(&bad, &h.device_key()) {
+        Err(LinkError::LogBroken { .. }) => {}
+        other => panic!("an altered export: {other:?}"),
+    }
+    // Verified with another device's key: refused.
+    let other = keyway_channel::SigningKey::from_bytes(&[7; 32])
+        .verifying_key()
+        .to_bytes();
+    match link::verify_log(&log.bytes, &other) {
+        Err(LinkError::LogBroken { kind, .. }) => {
+            assert!(
+                matches!(kind, LogBreak::OtherDevice | LogBreak::Forged),
+                "{kind:?}"
+            )
+        }
+        other => panic!("another device's key: {other:?}"),
+    }
+    lock.power_off();
+}
+
+/// A man in the middle that changes one byte of the answer to the `at`-th
+/// sealed record (the last byte: inside the sealed record, not the SMP
+/// header), or of every one with `at == 0`.
+struct Flip<T> {
+    inner: T,
+    sealed: Arc<AtomicUsize>,
+    at: usize,
+}
+
+impl<T: Transport> Transport for Flip<T> {
+    fn exchange(&mut self, frame: &[u8], seq: u8) -> Result<Vec<u8>, TransportError> {
+        let sealed = Header::decode(frame)
+            .is_ok_and(|h| h.group == keyway::smp::group::KEYWAY && h.id == 15);
+        let mut answer = self.inner.exchange(frame, seq)?;
+        if sealed {
+            let n = self.sealed.fetch_add(1, Ordering::SeqCst) + 1;
+            if (self.at == 0 || n == self.at)
+                && let Some(b) = answer.last_mut()
+            {
+                *b ^= 0x01;
+            }
+        }
+        Ok(answer)
+    }
+    fn mtu(&self) -> usize {
+        self.inner.mtu()
+    }
+    fn stats(&self) -> Stats {
+        self.inner.stats()
+    }
+}
+
+fn flipping(h: &House, lock: &Running, at: usize) -> SmpLink<Flip<UdpTransport>> {
+    let t = Flip {
+        inner: UdpTransport::connect(&lock.smp.to_string())
+            .unwrap()
+            .with_retry(TIMEOUT, TRIES),
+        sealed: Arc::new(AtomicUsize::new(0)),
+        at,
+    };
+    SmpLink::over("udp:lock", t, &h.hub, Some(h.device_key())).unwrap()
+}
+
+#[test]
+fn a_status_answer_rewritten_on_the_way_is_refused_by_the_channel() {
+    let h = House::new();
+    let lock = h.start(false);
+    drop(h.paired(&lock));
+    // The first sealed answer (the status) is altered.
+    let mut l = flipping(&h, &lock, 1);
+    match l.status() {
+        Err(LinkError::NotAuthenticated { .. }) => {}
+        other => panic!("an altered status answer: {other:?}"),
+    }
+    lock.power_off();
+}
+
+#[test]
+fn a_log_export_altered_in_transit_is_refused_and_nothing_is_returned() {
+    let h = House::new();
+    let lock = h.start(false);
+    drop(h.paired(&lock));
+    let mut l = flipping(&h, &lock, 1);
+    match l.fetch_log(None) {
+        Err(LinkError::NotAuthenticated { .. }) => {}
+        other => panic!("an altered log chunk: {other:?}"),
+    }
+    lock.power_off();
+}
+
+#[test]
+fn a_lock_with_another_device_key_is_not_authenticated() {
+    let h = House::new();
+    let lock = h.start(false);
+    drop(h.paired(&lock));
+    let impostor_key = keyway_channel::SigningKey::from_bytes(&[9; 32])
+        .verifying_key()
+        .to_bytes();
+    let mut l = UdpLink::udp(
+        &format!("udp:{}", lock.smp),
+        &h.hub,
+        Some(impostor_key),
+        TIMEOUT,
+        TRIES,
+    )
+    .unwrap();
+    match l.status() {
+        Err(LinkError::NotAuthenticated { .. }) => {}
+        other => panic!("a lock that is not the paired one: {other:?}"),
+    }
+    lock.power_off();
+}
+
+#[test]
+fn an_unanswering_lock_is_unreachable() {
+    let h = House::new();
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let address = format!("udp:{}", silent.local_addr().unwrap());
+    let mut l = UdpLink::udp(
+        &address,
+        &h.hub,
+        Some([1; 32]),
+        Duration::from_millis(50),
+        2,
+    )
+    .unwrap();
+    assert_eq!(l.status(), Err(LinkError::Unreachable { address }));
+}
+
+// ---- The status parser, on hand-made maps (a lock that lies) ----
+
+fn t(s: &str) -> Value {
+    Value::Text(s.into())
+}
+
+/// A fresh lock's status map, as the Keyway group encodes it.
+fn status_map() -> Vec<(Value, Value)> {
+    vec![
+        (t("bolt"), t("locked")),
+        (t("door"), t("closed")),
+        (t("slot"), Value::from(0)),
+        (t("image"), Value::Bytes(vec![0x33; 32])),
+        (t("model"), t("deadbolt-2")),
+        (t("trial"), Value::Bool(false)),
+        (t("owners"), Value::from(1)),
+        (t("tamper"), Value::Bool(false)),
+        (t("version"), t("1.0.0")),
+        (
+            t("settings"),
+            Value::Map(vec![
+                (t("auto_install_cve"), Value::Bool(false)),
+                (t("install_needs_unlocked"), Value::Bool(true)),
+            ]),
+        ),
+        (t("lockout_s"), Value::from(0)),
+        (t("battery_mv"), Value::from(3600)),
+        (t("presence_s"), Value::from(0)),
+        (t("battery_mwh"), Value::from(18_720)),
+    ]
+}
+
+fn summary(state: &str, extra: &[(&str, Value)]) -> Value {
+    let mut m = vec![
+        (t("cves"), Value::from(0)),
+        (t("state"), t(state)),
+        (t("version"), t("1.1.0")),
+        (t("sequence"), Value::from(2)),
+    ];
+    m.extend(extra.iter().map(|(k, v)| (t(k), v.clone())));
+    Value::Map(m)
+}
+
+fn encode(m: Vec<(Value, Value)>) -> Vec<u8> {
+    let mut out = Vec::new();
+    ciborium::into_writer(&Value::Map(m), &mut out).unwrap();
+    out
+}
+
+/// The image state of a lock running 1.0.0 with 1.1.0 pending.
+fn slots() -> Vec<ImageSlot> {
+    vec![
+        ImageSlot {
+            slot: 0,
+            version: "1.0.0".into(),
+            hash: vec![0x10; 32],
+            bootable: true,
+            pending: false,
+            confirmed: true,
+            active: true,
+        },
+        ImageSlot {
+            slot: 1,
+            version: "1.1.0".into(),
+            hash: vec![0x11; 32],
+            bootable: true,
+            pending: false,
+            confirmed: false,
+            active: false,
+        },
+    ]
+}
+
+fn with(key: &str, v: Value) -> Vec<(Value, Value)> {
+    let mut m = status_map();
+    m.retain(|(k, _)| k != &t(key));
+    m.push((t(key), v));
+    m
+}
+
+fn without(key: &str) -> Vec<(Value, Value)> {
+    let mut m = status_map();
+    m.retain(|(k, _)| k != &t(key));
+    m
+}
+
+fn malformed(m: Vec<(Value, Value)>, images: &[ImageSlot]) -> String {
+    match link::snapshot(&encode(m), images) {
+        Err(LinkError::Malformed(why)) => why,
+        other => panic!("accepted: {other:?}"),
+    }
+}
+
+#[test]
+fn the_status_parser_reads_a_well_formed_map() {
+    let s = link::snapshot(&encode(status_map()), &slots()).unwrap();
+    assert_eq!(s.model, "deadbolt-2");
+    assert_eq!(s.version, "1.0.0");
+    assert_eq!(s.image, Some(Digest([0x33; 32])));
+    assert_eq!(s.update, UpdateState::Confirmed);
+    assert_eq!(
+        (s.bolt, s.door, s.tamper, s.battery_mwh),
+        (Bolt::Locked, Door::Closed, false, 18_720)
+    );
+    let s = link::snapshot(
+        &encode(with(
+            "update",
+            summary(
+                "postponed",
+                &[
+                    ("why", t("battery-low")),
+                    ("have_mwh", Value::from(5)),
+                    ("need_mwh", Value::from(9)),
+                    ("reason", t("postponed: the battery is low")),
+                ],
+            ),
+        )),
+        &slots(),
+    )
+    .unwrap();
+    assert_eq!(
+        s.update,
+        UpdateState::Postponed {
+            release: Digest([0x11; 32]),
+            reason: Postponement::BatteryLow {
+                have_mwh: 5,
+                need_mwh: 9
+            }
+        }
+    );
+    let s = link::snapshot(&encode(with("trial", Value::Bool(true))), &slots()).unwrap();
+    assert_eq!(
+        s.update,
+        UpdateState::Trial {
+            version: "1.0.0".into()
+        }
+    );
+}
+
+#[test]
+fn a_status_with_a_missing_field_is_malformed_never_a_default() {
+    let mut n = 0;
+    for key in [
+        "bolt",
+        "door",
+        "model",
+        "trial",
+        "tamper",
+        "version",
+        "battery_mwh",
+        "battery_mv",
+        "settings",
+    ] {
+        let why = malformed(without(key), &slots());
+        assert!(why.contains(key), "{key}: {why}");
+        n += 1;
+    }
+    println!("{n} missing fields refused");
+}
+
+#[test]
+fn a_status_with_a_mistyped_field_is_malformed() {
+    let cases = [
+        ("bolt", t("ajar")),
+        ("door", Value::Bool(true)),
+        ("tamper", t("no")),
+        ("battery_mwh", t("full")),
+        ("battery_mwh", Value::from(-1)),
+        ("image", Value::Bytes(vec![0; 31])),
+        ("model", Value::from(7)),
+        ("version", Value::Null),
+        ("update", t("postponed")),
+        ("update", summary("sleeping", &[])),
+        ("update", summary("postponed", &[("why", t("sunspots"))])),
+        ("update", summary("postponed", &[("why", t("battery-low"))])),
+    ];
+    for (key, v) in &cases {
+        let why = malformed(with(key, v.clone()), &slots());
+        assert!(!why.is_empty(), "{key}");
+    }
+    println!("{} mistyped fields refused", cases.len());
+}
+
+#[test]
+fn a_status_that_contradicts_itself_is_malformed() {
+    // Postponed without the typed reason: the hub never guesses it from
+    // the sentence.
+    let why = malformed(
+        with(
+            "update",
+            summary(
+                "postponed",
+                &[("reason", t("postponed: the bolt is locked"))],
+            ),
+        ),
+        &slots(),
+    );
+    assert!(why.contains("typed reason"), "{why}");
+    // A reason on an update that is not postponed.
+    let why = malformed(
+        with(
+            "update",
+            summary("awaiting-consent", &[("why", t("bolt-locked"))]),
+        ),
+        &slots(),
+    );
+    assert!(why.contains("awaiting-consent"), "{why}");
+    // A pending update that no inactive slot holds.
+    let why = malformed(
+        with("update", summary("awaiting-consent", &[])),
+        &slots()[..1],
+    );
+    assert!(why.contains("1.1.0"), "{why}");
+    // A trial without a running slot.
+    let mut m = with("trial", Value::Bool(true));
+    m.retain(|(k, _)| k != &t("slot"));
+    let why = malformed(m, &slots());
+    assert!(why.contains("trial"), "{why}");
+}
+
+// ---- The hub's identity ----
+
+#[test]
+fn the_hub_identity_is_made_once_private_and_kept() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let a = HubIdentity::load_or_create(&dir).unwrap();
+    let file = dir.join(link::OWNER_KEY_FILE);
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let b = HubIdentity::load_or_create(&dir).unwrap();
+    assert_eq!(a.public_key(), b.public_key(), "the same key on restart");
+    // No temporary file is left behind.
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+    // A key others may read is refused, not used.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(matches!(
+        HubIdentity::load_or_create(&dir),
+        Err(link::IdentityError::Permissions { .. })
+    ));
+}
