@@ -34,10 +34,10 @@ fn sha(b: &[u8]) -> Digest {
 }
 
 #[derive(Clone, Default)]
-struct Instant_(Arc<Mutex<HashMap<String, u64>>>);
+struct Fleet(Arc<Mutex<HashMap<String, u64>>>);
 
 struct Link {
-    locks: Instant_,
+    locks: Fleet,
     address: String,
     images: Arc<HashMap<u64, Digest>>,
     pending: Option<u64>,
@@ -99,7 +99,7 @@ impl LockLink for Link {
     }
 }
 
-struct Conn(Instant_, Arc<HashMap<u64, Digest>>);
+struct Conn(Fleet, Arc<HashMap<u64, Digest>>);
 
 impl Connector for Conn {
     fn connect(&self, lock: &LockRecord) -> Result<Box<dyn LockLink>, LinkError> {
@@ -141,7 +141,7 @@ fn main() {
     };
     let images: Arc<HashMap<u64, Digest>> =
         Arc::new((1..=2).map(|s| (s, sha(&image(s)))).collect());
-    let locks = Instant_::default();
+    let locks = Fleet::default();
     let hub = Hub::new(
         store.clone(),
         Arc::new(Conn(locks.clone(), images)),
