@@ -828,3 +828,33 @@ fn a_rollout_resumes_after_a_restart_at_the_saved_wave() {
     assert_eq!(w.fleet.get("l3").uploads.len(), 1);
     assert!(hub.resume_rollouts().unwrap().is_empty());
 }
+
+/// Two runs of one rollout at once (the API's background run and a resume)
+/// push each lock once.
+#[test]
+fn a_rollout_is_not_run_twice_at_once() {
+    let w = World::new();
+    let d = w.releases(&[(3, &[])]);
+    let ids: Vec<LockId> = (0..6).map(|i| w.paired_lock(&format!("l{i}"), 2)).collect();
+    for (i, id) in ids.iter().enumerate() {
+        w.hub
+            .consent(*id, d[0], Decision::Accept, ConsentSource::Owner)
+            .unwrap();
+        w.fleet.with(&format!("l{i}"), |l| l.upload_ms = 20);
+    }
+    let r = w.hub.create_rollout(d[0], 2, 50, None).unwrap();
+    std::thread::scope(|s| {
+        for _ in 0..3 {
+            s.spawn(|| w.hub.run_rollout(r.id).unwrap());
+        }
+    });
+    let r = w.hub.run_rollout(r.id).unwrap();
+    assert_eq!(r.state, RolloutState::Done);
+    for i in 0..6 {
+        assert_eq!(w.fleet.get(&format!("l{i}")).uploads.len(), 1, "lock l{i}");
+    }
+    let kinds = w.kinds();
+    let waves = kinds.iter().filter(|k| *k == "rollout_wave").count();
+    assert_eq!(waves, 3, "each wave went once");
+    assert_eq!(kinds.iter().filter(|k| *k == "rollout_done").count(), 1);
+}

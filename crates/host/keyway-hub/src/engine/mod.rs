@@ -335,6 +335,7 @@ pub struct Hub {
     progress: Mutex<HashMap<LockId, Progress>>,
     images: Mutex<HashMap<Digest, Option<Digest>>>,
     busy: Mutex<HashSet<LockId>>,
+    rolling: Mutex<HashSet<i64>>,
     last_freshness: Mutex<Option<&'static str>>,
 }
 
@@ -372,6 +373,7 @@ impl Hub {
             progress: Mutex::new(HashMap::new()),
             images: Mutex::new(HashMap::new()),
             busy: Mutex::new(HashSet::new()),
+            rolling: Mutex::new(HashSet::new()),
             last_freshness: Mutex::new(None),
         }
     }
@@ -1246,8 +1248,29 @@ impl Hub {
 
     /// Runs a rollout's remaining waves (resuming where it was saved),
     /// `config.concurrency` locks at a time; saves it after each wave.
+    ///
+    /// A rollout already running in this hub is not run twice: the call
+    /// returns its saved state.
     pub fn run_rollout(&self, id: i64) -> Result<Rollout, HubError> {
         let mut r = self.rollout(id)?;
+        {
+            let mut rolling = self
+                .rolling
+                .lock()
+                .map_err(|_| HubError::Invalid("poisoned".into()))?;
+            if !rolling.insert(id) {
+                return Ok(r);
+            }
+        }
+        struct Rolling<'a>(&'a Mutex<HashSet<i64>>, i64);
+        impl Drop for Rolling<'_> {
+            fn drop(&mut self) {
+                if let Ok(mut s) = self.0.lock() {
+                    s.remove(&self.1);
+                }
+            }
+        }
+        let _rolling = Rolling(&self.rolling, id);
         let waves = decide::wave_count(r.locks.len(), r.wave_size);
         loop {
             let RolloutState::Running { wave } = r.state else {

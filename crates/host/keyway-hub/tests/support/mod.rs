@@ -371,6 +371,8 @@ pub struct FakeLock {
     pub log_last: u64,
     /// Sends its whole ring on every fetch, ignoring `since`.
     pub whole_ring: bool,
+    /// How long an upload takes (ms).
+    pub upload_ms: u64,
     /// Digests of envelopes uploaded to it, in order.
     pub uploads: Vec<Digest>,
     /// How many consents it was given.
@@ -392,6 +394,7 @@ impl FakeLock {
             log_first: 1,
             log_last: 10,
             whole_ring: false,
+            upload_ms: 0,
             uploads: Vec::new(),
             consents: 0,
             pending: None,
@@ -512,14 +515,20 @@ impl LockLink for FakeLink {
                 {
                     continue; // refused for its base: the next candidate
                 }
-                return Ok((c.to_vec(), i.delta.is_some(), i.manifest.sequence));
+                return Ok((
+                    c.to_vec(),
+                    i.delta.is_some(),
+                    i.manifest.sequence,
+                    l.upload_ms,
+                ));
             }
             Err(LinkError::Refused {
                 reason: "no candidate for the running image".into(),
                 rc: 2,
             })
         })?;
-        let (bytes, delta, seq) = chosen;
+        let (bytes, delta, seq, upload_ms) = chosen;
+        std::thread::sleep(std::time::Duration::from_millis(upload_ms));
         let total = bytes.len() as u64;
         let mut done = 0;
         while done < total {
