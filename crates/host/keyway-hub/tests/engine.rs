@@ -858,3 +858,89 @@ fn a_rollout_is_not_run_twice_at_once() {
     assert_eq!(waves, 3, "each wave went once");
     assert_eq!(kinds.iter().filter(|k| *k == "rollout_done").count(), 1);
 }
+
+fn keyset_doc(
+    root: &keyway::keys::SigningKey,
+    signer: &keyway::keys::SigningKey,
+    version: u64,
+) -> Vec<u8> {
+    keyway::encode::KeySetBuilder {
+        roots: vec![root.clone()],
+        keyset: keyway::encode::KeySetParams {
+            version,
+            threshold: 1,
+            signers: vec![signer.public_key()],
+            revoked: Vec::new(),
+        },
+        sign_options: Default::default(),
+    }
+    .build()
+    .unwrap()
+}
+
+fn signed_by(key: &keyway::keys::SigningKey, seq: u64, keyset: Option<Vec<u8>>) -> Vec<u8> {
+    keyway::encode::EnvelopeBuilder {
+        sequence: seq,
+        version: format!("1.{seq}.0").parse().unwrap(),
+        vendor_domain: DOMAIN.into(),
+        class_name: CLASS.into(),
+        notes: Some("delegated".into()),
+        payload: image(seq),
+        keyset,
+        keys: vec![key.clone()],
+        ..Default::default()
+    }
+    .build()
+    .unwrap()
+    .envelope
+}
+
+/// A release signed by a delegated key need not carry the key set (a lock
+/// stored it from an earlier release): the hub verifies it as such a lock
+/// would, with the newest root-signed key set it has taken in. Without a
+/// key set it holds, the same envelope is refused (no root key signed it),
+/// and a key set signed by another root is never used.
+#[test]
+fn a_release_signed_by_a_delegated_key_verifies_with_the_key_set_taken_in_earlier() {
+    use keyway::keys::{Algorithm, SigningKey};
+    let w = World::new();
+    let delegate = SigningKey::generate(Algorithm::Ed25519).unwrap();
+    let ks = keyset_doc(&w.vendor.key, &delegate, 1);
+    let bare = signed_by(&delegate, 5, None);
+    // Alone, the bare one does not verify.
+    let r = w.hub.ingest(vec![incoming("bare", bare.clone())]).unwrap();
+    assert_eq!(r.refused.len(), 1, "{r:?}");
+    // After the release that carries the key set (an earlier import), it does.
+    let r = w
+        .hub
+        .ingest(vec![incoming(
+            "carrier",
+            signed_by(&delegate, 4, Some(ks.clone())),
+        )])
+        .unwrap();
+    assert_eq!(r.imported.len(), 1, "{r:?}");
+    let r = w.hub.ingest(vec![incoming("bare", bare)]).unwrap();
+    assert_eq!(r.imported.len(), 1, "{r:?}");
+    // In one batch, the carrier first.
+    let w2 = World::new();
+    let ks2 = keyset_doc(&w2.vendor.key, &delegate, 1);
+    let r = w2
+        .hub
+        .ingest(vec![
+            incoming("carrier", signed_by(&delegate, 4, Some(ks2))),
+            incoming("bare", signed_by(&delegate, 5, None)),
+        ])
+        .unwrap();
+    assert_eq!(r.imported.len(), 2, "{r:?}");
+    // A key set signed by another root is never used.
+    let attacker = Vendor::new();
+    let forged = keyset_doc(&attacker.key, &attacker.key, 9);
+    let r = w
+        .hub
+        .ingest(vec![
+            incoming("forged-ks", signed_by(&attacker.key, 6, Some(forged))),
+            incoming("evil", signed_by(&attacker.key, 7, None)),
+        ])
+        .unwrap();
+    assert_eq!(r.refused.len(), 2, "{r:?}");
+}

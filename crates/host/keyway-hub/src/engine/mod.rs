@@ -423,12 +423,49 @@ impl Hub {
     /// ones that verify; says what it refused and why.
     pub fn ingest(&self, targets: Vec<Incoming>) -> Result<IngestReport, HubError> {
         let models = self.store.models()?;
+        // Key sets carried by this batch's envelopes, and (read only when an
+        // envelope needs one) by the stored ones.
+        let mut keysets = intake::KeySets::new();
+        let mut stored: Option<intake::KeySets> = None;
         let mut report = IngestReport::default();
         for inc in targets {
             let now = self.now();
-            match intake::verify(&inc.target, &inc.bytes, inc.origin, &models, now) {
+            let mut r = intake::verify(
+                &inc.target,
+                &inc.bytes,
+                inc.origin.clone(),
+                &models,
+                &keysets,
+                now,
+            );
+            if let Err(intake::Refusal::Verification { check, .. }) = &r
+                && (check == "signatures" || check == "key set")
+            {
+                if stored.is_none() {
+                    stored = Some(self.keysets(&models)?);
+                }
+                let mut all = stored.clone().unwrap_or_default();
+                for (class, ks) in &keysets {
+                    if all.get(class).is_none_or(|k| k.version < ks.version) {
+                        all.insert(class.clone(), ks.clone());
+                    }
+                }
+                if let Ok(acc) =
+                    intake::verify(&inc.target, &inc.bytes, inc.origin, &models, &all, now)
+                {
+                    r = Ok(acc);
+                }
+            }
+            match r {
                 Ok(acc) => {
                     let digest = acc.release.digest;
+                    if let Some(ks) = acc.keyset
+                        && keysets
+                            .get(&acc.release.class)
+                            .is_none_or(|k| k.version < ks.version)
+                    {
+                        keysets.insert(acc.release.class.clone(), ks);
+                    }
                     if self.store.put_release(&acc.release)? {
                         self.images
                             .lock()
@@ -474,6 +511,28 @@ impl Hub {
             }
         }
         Ok(report)
+    }
+
+    /// The newest root-signed key set each model's stored envelopes carry
+    /// (read from the stored envelopes: the store holds no other copy).
+    fn keysets(&self, models: &[ModelAnchors]) -> Result<intake::KeySets, HubError> {
+        let mut out = intake::KeySets::new();
+        for m in models {
+            let Ok(anchors) = intake::anchors(m) else {
+                continue;
+            };
+            for r in self.store.releases(Some(&m.class))? {
+                let Some(full) = self.store.release(&r.digest)? else {
+                    continue;
+                };
+                if let Some(ks) = intake::carried_keyset(&full.envelope, &anchors)
+                    && out.get(&m.class).is_none_or(|k| k.version < ks.version)
+                {
+                    out.insert(m.class.clone(), ks);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The image a stored release installs (cached; read from its envelope
