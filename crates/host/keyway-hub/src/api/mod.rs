@@ -45,6 +45,10 @@ use crate::model::{ConsentSource, Decision, Digest, LockId, ModelAnchors, NewLoc
 /// The largest request body the API reads.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// Requests the API serves at once; more wait (bounded memory under a
+/// flood from a token holder).
+pub const MAX_IN_FLIGHT: usize = 64;
+
 /// The OpenAPI 3.1 document describing every route.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
@@ -754,6 +758,7 @@ pub fn router(api: Api) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(MAX_IN_FLIGHT))
         .with_state(api)
 }
 
