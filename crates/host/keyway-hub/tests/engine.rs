@@ -536,6 +536,15 @@ fn rollout_refuses_a_lock_of_another_model_and_bad_settings() {
             .code(),
         "invalid_value"
     );
+    let delta = envelope(&w.vendor.key, CLASS, 3, &[], Some(2));
+    w.hub.ingest(vec![incoming("d", delta.clone())]).unwrap();
+    assert_eq!(
+        w.hub
+            .create_rollout(sha(&delta), 1, 10, None)
+            .unwrap_err()
+            .code(),
+        "invalid_value"
+    );
     assert!(w.store.rollouts().unwrap().is_empty());
 }
 

@@ -1251,6 +1251,12 @@ impl Hub {
             .store
             .release(&release)?
             .ok_or(HubError::NoRelease(release))?;
+        if rel.delta_base.is_some() {
+            return Err(HubError::Invalid(
+                "a rollout names the full release; the hub picks a delta per lock when one fits"
+                    .into(),
+            ));
+        }
         let locks = self.store.locks()?;
         let ids = decide::rollout_locks(&locks, &rel.class, only).map_err(|id| {
             HubError::Invalid(format!("lock {id} is not a lock of model {}", rel.class))
