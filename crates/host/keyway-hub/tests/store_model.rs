@@ -342,23 +342,45 @@ fn run(s: &dyn Store, ops: &[Op]) {
     }
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
-
-    #[test]
-    fn sqlite_matches_the_model(ops in proptest::collection::vec(op(), 1..40)) {
-        let (_dir, s) = sqlite();
-        run(&s, &ops);
-    }
+/// Runs `cases` random sequences on stores from `fresh`, and says how
+/// many sequences and calls it checked.
+fn sweep<S: Store>(name: &str, cases: u32, fresh: impl Fn() -> (Box<dyn std::any::Any>, S)) {
+    use proptest::test_runner::{Config, TestRunner};
+    let calls = std::cell::Cell::new(0usize);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        ..Config::default()
+    });
+    runner
+        .run(&proptest::collection::vec(op(), 1..40), |ops| {
+            let (_keep, s) = fresh();
+            run(&s, &ops);
+            calls.set(calls.get() + ops.len());
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    println!(
+        "{name}: {cases} random sequences, {} calls, each matched the model",
+        calls.get()
+    );
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+#[test]
+fn sqlite_matches_the_model() {
+    sweep("sqlite_matches_the_model", 48, || {
+        let (dir, s) = sqlite();
+        (Box::new(dir) as Box<dyn std::any::Any>, s)
+    });
+}
 
-    #[test]
-    fn postgres_matches_the_model(ops in proptest::collection::vec(op(), 1..40)) {
-        let Some(url) = pg_url("postgres_matches_the_model") else { return Ok(()) };
+#[test]
+fn postgres_matches_the_model() {
+    let Some(url) = pg_url("postgres_matches_the_model") else {
+        return;
+    };
+    sweep("postgres_matches_the_model", 24, || {
         let schema = PgSchema::new(&url);
-        run(&schema.store(), &ops);
-    }
+        let s = schema.store();
+        (Box::new(schema) as Box<dyn std::any::Any>, s)
+    });
 }

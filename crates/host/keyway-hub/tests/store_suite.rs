@@ -52,6 +52,7 @@ suite!(
     events_after_and_limit,
     freshness_round_trip,
     store_reopens_with_everything,
+    text_with_a_nul_is_refused_alike_and_nothing_written,
 );
 
 fn models_round_trip_and_replace(s: &dyn Store) {
@@ -420,6 +421,51 @@ fn freshness_round_trip(s: &dyn Store) {
     assert_eq!(s.freshness().unwrap(), f);
     s.set_freshness(&Freshness::default()).unwrap();
     assert_eq!(s.freshness().unwrap(), Freshness::default());
+}
+
+/// PostgreSQL's `text` cannot hold U+0000; SQLite's can. Both stores
+/// refuse it in plain text columns the same way (typed, nothing written),
+/// and keep it inside nested (JSON) values. A hostile repository's error
+/// text or an owner's lock name cannot make one backend fail where the
+/// other does not.
+fn text_with_a_nul_is_refused_alike_and_nothing_written(s: &dyn Store) {
+    let nul = |r: Result<_, StoreError>, what: &str| match r {
+        Err(StoreError::NulInText { what: w }) => assert!(w.contains(what), "{w}"),
+        other => panic!("{what}: expected NulInText, got {other:?}"),
+    };
+    let mut l = new_lock(1);
+    l.name = "front\0door".into();
+    nul(s.add_lock(&l).map(drop), "name");
+    assert!(s.locks().unwrap().is_empty());
+    let mut r = release(1, "c", 1, 10);
+    r.notes = "fixes\0".into();
+    nul(s.put_release(&r).map(drop), "notes");
+    assert!(s.releases(None).unwrap().is_empty());
+    assert!(s.releases(Some("c\0")).unwrap().is_empty());
+    nul(
+        s.add_event(1, None, EventLevel::Info, "k", "a\0b")
+            .map(drop),
+        "message",
+    );
+    assert!(s.events(0, 10).unwrap().is_empty());
+    let f = Freshness {
+        last_error: Some("HTTP 500: \0".into()),
+        ..Freshness::default()
+    };
+    nul(s.set_freshness(&f), "error");
+    assert_eq!(s.freshness().unwrap(), Freshness::default());
+    let mut m = model("c", 1);
+    m.vendor_domain = "v\0".into();
+    nul(s.put_model(&m), "vendor");
+    // Inside JSON the NUL is escaped: kept on both.
+    let id = s.add_lock(&new_lock(2)).unwrap();
+    let mut rec = lock_record(id, 0);
+    let snap = rec.snapshot.as_mut().unwrap();
+    snap.model = "nrf\0".into();
+    s.save_lock(&rec).unwrap();
+    assert_eq!(s.lock(id).unwrap(), Some(rec.clone()));
+    rec.name = "x\0".into();
+    nul(s.save_lock(&rec), "name");
 }
 
 /// Everything written, read back after the store is reopened (SQLite: the

@@ -173,6 +173,50 @@ pub enum Refusal {
     },
 }
 
+impl Refusal {
+    /// A stable machine name for the reason (for the hub's JSON API:
+    /// clients decide on it, never on the sentence).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::RootMissing { .. } => "root_missing",
+            Refusal::RootRejected { .. } => "root_rejected",
+            Refusal::Metadata { .. } => "metadata_refused",
+            Refusal::Unverified { .. } => "unverified",
+            Refusal::TargetMissing { .. } => "target_missing",
+            Refusal::TargetLength { .. } => "target_length",
+            Refusal::TargetHash { .. } => "target_hash",
+            Refusal::TargetTooLarge { .. } => "target_too_large",
+            Refusal::TargetUnreadable { .. } => "target_unreadable",
+            Refusal::TargetNoHash { .. } => "target_no_hash",
+        }
+    }
+
+    /// The item refused: a target path, or a metadata file.
+    pub fn item(&self) -> String {
+        match self {
+            Refusal::RootMissing { version, .. } | Refusal::RootRejected { version, .. } => {
+                format!("metadata/{version}.root.json")
+            }
+            Refusal::Metadata { file, .. } => file.clone(),
+            Refusal::Unverified { target }
+            | Refusal::TargetMissing { target, .. }
+            | Refusal::TargetLength { target, .. }
+            | Refusal::TargetHash { target, .. }
+            | Refusal::TargetTooLarge { target, .. }
+            | Refusal::TargetUnreadable { target, .. }
+            | Refusal::TargetNoHash { target } => target.clone(),
+        }
+    }
+
+    /// The underlying metadata error, when the refusal is about metadata.
+    pub fn error(&self) -> Option<&MirrorError> {
+        match self {
+            Refusal::RootRejected { error, .. } | Refusal::Metadata { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
 /// Metadata whose expiry the reader relaxes, reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Staleness {

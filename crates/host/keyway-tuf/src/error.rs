@@ -194,6 +194,32 @@ pub enum MirrorError {
 }
 
 impl MirrorError {
+    /// A stable machine name for the error (for the hub's JSON API and
+    /// events: clients decide on it, never on the sentence).
+    pub fn code(&self) -> &'static str {
+        match self {
+            MirrorError::NotInitialized { .. } => "not_initialized",
+            MirrorError::BadTrustedRoot { .. } => "bad_trusted_root",
+            MirrorError::Io { .. } => "io",
+            MirrorError::Transport(TransportError::TooLong { .. }) => "too_long",
+            MirrorError::Transport(TransportError::Status { .. }) => "http_status",
+            MirrorError::Transport(TransportError::Unreachable { .. }) => "unreachable",
+            MirrorError::Transport(TransportError::Read { .. }) => "read",
+            MirrorError::Transport(TransportError::Missing { .. }) => "missing",
+            MirrorError::Rollback { .. } => "rollback",
+            MirrorError::RootVersion { .. } => "root_version",
+            MirrorError::Expired { .. } => "expired",
+            MirrorError::Signatures { .. } => "signatures",
+            MirrorError::DuplicateSignature { .. } => "duplicate_signature",
+            MirrorError::Inconsistent { .. } => "inconsistent",
+            MirrorError::Malformed { .. } => "malformed",
+            MirrorError::NotRefreshed => "not_refreshed",
+            MirrorError::UnknownTarget { .. } => "unknown_target",
+            MirrorError::TargetTooLarge { .. } => "target_too_large",
+            MirrorError::Other { .. } => "other",
+        }
+    }
+
     /// Maps the TUF library's error, taking a typed transport failure from
     /// the side channel when the library reports a transport error.
     pub(crate) fn from_tuf(e: sigstore_tuf::Error, transport: Option<TransportError>) -> Self {

@@ -33,7 +33,8 @@ pub mod writer;
 pub use bundle::{AcceptedTarget, BundleReport, Refusal, Staleness};
 pub use error::{MirrorError, TransportError};
 pub use mirror::{
-    Freshness, ListedTarget, MAX_TARGET_BYTES, Mirror, Refreshed, Session, Source, TrustedVersions,
+    Freshness, ListedTarget, MAX_TARGET_BYTES, Mirror, Refreshed, Session, Source, Synced,
+    TrustedVersions,
 };
 pub use summary::{CveSummary, ReleaseSummary};
 pub use writer::{BundleWritten, Expiries, PublishError, Published, RepoWriter, Versions};

@@ -13,8 +13,9 @@
 //!
 //! ```text
 //! DATA/tuf/trusted-root.json   the root the owner installed (pinned)
-//! DATA/tuf/cache/              every verified metadata file (write-through),
-//!                              root_history/N.root.json, targets/…
+//! DATA/tuf/cache/              the verified metadata (write-through):
+//!                              root.json, timestamp.json, snapshot.json,
+//!                              targets.json, root_history/N.root.json
 //! DATA/tuf/state.json          when the hub last saw a fresh timestamp
 //! ```
 //!
@@ -367,6 +368,12 @@ impl Session {
         })
     }
 
+    /// When the trusted timestamp expires (after a successful refresh): the
+    /// moment the hub's view turns stale unless it syncs again.
+    pub fn timestamp_expires(&self) -> Option<jiff::Timestamp> {
+        self.updater.trusted().timestamp().map(|t| t.expires)
+    }
+
     /// The verified top-level targets (after a successful refresh).
     pub fn targets(&self) -> Result<Vec<ListedTarget>, MirrorError> {
         self.updater
@@ -477,6 +484,43 @@ impl Freshness {
     }
 }
 
+/// The mirror's metadata cache: sigstore-tuf's atomic [`FileStore`],
+/// keeping only what the next run needs — the non-versioned role files and
+/// the verified root history. Versioned copies (`N.snapshot.json`, one per
+/// refresh) and target files are not kept: they would grow without bound,
+/// and the hub keeps the envelopes it accepted in its own store.
+#[derive(Debug, Clone)]
+pub(crate) struct CacheStore(FileStore);
+
+fn cacheable(name: &str) -> bool {
+    if let Some(rest) = name.strip_prefix("root_history/") {
+        return !rest.contains('/');
+    }
+    !name.contains('/')
+        && !name
+            .split('.')
+            .next()
+            .is_some_and(|stem| !stem.is_empty() && stem.bytes().all(|b| b.is_ascii_digit()))
+}
+
+impl MetadataStore for CacheStore {
+    fn load(&self, name: &str) -> sigstore_tuf::Result<Option<Vec<u8>>> {
+        if cacheable(name) {
+            self.0.load(name)
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn store(&self, name: &str, bytes: &[u8]) -> sigstore_tuf::Result<()> {
+        if cacheable(name) {
+            self.0.store(name, bytes)
+        } else {
+            Ok(())
+        }
+    }
+}
+
 /// The hub's persistent mirror.
 #[derive(Debug, Clone)]
 pub struct Mirror {
@@ -512,11 +556,7 @@ impl Mirror {
         })?;
         std::fs::create_dir_all(dir.join("cache")).map_err(mio("create", dir))?;
         let p = dir.join("trusted-root.json");
-        crate::writer::write_atomic(&p, trusted_root).map_err(|_| MirrorError::Io {
-            action: "write",
-            path: p.clone(),
-            source: std::io::Error::other("write failed"),
-        })?;
+        crate::writer::write_atomic_io(&p, trusted_root).map_err(mio("write", &p))?;
         Ok(Mirror {
             dir: dir.to_owned(),
         })
@@ -544,8 +584,8 @@ impl Mirror {
         std::fs::read(&p).map_err(mio("read", &p))
     }
 
-    pub(crate) fn store(&self) -> FileStore {
-        FileStore::new(self.dir.join("cache"))
+    pub(crate) fn store(&self) -> CacheStore {
+        CacheStore(FileStore::new(self.dir.join("cache")))
     }
 
     pub(crate) fn cache_dir(&self) -> PathBuf {
@@ -571,6 +611,7 @@ impl Mirror {
         self.mark_fresh(now)?;
         Ok(Refreshed {
             versions,
+            timestamp_expires: s.timestamp_expires().unwrap_or(now),
             targets,
             files,
             bytes,
@@ -583,11 +624,7 @@ impl Mirror {
             last_fresh_at: Some(now.as_second()),
         };
         let bytes = serde_json::to_vec(&s).unwrap_or_default();
-        crate::writer::write_atomic(&p, &bytes).map_err(|_| MirrorError::Io {
-            action: "write",
-            path: p.clone(),
-            source: std::io::Error::other("write failed"),
-        })
+        crate::writer::write_atomic_io(&p, &bytes).map_err(mio("write", &p))
     }
 
     /// Refreshes and downloads one target (verified; from the cache when it
@@ -621,6 +658,37 @@ impl Mirror {
             out.push((t.clone(), r));
         }
         Ok(out)
+    }
+
+    /// One sync for the hub: refresh, then download every verified target
+    /// `want` selects (e.g. those whose SHA-256 the hub does not hold yet,
+    /// for models it serves), each result on its own. What the hub then
+    /// offers still has to pass `keyway_suit::verify_envelope` against the
+    /// model's anchors.
+    pub async fn sync(
+        &self,
+        source: Source,
+        want: impl Fn(&ListedTarget) -> bool,
+        now: jiff::Timestamp,
+    ) -> Result<Synced, MirrorError> {
+        let mut s = self.session(source)?;
+        let versions = s.refresh(now).await?;
+        self.mark_fresh(now)?;
+        let listed = s.targets()?;
+        let mut downloaded = Vec::new();
+        for t in listed.iter().filter(|t| want(t)) {
+            let r = s.download(&t.name, now).await;
+            downloaded.push((t.clone(), r));
+        }
+        let (files, bytes) = s.transferred();
+        Ok(Synced {
+            versions,
+            timestamp_expires: s.timestamp_expires().unwrap_or(now),
+            listed,
+            downloaded,
+            files,
+            bytes,
+        })
     }
 
     /// The targets of the newest targets metadata in the cache (verified
@@ -664,8 +732,28 @@ impl Mirror {
 pub struct Refreshed {
     /// The versions now trusted.
     pub versions: TrustedVersions,
+    /// When the verified timestamp expires.
+    pub timestamp_expires: jiff::Timestamp,
     /// The verified targets.
     pub targets: Vec<ListedTarget>,
+    /// Files transferred.
+    pub files: u64,
+    /// Bytes transferred.
+    pub bytes: u64,
+}
+
+/// What [`Mirror::sync`] did.
+#[derive(Debug)]
+pub struct Synced {
+    /// The versions now trusted.
+    pub versions: TrustedVersions,
+    /// When the verified timestamp expires (`Hub::record_tuf_fresh`'s
+    /// `expires`).
+    pub timestamp_expires: jiff::Timestamp,
+    /// Every verified target.
+    pub listed: Vec<ListedTarget>,
+    /// The targets downloaded (verified by length and hash), or why not.
+    pub downloaded: Vec<(ListedTarget, Result<Vec<u8>, MirrorError>)>,
     /// Files transferred.
     pub files: u64,
     /// Bytes transferred.

@@ -217,20 +217,27 @@ fn io<'a>(
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename, so a
-/// reader (or a power cut) sees the old file or the new one.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PublishError> {
+/// Writes `bytes` to `path` through a temporary file, an fsync and a
+/// rename, so a reader (or a power cut) sees the old file or the new one.
+pub(crate) fn write_atomic_io(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io("create", dir))?;
+        std::fs::create_dir_all(dir)?;
     }
-    let tmp = path.with_extension("tmp-keyway");
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp-keyway");
+    let tmp = PathBuf::from(tmp);
     {
-        use std::io::Write as _;
-        let mut f = std::fs::File::create(&tmp).map_err(io("write", &tmp))?;
-        f.write_all(bytes).map_err(io("write", &tmp))?;
-        f.sync_all().map_err(io("write", &tmp))?;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
     }
-    std::fs::rename(&tmp, path).map_err(io("write", path))
+    std::fs::rename(&tmp, path)
+}
+
+/// [`write_atomic_io`] with the writer's error.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PublishError> {
+    write_atomic_io(path, bytes).map_err(io("write", path))
 }
 
 /// Lower-case hex SHA-256.
@@ -393,7 +400,7 @@ impl RepoWriter {
             },
         };
         let root_key = w.key("root")?;
-        w.write_root(1, &[&root_key], now)?;
+        w.write_root(1, &[&root_key], None, now)?;
         w.publish_targets(now)?;
         Ok(w)
     }
@@ -500,17 +507,25 @@ impl RepoWriter {
     }
 
     /// Writes root `version` naming the current key of each role (root's
-    /// from `keys/root.key`), signed by `signers`.
+    /// from `keys/root.key` unless `new_root_key`), signed by `signers`.
     fn write_root(
         &mut self,
         version: u64,
         signers: &[&RoleKey],
+        new_root_key: Option<&RoleKey>,
         now: jiff::Timestamp,
     ) -> Result<(), PublishError> {
         let mut keys = serde_json::Map::new();
         let mut roles = serde_json::Map::new();
         for role in ROLES {
-            let k = RoleKey::load(role, &key_path(&self.keys, role))?;
+            let loaded;
+            let k = match new_root_key {
+                Some(k) if role == "root" => k,
+                _ => {
+                    loaded = RoleKey::load(role, &key_path(&self.keys, role))?;
+                    &loaded
+                }
+            };
             let id = k.key_id();
             keys.insert(id.clone(), k.tuf_key());
             roles.insert(role.into(), json!({ "keyids": [id], "threshold": 1 }));
@@ -543,7 +558,7 @@ impl RepoWriter {
         now: jiff::Timestamp,
     ) -> Result<Vec<Published>, PublishError> {
         let mut out = Vec::with_capacity(envelopes.len());
-        let mut staged = Vec::new();
+        let mut staged: Vec<(String, PathBuf, &Vec<u8>, Value, String)> = Vec::new();
         for (file, bytes) in envelopes {
             if !good_component(file) {
                 return Err(PublishError::BadName { name: file.clone() });
@@ -567,7 +582,11 @@ impl RepoWriter {
                 .get(&target)
                 .and_then(|t| t.pointer("/hashes/sha256"))
                 .and_then(Value::as_str);
-            let new = match existing {
+            let staged_hash = staged
+                .iter()
+                .find(|(t, ..)| *t == target)
+                .map(|(.., h)| h.as_str());
+            let new = match existing.or(staged_hash) {
                 Some(h) if h == sha256 => false,
                 Some(_) => return Err(PublishError::TargetExists { target }),
                 None => true,
@@ -585,6 +604,7 @@ impl RepoWriter {
                         "hashes": { "sha256": sha256 },
                         "custom": summary.to_custom(),
                     }),
+                    sha256.clone(),
                 ));
             }
             out.push(Published {
@@ -598,7 +618,7 @@ impl RepoWriter {
         if staged.is_empty() {
             return Ok(out);
         }
-        for (target, path, bytes, entry) in staged {
+        for (target, path, bytes, entry, _) in staged {
             write_atomic(&path, bytes)?;
             self.targets.insert(target, entry);
         }
@@ -692,17 +712,22 @@ impl RepoWriter {
     }
 
     /// Rotates the root key: generates a new one, writes root version N+1
-    /// naming it, signed by the old and the new root key, and renames the old
-    /// key file to `root.retired-vN.key`. Returns the new root version.
+    /// naming it, signed by the old and the new root key, and keeps the old
+    /// key as `root.retired-vN.key`. Returns the new root version.
     /// Clients that trust any earlier root chain to it.
     pub fn rotate_root(&mut self, now: jiff::Timestamp) -> Result<u64, PublishError> {
         let old = self.key("root")?;
         let n = self.versions.root;
-        let retired = self.keys.join(format!("root.retired-v{n}.key"));
-        old.save(&retired)?;
+        // The old key is kept first, the new one staged beside it; root
+        // N+1 is written before the new key takes the role's file name, so
+        // a crash leaves either root N with its key or root N+1 with both
+        // keys on disk (`root.next.key` is then the one to rename).
+        old.save(&self.keys.join(format!("root.retired-v{n}.key")))?;
         let new = RoleKey::generate();
-        new.save(&key_path(&self.keys, "root"))?;
-        self.write_root(n + 1, &[&old, &new], now)?;
+        let staged = self.keys.join("root.next.key");
+        new.save(&staged)?;
+        self.write_root(n + 1, &[&old, &new], Some(&new), now)?;
+        std::fs::rename(&staged, key_path(&self.keys, "root")).map_err(io("write", &staged))?;
         Ok(n + 1)
     }
 

@@ -138,6 +138,8 @@ fn flipped_byte_in_a_target_is_refused_and_the_others_import() {
         rep.refused.as_slice(),
         [Refusal::TargetHash { target, .. }] if target == "deadbolt/r1.suit"
     ));
+    assert_eq!(rep.refused[0].code(), "target_hash");
+    assert_eq!(rep.refused[0].item(), "deadbolt/r1.suit");
 }
 
 #[test]
@@ -279,6 +281,12 @@ fn timestamp_with_a_forged_signature_on_a_stick_is_refused() {
             ..
         })
     ));
+    let first = &rep.refused[0];
+    assert_eq!(
+        (first.code(), first.item().as_str()),
+        ("metadata_refused", "metadata/timestamp.json")
+    );
+    assert_eq!(first.error().map(MirrorError::code), Some("signatures"));
 }
 
 #[test]
@@ -298,4 +306,55 @@ fn bundle_then_online_refresh_keeps_the_floor() {
         block(m.refresh(server.source(), t0())),
         Err(MirrorError::Rollback { .. })
     ));
+}
+
+#[test]
+fn oversized_target_on_a_stick_is_refused_without_reading_past_its_signed_length() {
+    let (r, s) = stick(2);
+    let f = target_file(&s, 1);
+    let signed = std::fs::metadata(&f).unwrap().len();
+    // A 64 MiB file (sparse) where a small envelope belongs.
+    let file = std::fs::OpenOptions::new().write(true).open(&f).unwrap();
+    file.set_len(64 << 20).unwrap();
+    let (_d, m) = r.mirror();
+    let rep = m.import_bundle(&s, t0());
+    assert_eq!(rep.accepted.len(), 1);
+    match rep.refused.as_slice() {
+        [
+            Refusal::TargetLength {
+                found, signed: sl, ..
+            },
+        ] => {
+            assert_eq!(*sl, signed);
+            assert_eq!(
+                *found,
+                signed + 1,
+                "the reader stops one byte past the signed length"
+            );
+        }
+        other => panic!("expected one length refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn endless_timestamp_on_a_stick_is_refused_at_its_limit() {
+    let (r, s) = stick(1);
+    std::fs::write(s.join("metadata/timestamp.json"), vec![b' '; 1 << 20]).unwrap();
+    let (_d, m) = r.mirror();
+    let rep = m.import_bundle(&s, t0());
+    assert!(rep.accepted.is_empty());
+    assert!(
+        matches!(
+            rep.refused.first(),
+            Some(Refusal::Metadata {
+                error: MirrorError::Transport(keyway_tuf::TransportError::TooLong {
+                    limit: 16_384,
+                    ..
+                }),
+                ..
+            })
+        ),
+        "{:?}",
+        rep.describe()
+    );
 }

@@ -15,6 +15,8 @@ fn honest_repository_lists_targets_with_summaries_and_downloads() {
     let (_d, m) = r.mirror();
     let got = block(m.refresh(server.source(), t0())).unwrap();
     assert_eq!(got.targets.len(), 3);
+    // The 7-day timestamp signed at t0.
+    assert_eq!(got.timestamp_expires, day(7));
     let t = got
         .targets
         .iter()
@@ -27,6 +29,12 @@ fn honest_repository_lists_targets_with_summaries_and_downloads() {
     assert!(m.freshness(t0()).fresh);
     // Listing from the cache needs no network.
     assert_eq!(m.targets().unwrap().len(), 3);
+    // One sync downloads only what the hub wants (here: what it lacks).
+    let held = got.targets[0].sha256.clone();
+    let synced = block(m.sync(server.source(), |t| t.sha256 != held, t0())).unwrap();
+    assert_eq!(synced.listed.len(), 3);
+    assert_eq!(synced.downloaded.len(), 2);
+    assert!(synced.downloaded.iter().all(|(_, r)| r.is_ok()));
 }
 
 #[test]
@@ -335,4 +343,32 @@ fn offline_directory_refresh_verifies_like_http() {
     std::fs::write(f.meta.join(&name), b).unwrap();
     let (_d2, m2) = r.mirror();
     assert!(block(m2.refresh(keyway_tuf::Source::dir(&r.repo()), t0())).is_err());
+}
+
+#[test]
+fn cache_keeps_only_the_current_role_files_over_many_syncs() {
+    let mut r = TestRepo::new(1);
+    let server = Server::start(r.repo());
+    let (_d, m) = r.mirror();
+    for seq in 2..=6 {
+        r.add(seq, t0());
+        let s = block(m.sync(server.source(), |_| true, t0())).unwrap();
+        assert!(s.downloaded.iter().all(|(_, r)| r.is_ok()));
+    }
+    let mut names: Vec<String> = std::fs::read_dir(m.dir().join("cache"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    // No versioned snapshot per refresh, no second copy of every envelope.
+    assert_eq!(
+        names,
+        [
+            "root.json",
+            "root_history",
+            "snapshot.json",
+            "targets.json",
+            "timestamp.json"
+        ]
+    );
 }

@@ -11,12 +11,16 @@
 //!   ([`u64_to_db`]).
 //! * Small enums ([`EventLevel`], [`Decision`]) are their serde names as
 //!   text; nested values are JSON (serde_json).
+//! * Plain text holding a NUL character is refused by both backends
+//!   ([`StoreError::NulInText`]): PostgreSQL's `text` cannot hold it, and
+//!   the two stores keep exactly the same values. (Inside JSON a NUL is
+//!   escaped, so nested values keep it.)
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::StoreError;
-use crate::model::{Decision, Digest, EventLevel};
+use crate::model::{Decision, Digest, EventLevel, Freshness, ModelAnchors, Release};
 
 /// The order-preserving map of a release sequence number to a signed
 /// column.
@@ -117,6 +121,55 @@ pub(crate) fn decision_from_db(s: &str) -> Result<Decision, StoreError> {
             format!("unknown decision {other:?}"),
         )),
     }
+}
+
+/// Refuses text PostgreSQL's `text` cannot hold (a NUL character), so
+/// both backends keep exactly the same values.
+pub(crate) fn text(what: &str, s: &str) -> Result<(), StoreError> {
+    if s.contains('\0') {
+        return Err(StoreError::NulInText {
+            what: what.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// The plain text columns of a model.
+pub(crate) fn check_model(m: &ModelAnchors) -> Result<(), StoreError> {
+    text("a model's class", &m.class)?;
+    text("a model's vendor domain", &m.vendor_domain)
+}
+
+/// The plain text columns of a release.
+pub(crate) fn check_release(r: &Release) -> Result<(), StoreError> {
+    text("a release's target", &r.target)?;
+    text("a release's class", &r.class)?;
+    text("a release's version", &r.version)?;
+    text("a release's notes", &r.notes)
+}
+
+/// The plain text columns of a lock.
+pub(crate) fn check_lock(name: &str, address: &str, class: &str) -> Result<(), StoreError> {
+    text("a lock's name", name)?;
+    text("a lock's address", address)?;
+    text("a lock's class", class)
+}
+
+/// The plain text columns of an event.
+pub(crate) fn check_event(kind: &str, message: &str) -> Result<(), StoreError> {
+    text("an event's kind", kind)?;
+    text("an event's message", message)
+}
+
+/// The plain text columns of the freshness record.
+pub(crate) fn check_freshness(f: &Freshness) -> Result<(), StoreError> {
+    if let Some(u) = &f.url {
+        text("the TUF repository's URL", u)?;
+    }
+    if let Some(e) = &f.last_error {
+        text("the last sync's error", e)?;
+    }
+    Ok(())
 }
 
 /// A [`StoreError::Corrupt`].

@@ -59,6 +59,13 @@ pub enum StoreError {
     /// No such rollout.
     #[error("no rollout with id {0}")]
     NoRollout(i64),
+    /// A text value holds a NUL character, which PostgreSQL's `text`
+    /// cannot keep; both backends refuse it the same way, writing nothing.
+    #[error("the hub's store cannot keep {what}: it contains a NUL character (U+0000)")]
+    NulInText {
+        /// Which value.
+        what: String,
+    },
     /// The store was written by a newer hub (its schema version is above
     /// the one this hub knows): nothing was changed.
     #[error(

@@ -42,7 +42,8 @@ use postgres::types::{FromSql, ToSql};
 use postgres::{Client, NoTls, Row};
 
 use super::codec::{
-    corrupt, decision_from_db, decision_to_db, digest, from_json, key, level_from_db, level_to_db,
+    check_event, check_freshness, check_lock, check_model, check_release, corrupt,
+    decision_from_db, decision_to_db, digest, from_json, key, level_from_db, level_to_db,
     seq_from_db, seq_to_db, small, to_json, u64_from_db, u64_to_db,
 };
 use super::{Store, StoreError};
@@ -371,6 +372,7 @@ fn collect<T>(
 
 impl Store for PgStore {
     fn put_model(&self, m: &ModelAnchors) -> Result<(), StoreError> {
+        check_model(m)?;
         let pems = to_json("a model's trust anchors", &m.trust_pems)?;
         self.execute(
             "INSERT INTO models (class, vendor_domain, trust_pems, threshold)
@@ -399,6 +401,7 @@ impl Store for PgStore {
     }
 
     fn put_release(&self, rel: &Release) -> Result<bool, StoreError> {
+        check_release(rel)?;
         let cves = to_json("a release's CVEs", &rel.cves)?;
         let origin = to_json("a release's origin", &rel.origin)?;
         let n = self.execute(
@@ -439,6 +442,10 @@ impl Store for PgStore {
     }
 
     fn releases(&self, class: Option<&str>) -> Result<Vec<Release>, StoreError> {
+        if class.is_some_and(|c| c.contains('\0')) {
+            // No class holds a NUL (they are refused on the way in).
+            return Ok(Vec::new());
+        }
         let rows = match class {
             Some(c) => self.query(
                 &format!(
@@ -456,6 +463,7 @@ impl Store for PgStore {
     }
 
     fn add_lock(&self, l: &NewLock) -> Result<LockId, StoreError> {
+        check_lock(&l.name, &l.address, &l.class)?;
         let log = to_json("a lock's log health", &LogHealth::Unknown)?;
         let rows = self.query(
             "INSERT INTO locks (name, address, class, device_key, auto_install_critical,
@@ -483,6 +491,7 @@ impl Store for PgStore {
     }
 
     fn save_lock(&self, l: &LockRecord) -> Result<(), StoreError> {
+        check_lock(&l.name, &l.address, &l.class)?;
         let snapshot = l
             .snapshot
             .as_ref()
@@ -689,6 +698,7 @@ impl Store for PgStore {
         kind: &str,
         message: &str,
     ) -> Result<i64, StoreError> {
+        check_event(kind, message)?;
         let mut c = self.client()?;
         let mut tx = c.transaction().map_err(pg)?;
         tx.batch_execute("LOCK TABLE events IN EXCLUSIVE MODE")
@@ -746,6 +756,7 @@ impl Store for PgStore {
     }
 
     fn set_freshness(&self, f: &Freshness) -> Result<(), StoreError> {
+        check_freshness(f)?;
         self.execute(
             "INSERT INTO freshness (id, url, last_fresh_at, timestamp_version,
                timestamp_expires, last_error)

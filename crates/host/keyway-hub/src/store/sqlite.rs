@@ -25,7 +25,8 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, Transaction, params};
 
 use super::codec::{
-    corrupt, decision_from_db, decision_to_db, digest, from_json, key, level_from_db, level_to_db,
+    check_event, check_freshness, check_lock, check_model, check_release, corrupt,
+    decision_from_db, decision_to_db, digest, from_json, key, level_from_db, level_to_db,
     seq_from_db, seq_to_db, small, to_json, u64_from_db, u64_to_db,
 };
 use super::{Store, StoreError};
@@ -148,7 +149,13 @@ impl SqliteStore {
     /// Opens (creating if absent) the store at `path`, migrating its schema
     /// forward. Fails with [`StoreError::TooNew`] on a store from a newer
     /// hub.
+    ///
+    /// A new file is created readable by its owner only (0600 on Unix;
+    /// SQLite gives its `-wal` and `-shm` files the same mode): the store
+    /// holds the house's audit logs, who opened which door when.
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref();
+        create_private(path)?;
         let conn = Connection::open(path).map_err(sq)?;
         SqliteStore::setup(conn, true)
     }
@@ -203,6 +210,26 @@ impl SqliteStore {
         let out = f(&tx)?;
         tx.commit().map_err(sq)?;
         Ok(out)
+    }
+}
+
+/// Creates `path` empty with mode 0600 if it does not exist.
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    match o.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) if e.raw_os_error() == Some(28) => Err(StoreError::Full(format!(
+            "creating {}: {e}",
+            path.display()
+        ))),
+        Err(e) => Err(StoreError::Backend(format!(
+            "creating {}: {e}",
+            path.display()
+        ))),
     }
 }
 
@@ -343,6 +370,7 @@ fn collect<T>(
 
 impl Store for SqliteStore {
     fn put_model(&self, m: &ModelAnchors) -> Result<(), StoreError> {
+        check_model(m)?;
         let pems = to_json("a model's trust anchors", &m.trust_pems)?;
         self.write(|tx| {
             tx.execute(
@@ -375,6 +403,7 @@ impl Store for SqliteStore {
     }
 
     fn put_release(&self, rel: &Release) -> Result<bool, StoreError> {
+        check_release(rel)?;
         let cves = to_json("a release's CVEs", &rel.cves)?;
         let origin = to_json("a release's origin", &rel.origin)?;
         self.write(|tx| {
@@ -422,6 +451,10 @@ impl Store for SqliteStore {
     }
 
     fn releases(&self, class: Option<&str>) -> Result<Vec<Release>, StoreError> {
+        if class.is_some_and(|c| c.contains('\0')) {
+            // No class holds a NUL (they are refused on the way in).
+            return Ok(Vec::new());
+        }
         let conn = self.conn();
         match class {
             Some(c) => collect(
@@ -443,6 +476,7 @@ impl Store for SqliteStore {
     }
 
     fn add_lock(&self, l: &NewLock) -> Result<LockId, StoreError> {
+        check_lock(&l.name, &l.address, &l.class)?;
         let log = to_json("a lock's log health", &LogHealth::Unknown)?;
         self.write(|tx| {
             tx.execute(
@@ -476,6 +510,7 @@ impl Store for SqliteStore {
     }
 
     fn save_lock(&self, l: &LockRecord) -> Result<(), StoreError> {
+        check_lock(&l.name, &l.address, &l.class)?;
         let snapshot = l
             .snapshot
             .as_ref()
@@ -700,6 +735,7 @@ impl Store for SqliteStore {
         kind: &str,
         message: &str,
     ) -> Result<i64, StoreError> {
+        check_event(kind, message)?;
         self.write(|tx| {
             tx.execute(
                 "INSERT INTO events (at, lock, level, kind, message) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -750,6 +786,7 @@ impl Store for SqliteStore {
     }
 
     fn set_freshness(&self, f: &Freshness) -> Result<(), StoreError> {
+        check_freshness(f)?;
         self.write(|tx| {
             tx.execute(
                 "INSERT INTO freshness (id, url, last_fresh_at, timestamp_version,
