@@ -424,7 +424,7 @@ fn demo_first_line_parses_and_the_api_answers_with_its_token() {
     let names: Vec<&str> = locks.iter().filter_map(|l| l["name"].as_str()).collect();
     assert_eq!(names, ["front door", "back door", "garage"], "{v}");
     for l in locks {
-        assert!(l["device_key"].is_array(), "not paired: {l}");
+        assert!(!l["device_key"].is_null(), "not paired: {l}");
         assert_eq!(l["snapshot"]["version"], "1.4.0", "{l}");
     }
     let (s, v) = api("GET", &run.base, Some(&run.token), "/api/releases", None);
@@ -615,7 +615,7 @@ impl Served {
         assert_eq!(locks.len(), 1, "{v}");
         assert_eq!(locks[0]["name"], self.lock.name.as_str());
         assert!(
-            locks[0]["device_key"].is_array(),
+            !locks[0]["device_key"].is_null(),
             "the pairing was lost: {v}"
         );
         let (_, v) = api("GET", &run.base, t, "/api/releases", None);

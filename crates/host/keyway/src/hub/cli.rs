@@ -618,6 +618,15 @@ pub fn serve_with(
         writeln!(out, "{}", first_line(addr, &token))?;
         write!(out, "{guide}")?;
         out.flush()?;
+        {
+            // Rollouts a previous run left mid-way (a SIGKILL) go on.
+            let hub = Arc::clone(&hub);
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = hub.resume_rollouts() {
+                    eprintln!("keyway hub: resuming rollouts: {e}");
+                }
+            });
+        }
         let api = Api {
             hub: Arc::clone(&hub),
             releases_in: Some(Arc::new(BundleReader::new(&a.data))),
