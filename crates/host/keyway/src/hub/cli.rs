@@ -428,16 +428,13 @@ pub fn mirror(data: &Path, root: Option<&Path>) -> Result<Option<Mirror>> {
     }
 }
 
-/// One TUF sync: a verified refresh, the targets the hub does not hold
-/// downloaded (each verified against its signed length and hash), handed
-/// to the engine's intake; the freshness recorded either way.
+/// One TUF sync (`Mirror::sync`: one verified refresh, then the targets
+/// the hub does not hold yet, each verified against its signed length
+/// and hash), handed to the engine's intake; the freshness recorded
+/// either way.
 pub async fn sync_tuf(hub: &Arc<Hub>, mirror: &Mirror, url: &str) -> Result<IngestReport> {
     let now = Timestamp::now();
     let result = async {
-        let refreshed = mirror
-            .refresh(Source::http(url), now)
-            .await
-            .map_err(|e| anyhow!("{e}"))?;
         let h = Arc::clone(hub);
         let held: std::collections::HashSet<String> =
             tokio::task::spawn_blocking(move || h.store().releases(None))
@@ -445,30 +442,23 @@ pub async fn sync_tuf(hub: &Arc<Hub>, mirror: &Mirror, url: &str) -> Result<Inge
                 .into_iter()
                 .map(|r| r.digest.to_hex())
                 .collect();
-        let want: Vec<String> = refreshed
-            .targets
-            .iter()
-            .filter(|t| !held.contains(&t.sha256))
-            .map(|t| t.name.clone())
-            .collect();
+        // One refresh, then the targets the hub does not hold yet.
+        let synced = mirror
+            .sync(Source::http(url), |t| !held.contains(&t.sha256), now)
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
         let mut incoming = Vec::new();
         let mut failed = Vec::new();
-        if !want.is_empty() {
-            for (target, r) in mirror
-                .download_many(Source::http(url), &want, now)
-                .await
-                .map_err(|e| anyhow!("{e}"))?
-            {
-                match r {
-                    Ok(bytes) => incoming.push(Incoming {
-                        target,
-                        bytes,
-                        origin: ReleaseOrigin::Tuf {
-                            url: url.to_owned(),
-                        },
-                    }),
-                    Err(e) => failed.push((target, e.to_string())),
-                }
+        for (t, r) in synced.downloaded {
+            match r {
+                Ok(bytes) => incoming.push(Incoming {
+                    target: t.name,
+                    bytes,
+                    origin: ReleaseOrigin::Tuf {
+                        url: url.to_owned(),
+                    },
+                }),
+                Err(e) => failed.push((t.name, e.to_string())),
             }
         }
         let h = Arc::clone(hub);
@@ -483,18 +473,17 @@ pub async fn sync_tuf(hub: &Arc<Hub>, mirror: &Mirror, url: &str) -> Result<Inge
                 target,
             });
         }
-        Ok::<_, anyhow::Error>((report, refreshed.versions.timestamp))
+        Ok::<_, anyhow::Error>((
+            report,
+            synced.versions.timestamp,
+            synced.timestamp_expires.as_second(),
+        ))
     }
     .await;
     let h = Arc::clone(hub);
     let url = url.to_owned();
     match result {
-        Ok((report, _)) => {
-            let f = mirror.freshness(now);
-            let (v, exp) = (
-                f.timestamp_version.unwrap_or(0),
-                f.expires.map_or(0, |e| e.as_second()),
-            );
+        Ok((report, v, exp)) => {
             tokio::task::spawn_blocking(move || h.record_tuf_fresh(&url, v, exp)).await??;
             Ok(report)
         }
