@@ -707,3 +707,225 @@ async fn broker_killed_and_restarted_bridge_reconnects_republishes_and_installs_
     bridge.abort();
     b.kill();
 }
+
+// ----- a real Home Assistant (KEYWAY_HA=1) ------------------------------------------
+
+struct Ha {
+    url: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Ha {
+    fn from_env(test: &str) -> Option<Ha> {
+        if std::env::var("KEYWAY_HA").as_deref() != Ok("1") {
+            println!(
+                "SKIPPED {test}: set KEYWAY_HA=1 (and eval \"$(scripts/home-assistant.sh)\") to run it against a real Home Assistant"
+            );
+            return None;
+        }
+        Some(Ha {
+            url: std::env::var("KEYWAY_HA_URL").expect("KEYWAY_HA_URL (scripts/home-assistant.sh)"),
+            token: std::env::var("KEYWAY_HA_TOKEN")
+                .expect("KEYWAY_HA_TOKEN (scripts/home-assistant.sh)"),
+            http: reqwest::Client::new(),
+        })
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        serde_json::from_str(&r.text().await.unwrap()).unwrap_or(Value::Null)
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, String) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    /// The entity of `domain` whose friendly name starts with `name`.
+    async fn find(&self, domain: &str, name: &str) -> Option<Value> {
+        let states = self.get("/api/states").await;
+        states
+            .as_array()?
+            .iter()
+            .find(|s| {
+                s["entity_id"]
+                    .as_str()
+                    .is_some_and(|e| e.starts_with(&format!("{domain}.")))
+                    && s["attributes"]["friendly_name"]
+                        .as_str()
+                        .is_some_and(|f| f.starts_with(name))
+            })
+            .cloned()
+    }
+
+    async fn state(&self, entity: &str) -> Value {
+        self.get(&format!("/api/states/{entity}")).await
+    }
+
+    async fn wait(&self, what: &str, secs: u64, entity: &str, f: impl Fn(&Value) -> bool) -> Value {
+        let end = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let s = self.state(entity).await;
+            if f(&s) {
+                return s;
+            }
+            assert!(Instant::now() < end, "timed out waiting for {what}: {s:#}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// Home Assistant itself (2025.4.4, MQTT integration, discovery on) sees
+/// the lock's two entities, the update's versions and progress move, and
+/// its own install service installs (once). Also measures the time from a
+/// lock state change the hub learned to Home Assistant's state (median).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn home_assistant_sees_the_entities_progress_and_installs() {
+    let test = "home_assistant_sees_the_entities_progress_and_installs";
+    let Some(ha) = Ha::from_env(test) else { return };
+    let Some(o) = broker(test) else { return };
+    let mut o = opts_for(o, "ha");
+    o.prefix = "homeassistant".into();
+    o.poll = Duration::from_millis(
+        std::env::var("KEYWAY_MQTT_POLL_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(250),
+    );
+    let (w, id, r2) = world(150);
+    let name = format!("Door {}", o.base);
+    w.store
+        .save_lock(&LockRecord {
+            name: name.clone(),
+            ..w.hub.lock(id).unwrap()
+        })
+        .unwrap();
+    let bridge = mqtt::spawn(w.hub.clone(), o.clone());
+
+    // The entities appear.
+    let end = Instant::now() + Duration::from_secs(30);
+    let (upd, lk) = loop {
+        if let (Some(u), Some(l)) = (ha.find("update", &name).await, ha.find("lock", &name).await) {
+            break (u, l);
+        }
+        assert!(
+            Instant::now() < end,
+            "Home Assistant never showed the entities"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let upd_id = upd["entity_id"].as_str().unwrap().to_string();
+    let lk_id = lk["entity_id"].as_str().unwrap().to_string();
+    println!("Home Assistant entities: {upd_id}, {lk_id}");
+    let s = ha
+        .wait("the offer in HA", 10, &upd_id, |s| {
+            s["attributes"]["latest_version"] == "1.2.0"
+        })
+        .await;
+    assert_eq!(s["state"], "on", "an update is available: {s:#}");
+    assert_eq!(s["attributes"]["installed_version"], "1.1.0");
+    assert_eq!(s["attributes"]["device_class"], "firmware");
+    assert!(
+        s["attributes"]["release_summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("Fixes CVE-2026-1111")
+    );
+    assert_eq!(
+        s["attributes"]["release_url"],
+        format!("http://hub.local:8080/releases/{}", r2.to_hex())
+    );
+    ha.wait("the bolt in HA", 10, &lk_id, |s| s["state"] == "unlocked")
+        .await;
+
+    // Latency: the hub learns a bolt change (refresh) -> HA's state.
+    let mut ms = Vec::new();
+    for i in 0..9 {
+        let (bolt, want) = if i % 2 == 0 {
+            (Bolt::Locked, "locked")
+        } else {
+            (Bolt::Unlocked, "unlocked")
+        };
+        w.fleet.with("udp:lock-a", |l| l.bolt = bolt);
+        let h = w.hub.clone();
+        tokio::task::spawn_blocking(move || h.refresh(id).unwrap())
+            .await
+            .unwrap();
+        let t = Instant::now();
+        ha.wait("the bolt change in HA", 10, &lk_id, |s| s["state"] == want)
+            .await;
+        ms.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let mut sorted = ms.clone();
+    sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!(
+        "FIGURE lock state change -> Home Assistant state: median {:.0} ms over {} changes (min {:.0}, max {:.0}; bridge poll {} ms, HA REST polled every 10 ms)",
+        sorted[sorted.len() / 2],
+        ms.len(),
+        sorted[0],
+        sorted[sorted.len() - 1],
+        o.poll.as_millis()
+    );
+    w.fleet.with("udp:lock-a", |l| l.bolt = Bolt::Unlocked);
+    let h = w.hub.clone();
+    tokio::task::spawn_blocking(move || h.refresh(id).unwrap())
+        .await
+        .unwrap();
+
+    // Install from Home Assistant's own service.
+    let (code, body) = ha
+        .post(
+            "/api/services/update/install",
+            serde_json::json!({"entity_id": upd_id}),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let mut seen_pct = BTreeSet::new();
+    let mut seen_progress = false;
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = ha.state(&upd_id).await;
+        if s["attributes"]["in_progress"] == true {
+            seen_progress = true;
+        }
+        if let Some(p) = s["attributes"]["update_percentage"].as_u64() {
+            seen_pct.insert(p);
+        }
+        if s["attributes"]["installed_version"] == "1.2.0"
+            && s["attributes"]["in_progress"] == false
+        {
+            assert_eq!(s["state"], "off", "up to date: {s:#}");
+            break;
+        }
+        assert!(Instant::now() < end, "never installed: {s:#}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!("Home Assistant showed in_progress: {seen_progress}, percentages {seen_pct:?}");
+    assert!(seen_progress, "HA showed the install in progress");
+    assert!(
+        seen_pct.len() >= 2,
+        "HA showed the percentage move: {seen_pct:?}"
+    );
+    assert_eq!(installs(&w), (1, 1));
+    let c = w.store.consents(id).unwrap();
+    assert_eq!(
+        (c.len(), &c[0].source, c[0].release),
+        (1, &ConsentSource::HomeAssistant, r2)
+    );
+    bridge.abort();
+}

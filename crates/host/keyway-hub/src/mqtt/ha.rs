@@ -311,24 +311,28 @@ pub fn update_state_json(
     progress: Option<&Progress>,
     release_base: Option<&str>,
 ) -> Value {
-    let installed = lock.snapshot.as_ref().map(|s| s.version.clone());
-    let latest = offer.map(|o| o.version.clone()).or(installed.clone());
+    // Home Assistant validates each key (a version must be a string, a
+    // URL a URL: one bad key drops the whole message) and keeps a key it
+    // is not sent, so: versions only once known, `release_summary` always
+    // (empty without an offer), `release_url` only with an offer.
     let mut v = json!({
-        "installed_version": installed,
-        "latest_version": latest,
         "title": format!("{} firmware", lock.class),
+        "release_summary": offer.map(summary).unwrap_or_default(),
         "in_progress": false,
         "update_percentage": null,
     });
-    if let Some(o) = offer {
-        v["release_summary"] = json!(summary(o));
-        if let Some(base) = release_base {
-            v["release_url"] = json!(format!(
-                "{}/releases/{}",
-                base.trim_end_matches('/'),
-                o.release.to_hex()
-            ));
-        }
+    if let Some(installed) = lock.snapshot.as_ref().map(|s| s.version.clone()) {
+        v["latest_version"] = json!(offer.map_or(installed.clone(), |o| o.version.clone()));
+        v["installed_version"] = json!(installed);
+    }
+    if let Some(o) = offer
+        && let Some(base) = release_base
+    {
+        v["release_url"] = json!(format!(
+            "{}/releases/{}",
+            base.trim_end_matches('/'),
+            o.release.to_hex()
+        ));
     }
     // Progress counts only for the release the entity offers.
     if let (Some(p), Some(o)) = (progress, offer)
