@@ -57,7 +57,7 @@ use tokio::task::JoinHandle;
 
 use crate::engine::decide::{self, Offer};
 use crate::engine::{Hub, HubError, Phase};
-use crate::model::{ConsentSource, Decision, Digest, LockId};
+use crate::model::{ConsentSource, Decision, Digest, LockId, LockRecord};
 
 use ha::{Command, Refusal};
 
@@ -229,14 +229,44 @@ fn install_command(
 /// Every (topic, payload) the bridge would publish now, and the lock ids.
 type Snapshot = (Vec<(String, String)>, HashSet<LockId>);
 
+/// What the bridge read from the hub last time, so a poll stays cheap:
+/// offers (which read every release of a class from the store) are
+/// recomputed only for a lock whose record changed, for all locks when
+/// the hub logged an event (a release came in, a consent, a push), and
+/// every [`OFFERS_EVERY`] anyway; locks and live progress are read on
+/// every poll (one small query, one in-memory table).
+#[derive(Default)]
+struct View {
+    locks: HashMap<LockId, LockRecord>,
+    offers: HashMap<LockId, Option<Offer>>,
+    last_event: i64,
+    offers_at: Option<std::time::Instant>,
+}
+
+/// Recompute every lock's offer at least this often.
+const OFFERS_EVERY: Duration = Duration::from_secs(60);
+
 /// Every lock's topics and payloads as the bridge would publish them now.
-fn lock_messages(hub: &Hub, opts: &MqttOptions) -> Result<Snapshot, HubError> {
+fn lock_messages(hub: &Hub, opts: &MqttOptions, view: &mut View) -> Result<Snapshot, HubError> {
+    let events = hub.store().events(view.last_event, 1000)?;
+    let all = !events.is_empty() || view.offers_at.is_none_or(|t| t.elapsed() >= OFFERS_EVERY);
+    if let Some(e) = events.last() {
+        view.last_event = e.id;
+    }
+    if all {
+        view.offers_at = Some(std::time::Instant::now());
+    }
     let mut out = Vec::new();
     let mut ids = HashSet::new();
+    let mut locks = HashMap::new();
     for lock in hub.locks()? {
         ids.insert(lock.id);
-        let offers: Vec<Offer> = hub.updates(lock.id).unwrap_or_default();
-        let offer = offers.first();
+        if all || view.locks.get(&lock.id) != Some(&lock) || !view.offers.contains_key(&lock.id) {
+            let offer = hub.updates(lock.id).unwrap_or_default().into_iter().next();
+            view.offers.insert(lock.id, offer);
+        }
+        let offer = view.offers.get(&lock.id).cloned().flatten();
+        let offer = offer.as_ref();
         let progress = hub.progress_of(lock.id);
         out.push((
             ha::discovery(&opts.prefix, &opts.base, "update", lock.id),
@@ -264,7 +294,10 @@ fn lock_messages(hub: &Hub, opts: &MqttOptions) -> Result<Snapshot, HubError> {
             ha::lock_state(&opts.base, lock.id),
             ha::bolt_state(&lock).into(),
         ));
+        locks.insert(lock.id, lock);
     }
+    view.offers.retain(|id, _| ids.contains(id));
+    view.locks = locks;
     Ok((out, ids))
 }
 
@@ -339,6 +372,7 @@ async fn run(hub: Arc<Hub>, opts: MqttOptions) {
     let inflight = Arc::new(Inflight::default());
     let mut published: HashMap<String, String> = HashMap::new();
     let mut known: HashSet<LockId> = HashSet::new();
+    let mut view = Arc::new(Mutex::new(View::default()));
     let mut connected = false;
     let mut tick = tokio::time::interval(opts.poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -355,7 +389,7 @@ async fn run(hub: Arc<Hub>, opts: MqttOptions) {
                             let _ = client.subscribe(t, QoS::AtLeastOnce).await;
                         }
                         let _ = client.publish(ha::hub_status(&opts.base), QoS::AtLeastOnce, true, "online").await;
-                        sync(&hub, &opts, &client, &mut published, &mut known).await;
+                        sync(&hub, &opts, &client, &mut published, &mut known, &mut view).await;
                     }
                     FromLoop::Disconnected(e) => {
                         if connected {
@@ -370,7 +404,7 @@ async fn run(hub: Arc<Hub>, opts: MqttOptions) {
                                 tracing::info!("Home Assistant came online; republishing discovery and state");
                                 published.clear();
                                 if connected {
-                                    sync(&hub, &opts, &client, &mut published, &mut known).await;
+                                    sync(&hub, &opts, &client, &mut published, &mut known, &mut view).await;
                                 }
                             }
                             Ok(Command::HaOffline) => {}
@@ -381,8 +415,11 @@ async fn run(hub: Arc<Hub>, opts: MqttOptions) {
                                 let (h, i) = (hub.clone(), inflight.clone());
                                 let _ = tokio::task::spawn_blocking(move || install_command(&h, &i, lock, release)).await;
                                 published.remove(&ha::update_state(&opts.base, lock));
+                                if let Ok(mut v) = view.lock() {
+                                    v.offers_at = None;
+                                }
                                 if connected {
-                                    sync(&hub, &opts, &client, &mut published, &mut known).await;
+                                    sync(&hub, &opts, &client, &mut published, &mut known, &mut view).await;
                                 }
                             }
                         }
@@ -391,7 +428,7 @@ async fn run(hub: Arc<Hub>, opts: MqttOptions) {
             }
             _ = tick.tick() => {
                 if connected {
-                    sync(&hub, &opts, &client, &mut published, &mut known).await;
+                    sync(&hub, &opts, &client, &mut published, &mut known, &mut view).await;
                 }
             }
         }
@@ -426,9 +463,15 @@ async fn sync(
     client: &AsyncClient,
     published: &mut HashMap<String, String>,
     known: &mut HashSet<LockId>,
+    view: &mut Arc<Mutex<View>>,
 ) {
-    let (h, o) = (hub.clone(), opts.clone());
-    let now = match tokio::task::spawn_blocking(move || lock_messages(&h, &o)).await {
+    let (h, o, v) = (hub.clone(), opts.clone(), view.clone());
+    let now = match tokio::task::spawn_blocking(move || {
+        let mut v = v.lock().map_err(|_| HubError::Invalid("poisoned".into()))?;
+        lock_messages(&h, &o, &mut v)
+    })
+    .await
+    {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => {
             tracing::warn!("MQTT bridge could not read the hub: {e}");
