@@ -514,3 +514,49 @@ async fn sync(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_urls_parse_or_are_refused() {
+        let o = MqttOptions::from_url("mqtt://192.168.1.5:1884").unwrap();
+        assert_eq!((o.host.as_str(), o.port), ("192.168.1.5", 1884));
+        let o = MqttOptions::from_url("mqtt://broker.local").unwrap();
+        assert_eq!(
+            (o.host.as_str(), o.port, o.prefix.as_str()),
+            ("broker.local", 1883, "homeassistant")
+        );
+        for bad in [
+            "",
+            "broker:1883",
+            "mqtts://broker:8883",
+            "mqtt://",
+            "mqtt://:1883",
+            "mqtt://broker:0",
+            "mqtt://broker:99999",
+            "mqtt://broker:x",
+            "mqtt://user:pw@broker:1883",
+            "mqtt://broker:1883/path",
+            "mqtt://[::1]:1883",
+        ] {
+            assert!(
+                matches!(MqttOptions::from_url(bad), Err(OptionsError::BadUrl(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn discovery_prefix_without_wildcards() {
+        let o = MqttOptions::from_url("mqtt://b").unwrap();
+        assert_eq!(o.clone().with_prefix("ha").unwrap().prefix, "ha");
+        for bad in ["", "home/#", "+", "ha/"] {
+            assert!(
+                matches!(o.clone().with_prefix(bad), Err(OptionsError::BadPrefix(_))),
+                "{bad:?}"
+            );
+        }
+    }
+}
