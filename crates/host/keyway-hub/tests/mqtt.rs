@@ -39,6 +39,36 @@ fn broker(test: &str) -> Option<MqttOptions> {
 
 static N: AtomicU32 = AtomicU32::new(0);
 
+/// Everything the bridges in this test binary logged (one global
+/// subscriber; each test finds its own lines by its unique topic base).
+static LOG: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+struct LogWriter;
+impl std::io::Write for LogWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        LOG.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(|| LogWriter)
+        .with_ansi(false)
+        .try_init();
+}
+
+fn log_lines(containing: &str) -> Vec<String> {
+    String::from_utf8_lossy(&LOG.lock().unwrap())
+        .lines()
+        .filter(|l| l.contains(containing))
+        .map(str::to_string)
+        .collect()
+}
+
 /// Options with a base and prefix of the test's own (tests share a broker).
 fn opts_for(mut o: MqttOptions, test: &str) -> MqttOptions {
     let n = N.fetch_add(1, Ordering::SeqCst);
@@ -412,6 +442,7 @@ async fn hostile_commands_over_the_broker_install_nothing() {
     let Some(o) = broker("hostile_commands_over_the_broker_install_nothing") else {
         return;
     };
+    capture_logs();
     let o = opts_for(o, "host");
     let (w, id, r2) = world(0);
     let r1 = w
@@ -488,6 +519,43 @@ async fn hostile_commands_over_the_broker_install_nothing() {
     assert_eq!(installs(&w), (0, 0), "nothing uploaded or consented");
     assert!(w.store.consents(id).unwrap().is_empty());
     println!("hostile commands sent: {n}; installs: 0");
+    // Each was refused with a log line naming what failed.
+    let refused = log_lines("MQTT message refused");
+    let mine = |code: &str| {
+        refused
+            .iter()
+            .filter(|l| l.contains(&o.base) && l.contains(&format!("code=\"{code}\"")))
+            .count()
+    };
+    for (code, want) in [
+        ("bad_install", 4),
+        ("no_offer", 1),
+        ("oversized", 1),
+        ("not_text", 1),
+        ("bad_lock_id", 2),
+    ] {
+        assert_eq!(mine(code), want, "log lines with code {code}: {refused:#?}");
+    }
+    let install_refusals = log_lines("MQTT install refused");
+    assert!(
+        install_refusals
+            .iter()
+            .any(|l| l.contains("no longer the lock's offer")),
+        "{install_refusals:#?}"
+    );
+    assert!(
+        install_refusals
+            .iter()
+            .any(|l| l.contains("no lock with id 999")),
+        "{install_refusals:#?}"
+    );
+    assert!(
+        log_lines("MQTT bolt command refused")
+            .iter()
+            .filter(|l| l.contains("UNLOCK"))
+            .count()
+            >= 1
+    );
     // The bridge still works after all that.
     watch.send(&cmd, good.into_bytes(), false).await;
     watch
