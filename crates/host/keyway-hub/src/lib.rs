@@ -17,6 +17,8 @@
 //!   embedded default; PostgreSQL for a fleet of hubs).
 //! * [`link`]: the [`link::LockLink`] trait: what the hub asks of a lock
 //!   over its secure channel, with typed answers and errors.
+//! * [`mqtt`]: Home Assistant over MQTT discovery (an update and a lock
+//!   entity per lock; install in Home Assistant is the owner's consent).
 
 #![warn(missing_docs)]
 
@@ -24,4 +26,5 @@ pub mod api;
 pub mod engine;
 pub mod link;
 pub mod model;
+pub mod mqtt;
 pub mod store;
