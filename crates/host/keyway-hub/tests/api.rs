@@ -585,3 +585,68 @@ async fn rollouts_over_the_api() {
     let (s, v) = call(&a, Method::GET, "/api/rollouts/77", None).await;
     assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "unknown_rollout"));
 }
+
+// ----- review 14: bad text is 400, the scheme is case-insensitive ----------------
+
+#[tokio::test]
+async fn a_nul_in_a_lock_name_is_400_invalid_text_and_changes_nothing() {
+    let w = World::new();
+    let a = app(&w);
+    let before = snapshot(&w);
+    let (s, v) = call(
+        &a,
+        Method::POST,
+        "/api/locks",
+        Some(r#"{"name": "front\u0000door", "address": "udp:127.0.0.1:1", "class": "deadbolt-2"}"#),
+    )
+    .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::BAD_REQUEST, "invalid_text"),
+        "{v}"
+    );
+    assert_eq!(snapshot(&w), before);
+}
+
+#[test]
+fn a_tuf_error_with_a_nul_is_kept_without_it() {
+    let w = World::new();
+    w.hub
+        .record_tuf_error("http://repo.example/", "server said \0 nonsense")
+        .expect("a NUL in a server's words must not fail the record");
+    let f = w.hub.freshness().unwrap();
+    assert_eq!(
+        f.record.last_error.as_deref(),
+        Some("server said \u{FFFD} nonsense")
+    );
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let w = World::new();
+    let a = app(&w);
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let req = Request::builder()
+            .method(Method::GET)
+            .uri("/api/locks")
+            .header("authorization", format!("{scheme} {TOKEN}"))
+            .body(Body::empty())
+            .unwrap();
+        let resp = a.clone().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "scheme {scheme}");
+    }
+    for bad in [
+        format!("Basic {TOKEN}"),
+        format!("Bearer{TOKEN}"),
+        format!("Bearerx {TOKEN}"),
+    ] {
+        let req = Request::builder()
+            .method(Method::GET)
+            .uri("/api/locks")
+            .header("authorization", bad.clone())
+            .body(Body::empty())
+            .unwrap();
+        let resp = a.clone().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{bad}");
+    }
+}

@@ -162,6 +162,7 @@ pub fn status_of(code: &str) -> StatusCode {
         | "log_broken" => StatusCode::BAD_GATEWAY,
         "store_full" => StatusCode::INSUFFICIENT_STORAGE,
         "invalid_value" | "bad_model" => StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_text" => StatusCode::BAD_REQUEST,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -702,12 +703,23 @@ api_routes! {
     get "/api/freshness" => freshness;
 }
 
+/// The credentials of an `Authorization: Bearer …` value. The scheme is
+/// case-insensitive (RFC 7235 §2.1, RFC 6750 §2.1: `bearer`, `BEARER`);
+/// one or more spaces separate it from the token.
+fn bearer_credentials(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    Some(rest.trim_start_matches(' '))
+}
+
 /// Whether `headers` carry the bearer token (constant time).
 fn authorized(headers: &HeaderMap, token: &str) -> bool {
     let Some(given) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(bearer_credentials)
     else {
         return false;
     };
