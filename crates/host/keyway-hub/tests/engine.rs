@@ -1401,3 +1401,39 @@ fn a_hub_leaves_locks_another_hub_paired_alone_and_says_so_once() {
     assert_eq!(w.fleet.get("a").seq, 3, "{:?}", w.kinds());
     let _ = d;
 }
+
+// ----- resuming a stopped rollout (review 14, item 12) -------------------------
+
+#[test]
+fn the_owner_resumes_a_stopped_rollout_at_its_next_wave() {
+    let w = World::new();
+    let d = w.releases(&[(3, &[])]);
+    let ids: Vec<LockId> = (0..4).map(|i| w.paired_lock(&format!("l{i}"), 2)).collect();
+    for id in &ids {
+        w.hub
+            .consent(*id, d[0], Decision::Accept, ConsentSource::Owner)
+            .unwrap();
+    }
+    w.fleet.with("l0", |l| l.script = Script::FailPush);
+    let r = w.hub.create_rollout(d[0], 2, 0, None).unwrap();
+    let r = w.hub.run_rollout(r.id).unwrap();
+    assert!(
+        matches!(r.state, RolloutState::Stopped { wave: 0, .. }),
+        "{r:?}"
+    );
+    assert!(w.fleet.get("l2").uploads.is_empty());
+    // Running it again does nothing: stopped is stopped…
+    assert_eq!(w.hub.run_rollout(r.id).unwrap().state, r.state);
+    // …until the owner resumes it.
+    let r = w.hub.resume_rollout(r.id).unwrap();
+    assert_eq!(r.state, RolloutState::Done, "{r:?}");
+    assert!(matches!(r.locks[0].1, RolloutOutcome::Failed { .. }));
+    assert_eq!(r.locks[2].1, RolloutOutcome::Updated);
+    assert_eq!(w.fleet.get("l3").seq, 3);
+    assert!(w.kinds().contains(&"rollout_resumed".to_string()));
+    // A finished rollout does not resume.
+    assert_eq!(
+        w.hub.resume_rollout(r.id).unwrap_err().code(),
+        "invalid_value"
+    );
+}

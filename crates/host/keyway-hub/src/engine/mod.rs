@@ -225,6 +225,41 @@ pub const INSTALL_REFUSED: &str = "install_refused";
 /// The code of an install with no outcome within the wait.
 pub const NO_OUTCOME: &str = "no_outcome";
 
+/// A sync of the hub's release source on request (`POST /api/sync`): the
+/// shell implements it (a TUF refresh of its mirror, then [`Hub::ingest`]
+/// of what is new, recording freshness with [`Hub::record_tuf_fresh`] /
+/// [`Hub::record_tuf_error`]) and hands it to [`Hub::set_sync`].
+/// Blocking; the API calls it from a blocking task.
+pub trait SyncNow: Send + Sync {
+    /// Syncs now; what was taken in.
+    fn sync_now(&self, hub: &Hub) -> Result<IngestReport, SyncError>;
+}
+
+/// Why a sync on request failed (typed; [`SyncError::code`]).
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The repository did not answer.
+    #[error("the release repository did not answer: {0}; the hub keeps what it holds")]
+    Unreachable(String),
+    /// The repository answered with metadata TUF refused.
+    #[error("the release repository's metadata was refused: {0}; nothing was taken in")]
+    Refused(String),
+    /// The hub failed taking it in.
+    #[error(transparent)]
+    Hub(#[from] HubError),
+}
+
+impl SyncError {
+    /// The stable machine code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SyncError::Unreachable(_) => "repository_unreachable",
+            SyncError::Refused(_) => "repository_refused",
+            SyncError::Hub(e) => e.code(),
+        }
+    }
+}
+
 /// Why a hub call failed (typed; [`HubError::code`] is the stable name the
 /// API returns).
 #[derive(Debug, thiserror::Error)]
@@ -399,6 +434,8 @@ pub struct Hub {
     foreign: Mutex<HashSet<LockId>>,
     /// Locks this hub owns (confirmed once: a lock's owner never changes).
     owned: Mutex<HashSet<LockId>>,
+    /// How to sync on request, when the shell gave one.
+    sync: Mutex<Option<Arc<dyn SyncNow>>>,
 }
 
 /// Releases the lock's busy mark (and its push lease, when taken) when a
@@ -464,6 +501,24 @@ impl Hub {
             retry: Mutex::new(None),
             foreign: Mutex::new(HashSet::new()),
             owned: Mutex::new(HashSet::new()),
+            sync: Mutex::new(None),
+        }
+    }
+
+    /// Gives the hub a way to sync its release source on request.
+    pub fn set_sync(&self, sync: Arc<dyn SyncNow>) {
+        if let Ok(mut s) = self.sync.lock() {
+            *s = Some(sync);
+        }
+    }
+
+    /// Syncs the release source now; `Ok(None)` when the shell gave the
+    /// hub no way to (see [`Hub::set_sync`]).
+    pub fn sync_now(&self) -> Result<Option<IngestReport>, SyncError> {
+        let sync = self.sync.lock().ok().and_then(|s| s.clone());
+        match sync {
+            None => Ok(None),
+            Some(s) => s.sync_now(self).map(Some),
         }
     }
 
@@ -1554,6 +1609,30 @@ impl Hub {
                 )?,
             }
         }
+    }
+
+    /// Resumes a rollout its error threshold stopped: the owner has looked
+    /// at the failures and chooses to go on. The stopped wave's outcomes
+    /// stand (its failed locks keep their accepted consents, which
+    /// [`Hub::tick`] retries); the rollout goes on at the next wave, runs
+    /// its waves (blocking, like [`Hub::run_rollout`]) and may stop again.
+    /// Only a stopped rollout resumes (`invalid_value` otherwise).
+    pub fn resume_rollout(&self, id: i64) -> Result<Rollout, HubError> {
+        let mut r = self.rollout(id)?;
+        let RolloutState::Stopped { wave, .. } = r.state else {
+            return Err(HubError::Invalid(format!(
+                "rollout {id} is not stopped: only a rollout its error threshold stopped resumes"
+            )));
+        };
+        r.state = RolloutState::Running { wave: wave + 1 };
+        self.store.save_rollout(&r)?;
+        self.event(
+            None,
+            EventLevel::Info,
+            "rollout_resumed",
+            &format!("rollout {id} resumed by the owner after wave {wave}"),
+        )?;
+        self.run_rollout(id)
     }
 
     /// Runs every rollout left running (a hub that stopped mid-rollout
