@@ -20,6 +20,22 @@
 //! * A lock's answer that contradicts itself or what the hub knows (a
 //!   [`decide::Lie`]) raises an `Alert` event and is not acted on: the
 //!   hub keeps the record it had and counts the install as failed.
+//! * The intent to install is the stored consent, not a call in flight:
+//!   [`Hub::tick`] (re)starts the install of each lock's newest accepted
+//!   update it does not run yet (a push cut by an unreachable lock, a busy
+//!   lock, a killed hub), with a backoff per lock (`retry_base_secs`
+//!   doubling to `retry_max_secs`) rebuilt from the stored events after a
+//!   restart. A declined or no-longer-applicable release is never retried.
+//! * A tick works on its locks on the rollouts' pool (`concurrency`), and
+//!   one lock's error is an event (`tick_failed`, with its code), never the
+//!   end of the tick for the others.
+//! * Hubs may share one store (a fleet view on PostgreSQL). Store leases
+//!   ([`Store::try_lease`]) make one of them act at a time: `push:LOCK`
+//!   while a hub pushes to a lock, `rollout:ID` while it runs a rollout's
+//!   waves (renewed each wave; both last `lease_secs` at most if a hub
+//!   dies), and `owner:LOCK`, held for ever by the hub (`hub_id`) that
+//!   paired the lock: only that hub ticks it (others leave it alone, with
+//!   one `lock_of_another_hub` event).
 //!
 //! [`Event`]: crate::model::Event
 
@@ -1692,8 +1708,8 @@ impl Hub {
     /// reason until it goes through) or whose audit log is due, fetches the
     /// due logs (every `log_interval_secs`), consents to high and critical
     /// fixes where the owner opted in, and (re)starts the install of the
-    /// newest accepted update the lock does not run yet (see
-    /// [`Hub::retry_install`]).
+    /// newest accepted update the lock does not run yet, once its backoff
+    /// allows and no rollout runs in this hub.
     ///
     /// One lock's failure never stops the others: it is counted, written
     /// as an event `tick_failed` (with the error's code), and the tick goes
@@ -1900,7 +1916,9 @@ impl Hub {
     /// push to it is running) once its backoff allows. `Ok(true)` when an
     /// install was started (whatever its outcome).
     fn retry_install(&self, id: LockId) -> Result<bool, HubError> {
-        if busy_or(&self.busy, id) {
+        // A rollout running in this hub pushes its locks itself: a retry
+        // racing it would make its push `lock_busy` (a counted failure).
+        if busy_or(&self.busy, id) || self.rolling.lock().map_or(true, |r| !r.is_empty()) {
             return Ok(false);
         }
         let lock = self.lock(id)?;
@@ -1946,7 +1964,7 @@ impl Hub {
     }
 
     /// Consents (as the owner's opt-in) to each high or critical fix the
-    /// lock has no decision on yet; [`Hub::retry_install`] installs it (and
+    /// lock has no decision on yet; `retry_install` installs it (and
     /// retries it, like any accepted update).
     fn auto_install(&self, id: LockId) -> Result<u32, HubError> {
         let lock = self.lock(id)?;
