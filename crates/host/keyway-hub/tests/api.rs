@@ -612,7 +612,7 @@ async fn a_nul_in_a_lock_name_is_400_invalid_text_and_changes_nothing() {
 fn a_tuf_error_with_a_nul_is_kept_without_it() {
     let w = World::new();
     w.hub
-        .record_tuf_error("http://repo.example/", "server said \0 nonsense")
+        .record_tuf_error("http://repo.example/\0", "server said \0 nonsense")
         .expect("a NUL in a server's words must not fail the record");
     let f = w.hub.freshness().unwrap();
     assert_eq!(

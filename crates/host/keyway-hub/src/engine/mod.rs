@@ -1366,7 +1366,7 @@ impl Hub {
         expires: UnixSecs,
     ) -> Result<(), HubError> {
         let f = Freshness {
-            url: Some(url.to_string()),
+            url: Some(url.replace('\0', "\u{FFFD}")),
             last_fresh_at: Some(self.now()),
             timestamp_version: Some(timestamp_version),
             timestamp_expires: Some(expires),
@@ -1383,7 +1383,7 @@ impl Hub {
     pub fn record_tuf_error(&self, url: &str, error: &str) -> Result<(), HubError> {
         let error = &error.replace('\0', "\u{FFFD}");
         let mut f = self.store.freshness()?;
-        f.url = Some(url.to_string());
+        f.url = Some(url.replace('\0', "\u{FFFD}"));
         f.last_error = Some(error.to_string());
         self.store.set_freshness(&f)?;
         self.event(None, EventLevel::Warning, "tuf_sync_failed", error)?;
