@@ -66,7 +66,12 @@ pub enum LinkError {
 
 /// How an audit-log export failed verification (the kinds `keyway log
 /// verify` tells apart).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// In JSON (a lock's `log.kind` when broken) a snake-case code:
+/// `modified`, `deleted`, `truncated`, `out_of_order`, `inserted`,
+/// `forged`, `other_device`, `unreadable`, `no_head`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LogBreak {
     /// A record's bytes changed.
     Modified,

@@ -294,6 +294,11 @@ pub enum LogHealth {
     Broken {
         /// What failed (the verifier's typed reason, rendered).
         reason: String,
+        /// The verifier's first finding, typed (a code in JSON); `None`
+        /// when the lock's answer was not a log at all (and in rows stored
+        /// before this field).
+        #[serde(default)]
+        kind: Option<crate::link::LogBreak>,
         /// When it was seen.
         at: UnixSecs,
     },
@@ -431,6 +436,13 @@ pub enum RolloutOutcome {
     Failed {
         /// Why, in words.
         reason: String,
+        /// Why, as a stable code clients decide on: a hub error code
+        /// (`lock_unreachable`, `lock_refused`, `lock_lied`, …, as the API
+        /// returns them), `install_refused` (the lock refused the install
+        /// or reverted its trial) or `no_outcome` (none within the wait).
+        /// Empty in rows stored before this field.
+        #[serde(default)]
+        code: String,
     },
 }
 

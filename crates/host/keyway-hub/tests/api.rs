@@ -585,3 +585,159 @@ async fn rollouts_over_the_api() {
     let (s, v) = call(&a, Method::GET, "/api/rollouts/77", None).await;
     assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "unknown_rollout"));
 }
+
+// ----- review 14: bad text is 400, the scheme is case-insensitive ----------------
+
+#[tokio::test]
+async fn a_nul_in_a_lock_name_is_400_invalid_text_and_changes_nothing() {
+    let w = World::new();
+    let a = app(&w);
+    let before = snapshot(&w);
+    let (s, v) = call(
+        &a,
+        Method::POST,
+        "/api/locks",
+        Some(r#"{"name": "front\u0000door", "address": "udp:127.0.0.1:1", "class": "deadbolt-2"}"#),
+    )
+    .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::BAD_REQUEST, "invalid_text"),
+        "{v}"
+    );
+    assert_eq!(snapshot(&w), before);
+}
+
+#[test]
+fn a_tuf_error_with_a_nul_is_kept_without_it() {
+    let w = World::new();
+    w.hub
+        .record_tuf_error("http://repo.example/\0", "server said \0 nonsense")
+        .expect("a NUL in a server's words must not fail the record");
+    let f = w.hub.freshness().unwrap();
+    assert_eq!(
+        f.record.last_error.as_deref(),
+        Some("server said \u{FFFD} nonsense")
+    );
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let w = World::new();
+    let a = app(&w);
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let req = Request::builder()
+            .method(Method::GET)
+            .uri("/api/locks")
+            .header("authorization", format!("{scheme} {TOKEN}"))
+            .body(Body::empty())
+            .unwrap();
+        let resp = a.clone().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "scheme {scheme}");
+    }
+    for bad in [
+        format!("Basic {TOKEN}"),
+        format!("Bearer{TOKEN}"),
+        format!("Bearerx {TOKEN}"),
+    ] {
+        let req = Request::builder()
+            .method(Method::GET)
+            .uri("/api/locks")
+            .header("authorization", bad.clone())
+            .body(Body::empty())
+            .unwrap();
+        let resp = a.clone().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{bad}");
+    }
+}
+
+// ----- review 14, item 12: resume a stopped rollout, sync now ----------------------
+
+#[tokio::test]
+async fn a_stopped_rollout_resumes_over_the_api() {
+    let w = World::new();
+    let a = app(&w);
+    let d = w.releases(&[(3, &[])]);
+    let ids: Vec<LockId> = (0..2).map(|i| w.paired_lock(&format!("l{i}"), 2)).collect();
+    for id in &ids {
+        w.hub
+            .consent(*id, d[0], Decision::Accept, ConsentSource::Owner)
+            .unwrap();
+    }
+    w.fleet.with("l0", |l| l.script = Script::FailPush);
+    let r = w.hub.create_rollout(d[0], 1, 0, None).unwrap();
+    let r = w.hub.run_rollout(r.id).unwrap();
+    assert!(matches!(r.state, RolloutState::Stopped { .. }));
+    let (s, v) = call(&a, Method::GET, &format!("/api/rollouts/{}", r.id), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["locks"][0][1]["code"], "lock_refused", "{v}");
+    let uri = format!("/api/rollouts/{}/resume", r.id);
+    let (s, v) = call(&a, Method::POST, &uri, None).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let mut state = Value::Null;
+    for _ in 0..200 {
+        let (_, v) = call(&a, Method::GET, &format!("/api/rollouts/{}", r.id), None).await;
+        state = v["state"]["state"].clone();
+        if state == "done" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(state, "done");
+    assert_eq!(w.fleet.get("l1").seq, 3);
+    let (s, v) = call(&a, Method::POST, &uri, None).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_value")
+    );
+    let (s, v) = call(&a, Method::POST, "/api/rollouts/77/resume", None).await;
+    assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "unknown_rollout"));
+}
+
+/// A sync source that hands the hub one envelope, or fails as told.
+struct Repo(Vec<u8>, std::sync::Mutex<Option<&'static str>>);
+
+impl keyway_hub::engine::SyncNow for Repo {
+    fn sync_now(
+        &self,
+        hub: &keyway_hub::engine::Hub,
+    ) -> Result<keyway_hub::engine::IngestReport, keyway_hub::engine::SyncError> {
+        use keyway_hub::engine::SyncError;
+        match *self.1.lock().unwrap() {
+            Some("down") => Err(SyncError::Unreachable("connection refused".into())),
+            Some("bad") => Err(SyncError::Refused("timestamp version went back".into())),
+            _ => Ok(hub.ingest(vec![incoming("deadbolt-2/r4.suit", self.0.clone())])?),
+        }
+    }
+}
+
+#[tokio::test]
+async fn sync_now_takes_releases_in_or_says_why_not() {
+    let w = World::new();
+    let a = app(&w);
+    let (s, v) = call(&a, Method::POST, "/api/sync", None).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::NOT_IMPLEMENTED, "sync_unavailable")
+    );
+    let repo = Arc::new(Repo(
+        envelope(&w.vendor.key, CLASS, 4, &[], None),
+        std::sync::Mutex::new(Some("down")),
+    ));
+    w.hub.set_sync(repo.clone());
+    let (s, v) = call(&a, Method::POST, "/api/sync", None).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::GATEWAY_TIMEOUT, "repository_unreachable")
+    );
+    *repo.1.lock().unwrap() = Some("bad");
+    let (s, v) = call(&a, Method::POST, "/api/sync", None).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::BAD_GATEWAY, "repository_refused")
+    );
+    *repo.1.lock().unwrap() = None;
+    let (s, v) = call(&a, Method::POST, "/api/sync", None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["imported"][0]["version"], "1.4.0", "{v}");
+}

@@ -60,7 +60,10 @@ fn lock(seq_image: Option<Digest>, version: &str) -> LockRecord {
 
 #[test]
 fn wave_stop_rule_is_strictly_above_the_threshold() {
-    let f = || RolloutOutcome::Failed { reason: "x".into() };
+    let f = || RolloutOutcome::Failed {
+        reason: "x".into(),
+        code: "lock_refused".into(),
+    };
     let u = || RolloutOutcome::Updated;
     // 1 of 4 = 25%: at a 25% threshold it continues, at 24% it stops.
     let wave = [f(), u(), u(), u()];
@@ -265,4 +268,40 @@ fn consent_decision_is_the_latest() {
         Some(Decision::Decline)
     );
     assert_eq!(decision(&[], &d), None);
+}
+
+/// Rows stored before the typed codes (review 14, item 4) still decode:
+/// a rollout's failure without `code`, a broken log without `kind`.
+#[test]
+fn rows_stored_without_the_typed_codes_still_decode() {
+    let o: RolloutOutcome =
+        serde_json::from_str(r#"{"outcome":"failed","reason":"lock 3: no answer"}"#).unwrap();
+    assert_eq!(
+        o,
+        RolloutOutcome::Failed {
+            reason: "lock 3: no answer".into(),
+            code: String::new()
+        }
+    );
+    let h: LogHealth =
+        serde_json::from_str(r#"{"state":"broken","reason":"Forged: x","at":5}"#).unwrap();
+    assert!(
+        matches!(
+            h,
+            LogHealth::Broken {
+                kind: None,
+                at: 5,
+                ..
+            }
+        ),
+        "{h:?}"
+    );
+    // And the new ones carry their codes.
+    let v = serde_json::to_value(LogHealth::Broken {
+        reason: "Forged: x".into(),
+        kind: Some(keyway_hub::link::LogBreak::OtherDevice),
+        at: 5,
+    })
+    .unwrap();
+    assert_eq!(v["kind"], "other_device");
 }

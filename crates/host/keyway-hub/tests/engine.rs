@@ -6,6 +6,7 @@ mod support;
 
 use keyway_hub::engine::{HubError, InstallReport, Phase};
 use keyway_hub::model::*;
+use keyway_hub::store::StoreError;
 use support::*;
 
 // ----- intake --------------------------------------------------------------
@@ -952,4 +953,489 @@ fn a_release_signed_by_a_delegated_key_verifies_with_the_key_set_taken_in_earlie
         ])
         .unwrap();
     assert_eq!(r.refused.len(), 2, "{r:?}");
+}
+
+// ----- retries of accepted updates (review 14, item 1) ----------------------
+
+#[test]
+fn an_accepted_consent_whose_push_failed_is_retried_on_a_later_tick() {
+    let w = World::new();
+    let d = w.releases(&[(3, &[])]);
+    let id = w.paired_lock("a", 2);
+    w.hub
+        .consent(id, d[0], Decision::Accept, ConsentSource::Owner)
+        .unwrap();
+    w.fleet.with("a", |l| l.script = Script::Unreachable);
+    assert_eq!(
+        w.hub.install(id, d[0]).unwrap_err().code(),
+        "lock_unreachable"
+    );
+    // Back in range, but within the backoff: nothing is sent yet.
+    w.fleet.with("a", |l| l.script = Script::Honest);
+    let t = w.hub.tick().unwrap();
+    assert_eq!(t.installs_retried, 0, "{t:?}");
+    assert!(w.fleet.get("a").uploads.is_empty());
+    // After the backoff, the tick installs it with no new call.
+    w.clock.advance(w.hub.config().retry_base_secs);
+    let t = w.hub.tick().unwrap();
+    assert_eq!(t.installs_retried, 1, "{t:?}");
+    assert_eq!(w.fleet.get("a").seq, 3);
+    assert_eq!(w.hub.lock(id).unwrap().snapshot.unwrap().version, "1.3.0");
+    // And never again.
+    w.clock.advance(3600);
+    assert_eq!(w.hub.tick().unwrap().installs_retried, 0);
+    assert_eq!(w.fleet.get("a").uploads.len(), 1);
+}
+
+#[test]
+fn the_retry_backs_off_and_a_restarted_hub_keeps_backing_off() {
+    let w = World::new();
+    let d = w.releases(&[(3, &[])]);
+    let id = w.paired_lock("a", 2);
+    w.hub
+        .consent(id, d[0], Decision::Accept, ConsentSource::Owner)
+        .unwrap();
+    w.fleet.with("a", |l| l.script = Script::FailPush);
+    let base = w.hub.config().retry_base_secs;
+    assert!(w.hub.install(id, d[0]).is_err()); // failure 1
+    w.clock.advance(base);
+    assert_eq!(w.hub.tick().unwrap().installs_retried, 1); // failure 2: waits 2×base
+    w.clock.advance(base);
+    assert_eq!(w.hub.tick().unwrap().installs_retried, 0);
+    // A new hub over the same store reads the failures from the events.
+    let hub = keyway_hub::engine::Hub::new(
+        w.store.clone(),
+        std::sync::Arc::new(w.fleet.clone()),
+        w.clock.clone(),
+        w.hub.config().clone(),
+    );
+    assert_eq!(hub.tick().unwrap().installs_retried, 0, "restart hammers");
+    w.clock.advance(base);
+    w.fleet.with("a", |l| l.script = Script::Honest);
+    assert_eq!(hub.tick().unwrap().installs_retried, 1);
+    assert_eq!(w.fleet.get("a").seq, 3);
+}
+
+#[test]
+fn a_hub_restarted_mid_upload_finishes_the_install_on_its_next_tick() {
+    let w = World::new();
+    let d = w.releases(&[(3, &[])]);
+    let id = w.paired_lock("a", 2);
+    w.hub
+        .consent(id, d[0], Decision::Accept, ConsentSource::Owner)
+        .unwrap();
+    // The push began, then the hub was killed: no outcome was written.
+    w.store
+        .add_event(
+            w.hub.now(),
+            Some(id),
+            EventLevel::Info,
+            "push_started",
+            "pushing",
+        )
+        .unwrap();
+    let hub = keyway_hub::engine::Hub::new(
+        w.store.clone(),
+        std::sync::Arc::new(w.fleet.clone()),
+        w.clock.clone(),
+        w.hub.config().clone(),
+    );
+    let t = hub.tick().unwrap();
+    assert_eq!(t.installs_retried, 1, "{t:?}");
+    assert_eq!(w.fleet.get("a").seq, 3);
+    assert!(w.kinds().contains(&"install_running".to_string()));
+}
+
+#[test]
+fn a_declined_or_no_longer_applicable_release_is_never_retried() {
+    let w = World::new();
+    let d = w.releases(&[(3, &[]), (4, &[])]);
+    let a = w.paired_lock("a", 2);
+    let b = w.paired_lock("b", 2);
+    // a: accepted, then declined.
+    w.hub
+        .consent(a, d[0], Decision::Accept, ConsentSource::Owner)
+        .unwrap();
+    w.clock.advance(1);
+    w.hub
+        .consent(a, d[0], Decision::Decline, ConsentSource::Owner)
+        .unwrap();
+    // b: accepted 1.3.0, then went to 1.4.0 some other way.
+    w.hub
+        .consent(b, d[0], Decision::Accept, ConsentSource::Owner)
+        .unwrap();
+    w.fleet.with("b", |l| l.seq = 4);
+    for _ in 0..3 {
+        w.clock.advance(4000);
+        let t = w.hub.tick().unwrap();
+        assert_eq!(t.installs_retried, 0, "{t:?}");
+    }
+    assert!(w.fleet.get("a").uploads.is_empty());
+    assert!(w.fleet.get("b").uploads.is_empty());
+    assert_eq!(w.fleet.get("a").seq, 2);
+}
+
+#[test]
+fn an_auto_consent_after_an_unreachable_tick_installs_on_a_later_one() {
+    let w = World::new();
+    let d = w.releases(&[(3, &[("CVE-2026-10001", "critical")])]);
+    let id = w.paired_lock("a", 2);
+    w.hub.set_auto_install(id, true).unwrap();
+    // Reachable for its status, but the push fails.
+    w.fleet.with("a", |l| l.script = Script::FailPush);
+    let t = w.hub.tick().unwrap();
+    assert_eq!(t.auto_installs, 1, "{t:?}");
+    assert_eq!(w.fleet.get("a").seq, 2);
+    w.fleet.with("a", |l| l.script = Script::Honest);
+    w.clock.advance(w.hub.config().retry_base_secs);
+    w.hub.tick().unwrap();
+    assert_eq!(w.fleet.get("a").seq, 3, "{:?}", w.kinds());
+    let _ = d;
+}
+
+// ----- tick isolation and concurrency (review 14, item 11) -----------------
+
+#[test]
+fn one_locks_error_does_not_stop_the_tick_for_the_others() {
+    let w = World::new();
+    let bad = w.paired_lock("a", 2);
+    let good = w.paired_lock("b", 2);
+    let hub = keyway_hub::engine::Hub::new(
+        std::sync::Arc::new(FailSaves {
+            inner: w.store.clone(),
+            lock: bad,
+        }),
+        std::sync::Arc::new(w.fleet.clone()),
+        w.clock.clone(),
+        w.hub.config().clone(),
+    );
+    let t = hub.tick().expect("one lock's store error aborted the tick");
+    assert_eq!(t.failed, 1, "{t:?}");
+    assert_eq!(t.logs_fetched, 1, "{t:?}");
+    assert!(matches!(
+        w.hub.lock(good).unwrap().log,
+        LogHealth::Intact { .. }
+    ));
+    let e = w
+        .events()
+        .into_iter()
+        .find(|e| e.kind == "tick_failed")
+        .expect("a tick_failed event");
+    assert_eq!(e.lock, Some(bad));
+    assert!(e.message.contains("store_failed"), "{}", e.message);
+}
+
+#[test]
+fn a_tick_works_on_locks_concurrently() {
+    let w = World::new(); // concurrency 4
+    for i in 0..4 {
+        w.paired_lock(&format!("l{i}"), 2);
+    }
+    w.fleet.with("l0", |l| l.script = Script::Unreachable);
+    for i in 0..4 {
+        w.fleet.with(&format!("l{i}"), |l| l.delay_ms = 150);
+    }
+    let t = w.hub.tick().unwrap();
+    assert_eq!(t.unreachable, 1, "{t:?}");
+    assert_eq!(t.logs_fetched, 3, "{t:?}");
+    let max = w.fleet.1.max.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        max >= 2,
+        "at most {max} lock answered at once: the tick is serial"
+    );
+}
+
+/// A store that fails every `save_lock` of one lock (a corrupt row, a
+/// constraint), delegating the rest.
+struct FailSaves {
+    inner: std::sync::Arc<dyn keyway_hub::store::Store>,
+    lock: LockId,
+}
+
+impl keyway_hub::store::Store for FailSaves {
+    fn put_model(&self, m: &ModelAnchors) -> Result<(), StoreError> {
+        self.inner.put_model(m)
+    }
+    fn models(&self) -> Result<Vec<ModelAnchors>, StoreError> {
+        self.inner.models()
+    }
+    fn put_release(&self, r: &Release) -> Result<bool, StoreError> {
+        self.inner.put_release(r)
+    }
+    fn release(&self, d: &Digest) -> Result<Option<Release>, StoreError> {
+        self.inner.release(d)
+    }
+    fn releases(&self, c: Option<&str>) -> Result<Vec<Release>, StoreError> {
+        self.inner.releases(c)
+    }
+    fn add_lock(&self, l: &NewLock) -> Result<LockId, StoreError> {
+        self.inner.add_lock(l)
+    }
+    fn lock(&self, id: LockId) -> Result<Option<LockRecord>, StoreError> {
+        self.inner.lock(id)
+    }
+    fn locks(&self) -> Result<Vec<LockRecord>, StoreError> {
+        self.inner.locks()
+    }
+    fn save_lock(&self, l: &LockRecord) -> Result<(), StoreError> {
+        if l.id == self.lock {
+            return Err(StoreError::Backend("row is corrupt".into()));
+        }
+        self.inner.save_lock(l)
+    }
+    fn remove_lock(&self, id: LockId) -> Result<(), StoreError> {
+        self.inner.remove_lock(id)
+    }
+    fn put_consent(&self, c: &Consent) -> Result<(), StoreError> {
+        self.inner.put_consent(c)
+    }
+    fn consents(&self, id: LockId) -> Result<Vec<Consent>, StoreError> {
+        self.inner.consents(id)
+    }
+    fn put_log(&self, e: &LogExport) -> Result<(), StoreError> {
+        self.inner.put_log(e)
+    }
+    fn logs(&self, id: LockId) -> Result<Vec<LogExport>, StoreError> {
+        self.inner.logs(id)
+    }
+    fn create_rollout(&self, r: &Rollout) -> Result<i64, StoreError> {
+        self.inner.create_rollout(r)
+    }
+    fn save_rollout(&self, r: &Rollout) -> Result<(), StoreError> {
+        self.inner.save_rollout(r)
+    }
+    fn rollout(&self, id: i64) -> Result<Option<Rollout>, StoreError> {
+        self.inner.rollout(id)
+    }
+    fn rollouts(&self) -> Result<Vec<Rollout>, StoreError> {
+        self.inner.rollouts()
+    }
+    fn add_event(
+        &self,
+        at: UnixSecs,
+        lock: Option<LockId>,
+        level: EventLevel,
+        kind: &str,
+        message: &str,
+    ) -> Result<i64, StoreError> {
+        self.inner.add_event(at, lock, level, kind, message)
+    }
+    fn events(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
+        self.inner.events(after, limit)
+    }
+    fn freshness(&self) -> Result<Freshness, StoreError> {
+        self.inner.freshness()
+    }
+    fn set_freshness(&self, f: &Freshness) -> Result<(), StoreError> {
+        self.inner.set_freshness(f)
+    }
+    fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: UnixSecs,
+        until: UnixSecs,
+    ) -> Result<bool, StoreError> {
+        self.inner.try_lease(name, holder, now, until)
+    }
+    fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        self.inner.release_lease(name, holder)
+    }
+}
+
+// ----- typed reasons (review 14, item 4) -------------------------------------
+
+#[test]
+fn failures_carry_stable_codes_in_progress_reports_rollouts_and_logs() {
+    let w = World::new();
+    let d = w.releases(&[(3, &[])]);
+    let a = w.paired_lock("a", 2);
+    let b = w.paired_lock("b", 2);
+    for id in [a, b] {
+        w.hub
+            .consent(id, d[0], Decision::Accept, ConsentSource::Owner)
+            .unwrap();
+    }
+    // A push the lock refuses: the progress carries the hub error's code.
+    w.fleet.with("a", |l| l.script = Script::FailPush);
+    assert!(w.hub.install(a, d[0]).is_err());
+    assert_eq!(
+        w.hub.progress_of(a).unwrap().error_code,
+        Some("lock_refused")
+    );
+    // An install the lock refuses (a reverted trial).
+    w.fleet.with("a", |l| l.script = Script::Refuse);
+    match w.hub.install(a, d[0]).unwrap() {
+        InstallReport::Refused { code, .. } => assert_eq!(code, "install_refused"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        w.hub.progress_of(a).unwrap().error_code,
+        Some("install_refused")
+    );
+    // A rollout's failures: unreachable, and refused.
+    w.fleet.with("b", |l| l.script = Script::Unreachable);
+    let r = w.hub.create_rollout(d[0], 10, 100, None).unwrap();
+    let r = w.hub.run_rollout(r.id).unwrap();
+    let codes: Vec<String> = r
+        .locks
+        .iter()
+        .map(|(_, o)| match o {
+            RolloutOutcome::Failed { code, .. } => code.clone(),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(codes, vec!["install_refused", "lock_unreachable"]);
+    // A broken log keeps the verifier's kind.
+    w.fleet.with("a", |l| l.script = Script::LogBroken);
+    match w.hub.fetch_log(a).unwrap() {
+        LogHealth::Broken { kind, .. } => {
+            assert_eq!(kind, Some(keyway_hub::link::LogBreak::Forged))
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+// ----- two hubs on one store (review 14, item 5) -----------------------------
+
+fn second_hub(w: &World, hub_id: &str) -> std::sync::Arc<keyway_hub::engine::Hub> {
+    std::sync::Arc::new(keyway_hub::engine::Hub::new(
+        w.store.clone(),
+        std::sync::Arc::new(w.fleet.clone()),
+        w.clock.clone(),
+        keyway_hub::engine::HubConfig {
+            hub_id: hub_id.into(),
+            ..w.hub.config().clone()
+        },
+    ))
+}
+
+#[test]
+fn two_hubs_on_one_store_do_not_push_a_lock_twice_at_once() {
+    let w = World::new();
+    let d = w.releases(&[(3, &[])]);
+    let id = w.paired_lock("a", 2);
+    w.hub
+        .consent(id, d[0], Decision::Accept, ConsentSource::Owner)
+        .unwrap();
+    w.fleet.with("a", |l| l.upload_ms = 300);
+    let b = second_hub(&w, "hub-b");
+    let (ra, rb) = std::thread::scope(|s| {
+        let ha = s.spawn(|| w.hub.install(id, d[0]));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let hb = s.spawn(|| b.install(id, d[0]));
+        (ha.join().unwrap(), hb.join().unwrap())
+    });
+    // Whichever took the lease first pushed; the other heard `lock_busy`.
+    let (won, lost) = if ra.is_ok() { (ra, rb) } else { (rb, ra) };
+    assert!(matches!(won, Ok(InstallReport::Running)), "{won:?}");
+    assert_eq!(lost.unwrap_err().code(), "lock_busy");
+    assert_eq!(w.fleet.get("a").uploads.len(), 1);
+    // The lease was given up: the next push goes.
+    assert!(matches!(
+        b.install(id, d[0]),
+        Ok(InstallReport::AlreadyRunning)
+    ));
+}
+
+#[test]
+fn two_hubs_on_one_store_run_a_rollout_once() {
+    let w = World::new();
+    let d = w.releases(&[(3, &[])]);
+    let ids: Vec<LockId> = (0..4).map(|i| w.paired_lock(&format!("l{i}"), 2)).collect();
+    for id in &ids {
+        w.hub
+            .consent(*id, d[0], Decision::Accept, ConsentSource::Owner)
+            .unwrap();
+        w.fleet.with(&format!("l{}", id - 1), |l| l.upload_ms = 100);
+    }
+    let r = w.hub.create_rollout(d[0], 2, 0, None).unwrap();
+    let b = second_hub(&w, "hub-b");
+    let (ra, rb) = std::thread::scope(|s| {
+        let ha = s.spawn(|| w.hub.run_rollout(r.id).unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        let hb = s.spawn(|| b.run_rollout(r.id).unwrap());
+        (ha.join().unwrap(), hb.join().unwrap())
+    });
+    let saved = w.hub.rollout(r.id).unwrap();
+    assert_eq!(saved.state, RolloutState::Done, "{ra:?} {rb:?}");
+    assert!(
+        saved
+            .locks
+            .iter()
+            .all(|(_, o)| *o == RolloutOutcome::Updated),
+        "{saved:?}"
+    );
+    for i in 0..4 {
+        assert_eq!(w.fleet.get(&format!("l{i}")).uploads.len(), 1, "l{i}");
+    }
+}
+
+#[test]
+fn a_hub_leaves_locks_another_hub_paired_alone_and_says_so_once() {
+    let w = World::new();
+    let d = w.releases(&[(3, &[("CVE-2026-10002", "critical")])]);
+    let id = w.paired_lock("a", 2); // paired by hub "local"
+    w.hub.set_auto_install(id, true).unwrap();
+    w.fleet.with("a", |l| l.script = Script::Unreachable);
+    let b = second_hub(&w, "hub-b");
+    for _ in 0..3 {
+        w.clock.advance(4000);
+        let t = b.tick().unwrap();
+        assert_eq!(t.other_hub, 1, "{t:?}");
+        assert_eq!((t.rechecked, t.unreachable, t.auto_installs), (0, 0, 0));
+    }
+    let kinds = w.kinds();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "lock_of_another_hub").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert!(
+        !kinds.contains(&"lock_unreachable".to_string()),
+        "{kinds:?}"
+    );
+    assert!(w.store.consents(id).unwrap().is_empty());
+    // Its own hub still acts on it.
+    w.fleet.with("a", |l| l.script = Script::Honest);
+    let t = w.hub.tick().unwrap();
+    assert_eq!(t.other_hub, 0);
+    assert_eq!(w.fleet.get("a").seq, 3, "{:?}", w.kinds());
+    let _ = d;
+}
+
+// ----- resuming a stopped rollout (review 14, item 12) -------------------------
+
+#[test]
+fn the_owner_resumes_a_stopped_rollout_at_its_next_wave() {
+    let w = World::new();
+    let d = w.releases(&[(3, &[])]);
+    let ids: Vec<LockId> = (0..4).map(|i| w.paired_lock(&format!("l{i}"), 2)).collect();
+    for id in &ids {
+        w.hub
+            .consent(*id, d[0], Decision::Accept, ConsentSource::Owner)
+            .unwrap();
+    }
+    w.fleet.with("l0", |l| l.script = Script::FailPush);
+    let r = w.hub.create_rollout(d[0], 2, 0, None).unwrap();
+    let r = w.hub.run_rollout(r.id).unwrap();
+    assert!(
+        matches!(r.state, RolloutState::Stopped { wave: 0, .. }),
+        "{r:?}"
+    );
+    assert!(w.fleet.get("l2").uploads.is_empty());
+    // Running it again does nothing: stopped is stopped…
+    assert_eq!(w.hub.run_rollout(r.id).unwrap().state, r.state);
+    // …until the owner resumes it.
+    let r = w.hub.resume_rollout(r.id).unwrap();
+    assert_eq!(r.state, RolloutState::Done, "{r:?}");
+    assert!(matches!(r.locks[0].1, RolloutOutcome::Failed { .. }));
+    assert_eq!(r.locks[2].1, RolloutOutcome::Updated);
+    assert_eq!(w.fleet.get("l3").seq, 3);
+    assert!(w.kinds().contains(&"rollout_resumed".to_string()));
+    // A finished rollout does not resume.
+    assert_eq!(
+        w.hub.resume_rollout(r.id).unwrap_err().code(),
+        "invalid_value"
+    );
 }

@@ -53,7 +53,66 @@ suite!(
     freshness_round_trip,
     store_reopens_with_everything,
     text_with_a_nul_is_refused_alike_and_nothing_written,
+    a_lease_has_one_holder_until_it_runs_out_or_is_given_up,
 );
+
+fn a_lease_has_one_holder_until_it_runs_out_or_is_given_up(s: &dyn Store) {
+    assert!(s.try_lease("rollout:1", "hub-a", 100, 200).unwrap());
+    // Another holder waits while it runs…
+    assert!(!s.try_lease("rollout:1", "hub-b", 150, 300).unwrap());
+    assert!(!s.try_lease("rollout:1", "hub-b", 199, 300).unwrap());
+    // …the holder renews it…
+    assert!(s.try_lease("rollout:1", "hub-a", 199, 400).unwrap());
+    assert!(!s.try_lease("rollout:1", "hub-b", 300, 500).unwrap());
+    // …other names are independent…
+    assert!(s.try_lease("push:1", "hub-b", 300, 500).unwrap());
+    // …a stranger cannot give it up…
+    s.release_lease("rollout:1", "hub-b").unwrap();
+    assert!(!s.try_lease("rollout:1", "hub-b", 300, 500).unwrap());
+    // …it is free once it ran out, or once its holder gives it up.
+    assert!(s.try_lease("rollout:1", "hub-b", 400, 500).unwrap());
+    s.release_lease("rollout:1", "hub-b").unwrap();
+    assert!(s.try_lease("rollout:1", "hub-c", 401, 402).unwrap());
+    // A NUL is refused like any text.
+    assert!(matches!(
+        s.try_lease("x\0", "hub-a", 0, 1),
+        Err(StoreError::NulInText { .. })
+    ));
+}
+
+/// Two stores over one database (two hubs) race for one lease many times:
+/// exactly one wins each round.
+fn race_for_leases(a: &dyn Store, b: &dyn Store) {
+    let rounds = 50;
+    for round in 0..rounds {
+        let name = format!("push:{round}");
+        let (wa, wb) = std::thread::scope(|sc| {
+            let ha = sc.spawn(|| a.try_lease(&name, "hub-a", 10, 1000).unwrap());
+            let hb = sc.spawn(|| b.try_lease(&name, "hub-b", 10, 1000).unwrap());
+            (ha.join().unwrap(), hb.join().unwrap())
+        });
+        assert!(wa ^ wb, "round {round}: a won {wa}, b won {wb}");
+    }
+    println!("{rounds} lease races, one winner each");
+}
+
+#[test]
+fn sqlite_two_hubs_race_for_a_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hub.sqlite");
+    let a = keyway_hub::store::SqliteStore::open(&path).unwrap();
+    let b = keyway_hub::store::SqliteStore::open(&path).unwrap();
+    race_for_leases(&a, &b);
+}
+
+#[test]
+fn postgres_two_hubs_race_for_a_lease() {
+    let Some(url) = pg_url("postgres_two_hubs_race_for_a_lease") else {
+        return;
+    };
+    let schema = PgSchema::new(&url);
+    race_for_leases(&schema.store(), &schema.store());
+}
 
 fn models_round_trip_and_replace(s: &dyn Store) {
     assert!(s.models().unwrap().is_empty());
@@ -333,6 +392,7 @@ fn rollouts_round_trip_newest_first(s: &dyn Store) {
     };
     r.locks[0].1 = RolloutOutcome::Failed {
         reason: "timeout".into(),
+        code: "no_outcome".into(),
     };
     r.wave_size = u32::MAX;
     r.error_threshold_pct = u8::MAX;

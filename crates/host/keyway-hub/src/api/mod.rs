@@ -162,6 +162,7 @@ pub fn status_of(code: &str) -> StatusCode {
         | "log_broken" => StatusCode::BAD_GATEWAY,
         "store_full" => StatusCode::INSUFFICIENT_STORAGE,
         "invalid_value" | "bad_model" => StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_text" => StatusCode::BAD_REQUEST,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -641,6 +642,53 @@ async fn rollouts_create(State(a): State<Api>, Body(r): Body<RolloutIn>) -> R {
     with_status(StatusCode::ACCEPTED, rollout)
 }
 
+/// `POST /api/rollouts/{id}/resume`: the owner resumes a stopped rollout;
+/// its waves run in the background (`202`, the rollout as it starts).
+async fn rollout_resume(State(a): State<Api>, P(id): P<i64>) -> R {
+    let hub = a.hub.clone();
+    let rollout = blocking(move || {
+        let r = hub.rollout(id)?;
+        if !matches!(r.state, crate::model::RolloutState::Stopped { .. }) {
+            return Err(HubError::Invalid(format!(
+                "rollout {id} is not stopped: only a rollout its error threshold stopped resumes"
+            )));
+        }
+        Ok(r)
+    })
+    .await?;
+    let hub = a.hub.clone();
+    tokio::task::spawn_blocking(move || {
+        let _ = hub.resume_rollout(id);
+    });
+    with_status(StatusCode::ACCEPTED, rollout)
+}
+
+/// `POST /api/sync`: sync the release source now (`501 sync_unavailable`
+/// when the shell gave the hub no way to).
+async fn sync_now(State(a): State<Api>) -> R {
+    let hub = a.hub.clone();
+    let r = tokio::task::spawn_blocking(move || hub.sync_now())
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    match r {
+        Ok(Some(report)) => ok(report),
+        Ok(None) => Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "sync_unavailable",
+            "this hub has no release repository to sync with (offline: import a bundle)",
+        )),
+        Err(e) => {
+            let code = e.code();
+            let status = match &e {
+                crate::engine::SyncError::Unreachable(_) => StatusCode::GATEWAY_TIMEOUT,
+                crate::engine::SyncError::Refused(_) => StatusCode::BAD_GATEWAY,
+                crate::engine::SyncError::Hub(_) => status_of(code),
+            };
+            Err(ApiError::new(status, code, e.to_string()))
+        }
+    }
+}
+
 async fn rollout_one(State(a): State<Api>, P(id): P<i64>) -> R {
     let hub = a.hub.clone();
     ok(blocking(move || hub.rollout(id)).await?)
@@ -697,9 +745,22 @@ api_routes! {
     get "/api/progress" => progress_all;
     get "/api/rollouts" => rollouts_list;
     post "/api/rollouts" => rollouts_create;
+    post "/api/rollouts/{id}/resume" => rollout_resume;
+    post "/api/sync" => sync_now;
     get "/api/rollouts/{id}" => rollout_one;
     get "/api/events" => events;
     get "/api/freshness" => freshness;
+}
+
+/// The credentials of an `Authorization: Bearer …` value. The scheme is
+/// case-insensitive (RFC 7235 §2.1, RFC 6750 §2.1: `bearer`, `BEARER`);
+/// one or more spaces separate it from the token.
+fn bearer_credentials(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    Some(rest.trim_start_matches(' '))
 }
 
 /// Whether `headers` carry the bearer token (constant time).
@@ -707,7 +768,7 @@ fn authorized(headers: &HeaderMap, token: &str) -> bool {
     let Some(given) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(bearer_credentials)
     else {
         return false;
     };

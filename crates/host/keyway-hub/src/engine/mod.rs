@@ -20,6 +20,22 @@
 //! * A lock's answer that contradicts itself or what the hub knows (a
 //!   [`decide::Lie`]) raises an `Alert` event and is not acted on: the
 //!   hub keeps the record it had and counts the install as failed.
+//! * The intent to install is the stored consent, not a call in flight:
+//!   [`Hub::tick`] (re)starts the install of each lock's newest accepted
+//!   update it does not run yet (a push cut by an unreachable lock, a busy
+//!   lock, a killed hub), with a backoff per lock (`retry_base_secs`
+//!   doubling to `retry_max_secs`) rebuilt from the stored events after a
+//!   restart. A declined or no-longer-applicable release is never retried.
+//! * A tick works on its locks on the rollouts' pool (`concurrency`), and
+//!   one lock's error is an event (`tick_failed`, with its code), never the
+//!   end of the tick for the others.
+//! * Hubs may share one store (a fleet view on PostgreSQL). Store leases
+//!   ([`Store::try_lease`]) make one of them act at a time: `push:LOCK`
+//!   while a hub pushes to a lock, `rollout:ID` while it runs a rollout's
+//!   waves (renewed each wave; both last `lease_secs` at most if a hub
+//!   dies), and `owner:LOCK`, held for ever by the hub (`hub_id`) that
+//!   paired the lock: only that hub ticks it (others leave it alone, with
+//!   one `lock_of_another_hub` event).
 //!
 //! [`Event`]: crate::model::Event
 
@@ -72,6 +88,19 @@ pub struct HubConfig {
     pub install_wait_ms: u64,
     /// Locks a rollout wave (or a tick) updates at once.
     pub concurrency: usize,
+    /// A failed push of an accepted update is retried by [`Hub::tick`]
+    /// after this long (seconds), doubling with each further failure…
+    pub retry_base_secs: i64,
+    /// …up to this long (seconds).
+    pub retry_max_secs: i64,
+    /// This hub's name among hubs that share one store (a fleet view on
+    /// one PostgreSQL database): the holder of its leases and the owner of
+    /// the locks it pairs. Each hub needs its own (e.g. its owner key's
+    /// id); one hub alone can keep the default.
+    pub hub_id: String,
+    /// How long a lease on a push or a rollout's wave lasts (seconds): a
+    /// hub that dies holding one blocks the others that long at most.
+    pub lease_secs: i64,
 }
 
 impl Default for HubConfig {
@@ -81,6 +110,10 @@ impl Default for HubConfig {
             log_interval_secs: 3600,
             install_wait_ms: 30_000,
             concurrency: 8,
+            retry_base_secs: 60,
+            retry_max_secs: 3600,
+            hub_id: "local".into(),
+            lease_secs: 900,
         }
     }
 }
@@ -171,6 +204,10 @@ pub struct Progress {
     pub postponed: Option<Postponement>,
     /// A failure, in words.
     pub error: Option<String>,
+    /// A failure, as a stable code: a hub error code (as the API returns
+    /// them) or `install_refused` (the lock refused the install or
+    /// reverted its trial).
+    pub error_code: Option<&'static str>,
     /// When it last changed.
     pub updated_at: UnixSecs,
 }
@@ -190,11 +227,53 @@ pub enum InstallReport {
     Refused {
         /// Its reason, in words.
         reason: String,
+        /// Always `install_refused` (a stable code beside the words).
+        code: &'static str,
     },
     /// No outcome within the wait; the hub re-checks on later ticks.
     Pending,
     /// The lock already runs it (or a newer release).
     AlreadyRunning,
+}
+
+/// The code of an install the lock refused (or whose trial it reverted).
+pub const INSTALL_REFUSED: &str = "install_refused";
+/// The code of an install with no outcome within the wait.
+pub const NO_OUTCOME: &str = "no_outcome";
+
+/// A sync of the hub's release source on request (`POST /api/sync`): the
+/// shell implements it (a TUF refresh of its mirror, then [`Hub::ingest`]
+/// of what is new, recording freshness with [`Hub::record_tuf_fresh`] /
+/// [`Hub::record_tuf_error`]) and hands it to [`Hub::set_sync`].
+/// Blocking; the API calls it from a blocking task.
+pub trait SyncNow: Send + Sync {
+    /// Syncs now; what was taken in.
+    fn sync_now(&self, hub: &Hub) -> Result<IngestReport, SyncError>;
+}
+
+/// Why a sync on request failed (typed; [`SyncError::code`]).
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The repository did not answer.
+    #[error("the release repository did not answer: {0}; the hub keeps what it holds")]
+    Unreachable(String),
+    /// The repository answered with metadata TUF refused.
+    #[error("the release repository's metadata was refused: {0}; nothing was taken in")]
+    Refused(String),
+    /// The hub failed taking it in.
+    #[error(transparent)]
+    Hub(#[from] HubError),
+}
+
+impl SyncError {
+    /// The stable machine code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SyncError::Unreachable(_) => "repository_unreachable",
+            SyncError::Refused(_) => "repository_refused",
+            SyncError::Hub(e) => e.code(),
+        }
+    }
 }
 
 /// Why a hub call failed (typed; [`HubError::code`] is the stable name the
@@ -276,6 +355,7 @@ impl HubError {
             HubError::Store(StoreError::NoLock(_)) | HubError::NoLock(_) => "unknown_lock",
             HubError::Store(StoreError::NoRelease(_)) | HubError::NoRelease(_) => "unknown_release",
             HubError::Store(StoreError::NoRollout(_)) | HubError::NoRollout(_) => "unknown_rollout",
+            HubError::Store(StoreError::NulInText { .. }) => "invalid_text",
             HubError::Store(_) => "store_failed",
             HubError::NotApplicable { .. } => "release_not_applicable",
             HubError::NotPaired(_) => "lock_not_paired",
@@ -324,6 +404,32 @@ pub struct TickReport {
     pub auto_installs: u32,
     /// Locks that did not answer.
     pub unreachable: u32,
+    /// Accepted updates whose install the tick (re)started.
+    pub installs_retried: u32,
+    /// Locks whose work failed with another error (each is an event
+    /// `tick_failed` with the error's code; the tick went on).
+    pub failed: u32,
+    /// Locks another hub paired (sharing this store): left to that hub.
+    pub other_hub: u32,
+}
+
+impl TickReport {
+    fn add(&mut self, o: &TickReport) {
+        self.rechecked += o.rechecked;
+        self.logs_fetched += o.logs_fetched;
+        self.auto_installs += o.auto_installs;
+        self.unreachable += o.unreachable;
+        self.installs_retried += o.installs_retried;
+        self.failed += o.failed;
+        self.other_hub += o.other_hub;
+    }
+}
+
+/// A lock's failed pushes since its last success (for the retry backoff).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Backoff {
+    failures: u32,
+    last_at: UnixSecs,
 }
 
 /// The hub: its store, its locks' links, its clock.
@@ -337,20 +443,53 @@ pub struct Hub {
     busy: Mutex<HashSet<LockId>>,
     rolling: Mutex<HashSet<i64>>,
     last_freshness: Mutex<Option<&'static str>>,
+    /// Failed pushes per lock; `None` until seeded from the stored events
+    /// (so a restarted hub keeps backing off).
+    retry: Mutex<Option<HashMap<LockId, Backoff>>>,
+    /// Locks of another hub this hub has said it leaves alone (once).
+    foreign: Mutex<HashSet<LockId>>,
+    /// Locks this hub owns (confirmed once: a lock's owner never changes).
+    owned: Mutex<HashSet<LockId>>,
+    /// How to sync on request, when the shell gave one.
+    sync: Mutex<Option<Arc<dyn SyncNow>>>,
 }
 
-/// Releases the lock's busy mark when a push ends, however it ends.
+/// Releases the lock's busy mark (and its push lease, when taken) when a
+/// push ends, however it ends.
 struct BusyGuard<'a> {
     hub: &'a Hub,
     lock: LockId,
+    leased: bool,
 }
 
 impl Drop for BusyGuard<'_> {
     fn drop(&mut self) {
+        if self.leased {
+            // Best effort: an unreleased lease runs out by itself.
+            let _ = self
+                .hub
+                .store
+                .release_lease(&push_lease(self.lock), &self.hub.config.hub_id);
+        }
         if let Ok(mut b) = self.hub.busy.lock() {
             b.remove(&self.lock);
         }
     }
+}
+
+/// The lease a hub holds while it pushes to a lock.
+fn push_lease(lock: LockId) -> String {
+    format!("push:{lock}")
+}
+
+/// The lease a hub holds while it runs a rollout's wave.
+fn rollout_lease(id: i64) -> String {
+    format!("rollout:{id}")
+}
+
+/// The lease (held for ever) naming the hub that paired a lock.
+fn owner_lease(lock: LockId) -> String {
+    format!("owner:{lock}")
 }
 
 fn lock_err(lock: LockId) -> impl Fn(LinkError) -> HubError {
@@ -375,6 +514,27 @@ impl Hub {
             busy: Mutex::new(HashSet::new()),
             rolling: Mutex::new(HashSet::new()),
             last_freshness: Mutex::new(None),
+            retry: Mutex::new(None),
+            foreign: Mutex::new(HashSet::new()),
+            owned: Mutex::new(HashSet::new()),
+            sync: Mutex::new(None),
+        }
+    }
+
+    /// Gives the hub a way to sync its release source on request.
+    pub fn set_sync(&self, sync: Arc<dyn SyncNow>) {
+        if let Ok(mut s) = self.sync.lock() {
+            *s = Some(sync);
+        }
+    }
+
+    /// Syncs the release source now; `Ok(None)` when the shell gave the
+    /// hub no way to (see [`Hub::set_sync`]).
+    pub fn sync_now(&self) -> Result<Option<IngestReport>, SyncError> {
+        let sync = self.sync.lock().ok().and_then(|s| s.clone());
+        match sync {
+            None => Ok(None),
+            Some(s) => s.sync_now(self).map(Some),
         }
     }
 
@@ -403,6 +563,33 @@ impl Hub {
         self.store
             .add_event(self.now(), lock, level, kind, message)?;
         Ok(())
+    }
+
+    /// Takes (or renews) a lease for `config.lease_secs`.
+    fn take_lease(&self, name: &str) -> Result<bool, HubError> {
+        let now = self.now();
+        Ok(self.store.try_lease(
+            name,
+            &self.config.hub_id,
+            now,
+            now.saturating_add(self.config.lease_secs.max(1)),
+        )?)
+    }
+
+    /// Whether this hub acts on a paired lock: it paired it (or, for a
+    /// lock paired before hubs recorded that, it is the first to ask).
+    fn owns(&self, lock: LockId) -> Result<bool, HubError> {
+        if self.owned.lock().is_ok_and(|o| o.contains(&lock)) {
+            return Ok(true);
+        }
+        let now = self.now();
+        let mine = self
+            .store
+            .try_lease(&owner_lease(lock), &self.config.hub_id, now, i64::MAX)?;
+        if mine && let Ok(mut o) = self.owned.lock() {
+            o.insert(lock);
+        }
+        Ok(mine)
     }
 
     // ----- models and releases -------------------------------------------
@@ -627,6 +814,8 @@ impl Hub {
         };
         lock.device_key = Some(paired.device_key);
         self.store.save_lock(&lock)?;
+        // This hub paired it: it acts on it (others sharing the store view it).
+        self.owns(id)?;
         self.event(Some(id), EventLevel::Info, "lock_paired", "paired")?;
         // Its first status, best effort: pairing stands without it.
         match self.refresh(id) {
@@ -833,6 +1022,7 @@ impl Hub {
                 delta: false,
                 postponed: None,
                 error: None,
+                error_code: None,
                 updated_at: now,
             });
             if p.release != release {
@@ -844,6 +1034,7 @@ impl Hub {
                     delta: false,
                     postponed: None,
                     error: None,
+                    error_code: None,
                     ..p.clone()
                 };
             }
@@ -874,20 +1065,33 @@ impl Hub {
                 return Err(HubError::Busy(id));
             }
         }
-        let _guard = BusyGuard {
+        let mut guard = BusyGuard {
             hub: self,
             lock: id,
+            leased: false,
         };
+        // Across hubs sharing the store: one push to a lock at a time.
+        if !self.take_lease(&push_lease(id))? {
+            return Err(HubError::Busy(id));
+        }
+        guard.leased = true;
         self.set_progress(id, release, |p| {
             p.phase = Phase::Connecting;
             p.error = None;
+            p.error_code = None;
         });
         let r = self.install_locked(lock, release);
+        match &r {
+            Ok(InstallReport::Refused { .. }) | Err(_) => self.note_retry(id, false),
+            Ok(_) => self.note_retry(id, true),
+        }
         if let Err(e) = &r {
             let msg = e.to_string();
+            let code = e.code();
             self.set_progress(id, release, |p| {
                 p.phase = Phase::Failed;
                 p.error = Some(msg.clone());
+                p.error_code = Some(code);
             });
             if !matches!(e, HubError::LockLied { .. }) {
                 self.event(Some(id), EventLevel::Warning, "install_failed", &msg)?;
@@ -1019,9 +1223,13 @@ impl Hub {
                 self.set_progress(id, release, |p| {
                     p.phase = Phase::Failed;
                     p.error = Some(why.clone());
+                    p.error_code = Some(INSTALL_REFUSED);
                 });
                 self.event(Some(id), EventLevel::Warning, "install_refused", &why)?;
-                Ok(InstallReport::Refused { reason: why })
+                Ok(InstallReport::Refused {
+                    reason: why,
+                    code: INSTALL_REFUSED,
+                })
             }
             InstallOutcome::Pending => {
                 self.event(
@@ -1057,12 +1265,15 @@ impl Hub {
         let fetched = match link.fetch_log(held.map(|h| h.saturating_add(1))) {
             Ok(f) => f,
             Err(e @ (LinkError::LogBroken { .. } | LinkError::Malformed(_))) => {
-                let reason = match e {
-                    LinkError::LogBroken { kind, reason } => format!("{kind:?}: {reason}"),
-                    other => other.to_string(),
+                let (reason, kind) = match e {
+                    LinkError::LogBroken { kind, reason } => {
+                        (format!("{kind:?}: {reason}"), Some(kind))
+                    }
+                    other => (other.to_string(), None),
                 };
                 lock.log = LogHealth::Broken {
                     reason: reason.clone(),
+                    kind,
                     at: now,
                 };
                 self.store.save_lock(&lock)?;
@@ -1155,7 +1366,7 @@ impl Hub {
         expires: UnixSecs,
     ) -> Result<(), HubError> {
         let f = Freshness {
-            url: Some(url.to_string()),
+            url: Some(url.replace('\0', "\u{FFFD}")),
             last_fresh_at: Some(self.now()),
             timestamp_version: Some(timestamp_version),
             timestamp_expires: Some(expires),
@@ -1167,9 +1378,12 @@ impl Hub {
     }
 
     /// Records a TUF sync that failed (the last fresh timestamp stands).
+    /// NULs in the error's text (a server's words) become U+FFFD: the
+    /// store keeps no NUL.
     pub fn record_tuf_error(&self, url: &str, error: &str) -> Result<(), HubError> {
+        let error = &error.replace('\0', "\u{FFFD}");
         let mut f = self.store.freshness()?;
-        f.url = Some(url.to_string());
+        f.url = Some(url.replace('\0', "\u{FFFD}"));
         f.last_error = Some(error.to_string());
         self.store.set_freshness(&f)?;
         self.event(None, EventLevel::Warning, "tuf_sync_failed", error)?;
@@ -1300,13 +1514,18 @@ impl Hub {
                 RolloutOutcome::Updated
             }
             Ok(InstallReport::Postponed { reason }) => RolloutOutcome::Postponed { reason },
-            Ok(InstallReport::Refused { reason }) => RolloutOutcome::Failed { reason },
+            Ok(InstallReport::Refused { reason, code }) => RolloutOutcome::Failed {
+                reason,
+                code: code.into(),
+            },
             Ok(InstallReport::Pending) => RolloutOutcome::Failed {
                 reason: "no outcome within the wait".into(),
+                code: NO_OUTCOME.into(),
             },
             Err(HubError::NoConsent { .. }) => RolloutOutcome::NeedsConsent,
             Err(e) => RolloutOutcome::Failed {
                 reason: e.to_string(),
+                code: e.code().into(),
             },
         }
     }
@@ -1336,11 +1555,28 @@ impl Hub {
             }
         }
         let _rolling = Rolling(&self.rolling, id);
+        // Across hubs sharing the store: one runs it; the lease is renewed
+        // before each wave, given up at the end.
+        struct Leased<'a>(&'a Hub, String);
+        impl Drop for Leased<'_> {
+            fn drop(&mut self) {
+                let _ = self.0.store.release_lease(&self.1, &self.0.config.hub_id);
+            }
+        }
+        if !self.take_lease(&rollout_lease(id))? {
+            return Ok(r);
+        }
+        let _leased = Leased(self, rollout_lease(id));
+        // What another hub saved before this one took the lease.
+        r = self.rollout(id)?;
         let waves = decide::wave_count(r.locks.len(), r.wave_size);
         loop {
             let RolloutState::Running { wave } = r.state else {
                 return Ok(r);
             };
+            if !self.take_lease(&rollout_lease(id))? {
+                return Ok(r);
+            }
             if wave >= waves {
                 r.state = RolloutState::Done;
                 self.store.save_rollout(&r)?;
@@ -1391,6 +1627,30 @@ impl Hub {
         }
     }
 
+    /// Resumes a rollout its error threshold stopped: the owner has looked
+    /// at the failures and chooses to go on. The stopped wave's outcomes
+    /// stand (its failed locks keep their accepted consents, which
+    /// [`Hub::tick`] retries); the rollout goes on at the next wave, runs
+    /// its waves (blocking, like [`Hub::run_rollout`]) and may stop again.
+    /// Only a stopped rollout resumes (`invalid_value` otherwise).
+    pub fn resume_rollout(&self, id: i64) -> Result<Rollout, HubError> {
+        let mut r = self.rollout(id)?;
+        let RolloutState::Stopped { wave, .. } = r.state else {
+            return Err(HubError::Invalid(format!(
+                "rollout {id} is not stopped: only a rollout its error threshold stopped resumes"
+            )));
+        };
+        r.state = RolloutState::Running { wave: wave + 1 };
+        self.store.save_rollout(&r)?;
+        self.event(
+            None,
+            EventLevel::Info,
+            "rollout_resumed",
+            &format!("rollout {id} resumed by the owner after wave {wave}"),
+        )?;
+        self.run_rollout(id)
+    }
+
     /// Runs every rollout left running (a hub that stopped mid-rollout
     /// resumes it at the wave it saved); the shell calls it at start.
     pub fn resume_rollouts(&self) -> Result<Vec<Rollout>, HubError> {
@@ -1409,91 +1669,303 @@ impl Hub {
         todo: &[(usize, LockId)],
         release: Digest,
     ) -> Vec<(usize, RolloutOutcome)> {
+        self.pool(todo, |&(i, lock)| (i, self.rollout_one(lock, release)))
+    }
+
+    /// Runs `f` over `items` on `config.concurrency` threads (the pool
+    /// rollouts and ticks share); the results in the items' order.
+    fn pool<T: Sync, R: Send>(&self, items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
         let next = AtomicUsize::new(0);
-        let out = Mutex::new(Vec::with_capacity(todo.len()));
-        let workers = self.config.concurrency.max(1).min(todo.len().max(1));
+        let out = Mutex::new(Vec::with_capacity(items.len()));
+        let workers = self.config.concurrency.max(1).min(items.len().max(1));
         std::thread::scope(|s| {
             for _ in 0..workers {
                 s.spawn(|| {
                     loop {
                         let n = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(&(i, lock)) = todo.get(n) else {
+                        let Some(item) = items.get(n) else {
                             break;
                         };
-                        let o = self.rollout_one(lock, release);
+                        let r = f(item);
                         if let Ok(mut v) = out.lock() {
-                            v.push((i, o));
+                            v.push((n, r));
                         }
                     }
                 });
             }
         });
-        out.into_inner().unwrap_or_default()
+        let mut v = out.into_inner().unwrap_or_default();
+        v.sort_by_key(|(n, _)| *n);
+        v.into_iter().map(|(_, r)| r).collect()
     }
 
     // ----- the schedule --------------------------------------------------
 
     /// The shell calls this on a schedule: checks freshness (a change to
-    /// stale or expired is a warning event), re-reads the status of each
-    /// lock with a pending install (a postponed one shows its reason until
-    /// it goes through) or whose audit log is due, fetches the due logs
-    /// (every `log_interval_secs`), and installs high and critical fixes
-    /// where the owner opted in.
+    /// stale or expired is a warning event), then for each paired lock, on
+    /// `config.concurrency` threads (the rollouts' pool): re-reads the
+    /// status of a lock with a pending install (a postponed one shows its
+    /// reason until it goes through) or whose audit log is due, fetches the
+    /// due logs (every `log_interval_secs`), consents to high and critical
+    /// fixes where the owner opted in, and (re)starts the install of the
+    /// newest accepted update the lock does not run yet, once its backoff
+    /// allows and no rollout runs in this hub.
+    ///
+    /// One lock's failure never stops the others: it is counted, written
+    /// as an event `tick_failed` (with the error's code), and the tick goes
+    /// on. Only a store that cannot list the locks fails the tick.
     pub fn tick(&self) -> Result<TickReport, HubError> {
         let mut report = TickReport::default();
-        self.check_freshness()?;
+        if let Err(e) = self.check_freshness() {
+            report.failed += 1;
+            self.tick_failed(None, &e);
+        }
+        self.seed_retry();
         let now = self.now();
-        for lock in self.store.locks()? {
-            if lock.device_key.is_none() {
-                continue;
-            }
-            let pending = lock.snapshot.as_ref().is_some_and(|s| {
-                matches!(
-                    s.update,
-                    UpdateState::Postponed { .. }
-                        | UpdateState::Installing { .. }
-                        | UpdateState::AwaitingConsent { .. }
-                        | UpdateState::Trial { .. }
-                )
-            });
-            let last_log = match lock.log {
-                LogHealth::Unknown => None,
-                LogHealth::Intact { at, .. }
-                | LogHealth::Gap { at, .. }
-                | LogHealth::Broken { at, .. } => Some(at),
-            };
-            let due =
-                last_log.is_none_or(|at| now.saturating_sub(at) >= self.config.log_interval_secs);
-            if pending || due || lock.snapshot.is_none() {
-                report.rechecked += 1;
-                match self.refresh(lock.id) {
-                    Err(HubError::Link { .. }) => {
-                        report.unreachable += 1;
-                        continue;
-                    }
-                    Err(HubError::LockLied { .. }) => continue,
-                    r => {
-                        r?;
-                    }
+        let locks: Vec<LockRecord> = self
+            .store
+            .locks()?
+            .into_iter()
+            .filter(|l| l.device_key.is_some())
+            .collect();
+        for (lock, r) in locks
+            .iter()
+            .zip(self.pool(&locks, |l| self.tick_one(l, now)))
+        {
+            match r {
+                Ok(one) => report.add(&one),
+                Err(e) => {
+                    report.failed += 1;
+                    self.tick_failed(Some(lock.id), &e);
                 }
-            }
-            if due {
-                match self.fetch_log(lock.id) {
-                    Ok(_) => report.logs_fetched += 1,
-                    Err(HubError::Link { .. }) => report.unreachable += 1,
-                    Err(HubError::LockLied { .. }) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            if lock.auto_install_critical {
-                report.auto_installs += self.auto_install(lock.id)?;
             }
         }
         Ok(report)
     }
 
-    /// Consents (as the owner's opt-in) to and installs each high or
-    /// critical fix the lock has no decision on yet.
+    /// Writes a tick's per-lock failure as an event (best effort: a store
+    /// that cannot write it cannot be told either).
+    fn tick_failed(&self, lock: Option<LockId>, e: &HubError) {
+        let _ = self.event(
+            lock,
+            EventLevel::Warning,
+            "tick_failed",
+            &format!("{} ({})", e, e.code()),
+        );
+    }
+
+    /// One lock's part of a tick.
+    fn tick_one(&self, lock: &LockRecord, now: UnixSecs) -> Result<TickReport, HubError> {
+        let mut report = TickReport::default();
+        if !self.owns(lock.id)? {
+            report.other_hub += 1;
+            let first = self
+                .foreign
+                .lock()
+                .map(|mut f| f.insert(lock.id))
+                .unwrap_or(false);
+            if first {
+                self.event(
+                    Some(lock.id),
+                    EventLevel::Info,
+                    "lock_of_another_hub",
+                    &format!(
+                        "another hub paired this lock; hub {} shows it and leaves it to that hub",
+                        self.config.hub_id
+                    ),
+                )?;
+            }
+            return Ok(report);
+        }
+        let pending = lock.snapshot.as_ref().is_some_and(|s| {
+            matches!(
+                s.update,
+                UpdateState::Postponed { .. }
+                    | UpdateState::Installing { .. }
+                    | UpdateState::AwaitingConsent { .. }
+                    | UpdateState::Trial { .. }
+            )
+        });
+        let last_log = match lock.log {
+            LogHealth::Unknown => None,
+            LogHealth::Intact { at, .. }
+            | LogHealth::Gap { at, .. }
+            | LogHealth::Broken { at, .. } => Some(at),
+        };
+        let due = last_log.is_none_or(|at| now.saturating_sub(at) >= self.config.log_interval_secs);
+        if pending || due || lock.snapshot.is_none() {
+            report.rechecked += 1;
+            match self.refresh(lock.id) {
+                Err(HubError::Link { .. }) => {
+                    report.unreachable += 1;
+                    return Ok(report);
+                }
+                Err(HubError::LockLied { .. }) => return Ok(report),
+                r => {
+                    r?;
+                }
+            }
+        }
+        if due {
+            match self.fetch_log(lock.id) {
+                Ok(_) => report.logs_fetched += 1,
+                Err(HubError::Link { .. }) => report.unreachable += 1,
+                Err(HubError::LockLied { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if lock.auto_install_critical {
+            report.auto_installs += self.auto_install(lock.id)?;
+        }
+        match self.retry_install(lock.id) {
+            Ok(true) => report.installs_retried += 1,
+            Ok(false) => {}
+            Err(HubError::Link { .. }) => {
+                report.installs_retried += 1;
+                report.unreachable += 1;
+            }
+            Err(HubError::LockLied { .. }) | Err(HubError::Busy(_)) => {
+                report.installs_retried += 1;
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(report)
+    }
+
+    /// Records an install's outcome for the retry backoff.
+    fn note_retry(&self, lock: LockId, ok: bool) {
+        let now = self.now();
+        if let Ok(mut g) = self.retry.lock() {
+            let map = g.get_or_insert_with(HashMap::new);
+            if ok {
+                map.remove(&lock);
+            } else {
+                let b = map.entry(lock).or_insert(Backoff {
+                    failures: 0,
+                    last_at: now,
+                });
+                b.failures = b.failures.saturating_add(1);
+                b.last_at = now;
+            }
+        }
+    }
+
+    /// Rebuilds the backoff from the stored events, once per hub: per lock,
+    /// the `install_failed` / `install_refused` events since its last
+    /// success or consent (`install_running`, `install_postponed`,
+    /// `install_pending`, `update_confirmed`, `consent_accepted`,
+    /// `auto_consent`), and the time of the last one. A push cut by a
+    /// crash left no failure event: it is retried at once.
+    fn seed_retry(&self) {
+        let Ok(mut g) = self.retry.lock() else {
+            return;
+        };
+        if g.is_some() {
+            return;
+        }
+        let mut map: HashMap<LockId, Backoff> = HashMap::new();
+        let mut after = 0;
+        while let Ok(page) = self.store.events(after, 1000) {
+            let Some(last) = page.last() else {
+                break;
+            };
+            after = last.id;
+            for e in &page {
+                let Some(lock) = e.lock else {
+                    continue;
+                };
+                match e.kind.as_str() {
+                    "install_failed" | "install_refused" => {
+                        let b = map.entry(lock).or_insert(Backoff {
+                            failures: 0,
+                            last_at: e.at,
+                        });
+                        b.failures = b.failures.saturating_add(1);
+                        b.last_at = e.at;
+                    }
+                    "install_running" | "install_postponed" | "install_pending"
+                    | "update_confirmed" | "consent_accepted" | "auto_consent" => {
+                        map.remove(&lock);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        *g = Some(map);
+    }
+
+    /// Whether a lock's backoff lets the tick retry now.
+    fn retry_due(&self, lock: LockId) -> bool {
+        let now = self.now();
+        let Ok(g) = self.retry.lock() else {
+            return false;
+        };
+        let Some(b) = g.as_ref().and_then(|m| m.get(&lock)).copied() else {
+            return true;
+        };
+        let base = self.config.retry_base_secs.max(1);
+        let wait = base
+            .saturating_mul(1i64 << (b.failures.saturating_sub(1)).min(30))
+            .min(self.config.retry_max_secs.max(base));
+        now.saturating_sub(b.last_at) >= wait
+    }
+
+    /// (Re)starts the install of the newest update this lock's owner
+    /// accepted (the latest decision on it is Accept, it is still one of
+    /// the lock's updates, the lock does not hold it pending already, no
+    /// push to it is running) once its backoff allows. `Ok(true)` when an
+    /// install was started (whatever its outcome).
+    fn retry_install(&self, id: LockId) -> Result<bool, HubError> {
+        // A rollout running in this hub pushes its locks itself: a retry
+        // racing it would make its push `lock_busy` (a counted failure).
+        if busy_or(&self.busy, id) || self.rolling.lock().map_or(true, |r| !r.is_empty()) {
+            return Ok(false);
+        }
+        let lock = self.lock(id)?;
+        let consents = self.store.consents(id)?;
+        let offers = decide::offers(&self.known(&lock.class)?, &lock);
+        let Some(offer) = offers
+            .into_iter()
+            .find(|o| decide::decision(&consents, &o.release) == Some(Decision::Accept))
+        else {
+            return Ok(false);
+        };
+        let held = lock.snapshot.as_ref().and_then(|s| match &s.update {
+            UpdateState::Postponed { release, .. } | UpdateState::Installing { release } => {
+                Some(*release)
+            }
+            _ => None,
+        });
+        if held.is_some_and(|h| h == offer.release || offer.envelopes.contains(&h))
+            || lock
+                .snapshot
+                .as_ref()
+                .is_some_and(|s| matches!(s.update, UpdateState::Trial { .. }))
+        {
+            return Ok(false);
+        }
+        if !self.retry_due(id) {
+            return Ok(false);
+        }
+        self.event(
+            Some(id),
+            EventLevel::Info,
+            "install_retry",
+            &format!(
+                "installing version {} the owner accepted (not installed yet)",
+                offer.version
+            ),
+        )?;
+        match self.install(id, offer.release) {
+            Ok(_) => Ok(true),
+            Err(HubError::Busy(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Consents (as the owner's opt-in) to each high or critical fix the
+    /// lock has no decision on yet; `retry_install` installs it (and
+    /// retries it, like any accepted update).
     fn auto_install(&self, id: LockId) -> Result<u32, HubError> {
         let lock = self.lock(id)?;
         if busy_or(&self.busy, id) {
@@ -1514,13 +1986,6 @@ impl Hub {
                 ConsentSource::AutoCritical,
             )?;
             n += 1;
-            match self.install(id, offer.release) {
-                Ok(_)
-                | Err(HubError::Link { .. })
-                | Err(HubError::LockLied { .. })
-                | Err(HubError::Busy(_)) => {}
-                Err(e) => return Err(e),
-            }
             // The newest applicable fix is enough: it supersedes the rest.
             break;
         }

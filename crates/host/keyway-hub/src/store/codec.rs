@@ -134,6 +134,12 @@ pub(crate) fn text(what: &str, s: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A lease's name and holder.
+pub(crate) fn check_lease(name: &str, holder: &str) -> Result<(), StoreError> {
+    text("a lease's name", name)?;
+    text("a lease's holder", holder)
+}
+
 /// The plain text columns of a model.
 pub(crate) fn check_model(m: &ModelAnchors) -> Result<(), StoreError> {
     text("a model's class", &m.class)?;

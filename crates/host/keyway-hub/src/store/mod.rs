@@ -161,4 +161,21 @@ pub trait Store: Send + Sync {
     fn freshness(&self) -> Result<Freshness, StoreError>;
     /// Replaces it.
     fn set_freshness(&self, f: &Freshness) -> Result<(), StoreError>;
+
+    /// Takes the lease `name` for `holder` until `until` (Unix seconds),
+    /// in one atomic conditional upsert: when no one holds it, when its
+    /// holder's lease ran out (`until <= now`), or when `holder` holds it
+    /// already (a renewal). `true` when `holder` holds it on return. Hubs
+    /// that share one store use leases so that one of them acts on a
+    /// rollout or a lock at a time (see the engine).
+    fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: UnixSecs,
+        until: UnixSecs,
+    ) -> Result<bool, StoreError>;
+    /// Gives the lease `name` up if `holder` holds it (otherwise nothing
+    /// changes).
+    fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError>;
 }

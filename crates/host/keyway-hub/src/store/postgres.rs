@@ -130,6 +130,12 @@ const MIGRATIONS: &[&str] = &[
         timestamp_expires BIGINT,
         last_error TEXT
      );",
+    // 2: leases (hubs sharing one store take turns on a rollout or a lock).
+    "CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        until BIGINT NOT NULL
+     );",
 ];
 
 /// The advisory-lock key the schema migration holds ("keyw").
@@ -773,6 +779,35 @@ impl Store for PgStore {
                 &f.timestamp_expires,
                 &f.last_error,
             ],
+        )?;
+        Ok(())
+    }
+
+    fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: UnixSecs,
+        until: UnixSecs,
+    ) -> Result<bool, StoreError> {
+        super::codec::check_lease(name, holder)?;
+        // One statement: PostgreSQL's ON CONFLICT takes the row lock, so two
+        // hubs racing for a free or expired lease cannot both win.
+        let n = self.execute(
+            "INSERT INTO leases (name, holder, until) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,
+               until = excluded.until
+             WHERE leases.holder = excluded.holder OR leases.until <= $4",
+            &[&name, &holder, &until, &now],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        super::codec::check_lease(name, holder)?;
+        self.execute(
+            "DELETE FROM leases WHERE name = $1 AND holder = $2",
+            &[&name, &holder],
         )?;
         Ok(())
     }

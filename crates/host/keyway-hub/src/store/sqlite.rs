@@ -113,6 +113,12 @@ const MIGRATIONS: &[&str] = &[
         timestamp_expires INTEGER,
         last_error TEXT
      );",
+    // 2: leases (hubs sharing one store take turns on a rollout or a lock).
+    "CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        until INTEGER NOT NULL
+     );",
 ];
 
 /// The hub's store in one SQLite file. See the module docs.
@@ -804,6 +810,40 @@ impl Store for SqliteStore {
                     f.timestamp_expires,
                     f.last_error
                 ],
+            )
+            .map_err(sq)?;
+            Ok(())
+        })
+    }
+
+    fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: UnixSecs,
+        until: UnixSecs,
+    ) -> Result<bool, StoreError> {
+        super::codec::check_lease(name, holder)?;
+        self.write(|tx| {
+            let n = tx
+                .execute(
+                    "INSERT INTO leases (name, holder, until) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,
+                       until = excluded.until
+                     WHERE leases.holder = excluded.holder OR leases.until <= ?4",
+                    params![name, holder, until, now],
+                )
+                .map_err(sq)?;
+            Ok(n == 1)
+        })
+    }
+
+    fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        super::codec::check_lease(name, holder)?;
+        self.write(|tx| {
+            tx.execute(
+                "DELETE FROM leases WHERE name = ?1 AND holder = ?2",
+                params![name, holder],
             )
             .map_err(sq)?;
             Ok(())

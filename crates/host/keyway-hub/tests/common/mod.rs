@@ -98,6 +98,7 @@ pub fn log_healths() -> Vec<LogHealth> {
         },
         LogHealth::Broken {
             reason: "the chain broke at record 4".into(),
+            kind: Some(keyway_hub::link::LogBreak::Modified),
             at: 7,
         },
     ]
@@ -163,6 +164,7 @@ pub fn rollout(release: Digest, k: usize, locks: &[LockId]) -> Rollout {
         RolloutOutcome::Updated,
         RolloutOutcome::Failed {
             reason: "the lock stopped answering".into(),
+            code: "lock_unreachable".into(),
         },
     ];
     Rollout {

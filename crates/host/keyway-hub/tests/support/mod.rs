@@ -31,6 +31,7 @@ struct Inner {
     rollouts: Vec<Rollout>,
     events: Vec<Event>,
     freshness: Freshness,
+    leases: HashMap<String, (String, UnixSecs)>,
 }
 
 /// The store in memory, behind one mutex.
@@ -224,6 +225,29 @@ impl Store for MemStore {
         self.g().freshness = f.clone();
         Ok(())
     }
+    fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: UnixSecs,
+        until: UnixSecs,
+    ) -> Result<bool, StoreError> {
+        let mut g = self.g();
+        match g.leases.get(name) {
+            Some((h, u)) if h != holder && *u > now => Ok(false),
+            _ => {
+                g.leases.insert(name.into(), (holder.into(), until));
+                Ok(true)
+            }
+        }
+    }
+    fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        let mut g = self.g();
+        if g.leases.get(name).is_some_and(|(h, _)| h == holder) {
+            g.leases.remove(name);
+        }
+        Ok(())
+    }
 }
 
 // ----- the clock ---------------------------------------------------------------
@@ -377,6 +401,8 @@ pub struct FakeLock {
     pub uploads: Vec<Digest>,
     /// How many consents it was given.
     pub consents: u32,
+    /// How long each of its answers takes (ms; a slow or timing-out radio).
+    pub delay_ms: u64,
     pending: Option<(Digest, u64)>,
 }
 
@@ -397,6 +423,7 @@ impl FakeLock {
             upload_ms: 0,
             uploads: Vec::new(),
             consents: 0,
+            delay_ms: 0,
             pending: None,
         }
     }
@@ -420,9 +447,16 @@ impl FakeLock {
     }
 }
 
+/// How many slow answers are in flight at once, and the most seen.
+#[derive(Default)]
+pub struct Gauge {
+    pub now: std::sync::atomic::AtomicUsize,
+    pub max: std::sync::atomic::AtomicUsize,
+}
+
 /// Scripted locks by address.
 #[derive(Default, Clone)]
-pub struct Fleet(pub Arc<Mutex<HashMap<String, FakeLock>>>);
+pub struct Fleet(pub Arc<Mutex<HashMap<String, FakeLock>>>, pub Arc<Gauge>);
 
 impl Fleet {
     pub fn add(&self, address: &str, lock: FakeLock) {
@@ -447,6 +481,20 @@ impl FakeLink {
         &self,
         f: impl FnOnce(&mut FakeLock) -> Result<R, LinkError>,
     ) -> Result<R, LinkError> {
+        let delay = self
+            .fleet
+            .0
+            .lock()
+            .unwrap()
+            .get(&self.address)
+            .map_or(0, |l| l.delay_ms);
+        if delay > 0 {
+            let g = &self.fleet.1;
+            let n = g.now.fetch_add(1, Ordering::SeqCst) + 1;
+            g.max.fetch_max(n, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(delay));
+            g.now.fetch_sub(1, Ordering::SeqCst);
+        }
         let mut g = self.fleet.0.lock().unwrap();
         let l = g.get_mut(&self.address).ok_or(LinkError::Unreachable {
             address: self.address.clone(),
