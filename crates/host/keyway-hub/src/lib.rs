@@ -25,3 +25,4 @@ pub mod engine;
 pub mod link;
 pub mod model;
 pub mod store;
+pub mod web;
