@@ -399,7 +399,7 @@ async fn security_headers_on_every_page() {
             "nosniff",
             "{path}"
         );
-        assert_eq!(r.headers[header::REFERRER_POLICY], "no-referrer", "{path}");
+        assert_eq!(r.headers[header::REFERRER_POLICY], "same-origin", "{path}");
         assert!(
             r.headers[header::CONTENT_SECURITY_POLICY]
                 .to_str()

@@ -278,6 +278,9 @@ fn cookie_session(headers: &HeaderMap) -> Option<String> {
     None
 }
 
+/// `Referrer-Policy: same-origin`, not `no-referrer`: under `no-referrer`
+/// Chromium sends `Origin: null` on the UI's own form POSTs, which the
+/// origin check must refuse (found by the browser test).
 fn security_headers(r: &mut Response) {
     let h = r.headers_mut();
     h.insert(
@@ -287,7 +290,7 @@ fn security_headers(r: &mut Response) {
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -431,6 +434,15 @@ pub fn router_with(api: Api, opts: WebOptions) -> Router {
 /// The API and the UI on one router: what `keyway hub serve` serves.
 pub fn app(api: Api, opts: WebOptions) -> Router {
     crate::api::router(api.clone()).merge(router_with(api, opts))
+}
+
+/// Serves [`app`] on `listener` until the process stops.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    api: Api,
+    opts: WebOptions,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(api, opts)).await
 }
 
 // ----- helpers ---------------------------------------------------------------------------
