@@ -522,3 +522,28 @@ async fn consent_in_the_ui_is_the_apis_consent_and_pushes() {
     assert!(r.body.contains("consent_required"));
     let _ = Arc::strong_count(&w.hub);
 }
+
+#[tokio::test]
+async fn stale_view_shows_the_banner_on_every_page() {
+    let w = World::new();
+    let app = app(&w);
+    let (cookie, _) = login(&app).await;
+    w.hub
+        .record_tuf_fresh("http://127.0.0.1:8700", 7, T0 + 30 * 86_400)
+        .unwrap();
+    let pages = ["/", "/audit", "/import", "/releases"];
+    for p in pages {
+        let r = get(&app, p, Some(&cookie)).await;
+        assert!(!r.body.contains("banner stale"), "{p}: fresh, no banner");
+    }
+    w.clock.advance(3 * 86_400);
+    for p in pages {
+        let r = get(&app, p, Some(&cookie)).await;
+        assert_eq!(r.status, StatusCode::OK, "{p}");
+        assert!(r.body.contains("banner stale"), "{p}: stale, a banner");
+        assert!(
+            r.body.contains("still install"),
+            "{p}: staleness never blocks"
+        );
+    }
+}

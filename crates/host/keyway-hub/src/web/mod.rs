@@ -674,8 +674,18 @@ type S = axum::Extension<Sess>;
 
 async fn locks_page(State(w): State<Web>, axum::Extension(s): S) -> WR {
     let hub = w.api.hub.clone();
-    let (locks, models, now) =
-        blocking(move || Ok((hub.locks()?, hub.store().models()?, hub.now()))).await?;
+    let (locks, models, now, offers) = blocking(move || {
+        let locks = hub.locks()?;
+        // The newest release offered to each lock with a status (none: up to date).
+        let mut offers = HashMap::new();
+        for l in locks.iter().filter(|l| l.snapshot.is_some()) {
+            if let Some(o) = hub.updates(l.id)?.into_iter().max_by_key(|o| o.sequence) {
+                offers.insert(l.id, o);
+            }
+        }
+        Ok((locks, hub.store().models()?, hub.now(), offers))
+    })
+    .await?;
     let progress = w.api.hub.progress();
     let mut b = String::from("<h1>Locks</h1>");
     if locks.is_empty() {
@@ -698,6 +708,15 @@ async fn locks_page(State(w): State<Web>, axum::Extension(s): S) -> WR {
             match &l.snapshot {
                 Some(sn) => {
                     let mut upd = update_state(&sn.update);
+                    if let Some(o) = offers.get(&l.id) {
+                        let _ = write!(
+                            upd,
+                            "<br><a href=\"/locks/{}\">{} available</a> {}",
+                            l.id,
+                            esc(&o.version),
+                            o.max_severity.map(html::severity).unwrap_or_default()
+                        );
+                    }
                     if let Some(p) = progress
                         .iter()
                         .find(|p| p.lock == l.id && progress_running(p))
