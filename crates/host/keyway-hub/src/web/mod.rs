@@ -268,10 +268,10 @@ fn cookie_session(headers: &HeaderMap) -> Option<String> {
                 .trim()
                 .strip_prefix(COOKIE)
                 .and_then(|r| r.strip_prefix('='))
+                && val.len() == 64
+                && val.bytes().all(|b| b.is_ascii_hexdigit())
             {
-                if val.len() == 64 && val.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return Some(val.to_string());
-                }
+                return Some(val.to_string());
             }
         }
     }
