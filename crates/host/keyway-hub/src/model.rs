@@ -311,7 +311,8 @@ pub struct LockRecord {
     /// The model (class) whose releases apply to it.
     pub class: String,
     /// Its device key (raw Ed25519), learned by pairing with the setup
-    /// code; `None` until paired.
+    /// code; `None` until paired. Lower-case hex in JSON.
+    #[serde(with = "hex_key")]
     pub device_key: Option<[u8; 32]>,
     /// The owner opted in to installing high and critical CVE fixes
     /// without asking each time.
@@ -497,4 +498,59 @@ pub struct Freshness {
     pub timestamp_expires: Option<UnixSecs>,
     /// The last sync's failure, if the last sync failed.
     pub last_error: Option<String>,
+}
+
+/// A device key as 64 lower-case hex digits in JSON (`null` when absent).
+mod hex_key {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(key: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
+        match key {
+            Some(k) => s.serialize_some(&super::Digest(*k).to_hex()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<[u8; 32]>, D::Error> {
+        let hex: Option<String> = Option::deserialize(d)?;
+        hex.map(|h| {
+            super::Digest::from_hex(&h)
+                .map(|k| k.0)
+                .map_err(serde::de::Error::custom)
+        })
+        .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_device_key_is_hex_in_json_and_reads_back() {
+        let lock = LockRecord {
+            id: 1,
+            name: "front door".into(),
+            address: "udp:127.0.0.1:1".into(),
+            class: "deadbolt".into(),
+            device_key: Some([0xab; 32]),
+            auto_install_critical: false,
+            snapshot: None,
+            last_contact: None,
+            log: LogHealth::Unknown,
+        };
+        let json = serde_json::to_value(&lock).unwrap();
+        assert_eq!(json["device_key"], serde_json::json!("ab".repeat(32)));
+        let back: LockRecord = serde_json::from_value(json).unwrap();
+        assert_eq!(back, lock);
+        let unpaired = LockRecord {
+            device_key: None,
+            ..lock
+        };
+        let json = serde_json::to_value(&unpaired).unwrap();
+        assert!(json["device_key"].is_null());
+        let mut bad = json.clone();
+        bad["device_key"] = serde_json::json!("zz");
+        assert!(serde_json::from_value::<LockRecord>(bad).is_err());
+    }
 }

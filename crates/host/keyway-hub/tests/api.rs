@@ -264,6 +264,7 @@ async fn wrong_types_and_unknown_fields_are_invalid_body() {
             "{body}"
         );
     }
+    assert_eq!(snapshot(&w), before, "no lock was added");
     let id = w.paired_lock("a", 2);
     let before_auto = snapshot(&w);
     let (s, v) = call(
@@ -278,7 +279,6 @@ async fn wrong_types_and_unknown_fields_are_invalid_body() {
         (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body")
     );
     assert_eq!(snapshot(&w), before_auto);
-    let _ = before;
 }
 
 #[tokio::test]

@@ -536,6 +536,15 @@ fn rollout_refuses_a_lock_of_another_model_and_bad_settings() {
             .code(),
         "invalid_value"
     );
+    let delta = envelope(&w.vendor.key, CLASS, 3, &[], Some(2));
+    w.hub.ingest(vec![incoming("d", delta.clone())]).unwrap();
+    assert_eq!(
+        w.hub
+            .create_rollout(sha(&delta), 1, 10, None)
+            .unwrap_err()
+            .code(),
+        "invalid_value"
+    );
     assert!(w.store.rollouts().unwrap().is_empty());
 }
 
@@ -782,4 +791,165 @@ fn a_link_that_sends_its_whole_ring_each_time_is_kept_once_per_new_record() {
     w.hub.fetch_log(id).unwrap();
     assert_eq!(w.store.logs(id).unwrap().len(), 2);
     assert!(!w.kinds().contains(&"log_gap".to_string()));
+}
+
+/// A hub that stops mid-rollout (after wave 0 was saved) resumes at wave 1
+/// over the same store, and the locks of wave 0 are not pushed again.
+#[test]
+fn a_rollout_resumes_after_a_restart_at_the_saved_wave() {
+    let w = World::new();
+    let d = w.releases(&[(3, &[])]);
+    let ids: Vec<LockId> = (0..4).map(|i| w.paired_lock(&format!("l{i}"), 2)).collect();
+    for id in &ids {
+        w.hub
+            .consent(*id, d[0], Decision::Accept, ConsentSource::Owner)
+            .unwrap();
+    }
+    let mut r = w.hub.create_rollout(d[0], 2, 50, None).unwrap();
+    // Wave 0 went, then the hub stopped: what it saved.
+    for (i, id) in ids.iter().take(2).enumerate() {
+        assert_eq!(w.hub.install(*id, d[0]).unwrap(), InstallReport::Running);
+        r.locks[i].1 = RolloutOutcome::Updated;
+    }
+    r.state = RolloutState::Running { wave: 1 };
+    w.store.save_rollout(&r).unwrap();
+    // A new hub over the same store.
+    let hub = keyway_hub::engine::Hub::new(
+        w.store.clone(),
+        std::sync::Arc::new(w.fleet.clone()),
+        w.clock.clone(),
+        keyway_hub::engine::HubConfig::default(),
+    );
+    let done = hub.resume_rollouts().unwrap();
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].state, RolloutState::Done);
+    assert!(
+        done[0]
+            .locks
+            .iter()
+            .all(|(_, o)| *o == RolloutOutcome::Updated)
+    );
+    assert_eq!(
+        w.fleet.get("l0").uploads.len(),
+        1,
+        "wave 0 is not pushed again"
+    );
+    assert_eq!(w.fleet.get("l3").uploads.len(), 1);
+    assert!(hub.resume_rollouts().unwrap().is_empty());
+}
+
+/// Two runs of one rollout at once (the API's background run and a resume)
+/// push each lock once.
+#[test]
+fn a_rollout_is_not_run_twice_at_once() {
+    let w = World::new();
+    let d = w.releases(&[(3, &[])]);
+    let ids: Vec<LockId> = (0..6).map(|i| w.paired_lock(&format!("l{i}"), 2)).collect();
+    for (i, id) in ids.iter().enumerate() {
+        w.hub
+            .consent(*id, d[0], Decision::Accept, ConsentSource::Owner)
+            .unwrap();
+        w.fleet.with(&format!("l{i}"), |l| l.upload_ms = 20);
+    }
+    let r = w.hub.create_rollout(d[0], 2, 50, None).unwrap();
+    std::thread::scope(|s| {
+        for _ in 0..3 {
+            s.spawn(|| w.hub.run_rollout(r.id).unwrap());
+        }
+    });
+    let r = w.hub.run_rollout(r.id).unwrap();
+    assert_eq!(r.state, RolloutState::Done);
+    for i in 0..6 {
+        assert_eq!(w.fleet.get(&format!("l{i}")).uploads.len(), 1, "lock l{i}");
+    }
+    let kinds = w.kinds();
+    let waves = kinds.iter().filter(|k| *k == "rollout_wave").count();
+    assert_eq!(waves, 3, "each wave went once");
+    assert_eq!(kinds.iter().filter(|k| *k == "rollout_done").count(), 1);
+}
+
+fn keyset_doc(
+    root: &keyway::keys::SigningKey,
+    signer: &keyway::keys::SigningKey,
+    version: u64,
+) -> Vec<u8> {
+    keyway::encode::KeySetBuilder {
+        roots: vec![root.clone()],
+        keyset: keyway::encode::KeySetParams {
+            version,
+            threshold: 1,
+            signers: vec![signer.public_key()],
+            revoked: Vec::new(),
+        },
+        sign_options: Default::default(),
+    }
+    .build()
+    .unwrap()
+}
+
+fn signed_by(key: &keyway::keys::SigningKey, seq: u64, keyset: Option<Vec<u8>>) -> Vec<u8> {
+    keyway::encode::EnvelopeBuilder {
+        sequence: seq,
+        version: format!("1.{seq}.0").parse().unwrap(),
+        vendor_domain: DOMAIN.into(),
+        class_name: CLASS.into(),
+        notes: Some("delegated".into()),
+        payload: image(seq),
+        keyset,
+        keys: vec![key.clone()],
+        ..Default::default()
+    }
+    .build()
+    .unwrap()
+    .envelope
+}
+
+/// A release signed by a delegated key need not carry the key set (a lock
+/// stored it from an earlier release): the hub verifies it as such a lock
+/// would, with the newest root-signed key set it has taken in. Without a
+/// key set it holds, the same envelope is refused (no root key signed it),
+/// and a key set signed by another root is never used.
+#[test]
+fn a_release_signed_by_a_delegated_key_verifies_with_the_key_set_taken_in_earlier() {
+    use keyway::keys::{Algorithm, SigningKey};
+    let w = World::new();
+    let delegate = SigningKey::generate(Algorithm::Ed25519).unwrap();
+    let ks = keyset_doc(&w.vendor.key, &delegate, 1);
+    let bare = signed_by(&delegate, 5, None);
+    // Alone, the bare one does not verify.
+    let r = w.hub.ingest(vec![incoming("bare", bare.clone())]).unwrap();
+    assert_eq!(r.refused.len(), 1, "{r:?}");
+    // After the release that carries the key set (an earlier import), it does.
+    let r = w
+        .hub
+        .ingest(vec![incoming(
+            "carrier",
+            signed_by(&delegate, 4, Some(ks.clone())),
+        )])
+        .unwrap();
+    assert_eq!(r.imported.len(), 1, "{r:?}");
+    let r = w.hub.ingest(vec![incoming("bare", bare)]).unwrap();
+    assert_eq!(r.imported.len(), 1, "{r:?}");
+    // In one batch, the carrier first.
+    let w2 = World::new();
+    let ks2 = keyset_doc(&w2.vendor.key, &delegate, 1);
+    let r = w2
+        .hub
+        .ingest(vec![
+            incoming("carrier", signed_by(&delegate, 4, Some(ks2))),
+            incoming("bare", signed_by(&delegate, 5, None)),
+        ])
+        .unwrap();
+    assert_eq!(r.imported.len(), 2, "{r:?}");
+    // A key set signed by another root is never used.
+    let attacker = Vendor::new();
+    let forged = keyset_doc(&attacker.key, &attacker.key, 9);
+    let r = w
+        .hub
+        .ingest(vec![
+            incoming("forged-ks", signed_by(&attacker.key, 6, Some(forged))),
+            incoming("evil", signed_by(&attacker.key, 7, None)),
+        ])
+        .unwrap();
+    assert_eq!(r.refused.len(), 2, "{r:?}");
 }

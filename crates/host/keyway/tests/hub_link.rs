@@ -275,6 +275,38 @@ fn a_fresh_lock_reports_its_model_version_image_and_sensors() {
     lock.power_off();
 }
 
+/// The engine's way in: `Connector::connect` on the lock's record, an
+/// unpaired record for pairing, the paired one for everything else.
+#[test]
+fn the_connector_links_a_lock_record_for_pairing_then_sealed() {
+    use keyway_hub::link::Connector as _;
+    use keyway_hub::model::{LockRecord, LogHealth};
+    let h = House::new();
+    let lock = h.start(false);
+    let connector = link::UdpConnector::new(h.hub.clone()).with_retry(TIMEOUT, TRIES);
+    let mut record = LockRecord {
+        id: 1,
+        name: "front door".into(),
+        address: format!("udp:{}", lock.smp),
+        class: CLASS.into(),
+        device_key: None,
+        auto_install_critical: false,
+        snapshot: None,
+        last_contact: None,
+        log: LogHealth::Unknown,
+    };
+    let mut l = connector.connect(&record).unwrap();
+    assert!(matches!(
+        l.status(),
+        Err(LinkError::NotAuthenticated { .. })
+    ));
+    control(&lock, r#"{"cmd":"presence","seconds":60}"#);
+    record.device_key = Some(l.pair(&h.code.to_string()).unwrap().device_key);
+    let mut l = connector.connect(&record).unwrap();
+    assert_eq!(l.status().unwrap().version, "1.0.0");
+    lock.power_off();
+}
+
 #[test]
 fn an_unpaired_link_asks_nothing_of_the_lock_but_pairing() {
     let h = House::new();
@@ -956,4 +988,100 @@ fn the_hub_identity_is_made_once_private_and_kept() {
         HubIdentity::load_or_create(&dir),
         Err(link::IdentityError::Permissions { .. })
     ));
+}
+
+// ---- The hub's engine over this link ----
+
+/// The hub as the owner runs it (`keyway_hub::engine::Hub` over SQLite)
+/// with this link's connector, against a real lock: the model's anchors,
+/// a full release and its delta taken in, the lock added and paired by its
+/// setup code, the update offered as a delta for its image, consented,
+/// pushed and running, its audit log fetched and verified.
+#[test]
+fn the_hub_engine_pairs_and_updates_a_real_lock_through_the_link() {
+    use keyway_hub::engine::{HubConfig, Incoming, InstallReport, SystemClock};
+    use keyway_hub::model::{ConsentSource, Decision, ModelAnchors, NewLock, ReleaseOrigin};
+    let h = House::new();
+    let lock = h.start(false);
+    control(&lock, r#"{"cmd":"unlock"}"#);
+    let store = Arc::new(keyway_hub::store::SqliteStore::open_in_memory().unwrap());
+    let connector = Arc::new(link::UdpConnector::new(h.hub.clone()).with_retry(TIMEOUT, TRIES));
+    let hub = keyway_hub::engine::Hub::new(
+        store,
+        connector,
+        Arc::new(SystemClock),
+        HubConfig::default(),
+    );
+    hub.put_model(&ModelAnchors {
+        class: CLASS.into(),
+        vendor_domain: VENDOR.into(),
+        trust_pems: vec![h.vendor.public_key().to_spki_pem().unwrap()],
+        threshold: 1,
+    })
+    .unwrap();
+    let full = signed(&h.vendor, "1.1.0", 2, &new_payload(), None, None);
+    let delta = signed(
+        &h.vendor,
+        "1.1.0",
+        2,
+        &new_payload(),
+        Some(&factory_payload()),
+        None,
+    );
+    let origin = ReleaseOrigin::Bundle {
+        path: "test".into(),
+    };
+    let r = hub
+        .ingest(vec![
+            Incoming {
+                target: "deadbolt-2/v1.1.suit".into(),
+                bytes: full.clone(),
+                origin: origin.clone(),
+            },
+            Incoming {
+                target: "deadbolt-2/v1.1-from-1.0.suit".into(),
+                bytes: delta.clone(),
+                origin,
+            },
+        ])
+        .unwrap();
+    assert!(r.refused.is_empty(), "{r:?}");
+    let rec = hub
+        .add_lock(&NewLock {
+            name: "front door".into(),
+            address: format!("udp:{}", lock.smp),
+            class: CLASS.into(),
+        })
+        .unwrap();
+    control(&lock, r#"{"cmd":"presence","seconds":60}"#);
+    let rec = hub.pair(rec.id, &h.code.to_string()).unwrap();
+    assert_eq!(rec.device_key, Some(h.device_key()));
+    let offers = hub.updates(rec.id).unwrap();
+    assert_eq!(offers.len(), 1, "{offers:?}");
+    assert!(offers[0].delta, "{offers:?}");
+    hub.consent(
+        rec.id,
+        offers[0].release,
+        Decision::Accept,
+        ConsentSource::Owner,
+    )
+    .unwrap();
+    assert_eq!(
+        hub.install(rec.id, offers[0].release).unwrap(),
+        InstallReport::Running
+    );
+    let rec = hub.refresh(rec.id).unwrap();
+    let snap = rec.snapshot.unwrap();
+    assert_eq!(
+        (snap.version.as_str(), &snap.update),
+        ("1.1.0", &UpdateState::Confirmed)
+    );
+    assert_eq!(snap.image, Some(Digest(sha(&new_payload()))));
+    // The audit log, verified with the device key the pairing proved.
+    let health = hub.fetch_log(rec.id).unwrap();
+    assert!(
+        matches!(health, keyway_hub::model::LogHealth::Intact { .. }),
+        "{health:?}"
+    );
+    lock.power_off();
 }

@@ -62,6 +62,26 @@ fn audit_and_device_do_not_link_the_simulated_lock() {
 }
 
 #[test]
+fn the_hubs_lock_link_does_not_link_the_simulated_lock() {
+    // The hub reaches its locks as any owner does, through SMP; the demo
+    // house (src/hub, h-house's files) may start simulated locks, the link
+    // may not know where its lock came from.
+    let f = src().join("hub").join("link.rs");
+    let text = std::fs::read_to_string(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+    let hits: Vec<String> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains("keyway_lock") || l.contains("crate::lab"))
+        .map(|(i, l)| format!("{}:{}: {}", f.display(), i + 1, l.trim()))
+        .collect();
+    assert!(
+        hits.is_empty(),
+        "src/hub/link.rs must reach a lock through SMP only:\n{}",
+        hits.join("\n")
+    );
+}
+
+#[test]
 fn audit_does_not_depend_on_the_lab() {
     // The lab starts a simulated lock and hands the audit a `udp:` target;
     // the audit must not know where its lock came from.

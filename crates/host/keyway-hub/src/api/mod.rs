@@ -47,6 +47,10 @@ use crate::model::{ConsentSource, Decision, Digest, LockId, ModelAnchors, NewLoc
 /// The largest request body the API reads.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// Requests the API serves at once; more wait (bounded memory under a
+/// flood from a token holder).
+pub const MAX_IN_FLIGHT: usize = 64;
+
 /// The OpenAPI 3.1 document describing every route.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
@@ -684,13 +688,22 @@ pub fn router(api: Api) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            MAX_IN_FLIGHT,
+        ))
         .with_state(api)
 }
 
 /// Serves the API on `listen` (the shell passes `127.0.0.1:PORT` by
-/// default) until the process stops.
+/// default) until the process stops; first resumes, in the background,
+/// any rollout a previous run left running.
 pub async fn serve(listen: SocketAddr, api: Api) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
+    // Rollouts a previous run left mid-way go on, in the background.
+    let hub = api.hub.clone();
+    tokio::task::spawn_blocking(move || {
+        let _ = hub.resume_rollouts();
+    });
     axum::serve(listener, router(api)).await
 }
 

@@ -91,6 +91,8 @@ pub struct Accepted {
     pub release: Release,
     /// The image it installs (the payload, or a delta's output).
     pub image: Digest,
+    /// The root-signed key set it carries, if any.
+    pub keyset: Option<suit::KeySet>,
 }
 
 fn hex16(b: &[u8]) -> String {
@@ -135,12 +137,32 @@ pub fn image_of(envelope: &[u8]) -> Option<Digest> {
     }
 }
 
+/// The root-signed key set an envelope carries, if any and if it verifies
+/// against `anchors`.
+pub fn carried_keyset(envelope: &[u8], anchors: &suit::TrustAnchors) -> Option<suit::KeySet> {
+    let doc = suit::Envelope::decode(envelope).ok()?.keyset?;
+    suit::KeySet::from_document(doc, anchors).ok()
+}
+
+/// The key sets the hub has seen per model (class): the newest
+/// root-signed key set carried by an envelope it took in. A release signed
+/// by a delegated key need not carry the key set (the lock stored it from
+/// an earlier release); the hub verifies such an envelope as a lock holding
+/// that key set would.
+pub type KeySets = std::collections::HashMap<String, suit::KeySet>;
+
 /// Verifies one envelope against the models and makes its release record.
+///
+/// It is verified as a lock that has accepted nothing would (root keys, or
+/// a key set the envelope carries); if that fails on signatures or the key
+/// set and `keysets` holds a key set for its model, again as a lock
+/// holding that key set.
 pub fn verify(
     target: &str,
     bytes: &[u8],
     origin: ReleaseOrigin,
     models: &[ModelAnchors],
+    keysets: &KeySets,
     now: UnixSecs,
 ) -> Result<Accepted, Refusal> {
     if bytes.len() > MAX_ENVELOPE_BYTES {
@@ -177,12 +199,30 @@ pub fn verify(
         })?;
     let anchors = anchors(model)?;
     let identity = suit::DeviceIdentity::new(vendor, class);
-    let v = suit::verify_envelope(bytes, &anchors, &identity, &suit::DeviceState::fresh())
-        .map_err(|e| Refusal::Verification {
-            class: model.class.clone(),
-            check: keyway::check::check_name(&e).to_string(),
-            message: keyway::describe::describe(&e),
-        })?;
+    let first = suit::verify_envelope(bytes, &anchors, &identity, &suit::DeviceState::fresh());
+    let v = match first {
+        Ok(v) => v,
+        Err(e) => {
+            let retry = match (keyway::check::check_name(&e), keysets.get(&model.class)) {
+                ("signatures" | "key set", Some(ks)) => suit::verify_envelope(
+                    bytes,
+                    &anchors,
+                    &identity,
+                    &suit::DeviceState {
+                        sequence_floor: None,
+                        keyset: Some(ks.clone()),
+                    },
+                )
+                .ok(),
+                _ => None,
+            };
+            retry.ok_or_else(|| Refusal::Verification {
+                class: model.class.clone(),
+                check: keyway::check::check_name(&e).to_string(),
+                message: keyway::describe::describe(&e),
+            })?
+        }
+    };
     let expectation = v.payload.ok_or(Refusal::PayloadDetached)?;
     let ip = v.integrated.ok_or(Refusal::PayloadDetached)?;
     let payload_err = |e: suit::Error| Refusal::Payload {
@@ -255,5 +295,9 @@ pub fn verify(
         added_at: now,
         envelope: bytes.to_vec(),
     };
-    Ok(Accepted { release, image })
+    Ok(Accepted {
+        release,
+        image,
+        keyset: v.new_keyset,
+    })
 }

@@ -275,8 +275,8 @@ impl HubError {
             HubError::Store(StoreError::Full(_)) => "store_full",
             HubError::Store(StoreError::NoLock(_)) | HubError::NoLock(_) => "unknown_lock",
             HubError::Store(StoreError::NoRelease(_)) | HubError::NoRelease(_) => "unknown_release",
+            HubError::Store(StoreError::NoRollout(_)) | HubError::NoRollout(_) => "unknown_rollout",
             HubError::Store(_) => "store_failed",
-            HubError::NoRollout(_) => "unknown_rollout",
             HubError::NotApplicable { .. } => "release_not_applicable",
             HubError::NotPaired(_) => "lock_not_paired",
             HubError::AlreadyPaired(_) => "lock_already_paired",
@@ -335,6 +335,7 @@ pub struct Hub {
     progress: Mutex<HashMap<LockId, Progress>>,
     images: Mutex<HashMap<Digest, Option<Digest>>>,
     busy: Mutex<HashSet<LockId>>,
+    rolling: Mutex<HashSet<i64>>,
     last_freshness: Mutex<Option<&'static str>>,
 }
 
@@ -372,6 +373,7 @@ impl Hub {
             progress: Mutex::new(HashMap::new()),
             images: Mutex::new(HashMap::new()),
             busy: Mutex::new(HashSet::new()),
+            rolling: Mutex::new(HashSet::new()),
             last_freshness: Mutex::new(None),
         }
     }
@@ -421,12 +423,49 @@ impl Hub {
     /// ones that verify; says what it refused and why.
     pub fn ingest(&self, targets: Vec<Incoming>) -> Result<IngestReport, HubError> {
         let models = self.store.models()?;
+        // Key sets carried by this batch's envelopes, and (read only when an
+        // envelope needs one) by the stored ones.
+        let mut keysets = intake::KeySets::new();
+        let mut stored: Option<intake::KeySets> = None;
         let mut report = IngestReport::default();
         for inc in targets {
             let now = self.now();
-            match intake::verify(&inc.target, &inc.bytes, inc.origin, &models, now) {
+            let mut r = intake::verify(
+                &inc.target,
+                &inc.bytes,
+                inc.origin.clone(),
+                &models,
+                &keysets,
+                now,
+            );
+            if let Err(intake::Refusal::Verification { check, .. }) = &r
+                && (check == "signatures" || check == "key set")
+            {
+                if stored.is_none() {
+                    stored = Some(self.keysets(&models)?);
+                }
+                let mut all = stored.clone().unwrap_or_default();
+                for (class, ks) in &keysets {
+                    if all.get(class).is_none_or(|k| k.version < ks.version) {
+                        all.insert(class.clone(), ks.clone());
+                    }
+                }
+                if let Ok(acc) =
+                    intake::verify(&inc.target, &inc.bytes, inc.origin, &models, &all, now)
+                {
+                    r = Ok(acc);
+                }
+            }
+            match r {
                 Ok(acc) => {
                     let digest = acc.release.digest;
+                    if let Some(ks) = acc.keyset
+                        && keysets
+                            .get(&acc.release.class)
+                            .is_none_or(|k| k.version < ks.version)
+                    {
+                        keysets.insert(acc.release.class.clone(), ks);
+                    }
                     if self.store.put_release(&acc.release)? {
                         self.images
                             .lock()
@@ -472,6 +511,28 @@ impl Hub {
             }
         }
         Ok(report)
+    }
+
+    /// The newest root-signed key set each model's stored envelopes carry
+    /// (read from the stored envelopes: the store holds no other copy).
+    fn keysets(&self, models: &[ModelAnchors]) -> Result<intake::KeySets, HubError> {
+        let mut out = intake::KeySets::new();
+        for m in models {
+            let Ok(anchors) = intake::anchors(m) else {
+                continue;
+            };
+            for r in self.store.releases(Some(&m.class))? {
+                let Some(full) = self.store.release(&r.digest)? else {
+                    continue;
+                };
+                if let Some(ks) = intake::carried_keyset(&full.envelope, &anchors)
+                    && out.get(&m.class).is_none_or(|k| k.version < ks.version)
+                {
+                    out.insert(m.class.clone(), ks);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The image a stored release installs (cached; read from its envelope
@@ -1190,6 +1251,12 @@ impl Hub {
             .store
             .release(&release)?
             .ok_or(HubError::NoRelease(release))?;
+        if rel.delta_base.is_some() {
+            return Err(HubError::Invalid(
+                "a rollout names the full release; the hub picks a delta per lock when one fits"
+                    .into(),
+            ));
+        }
         let locks = self.store.locks()?;
         let ids = decide::rollout_locks(&locks, &rel.class, only).map_err(|id| {
             HubError::Invalid(format!("lock {id} is not a lock of model {}", rel.class))
@@ -1246,8 +1313,29 @@ impl Hub {
 
     /// Runs a rollout's remaining waves (resuming where it was saved),
     /// `config.concurrency` locks at a time; saves it after each wave.
+    ///
+    /// A rollout already running in this hub is not run twice: the call
+    /// returns its saved state.
     pub fn run_rollout(&self, id: i64) -> Result<Rollout, HubError> {
         let mut r = self.rollout(id)?;
+        {
+            let mut rolling = self
+                .rolling
+                .lock()
+                .map_err(|_| HubError::Invalid("poisoned".into()))?;
+            if !rolling.insert(id) {
+                return Ok(r);
+            }
+        }
+        struct Rolling<'a>(&'a Mutex<HashSet<i64>>, i64);
+        impl Drop for Rolling<'_> {
+            fn drop(&mut self) {
+                if let Ok(mut s) = self.0.lock() {
+                    s.remove(&self.1);
+                }
+            }
+        }
+        let _rolling = Rolling(&self.rolling, id);
         let waves = decide::wave_count(r.locks.len(), r.wave_size);
         loop {
             let RolloutState::Running { wave } = r.state else {
@@ -1301,6 +1389,18 @@ impl Hub {
                 )?,
             }
         }
+    }
+
+    /// Runs every rollout left running (a hub that stopped mid-rollout
+    /// resumes it at the wave it saved); the shell calls it at start.
+    pub fn resume_rollouts(&self) -> Result<Vec<Rollout>, HubError> {
+        let mut out = Vec::new();
+        for r in self.store.rollouts()? {
+            if matches!(r.state, RolloutState::Running { .. }) {
+                out.push(self.run_rollout(r.id)?);
+            }
+        }
+        Ok(out)
     }
 
     /// Runs `rollout_one` over `todo` on `config.concurrency` threads.

@@ -371,6 +371,8 @@ pub struct FakeLock {
     pub log_last: u64,
     /// Sends its whole ring on every fetch, ignoring `since`.
     pub whole_ring: bool,
+    /// How long an upload takes (ms).
+    pub upload_ms: u64,
     /// Digests of envelopes uploaded to it, in order.
     pub uploads: Vec<Digest>,
     /// How many consents it was given.
@@ -392,6 +394,7 @@ impl FakeLock {
             log_first: 1,
             log_last: 10,
             whole_ring: false,
+            upload_ms: 0,
             uploads: Vec::new(),
             consents: 0,
             pending: None,
@@ -512,14 +515,20 @@ impl LockLink for FakeLink {
                 {
                     continue; // refused for its base: the next candidate
                 }
-                return Ok((c.to_vec(), i.delta.is_some(), i.manifest.sequence));
+                return Ok((
+                    c.to_vec(),
+                    i.delta.is_some(),
+                    i.manifest.sequence,
+                    l.upload_ms,
+                ));
             }
             Err(LinkError::Refused {
                 reason: "no candidate for the running image".into(),
                 rc: 2,
             })
         })?;
-        let (bytes, delta, seq) = chosen;
+        let (bytes, delta, seq, upload_ms) = chosen;
+        std::thread::sleep(std::time::Duration::from_millis(upload_ms));
         let total = bytes.len() as u64;
         let mut done = 0;
         while done < total {
@@ -649,12 +658,62 @@ pub struct World {
     pub fleet: Fleet,
     pub clock: Arc<FakeClock>,
     pub vendor: Vendor,
+    pub guard: Guard,
 }
 
-/// The store the suite runs on: in memory (`KEYWAY_HUB_TEST_STORE` may
-/// select another backend once one is wired here).
-pub fn new_store() -> Arc<dyn Store> {
-    Arc::new(MemStore::default())
+/// Keeps a test store's backing (a temporary directory, a PostgreSQL
+/// schema) alive as long as the store.
+pub type Guard = Option<Box<dyn std::any::Any + Send + Sync>>;
+
+/// A fresh PostgreSQL schema, dropped with the guard.
+struct PgSchema {
+    base: String,
+    name: String,
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        if let Ok(mut c) = postgres::Client::connect(&self.base, postgres::NoTls) {
+            let _ = c.batch_execute(&format!("DROP SCHEMA {} CASCADE", self.name));
+        }
+    }
+}
+
+/// The store the suite runs on, by `KEYWAY_HUB_TEST_STORE`:
+/// * unset or `sqlite`: `SqliteStore` in a fresh file (the hub's default);
+/// * `memory`: the in-memory store above;
+/// * `postgres`: `PgStore` in a fresh schema of `KEYWAY_TEST_POSTGRES`'s
+///   database (`eval "$(scripts/postgres.sh)"`); the engine suite only
+///   (the API tests call the store from async tasks, which the `postgres`
+///   crate forbids).
+pub fn new_store() -> (Arc<dyn Store>, Guard) {
+    match std::env::var("KEYWAY_HUB_TEST_STORE").as_deref() {
+        Ok("memory") => (Arc::new(MemStore::default()), None),
+        Ok("postgres") => {
+            let base = std::env::var("KEYWAY_TEST_POSTGRES")
+                .expect("KEYWAY_HUB_TEST_STORE=postgres needs KEYWAY_TEST_POSTGRES");
+            use std::sync::atomic::AtomicU32;
+            static N: AtomicU32 = AtomicU32::new(0);
+            let name = format!(
+                "kwengine_{}_{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            );
+            let mut c = postgres::Client::connect(&base, postgres::NoTls).unwrap();
+            c.batch_execute(&format!("CREATE SCHEMA {name}")).unwrap();
+            let sep = if base.contains('?') { '&' } else { '?' };
+            let url = format!("{base}{sep}options=-c%20search_path%3D{name}");
+            let store = keyway_hub::store::PgStore::connect(&url).unwrap();
+            (Arc::new(store), Some(Box::new(PgSchema { base, name })))
+        }
+        Ok("sqlite") | Err(_) => {
+            let dir = tempfile::tempdir().unwrap();
+            let store =
+                keyway_hub::store::SqliteStore::open(dir.path().join("hub.sqlite")).unwrap();
+            (Arc::new(store), Some(Box::new(dir)))
+        }
+        Ok(other) => panic!("KEYWAY_HUB_TEST_STORE={other}: use sqlite, memory or postgres"),
+    }
 }
 
 impl World {
@@ -667,7 +726,7 @@ impl World {
     }
 
     pub fn with_config(config: HubConfig) -> World {
-        let store = new_store();
+        let (store, guard) = new_store();
         let fleet = Fleet::default();
         let clock = FakeClock::at(T0);
         let hub = Arc::new(Hub::new(
@@ -684,6 +743,7 @@ impl World {
             fleet,
             clock,
             vendor,
+            guard,
         }
     }
 

@@ -42,7 +42,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use keyway::keys::{Algorithm, KeyError, SigningKey};
-use keyway_hub::link::{FetchedLog, InstallOutcome, LinkError, LockLink, LogBreak, Paired, Pushed};
+use keyway_hub::link::{
+    Connector, FetchedLog, InstallOutcome, LinkError, LockLink, LogBreak, Paired, Pushed,
+};
 use keyway_hub::model::{Bolt, Digest, Door, LockRecord, LockSnapshot, Postponement, UpdateState};
 use keyway_smp::kw::{self, UpdateState as WireState};
 use keyway_smp::{Message as _, Refusal};
@@ -396,6 +398,7 @@ pub struct SmpLink<T: Transport> {
     address: String,
     client: Client<T>,
     device_key: Option<[u8; 32]>,
+    poll: Duration,
 }
 
 /// A lock over UDP (`udp:HOST:PORT`).
@@ -451,7 +454,15 @@ impl<T: Transport> SmpLink<T> {
             address: address.to_owned(),
             client,
             device_key,
+            poll: POLL,
         })
+    }
+
+    /// Polls every `poll` while [`LockLink::consent`] waits (default
+    /// [`POLL`]; the bench polls finer, to time the install closely).
+    pub fn with_poll(mut self, poll: Duration) -> SmpLink<T> {
+        self.poll = poll;
+        self
     }
 
     /// The lock's address.
@@ -585,7 +596,7 @@ impl<T: Transport + Send> LockLink for SmpLink<T> {
             &mut self.client,
             &release.0,
             Duration::from_millis(wait_ms),
-            POLL,
+            self.poll,
             &mut |_| {},
         )
         .map_err(|e| self.err(e))?;
@@ -659,9 +670,11 @@ impl UdpConnector {
             self.tries,
         )
     }
+}
 
+impl Connector for UdpConnector {
     /// [`UdpConnector::link`], boxed as the engine takes it.
-    pub fn connect(&self, lock: &LockRecord) -> Result<Box<dyn LockLink>, LinkError> {
+    fn connect(&self, lock: &LockRecord) -> Result<Box<dyn LockLink>, LinkError> {
         Ok(Box::new(self.link(lock)?))
     }
 }
