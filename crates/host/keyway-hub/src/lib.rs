@@ -28,3 +28,4 @@ pub mod link;
 pub mod model;
 pub mod mqtt;
 pub mod store;
+pub mod web;

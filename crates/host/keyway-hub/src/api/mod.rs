@@ -22,7 +22,7 @@
 //!   validates it with an independent validator.
 
 use std::net::SocketAddr;
-use std::path::{Path as FsPath, PathBuf};
+use std::path::Path as FsPath;
 use std::sync::Arc;
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
@@ -39,7 +39,9 @@ use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::engine::{Hub, HubError, Incoming, IngestReport};
+pub mod actions;
+
+use crate::engine::{Hub, HubError, Incoming};
 use crate::model::{ConsentSource, Decision, Digest, LockId, ModelAnchors, NewLock};
 
 /// The largest request body the API reads.
@@ -68,7 +70,8 @@ pub enum SourceError {
 }
 
 impl SourceError {
-    fn code(&self) -> &'static str {
+    /// Its stable machine code.
+    pub fn code(&self) -> &'static str {
         match self {
             SourceError::NotFound(_) => "bundle_not_found",
             SourceError::Refused(_) => "bundle_refused",
@@ -121,7 +124,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> ApiError {
         ApiError {
             status,
             code,
@@ -260,13 +267,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Q<T> {
     }
 }
 
-fn digest(s: &str) -> Result<Digest, ApiError> {
+pub(crate) fn digest(s: &str) -> Result<Digest, ApiError> {
     Digest::from_hex(s)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_digest", e.to_string()))
 }
 
 /// Runs a blocking hub call.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, HubError> + Send + 'static,
 ) -> Result<T, ApiError> {
     match tokio::task::spawn_blocking(f).await {
@@ -400,50 +407,8 @@ async fn release_one(State(a): State<Api>, P(d): P<String>) -> R {
     ok(r)
 }
 
-#[derive(Serialize)]
-struct ImportOut {
-    #[serde(flatten)]
-    report: IngestReport,
-    refused_by_tuf: Vec<serde_json::Value>,
-}
-
 async fn imports(State(a): State<Api>, Body(i): Body<ImportIn>) -> R {
-    let Some(src) = a.releases_in.clone() else {
-        return Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "imports_unavailable",
-            "this hub has no bundle reader configured",
-        ));
-    };
-    let path = PathBuf::from(i.path);
-    let read = match tokio::task::spawn_blocking(move || src.read_bundle(&path)).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
-            let status = match e {
-                SourceError::NotFound(_) => StatusCode::NOT_FOUND,
-                _ => StatusCode::UNPROCESSABLE_ENTITY,
-            };
-            return Err(ApiError::new(status, e.code(), e.to_string()));
-        }
-        Err(e) => {
-            return Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                format!("the import task failed: {e}"),
-            ));
-        }
-    };
-    let hub = a.hub.clone();
-    let incoming = read.incoming;
-    let report = blocking(move || hub.ingest(incoming)).await?;
-    ok(ImportOut {
-        report,
-        refused_by_tuf: read
-            .refused
-            .into_iter()
-            .map(|(target, message)| json!({"target": target, "message": message}))
-            .collect(),
-    })
+    ok(actions::import(&a, i.path).await?)
 }
 
 async fn locks_list(State(a): State<Api>) -> R {
@@ -486,19 +451,7 @@ async fn lock_refresh(State(a): State<Api>, P(id): P<LockId>) -> R {
 }
 
 async fn lock_updates(State(a): State<Api>, P(id): P<LockId>) -> R {
-    let hub = a.hub.clone();
-    let (updates, consents) =
-        blocking(move || Ok((hub.updates(id)?, hub.store().consents(id)?))).await?;
-    let updates: Vec<serde_json::Value> = updates
-        .into_iter()
-        .map(|o| {
-            let decision = crate::engine::decide::decision(&consents, &o.release);
-            let mut v = serde_json::to_value(&o).unwrap_or_default();
-            v["decision"] = serde_json::to_value(decision).unwrap_or_default();
-            v
-        })
-        .collect();
-    ok(json!({"updates": updates}))
+    ok(json!({"updates": actions::updates(a.hub.clone(), id).await?}))
 }
 
 async fn lock_consents(State(a): State<Api>, P(id): P<LockId>) -> R {
@@ -510,16 +463,9 @@ async fn lock_consents(State(a): State<Api>, P(id): P<LockId>) -> R {
 
 async fn lock_consent(State(a): State<Api>, P(id): P<LockId>, Body(c): Body<ConsentIn>) -> R {
     let release = digest(&c.release)?;
-    let hub = a.hub.clone();
-    let decision = c.decision;
-    let consent =
-        blocking(move || hub.consent(id, release, decision, ConsentSource::Owner)).await?;
-    if decision == Decision::Accept {
-        // Durable above; the push runs in the background (progress shows it).
-        let hub = a.hub.clone();
-        tokio::task::spawn_blocking(move || {
-            let _ = hub.install(id, release);
-        });
+    let (consent, started) =
+        actions::consent(a.hub.clone(), id, release, c.decision, ConsentSource::Owner).await?;
+    if started {
         with_status(
             StatusCode::ACCEPTED,
             json!({"consent": consent, "install": "started"}),
@@ -538,23 +484,7 @@ pub struct InstallIn {
 
 async fn lock_install(State(a): State<Api>, P(id): P<LockId>, Body(i): Body<InstallIn>) -> R {
     let release = digest(&i.release)?;
-    let hub = a.hub.clone();
-    // Checked here so the caller hears it at once; `install` checks again.
-    blocking(move || {
-        hub.lock(id)?;
-        hub.store()
-            .release(&release)?
-            .ok_or(HubError::NoRelease(release))?;
-        match crate::engine::decide::decision(&hub.store().consents(id)?, &release) {
-            Some(Decision::Accept) => Ok(()),
-            _ => Err(HubError::NoConsent { lock: id, release }),
-        }
-    })
-    .await?;
-    let hub = a.hub.clone();
-    tokio::task::spawn_blocking(move || {
-        let _ = hub.install(id, release);
-    });
+    actions::install(a.hub.clone(), id, release).await?;
     with_status(StatusCode::ACCEPTED, json!({"install": "started"}))
 }
 
