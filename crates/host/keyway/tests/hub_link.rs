@@ -222,9 +222,13 @@ fn a_wrong_setup_code_is_refused_and_counted_by_the_lock() {
         }
         assert!(wrong_tries <= 7, "the lock never held a try back");
     };
+    // The first three are free (keyway-channel's PairingGuard): the lock
+    // may hold back the fourth at the earliest, sooner never. (How many
+    // more it tests before holding one back depends on the client's
+    // speed: a try that comes after the wait is tested.)
     assert!(
-        wrong_tries >= 4,
-        "held back after {wrong_tries} wrong codes"
+        wrong_tries >= 3,
+        "held back after {wrong_tries} wrong codes: three are free"
     );
     assert_ne!(held_back, 0);
     // Right after, the right code is held back too; once the wait passes
