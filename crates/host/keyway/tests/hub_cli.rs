@@ -43,12 +43,19 @@ fn serve_refuses_a_non_loopback_listen_without_the_flag() {
 /// bundle's path, the repository's first root (what the hub pins) and
 /// the vendor's directory.
 fn stick(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
-    use keyway_tuf::jiff::Timestamp;
+    stick_at(dir, keyway_tuf::jiff::Timestamp::now())
+}
+
+/// [`stick`], its metadata signed at `now` (default expiries: the
+/// timestamp lasts 7 days, the snapshot 30, targets and root 365).
+fn stick_at(
+    dir: &std::path::Path,
+    now: keyway_tuf::jiff::Timestamp,
+) -> (PathBuf, PathBuf, PathBuf) {
     use keyway_tuf::{Expiries, RepoWriter};
     std::fs::create_dir_all(dir).unwrap();
     let vendor = dir.join("vendor");
     let r = keyway_cli::hub::demo::vendor(&mut std::io::sink(), &vendor).expect("the vendor");
-    let now = Timestamp::now();
     let mut w = RepoWriter::init(
         &dir.join("repo"),
         &dir.join("tuf-keys"),
@@ -229,6 +236,97 @@ fn import_of_a_corrupt_bundle_says_what_it_refused_and_why() {
     assert!(err.contains("nothing could be read"), "{err}");
     assert!(text.contains("refused metadata/"), "{text}");
     assert!(text.contains("0 imported"), "{text}");
+}
+
+/// An old stick (signed 10 days ago: its 7-day timestamp has expired, its
+/// snapshot and targets have not): the releases are imported, with a
+/// warning line naming when the timestamp expired, and `--json` carries
+/// `"stale"`; each TUF refusal in `--json` carries keyway-tuf's code.
+#[test]
+fn import_of_an_old_stick_warns_that_it_is_stale() {
+    use keyway_tuf::jiff::{SignedDuration, Timestamp};
+    let dir = tmp("hub-import-stale");
+    let then = Timestamp::now() - SignedDuration::from_hours(240);
+    let (bundle, root, vendor) = stick_at(&dir, then);
+    // A flipped byte in one target: a TUF refusal with its code.
+    let targets = bundle.join("targets/deadbolt-2");
+    let delta = std::fs::read_dir(&targets)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(".release-2.1.0-delta.suit"))
+        .expect("the delta on the stick");
+    let mut b = std::fs::read(&delta).unwrap();
+    let mid = b.len() / 2;
+    b[mid] ^= 0x40;
+    std::fs::write(&delta, b).unwrap();
+    let data = dir.join("hub");
+    let o = import(&data, &bundle, &root, &vendor, &[]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    println!("{text}");
+    assert!(
+        o.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let expected = (then + SignedDuration::from_hours(7 * 24)).to_string();
+    let warn = text
+        .lines()
+        .find(|l| l.starts_with("the bundle is old: its timestamp expired at "))
+        .unwrap_or_else(|| panic!("no staleness warning: {text}"));
+    assert!(
+        warn.contains("imported anyway") && warn.contains("anti-rollback"),
+        "{warn}"
+    );
+    let at = warn
+        .trim_start_matches("the bundle is old: its timestamp expired at ")
+        .split(';')
+        .next()
+        .unwrap();
+    let at: Timestamp = at.parse().expect("a timestamp in the warning");
+    let want: Timestamp = expected.parse().unwrap();
+    assert!(
+        at.duration_since(want).abs() < SignedDuration::from_secs(5),
+        "{at} vs {want}"
+    );
+    assert!(
+        text.contains("imported deadbolt-2/release-1.4.0.suit"),
+        "{text}"
+    );
+    let data2 = dir.join("hub2");
+    let o = import(&data2, &bundle, &root, &vendor, &["--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    println!("{v}");
+    let ts = v["stale"]["timestamp_expired_at"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no \"stale\" in --json: {v}"));
+    let ts: Timestamp = ts.parse().unwrap();
+    assert!(
+        ts.duration_since(want).abs() < SignedDuration::from_secs(5),
+        "{v}"
+    );
+    assert!(v["stale"]["snapshot_expired_at"].is_null(), "{v}");
+    let tuf: Vec<&serde_json::Value> = v["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["stage"] == "tuf")
+        .collect();
+    assert_eq!(tuf.len(), 1, "{v}");
+    assert_eq!(tuf[0]["code"], "target_hash", "{v}");
+    assert!(
+        tuf[0]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{v}"
+    );
+    // A fresh stick has no "stale" and no warning.
+    let (fresh, froot, fvendor) = stick(&dir.join("fresh"));
+    let o = import(&dir.join("hub3"), &fresh, &froot, &fvendor, &[]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{text}");
+    assert!(!text.contains("the bundle is old"), "{text}");
+    let o = import(&dir.join("hub4"), &fresh, &froot, &fvendor, &["--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    assert!(v.get("stale").is_none(), "{v}");
 }
 
 /// A full disk during an import: a clear error that names the disk (its
@@ -528,6 +626,10 @@ impl Served {
     }
 
     fn serve(&self) -> Running {
+        self.serve_with(&[])
+    }
+
+    fn serve_with(&self, extra: &[&str]) -> Running {
         let mut cmd = keyway();
         cmd.args(["hub", "serve", "--data"])
             .arg(&self.data)
@@ -546,7 +648,8 @@ impl Served {
                 "locks.example",
                 "--trust",
             ])
-            .arg(self.vendor.join("root.pub"));
+            .arg(self.vendor.join("root.pub"))
+            .args(extra);
         Running::start(cmd)
     }
 
@@ -673,9 +776,213 @@ fn sigkill_mid_update_then_restart_loses_no_consent_or_release() {
         }
     }
     println!("SIGKILL during the push's {phase:?} phase");
+    assert!(
+        matches!(phase.as_str(), "uploading" | "installing" | "postponed"),
+        "the push never got under way in 20 s (last phase {phase:?}): the kill would not test a push"
+    );
     let st = run.signal(libc::SIGKILL);
     assert!(!st.success());
     drop(run);
     let run = s.serve();
     s.assert_kept(&run, &release);
+}
+
+/// `hub serve --mqtt`: the hub publishes Home Assistant discovery for its
+/// lock on the broker, under the given prefix, and the update entity's
+/// `release_url` is the hub's own address. Needs a broker:
+/// `eval "$(scripts/mosquitto.sh)"` (KEYWAY_TEST_MQTT).
+#[test]
+fn serve_with_mqtt_publishes_discovery_for_its_lock() {
+    let Ok(url) = std::env::var("KEYWAY_TEST_MQTT") else {
+        println!(
+            "SKIPPED serve_with_mqtt_publishes_discovery_for_its_lock: KEYWAY_TEST_MQTT is unset (eval \"$(scripts/mosquitto.sh)\")"
+        );
+        return;
+    };
+    let s = Served::new("hub-mqtt");
+    let prefix = format!("kwtest{}", std::process::id());
+    let mut run = s.serve_with(&["--mqtt", &url, "--mqtt-prefix", &prefix]);
+    let release = s.populate(&run);
+    // A Home Assistant stand-in: everything under the prefix and the
+    // hub's state topics.
+    let u = url.trim_start_matches("mqtt://");
+    let (host, port) = u.rsplit_once(':').unwrap_or((u, "1883"));
+    let mut mo = rumqttc::MqttOptions::new(
+        format!("hub-cli-test-{}", std::process::id()),
+        host,
+        port.parse().unwrap(),
+    );
+    mo.set_keep_alive(std::time::Duration::from_secs(5));
+    let (client, mut conn) = rumqttc::Client::new(mo, 64);
+    client
+        .subscribe(format!("{prefix}/#"), rumqttc::QoS::AtLeastOnce)
+        .unwrap();
+    client
+        .subscribe("keyway/lock/1/update/state", rumqttc::QoS::AtLeastOnce)
+        .unwrap();
+    let (mut lock_config, mut update_config, mut release_url) = (None, None, None);
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < std::time::Duration::from_secs(30)
+        && (lock_config.is_none() || update_config.is_none() || release_url.is_none())
+    {
+        let Ok(ev) = conn.recv_timeout(std::time::Duration::from_secs(1)) else {
+            continue;
+        };
+        let Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) = ev else {
+            continue;
+        };
+        let v: serde_json::Value = serde_json::from_slice(&p.payload).unwrap_or_default();
+        if p.topic == format!("{prefix}/lock/keyway/lock_1/config") {
+            lock_config = Some(v);
+        } else if p.topic == format!("{prefix}/update/keyway/lock_1/config") {
+            update_config = Some(v);
+        } else if p.topic == "keyway/lock/1/update/state"
+            && let Some(r) = v["release_url"].as_str()
+            && r.starts_with(&run.base)
+        {
+            release_url = Some(r.to_owned());
+        }
+    }
+    let lock_config = lock_config.expect("no lock discovery under the prefix");
+    assert!(
+        update_config.is_some(),
+        "no update discovery under the prefix"
+    );
+    assert_eq!(
+        lock_config["state_topic"], "keyway/lock/1/lock/state",
+        "{lock_config}"
+    );
+    assert_eq!(
+        release_url.as_deref(),
+        Some(format!("{}/releases/{release}", run.base).as_str()),
+        "release_url is not the hub's own page"
+    );
+    let st = run.signal(libc::SIGTERM);
+    assert!(st.success(), "SIGTERM: {st:?}");
+}
+
+/// `hub demo --dir` on a folder the demo did not make (not empty, no
+/// `.keyway-hub-demo` marker) refuses, says what to do, and leaves every
+/// file; a folder a demo made is emptied and reused.
+#[test]
+fn demo_refuses_to_empty_a_folder_it_did_not_make() {
+    let dir = tmp("hub-demo-foreign");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("thesis.tex"), "years of work").unwrap();
+    let o = keyway()
+        .args(["hub", "demo", "--listen", "127.0.0.1:0", "--dir"])
+        .arg(&dir)
+        .output()
+        .expect("keyway runs");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "the demo ran in a foreign folder");
+    assert!(
+        err.contains("not empty") && err.contains("--dir"),
+        "the refusal does not say what to do: {err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("thesis.tex")).unwrap(),
+        "years of work"
+    );
+    // A folder with the marker (what a previous demo left) is emptied.
+    let ours = tmp("hub-demo-ours");
+    std::fs::create_dir_all(&ours).unwrap();
+    std::fs::write(ours.join(keyway_cli::hub::demo::MARKER), "").unwrap();
+    std::fs::write(ours.join("stale"), "old run").unwrap();
+    keyway_cli::hub::demo::clear_dir(&ours).unwrap();
+    assert!(!ours.join("stale").exists(), "the old run was kept");
+    assert!(ours.join(keyway_cli::hub::demo::MARKER).is_file());
+    // An empty or missing folder is made a demo folder.
+    let fresh = tmp("hub-demo-fresh");
+    keyway_cli::hub::demo::clear_dir(&fresh).unwrap();
+    assert!(fresh.join(keyway_cli::hub::demo::MARKER).is_file());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Bare `keyway hub` (no arguments): the demo house in
+/// `./target/keyway-hub-demo`, its first stdout line the API on port 8080
+/// and the token. Run with no network (`unshare -rn`, so 8080 is free)
+/// and its working directory in a temporary folder.
+#[test]
+fn bare_keyway_hub_starts_the_demo_on_port_8080() {
+    use std::io::BufRead as _;
+    let ok = Command::new("unshare")
+        .args(["-rn", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        println!(
+            "SKIPPED bare_keyway_hub_starts_the_demo_on_port_8080: `unshare -rn` is not permitted here"
+        );
+        return;
+    }
+    let cwd = tmp("hub-bare");
+    std::fs::create_dir_all(&cwd).unwrap();
+    // unshare execs keyway (no fork): killing the child kills the hub.
+    let mut child = Command::new("unshare")
+        .args(["-rn", env!("CARGO_BIN_EXE_keyway"), "hub"])
+        .current_dir(&cwd)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("unshare runs");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut l = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut l);
+        let _ = tx.send(l);
+    });
+    let first = rx.recv_timeout(std::time::Duration::from_secs(240));
+    let _ = child.kill();
+    let _ = child.wait();
+    let first = first.expect("no first line from bare `keyway hub`");
+    assert!(
+        first.starts_with("keyway hub: http://127.0.0.1:8080/ token "),
+        "{first:?}"
+    );
+    assert!(
+        cwd.join("target/keyway-hub-demo")
+            .join(keyway_cli::hub::demo::MARKER)
+            .is_file(),
+        "the demo house is not in ./target/keyway-hub-demo"
+    );
+}
+
+/// `hub serve --store postgres://…`: stopped and started again, the hub
+/// keeps its lock and the consent (they live in PostgreSQL). Needs a
+/// server: `eval "$(scripts/postgres.sh)"` (KEYWAY_TEST_POSTGRES).
+#[test]
+fn serve_on_postgres_restarts_with_its_lock_and_consent() {
+    let Ok(pg) = std::env::var("KEYWAY_TEST_POSTGRES") else {
+        println!(
+            "SKIPPED serve_on_postgres_restarts_with_its_lock_and_consent: KEYWAY_TEST_POSTGRES is unset (eval \"$(scripts/postgres.sh)\")"
+        );
+        return;
+    };
+    // A schema of its own (other tests share the database), dropped after.
+    let schema = format!("kwcli_{}", std::process::id());
+    let mut c =
+        postgres::Client::connect(&pg, postgres::NoTls).expect("connect to KEYWAY_TEST_POSTGRES");
+    c.batch_execute(&format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+    ))
+    .unwrap();
+    let sep = if pg.contains('?') { '&' } else { '?' };
+    let url = format!("{pg}{sep}options=-c%20search_path%3D{schema}");
+    let s = Served::new("hub-postgres");
+    let mut run = s.serve_with(&["--store", &url]);
+    let release = s.populate(&run);
+    let st = run.signal(libc::SIGTERM);
+    assert!(st.success(), "SIGTERM: {st:?}");
+    drop(run);
+    let run = s.serve_with(&["--store", &url]);
+    s.assert_kept(&run, &release);
+    // Nothing in SQLite: the hub kept it all in PostgreSQL.
+    assert!(
+        !s.data.join(keyway_cli::hub::cli::SQLITE_FILE).exists(),
+        "a SQLite store was made beside --store"
+    );
+    drop(run);
+    let _ = c.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"));
 }

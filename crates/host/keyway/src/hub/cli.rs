@@ -99,9 +99,65 @@ pub struct ServeArgs {
     /// Seconds between audit-log fetches of each lock.
     #[arg(long, value_name = "SECS", default_value_t = 3600)]
     pub log_every: u64,
+    /// Home Assistant over MQTT.
+    #[command(flatten)]
+    pub mqtt: MqttArgs,
     /// A lock model to add.
     #[command(flatten)]
     pub model: ModelArgs,
+}
+
+/// Home Assistant's MQTT discovery, from the command line (`hub serve`
+/// and `hub demo`).
+#[derive(Debug, Args, Clone)]
+pub struct MqttArgs {
+    /// Home Assistant: publish every lock over MQTT discovery to this
+    /// broker (mqtt://HOST:PORT).
+    #[arg(long, value_name = "URL")]
+    pub mqtt: Option<String>,
+    /// The broker's user name.
+    #[arg(long, value_name = "USER", requires = "mqtt")]
+    pub mqtt_user: Option<String>,
+    /// A file holding the broker's password (one line).
+    #[arg(long, value_name = "FILE", requires = "mqtt_user")]
+    pub mqtt_password_file: Option<PathBuf>,
+    /// Home Assistant's discovery prefix.
+    #[arg(long, value_name = "PREFIX", default_value = "homeassistant")]
+    pub mqtt_prefix: String,
+}
+
+impl Default for MqttArgs {
+    fn default() -> Self {
+        MqttArgs {
+            mqtt: None,
+            mqtt_user: None,
+            mqtt_password_file: None,
+            mqtt_prefix: "homeassistant".into(),
+        }
+    }
+}
+
+impl MqttArgs {
+    /// The bridge's options (`None`: no --mqtt); `addr` is the hub's own
+    /// address, the base of each release's `release_url`.
+    pub fn options(&self, addr: SocketAddr) -> Result<Option<keyway_hub::mqtt::MqttOptions>> {
+        let Some(url) = &self.mqtt else {
+            return Ok(None);
+        };
+        let mut o = keyway_hub::mqtt::MqttOptions::from_url(url)
+            .map_err(|e| anyhow!("--mqtt {url}: {e}"))?
+            .with_prefix(&self.mqtt_prefix)
+            .map_err(|e| anyhow!("--mqtt-prefix {}: {e}", self.mqtt_prefix))?;
+        if let (Some(u), Some(f)) = (&self.mqtt_user, &self.mqtt_password_file) {
+            let pw = std::fs::read_to_string(f)
+                .with_context(|| format!("--mqtt-password-file {}", f.display()))?;
+            o.credentials = Some((u.clone(), pw.trim_end_matches(['\r', '\n']).to_string()));
+        } else if let Some(u) = &self.mqtt_user {
+            bail!("--mqtt-user {u}: give the broker's password with --mqtt-password-file FILE");
+        }
+        o.release_base = Some(format!("http://{addr}"));
+        Ok(Some(o))
+    }
 }
 
 /// A lock model's anchors, from the command line.
@@ -179,9 +235,13 @@ pub struct DemoArgs {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// Folder for the house's keys, releases, repository, locks and hub
-    /// (emptied first).
+    /// (emptied first, if a previous demo made it; any other non-empty
+    /// folder is refused).
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+    /// Home Assistant over MQTT.
+    #[command(flatten)]
+    pub mqtt: MqttArgs,
 }
 
 impl Default for DemoArgs {
@@ -190,6 +250,7 @@ impl Default for DemoArgs {
             locks: 3,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             dir: None,
+            mqtt: MqttArgs::default(),
         }
     }
 }
@@ -552,6 +613,19 @@ pub fn serve_with(
                 "WARNING: the hub's API listens on {addr} (--listen-insecure-any-address): every host that reaches it may try the token"
             )?;
         }
+        // Home Assistant: the bridge runs until the runtime stops.
+        let _mqtt = match a.mqtt.options(addr)? {
+            Some(o) => {
+                writeln!(
+                    err,
+                    "keyway hub: Home Assistant discovery on {} (prefix {})",
+                    a.mqtt.mqtt.as_deref().unwrap_or_default(),
+                    a.mqtt.mqtt_prefix
+                )?;
+                Some(keyway_hub::mqtt::spawn(Arc::clone(&hub), o))
+            }
+            None => None,
+        };
         if let Some((url, m)) = tuf {
             let (hub, every) = (Arc::clone(&hub), Duration::from_secs(a.sync_every.max(1)));
             let first = if setup.is_some() {
@@ -650,39 +724,72 @@ fn import(a: &ImportArgs, out: &mut dyn Write) -> Result<()> {
         );
     };
     drop(mirror);
-    let read = match BundleReader::new(&a.data).read(&a.path) {
+    let read = match BundleReader::new(&a.data).verify(&a.path) {
         Ok(r) => r,
-        Err(SourceError::Refused(why)) => {
-            // Nothing verified: every refusal, one a line, then the error.
-            for r in why.split("; ") {
-                writeln!(out, "refused {r}")?;
-            }
-            writeln!(out, "{}: 0 imported, 0 already held", a.path.display())?;
-            bail!(
-                "{}: nothing could be read: its TUF metadata did not verify against the hub's root (the reasons are above)",
-                a.path.display()
-            );
-        }
         Err(e) => bail!("{e}"),
     };
+    if read.versions.is_none() && read.accepted.is_empty() {
+        // Nothing verified: every refusal, one a line, then the error.
+        if a.json {
+            let v = serde_json::json!({
+                "bundle": a.path.display().to_string(),
+                "metadata_verified": false,
+                "imported": [],
+                "already_held": [],
+                "refused": read.refused.iter().map(tuf_refusal_json).collect::<Vec<_>>(),
+            });
+            writeln!(out, "{v}")?;
+        } else {
+            for r in &read.refused {
+                writeln!(out, "refused {}: {r}", refusal_target(r))?;
+            }
+            writeln!(out, "{}: 0 imported, 0 already held", a.path.display())?;
+        }
+        bail!(
+            "{}: nothing could be read: its TUF metadata did not verify against the hub's root (the reasons are above)",
+            a.path.display()
+        );
+    }
+    let staleness = read.staleness;
     let tuf_refused = read.refused;
-    let report = hub.ingest(read.incoming).map_err(|e| hub_error(e, &at))?;
+    let origin = ReleaseOrigin::Bundle {
+        path: a.path.display().to_string(),
+    };
+    let incoming = read
+        .accepted
+        .into_iter()
+        .map(|t| Incoming {
+            target: t.name,
+            bytes: t.envelope,
+            origin: origin.clone(),
+        })
+        .collect();
+    let report = hub.ingest(incoming).map_err(|e| hub_error(e, &at))?;
     if a.json {
-        let v = serde_json::json!({
+        let mut v = serde_json::json!({
             "bundle": a.path.display().to_string(),
             "metadata_verified": true,
             "imported": report.imported,
             "already_held": report.already_held,
             "refused": tuf_refused
                 .iter()
-                .map(|(t, m)| serde_json::json!({"target": t, "stage": "tuf", "message": m}))
+                .map(tuf_refusal_json)
                 .chain(report.refused.iter().map(|r| serde_json::json!({
                     "target": r.target, "stage": "envelope", "reason": r.reason, "message": r.message
                 })))
                 .collect::<Vec<_>>(),
         });
+        if staleness.is_stale() {
+            v["stale"] = serde_json::json!({
+                "timestamp_expired_at": staleness.timestamp_expired_at.map(|t| t.to_string()),
+                "snapshot_expired_at": staleness.snapshot_expired_at.map(|t| t.to_string()),
+            });
+        }
         writeln!(out, "{v}")?;
     } else {
+        if let Some(t) = staleness.timestamp_expired_at {
+            writeln!(out, "{}", stale_warning(t))?;
+        }
         for i in &report.imported {
             writeln!(
                 out,
@@ -693,8 +800,8 @@ fn import(a: &ImportArgs, out: &mut dyn Write) -> Result<()> {
         for t in &report.already_held {
             writeln!(out, "already held {t}")?;
         }
-        for (t, m) in &tuf_refused {
-            writeln!(out, "refused {t}: {m}")?;
+        for r in &tuf_refused {
+            writeln!(out, "refused {}: {r}", refusal_target(r))?;
         }
         for r in &report.refused {
             writeln!(out, "refused {}: {}", r.target, r.message)?;
@@ -730,9 +837,11 @@ impl BundleReader {
         }
     }
 
-    /// Reads `path`; `Err` when nothing could be read at all (no bundle
-    /// there, no pinned root, or metadata that does not verify).
-    pub fn read(&self, path: &Path) -> Result<BundleRead, SourceError> {
+    /// Verifies the bundle at `path` against the hub's pinned root:
+    /// keyway-tuf's whole report (what verified, each refusal typed, the
+    /// staleness of an old stick). `Err` when there is no bundle there or
+    /// no pinned root.
+    pub fn verify(&self, path: &Path) -> Result<keyway_tuf::BundleReport, SourceError> {
         if !path.is_dir() {
             return Err(SourceError::NotFound(path.display().to_string()));
         }
@@ -742,20 +851,28 @@ impl BundleReader {
                 self.data.display()
             ))
         })?;
-        let report = mirror.import_bundle(path, Timestamp::now());
-        let refused: Vec<(String, String)> = report
-            .refused
-            .iter()
-            .map(|r| (refusal_target(r), r.to_string()))
-            .collect();
+        Ok(mirror.import_bundle(path, Timestamp::now()))
+    }
+
+    /// Reads `path` for the API; `Err` when nothing could be read at all
+    /// (no bundle there, no pinned root, or metadata that does not
+    /// verify: the error then names the first refusal and how many more).
+    pub fn read(&self, path: &Path) -> Result<BundleRead, SourceError> {
+        let report = self.verify(path)?;
         if report.versions.is_none() && report.accepted.is_empty() {
-            return Err(SourceError::Refused(
-                refused
-                    .iter()
-                    .map(|(t, m)| format!("{t}: {m}"))
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            ));
+            // `SourceError::Refused` holds one sentence (keyway-hub's
+            // type); `keyway hub import` prints every refusal.
+            let first = report
+                .refused
+                .first()
+                .map(|r| format!("{}: {r}", refusal_target(r)))
+                .unwrap_or_else(|| "its metadata did not verify".into());
+            let more = report.refused.len().saturating_sub(1);
+            return Err(SourceError::Refused(if more == 0 {
+                first
+            } else {
+                format!("{first} (and {more} more refusals: `keyway hub import` lists them)")
+            }));
         }
         let origin = ReleaseOrigin::Bundle {
             path: path.display().to_string(),
@@ -770,9 +887,33 @@ impl BundleReader {
                     origin: origin.clone(),
                 })
                 .collect(),
-            refused,
+            refused: report
+                .refused
+                .iter()
+                .map(|r| (refusal_target(r), r.to_string()))
+                .collect(),
         })
     }
+}
+
+/// The warning `keyway hub import` prints for a stick whose timestamp
+/// expired.
+pub fn stale_warning(expired_at: keyway_tuf::jiff::Timestamp) -> String {
+    format!(
+        "the bundle is old: its timestamp expired at {expired_at}; imported anyway, the locks' \
+         anti-rollback makes old releases harmless"
+    )
+}
+
+/// One TUF refusal in `keyway hub import --json`: its target, keyway-tuf's
+/// stable code, and the sentence.
+fn tuf_refusal_json(r: &keyway_tuf::Refusal) -> serde_json::Value {
+    serde_json::json!({
+        "target": refusal_target(r),
+        "stage": "tuf",
+        "code": r.code(),
+        "message": r.to_string(),
+    })
 }
 
 impl ReleasesIn for BundleReader {

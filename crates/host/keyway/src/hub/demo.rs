@@ -262,16 +262,57 @@ fn pair_all(
     Ok(g)
 }
 
+/// The file a demo house folder holds, so that a later demo may empty it.
+pub const MARKER: &str = ".keyway-hub-demo";
+
+/// Makes `dir` an empty demo house folder: a folder a previous demo made
+/// (it holds [`MARKER`]) is emptied; a missing or empty one is made; any
+/// other folder is refused, never removed.
+pub fn clear_dir(dir: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(anyhow!("{}: cannot read: {e}", dir.display())),
+        Ok(m) if !m.is_dir() => {
+            return Err(anyhow!(
+                "{}: not a folder; give the demo a folder of its own with --dir DIR",
+                dir.display()
+            ));
+        }
+        Ok(_) => {
+            let empty = std::fs::read_dir(dir)
+                .with_context(|| format!("{}: cannot read", dir.display()))?
+                .next()
+                .is_none();
+            let ours = std::fs::symlink_metadata(dir.join(MARKER)).is_ok_and(|m| m.is_file());
+            if !empty && !ours {
+                return Err(anyhow!(
+                    "{}: this folder is not empty and no keyway hub demo made it (no {MARKER} \
+                     file in it), so the demo will not empty it; give the demo a new or empty \
+                     folder with --dir DIR",
+                    dir.display()
+                ));
+            }
+            if ours {
+                std::fs::remove_dir_all(dir)
+                    .with_context(|| format!("{}: cannot clear", dir.display()))?;
+            }
+        }
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    std::fs::write(
+        dir.join(MARKER),
+        "made by `keyway hub demo`: the next demo run empties this folder\n",
+    )
+    .with_context(|| format!("{}: cannot write {MARKER}", dir.display()))?;
+    Ok(())
+}
+
 /// Runs the demo house until it is stopped.
 pub fn run(a: &DemoArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
     super::cli::check_listen(a.listen, false)?;
     loopback();
     let dir = a.dir.clone().unwrap_or_else(default_dir);
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir)
-            .with_context(|| format!("{}: cannot clear", dir.display()))?;
-    }
-    std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    clear_dir(&dir)?;
     let dir = dir
         .canonicalize()
         .with_context(|| format!("{}: cannot resolve", dir.display()))?;
@@ -325,6 +366,7 @@ pub fn run(a: &DemoArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()>
         tick_every: 5,
         concurrency: 8,
         log_every: 3600,
+        mqtt: a.mqtt.clone(),
         model: super::cli::ModelArgs {
             model: Some(crate::demo::CLASS.to_owned()),
             vendor_domain: Some(crate::demo::VENDOR.to_owned()),
