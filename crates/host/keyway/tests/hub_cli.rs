@@ -528,6 +528,26 @@ fn demo_first_line_parses_and_the_api_answers_with_its_token() {
     let (s, v) = api("GET", &run.base, Some(&run.token), "/api/releases", None);
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["releases"].as_array().map(Vec::len), Some(3), "{v}");
+    // The web UI is on the same port: its login page, and no page behind it
+    // without a session.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into();
+    let mut login = agent
+        .get(format!("{}/login", run.base))
+        .call()
+        .expect("GET /login");
+    assert_eq!(login.status().as_u16(), 200);
+    let page = login.body_mut().read_to_string().expect("login page");
+    assert!(page.contains("<form"), "{page}");
+    let locks_page = agent.get(format!("{}/", run.base)).call().expect("GET /");
+    assert_eq!(
+        locks_page.status().as_u16(),
+        303,
+        "the locks page without a session must send the browser to log in"
+    );
     let (_, u) = api(
         "GET",
         &run.base,

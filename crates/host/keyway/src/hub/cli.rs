@@ -695,7 +695,14 @@ pub fn serve_with(
             releases_in: Some(Arc::new(BundleReader::new(&a.data))),
             token,
         };
-        axum::serve(listener, keyway_hub::api::router(api))
+        // The JSON API and the web UI on one port (the UI's pages call the
+        // same actions as the API). A non-loopback address is one the UI's
+        // DNS-rebinding guard must accept as a `Host`.
+        let mut web = keyway_hub::web::WebOptions::default();
+        if !addr.ip().is_loopback() {
+            web.allowed_hosts.push(addr.to_string());
+        }
+        axum::serve(listener, keyway_hub::web::app(api, web))
             .with_graceful_shutdown(shutdown_signal())
             .await
             .context("serving the API")

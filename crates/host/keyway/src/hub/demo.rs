@@ -259,6 +259,10 @@ fn pair_all(
         g,
         "The API's description: $HUB/api/openapi.json. Stop with Ctrl-C."
     );
+    let _ = writeln!(
+        g,
+        "Or open $HUB/ in a browser on this machine and log in with the token: the locks, their updates and consent, the audit logs, imports."
+    );
     Ok(g)
 }
 
