@@ -86,6 +86,19 @@ impl Store for MemStore {
         Ok(v)
     }
     fn add_lock(&self, lock: &NewLock) -> Result<LockId, StoreError> {
+        // The trait's contract, as both real backends keep it: no NUL in
+        // stored text (PostgreSQL's `text` cannot hold one).
+        for (what, text) in [
+            ("a lock's name", &lock.name),
+            ("a lock's address", &lock.address),
+            ("a lock's class", &lock.class),
+        ] {
+            if text.contains('\0') {
+                return Err(StoreError::NulInText {
+                    what: what.to_string(),
+                });
+            }
+        }
         let mut g = self.g();
         g.next_lock += 1;
         let id = g.next_lock;
