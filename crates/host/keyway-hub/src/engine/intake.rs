@@ -95,10 +95,6 @@ pub struct Accepted {
     pub keyset: Option<suit::KeySet>,
 }
 
-fn hex16(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 fn severity(s: suit::Severity) -> Severity {
     match s {
         suit::Severity::Low => Severity::Low,
@@ -194,8 +190,8 @@ pub fn verify(
             v == vendor && class_uuid(&v, &m.class) == class
         })
         .ok_or_else(|| Refusal::NoModel {
-            vendor: hex16(&vendor),
-            class: hex16(&class),
+            vendor: keyway::keys::hex(&vendor),
+            class: keyway::keys::hex(&class),
         })?;
     let anchors = anchors(model)?;
     let identity = suit::DeviceIdentity::new(vendor, class);
