@@ -12,9 +12,6 @@ mod common;
 use common::{
     CLASS, PASS, VENDOR, Vendor, bytes, cuts, full_sweep, vendor, verified_layout as layout,
 };
-use keyway::encode::{
-    EnvelopeBuilder, assemble_envelope, encode_manifest, encode_text, sign_digest,
-};
 use keyway_device::boot::{self, Boot, Confirmation};
 use keyway_device::delta::{DeltaError, DeltaInstaller, HeaderField};
 use keyway_device::install::Installer;
@@ -22,6 +19,9 @@ use keyway_device::journal::{Journal, TrialState};
 use keyway_device::verified::{HEAD_BUF_LEN, VerifiedSlot};
 use keyway_sim::{PowerCut, SimFlash};
 use keyway_suit::{DeviceState, Verified};
+use keyway_vendor::encode::{
+    EnvelopeBuilder, assemble_envelope, encode_manifest, encode_text, sign_digest,
+};
 
 type Flash = SimFlash<4, 4096>;
 
@@ -212,14 +212,14 @@ fn delta_patch_header_mismatching_the_manifest_is_refused() {
     let flash = lock_running(&v, &old);
     let b = builder(&v, 6, new.clone(), Some(old.clone()));
     let text = b.text_params().map(|t| encode_text(&t));
-    let sign = |patch: &[u8], edit: &dyn Fn(&mut keyway::encode::DeltaParams)| {
+    let sign = |patch: &[u8], edit: &dyn Fn(&mut keyway_vendor::encode::DeltaParams)| {
         let mut params = b.delta_manifest_params(text.as_deref(), patch);
         edit(params.delta.as_mut().unwrap());
         let manifest = encode_manifest(&params);
         let auth = sign_digest(&manifest, &b.keys, &b.sign_options);
         assemble_envelope(&auth, &manifest, text.as_deref(), None, Some(patch))
     };
-    let patch = keyway::delta::diff(&old, &new).unwrap();
+    let patch = keyway_vendor::delta::diff(&old, &new).unwrap();
     // The manifest promises another output than the patch's header.
     let mut wrong_out = new.clone();
     wrong_out[10] ^= 1;
@@ -235,7 +235,7 @@ fn delta_patch_header_mismatching_the_manifest_is_refused() {
     assert!(!matches!(j.state().trial, TrialState::Pending { .. }));
     assert_eq!(slot(&f, 1), slot(&flash, 1));
     // The patch was made from another base than the one the manifest binds.
-    let foreign = keyway::delta::diff(&bytes(24_000, 3), &new).unwrap();
+    let foreign = keyway_vendor::delta::diff(&bytes(24_000, 3), &new).unwrap();
     let env = sign(&foreign, &|_| {});
     let mut f = flash.clone();
     assert_eq!(

@@ -8,8 +8,6 @@
 mod common;
 
 use common::{Seeded, cuts, full_sweep};
-use keyway::encode::{EnvelopeBuilder, class_uuid, vendor_uuid};
-use keyway::keys::{Algorithm, SigningKey};
 use keyway_device::boot::{
     self, Boot, ConfirmError, Confirmation, MAX_TRIAL_BOOTS, Reason, RevertCause, SelfTest,
 };
@@ -21,6 +19,8 @@ use keyway_device::swap;
 use keyway_device::verified::{HEAD_BUF_LEN, VerifiedSlot};
 use keyway_sim::{CutPoint, Error as SimError, PowerCut, SimFlash};
 use keyway_suit::{DeviceIdentity, PublicKey, TrustAnchors};
+use keyway_vendor::encode::{EnvelopeBuilder, class_uuid, vendor_uuid};
+use keyway_vendor::keys::{Algorithm, SigningKey};
 
 const VENDOR: &str = "locks.example";
 const CLASS: &str = "deadbolt-2";

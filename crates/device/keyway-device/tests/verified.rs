@@ -11,8 +11,6 @@ mod common;
 
 use common::{CLASS, PASS, VENDOR, Vendor, vendor, verified_layout as layout};
 
-use keyway::encode::EnvelopeBuilder;
-use keyway::keys::{Algorithm, SigningKey};
 use keyway_device::boot::{self, Boot, Confirmation, Reason, RevertCause, SlotCheck};
 use keyway_device::install::{Error, Installer, LayoutError, Mode, SlotLayout};
 use keyway_device::journal::{Config, Journal};
@@ -20,6 +18,8 @@ use keyway_device::manifest_area::{HEADER_LEN, MAX_MANIFEST_LEN};
 use keyway_device::verified::{HEAD_BUF_LEN, SlotError, VerifiedSlot, boot_floor};
 use keyway_sim::SimFlash;
 use keyway_suit::DeviceState;
+use keyway_vendor::encode::EnvelopeBuilder;
+use keyway_vendor::keys::{Algorithm, SigningKey};
 
 type Flash = SimFlash<4, 4096>;
 

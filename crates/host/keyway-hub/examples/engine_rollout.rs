@@ -13,14 +13,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use keyway::encode::EnvelopeBuilder;
-use keyway::keys::{Algorithm, SigningKey};
 use keyway_hub::engine::{Hub, HubConfig, Incoming, SystemClock};
 use keyway_hub::link::{
     Connector, FetchedLog, InstallOutcome, LinkError, LockLink, Paired, Pushed,
 };
 use keyway_hub::model::*;
 use keyway_hub::store::{PgStore, SqliteStore, Store};
+use keyway_vendor::encode::EnvelopeBuilder;
+use keyway_vendor::keys::{Algorithm, SigningKey};
 use sha2::{Digest as _, Sha256};
 
 fn image(seq: u64) -> Vec<u8> {

@@ -18,7 +18,7 @@ pub struct Digest(pub [u8; 32]);
 impl Digest {
     /// Lower-case hex.
     pub fn to_hex(&self) -> String {
-        keyway::keys::hex(&self.0)
+        keyway_vendor::keys::hex(&self.0)
     }
 
     /// Parses 64 hex digits.

@@ -870,13 +870,13 @@ fn a_rollout_is_not_run_twice_at_once() {
 }
 
 fn keyset_doc(
-    root: &keyway::keys::SigningKey,
-    signer: &keyway::keys::SigningKey,
+    root: &keyway_vendor::keys::SigningKey,
+    signer: &keyway_vendor::keys::SigningKey,
     version: u64,
 ) -> Vec<u8> {
-    keyway::encode::KeySetBuilder {
+    keyway_vendor::encode::KeySetBuilder {
         roots: vec![root.clone()],
-        keyset: keyway::encode::KeySetParams {
+        keyset: keyway_vendor::encode::KeySetParams {
             version,
             threshold: 1,
             signers: vec![signer.public_key()],
@@ -888,8 +888,8 @@ fn keyset_doc(
     .unwrap()
 }
 
-fn signed_by(key: &keyway::keys::SigningKey, seq: u64, keyset: Option<Vec<u8>>) -> Vec<u8> {
-    keyway::encode::EnvelopeBuilder {
+fn signed_by(key: &keyway_vendor::keys::SigningKey, seq: u64, keyset: Option<Vec<u8>>) -> Vec<u8> {
+    keyway_vendor::encode::EnvelopeBuilder {
         sequence: seq,
         version: format!("1.{seq}.0").parse().unwrap(),
         vendor_domain: DOMAIN.into(),
@@ -912,7 +912,7 @@ fn signed_by(key: &keyway::keys::SigningKey, seq: u64, keyset: Option<Vec<u8>>) 
 /// and a key set signed by another root is never used.
 #[test]
 fn a_release_signed_by_a_delegated_key_verifies_with_the_key_set_taken_in_earlier() {
-    use keyway::keys::{Algorithm, SigningKey};
+    use keyway_vendor::keys::{Algorithm, SigningKey};
     let w = World::new();
     let delegate = SigningKey::generate(Algorithm::Ed25519).unwrap();
     let ks = keyset_doc(&w.vendor.key, &delegate, 1);

@@ -12,10 +12,10 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
-use keyway::encode::{Cve, EnvelopeBuilder};
 use keyway_hub::api::Api;
 use keyway_hub::model::*;
 use keyway_hub::web::{self, WebOptions};
+use keyway_vendor::encode::{Cve, EnvelopeBuilder};
 use support::*;
 use tower::ServiceExt;
 

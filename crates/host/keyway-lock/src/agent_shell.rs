@@ -347,7 +347,7 @@ impl AgentLock {
     }
 
     fn act(&mut self, event: Event) {
-        let hex = |k: &[u8; 8]| keyway::keys::hex(k);
+        let hex = |k: &[u8; 8]| keyway_vendor::keys::hex(k);
         match event {
             Event::None | Event::Unlocked { .. } | Event::Locked { .. } => {}
             // Decided inside the call (`reset_requested`).

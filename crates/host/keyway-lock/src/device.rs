@@ -82,10 +82,10 @@ impl Trust {
     /// The trust of a lock for `vendor_domain` and `class` (the vendor and
     /// class UUIDv5s, as `keyway sign` computes them) under `anchors`.
     pub fn new(anchors: TrustAnchors, vendor_domain: &str, class: &str) -> Self {
-        let v = keyway::encode::vendor_uuid(vendor_domain);
+        let v = keyway_vendor::encode::vendor_uuid(vendor_domain);
         Trust {
             anchors,
-            identity: DeviceIdentity::new(v, keyway::encode::class_uuid(&v, class)),
+            identity: DeviceIdentity::new(v, keyway_vendor::encode::class_uuid(&v, class)),
         }
     }
 }
@@ -229,7 +229,7 @@ impl Lock {
                 let k = KeySet::from_document(&doc, &trust.anchors).map_err(|e| {
                     format!(
                         "the stored key set does not verify: {}",
-                        keyway::describe::describe(&e)
+                        keyway_vendor::describe::describe(&e)
                     )
                 })?;
                 Some((doc, k))
@@ -866,7 +866,7 @@ impl Lock {
                     MgmtErr::NoEnt,
                     format!(
                         "no slot holds an image with hash {}",
-                        keyway::keys::hex(hash)
+                        keyway_vendor::keys::hex(hash)
                     ),
                 )
             })
@@ -953,7 +953,7 @@ impl Lock {
         if runs.as_ref() == Some(d.base_digest) {
             return None;
         }
-        let short = |h: &[u8]| keyway::keys::hex(h.get(..4).unwrap_or(h));
+        let short = |h: &[u8]| keyway_vendor::keys::hex(h.get(..4).unwrap_or(h));
         let running_image_sha256 = runs;
         let runs = match (runs, self.version(active)) {
             (Some(h), Some(v)) => format!("{}… (v{v})", short(&h)),
@@ -1171,11 +1171,11 @@ impl Lock {
 }
 
 /// `major.minor.patch` as the audit log packs it (shared with the auditor).
-pub use keyway::log::audit_version;
+pub use keyway_vendor::log::audit_version;
 
 /// The audit log's reason for a refused envelope.
 pub fn reject_reason(e: &keyway_suit::Error) -> RejectReason {
-    match keyway::check::check_name(e) {
+    match keyway_vendor::check::check_name(e) {
         "signatures" => RejectReason::Signatures,
         "key set" => RejectReason::KeySet,
         "anti-rollback" => RejectReason::AntiRollback,
@@ -1225,8 +1225,8 @@ pub fn envelope_refusal(e: &keyway_suit::Error) -> ImgError {
         MgmtErr::Inval,
         format!(
             "{} check failed: {}",
-            keyway::check::check_name(e),
-            keyway::describe::describe(e)
+            keyway_vendor::check::check_name(e),
+            keyway_vendor::describe::describe(e)
         ),
     )
 }
@@ -1247,7 +1247,7 @@ pub fn install_err(e: install::Error<keyway_sim::Error>) -> ImgError {
         _ => (img_rc::UNKNOWN, MgmtErr::Unknown),
     };
     let reason = match &e {
-        E::Payload(p) => format!("image: {}", keyway::describe::describe(p)),
+        E::Payload(p) => format!("image: {}", keyway_vendor::describe::describe(p)),
         E::TrialInProgress { slot } => {
             format!("slot {slot} runs on trial: it must confirm (or revert) before another upload")
         }

@@ -49,6 +49,6 @@ pub mod profile;
 pub mod server;
 pub mod shell;
 /// The SMP framing, shared with the owner's client in `keyway device`.
-pub use keyway::smp;
+pub use keyway_vendor::smp;
 pub mod state;
 pub mod suit;

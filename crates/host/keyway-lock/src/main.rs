@@ -146,7 +146,7 @@ fn provision(a: &ProvisionArgs) -> Result<()> {
                 anyhow!(
                     "--firmware {}: {}",
                     fw.display(),
-                    keyway::describe::describe(&e)
+                    keyway_vendor::describe::describe(&e)
                 )
             })?
             .manifest

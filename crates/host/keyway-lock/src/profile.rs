@@ -50,7 +50,7 @@ pub const FORCED_DELAY_MS: u64 = 400;
 /// carries these bytes at offset 256 (every profile, the default too).
 ///
 /// The value is `keyway audit`'s convention for its "bad image" check
-/// (`keyway_cli::audit::releases::SELF_TEST_FAIL_MARKER`: any lock's
+/// (`keyway::audit::releases::SELF_TEST_FAIL_MARKER`: any lock's
 /// integrator makes its self-test fail on it), written out here because
 /// the simulated lock does not link the audit; the keyway crate's
 /// `tests/layering.rs` fails if the two differ.

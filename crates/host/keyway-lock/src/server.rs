@@ -298,7 +298,7 @@ impl Server {
         if let Some(k) = owner {
             self.log.push(format!(
                 "reset asked for by owner {}",
-                keyway::keys::hex(&k)
+                keyway_vendor::keys::hex(&k)
             ));
         }
         Ok(())
@@ -1243,7 +1243,10 @@ fn begin(
             let inspected = crate::suit::inspect(&u.head);
             let offer = inspected.as_ref().ok().map(|i| offer_of(&i.manifest));
             let unsigned = lock.profile == crate::profile::Profile::Unsigned
-                && matches!(keyway::check::check_name(&e), "signatures" | "key set");
+                && matches!(
+                    keyway_vendor::check::check_name(&e),
+                    "signatures" | "key set"
+                );
             match inspected {
                 Ok(i) if unsigned => (
                     offer,
@@ -1359,8 +1362,8 @@ fn finish(lock: &mut Lock, u: Upload, arm: bool) -> Result<u8, ImgError> {
             MgmtErr::Inval,
             format!(
                 "the upload's SHA-256 is {}, \"sha\" announced {}",
-                keyway::keys::hex(&got),
-                keyway::keys::hex(&want)
+                keyway_vendor::keys::hex(&got),
+                keyway_vendor::keys::hex(&want)
             ),
         ));
     }

@@ -298,7 +298,7 @@ pub fn start(o: &Options) -> Result<Running> {
         boot.decision.boot,
         boot.decision.reason,
         boot.app,
-        keyway::keys::hex(&kid)
+        keyway_vendor::keys::hex(&kid)
     );
     dir.set_boot_count(boot_saved)?;
     lock.commit_audit(wall_clock_secs())

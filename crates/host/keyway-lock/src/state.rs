@@ -167,7 +167,7 @@ impl StateDir {
         let mut names = Vec::new();
         for (i, k) in vendor_keys.iter().enumerate() {
             // Parse before copying: a bad key is refused here, by name.
-            keyway::keys::PublicKey::load(k)
+            keyway_vendor::keys::PublicKey::load(k)
                 .with_context(|| format!("--vendor-key {}", k.display()))?;
             let name = format!("anchor-{i}.pub");
             let pem = std::fs::read(k).with_context(|| format!("reading {}", k.display()))?;
@@ -221,22 +221,22 @@ impl StateDir {
         self.new_setup_code().context("making the setup code")?;
         Ok(format!(
             "{summary}; device key {} (device.pub)",
-            keyway::keys::hex(&kid)
+            keyway_vendor::keys::hex(&kid)
         ))
     }
 
     /// The device's Ed25519 key (`device.key`), created with `device.pub`
     /// if the directory has none yet, and its key id.
-    pub fn device_signer(&self) -> Result<(Ed25519Signer, keyway::keys::KeyId)> {
+    pub fn device_signer(&self) -> Result<(Ed25519Signer, keyway_vendor::keys::KeyId)> {
         let path = self.path("device.key");
         if !path.exists() {
             self.new_device_key()
                 .with_context(|| format!("creating the device key {}", path.display()))?;
         }
-        let key = keyway::keys::SigningKey::load(&path)
+        let key = keyway_vendor::keys::SigningKey::load(&path)
             .with_context(|| format!("the device key {}", path.display()))?;
         let kid = key.key_id();
-        let keyway::keys::SigningKey::Ed25519(k) = key else {
+        let keyway_vendor::keys::SigningKey::Ed25519(k) = key else {
             bail!("{}: the device key must be Ed25519", path.display());
         };
         let signer = Ed25519Signer::from_seed(k.to_bytes())
@@ -250,9 +250,9 @@ impl StateDir {
     pub fn device_keypair(&self) -> Result<keyway_channel::SigningKey> {
         self.device_signer()?;
         let path = self.path("device.key");
-        let key = keyway::keys::SigningKey::load(&path)
+        let key = keyway_vendor::keys::SigningKey::load(&path)
             .with_context(|| format!("the device key {}", path.display()))?;
-        let keyway::keys::SigningKey::Ed25519(k) = key else {
+        let keyway_vendor::keys::SigningKey::Ed25519(k) = key else {
             bail!("{}: the device key must be Ed25519", path.display());
         };
         Ok(keyway_channel::SigningKey::from_bytes(&k.to_bytes()))
@@ -281,7 +281,8 @@ impl StateDir {
     /// Makes `device.key` (PKCS#8 PEM) and `device.pub` (SPKI PEM), both
     /// 0600 from their creation ([`write_atomic`]).
     fn new_device_key(&self) -> Result<()> {
-        let key = keyway::keys::SigningKey::generate(keyway::keys::Algorithm::Ed25519)?;
+        let key =
+            keyway_vendor::keys::SigningKey::generate(keyway_vendor::keys::Algorithm::Ed25519)?;
         let private = key.to_pkcs8_pem()?;
         let public = key.public_key().to_spki_pem()?;
         write_atomic(&self.path("device.key"), private.as_bytes())?;
@@ -425,18 +426,19 @@ impl StateDir {
         let mut keys = Vec::new();
         for n in &id.anchors {
             let p = self.path(n);
-            let k = keyway::keys::PublicKey::load(&p)
+            let k = keyway_vendor::keys::PublicKey::load(&p)
                 .with_context(|| format!("anchor {}", p.display()))?;
             keys.push(
-                keyway_suit::PublicKey::from_raw(&k.raw_public_key_bytes())
-                    .map_err(|e| anyhow!("{}: {}", p.display(), keyway::describe::describe(&e)))?,
+                keyway_suit::PublicKey::from_raw(&k.raw_public_key_bytes()).map_err(|e| {
+                    anyhow!("{}: {}", p.display(), keyway_vendor::describe::describe(&e))
+                })?,
             );
         }
         let anchors = TrustAnchors::new(&keys, id.threshold).map_err(|e| {
             anyhow!(
                 "the anchors and threshold {} are refused: {}",
                 id.threshold,
-                keyway::describe::describe(&e)
+                keyway_vendor::describe::describe(&e)
             )
         })?;
         Ok(Trust::new(anchors, &id.vendor_domain, &id.class))

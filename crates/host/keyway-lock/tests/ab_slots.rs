@@ -37,15 +37,15 @@ mod common;
 
 use ciborium::Value;
 use common::{CLASS, Map, Shell, VENDOR, t};
-use keyway::cbor::ValueExt;
-use keyway::encode::{
-    SignOptions, class_uuid, sha256, sign_digest, suit_digest_of_hash, vendor_uuid,
-};
-use keyway::keys::SigningKey;
 use keyway_device::journal::TrialState;
 use keyway_lock::device::{self, Lock};
 use keyway_lock::server::Server;
 use keyway_lock::smp::{self, HEADER_LEN, Header, Op};
+use keyway_vendor::cbor::ValueExt;
+use keyway_vendor::encode::{
+    SignOptions, class_uuid, sha256, sign_digest, suit_digest_of_hash, vendor_uuid,
+};
+use keyway_vendor::keys::SigningKey;
 
 fn i(n: i64) -> Value {
     Value::from(n)
@@ -276,7 +276,7 @@ fn ab_upload_is_verified_for_the_inactive_slot_from_either_slot() {
         "1.0.0",
         1,
         vec![0x11; 5_000],
-        keyway::encode::EnvelopeBuilder::default(),
+        keyway_vendor::encode::EnvelopeBuilder::default(),
     );
     lock.factory(&factory).unwrap();
     let mut s = Shell::new(Server::new(lock));
@@ -324,7 +324,7 @@ fn ab_install_with_both_images_writes_the_inactive_slots_alternative() {
         "1.0.0",
         1,
         vec![0x22; 5_000],
-        keyway::encode::EnvelopeBuilder::default(),
+        keyway_vendor::encode::EnvelopeBuilder::default(),
     );
     lock.factory(&factory).unwrap();
     for (running, target, sequence) in [(0u8, 1u8, 2u64), (1, 0, 3)] {

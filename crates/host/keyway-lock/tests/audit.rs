@@ -1,20 +1,20 @@
 //! The audit log end to end: a provisioned state directory (device key,
 //! PIN), lock events through the control commands, an update and a
 //! refused one through the SMP server, the export, and the host verifier
-//! (`keyway::log`) finding the chain intact with the expected events.
+//! (`keyway_vendor::log`) finding the chain intact with the expected events.
 
 mod common;
 
 use ciborium::Value;
 use common::Shell;
-use keyway::encode::EnvelopeBuilder;
-use keyway::keys::{Algorithm, PublicKey, SigningKey};
-use keyway::log::ItemKind;
 use keyway_audit::{Body, Event, LockMethod, RejectReason, Version};
 use keyway_lock::control::handle_line;
 use keyway_lock::server::Server;
 use keyway_lock::smp::{self, HEADER_LEN, Header, Op};
 use keyway_lock::state::StateDir;
+use keyway_vendor::encode::EnvelopeBuilder;
+use keyway_vendor::keys::{Algorithm, PublicKey, SigningKey};
+use keyway_vendor::log::ItemKind;
 use sha2::{Digest, Sha256};
 
 const VENDOR: &str = "locks.example";
@@ -177,9 +177,9 @@ fn lock_events_and_an_update_export_an_intact_signed_log() {
     let out = tmp.path().join("lock/exports/audit.bin");
     assert_eq!(a["path"], out.display().to_string());
     let bytes = std::fs::read(&out).unwrap();
-    let report = keyway::log::verify(&bytes, &device_pub);
+    let report = keyway_vendor::log::verify(&bytes, &device_pub);
     assert!(report.intact(), "{:?}", report.findings);
-    let events: Vec<(Event, u32)> = keyway::log::parse(&bytes)
+    let events: Vec<(Event, u32)> = keyway_vendor::log::parse(&bytes)
         .into_iter()
         .filter_map(|i| match i.what {
             ItemKind::Record { record, .. } => match record.body {
@@ -301,10 +301,10 @@ fn the_log_wraps_on_its_four_pages_with_signed_checkpoints() {
     };
     let signer = keyway_audit::Ed25519Signer::from_seed(k.to_bytes()).unwrap();
     let public = keyway_suit::PublicKey::from_raw(&key.raw_public_key_bytes()).unwrap();
-    let v = keyway::encode::vendor_uuid(VENDOR);
+    let v = keyway_vendor::encode::vendor_uuid(VENDOR);
     let trust = keyway_lock::device::Trust {
         anchors: keyway_suit::TrustAnchors::new(&[public], 1).unwrap(),
-        identity: keyway_suit::DeviceIdentity::new(v, keyway::encode::class_uuid(&v, CLASS)),
+        identity: keyway_suit::DeviceIdentity::new(v, keyway_vendor::encode::class_uuid(&v, CLASS)),
     };
     let mut lock =
         keyway_lock::device::Lock::new(keyway_lock::device::blank_flash(), trust, None).unwrap();
@@ -317,7 +317,7 @@ fn the_log_wraps_on_its_four_pages_with_signed_checkpoints() {
         control(&mut s, r#"{"cmd":"tamper","state":"off"}"#, i * 2000 + 1000);
     }
     let bytes = s.lock_mut().export_audit(RTC + 400).unwrap();
-    let report = keyway::log::verify(&bytes, &key.public_key());
+    let report = keyway_vendor::log::verify(&bytes, &key.public_key());
     assert!(report.intact(), "{:?}", report.findings);
     assert!(
         report.checkpoints > 0,

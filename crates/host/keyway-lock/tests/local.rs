@@ -24,9 +24,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use keyway::encode::EnvelopeBuilder;
-use keyway::keys::{Algorithm, SigningKey, keygen};
 use keyway_lock::state::StateDir;
+use keyway_vendor::encode::EnvelopeBuilder;
+use keyway_vendor::keys::{Algorithm, SigningKey, keygen};
 
 const BIN: &str = env!("CARGO_BIN_EXE_keyway-lock");
 

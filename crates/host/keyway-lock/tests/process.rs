@@ -9,9 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use ciborium::Value;
-use keyway::encode::EnvelopeBuilder;
-use keyway::keys::{Algorithm, SigningKey, keygen};
 use keyway_lock::smp::{self, HEADER_LEN, Header, Op};
+use keyway_vendor::encode::EnvelopeBuilder;
+use keyway_vendor::keys::{Algorithm, SigningKey, keygen};
 use sha2::{Digest, Sha256};
 
 const BIN: &str = env!("CARGO_BIN_EXE_keyway-lock");

@@ -7,12 +7,12 @@ mod common;
 
 use ciborium::Value;
 use common::{Map, Shell, rc, sign, t};
-use keyway::encode::EnvelopeBuilder;
-use keyway::keys::{Algorithm, SigningKey};
 use keyway_device::journal::TrialState;
 use keyway_lock::device::{self, Lock, Trust};
 use keyway_lock::server::Server;
 use keyway_lock::smp::{self, HEADER_LEN, Header, Op};
+use keyway_vendor::encode::EnvelopeBuilder;
+use keyway_vendor::keys::{Algorithm, SigningKey};
 use sha2::{Digest, Sha256};
 
 struct Fixture {
@@ -782,8 +782,8 @@ fn delta_for_another_base_is_refused_at_the_head_before_writing() {
         }),
         "{e:?}"
     );
-    let runs = keyway::keys::hex(&sha(&slot_image(&s, 0, 9000))[..4]);
-    let base = keyway::keys::hex(&sha(&other)[..4]);
+    let runs = keyway_vendor::keys::hex(&sha(&slot_image(&s, 0, 9000))[..4]);
+    let base = keyway_vendor::keys::hex(&sha(&other)[..4]);
     let log = s.take_log();
     assert!(
         log.iter().any(

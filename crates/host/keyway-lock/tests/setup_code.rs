@@ -19,9 +19,9 @@ use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use keyway::keys::{Algorithm, keygen};
 use keyway_channel::{SetupCode, StoredVerifier};
 use keyway_lock::state::StateDir;
+use keyway_vendor::keys::{Algorithm, keygen};
 
 const BIN: &str = env!("CARGO_BIN_EXE_keyway-lock");
 

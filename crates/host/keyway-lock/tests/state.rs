@@ -6,12 +6,12 @@ mod common;
 
 use ciborium::Value;
 use common::Shell;
-use keyway::encode::EnvelopeBuilder;
-use keyway::keys::{Algorithm, SigningKey, keygen};
 use keyway_device::journal::TrialState;
 use keyway_lock::server::Server;
 use keyway_lock::smp::{self, HEADER_LEN, Header, Op};
 use keyway_lock::state::StateDir;
+use keyway_vendor::encode::EnvelopeBuilder;
+use keyway_vendor::keys::{Algorithm, SigningKey, keygen};
 use sha2::{Digest, Sha256};
 
 fn release(key: &SigningKey, version: &str, sequence: u64, len: usize) -> Vec<u8> {

@@ -28,9 +28,9 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use keyway::encode::{EnvelopeBuilder, Version};
-use keyway::keys::{Algorithm, SigningKey};
 use keyway_tuf::{Expiries, Mirror, RepoWriter, Source};
+use keyway_vendor::encode::{EnvelopeBuilder, Version};
+use keyway_vendor::keys::{Algorithm, SigningKey};
 
 fn serve(root: PathBuf) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");

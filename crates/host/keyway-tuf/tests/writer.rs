@@ -92,10 +92,11 @@ fn delta_envelope_summary_names_its_base() {
     let base = vec![1u8; 4096];
     let mut new = base.clone();
     new[100] = 9;
-    let key = keyway::keys::SigningKey::generate(keyway::keys::Algorithm::Ed25519).unwrap();
-    let env = keyway::encode::EnvelopeBuilder {
+    let key =
+        keyway_vendor::keys::SigningKey::generate(keyway_vendor::keys::Algorithm::Ed25519).unwrap();
+    let env = keyway_vendor::encode::EnvelopeBuilder {
         sequence: 3,
-        version: keyway::encode::Version::new(1, 1, 0),
+        version: keyway_vendor::encode::Version::new(1, 1, 0),
         vendor_domain: "locks.example".into(),
         class_name: "deadbolt".into(),
         notes: Some("delta".into()),

@@ -3,11 +3,11 @@
 //! PostgreSQL side by side.
 //!
 //! The locks run in a process of their own (this example re-run as
-//! `--locks-process`; `keyway_cli::hub::fleet::serve`): each is the real
+//! `--locks-process`; `keyway::hub::fleet::serve`): each is the real
 //! lock (`keyway-lock`'s shell, the agent, the device core) on its own
 //! file-backed simulated flash, serving SMP on a loopback UDP port. The
 //! hub is this process: the engine (`keyway_hub::engine::Hub`) over the
-//! store and the UDP connector (`keyway_cli::hub::link`), exactly as
+//! store and the UDP connector (`keyway::hub::link`), exactly as
 //! `keyway hub serve` builds it, driven through the engine's calls (the
 //! JSON API is a thin layer over them and is left out: an accepted
 //! consent through the API starts its push at once, and this run wants
@@ -36,8 +36,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use keyway_cli::hub::fleet;
-use keyway_cli::hub::link::{HubIdentity, UdpConnector};
+use keyway::hub::fleet;
+use keyway::hub::link::{HubIdentity, UdpConnector};
 use keyway_hub::engine::{Hub, HubConfig, Incoming, SystemClock};
 use keyway_hub::model::{
     ConsentSource, Decision, ModelAnchors, NewLock, ReleaseOrigin, RolloutOutcome, RolloutState,
@@ -212,7 +212,7 @@ fn one(n: usize, k: usize, store_arg: &str) -> Result<Value> {
     std::fs::create_dir_all(&work)?;
     let work = work.canonicalize()?;
     let vendor = work.join("vendor");
-    let r = keyway_cli::hub::demo::vendor(&mut std::io::sink(), &vendor)?;
+    let r = keyway::hub::demo::vendor(&mut std::io::sink(), &vendor)?;
 
     // The locks, in their own process.
     let mut locks_proc = Command::new(std::env::current_exe()?)

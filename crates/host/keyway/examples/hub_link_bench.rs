@@ -6,7 +6,7 @@
 //! Each round provisions a fresh simulated lock (`keyway_lock::shell`,
 //! in this process, SMP over loopback UDP) running the old image, pairs
 //! the hub's identity with it by its setup code (not timed), then times,
-//! through `keyway_cli::hub::link::UdpLink` exactly as the hub calls it:
+//! through `keyway::hub::link::UdpLink` exactly as the hub calls it:
 //! `push` (the sealed upload of the envelope, with the link's choice of
 //! delta or full image) and `consent(true, ..)` until the lock runs the
 //! new release confirmed (notes, consent, install, the lock's reset and
@@ -26,12 +26,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use keyway::encode::EnvelopeBuilder;
-use keyway::keys::{Algorithm, SigningKey};
-use keyway_cli::hub::link::{HubIdentity, UdpLink};
+use keyway::hub::link::{HubIdentity, UdpLink};
 use keyway_hub::link::{InstallOutcome, LockLink};
 use keyway_lock::shell::{Options, Running, start};
 use keyway_lock::state::StateDir;
+use keyway_vendor::encode::EnvelopeBuilder;
+use keyway_vendor::keys::{Algorithm, SigningKey};
 
 const VENDOR: &str = "locks.example";
 const CLASS: &str = "deadbolt-2";

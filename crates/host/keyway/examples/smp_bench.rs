@@ -49,15 +49,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use keyway::keys::{Algorithm, SigningKey};
+use keyway::device::{Client, DeviceError, FnTransport, Stats, Transport};
 use keyway_agent::agent::{Now, Press};
 use keyway_agent::limits::PeerId;
 use keyway_channel::SetupCode;
-use keyway_cli::device::{Client, DeviceError, FnTransport, Stats, Transport};
 use keyway_lock::agent_shell::{self, AgentLock};
 use keyway_lock::server::Server;
 use keyway_lock::shell::{Options, start};
 use keyway_smp::MgmtErr;
+use keyway_vendor::keys::{Algorithm, SigningKey};
 
 use common::{
     Owner, Paired, PhaseArgs, Uploader, control, envelope, median, percentile, provision, report,
@@ -414,20 +414,23 @@ fn link(m: &Arc<Memory>, frame: usize) -> FnTransport<impl FnMut(&[u8]) -> Vec<u
 /// takes every chunk; the lock's own answers are the same offsets).
 fn ble_plain(env: &[u8], frame: usize) -> Result<(Stats, usize)> {
     let t = FnTransport::fragmenting(ATT_PAYLOAD, frame, |frame: &[u8]| {
-        let Ok(req) = keyway::smp::decode_request(frame) else {
+        let Ok(req) = keyway_vendor::smp::decode_request(frame) else {
             return Vec::new();
         };
-        let off = keyway::smp::get_u64(&req.body, "off")
+        let off = keyway_vendor::smp::get_u64(&req.body, "off")
             .ok()
             .flatten()
             .unwrap_or(0);
-        let n = keyway::smp::get_bytes(&req.body, "data")
+        let n = keyway_vendor::smp::get_bytes(&req.body, "data")
             .ok()
             .flatten()
             .map_or(0, <[u8]>::len) as u64;
-        keyway::smp::encode_response(
+        keyway_vendor::smp::encode_response(
             &req.header,
-            vec![(keyway::smp::text("off"), ciborium::Value::from(off + n))],
+            vec![(
+                keyway_vendor::smp::text("off"),
+                ciborium::Value::from(off + n),
+            )],
         )
     });
     let mut c = Client::new(t);

@@ -42,9 +42,9 @@
 mod common;
 
 use anyhow::{Context as _, Result, bail};
-use keyway::keys::{Algorithm, SigningKey};
-use keyway_cli::device::Client;
+use keyway::device::Client;
 use keyway_lock::shell::{Options, start};
+use keyway_vendor::keys::{Algorithm, SigningKey};
 
 use common::{
     Paired, Phase, PhaseArgs, Uploader, control, median, percentile, provision, report, run_phase,

@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use keyway::encode::{
+use keyway_vendor::encode::{
     Cve, Ed25519Alg, EnvelopeBuilder, KeySetBuilder, KeySetInfo, KeySetParams, P256Alg,
     SignOptions, Version,
 };
-use keyway::keys::{self, Algorithm, KeyId, PublicKey, SigningKey, hex};
+use keyway_vendor::keys::{self, Algorithm, KeyId, PublicKey, SigningKey, hex};
 
 /// Keyway vendor tool: keys, signed SUIT firmware envelopes, key sets.
 #[derive(Debug, Parser)]
@@ -176,7 +176,7 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 fn diff(a: &DiffArgs, out: &mut dyn Write) -> Result<()> {
     let (old, new) = (read(&a.old)?, read(&a.new)?);
     let start = std::time::Instant::now();
-    let patch = keyway::delta::diff(&old, &new)?;
+    let patch = keyway_vendor::delta::diff(&old, &new)?;
     let took = start.elapsed();
     fs::write(&a.output, &patch).with_context(|| format!("writing {}", a.output.display()))?;
     writeln!(
@@ -191,7 +191,7 @@ fn diff(a: &DiffArgs, out: &mut dyn Write) -> Result<()> {
         took.as_secs_f64()
     )?;
     if let Some(link) = a.update_time {
-        let [full, delta] = keyway::delta::update_times(&old, &new, link)?;
+        let [full, delta] = keyway_vendor::delta::update_times(&old, &new, link)?;
         writeln!(
             out,
             "end-to-end update over the lock's modeled BLE link (an owner's sealed upload, SMP frames up to the lock's {} B buffer in {BLE_PACKET} B ATT writes, {BLE_PACKET_HEADER} B of header a packet, {link} B/s, {BLE_TURNAROUND_MS} ms a response) on the nRF52840 flash model:",
@@ -246,9 +246,9 @@ const BLE_TURNAROUND_MS: u32 = 15;
 /// chunk (the lock's own answers are the same `off` values).
 fn ble_upload(env: &[u8]) -> Result<(u64, u64)> {
     use crate::device::{Client, FnTransport, Transport as _};
-    use keyway::keys::{Algorithm, SigningKey};
     use keyway_channel::{ResponseStatus, SessionTable, TableConfig};
     use keyway_smp::{Request, Response, answer_frame, header::split_request, img, kw};
+    use keyway_vendor::keys::{Algorithm, SigningKey};
     use rand_chacha::rand_core::SeedableRng as _;
 
     let owner = SigningKey::generate(Algorithm::Ed25519)?;
@@ -377,14 +377,15 @@ fn read_bounded(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
 fn patch(a: &PatchArgs, out: &mut dyn Write) -> Result<()> {
     let old = read_bounded(
         &a.old,
-        u64::from(keyway::delta::MAX_IMAGE),
+        u64::from(keyway_vendor::delta::MAX_IMAGE),
         "the old image is",
     )?;
-    let patch = read_bounded(&a.patch, keyway::delta::MAX_PATCH, "the patch is")?;
+    let patch = read_bounded(&a.patch, keyway_vendor::delta::MAX_PATCH, "the patch is")?;
     let context = || format!("applying {} to {}", a.patch.display(), a.old.display());
     let new = if a.flash_sim {
         let start = std::time::Instant::now();
-        let r = keyway::delta::apply_on_flash(&old, &patch, a.chunk).with_context(context)?;
+        let r =
+            keyway_vendor::delta::apply_on_flash(&old, &patch, a.chunk).with_context(context)?;
         writeln!(
             out,
             "flash-sim (nRF52840 timing): {:.2} s modeled flash time, {} sector erases, {} bytes programmed; \
@@ -398,7 +399,7 @@ fn patch(a: &PatchArgs, out: &mut dyn Write) -> Result<()> {
         )?;
         r.image
     } else {
-        keyway::delta::apply(&old, &patch, a.chunk).with_context(context)?
+        keyway_vendor::delta::apply(&old, &patch, a.chunk).with_context(context)?
     };
     fs::write(&a.output, &new).with_context(|| format!("writing {}", a.output.display()))?;
     writeln!(
@@ -678,7 +679,7 @@ pub struct FlashSimArgs {
 }
 
 fn flash_sim(a: &FlashSimArgs, out: &mut dyn Write) -> Result<()> {
-    let request = keyway::flashsim::Request {
+    let request = keyway_vendor::flashsim::Request {
         geometry: a.geometry.clone(),
         page_size: a.page_size,
         write_size: a.write_size,
@@ -693,7 +694,7 @@ fn flash_sim(a: &FlashSimArgs, out: &mut dyn Write) -> Result<()> {
         seed: a.seed,
         json: a.json,
     };
-    keyway::flashsim::run(&request, out)
+    keyway_vendor::flashsim::run(&request, out)
 }
 
 /// Runs a parsed command line.
@@ -731,7 +732,7 @@ fn log_verify(a: &LogVerifyArgs, out: &mut dyn Write) -> Result<()> {
         );
     }
     let bytes = read_file(&a.file, "the audit log")?;
-    let report = keyway::log::verify(&bytes, &key);
+    let report = keyway_vendor::log::verify(&bytes, &key);
     for f in &report.findings {
         writeln!(out, "{}", f.message)?;
     }
@@ -748,12 +749,12 @@ fn log_verify(a: &LogVerifyArgs, out: &mut dyn Write) -> Result<()> {
 
 fn log_show(a: &LogShowArgs, out: &mut dyn Write) -> Result<()> {
     let bytes = read_file(&a.file, "the audit log")?;
-    let items = keyway::log::parse(&bytes);
+    let items = keyway_vendor::log::parse(&bytes);
     if a.json {
-        let v = keyway::log::show_json(&items, a.since);
+        let v = keyway_vendor::log::show_json(&items, a.since);
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
     } else {
-        write!(out, "{}", keyway::log::show_text(&items, a.since))?;
+        write!(out, "{}", keyway_vendor::log::show_text(&items, a.since))?;
     }
     Ok(())
 }
@@ -764,7 +765,7 @@ fn log_demo_export(a: &LogDemoArgs, out: &mut dyn Write) -> Result<()> {
     };
     let signer = keyway_audit::Ed25519Signer::from_seed(k.to_bytes())
         .ok_or_else(|| anyhow::anyhow!("{}: unusable Ed25519 seed", a.key.display()))?;
-    let bytes = keyway::log::demo_export(&signer, a.events, a.pages)?;
+    let bytes = keyway_vendor::log::demo_export(&signer, a.events, a.pages)?;
     write_output(&a.output, &bytes)?;
     writeln!(
         out,
@@ -783,12 +784,12 @@ fn log_demo_export(a: &LogDemoArgs, out: &mut dyn Write) -> Result<()> {
 fn verify(a: &VerifyArgs, out: &mut dyn Write) -> Result<()> {
     let identity = match (&a.vendor_domain, &a.class) {
         (Some(d), Some(c)) => {
-            let v = keyway::encode::vendor_uuid(d);
-            Some((v, keyway::encode::class_uuid(&v, c)))
+            let v = keyway_vendor::encode::vendor_uuid(d);
+            Some((v, keyway_vendor::encode::class_uuid(&v, c)))
         }
         _ => None,
     };
-    let opts = keyway::check::VerifyOptions {
+    let opts = keyway_vendor::check::VerifyOptions {
         trust: a.trust.clone(),
         threshold: a.threshold,
         payload: a.payload.clone(),
@@ -799,7 +800,7 @@ fn verify(a: &VerifyArgs, out: &mut dyn Write) -> Result<()> {
         battery_mwh: a.battery_mwh,
         slot: a.slot,
     };
-    match keyway::check::verify_file(&a.envelope, &opts) {
+    match keyway_vendor::check::verify_file(&a.envelope, &opts) {
         Ok(summary) => {
             writeln!(out, "OK {}: {summary}", a.envelope.display())?;
             Ok(())
@@ -859,20 +860,20 @@ fn demo(a: &DemoArgs, out: &mut dyn Write) -> Result<()> {
 fn inspect(a: &InspectArgs, out: &mut dyn Write) -> Result<()> {
     // The head is enough: a large payload's tail is neither read nor held.
     let bytes = fs::File::open(&a.envelope)
-        .and_then(|mut f| keyway::check::read_head(&mut f))
+        .and_then(|mut f| keyway_vendor::check::read_head(&mut f))
         .with_context(|| format!("{}: cannot read the envelope", a.envelope.display()))?;
-    let j = keyway::check::inspect_json(&bytes).map_err(|e| {
+    let j = keyway_vendor::check::inspect_json(&bytes).map_err(|e| {
         anyhow::anyhow!(
             "{}: {} check failed: {}",
             a.envelope.display(),
-            keyway::check::check_name(&e),
-            keyway::describe::describe(&e)
+            keyway_vendor::check::check_name(&e),
+            keyway_vendor::describe::describe(&e)
         )
     })?;
     if a.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&j)?)?;
     } else {
-        write!(out, "{}", keyway::check::inspect_text(&j))?;
+        write!(out, "{}", keyway_vendor::check::inspect_text(&j))?;
     }
     Ok(())
 }
@@ -987,7 +988,7 @@ fn sign(a: &SignArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
             patch.len(),
             100.0 * patch.len() as f64 / builder.payload.len().max(1) as f64,
             builder.payload.len(),
-            hex(&keyway::encode::sha256(old)),
+            hex(&keyway_vendor::encode::sha256(old)),
             old.len()
         )?;
     }

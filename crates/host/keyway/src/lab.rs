@@ -29,7 +29,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, anyhow};
-use keyway::keys::PublicKey;
+use keyway_vendor::keys::PublicKey;
 
 use crate::audit::{self, Target, cli::AuditArgs, link::ControlAddr};
 

@@ -1,5 +1,5 @@
-//! The `keyway` command. The host library it drives is `keyway-tools`
-//! (imported as `keyway`); this crate holds the command line and the
+//! The `keyway` command. The host library it drives is `keyway-vendor`
+//! (`keyway_vendor`); this crate holds the command line and the
 //! parts that run a lock: the demo.
 //!
 //! * [`cli`]: the `keyway` command line.

@@ -6,8 +6,8 @@ use clap::Parser as _;
 
 fn main() -> ExitCode {
     init_tracing();
-    let cli = keyway_cli::cli::Cli::parse();
-    match keyway_cli::cli::run(cli, &mut std::io::stdout(), &mut std::io::stderr()) {
+    let cli = keyway::cli::Cli::parse();
+    match keyway::cli::run(cli, &mut std::io::stdout(), &mut std::io::stderr()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -26,7 +26,7 @@ fn init_tracing() {
         .and_then(|f| EnvFilter::try_new(f).ok())
         .or_else(|| EnvFilter::try_from_default_env().ok())
         .unwrap_or_else(|| {
-            EnvFilter::new("warn,keyway=info,keyway_cli=info,keyway_hub=info,keyway_tuf=info")
+            EnvFilter::new("warn,keyway=info,keyway=info,keyway_hub=info,keyway_tuf=info")
         });
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

@@ -220,6 +220,6 @@ fn matches(bytes: &[u8], info: &sigstore_tuf::TargetFile) -> bool {
     use sha2::Digest as _;
     bytes.len() as u64 == info.length
         && info.hashes.get("sha256").is_some_and(|h| {
-            h.eq_ignore_ascii_case(&keyway::keys::hex(&sha2::Sha256::digest(bytes)))
+            h.eq_ignore_ascii_case(&keyway_vendor::keys::hex(&sha2::Sha256::digest(bytes)))
         })
 }

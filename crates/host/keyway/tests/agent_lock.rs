@@ -1,4 +1,4 @@
-//! The owner's client (`keyway_cli::device::Client`) against keyway-lock's
+//! The owner's client (`keyway::device::Client`) against keyway-lock's
 //! agent shell (`keyway_lock::agent_shell::AgentLock`) in memory: the real
 //! agent around the real device core (installer, journal, boot, audit
 //! log, the bolt), on an in-memory transport. Pairing by the setup code,
@@ -11,19 +11,19 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use keyway::encode::EnvelopeBuilder;
-use keyway::keys::{Algorithm, SigningKey};
+use keyway::device::{Client, Stats, Transport, TransportError};
 use keyway_agent::agent::{Event, Now, Press};
 use keyway_agent::limits::PeerId;
 use keyway_audit::Time;
 use keyway_channel::SigningKey as KeyPair;
 use keyway_channel::pairing::MIN_ITERATIONS;
 use keyway_channel::{SetupCode, StoredVerifier};
-use keyway_cli::device::{Client, Stats, Transport, TransportError};
 use keyway_lock::agent_shell::{self, AgentLock};
 use keyway_lock::device::{Lock as Device, Trust, blank_flash};
 use keyway_lock::server::Server;
 use keyway_suit::{PublicKey, TrustAnchors};
+use keyway_vendor::encode::EnvelopeBuilder;
+use keyway_vendor::keys::{Algorithm, SigningKey};
 use sha2::{Digest as _, Sha256};
 
 const VENDOR: &str = "locks.example";
@@ -150,7 +150,7 @@ impl Transport for Link {
         Ok(a)
     }
     fn mtu(&self) -> usize {
-        keyway_cli::device::UDP_MTU
+        keyway::device::UDP_MTU
     }
     fn stats(&self) -> Stats {
         self.stats
@@ -198,10 +198,19 @@ fn pairs_by_setup_code_and_runs_status_unlock_lock_sealed_on_the_device_core() {
     let mut c = paired(&bench, 1, 0xa1);
     assert_eq!(bench.borrow().lock.agent().state().owner_count(), 1);
     let s = c.status().unwrap();
-    assert_eq!(keyway::smp::get_text(&s, "version").unwrap(), Some("1.0.0"));
-    assert_eq!(keyway::smp::get_text(&s, "bolt").unwrap(), Some("locked"));
+    assert_eq!(
+        keyway_vendor::smp::get_text(&s, "version").unwrap(),
+        Some("1.0.0")
+    );
+    assert_eq!(
+        keyway_vendor::smp::get_text(&s, "bolt").unwrap(),
+        Some("locked")
+    );
     let u = c.unlock().unwrap();
-    assert_eq!(keyway::smp::get_text(&u, "bolt").unwrap(), Some("unlocked"));
+    assert_eq!(
+        keyway_vendor::smp::get_text(&u, "bolt").unwrap(),
+        Some("unlocked")
+    );
     assert_eq!(bolt(&bench), keyway_lock::lock::Bolt::Unlocked);
     c.lock().unwrap();
     assert_eq!(bolt(&bench), keyway_lock::lock::Bolt::Locked);
@@ -251,7 +260,7 @@ fn sealed_upload_notes_and_consent_reach_the_installer_through_the_agents_store(
     // installer took it inside the call): postponed, the bolt is thrown.
     let a = c.consent(true).unwrap();
     assert_eq!(
-        keyway::smp::get_text(&a, "state").unwrap(),
+        keyway_vendor::smp::get_text(&a, "state").unwrap(),
         Some("postponed"),
         "{a:?}"
     );
@@ -283,7 +292,10 @@ fn sealed_upload_notes_and_consent_reach_the_installer_through_the_agents_store(
         assert!(b.lock.agent().state().consent().is_none());
     }
     let s = c.status().unwrap();
-    assert_eq!(keyway::smp::get_text(&s, "version").unwrap(), Some("2.0.0"));
+    assert_eq!(
+        keyway_vendor::smp::get_text(&s, "version").unwrap(),
+        Some("2.0.0")
+    );
     // Each boot started the agent again: the client opened a new session
     // after each (its old one was unknown to the rebooted agent).
     assert_eq!(c.channel_counts().handshakes, 3);
@@ -372,7 +384,7 @@ fn the_keyway_binary_pairs_by_setup_code_with_the_agent_brain_over_udp_and_survi
             .verifying_key()
             .to_bytes();
         let mut c = Client::new(
-            keyway_cli::device::UdpTransport::connect(&format!("udp:{}", lock.smp)).unwrap(),
+            keyway::device::UdpTransport::connect(&format!("udp:{}", lock.smp)).unwrap(),
         )
         .with_owner(owner)
         .unwrap()
@@ -507,7 +519,7 @@ fn a_stranger_in_the_window_cannot_replace_a_pending_newer_release() {
     assert!(
         matches!(
             e,
-            keyway_cli::device::DeviceError::GroupRefused {
+            keyway::device::DeviceError::GroupRefused {
                 group: 1,
                 rc: 27,
                 ..
@@ -540,7 +552,7 @@ fn a_stranger_in_the_window_cannot_replace_a_pending_newer_release() {
 /// `cargo run --release -p keyway --example unlock_during_upload`.)
 #[test]
 fn sealed_unlocks_succeed_while_another_session_of_the_owner_uploads_over_udp() {
-    use keyway_cli::device::UdpTransport;
+    use keyway::device::UdpTransport;
     use keyway_lock::shell::{Options, start};
     use keyway_lock::state::StateDir;
     use std::sync::atomic::AtomicBool;
@@ -677,17 +689,19 @@ fn plain_chunk(off: u64, data: &[u8], len: Option<u64>) -> Vec<u8> {
     if let Some(l) = len {
         body.push((Value::Text("len".into()), Value::from(l)));
     }
-    keyway::smp::encode_request(keyway::smp::Op::Write, 1, 1, 0x33, body)
+    keyway_vendor::smp::encode_request(keyway_vendor::smp::Op::Write, 1, 1, 0x33, body)
 }
 
 /// The `rc` of an answer frame (`None`: success).
 fn answer_rc(frame: &[u8]) -> Option<u64> {
-    let body = keyway::smp::decode_body(&frame[keyway::smp::HEADER_LEN..]).unwrap();
-    keyway::smp::get_u64(&body, "rc").unwrap().or_else(|| {
-        body.iter()
-            .find(|(k, _)| k.as_text() == Some("err"))
-            .map(|_| u64::MAX)
-    })
+    let body = keyway_vendor::smp::decode_body(&frame[keyway_vendor::smp::HEADER_LEN..]).unwrap();
+    keyway_vendor::smp::get_u64(&body, "rc")
+        .unwrap()
+        .or_else(|| {
+            body.iter()
+                .find(|(k, _)| k.as_text() == Some("err"))
+                .map(|_| u64::MAX)
+        })
 }
 
 /// Was `attacks.rs`'s `injected_chunk_is_refused_and_leaves_the_upload_untouched`
@@ -765,7 +779,7 @@ fn resets_need_a_press_each_so_130_resets_do_not_evict_the_unlock_records() {
             .filter(|e| matches!(e, Event::Reset { .. }))
             .count()
     };
-    let reset = keyway::smp::encode_request(keyway::smp::Op::Write, 0, 5, 9, vec![]);
+    let reset = keyway_vendor::smp::encode_request(keyway_vendor::smp::Op::Write, 0, 5, 9, vec![]);
     // Window closed: refused (ACCESSDENIED), nothing resets.
     let a = bench.borrow_mut().deliver(PeerId(66), &reset);
     assert_eq!(answer_rc(&a), Some(11));
@@ -792,7 +806,7 @@ fn resets_need_a_press_each_so_130_resets_do_not_evict_the_unlock_records() {
     }
     assert_eq!(ran, 1, "20 owner resets, one a minute after boot: one ran");
     let log = c.log_export(&mut |_, _| {}).unwrap();
-    let text = keyway::log::show_text(&keyway::log::parse(&log), None);
+    let text = keyway_vendor::log::show_text(&keyway_vendor::log::parse(&log), None);
     let unlocks = text.matches("unlocked: owner command").count();
     println!(
         "after 130 resets in one window and 20 owner resets: {} resets, {unlocks} owner unlocks in the log",
@@ -815,7 +829,7 @@ fn sealed_consent_survives_a_power_cut_then_the_install_proceeds() {
     c.notes().unwrap();
     let a = c.consent(true).unwrap();
     assert_eq!(
-        keyway::smp::get_text(&a, "state").unwrap(),
+        keyway_vendor::smp::get_text(&a, "state").unwrap(),
         Some("postponed")
     );
     // The power cut: everything in RAM is gone; the shell starts again
@@ -862,7 +876,10 @@ fn sealed_consent_survives_a_power_cut_then_the_install_proceeds() {
         b.lock.after_boot(ms).unwrap();
     }
     let s = c.status().unwrap();
-    assert_eq!(keyway::smp::get_text(&s, "version").unwrap(), Some("2.0.0"));
+    assert_eq!(
+        keyway_vendor::smp::get_text(&s, "version").unwrap(),
+        Some("2.0.0")
+    );
 }
 
 /// Was `attacks.rs`'s `a_reset_keeps_the_presence_window_a_power_cut_ends_it`
@@ -915,7 +932,7 @@ fn a_window_test_then_reset_installs_and_the_reset_closes_the_window() {
 #[test]
 fn authority_matrix_every_command_and_authority_through_the_shell() {
     use ciborium::Value;
-    use keyway::smp::Op;
+    use keyway_vendor::smp::Op;
     #[derive(Clone, Copy, Debug, PartialEq)]
     enum Who {
         Nobody,
@@ -1018,8 +1035,8 @@ fn owner_commands_succeed_while_another_peer_floods_the_lock() {
     let (bench, _) = Bench::new();
     let mut c = paired(&bench, 1, 0xa1);
     let mut flooder = client(&bench, 66, 0x66);
-    let echo = keyway::smp::encode_request(
-        keyway::smp::Op::Write,
+    let echo = keyway_vendor::smp::encode_request(
+        keyway_vendor::smp::Op::Write,
         0,
         0,
         1,
@@ -1217,26 +1234,26 @@ fn auto_install_cve_consents_for_a_high_severity_fix_only() {
     let (bench, vendor) = Bench::new();
     let mut c = paired(&bench, 1, 0xa1);
     let set = c.settings(Some(true), Some(false)).unwrap();
-    let s = keyway::smp::get(&set, "settings")
+    let s = keyway_vendor::smp::get(&set, "settings")
         .unwrap()
         .as_map()
         .unwrap()
         .clone();
     assert_eq!(
-        keyway::smp::get_bool(&s, "auto_install_cve").unwrap(),
+        keyway_vendor::smp::get_bool(&s, "auto_install_cve").unwrap(),
         Some(true)
     );
     let medium = release_with_cves(&vendor, "2.0.0", 2, &["CVE-2099-0001:medium"]);
     c.upload(&medium, &mut |_, _| {}).unwrap();
     assert!(!tick(&bench), "a medium fix installed without consent");
     let st = c.status().unwrap();
-    let u = keyway::smp::get(&st, "update")
+    let u = keyway_vendor::smp::get(&st, "update")
         .unwrap()
         .as_map()
         .unwrap()
         .clone();
     assert_eq!(
-        keyway::smp::get_text(&u, "state").unwrap(),
+        keyway_vendor::smp::get_text(&u, "state").unwrap(),
         Some("awaiting-consent")
     );
     // Refused (after reading the notes): erased.
@@ -1271,7 +1288,7 @@ fn consent_for_one_update_is_not_carried_over_to_a_replacement() {
     c.notes().unwrap();
     let a = c.consent(true).unwrap();
     assert_eq!(
-        keyway::smp::get_text(&a, "state").unwrap(),
+        keyway_vendor::smp::get_text(&a, "state").unwrap(),
         Some("postponed")
     );
     let digest: [u8; 32] = Sha256::digest(&first).into();
@@ -1294,14 +1311,17 @@ fn consent_for_one_update_is_not_carried_over_to_a_replacement() {
         "the replacement installed on the old consent"
     );
     let st = c.status().unwrap();
-    let u = keyway::smp::get(&st, "update")
+    let u = keyway_vendor::smp::get(&st, "update")
         .unwrap()
         .as_map()
         .unwrap()
         .clone();
-    assert_eq!(keyway::smp::get_text(&u, "version").unwrap(), Some("3.0.0"));
     assert_eq!(
-        keyway::smp::get_text(&u, "state").unwrap(),
+        keyway_vendor::smp::get_text(&u, "version").unwrap(),
+        Some("3.0.0")
+    );
+    assert_eq!(
+        keyway_vendor::smp::get_text(&u, "state").unwrap(),
         Some("awaiting-consent")
     );
     assert_running(&mut c, "1.0.0");
@@ -1358,16 +1378,16 @@ fn postponed_then_installed_when_battery_and_bolt_allow() {
     );
     let reason = |c: &mut Client<Link>| {
         let st = c.status().unwrap();
-        let u = keyway::smp::get(&st, "update")
+        let u = keyway_vendor::smp::get(&st, "update")
             .unwrap()
             .as_map()
             .unwrap()
             .clone();
         (
-            keyway::smp::get_text(&u, "state")
+            keyway_vendor::smp::get_text(&u, "state")
                 .unwrap()
                 .map(str::to_owned),
-            keyway::smp::get_text(&u, "reason")
+            keyway_vendor::smp::get_text(&u, "reason")
                 .unwrap()
                 .map(str::to_owned),
         )
@@ -1422,14 +1442,14 @@ fn refused_erase_of_the_running_slot_keeps_the_pending_update_and_its_consent() 
     let e = c
         .request(
             "erase",
-            keyway::smp::Op::Write,
+            keyway_vendor::smp::Op::Write,
             1,
             5,
             vec![(Value::Text("slot".into()), Value::from(u64::from(running)))],
         )
         .unwrap_err();
     assert!(
-        e.rc().is_some() || matches!(e, keyway_cli::device::DeviceError::GroupRefused { .. }),
+        e.rc().is_some() || matches!(e, keyway::device::DeviceError::GroupRefused { .. }),
         "{e:?}"
     );
     assert!(
@@ -1605,7 +1625,7 @@ fn no_forced_update_after_upload_reset_and_power_cut() {
 }
 
 /// Asserts that the lock's image state names `version` as the active image.
-fn assert_running<T: keyway_cli::device::Transport>(c: &mut Client<T>, version: &str) {
+fn assert_running<T: keyway::device::Transport>(c: &mut Client<T>, version: &str) {
     let run = c.image_state().unwrap();
     assert!(
         run.iter().any(|s| s.active && s.version == version),

@@ -8,9 +8,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-use keyway::encode::EnvelopeBuilder;
-use keyway::keys::{Algorithm, keygen};
 use keyway_lock::state::StateDir;
+use keyway_vendor::encode::EnvelopeBuilder;
+use keyway_vendor::keys::{Algorithm, keygen};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_keyway");
@@ -18,10 +18,10 @@ const VENDOR: &str = "locks.example";
 const CLASS: &str = "deadbolt-2";
 
 fn release(dir: &Path, sequence: u64, name: &str) -> std::path::PathBuf {
-    let key = keyway::keys::SigningKey::load(dir.join("vendor.key")).unwrap();
+    let key = keyway_vendor::keys::SigningKey::load(dir.join("vendor.key")).unwrap();
     let env = EnvelopeBuilder {
         sequence,
-        version: keyway::encode::Version::new(1, sequence, 0),
+        version: keyway_vendor::encode::Version::new(1, sequence, 0),
         vendor_domain: VENDOR.into(),
         class_name: CLASS.into(),
         notes: Some(format!("# {name}\n\nFixes CVE-2099-0007.\n")),

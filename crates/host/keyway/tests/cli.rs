@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use keyway::cbor::{Value, ValueExt};
-use keyway::encode::KeySetInfo;
-use keyway::keys::PublicKey;
+use keyway_vendor::cbor::{Value, ValueExt};
+use keyway_vendor::encode::KeySetInfo;
+use keyway_vendor::keys::PublicKey;
 
 fn keyway(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_keyway"))

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use keyway::delta;
+use keyway_vendor::delta;
 use proptest::prelude::*;
 
 fn rng(seed: u64) -> impl FnMut() -> u64 {
@@ -370,7 +370,7 @@ fn cli_sign_delta_from_verify_and_inspect() {
 fn update_time_full_against_delta() {
     let old = firmware(40_000, 10);
     let new = rebuild(&old, 11);
-    let [full, delta] = keyway::delta::update_times(&old, &new, 10_000).unwrap();
+    let [full, delta] = keyway_vendor::delta::update_times(&old, &new, 10_000).unwrap();
     assert!(full.envelope_bytes > new.len(), "{full:?}");
     assert!(delta.envelope_bytes * 4 < full.envelope_bytes, "{delta:?}");
     assert!((full.transfer_s - full.envelope_bytes as f64 / 10_000.0).abs() < 1e-9);
@@ -383,15 +383,16 @@ fn update_time_full_against_delta() {
     assert!(delta.total_s() < full.total_s());
 }
 
-/// `keyway::delta::choose` (for `keyway device update`): the delta when
+/// `keyway_vendor::delta::choose` (for `keyway device update`): the delta when
 /// the lock runs its base, else the full image, saying why.
 #[test]
 fn choose_the_delta_only_for_its_base() {
-    let key = keyway::keys::SigningKey::generate(keyway::keys::Algorithm::Ed25519).unwrap();
+    let key =
+        keyway_vendor::keys::SigningKey::generate(keyway_vendor::keys::Algorithm::Ed25519).unwrap();
     let old = firmware(20_000, 12);
     let new = rebuild(&old, 13);
     let build = |from: Option<Vec<u8>>| {
-        keyway::encode::EnvelopeBuilder {
+        keyway_vendor::encode::EnvelopeBuilder {
             sequence: 2,
             version: "1.1.0".parse().unwrap(),
             vendor_domain: "locks.example".into(),

@@ -11,13 +11,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ciborium::Value;
-use keyway::encode::EnvelopeBuilder;
-use keyway::keys::{Algorithm, SigningKey};
-use keyway::smp::{self, HEADER_LEN, Header, Op};
-use keyway_cli::device::client::Map;
-use keyway_cli::device::{Client, DeviceError, Stats, Transport, TransportError, UdpTransport};
+use keyway::device::client::Map;
+use keyway::device::{Client, DeviceError, Stats, Transport, TransportError, UdpTransport};
 use keyway_lock::shell::{Options, Running, start};
 use keyway_lock::state::StateDir;
+use keyway_vendor::encode::EnvelopeBuilder;
+use keyway_vendor::keys::{Algorithm, SigningKey};
+use keyway_vendor::smp::{self, HEADER_LEN, Header, Op};
 
 const BIN: &str = env!("CARGO_BIN_EXE_keyway");
 const VENDOR: &str = "locks.example";
@@ -392,8 +392,8 @@ fn with_seq(mut frame: Vec<u8>, seq: u8) -> Vec<u8> {
 /// uploading v4 would replace the newer release with an older one.
 #[test]
 fn an_older_release_never_replaces_a_newer_one_the_lock_holds() {
-    use keyway_cli::device::ImageSlot;
-    use keyway_cli::device::cli::{Candidate, select_envelope};
+    use keyway::device::ImageSlot;
+    use keyway::device::cli::{Candidate, select_envelope};
     let key = SigningKey::generate(Algorithm::Ed25519).unwrap();
     let cand = |name: &str, bytes: Vec<u8>| Candidate {
         path: name.into(),
@@ -662,7 +662,7 @@ fn terminal_escape_injection_in_the_locks_reason_is_neutralised() {
         "{e:?}"
     );
     assert_eq!(
-        keyway_cli::device::client::printable("a\tb\nc\x07", true),
+        keyway::device::client::printable("a\tb\nc\x07", true),
         "a\tb\nc\\u{7}"
     );
 }
@@ -685,8 +685,8 @@ fn a_p256_owner_key_is_refused_by_name() {
 /// path signed a `challenge` nonce here, which the lock answers ENOTSUP.)
 #[test]
 fn an_owner_key_without_a_paired_lock_record_is_told_to_pair_first_and_sends_nothing() {
-    use keyway_cli::device::cli::{DeviceArgs, DeviceCommand, NotPaired, run_with};
-    use keyway_cli::device::{FnTransport, PairedLockRecord, PairedLocks, locks_path};
+    use keyway::device::cli::{DeviceArgs, DeviceCommand, NotPaired, run_with};
+    use keyway::device::{FnTransport, PairedLockRecord, PairedLocks, locks_path};
     let lab = Lab::new(1);
     let (key, _) = keygen(&lab, "owner");
     let key = PathBuf::from(key);
@@ -1111,8 +1111,8 @@ fn any_value() -> impl proptest::strategy::Strategy<Value = Value> {
 fn answering(
     body: Option<Value>,
     raw: Vec<u8>,
-) -> Client<keyway_cli::device::FnTransport<impl FnMut(&[u8]) -> Vec<u8>>> {
-    Client::new(keyway_cli::device::FnTransport::new(
+) -> Client<keyway::device::FnTransport<impl FnMut(&[u8]) -> Vec<u8>>> {
+    Client::new(keyway::device::FnTransport::new(
         1472,
         move |req: &[u8]| match &body {
             Some(b) => {
@@ -1322,15 +1322,14 @@ fn a_delta_the_lock_refuses_for_its_base_falls_back_to_the_full_image() {
                 .unwrap()
                 .with_retry(Duration::from_millis(2000), 3),
         );
-        let args = keyway_cli::device::cli::UpdateArgs {
+        let args = keyway::device::cli::UpdateArgs {
             envelopes: vec![v101],
             install: true,
             wait: true,
             wait_seconds: 30,
         };
-        let v =
-            keyway_cli::device::cli::update(&mut c, &args, true, &mut Vec::new(), &mut Vec::new())
-                .expect("the person at the lock installs 1.0.1");
+        let v = keyway::device::cli::update(&mut c, &args, true, &mut Vec::new(), &mut Vec::new())
+            .expect("the person at the lock installs 1.0.1");
         assert_eq!(v["outcome"], "running", "{v}");
         done.store(true, Ordering::SeqCst);
     });
@@ -1348,14 +1347,14 @@ fn a_delta_the_lock_refuses_for_its_base_falls_back_to_the_full_image() {
     .unwrap()
     .with_paired_lock(dk)
     .unwrap();
-    let args = keyway_cli::device::cli::UpdateArgs {
+    let args = keyway::device::cli::UpdateArgs {
         envelopes: vec![delta.clone(), full.clone()],
         install: false,
         wait: false,
         wait_seconds: 5,
     };
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let v = keyway_cli::device::cli::update(&mut c, &args, true, &mut out, &mut err)
+    let v = keyway::device::cli::update(&mut c, &args, true, &mut out, &mut err)
         .expect("the update falls back to the full image");
     assert!(
         other_done.load(Ordering::SeqCst),
@@ -1485,7 +1484,7 @@ fn owners_lists_the_owners_and_unpair_removes_one_that_then_cannot_unlock() {
     let owners = sealed_client(&lab, &lock, &ann).owners().unwrap();
     let ids: Vec<String> = owners
         .iter()
-        .map(|o| keyway::keys::hex(&o.key_id))
+        .map(|o| keyway_vendor::keys::hex(&o.key_id))
         .collect();
     assert_eq!(ids, vec![ann_id.clone()]);
     assert!(

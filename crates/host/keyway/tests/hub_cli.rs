@@ -55,7 +55,7 @@ fn stick_at(
     use keyway_tuf::{Expiries, RepoWriter};
     std::fs::create_dir_all(dir).unwrap();
     let vendor = dir.join("vendor");
-    let r = keyway_cli::hub::demo::vendor(&mut std::io::sink(), &vendor).expect("the vendor");
+    let r = keyway::hub::demo::vendor(&mut std::io::sink(), &vendor).expect("the vendor");
     let mut w = RepoWriter::init(
         &dir.join("repo"),
         &dir.join("tuf-keys"),
@@ -155,7 +155,7 @@ fn import_of_a_corrupt_bundle_says_what_it_refused_and_why() {
     let dir = tmp("hub-import-corrupt");
     let (bundle, root, vendor) = stick(&dir);
     // A rogue vendor's release, published by the same repository.
-    let rogue = keyway_cli::hub::demo::vendor(&mut std::io::sink(), &dir.join("rogue")).unwrap();
+    let rogue = keyway::hub::demo::vendor(&mut std::io::sink(), &dir.join("rogue")).unwrap();
     let mut w = keyway_tuf::RepoWriter::open(
         &dir.join("repo"),
         &dir.join("tuf-keys"),
@@ -471,7 +471,7 @@ impl Running {
                 let _ = child.kill();
                 panic!("no first line from {cmd:?}")
             });
-        let (base, token) = keyway_cli::hub::cli::parse_first_line(&first)
+        let (base, token) = keyway::hub::cli::parse_first_line(&first)
             .unwrap_or_else(|| panic!("the first line does not parse: {first:?}"));
         Running {
             child,
@@ -615,14 +615,14 @@ struct Served {
     bundle: PathBuf,
     root: PathBuf,
     vendor: PathBuf,
-    lock: keyway_cli::hub::fleet::FleetLock,
+    lock: keyway::hub::fleet::FleetLock,
 }
 
 impl Served {
     fn new(name: &str) -> Served {
         let dir = tmp(name);
         let (bundle, root, vendor) = stick(&dir);
-        let p = keyway_cli::hub::fleet::provision(
+        let p = keyway::hub::fleet::provision(
             &vendor,
             &dir.join("locks"),
             1,
@@ -631,10 +631,7 @@ impl Served {
             false,
         )
         .unwrap();
-        let lock = keyway_cli::hub::fleet::start(&p, false)
-            .unwrap()
-            .pop()
-            .unwrap();
+        let lock = keyway::hub::fleet::start(&p, false).unwrap().pop().unwrap();
         Served {
             data: dir.join("hub"),
             dir,
@@ -699,7 +696,7 @@ impl Served {
             .as_i64()
             .or(v["id"].as_i64())
             .expect("a lock id");
-        keyway_cli::hub::fleet::press_button(self.lock.control, 60).unwrap();
+        keyway::hub::fleet::press_button(self.lock.control, 60).unwrap();
         let (s, v) = api(
             "POST",
             &run.base,
@@ -907,15 +904,15 @@ fn demo_refuses_to_empty_a_folder_it_did_not_make() {
     // A folder with the marker (what a previous demo left) is emptied.
     let ours = tmp("hub-demo-ours");
     std::fs::create_dir_all(&ours).unwrap();
-    std::fs::write(ours.join(keyway_cli::hub::demo::MARKER), "").unwrap();
+    std::fs::write(ours.join(keyway::hub::demo::MARKER), "").unwrap();
     std::fs::write(ours.join("stale"), "old run").unwrap();
-    keyway_cli::hub::demo::clear_dir(&ours).unwrap();
+    keyway::hub::demo::clear_dir(&ours).unwrap();
     assert!(!ours.join("stale").exists(), "the old run was kept");
-    assert!(ours.join(keyway_cli::hub::demo::MARKER).is_file());
+    assert!(ours.join(keyway::hub::demo::MARKER).is_file());
     // An empty or missing folder is made a demo folder.
     let fresh = tmp("hub-demo-fresh");
-    keyway_cli::hub::demo::clear_dir(&fresh).unwrap();
-    assert!(fresh.join(keyway_cli::hub::demo::MARKER).is_file());
+    keyway::hub::demo::clear_dir(&fresh).unwrap();
+    assert!(fresh.join(keyway::hub::demo::MARKER).is_file());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -963,7 +960,7 @@ fn bare_keyway_hub_starts_the_demo_on_port_8080() {
     );
     assert!(
         cwd.join("target/keyway-hub-demo")
-            .join(keyway_cli::hub::demo::MARKER)
+            .join(keyway::hub::demo::MARKER)
             .is_file(),
         "the demo house is not in ./target/keyway-hub-demo"
     );
@@ -1000,7 +997,7 @@ fn serve_on_postgres_restarts_with_its_lock_and_consent() {
     s.assert_kept(&run, &release);
     // Nothing in SQLite: the hub kept it all in PostgreSQL.
     assert!(
-        !s.data.join(keyway_cli::hub::cli::SQLITE_FILE).exists(),
+        !s.data.join(keyway::hub::cli::SQLITE_FILE).exists(),
         "a SQLite store was made beside --store"
     );
     drop(run);

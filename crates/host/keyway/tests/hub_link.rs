@@ -1,4 +1,4 @@
-//! The hub's link to a lock (`keyway_cli::hub::link`) against real
+//! The hub's link to a lock (`keyway::hub::link`) against real
 //! simulated locks run in-process (`keyway_lock::shell::start`, SMP over
 //! loopback UDP, the lock's buttons and sensors on its control socket):
 //! pairing by setup code, a fresh lock's status, pushes (full, delta, the
@@ -13,16 +13,16 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use ciborium::Value;
-use keyway::encode::EnvelopeBuilder;
-use keyway::keys::{Algorithm, SigningKey};
-use keyway::smp::Header;
+use keyway::device::{Client, ImageSlot, Stats, Transport, TransportError, UdpTransport};
+use keyway::hub::link::{self, HubIdentity, SmpLink, UdpLink};
 use keyway_channel::SetupCode;
-use keyway_cli::device::{Client, ImageSlot, Stats, Transport, TransportError, UdpTransport};
-use keyway_cli::hub::link::{self, HubIdentity, SmpLink, UdpLink};
 use keyway_hub::link::{InstallOutcome, LinkError, LockLink, LogBreak};
 use keyway_hub::model::{Bolt, Digest, Door, Postponement, UpdateState};
 use keyway_lock::shell::{Options, Running, start};
 use keyway_lock::state::StateDir;
+use keyway_vendor::encode::EnvelopeBuilder;
+use keyway_vendor::keys::{Algorithm, SigningKey};
+use keyway_vendor::smp::Header;
 use sha2::{Digest as _, Sha256};
 
 const VENDOR: &str = "locks.example";
@@ -401,7 +401,8 @@ struct Between<T> {
 
 impl<T: Transport> Transport for Between<T> {
     fn exchange(&mut self, frame: &[u8], seq: u8) -> Result<Vec<u8>, TransportError> {
-        if Header::decode(frame).is_ok_and(|h| h.group == keyway::smp::group::KEYWAY && h.id == 15)
+        if Header::decode(frame)
+            .is_ok_and(|h| h.group == keyway_vendor::smp::group::KEYWAY && h.id == 15)
         {
             self.sealed += 1;
             if self.sealed == self.at
@@ -454,15 +455,14 @@ fn a_delta_the_lock_refuses_for_its_base_falls_back_to_the_full_image() {
                 .unwrap()
                 .with_retry(TIMEOUT, TRIES),
         );
-        let args = keyway_cli::device::cli::UpdateArgs {
+        let args = keyway::device::cli::UpdateArgs {
             envelopes: vec![v101],
             install: true,
             wait: true,
             wait_seconds: 30,
         };
-        let v =
-            keyway_cli::device::cli::update(&mut c, &args, true, &mut Vec::new(), &mut Vec::new())
-                .expect("the person at the lock installs 1.0.1");
+        let v = keyway::device::cli::update(&mut c, &args, true, &mut Vec::new(), &mut Vec::new())
+            .expect("the person at the lock installs 1.0.1");
         assert_eq!(v["outcome"], "running", "{v}");
         installed.store(true, Ordering::SeqCst);
     });
@@ -606,10 +606,10 @@ fn the_audit_log_is_fetched_and_verified_with_the_device_key() {
     assert!(log.bytes.len() > 100);
     assert!(log.first_seq <= log.last_seq && log.last_seq > 0, "{log:?}");
     // The same verifier `keyway log verify` runs.
-    let key = keyway::keys::PublicKey::Ed25519(
+    let key = keyway_vendor::keys::PublicKey::Ed25519(
         ed25519_dalek::VerifyingKey::from_bytes(&h.device_key()).unwrap(),
     );
-    let r = keyway::log::verify(&log.bytes, &key);
+    let r = keyway_vendor::log::verify(&log.bytes, &key);
     assert!(r.intact());
     assert_eq!(
         r.range.map(|(a, b)| (u64::from(a), u64::from(b))),
@@ -652,7 +652,7 @@ struct Flip<T> {
 impl<T: Transport> Transport for Flip<T> {
     fn exchange(&mut self, frame: &[u8], seq: u8) -> Result<Vec<u8>, TransportError> {
         let sealed = Header::decode(frame)
-            .is_ok_and(|h| h.group == keyway::smp::group::KEYWAY && h.id == 15);
+            .is_ok_and(|h| h.group == keyway_vendor::smp::group::KEYWAY && h.id == 15);
         let mut answer = self.inner.exchange(frame, seq)?;
         if sealed {
             let n = self.sealed.fetch_add(1, Ordering::SeqCst) + 1;

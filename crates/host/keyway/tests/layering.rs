@@ -96,7 +96,7 @@ fn audit_does_not_depend_on_the_lab() {
 
 #[test]
 fn bad_image_marker_agrees_with_the_simulated_lock() {
-    use keyway_cli::audit::releases;
+    use keyway::audit::releases;
     assert_eq!(
         releases::SELF_TEST_FAIL_MARKER,
         keyway_lock::profile::SELF_TEST_FAIL_MARKER
@@ -115,8 +115,5 @@ fn bad_image_marker_agrees_with_the_simulated_lock() {
 
 #[test]
 fn default_pin_agrees_with_the_simulated_lock() {
-    assert_eq!(
-        keyway_cli::audit::DEFAULT_PIN,
-        keyway_lock::lock::DEFAULT_PIN
-    );
+    assert_eq!(keyway::audit::DEFAULT_PIN, keyway_lock::lock::DEFAULT_PIN);
 }

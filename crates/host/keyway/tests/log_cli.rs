@@ -6,9 +6,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use clap::Parser as _;
-use keyway::keys::{self, Algorithm, SigningKey, hex};
 use keyway_audit::record::MAX_RECORD_LEN;
 use keyway_audit::{Body, Ed25519Signer, Event, Kind, LockMethod, Record};
+use keyway_vendor::keys::{self, Algorithm, SigningKey, hex};
 
 struct Lab {
     dir: PathBuf,
@@ -42,7 +42,7 @@ impl Lab {
 
     /// An export of `events` demo events on `pages` 4 KiB pages, as records.
     fn export(&self, events: u32, pages: u32) -> Vec<Vec<u8>> {
-        split(&keyway::log::demo_export(&self.signer("device"), events, pages).unwrap())
+        split(&keyway_vendor::log::demo_export(&self.signer("device"), events, pages).unwrap())
     }
 
     /// Runs `keyway log verify` on `records`; returns (ok, stdout).
@@ -69,9 +69,9 @@ impl Drop for Lab {
 fn run(args: &[&str]) -> (bool, String) {
     let mut argv = vec!["keyway"];
     argv.extend_from_slice(args);
-    let cli = keyway_cli::cli::Cli::try_parse_from(&argv).unwrap();
+    let cli = keyway::cli::Cli::try_parse_from(&argv).unwrap();
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let r = keyway_cli::cli::run(cli, &mut out, &mut err);
+    let r = keyway::cli::run(cli, &mut out, &mut err);
     let mut text = String::from_utf8(out).unwrap();
     if let Err(e) = &r {
         text.push_str(&format!("error: {e:#}\n"));

@@ -158,7 +158,7 @@ fn patch_memory_bomb_stays_under_100_mb() {
 /// figure for SECURITY.md) and asserts it is under 100 MB.
 #[test]
 fn patch_flash_sim_at_the_size_cap_stays_under_100_mb() {
-    use keyway::delta::MAX_IMAGE;
+    use keyway_vendor::delta::MAX_IMAGE;
     let t = tempfile::tempdir().unwrap();
     let n = MAX_IMAGE as usize;
     let mut x = 0x2545_f491_4f6c_dd1d_u64;

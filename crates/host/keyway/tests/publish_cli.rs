@@ -12,9 +12,9 @@ use clap::Parser as _;
 fn run(args: &[&str]) -> (bool, String) {
     let mut argv = vec!["keyway"];
     argv.extend_from_slice(args);
-    let cli = keyway_cli::cli::Cli::try_parse_from(&argv).unwrap();
+    let cli = keyway::cli::Cli::try_parse_from(&argv).unwrap();
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let r = keyway_cli::cli::run(cli, &mut out, &mut err);
+    let r = keyway::cli::run(cli, &mut out, &mut err);
     let mut text = String::from_utf8(out).unwrap();
     if let Err(e) = &r {
         text.push_str(&format!("error: {e:#}\n"));

@@ -9,10 +9,10 @@
 mod harness;
 
 use harness::*;
+use keyway::device::DeviceError;
 use keyway_agent::agent::{Event, Pending};
 use keyway_agent::limits::PeerId;
 use keyway_channel::SetupCode;
-use keyway_cli::device::DeviceError;
 use keyway_smp::Refusal;
 use keyway_smp::kw::Bolt;
 
@@ -52,12 +52,18 @@ fn pair_with_right_code_then_every_owner_command_runs_sealed() {
     });
 
     let s = c.status().unwrap();
-    assert!(keyway::smp::get(&s, "bolt").is_some());
+    assert!(keyway_vendor::smp::get(&s, "bolt").is_some());
     let u = c.unlock().unwrap();
-    assert_eq!(keyway::smp::get_text(&u, "bolt").unwrap(), Some("unlocked"));
+    assert_eq!(
+        keyway_vendor::smp::get_text(&u, "bolt").unwrap(),
+        Some("unlocked")
+    );
     assert_eq!(lock.borrow().device.bolt, Bolt::Unlocked);
     let l = c.lock().unwrap();
-    assert_eq!(keyway::smp::get_text(&l, "bolt").unwrap(), Some("locked"));
+    assert_eq!(
+        keyway_vendor::smp::get_text(&l, "bolt").unwrap(),
+        Some("locked")
+    );
     assert_eq!(lock.borrow().device.bolt, Bolt::Locked);
 
     // Consent to a pending update, after its notes.
@@ -108,7 +114,7 @@ fn pair_with_right_code_then_every_owner_command_runs_sealed() {
 
 /// Installs `tap` on the client's link.
 fn c_tap(
-    c: &mut keyway_cli::device::Client<Link>,
+    c: &mut keyway::device::Client<Link>,
     tap: impl FnMut(&mut Lock, PeerId, &[u8]) -> Option<Vec<u8>> + 'static,
 ) {
     c.transport_mut().tap = Some(Box::new(tap));
@@ -341,10 +347,10 @@ fn lock_restart_unknown_session_opens_a_new_session_once() {
 #[derive(clap::Parser)]
 struct Cli {
     #[command(flatten)]
-    device: keyway_cli::device::cli::DeviceArgs,
+    device: keyway::device::cli::DeviceArgs,
 }
 
-fn args(v: &[&str]) -> keyway_cli::device::cli::DeviceArgs {
+fn args(v: &[&str]) -> keyway::device::cli::DeviceArgs {
     use clap::Parser as _;
     Cli::try_parse_from(std::iter::once("keyway").chain(v.iter().copied()))
         .unwrap()
@@ -357,9 +363,9 @@ fn cli(lock: &Shared, peer: PeerId, a: &[&str], tap: Option<Tap>) -> (anyhow::Re
     let mut link = Link::new(lock, peer);
     link.tap = tap;
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let r = keyway_cli::device::cli::run_with(
+    let r = keyway::device::cli::run_with(
         &args(a),
-        keyway_cli::device::Client::new(link),
+        keyway::device::Client::new(link),
         &mut out,
         &mut err,
     );
@@ -369,10 +375,13 @@ fn cli(lock: &Shared, peer: PeerId, a: &[&str], tap: Option<Tap>) -> (anyhow::Re
 #[test]
 fn cli_pairs_with_the_setup_code_records_the_lock_and_runs_owner_commands_sealed() {
     let dir = tempfile::tempdir().unwrap();
-    let files =
-        keyway::keys::keygen(dir.path().join("owner"), keyway::keys::Algorithm::Ed25519).unwrap();
+    let files = keyway_vendor::keys::keygen(
+        dir.path().join("owner"),
+        keyway_vendor::keys::Algorithm::Ed25519,
+    )
+    .unwrap();
     let key = files.private.to_str().unwrap().to_owned();
-    let record = keyway_cli::device::locks_path(&files.private);
+    let record = keyway::device::locks_path(&files.private);
     let kid: [u8; 8] = files.key_id[..8].try_into().unwrap();
     let lock = Lock::new(0xd0, 9);
     let t = "udp:127.0.0.1:7000";
@@ -416,7 +425,7 @@ fn cli_pairs_with_the_setup_code_records_the_lock_and_runs_owner_commands_sealed
     );
     r.unwrap();
     assert!(out.starts_with("paired "), "{out}");
-    let file = keyway_cli::device::PairedLocks::load(&record, kid).unwrap();
+    let file = keyway::device::PairedLocks::load(&record, kid).unwrap();
     assert_eq!(
         file.find(t).unwrap().device_key,
         lock.borrow().agent.device_public_key()
@@ -514,7 +523,7 @@ fn upload_and_log_export_run_sealed_within_the_mtu() {
     let report = c.upload(&file, &mut |_, _| {}).unwrap();
     assert_eq!(lock.borrow().device.uploaded, file);
     assert!(
-        longest.get() <= keyway_cli::device::UDP_MTU,
+        longest.get() <= keyway::device::UDP_MTU,
         "a frame of {} bytes",
         longest.get()
     );
@@ -632,7 +641,7 @@ fn sealed_upload_carries_at_least_nine_tenths_of_the_plain_data_per_frame() {
         lock.advance(100);
         Some(lock.deliver(peer, frame))
     }));
-    let mut plain = keyway_cli::device::Client::new(link);
+    let mut plain = keyway::device::Client::new(link);
     let p = plain.upload(&file, &mut |_, _| {}).unwrap();
     assert_eq!(lock.borrow().device.uploaded, file);
     let mut c = paired(&lock, OWNER, 0xa1);
@@ -645,7 +654,7 @@ fn sealed_upload_carries_at_least_nine_tenths_of_the_plain_data_per_frame() {
     println!(
         "upload of {} bytes at MTU {}: plain {} requests of <= {} data bytes, sealed {} requests of <= {} ({ratio:.3}x data per frame)",
         file.len(),
-        keyway_cli::device::UDP_MTU,
+        keyway::device::UDP_MTU,
         p.requests,
         p.chunk,
         s.requests,
@@ -677,7 +686,10 @@ fn lost_answer_and_the_transports_resend_of_the_same_record_end_in_the_real_outc
         Some(a)
     });
     let u = c.unlock().unwrap();
-    assert_eq!(keyway::smp::get_text(&u, "bolt").unwrap(), Some("unlocked"));
+    assert_eq!(
+        keyway_vendor::smp::get_text(&u, "bolt").unwrap(),
+        Some("unlocked")
+    );
     assert_eq!(n.get(), 3, "first copy, its replay, the new record");
     let l = lock.borrow();
     assert_eq!(l.device.bolt, Bolt::Unlocked);
@@ -735,10 +747,7 @@ fn a_lost_pake2_is_recovered_by_the_transports_resend_and_costs_one_guess() {
         [Event::PairingAttempt { failures: 1 }],
         "the resend was charged as a second guess"
     );
-    assert_eq!(
-        keyway_cli::device::Transport::stats(c.transport()).resends,
-        1
-    );
+    assert_eq!(keyway::device::Transport::stats(c.transport()).resends, 1);
 }
 
 #[test]
@@ -817,7 +826,7 @@ fn a_late_msg2_after_the_transports_resend_still_opens_the_session() {
 #[test]
 fn the_client_reads_the_locks_buffer_size_plain_and_sealed() {
     let lock = Lock::new(0xd2, 3);
-    let mut stranger = keyway_cli::device::Client::new(Link::new(&lock, OTHER));
+    let mut stranger = keyway::device::Client::new(Link::new(&lock, OTHER));
     let p = stranger.params().unwrap();
     assert_eq!(p.buf_size, keyway_smp::MAX_FRAME as u64);
     assert!(p.buf_count >= 1);

@@ -1,14 +1,14 @@
 //! Shared helpers for the journal, install and boot tests.
 #![allow(dead_code)]
 
-use keyway::encode::{class_uuid, vendor_uuid};
-use keyway::keys::{Algorithm, SigningKey};
 use keyway_device::boot::SelfTest;
 use keyway_device::install::{Mode, SlotLayout};
 use keyway_device::journal::Config;
 use keyway_device::journal::{Download, PersistentState, SwapPhase, SwapProgress, TrialState};
 use keyway_sim::CutPoint;
 use keyway_suit::{DeviceIdentity, PublicKey, TrustAnchors};
+use keyway_vendor::encode::{class_uuid, vendor_uuid};
+use keyway_vendor::keys::{Algorithm, SigningKey};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};

@@ -12,8 +12,8 @@
 //! it signs itself is refused here. Anti-rollback is each lock's: no floor
 //! is applied.
 
-use keyway::encode::{class_uuid, vendor_uuid};
 use keyway_suit as suit;
+use keyway_vendor::encode::{class_uuid, vendor_uuid};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
@@ -112,14 +112,15 @@ pub fn anchors(model: &ModelAnchors) -> Result<suit::TrustAnchors, Refusal> {
     };
     let mut keys = Vec::new();
     for pem in &model.trust_pems {
-        let k =
-            keyway::keys::PublicKey::from_pem(pem.as_bytes()).map_err(|e| bad(e.to_string()))?;
+        let k = keyway_vendor::keys::PublicKey::from_pem(pem.as_bytes())
+            .map_err(|e| bad(e.to_string()))?;
         keys.push(
             suit::PublicKey::from_raw(&k.raw_public_key_bytes())
-                .map_err(|e| bad(keyway::describe::describe(&e)))?,
+                .map_err(|e| bad(keyway_vendor::describe::describe(&e)))?,
         );
     }
-    suit::TrustAnchors::new(&keys, model.threshold).map_err(|e| bad(keyway::describe::describe(&e)))
+    suit::TrustAnchors::new(&keys, model.threshold)
+        .map_err(|e| bad(keyway_vendor::describe::describe(&e)))
 }
 
 /// The image an envelope installs, read without verifying (for envelopes
@@ -168,8 +169,8 @@ pub fn verify(
         });
     }
     let malformed = |e: &suit::Error| Refusal::Malformed {
-        check: keyway::check::check_name(e).to_string(),
-        message: keyway::describe::describe(e),
+        check: keyway_vendor::check::check_name(e).to_string(),
+        message: keyway_vendor::describe::describe(e),
     };
     // Unverified: only to choose the model whose anchors decide.
     let inspected = suit::inspect_envelope(bytes).map_err(|e| malformed(&e))?;
@@ -190,8 +191,8 @@ pub fn verify(
             v == vendor && class_uuid(&v, &m.class) == class
         })
         .ok_or_else(|| Refusal::NoModel {
-            vendor: keyway::keys::hex(&vendor),
-            class: keyway::keys::hex(&class),
+            vendor: keyway_vendor::keys::hex(&vendor),
+            class: keyway_vendor::keys::hex(&class),
         })?;
     let anchors = anchors(model)?;
     let identity = suit::DeviceIdentity::new(vendor, class);
@@ -199,7 +200,10 @@ pub fn verify(
     let v = match first {
         Ok(v) => v,
         Err(e) => {
-            let retry = match (keyway::check::check_name(&e), keysets.get(&model.class)) {
+            let retry = match (
+                keyway_vendor::check::check_name(&e),
+                keysets.get(&model.class),
+            ) {
                 ("signatures" | "key set", Some(ks)) => suit::verify_envelope(
                     bytes,
                     &anchors,
@@ -214,15 +218,15 @@ pub fn verify(
             };
             retry.ok_or_else(|| Refusal::Verification {
                 class: model.class.clone(),
-                check: keyway::check::check_name(&e).to_string(),
-                message: keyway::describe::describe(&e),
+                check: keyway_vendor::check::check_name(&e).to_string(),
+                message: keyway_vendor::describe::describe(&e),
             })?
         }
     };
     let expectation = v.payload.ok_or(Refusal::PayloadDetached)?;
     let ip = v.integrated.ok_or(Refusal::PayloadDetached)?;
     let payload_err = |e: suit::Error| Refusal::Payload {
-        message: keyway::describe::describe(&e),
+        message: keyway_vendor::describe::describe(&e),
     };
     if !ip.is_complete() {
         return Err(payload_err(suit::Error::PayloadTruncated {

@@ -107,7 +107,7 @@ struct Sessions {
 fn random_hex() -> String {
     let mut b = [0u8; 32];
     getrandom::fill(&mut b).expect("the OS random number generator failed");
-    keyway::keys::hex(&b)
+    keyway_vendor::keys::hex(&b)
 }
 
 impl Sessions {

@@ -8,14 +8,14 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use keyway::encode::{Cve, EnvelopeBuilder};
-use keyway::keys::{Algorithm, SigningKey};
 use keyway_hub::engine::{Clock, Hub, HubConfig, Incoming};
 use keyway_hub::link::{
     Connector, FetchedLog, InstallOutcome, LinkError, LockLink, Paired, Pushed,
 };
 use keyway_hub::model::*;
 use keyway_hub::store::{Store, StoreError};
+use keyway_vendor::encode::{Cve, EnvelopeBuilder};
+use keyway_vendor::keys::{Algorithm, SigningKey};
 use sha2::{Digest as _, Sha256};
 
 // ----- the in-memory store ---------------------------------------------------

@@ -3,11 +3,11 @@
 #![allow(dead_code)]
 
 use ciborium::Value;
-use keyway::encode::EnvelopeBuilder;
-use keyway::keys::{Algorithm, SigningKey};
 use keyway_lock::device::Trust;
 use keyway_lock::smp;
 use keyway_suit::{PublicKey, TrustAnchors};
+use keyway_vendor::encode::EnvelopeBuilder;
+use keyway_vendor::keys::{Algorithm, SigningKey};
 
 /// The vendor domain every test release names.
 pub const VENDOR: &str = "locks.example";

@@ -7,10 +7,10 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use keyway::encode::{Cve, EnvelopeBuilder, Version};
-use keyway::keys::{Algorithm, SigningKey};
 use keyway_tuf::jiff::Timestamp;
 use keyway_tuf::{Expiries, RepoWriter};
+use keyway_vendor::encode::{Cve, EnvelopeBuilder, Version};
+use keyway_vendor::keys::{Algorithm, SigningKey};
 
 /// A fixed "now" (2026-12-07T00:00:00Z) so expiries are deterministic.
 pub fn t0() -> Timestamp {
@@ -33,7 +33,7 @@ pub fn envelope(seq: u64, cves: &[(&str, &str)]) -> Vec<u8> {
         notes: Some(format!("release {seq}")),
         cves: cves
             .iter()
-            .map(|(id, s)| Cve::new(id, keyway::encode::parse_severity(s).unwrap()).unwrap())
+            .map(|(id, s)| Cve::new(id, keyway_vendor::encode::parse_severity(s).unwrap()).unwrap())
             .collect(),
         payload: vec![seq as u8; 256],
         keys: vec![key],

@@ -21,12 +21,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use keyway::encode::EnvelopeBuilder;
-use keyway::keys::{Algorithm, SigningKey};
+use keyway::device::{Client, UdpTransport};
 use keyway_channel::SetupCode;
-use keyway_cli::device::{Client, UdpTransport};
 use keyway_lock::state::StateDir;
 use keyway_smp::MgmtErr;
+use keyway_vendor::encode::EnvelopeBuilder;
+use keyway_vendor::keys::{Algorithm, SigningKey};
 
 pub const VENDOR: &str = "locks.example";
 pub const CLASS: &str = "deadbolt-2";

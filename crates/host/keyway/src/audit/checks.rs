@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow};
 use ciborium::Value;
-use keyway::keys::{Algorithm, PublicKey, SigningKey, hex};
-use keyway::smp::{self, Op, group, text};
 use keyway_audit::{Body as RecBody, Event};
+use keyway_vendor::keys::{Algorithm, PublicKey, SigningKey, hex};
+use keyway_vendor::smp::{self, Op, group, text};
 use serde_json::json;
 
 use super::link::{Answer, Control, ControlAddr, SlotState, Smp, Upload};
@@ -685,7 +685,7 @@ impl Session<'_> {
             // the version it runs.
             self.expect.push(Expect::Ran(
                 r.sequence,
-                keyway::log::audit_version(&r.version),
+                keyway_vendor::log::audit_version(&r.version),
             ));
             self.current = Some(r.clone());
             return Ok(true);
@@ -1186,7 +1186,7 @@ impl Session<'_> {
         let events = self.events_since_last_export("bad image");
         let log_read = self.exports.len() > exported
             && self.exports.last().is_some_and(|(_, b)| !b.is_empty());
-        let bad_version = keyway::log::audit_version(&r.version);
+        let bad_version = keyway_vendor::log::audit_version(&r.version);
         let tried = events.iter().any(|e| match e {
             Event::OnTrial { .. } => true,
             Event::Boot { version, .. } => *version == bad_version,

@@ -15,8 +15,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use keyway::keys::SigningKey;
-use keyway::smp::Op;
+use keyway_vendor::keys::SigningKey;
+use keyway_vendor::smp::Op;
 
 use crate::device::{Client, DeviceError, TransportError, UdpTransport};
 
@@ -305,14 +305,17 @@ impl Smp {
             .map_err(|_| anyhow!("an owner key must be Ed25519"))?;
         let body = vec![
             (
-                keyway::smp::text("key"),
+                keyway_vendor::smp::text("key"),
                 ciborium::Value::Bytes(raw.to_vec()),
             ),
-            (keyway::smp::text("name"), keyway::smp::text("keyway-audit")),
+            (
+                keyway_vendor::smp::text("name"),
+                keyway_vendor::smp::text("keyway-audit"),
+            ),
         ];
         self.request(
             Op::Write,
-            keyway::smp::group::KEYWAY,
+            keyway_vendor::smp::group::KEYWAY,
             keyway_smp::kw::cmd::PAIR,
             body,
         )

@@ -1,5 +1,5 @@
 //! The releases the audit uploads: genuine ones (signed with the vendor's
-//! key by `keyway::encode::EnvelopeBuilder`, or vendor-signed files given
+//! key by `keyway_vendor::encode::EnvelopeBuilder`, or vendor-signed files given
 //! with `--update`) and the doctored ones of check 3 (a tampered payload,
 //! an unknown signer, a rolled-back version, the wrong model). Images are
 //! small (tens of KiB) so a whole audit takes seconds.
@@ -8,8 +8,8 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use keyway::encode::{Cve, EnvelopeBuilder, Severity, Version};
-use keyway::keys::{Algorithm, SigningKey};
+use keyway_vendor::encode::{Cve, EnvelopeBuilder, Severity, Version};
+use keyway_vendor::keys::{Algorithm, SigningKey};
 
 /// A release the audit can upload.
 #[derive(Debug, Clone)]
@@ -33,7 +33,7 @@ impl Release {
     /// checked, signatures not).
     pub fn from_envelope(label: &str, envelope: Vec<u8>) -> Result<Release> {
         let i = keyway_suit::inspect_envelope(&envelope)
-            .map_err(|e| anyhow!("{label}: {}", keyway::describe::describe(&e)))?;
+            .map_err(|e| anyhow!("{label}: {}", keyway_vendor::describe::describe(&e)))?;
         let sequence = i.manifest.sequence;
         let version = i
             .manifest
@@ -69,7 +69,7 @@ impl Release {
 
     /// The SHA-256 of the envelope (the lock's image hash).
     pub fn hash(&self) -> [u8; 32] {
-        keyway::encode::sha256(&self.envelope)
+        keyway_vendor::encode::sha256(&self.envelope)
     }
 }
 

@@ -74,7 +74,7 @@ pub fn table(r: &Report) -> String {
 
 /// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC` (proleptic Gregorian).
 pub fn utc(unix: u64) -> String {
-    format!("{} UTC", keyway::log::utc_date_time(unix))
+    format!("{} UTC", keyway_vendor::log::utc_date_time(unix))
 }
 
 /// A check's figures on one line: `name value, …`.

@@ -11,7 +11,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value as J, json};
 use sha2::{Digest as _, Sha256};
 
-use keyway::keys::{SigningKey, hex};
+use keyway_vendor::keys::{SigningKey, hex};
 
 use super::client::{Client, ImageSlot, Map, UploadReport, map_to_json, printable};
 use super::paired::{PairedLockRecord, PairedLocks, locks_path};
@@ -548,7 +548,7 @@ fn print_owners(
     for o in owners {
         let paired = o
             .paired
-            .map_or_else(|| "unknown".to_owned(), keyway::log::utc_date_time);
+            .map_or_else(|| "unknown".to_owned(), keyway_vendor::log::utc_date_time);
         let name = if o.name.is_empty() {
             "-".to_owned()
         } else {
@@ -573,12 +573,12 @@ fn with_command(name: &str, mut v: J) -> J {
 }
 
 fn smp_get<'a>(m: &'a Map, k: &str) -> Option<&'a ciborium::Value> {
-    keyway::smp::get(m, k)
+    keyway_vendor::smp::get(m, k)
 }
 
 /// A text field of the lock's answer, made safe to print (one line).
 fn text(m: &Map, k: &str) -> Option<String> {
-    keyway::smp::get_text(m, k)
+    keyway_vendor::smp::get_text(m, k)
         .ok()
         .flatten()
         .map(|t| printable(t, false))
@@ -593,7 +593,7 @@ fn reason_suffix(m: &Map) -> String {
 }
 
 fn uint(m: &Map, k: &str) -> Option<u64> {
-    keyway::smp::get_u64(m, k).ok().flatten()
+    keyway_vendor::smp::get_u64(m, k).ok().flatten()
 }
 
 /// `key: value` lines; text values without quotes.
@@ -633,7 +633,7 @@ fn print_notes(n: &Map, out: &mut dyn Write) -> Result<()> {
     if let Some(b) = uint(n, "min_battery_mwh") {
         writeln!(out, "needs {b} mWh of battery to install")?;
     }
-    if let Ok(Some(notes)) = keyway::smp::get_text(n, "notes") {
+    if let Ok(Some(notes)) = keyway_vendor::smp::get_text(n, "notes") {
         writeln!(out, "\n{}", printable(notes, true))?;
     }
     Ok(())
@@ -668,7 +668,7 @@ impl Candidate {
 /// (by manifest sequence) than every candidate it holds in a bootable slot
 /// (an older release would replace a newer pending one), a delta whose base
 /// is the lock's running image (`running`: the Keyway group status's
-/// `image`), else a full image (`keyway::delta::choose`). Without
+/// `image`), else a full image (`keyway_vendor::delta::choose`). Without
 /// `running` (a lock without the Keyway group), the first full image.
 pub fn select_envelope(
     candidates: &[Candidate],
@@ -738,7 +738,7 @@ pub fn select_envelope(
     }
     let bytes: Vec<&[u8]> = fresh.iter().map(|&i| &candidates[i].bytes[..]).collect();
     if let Some(r) = running {
-        let (k, why) = keyway::delta::choose(&bytes, r)?;
+        let (k, why) = keyway_vendor::delta::choose(&bytes, r)?;
         return Ok((fresh[k], why));
     }
     let full = bytes

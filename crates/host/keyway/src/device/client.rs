@@ -40,12 +40,12 @@
 //! (`cli.rs`, [`super::cli::NotPaired`]).
 
 use ciborium::Value;
-use keyway::keys::SigningKey;
-use keyway::smp;
 use keyway_smp::header::split_response;
 use keyway_smp::{
     ErrorRsp, MAX_BODY, MAX_FRAME, Message, Op, Refusal, Request, Version, group, img, kw, os,
 };
+use keyway_vendor::keys::SigningKey;
+use keyway_vendor::smp;
 use sha2::{Digest as _, Sha256};
 
 use keyway_channel::handshake::MSG3_LEN;
@@ -380,7 +380,10 @@ pub struct ChannelCounts {
 impl std::fmt::Debug for Channel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Channel")
-            .field("lock_key", &self.lock_key.map(|k| keyway::keys::hex(&k)))
+            .field(
+                "lock_key",
+                &self.lock_key.map(|k| keyway_vendor::keys::hex(&k)),
+            )
             .field("session", &self.session)
             .field("counts", &self.counts)
             .finish_non_exhaustive()
@@ -438,13 +441,13 @@ impl<T: Transport> Client<T> {
                     what: "owner key".into(),
                     why: "an owner key must be Ed25519 (keyway keygen NAME)".into(),
                 })?;
-        if key.algorithm() != keyway::keys::Algorithm::Ed25519 {
+        if key.algorithm() != keyway_vendor::keys::Algorithm::Ed25519 {
             return Err(DeviceError::Usage {
                 what: "owner key".into(),
                 why: "an owner key must be Ed25519 (keyway keygen NAME)".into(),
             });
         }
-        let keyway::keys::SigningKey::Ed25519(dalek) = &key else {
+        let keyway_vendor::keys::SigningKey::Ed25519(dalek) = &key else {
             return Err(DeviceError::Usage {
                 what: "owner key".into(),
                 why: "an owner key must be Ed25519 (keyway keygen NAME)".into(),
@@ -678,8 +681,8 @@ impl<T: Transport> Client<T> {
                 WHAT,
                 format!(
                     "it reports pairing key id {}, this owner key is {}",
-                    keyway::keys::hex(&done.key_id),
-                    keyway::keys::hex(&mine)
+                    keyway_vendor::keys::hex(&done.key_id),
+                    keyway_vendor::keys::hex(&mine)
                 ),
             ));
         }
@@ -1098,8 +1101,8 @@ impl<T: Transport> Client<T> {
                 WHAT,
                 format!(
                     "it reports removing key id {}, the request named {}",
-                    keyway::keys::hex(&r.key_id),
-                    keyway::keys::hex(&key_id)
+                    keyway_vendor::keys::hex(&r.key_id),
+                    keyway_vendor::keys::hex(&key_id)
                 ),
             ));
         }
@@ -1280,7 +1283,7 @@ pub fn to_json(v: &Value) -> serde_json::Value {
                 .or_else(|_| u64::try_from(i).map(J::from))
                 .unwrap_or(J::Null)
         }
-        Value::Bytes(b) => J::String(keyway::keys::hex(b)),
+        Value::Bytes(b) => J::String(keyway_vendor::keys::hex(b)),
         Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
         Value::Text(t) => J::String(t.clone()),
         Value::Bool(b) => J::Bool(*b),

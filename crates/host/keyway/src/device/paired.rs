@@ -27,7 +27,7 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use keyway::keys::hex;
+use keyway_vendor::keys::hex;
 use serde_json::{Value as J, json};
 
 /// The `format` field.

@@ -314,7 +314,7 @@ pub fn api_token(dir: &Path) -> Result<String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut b = [0u8; 32];
             getrandom::fill(&mut b).map_err(|e| anyhow!("the API token needs randomness: {e}"))?;
-            let t = keyway::keys::hex(&b);
+            let t = keyway_vendor::keys::hex(&b);
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)

@@ -30,7 +30,7 @@
 //! image on the lock's typed `DeltaWrongBase`; [`wait_for`] waits for the
 //! outcome after consent. The audit log is exported and verified with the
 //! paired device key by the verifier `keyway log verify` runs
-//! (`keyway::log::verify`); a log that does not verify is
+//! (`keyway_vendor::log::verify`); a log that does not verify is
 //! [`LinkError::LogBroken`] with the verifier's first finding, typed.
 //!
 //! Like `src/device`, this module reaches a lock only through SMP; it
@@ -41,13 +41,13 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use keyway::keys::{Algorithm, KeyError, SigningKey};
 use keyway_hub::link::{
     Connector, FetchedLog, InstallOutcome, LinkError, LockLink, LogBreak, Paired, Pushed,
 };
 use keyway_hub::model::{Bolt, Digest, Door, LockRecord, LockSnapshot, Postponement, UpdateState};
 use keyway_smp::kw::{self, UpdateState as WireState};
 use keyway_smp::{Message as _, Refusal};
+use keyway_vendor::keys::{Algorithm, KeyError, SigningKey};
 use sha2::Digest as _;
 
 use crate::device::cli::{Candidate, PushError, Waited, push_update, wait_for};
@@ -116,7 +116,7 @@ impl std::fmt::Debug for HubIdentity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HubIdentity")
             .field("path", &self.path)
-            .field("key_id", &keyway::keys::hex(&self.key_id()))
+            .field("key_id", &keyway_vendor::keys::hex(&self.key_id()))
             .finish_non_exhaustive()
     }
 }
@@ -351,8 +351,8 @@ pub fn snapshot(status: &[u8], images: &[ImageSlot]) -> Result<LockSnapshot, Lin
 }
 
 /// The verifier's finding kind as the hub's.
-fn log_break(k: keyway::log::FindingKind) -> LogBreak {
-    use keyway::log::FindingKind as F;
+fn log_break(k: keyway_vendor::log::FindingKind) -> LogBreak {
+    use keyway_vendor::log::FindingKind as F;
     match k {
         F::Modified => LogBreak::Modified,
         F::Deleted => LogBreak::Deleted,
@@ -372,7 +372,7 @@ fn log_break(k: keyway::log::FindingKind) -> LogBreak {
 pub fn verify_log(bytes: &[u8], device_key: &[u8; 32]) -> Result<(u64, u64), LinkError> {
     let key = ed25519_dalek::VerifyingKey::from_bytes(device_key)
         .map_err(|_| malformed("the paired device key is not an Ed25519 point"))?;
-    let report = keyway::log::verify(bytes, &keyway::keys::PublicKey::Ed25519(key));
+    let report = keyway_vendor::log::verify(bytes, &keyway_vendor::keys::PublicKey::Ed25519(key));
     if let Some(first) = report.findings.first() {
         return Err(LinkError::LogBroken {
             kind: log_break(first.kind),
@@ -541,7 +541,7 @@ impl<T: Transport + Send> LockLink for SmpLink<T> {
                 Candidate {
                     path: PathBuf::from(format!(
                         "envelope {i} (sha256 {})",
-                        keyway::keys::hex(&sha[..8])
+                        keyway_vendor::keys::hex(&sha[..8])
                     )),
                     bytes: b.to_vec(),
                     sha,

@@ -14,6 +14,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use keyway::device::{Client, Stats, Transport, TransportError};
 use keyway_agent::agent::{
     Agent, Authority, Config, Device, Event, Firmware, Now, OUT_LEN, Pending, Press, Sensors,
     ServeError,
@@ -24,7 +25,6 @@ use keyway_audit::Time;
 use keyway_channel::SigningKey as KeyPair;
 use keyway_channel::pairing::MIN_ITERATIONS;
 use keyway_channel::{SetupCode, StoredVerifier};
-use keyway_cli::device::{Client, Stats, Transport, TransportError};
 use keyway_sim::SimFlash;
 use keyway_smp::cbor::Writer;
 use keyway_smp::kw::{self, Bolt, Door};
@@ -336,7 +336,7 @@ impl Transport for Link {
         })
     }
     fn mtu(&self) -> usize {
-        keyway_cli::device::UDP_MTU
+        keyway::device::UDP_MTU
     }
     fn stats(&self) -> Stats {
         self.stats
@@ -344,8 +344,8 @@ impl Transport for Link {
 }
 
 /// The owner key `tag` as `keyway keygen` makes it (Ed25519).
-pub fn owner_key(tag: u8) -> keyway::keys::SigningKey {
-    keyway::keys::SigningKey::Ed25519(ed25519_dalek::SigningKey::from_bytes(&[tag; 32]))
+pub fn owner_key(tag: u8) -> keyway_vendor::keys::SigningKey {
+    keyway_vendor::keys::SigningKey::Ed25519(ed25519_dalek::SigningKey::from_bytes(&[tag; 32]))
 }
 
 pub fn owner_kid(tag: u8) -> [u8; 8] {

@@ -12,9 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use keyway::encode::{Cve, EnvelopeBuilder};
-use keyway::keys::{Algorithm, SigningKey};
-use keyway_cli::hub::link::{HubIdentity, UdpConnector};
+use keyway::hub::link::{HubIdentity, UdpConnector};
 use keyway_hub::api::{Api, BundleRead, ReleasesIn, SourceError};
 use keyway_hub::engine::{Hub, HubConfig, Incoming, SystemClock};
 use keyway_hub::link::{Connector, LinkError, LockLink};
@@ -23,6 +21,8 @@ use keyway_hub::store::SqliteStore;
 use keyway_hub::web::{self, WebOptions};
 use keyway_lock::shell::{Options, Running, start};
 use keyway_lock::state::StateDir;
+use keyway_vendor::encode::{Cve, EnvelopeBuilder};
+use keyway_vendor::keys::{Algorithm, SigningKey};
 
 pub const VENDOR: &str = "locks.example";
 pub const CLASS: &str = "deadbolt-2";

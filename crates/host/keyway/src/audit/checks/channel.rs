@@ -26,9 +26,9 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 use ciborium::Value;
-use keyway::keys::{Algorithm, SigningKey};
-use keyway::smp::{self, Op, group, text};
 use keyway_smp::kw::{Bolt, UpdateState};
+use keyway_vendor::keys::{Algorithm, SigningKey};
+use keyway_vendor::smp::{self, Op, group, text};
 use serde_json::json;
 
 use super::{Session, check, describe_slot};
@@ -298,7 +298,7 @@ impl Session<'_> {
         if after.contains(&theirs) {
             fails.push(format!(
                 "the key {} is now an owner",
-                keyway::keys::hex(&theirs)
+                keyway_vendor::keys::hex(&theirs)
             ));
         }
         Ok(verdict(

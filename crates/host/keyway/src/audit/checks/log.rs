@@ -28,11 +28,11 @@ impl Session<'_> {
     /// one.
     pub(super) fn events_since_last_export(&mut self, label: &str) -> Vec<Event> {
         let last_seq = |bytes: &[u8]| {
-            keyway::log::parse(bytes)
+            keyway_vendor::log::parse(bytes)
                 .into_iter()
                 .filter_map(|i| match i.what {
-                    keyway::log::ItemKind::Record { record, .. } => Some(record.seq),
-                    keyway::log::ItemKind::Unreadable { .. } => None,
+                    keyway_vendor::log::ItemKind::Record { record, .. } => Some(record.seq),
+                    keyway_vendor::log::ItemKind::Unreadable { .. } => None,
                 })
                 .max()
         };
@@ -41,10 +41,10 @@ impl Session<'_> {
         let Some((_, bytes)) = self.exports.last() else {
             return Vec::new();
         };
-        keyway::log::parse(bytes)
+        keyway_vendor::log::parse(bytes)
             .into_iter()
             .filter_map(|i| match i.what {
-                keyway::log::ItemKind::Record { record, .. }
+                keyway_vendor::log::ItemKind::Record { record, .. }
                     if before.is_none_or(|b| record.seq > b) =>
                 {
                     match record.body {
@@ -184,7 +184,7 @@ fn read_exports(exports: &[(String, Vec<u8>)], key: &PublicKey, ev: &mut Vec<Str
             broken.push(label.clone());
             continue;
         }
-        let rep = keyway::log::verify(bytes, key);
+        let rep = keyway_vendor::log::verify(bytes, key);
         ev.push(format!("export after {label}: {}", rep.summary(key)));
         if !rep.intact() {
             for f in rep.findings.iter().take(3) {
@@ -212,8 +212,8 @@ fn read_exports(exports: &[(String, Vec<u8>)], key: &PublicKey, ev: &mut Vec<Str
             (None, None) => {}
         }
         let mut rewritten = 0usize;
-        for item in keyway::log::parse(bytes) {
-            if let keyway::log::ItemKind::Record { record, hash } = item.what {
+        for item in keyway_vendor::log::parse(bytes) {
+            if let keyway_vendor::log::ItemKind::Record { record, hash } = item.what {
                 // The export head is made for each export, not kept.
                 if !matches!(record.body, RecBody::ExportHead(_))
                     && *seen.entry(record.seq).or_insert(hash) != hash
@@ -252,7 +252,7 @@ mod tests {
             .map(|n| {
                 (
                     format!("{n} events"),
-                    keyway::log::demo_export(&signer, *n, 4).unwrap(),
+                    keyway_vendor::log::demo_export(&signer, *n, 4).unwrap(),
                 )
             })
             .collect();

@@ -3,11 +3,11 @@
 //! Both follow the SUIT draft: digests cover the bstr-wrapped items, and a
 //! severed `23:` is a bare `SUIT_Digest`.
 
-use keyway::encode::{
+use keyway_suit as suit;
+use keyway_vendor::encode::{
     EnvelopeBuilder, KeySetBuilder, KeySetParams, SignOptions, Version, class_uuid, vendor_uuid,
 };
-use keyway::keys::{Algorithm, SigningKey};
-use keyway_suit as suit;
+use keyway_vendor::keys::{Algorithm, SigningKey};
 
 fn device_key(k: &SigningKey) -> suit::PublicKey {
     suit::PublicKey::from_raw(&k.raw_public_key_bytes()).unwrap()

@@ -1,14 +1,14 @@
-//! Property tests of `keyway::log::verify`: any single tampering of an
+//! Property tests of `keyway_vendor::log::verify`: any single tampering of an
 //! intact export (wrapped, with checkpoints) is reported, never accepted;
 //! and a lock whose flash is tampered with exports a log that fails too.
 
 use std::sync::OnceLock;
 
-use keyway::keys::{Algorithm, PublicKey, SigningKey};
-use keyway::log::{FindingKind, demo_event, demo_export, verify};
 use keyway_audit::record::MAX_RECORD_LEN;
 use keyway_audit::{AuditLog, Config, Ed25519Signer, Record, Time};
 use keyway_sim::Nrf52840Flash;
+use keyway_vendor::keys::{Algorithm, PublicKey, SigningKey};
+use keyway_vendor::log::{FindingKind, demo_event, demo_export, verify};
 use proptest::prelude::*;
 
 struct Fixture {

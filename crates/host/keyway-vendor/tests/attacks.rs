@@ -2,14 +2,14 @@
 //! refusal. They run the device verifier (`keyway_suit`), the function a
 //! lock runs, on envelopes made by the vendor encoder and then tampered with.
 
-use keyway::cbor::{Value, ValueExt};
-use keyway::check::describe;
-use keyway::encode::{
+use keyway_suit::{self as suit, Error, KeyId};
+use keyway_vendor::cbor::{Value, ValueExt};
+use keyway_vendor::check::describe;
+use keyway_vendor::encode::{
     Cve, EnvelopeBuilder, KeySetBuilder, KeySetParams, SignOptions, Version, assemble_envelope,
     class_uuid, encode_manifest, manifest_value, sign_digest, suit_digest_of_hash, vendor_uuid,
 };
-use keyway::keys::{Algorithm, SigningKey};
-use keyway_suit::{self as suit, Error, KeyId};
+use keyway_vendor::keys::{Algorithm, SigningKey};
 
 const NOW: u64 = 1_800_000_000;
 
@@ -607,8 +607,8 @@ fn root_threshold_two_of_two_for_key_sets() {
 fn every_signature_algorithm_label_verifies() {
     let w = World::new();
     for ed in [
-        keyway::encode::Ed25519Alg::EdDsa,
-        keyway::encode::Ed25519Alg::Ed25519,
+        keyway_vendor::encode::Ed25519Alg::EdDsa,
+        keyway_vendor::encode::Ed25519Alg::Ed25519,
     ] {
         let mut b = w.release(5, &[&w.root, &w.root2]);
         b.sign_options = SignOptions {

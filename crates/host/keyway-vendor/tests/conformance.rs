@@ -7,14 +7,14 @@
 
 use std::path::PathBuf;
 
-use keyway::cbor::{Value, ValueExt};
-use keyway::check::describe;
-use keyway::encode::{
+use keyway_suit::{self as suit, Error};
+use keyway_vendor::cbor::{Value, ValueExt};
+use keyway_vendor::check::describe;
+use keyway_vendor::encode::{
     Cve, EnvelopeBuilder, KeySetBuilder, KeySetParams, P256Alg, SignOptions, Version, class_uuid,
     sign_digest, suit_digest_of_hash, vendor_uuid,
 };
-use keyway::keys::{Algorithm, SigningKey};
-use keyway_suit::{self as suit, Error};
+use keyway_vendor::keys::{Algorithm, SigningKey};
 
 const NOW: u64 = 1_800_000_000;
 
@@ -146,8 +146,10 @@ fn severed_install(w: &World, keep: bool) -> Vec<u8> {
     let m = Value::from_bytes(&built.manifest).unwrap();
     let install = m.get_int(20).unwrap().clone();
     let wrapped = install.to_bytes();
-    let digest =
-        Value::from_bytes(&suit_digest_of_hash(&keyway::encode::sha256(&wrapped))).unwrap();
+    let digest = Value::from_bytes(&suit_digest_of_hash(&keyway_vendor::encode::sha256(
+        &wrapped,
+    )))
+    .unwrap();
     let extra = if keep {
         vec![(i(20), install)]
     } else {
@@ -190,8 +192,10 @@ fn missing_severed_delta_install_is_refused() {
     let built = b.build().unwrap();
     let m = Value::from_bytes(&built.manifest).unwrap();
     let wrapped = m.get_int(20).unwrap().to_bytes();
-    let digest =
-        Value::from_bytes(&suit_digest_of_hash(&keyway::encode::sha256(&wrapped))).unwrap();
+    let digest = Value::from_bytes(&suit_digest_of_hash(&keyway_vendor::encode::sha256(
+        &wrapped,
+    )))
+    .unwrap();
     let env = resigned(&w, &b, |m| *get_mut(m, 20) = digest, Vec::new(), &[]);
     assert_eq!(
         w.verify(&env).unwrap_err(),
@@ -217,7 +221,7 @@ fn missing_severed_payload_fetch_is_refused_naming_member_16() {
     let w = World::new();
     let b = w.release();
     let fetch = seq(vec![i(12), i(0), i(14), i(15)]);
-    let digest = Value::from_bytes(&suit_digest_of_hash(&keyway::encode::sha256(
+    let digest = Value::from_bytes(&suit_digest_of_hash(&keyway_vendor::encode::sha256(
         &fetch.to_bytes(),
     )))
     .unwrap();
@@ -539,7 +543,8 @@ fn failed_signature_without_a_key_id_does_not_name_key_zero() {
 fn ab_envelope(w: &World, a: &[u8], b: &[u8]) -> Vec<u8> {
     let v = vendor_uuid("locks.example");
     let c = class_uuid(&v, "deadbolt-2");
-    let digest = |img: &[u8]| Value::Bytes(suit_digest_of_hash(&keyway::encode::sha256(img)));
+    let digest =
+        |img: &[u8]| Value::Bytes(suit_digest_of_hash(&keyway_vendor::encode::sha256(img)));
     let alt = |slot: i64, params: Vec<(Value, Value)>| {
         seq(vec![
             i(20),
@@ -628,13 +633,13 @@ fn ab_manifest_with_real_digests_verifies_for_each_slot() {
         suit::verify_payload(&p, img, 512).unwrap();
     }
     // No slot given: every alternative is listed.
-    let alts = keyway::check::alternatives(&env).unwrap();
+    let alts = keyway_vendor::check::alternatives(&env).unwrap();
     assert_eq!(alts.len(), 2);
     assert_eq!(alts[1].slot, Some(1));
     assert_eq!(alts[1].image.uri, Some("#slot1"));
     // An ordinary manifest: one alternative, for any slot.
     let plain = w.release().build().unwrap().envelope;
-    let alts = keyway::check::alternatives(&plain).unwrap();
+    let alts = keyway_vendor::check::alternatives(&plain).unwrap();
     assert_eq!(alts.len(), 1);
     assert_eq!(alts[0].slot, None);
 }
@@ -654,7 +659,7 @@ fn libcsuit_envelopes_verify_or_name_what_is_unsupported() {
     // Finding: expU2 failed with "malformed manifest: expected array".
     let Some(dir) = shared_dir() else { return };
     let pem = std::fs::read(dir.join("trust_anchor_secp256r1_pub.pem")).unwrap();
-    let key = keyway::keys::PublicKey::from_pem(&pem).unwrap();
+    let key = keyway_vendor::keys::PublicKey::from_pem(&pem).unwrap();
     let anchors = suit::TrustAnchors::new(
         &[suit::PublicKey::from_raw(&key.raw_public_key_bytes()).unwrap()],
         1,

@@ -1,9 +1,9 @@
 //! Property: whatever the vendor encoder writes, the device verifier reads
 //! back exactly (decode(encode(x)) == x), for random releases.
 
-use keyway::encode::{Cve, EnvelopeBuilder, Severity, Version, class_uuid, vendor_uuid};
-use keyway::keys::{Algorithm, SigningKey};
 use keyway_suit as suit;
+use keyway_vendor::encode::{Cve, EnvelopeBuilder, Severity, Version, class_uuid, vendor_uuid};
+use keyway_vendor::keys::{Algorithm, SigningKey};
 use proptest::prelude::*;
 use std::sync::OnceLock;
 

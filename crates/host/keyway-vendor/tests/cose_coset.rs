@@ -17,10 +17,10 @@
 
 use ciborium::Value;
 use coset::{CoseSign1, TaggedCborSerializable, iana};
-use keyway::encode::{
+use keyway_vendor::encode::{
     Ed25519Alg, EnvelopeBuilder, KeySetBuilder, KeySetParams, P256Alg, SignOptions, Version,
 };
-use keyway::keys::{Algorithm, SigningKey};
+use keyway_vendor::keys::{Algorithm, SigningKey};
 use sha2::{Digest, Sha256};
 
 fn decode(bytes: &[u8]) -> Value {
