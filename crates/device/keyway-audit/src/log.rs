@@ -7,7 +7,14 @@
 //! [`MAX_RECORD_LEN`] rounded up to the write and read sizes (140 bytes on
 //! byte- or word-written parts, 160 on a part with 32-byte words). A slot
 //! holds at most one record; the bytes after the last slot of a page are
-//! never used.
+//! never used. ([`Config::with_slot_size`] spaces the slots further apart;
+//! the record format does not change.)
+//!
+//! The region is a [`keyway_ring::Ring`], the record ring the state
+//! journal and the owner store share: the ring checks the layout
+//! ([`ConfigError`]), addresses the slots, writes a record padded with one
+//! `write` and finds the last used slot of a page. This module holds what
+//! is the log's own: the hash chain, the checkpoints and the export.
 //!
 //! # Rules that make it power-fail safe
 //!
@@ -38,6 +45,7 @@
 use core::marker::PhantomData;
 
 use embedded_storage::nor_flash::NorFlash;
+use keyway_ring::{FlashError, MAX_AREA, Ring};
 
 use crate::event::Event;
 use crate::record::{
@@ -45,87 +53,13 @@ use crate::record::{
 };
 use crate::sign::Signer;
 
+pub use keyway_ring::{Config, ConfigError, FlashOp};
+
 /// The largest slot stride this code handles (write sizes up to 256 bytes).
-pub const MAX_STRIDE: usize = 256;
+pub const MAX_STRIDE: usize = MAX_AREA;
 
-/// Where the log lives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Config {
-    /// The region's start: a multiple of `F::ERASE_SIZE`.
-    pub offset: u32,
-    /// The number of `F::ERASE_SIZE` pages in the ring; at least 2.
-    pub pages: u32,
-    /// The value of an erased byte (0xFF on most parts).
-    pub erased: u8,
-}
-
-impl Config {
-    /// `pages` erase sectors from `offset`, erased value 0xFF.
-    pub const fn new(offset: u32, pages: u32) -> Self {
-        Self {
-            offset,
-            pages,
-            erased: 0xFF,
-        }
-    }
-
-    /// The same region on a part whose erased bytes read `erased`.
-    pub const fn with_erased_value(mut self, erased: u8) -> Self {
-        self.erased = erased;
-        self
-    }
-}
-
-/// Why a [`Config`] does not fit the flash.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ConfigError {
-    /// The region does not start on an erase-sector boundary.
-    OffsetNotAligned {
-        /// The configured offset.
-        offset: u32,
-        /// `F::ERASE_SIZE`.
-        erase_size: usize,
-    },
-    /// Fewer than two pages: the oldest page could not be erased while
-    /// another keeps the log.
-    TooFewPages {
-        /// The configured count.
-        pages: u32,
-    },
-    /// The region runs past the end of the flash.
-    OutOfBounds {
-        /// The region's end (exclusive).
-        end: u64,
-        /// The flash capacity.
-        capacity: usize,
-    },
-    /// The slot stride (the longest record rounded up to the write and
-    /// read sizes) exceeds [`MAX_STRIDE`], or a size is zero.
-    UnitTooLarge {
-        /// `F::WRITE_SIZE`.
-        write_size: usize,
-        /// `F::READ_SIZE`.
-        read_size: usize,
-    },
-    /// A page holds fewer than three slots (a checkpoint and two events).
-    PageTooSmall {
-        /// The page size.
-        page_size: usize,
-        /// The slot stride.
-        stride: usize,
-    },
-}
-
-/// The flash operation that failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum FlashOp {
-    /// A read.
-    Read,
-    /// A write (one record).
-    Write,
-    /// An erase (one page).
-    Erase,
-}
+/// The fewest slots a page holds: a checkpoint and two events.
+const MIN_SLOTS: u32 = 3;
 
 /// What a log operation failed on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -151,6 +85,16 @@ impl<E> From<ConfigError> for Error<E> {
     }
 }
 
+impl<E> From<FlashError<E>> for Error<E> {
+    fn from(e: FlashError<E>) -> Self {
+        Error::Flash {
+            op: e.op,
+            offset: e.offset,
+            error: e.error,
+        }
+    }
+}
+
 impl<E: core::fmt::Debug> core::fmt::Display for Error<E> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
@@ -169,42 +113,38 @@ enum Slot {
     Erased,
     /// A valid stored record (event or checkpoint) of this length.
     Valid(Record, usize),
-    /// Something else: torn, garbage, or unreadable.
+    /// Something else: torn or garbage.
     Used,
 }
 
-/// Greatest common divisor.
-const fn gcd(mut a: usize, mut b: usize) -> usize {
-    while b != 0 {
-        let t = a % b;
-        a = b;
-        b = t;
-    }
-    a
+/// Whether the page being filled needs a checkpoint before its next event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CheckpointDue {
+    /// Not known since the page turned: find out (reads the next page).
+    Unknown,
+    /// A checkpoint must be written first.
+    Yes,
+    /// The log holds the checkpoint the next erase needs (or it erases nothing).
+    No,
 }
 
 /// The tamper-evident audit log over a region of a `F: NorFlash`. It does
 /// not own the flash: every operation borrows it.
 #[derive(Clone, Debug)]
 pub struct AuditLog<F> {
-    offset: u32,
-    pages: u32,
-    page_size: u32,
-    stride: u32,
-    slots: u32,
-    erased: u8,
+    ring: Ring,
     /// The sequence number of the next record.
     next_seq: u32,
     /// The hash of the newest record (zeros before the first).
     head: Hash,
-    /// The page being filled and its next free slot (`slots`: full).
+    /// The page being filled and its next free slot (slots per page: full).
     page: u32,
     slot: u32,
     /// The `retained` sequence of the newest valid checkpoint.
     checkpoint_retained: Option<u32>,
     /// Whether a checkpoint must be written before the next event (cached
     /// until the page turns).
-    needs_checkpoint: Option<bool>,
+    checkpoint_due: CheckpointDue,
     _flash: PhantomData<fn(&mut F)>,
 }
 
@@ -215,7 +155,17 @@ impl<F: NorFlash> AuditLog<F> {
     /// (an ECC error on a torn word) counts as used and invalid, unless no
     /// slot could be read at all: then the first error is returned.
     pub fn open(flash: &mut F, config: Config) -> Result<Self, Error<F::Error>> {
-        let mut log = Self::layout(flash, config)?;
+        let ring = Ring::new(flash, config, MAX_RECORD_LEN, MIN_SLOTS)?;
+        let mut log = Self {
+            ring,
+            next_seq: 0,
+            head: [0; 32],
+            page: 0,
+            slot: 0,
+            checkpoint_retained: None,
+            checkpoint_due: CheckpointDue::Unknown,
+            _flash: PhantomData,
+        };
         let mut readable = false;
         let mut first_error = None;
         let mut newest: Option<(u32, u32)> = None; // seq, page
@@ -223,11 +173,10 @@ impl<F: NorFlash> AuditLog<F> {
         let mut newest_bytes = [0u8; MAX_RECORD_LEN];
         let mut newest_len = 0;
         let mut checkpoint: Option<(u32, u32)> = None; // seq, retained
-        for page in 0..log.pages {
-            for slot in 0..log.slots {
-                let at = log.slot_offset(page, slot);
-                let mut buf = [0u8; MAX_STRIDE];
-                match log.read_slot(flash, at, &mut buf) {
+        let mut buf = [0u8; MAX_AREA];
+        for page in 0..ring.pages() {
+            for slot in 0..ring.slots_per_page() {
+                match log.read_slot(flash, page, slot, &mut buf) {
                     Ok(s) => {
                         readable = true;
                         if let Slot::Valid(r, len) = s {
@@ -243,20 +192,14 @@ impl<F: NorFlash> AuditLog<F> {
                             }
                         }
                     }
-                    Err(error) => {
-                        if first_error.is_none() {
-                            first_error = Some(Error::Flash {
-                                op: FlashOp::Read,
-                                offset: at,
-                                error,
-                            });
-                        }
+                    Err(e) => {
+                        first_error.get_or_insert(e);
                     }
                 }
             }
         }
         if !readable && let Some(e) = first_error {
-            return Err(e);
+            return Err(e.into());
         }
         log.checkpoint_retained = checkpoint.map(|(_, r)| r);
         match newest {
@@ -264,73 +207,16 @@ impl<F: NorFlash> AuditLog<F> {
                 log.head = record_hash(&newest_bytes[..newest_len]);
                 log.next_seq = seq.saturating_add(1);
                 log.page = page;
-                log.slot = log.last_used_slot(flash, page).map_or(0, |s| s + 1);
+                log.slot = ring.last_used(flash, page, &mut buf).map_or(0, |s| s + 1);
             }
             None => {
                 // Nothing to keep: the first append turns to page 0,
                 // erasing it unless it reads erased.
-                log.page = log.pages - 1;
-                log.slot = log.slots;
+                log.page = ring.pages() - 1;
+                log.slot = ring.slots_per_page();
             }
         }
         Ok(log)
-    }
-
-    /// Validates `config` against the flash and computes the layout.
-    fn layout(flash: &F, config: Config) -> Result<Self, ConfigError> {
-        let erase_size = F::ERASE_SIZE;
-        if erase_size == 0 || !(config.offset as usize).is_multiple_of(erase_size) {
-            return Err(ConfigError::OffsetNotAligned {
-                offset: config.offset,
-                erase_size,
-            });
-        }
-        if config.pages < 2 {
-            return Err(ConfigError::TooFewPages {
-                pages: config.pages,
-            });
-        }
-        let capacity = flash.capacity();
-        let end = u64::from(config.offset) + u64::from(config.pages) * erase_size as u64;
-        if end > capacity as u64 || end > u64::from(u32::MAX) + 1 {
-            return Err(ConfigError::OutOfBounds { end, capacity });
-        }
-        let unit_error = ConfigError::UnitTooLarge {
-            write_size: F::WRITE_SIZE,
-            read_size: F::READ_SIZE,
-        };
-        if F::WRITE_SIZE == 0 || F::READ_SIZE == 0 {
-            return Err(unit_error);
-        }
-        let unit = (F::WRITE_SIZE / gcd(F::WRITE_SIZE, F::READ_SIZE))
-            .checked_mul(F::READ_SIZE)
-            .ok_or(unit_error)?;
-        let stride = MAX_RECORD_LEN
-            .div_ceil(unit)
-            .checked_mul(unit)
-            .filter(|&n| n <= MAX_STRIDE)
-            .ok_or(unit_error)?;
-        if erase_size / stride < 3 {
-            return Err(ConfigError::PageTooSmall {
-                page_size: erase_size,
-                stride,
-            });
-        }
-        Ok(Self {
-            offset: config.offset,
-            pages: config.pages,
-            page_size: erase_size as u32,
-            stride: stride as u32,
-            slots: (erase_size / stride) as u32,
-            erased: config.erased,
-            next_seq: 0,
-            head: [0; 32],
-            page: 0,
-            slot: 0,
-            checkpoint_retained: None,
-            needs_checkpoint: None,
-            _flash: PhantomData,
-        })
     }
 
     /// The sequence number the next record gets: the number of records
@@ -352,17 +238,17 @@ impl<F: NorFlash> AuditLog<F> {
 
     /// The slot stride: the distance between records in a page.
     pub fn stride(&self) -> u32 {
-        self.stride
+        self.ring.stride()
     }
 
     /// Slots per page.
     pub fn slots_per_page(&self) -> u32 {
-        self.slots
+        self.ring.slots_per_page()
     }
 
     /// Pages in the ring.
     pub fn pages(&self) -> u32 {
-        self.pages
+        self.ring.pages()
     }
 
     /// The bytes an append of a record of `len` bytes programs: `len`
@@ -388,15 +274,15 @@ impl<F: NorFlash> AuditLog<F> {
         // A turn, a checkpoint, at most one more turn and checkpoint (a
         // checkpoint written into the last slot), then the event.
         for _ in 0..4 {
-            if self.slot >= self.slots {
+            if self.slot >= self.ring.slots_per_page() {
                 self.turn(flash)?;
             }
-            if !self.checkpoint_needed(flash)? {
+            if !self.checkpoint_needed(flash) {
                 break;
             }
             self.write_checkpoint(flash, signer, time)?;
         }
-        if self.slot >= self.slots {
+        if self.slot >= self.ring.slots_per_page() {
             self.turn(flash)?;
         }
         let seq = self.next_seq;
@@ -431,25 +317,30 @@ impl<F: NorFlash> AuditLog<F> {
         }
     }
 
-    fn checkpoint_needed(&mut self, flash: &mut F) -> Result<bool, Error<F::Error>> {
-        if let Some(n) = self.needs_checkpoint {
-            return Ok(n);
-        }
-        let victim = self.next_page(self.page);
-        let needed = if self.first_valid_seq(flash, victim).is_none() {
-            false
-        } else {
-            let required = self.required_retained(flash, victim);
-            self.checkpoint_retained.is_none_or(|r| r < required)
+    fn checkpoint_needed(&mut self, flash: &mut F) -> bool {
+        let needed = match self.checkpoint_due {
+            CheckpointDue::Yes => return true,
+            CheckpointDue::No => return false,
+            CheckpointDue::Unknown => {
+                let victim = self.ring.next_page(self.page);
+                self.first_valid_seq(flash, victim).is_some() && {
+                    let required = self.required_retained(flash, victim);
+                    self.checkpoint_retained.is_none_or(|r| r < required)
+                }
+            }
         };
-        self.needs_checkpoint = Some(needed);
-        Ok(needed)
+        self.checkpoint_due = if needed {
+            CheckpointDue::Yes
+        } else {
+            CheckpointDue::No
+        };
+        needed
     }
 
     /// The first sequence number that survives erasing `victim`: the
     /// first valid record of the page after it, or the next record's.
     fn required_retained(&self, flash: &mut F, victim: u32) -> u32 {
-        self.first_valid_seq(flash, self.next_page(victim))
+        self.first_valid_seq(flash, self.ring.next_page(victim))
             .unwrap_or(self.next_seq)
     }
 
@@ -459,33 +350,27 @@ impl<F: NorFlash> AuditLog<F> {
         signer: &S,
         time: Time,
     ) -> Result<(), Error<F::Error>> {
-        let victim = self.next_page(self.page);
+        let victim = self.ring.next_page(self.page);
         let retained = self.required_retained(flash, victim);
         let seq = self.next_seq;
         let record = signed_record(Kind::Checkpoint, seq, time, self.head, retained, signer);
-        self.needs_checkpoint = None;
+        self.checkpoint_due = CheckpointDue::Unknown;
         self.write_record(flash, &record)?;
         self.checkpoint_retained = Some(retained);
-        self.needs_checkpoint = Some(false);
+        self.checkpoint_due = CheckpointDue::No;
         Ok(())
     }
 
     /// Erases the next page unless it reads erased, and makes it current.
     fn turn(&mut self, flash: &mut F) -> Result<(), Error<F::Error>> {
-        let victim = self.next_page(self.page);
-        if self.last_used_slot(flash, victim).is_some() {
-            let from = self.page_offset(victim);
-            flash
-                .erase(from, from + self.page_size)
-                .map_err(|error| Error::Flash {
-                    op: FlashOp::Erase,
-                    offset: from,
-                    error,
-                })?;
+        let victim = self.ring.next_page(self.page);
+        let mut buf = [0u8; MAX_AREA];
+        if self.ring.last_used(flash, victim, &mut buf).is_some() {
+            self.ring.erase(flash, victim)?;
         }
         self.page = victim;
         self.slot = 0;
-        self.needs_checkpoint = None;
+        self.checkpoint_due = CheckpointDue::Unknown;
         Ok(())
     }
 
@@ -495,70 +380,41 @@ impl<F: NorFlash> AuditLog<F> {
         }
         let mut bytes = [0u8; MAX_RECORD_LEN];
         let n = record.encode(&mut bytes);
-        let mut buf = [self.erased; MAX_STRIDE];
-        buf[..n].copy_from_slice(&bytes[..n]);
-        let len = Self::write_len(n);
-        let at = self.slot_offset(self.page, self.slot);
+        let slot = self.slot;
         // Whatever happens to this write, its slot is used from now on.
         self.slot += 1;
-        flash.write(at, &buf[..len]).map_err(|error| Error::Flash {
-            op: FlashOp::Write,
-            offset: at,
-            error,
-        })?;
+        self.ring.write(flash, self.page, slot, &bytes[..n])?;
         self.head = record_hash(&bytes[..n]);
         self.next_seq = record.seq + 1;
         Ok(())
     }
 
-    fn next_page(&self, page: u32) -> u32 {
-        if page + 1 >= self.pages { 0 } else { page + 1 }
-    }
-
-    fn page_offset(&self, page: u32) -> u32 {
-        self.offset + page * self.page_size
-    }
-
-    fn slot_offset(&self, page: u32, slot: u32) -> u32 {
-        self.page_offset(page) + slot * self.stride
-    }
-
-    /// The last slot of `page` that is not erased (unreadable counts as used).
-    fn last_used_slot(&self, flash: &mut F, page: u32) -> Option<u32> {
-        let mut buf = [0u8; MAX_STRIDE];
-        (0..self.slots).rev().find(|&slot| {
-            !matches!(
-                self.read_slot(flash, self.slot_offset(page, slot), &mut buf),
-                Ok(Slot::Erased)
-            )
-        })
-    }
-
     /// The sequence number of the first valid record in `page`.
     fn first_valid_seq(&self, flash: &mut F, page: u32) -> Option<u32> {
-        let mut buf = [0u8; MAX_STRIDE];
-        (0..self.slots).find_map(|slot| {
-            match self.read_slot(flash, self.slot_offset(page, slot), &mut buf) {
+        let mut buf = [0u8; MAX_AREA];
+        (0..self.ring.slots_per_page()).find_map(|slot| {
+            match self.read_slot(flash, page, slot, &mut buf) {
                 Ok(Slot::Valid(r, _)) => Some(r.seq),
                 _ => None,
             }
         })
     }
 
+    /// Reads `slot` of `page` and decodes what it holds; a valid record's
+    /// bytes are `buf[..len]`.
     fn read_slot(
         &self,
         flash: &mut F,
-        at: u32,
-        buf: &mut [u8; MAX_STRIDE],
-    ) -> Result<Slot, F::Error> {
-        let bytes = &mut buf[..self.stride as usize];
-        flash.read(at, bytes)?;
-        if bytes.iter().all(|&b| b == self.erased) {
-            return Ok(Slot::Erased);
-        }
-        Ok(match Record::decode(bytes) {
-            Ok((r, len)) if r.kind() != Kind::ExportHead => Slot::Valid(r, len),
-            _ => Slot::Used,
+        page: u32,
+        slot: u32,
+        buf: &mut [u8; MAX_AREA],
+    ) -> Result<Slot, FlashError<F::Error>> {
+        Ok(match self.ring.read(flash, page, slot, buf)? {
+            keyway_ring::Slot::Erased => Slot::Erased,
+            keyway_ring::Slot::Written(bytes) => match Record::decode(bytes) {
+                Ok((r, len)) if r.kind() != Kind::ExportHead => Slot::Valid(r, len),
+                _ => Slot::Used,
+            },
         })
     }
 }
@@ -670,13 +526,14 @@ impl Export {
         log: &AuditLog<F>,
         flash: &mut F,
     ) -> Result<(), Error<F::Error>> {
-        let mut buf = [0u8; MAX_STRIDE];
-        while self.page < log.pages {
-            let page = (log.page + 1 + self.page) % log.pages;
-            while self.slot < log.slots {
-                let at = log.slot_offset(page, self.slot);
+        let mut buf = [0u8; MAX_AREA];
+        let (pages, slots) = (log.ring.pages(), log.ring.slots_per_page());
+        while self.page < pages {
+            let page = (log.page + 1 + self.page) % pages;
+            while self.slot < slots {
+                let slot = self.slot;
                 self.slot += 1;
-                if let Ok(Slot::Valid(r, len)) = log.read_slot(flash, at, &mut buf)
+                if let Ok(Slot::Valid(r, len)) = log.read_slot(flash, page, slot, &mut buf)
                     && r.seq < self.stop
                     && self.last.is_none_or(|l| r.seq > l)
                 {

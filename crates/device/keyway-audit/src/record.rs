@@ -42,7 +42,7 @@ pub const DOMAIN: &[u8; 15] = b"keyway-audit-v1";
 /// The length of [`signing_message`]'s output.
 pub const MESSAGE_LEN: usize = DOMAIN.len() + 1 + 4 + 8 + 4 + 32 + 4 + 4 + 8;
 
-const CRC: crc::Crc<u32, crc::NoTable> = crc::Crc::<u32, crc::NoTable>::new(&crc::CRC_32_ISO_HDLC);
+use keyway_ring::CRC;
 
 /// A SHA-256 digest.
 pub type Hash = [u8; 32];

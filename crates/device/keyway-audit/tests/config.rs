@@ -47,7 +47,8 @@ fn pages_too_small_for_three_records_are_refused() {
         AuditLog::open(&mut flash, Config::new(0, 4)).map(|_| ()),
         Err(Error::Config(ConfigError::PageTooSmall {
             page_size: 256,
-            stride: 140
+            stride: 140,
+            min_slots: 3
         }))
     );
 }

@@ -7,7 +7,11 @@
 //! `F::ERASE_SIZE` bytes starting at `offset` (both given in a [`Config`]);
 //! each sector is a *page*. A page is divided into slots of
 //! [`Config::slot_size`] bytes (by default exactly one record), and each
-//! slot holds at most one record:
+//! slot holds at most one record. The region is a [`keyway_ring::Ring`]
+//! (the record ring the audit log and the owner store share): the ring
+//! checks the layout, addresses the slots, writes a record padded with one
+//! `write` and finds the last used slot of a page; this module holds what
+//! is the journal's own, the record format and the rules below.
 //!
 //! | Offset | Size | Field |
 //! |---|---|---|
@@ -45,12 +49,14 @@ mod state;
 use core::marker::PhantomData;
 
 use embedded_storage::nor_flash::NorFlash;
+use keyway_ring::{FlashError, Ring, Slot};
 
+pub use keyway_ring::{ConfigError, FlashOp};
 pub use state::{DecodeError, Download, PersistentState, SwapPhase, SwapProgress, TrialState};
 
 /// The largest padded record this code handles: the record rounded up to
 /// the flash's write and read sizes must fit (write sizes up to 256 bytes).
-pub const MAX_RECORD_LEN: usize = 256;
+pub const MAX_RECORD_LEN: usize = keyway_ring::MAX_AREA;
 
 /// The record bytes before padding: header, state and CRC.
 pub const RECORD_LEN: usize = HEADER_LEN + PersistentState::ENCODED_LEN + CRC_LEN;
@@ -60,9 +66,8 @@ const HEADER_LEN: usize = 12;
 const CRC_LEN: usize = 4;
 const CRC_AT: usize = HEADER_LEN + PersistentState::ENCODED_LEN;
 /// CRC-32 (ISO-HDLC, bitwise: no table in flash), for journal records and
-/// the manifest area.
-pub(crate) const CRC: crc::Crc<u32, crc::NoTable> =
-    crc::Crc::<u32, crc::NoTable>::new(&crc::CRC_32_ISO_HDLC);
+/// the manifest area: the one all Keyway flash records use.
+pub(crate) use keyway_ring::CRC;
 
 /// Where the journal lives and how its slots are laid out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -104,60 +109,16 @@ impl Config {
         self.erased = erased;
         self
     }
-}
 
-/// Why a [`Config`] does not fit the flash.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ConfigError {
-    /// The region does not start on an erase-sector boundary.
-    OffsetNotAligned {
-        /// The configured offset.
-        offset: u32,
-        /// `F::ERASE_SIZE`.
-        erase_size: usize,
-    },
-    /// Fewer than two sectors: a page could not be erased while another
-    /// still holds the state.
-    TooFewSectors {
-        /// The configured count.
-        sectors: u32,
-    },
-    /// The region runs past the end of the flash.
-    OutOfBounds {
-        /// The region's end (exclusive).
-        end: u64,
-        /// The flash capacity.
-        capacity: usize,
-    },
-    /// The record rounded up to the write and read sizes exceeds
-    /// [`MAX_RECORD_LEN`] (or a size is zero).
-    UnitTooLarge {
-        /// `F::WRITE_SIZE`.
-        write_size: usize,
-        /// `F::READ_SIZE`.
-        read_size: usize,
-    },
-    /// The slot size is not a multiple of the write and read sizes, is
-    /// smaller than a padded record, or is larger than a page.
-    BadSlotSize {
-        /// The configured slot size.
-        slot_size: u32,
-        /// The padded record length (the smallest slot).
-        record_len: usize,
-        /// The page (erase sector) size.
-        page_size: usize,
-    },
-}
-
-/// The flash operation that failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum FlashOp {
-    /// A read.
-    Read,
-    /// A write (one record).
-    Write,
-    /// An erase (one page).
-    Erase,
+    /// The record ring this region is (a sector is a ring page).
+    pub const fn ring(self) -> keyway_ring::Config {
+        keyway_ring::Config {
+            offset: self.offset,
+            pages: self.sectors,
+            slot_size: self.slot_size,
+            erased: self.erased,
+        }
+    }
 }
 
 /// What a journal operation failed on.
@@ -184,6 +145,16 @@ pub enum Error<E> {
 impl<E> From<ConfigError> for Error<E> {
     fn from(e: ConfigError) -> Self {
         Error::Config(e)
+    }
+}
+
+impl<E> From<FlashError<E>> for Error<E> {
+    fn from(e: FlashError<E>) -> Self {
+        Error::Flash {
+            op: e.op,
+            offset: e.offset,
+            error: e.error,
+        }
     }
 }
 
@@ -214,28 +185,12 @@ enum Cursor {
 /// flash can hold the image slots.
 #[derive(Clone, Debug)]
 pub struct Journal<F> {
-    offset: u32,
-    pages: u32,
-    page_size: u32,
-    slot_size: u32,
-    slots_per_page: u32,
-    record_len: usize,
-    erased: u8,
+    ring: Ring,
     state: PersistentState,
     /// The sequence number and page of the newest valid record.
     newest: Option<(u32, u32)>,
     cursor: Cursor,
     _flash: PhantomData<fn(&mut F)>,
-}
-
-/// Greatest common divisor (for the record unit).
-const fn gcd(mut a: usize, mut b: usize) -> usize {
-    while b != 0 {
-        let t = a % b;
-        a = b;
-        b = t;
-    }
-    a
 }
 
 impl<F: NorFlash> Journal<F> {
@@ -249,37 +204,38 @@ impl<F: NorFlash> Journal<F> {
     /// returned, so an unreadable flash never looks like a fresh one (which
     /// would drop the anti-rollback floor).
     pub fn open(flash: &mut F, config: Config) -> Result<Self, Error<F::Error>> {
-        let mut journal = Self::layout(flash, config)?;
+        let ring = Ring::new(flash, config.ring(), RECORD_LEN, 1)?;
+        let mut journal = Self {
+            ring,
+            state: PersistentState::default(),
+            newest: None,
+            cursor: Cursor::Append { page: 0, slot: 0 },
+            _flash: PhantomData,
+        };
         let mut buf = [0u8; MAX_RECORD_LEN];
         let mut readable = false;
         let mut first_error = None;
         let mut best: Option<(u32, u32, PersistentState)> = None; // seq, page, state
-        for page in 0..journal.pages {
-            for slot in 0..journal.slots_per_page {
-                let at = journal.slot_offset(page, slot);
-                match journal.read_slot(flash, at, &mut buf) {
-                    Ok(Slot::Erased) => readable = true,
-                    Ok(Slot::Used(Some((seq, state)))) => {
+        for page in 0..ring.pages() {
+            for slot in 0..ring.slots_per_page() {
+                match ring.read(flash, page, slot, &mut buf) {
+                    Ok(read) => {
                         readable = true;
-                        if best.is_none_or(|(s, _, _)| seq >= s) {
+                        if let Slot::Written(bytes) = read
+                            && let Some((seq, state)) = decode_record(bytes)
+                            && best.is_none_or(|(s, _, _)| seq >= s)
+                        {
                             best = Some((seq, page, state));
                         }
                     }
-                    Ok(Slot::Used(None)) => readable = true,
-                    Err(error) => {
-                        if first_error.is_none() {
-                            first_error = Some(Error::Flash {
-                                op: FlashOp::Read,
-                                offset: at,
-                                error,
-                            });
-                        }
+                    Err(e) => {
+                        first_error.get_or_insert(e);
                     }
                 }
             }
         }
         if !readable && let Some(e) = first_error {
-            return Err(e);
+            return Err(e.into());
         }
         match best {
             Some((seq, page, state)) => {
@@ -301,67 +257,6 @@ impl<F: NorFlash> Journal<F> {
         Ok(journal)
     }
 
-    /// Validates `config` against the flash and computes the layout.
-    fn layout(flash: &F, config: Config) -> Result<Self, ConfigError> {
-        let erase_size = F::ERASE_SIZE;
-        if erase_size == 0 || !(config.offset as usize).is_multiple_of(erase_size) {
-            return Err(ConfigError::OffsetNotAligned {
-                offset: config.offset,
-                erase_size,
-            });
-        }
-        if config.sectors < 2 {
-            return Err(ConfigError::TooFewSectors {
-                sectors: config.sectors,
-            });
-        }
-        let capacity = flash.capacity();
-        let end = u64::from(config.offset) + u64::from(config.sectors) * erase_size as u64;
-        if end > capacity as u64 || end > u64::from(u32::MAX) + 1 {
-            return Err(ConfigError::OutOfBounds { end, capacity });
-        }
-        let unit_error = ConfigError::UnitTooLarge {
-            write_size: F::WRITE_SIZE,
-            read_size: F::READ_SIZE,
-        };
-        if F::WRITE_SIZE == 0 || F::READ_SIZE == 0 {
-            return Err(unit_error);
-        }
-        let unit = (F::WRITE_SIZE / gcd(F::WRITE_SIZE, F::READ_SIZE))
-            .checked_mul(F::READ_SIZE)
-            .ok_or(unit_error)?;
-        let record_len = RECORD_LEN
-            .div_ceil(unit)
-            .checked_mul(unit)
-            .filter(|&n| n <= MAX_RECORD_LEN)
-            .ok_or(unit_error)?;
-        let slot_size = config.slot_size.unwrap_or(record_len as u32);
-        let slot = slot_size as usize;
-        if slot < record_len || !slot.is_multiple_of(unit) || slot > erase_size {
-            return Err(ConfigError::BadSlotSize {
-                slot_size,
-                record_len,
-                page_size: erase_size,
-            });
-        }
-        // `end` fits u32 + 1 and the region holds at least two pages, so a
-        // page fits u32.
-        let page_size = erase_size as u32;
-        Ok(Self {
-            offset: config.offset,
-            pages: config.sectors,
-            page_size,
-            slot_size,
-            slots_per_page: page_size / slot_size,
-            record_len,
-            erased: config.erased,
-            state: PersistentState::default(),
-            newest: None,
-            cursor: Cursor::Append { page: 0, slot: 0 },
-            _flash: PhantomData,
-        })
-    }
-
     /// The state of the newest valid record (or the last commit).
     pub fn state(&self) -> &PersistentState {
         &self.state
@@ -373,19 +268,19 @@ impl<F: NorFlash> Journal<F> {
         self.newest.map(|(seq, _)| seq)
     }
 
-    /// The padded length of a record: the bytes each commit writes.
+    /// The padded length of a record: the record area each slot reads.
     pub fn record_len(&self) -> usize {
-        self.record_len
+        self.ring.area() as usize
     }
 
     /// Records per page.
     pub fn slots_per_page(&self) -> u32 {
-        self.slots_per_page
+        self.ring.slots_per_page()
     }
 
     /// Pages (erase sectors) in the region.
     pub fn pages(&self) -> u32 {
-        self.pages
+        self.ring.pages()
     }
 
     /// Makes `state` the persistent state: one record written with one
@@ -408,7 +303,7 @@ impl<F: NorFlash> Journal<F> {
             Some((s, _)) => s.checked_add(1).ok_or(Error::SequenceExhausted)?,
         };
         let (page, slot) = match self.cursor {
-            Cursor::Append { page, slot } if slot < self.slots_per_page => (page, slot),
+            Cursor::Append { page, slot } if slot < self.ring.slots_per_page() => (page, slot),
             Cursor::Append { page, .. } => {
                 let target = self.next_page(page);
                 self.erase_page(flash, target)?;
@@ -419,20 +314,13 @@ impl<F: NorFlash> Journal<F> {
                 (page, 0)
             }
         };
-        let record = self.encode_record(seq, state);
-        let at = self.slot_offset(page, slot);
+        let record = encode_record(seq, state);
         // Whatever happens to this write, its slot is used from now on.
         self.cursor = Cursor::Append {
             page,
             slot: slot + 1,
         };
-        flash
-            .write(at, &record[..self.record_len])
-            .map_err(|error| Error::Flash {
-                op: FlashOp::Write,
-                offset: at,
-                error,
-            })?;
+        self.ring.write(flash, page, slot, &record)?;
         self.state = *state;
         self.newest = Some((seq, page));
         Ok(())
@@ -441,81 +329,38 @@ impl<F: NorFlash> Journal<F> {
     /// The page after `page` in turn that does not hold the newest record.
     fn next_page(&self, page: u32) -> u32 {
         let newest_page = self.newest.map(|(_, p)| p);
-        (1..=self.pages)
-            .map(|k| ((u64::from(page) + u64::from(k)) % u64::from(self.pages)) as u32)
+        let pages = self.ring.pages();
+        (1..=pages)
+            .map(|k| ((u64::from(page) + u64::from(k)) % u64::from(pages)) as u32)
             .find(|&p| Some(p) != newest_page)
             .unwrap_or(page)
     }
 
     fn erase_page(&mut self, flash: &mut F, page: u32) -> Result<(), Error<F::Error>> {
-        let from = self.page_offset(page);
         // Until the erase completes, the page must be erased again first.
         self.cursor = Cursor::Fresh { page };
-        flash
-            .erase(from, from + self.page_size)
-            .map_err(|error| Error::Flash {
-                op: FlashOp::Erase,
-                offset: from,
-                error,
-            })
-    }
-
-    fn page_offset(&self, page: u32) -> u32 {
-        self.offset + page * self.page_size
-    }
-
-    fn slot_offset(&self, page: u32, slot: u32) -> u32 {
-        self.page_offset(page) + slot * self.slot_size
+        Ok(self.ring.erase(flash, page)?)
     }
 
     /// The slot after the last one of `page` that is not erased (a slot
     /// that fails to read counts as used).
     fn first_free_slot(&self, flash: &mut F, page: u32, buf: &mut [u8; MAX_RECORD_LEN]) -> u32 {
-        (0..self.slots_per_page)
-            .rev()
-            .find(|&slot| {
-                !matches!(
-                    self.read_slot(flash, self.slot_offset(page, slot), buf),
-                    Ok(Slot::Erased)
-                )
-            })
+        self.ring
+            .last_used(flash, page, buf)
             .map_or(0, |slot| slot + 1)
-    }
-
-    /// Reads the record area of the slot at `at`.
-    fn read_slot(
-        &self,
-        flash: &mut F,
-        at: u32,
-        buf: &mut [u8; MAX_RECORD_LEN],
-    ) -> Result<Slot, F::Error> {
-        let bytes = &mut buf[..self.record_len];
-        flash.read(at, bytes)?;
-        if bytes.iter().all(|&b| b == self.erased) {
-            return Ok(Slot::Erased);
-        }
-        Ok(Slot::Used(decode_record(bytes)))
-    }
-
-    fn encode_record(&self, seq: u32, state: &PersistentState) -> [u8; MAX_RECORD_LEN] {
-        let mut r = [self.erased; MAX_RECORD_LEN];
-        r[0..4].copy_from_slice(&MAGIC);
-        r[4..8].copy_from_slice(&seq.to_le_bytes());
-        r[8..10].copy_from_slice(&(PersistentState::ENCODED_LEN as u16).to_le_bytes());
-        r[10..12].copy_from_slice(&[0, 0]);
-        r[HEADER_LEN..CRC_AT].copy_from_slice(&state.encode());
-        let crc = CRC.checksum(&r[..CRC_AT]);
-        r[CRC_AT..RECORD_LEN].copy_from_slice(&crc.to_le_bytes());
-        r
     }
 }
 
-/// What a slot holds.
-enum Slot {
-    /// Every byte of its record area is erased.
-    Erased,
-    /// Something was written: a valid record (sequence, state) or not.
-    Used(Option<(u32, PersistentState)>),
+/// A record's bytes before padding.
+fn encode_record(seq: u32, state: &PersistentState) -> [u8; RECORD_LEN] {
+    let mut r = [0; RECORD_LEN];
+    r[0..4].copy_from_slice(&MAGIC);
+    r[4..8].copy_from_slice(&seq.to_le_bytes());
+    r[8..10].copy_from_slice(&(PersistentState::ENCODED_LEN as u16).to_le_bytes());
+    r[HEADER_LEN..CRC_AT].copy_from_slice(&state.encode());
+    let crc = CRC.checksum(&r[..CRC_AT]);
+    r[CRC_AT..RECORD_LEN].copy_from_slice(&crc.to_le_bytes());
+    r
 }
 
 /// A record's sequence number and state, if `bytes` (at least

@@ -8,6 +8,9 @@
 //! kept in append-only CRC-checked records in ping-pong erase pages so that
 //! a power cut at any instant leaves either the previous or the new state.
 //!
+//! [`layout`] is the flash map all of them read: the two image slots,
+//! their manifest areas and the journal's region ([`layout::SlotLayout`]).
+//!
 //! [`install`] writes an update into the inactive slot in direct A/B mode:
 //! streamed through a fixed buffer, hashed on the way, resumable after a
 //! power cut, and recorded as installable only once its digest verifies.
@@ -43,6 +46,7 @@ pub mod boot;
 pub mod delta;
 pub mod install;
 pub mod journal;
+pub mod layout;
 pub mod manifest_area;
 pub mod swap;
 pub mod verified;

@@ -188,7 +188,7 @@ fn configuration_is_validated() {
     );
     assert_eq!(
         open(&mut flash, Config::new(0, 1)),
-        Error::Config(ConfigError::TooFewSectors { sectors: 1 })
+        Error::Config(ConfigError::TooFewPages { pages: 1 })
     );
     assert_eq!(
         open(&mut flash, Config::new(0xFF000, 2)),
@@ -202,8 +202,7 @@ fn configuration_is_validated() {
             open(&mut flash, Config::new(0, 2).with_slot_size(slot_size)),
             Error::Config(ConfigError::BadSlotSize {
                 slot_size,
-                record_len: 84,
-                page_size: 4096
+                record_len: 84
             })
         );
     }

@@ -18,9 +18,11 @@
 //! The ring knows nothing of what a record means. It gives a store the
 //! four things every Keyway record store needs, which the state journal
 //! (`keyway-device`) and the audit log (`keyway-audit`) each wrote for
-//! themselves before it. The owner store (`keyway-agent`) is built on it;
+//! themselves before it. All three stores build on it: the state journal,
+//! the audit log and the owner store (`keyway-agent`);
 //! `keyway-agent/tests/ring_compat.rs` reads regions the journal and the
-//! audit log wrote through a ring, so they can move onto it (issue 16):
+//! audit log wrote slot for slot through a bare ring, so their on-flash
+//! formats are the ones they had before. The four things:
 //!
 //! * the layout checks ([`Ring::new`], [`ConfigError`]): the region starts
 //!   on a sector, holds at least two pages, fits the flash, and a page
