@@ -82,15 +82,15 @@ pub enum Postponed {
     BoltLocked,
 }
 
-impl From<Postponed> for keyway_smp::kw::Postponement {
+impl From<Postponed> for keyway_smp::keyway_group::Postponement {
     /// The postponement as the Keyway group's update summary reports it
     /// (`why`, typed on the wire).
     fn from(p: Postponed) -> Self {
         match p {
             Postponed::BatteryLow { have_mwh, need_mwh } => {
-                keyway_smp::kw::Postponement::BatteryLow { have_mwh, need_mwh }
+                keyway_smp::keyway_group::Postponement::BatteryLow { have_mwh, need_mwh }
             }
-            Postponed::BoltLocked => keyway_smp::kw::Postponement::BoltLocked,
+            Postponed::BoltLocked => keyway_smp::keyway_group::Postponement::BoltLocked,
         }
     }
 }

@@ -6,15 +6,15 @@ mod harness;
 use harness::*;
 use keyway_agent::agent::{Agent, Authority, Config, Event, Need, Pending, Press, need};
 use keyway_agent::store::GrantedBy;
-use keyway_smp::kw::{self, Bolt};
+use keyway_smp::keyway_group::{self, Bolt};
 use keyway_smp::{Answer, MgmtErr, Refusal, Request, Response};
 
 fn unlock() -> Request<'static> {
-    Request::Unlock(kw::Signed::default())
+    Request::Unlock(keyway_group::Signed::default())
 }
 
 fn lock() -> Request<'static> {
-    Request::Lock(kw::Signed::default())
+    Request::Lock(keyway_group::Signed::default())
 }
 
 // ----- pairing -------------------------------------------------------------
@@ -88,8 +88,8 @@ fn pairing_without_window_is_refused() {
     );
     // Nor is a message sent straight to the second step.
     for req in [
-        Request::PakeStart(kw::PakeStart { msg: &[4; 32] }),
-        Request::PakeFinish(kw::PakeFinish { msg: &[3; 113] }),
+        Request::PakeStart(keyway_group::PakeStart { msg: &[4; 32] }),
+        Request::PakeFinish(keyway_group::PakeFinish { msg: &[3; 113] }),
     ] {
         let r = h.send(OWNER, &req);
         assert_eq!(r.refusal(), Some(Refusal::NoPresenceWindow));
@@ -108,7 +108,7 @@ fn pairing_without_window_is_refused() {
     h.press(Press::Short);
     let r = h.send(
         STRANGER,
-        &Request::Pair(kw::Pair {
+        &Request::Pair(keyway_group::Pair {
             key: keypair(0x66).verifying_key().to_bytes(),
             name: Some("mallory"),
         }),
@@ -218,7 +218,10 @@ fn stranger_cannot_take_over_owners_pairing() {
     };
     let code = keyway_channel::SetupCode::new(CODE).unwrap();
     let (mut cp, pake1) = keyway_channel::ClientPairing::start(&code, &params, &mut h.rng).unwrap();
-    let r = h.send(OWNER, &Request::PakeStart(kw::PakeStart { msg: &pake1 }));
+    let r = h.send(
+        OWNER,
+        &Request::PakeStart(keyway_group::PakeStart { msg: &pake1 }),
+    );
     let pake2 = match r.answer() {
         Answer::Ok(Response::PakeStart(p)) => p.msg.to_vec(),
         other => panic!("{other:?}"),
@@ -227,11 +230,14 @@ fn stranger_cannot_take_over_owners_pairing() {
     // forged Pake3 (to end it) are both refused, and change nothing.
     let wrong = keyway_channel::SetupCode::new(WRONG).unwrap();
     let (_, m1) = keyway_channel::ClientPairing::start(&wrong, &params, &mut h.rng).unwrap();
-    let r = h.send(STRANGER, &Request::PakeStart(kw::PakeStart { msg: &m1 }));
+    let r = h.send(
+        STRANGER,
+        &Request::PakeStart(keyway_group::PakeStart { msg: &m1 }),
+    );
     assert_eq!(r.refusal(), Some(Refusal::PairingBusy));
     let r = h.send(
         STRANGER,
-        &Request::PakeFinish(kw::PakeFinish { msg: &[0x33; 113] }),
+        &Request::PakeFinish(keyway_group::PakeFinish { msg: &[0x33; 113] }),
     );
     assert_eq!(r.refusal(), Some(Refusal::PairingBusy));
     // Her whole pairing flow is refused too.
@@ -248,7 +254,10 @@ fn stranger_cannot_take_over_owners_pairing() {
         &mut pake3,
     )
     .unwrap();
-    let r = h.send(OWNER, &Request::PakeFinish(kw::PakeFinish { msg: &pake3 }));
+    let r = h.send(
+        OWNER,
+        &Request::PakeFinish(keyway_group::PakeFinish { msg: &pake3 }),
+    );
     let pake4 = match r.answer() {
         Answer::Ok(Response::PakeFinish(p)) => p.msg.to_vec(),
         other => panic!("{other:?}"),
@@ -266,7 +275,10 @@ fn stranger_cannot_take_over_owners_pairing() {
     );
     // After the run times out, another peer may pair (with the code).
     h.press(Press::Short);
-    let r = h.send(STRANGER, &Request::PakeStart(kw::PakeStart { msg: &m1 }));
+    let r = h.send(
+        STRANGER,
+        &Request::PakeStart(keyway_group::PakeStart { msg: &m1 }),
+    );
     assert!(r.is_ok(), "a fresh window: a new run may start");
 }
 
@@ -287,7 +299,7 @@ fn a_retransmitted_pake1_gets_the_same_pake2_and_is_not_charged_again() {
     };
     let code = keyway_channel::SetupCode::new(CODE).unwrap();
     let (mut cp, pake1) = keyway_channel::ClientPairing::start(&code, &params, &mut h.rng).unwrap();
-    let frame = h.frame(&Request::PakeStart(kw::PakeStart { msg: &pake1 }));
+    let frame = h.frame(&Request::PakeStart(keyway_group::PakeStart { msg: &pake1 }));
     let pake2_of = |bytes: Vec<u8>, event: Event| {
         let r = Reply { bytes, event };
         match r.answer() {
@@ -309,7 +321,10 @@ fn a_retransmitted_pake1_gets_the_same_pake2_and_is_not_charged_again() {
         assert_eq!(h.agent.state().wrong_codes(), 1, "charged twice");
     }
     // The same Pake1 under another SMP sequence number is the same message.
-    let r = h.send(OWNER, &Request::PakeStart(kw::PakeStart { msg: &pake1 }));
+    let r = h.send(
+        OWNER,
+        &Request::PakeStart(keyway_group::PakeStart { msg: &pake1 }),
+    );
     assert_eq!(pake2_of(r.bytes, r.event).0, first);
     // Someone else replaying Alice's bytes gets no answer to them.
     let (b, e) = h.send_raw(STRANGER, &frame);
@@ -326,7 +341,10 @@ fn a_retransmitted_pake1_gets_the_same_pake2_and_is_not_charged_again() {
         &mut pake3,
     )
     .unwrap();
-    let r = h.send(OWNER, &Request::PakeFinish(kw::PakeFinish { msg: &pake3 }));
+    let r = h.send(
+        OWNER,
+        &Request::PakeFinish(keyway_group::PakeFinish { msg: &pake3 }),
+    );
     let pake4 = match r.answer() {
         Answer::Ok(Response::PakeFinish(p)) => p.msg.to_vec(),
         other => panic!("{other:?}"),
@@ -370,19 +388,28 @@ fn a_retransmitted_pake1_is_answered_during_the_backoff_it_caused() {
     };
     let code = keyway_channel::SetupCode::new(CODE).unwrap();
     let (_, pake1) = keyway_channel::ClientPairing::start(&code, &params, &mut h.rng).unwrap();
-    let first = h.send(OWNER, &Request::PakeStart(kw::PakeStart { msg: &pake1 }));
+    let first = h.send(
+        OWNER,
+        &Request::PakeStart(keyway_group::PakeStart { msg: &pake1 }),
+    );
     assert!(first.is_ok(), "{:?}", first.answer());
     assert_eq!(h.agent.state().wrong_codes(), 4);
     // A new attempt now waits (the fourth charged one started a backoff)...
     let (_, other) = keyway_channel::ClientPairing::start(&code, &params, &mut h.rng).unwrap();
-    let r = h.send(OWNER, &Request::PakeStart(kw::PakeStart { msg: &other }));
+    let r = h.send(
+        OWNER,
+        &Request::PakeStart(keyway_group::PakeStart { msg: &other }),
+    );
     assert!(
         matches!(r.refusal(), Some(Refusal::RateLimited { .. })),
         "{:?}",
         r.answer()
     );
     // ... but the retransmission of the open run's Pake1 is answered.
-    let again = h.send(OWNER, &Request::PakeStart(kw::PakeStart { msg: &pake1 }));
+    let again = h.send(
+        OWNER,
+        &Request::PakeStart(keyway_group::PakeStart { msg: &pake1 }),
+    );
     assert_eq!(again.body(), first.body());
     assert_eq!(h.agent.state().wrong_codes(), 4);
 }
@@ -400,8 +427,11 @@ fn abandoned_pairing_frees_after_timeout() {
     let wrong = keyway_channel::SetupCode::new(WRONG).unwrap();
     let (_, m1) = keyway_channel::ClientPairing::start(&wrong, &params, &mut h.rng).unwrap();
     assert!(
-        h.send(STRANGER, &Request::PakeStart(kw::PakeStart { msg: &m1 }))
-            .is_ok()
+        h.send(
+            STRANGER,
+            &Request::PakeStart(keyway_group::PakeStart { msg: &m1 })
+        )
+        .is_ok()
     );
     assert_eq!(
         h.pair(&mut alice, CODE, "Alice").unwrap_err(),
@@ -460,7 +490,9 @@ fn a_retransmitted_msg1_gets_the_same_msg2_and_the_handshake_stays() {
     let mut alice = Client::new(0x0a, OWNER);
     let mut h = Harness::with_owner(17, &mut alice);
     let (hs, msg1) = keyway_channel::ClientHandshake::start(&mut h.rng);
-    let frame = h.frame(&Request::SessionStart(kw::SessionStart { msg: &msg1 }));
+    let frame = h.frame(&Request::SessionStart(keyway_group::SessionStart {
+        msg: &msg1,
+    }));
     let msg2_of = |bytes: Vec<u8>| match (Reply {
         bytes,
         event: Event::None,
@@ -487,7 +519,7 @@ fn a_retransmitted_msg1_gets_the_same_msg2_and_the_handshake_stays() {
         .unwrap();
     let r = h.send(
         OWNER,
-        &Request::SessionFinish(kw::SessionFinish { msg: &msg3 }),
+        &Request::SessionFinish(keyway_group::SessionFinish { msg: &msg3 }),
     );
     let mut msg4 = match r.answer() {
         Answer::Ok(Response::SessionFinish(m)) => m.msg.to_vec(),
@@ -600,7 +632,7 @@ fn unpaired_key_and_bad_proof_get_the_same_refusal() {
         let (hs, msg1) = keyway_channel::ClientHandshake::start(&mut h.rng);
         let r = h.send(
             STRANGER,
-            &Request::SessionStart(kw::SessionStart { msg: &msg1 }),
+            &Request::SessionStart(keyway_group::SessionStart { msg: &msg1 }),
         );
         let msg2 = match r.answer() {
             Answer::Ok(Response::SessionStart(m)) => m.msg.to_vec(),
@@ -611,7 +643,7 @@ fn unpaired_key_and_bad_proof_get_the_same_refusal() {
             .unwrap();
         let r = h.send(
             STRANGER,
-            &Request::SessionFinish(kw::SessionFinish { msg: &msg3 }),
+            &Request::SessionFinish(keyway_group::SessionFinish { msg: &msg3 }),
         );
         r.body().to_vec()
     };
@@ -778,7 +810,10 @@ fn owners_list_and_unpair() {
     h.pair(&mut bob, CODE, "Bob").unwrap();
     h.open_session(&mut bob).unwrap();
     let r = h
-        .call(&mut alice, &Request::Owners(kw::Signed::default()))
+        .call(
+            &mut alice,
+            &Request::Owners(keyway_group::Signed::default()),
+        )
         .unwrap();
     match r.answer() {
         Answer::Ok(Response::Owners(o)) => {
@@ -789,7 +824,7 @@ fn owners_list_and_unpair() {
     }
     // Listing needs a session.
     assert_eq!(
-        h.send(STRANGER, &Request::Owners(kw::Signed::default()))
+        h.send(STRANGER, &Request::Owners(keyway_group::Signed::default()))
             .refusal(),
         Some(Refusal::SessionRequired)
     );
@@ -797,7 +832,7 @@ fn owners_list_and_unpair() {
     let r = h
         .call(
             &mut alice,
-            &Request::Unpair(kw::Unpair {
+            &Request::Unpair(keyway_group::Unpair {
                 key_id: kid(&bob.key),
                 auth: None,
             }),
@@ -831,7 +866,7 @@ fn owners_list_and_unpair() {
     let r = h
         .call(
             &mut alice,
-            &Request::Unpair(kw::Unpair {
+            &Request::Unpair(keyway_group::Unpair {
                 key_id: [9; 8],
                 auth: None,
             }),
@@ -842,7 +877,7 @@ fn owners_list_and_unpair() {
     let r = h
         .call(
             &mut alice,
-            &Request::Unpair(kw::Unpair {
+            &Request::Unpair(keyway_group::Unpair {
                 key_id: me,
                 auth: None,
             }),
@@ -851,8 +886,11 @@ fn owners_list_and_unpair() {
     assert!(r.is_ok());
     assert_eq!(h.agent.state().owner_count(), 0);
     assert_eq!(
-        h.call(&mut alice, &Request::Owners(kw::Signed::default()))
-            .unwrap_err(),
+        h.call(
+            &mut alice,
+            &Request::Owners(keyway_group::Signed::default())
+        )
+        .unwrap_err(),
         Fail::Refused(Some(Refusal::UnknownSession), Some(MgmtErr::NoEnt as u64))
     );
 }
@@ -861,7 +899,7 @@ fn owners_list_and_unpair() {
 fn consent_persists_across_a_power_cut() {
     let mut alice = Client::new(0x0a, OWNER);
     let mut h = Harness::with_owner(16, &mut alice);
-    let consent = Request::Consent(kw::Consent {
+    let consent = Request::Consent(keyway_group::Consent {
         accept: true,
         auth: None,
     });
@@ -879,7 +917,7 @@ fn consent_persists_across_a_power_cut() {
         Some(Refusal::NotesNotOffered)
     );
     assert!(
-        h.call(&mut alice, &Request::Notes(kw::Signed::default()))
+        h.call(&mut alice, &Request::Notes(keyway_group::Signed::default()))
             .unwrap()
             .is_ok()
     );
@@ -915,7 +953,7 @@ fn consent_persists_across_a_power_cut() {
     // And a reset (the old way to drop consent) needs authority and the
     // rate limit: a stranger's plain reset is refused.
     let mut h2 = Harness::new(17);
-    let r = h2.send(STRANGER, &Request::Reset(kw::Signed::default()));
+    let r = h2.send(STRANGER, &Request::Reset(keyway_group::Signed::default()));
     assert_eq!(r.rc(), Some(MgmtErr::AccessDenied as u64));
     assert_eq!(r.event, Event::None);
 }
@@ -928,7 +966,7 @@ fn consent_persists_across_a_power_cut() {
 #[test]
 fn a_window_reset_is_allowed_once_per_press_and_closes_the_window() {
     let mut h = Harness::new(18);
-    let reset = Request::Reset(kw::Signed::default());
+    let reset = Request::Reset(keyway_group::Signed::default());
     // Right after boot: the press pays for the reset, no minute's wait.
     h.press(Press::Short);
     let r = h.send(STRANGER, &reset);
@@ -967,13 +1005,13 @@ fn a_declined_window_reset_keeps_the_window() {
     let mut h = Harness::new(19);
     h.device.decline_resets = true;
     h.press(Press::Short);
-    let r = h.send(STRANGER, &Request::Reset(kw::Signed::default()));
+    let r = h.send(STRANGER, &Request::Reset(keyway_group::Signed::default()));
     assert_eq!(r.rc(), Some(MgmtErr::BadState as u64));
     assert_eq!(r.event, Event::None);
     assert!(h.agent.window_open(h.lock_ms));
     h.device.decline_resets = false;
     assert!(
-        h.send(STRANGER, &Request::Reset(kw::Signed::default()))
+        h.send(STRANGER, &Request::Reset(keyway_group::Signed::default()))
             .is_ok()
     );
     assert!(!h.agent.window_open(h.lock_ms));
@@ -988,7 +1026,7 @@ fn a_declined_window_reset_keeps_the_window() {
 fn resets_by_an_owner_session_are_rate_limited() {
     let mut alice = Client::new(0x0a, OWNER);
     let mut h = Harness::with_owner(20, &mut alice);
-    let reset = Request::Reset(kw::Signed::default());
+    let reset = Request::Reset(keyway_group::Signed::default());
     assert!(!h.agent.window_open(h.lock_ms), "pairing closed the window");
     let r = h.call(&mut alice, &reset).unwrap();
     assert!(
@@ -1154,9 +1192,11 @@ fn flood_from_one_peer_does_not_stop_the_owner() {
     let flood: Vec<Vec<u8>> = {
         let (_, msg1) = keyway_channel::ClientHandshake::start(&mut h.rng);
         vec![
-            h.frame(&Request::SessionStart(kw::SessionStart { msg: &msg1 })),
+            h.frame(&Request::SessionStart(keyway_group::SessionStart {
+                msg: &msg1,
+            })),
             h.frame(&Request::Echo(keyway_smp::os::Echo { d: "flood" })),
-            h.frame(&Request::Sealed(kw::Sealed { msg: &[0; 64] })),
+            h.frame(&Request::Sealed(keyway_group::Sealed { msg: &[0; 64] })),
             h.frame(&unlock()),
         ]
     };
@@ -1241,7 +1281,7 @@ fn owners_sealed_burst_is_not_throttled_but_forged_records_are_charged() {
     }
     let r = h.send(STRANGER, &Request::Echo(keyway_smp::os::Echo { d: "x" }));
     assert_eq!(r.rc(), Some(MgmtErr::Busy as u64), "{:?}", r.answer());
-    let r = h.send(STRANGER, &Request::Owners(kw::Signed::default()));
+    let r = h.send(STRANGER, &Request::Owners(keyway_group::Signed::default()));
     assert!(matches!(r.refusal(), Some(Refusal::RateLimited { .. })));
 }
 
@@ -1254,7 +1294,7 @@ fn handshake_flood_from_many_peers_never_evicts_a_fresh_handshake() {
     let (hs, msg1) = keyway_channel::ClientHandshake::start(&mut h.rng);
     let r = h.send(
         OWNER,
-        &Request::SessionStart(kw::SessionStart { msg: &msg1 }),
+        &Request::SessionStart(keyway_group::SessionStart { msg: &msg1 }),
     );
     let msg2 = match r.answer() {
         Answer::Ok(Response::SessionStart(m)) => m.msg.to_vec(),
@@ -1266,7 +1306,7 @@ fn handshake_flood_from_many_peers_never_evicts_a_fresh_handshake() {
         let (_, m1) = keyway_channel::ClientHandshake::start(&mut h.rng);
         let r = h.send(
             keyway_agent::limits::PeerId(1000 + p),
-            &Request::SessionStart(kw::SessionStart { msg: &m1 }),
+            &Request::SessionStart(keyway_group::SessionStart { msg: &m1 }),
         );
         match r.refusal() {
             None => accepted += 1,
@@ -1283,7 +1323,7 @@ fn handshake_flood_from_many_peers_never_evicts_a_fresh_handshake() {
         .unwrap();
     let r = h.send(
         OWNER,
-        &Request::SessionFinish(kw::SessionFinish { msg: &msg3 }),
+        &Request::SessionFinish(keyway_group::SessionFinish { msg: &msg3 }),
     );
     let mut msg4 = match r.answer() {
         Answer::Ok(Response::SessionFinish(m)) => m.msg.to_vec(),
@@ -1324,7 +1364,7 @@ fn largest_sealed_request_and_answer_fit_one_frame() {
             keyway_smp::Version::V2,
             keyway_smp::Op::Write,
             keyway_smp::group::KEYWAY,
-            kw::cmd::SEALED,
+            keyway_group::cmd::SEALED,
             1,
         ),
         |w| {
@@ -1355,13 +1395,13 @@ fn plain_request_with_an_owners_signature_is_not_an_owners() {
         sig: [2; 64],
     };
     for req in [
-        Request::Unlock(kw::Signed { auth: Some(auth) }),
-        Request::Status(kw::Signed { auth: Some(auth) }),
-        Request::Consent(kw::Consent {
+        Request::Unlock(keyway_group::Signed { auth: Some(auth) }),
+        Request::Status(keyway_group::Signed { auth: Some(auth) }),
+        Request::Consent(keyway_group::Consent {
             accept: true,
             auth: Some(auth),
         }),
-        Request::Log(kw::Log {
+        Request::Log(keyway_group::Log {
             off: 0,
             auth: Some(auth),
         }),
@@ -1407,25 +1447,28 @@ fn print_example_frames() {
     println!("PakeParams answer: {}", hex(&r.bytes));
     h.pair(&mut alice, CODE, "Alice").unwrap();
     h.open_session(&mut alice).unwrap();
-    let f = h.frame(&Request::Owners(kw::Signed::default()));
+    let f = h.frame(&Request::Owners(keyway_group::Signed::default()));
     println!("Owners inner request: {}", hex(&f));
     let r = h
-        .call(&mut alice, &Request::Owners(kw::Signed::default()))
+        .call(
+            &mut alice,
+            &Request::Owners(keyway_group::Signed::default()),
+        )
         .unwrap();
     println!("Owners inner answer: {}", hex(&r.bytes));
-    let f = h.frame(&Request::Unpair(kw::Unpair {
+    let f = h.frame(&Request::Unpair(keyway_group::Unpair {
         key_id: [0xab; 8],
         auth: None,
     }));
     println!("Unpair inner request: {}", hex(&f));
     let rec = h.seal(&mut alice, &unlock());
-    let outer = h.frame(&Request::Sealed(kw::Sealed { msg: &rec }));
+    let outer = h.frame(&Request::Sealed(keyway_group::Sealed { msg: &rec }));
     println!(
         "Sealed unlock outer request ({} B): {}",
         outer.len(),
         hex(&outer[..16])
     );
-    let r = h.send(STRANGER, &Request::Owners(kw::Signed::default()));
+    let r = h.send(STRANGER, &Request::Owners(keyway_group::Signed::default()));
     println!("Owners refused (plain): {}", hex(&r.bytes));
 }
 

@@ -158,7 +158,7 @@ fn arbitrary_sealed_frames_from_an_owner_never_panic() {
             let r = h
                 .call(
                     &mut alice,
-                    &Request::Owners(keyway_smp::kw::Signed::default()),
+                    &Request::Owners(keyway_smp::keyway_group::Signed::default()),
                 )
                 .unwrap();
             prop_assert!(r.is_ok());

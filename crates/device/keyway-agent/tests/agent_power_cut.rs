@@ -11,7 +11,7 @@ use harness::*;
 use keyway_agent::agent::{Agent, Config, Pending, Press};
 use keyway_agent::store::{GrantedBy, Settings};
 use keyway_sim::{Cut, CutPoint, PowerCut};
-use keyway_smp::kw;
+use keyway_smp::keyway_group;
 use keyway_smp::{Answer, Request, Response};
 
 const DIGEST: [u8; 32] = [0x5e; 32];
@@ -41,7 +41,7 @@ fn scenario(h: &mut Harness, alice: &mut Client) -> Acked {
     });
     let r = h.call(
         alice,
-        &Request::Consent(kw::Consent {
+        &Request::Consent(keyway_group::Consent {
             accept: true,
             auth: None,
         }),
@@ -52,7 +52,7 @@ fn scenario(h: &mut Harness, alice: &mut Client) -> Acked {
     acked.consent = true;
     let r = h.call(
         alice,
-        &Request::Settings(kw::SettingsReq {
+        &Request::Settings(keyway_group::SettingsReq {
             auto_install_cve: Some(true),
             install_needs_unlocked: None,
             auth: None,
@@ -152,7 +152,7 @@ fn power_cut_at_every_flash_operation_of_pairing_and_consent() {
             let r = h
                 .call(
                     &mut alice,
-                    &Request::Consent(kw::Consent {
+                    &Request::Consent(keyway_group::Consent {
                         accept: true,
                         auth: None,
                     }),

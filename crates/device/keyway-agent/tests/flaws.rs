@@ -11,7 +11,7 @@ use harness::*;
 use keyway_agent::agent::flaws::Flaws;
 use keyway_agent::agent::{Agent, Config, Event, Pending, Press};
 use keyway_smp::Request;
-use keyway_smp::kw::{self, Bolt};
+use keyway_smp::keyway_group::{self, Bolt};
 
 /// A lock with `flaws`, `alice` paired by the setup code, in a session.
 fn lock_with(flaws: Flaws, seed: u64, alice: &mut Client) -> Harness {
@@ -29,7 +29,7 @@ fn lock_with(flaws: Flaws, seed: u64, alice: &mut Client) -> Harness {
 const BOTH: [(Flaws, bool); 2] = [(Flaws::NONE, false), (Flaws::OPEN_PAIRING, true)];
 
 fn unlock() -> Request<'static> {
-    Request::Unlock(kw::Signed::default())
+    Request::Unlock(keyway_group::Signed::default())
 }
 
 #[test]
@@ -40,7 +40,7 @@ fn flaw_plain_pair_pairs_a_strangers_key_in_the_window() {
         h.press(Press::Short);
         let r = h.send(
             STRANGER,
-            &Request::Pair(kw::Pair {
+            &Request::Pair(keyway_group::Pair {
                 key: [9; 32],
                 name: Some("mallory"),
             }),
@@ -111,7 +111,7 @@ fn flaw_open_reset_resets_for_anyone_without_limit() {
         assert!(!h.agent.window_open(h.lock_ms));
         let mut resets = 0;
         for _ in 0..10 {
-            let r = h.send(STRANGER, &Request::Reset(kw::Signed::default()));
+            let r = h.send(STRANGER, &Request::Reset(keyway_group::Signed::default()));
             if r.is_ok() {
                 assert!(matches!(r.event, Event::Reset { .. }));
                 resets += 1;
@@ -132,7 +132,7 @@ fn flaw_ram_consent_loses_consent_in_a_power_cut() {
             sequence: 7,
             notes_offered: true,
         });
-        let consent = Request::Consent(kw::Consent {
+        let consent = Request::Consent(keyway_group::Consent {
             accept: true,
             auth: None,
         });

@@ -9,7 +9,7 @@
 //! * [`cbor`]: a bounded CBOR reader over borrowed bytes (definite lengths
 //!   only, every length checked against the input, nesting bounded, no
 //!   recursion) and a writer into `&mut [u8]` with deterministic output.
-//! * [`os`], [`img`], [`kw`]: typed bodies of every command Keyway speaks
+//! * [`os`], [`img`], [`keyway_group`]: typed bodies of every command Keyway speaks
 //!   in the OS group (echo, reset, parameters, info), the image group
 //!   (state, test, confirm, upload, erase) and the Keyway group 64
 //!   (status, lock, unlock, presence, notes, consent, log export,
@@ -39,13 +39,17 @@ pub mod cbor;
 pub mod err;
 pub mod header;
 pub mod img;
-pub mod kw;
+pub mod keyway_group;
 pub mod os;
 pub mod seq;
 
 pub use cbor::Error;
 pub use err::{ErrorRsp, MgmtErr, Refusal};
 pub use header::{FrameError, HEADER_LEN, Header, MAX_BODY, MAX_FRAME, Op, Version, group};
+/// The Keyway group's old module name, kept so callers' paths still work:
+/// use [`keyway_group`].
+#[doc(hidden)]
+pub use keyway_group as kw;
 
 use cbor::Writer;
 
@@ -104,40 +108,40 @@ impl From<Error> for RequestError {
 pub enum Request<'a> {
     Echo(os::Echo<'a>),
     /// OS reset: the window, or an owner's `auth`.
-    Reset(kw::Signed),
+    Reset(keyway_group::Signed),
     Params,
     Info(os::Info<'a>),
     ImageState,
     ImageStateWrite(img::StateWrite<'a>),
     Upload(img::Upload<'a>),
     Erase(img::Erase),
-    Status(kw::Signed),
-    Lock(kw::Signed),
-    Unlock(kw::Signed),
-    Presence(kw::Signed),
-    Notes(kw::Signed),
-    Consent(kw::Consent),
-    Log(kw::Log),
+    Status(keyway_group::Signed),
+    Lock(keyway_group::Signed),
+    Unlock(keyway_group::Signed),
+    Presence(keyway_group::Signed),
+    Notes(keyway_group::Signed),
+    Consent(keyway_group::Consent),
+    Log(keyway_group::Log),
     Challenge,
-    Pair(kw::Pair<'a>),
+    Pair(keyway_group::Pair<'a>),
     FactoryReset,
-    Settings(kw::SettingsReq),
+    Settings(keyway_group::SettingsReq),
     /// Pairing: the lock's PBKDF parameters (read, id 11).
     PakeParams,
     /// Pairing: `Pake1` (write, id 11).
-    PakeStart(kw::PakeStart<'a>),
+    PakeStart(keyway_group::PakeStart<'a>),
     /// Pairing: `Pake3` (write, id 12).
-    PakeFinish(kw::PakeFinish<'a>),
+    PakeFinish(keyway_group::PakeFinish<'a>),
     /// Session handshake: `msg1` (write, id 13).
-    SessionStart(kw::SessionStart<'a>),
+    SessionStart(keyway_group::SessionStart<'a>),
     /// Session handshake: `msg3` (write, id 14).
-    SessionFinish(kw::SessionFinish<'a>),
+    SessionFinish(keyway_group::SessionFinish<'a>),
     /// A sealed request in a session (write, id 15).
-    Sealed(kw::Sealed<'a>),
+    Sealed(keyway_group::Sealed<'a>),
     /// The paired owners (read, id 16; an owner's `auth`, or a session).
-    Owners(kw::Signed),
+    Owners(keyway_group::Signed),
     /// Remove an owner (write, id 17).
-    Unpair(kw::Unpair),
+    Unpair(keyway_group::Unpair),
 }
 
 impl<'a> Request<'a> {
@@ -154,25 +158,25 @@ impl<'a> Request<'a> {
             Request::ImageStateWrite(_) => (W, IMAGE, img::cmd::STATE),
             Request::Upload(_) => (W, IMAGE, img::cmd::UPLOAD),
             Request::Erase(_) => (W, IMAGE, img::cmd::ERASE),
-            Request::Status(_) => (R, KEYWAY, kw::cmd::STATUS),
-            Request::Lock(_) => (W, KEYWAY, kw::cmd::LOCK),
-            Request::Unlock(_) => (W, KEYWAY, kw::cmd::UNLOCK),
-            Request::Presence(_) => (R, KEYWAY, kw::cmd::PRESENCE),
-            Request::Notes(_) => (R, KEYWAY, kw::cmd::NOTES),
-            Request::Consent(_) => (W, KEYWAY, kw::cmd::CONSENT),
-            Request::Log(_) => (R, KEYWAY, kw::cmd::LOG),
-            Request::Challenge => (R, KEYWAY, kw::cmd::CHALLENGE),
-            Request::Pair(_) => (W, KEYWAY, kw::cmd::PAIR),
-            Request::FactoryReset => (W, KEYWAY, kw::cmd::FACTORY_RESET),
-            Request::Settings(_) => (W, KEYWAY, kw::cmd::SETTINGS),
-            Request::PakeParams => (R, KEYWAY, kw::cmd::PAKE_START),
-            Request::PakeStart(_) => (W, KEYWAY, kw::cmd::PAKE_START),
-            Request::PakeFinish(_) => (W, KEYWAY, kw::cmd::PAKE_FINISH),
-            Request::SessionStart(_) => (W, KEYWAY, kw::cmd::SESSION_START),
-            Request::SessionFinish(_) => (W, KEYWAY, kw::cmd::SESSION_FINISH),
-            Request::Sealed(_) => (W, KEYWAY, kw::cmd::SEALED),
-            Request::Owners(_) => (R, KEYWAY, kw::cmd::OWNERS),
-            Request::Unpair(_) => (W, KEYWAY, kw::cmd::UNPAIR),
+            Request::Status(_) => (R, KEYWAY, keyway_group::cmd::STATUS),
+            Request::Lock(_) => (W, KEYWAY, keyway_group::cmd::LOCK),
+            Request::Unlock(_) => (W, KEYWAY, keyway_group::cmd::UNLOCK),
+            Request::Presence(_) => (R, KEYWAY, keyway_group::cmd::PRESENCE),
+            Request::Notes(_) => (R, KEYWAY, keyway_group::cmd::NOTES),
+            Request::Consent(_) => (W, KEYWAY, keyway_group::cmd::CONSENT),
+            Request::Log(_) => (R, KEYWAY, keyway_group::cmd::LOG),
+            Request::Challenge => (R, KEYWAY, keyway_group::cmd::CHALLENGE),
+            Request::Pair(_) => (W, KEYWAY, keyway_group::cmd::PAIR),
+            Request::FactoryReset => (W, KEYWAY, keyway_group::cmd::FACTORY_RESET),
+            Request::Settings(_) => (W, KEYWAY, keyway_group::cmd::SETTINGS),
+            Request::PakeParams => (R, KEYWAY, keyway_group::cmd::PAKE_START),
+            Request::PakeStart(_) => (W, KEYWAY, keyway_group::cmd::PAKE_START),
+            Request::PakeFinish(_) => (W, KEYWAY, keyway_group::cmd::PAKE_FINISH),
+            Request::SessionStart(_) => (W, KEYWAY, keyway_group::cmd::SESSION_START),
+            Request::SessionFinish(_) => (W, KEYWAY, keyway_group::cmd::SESSION_FINISH),
+            Request::Sealed(_) => (W, KEYWAY, keyway_group::cmd::SEALED),
+            Request::Owners(_) => (R, KEYWAY, keyway_group::cmd::OWNERS),
+            Request::Unpair(_) => (W, KEYWAY, keyway_group::cmd::UNPAIR),
         }
     }
 
@@ -186,36 +190,62 @@ impl<'a> Request<'a> {
         };
         Ok(match (op, group, id) {
             (W, OS, os::cmd::ECHO) => Request::Echo(os::Echo::decode(body)?),
-            (W, OS, os::cmd::RESET) => Request::Reset(kw::Signed::decode(body)?),
+            (W, OS, os::cmd::RESET) => Request::Reset(keyway_group::Signed::decode(body)?),
             (R, OS, os::cmd::PARAMS) => return empty(Request::Params),
             (R, OS, os::cmd::INFO) => Request::Info(os::Info::decode(body)?),
             (R, IMAGE, img::cmd::STATE) => return empty(Request::ImageState),
             (W, IMAGE, img::cmd::STATE) => Request::ImageStateWrite(img::StateWrite::decode(body)?),
             (W, IMAGE, img::cmd::UPLOAD) => Request::Upload(img::Upload::decode(body)?),
             (W, IMAGE, img::cmd::ERASE) => Request::Erase(img::Erase::decode(body)?),
-            (R, KEYWAY, kw::cmd::STATUS) => Request::Status(kw::Signed::decode(body)?),
-            (W, KEYWAY, kw::cmd::LOCK) => Request::Lock(kw::Signed::decode(body)?),
-            (W, KEYWAY, kw::cmd::UNLOCK) => Request::Unlock(kw::Signed::decode(body)?),
-            (R, KEYWAY, kw::cmd::PRESENCE) => Request::Presence(kw::Signed::decode(body)?),
-            (R, KEYWAY, kw::cmd::NOTES) => Request::Notes(kw::Signed::decode(body)?),
-            (W, KEYWAY, kw::cmd::CONSENT) => Request::Consent(kw::Consent::decode(body)?),
-            (R, KEYWAY, kw::cmd::LOG) => Request::Log(kw::Log::decode(body)?),
-            (R, KEYWAY, kw::cmd::CHALLENGE) => return empty(Request::Challenge),
-            (W, KEYWAY, kw::cmd::PAIR) => Request::Pair(kw::Pair::decode(body)?),
-            (W, KEYWAY, kw::cmd::FACTORY_RESET) => return empty(Request::FactoryReset),
-            (W, KEYWAY, kw::cmd::SETTINGS) => Request::Settings(kw::SettingsReq::decode(body)?),
-            (R, KEYWAY, kw::cmd::PAKE_START) => return empty(Request::PakeParams),
-            (W, KEYWAY, kw::cmd::PAKE_START) => Request::PakeStart(kw::PakeStart::decode(body)?),
-            (W, KEYWAY, kw::cmd::PAKE_FINISH) => Request::PakeFinish(kw::PakeFinish::decode(body)?),
-            (W, KEYWAY, kw::cmd::SESSION_START) => {
-                Request::SessionStart(kw::SessionStart::decode(body)?)
+            (R, KEYWAY, keyway_group::cmd::STATUS) => {
+                Request::Status(keyway_group::Signed::decode(body)?)
             }
-            (W, KEYWAY, kw::cmd::SESSION_FINISH) => {
-                Request::SessionFinish(kw::SessionFinish::decode(body)?)
+            (W, KEYWAY, keyway_group::cmd::LOCK) => {
+                Request::Lock(keyway_group::Signed::decode(body)?)
             }
-            (W, KEYWAY, kw::cmd::SEALED) => Request::Sealed(kw::Sealed::decode(body)?),
-            (R, KEYWAY, kw::cmd::OWNERS) => Request::Owners(kw::Signed::decode(body)?),
-            (W, KEYWAY, kw::cmd::UNPAIR) => Request::Unpair(kw::Unpair::decode(body)?),
+            (W, KEYWAY, keyway_group::cmd::UNLOCK) => {
+                Request::Unlock(keyway_group::Signed::decode(body)?)
+            }
+            (R, KEYWAY, keyway_group::cmd::PRESENCE) => {
+                Request::Presence(keyway_group::Signed::decode(body)?)
+            }
+            (R, KEYWAY, keyway_group::cmd::NOTES) => {
+                Request::Notes(keyway_group::Signed::decode(body)?)
+            }
+            (W, KEYWAY, keyway_group::cmd::CONSENT) => {
+                Request::Consent(keyway_group::Consent::decode(body)?)
+            }
+            (R, KEYWAY, keyway_group::cmd::LOG) => Request::Log(keyway_group::Log::decode(body)?),
+            (R, KEYWAY, keyway_group::cmd::CHALLENGE) => return empty(Request::Challenge),
+            (W, KEYWAY, keyway_group::cmd::PAIR) => {
+                Request::Pair(keyway_group::Pair::decode(body)?)
+            }
+            (W, KEYWAY, keyway_group::cmd::FACTORY_RESET) => return empty(Request::FactoryReset),
+            (W, KEYWAY, keyway_group::cmd::SETTINGS) => {
+                Request::Settings(keyway_group::SettingsReq::decode(body)?)
+            }
+            (R, KEYWAY, keyway_group::cmd::PAKE_START) => return empty(Request::PakeParams),
+            (W, KEYWAY, keyway_group::cmd::PAKE_START) => {
+                Request::PakeStart(keyway_group::PakeStart::decode(body)?)
+            }
+            (W, KEYWAY, keyway_group::cmd::PAKE_FINISH) => {
+                Request::PakeFinish(keyway_group::PakeFinish::decode(body)?)
+            }
+            (W, KEYWAY, keyway_group::cmd::SESSION_START) => {
+                Request::SessionStart(keyway_group::SessionStart::decode(body)?)
+            }
+            (W, KEYWAY, keyway_group::cmd::SESSION_FINISH) => {
+                Request::SessionFinish(keyway_group::SessionFinish::decode(body)?)
+            }
+            (W, KEYWAY, keyway_group::cmd::SEALED) => {
+                Request::Sealed(keyway_group::Sealed::decode(body)?)
+            }
+            (R, KEYWAY, keyway_group::cmd::OWNERS) => {
+                Request::Owners(keyway_group::Signed::decode(body)?)
+            }
+            (W, KEYWAY, keyway_group::cmd::UNPAIR) => {
+                Request::Unpair(keyway_group::Unpair::decode(body)?)
+            }
             (op, group, id) => return Err(RequestError::NotSupported { op, group, id }),
         })
     }
@@ -308,23 +338,23 @@ pub enum Response<'a> {
     ImageState(img::StateRsp<'a>),
     Upload(img::UploadRsp),
     Erase,
-    Status(kw::Status<'a>),
-    Presence(kw::Presence),
-    Notes(kw::Notes<'a>),
-    Consent(kw::ConsentRsp<'a>),
-    Log(kw::LogRsp<'a>),
-    Challenge(kw::Challenge),
-    Pair(kw::PairRsp),
-    FactoryReset(kw::FactoryResetRsp),
-    Settings(kw::SettingsRsp),
-    PakeParams(kw::PakeParams<'a>),
-    PakeStart(kw::PakeStartRsp<'a>),
-    PakeFinish(kw::PakeFinishRsp<'a>),
-    SessionStart(kw::SessionStartRsp<'a>),
-    SessionFinish(kw::SessionFinishRsp<'a>),
-    Sealed(kw::Sealed<'a>),
-    Owners(kw::OwnersRsp<'a>),
-    Unpair(kw::UnpairRsp),
+    Status(keyway_group::Status<'a>),
+    Presence(keyway_group::Presence),
+    Notes(keyway_group::Notes<'a>),
+    Consent(keyway_group::ConsentRsp<'a>),
+    Log(keyway_group::LogRsp<'a>),
+    Challenge(keyway_group::Challenge),
+    Pair(keyway_group::PairRsp),
+    FactoryReset(keyway_group::FactoryResetRsp),
+    Settings(keyway_group::SettingsRsp),
+    PakeParams(keyway_group::PakeParams<'a>),
+    PakeStart(keyway_group::PakeStartRsp<'a>),
+    PakeFinish(keyway_group::PakeFinishRsp<'a>),
+    SessionStart(keyway_group::SessionStartRsp<'a>),
+    SessionFinish(keyway_group::SessionFinishRsp<'a>),
+    Sealed(keyway_group::Sealed<'a>),
+    Owners(keyway_group::OwnersRsp<'a>),
+    Unpair(keyway_group::UnpairRsp),
 }
 
 /// An answer: a typed success or an error body.
@@ -362,50 +392,58 @@ impl<'a> Response<'a> {
                 Response::Upload(img::UploadRsp::decode(body)?)
             }
             (Op::WriteRsp, IMAGE, img::cmd::ERASE) => return empty(Response::Erase),
-            (Op::ReadRsp, KEYWAY, kw::cmd::STATUS)
-            | (Op::WriteRsp, KEYWAY, kw::cmd::LOCK)
-            | (Op::WriteRsp, KEYWAY, kw::cmd::UNLOCK) => {
-                Response::Status(kw::Status::decode(body)?)
+            (Op::ReadRsp, KEYWAY, keyway_group::cmd::STATUS)
+            | (Op::WriteRsp, KEYWAY, keyway_group::cmd::LOCK)
+            | (Op::WriteRsp, KEYWAY, keyway_group::cmd::UNLOCK) => {
+                Response::Status(keyway_group::Status::decode(body)?)
             }
-            (Op::ReadRsp, KEYWAY, kw::cmd::PRESENCE) => {
-                Response::Presence(kw::Presence::decode(body)?)
+            (Op::ReadRsp, KEYWAY, keyway_group::cmd::PRESENCE) => {
+                Response::Presence(keyway_group::Presence::decode(body)?)
             }
-            (Op::ReadRsp, KEYWAY, kw::cmd::NOTES) => Response::Notes(kw::Notes::decode(body)?),
-            (Op::WriteRsp, KEYWAY, kw::cmd::CONSENT) => {
-                Response::Consent(kw::ConsentRsp::decode(body)?)
+            (Op::ReadRsp, KEYWAY, keyway_group::cmd::NOTES) => {
+                Response::Notes(keyway_group::Notes::decode(body)?)
             }
-            (Op::ReadRsp, KEYWAY, kw::cmd::LOG) => Response::Log(kw::LogRsp::decode(body)?),
-            (Op::ReadRsp, KEYWAY, kw::cmd::CHALLENGE) => {
-                Response::Challenge(kw::Challenge::decode(body)?)
+            (Op::WriteRsp, KEYWAY, keyway_group::cmd::CONSENT) => {
+                Response::Consent(keyway_group::ConsentRsp::decode(body)?)
             }
-            (Op::WriteRsp, KEYWAY, kw::cmd::PAIR) => Response::Pair(kw::PairRsp::decode(body)?),
-            (Op::WriteRsp, KEYWAY, kw::cmd::FACTORY_RESET) => {
-                Response::FactoryReset(kw::FactoryResetRsp::decode(body)?)
+            (Op::ReadRsp, KEYWAY, keyway_group::cmd::LOG) => {
+                Response::Log(keyway_group::LogRsp::decode(body)?)
             }
-            (Op::WriteRsp, KEYWAY, kw::cmd::SETTINGS) => {
-                Response::Settings(kw::SettingsRsp::decode(body)?)
+            (Op::ReadRsp, KEYWAY, keyway_group::cmd::CHALLENGE) => {
+                Response::Challenge(keyway_group::Challenge::decode(body)?)
             }
-            (Op::ReadRsp, KEYWAY, kw::cmd::PAKE_START) => {
-                Response::PakeParams(kw::PakeParams::decode(body)?)
+            (Op::WriteRsp, KEYWAY, keyway_group::cmd::PAIR) => {
+                Response::Pair(keyway_group::PairRsp::decode(body)?)
             }
-            (Op::WriteRsp, KEYWAY, kw::cmd::PAKE_START) => {
-                Response::PakeStart(kw::PakeStartRsp::decode(body)?)
+            (Op::WriteRsp, KEYWAY, keyway_group::cmd::FACTORY_RESET) => {
+                Response::FactoryReset(keyway_group::FactoryResetRsp::decode(body)?)
             }
-            (Op::WriteRsp, KEYWAY, kw::cmd::PAKE_FINISH) => {
-                Response::PakeFinish(kw::PakeFinishRsp::decode(body)?)
+            (Op::WriteRsp, KEYWAY, keyway_group::cmd::SETTINGS) => {
+                Response::Settings(keyway_group::SettingsRsp::decode(body)?)
             }
-            (Op::WriteRsp, KEYWAY, kw::cmd::SESSION_START) => {
-                Response::SessionStart(kw::SessionStartRsp::decode(body)?)
+            (Op::ReadRsp, KEYWAY, keyway_group::cmd::PAKE_START) => {
+                Response::PakeParams(keyway_group::PakeParams::decode(body)?)
             }
-            (Op::WriteRsp, KEYWAY, kw::cmd::SESSION_FINISH) => {
-                Response::SessionFinish(kw::SessionFinishRsp::decode(body)?)
+            (Op::WriteRsp, KEYWAY, keyway_group::cmd::PAKE_START) => {
+                Response::PakeStart(keyway_group::PakeStartRsp::decode(body)?)
             }
-            (Op::WriteRsp, KEYWAY, kw::cmd::SEALED) => Response::Sealed(kw::Sealed::decode(body)?),
-            (Op::ReadRsp, KEYWAY, kw::cmd::OWNERS) => {
-                Response::Owners(kw::OwnersRsp::decode(body)?)
+            (Op::WriteRsp, KEYWAY, keyway_group::cmd::PAKE_FINISH) => {
+                Response::PakeFinish(keyway_group::PakeFinishRsp::decode(body)?)
             }
-            (Op::WriteRsp, KEYWAY, kw::cmd::UNPAIR) => {
-                Response::Unpair(kw::UnpairRsp::decode(body)?)
+            (Op::WriteRsp, KEYWAY, keyway_group::cmd::SESSION_START) => {
+                Response::SessionStart(keyway_group::SessionStartRsp::decode(body)?)
+            }
+            (Op::WriteRsp, KEYWAY, keyway_group::cmd::SESSION_FINISH) => {
+                Response::SessionFinish(keyway_group::SessionFinishRsp::decode(body)?)
+            }
+            (Op::WriteRsp, KEYWAY, keyway_group::cmd::SEALED) => {
+                Response::Sealed(keyway_group::Sealed::decode(body)?)
+            }
+            (Op::ReadRsp, KEYWAY, keyway_group::cmd::OWNERS) => {
+                Response::Owners(keyway_group::OwnersRsp::decode(body)?)
+            }
+            (Op::WriteRsp, KEYWAY, keyway_group::cmd::UNPAIR) => {
+                Response::Unpair(keyway_group::UnpairRsp::decode(body)?)
             }
             (_, group, id) => return Err(RequestError::NotSupported { op, group, id }),
         };

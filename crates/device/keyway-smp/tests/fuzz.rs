@@ -72,16 +72,16 @@ fn valid_bodies() -> Vec<Vec<u8>> {
             auth: Some(a),
             kw: true,
         }),
-        Request::Settings(kw::SettingsReq {
+        Request::Settings(keyway_group::SettingsReq {
             auto_install_cve: Some(true),
             install_needs_unlocked: Some(true),
             auth: Some(a),
         }),
-        Request::Pair(kw::Pair {
+        Request::Pair(keyway_group::Pair {
             key: [4; 32],
             name: Some("n"),
         }),
-        Request::Unpair(kw::Unpair {
+        Request::Unpair(keyway_group::Unpair {
             key_id: [6; 8],
             auth: Some(a),
         }),
@@ -104,35 +104,35 @@ fn valid_bodies() -> Vec<Vec<u8>> {
         permanent: false,
     }];
     let owners = [
-        kw::OwnerEntry {
+        keyway_group::OwnerEntry {
             key_id: [8; 8],
             name: "o",
             paired: Some(5),
         },
-        kw::OwnerEntry {
+        keyway_group::OwnerEntry {
             key_id: [9; 8],
             name: "",
             paired: None,
         },
     ];
-    let cves = [kw::Cve {
+    let cves = [keyway_group::Cve {
         id: "CVE-1",
-        severity: kw::Severity::Critical,
+        severity: keyway_group::Severity::Critical,
     }];
     let rsps = [
-        Response::Owners(kw::OwnersRsp {
+        Response::Owners(keyway_group::OwnersRsp {
             owners: seq::Seq::Items(&owners),
         }),
         Response::ImageState(img::StateRsp {
             images: seq::Seq::Items(&slots),
         }),
-        Response::Notes(kw::Notes {
+        Response::Notes(keyway_group::Notes {
             sequence: 3,
             version: "3",
             notes: "n",
             cves: seq::Seq::Items(&cves),
             min_battery_mwh: Some(1),
-            state: kw::UpdateState::Postponed,
+            state: keyway_group::UpdateState::Postponed,
             reason: Some("r"),
         }),
     ];

@@ -43,7 +43,7 @@ fn requests_match_smpclient_byte_for_byte() {
         ),
         (
             "0a00000100000105a0",
-            Request::Reset(kw::Signed { auth: None }),
+            Request::Reset(keyway_group::Signed { auth: None }),
             Version::V2,
             1,
         ),

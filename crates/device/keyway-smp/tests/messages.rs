@@ -5,7 +5,7 @@
 use keyway_smp::auth::{self, Auth};
 use keyway_smp::cbor::{Reader, Writer};
 use keyway_smp::header::{split_request, split_response};
-use keyway_smp::kw::{Bolt, Cve, Door, Settings, Severity, UpdateState, UpdateSummary};
+use keyway_smp::keyway_group::{Bolt, Cve, Door, Settings, Severity, UpdateState, UpdateSummary};
 use keyway_smp::seq::Seq;
 use keyway_smp::*;
 
@@ -18,8 +18,8 @@ const AUTH: Auth = Auth {
 fn requests() -> Vec<Request<'static>> {
     vec![
         Request::Echo(os::Echo { d: "hello" }),
-        Request::Reset(kw::Signed { auth: None }),
-        Request::Reset(kw::Signed { auth: Some(AUTH) }),
+        Request::Reset(keyway_group::Signed { auth: None }),
+        Request::Reset(keyway_group::Signed { auth: Some(AUTH) }),
         Request::Params,
         Request::Info(os::Info { format: None }),
         Request::Info(os::Info { format: Some("a") }),
@@ -66,55 +66,55 @@ fn requests() -> Vec<Request<'static>> {
             auth: None,
             kw: false,
         }),
-        Request::Status(kw::Signed { auth: None }),
-        Request::Status(kw::Signed { auth: Some(AUTH) }),
-        Request::Lock(kw::Signed { auth: Some(AUTH) }),
-        Request::Unlock(kw::Signed { auth: None }),
-        Request::Presence(kw::Signed::default()),
-        Request::Notes(kw::Signed { auth: Some(AUTH) }),
-        Request::Consent(kw::Consent {
+        Request::Status(keyway_group::Signed { auth: None }),
+        Request::Status(keyway_group::Signed { auth: Some(AUTH) }),
+        Request::Lock(keyway_group::Signed { auth: Some(AUTH) }),
+        Request::Unlock(keyway_group::Signed { auth: None }),
+        Request::Presence(keyway_group::Signed::default()),
+        Request::Notes(keyway_group::Signed { auth: Some(AUTH) }),
+        Request::Consent(keyway_group::Consent {
             accept: true,
             auth: Some(AUTH),
         }),
-        Request::Log(kw::Log {
+        Request::Log(keyway_group::Log {
             off: 4096,
             auth: None,
         }),
-        Request::Log(kw::Log {
+        Request::Log(keyway_group::Log {
             off: 0,
             auth: Some(AUTH),
         }),
         Request::Challenge,
-        Request::Pair(kw::Pair {
+        Request::Pair(keyway_group::Pair {
             key: [4; 32],
             name: Some("alice"),
         }),
-        Request::Pair(kw::Pair {
+        Request::Pair(keyway_group::Pair {
             key: [4; 32],
             name: None,
         }),
         Request::FactoryReset,
-        Request::Settings(kw::SettingsReq {
+        Request::Settings(keyway_group::SettingsReq {
             auto_install_cve: Some(true),
             install_needs_unlocked: None,
             auth: Some(AUTH),
         }),
-        Request::Owners(kw::Signed { auth: Some(AUTH) }),
-        Request::Owners(kw::Signed { auth: None }),
-        Request::Unpair(kw::Unpair {
+        Request::Owners(keyway_group::Signed { auth: Some(AUTH) }),
+        Request::Owners(keyway_group::Signed { auth: None }),
+        Request::Unpair(keyway_group::Unpair {
             key_id: [0xAB; 8],
             auth: Some(AUTH),
         }),
-        Request::Unpair(kw::Unpair {
+        Request::Unpair(keyway_group::Unpair {
             key_id: [0; 8],
             auth: None,
         }),
         Request::PakeParams,
-        Request::PakeStart(kw::PakeStart { msg: &[0x04; 65] }),
-        Request::PakeFinish(kw::PakeFinish { msg: &[0x33; 113] }),
-        Request::SessionStart(kw::SessionStart { msg: &[0x01; 66] }),
-        Request::SessionFinish(kw::SessionFinish { msg: &[0x55; 92] }),
-        Request::Sealed(kw::Sealed { msg: &[0x66; 1500] }),
+        Request::PakeStart(keyway_group::PakeStart { msg: &[0x04; 65] }),
+        Request::PakeFinish(keyway_group::PakeFinish { msg: &[0x33; 113] }),
+        Request::SessionStart(keyway_group::SessionStart { msg: &[0x01; 66] }),
+        Request::SessionFinish(keyway_group::SessionFinish { msg: &[0x55; 92] }),
+        Request::Sealed(keyway_group::Sealed { msg: &[0x66; 1500] }),
     ]
 }
 
@@ -154,18 +154,18 @@ const CVES: [Cve<'static>; 2] = [
     },
 ];
 
-const OWNERS: [kw::OwnerEntry<'static>; 3] = [
-    kw::OwnerEntry {
+const OWNERS: [keyway_group::OwnerEntry<'static>; 3] = [
+    keyway_group::OwnerEntry {
         key_id: [0x11; 8],
         name: "alice",
         paired: Some(1_796_000_000),
     },
-    kw::OwnerEntry {
+    keyway_group::OwnerEntry {
         key_id: [0x22; 8],
         name: "",
         paired: None,
     },
-    kw::OwnerEntry {
+    keyway_group::OwnerEntry {
         key_id: [0x33; 8],
         name: "bob's phone",
         paired: Some(0),
@@ -177,13 +177,13 @@ const SUMMARY: UpdateSummary<'static> = UpdateSummary {
     version: "2.1.0",
     state: UpdateState::Postponed,
     reason: Some("postponed: the bolt is locked"),
-    why: Some(kw::Postponement::BoltLocked),
+    why: Some(keyway_group::Postponement::BoltLocked),
     cves: 2,
     highest: Some(Severity::High),
 };
 
-fn status(update: Option<UpdateSummary<'static>>) -> kw::Status<'static> {
-    kw::Status {
+fn status(update: Option<UpdateSummary<'static>>) -> keyway_group::Status<'static> {
+    keyway_group::Status {
         bolt: Bolt::Locked,
         door: Door::Closed,
         battery_mv: 5800,
@@ -257,7 +257,7 @@ fn responses() -> Vec<((Op, u16, u8), Response<'static>)> {
         ((W, KEYWAY, 1), Response::Status(status(None))),
         (
             (W, KEYWAY, 2),
-            Response::Status(kw::Status {
+            Response::Status(keyway_group::Status {
                 slot: None,
                 image: None,
                 device_key: None,
@@ -274,14 +274,14 @@ fn responses() -> Vec<((Op, u16, u8), Response<'static>)> {
         ),
         (
             (R, KEYWAY, 3),
-            Response::Presence(kw::Presence {
+            Response::Presence(keyway_group::Presence {
                 open: true,
                 remaining_s: 59,
             }),
         ),
         (
             (R, KEYWAY, 4),
-            Response::Notes(kw::Notes {
+            Response::Notes(keyway_group::Notes {
                 sequence: 2,
                 version: "2.1.0",
                 notes: "Fixes the keypad timing leak.\n",
@@ -293,7 +293,7 @@ fn responses() -> Vec<((Op, u16, u8), Response<'static>)> {
         ),
         (
             (W, KEYWAY, 5),
-            Response::Consent(kw::ConsentRsp {
+            Response::Consent(keyway_group::ConsentRsp {
                 update: Some(UpdateSummary {
                     state: UpdateState::Installing,
                     reason: None,
@@ -304,14 +304,14 @@ fn responses() -> Vec<((Op, u16, u8), Response<'static>)> {
         ),
         (
             (W, KEYWAY, 5),
-            Response::Consent(kw::ConsentRsp { update: None }),
+            Response::Consent(keyway_group::ConsentRsp { update: None }),
         ),
         (
             (W, KEYWAY, 5),
-            Response::Consent(kw::ConsentRsp {
+            Response::Consent(keyway_group::ConsentRsp {
                 update: Some(UpdateSummary {
                     reason: Some("postponed: the battery is low"),
-                    why: Some(kw::Postponement::BatteryLow {
+                    why: Some(keyway_group::Postponement::BatteryLow {
                         have_mwh: 6_240,
                         need_mwh: 9_000,
                     }),
@@ -321,7 +321,7 @@ fn responses() -> Vec<((Op, u16, u8), Response<'static>)> {
         ),
         (
             (R, KEYWAY, 6),
-            Response::Log(kw::LogRsp {
+            Response::Log(keyway_group::LogRsp {
                 off: 1024,
                 len: 5000,
                 data: &[0x5A; 1024],
@@ -329,25 +329,25 @@ fn responses() -> Vec<((Op, u16, u8), Response<'static>)> {
         ),
         (
             (R, KEYWAY, 7),
-            Response::Challenge(kw::Challenge {
+            Response::Challenge(keyway_group::Challenge {
                 nonce: [8; 16],
                 expires_s: 60,
             }),
         ),
         (
             (W, KEYWAY, 8),
-            Response::Pair(kw::PairRsp {
+            Response::Pair(keyway_group::PairRsp {
                 owners: 2,
                 key_id: [9; 8],
             }),
         ),
         (
             (W, KEYWAY, 9),
-            Response::FactoryReset(kw::FactoryResetRsp { owners: 0 }),
+            Response::FactoryReset(keyway_group::FactoryResetRsp { owners: 0 }),
         ),
         (
             (W, KEYWAY, 10),
-            Response::Settings(kw::SettingsRsp {
+            Response::Settings(keyway_group::SettingsRsp {
                 settings: Settings {
                     auto_install_cve: true,
                     install_needs_unlocked: false,
@@ -355,48 +355,48 @@ fn responses() -> Vec<((Op, u16, u8), Response<'static>)> {
             }),
         ),
         (
-            (R, KEYWAY, kw::cmd::PAKE_START),
-            Response::PakeParams(kw::PakeParams { msg: &[0x01; 21] }),
+            (R, KEYWAY, keyway_group::cmd::PAKE_START),
+            Response::PakeParams(keyway_group::PakeParams { msg: &[0x01; 21] }),
         ),
         (
-            (W, KEYWAY, kw::cmd::PAKE_START),
-            Response::PakeStart(kw::PakeStartRsp { msg: &[0x04; 97] }),
+            (W, KEYWAY, keyway_group::cmd::PAKE_START),
+            Response::PakeStart(keyway_group::PakeStartRsp { msg: &[0x04; 97] }),
         ),
         (
-            (W, KEYWAY, kw::cmd::PAKE_FINISH),
-            Response::PakeFinish(kw::PakeFinishRsp {
+            (W, KEYWAY, keyway_group::cmd::PAKE_FINISH),
+            Response::PakeFinish(keyway_group::PakeFinishRsp {
                 msg: &[0x48; 48],
                 key_id: [0xAB; 8],
                 owners: 2,
             }),
         ),
         (
-            (W, KEYWAY, kw::cmd::SESSION_START),
-            Response::SessionStart(kw::SessionStartRsp { msg: &[0x02; 157] }),
+            (W, KEYWAY, keyway_group::cmd::SESSION_START),
+            Response::SessionStart(keyway_group::SessionStartRsp { msg: &[0x02; 157] }),
         ),
         (
-            (W, KEYWAY, kw::cmd::SESSION_FINISH),
-            Response::SessionFinish(kw::SessionFinishRsp { msg: &[0x29; 29] }),
+            (W, KEYWAY, keyway_group::cmd::SESSION_FINISH),
+            Response::SessionFinish(keyway_group::SessionFinishRsp { msg: &[0x29; 29] }),
         ),
         (
-            (W, KEYWAY, kw::cmd::SEALED),
-            Response::Sealed(kw::Sealed { msg: &[0x99; 1800] }),
+            (W, KEYWAY, keyway_group::cmd::SEALED),
+            Response::Sealed(keyway_group::Sealed { msg: &[0x99; 1800] }),
         ),
         (
-            (R, KEYWAY, kw::cmd::OWNERS),
-            Response::Owners(kw::OwnersRsp {
+            (R, KEYWAY, keyway_group::cmd::OWNERS),
+            Response::Owners(keyway_group::OwnersRsp {
                 owners: Seq::Items(&OWNERS),
             }),
         ),
         (
-            (R, KEYWAY, kw::cmd::OWNERS),
-            Response::Owners(kw::OwnersRsp {
+            (R, KEYWAY, keyway_group::cmd::OWNERS),
+            Response::Owners(keyway_group::OwnersRsp {
                 owners: Seq::Items(&[]),
             }),
         ),
         (
-            (W, KEYWAY, kw::cmd::UNPAIR),
-            Response::Unpair(kw::UnpairRsp {
+            (W, KEYWAY, keyway_group::cmd::UNPAIR),
+            Response::Unpair(keyway_group::UnpairRsp {
                 key_id: [0x22; 8],
                 owners: 2,
             }),
@@ -625,11 +625,11 @@ fn summary_body(entries: &[(&str, Result<&str, u64>)]) -> Vec<u8> {
 #[test]
 fn a_postponement_without_its_figures_or_of_an_unknown_kind_is_refused() {
     let why = |e: &[(&str, Result<&str, u64>)]| {
-        kw::ConsentRsp::decode(&summary_body(e)).map(|r| r.update.and_then(|u| u.why))
+        keyway_group::ConsentRsp::decode(&summary_body(e)).map(|r| r.update.and_then(|u| u.why))
     };
     assert_eq!(
         why(&[("why", Ok("bolt-locked"))]),
-        Ok(Some(kw::Postponement::BoltLocked))
+        Ok(Some(keyway_group::Postponement::BoltLocked))
     );
     assert_eq!(
         why(&[
@@ -637,7 +637,7 @@ fn a_postponement_without_its_figures_or_of_an_unknown_kind_is_refused() {
             ("have_mwh", Err(5)),
             ("need_mwh", Err(9))
         ]),
-        Ok(Some(kw::Postponement::BatteryLow {
+        Ok(Some(keyway_group::Postponement::BatteryLow {
             have_mwh: 5,
             need_mwh: 9
         }))
@@ -671,7 +671,7 @@ fn wrong_sizes_name_the_field() {
     w.u64(60).unwrap();
     let body = w.written().to_vec();
     assert_eq!(
-        kw::Challenge::decode(&body),
+        keyway_group::Challenge::decode(&body),
         Err(Error::Invalid {
             field: "nonce",
             expected: "16 bytes"
@@ -682,12 +682,12 @@ fn wrong_sizes_name_the_field() {
 #[test]
 fn unknown_commands_are_not_supported() {
     for (op, g, id) in [
-        (Op::Read, group::KEYWAY, kw::cmd::SEALED),
-        (Op::Read, group::KEYWAY, kw::cmd::UNPAIR),
-        (Op::Read, group::KEYWAY, kw::cmd::PAKE_FINISH),
-        (Op::Write, group::KEYWAY, kw::cmd::OWNERS),
+        (Op::Read, group::KEYWAY, keyway_group::cmd::SEALED),
+        (Op::Read, group::KEYWAY, keyway_group::cmd::UNPAIR),
+        (Op::Read, group::KEYWAY, keyway_group::cmd::PAKE_FINISH),
+        (Op::Write, group::KEYWAY, keyway_group::cmd::OWNERS),
         (Op::Write, group::KEYWAY, 18),
-        (Op::Read, group::KEYWAY, kw::cmd::LOCK),
+        (Op::Read, group::KEYWAY, keyway_group::cmd::LOCK),
         (Op::Write, 2, 0),
     ] {
         assert_eq!(
@@ -699,12 +699,12 @@ fn unknown_commands_are_not_supported() {
 
 #[test]
 fn strip_auth_gives_the_signed_body() {
-    let unsigned = kw::SettingsReq {
+    let unsigned = keyway_group::SettingsReq {
         auto_install_cve: Some(true),
         install_needs_unlocked: Some(false),
         auth: None,
     };
-    let signed = kw::SettingsReq {
+    let signed = keyway_group::SettingsReq {
         auth: Some(AUTH),
         ..unsigned
     };
@@ -725,8 +725,14 @@ fn strip_auth_gives_the_signed_body() {
     assert_eq!((auth, &out[..n]), (None, &a[..na]));
     // The message: context, group, id, nonce, body.
     let mut m = [0u8; 256];
-    let len =
-        auth::message_into(&mut m, group::KEYWAY, kw::cmd::SETTINGS, &[2; 16], &a[..na]).unwrap();
+    let len = auth::message_into(
+        &mut m,
+        group::KEYWAY,
+        keyway_group::cmd::SETTINGS,
+        &[2; 16],
+        &a[..na],
+    )
+    .unwrap();
     let mut want = b"keyway-smp-auth-v1".to_vec();
     want.extend_from_slice(&[0, 64, 10]);
     want.extend_from_slice(&[2; 16]);
@@ -738,7 +744,7 @@ fn strip_auth_gives_the_signed_body() {
 fn frame_checks_name_what_failed() {
     use keyway_smp::FrameError as F;
     let mut buf = [0u8; 64];
-    let len = Request::Status(kw::Signed::default())
+    let len = Request::Status(keyway_group::Signed::default())
         .frame(&mut buf, Version::V2, 1)
         .unwrap();
     let f = &buf[..len];
@@ -810,7 +816,7 @@ fn encoding_into_a_small_buffer_fails_cleanly() {
 #[test]
 fn owners_and_unpair_bytes_and_bounds() {
     let mut buf = [0u8; 256];
-    let n = kw::Unpair {
+    let n = keyway_group::Unpair {
         key_id: [1, 2, 3, 4, 5, 6, 7, 8],
         auth: None,
     }
@@ -822,12 +828,12 @@ fn owners_and_unpair_bytes_and_bounds() {
     want.extend_from_slice(&[0x48, 1, 2, 3, 4, 5, 6, 7, 8]);
     assert_eq!(&buf[..n], &want[..]);
 
-    let one = [kw::OwnerEntry {
+    let one = [keyway_group::OwnerEntry {
         key_id: [9; 8],
         name: "ann",
         paired: Some(1000),
     }];
-    let n = kw::OwnersRsp {
+    let n = keyway_group::OwnersRsp {
         owners: Seq::Items(&one),
     }
     .encode_into(&mut buf)
@@ -856,7 +862,7 @@ fn owners_and_unpair_bytes_and_bounds() {
     w.bytes(&[0; 7]).unwrap();
     let n = w.len();
     assert_eq!(
-        kw::Unpair::decode(&buf[..n]),
+        keyway_group::Unpair::decode(&buf[..n]),
         Err(Error::Invalid {
             field: "key_id",
             expected: "8 bytes"
@@ -877,7 +883,7 @@ fn owners_and_unpair_bytes_and_bounds() {
     w.bytes(&[0; 8]).unwrap();
     let n = w.len();
     assert_eq!(
-        kw::OwnersRsp::decode(&big[..n]),
+        keyway_group::OwnersRsp::decode(&big[..n]),
         Err(Error::Invalid {
             field: "owners.name",
             expected: "at most 64 bytes"
@@ -886,12 +892,12 @@ fn owners_and_unpair_bytes_and_bounds() {
 
     // MAX_OWNERS + 1 entries.
     let many = vec![
-        kw::OwnerEntry {
+        keyway_group::OwnerEntry {
             key_id: [0; 8],
             name: "",
             paired: None,
         };
-        kw::MAX_OWNERS + 1
+        keyway_group::MAX_OWNERS + 1
     ];
     let mut huge = vec![0u8; 4096];
     let mut w = Writer::new(&mut huge);
@@ -900,7 +906,7 @@ fn owners_and_unpair_bytes_and_bounds() {
     Seq::Items(&many).write(&mut w).unwrap();
     let n = w.len();
     assert_eq!(
-        kw::OwnersRsp::decode(&huge[..n]),
+        keyway_group::OwnersRsp::decode(&huge[..n]),
         Err(Error::Invalid {
             field: "owners",
             expected: "an array within the item limit"
@@ -910,10 +916,12 @@ fn owners_and_unpair_bytes_and_bounds() {
     let mut w = Writer::new(&mut huge);
     w.map(1).unwrap();
     w.text("owners").unwrap();
-    Seq::Items(&many[..kw::MAX_OWNERS]).write(&mut w).unwrap();
+    Seq::Items(&many[..keyway_group::MAX_OWNERS])
+        .write(&mut w)
+        .unwrap();
     let n = w.len();
-    let back = kw::OwnersRsp::decode(&huge[..n]).unwrap();
-    assert_eq!(back.owners.iter().count(), kw::MAX_OWNERS);
+    let back = keyway_group::OwnersRsp::decode(&huge[..n]).unwrap();
+    assert_eq!(back.owners.iter().count(), keyway_group::MAX_OWNERS);
 }
 
 #[test]
@@ -927,14 +935,19 @@ fn channel_messages_refuse_missing_and_mistyped_fields() {
     w.text("not bytes").unwrap();
     let body = w.written().to_vec();
     assert_eq!(
-        Request::decode(Op::Write, group::KEYWAY, kw::cmd::PAKE_START, &body),
+        Request::decode(
+            Op::Write,
+            group::KEYWAY,
+            keyway_group::cmd::PAKE_START,
+            &body
+        ),
         Err(RequestError::Body(Error::Invalid {
             field: "pake1",
             expected: "a byte string"
         }))
     );
     assert_eq!(
-        Request::decode(Op::Write, group::KEYWAY, kw::cmd::SEALED, &[0xa0]),
+        Request::decode(Op::Write, group::KEYWAY, keyway_group::cmd::SEALED, &[0xa0]),
         Err(RequestError::Body(Error::Missing { field: "rec" }))
     );
     let mut w = Writer::new(&mut buf);
@@ -943,7 +956,7 @@ fn channel_messages_refuse_missing_and_mistyped_fields() {
     w.bytes(&[1; 7]).unwrap();
     let body = w.written().to_vec();
     assert_eq!(
-        Request::decode(Op::Write, group::KEYWAY, kw::cmd::UNPAIR, &body),
+        Request::decode(Op::Write, group::KEYWAY, keyway_group::cmd::UNPAIR, &body),
         Err(RequestError::Body(Error::Invalid {
             field: "key_id",
             expected: "8 bytes"
@@ -1002,7 +1015,7 @@ fn every_required_request_field_is_required() {
         (upload, "auth", Some("nonce"), "auth.nonce"),
         (upload, "auth", Some("sig"), "auth.sig"),
         (
-            Request::Consent(kw::Consent {
+            Request::Consent(keyway_group::Consent {
                 accept: true,
                 auth: None,
             }),
@@ -1011,7 +1024,7 @@ fn every_required_request_field_is_required() {
             "accept",
         ),
         (
-            Request::Log(kw::Log {
+            Request::Log(keyway_group::Log {
                 off: 3,
                 auth: Some(AUTH),
             }),
@@ -1020,7 +1033,7 @@ fn every_required_request_field_is_required() {
             "off",
         ),
         (
-            Request::Pair(kw::Pair {
+            Request::Pair(keyway_group::Pair {
                 key: [7; 32],
                 name: Some("Bob"),
             }),
@@ -1029,7 +1042,7 @@ fn every_required_request_field_is_required() {
             "key",
         ),
         (
-            Request::Unpair(kw::Unpair {
+            Request::Unpair(keyway_group::Unpair {
                 key_id: [5; 8],
                 auth: Some(AUTH),
             }),

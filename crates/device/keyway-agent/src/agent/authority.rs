@@ -20,7 +20,7 @@
 //! session: a plain request is judged by the window, whatever `auth`
 //! field it carries.
 
-use keyway_smp::{Op, Refusal, group, img, kw, os};
+use keyway_smp::{Op, Refusal, group, img, keyway_group, os};
 
 use crate::store::KeyId;
 
@@ -77,25 +77,33 @@ pub fn need(op: Op, group: u16, id: u8) -> Need {
         (W, group::IMAGE, img::cmd::STATE) => WindowOrOwner,
         (W, group::IMAGE, img::cmd::UPLOAD) => WindowOrOwner,
         (W, group::IMAGE, img::cmd::ERASE) => WindowOrOwner,
-        (R, group::KEYWAY, kw::cmd::PRESENCE) => WindowOrOwner,
-        (R | W, group::KEYWAY, kw::cmd::PAKE_START) | (W, group::KEYWAY, kw::cmd::PAKE_FINISH) => {
-            Pairing
-        }
-        (W, group::KEYWAY, kw::cmd::SESSION_START | kw::cmd::SESSION_FINISH | kw::cmd::SEALED) => {
-            Channel
-        }
-        (W, group::KEYWAY, kw::cmd::FACTORY_RESET) => WindowAndLongPress,
-        (R, group::KEYWAY, kw::cmd::STATUS | kw::cmd::NOTES | kw::cmd::LOG | kw::cmd::OWNERS) => {
-            Owner
-        }
+        (R, group::KEYWAY, keyway_group::cmd::PRESENCE) => WindowOrOwner,
+        (R | W, group::KEYWAY, keyway_group::cmd::PAKE_START)
+        | (W, group::KEYWAY, keyway_group::cmd::PAKE_FINISH) => Pairing,
         (
             W,
             group::KEYWAY,
-            kw::cmd::LOCK
-            | kw::cmd::UNLOCK
-            | kw::cmd::CONSENT
-            | kw::cmd::SETTINGS
-            | kw::cmd::UNPAIR,
+            keyway_group::cmd::SESSION_START
+            | keyway_group::cmd::SESSION_FINISH
+            | keyway_group::cmd::SEALED,
+        ) => Channel,
+        (W, group::KEYWAY, keyway_group::cmd::FACTORY_RESET) => WindowAndLongPress,
+        (
+            R,
+            group::KEYWAY,
+            keyway_group::cmd::STATUS
+            | keyway_group::cmd::NOTES
+            | keyway_group::cmd::LOG
+            | keyway_group::cmd::OWNERS,
+        ) => Owner,
+        (
+            W,
+            group::KEYWAY,
+            keyway_group::cmd::LOCK
+            | keyway_group::cmd::UNLOCK
+            | keyway_group::cmd::CONSENT
+            | keyway_group::cmd::SETTINGS
+            | keyway_group::cmd::UNPAIR,
         ) => Owner,
         _ => Unknown,
     }

@@ -2,7 +2,7 @@
 //! firmware, the bolt's motor, and the commands the shell still serves.
 
 use keyway_smp::cbor::Writer;
-use keyway_smp::kw::{Bolt, Door, UpdateSummary};
+use keyway_smp::keyway_group::{Bolt, Door, UpdateSummary};
 use keyway_smp::{MgmtErr, Refusal, Request};
 
 use super::Authority;

@@ -21,7 +21,7 @@ use keyway_channel::{ClientHandshake, ClientPairing, ClientSession, SetupCode, S
 use keyway_sim::SimFlash;
 use keyway_smp::cbor::Writer;
 use keyway_smp::header::split_response;
-use keyway_smp::kw::{self, Bolt, Door};
+use keyway_smp::keyway_group::{self, Bolt, Door};
 use keyway_smp::{Answer, MAX_BODY, MAX_FRAME, Refusal, Request, Response, Version, img};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -140,13 +140,13 @@ impl Device for FakeDevice {
                 if let Some(p) = &mut self.pending {
                     p.notes_offered = true;
                 }
-                Response::Notes(kw::Notes {
+                Response::Notes(keyway_group::Notes {
                     sequence: 7,
                     version: "2.0.0",
                     notes: "fixes",
                     cves: keyway_smp::seq::Seq::Items(&[]),
                     min_battery_mwh: None,
-                    state: kw::UpdateState::AwaitingConsent,
+                    state: keyway_group::UpdateState::AwaitingConsent,
                     reason: None,
                 })
             }
@@ -156,7 +156,7 @@ impl Device for FakeDevice {
                 matched: None,
             }),
             Request::Erase(_) => Response::Erase,
-            Request::Log(l) => Response::Log(kw::LogRsp {
+            Request::Log(l) => Response::Log(keyway_group::LogRsp {
                 off: l.off,
                 len: 0,
                 data: &[],
@@ -346,7 +346,10 @@ impl Harness {
         let code = SetupCode::new(code).unwrap();
         let (mut cp, pake1) =
             ClientPairing::start(&code, &params, &mut self.rng).map_err(Fail::Channel)?;
-        let r = self.send(c.peer, &Request::PakeStart(kw::PakeStart { msg: &pake1 }));
+        let r = self.send(
+            c.peer,
+            &Request::PakeStart(keyway_group::PakeStart { msg: &pake1 }),
+        );
         let pake2 = match r.answer() {
             Answer::Ok(Response::PakeStart(p)) => p.msg.to_vec(),
             _ => return Err(Fail::Refused(r.refusal(), r.rc())),
@@ -354,7 +357,10 @@ impl Harness {
         let mut pake3 = [0u8; PAKE3_LEN];
         cp.pake2(&pake2, &c.key.verifying_key().to_bytes(), name, &mut pake3)
             .map_err(Fail::Channel)?;
-        let r = self.send(c.peer, &Request::PakeFinish(kw::PakeFinish { msg: &pake3 }));
+        let r = self.send(
+            c.peer,
+            &Request::PakeFinish(keyway_group::PakeFinish { msg: &pake3 }),
+        );
         let pake4 = match r.answer() {
             Answer::Ok(Response::PakeFinish(p)) => p.msg.to_vec(),
             _ => return Err(Fail::Refused(r.refusal(), r.rc())),
@@ -373,7 +379,7 @@ impl Harness {
         let (hs, msg1) = ClientHandshake::start(&mut self.rng);
         let r = self.send(
             c.peer,
-            &Request::SessionStart(kw::SessionStart { msg: &msg1 }),
+            &Request::SessionStart(keyway_group::SessionStart { msg: &msg1 }),
         );
         let msg2 = match r.answer() {
             Answer::Ok(Response::SessionStart(m)) => m.msg.to_vec(),
@@ -386,7 +392,7 @@ impl Harness {
             .map_err(Fail::Channel)?;
         let r = self.send(
             c.peer,
-            &Request::SessionFinish(kw::SessionFinish { msg: &msg3 }),
+            &Request::SessionFinish(keyway_group::SessionFinish { msg: &msg3 }),
         );
         let mut msg4 = match r.answer() {
             Answer::Ok(Response::SessionFinish(m)) => m.msg.to_vec(),
@@ -416,7 +422,7 @@ impl Harness {
 
     /// Delivers a sealed record; returns the outer reply.
     pub fn deliver(&mut self, peer: PeerId, rec: &[u8]) -> Reply {
-        self.send(peer, &Request::Sealed(kw::Sealed { msg: rec }))
+        self.send(peer, &Request::Sealed(keyway_group::Sealed { msg: rec }))
     }
 
     /// Opens the outer reply at the client: the inner answer frame.
@@ -449,7 +455,7 @@ pub fn every_request() -> Vec<Request<'static>> {
     use keyway_smp::os;
     vec![
         Request::Echo(os::Echo { d: "hi" }),
-        Request::Reset(kw::Signed::default()),
+        Request::Reset(keyway_group::Signed::default()),
         Request::Params,
         Request::Info(os::Info { format: None }),
         Request::ImageState,
@@ -480,35 +486,35 @@ pub fn every_request() -> Vec<Request<'static>> {
             auth: None,
             kw: false,
         }),
-        Request::Status(kw::Signed::default()),
-        Request::Lock(kw::Signed::default()),
-        Request::Unlock(kw::Signed::default()),
-        Request::Presence(kw::Signed::default()),
-        Request::Notes(kw::Signed::default()),
-        Request::Consent(kw::Consent {
+        Request::Status(keyway_group::Signed::default()),
+        Request::Lock(keyway_group::Signed::default()),
+        Request::Unlock(keyway_group::Signed::default()),
+        Request::Presence(keyway_group::Signed::default()),
+        Request::Notes(keyway_group::Signed::default()),
+        Request::Consent(keyway_group::Consent {
             accept: true,
             auth: None,
         }),
-        Request::Log(kw::Log { off: 0, auth: None }),
+        Request::Log(keyway_group::Log { off: 0, auth: None }),
         Request::Challenge,
-        Request::Pair(kw::Pair {
+        Request::Pair(keyway_group::Pair {
             key: [4; 32],
             name: Some("mallory"),
         }),
         Request::FactoryReset,
-        Request::Settings(kw::SettingsReq {
+        Request::Settings(keyway_group::SettingsReq {
             auto_install_cve: Some(true),
             install_needs_unlocked: Some(false),
             auth: None,
         }),
         Request::PakeParams,
-        Request::PakeStart(kw::PakeStart { msg: &[4; 32] }),
-        Request::PakeFinish(kw::PakeFinish { msg: &[3; 113] }),
-        Request::SessionStart(kw::SessionStart { msg: &[1; 66] }),
-        Request::SessionFinish(kw::SessionFinish { msg: &[5; 92] }),
-        Request::Sealed(kw::Sealed { msg: &[6; 80] }),
-        Request::Owners(kw::Signed::default()),
-        Request::Unpair(kw::Unpair {
+        Request::PakeStart(keyway_group::PakeStart { msg: &[4; 32] }),
+        Request::PakeFinish(keyway_group::PakeFinish { msg: &[3; 113] }),
+        Request::SessionStart(keyway_group::SessionStart { msg: &[1; 66] }),
+        Request::SessionFinish(keyway_group::SessionFinish { msg: &[5; 92] }),
+        Request::Sealed(keyway_group::Sealed { msg: &[6; 80] }),
+        Request::Owners(keyway_group::Signed::default()),
+        Request::Unpair(keyway_group::Unpair {
             key_id: [7; 8],
             auth: None,
         }),
