@@ -1,0 +1,15 @@
+//! Keyway's shared test fixtures, after `rustls-test` and quinn-proto's
+//! `tests/util.rs`: one place for what the test suites of several crates
+//! would otherwise each write again.
+//!
+//! - [`geometry`]: the flash parts the power-cut sweeps iterate (MCUboot's
+//!   `sim_test!` rows), with one test per part through [`per_geometry!`].
+//!
+//! This crate is dev-only (`publish = false`). It depends on the crates it
+//! serves; they take it only as a dev-dependency, so only their integration
+//! tests (`tests/*.rs`) use it, never their `#[cfg(test)]` unit tests (those
+//! would see a second copy of the crate's types).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod geometry;
