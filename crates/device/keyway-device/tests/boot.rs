@@ -26,6 +26,7 @@ use keyway_device::install::{Installer, Mode, SlotLayout};
 use keyway_device::journal::{self, Config, Journal, PersistentState, TrialState};
 use keyway_sim::{CutPoint, PowerCut, SimFlash};
 use keyway_suit::ImageExpectation;
+use keyway_testkit::geometry::{NRF52840, Part};
 use sha2::{Digest, Sha256};
 
 type SimError = keyway_sim::Error;
@@ -144,27 +145,6 @@ fn installed<const W: usize, const E: usize>(
     (flash, lock)
 }
 
-fn nrf52840_layout() -> SlotLayout {
-    SlotLayout {
-        slots: [0x1_0000..0x3_0000, 0x3_0000..0x5_0000],
-        // 4 records per page, so the sequences turn pages.
-        journal: Config::new(0xF_0000, 2).with_slot_size(1024),
-        manifest_sectors: 0,
-        sector_size: None,
-        mode: Mode::Direct,
-    }
-}
-
-fn small_pages_layout() -> SlotLayout {
-    SlotLayout {
-        slots: [0x4000..0x8000, 0x8000..0xC000],
-        journal: Config::new(0x2_0000, 3),
-        manifest_sectors: 0,
-        sector_size: None,
-        mode: Mode::Direct,
-    }
-}
-
 fn ecc32_layout() -> SlotLayout {
     SlotLayout {
         slots: [0..0x6_0000, 0x6_0000..0xC_0000],
@@ -187,7 +167,7 @@ fn stm32f4_layout() -> SlotLayout {
 }
 
 fn nrf() -> (SimFlash<4, 4096>, Lock) {
-    installed(SimFlash::<4, 4096>::nrf52840(), nrf52840_layout(), 8192, 0)
+    installed(NRF52840.flash(), NRF52840.direct, 8192, 0)
 }
 
 fn state<const W: usize, const E: usize>(
@@ -708,44 +688,26 @@ fn sweep<const W: usize, const E: usize>(
     (scenarios, nested)
 }
 
-#[test]
-fn power_cut_sweep_nrf52840() {
+/// The boot sweep on one row of the geometry table: its image length
+/// and layout. ecc32 and stm32f4 run with `KEYWAY_FULL_SWEEP=1`, with
+/// this file's layouts for them (smaller sectors for the journal's
+/// page turns).
+fn boot_sweep_on<const W: usize, const E: usize>(part: &Part<W, E>) {
+    let (image_len, layout) = match part.name {
+        "nrf52840" => (8192, part.direct.clone()),
+        "small-pages" => (2048, part.direct.clone()),
+        _ if !full_sweep() => {
+            println!("{} boot sweep: set KEYWAY_FULL_SWEEP=1", part.name);
+            return;
+        }
+        "ecc32" => (8192, ecc32_layout()),
+        _ => (8192, stm32f4_layout()),
+    };
     let t = Instant::now();
-    let (n, _) = sweep(
-        SimFlash::<4, 4096>::nrf52840(),
-        nrf52840_layout(),
-        8192,
-        true,
-    );
-    println!("nrf52840 sweep: {:.2} s", t.elapsed().as_secs_f64());
+    let (n, _) = sweep(part.flash(), layout, image_len, true);
+    println!("{} sweep: {:.2} s", part.name, t.elapsed().as_secs_f64());
     assert!(n > 0);
 }
 
-#[test]
-fn power_cut_sweep_small_pages() {
-    let t = Instant::now();
-    let (n, _) = sweep(
-        SimFlash::<1, 512>::small_pages(),
-        small_pages_layout(),
-        2048,
-        true,
-    );
-    println!("small-pages sweep: {:.2} s", t.elapsed().as_secs_f64());
-    assert!(n > 0);
-}
-
-#[test]
-fn power_cut_sweep_ecc32_and_stm32f4_full() {
-    if !full_sweep() {
-        println!("ecc32/stm32f4 boot sweeps: set KEYWAY_FULL_SWEEP=1");
-        return;
-    }
-    let (a, _) = sweep(SimFlash::<32, 131072>::ecc32(), ecc32_layout(), 8192, true);
-    let (b, _) = sweep(
-        SimFlash::<4, 16384>::stm32f4(),
-        stm32f4_layout(),
-        8192,
-        true,
-    );
-    assert!(a > 0 && b > 0);
-}
+// The tests power_cut_sweep::{nrf52840, stm32f4, small_pages, ecc32}.
+keyway_testkit::per_geometry!(power_cut_sweep => boot_sweep_on);

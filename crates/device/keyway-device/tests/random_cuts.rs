@@ -36,10 +36,11 @@ use std::time::Instant;
 use keyway_device::boot::{
     self, Boot, ConfirmError, Confirmation, MAX_TRIAL_BOOTS, Reason, RevertCause, SelfTest,
 };
-use keyway_device::install::{self, Installer, Mode, SlotLayout};
-use keyway_device::journal::{self, Config, Journal, PersistentState, TrialState};
+use keyway_device::install::{self, Installer, SlotLayout};
+use keyway_device::journal::{self, Journal, PersistentState, TrialState};
 use keyway_sim::{Cut, CutPoint, EraseTear, OpKind, PowerCut, SimFlash, WriteTear};
 use keyway_suit::ImageExpectation;
+use keyway_testkit::geometry::Part;
 
 type SimError = keyway_sim::Error;
 
@@ -528,65 +529,11 @@ fn both<const W: usize, const E: usize>(fresh: SimFlash<W, E>, layout: SlotLayou
     }
 }
 
-#[test]
-fn random_multi_cuts_nrf52840() {
-    both(
-        SimFlash::<4, 4096>::nrf52840(),
-        SlotLayout {
-            slots: [0x1_0000..0x3_0000, 0x3_0000..0x5_0000],
-            // 4 records per page: the stories turn journal pages.
-            journal: Config::new(0xF_0000, 2).with_slot_size(1024),
-            manifest_sectors: 0,
-            sector_size: None,
-            mode: Mode::Direct,
-        },
-        0x4E52_4635_3238_3430,
-    );
+/// Both stories on one row of the geometry table, with its direct
+/// layout and seed.
+fn random_multi_cuts_on<const W: usize, const E: usize>(part: &Part<W, E>) {
+    both(part.flash(), part.direct.clone(), part.seed);
 }
 
-#[test]
-fn random_multi_cuts_stm32f4() {
-    both(
-        SimFlash::<4, 16384>::stm32f4(),
-        SlotLayout {
-            // Slots in 128 KiB sectors 5 and 6, the journal in 16 KiB
-            // sectors 1 and 2.
-            slots: [0x2_0000..0x4_0000, 0x4_0000..0x6_0000],
-            journal: Config::new(0x4000, 2).with_slot_size(4096),
-            manifest_sectors: 0,
-            sector_size: Some(128 * 1024),
-            mode: Mode::Direct,
-        },
-        0x5354_4D33_3246_3400,
-    );
-}
-
-#[test]
-fn random_multi_cuts_small_pages() {
-    both(
-        SimFlash::<1, 512>::small_pages(),
-        SlotLayout {
-            slots: [0x4000..0x8000, 0x8000..0xC000],
-            journal: Config::new(0x2_0000, 3),
-            manifest_sectors: 0,
-            sector_size: None,
-            mode: Mode::Direct,
-        },
-        0x534D_414C_4C00_0512,
-    );
-}
-
-#[test]
-fn random_multi_cuts_ecc32() {
-    both(
-        SimFlash::<32, 131072>::ecc32(),
-        SlotLayout {
-            slots: [0..0x2_0000, 0x2_0000..0x4_0000],
-            journal: Config::new(0xC_0000, 2).with_slot_size(32 * 1024),
-            manifest_sectors: 0,
-            sector_size: None,
-            mode: Mode::Direct,
-        },
-        0x4543_4333_3200_0032,
-    );
-}
+// The tests random_multi_cuts::{nrf52840, stm32f4, small_pages, ecc32}.
+keyway_testkit::per_geometry!(random_multi_cuts => random_multi_cuts_on);

@@ -19,6 +19,7 @@ use keyway_device::swap;
 use keyway_device::verified::{HEAD_BUF_LEN, VerifiedSlot};
 use keyway_sim::{CutPoint, Error as SimError, PowerCut, SimFlash};
 use keyway_suit::{DeviceIdentity, PublicKey, TrustAnchors};
+use keyway_testkit::geometry::{NRF52840, Part};
 use keyway_vendor::encode::{EnvelopeBuilder, class_uuid, vendor_uuid};
 use keyway_vendor::keys::{Algorithm, SigningKey};
 
@@ -622,7 +623,7 @@ fn failed_self_test_swaps_the_previous_image_back() {
 
 #[test]
 fn crash_loop_swaps_back_after_max_trial_boots() {
-    let u = Update::new(nrf52840_layout(4), 12_000, 13_000, 12);
+    let u = Update::new(NRF52840.swap, 12_000, 13_000, 12);
     let (mut flash, mut j) = staged(&u);
     for attempt in 0..MAX_TRIAL_BOOTS {
         let d = u.boot(&mut flash, &mut j).unwrap();
@@ -642,7 +643,7 @@ fn crash_loop_swaps_back_after_max_trial_boots() {
 
 #[test]
 fn tampered_staged_image_is_never_swapped_in() {
-    let u = Update::new(nrf52840_layout(4), 12_000, 13_000, 13);
+    let u = Update::new(NRF52840.swap, 12_000, 13_000, 13);
     let (flash, _) = staged(&u);
     // Flip one bit of the staged image (a flash fault or an attack).
     let staged = u.layout.place::<SimFlash<4, 4096>>(1).unwrap().image.start;
@@ -672,7 +673,7 @@ fn tampered_staged_image_is_never_swapped_in() {
 fn primary_that_fails_verification_is_recovery_not_the_saved_image() {
     // After a confirmed swap the secondary holds the older image: it is
     // never booted (it is below the floor and linked to the primary).
-    let u = Update::new(nrf52840_layout(4), 12_000, 13_000, 14);
+    let u = Update::new(NRF52840.swap, 12_000, 13_000, 14);
     let (mut flash, mut j) = staged(&u);
     u.boot(&mut flash, &mut j).unwrap();
     assert_eq!(boot::confirm(&mut j, &mut flash, PASS, NEW), Ok(0));
@@ -699,7 +700,7 @@ fn primary_that_fails_verification_is_recovery_not_the_saved_image() {
 
 #[test]
 fn swap_refuses_a_direct_layout_and_a_bad_buffer() {
-    let u = Update::new(nrf52840_layout(4), 12_000, 13_000, 15);
+    let u = Update::new(NRF52840.swap, 12_000, 13_000, 15);
     let mut flash = u.factory(SimFlash::<4, 4096>::nrf52840());
     let mut j = u.open(&mut flash).unwrap();
     let direct = SlotLayout {
@@ -725,56 +726,26 @@ fn swap_refuses_a_direct_layout_and_a_bad_buffer() {
     assert_eq!(tight.image_capacity::<SimFlash<4, 4096>>(1), 3 * 4096);
 }
 
-#[test]
-fn swap_power_cut_sweep_nrf52840() {
-    let u = Update::new(nrf52840_layout(4), 9_000, 13_000, 21);
-    let (n, _) = sweep(SimFlash::<4, 4096>::nrf52840(), &u, full_sweep());
-    assert!(n > 1000);
+/// The swap sweep's images on each row of the geometry table (the
+/// row's swap layout): the old and new image lengths, the seed of their
+/// bytes, and the fewest scenarios the sweep must run.
+fn swap_images(part: &str) -> (usize, usize, u64, u64) {
+    match part {
+        "nrf52840" => (9_000, 13_000, 21, 1000),
+        "small-pages" => (3_000, 4_100, 22, 1000),
+        "ecc32" => (6_000, 9_000, 23, 300),
+        "stm32f4" => (6_000, 9_000, 24, 300),
+        other => panic!("no swap images for {other}"),
+    }
 }
 
-#[test]
-fn swap_power_cut_sweep_small_pages() {
-    // 512-byte pages: the 4 KiB manifest area is 8 pages.
-    let sector = 512;
-    let primary = (10 + 8) * sector;
-    let layout = SlotLayout {
-        slots: [
-            0x8000..0x8000 + primary,
-            0x8000 + primary..0x8000 + 2 * primary + sector,
-        ],
-        journal: Config::new(0x3_F000, 4),
-        manifest_sectors: 8,
-        sector_size: None,
-        mode: Mode::Swap,
-    };
-    let u = Update::new(layout, 3_000, 4_100, 22);
-    let (n, _) = sweep(SimFlash::<1, 512>::small_pages(), &u, full_sweep());
-    assert!(n > 1000);
+/// The swap sweep on one row of the geometry table.
+fn swap_sweep_on<const W: usize, const E: usize>(part: &Part<W, E>) {
+    let (old_len, new_len, seed, least) = swap_images(part.name);
+    let u = Update::new(part.swap.clone(), old_len, new_len, seed);
+    let (n, _) = sweep(part.flash(), &u, full_sweep());
+    assert!(n > least, "{}: {n} scenarios", part.name);
 }
 
-#[test]
-fn swap_power_cut_sweep_ecc32_and_stm32f4() {
-    // ECC flash: 128 KiB sectors, 32-byte words programmed once.
-    let ecc = SlotLayout {
-        slots: [0x4_0000..0x8_0000, 0x8_0000..0xE_0000],
-        journal: Config::new(0, 2),
-        manifest_sectors: 1,
-        sector_size: None,
-        mode: Mode::Swap,
-    };
-    let u = Update::new(ecc, 6_000, 9_000, 23);
-    let (n, _) = sweep(SimFlash::<32, 131072>::ecc32(), &u, full_sweep());
-    assert!(n > 300);
-    // STM32F4: the journal in two 16 KiB sectors, the slots in 128 KiB
-    // sectors (the slot sector is 8x the flash's smallest erase size).
-    let stm = SlotLayout {
-        slots: [0x4_0000..0x8_0000, 0x8_0000..0xE_0000],
-        journal: Config::new(0x4000, 2),
-        manifest_sectors: 1,
-        sector_size: Some(128 * 1024),
-        mode: Mode::Swap,
-    };
-    let u = Update::new(stm, 6_000, 9_000, 24);
-    let (n, _) = sweep(SimFlash::<4, 16384>::stm32f4(), &u, full_sweep());
-    assert!(n > 300);
-}
+// The tests swap_power_cut_sweep::{nrf52840, stm32f4, small_pages, ecc32}.
+keyway_testkit::per_geometry!(swap_power_cut_sweep => swap_sweep_on);

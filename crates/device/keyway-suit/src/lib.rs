@@ -59,7 +59,8 @@ pub use keys::{Algorithm, KeyId, KeyList, MAX_KEYS, PublicKey, TrustAnchors};
 pub use keyset::{KeySet, MAX_REVOKED};
 pub use manifest::{
     Component, DeltaBinding, DeltaSources, DeviceIdentity, ImageExpectation, MAX_COMPONENTS,
-    MAX_NESTING, Manifest, Member, Params, PolicyConditions, PolicyInputs, Version,
+    MAX_NESTING, Manifest, Member, Params, PolicyConditions, PolicyInputs, UpdateAuthorization,
+    Version,
 };
 pub use payload::{PayloadVerifier, verify_payload};
 pub use text::{Cve, MAX_CVES, ReleaseNotes, Severity, is_cve_id};

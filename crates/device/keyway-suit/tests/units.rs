@@ -65,7 +65,7 @@ fn policy_decides_from_inputs_only() {
     let p = PolicyConditions {
         use_before: Some(2_000),
         minimum_battery_mwh: Some(500),
-        update_authorized: Some(Some(-1)),
+        update_authorized: UpdateAuthorization::Required { priority: -1 },
     };
     let ok = PolicyInputs {
         now: Some(1_999),

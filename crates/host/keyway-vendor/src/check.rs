@@ -458,11 +458,8 @@ pub fn verify_file(path: &Path, opts: &VerifyOptions) -> Result<Summary, Rejecti
     });
     let mut policy = v.manifest.policy;
     let mut requirements = Vec::new();
-    if let Some(p) = policy.update_authorized.take() {
-        requirements.push(match p {
-            Some(pr) => format!("owner consent (priority {pr})"),
-            None => "owner consent".to_string(),
-        });
+    if let Some(pr) = std::mem::take(&mut policy.update_authorized).priority() {
+        requirements.push(format!("owner consent (priority {pr})"));
     }
     if let Some(b) = policy.minimum_battery_mwh {
         requirements.push(format!("battery ≥ {b} mWh"));
@@ -589,8 +586,8 @@ pub fn inspect_json(bytes: &[u8]) -> Result<serde_json::Value, suit::Error> {
         })).collect::<Vec<_>>(),
         "keyset_version": i.keyset_version,
         "conditions": {
-            "owner_consent": p.update_authorized.is_some(),
-            "update_priority": p.update_authorized.flatten(),
+            "owner_consent": p.update_authorized.is_required(),
+            "update_priority": p.update_authorized.priority(),
             "minimum_battery_mwh": p.minimum_battery_mwh,
             "use_before": p.use_before,
         },

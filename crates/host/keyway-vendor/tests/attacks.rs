@@ -633,8 +633,8 @@ fn policy_conditions_travel_in_the_manifest() {
     let p = v.manifest.policy;
     assert_eq!(p.minimum_battery_mwh, Some(1_500));
     assert_eq!(
-        p.update_authorized,
-        Some(Some(-2)),
+        p.update_authorized.priority(),
+        Some(-2),
         "critical fixes carry the most urgent priority"
     );
     let low = suit::PolicyInputs {

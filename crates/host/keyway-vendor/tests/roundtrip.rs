@@ -83,6 +83,6 @@ proptest! {
         suit::verify_payload(&exp, &payload, 64).unwrap();
         prop_assert_eq!(got.manifest.policy.use_before, use_before);
         prop_assert_eq!(got.manifest.policy.minimum_battery_mwh, battery);
-        prop_assert!(got.manifest.policy.update_authorized.is_some());
+        prop_assert!(got.manifest.policy.update_authorized.is_required());
     }
 }
