@@ -29,10 +29,9 @@ use keyway_device::verified::{HEAD_BUF_LEN, VerifiedSlot};
 use keyway_smp::cbor::Writer;
 use keyway_smp::err::img_rc;
 use keyway_smp::header::split_request;
+use keyway_smp::seq::Seq;
 use keyway_smp::serial::{Decoder, Encoder, MAX_LINE, rx_buf_len};
-use keyway_smp::{
-    ErrorRsp, MAX_BODY, MAX_FRAME, MgmtErr, Request, Response, answer_frame, group, img,
-};
+use keyway_smp::{MAX_BODY, MAX_FRAME, Message, MgmtErr, Op, answer_frame, group, img, os};
 use keyway_suit::{DeviceState, Verified};
 
 use crate::Device;
@@ -117,49 +116,44 @@ impl Server<'_> {
         let Ok((header, body)) = split_request(packet, MAX_BODY) else {
             return (0, false);
         };
-        let request = Request::decode(header.op, header.group, header.id, body);
         let v2 = header.version == 1;
-        let mut reset = false;
-        let answer = |w: &mut Writer<'_>, r: Result<Response<'_>, (MgmtErr, Option<u16>)>| match r {
-            Ok(rsp) => rsp.encode(w),
-            Err((rc, img)) => ErrorRsp {
-                rc: (!v2 || img.is_none()).then_some(rc as u64),
-                group: img.filter(|_| v2).map(|c| (group::IMAGE, u64::from(c))),
-                rsn: None,
-                refusal: None,
-            }
-            .encode(w),
-        };
-        let n = match request {
-            Ok(Request::Upload(u)) => {
-                let r = self
-                    .upload(&u)
-                    .map(|(off, matched)| Response::Upload(img::UploadRsp { off, matched }))
-                    .map_err(|c| (MgmtErr::Inval, Some(c)));
-                answer_frame(out, &header, |w| answer(w, r))
-            }
-            Ok(Request::ImageState) => {
-                let mut slots = [Slot::default(); 2];
-                for (i, s) in slots.iter_mut().enumerate() {
-                    *s = self.slot_state(i as u8);
+        // Only the three commands served are decoded (and their codecs
+        // linked): the bootloader's code budget.
+        let n = match (header.op, header.group, header.id) {
+            (Op::Write, group::IMAGE, img::cmd::UPLOAD) => {
+                let r = match img::Upload::decode(body) {
+                    Ok(u) => self.upload(&u),
+                    Err(_) => Err(img_rc::INVALID_LENGTH),
+                };
+                match r {
+                    Ok((off, matched)) => {
+                        answer_frame(out, &header, |w| img::UploadRsp { off, matched }.encode(w))
+                    }
+                    Err(rc) => {
+                        answer_frame(out, &header, |w| error(w, v2, MgmtErr::Inval, Some(rc)))
+                    }
                 }
+            }
+            (Op::Read, group::IMAGE, img::cmd::STATE) => {
+                let slots = [self.slot_state(0), self.slot_state(1)];
                 let mut versions = [[0u8; 20]; 2];
                 let [a, b] = &mut versions;
-                let va = slots[0].version(a);
-                let vb = slots[1].version(b);
+                let (va, vb) = (slots[0].version(a), slots[1].version(b));
                 let images = [slots[0].item(0, va), slots[1].item(1, vb)];
-                let r = Ok(Response::ImageState(img::StateRsp {
-                    images: keyway_smp::seq::Seq::Items(&images),
-                }));
-                answer_frame(out, &header, |w| answer(w, r))
+                answer_frame(out, &header, |w| {
+                    img::StateRsp {
+                        images: Seq::Items(&images),
+                    }
+                    .encode(w)
+                })
             }
-            Ok(Request::Reset(_)) => {
-                reset = true;
-                answer_frame(out, &header, |w| answer(w, Ok(Response::Reset)))
+            (Op::Write, group::OS, os::cmd::RESET) => {
+                let n = answer_frame(out, &header, |w| w.map(0));
+                return (n.unwrap_or(0), true);
             }
-            _ => answer_frame(out, &header, |w| answer(w, Err((MgmtErr::NotSup, None)))),
+            _ => answer_frame(out, &header, |w| error(w, v2, MgmtErr::NotSup, None)),
         };
-        (n.unwrap_or(0), reset)
+        (n.unwrap_or(0), false)
     }
 
     /// What a slot holds, for the state answer.
@@ -317,6 +311,26 @@ impl Server<'_> {
         self.upload.installer = Some(installer);
         self.upload.head_len = p.offset;
         Ok(())
+    }
+}
+
+/// An error body: SMPv1 `{"rc": rc}`; SMPv2 with an image-group code
+/// `{"err": {"rc": code, "group": 1}}`.
+fn error(
+    w: &mut Writer<'_>,
+    v2: bool,
+    rc: MgmtErr,
+    img: Option<u16>,
+) -> Result<(), keyway_smp::cbor::Error> {
+    w.map(1)?;
+    match img.filter(|_| v2) {
+        Some(code) => {
+            w.text("err")?;
+            w.map(2)?;
+            w.entry_u64("rc", u64::from(code))?;
+            w.entry_u64("group", u64::from(group::IMAGE))
+        }
+        None => w.entry_u64("rc", rc as u64),
     }
 }
 
