@@ -36,6 +36,7 @@ use keyway_agent::agent::{
 use keyway_agent::limits::PeerId;
 use keyway_agent::store;
 use keyway_audit::Time;
+use keyway_board::fail;
 use keyway_channel::SigningKey as KeyPair;
 use keyway_channel::{ClientHandshake, ClientPairing, ClientSession, SetupCode, StoredVerifier};
 use keyway_smp::cbor::Writer;
@@ -66,12 +67,6 @@ const SLOTS: usize = 4;
 const CODE: u32 = 20_231_107;
 const REGION: store::Config = store::Config::new(0, 2);
 type Flash = RamFlash<8192>;
-
-fn fail(what: &str) -> ! {
-    hprintln!("FAIL: {}", what);
-    debug::exit(debug::EXIT_FAILURE);
-    loop {}
-}
 
 /// The lock's hardware, in memory.
 struct Lock {

@@ -31,6 +31,7 @@ use core::cell::RefCell;
 use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprintln};
 use embedded_storage::nor_flash::{NorFlash, ReadNorFlash};
+use keyway_board::fail;
 use keyway_delta::{BaseReader, HEADER_LEN, PatchHeader, Patcher};
 use ram_flash::{ERASED, RamFlash, SECTOR, WORD};
 use sha2::{Digest, Sha256};
@@ -62,12 +63,6 @@ const fn parse_usize(s: &[u8]) -> usize {
 }
 
 type Flash = RamFlash<FLASH_LEN>;
-
-fn fail(what: &str) -> ! {
-    hprintln!("FAIL: {}", what);
-    debug::exit(debug::EXIT_FAILURE);
-    loop {}
-}
 
 /// Slot 0 as the patcher's base.
 struct Base<'a>(&'a RefCell<&'a mut Flash>);
