@@ -15,7 +15,8 @@
 #                                  cargo build --release in firmware/DIR, copy the ELF to OUT
 #   run_qemu ELF LOG [qemu args]   boot ELF with semihosting under `timeout`,
 #                                  stdout into LOG (and shown); returns QEMU's status
-#                                  (124: timed out; call it as `run_qemu ... || rc=$?`). KEYWAY_QEMU_ICOUNT=0 leaves out -icount.
+#                                  (124: timed out; call it as `run_qemu ... || rc=$?`).
+#                                  QEMU_HIDE_HEX=1 leaves the hex dump lines out of what is shown. KEYWAY_QEMU_ICOUNT=0 leaves out -icount.
 #   judge NAME STATUS LOG          die unless STATUS is 0 and LOG has no FAIL line
 #   code_bytes ELF                 .text+.rodata
 #   sect ELF REGEX                 the sizes of the sections matching REGEX
@@ -62,7 +63,7 @@ run_qemu() { # run_qemu ELF LOG [qemu args]
   timeout "$QEMU_TIMEOUT" qemu-system-arm -machine mps2-an386 -cpu cortex-m4 "${icount[@]}" \
     -nographic -monitor none -serial none \
     -semihosting-config enable=on,target=native "$@" -kernel "$elf" </dev/null >"$logf" || rc=$?
-  cat "$logf"
+  if [[ ${QEMU_HIDE_HEX:-0} == 1 ]]; then grep -v '^[0-9a-f]*$' "$logf" || true; else cat "$logf"; fi
   return "$rc"
 }
 
