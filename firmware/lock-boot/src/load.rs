@@ -177,7 +177,7 @@ pub fn boot(flash: &mut SemiFlash, device: &Device) -> Outcome {
         }
     };
     let size = match u32::try_from(info.image_size) {
-        Ok(s) if s >= 8 && s <= APP_EXEC.len => s,
+        Ok(s) if (8..=APP_EXEC.len).contains(&s) => s,
         _ => return Outcome::Recovery("image size out of the execution region"),
     };
     // Nothing but the verified image may lie in the execution region.
@@ -188,7 +188,7 @@ pub fn boot(flash: &mut SemiFlash, device: &Device) -> Outcome {
     let word = |i: usize| u32::from_le_bytes([ram[i], ram[i + 1], ram[i + 2], ram[i + 3]]);
     let (sp, reset) = (word(0), word(4));
     // The initial SP may be the top of APP_RAM (one past its end).
-    let sp_ok = sp > APP_RAM.start && sp <= APP_RAM.end() && sp % 8 == 0;
+    let sp_ok = sp > APP_RAM.start && sp <= APP_RAM.end() && sp.is_multiple_of(8);
     let reset_ok =
         reset & 1 == 1 && APP_EXEC.holds(reset & !1, 2) && (reset & !1) < APP_EXEC.start + size;
     if !sp_ok || !reset_ok {
