@@ -8,6 +8,9 @@
 #  1. an empty flash: the bootloader enters serial recovery; a tampered
 #     envelope uploaded over the pty (UART0, MCUmgr serial transport) is
 #     refused and leaves nothing bootable;
+#  1b. the power is cut (the flash driver's counter: QEMU exits 3, the
+#     interrupted write torn) in the middle of a recovery upload; the next
+#     boot does not jump to the half-written slot: recovery again;
 #  2. the signed image (the test application padded to 300 KiB) is uploaded
 #     over the pty; the client asks for a reset; the bootloader verifies the
 #     slot in RAM, jumps, and the application runs (checks its own VTOR and
@@ -87,10 +90,10 @@ done
 boot_run() {
   local name=$1 flash=$2 pid pty="" i icount=()
   shift 2
-  [[ ${ICOUNT:-0} == 1 ]] && icount=(-icount shift=0)
+  [[ -n ${ICOUNT:-} ]] && icount=(-icount shift=0)
   timeout "$QEMU_TIMEOUT" qemu-system-arm -machine mps2-an386 -cpu cortex-m4 "${icount[@]}" \
     -nographic -monitor none -serial pty \
-    -semihosting-config "enable=on,target=native,arg=flash=$flash,arg=calibrate=1" \
+    -semihosting-config "enable=on,target=native,arg=flash=$flash${ICOUNT:+,arg=calibrate=1}${CUT:+,arg=cut=$CUT}" \
     -kernel "$OUT/lock-boot.elf" </dev/null >"$OUT/$name.log" 2>"$OUT/$name.err" &
   pid=$!
   for i in $(seq 100); do
@@ -120,6 +123,14 @@ RECOVERY='serial recovery on UART0'
 log "1. empty flash: recovery; a tampered envelope is refused"
 WAIT_FOR="$RECOVERY" boot_run recovery-tampered "$FLASH" "$OUT/tampered.suit" --expect-refusal --no-reset
 grep -q "$RECOVERY" "$OUT/recovery-tampered.log" || die "an empty flash did not enter recovery"
+
+log "1b. the power cut during a recovery upload (after 60 flash operations), then a boot: no jump"
+CUT=60 WAIT_FOR='' boot_run recovery-cut "$FLASH" "$OUT/image.suit" --power-cut
+[[ $RC == 3 ]] || die "the power cut did not end the run (QEMU exit $RC, wanted 3)"
+grep -q 'POWER CUT' "$OUT/recovery-cut.log" || die "no power cut in the log"
+WAIT_FOR="$RECOVERY" boot_run after-cut "$FLASH"
+grep -q 'lock-boot-test-app: running' "$OUT/after-cut.log" && die "the bootloader jumped to a half-written image"
+grep -q "$RECOVERY" "$OUT/after-cut.log" || die "the boot after the cut did not enter recovery"
 
 log "2. the signed image uploaded over the serial pty, reset, boot"
 WAIT_FOR='' boot_run recovery-upload "$FLASH" "$OUT/image.suit"

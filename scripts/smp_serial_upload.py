@@ -12,7 +12,7 @@ each continuation, '\\n' after each. Only the standard library: the CBOR
 needed here (maps with text keys, unsigned ints, byte and text strings,
 booleans, arrays) is encoded and decoded by hand.
 
-usage: smp_serial_upload.py PTY FILE [--chunk N] [--expect-refusal] [--no-reset]
+usage: smp_serial_upload.py PTY FILE [--chunk N] [--expect-refusal] [--no-reset] [--power-cut]
 exit status: 0 when every answer was as expected.
 """
 import argparse, base64, os, select, struct, sys, time
@@ -157,6 +157,20 @@ def failed(rsp):
     return rsp.get("rc", 0) != 0 or ("err" in rsp and rsp["err"].get("rc", 0) != 0)
 
 
+def upload_until_cut(a):
+    data = open(a.file, "rb").read()
+    s = Serial(a.pty)
+    off = 0
+    while off < len(data):
+        body = {"off": off, "data": data[off:off + a.chunk]}
+        if off == 0:
+            body = {"len": len(data), "off": 0, "data": body["data"]}
+        rsp = s.request(2, 1, 1, body)
+        if failed(rsp):
+            raise SystemExit("upload refused at offset %d: %r" % (off, rsp))
+        off = rsp["off"]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("pty")
@@ -164,7 +178,17 @@ def main():
     ap.add_argument("--chunk", type=int, default=1024)
     ap.add_argument("--expect-refusal", action="store_true")
     ap.add_argument("--no-reset", action="store_true")
+    ap.add_argument("--power-cut", action="store_true",
+                    help="the device loses power during the upload: the pty closing is the expected end")
     a = ap.parse_args()
+    if a.power_cut:
+        try:
+            upload_until_cut(a)
+        except OSError as e:
+            print("the device went away during the upload (power cut): %s" % e)
+            sys.exit(0)
+        print("the upload finished: no power cut happened")
+        sys.exit(1)
     data = open(a.file, "rb").read()
     s = Serial(a.pty)
     state = s.request(0, 1, 0, {})
