@@ -7,7 +7,7 @@
 //! (SESSION_START, SESSION_FINISH), and sends sealed requests: unlock,
 //! consent, owners. Every `Agent::handle` call is measured: SysTick ticks
 //! (instructions under `qemu -icount shift=0`, calibrated on target) and
-//! the stack high-water mark of the call (qemu-audit's painter). The
+//! the stack high-water mark of the call (keyway-board's painter). The
 //! client's steps run unmeasured.
 //!
 //! Builds: the default (both roles, run), `lock-only` (the agent alone on

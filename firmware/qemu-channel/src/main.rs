@@ -6,8 +6,8 @@
 //! sealed request with its sealed response. Every step of the **lock's**
 //! side is measured twice at once: SysTick ticks (instructions under
 //! `qemu -icount shift=0`, calibrated on target with a loop of known
-//! length) and the stack high-water mark of the call (painted; qemu-audit's
-//! painter, shared by `#[path]`). The client's steps run unmeasured (on a
+//! length) and the stack high-water mark of the call (painted by
+//! keyway-board's `stack::measure`). The client's steps run unmeasured (on a
 //! real client they run on a phone or PC).
 //!
 //! Exits through semihosting: success only if every step succeeded, the
