@@ -1,6 +1,6 @@
 //! On-target test of keyway-delta's decoder (Cortex-M4, QEMU mps2-an386).
 //!
-//! A RAM-backed NOR flash (qemu-boot's `RamFlash`: 4 KiB sectors, 4-byte
+//! A RAM-backed NOR flash (keyway-board's `RamFlash`: 4 KiB sectors, 4-byte
 //! writes that only clear bits) holds the base image in slot 0. The
 //! firmware applies a real patch (made by `keyway diff` on the host,
 //! embedded at build time) as a lock would: the `Patcher` reads the base
