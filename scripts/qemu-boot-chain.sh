@@ -19,7 +19,9 @@
 #     (persistence); this boot's time, reset to jump, is counted in
 #     instructions (-icount shift=0, SysTick calibrated);
 #  4. one bit of the installed image flipped in the flash file: the
-#     bootloader does not jump (it falls to recovery).
+#     bootloader does not jump (it falls to recovery);
+#  5. a signed image of random bytes (verifies, but has no vector table): the
+#     bootloader does not jump to it.
 # Then the bootloader's code size with its serial recovery, by crate, against
 # KEYWAY_BOOT_CODE_BUDGET (65536).
 #
@@ -60,6 +62,11 @@ printf '# 1.0.1\n\nBoot-chain test application.\n' >"$OUT/notes.md"
 "$KEYWAY" sign --firmware "$OUT/image.bin" --version 1.0.1 --sequence 1 \
   --vendor-domain "$VENDOR_DOMAIN" --class "$DEVICE_CLASS" --vendor-name "Keyway CI" \
   --notes "$OUT/notes.md" --key "$FIX/vendor.key" -o "$OUT/image.suit" >&2 || die "signing failed"
+# A signed image that is not an application (random bytes: no vector table).
+head -c 4096 /dev/urandom >"$OUT/random.bin"
+"$KEYWAY" sign --firmware "$OUT/random.bin" --version 1.0.1 --sequence 1 \
+  --vendor-domain "$VENDOR_DOMAIN" --class "$DEVICE_CLASS" --vendor-name "Keyway CI" \
+  --notes "$OUT/notes.md" --key "$FIX/vendor.key" -o "$OUT/random.suit" >&2 || die "signing failed"
 # A tampered copy: the last payload byte flipped (the signature still holds
 # for the manifest; the digest does not).
 python3 - "$OUT/image.suit" "$OUT/tampered.suit" <<'PY'
@@ -156,6 +163,11 @@ PY
 WAIT_FOR="$RECOVERY" boot_run tampered "$FLASH"
 grep -q 'lock-boot-test-app: running' "$OUT/tampered.log" && die "the bootloader jumped to a tampered image"
 grep -q "$RECOVERY" "$OUT/tampered.log" || die "a tampered image did not lead to recovery"
+
+log "5. a signed image that is not an application (no vector table): verified, but not jumped to"
+WAIT_FOR="vector table" boot_run not-an-app "$OUT/flash-random.bin" "$OUT/random.suit"
+grep -q "the image's vector table is not an application's" "$OUT/not-an-app.log" \
+  || die "the bootloader did not refuse an image without a vector table"
 
 # --- figures ----------------------------------------------------------------
 code=$(code_bytes "$OUT/lock-boot.elf")
