@@ -34,7 +34,6 @@ rm -rf "$OUT_DIR" && mkdir -p "$OUT_DIR"
 # 1. The device key, as a lock would make it at provisioning.
 log "device key (keyway keygen)"
 host_keyway
-KEYWAY="$KEYWAY"
 "$KEYWAY" keygen "$OUT_DIR/device" >&2
 # PKCS#8 for Ed25519 (RFC 8410, v1 or v2): the 32-byte seed is at bytes 16..48,
 # after 30 2e|51 02 01 00|01 30 05 06 03 2b 65 70 04 22 04 20.
