@@ -7,7 +7,7 @@
 //! (SESSION_START, SESSION_FINISH), and sends sealed requests: unlock,
 //! consent, owners. Every `Agent::handle` call is measured: SysTick ticks
 //! (instructions under `qemu -icount shift=0`, calibrated on target) and
-//! the stack high-water mark of the call (qemu-audit's painter). The
+//! the stack high-water mark of the call (keyway-board's painter). The
 //! client's steps run unmeasured.
 //!
 //! Builds: the default (both roles, run), `lock-only` (the agent alone on
@@ -20,17 +20,14 @@
     allow(dead_code, unused_imports)
 )]
 
-#[path = "../../qemu-audit/src/meter.rs"]
-mod meter;
+use keyway_board::meter;
 #[allow(dead_code)]
-#[path = "../../qemu-boot/src/ram_flash.rs"]
-mod ram_flash;
+use keyway_board::ram_flash;
 #[allow(dead_code)]
-#[path = "../../qemu-audit/src/stack.rs"]
-mod stack;
+use keyway_board::stack;
 use meter::{calibrate, timed};
 
-use cortex_m_rt::{ExceptionFrame, entry, exception};
+use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprintln};
 use keyway_agent::agent::{
     AGENT_RAM_4_SLOTS, Agent, Authority, Config, Device, Event, Firmware, Now, Pending, Press,
@@ -39,6 +36,7 @@ use keyway_agent::agent::{
 use keyway_agent::limits::PeerId;
 use keyway_agent::store;
 use keyway_audit::Time;
+use keyway_board::fail;
 use keyway_channel::SigningKey as KeyPair;
 use keyway_channel::{ClientHandshake, ClientPairing, ClientSession, SetupCode, StoredVerifier};
 use keyway_smp::cbor::Writer;
@@ -69,12 +67,6 @@ const SLOTS: usize = 4;
 const CODE: u32 = 20_231_107;
 const REGION: store::Config = store::Config::new(0, 2);
 type Flash = RamFlash<8192>;
-
-fn fail(what: &str) -> ! {
-    hprintln!("FAIL: {}", what);
-    debug::exit(debug::EXIT_FAILURE);
-    loop {}
-}
 
 /// The lock's hardware, in memory.
 struct Lock {
@@ -436,16 +428,4 @@ fn run(syst: &mut cortex_m::peripheral::SYST) {
     if deepest > STACK_BUDGET {
         fail("stack over budget");
     }
-}
-
-#[exception]
-unsafe fn HardFault(_frame: &ExceptionFrame) -> ! {
-    fail("hard fault")
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    hprintln!("PANIC: {}", info);
-    debug::exit(debug::EXIT_FAILURE);
-    loop {}
 }

@@ -15,15 +15,16 @@
 // The baseline build leaves the log (and the stack measurement) out.
 #![cfg_attr(feature = "baseline", allow(dead_code))]
 
-mod stack;
+use keyway_board::stack;
 
 use core::ptr::addr_of_mut;
 
-use cortex_m_rt::{ExceptionFrame, entry, exception};
-use cortex_m_semihosting::{debug, hprint, hprintln};
+use cortex_m_rt::entry;
+use cortex_m_semihosting::{hprint, hprintln};
 use embedded_storage::nor_flash::{
     ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
 };
+use keyway_board::exit;
 
 const PAGE: usize = 4096;
 const PAGES: usize = 4;
@@ -276,27 +277,4 @@ fn main() -> ! {
         }
     };
     exit(success)
-}
-
-fn exit(success: bool) -> ! {
-    debug::exit(if success {
-        debug::EXIT_SUCCESS
-    } else {
-        debug::EXIT_FAILURE
-    });
-    loop {
-        cortex_m::asm::wfi();
-    }
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    hprintln!("PANIC: {}", info);
-    exit(false)
-}
-
-#[exception]
-unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
-    hprintln!("HARDFAULT: {:?}", frame);
-    exit(false)
 }

@@ -6,8 +6,8 @@
 //! sealed request with its sealed response. Every step of the **lock's**
 //! side is measured twice at once: SysTick ticks (instructions under
 //! `qemu -icount shift=0`, calibrated on target with a loop of known
-//! length) and the stack high-water mark of the call (painted; qemu-audit's
-//! painter, shared by `#[path]`). The client's steps run unmeasured (on a
+//! length) and the stack high-water mark of the call (painted by
+//! keyway-board's `stack::measure`). The client's steps run unmeasured (on a
 //! real client they run on a phone or PC).
 //!
 //! Exits through semihosting: success only if every step succeeded, the
@@ -20,17 +20,16 @@
 #![cfg_attr(feature = "baseline", allow(dead_code, unused_imports))]
 #![cfg_attr(feature = "lock-only", allow(unused_imports))]
 
-#[path = "../../qemu-audit/src/meter.rs"]
-mod meter;
+use keyway_board::meter;
 #[allow(dead_code)]
 mod scenario;
 #[allow(dead_code)]
-#[path = "../../qemu-audit/src/stack.rs"]
-mod stack;
+use keyway_board::stack;
 use meter::{calibrate, timed};
 
-use cortex_m_rt::{ExceptionFrame, entry, exception};
+use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprintln};
+use keyway_board::fail;
 use keyway_channel::SigningKey as KeyPair;
 use keyway_channel::handshake::{MSG1_LEN, MSG2_LEN, MSG3_LEN};
 use keyway_channel::pairing::{PAKE1_LEN, PAKE2_LEN, PAKE3_LEN, PAKE4_LEN, PARAMS_LEN};
@@ -90,12 +89,6 @@ fn same(got: &[u8], want: &[u8], what: &str) {
         debug::exit(debug::EXIT_FAILURE);
         loop {}
     }
-}
-
-fn fail(what: &str) -> ! {
-    hprintln!("FAIL: {}", what);
-    debug::exit(debug::EXIT_FAILURE);
-    loop {}
 }
 
 fn check<T>(r: Result<T, Error>, what: &str) -> T {
@@ -381,17 +374,5 @@ fn main() -> ! {
     calibrate(&mut syst);
     hprintln!("PASS");
     debug::exit(debug::EXIT_SUCCESS);
-    loop {}
-}
-
-#[exception]
-unsafe fn HardFault(_frame: &ExceptionFrame) -> ! {
-    fail("hard fault")
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    hprintln!("PANIC: {}", info);
-    debug::exit(debug::EXIT_FAILURE);
     loop {}
 }

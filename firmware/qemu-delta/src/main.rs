@@ -1,6 +1,6 @@
 //! On-target test of keyway-delta's decoder (Cortex-M4, QEMU mps2-an386).
 //!
-//! A RAM-backed NOR flash (qemu-boot's `RamFlash`: 4 KiB sectors, 4-byte
+//! A RAM-backed NOR flash (keyway-board's `RamFlash`: 4 KiB sectors, 4-byte
 //! writes that only clear bits) holds the base image in slot 0. The
 //! firmware applies a real patch (made by `keyway diff` on the host,
 //! embedded at build time) as a lock would: the `Patcher` reads the base
@@ -19,21 +19,19 @@
 #![no_main]
 #![cfg_attr(feature = "baseline", allow(dead_code, unused_imports))]
 
+use keyway_board::meter;
 #[allow(dead_code)]
-#[path = "../../qemu-boot/src/ram_flash.rs"]
-mod ram_flash;
+use keyway_board::ram_flash;
 #[allow(dead_code)]
-#[path = "../../qemu-audit/src/stack.rs"]
-mod stack;
-#[path = "../../qemu-audit/src/meter.rs"]
-mod meter;
+use keyway_board::stack;
 use meter::{calibrate, timed};
 
 use core::cell::RefCell;
 
-use cortex_m_rt::{ExceptionFrame, entry, exception};
+use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprintln};
 use embedded_storage::nor_flash::{NorFlash, ReadNorFlash};
+use keyway_board::fail;
 use keyway_delta::{BaseReader, HEADER_LEN, PatchHeader, Patcher};
 use ram_flash::{ERASED, RamFlash, SECTOR, WORD};
 use sha2::{Digest, Sha256};
@@ -65,12 +63,6 @@ const fn parse_usize(s: &[u8]) -> usize {
 }
 
 type Flash = RamFlash<FLASH_LEN>;
-
-fn fail(what: &str) -> ! {
-    hprintln!("FAIL: {}", what);
-    debug::exit(debug::EXIT_FAILURE);
-    loop {}
-}
 
 /// Slot 0 as the patcher's base.
 struct Base<'a>(&'a RefCell<&'a mut Flash>);
@@ -276,17 +268,5 @@ fn main() -> ! {
     }
     hprintln!("PASS");
     debug::exit(debug::EXIT_SUCCESS);
-    loop {}
-}
-
-#[exception]
-unsafe fn HardFault(_frame: &ExceptionFrame) -> ! {
-    fail("hard fault")
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    hprintln!("PANIC: {}", info);
-    debug::exit(debug::EXIT_FAILURE);
     loop {}
 }

@@ -42,6 +42,7 @@ pub mod img;
 pub mod keyway_group;
 pub mod os;
 pub mod seq;
+pub mod serial;
 
 pub use cbor::Error;
 pub use err::{ErrorRsp, MgmtErr, Refusal};
