@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, anyhow};
 
-use super::cli::DemoArgs;
+use super::cli::HouseDemoArgs;
 
 /// The default demo house folder: `target/keyway-hub-demo`.
 pub fn default_dir() -> PathBuf {
@@ -312,7 +312,7 @@ pub fn clear_dir(dir: &Path) -> Result<()> {
 }
 
 /// Runs the demo house until it is stopped.
-pub fn run(a: &DemoArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
+pub fn run(a: &HouseDemoArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
     super::cli::check_listen(a.listen, false)?;
     loopback();
     let dir = a.dir.clone().unwrap_or_else(default_dir);

@@ -129,7 +129,7 @@ impl Session<'_> {
             u.describe(r.envelope.len())
         )];
         phase.store(2, Ordering::SeqCst);
-        let installed = matches!(u, Upload::Done { .. }) && self.install(&r, &mut ev6)?;
+        let installed = matches!(u, UploadOutcome::Done { .. }) && self.install(&r, &mut ev6)?;
         // A few more samples after the install settled.
         std::thread::sleep(Duration::from_millis(100));
         phase.store(0, Ordering::SeqCst);

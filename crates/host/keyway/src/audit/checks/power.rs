@@ -126,7 +126,7 @@ impl Session<'_> {
                 .any(|s| !s.active && s.bootable && s.hash.as_slice() == r.hash().as_slice());
             if !staged {
                 let u = self.upload_all(&r)?;
-                if !matches!(u, Upload::Done { .. }) {
+                if !matches!(u, UploadOutcome::Done { .. }) {
                     ev.push(format!(
                         "{name}: staging {} failed: {}",
                         r.label,
