@@ -63,9 +63,8 @@ impl Session<'_> {
         let iso = netns::inspect();
         ev.push(format!("still no route out: {}", iso.no_route_out()));
         Ok(if bad.is_empty() {
-            check(
+            pass(
                 8,
-                Status::Pass,
                 format!(
                     "updated, confirmed, and {} work{}",
                     [
@@ -82,12 +81,7 @@ impl Session<'_> {
                 ev,
             )
         } else {
-            check(
-                8,
-                Status::Fail,
-                format!("after the update: {}", bad.join(", ")),
-                ev,
-            )
+            fail(8, format!("after the update: {}", bad.join(", ")), ev)
         })
     }
 }

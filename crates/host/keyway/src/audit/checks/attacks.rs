@@ -9,9 +9,8 @@ impl Session<'_> {
         if !self.genuine_accepted {
             // A lock that refuses every upload refuses the attacks too:
             // that proves nothing about its anchors.
-            return Ok(check(
+            return Ok(skip(
                 3,
-                Status::Skip,
                 "blocked: the lock took no genuine upload (check 2), so refusing the doctored ones proves nothing",
                 vec![],
             ));
@@ -85,9 +84,8 @@ impl Session<'_> {
             describe_slot(run.as_ref())
         ));
         if accepted.is_empty() && !unanswered.is_empty() {
-            return Ok(check(
+            return Ok(fail(
                 3,
-                Status::Fail,
                 format!(
                     "no answer (the lock hung or reset): {}",
                     unanswered.join(", ")

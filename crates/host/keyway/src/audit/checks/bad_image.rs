@@ -6,15 +6,14 @@ use super::*;
 impl Session<'_> {
     pub(super) fn bad_image(&mut self) -> Result<Check> {
         if !self.source.can_sign() {
-            return Ok(check(
+            return Ok(skip(
                 5,
-                Status::Skip,
                 "needs a fresh vendor signature (an image that fails its self-test): give --vendor-key",
                 vec![],
             ));
         }
         let Some(r) = self.next_release(Some(SELF_TEST_FAIL_MARKER))? else {
-            return Ok(check(5, Status::Skip, "no release", vec![]));
+            return Ok(skip(5, "no release", vec![]));
         };
         self.say(&format!("check 5: {}", r.label));
         let before = self.smp.running()?;
@@ -27,12 +26,7 @@ impl Session<'_> {
             u.describe(r.envelope.len())
         ));
         if !matches!(u, UploadOutcome::Done { .. }) {
-            return Ok(check(
-                5,
-                Status::Fail,
-                "the signed image was not accepted",
-                ev,
-            ));
+            return Ok(fail(5, "the signed image was not accepted", ev));
         }
         let (c, accepted) = self.consent(&r)?;
         ev.push(c);
@@ -74,9 +68,8 @@ impl Session<'_> {
             _ => false,
         };
         Ok(if back {
-            check(
+            pass(
                 5,
-                Status::Pass,
                 "the image failed its self-test and the lock reverted by itself",
                 ev,
             )
@@ -84,26 +77,19 @@ impl Session<'_> {
             .as_ref()
             .is_some_and(|s| s.hash.as_slice() == r.hash().as_slice())
         {
-            check(
-                5,
-                Status::Fail,
-                "the lock kept the image that fails its self-test",
-                ev,
-            )
+            fail(5, "the lock kept the image that fails its self-test", ev)
         } else if log_read
             && !tried
             && run.as_ref().map(|s| &s.hash) == before.as_ref().map(|s| &s.hash)
         {
-            check(
+            fail(
                 5,
-                Status::Fail,
                 "the lock never tried the image: it ignored the consent instead of installing and reverting",
                 ev,
             )
         } else {
-            check(
+            fail(
                 5,
-                Status::Fail,
                 "the lock did not come back to its previous working image",
                 ev,
             )

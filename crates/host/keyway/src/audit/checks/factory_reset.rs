@@ -6,17 +6,15 @@ use super::*;
 impl Session<'_> {
     pub(super) fn factory_reset(&mut self) -> Result<Check> {
         if self.control.is_none() {
-            return Ok(check(
+            return Ok(skip(
                 9,
-                Status::Skip,
                 "needs the lock's button (presence and long press): the lock has no control interface",
                 vec![],
             ));
         }
         if !self.keyway_group {
-            return Ok(check(
+            return Ok(fail(
                 9,
-                Status::Fail,
                 "the lock offers no factory reset or pairing over its local interface",
                 vec![],
             ));
@@ -33,24 +31,14 @@ impl Session<'_> {
         let a = self.smp.owner_call(|c| c.factory_reset())?;
         ev.push(format!("SMP factory reset: {}", summary(&a)));
         if a.is_err() {
-            return Ok(check(
-                9,
-                Status::Fail,
-                "the factory reset was refused offline",
-                ev,
-            ));
+            return Ok(fail(9, "the factory reset was refused offline", ev));
         }
         if self.owner.is_some() {
             // Still signed by the owner paired before the reset.
             let a = self.smp.owner_call(|c| c.unlock())?;
             ev.push(format!("the old owner's unlock: {}", a.describe()));
             if !a.is_err() {
-                return Ok(check(
-                    9,
-                    Status::Fail,
-                    "the factory reset kept the old owner",
-                    ev,
-                ));
+                return Ok(fail(9, "the factory reset kept the old owner", ev));
             }
         }
         let key =
@@ -67,24 +55,17 @@ impl Session<'_> {
         self.owner = Some(key);
         self.smp.set_owner(self.owner.clone())?;
         let Some(r) = self.next_release(None)? else {
-            return Ok(check(
+            return Ok(skip(
                 9,
-                Status::Skip,
                 "reset and re-paired; no release left for the second update",
                 ev,
             ));
         };
-        let u = self.upload_all(&r)?;
-        ev.push(format!(
-            "second update {}: {}",
-            r.label,
-            u.describe(r.envelope.len())
-        ));
+        let u = self.upload_noted(&r, "second update", &mut ev)?;
         let ok = matches!(u, UploadOutcome::Done { .. }) && self.install(&r, &mut ev)?;
         Ok(if ok && owners == Some(0) {
-            check(
+            pass(
                 9,
-                Status::Pass,
                 format!(
                     "factory reset, re-paired and updated again{}",
                     self.offline()
@@ -92,14 +73,9 @@ impl Session<'_> {
                 ev,
             )
         } else if owners != Some(0) {
-            check(9, Status::Fail, "the factory reset left owners paired", ev)
+            fail(9, "the factory reset left owners paired", ev)
         } else {
-            check(
-                9,
-                Status::Fail,
-                "the second update after the reset did not install",
-                ev,
-            )
+            fail(9, "the second update after the reset did not install", ev)
         })
     }
 }

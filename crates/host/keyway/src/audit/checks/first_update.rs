@@ -7,14 +7,7 @@ use super::*;
 impl Session<'_> {
     pub(super) fn first_update(&mut self) -> Result<(Check, Check, Check)> {
         let Some(r) = self.next_release(None)? else {
-            let s = |n, ev| {
-                check(
-                    n,
-                    Status::Skip,
-                    "no release to upload: give --vendor-key or --update",
-                    ev,
-                )
-            };
+            let s = |n, ev| skip(n, "no release to upload: give --vendor-key or --update", ev);
             let ev2 = std::mem::take(&mut self.baseline);
             return Ok((s(2, ev2), s(11, vec![]), s(12, vec![])));
         };
@@ -27,31 +20,18 @@ impl Session<'_> {
             "running before: {}",
             describe_slot(before.as_ref())
         ));
-        let u = self.upload_all(&r)?;
-        ev2.push(format!(
-            "uploaded {}: {}",
-            r.label,
-            u.describe(r.envelope.len())
-        ));
+        let u = self.upload_noted(&r, "uploaded", &mut ev2)?;
         self.genuine_accepted = matches!(u, UploadOutcome::Done { .. });
         if !self.genuine_accepted {
-            let c2 = check(
+            let c2 = fail(
                 2,
-                Status::Fail,
                 format!(
                     "the genuine update was not accepted: {}",
                     u.describe(r.envelope.len())
                 ),
                 ev2,
             );
-            let s = |n| {
-                check(
-                    n,
-                    Status::Skip,
-                    "blocked: the genuine upload was refused",
-                    vec![],
-                )
-            };
+            let s = |n| skip(n, "blocked: the genuine upload was refused", vec![]);
             return Ok((c2, s(11), s(12)));
         }
         // 11: nothing installs without consent, not even across a reset.
@@ -101,16 +81,10 @@ impl Session<'_> {
         // 12: the notes and CVEs, read before consent.
         let c12 = self.notes_before_consent(&r);
         let c11 = if forced {
-            check(
-                11,
-                Status::Fail,
-                "the lock installed the update without consent",
-                ev11,
-            )
+            fail(11, "the lock installed the update without consent", ev11)
         } else {
-            check(
+            pass(
                 11,
-                Status::Pass,
                 "nothing installed without consent, not even across a reset",
                 ev11,
             )
@@ -118,9 +92,8 @@ impl Session<'_> {
         // 2: consent, install.
         let ok = self.install(&r, &mut ev2)?;
         let c2 = if ok {
-            check(
+            pass(
                 2,
-                Status::Pass,
                 format!(
                     "{} installed and confirmed over the local channel{}",
                     r.version,
@@ -129,9 +102,8 @@ impl Session<'_> {
                 ev2,
             )
         } else {
-            check(
+            fail(
                 2,
-                Status::Fail,
                 format!("{} was not installed after consent", r.version),
                 ev2,
             )
@@ -218,9 +190,8 @@ impl Session<'_> {
             Answer::Ok(b) => b,
             e => {
                 ev.push(format!("notes request answered {}", e.describe()));
-                return check(
+                return fail(
                     12,
-                    Status::Fail,
                     "the pending update's notes cannot be read before consent",
                     ev,
                 );
@@ -267,16 +238,14 @@ impl Session<'_> {
                 r.sequence,
                 want_notes.len()
             ));
-            check(
+            skip(
                 12,
-                Status::Skip,
                 "the release uploaded lists no CVE ids, so their display cannot be checked: give --update files whose notes list CVEs (or --vendor-key)",
                 ev,
             )
         } else if seq == Some(r.sequence) && notes == want_notes && all_cves {
-            check(
+            pass(
                 12,
-                Status::Pass,
                 format!("notes and {} read before consent", r.cves.join(", ")),
                 ev,
             )
@@ -287,9 +256,8 @@ impl Session<'_> {
                 want_notes.len(),
                 r.cves.join(", ")
             ));
-            check(
+            fail(
                 12,
-                Status::Fail,
                 "the notes the lock shows are not the signed release's",
                 ev,
             )

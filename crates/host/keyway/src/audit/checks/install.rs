@@ -26,6 +26,23 @@ impl Session<'_> {
         }
     }
 
+    /// Uploads `r` whole and notes it in the evidence: "`doing` LABEL:
+    /// how the upload ended".
+    pub(super) fn upload_noted(
+        &mut self,
+        r: &Release,
+        doing: &str,
+        ev: &mut Vec<String>,
+    ) -> Result<UploadOutcome> {
+        let u = self.upload_all(r)?;
+        ev.push(format!(
+            "{doing} {}: {}",
+            r.label,
+            u.describe(r.envelope.len())
+        ));
+        Ok(u)
+    }
+
     pub(super) fn upload_all(&mut self, r: &Release) -> Result<UploadOutcome> {
         self.upload(r, Duration::ZERO, &mut |_| true)
     }
@@ -143,9 +160,7 @@ impl Session<'_> {
             Duration::from_millis(300)
         };
         let run = self.settle(Some(r), wait)?;
-        let ok = run
-            .as_ref()
-            .is_some_and(|s| s.confirmed && s.hash.as_slice() == r.hash().as_slice());
+        let ok = run.as_ref().is_some_and(|s| runs_confirmed(s, r));
         ev.push(format!(
             "then the lock runs {}",
             describe_slot(run.as_ref())
@@ -212,7 +227,7 @@ impl Session<'_> {
                 "reset from recovery: the lock runs {}",
                 describe_slot(run.as_ref())
             ));
-            let ok = run.is_some_and(|s| s.confirmed && s.hash.as_slice() == r.hash().as_slice());
+            let ok = run.is_some_and(|s| runs_confirmed(&s, r));
             if ok {
                 self.expect.push(Expect::Confirmed(r.sequence));
                 self.current = Some(r.clone());

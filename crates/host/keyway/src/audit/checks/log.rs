@@ -77,9 +77,8 @@ impl Session<'_> {
     pub(super) fn audit_log(&mut self) -> Check {
         let mut ev = Vec::new();
         let Some(key) = self.device_key.clone() else {
-            return check(
+            return skip(
                 10,
-                Status::Skip,
                 "the lock's device key is unknown (no status device_key)",
                 ev,
             );
@@ -116,24 +115,21 @@ impl Session<'_> {
             ev.push(format!("missing: {m}"));
         }
         if !broken.is_empty() {
-            check(
+            fail(
                 10,
-                Status::Fail,
                 format!("the log does not verify: {}", broken.join(", ")),
                 ev,
             )
         } else if !gaps.is_empty() {
             ev.extend(gaps.clone());
-            check(
+            fail(
                 10,
-                Status::Fail,
                 format!("the exports do not chain over the run: {}", gaps[0]),
                 ev,
             )
         } else if !missing.is_empty() {
-            check(
+            fail(
                 10,
-                Status::Fail,
                 format!(
                     "{} update steps of the run are not in the log (first: {})",
                     missing.len(),
@@ -142,9 +138,8 @@ impl Session<'_> {
                 ev,
             )
         } else {
-            check(
+            pass(
                 10,
-                Status::Pass,
                 format!(
                     "{} exports verify, chain unbroken, every update step logged",
                     self.exports.len()

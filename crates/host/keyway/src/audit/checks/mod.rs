@@ -141,6 +141,21 @@ fn check(number: u8, status: Status, summary: impl Into<String>, evidence: Vec<S
     }
 }
 
+/// Check `number` FAILed: `summary` says what failed.
+fn fail(number: u8, summary: impl Into<String>, evidence: Vec<String>) -> Check {
+    check(number, Status::Fail, summary, evidence)
+}
+
+/// Check `number` was SKIPped: `summary` says what could not run.
+fn skip(number: u8, summary: impl Into<String>, evidence: Vec<String>) -> Check {
+    check(number, Status::Skip, summary, evidence)
+}
+
+/// Check `number` PASSed.
+fn pass(number: u8, summary: impl Into<String>, evidence: Vec<String>) -> Check {
+    check(number, Status::Pass, summary, evidence)
+}
+
 /// Runs the audit; returns (target, lock, checks, files).
 pub(super) fn run(o: &Options) -> Result<(String, String, Vec<Check>, Vec<String>)> {
     let Target::Udp(addr) = o.target;
@@ -419,10 +434,7 @@ impl Session<'_> {
         if self.owner.is_none() && self.control.is_none() {
             // No way in: an upload needs the lock's button or an owner.
             for n in [2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15, 16, 17, 18, 19] {
-                self.results.push(check(
-                    n,
-                    Status::Skip,
-                    "the audit cannot upload: the lock has no control interface (its button) and no paired owner was given (--owner-key)",
+                self.results.push(skip(n, "the audit cannot upload: the lock has no control interface (its button) and no paired owner was given (--owner-key)",
                     vec![],
                 ));
             }
@@ -446,9 +458,8 @@ impl Session<'_> {
         self.results.extend([c6, c7]);
         self.export("update under load");
         let blocked = |n| {
-            check(
+            skip(
                 n,
-                Status::Skip,
                 "blocked: the lock installs no genuine update (check 2 failed)",
                 vec![],
             )
@@ -474,6 +485,11 @@ impl Session<'_> {
         let c10 = self.audit_log();
         self.results.push(c10);
     }
+}
+
+/// The slot runs release `r`, confirmed.
+fn runs_confirmed(s: &SlotState, r: &Release) -> bool {
+    s.confirmed && s.hash.as_slice() == r.hash().as_slice()
 }
 
 fn describe_slot(s: Option<&SlotState>) -> String {
@@ -517,35 +533,28 @@ fn summary(a: &Answer) -> String {
 fn verdict(
     n: u8,
     failed: &[&str],
-    fail: &str,
+    fail_summary: &str,
     skipped: &[&str],
-    skip: &str,
-    pass: String,
+    skip_summary: &str,
+    pass_summary: String,
     ev: Vec<String>,
 ) -> Check {
     if !failed.is_empty() {
-        check(
-            n,
-            Status::Fail,
-            format!("{fail}: {}", failed.join(", ")),
-            ev,
-        )
+        fail(n, format!("{fail_summary}: {}", failed.join(", ")), ev)
     } else if !skipped.is_empty() {
-        check(
+        skip(
             n,
-            Status::Skip,
-            format!("{skip}; not run: {}", skipped.join(", ")),
+            format!("{skip_summary}; not run: {}", skipped.join(", ")),
             ev,
         )
     } else {
-        check(n, Status::Pass, pass, ev)
+        pass(n, pass_summary, ev)
     }
 }
 
 fn errored(n: u8, e: &anyhow::Error) -> Check {
-    check(
+    fail(
         n,
-        Status::Fail,
         format!("the check could not finish: {e:#}"),
         vec![format!("{e:#}")],
     )

@@ -15,8 +15,13 @@ impl<T: Transport> Client<T> {
         body: Map,
     ) -> Result<Map, DeviceError> {
         let seq = self.next_seq();
-        let frame = smp::encode_request(op, group, id, seq, body);
-        let body = self.exchange(what, &frame, seq, (op, group, id))?;
+        let out = Outgoing {
+            what,
+            frame: smp::encode_request(op, group, id, seq, body),
+            seq,
+            key: (op, group, id),
+        };
+        let body = self.exchange(&out)?;
         map_of(what, &body)
     }
 

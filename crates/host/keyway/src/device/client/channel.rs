@@ -205,19 +205,9 @@ impl<T: Transport> Client<T> {
     /// session and sends it once more; its `RecordRefused` refusal (the
     /// transport resent a record whose answer was lost) sends it once more
     /// with a new counter. Any other plain answer is an error.
-    pub(super) fn sealed_exchange(
-        &mut self,
-        what: &str,
-        frame: &[u8],
-        seq: u8,
-        key: (Op, u16, u8),
-    ) -> Result<Vec<u8>, DeviceError> {
-        fits(
-            what,
-            frame,
-            MAX_SEALED_REQUEST,
-            "the room in a sealed record",
-        )?;
+    pub(super) fn sealed_exchange(&mut self, out: &Outgoing<'_>) -> Result<Vec<u8>, DeviceError> {
+        out.fits(MAX_SEALED_REQUEST, "the room in a sealed record")?;
+        let (what, frame) = (out.what, out.frame.as_slice());
         let channel_err = |error| DeviceError::Channel {
             what: what.to_owned(),
             error,
@@ -281,7 +271,7 @@ impl<T: Transport> Client<T> {
             };
             ch.counts.sealed += 1;
             let inner = rec.get(opened.payload).unwrap_or(&[]);
-            return check_answer(what, inner, seq, key);
+            return out.check(inner);
         }
     }
 }

@@ -262,36 +262,24 @@ impl<T: Transport> Client<T> {
     /// an error (`rc`, `err`: a [`DeviceError`] with the typed refusal).
     /// Returns the answer's body. With a paired lock the frame goes sealed
     /// in the session ([`Client::with_paired_lock`]).
-    fn exchange(
-        &mut self,
-        what: &str,
-        frame: &[u8],
-        seq: u8,
-        key: (Op, u16, u8),
-    ) -> Result<Vec<u8>, DeviceError> {
+    fn exchange(&mut self, out: &Outgoing<'_>) -> Result<Vec<u8>, DeviceError> {
         if self.sealed() {
-            return self.sealed_exchange(what, frame, seq, key);
+            return self.sealed_exchange(out);
         }
-        self.plain_exchange(what, frame, seq, key)
+        self.plain_exchange(out)
     }
 
     /// [`Client::exchange`] in the clear.
-    fn plain_exchange(
-        &mut self,
-        what: &str,
-        frame: &[u8],
-        seq: u8,
-        key: (Op, u16, u8),
-    ) -> Result<Vec<u8>, DeviceError> {
-        fits(what, frame, MAX_FRAME, "the lock's buffer")?;
+    fn plain_exchange(&mut self, out: &Outgoing<'_>) -> Result<Vec<u8>, DeviceError> {
+        out.fits(MAX_FRAME, "the lock's buffer")?;
         let answer = self
             .transport
-            .exchange(frame, seq)
+            .exchange(&out.frame, out.seq)
             .map_err(|why| DeviceError::Transport {
-                what: what.to_owned(),
+                what: out.what.to_owned(),
                 why,
             })?;
-        check_answer(what, &answer, seq, key)
+        out.check(&answer)
     }
 
     fn next_seq(&mut self) -> u8 {
@@ -302,66 +290,79 @@ impl<T: Transport> Client<T> {
 
     /// One typed request (SMPv2); returns the checked answer's body.
     fn call(&mut self, what: &str, req: &Request<'_>) -> Result<Vec<u8>, DeviceError> {
-        let seq = self.next_seq();
-        let frame = encode_frame(what, req, seq)?;
-        self.exchange(what, &frame, seq, req.key())
+        let out = Outgoing::typed(what, req, self.next_seq())?;
+        self.exchange(&out)
     }
 
     /// One typed request in the clear, also with a paired lock (the
     /// channel's own messages).
     fn call_plain(&mut self, what: &str, req: &Request<'_>) -> Result<Vec<u8>, DeviceError> {
-        let seq = self.next_seq();
-        let frame = encode_frame(what, req, seq)?;
-        self.plain_exchange(what, &frame, seq, req.key())
+        let out = Outgoing::typed(what, req, self.next_seq())?;
+        self.plain_exchange(&out)
     }
 }
 
-/// A usage error unless `frame` fits in `limit` bytes (`room`: where).
-fn fits(what: &str, frame: &[u8], limit: usize, room: &str) -> Result<(), DeviceError> {
-    if frame.len() > limit {
-        return Err(DeviceError::Usage {
-            what: what.to_owned(),
-            why: format!(
-                "a request of {} bytes exceeds {room} of {limit} bytes",
-                frame.len()
-            ),
-        });
-    }
-    Ok(())
-}
-
-/// `req` as an SMPv2 frame with sequence `seq`.
-fn encode_frame(what: &str, req: &Request<'_>, seq: u8) -> Result<Vec<u8>, DeviceError> {
-    let mut buf = vec![0u8; MAX_FRAME];
-    let n = req
-        .frame(&mut buf, Version::V2, seq)
-        .map_err(|_| DeviceError::Usage {
-            what: what.to_owned(),
-            why: format!("the request exceeds the lock's buffer of {MAX_FRAME} bytes"),
-        })?;
-    buf.truncate(n);
-    Ok(buf)
-}
-
-/// Checks an answer frame against the request's (op, group, command,
-/// sequence) and for a refusal; returns its body.
-fn check_answer(
-    what: &str,
-    answer: &[u8],
+/// A request frame on its way, and what its answer must match.
+struct Outgoing<'a> {
+    /// What the request is for, in words (errors name it).
+    what: &'a str,
+    /// The SMP frame.
+    frame: Vec<u8>,
+    /// Its sequence number.
     seq: u8,
-    (op, group, id): (Op, u16, u8),
-) -> Result<Vec<u8>, DeviceError> {
-    let (h, body) = split_response(answer, MAX_ANSWER)
-        .map_err(|e| malformed(what, smp::FrameError::from(e).to_string()))?;
-    if h.seq != seq || h.group != group || h.id != id || h.op != op.response() {
-        return Err(malformed(
+    /// Its (op, group, command).
+    key: (Op, u16, u8),
+}
+
+impl<'a> Outgoing<'a> {
+    /// `req` as an SMPv2 frame with sequence `seq`.
+    fn typed(what: &'a str, req: &Request<'_>, seq: u8) -> Result<Self, DeviceError> {
+        let mut frame = vec![0u8; MAX_FRAME];
+        let n = req
+            .frame(&mut frame, Version::V2, seq)
+            .map_err(|_| DeviceError::Usage {
+                what: what.to_owned(),
+                why: format!("the request exceeds the lock's buffer of {MAX_FRAME} bytes"),
+            })?;
+        frame.truncate(n);
+        Ok(Outgoing {
             what,
-            format!(
-                "it answers group {} command {} (op {:?}, sequence {}), the request was group {group} command {id} (sequence {seq})",
-                h.group, h.id, h.op, h.seq
-            ),
-        ));
+            frame,
+            seq,
+            key: req.key(),
+        })
     }
-    refusal(what, body)?;
-    Ok(body.to_vec())
+
+    /// A usage error unless the frame fits in `limit` bytes (`room`: where).
+    fn fits(&self, limit: usize, room: &str) -> Result<(), DeviceError> {
+        if self.frame.len() > limit {
+            return Err(DeviceError::Usage {
+                what: self.what.to_owned(),
+                why: format!(
+                    "a request of {} bytes exceeds {room} of {limit} bytes",
+                    self.frame.len()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks an answer frame against the request's (op, group, command,
+    /// sequence) and for a refusal; returns its body.
+    fn check(&self, answer: &[u8]) -> Result<Vec<u8>, DeviceError> {
+        let (what, seq, (op, group, id)) = (self.what, self.seq, self.key);
+        let (h, body) = split_response(answer, MAX_ANSWER)
+            .map_err(|e| malformed(what, smp::FrameError::from(e).to_string()))?;
+        if h.seq != seq || h.group != group || h.id != id || h.op != op.response() {
+            return Err(malformed(
+                what,
+                format!(
+                    "it answers group {} command {} (op {:?}, sequence {}), the request was group {group} command {id} (sequence {seq})",
+                    h.group, h.id, h.op, h.seq
+                ),
+            ));
+        }
+        refusal(what, body)?;
+        Ok(body.to_vec())
+    }
 }

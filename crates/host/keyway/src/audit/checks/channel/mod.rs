@@ -31,13 +31,13 @@ use keyway_vendor::keys::{Algorithm, SigningKey};
 use keyway_vendor::smp::{self, Op, group, text};
 use serde_json::json;
 
-use super::{Session, check, describe_slot};
+use super::{Session, describe_slot, fail, pass, runs_confirmed, skip};
 
 mod pairing;
 mod replay;
 mod upload;
+use crate::audit::Check;
 use crate::audit::link::{Answer, Smp, UploadOutcome};
-use crate::audit::{Check, Status};
 use crate::device::{Client, Stats, Transport, TransportError, UdpTransport};
 
 /// A man in the middle on the owner's link: records the last request
@@ -134,16 +134,11 @@ fn shown(b: Option<Bolt>) -> &'static str {
 
 /// The fail/pass verdict of a channel check: `failures` are what the lock
 /// let through (empty: pass).
-fn verdict(n: u8, failures: &[String], pass: &str, fix: &str, ev: Vec<String>) -> Check {
+fn verdict(n: u8, failures: &[String], pass_summary: &str, fix: &str, ev: Vec<String>) -> Check {
     if failures.is_empty() {
-        check(n, Status::Pass, pass, ev)
+        pass(n, pass_summary, ev)
     } else {
-        check(
-            n,
-            Status::Fail,
-            format!("{}: {fix}", failures.join("; ")),
-            ev,
-        )
+        fail(n, format!("{}: {fix}", failures.join("; ")), ev)
     }
 }
 
@@ -174,9 +169,8 @@ impl Session<'_> {
             if let Some(what) = hardware
                 && self.control.is_none()
             {
-                out.push(check(
+                out.push(skip(
                     n,
-                    Status::Skip,
                     format!("needs {what}: the lock has no control interface (--control)"),
                     vec![],
                 ));

@@ -62,29 +62,14 @@ impl Session<'_> {
         let mut fails = Vec::new();
         let (Some(older), Some(newer)) = (self.next_release(None)?, self.next_release(None)?)
         else {
-            return Ok(check(
-                14,
-                Status::Skip,
-                "needs two fresh releases: give --vendor-key",
-                ev,
-            ));
+            return Ok(skip(14, "needs two fresh releases: give --vendor-key", ev));
         };
         // The owner's newer release waits for consent.
-        let u = self.upload_all(&newer)?;
-        ev.push(format!(
-            "the owner uploaded {}: {}",
-            newer.label,
-            u.describe(newer.envelope.len())
-        ));
+        let u = self.upload_noted(&newer, "the owner uploaded", &mut ev)?;
         if matches!(u, UploadOutcome::Done { .. }) {
             self.last_genuine = Some(newer.clone());
         } else {
-            return Ok(check(
-                14,
-                Status::Fail,
-                "the owner's own upload did not complete",
-                ev,
-            ));
+            return Ok(fail(14, "the owner's own upload did not complete", ev));
         }
         self.ctl(json!({"cmd": "presence", "seconds": 60}))?;
         ev.push("the owner opens the presence window".into());

@@ -8,17 +8,11 @@ impl Session<'_> {
     pub(super) fn chunk_injection(&mut self) -> Result<Check> {
         let mut ev = Vec::new();
         let Some(r) = self.next_release(None)? else {
-            return Ok(check(
-                17,
-                Status::Skip,
-                "needs a fresh release: give --vendor-key",
-                ev,
-            ));
+            return Ok(skip(17, "needs a fresh release: give --vendor-key", ev));
         };
         if self.smp.paired().is_none() {
-            return Ok(check(
+            return Ok(fail(
                 17,
-                Status::Fail,
                 "the audit's owner has no session with the lock: uploads are bound to nobody",
                 ev,
             ));
@@ -75,16 +69,14 @@ impl Session<'_> {
                 .retain(|e| *e != super::super::Expect::Download(r.sequence));
         }
         Ok(if ok {
-            check(
+            pass(
                 17,
-                Status::Pass,
                 "another peer's chunk was refused; the owner's upload completed and verifies",
                 ev,
             )
         } else {
-            check(
+            fail(
                 17,
-                Status::Fail,
                 "another peer's chunk went into the owner's upload and broke it: bind an upload to the session (or the peer) that began it and refuse everyone else's chunks",
                 ev,
             )
@@ -115,12 +107,7 @@ impl Session<'_> {
                 ev.push("no fresh release to upload: give --vendor-key".into());
                 return Ok(None);
             };
-            let u = self.upload_all(&r)?;
-            ev.push(format!(
-                "the owner uploaded {}: {}",
-                r.label,
-                u.describe(r.envelope.len())
-            ));
+            let u = self.upload_noted(&r, "the owner uploaded", ev)?;
             if matches!(u, UploadOutcome::Done { .. }) {
                 self.last_genuine = Some(r);
             }
@@ -189,9 +176,8 @@ impl Session<'_> {
         if st != Some(UpdateState::Postponed) {
             // A lock that takes no consent fails check 2 (or 12); one that
             // installs at once has nothing to keep.
-            return Ok(check(
+            return Ok(skip(
                 19,
-                Status::Skip,
                 "no update waited with the owner's consent (the bolt locked): nothing to keep across a power cut; see the evidence",
                 ev,
             ));
@@ -219,9 +205,7 @@ impl Session<'_> {
         if let Some(r) = r.filter(|_| kept) {
             let _ = self.owner_unlock();
             let run = self.settle(Some(&r), self.settle_time())?;
-            installed = run
-                .as_ref()
-                .is_some_and(|s| s.confirmed && s.hash.as_slice() == r.hash().as_slice());
+            installed = run.as_ref().is_some_and(|s| runs_confirmed(s, &r));
             ev.push(format!(
                 "the owner unlocks, no new consent: the lock runs {}",
                 describe_slot(run.as_ref())
@@ -233,30 +217,26 @@ impl Session<'_> {
             }
         }
         Ok(if !cut {
-            check(
+            skip(
                 19,
-                Status::Skip,
                 "the power cut did not fire (no flash write followed it)",
                 ev,
             )
         } else if kept && installed {
-            check(
+            pass(
                 19,
-                Status::Pass,
                 "consent survived the power cut and the update installed without asking again",
                 ev,
             )
         } else if kept {
-            check(
+            fail(
                 19,
-                Status::Fail,
                 "consent survived the power cut but the update did not install once the bolt was unlocked",
                 ev,
             )
         } else {
-            check(
+            fail(
                 19,
-                Status::Fail,
                 "the owner's consent was lost in the power cut: write consent to flash before answering it",
                 ev,
             )
