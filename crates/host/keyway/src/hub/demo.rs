@@ -2,7 +2,7 @@
 //!
 //! 1. The vendor: a root key and two release signers, 2-of-2 under a key
 //!    set, made with the same steps as `keyway demo`
-//!    ([`crate::demo::vendor_keys`]); three signed releases: the factory
+//!    (`crate::demo::vendor_keys`); three signed releases: the factory
 //!    image 1.4.0, 2.1.0 which fixes a CVE (its notes say so), and a
 //!    delta 1.4.0→2.1.0 of the same release.
 //! 2. The vendor's TUF repository: `keyway publish` writes the releases

@@ -1,6 +1,10 @@
 //! The `keyway device` subcommands: argument definitions and handlers.
 //! Every handler prints a few readable lines, or with `--json` exactly
 //! one JSON object.
+//!
+//! Here: the arguments, the connection and owner checks, and [`run`];
+//! `pair` pairing by setup code, `update` choosing and uploading an
+//! envelope, `wait` the update's outcome, `print` the text output.
 
 use std::io::{IsTerminal as _, Write};
 use std::path::{Path, PathBuf};

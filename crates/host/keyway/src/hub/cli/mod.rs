@@ -16,6 +16,9 @@
 //! The API serves on loopback unless `--listen-insecure-any-address`
 //! says otherwise: the token is the only thing between the LAN and the
 //! owner's consent.
+//!
+//! Here: the arguments and [`run`]; `serve` the daemon, `import` the
+//! offline bundle, `data` the data directory (token, first line, store).
 
 use std::io::Write;
 use std::net::SocketAddr;
