@@ -49,7 +49,7 @@ pub struct Score {
 
 /// What the demo did.
 #[derive(Debug)]
-pub struct Outcome {
+pub struct DemoOutcome {
     /// The update's own lines.
     pub steps: Vec<Score>,
     /// The audit's report.
@@ -58,7 +58,7 @@ pub struct Outcome {
     pub html: PathBuf,
 }
 
-impl Outcome {
+impl DemoOutcome {
     /// Whether every step and every audit check passed (SKIP counts as not
     /// failed).
     pub fn passed(&self) -> bool {
@@ -314,7 +314,7 @@ pub fn isolation() -> Result<(), String> {
 
 /// Runs the demo in `dir` (emptied first), printing to `out`.
 /// `namespace` is what [`isolation`] found.
-pub fn run(dir: &Path, namespace: Result<(), String>, out: &mut dyn Write) -> Result<Outcome> {
+pub fn run(dir: &Path, namespace: Result<(), String>, out: &mut dyn Write) -> Result<DemoOutcome> {
     if dir.exists() {
         std::fs::remove_dir_all(dir).with_context(|| format!("{}: cannot clear", dir.display()))?;
     }
@@ -587,7 +587,7 @@ pub fn run(dir: &Path, namespace: Result<(), String>, out: &mut dyn Write) -> Re
     let html = dir.join("report.html");
     std::fs::write(&html, audit::report::html(&report))
         .with_context(|| format!("writing {}", html.display()))?;
-    Ok(Outcome {
+    Ok(DemoOutcome {
         steps,
         audit: report,
         html,
@@ -642,7 +642,7 @@ fn wait_version(
 }
 
 /// Prints the scorecard: the update's lines, then the audit's table.
-pub fn print_scorecard(o: &Outcome, out: &mut dyn Write) -> Result<()> {
+pub fn print_scorecard(o: &DemoOutcome, out: &mut dyn Write) -> Result<()> {
     writeln!(out, "\nScorecard: the update")?;
     let w = o.steps.iter().map(|s| s.name.len()).max().unwrap_or(0);
     for s in &o.steps {
@@ -676,7 +676,7 @@ pub fn default_dir() -> PathBuf {
 mod tests {
     use super::*;
 
-    fn outcome(failing_checks: &[u8]) -> Outcome {
+    fn outcome(failing_checks: &[u8]) -> DemoOutcome {
         let checks = audit::CHECKS
             .iter()
             .map(|&(number, id, title)| audit::Check {
@@ -693,7 +693,7 @@ mod tests {
                 figures: vec![],
             })
             .collect();
-        Outcome {
+        DemoOutcome {
             steps: vec![Score {
                 name: ROUTER_UNPLUGGED,
                 pass: false,

@@ -14,6 +14,8 @@
 //!   lock (`keyway-lock`); `audit` and `device` reach locks through SMP and
 //!   the control socket (`tests/layering.rs`).
 //! * [`publish`]: `keyway publish`, the vendor's TUF repository.
+//! * [`terminal`]: the one sanitizer for text from a lock or a file
+//!   before it is printed (controls and bidi overrides escaped).
 //! * [`tuf_client`]: `keyway tuf-client`, the hub's TUF client behind
 //!   tuf-conformance's client CLI.
 
@@ -26,4 +28,5 @@ pub mod device;
 pub mod hub;
 pub mod lab;
 pub mod publish;
+pub mod terminal;
 pub mod tuf_client;

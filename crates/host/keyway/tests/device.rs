@@ -662,7 +662,7 @@ fn terminal_escape_injection_in_the_locks_reason_is_neutralised() {
         "{e:?}"
     );
     assert_eq!(
-        keyway::device::client::printable("a\tb\nc\x07", true),
+        keyway::terminal::printable("a\tb\nc\x07", keyway::terminal::Newlines::Keep),
         "a\tb\nc\\u{7}"
     );
 }

@@ -330,7 +330,7 @@ impl Smp {
         file: &[u8],
         pace: Duration,
         between: &mut dyn FnMut(u64) -> bool,
-    ) -> Result<Upload> {
+    ) -> Result<UploadOutcome> {
         let mut at = 0u64;
         let mut progress = |done: u64, _total: u64| {
             at = done;
@@ -341,13 +341,13 @@ impl Smp {
         };
         let r = self.client.upload(file, &mut progress);
         Ok(match r {
-            Ok(rep) => Upload::Done {
+            Ok(rep) => UploadOutcome::Done {
                 resumed_at: (rep.resumed_from > 0).then_some(rep.resumed_from),
                 requests: u32::try_from(rep.requests).unwrap_or(u32::MAX),
             },
             Err(e) => match outcome(Err(e))? {
-                Some(answer) => Upload::Refused { at, answer },
-                None => Upload::NoAnswer { at },
+                Some(answer) => UploadOutcome::Refused { at, answer },
+                None => UploadOutcome::NoAnswer { at },
             },
         })
     }
@@ -371,7 +371,7 @@ fn build(
 
 /// How an upload ended.
 #[derive(Debug, Clone)]
-pub enum Upload {
+pub enum UploadOutcome {
     /// Every byte was taken.
     Done {
         /// The lock continued from here instead of the start.
@@ -393,21 +393,21 @@ pub enum Upload {
     },
 }
 
-impl Upload {
+impl UploadOutcome {
     /// One line for the evidence.
     pub fn describe(&self, len: usize) -> String {
         match self {
-            Upload::Done {
+            UploadOutcome::Done {
                 resumed_at: Some(r),
                 requests,
             } => format!("accepted: {len} bytes, resumed at byte {r}, {requests} requests"),
-            Upload::Done { requests, .. } => {
+            UploadOutcome::Done { requests, .. } => {
                 format!("accepted: {len} bytes in {requests} requests")
             }
-            Upload::Refused { at, answer } => {
+            UploadOutcome::Refused { at, answer } => {
                 format!("refused after byte {at} of {len}: {}", answer.describe())
             }
-            Upload::NoAnswer { at } => format!("no answer after byte {at} of {len}"),
+            UploadOutcome::NoAnswer { at } => format!("no answer after byte {at} of {len}"),
         }
     }
 }

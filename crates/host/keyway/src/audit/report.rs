@@ -1,12 +1,15 @@
 //! The scorecard in three forms: a terminal table, JSON, and a
 //! self-contained HTML page (inline CSS, no scripts, no external
-//! resources; every text from the lock or the files is escaped).
+//! resources; every text from the lock or the files is escaped: for the
+//! terminal by [`crate::terminal`], for HTML by [`escape`], which also
+//! replaces the characters [`crate::terminal::is_unsafe`] names).
 
 use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
 use super::{Check, Report, Status};
+use crate::terminal::line;
 
 impl Status {
     /// `PASS`, `FAIL` or `SKIP`.
@@ -19,28 +22,14 @@ impl Status {
     }
 }
 
-/// Text from the lock made safe for a terminal: control characters
-/// (escape sequences that could rewrite the scorecard) become `\u{..}`.
-pub fn plain(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for ch in text.chars() {
-        if ch.is_control() {
-            let _ = write!(out, "\\u{{{:x}}}", u32::from(ch));
-        } else {
-            out.push(ch);
-        }
-    }
-    out
-}
-
 /// The terminal table: one line per check, its evidence indented below.
 pub fn table(r: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
         "keyway audit of {} ({}), started {}",
-        plain(&r.target),
-        plain(&r.lock),
+        line(&r.target),
+        line(&r.lock),
         utc(r.started_unix)
     );
     let _ = writeln!(s);
@@ -53,10 +42,10 @@ pub fn table(r: &Report) -> String {
             c.number,
             c.title,
             c.status.word(),
-            plain(&c.summary)
+            line(&c.summary)
         );
         for e in &c.evidence {
-            let _ = writeln!(s, "    {:<42}        · {}", "", plain(e));
+            let _ = writeln!(s, "    {:<42}        · {}", "", line(e));
         }
         if !c.figures.is_empty() {
             let _ = writeln!(s, "    {:<42}        · figures: {}", "", figures(c));
@@ -131,7 +120,7 @@ pub fn escape(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
-            c if c.is_control() && c != '\n' && c != '\t' => {
+            c if crate::terminal::is_unsafe(c) && c != '\n' && c != '\t' => {
                 let _ = write!(out, "&#{};", u32::from('\u{fffd}'));
             }
             c => out.push(c),
@@ -300,5 +289,20 @@ mod tests {
         let t = table(&r);
         assert!(!t.contains('\u{1b}') && !t.contains('\r'), "{t:?}");
         assert!(t.contains("\\u{1b}[1A"), "{t}");
+    }
+
+    /// A right-to-left override from the lock would show the scorecard's
+    /// text reversed: the table escapes it and the page replaces it (the
+    /// report's own sanitizer printed it as it was).
+    #[test]
+    fn table_and_page_neutralise_bidi_overrides_from_the_lock() {
+        let r = report("FAIL \u{202e}SSAP\u{202c} \u{2067}x\u{2069} \u{200f}");
+        let t = table(&r);
+        let page = html(&r);
+        for c in ['\u{202e}', '\u{202c}', '\u{2067}', '\u{2069}', '\u{200f}'] {
+            assert!(!t.contains(c), "{t:?}");
+            assert!(!page.contains(c), "{page:?}");
+        }
+        assert!(t.contains("\\u{202e}SSAP"), "{t}");
     }
 }

@@ -28,7 +28,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use keyway_vendor::keys::hex;
-use serde_json::{Value as J, json};
+use serde_json::{Value as JsonValue, json};
 
 /// The `format` field.
 pub const FORMAT: &str = "keyway-paired-locks";
@@ -160,7 +160,7 @@ impl PairedLocks {
         if text.len() as u64 > MAX_FILE {
             return Err(invalid(format!("longer than {MAX_FILE} bytes")));
         }
-        let v: J = serde_json::from_slice(&text).map_err(|e| invalid(e.to_string()))?;
+        let v: JsonValue = serde_json::from_slice(&text).map_err(|e| invalid(e.to_string()))?;
         if v["format"] != FORMAT {
             return Err(invalid(format!("\"format\" is not {FORMAT:?}")));
         }
@@ -208,8 +208,10 @@ impl PairedLocks {
                 return Err(bad("device_key_id", "the key id of device_key"));
             }
             let name = match &l["name"] {
-                J::Null => None,
-                J::String(s) if s.len() <= keyway_channel::pairing::NAME_MAX => Some(s.clone()),
+                JsonValue::Null => None,
+                JsonValue::String(s) if s.len() <= keyway_channel::pairing::NAME_MAX => {
+                    Some(s.clone())
+                }
                 _ => return Err(bad("name", "a text of at most 32 bytes")),
             };
             let paired = l["paired"]
@@ -241,7 +243,7 @@ impl PairedLocks {
     }
 
     /// The file's JSON.
-    pub fn to_json(&self) -> J {
+    pub fn to_json(&self) -> JsonValue {
         json!({
             "format": FORMAT,
             "version": VERSION,
@@ -337,7 +339,7 @@ mod tests {
         let mut f = PairedLocks::empty(path.clone(), [1; 8]);
         f.insert(record("udp:h:1", 1));
         let mut v = f.to_json();
-        v["locks"][0]["device_key_id"] = J::from("0000000000000000");
+        v["locks"][0]["device_key_id"] = JsonValue::from("0000000000000000");
         std::fs::write(&path, v.to_string()).unwrap();
         let e = PairedLocks::load(&path, [1; 8]).unwrap_err();
         assert!(matches!(e, PairedError::Invalid { .. }), "{e}");

@@ -2,7 +2,7 @@
 //!
 //! 1. The vendor: a root key and two release signers, 2-of-2 under a key
 //!    set, made with the same steps as `keyway demo`
-//!    ([`crate::demo::vendor_keys`]); three signed releases: the factory
+//!    (`crate::demo::vendor_keys`); three signed releases: the factory
 //!    image 1.4.0, 2.1.0 which fixes a CVE (its notes say so), and a
 //!    delta 1.4.0→2.1.0 of the same release.
 //! 2. The vendor's TUF repository: `keyway publish` writes the releases
@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, anyhow};
 
-use super::cli::DemoArgs;
+use super::cli::HouseDemoArgs;
 
 /// The default demo house folder: `target/keyway-hub-demo`.
 pub fn default_dir() -> PathBuf {
@@ -312,7 +312,7 @@ pub fn clear_dir(dir: &Path) -> Result<()> {
 }
 
 /// Runs the demo house until it is stopped.
-pub fn run(a: &DemoArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
+pub fn run(a: &HouseDemoArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
     super::cli::check_listen(a.listen, false)?;
     loopback();
     let dir = a.dir.clone().unwrap_or_else(default_dir);

@@ -3,7 +3,7 @@
 //!
 //! Each lock is the real lock (`keyway-lock`'s shell around the agent and
 //! the device core) on its own file-backed simulated flash, provisioned
-//! the way the demo provisions its one lock ([`crate::demo::provision`]:
+//! the way the demo provisions its one lock (`crate::demo::provision`:
 //! the vendor's root key as anchor, the signed factory image 1.4.0, a
 //! setup code on its label), serving SMP on a loopback UDP port and its
 //! hardware (the button, the keypad) on a loopback control socket. The
@@ -61,8 +61,8 @@ pub struct Provisioned {
 }
 
 /// Provisions `n` locks under `dir` from the vendor files in `vendor`
-/// (made by [`crate::demo::vendor_keys`] and
-/// [`crate::demo::factory_release`]), on `threads` threads; prints each
+/// (made by `crate::demo::vendor_keys` and
+/// `crate::demo::factory_release`), on `threads` threads; prints each
 /// provisioning step to `out` when `verbose`.
 pub fn provision(
     vendor: &Path,

@@ -11,10 +11,7 @@ impl Session<'_> {
             } else {
                 "no release left to upload"
             };
-            return Ok((
-                check(6, Status::Skip, why, vec![]),
-                check(7, Status::Skip, why, vec![]),
-            ));
+            return Ok((skip(6, why, vec![]), skip(7, why, vec![])));
         };
         self.say(&format!("checks 6 and 7: {} under load", r.label));
         // 1 upload, 2 install, 0 stop.
@@ -129,7 +126,7 @@ impl Session<'_> {
             u.describe(r.envelope.len())
         )];
         phase.store(2, Ordering::SeqCst);
-        let installed = matches!(u, Upload::Done { .. }) && self.install(&r, &mut ev6)?;
+        let installed = matches!(u, UploadOutcome::Done { .. }) && self.install(&r, &mut ev6)?;
         // A few more samples after the install settled.
         std::thread::sleep(Duration::from_millis(100));
         phase.store(0, Ordering::SeqCst);
@@ -142,16 +139,14 @@ impl Session<'_> {
         // status; a lock without it has only its log to show.
         let reported = !self.keyway_group || status_tamper == Some(true);
         let c7 = if !quiet_before {
-            check(
+            fail(
                 7,
-                Status::Fail,
                 "the tamper sensor was not quiet before the update, so its detection cannot be shown",
                 ev7,
             )
         } else if tamper_seen && reported && logged {
-            check(
+            pass(
                 7,
-                Status::Pass,
                 "tamper triggered mid-upload: detected, reported over SMP and logged",
                 ev7,
             )
@@ -166,9 +161,8 @@ impl Session<'_> {
             if !logged {
                 missing.push("its log has no tamper record");
             }
-            check(
+            fail(
                 7,
-                Status::Fail,
                 format!(
                     "tamper during the update was not detected: {}",
                     missing.join(", ")
@@ -330,9 +324,8 @@ fn latency_check(samples: &[Sample], kinds: &[&str], mut ev: Vec<String>) -> Che
     }
     let count = |p: u8| samples.iter().filter(|x| x.phase == p).count();
     let mut c = if !unsampled.is_empty() {
-        check(
+        fail(
             6,
-            Status::Fail,
             format!(
                 "no {} unlock could be made during the upload",
                 unsampled.join(" or ")
@@ -340,9 +333,8 @@ fn latency_check(samples: &[Sample], kinds: &[&str], mut ev: Vec<String>) -> Che
             ev,
         )
     } else if failed > 0 {
-        check(
+        fail(
             6,
-            Status::Fail,
             format!(
                 "{failed} of {} unlocks failed during the update",
                 samples.len()
@@ -350,9 +342,8 @@ fn latency_check(samples: &[Sample], kinds: &[&str], mut ev: Vec<String>) -> Che
             ev,
         )
     } else {
-        check(
+        pass(
             6,
-            Status::Pass,
             format!(
                 "all {} {} unlocks worked: {} during the upload, {} during the install",
                 samples.len(),

@@ -126,7 +126,7 @@ impl Session<'_> {
                 .any(|s| !s.active && s.bootable && s.hash.as_slice() == r.hash().as_slice());
             if !staged {
                 let u = self.upload_all(&r)?;
-                if !matches!(u, Upload::Done { .. }) {
+                if !matches!(u, UploadOutcome::Done { .. }) {
                     ev.push(format!(
                         "{name}: staging {} failed: {}",
                         r.label,
@@ -262,12 +262,7 @@ impl Session<'_> {
         let Some(r) = self.next_release(None)? else {
             return Ok(None);
         };
-        let u = self.upload_all(&r)?;
-        ev.push(format!(
-            "trial boot: uploaded {}: {}",
-            r.label,
-            u.describe(r.envelope.len())
-        ));
+        self.upload_noted(&r, "trial boot: uploaded", ev)?;
         ev.push(self.consent(&r)?.0);
         let _ = self.smp.owner_call(|c| c.reset().map(|()| Vec::new()));
         ev.push("an SMP reset sent during the trial boot".into());
