@@ -2,7 +2,7 @@
 //! consent, install, auto-install, progress and audit logs.
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::json;
@@ -12,7 +12,7 @@ use super::actions;
 use crate::model::{ConsentSource, Decision, LockId, NewLock};
 
 use super::extract::{Body, P};
-use super::{Api, ApiError, R, blocking, digest, ok, with_status};
+use super::{Api, R, blocking, digest, ok, with_status};
 
 /// `POST /api/locks`.
 #[derive(Debug, Deserialize)]
@@ -155,29 +155,7 @@ pub(super) async fn lock_logs(State(a): State<Api>, P(id): P<LockId>) -> R {
 }
 
 pub(super) async fn lock_log_download(State(a): State<Api>, P((id, n)): P<(LockId, usize)>) -> R {
-    let hub = a.hub.clone();
-    let logs = blocking(move || hub.logs(id)).await?;
-    let Some(l) = logs.into_iter().nth(n) else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_log",
-            format!("lock {id} has no kept log export {n}"),
-        ));
-    };
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!(
-                    "attachment; filename=\"lock-{id}-log-{}-{}.bin\"",
-                    l.first_seq, l.last_seq
-                ),
-            ),
-        ],
-        l.bytes,
-    )
-        .into_response())
+    actions::log_download(a.hub.clone(), id, n).await
 }
 
 pub(super) async fn lock_log_fetch(State(a): State<Api>, P(id): P<LockId>) -> R {

@@ -2,8 +2,7 @@
 //! auto-install, log fetch and download, remove.
 
 use axum::extract::{Form, Path, State};
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::StatusCode;
 use serde::Deserialize;
 
 use crate::api::{actions, blocking};
@@ -139,27 +138,5 @@ pub(super) async fn lock_log_download(
             "a log index is an integer",
         )
     })?;
-    let hub = w.api.hub.clone();
-    let logs = blocking(move || hub.logs(id)).await?;
-    let Some(l) = logs.into_iter().nth(n) else {
-        return Err(bad(
-            StatusCode::NOT_FOUND,
-            "unknown_log",
-            format!("lock {id} has no kept log export {n}"),
-        ));
-    };
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!(
-                    "attachment; filename=\"lock-{id}-log-{}-{}.bin\"",
-                    l.first_seq, l.last_seq
-                ),
-            ),
-        ],
-        l.bytes,
-    )
-        .into_response())
+    Ok(actions::log_download(w.api.hub.clone(), id, n).await?)
 }

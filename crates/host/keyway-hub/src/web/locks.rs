@@ -278,16 +278,7 @@ pub(super) async fn lock_page(
             o.max_severity.map(html::severity).unwrap_or_default()
         );
         if !o.cves.is_empty() {
-            b.push_str("<ul class=\"cves\">");
-            for cve in &o.cves {
-                let _ = write!(
-                    b,
-                    "<li><code>{}</code> {}</li>",
-                    esc(&cve.id),
-                    html::severity(cve.severity)
-                );
-            }
-            b.push_str("</ul>");
+            b.push_str(&html::cve_list(&o.cves));
         }
         b.push_str(&html::notes(&o.notes));
         let _ = write!(

@@ -279,16 +279,7 @@ pub(super) async fn release_page(
     if r.cves.is_empty() {
         b.push_str("<p>No CVEs named.</p>");
     } else {
-        b.push_str("<ul class=\"cves\">");
-        for cve in &r.cves {
-            let _ = write!(
-                b,
-                "<li><code>{}</code> {}</li>",
-                esc(&cve.id),
-                html::severity(cve.severity)
-            );
-        }
-        b.push_str("</ul>");
+        b.push_str(&html::cve_list(&r.cves));
     }
     b.push_str("<h2>Release notes</h2>");
     b.push_str(&html::notes(&r.notes));
