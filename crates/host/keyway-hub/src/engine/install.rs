@@ -33,31 +33,22 @@ impl Hub {
         f: impl FnOnce(&mut Progress),
     ) {
         let now = self.now();
+        let fresh = || Progress {
+            lock,
+            release,
+            phase: Phase::Connecting,
+            done: 0,
+            total: 0,
+            delta: false,
+            postponed: None,
+            error: None,
+            error_code: None,
+            updated_at: now,
+        };
         if let Ok(mut table) = self.progress.lock() {
-            let p = table.entry(lock).or_insert_with(|| Progress {
-                lock,
-                release,
-                phase: Phase::Connecting,
-                done: 0,
-                total: 0,
-                delta: false,
-                postponed: None,
-                error: None,
-                error_code: None,
-                updated_at: now,
-            });
+            let p = table.entry(lock).or_insert_with(fresh);
             if p.release != release {
-                *p = Progress {
-                    release,
-                    phase: Phase::Connecting,
-                    done: 0,
-                    total: 0,
-                    delta: false,
-                    postponed: None,
-                    error: None,
-                    error_code: None,
-                    ..p.clone()
-                };
+                *p = fresh();
             }
             f(p);
             p.updated_at = now;

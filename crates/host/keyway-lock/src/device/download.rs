@@ -210,27 +210,30 @@ impl DeviceCore {
 
     /// Finishes the download: the slot becomes pending.
     pub fn finish(&mut self, inst: DownloadInstaller) -> Result<u8, ImgError> {
-        match inst {
-            DownloadInstaller::Full(i) => i
-                .finish(&mut self.flash, &mut self.journal)
-                .map_err(install_err),
-            DownloadInstaller::Delta(i) => i
-                .finish(&mut self.flash, &mut self.journal)
-                .map_err(|e| self.delta_err(e)),
-        }
+        self.complete(inst, true)
     }
 
     /// Finishes the download without arming it: the complete, verified
     /// image waits in its slot (`Installer::finish_unarmed`) until
     /// [`DeviceCore::test`] arms it, which the update policy does on consent.
     pub fn finish_unarmed(&mut self, inst: DownloadInstaller) -> Result<u8, ImgError> {
+        self.complete(inst, false)
+    }
+
+    /// Finishes the download, armed (pending) or not.
+    fn complete(&mut self, inst: DownloadInstaller, arm: bool) -> Result<u8, ImgError> {
+        let (flash, journal) = (&mut self.flash, &mut self.journal);
         match inst {
-            DownloadInstaller::Full(i) => i
-                .finish_unarmed(&mut self.flash, &mut self.journal)
-                .map_err(install_err),
-            DownloadInstaller::Delta(i) => i
-                .finish_unarmed(&mut self.flash, &mut self.journal)
-                .map_err(|e| self.delta_err(e)),
+            DownloadInstaller::Full(i) if arm => i.finish(flash, journal).map_err(install_err),
+            DownloadInstaller::Full(i) => i.finish_unarmed(flash, journal).map_err(install_err),
+            DownloadInstaller::Delta(i) => {
+                let r = if arm {
+                    i.finish(flash, journal)
+                } else {
+                    i.finish_unarmed(flash, journal)
+                };
+                r.map_err(|e| self.delta_err(e))
+            }
         }
     }
 
