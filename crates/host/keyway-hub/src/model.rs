@@ -90,19 +90,54 @@ pub struct ModelAnchors {
     pub threshold: u8,
 }
 
-/// A CVE severity (CVSS's qualitative ratings), as the envelope's
-/// release notes give it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Low.
-    Low,
-    /// Medium.
-    Medium,
-    /// High.
-    High,
-    /// Critical.
-    Critical,
+/// A CVE severity: the verifier's own type (`keyway_suit::Severity`), the
+/// one the envelope's release notes carry, so the hub adds no copy of it.
+/// The store and the API show it in lowercase (`"high"`), through
+/// [`severity_serde`].
+pub use keyway_suit::Severity;
+
+/// Serde for [`Severity`] (lowercase names), for the fields that hold one.
+pub mod severity_serde {
+    use super::Severity;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(remote = "Severity", rename_all = "lowercase")]
+    enum SeverityDef {
+        Low,
+        Medium,
+        High,
+        Critical,
+    }
+
+    /// Serializes a severity as its lowercase name.
+    pub fn serialize<S: Serializer>(s: &Severity, ser: S) -> Result<S::Ok, S::Error> {
+        SeverityDef::serialize(s, ser)
+    }
+
+    /// Deserializes a severity from its lowercase name.
+    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Severity, D::Error> {
+        SeverityDef::deserialize(de)
+    }
+
+    /// The same for an optional severity.
+    pub mod option {
+        use super::{Severity, SeverityDef};
+        use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+        #[derive(Serialize, Deserialize)]
+        struct Wrap(#[serde(with = "SeverityDef")] Severity);
+
+        /// Serializes `None` as null, a severity as its name.
+        pub fn serialize<S: Serializer>(s: &Option<Severity>, ser: S) -> Result<S::Ok, S::Error> {
+            s.map(Wrap).serialize(ser)
+        }
+
+        /// Deserializes null or a severity's name.
+        pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Severity>, D::Error> {
+            Ok(Option::<Wrap>::deserialize(de)?.map(|Wrap(s)| s))
+        }
+    }
 }
 
 /// One vulnerability a release fixes.
@@ -111,6 +146,7 @@ pub struct CveFix {
     /// `CVE-YYYY-NNNN…`.
     pub id: String,
     /// Its severity.
+    #[serde(with = "severity_serde")]
     pub severity: Severity,
 }
 

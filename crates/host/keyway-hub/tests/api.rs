@@ -178,6 +178,8 @@ fn every_route_is_in_the_openapi_document_and_back() {
         .map(|c| c.as_str().unwrap().to_string())
         .collect();
     let src = include_str!("../src/api/mod.rs").to_string()
+        + include_str!("../src/api/extract.rs")
+        + include_str!("../src/api/locks.rs")
         + include_str!("../src/api/actions.rs")
         + include_str!("../src/engine/mod.rs");
     for c in codes.iter() {

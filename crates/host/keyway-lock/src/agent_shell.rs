@@ -71,7 +71,7 @@ use keyway_smp::{MgmtErr, Request, Version};
 use sha2::{Digest as _, Sha256};
 use std::cell::OnceCell;
 
-use crate::server::{ConsentBy, Fail, Server};
+use crate::server::{ConsentBy, ConsentChange, Fail, Server};
 
 /// The agent store's flash: its own small part.
 pub type StoreFlash = SimFlash<4, 4096>;
@@ -178,7 +178,7 @@ impl AgentLock {
         verifier: Option<&StoredVerifier>,
         now_ms: u64,
     ) -> Result<Self, String> {
-        let config = agent_config(&server.lock().profile);
+        let config = agent_config(&server.core().profile);
         let mut agent = Agent::new(store, store_region(), device_key.clone(), config, now_ms)
             .map_err(|e| format!("the agent's store: {e}"))?;
         if let Some(v) = verifier {
@@ -278,7 +278,7 @@ impl AgentLock {
     pub fn after_boot(&mut self, now_ms: u64) -> Result<(), String> {
         // Written before: the store's flash is what survives.
         self.sync_consent();
-        let config = agent_config(&self.server.lock().profile);
+        let config = agent_config(&self.server.core().profile);
         let placeholder = Agent::new(
             blank_store()?,
             store_region(),
@@ -325,8 +325,12 @@ impl AgentLock {
             return;
         };
         let r = match change {
-            None => self.agent.clear_consent(),
-            Some((digest, sequence, by)) => self.agent.grant_consent(&Consent {
+            ConsentChange::Cleared => self.agent.clear_consent(),
+            ConsentChange::Granted {
+                digest,
+                sequence,
+                by,
+            } => self.agent.grant_consent(&Consent {
                 digest,
                 sequence,
                 granted_by: match by {
@@ -336,7 +340,7 @@ impl AgentLock {
                 },
                 time: Time {
                     rtc: crate::state::wall_clock_secs(),
-                    boot: self.server.lock().boot_count().unwrap_or(0),
+                    boot: self.server.core().boot_count().unwrap_or(0),
                 },
             }),
         };
@@ -354,7 +358,7 @@ impl AgentLock {
             Event::Reset { .. } => self.server.request_reset(),
             Event::OwnerPaired { key_id } => {
                 self.server
-                    .lock_mut()
+                    .core_mut()
                     .note(keyway_audit::Event::OwnerPaired { owner: key_id });
                 self.server.close_presence();
                 self.server
@@ -362,7 +366,7 @@ impl AgentLock {
             }
             Event::OwnerRemoved { key_id, by } => {
                 self.server
-                    .lock_mut()
+                    .core_mut()
                     .note(keyway_audit::Event::OwnerRemoved { owner: key_id });
                 self.server.note_log(format!(
                     "owner {} removed by owner {}",
@@ -420,7 +424,7 @@ impl FirmwareView {
     /// and its image digest, as the manifest names them; no image read),
     /// and the installer's record of the pending update (no parse).
     fn read(server: &Server) -> Self {
-        let lock = server.lock();
+        let lock = server.core();
         let (version, image) = match lock.running() {
             None => ("recovery".to_owned(), None),
             Some(s) => {
@@ -481,7 +485,7 @@ impl<'a> LockDevice<'a> {
 
 impl Device for LockDevice<'_> {
     fn sensors(&self) -> Sensors {
-        let l = self.server.latch();
+        let l = self.server.mechanism();
         let battery = self.server.model().battery;
         let mv = l.battery_mv().unwrap_or(battery.full_mv);
         Sensors {
@@ -504,7 +508,7 @@ impl Device for LockDevice<'_> {
 
     fn firmware(&self) -> Firmware<'_> {
         let view = self.view.get_or_init(|| FirmwareView::read(self.server));
-        let lock = self.server.lock();
+        let lock = self.server.core();
         let trial = !matches!(
             lock.state().trial,
             keyway_device::journal::TrialState::None
@@ -534,11 +538,11 @@ impl Device for LockDevice<'_> {
     }
 
     fn drive_bolt(&mut self, to: Bolt) -> Bolt {
-        let (latch, device) = self.server.latch_mut();
+        let (latch, device) = self.server.mechanism_mut();
         for e in latch.owner(to == Bolt::Locked, self.now_ms) {
             device.note(e);
         }
-        let bolt = match self.server.latch().bolt() {
+        let bolt = match self.server.mechanism().bolt() {
             crate::lock::Bolt::Locked => Bolt::Locked,
             crate::lock::Bolt::Unlocked => Bolt::Unlocked,
         };

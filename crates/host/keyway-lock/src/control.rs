@@ -37,7 +37,7 @@
 use serde_json::{Value, json};
 
 use crate::lock::{Bolt, Door, Keypad};
-use crate::server::Server;
+use crate::server::{Server, UploadCut};
 
 /// Answers one control line at `now_ms`; the audit log's wall clock is
 /// `now_ms / 1000` (tests). No state directory: `log-export` is refused.
@@ -83,7 +83,7 @@ fn handle(
     server.tick(now_ms);
     let state = |k: &str| v.get(k).and_then(Value::as_str);
     let cmd = v.get("cmd").and_then(Value::as_str);
-    let (latch, device) = server.latch_mut();
+    let (latch, device) = server.mechanism_mut();
     let events = match cmd {
         Some("keypad") => {
             let Some(pin) = v.get("pin").and_then(Value::as_str) else {
@@ -181,7 +181,7 @@ fn setup_code(state_dir: Option<&crate::state::StateDir>) -> Value {
 }
 
 fn lock_status(server: &Server, now_ms: u64) -> Value {
-    let l = server.latch();
+    let l = server.mechanism();
     json!({
         "bolt": match l.bolt() { Bolt::Locked => "locked", Bolt::Unlocked => "unlocked" },
         "door": match l.door() { Door::Open => "open", Door::Closed => "closed" },
@@ -221,29 +221,29 @@ fn other(server: &mut Server, v: &Value, now_ms: u64) -> Value {
                     }
                 },
             };
-            server.cut_power_mid_upload(at);
+            server.cut_power_mid_upload(at.map_or(UploadCut::Halfway, UploadCut::AtByte));
             json!({"ok": true, "mid_upload": at})
         }
         Some("cut-power") => {
             let Some(n) = v.get("after_ops").and_then(Value::as_u64) else {
                 return json!({"ok": false, "error": "\"after_ops\" (flash operations from now) or \"mid_upload\" (a byte, or null: halfway) is missing"});
             };
-            server.lock_mut().plan_power_cut(n, now_ms);
+            server.core_mut().plan_power_cut(n, now_ms);
             json!({"ok": true, "after_ops": n})
         }
         Some("status") => {
-            let s = server.lock().state();
+            let s = server.core().state();
             json!({
                 "ok": true,
-                "running_slot": server.lock().running(),
+                "running_slot": server.core().running(),
                 "journal": format!("{s:?}"),
                 "presence_open": server.presence_open(now_ms),
                 "upload": server.upload().map(|u| format!("{u:?}")),
                 "lock": lock_status(server, now_ms),
                 "model": server.model().name,
-                "profile": server.lock().profile.name(),
-                "flash_ops": server.lock().flash().ops(),
-                "power_cuts": server.lock().flash().cut_log().len(),
+                "profile": server.core().profile.name(),
+                "flash_ops": server.core().flash().ops(),
+                "power_cuts": server.core().flash().cut_log().len(),
                 "pending_update": server.pending().map(|p| json!({
                     "sequence": p.sequence,
                     "version": p.version,

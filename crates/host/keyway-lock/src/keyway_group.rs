@@ -24,10 +24,6 @@ fn secs(ms: u64) -> u64 {
     ms.div_ceil(1000)
 }
 
-fn u(n: u64) -> Value {
-    Value::from(n)
-}
-
 fn settings_map(s: Settings) -> Value {
     Value::Map(vec![
         (text("auto_install_cve"), Value::Bool(s.auto_install_cve)),
@@ -74,7 +70,7 @@ impl Server {
     }
 
     fn status_body(&mut self, now_ms: u64) -> Body {
-        let l = self.latch();
+        let l = self.mechanism();
         let mv = l.battery_mv().unwrap_or(self.model.battery.full_mv);
         let bolt = match l.bolt() {
             Bolt::Locked => "locked",
@@ -86,42 +82,42 @@ impl Server {
         };
         let tamper = l.tamper();
         let lockout = l.lockout_remaining(now_ms).map_or(0, secs);
-        let running = self.lock().running();
+        let running = self.core().running();
         let version = running
-            .and_then(|s| self.lock().version(s))
+            .and_then(|s| self.core().version(s))
             .unwrap_or_else(|| "recovery".into());
         let trial = matches!(
-            self.lock().state().trial,
+            self.core().state().trial,
             keyway_device::journal::TrialState::Trial { .. }
         );
         let mut m = vec![
             (text("bolt"), text(bolt)),
             (text("door"), text(door)),
-            (text("battery_mv"), u(u64::from(mv))),
-            (text("battery_mwh"), u(self.model.battery.mwh(mv))),
+            (text("battery_mv"), Value::from(u64::from(mv))),
+            (text("battery_mwh"), Value::from(self.model.battery.mwh(mv))),
             (text("tamper"), Value::Bool(tamper)),
-            (text("lockout_s"), u(lockout)),
+            (text("lockout_s"), Value::from(lockout)),
             (text("model"), text(self.model.name)),
             (text("version"), text(&version)),
         ];
         if let Some(s) = running {
-            m.push((text("slot"), u(u64::from(s))));
+            m.push((text("slot"), Value::from(u64::from(s))));
             // The running image's SHA-256: what a delta release's base must
             // be, so the owner's client can choose delta or full image.
-            if let Some(h) = self.lock().image_digest(s) {
+            if let Some(h) = self.core().image_digest(s) {
                 m.push((text("image"), Value::Bytes(h.to_vec())));
             }
         }
         m.push((text("trial"), Value::Bool(trial)));
         m.push((
             text("presence_s"),
-            u(secs(self.presence_left_ms(now_ms)).min(u64::from(u32::MAX))),
+            Value::from(secs(self.presence_left_ms(now_ms)).min(u64::from(u32::MAX))),
         ));
         if let Some(s) = self.update_summary(None) {
             m.push((text("update"), s));
         }
         m.push((text("settings"), settings_map(self.settings)));
-        if let Some(k) = self.lock().device_key() {
+        if let Some(k) = self.core().device_key() {
             m.push((text("device_key"), Value::Bytes(k.to_vec())));
         }
         m
@@ -139,7 +135,7 @@ impl Server {
             "awaiting-consent"
         });
         let mut m = vec![
-            (text("sequence"), u(p.sequence)),
+            (text("sequence"), Value::from(p.sequence)),
             (text("version"), text(&p.version)),
             (text("state"), text(name)),
         ];
@@ -148,7 +144,7 @@ impl Server {
         {
             m.push((text("reason"), text(&crate::policy::postponed_sentence(r))));
         }
-        m.push((text("cves"), u(p.cves.len() as u64)));
+        m.push((text("cves"), Value::from(p.cves.len() as u64)));
         if let Some(h) = p.highest() {
             m.push((text("highest"), text(crate::policy::severity_name(h))));
         }
@@ -185,13 +181,13 @@ impl Server {
             .and_then(|m| get_text(m, "state").ok().flatten().map(str::to_owned))
             .unwrap_or_default();
         let mut m = vec![
-            (text("sequence"), u(p.sequence)),
+            (text("sequence"), Value::from(p.sequence)),
             (text("version"), text(&p.version)),
             (text("notes"), text(&p.notes)),
             (text("cves"), Value::Array(cves)),
         ];
         if let Some(b) = p.min_battery_mwh {
-            m.push((text("min_battery_mwh"), u(b)));
+            m.push((text("min_battery_mwh"), Value::from(b)));
         }
         m.push((text("state"), text(&state)));
         if state == "postponed"
@@ -209,8 +205,8 @@ impl Server {
         let Some(p) = self.pending.clone() else {
             return Ok(());
         };
-        self.lock_mut().erase(Some(p.slot))?;
-        self.lock_mut().note(Event::ConsentRefused {
+        self.core_mut().erase(Some(p.slot))?;
+        self.core_mut().note(Event::ConsentRefused {
             sequence: p.sequence,
         });
         self.pending = None;
@@ -229,7 +225,7 @@ impl Server {
         if off == 0 {
             let rtc = self.rtc(now_ms);
             let file = self
-                .lock_mut()
+                .core_mut()
                 .export_audit(rtc)
                 .map_err(|e| Fail::Smp(MgmtErr::Unknown, format!("audit-log export: {e}")))?;
             self.export = Some(file);
@@ -256,8 +252,8 @@ impl Server {
             .copied()
             .collect();
         Ok(vec![
-            (text("off"), u(off)),
-            (text("len"), u(len)),
+            (text("off"), Value::from(off)),
+            (text("len"), Value::from(len)),
             (text("data"), Value::Bytes(data)),
         ])
     }

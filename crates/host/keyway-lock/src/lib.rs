@@ -25,9 +25,10 @@
 //!   models with their battery models, sans-IO.
 //! * [`profile`]: deliberately flawed locks (`--profile`) for `keyway audit`.
 //! * [`device`]: the lock's device side over the simulated flash, with
-//!   the audit log.
+//!   the audit log: the [`device::DeviceCore`] (firmware slots, journal,
+//!   bootloader).
 //! * [`lock`]: the lock's behaviour (bolt, keypad, auto-relock, sensors),
-//!   sans-IO.
+//!   sans-IO: the [`lock::Mechanism`] a person at the door works.
 //! * [`state`]: the state directory (flash image, anchors, identity,
 //!   device key, PIN, boot counter).
 //! * [`shell`]: the sockets, files, clock and threads around the server;

@@ -1,7 +1,7 @@
 //! The lock's behaviour: bolt, keypad, door and sensors, as a sans-IO state
 //! machine. Time (milliseconds of a monotonic clock) is an input; every
 //! input returns the audit events it caused, which the caller queues on
-//! the device's log ([`crate::device::Lock::note`]).
+//! the device's log ([`crate::device::DeviceCore::note`]).
 //!
 //! * Keypad: the right PIN unlocks; [`Config::max_attempts`] wrong PINs in
 //!   a row lock the keypad out for [`Config::lockout_ms`] (entries are
@@ -86,9 +86,11 @@ pub enum Keypad {
 /// The tamper sensor's number in the audit log.
 pub const TAMPER_SENSOR: u8 = 1;
 
-/// The lock's mechanism and sensors.
+/// The lock's mechanism (bolt, keypad, door) and sensors: what a person
+/// at the door works, as opposed to the [`crate::device::DeviceCore`] that
+/// holds the firmware.
 #[derive(Clone, Debug)]
-pub struct Lock {
+pub struct Mechanism {
     config: Config,
     bolt: Bolt,
     door: Door,
@@ -100,10 +102,10 @@ pub struct Lock {
     relock_at: Option<u64>,
 }
 
-impl Lock {
+impl Mechanism {
     /// A locked lock with its door closed.
     pub fn new(config: Config) -> Self {
-        Lock {
+        Mechanism {
             config,
             bolt: Bolt::Locked,
             door: Door::Closed,
@@ -303,8 +305,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    fn lock() -> Lock {
-        Lock::new(Config::default())
+    fn lock() -> Mechanism {
+        Mechanism::new(Config::default())
     }
 
     #[test]
@@ -371,7 +373,7 @@ mod tests {
 
     #[test]
     fn lockout_is_configurable_and_a_right_pin_breaks_the_streak() {
-        let mut l = Lock::new(Config {
+        let mut l = Mechanism::new(Config {
             max_attempts: 2,
             lockout_ms: 1000,
             ..Config::default()
@@ -445,7 +447,7 @@ mod tests {
 
     #[test]
     fn auto_relock_can_be_disabled() {
-        let mut l = Lock::new(Config {
+        let mut l = Mechanism::new(Config {
             relock_ms: None,
             ..Config::default()
         });

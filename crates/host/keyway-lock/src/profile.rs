@@ -1,7 +1,7 @@
 //! Deliberately flawed locks (`keyway-lock --profile NAME`), modelled on
 //! the failures real locks show, so that `keyway audit` can be shown to
 //! fail them (issue 6, §3). Each flaw is one small hook, marked
-//! `PROFILE HOOK` where it sits in `server.rs` or `device.rs`; the default
+//! `PROFILE HOOK` where it sits in `server/` or `device/`; the default
 //! profile changes nothing.
 //!
 //! | Profile | Flaw | The hook |

@@ -59,7 +59,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use keyway_audit::Ed25519Signer;
 use keyway_suit::TrustAnchors;
 
-use crate::device::{self, Flash, Lock, Trust};
+use crate::device::{self, DeviceCore, Flash, Trust};
 
 /// `lock.json`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -199,7 +199,8 @@ impl StateDir {
         }
         let (signer, kid) = self.device_signer()?;
         let trust = self.trust(&id)?;
-        let mut lock = Lock::new(device::blank_flash(), trust, None).map_err(|e| anyhow!(e))?;
+        let mut lock =
+            DeviceCore::new(device::blank_flash(), trust, None).map_err(|e| anyhow!(e))?;
         // The factory boot is boot 1.
         lock.attach_audit(signer, 0).map_err(|e| anyhow!(e))?;
         let summary = match factory {
@@ -445,7 +446,7 @@ impl StateDir {
     }
 
     /// Loads the lock (not booted).
-    pub fn load(&self) -> Result<Lock> {
+    pub fn load(&self) -> Result<DeviceCore> {
         let text = std::fs::read_to_string(self.path("lock.json")).with_context(|| {
             format!(
                 "{}: no provisioned lock (run `keyway-lock provision` first)",
@@ -463,12 +464,12 @@ impl StateDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(e).context("reading keyset.cbor"),
         };
-        Lock::new(flash, trust, keyset).map_err(|e| anyhow!(e))
+        DeviceCore::new(flash, trust, keyset).map_err(|e| anyhow!(e))
     }
 
     /// Writes the flash and the stored key set: the whole file atomically
     /// the first time, then only the sectors that changed, in place.
-    pub fn save(&self, lock: &Lock) -> Result<()> {
+    pub fn save(&self, lock: &DeviceCore) -> Result<()> {
         let bytes = lock.flash().as_bytes();
         let path = self.path("flash.bin");
         let mut saved = self.saved.borrow_mut();

@@ -1,6 +1,6 @@
 //! The lock's calls into `keyway-suit`, counted: every parse of an
 //! envelope head goes through [`inspect`] or [`verify`] here, or through
-//! [`crate::device::Lock::verify`] (the bootloader's `VerifiedSlot`, which
+//! [`crate::device::DeviceCore::verify`] (the bootloader's `VerifiedSlot`, which
 //! parses the stored head and streams the image). [`head_parses`] is how a
 //! test holds the upload path to the parses it needs (issue 12 measured
 //! about five per upload).
@@ -32,7 +32,7 @@ pub fn inspect(head: &[u8]) -> Result<Inspected<'_>, Error> {
 /// The head stored in `slot`, inspected for that slot, counted: an A/B
 /// manifest's try-each takes the alternative whose component-slot
 /// condition names it (its image size and digest), as the bootloader's
-/// check does. Signatures are not checked (`Lock::verify` does).
+/// check does. Signatures are not checked (`DeviceCore::verify` does).
 pub fn inspect_slot(head: &[u8], slot: u8) -> Result<Inspected<'_>, Error> {
     count();
     let identity = DeviceIdentity {

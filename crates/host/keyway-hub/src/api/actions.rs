@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::{Api, ApiError, SourceError, blocking};
@@ -131,4 +132,31 @@ pub async fn import(api: &Api, path: String) -> Result<ImportOut, ApiError> {
             .map(|(target, message)| serde_json::json!({"target": target, "message": message}))
             .collect(),
     })
+}
+
+/// Lock `id`'s kept audit-log export number `n`, as a file download
+/// (`lock-ID-log-FIRST-LAST.bin`).
+pub async fn log_download(hub: Arc<Hub>, id: LockId, n: usize) -> Result<Response, ApiError> {
+    let logs = blocking(move || hub.logs(id)).await?;
+    let Some(l) = logs.into_iter().nth(n) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_log",
+            format!("lock {id} has no kept log export {n}"),
+        ));
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!(
+                    "attachment; filename=\"lock-{id}-log-{}-{}.bin\"",
+                    l.first_seq, l.last_seq
+                ),
+            ),
+        ],
+        l.bytes,
+    )
+        .into_response())
 }

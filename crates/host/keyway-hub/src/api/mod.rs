@@ -25,24 +25,31 @@ use std::net::SocketAddr;
 use std::path::Path as FsPath;
 use std::sync::Arc;
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
-use axum::http::request::Parts;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
 
 pub mod actions;
+mod extract;
+mod locks;
+
+pub use extract::{Body, P, Q};
+pub use locks::{AutoIn, ConsentIn, InstallIn, LockIn, PairIn};
+use locks::{
+    lock_auto, lock_consent, lock_consents, lock_install, lock_log_download, lock_log_fetch,
+    lock_logs, lock_one, lock_pair, lock_progress, lock_refresh, lock_remove, lock_updates,
+    locks_add, locks_list,
+};
 
 use crate::engine::{Hub, HubError, Incoming};
-use crate::model::{ConsentSource, Decision, Digest, LockId, ModelAnchors, NewLock};
+use crate::model::{Digest, LockId, ModelAnchors};
 
 /// The largest request body the API reads.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -181,92 +188,6 @@ impl From<HubError> for ApiError {
     }
 }
 
-/// A JSON body: its rejections in the API's error shape.
-pub struct Body<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(v)) => Ok(Body(v)),
-            Err(r) => Err(match r {
-                JsonRejection::JsonSyntaxError(e) => ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "malformed_json",
-                    format!("the body is not JSON: {}", e.body_text()),
-                ),
-                JsonRejection::JsonDataError(e) => ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_body",
-                    format!(
-                        "the body does not fit this request (see the OpenAPI document): {}",
-                        e.body_text()
-                    ),
-                ),
-                JsonRejection::MissingJsonContentType(_) => ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
-                    "send the body as Content-Type: application/json",
-                ),
-                other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
-                    format!("the body is larger than {MAX_BODY_BYTES} bytes"),
-                ),
-                other => ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "bad_request",
-                    format!("the body could not be read: {}", other.body_text()),
-                ),
-            }),
-        }
-    }
-}
-
-/// A typed path: a parameter that does not parse is `400 bad_path`.
-pub struct P<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for P<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        axum::extract::Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|axum::extract::Path(v)| P(v))
-            .map_err(|e: PathRejection| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "bad_path",
-                    format!(
-                        "a path parameter is not valid (ids are integers): {}",
-                        e.body_text()
-                    ),
-                )
-            })
-    }
-}
-
-/// A typed query: one that does not parse is `400 bad_query`.
-pub struct Q<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Q<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|axum::extract::Query(v)| Q(v))
-            .map_err(|e: QueryRejection| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "bad_query",
-                    format!("the query string is not valid: {}", e.body_text()),
-                )
-            })
-    }
-}
-
 pub(crate) fn digest(s: &str) -> Result<Digest, ApiError> {
     Digest::from_hex(s)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_digest", e.to_string()))
@@ -306,37 +227,6 @@ pub struct ModelIn {
     vendor_domain: String,
     trust_pems: Vec<String>,
     threshold: u8,
-}
-
-/// `POST /api/locks`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LockIn {
-    name: String,
-    address: String,
-    class: String,
-}
-
-/// `POST /api/locks/{id}/pair`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PairIn {
-    setup_code: String,
-}
-
-/// `POST /api/locks/{id}/consents`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConsentIn {
-    release: String,
-    decision: Decision,
-}
-
-/// `PUT /api/locks/{id}/auto-install`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AutoIn {
-    enabled: bool,
 }
 
 /// `POST /api/rollouts`.
@@ -409,138 +299,6 @@ async fn release_one(State(a): State<Api>, P(d): P<String>) -> R {
 
 async fn imports(State(a): State<Api>, Body(i): Body<ImportIn>) -> R {
     ok(actions::import(&a, i.path).await?)
-}
-
-async fn locks_list(State(a): State<Api>) -> R {
-    let hub = a.hub.clone();
-    ok(json!({"locks": blocking(move || hub.locks()).await?}))
-}
-
-async fn locks_add(State(a): State<Api>, Body(l): Body<LockIn>) -> R {
-    let hub = a.hub.clone();
-    let new = NewLock {
-        name: l.name,
-        address: l.address,
-        class: l.class,
-    };
-    with_status(
-        StatusCode::CREATED,
-        blocking(move || hub.add_lock(&new)).await?,
-    )
-}
-
-async fn lock_one(State(a): State<Api>, P(id): P<LockId>) -> R {
-    let hub = a.hub.clone();
-    ok(blocking(move || hub.lock(id)).await?)
-}
-
-async fn lock_remove(State(a): State<Api>, P(id): P<LockId>) -> R {
-    let hub = a.hub.clone();
-    blocking(move || hub.remove_lock(id)).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-async fn lock_pair(State(a): State<Api>, P(id): P<LockId>, Body(p): Body<PairIn>) -> R {
-    let hub = a.hub.clone();
-    ok(blocking(move || hub.pair(id, &p.setup_code)).await?)
-}
-
-async fn lock_refresh(State(a): State<Api>, P(id): P<LockId>) -> R {
-    let hub = a.hub.clone();
-    ok(blocking(move || hub.refresh(id)).await?)
-}
-
-async fn lock_updates(State(a): State<Api>, P(id): P<LockId>) -> R {
-    ok(json!({"updates": actions::updates(a.hub.clone(), id).await?}))
-}
-
-async fn lock_consents(State(a): State<Api>, P(id): P<LockId>) -> R {
-    let hub = a.hub.clone();
-    ok(
-        json!({"consents": blocking(move || { hub.lock(id)?; Ok(hub.store().consents(id)?) }).await?}),
-    )
-}
-
-async fn lock_consent(State(a): State<Api>, P(id): P<LockId>, Body(c): Body<ConsentIn>) -> R {
-    let release = digest(&c.release)?;
-    let (consent, started) =
-        actions::consent(a.hub.clone(), id, release, c.decision, ConsentSource::Owner).await?;
-    if started {
-        with_status(
-            StatusCode::ACCEPTED,
-            json!({"consent": consent, "install": "started"}),
-        )
-    } else {
-        ok(json!({"consent": consent, "install": "none"}))
-    }
-}
-
-/// `POST /api/locks/{id}/install`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InstallIn {
-    release: String,
-}
-
-async fn lock_install(State(a): State<Api>, P(id): P<LockId>, Body(i): Body<InstallIn>) -> R {
-    let release = digest(&i.release)?;
-    actions::install(a.hub.clone(), id, release).await?;
-    with_status(StatusCode::ACCEPTED, json!({"install": "started"}))
-}
-
-async fn lock_auto(State(a): State<Api>, P(id): P<LockId>, Body(b): Body<AutoIn>) -> R {
-    let hub = a.hub.clone();
-    ok(blocking(move || hub.set_auto_install(id, b.enabled)).await?)
-}
-
-async fn lock_progress(State(a): State<Api>, P(id): P<LockId>) -> R {
-    let hub = a.hub.clone();
-    ok(json!({"progress": blocking(move || { hub.lock(id)?; Ok(hub.progress_of(id)) }).await?}))
-}
-
-async fn lock_logs(State(a): State<Api>, P(id): P<LockId>) -> R {
-    let hub = a.hub.clone();
-    let logs = blocking(move || hub.logs(id)).await?;
-    let list: Vec<serde_json::Value> = logs
-        .iter()
-        .enumerate()
-        .map(|(n, l)| {
-            json!({"index": n, "fetched_at": l.fetched_at, "first_seq": l.first_seq,
-                   "last_seq": l.last_seq, "bytes": l.bytes.len()})
-        })
-        .collect();
-    ok(json!({"logs": list}))
-}
-
-async fn lock_log_download(State(a): State<Api>, P((id, n)): P<(LockId, usize)>) -> R {
-    let hub = a.hub.clone();
-    let logs = blocking(move || hub.logs(id)).await?;
-    let Some(l) = logs.into_iter().nth(n) else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_log",
-            format!("lock {id} has no kept log export {n}"),
-        ));
-    };
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!(
-                    "attachment; filename=\"lock-{id}-log-{}-{}.bin\"",
-                    l.first_seq, l.last_seq
-                ),
-            ),
-        ],
-        l.bytes,
-    )
-        .into_response())
-}
-
-async fn lock_log_fetch(State(a): State<Api>, P(id): P<LockId>) -> R {
-    let hub = a.hub.clone();
-    ok(json!({"log": blocking(move || hub.fetch_log(id)).await?}))
 }
 
 async fn progress_all(State(a): State<Api>) -> R {

@@ -40,6 +40,7 @@ pub struct Offer {
     /// The CVEs it fixes.
     pub cves: Vec<crate::model::CveFix>,
     /// The highest severity among them.
+    #[serde(with = "crate::model::severity_serde::option")]
     pub max_severity: Option<Severity>,
     /// The image it installs.
     pub image: Digest,

@@ -17,7 +17,7 @@ use keyway_vendor::encode::{class_uuid, vendor_uuid};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
-use crate::model::{CveFix, Digest, ModelAnchors, Release, ReleaseOrigin, Severity, UnixSecs};
+use crate::model::{CveFix, Digest, ModelAnchors, Release, ReleaseOrigin, UnixSecs};
 
 /// The largest envelope the hub takes in (a lock image is far smaller).
 pub const MAX_ENVELOPE_BYTES: usize = 64 * 1024 * 1024;
@@ -93,15 +93,6 @@ pub struct Accepted {
     pub image: Digest,
     /// The root-signed key set it carries, if any.
     pub keyset: Option<suit::KeySet>,
-}
-
-fn severity(s: suit::Severity) -> Severity {
-    match s {
-        suit::Severity::Low => Severity::Low,
-        suit::Severity::Medium => Severity::Medium,
-        suit::Severity::High => Severity::High,
-        suit::Severity::Critical => Severity::Critical,
-    }
 }
 
 /// Loads a model's anchors into the verifier's form.
@@ -286,7 +277,7 @@ pub fn verify(
                 n.cves()
                     .map(|c| CveFix {
                         id: c.id.to_string(),
-                        severity: severity(c.severity),
+                        severity: c.severity,
                     })
                     .collect()
             })

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use crate::engine::FreshnessReport;
 use crate::engine::decide::FreshnessState;
-use crate::model::{Severity, UnixSecs};
+use crate::model::{CveFix, Severity, UnixSecs};
 
 /// Escapes text for an HTML text node or a quoted attribute value.
 pub fn esc(s: &str) -> String {
@@ -73,6 +73,21 @@ pub fn severity(s: Severity) -> String {
         Severity::Critical => ("critical", "critical"),
     };
     format!("<span class=\"sev {class}\">{word}</span>")
+}
+
+/// A release's CVEs as a list, each with its severity badge.
+pub fn cve_list(cves: &[CveFix]) -> String {
+    let mut b = String::from("<ul class=\"cves\">");
+    for cve in cves {
+        let _ = write!(
+            b,
+            "<li><code>{}</code> {}</li>",
+            esc(&cve.id),
+            severity(cve.severity)
+        );
+    }
+    b.push_str("</ul>");
+    b
 }
 
 /// The freshness banner: shown on every page while the hub's view of its

@@ -22,12 +22,12 @@
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, Transaction, params};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, Transaction, params};
 
 use super::codec::{
     check_event, check_freshness, check_lock, check_model, check_release, corrupt,
-    decision_from_db, decision_to_db, digest, from_json, key, level_from_db, level_to_db,
-    seq_from_db, seq_to_db, small, to_json, u64_from_db, u64_to_db,
+    decision_from_db, decision_to_db, digest, from_json, level_from_db, level_to_db, seq_to_db,
+    small, to_json, u64_from_db, u64_to_db,
 };
 use super::{Store, StoreError};
 use crate::model::{
@@ -35,91 +35,13 @@ use crate::model::{
     ModelAnchors, NewLock, Release, Rollout, UnixSecs,
 };
 
-/// The schema's migrations, in order: the store's version is how many
-/// have run.
-const MIGRATIONS: &[&str] = &[
-    // 1: the first schema.
-    "CREATE TABLE models (
-        class TEXT PRIMARY KEY,
-        vendor_domain TEXT NOT NULL,
-        trust_pems TEXT NOT NULL,
-        threshold INTEGER NOT NULL
-     );
-     CREATE TABLE releases (
-        digest BLOB PRIMARY KEY,
-        target TEXT NOT NULL,
-        class TEXT NOT NULL,
-        version TEXT NOT NULL,
-        sequence INTEGER NOT NULL,
-        delta_base BLOB,
-        notes TEXT NOT NULL,
-        cves TEXT NOT NULL,
-        origin TEXT NOT NULL,
-        added_at INTEGER NOT NULL,
-        envelope BLOB NOT NULL
-     );
-     CREATE INDEX releases_by_class ON releases (class, sequence);
-     CREATE INDEX releases_by_sequence ON releases (sequence);
-     CREATE TABLE locks (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        name TEXT NOT NULL,
-        address TEXT NOT NULL,
-        class TEXT NOT NULL,
-        device_key BLOB,
-        auto_install_critical INTEGER NOT NULL,
-        snapshot TEXT,
-        last_contact INTEGER,
-        log TEXT NOT NULL
-     );
-     CREATE TABLE consents (
-        lock INTEGER NOT NULL REFERENCES locks (id) ON DELETE CASCADE,
-        release BLOB NOT NULL REFERENCES releases (digest),
-        decision TEXT NOT NULL,
-        source TEXT NOT NULL,
-        at INTEGER NOT NULL,
-        PRIMARY KEY (lock, release)
-     );
-     CREATE TABLE logs (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        lock INTEGER NOT NULL REFERENCES locks (id) ON DELETE CASCADE,
-        fetched_at INTEGER NOT NULL,
-        first_seq INTEGER NOT NULL,
-        last_seq INTEGER NOT NULL,
-        bytes BLOB NOT NULL
-     );
-     CREATE INDEX logs_by_lock ON logs (lock, id);
-     CREATE TABLE rollouts (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        release BLOB NOT NULL REFERENCES releases (digest),
-        wave_size INTEGER NOT NULL,
-        error_threshold_pct INTEGER NOT NULL,
-        state TEXT NOT NULL,
-        locks TEXT NOT NULL,
-        started_at INTEGER NOT NULL
-     );
-     CREATE TABLE events (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        at INTEGER NOT NULL,
-        lock INTEGER,
-        level TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        message TEXT NOT NULL
-     );
-     CREATE TABLE freshness (
-        id INTEGER PRIMARY KEY CHECK (id = 1),
-        url TEXT,
-        last_fresh_at INTEGER,
-        timestamp_version INTEGER,
-        timestamp_expires INTEGER,
-        last_error TEXT
-     );",
-    // 2: leases (hubs sharing one store take turns on a rollout or a lock).
-    "CREATE TABLE leases (
-        name TEXT PRIMARY KEY,
-        holder TEXT NOT NULL,
-        until INTEGER NOT NULL
-     );",
-];
+mod rows;
+mod schema;
+use rows::{
+    LOCK_COLS, RELEASE_COLS, ROLLOUT_COLS, collect, lock_exists, lock_row, release_exists,
+    release_row, rollout_row,
+};
+use schema::{MIGRATIONS, create_private, migrate};
 
 /// The hub's store in one SQLite file. See the module docs.
 pub struct SqliteStore {
@@ -217,161 +139,6 @@ impl SqliteStore {
         tx.commit().map_err(sq)?;
         Ok(out)
     }
-}
-
-/// Creates `path` empty with mode 0600 if it does not exist.
-fn create_private(path: &Path) -> Result<(), StoreError> {
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-    match o.open(path) {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) if e.raw_os_error() == Some(28) => Err(StoreError::Full(format!(
-            "creating {}: {e}",
-            path.display()
-        ))),
-        Err(e) => Err(StoreError::Backend(format!(
-            "creating {}: {e}",
-            path.display()
-        ))),
-    }
-}
-
-fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let tx = conn
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .map_err(sq)?;
-    tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        .map_err(sq)?;
-    let found: Option<i64> = tx
-        .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
-        .optional()
-        .map_err(sq)?;
-    let found = found.unwrap_or(0);
-    let supported = MIGRATIONS.len() as i64;
-    if found > supported {
-        return Err(StoreError::TooNew { found, supported });
-    }
-    if found < 0 {
-        return Err(corrupt("the schema version", format!("{found}")));
-    }
-    for m in &MIGRATIONS[found as usize..] {
-        tx.execute_batch(m).map_err(sq)?;
-    }
-    if found == 0 {
-        tx.execute(
-            "INSERT INTO schema_version (version) VALUES (?1)",
-            [supported],
-        )
-        .map_err(sq)?;
-    } else if found < supported {
-        tx.execute("UPDATE schema_version SET version = ?1", [supported])
-            .map_err(sq)?;
-    }
-    tx.commit().map_err(sq)
-}
-
-fn lock_exists(tx: &Connection, id: LockId) -> Result<bool, StoreError> {
-    tx.query_row("SELECT 1 FROM locks WHERE id = ?1", [id], |_| Ok(()))
-        .optional()
-        .map(|o| o.is_some())
-        .map_err(sq)
-}
-
-fn release_exists(tx: &Connection, d: &Digest) -> Result<bool, StoreError> {
-    tx.query_row(
-        "SELECT 1 FROM releases WHERE digest = ?1",
-        [&d.0[..]],
-        |_| Ok(()),
-    )
-    .optional()
-    .map(|o| o.is_some())
-    .map_err(sq)
-}
-
-const RELEASE_COLS: &str =
-    "digest, target, class, version, sequence, delta_base, notes, cves, origin, added_at";
-
-/// A release row (its envelope read separately).
-fn release_row(r: &Row<'_>) -> Result<Release, StoreError> {
-    let d: Vec<u8> = r.get(0).map_err(sq)?;
-    let base: Option<Vec<u8>> = r.get(5).map_err(sq)?;
-    let cves: String = r.get(7).map_err(sq)?;
-    let origin: String = r.get(8).map_err(sq)?;
-    Ok(Release {
-        digest: digest("a release's digest", &d)?,
-        target: r.get(1).map_err(sq)?,
-        class: r.get(2).map_err(sq)?,
-        version: r.get(3).map_err(sq)?,
-        sequence: seq_from_db(r.get(4).map_err(sq)?),
-        delta_base: base
-            .map(|b| digest("a release's delta base", &b))
-            .transpose()?,
-        notes: r.get(6).map_err(sq)?,
-        cves: from_json("a release's CVEs", &cves)?,
-        origin: from_json("a release's origin", &origin)?,
-        added_at: r.get(9).map_err(sq)?,
-        envelope: Vec::new(),
-    })
-}
-
-const LOCK_COLS: &str =
-    "id, name, address, class, device_key, auto_install_critical, snapshot, last_contact, log";
-
-fn lock_row(r: &Row<'_>) -> Result<LockRecord, StoreError> {
-    let key_bytes: Option<Vec<u8>> = r.get(4).map_err(sq)?;
-    let snapshot: Option<String> = r.get(6).map_err(sq)?;
-    let log: String = r.get(8).map_err(sq)?;
-    Ok(LockRecord {
-        id: r.get(0).map_err(sq)?,
-        name: r.get(1).map_err(sq)?,
-        address: r.get(2).map_err(sq)?,
-        class: r.get(3).map_err(sq)?,
-        device_key: key_bytes
-            .map(|b| key("a lock's device key", &b))
-            .transpose()?,
-        auto_install_critical: r.get(5).map_err(sq)?,
-        snapshot: snapshot
-            .map(|s| from_json("a lock's snapshot", &s))
-            .transpose()?,
-        last_contact: r.get(7).map_err(sq)?,
-        log: from_json::<LogHealth>("a lock's log health", &log)?,
-    })
-}
-
-const ROLLOUT_COLS: &str = "id, release, wave_size, error_threshold_pct, state, locks, started_at";
-
-fn rollout_row(r: &Row<'_>) -> Result<Rollout, StoreError> {
-    let d: Vec<u8> = r.get(1).map_err(sq)?;
-    let state: String = r.get(4).map_err(sq)?;
-    let locks: String = r.get(5).map_err(sq)?;
-    Ok(Rollout {
-        id: r.get(0).map_err(sq)?,
-        release: digest("a rollout's release", &d)?,
-        wave_size: small("a rollout's wave size", r.get(2).map_err(sq)?)?,
-        error_threshold_pct: small("a rollout's error threshold", r.get(3).map_err(sq)?)?,
-        state: from_json("a rollout's state", &state)?,
-        locks: from_json("a rollout's locks", &locks)?,
-        started_at: r.get(6).map_err(sq)?,
-    })
-}
-
-/// Runs a query and decodes every row with `f`.
-fn collect<T>(
-    conn: &Connection,
-    sql: &str,
-    params: impl rusqlite::Params,
-    f: impl Fn(&Row<'_>) -> Result<T, StoreError>,
-) -> Result<Vec<T>, StoreError> {
-    let mut stmt = conn.prepare_cached(sql).map_err(sq)?;
-    let mut rows = stmt.query(params).map_err(sq)?;
-    let mut out = Vec::new();
-    while let Some(r) = rows.next().map_err(sq)? {
-        out.push(f(r)?);
-    }
-    Ok(out)
 }
 
 impl Store for SqliteStore {

@@ -38,13 +38,13 @@
 use std::sync::{Mutex, MutexGuard};
 
 use postgres::error::SqlState;
-use postgres::types::{FromSql, ToSql};
+use postgres::types::ToSql;
 use postgres::{Client, NoTls, Row};
 
 use super::codec::{
     check_event, check_freshness, check_lock, check_model, check_release, corrupt,
-    decision_from_db, decision_to_db, digest, from_json, key, level_from_db, level_to_db,
-    seq_from_db, seq_to_db, small, to_json, u64_from_db, u64_to_db,
+    decision_from_db, decision_to_db, digest, from_json, level_from_db, level_to_db, seq_to_db,
+    small, to_json, u64_from_db, u64_to_db,
 };
 use super::{Store, StoreError};
 use crate::model::{
@@ -52,94 +52,12 @@ use crate::model::{
     ModelAnchors, NewLock, Release, Rollout, UnixSecs,
 };
 
-/// The schema's migrations, in order: the store's version is how many
-/// have run. The same tables as the SQLite store's.
-const MIGRATIONS: &[&str] = &[
-    // 1: the first schema.
-    "CREATE TABLE models (
-        class TEXT PRIMARY KEY,
-        vendor_domain TEXT NOT NULL,
-        trust_pems TEXT NOT NULL,
-        threshold SMALLINT NOT NULL
-     );
-     CREATE TABLE releases (
-        digest BYTEA PRIMARY KEY,
-        target TEXT NOT NULL,
-        class TEXT NOT NULL,
-        version TEXT NOT NULL,
-        sequence BIGINT NOT NULL,
-        delta_base BYTEA,
-        notes TEXT NOT NULL,
-        cves TEXT NOT NULL,
-        origin TEXT NOT NULL,
-        added_at BIGINT NOT NULL,
-        envelope BYTEA NOT NULL
-     );
-     CREATE INDEX releases_by_class ON releases (class, sequence);
-     CREATE INDEX releases_by_sequence ON releases (sequence);
-     CREATE TABLE locks (
-        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        name TEXT NOT NULL,
-        address TEXT NOT NULL,
-        class TEXT NOT NULL,
-        device_key BYTEA,
-        auto_install_critical BOOLEAN NOT NULL,
-        snapshot TEXT,
-        last_contact BIGINT,
-        log TEXT NOT NULL
-     );
-     CREATE TABLE consents (
-        lock BIGINT NOT NULL CONSTRAINT consents_lock_fkey REFERENCES locks (id) ON DELETE CASCADE,
-        release BYTEA NOT NULL CONSTRAINT consents_release_fkey REFERENCES releases (digest),
-        decision TEXT NOT NULL,
-        source TEXT NOT NULL,
-        at BIGINT NOT NULL,
-        PRIMARY KEY (lock, release)
-     );
-     CREATE TABLE logs (
-        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        lock BIGINT NOT NULL CONSTRAINT logs_lock_fkey REFERENCES locks (id) ON DELETE CASCADE,
-        fetched_at BIGINT NOT NULL,
-        first_seq BIGINT NOT NULL,
-        last_seq BIGINT NOT NULL,
-        bytes BYTEA NOT NULL
-     );
-     CREATE INDEX logs_by_lock ON logs (lock, id);
-     CREATE TABLE rollouts (
-        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        release BYTEA NOT NULL CONSTRAINT rollouts_release_fkey REFERENCES releases (digest),
-        wave_size BIGINT NOT NULL,
-        error_threshold_pct SMALLINT NOT NULL,
-        state TEXT NOT NULL,
-        locks TEXT NOT NULL,
-        started_at BIGINT NOT NULL
-     );
-     CREATE TABLE events (
-        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        at BIGINT NOT NULL,
-        lock BIGINT,
-        level TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        message TEXT NOT NULL
-     );
-     CREATE TABLE freshness (
-        id SMALLINT PRIMARY KEY CHECK (id = 1),
-        url TEXT,
-        last_fresh_at BIGINT,
-        timestamp_version BIGINT,
-        timestamp_expires BIGINT,
-        last_error TEXT
-     );",
-    // 2: leases (hubs sharing one store take turns on a rollout or a lock).
-    "CREATE TABLE leases (
-        name TEXT PRIMARY KEY,
-        holder TEXT NOT NULL,
-        until BIGINT NOT NULL
-     );",
-];
-
-/// The advisory-lock key the schema migration holds ("keyw").
-const MIGRATION_LOCK: i64 = 0x6b65_7977;
+mod rows;
+mod schema;
+use rows::{
+    LOCK_COLS, RELEASE_COLS, ROLLOUT_COLS, collect, get, lock_row, release_row, rollout_row,
+};
+use schema::{MIGRATIONS, migrate};
 
 /// The hub's store in a PostgreSQL database. See the module docs.
 pub struct PgStore {
@@ -201,16 +119,6 @@ fn pg(e: postgres::Error) -> StoreError {
     }
 }
 
-/// A column read back; a value of the wrong type is corrupt.
-fn get<'a, T: FromSql<'a>>(r: &'a Row, i: usize) -> Result<T, StoreError> {
-    r.try_get(i).map_err(|e| {
-        corrupt(
-            &format!("column {}", r.columns().get(i).map_or("?", |c| c.name())),
-            e.to_string(),
-        )
-    })
-}
-
 /// The foreign key a failed write broke, if that is why it failed.
 fn broken_fkey(e: &postgres::Error) -> Option<&str> {
     if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) {
@@ -265,115 +173,6 @@ impl PgStore {
     fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
         self.client()?.execute(sql, params).map_err(pg)
     }
-}
-
-fn migrate(client: &mut Client) -> Result<(), StoreError> {
-    let mut tx = client.transaction().map_err(pg)?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-        .map_err(pg)?;
-    tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
-        .map_err(pg)?;
-    let rows = tx
-        .query("SELECT version FROM schema_version", &[])
-        .map_err(pg)?;
-    let found: i64 = match rows.first() {
-        Some(r) => get(r, 0)?,
-        None => 0,
-    };
-    let supported = MIGRATIONS.len() as i64;
-    if found > supported {
-        return Err(StoreError::TooNew { found, supported });
-    }
-    if found < 0 {
-        return Err(corrupt("the schema version", format!("{found}")));
-    }
-    for m in &MIGRATIONS[found as usize..] {
-        tx.batch_execute(m).map_err(pg)?;
-    }
-    if found == 0 {
-        tx.execute(
-            "INSERT INTO schema_version (version) VALUES ($1)",
-            &[&supported],
-        )
-        .map_err(pg)?;
-    } else if found < supported {
-        tx.execute("UPDATE schema_version SET version = $1", &[&supported])
-            .map_err(pg)?;
-    }
-    tx.commit().map_err(pg)
-}
-
-const RELEASE_COLS: &str =
-    "digest, target, class, version, sequence, delta_base, notes, cves, origin, added_at";
-
-fn release_row(r: &Row) -> Result<Release, StoreError> {
-    let d: &[u8] = get(r, 0)?;
-    let base: Option<&[u8]> = get(r, 5)?;
-    let cves: &str = get(r, 7)?;
-    let origin: &str = get(r, 8)?;
-    Ok(Release {
-        digest: digest("a release's digest", d)?,
-        target: get(r, 1)?,
-        class: get(r, 2)?,
-        version: get(r, 3)?,
-        sequence: seq_from_db(get(r, 4)?),
-        delta_base: base
-            .map(|b| digest("a release's delta base", b))
-            .transpose()?,
-        notes: get(r, 6)?,
-        cves: from_json("a release's CVEs", cves)?,
-        origin: from_json("a release's origin", origin)?,
-        added_at: get(r, 9)?,
-        envelope: Vec::new(),
-    })
-}
-
-const LOCK_COLS: &str =
-    "id, name, address, class, device_key, auto_install_critical, snapshot, last_contact, log";
-
-fn lock_row(r: &Row) -> Result<LockRecord, StoreError> {
-    let key_bytes: Option<&[u8]> = get(r, 4)?;
-    let snapshot: Option<&str> = get(r, 6)?;
-    let log: &str = get(r, 8)?;
-    Ok(LockRecord {
-        id: get(r, 0)?,
-        name: get(r, 1)?,
-        address: get(r, 2)?,
-        class: get(r, 3)?,
-        device_key: key_bytes
-            .map(|b| key("a lock's device key", b))
-            .transpose()?,
-        auto_install_critical: get(r, 5)?,
-        snapshot: snapshot
-            .map(|s| from_json("a lock's snapshot", s))
-            .transpose()?,
-        last_contact: get(r, 7)?,
-        log: from_json::<LogHealth>("a lock's log health", log)?,
-    })
-}
-
-const ROLLOUT_COLS: &str = "id, release, wave_size, error_threshold_pct, state, locks, started_at";
-
-fn rollout_row(r: &Row) -> Result<Rollout, StoreError> {
-    let d: &[u8] = get(r, 1)?;
-    let state: &str = get(r, 4)?;
-    let locks: &str = get(r, 5)?;
-    Ok(Rollout {
-        id: get(r, 0)?,
-        release: digest("a rollout's release", d)?,
-        wave_size: small("a rollout's wave size", get::<i64>(r, 2)?)?,
-        error_threshold_pct: small("a rollout's error threshold", i64::from(get::<i16>(r, 3)?))?,
-        state: from_json("a rollout's state", state)?,
-        locks: from_json("a rollout's locks", locks)?,
-        started_at: get(r, 6)?,
-    })
-}
-
-fn collect<T>(
-    rows: Vec<Row>,
-    f: impl Fn(&Row) -> Result<T, StoreError>,
-) -> Result<Vec<T>, StoreError> {
-    rows.iter().map(f).collect()
 }
 
 impl Store for PgStore {

@@ -1,0 +1,164 @@
+//! The `/locks` routes: a lock's record, pairing, refresh, updates,
+//! consent, install, auto-install, progress and audit logs.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::actions;
+
+use crate::model::{ConsentSource, Decision, LockId, NewLock};
+
+use super::extract::{Body, P};
+use super::{Api, R, blocking, digest, ok, with_status};
+
+/// `POST /api/locks`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockIn {
+    name: String,
+    address: String,
+    class: String,
+}
+
+/// `POST /api/locks/{id}/pair`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PairIn {
+    setup_code: String,
+}
+
+/// `POST /api/locks/{id}/consents`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentIn {
+    release: String,
+    decision: Decision,
+}
+
+/// `PUT /api/locks/{id}/auto-install`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoIn {
+    enabled: bool,
+}
+
+pub(super) async fn locks_list(State(a): State<Api>) -> R {
+    let hub = a.hub.clone();
+    ok(json!({"locks": blocking(move || hub.locks()).await?}))
+}
+
+pub(super) async fn locks_add(State(a): State<Api>, Body(l): Body<LockIn>) -> R {
+    let hub = a.hub.clone();
+    let new = NewLock {
+        name: l.name,
+        address: l.address,
+        class: l.class,
+    };
+    with_status(
+        StatusCode::CREATED,
+        blocking(move || hub.add_lock(&new)).await?,
+    )
+}
+
+pub(super) async fn lock_one(State(a): State<Api>, P(id): P<LockId>) -> R {
+    let hub = a.hub.clone();
+    ok(blocking(move || hub.lock(id)).await?)
+}
+
+pub(super) async fn lock_remove(State(a): State<Api>, P(id): P<LockId>) -> R {
+    let hub = a.hub.clone();
+    blocking(move || hub.remove_lock(id)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub(super) async fn lock_pair(State(a): State<Api>, P(id): P<LockId>, Body(p): Body<PairIn>) -> R {
+    let hub = a.hub.clone();
+    ok(blocking(move || hub.pair(id, &p.setup_code)).await?)
+}
+
+pub(super) async fn lock_refresh(State(a): State<Api>, P(id): P<LockId>) -> R {
+    let hub = a.hub.clone();
+    ok(blocking(move || hub.refresh(id)).await?)
+}
+
+pub(super) async fn lock_updates(State(a): State<Api>, P(id): P<LockId>) -> R {
+    ok(json!({"updates": actions::updates(a.hub.clone(), id).await?}))
+}
+
+pub(super) async fn lock_consents(State(a): State<Api>, P(id): P<LockId>) -> R {
+    let hub = a.hub.clone();
+    ok(
+        json!({"consents": blocking(move || { hub.lock(id)?; Ok(hub.store().consents(id)?) }).await?}),
+    )
+}
+
+pub(super) async fn lock_consent(
+    State(a): State<Api>,
+    P(id): P<LockId>,
+    Body(c): Body<ConsentIn>,
+) -> R {
+    let release = digest(&c.release)?;
+    let (consent, started) =
+        actions::consent(a.hub.clone(), id, release, c.decision, ConsentSource::Owner).await?;
+    if started {
+        with_status(
+            StatusCode::ACCEPTED,
+            json!({"consent": consent, "install": "started"}),
+        )
+    } else {
+        ok(json!({"consent": consent, "install": "none"}))
+    }
+}
+
+/// `POST /api/locks/{id}/install`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstallIn {
+    release: String,
+}
+
+pub(super) async fn lock_install(
+    State(a): State<Api>,
+    P(id): P<LockId>,
+    Body(i): Body<InstallIn>,
+) -> R {
+    let release = digest(&i.release)?;
+    actions::install(a.hub.clone(), id, release).await?;
+    with_status(StatusCode::ACCEPTED, json!({"install": "started"}))
+}
+
+pub(super) async fn lock_auto(State(a): State<Api>, P(id): P<LockId>, Body(b): Body<AutoIn>) -> R {
+    let hub = a.hub.clone();
+    ok(blocking(move || hub.set_auto_install(id, b.enabled)).await?)
+}
+
+pub(super) async fn lock_progress(State(a): State<Api>, P(id): P<LockId>) -> R {
+    let hub = a.hub.clone();
+    ok(json!({"progress": blocking(move || { hub.lock(id)?; Ok(hub.progress_of(id)) }).await?}))
+}
+
+pub(super) async fn lock_logs(State(a): State<Api>, P(id): P<LockId>) -> R {
+    let hub = a.hub.clone();
+    let logs = blocking(move || hub.logs(id)).await?;
+    let list: Vec<serde_json::Value> = logs
+        .iter()
+        .enumerate()
+        .map(|(n, l)| {
+            json!({"index": n, "fetched_at": l.fetched_at, "first_seq": l.first_seq,
+                   "last_seq": l.last_seq, "bytes": l.bytes.len()})
+        })
+        .collect();
+    ok(json!({"logs": list}))
+}
+
+pub(super) async fn lock_log_download(State(a): State<Api>, P((id, n)): P<(LockId, usize)>) -> R {
+    actions::log_download(a.hub.clone(), id, n).await
+}
+
+pub(super) async fn lock_log_fetch(State(a): State<Api>, P(id): P<LockId>) -> R {
+    let hub = a.hub.clone();
+    ok(json!({"log": blocking(move || hub.fetch_log(id)).await?}))
+}
