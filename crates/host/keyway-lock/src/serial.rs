@@ -52,6 +52,13 @@ impl Drop for SerialPort {
     }
 }
 
+impl SerialPort {
+    /// The lock's end of the line (non-blocking).
+    pub fn master(&self) -> &std::fs::File {
+        &self.master
+    }
+}
+
 /// Opens a pty pair, sets its line raw at 115200 8N1, and (with `link`)
 /// makes `link` a symlink to the slave (a stale file there is replaced).
 pub fn open_pty(link: Option<&Path>) -> Result<SerialPort> {
