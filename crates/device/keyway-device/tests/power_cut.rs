@@ -19,6 +19,7 @@ mod common;
 use common::{Seeded, cuts, full_sweep, scripted, slot_size_for};
 use keyway_device::journal::{Config, Error, Journal, PersistentState, RECORD_LEN};
 use keyway_sim::{CutPoint, PowerCut, SimFlash};
+use keyway_testkit::geometry::Part;
 
 const SCRIPT_LEN: u32 = 40;
 /// Slots per page in the sweep: 40 commits turn a page at least 3 times.
@@ -207,27 +208,13 @@ fn sweep<const W: usize, const E: usize>(fresh: SimFlash<W, E>, offset: u32, sec
     scenarios
 }
 
-#[test]
-fn power_cut_sweep_nrf52840() {
-    let n = sweep(SimFlash::<4, 4096>::nrf52840(), 0xF_0000, 2);
+/// The journal sweep on one row of the geometry table, in the region of
+/// the row's direct layout (dense slots).
+fn journal_sweep_on<const W: usize, const E: usize>(part: &Part<W, E>) {
+    let region = part.direct.journal;
+    let n = sweep(part.flash(), region.offset, region.sectors);
     assert!(n > 0);
 }
 
-#[test]
-fn power_cut_sweep_stm32f4() {
-    let n = sweep(SimFlash::<4, 16384>::stm32f4(), 0x4000, 2);
-    assert!(n > 0);
-}
-
-#[test]
-fn power_cut_sweep_small_pages() {
-    // Dense slots (7 per 512-byte page), three pages.
-    let n = sweep(SimFlash::<1, 512>::small_pages(), 0x2_0000, 3);
-    assert!(n > 0);
-}
-
-#[test]
-fn power_cut_sweep_ecc32() {
-    let n = sweep(SimFlash::<32, 131072>::ecc32(), 0xC_0000, 2);
-    assert!(n > 0);
-}
+// The tests power_cut_sweep::{nrf52840, stm32f4, small_pages, ecc32}.
+keyway_testkit::per_geometry!(power_cut_sweep => journal_sweep_on);

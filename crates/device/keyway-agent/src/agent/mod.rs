@@ -10,6 +10,13 @@
 //! writes into its buffer. The button is an input too
 //! ([`Agent::button`]).
 //!
+//! The code is one module per job, each an `impl Agent` block: this
+//! module holds the agent's state, its inputs and [`Agent::handle`]'s
+//! dispatch; `config` and `outcome` the types the shell passes in and gets
+//! back; `frames` the answer frames; `pairing`, `sessions` and `commands`
+//! what each kind of request runs (the sections below); [`authority`] the
+//! table of who may run what; [`device`] the shell's side.
+//!
 //! # One frame
 //!
 //! [`Agent::handle`]:

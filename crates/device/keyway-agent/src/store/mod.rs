@@ -52,6 +52,9 @@
 //!
 //! # Record format
 //!
+//! (The codec is the `record` submodule; this module keeps the state, the
+//! ring and the rules above.)
+//!
 //! | Offset | Size | Field |
 //! |---|---|---|
 //! | 0 | 4 | magic `KWO1` |
