@@ -2,12 +2,12 @@
 //! `VerifiedSlot` of `keyway-device` over a simulated nRF52840 flash in
 //! direct A/B mode. No sockets, no files, no clock: the server drives it.
 
-use keyway_audit::{AuditLog, Ed25519Signer, Event, RejectReason, RevertReason, Time, Version};
+use keyway_audit::{AuditLog, Ed25519Signer, Event, RejectReason, RevertReason, Time};
 use keyway_device::boot::{self, Boot, Confirmation, Decision, Reason, RevertCause, SelfTest};
 use keyway_device::delta::{DeltaError, DeltaInstaller};
 use keyway_device::install::{self, Installer, Mode, SlotLayout};
 use keyway_device::journal::{self, Config, Journal, PersistentState, TrialState};
-use keyway_device::manifest_area::{self, MAX_MANIFEST_LEN};
+use keyway_device::manifest_area;
 use keyway_device::verified::{HEAD_BUF_LEN, SlotError, SlotInfo, VerifiedSlot};
 use keyway_sim::{Cut, CutPoint, EraseTear, Geometry, PowerCut, SimFlash, WriteTear};
 use keyway_suit::{DeviceIdentity, DeviceState, KeySet, TrustAnchors};
@@ -409,9 +409,10 @@ impl Lock {
             }
         }
         if let Some(s) = self.running {
-            let version = self
-                .version(s)
-                .map_or(Version::new(0, 0, 0), |v| audit_version(&v));
+            let head = self.head(s);
+            let inspected = head.as_deref().and_then(|h| crate::suit::inspect(h).ok());
+            let version =
+                keyway_vendor::log::audit_version_of(inspected.and_then(|i| i.manifest.version));
             self.note(Event::Boot { slot: s, version });
         }
         match decision.reason {
@@ -558,16 +559,7 @@ impl Lock {
             .flash
             .as_bytes()
             .get(area.start as usize..area.end as usize)?;
-        let word = |at: usize| -> Option<u32> {
-            Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
-        };
-        if bytes.get(..4)? != manifest_area::MAGIC || word(4)? != manifest_area::VERSION {
-            return None;
-        }
-        let len = word(8)? as usize;
-        if len > MAX_MANIFEST_LEN {
-            return None;
-        }
+        let (len, _crc) = manifest_area::parse_header(bytes)?;
         bytes
             .get(manifest_area::HEADER_LEN..manifest_area::HEADER_LEN + len)
             .map(<[u8]>::to_vec)
@@ -1175,16 +1167,7 @@ pub use keyway_vendor::log::audit_version;
 
 /// The audit log's reason for a refused envelope.
 pub fn reject_reason(e: &keyway_suit::Error) -> RejectReason {
-    match keyway_vendor::check::check_name(e) {
-        "signatures" => RejectReason::Signatures,
-        "key set" => RejectReason::KeySet,
-        "anti-rollback" => RejectReason::AntiRollback,
-        "compatibility" => RejectReason::Compatibility,
-        "release notes" => RejectReason::ReleaseNotes,
-        "payload" | "severed members" => RejectReason::Payload,
-        "policy" => RejectReason::Policy,
-        _ => RejectReason::Decoding,
-    }
+    keyway_vendor::check::Check::of(e).reject_reason()
 }
 
 /// A key-set document an envelope head carries.
@@ -1225,7 +1208,7 @@ pub fn envelope_refusal(e: &keyway_suit::Error) -> ImgError {
         MgmtErr::Inval,
         format!(
             "{} check failed: {}",
-            keyway_vendor::check::check_name(e),
+            keyway_vendor::check::Check::of(e),
             keyway_vendor::describe::describe(e)
         ),
     )

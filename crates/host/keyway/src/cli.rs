@@ -679,7 +679,7 @@ pub struct FlashSimArgs {
 }
 
 fn flash_sim(a: &FlashSimArgs, out: &mut dyn Write) -> Result<()> {
-    let request = keyway_vendor::flashsim::Request {
+    let request = keyway_vendor::flashsim::SimRequest {
         geometry: a.geometry.clone(),
         page_size: a.page_size,
         write_size: a.write_size,
@@ -866,7 +866,7 @@ fn inspect(a: &InspectArgs, out: &mut dyn Write) -> Result<()> {
         anyhow::anyhow!(
             "{}: {} check failed: {}",
             a.envelope.display(),
-            keyway_vendor::check::check_name(&e),
+            keyway_vendor::check::Check::of(&e),
             keyway_vendor::describe::describe(&e)
         )
     })?;
@@ -965,11 +965,14 @@ fn sign(a: &SignArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
         use_before: a.use_before,
         min_battery_mwh: a.min_battery_mwh,
         keyset,
-        detached: a.detached,
-        payload_uri: a
-            .firmware
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned()),
+        placement: if a.detached {
+            keyway_vendor::encode::PayloadPlacement::Detached(a.firmware.file_name().map_or_else(
+                || keyway_vendor::encode::DETACHED_PAYLOAD_URI.to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            ))
+        } else {
+            keyway_vendor::encode::PayloadPlacement::Integrated
+        },
         payload,
         delta_from,
         keys: signing_keys,

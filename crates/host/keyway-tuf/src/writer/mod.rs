@@ -33,11 +33,16 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use ed25519_dalek::Signer as _;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
 use crate::summary::ReleaseSummary;
+
+mod keys;
+mod offline;
+
+use keys::{RoleKey, key_path, sign};
+pub use offline::{BUNDLE_MARKER, BundleWritten};
 
 /// The TUF specification version the writer follows.
 pub const SPEC_VERSION: &str = "1.0.31";
@@ -252,92 +257,6 @@ fn expires(now: jiff::Timestamp, secs: i64) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// One role's signing key.
-struct RoleKey {
-    key: ed25519_dalek::SigningKey,
-}
-
-impl RoleKey {
-    fn generate() -> RoleKey {
-        let mut seed = [0u8; 32];
-        // The OS RNG failing is not recoverable; a key must not be weak.
-        getrandom::fill(&mut seed).expect("the operating system's random number generator failed");
-        RoleKey {
-            key: ed25519_dalek::SigningKey::from_bytes(&seed),
-        }
-    }
-
-    fn load(role: &'static str, path: &Path) -> Result<RoleKey, PublishError> {
-        let bad = || PublishError::BadKey {
-            role,
-            path: path.to_owned(),
-        };
-        let text = std::fs::read_to_string(path).map_err(|_| bad())?;
-        let raw = hex::decode(text.trim()).map_err(|_| bad())?;
-        let seed: [u8; 32] = raw.try_into().map_err(|_| bad())?;
-        Ok(RoleKey {
-            key: ed25519_dalek::SigningKey::from_bytes(&seed),
-        })
-    }
-
-    fn save(&self, path: &Path) -> Result<(), PublishError> {
-        write_atomic(
-            path,
-            format!("{}\n", hex::encode(self.key.to_bytes())).as_bytes(),
-        )?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-                .map_err(io("write", path))?;
-        }
-        Ok(())
-    }
-
-    /// The TUF key object.
-    fn tuf_key(&self) -> Value {
-        json!({
-            "keytype": "ed25519",
-            "scheme": "ed25519",
-            "keyval": { "public": hex::encode(self.key.verifying_key().to_bytes()) },
-        })
-    }
-
-    /// The TUF key id: SHA-256 over the key object's canonical JSON (what
-    /// securesystemslib computes; `sigstore_tuf::Key::key_id`).
-    fn key_id(&self) -> String {
-        let key: sigstore_tuf::Key =
-            serde_json::from_value(self.tuf_key()).expect("a well-formed TUF key object");
-        key.key_id()
-            .expect("an ed25519 key object encodes canonically")
-    }
-}
-
-fn key_path(keys: &Path, role: &str) -> PathBuf {
-    keys.join(format!("{role}.key"))
-}
-
-/// Signs `signed` with `keys` into a TUF metadata document (canonical JSON).
-fn sign(role: &'static str, signed: &Value, keys: &[&RoleKey]) -> Result<Vec<u8>, PublishError> {
-    let encode = |v: &Value| {
-        sigstore_tuf::canonical_json::to_canonical_bytes(v).map_err(|e| PublishError::Encode {
-            role,
-            detail: e.to_string(),
-        })
-    };
-    let canonical = encode(signed)?;
-    let signatures: Vec<Value> = keys
-        .iter()
-        .map(|k| {
-            json!({
-                "keyid": k.key_id(),
-                "sig": hex::encode(k.key.sign(&canonical).to_bytes()),
-            })
-        })
-        .collect();
-    encode(&json!({ "signatures": signatures, "signed": signed }))
-}
-
 fn read_json(path: &Path) -> Result<Value, PublishError> {
     let bytes = std::fs::read(path).map_err(io("read", path))?;
     serde_json::from_slice::<Value>(&bytes)
@@ -356,6 +275,16 @@ fn version_of(v: &Value, path: &Path) -> Result<u64, PublishError> {
             path: path.to_owned(),
             detail: "no version".into(),
         })
+}
+
+/// A snapshot's or timestamp's pin on the role below it: the document's
+/// version, length and SHA-256 (TUF `METAFILES`).
+fn meta_file(version: u64, doc: &[u8]) -> Value {
+    json!({
+        "version": version,
+        "length": doc.len(),
+        "hashes": { "sha256": sha256_hex(doc) },
+    })
 }
 
 /// Whether `name` is safe as one path component of a target.
@@ -656,11 +585,7 @@ impl RepoWriter {
             "spec_version": SPEC_VERSION,
             "version": sv,
             "expires": expires(now, self.expiries.snapshot),
-            "meta": { "targets.json": {
-                "version": self.versions.targets,
-                "length": targets_doc.len(),
-                "hashes": { "sha256": sha256_hex(targets_doc) },
-            } },
+            "meta": { "targets.json": meta_file(self.versions.targets, targets_doc) },
         });
         let doc = sign("snapshot", &signed, &[&key])?;
         write_atomic(
@@ -686,11 +611,7 @@ impl RepoWriter {
             "spec_version": SPEC_VERSION,
             "version": v,
             "expires": expires(now, self.expiries.timestamp),
-            "meta": { "snapshot.json": {
-                "version": self.versions.snapshot,
-                "length": snapshot_doc.len(),
-                "hashes": { "sha256": sha256_hex(snapshot_doc) },
-            } },
+            "meta": { "snapshot.json": meta_file(self.versions.snapshot, snapshot_doc) },
         });
         let doc = sign("timestamp", &signed, &[&key])?;
         write_atomic(&self.repo.join("metadata/timestamp.json"), &doc)?;
@@ -730,77 +651,6 @@ impl RepoWriter {
         std::fs::rename(&staged, key_path(&self.keys, "root")).map_err(io("write", &staged))?;
         Ok(n + 1)
     }
-
-    /// Writes an offline bundle (after Uptane PURE-2) into `out`: every root
-    /// version, the current timestamp, snapshot and targets, and every
-    /// target file, in the repository's own layout (so the bundle is also a
-    /// repository a client can refresh from).
-    pub fn write_bundle(&self, out: &Path) -> Result<BundleWritten, PublishError> {
-        let meta = self.repo.join("metadata");
-        let omete = out.join("metadata");
-        let mut files = 0u64;
-        let mut bytes = 0u64;
-        let mut copy = |from: &Path, to: &Path| -> Result<(), PublishError> {
-            let b = std::fs::read(from).map_err(io("read", from))?;
-            write_atomic(to, &b)?;
-            files += 1;
-            bytes += b.len() as u64;
-            Ok(())
-        };
-        for v in 1..=self.versions.root {
-            let name = format!("{v}.root.json");
-            copy(&meta.join(&name), &omete.join(&name))?;
-        }
-        copy(&meta.join("root.json"), &omete.join("root.json"))?;
-        for name in [
-            format!("{}.targets.json", self.versions.targets),
-            format!("{}.snapshot.json", self.versions.snapshot),
-            "timestamp.json".to_string(),
-        ] {
-            copy(&meta.join(&name), &omete.join(&name))?;
-        }
-        for (target, entry) in &self.targets {
-            let Some(hash) = entry.pointer("/hashes/sha256").and_then(Value::as_str) else {
-                continue;
-            };
-            let rel = consistent_target_path(target, hash);
-            copy(
-                &self.repo.join("targets").join(&rel),
-                &out.join("targets").join(&rel),
-            )?;
-        }
-        write_atomic(
-            &out.join(BUNDLE_MARKER),
-            format!(
-                "{{\"keyway-bundle\":1,\"root\":{},\"targets\":{},\"snapshot\":{},\"timestamp\":{}}}\n",
-                self.versions.root,
-                self.versions.targets,
-                self.versions.snapshot,
-                self.versions.timestamp
-            )
-            .as_bytes(),
-        )?;
-        Ok(BundleWritten {
-            files,
-            bytes,
-            targets: self.targets.len(),
-        })
-    }
-}
-
-/// The file that marks a directory as a Keyway offline bundle (informative:
-/// the reader trusts only the signed metadata).
-pub const BUNDLE_MARKER: &str = "keyway-bundle.json";
-
-/// What [`RepoWriter::write_bundle`] wrote.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BundleWritten {
-    /// Files copied.
-    pub files: u64,
-    /// Bytes copied.
-    pub bytes: u64,
-    /// Targets in the bundle.
-    pub targets: usize,
 }
 
 /// Where a consistent-snapshot repository stores target `path` with SHA-256
