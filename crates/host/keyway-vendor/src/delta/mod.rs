@@ -6,14 +6,14 @@
 //! agree (so changed pointers inside otherwise equal code stay in one
 //! `add` with non-zero diff bytes), and emit what no match covers as
 //! `extra` bytes. The ops are coded by `keyway_delta::encode`, the same
-//! model the lock decodes with; [`apply`] runs the lock's
+//! model the lock decodes with; [`apply()`] runs the lock's
 //! [`keyway_delta::Patcher`], with its fixed RAM.
 //!
 //! A patch is untrusted input and its header declares the sizes. Nothing
 //! here sizes a buffer from the header: [`check_sizes`] refuses a base or
 //! a declared output over [`MAX_IMAGE`] before anything is allocated (the
 //! flash simulation must allocate its whole flash up front, so it needs a
-//! cap), and [`apply`]'s output grows only as the decoder produces bytes.
+//! cap), and [`apply()`]'s output grows only as the decoder produces bytes.
 //! With the cap, `keyway patch --flash-sim` stays under 100 MB on any
 //! patch (issue 12: a 206-byte patch declaring 4 GiB once took 5.3 GB).
 //!
@@ -37,7 +37,7 @@ pub use choose::choose;
 pub use diff::{MIN_GAIN, diff, encode, ops, ops_with};
 pub use timing::{UpdateTime, update_times};
 
-/// The largest image (base or declared output) [`apply`] and
+/// The largest image (base or declared output) [`apply()`] and
 /// [`apply_on_flash`] take: 8 MiB, eight times the nRF52840's whole
 /// flash, and small enough that the flash simulation (1.5 bytes of host
 /// RAM per simulated byte, both slots) stays far under 100 MB.

@@ -83,7 +83,7 @@ pub struct EnvelopeBuilder {
     pub payload: Vec<u8>,
     /// Make a delta update: the image the lock runs now (the patch's
     /// base). The envelope then carries the patch from it to `payload`
-    /// ([`crate::delta::diff`]) and the manifest binds both images.
+    /// ([`crate::delta::diff()`]) and the manifest binds both images.
     pub delta_from: Option<Vec<u8>>,
     /// Signing keys, one `COSE_Sign1` each, in order.
     pub keys: Vec<SigningKey>,

@@ -24,9 +24,9 @@ pub struct ManifestParams {
     pub sequence: u64,
     /// `suit-set-version`.
     pub version: ReleaseVersion,
-    /// Vendor UUID (see [`vendor_uuid`]).
+    /// Vendor UUID (see [`vendor_uuid`](super::vendor_uuid)).
     pub vendor_uuid: [u8; 16],
-    /// Class UUID (see [`class_uuid`]).
+    /// Class UUID (see [`class_uuid`](super::class_uuid)).
     pub class_uuid: [u8; 16],
     /// SHA-256 of the payload.
     pub payload_digest: [u8; 32],
@@ -36,11 +36,11 @@ pub struct ManifestParams {
     pub use_before: Option<u64>,
     /// Minimum battery in mWh, if any.
     pub min_battery_mwh: Option<u64>,
-    /// `update-priority` (see [`update_priority`]).
+    /// `update-priority` (see [`update_priority`](super::update_priority)).
     pub update_priority: i64,
     /// SHA-256 of the text map bytes, if release notes are attached.
     pub text_digest: Option<[u8; 32]>,
-    /// Where the payload is fetched from: [`PAYLOAD_KEY`] for an integrated
+    /// Where the payload is fetched from: [`PAYLOAD_KEY`](super::PAYLOAD_KEY) for an integrated
     /// payload, any other URI for a detached one.
     pub payload_uri: String,
     /// For a delta update (the payload is a Keyway patch): the base and
