@@ -65,6 +65,16 @@ const TARGETS_MAX: u64 = 5_000_000;
 /// Most root versions walked in one import.
 const MAX_ROOTS: u64 = 1024;
 
+/// The file `role`'s metadata at `version` is in: version-prefixed
+/// under consistent snapshots (TUF 5.5), else the bare name.
+fn role_file(root: &Root, role: &str, version: u64) -> String {
+    if root.consistent_snapshot {
+        format!("{version}.{role}.json")
+    } else {
+        format!("{role}.json")
+    }
+}
+
 fn tuf_err(e: sigstore_tuf::Error) -> MirrorError {
     MirrorError::from_tuf(e, None)
 }
@@ -293,11 +303,7 @@ impl Mirror {
         })?;
 
         // Snapshot: pinned by the timestamp; expiry reported (PURE-2 7.4).
-        let snap_name = if root.consistent_snapshot {
-            format!("{}.snapshot.json", pin.version)
-        } else {
-            "snapshot.json".into()
-        };
+        let snap_name = role_file(&root, "snapshot", pin.version);
         let snap_bytes = read_meta(&meta, &snap_name, SNAPSHOT_MAX)
             .map_err(|e| metadata_refusal(&snap_name, e))?;
         check_pin(&snap_bytes, &pin, &snap_name).map_err(|e| metadata_refusal(&snap_name, e))?;
@@ -359,11 +365,7 @@ impl Mirror {
                     },
                 )
             })?;
-        let tname = if root.consistent_snapshot {
-            format!("{}.targets.json", tpin.version)
-        } else {
-            "targets.json".into()
-        };
+        let tname = role_file(&root, "targets", tpin.version);
         let tbytes =
             read_meta(&meta, &tname, TARGETS_MAX).map_err(|e| metadata_refusal(&tname, e))?;
         check_pin(&tbytes, &tpin, &tname).map_err(|e| metadata_refusal(&tname, e))?;

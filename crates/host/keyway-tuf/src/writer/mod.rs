@@ -555,18 +555,33 @@ impl RepoWriter {
         Ok(out)
     }
 
+    /// `role`'s metadata at `version`, expiring `expiry` seconds after
+    /// `now`, with its one role-specific member (`targets` or `meta`),
+    /// signed with the role's key.
+    fn sign_role(
+        &self,
+        role: &'static str,
+        version: u64,
+        expiry: i64,
+        now: jiff::Timestamp,
+        (member, value): (&str, Value),
+    ) -> Result<Vec<u8>, PublishError> {
+        let key = self.key(role)?;
+        let mut signed = json!({
+            "_type": role,
+            "spec_version": SPEC_VERSION,
+            "version": version,
+            "expires": expires(now, expiry),
+        });
+        signed[member] = value;
+        sign(role, &signed, &[&key])
+    }
+
     /// Publishes the next targets, snapshot and timestamp versions.
     fn publish_targets(&mut self, now: jiff::Timestamp) -> Result<(), PublishError> {
-        let targets_key = self.key("targets")?;
         let tv = self.versions.targets + 1;
-        let signed = json!({
-            "_type": "targets",
-            "spec_version": SPEC_VERSION,
-            "version": tv,
-            "expires": expires(now, self.expiries.targets),
-            "targets": self.targets,
-        });
-        let doc = sign("targets", &signed, &[&targets_key])?;
+        let body = ("targets", json!(self.targets));
+        let doc = self.sign_role("targets", tv, self.expiries.targets, now, body)?;
         let meta = self.repo.join("metadata");
         write_atomic(&meta.join(format!("{tv}.targets.json")), &doc)?;
         self.versions.targets = tv;
@@ -578,16 +593,9 @@ impl RepoWriter {
         targets_doc: &[u8],
         now: jiff::Timestamp,
     ) -> Result<(), PublishError> {
-        let key = self.key("snapshot")?;
         let sv = self.versions.snapshot + 1;
-        let signed = json!({
-            "_type": "snapshot",
-            "spec_version": SPEC_VERSION,
-            "version": sv,
-            "expires": expires(now, self.expiries.snapshot),
-            "meta": { "targets.json": meta_file(self.versions.targets, targets_doc) },
-        });
-        let doc = sign("snapshot", &signed, &[&key])?;
+        let pins = json!({ "targets.json": meta_file(self.versions.targets, targets_doc) });
+        let doc = self.sign_role("snapshot", sv, self.expiries.snapshot, now, ("meta", pins))?;
         write_atomic(
             &self
                 .repo
@@ -604,16 +612,9 @@ impl RepoWriter {
         snapshot_doc: &[u8],
         now: jiff::Timestamp,
     ) -> Result<(), PublishError> {
-        let key = self.key("timestamp")?;
         let v = self.versions.timestamp + 1;
-        let signed = json!({
-            "_type": "timestamp",
-            "spec_version": SPEC_VERSION,
-            "version": v,
-            "expires": expires(now, self.expiries.timestamp),
-            "meta": { "snapshot.json": meta_file(self.versions.snapshot, snapshot_doc) },
-        });
-        let doc = sign("timestamp", &signed, &[&key])?;
+        let pins = json!({ "snapshot.json": meta_file(self.versions.snapshot, snapshot_doc) });
+        let doc = self.sign_role("timestamp", v, self.expiries.timestamp, now, ("meta", pins))?;
         write_atomic(&self.repo.join("metadata/timestamp.json"), &doc)?;
         self.versions.timestamp = v;
         Ok(())
