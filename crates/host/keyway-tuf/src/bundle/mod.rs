@@ -75,6 +75,39 @@ fn role_file(root: &Root, role: &str, version: u64) -> String {
     }
 }
 
+/// The `T` role's metadata that `pin` (from the role `above`) names, read
+/// from the bundle's `meta` directory (at most `max` bytes) and checked
+/// against the pin's length and hashes, the final `root`'s keys and the
+/// pinned version; with its file name and bytes.
+fn read_pinned<T: Role>(
+    meta: &Path,
+    root: &Root,
+    pin: &sigstore_tuf::MetaFile,
+    max: u64,
+    above: &str,
+) -> Result<(String, Vec<u8>, Metadata<T>), Refusal> {
+    let role = T::TYPE;
+    let name = role_file(root, role, pin.version);
+    let refusal = |error: MirrorError| Refusal::Metadata {
+        file: format!("metadata/{name}"),
+        error,
+    };
+    let bytes = read_meta(meta, &name, max).map_err(refusal)?;
+    check_pin(&bytes, pin, &name).map_err(refusal)?;
+    let m = Metadata::<T>::from_slice(&bytes).map_err(|e| refusal(tuf_err(e)))?;
+    verify_role(&m, root, role).map_err(refusal)?;
+    if m.signed().version() != pin.version {
+        return Err(refusal(MirrorError::Inconsistent {
+            detail: format!(
+                "{role} version {} is not the version {} the {above} pins",
+                m.signed().version(),
+                pin.version
+            ),
+        }));
+    }
+    Ok((name, bytes, m))
+}
+
 fn tuf_err(e: sigstore_tuf::Error) -> MirrorError {
     MirrorError::from_tuf(e, None)
 }
@@ -303,25 +336,8 @@ impl Mirror {
         })?;
 
         // Snapshot: pinned by the timestamp; expiry reported (PURE-2 7.4).
-        let snap_name = role_file(&root, "snapshot", pin.version);
-        let snap_bytes = read_meta(&meta, &snap_name, SNAPSHOT_MAX)
-            .map_err(|e| metadata_refusal(&snap_name, e))?;
-        check_pin(&snap_bytes, &pin, &snap_name).map_err(|e| metadata_refusal(&snap_name, e))?;
-        let snap = Metadata::<Snapshot>::from_slice(&snap_bytes)
-            .map_err(|e| metadata_refusal(&snap_name, tuf_err(e)))?;
-        verify_role(&snap, &root, "snapshot").map_err(|e| metadata_refusal(&snap_name, e))?;
-        if snap.signed().version != pin.version {
-            return Err(metadata_refusal(
-                &snap_name,
-                MirrorError::Inconsistent {
-                    detail: format!(
-                        "snapshot version {} is not the version {} the timestamp pins",
-                        snap.signed().version,
-                        pin.version
-                    ),
-                },
-            ));
-        }
+        let (snap_name, snap_bytes, snap) =
+            read_pinned::<Snapshot>(&meta, &root, &pin, SNAPSHOT_MAX, "timestamp")?;
         if let Some(old) = cached::<Snapshot>(&store, "snapshot.json") {
             for (name, o) in &old.signed().meta {
                 match snap.signed().meta.get(name) {
@@ -365,25 +381,8 @@ impl Mirror {
                     },
                 )
             })?;
-        let tname = role_file(&root, "targets", tpin.version);
-        let tbytes =
-            read_meta(&meta, &tname, TARGETS_MAX).map_err(|e| metadata_refusal(&tname, e))?;
-        check_pin(&tbytes, &tpin, &tname).map_err(|e| metadata_refusal(&tname, e))?;
-        let targets = Metadata::<Targets>::from_slice(&tbytes)
-            .map_err(|e| metadata_refusal(&tname, tuf_err(e)))?;
-        verify_role(&targets, &root, "targets").map_err(|e| metadata_refusal(&tname, e))?;
-        if targets.signed().version != tpin.version {
-            return Err(metadata_refusal(
-                &tname,
-                MirrorError::Inconsistent {
-                    detail: format!(
-                        "targets version {} is not the version {} the snapshot pins",
-                        targets.signed().version,
-                        tpin.version
-                    ),
-                },
-            ));
-        }
+        let (tname, tbytes, targets) =
+            read_pinned::<Targets>(&meta, &root, &tpin, TARGETS_MAX, "snapshot")?;
         if let Some(old) = cached::<Targets>(&store, "targets.json")
             && targets.signed().version < old.signed().version
         {

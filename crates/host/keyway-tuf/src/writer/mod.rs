@@ -277,6 +277,17 @@ fn version_of(v: &Value, path: &Path) -> Result<u64, PublishError> {
         })
 }
 
+/// The version of `role` that `doc` (a timestamp or snapshot read from
+/// `path`) pins.
+fn pinned_version(doc: &Value, path: &Path, role: &str) -> Result<u64, PublishError> {
+    doc.pointer(&format!("/meta/{role}.json/version"))
+        .and_then(Value::as_u64)
+        .ok_or_else(|| PublishError::BadMetadata {
+            path: path.to_owned(),
+            detail: format!("no {role}.json pin"),
+        })
+}
+
 /// A snapshot's or timestamp's pin on the role below it: the document's
 /// version, length and SHA-256 (TUF `METAFILES`).
 fn meta_file(version: u64, doc: &[u8]) -> Value {
@@ -346,22 +357,10 @@ impl RepoWriter {
         let root = read_json(&root_path)?;
         let ts_path = meta.join("timestamp.json");
         let ts = read_json(&ts_path)?;
-        let snapshot_v = ts
-            .pointer("/meta/snapshot.json/version")
-            .and_then(Value::as_u64)
-            .ok_or_else(|| PublishError::BadMetadata {
-                path: ts_path.clone(),
-                detail: "no snapshot.json pin".into(),
-            })?;
+        let snapshot_v = pinned_version(&ts, &ts_path, "snapshot")?;
         let snap_path = meta.join(format!("{snapshot_v}.snapshot.json"));
         let snap = read_json(&snap_path)?;
-        let targets_v = snap
-            .pointer("/meta/targets.json/version")
-            .and_then(Value::as_u64)
-            .ok_or_else(|| PublishError::BadMetadata {
-                path: snap_path.clone(),
-                detail: "no targets.json pin".into(),
-            })?;
+        let targets_v = pinned_version(&snap, &snap_path, "targets")?;
         let targets_path = meta.join(format!("{targets_v}.targets.json"));
         let targets_doc = read_json(&targets_path)?;
         let targets = targets_doc
