@@ -65,8 +65,13 @@ pub(crate) fn header(head: &[u8]) -> [u8; HEADER_LEN] {
 }
 
 /// A header read back: the head's length and CRC, if the magic, the
-/// version and the length bound are right.
-pub(crate) fn parse_header(h: &[u8]) -> Option<(usize, u32)> {
+/// version and the length bound are right (`None` for an erased, torn or
+/// foreign area). `h` is the area's first [`HEADER_LEN`] bytes or more;
+/// the head is then `area[HEADER_LEN..HEADER_LEN + len]`, and its CRC is
+/// the caller's to check. Public so that whoever reads a slot's manifest
+/// area (the bootloader's [`VerifiedSlot`](crate::verified::VerifiedSlot),
+/// the simulated lock on the host) reads it by this one rule.
+pub fn parse_header(h: &[u8]) -> Option<(usize, u32)> {
     let word = |at: usize| -> Option<u32> {
         let b: [u8; 4] = h.get(at..at + 4)?.try_into().ok()?;
         Some(u32::from_le_bytes(b))

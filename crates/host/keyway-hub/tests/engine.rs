@@ -74,7 +74,9 @@ fn ingest_refuses_a_tuf_valid_but_badly_signed_envelope() {
     assert!(r.imported.is_empty());
     assert_eq!(r.refused.len(), 1);
     match &r.refused[0].reason {
-        keyway_hub::engine::Refusal::Verification { check, .. } => assert_eq!(check, "signatures"),
+        keyway_hub::engine::Refusal::Verification { check, .. } => {
+            assert_eq!(check.as_str(), "signatures")
+        }
         other => panic!("refused for the wrong reason: {other:?}"),
     }
     assert!(w.store.release(&sha(&env)).unwrap().is_none());

@@ -87,6 +87,15 @@ pub struct Transport {
     files: AtomicU64,
 }
 
+/// Which half of a repository a file is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Area {
+    /// `metadata/`: the signed roles.
+    Metadata,
+    /// `targets/`: the envelopes.
+    Targets,
+}
+
 /// A relative name from metadata must not climb out of its base.
 fn safe_rel(name: &str) -> bool {
     let p = Path::new(name);
@@ -137,7 +146,7 @@ impl Transport {
 
     async fn get(
         &self,
-        metadata: bool,
+        area: Area,
         name: &str,
         limit: u64,
     ) -> Result<Option<Vec<u8>>, sigstore_tuf::Error> {
@@ -152,14 +161,21 @@ impl Transport {
                 metadata: m,
                 targets: t,
             } => {
-                let path = if metadata { m } else { t }.join(name);
+                let path = match area {
+                    Area::Metadata => m,
+                    Area::Targets => t,
+                }
+                .join(name);
                 read_bounded(&path, name, limit).map_err(|e| self.fail(e))?
             }
             Source::Http {
                 metadata_url,
                 targets_url,
             } => {
-                let base = if metadata { metadata_url } else { targets_url };
+                let base = match area {
+                    Area::Metadata => metadata_url,
+                    Area::Targets => targets_url,
+                };
                 let sep = if base.ends_with('/') { "" } else { "/" };
                 let url = format!("{base}{sep}{name}");
                 self.http_get(&url, name, limit)
@@ -264,11 +280,11 @@ struct Shared(Arc<Transport>);
 
 impl sigstore_tuf::Repository for Shared {
     fn fetch_metadata<'a>(&'a self, name: &'a str, max_length: u64) -> FetchFuture<'a> {
-        Box::pin(self.0.get(true, name, max_length))
+        Box::pin(self.0.get(Area::Metadata, name, max_length))
     }
 
     fn fetch_target<'a>(&'a self, path: &'a str, max_length: u64) -> FetchFuture<'a> {
-        Box::pin(self.0.get(false, path, max_length))
+        Box::pin(self.0.get(Area::Targets, path, max_length))
     }
 }
 

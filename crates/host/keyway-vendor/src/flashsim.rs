@@ -85,7 +85,7 @@ pub const PAGE_SIZES: [u32; 11] = [
 
 /// What `keyway flash-sim` was asked.
 #[derive(Clone, Debug)]
-pub struct Request {
+pub struct SimRequest {
     /// A preset name.
     pub geometry: String,
     /// Custom uniform page size.
@@ -126,7 +126,7 @@ pub fn parse_cuts(s: &str) -> Result<Cuts> {
 }
 
 /// The geometry the request describes.
-pub fn geometry(r: &Request, image_len: u64) -> Result<Geometry> {
+pub fn geometry(r: &SimRequest, image_len: u64) -> Result<Geometry> {
     let preset = Geometry::preset(&r.geometry).ok_or_else(|| {
         anyhow!(
             "unknown geometry {:?}: expected one of {}",
@@ -225,7 +225,7 @@ fn dispatch(spec: &Spec) -> Result<Outcome> {
 
 /// Runs `keyway flash-sim`: prints the report to `out`; fails (after
 /// printing) when a scenario bricked the lock.
-pub fn run(r: &Request, out: &mut dyn Write) -> Result<()> {
+pub fn run(r: &SimRequest, out: &mut dyn Write) -> Result<()> {
     if r.image_kib == 0 {
         bail!("--image-kib must be at least 1");
     }

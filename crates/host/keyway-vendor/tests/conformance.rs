@@ -464,7 +464,7 @@ fn every_kind(w: &World) -> Vec<(&'static str, EnvelopeBuilder)> {
         (
             "detached",
             EnvelopeBuilder {
-                detached: true,
+                placement: keyway_vendor::encode::PayloadPlacement::detached(),
                 ..w.release()
             },
         ),

@@ -63,7 +63,10 @@ impl Hub {
                 now,
             );
             if let Err(intake::Refusal::Verification { check, .. }) = &r
-                && (check == "signatures" || check == "key set")
+                && matches!(
+                    check,
+                    keyway_vendor::check::Check::Signatures | keyway_vendor::check::Check::KeySet
+                )
             {
                 if stored.is_none() {
                     stored = Some(self.keysets(&models)?);

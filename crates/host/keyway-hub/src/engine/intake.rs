@@ -68,7 +68,7 @@ pub enum Refusal {
         /// The model.
         class: String,
         /// The check that failed (`signatures`, `key set`, …).
-        check: String,
+        check: keyway_vendor::check::Check,
         /// The verifier's reason.
         message: String,
     },
@@ -160,7 +160,7 @@ pub fn verify(
         });
     }
     let malformed = |e: &suit::Error| Refusal::Malformed {
-        check: keyway_vendor::check::check_name(e).to_string(),
+        check: keyway_vendor::check::Check::of(e).to_string(),
         message: keyway_vendor::describe::describe(e),
     };
     // Unverified: only to choose the model whose anchors decide.
@@ -192,10 +192,13 @@ pub fn verify(
         Ok(v) => v,
         Err(e) => {
             let retry = match (
-                keyway_vendor::check::check_name(&e),
+                keyway_vendor::check::Check::of(&e),
                 keysets.get(&model.class),
             ) {
-                ("signatures" | "key set", Some(ks)) => suit::verify_envelope(
+                (
+                    keyway_vendor::check::Check::Signatures | keyway_vendor::check::Check::KeySet,
+                    Some(ks),
+                ) => suit::verify_envelope(
                     bytes,
                     &anchors,
                     &identity,
@@ -209,7 +212,7 @@ pub fn verify(
             };
             retry.ok_or_else(|| Refusal::Verification {
                 class: model.class.clone(),
-                check: keyway_vendor::check::check_name(&e).to_string(),
+                check: keyway_vendor::check::Check::of(&e),
                 message: keyway_vendor::describe::describe(&e),
             })?
         }

@@ -46,16 +46,7 @@ impl ImgError {
 
 /// The audit log's reason for a refused envelope.
 pub fn reject_reason(e: &keyway_suit::Error) -> RejectReason {
-    match keyway_vendor::check::check_name(e) {
-        "signatures" => RejectReason::Signatures,
-        "key set" => RejectReason::KeySet,
-        "anti-rollback" => RejectReason::AntiRollback,
-        "compatibility" => RejectReason::Compatibility,
-        "release notes" => RejectReason::ReleaseNotes,
-        "payload" | "severed members" => RejectReason::Payload,
-        "policy" => RejectReason::Policy,
-        _ => RejectReason::Decoding,
-    }
+    keyway_vendor::check::Check::of(e).reject_reason()
 }
 
 /// A key-set document an envelope head carries.
@@ -96,7 +87,7 @@ pub fn envelope_refusal(e: &keyway_suit::Error) -> ImgError {
         MgmtErr::Inval,
         format!(
             "{} check failed: {}",
-            keyway_vendor::check::check_name(e),
+            keyway_vendor::check::Check::of(e),
             keyway_vendor::describe::describe(e)
         ),
     )

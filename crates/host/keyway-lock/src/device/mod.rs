@@ -273,9 +273,10 @@ impl DeviceCore {
             }
         }
         if let Some(s) = self.running {
-            let version = self
-                .version(s)
-                .map_or(Version::new(0, 0, 0), |v| audit_version(&v));
+            let head = self.head(s);
+            let inspected = head.as_deref().and_then(|h| crate::suit::inspect(h).ok());
+            let version =
+                keyway_vendor::log::audit_version_of(inspected.and_then(|i| i.manifest.version));
             self.note(Event::Boot { slot: s, version });
         }
         match decision.reason {

@@ -5,7 +5,7 @@
 use keyway_audit::Event;
 use keyway_device::boot::{self, Confirmation};
 use keyway_device::journal::{PersistentState, TrialState};
-use keyway_device::manifest_area::{self, MAX_MANIFEST_LEN};
+use keyway_device::manifest_area;
 use keyway_device::verified::{HEAD_BUF_LEN, SlotError, SlotInfo, VerifiedSlot};
 use sha2::{Digest, Sha256};
 
@@ -61,16 +61,7 @@ impl DeviceCore {
             .flash
             .as_bytes()
             .get(area.start as usize..area.end as usize)?;
-        let word = |at: usize| -> Option<u32> {
-            Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
-        };
-        if bytes.get(..4)? != manifest_area::MAGIC || word(4)? != manifest_area::VERSION {
-            return None;
-        }
-        let len = word(8)? as usize;
-        if len > MAX_MANIFEST_LEN {
-            return None;
-        }
+        let (len, _crc) = manifest_area::parse_header(bytes)?;
         bytes
             .get(manifest_area::HEADER_LEN..manifest_area::HEADER_LEN + len)
             .map(<[u8]>::to_vec)

@@ -365,8 +365,7 @@ fn begin(
     // for the sequence number and version the audit log's "offered"
     // record names.
     let offer_of = |m: &keyway_suit::Manifest<'_>| {
-        let version = m.version.map_or_else(String::new, |v| v.to_string());
-        (m.sequence, device::audit_version(&version))
+        (m.sequence, keyway_vendor::log::audit_version_of(m.version))
     };
     let verified = crate::suit::verify(&u.head, &trust.anchors, &trust.identity, state).map(|v| {
         (
@@ -382,8 +381,8 @@ fn begin(
             let offer = inspected.as_ref().ok().map(|i| offer_of(&i.manifest));
             let unsigned = lock.profile == crate::profile::Profile::Unsigned
                 && matches!(
-                    keyway_vendor::check::check_name(&e),
-                    "signatures" | "key set"
+                    keyway_vendor::check::Check::of(&e),
+                    keyway_vendor::check::Check::Signatures | keyway_vendor::check::Check::KeySet
                 );
             match inspected {
                 Ok(i) if unsigned => (

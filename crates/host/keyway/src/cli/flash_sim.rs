@@ -55,7 +55,7 @@ pub struct FlashSimArgs {
 
 /// Runs `keyway flash-sim`.
 pub fn flash_sim(a: &FlashSimArgs, out: &mut dyn Write) -> Result<()> {
-    let request = keyway_vendor::flashsim::Request {
+    let request = keyway_vendor::flashsim::SimRequest {
         geometry: a.geometry.clone(),
         page_size: a.page_size,
         write_size: a.write_size,

@@ -29,7 +29,7 @@ pub fn inspect(a: &InspectArgs, out: &mut dyn Write) -> Result<()> {
         anyhow::anyhow!(
             "{}: {} check failed: {}",
             a.envelope.display(),
-            keyway_vendor::check::check_name(&e),
+            keyway_vendor::check::Check::of(&e),
             keyway_vendor::describe::describe(&e)
         )
     })?;

@@ -146,11 +146,14 @@ pub fn sign(a: &SignArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()
         use_before: a.use_before,
         min_battery_mwh: a.min_battery_mwh,
         keyset,
-        detached: a.detached,
-        payload_uri: a
-            .firmware
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned()),
+        placement: if a.detached {
+            keyway_vendor::encode::PayloadPlacement::Detached(a.firmware.file_name().map_or_else(
+                || keyway_vendor::encode::DETACHED_PAYLOAD_URI.to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            ))
+        } else {
+            keyway_vendor::encode::PayloadPlacement::Integrated
+        },
         payload,
         delta_from,
         keys: signing_keys,

@@ -33,11 +33,16 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use ed25519_dalek::Signer as _;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
 use crate::summary::ReleaseSummary;
+
+mod keys;
+mod offline;
+
+use keys::{RoleKey, key_path, sign};
+pub use offline::{BUNDLE_MARKER, BundleWritten};
 
 /// The TUF specification version the writer follows.
 pub const SPEC_VERSION: &str = "1.0.31";
@@ -252,92 +257,6 @@ fn expires(now: jiff::Timestamp, secs: i64) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// One role's signing key.
-struct RoleKey {
-    key: ed25519_dalek::SigningKey,
-}
-
-impl RoleKey {
-    fn generate() -> RoleKey {
-        let mut seed = [0u8; 32];
-        // The OS RNG failing is not recoverable; a key must not be weak.
-        getrandom::fill(&mut seed).expect("the operating system's random number generator failed");
-        RoleKey {
-            key: ed25519_dalek::SigningKey::from_bytes(&seed),
-        }
-    }
-
-    fn load(role: &'static str, path: &Path) -> Result<RoleKey, PublishError> {
-        let bad = || PublishError::BadKey {
-            role,
-            path: path.to_owned(),
-        };
-        let text = std::fs::read_to_string(path).map_err(|_| bad())?;
-        let raw = hex::decode(text.trim()).map_err(|_| bad())?;
-        let seed: [u8; 32] = raw.try_into().map_err(|_| bad())?;
-        Ok(RoleKey {
-            key: ed25519_dalek::SigningKey::from_bytes(&seed),
-        })
-    }
-
-    fn save(&self, path: &Path) -> Result<(), PublishError> {
-        write_atomic(
-            path,
-            format!("{}\n", hex::encode(self.key.to_bytes())).as_bytes(),
-        )?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-                .map_err(io("write", path))?;
-        }
-        Ok(())
-    }
-
-    /// The TUF key object.
-    fn tuf_key(&self) -> Value {
-        json!({
-            "keytype": "ed25519",
-            "scheme": "ed25519",
-            "keyval": { "public": hex::encode(self.key.verifying_key().to_bytes()) },
-        })
-    }
-
-    /// The TUF key id: SHA-256 over the key object's canonical JSON (what
-    /// securesystemslib computes; `sigstore_tuf::Key::key_id`).
-    fn key_id(&self) -> String {
-        let key: sigstore_tuf::Key =
-            serde_json::from_value(self.tuf_key()).expect("a well-formed TUF key object");
-        key.key_id()
-            .expect("an ed25519 key object encodes canonically")
-    }
-}
-
-fn key_path(keys: &Path, role: &str) -> PathBuf {
-    keys.join(format!("{role}.key"))
-}
-
-/// Signs `signed` with `keys` into a TUF metadata document (canonical JSON).
-fn sign(role: &'static str, signed: &Value, keys: &[&RoleKey]) -> Result<Vec<u8>, PublishError> {
-    let encode = |v: &Value| {
-        sigstore_tuf::canonical_json::to_canonical_bytes(v).map_err(|e| PublishError::Encode {
-            role,
-            detail: e.to_string(),
-        })
-    };
-    let canonical = encode(signed)?;
-    let signatures: Vec<Value> = keys
-        .iter()
-        .map(|k| {
-            json!({
-                "keyid": k.key_id(),
-                "sig": hex::encode(k.key.sign(&canonical).to_bytes()),
-            })
-        })
-        .collect();
-    encode(&json!({ "signatures": signatures, "signed": signed }))
-}
-
 fn read_json(path: &Path) -> Result<Value, PublishError> {
     let bytes = std::fs::read(path).map_err(io("read", path))?;
     serde_json::from_slice::<Value>(&bytes)
@@ -356,6 +275,27 @@ fn version_of(v: &Value, path: &Path) -> Result<u64, PublishError> {
             path: path.to_owned(),
             detail: "no version".into(),
         })
+}
+
+/// The version of `role` that `doc` (a timestamp or snapshot read from
+/// `path`) pins.
+fn pinned_version(doc: &Value, path: &Path, role: &str) -> Result<u64, PublishError> {
+    doc.pointer(&format!("/meta/{role}.json/version"))
+        .and_then(Value::as_u64)
+        .ok_or_else(|| PublishError::BadMetadata {
+            path: path.to_owned(),
+            detail: format!("no {role}.json pin"),
+        })
+}
+
+/// A snapshot's or timestamp's pin on the role below it: the document's
+/// version, length and SHA-256 (TUF `METAFILES`).
+fn meta_file(version: u64, doc: &[u8]) -> Value {
+    json!({
+        "version": version,
+        "length": doc.len(),
+        "hashes": { "sha256": sha256_hex(doc) },
+    })
 }
 
 /// Whether `name` is safe as one path component of a target.
@@ -417,22 +357,10 @@ impl RepoWriter {
         let root = read_json(&root_path)?;
         let ts_path = meta.join("timestamp.json");
         let ts = read_json(&ts_path)?;
-        let snapshot_v = ts
-            .pointer("/meta/snapshot.json/version")
-            .and_then(Value::as_u64)
-            .ok_or_else(|| PublishError::BadMetadata {
-                path: ts_path.clone(),
-                detail: "no snapshot.json pin".into(),
-            })?;
+        let snapshot_v = pinned_version(&ts, &ts_path, "snapshot")?;
         let snap_path = meta.join(format!("{snapshot_v}.snapshot.json"));
         let snap = read_json(&snap_path)?;
-        let targets_v = snap
-            .pointer("/meta/targets.json/version")
-            .and_then(Value::as_u64)
-            .ok_or_else(|| PublishError::BadMetadata {
-                path: snap_path.clone(),
-                detail: "no targets.json pin".into(),
-            })?;
+        let targets_v = pinned_version(&snap, &snap_path, "targets")?;
         let targets_path = meta.join(format!("{targets_v}.targets.json"));
         let targets_doc = read_json(&targets_path)?;
         let targets = targets_doc
@@ -626,18 +554,33 @@ impl RepoWriter {
         Ok(out)
     }
 
+    /// `role`'s metadata at `version`, expiring `expiry` seconds after
+    /// `now`, with its one role-specific member (`targets` or `meta`),
+    /// signed with the role's key.
+    fn sign_role(
+        &self,
+        role: &'static str,
+        version: u64,
+        expiry: i64,
+        now: jiff::Timestamp,
+        (member, value): (&str, Value),
+    ) -> Result<Vec<u8>, PublishError> {
+        let key = self.key(role)?;
+        let mut signed = json!({
+            "_type": role,
+            "spec_version": SPEC_VERSION,
+            "version": version,
+            "expires": expires(now, expiry),
+        });
+        signed[member] = value;
+        sign(role, &signed, &[&key])
+    }
+
     /// Publishes the next targets, snapshot and timestamp versions.
     fn publish_targets(&mut self, now: jiff::Timestamp) -> Result<(), PublishError> {
-        let targets_key = self.key("targets")?;
         let tv = self.versions.targets + 1;
-        let signed = json!({
-            "_type": "targets",
-            "spec_version": SPEC_VERSION,
-            "version": tv,
-            "expires": expires(now, self.expiries.targets),
-            "targets": self.targets,
-        });
-        let doc = sign("targets", &signed, &[&targets_key])?;
+        let body = ("targets", json!(self.targets));
+        let doc = self.sign_role("targets", tv, self.expiries.targets, now, body)?;
         let meta = self.repo.join("metadata");
         write_atomic(&meta.join(format!("{tv}.targets.json")), &doc)?;
         self.versions.targets = tv;
@@ -649,20 +592,9 @@ impl RepoWriter {
         targets_doc: &[u8],
         now: jiff::Timestamp,
     ) -> Result<(), PublishError> {
-        let key = self.key("snapshot")?;
         let sv = self.versions.snapshot + 1;
-        let signed = json!({
-            "_type": "snapshot",
-            "spec_version": SPEC_VERSION,
-            "version": sv,
-            "expires": expires(now, self.expiries.snapshot),
-            "meta": { "targets.json": {
-                "version": self.versions.targets,
-                "length": targets_doc.len(),
-                "hashes": { "sha256": sha256_hex(targets_doc) },
-            } },
-        });
-        let doc = sign("snapshot", &signed, &[&key])?;
+        let pins = json!({ "targets.json": meta_file(self.versions.targets, targets_doc) });
+        let doc = self.sign_role("snapshot", sv, self.expiries.snapshot, now, ("meta", pins))?;
         write_atomic(
             &self
                 .repo
@@ -679,20 +611,9 @@ impl RepoWriter {
         snapshot_doc: &[u8],
         now: jiff::Timestamp,
     ) -> Result<(), PublishError> {
-        let key = self.key("timestamp")?;
         let v = self.versions.timestamp + 1;
-        let signed = json!({
-            "_type": "timestamp",
-            "spec_version": SPEC_VERSION,
-            "version": v,
-            "expires": expires(now, self.expiries.timestamp),
-            "meta": { "snapshot.json": {
-                "version": self.versions.snapshot,
-                "length": snapshot_doc.len(),
-                "hashes": { "sha256": sha256_hex(snapshot_doc) },
-            } },
-        });
-        let doc = sign("timestamp", &signed, &[&key])?;
+        let pins = json!({ "snapshot.json": meta_file(self.versions.snapshot, snapshot_doc) });
+        let doc = self.sign_role("timestamp", v, self.expiries.timestamp, now, ("meta", pins))?;
         write_atomic(&self.repo.join("metadata/timestamp.json"), &doc)?;
         self.versions.timestamp = v;
         Ok(())
@@ -730,77 +651,6 @@ impl RepoWriter {
         std::fs::rename(&staged, key_path(&self.keys, "root")).map_err(io("write", &staged))?;
         Ok(n + 1)
     }
-
-    /// Writes an offline bundle (after Uptane PURE-2) into `out`: every root
-    /// version, the current timestamp, snapshot and targets, and every
-    /// target file, in the repository's own layout (so the bundle is also a
-    /// repository a client can refresh from).
-    pub fn write_bundle(&self, out: &Path) -> Result<BundleWritten, PublishError> {
-        let meta = self.repo.join("metadata");
-        let omete = out.join("metadata");
-        let mut files = 0u64;
-        let mut bytes = 0u64;
-        let mut copy = |from: &Path, to: &Path| -> Result<(), PublishError> {
-            let b = std::fs::read(from).map_err(io("read", from))?;
-            write_atomic(to, &b)?;
-            files += 1;
-            bytes += b.len() as u64;
-            Ok(())
-        };
-        for v in 1..=self.versions.root {
-            let name = format!("{v}.root.json");
-            copy(&meta.join(&name), &omete.join(&name))?;
-        }
-        copy(&meta.join("root.json"), &omete.join("root.json"))?;
-        for name in [
-            format!("{}.targets.json", self.versions.targets),
-            format!("{}.snapshot.json", self.versions.snapshot),
-            "timestamp.json".to_string(),
-        ] {
-            copy(&meta.join(&name), &omete.join(&name))?;
-        }
-        for (target, entry) in &self.targets {
-            let Some(hash) = entry.pointer("/hashes/sha256").and_then(Value::as_str) else {
-                continue;
-            };
-            let rel = consistent_target_path(target, hash);
-            copy(
-                &self.repo.join("targets").join(&rel),
-                &out.join("targets").join(&rel),
-            )?;
-        }
-        write_atomic(
-            &out.join(BUNDLE_MARKER),
-            format!(
-                "{{\"keyway-bundle\":1,\"root\":{},\"targets\":{},\"snapshot\":{},\"timestamp\":{}}}\n",
-                self.versions.root,
-                self.versions.targets,
-                self.versions.snapshot,
-                self.versions.timestamp
-            )
-            .as_bytes(),
-        )?;
-        Ok(BundleWritten {
-            files,
-            bytes,
-            targets: self.targets.len(),
-        })
-    }
-}
-
-/// The file that marks a directory as a Keyway offline bundle (informative:
-/// the reader trusts only the signed metadata).
-pub const BUNDLE_MARKER: &str = "keyway-bundle.json";
-
-/// What [`RepoWriter::write_bundle`] wrote.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BundleWritten {
-    /// Files copied.
-    pub files: u64,
-    /// Bytes copied.
-    pub bytes: u64,
-    /// Targets in the bundle.
-    pub targets: usize,
 }
 
 /// Where a consistent-snapshot repository stores target `path` with SHA-256

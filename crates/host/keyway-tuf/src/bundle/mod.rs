@@ -40,7 +40,7 @@
 //! refresh (or another stick) cannot go below them.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use sha2::Digest as _;
 use sigstore_tuf::{Metadata, MetadataStore, Role, Root, Snapshot, Targets, Timestamp};
@@ -49,6 +49,10 @@ use crate::error::{MirrorError, TransportError};
 use crate::mirror::{MAX_TARGET_BYTES, Mirror, TrustedVersions, read_bounded};
 use crate::summary::ReleaseSummary;
 use crate::writer::consistent_target_path;
+
+mod report;
+
+pub use report::{AcceptedTarget, BundleReport, Refusal, Staleness};
 
 /// Most bytes of one root file read from a bundle.
 const ROOT_MAX: u64 = 512_000;
@@ -61,218 +65,47 @@ const TARGETS_MAX: u64 = 5_000_000;
 /// Most root versions walked in one import.
 const MAX_ROOTS: u64 = 1024;
 
-/// A target the bundle delivered, verified against the signed metadata.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AcceptedTarget {
-    /// The TUF target path.
-    pub name: String,
-    /// SHA-256 (hex) of the envelope.
-    pub sha256: String,
-    /// The envelope: the hub verifies it against the model's anchors next.
-    pub envelope: Vec<u8>,
-    /// The summary from the `custom` field (listing only).
-    pub summary: Option<ReleaseSummary>,
-}
-
-/// Why one item of a bundle was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum Refusal {
-    /// A root version is missing while a later one is present: the chain
-    /// cannot be followed.
-    #[error(
-        "root version {version} is missing while version {later} is on the stick; the bundle \
-         is incomplete: write it again with `keyway publish --bundle`"
-    )]
-    RootMissing {
-        /// The missing version.
-        version: u64,
-        /// A later version present.
-        later: u64,
-    },
-    /// A root version does not verify against the one before it (swapped or
-    /// corrupt).
-    #[error("root version {version} does not verify ({error}); nothing signed after it is trusted")]
-    RootRejected {
-        /// The version.
-        version: u64,
-        /// Why.
-        error: MirrorError,
-    },
-    /// A metadata file was refused; no target can be trusted.
-    #[error("{file} refused: {error}")]
-    Metadata {
-        /// The file (e.g. `metadata/timestamp.json`).
-        file: String,
-        /// Why.
-        error: MirrorError,
-    },
-    /// A target not imported because the metadata chain failed.
-    #[error("{target} not imported: the bundle's metadata did not verify (see above)")]
-    Unverified {
-        /// The target path.
-        target: String,
-    },
-    /// A target file is missing from the stick.
-    #[error("{target} is missing from the stick ({file}); copy the bundle again")]
-    TargetMissing {
-        /// The target path.
-        target: String,
-        /// The file expected.
-        file: String,
-    },
-    /// A target file does not have its signed length (e.g. truncated).
-    #[error(
-        "{target} is {found} bytes on the stick but the signed metadata says {signed}: it was \
-         truncated or altered; copy the bundle again"
-    )]
-    TargetLength {
-        /// The target path.
-        target: String,
-        /// The signed length.
-        signed: u64,
-        /// What is on the stick; signed + 1 means "longer than signed" (the
-        /// reader stops at the signed length).
-        found: u64,
-    },
-    /// A target file's SHA-256 differs from the signed one.
-    #[error(
-        "{target} does not match its signed SHA-256 (expected {expected}, found {found}): the \
-         file was altered; it was not imported"
-    )]
-    TargetHash {
-        /// The target path.
-        target: String,
-        /// The signed digest.
-        expected: String,
-        /// The digest of the bytes on the stick.
-        found: String,
-    },
-    /// A target the hub does not accept at all.
-    #[error("{target} is {length} bytes, more than the {limit} the hub accepts for one release")]
-    TargetTooLarge {
-        /// The target path.
-        target: String,
-        /// Its signed length.
-        length: u64,
-        /// The limit.
-        limit: u64,
-    },
-    /// A target whose file could not be read.
-    #[error("{target} cannot be read: {error}")]
-    TargetUnreadable {
-        /// The target path.
-        target: String,
-        /// Why.
-        error: TransportError,
-    },
-    /// A target entry with no SHA-256 to check it by.
-    #[error("{target} has no signed SHA-256; the hub imports only hash-pinned targets")]
-    TargetNoHash {
-        /// The target path.
-        target: String,
-    },
-}
-
-impl Refusal {
-    /// A stable machine name for the reason (for the hub's JSON API:
-    /// clients decide on it, never on the sentence).
-    pub fn code(&self) -> &'static str {
-        match self {
-            Refusal::RootMissing { .. } => "root_missing",
-            Refusal::RootRejected { .. } => "root_rejected",
-            Refusal::Metadata { .. } => "metadata_refused",
-            Refusal::Unverified { .. } => "unverified",
-            Refusal::TargetMissing { .. } => "target_missing",
-            Refusal::TargetLength { .. } => "target_length",
-            Refusal::TargetHash { .. } => "target_hash",
-            Refusal::TargetTooLarge { .. } => "target_too_large",
-            Refusal::TargetUnreadable { .. } => "target_unreadable",
-            Refusal::TargetNoHash { .. } => "target_no_hash",
-        }
-    }
-
-    /// The item refused: a target path, or a metadata file.
-    pub fn item(&self) -> String {
-        match self {
-            Refusal::RootMissing { version, .. } | Refusal::RootRejected { version, .. } => {
-                format!("metadata/{version}.root.json")
-            }
-            Refusal::Metadata { file, .. } => file.clone(),
-            Refusal::Unverified { target }
-            | Refusal::TargetMissing { target, .. }
-            | Refusal::TargetLength { target, .. }
-            | Refusal::TargetHash { target, .. }
-            | Refusal::TargetTooLarge { target, .. }
-            | Refusal::TargetUnreadable { target, .. }
-            | Refusal::TargetNoHash { target } => target.clone(),
-        }
-    }
-
-    /// The underlying metadata error, when the refusal is about metadata.
-    pub fn error(&self) -> Option<&MirrorError> {
-        match self {
-            Refusal::RootRejected { error, .. } | Refusal::Metadata { error, .. } => Some(error),
-            _ => None,
-        }
+/// The file `role`'s metadata at `version` is in: version-prefixed
+/// under consistent snapshots (TUF 5.5), else the bare name.
+fn role_file(root: &Root, role: &str, version: u64) -> String {
+    if root.consistent_snapshot {
+        format!("{version}.{role}.json")
+    } else {
+        format!("{role}.json")
     }
 }
 
-/// Metadata whose expiry the reader relaxes, reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Staleness {
-    /// The bundle's timestamp expired at this moment (before `now`).
-    pub timestamp_expired_at: Option<jiff::Timestamp>,
-    /// The bundle's snapshot expired at this moment (before `now`).
-    pub snapshot_expired_at: Option<jiff::Timestamp>,
-}
-
-impl Staleness {
-    /// Whether anything was stale.
-    pub fn is_stale(&self) -> bool {
-        self.timestamp_expired_at.is_some() || self.snapshot_expired_at.is_some()
+/// The `T` role's metadata that `pin` (from the role `above`) names, read
+/// from the bundle's `meta` directory (at most `max` bytes) and checked
+/// against the pin's length and hashes, the final `root`'s keys and the
+/// pinned version; with its file name and bytes.
+fn read_pinned<T: Role>(
+    meta: &Path,
+    root: &Root,
+    pin: &sigstore_tuf::MetaFile,
+    max: u64,
+    above: &str,
+) -> Result<(String, Vec<u8>, Metadata<T>), Refusal> {
+    let role = T::TYPE;
+    let name = role_file(root, role, pin.version);
+    let refusal = |error: MirrorError| Refusal::Metadata {
+        file: format!("metadata/{name}"),
+        error,
+    };
+    let bytes = read_meta(meta, &name, max).map_err(refusal)?;
+    check_pin(&bytes, pin, &name).map_err(refusal)?;
+    let m = Metadata::<T>::from_slice(&bytes).map_err(|e| refusal(tuf_err(e)))?;
+    verify_role(&m, root, role).map_err(refusal)?;
+    if m.signed().version() != pin.version {
+        return Err(refusal(MirrorError::Inconsistent {
+            detail: format!(
+                "{role} version {} is not the version {} the {above} pins",
+                m.signed().version(),
+                pin.version
+            ),
+        }));
     }
-}
-
-/// What an import did.
-#[derive(Debug)]
-pub struct BundleReport {
-    /// The bundle read.
-    pub bundle: PathBuf,
-    /// The versions the bundle's metadata verified at (None when the chain
-    /// failed).
-    pub versions: Option<TrustedVersions>,
-    /// Expired timestamp or snapshot (a stale stick): reported, not refused.
-    pub staleness: Staleness,
-    /// Targets verified and delivered.
-    pub accepted: Vec<AcceptedTarget>,
-    /// Everything refused, each with its reason.
-    pub refused: Vec<Refusal>,
-}
-
-impl BundleReport {
-    /// Sentences for the owner: what was imported, what was refused and why.
-    pub fn describe(&self) -> Vec<String> {
-        let mut out = vec![format!(
-            "{}: {} release(s) verified, {} item(s) refused",
-            self.bundle.display(),
-            self.accepted.len(),
-            self.refused.len()
-        )];
-        if let Some(t) = self.staleness.timestamp_expired_at {
-            out.push(format!(
-                "the bundle is old: its timestamp expired at {t}; its releases still verify and \
-                 the locks refuse anything older than what they run"
-            ));
-        }
-        if let Some(t) = self.staleness.snapshot_expired_at {
-            out.push(format!(
-                "the bundle's snapshot expired at {t} (allowed for offline bundles)"
-            ));
-        }
-        out.extend(self.accepted.iter().map(|a| format!("verified {}", a.name)));
-        out.extend(self.refused.iter().map(|r| format!("refused: {r}")));
-        out
-    }
+    Ok((name, bytes, m))
 }
 
 fn tuf_err(e: sigstore_tuf::Error) -> MirrorError {
@@ -503,29 +336,8 @@ impl Mirror {
         })?;
 
         // Snapshot: pinned by the timestamp; expiry reported (PURE-2 7.4).
-        let snap_name = if root.consistent_snapshot {
-            format!("{}.snapshot.json", pin.version)
-        } else {
-            "snapshot.json".into()
-        };
-        let snap_bytes = read_meta(&meta, &snap_name, SNAPSHOT_MAX)
-            .map_err(|e| metadata_refusal(&snap_name, e))?;
-        check_pin(&snap_bytes, &pin, &snap_name).map_err(|e| metadata_refusal(&snap_name, e))?;
-        let snap = Metadata::<Snapshot>::from_slice(&snap_bytes)
-            .map_err(|e| metadata_refusal(&snap_name, tuf_err(e)))?;
-        verify_role(&snap, &root, "snapshot").map_err(|e| metadata_refusal(&snap_name, e))?;
-        if snap.signed().version != pin.version {
-            return Err(metadata_refusal(
-                &snap_name,
-                MirrorError::Inconsistent {
-                    detail: format!(
-                        "snapshot version {} is not the version {} the timestamp pins",
-                        snap.signed().version,
-                        pin.version
-                    ),
-                },
-            ));
-        }
+        let (snap_name, snap_bytes, snap) =
+            read_pinned::<Snapshot>(&meta, &root, &pin, SNAPSHOT_MAX, "timestamp")?;
         if let Some(old) = cached::<Snapshot>(&store, "snapshot.json") {
             for (name, o) in &old.signed().meta {
                 match snap.signed().meta.get(name) {
@@ -569,29 +381,8 @@ impl Mirror {
                     },
                 )
             })?;
-        let tname = if root.consistent_snapshot {
-            format!("{}.targets.json", tpin.version)
-        } else {
-            "targets.json".into()
-        };
-        let tbytes =
-            read_meta(&meta, &tname, TARGETS_MAX).map_err(|e| metadata_refusal(&tname, e))?;
-        check_pin(&tbytes, &tpin, &tname).map_err(|e| metadata_refusal(&tname, e))?;
-        let targets = Metadata::<Targets>::from_slice(&tbytes)
-            .map_err(|e| metadata_refusal(&tname, tuf_err(e)))?;
-        verify_role(&targets, &root, "targets").map_err(|e| metadata_refusal(&tname, e))?;
-        if targets.signed().version != tpin.version {
-            return Err(metadata_refusal(
-                &tname,
-                MirrorError::Inconsistent {
-                    detail: format!(
-                        "targets version {} is not the version {} the snapshot pins",
-                        targets.signed().version,
-                        tpin.version
-                    ),
-                },
-            ));
-        }
+        let (tname, tbytes, targets) =
+            read_pinned::<Targets>(&meta, &root, &tpin, TARGETS_MAX, "snapshot")?;
         if let Some(old) = cached::<Targets>(&store, "targets.json")
             && targets.signed().version < old.signed().version
         {
