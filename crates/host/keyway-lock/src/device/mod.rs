@@ -9,7 +9,7 @@
 //! * `audit`: the audit log on the flash;
 //! * `errors`: the image group's errors and the mapping onto them.
 
-use keyway_audit::{AuditLog, Event, RevertReason, Version};
+use keyway_audit::{AuditLog, Event, RevertReason};
 use keyway_device::boot::{self, Boot, Confirmation, Decision, Reason, RevertCause, SelfTest};
 use keyway_device::install::{Mode, SlotLayout};
 use keyway_device::journal::{Config, Journal, PersistentState, TrialState};
