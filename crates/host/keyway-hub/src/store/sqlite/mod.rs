@@ -38,7 +38,7 @@ use crate::model::{
 mod rows;
 mod schema;
 use rows::{
-    LOCK_COLS, RELEASE_COLS, ROLLOUT_COLS, collect, lock_exists, lock_row, release_exists,
+    LOCK_COLS, RELEASE_COLS, ROLLOUT_COLS, collect, first, lock_exists, lock_row, release_exists,
     release_row, rollout_row,
 };
 use schema::{MIGRATIONS, create_private, migrate};
@@ -264,13 +264,12 @@ impl Store for SqliteStore {
     }
 
     fn lock(&self, id: LockId) -> Result<Option<LockRecord>, StoreError> {
-        let v = collect(
+        first(
             &self.conn(),
             &format!("SELECT {LOCK_COLS} FROM locks WHERE id = ?1"),
             [id],
             lock_row,
-        )?;
-        Ok(v.into_iter().next())
+        )
     }
 
     fn locks(&self) -> Result<Vec<LockRecord>, StoreError> {
@@ -482,13 +481,12 @@ impl Store for SqliteStore {
     }
 
     fn rollout(&self, id: i64) -> Result<Option<Rollout>, StoreError> {
-        let v = collect(
+        first(
             &self.conn(),
             &format!("SELECT {ROLLOUT_COLS} FROM rollouts WHERE id = ?1"),
             [id],
             rollout_row,
-        )?;
-        Ok(v.into_iter().next())
+        )
     }
 
     fn rollouts(&self) -> Result<Vec<Rollout>, StoreError> {
