@@ -34,6 +34,9 @@
 //! * **Errors.** SQLSTATE class 53 `disk_full` / `insufficient_resources`
 //!   is [`StoreError::Full`]; a value that does not decode is
 //!   [`StoreError::Corrupt`].
+//!
+//! The schema and its migrations are in `schema`, the rows' decoding in
+//! `rows`; this module connects and implements [`Store`].
 
 use std::sync::{Mutex, MutexGuard};
 

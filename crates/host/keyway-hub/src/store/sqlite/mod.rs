@@ -18,6 +18,9 @@
 //!   model's) is [`StoreError::Corrupt`]. Foreign keys are on, and the
 //!   calls check them first so the error is typed
 //!   ([`StoreError::NoLock`], [`StoreError::NoRelease`]).
+//!
+//! The schema and its migrations are in `schema`, the rows' decoding in
+//! `rows`; this module opens the store and implements [`Store`].
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
