@@ -55,15 +55,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
 }
 
 /// A typed path: a parameter that does not parse is `400 bad_path`.
-pub struct P<T>(pub T);
+pub struct PathArg<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for P<T> {
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathArg<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
-            .map(|axum::extract::Path(v)| P(v))
+            .map(|axum::extract::Path(v)| PathArg(v))
             .map_err(|e: PathRejection| {
                 ApiError::new(
                     StatusCode::BAD_REQUEST,
@@ -78,15 +78,15 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for P<T> {
 }
 
 /// A typed query: one that does not parse is `400 bad_query`.
-pub struct Q<T>(pub T);
+pub struct QueryArg<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Q<T> {
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryArg<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
-            .map(|axum::extract::Query(v)| Q(v))
+            .map(|axum::extract::Query(v)| QueryArg(v))
             .map_err(|e: QueryRejection| {
                 ApiError::new(
                     StatusCode::BAD_REQUEST,

@@ -11,8 +11,8 @@ use super::actions;
 
 use crate::model::{ConsentSource, Decision, LockId, NewLock};
 
-use super::extract::{Body, P};
-use super::{Api, R, blocking, digest, ok, with_status};
+use super::extract::{Body, PathArg};
+use super::{Api, ApiResult, blocking, digest, ok, with_status};
 
 /// `POST /api/locks`.
 #[derive(Debug, Deserialize)]
@@ -45,12 +45,12 @@ pub struct AutoIn {
     enabled: bool,
 }
 
-pub(super) async fn locks_list(State(a): State<Api>) -> R {
+pub(super) async fn locks_list(State(a): State<Api>) -> ApiResult {
     let hub = a.hub.clone();
     ok(json!({"locks": blocking(move || hub.locks()).await?}))
 }
 
-pub(super) async fn locks_add(State(a): State<Api>, Body(l): Body<LockIn>) -> R {
+pub(super) async fn locks_add(State(a): State<Api>, Body(l): Body<LockIn>) -> ApiResult {
     let hub = a.hub.clone();
     let new = NewLock {
         name: l.name,
@@ -63,32 +63,36 @@ pub(super) async fn locks_add(State(a): State<Api>, Body(l): Body<LockIn>) -> R 
     )
 }
 
-pub(super) async fn lock_one(State(a): State<Api>, P(id): P<LockId>) -> R {
+pub(super) async fn lock_one(State(a): State<Api>, PathArg(id): PathArg<LockId>) -> ApiResult {
     let hub = a.hub.clone();
     ok(blocking(move || hub.lock(id)).await?)
 }
 
-pub(super) async fn lock_remove(State(a): State<Api>, P(id): P<LockId>) -> R {
+pub(super) async fn lock_remove(State(a): State<Api>, PathArg(id): PathArg<LockId>) -> ApiResult {
     let hub = a.hub.clone();
     blocking(move || hub.remove_lock(id)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-pub(super) async fn lock_pair(State(a): State<Api>, P(id): P<LockId>, Body(p): Body<PairIn>) -> R {
+pub(super) async fn lock_pair(
+    State(a): State<Api>,
+    PathArg(id): PathArg<LockId>,
+    Body(p): Body<PairIn>,
+) -> ApiResult {
     let hub = a.hub.clone();
     ok(blocking(move || hub.pair(id, &p.setup_code)).await?)
 }
 
-pub(super) async fn lock_refresh(State(a): State<Api>, P(id): P<LockId>) -> R {
+pub(super) async fn lock_refresh(State(a): State<Api>, PathArg(id): PathArg<LockId>) -> ApiResult {
     let hub = a.hub.clone();
     ok(blocking(move || hub.refresh(id)).await?)
 }
 
-pub(super) async fn lock_updates(State(a): State<Api>, P(id): P<LockId>) -> R {
+pub(super) async fn lock_updates(State(a): State<Api>, PathArg(id): PathArg<LockId>) -> ApiResult {
     ok(json!({"updates": actions::updates(a.hub.clone(), id).await?}))
 }
 
-pub(super) async fn lock_consents(State(a): State<Api>, P(id): P<LockId>) -> R {
+pub(super) async fn lock_consents(State(a): State<Api>, PathArg(id): PathArg<LockId>) -> ApiResult {
     let hub = a.hub.clone();
     ok(
         json!({"consents": blocking(move || { hub.lock(id)?; Ok(hub.store().consents(id)?) }).await?}),
@@ -97,9 +101,9 @@ pub(super) async fn lock_consents(State(a): State<Api>, P(id): P<LockId>) -> R {
 
 pub(super) async fn lock_consent(
     State(a): State<Api>,
-    P(id): P<LockId>,
+    PathArg(id): PathArg<LockId>,
     Body(c): Body<ConsentIn>,
-) -> R {
+) -> ApiResult {
     let release = digest(&c.release)?;
     let (consent, started) =
         actions::consent(a.hub.clone(), id, release, c.decision, ConsentSource::Owner).await?;
@@ -122,25 +126,29 @@ pub struct InstallIn {
 
 pub(super) async fn lock_install(
     State(a): State<Api>,
-    P(id): P<LockId>,
+    PathArg(id): PathArg<LockId>,
     Body(i): Body<InstallIn>,
-) -> R {
+) -> ApiResult {
     let release = digest(&i.release)?;
     actions::install(a.hub.clone(), id, release).await?;
     with_status(StatusCode::ACCEPTED, json!({"install": "started"}))
 }
 
-pub(super) async fn lock_auto(State(a): State<Api>, P(id): P<LockId>, Body(b): Body<AutoIn>) -> R {
+pub(super) async fn lock_auto(
+    State(a): State<Api>,
+    PathArg(id): PathArg<LockId>,
+    Body(b): Body<AutoIn>,
+) -> ApiResult {
     let hub = a.hub.clone();
     ok(blocking(move || hub.set_auto_install(id, b.enabled)).await?)
 }
 
-pub(super) async fn lock_progress(State(a): State<Api>, P(id): P<LockId>) -> R {
+pub(super) async fn lock_progress(State(a): State<Api>, PathArg(id): PathArg<LockId>) -> ApiResult {
     let hub = a.hub.clone();
     ok(json!({"progress": blocking(move || { hub.lock(id)?; Ok(hub.progress_of(id)) }).await?}))
 }
 
-pub(super) async fn lock_logs(State(a): State<Api>, P(id): P<LockId>) -> R {
+pub(super) async fn lock_logs(State(a): State<Api>, PathArg(id): PathArg<LockId>) -> ApiResult {
     let hub = a.hub.clone();
     let logs = blocking(move || hub.logs(id)).await?;
     let list: Vec<serde_json::Value> = logs
@@ -154,11 +162,17 @@ pub(super) async fn lock_logs(State(a): State<Api>, P(id): P<LockId>) -> R {
     ok(json!({"logs": list}))
 }
 
-pub(super) async fn lock_log_download(State(a): State<Api>, P((id, n)): P<(LockId, usize)>) -> R {
+pub(super) async fn lock_log_download(
+    State(a): State<Api>,
+    PathArg((id, n)): PathArg<(LockId, usize)>,
+) -> ApiResult {
     actions::log_download(a.hub.clone(), id, n).await
 }
 
-pub(super) async fn lock_log_fetch(State(a): State<Api>, P(id): P<LockId>) -> R {
+pub(super) async fn lock_log_fetch(
+    State(a): State<Api>,
+    PathArg(id): PathArg<LockId>,
+) -> ApiResult {
     let hub = a.hub.clone();
     ok(json!({"log": blocking(move || hub.fetch_log(id)).await?}))
 }

@@ -40,7 +40,7 @@ pub mod actions;
 mod extract;
 mod locks;
 
-pub use extract::{Body, P, Q};
+pub use extract::{Body, PathArg, QueryArg};
 pub use locks::{AutoIn, ConsentIn, InstallIn, LockIn, PairIn};
 use locks::{
     lock_auto, lock_consent, lock_consents, lock_install, lock_log_download, lock_log_fetch,
@@ -207,13 +207,13 @@ pub(crate) async fn blocking<T: Send + 'static>(
     }
 }
 
-type R = Result<Response, ApiError>;
+type ApiResult = Result<Response, ApiError>;
 
-fn ok<T: Serialize>(v: T) -> R {
+fn ok<T: Serialize>(v: T) -> ApiResult {
     Ok(Json(v).into_response())
 }
 
-fn with_status<T: Serialize>(s: StatusCode, v: T) -> R {
+fn with_status<T: Serialize>(s: StatusCode, v: T) -> ApiResult {
     Ok((s, Json(v)).into_response())
 }
 
@@ -259,20 +259,20 @@ pub struct EventsQ {
 
 // ----- handlers ------------------------------------------------------------------
 
-async fn health() -> R {
+async fn health() -> ApiResult {
     ok(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
 }
 
-async fn openapi() -> R {
+async fn openapi() -> ApiResult {
     Ok(([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response())
 }
 
-async fn models_list(State(a): State<Api>) -> R {
+async fn models_list(State(a): State<Api>) -> ApiResult {
     let hub = a.hub.clone();
     ok(json!({"models": blocking(move || Ok(hub.store().models()?)).await?}))
 }
 
-async fn models_put(State(a): State<Api>, Body(m): Body<ModelIn>) -> R {
+async fn models_put(State(a): State<Api>, Body(m): Body<ModelIn>) -> ApiResult {
     let model = ModelAnchors {
         class: m.class,
         vendor_domain: m.vendor_domain,
@@ -285,32 +285,32 @@ async fn models_put(State(a): State<Api>, Body(m): Body<ModelIn>) -> R {
     with_status(StatusCode::CREATED, model)
 }
 
-async fn releases_list(State(a): State<Api>) -> R {
+async fn releases_list(State(a): State<Api>) -> ApiResult {
     let hub = a.hub.clone();
     ok(json!({"releases": blocking(move || Ok(hub.store().releases(None)?)).await?}))
 }
 
-async fn release_one(State(a): State<Api>, P(d): P<String>) -> R {
+async fn release_one(State(a): State<Api>, PathArg(d): PathArg<String>) -> ApiResult {
     let d = digest(&d)?;
     let hub = a.hub.clone();
     let r = blocking(move || hub.store().release(&d)?.ok_or(HubError::NoRelease(d))).await?;
     ok(r)
 }
 
-async fn imports(State(a): State<Api>, Body(i): Body<ImportIn>) -> R {
+async fn imports(State(a): State<Api>, Body(i): Body<ImportIn>) -> ApiResult {
     ok(actions::import(&a, i.path).await?)
 }
 
-async fn progress_all(State(a): State<Api>) -> R {
+async fn progress_all(State(a): State<Api>) -> ApiResult {
     ok(json!({"progress": a.hub.progress()}))
 }
 
-async fn rollouts_list(State(a): State<Api>) -> R {
+async fn rollouts_list(State(a): State<Api>) -> ApiResult {
     let hub = a.hub.clone();
     ok(json!({"rollouts": blocking(move || Ok(hub.store().rollouts()?)).await?}))
 }
 
-async fn rollouts_create(State(a): State<Api>, Body(r): Body<RolloutIn>) -> R {
+async fn rollouts_create(State(a): State<Api>, Body(r): Body<RolloutIn>) -> ApiResult {
     let release = digest(&r.release)?;
     let hub = a.hub.clone();
     let rollout = blocking(move || {
@@ -332,7 +332,7 @@ async fn rollouts_create(State(a): State<Api>, Body(r): Body<RolloutIn>) -> R {
 
 /// `POST /api/rollouts/{id}/resume`: the owner resumes a stopped rollout;
 /// its waves run in the background (`202`, the rollout as it starts).
-async fn rollout_resume(State(a): State<Api>, P(id): P<i64>) -> R {
+async fn rollout_resume(State(a): State<Api>, PathArg(id): PathArg<i64>) -> ApiResult {
     let hub = a.hub.clone();
     let rollout = blocking(move || {
         let r = hub.rollout(id)?;
@@ -353,7 +353,7 @@ async fn rollout_resume(State(a): State<Api>, P(id): P<i64>) -> R {
 
 /// `POST /api/sync`: sync the release source now (`501 sync_unavailable`
 /// when the shell gave the hub no way to).
-async fn sync_now(State(a): State<Api>) -> R {
+async fn sync_now(State(a): State<Api>) -> ApiResult {
     let hub = a.hub.clone();
     let r = tokio::task::spawn_blocking(move || hub.sync_now())
         .await
@@ -377,18 +377,18 @@ async fn sync_now(State(a): State<Api>) -> R {
     }
 }
 
-async fn rollout_one(State(a): State<Api>, P(id): P<i64>) -> R {
+async fn rollout_one(State(a): State<Api>, PathArg(id): PathArg<i64>) -> ApiResult {
     let hub = a.hub.clone();
     ok(blocking(move || hub.rollout(id)).await?)
 }
 
-async fn events(State(a): State<Api>, Q(q): Q<EventsQ>) -> R {
+async fn events(State(a): State<Api>, QueryArg(q): QueryArg<EventsQ>) -> ApiResult {
     let hub = a.hub.clone();
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     ok(json!({"events": blocking(move || Ok(hub.store().events(q.after, limit)?)).await?}))
 }
 
-async fn freshness(State(a): State<Api>) -> R {
+async fn freshness(State(a): State<Api>) -> ApiResult {
     let hub = a.hub.clone();
     ok(blocking(move || hub.freshness()).await?)
 }

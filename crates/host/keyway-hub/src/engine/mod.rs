@@ -8,7 +8,7 @@
 //!   and stop rule, freshness, log continuity, lying-lock detection, and
 //!   the verification of an incoming envelope.
 //! * [`Hub`] reads what they need from the [`Store`], a lock's
-//!   [`LockLink`] (through the [`Connector`]) and the [`Clock`], calls
+//!   [`LockLink`](crate::link::LockLink) (through the [`Connector`]) and the [`Clock`], calls
 //!   them, and writes the outcome back; every step writes an [`Event`].
 //!   It is synchronous (the API calls it from blocking tasks) and shared
 //!   (`Arc<Hub>`): a rollout runs its waves on a pool of threads.

@@ -11,9 +11,9 @@
 //!
 //! Backends:
 //!
-//! * [`SqliteStore`] (`sqlite.rs`): one file, WAL journal,
+//! * [`SqliteStore`] (`sqlite/`): one file, WAL journal,
 //!   `synchronous=FULL`: the embedded default.
-//! * [`PgStore`] (`postgres.rs`): PostgreSQL, for hubs that share one fleet
+//! * [`PgStore`] (`postgres/`): PostgreSQL, for hubs that share one fleet
 //!   view: ids from sequences, no in-process caches, a transaction wherever
 //!   a call writes more than one row.
 //!

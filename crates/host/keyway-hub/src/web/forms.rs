@@ -8,7 +8,7 @@ use serde::Deserialize;
 use crate::api::{actions, blocking};
 use crate::model::{ConsentSource, Decision, NewLock};
 
-use super::{WR, Web, bad, digest, lock_id, see};
+use super::{Web, WebResult, bad, digest, lock_id, see};
 
 #[derive(Deserialize)]
 pub(super) struct LockIn {
@@ -17,7 +17,7 @@ pub(super) struct LockIn {
     pub(super) class: String,
 }
 
-pub(super) async fn lock_add(State(w): State<Web>, Form(f): Form<LockIn>) -> WR {
+pub(super) async fn lock_add(State(w): State<Web>, Form(f): Form<LockIn>) -> WebResult {
     let hub = w.api.hub.clone();
     let new = NewLock {
         name: f.name,
@@ -37,7 +37,7 @@ pub(super) async fn lock_pair(
     State(w): State<Web>,
     Path(id): Path<String>,
     Form(f): Form<PairIn>,
-) -> WR {
+) -> WebResult {
     let id = lock_id(&id)?;
     let hub = w.api.hub.clone();
     blocking(move || {
@@ -49,7 +49,7 @@ pub(super) async fn lock_pair(
     see(&format!("/locks/{id}"))
 }
 
-pub(super) async fn lock_refresh(State(w): State<Web>, Path(id): Path<String>) -> WR {
+pub(super) async fn lock_refresh(State(w): State<Web>, Path(id): Path<String>) -> WebResult {
     let id = lock_id(&id)?;
     let hub = w.api.hub.clone();
     blocking(move || hub.refresh(id)).await?;
@@ -66,7 +66,7 @@ pub(super) async fn lock_consent(
     State(w): State<Web>,
     Path(id): Path<String>,
     Form(f): Form<ConsentIn>,
-) -> WR {
+) -> WebResult {
     let id = lock_id(&id)?;
     let release = digest(&f.release)?;
     actions::consent(
@@ -89,7 +89,7 @@ pub(super) async fn lock_install(
     State(w): State<Web>,
     Path(id): Path<String>,
     Form(f): Form<InstallIn>,
-) -> WR {
+) -> WebResult {
     let id = lock_id(&id)?;
     let release = digest(&f.release)?;
     actions::install(w.api.hub.clone(), id, release).await?;
@@ -105,21 +105,21 @@ pub(super) async fn lock_auto(
     State(w): State<Web>,
     Path(id): Path<String>,
     Form(f): Form<AutoIn>,
-) -> WR {
+) -> WebResult {
     let id = lock_id(&id)?;
     let hub = w.api.hub.clone();
     blocking(move || hub.set_auto_install(id, f.enabled)).await?;
     see(&format!("/locks/{id}"))
 }
 
-pub(super) async fn lock_log_fetch(State(w): State<Web>, Path(id): Path<String>) -> WR {
+pub(super) async fn lock_log_fetch(State(w): State<Web>, Path(id): Path<String>) -> WebResult {
     let id = lock_id(&id)?;
     let hub = w.api.hub.clone();
     blocking(move || hub.fetch_log(id)).await?;
     see(&format!("/audit#lock-{id}"))
 }
 
-pub(super) async fn lock_remove(State(w): State<Web>, Path(id): Path<String>) -> WR {
+pub(super) async fn lock_remove(State(w): State<Web>, Path(id): Path<String>) -> WebResult {
     let id = lock_id(&id)?;
     let hub = w.api.hub.clone();
     blocking(move || hub.remove_lock(id)).await?;
@@ -129,7 +129,7 @@ pub(super) async fn lock_remove(State(w): State<Web>, Path(id): Path<String>) ->
 pub(super) async fn lock_log_download(
     State(w): State<Web>,
     Path((id, n)): Path<(String, String)>,
-) -> WR {
+) -> WebResult {
     let id = lock_id(&id)?;
     let n: usize = n.parse().map_err(|_| {
         bad(

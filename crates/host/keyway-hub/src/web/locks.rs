@@ -11,7 +11,7 @@ use crate::api::{actions, blocking};
 use crate::engine::{Phase, Progress};
 use crate::model::{Decision, LockRecord, LogHealth, Postponement, UpdateState};
 
-use super::{S, WR, Web, frame, lock_id};
+use super::{SessionExt, Web, WebResult, frame, lock_id};
 
 pub(super) fn update_state(u: &UpdateState) -> String {
     match u {
@@ -119,7 +119,7 @@ pub(super) fn progress_html(p: &Progress) -> String {
     o
 }
 
-pub(super) async fn locks_page(State(w): State<Web>, axum::Extension(s): S) -> WR {
+pub(super) async fn locks_page(State(w): State<Web>, axum::Extension(s): SessionExt) -> WebResult {
     let hub = w.api.hub.clone();
     let (locks, models, now, offers) = blocking(move || {
         let locks = hub.locks()?;
@@ -181,14 +181,8 @@ pub(super) async fn locks_page(State(w): State<Web>, axum::Extension(s): S) -> W
                         esc(&sn.version),
                         upd,
                         sn.battery_mwh,
-                        match sn.door {
-                            crate::model::Door::Open => "open",
-                            crate::model::Door::Closed => "closed",
-                        },
-                        match sn.bolt {
-                            crate::model::Bolt::Locked => "locked",
-                            crate::model::Bolt::Unlocked => "unlocked",
-                        },
+                        door(sn.door),
+                        bolt(sn.bolt),
                     );
                 }
                 None => b.push_str("<td colspan=\"5\" class=\"muted\">no status yet</td>"),
@@ -229,9 +223,9 @@ pub(super) async fn locks_page(State(w): State<Web>, axum::Extension(s): S) -> W
 
 pub(super) async fn lock_page(
     State(w): State<Web>,
-    axum::Extension(s): S,
+    axum::Extension(s): SessionExt,
     Path(id): Path<String>,
-) -> WR {
+) -> WebResult {
     let id = lock_id(&id)?;
     let hub = w.api.hub.clone();
     let (lock, logs, now) = blocking(move || Ok((hub.lock(id)?, hub.logs(id)?, hub.now()))).await?;
@@ -360,14 +354,8 @@ pub(super) fn lock_summary(b: &mut String, l: &LockRecord, now: i64) {
             esc(&sn.version),
             update_state(&sn.update),
             sn.battery_mwh,
-            match sn.door {
-                crate::model::Door::Open => "open",
-                crate::model::Door::Closed => "closed",
-            },
-            match sn.bolt {
-                crate::model::Bolt::Locked => "locked",
-                crate::model::Bolt::Unlocked => "unlocked",
-            },
+            door(sn.door),
+            bolt(sn.bolt),
             if sn.tamper {
                 "<dt>Tamper</dt><dd class=\"alert\">the lock reports tampering</dd>"
             } else {
@@ -383,4 +371,20 @@ pub(super) fn lock_summary(b: &mut String, l: &LockRecord, now: i64) {
             .unwrap_or_else(|| "never".into()),
         log_health(&l.log)
     );
+}
+
+/// The door sensor in a word.
+fn door(d: crate::model::Door) -> &'static str {
+    match d {
+        crate::model::Door::Open => "open",
+        crate::model::Door::Closed => "closed",
+    }
+}
+
+/// The bolt in a word.
+fn bolt(b: crate::model::Bolt) -> &'static str {
+    match b {
+        crate::model::Bolt::Locked => "locked",
+        crate::model::Bolt::Unlocked => "unlocked",
+    }
 }

@@ -138,7 +138,7 @@ impl IntoResponse for WebError {
     }
 }
 
-type WR = Result<Response, WebError>;
+type WebResult = Result<Response, WebError>;
 
 // ----- middleware --------------------------------------------------------------------
 
@@ -210,14 +210,14 @@ fn digest(s: &str) -> Result<Digest, WebError> {
     Ok(crate::api::digest(s)?)
 }
 
-async fn frame(w: &Web, title: &str, sess: &Sess, refresh: Option<u32>, body: &str) -> WR {
+async fn frame(w: &Web, title: &str, sess: &Sess, refresh: Option<u32>, body: &str) -> WebResult {
     let hub = w.api.hub.clone();
     let (f, now) = blocking(move || Ok((hub.freshness()?, hub.now()))).await?;
     let banner = html::freshness_banner(&f, now);
     Ok(Html(html::page(title, Some(&sess.csrf), &banner, refresh, body)).into_response())
 }
 
-fn see(path: &str) -> WR {
+fn see(path: &str) -> WebResult {
     Ok(Redirect::to(path).into_response())
 }
 
@@ -236,6 +236,6 @@ async fn style() -> Response {
 
 // ----- pages --------------------------------------------------------------------------------
 
-type S = axum::Extension<Sess>;
+type SessionExt = axum::Extension<Sess>;
 
 // ----- actions --------------------------------------------------------------------------------

@@ -10,9 +10,9 @@ use crate::api::{actions, blocking};
 use crate::model::{EventLevel, LockRecord};
 
 use super::locks::log_health;
-use super::{S, Sess, WR, Web, digest, frame};
+use super::{Sess, SessionExt, Web, WebResult, digest, frame};
 
-pub(super) async fn audit_page(State(w): State<Web>, axum::Extension(s): S) -> WR {
+pub(super) async fn audit_page(State(w): State<Web>, axum::Extension(s): SessionExt) -> WebResult {
     let hub = w.api.hub.clone();
     let (locks, events) = blocking(move || {
         let locks = hub.locks()?;
@@ -106,7 +106,7 @@ pub(super) async fn audit_page(State(w): State<Web>, axum::Extension(s): S) -> W
     frame(&w, "Audit log", &s, None, &b).await
 }
 
-pub(super) async fn import_page(State(w): State<Web>, axum::Extension(s): S) -> WR {
+pub(super) async fn import_page(State(w): State<Web>, axum::Extension(s): SessionExt) -> WebResult {
     let b = import_form(&s, "");
     frame(&w, "Import", &s, None, &b).await
 }
@@ -127,9 +127,9 @@ pub(super) struct ImportIn {
 
 pub(super) async fn import(
     State(w): State<Web>,
-    axum::Extension(s): S,
+    axum::Extension(s): SessionExt,
     Form(f): Form<ImportIn>,
-) -> WR {
+) -> WebResult {
     let mut b = import_form(&s, &f.path);
     match actions::import(&w.api, f.path.clone()).await {
         Ok(out) => {
@@ -200,7 +200,10 @@ pub(super) async fn import(
     frame(&w, "Import", &s, None, &b).await
 }
 
-pub(super) async fn releases_page(State(w): State<Web>, axum::Extension(s): S) -> WR {
+pub(super) async fn releases_page(
+    State(w): State<Web>,
+    axum::Extension(s): SessionExt,
+) -> WebResult {
     let hub = w.api.hub.clone();
     let releases = blocking(move || Ok(hub.store().releases(None)?)).await?;
     let mut b = String::from("<h1>Releases</h1>");
@@ -235,9 +238,9 @@ pub(super) async fn releases_page(State(w): State<Web>, axum::Extension(s): S) -
 
 pub(super) async fn release_page(
     State(w): State<Web>,
-    axum::Extension(s): S,
+    axum::Extension(s): SessionExt,
     Path(d): Path<String>,
-) -> WR {
+) -> WebResult {
     let d = digest(&d)?;
     let hub = w.api.hub.clone();
     let (r, locks) = blocking(move || {

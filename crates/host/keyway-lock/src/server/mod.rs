@@ -77,6 +77,17 @@ enum ForcedInstall {
     DueAt(u64),
 }
 
+/// The physical-presence window (a button held on the lock).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Presence {
+    /// Closed.
+    Closed,
+    /// Open until this time (ms of the shell's monotonic clock).
+    Until(u64),
+    /// Open for good (a test flag: `--presence-always-open`).
+    Always,
+}
+
 /// The lock's SMP server.
 #[derive(Debug)]
 pub struct Server {
@@ -85,8 +96,8 @@ pub struct Server {
     /// The lock mechanism: bolt, keypad, door and sensors.
     mechanism: crate::lock::Mechanism,
     upload: Option<UploadSession>,
-    presence_until_ms: Option<u64>,
-    presence_always: bool,
+    /// The physical-presence window.
+    presence: Presence,
     reset_pending: bool,
     log: Vec<String>,
     /// The owners' update settings (the agent's store holds them; the
@@ -132,8 +143,7 @@ impl Server {
             core,
             mechanism: crate::lock::Mechanism::new(crate::lock::Config::default()),
             upload: None,
-            presence_until_ms: None,
-            presence_always: false,
+            presence: Presence::Closed,
             reset_pending: false,
             log: Vec::new(),
             settings: Settings::default(),
@@ -414,7 +424,11 @@ impl Server {
 
     /// Keeps the physical-presence window open for good (a test flag).
     pub fn set_presence_always_open(&mut self, open: bool) {
-        self.presence_always = open;
+        self.presence = if open {
+            Presence::Always
+        } else {
+            Presence::Closed
+        };
     }
 
     /// Opens the physical-presence window (a button held on the lock)
@@ -423,16 +437,17 @@ impl Server {
         self.core.note(keyway_audit::Event::PresenceWindowOpened {
             seconds: u16::try_from(duration_ms / 1000).unwrap_or(u16::MAX),
         });
-        self.presence_until_ms = Some(now_ms.saturating_add(duration_ms));
+        if self.presence != Presence::Always {
+            self.presence = Presence::Until(now_ms.saturating_add(duration_ms));
+        }
         self.presence_opened_ms = Some(now_ms);
     }
 
     /// When the presence window closes (`None`: closed, or always open).
     pub(crate) fn presence_until_ms(&self) -> Option<u64> {
-        if self.presence_always {
-            None
-        } else {
-            self.presence_until_ms
+        match self.presence {
+            Presence::Until(t) => Some(t),
+            Presence::Closed | Presence::Always => None,
         }
     }
 
@@ -443,12 +458,23 @@ impl Server {
 
     /// Closes the presence window.
     pub fn close_presence(&mut self) {
-        self.presence_until_ms = None;
+        self.end_presence();
+    }
+
+    /// Ends a timed presence window (one kept open for good stays open).
+    fn end_presence(&mut self) {
+        if let Presence::Until(_) = self.presence {
+            self.presence = Presence::Closed;
+        }
     }
 
     /// Whether the presence window is open at `now_ms`.
     pub fn presence_open(&self, now_ms: u64) -> bool {
-        self.presence_always || self.presence_until_ms.is_some_and(|t| now_ms < t)
+        match self.presence {
+            Presence::Closed => false,
+            Presence::Until(t) => now_ms < t,
+            Presence::Always => true,
+        }
     }
 
     /// Log lines since the last call (refusals, resets, boots).
@@ -481,7 +507,7 @@ impl Server {
         // deadline, as retained RAM does across a soft reset: the person
         // at the lock is still there, and a reset cannot shut them out.
         if cut {
-            self.presence_until_ms = None;
+            self.end_presence();
         }
         self.long_press_ms = None;
         // RAM is lost; the stored consent is not.

@@ -34,6 +34,9 @@
 //! * **Errors.** SQLSTATE class 53 `disk_full` / `insufficient_resources`
 //!   is [`StoreError::Full`]; a value that does not decode is
 //!   [`StoreError::Corrupt`].
+//!
+//! The schema and its migrations are in `schema`, the rows' decoding in
+//! `rows`; this module connects and implements [`Store`].
 
 use std::sync::{Mutex, MutexGuard};
 
@@ -119,6 +122,16 @@ fn pg(e: postgres::Error) -> StoreError {
     }
 }
 
+/// A failed write's error: the typed one `keys` gives for the foreign key
+/// it broke, else the backend's.
+fn write_err<const N: usize>(e: postgres::Error, keys: [(&str, StoreError); N]) -> StoreError {
+    let broke = broken_fkey(&e).map(str::to_owned);
+    match broke.and_then(|k| keys.into_iter().find(|(n, _)| *n == k)) {
+        Some((_, typed)) => typed,
+        None => pg(e),
+    }
+}
+
 /// The foreign key a failed write broke, if that is why it failed.
 fn broken_fkey(e: &postgres::Error) -> Option<&str> {
     if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) {
@@ -168,6 +181,16 @@ impl PgStore {
 
     fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, StoreError> {
         self.client()?.query(sql, params).map_err(pg)
+    }
+
+    /// The first row a query returns, if any, decoded by `f`.
+    fn first<T>(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        f: impl Fn(&Row) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        self.query(sql, params)?.first().map(f).transpose()
     }
 
     fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
@@ -283,11 +306,11 @@ impl Store for PgStore {
     }
 
     fn lock(&self, id: LockId) -> Result<Option<LockRecord>, StoreError> {
-        let rows = self.query(
+        self.first(
             &format!("SELECT {LOCK_COLS} FROM locks WHERE id = $1"),
             &[&id],
-        )?;
-        rows.first().map(lock_row).transpose()
+            lock_row,
+        )
     }
 
     fn locks(&self) -> Result<Vec<LockRecord>, StoreError> {
@@ -356,14 +379,15 @@ impl Store for PgStore {
                 &c.at,
             ],
         );
-        match r {
-            Ok(_) => Ok(()),
-            Err(e) => Err(match broken_fkey(&e) {
-                Some("consents_lock_fkey") => StoreError::NoLock(c.lock),
-                Some("consents_release_fkey") => StoreError::NoRelease(c.release),
-                _ => pg(e),
-            }),
-        }
+        r.map(drop).map_err(|e| {
+            write_err(
+                e,
+                [
+                    ("consents_lock_fkey", StoreError::NoLock(c.lock)),
+                    ("consents_release_fkey", StoreError::NoRelease(c.release)),
+                ],
+            )
+        })
     }
 
     fn consents(&self, lock: LockId) -> Result<Vec<Consent>, StoreError> {
@@ -398,13 +422,8 @@ impl Store for PgStore {
                 &e.bytes,
             ],
         );
-        match r {
-            Ok(_) => Ok(()),
-            Err(err) => Err(match broken_fkey(&err) {
-                Some("logs_lock_fkey") => StoreError::NoLock(e.lock),
-                _ => pg(err),
-            }),
-        }
+        r.map(drop)
+            .map_err(|err| write_err(err, [("logs_lock_fkey", StoreError::NoLock(e.lock))]))
     }
 
     fn logs(&self, lock: LockId) -> Result<Vec<LogExport>, StoreError> {
@@ -445,10 +464,10 @@ impl Store for PgStore {
                 Some(r) => get(r, 0),
                 None => Err(StoreError::Backend("INSERT … RETURNING gave no row".into())),
             },
-            Err(e) => Err(match broken_fkey(&e) {
-                Some("rollouts_release_fkey") => StoreError::NoRelease(ro.release),
-                _ => pg(e),
-            }),
+            Err(e) => Err(write_err(
+                e,
+                [("rollouts_release_fkey", StoreError::NoRelease(ro.release))],
+            )),
         }
     }
 
@@ -472,19 +491,19 @@ impl Store for PgStore {
         match r {
             Ok(0) => Err(StoreError::NoRollout(ro.id)),
             Ok(_) => Ok(()),
-            Err(e) => Err(match broken_fkey(&e) {
-                Some("rollouts_release_fkey") => StoreError::NoRelease(ro.release),
-                _ => pg(e),
-            }),
+            Err(e) => Err(write_err(
+                e,
+                [("rollouts_release_fkey", StoreError::NoRelease(ro.release))],
+            )),
         }
     }
 
     fn rollout(&self, id: i64) -> Result<Option<Rollout>, StoreError> {
-        let rows = self.query(
+        self.first(
             &format!("SELECT {ROLLOUT_COLS} FROM rollouts WHERE id = $1"),
             &[&id],
-        )?;
-        rows.first().map(rollout_row).transpose()
+            rollout_row,
+        )
     }
 
     fn rollouts(&self) -> Result<Vec<Rollout>, StoreError> {

@@ -18,6 +18,9 @@
 //!   model's) is [`StoreError::Corrupt`]. Foreign keys are on, and the
 //!   calls check them first so the error is typed
 //!   ([`StoreError::NoLock`], [`StoreError::NoRelease`]).
+//!
+//! The schema and its migrations are in `schema`, the rows' decoding in
+//! `rows`; this module opens the store and implements [`Store`].
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -38,7 +41,7 @@ use crate::model::{
 mod rows;
 mod schema;
 use rows::{
-    LOCK_COLS, RELEASE_COLS, ROLLOUT_COLS, collect, lock_exists, lock_row, release_exists,
+    LOCK_COLS, RELEASE_COLS, ROLLOUT_COLS, collect, first, lock_exists, lock_row, release_exists,
     release_row, rollout_row,
 };
 use schema::{MIGRATIONS, create_private, migrate};
@@ -264,13 +267,12 @@ impl Store for SqliteStore {
     }
 
     fn lock(&self, id: LockId) -> Result<Option<LockRecord>, StoreError> {
-        let v = collect(
+        first(
             &self.conn(),
             &format!("SELECT {LOCK_COLS} FROM locks WHERE id = ?1"),
             [id],
             lock_row,
-        )?;
-        Ok(v.into_iter().next())
+        )
     }
 
     fn locks(&self) -> Result<Vec<LockRecord>, StoreError> {
@@ -482,13 +484,12 @@ impl Store for SqliteStore {
     }
 
     fn rollout(&self, id: i64) -> Result<Option<Rollout>, StoreError> {
-        let v = collect(
+        first(
             &self.conn(),
             &format!("SELECT {ROLLOUT_COLS} FROM rollouts WHERE id = ?1"),
             [id],
             rollout_row,
-        )?;
-        Ok(v.into_iter().next())
+        )
     }
 
     fn rollouts(&self) -> Result<Vec<Rollout>, StoreError> {

@@ -96,6 +96,16 @@ pub(super) fn rollout_row(r: &Row<'_>) -> Result<Rollout, StoreError> {
 }
 
 /// Runs a query and decodes every row with `f`.
+/// The first row a query returns, if any.
+pub(super) fn first<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    f: impl Fn(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
+    Ok(collect(conn, sql, params, f)?.into_iter().next())
+}
+
 pub(super) fn collect<T>(
     conn: &Connection,
     sql: &str,
