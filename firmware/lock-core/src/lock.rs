@@ -251,6 +251,9 @@ pub struct Shell<'a, F: NorFlash> {
     pub reset_armed: bool,
     /// Why the upload's head was refused (for the audit log).
     reject: Option<RejectReason>,
+    /// The wall clock (seconds since 1970) at the lock's clock 0 (the
+    /// RTC's reading at power-on).
+    pub rtc_at_zero: u64,
 }
 
 /// The lock's RAM: the agent, the shell, the CSPRNG.
@@ -354,6 +357,7 @@ impl<'a, F: NorFlash> Lock<'a, F> {
                 running: None,
                 reset_armed: false,
                 reject: None,
+                rtc_at_zero: RTC_AT_ZERO,
             },
             rng,
         });
@@ -430,7 +434,8 @@ impl<'a, F: NorFlash> Lock<'a, F> {
         self.agent.as_ref()
     }
 
-    fn agent_mut(&mut self) -> Result<&mut Agent<Shared<'a, F>, SESSIONS>, Fail<F::Error>> {
+    /// The agent, to press its button or close its window.
+    pub fn agent_mut(&mut self) -> Result<&mut Agent<Shared<'a, F>, SESSIONS>, Fail<F::Error>> {
         self.agent.as_mut().ok_or(Fail::State("no agent"))
     }
 
@@ -446,6 +451,84 @@ impl<'a, F: NorFlash> Lock<'a, F> {
             .exporting
             .as_ref()
             .map_or((0, 0), |e| (e.pos, e.len))
+    }
+
+    /// The application started (the bootloader ran `boot::boot` and
+    /// loaded it): the running slot re-verified from its stored manifest
+    /// (its sequence number and manifest digest for the image state), the
+    /// boot and a trial logged. The bootloader never writes the audit log
+    /// (it holds no device key); a revert it made shows here as a boot
+    /// of the other slot with no trial.
+    #[inline(never)]
+    pub fn started(&mut self, now_ms: u64) -> Result<Option<SlotInfo>, Fail<F::Error>> {
+        let s = &mut self.shell;
+        s.now_ms = now_ms;
+        let state = *s.journal.state();
+        let slot = running_slot(&state);
+        let info = {
+            let mut check = VerifiedSlot::<256>::new(
+                &s.layout,
+                &s.anchors,
+                &s.identity,
+                &state,
+                None,
+                &mut s.upload.head,
+            );
+            check.check(&mut s.flash, slot).ok()
+        };
+        s.running = info.clone();
+        if let Some(i) = &info {
+            let version = keyway_audit::Version::new(1, i.sequence as u8, 0);
+            s.audit(&Audit::Boot { slot, version })?;
+        }
+        if let TrialState::Trial {
+            slot,
+            attempts_left,
+        } = state.trial
+        {
+            s.audit(&Audit::OnTrial {
+                slot,
+                attempts_left,
+            })?;
+        }
+        Ok(info)
+    }
+
+    /// Whether the running image is on trial.
+    pub fn on_trial(&self) -> bool {
+        matches!(self.shell.journal.state().trial, TrialState::Trial { .. })
+    }
+
+    /// The self-test failed on trial: `boot::confirm` with the failure
+    /// leaves no attempt (the bootloader reverts at the next reset);
+    /// logged. The caller resets.
+    #[inline(never)]
+    pub fn self_test_failed(&mut self, now_ms: u64) -> Result<(), Fail<F::Error>> {
+        let s = &mut self.shell;
+        let fail = SelfTest {
+            motor: true,
+            sensors: true,
+            comms: false,
+        };
+        let r = boot::confirm(
+            &mut s.journal,
+            &mut s.flash,
+            fail,
+            Confirmation {
+                sequence: 0,
+                keyset_version: 0,
+            },
+        );
+        if !matches!(r, Err(boot::ConfirmError::SelfTestFailed { .. })) {
+            return Err(Fail::State("self-test failure not recorded"));
+        }
+        s.now_ms = now_ms;
+        let to_slot = s.journal.state().active_slot;
+        s.audit(&Audit::Reverted {
+            to_slot,
+            reason: keyway_audit::RevertReason::SelfTestFailed,
+        })?;
+        Ok(())
     }
 
     /// The running image's self-test passed: `boot::confirm` raises the
@@ -481,9 +564,15 @@ impl<F: NorFlash> Shell<'_, F> {
     /// The audit log's time for the lock's clock `now_ms`.
     pub fn time(&self, now_ms: u64) -> Time {
         Time {
-            rtc: RTC_AT_ZERO + now_ms / 1000,
+            rtc: self.rtc_at_zero + now_ms / 1000,
             boot: self.boots,
         }
+    }
+
+    /// Records `event` in the audit log at `now_ms`.
+    pub fn record(&mut self, now_ms: u64, event: &Audit) -> Result<u32, Fail<F::Error>> {
+        self.now_ms = now_ms;
+        self.audit(event)
     }
 
     fn audit(&mut self, event: &Audit) -> Result<u32, Fail<F::Error>> {
