@@ -1,51 +1,57 @@
-//! The lock's flash map and its factory record, shared by the bootloader
-//! (`firmware/lock-boot`), the application (`firmware/lock-app`) and the
-//! host's provisioner (`firmware/lock-provision`).
+//! The lock's flash map and its factory record, shared by the application
+//! (`firmware/lock-app`), the host's provisioner (`firmware/lock-provision`)
+//! and, for the record, the bootloader (`firmware/lock-boot`). The
+//! numbers are `keyway_board::map`'s (the board crate owns the memory
+//! map; lock-app asserts at compile time that both agree); this copy
+//! exists so that the host's provisioner, which cannot link the board
+//! crate, writes the same layout.
 //!
-//! One NOR flash of 4 KiB erase sectors (the nRF52840's page), 4-byte
-//! writes:
+//! One NOR flash (the 1 MiB flash file), 4 KiB erase pages (the
+//! nRF52840's), 4-byte writes:
 //!
-//! | sectors | what |
+//! | pages | what |
 //! | --- | --- |
-//! | 0 | factory record ([`Factory`]): written once by the provisioner |
-//! | 1-2 | the update journal (`keyway-device`) |
-//! | 3..68 | slot 0: 64 image sectors (256 KiB), then 1 manifest sector |
-//! | 68..133 | slot 1: the same |
-//! | 133..135 | the owner store (`keyway-agent`) |
-//! | 135..143 | the audit log (`keyway-audit`) |
+//! | 0-1 | the update journal (`keyway-device`) |
+//! | 2..98 | slot 0: 95 image pages (380 KiB), then 1 manifest page |
+//! | 98..194 | slot 1: the same |
+//! | 194-195 | the owner store (`keyway-agent`) |
+//! | 196..200 | the audit log (`keyway-audit`) |
+//! | 200 | the factory record ([`Factory`]), written once by the provisioner |
 //!
-//! Direct A/B: an image runs from the slot it was installed into (here:
-//! RAM-loaded from it by the bootloader, [`APP_LOAD`]).
+//! Direct A/B: an image runs from the slot it was installed into
+//! (RAM-loaded from it by the bootloader to [`APP_LOAD`]).
 
 use keyway_device::install::{Mode, SlotLayout};
 use keyway_device::journal;
 use keyway_suit::DeviceIdentity;
 use sha2::{Digest, Sha256};
 
-/// The erase sector size (nRF52840 page).
+/// The erase page size (nRF52840).
 pub const SECTOR: usize = 4096;
 /// The write size.
 pub const WORD: usize = 4;
-/// Sectors of the flash.
-pub const FLASH_SECTORS: u32 = 143;
+/// Pages of the flash.
+pub const FLASH_SECTORS: u32 = 256;
 /// The flash's size in bytes (the flash file's length).
 pub const FLASH_LEN: usize = FLASH_SECTORS as usize * SECTOR;
 
-/// The factory record's sector.
-pub const FACTORY: u32 = 0;
-/// The journal's first sector.
-pub const JOURNAL: u32 = 1;
-/// Slot 0's first sector.
-pub const SLOT0: u32 = 3;
-/// Slot 1's first sector.
-pub const SLOT1: u32 = 68;
-/// The owner store's first sector.
-pub const STORE: u32 = 133;
-/// The audit log's first sector.
-pub const AUDIT: u32 = 135;
-const _: () = assert!(AUDIT + 8 == FLASH_SECTORS);
+/// The journal's first page.
+pub const JOURNAL: u32 = 0;
+/// Slot 0's first page.
+pub const SLOT0: u32 = 2;
+/// Slot 1's first page.
+pub const SLOT1: u32 = 98;
+/// The owner store's first page.
+pub const STORE: u32 = 194;
+/// The audit log's first page.
+pub const AUDIT: u32 = 196;
+/// The audit log's pages.
+pub const AUDIT_SECTORS: u32 = 4;
+/// The factory record's page.
+pub const FACTORY: u32 = 200;
+const _: () = assert!(AUDIT + AUDIT_SECTORS == FACTORY && FACTORY < FLASH_SECTORS);
 
-/// The most image bytes a slot holds (its sectors minus the manifest's).
+/// The most image bytes a slot holds (its pages minus the manifest's).
 pub const IMAGE_MAX: u32 = (SLOT1 - SLOT0 - 1) * SECTOR as u32;
 
 /// Where the bootloader copies the verified image and the application is
@@ -77,7 +83,7 @@ pub const fn store_region() -> keyway_agent::store::Config {
 /// The audit log's region.
 #[cfg(feature = "agent")]
 pub const fn audit_region() -> keyway_audit::Config {
-    keyway_audit::Config::new(at(AUDIT), FLASH_SECTORS - AUDIT)
+    keyway_audit::Config::new(at(AUDIT), AUDIT_SECTORS)
 }
 
 /// The factory record's magic.
@@ -85,7 +91,7 @@ pub const FACTORY_MAGIC: [u8; 8] = *b"KWFACT01";
 /// The factory record's length: magic, fields, SHA-256 of both.
 pub const FACTORY_LEN: usize = 8 + 32 + 16 + 16 + 32 + 32 + 16 + 32;
 
-/// What the factory programs into sector 0: the trust anchor, the
+/// What the factory programs into page [`FACTORY`]: the trust anchor, the
 /// identity, the device key's seed, the RNG seed and the label's setup
 /// code. Layout: `KWFACT01` | root Ed25519 key 32 | vendor id 16 | class
 /// id 16 | device seed 32 | RNG seed 32 | setup code 16 (ASCII, NUL
