@@ -42,6 +42,7 @@ pub mod img;
 pub mod kw;
 pub mod os;
 pub mod seq;
+pub mod serial;
 
 pub use cbor::Error;
 pub use err::{ErrorRsp, MgmtErr, Refusal};
