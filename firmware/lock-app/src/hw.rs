@@ -89,7 +89,7 @@ fn act<'b>(
     wire: &Wire,
 ) -> &'b [u8] {
     let now = now_ms();
-    let mut log = |lock: &mut Lock<'_, SemiFlash>, e: Option<keyway_audit::Event>| {
+    let log = |lock: &mut Lock<'_, SemiFlash>, e: Option<keyway_audit::Event>| {
         if let Some(e) = e {
             let _ = lock.shell.record(now, &e);
         }
