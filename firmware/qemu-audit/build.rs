@@ -1,11 +1,8 @@
-//! Puts memory.x on the linker search path and bakes in the device key seed.
-use std::{env, fs, path::PathBuf};
+//! Bakes in the device key seed.
+use std::{env, fs};
 
 fn main() {
-    let out = PathBuf::from(env::var_os("OUT_DIR").unwrap());
-    fs::copy("memory.x", out.join("memory.x")).unwrap();
-    println!("cargo:rustc-link-search={}", out.display());
-    println!("cargo:rerun-if-changed=memory.x");
+    let out = keyway_board_build::out_dir();
     // The device key's 32-byte seed, as 64 hex digits (scripts/qemu-audit.sh
     // takes it from a `keyway keygen` PKCS#8 file).
     println!("cargo:rerun-if-env-changed=KEYWAY_AUDIT_SEED");

@@ -1,10 +1,10 @@
-//! Puts memory.x on the linker search path, and records the client's side
+//! Records the client's side
 //! of the run for the lock-only build: the host runs both roles with the
 //! scenario's seeds (src/scenario.rs) and writes the client's messages and
 //! the lock's expected answers to OUT_DIR. The lock-only firmware replays
 //! the client's messages and checks that the lock, on the Cortex-M4,
 //! produces the same bytes as on the host.
-use std::{env, fs, path::PathBuf};
+use std::fs;
 
 #[path = "src/scenario.rs"]
 #[allow(dead_code)]
@@ -23,10 +23,7 @@ use rand_chacha::rand_core::SeedableRng;
 use scenario::*;
 
 fn main() {
-    let out = PathBuf::from(env::var_os("OUT_DIR").unwrap());
-    fs::copy("memory.x", out.join("memory.x")).unwrap();
-    println!("cargo:rustc-link-search={}", out.display());
-    println!("cargo:rerun-if-changed=memory.x");
+    let out = keyway_board_build::out_dir();
     println!("cargo:rerun-if-changed=src/scenario.rs");
     println!("cargo:rerun-if-env-changed=KEYWAY_CHANNEL_STACK_BUDGET");
 

@@ -1,4 +1,4 @@
-//! Puts memory.x on the linker search path, copies in the fixtures
+//! Copies in the fixtures
 //! (scripts/qemu-core.sh makes them with the `keyway` CLI and passes their
 //! folder in KEYWAY_CORE_FIXTURES), and records the owner's client's side
 //! of the session on the host with the scenario's seeds (src/scenario.rs):
@@ -23,7 +23,7 @@ use std::{env, fs, path::PathBuf};
 #[path = "src/flash_map.rs"]
 #[allow(dead_code)]
 mod flash_map;
-#[path = "../qemu-boot/src/ram_flash.rs"]
+#[path = "../keyway-board/src/ram_flash.rs"]
 #[allow(dead_code)]
 mod ram_flash;
 #[path = "src/scenario.rs"]
@@ -55,10 +55,7 @@ const FIXTURES: &[&str] = &[
 ];
 
 fn main() {
-    let out = PathBuf::from(env::var_os("OUT_DIR").unwrap());
-    fs::copy("memory.x", out.join("memory.x")).unwrap();
-    println!("cargo:rustc-link-search={}", out.display());
-    println!("cargo:rerun-if-changed=memory.x");
+    let out = keyway_board_build::out_dir();
     println!("cargo:rerun-if-changed=src/scenario.rs");
     println!("cargo:rerun-if-changed=src/flash_map.rs");
     println!("cargo:rerun-if-env-changed=KEYWAY_CORE_FIXTURES");

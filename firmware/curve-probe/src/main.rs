@@ -38,13 +38,11 @@
 #![no_main]
 
 use core::hint::black_box;
-use cortex_m_rt::{ExceptionFrame, entry, exception};
+use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprintln};
 
-#[path = "../../qemu-audit/src/meter.rs"]
-mod meter;
-#[path = "../../qemu-audit/src/stack.rs"]
-mod stack;
+use keyway_board::meter;
+use keyway_board::stack;
 
 #[cfg(any(feature = "pake-a", feature = "pake-b"))]
 mod pake;
@@ -173,17 +171,4 @@ fn main() -> ! {
     hprintln!("digest byte {}", black_box(sum));
     hprintln!("PASS");
     exit(true)
-}
-
-#[exception]
-unsafe fn HardFault(_frame: &ExceptionFrame) -> ! {
-    hprintln!("FAIL: hard fault");
-    exit(false)
-}
-
-/// Formats nothing (as the measured qemu-core builds).
-#[panic_handler]
-fn panic(_info: &core::panic::PanicInfo) -> ! {
-    hprintln!("PANIC");
-    exit(false)
 }

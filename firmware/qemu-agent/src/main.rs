@@ -20,17 +20,14 @@
     allow(dead_code, unused_imports)
 )]
 
-#[path = "../../qemu-audit/src/meter.rs"]
-mod meter;
+use keyway_board::meter;
 #[allow(dead_code)]
-#[path = "../../qemu-boot/src/ram_flash.rs"]
-mod ram_flash;
+use keyway_board::ram_flash;
 #[allow(dead_code)]
-#[path = "../../qemu-audit/src/stack.rs"]
-mod stack;
+use keyway_board::stack;
 use meter::{calibrate, timed};
 
-use cortex_m_rt::{ExceptionFrame, entry, exception};
+use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprintln};
 use keyway_agent::agent::{
     AGENT_RAM_4_SLOTS, Agent, Authority, Config, Device, Event, Firmware, Now, Pending, Press,
@@ -436,16 +433,4 @@ fn run(syst: &mut cortex_m::peripheral::SYST) {
     if deepest > STACK_BUDGET {
         fail("stack over budget");
     }
-}
-
-#[exception]
-unsafe fn HardFault(_frame: &ExceptionFrame) -> ! {
-    fail("hard fault")
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    hprintln!("PANIC: {}", info);
-    debug::exit(debug::EXIT_FAILURE);
-    loop {}
 }

@@ -15,11 +15,11 @@
 // The baseline build leaves the log (and the stack measurement) out.
 #![cfg_attr(feature = "baseline", allow(dead_code))]
 
-mod stack;
+use keyway_board::stack;
 
 use core::ptr::addr_of_mut;
 
-use cortex_m_rt::{ExceptionFrame, entry, exception};
+use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprint, hprintln};
 use embedded_storage::nor_flash::{
     ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
@@ -287,16 +287,4 @@ fn exit(success: bool) -> ! {
     loop {
         cortex_m::asm::wfi();
     }
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    hprintln!("PANIC: {}", info);
-    exit(false)
-}
-
-#[exception]
-unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
-    hprintln!("HARDFAULT: {:?}", frame);
-    exit(false)
 }

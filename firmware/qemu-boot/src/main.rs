@@ -26,11 +26,11 @@
 #![no_std]
 #![no_main]
 
-mod ram_flash;
+use keyway_board::ram_flash;
 
 use core::fmt;
 
-use cortex_m_rt::{ExceptionFrame, entry, exception};
+use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprintln};
 use keyway_device::boot::{
     self, Boot, ConfirmError, Confirmation, Decision, Reason, RevertCause, SelfTest,
@@ -808,17 +808,4 @@ fn exit(success: bool) -> ! {
     loop {
         cortex_m::asm::wfi();
     }
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    hprintln!("PANIC: {}", info);
-    exit(false)
-}
-
-// cortex-m-rt requires the HardFault handler to be an `unsafe fn`.
-#[exception]
-unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
-    hprintln!("HARDFAULT: {:?}", frame);
-    exit(false)
 }

@@ -20,16 +20,14 @@
 #![cfg_attr(feature = "baseline", allow(dead_code, unused_imports))]
 #![cfg_attr(feature = "lock-only", allow(unused_imports))]
 
-#[path = "../../qemu-audit/src/meter.rs"]
-mod meter;
+use keyway_board::meter;
 #[allow(dead_code)]
 mod scenario;
 #[allow(dead_code)]
-#[path = "../../qemu-audit/src/stack.rs"]
-mod stack;
+use keyway_board::stack;
 use meter::{calibrate, timed};
 
-use cortex_m_rt::{ExceptionFrame, entry, exception};
+use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprintln};
 use keyway_channel::SigningKey as KeyPair;
 use keyway_channel::handshake::{MSG1_LEN, MSG2_LEN, MSG3_LEN};
@@ -381,17 +379,5 @@ fn main() -> ! {
     calibrate(&mut syst);
     hprintln!("PASS");
     debug::exit(debug::EXIT_SUCCESS);
-    loop {}
-}
-
-#[exception]
-unsafe fn HardFault(_frame: &ExceptionFrame) -> ! {
-    fail("hard fault")
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    hprintln!("PANIC: {}", info);
-    debug::exit(debug::EXIT_FAILURE);
     loop {}
 }

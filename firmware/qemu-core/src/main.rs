@@ -73,22 +73,19 @@
 mod flash_map;
 #[cfg(not(feature = "baseline"))]
 mod lock;
-#[path = "../../qemu-audit/src/meter.rs"]
-mod meter;
+use keyway_board::meter;
 #[allow(dead_code)]
-#[path = "../../qemu-boot/src/ram_flash.rs"]
-mod ram_flash;
+use keyway_board::ram_flash;
 #[allow(dead_code)]
 mod scenario;
 #[allow(dead_code)]
-#[path = "../../qemu-audit/src/stack.rs"]
-mod stack;
+use keyway_board::stack;
 use meter::{calibrate, timed};
 
 use core::cell::RefCell;
 use core::fmt::Debug;
 
-use cortex_m_rt::{ExceptionFrame, entry, exception};
+use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprint, hprintln};
 use flash_map::FLASH_LEN;
 use ram_flash::RamFlash;
@@ -1096,32 +1093,4 @@ fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) -> usize {
     ensure(n > 0, "fixtures");
     export[0] = core::hint::black_box(n as u8);
     1
-}
-
-#[exception]
-unsafe fn HardFault(_frame: &ExceptionFrame) -> ! {
-    fail("hard fault")
-}
-
-/// The checked build prints the whole panic message (for diagnosis).
-#[cfg(not(any(feature = "quiet", feature = "baseline")))]
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    hprintln!("PANIC: {}", info);
-    exit(false)
-}
-
-/// The measured builds (`quiet` and `baseline`, the same handler in both)
-/// format nothing, as a product lock that resets on a panic: formatting
-/// the message links `PanicInfo`'s `Display`, which is the harness's, not
-/// the lock's. Measured (curve.md): the core −172 B (quiet −580 B,
-/// baseline −408 B). The `Debug` impls that `expect` calls reach (sec1's
-/// `EncodedPoint::tag`, der, const-oid) stay linked: the call sites pass
-/// their vtables to `unwrap_failed`. (A handler printing only the
-/// location measured +24 B.)
-#[cfg(any(feature = "quiet", feature = "baseline"))]
-#[panic_handler]
-fn panic(_info: &core::panic::PanicInfo) -> ! {
-    hprintln!("PANIC");
-    exit(false)
 }

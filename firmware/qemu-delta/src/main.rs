@@ -19,19 +19,16 @@
 #![no_main]
 #![cfg_attr(feature = "baseline", allow(dead_code, unused_imports))]
 
+use keyway_board::meter;
 #[allow(dead_code)]
-#[path = "../../qemu-boot/src/ram_flash.rs"]
-mod ram_flash;
+use keyway_board::ram_flash;
 #[allow(dead_code)]
-#[path = "../../qemu-audit/src/stack.rs"]
-mod stack;
-#[path = "../../qemu-audit/src/meter.rs"]
-mod meter;
+use keyway_board::stack;
 use meter::{calibrate, timed};
 
 use core::cell::RefCell;
 
-use cortex_m_rt::{ExceptionFrame, entry, exception};
+use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprintln};
 use embedded_storage::nor_flash::{NorFlash, ReadNorFlash};
 use keyway_delta::{BaseReader, HEADER_LEN, PatchHeader, Patcher};
@@ -276,17 +273,5 @@ fn main() -> ! {
     }
     hprintln!("PASS");
     debug::exit(debug::EXIT_SUCCESS);
-    loop {}
-}
-
-#[exception]
-unsafe fn HardFault(_frame: &ExceptionFrame) -> ! {
-    fail("hard fault")
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    hprintln!("PANIC: {}", info);
-    debug::exit(debug::EXIT_FAILURE);
     loop {}
 }

@@ -9,12 +9,12 @@
 #![no_main]
 
 mod check;
-mod stack;
+use keyway_board::stack;
 mod tamper;
 
 use core::ptr::addr_of_mut;
 
-use cortex_m_rt::{ExceptionFrame, entry, exception};
+use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprintln};
 
 macro_rules! fixture {
@@ -382,16 +382,4 @@ fn exit(success: bool) -> ! {
     loop {
         cortex_m::asm::wfi();
     }
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    hprintln!("PANIC: {}", info);
-    exit(false)
-}
-
-#[exception]
-unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
-    hprintln!("HARDFAULT: {:?}", frame);
-    exit(false)
 }

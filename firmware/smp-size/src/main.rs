@@ -22,8 +22,8 @@ use cortex_m_semihosting::{debug, hprintln};
 
 #[cfg(not(feature = "baseline"))]
 use keyway_smp::{
-    ErrorRsp, MAX_BODY, MAX_FRAME, Op, Refusal, Request, Response, Version, answer_frame,
-    header, img, kw, os,
+    ErrorRsp, MAX_BODY, MAX_FRAME, Op, Refusal, Request, Response, Version, answer_frame, header,
+    img, kw, os,
 };
 
 /// Request frames: echo, upload (first chunk, with auth), settings with
@@ -54,7 +54,10 @@ fn requests(buf: &mut [u8], i: usize) -> usize {
             auth: Some(auth),
         }),
         3 => Request::Status(kw::Signed::default()),
-        4 => Request::Log(kw::Log { off: 1024, auth: None }),
+        4 => Request::Log(kw::Log {
+            off: 1024,
+            auth: None,
+        }),
         _ => Request::Pair(kw::Pair {
             key: [4; 32],
             name: Some("alice"),
@@ -153,9 +156,14 @@ fn main() -> ! {
         for i in 0..6 {
             let n = requests(&mut req, black_box(i));
             let frame = black_box(&req[..n]);
-            let op = if frame[0] & 7 == 2 { Op::Write } else { Op::Read };
+            let op = if frame[0] & 7 == 2 {
+                Op::Write
+            } else {
+                Op::Read
+            };
             #[cfg(not(feature = "lock-only"))]
-            let good = serve(frame, &mut rsp).is_some_and(|m| read_answer(black_box(&rsp[..m]), op));
+            let good =
+                serve(frame, &mut rsp).is_some_and(|m| read_answer(black_box(&rsp[..m]), op));
             #[cfg(feature = "lock-only")]
             let good = {
                 let _ = op;

@@ -1,7 +1,8 @@
-//! SysTick as an instruction meter under QEMU's `-icount` (shared by
-//! `#[path]` with the harnesses that count instructions: qemu-delta,
-//! qemu-channel, qemu-agent, qemu-core). The 24-bit counter runs at the
-//! core clock; its wraps are counted by the exception handler here.
+//! SysTick as an instruction meter under QEMU's `-icount shift=0` (one
+//! instruction per tick of the core clock; feature `meter`, which owns the
+//! SysTick handler). The 24-bit counter runs at the core clock; its wraps
+//! are counted by the exception handler here. [`calibrate`] prints the
+//! ticks of a loop of known length, which the scripts divide by.
 
 use core::sync::atomic::{AtomicU32, Ordering};
 use cortex_m::peripheral::SYST;

@@ -3,6 +3,8 @@
 //! aligned writes that can only clear bits (a write that would turn a 0
 //! back into a 1 is refused and changes nothing), bounds checked. No
 //! `unsafe`: the array is an ordinary field owned by its user.
+//! (The tests' flash; the board's is [`crate::semi_flash`]. Its power cut
+//! falls between operations, where the board's tears the interrupted one.)
 
 use core::fmt;
 
@@ -42,6 +44,11 @@ pub enum FlashError {
         /// The operation's first byte.
         offset: u32,
     },
+    /// The host refused a file operation ([`crate::semi_flash`] only).
+    Io {
+        /// The operation's first byte.
+        offset: u32,
+    },
 }
 
 impl NorFlashError for FlashError {
@@ -49,7 +56,9 @@ impl NorFlashError for FlashError {
         match self {
             FlashError::NotAligned { .. } => NorFlashErrorKind::NotAligned,
             FlashError::OutOfBounds { .. } => NorFlashErrorKind::OutOfBounds,
-            FlashError::SetsBit { .. } | FlashError::PowerCut { .. } => NorFlashErrorKind::Other,
+            FlashError::SetsBit { .. } | FlashError::PowerCut { .. } | FlashError::Io { .. } => {
+                NorFlashErrorKind::Other
+            }
         }
     }
 }
@@ -65,11 +74,12 @@ impl fmt::Display for FlashError {
                 write!(f, "flash: write at {offset:#x} would set a cleared bit")
             }
             FlashError::PowerCut { offset } => write!(f, "flash: power cut at {offset:#x}"),
+            FlashError::Io { offset } => write!(f, "flash: host file I/O failed at {offset:#x}"),
         }
     }
 }
 
-/// The most sectors whose erases [`RamFlash::sector_erases`] counts.
+/// The most sectors whose erases [`RamFlash::take_sector_erases`] counts.
 pub const MAX_SECTORS: usize = 16;
 
 /// `N` bytes of NOR flash (a multiple of [`SECTOR`], at most
@@ -157,6 +167,12 @@ impl<const N: usize> RamFlash<N> {
             Some(end) if end <= N => Ok(start..end),
             _ => Err(FlashError::OutOfBounds { offset }),
         }
+    }
+}
+
+impl<const N: usize> Default for RamFlash<N> {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

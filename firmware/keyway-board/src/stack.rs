@@ -10,7 +10,8 @@
 use core::arch::asm;
 use core::ptr::{addr_of, read_volatile, write_volatile};
 
-const PAINT: u32 = 0xA5C3_5A3C;
+/// The pattern painted below the stack pointer.
+pub const PAINT: u32 = 0xA5C3_5A3C;
 
 unsafe extern "C" {
     /// Initial stack pointer (top of RAM).
@@ -37,10 +38,12 @@ fn sp() -> usize {
     sp
 }
 
+/// The initial stack pointer (the top of RAM).
 pub fn stack_top() -> usize {
     addr_of!(_stack_start) as usize
 }
 
+/// The lowest address the stack may use (the end of the statics).
 pub fn stack_limit() -> usize {
     addr_of!(_stack_end) as usize
 }

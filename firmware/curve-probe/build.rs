@@ -1,9 +1,0 @@
-//! Puts memory.x on the linker search path.
-use std::{env, fs, path::PathBuf};
-
-fn main() {
-    let out = PathBuf::from(env::var_os("OUT_DIR").unwrap());
-    fs::copy("memory.x", out.join("memory.x")).unwrap();
-    println!("cargo:rustc-link-search={}", out.display());
-    println!("cargo:rerun-if-changed=memory.x");
-}
