@@ -11,6 +11,7 @@ use core::fmt::Write as _;
 
 use keyway_agent::agent::Press;
 use keyway_audit::LockMethod;
+use keyway_board::semi;
 use keyway_board::semi_flash::SemiFlash;
 use keyway_smp::kw::{Bolt, Door};
 use lock_core::control::{Answer, Command, LINE_MAX, LineError, parse};
@@ -183,6 +184,46 @@ fn act<'b>(
                     Answer::new(buf, true).num("after_ops", after_ops).finish()
                 }
                 Err(_) => Answer::new(buf, false).str("error", "flash busy").finish(),
+            }
+        }
+        Command::LogExport { name } => {
+            let mut path = Text::<80>::new();
+            let _ = write!(path, "exports/{name}");
+            let Some(mut file) = semi::open(path.as_str(), semi::Mode::Create) else {
+                return Answer::new(buf, false)
+                    .str(
+                        "error",
+                        "log-export: cannot create exports/NAME beside the flash file",
+                    )
+                    .finish();
+            };
+            let mut chunk = [0u8; lock_core::lock::LOG_CHUNK];
+            let mut off = 0u64;
+            let ok = loop {
+                match lock.export_chunk(now, off, &mut chunk) {
+                    Ok((0, _)) => break true,
+                    Ok((n, len)) => {
+                        if !file.write(&chunk[..n]) {
+                            break false;
+                        }
+                        off += n as u64;
+                        if off >= len {
+                            break true;
+                        }
+                    }
+                    Err(_) => break false,
+                }
+            };
+            file.close();
+            if ok {
+                Answer::new(buf, true)
+                    .str("path", path.as_str())
+                    .num("bytes", off)
+                    .finish()
+            } else {
+                Answer::new(buf, false)
+                    .str("error", "log-export: the export failed")
+                    .finish()
             }
         }
         Command::Status => {

@@ -72,6 +72,23 @@ pub enum Command<'a> {
     },
     /// The state of the lock.
     Status,
+    /// Write the audit log's signed export as the host file
+    /// `exports/NAME` beside the flash file (for `keyway log verify`).
+    LogExport {
+        /// A plain file name: letters, digits, `.`, `_`, `-`, not starting
+        /// with `.`, at most 64 bytes.
+        name: &'a str,
+    },
+}
+
+/// Whether `name` is a plain file name (no path, no `..`).
+pub fn plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// Why a control line was refused (answered `{"ok":false,"error":...}`).
@@ -94,7 +111,7 @@ impl LineError {
             LineError::Field(name, what) => (name, what),
             LineError::Unknown => (
                 "unknown cmd: ",
-                "presence, presence-close, long-press, keypad, lock, unlock, mechanical-key, door, tamper, battery, setup-code, cut-power, status",
+                "presence, presence-close, long-press, keypad, lock, unlock, mechanical-key, door, tamper, battery, setup-code, cut-power, status, log-export",
             ),
         }
     }
@@ -182,7 +199,7 @@ impl<'a> Cursor<'a> {
 }
 
 /// The fields a command reads.
-const KEYS: [&str; 7] = [
+const KEYS: [&str; 8] = [
     "cmd",
     "seconds",
     "pin",
@@ -190,6 +207,7 @@ const KEYS: [&str; 7] = [
     "level",
     "after_ops",
     "mid_upload",
+    "path",
 ];
 
 /// Parses one control line.
@@ -198,7 +216,7 @@ pub fn parse<'a>(line: &'a [u8]) -> Result<Command<'a>, LineError> {
         return Err(LineError::Syntax("a line of at most 256 bytes"));
     }
     let mut c = Cursor { s: line, at: 0 };
-    let mut vals: [Option<Value<'a>>; 7] = [None; 7];
+    let mut vals: [Option<Value<'a>>; 8] = [None; 8];
     c.eat(b'{', "an object")?;
     if c.peek() == Some(b'}') {
         c.at += 1;
@@ -223,7 +241,7 @@ pub fn parse<'a>(line: &'a [u8]) -> Result<Command<'a>, LineError> {
     if c.peek().is_some() {
         return Err(LineError::Syntax("nothing after the object"));
     }
-    let [cmd, seconds, pin, state, level, after_ops, mid_upload] = vals;
+    let [cmd, seconds, pin, state, level, after_ops, mid_upload, path] = vals;
     let Some(Value::Str(cmd)) = cmd else {
         return Err(LineError::Field("cmd", ": the command, a string"));
     };
@@ -271,6 +289,12 @@ pub fn parse<'a>(line: &'a [u8]) -> Result<Command<'a>, LineError> {
             ))?,
         },
         "status" => Command::Status,
+        "log-export" => Command::LogExport {
+            name: text(path).filter(|n| plain_name(n)).ok_or(LineError::Field(
+                "path",
+                ": a plain file name (letters, digits, . _ -; no path)",
+            ))?,
+        },
         _ => return Err(LineError::Unknown),
     })
 }
@@ -396,6 +420,21 @@ mod tests {
             Ok(Command::CutPower { after_ops: 7 })
         );
         assert_eq!(parse(br#"{"cmd":"status"}"#), Ok(Command::Status));
+        assert_eq!(
+            parse(br#"{"cmd":"log-export","path":"audit.bin"}"#),
+            Ok(Command::LogExport { name: "audit.bin" })
+        );
+    }
+
+    #[test]
+    fn log_export_takes_plain_names_only() {
+        for bad in ["../flash.bin", "/etc/passwd", "a/b", ".hidden", ""] {
+            let line = [br#"{"cmd":"log-export","path":""#, bad.as_bytes(), br#""}"#].concat();
+            assert!(
+                matches!(parse(&line), Err(LineError::Field("path", _))),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

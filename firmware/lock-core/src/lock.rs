@@ -247,6 +247,8 @@ pub struct Shell<'a, F: NorFlash> {
     pub version: &'static str,
     /// The running image's manifest (the boot's check).
     pub running: Option<SlotInfo>,
+    /// The running image's envelope digest.
+    pub running_digest: Option<[u8; 32]>,
     /// A reset was accepted: the application resets after sending.
     pub reset_armed: bool,
     /// Why the upload's head was refused (for the audit log).
@@ -355,6 +357,7 @@ impl<'a, F: NorFlash> Lock<'a, F> {
                 latch: Latch::default(),
                 version: "",
                 running: None,
+                running_digest: None,
                 reset_armed: false,
                 reject: None,
                 rtc_at_zero: RTC_AT_ZERO,
@@ -477,6 +480,7 @@ impl<'a, F: NorFlash> Lock<'a, F> {
             check.check(&mut s.flash, slot).ok()
         };
         s.running = info.clone();
+        s.running_digest = info.as_ref().and_then(|i| s.envelope_digest(slot, i));
         if let Some(i) = &info {
             let version = keyway_audit::Version::new(1, i.sequence as u8, 0);
             s.audit(&Audit::Boot { slot, version })?;
@@ -492,6 +496,18 @@ impl<'a, F: NorFlash> Lock<'a, F> {
             })?;
         }
         Ok(info)
+    }
+
+    /// The audit log's signed export, chunk by chunk: `off` 0 starts it;
+    /// returns the chunk's length in `out` and the export's length.
+    pub fn export_chunk(
+        &mut self,
+        now_ms: u64,
+        off: u64,
+        out: &mut [u8],
+    ) -> Result<(usize, u64), Fail<F::Error>> {
+        self.shell.now_ms = now_ms;
+        self.shell.log_chunk(off, out)
     }
 
     /// Whether the running image is on trial.
@@ -968,6 +984,14 @@ impl<F: NorFlash> Shell<'_, F> {
         if self.upload.installer.is_none() {
             self.upload.total = 0;
         }
+        let mut hashes = [[0u8; 32]; 2];
+        for (i, info) in infos.iter_mut().enumerate() {
+            let digest = info.as_ref().and_then(|x| self.envelope_digest(i as u8, x));
+            match digest {
+                Some(d) => hashes[i] = d,
+                None => *info = None,
+            }
+        }
         let mut texts = [[0u8; 20]; 2];
         let mut lens = [0usize; 2];
         for (i, info) in infos.iter().enumerate() {
@@ -986,7 +1010,7 @@ impl<F: NorFlash> Shell<'_, F> {
                 image: Some(0),
                 slot: i as u64,
                 version: text[i],
-                hash: info.map_or(&[][..], |x| &x.manifest_digest[..]),
+                hash: if info.is_some() { &hashes[i][..] } else { &[][..] },
                 bootable: info.is_some(),
                 pending: matches!(state.trial, TrialState::Pending { slot } if usize::from(slot) == i),
                 confirmed: usize::from(state.active_slot) == i
@@ -1010,9 +1034,9 @@ impl<F: NorFlash> Shell<'_, F> {
     fn state_write(&mut self, sw: &img::StateWrite<'_>) -> Result<(), ServeError> {
         let bad = |code| refused(MgmtErr::Inval, None, Some(code));
         if sw.confirm == Some(true) {
-            return match (sw.hash, &self.running) {
+            return match (sw.hash, self.running_digest) {
                 (None, _) => Ok(()),
-                (Some(h), Some(r)) if h == r.manifest_digest => Ok(()),
+                (Some(h), Some(r)) if h == r => Ok(()),
                 _ => Err(bad(img_rc::HASH_NOT_FOUND)),
             };
         }
@@ -1026,6 +1050,36 @@ impl<F: NorFlash> Shell<'_, F> {
             }
             _ => Err(bad(img_rc::HASH_NOT_FOUND)),
         }
+    }
+
+    /// The SHA-256 of the envelope a verified slot holds: its stored
+    /// head (the manifest area, the slot's last page) then its image, as
+    /// the owner's client and MCUmgr's tools name an image (the file's
+    /// hash). `None` if the area does not read.
+    fn envelope_digest(&mut self, slot: u8, info: &SlotInfo) -> Option<[u8; 32]> {
+        let range = self.layout.slots.get(usize::from(slot))?.clone();
+        let area = range.end - SECTOR as u32;
+        let mut header = [0u8; 16];
+        self.flash.read(area, &mut header).ok()?;
+        if header[..4] != *b"KWMF" {
+            return None;
+        }
+        let n = u32::from_le_bytes(header[8..12].try_into().ok()?);
+        if n as usize > SECTOR - 16 {
+            return None;
+        }
+        let mut h = Sha256::new();
+        let mut buf = [0u8; 256];
+        for (from, len) in [(area + 16, u64::from(n)), (range.start, info.image_size)] {
+            let mut done = 0u64;
+            while done < len {
+                let k = (len - done).min(buf.len() as u64) as usize;
+                self.flash.read(from + done as u32, &mut buf[..k]).ok()?;
+                h.update(&buf[..k]);
+                done += k as u64;
+            }
+        }
+        Some(h.finalize().into())
     }
 
     /// Arms the pending update (consent): the journal's trial is pending,
