@@ -697,13 +697,25 @@ impl<F: NorFlash> Shell<'_, F> {
                 .push(&mut self.flash, &mut self.journal, data)
                 .map_err(installer_err)?;
         } else {
-            let (from, to) = (self.upload.head_len, self.upload.head_len + data.len());
-            if to > HEAD_MAX {
-                return Err(img_rc::INVALID_IMAGE_HEADER);
-            }
-            self.upload.head[from..to].copy_from_slice(data);
-            self.upload.head_len = to;
+            // The head is buffered up to HEAD_MAX (a chunk may be larger:
+            // its rest goes to the installer once the head verified).
+            let from = self.upload.head_len;
+            let k = data.len().min(HEAD_MAX - from);
+            self.upload.head[from..from + k].copy_from_slice(&data[..k]);
+            self.upload.head_len = from + k;
             self.begin()?;
+            let rest = &data[k..];
+            if !rest.is_empty() {
+                // No installer yet: no envelope head fits HEAD_MAX (not
+                // a SUIT envelope, e.g. an unsigned binary).
+                let Some(installer) = self.upload.installer.as_mut() else {
+                    self.reject = Some(RejectReason::Decoding);
+                    return Err(img_rc::INVALID_IMAGE_HEADER);
+                };
+                installer
+                    .push(&mut self.flash, &mut self.journal, rest)
+                    .map_err(installer_err)?;
+            }
         }
         if self.upload.next < self.upload.total {
             return Ok((self.upload.next, None));
