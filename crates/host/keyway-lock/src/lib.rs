@@ -46,6 +46,7 @@ pub mod owners;
 pub mod peers;
 pub mod policy;
 pub mod profile;
+pub mod serial;
 pub mod server;
 pub mod shell;
 /// The SMP framing, shared with the owner's client in `keyway device`.

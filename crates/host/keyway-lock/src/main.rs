@@ -121,6 +121,11 @@ struct RunArgs {
     /// reaching (HOST:PORT).
     #[arg(long, value_name = "HOST:PORT")]
     vendor_server: Option<String>,
+    /// Also serve SMP on a serial line, as MCUmgr's serial transport: the
+    /// lock opens a pty pair and makes PATH a symlink to its slave
+    /// (`smpmgr --port PATH`, `keyway device --target serial:PATH`).
+    #[arg(long, value_name = "PATH")]
+    serial: Option<PathBuf>,
 }
 
 fn main() {
@@ -233,6 +238,7 @@ fn run(a: &RunArgs) -> Result<()> {
         relock_seconds: a.relock_seconds,
         verbose: true,
         profile,
+        serial: a.serial.clone(),
     })?;
     eprintln!("keyway-lock: {}", running.boot);
     if let Some(c) = running.control {
@@ -240,6 +246,9 @@ fn run(a: &RunArgs) -> Result<()> {
     }
     if let Some(p) = &running.control_path {
         println!("control on {}", p.display());
+    }
+    if let Some(p) = &running.serial {
+        println!("serial on {}", p.display());
     }
     println!("listening on {}", running.smp);
     std::io::stdout().flush()?;

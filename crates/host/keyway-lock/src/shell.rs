@@ -63,6 +63,9 @@ pub struct Options {
     pub verbose: bool,
     /// The lock's behaviour: the real one, or a deliberate flaw.
     pub profile: crate::profile::Profile,
+    /// Also serve SMP on a serial line: a pty whose slave this path
+    /// links to (`--serial PATH`, [`crate::serial`]).
+    pub serial: Option<PathBuf>,
 }
 
 /// The lock's brain (the agent) around its device core.
@@ -93,6 +96,7 @@ impl Options {
             relock_seconds: 30,
             verbose: false,
             profile: crate::profile::Profile::Default,
+            serial: None,
         }
     }
 }
@@ -226,6 +230,8 @@ pub struct Running {
     pub control: Option<SocketAddr>,
     /// Its Unix-domain control socket, if it has one.
     pub control_path: Option<PathBuf>,
+    /// The serial port's pty (`/dev/pts/N`), if it has one.
+    pub serial: Option<PathBuf>,
     /// The boot's one-line report.
     pub boot: String,
     stop: Arc<AtomicBool>,
@@ -382,10 +388,23 @@ pub fn start(o: &Options) -> Result<Running> {
             smp_loop(&socket, &shared, &stop);
         }));
     }
+    let mut serial = None;
+    if let Some(link) = &o.serial {
+        let port = crate::serial::open_pty(Some(link))?;
+        serial = Some(port.pts.clone());
+        let (shared, stop, verbose) = (Arc::clone(&shared), Arc::clone(&stop), o.verbose);
+        threads.push(std::thread::spawn(move || {
+            let peer = crate::serial::peer(&port);
+            crate::serial::serve(port, &stop, verbose, |frame, send| {
+                serve_frame(&shared, peer, frame, send);
+            });
+        }));
+    }
     Ok(Running {
         smp,
         control,
         control_path: o.control_path.clone(),
+        serial,
         boot,
         stop,
         threads,
@@ -410,42 +429,52 @@ fn smp_loop(socket: &UdpSocket, shared: &Arc<Mutex<Shared>>, stop: &AtomicBool) 
                 continue;
             }
         };
-        let mut s = shared.lock().unwrap_or_else(PoisonError::into_inner);
-        let before = s.core.server().lock().flash_work();
-        let now = s.now_ms();
-        s.core.server_mut().set_rtc(wall_clock_secs());
         let frame = buf.get(..n).unwrap_or(&[]);
-        let always_open = s.presence_always_open;
-        let response = {
-            let a = &mut s.core.0;
-            // The test flag: a person keeps pressing the button.
-            if always_open && !a.agent().window_open(now) {
-                let _ = a.button(now, keyway_agent::agent::Press::Short);
-            }
-            let time = keyway_audit::Time {
-                rtc: wall_clock_secs(),
-                boot: a.server().lock().boot_count().unwrap_or(0),
-            };
-            a.handle(
-                agent_shell::peer_id(peer),
-                keyway_agent::agent::Now { ms: now, time },
-                frame,
-            )
-            .answer
-        };
-        // A lock that lost power mid-request does not answer; one that
-        // answers has stored a change of owners (and the agent's store)
-        // first.
-        if !s.core.server().lost_power() {
-            s.save_now();
-            if !response.is_empty()
-                && let Err(e) = socket.send_to(&response, peer)
-            {
+        serve_frame(shared, agent_shell::peer_id(peer), frame, &mut |response| {
+            if let Err(e) = socket.send_to(response, peer) {
                 eprintln!("keyway-lock: send to {peer}: {e}");
             }
-        }
-        s.settle(before);
+        });
     }
+}
+
+/// One SMP request from `peer` in (a datagram, or a frame off the serial
+/// line), its answer out through `send` (unless the power was cut
+/// mid-request), then the reset it asked for.
+fn serve_frame(
+    shared: &Mutex<Shared>,
+    peer: keyway_agent::limits::PeerId,
+    frame: &[u8],
+    send: &mut dyn FnMut(&[u8]),
+) {
+    let mut s = shared.lock().unwrap_or_else(PoisonError::into_inner);
+    let before = s.core.server().lock().flash_work();
+    let now = s.now_ms();
+    s.core.server_mut().set_rtc(wall_clock_secs());
+    let always_open = s.presence_always_open;
+    let response = {
+        let a = &mut s.core.0;
+        // The test flag: a person keeps pressing the button.
+        if always_open && !a.agent().window_open(now) {
+            let _ = a.button(now, keyway_agent::agent::Press::Short);
+        }
+        let time = keyway_audit::Time {
+            rtc: wall_clock_secs(),
+            boot: a.server().lock().boot_count().unwrap_or(0),
+        };
+        a.handle(peer, keyway_agent::agent::Now { ms: now, time }, frame)
+            .answer
+    };
+    // A lock that lost power mid-request does not answer; one that
+    // answers has stored a change of owners (and the agent's store)
+    // first.
+    if !s.core.server().lost_power() {
+        s.save_now();
+        if !response.is_empty() {
+            send(&response);
+        }
+    }
+    s.settle(before);
 }
 
 /// The longest control line taken, in bytes (a longer one is answered

@@ -15,13 +15,15 @@ use keyway_vendor::keys::{SigningKey, hex};
 
 use super::client::{Client, ImageSlot, Map, UploadReport, map_to_json, printable};
 use super::paired::{PairedLockRecord, PairedLocks, locks_path};
-use super::transport::{Transport, UdpTransport};
+use super::serial::TargetTransport;
+use super::transport::Transport;
 
 /// Arguments of `keyway device`.
 #[derive(Debug, Args)]
 pub struct DeviceArgs {
-    /// The lock's SMP address: udp:HOST:PORT.
-    #[arg(long, value_name = "udp:HOST:PORT")]
+    /// The lock's SMP address: udp:HOST:PORT, or serial:PATH (its serial
+    /// port, 115200 8N1, MCUmgr's serial transport).
+    #[arg(long, value_name = "udp:HOST:PORT|serial:PATH")]
     pub target: String,
     /// The owner's private key (PKCS#8 PEM, Ed25519, from `keyway keygen`):
     /// pairs by setup code, then every command runs sealed in a session
@@ -177,8 +179,8 @@ impl From<OnOff> for bool {
 }
 
 /// A client for `a`'s target, with the owner key if given.
-pub fn connect(a: &DeviceArgs) -> Result<Client<UdpTransport>> {
-    let t = UdpTransport::connect(&a.target)
+pub fn connect(a: &DeviceArgs) -> Result<Client<TargetTransport>> {
+    let t = TargetTransport::connect(&a.target)
         .with_context(|| format!("--target {}", a.target))?
         .with_retry(Duration::from_millis(a.timeout_ms), a.tries)
         .with_mtu(a.mtu);

@@ -1,0 +1,271 @@
+//! `keyway device --target serial:PATH` against the simulated lock's
+//! serial port (`keyway_lock::shell::start` with `serial`: a pty pair
+//! speaking MCUmgr's serial transport): pair by setup code, status, an
+//! update with the owner's consent, all over the serial line; and the
+//! serial client against a hostile line (console noise, a bad CRC, an
+//! answer with another sequence number, silence).
+
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use keyway::device::{SerialTransport, Transport, TransportError};
+use keyway_lock::shell::{Options, Running, start};
+use keyway_lock::state::StateDir;
+use keyway_vendor::encode::EnvelopeBuilder;
+use keyway_vendor::keys::{Algorithm, SigningKey};
+use keyway_vendor::smp::{HEADER_LEN, Header, Op};
+
+const BIN: &str = env!("CARGO_BIN_EXE_keyway");
+const VENDOR: &str = "locks.example";
+const CLASS: &str = "deadbolt-2";
+
+fn envelope(key: &SigningKey, version: &str, sequence: u64, len: usize) -> Vec<u8> {
+    EnvelopeBuilder {
+        sequence,
+        version: version.parse().unwrap(),
+        vendor_domain: VENDOR.into(),
+        class_name: CLASS.into(),
+        notes: Some("Serial release.".into()),
+        payload: (0..len)
+            .map(|i| (i * 13 + sequence as usize) as u8)
+            .collect(),
+        keys: vec![key.clone()],
+        ..Default::default()
+    }
+    .build()
+    .unwrap()
+    .envelope
+}
+
+struct Lab {
+    tmp: tempfile::TempDir,
+    vendor: SigningKey,
+}
+
+impl Lab {
+    fn new() -> Lab {
+        let tmp = tempfile::tempdir().unwrap();
+        let vendor = SigningKey::generate(Algorithm::Ed25519).unwrap();
+        let vendor_pub = tmp.path().join("vendor.pub");
+        std::fs::write(&vendor_pub, vendor.public_key().to_spki_pem().unwrap()).unwrap();
+        let factory = tmp.path().join("factory.suit");
+        std::fs::write(&factory, envelope(&vendor, "1.0.0", 1, 6000)).unwrap();
+        let dir = StateDir::new(tmp.path().join("lock"));
+        std::fs::create_dir_all(tmp.path().join("lock")).unwrap();
+        dir.set_pin("4711").unwrap();
+        dir.provision(&[vendor_pub], 1, VENDOR, CLASS, Some(&factory), false)
+            .unwrap();
+        Lab { tmp, vendor }
+    }
+
+    /// The lock with a control socket and its serial port linked at
+    /// `serial` in the lab.
+    fn start(&self) -> Running {
+        let mut o = Options::new(self.tmp.path().join("lock"), "127.0.0.1:0".parse().unwrap());
+        o.control = Some("127.0.0.1:0".parse().unwrap());
+        o.serial = Some(self.tmp.path().join("serial"));
+        start(&o).unwrap()
+    }
+
+    fn target(&self) -> String {
+        format!("serial:{}", self.tmp.path().join("serial").display())
+    }
+}
+
+fn control(lock: &Running, line: &str) -> String {
+    use std::io::BufRead as _;
+    let mut c = std::net::TcpStream::connect(lock.control.unwrap()).unwrap();
+    writeln!(c, "{line}").unwrap();
+    let mut answer = String::new();
+    std::io::BufReader::new(c).read_line(&mut answer).unwrap();
+    answer
+}
+
+fn cli(lab: &Lab, args: &[&str]) -> (bool, String, String) {
+    let o = Command::new(BIN)
+        .args(["device", "--target", &lab.target(), "--timeout-ms", "3000"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn ok(r: (bool, String, String)) -> String {
+    assert!(r.0, "failed: {}\n{}", r.1, r.2);
+    r.1
+}
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s.trim()).unwrap_or_else(|e| panic!("{e}: {s}"))
+}
+
+fn keygen(dir: &Path, name: &str) -> String {
+    let o = Command::new(BIN)
+        .current_dir(dir)
+        .args(["keygen", name])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    dir.join(format!("{name}.key")).display().to_string()
+}
+
+#[test]
+fn serial_pair_status_and_update_with_consent_over_the_cli() {
+    let lab = Lab::new();
+    let lock = lab.start();
+    let pts = lock.serial.clone().expect("a serial port");
+    assert!(pts.starts_with("/dev/pts"), "{}", pts.display());
+    let key = keygen(lab.tmp.path(), "owner");
+
+    // Pair by the setup code with the presence window open.
+    assert!(control(&lock, r#"{"cmd":"presence","seconds":60}"#).contains("\"ok\":true"));
+    let code = json(&control(&lock, r#"{"cmd":"setup-code"}"#))["setup_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = ok(cli(
+        &lab,
+        &["--owner-key", &key, "pair", "--setup-code", &code],
+    ));
+    assert!(out.contains("paired"), "{out}");
+    // The paired-locks file records the serial target.
+    let locks = std::fs::read_to_string(lab.tmp.path().join("owner.locks.json")).unwrap();
+    assert!(locks.contains(&lab.target()), "{locks}");
+
+    let v = json(&ok(cli(&lab, &["--owner-key", &key, "--json", "status"])));
+    assert_eq!(
+        (v["version"].as_str(), v["owners"].as_u64()),
+        (Some("1.0.0"), Some(1))
+    );
+
+    // Update: upload, notes, consent; unlocked, so it installs at once.
+    let env = envelope(&lab.vendor, "1.1.0", 2, 20_000);
+    let path: PathBuf = lab.tmp.path().join("v1.1.suit");
+    std::fs::write(&path, &env).unwrap();
+    let out = ok(cli(
+        &lab,
+        &["--owner-key", &key, "update", path.to_str().unwrap()],
+    ));
+    assert!(out.contains("pending: awaiting-consent"), "{out}");
+    let notes = ok(cli(&lab, &["--owner-key", &key, "notes"]));
+    assert!(notes.contains("Serial release."), "{notes}");
+    ok(cli(&lab, &["--owner-key", &key, "unlock"]));
+    ok(cli(&lab, &["--owner-key", &key, "consent", "accept"]));
+    let t0 = Instant::now();
+    loop {
+        let r = cli(&lab, &["--owner-key", &key, "--json", "status"]);
+        if r.0 && json(&r.1)["version"] == "1.1.0" {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "not installed: {} {}",
+            r.1,
+            r.2
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// An OS echo request (group 0, id 0) with sequence number `seq`.
+fn echo_request(seq: u8) -> Vec<u8> {
+    let body = [0xa1, 0x61, b'd', 0x62, b'h', b'i'];
+    let mut f = Header {
+        op: Op::Write,
+        version: 1,
+        flags: 0,
+        len: body.len() as u16,
+        group: 0,
+        seq,
+        id: 0,
+    }
+    .encode()
+    .to_vec();
+    f.extend_from_slice(&body);
+    f
+}
+
+fn lines(packet: &[u8]) -> Vec<u8> {
+    let mut out = vec![0; keyway_smp::serial::encoded_len(packet.len())];
+    keyway_smp::serial::encode(packet, &mut out).unwrap();
+    out
+}
+
+#[test]
+fn serial_client_skips_console_noise_bad_frames_and_other_sequence_numbers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let link = tmp.path().join("tty");
+    let port = keyway_lock::serial::open_pty(Some(&link)).unwrap();
+    let mut master = port_master(&port);
+    let target = format!("serial:{}", link.display());
+    let mut t = SerialTransport::connect(&target)
+        .unwrap()
+        .with_retry(Duration::from_millis(3000), 1);
+    let fake = std::thread::spawn(move || {
+        // Read the request's lines (up to its newline).
+        let mut got = Vec::new();
+        let mut b = [0u8; 256];
+        while !got.ends_with(b"\n") {
+            match master.read(&mut b) {
+                Ok(n) => got.extend_from_slice(&b[..n]),
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        let mut answer = echo_request(9);
+        answer[0] = 3; // a write response
+        let mut wrong = answer.clone();
+        wrong[6] = 8; // another sequence number
+        let mut bad = lines(&answer);
+        let at = bad.len() - 3;
+        bad[at] ^= 1; // a flipped bit: the CRC fails
+        let mut out = b"[00:00:01.000] <inf> lock: booting\r\nuart:~$ ".to_vec();
+        out.extend_from_slice(&lines(&wrong));
+        out.extend_from_slice(b"log line\r\n");
+        out.extend_from_slice(&bad);
+        out.extend_from_slice(&[0x06, 0x41, 0x04, 0x00, b'\n']);
+        out.extend_from_slice(&lines(&answer));
+        master.write_all(&out).unwrap();
+        (got, port)
+    });
+    let r = t.exchange(&echo_request(9), 9).unwrap();
+    let (request_lines, _port) = fake.join().unwrap();
+    assert_eq!(request_lines, lines(&echo_request(9)));
+    let h = Header::decode(&r).unwrap();
+    assert_eq!((h.seq, r.len()), (9, HEADER_LEN + 6));
+    assert_eq!(
+        t.stats().ignored,
+        2,
+        "the other sequence number and the bad CRC"
+    );
+}
+
+#[test]
+fn serial_client_gives_up_on_a_silent_line_with_a_sentence() {
+    let tmp = tempfile::tempdir().unwrap();
+    let link = tmp.path().join("tty");
+    let _port = keyway_lock::serial::open_pty(Some(&link)).unwrap();
+    let mut t = SerialTransport::connect(&format!("serial:{}", link.display()))
+        .unwrap()
+        .with_retry(Duration::from_millis(200), 2);
+    let e = t.exchange(&echo_request(1), 1).unwrap_err();
+    assert!(
+        matches!(e, TransportError::NoAnswer { tries: 2, .. }),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("serial:"), "{e}");
+    assert_eq!(t.stats().resends, 1);
+    // A path that is no port: a sentence naming it.
+    let e = SerialTransport::connect("serial:/nonexistent/tty").unwrap_err();
+    assert!(e.to_string().contains("/nonexistent/tty"), "{e}");
+}
+
+/// A second handle on the pty's master, for a fake lock.
+fn port_master(port: &keyway_lock::serial::SerialPort) -> std::fs::File {
+    port.master().try_clone().unwrap()
+}
