@@ -957,6 +957,10 @@ impl<F: NorFlash> Device for Shell<'_, F> {
             return;
         }
         self.arm();
+        // The owner's consent installs: the lock resets into the trial
+        // after sending the answer (the application acts on
+        // `reset_armed`).
+        self.reset_armed = self.pending.as_ref().is_some_and(|p| p.armed);
     }
 
     fn serve(
