@@ -250,7 +250,9 @@ fn act<'b>(
                 .num("packets", wire.packets)
                 .num("busy_ms", wire.busy_ms)
                 .num("dropped", wire.dropped)
-                .num("now_ms", now);
+                .num("now_ms", now)
+                .num("ram_statics", crate::statics() as u64)
+                .num("stack_peak", crate::peak_stack() as u64);
             a = match &lock.shell.pending {
                 Some(p) => a
                     .num("pending_sequence", p.sequence)

@@ -104,8 +104,45 @@ pub struct Wire {
     pub dropped: u64,
 }
 
+/// Paints the free stack (from the end of the statics up to just below
+/// the current stack pointer) with `keyway_board::stack::PAINT`, so
+/// [`peak_stack`] can tell the deepest the stack ever reached.
+fn paint_stack() {
+    let top = (cortex_m::register::msp::read() as usize - 64) & !3;
+    let mut p = keyway_board::stack::stack_limit();
+    while p < top {
+        // SAFETY: [stack_limit, top) is free stack: above every static,
+        // below the live frames; the SysTick handler's frame lands near
+        // the stack pointer, above `top`.
+        unsafe { core::ptr::write_volatile(p as *mut u32, keyway_board::stack::PAINT) };
+        p += 4;
+    }
+}
+
+/// The deepest the stack has reached since [`paint_stack`], in bytes
+/// below its top (the lock's buffers and state in `main`'s frame
+/// included).
+pub fn peak_stack() -> usize {
+    let mut p = keyway_board::stack::stack_limit();
+    let top = keyway_board::stack::stack_top();
+    // SAFETY: reads of the stack region, word aligned.
+    while p < top
+        && unsafe { core::ptr::read_volatile(p as *const u32) } == keyway_board::stack::PAINT
+    {
+        p += 4;
+    }
+    top - p
+}
+
+/// The statics' size (`.data` + `.bss` + `.uninit`): the stack's lowest
+/// address minus the start of RAM.
+pub fn statics() -> usize {
+    keyway_board::stack::stack_limit() - keyway_board::map::APP_RAM.start as usize
+}
+
 #[entry]
 fn main() -> ! {
+    paint_stack();
     let mut cp = cortex_m::Peripherals::take().unwrap_or_else(|| keyway_board::fail("peripherals"));
     cp.SYST.set_clock_source(SystClkSource::Core);
     cp.SYST.set_reload(CORE_HZ / 1000 - 1);
@@ -124,13 +161,20 @@ fn main() -> ! {
     let cell = RefCell::new(flash);
 
     let mut record = [0u8; FACTORY_LEN];
-    if cell.borrow_mut().read(map::at(map::FACTORY), &mut record).is_err() {
+    if cell
+        .borrow_mut()
+        .read(map::at(map::FACTORY), &mut record)
+        .is_err()
+    {
         keyway_board::fail("factory record: read failed");
     }
     let factory = match Factory::decode(&record) {
         Ok(f) => f,
         Err(e) => {
-            hprintln!("lock-app: factory record: {:?} (provision the flash first)", e);
+            hprintln!(
+                "lock-app: factory record: {:?} (provision the flash first)",
+                e
+            );
             keyway_board::exit(false)
         }
     };
@@ -184,11 +228,20 @@ fn main() -> ! {
     if lock.on_trial() {
         if self_test_passes() {
             match lock.confirm(now_ms(), sequence) {
-                Ok(s) => hprintln!("lock-app {}: self-test passed, slot {} confirmed (sequence {})", VERSION, s, sequence),
+                Ok(s) => hprintln!(
+                    "lock-app {}: self-test passed, slot {} confirmed (sequence {})",
+                    VERSION,
+                    s,
+                    sequence
+                ),
                 Err(e) => hprintln!("lock-app {}: confirm failed: {:?}", VERSION, e),
             }
         } else {
-            hprintln!("lock-app {}: self-test FAILED on slot {}: reverting", VERSION, slot_no);
+            hprintln!(
+                "lock-app {}: self-test FAILED on slot {}: reverting",
+                VERSION,
+                slot_no
+            );
             if let Err(e) = lock.self_test_failed(now_ms()) {
                 hprintln!("lock-app: recording the failure: {:?}", e);
             }
@@ -259,7 +312,8 @@ fn self_test_passes() -> bool {
     // the marker lies inside cortex-m-rt's vector table (1 KiB).
     let vtor = unsafe { (*SCB::PTR).vtor.read() } as usize;
     let at = vtor + SELF_TEST_FAIL_AT;
-    let image = unsafe { core::slice::from_raw_parts(at as *const u8, SELF_TEST_FAIL_MARKER.len()) };
+    let image =
+        unsafe { core::slice::from_raw_parts(at as *const u8, SELF_TEST_FAIL_MARKER.len()) };
     image != SELF_TEST_FAIL_MARKER
 }
 

@@ -911,8 +911,8 @@ impl<F: NorFlash> Device for Shell<'_, F> {
         Firmware {
             model: MODEL,
             version: self.version,
-            slot: Some(u64::from(state.active_slot)),
-            image: None,
+            slot: Some(u64::from(running_slot(state))),
+            image: self.running_digest,
             trial: !matches!(state.trial, TrialState::None | TrialState::Confirmed),
             update,
             pending: self.pending.as_ref().map(|p| Pending {
