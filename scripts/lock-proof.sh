@@ -167,7 +167,7 @@ step "throughput: smpmgr image upload of 5.0.0 (the wire counted both ways by th
 ctl presence 120 >/dev/null
 before=$(ctl status)
 t0=$(date +%s%N)
-SMPMGR image upload rel/v5.suit 2>&1 | tail -1
+SMPMGR image upload --format any rel/v5.suit 2>&1 | tail -1
 t1=$(date +%s%N)
 after=$(ctl status)
 python3 - "$before" "$after" "$(stat -c %s rel/v5.suit)" "$(( (t1 - t0) / 1000000 ))" <<'PY' | tee throughput.txt

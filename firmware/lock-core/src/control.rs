@@ -290,10 +290,12 @@ pub fn parse<'a>(line: &'a [u8]) -> Result<Command<'a>, LineError> {
         },
         "status" => Command::Status,
         "log-export" => Command::LogExport {
-            name: text(path).filter(|n| plain_name(n)).ok_or(LineError::Field(
-                "path",
-                ": a plain file name (letters, digits, . _ -; no path)",
-            ))?,
+            name: text(path)
+                .filter(|n| plain_name(n))
+                .ok_or(LineError::Field(
+                    "path",
+                    ": a plain file name (letters, digits, . _ -; no path)",
+                ))?,
         },
         _ => return Err(LineError::Unknown),
     })
@@ -366,7 +368,7 @@ impl<'b> Answer<'b> {
     /// Closes the object and the line; the bytes to send (an answer too
     /// long for the buffer becomes an error answer).
     pub fn finish(mut self) -> &'b [u8] {
-        if self.overflow || write!(self, "}}\n").is_err() {
+        if self.overflow || writeln!(self, "}}").is_err() {
             const TOO_LONG: &[u8] = b"{\"ok\":false,\"error\":\"answer too long\"}\n";
             let n = TOO_LONG.len().min(self.buf.len());
             self.buf[..n].copy_from_slice(&TOO_LONG[..n]);

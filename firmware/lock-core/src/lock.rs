@@ -479,7 +479,7 @@ impl<'a, F: NorFlash> Lock<'a, F> {
             );
             check.check(&mut s.flash, slot).ok()
         };
-        s.running = info.clone();
+        s.running = info;
         s.running_digest = info.as_ref().and_then(|i| s.envelope_digest(slot, i));
         if let Some(i) = &info {
             let version = keyway_audit::Version::new(1, i.sequence as u8, 0);
@@ -1026,7 +1026,11 @@ impl<F: NorFlash> Shell<'_, F> {
                 image: Some(0),
                 slot: i as u64,
                 version: text[i],
-                hash: if info.is_some() { &hashes[i][..] } else { &[][..] },
+                hash: if info.is_some() {
+                    &hashes[i][..]
+                } else {
+                    &[][..]
+                },
                 bootable: info.is_some(),
                 pending: matches!(state.trial, TrialState::Pending { slot } if usize::from(slot) == i),
                 confirmed: usize::from(state.active_slot) == i
