@@ -70,7 +70,7 @@ impl NorFlash for MemFlash {
     const ERASE_SIZE: usize = SECTOR;
     fn erase(&mut self, from: u32, to: u32) -> Result<(), MemError> {
         let (f, t) = (from as usize, to as usize);
-        if f % SECTOR != 0 || t % SECTOR != 0 || t > self.0.len() || f > t {
+        if !f.is_multiple_of(SECTOR) || !t.is_multiple_of(SECTOR) || t > self.0.len() || f > t {
             return Err(MemError);
         }
         self.0[f..t].fill(0xff);
@@ -78,7 +78,7 @@ impl NorFlash for MemFlash {
     }
     fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), MemError> {
         let at = offset as usize;
-        if at % WORD != 0 || bytes.len() % WORD != 0 {
+        if !at.is_multiple_of(WORD) || !bytes.len().is_multiple_of(WORD) {
             return Err(MemError);
         }
         let dst = self.0.get_mut(at..at + bytes.len()).ok_or(MemError)?;
@@ -115,7 +115,9 @@ fn run() -> Result<(), String> {
     };
     let out = get("--flash")?;
     if std::path::Path::new(&out).exists() && !args.iter().any(|a| a == "--force") {
-        return Err(format!("{out} exists (a provisioned lock); pass --force to make a new one"));
+        return Err(format!(
+            "{out} exists (a provisioned lock); pass --force to make a new one"
+        ));
     }
     let root_key: [u8; 32] = read_exact(&get("--root-pub")?, "--root-pub")?;
     let vendor_id: [u8; 16] = read_exact(&get("--vendor-id")?, "--vendor-id")?;
@@ -152,12 +154,17 @@ fn run() -> Result<(), String> {
         .set_verifier(&mut flash, &keyway_agent::agent::store_verifier(&verifier))
         .map_err(|x| e("owner store")(&x))?;
     let layout = map::layout();
-    let mut journal =
-        Journal::open(&mut flash, layout.journal).map_err(|x| e("journal")(&x))?;
+    let mut journal = Journal::open(&mut flash, layout.journal).map_err(|x| e("journal")(&x))?;
     // Slot 1 marked active first, so slot 0 is the installer's target.
     let fresh = *journal.state();
     journal
-        .commit(&mut flash, &PersistentState { active_slot: 1, ..fresh })
+        .commit(
+            &mut flash,
+            &PersistentState {
+                active_slot: 1,
+                ..fresh
+            },
+        )
         .map_err(|x| e("journal")(&x))?;
     let anchors = keyway_suit::PublicKey::from_raw(&root_key)
         .and_then(|k| TrustAnchors::new(&[k], 1))
@@ -178,7 +185,9 @@ fn run() -> Result<(), String> {
         .integrated_payload()
         .ok_or_else(|| format!("--firmware {fw_path}: no integrated payload"))?;
     if payload.len() > map::IMAGE_MAX as usize {
-        return Err(format!("--firmware {fw_path}: the image is larger than a slot"));
+        return Err(format!(
+            "--firmware {fw_path}: the image is larger than a slot"
+        ));
     }
     let mut installer = Installer::<_>::begin_with_manifest(
         &mut flash,
