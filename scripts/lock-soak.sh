@@ -13,8 +13,9 @@
 #      new sequence, and smpmgr's state read shows that slot active;
 #   4. lets the update land (again, if it did not): the new sequence runs,
 #      confirmed;
-#   5. exports the audit log over serial (the owner's session, `keyway device
-#      log export`) and verifies it with `keyway log verify`.
+#   5. exports the audit log (the control channel's `log-export`, the same
+#      signed export the owner gets over SMP) and verifies it with
+#      `keyway log verify`.
 # Prints the number of rounds run. Work dir: target/lock-soak.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -100,7 +101,7 @@ while (( ROUND < ROUNDS )); do
   else
     # A cut after N of the flash operations an update takes (upload and
     # install; the trial's journal commits come after the reset, in a new run).
-    n=$(( (RANDOM * 32768 + RANDOM) % 400 + 1 ))
+    n=$(( (RANDOM * 32768 + RANDOM) % 800 + 1 ))
     ctl "{\"cmd\":\"cut-power\",\"after_ops\":$n}" >/dev/null
     SMPMGR upgrade --format any "rel/s$NEXT.suit" >/dev/null 2>&1 || true
     kill_lock
@@ -121,6 +122,9 @@ while (( ROUND < ROUNDS )); do
     new=$((new + 1))
   fi
   SEQ=$NEXT
+  ctl '{"cmd":"log-export","path":"audit.bin"}' | grep -q '"ok":true' || die "log export failed"
+  "$KEYWAY" log verify "$LOCK/exports/audit.bin" --device-key "$LOCK/device.pub" >/dev/null \
+    || die "the audit log does not verify"
   printf 'round %d: %s, after the cut sequence %s, now %s\n' "$ROUND" \
     "$( (( ROUND % 2 )) && echo "SIGKILL after ${delay} ms" || echo "flash cut after $n ops")" "$got" "$SEQ"
 done
