@@ -27,7 +27,7 @@ pub struct Control {
     len: usize,
     /// The line ran over [`LINE_MAX`]: dropped up to its newline.
     overlong: bool,
-    answer: [u8; 512],
+    answer: [u8; 1024],
 }
 
 impl Control {
@@ -37,7 +37,7 @@ impl Control {
             line: [0; LINE_MAX],
             len: 0,
             overlong: false,
-            answer: [0; 512],
+            answer: [0; 1024],
         }
     }
 
