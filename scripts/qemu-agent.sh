@@ -12,19 +12,16 @@
 #                               its channel, store and codec (default 131072)
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+QEMU_NAME=qemu-agent
+# shellcheck source=lib/qemu.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/qemu.sh"
 FIRMWARE="$ROOT/firmware/qemu-agent"
 OUT_DIR="$ROOT/target/qemu-agent"
-export CARGO_TARGET_DIR="$ROOT/target/firmware"
-TRIPLE=thumbv7em-none-eabihf
 CODE_BUDGET="${KEYWAY_AGENT_CODE_BUDGET:-131072}"
 STACK_BUDGET="${KEYWAY_AGENT_STACK_BUDGET:-16384}"
-QEMU_TIMEOUT="${KEYWAY_QEMU_TIMEOUT:-120}"
 
 [[ $# == 0 ]] || { echo "usage: $0" >&2; exit 2; }
-log() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'qemu-agent: error: %s\n' "$*" >&2; exit 1; }
-command -v qemu-system-arm >/dev/null || die "qemu-system-arm not found (scripts/qemu-verify.sh installs it)"
+ensure_qemu
 
 rm -rf "$OUT_DIR" && mkdir -p "$OUT_DIR"
 
@@ -42,21 +39,14 @@ build baseline --features baseline
 run() { # run NAME: boots NAME.elf, log in NAME.log; dies unless it passed
   log "running $1 on QEMU mps2-an386 (-icount shift=0)"
   local rc
-  set +e
-  timeout "$QEMU_TIMEOUT" qemu-system-arm -machine mps2-an386 -cpu cortex-m4 -icount shift=0 \
-    -nographic -monitor none -serial none \
-    -semihosting-config enable=on,target=native -kernel "$OUT_DIR/$1.elf" </dev/null >"$OUT_DIR/$1.log"
-  rc=$?
-  set -e
-  cat "$OUT_DIR/$1.log"
+  rc=0
+  run_qemu "$OUT_DIR/$1.elf" "$OUT_DIR/$1.log" || rc=$?
   [[ $rc == 124 ]] && die "QEMU timed out after ${QEMU_TIMEOUT}s ($1)"
   [[ $rc == 0 ]] || die "the firmware reported a failure (exit $rc, $1)"
   grep -q '^PASS$' "$OUT_DIR/$1.log" || die "no PASS from the firmware ($1)"
 }
 run agent
 
-SIZE_TOOL=$(command -v size || command -v llvm-size) || die "no size tool"
-code_bytes() { "$SIZE_TOOL" -A "$1" | awk '$1==".text" || $1==".rodata" { s += $2 } END { print s+0 }'; }
 full=$(code_bytes "$OUT_DIR/agent.elf")
 lockfw=$(code_bytes "$OUT_DIR/lock-only.elf")
 base=$(code_bytes "$OUT_DIR/baseline.elf")

@@ -18,26 +18,22 @@
 # pinned Rust toolchain with thumbv7em-none-eabihf.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+QEMU_NAME=qemu-audit
+# shellcheck source=lib/qemu.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/qemu.sh"
 FIRMWARE="$ROOT/firmware/qemu-audit"
 OUT_DIR="$ROOT/target/qemu-audit"
-export CARGO_TARGET_DIR="$ROOT/target/firmware"
-TRIPLE=thumbv7em-none-eabihf
 CODE_BUDGET="${KEYWAY_AUDIT_CODE_BUDGET:-32768}"
 STACK_BUDGET="${KEYWAY_AUDIT_STACK_BUDGET:-9216}"
-QEMU_TIMEOUT="${KEYWAY_QEMU_TIMEOUT:-120}"
 
 [[ $# == 0 ]] || { echo "usage: $0" >&2; exit 2; }
-log() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'qemu-audit: error: %s\n' "$*" >&2; exit 1; }
-command -v qemu-system-arm >/dev/null || die "qemu-system-arm not found (scripts/qemu-verify.sh installs it)"
+ensure_qemu
 
 rm -rf "$OUT_DIR" && mkdir -p "$OUT_DIR"
 
 # 1. The device key, as a lock would make it at provisioning.
 log "device key (keyway keygen)"
-(cd "$ROOT" && cargo build -q -p keyway --target-dir "$ROOT/target") || die "building keyway failed"
-KEYWAY="$ROOT/target/debug/keyway"
+host_keyway
 "$KEYWAY" keygen "$OUT_DIR/device" >&2
 # PKCS#8 for Ed25519 (RFC 8410, v1 or v2): the 32-byte seed is at bytes 16..48,
 # after 30 2e|51 02 01 00|01 30 05 06 03 2b 65 70 04 22 04 20.
@@ -68,13 +64,8 @@ fi
 
 # 3. Run it.
 log "running on QEMU mps2-an386"
-set +e
-timeout "$QEMU_TIMEOUT" qemu-system-arm -machine mps2-an386 -cpu cortex-m4 \
-  -nographic -monitor none -serial none \
-  -semihosting-config enable=on,target=native -kernel "$OUT_DIR/audit.elf" </dev/null >"$OUT_DIR/run.log"
-rc=$?
-set -e
-grep -v '^[0-9a-f]*$' "$OUT_DIR/run.log" || true
+rc=0
+QEMU_HIDE_HEX=1 KEYWAY_QEMU_ICOUNT=0 run_qemu "$OUT_DIR/audit.elf" "$OUT_DIR/run.log" || rc=$?
 [[ $rc == 124 ]] && die "QEMU timed out after ${QEMU_TIMEOUT}s"
 [[ $rc == 0 ]] || die "the firmware reported a failure (exit $rc)"
 
@@ -90,8 +81,6 @@ if "$KEYWAY" log verify "$OUT_DIR/tampered.bin" --device-key "$OUT_DIR/device.pu
 fi
 
 # 5. Code size.
-SIZE_TOOL=$(command -v size || command -v llvm-size) || die "no size tool"
-code_bytes() { "$SIZE_TOOL" -A "$1" | awk '$1==".text" || $1==".rodata" { s += $2 } END { print s+0 }'; }
 full=$(code_bytes "$OUT_DIR/audit.elf")
 base=$(code_bytes "$OUT_DIR/baseline.elf")
 code=$((full - base))

@@ -22,22 +22,19 @@
 # Rust toolchain with thumbv7em-none-eabihf.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+QEMU_NAME=qemu-boot
+# shellcheck source=lib/qemu.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/qemu.sh"
 FIRMWARE="$ROOT/firmware/qemu-boot"
 FIXTURE_DIR="${KEYWAY_QEMU_BOOT_FIXTURES:-$ROOT/target/qemu-boot-fixture}"
 OUT_DIR="$ROOT/target/qemu-boot"
 # Shared by all firmware projects, apart from the host workspace's target/.
-export CARGO_TARGET_DIR="$ROOT/target/firmware"
-TRIPLE=thumbv7em-none-eabihf
-QEMU_TIMEOUT="${KEYWAY_QEMU_TIMEOUT:-120}"
 PAYLOAD_BYTES=8192
 VENDOR_DOMAIN=example.invalid
 DEVICE_CLASS=qemu-test-lock
 
 [[ $# == 0 ]] || { echo "usage: $0" >&2; exit 2; }
 
-log() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'qemu-boot: error: %s\n' "$*" >&2; exit 1; }
 
 # --- 1. fixtures -------------------------------------------------------------
 # Leaves in $FIXTURE_DIR: ed25519.pub (32 raw bytes), vendor-id.bin and
@@ -47,9 +44,8 @@ make_fixtures() {
   rm -rf "$FIXTURE_DIR"
   mkdir -p "$FIXTURE_DIR"
   # The host workspace's own target dir (CARGO_TARGET_DIR above is the firmware's).
-  (cd "$ROOT" && cargo build -q -p keyway --target-dir "$ROOT/target") \
-    || die "building the host CLI failed"
-  local keyway="$ROOT/target/debug/keyway" f="$FIXTURE_DIR" seq
+  host_keyway
+  local keyway="$KEYWAY" f="$FIXTURE_DIR" seq
   "$keyway" keygen "$f/ed25519" --alg ed25519 >&2
   for seq in 1 2; do
     printf '# 1.%s.0\n\nqemu-boot fixture release %s.\n' "$seq" "$seq" >"$f/v$seq.md"
@@ -61,15 +57,8 @@ make_fixtures() {
   done
   # The firmware wants the raw 32-byte key: the end of the SPKI.
   mv "$f/ed25519.pub" "$f/ed25519.spki.pem"
-  sed '1d;$d' "$f/ed25519.spki.pem" | base64 -d | tail -c 32 >"$f/ed25519.pub"
-  python3 - "$VENDOR_DOMAIN" "$DEVICE_CLASS" "$f" <<'PY'
-import os, sys, uuid
-vendor = uuid.uuid5(uuid.NAMESPACE_DNS, sys.argv[1])
-klass = uuid.uuid5(vendor, sys.argv[2])
-for name, u in (("vendor-id.bin", vendor), ("class-id.bin", klass)):
-    with open(os.path.join(sys.argv[3], name), "wb") as out:
-        out.write(u.bytes)
-PY
+  raw_ed25519_pub "$f/ed25519.spki.pem" "$f/ed25519.pub"
+  device_ids "$VENDOR_DOMAIN" "$DEVICE_CLASS" "$f"
 }
 
 check_fixtures() {
@@ -83,17 +72,6 @@ check_fixtures() {
 }
 
 # --- 3. run ------------------------------------------------------------------
-ensure_qemu() {
-  command -v qemu-system-arm >/dev/null && return
-  # Not in the base machine image: install it when we can (CI runs as root).
-  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
-    log "installing qemu-system-arm"
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-system-arm; } >&2 \
-      || die "apt-get install qemu-system-arm failed"
-  else
-    die "qemu-system-arm not found (apt-get install -y qemu-system-arm)"
-  fi
-}
 
 # The lines the firmware must print (each a check it asserted on target).
 EXPECTED=(
@@ -145,12 +123,8 @@ main() {
 
   log "running under QEMU (timeout ${QEMU_TIMEOUT}s)"
   local rc
-  set +e
-  timeout "$QEMU_TIMEOUT" qemu-system-arm -machine mps2-an386 -cpu cortex-m4 \
-    -nographic -monitor none -serial none \
-    -semihosting-config enable=on,target=native -kernel "$elf" </dev/null | tee "$logf"
-  rc=${PIPESTATUS[0]}
-  set -e
+  rc=0
+  KEYWAY_QEMU_ICOUNT=0 run_qemu "$elf" "$logf" || rc=$?
   [[ $rc == 124 ]] && die "QEMU timed out after ${QEMU_TIMEOUT}s (see $logf)"
 
   # --- 4. judge and report ---------------------------------------------------

@@ -26,14 +26,13 @@
 # Rust toolchain with thumbv7em-none-eabihf.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+QEMU_NAME=qemu-channel
+# shellcheck source=lib/qemu.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/qemu.sh"
 FIRMWARE="$ROOT/firmware/qemu-channel"
 OUT_DIR="$ROOT/target/qemu-channel"
-export CARGO_TARGET_DIR="$ROOT/target/firmware"
-TRIPLE=thumbv7em-none-eabihf
 CODE_BUDGET="${KEYWAY_CHANNEL_CODE_BUDGET:-98304}"
 STACK_BUDGET="${KEYWAY_CHANNEL_STACK_BUDGET:-12288}"
-QEMU_TIMEOUT="${KEYWAY_QEMU_TIMEOUT:-120}"
 # The BLE model (BENCHMARKS.md): bytes/s, turnaround per response (ms),
 # framing per message (SMP header + CBOR wrapping), lock clock (Hz).
 LINK_BPS=10000
@@ -42,9 +41,7 @@ FRAMING=14
 CLOCK_HZ=64000000
 
 [[ $# == 0 ]] || { echo "usage: $0" >&2; exit 2; }
-log() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'qemu-channel: error: %s\n' "$*" >&2; exit 1; }
-command -v qemu-system-arm >/dev/null || die "qemu-system-arm not found (scripts/qemu-verify.sh installs it)"
+ensure_qemu
 
 rm -rf "$OUT_DIR" && mkdir -p "$OUT_DIR"
 
@@ -62,13 +59,8 @@ build baseline --features baseline
 run() { # run NAME: boots NAME.elf, log in NAME.log; dies unless it passed
   log "running $1 on QEMU mps2-an386 (-icount shift=0)"
   local rc
-  set +e
-  timeout "$QEMU_TIMEOUT" qemu-system-arm -machine mps2-an386 -cpu cortex-m4 -icount shift=0 \
-    -nographic -monitor none -serial none \
-    -semihosting-config enable=on,target=native -kernel "$OUT_DIR/$1.elf" </dev/null >"$OUT_DIR/$1.log"
-  rc=$?
-  set -e
-  cat "$OUT_DIR/$1.log"
+  rc=0
+  run_qemu "$OUT_DIR/$1.elf" "$OUT_DIR/$1.log" || rc=$?
   [[ $rc == 124 ]] && die "QEMU timed out after ${QEMU_TIMEOUT}s ($1)"
   [[ $rc == 0 ]] || die "the firmware reported a failure (exit $rc, $1)"
   grep -q '^PASS$' "$OUT_DIR/$1.log" || die "no PASS from the firmware ($1)"
@@ -80,8 +72,6 @@ diff <(grep '^lock step' "$OUT_DIR/channel.log" | sed 's/, stack.*//') \
      <(grep '^lock step' "$OUT_DIR/lock-only.log" | sed 's/, stack.*//') >/dev/null \
   || log "note: the lock's instruction counts differ between the two builds (inlining differs)"
 
-SIZE_TOOL=$(command -v size || command -v llvm-size) || die "no size tool"
-code_bytes() { "$SIZE_TOOL" -A "$1" | awk '$1==".text" || $1==".rodata" { s += $2 } END { print s+0 }'; }
 full=$(code_bytes "$OUT_DIR/channel.elf")
 lockfw=$(code_bytes "$OUT_DIR/lock-only.elf")
 base=$(code_bytes "$OUT_DIR/baseline.elf")

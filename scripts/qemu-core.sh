@@ -38,12 +38,12 @@
 # the pinned Rust toolchain with thumbv7em-none-eabihf.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+QEMU_NAME=qemu-core
+# shellcheck source=lib/qemu.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/qemu.sh"
 FIRMWARE="$ROOT/firmware/qemu-core"
 FIXTURE_DIR="${KEYWAY_QEMU_CORE_FIXTURES:-$ROOT/target/qemu-core-fixture}"
 OUT_DIR="$ROOT/target/qemu-core"
-export CARGO_TARGET_DIR="$ROOT/target/firmware"
-TRIPLE=thumbv7em-none-eabihf
 CODE_BUDGET="${KEYWAY_CORE_CODE_BUDGET:-131072}"
 RAM_BUDGET="${KEYWAY_CORE_RAM_BUDGET:-32768}"
 QEMU_TIMEOUT="${KEYWAY_QEMU_TIMEOUT:-300}"
@@ -52,17 +52,14 @@ VENDOR_DOMAIN=example.invalid
 DEVICE_CLASS=qemu-test-lock
 
 [[ $# == 0 ]] || { echo "usage: $0" >&2; exit 2; }
-log() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'qemu-core: error: %s\n' "$*" >&2; exit 1; }
-command -v qemu-system-arm >/dev/null || die "qemu-system-arm not found (scripts/qemu-verify.sh installs it)"
+ensure_qemu
 
 # The host CLI (its own target dir; CARGO_TARGET_DIR is the firmware's).
 # KEYWAY_BIN=PATH: use that `keyway` binary instead.
 if [[ -n ${KEYWAY_BIN:-} ]]; then
   KEYWAY=$KEYWAY_BIN
 else
-  (cd "$ROOT" && cargo build -q -p keyway --target-dir "$ROOT/target") || die "building the host CLI failed"
-  KEYWAY="$ROOT/target/debug/keyway"
+  host_keyway
 fi
 
 # --- 1. fixtures --------------------------------------------------------------
@@ -83,15 +80,8 @@ make_fixtures() {
       || die "signing v$seq failed"
   done
   mv "$f/root.pub" "$f/root.spki.pem"
-  sed '1d;$d' "$f/root.spki.pem" | base64 -d | tail -c 32 >"$f/root.pub"
-  python3 - "$VENDOR_DOMAIN" "$DEVICE_CLASS" "$f" <<'PY'
-import os, sys, uuid
-vendor = uuid.uuid5(uuid.NAMESPACE_DNS, sys.argv[1])
-klass = uuid.uuid5(vendor, sys.argv[2])
-for name, u in (("vendor-id.bin", vendor), ("class-id.bin", klass)):
-    with open(os.path.join(sys.argv[3], name), "wb") as out:
-        out.write(u.bytes)
-PY
+  raw_ed25519_pub "$f/root.spki.pem" "$f/root.pub"
+  device_ids "$VENDOR_DOMAIN" "$DEVICE_CLASS" "$f"
   "$KEYWAY" keygen "$f/device" >&2
   # PKCS#8 for Ed25519 (RFC 8410): the 32-byte seed is at bytes 16..48.
   local der
@@ -133,13 +123,8 @@ build baseline --features baseline
 run() { # run NAME
   log "running $1 on QEMU mps2-an386 (-icount shift=0)"
   local rc
-  set +e
-  timeout "$QEMU_TIMEOUT" qemu-system-arm -machine mps2-an386 -cpu cortex-m4 -icount shift=0 \
-    -nographic -monitor none -serial none \
-    -semihosting-config enable=on,target=native -kernel "$OUT_DIR/$1.elf" </dev/null >"$OUT_DIR/$1.log"
-  rc=$?
-  set -e
-  grep -v '^[0-9a-f]*$' "$OUT_DIR/$1.log" || true
+  rc=0
+  QEMU_HIDE_HEX=1 run_qemu "$OUT_DIR/$1.elf" "$OUT_DIR/$1.log" || rc=$?
   [[ $rc == 124 ]] && die "QEMU timed out after ${QEMU_TIMEOUT}s ($1)"
   [[ $rc == 0 ]] || die "the firmware reported a failure (exit $rc, $1)"
   grep -q '^PASS$' "$OUT_DIR/$1.log" || die "no PASS from the firmware ($1)"
@@ -202,8 +187,6 @@ for name in sorted(os.listdir(sys.argv[3])):
 sys.exit(bad)
 PY
 log "fixture parity: every fixture is in both the quiet and the baseline image"
-SIZE_TOOL=$(command -v size || command -v llvm-size) || die "no size tool"
-sect() { "$SIZE_TOOL" -A "$1" | awk -v re="$2" '$1 ~ re { s += $2 } END { print s+0 }'; }
 full=$(sect "$OUT_DIR/quiet.elf" '^\.(text|rodata)$')
 checked=$(sect "$OUT_DIR/core.elf" '^\.(text|rodata)$')
 base=$(sect "$OUT_DIR/baseline.elf" '^\.(text|rodata)$')

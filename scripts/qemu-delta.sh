@@ -18,19 +18,16 @@
 # Rust toolchain with thumbv7em-none-eabihf.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+QEMU_NAME=qemu-delta
+# shellcheck source=lib/qemu.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/qemu.sh"
 FIRMWARE="$ROOT/firmware/qemu-delta"
 OUT_DIR="$ROOT/target/qemu-delta"
-export CARGO_TARGET_DIR="$ROOT/target/firmware"
-TRIPLE=thumbv7em-none-eabihf
 CODE_BUDGET="${KEYWAY_DELTA_CODE_BUDGET:-8192}"
 STACK_BUDGET="${KEYWAY_DELTA_STACK_BUDGET:-2048}"
-QEMU_TIMEOUT="${KEYWAY_QEMU_TIMEOUT:-120}"
 
 [[ $# == 0 ]] || { echo "usage: $0" >&2; exit 2; }
-log() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'qemu-delta: error: %s\n' "$*" >&2; exit 1; }
-command -v qemu-system-arm >/dev/null || die "qemu-system-arm not found (scripts/qemu-verify.sh installs it)"
+ensure_qemu
 
 rm -rf "$OUT_DIR" && mkdir -p "$OUT_DIR"
 
@@ -51,8 +48,8 @@ awk -v which=old "$PAIR" | xxd -r -p >"$OUT_DIR/old.bin"
 awk -v which=new "$PAIR" | xxd -r -p >"$OUT_DIR/new.bin"
 [[ $(stat -c %s "$OUT_DIR/old.bin") == 24000 && $(stat -c %s "$OUT_DIR/new.bin") == 24312 ]] \
   || die "the synthetic pair has the wrong sizes"
-(cd "$ROOT" && cargo build -q -p keyway --target-dir "$ROOT/target") || die "building keyway failed"
-"$ROOT/target/debug/keyway" diff "$OUT_DIR/old.bin" "$OUT_DIR/new.bin" -o "$OUT_DIR/patch.kwd" >&2
+host_keyway
+"$KEYWAY" diff "$OUT_DIR/old.bin" "$OUT_DIR/new.bin" -o "$OUT_DIR/patch.kwd" >&2
 
 # 2. Build the firmware and its baseline.
 build() { # build NAME [cargo args]
@@ -69,20 +66,13 @@ build baseline --features baseline
 # drives SysTick (25 MHz on this board), so a tick should be 40 instructions;
 # the firmware calibrates it with a loop of a known instruction count.
 log "running on QEMU mps2-an386 (-icount shift=0)"
-set +e
-timeout "$QEMU_TIMEOUT" qemu-system-arm -machine mps2-an386 -cpu cortex-m4 -icount shift=0 \
-  -nographic -monitor none -serial none \
-  -semihosting-config enable=on,target=native -kernel "$OUT_DIR/delta.elf" </dev/null >"$OUT_DIR/run.log"
-rc=$?
-set -e
-cat "$OUT_DIR/run.log"
+rc=0
+run_qemu "$OUT_DIR/delta.elf" "$OUT_DIR/run.log" || rc=$?
 [[ $rc == 124 ]] && die "QEMU timed out after ${QEMU_TIMEOUT}s"
 [[ $rc == 0 ]] || die "the firmware reported a failure (exit $rc)"
 grep -q '^PASS$' "$OUT_DIR/run.log" || die "no PASS from the firmware"
 
 # 4. Figures.
-SIZE_TOOL=$(command -v size || command -v llvm-size) || die "no size tool"
-code_bytes() { "$SIZE_TOOL" -A "$1" | awk '$1==".text" || $1==".rodata" { s += $2 } END { print s+0 }'; }
 full=$(code_bytes "$OUT_DIR/delta.elf")
 base=$(code_bytes "$OUT_DIR/baseline.elf")
 code=$((full - base))

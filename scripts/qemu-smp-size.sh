@@ -6,16 +6,18 @@
 # keyway-smp calls, for both sides and for the lock's side alone.
 # Needs: qemu-system-arm, size (binutils) or llvm-size.
 set -euo pipefail
-cd "$(dirname "$0")/../firmware/smp-size"
-die() { echo "qemu-smp-size: FAIL: $*" >&2; exit 1; }
+QEMU_NAME=qemu-smp-size
+# shellcheck source=lib/qemu.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/qemu.sh"
+# This project keeps its own target dirs (target/, target/baseline, target/lock-only).
+unset CARGO_TARGET_DIR
+cd "$ROOT/firmware/smp-size"
 cargo build -q --release --locked
 cargo build -q --release --locked --features baseline --target-dir target/baseline
 cargo build -q --release --locked --features lock-only --target-dir target/lock-only
 ELF=target/thumbv7em-none-eabihf/release/smp-size
-timeout 120 qemu-system-arm -machine mps2-an386 -cpu cortex-m4 -nographic \
-  -semihosting-config enable=on,target=native -kernel "$ELF" || die "the firmware failed"
-SIZE_TOOL=$(command -v size || command -v llvm-size) || die "no size tool"
-code_bytes() { "$SIZE_TOOL" -A "$1" | awk '$1==".text" || $1==".rodata" { s += $2 } END { print s+0 }'; }
+mkdir -p target
+KEYWAY_QEMU_ICOUNT=0 run_qemu "$ELF" target/run.log || die "the firmware failed"
 full=$(code_bytes "$ELF")
 base=$(code_bytes target/baseline/thumbv7em-none-eabihf/release/smp-size)
 lock=$(code_bytes target/lock-only/thumbv7em-none-eabihf/release/smp-size)

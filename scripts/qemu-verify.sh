@@ -36,15 +36,15 @@
 # toolchain with thumbv7em-none-eabihf.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+QEMU_NAME=qemu-verify
+# shellcheck source=lib/qemu.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/qemu.sh"
 FIRMWARE="$ROOT/firmware/qemu-verify"
 # KEYWAY_QEMU_FIXTURES=DIR: use fixtures already in DIR (same file names),
 # e.g. to rerun on one set, instead of making new ones with the host CLI.
 FIXTURE_DIR="${KEYWAY_QEMU_FIXTURES:-$ROOT/target/qemu-fixture}"
 OUT_DIR="$ROOT/target/qemu-verify"
 # Shared by all firmware projects, apart from the host workspace's target/.
-export CARGO_TARGET_DIR="$ROOT/target/firmware"
-TRIPLE=thumbv7em-none-eabihf
 # name|cargo features|code budget|stack budget
 CONFIGS=(
   "ed25519|curve25519|${KEYWAY_CODE_BUDGET:-40960}|${KEYWAY_STACK_BUDGET:-8192}"
@@ -55,14 +55,11 @@ CONFIGS=(
 if [[ ${KEYWAY_VERIFY_COMPACT:-} == 1 ]]; then
   CONFIGS+=("compact|ed25519|${KEYWAY_CODE_BUDGET:-40960}|${KEYWAY_STACK_BUDGET:-8192}")
 fi
-QEMU_TIMEOUT="${KEYWAY_QEMU_TIMEOUT:-120}"
 SEQUENCE=7
 PAYLOAD_BYTES=16384
 
 [[ $# == 0 ]] || { echo "usage: $0" >&2; exit 2; }
 
-log() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'qemu-verify: error: %s\n' "$*" >&2; exit 1; }
 
 # --- 1. fixtures -------------------------------------------------------------
 # Every fixture function must leave in $FIXTURE_DIR:
@@ -100,9 +97,8 @@ PY
 make_fixtures() {
   common_fixture_inputs
   # The host workspace's own target dir (CARGO_TARGET_DIR above is the firmware's).
-  (cd "$ROOT" && cargo build -q -p keyway --target-dir "$ROOT/target") \
-    || die "building the host CLI failed"
-  local keyway="$ROOT/target/debug/keyway" f="$FIXTURE_DIR" alg
+  host_keyway
+  local keyway="$KEYWAY" f="$FIXTURE_DIR" alg
   printf '# qemu-verify fixture\n\nOn-target test release.\n' >"$f/notes.md"
   "$keyway" keygen "$f/ed25519" --alg ed25519 >&2
   "$keyway" keygen "$f/p256" --alg p256 >&2
@@ -144,23 +140,8 @@ build() { # build NAME STACK_BUDGET [extra cargo args]: copies the ELF to $OUT_D
 }
 
 # --- 3. run ------------------------------------------------------------------
-run_qemu() { # run_qemu ELF LOG -> QEMU's exit status (the firmware's verdict)
-  local rc
-  set +e
-  timeout "$QEMU_TIMEOUT" qemu-system-arm -machine mps2-an386 -cpu cortex-m4 \
-    -nographic -monitor none -serial none \
-    -semihosting-config enable=on,target=native -kernel "$1" </dev/null | tee "$2"
-  rc=${PIPESTATUS[0]}
-  set -e
-  [[ $rc == 124 ]] && die "QEMU timed out after ${QEMU_TIMEOUT}s ($1)"
-  return "$rc"
-}
 
 # --- 4. measure --------------------------------------------------------------
-SIZE_TOOL=$(command -v size || command -v llvm-size || command -v arm-none-eabi-size || true)
-code_bytes() { # .text + .rodata of an ELF
-  "$SIZE_TOOL" -A "$1" | awk '$1==".text" || $1==".rodata" { s += $2 } END { print s+0 }'
-}
 
 # The verifier crates, for the second measure: the sizes of their symbols.
 VERIFIER_CRATES='keyway_suit|ed25519_compact|curve25519_dalek|p256|primeorder|crypto_bigint|elliptic_curve|ecdsa|sha2|digest|heapless|hybrid_array|block_buffer'
@@ -171,17 +152,6 @@ verifier_symbol_bytes() { # code+rodata symbols (nm -S) named in a verifier crat
     END { print s+0 }'
 }
 
-ensure_qemu() {
-  command -v qemu-system-arm >/dev/null && return
-  # Not in the base machine image: install it when we can (CI runs as root).
-  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
-    log "installing qemu-system-arm"
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-system-arm; } >&2 \
-      || die "apt-get install qemu-system-arm failed"
-  else
-    die "qemu-system-arm not found (apt-get install -y qemu-system-arm)"
-  fi
-}
 
 figure() { # figure LOG PATTERN: the number after PATTERN in the firmware's log
   sed -n "s/.*$2 \([0-9]*\) bytes.*/\1/p" "$1" | tail -n1
@@ -197,7 +167,8 @@ run_config() { # run_config NAME FEATURES CODE_BUDGET STACK_BUDGET -> 0 if all c
 
   log "running $name under QEMU (timeout ${QEMU_TIMEOUT}s)"
   local rc=0
-  run_qemu "$elf" "$logf" || rc=$?
+  KEYWAY_QEMU_ICOUNT=0 run_qemu "$elf" "$logf" || rc=$?
+  [[ $rc == 124 ]] && die "QEMU timed out after ${QEMU_TIMEOUT}s ($elf)"
 
   local full basec code symc stack ed p256 cases fail=0 verdict
   full=$(code_bytes "$elf")

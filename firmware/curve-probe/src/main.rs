@@ -39,7 +39,8 @@
 
 use core::hint::black_box;
 use cortex_m_rt::entry;
-use cortex_m_semihosting::{debug, hprintln};
+use cortex_m_semihosting::hprintln;
+use keyway_board::exit;
 
 use keyway_board::meter;
 use keyway_board::stack;
@@ -111,18 +112,6 @@ impl Meter {
         let (((), ticks), usage) = stack::measure(|| meter::timed(syst, f));
         hprintln!("ticks {}: {}", name, ticks);
         hprintln!("stack {}: {}", name, usage.call);
-    }
-}
-
-/// Ends the run through semihosting: QEMU exits with the verdict.
-fn exit(success: bool) -> ! {
-    debug::exit(if success {
-        debug::EXIT_SUCCESS
-    } else {
-        debug::EXIT_FAILURE
-    });
-    loop {
-        cortex_m::asm::wfi();
     }
 }
 

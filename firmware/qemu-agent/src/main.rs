@@ -7,7 +7,7 @@
 //! (SESSION_START, SESSION_FINISH), and sends sealed requests: unlock,
 //! consent, owners. Every `Agent::handle` call is measured: SysTick ticks
 //! (instructions under `qemu -icount shift=0`, calibrated on target) and
-//! the stack high-water mark of the call (qemu-audit's painter). The
+//! the stack high-water mark of the call (keyway-board's painter). The
 //! client's steps run unmeasured.
 //!
 //! Builds: the default (both roles, run), `lock-only` (the agent alone on
@@ -36,6 +36,7 @@ use keyway_agent::agent::{
 use keyway_agent::limits::PeerId;
 use keyway_agent::store;
 use keyway_audit::Time;
+use keyway_board::fail;
 use keyway_channel::SigningKey as KeyPair;
 use keyway_channel::{ClientHandshake, ClientPairing, ClientSession, SetupCode, StoredVerifier};
 use keyway_smp::cbor::Writer;
@@ -66,12 +67,6 @@ const SLOTS: usize = 4;
 const CODE: u32 = 20_231_107;
 const REGION: store::Config = store::Config::new(0, 2);
 type Flash = RamFlash<8192>;
-
-fn fail(what: &str) -> ! {
-    hprintln!("FAIL: {}", what);
-    debug::exit(debug::EXIT_FAILURE);
-    loop {}
-}
 
 /// The lock's hardware, in memory.
 struct Lock {

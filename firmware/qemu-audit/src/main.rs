@@ -20,10 +20,11 @@ use keyway_board::stack;
 use core::ptr::addr_of_mut;
 
 use cortex_m_rt::entry;
-use cortex_m_semihosting::{debug, hprint, hprintln};
+use cortex_m_semihosting::{hprint, hprintln};
 use embedded_storage::nor_flash::{
     ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
 };
+use keyway_board::exit;
 
 const PAGE: usize = 4096;
 const PAGES: usize = 4;
@@ -276,15 +277,4 @@ fn main() -> ! {
         }
     };
     exit(success)
-}
-
-fn exit(success: bool) -> ! {
-    debug::exit(if success {
-        debug::EXIT_SUCCESS
-    } else {
-        debug::EXIT_FAILURE
-    });
-    loop {
-        cortex_m::asm::wfi();
-    }
 }

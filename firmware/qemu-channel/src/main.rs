@@ -6,8 +6,8 @@
 //! sealed request with its sealed response. Every step of the **lock's**
 //! side is measured twice at once: SysTick ticks (instructions under
 //! `qemu -icount shift=0`, calibrated on target with a loop of known
-//! length) and the stack high-water mark of the call (painted; qemu-audit's
-//! painter, shared by `#[path]`). The client's steps run unmeasured (on a
+//! length) and the stack high-water mark of the call (painted by
+//! keyway-board's `stack::measure`). The client's steps run unmeasured (on a
 //! real client they run on a phone or PC).
 //!
 //! Exits through semihosting: success only if every step succeeded, the
@@ -29,6 +29,7 @@ use meter::{calibrate, timed};
 
 use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprintln};
+use keyway_board::fail;
 use keyway_channel::SigningKey as KeyPair;
 use keyway_channel::handshake::{MSG1_LEN, MSG2_LEN, MSG3_LEN};
 use keyway_channel::pairing::{PAKE1_LEN, PAKE2_LEN, PAKE3_LEN, PAKE4_LEN, PARAMS_LEN};
@@ -88,12 +89,6 @@ fn same(got: &[u8], want: &[u8], what: &str) {
         debug::exit(debug::EXIT_FAILURE);
         loop {}
     }
-}
-
-fn fail(what: &str) -> ! {
-    hprintln!("FAIL: {}", what);
-    debug::exit(debug::EXIT_FAILURE);
-    loop {}
 }
 
 fn check<T>(r: Result<T, Error>, what: &str) -> T {

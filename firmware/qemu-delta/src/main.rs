@@ -1,6 +1,6 @@
 //! On-target test of keyway-delta's decoder (Cortex-M4, QEMU mps2-an386).
 //!
-//! A RAM-backed NOR flash (qemu-boot's `RamFlash`: 4 KiB sectors, 4-byte
+//! A RAM-backed NOR flash (keyway-board's `RamFlash`: 4 KiB sectors, 4-byte
 //! writes that only clear bits) holds the base image in slot 0. The
 //! firmware applies a real patch (made by `keyway diff` on the host,
 //! embedded at build time) as a lock would: the `Patcher` reads the base
@@ -31,6 +31,7 @@ use core::cell::RefCell;
 use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprintln};
 use embedded_storage::nor_flash::{NorFlash, ReadNorFlash};
+use keyway_board::fail;
 use keyway_delta::{BaseReader, HEADER_LEN, PatchHeader, Patcher};
 use ram_flash::{ERASED, RamFlash, SECTOR, WORD};
 use sha2::{Digest, Sha256};
@@ -62,12 +63,6 @@ const fn parse_usize(s: &[u8]) -> usize {
 }
 
 type Flash = RamFlash<FLASH_LEN>;
-
-fn fail(what: &str) -> ! {
-    hprintln!("FAIL: {}", what);
-    debug::exit(debug::EXIT_FAILURE);
-    loop {}
-}
 
 /// Slot 0 as the patcher's base.
 struct Base<'a>(&'a RefCell<&'a mut Flash>);

@@ -15,7 +15,8 @@ mod tamper;
 use core::ptr::addr_of_mut;
 
 use cortex_m_rt::entry;
-use cortex_m_semihosting::{debug, hprintln};
+use cortex_m_semihosting::hprintln;
+use keyway_board::exit;
 
 macro_rules! fixture {
     ($name:literal) => {
@@ -370,16 +371,4 @@ fn main() -> ! {
     let checks = cases().count() as u32 + 1;
     hprintln!("{} passed, {} failed", checks - failed, failed);
     exit(failed == 0)
-}
-
-fn exit(success: bool) -> ! {
-    debug::exit(if success {
-        debug::EXIT_SUCCESS
-    } else {
-        debug::EXIT_FAILURE
-    });
-    // Only reached without a semihosting host; the runner's timeout ends it.
-    loop {
-        cortex_m::asm::wfi();
-    }
 }

@@ -1,0 +1,117 @@
+# shellcheck shell=bash
+# The shared library of the scripts that run firmware on QEMU mps2-an386
+# (scripts/qemu-*.sh, scripts/qemu-boot-chain.sh). Source it after setting
+# QEMU_NAME (the script's name, for messages):
+#
+#   QEMU_NAME=qemu-agent
+#   source "$(dirname "${BASH_SOURCE[0]}")/lib/qemu.sh"
+#
+# It sets ROOT (the repository), TRIPLE, CARGO_TARGET_DIR (target/firmware,
+# shared by every firmware project), QEMU_TIMEOUT (KEYWAY_QEMU_TIMEOUT,
+# default 120 s) and defines:
+#   log MSG / die MSG              progress on stderr / error and exit 1
+#   ensure_qemu                    qemu-system-arm, installed by apt-get as root
+#   fw_build DIR ELF_NAME OUT [cargo args]
+#                                  cargo build --release in firmware/DIR, copy the ELF to OUT
+#   run_qemu ELF LOG [qemu args]   boot ELF with semihosting under `timeout`,
+#                                  stdout into LOG (and shown); returns QEMU's status
+#                                  (124: timed out; call it as `run_qemu ... || rc=$?`).
+#                                  QEMU_HIDE_HEX=1 leaves the hex dump lines out of what is shown. KEYWAY_QEMU_ICOUNT=0 leaves out -icount.
+#   judge NAME STATUS LOG          die unless STATUS is 0 and LOG has no FAIL line
+#   code_bytes ELF                 .text+.rodata
+#   sect ELF REGEX                 the sizes of the sections matching REGEX
+#   host_keyway                    builds the host CLI once; sets KEYWAY (its path)
+#   raw_ed25519_pub SPKI_PEM OUT   the 32 raw key bytes of an Ed25519 SPKI PEM
+#   device_ids DOMAIN CLASS DIR    vendor-id.bin and class-id.bin (UUIDv5, FORMAT.md)
+#   by_crate ELF 'label=regex' ... code by crate from `nm -S` (symbols whose
+#                                  demangled name matches regex), largest first
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+TRIPLE=thumbv7em-none-eabihf
+export CARGO_TARGET_DIR="$ROOT/target/firmware"
+QEMU_TIMEOUT="${KEYWAY_QEMU_TIMEOUT:-120}"
+: "${QEMU_NAME:=qemu}"
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf '%s: error: %s\n' "$QEMU_NAME" "$*" >&2; exit 1; }
+
+ensure_qemu() {
+  command -v qemu-system-arm >/dev/null && return
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    log "installing qemu-system-arm"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-system-arm; } >&2 \
+      || die "apt-get install qemu-system-arm failed"
+  else
+    die "qemu-system-arm not found (apt-get install -y qemu-system-arm)"
+  fi
+}
+
+fw_build() { # fw_build DIR ELF_NAME OUT [cargo args]
+  local dir=$1 elf=$2 out=$3
+  shift 3
+  log "building firmware/$dir $* -> $out"
+  (cd "$ROOT/firmware/$dir" && cargo build --release --target "$TRIPLE" "$@") \
+    || die "firmware build ($dir $*) failed"
+  cp "$CARGO_TARGET_DIR/$TRIPLE/release/$elf" "$out"
+}
+
+run_qemu() { # run_qemu ELF LOG [qemu args]
+  local elf=$1 logf=$2 rc icount=()
+  shift 2
+  [[ ${KEYWAY_QEMU_ICOUNT:-1} == 0 ]] || icount=(-icount shift=0)
+  rc=0
+  timeout "$QEMU_TIMEOUT" qemu-system-arm -machine mps2-an386 -cpu cortex-m4 "${icount[@]}" \
+    -nographic -monitor none -serial none \
+    -semihosting-config enable=on,target=native "$@" -kernel "$elf" </dev/null >"$logf" || rc=$?
+  if [[ ${QEMU_HIDE_HEX:-0} == 1 ]]; then grep -v '^[0-9a-f]*$' "$logf" || true; else cat "$logf"; fi
+  return "$rc"
+}
+
+judge() { # judge NAME STATUS LOG
+  [[ $2 == 124 ]] && die "QEMU timed out after ${QEMU_TIMEOUT}s ($1)"
+  [[ $2 == 0 ]] || die "the firmware reported a failure (exit $2, $1)"
+  if grep -q '^FAIL' "$3"; then die "a check failed ($1)"; fi
+}
+
+SIZE_TOOL=$(command -v size || command -v llvm-size || true)
+sect() { # sect ELF REGEX
+  [[ -n $SIZE_TOOL ]] || die "no size tool (binutils size or llvm-size)"
+  "$SIZE_TOOL" -A "$1" | awk -v re="$2" '$1 ~ re { s += $2 } END { print s+0 }'
+}
+code_bytes() { sect "$1" '^\.(text|rodata)$'; }
+
+host_keyway() {
+  if [[ -z ${KEYWAY:-} ]]; then
+    log "building the host CLI (keyway)"
+    (cd "$ROOT" && cargo build -q -p keyway --target-dir "$ROOT/target") \
+      || die "building the host CLI failed"
+    KEYWAY="$ROOT/target/debug/keyway"
+  fi
+}
+
+raw_ed25519_pub() { # raw_ed25519_pub SPKI_PEM OUT
+  sed '1d;$d' "$1" | base64 -d | tail -c 32 >"$2"
+}
+
+device_ids() { # device_ids DOMAIN CLASS DIR
+  python3 - "$1" "$2" "$3" <<'PY'
+import os, sys, uuid
+vendor = uuid.uuid5(uuid.NAMESPACE_DNS, sys.argv[1])
+klass = uuid.uuid5(vendor, sys.argv[2])
+for name, u in (("vendor-id.bin", vendor), ("class-id.bin", klass)):
+    with open(os.path.join(sys.argv[3], name), "wb") as out:
+        out.write(u.bytes)
+PY
+}
+
+by_crate() { # by_crate ELF 'label=regex' ...  (first match wins; the rest is "other")
+  local elf=$1
+  shift
+  nm -S -C --radix=d "$elf" | awk -v specs="$(printf '%s\n' "$@")" '
+    BEGIN { n = split(specs, lines, "\n")
+      for (i = 1; i <= n; i++) { eq = index(lines[i], "="); label[i] = substr(lines[i], 1, eq - 1); re[i] = substr(lines[i], eq + 1) } }
+    NF >= 4 && $3 ~ /^[TtRr]$/ { name = $0; sub(/^[^ ]+ [^ ]+ [^ ]+ /, "", name); s = $2 + 0; hit = 0
+      for (i = 1; i <= n; i++) if (name ~ re[i]) { c[label[i]] += s; hit = 1; break }
+      if (!hit) c["other (compiler_builtins, unnamed constants, ...)"] += s }
+    END { for (k in c) printf "%8d  %s\n", c[k], k }' | sort -rn
+}
