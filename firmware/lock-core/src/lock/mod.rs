@@ -5,7 +5,7 @@
 //! * `keyway-agent`: [`Agent::handle`] takes every received SMP frame
 //!   (pairing by setup code, the SIGMA-I handshake, sealed records with
 //!   the commands in them), checks authority, limits and the owner
-//!   [`store`](keyway_agent::store) (owners, consent, verifier, wrong-code
+//!   [`keyway_agent::store`] (owners, consent, verifier, wrong-code
 //!   count) on its NOR region, and answers; the firmware passes it the
 //!   peer, the time, the lock's CSPRNG and the [`Shell`];
 //! * the [`Shell`] serves what the agent authorizes and leaves to the
@@ -33,6 +33,10 @@
 //! calls each from one place (its event loop), while the harness calls
 //! them from several measured closures, each of which would otherwise get
 //! its own inlined copy and inflate the code figure.
+
+mod image;
+mod serve;
+mod upload;
 
 use core::cell::RefCell;
 use core::ops::Range;
@@ -394,7 +398,7 @@ impl<'a, F: NorFlash> Lock<'a, F> {
         Ok(())
     }
 
-    /// The bootloader's decision, logged ([`Shell::boot`]).
+    /// The bootloader's decision (`boot::boot` with `VerifiedSlot`), logged.
     #[inline(never)]
     pub fn boot(&mut self, now_ms: u64) -> Result<Booted, Fail<F::Error>> {
         self.shell.boot(now_ms)
@@ -634,247 +638,6 @@ impl<F: NorFlash> Shell<'_, F> {
         }
         Ok(Booted { decision, running })
     }
-
-    /// An upload chunk: the head buffered until it holds the envelope up
-    /// to its payload, verified, the installer begun; payload bytes pushed;
-    /// the last chunk finishes the slot unarmed and makes it the pending
-    /// update. A wrong offset gets the offset wanted (as MCUmgr does). Any
-    /// failure drops the upload (and the installer's download record with
-    /// it) and is logged. Returns the next offset and, at the end, whether
-    /// the client's SHA-256 matched.
-    fn upload(&mut self, u: &img::Upload<'_>) -> Result<(u64, Option<bool>), u16> {
-        if u.off == 0 {
-            let Some(len) = u.len else {
-                return Err(img_rc::INVALID_LENGTH);
-            };
-            let capacity = u64::from(IMAGE_MAX) + SECTOR as u64;
-            // The client's SHA-256 of the file (optional in MCUmgr).
-            let sha: Option<[u8; 32]> = match u.sha {
-                Some(s) => Some(s.try_into().map_err(|_| img_rc::INVALID_HASH)?),
-                None => None,
-            };
-            if len > capacity {
-                return Err(img_rc::INVALID_LENGTH);
-            }
-            self.upload.installer = None;
-            self.upload.total = len;
-            self.upload.next = 0;
-            self.upload.sha = sha;
-            self.upload.hasher = Sha256::new();
-            self.upload.head_len = 0;
-            self.upload.texts = (0..0, 0..0);
-            self.pending = None;
-        }
-        if u.off != self.upload.next || self.upload.total == 0 {
-            return Ok((self.upload.next, None));
-        }
-        if u.off + u.data.len() as u64 > self.upload.total {
-            self.upload.total = 0;
-            return Err(img_rc::INVALID_LENGTH);
-        }
-        self.reject = None;
-        let r = self.take(u.data);
-        if r.is_err() {
-            self.upload.installer = None;
-            self.upload.total = 0;
-            let reason = self.reject.take().unwrap_or(RejectReason::Payload);
-            let _ = self.audit(&Audit::UpdateRejected {
-                sequence: self.upload.sequence,
-                reason,
-            });
-        }
-        r
-    }
-
-    fn take(&mut self, data: &[u8]) -> Result<(u64, Option<bool>), u16> {
-        self.upload.hasher.update(data);
-        self.upload.next += data.len() as u64;
-        let installer_err = |_| img_rc::INVALID_HASH;
-        // The installer is kept in the shell between chunks; its flash
-        // handle type is the shell's (see `Upload::installer`).
-        if let Some(installer) = self.upload.installer.as_mut() {
-            installer
-                .push(&mut self.flash, &mut self.journal, data)
-                .map_err(installer_err)?;
-        } else {
-            // The head is buffered up to HEAD_MAX (a chunk may be larger:
-            // its rest goes to the installer once the head verified).
-            let from = self.upload.head_len;
-            let k = data.len().min(HEAD_MAX - from);
-            self.upload.head[from..from + k].copy_from_slice(&data[..k]);
-            self.upload.head_len = from + k;
-            self.begin()?;
-            let rest = &data[k..];
-            if !rest.is_empty() {
-                // No installer yet: no envelope head fits HEAD_MAX (not
-                // a SUIT envelope, e.g. an unsigned binary).
-                let Some(installer) = self.upload.installer.as_mut() else {
-                    self.reject = Some(RejectReason::Decoding);
-                    return Err(img_rc::INVALID_IMAGE_HEADER);
-                };
-                installer
-                    .push(&mut self.flash, &mut self.journal, rest)
-                    .map_err(installer_err)?;
-            }
-        }
-        if self.upload.next < self.upload.total {
-            return Ok((self.upload.next, None));
-        }
-        let installer = self
-            .upload
-            .installer
-            .take()
-            .ok_or(img_rc::INVALID_IMAGE_HEADER)?;
-        let slot = installer
-            .finish_unarmed(&mut self.flash, &mut self.journal)
-            .map_err(installer_err)?;
-        let digest: [u8; 32] = core::mem::take(&mut self.upload.hasher).finalize().into();
-        let matched = self.upload.sha.is_none_or(|s| s == digest);
-        let sequence = self.upload.sequence;
-        let manifest = self.upload.manifest;
-        let (version, notes) = self.upload.texts.clone();
-        self.pending = Some(Ready {
-            slot,
-            sequence,
-            digest,
-            manifest,
-            matched,
-            notes_offered: false,
-            armed: false,
-            version,
-            notes,
-        });
-        self.audit(&Audit::UpdateVerified { sequence })
-            .map_err(|_| img_rc::FLASH_WRITE_FAILED)?;
-        Ok((self.upload.next, Some(matched)))
-    }
-
-    /// The identity an upload is verified for: the inactive slot.
-    fn identity_for_upload(&self) -> DeviceIdentity {
-        let mut identity = self.identity;
-        identity.slot = Some(u64::from(1 - self.journal.state().active_slot.min(1)));
-        identity
-    }
-
-    /// Once the buffered head reaches into the payload: verify it (update
-    /// rule: above the floor, for the inactive slot), begin the installer
-    /// with the head, push the payload bytes already received.
-    #[inline(never)]
-    fn begin(&mut self) -> Result<(), u16> {
-        let head = &self.upload.head[..self.upload.head_len];
-        let Ok(envelope) = keyway_suit::Envelope::decode(head) else {
-            return Ok(()); // not yet: the head is still arriving
-        };
-        let Some(p) = envelope.payload else {
-            return Err(img_rc::INVALID_IMAGE_HEADER);
-        };
-        let identity = self.identity_for_upload();
-        let state = DeviceState {
-            sequence_floor: self.journal.state().floor,
-            keyset: None,
-        };
-        let mut verified = Verified::empty();
-        if let Err(e) =
-            keyway_suit::verify_envelope_into(&mut verified, head, &self.anchors, &identity, &state)
-        {
-            // The reason, to the client (the image group's code) and to
-            // the audit log.
-            let (rc, reason) = match e {
-                keyway_suit::Error::Rollback { .. } => {
-                    (img_rc::CURRENT_VERSION_IS_NEWER, RejectReason::AntiRollback)
-                }
-                keyway_suit::Error::BadSignature { .. }
-                | keyway_suit::Error::BelowThreshold { .. }
-                | keyway_suit::Error::ManifestDigestMismatch
-                | keyway_suit::Error::UnsupportedAuthentication(_) => {
-                    (img_rc::INVALID_HASH, RejectReason::Signatures)
-                }
-                keyway_suit::Error::WrongVendor { .. } | keyway_suit::Error::WrongClass { .. } => {
-                    (img_rc::INVALID_IMAGE_HEADER, RejectReason::Compatibility)
-                }
-                _ => (img_rc::INVALID_IMAGE_HEADER, RejectReason::Decoding),
-            };
-            self.upload.sequence = 0;
-            self.reject = Some(reason);
-            return Err(rc);
-        }
-        let expectation = verified
-            .payload
-            .as_ref()
-            .ok_or(img_rc::INVALID_IMAGE_HEADER)?;
-        let mut installer = Installer::begin_with_manifest(
-            &mut self.flash,
-            &mut self.journal,
-            &self.layout,
-            expectation,
-            verified.manifest_digest,
-            &head[..p.offset],
-        )
-        .map_err(|_| img_rc::FLASH_WRITE_FAILED)?;
-        installer
-            .push(&mut self.flash, &mut self.journal, &head[p.offset..])
-            .map_err(|_| img_rc::INVALID_HASH)?;
-        let sequence = verified.sequence;
-        self.upload.manifest = verified.manifest_digest;
-        // The notes are served from the kept head (up to the payload).
-        let base = head.as_ptr() as usize;
-        let span = |s: Option<&str>| {
-            s.map_or(0..0, |s| {
-                let from = (s.as_ptr() as usize).wrapping_sub(base);
-                from..from + s.len()
-            })
-        };
-        let texts = verified
-            .notes
-            .map_or((0..0, 0..0), |n| (span(n.version), span(n.description)));
-        drop(verified);
-        self.upload.sequence = sequence;
-        self.upload.texts = texts;
-        self.upload.installer = Some(installer);
-        self.upload.head_len = p.offset;
-        let _ = self.audit(&Audit::DownloadStarted { sequence });
-        Ok(())
-    }
-
-    fn text(&self, r: &Range<usize>) -> &str {
-        self.upload
-            .head
-            .get(r.clone())
-            .and_then(|b| core::str::from_utf8(b).ok())
-            .unwrap_or("")
-    }
-
-    /// The export's next chunk at `off` (0 starts a new export; its length
-    /// is counted first by a dry run of the same export).
-    fn log_chunk(&mut self, off: u64, out: &mut [u8]) -> Result<(usize, u64), Fail<F::Error>> {
-        if off == 0 {
-            let export = self.log.export(self.time(self.now_ms));
-            let mut probe = export.clone();
-            let mut len = 0u64;
-            loop {
-                let n = probe.fill(&self.log, &mut self.flash, &self.signer, out)?;
-                if n == 0 {
-                    break;
-                }
-                len += n as u64;
-            }
-            self.exporting = Some(Exporting {
-                export,
-                pos: 0,
-                len,
-            });
-        }
-        let e = self
-            .exporting
-            .as_mut()
-            .filter(|e| e.pos == off)
-            .ok_or(Fail::State("export offset"))?;
-        let n = e
-            .export
-            .fill(&self.log, &mut self.flash, &self.signer, out)?;
-        e.pos += n as u64;
-        Ok((n, e.len))
-    }
 }
 
 const fn refused(rc: MgmtErr, refusal: Option<Refusal>, group_rc: Option<u16>) -> ServeError {
@@ -974,134 +737,6 @@ impl<F: NorFlash> Device for Shell<'_, F> {
 }
 
 impl<F: NorFlash> Shell<'_, F> {
-    /// The image group's state answer: each slot re-verified from its
-    /// stored manifest (bootable), its sequence number as the version,
-    /// its manifest digest as the hash; active, pending (armed) and
-    /// confirmed from the journal.
-    fn image_state(&mut self, w: &mut Writer<'_>) -> Result<(), ServeError> {
-        let state = *self.journal.state();
-        let running = running_slot(&state);
-        let mut infos: [Option<SlotInfo>; 2] = [None, None];
-        {
-            let mut check = VerifiedSlot::<256>::new(
-                &self.layout,
-                &self.anchors,
-                &self.identity,
-                &state,
-                None,
-                &mut self.upload.head,
-            );
-            for (slot, info) in infos.iter_mut().enumerate() {
-                *info = check.check(&mut self.flash, slot as u8).ok();
-            }
-        }
-        // An upload in progress keeps its head in the buffer just used.
-        self.upload.head_len = 0;
-        if self.upload.installer.is_none() {
-            self.upload.total = 0;
-        }
-        let mut hashes = [[0u8; 32]; 2];
-        for (i, info) in infos.iter_mut().enumerate() {
-            let digest = info.as_ref().and_then(|x| self.envelope_digest(i as u8, x));
-            match digest {
-                Some(d) => hashes[i] = d,
-                None => *info = None,
-            }
-        }
-        let mut texts = [[0u8; 20]; 2];
-        let mut lens = [0usize; 2];
-        for (i, info) in infos.iter().enumerate() {
-            if let Some(info) = info {
-                lens[i] = decimal(info.sequence, &mut texts[i]);
-            }
-        }
-        let [t0, t1] = &texts;
-        let text = [
-            core::str::from_utf8(&t0[..lens[0]]).unwrap_or(""),
-            core::str::from_utf8(&t1[..lens[1]]).unwrap_or(""),
-        ];
-        let slot = |i: usize| {
-            let info = infos[i].as_ref();
-            img::ImageSlot {
-                image: Some(0),
-                slot: i as u64,
-                version: text[i],
-                hash: if info.is_some() {
-                    &hashes[i][..]
-                } else {
-                    &[][..]
-                },
-                bootable: info.is_some(),
-                pending: matches!(state.trial, TrialState::Pending { slot } if usize::from(slot) == i),
-                confirmed: usize::from(state.active_slot) == i
-                    && matches!(state.trial, TrialState::None | TrialState::Confirmed),
-                active: usize::from(running) == i,
-                permanent: false,
-            }
-        };
-        let both = [slot(0), slot(1)];
-        img::StateRsp {
-            images: keyway_smp::seq::Seq::Items(&both),
-        }
-        .encode(w)
-        .map_err(|_| NO_MEM)
-    }
-
-    /// An image state write: `confirm` with the running image (or no hash)
-    /// is accepted (the lock confirms by its own self-test); a test of
-    /// the pending update's hash (its envelope digest or its manifest
-    /// digest) arms it.
-    fn state_write(&mut self, sw: &img::StateWrite<'_>) -> Result<(), ServeError> {
-        let bad = |code| refused(MgmtErr::Inval, None, Some(code));
-        if sw.confirm == Some(true) {
-            return match (sw.hash, self.running_digest) {
-                (None, _) => Ok(()),
-                (Some(h), Some(r)) if h == r => Ok(()),
-                _ => Err(bad(img_rc::HASH_NOT_FOUND)),
-            };
-        }
-        let Some(h) = sw.hash else {
-            return Err(bad(img_rc::HASH_NOT_FOUND));
-        };
-        match &self.pending {
-            Some(p) if h == p.digest || h == p.manifest => {
-                self.arm();
-                Ok(())
-            }
-            _ => Err(bad(img_rc::HASH_NOT_FOUND)),
-        }
-    }
-
-    /// The SHA-256 of the envelope a verified slot holds: its stored
-    /// head (the manifest area, the slot's last page) then its image, as
-    /// the owner's client and MCUmgr's tools name an image (the file's
-    /// hash). `None` if the area does not read.
-    fn envelope_digest(&mut self, slot: u8, info: &SlotInfo) -> Option<[u8; 32]> {
-        let range = self.layout.slots.get(usize::from(slot))?.clone();
-        let area = range.end - SECTOR as u32;
-        let mut header = [0u8; 16];
-        self.flash.read(area, &mut header).ok()?;
-        if header[..4] != *b"KWMF" {
-            return None;
-        }
-        let n = u32::from_le_bytes(header[8..12].try_into().ok()?);
-        if n as usize > SECTOR - 16 {
-            return None;
-        }
-        let mut h = Sha256::new();
-        let mut buf = [0u8; 256];
-        for (from, len) in [(area + 16, u64::from(n)), (range.start, info.image_size)] {
-            let mut done = 0u64;
-            while done < len {
-                let k = (len - done).min(buf.len() as u64) as usize;
-                self.flash.read(from + done as u32, &mut buf[..k]).ok()?;
-                h.update(&buf[..k]);
-                done += k as u64;
-            }
-        }
-        Some(h.finalize().into())
-    }
-
     /// Arms the pending update (consent): the journal's trial is pending,
     /// the next reset boots it on trial.
     fn arm(&mut self) {
@@ -1126,64 +761,6 @@ impl<F: NorFlash> Shell<'_, F> {
         let _ = self.audit(&Audit::ConsentGiven { sequence });
         if armed {
             let _ = self.audit(&Audit::UpdateInstalled { sequence, slot });
-        }
-    }
-
-    fn serve_request(
-        &mut self,
-        request: &Request<'_>,
-        _by: Authority,
-        w: &mut Writer<'_>,
-    ) -> Result<(), ServeError> {
-        match request {
-            Request::ImageState => self.image_state(w),
-            Request::ImageStateWrite(sw) => {
-                self.state_write(sw)?;
-                self.image_state(w)
-            }
-            Request::Upload(u) => match self.upload(u) {
-                Ok((off, matched)) => img::UploadRsp { off, matched }
-                    .encode(w)
-                    .map_err(|_| NO_MEM),
-                Err(code) => Err(refused(MgmtErr::Inval, None, Some(code))),
-            },
-            Request::Notes(_) => {
-                let Some(p) = self.pending.as_ref() else {
-                    return Err(refused(MgmtErr::NoEnt, Some(Refusal::NothingPending), None));
-                };
-                let notes = kw::Notes {
-                    sequence: p.sequence,
-                    version: self.text(&p.version),
-                    notes: self.text(&p.notes),
-                    cves: keyway_smp::seq::Seq::Items(&[]),
-                    min_battery_mwh: None,
-                    state: if p.armed {
-                        UpdateState::Installing
-                    } else {
-                        UpdateState::AwaitingConsent
-                    },
-                    reason: None,
-                };
-                notes.encode(w).map_err(|_| NO_MEM)?;
-                if let Some(p) = self.pending.as_mut() {
-                    p.notes_offered = true;
-                }
-                Ok(())
-            }
-            Request::Log(l) => {
-                let mut chunk = [0u8; LOG_CHUNK];
-                let (n, len) = self
-                    .log_chunk(l.off, &mut chunk)
-                    .map_err(|_| refused(MgmtErr::Inval, None, None))?;
-                kw::LogRsp {
-                    off: l.off,
-                    len,
-                    data: &chunk[..n],
-                }
-                .encode(w)
-                .map_err(|_| NO_MEM)
-            }
-            _ => Err(refused(MgmtErr::NotSup, None, None)),
         }
     }
 }
