@@ -12,6 +12,11 @@
 # through the control socket, as the person at the door would.
 # Needs python3 with venv and PyPI access the first time (target/smp-venv is reused).
 #
+# `scripts/smp-interop.sh --serial` runs the same steps over the lock's serial
+# port instead of UDP: keyway-lock --serial makes a pty pair speaking MCUmgr's
+# serial transport (base64 lines, CRC-16), and smpmgr --port PTY and
+# smpclient's SMPSerialTransport (pyserial) drive it.
+#
 # The lock's brain is keyway-agent. What a stock tool may do is what the
 # presence window authorizes: upload, image state (test), erase, and one
 # reset per press of the button; a reset (the lock's own, when it installs,
@@ -19,16 +24,22 @@
 # presses the button (`presence`) before each step that needs the window.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+MODE=udp
+case "${1:-}" in
+  --serial) MODE=serial ;;
+  "") ;;
+  *) echo "usage: scripts/smp-interop.sh [--serial]" >&2; exit 2 ;;
+esac
 
 step() { printf '\n==> %s\n' "$*"; }
 die() { echo "smp-interop: FAIL: $*" >&2; exit 1; }
 
 VENV="$PWD/target/smp-venv"
 have() { [ -x "$VENV/bin/pip" ] && "$VENV/bin/pip" show "$1" 2>/dev/null | grep -x "Version: $2" >/dev/null; }
-if ! { have smpclient 7.3.0 && have smpmgr 0.19.1; }; then
-  step "venv with smpclient 7.3.0 and smpmgr 0.19.1"
+if ! { have smpclient 7.3.0 && have smpmgr 0.19.1 && have pyserial 3.5; }; then
+  step "venv with smpclient 7.3.0, smpmgr 0.19.1 and pyserial 3.5"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q smpclient==7.3.0 smpmgr==0.19.1
+  "$VENV/bin/pip" install -q smpclient==7.3.0 smpmgr==0.19.1 pyserial==3.5
 fi
 PY="$VENV/bin/python"
 SMPMGR_BIN="$VENV/bin/smpmgr"
@@ -44,6 +55,7 @@ LOCK="$PWD/target/release/keyway-lock"
 CHECK="$PWD/scripts/smp_client_check.py"
 
 W=target/smp-interop
+[ "$MODE" = serial ] && W=target/smp-interop-serial
 rm -rf "$W"; mkdir -p "$W"; cd "$W"
 
 step "vendor: key, releases 1.4.0 (factory), 2.1.0, 3.0.0, 4.0.0"
@@ -61,6 +73,7 @@ step "provision the lock (factory 1.4.0)"
 "$LOCK" provision --state lock --vendor-key vendor.pub \
   --vendor-domain locks.example --class deadbolt-2 --factory v1.4.0.suit
 
+if [ "$MODE" = udp ]; then
 # smpmgr always talks to UDP port 1337: find a loopback address where it is free.
 ADDR=$("$PY" - <<'PY'
 import random, socket
@@ -76,11 +89,17 @@ for a in cands:
 PY
 )
 [ -n "$ADDR" ] || die "no loopback address with UDP port 1337 free"
+  BIND="$ADDR:1337"; SERIAL_ARGS=(); TOOL=(--ip "$ADDR"); CHECK_AT=("$ADDR" 1337)
+else
+  # The serial port: a pty the lock links at $W/serial (UDP on any free port, unused).
+  ADDR=127.0.0.1; BIND=127.0.0.1:0; SER="$PWD/serial"
+  SERIAL_ARGS=(--serial "$SER"); TOOL=(--port "$SER"); CHECK_AT=("serial:$SER" 0)
+fi
 
 LOCK_PID=
 start_lock() {
-  "$LOCK" --state lock --bind "$ADDR:1337" --control 127.0.0.1:0 --relock-seconds 120 \
-    >lock.out 2>>lock.err &
+  "$LOCK" --state lock --bind "$BIND" --control 127.0.0.1:0 --relock-seconds 120 \
+    "${SERIAL_ARGS[@]}" >lock.out 2>>lock.err &
   LOCK_PID=$!
   for _ in $(seq 50); do grep -q '^listening on' lock.out 2>/dev/null && break; sleep 0.1; done
   grep -q '^listening on' lock.out || die "the lock did not start: $(cat lock.err)"
@@ -93,17 +112,17 @@ control() {
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
 s.sendall(sys.argv[2].encode() + b"\n"); print(s.makefile().readline().strip())' "$CONTROL_PORT" "$1"
 }
-state() { timeout 30 "$PY" "$CHECK" state "$ADDR" 1337; }
+state() { timeout 30 "$PY" "$CHECK" state "${CHECK_AT[@]}"; }
 # The update policy installs only with the bolt withdrawn: unlock with the keypad first.
 unlock() { echo "unlock with the keypad (the lock installs only while the bolt is withdrawn)"; control '{"cmd":"keypad","pin":"1234"}'; }
 
-step "start the lock on $ADDR:1337"
+step "start the lock ($MODE: ${TOOL[*]})"
 start_lock
 state | tee state0.txt
 grep -q 'version=1.4.0 active=True confirmed=True' state0.txt || die "factory state"
 
 step "smpmgr upgrade without the presence window: refused (rc 11)"
-if SMPMGR --ip "$ADDR" upgrade --format any v2.1.0.suit >refused.txt 2>&1; then
+if SMPMGR "${TOOL[@]}" upgrade --format any v2.1.0.suit >refused.txt 2>&1; then
   die "the upgrade was accepted without presence"
 fi
 grep -q 'EACCESSDENIED' refused.txt || die "expected EACCESSDENIED: $(tail -5 refused.txt)"
@@ -111,7 +130,7 @@ echo "refused: EACCESSDENIED (11)"
 
 step "with the bolt locked: smpmgr's reset (the consent) is answered rc 6 \"postponed\", the upload waits unarmed"
 control '{"cmd":"presence","seconds":120}'
-if SMPMGR --ip "$ADDR" upgrade --format any v2.1.0.suit >postponed.txt 2>&1; then
+if SMPMGR "${TOOL[@]}" upgrade --format any v2.1.0.suit >postponed.txt 2>&1; then
   die "the upgrade went through with the bolt locked"
 fi
 grep -q 'postponed: the bolt is locked' lock.err || die "the lock did not postpone: $(tail -3 lock.err)"
@@ -138,13 +157,13 @@ step "power cut halfway through an smpmgr upload of 3.0.0 (keyway-lock ctl cut-p
 control '{"cmd":"presence","seconds":120}'
 unlock
 "$LOCK" ctl "127.0.0.1:$CONTROL_PORT" cut-power --mid-upload
-if SMPMGR --ip "$ADDR" upgrade --format any v3.0.0.suit >cut.txt 2>&1; then
+if SMPMGR "${TOOL[@]}" upgrade --format any v3.0.0.suit >cut.txt 2>&1; then
   die "the upload went through a power cut"
 fi
 grep 'POWER CUT' lock.err | tail -1
 control '{"cmd":"presence","seconds":120}'
 unlock
-SMPMGR --ip "$ADDR" upgrade --format any v3.0.0.suit 2>&1 | tail -2
+SMPMGR "${TOOL[@]}" upgrade --format any v3.0.0.suit 2>&1 | tail -2
 grep -q 'upload resumed from the journal' lock.err || die "the second upload did not resume from the journal"
 grep 'upload resumed from the journal' lock.err | tail -1
 state | tee state3.txt
@@ -153,14 +172,14 @@ grep -q 'version=3.0.0 active=True confirmed=True' state3.txt || die "3.0.0 did 
 step "smpclient: upload 4.0.0 -> state read -> test by hash -> reset"
 control '{"cmd":"presence","seconds":120}'
 unlock
-timeout 60 "$PY" "$CHECK" flow "$ADDR" 1337 v4.0.0.suit
+timeout 60 "$PY" "$CHECK" flow "${CHECK_AT[@]}" v4.0.0.suit
 sleep 0.3
 state | tee state4.txt
 grep -q 'version=4.0.0 active=True confirmed=True' state4.txt || die "4.0.0 did not boot and confirm"
 
 step "smpmgr upgrade with 1.4.0 (a rollback): refused"
 control '{"cmd":"presence","seconds":120}'
-if SMPMGR --ip "$ADDR" upgrade --format any v1.4.0.suit >rollback.txt 2>&1; then
+if SMPMGR "${TOOL[@]}" upgrade --format any v1.4.0.suit >rollback.txt 2>&1; then
   die "the rollback was accepted"
 fi
 grep -q 'CURRENT_VERSION_IS_NEWER' rollback.txt || die "expected CURRENT_VERSION_IS_NEWER: $(tail -5 rollback.txt)"
@@ -187,4 +206,4 @@ done
 tail -4 audit.txt
 
 echo
-echo "smp-interop: OK"
+echo "smp-interop ($MODE): OK"

@@ -1,5 +1,8 @@
 """smpclient against keyway-lock.
 
+HOST may be serial:PATH (the lock's serial port; PORT is then ignored):
+smpclient's SMPSerialTransport over pyserial instead of UDP.
+
 Usage: python smp_client_check.py flow HOST PORT ENVELOPE.suit
            upload -> image state read -> test by hash -> reset
        python smp_client_check.py state HOST PORT
@@ -16,6 +19,7 @@ from smpclient import SMPClient
 from smpclient.generics import error, success
 from smpclient.requests.image_management import ImageStatesRead, ImageStatesWrite
 from smpclient.requests.os_management import ResetWrite
+from smpclient.transport.serial import SMPSerialTransport
 from smpclient.transport.udp import SMPUDPTransport
 
 
@@ -30,13 +34,20 @@ class PortUDPTransport(SMPUDPTransport):
         await super().connect(address, timeout_s, port=self._port)
 
 
+def connect_to(host: str, port: int) -> SMPClient:
+    """A client for HOST (serial:PATH: the serial transport, else UDP at HOST:PORT)."""
+    if host.startswith("serial:"):
+        return SMPClient(SMPSerialTransport(), host[len("serial:"):])
+    return SMPClient(PortUDPTransport(port), host)
+
+
 def fail(step: str, what: object) -> None:
     print(f"FAIL {step}: {what}")
     sys.exit(1)
 
 
 async def state(host: str, port: int) -> None:
-    client = SMPClient(PortUDPTransport(port), host)
+    client = connect_to(host, port)
     await client.connect()
     r = await client.request(ImageStatesRead())
     if not success(r):
@@ -52,7 +63,7 @@ async def state(host: str, port: int) -> None:
 async def flow(host: str, port: int, path: str) -> None:
     image = open(path, "rb").read()
     digest = hashlib.sha256(image).digest()
-    client = SMPClient(PortUDPTransport(port), host)
+    client = connect_to(host, port)
     await client.connect()
 
     last = 0
