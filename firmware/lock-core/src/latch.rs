@@ -156,3 +156,90 @@ impl Latch {
         (mv < BATTERY_LOW_MV && !was_low).then_some(Audit::BatteryLow { millivolts: mv })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn five_wrong_pins_lock_the_keypad_out_and_the_wait_doubles() {
+        let mut l = Latch::default();
+        for i in 1..LOCKOUT_AFTER {
+            let (k, e) = l.keypad("0000", DEFAULT_PIN, 0);
+            assert_eq!(
+                k,
+                Keypad::Wrong {
+                    consecutive: i,
+                    lockout_ms: None
+                }
+            );
+            assert_eq!(e, Some(Audit::PinFailed { consecutive: i }));
+        }
+        let (k, _) = l.keypad("0000", DEFAULT_PIN, 0);
+        assert_eq!(
+            k,
+            Keypad::Wrong {
+                consecutive: LOCKOUT_AFTER,
+                lockout_ms: Some(LOCKOUT_MS)
+            }
+        );
+        // Locked out: even the right PIN is not tried, nothing logged.
+        let (k, e) = l.keypad(DEFAULT_PIN, DEFAULT_PIN, LOCKOUT_MS - 1);
+        assert_eq!(k, Keypad::LockedOut { remaining_ms: 1 });
+        assert_eq!(e, None);
+        assert_eq!(l.bolt, Bolt::Locked);
+        let (k, _) = l.keypad("0000", DEFAULT_PIN, LOCKOUT_MS);
+        assert_eq!(
+            k,
+            Keypad::Wrong {
+                consecutive: LOCKOUT_AFTER + 1,
+                lockout_ms: Some(2 * LOCKOUT_MS)
+            }
+        );
+        let (k, e) = l.keypad(DEFAULT_PIN, DEFAULT_PIN, 3 * LOCKOUT_MS);
+        assert_eq!(k, Keypad::Unlocked);
+        assert_eq!(
+            e,
+            Some(Audit::Unlocked {
+                method: LockMethod::Keypad
+            })
+        );
+        assert_eq!((l.bolt, l.failures()), (Bolt::Unlocked, 0));
+    }
+
+    #[test]
+    fn a_pin_that_is_a_prefix_or_longer_is_wrong() {
+        let mut l = Latch::default();
+        for typed in ["123", "12345", "", "1234\0"] {
+            assert!(matches!(
+                l.keypad(typed, DEFAULT_PIN, 0).0,
+                Keypad::Wrong { .. }
+            ));
+            l = Latch::default();
+        }
+    }
+
+    #[test]
+    fn sensors_log_changes_only() {
+        let mut l = Latch::default();
+        assert_eq!(l.set_tamper(false), None);
+        assert_eq!(
+            l.set_tamper(true),
+            Some(Audit::TamperDetected { sensor: 0 })
+        );
+        assert_eq!(l.set_tamper(true), None);
+        assert_eq!(l.set_battery(5_000), None);
+        assert_eq!(
+            l.set_battery(4_000),
+            Some(Audit::BatteryLow { millivolts: 4_000 })
+        );
+        assert_eq!(l.set_battery(3_900), None);
+        assert_eq!(l.drive(Bolt::Locked, LockMethod::OwnerCommand), None);
+        assert_eq!(
+            l.drive(Bolt::Unlocked, LockMethod::MechanicalKey),
+            Some(Audit::Unlocked {
+                method: LockMethod::MechanicalKey
+            })
+        );
+    }
+}
