@@ -158,6 +158,30 @@ pub fn send(master: &mut std::fs::File, packet: &[u8]) -> std::io::Result<()> {
     write_all(master, &out)
 }
 
+/// With a `link`, opens the port (a pty linked there) and serves it on a
+/// thread pushed to `threads` until `stop`: `handle` gets the line's peer,
+/// each packet and a function that sends the answer. Returns the pty's
+/// path.
+pub fn spawn(
+    link: Option<&Path>,
+    stop: &std::sync::Arc<AtomicBool>,
+    verbose: bool,
+    threads: &mut Vec<std::thread::JoinHandle<()>>,
+    mut handle: impl FnMut(PeerId, &[u8], &mut dyn FnMut(&[u8])) + Send + 'static,
+) -> Result<Option<PathBuf>> {
+    let Some(link) = link else {
+        return Ok(None);
+    };
+    let port = open_pty(Some(link))?;
+    let pts = port.pts.clone();
+    let stop = std::sync::Arc::clone(stop);
+    threads.push(std::thread::spawn(move || {
+        let p = peer(&port);
+        serve(port, &stop, verbose, |frame, send| handle(p, frame, send));
+    }));
+    Ok(Some(pts))
+}
+
 /// Serves the port until `stop`: each whole SMP packet goes to `serve`,
 /// with a function that sends an answer back on the line.
 pub fn serve(

@@ -388,18 +388,9 @@ pub fn start(o: &Options) -> Result<Running> {
             smp_loop(&socket, &shared, &stop);
         }));
     }
-    let mut serial = None;
-    if let Some(link) = &o.serial {
-        let port = crate::serial::open_pty(Some(link))?;
-        serial = Some(port.pts.clone());
-        let (shared, stop, verbose) = (Arc::clone(&shared), Arc::clone(&stop), o.verbose);
-        threads.push(std::thread::spawn(move || {
-            let peer = crate::serial::peer(&port);
-            crate::serial::serve(port, &stop, verbose, |frame, send| {
-                serve_frame(&shared, peer, frame, send);
-            });
-        }));
-    }
+    let serial = crate::serial::spawn(o.serial.as_deref(), &stop, o.verbose, &mut threads, {
+        move |peer, frame, send| serve_frame(&shared, peer, frame, send)
+    })?;
     Ok(Running {
         smp,
         control,

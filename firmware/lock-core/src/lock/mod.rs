@@ -1,0 +1,793 @@
+//! The lock firmware around the agent: what a lock keeps in RAM
+//! ([`Lock`]) and its [`Device`] implementation ([`Shell`]), as a real
+//! lock's firmware wires the device crates.
+//!
+//! * `keyway-agent`: [`Agent::handle`] takes every received SMP frame
+//!   (pairing by setup code, the SIGMA-I handshake, sealed records with
+//!   the commands in them), checks authority, limits and the owner
+//!   [`keyway_agent::store`] (owners, consent, verifier, wrong-code
+//!   count) on its NOR region, and answers; the firmware passes it the
+//!   peer, the time, the lock's CSPRNG and the [`Shell`];
+//! * the [`Shell`] serves what the agent authorizes and leaves to the
+//!   lock: the image upload (`keyway-suit`, Ed25519 only, verifies the
+//!   envelope's head from the first chunks; `keyway-device`'s
+//!   [`Installer`] streams the payload into the inactive slot, unarmed),
+//!   the release notes of the verified update (consent needs them served
+//!   first), the owner's consent (the agent stores it, the shell arms the
+//!   slot in the [`Journal`]) and the log export (`keyway-audit`'s
+//!   [`Export`], signed by the device key, in chunks);
+//! * outside the agent: `boot::boot` with [`VerifiedSlot`] at every
+//!   reset, the self-test's `boot::confirm`, and the audit records of what
+//!   the agent reports ([`Event`]).
+//!
+//! Factory provisioning (v1 installed into slot 0 and confirmed, the
+//! pairing verifier in the owner store) is not lock code: build.rs runs
+//! the same device crates on the host and the lock starts from that flash
+//! image, as a lock leaves the factory with its flash programmed.
+//!
+//! One NOR flash holds everything (journal, two slots, owner store, audit
+//! log): the agent and the shell each hold a [`Shared`] handle to it, as
+//! a lock's flash driver is one peripheral used by both.
+//!
+//! The entry points the harness calls are `#[inline(never)]`: a device
+//! calls each from one place (its event loop), while the harness calls
+//! them from several measured closures, each of which would otherwise get
+//! its own inlined copy and inflate the code figure.
+
+mod image;
+mod serve;
+mod upload;
+
+use core::cell::RefCell;
+use core::ops::Range;
+
+use chacha20::ChaCha20Rng;
+use embedded_storage::nor_flash::{
+    ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
+};
+use keyway_agent::agent::{
+    Agent, Authority, Config, Device, Event, Firmware, Now, Outcome, Pending, Press, Sensors,
+    ServeError,
+};
+use keyway_agent::limits::PeerId;
+use keyway_agent::store;
+use keyway_audit::{
+    AuditLog, Ed25519Signer, Event as Audit, Export, LockMethod, RejectReason, Time,
+};
+use keyway_channel::SigningKey as KeyPair;
+use keyway_device::boot::{self, Confirmation, Decision, SelfTest};
+use keyway_device::install::{Installer, SlotLayout};
+use keyway_device::journal::{self, Journal, PersistentState, TrialState};
+use keyway_device::verified::{SlotInfo, VerifiedSlot};
+use keyway_smp::cbor::Writer;
+use keyway_smp::err::img_rc;
+use keyway_smp::kw::{self, Bolt, UpdateState, UpdateSummary};
+use keyway_smp::{Message, MgmtErr, Refusal, Request, img};
+use keyway_suit::{DeviceIdentity, DeviceState, TrustAnchors, Verified};
+use sha2::{Digest, Sha256};
+
+use crate::latch::Latch;
+use crate::map::{FLASH_LEN, IMAGE_MAX, SECTOR, WORD, audit_region, layout, store_region};
+
+/// Sessions and handshakes the lock holds at once.
+pub const SESSIONS: usize = 4;
+/// The most envelope bytes before the payload that the lock buffers to
+/// verify an upload's head (it keeps them for the release notes).
+pub const HEAD_MAX: usize = 1024;
+/// Export bytes per log answer.
+pub const LOG_CHUNK: usize = 256;
+/// The RTC value at the lock's clock 0 (for audit times).
+const RTC_AT_ZERO: u64 = 1_795_564_800;
+/// The lock model reported to owners.
+const MODEL: &str = "keyway-qemu-lock";
+
+/// A handle to the lock's one NOR flash (the agent's store and the
+/// shell's journal, slots and audit log share it; every operation borrows
+/// it for its own duration only).
+pub struct Shared<'a, F>(pub &'a RefCell<F>);
+
+impl<F> Clone for Shared<'_, F> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<F> Copy for Shared<'_, F> {}
+
+/// A flash operation through a [`Shared`] handle failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SharedError<E> {
+    /// The flash was borrowed already (never, on a single-threaded lock
+    /// where no flash operation calls another).
+    Busy,
+    /// The driver's error.
+    Flash(E),
+}
+
+impl<E: NorFlashError> NorFlashError for SharedError<E> {
+    fn kind(&self) -> NorFlashErrorKind {
+        match self {
+            SharedError::Busy => NorFlashErrorKind::Other,
+            SharedError::Flash(e) => e.kind(),
+        }
+    }
+}
+
+/// The error of the lock's flash handle over the driver `F`.
+pub type FlashError<F> = SharedError<<F as ErrorType>::Error>;
+
+impl<F: NorFlash> Shared<'_, F> {
+    fn with<T>(&self, f: impl FnOnce(&mut F) -> Result<T, F::Error>) -> Result<T, FlashError<F>> {
+        let mut flash = self.0.try_borrow_mut().map_err(|_| SharedError::Busy)?;
+        f(&mut flash).map_err(SharedError::Flash)
+    }
+}
+
+impl<F: NorFlash> ErrorType for Shared<'_, F> {
+    type Error = FlashError<F>;
+}
+
+impl<F: NorFlash> ReadNorFlash for Shared<'_, F> {
+    const READ_SIZE: usize = 1;
+    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
+        self.with(|f| f.read(offset, bytes))
+    }
+    fn capacity(&self) -> usize {
+        FLASH_LEN
+    }
+}
+
+impl<F: NorFlash> NorFlash for Shared<'_, F> {
+    const WRITE_SIZE: usize = WORD;
+    const ERASE_SIZE: usize = SECTOR;
+    fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
+        self.with(|f| f.erase(from, to))
+    }
+    fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Self::Error> {
+        self.with(|f| f.write(offset, bytes))
+    }
+}
+
+/// What failed in a step outside the agent (`E`: the flash driver's
+/// error).
+#[derive(Debug)]
+pub enum Fail<E> {
+    /// The owner store.
+    Store(store::Error<SharedError<E>>),
+    /// The audit log.
+    Audit(keyway_audit::Error<SharedError<E>>),
+    /// The journal.
+    Journal(journal::Error<SharedError<E>>),
+    /// The verifier.
+    Suit(keyway_suit::Error),
+    /// A state the step needs is missing.
+    State(&'static str),
+}
+
+macro_rules! from {
+    ($($v:ident($t:ty)),*) => {$(
+        impl<E> From<$t> for Fail<E> {
+            fn from(e: $t) -> Self {
+                Fail::$v(e)
+            }
+        }
+    )*};
+}
+from!(
+    Store(store::Error<SharedError<E>>),
+    Audit(keyway_audit::Error<SharedError<E>>),
+    Journal(journal::Error<SharedError<E>>),
+    Suit(keyway_suit::Error)
+);
+
+/// An upload in progress (one at a time; the agent decides whose).
+pub struct Upload<'a, F: NorFlash> {
+    total: u64,
+    /// The next offset wanted.
+    pub next: u64,
+    sha: Option<[u8; 32]>,
+    hasher: Sha256,
+    head: [u8; HEAD_MAX],
+    head_len: usize,
+    installer: Option<Installer<Shared<'a, F>>>,
+    sequence: u64,
+    manifest: [u8; 32],
+    /// Where the head's release notes put the version and the notes.
+    texts: (Range<usize>, Range<usize>),
+}
+
+/// The verified, complete update waiting for (or armed by) consent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ready {
+    /// The slot it is in.
+    pub slot: u8,
+    /// Its manifest's sequence number.
+    pub sequence: u64,
+    /// The envelope's SHA-256, as the lock computed it.
+    pub digest: [u8; 32],
+    /// Its manifest digest (the image state's hash).
+    pub manifest: [u8; 32],
+    /// Whether the client's `sha` equalled it.
+    pub matched: bool,
+    /// Its release notes were served to an owner.
+    pub notes_offered: bool,
+    /// Consent armed it (the journal's trial is pending).
+    pub armed: bool,
+    /// Where its version and notes texts lie in the kept head.
+    version: Range<usize>,
+    notes: Range<usize>,
+}
+
+/// An export in progress.
+struct Exporting {
+    export: Export,
+    pos: u64,
+    len: u64,
+}
+
+/// The lock around the agent: the keys and trust, the opened journal and
+/// audit log, the upload, the pending update and the export.
+pub struct Shell<'a, F: NorFlash> {
+    flash: Shared<'a, F>,
+    anchors: TrustAnchors,
+    identity: DeviceIdentity,
+    layout: SlotLayout,
+    signer: Ed25519Signer,
+    /// The update journal.
+    pub journal: Journal<Shared<'a, F>>,
+    /// The audit log.
+    pub log: AuditLog<Shared<'a, F>>,
+    /// The boot counter (audit times).
+    boots: u32,
+    /// The time of the frame being handled.
+    now_ms: u64,
+    /// The upload in progress.
+    pub upload: Upload<'a, F>,
+    /// The verified update waiting for (or armed by) consent.
+    pub pending: Option<Ready>,
+    exporting: Option<Exporting>,
+    /// The bolt, keypad and sensors.
+    pub latch: Latch,
+    /// The running image's version text (the build's).
+    pub version: &'static str,
+    /// The running image's manifest (the boot's check).
+    pub running: Option<SlotInfo>,
+    /// The running image's envelope digest.
+    pub running_digest: Option<[u8; 32]>,
+    /// A reset was accepted: the application resets after sending.
+    pub reset_armed: bool,
+    /// Why the upload's head was refused (for the audit log).
+    reject: Option<RejectReason>,
+    /// The wall clock (seconds since 1970) at the lock's clock 0 (the
+    /// RTC's reading at power-on).
+    pub rtc_at_zero: u64,
+}
+
+/// The lock's RAM: the agent, the shell, the CSPRNG.
+pub struct Lock<'a, F: NorFlash> {
+    /// The agent (`None` only while power-on builds it).
+    agent: Option<Agent<Shared<'a, F>, SESSIONS>>,
+    /// The agent's `Device`.
+    pub shell: Shell<'a, F>,
+    rng: ChaCha20Rng,
+}
+
+/// A boot: the bootloader's decision and the booted slot's manifest.
+pub struct Booted {
+    /// The bootloader's decision.
+    pub decision: Decision,
+    /// The booted slot's manifest, as the running image reads it.
+    pub running: Option<SlotInfo>,
+}
+
+/// The device key from its seed.
+fn device_key<E>(seed: [u8; 32]) -> Result<KeyPair, Fail<E>> {
+    // The all-zero seed refused, as the audit log's signer refuses it.
+    if seed == [0; 32] {
+        return Err(Fail::State("device seed"));
+    }
+    Ok(KeyPair::from_bytes(&seed))
+}
+
+/// The agent (re)started on its store at power-on and at every reset:
+/// built in this frame and moved into `agent` once (one copy of
+/// `Agent::new` linked; a chain of returned `Result<Agent>`s would put
+/// several 2.8 KB copies on the reset's stack).
+#[inline(never)]
+fn start_agent<'a, F: NorFlash>(
+    agent: &mut Option<Agent<Shared<'a, F>, SESSIONS>>,
+    flash: Shared<'a, F>,
+    seed: [u8; 32],
+) -> Result<(), Fail<F::Error>> {
+    *agent = None;
+    let key = device_key(seed)?;
+    *agent = Some(Agent::new(
+        flash,
+        store_region(),
+        key,
+        Config::default(),
+        0,
+    )?);
+    Ok(())
+}
+
+impl<'a, F: NorFlash> Lock<'a, F> {
+    /// Power on, into `slot` (the lock's RAM, which a device would keep
+    /// in a static): the trust anchor made from the vendor's raw Ed25519
+    /// key, the agent (its owner store opened), the journal and the audit
+    /// log opened from the flash; the RAM-only state fresh. Not inlined,
+    /// so its temporaries leave the stack when it returns. The lock then
+    /// runs [`Lock::boot`].
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn open_into(
+        slot: &mut Option<Lock<'a, F>>,
+        flash: Shared<'a, F>,
+        root_key: &[u8],
+        identity: DeviceIdentity,
+        device_seed: [u8; 32],
+        rng: ChaCha20Rng,
+        boots: u32,
+    ) -> Result<(), Fail<F::Error>> {
+        let anchors =
+            keyway_suit::PublicKey::from_raw(root_key).and_then(|k| TrustAnchors::new(&[k], 1))?;
+        let layout = layout();
+        let mut f = flash;
+        *slot = Some(Lock {
+            agent: None,
+            shell: Shell {
+                journal: Journal::open(&mut f, layout.journal)?,
+                log: AuditLog::open(&mut f, audit_region())?,
+                signer: Ed25519Signer::from_seed(device_seed).ok_or(Fail::State("device seed"))?,
+                flash,
+                anchors,
+                identity,
+                layout,
+                boots,
+                now_ms: 0,
+                upload: Upload {
+                    total: 0,
+                    next: 0,
+                    sha: None,
+                    hasher: Sha256::new(),
+                    head: [0; HEAD_MAX],
+                    head_len: 0,
+                    installer: None,
+                    sequence: 0,
+                    manifest: [0; 32],
+                    texts: (0..0, 0..0),
+                },
+                pending: None,
+                exporting: None,
+                latch: Latch::default(),
+                version: "",
+                running: None,
+                running_digest: None,
+                reset_armed: false,
+                reject: None,
+                rtc_at_zero: RTC_AT_ZERO,
+            },
+            rng,
+        });
+        match slot {
+            Some(lock) => start_agent(&mut lock.agent, flash, device_seed),
+            None => Err(Fail::State("power on")),
+        }
+    }
+
+    /// A reset, in place (the lock's RAM is reused, as on a device): the
+    /// agent restarted on its store, the journal and audit log reopened
+    /// from the flash, everything else back to power-on values.
+    #[inline(never)]
+    pub fn reset(
+        &mut self,
+        seed: [u8; 32],
+        rng: ChaCha20Rng,
+        boots: u32,
+    ) -> Result<(), Fail<F::Error>> {
+        let s = &mut self.shell;
+        start_agent(&mut self.agent, s.flash, seed)?;
+        s.journal = Journal::open(&mut s.flash, s.layout.journal)?;
+        s.log = AuditLog::open(&mut s.flash, audit_region())?;
+        s.boots = boots;
+        s.upload.installer = None;
+        s.upload.total = 0;
+        s.upload.head_len = 0;
+        s.pending = None;
+        s.exporting = None;
+        self.rng = rng;
+        Ok(())
+    }
+
+    /// The bootloader's decision (`boot::boot` with `VerifiedSlot`), logged.
+    #[inline(never)]
+    pub fn boot(&mut self, now_ms: u64) -> Result<Booted, Fail<F::Error>> {
+        self.shell.boot(now_ms)
+    }
+
+    /// A press of the lock's button (a person at the lock: the presence
+    /// window opens for pairing).
+    #[inline(never)]
+    pub fn button(&mut self, now_ms: u64) -> Result<(), Fail<F::Error>> {
+        Ok(self.agent_mut()?.button(now_ms, Press::Short)?)
+    }
+
+    /// One frame received from `peer`: the agent's dispatch, its answer
+    /// in `out`; what it reports is recorded in the audit log.
+    #[inline(never)]
+    pub fn handle(&mut self, peer: PeerId, now_ms: u64, frame: &[u8], out: &mut [u8]) -> Outcome {
+        let s = &mut self.shell;
+        s.now_ms = now_ms;
+        let now = Now {
+            ms: now_ms,
+            time: s.time(now_ms),
+        };
+        let Some(agent) = self.agent.as_mut() else {
+            return Outcome {
+                len: 0,
+                event: Event::None,
+            };
+        };
+        let o = agent.handle(peer, now, &mut self.rng, s, frame, out);
+        if let Event::OwnerPaired { key_id } = o.event {
+            // The owner is in the store already; a full log does not undo
+            // the pairing.
+            let _ = s.audit(&Audit::OwnerPaired { owner: key_id });
+        }
+        o
+    }
+
+    /// The agent.
+    pub fn agent(&self) -> Option<&Agent<Shared<'a, F>, SESSIONS>> {
+        self.agent.as_ref()
+    }
+
+    /// The agent, to press its button or close its window.
+    pub fn agent_mut(&mut self) -> Result<&mut Agent<Shared<'a, F>, SESSIONS>, Fail<F::Error>> {
+        self.agent.as_mut().ok_or(Fail::State("no agent"))
+    }
+
+    /// The journal's state.
+    pub fn journal_state(&self) -> &PersistentState {
+        self.shell.journal.state()
+    }
+
+    /// The export in progress: bytes served and its length (the quiet
+    /// build, which has no client, follows the export with it).
+    pub fn export_progress(&self) -> (u64, u64) {
+        self.shell
+            .exporting
+            .as_ref()
+            .map_or((0, 0), |e| (e.pos, e.len))
+    }
+
+    /// The application started (the bootloader ran `boot::boot` and
+    /// loaded it): the running slot re-verified from its stored manifest
+    /// (its sequence number and manifest digest for the image state), the
+    /// boot and a trial logged. The bootloader never writes the audit log
+    /// (it holds no device key); a revert it made shows here as a boot
+    /// of the other slot with no trial.
+    #[inline(never)]
+    pub fn started(&mut self, now_ms: u64) -> Result<Option<SlotInfo>, Fail<F::Error>> {
+        let s = &mut self.shell;
+        s.now_ms = now_ms;
+        let state = *s.journal.state();
+        let slot = running_slot(&state);
+        let info = {
+            let mut check = VerifiedSlot::<256>::new(
+                &s.layout,
+                &s.anchors,
+                &s.identity,
+                &state,
+                None,
+                &mut s.upload.head,
+            );
+            check.check(&mut s.flash, slot).ok()
+        };
+        s.running = info;
+        s.running_digest = info.as_ref().and_then(|i| s.envelope_digest(slot, i));
+        if let Some(i) = &info {
+            let version = keyway_audit::Version::new(1, i.sequence as u8, 0);
+            s.audit(&Audit::Boot { slot, version })?;
+        }
+        if let TrialState::Trial {
+            slot,
+            attempts_left,
+        } = state.trial
+        {
+            s.audit(&Audit::OnTrial {
+                slot,
+                attempts_left,
+            })?;
+        }
+        Ok(info)
+    }
+
+    /// The audit log's signed export, chunk by chunk: `off` 0 starts it;
+    /// returns the chunk's length in `out` and the export's length.
+    pub fn export_chunk(
+        &mut self,
+        now_ms: u64,
+        off: u64,
+        out: &mut [u8],
+    ) -> Result<(usize, u64), Fail<F::Error>> {
+        self.shell.now_ms = now_ms;
+        self.shell.log_chunk(off, out)
+    }
+
+    /// Whether the running image is on trial.
+    pub fn on_trial(&self) -> bool {
+        matches!(self.shell.journal.state().trial, TrialState::Trial { .. })
+    }
+
+    /// The self-test failed on trial: `boot::confirm` with the failure
+    /// leaves no attempt (the bootloader reverts at the next reset);
+    /// logged. The caller resets.
+    #[inline(never)]
+    pub fn self_test_failed(&mut self, now_ms: u64) -> Result<(), Fail<F::Error>> {
+        let s = &mut self.shell;
+        let fail = SelfTest {
+            motor: true,
+            sensors: true,
+            comms: false,
+        };
+        let r = boot::confirm(
+            &mut s.journal,
+            &mut s.flash,
+            fail,
+            Confirmation {
+                sequence: 0,
+                keyset_version: 0,
+            },
+        );
+        if !matches!(r, Err(boot::ConfirmError::SelfTestFailed { .. })) {
+            return Err(Fail::State("self-test failure not recorded"));
+        }
+        s.now_ms = now_ms;
+        let to_slot = s.journal.state().active_slot;
+        s.audit(&Audit::Reverted {
+            to_slot,
+            reason: keyway_audit::RevertReason::SelfTestFailed,
+        })?;
+        Ok(())
+    }
+
+    /// The running image's self-test passed: `boot::confirm` raises the
+    /// floor; the consent is spent; logged.
+    #[inline(never)]
+    pub fn confirm(&mut self, now_ms: u64, sequence: u64) -> Result<u8, Fail<F::Error>> {
+        let s = &mut self.shell;
+        let pass = SelfTest {
+            motor: true,
+            sensors: true,
+            comms: true,
+        };
+        let slot = boot::confirm(
+            &mut s.journal,
+            &mut s.flash,
+            pass,
+            Confirmation {
+                sequence,
+                keyset_version: 0,
+            },
+        )
+        .map_err(|_| Fail::State("confirm"))?;
+        if let Some(agent) = self.agent.as_mut() {
+            agent.clear_consent()?;
+        }
+        s.now_ms = now_ms;
+        s.audit(&Audit::Confirmed { slot, sequence })?;
+        Ok(slot)
+    }
+}
+
+impl<F: NorFlash> Shell<'_, F> {
+    /// The audit log's time for the lock's clock `now_ms`.
+    pub fn time(&self, now_ms: u64) -> Time {
+        Time {
+            rtc: self.rtc_at_zero + now_ms / 1000,
+            boot: self.boots,
+        }
+    }
+
+    /// Records `event` in the audit log at `now_ms`.
+    pub fn record(&mut self, now_ms: u64, event: &Audit) -> Result<u32, Fail<F::Error>> {
+        self.now_ms = now_ms;
+        self.audit(event)
+    }
+
+    fn audit(&mut self, event: &Audit) -> Result<u32, Fail<F::Error>> {
+        let t = self.time(self.now_ms);
+        Ok(self.log.append(&mut self.flash, &self.signer, t, event)?)
+    }
+
+    /// The bootloader's decision (`boot::boot` with `VerifiedSlot`, the
+    /// upload's head buffer lent for the stored manifests), then the boot
+    /// (and a trial) logged in the audit log.
+    fn boot(&mut self, now_ms: u64) -> Result<Booted, Fail<F::Error>> {
+        self.now_ms = now_ms;
+        let state = *self.journal.state();
+        let (decision, running) = {
+            let mut check = VerifiedSlot::<256>::new(
+                &self.layout,
+                &self.anchors,
+                &self.identity,
+                &state,
+                None,
+                &mut self.upload.head,
+            );
+            let decision = boot::boot(&mut self.journal, &mut self.flash, &mut check)?;
+            let running = match decision.boot {
+                boot::Boot::Slot(s) => check.check(&mut self.flash, s).ok(),
+                boot::Boot::Recovery => None,
+            };
+            (decision, running)
+        };
+        if let (boot::Boot::Slot(slot), Some(info)) = (decision.boot, running) {
+            let version = keyway_audit::Version::new(1, info.sequence as u8, 0);
+            self.audit(&Audit::Boot { slot, version })?;
+        }
+        if let boot::Reason::StartTrial {
+            slot,
+            attempts_left,
+        } = decision.reason
+        {
+            self.audit(&Audit::OnTrial {
+                slot,
+                attempts_left,
+            })?;
+        }
+        Ok(Booted { decision, running })
+    }
+}
+
+const fn refused(rc: MgmtErr, refusal: Option<Refusal>, group_rc: Option<u16>) -> ServeError {
+    ServeError {
+        rc,
+        refusal,
+        group_rc,
+    }
+}
+
+const NO_MEM: ServeError = refused(MgmtErr::NoMem, None, None);
+
+impl<F: NorFlash> Device for Shell<'_, F> {
+    /// The latch's readings (fed by the control channel).
+    fn sensors(&self) -> Sensors {
+        self.latch.sensors(self.now_ms)
+    }
+
+    fn firmware(&self) -> Firmware<'_> {
+        let state = self.journal.state();
+        let update = self.pending.as_ref().map(|p| UpdateSummary {
+            sequence: p.sequence,
+            version: self.text(&p.version),
+            state: if p.armed {
+                UpdateState::Installing
+            } else {
+                UpdateState::AwaitingConsent
+            },
+            reason: None,
+            why: None,
+            cves: 0,
+            highest: None,
+        });
+        Firmware {
+            model: MODEL,
+            version: self.version,
+            slot: Some(u64::from(running_slot(state))),
+            image: self.running_digest,
+            trial: !matches!(state.trial, TrialState::None | TrialState::Confirmed),
+            update,
+            pending: self.pending.as_ref().map(|p| Pending {
+                digest: p.digest,
+                sequence: p.sequence,
+                notes_offered: p.notes_offered,
+            }),
+        }
+    }
+
+    /// The motor: the latch moves; logged.
+    fn drive_bolt(&mut self, to: Bolt) -> Bolt {
+        if let Some(e) = self.latch.drive(to, LockMethod::OwnerCommand) {
+            let _ = self.audit(&e);
+        }
+        self.latch.bolt
+    }
+
+    /// A reset by the person at the lock (the window) is their consent to
+    /// a verified upload waiting unarmed, as MCUmgr's tools reset after an
+    /// upload: the slot is armed first; the application resets after the
+    /// answer.
+    fn reset_requested(&mut self, by: Authority) -> Result<(), ServeError> {
+        if matches!(by, Authority::Window) && self.pending.as_ref().is_some_and(|p| !p.armed) {
+            self.arm();
+        }
+        self.reset_armed = true;
+        Ok(())
+    }
+
+    /// The agent stored the owner's consent: arm the pending slot (the
+    /// journal's trial is pending: the next reset boots it on trial), or
+    /// drop a refused update.
+    fn consent_stored(&mut self, digest: Option<[u8; 32]>) {
+        let Some(p) = self.pending.as_ref() else {
+            return;
+        };
+        if digest != Some(p.digest) {
+            let sequence = p.sequence;
+            let _ = self.audit(&Audit::ConsentRefused { sequence });
+            self.pending = None;
+            return;
+        }
+        self.arm();
+        // The owner's consent installs: the lock resets into the trial
+        // after sending the answer (the application acts on
+        // `reset_armed`).
+        self.reset_armed = self.pending.as_ref().is_some_and(|p| p.armed);
+    }
+
+    fn serve(
+        &mut self,
+        request: &Request<'_>,
+        by: Authority,
+        w: &mut Writer<'_>,
+    ) -> Result<(), ServeError> {
+        self.serve_request(request, by, w)
+    }
+}
+
+impl<F: NorFlash> Shell<'_, F> {
+    /// Arms the pending update (consent): the journal's trial is pending,
+    /// the next reset boots it on trial.
+    fn arm(&mut self) {
+        let Some(p) = self.pending.as_ref() else {
+            return;
+        };
+        let (slot, sequence) = (p.slot, p.sequence);
+        let state = *self.journal.state();
+        let armed = self
+            .journal
+            .commit(
+                &mut self.flash,
+                &PersistentState {
+                    trial: TrialState::Pending { slot },
+                    ..state
+                },
+            )
+            .is_ok();
+        if let Some(p) = self.pending.as_mut() {
+            p.armed = armed;
+        }
+        let _ = self.audit(&Audit::ConsentGiven { sequence });
+        if armed {
+            let _ = self.audit(&Audit::UpdateInstalled { sequence, slot });
+        }
+    }
+}
+
+/// The slot the running image was loaded from: the trial's, else the
+/// active one.
+pub fn running_slot(state: &PersistentState) -> u8 {
+    match state.trial {
+        TrialState::Trial { slot, .. } => slot,
+        _ => state.active_slot,
+    }
+}
+
+/// `n` in decimal into `buf`; the length.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> usize {
+    let mut tmp = [0u8; 20];
+    let mut i = 0;
+    loop {
+        tmp[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        i += 1;
+        if n == 0 {
+            break;
+        }
+    }
+    for j in 0..i {
+        buf[j] = tmp[i - 1 - j];
+    }
+    i
+}

@@ -1,0 +1,101 @@
+//! What the shell serves once the agent authorized it: the image group
+//! (upload, state, state write), the release notes, the log export in
+//! chunks; anything else `NotSup`.
+
+use super::*;
+
+impl<F: NorFlash> Shell<'_, F> {
+    /// The export's next chunk at `off` (0 starts a new export; its length
+    /// is counted first by a dry run of the same export).
+    pub(super) fn log_chunk(
+        &mut self,
+        off: u64,
+        out: &mut [u8],
+    ) -> Result<(usize, u64), Fail<F::Error>> {
+        if off == 0 {
+            let export = self.log.export(self.time(self.now_ms));
+            let mut probe = export.clone();
+            let mut len = 0u64;
+            loop {
+                let n = probe.fill(&self.log, &mut self.flash, &self.signer, out)?;
+                if n == 0 {
+                    break;
+                }
+                len += n as u64;
+            }
+            self.exporting = Some(Exporting {
+                export,
+                pos: 0,
+                len,
+            });
+        }
+        let e = self
+            .exporting
+            .as_mut()
+            .filter(|e| e.pos == off)
+            .ok_or(Fail::State("export offset"))?;
+        let n = e
+            .export
+            .fill(&self.log, &mut self.flash, &self.signer, out)?;
+        e.pos += n as u64;
+        Ok((n, e.len))
+    }
+
+    pub(super) fn serve_request(
+        &mut self,
+        request: &Request<'_>,
+        _by: Authority,
+        w: &mut Writer<'_>,
+    ) -> Result<(), ServeError> {
+        match request {
+            Request::ImageState => self.image_state(w),
+            Request::ImageStateWrite(sw) => {
+                self.state_write(sw)?;
+                self.image_state(w)
+            }
+            Request::Upload(u) => match self.upload(u) {
+                Ok((off, matched)) => img::UploadRsp { off, matched }
+                    .encode(w)
+                    .map_err(|_| NO_MEM),
+                Err(code) => Err(refused(MgmtErr::Inval, None, Some(code))),
+            },
+            Request::Notes(_) => {
+                let Some(p) = self.pending.as_ref() else {
+                    return Err(refused(MgmtErr::NoEnt, Some(Refusal::NothingPending), None));
+                };
+                let notes = kw::Notes {
+                    sequence: p.sequence,
+                    version: self.text(&p.version),
+                    notes: self.text(&p.notes),
+                    cves: keyway_smp::seq::Seq::Items(&[]),
+                    min_battery_mwh: None,
+                    state: if p.armed {
+                        UpdateState::Installing
+                    } else {
+                        UpdateState::AwaitingConsent
+                    },
+                    reason: None,
+                };
+                notes.encode(w).map_err(|_| NO_MEM)?;
+                if let Some(p) = self.pending.as_mut() {
+                    p.notes_offered = true;
+                }
+                Ok(())
+            }
+            Request::Log(l) => {
+                let mut chunk = [0u8; LOG_CHUNK];
+                let (n, len) = self
+                    .log_chunk(l.off, &mut chunk)
+                    .map_err(|_| refused(MgmtErr::Inval, None, None))?;
+                kw::LogRsp {
+                    off: l.off,
+                    len,
+                    data: &chunk[..n],
+                }
+                .encode(w)
+                .map_err(|_| NO_MEM)
+            }
+            _ => Err(refused(MgmtErr::NotSup, None, None)),
+        }
+    }
+}

@@ -1,0 +1,105 @@
+# Shared by scripts/qemu-lock.sh, scripts/lock-proof.sh and the soak: builds
+# the emulated lock's parts and signs its releases. Source it after setting
+# ROOT (the repository). Functions die with a message on failure.
+#
+#   lock_host_tools          -> $KEYWAY (the CLI; KEYWAY_BIN to reuse one), $PROVISION
+#   lock_app_bin VERSION OUT -> OUT: the lock application's raw image (objcopy -O binary),
+#                               built with KEYWAY_APP_VERSION=VERSION
+#   lock_sign BIN VERSION SEQ KEYDIR OUT -> OUT.suit signed by KEYDIR/root.key
+#   lock_keys KEYDIR [V.pub DOMAIN CLASS] -> KEYDIR/{root.pub (raw), vendor-id.bin, class-id.bin,
+#                               domain, class} (a new vendor key in KEYDIR unless V.pub given)
+#   lock_boot_elf KEYDIR OUT -> OUT: lock-boot built for KEYDIR's trust anchor and identity
+#   lock_patch_fail IN OUT   -> OUT: IN with the self-test-failure marker at offset 256
+
+LOCK_TRIPLE=thumbv7em-none-eabihf
+LOCK_FW_TARGET="$ROOT/target/firmware"
+LOCK_DOMAIN_DEFAULT=example.invalid
+LOCK_CLASS_DEFAULT=keyway-qemu-lock
+
+lock_die() { printf '%s: error: %s\n' "${0##*/}" "$*" >&2; exit 1; }
+lock_log() { printf '==> %s\n' "$*" >&2; }
+
+lock_host_tools() {
+  if [[ -n ${KEYWAY_BIN:-} ]]; then
+    KEYWAY=$KEYWAY_BIN
+  else
+    (cd "$ROOT" && cargo build -q -p keyway --target-dir "$ROOT/target") || lock_die "building the host CLI failed"
+    KEYWAY="$ROOT/target/debug/keyway"
+  fi
+  (cd "$ROOT/firmware/lock-provision" && CARGO_TARGET_DIR="$ROOT/target/lock-host" cargo build -q --release) \
+    || lock_die "building lock-provision failed"
+  PROVISION="$ROOT/target/lock-host/release/lock-provision"
+}
+
+lock_objcopy() {
+  local tool
+  for tool in rust-objcopy llvm-objcopy arm-none-eabi-objcopy objcopy; do
+    command -v "$tool" >/dev/null && { "$tool" "$@"; return; }
+  done
+  lock_die "no objcopy (binutils or llvm-tools)"
+}
+
+lock_app_bin() {
+  local version=$1 out=$2
+  (cd "$ROOT/firmware/lock-app" && KEYWAY_APP_VERSION="$version" CARGO_TARGET_DIR="$LOCK_FW_TARGET" \
+    cargo build -q --release) || lock_die "building lock-app $version failed"
+  local elf="$LOCK_FW_TARGET/$LOCK_TRIPLE/release/lock-app"
+  cp "$elf" "${out%.bin}.elf"
+  lock_objcopy -O binary "$elf" "$out" || lock_die "objcopy of lock-app failed"
+}
+
+lock_sign() {
+  local bin=$1 version=$2 seq=$3 keys=$4 out=$5
+  printf '# %s\n\nlock-app %s for the emulated lock.\n' "$version" "$version" >"${out%.suit}.md"
+  "$KEYWAY" sign --firmware "$bin" --version "$version" --sequence "$seq" \
+    --vendor-domain "$(cat "$keys/domain")" --class "$(cat "$keys/class")" --vendor-name "Keyway QEMU" \
+    --notes "${out%.suit}.md" --key "$keys/root.key" -o "$out" >/dev/null \
+    || lock_die "signing $bin as $version (sequence $seq) failed"
+}
+
+lock_keys() {
+  local keys=$1 pub=${2:-} domain=${3:-$LOCK_DOMAIN_DEFAULT} class=${4:-$LOCK_CLASS_DEFAULT}
+  mkdir -p "$keys"
+  if [[ -n $pub ]]; then
+    cp "$pub" "$keys/root.spki.pem"
+  elif [[ ! -s $keys/root.key ]]; then
+    "$KEYWAY" keygen "$keys/root" --alg ed25519 >/dev/null || lock_die "keygen failed"
+    mv "$keys/root.pub" "$keys/root.spki.pem"
+  fi
+  # SPKI for Ed25519 (RFC 8410): the raw key is the last 32 bytes.
+  sed '1d;$d' "$keys/root.spki.pem" | base64 -d | tail -c 32 >"$keys/root.pub"
+  [[ $(stat -c %s "$keys/root.pub") == 32 ]] || lock_die "$keys/root.spki.pem: not an Ed25519 key"
+  printf '%s' "$domain" >"$keys/domain"
+  printf '%s' "$class" >"$keys/class"
+  python3 - "$domain" "$class" "$keys" <<'PY'
+import os, sys, uuid
+vendor = uuid.uuid5(uuid.NAMESPACE_DNS, sys.argv[1])
+klass = uuid.uuid5(vendor, sys.argv[2])
+for name, u in (("vendor-id.bin", vendor), ("class-id.bin", klass)):
+    with open(os.path.join(sys.argv[3], name), "wb") as out:
+        out.write(u.bytes)
+PY
+}
+
+lock_boot_elf() {
+  local keys=$1 out=$2
+  (cd "$ROOT/firmware/lock-boot" && KEYWAY_LOCK_FIXTURES="$keys" CARGO_TARGET_DIR="$LOCK_FW_TARGET" \
+    cargo build -q --release) || lock_die "building lock-boot failed"
+  cp "$LOCK_FW_TARGET/$LOCK_TRIPLE/release/lock-boot" "$out"
+}
+
+lock_patch_fail() {
+  cp "$1" "$2"
+  printf 'KEYWAY-SELF-TEST-FAIL' | dd of="$2" bs=1 seek=256 conv=notrunc status=none
+}
+
+# The device key: `keyway keygen` (so the host verifies the audit log with
+# DIR/device.pub), its raw seed for the factory record.
+lock_device_key() {
+  local dir=$1 der
+  "$KEYWAY" keygen "$dir/device" >/dev/null || lock_die "device keygen failed"
+  # PKCS#8 for Ed25519 (RFC 8410): the 32-byte seed is at bytes 16..48.
+  der=$(grep -v -- '-----' "$dir/device.key" | base64 -d | xxd -p -c 256)
+  [[ ${der:4:28} =~ ^02010[01]300506032b657004220420$ ]] || lock_die "$dir/device.key: not an Ed25519 PKCS#8 key"
+  printf '%s' "${der:32:64}" | xxd -r -p >"$dir/device.seed"
+}
