@@ -79,6 +79,12 @@ const CORE_HZ: u32 = 25_000_000;
 
 static MILLIS: AtomicU32 = AtomicU32::new(0);
 
+/// The UARTs' receive interrupts only wake the main loop from `wfi`.
+#[exception]
+unsafe fn DefaultHandler(_irqn: i16) {
+    keyway_board::uart::ack_interrupts();
+}
+
 #[exception]
 fn SysTick() {
     MILLIS.fetch_add(1, Ordering::Relaxed);
@@ -261,7 +267,12 @@ fn main() -> ! {
     let mut out = [0u8; keyway_agent::agent::OUT_LEN];
     let mut wire = Wire::default();
     let mut control = hw::Control::new();
+    smp.enable_rx_interrupt();
+    ctl.enable_rx_interrupt();
     loop {
+        if !smp.rx_ready() && !ctl.rx_ready() {
+            keyway_board::uart::wait_for_rx(&[&smp, &ctl]);
+        }
         if let Some(b) = smp.try_read() {
             wire.rx += 1;
             match dec.push(b) {

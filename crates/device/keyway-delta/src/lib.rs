@@ -33,6 +33,114 @@
 //! p.finish(&mut SliceBase(base), &mut out).unwrap();
 //! assert_eq!(&got, new);
 //! ```
+//!
+//! # Delta updates
+//!
+//! Over Bluetooth a lock receives 5–15 KB/s; a delta patch carries only what
+//! changed. The lock applies it as it streams in: the active slot is the
+//! base, the output streams through the ordinary `Installer` into the
+//! inactive slot (so it is hashed, resumable by sector, and marked `Pending`
+//! only when its SHA-256 matches), and the patch header binds the base's size
+//! and SHA-256, so a patch for another image is refused by `Patcher::new`
+//! before anything is written.
+//!
+//! **Ops.** bsdiff's: `seek` the base cursor, copy `add` bytes from the base
+//! plus a diff byte each, then `extra` new bytes. The seek comes first (unlike
+//! bsdiff's control triple) so that the first op can start anywhere and an op
+//! without `add` needs no seek. bsdiff's scan is kept because firmware changes
+//! are mostly pointers and branch offsets that moved by the same amount: a
+//! long approximate match with sparse non-zero diff bytes is far cheaper than
+//! many exact matches. Its one parameter, the gain a new match needs before
+//! it starts an op, is 4 instead of bsdiff's 8 because our ops are cheap
+//! (range-coded): measured on the three pairs at 0–24 (BENCHMARKS.md), 4 was
+//! best on the two large ones and within 10 bytes on the third. No knowledge
+//! of the files or their instruction sets is used.
+//!
+//! **Coding, not LZ.** Detools compresses bsdiff's streams with a general
+//! compressor (lzma, heatshrink, lz4). Those need a dictionary window to do
+//! well (lzma's is megabytes; heatshrink and lz4 with a small window lose 30%),
+//! and most of what they find in bsdiff output is runs of zeros and repeated
+//! diff values. An adaptive binary range coder (LZMA's: 32-bit range, 12-bit
+//! probabilities, carry through a cached byte) with a context model aimed at
+//! those structures needs only its probability tables:
+//!
+//! * diff bytes: a zero flag in the context of which of the last 4 diff bytes
+//!   were non-zero, the output position mod 4 (32-bit words) and the base
+//!   byte's top 3 bits (512 contexts); a non-zero diff is first tried
+//!   against a move-to-front list of the 8 last distinct non-zero diffs (a
+//!   block of pointers that moved by the same amount repeats the same bytes),
+//!   else coded as a byte in one of 2 contexts (was the previous diff zero);
+//! * literals: a byte in one of 8 contexts, the output position mod 4 (16- and
+//!   32-bit instruction and data alignment) and the previous byte's top bit;
+//! * numbers (lengths, seek magnitudes): the bit length (6-bit tree per
+//!   field), the 2 bits below the leading one modelled, the rest direct.
+//!
+//! Measured, the patches come out 7–25% smaller than detools' bsdiff+lzma on
+//! all three pairs, with a decoder of 7,992 bytes of RAM. The RAM is spent
+//! where measurements showed it pays: moving 1 KiB from the zero flags and
+//! 1 KiB from the non-zero diff bytes to literal contexts by alignment saved
+//! 1.2% and 3.4% on the two large pairs; a longer diff list, diff contexts by
+//! word position and slower adaptation did not pay (BENCHMARKS.md). An LZ op copying from the output already written (the
+//! inactive slot is readable) is the obvious next step for the literals
+//! (a third of the esp8266 patch), at no RAM cost, but it complicates resuming
+//! after a power cut; not done.
+//!
+//! **Streaming a range coder in fixed RAM.** The decoder owns a 128-byte input
+//! buffer and only decodes a step (one number or one byte, at most 40 coded
+//! bits, each reading at most one byte) while at least 40 bytes are buffered;
+//! `finish` decodes the rest, where running out is `Truncated`. The encoder's
+//! flush and the decoder's start are arranged (LZMA's) so the decoder consumes
+//! exactly the bytes written: a byte more is `TrailingData`. Every op produces
+//! at least one byte (`EmptyOp` otherwise), so no input can make it loop.
+//!
+//! **Signed delta releases.** `keyway sign --delta-from OLD.bin --firmware
+//! NEW.bin` (`EnvelopeBuilder::delta_from`) makes the patch with `keyway
+//! diff`'s encoder and signs a manifest that binds three components: the
+//! produced image (component 0: digest and size, the same validate sequence a
+//! full image has), the patch (component 1: the integrated payload, fetched
+//! and image-matched) and the installed image it applies to (component 2:
+//! an image-match on its digest and size), joined by Keyway's custom
+//! `apply-delta` directive (FORMAT.md, "Delta manifest", with the draft's
+//! sections). `keyway_suit` exposes them as `Verified::delta:
+//! Option<DeltaBinding { base_digest, base_size, out }>`, `Verified::payload`
+//! staying the patch; `keyway verify`/`inspect` show both and `verify` checks
+//! the patch header against them.
+//!
+//! **On the lock: `keyway_device::delta::DeltaInstaller`** (sans-IO, no heap).
+//! `begin(flash, journal, layout, &binding, &patch_expectation,
+//! manifest_digest, head)` first hashes the active slot's first `base_size`
+//! bytes and refuses another base (`DeltaError::WrongBase { expected, found }`)
+//! before anything is written; then `Installer::begin_with_manifest` stores
+//! the head and records the download with the *output* expectation. `push`
+//! hashes the patch bytes against the payload digest, compares the first 80
+//! with the header the binding implies (`DeltaError::Header { field }`), and
+//! feeds the body to the `Patcher`, whose `BaseReader` reads the active slot
+//! (`NorFlash::read`, aligned for read sizes up to 64 bytes) and whose output
+//! goes to `Installer::push`; both borrow the flash through a
+//! `core::cell::RefCell` (the patcher calls one at a time). `finish` checks
+//! the patch's digest, then `Installer::finish` checks the produced image's
+//! size and SHA-256 and only then records the slot `Pending`. The bootloader's
+//! `VerifiedSlot` re-verifies such a slot against the binding's output. A
+//! power cut while patching restarts the patch from its first byte (`begin`
+//! again, never `Installer::resume`): the base is the active slot, which is
+//! never written, so a restart is always possible (`tests/delta.rs` cuts
+//! every flash operation of a delta install three ways, checks the old image
+//! still boots and the retry produces the exact image). Resuming in the middle
+//! would need the decoder's 8 KiB state saved at sector boundaries or a patch
+//! cut into independently coded blocks (a small size cost); not done.
+//! `keyway-lock` uses it for delta uploads (below, "keyway-lock: SMP").
+//!
+//! **RAM** (`size_of::<DeltaInstaller<_>>()` = 8,712 bytes on the nRF52840
+//! flash: the patcher 7,992, the `Installer<256>` it drives 472 — its write
+//! buffer 256 and the output's SHA-256 state — and 248 for the patch's
+//! SHA-256 state, the expected header and cursors). The patcher alone
+//! (`size_of::<Patcher>()` = 7,992 bytes, the 8 KiB budget for patcher and
+//! decompressor, which are one): probability tables 7,388
+//! (zero flags 1,024, non-zero diff bytes 1,024 and the recent-diff list's 64,
+//! literals 4,096, numbers 1,180), input buffer 128, base read buffer 128,
+//! output chunk 256, cursors and state about 100.
+//! The decoder keeps nothing else; its stack use is small and it takes no
+//! heap.
 
 #![no_std]
 #![forbid(unsafe_code)]

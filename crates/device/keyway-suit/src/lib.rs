@@ -36,6 +36,68 @@
 //! verified.manifest.policy.check(&PolicyInputs { now: Some(1_700_000_000), battery_mwh: 900, consent: true })?;
 //! # Ok(()) }
 //! ```
+//!
+//! # Wire format
+//!
+//! FORMAT.md gives every structure byte by byte. Keyway is a profile of
+//! draft-ietf-suit-manifest-37 with draft-ietf-suit-update-management-13:
+//! standard labels everywhere, and private extensions chosen so they cannot
+//! collide with the drafts' registries: envelope member `-19287` (a root-signed
+//! key set), text key `"keyway-fixed-cves"` (a text key, where SUIT uses
+//! integers), and for delta releases the custom command and parameter `-257`
+//! (`keyway-directive-apply-delta`, `keyway-parameter-delta-base`, in the
+//! ranges §8.4.11 and §8.4.8.16 reserve for a processor's author; FORMAT.md
+//! "Delta manifest"). Every digest of an embedded item covers the bstr-wrapped item, as
+//! the draft's examples do (checked against example0–5).
+//!
+//! # Bounds (every length is bounded)
+//!
+//! | What | Bound | Where |
+//! |---|---|---|
+//! | signatures per wrapper | 8 (`MAX_SIGNATURES`) | `auth.rs` |
+//! | keys per anchor set / key set | 8 (`MAX_KEYS`) | `keys.rs` |
+//! | revoked ids per key set | 16 (`MAX_REVOKED`) | `keyset.rs` |
+//! | components | 4 (`MAX_COMPONENTS`) | `manifest.rs` |
+//! | try-each / run-sequence nesting | 3 (`MAX_NESTING`) | `manifest.rs` |
+//! | CVEs per release | 32 (`MAX_CVES`) | `text.rs` |
+//! | COSE protected header | 64 bytes | `auth.rs` |
+//! | envelope members | 64 | `cbor.rs` |
+//! | any array/map length | the bytes left in the input | `cbor.rs` |
+//! | byte/text strings | the bytes left | `cbor.rs` |
+//!
+//! Skipping unknown items is iterative (a counter, no recursion), so hostile
+//! nesting cannot exhaust the stack. Arrays and maps must have definite lengths.
+//!
+//! # Cargo features of `keyway-suit`
+//!
+//! `ed25519` and `es256` (both default) select the signature algorithms;
+//! `curve25519` (default) puts Ed25519 on curve25519-dalek's group (the lock
+//! core's backend; without it, `ed25519` alone uses ed25519-compact, kept for
+//! comparison). keyway-device's own `ed25519` feature selects both. A lock
+//! product enables the algorithm its vendor signs with; the other algorithm's code,
+//! key variant and dependency are then not compiled, and its signatures are
+//! refused with `UnsupportedAlgorithm`. The host tools build both. `delta` (default) adds the delta manifest (the
+//! apply-delta command and delta-base parameter, `Verified::delta`); without
+//! it such a manifest is refused as an unsupported command, as a lock that
+//! cannot apply patches must. `keyway-device` enables it (its `DeltaInstaller`
+//! needs the binding). It cost 644 B of Cortex-M4 code on the ed25519-compact verifier (40,868 B
+//! without it, 41,512 B with it; BENCHMARKS.md). keyway-device has a `delta`
+//! feature too (default: `DeltaInstaller` and delta manifests in
+//! `VerifiedSlot`); a lock that takes only full images builds it with
+//! `default-features = false`, as `firmware/qemu-core` does.
+//!
+//! # Errors
+//!
+//! The device returns `keyway_suit::Error`: an enum whose variants carry the
+//! data that names what failed (`Rollback { floor, got }`,
+//! `BelowThreshold { valid, required, unknown: Option<KeyId>, revoked, keyset }`,
+//! `Malformed { part, offset, expected }`, …), 24 bytes on a Cortex-M4. Its
+//! `Display` is terse but keeps the data (`rollback: seq 5 <= floor 7`), for a
+//! lock's log. The host renders full sentences with `keyway_vendor::describe::describe`
+//! ("rollback: sequence number 5 is not above the device's floor 7"), and
+//! `keyway verify` prefixes the check that failed (`anti-rollback check
+//! failed: …`). Keeping the prose on the host saved 2.2 KB of the device's
+//! 40 KiB code budget.
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

@@ -29,6 +29,151 @@
 //! * [`releases`]: the genuine and doctored releases the checks upload.
 //! * `checks`: the checks, in the order they run (the channel's, 13 to
 //!   19, in `checks/channel.rs`).
+//!
+//! # keyway audit
+//!
+//! ```text
+//! keyway audit --lock-state DIR ──▶ cli.rs ──▶ lab::audit: re-exec under `unshare -rn` (audit::cli::isolate), `ip link set lo up`
+//!                                     ├─▶ Lab::start: the simulated keyway-lock from DIR (in-process, same namespace, SMP + control socket on loopback)
+//!                                     └─▶ Lab::configure: a plain udp: target + control socket, floor, device key, PIN → audit::run, then the lock off
+//! keyway audit --target udp:H:P  ──▶ (no namespace: check 1 proves no route out, or names the default route)
+//! audit::run(&Options) -> Report ──▶ checks.rs: SMP (audit/link.rs over the client `device::Client`) + control socket
+//!                                  ──▶ report.rs: table | JSON | self-contained HTML
+//! ```
+//!
+//! The audit (`crates/host/keyway/src/audit/`) tests a lock the way any tester
+//! would: SMP over UDP through the owner's client and, when the lock offers one,
+//! its control socket's JSON; it has one kind of target, `udp:HOST:PORT`, and
+//! does not link `keyway-lock`. `--lock-state DIR` is the *lab*'s
+//! (`src/lab.rs`): the command line's dispatch sends it to `lab::audit`, which
+//! starts the simulated lock from its state directory in the audit's unplugged
+//! network, hands the audit a plain target and what the provisioning says
+//! (control socket, vendor domain, class, floor, device key, PIN unless
+//! `--pin` names one, `in_process` for short settle and power-cut timeouts),
+//! and prints the same report with the same exit codes
+//! (`audit::cli::finish`). The seam is in the dispatch, not inside `audit/`,
+//! so the audit has exactly one way to reach a lock and cannot grow a
+//! shortcut into the simulator's state. Conventions both sides need are
+//! written on both sides and checked equal by `tests/layering.rs`
+//! (`cargo test -p keyway --test layering`): the bad image of check 5
+//! (`audit::releases::SELF_TEST_FAIL_MARKER`, `KEYWAY-SELF-TEST-FAIL` at byte
+//! `SELF_TEST_FAIL_AT` = 256; keyway-lock's `profile.rs` holds the same bytes)
+//! and the keypad PIN (`--pin`, default `audit::DEFAULT_PIN` = `1234`).
+//! `audit::run` is a library call returning a
+//! structured `Report` (nineteen `Check`s: number, id, title, PASS/FAIL/SKIP,
+//! summary, evidence lines, figures), so the demo can call it and print its
+//! scorecard. The demo (`demo.rs`) re-executes itself under `unshare -rn` the
+//! same way (`--no-netns`: it stays in the host's network, and its "router
+//! unplugged" line and check 1 judge that network); `Outcome::lock_failures`
+//! tells the lock's failures (exit 1, named) from the network's own (a note,
+//! exit 0).
+//!
+//! * **`netns.rs`**: the unplugged network. A launched lock must share the
+//!   audit's namespace, and `unshare(CLONE_NEWUSER)` is refused to a
+//!   multi-threaded process, so the command re-executes itself under
+//!   `unshare -rn` before it starts any thread, rather than calling
+//!   `unshare(2)` itself (which would also need `libc`). The proof is read
+//!   from the kernel: default routes in `/proc/net/route` and
+//!   `/proc/net/ipv6_route` (up, not `RTF_REJECT`), and a UDP `connect` to a
+//!   public IPv4 and IPv6 address, which asks for a route without sending a
+//!   packet (`ENETUNREACH`). Where namespaces are not permitted, the evidence
+//!   says so and the same proof decides.
+//! * **`link.rs`**: SMP goes through the owner's client library
+//!   (`crate::device::Client` over `UdpTransport`: framing, pairing by setup
+//!   code, sessions, uploads, log export, refusals as sentences), with what an audit adds: a
+//!   refusal is an answer (evidence), "no answer" is an outcome (a power
+//!   cut), and while a cut is expected each request waits once, briefly
+//!   (`set_window`), instead of resending. The control socket is one JSON
+//!   line each way, each answer line bounded in length (64 KiB) and time
+//!   (5 s, however slowly it trickles). Every other wait is bounded too
+//!   (the client's retries, `wait_up`, `settle`); lengths the lock sends are
+//!   bounded by the client (log export, upload offsets).
+//! * **`releases.rs`**: every release is built with
+//!   `keyway_vendor::encode::EnvelopeBuilder` and the vendor key: genuine ones
+//!   (sequence above the lock's floor, notes with a CVE, 24 KiB images), a
+//!   tampered copy (one image byte flipped), an unknown signer (a fresh key),
+//!   a rolled-back one (a valid signature, the sequence just below the floor)
+//!   and the wrong model (another class name). With `--update FILE...` the
+//!   files are used in sequence order, and what needs a fresh signature is
+//!   SKIP.
+//! * **`checks.rs`**: one session, checks in an order where each builds on the
+//!   last (2/11/12 on the first release, 3, 6/7 on a paced upload with a
+//!   sampler thread doing keypad and owner unlocks, 5, 4, 8, 9, then 10 over
+//!   every export taken along the way). A check that cannot run because an
+//!   earlier one failed is SKIP "blocked", so a flawed lock fails exactly the
+//!   checks its flaw breaks; the channel's checks 13 to 19 run after 9, and
+//!   10 last, over every export. Power cuts use the control socket's `cut-power`
+//!   (`mid_upload`, `after_ops`): the mid-install sweep (the owner's consent)
+//!   and the trial-boot sweep (a test boot asked at the lock) cut at flash
+//!   operation k = 1, 2, … from the consent on, one scenario each, until a
+//!   cut no longer lands inside the install (the control status's
+//!   `power_cuts` says whether it fired; without it, silence does), or the
+//!   first scenario that does not recover. After each, the lock must run a
+//!   verified, confirmed image and the retried or resumed update must
+//!   complete (a lock left in recovery is given the update again and reset,
+//!   the reset in a presence window the audit opens and closes around it,
+//!   since an owner's reset is refused in the first minute after the boot
+//!   the cut caused, so the run can go on). A sweep in which no cut landed is SKIP, not a
+//!   pass. No check passes on absent evidence: 3 runs only on a lock that
+//!   took a genuine upload whole (refusing everything proves nothing), and
+//!   silence to an attack is a FAIL, not a refusal; 6 needs unlocks of each kind
+//!   (keypad, owner) during the upload; 7 needs the sensor quiet before,
+//!   triggered while bytes remain, reported by the lock's SMP status and a
+//!   tamper record in its log since the update began; 5 needs the log to
+//!   show the bad image tried (its trial or a boot of its version); 11
+//!   watches the running image for a while (1 s on loopback, 5 s over a
+//!   link) before and after a reset (the agent refuses an owner's reset in
+//!   the first minute after a boot, `ResetLimiter::at_boot`: a lock that
+//!   declines it is power-cycled through the control socket instead,
+//!   `Session::power_cycle`, and the evidence says so), and a status saying
+//!   `installing` without consent fails it; 10 fails a log that goes back between exports
+//!   or shows different bytes for a record already exported, and checks the
+//!   log against the provisioned device key (the state directory's, or
+//!   `--device-key`), else against the key the lock announces, saying so.
+//! * **`checks/channel.rs`**: checks 13 to 19, issue 12's channel findings
+//!   tried again from radio range. The audit's owner, paired by the setup
+//!   code (`--setup-code`, or read through the control socket's
+//!   `setup-code`), is the victim; the attacker is a second UDP socket with
+//!   no key; the man in the middle is `Tap`, a `Transport` around the
+//!   owner's that records the last request, holds one back (delivered
+//!   6.5 s later, past the lock's 5 s freshness limit) or alters the
+//!   answer's last byte, or hands back an earlier answer. Verdicts rest on
+//!   what the lock does (the bolt in the owner's authenticated status, the
+//!   owners, the slots, the typed update state), never on its words. 13, 14
+//!   and 17 need the button and 19 the power (SKIP without `--control`); 15,
+//!   16 and 18 need only the owner's session; 14 and 17 need fresh releases.
+//! * **`report.rs`**: the table, JSON (`serde_json`) and HTML (inline CSS,
+//!   every text escaped, no scripts or external resources; tested with
+//!   hostile evidence); the table prints the lock's control characters as
+//!   `\u{..}`, so no escape sequence from a lock repaints the scorecard.
+//!
+//! `keyway-lock --profile NAME` (`keyway-lock/src/profile.rs`) gives the
+//! flawed locks; each flaw is one hook marked `PROFILE HOOK` in `server.rs` or
+//! `device.rs`, except `open-pairing`'s, which are the agent's own
+//! (`agent_shell::agent_config` sets `Flaws::OPEN_PAIRING` in the agent's
+//! `Config`, at start and after each boot; see `keyway-agent` above): `cloud-verify` refuses an install unless a TCP connect to its
+//! vendor server (`--vendor-server`, default `1.1.1.1:443`) succeeds;
+//! `no-rollback` copies the staged image over the running slot in place,
+//! confirms it with no trial and erases the staging slot, and its boot never
+//! falls back (`Lock::install_in_place`); `unsigned` takes an upload whose
+//! signatures or key set fail (`inspect_envelope` stands in for the
+//! verifier); `downgrade` verifies uploads against no floor; `forced` arms a
+//! complete upload on its own timer (`Server::tick`, `FORCED_DELAY_MS` =
+//! 400 ms later) and resets, with no consent and no policy; `log-gaps` drops
+//! update events in `Lock::note`; `open-pairing` pairs a plain public key in
+//! the window without the setup code, runs held-back requests (no
+//! freshness), runs owner commands sent in the clear as the first owner and
+//! answers them unauthenticated, takes any peer's chunks into the upload in
+//! progress, resets for anyone with no limit, and keeps consent in RAM. The boot re-verification still guards
+//! `unsigned` and `downgrade` images (they are accepted, never booted), which
+//! is why the audit judges acceptance, as a real owner would see it. The simulated application's self-test fails for an image
+//! carrying `KEYWAY-SELF-TEST-FAIL` at byte 256 (`profile::fails_self_test`),
+//! which is how the audit's check 5 gets a bad image on any profile; a
+//! failed self-test leaves no trial boots, and the application resets itself
+//! (its watchdog) so the bootloader reverts at once. Two lock fixes came with
+//! the audit: a lock whose update reverted (journal trial state `None`) now
+//! offers the next upload for consent, and an image refused at its last chunk
+//! is logged with its sequence number (it was 0).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
