@@ -228,6 +228,7 @@ impl Pair {
             mtu: keyway::device::UDP_MTU,
             stats: Stats::default(),
             tamper: None,
+            before: None,
         }
     }
 
@@ -250,6 +251,7 @@ pub struct MemoryTransport {
     mtu: usize,
     stats: Stats,
     tamper: Option<Tamper>,
+    before: Option<Box<dyn FnMut()>>,
 }
 
 impl std::fmt::Debug for MemoryTransport {
@@ -282,6 +284,14 @@ impl MemoryTransport {
         self
     }
 
+    /// `before` runs before each frame is sent: another client's
+    /// requests interleaved with this one's (two sessions at once, with no
+    /// thread).
+    pub fn with_before(mut self, before: impl FnMut() + 'static) -> Self {
+        self.before = Some(Box::new(before));
+        self
+    }
+
     /// The pair this transport reaches.
     pub fn pair(&self) -> &Pair {
         &self.pair
@@ -291,6 +301,9 @@ impl MemoryTransport {
 impl Transport for MemoryTransport {
     fn exchange(&mut self, frame: &[u8], seq: u8) -> Result<Vec<u8>, TransportError> {
         for attempt in 0..self.tries {
+            if let Some(b) = self.before.as_mut() {
+                b();
+            }
             if attempt > 0 {
                 self.stats.resends += 1;
             }
