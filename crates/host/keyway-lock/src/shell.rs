@@ -121,8 +121,12 @@ impl crate::profile::VendorServer for TcpVendorServer {
     }
 }
 
-/// The lock's state shared by the shell's threads.
-struct Shared {
+/// The lock's core with its files and no sockets, threads or clock: what
+/// [`start`] serves on UDP and the control sockets, and what a test drives
+/// in memory with a clock of its own (`keyway-testkit`'s client-lock
+/// pair). Every call takes the lock's clock, `now_ms`, in milliseconds
+/// since power-on.
+pub struct Shell {
     core: Core,
     dir: StateDir,
     start: Instant,
@@ -132,13 +136,11 @@ struct Shared {
     /// The test flag `--presence-always-open` (the agent's window is
     /// pressed open again whenever it closed).
     presence_always_open: bool,
+    /// The boot's one-line report.
+    boot: String,
 }
 
-impl Shared {
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
+impl Shell {
     fn flush_log(&mut self) {
         for l in self.core.server_mut().take_log() {
             if self.verbose {
@@ -170,10 +172,9 @@ impl Shared {
     /// written (stamped with this boot), then a reset it asked for (or
     /// the power-on after a cut) runs, and what that boot logged is
     /// written too.
-    fn settle(&mut self, before: (u64, u64)) {
+    fn settle(&mut self, before: (u64, u64), now: u64) {
         self.commit(before);
         let mid = self.core.server().lock().flash_work();
-        let now = self.now_ms();
         if self.core.server_mut().poll_reset().is_some()
             && let Err(e) = self.core.0.after_boot(now)
         {
@@ -188,7 +189,7 @@ impl Shared {
     /// Writes the queued audit events, then saves the flash if `before`
     /// (the flash work before the request) changed.
     fn commit(&mut self, before: (u64, u64)) {
-        let Shared {
+        let Shell {
             core,
             dir,
             boot_saved,
@@ -288,65 +289,87 @@ pub fn start(o: &Options) -> Result<Running> {
     if let Some(c) = o.control {
         check_control_addr(c, o.control_insecure_any_address)?;
     }
-    let dir = StateDir::new(&o.state);
-    dir.secure()?;
-    let model = crate::policy::model(&o.model).map_err(|e| anyhow!("--model: {e}"))?;
-    let mut lock = dir.load()?;
-    lock.profile = o.profile.clone();
-    let (signer, kid) = dir.device_signer()?;
-    lock.attach_audit(signer, dir.boot_count()?)
-        .map_err(|e| anyhow!(e))?;
-    // Power on: the bootloader, then the application (self-test, confirm).
-    let boot = lock.power_on().map_err(|e| anyhow!("power on: {e}"))?;
-    let boot_saved = lock.boot_count().unwrap_or(0);
-    let boot = format!(
-        "boot {boot_saved}: {:?} ({:?}); {}; device key {}",
-        boot.decision.boot,
-        boot.decision.reason,
-        boot.app,
-        keyway_vendor::keys::hex(&kid)
-    );
-    dir.set_boot_count(boot_saved)?;
-    lock.commit_audit(wall_clock_secs())
-        .map_err(|e| anyhow!(e))?;
-    dir.save(&lock)?;
-    let mut server = Server::new(lock);
-    server.set_vendor_server(Box::new(TcpVendorServer));
-    server.set_presence_always_open(o.presence_always_open);
-    server.set_lock_config(crate::lock::Config {
-        pin: dir.pin()?,
-        max_attempts: o.lockout_attempts.max(1),
-        lockout_ms: o.lockout_seconds.saturating_mul(1000),
-        relock_ms: (o.relock_seconds > 0).then(|| o.relock_seconds.saturating_mul(1000)),
-        ..crate::lock::Config::default()
-    });
-    server.set_model(model);
-    let lock = AgentLock::new(
-        server,
-        dir.agent_store()?,
-        dir.device_keypair()?,
-        dir.setup_verifier()?.as_ref(),
-        0,
-    )
-    .map_err(|e| anyhow!(e))?;
-    let mut lock = Box::new(lock);
-    // The verifier it stored at its first start, before any answer.
-    if let Some(bytes) = lock.take_store_changes() {
-        dir.save_agent_store(bytes)?;
-    }
-    let core = Core(lock);
+    let shell = Shell::open(o)?;
     let socket = UdpSocket::bind(o.bind).with_context(|| format!("binding UDP {}", o.bind))?;
     // The receive loop wakes up to see a power-off.
     socket.set_read_timeout(Some(Duration::from_millis(100)))?;
     let smp = socket.local_addr()?;
-    let shared = Arc::new(Mutex::new(Shared {
-        core,
-        dir,
-        start: Instant::now(),
-        boot_saved,
-        verbose: o.verbose,
-        presence_always_open: o.presence_always_open,
-    }));
+    let boot = shell.boot.clone();
+    let shared = Arc::new(Mutex::new(shell));
+    serve(o, socket, smp, boot, shared)
+}
+
+impl Shell {
+    /// Powers the lock in `o.state` on (the bootloader, then the
+    /// application's self-test and confirm), without serving it: the
+    /// sockets in `o` are not bound.
+    pub fn open(o: &Options) -> Result<Shell> {
+        let dir = StateDir::new(&o.state);
+        dir.secure()?;
+        let model = crate::policy::model(&o.model).map_err(|e| anyhow!("--model: {e}"))?;
+        let mut lock = dir.load()?;
+        lock.profile = o.profile.clone();
+        let (signer, kid) = dir.device_signer()?;
+        lock.attach_audit(signer, dir.boot_count()?)
+            .map_err(|e| anyhow!(e))?;
+        // Power on: the bootloader, then the application (self-test, confirm).
+        let boot = lock.power_on().map_err(|e| anyhow!("power on: {e}"))?;
+        let boot_saved = lock.boot_count().unwrap_or(0);
+        let boot = format!(
+            "boot {boot_saved}: {:?} ({:?}); {}; device key {}",
+            boot.decision.boot,
+            boot.decision.reason,
+            boot.app,
+            keyway_vendor::keys::hex(&kid)
+        );
+        dir.set_boot_count(boot_saved)?;
+        lock.commit_audit(wall_clock_secs())
+            .map_err(|e| anyhow!(e))?;
+        dir.save(&lock)?;
+        let mut server = Server::new(lock);
+        server.set_vendor_server(Box::new(TcpVendorServer));
+        server.set_presence_always_open(o.presence_always_open);
+        server.set_lock_config(crate::lock::Config {
+            pin: dir.pin()?,
+            max_attempts: o.lockout_attempts.max(1),
+            lockout_ms: o.lockout_seconds.saturating_mul(1000),
+            relock_ms: (o.relock_seconds > 0).then(|| o.relock_seconds.saturating_mul(1000)),
+            ..crate::lock::Config::default()
+        });
+        server.set_model(model);
+        let lock = AgentLock::new(
+            server,
+            dir.agent_store()?,
+            dir.device_keypair()?,
+            dir.setup_verifier()?.as_ref(),
+            0,
+        )
+        .map_err(|e| anyhow!(e))?;
+        let mut lock = Box::new(lock);
+        // The verifier it stored at its first start, before any answer.
+        if let Some(bytes) = lock.take_store_changes() {
+            dir.save_agent_store(bytes)?;
+        }
+        Ok(Shell {
+            core: Core(lock),
+            dir,
+            start: Instant::now(),
+            boot_saved,
+            verbose: o.verbose,
+            presence_always_open: o.presence_always_open,
+            boot,
+        })
+    }
+}
+
+/// Serves `shared` on `socket` and the control sockets in `o`.
+fn serve(
+    o: &Options,
+    socket: UdpSocket,
+    smp: SocketAddr,
+    boot: String,
+    shared: Arc<Mutex<Shell>>,
+) -> Result<Running> {
     let stop = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
     let mut control = None;
@@ -374,11 +397,8 @@ pub fn start(o: &Options) -> Result<Running> {
             while !stop.load(Ordering::SeqCst) {
                 std::thread::sleep(Duration::from_millis(50));
                 let mut s = shared.lock().unwrap_or_else(PoisonError::into_inner);
-                let before = s.core.server().lock().flash_work();
                 let now = s.now_ms();
-                s.core.server_mut().tick(now);
-                // A postponed install that may go ahead resets the lock.
-                s.settle(before);
+                s.tick(now);
             }
         }));
     }
@@ -402,7 +422,7 @@ pub fn start(o: &Options) -> Result<Running> {
     })
 }
 
-fn smp_loop(socket: &UdpSocket, shared: &Arc<Mutex<Shared>>, stop: &AtomicBool) {
+fn smp_loop(socket: &UdpSocket, shared: &Arc<Mutex<Shell>>, stop: &AtomicBool) {
     let mut buf = vec![0u8; 65536];
     while !stop.load(Ordering::SeqCst) {
         let (n, peer) = match socket.recv_from(&mut buf) {
@@ -429,43 +449,111 @@ fn smp_loop(socket: &UdpSocket, shared: &Arc<Mutex<Shared>>, stop: &AtomicBool) 
     }
 }
 
+impl Shell {
+    /// The lock's clock: milliseconds since [`Shell::open`].
+    pub fn now_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The boot's one-line report.
+    pub fn boot(&self) -> &str {
+        &self.boot
+    }
+
+    /// One SMP datagram from `peer` at `now_ms`: the answer to send back,
+    /// `None` when there is none (no answer, or the power was cut
+    /// mid-request). The flash, the agent's store and the audit log are
+    /// stored before the answer is returned.
+    pub fn smp(&mut self, peer: SocketAddr, frame: &[u8], now_ms: u64) -> Option<Vec<u8>> {
+        self.smp_from(agent_shell::peer_id(peer), frame, now_ms)
+    }
+
+    /// [`Shell::smp`] for a peer already named by its id (the serial
+    /// line's peer has no socket address).
+    pub fn smp_from(
+        &mut self,
+        peer: keyway_agent::limits::PeerId,
+        frame: &[u8],
+        now_ms: u64,
+    ) -> Option<Vec<u8>> {
+        let s = self;
+        let now = now_ms;
+        let before = s.core.server().lock().flash_work();
+        s.core.server_mut().set_rtc(wall_clock_secs());
+        let always_open = s.presence_always_open;
+        let response = {
+            let a = &mut s.core.0;
+            // The test flag: a person keeps pressing the button.
+            if always_open && !a.agent().window_open(now) {
+                let _ = a.button(now, keyway_agent::agent::Press::Short);
+            }
+            let time = keyway_audit::Time {
+                rtc: wall_clock_secs(),
+                boot: a.server().lock().boot_count().unwrap_or(0),
+            };
+            a.handle(peer, keyway_agent::agent::Now { ms: now, time }, frame)
+                .answer
+        };
+        // A lock that lost power mid-request does not answer; one that
+        // answers has stored a change of owners (and the agent's store)
+        // first.
+        let answer = if s.core.server().lost_power() {
+            None
+        } else {
+            s.save_now();
+            Some(response).filter(|r| !r.is_empty())
+        };
+        s.settle(before, now);
+        answer
+    }
+
+    /// The mechanism's timers (auto-relock) at `now_ms`; a postponed
+    /// install that may go ahead resets the lock.
+    pub fn tick(&mut self, now_ms: u64) {
+        let before = self.core.server().lock().flash_work();
+        self.core.server_mut().tick(now_ms);
+        self.settle(before, now_ms);
+    }
+
+    /// One control line (the lock's buttons, keypad and sensors) at
+    /// `now_ms`, and its answer.
+    pub fn control(&mut self, line: &str, now_ms: u64) -> serde_json::Value {
+        let s = self;
+        let before = s.core.server().lock().flash_work();
+        let now = now_ms;
+        let a = button_line(&mut s.core.0, line, now).unwrap_or_else(|| {
+            crate::control::handle_line_in(
+                s.core.server_mut(),
+                line,
+                now,
+                wall_clock_secs(),
+                &s.dir,
+            )
+        });
+        s.settle(before, now);
+        a
+    }
+
+    /// The device core, to look at.
+    pub fn server(&self) -> &Server {
+        self.core.server()
+    }
+}
+
 /// One SMP request from `peer` in (a datagram, or a frame off the serial
 /// line), its answer out through `send` (unless the power was cut
 /// mid-request), then the reset it asked for.
 fn serve_frame(
-    shared: &Mutex<Shared>,
+    shared: &Mutex<Shell>,
     peer: keyway_agent::limits::PeerId,
     frame: &[u8],
     send: &mut dyn FnMut(&[u8]),
 ) {
     let mut s = shared.lock().unwrap_or_else(PoisonError::into_inner);
-    let before = s.core.server().lock().flash_work();
     let now = s.now_ms();
-    s.core.server_mut().set_rtc(wall_clock_secs());
-    let always_open = s.presence_always_open;
-    let response = {
-        let a = &mut s.core.0;
-        // The test flag: a person keeps pressing the button.
-        if always_open && !a.agent().window_open(now) {
-            let _ = a.button(now, keyway_agent::agent::Press::Short);
-        }
-        let time = keyway_audit::Time {
-            rtc: wall_clock_secs(),
-            boot: a.server().lock().boot_count().unwrap_or(0),
-        };
-        a.handle(peer, keyway_agent::agent::Now { ms: now, time }, frame)
-            .answer
-    };
-    // A lock that lost power mid-request does not answer; one that
-    // answers has stored a change of owners (and the agent's store)
-    // first.
-    if !s.core.server().lost_power() {
-        s.save_now();
-        if !response.is_empty() {
-            send(&response);
-        }
+    if let Some(response) = s.smp_from(peer, frame, now) {
+        send(&response);
     }
-    s.settle(before);
 }
 
 /// The longest control line taken, in bytes (a longer one is answered
@@ -479,7 +567,7 @@ pub const MAX_CONTROL_CONNECTIONS: usize = 16;
 /// own thread, at most [`MAX_CONTROL_CONNECTIONS`] at once.
 fn accept_loop<S>(
     mut accept: impl FnMut() -> std::io::Result<S> + Send + 'static,
-    shared: &Arc<Mutex<Shared>>,
+    shared: &Arc<Mutex<Shell>>,
     stop: &Arc<AtomicBool>,
 ) -> JoinHandle<()>
 where
@@ -548,7 +636,7 @@ fn read_line_bounded(
 /// line out.
 fn serve_control<S>(
     conn: S,
-    shared: &Arc<Mutex<Shared>>,
+    shared: &Arc<Mutex<Shell>>,
     stop: &Arc<AtomicBool>,
     open: &Arc<std::sync::atomic::AtomicUsize>,
 ) where
@@ -590,21 +678,9 @@ fn serve_control<S>(
             };
             let line = String::from_utf8_lossy(&line);
             let answer = {
-                let mut guard = shared.lock().unwrap_or_else(PoisonError::into_inner);
-                let s = &mut *guard;
-                let before = s.core.server().lock().flash_work();
+                let mut s = shared.lock().unwrap_or_else(PoisonError::into_inner);
                 let now = s.now_ms();
-                let a = button_line(&mut s.core.0, &line, now).unwrap_or_else(|| {
-                    crate::control::handle_line_in(
-                        s.core.server_mut(),
-                        &line,
-                        now,
-                        wall_clock_secs(),
-                        &s.dir,
-                    )
-                });
-                s.settle(before);
-                a
+                s.control(&line, now)
             };
             // One write per answer: a line written in pieces waits on
             // Nagle's algorithm and the peer's delayed ACK (~40 ms).

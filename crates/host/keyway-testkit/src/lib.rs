@@ -4,6 +4,10 @@
 //!
 //! - [`geometry`]: the flash parts the power-cut sweeps iterate (MCUboot's
 //!   `sim_test!` rows), with one test per part through [`per_geometry!`].
+//! - `release` (feature `host`, on by default): the vendor key fixture and
+//!   signed releases.
+//! - `pair` (feature `host`): an in-memory client-lock pair with a fake
+//!   clock, after quinn-proto's `Pair`.
 //!
 //! This crate is dev-only (`publish = false`). It depends on the crates it
 //! serves; they take it only as a dev-dependency, so only their integration
@@ -13,3 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod geometry;
+#[cfg(feature = "host")]
+pub mod pair;
+#[cfg(feature = "host")]
+pub mod release;

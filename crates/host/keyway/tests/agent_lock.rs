@@ -550,49 +550,29 @@ fn a_stranger_in_the_window_cannot_replace_a_pending_newer_release() {
 /// and locks; every one succeeds, some land while the upload runs, and
 /// the upload completes. (The latencies are a benchmark's:
 /// `cargo run --release -p keyway --example unlock_during_upload`.)
+/// Two sessions of one owner at once through the shell (its store, its
+/// flash file, its audit log): one uploads 96 KiB while the other unlocks
+/// and locks between the upload's chunks. In memory (keyway-testkit's
+/// pair): the two clients' frames interleave on one thread, every few
+/// chunks a command, instead of two threads racing over loopback UDP.
 #[test]
-fn sealed_unlocks_succeed_while_another_session_of_the_owner_uploads_over_udp() {
-    use keyway::device::UdpTransport;
-    use keyway_lock::shell::{Options, start};
-    use keyway_lock::state::StateDir;
-    use std::sync::atomic::AtomicBool;
-    use std::time::Duration;
-    let tmp = tempfile::tempdir().unwrap();
-    let vendor = SigningKey::generate(Algorithm::Ed25519).unwrap();
-    let vendor_pub = tmp.path().join("vendor.pub");
-    std::fs::write(&vendor_pub, vendor.public_key().to_spki_pem().unwrap()).unwrap();
-    let factory = tmp.path().join("factory.suit");
-    std::fs::write(&factory, release(&vendor, "1.0.0", 1, 4000, "")).unwrap();
-    let dir = StateDir::new(tmp.path().join("lock"));
-    dir.provision(&[vendor_pub], 1, VENDOR, CLASS, Some(&factory), false)
-        .unwrap();
-    let code = dir.new_setup_code().unwrap();
-    let mut o = Options::new(tmp.path().join("lock"), "127.0.0.1:0".parse().unwrap());
-    o.presence_always_open = false;
-    o.control = Some("127.0.0.1:0".parse().unwrap());
-    let lock = start(&o).unwrap();
-    {
-        use std::io::{BufRead as _, Write as _};
-        let mut c = std::net::TcpStream::connect(lock.control.unwrap()).unwrap();
-        writeln!(c, r#"{{"cmd":"presence"}}"#).unwrap();
-        let mut answer = String::new();
-        std::io::BufReader::new(c).read_line(&mut answer).unwrap();
-        assert!(answer.contains("\"ok\":true"), "{answer}");
-    }
-    let target = lock.smp.to_string();
-    let udp = || {
-        UdpTransport::connect(&target)
-            .unwrap()
-            .with_retry(Duration::from_secs(2), 5)
-    };
+fn sealed_unlocks_succeed_while_another_session_of_the_owner_uploads() {
+    use keyway_testkit::pair::Lab;
+    use std::cell::Cell;
+    let lab = Lab::new(1);
+    let code = lab.state_dir().new_setup_code().unwrap();
+    let pair = lab.pair(false);
+    let a = pair.control(r#"{"cmd":"presence"}"#);
+    assert!(a.contains("\"ok\":true"), "{a}");
     let owner = owner_key(0x0a);
-    let paired = Client::new(udp())
+    let paired = pair
+        .client()
         .with_owner(owner.clone())
         .unwrap()
         .pair_with_code(&code, "Alice")
         .unwrap();
-    let session = || {
-        let mut c = Client::new(udp())
+    let session = |t: keyway_testkit::pair::MemoryTransport| {
+        let mut c = Client::new(t)
             .with_owner(owner.clone())
             .unwrap()
             .with_paired_lock(paired.device_key)
@@ -600,44 +580,43 @@ fn sealed_unlocks_succeed_while_another_session_of_the_owner_uploads_over_udp() 
         c.open_session().unwrap();
         c
     };
-    let mut uploader = session();
-    let mut commander = session();
-    let file = release(&vendor, "1.1.0", 2, 96 * 1024, "");
+    let other: std::net::SocketAddr = "127.0.0.1:50001".parse().unwrap();
+    let commander = Rc::new(RefCell::new(session(pair.transport_from(other))));
+    let n = Rc::new(Cell::new(0u32));
+    let frames = Rc::new(Cell::new(0u32));
+    let between = {
+        let (commander, n, frames) = (Rc::clone(&commander), Rc::clone(&n), Rc::clone(&frames));
+        move || {
+            frames.set(frames.get() + 1);
+            // A command after every third frame of the upload.
+            if frames.get() % 3 != 0 {
+                return;
+            }
+            let mut c = commander.borrow_mut();
+            if n.get() % 2 == 0 {
+                c.unlock().expect("a sealed unlock during the upload");
+            } else {
+                c.lock().expect("a sealed lock during the upload");
+            }
+            n.set(n.get() + 1);
+        }
+    };
+    let mut uploader = session(pair.transport().with_before(between));
+    let during_before = n.get();
+    let file = release(&lab.vendor.key, "1.1.0", 2, 96 * 1024, "");
     let sha: [u8; 32] = Sha256::digest(&file).into();
-    let uploading = Arc::new(AtomicBool::new(true));
-    let flag = Arc::clone(&uploading);
-    let up = std::thread::spawn(move || {
-        let r = uploader.upload(&file, &mut |_, _| {});
-        flag.store(false, Ordering::SeqCst);
-        (r, uploader)
-    });
-    let (mut during, mut n) = (0, 0u32);
-    while uploading.load(Ordering::SeqCst) || n < 4 {
-        let was = uploading.load(Ordering::SeqCst);
-        if n % 2 == 0 {
-            commander
-                .unlock()
-                .expect("a sealed unlock during the upload");
-        } else {
-            commander.lock().expect("a sealed lock during the upload");
-        }
-        n += 1;
-        if was && uploading.load(Ordering::SeqCst) {
-            during += 1;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    let (r, mut uploader) = up.join().unwrap();
-    let report = r.expect("the sealed upload completes");
+    let report = uploader
+        .upload(&file, &mut |_, _| {})
+        .expect("the sealed upload completes");
+    let during = n.get() - during_before;
     assert!(report.requests > 60, "{report:?}");
     assert!(
-        during >= 2,
-        "only {during} of {n} commands landed during the upload"
+        during >= 20,
+        "only {during} commands landed during the upload"
     );
     let images = uploader.image_state().unwrap();
     assert!(images.iter().any(|i| i.hash == sha), "{images:?}");
-    assert!(commander.channel_counts().sealed >= u64::from(n));
-    lock.power_off();
+    assert!(commander.borrow().channel_counts().sealed >= u64::from(n.get()));
 }
 
 // ---- issue 12's attacks, ported from keyway-lock's tests/attacks.rs (the

@@ -373,6 +373,17 @@ impl Drop for Fake {
     }
 }
 
+/// A fake lock in memory, for the tests of what the client makes of an
+/// answer (not of the socket): `answer` answers each request.
+fn in_memory(
+    answer: impl FnMut(&[u8]) -> Vec<u8>,
+) -> Client<keyway::device::FnTransport<impl FnMut(&[u8]) -> Vec<u8>>> {
+    Client::new(keyway::device::FnTransport::new(
+        keyway::device::UDP_MTU,
+        answer,
+    ))
+}
+
 fn t(s: &str) -> Value {
     Value::Text(s.into())
 }
@@ -608,9 +619,9 @@ fn a_log_export_whose_length_changes_is_refused() {
 
 #[test]
 fn group_and_smp_errors_become_sentences() {
-    let fake = Fake::new(|req| {
+    let mut c = in_memory(|req| {
         let h = Header::decode(req).unwrap();
-        vec![match h.id {
+        match h.id {
             2 => reply(
                 req,
                 smp::rc_body(
@@ -622,9 +633,8 @@ fn group_and_smp_errors_become_sentences() {
                 req,
                 smp::group_err_body(smp::Version::V2, 1, 27, smp::MgmtErr::Inval, ""),
             ),
-        }]
+        }
     });
-    let mut c = fake.client();
     let e = c.unlock().unwrap_err().to_string();
     assert_eq!(
         e,
@@ -642,16 +652,15 @@ fn group_and_smp_errors_become_sentences() {
 /// visible escapes, so they cannot clear the line and fake a success.
 #[test]
 fn terminal_escape_injection_in_the_locks_reason_is_neutralised() {
-    let fake = Fake::new(|req| {
-        vec![reply(
+    let mut c = in_memory(|req| {
+        reply(
             req,
             smp::rc_body(
                 smp::MgmtErr::AccessDenied,
                 Some("no\x1b[2K\r\u{202e}unlocked OK"),
             ),
-        )]
+        )
     });
-    let mut c = fake.client();
     let e = c.unlock().unwrap_err().to_string();
     assert!(
         !e.contains('\x1b') && !e.contains('\r') && !e.contains('\u{202e}'),
