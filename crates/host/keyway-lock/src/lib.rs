@@ -118,8 +118,8 @@
 //!   top-level `rc` with Keyway's typed refusal (`kw-rc`) and, in `rsn`,
 //!   keyway-smp's fixed words for it (`Refusal::words`); clients decide on
 //!   `kw-rc` only. The PIN lives in `DIR/pin`; the shell
-//!   saves it when `Server::take_pin_changed` says so. Factory reset (window
-//!   + a `long-press` at or after the window opened) clears owners, settings,
+//!   saves it when `Server::take_pin_changed` says so. Factory reset (the
+//!   window and a `long-press` at or after the window opened) clears owners, settings,
 //!   consent, the wrong-code count and the upload, closes the window and sets
 //!   the PIN back to `1234`; firmware, anchors, key set, device key, the
 //!   setup code's verifier and the audit log (which records the reset) stay.
