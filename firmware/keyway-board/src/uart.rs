@@ -49,6 +49,8 @@ static TAKEN: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBool::new(false)]
 #[derive(Debug)]
 pub struct Uart {
     base: usize,
+    /// [`Uart::read_byte`] sleeps between polls (the RX interrupt is on).
+    sleeps: bool,
 }
 
 impl Uart {
@@ -63,7 +65,10 @@ impl Uart {
         if TAKEN[n].swap(true, Ordering::AcqRel) {
             return None;
         }
-        let uart = Uart { base };
+        let uart = Uart {
+            base,
+            sleeps: false,
+        };
         uart.reg_write(BAUDDIV, PCLK_HZ / BAUD);
         uart.reg_write(CTRL, CTRL_TX_EN | CTRL_RX_EN);
         Some(uart)
@@ -98,6 +103,7 @@ impl Uart {
     /// `DefaultHandler` must call [`ack_interrupts`].
     pub fn enable_rx_interrupt(&mut self) {
         let n = usize::from(self.base == UART1);
+        self.sleeps = true;
         self.reg_write(CTRL, CTRL_TX_EN | CTRL_RX_EN | CTRL_RX_INT_EN);
         // SAFETY: one write to the NVIC's set-enable register, for this
         // UART's own receive interrupt; its handler only clears it.
@@ -116,11 +122,15 @@ impl Uart {
         (self.reg_read(STATE) & STATE_RX_FULL != 0).then(|| self.reg_read(DATA) as u8)
     }
 
-    /// Waits for a byte.
+    /// Waits for a byte (asleep between polls once
+    /// [`Uart::enable_rx_interrupt`] was called).
     pub fn read_byte(&mut self) -> u8 {
         loop {
             if let Some(b) = self.try_read() {
                 return b;
+            }
+            if self.sleeps {
+                wait_for_rx(&[self]);
             }
         }
     }

@@ -41,7 +41,7 @@ mod load;
 #[cfg(feature = "recovery")]
 mod recovery;
 
-use cortex_m_rt::entry;
+use cortex_m_rt::{entry, exception};
 use keyway_board::semi_flash::SemiFlash;
 use keyway_board::{fail, hprintln, map, meter, semi};
 use keyway_device::journal::Journal;
@@ -59,6 +59,13 @@ pub struct Device {
     pub anchors: TrustAnchors,
     /// The device's vendor and class.
     pub identity: DeviceIdentity,
+}
+
+/// The serial port's receive interrupt (recovery only) just wakes the
+/// core from `wfi`.
+#[exception]
+unsafe fn DefaultHandler(_irqn: i16) {
+    keyway_board::uart::ack_interrupts();
 }
 
 #[entry]

@@ -80,6 +80,11 @@ pub fn run(flash: &mut SemiFlash, device: &Device) -> ! {
     let mut rx = [0u8; rx_buf_len(MAX_FRAME)];
     let mut decoder = Decoder::new(&mut rx);
     let mut out = [0u8; MAX_FRAME];
+    // Sleep between bytes (`wfi` on the receive interrupt) rather than
+    // spin: a spinning core starves QEMU's loop that feeds the UART.
+    // Recovery ends in a reset, which masks the interrupt again before
+    // any image runs.
+    uart.enable_rx_interrupt();
     loop {
         let byte = uart.read_byte();
         let packet = match decoder.push(byte) {
