@@ -14,42 +14,15 @@
 //!   provisioned without one says so by name.
 
 use std::io::{BufRead as _, BufReader};
-use std::os::unix::fs::PermissionsExt as _;
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
+mod common;
+
+use common::{BIN, Running, lock_cmd, mode};
 use keyway_channel::{SetupCode, StoredVerifier};
 use keyway_lock::state::StateDir;
 use keyway_vendor::keys::{Algorithm, keygen};
-
-const BIN: &str = env!("CARGO_BIN_EXE_keyway-lock");
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `keyway-lock ARGS` under umask 0 (the worst a caller can set).
-fn lock_cmd() -> Command {
-    let mut c = Command::new(BIN);
-    // SAFETY: umask is async-signal-safe; nothing else runs before exec.
-    unsafe {
-        c.pre_exec(|| {
-            libc::umask(0);
-            Ok(())
-        });
-    }
-    c
-}
-
-fn mode(p: &Path) -> u32 {
-    std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
-}
 
 /// `keyway-lock provision` of `tmp/lock` (with `--force` if `force`); its
 /// stdout.
