@@ -57,23 +57,7 @@ fn provision(tmp: &Path, factory: bool) -> PathBuf {
 
 /// Runs the lock with `args`; returns it once it listens.
 fn run(state: &Path, args: &[&str]) -> Running {
-    let mut child = lock_cmd()
-        .arg("--state")
-        .arg(state)
-        .args(["--bind", "127.0.0.1:0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let running = Running(child);
-    let mut line = String::new();
-    while !line.starts_with("listening on") {
-        line.clear();
-        assert_ne!(out.read_line(&mut line).unwrap(), 0, "the lock exited");
-    }
-    running
+    common::start(lock_cmd(), state, args).0
 }
 
 /// One raw JSON line to the Unix control socket; its answer.
@@ -394,7 +378,11 @@ fn every_library_write_is_0600_under_umask_0() {
     let tmp = tempfile::tempdir().unwrap();
     let files = keygen(tmp.path().join("vendor"), Algorithm::Ed25519).unwrap();
     let key = SigningKey::load(&files.private).unwrap();
-    std::fs::write(tmp.path().join("v1.suit"), release(&key, "1.0.0", 1, 20_000)).unwrap();
+    std::fs::write(
+        tmp.path().join("v1.suit"),
+        release(&key, "1.0.0", 1, 20_000),
+    )
+    .unwrap();
     // As `keyway-lock provision` and the tests' callers do: the directory
     // exists (here 0777, the umask's worst) before the first write.
     std::fs::create_dir(tmp.path().join("lock")).unwrap();

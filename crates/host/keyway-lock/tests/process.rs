@@ -3,9 +3,8 @@
 //! run again; `keyway-lock ctl` over a Unix control socket, a power cut
 //! halfway through an upload, owners surviving a restart.
 
-use std::io::{BufRead as _, BufReader};
 use std::net::UdpSocket;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 mod common;
@@ -16,29 +15,32 @@ use keyway_lock::smp::{self, HEADER_LEN, Header, Op};
 use keyway_vendor::keys::{Algorithm, SigningKey, keygen};
 use sha2::{Digest, Sha256};
 
-fn start_with(state: &std::path::Path, args: &[&str]) -> (Running, UdpSocket) {
-    let mut child = Command::new(BIN)
-        .arg("--state")
+/// `keyway-lock provision` of `state` for the vendor key `public` with
+/// the factory image `factory`; its output.
+fn provision(
+    state: &std::path::Path,
+    public: &std::path::Path,
+    factory: &std::path::Path,
+) -> std::process::Output {
+    Command::new(BIN)
+        .args(["provision", "--state"])
         .arg(state)
-        .args(["--bind", "127.0.0.1:0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let running = Running(child);
-    let mut out = BufReader::new(out);
-    let mut line = String::new();
-    while line.is_empty() || line.starts_with("control on") {
-        line.clear();
-        out.read_line(&mut line).unwrap();
-    }
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
+        .arg("--vendor-key")
+        .arg(public)
+        .args([
+            "--vendor-domain",
+            "locks.example",
+            "--class",
+            "deadbolt-2",
+            "--factory",
+        ])
+        .arg(factory)
+        .output()
+        .unwrap()
+}
+
+fn start_with(state: &std::path::Path, args: &[&str]) -> (Running, UdpSocket) {
+    let (running, addr) = common::start(Command::new(BIN), state, args);
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.connect(&addr).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(10)))
@@ -97,24 +99,14 @@ fn provision_run_update_kill_run() {
     let tmp = tempfile::tempdir().unwrap();
     let files = keygen(tmp.path().join("vendor"), Algorithm::Ed25519).unwrap();
     let key = SigningKey::load(&files.private).unwrap();
-    std::fs::write(tmp.path().join("v1.suit"), release(&key, "1.0.0", 1, 40_000)).unwrap();
+    std::fs::write(
+        tmp.path().join("v1.suit"),
+        release(&key, "1.0.0", 1, 40_000),
+    )
+    .unwrap();
     let v2 = release(&key, "2.0.0", 2, 40_000);
     let state = tmp.path().join("lock");
-    let out = Command::new(BIN)
-        .args(["provision", "--state"])
-        .arg(&state)
-        .arg("--vendor-key")
-        .arg(&files.public)
-        .args([
-            "--vendor-domain",
-            "locks.example",
-            "--class",
-            "deadbolt-2",
-            "--factory",
-        ])
-        .arg(tmp.path().join("v1.suit"))
-        .output()
-        .unwrap();
+    let out = provision(&state, &files.public, &tmp.path().join("v1.suit"));
     assert!(
         out.status.success(),
         "{}",
@@ -211,7 +203,11 @@ fn ctl_on_a_unix_socket_cut_mid_upload_and_owners_survive_a_restart() {
     let tmp = tempfile::tempdir().unwrap();
     let files = keygen(tmp.path().join("vendor"), Algorithm::Ed25519).unwrap();
     let key = SigningKey::load(&files.private).unwrap();
-    std::fs::write(tmp.path().join("v1.suit"), release(&key, "1.0.0", 1, 40_000)).unwrap();
+    std::fs::write(
+        tmp.path().join("v1.suit"),
+        release(&key, "1.0.0", 1, 40_000),
+    )
+    .unwrap();
     let v2 = release(&key, "2.0.0", 2, 40_000);
     let state = tmp.path().join("lock");
     let provision = |version: &str| {
@@ -329,23 +325,13 @@ fn the_binary_answers_with_the_agents_authority() {
     let tmp = tempfile::tempdir().unwrap();
     let files = keygen(tmp.path().join("vendor"), Algorithm::Ed25519).unwrap();
     let key = SigningKey::load(&files.private).unwrap();
-    std::fs::write(tmp.path().join("v1.suit"), release(&key, "1.0.0", 1, 40_000)).unwrap();
+    std::fs::write(
+        tmp.path().join("v1.suit"),
+        release(&key, "1.0.0", 1, 40_000),
+    )
+    .unwrap();
     let state = tmp.path().join("lock");
-    let out = Command::new(BIN)
-        .args(["provision", "--state"])
-        .arg(&state)
-        .arg("--vendor-key")
-        .arg(&files.public)
-        .args([
-            "--vendor-domain",
-            "locks.example",
-            "--class",
-            "deadbolt-2",
-            "--factory",
-        ])
-        .arg(tmp.path().join("v1.suit"))
-        .output()
-        .unwrap();
+    let out = provision(&state, &files.public, &tmp.path().join("v1.suit"));
     assert!(out.status.success());
     let (_lock, sock) = start_with(&state, &["--presence-always-open"]);
     let status = request(&sock, Op::Read, 64, 0, vec![]);

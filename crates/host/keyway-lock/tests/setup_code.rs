@@ -13,9 +13,9 @@
 //! - Provisioning again (`--force`) makes a new code and a new salt; a lock
 //!   provisioned without one says so by name.
 
-use std::io::{BufRead as _, BufReader};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 mod common;
 
@@ -139,22 +139,11 @@ fn provision_prints_a_valid_setup_code_and_stores_only_its_verifier_0600() {
 /// Runs the lock with a Unix control socket; returns it and the socket.
 fn run(tmp: &Path) -> (Running, PathBuf) {
     let sock = tmp.join("ctl.sock");
-    let mut child = lock_cmd()
-        .arg("--state")
-        .arg(tmp.join("lock"))
-        .args(["--bind", "127.0.0.1:0", "--control"])
-        .arg(&sock)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let running = Running(child);
-    let mut line = String::new();
-    while !line.starts_with("listening on") {
-        line.clear();
-        assert_ne!(out.read_line(&mut line).unwrap(), 0, "the lock exited");
-    }
+    let (running, _) = common::start(
+        lock_cmd(),
+        &tmp.join("lock"),
+        [OsStr::new("--control"), sock.as_os_str()],
+    );
     (running, sock)
 }
 

@@ -2,9 +2,11 @@
 //! that anchors it, signed releases, and SMP body helpers.
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
+use std::io::{BufRead as _, BufReader};
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 
 use ciborium::Value;
 use keyway_lock::device::Trust;
@@ -54,13 +56,13 @@ pub fn sign(
     keyway_testkit::release::sign(key, version, sequence, &payload, more)
 }
 
-/// An SMP request frame (version 1, no flags) with sequence number `seq`.
-pub fn request(op: Op, group: u16, id: u8, seq: u8, body: Map) -> Vec<u8> {
+/// An SMP frame of SMP `version` (no flags) with sequence number `seq`.
+pub fn frame(op: Op, version: u8, group: u16, id: u8, seq: u8, body: Map) -> Vec<u8> {
     let mut data = Vec::new();
     ciborium::into_writer(&Value::Map(body), &mut data).unwrap();
     let h = Header {
         op,
-        version: 1,
+        version,
         flags: 0,
         len: data.len() as u16,
         group,
@@ -70,6 +72,11 @@ pub fn request(op: Op, group: u16, id: u8, seq: u8, body: Map) -> Vec<u8> {
     let mut f = h.encode().to_vec();
     f.extend_from_slice(&data);
     f
+}
+
+/// An SMP request frame (version 1, no flags) with sequence number `seq`.
+pub fn request(op: Op, group: u16, id: u8, seq: u8, body: Map) -> Vec<u8> {
+    frame(op, 1, group, id, seq, body)
 }
 
 /// The `images` list of an image-state answer, each image's map.
@@ -103,6 +110,35 @@ pub fn lock_cmd() -> Command {
         });
     }
     c
+}
+
+/// Runs `cmd` (the lock binary) on `state` bound to an ephemeral loopback
+/// port with `args`; returns it and the address it printed once it
+/// listens.
+pub fn start(
+    mut cmd: Command,
+    state: &Path,
+    args: impl IntoIterator<Item = impl AsRef<OsStr>>,
+) -> (Running, String) {
+    let mut child = cmd
+        .arg("--state")
+        .arg(state)
+        .args(["--bind", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let running = Running(child);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert_ne!(out.read_line(&mut line).unwrap(), 0, "the lock exited");
+        if let Some(addr) = line.trim().strip_prefix("listening on ") {
+            return (running, addr.to_owned());
+        }
+    }
 }
 
 /// The permission bits of `p` (not following a link).
