@@ -14,14 +14,16 @@ use ciborium::Value;
 use keyway::device::client::Map;
 use keyway::device::{Client, DeviceError, Stats, Transport, TransportError, UdpTransport};
 use keyway_lock::shell::Running;
+use keyway_lock::state::StateDir;
 use keyway_testkit::pair::Lab;
 use keyway_testkit::release::{CLASS, VENDOR};
-use keyway_lock::state::StateDir;
 use keyway_vendor::encode::EnvelopeBuilder;
 use keyway_vendor::keys::{Algorithm, SigningKey};
 use keyway_vendor::smp::{self, HEADER_LEN, Header, Op};
 
-const BIN: &str = env!("CARGO_BIN_EXE_keyway");
+mod common;
+
+use common::{BIN, control, device_cli};
 /// A full release of `len` bytes signed by `key` (keyway-testkit's).
 fn release(key: &SigningKey, version: &str, sequence: u64, len: usize) -> Vec<u8> {
     keyway_testkit::release::release(key, version, sequence, len)
@@ -50,28 +52,9 @@ fn client(lock: &Running) -> Client<UdpTransport> {
     )
 }
 
-/// One control-socket line and its answer.
-fn control(lock: &Running, line: &str) -> String {
-    use std::io::{BufRead as _, Write as _};
-    let mut c = std::net::TcpStream::connect(lock.control.unwrap()).unwrap();
-    writeln!(c, "{line}").unwrap();
-    let mut answer = String::new();
-    std::io::BufReader::new(c).read_line(&mut answer).unwrap();
-    answer
-}
-
 fn cli(lock: &Running, args: &[&str]) -> (bool, String, String) {
     let target = format!("udp:{}", lock.smp);
-    let o = Command::new(BIN)
-        .args(["device", "--target", &target, "--timeout-ms", "2000"])
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        o.status.success(),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
+    device_cli(&target, &["--timeout-ms", "2000"], args)
 }
 
 #[test]

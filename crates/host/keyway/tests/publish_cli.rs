@@ -7,20 +7,9 @@ use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
-use clap::Parser as _;
+mod common;
 
-fn run(args: &[&str]) -> (bool, String) {
-    let mut argv = vec!["keyway"];
-    argv.extend_from_slice(args);
-    let cli = keyway::cli::Cli::try_parse_from(&argv).unwrap();
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let r = keyway::cli::run(cli, &mut out, &mut err);
-    let mut text = String::from_utf8(out).unwrap();
-    if let Err(e) = &r {
-        text.push_str(&format!("error: {e:#}\n"));
-    }
-    (r.is_ok(), text)
-}
+use common::run_in_process as run;
 
 /// Serves `root` over HTTP on loopback (one request per connection).
 fn serve(root: PathBuf) -> String {

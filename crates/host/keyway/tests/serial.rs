@@ -18,7 +18,9 @@ use keyway_vendor::encode::EnvelopeBuilder;
 use keyway_vendor::keys::SigningKey;
 use keyway_vendor::smp::{HEADER_LEN, Header, Op};
 
-const BIN: &str = env!("CARGO_BIN_EXE_keyway");
+mod common;
+
+use common::{BIN, control, device_cli};
 /// A release of `len` bytes signed by `key`, with release notes.
 fn envelope(key: &SigningKey, version: &str, sequence: u64, len: usize) -> Vec<u8> {
     let more = EnvelopeBuilder {
@@ -42,26 +44,8 @@ fn target(lab: &Lab) -> String {
     format!("serial:{}", lab.tmp.path().join("serial").display())
 }
 
-fn control(lock: &Running, line: &str) -> String {
-    use std::io::BufRead as _;
-    let mut c = std::net::TcpStream::connect(lock.control.unwrap()).unwrap();
-    writeln!(c, "{line}").unwrap();
-    let mut answer = String::new();
-    std::io::BufReader::new(c).read_line(&mut answer).unwrap();
-    answer
-}
-
 fn cli(lab: &Lab, args: &[&str]) -> (bool, String, String) {
-    let o = Command::new(BIN)
-        .args(["device", "--target", &target(lab), "--timeout-ms", "3000"])
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        o.status.success(),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
+    device_cli(&target(lab), &["--timeout-ms", "3000"], args)
 }
 
 fn ok(r: (bool, String, String)) -> String {

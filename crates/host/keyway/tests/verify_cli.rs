@@ -2,15 +2,11 @@
 //! exit status, the one-line summary, and the check named on refusal.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn keyway(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_keyway"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run keyway")
-}
+mod common;
+
+use common::keyway;
 
 fn tmpdir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("keyway-verify-{tag}-{}", std::process::id()));
