@@ -37,11 +37,7 @@ const NEW: Confirmation = Confirmation {
     sequence: 42,
     keyset_version: 4,
 };
-const PASS: SelfTest = SelfTest {
-    motor: true,
-    sensors: true,
-    comms: true,
-};
+const PASS: SelfTest = SelfTest::PASS;
 
 fn is_cut<T>(r: &Result<T, journal::Error<SimError>>) -> bool {
     matches!(

@@ -50,11 +50,7 @@ const NEW: Confirmation = Confirmation {
     sequence: 42,
     keyset_version: 4,
 };
-const PASS: SelfTest = SelfTest {
-    motor: true,
-    sensors: true,
-    comms: true,
-};
+const PASS: SelfTest = SelfTest::PASS;
 const FAIL: SelfTest = SelfTest {
     motor: false,
     ..PASS

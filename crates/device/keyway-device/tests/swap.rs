@@ -25,11 +25,7 @@ use keyway_vendor::keys::{Algorithm, SigningKey};
 
 const VENDOR: &str = "locks.example";
 const CLASS: &str = "deadbolt-2";
-const PASS: SelfTest = SelfTest {
-    motor: true,
-    sensors: true,
-    comms: true,
-};
+const PASS: SelfTest = SelfTest::PASS;
 const OLD_SEQ: u64 = 1;
 const NEW_SEQ: u64 = 2;
 const NEW: Confirmation = Confirmation {
