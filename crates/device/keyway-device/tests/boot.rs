@@ -14,7 +14,7 @@
 //! `KEYWAY_FULL_SWEEP=1` adds ecc32 and stm32f4.
 
 mod common;
-use common::{Seeded, bytes, cuts, full_sweep};
+use common::{NEW, OLD_FLOOR, OLD_KEYSET, PASS, Seeded, bytes, cuts, full_sweep};
 
 use std::time::Instant;
 
@@ -30,14 +30,6 @@ use keyway_testkit::geometry::{NRF52840, Part};
 use sha2::{Digest, Sha256};
 
 type SimError = keyway_sim::Error;
-
-const OLD_FLOOR: u64 = 41;
-const OLD_KEYSET: u32 = 3;
-const NEW: Confirmation = Confirmation {
-    sequence: 42,
-    keyset_version: 4,
-};
-const PASS: SelfTest = SelfTest::PASS;
 
 fn is_cut<T>(r: &Result<T, journal::Error<SimError>>) -> bool {
     matches!(

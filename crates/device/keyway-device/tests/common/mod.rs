@@ -1,7 +1,7 @@
 //! Shared helpers for the journal, install and boot tests.
 #![allow(dead_code)]
 
-use keyway_device::boot::SelfTest;
+use keyway_device::boot::{Confirmation, SelfTest};
 use keyway_device::install::{Mode, SlotLayout};
 use keyway_device::journal::Config;
 use keyway_device::journal::{Download, PersistentState, SwapPhase, SwapProgress, TrialState};
@@ -111,6 +111,15 @@ pub fn cuts(n: u64) -> [CutPoint; 3] {
 pub const VENDOR: &str = "locks.example";
 pub const CLASS: &str = "deadbolt-2";
 pub const PASS: SelfTest = SelfTest::PASS;
+/// The anti-rollback floor before the update (the running image's sequence).
+pub const OLD_FLOOR: u64 = 41;
+/// The key-set version before the update.
+pub const OLD_KEYSET: u32 = 3;
+/// What confirming the new image (sequence 42, key set 4) records.
+pub const NEW: Confirmation = Confirmation {
+    sequence: 42,
+    keyset_version: 4,
+};
 
 pub fn verified_layout() -> SlotLayout {
     SlotLayout {
