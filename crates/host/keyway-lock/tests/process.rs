@@ -12,8 +12,17 @@ mod common;
 use ciborium::Value;
 use common::{BIN, Running, release, request as request_frame, t};
 use keyway_lock::smp::{self, HEADER_LEN, Header, Op};
-use keyway_vendor::keys::{Algorithm, SigningKey, keygen};
+use keyway_vendor::keys::{Algorithm, KeyPairFiles, SigningKey, keygen};
 use sha2::{Digest, Sha256};
+
+/// A vendor key pair in `dir/vendor.{key,pub}` and release 1.0.0 signed
+/// by it in `dir/v1.suit`.
+fn vendor_with_v1(dir: &std::path::Path) -> (KeyPairFiles, SigningKey) {
+    let files = keygen(dir.join("vendor"), Algorithm::Ed25519).unwrap();
+    let key = SigningKey::load(&files.private).unwrap();
+    std::fs::write(dir.join("v1.suit"), release(&key, "1.0.0", 1, 40_000)).unwrap();
+    (files, key)
+}
 
 /// `keyway-lock provision` of `state` for the vendor key `public` with
 /// the factory image `factory`; its output.
@@ -97,13 +106,7 @@ fn images(sock: &UdpSocket) -> Vec<(u64, String, bool, bool)> {
 #[test]
 fn provision_run_update_kill_run() {
     let tmp = tempfile::tempdir().unwrap();
-    let files = keygen(tmp.path().join("vendor"), Algorithm::Ed25519).unwrap();
-    let key = SigningKey::load(&files.private).unwrap();
-    std::fs::write(
-        tmp.path().join("v1.suit"),
-        release(&key, "1.0.0", 1, 40_000),
-    )
-    .unwrap();
+    let (files, key) = vendor_with_v1(tmp.path());
     let v2 = release(&key, "2.0.0", 2, 40_000);
     let state = tmp.path().join("lock");
     let out = provision(&state, &files.public, &tmp.path().join("v1.suit"));
@@ -201,13 +204,7 @@ fn ctl(socket: &std::path::Path, words: &[&str]) -> (bool, String, String) {
 #[test]
 fn ctl_on_a_unix_socket_cut_mid_upload_and_owners_survive_a_restart() {
     let tmp = tempfile::tempdir().unwrap();
-    let files = keygen(tmp.path().join("vendor"), Algorithm::Ed25519).unwrap();
-    let key = SigningKey::load(&files.private).unwrap();
-    std::fs::write(
-        tmp.path().join("v1.suit"),
-        release(&key, "1.0.0", 1, 40_000),
-    )
-    .unwrap();
+    let (files, key) = vendor_with_v1(tmp.path());
     let v2 = release(&key, "2.0.0", 2, 40_000);
     let state = tmp.path().join("lock");
     let provision = |version: &str| {
@@ -323,13 +320,7 @@ fn ctl_on_a_unix_socket_cut_mid_upload_and_owners_survive_a_restart() {
 #[test]
 fn the_binary_answers_with_the_agents_authority() {
     let tmp = tempfile::tempdir().unwrap();
-    let files = keygen(tmp.path().join("vendor"), Algorithm::Ed25519).unwrap();
-    let key = SigningKey::load(&files.private).unwrap();
-    std::fs::write(
-        tmp.path().join("v1.suit"),
-        release(&key, "1.0.0", 1, 40_000),
-    )
-    .unwrap();
+    let (files, key) = vendor_with_v1(tmp.path());
     let state = tmp.path().join("lock");
     let out = provision(&state, &files.public, &tmp.path().join("v1.suit"));
     assert!(out.status.success());
