@@ -62,6 +62,19 @@ pub struct Pair {
 }
 
 impl Pair {
+    /// The lock's answer to the client's Pake1 `msg` (its pairing state,
+    /// verifier, guard and clock; the pair's RNG) into `out`.
+    pub fn lock_pake1(&mut self, msg: &[u8], out: &mut [u8; PAKE2_LEN]) -> Result<(), Error> {
+        self.lock.pairing.pake1(
+            &self.lock.verifier,
+            &mut self.lock.guard,
+            self.lock.now_ms,
+            &mut self.rng,
+            msg,
+            out,
+        )
+    }
+
     pub fn new(seed: u64) -> Self {
         let code = SetupCode::new(CODE).unwrap();
         let verifier = StoredVerifier::derive(&code, &[7; 16], TEST_ITERATIONS);
@@ -102,14 +115,7 @@ impl Pair {
         let params = self.lock.verifier.params();
         let (mut client, pake1) = ClientPairing::start(&code, &params, &mut self.rng)?;
         let mut pake2 = [0u8; PAKE2_LEN];
-        self.lock.pairing.pake1(
-            &self.lock.verifier,
-            &mut self.lock.guard,
-            self.lock.now_ms,
-            &mut self.rng,
-            &pake1,
-            &mut pake2,
-        )?;
+        self.lock_pake1(&pake1, &mut pake2)?;
         let mut pake3 = [0u8; PAKE3_LEN];
         client.pake2(
             &pake2,
