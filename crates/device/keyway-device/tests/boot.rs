@@ -14,7 +14,7 @@
 //! `KEYWAY_FULL_SWEEP=1` adds ecc32 and stm32f4.
 
 mod common;
-use common::{NEW, OLD_FLOOR, OLD_KEYSET, PASS, Seeded, bytes, cuts, full_sweep};
+use common::{App, NEW, OLD_FLOOR, OLD_KEYSET, PASS, Seeded, bytes, cuts, full_sweep, trial_boot};
 
 use std::time::Instant;
 
@@ -477,17 +477,6 @@ fn decide_is_pure_and_never_picks_an_unverified_slot() {
     assert!(n > 0);
 }
 
-/// How the application behaves when it runs the image on trial.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum App {
-    /// Self-test passes; confirm.
-    Pass,
-    /// Self-test fails (motor).
-    Fail,
-    /// Crashes before confirming.
-    Crash,
-}
-
 /// What a run of the lock observed, checked as it goes.
 #[derive(Clone, Default)]
 struct Watch {
@@ -533,19 +522,9 @@ fn run<const W: usize, const E: usize>(
         );
         match d.reason {
             Reason::StartTrial { .. } | Reason::ContinueTrial { .. } => {
-                watch.trial_boots += 1;
-                assert!(
-                    watch.trial_boots <= u32::from(MAX_TRIAL_BOOTS),
-                    "{what}: trial boot {} without confirm",
-                    watch.trial_boots
-                );
-                let test = match app {
-                    App::Pass => PASS,
-                    App::Fail => SelfTest {
-                        motor: false,
-                        ..PASS
-                    },
-                    App::Crash => continue,
+                trial_boot(&mut watch.trial_boots, what);
+                let Some(test) = app.self_test() else {
+                    continue;
                 };
                 match boot::confirm(&mut journal, flash, test, NEW) {
                     Ok(1) => watch.confirmed = true,
