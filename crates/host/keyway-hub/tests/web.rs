@@ -107,6 +107,12 @@ async fn consent(
     .await
 }
 
+/// `GET /login` with the `Host` header `host`.
+async fn login_page_for(app: &axum::Router, host: &str) -> Resp {
+    let req = Request::get("/login").header(header::HOST, host);
+    send(app, req.body(Body::empty()).unwrap()).await
+}
+
 /// Logs in: the session cookie and the page's CSRF token.
 async fn login(app: &axum::Router) -> (String, String) {
     let r = post(app, "/login", None, &[("token", TOKEN), ("next", "/")], &[]).await;
@@ -300,25 +306,11 @@ async fn foreign_host_header_is_refused_against_dns_rebinding() {
         "127.0.0.1.evil.example",
         "10.0.0.5:8080",
     ] {
-        let r = send(
-            &app,
-            Request::get("/login")
-                .header(header::HOST, host)
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+        let r = login_page_for(&app, host).await;
         assert_eq!(r.status, StatusCode::MISDIRECTED_REQUEST, "{host}");
     }
     for host in ["localhost:8080", "127.0.0.1", "[::1]:8080", "127.0.0.2:1"] {
-        let r = send(
-            &app,
-            Request::get("/login")
-                .header(header::HOST, host)
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+        let r = login_page_for(&app, host).await;
         assert_eq!(r.status, StatusCode::OK, "{host}");
     }
 }
