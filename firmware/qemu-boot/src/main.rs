@@ -109,11 +109,7 @@ const fn layout() -> SlotLayout {
 /// Payload bytes per `push`, as a radio would deliver them.
 const PUSH_CHUNK: usize = 1000;
 
-const PASS: SelfTest = SelfTest {
-    motor: true,
-    sensors: true,
-    comms: true,
-};
+const PASS: SelfTest = SelfTest::PASS;
 const MOTOR_FAILS: SelfTest = SelfTest {
     motor: false,
     sensors: true,

@@ -406,11 +406,7 @@ impl<'a> Lock<'a> {
     #[inline(never)]
     pub fn confirm(&mut self, now_ms: u64, sequence: u64) -> Result<u8, Fail> {
         let s = &mut self.shell;
-        let pass = SelfTest {
-            motor: true,
-            sensors: true,
-            comms: true,
-        };
+        let pass = SelfTest::PASS;
         let slot = boot::confirm(
             &mut s.journal,
             &mut s.flash,

@@ -1061,19 +1061,6 @@ fn resets_by_an_owner_session_are_rate_limited() {
 
 // ----- uploads -------------------------------------------------------------
 
-fn chunk(off: u64, len: Option<u64>, data: &'static [u8], kw: bool) -> Request<'static> {
-    Request::Upload(keyway_smp::img::Upload {
-        off,
-        data,
-        len,
-        sha: len.map(|_| &[7u8; 32][..]),
-        image: None,
-        upgrade: None,
-        auth: None,
-        kw,
-    })
-}
-
 fn uploads_served(h: &Harness) -> usize {
     h.device
         .served

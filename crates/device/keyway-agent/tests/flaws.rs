@@ -75,19 +75,6 @@ fn flaw_plain_owner_unlocks_for_a_stranger_in_the_clear() {
     }
 }
 
-fn chunk(off: u64, len: Option<u64>, data: &'static [u8]) -> Request<'static> {
-    Request::Upload(keyway_smp::img::Upload {
-        off,
-        data,
-        len,
-        sha: len.map(|_| &[7u8; 32][..]),
-        image: None,
-        upgrade: None,
-        auth: None,
-        kw: true,
-    })
-}
-
 #[test]
 fn flaw_any_chunk_takes_a_strangers_chunk_into_the_owners_upload() {
     static DATA: [u8; 512] = [0x42; 512];
@@ -95,9 +82,11 @@ fn flaw_any_chunk_takes_a_strangers_chunk_into_the_owners_upload() {
         let mut alice = Client::new(0x0a, OWNER);
         let mut h = lock_with(flaws, 4, &mut alice);
         h.press(Press::Short);
-        let r = h.call(&mut alice, &chunk(0, Some(2048), &DATA)).unwrap();
+        let r = h
+            .call(&mut alice, &chunk(0, Some(2048), &DATA, true))
+            .unwrap();
         assert!(r.is_ok());
-        let r = h.send(STRANGER, &chunk(512, None, &DATA));
+        let r = h.send(STRANGER, &chunk(512, None, &DATA, true));
         assert_eq!(r.is_ok(), flawed, "{flaws:?}");
     }
 }

@@ -84,14 +84,7 @@ fn pairing_property(junk: Vec<u8>, at: usize, x: u8, d: i8, seed: u64) {
     let (mut client, pake1) = ClientPairing::start(&code, &params, &mut p.rng).unwrap();
     let mut pake4 = [0u8; PAKE4_LEN];
     for m in [junk.clone(), mutate(&pake1, at, x, d)] {
-        let _ = p.lock.pairing.pake1(
-            &p.lock.verifier,
-            &mut p.lock.guard,
-            p.lock.now_ms,
-            &mut p.rng,
-            &m,
-            &mut pake2,
-        );
+        let _ = p.lock_pake1(&m, &mut pake2);
         let _ = p.lock.pairing.pake3(
             &mut p.lock.guard,
             &junk,
@@ -100,17 +93,7 @@ fn pairing_property(junk: Vec<u8>, at: usize, x: u8, d: i8, seed: u64) {
         );
         p.lock.guard.reopen();
     }
-    p.lock
-        .pairing
-        .pake1(
-            &p.lock.verifier,
-            &mut p.lock.guard,
-            p.lock.now_ms,
-            &mut p.rng,
-            &pake1,
-            &mut pake2,
-        )
-        .unwrap();
+    p.lock_pake1(&pake1, &mut pake2).unwrap();
     // Client: Pake2 mutated or junk.
     let mut pake3 = [0u8; PAKE3_LEN];
     let _ = ClientPairing::start(&code, &params, &mut p.rng)

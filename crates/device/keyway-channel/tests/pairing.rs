@@ -50,17 +50,7 @@ fn wrong_code_forged_pake3_is_refused_by_the_lock() {
     let (_client, pake1) =
         ClientPairing::start(&code, &p.lock.verifier.params(), &mut p.rng).unwrap();
     let mut pake2 = [0u8; PAKE2_LEN];
-    p.lock
-        .pairing
-        .pake1(
-            &p.lock.verifier,
-            &mut p.lock.guard,
-            p.lock.now_ms,
-            &mut p.rng,
-            &pake1,
-            &mut pake2,
-        )
-        .unwrap();
+    p.lock_pake1(&pake1, &mut pake2).unwrap();
     let pake3 = [0x41u8; PAKE3_LEN];
     let mut pake4 = [0u8; PAKE4_LEN];
     let r = p.lock.pairing.pake3(
@@ -142,14 +132,7 @@ fn abandoned_pake1_offline_guess_check_is_charged() {
         let (_c, pake1) =
             ClientPairing::start(&code, &p.lock.verifier.params(), &mut p.rng).unwrap();
         let mut pake2 = [0u8; PAKE2_LEN];
-        let r = p.lock.pairing.pake1(
-            &p.lock.verifier,
-            &mut p.lock.guard,
-            p.lock.now_ms,
-            &mut p.rng,
-            &pake1,
-            &mut pake2,
-        );
+        let r = p.lock_pake1(&pake1, &mut pake2);
         if let Err(e) = r {
             refused_at = Some((i, e));
             break;
@@ -318,14 +301,7 @@ fn p256_peers_get_a_typed_refusal() {
     let old_pake1 = [0x04u8; 65];
     let mut pake2 = [0u8; PAKE2_LEN];
     assert_eq!(
-        p.lock.pairing.pake1(
-            &p.lock.verifier,
-            &mut p.lock.guard,
-            p.lock.now_ms,
-            &mut p.rng,
-            &old_pake1,
-            &mut pake2
-        ),
+        p.lock_pake1(&old_pake1, &mut pake2),
         Err(Error::Length {
             expected: 32,
             actual: 65
@@ -369,17 +345,7 @@ fn small_order_keys_are_refused_at_pairing() {
     let params = p.lock.verifier.params();
     let (mut client, pake1) = ClientPairing::start(&code, &params, &mut p.rng).unwrap();
     let mut pake2 = [0u8; PAKE2_LEN];
-    p.lock
-        .pairing
-        .pake1(
-            &p.lock.verifier,
-            &mut p.lock.guard,
-            p.lock.now_ms,
-            &mut p.rng,
-            &pake1,
-            &mut pake2,
-        )
-        .unwrap();
+    p.lock_pake1(&pake1, &mut pake2).unwrap();
     let mut pake3 = [0u8; PAKE3_LEN];
     client.pake2(&pake2, &identity, "x", &mut pake3).unwrap();
     let mut pake4 = [0u8; PAKE4_LEN];
@@ -395,17 +361,7 @@ fn small_order_keys_are_refused_at_pairing() {
     let mut q = Pair::new(10);
     let params = q.lock.verifier.params();
     let (mut client, pake1) = ClientPairing::start(&code, &params, &mut q.rng).unwrap();
-    q.lock
-        .pairing
-        .pake1(
-            &q.lock.verifier,
-            &mut q.lock.guard,
-            q.lock.now_ms,
-            &mut q.rng,
-            &pake1,
-            &mut pake2,
-        )
-        .unwrap();
+    q.lock_pake1(&pake1, &mut pake2).unwrap();
     let owner = q.client.owner.verifying_key().to_bytes();
     client.pake2(&pake2, &owner, "x", &mut pake3).unwrap();
     q.lock

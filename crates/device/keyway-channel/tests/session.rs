@@ -47,10 +47,7 @@ fn unpaired_key_and_bad_signature_get_identical_refusal() {
     };
     let (hs, msg1) = ClientHandshake::start(&mut p.rng);
     let mut msg2 = [0u8; MSG2_LEN];
-    p.lock
-        .table
-        .handshake1(p.lock.now_ms, &mut p.rng, &p.lock.device, &msg1, &mut msg2)
-        .unwrap();
+    p.lock_handshake1(&msg1, &mut msg2).unwrap();
     let mut msg3 = [0u8; MSG3_LEN];
     hs.msg2(&msg2, &lock_key, &forger, &mut msg3).unwrap();
     let owners = p.lock.owners.clone();
@@ -104,10 +101,7 @@ fn altered_msg2_is_refused_by_the_client() {
     for at in [0usize, 10, 80, MSG2_LEN - 1] {
         let (hs, msg1) = ClientHandshake::start(&mut p.rng);
         let mut msg2 = [0u8; MSG2_LEN];
-        p.lock
-            .table
-            .handshake1(p.lock.now_ms, &mut p.rng, &p.lock.device, &msg1, &mut msg2)
-            .unwrap();
+        p.lock_handshake1(&msg1, &mut msg2).unwrap();
         msg2[at] ^= 0x01;
         let mut msg3 = [0u8; MSG3_LEN];
         let r = hs.msg2(

@@ -10,9 +10,7 @@ use util::{Pair, SLOTS};
 fn flood_one(p: &mut Pair) -> Result<u32, Error> {
     let (_hs, msg1) = ClientHandshake::start(&mut p.rng);
     let mut msg2 = [0u8; MSG2_LEN];
-    p.lock
-        .table
-        .handshake1(p.lock.now_ms, &mut p.rng, &p.lock.device, &msg1, &mut msg2)
+    p.lock_handshake1(&msg1, &mut msg2)
 }
 
 #[test]
@@ -45,10 +43,7 @@ fn handshake_flood_does_not_evict_an_owners_fresh_handshake() {
     // The owner's handshake is in flight (msg2 sent, msg3 not yet back).
     let (hs, msg1) = ClientHandshake::start(&mut p.rng);
     let mut msg2 = [0u8; MSG2_LEN];
-    p.lock
-        .table
-        .handshake1(p.lock.now_ms, &mut p.rng, &p.lock.device, &msg1, &mut msg2)
-        .unwrap();
+    p.lock_handshake1(&msg1, &mut msg2).unwrap();
     // A flood in the meantime.
     for _ in 0..100 {
         let _ = flood_one(&mut p);

@@ -14,7 +14,7 @@
 //! `KEYWAY_FULL_SWEEP=1` adds ecc32 and stm32f4.
 
 mod common;
-use common::{Seeded, bytes, cuts, full_sweep};
+use common::{App, NEW, OLD_FLOOR, OLD_KEYSET, PASS, Seeded, bytes, cuts, full_sweep, trial_boot};
 
 use std::time::Instant;
 
@@ -30,18 +30,6 @@ use keyway_testkit::geometry::{NRF52840, Part};
 use sha2::{Digest, Sha256};
 
 type SimError = keyway_sim::Error;
-
-const OLD_FLOOR: u64 = 41;
-const OLD_KEYSET: u32 = 3;
-const NEW: Confirmation = Confirmation {
-    sequence: 42,
-    keyset_version: 4,
-};
-const PASS: SelfTest = SelfTest {
-    motor: true,
-    sensors: true,
-    comms: true,
-};
 
 fn is_cut<T>(r: &Result<T, journal::Error<SimError>>) -> bool {
     matches!(
@@ -489,17 +477,6 @@ fn decide_is_pure_and_never_picks_an_unverified_slot() {
     assert!(n > 0);
 }
 
-/// How the application behaves when it runs the image on trial.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum App {
-    /// Self-test passes; confirm.
-    Pass,
-    /// Self-test fails (motor).
-    Fail,
-    /// Crashes before confirming.
-    Crash,
-}
-
 /// What a run of the lock observed, checked as it goes.
 #[derive(Clone, Default)]
 struct Watch {
@@ -545,19 +522,9 @@ fn run<const W: usize, const E: usize>(
         );
         match d.reason {
             Reason::StartTrial { .. } | Reason::ContinueTrial { .. } => {
-                watch.trial_boots += 1;
-                assert!(
-                    watch.trial_boots <= u32::from(MAX_TRIAL_BOOTS),
-                    "{what}: trial boot {} without confirm",
-                    watch.trial_boots
-                );
-                let test = match app {
-                    App::Pass => PASS,
-                    App::Fail => SelfTest {
-                        motor: false,
-                        ..PASS
-                    },
-                    App::Crash => continue,
+                trial_boot(&mut watch.trial_boots, what);
+                let Some(test) = app.self_test() else {
+                    continue;
                 };
                 match boot::confirm(&mut journal, flash, test, NEW) {
                     Ok(1) => watch.confirmed = true,

@@ -27,14 +27,14 @@
 //! runs 3,000 scenarios per run (24,000 in all) instead of 200.
 
 mod common;
-use common::{Seeded, bytes, full_sweep, sha256};
+use common::{NEW, OLD_FLOOR, OLD_KEYSET, PASS, Seeded, bytes, full_sweep, sha256};
 
 use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::time::Instant;
 
 use keyway_device::boot::{
-    self, Boot, ConfirmError, Confirmation, MAX_TRIAL_BOOTS, Reason, RevertCause, SelfTest,
+    self, Boot, ConfirmError, MAX_TRIAL_BOOTS, Reason, RevertCause, SelfTest,
 };
 use keyway_device::install::{self, Installer, SlotLayout};
 use keyway_device::journal::{self, Journal, PersistentState, TrialState};
@@ -44,17 +44,6 @@ use keyway_testkit::geometry::Part;
 
 type SimError = keyway_sim::Error;
 
-const OLD_FLOOR: u64 = 41;
-const OLD_KEYSET: u32 = 3;
-const NEW: Confirmation = Confirmation {
-    sequence: 42,
-    keyset_version: 4,
-};
-const PASS: SelfTest = SelfTest {
-    motor: true,
-    sensors: true,
-    comms: true,
-};
 const FAIL: SelfTest = SelfTest {
     motor: false,
     ..PASS

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Seeded, cuts, full_sweep};
+use common::{App, Seeded, cuts, full_sweep, trial_boot};
 use keyway_device::boot::{
     self, Boot, ConfirmError, Confirmation, MAX_TRIAL_BOOTS, Reason, RevertCause, SelfTest,
 };
@@ -25,11 +25,7 @@ use keyway_vendor::keys::{Algorithm, SigningKey};
 
 const VENDOR: &str = "locks.example";
 const CLASS: &str = "deadbolt-2";
-const PASS: SelfTest = SelfTest {
-    motor: true,
-    sensors: true,
-    comms: true,
-};
+const PASS: SelfTest = SelfTest::PASS;
 const OLD_SEQ: u64 = 1;
 const NEW_SEQ: u64 = 2;
 const NEW: Confirmation = Confirmation {
@@ -259,17 +255,6 @@ fn is_cut_swap<T>(r: &Result<T, swap::Error<SimError>>) -> bool {
     )
 }
 
-/// How the application on trial behaves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum App {
-    /// Self-test passes: confirm.
-    Pass,
-    /// Self-test fails: the trial is marked for revert.
-    Fail,
-    /// Crashes before its self-test, every boot.
-    Crash,
-}
-
 /// What a run of the lock observed, checked as it goes.
 #[derive(Clone, Default)]
 struct Watch {
@@ -323,19 +308,9 @@ fn run<const W: usize, const E: usize>(
             Reason::StartTrial { .. } | Reason::ContinueTrial { .. } => {
                 assert_eq!(running, Which::New, "{what}: trial of the old image");
                 watch.tried = true;
-                watch.trial_boots += 1;
-                assert!(
-                    watch.trial_boots <= u32::from(MAX_TRIAL_BOOTS),
-                    "{what}: trial boot {} without confirm",
-                    watch.trial_boots
-                );
-                let test = match app {
-                    App::Pass => PASS,
-                    App::Fail => SelfTest {
-                        motor: false,
-                        ..PASS
-                    },
-                    App::Crash => continue,
+                trial_boot(&mut watch.trial_boots, what);
+                let Some(test) = app.self_test() else {
+                    continue;
                 };
                 match boot::confirm(&mut j, flash, test, NEW) {
                     Ok(0) => watch.confirmed = true,

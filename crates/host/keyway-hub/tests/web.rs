@@ -86,6 +86,33 @@ async fn post(
     send(app, b.body(Body::from(body)).unwrap()).await
 }
 
+/// Posts the consent form for `release` on lock `id` (`decision`:
+/// accept or decline) with the session `cookie` and `csrf` token.
+async fn consent(
+    app: &axum::Router,
+    id: LockId,
+    cookie: &str,
+    csrf: &str,
+    release: &str,
+    decision: &str,
+) -> Resp {
+    let form = [("csrf", csrf), ("release", release), ("decision", decision)];
+    post(
+        app,
+        &format!("/locks/{id}/consent"),
+        Some(cookie),
+        &form,
+        &[],
+    )
+    .await
+}
+
+/// `GET /login` with the `Host` header `host`.
+async fn login_page_for(app: &axum::Router, host: &str) -> Resp {
+    let req = Request::get("/login").header(header::HOST, host);
+    send(app, req.body(Body::empty()).unwrap()).await
+}
+
 /// Logs in: the session cookie and the page's CSRF token.
 async fn login(app: &axum::Router) -> (String, String) {
     let r = post(app, "/login", None, &[("token", TOKEN), ("next", "/")], &[]).await;
@@ -195,18 +222,7 @@ async fn post_with_wrong_csrf_token_is_refused_and_changes_nothing() {
     let (_, other) = login(&app).await;
     assert_ne!(csrf, other);
     for bad in [other.as_str(), "", &"0".repeat(64), &csrf[..63]] {
-        let r = post(
-            &app,
-            &format!("/locks/{id}/consent"),
-            Some(&cookie),
-            &[
-                ("csrf", bad),
-                ("release", &r1.to_hex()),
-                ("decision", "accept"),
-            ],
-            &[],
-        )
-        .await;
+        let r = consent(&app, id, &cookie, bad, &r1.to_hex(), "accept").await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{bad:?}");
     }
     assert!(
@@ -222,18 +238,7 @@ async fn post_with_wrong_csrf_token_is_refused_and_changes_nothing() {
         "still logged in"
     );
     // The right token goes through, to the same engine call as the API's.
-    let r = post(
-        &app,
-        &format!("/locks/{id}/consent"),
-        Some(&cookie),
-        &[
-            ("csrf", &csrf),
-            ("release", &r1.to_hex()),
-            ("decision", "decline"),
-        ],
-        &[],
-    )
-    .await;
+    let r = consent(&app, id, &cookie, &csrf, &r1.to_hex(), "decline").await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let c = w.store.consents(id).unwrap();
     assert_eq!(c.len(), 1);
@@ -301,25 +306,11 @@ async fn foreign_host_header_is_refused_against_dns_rebinding() {
         "127.0.0.1.evil.example",
         "10.0.0.5:8080",
     ] {
-        let r = send(
-            &app,
-            Request::get("/login")
-                .header(header::HOST, host)
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+        let r = login_page_for(&app, host).await;
         assert_eq!(r.status, StatusCode::MISDIRECTED_REQUEST, "{host}");
     }
     for host in ["localhost:8080", "127.0.0.1", "[::1]:8080", "127.0.0.2:1"] {
-        let r = send(
-            &app,
-            Request::get("/login")
-                .header(header::HOST, host)
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+        let r = login_page_for(&app, host).await;
         assert_eq!(r.status, StatusCode::OK, "{host}");
     }
 }
@@ -472,18 +463,7 @@ async fn consent_in_the_ui_is_the_apis_consent_and_pushes() {
     let (cookie, csrf) = login(&app).await;
     let page = get(&app, &format!("/locks/{id}"), Some(&cookie)).await;
     assert!(page.body.contains("Install 1.2.0"), "{}", page.body);
-    let r = post(
-        &app,
-        &format!("/locks/{id}/consent"),
-        Some(&cookie),
-        &[
-            ("csrf", &csrf),
-            ("release", &r2.to_hex()),
-            ("decision", "accept"),
-        ],
-        &[],
-    )
-    .await;
+    let r = consent(&app, id, &cookie, &csrf, &r2.to_hex(), "accept").await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let c = w.store.consents(id).unwrap();
     assert_eq!(

@@ -40,7 +40,7 @@ use common::{CLASS, Map, Shell, VENDOR, t};
 use keyway_device::journal::TrialState;
 use keyway_lock::device::{self, Lock};
 use keyway_lock::server::Server;
-use keyway_lock::smp::{self, HEADER_LEN, Header, Op};
+use keyway_lock::smp::{self, HEADER_LEN, Op};
 use keyway_vendor::cbor::ValueExt;
 use keyway_vendor::encode::{
     SignOptions, class_uuid, sha256, sign_digest, suit_digest_of_hash, vendor_uuid,
@@ -187,19 +187,7 @@ fn slot_image(flash: &device::Flash, slot: u8, len: usize) -> Vec<u8> {
 }
 
 fn frame(op: Op, group: u16, id: u8, body: Map) -> Vec<u8> {
-    let data = Value::Map(body).to_bytes();
-    let h = Header {
-        op,
-        version: 1,
-        flags: 0,
-        len: data.len() as u16,
-        group,
-        seq: 3,
-        id,
-    };
-    let mut f = h.encode().to_vec();
-    f.extend_from_slice(&data);
-    f
+    common::request(op, group, id, 3, body)
 }
 
 fn answer(s: &mut Shell, f: &[u8]) -> Map {
@@ -232,13 +220,7 @@ fn upload(s: &mut Shell, env: &[u8]) -> Map {
 
 /// The image list (SMP image state read).
 fn images(s: &mut Shell) -> Vec<Map> {
-    let m = answer(s, &frame(Op::Read, 1, 0, vec![]));
-    smp::get(&m, "images")
-        .and_then(Value::as_array)
-        .unwrap()
-        .iter()
-        .map(|v| v.as_map().unwrap().clone())
-        .collect()
+    common::images_in(&answer(s, &frame(Op::Read, 1, 0, vec![])))
 }
 
 /// Consent (bolt withdrawn, test boot of `env`), an SMP reset, the trial

@@ -6,51 +6,20 @@
 mod common;
 
 use ciborium::Value;
-use common::Shell;
+use common::{CLASS, Shell, VENDOR, release};
 use keyway_audit::{Body, Event, LockMethod, RejectReason, Version};
 use keyway_lock::control::handle_line;
 use keyway_lock::server::Server;
-use keyway_lock::smp::{self, HEADER_LEN, Header, Op};
+use keyway_lock::smp::{self, HEADER_LEN, Op};
 use keyway_lock::state::StateDir;
-use keyway_vendor::encode::EnvelopeBuilder;
 use keyway_vendor::keys::{Algorithm, PublicKey, SigningKey};
 use keyway_vendor::log::ItemKind;
 use sha2::{Digest, Sha256};
 
-const VENDOR: &str = "locks.example";
-const CLASS: &str = "deadbolt-2";
 const RTC: u64 = 1_795_564_800;
 
-fn release(key: &SigningKey, version: &str, sequence: u64, len: usize) -> Vec<u8> {
-    EnvelopeBuilder {
-        sequence,
-        version: version.parse().unwrap(),
-        vendor_domain: VENDOR.into(),
-        class_name: CLASS.into(),
-        payload: (0..len).map(|i| (i * 13 + 5) as u8).collect(),
-        keys: vec![key.clone()],
-        ..Default::default()
-    }
-    .build()
-    .unwrap()
-    .envelope
-}
-
 fn request(op: Op, group: u16, id: u8, body: Vec<(Value, Value)>) -> Vec<u8> {
-    let mut data = Vec::new();
-    ciborium::into_writer(&Value::Map(body), &mut data).unwrap();
-    let h = Header {
-        op,
-        version: 1,
-        flags: 0,
-        len: data.len() as u16,
-        group,
-        seq: 1,
-        id,
-    };
-    let mut f = h.encode().to_vec();
-    f.extend_from_slice(&data);
-    f
+    common::request(op, group, id, 1, body)
 }
 
 /// Uploads `env` in 1 KiB chunks; returns the last response body.

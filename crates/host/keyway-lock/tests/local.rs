@@ -19,67 +19,22 @@
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::os::unix::fs::PermissionsExt as _;
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{BIN, Running, lock_cmd, mode, release};
 use keyway_lock::state::StateDir;
-use keyway_vendor::encode::EnvelopeBuilder;
 use keyway_vendor::keys::{Algorithm, SigningKey, keygen};
-
-const BIN: &str = env!("CARGO_BIN_EXE_keyway-lock");
-
-/// Kills the lock when the test ends, however it ends.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `keyway-lock ARGS` under umask 0.
-fn lock_cmd() -> Command {
-    let mut c = Command::new(BIN);
-    // SAFETY: umask is async-signal-safe; nothing else runs before exec.
-    unsafe {
-        c.pre_exec(|| {
-            libc::umask(0);
-            Ok(())
-        });
-    }
-    c
-}
-
-fn mode(p: &Path) -> u32 {
-    std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
-}
-
-fn release(key: &SigningKey, version: &str, sequence: u64) -> Vec<u8> {
-    EnvelopeBuilder {
-        sequence,
-        version: version.parse().unwrap(),
-        vendor_domain: "locks.example".into(),
-        class_name: "deadbolt-2".into(),
-        payload: (0..20_000u32)
-            .map(|i| (i * 13 + sequence as u32) as u8)
-            .collect(),
-        keys: vec![key.clone()],
-        ..Default::default()
-    }
-    .build()
-    .unwrap()
-    .envelope
-}
 
 /// A vendor key in `tmp` and a lock provisioned by the binary (under
 /// umask 0) in `tmp/lock`, with a factory image or without one.
 fn provision(tmp: &Path, factory: bool) -> PathBuf {
     let files = keygen(tmp.join("vendor"), Algorithm::Ed25519).unwrap();
     let key = SigningKey::load(&files.private).unwrap();
-    std::fs::write(tmp.join("v1.suit"), release(&key, "1.0.0", 1)).unwrap();
+    std::fs::write(tmp.join("v1.suit"), release(&key, "1.0.0", 1, 20_000)).unwrap();
     let state = tmp.join("lock");
     let mut c = lock_cmd();
     c.args(["provision", "--state"])
@@ -102,23 +57,7 @@ fn provision(tmp: &Path, factory: bool) -> PathBuf {
 
 /// Runs the lock with `args`; returns it once it listens.
 fn run(state: &Path, args: &[&str]) -> Running {
-    let mut child = lock_cmd()
-        .arg("--state")
-        .arg(state)
-        .args(["--bind", "127.0.0.1:0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let running = Running(child);
-    let mut line = String::new();
-    while !line.starts_with("listening on") {
-        line.clear();
-        assert_ne!(out.read_line(&mut line).unwrap(), 0, "the lock exited");
-    }
-    running
+    common::start(lock_cmd(), state, args).0
 }
 
 /// One raw JSON line to the Unix control socket; its answer.
@@ -439,7 +378,11 @@ fn every_library_write_is_0600_under_umask_0() {
     let tmp = tempfile::tempdir().unwrap();
     let files = keygen(tmp.path().join("vendor"), Algorithm::Ed25519).unwrap();
     let key = SigningKey::load(&files.private).unwrap();
-    std::fs::write(tmp.path().join("v1.suit"), release(&key, "1.0.0", 1)).unwrap();
+    std::fs::write(
+        tmp.path().join("v1.suit"),
+        release(&key, "1.0.0", 1, 20_000),
+    )
+    .unwrap();
     // As `keyway-lock provision` and the tests' callers do: the directory
     // exists (here 0777, the umask's worst) before the first write.
     std::fs::create_dir(tmp.path().join("lock")).unwrap();

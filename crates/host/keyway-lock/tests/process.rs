@@ -3,52 +3,53 @@
 //! run again; `keyway-lock ctl` over a Unix control socket, a power cut
 //! halfway through an upload, owners surviving a restart.
 
-use std::io::{BufRead as _, BufReader};
 use std::net::UdpSocket;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
+mod common;
+
 use ciborium::Value;
+use common::{BIN, Running, release, request as request_frame, t};
 use keyway_lock::smp::{self, HEADER_LEN, Header, Op};
-use keyway_vendor::encode::EnvelopeBuilder;
-use keyway_vendor::keys::{Algorithm, SigningKey, keygen};
+use keyway_vendor::keys::{Algorithm, KeyPairFiles, SigningKey, keygen};
 use sha2::{Digest, Sha256};
 
-const BIN: &str = env!("CARGO_BIN_EXE_keyway-lock");
+/// A vendor key pair in `dir/vendor.{key,pub}` and release 1.0.0 signed
+/// by it in `dir/v1.suit`.
+fn vendor_with_v1(dir: &std::path::Path) -> (KeyPairFiles, SigningKey) {
+    let files = keygen(dir.join("vendor"), Algorithm::Ed25519).unwrap();
+    let key = SigningKey::load(&files.private).unwrap();
+    std::fs::write(dir.join("v1.suit"), release(&key, "1.0.0", 1, 40_000)).unwrap();
+    (files, key)
+}
 
-/// Kills the lock when the test ends, however it ends.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// `keyway-lock provision` of `state` for the vendor key `public` with
+/// the factory image `factory`; its output.
+fn provision(
+    state: &std::path::Path,
+    public: &std::path::Path,
+    factory: &std::path::Path,
+) -> std::process::Output {
+    Command::new(BIN)
+        .args(["provision", "--state"])
+        .arg(state)
+        .arg("--vendor-key")
+        .arg(public)
+        .args([
+            "--vendor-domain",
+            "locks.example",
+            "--class",
+            "deadbolt-2",
+            "--factory",
+        ])
+        .arg(factory)
+        .output()
+        .unwrap()
 }
 
 fn start_with(state: &std::path::Path, args: &[&str]) -> (Running, UdpSocket) {
-    let mut child = Command::new(BIN)
-        .arg("--state")
-        .arg(state)
-        .args(["--bind", "127.0.0.1:0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let running = Running(child);
-    let mut out = BufReader::new(out);
-    let mut line = String::new();
-    while line.is_empty() || line.starts_with("control on") {
-        line.clear();
-        out.read_line(&mut line).unwrap();
-    }
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
+    let (running, addr) = common::start(Command::new(BIN), state, args);
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.connect(&addr).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(10)))
@@ -74,29 +75,13 @@ fn try_request(
     id: u8,
     body: Vec<(Value, Value)>,
 ) -> Option<Vec<(Value, Value)>> {
-    let mut data = Vec::new();
-    ciborium::into_writer(&Value::Map(body), &mut data).unwrap();
-    let h = Header {
-        op,
-        version: 1,
-        flags: 0,
-        len: data.len() as u16,
-        group,
-        seq: 5,
-        id,
-    };
-    let mut f = h.encode().to_vec();
-    f.extend_from_slice(&data);
+    let f = request_frame(op, group, id, 5, body);
     sock.send(&f).unwrap();
     let mut buf = vec![0u8; 4096];
     let n = sock.recv(&mut buf).ok()?;
     let rh = Header::decode(&buf[..n]).unwrap();
     assert_eq!((rh.seq, rh.group, rh.id), (5, group, id));
     Some(smp::decode_body(&buf[HEADER_LEN..n]).unwrap())
-}
-
-fn t(s: &str) -> Value {
-    Value::Text(s.into())
 }
 
 /// (slot, version, active, confirmed) of each image.
@@ -118,46 +103,13 @@ fn images(sock: &UdpSocket) -> Vec<(u64, String, bool, bool)> {
         .collect()
 }
 
-fn release(key: &SigningKey, version: &str, sequence: u64) -> Vec<u8> {
-    EnvelopeBuilder {
-        sequence,
-        version: version.parse().unwrap(),
-        vendor_domain: "locks.example".into(),
-        class_name: "deadbolt-2".into(),
-        payload: (0..40_000u32)
-            .map(|i| (i * 13 + sequence as u32) as u8)
-            .collect(),
-        keys: vec![key.clone()],
-        ..Default::default()
-    }
-    .build()
-    .unwrap()
-    .envelope
-}
-
 #[test]
 fn provision_run_update_kill_run() {
     let tmp = tempfile::tempdir().unwrap();
-    let files = keygen(tmp.path().join("vendor"), Algorithm::Ed25519).unwrap();
-    let key = SigningKey::load(&files.private).unwrap();
-    std::fs::write(tmp.path().join("v1.suit"), release(&key, "1.0.0", 1)).unwrap();
-    let v2 = release(&key, "2.0.0", 2);
+    let (files, key) = vendor_with_v1(tmp.path());
+    let v2 = release(&key, "2.0.0", 2, 40_000);
     let state = tmp.path().join("lock");
-    let out = Command::new(BIN)
-        .args(["provision", "--state"])
-        .arg(&state)
-        .arg("--vendor-key")
-        .arg(&files.public)
-        .args([
-            "--vendor-domain",
-            "locks.example",
-            "--class",
-            "deadbolt-2",
-            "--factory",
-        ])
-        .arg(tmp.path().join("v1.suit"))
-        .output()
-        .unwrap();
+    let out = provision(&state, &files.public, &tmp.path().join("v1.suit"));
     assert!(
         out.status.success(),
         "{}",
@@ -252,10 +204,8 @@ fn ctl(socket: &std::path::Path, words: &[&str]) -> (bool, String, String) {
 #[test]
 fn ctl_on_a_unix_socket_cut_mid_upload_and_owners_survive_a_restart() {
     let tmp = tempfile::tempdir().unwrap();
-    let files = keygen(tmp.path().join("vendor"), Algorithm::Ed25519).unwrap();
-    let key = SigningKey::load(&files.private).unwrap();
-    std::fs::write(tmp.path().join("v1.suit"), release(&key, "1.0.0", 1)).unwrap();
-    let v2 = release(&key, "2.0.0", 2);
+    let (files, key) = vendor_with_v1(tmp.path());
+    let v2 = release(&key, "2.0.0", 2, 40_000);
     let state = tmp.path().join("lock");
     let provision = |version: &str| {
         Command::new(BIN)
@@ -370,25 +320,9 @@ fn ctl_on_a_unix_socket_cut_mid_upload_and_owners_survive_a_restart() {
 #[test]
 fn the_binary_answers_with_the_agents_authority() {
     let tmp = tempfile::tempdir().unwrap();
-    let files = keygen(tmp.path().join("vendor"), Algorithm::Ed25519).unwrap();
-    let key = SigningKey::load(&files.private).unwrap();
-    std::fs::write(tmp.path().join("v1.suit"), release(&key, "1.0.0", 1)).unwrap();
+    let (files, key) = vendor_with_v1(tmp.path());
     let state = tmp.path().join("lock");
-    let out = Command::new(BIN)
-        .args(["provision", "--state"])
-        .arg(&state)
-        .arg("--vendor-key")
-        .arg(&files.public)
-        .args([
-            "--vendor-domain",
-            "locks.example",
-            "--class",
-            "deadbolt-2",
-            "--factory",
-        ])
-        .arg(tmp.path().join("v1.suit"))
-        .output()
-        .unwrap();
+    let out = provision(&state, &files.public, &tmp.path().join("v1.suit"));
     assert!(out.status.success());
     let (_lock, sock) = start_with(&state, &["--presence-always-open"]);
     let status = request(&sock, Op::Read, 64, 0, vec![]);

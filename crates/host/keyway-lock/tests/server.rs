@@ -6,7 +6,7 @@
 mod common;
 
 use ciborium::Value;
-use common::{Map, Shell, rc, sign, t};
+use common::{Map, Shell, frame, rc, sign, t};
 use keyway_device::journal::TrialState;
 use keyway_lock::device::{self, Lock, Trust};
 use keyway_lock::server::Server;
@@ -41,23 +41,6 @@ impl Fixture {
             .unwrap();
         Shell::new(Server::new(lock))
     }
-}
-
-fn frame(op: Op, version: u8, group: u16, id: u8, seq: u8, body: Map) -> Vec<u8> {
-    let mut data = Vec::new();
-    ciborium::into_writer(&Value::Map(body), &mut data).unwrap();
-    let h = Header {
-        op,
-        version,
-        flags: 0,
-        len: data.len() as u16,
-        group,
-        seq,
-        id,
-    };
-    let mut f = h.encode().to_vec();
-    f.extend_from_slice(&data);
-    f
 }
 
 fn answer(server: &mut Shell, f: &[u8]) -> (Header, Map) {
@@ -138,12 +121,7 @@ fn upload_as(server: &mut Shell, env: &[u8], n: usize, version: u8, len: usize) 
 
 fn images(server: &mut Shell) -> Vec<Map> {
     let (_, m) = answer(server, &frame(Op::Read, 1, 1, 0, 1, vec![]));
-    smp::get(&m, "images")
-        .and_then(Value::as_array)
-        .unwrap()
-        .iter()
-        .map(|v| v.as_map().unwrap().clone())
-        .collect()
+    common::images_in(&m)
 }
 
 /// Consent at the lock: the bolt withdrawn, then a test boot of `env`

@@ -13,43 +13,16 @@
 //! - Provisioning again (`--force`) makes a new code and a new salt; a lock
 //!   provisioned without one says so by name.
 
-use std::io::{BufRead as _, BufReader};
-use std::os::unix::fs::PermissionsExt as _;
-use std::os::unix::process::CommandExt as _;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
+mod common;
+
+use common::{BIN, Running, lock_cmd, mode};
 use keyway_channel::{SetupCode, StoredVerifier};
 use keyway_lock::state::StateDir;
 use keyway_vendor::keys::{Algorithm, keygen};
-
-const BIN: &str = env!("CARGO_BIN_EXE_keyway-lock");
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `keyway-lock ARGS` under umask 0 (the worst a caller can set).
-fn lock_cmd() -> Command {
-    let mut c = Command::new(BIN);
-    // SAFETY: umask is async-signal-safe; nothing else runs before exec.
-    unsafe {
-        c.pre_exec(|| {
-            libc::umask(0);
-            Ok(())
-        });
-    }
-    c
-}
-
-fn mode(p: &Path) -> u32 {
-    std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
-}
 
 /// `keyway-lock provision` of `tmp/lock` (with `--force` if `force`); its
 /// stdout.
@@ -166,22 +139,11 @@ fn provision_prints_a_valid_setup_code_and_stores_only_its_verifier_0600() {
 /// Runs the lock with a Unix control socket; returns it and the socket.
 fn run(tmp: &Path) -> (Running, PathBuf) {
     let sock = tmp.join("ctl.sock");
-    let mut child = lock_cmd()
-        .arg("--state")
-        .arg(tmp.join("lock"))
-        .args(["--bind", "127.0.0.1:0", "--control"])
-        .arg(&sock)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let running = Running(child);
-    let mut line = String::new();
-    while !line.starts_with("listening on") {
-        line.clear();
-        assert_ne!(out.read_line(&mut line).unwrap(), 0, "the lock exited");
-    }
+    let (running, _) = common::start(
+        lock_cmd(),
+        &tmp.join("lock"),
+        [OsStr::new("--control"), sock.as_os_str()],
+    );
     (running, sock)
 }
 

@@ -147,3 +147,17 @@ pub fn release(key: &SigningKey, version: &str, sequence: u64, len: usize) -> Ve
         EnvelopeBuilder::default(),
     )
 }
+
+/// The factory image's payload in the house tests: release 1.0.0 at
+/// sequence 1, `payload(FACTORY_LEN, 1)`.
+pub fn factory_payload() -> Vec<u8> {
+    payload(crate::pair::FACTORY_LEN, 1)
+}
+
+/// The 1.1.0 payload in the house tests: the factory's with ten bytes
+/// changed (a small delta).
+pub fn new_payload() -> Vec<u8> {
+    let mut p = factory_payload();
+    p[3000..3010].copy_from_slice(b"keyway 1.1");
+    p
+}

@@ -55,13 +55,12 @@ use keyway_agent::limits::PeerId;
 use keyway_channel::SetupCode;
 use keyway_lock::agent_shell::{self, AgentLock};
 use keyway_lock::server::Server;
-use keyway_lock::shell::{Options, start};
 use keyway_smp::MgmtErr;
 use keyway_vendor::keys::{Algorithm, SigningKey};
 
 use common::{
     Owner, Paired, PhaseArgs, Uploader, control, envelope, median, percentile, provision, report,
-    run_phase,
+    run_phase, start_lock,
 };
 
 struct Args {
@@ -193,11 +192,7 @@ fn main() -> Result<()> {
     let file_len = rounds[0][0].len();
 
     // ---- 1 and 2: loopback UDP ------------------------------------------
-    let mut o = Options::new(tmp.path().join("lock"), "127.0.0.1:0".parse()?);
-    o.control = Some("127.0.0.1:0".parse()?);
-    let lock = start(&o)?;
-    let ctl = lock.control.context("no control socket")?;
-    let target = lock.smp.to_string();
+    let (lock, ctl, target) = start_lock(tmp.path().join("lock"))?;
     // The owner pairs by the setup code (the window opened on the control
     // socket); two sessions of that owner: the uploader and the commander.
     let paired = Paired::pair(ctl, &target)?;

@@ -43,11 +43,11 @@ mod common;
 
 use anyhow::{Context as _, Result, bail};
 use keyway::device::Client;
-use keyway_lock::shell::{Options, start};
 use keyway_vendor::keys::{Algorithm, SigningKey};
 
 use common::{
     Paired, Phase, PhaseArgs, Uploader, control, median, percentile, provision, report, run_phase,
+    start_lock,
 };
 
 fn args() -> Result<PhaseArgs> {
@@ -81,11 +81,7 @@ fn main() -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let vendor = SigningKey::generate(Algorithm::Ed25519)?;
     provision(tmp.path(), &vendor)?;
-    let mut o = Options::new(tmp.path().join("lock"), "127.0.0.1:0".parse()?);
-    o.control = Some("127.0.0.1:0".parse()?);
-    let lock = start(&o)?;
-    let ctl = lock.control.context("no control socket")?;
-    let target = lock.smp.to_string();
+    let (lock, ctl, target) = start_lock(tmp.path().join("lock"))?;
     // Pairing: the person at the lock opens the window and reads the label.
     let paired = Paired::pair(ctl, &target)?;
     let mut uploader = paired.session()?;

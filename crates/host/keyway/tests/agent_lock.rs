@@ -6,6 +6,8 @@
 //! the installer takes from the agent's store (after a reboot too), and
 //! the window alone never unlocking.
 
+mod common;
+
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -309,9 +311,9 @@ fn sealed_upload_notes_and_consent_reach_the_installer_through_the_agents_store(
 /// without the window is refused.
 #[test]
 fn the_keyway_binary_pairs_by_setup_code_with_the_agent_brain_over_udp_and_survives_a_restart() {
+    use common::BIN;
     use keyway_lock::shell::{Options, start};
     use keyway_lock::state::StateDir;
-    const BIN: &str = env!("CARGO_BIN_EXE_keyway");
     let tmp = tempfile::tempdir().unwrap();
     let vendor = SigningKey::generate(Algorithm::Ed25519).unwrap();
     let vendor_pub = tmp.path().join("vendor.pub");
@@ -328,12 +330,7 @@ fn the_keyway_binary_pairs_by_setup_code_with_the_agent_brain_over_udp_and_survi
         o
     };
     let control = |lock: &keyway_lock::shell::Running, line: &str| -> serde_json::Value {
-        use std::io::{BufRead as _, Write as _};
-        let mut c = std::net::TcpStream::connect(lock.control.unwrap()).unwrap();
-        writeln!(c, "{line}").unwrap();
-        let mut answer = String::new();
-        std::io::BufReader::new(c).read_line(&mut answer).unwrap();
-        serde_json::from_str(answer.trim()).unwrap()
+        serde_json::from_str(common::control(lock, line).trim()).unwrap()
     };
     let base = tmp.path().join("owner");
     assert!(
@@ -348,16 +345,7 @@ fn the_keyway_binary_pairs_by_setup_code_with_the_agent_brain_over_udp_and_survi
     let key = format!("{}.key", base.display());
     let run = |lock: &keyway_lock::shell::Running, args: &[&str]| {
         let target = format!("udp:{}", lock.smp);
-        let o = std::process::Command::new(BIN)
-            .args(["device", "--target", &target, "--owner-key", &key])
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            o.status.success(),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
+        common::device_cli(&target, &["--owner-key", &key], args)
     };
 
     let lock = start(&options("127.0.0.1:0".parse().unwrap())).unwrap();

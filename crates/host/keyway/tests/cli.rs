@@ -1,19 +1,14 @@
 //! End-to-end tests of the `keyway` binary: exit codes and messages.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+use std::process::Output;
 
+mod common;
+
+use common::keyway;
 use keyway_vendor::cbor::{Value, ValueExt};
 use keyway_vendor::encode::KeySetInfo;
 use keyway_vendor::keys::PublicKey;
-
-fn keyway(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_keyway"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run keyway")
-}
 
 fn tmpdir() -> PathBuf {
     let d = std::env::temp_dir().join(format!(

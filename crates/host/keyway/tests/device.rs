@@ -13,21 +13,20 @@ use std::time::Duration;
 use ciborium::Value;
 use keyway::device::client::Map;
 use keyway::device::{Client, DeviceError, Stats, Transport, TransportError, UdpTransport};
-use keyway_lock::shell::{Options, Running, start};
+use keyway_lock::shell::Running;
 use keyway_lock::state::StateDir;
+use keyway_testkit::pair::Lab;
+use keyway_testkit::release::{CLASS, VENDOR};
 use keyway_vendor::encode::EnvelopeBuilder;
 use keyway_vendor::keys::{Algorithm, SigningKey};
 use keyway_vendor::smp::{self, HEADER_LEN, Header, Op};
 
-const BIN: &str = env!("CARGO_BIN_EXE_keyway");
-const VENDOR: &str = "locks.example";
-const CLASS: &str = "deadbolt-2";
+mod common;
 
+use common::{BIN, control, device_cli};
+/// A full release of `len` bytes signed by `key` (keyway-testkit's).
 fn release(key: &SigningKey, version: &str, sequence: u64, len: usize) -> Vec<u8> {
-    let payload: Vec<u8> = (0..len)
-        .map(|i| (i * 31 + sequence as usize) as u8)
-        .collect();
-    signed(key, version, sequence, &payload, None)
+    keyway_testkit::release::release(key, version, sequence, len)
 }
 
 /// A release of `payload` signed by `key`; a delta from `from` if given.
@@ -38,63 +37,11 @@ fn signed(
     payload: &[u8],
     from: Option<&[u8]>,
 ) -> Vec<u8> {
-    EnvelopeBuilder {
-        sequence,
-        version: version.parse().unwrap(),
-        vendor_domain: VENDOR.into(),
-        class_name: CLASS.into(),
-        payload: payload.to_vec(),
+    let more = EnvelopeBuilder {
         delta_from: from.map(<[u8]>::to_vec),
-        keys: vec![key.clone()],
         ..Default::default()
-    }
-    .build()
-    .unwrap()
-    .envelope
-}
-
-/// A provisioned lock (factory image 1.0.0 with `factory_sequence`) and
-/// the vendor key that signs its releases.
-struct Lab {
-    tmp: tempfile::TempDir,
-    vendor: SigningKey,
-}
-
-impl Lab {
-    fn new(factory_sequence: u64) -> Lab {
-        let tmp = tempfile::tempdir().unwrap();
-        let vendor = SigningKey::generate(Algorithm::Ed25519).unwrap();
-        let vendor_pub = tmp.path().join("vendor.pub");
-        std::fs::write(&vendor_pub, vendor.public_key().to_spki_pem().unwrap()).unwrap();
-        let factory = tmp.path().join("factory.suit");
-        std::fs::write(&factory, release(&vendor, "1.0.0", factory_sequence, 6000)).unwrap();
-        let dir = StateDir::new(tmp.path().join("lock"));
-        std::fs::create_dir_all(tmp.path().join("lock")).unwrap();
-        dir.set_pin("4711").unwrap();
-        dir.provision(&[vendor_pub], 1, VENDOR, CLASS, Some(&factory), false)
-            .unwrap();
-        Lab { tmp, vendor }
-    }
-
-    fn start(&self, presence: bool) -> Running {
-        let mut o = Options::new(self.tmp.path().join("lock"), "127.0.0.1:0".parse().unwrap());
-        o.presence_always_open = presence;
-        start(&o).unwrap()
-    }
-
-    /// With a TCP control socket (the lock's buttons, keypad, sensors).
-    fn start_with_control(&self, presence: bool) -> Running {
-        let mut o = Options::new(self.tmp.path().join("lock"), "127.0.0.1:0".parse().unwrap());
-        o.presence_always_open = presence;
-        o.control = Some("127.0.0.1:0".parse().unwrap());
-        start(&o).unwrap()
-    }
-
-    fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let p = self.tmp.path().join(name);
-        std::fs::write(&p, bytes).unwrap();
-        p
-    }
+    };
+    keyway_testkit::release::sign(key, version, sequence, payload, more)
 }
 
 fn client(lock: &Running) -> Client<UdpTransport> {
@@ -105,38 +52,19 @@ fn client(lock: &Running) -> Client<UdpTransport> {
     )
 }
 
-/// One control-socket line and its answer.
-fn control(lock: &Running, line: &str) -> String {
-    use std::io::{BufRead as _, Write as _};
-    let mut c = std::net::TcpStream::connect(lock.control.unwrap()).unwrap();
-    writeln!(c, "{line}").unwrap();
-    let mut answer = String::new();
-    std::io::BufReader::new(c).read_line(&mut answer).unwrap();
-    answer
-}
-
 fn cli(lock: &Running, args: &[&str]) -> (bool, String, String) {
     let target = format!("udp:{}", lock.smp);
-    let o = Command::new(BIN)
-        .args(["device", "--target", &target, "--timeout-ms", "2000"])
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        o.status.success(),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
+    device_cli(&target, &["--timeout-ms", "2000"], args)
 }
 
 #[test]
 fn update_end_to_end_with_the_cli_runs_the_new_version_confirmed() {
     let lab = Lab::new(1);
-    let lock = lab.start_with_control(true);
+    let lock = lab.start(true);
     // A person at the door: the PIN withdraws the bolt (a lock installs
     // only then, by default).
     assert!(control(&lock, r#"{"cmd":"keypad","pin":"4711"}"#).contains("unlocked"));
-    let env = release(&lab.vendor, "1.1.0", 2, 40_000);
+    let env = release(&lab.vendor.key, "1.1.0", 2, 40_000);
     let path = lab.write("v1.1.suit", &env);
     let (ok, out, err) = cli(
         &lock,
@@ -187,7 +115,7 @@ fn update_end_to_end_with_the_cli_runs_the_new_version_confirmed() {
     // Among several candidates the client picks one the lock lacks; its
     // owner sees it pending.
     let key = pair_owner(&lab, &lock);
-    let next = lab.write("v1.2.suit", &release(&lab.vendor, "1.2.0", 3, 4000));
+    let next = lab.write("v1.2.suit", &release(&lab.vendor.key, "1.2.0", 3, 4000));
     let v: serde_json::Value = serde_json::from_str(
         cli(
             &lock,
@@ -213,7 +141,7 @@ fn update_end_to_end_with_the_cli_runs_the_new_version_confirmed() {
 fn upload_without_the_presence_window_is_refused_in_the_locks_words() {
     let lab = Lab::new(1);
     let lock = lab.start(false);
-    let path = lab.write("v2.suit", &release(&lab.vendor, "2.0.0", 2, 3000));
+    let path = lab.write("v2.suit", &release(&lab.vendor.key, "2.0.0", 2, 3000));
     let (ok, out, err) = cli(&lock, &["update", path.to_str().unwrap()]);
     assert!(!ok, "{out}");
     assert!(out.is_empty(), "{out}");
@@ -227,7 +155,7 @@ fn upload_without_the_presence_window_is_refused_in_the_locks_words() {
 fn rollback_is_refused_as_current_version_is_newer() {
     let lab = Lab::new(5);
     let lock = lab.start(true);
-    let old = lab.write("old.suit", &release(&lab.vendor, "0.9.0", 3, 3000));
+    let old = lab.write("old.suit", &release(&lab.vendor.key, "0.9.0", 3, 3000));
     let (ok, _, err) = cli(&lock, &["update", old.to_str().unwrap()]);
     assert!(!ok);
     assert!(
@@ -278,7 +206,7 @@ impl<T: Transport> Transport for Cut<T> {
 #[test]
 fn an_interrupted_upload_resumes_from_the_offset_the_lock_answers() {
     let lab = Lab::new(1);
-    let lock = lab.start_with_control(false);
+    let lock = lab.start(false);
     let key = pair_owner(&lab, &lock);
     let owner = || SigningKey::load(std::path::Path::new(&key)).unwrap();
     let dk = StateDir::new(lab.tmp.path().join("lock"))
@@ -286,7 +214,7 @@ fn an_interrupted_upload_resumes_from_the_offset_the_lock_answers() {
         .unwrap()
         .verifying_key()
         .to_bytes();
-    let env = release(&lab.vendor, "1.2.0", 2, 30_000);
+    let env = release(&lab.vendor.key, "1.2.0", 2, 30_000);
     let t = UdpTransport::connect(&lock.smp.to_string())
         .unwrap()
         .with_mtu(600);
@@ -824,7 +752,7 @@ fn presence(lock: &Running, s: u64) {
 #[test]
 fn an_owner_pairs_at_the_door_then_unlocks_with_the_key_and_a_stranger_cannot() {
     let lab = Lab::new(1);
-    let lock = lab.start_with_control(false);
+    let lock = lab.start(false);
     let (key, _) = keygen(&lab, "owner");
     let (other_key, _) = keygen(&lab, "stranger");
     let code = StateDir::new(lab.tmp.path().join("lock"))
@@ -873,7 +801,7 @@ fn an_owner_pairs_at_the_door_then_unlocks_with_the_key_and_a_stranger_cannot() 
 #[test]
 fn notes_then_consent_postponed_while_locked_installs_once_unlocked() {
     let lab = Lab::new(1);
-    let lock = lab.start_with_control(false);
+    let lock = lab.start(false);
     let key = pair_owner(&lab, &lock);
     let env = EnvelopeBuilder {
         sequence: 2,
@@ -883,7 +811,7 @@ fn notes_then_consent_postponed_while_locked_installs_once_unlocked() {
         notes: Some("Fixes the BLE replay flaw.".into()),
         cves: vec!["CVE-2022-46480:high".parse().unwrap()],
         payload: vec![0x42; 20_000],
-        keys: vec![lab.vendor.clone()],
+        keys: vec![lab.vendor.key.clone()],
         ..Default::default()
     }
     .build()
@@ -945,8 +873,8 @@ fn notes_then_consent_postponed_while_locked_installs_once_unlocked() {
 #[test]
 fn a_test_boot_while_locked_is_reported_postponed() {
     let lab = Lab::new(1);
-    let lock = lab.start_with_control(true);
-    let path = lab.write("v2.suit", &release(&lab.vendor, "2.0.0", 2, 5000));
+    let lock = lab.start(true);
+    let path = lab.write("v2.suit", &release(&lab.vendor.key, "2.0.0", 2, 5000));
     let v = json(&ok(cli(
         &lock,
         &[
@@ -972,7 +900,7 @@ fn a_test_boot_while_locked_is_reported_postponed() {
 #[test]
 fn the_exported_log_verifies_with_keyway_log_verify() {
     let lab = Lab::new(1);
-    let lock = lab.start_with_control(false);
+    let lock = lab.start(false);
     let key = pair_owner(&lab, &lock);
     for _ in 0..10 {
         control(&lock, r#"{"cmd":"unlock"}"#);
@@ -1007,7 +935,7 @@ fn the_exported_log_verifies_with_keyway_log_verify() {
 #[test]
 fn factory_reset_needs_the_long_press_and_forgets_the_owners() {
     let lab = Lab::new(1);
-    let lock = lab.start_with_control(false);
+    let lock = lab.start(false);
     let key = pair_owner(&lab, &lock);
     let v = json(&ok(cli(
         &lock,
@@ -1041,10 +969,10 @@ fn factory_reset_needs_the_long_press_and_forgets_the_owners() {
 #[test]
 fn an_owner_uploads_in_a_session_without_the_presence_window() {
     let lab = Lab::new(1);
-    let lock = lab.start_with_control(false);
+    let lock = lab.start(false);
     let key = pair_owner(&lab, &lock);
     let (stranger, _) = keygen(&lab, "stranger");
-    let path = lab.write("v2.suit", &release(&lab.vendor, "2.0.0", 2, 20_000));
+    let path = lab.write("v2.suit", &release(&lab.vendor.key, "2.0.0", 2, 20_000));
     let e = refused(cli(
         &lock,
         &["--owner-key", &stranger, "update", path.to_str().unwrap()],
@@ -1178,7 +1106,7 @@ proptest::proptest! {
 #[test]
 fn update_picks_the_delta_for_the_running_image_else_the_full_one() {
     let lab = Lab::new(1);
-    let lock = lab.start_with_control(true);
+    let lock = lab.start(true);
     assert!(control(&lock, r#"{"cmd":"keypad","pin":"4711"}"#).contains("unlocked"));
     // The running image is in the owner's status: asked in a session.
     let key = pair_owner(&lab, &lock);
@@ -1186,7 +1114,7 @@ fn update_picks_the_delta_for_the_running_image_else_the_full_one() {
     let mut new = factory.clone();
     new[3000..3010].copy_from_slice(b"keyway 1.1");
     let signed = |version: &str, sequence: u64, payload: &[u8], from: Option<&[u8]>| {
-        signed(&lab.vendor, version, sequence, payload, from)
+        signed(&lab.vendor.key, version, sequence, payload, from)
     };
     let full = lab.write("v1.1.suit", &signed("1.1.0", 2, &new, None));
     let delta_env = signed("1.1.0", 2, &new, Some(&factory));
@@ -1296,7 +1224,7 @@ impl<T: Transport> Transport for Between<T> {
 #[test]
 fn a_delta_the_lock_refuses_for_its_base_falls_back_to_the_full_image() {
     let lab = Lab::new(1);
-    let lock = lab.start_with_control(true);
+    let lock = lab.start(true);
     assert!(control(&lock, r#"{"cmd":"keypad","pin":"4711"}"#).contains("unlocked"));
     let factory: Vec<u8> = (0..6000usize).map(|i| (i * 31 + 1) as u8).collect();
     let mut patch = factory.clone();
@@ -1305,13 +1233,13 @@ fn a_delta_the_lock_refuses_for_its_base_falls_back_to_the_full_image() {
     new[3000..3010].copy_from_slice(b"keyway 1.1");
     let v101 = lab.write(
         "v1.0.1.suit",
-        &signed(&lab.vendor, "1.0.1", 2, &patch, None),
+        &signed(&lab.vendor.key, "1.0.1", 2, &patch, None),
     );
-    let full_env = signed(&lab.vendor, "1.1.0", 3, &new, None);
+    let full_env = signed(&lab.vendor.key, "1.1.0", 3, &new, None);
     let full = lab.write("v1.1.suit", &full_env);
     let delta = lab.write(
         "v1.1-from-1.0.suit",
-        &signed(&lab.vendor, "1.1.0", 3, &new, Some(&factory)),
+        &signed(&lab.vendor.key, "1.1.0", 3, &new, Some(&factory)),
     );
     // The status (and its running image) is for owners: pair one.
     let key = pair_owner(&lab, &lock);
@@ -1448,7 +1376,7 @@ fn sealed_client(lab: &Lab, lock: &Running, key: &str) -> Client<UdpTransport> {
 #[test]
 fn owners_lists_the_owners_and_unpair_removes_one_that_then_cannot_unlock() {
     let lab = Lab::new(1);
-    let lock = lab.start_with_control(false);
+    let lock = lab.start(false);
     let (ann, ann_id) = pair_named(&lab, &lock, "ann");
     let (bob, bob_id) = pair_named(&lab, &lock, "bob");
 
@@ -1489,7 +1417,7 @@ fn owners_lists_the_owners_and_unpair_removes_one_that_then_cannot_unlock() {
     drop(lock);
     // (A new port: the paired-lock records name the old target, so the
     // client library runs the session here.)
-    let lock = lab.start_with_control(false);
+    let lock = lab.start(false);
     let owners = sealed_client(&lab, &lock, &ann).owners().unwrap();
     let ids: Vec<String> = owners
         .iter()
@@ -1510,7 +1438,7 @@ fn owners_lists_the_owners_and_unpair_removes_one_that_then_cannot_unlock() {
 #[test]
 fn unpair_without_owner_auth_is_refused() {
     let lab = Lab::new(1);
-    let lock = lab.start_with_control(false);
+    let lock = lab.start(false);
     let (ann, ann_id) = pair_named(&lab, &lock, "ann");
     let (stranger, _) = keygen(&lab, "stranger");
     let id = {
@@ -1550,7 +1478,7 @@ fn unpair_without_owner_auth_is_refused() {
 #[test]
 fn unpair_of_an_unknown_key_id_is_the_typed_refusal() {
     let lab = Lab::new(1);
-    let lock = lab.start_with_control(false);
+    let lock = lab.start(false);
     let (ann, _) = pair_named(&lab, &lock, "ann");
     let mut c = sealed_client(&lab, &lock, &ann);
     let e = c.unpair([0xEE; 8]).unwrap_err();
@@ -1585,7 +1513,7 @@ fn pair_with_a_wrong_setup_code_is_refused_and_records_nothing_the_right_one_pai
         .setup_code()
         .unwrap()
         .unwrap();
-    let lock = lab.start_with_control(false);
+    let lock = lab.start(false);
     let (key, _) = keygen(&lab, "owner");
     presence(&lock, 60);
     let wrong = if code.to_string() == "1234-5670" {

@@ -20,27 +20,14 @@ use keyway_hub::link::{InstallOutcome, LinkError, LockLink, LogBreak};
 use keyway_hub::model::{Bolt, Digest, Door, Postponement, UpdateState};
 use keyway_lock::shell::{Options, Running, start};
 use keyway_lock::state::StateDir;
+use keyway_testkit::release::{CLASS, VENDOR, factory_payload, new_payload};
 use keyway_vendor::encode::EnvelopeBuilder;
 use keyway_vendor::keys::{Algorithm, SigningKey};
 use keyway_vendor::smp::Header;
 use sha2::{Digest as _, Sha256};
 
-const VENDOR: &str = "locks.example";
-const CLASS: &str = "deadbolt-2";
 const TIMEOUT: Duration = Duration::from_millis(2000);
 const TRIES: u32 = 3;
-
-/// The factory image's payload (release 1.0.0, sequence 1).
-fn factory_payload() -> Vec<u8> {
-    (0..6000usize).map(|i| (i * 31 + 1) as u8).collect()
-}
-
-/// The 1.1.0 payload: the factory's with ten bytes changed.
-fn new_payload() -> Vec<u8> {
-    let mut p = factory_payload();
-    p[3000..3010].copy_from_slice(b"keyway 1.1");
-    p
-}
 
 /// A release signed by `vendor`: a delta from `from` if given, with a
 /// `minimum-battery` if given.
@@ -52,20 +39,12 @@ fn signed(
     from: Option<&[u8]>,
     min_battery_mwh: Option<u64>,
 ) -> Vec<u8> {
-    EnvelopeBuilder {
-        sequence,
-        version: version.parse().unwrap(),
-        vendor_domain: VENDOR.into(),
-        class_name: CLASS.into(),
-        payload: payload.to_vec(),
+    let more = EnvelopeBuilder {
         delta_from: from.map(<[u8]>::to_vec),
         min_battery_mwh,
-        keys: vec![vendor.clone()],
         ..Default::default()
-    }
-    .build()
-    .unwrap()
-    .envelope
+    };
+    keyway_testkit::release::sign(vendor, version, sequence, payload, more)
 }
 
 /// A provisioned lock in a temporary directory, its vendor key, its

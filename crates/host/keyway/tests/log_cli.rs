@@ -5,7 +5,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use clap::Parser as _;
+mod common;
+
+use common::run_in_process as run;
 use keyway_audit::record::MAX_RECORD_LEN;
 use keyway_audit::{Body, Ed25519Signer, Event, Kind, LockMethod, Record};
 use keyway_vendor::keys::{self, Algorithm, SigningKey, hex};
@@ -64,19 +66,6 @@ impl Drop for Lab {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.dir);
     }
-}
-
-fn run(args: &[&str]) -> (bool, String) {
-    let mut argv = vec!["keyway"];
-    argv.extend_from_slice(args);
-    let cli = keyway::cli::Cli::try_parse_from(&argv).unwrap();
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let r = keyway::cli::run(cli, &mut out, &mut err);
-    let mut text = String::from_utf8(out).unwrap();
-    if let Err(e) = &r {
-        text.push_str(&format!("error: {e:#}\n"));
-    }
-    (r.is_ok(), text)
 }
 
 fn split(bytes: &[u8]) -> Vec<Vec<u8>> {

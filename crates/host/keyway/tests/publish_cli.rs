@@ -7,22 +7,18 @@ use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
-use clap::Parser as _;
+mod common;
 
-fn run(args: &[&str]) -> (bool, String) {
-    let mut argv = vec!["keyway"];
-    argv.extend_from_slice(args);
-    let cli = keyway::cli::Cli::try_parse_from(&argv).unwrap();
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let r = keyway::cli::run(cli, &mut out, &mut err);
-    let mut text = String::from_utf8(out).unwrap();
-    if let Err(e) = &r {
-        text.push_str(&format!("error: {e:#}\n"));
-    }
-    (r.is_ok(), text)
-}
+use common::run_in_process as run;
 
 /// Serves `root` over HTTP on loopback (one request per connection).
+/// `keyway publish --repo REPO --keys KEYS MORE` in-process.
+fn publish(repo: &str, keys: &str, more: &[&str]) -> (bool, String) {
+    let mut args = vec!["publish", "--repo", repo, "--keys", keys];
+    args.extend_from_slice(more);
+    run(&args)
+}
+
 fn serve(root: PathBuf) -> String {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", l.local_addr().unwrap());
@@ -100,27 +96,11 @@ fn publish_then_tuf_client_downloads_a_verified_envelope() {
         p(&env),
     ]);
     assert!(ok, "{text}");
-    let (ok, text) = run(&[
-        "publish",
-        "--repo",
-        p(&repo),
-        "--keys",
-        p(&keys),
-        "--init",
-        p(&env),
-    ]);
+    let (ok, text) = publish(p(&repo), p(&keys), &["--init", p(&env)]);
     assert!(ok, "{text}");
     assert!(text.contains("CVE-2026-0001 (critical)"), "{text}");
     // Publishing again with the same bytes is a no-op; rotation works.
-    let (ok, text) = run(&[
-        "publish",
-        "--repo",
-        p(&repo),
-        "--keys",
-        p(&keys),
-        "--rotate-root",
-        p(&env),
-    ]);
+    let (ok, text) = publish(p(&repo), p(&keys), &["--rotate-root", p(&env)]);
     assert!(ok, "{text}");
     assert!(text.contains("unchanged deadbolt/r1.suit"), "{text}");
     assert!(text.contains("root 2"), "{text}");
@@ -200,17 +180,11 @@ fn publish_bundle_is_a_complete_offline_repository() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (repo, keys, stick) = (d.join("repo"), d.join("keys"), d.join("stick"));
-    let (ok, text) = run(&[
-        "publish",
-        "--repo",
+    let (ok, text) = publish(
         p(&repo),
-        "--keys",
         p(&keys),
-        "--init",
-        "--rotate-root",
-        "--bundle",
-        p(&stick),
-    ]);
+        &["--init", "--rotate-root", "--bundle", p(&stick)],
+    );
     assert!(ok, "{text}");
     for f in [
         "metadata/1.root.json",
@@ -221,23 +195,9 @@ fn publish_bundle_is_a_complete_offline_repository() {
     }
     // Opening with the wrong keys directory is refused with a sentence.
     let other = d.join("other-keys");
-    let (ok, _) = run(&[
-        "publish",
-        "--repo",
-        p(&d.join("repo2")),
-        "--keys",
-        p(&other),
-        "--init",
-    ]);
+    let (ok, _) = publish(p(&d.join("repo2")), p(&other), &["--init"]);
     assert!(ok);
-    let (ok, text) = run(&[
-        "publish",
-        "--repo",
-        p(&repo),
-        "--keys",
-        p(&other),
-        "--refresh-timestamp",
-    ]);
+    let (ok, text) = publish(p(&repo), p(&other), &["--refresh-timestamp"]);
     assert!(!ok);
     assert!(
         text.contains("is not the one the repository's root"),

@@ -11,89 +11,41 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use keyway::device::{SerialTransport, Transport, TransportError};
-use keyway_lock::shell::{Options, Running, start};
-use keyway_lock::state::StateDir;
+use keyway_lock::shell::{Running, start};
+use keyway_testkit::pair::Lab;
+use keyway_testkit::release::payload;
 use keyway_vendor::encode::EnvelopeBuilder;
-use keyway_vendor::keys::{Algorithm, SigningKey};
+use keyway_vendor::keys::SigningKey;
 use keyway_vendor::smp::{HEADER_LEN, Header, Op};
 
-const BIN: &str = env!("CARGO_BIN_EXE_keyway");
-const VENDOR: &str = "locks.example";
-const CLASS: &str = "deadbolt-2";
+mod common;
 
+use common::{BIN, control, device_cli};
+/// A release of `len` bytes signed by `key`, with release notes.
 fn envelope(key: &SigningKey, version: &str, sequence: u64, len: usize) -> Vec<u8> {
-    EnvelopeBuilder {
-        sequence,
-        version: version.parse().unwrap(),
-        vendor_domain: VENDOR.into(),
-        class_name: CLASS.into(),
+    let more = EnvelopeBuilder {
         notes: Some("Serial release.".into()),
-        payload: (0..len)
-            .map(|i| (i * 13 + sequence as usize) as u8)
-            .collect(),
-        keys: vec![key.clone()],
         ..Default::default()
-    }
-    .build()
-    .unwrap()
-    .envelope
+    };
+    keyway_testkit::release::sign(key, version, sequence, &payload(len, sequence), more)
 }
 
-struct Lab {
-    tmp: tempfile::TempDir,
-    vendor: SigningKey,
+/// The lock with a control socket and its serial port linked at
+/// `serial` in the lab.
+fn start_serial(lab: &Lab) -> Running {
+    let mut o = lab.options(false);
+    o.control = Some("127.0.0.1:0".parse().unwrap());
+    o.serial = Some(lab.tmp.path().join("serial"));
+    start(&o).unwrap()
 }
 
-impl Lab {
-    fn new() -> Lab {
-        let tmp = tempfile::tempdir().unwrap();
-        let vendor = SigningKey::generate(Algorithm::Ed25519).unwrap();
-        let vendor_pub = tmp.path().join("vendor.pub");
-        std::fs::write(&vendor_pub, vendor.public_key().to_spki_pem().unwrap()).unwrap();
-        let factory = tmp.path().join("factory.suit");
-        std::fs::write(&factory, envelope(&vendor, "1.0.0", 1, 6000)).unwrap();
-        let dir = StateDir::new(tmp.path().join("lock"));
-        std::fs::create_dir_all(tmp.path().join("lock")).unwrap();
-        dir.set_pin("4711").unwrap();
-        dir.provision(&[vendor_pub], 1, VENDOR, CLASS, Some(&factory), false)
-            .unwrap();
-        Lab { tmp, vendor }
-    }
-
-    /// The lock with a control socket and its serial port linked at
-    /// `serial` in the lab.
-    fn start(&self) -> Running {
-        let mut o = Options::new(self.tmp.path().join("lock"), "127.0.0.1:0".parse().unwrap());
-        o.control = Some("127.0.0.1:0".parse().unwrap());
-        o.serial = Some(self.tmp.path().join("serial"));
-        start(&o).unwrap()
-    }
-
-    fn target(&self) -> String {
-        format!("serial:{}", self.tmp.path().join("serial").display())
-    }
-}
-
-fn control(lock: &Running, line: &str) -> String {
-    use std::io::BufRead as _;
-    let mut c = std::net::TcpStream::connect(lock.control.unwrap()).unwrap();
-    writeln!(c, "{line}").unwrap();
-    let mut answer = String::new();
-    std::io::BufReader::new(c).read_line(&mut answer).unwrap();
-    answer
+/// The `--target` of the lab's serial port.
+fn target(lab: &Lab) -> String {
+    format!("serial:{}", lab.tmp.path().join("serial").display())
 }
 
 fn cli(lab: &Lab, args: &[&str]) -> (bool, String, String) {
-    let o = Command::new(BIN)
-        .args(["device", "--target", &lab.target(), "--timeout-ms", "3000"])
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        o.status.success(),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
+    device_cli(&target(lab), &["--timeout-ms", "3000"], args)
 }
 
 fn ok(r: (bool, String, String)) -> String {
@@ -117,8 +69,8 @@ fn keygen(dir: &Path, name: &str) -> String {
 
 #[test]
 fn serial_pair_status_and_update_with_consent_over_the_cli() {
-    let lab = Lab::new();
-    let lock = lab.start();
+    let lab = Lab::new(1);
+    let lock = start_serial(&lab);
     let pts = lock.serial.clone().expect("a serial port");
     assert!(pts.starts_with("/dev/pts"), "{}", pts.display());
     let key = keygen(lab.tmp.path(), "owner");
@@ -136,7 +88,7 @@ fn serial_pair_status_and_update_with_consent_over_the_cli() {
     assert!(out.contains("paired"), "{out}");
     // The paired-locks file records the serial target.
     let locks = std::fs::read_to_string(lab.tmp.path().join("owner.locks.json")).unwrap();
-    assert!(locks.contains(&lab.target()), "{locks}");
+    assert!(locks.contains(&target(&lab)), "{locks}");
 
     let v = json(&ok(cli(&lab, &["--owner-key", &key, "--json", "status"])));
     assert_eq!(
@@ -145,7 +97,7 @@ fn serial_pair_status_and_update_with_consent_over_the_cli() {
     );
 
     // Update: upload, notes, consent; unlocked, so it installs at once.
-    let env = envelope(&lab.vendor, "1.1.0", 2, 20_000);
+    let env = envelope(&lab.vendor.key, "1.1.0", 2, 20_000);
     let path: PathBuf = lab.tmp.path().join("v1.1.suit");
     std::fs::write(&path, &env).unwrap();
     let out = ok(cli(

@@ -5,6 +5,7 @@
 //! lock). Each attack test asserts what the client reports and what the
 //! lock did.
 
+mod common;
 #[path = "session/harness.rs"]
 mod harness;
 
@@ -588,7 +589,7 @@ fn forged_unknown_session_costs_at_most_one_resend_and_fails() {
 
 #[test]
 fn the_keyway_binary_pairs_by_code_and_unlocks_sealed_over_udp() {
-    const BIN: &str = env!("CARGO_BIN_EXE_keyway");
+    use common::BIN;
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().join("owner");
     let o = std::process::Command::new(BIN)
@@ -600,18 +601,7 @@ fn the_keyway_binary_pairs_by_code_and_unlocks_sealed_over_udp() {
     let key = format!("{}.key", base.display());
     let lock = UdpLock::start(0xd0);
     let target = format!("udp:{}", lock.addr);
-    let run = |args: &[&str]| {
-        let o = std::process::Command::new(BIN)
-            .args(["device", "--target", &target, "--owner-key", &key])
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            o.status.success(),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
-    };
+    let run = |args: &[&str]| common::device_cli(&target, &["--owner-key", &key], args);
     let (ok, out, err) = run(&["pair", "--setup-code", CODE, "--name", "Alice"]);
     assert!(ok, "{out}{err}");
     assert!(dir.path().join("owner.locks.json").exists());

@@ -2,15 +2,11 @@
 //! exit status, the one-line summary, and the check named on refusal.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn keyway(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_keyway"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run keyway")
-}
+mod common;
+
+use common::keyway;
 
 fn tmpdir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("keyway-verify-{tag}-{}", std::process::id()));
@@ -52,31 +48,42 @@ fn setup(dir: &Path) {
         ("root.key", "4", "good.suit"),
         ("mallory.key", "4", "mallory.suit"),
     ] {
-        ok(keyway(
+        ok(sign(
             dir,
-            &[
-                "sign",
-                "--firmware",
-                "fw.bin",
-                "--version",
-                "1.0.1",
-                "--sequence",
-                seq,
-                "--vendor-domain",
-                "locks.example",
-                "--class",
-                "deadbolt-2",
-                "--notes",
-                "notes.md",
-                "--cve",
-                "CVE-2024-0001:critical",
-                "--key",
-                key,
-                "-o",
-                out,
-            ],
+            "1.0.1",
+            seq,
+            key,
+            out,
+            &["--cve", "CVE-2024-0001:critical"],
         ));
     }
+}
+
+/// `keyway sign` of `fw.bin` with `notes.md` as `version`/`sequence` for
+/// locks.example / deadbolt-2, signed by `key` into `out`; `extra` adds
+/// options.
+fn sign(dir: &Path, version: &str, sequence: &str, key: &str, out: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "sign",
+        "--firmware",
+        "fw.bin",
+        "--version",
+        version,
+        "--sequence",
+        sequence,
+        "--vendor-domain",
+        "locks.example",
+        "--class",
+        "deadbolt-2",
+        "--notes",
+        "notes.md",
+        "--key",
+        key,
+        "-o",
+        out,
+    ];
+    args.extend_from_slice(extra);
+    keyway(dir, &args)
 }
 
 const LOCK: [&str; 6] = [
@@ -159,29 +166,13 @@ fn verify_names_the_failed_check() {
 fn verify_checks_use_before_against_the_clock() {
     let dir = tmpdir("expiry");
     setup(&dir);
-    ok(keyway(
+    ok(sign(
         &dir,
-        &[
-            "sign",
-            "--firmware",
-            "fw.bin",
-            "--version",
-            "1.0.2",
-            "--sequence",
-            "5",
-            "--vendor-domain",
-            "locks.example",
-            "--class",
-            "deadbolt-2",
-            "--notes",
-            "notes.md",
-            "--key",
-            "root.key",
-            "--use-before",
-            "1000000000",
-            "-o",
-            "old.suit",
-        ],
+        "1.0.2",
+        "5",
+        "root.key",
+        "old.suit",
+        &["--use-before", "1000000000"],
     ));
     let t = refused(verify(&dir, "old.suit", &[]), "policy");
     assert!(t.contains("expired"), "{t}");
@@ -192,28 +183,13 @@ fn verify_checks_use_before_against_the_clock() {
 fn verify_checks_a_detached_payload() {
     let dir = tmpdir("detached");
     setup(&dir);
-    ok(keyway(
+    ok(sign(
         &dir,
-        &[
-            "sign",
-            "--firmware",
-            "fw.bin",
-            "--version",
-            "1.0.1",
-            "--sequence",
-            "4",
-            "--vendor-domain",
-            "locks.example",
-            "--class",
-            "deadbolt-2",
-            "--notes",
-            "notes.md",
-            "--key",
-            "root.key",
-            "--detached",
-            "-o",
-            "d.suit",
-        ],
+        "1.0.1",
+        "4",
+        "root.key",
+        "d.suit",
+        &["--detached"],
     ));
     let out = ok(verify(&dir, "d.suit", &[]));
     assert!(out.contains("NOT checked"), "{out}");

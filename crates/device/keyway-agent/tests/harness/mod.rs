@@ -536,3 +536,18 @@ impl keyway_channel::OwnerSigner for Forger {
         keyway_channel::OwnerSigner::sign(&self.key, message)
     }
 }
+
+/// An image-upload chunk at `off` (with the total `len` and a fixed SHA
+/// on the first), in the keyway group's sealed form when `kw`.
+pub fn chunk(off: u64, len: Option<u64>, data: &'static [u8], kw: bool) -> Request<'static> {
+    Request::Upload(keyway_smp::img::Upload {
+        off,
+        data,
+        len,
+        sha: len.map(|_| &[7u8; 32][..]),
+        image: None,
+        upgrade: None,
+        auth: None,
+        kw,
+    })
+}

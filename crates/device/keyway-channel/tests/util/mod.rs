@@ -10,8 +10,8 @@ use keyway_channel::pairing::{self, PAKE2_LEN, PAKE3_LEN, PAKE4_LEN};
 use keyway_channel::record::MSG4_LEN;
 use keyway_channel::{
     ClientHandshake, ClientPairing, ClientSession, Error, GuardConfig, KeyId, LockPairing,
-    NewOwner, PairedLock, PairingGuard, SessionTable, SetupCode, StoredVerifier, TableConfig,
-    key_id,
+    NewOwner, PairedLock, PairingGuard, SessionId, SessionTable, SetupCode, StoredVerifier,
+    TableConfig, key_id,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -62,6 +62,35 @@ pub struct Pair {
 }
 
 impl Pair {
+    /// The lock's answer to a client's handshake `msg1` (its session
+    /// table, device key and clock; the pair's RNG) into `out`.
+    pub fn lock_handshake1(
+        &mut self,
+        msg1: &[u8],
+        out: &mut [u8; MSG2_LEN],
+    ) -> Result<SessionId, Error> {
+        self.lock.table.handshake1(
+            self.lock.now_ms,
+            &mut self.rng,
+            &self.lock.device,
+            msg1,
+            out,
+        )
+    }
+
+    /// The lock's answer to the client's Pake1 `msg` (its pairing state,
+    /// verifier, guard and clock; the pair's RNG) into `out`.
+    pub fn lock_pake1(&mut self, msg: &[u8], out: &mut [u8; PAKE2_LEN]) -> Result<(), Error> {
+        self.lock.pairing.pake1(
+            &self.lock.verifier,
+            &mut self.lock.guard,
+            self.lock.now_ms,
+            &mut self.rng,
+            msg,
+            out,
+        )
+    }
+
     pub fn new(seed: u64) -> Self {
         let code = SetupCode::new(CODE).unwrap();
         let verifier = StoredVerifier::derive(&code, &[7; 16], TEST_ITERATIONS);
@@ -102,14 +131,7 @@ impl Pair {
         let params = self.lock.verifier.params();
         let (mut client, pake1) = ClientPairing::start(&code, &params, &mut self.rng)?;
         let mut pake2 = [0u8; PAKE2_LEN];
-        self.lock.pairing.pake1(
-            &self.lock.verifier,
-            &mut self.lock.guard,
-            self.lock.now_ms,
-            &mut self.rng,
-            &pake1,
-            &mut pake2,
-        )?;
+        self.lock_pake1(&pake1, &mut pake2)?;
         let mut pake3 = [0u8; PAKE3_LEN];
         client.pake2(
             &pake2,
@@ -154,13 +176,7 @@ impl Pair {
     pub fn handshake_as(&mut self, owner: &KeyPair) -> Result<ClientSession, Error> {
         let (hs, msg1) = ClientHandshake::start(&mut self.rng);
         let mut msg2 = [0u8; MSG2_LEN];
-        self.lock.table.handshake1(
-            self.lock.now_ms,
-            &mut self.rng,
-            &self.lock.device,
-            &msg1,
-            &mut msg2,
-        )?;
+        self.lock_handshake1(&msg1, &mut msg2)?;
         let mut msg3 = [0u8; MSG3_LEN];
         let lock_key = self.client.lock_key.expect("paired");
         let mut session = hs.msg2(&msg2, &lock_key, owner, &mut msg3)?;

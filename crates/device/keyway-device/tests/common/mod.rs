@@ -1,7 +1,7 @@
 //! Shared helpers for the journal, install and boot tests.
 #![allow(dead_code)]
 
-use keyway_device::boot::SelfTest;
+use keyway_device::boot::{Confirmation, MAX_TRIAL_BOOTS, SelfTest};
 use keyway_device::install::{Mode, SlotLayout};
 use keyway_device::journal::Config;
 use keyway_device::journal::{Download, PersistentState, SwapPhase, SwapProgress, TrialState};
@@ -110,10 +110,15 @@ pub fn cuts(n: u64) -> [CutPoint; 3] {
 /// The vendor of the signed-release tests (verified.rs, delta.rs).
 pub const VENDOR: &str = "locks.example";
 pub const CLASS: &str = "deadbolt-2";
-pub const PASS: SelfTest = SelfTest {
-    motor: true,
-    sensors: true,
-    comms: true,
+pub const PASS: SelfTest = SelfTest::PASS;
+/// The anti-rollback floor before the update (the running image's sequence).
+pub const OLD_FLOOR: u64 = 41;
+/// The key-set version before the update.
+pub const OLD_KEYSET: u32 = 3;
+/// What confirming the new image (sequence 42, key set 4) records.
+pub const NEW: Confirmation = Confirmation {
+    sequence: 42,
+    keyset_version: 4,
 };
 
 pub fn verified_layout() -> SlotLayout {
@@ -145,4 +150,40 @@ pub fn vendor() -> Vendor {
         anchors,
         identity: DeviceIdentity::new(v, class_uuid(&v, CLASS)),
     }
+}
+
+/// How the application behaves when it runs the image on trial.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum App {
+    /// Self-test passes: confirm.
+    Pass,
+    /// Self-test fails (motor): the trial is marked for revert.
+    Fail,
+    /// Crashes before its self-test, every boot.
+    Crash,
+}
+
+impl App {
+    /// The self-test it reports; `None` when it crashes first.
+    pub fn self_test(self) -> Option<SelfTest> {
+        match self {
+            App::Pass => Some(PASS),
+            App::Fail => Some(SelfTest {
+                motor: false,
+                ..PASS
+            }),
+            App::Crash => None,
+        }
+    }
+}
+
+/// Counts one more trial boot and asserts the image has not run on trial
+/// more than [`MAX_TRIAL_BOOTS`] times without a confirm.
+pub fn trial_boot(trial_boots: &mut u32, what: &str) {
+    *trial_boots += 1;
+    assert!(
+        *trial_boots <= u32::from(MAX_TRIAL_BOOTS),
+        "{what}: trial boot {} without confirm",
+        trial_boots
+    );
 }

@@ -149,11 +149,7 @@ impl core::fmt::Debug for DeviceCore {
     }
 }
 
-const PASS: SelfTest = SelfTest {
-    motor: true,
-    sensors: true,
-    comms: true,
-};
+const PASS: SelfTest = SelfTest::PASS;
 
 impl DeviceCore {
     /// A lock over `flash` (not booted yet: call [`DeviceCore::power_on`]).

@@ -2,17 +2,24 @@
 //! that anchors it, signed releases, and SMP body helpers.
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
+use std::io::{BufRead as _, BufReader};
+use std::os::unix::process::CommandExt as _;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
 use ciborium::Value;
 use keyway_lock::device::Trust;
-use keyway_lock::smp;
-use keyway_suit::{PublicKey, TrustAnchors};
+use keyway_lock::smp::{self, Header, Op};
+use keyway_testkit::release::Vendor;
 use keyway_vendor::encode::EnvelopeBuilder;
-use keyway_vendor::keys::{Algorithm, SigningKey};
+use keyway_vendor::keys::SigningKey;
 
-/// The vendor domain every test release names.
-pub const VENDOR: &str = "locks.example";
-/// The device class every test release names.
-pub const CLASS: &str = "deadbolt-2";
+#[allow(unused_imports)]
+pub use keyway_testkit::release::{CLASS, VENDOR, release};
+
+/// The lock binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_keyway-lock");
 
 /// An SMP body.
 pub type Map = Vec<(Value, Value)>;
@@ -28,12 +35,12 @@ pub fn rc(m: &Map) -> Option<u64> {
 }
 
 /// A fresh Ed25519 vendor key and a lock's trust that anchors it (one
-/// signature required) for [`VENDOR`] / [`CLASS`].
+/// signature required) for [`VENDOR`] / [`CLASS`] (keyway-testkit's
+/// [`Vendor`]).
 pub fn vendor() -> (SigningKey, Trust) {
-    let key = SigningKey::generate(Algorithm::Ed25519).unwrap();
-    let public = PublicKey::from_raw(&key.raw_public_key_bytes()).unwrap();
-    let trust = Trust::new(TrustAnchors::new(&[public], 1).unwrap(), VENDOR, CLASS);
-    (key, trust)
+    let vendor = Vendor::new();
+    let trust = vendor.trust();
+    (vendor.key, trust)
 }
 
 /// The envelope of `payload` as `version`/`sequence` for [`VENDOR`] /
@@ -46,18 +53,98 @@ pub fn sign(
     payload: Vec<u8>,
     more: EnvelopeBuilder,
 ) -> Vec<u8> {
-    EnvelopeBuilder {
-        sequence,
-        version: version.parse().unwrap(),
-        vendor_domain: VENDOR.into(),
-        class_name: CLASS.into(),
-        payload,
-        keys: vec![key.clone()],
-        ..more
+    keyway_testkit::release::sign(key, version, sequence, &payload, more)
+}
+
+/// An SMP frame of SMP `version` (no flags) with sequence number `seq`.
+pub fn frame(op: Op, version: u8, group: u16, id: u8, seq: u8, body: Map) -> Vec<u8> {
+    let mut data = Vec::new();
+    ciborium::into_writer(&Value::Map(body), &mut data).unwrap();
+    let h = Header {
+        op,
+        version,
+        flags: 0,
+        len: data.len() as u16,
+        group,
+        seq,
+        id,
+    };
+    let mut f = h.encode().to_vec();
+    f.extend_from_slice(&data);
+    f
+}
+
+/// An SMP request frame (version 1, no flags) with sequence number `seq`.
+pub fn request(op: Op, group: u16, id: u8, seq: u8, body: Map) -> Vec<u8> {
+    frame(op, 1, group, id, seq, body)
+}
+
+/// The `images` list of an image-state answer, each image's map.
+pub fn images_in(m: &Map) -> Vec<Map> {
+    smp::get(m, "images")
+        .and_then(Value::as_array)
+        .unwrap()
+        .iter()
+        .map(|v| v.as_map().unwrap().clone())
+        .collect()
+}
+
+/// Kills the lock when the test ends, however it ends.
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
-    .build()
-    .unwrap()
-    .envelope
+}
+
+/// `keyway-lock ARGS` under umask 0 (the worst a caller can set).
+pub fn lock_cmd() -> Command {
+    let mut c = Command::new(BIN);
+    // SAFETY: umask is async-signal-safe; nothing else runs before exec.
+    unsafe {
+        c.pre_exec(|| {
+            libc::umask(0);
+            Ok(())
+        });
+    }
+    c
+}
+
+/// Runs `cmd` (the lock binary) on `state` bound to an ephemeral loopback
+/// port with `args`; returns it and the address it printed once it
+/// listens.
+pub fn start(
+    mut cmd: Command,
+    state: &Path,
+    args: impl IntoIterator<Item = impl AsRef<OsStr>>,
+) -> (Running, String) {
+    let mut child = cmd
+        .arg("--state")
+        .arg(state)
+        .args(["--bind", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let running = Running(child);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert_ne!(out.read_line(&mut line).unwrap(), 0, "the lock exited");
+        if let Some(addr) = line.trim().strip_prefix("listening on ") {
+            return (running, addr.to_owned());
+        }
+    }
+}
+
+/// The permission bits of `p` (not following a link).
+pub fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
 }
 
 /// The device core behind the lock agent, as `keyway-lock` runs it: every

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, anyhow, bail};
 use keyway::device::{Client, UdpTransport};
 use keyway_channel::SetupCode;
+use keyway_lock::shell::{Options, Running, start};
 use keyway_lock::state::StateDir;
 use keyway_smp::MgmtErr;
 use keyway_vendor::encode::EnvelopeBuilder;
@@ -64,6 +65,17 @@ pub fn provision(dir: &Path, vendor: &SigningKey) -> Result<(StateDir, SetupCode
     state.provision(&[vendor_pub], 1, VENDOR, CLASS, Some(&factory), true)?;
     let code = state.new_setup_code()?;
     Ok((state, code))
+}
+
+/// The lock on `state`, serving SMP and a control socket on loopback: the
+/// running lock, its control address and its SMP target.
+pub fn start_lock(state: std::path::PathBuf) -> Result<(Running, SocketAddr, String)> {
+    let mut o = Options::new(state, "127.0.0.1:0".parse()?);
+    o.control = Some("127.0.0.1:0".parse()?);
+    let lock = start(&o)?;
+    let ctl = lock.control.context("no control socket")?;
+    let target = lock.smp.to_string();
+    Ok((lock, ctl, target))
 }
 
 /// One line on the lock's control socket (its button and label).

@@ -21,24 +21,14 @@ use keyway_hub::store::SqliteStore;
 use keyway_hub::web::{self, WebOptions};
 use keyway_lock::shell::{Options, Running, start};
 use keyway_lock::state::StateDir;
+use keyway_testkit::release::{factory_payload, new_payload};
 use keyway_vendor::encode::{Cve, EnvelopeBuilder};
 use keyway_vendor::keys::{Algorithm, SigningKey};
 
-pub const VENDOR: &str = "locks.example";
-pub const CLASS: &str = "deadbolt-2";
+pub use keyway_testkit::release::{CLASS, VENDOR};
 pub const TOKEN: &str = "demo-house-web-token-3f9a1c27d4e8b650";
 
 pub const NOTES: &str = "# Keyway 1.1.0\n\nFixes a timing leak in PIN comparison and hardens the BLE pairing window.\n\n* CVE-2026-31337: constant-time PIN check\n* CVE-2026-31338: pairing window closes after one attempt\n\n<script>alert('notes are text, never HTML')</script>\n";
-
-fn factory_payload() -> Vec<u8> {
-    (0..6000usize).map(|i| (i * 31 + 1) as u8).collect()
-}
-
-fn new_payload() -> Vec<u8> {
-    let mut p = factory_payload();
-    p[3000..3010].copy_from_slice(b"keyway 1.1");
-    p
-}
 
 fn signed(
     vendor: &SigningKey,
@@ -48,20 +38,12 @@ fn signed(
     notes: Option<&str>,
     cves: &[&str],
 ) -> Vec<u8> {
-    EnvelopeBuilder {
-        sequence,
-        version: version.parse().unwrap(),
-        vendor_domain: VENDOR.into(),
-        class_name: CLASS.into(),
-        payload,
+    let more = EnvelopeBuilder {
         notes: notes.map(str::to_string),
         cves: cves.iter().map(|c| c.parse::<Cve>().unwrap()).collect(),
-        keys: vec![vendor.clone()],
         ..Default::default()
-    }
-    .build()
-    .unwrap()
-    .envelope
+    };
+    keyway_testkit::release::sign(vendor, version, sequence, &payload, more)
 }
 
 /// Reads "bundles" for the import page: `DIR/*.suit` as incoming
