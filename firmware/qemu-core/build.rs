@@ -40,7 +40,7 @@ use keyway_channel::{
     ClientHandshake, ClientPairing, ClientSession, GuardConfig, LockPairing, PairingGuard,
     SessionTable, SetupCode, StoredVerifier, TableConfig,
 };
-use keyway_smp::{MAX_FRAME, Request, Version, img, kw};
+use keyway_smp::{MAX_FRAME, Request, Version, img, keyway_group};
 use keyway_suit::DeviceIdentity;
 use scenario::*;
 use sha2::{Digest, Sha256};
@@ -138,12 +138,12 @@ fn main() {
     );
     w(
         "pake1w.frame",
-        &frame(&Request::PakeStart(kw::PakeStart { msg: &pake1w }), 0),
+        &frame(&Request::PakeStart(keyway_group::PakeStart { msg: &pake1w }), 0),
     );
     w("pake2w.bin", &pake2w);
     w(
         "pake3w.frame",
-        &frame(&Request::PakeFinish(kw::PakeFinish { msg: &pake3w }), 1),
+        &frame(&Request::PakeFinish(keyway_group::PakeFinish { msg: &pake3w }), 1),
     );
     let (mut client, pake1) =
         ClientPairing::start(&code, &verifier.params(), &mut client_rng).unwrap();
@@ -165,12 +165,12 @@ fn main() {
     let paired = client.pake4(&pake4).unwrap();
     w(
         "pake1.frame",
-        &frame(&Request::PakeStart(kw::PakeStart { msg: &pake1 }), 0),
+        &frame(&Request::PakeStart(keyway_group::PakeStart { msg: &pake1 }), 0),
     );
     w("pake2.bin", &pake2);
     w(
         "pake3.frame",
-        &frame(&Request::PakeFinish(kw::PakeFinish { msg: &pake3 }), 1),
+        &frame(&Request::PakeFinish(keyway_group::PakeFinish { msg: &pake3 }), 1),
     );
     w("pake4.bin", &pake4);
 
@@ -207,11 +207,11 @@ fn main() {
     // The release notes (consent needs them served first), then consent.
     seal(
         &mut session,
-        &Request::Notes(kw::Signed { auth: None }),
+        &Request::Notes(keyway_group::Signed { auth: None }),
         k,
         &mut records,
     );
-    let consent = Request::Consent(kw::Consent {
+    let consent = Request::Consent(keyway_group::Consent {
         accept: true,
         auth: None,
     });
@@ -234,7 +234,7 @@ fn main() {
     );
     let mut records = (Vec::new(), Vec::new());
     for k in 0..LOG_REQUESTS {
-        let req = Request::Log(kw::Log {
+        let req = Request::Log(keyway_group::Log {
             off: (k * LOG_CHUNK) as u64,
             auth: None,
         });
@@ -340,8 +340,8 @@ fn handshake(
     table
         .handshake3(now, &msg3, |k| (*k == kid).then_some(pk), &mut msg4)
         .unwrap();
-    let f1 = frame(&Request::SessionStart(kw::SessionStart { msg: &msg1 }), 2);
-    let f3 = frame(&Request::SessionFinish(kw::SessionFinish { msg: &msg3 }), 3);
+    let f1 = frame(&Request::SessionStart(keyway_group::SessionStart { msg: &msg1 }), 2);
+    let f3 = frame(&Request::SessionFinish(keyway_group::SessionFinish { msg: &msg3 }), 3);
     w(&format!("msg1{suffix}.frame"), &f1);
     w(&format!("msg2{suffix}.bin"), &msg2);
     w(&format!("msg3{suffix}.frame"), &f3);
@@ -373,7 +373,7 @@ fn seal(
     let (_, m) = session
         .seal_request(request_offset_ms(k), &plain, &mut rec)
         .unwrap();
-    let outer = frame(&Request::Sealed(kw::Sealed { msg: &rec[..m] }), k as u8);
+    let outer = frame(&Request::Sealed(keyway_group::Sealed { msg: &rec[..m] }), k as u8);
     for (to, bytes) in [(&mut records.0, &outer), (&mut records.1, &plain)] {
         to.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
         to.extend_from_slice(bytes);

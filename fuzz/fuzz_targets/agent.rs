@@ -25,7 +25,7 @@ use keyway_audit::Time;
 use keyway_channel::pairing::MIN_ITERATIONS;
 use keyway_channel::{SetupCode, StoredVerifier};
 use keyway_smp::cbor::Writer;
-use keyway_smp::kw::{Bolt, Door};
+use keyway_smp::keyway_group::{Bolt, Door};
 use keyway_smp::{MgmtErr, Request};
 use libfuzzer_sys::fuzz_target;
 use rand_chacha::ChaCha20Rng;

@@ -13,7 +13,7 @@ use keyway_agent::agent::Press;
 use keyway_audit::LockMethod;
 use keyway_board::semi;
 use keyway_board::semi_flash::SemiFlash;
-use keyway_smp::kw::{Bolt, Door};
+use keyway_smp::keyway_group::{Bolt, Door};
 use lock_core::control::{Answer, Command, LINE_MAX, LineError, parse};
 use lock_core::latch::{DEFAULT_PIN, Keypad};
 use lock_core::lock::Lock;

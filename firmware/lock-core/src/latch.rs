@@ -6,7 +6,7 @@
 
 use keyway_agent::agent::Sensors;
 use keyway_audit::{Event as Audit, LockMethod};
-use keyway_smp::kw::{Bolt, Door};
+use keyway_smp::keyway_group::{Bolt, Door};
 
 /// Wrong PINs in a row before the keypad locks out.
 pub const LOCKOUT_AFTER: u16 = 5;

@@ -41,7 +41,7 @@ use keyway_channel::SigningKey as KeyPair;
 use keyway_channel::{ClientHandshake, ClientPairing, ClientSession, SetupCode, StoredVerifier};
 use keyway_smp::cbor::Writer;
 use keyway_smp::header::split_response;
-use keyway_smp::kw::{self, Bolt, Door};
+use keyway_smp::keyway_group::{self, Bolt, Door};
 use keyway_smp::{Answer, MAX_BODY, MAX_FRAME, MgmtErr, Op, Request, Response, Version};
 use ram_flash::RamFlash;
 use rand_chacha::ChaCha20Rng;

@@ -53,7 +53,7 @@ use keyway_device::journal::{self, Journal, PersistentState, TrialState};
 use keyway_device::verified::{SlotInfo, VerifiedSlot};
 use keyway_smp::cbor::Writer;
 use keyway_smp::err::img_rc;
-use keyway_smp::kw::{self, Bolt, Door, UpdateState, UpdateSummary};
+use keyway_smp::keyway_group::{self, Bolt, Door, UpdateState, UpdateSummary};
 use keyway_smp::{Message, MgmtErr, Refusal, Request, img};
 use keyway_suit::{DeviceIdentity, DeviceState, TrustAnchors, Verified};
 use sha2::{Digest, Sha256};

@@ -334,7 +334,7 @@ pub(crate) fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) 
                 ok
             } else {
                 matches!(a, keyway_smp::Answer::Ok(keyway_smp::Response::Consent(c))
-                    if c.update.is_some_and(|u| u.sequence == 2 && u.state == keyway_smp::kw::UpdateState::Installing))
+                    if c.update.is_some_and(|u| u.sequence == 2 && u.state == keyway_smp::keyway_group::UpdateState::Installing))
                     && o.event
                         == (Event::Consent {
                             accept: true,

@@ -66,7 +66,7 @@ use keyway_channel::SigningKey as KeyPair;
 use keyway_channel::StoredVerifier;
 use keyway_sim::{Geometry, SimFlash};
 use keyway_smp::cbor::Writer;
-use keyway_smp::kw::{self, Bolt, Door, UpdateSummary};
+use keyway_smp::keyway_group::{self, Bolt, Door, UpdateSummary};
 use keyway_smp::{MgmtErr, Request, Version};
 use sha2::{Digest as _, Sha256};
 use std::cell::OnceCell;
@@ -412,11 +412,11 @@ struct FirmwareView {
 struct UpdateView {
     sequence: u64,
     version: String,
-    state: kw::UpdateState,
+    state: keyway_group::UpdateState,
     reason: Option<String>,
-    why: Option<kw::Postponement>,
+    why: Option<keyway_group::Postponement>,
     cves: u64,
-    highest: Option<kw::Severity>,
+    highest: Option<keyway_group::Severity>,
 }
 
 impl FirmwareView {
@@ -450,13 +450,14 @@ impl FirmwareView {
                     |(sequence, version, state, reason, cves, highest)| UpdateView {
                         sequence,
                         version,
-                        state: kw::UpdateState::parse(state)
-                            .unwrap_or(kw::UpdateState::AwaitingConsent),
+                        state: keyway_group::UpdateState::parse(state)
+                            .unwrap_or(keyway_group::UpdateState::AwaitingConsent),
                         reason: reason.as_ref().map(crate::policy::postponed_sentence),
-                        why: reason.map(kw::Postponement::from),
+                        why: reason.map(keyway_group::Postponement::from),
                         cves,
-                        highest: highest
-                            .and_then(|h| kw::Severity::parse(crate::policy::severity_name(h))),
+                        highest: highest.and_then(|h| {
+                            keyway_group::Severity::parse(crate::policy::severity_name(h))
+                        }),
                     },
                 );
         FirmwareView {

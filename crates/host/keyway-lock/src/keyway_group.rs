@@ -15,10 +15,10 @@ use crate::server::{Body, Fail, Server, inval};
 use crate::smp::{MgmtErr, Op, Request, get_text, get_u64, text};
 
 /// Keyway group command ids (keyway-smp).
-pub use keyway_smp::kw::cmd;
+pub use keyway_smp::keyway_group::cmd;
 
 /// The largest `data` of a `log` answer (keyway-smp).
-pub use keyway_smp::kw::LOG_CHUNK;
+pub use keyway_smp::keyway_group::LOG_CHUNK;
 
 fn secs(ms: u64) -> u64 {
     ms.div_ceil(1000)

@@ -174,7 +174,7 @@ impl Shell {
     /// written too.
     fn settle(&mut self, before: (u64, u64), now: u64) {
         self.commit(before);
-        let mid = self.core.server().lock().flash_work();
+        let mid = self.core.server().core().flash_work();
         if self.core.server_mut().poll_reset().is_some()
             && let Err(e) = self.core.0.after_boot(now)
         {
@@ -198,7 +198,7 @@ impl Shell {
         let server = core.server_mut();
         // A reset or a power cut booted again: store the counter before
         // records carry it.
-        if let Some(n) = server.lock().boot_count()
+        if let Some(n) = server.core().boot_count()
             && n != *boot_saved
         {
             if let Err(e) = dir.set_boot_count(n) {
@@ -208,15 +208,15 @@ impl Shell {
             *boot_saved = n;
         }
         save_pin(server, dir);
-        if let Err(e) = server.lock_mut().commit_audit(wall_clock_secs()) {
+        if let Err(e) = server.core_mut().commit_audit(wall_clock_secs()) {
             // A planned power cut that fires during the append is the cut
             // doing its job, not a fault: said only when verbose.
-            if self.verbose || server.lock().powered() {
+            if self.verbose || server.core().powered() {
                 eprintln!("keyway-lock: audit log: {e}");
             }
         }
-        if server.lock().flash_work() != before
-            && let Err(e) = dir.save(server.lock())
+        if server.core().flash_work() != before
+            && let Err(e) = dir.save(server.core())
         {
             eprintln!("keyway-lock: saving the flash: {e:#}");
         }
@@ -478,7 +478,7 @@ impl Shell {
     ) -> Option<Vec<u8>> {
         let s = self;
         let now = now_ms;
-        let before = s.core.server().lock().flash_work();
+        let before = s.core.server().core().flash_work();
         s.core.server_mut().set_rtc(wall_clock_secs());
         let always_open = s.presence_always_open;
         let response = {
@@ -489,7 +489,7 @@ impl Shell {
             }
             let time = keyway_audit::Time {
                 rtc: wall_clock_secs(),
-                boot: a.server().lock().boot_count().unwrap_or(0),
+                boot: a.server().core().boot_count().unwrap_or(0),
             };
             a.handle(peer, keyway_agent::agent::Now { ms: now, time }, frame)
                 .answer
@@ -510,7 +510,7 @@ impl Shell {
     /// The mechanism's timers (auto-relock) at `now_ms`; a postponed
     /// install that may go ahead resets the lock.
     pub fn tick(&mut self, now_ms: u64) {
-        let before = self.core.server().lock().flash_work();
+        let before = self.core.server().core().flash_work();
         self.core.server_mut().tick(now_ms);
         self.settle(before, now_ms);
     }
@@ -519,7 +519,7 @@ impl Shell {
     /// `now_ms`, and its answer.
     pub fn control(&mut self, line: &str, now_ms: u64) -> serde_json::Value {
         let s = self;
-        let before = s.core.server().lock().flash_work();
+        let before = s.core.server().core().flash_work();
         let now = now_ms;
         let a = button_line(&mut s.core.0, line, now).unwrap_or_else(|| {
             crate::control::handle_line_in(
@@ -817,7 +817,7 @@ pub fn bind_private_unix(path: &std::path::Path) -> Result<std::os::unix::net::U
 /// live in the agent's store (`agent-store.bin`).
 fn save_pin(server: &mut Server, dir: &StateDir) {
     if server.take_pin_changed() {
-        let pin = server.latch().config().pin.clone();
+        let pin = server.mechanism().config().pin.clone();
         if let Err(e) = dir.set_pin(&pin) {
             eprintln!("keyway-lock: saving the PIN: {e:#}");
         }

@@ -4,8 +4,8 @@
 //! `suit-directive-try-each` over `suit-condition-component-slot`: one
 //! alternative per slot. A lock writes an update into its inactive slot, so
 //! it must verify (and install) the alternative for that slot, not for the
-//! one it runs from: `Lock::update_trust()` gives the upload (server.rs),
-//! its resume and `Lock::install_envelope` an identity whose slot is the
+//! one it runs from: `DeviceCore::update_trust()` gives the upload (server.rs),
+//! its resume and `DeviceCore::install_envelope` an identity whose slot is the
 //! inactive one.
 //!
 //! Why these tests fail if `update_trust` used the running slot:
@@ -25,7 +25,7 @@
 //! tests fail (the upload is refused, rc 22; slot 1 holds slot 0's image).
 //!
 //! Finding (fixed with these tests): the lock's image list and
-//! `Lock::image_digest` inspected a slot's head without its slot, so for
+//! `DeviceCore::image_digest` inspected a slot's head without its slot, so for
 //! slot 1 of an A/B release they took slot 0's alternative: the listed
 //! hash was not the uploaded envelope's (a client's test-by-hash found no
 //! image, rc 3) and the image digest was the other slot's. They now
@@ -38,7 +38,7 @@ mod common;
 use ciborium::Value;
 use common::{CLASS, Map, Shell, VENDOR, t};
 use keyway_device::journal::TrialState;
-use keyway_lock::device::{self, Lock};
+use keyway_lock::device::{self, DeviceCore};
 use keyway_lock::server::Server;
 use keyway_lock::smp::{self, HEADER_LEN, Op};
 use keyway_vendor::cbor::ValueExt;
@@ -226,7 +226,7 @@ fn images(s: &mut Shell) -> Vec<Map> {
 /// Consent (bolt withdrawn, test boot of `env`), an SMP reset, the trial
 /// boot's self-test and confirm: the lock then runs `slot`.
 fn consent_and_reset(s: &mut Shell, env: &[u8], slot: u8, sequence: u64) {
-    let (latch, _) = s.latch_mut();
+    let (latch, _) = s.mechanism_mut();
     latch.owner(false, 0);
     let m = answer(
         s,
@@ -238,11 +238,11 @@ fn consent_and_reset(s: &mut Shell, env: &[u8], slot: u8, sequence: u64) {
         ),
     );
     assert!(smp::get(&m, "images").is_some(), "test boot refused: {m:?}");
-    assert_eq!(s.lock().state().trial, TrialState::Pending { slot });
+    assert_eq!(s.core().state().trial, TrialState::Pending { slot });
     answer(s, &frame(Op::Write, 0, 5, vec![]));
     let boot = s.poll_reset().unwrap().unwrap();
     assert!(boot.app.contains("confirmed"), "{}", boot.app);
-    let st = s.lock().state();
+    let st = s.core().state();
     assert_eq!(
         (st.active_slot, st.trial, st.floor),
         (slot, TrialState::Confirmed, Some(sequence))
@@ -252,7 +252,7 @@ fn consent_and_reset(s: &mut Shell, env: &[u8], slot: u8, sequence: u64) {
 #[test]
 fn ab_upload_is_verified_for_the_inactive_slot_from_either_slot() {
     let (key, trust) = common::vendor();
-    let mut lock = Lock::new(device::blank_flash(), trust, None).unwrap();
+    let mut lock = DeviceCore::new(device::blank_flash(), trust, None).unwrap();
     let factory = common::sign(
         &key,
         "1.0.0",
@@ -268,7 +268,7 @@ fn ab_upload_is_verified_for_the_inactive_slot_from_either_slot() {
     // carries only slot 1's image verifies and that image is written.
     // Then running slot 1: the next one goes into slot 0.
     for (running, target, sequence) in [(0u8, 1u8, 2u64), (1, 0, 3)] {
-        assert_eq!(s.lock().state().active_slot, running);
+        assert_eq!(s.core().state().active_slot, running);
         let r = Release::new(sequence);
         let env = r.envelope(&key, &[target]);
         let m = upload(&mut s, &env);
@@ -278,7 +278,7 @@ fn ab_upload_is_verified_for_the_inactive_slot_from_either_slot() {
             "running slot {running}: the upload of slot {target}'s alternative was refused: {m:?}"
         );
         assert_eq!(
-            slot_image(s.lock().flash(), target, r.image(target).len()),
+            slot_image(s.core().flash(), target, r.image(target).len()),
             r.image(target),
             "slot {target} holds its own alternative's image"
         );
@@ -291,7 +291,7 @@ fn ab_upload_is_verified_for_the_inactive_slot_from_either_slot() {
                 .any(|m| smp::get_bytes(m, "hash").unwrap() == Some(&sha256(&env)[..])),
             "slot {target}'s image is listed by the hash of its envelope: {listed:?}"
         );
-        assert_eq!(s.lock().image_digest(target), Some(sha256(r.image(target))));
+        assert_eq!(s.core().image_digest(target), Some(sha256(r.image(target))));
         // The bootloader verifies it for the slot it is in, and it runs.
         consent_and_reset(&mut s, &env, target, sequence);
     }
@@ -300,7 +300,7 @@ fn ab_upload_is_verified_for_the_inactive_slot_from_either_slot() {
 #[test]
 fn ab_install_with_both_images_writes_the_inactive_slots_alternative() {
     let (key, trust) = common::vendor();
-    let mut lock = Lock::new(device::blank_flash(), trust, None).unwrap();
+    let mut lock = DeviceCore::new(device::blank_flash(), trust, None).unwrap();
     let factory = common::sign(
         &key,
         "1.0.0",

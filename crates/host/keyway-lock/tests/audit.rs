@@ -49,7 +49,7 @@ fn upload(s: &mut Shell, env: &[u8], now: u64) -> Vec<(Value, Value)> {
 fn control(s: &mut Shell, line: &str, now: u64) -> serde_json::Value {
     let a = handle_line(s, line, now);
     assert_eq!(a["ok"], true, "{line}: {a}");
-    s.lock_mut().commit_audit(RTC + now / 1000).unwrap();
+    s.core_mut().commit_audit(RTC + now / 1000).unwrap();
     a
 }
 
@@ -121,11 +121,11 @@ fn lock_events_and_an_update_export_an_intact_signed_log() {
     let other = SigningKey::generate(Algorithm::Ed25519).unwrap();
     let bad = upload(&mut s, &release(&other, "2.0.0", 2, 5000), 98_000);
     assert!(smp::get(&bad, "err").is_some(), "{bad:?}");
-    s.lock_mut().commit_audit(RTC + 98).unwrap();
+    s.core_mut().commit_audit(RTC + 98).unwrap();
     let env = release(&vendor, "2.1.0", 2, 20_000);
     let good = upload(&mut s, &env, 99_000);
     assert_eq!(smp::get_bool(&good, "match").unwrap(), Some(true));
-    s.lock_mut().commit_audit(RTC + 99).unwrap();
+    s.core_mut().commit_audit(RTC + 99).unwrap();
     // Consent: the bolt withdrawn, a test boot asked for with the window
     // open arms the update; the reset (as a stock tool sends it next)
     // boots the trial, which self-tests and confirms.
@@ -136,7 +136,7 @@ fn lock_events_and_an_update_export_an_intact_signed_log() {
     assert!(s.poll_reset().is_none(), "the test only arms it");
     s.handle(&request(Op::Write, 0, 5, Vec::new()), 100_000);
     s.poll_reset().unwrap().unwrap();
-    s.lock_mut().commit_audit(RTC + 100).unwrap();
+    s.core_mut().commit_audit(RTC + 100).unwrap();
 
     // Export from the control socket (into the state directory's
     // exports/) and verify with the host verifier.
@@ -276,7 +276,8 @@ fn the_log_wraps_on_its_four_pages_with_signed_checkpoints() {
         identity: keyway_suit::DeviceIdentity::new(v, keyway_vendor::encode::class_uuid(&v, CLASS)),
     };
     let mut lock =
-        keyway_lock::device::Lock::new(keyway_lock::device::blank_flash(), trust, None).unwrap();
+        keyway_lock::device::DeviceCore::new(keyway_lock::device::blank_flash(), trust, None)
+            .unwrap();
     lock.attach_audit(signer, 0).unwrap();
     lock.factory(&release(&key, "1.0.0", 1, 4000)).unwrap();
     let mut s = Shell::new(Server::new(lock));
@@ -285,7 +286,7 @@ fn the_log_wraps_on_its_four_pages_with_signed_checkpoints() {
         control(&mut s, r#"{"cmd":"tamper","state":"on"}"#, i * 2000);
         control(&mut s, r#"{"cmd":"tamper","state":"off"}"#, i * 2000 + 1000);
     }
-    let bytes = s.lock_mut().export_audit(RTC + 400).unwrap();
+    let bytes = s.core_mut().export_audit(RTC + 400).unwrap();
     let report = keyway_vendor::log::verify(&bytes, &key.public_key());
     assert!(report.intact(), "{:?}", report.findings);
     assert!(
@@ -297,5 +298,5 @@ fn the_log_wraps_on_its_four_pages_with_signed_checkpoints() {
     assert!(first > 0, "the oldest records rotated out");
     assert!(last >= 300, "{first}..{last}");
     // The slots and the journal are untouched: the image still verifies.
-    assert!(s.lock_mut().verify(0).is_ok());
+    assert!(s.core_mut().verify(0).is_ok());
 }

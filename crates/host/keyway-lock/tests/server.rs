@@ -8,7 +8,7 @@ mod common;
 use ciborium::Value;
 use common::{Map, Shell, frame, rc, sign, t};
 use keyway_device::journal::TrialState;
-use keyway_lock::device::{self, Lock, Trust};
+use keyway_lock::device::{self, DeviceCore, Trust};
 use keyway_lock::server::Server;
 use keyway_lock::smp::{self, HEADER_LEN, Header, Op};
 use keyway_vendor::encode::EnvelopeBuilder;
@@ -36,7 +36,7 @@ impl Fixture {
     /// A lock with 1.0.0 (sequence 1) confirmed in slot 0, serving
     /// through the lock agent.
     fn server(&self) -> Shell {
-        let mut lock = Lock::new(device::blank_flash(), self.trust.clone(), None).unwrap();
+        let mut lock = DeviceCore::new(device::blank_flash(), self.trust.clone(), None).unwrap();
         lock.factory(&self.release(&self.key, "1.0.0", 1, 9000))
             .unwrap();
         Shell::new(Server::new(lock))
@@ -127,7 +127,7 @@ fn images(server: &mut Shell) -> Vec<Map> {
 /// Consent at the lock: the bolt withdrawn, then a test boot of `env`
 /// (the window must be open); returns the answer.
 fn consent_by_test(s: &mut Shell, env: &[u8]) -> Map {
-    let (latch, _) = s.latch_mut();
+    let (latch, _) = s.mechanism_mut();
     latch.owner(false, 0);
     let req = vec![(t("hash"), Value::Bytes(sha(env).to_vec()))];
     answer(s, &frame(Op::Write, 1, 1, 0, 4, req)).1
@@ -138,12 +138,12 @@ fn consent_by_test(s: &mut Shell, env: &[u8]) -> Map {
 fn consent_reset_confirmed(s: &mut Shell, env: &[u8]) {
     let m = consent_by_test(s, env);
     assert!(smp::get(&m, "images").is_some(), "{m:?}");
-    assert_eq!(s.lock().state().trial, TrialState::Pending { slot: 1 });
+    assert_eq!(s.core().state().trial, TrialState::Pending { slot: 1 });
     let (_, m) = answer(s, &frame(Op::Write, 1, 0, 5, 2, vec![]));
     assert!(m.is_empty(), "{m:?}");
     let boot = s.poll_reset().unwrap().unwrap();
     assert!(boot.app.contains("confirmed"), "{}", boot.app);
-    let st = s.lock().state();
+    let st = s.core().state();
     assert_eq!(
         (st.active_slot, st.trial, st.floor),
         (1, TrialState::Confirmed, Some(2))
@@ -170,7 +170,7 @@ fn upload_without_presence_is_access_denied_at_the_top_level() {
     let (_, m) = answer(&mut s, &frame(Op::Write, 1, 1, 5, 1, vec![]));
     assert_eq!(rc(&m), Some(11), "erase is gated too");
     // Nothing was written: no download recorded.
-    assert_eq!(s.lock().state().download, None);
+    assert_eq!(s.core().state().download, None);
     // The window opens and closes with time.
     s.open_presence(1_000, 500);
     assert!(s.presence_open(1_499) && !s.presence_open(1_500));
@@ -211,7 +211,7 @@ fn full_update_out_of_order_resume_reset_trial_confirm() {
     }
     assert_eq!(smp::get_bool(&last, "match").unwrap(), Some(true));
     // Complete and verified, but not armed without consent.
-    assert_eq!(s.lock().state().trial, TrialState::Confirmed);
+    assert_eq!(s.core().state().trial, TrialState::Confirmed);
     let imgs = images(&mut s);
     let new = imgs
         .iter()
@@ -255,7 +255,7 @@ fn rollback_is_refused_with_current_version_is_newer() {
         "the lock's log names the reason of both refusals: {log:?}"
     );
     assert!(s.upload().is_none());
-    assert_eq!(s.lock().state().download, None, "nothing written");
+    assert_eq!(s.core().state().download, None, "nothing written");
 }
 
 #[test]
@@ -281,7 +281,7 @@ fn wrong_signer_wrong_sha_overrun_and_wrong_len_are_refused() {
         }
     }
     assert_eq!(group_err(&m), Some((1, 24)), "{m:?}");
-    assert_ne!(s.lock().state().trial, TrialState::Pending { slot: 1 });
+    assert_ne!(s.core().state().trial, TrialState::Pending { slot: 1 });
 
     // Data past the declared length.
     let mut req = vec![
@@ -322,14 +322,14 @@ fn test_by_hash_then_reset_then_confirm_by_request() {
     let (_, m) = answer(&mut s, &frame(Op::Write, 1, 1, 0, 4, req));
     assert_eq!(group_err(&m), Some((1, 3)), "{m:?}");
     // With a failing self-test the trial is not confirmed and reverts.
-    s.lock_mut().self_test.motor = false;
+    s.core_mut().self_test.motor = false;
     answer(&mut s, &frame(Op::Write, 1, 0, 5, 5, vec![]));
     let b = s.poll_reset().unwrap().unwrap();
     assert!(b.app.contains("self-test failed"), "{}", b.app);
     answer(&mut s, &frame(Op::Write, 1, 0, 5, 6, vec![]));
     s.poll_reset().unwrap().unwrap();
-    assert_eq!(s.lock().running(), Some(0), "reverted to 1.0.0");
-    assert_eq!(s.lock().state().floor, Some(1));
+    assert_eq!(s.core().running(), Some(0), "reverted to 1.0.0");
+    assert_eq!(s.core().state().floor, Some(1));
 }
 
 #[test]
@@ -497,8 +497,8 @@ proptest::proptest! {
             proptest::prop_assert_eq!(h.seq, 4);
             proptest::prop_assert!(smp::decode_body(&r[HEADER_LEN..]).is_ok());
         }
-        if s.lock().state().trial == (TrialState::Pending { slot: 1 }) {
-            let v = s.lock_mut().view(1).unwrap();
+        if s.core().state().trial == (TrialState::Pending { slot: 1 }) {
+            let v = s.core_mut().view(1).unwrap();
             proptest::prop_assert_eq!(v.hash, sha(&env));
         }
     }
@@ -583,18 +583,18 @@ fn update_through_cuts(s: &mut Shell, env: &[u8]) -> Result<(), String> {
                 // a cut while arming or booting leaves it to ask again.
                 for _ in 0..5 {
                     s.set_presence_always_open(true);
-                    s.latch_mut().0.owner(false, 0);
+                    s.mechanism_mut().0.owner(false, 0);
                     // The hash the lock lists for the new slot: the file's
                     // SHA-256, or for a delta after a restart, that of its
                     // head and produced image.
-                    let hash = s.lock_mut().view(1).map_or(sha(env), |v| v.hash);
+                    let hash = s.core_mut().view(1).map_or(sha(env), |v| v.hash);
                     let req = vec![(t("hash"), Value::Bytes(hash.to_vec()))];
                     s.handle(&frame(Op::Write, 1, 1, 0, 1, req), 0);
                     // A test in the window arms it; the reset boots it.
                     s.handle(&frame(Op::Write, 1, 0, 5, 2, Vec::new()), 0);
                     let _ = s.poll_reset();
                     reboot(s);
-                    if s.lock().running() == Some(1) {
+                    if s.core().running() == Some(1) {
                         return Ok(());
                     }
                 }
@@ -611,7 +611,7 @@ fn a_power_cut_at_every_flash_operation_of_the_update() {
     let f = Fixture::new();
     let env = f.release(&f.key, "2.0.0", 2, 9_000);
     let scenarios = power_cut_sweep(&f, &env, |s| {
-        s.lock_mut().view(1).map(|v| v.hash) == Some(sha(&env))
+        s.core_mut().view(1).map(|v| v.hash) == Some(sha(&env))
     });
     println!(
         "SMP update power-cut sweep: {scenarios} scenarios (upload, consent, trial boot), 0 failures"
@@ -634,7 +634,7 @@ fn a_power_cut_at_every_flash_operation_of_a_delta_update() {
 /// (and one past the end): each time it must end running slot 1,
 /// confirmed, with `installed` true. Returns the scenarios run.
 fn power_cut_sweep(f: &Fixture, env: &[u8], installed: impl Fn(&mut Shell) -> bool) -> u64 {
-    let lock = |s: &Server| s.lock().flash().ops();
+    let lock = |s: &Server| s.core().flash().ops();
     // Dry run: how many flash operations the update takes.
     let mut s = f.server();
     s.set_presence_always_open(true);
@@ -647,19 +647,19 @@ fn power_cut_sweep(f: &Fixture, env: &[u8], installed: impl Fn(&mut Shell) -> bo
         scenarios += 1;
         let mut s = f.server();
         s.set_presence_always_open(true);
-        s.lock_mut().plan_power_cut(n, n);
+        s.core_mut().plan_power_cut(n, n);
         let r = update_through_cuts(&mut s, env);
-        let st = s.lock().state();
+        let st = s.core().state();
         assert!(
             r.is_ok()
-                && s.lock().running() == Some(1)
+                && s.core().running() == Some(1)
                 && st.trial == TrialState::Confirmed
                 && st.floor == Some(2),
             "cut at operation {n} of {ops}: {r:?}, running {:?}, {st:?}",
-            s.lock().running()
+            s.core().running()
         );
         assert!(installed(&mut s), "cut at operation {n}: the new image");
-        let fired = s.lock().flash().cut_log().len();
+        let fired = s.core().flash().cut_log().len();
         assert_eq!(fired, usize::from(n < ops), "cut at operation {n} of {ops}");
     }
     scenarios
@@ -684,7 +684,7 @@ fn delta_release(f: &Fixture, new: &[u8], base: Option<Vec<u8>>) -> Vec<u8> {
 /// The image in `slot`'s image area, `len` bytes.
 fn slot_image(s: &Server, slot: u8, len: usize) -> Vec<u8> {
     let place = device::layout().place::<device::Flash>(slot).unwrap();
-    device::read(s.lock().flash(), place.image.start as usize, len)
+    device::read(s.core().flash(), place.image.start as usize, len)
         .unwrap()
         .to_vec()
 }
@@ -729,7 +729,7 @@ fn delta_for_another_base_is_refused_at_the_head_before_writing() {
     s.set_presence_always_open(true);
     let other: Vec<u8> = (0..9000usize).map(|i| (i * 13 + 5) as u8).collect();
     let env = delta_release(&f, &other[..8000], Some(other.clone()));
-    let flash_before = s.lock().flash().as_bytes().to_vec();
+    let flash_before = s.core().flash().as_bytes().to_vec();
     s.take_log();
     // SMPv1: the legacy rc alone (the agent's answers carry codes).
     let m = upload_as(&mut s, &env, 244, 0, env.len());
@@ -771,9 +771,9 @@ fn delta_for_another_base_is_refused_at_the_head_before_writing() {
         ),
         "the lock's log names the reason: {log:?}"
     );
-    assert_eq!(s.lock().state().download, None, "no download recorded");
+    assert_eq!(s.core().state().download, None, "no download recorded");
     assert!(
-        s.lock().flash().as_bytes() == &flash_before[..],
+        s.core().flash().as_bytes() == &flash_before[..],
         "nothing was written"
     );
     // The full image of the same release installs.
@@ -783,7 +783,7 @@ fn delta_for_another_base_is_refused_at_the_head_before_writing() {
 }
 
 /// Issue 12: "a delta's base image is hashed three times per upload" (the
-/// server's head check, `Lock::begin_download`'s same check again, and
+/// server's head check, `DeviceCore::begin_download`'s same check again, and
 /// `DeltaInstaller::begin`). The upload may read the running image once
 /// to prove it is the base, plus what the patch copies from it (here the
 /// whole base), and then the new slot once: the lock verifies what it
@@ -799,10 +799,10 @@ fn a_delta_upload_reads_its_base_once_to_check_it() {
     let mut new = factory.clone();
     new[4000..4010].copy_from_slice(b"keyway 1.1");
     let env = delta_release(&f, &new, None);
-    let before = s.lock().flash().bytes_read();
+    let before = s.core().flash().bytes_read();
     let m = upload(&mut s, &env, 244);
     assert_eq!(smp::get_bool(&m, "match").unwrap(), Some(true), "{m:?}");
-    let read = s.lock().flash().bytes_read() - before;
+    let read = s.core().flash().bytes_read() - before;
     let base = factory.len() as u64;
     println!(
         "delta upload: {read} bytes read from flash for a {base}-byte base ({:.2}x)",

@@ -111,7 +111,7 @@ fn provision_kill_mid_upload_restart_resume_confirm() {
     let mut at = 0usize;
     while at < v2.len() / 2 {
         at = off(&mut s, &chunk(&v2, at, at == 0)).unwrap() as usize;
-        dir.save(s.lock()).unwrap();
+        dir.save(s.core()).unwrap();
     }
     // One more request whose flash work is never saved: the kill.
     off(&mut s, &chunk(&v2, at, false)).unwrap();
@@ -119,7 +119,7 @@ fn provision_kill_mid_upload_restart_resume_confirm() {
 
     let mut s = start(&dir);
     let d = s
-        .lock()
+        .core()
         .state()
         .download
         .expect("the journal records the download");
@@ -135,20 +135,20 @@ fn provision_kill_mid_upload_restart_resume_confirm() {
     }
     // Complete and verified, not armed: consent at the lock (the bolt
     // withdrawn, a test boot) arms it; its reset is the power-on below.
-    assert_eq!(s.lock().state().trial, TrialState::Confirmed);
+    assert_eq!(s.core().state().trial, TrialState::Confirmed);
     assert_eq!(s.pending().map(|p| p.sequence), Some(2));
-    s.latch_mut().0.owner(false, 0);
+    s.mechanism_mut().0.owner(false, 0);
     let sha: [u8; 32] = Sha256::digest(&v2).into();
     let test = vec![(Value::Text("hash".into()), Value::Bytes(sha.to_vec()))];
     let f = smp::encode_request(Op::Write, 1, 0, 2, test);
     s.handle(&f, 0);
-    assert_eq!(s.lock().state().trial, TrialState::Pending { slot: 1 });
-    dir.save(s.lock()).unwrap();
+    assert_eq!(s.core().state().trial, TrialState::Pending { slot: 1 });
+    dir.save(s.core()).unwrap();
     drop(s);
 
     // Power on again: trial, self-test, confirm.
     let s = start(&dir);
-    let st = s.lock().state();
+    let st = s.core().state();
     assert_eq!(
         (st.active_slot, st.trial, st.floor),
         (1, TrialState::Confirmed, Some(2))

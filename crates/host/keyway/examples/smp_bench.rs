@@ -372,10 +372,10 @@ impl Memory {
         let rtc = keyway_lock::state::wall_clock_secs();
         let time = keyway_audit::Time {
             rtc,
-            boot: l.server().lock().boot_count().unwrap_or(0),
+            boot: l.server().core().boot_count().unwrap_or(0),
         };
         let answer = l.handle(PeerId(1), Now { ms, time }, frame).answer;
-        let _ = l.server_mut().lock_mut().commit_audit(rtc);
+        let _ = l.server_mut().core_mut().commit_audit(rtc);
         if l.server_mut().poll_reset().is_some()
             && let Err(e) = l.after_boot(ms)
         {
@@ -383,7 +383,7 @@ impl Memory {
         }
         l.server_mut().tick(ms);
         l.after_tick();
-        let _ = l.server_mut().lock_mut().commit_audit(rtc);
+        let _ = l.server_mut().core_mut().commit_audit(rtc);
         answer
     }
 
@@ -391,7 +391,7 @@ impl Memory {
     fn flash_s(&self) -> (f64, f64) {
         let l = self.lock();
         (
-            l.server().lock().flash().modeled_time().as_secs_f64(),
+            l.server().core().flash().modeled_time().as_secs_f64(),
             l.agent().flash().modeled_time().as_secs_f64(),
         )
     }

@@ -21,7 +21,7 @@ use keyway_channel::SigningKey as KeyPair;
 use keyway_channel::pairing::MIN_ITERATIONS;
 use keyway_channel::{SetupCode, StoredVerifier};
 use keyway_lock::agent_shell::{self, AgentLock};
-use keyway_lock::device::{Lock as Device, Trust, blank_flash};
+use keyway_lock::device::{DeviceCore as Device, Trust, blank_flash};
 use keyway_lock::server::Server;
 use keyway_suit::{PublicKey, TrustAnchors};
 use keyway_vendor::encode::EnvelopeBuilder;
@@ -191,7 +191,7 @@ fn paired(bench: &Shared, peer: u64, tag: u8) -> Client<Link> {
 }
 
 fn bolt(b: &Shared) -> keyway_lock::lock::Bolt {
-    b.borrow().lock.server().latch().bolt()
+    b.borrow().lock.server().mechanism().bolt()
 }
 
 #[test]
@@ -442,7 +442,7 @@ fn window_upload_and_reset_consent_is_stored_in_the_agent_and_a_postponed_reset_
     {
         let mut b = bench.borrow_mut();
         let ms = b.ms();
-        let (latch, _) = b.lock.server_mut().latch_mut();
+        let (latch, _) = b.lock.server_mut().mechanism_mut();
         latch.owner(false, ms);
         b.lock.server_mut().tick(ms);
         b.lock.after_tick();
@@ -472,7 +472,7 @@ fn a_corrupted_sealed_upload_leaves_nothing_behind_and_the_release_uploads_again
     );
     {
         let b = bench.borrow();
-        assert!(b.lock.server().lock().state().download.is_none());
+        assert!(b.lock.server().core().state().download.is_none());
         assert!(b.lock.server().pending().is_none());
     }
     let r = c.upload(&env, &mut |_, _| {}).unwrap();
@@ -807,15 +807,15 @@ fn sealed_consent_survives_a_power_cut_then_the_install_proceeds() {
         let store =
             agent_shell::store_from_bytes(b.lock.agent().flash().as_bytes().to_vec()).unwrap();
         let flash = keyway_lock::device::flash_from_bytes(
-            b.lock.server().lock().flash().as_bytes().to_vec(),
+            b.lock.server().core().flash().as_bytes().to_vec(),
         )
         .unwrap();
-        let trust = b.lock.server().lock().trust().clone();
+        let trust = b.lock.server().core().trust().clone();
         let mut device = Device::new(flash, trust, None).unwrap();
         device
             .attach_audit(
                 keyway_audit::Ed25519Signer::from_seed([0xd0; 32]).unwrap(),
-                b.lock.server().lock().boot_count().unwrap_or(0),
+                b.lock.server().core().boot_count().unwrap_or(0),
             )
             .unwrap();
         device.power_on().unwrap();
@@ -860,7 +860,7 @@ fn a_window_test_then_reset_installs_and_the_reset_closes_the_window() {
     {
         let mut b = bench.borrow_mut();
         let ms = b.ms();
-        let (latch, _) = b.lock.server_mut().latch_mut();
+        let (latch, _) = b.lock.server_mut().mechanism_mut();
         latch.owner(false, ms);
     }
     bench.borrow_mut().press();
@@ -1107,7 +1107,7 @@ fn a_corrupted_chunk_clears_the_download_record_and_the_release_uploads_again() 
                 .borrow()
                 .lock
                 .server()
-                .lock()
+                .core()
                 .state()
                 .download
                 .is_none(),
@@ -1117,15 +1117,15 @@ fn a_corrupted_chunk_clears_the_download_record_and_the_release_uploads_again() 
             let mut b = bench.borrow_mut();
             let ms = b.ms();
             let flash = keyway_lock::device::flash_from_bytes(
-                b.lock.server().lock().flash().as_bytes().to_vec(),
+                b.lock.server().core().flash().as_bytes().to_vec(),
             )
             .unwrap();
-            let trust = b.lock.server().lock().trust().clone();
+            let trust = b.lock.server().core().trust().clone();
             let mut device = Device::new(flash, trust, None).unwrap();
             device
                 .attach_audit(
                     keyway_audit::Ed25519Signer::from_seed([0xd0; 32]).unwrap(),
-                    b.lock.server().lock().boot_count().unwrap_or(0),
+                    b.lock.server().core().boot_count().unwrap_or(0),
                 )
                 .unwrap();
             device.power_on().unwrap();
@@ -1328,7 +1328,7 @@ fn postponed_then_installed_when_battery_and_bolt_allow() {
     {
         let mut b = bench.borrow_mut();
         let ms = b.ms();
-        b.lock.server_mut().latch_mut().0.battery(3200, ms);
+        b.lock.server_mut().mechanism_mut().0.battery(3200, ms);
     }
     let e = tool.image_test(&digest).unwrap_err();
     assert_eq!(e.rc(), Some(6), "{e}");
@@ -1367,7 +1367,7 @@ fn postponed_then_installed_when_battery_and_bolt_allow() {
     {
         let mut b = bench.borrow_mut();
         let ms = b.ms();
-        b.lock.server_mut().latch_mut().0.battery(3600, ms);
+        b.lock.server_mut().mechanism_mut().0.battery(3600, ms);
     }
     assert!(!tick(&bench));
     let (_, why) = reason(&mut owner);
@@ -1378,7 +1378,7 @@ fn postponed_then_installed_when_battery_and_bolt_allow() {
         let ms = b.ms();
         b.lock
             .server_mut()
-            .latch_mut()
+            .mechanism_mut()
             .0
             .keypad(keyway_lock::lock::DEFAULT_PIN, ms);
     }
@@ -1405,7 +1405,7 @@ fn refused_erase_of_the_running_slot_keeps_the_pending_update_and_its_consent() 
     c.upload(&env, &mut |_, _| {}).unwrap();
     c.notes().unwrap();
     c.consent(true).unwrap();
-    let running = bench.borrow().lock.server().lock().running().unwrap();
+    let running = bench.borrow().lock.server().core().running().unwrap();
     let e = c
         .request(
             "erase",
@@ -1569,8 +1569,8 @@ fn no_forced_update_after_upload_reset_and_power_cut() {
     {
         let mut b = bench.borrow_mut();
         let ms = b.ms();
-        b.lock.server_mut().lock_mut().plan_power_cut(0, 1);
-        let _ = b.lock.server_mut().lock_mut().commit_audit(4);
+        b.lock.server_mut().core_mut().plan_power_cut(0, 1);
+        let _ = b.lock.server_mut().core_mut().commit_audit(4);
         assert!(b.lock.server().lost_power());
         b.lock.server_mut().poll_reset().unwrap().unwrap();
         b.lock.after_boot(ms).unwrap();

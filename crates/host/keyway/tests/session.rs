@@ -15,7 +15,7 @@ use keyway_agent::agent::{Event, Pending};
 use keyway_agent::limits::PeerId;
 use keyway_channel::SetupCode;
 use keyway_smp::Refusal;
-use keyway_smp::kw::Bolt;
+use keyway_smp::keyway_group::Bolt;
 
 const OWNER: PeerId = PeerId(1);
 const OTHER: PeerId = PeerId(2);
@@ -168,7 +168,7 @@ fn altered_or_forged_answer_makes_the_command_fail() {
     //    (the CVE-2022-32509 class): an error, the bolt stays unlocked.
     c_tap(&mut c, |_lock, _peer, frame| {
         let h = keyway_smp::Header::decode(frame).unwrap();
-        let st = keyway_smp::kw::Status {
+        let st = keyway_smp::keyway_group::Status {
             bolt: Bolt::Locked,
             ..status_template()
         };
@@ -197,15 +197,15 @@ fn altered_or_forged_answer_makes_the_command_fail() {
     assert_eq!(lock.borrow().device.bolt, Bolt::Unlocked);
 }
 
-fn status_template() -> keyway_smp::kw::Status<'static> {
-    keyway_smp::kw::Status {
+fn status_template() -> keyway_smp::keyway_group::Status<'static> {
+    keyway_smp::keyway_group::Status {
         model: "KW-1",
         version: "1.4.0",
         slot: Some(0),
         image: None,
         trial: false,
         bolt: Bolt::Locked,
-        door: keyway_smp::kw::Door::Closed,
+        door: keyway_smp::keyway_group::Door::Closed,
         battery_mv: 5_900,
         battery_mwh: 9_000,
         tamper: false,
@@ -213,7 +213,7 @@ fn status_template() -> keyway_smp::kw::Status<'static> {
         presence_s: 0,
         owners: 1,
         update: None,
-        settings: keyway_smp::kw::Settings {
+        settings: keyway_smp::keyway_group::Settings {
             auto_install_cve: false,
             install_needs_unlocked: false,
         },
@@ -330,7 +330,10 @@ fn impostor_lock_is_refused_by_the_client() {
     );
     assert_eq!(impostor.borrow().device.bolt_moves, 0);
     // Only msg1 went: no owner proof, no request.
-    assert_eq!(*sent.borrow(), vec![keyway_smp::kw::cmd::SESSION_START]);
+    assert_eq!(
+        *sent.borrow(),
+        vec![keyway_smp::keyway_group::cmd::SESSION_START]
+    );
 }
 
 #[test]
@@ -695,7 +698,7 @@ fn is_pake1(frame: &[u8]) -> bool {
     keyway_smp::Header::decode(frame).is_ok_and(|h| {
         h.op == keyway_smp::Op::Write
             && h.group == keyway_smp::group::KEYWAY
-            && h.id == keyway_smp::kw::cmd::PAKE_START
+            && h.id == keyway_smp::keyway_group::cmd::PAKE_START
     })
 }
 
@@ -792,7 +795,7 @@ fn a_late_msg2_after_the_transports_resend_still_opens_the_session() {
         let is_msg1 = keyway_smp::Header::decode(frame).is_ok_and(|h| {
             h.op == keyway_smp::Op::Write
                 && h.group == keyway_smp::group::KEYWAY
-                && h.id == keyway_smp::kw::cmd::SESSION_START
+                && h.id == keyway_smp::keyway_group::cmd::SESSION_START
         });
         if is_msg1 {
             let mut held = h.borrow_mut();

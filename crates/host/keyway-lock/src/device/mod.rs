@@ -135,11 +135,6 @@ pub struct DeviceCore {
     pub profile: crate::profile::Profile,
 }
 
-/// The old name of [`DeviceCore`], kept while callers outside this crate
-/// move to it.
-#[doc(hidden)]
-pub type Lock = DeviceCore;
-
 impl core::fmt::Debug for DeviceCore {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("DeviceCore")

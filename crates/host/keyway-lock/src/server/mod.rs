@@ -356,31 +356,6 @@ impl Server {
         (&mut self.mechanism, &mut self.core)
     }
 
-    /// The old name of [`Server::core`], kept while callers outside this
-    /// crate move to it.
-    #[doc(hidden)]
-    pub fn lock(&self) -> &DeviceCore {
-        &self.core
-    }
-
-    /// The old name of [`Server::core_mut`].
-    #[doc(hidden)]
-    pub fn lock_mut(&mut self) -> &mut DeviceCore {
-        &mut self.core
-    }
-
-    /// The old name of [`Server::mechanism`].
-    #[doc(hidden)]
-    pub fn latch(&self) -> &crate::lock::Mechanism {
-        &self.mechanism
-    }
-
-    /// The old name of [`Server::mechanism_mut`].
-    #[doc(hidden)]
-    pub fn latch_mut(&mut self) -> (&mut crate::lock::Mechanism, &mut DeviceCore) {
-        (&mut self.mechanism, &mut self.core)
-    }
-
     /// Replaces the mechanism's settings (the bolt starts locked).
     pub fn set_lock_config(&mut self, config: crate::lock::Config) {
         self.mechanism = crate::lock::Mechanism::new(config);

@@ -104,7 +104,7 @@ const BLE_TURNAROUND_MS: u32 = 15;
 fn ble_upload(env: &[u8]) -> Result<(u64, u64)> {
     use crate::device::{Client, FnTransport, Transport as _};
     use keyway_channel::{ResponseStatus, SessionTable, TableConfig};
-    use keyway_smp::{Request, Response, answer_frame, header::split_request, img, kw};
+    use keyway_smp::{Request, Response, answer_frame, header::split_request, img, keyway_group};
     use keyway_vendor::keys::{Algorithm, SigningKey};
     use rand_chacha::rand_core::SeedableRng as _;
 
@@ -138,7 +138,7 @@ fn ble_upload(env: &[u8]) -> Result<(u64, u64)> {
                 match table.handshake1(now, &mut rng, &device, m.msg, &mut msg2) {
                     Ok(_) => answer(
                         &mut out,
-                        &Response::SessionStart(kw::SessionStartRsp { msg: &msg2 }),
+                        &Response::SessionStart(keyway_group::SessionStartRsp { msg: &msg2 }),
                     ),
                     Err(_) => 0,
                 }
@@ -151,7 +151,7 @@ fn ble_upload(env: &[u8]) -> Result<(u64, u64)> {
                 match table.handshake3(now, m.msg, lookup, &mut msg4) {
                     Ok(_) => answer(
                         &mut out,
-                        &Response::SessionFinish(kw::SessionFinishRsp { msg: &msg4 }),
+                        &Response::SessionFinish(keyway_group::SessionFinishRsp { msg: &msg4 }),
                     ),
                     Err(_) => 0,
                 }
@@ -186,7 +186,7 @@ fn ble_upload(env: &[u8]) -> Result<(u64, u64)> {
                 ) {
                     Ok(m) => answer(
                         &mut out,
-                        &Response::Sealed(kw::Sealed {
+                        &Response::Sealed(keyway_group::Sealed {
                             msg: sealed.get(..m).unwrap_or(&[]),
                         }),
                     ),

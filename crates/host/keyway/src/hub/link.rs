@@ -16,7 +16,7 @@
 //! Nothing here decides on words. The client's typed errors map to
 //! [`LinkError`] variants ([`link_error`]: the typed refusal, the
 //! channel's typed reason, the transport), the lock's status is decoded
-//! with the Keyway group's typed decoder (`keyway_smp::kw::Status`) and
+//! with the Keyway group's typed decoder (`keyway_smp::keyway_group::Status`) and
 //! then checked strictly into a [`LockSnapshot`] ([`snapshot`]): a
 //! missing, mistyped or self-contradicting field is
 //! [`LinkError::Malformed`], never a default. A postponed install carries
@@ -45,7 +45,7 @@ use keyway_hub::link::{
     Connector, FetchedLog, InstallOutcome, LinkError, LockLink, LogBreak, Paired, Pushed,
 };
 use keyway_hub::model::{Bolt, Digest, Door, LockRecord, LockSnapshot, Postponement, UpdateState};
-use keyway_smp::kw::{self, UpdateState as WireState};
+use keyway_smp::keyway_group::{self, UpdateState as WireState};
 use keyway_smp::{Message as _, Refusal};
 use keyway_vendor::keys::{Algorithm, KeyError, SigningKey};
 use sha2::Digest as _;
@@ -280,12 +280,12 @@ fn pending_digest(version: &str, images: &[ImageSlot]) -> Result<Digest, LinkErr
 }
 
 /// A wire postponement as the hub's.
-fn postponement(p: kw::Postponement) -> Postponement {
+fn postponement(p: keyway_group::Postponement) -> Postponement {
     match p {
-        kw::Postponement::BatteryLow { have_mwh, need_mwh } => {
+        keyway_group::Postponement::BatteryLow { have_mwh, need_mwh } => {
             Postponement::BatteryLow { have_mwh, need_mwh }
         }
-        kw::Postponement::BoltLocked => Postponement::BoltLocked,
+        keyway_group::Postponement::BoltLocked => Postponement::BoltLocked,
     }
 }
 
@@ -297,7 +297,8 @@ fn postponement(p: kw::Postponement) -> Postponement {
 /// holds, a trial of an image that is not running). Every refusal is
 /// [`LinkError::Malformed`], naming the field.
 pub fn snapshot(status: &[u8], images: &[ImageSlot]) -> Result<LockSnapshot, LinkError> {
-    let st = kw::Status::decode(status).map_err(|e| malformed(format!("its status: {e}")))?;
+    let st =
+        keyway_group::Status::decode(status).map_err(|e| malformed(format!("its status: {e}")))?;
     let update = match (&st.update, st.trial) {
         (Some(u), _) => {
             let release = pending_digest(u.version, images)?;
@@ -339,12 +340,12 @@ pub fn snapshot(status: &[u8], images: &[ImageSlot]) -> Result<LockSnapshot, Lin
         update,
         battery_mwh: st.battery_mwh,
         door: match st.door {
-            kw::Door::Open => Door::Open,
-            kw::Door::Closed => Door::Closed,
+            keyway_group::Door::Open => Door::Open,
+            keyway_group::Door::Closed => Door::Closed,
         },
         bolt: match st.bolt {
-            kw::Bolt::Locked => Bolt::Locked,
-            kw::Bolt::Unlocked => Bolt::Unlocked,
+            keyway_group::Bolt::Locked => Bolt::Locked,
+            keyway_group::Bolt::Unlocked => Bolt::Unlocked,
         },
         tamper: st.tamper,
     })
@@ -577,7 +578,7 @@ impl<T: Transport + Send> LockLink for SmpLink<T> {
                 "the owner declined the update; the lock erased it".into(),
             ));
         }
-        let answer = kw::ConsentRsp::decode(&answer)
+        let answer = keyway_group::ConsentRsp::decode(&answer)
             .map_err(|e| malformed(format!("its consent answer: {e}")))?;
         if let Some(u) = answer.update {
             match (u.state, u.why) {

@@ -27,7 +27,7 @@ use keyway_channel::pairing::MIN_ITERATIONS;
 use keyway_channel::{SetupCode, StoredVerifier};
 use keyway_sim::SimFlash;
 use keyway_smp::cbor::Writer;
-use keyway_smp::kw::{self, Bolt, Door};
+use keyway_smp::keyway_group::{self, Bolt, Door};
 use keyway_smp::{Header, Request, Response, img};
 
 pub type Flash = SimFlash<4, 4096>;
@@ -107,13 +107,13 @@ impl Device for FakeDevice {
                 if let Some(p) = &mut self.pending {
                     p.notes_offered = true;
                 }
-                Response::Notes(kw::Notes {
+                Response::Notes(keyway_group::Notes {
                     sequence: 7,
                     version: "2.0.0",
                     notes: "fixes",
                     cves: keyway_smp::seq::Seq::Items(&[]),
                     min_battery_mwh: None,
-                    state: kw::UpdateState::AwaitingConsent,
+                    state: keyway_group::UpdateState::AwaitingConsent,
                     reason: None,
                 })
             }
@@ -138,7 +138,7 @@ impl Device for FakeDevice {
             Request::Log(l) => {
                 let off = usize::try_from(l.off).unwrap().min(self.log.len());
                 let end = (off + 1000).min(self.log.len());
-                Response::Log(kw::LogRsp {
+                Response::Log(keyway_group::LogRsp {
                     off: off as u64,
                     len: self.log.len() as u64,
                     data: &self.log[off..end],
@@ -383,7 +383,7 @@ pub fn paired(lock: &Shared, peer: PeerId, tag: u8) -> Client<Link> {
 /// Whether `frame` is a sealed record (Keyway group, id 15).
 pub fn is_sealed(frame: &[u8]) -> bool {
     Header::decode(frame)
-        .is_ok_and(|h| h.group == keyway_smp::group::KEYWAY && h.id == kw::cmd::SEALED)
+        .is_ok_and(|h| h.group == keyway_smp::group::KEYWAY && h.id == keyway_group::cmd::SEALED)
 }
 
 /// The agent behind a real UDP socket on loopback, as a lock shell would

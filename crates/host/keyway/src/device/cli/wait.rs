@@ -27,7 +27,7 @@ pub enum Waited {
     /// once the reason clears.
     Postponed {
         /// Why, typed (`None`: a lock that reports it only in words).
-        why: Option<keyway_smp::kw::Postponement>,
+        why: Option<keyway_smp::keyway_group::Postponement>,
         /// Why, in the lock's words (for people).
         reason: String,
     },
@@ -47,17 +47,18 @@ pub(super) fn pending_state(
     body: &[u8],
 ) -> std::result::Result<
     Option<(
-        keyway_smp::kw::UpdateState,
-        Option<keyway_smp::kw::Postponement>,
+        keyway_smp::keyway_group::UpdateState,
+        Option<keyway_smp::keyway_group::Postponement>,
         String,
     )>,
     DeviceError,
 > {
     use keyway_smp::Message as _;
-    let st = keyway_smp::kw::Status::decode(body).map_err(|e| DeviceError::Malformed {
-        what: "status".into(),
-        why: e.to_string(),
-    })?;
+    let st =
+        keyway_smp::keyway_group::Status::decode(body).map_err(|e| DeviceError::Malformed {
+            what: "status".into(),
+            why: e.to_string(),
+        })?;
     Ok(st.update.map(|u| {
         (
             u.state,
@@ -77,9 +78,9 @@ pub fn wait_for<T: Transport>(
     sha: &[u8; 32],
     limit: Duration,
     poll: Duration,
-    note: &mut dyn FnMut(keyway_smp::kw::UpdateState),
+    note: &mut dyn FnMut(keyway_smp::keyway_group::UpdateState),
 ) -> std::result::Result<Waited, DeviceError> {
-    use keyway_smp::kw::UpdateState as S;
+    use keyway_smp::keyway_group::UpdateState as S;
     let start = Instant::now();
     let mut last_note = None;
     loop {

@@ -34,7 +34,7 @@ impl<T: Transport> Client<T> {
     /// OS reset: the lock reboots after answering.
     pub fn reset(&mut self) -> Result<(), DeviceError> {
         // The window's, or (in a session) an owner's.
-        let b = self.call("reset", &Request::Reset(kw::Signed::default()))?;
+        let b = self.call("reset", &Request::Reset(keyway_group::Signed::default()))?;
         typed::<os::Empty>("reset", &b).map(|_| ())
     }
 
@@ -189,78 +189,81 @@ impl<T: Transport> Client<T> {
 
     /// The Keyway group's `status` (an owner's, in a session).
     pub fn status(&mut self) -> Result<Map, DeviceError> {
-        let b = self.call("status", &Request::Status(kw::Signed::default()))?;
-        typed::<kw::Status>("status", &b)?;
+        let b = self.call("status", &Request::Status(keyway_group::Signed::default()))?;
+        typed::<keyway_group::Status>("status", &b)?;
         map_of("status", &b)
     }
 
     /// The Keyway group's `status` body, checked with its typed decode
-    /// (`keyway_smp::kw::Status::decode` reads it again without a copy):
+    /// (`keyway_smp::keyway_group::Status::decode` reads it again without a copy):
     /// what a client decides on, typed.
     pub fn status_body(&mut self) -> Result<Vec<u8>, DeviceError> {
-        let b = self.call("status", &Request::Status(kw::Signed::default()))?;
-        typed::<kw::Status>("status", &b)?;
+        let b = self.call("status", &Request::Status(keyway_group::Signed::default()))?;
+        typed::<keyway_group::Status>("status", &b)?;
         Ok(b)
     }
 
     /// `consent`, answered as the body its typed decode checked
-    /// (`keyway_smp::kw::ConsentRsp::decode`).
+    /// (`keyway_smp::keyway_group::ConsentRsp::decode`).
     pub fn consent_body(&mut self, accept: bool) -> Result<Vec<u8>, DeviceError> {
-        let m = kw::Consent { accept, auth: None };
+        let m = keyway_group::Consent { accept, auth: None };
         let b = self.call("consent", &Request::Consent(m))?;
-        typed::<kw::ConsentRsp>("consent", &b)?;
+        typed::<keyway_group::ConsentRsp>("consent", &b)?;
         Ok(b)
     }
 
     /// The running image's SHA-256 from `status` (`None` in recovery).
     pub fn running_image(&mut self) -> Result<Option<[u8; 32]>, DeviceError> {
-        let b = self.call("status", &Request::Status(kw::Signed::default()))?;
-        Ok(typed::<kw::Status>("status", &b)?.image)
+        let b = self.call("status", &Request::Status(keyway_group::Signed::default()))?;
+        Ok(typed::<keyway_group::Status>("status", &b)?.image)
     }
 
     /// `lock` (an owner's, in a session; or the presence window).
     pub fn lock(&mut self) -> Result<Map, DeviceError> {
-        self.bolt("lock", Request::Lock(kw::Signed::default()))
+        self.bolt("lock", Request::Lock(keyway_group::Signed::default()))
     }
 
     /// `unlock` (an owner's, in a session; or the presence window).
     pub fn unlock(&mut self) -> Result<Map, DeviceError> {
-        self.bolt("unlock", Request::Unlock(kw::Signed::default()))
+        self.bolt("unlock", Request::Unlock(keyway_group::Signed::default()))
     }
 
     pub(super) fn bolt(&mut self, what: &str, req: Request<'_>) -> Result<Map, DeviceError> {
         let b = self.call(what, &req)?;
-        typed::<kw::Status>(what, &b)?;
+        typed::<keyway_group::Status>(what, &b)?;
         map_of(what, &b)
     }
 
     /// `presence`: whether the window is open.
     pub fn presence(&mut self) -> Result<Map, DeviceError> {
-        let b = self.call("presence", &Request::Presence(kw::Signed::default()))?;
-        typed::<kw::Presence>("presence", &b)?;
+        let b = self.call(
+            "presence",
+            &Request::Presence(keyway_group::Signed::default()),
+        )?;
+        typed::<keyway_group::Presence>("presence", &b)?;
         map_of("presence", &b)
     }
 
     /// `notes`: the pending update's release notes and CVEs.
     pub fn notes(&mut self) -> Result<Map, DeviceError> {
-        let b = self.call("notes", &Request::Notes(kw::Signed::default()))?;
-        typed::<kw::Notes>("notes", &b)?;
+        let b = self.call("notes", &Request::Notes(keyway_group::Signed::default()))?;
+        typed::<keyway_group::Notes>("notes", &b)?;
         map_of("notes", &b)
     }
 
     /// `consent`: accept or refuse the pending update.
     pub fn consent(&mut self, accept: bool) -> Result<Map, DeviceError> {
-        let m = kw::Consent { accept, auth: None };
+        let m = keyway_group::Consent { accept, auth: None };
         let b = self.call("consent", &Request::Consent(m))?;
-        typed::<kw::ConsentRsp>("consent", &b)?;
+        typed::<keyway_group::ConsentRsp>("consent", &b)?;
         map_of("consent", &b)
     }
 
     /// `owners`: the paired owners, in pairing order (an owner's read, in
     /// a session).
     pub fn owners(&mut self) -> Result<Vec<OwnerInfo>, DeviceError> {
-        let b = self.call("owners", &Request::Owners(kw::Signed::default()))?;
-        let r: kw::OwnersRsp = typed("owners", &b)?;
+        let b = self.call("owners", &Request::Owners(keyway_group::Signed::default()))?;
+        let r: keyway_group::OwnersRsp = typed("owners", &b)?;
         Ok(r.owners
             .iter()
             .map(|o| OwnerInfo {
@@ -276,9 +279,9 @@ impl<T: Transport> Client<T> {
     /// lock's typed refusal [`Refusal::UnknownOwner`].
     pub fn unpair(&mut self, key_id: [u8; 8]) -> Result<u64, DeviceError> {
         const WHAT: &str = "unpair";
-        let m = kw::Unpair { key_id, auth: None };
+        let m = keyway_group::Unpair { key_id, auth: None };
         let b = self.call(WHAT, &Request::Unpair(m))?;
-        let r: kw::UnpairRsp = typed(WHAT, &b)?;
+        let r: keyway_group::UnpairRsp = typed(WHAT, &b)?;
         if r.key_id != key_id {
             return Err(malformed(
                 WHAT,
@@ -297,7 +300,7 @@ impl<T: Transport> Client<T> {
     /// the lock, not an owner's session (the agent refuses it sealed).
     pub fn factory_reset(&mut self) -> Result<Map, DeviceError> {
         let b = self.call_plain("factory reset", &Request::FactoryReset)?;
-        typed::<kw::FactoryResetRsp>("factory reset", &b)?;
+        typed::<keyway_group::FactoryResetRsp>("factory reset", &b)?;
         map_of("factory reset", &b)
     }
 
@@ -307,13 +310,13 @@ impl<T: Transport> Client<T> {
         auto_install_cve: Option<bool>,
         install_needs_unlocked: Option<bool>,
     ) -> Result<Map, DeviceError> {
-        let m = kw::SettingsReq {
+        let m = keyway_group::SettingsReq {
             auto_install_cve,
             install_needs_unlocked,
             auth: None,
         };
         let b = self.call("settings", &Request::Settings(m))?;
-        typed::<kw::SettingsRsp>("settings", &b)?;
+        typed::<keyway_group::SettingsRsp>("settings", &b)?;
         map_of("settings", &b)
     }
 
@@ -329,9 +332,9 @@ impl<T: Transport> Client<T> {
         loop {
             let off = out.len() as u64;
             // Every chunk is an owner's request, in the session.
-            let m = kw::Log { off, auth: None };
+            let m = keyway_group::Log { off, auth: None };
             let b = self.call(WHAT, &Request::Log(m))?;
-            let chunk: kw::LogRsp = typed(WHAT, &b)?;
+            let chunk: keyway_group::LogRsp = typed(WHAT, &b)?;
             if chunk.off != off {
                 return Err(malformed(
                     WHAT,

@@ -95,7 +95,7 @@ impl<T: Transport> Client<T> {
         const WHAT: &str = "pair";
         let owner_pk = self.channel_mut(WHAT)?.owner.verifying_key().to_bytes();
         let b = self.call_plain(WHAT, &Request::PakeParams)?;
-        let params: kw::PakeParams = typed(WHAT, &b)?;
+        let params: keyway_group::PakeParams = typed(WHAT, &b)?;
         let ch = self.channel_mut(WHAT)?;
         let (mut pairing, pake1) =
             ClientPairing::start(code, params.msg, &mut ch.rng).map_err(|error| {
@@ -104,16 +104,21 @@ impl<T: Transport> Client<T> {
                     error,
                 }
             })?;
-        let b = self.call_plain(WHAT, &Request::PakeStart(kw::PakeStart { msg: &pake1 }))?;
-        let pake2: kw::PakeStartRsp = typed(WHAT, &b)?;
+        let b = self.call_plain(
+            WHAT,
+            &Request::PakeStart(keyway_group::PakeStart { msg: &pake1 }),
+        )?;
+        let pake2: keyway_group::PakeStartRsp = typed(WHAT, &b)?;
         let mut pake3 = [0u8; PAKE3_LEN];
         match pairing.pake2(pake2.msg, &owner_pk, name, &mut pake3) {
             Ok(()) => {}
             Err(keyway_channel::Error::WrongCode) => {
                 // End the lock's run: a pake3 that cannot confirm.
                 self.channel_mut(WHAT)?.rng.fill_bytes(&mut pake3);
-                let end =
-                    self.call_plain(WHAT, &Request::PakeFinish(kw::PakeFinish { msg: &pake3 }));
+                let end = self.call_plain(
+                    WHAT,
+                    &Request::PakeFinish(keyway_group::PakeFinish { msg: &pake3 }),
+                );
                 return Err(match end {
                     Err(e) if e.refusal() == Some(Refusal::BadSetupCode) => e,
                     _ => DeviceError::Channel {
@@ -129,8 +134,11 @@ impl<T: Transport> Client<T> {
                 });
             }
         }
-        let b = self.call_plain(WHAT, &Request::PakeFinish(kw::PakeFinish { msg: &pake3 }))?;
-        let done: kw::PakeFinishRsp = typed(WHAT, &b)?;
+        let b = self.call_plain(
+            WHAT,
+            &Request::PakeFinish(keyway_group::PakeFinish { msg: &pake3 }),
+        )?;
+        let done: keyway_group::PakeFinishRsp = typed(WHAT, &b)?;
         let lock = pairing
             .pake4(done.msg)
             .map_err(|error| DeviceError::Channel {
@@ -171,9 +179,9 @@ impl<T: Transport> Client<T> {
         let (hs, msg1) = ClientHandshake::start(&mut ch.rng);
         let b = self.call_plain(
             WHAT,
-            &Request::SessionStart(kw::SessionStart { msg: &msg1 }),
+            &Request::SessionStart(keyway_group::SessionStart { msg: &msg1 }),
         )?;
-        let msg2: kw::SessionStartRsp = typed(WHAT, &b)?;
+        let msg2: keyway_group::SessionStartRsp = typed(WHAT, &b)?;
         let ch = self.channel_mut(WHAT)?;
         let mut msg3 = [0u8; MSG3_LEN];
         let channel_err = |error| DeviceError::Channel {
@@ -185,9 +193,9 @@ impl<T: Transport> Client<T> {
             .map_err(channel_err)?;
         let b = self.call_plain(
             WHAT,
-            &Request::SessionFinish(kw::SessionFinish { msg: &msg3 }),
+            &Request::SessionFinish(keyway_group::SessionFinish { msg: &msg3 }),
         )?;
-        let msg4: kw::SessionFinishRsp = typed(WHAT, &b)?;
+        let msg4: keyway_group::SessionFinishRsp = typed(WHAT, &b)?;
         let mut msg4 = msg4.msg.to_vec();
         let ch = self.channel_mut(WHAT)?;
         let now = (ch.clock)();
@@ -229,29 +237,30 @@ impl<T: Transport> Client<T> {
                 .seal_request(now, frame, &mut rec)
                 .map_err(channel_err)?;
             rec.truncate(n);
-            let outer = match self.call_plain(what, &Request::Sealed(kw::Sealed { msg: &rec })) {
-                Ok(b) => b,
-                Err(e) if e.refusal() == Some(Refusal::UnknownSession) && new_session => {
-                    // The lock restarted or the session expired: nothing ran.
-                    new_session = false;
-                    let ch = self.channel_mut(what)?;
-                    ch.session = None;
-                    ch.counts.session_restarts += 1;
-                    continue;
-                }
-                Err(e) if e.refusal() == Some(Refusal::RecordRefused) && record_resend => {
-                    // The lock took this record for a replay: over UDP, the
-                    // transport's resend of a record whose answer was lost
-                    // (the first copy ran). Send it anew, once, with a new
-                    // counter: owner commands set a state, so running one
-                    // twice leaves the state the owner asked for.
-                    record_resend = false;
-                    self.channel_mut(what)?.counts.record_resends += 1;
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            let sealed: kw::Sealed = typed(what, &outer)?;
+            let outer =
+                match self.call_plain(what, &Request::Sealed(keyway_group::Sealed { msg: &rec })) {
+                    Ok(b) => b,
+                    Err(e) if e.refusal() == Some(Refusal::UnknownSession) && new_session => {
+                        // The lock restarted or the session expired: nothing ran.
+                        new_session = false;
+                        let ch = self.channel_mut(what)?;
+                        ch.session = None;
+                        ch.counts.session_restarts += 1;
+                        continue;
+                    }
+                    Err(e) if e.refusal() == Some(Refusal::RecordRefused) && record_resend => {
+                        // The lock took this record for a replay: over UDP, the
+                        // transport's resend of a record whose answer was lost
+                        // (the first copy ran). Send it anew, once, with a new
+                        // counter: owner commands set a state, so running one
+                        // twice leaves the state the owner asked for.
+                        record_resend = false;
+                        self.channel_mut(what)?.counts.record_resends += 1;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+            let sealed: keyway_group::Sealed = typed(what, &outer)?;
             let mut rec = sealed.msg.to_vec();
             let ch = self.channel_mut(what)?;
             let now = (ch.clock)();

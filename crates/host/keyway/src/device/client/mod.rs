@@ -41,7 +41,9 @@
 
 use ciborium::Value;
 use keyway_smp::header::split_response;
-use keyway_smp::{MAX_BODY, MAX_FRAME, Message, Op, Refusal, Request, Version, img, kw, os};
+use keyway_smp::{
+    MAX_BODY, MAX_FRAME, Message, Op, Refusal, Request, Version, img, keyway_group, os,
+};
 use keyway_vendor::keys::SigningKey;
 use keyway_vendor::smp;
 use sha2::{Digest as _, Sha256};
@@ -72,7 +74,7 @@ pub use json::{map_to_json, to_json};
 pub type Map = Vec<(Value, Value)>;
 
 /// The Keyway group's command ids (FORMAT.md, "The Keyway SMP group").
-pub use keyway_smp::kw::cmd as keyway_cmd;
+pub use keyway_smp::keyway_group::cmd as keyway_cmd;
 
 /// The largest answer body the client reads (the header's 16-bit length).
 pub const MAX_ANSWER: usize = u16::MAX as usize;
