@@ -290,7 +290,7 @@ fn run(syst: &mut cortex_m::peripheral::SYST) {
     };
     let (_, m) = step!(
         "pairing Pake1 -> Pake2",
-        Request::PakeStart(kw::PakeStart { msg: &pake1 })
+        Request::PakeStart(keyway_group::PakeStart { msg: &pake1 })
     );
     // The transport's resend of the same Pake1 (its answer was lost or
     // late): the same Pake2, not a new run and no guess charged.
@@ -298,7 +298,7 @@ fn run(syst: &mut cortex_m::peripheral::SYST) {
     first[..m].copy_from_slice(&out[..m]);
     let (o, m2) = step!(
         "pairing Pake1 resent",
-        Request::PakeStart(kw::PakeStart { msg: &pake1 })
+        Request::PakeStart(keyway_group::PakeStart { msg: &pake1 })
     );
     if m2 != m || out[8..m] != first[8..m] || o.event != Event::None {
         fail("a resent Pake1 got another answer");
@@ -322,7 +322,7 @@ fn run(syst: &mut cortex_m::peripheral::SYST) {
     }
     let (o, m) = step!(
         "pairing Pake3 -> Pake4",
-        Request::PakeFinish(kw::PakeFinish { msg: &pake3 })
+        Request::PakeFinish(keyway_group::PakeFinish { msg: &pake3 })
     );
     let device_key = match answer(&out[..m], "pake4") {
         Response::PakeFinish(p) => match cp.pake4(p.msg) {
@@ -340,13 +340,13 @@ fn run(syst: &mut cortex_m::peripheral::SYST) {
     let (hs, msg1) = ClientHandshake::start(&mut client_rng);
     let (_, m) = step!(
         "session msg1 -> msg2",
-        Request::SessionStart(kw::SessionStart { msg: &msg1 })
+        Request::SessionStart(keyway_group::SessionStart { msg: &msg1 })
     );
     // The same msg1 resent: the same msg2, the handshake kept.
     first[..m].copy_from_slice(&out[..m]);
     let (_, m2) = step!(
         "session msg1 resent",
-        Request::SessionStart(kw::SessionStart { msg: &msg1 })
+        Request::SessionStart(keyway_group::SessionStart { msg: &msg1 })
     );
     if m2 != m || out[8..m] != first[8..m] {
         fail("a resent msg1 got another answer");
@@ -361,7 +361,7 @@ fn run(syst: &mut cortex_m::peripheral::SYST) {
     };
     let (_, m) = step!(
         "session msg3 -> msg4",
-        Request::SessionFinish(kw::SessionFinish { msg: &msg3 })
+        Request::SessionFinish(keyway_group::SessionFinish { msg: &msg3 })
     );
     let mut msg4 = [0u8; keyway_channel::record::MSG4_LEN];
     match answer(&out[..m], "msg4") {
@@ -379,15 +379,15 @@ fn run(syst: &mut cortex_m::peripheral::SYST) {
         notes_offered: true,
     });
     let requests: [(&str, Request<'_>); 3] = [
-        ("sealed unlock", Request::Unlock(kw::Signed::default())),
+        ("sealed unlock", Request::Unlock(keyway_group::Signed::default())),
         (
             "sealed consent",
-            Request::Consent(kw::Consent {
+            Request::Consent(keyway_group::Consent {
                 accept: true,
                 auth: None,
             }),
         ),
-        ("sealed owners", Request::Owners(kw::Signed::default())),
+        ("sealed owners", Request::Owners(keyway_group::Signed::default())),
     ];
     let mut inner = [0u8; MAX_FRAME];
     let mut rec = [0u8; MAX_FRAME];
@@ -401,7 +401,7 @@ fn run(syst: &mut cortex_m::peripheral::SYST) {
             Ok((_, r)) => r,
             Err(_) => fail("seal"),
         };
-        let (_, m) = step!(*name, Request::Sealed(kw::Sealed { msg: &rec[..r] }));
+        let (_, m) = step!(*name, Request::Sealed(keyway_group::Sealed { msg: &rec[..r] }));
         let mut back = [0u8; MAX_FRAME];
         let k = match answer(&out[..m], name) {
             Response::Sealed(s) if s.msg.len() <= back.len() => {

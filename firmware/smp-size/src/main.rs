@@ -23,7 +23,7 @@ use cortex_m_semihosting::{debug, hprintln};
 #[cfg(not(feature = "baseline"))]
 use keyway_smp::{
     ErrorRsp, MAX_BODY, MAX_FRAME, Op, Refusal, Request, Response, Version, answer_frame, header,
-    img, kw, os,
+    img, keyway_group, os,
 };
 
 /// Request frames: echo, upload (first chunk, with auth), settings with
@@ -48,17 +48,17 @@ fn requests(buf: &mut [u8], i: usize) -> usize {
             auth: Some(auth),
             kw: true,
         }),
-        2 => Request::Settings(kw::SettingsReq {
+        2 => Request::Settings(keyway_group::SettingsReq {
             auto_install_cve: Some(true),
             install_needs_unlocked: None,
             auth: Some(auth),
         }),
-        3 => Request::Status(kw::Signed::default()),
-        4 => Request::Log(kw::Log {
+        3 => Request::Status(keyway_group::Signed::default()),
+        4 => Request::Log(keyway_group::Log {
             off: 1024,
             auth: None,
         }),
-        _ => Request::Pair(kw::Pair {
+        _ => Request::Pair(keyway_group::Pair {
             key: [4; 32],
             name: Some("alice"),
         }),
@@ -71,9 +71,9 @@ fn requests(buf: &mut [u8], i: usize) -> usize {
 fn serve(frame: &[u8], out: &mut [u8]) -> Option<usize> {
     let (h, body) = header::split_request(frame, MAX_BODY).ok()?;
     let req = Request::decode(h.op, h.group, h.id, body).ok()?;
-    let status = kw::Status {
-        bolt: kw::Bolt::Locked,
-        door: kw::Door::Closed,
+    let status = keyway_group::Status {
+        bolt: keyway_group::Bolt::Locked,
+        door: keyway_group::Door::Closed,
         battery_mv: 5800,
         battery_mwh: 9000,
         tamper: false,
@@ -86,7 +86,7 @@ fn serve(frame: &[u8], out: &mut [u8]) -> Option<usize> {
         presence_s: 0,
         owners: 1,
         update: None,
-        settings: kw::Settings {
+        settings: keyway_group::Settings {
             auto_install_cve: false,
             install_needs_unlocked: true,
         },
@@ -112,18 +112,18 @@ fn serve(frame: &[u8], out: &mut [u8]) -> Option<usize> {
                 matched: None,
             })
         }
-        Request::Settings(s) => Response::Settings(kw::SettingsRsp {
-            settings: kw::Settings {
+        Request::Settings(s) => Response::Settings(keyway_group::SettingsRsp {
+            settings: keyway_group::Settings {
                 auto_install_cve: s.auto_install_cve.unwrap_or(false),
                 install_needs_unlocked: s.install_needs_unlocked.unwrap_or(true),
             },
         }),
-        Request::Log(l) => Response::Log(kw::LogRsp {
+        Request::Log(l) => Response::Log(keyway_group::LogRsp {
             off: l.off,
             len: 5000,
             data: &[0x5A; 64],
         }),
-        Request::Pair(p) => Response::Pair(kw::PairRsp {
+        Request::Pair(p) => Response::Pair(keyway_group::PairRsp {
             owners: 2,
             key_id: [p.key[0]; 8],
         }),

@@ -63,7 +63,7 @@ impl<F: NorFlash> Shell<'_, F> {
                 let Some(p) = self.pending.as_ref() else {
                     return Err(refused(MgmtErr::NoEnt, Some(Refusal::NothingPending), None));
                 };
-                let notes = kw::Notes {
+                let notes = keyway_group::Notes {
                     sequence: p.sequence,
                     version: self.text(&p.version),
                     notes: self.text(&p.notes),
@@ -87,7 +87,7 @@ impl<F: NorFlash> Shell<'_, F> {
                 let (n, len) = self
                     .log_chunk(l.off, &mut chunk)
                     .map_err(|_| refused(MgmtErr::Inval, None, None))?;
-                kw::LogRsp {
+                keyway_group::LogRsp {
                     off: l.off,
                     len,
                     data: &chunk[..n],
