@@ -12,10 +12,12 @@ use super::{Options, Report, Target, netns, report};
 /// Arguments of `keyway audit`.
 #[derive(Debug, Args)]
 pub struct AuditArgs {
-    /// The lock's SMP address, `udp:HOST:PORT`.
+    /// The lock's SMP address: `udp:HOST:PORT`, or `serial:PATH` (a tty or
+    /// pty, the MCUmgr serial transport; checks whose subject is the IP
+    /// network or a second peer are then N/A).
     #[arg(
         long,
-        value_name = "udp:HOST:PORT",
+        value_name = "udp:HOST:PORT|serial:PATH",
         required_unless_present = "lock_state",
         conflicts_with = "lock_state"
     )]
@@ -98,14 +100,22 @@ pub struct AuditArgs {
     pub verbose: bool,
 }
 
-fn parse_target(t: &str) -> Result<SocketAddr> {
+fn parse_target(t: &str) -> Result<Target> {
+    if let Some(path) = t.strip_prefix("serial:") {
+        if path.is_empty() {
+            bail!("--target {t:?}: expected serial:PATH (a tty or pty)");
+        }
+        return Ok(Target::Serial(PathBuf::from(path)));
+    }
     let rest = t
         .strip_prefix("udp:")
-        .ok_or_else(|| anyhow!("--target {t:?}: expected udp:HOST:PORT"))?;
-    rest.to_socket_addrs()
+        .ok_or_else(|| anyhow!("--target {t:?}: expected udp:HOST:PORT or serial:PATH"))?;
+    let a: SocketAddr = rest
+        .to_socket_addrs()
         .with_context(|| format!("--target {t:?}: HOST:PORT does not resolve"))?
         .next()
-        .ok_or_else(|| anyhow!("--target {t:?}: no address"))
+        .ok_or_else(|| anyhow!("--target {t:?}: no address"))?;
+    Ok(Target::Udp(a))
 }
 
 /// Runs `keyway audit --target`. Exits non-zero (an error) if any check
@@ -125,8 +135,8 @@ pub fn audit(a: &AuditArgs, out: &mut dyn Write) -> Result<()> {
         return Ok(());
     };
     let target = match &a.target {
-        Some(t) => Target::Udp(parse_target(t)?),
-        None => bail!("give --target udp:HOST:PORT or --lock-state DIR"),
+        Some(t) => parse_target(t)?,
+        None => bail!("give --target udp:HOST:PORT, --target serial:PATH or --lock-state DIR"),
     };
     let o = options(a, target, namespace)?;
     let r = super::run(&o)?;

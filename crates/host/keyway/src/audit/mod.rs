@@ -197,6 +197,10 @@ pub enum Status {
     Fail,
     /// The check could not run (the evidence says why).
     Skip,
+    /// The check's subject does not exist on this transport: on a serial
+    /// line there is no IP network to unplug and no second peer on the
+    /// medium. Neither a pass nor a fail; the summary gives the reason.
+    NotApplicable,
 }
 
 /// One check's result.
@@ -274,6 +278,14 @@ impl Report {
         (n(Status::Pass), n(Status::Fail), n(Status::Skip))
     }
 
+    /// How many checks were not applicable on the run's transport.
+    pub fn not_applicable(&self) -> usize {
+        self.checks
+            .iter()
+            .filter(|c| c.status == Status::NotApplicable)
+            .count()
+    }
+
     /// The check numbered `n`.
     pub fn check(&self, n: u8) -> Option<&Check> {
         self.checks.iter().find(|c| c.number == n)
@@ -301,6 +313,27 @@ pub const DEFAULT_PIN: &str = "1234";
 pub enum Target {
     /// A lock already running, reached over SMP on UDP.
     Udp(SocketAddr),
+    /// A lock reached over the MCUmgr serial transport on this tty or pty
+    /// (`serial:PATH`). One line carries one peer, and there is no IP
+    /// network between the audit and the lock: the checks whose subject
+    /// is the network or a second peer are [`Status::NotApplicable`].
+    Serial(PathBuf),
+}
+
+impl Target {
+    /// The target string the owner's client opens (`udp:H:P`,
+    /// `serial:PATH`).
+    pub fn spec(&self) -> String {
+        match self {
+            Target::Udp(a) => format!("udp:{a}"),
+            Target::Serial(p) => format!("serial:{}", p.display()),
+        }
+    }
+
+    /// The lock is on a serial line.
+    pub fn is_serial(&self) -> bool {
+        matches!(self, Target::Serial(_))
+    }
 }
 
 /// How to run the audit.
