@@ -253,7 +253,14 @@ impl Smp {
     pub fn wait_up(&mut self, within: Duration) -> Result<()> {
         let end = Instant::now() + within;
         loop {
-            let up = self.once(Duration::from_millis(200), |c| c.echo("audit").is_ok())?;
+            // A serial line at 115200 baud to an emulated lock answers
+            // slower than a datagram on loopback.
+            let wait = if self.addr.starts_with("serial:") {
+                Duration::from_millis(1000)
+            } else {
+                Duration::from_millis(200)
+            };
+            let up = self.once(wait, |c| c.echo("audit").is_ok())?;
             if up {
                 return Ok(());
             }
@@ -564,10 +571,16 @@ impl std::io::Write for Conn {
 }
 
 /// The control socket: one JSON object per line each way.
+///
+/// Handles made by [`Control::share`] use one connection, one command at
+/// a time: an emulated lock's control channel is a UART behind QEMU's
+/// socket chardev, which serves a single client, so the audit's threads
+/// (the unlock sampler, the tamper during an upload) must not each open
+/// their own.
 #[derive(Debug)]
 pub struct Control {
     addr: ControlAddr,
-    conn: Option<(Conn, BufReader<Conn>)>,
+    conn: std::sync::Arc<std::sync::Mutex<Option<(Conn, BufReader<Conn>)>>>,
 }
 
 impl Control {
@@ -576,24 +589,37 @@ impl Control {
     pub fn new(addr: impl Into<ControlAddr>) -> Control {
         Control {
             addr: addr.into(),
-            conn: None,
+            conn: std::sync::Arc::default(),
+        }
+    }
+
+    /// Another handle on the same connection (commands from either wait
+    /// for the other's answer).
+    pub fn share(&self) -> Control {
+        Control {
+            addr: self.addr.clone(),
+            conn: std::sync::Arc::clone(&self.conn),
         }
     }
 
     /// Sends `cmd` and returns the answer; an answer with `"ok": false` is
     /// an error naming the command.
     pub fn cmd(&mut self, cmd: &serde_json::Value) -> Result<serde_json::Value> {
+        let mut conn = self
+            .conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for attempt in 0..2 {
-            if self.conn.is_none() {
+            if conn.is_none() {
                 let s = self
                     .addr
                     .connect()
                     .with_context(|| format!("connecting to the control socket {}", self.addr))?;
                 s.set_read_timeout(Some(Duration::from_secs(5)))?;
                 let r = BufReader::new(s.try_clone()?);
-                self.conn = Some((s, r));
+                *conn = Some((s, r));
             }
-            let Some((w, r)) = self.conn.as_mut() else {
+            let Some((w, r)) = conn.as_mut() else {
                 continue;
             };
             let sent = w.write_all(format!("{cmd}\n").as_bytes()).is_ok();
@@ -610,7 +636,7 @@ impl Control {
                 }
                 return Ok(v);
             }
-            self.conn = None;
+            *conn = None;
             if attempt == 0 {
                 std::thread::sleep(Duration::from_millis(50));
             }

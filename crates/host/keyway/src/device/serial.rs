@@ -3,7 +3,9 @@
 //!
 //! Stop and wait, one request in flight, as over UDP: the request goes out
 //! as base64 lines; the answer is the first whole frame whose SMP header
-//! carries the request's sequence number. Console output the lock prints
+//! carries the request's sequence number, group and command id (a late
+//! answer to an earlier request that went unanswered in time, with the
+//! same sequence number from a new client, is not this one's). Console output the lock prints
 //! between frames (a boot banner, log lines) is skipped by the codec;
 //! frames it drops (a bad CRC, a cut line) and answers with another
 //! sequence number are counted in [`Stats::ignored`]. A request with no
@@ -153,7 +155,8 @@ impl Transport for SerialTransport {
         // A fresh decoder per exchange: what a dropped earlier answer left
         // half-read cannot join this one.
         let mut rx = std::mem::take(&mut self.rx);
-        let r = self.exchange_with(frame.len(), n, seq, &mut rx);
+        let want = Header::decode(frame).ok().map(|h| (h.group, h.id));
+        let r = self.exchange_with(frame.len(), n, (seq, want), &mut rx);
         self.rx = rx;
         r
     }
@@ -172,7 +175,7 @@ impl SerialTransport {
         &mut self,
         frame_len: usize,
         n: usize,
-        seq: u8,
+        (seq, want): (u8, Option<(u16, u8)>),
         rx: &mut [u8],
     ) -> Result<Vec<u8>, TransportError> {
         let mut dec = Decoder::new(rx);
@@ -206,7 +209,11 @@ impl SerialTransport {
                     let (used, r) = dec.feed(rest);
                     rest = rest.get(used..).unwrap_or(&[]);
                     match r {
-                        Ok(Some(p)) if Header::decode(p).is_ok_and(|h| h.seq == seq) => {
+                        Ok(Some(p))
+                            if Header::decode(p).is_ok_and(|h| {
+                                h.seq == seq && want.is_none_or(|w| w == (h.group, h.id))
+                            }) =>
+                        {
                             self.stats.bytes_received += p.len() as u64;
                             return Ok(p.to_vec());
                         }

@@ -35,7 +35,9 @@ impl Session<'_> {
                 // One serial line carries one request at a time, and the
                 // upload holds it: the sampler opens no second client.
                 (!self.serial).then(|| self.addr.clone()),
-                ctl.clone(),
+                self.control
+                    .as_ref()
+                    .map_or_else(|| Control::new(ctl.clone()), Control::share),
                 self.smp.paired(),
             );
             std::thread::spawn(move || {
@@ -67,7 +69,10 @@ impl Session<'_> {
         let mut tamper_ev = Vec::new();
         let mut tamper_seen = false;
         let u = {
-            let mut control = Control::new(ctl);
+            let mut control = self
+                .control
+                .as_ref()
+                .map_or_else(|| Control::new(ctl.clone()), Control::share);
             let mut flag = false;
             let mut f = |off: u64| {
                 // Only while bytes remain: the update is still under way.
@@ -236,13 +241,13 @@ const PER_PHASE: usize = 12;
 /// `phase` is not 0.
 fn sample_unlocks(
     addr: Option<&str>,
-    ctl: ControlAddr,
+    ctl: Control,
     pin: &str,
     (owner, paired): (Option<&SigningKey>, Option<[u8; 32]>),
     phase: &AtomicU8,
     out: &Mutex<Vec<Sample>>,
 ) {
-    let mut control = Control::new(ctl);
+    let mut control = ctl;
     // No SMP client (a serial line): keypad unlocks only.
     let mut smp = match addr.map(Smp::connect) {
         Some(Ok(s)) => Some(s),
