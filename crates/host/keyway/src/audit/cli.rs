@@ -82,6 +82,11 @@ pub struct AuditArgs {
     /// Size of the images the audit signs.
     #[arg(long, value_name = "KIB", default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=400))]
     pub image_kib: u32,
+    /// The firmware (a raw binary) the audit's genuine releases carry, for
+    /// a lock that boots real code (the emulated lock's lock-app); without
+    /// it they carry a generated image of --image-kib.
+    #[arg(long, value_name = "FIRMWARE.bin", requires = "vendor_keys")]
+    pub image: Option<PathBuf>,
     /// Write the self-contained HTML report here.
     #[arg(long, value_name = "report.html")]
     pub report: Option<PathBuf>,
@@ -191,6 +196,7 @@ pub fn options(a: &AuditArgs, target: Target, namespace: Result<(), String>) -> 
     o.sequence = a.sequence;
     o.pin = a.pin.clone();
     o.image_len = a.image_kib as usize * 1024;
+    o.image = a.image.clone();
     o.namespace = namespace;
     o.verbose = a.verbose;
     Ok(o)

@@ -408,6 +408,9 @@ pub struct Options {
     pub lock_note: Option<String>,
     /// Image size of the releases the audit signs, in bytes.
     pub image_len: usize,
+    /// The firmware the audit's genuine releases carry (a lock that boots
+    /// real code, such as the emulated one, needs it), else generated.
+    pub image: Option<PathBuf>,
     /// Where the run's files go (exports, releases).
     pub out_dir: PathBuf,
     /// The network isolation the caller made, or why it could not.
@@ -436,6 +439,7 @@ impl Options {
             in_process: false,
             lock_note: None,
             image_len: 24 * 1024,
+            image: None,
             out_dir: out_dir.into(),
             namespace: Err("the audit did not make a network namespace".into()),
             verbose: false,

@@ -195,6 +195,7 @@ pub(super) fn run(o: &Options) -> Result<(String, String, Vec<Check>, Vec<String
             first,
             o.image_len,
         )?
+        .with_image_file(o.image.as_deref())?
     } else if !o.updates.is_empty() {
         Source::files(&o.updates, identity.clone())?
     } else {
