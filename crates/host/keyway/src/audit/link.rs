@@ -580,8 +580,11 @@ impl std::io::Write for Conn {
 #[derive(Debug)]
 pub struct Control {
     addr: ControlAddr,
-    conn: std::sync::Arc<std::sync::Mutex<Option<(Conn, BufReader<Conn>)>>>,
+    conn: std::sync::Arc<std::sync::Mutex<Option<Connected>>>,
 }
+
+/// A control connection: its writer and its buffered reader.
+type Connected = (Conn, BufReader<Conn>);
 
 impl Control {
     /// A control channel to `addr` (connected on first use, again after a
