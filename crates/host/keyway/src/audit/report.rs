@@ -231,6 +231,26 @@ mod tests {
         }
     }
 
+    /// A not-applicable check is its own outcome in all three forms,
+    /// counted apart from PASS, FAIL and SKIP, with its reason.
+    #[test]
+    fn not_applicable_is_shown_and_counted_apart() {
+        let mut r = report("e");
+        r.checks[0].status = Status::NotApplicable;
+        r.checks[0].summary = "not applicable on a serial line: no network".into();
+        assert_eq!(r.counts(), (0, 0, 0));
+        let t = table(&r);
+        assert!(t.contains("N/A    not applicable on a serial line"), "{t}");
+        assert!(t.contains("0 PASS, 0 FAIL, 0 SKIP, 1 N/A"), "{t}");
+        let j = json(&r);
+        assert_eq!(j["checks"][0]["status"], "N/A");
+        assert_eq!(j["not_applicable"], 1);
+        assert_eq!((j["pass"].clone(), j["fail"].clone()), (0.into(), 0.into()));
+        let h = html(&r);
+        assert!(h.contains("class=\"st NA\">N/A</td>"), "{h}");
+        assert!(h.contains("1 N/A"), "{h}");
+    }
+
     #[test]
     fn html_escapes_lock_text_and_loads_nothing_external() {
         let hostile = "</li></ul><script>alert(\"x\")</script><img src=http://evil/x> \u{7}";
