@@ -221,3 +221,41 @@ fn serial_client_gives_up_on_a_silent_line_with_a_sentence() {
 fn port_master(port: &keyway_lock::serial::SerialPort) -> std::fs::File {
     port.master().try_clone().unwrap()
 }
+
+/// Found auditing the emulated lock: an echo that went unanswered in time
+/// was answered late, and the next request of a new client (the same
+/// sequence number, 0) took that echo's answer for its own. An answer
+/// whose group and command id are not the request's is skipped.
+#[test]
+fn serial_client_skips_a_late_answer_to_another_command_with_the_same_sequence() {
+    let tmp = tempfile::tempdir().unwrap();
+    let link = tmp.path().join("tty");
+    let port = keyway_lock::serial::open_pty(Some(&link)).unwrap();
+    let mut master = port_master(&port);
+    let mut t = SerialTransport::connect(&format!("serial:{}", link.display()))
+        .unwrap()
+        .with_retry(Duration::from_millis(3000), 1);
+    let fake = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut b = [0u8; 256];
+        while !got.ends_with(b"\n") {
+            match master.read(&mut b) {
+                Ok(n) => got.extend_from_slice(&b[..n]),
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        let mut answer = echo_request(0);
+        answer[0] = 3; // a write response
+        let mut late = answer.clone();
+        late[7] = 1; // another command of the group, same sequence
+        let mut out = lines(&late);
+        out.extend_from_slice(&lines(&answer));
+        master.write_all(&out).unwrap();
+        port
+    });
+    let r = t.exchange(&echo_request(0), 0).unwrap();
+    let _port = fake.join().unwrap();
+    let h = Header::decode(&r).unwrap();
+    assert_eq!((h.seq, h.id), (0, 0), "the answer to this command");
+    assert_eq!(t.stats().ignored, 1, "the late answer to another command");
+}

@@ -12,10 +12,12 @@ use super::{Options, Report, Target, netns, report};
 /// Arguments of `keyway audit`.
 #[derive(Debug, Args)]
 pub struct AuditArgs {
-    /// The lock's SMP address, `udp:HOST:PORT`.
+    /// The lock's SMP address: `udp:HOST:PORT`, or `serial:PATH` (a tty or
+    /// pty, the MCUmgr serial transport; checks whose subject is the IP
+    /// network or a second peer are then N/A).
     #[arg(
         long,
-        value_name = "udp:HOST:PORT",
+        value_name = "udp:HOST:PORT|serial:PATH",
         required_unless_present = "lock_state",
         conflicts_with = "lock_state"
     )]
@@ -80,6 +82,11 @@ pub struct AuditArgs {
     /// Size of the images the audit signs.
     #[arg(long, value_name = "KIB", default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=400))]
     pub image_kib: u32,
+    /// The firmware (a raw binary) the audit's genuine releases carry, for
+    /// a lock that boots real code (the emulated lock's lock-app); without
+    /// it they carry a generated image of --image-kib.
+    #[arg(long, value_name = "FIRMWARE.bin", requires = "vendor_keys")]
+    pub image: Option<PathBuf>,
     /// Write the self-contained HTML report here.
     #[arg(long, value_name = "report.html")]
     pub report: Option<PathBuf>,
@@ -98,14 +105,22 @@ pub struct AuditArgs {
     pub verbose: bool,
 }
 
-fn parse_target(t: &str) -> Result<SocketAddr> {
+fn parse_target(t: &str) -> Result<Target> {
+    if let Some(path) = t.strip_prefix("serial:") {
+        if path.is_empty() {
+            bail!("--target {t:?}: expected serial:PATH (a tty or pty)");
+        }
+        return Ok(Target::Serial(PathBuf::from(path)));
+    }
     let rest = t
         .strip_prefix("udp:")
-        .ok_or_else(|| anyhow!("--target {t:?}: expected udp:HOST:PORT"))?;
-    rest.to_socket_addrs()
+        .ok_or_else(|| anyhow!("--target {t:?}: expected udp:HOST:PORT or serial:PATH"))?;
+    let a: SocketAddr = rest
+        .to_socket_addrs()
         .with_context(|| format!("--target {t:?}: HOST:PORT does not resolve"))?
         .next()
-        .ok_or_else(|| anyhow!("--target {t:?}: no address"))
+        .ok_or_else(|| anyhow!("--target {t:?}: no address"))?;
+    Ok(Target::Udp(a))
 }
 
 /// Runs `keyway audit --target`. Exits non-zero (an error) if any check
@@ -125,8 +140,8 @@ pub fn audit(a: &AuditArgs, out: &mut dyn Write) -> Result<()> {
         return Ok(());
     };
     let target = match &a.target {
-        Some(t) => Target::Udp(parse_target(t)?),
-        None => bail!("give --target udp:HOST:PORT or --lock-state DIR"),
+        Some(t) => parse_target(t)?,
+        None => bail!("give --target udp:HOST:PORT, --target serial:PATH or --lock-state DIR"),
     };
     let o = options(a, target, namespace)?;
     let r = super::run(&o)?;
@@ -181,6 +196,7 @@ pub fn options(a: &AuditArgs, target: Target, namespace: Result<(), String>) -> 
     o.sequence = a.sequence;
     o.pin = a.pin.clone();
     o.image_len = a.image_kib as usize * 1024;
+    o.image = a.image.clone();
     o.namespace = namespace;
     o.verbose = a.verbose;
     Ok(o)

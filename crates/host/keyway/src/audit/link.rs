@@ -18,7 +18,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use keyway_vendor::keys::SigningKey;
 use keyway_vendor::smp::Op;
 
-use crate::device::{Client, DeviceError, TransportError, UdpTransport};
+use crate::device::{Client, DeviceError, TargetTransport, TransportError};
 
 /// The image group's slot list entry.
 pub use crate::device::ImageSlot as SlotState;
@@ -92,7 +92,8 @@ fn outcome(r: Result<Body, DeviceError>) -> Result<Option<Answer>> {
 /// SMP to one lock, as one owner (or none).
 #[derive(Debug)]
 pub struct Smp {
-    addr: SocketAddr,
+    /// The target string (`udp:H:P`, `serial:PATH`).
+    addr: String,
     owner: Option<SigningKey>,
     /// The lock's device key, when the owner paired by its setup code:
     /// owner commands run in a session that proves it.
@@ -100,7 +101,7 @@ pub struct Smp {
     timeout: Duration,
     /// A short, single wait while a power cut is expected.
     window: Option<Duration>,
-    client: Client<UdpTransport>,
+    client: Client<TargetTransport>,
 }
 
 /// How often a request is sent before it counts as unanswered, outside
@@ -108,16 +109,18 @@ pub struct Smp {
 const TRIES: u32 = 3;
 
 impl Smp {
-    /// A client for the lock at `addr`, without an owner key.
-    pub fn connect(addr: SocketAddr) -> Result<Smp> {
+    /// A client for the lock at `target` (`udp:HOST:PORT` or
+    /// `serial:PATH`), without an owner key.
+    pub fn connect(target: &str) -> Result<Smp> {
         let timeout = Duration::from_millis(700);
+        let addr = target.to_owned();
         Ok(Smp {
+            client: build(&addr, None, None, timeout, TRIES)?,
             addr,
             owner: None,
             paired: None,
             timeout,
             window: None,
-            client: build(addr, None, None, timeout, TRIES)?,
         })
     }
 
@@ -126,7 +129,7 @@ impl Smp {
             Some(t) => (t, 1),
             None => (self.timeout, TRIES),
         };
-        self.client = build(self.addr, self.owner.clone(), self.paired, t, n)?;
+        self.client = build(&self.addr, self.owner.clone(), self.paired, t, n)?;
         Ok(())
     }
 
@@ -138,7 +141,7 @@ impl Smp {
     }
 
     /// The owner's client (its session, if paired).
-    pub fn client(&mut self) -> &mut Client<UdpTransport> {
+    pub fn client(&mut self) -> &mut Client<TargetTransport> {
         &mut self.client
     }
 
@@ -155,7 +158,7 @@ impl Smp {
         key: &SigningKey,
         code: &keyway_channel::SetupCode,
     ) -> Result<Answer> {
-        let mut c = build(self.addr, Some(key.clone()), None, self.timeout, TRIES)?;
+        let mut c = build(&self.addr, Some(key.clone()), None, self.timeout, TRIES)?;
         match c.pair_with_code(code, "keyway-audit") {
             Ok(r) => {
                 self.owner = Some(key.clone());
@@ -167,7 +170,7 @@ impl Smp {
                 )]))
             }
             Err(e) => outcome(Err(e))?
-                .ok_or_else(|| anyhow!("no answer from the lock at udp:{} (pair)", self.addr)),
+                .ok_or_else(|| anyhow!("no answer from the lock at {} (pair)", self.addr)),
         }
     }
 
@@ -202,10 +205,10 @@ impl Smp {
     pub fn once<R>(
         &mut self,
         timeout: Duration,
-        f: impl FnOnce(&mut Client<UdpTransport>) -> R,
+        f: impl FnOnce(&mut Client<TargetTransport>) -> R,
     ) -> Result<R> {
         if self.paired.is_none() {
-            let mut c = build(self.addr, self.owner.clone(), None, timeout, 1)?;
+            let mut c = build(&self.addr, self.owner.clone(), None, timeout, 1)?;
             return Ok(f(&mut c));
         }
         // The same client (socket and session), waiting once.
@@ -240,7 +243,7 @@ impl Smp {
     pub fn request(&mut self, op: Op, grp: u16, id: u8, body: Body) -> Result<Answer> {
         self.try_request(op, grp, id, body)?.ok_or_else(|| {
             anyhow!(
-                "no answer from the lock at udp:{} (group {grp} command {id})",
+                "no answer from the lock at {} (group {grp} command {id})",
                 self.addr
             )
         })
@@ -250,13 +253,20 @@ impl Smp {
     pub fn wait_up(&mut self, within: Duration) -> Result<()> {
         let end = Instant::now() + within;
         loop {
-            let up = self.once(Duration::from_millis(200), |c| c.echo("audit").is_ok())?;
+            // A serial line at 115200 baud to an emulated lock answers
+            // slower than a datagram on loopback.
+            let wait = if self.addr.starts_with("serial:") {
+                Duration::from_millis(1000)
+            } else {
+                Duration::from_millis(200)
+            };
+            let up = self.once(wait, |c| c.echo("audit").is_ok())?;
             if up {
                 return Ok(());
             }
             if Instant::now() > end {
                 bail!(
-                    "the lock at udp:{} did not answer an echo within {} s",
+                    "the lock at {} did not answer an echo within {} s",
                     self.addr,
                     within.as_secs()
                 );
@@ -268,10 +278,10 @@ impl Smp {
     /// request could not be made or went unanswered.
     pub fn owner_call(
         &mut self,
-        f: impl FnOnce(&mut Client<UdpTransport>) -> Result<Body, DeviceError>,
+        f: impl FnOnce(&mut Client<TargetTransport>) -> Result<Body, DeviceError>,
     ) -> Result<Answer> {
         outcome(f(&mut self.client))?
-            .ok_or_else(|| anyhow!("no answer from the lock at udp:{}", self.addr))
+            .ok_or_else(|| anyhow!("no answer from the lock at {}", self.addr))
     }
 
     /// The Keyway group's `status`.
@@ -354,13 +364,13 @@ impl Smp {
 }
 
 fn build(
-    addr: SocketAddr,
+    addr: &str,
     owner: Option<SigningKey>,
     paired: Option<[u8; 32]>,
     timeout: Duration,
     tries: u32,
-) -> Result<Client<UdpTransport>> {
-    let t = UdpTransport::connect(&addr.to_string())?.with_retry(timeout, tries);
+) -> Result<Client<TargetTransport>> {
+    let t = TargetTransport::connect(addr)?.with_retry(timeout, tries);
     let c = Client::new(t);
     Ok(match (owner, paired) {
         (Some(k), Some(d)) => c.with_owner(k)?.with_paired_lock(d)?,
@@ -561,11 +571,20 @@ impl std::io::Write for Conn {
 }
 
 /// The control socket: one JSON object per line each way.
+///
+/// Handles made by [`Control::share`] use one connection, one command at
+/// a time: an emulated lock's control channel is a UART behind QEMU's
+/// socket chardev, which serves a single client, so the audit's threads
+/// (the unlock sampler, the tamper during an upload) must not each open
+/// their own.
 #[derive(Debug)]
 pub struct Control {
     addr: ControlAddr,
-    conn: Option<(Conn, BufReader<Conn>)>,
+    conn: std::sync::Arc<std::sync::Mutex<Option<Connected>>>,
 }
+
+/// A control connection: its writer and its buffered reader.
+type Connected = (Conn, BufReader<Conn>);
 
 impl Control {
     /// A control channel to `addr` (connected on first use, again after a
@@ -573,24 +592,37 @@ impl Control {
     pub fn new(addr: impl Into<ControlAddr>) -> Control {
         Control {
             addr: addr.into(),
-            conn: None,
+            conn: std::sync::Arc::default(),
+        }
+    }
+
+    /// Another handle on the same connection (commands from either wait
+    /// for the other's answer).
+    pub fn share(&self) -> Control {
+        Control {
+            addr: self.addr.clone(),
+            conn: std::sync::Arc::clone(&self.conn),
         }
     }
 
     /// Sends `cmd` and returns the answer; an answer with `"ok": false` is
     /// an error naming the command.
     pub fn cmd(&mut self, cmd: &serde_json::Value) -> Result<serde_json::Value> {
+        let mut conn = self
+            .conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for attempt in 0..2 {
-            if self.conn.is_none() {
+            if conn.is_none() {
                 let s = self
                     .addr
                     .connect()
                     .with_context(|| format!("connecting to the control socket {}", self.addr))?;
                 s.set_read_timeout(Some(Duration::from_secs(5)))?;
                 let r = BufReader::new(s.try_clone()?);
-                self.conn = Some((s, r));
+                *conn = Some((s, r));
             }
-            let Some((w, r)) = self.conn.as_mut() else {
+            let Some((w, r)) = conn.as_mut() else {
                 continue;
             };
             let sent = w.write_all(format!("{cmd}\n").as_bytes()).is_ok();
@@ -607,7 +639,7 @@ impl Control {
                 }
                 return Ok(v);
             }
-            self.conn = None;
+            *conn = None;
             if attempt == 0 {
                 std::thread::sleep(Duration::from_millis(50));
             }

@@ -8,7 +8,8 @@
 //! JSON or a self-contained HTML page; [`netns`] makes and proves the
 //! unplugged network.
 //!
-//! The audit reaches a lock only as any tester would: SMP over UDP
+//! The audit reaches a lock only as any tester would: SMP over UDP (or
+//! the MCUmgr serial transport, `serial:PATH`)
 //! through the owner's client ([`link`], `keyway-smp` and the channel's
 //! client side) and, when the lock has one, its control socket's JSON. It
 //! does not link the simulated lock (`keyway-lock`): `keyway audit
@@ -33,19 +34,21 @@
 //! # keyway audit
 //!
 //! ```text
-//! keyway audit --lock-state DIR ──▶ cli.rs ──▶ lab::audit: re-exec under `unshare -rn` (audit::cli::isolate), `ip link set lo up`
+//! keyway audit --lock-state DIR ──▶ cli.rs ──▶ the lab's audit(): re-exec under `unshare -rn` (audit::cli::isolate), `ip link set lo up`
 //!                                     ├─▶ Lab::start: the simulated keyway-lock from DIR (in-process, same namespace, SMP + control socket on loopback)
 //!                                     └─▶ Lab::configure: a plain udp: target + control socket, floor, device key, PIN → audit::run, then the lock off
 //! keyway audit --target udp:H:P  ──▶ (no namespace: check 1 proves no route out, or names the default route)
+//! keyway audit --target serial:P ──▶ the same checks over the line; 1 and 17 are N/A (no network, one peer)
 //! audit::run(&Options) -> Report ──▶ checks.rs: SMP (audit/link.rs over the client `device::Client`) + control socket
 //!                                  ──▶ report.rs: table | JSON | self-contained HTML
 //! ```
 //!
 //! The audit (`crates/host/keyway/src/audit/`) tests a lock the way any tester
-//! would: SMP over UDP through the owner's client and, when the lock offers one,
-//! its control socket's JSON; it has one kind of target, `udp:HOST:PORT`, and
+//! would: SMP through the owner's client and, when the lock offers one,
+//! its control socket's JSON; its targets are `udp:HOST:PORT` and
+//! `serial:PATH` (both through `device::TargetTransport`), and it
 //! does not link `keyway-lock`. `--lock-state DIR` is the *lab*'s
-//! (`src/lab.rs`): the command line's dispatch sends it to `lab::audit`, which
+//! (`src/lab.rs`): the command line's dispatch sends it to the lab's `audit`, which
 //! starts the simulated lock from its state directory in the audit's unplugged
 //! network, hands the audit a plain target and what the provisioning says
 //! (control socket, vendor domain, class, floor, device key, PIN unless
@@ -147,6 +150,23 @@
 //!   hostile evidence); the table prints the lock's control characters as
 //!   `\u{..}`, so no escape sequence from a lock repaints the scorecard.
 //!
+//! **Over a serial line** (`--target serial:PATH`, issue 17 §3) the link
+//! is the MCUmgr serial transport (`device::SerialTransport`, through
+//! `TargetTransport`), and every check runs as over UDP, except where its
+//! subject does not exist on a serial line: those are
+//! [`Status::NotApplicable`] (`N/A` in the table, the JSON and the HTML,
+//! counted apart from PASS, FAIL and SKIP), with the reason as summary.
+//! Check 1's subject is the IP network between the audit and the lock
+//! (the host's routes, the namespace): there is none. Check 17's is
+//! another peer's chunks joining the owner's upload: one line carries one
+//! peer, so every client on it is the owner's link. The other channel
+//! attacks (13, 14, 16, 18) need only a client without the owner's key,
+//! which on a serial line is someone at the lock's port: the audit opens
+//! the same line again as that client, between the owner's requests.
+//! Check 6 samples keypad unlocks only (through the control socket): the
+//! line carries one request at a time and the upload holds it, so owner
+//! unlocks cannot run alongside it, and the evidence says so.
+//!
 //! `keyway-lock --profile NAME` (`keyway-lock/src/profile.rs`) gives the
 //! flawed locks; each flaw is one hook marked `PROFILE HOOK` in `server.rs` or
 //! `device.rs`, except `open-pairing`'s, which are the agent's own
@@ -197,6 +217,10 @@ pub enum Status {
     Fail,
     /// The check could not run (the evidence says why).
     Skip,
+    /// The check's subject does not exist on this transport: on a serial
+    /// line there is no IP network to unplug and no second peer on the
+    /// medium. Neither a pass nor a fail; the summary gives the reason.
+    NotApplicable,
 }
 
 /// One check's result.
@@ -253,7 +277,7 @@ pub const CHECKS: [(u8, &str, &str); 19] = [
 /// The whole run.
 #[derive(Debug, Clone)]
 pub struct Report {
-    /// What was audited (`udp:HOST:PORT`).
+    /// What was audited (`udp:HOST:PORT`, `serial:PATH`).
     pub target: String,
     /// The lock as it described itself (model, version).
     pub lock: String,
@@ -272,6 +296,14 @@ impl Report {
     pub fn counts(&self) -> (usize, usize, usize) {
         let n = |s| self.checks.iter().filter(|c| c.status == s).count();
         (n(Status::Pass), n(Status::Fail), n(Status::Skip))
+    }
+
+    /// How many checks were not applicable on the run's transport.
+    pub fn not_applicable(&self) -> usize {
+        self.checks
+            .iter()
+            .filter(|c| c.status == Status::NotApplicable)
+            .count()
     }
 
     /// The check numbered `n`.
@@ -301,6 +333,27 @@ pub const DEFAULT_PIN: &str = "1234";
 pub enum Target {
     /// A lock already running, reached over SMP on UDP.
     Udp(SocketAddr),
+    /// A lock reached over the MCUmgr serial transport on this tty or pty
+    /// (`serial:PATH`). One line carries one peer, and there is no IP
+    /// network between the audit and the lock: the checks whose subject
+    /// is the network or a second peer are [`Status::NotApplicable`].
+    Serial(PathBuf),
+}
+
+impl Target {
+    /// The target string the owner's client opens (`udp:H:P`,
+    /// `serial:PATH`).
+    pub fn spec(&self) -> String {
+        match self {
+            Target::Udp(a) => format!("udp:{a}"),
+            Target::Serial(p) => format!("serial:{}", p.display()),
+        }
+    }
+
+    /// The lock is on a serial line.
+    pub fn is_serial(&self) -> bool {
+        matches!(self, Target::Serial(_))
+    }
 }
 
 /// How to run the audit.
@@ -355,6 +408,9 @@ pub struct Options {
     pub lock_note: Option<String>,
     /// Image size of the releases the audit signs, in bytes.
     pub image_len: usize,
+    /// The firmware the audit's genuine releases carry (a lock that boots
+    /// real code, such as the emulated one, needs it), else generated.
+    pub image: Option<PathBuf>,
     /// Where the run's files go (exports, releases).
     pub out_dir: PathBuf,
     /// The network isolation the caller made, or why it could not.
@@ -383,6 +439,7 @@ impl Options {
             in_process: false,
             lock_note: None,
             image_len: 24 * 1024,
+            image: None,
             out_dir: out_dir.into(),
             namespace: Err("the audit did not make a network namespace".into()),
             verbose: false,

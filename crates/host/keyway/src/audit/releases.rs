@@ -153,12 +153,16 @@ pub struct Signer {
     pub keys: Vec<SigningKey>,
     /// The key-set document to embed.
     pub keyset: Option<Vec<u8>>,
+    /// The firmware the genuine releases carry (`--image`: a real lock
+    /// must boot what the audit installs), else a generated image.
+    pub base: Option<Vec<u8>>,
 }
 
 impl Signer {
     /// A signer with one key, no key set.
     fn single(key: SigningKey) -> Signer {
         Signer {
+            base: None,
             keys: vec![key],
             keyset: None,
         }
@@ -183,13 +187,36 @@ impl Source {
         let keyset = keyset
             .map(|p| std::fs::read(p).with_context(|| format!("--keyset {}", p.display())))
             .transpose()?;
-        let key = Signer { keys, keyset };
+        let key = Signer {
+            keys,
+            keyset,
+            base: None,
+        };
         Ok(Source::Vendor {
             key,
             domain,
             class,
             next,
             image_len,
+        })
+    }
+
+    /// The releases carry `firmware` (a runnable image for the lock under
+    /// audit), its last 8 bytes followed by the sequence number so each
+    /// release's image differs; the self-test marker goes at its offset.
+    pub fn with_image(mut self, firmware: Vec<u8>) -> Source {
+        if let Source::Vendor { key, .. } = &mut self {
+            key.base = Some(firmware);
+        }
+        self
+    }
+
+    /// [`Source::with_image`] with the file at `path`, if given.
+    pub fn with_image_file(self, path: Option<&Path>) -> Result<Source> {
+        Ok(match path {
+            Some(p) => self
+                .with_image(std::fs::read(p).with_context(|| format!("--image {}", p.display()))?),
+            None => self,
         })
     }
 
@@ -360,7 +387,19 @@ fn build(
         class_name: class.to_owned(),
         notes: Some(NOTES.to_owned()),
         cves: vec![Cve::new(CVE, Severity::High)?],
-        payload: image(sequence, image_len, marker),
+        payload: match &key.base {
+            Some(fw) => {
+                let mut p = fw.clone();
+                p.extend_from_slice(&sequence.to_le_bytes());
+                if let Some(m) = marker
+                    && let Some(at) = p.get_mut(SELF_TEST_FAIL_AT..SELF_TEST_FAIL_AT + m.len())
+                {
+                    at.copy_from_slice(m);
+                }
+                p
+            }
+            None => image(sequence, image_len, marker),
+        },
         keys: key.keys.clone(),
         keyset: key.keyset.clone(),
         ..EnvelopeBuilder::default()

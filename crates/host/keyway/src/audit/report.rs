@@ -12,12 +12,21 @@ use super::{Check, Report, Status};
 use crate::terminal::line;
 
 impl Status {
-    /// `PASS`, `FAIL` or `SKIP`.
+    /// `PASS`, `FAIL`, `SKIP` or `N/A` (not applicable on the transport).
     pub fn word(self) -> &'static str {
         match self {
             Status::Pass => "PASS",
             Status::Fail => "FAIL",
             Status::Skip => "SKIP",
+            Status::NotApplicable => "N/A",
+        }
+    }
+
+    /// The HTML class of the status cell.
+    fn class(self) -> &'static str {
+        match self {
+            Status::NotApplicable => "NA",
+            s => s.word(),
         }
     }
 }
@@ -53,9 +62,10 @@ pub fn table(r: &Report) -> String {
     }
     let _ = writeln!(s, "{}", "-".repeat(100));
     let (p, f, k) = r.counts();
+    let na = r.not_applicable();
     let _ = writeln!(
         s,
-        "{p} PASS, {f} FAIL, {k} SKIP in {:.1} s",
+        "{p} PASS, {f} FAIL, {k} SKIP, {na} N/A in {:.1} s",
         r.wall_ms as f64 / 1000.0
     );
     s
@@ -80,7 +90,8 @@ fn figures(c: &Check) -> String {
 pub const JSON_FORMAT: &str = "keyway-audit/1";
 
 /// The JSON form: `format`, `target`, `lock`, `started_unix`, `wall_ms`,
-/// the `pass`/`fail`/`skip` counts, `checks` (each `number`, `id`,
+/// the `pass`/`fail`/`skip`/`not_applicable` counts (a check's `status`
+/// is `PASS`, `FAIL`, `SKIP` or `N/A`), `checks` (each `number`, `id`,
 /// `title`, `status`, `summary`, `evidence`, `figures`) and `files`.
 pub fn json(r: &Report) -> Value {
     let (p, f, k) = r.counts();
@@ -93,6 +104,7 @@ pub fn json(r: &Report) -> Value {
         "pass": p,
         "fail": f,
         "skip": k,
+        "not_applicable": r.not_applicable(),
         "checks": r.checks.iter().map(check_json).collect::<Vec<_>>(),
         "files": r.files,
     })
@@ -133,13 +145,14 @@ const CSS: &str = "body{font-family:system-ui,sans-serif;margin:2em auto;max-wid
 h1{font-size:1.5em}table{border-collapse:collapse;width:100%}\
 th,td{border-bottom:1px solid #ddd;padding:.4em .6em;text-align:left;vertical-align:top}\
 th{background:#f4f4f4}.PASS{color:#fff;background:#2a7a2a}.FAIL{color:#fff;background:#b02020}\
-.SKIP{color:#222;background:#e8c547}.st{font-weight:bold;text-align:center;width:4em}\
+.SKIP{color:#222;background:#e8c547}.NA{color:#222;background:#c8c8c8}.st{font-weight:bold;text-align:center;width:4em}\
 ul{margin:.3em 0;padding-left:1.2em}li{font-family:ui-monospace,monospace;font-size:.85em;white-space:pre-wrap}\
 .sum{margin:1em 0;font-size:1.1em}";
 
 /// The self-contained HTML page.
 pub fn html(r: &Report) -> String {
     let (p, f, k) = r.counts();
+    let na = r.not_applicable();
     let mut s = String::new();
     let _ = write!(
         s,
@@ -153,7 +166,8 @@ pub fn html(r: &Report) -> String {
          <p>Target <b>{}</b>, lock <b>{}</b>, started {}, {} s.</p>\n\
          <p class=\"sum\"><span class=\"PASS\">&nbsp;{p} PASS&nbsp;</span> \
          <span class=\"FAIL\">&nbsp;{f} FAIL&nbsp;</span> \
-         <span class=\"SKIP\">&nbsp;{k} SKIP&nbsp;</span></p>",
+         <span class=\"SKIP\">&nbsp;{k} SKIP&nbsp;</span> \
+         <span class=\"NA\">&nbsp;{na} N/A&nbsp;</span></p>",
         escape(&r.target),
         escape(&r.lock),
         utc(r.started_unix),
@@ -161,10 +175,10 @@ pub fn html(r: &Report) -> String {
     );
     s.push_str("<table><tr><th>#</th><th>Check</th><th>Result</th><th>Evidence</th></tr>\n");
     for c in &r.checks {
-        let w = c.status.word();
+        let (w, cls) = (c.status.word(), c.status.class());
         let _ = write!(
             s,
-            "<tr id=\"check-{}\"><td>{}</td><td>{}</td><td class=\"st {w}\">{w}</td><td><b>{}</b><ul>",
+            "<tr id=\"check-{}\"><td>{}</td><td>{}</td><td class=\"st {cls}\">{w}</td><td><b>{}</b><ul>",
             c.number,
             c.number,
             escape(c.title),
@@ -215,6 +229,26 @@ mod tests {
                 figures: vec![("p50_ms".into(), 1.5)],
             }],
         }
+    }
+
+    /// A not-applicable check is its own outcome in all three forms,
+    /// counted apart from PASS, FAIL and SKIP, with its reason.
+    #[test]
+    fn not_applicable_is_shown_and_counted_apart() {
+        let mut r = report("e");
+        r.checks[0].status = Status::NotApplicable;
+        r.checks[0].summary = "not applicable on a serial line: no network".into();
+        assert_eq!(r.counts(), (0, 0, 0));
+        let t = table(&r);
+        assert!(t.contains("N/A    not applicable on a serial line"), "{t}");
+        assert!(t.contains("0 PASS, 0 FAIL, 0 SKIP, 1 N/A"), "{t}");
+        let j = json(&r);
+        assert_eq!(j["checks"][0]["status"], "N/A");
+        assert_eq!(j["not_applicable"], 1);
+        assert_eq!((j["pass"].clone(), j["fail"].clone()), (0.into(), 0.into()));
+        let h = html(&r);
+        assert!(h.contains("class=\"st NA\">N/A</td>"), "{h}");
+        assert!(h.contains("1 N/A"), "{h}");
     }
 
     #[test]

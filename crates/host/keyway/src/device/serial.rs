@@ -3,7 +3,9 @@
 //!
 //! Stop and wait, one request in flight, as over UDP: the request goes out
 //! as base64 lines; the answer is the first whole frame whose SMP header
-//! carries the request's sequence number. Console output the lock prints
+//! carries the request's sequence number, group and command id (a late
+//! answer to an earlier request that went unanswered in time, with the
+//! same sequence number from a new client, is not this one's). Console output the lock prints
 //! between frames (a boot banner, log lines) is skipped by the codec;
 //! frames it drops (a bad CRC, a cut line) and answers with another
 //! sequence number are counted in [`Stats::ignored`]. A request with no
@@ -41,6 +43,10 @@ pub const SERIAL_MTU: usize = keyway_smp::MAX_FRAME;
 pub struct SerialTransport {
     port: File,
     path: PathBuf,
+    /// The device `path` led to when it was opened: a lock restarted by
+    /// its supervisor (an emulator after a power cut) comes back on a new
+    /// pty with the symlink moved, and the transport then opens it again.
+    opened: Option<PathBuf>,
     timeout: Duration,
     tries: u32,
     mtu: usize,
@@ -65,7 +71,40 @@ pub fn make_raw(port: &impl std::os::fd::AsFd, vtime: u8) -> std::io::Result<()>
     Ok(())
 }
 
+/// Opens `path` raw at 115200 8N1 and drops what the line held before.
+fn open_port(path: &Path) -> Result<File, (&'static str, std::io::Error)> {
+    let port = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| ("opening", e))?;
+    make_raw(&port, 1).map_err(|e| ("setting 115200 8N1 raw on", e))?;
+    // What the line held before we opened it is not an answer of ours.
+    termios::tcflush(&port, termios::QueueSelector::IFlush).map_err(|e| ("flushing", e.into()))?;
+    Ok(port)
+}
+
 impl SerialTransport {
+    /// Opens the port again if its path now leads to another device (the
+    /// lock came back on a new pty); `Ok(false)`: nothing changed, or the
+    /// path leads nowhere yet (the request then goes unanswered).
+    fn follow(&mut self) -> Result<bool, TransportError> {
+        let now = std::fs::canonicalize(&self.path).ok();
+        if now.is_none() || now == self.opened {
+            return Ok(false);
+        }
+        match open_port(&self.path) {
+            Ok(p) => {
+                self.port = p;
+                self.opened = now;
+                Ok(true)
+            }
+            Err((_, e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err((what, e)) => Err(self.io(what, e)),
+        }
+    }
+
     /// A transport on the serial port `target`: `serial:PATH` (a tty, a
     /// pty such as `/dev/pts/3`, or a symlink to one).
     pub fn connect(target: &str) -> Result<Self, TransportError> {
@@ -82,18 +121,10 @@ impl SerialTransport {
                 error: "no path: give serial:PATH (e.g. serial:/dev/ttyACM0)".into(),
             });
         }
-        let port = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NOCTTY)
-            .open(path)
-            .map_err(|e| io("opening", e))?;
-        make_raw(&port, 1).map_err(|e| io("setting 115200 8N1 raw on", e))?;
-        // What the line held before we opened it is not an answer of ours.
-        termios::tcflush(&port, termios::QueueSelector::IFlush)
-            .map_err(|e| io("flushing", e.into()))?;
+        let port = open_port(Path::new(path)).map_err(|(what, e)| io(what, e))?;
         Ok(SerialTransport {
             port,
+            opened: std::fs::canonicalize(path).ok(),
             path: PathBuf::from(path),
             timeout: Duration::from_millis(500),
             tries: 5,
@@ -153,7 +184,8 @@ impl Transport for SerialTransport {
         // A fresh decoder per exchange: what a dropped earlier answer left
         // half-read cannot join this one.
         let mut rx = std::mem::take(&mut self.rx);
-        let r = self.exchange_with(frame.len(), n, seq, &mut rx);
+        let want = Header::decode(frame).ok().map(|h| (h.group, h.id));
+        let r = self.exchange_with(frame.len(), n, (seq, want), &mut rx);
         self.rx = rx;
         r
     }
@@ -172,7 +204,7 @@ impl SerialTransport {
         &mut self,
         frame_len: usize,
         n: usize,
-        seq: u8,
+        (seq, want): (u8, Option<(u16, u8)>),
         rx: &mut [u8],
     ) -> Result<Vec<u8>, TransportError> {
         let mut dec = Decoder::new(rx);
@@ -181,8 +213,15 @@ impl SerialTransport {
             if attempt > 0 {
                 self.stats.resends += 1;
             }
+            self.follow()?;
             let lines = self.line.get(..n).unwrap_or(&[]);
             if let Err(e) = self.port.write_all(lines).and_then(|()| self.port.flush()) {
+                // The other end closed (an emulator powered off): no
+                // answer this time; the next try follows the path.
+                if e.raw_os_error() == Some(libc::EIO) {
+                    std::thread::sleep(self.timeout.min(Duration::from_millis(200)));
+                    continue;
+                }
                 return Err(self.io("writing to", e));
             }
             self.stats.frames_sent += 1;
@@ -206,7 +245,11 @@ impl SerialTransport {
                     let (used, r) = dec.feed(rest);
                     rest = rest.get(used..).unwrap_or(&[]);
                     match r {
-                        Ok(Some(p)) if Header::decode(p).is_ok_and(|h| h.seq == seq) => {
+                        Ok(Some(p))
+                            if Header::decode(p).is_ok_and(|h| {
+                                h.seq == seq && want.is_none_or(|w| w == (h.group, h.id))
+                            }) =>
+                        {
                             self.stats.bytes_received += p.len() as u64;
                             return Ok(p.to_vec());
                         }

@@ -118,7 +118,7 @@ impl Session<'_> {
             Target::Udp(a) if self.o.in_process || a.ip().is_loopback() => {
                 Duration::from_millis(1000)
             }
-            Target::Udp(_) => Duration::from_secs(5),
+            Target::Udp(_) | Target::Serial(_) => Duration::from_secs(5),
         }
     }
 

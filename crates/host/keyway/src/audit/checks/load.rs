@@ -26,18 +26,29 @@ impl Session<'_> {
         } else {
             None
         };
-        let owner_sampled = owner.is_some();
+        let owner_sampled = owner.is_some() && !self.serial;
         let sampler = {
             let (phase, samples, pin, addr, ctl, paired) = (
                 Arc::clone(&phase),
                 Arc::clone(&samples),
                 self.pin.clone(),
-                self.addr,
-                ctl.clone(),
+                // One serial line carries one request at a time, and the
+                // upload holds it: the sampler opens no second client.
+                (!self.serial).then(|| self.addr.clone()),
+                self.control
+                    .as_ref()
+                    .map_or_else(|| Control::new(ctl.clone()), Control::share),
                 self.smp.paired(),
             );
             std::thread::spawn(move || {
-                sample_unlocks(addr, ctl, &pin, (owner.as_ref(), paired), &phase, &samples)
+                sample_unlocks(
+                    addr.as_deref(),
+                    ctl,
+                    &pin,
+                    (owner.as_ref(), paired),
+                    &phase,
+                    &samples,
+                )
             })
         };
         // Tamper half way through the upload. The sensor must be quiet
@@ -58,7 +69,10 @@ impl Session<'_> {
         let mut tamper_ev = Vec::new();
         let mut tamper_seen = false;
         let u = {
-            let mut control = Control::new(ctl);
+            let mut control = self
+                .control
+                .as_ref()
+                .map_or_else(|| Control::new(ctl.clone()), Control::share);
             let mut flag = false;
             let mut f = |off: u64| {
                 // Only while bytes remain: the update is still under way.
@@ -170,6 +184,9 @@ impl Session<'_> {
                 ev7,
             )
         };
+        if self.serial && self.keyway_group && self.owner.is_some() {
+            ev6.push("owner unlocks not sampled: one serial line carries one request at a time, and the upload holds it (keypad unlocks only)".into());
+        }
         let kinds: &[&str] = if owner_sampled {
             &["keypad", "owner"]
         } else {
@@ -223,20 +240,26 @@ const PER_PHASE: usize = 12;
 /// Alternates keypad and owner unlocks (each followed by a lock) while
 /// `phase` is not 0.
 fn sample_unlocks(
-    addr: SocketAddr,
-    ctl: ControlAddr,
+    addr: Option<&str>,
+    ctl: Control,
     pin: &str,
     (owner, paired): (Option<&SigningKey>, Option<[u8; 32]>),
     phase: &AtomicU8,
     out: &Mutex<Vec<Sample>>,
 ) {
-    let mut control = Control::new(ctl);
-    let Ok(mut smp) = Smp::connect(addr) else {
-        return;
+    let mut control = ctl;
+    // No SMP client (a serial line): keypad unlocks only.
+    let mut smp = match addr.map(Smp::connect) {
+        Some(Ok(s)) => Some(s),
+        Some(Err(_)) => return,
+        None => None,
     };
-    if smp.set_owner(owner.cloned()).is_err() || smp.set_paired(paired).is_err() {
+    if let Some(smp) = smp.as_mut()
+        && (smp.set_owner(owner.cloned()).is_err() || smp.set_paired(paired).is_err())
+    {
         return;
     }
+    let owner = if smp.is_some() { owner } else { None };
     let mut i = 0u32;
     loop {
         let p = phase.load(Ordering::SeqCst);
@@ -269,9 +292,9 @@ fn sample_unlocks(
         } else {
             // The nonce is part of the unlock's round trip.
             owner.is_some()
-                && smp.owner_call(|c| c.unlock()).is_ok_and(|a| {
+                && smp.as_mut().is_some_and(|l| l.owner_call(|c| c.unlock()).is_ok_and(|a| {
                     matches!(a, Answer::Ok(b) if smp::get_text(&b, "bolt").ok().flatten() == Some("unlocked"))
-                })
+                }))
         };
         let dt = ms(t0.elapsed());
         out.lock()

@@ -14,7 +14,6 @@
 //! install steps they share are in `install`; the session, its setup and
 //! the order of the run are here.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -88,7 +87,10 @@ impl Expect {
 struct Session<'a> {
     o: &'a Options,
     smp: Smp,
-    addr: SocketAddr,
+    /// The lock's target string (`udp:H:P`, `serial:PATH`).
+    addr: String,
+    /// The lock is on a serial line: one peer, no IP network.
+    serial: bool,
     control: Option<Control>,
     control_addr: Option<ControlAddr>,
     /// The lock answers the Keyway group (status, consent, notes, …).
@@ -151,6 +153,12 @@ fn skip(number: u8, summary: impl Into<String>, evidence: Vec<String>) -> Check 
     check(number, Status::Skip, summary, evidence)
 }
 
+/// Check `number` is NOT APPLICABLE on this transport: `why` says what
+/// the check's subject is and why the line the lock is on has none.
+fn not_applicable(number: u8, why: impl Into<String>) -> Check {
+    check(number, Status::NotApplicable, why, vec![])
+}
+
 /// Check `number` PASSed.
 fn pass(number: u8, summary: impl Into<String>, evidence: Vec<String>) -> Check {
     check(number, Status::Pass, summary, evidence)
@@ -158,7 +166,7 @@ fn pass(number: u8, summary: impl Into<String>, evidence: Vec<String>) -> Check 
 
 /// Runs the audit; returns (target, lock, checks, files).
 pub(super) fn run(o: &Options) -> Result<(String, String, Vec<Check>, Vec<String>)> {
-    let Target::Udp(addr) = o.target;
+    let addr = o.target.spec();
     let control_addr = o.control.clone();
     let identity = o.vendor_domain.clone().zip(o.class.clone());
     let floor = o.floor;
@@ -168,9 +176,9 @@ pub(super) fn run(o: &Options) -> Result<(String, String, Vec<Check>, Vec<String
         }
         None => None,
     };
-    let mut smp = Smp::connect(addr)?;
+    let mut smp = Smp::connect(&addr)?;
     smp.wait_up(Duration::from_secs(5))
-        .with_context(|| format!("the lock at udp:{addr}"))?;
+        .with_context(|| format!("the lock at {addr}"))?;
     let source = if !o.vendor_keys.is_empty() {
         let (domain, class) = identity
             .clone()
@@ -187,6 +195,7 @@ pub(super) fn run(o: &Options) -> Result<(String, String, Vec<Check>, Vec<String
             first,
             o.image_len,
         )?
+        .with_image_file(o.image.as_deref())?
     } else if !o.updates.is_empty() {
         Source::files(&o.updates, identity.clone())?
     } else {
@@ -210,15 +219,16 @@ pub(super) fn run(o: &Options) -> Result<(String, String, Vec<Check>, Vec<String
             let locks = crate::device::paired::PairedLocks::load(&path, k.key_id())
                 .map_err(|e| anyhow!("{}: {e}", path.display()))?;
             let record = locks
-                .find(&format!("udp:{addr}"))
-                .or_else(|| locks.find(&addr.to_string()));
+                .find(&addr)
+                .or_else(|| addr.strip_prefix("udp:").and_then(|a| locks.find(a)));
             smp.set_paired(record.map(|r| r.device_key))?;
         }
     }
     let mut s = Session {
         o,
         smp,
-        addr,
+        addr: addr.clone(),
+        serial: o.target.is_serial(),
         control: control_addr.clone().map(Control::new),
         control_addr,
         keyway_group: false,
@@ -261,7 +271,7 @@ pub(super) fn run(o: &Options) -> Result<(String, String, Vec<Check>, Vec<String
     s.run_all();
     let mut checks = std::mem::take(&mut s.results);
     checks.sort_by_key(|c| c.number);
-    Ok((format!("udp:{addr}"), lock, checks, s.files))
+    Ok((addr, lock, checks, s.files))
 }
 
 impl Session<'_> {
@@ -276,7 +286,9 @@ impl Session<'_> {
 
     /// What the summaries may claim about the network (check 1).
     fn offline(&self) -> &'static str {
-        if self.unplugged {
+        if self.serial {
+            ", over a serial line (no network)"
+        } else if self.unplugged {
             ", no internet"
         } else {
             " (the network was NOT unplugged: see check 1)"

@@ -5,6 +5,15 @@ use super::*;
 
 impl Session<'_> {
     pub(super) fn router_unplugged(&mut self) -> Check {
+        if self.serial {
+            return super::not_applicable(
+                1,
+                format!(
+                    "not applicable on a serial line: the lock is reached on {}, not over a network, so this host's routes say nothing about it (unplug the lock's own uplinks, if it has any, for the run)",
+                    self.addr
+                ),
+            );
+        }
         let iso = netns::inspect();
         let mut ev = Vec::new();
         match (&self.o.namespace, iso.in_namespace) {
@@ -24,7 +33,7 @@ impl Session<'_> {
         for (p, r) in &iso.probes {
             ev.push(format!("UDP connect to {p}: {r}"));
         }
-        ev.push(format!("the lock answers on udp:{} (echo)", self.addr));
+        ev.push(format!("the lock answers on {} (echo)", self.addr));
         if let Some(c) = &self.control_addr {
             ev.push(format!("its control socket: {c}"));
         }
@@ -37,7 +46,7 @@ impl Session<'_> {
                 }
                 // The audit sees its own host's routes, not a real lock's
                 // radios: the tester must unplug the lock's router too.
-                Target::Udp(_) => {
+                Target::Udp(_) | Target::Serial(_) => {
                     ev.push("the lock's own uplinks (its Wi-Fi router, a cellular modem) cannot be seen from here: unplug them for the run".into());
                     "no route out from this host: only the lock is reachable from here"
                 }

@@ -16,6 +16,11 @@
 //! * 19 consent surviving a power cut.
 //!
 //! The attacker is another UDP socket (another peer), with no owner key.
+//! On a serial line (`serial:PATH`) there is one peer: the attacker is
+//! a client with no owner key that opens the same line (someone at the
+//! lock's port), which is what 13, 14, 16 and 18 need; 17's subject is
+//! another peer's chunks joining the owner's upload, and on one line
+//! every client is the owner's peer, so it is NOT APPLICABLE there.
 //! The audit's own owner, paired by the setup code, is the victim; the
 //! man in the middle is [`Tap`], a transport around the owner's that can
 //! record, hold back or alter frames. Verdicts rest on what the lock does
@@ -38,14 +43,14 @@ mod replay;
 mod upload;
 use crate::audit::Check;
 use crate::audit::link::{Answer, Smp, UploadOutcome};
-use crate::device::{Client, Stats, Transport, TransportError, UdpTransport};
+use crate::device::{Client, Stats, TargetTransport, Transport, TransportError};
 
 /// A man in the middle on the owner's link: records the last request
 /// frame, and on demand holds a request back (the owner sees no answer)
 /// or alters the answer's last byte.
 #[derive(Debug)]
 pub(super) struct Tap {
-    inner: UdpTransport,
+    inner: TargetTransport,
     /// The last request frame delivered, with its sequence number.
     last: Option<(Vec<u8>, u8)>,
     /// Hold the next request back instead of delivering it.
@@ -67,7 +72,7 @@ impl Transport for Tap {
             self.hold = false;
             self.held = Some((frame.to_vec(), seq));
             return Err(TransportError::NoAnswer {
-                peer: self.inner.peer().to_string(),
+                peer: self.inner.peer(),
                 tries: 1,
                 timeout_ms: 0,
             });
@@ -166,6 +171,13 @@ impl Session<'_> {
                 19 => Some("the lock's power (a power cut)"),
                 _ => None,
             };
+            if n == 17 && self.serial {
+                out.push(super::not_applicable(
+                    n,
+                    "not applicable on a serial line: one line carries one peer, so there is no other peer whose chunks could join the owner's upload (anyone on the line is the owner's link; see 13, 16 and 18 for a client without the owner's key)",
+                ));
+                continue;
+            }
             if let Some(what) = hardware
                 && self.control.is_none()
             {
@@ -184,9 +196,10 @@ impl Session<'_> {
         out
     }
 
-    /// A new peer with no owner key: another UDP socket.
+    /// A new peer with no owner key: another UDP socket (on a serial
+    /// line, the same line opened again by a client without the key).
     fn stranger(&self) -> Result<Smp> {
-        Smp::connect(self.addr)
+        Smp::connect(&self.addr)
     }
 
     /// The owner's client on a tapped link, with a session open.
@@ -200,8 +213,7 @@ impl Session<'_> {
                 "the audit's owner has no session with the lock (not paired by a setup code, or the lock offers none): its commands travel unsealed"
             )
         })?;
-        let inner = UdpTransport::connect(&self.addr.to_string())?
-            .with_retry(Duration::from_millis(700), 3);
+        let inner = TargetTransport::connect(&self.addr)?.with_retry(Duration::from_millis(700), 3);
         let tap = Tap {
             inner,
             last: None,
