@@ -196,17 +196,10 @@ tail -8 audit.txt
 ctl log-export audit-ctl.bin >/dev/null
 "$KEYWAY" log verify "$LOCK/exports/audit-ctl.bin" --device-key "$LOCK/device.pub" || die "the control channel's export does not verify"
 
-if "$KEYWAY" audit --help 2>/dev/null | grep -q serial; then
-  step "keyway audit over serial"
-  # Reported, not judged here: keyway audit's checks are the simulated
-  # lock's; which of them the emulated one passes is in audit-run.txt.
-  if timeout 1200 "$KEYWAY" audit --target "serial:$LOCK/serial" --control "$LOCK/ctl" >audit-run.txt 2>&1; then
-    echo "keyway audit: passed"
-  else
-    echo "keyway audit: did not pass everything (see $WORK/audit-run.txt):"
-  fi
-  tail -15 audit-run.txt
-fi
+# keyway audit against this lock is not a step here: the audit cuts the
+# power (QEMU exits) and needs the lock restarted after each cut, and the
+# emulated lock does not pass all its checks yet (BENCHMARKS.md, "The
+# emulated lock": the command and the scorecard).
 stop_lock
 echo
 echo "lock-proof: OK"

@@ -326,7 +326,7 @@ impl Smp {
         self.request(
             Op::Write,
             keyway_vendor::smp::group::KEYWAY,
-            keyway_smp::kw::cmd::PAIR,
+            keyway_smp::keyway_group::cmd::PAIR,
             body,
         )
     }

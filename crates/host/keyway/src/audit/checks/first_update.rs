@@ -52,7 +52,7 @@ impl Session<'_> {
         let (pending, state) = self.pending_state();
         ev11.push(format!("pending update: {pending}"));
         // Decided on the typed state, never on the words shown.
-        let installing = state == Some(keyway_smp::kw::UpdateState::Installing);
+        let installing = state == Some(keyway_smp::keyway_group::UpdateState::Installing);
         let a = self.smp.owner_call(|c| c.reset().map(|()| Vec::new()))?;
         // A lock that declines the reset (an agent limits resets right
         // after its boot) is power-cycled instead, where it has a control
@@ -153,7 +153,9 @@ impl Session<'_> {
 
     /// The pending update as the evidence shows it, and its typed state
     /// (`None`: nothing pending, or no status to read).
-    pub(super) fn pending_state(&mut self) -> (String, Option<keyway_smp::kw::UpdateState>) {
+    pub(super) fn pending_state(
+        &mut self,
+    ) -> (String, Option<keyway_smp::keyway_group::UpdateState>) {
         if !self.keyway_group {
             return ("(no Keyway status on this lock)".into(), None);
         }
@@ -163,7 +165,7 @@ impl Session<'_> {
                     let text =
                         |k: &str| smp::get_text(u, k).ok().flatten().unwrap_or("").to_owned();
                     let seq = smp::get_u64(u, "sequence").ok().flatten().unwrap_or(0);
-                    let state = keyway_smp::kw::UpdateState::parse(&text("state"));
+                    let state = keyway_smp::keyway_group::UpdateState::parse(&text("state"));
                     let shown = format!("sequence {seq} {}{}", text("state"), {
                         let r = text("reason");
                         if r.is_empty() {

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 use ciborium::Value;
-use keyway_smp::kw::{Bolt, UpdateState};
+use keyway_smp::keyway_group::{Bolt, UpdateState};
 use keyway_vendor::keys::{Algorithm, SigningKey};
 use keyway_vendor::smp::{self, Op, group, text};
 use serde_json::json;

@@ -108,7 +108,7 @@ impl Session<'_> {
         let mut s = self.stranger()?;
         for (what, op, id) in [
             ("status", Op::Read, crate::audit::link::kw::STATUS),
-            ("lock", Op::Write, keyway_smp::kw::cmd::LOCK),
+            ("lock", Op::Write, keyway_smp::keyway_group::cmd::LOCK),
         ] {
             let a = s.try_request(op, group::KEYWAY, id, Vec::new())?;
             let line = a.as_ref().map_or("no answer".into(), Answer::describe);

@@ -89,7 +89,7 @@ impl Session<'_> {
     pub(super) fn consent_held(
         &mut self,
         ev: &mut Vec<String>,
-    ) -> Result<Option<keyway_smp::kw::UpdateState>> {
+    ) -> Result<Option<keyway_smp::keyway_group::UpdateState>> {
         // The pending update must be the release the audit knows.
         let known = self.last_genuine.as_ref().map(|r| r.hash().to_vec());
         let staged = self
