@@ -20,6 +20,11 @@
 #                          by default they are started as scripts/test does,
 #                          once, from the AFTER worktree, and both sides use them
 #   TEST_TIME_KEEP=1       keep the worktrees and their target directories
+#   TEST_TIME_WORK=DIR     reuse a kept run's DIR (its worktrees are moved to
+#                          the two revisions; their builds are incremental)
+#
+# The timed runs pass --no-fail-fast, so a failing test does not cut a
+# side's run short (its time would mean nothing); a failure is reported.
 #
 # Each worktree builds into its own target directory (an uplifted
 # target/debug/keyway must be its revision's binary), so the first run
@@ -35,7 +40,7 @@ BEFORE="$(git rev-parse --verify "$1^{commit}")"
 AFTER="$(git rev-parse --verify "$2^{commit}")"
 RUNS="${TEST_TIME_RUNS:-2}"
 REPO="$PWD"
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/keyway-test-time.XXXXXX")"
+WORK="${TEST_TIME_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/keyway-test-time.XXXXXX")}"
 say() { printf '\n==> %s\n' "$*" >&2; }
 
 cleanup() {
@@ -52,7 +57,11 @@ trap cleanup EXIT
 
 for side in before after; do
   rev="$BEFORE"; [ "$side" = after ] && rev="$AFTER"
-  git -C "$REPO" worktree add --detach "$WORK/$side" "$rev" >/dev/null 2>&1
+  if [ -d "$WORK/$side" ]; then
+    git -C "$WORK/$side" checkout -q --detach "$rev"
+  else
+    git -C "$REPO" worktree add --detach "$WORK/$side" "$rev" >/dev/null 2>&1
+  fi
 done
 
 if [ "${TEST_TIME_SERVICES:-1}" = 1 ]; then
@@ -75,7 +84,7 @@ run() {
   local side="$1" i="$2" t0 t1 ms status
   t0="$(date +%s%N)"
   status=0
-  (cd "$WORK/$side" && cargo test --workspace --locked -- --show-output) \
+  (cd "$WORK/$side" && cargo test --workspace --locked --no-fail-fast -- --show-output) \
     >"$WORK/$side.$i.log" 2>&1 || status=$?
   t1="$(date +%s%N)"
   ms=$(( (t1 - t0) / 1000000 ))
