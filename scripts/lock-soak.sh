@@ -45,11 +45,20 @@ QPID=
 start_lock() {
   "$ROOT/scripts/qemu-lock.sh" "$LOCK" --vendor-key vendor/root.spki.pem --firmware rel/s1.suit >>"$WORK/lock.out" 2>&1 &
   QPID=$!
-  for _ in $(seq 600); do
+  local pty
+  for _ in $(seq 1200); do
+    # qemu-lock.sh links DIR/serial once QEMU names its pty; link it here
+    # too if that has not happened yet (CI's round 15 once found the lock
+    # running with no link after the wait).
+    if [[ ! -L $LOCK/serial ]]; then
+      pty=$(sed -n 's/.*char device redirected to \(\/dev\/pts\/[0-9]*\) (label serial0).*/\1/p' "$LOCK/qemu.log" 2>/dev/null | head -1)
+      [[ -n $pty ]] && ln -sfn "$pty" "$LOCK/serial"
+    fi
     [[ -L $LOCK/serial && -S $LOCK/ctl ]] && grep -q "lock-app .*running slot" "$LOCK/qemu.log" 2>/dev/null && return 0
     kill -0 "$QPID" 2>/dev/null || return 1
     sleep 0.1
   done
+  echo "start_lock: after 120 s: serial link $([[ -L $LOCK/serial ]] && echo present || echo missing), ctl $([[ -S $LOCK/ctl ]] && echo present || echo missing)" >&2
   return 1
 }
 kill_lock() { if [[ -n $QPID ]]; then kill -9 "$QPID" 2>/dev/null || true; wait "$QPID" 2>/dev/null || true; QPID=; fi; }

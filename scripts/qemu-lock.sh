@@ -70,7 +70,7 @@ mkdir -p "$DIR/exports"
 # Once QEMU names the pty of UART0 ("char device redirected to /dev/pts/N
 # (label serial0)"), link DIR/serial to it.
 (
-  for _ in $(seq 600); do
+  for _ in $(seq 2400); do
     pty=$(sed -n 's/.*char device redirected to \(\/dev\/pts\/[0-9]*\) (label serial0).*/\1/p' "$DIR/qemu.log" 2>/dev/null | head -1)
     if [[ -n $pty ]]; then ln -sfn "$pty" "$DIR/serial"; exit 0; fi
     sleep 0.05
