@@ -13,6 +13,7 @@
 #      self-test and lock-boot reverts to 3.0.0;
 #   5. a tampered image (a payload byte flipped), a rollback (2.0.0's envelope)
 #      and an unsigned image (the raw binary) are each refused with its reason;
+#      and a stock tool cannot replace a pending newer release with an older one;
 #   6. the audit log is exported over serial and verified by `keyway log verify`.
 # Then (KEYWAY_LOCK_SOAK=N, 25 by default in CI; 0 skips) the power-cut soak:
 # scripts/lock-soak.sh on a fresh lock.
@@ -184,6 +185,11 @@ print(f"at 115200 baud: {wire:.2f} s on the line -> {size / wire:.0f} B/s = {eff
 print(f"firmware time handling them (QEMU's clock, {busy:.2f} s) added: {size / (wire + busy):.0f} B/s = {size / (wire + busy) / line:.3f}")
 print(f"(QEMU, which does not pace the UART, took {host_ms / 1000:.1f} s of host time)")
 PY
+
+step "5b. a stock tool cannot replace the pending 5.0.0 with the older 4.0.0 (above the floor); only an owner may"
+# 5.0.0 waits, uploaded above; 4.0.0 is above the floor (3) but older than
+# what waits: the simulated lock's downgrade rule, audit check 14.
+refuse rel/v4-fail.suit downgrade CURRENT_VERSION_IS_NEWER
 
 step "6. the audit log: exported over serial, verified on the host"
 "${DEV[@]}" log export audit.bin || die "log export failed"

@@ -193,6 +193,9 @@ pub struct Upload<'a, F: NorFlash> {
     manifest: [u8; 32],
     /// Where the head's release notes put the version and the notes.
     texts: (Range<usize>, Range<usize>),
+    /// Whether this upload came in an owner's session (only an owner may
+    /// replace a pending newer release with an older one).
+    by_owner: bool,
 }
 
 /// The verified, complete update waiting for (or armed by) consent.
@@ -355,6 +358,7 @@ impl<'a, F: NorFlash> Lock<'a, F> {
                     sequence: 0,
                     manifest: [0; 32],
                     texts: (0..0, 0..0),
+                    by_owner: false,
                 },
                 pending: None,
                 exporting: None,

@@ -44,7 +44,7 @@ impl<F: NorFlash> Shell<'_, F> {
     pub(super) fn serve_request(
         &mut self,
         request: &Request<'_>,
-        _by: Authority,
+        by: Authority,
         w: &mut Writer<'_>,
     ) -> Result<(), ServeError> {
         match request {
@@ -53,7 +53,7 @@ impl<F: NorFlash> Shell<'_, F> {
                 self.state_write(sw)?;
                 self.image_state(w)
             }
-            Request::Upload(u) => match self.upload(u) {
+            Request::Upload(u) => match self.upload(u, by) {
                 Ok((off, matched)) => img::UploadRsp { off, matched }
                     .encode(w)
                     .map_err(|_| NO_MEM),

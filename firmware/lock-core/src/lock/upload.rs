@@ -14,7 +14,16 @@ impl<F: NorFlash> Shell<'_, F> {
     /// failure drops the upload (and the installer's download record with
     /// it) and is logged. Returns the next offset and, at the end, whether
     /// the client's SHA-256 matched.
-    pub(super) fn upload(&mut self, u: &img::Upload<'_>) -> Result<(u64, Option<bool>), u16> {
+    ///
+    /// `by` is the request's authority: an upload without an owner's
+    /// session (the presence window, a stock MCUmgr tool) never replaces a
+    /// pending newer release with an older one ([`Shell::begin`]); the
+    /// pending release stays until a new head has verified.
+    pub(super) fn upload(
+        &mut self,
+        u: &img::Upload<'_>,
+        by: Authority,
+    ) -> Result<(u64, Option<bool>), u16> {
         if u.off == 0 {
             let Some(len) = u.len else {
                 return Err(img_rc::INVALID_LENGTH);
@@ -35,7 +44,7 @@ impl<F: NorFlash> Shell<'_, F> {
             self.upload.hasher = Sha256::new();
             self.upload.head_len = 0;
             self.upload.texts = (0..0, 0..0);
-            self.pending = None;
+            self.upload.by_owner = matches!(by, Authority::Owner(_));
         }
         if u.off != self.upload.next || self.upload.total == 0 {
             return Ok((self.upload.next, None));
@@ -170,10 +179,27 @@ impl<F: NorFlash> Shell<'_, F> {
             self.reject = Some(reason);
             return Err(rc);
         }
+        // The simulated lock's rule (keyway-lock `downgrade_refusal`): only
+        // an owner's upload may replace a pending newer release with an
+        // older one. The pending release is in the slot this upload would
+        // write, so the check comes before the installer begins.
+        if !self.upload.by_owner
+            && self
+                .pending
+                .as_ref()
+                .is_some_and(|p| verified.sequence < p.sequence)
+        {
+            self.upload.sequence = verified.sequence;
+            self.reject = Some(RejectReason::AntiRollback);
+            return Err(img_rc::CURRENT_VERSION_IS_NEWER);
+        }
         let expectation = verified
             .payload
             .as_ref()
             .ok_or(img_rc::INVALID_IMAGE_HEADER)?;
+        // The slot is about to be rewritten: what it held is no longer
+        // a pending update.
+        self.pending = None;
         let mut installer = Installer::begin_with_manifest(
             &mut self.flash,
             &mut self.journal,
