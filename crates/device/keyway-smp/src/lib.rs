@@ -47,10 +47,6 @@ pub mod serial;
 pub use cbor::Error;
 pub use err::{ErrorRsp, MgmtErr, Refusal};
 pub use header::{FrameError, HEADER_LEN, Header, MAX_BODY, MAX_FRAME, Op, Version, group};
-/// The Keyway group's old module name, kept so callers' paths still work:
-/// use [`keyway_group`].
-#[doc(hidden)]
-pub use keyway_group as kw;
 
 use cbor::Writer;
 
