@@ -248,4 +248,8 @@ fn a_refused_upload_names_the_sequence_it_claims() {
         .expect("floor");
     assert_eq!(upload(&mut lock, V2), Err(img_rc::CURRENT_VERSION_IS_NEWER));
     assert_eq!(lock.shell.upload.sequence, 2);
+    // Not an envelope (a raw image): no sequence, not the last one's.
+    let raw = [0x5au8; 2048];
+    assert_eq!(upload(&mut lock, &raw), Err(img_rc::INVALID_IMAGE_HEADER));
+    assert_eq!(lock.shell.upload.sequence, 0);
 }

@@ -44,6 +44,8 @@ impl<F: NorFlash> Shell<'_, F> {
             self.upload.hasher = Sha256::new();
             self.upload.head_len = 0;
             self.upload.version = VersionText::EMPTY;
+            // Until a head names one (a refusal before that logs 0).
+            self.upload.sequence = 0;
             self.upload.by_owner = matches!(by, Authority::Owner(_));
         }
         if u.off != self.upload.next || self.upload.total == 0 {
