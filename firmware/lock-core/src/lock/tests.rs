@@ -109,6 +109,15 @@ fn upload(lock: &mut Lock<'_, Ram>, envelope: &[u8]) -> Result<(u64, Option<bool
     last
 }
 
+/// A lock powered on over `flash` that took `envelope` whole: it and the
+/// pending update's digest.
+fn uploaded<'a>(flash: &'a RefCell<Ram>, envelope: &[u8]) -> (Lock<'a, Ram>, [u8; 32]) {
+    let mut lock = power_on(flash);
+    upload(&mut lock, envelope).expect("the upload");
+    let digest = lock.shell.pending.as_ref().map(|p| p.digest);
+    (lock, digest.expect("pending"))
+}
+
 /// The release notes as the shell serves them (the CBOR answer).
 fn served_notes(lock: &mut Lock<'_, Ram>) -> Result<Vec<u8>, ServeError> {
     let mut buf = [0u8; 512];
@@ -173,14 +182,7 @@ fn the_notes_served_after_an_image_state_read_are_the_signed_ones() {
 #[test]
 fn consent_waits_for_the_bolt_and_survives_a_power_cut() {
     let flash = erased();
-    let mut lock = power_on(&flash);
-    upload(&mut lock, V2).expect("the upload");
-    let digest = lock
-        .shell
-        .pending
-        .as_ref()
-        .map(|p| p.digest)
-        .expect("pending");
+    let (mut lock, digest) = uploaded(&flash, V2);
     assert_eq!(lock.shell.latch.bolt, Bolt::Locked);
     // The agent stores the consent, then tells the shell.
     let consent = store::Consent {
@@ -252,4 +254,41 @@ fn a_refused_upload_names_the_sequence_it_claims() {
     let raw = [0x5au8; 2048];
     assert_eq!(upload(&mut lock, &raw), Err(img_rc::INVALID_IMAGE_HEADER));
     assert_eq!(lock.shell.upload.sequence, 0);
+}
+
+/// Audit check 4's trial-boot sweep: an owner's test boot of the pending
+/// update is consent and installs at once (the lock resets after the
+/// answer) once the bolt is withdrawn; while it is thrown the request is
+/// refused and the consent kept (postponed). A test boot in the window
+/// only arms, for the reset the stock tool sends next.
+#[test]
+fn an_owners_test_boot_installs_at_once_when_the_bolt_allows() {
+    let flash = erased();
+    let (mut lock, digest) = uploaded(&flash, V2);
+    let test = img::StateWrite {
+        hash: Some(&digest),
+        confirm: Some(false),
+        kw: false,
+        auth: None,
+    };
+    let owner = Authority::Owner([3; 8]);
+    let refused = lock.shell.state_write(&test, owner);
+    assert_eq!(refused.map_err(|e| e.rc), Err(MgmtErr::BadState));
+    assert_eq!(
+        lock.shell.pending.as_ref().map(|p| p.state().0),
+        Some(UpdateState::Postponed)
+    );
+    lock.shell.latch.bolt = Bolt::Unlocked;
+    assert_eq!(lock.shell.state_write(&test, owner), Ok(()));
+    assert!(lock.shell.reset_armed);
+    assert_eq!(lock.journal_state().trial, TrialState::Pending { slot: 1 });
+
+    // In the window: armed, no reset of its own.
+    let flash = erased();
+    let mut lock = power_on(&flash);
+    upload(&mut lock, V2).expect("the upload");
+    lock.shell.latch.bolt = Bolt::Unlocked;
+    assert_eq!(lock.shell.state_write(&test, Authority::Window), Ok(()));
+    assert!(!lock.shell.reset_armed);
+    assert_eq!(lock.journal_state().trial, TrialState::Pending { slot: 1 });
 }
