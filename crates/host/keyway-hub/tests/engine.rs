@@ -1028,13 +1028,13 @@ fn a_hub_restarted_mid_upload_finishes_the_install_on_its_next_tick() {
         .unwrap();
     // The push began, then the hub was killed: no outcome was written.
     w.store
-        .add_event(
-            w.hub.now(),
-            Some(id),
-            EventLevel::Info,
-            "push_started",
-            "pushing",
-        )
+        .add_event(&NewEvent {
+            at: w.hub.now(),
+            lock: Some(id),
+            level: EventLevel::Info,
+            kind: "push_started",
+            message: "pushing",
+        })
         .unwrap();
     let hub = keyway_hub::engine::Hub::new(
         w.store.clone(),
@@ -1212,15 +1212,8 @@ impl keyway_hub::store::Store for FailSaves {
     fn rollouts(&self) -> Result<Vec<Rollout>, StoreError> {
         self.inner.rollouts()
     }
-    fn add_event(
-        &self,
-        at: UnixSecs,
-        lock: Option<LockId>,
-        level: EventLevel,
-        kind: &str,
-        message: &str,
-    ) -> Result<i64, StoreError> {
-        self.inner.add_event(at, lock, level, kind, message)
+    fn add_event(&self, e: &NewEvent<'_>) -> Result<i64, StoreError> {
+        self.inner.add_event(e)
     }
     fn events(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
         self.inner.events(after, limit)
@@ -1231,14 +1224,8 @@ impl keyway_hub::store::Store for FailSaves {
     fn set_freshness(&self, f: &Freshness) -> Result<(), StoreError> {
         self.inner.set_freshness(f)
     }
-    fn try_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        now: UnixSecs,
-        until: UnixSecs,
-    ) -> Result<bool, StoreError> {
-        self.inner.try_lease(name, holder, now, until)
+    fn try_lease(&self, claim: &LeaseClaim<'_>) -> Result<bool, StoreError> {
+        self.inner.try_lease(claim)
     }
     fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
         self.inner.release_lease(name, holder)

@@ -201,24 +201,10 @@ impl Store for MemStore {
         v.reverse();
         Ok(v)
     }
-    fn add_event(
-        &self,
-        at: UnixSecs,
-        lock: Option<LockId>,
-        level: EventLevel,
-        kind: &str,
-        message: &str,
-    ) -> Result<i64, StoreError> {
+    fn add_event(&self, e: &NewEvent<'_>) -> Result<i64, StoreError> {
         let mut g = self.g();
         let id = g.events.len() as i64 + 1;
-        g.events.push(Event {
-            id,
-            at,
-            lock,
-            level,
-            kind: kind.into(),
-            message: message.into(),
-        });
+        g.events.push(e.with_id(id));
         Ok(id)
     }
     fn events(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
@@ -238,18 +224,12 @@ impl Store for MemStore {
         self.g().freshness = f.clone();
         Ok(())
     }
-    fn try_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        now: UnixSecs,
-        until: UnixSecs,
-    ) -> Result<bool, StoreError> {
+    fn try_lease(&self, c: &LeaseClaim<'_>) -> Result<bool, StoreError> {
         let mut g = self.g();
-        match g.leases.get(name) {
-            Some((h, u)) if h != holder && *u > now => Ok(false),
+        match g.leases.get(c.name) {
+            Some((h, u)) if h != c.holder && *u > c.now => Ok(false),
             _ => {
-                g.leases.insert(name.into(), (holder.into(), until));
+                g.leases.insert(c.name.into(), (c.holder.into(), c.until));
                 Ok(true)
             }
         }
