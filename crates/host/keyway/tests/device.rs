@@ -23,7 +23,7 @@ use keyway_vendor::smp::{self, HEADER_LEN, Header, Op};
 
 mod common;
 
-use common::{BIN, control, device_cli};
+use common::{BIN, Between, control, device_cli, person_installs};
 /// A full release of `len` bytes signed by `key` (keyway-testkit's).
 fn release(key: &SigningKey, version: &str, sequence: u64, len: usize) -> Vec<u8> {
     keyway_testkit::release::release(key, version, sequence, len)
@@ -1184,36 +1184,6 @@ fn update_picks_the_delta_for_the_running_image_else_the_full_one() {
     );
 }
 
-/// A link that runs `between` once, just before the `at`-th sealed record
-/// (the Keyway group's id 15) goes to the lock: the lock's state changes
-/// between two of the owner's calls. Frames pass through untouched.
-struct Between<T> {
-    inner: T,
-    sealed: usize,
-    at: usize,
-    between: Option<Box<dyn FnOnce()>>,
-}
-
-impl<T: Transport> Transport for Between<T> {
-    fn exchange(&mut self, frame: &[u8], seq: u8) -> Result<Vec<u8>, TransportError> {
-        if Header::decode(frame).is_ok_and(|h| h.group == smp::group::KEYWAY && h.id == 15) {
-            self.sealed += 1;
-            if self.sealed == self.at
-                && let Some(f) = self.between.take()
-            {
-                f();
-            }
-        }
-        self.inner.exchange(frame, seq)
-    }
-    fn mtu(&self) -> usize {
-        self.inner.mtu()
-    }
-    fn stats(&self) -> Stats {
-        self.inner.stats()
-    }
-}
-
 /// The client chose a delta for the image the lock's sealed status named,
 /// and the lock refused it for its base before writing, because a person
 /// at the lock installed another release with a stock tool (in the
@@ -1251,35 +1221,16 @@ fn a_delta_the_lock_refuses_for_its_base_falls_back_to_the_full_image() {
         .to_bytes();
     // The person at the lock installs 1.0.1 in the presence window (upload,
     // test, the window's reset) and waits until it runs confirmed.
-    let (smp_addr, other_done) = (lock.smp.to_string(), Arc::new(AtomicBool::new(false)));
-    let done = Arc::clone(&other_done);
-    let install_101 = Box::new(move || {
-        let mut c = Client::new(
-            UdpTransport::connect(&smp_addr)
-                .unwrap()
-                .with_retry(Duration::from_millis(2000), 3),
-        );
-        let args = keyway::device::cli::UpdateArgs {
-            envelopes: vec![v101],
-            install: true,
-            wait: true,
-            wait_seconds: 30,
-        };
-        let v = keyway::device::cli::update(&mut c, &args, true, &mut Vec::new(), &mut Vec::new())
-            .expect("the person at the lock installs 1.0.1");
-        assert_eq!(v["outcome"], "running", "{v}");
-        done.store(true, Ordering::SeqCst);
-    });
+    let (install_101, other_done) = person_installs(lock.smp.to_string(), v101);
     // `update` seals: 1 the image state, 2 the status, 3 the first upload
     // chunk. 1.0.1 is installed just before 3.
-    let mut c = Client::new(Between {
-        inner: UdpTransport::connect(&lock.smp.to_string())
+    let mut c = Client::new(Between::new(
+        UdpTransport::connect(&lock.smp.to_string())
             .unwrap()
             .with_retry(Duration::from_millis(2000), 3),
-        sealed: 0,
-        at: 3,
-        between: Some(install_101),
-    })
+        3,
+        install_101,
+    ))
     .with_owner(owner)
     .unwrap()
     .with_paired_lock(dk)

@@ -9,11 +9,11 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use ciborium::Value;
-use keyway::device::{Client, ImageSlot, Stats, Transport, TransportError, UdpTransport};
+use keyway::device::{ImageSlot, Stats, Transport, TransportError, UdpTransport};
 use keyway::hub::link::{self, HubIdentity, SmpLink, UdpLink};
 use keyway_channel::SetupCode;
 use keyway_hub::link::{InstallOutcome, LinkError, LockLink, LogBreak};
@@ -25,6 +25,10 @@ use keyway_vendor::encode::EnvelopeBuilder;
 use keyway_vendor::keys::{Algorithm, SigningKey};
 use keyway_vendor::smp::Header;
 use sha2::{Digest as _, Sha256};
+
+mod common;
+
+use common::{Between, person_installs};
 
 const TIMEOUT: Duration = Duration::from_millis(2000);
 const TRIES: u32 = 3;
@@ -369,37 +373,6 @@ fn a_delta_goes_when_the_lock_runs_its_base_and_consent_runs_it() {
     lock.power_off();
 }
 
-/// A link that runs `between` once, just before the `at`-th sealed
-/// record (the Keyway group's id 15) goes to the lock.
-struct Between<T> {
-    inner: T,
-    sealed: usize,
-    at: usize,
-    between: Option<Box<dyn FnOnce() + Send>>,
-}
-
-impl<T: Transport> Transport for Between<T> {
-    fn exchange(&mut self, frame: &[u8], seq: u8) -> Result<Vec<u8>, TransportError> {
-        if Header::decode(frame)
-            .is_ok_and(|h| h.group == keyway_vendor::smp::group::KEYWAY && h.id == 15)
-        {
-            self.sealed += 1;
-            if self.sealed == self.at
-                && let Some(f) = self.between.take()
-            {
-                f();
-            }
-        }
-        self.inner.exchange(frame, seq)
-    }
-    fn mtu(&self) -> usize {
-        self.inner.mtu()
-    }
-    fn stats(&self) -> Stats {
-        self.inner.stats()
-    }
-}
-
 /// The hub chose the delta for the image the lock's sealed status named;
 /// a person at the lock installed another release (in the presence
 /// window) before the upload began, so the lock refuses the delta for its
@@ -426,34 +399,15 @@ fn a_delta_the_lock_refuses_for_its_base_falls_back_to_the_full_image() {
     );
     drop(h.paired(&lock));
     let device_key = Some(h.device_key());
-    let (smp, done) = (lock.smp.to_string(), Arc::new(AtomicBool::new(false)));
-    let installed = Arc::clone(&done);
-    let install_101 = Box::new(move || {
-        let mut c = Client::new(
-            UdpTransport::connect(&smp)
-                .unwrap()
-                .with_retry(TIMEOUT, TRIES),
-        );
-        let args = keyway::device::cli::UpdateArgs {
-            envelopes: vec![v101],
-            install: true,
-            wait: true,
-            wait_seconds: 30,
-        };
-        let v = keyway::device::cli::update(&mut c, &args, true, &mut Vec::new(), &mut Vec::new())
-            .expect("the person at the lock installs 1.0.1");
-        assert_eq!(v["outcome"], "running", "{v}");
-        installed.store(true, Ordering::SeqCst);
-    });
+    let (install_101, done) = person_installs(lock.smp.to_string(), v101);
     // The push seals 1 the image state, 2 the status, 3 the first chunk.
-    let t = Between {
-        inner: UdpTransport::connect(&lock.smp.to_string())
+    let t = Between::new(
+        UdpTransport::connect(&lock.smp.to_string())
             .unwrap()
             .with_retry(TIMEOUT, TRIES),
-        sealed: 0,
-        at: 3,
-        between: Some(install_101),
-    };
+        3,
+        install_101,
+    );
     let mut l = SmpLink::over("udp:lock", t, &h.hub, device_key).unwrap();
     let mut totals = Vec::new();
     let p = l
