@@ -661,13 +661,7 @@ async fn the_bearer_scheme_is_case_insensitive() {
 async fn a_stopped_rollout_resumes_over_the_api() {
     let w = World::new();
     let a = app(&w);
-    let d = w.releases(&[(3, &[])]);
-    let ids: Vec<LockId> = (0..2).map(|i| w.paired_lock(&format!("l{i}"), 2)).collect();
-    for id in &ids {
-        w.hub
-            .consent(*id, d[0], Decision::Accept, ConsentSource::Owner)
-            .unwrap();
-    }
+    let (d, _) = w.consented_locks(2);
     w.fleet.with("l0", |l| l.script = Script::FailPush);
     let r = w.hub.create_rollout(d[0], 1, 0, None).unwrap();
     let r = w.hub.run_rollout(r.id).unwrap();

@@ -819,6 +819,32 @@ impl World {
         l.id
     }
 
+    /// Release 1.3.0 taken in (as [`World::releases`] returns it) and the
+    /// locks `names` paired running 1.2.0, each with the owner's consent to
+    /// the release.
+    pub fn consented(&self, names: &[&str]) -> (Vec<Digest>, Vec<LockId>) {
+        let d = self.releases(&[(3, &[])]);
+        let ids: Vec<LockId> = names.iter().map(|a| self.paired_lock(a, 2)).collect();
+        for id in &ids {
+            self.hub
+                .consent(*id, d[0], Decision::Accept, ConsentSource::Owner)
+                .unwrap();
+        }
+        (d, ids)
+    }
+
+    /// [`World::consented`] for `n` locks `l0`, `l1`, ….
+    pub fn consented_locks(&self, n: usize) -> (Vec<Digest>, Vec<LockId>) {
+        let names: Vec<String> = (0..n).map(|i| format!("l{i}")).collect();
+        self.consented(&names.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// [`World::consented`] for one lock.
+    pub fn consented_lock(&self, address: &str) -> (Vec<Digest>, LockId) {
+        let (d, ids) = self.consented(&[address]);
+        (d, ids[0])
+    }
+
     pub fn events(&self) -> Vec<Event> {
         self.store.events(0, 100_000).unwrap()
     }
