@@ -22,6 +22,14 @@ fn unshare_permitted(flags: &str, why: &str) -> bool {
     ok
 }
 
+/// The model a hub takes in, trusting the vendor key that follows.
+const MODEL: &str = "--model deadbolt-2 --vendor-domain locks.example --trust";
+
+/// A command line's words (none of these has a space in it).
+fn words(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
 fn tmp(name: &str) -> PathBuf {
     let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
     let _ = std::fs::remove_dir_all(&d);
@@ -107,13 +115,7 @@ fn import(
         .arg(data)
         .arg("--tuf-root")
         .arg(root)
-        .args([
-            "--model",
-            "deadbolt-2",
-            "--vendor-domain",
-            "locks.example",
-            "--trust",
-        ])
+        .args(words(MODEL))
         .arg(vendor.join("root.pub"))
         .args(extra)
         .output()
@@ -510,16 +512,8 @@ impl Drop for Running {
 fn demo_first_line_parses_and_the_api_answers_with_its_token() {
     let dir = tmp("hub-demo");
     let mut cmd = keyway();
-    cmd.args([
-        "hub",
-        "demo",
-        "--locks",
-        "3",
-        "--listen",
-        "127.0.0.1:0",
-        "--dir",
-    ])
-    .arg(&dir);
+    cmd.args(words("hub demo --locks 3 --listen 127.0.0.1:0 --dir"))
+        .arg(&dir);
     let mut run = Running::start(cmd);
     let (s, _) = api("GET", &run.base, None, "/api/locks", None);
     assert_eq!(s, 401, "the API answered without the token");
@@ -583,15 +577,7 @@ fn demo_runs_with_no_network() {
     let dir = tmp("hub-demo-netns");
     let mut cmd = Command::new("unshare");
     cmd.args(["-rn", env!("CARGO_BIN_EXE_keyway")])
-        .args([
-            "hub",
-            "demo",
-            "--locks",
-            "2",
-            "--listen",
-            "127.0.0.1:8080",
-            "--dir",
-        ])
+        .args(words("hub demo --locks 2 --listen 127.0.0.1:8080 --dir"))
         .arg(&dir);
     let run = Running::start(cmd);
     assert!(
@@ -652,21 +638,9 @@ impl Served {
         let mut cmd = keyway();
         cmd.args(["hub", "serve", "--data"])
             .arg(&self.data)
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--tick-every",
-                "3600",
-                "--tuf-root",
-            ])
+            .args(words("--listen 127.0.0.1:0 --tick-every 3600 --tuf-root"))
             .arg(&self.root)
-            .args([
-                "--model",
-                "deadbolt-2",
-                "--vendor-domain",
-                "locks.example",
-                "--trust",
-            ])
+            .args(words(MODEL))
             .arg(self.vendor.join("root.pub"))
             .args(extra);
         Running::start(cmd)
