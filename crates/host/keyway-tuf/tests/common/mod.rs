@@ -345,3 +345,22 @@ impl Forge {
 
 /// An `expires` string a year after t0.
 pub const LATER: &str = "2027-12-07T00:00:00Z";
+
+/// A repository served over HTTP ([`Server`]) and a fresh mirror of it
+/// trusting root 1 ([`TestRepo::mirror`]).
+pub struct Served {
+    /// The server, to tell lies per path.
+    pub server: Server,
+    /// The mirror under attack.
+    pub m: keyway_tuf::Mirror,
+    _dir: tempfile::TempDir,
+}
+
+impl Served {
+    /// Serves `r` as it is now.
+    pub fn new(r: &TestRepo) -> Served {
+        let server = Server::start(r.repo());
+        let (_dir, m) = r.mirror();
+        Served { server, m, _dir }
+    }
+}
