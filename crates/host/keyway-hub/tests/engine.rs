@@ -74,7 +74,7 @@ fn ingest_refuses_a_tuf_valid_but_badly_signed_envelope() {
     assert!(r.imported.is_empty());
     assert_eq!(r.refused.len(), 1);
     match &r.refused[0].reason {
-        keyway_hub::engine::Refusal::Verification { check, .. } => {
+        keyway_hub::engine::IntakeRefusal::Verification { check, .. } => {
             assert_eq!(check.as_str(), "signatures")
         }
         other => panic!("refused for the wrong reason: {other:?}"),
@@ -91,7 +91,7 @@ fn ingest_refuses_an_envelope_for_an_unknown_model() {
     let r = w.hub.ingest(vec![incoming("x", env)]).unwrap();
     assert!(matches!(
         r.refused[0].reason,
-        keyway_hub::engine::Refusal::NoModel { .. }
+        keyway_hub::engine::IntakeRefusal::NoModel { .. }
     ));
 }
 
@@ -105,7 +105,7 @@ fn ingest_refuses_a_payload_that_does_not_match_its_manifest() {
     assert!(
         matches!(
             r.refused[0].reason,
-            keyway_hub::engine::Refusal::Payload { .. }
+            keyway_hub::engine::IntakeRefusal::Payload { .. }
         ),
         "{:?}",
         r.refused
@@ -128,7 +128,7 @@ fn ingest_refuses_trailing_bytes_and_garbage() {
     assert_eq!(r.refused.len(), 2, "{r:?}");
     assert!(matches!(
         r.refused[1].reason,
-        keyway_hub::engine::Refusal::Malformed { .. }
+        keyway_hub::engine::IntakeRefusal::Malformed { .. }
     ));
     assert!(w.store.releases(None).unwrap().is_empty());
 }

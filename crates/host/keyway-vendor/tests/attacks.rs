@@ -6,8 +6,9 @@ use keyway_suit::{self as suit, Error, KeyId};
 use keyway_vendor::cbor::{Value, ValueExt};
 use keyway_vendor::check::describe;
 use keyway_vendor::encode::{
-    Cve, EnvelopeBuilder, KeySetBuilder, KeySetParams, SignOptions, Version, assemble_envelope,
-    class_uuid, encode_manifest, manifest_value, sign_digest, suit_digest_of_hash, vendor_uuid,
+    Cve, EnvelopeBuilder, KeySetBuilder, KeySetParams, ReleaseVersion, SignOptions,
+    assemble_envelope, class_uuid, encode_manifest, manifest_value, sign_digest,
+    suit_digest_of_hash, vendor_uuid,
 };
 use keyway_vendor::keys::{Algorithm, SigningKey};
 
@@ -72,7 +73,7 @@ impl World {
     fn release(&self, sequence: u64, keys: &[&SigningKey]) -> EnvelopeBuilder {
         EnvelopeBuilder {
             sequence,
-            version: Version::new(2, 1, sequence),
+            version: ReleaseVersion::new(2, 1, sequence),
             vendor_domain: "locks.example".into(),
             class_name: "deadbolt-2".into(),
             notes: Some(format!(

@@ -159,7 +159,7 @@ pub struct Refused {
     /// Its target path.
     pub target: String,
     /// Why (typed: `reason.code`).
-    pub reason: intake::Refusal,
+    pub reason: intake::IntakeRefusal,
     /// In words.
     pub message: String,
 }
@@ -349,7 +349,7 @@ pub enum HubError {
     },
     /// A model's anchors do not load.
     #[error("{0}")]
-    BadModel(intake::Refusal),
+    BadModel(intake::IntakeRefusal),
     /// A request's value is out of range.
     #[error("{0}")]
     Invalid(String),
@@ -597,4 +597,4 @@ fn busy_or(busy: &Mutex<HashSet<LockId>>, id: LockId) -> bool {
 }
 
 /// Re-exported for the API's documentation.
-pub use intake::Refusal;
+pub use intake::IntakeRefusal;

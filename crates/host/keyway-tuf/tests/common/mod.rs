@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use keyway_tuf::jiff::Timestamp;
 use keyway_tuf::{Expiries, RepoWriter};
-use keyway_vendor::encode::{Cve, EnvelopeBuilder, Version};
+use keyway_vendor::encode::{Cve, EnvelopeBuilder, ReleaseVersion};
 use keyway_vendor::keys::{Algorithm, SigningKey};
 
 /// A fixed "now" (2026-12-07T00:00:00Z) so expiries are deterministic.
@@ -27,7 +27,7 @@ pub fn envelope(seq: u64, cves: &[(&str, &str)]) -> Vec<u8> {
     let key = vendor_key();
     EnvelopeBuilder {
         sequence: seq,
-        version: Version::new(1, 0, seq),
+        version: ReleaseVersion::new(1, 0, seq),
         vendor_domain: "locks.example".into(),
         class_name: "deadbolt".into(),
         notes: Some(format!("release {seq}")),

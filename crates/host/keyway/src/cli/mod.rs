@@ -123,7 +123,7 @@ mod tests {
     use std::path::PathBuf;
 
     use clap::error::ErrorKind;
-    use keyway_vendor::encode::Version;
+    use keyway_vendor::encode::ReleaseVersion;
     use keyway_vendor::keys::{self, Algorithm};
 
     /// A full sign command line, split into its words.
@@ -164,7 +164,7 @@ mod tests {
         let Command::Sign(a) = cli.command else {
             panic!("expected sign")
         };
-        assert_eq!(a.version, Version::new(1, 2, 3));
+        assert_eq!(a.version, ReleaseVersion::new(1, 2, 3));
         assert_eq!(a.sequence, 4);
         assert_eq!(a.cves.len(), 2);
         assert_eq!(a.cves[0].id, "CVE-2024-12345");

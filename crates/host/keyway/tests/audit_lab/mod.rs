@@ -22,7 +22,7 @@ pub fn release(dir: &Path, sequence: u64, name: &str) -> std::path::PathBuf {
     let key = keyway_vendor::keys::SigningKey::load(dir.join("vendor.key")).unwrap();
     let env = EnvelopeBuilder {
         sequence,
-        version: keyway_vendor::encode::Version::new(1, sequence, 0),
+        version: keyway_vendor::encode::ReleaseVersion::new(1, sequence, 0),
         vendor_domain: VENDOR.into(),
         class_name: CLASS.into(),
         notes: Some(format!("# {name}\n\nFixes CVE-2099-0007.\n")),
