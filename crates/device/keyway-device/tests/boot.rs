@@ -14,7 +14,10 @@
 //! `KEYWAY_FULL_SWEEP=1` adds ecc32 and stm32f4.
 
 mod common;
-use common::{App, NEW, OLD_FLOOR, OLD_KEYSET, PASS, Seeded, bytes, cuts, full_sweep, trial_boot};
+use common::{
+    App, NEW, OLD_FLOOR, OLD_KEYSET, PASS, Seeded, assert_settled, bytes, cuts, full_sweep,
+    trial_boot,
+};
 
 use std::time::Instant;
 
@@ -22,7 +25,7 @@ use keyway_device::boot::{
     self, Boot, ConfirmError, Confirmation, Decision, MAX_TRIAL_BOOTS, Reason, RevertCause,
     SelfTest,
 };
-use keyway_device::install::{Installer, Mode, SlotLayout};
+use keyway_device::install::{Installer, SlotLayout};
 use keyway_device::journal::{self, Config, Journal, PersistentState, TrialState};
 use keyway_sim::{CutPoint, PowerCut, SimFlash};
 use keyway_suit::ImageExpectation;
@@ -134,24 +137,18 @@ fn installed<const W: usize, const E: usize>(
 }
 
 fn ecc32_layout() -> SlotLayout {
-    SlotLayout {
-        slots: [0..0x6_0000, 0x6_0000..0xC_0000],
-        journal: Config::new(0xC_0000, 2).with_slot_size(32 * 1024),
-        manifest_sectors: 0,
-        sector_size: None,
-        mode: Mode::Direct,
-    }
+    SlotLayout::direct(
+        [0..0x6_0000, 0x6_0000..0xC_0000],
+        Config::new(0xC_0000, 2).with_slot_size(32 * 1024),
+    )
 }
 
 fn stm32f4_layout() -> SlotLayout {
     // 16 KiB sectors at the start of the bank: 0x0, 0x4000, 0x8000, 0xC000.
-    SlotLayout {
-        slots: [0x0..0x4000, 0x4000..0x8000],
-        journal: Config::new(0x8000, 2).with_slot_size(4096),
-        manifest_sectors: 0,
-        sector_size: None,
-        mode: Mode::Direct,
-    }
+    SlotLayout::direct(
+        [0x0..0x4000, 0x4000..0x8000],
+        Config::new(0x8000, 2).with_slot_size(4096),
+    )
 }
 
 fn nrf() -> (SimFlash<4, 4096>, Lock) {
@@ -200,11 +197,7 @@ fn happy_path_starts_a_trial_and_confirm_raises_the_floor() {
 
     // Later boots: the new image, nothing committed.
     for _ in 0..4 {
-        let d = lock.boot(&mut flash).unwrap();
-        assert_eq!(
-            (d.boot, d.reason, d.commit),
-            (Boot::Slot(1), Reason::Active, None)
-        );
+        assert_settled(&lock.boot(&mut flash).unwrap(), 1);
     }
     // A second confirm is refused and names why.
     let mut j = lock.open(&mut flash);
@@ -224,28 +217,31 @@ fn confirm_refuses_a_lower_floor_or_key_set() {
     lock.boot(&mut flash).unwrap();
     let before = state(&lock, &mut flash);
     let mut j = lock.open(&mut flash);
-    let low = Confirmation {
-        sequence: OLD_FLOOR - 1,
-        ..NEW
-    };
-    assert_eq!(
-        boot::confirm(&mut j, &mut flash, PASS, low),
-        Err(ConfirmError::FloorDown {
-            floor: OLD_FLOOR,
-            got: OLD_FLOOR - 1
-        })
-    );
-    let low = Confirmation {
-        keyset_version: OLD_KEYSET - 1,
-        ..NEW
-    };
-    assert_eq!(
-        boot::confirm(&mut j, &mut flash, PASS, low),
-        Err(ConfirmError::KeysetDown {
-            current: OLD_KEYSET,
-            got: OLD_KEYSET - 1
-        })
-    );
+    let (floor, keyset) = (OLD_FLOOR - 1, OLD_KEYSET - 1);
+    for (low, refused) in [
+        (
+            Confirmation {
+                sequence: floor,
+                ..NEW
+            },
+            ConfirmError::FloorDown {
+                floor: OLD_FLOOR,
+                got: floor,
+            },
+        ),
+        (
+            Confirmation {
+                keyset_version: keyset,
+                ..NEW
+            },
+            ConfirmError::KeysetDown {
+                current: OLD_KEYSET,
+                got: keyset,
+            },
+        ),
+    ] {
+        assert_eq!(boot::confirm(&mut j, &mut flash, PASS, low), Err(refused));
+    }
     assert_eq!(state(&lock, &mut flash), before, "nothing committed");
     // Equal values are kept.
     let same = Confirmation {

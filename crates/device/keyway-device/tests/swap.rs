@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{App, Seeded, cuts, full_sweep, trial_boot};
+use common::{App, Seeded, assert_settled, cuts, full_sweep, trial_boot};
 use keyway_device::boot::{
     self, Boot, ConfirmError, Confirmation, MAX_TRIAL_BOOTS, Reason, RevertCause, SelfTest,
 };
@@ -544,11 +544,7 @@ fn swap_installs_300_kib_with_one_erase_per_sector_per_slot() {
     // Confirm raises the floor; the next boot changes nothing.
     assert_eq!(boot::confirm(&mut j, &mut flash, PASS, NEW), Ok(0));
     assert_eq!(j.state().floor, Some(NEW_SEQ));
-    let d = u.boot(&mut flash, &mut j).unwrap();
-    assert_eq!(
-        (d.boot, d.reason, d.commit),
-        (Boot::Slot(0), Reason::Active, None)
-    );
+    assert_settled(&u.boot(&mut flash, &mut j).unwrap(), 0);
 }
 
 #[test]
@@ -589,11 +585,7 @@ fn failed_self_test_swaps_the_previous_image_back() {
         (TrialState::None, None, Some(OLD_SEQ))
     );
     // Settled: the old image boots as before.
-    let d = u.boot(&mut flash, &mut j).unwrap();
-    assert_eq!(
-        (d.boot, d.reason, d.commit),
-        (Boot::Slot(0), Reason::Active, None)
-    );
+    assert_settled(&u.boot(&mut flash, &mut j).unwrap(), 0);
 }
 
 #[test]

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{CLASS, PASS, VENDOR, Vendor, vendor, verified_layout as layout};
+use common::{CLASS, PASS, VENDOR, Vendor, assert_settled, vendor, verified_layout as layout};
 
 use keyway_device::boot::{self, Boot, Confirmation, Reason, RevertCause, SlotCheck};
 use keyway_device::install::{Error, Installer, LayoutError, Mode, SlotLayout};
@@ -151,11 +151,7 @@ fn installed_slot_verifies_and_boots_on_trial_then_as_confirmed() {
     assert_eq!(j.state().floor, Some(5));
     // Boot rule: the running image's sequence equals the floor and boots.
     assert_eq!(check(&mut flash, &j, &v, 1), Ok(5));
-    let d = boot_verified(&mut flash, &mut j, &v);
-    assert_eq!(
-        (d.boot, d.reason, d.commit),
-        (Boot::Slot(1), Reason::Active, None)
-    );
+    assert_settled(&boot_verified(&mut flash, &mut j, &v), 1);
 }
 
 #[test]
@@ -392,13 +388,8 @@ fn installer_refuses_oversized_heads_and_layouts_without_an_area() {
 
     // Validation: too small an area, no room left for the image.
     type Small = SimFlash<1, 512>;
-    let small = SlotLayout {
-        slots: [0x4000..0x8000, 0x8000..0xC000],
-        journal: Config::new(0x2_0000, 3),
-        manifest_sectors: 7,
-        sector_size: None,
-        mode: Mode::Direct,
-    };
+    let small = SlotLayout::direct([0x4000..0x8000, 0x8000..0xC000], Config::new(0x2_0000, 3))
+        .with_manifest_sectors(7);
     assert_eq!(
         small.validate::<Small>(0x10_0000),
         Err(LayoutError::ManifestAreaTooSmall {
@@ -798,38 +789,30 @@ mod geometries {
     #[test]
     fn verified_update_power_cut_sweep_small_pages() {
         // An 8-page (4 KiB) manifest area.
-        let layout = SlotLayout {
-            slots: [0x4000..0x8000, 0x8000..0xC000],
-            journal: Config::new(0x2_0000, 3),
-            manifest_sectors: 8,
-            sector_size: None,
-            mode: Mode::Direct,
-        };
+        let layout = SlotLayout::direct([0x4000..0x8000, 0x8000..0xC000], Config::new(0x2_0000, 3))
+            .with_manifest_sectors(8);
         assert!(sweep(SimFlash::<1, 512>::small_pages(), layout) > 0);
     }
 
     #[test]
     fn verified_update_power_cut_sweep_stm32f4() {
         // Slots of two 128 KiB sectors, the last one the manifest area.
-        let layout = SlotLayout {
-            slots: [0x2_0000..0x6_0000, 0x6_0000..0xA_0000],
-            journal: Config::new(0x4000, 2).with_slot_size(4096),
-            manifest_sectors: 1,
-            sector_size: Some(128 * 1024),
-            mode: Mode::Direct,
-        };
+        let layout = SlotLayout::direct(
+            [0x2_0000..0x6_0000, 0x6_0000..0xA_0000],
+            Config::new(0x4000, 2).with_slot_size(4096),
+        )
+        .with_manifest_sectors(1)
+        .with_sector_size(128 * 1024);
         assert!(sweep(SimFlash::<4, 16384>::stm32f4(), layout) > 0);
     }
 
     #[test]
     fn verified_update_power_cut_sweep_ecc32() {
-        let layout = SlotLayout {
-            slots: [0..0x4_0000, 0x4_0000..0x8_0000],
-            journal: Config::new(0xC_0000, 2).with_slot_size(32 * 1024),
-            manifest_sectors: 1,
-            sector_size: None,
-            mode: Mode::Direct,
-        };
+        let layout = SlotLayout::direct(
+            [0..0x4_0000, 0x4_0000..0x8_0000],
+            Config::new(0xC_0000, 2).with_slot_size(32 * 1024),
+        )
+        .with_manifest_sectors(1);
         assert!(sweep(SimFlash::<32, 131072>::ecc32(), layout) > 0);
     }
 }

@@ -1,8 +1,8 @@
 //! Shared helpers for the journal, install and boot tests.
 #![allow(dead_code)]
 
-use keyway_device::boot::{Confirmation, MAX_TRIAL_BOOTS, SelfTest};
-use keyway_device::install::{Mode, SlotLayout};
+use keyway_device::boot::{Boot, Confirmation, Decision, MAX_TRIAL_BOOTS, Reason, SelfTest};
+use keyway_device::install::SlotLayout;
 use keyway_device::journal::Config;
 use keyway_device::journal::{Download, PersistentState, SwapPhase, SwapProgress, TrialState};
 use keyway_sim::CutPoint;
@@ -122,13 +122,11 @@ pub const NEW: Confirmation = Confirmation {
 };
 
 pub fn verified_layout() -> SlotLayout {
-    SlotLayout {
-        slots: [0x1_0000..0x3_0000, 0x3_0000..0x5_0000],
-        journal: Config::new(0xF_0000, 2),
-        manifest_sectors: 1,
-        sector_size: None,
-        mode: Mode::Direct,
-    }
+    SlotLayout::direct(
+        [0x1_0000..0x3_0000, 0x3_0000..0x5_0000],
+        Config::new(0xF_0000, 2),
+    )
+    .with_manifest_sectors(1)
 }
 
 pub struct Vendor {
@@ -185,5 +183,14 @@ pub fn trial_boot(trial_boots: &mut u32, what: &str) {
         *trial_boots <= u32::from(MAX_TRIAL_BOOTS),
         "{what}: trial boot {} without confirm",
         trial_boots
+    );
+}
+
+/// Asserts that a boot changed nothing: `slot` runs as the active image
+/// and no state is committed.
+pub fn assert_settled(d: &Decision, slot: u8) {
+    assert_eq!(
+        (d.boot, d.reason, d.commit),
+        (Boot::Slot(slot), Reason::Active, None)
     );
 }
