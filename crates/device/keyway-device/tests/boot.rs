@@ -15,8 +15,8 @@
 
 mod common;
 use common::{
-    App, NEW, OLD_FLOOR, OLD_KEYSET, PASS, Seeded, assert_settled, bytes, cuts, full_sweep,
-    trial_boot,
+    App, NEW, OLD_FLOOR, OLD_KEYSET, PASS, Seeded, assert_reverted, assert_settled, bytes, cuts,
+    full_sweep, trial_boot,
 };
 
 use std::time::Instant;
@@ -284,14 +284,7 @@ fn failed_self_test_reverts_on_the_next_boot() {
             Err(ConfirmError::RevertScheduled { slot: 1 })
         );
         let d = lock.boot(&mut flash).unwrap();
-        assert_eq!(d.boot, Boot::Slot(0));
-        assert_eq!(
-            d.reason,
-            Reason::Reverted {
-                slot: 1,
-                cause: RevertCause::AttemptsExhausted
-            }
-        );
+        assert_reverted(&d, Boot::Slot(0), 1, RevertCause::AttemptsExhausted);
         let s = state(&lock, &mut flash);
         assert_eq!(s.trial, TrialState::None);
         assert_eq!(s.active_slot, 0);
@@ -340,28 +333,14 @@ fn a_trial_slot_that_fails_verification_is_never_booted() {
     let mut broken = lock.clone();
     broken.images[1][100] ^= 1;
     let d = broken.boot(&mut flash).unwrap();
-    assert_eq!(d.boot, Boot::Slot(0));
-    assert_eq!(
-        d.reason,
-        Reason::Reverted {
-            slot: 1,
-            cause: RevertCause::Unverified
-        }
-    );
+    assert_reverted(&d, Boot::Slot(0), 1, RevertCause::Unverified);
     assert_eq!(state(&lock, &mut flash).trial, TrialState::None);
 
     // On trial, then fails verification: reverted at the next boot.
     let (mut flash, lock) = nrf();
     assert_eq!(lock.boot(&mut flash).unwrap().boot, Boot::Slot(1));
     let d = broken.boot(&mut flash).unwrap();
-    assert_eq!(d.boot, Boot::Slot(0));
-    assert_eq!(
-        d.reason,
-        Reason::Reverted {
-            slot: 1,
-            cause: RevertCause::Unverified
-        }
-    );
+    assert_reverted(&d, Boot::Slot(0), 1, RevertCause::Unverified);
     let s = state(&lock, &mut flash);
     assert_eq!((s.active_slot, s.trial), (0, TrialState::None));
 }
@@ -375,14 +354,7 @@ fn both_slots_bad_is_recovery_and_a_local_install_leads_to_a_trial() {
     bad.images[0][0] ^= 1;
     bad.images[1][0] ^= 1;
     let d = bad.boot(&mut flash).unwrap();
-    assert_eq!(d.boot, Boot::Recovery);
-    assert_eq!(
-        d.reason,
-        Reason::Reverted {
-            slot: 1,
-            cause: RevertCause::Unverified
-        }
-    );
+    assert_reverted(&d, Boot::Recovery, 1, RevertCause::Unverified);
     let d = bad.boot(&mut flash).unwrap();
     assert_eq!(
         (d.boot, d.reason, d.commit),

@@ -9,7 +9,9 @@
 
 mod common;
 
-use common::{CLASS, PASS, VENDOR, Vendor, assert_settled, vendor, verified_layout as layout};
+use common::{
+    CLASS, PASS, VENDOR, Vendor, assert_reverted, assert_settled, vendor, verified_layout as layout,
+};
 
 use keyway_device::boot::{self, Boot, Confirmation, Reason, RevertCause, SlotCheck};
 use keyway_device::install::{Error, Installer, LayoutError, Mode, SlotLayout};
@@ -204,16 +206,7 @@ fn a_flipped_image_byte_is_refused_and_reverted() {
     let mut bad = flip(&flash, layout().slots[0].start + 777);
     let mut j = Journal::open(&mut bad, layout().journal).unwrap();
     let d = boot_verified(&mut bad, &mut j, &v);
-    assert_eq!(
-        (d.boot, d.reason),
-        (
-            Boot::Slot(1),
-            Reason::Reverted {
-                slot: 0,
-                cause: RevertCause::Unverified
-            }
-        )
-    );
+    assert_reverted(&d, Boot::Slot(1), 0, RevertCause::Unverified);
     assert_eq!(j.state().active_slot, 1);
 }
 

@@ -1,7 +1,9 @@
 //! Shared helpers for the journal, install and boot tests.
 #![allow(dead_code)]
 
-use keyway_device::boot::{Boot, Confirmation, Decision, MAX_TRIAL_BOOTS, Reason, SelfTest};
+use keyway_device::boot::{
+    Boot, Confirmation, Decision, MAX_TRIAL_BOOTS, Reason, RevertCause, SelfTest,
+};
 use keyway_device::install::SlotLayout;
 use keyway_device::journal::Config;
 use keyway_device::journal::{Download, PersistentState, SwapPhase, SwapProgress, TrialState};
@@ -193,4 +195,10 @@ pub fn assert_settled(d: &Decision, slot: u8) {
         (d.boot, d.reason, d.commit),
         (Boot::Slot(slot), Reason::Active, None)
     );
+}
+
+/// Asserts that a boot dropped the pending or trial image in `slot` for
+/// `cause` and starts `boot`.
+pub fn assert_reverted(d: &Decision, boot: Boot, slot: u8, cause: RevertCause) {
+    assert_eq!((d.boot, d.reason), (boot, Reason::Reverted { slot, cause }));
 }
