@@ -165,6 +165,9 @@ fn txt<'a>(r: &mut Reader<'a>, name: &'static str) -> Result<&'a str, Error> {
 
 /// Writes a body of two entries, `{bytes_key: bytes, uint_key: n}` in
 /// that order: the shape of the `challenge`, `pair` and `unpair` answers.
+/// Always inlined: a lock encodes one or two of them, and a call costs
+/// about what the three entries do (firmware/lock-app).
+#[inline(always)]
 fn write_bytes_uint(
     w: &mut Writer<'_>,
     (bytes_key, bytes): (&str, &[u8]),
