@@ -9,9 +9,7 @@
 
 mod common;
 
-use common::{
-    CLASS, PASS, VENDOR, Vendor, assert_reverted, assert_settled, vendor, verified_layout as layout,
-};
+use common::{PASS, Vendor, assert_reverted, assert_settled, vendor, verified_layout as layout};
 
 use keyway_device::boot::{self, Boot, Confirmation, Reason, RevertCause, SlotCheck};
 use keyway_device::install::{Error, Installer, LayoutError, Mode, SlotLayout};
@@ -20,7 +18,6 @@ use keyway_device::manifest_area::{HEADER_LEN, MAX_MANIFEST_LEN};
 use keyway_device::verified::{HEAD_BUF_LEN, SlotError, VerifiedSlot, boot_floor};
 use keyway_sim::SimFlash;
 use keyway_suit::DeviceState;
-use keyway_vendor::encode::EnvelopeBuilder;
 use keyway_vendor::keys::{Algorithm, SigningKey};
 
 type Flash = SimFlash<4, 4096>;
@@ -32,19 +29,10 @@ fn image(len: usize, seed: u8) -> Vec<u8> {
 }
 
 fn envelope(key: &SigningKey, sequence: u64, payload: Vec<u8>) -> Vec<u8> {
-    EnvelopeBuilder {
-        sequence,
-        version: "1.2.3".parse().unwrap(),
-        vendor_domain: VENDOR.into(),
-        class_name: CLASS.into(),
-        notes: Some("# 1.2.3\n\nFixes.\n".into()),
-        payload,
-        keys: vec![key.clone()],
-        ..Default::default()
-    }
-    .build()
-    .unwrap()
-    .envelope
+    common::release(key, "1.2.3", sequence, payload)
+        .build()
+        .unwrap()
+        .envelope
 }
 
 /// Installs `env` into the inactive slot as a lock would: verify the head,

@@ -9,7 +9,7 @@ use keyway_device::journal::Config;
 use keyway_device::journal::{Download, PersistentState, SwapPhase, SwapProgress, TrialState};
 use keyway_sim::CutPoint;
 use keyway_suit::{DeviceIdentity, PublicKey, TrustAnchors};
-use keyway_vendor::encode::{class_uuid, vendor_uuid};
+use keyway_vendor::encode::{EnvelopeBuilder, class_uuid, vendor_uuid};
 use keyway_vendor::keys::{Algorithm, SigningKey};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
@@ -201,4 +201,24 @@ pub fn assert_settled(d: &Decision, slot: u8) {
 /// `cause` and starts `boot`.
 pub fn assert_reverted(d: &Decision, boot: Boot, slot: u8, cause: RevertCause) {
     assert_eq!((d.boot, d.reason), (boot, Reason::Reverted { slot, cause }));
+}
+
+/// A release of the test vendor's class signed by `key`: `version` (also
+/// the notes' title), `sequence`, `payload` integrated.
+pub fn release(
+    key: &SigningKey,
+    version: &str,
+    sequence: u64,
+    payload: Vec<u8>,
+) -> EnvelopeBuilder {
+    EnvelopeBuilder {
+        sequence,
+        version: version.parse().unwrap(),
+        vendor_domain: VENDOR.into(),
+        class_name: CLASS.into(),
+        notes: Some(format!("# {version}\n\nFixes.\n")),
+        payload,
+        keys: vec![key.clone()],
+        ..Default::default()
+    }
 }
