@@ -12,7 +12,7 @@ use super::*;
 fn swap_bootloader(
     flash: &mut SwapFlash,
     d: &Device,
-) -> Result<(Decision, PersistentState), swap::Error<FlashError>> {
+) -> Result<(Decision, PersistentState), swap::SwapError<FlashError>> {
     let mut journal = reopen(flash, d);
     let state = *journal.state();
     let mut head = [0u8; HEAD_BUF_LEN];
@@ -193,10 +193,10 @@ pub(crate) fn swap_scenario(flash: &mut SwapFlash, d: &Device, c: &mut Checks) {
         slot == 1
             && matches!(
                 r,
-                Err(swap::Error::Flash {
+                Err(swap::SwapError::Flash {
                     error: FlashError::PowerCut { .. },
                     ..
-                } | swap::Error::Journal(journal::Error::Flash {
+                } | swap::SwapError::Journal(journal::JournalError::Flash {
                     error: FlashError::PowerCut { .. },
                     ..
                 }))

@@ -138,9 +138,9 @@ pub enum Fail {
     /// The audit log.
     Audit(keyway_audit::Error<FlashError>),
     /// The journal.
-    Journal(journal::Error<FlashError>),
+    Journal(journal::JournalError<FlashError>),
     /// The installer (factory provisioning).
-    Install(keyway_device::install::Error<FlashError>),
+    Install(keyway_device::install::InstallError<FlashError>),
     /// The verifier (factory provisioning).
     Suit(keyway_suit::Error),
     /// A state the step needs is missing.
@@ -159,8 +159,8 @@ macro_rules! from {
 from!(
     Store(store::Error<FlashError>),
     Audit(keyway_audit::Error<FlashError>),
-    Journal(journal::Error<FlashError>),
-    Install(keyway_device::install::Error<FlashError>),
+    Journal(journal::JournalError<FlashError>),
+    Install(keyway_device::install::InstallError<FlashError>),
     Suit(keyway_suit::Error)
 );
 

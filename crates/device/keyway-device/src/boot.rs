@@ -322,7 +322,7 @@ pub fn boot<F: NorFlash, C: SlotCheck<F>>(
     journal: &mut Journal<F>,
     flash: &mut F,
     check: &mut C,
-) -> Result<Decision, journal::Error<F::Error>> {
+) -> Result<Decision, journal::JournalError<F::Error>> {
     let state = *journal.state();
     let decision = decide_with(&state, |slot| check.verified(flash, slot));
     if let Some(next) = &decision.commit {
@@ -406,11 +406,11 @@ pub enum ConfirmError<E> {
     },
     /// The journal commit failed (for a failed self-test: the revert was
     /// not recorded either; the trial's attempts still bound it).
-    Journal(journal::Error<E>),
+    Journal(journal::JournalError<E>),
 }
 
-impl<E> From<journal::Error<E>> for ConfirmError<E> {
-    fn from(e: journal::Error<E>) -> Self {
+impl<E> From<journal::JournalError<E>> for ConfirmError<E> {
+    fn from(e: journal::JournalError<E>) -> Self {
         ConfirmError::Journal(e)
     }
 }

@@ -95,7 +95,7 @@ impl HeaderField {
 pub enum DeltaError<E> {
     /// The installer (layout, journal, output writes, the produced image's
     /// digest) failed.
-    Install(install::Error<E>),
+    Install(install::InstallError<E>),
     /// The installed image is not the patch's base: nothing was written.
     WrongBase {
         /// The base digest the manifest binds.
@@ -137,8 +137,8 @@ pub enum DeltaError<E> {
     Aborted,
 }
 
-impl<E> From<install::Error<E>> for DeltaError<E> {
-    fn from(e: install::Error<E>) -> Self {
+impl<E> From<install::InstallError<E>> for DeltaError<E> {
+    fn from(e: install::InstallError<E>) -> Self {
         DeltaError::Install(e)
     }
 }
@@ -319,9 +319,11 @@ impl<F: NorFlash, const BUF: usize> DeltaInstaller<F, BUF> {
     ) -> Result<Self, DeltaError<F::Error>> {
         let header = expected_header(binding).map_err(|field| DeltaError::Header { field })?;
         let active = journal.state().active_slot;
-        let place = layout.place::<F>(active).ok_or(install::Error::Layout(
-            install::LayoutError::NoImageRoom { slot: active },
-        ))?;
+        let place = layout
+            .place::<F>(active)
+            .ok_or(install::InstallError::Layout(
+                install::LayoutError::NoImageRoom { slot: active },
+            ))?;
         let capacity = place.image.end - place.image.start;
         if binding.base_size > u64::from(capacity) {
             return Err(DeltaError::BaseTooLarge {
@@ -473,7 +475,7 @@ impl<F: NorFlash, const BUF: usize> DeltaInstaller<F, BUF> {
     }
 }
 
-fn from_patch<E>(e: keyway_delta::Error<DeltaError<E>, install::Error<E>>) -> DeltaError<E> {
+fn from_patch<E>(e: keyway_delta::Error<DeltaError<E>, install::InstallError<E>>) -> DeltaError<E> {
     match e {
         keyway_delta::Error::Patch(p) => DeltaError::Patch(p),
         keyway_delta::Error::Base(b) => b,

@@ -30,7 +30,7 @@
 //!   ([`TrialState::Pending`]) with the same commit that clears the
 //!   download. Before that nothing marks the slot installable; starting a
 //!   download clears an earlier `Pending` in the commit that records it.
-//! * No input makes it panic; every failure is an [`Error`] that names
+//! * No input makes it panic; every failure is an [`InstallError`] that names
 //!   what failed.
 //!
 //! The signature over the manifest is checked before (by
@@ -53,7 +53,7 @@ pub const DEFAULT_BUF: usize = 256;
 
 /// What an install step failed on.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Error<E> {
+pub enum InstallError<E> {
     /// The slot layout does not fit the flash.
     Layout(LayoutError),
     /// `BUF` is zero, not a multiple of the write and read sizes, or does
@@ -83,7 +83,7 @@ pub enum Error<E> {
         error: E,
     },
     /// A journal commit or read failed.
-    Journal(journal::Error<E>),
+    Journal(journal::JournalError<E>),
     /// [`Installer::resume`]: the journal records no download.
     NoDownload,
     /// [`Installer::resume`]: the recorded download belongs to another
@@ -138,38 +138,38 @@ pub enum Error<E> {
     },
 }
 
-impl<E> Error<E> {
+impl<E> InstallError<E> {
     /// Whether [`Installer::resume`] failed because the journal's record
     /// cannot be continued (start over), not on the flash or the journal.
     fn starts_over(&self) -> bool {
         matches!(
             self,
-            Error::NoDownload
-                | Error::OtherManifest { .. }
-                | Error::OtherSlot { .. }
-                | Error::BadOffset { .. }
+            InstallError::NoDownload
+                | InstallError::OtherManifest { .. }
+                | InstallError::OtherSlot { .. }
+                | InstallError::BadOffset { .. }
         )
     }
 }
 
-impl<E> From<LayoutError> for Error<E> {
+impl<E> From<LayoutError> for InstallError<E> {
     fn from(e: LayoutError) -> Self {
-        Error::Layout(e)
+        InstallError::Layout(e)
     }
 }
 
-impl<E> From<journal::Error<E>> for Error<E> {
-    fn from(e: journal::Error<E>) -> Self {
-        Error::Journal(e)
+impl<E> From<journal::JournalError<E>> for InstallError<E> {
+    fn from(e: journal::JournalError<E>) -> Self {
+        InstallError::Journal(e)
     }
 }
 
-impl<E: core::fmt::Debug> core::fmt::Display for Error<E> {
+impl<E: core::fmt::Debug> core::fmt::Display for InstallError<E> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            Error::Layout(e) => write!(f, "install: slot layout: {e:?}"),
-            Error::BufferSize(e) => write!(f, "install: write buffer: {e:?}"),
-            Error::ImageTooLarge {
+            InstallError::Layout(e) => write!(f, "install: slot layout: {e:?}"),
+            InstallError::BufferSize(e) => write!(f, "install: write buffer: {e:?}"),
+            InstallError::ImageTooLarge {
                 slot,
                 size,
                 capacity,
@@ -177,42 +177,42 @@ impl<E: core::fmt::Debug> core::fmt::Display for Error<E> {
                 f,
                 "install: image of {size} bytes too large for slot {slot} ({capacity} bytes)"
             ),
-            Error::Payload(e) => write!(f, "install: {e}"),
-            Error::Flash { op, offset, error } => {
+            InstallError::Payload(e) => write!(f, "install: {e}"),
+            InstallError::Flash { op, offset, error } => {
                 write!(f, "install: flash {op:?} at {offset:#x}: {error:?}")
             }
-            Error::Journal(e) => write!(f, "install: {e}"),
-            Error::NoDownload => f.write_str("install: no download to resume"),
-            Error::OtherManifest { .. } => {
+            InstallError::Journal(e) => write!(f, "install: {e}"),
+            InstallError::NoDownload => f.write_str("install: no download to resume"),
+            InstallError::OtherManifest { .. } => {
                 f.write_str("install: the recorded download is for another manifest")
             }
-            Error::OtherSlot { recorded, inactive } => write!(
+            InstallError::OtherSlot { recorded, inactive } => write!(
                 f,
                 "install: the recorded download targets slot {recorded}, not inactive slot {inactive}"
             ),
-            Error::BadOffset { offset } => {
+            InstallError::BadOffset { offset } => {
                 write!(
                     f,
                     "install: recorded download offset {offset:#x} is invalid"
                 )
             }
-            Error::TrialInProgress { slot } => {
+            InstallError::TrialInProgress { slot } => {
                 write!(f, "install: the image in slot {slot} is on trial")
             }
-            Error::Aborted => f.write_str("install: aborted by an earlier error"),
-            Error::NoManifestArea => {
+            InstallError::Aborted => f.write_str("install: aborted by an earlier error"),
+            InstallError::NoManifestArea => {
                 f.write_str("install: the slot layout reserves no manifest area")
             }
-            Error::SwapInProgress => {
+            InstallError::SwapInProgress => {
                 f.write_str("install: a swap is in progress; the bootloader must finish it")
             }
-            Error::SwapActiveSlot { active } => {
+            InstallError::SwapActiveSlot { active } => {
                 write!(
                     f,
                     "install: swap mode needs active slot 0, the journal says {active}"
                 )
             }
-            Error::ManifestTooLarge { len, max } => write!(
+            InstallError::ManifestTooLarge { len, max } => write!(
                 f,
                 "install: envelope head of {len} bytes exceeds the manifest area's {max}"
             ),
@@ -269,7 +269,7 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
     /// fits the slot before touching the flash, then commits
     /// `Download { slot, manifest_digest, offset: 0 }` (clearing an earlier
     /// `Pending` install in the same record). Refused while an image runs
-    /// on trial ([`Error::TrialInProgress`]). Nothing is
+    /// on trial ([`InstallError::TrialInProgress`]). Nothing is
     /// erased yet: each sector is erased by [`Installer::push`] just before
     /// its first write.
     pub fn begin(
@@ -278,7 +278,7 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
         layout: &SlotLayout,
         expectation: &ImageExpectation<'_>,
         manifest_digest: [u8; 32],
-    ) -> Result<Self, Error<F::Error>> {
+    ) -> Result<Self, InstallError<F::Error>> {
         Self::begin_inner(flash, journal, layout, expectation, manifest_digest, None)
     }
 
@@ -288,9 +288,9 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
     /// [`VerifiedSlot`](crate::verified::VerifiedSlot).
     ///
     /// After the checks of [`Installer::begin`], refuses a layout without a
-    /// manifest area ([`Error::NoManifestArea`]) and a head longer than
+    /// manifest area ([`InstallError::NoManifestArea`]) and a head longer than
     /// [`MAX_MANIFEST_LEN`](crate::manifest_area::MAX_MANIFEST_LEN)
-    /// ([`Error::ManifestTooLarge`]) before touching the flash. Then erases
+    /// ([`InstallError::ManifestTooLarge`]) before touching the flash. Then erases
     /// the manifest area, writes the header and the head, and only then
     /// commits the download record; the slot becomes `Pending` later, in
     /// [`Installer::finish`]. A recorded download therefore always has its
@@ -306,7 +306,7 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
         expectation: &ImageExpectation<'_>,
         manifest_digest: [u8; 32],
         head: &[u8],
-    ) -> Result<Self, Error<F::Error>> {
+    ) -> Result<Self, InstallError<F::Error>> {
         let head = Some(head);
         Self::begin_inner(flash, journal, layout, expectation, manifest_digest, head)
     }
@@ -318,13 +318,13 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
         expectation: &ImageExpectation<'_>,
         manifest_digest: [u8; 32],
         head: Option<&[u8]>,
-    ) -> Result<Self, Error<F::Error>> {
+    ) -> Result<Self, InstallError<F::Error>> {
         let mut installer = Self::prepare(flash, journal, layout, expectation, manifest_digest)?;
         let mut state = *journal.state();
         match state.trial {
             // Until a trial is confirmed or reverted, both slots matter:
             // the image on trial and the one to revert to.
-            TrialState::Trial { slot, .. } => return Err(Error::TrialInProgress { slot }),
+            TrialState::Trial { slot, .. } => return Err(InstallError::TrialInProgress { slot }),
             TrialState::Pending { .. } => state.trial = TrialState::None,
             _ => {}
         }
@@ -332,7 +332,7 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
             // The bootloader finishes a swap or a revert before it boots
             // anything, so an application never sees one in progress.
             Some(SwapPhase::Swapping { .. } | SwapPhase::Reverting { .. }) => {
-                return Err(Error::SwapInProgress);
+                return Err(InstallError::SwapInProgress);
             }
             // The secondary's previous contents (a staged image, or the
             // image a confirmed swap replaced) are about to be overwritten.
@@ -342,10 +342,10 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
         if let Some(head) = head {
             let area = layout
                 .manifest_area::<F>(installer.slot)
-                .ok_or(Error::NoManifestArea)?;
+                .ok_or(InstallError::NoManifestArea)?;
             let max = crate::manifest_area::MAX_MANIFEST_LEN;
             if head.len() > max {
-                return Err(Error::ManifestTooLarge {
+                return Err(InstallError::ManifestTooLarge {
                     len: head.len(),
                     max,
                 });
@@ -368,8 +368,8 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
     /// [`Installer::offset`] on. The sector after the recorded offset,
     /// which may be partly written, is erased again before its first write.
     ///
-    /// Fails with [`Error::NoDownload`], [`Error::OtherManifest`],
-    /// [`Error::OtherSlot`] or [`Error::BadOffset`] when the record cannot
+    /// Fails with [`InstallError::NoDownload`], [`InstallError::OtherManifest`],
+    /// [`InstallError::OtherSlot`] or [`InstallError::BadOffset`] when the record cannot
     /// be continued: then start over with [`Installer::begin`] (or use
     /// [`Installer::resume_or_begin`]).
     pub fn resume(
@@ -378,17 +378,17 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
         layout: &SlotLayout,
         expectation: &ImageExpectation<'_>,
         manifest_digest: [u8; 32],
-    ) -> Result<Self, Error<F::Error>> {
+    ) -> Result<Self, InstallError<F::Error>> {
         let mut installer = Self::prepare(flash, journal, layout, expectation, manifest_digest)?;
         let state = journal.state();
-        let d = state.download.ok_or(Error::NoDownload)?;
+        let d = state.download.ok_or(InstallError::NoDownload)?;
         if d.manifest_digest != manifest_digest {
-            return Err(Error::OtherManifest {
+            return Err(InstallError::OtherManifest {
                 recorded: d.manifest_digest,
             });
         }
         if d.slot != installer.slot {
-            return Err(Error::OtherSlot {
+            return Err(InstallError::OtherSlot {
                 recorded: d.slot,
                 inactive: installer.slot,
             });
@@ -396,7 +396,7 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
         let past_image = expectation.size.is_some_and(|s| u64::from(d.offset) > s);
         if !d.offset.is_multiple_of(installer.sector) || d.offset > installer.capacity || past_image
         {
-            return Err(Error::BadOffset { offset: d.offset });
+            return Err(InstallError::BadOffset { offset: d.offset });
         }
         // Re-hash what the slot holds below the recorded offset.
         let mut at = 0u32;
@@ -404,12 +404,17 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
             let n = (d.offset - at).min(BUF as u32);
             let offset = installer.start + at;
             let chunk = &mut installer.buf[..n as usize];
-            flash.read(offset, chunk).map_err(|error| Error::Flash {
-                op: FlashOp::Read,
-                offset,
-                error,
-            })?;
-            installer.verifier.update(chunk).map_err(Error::Payload)?;
+            flash
+                .read(offset, chunk)
+                .map_err(|error| InstallError::Flash {
+                    op: FlashOp::Read,
+                    offset,
+                    error,
+                })?;
+            installer
+                .verifier
+                .update(chunk)
+                .map_err(InstallError::Payload)?;
             at += n;
         }
         installer.written = d.offset;
@@ -425,7 +430,7 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
         layout: &SlotLayout,
         expectation: &ImageExpectation<'_>,
         manifest_digest: [u8; 32],
-    ) -> Result<Self, Error<F::Error>> {
+    ) -> Result<Self, InstallError<F::Error>> {
         match Self::resume(flash, journal, layout, expectation, manifest_digest) {
             Err(e) if e.starts_over() => {
                 Self::begin(flash, journal, layout, expectation, manifest_digest)
@@ -444,7 +449,7 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
         expectation: &ImageExpectation<'_>,
         manifest_digest: [u8; 32],
         head: &[u8],
-    ) -> Result<Self, Error<F::Error>> {
+    ) -> Result<Self, InstallError<F::Error>> {
         match Self::resume(flash, journal, layout, expectation, manifest_digest) {
             Err(e) if e.starts_over() => {
                 let head = Some(head);
@@ -461,10 +466,10 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
         flash: &mut F,
         area: Range<u32>,
         head: &[u8],
-    ) -> Result<(), Error<F::Error>> {
+    ) -> Result<(), InstallError<F::Error>> {
         flash
             .erase(area.start, area.end)
-            .map_err(|error| Error::Flash {
+            .map_err(|error| InstallError::Flash {
                 op: FlashOp::Erase,
                 offset: area.start,
                 error,
@@ -485,11 +490,13 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
             let len = (n.div_ceil(F::WRITE_SIZE) * F::WRITE_SIZE).min(BUF);
             let offset = area.start + pos as u32;
             let data = self.buf.get(..len).unwrap_or(&[]);
-            flash.write(offset, data).map_err(|error| Error::Flash {
-                op: FlashOp::Write,
-                offset,
-                error,
-            })?;
+            flash
+                .write(offset, data)
+                .map_err(|error| InstallError::Flash {
+                    op: FlashOp::Write,
+                    offset,
+                    error,
+                })?;
             pos += n;
         }
         self.buf = [self.erased; BUF];
@@ -503,24 +510,24 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
         layout: &SlotLayout,
         expectation: &ImageExpectation<'_>,
         manifest_digest: [u8; 32],
-    ) -> Result<Self, Error<F::Error>> {
-        BufferSizeError::check::<F>(BUF, F::ERASE_SIZE).map_err(Error::BufferSize)?;
+    ) -> Result<Self, InstallError<F::Error>> {
+        BufferSizeError::check::<F>(BUF, F::ERASE_SIZE).map_err(InstallError::BufferSize)?;
         layout.validate::<F>(flash.capacity())?;
         let active = journal.state().active_slot;
         let slot: u8 = match layout.mode {
             Mode::Direct if active == 0 => 1,
             Mode::Direct => 0,
             Mode::Swap if active == 0 => 1,
-            Mode::Swap => return Err(Error::SwapActiveSlot { active }),
+            Mode::Swap => return Err(InstallError::SwapActiveSlot { active }),
         };
         let place = layout
             .place::<F>(slot)
-            .ok_or(Error::Layout(LayoutError::NoImageRoom { slot }))?;
+            .ok_or(InstallError::Layout(LayoutError::NoImageRoom { slot }))?;
         let capacity = place.image.end - place.image.start;
         if let Some(size) = expectation.size
             && size > u64::from(capacity)
         {
-            return Err(Error::ImageTooLarge {
+            return Err(InstallError::ImageTooLarge {
                 slot,
                 size,
                 capacity,
@@ -560,15 +567,15 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
     /// last). A byte past the declared size or past the slot fails at once.
     ///
     /// After any error the installer refuses further calls
-    /// ([`Error::Aborted`]); continue with [`Installer::resume`].
+    /// ([`InstallError::Aborted`]); continue with [`Installer::resume`].
     pub fn push(
         &mut self,
         flash: &mut F,
         journal: &mut Journal<F>,
         chunk: &[u8],
-    ) -> Result<(), Error<F::Error>> {
+    ) -> Result<(), InstallError<F::Error>> {
         if self.failed {
-            return Err(Error::Aborted);
+            return Err(InstallError::Aborted);
         }
         let result = self.push_inner(flash, journal, chunk);
         self.failed = result.is_err();
@@ -580,16 +587,16 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
         flash: &mut F,
         journal: &mut Journal<F>,
         chunk: &[u8],
-    ) -> Result<(), Error<F::Error>> {
+    ) -> Result<(), InstallError<F::Error>> {
         let total = self.offset().saturating_add(chunk.len() as u64);
         if total > u64::from(self.capacity) {
-            return Err(Error::ImageTooLarge {
+            return Err(InstallError::ImageTooLarge {
                 slot: self.slot,
                 size: total,
                 capacity: self.capacity,
             });
         }
-        self.verifier.update(chunk).map_err(Error::Payload)?;
+        self.verifier.update(chunk).map_err(InstallError::Payload)?;
         let mut rest = chunk;
         while !rest.is_empty() {
             let room = BUF - self.fill;
@@ -614,18 +621,18 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
 
     /// Writes `len` buffered bytes at the current write position, erasing
     /// the sector first when the position starts one.
-    fn flush(&mut self, flash: &mut F, len: usize) -> Result<(), Error<F::Error>> {
+    fn flush(&mut self, flash: &mut F, len: usize) -> Result<(), InstallError<F::Error>> {
         let at = self.start + self.written;
         if self.written.is_multiple_of(self.sector) {
             let end = at + self.sector;
-            flash.erase(at, end).map_err(|error| Error::Flash {
+            flash.erase(at, end).map_err(|error| InstallError::Flash {
                 op: FlashOp::Erase,
                 offset: at,
                 error,
             })?;
         }
         let data = self.buf.get(..len).unwrap_or(&[]);
-        flash.write(at, data).map_err(|error| Error::Flash {
+        flash.write(at, data).map_err(|error| InstallError::Flash {
             op: FlashOp::Write,
             offset: at,
             error,
@@ -638,7 +645,7 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
         &mut self,
         flash: &mut F,
         journal: &mut Journal<F>,
-    ) -> Result<(), Error<F::Error>> {
+    ) -> Result<(), InstallError<F::Error>> {
         let mut state: PersistentState = *journal.state();
         state.download = Some(Download {
             slot: self.slot,
@@ -654,10 +661,14 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
     /// the slot as installable: `download: None`,
     /// `trial: TrialState::Pending { slot }`. Returns that slot.
     ///
-    /// A payload that does not match is refused with [`Error::Payload`];
+    /// A payload that does not match is refused with [`InstallError::Payload`];
     /// the download record is then cleared (best effort) and the slot is
     /// not marked installable.
-    pub fn finish(self, flash: &mut F, journal: &mut Journal<F>) -> Result<u8, Error<F::Error>> {
+    pub fn finish(
+        self,
+        flash: &mut F,
+        journal: &mut Journal<F>,
+    ) -> Result<u8, InstallError<F::Error>> {
         self.complete(flash, journal, true)
     }
 
@@ -677,7 +688,7 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
         self,
         flash: &mut F,
         journal: &mut Journal<F>,
-    ) -> Result<u8, Error<F::Error>> {
+    ) -> Result<u8, InstallError<F::Error>> {
         self.complete(flash, journal, false)
     }
 
@@ -686,9 +697,9 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
         flash: &mut F,
         journal: &mut Journal<F>,
         arm: bool,
-    ) -> Result<u8, Error<F::Error>> {
+    ) -> Result<u8, InstallError<F::Error>> {
         if self.failed {
-            return Err(Error::Aborted);
+            return Err(InstallError::Aborted);
         }
         if self.fill > 0 {
             let len = self.fill.div_ceil(F::WRITE_SIZE) * F::WRITE_SIZE;
@@ -701,7 +712,7 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
             state.download = None;
             // Best effort: a stale record would only fail again on resume.
             let _ = journal.commit(flash, &state);
-            return Err(Error::Payload(e));
+            return Err(InstallError::Payload(e));
         }
         state.download = None;
         if !arm {

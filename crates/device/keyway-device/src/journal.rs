@@ -123,7 +123,7 @@ impl Config {
 
 /// What a journal operation failed on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Error<E> {
+pub enum JournalError<E> {
     /// The flash refused or failed an operation.
     Flash {
         /// Which operation.
@@ -142,9 +142,9 @@ pub enum Error<E> {
     SequenceExhausted,
 }
 
-keyway_ring::store_error!(Error, "journal", |f| {
-    Error::InvalidState => f.write_str("journal: state holds a slot other than 0/1"),
-    Error::SequenceExhausted => f.write_str("journal: record sequence exhausted"),
+keyway_ring::store_error!(JournalError, "journal", |f| {
+    JournalError::InvalidState => f.write_str("journal: state holds a slot other than 0/1"),
+    JournalError::SequenceExhausted => f.write_str("journal: record sequence exhausted"),
 });
 
 /// Where the next record goes.
@@ -179,7 +179,7 @@ impl<F: NorFlash> Journal<F> {
     /// no slot of the region could be read at all: then the first error is
     /// returned, so an unreadable flash never looks like a fresh one (which
     /// would drop the anti-rollback floor).
-    pub fn open(flash: &mut F, config: Config) -> Result<Self, Error<F::Error>> {
+    pub fn open(flash: &mut F, config: Config) -> Result<Self, JournalError<F::Error>> {
         let ring = Ring::new(flash, config.ring(), RECORD_LEN, 1)?;
         let mut journal = Self {
             ring,
@@ -270,13 +270,13 @@ impl<F: NorFlash> Journal<F> {
         &mut self,
         flash: &mut F,
         state: &PersistentState,
-    ) -> Result<(), Error<F::Error>> {
+    ) -> Result<(), JournalError<F::Error>> {
         if !state.is_valid() {
-            return Err(Error::InvalidState);
+            return Err(JournalError::InvalidState);
         }
         let seq = match self.newest {
             None => 0,
-            Some((s, _)) => s.checked_add(1).ok_or(Error::SequenceExhausted)?,
+            Some((s, _)) => s.checked_add(1).ok_or(JournalError::SequenceExhausted)?,
         };
         let (page, slot) = match self.cursor {
             Cursor::Append { page, slot } if slot < self.ring.slots_per_page() => (page, slot),
@@ -312,7 +312,7 @@ impl<F: NorFlash> Journal<F> {
             .unwrap_or(page)
     }
 
-    fn erase_page(&mut self, flash: &mut F, page: u32) -> Result<(), Error<F::Error>> {
+    fn erase_page(&mut self, flash: &mut F, page: u32) -> Result<(), JournalError<F::Error>> {
         // Until the erase completes, the page must be erased again first.
         self.cursor = Cursor::Fresh { page };
         Ok(self.ring.erase(flash, page)?)

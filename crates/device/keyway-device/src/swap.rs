@@ -88,7 +88,7 @@ pub const DEFAULT_BUF: usize = 256;
 /// What the swap bootloader failed on. After any error, reset and run
 /// [`boot`] again: the journal says where to resume.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Error<E> {
+pub enum SwapError<E> {
     /// The slot layout does not fit the flash.
     Layout(LayoutError),
     /// The layout is not in [`Mode::Swap`].
@@ -97,7 +97,7 @@ pub enum Error<E> {
     /// sizes, or does not divide the slot sector size.
     BufferSize(BufferSizeError),
     /// A journal commit or read failed.
-    Journal(journal::Error<E>),
+    Journal(journal::JournalError<E>),
     /// The flash refused or failed an operation.
     Flash {
         /// Which operation.
@@ -109,20 +109,20 @@ pub enum Error<E> {
     },
 }
 
-impl<E> From<journal::Error<E>> for Error<E> {
-    fn from(e: journal::Error<E>) -> Self {
-        Error::Journal(e)
+impl<E> From<journal::JournalError<E>> for SwapError<E> {
+    fn from(e: journal::JournalError<E>) -> Self {
+        SwapError::Journal(e)
     }
 }
 
-impl<E: core::fmt::Debug> core::fmt::Display for Error<E> {
+impl<E: core::fmt::Debug> core::fmt::Display for SwapError<E> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            Error::Layout(e) => write!(f, "swap: slot layout: {e:?}"),
-            Error::NotSwapMode => f.write_str("swap: the slot layout is not in swap mode"),
-            Error::BufferSize(e) => write!(f, "swap: copy buffer: {e:?}"),
-            Error::Journal(e) => write!(f, "swap: {e}"),
-            Error::Flash { op, offset, error } => {
+            SwapError::Layout(e) => write!(f, "swap: slot layout: {e:?}"),
+            SwapError::NotSwapMode => f.write_str("swap: the slot layout is not in swap mode"),
+            SwapError::BufferSize(e) => write!(f, "swap: copy buffer: {e:?}"),
+            SwapError::Journal(e) => write!(f, "swap: {e}"),
+            SwapError::Flash { op, offset, error } => {
                 write!(f, "swap: flash {op:?} at {offset:#x}: {error:?}")
             }
         }
@@ -204,15 +204,15 @@ pub fn boot<F: NorFlash, C: SlotCheck<F>, const BUF: usize>(
     flash: &mut F,
     layout: &SlotLayout,
     check: &mut C,
-) -> Result<Decision, Error<F::Error>> {
+) -> Result<Decision, SwapError<F::Error>> {
     if layout.mode != Mode::Swap {
-        return Err(Error::NotSwapMode);
+        return Err(SwapError::NotSwapMode);
     }
     layout
         .validate::<F>(flash.capacity())
-        .map_err(Error::Layout)?;
+        .map_err(SwapError::Layout)?;
     BufferSizeError::check::<F>(BUF, layout.sector_size::<F>() as usize)
-        .map_err(Error::BufferSize)?;
+        .map_err(SwapError::BufferSize)?;
     let mut buf = [0u8; BUF];
     let mut run = Run {
         journal,
@@ -234,7 +234,7 @@ struct Run<'a, F: NorFlash> {
 }
 
 impl<F: NorFlash> Run<'_, F> {
-    fn commit(&mut self, state: PersistentState) -> Result<(), Error<F::Error>> {
+    fn commit(&mut self, state: PersistentState) -> Result<(), SwapError<F::Error>> {
         self.journal.commit(self.flash, &state)?;
         self.committed = Some(state);
         Ok(())
@@ -248,7 +248,7 @@ impl<F: NorFlash> Run<'_, F> {
         }
     }
 
-    fn boot<C: SlotCheck<F>>(&mut self, check: &mut C) -> Result<Decision, Error<F::Error>> {
+    fn boot<C: SlotCheck<F>>(&mut self, check: &mut C) -> Result<Decision, SwapError<F::Error>> {
         let state = *self.journal.state();
         let plan = state
             .swap
@@ -271,7 +271,7 @@ impl<F: NorFlash> Run<'_, F> {
         &mut self,
         check: &mut C,
         state: PersistentState,
-    ) -> Result<Decision, Error<F::Error>> {
+    ) -> Result<Decision, SwapError<F::Error>> {
         let staged = state
             .swap
             .filter(|s| s.phase == SwapPhase::Staged)
@@ -361,7 +361,10 @@ impl<F: NorFlash> Run<'_, F> {
 
     /// After a swap: the primary holds the new image, committed as on
     /// trial. Boot it if it verifies, else swap the previous one back.
-    fn after_swap<C: SlotCheck<F>>(&mut self, check: &mut C) -> Result<Decision, Error<F::Error>> {
+    fn after_swap<C: SlotCheck<F>>(
+        &mut self,
+        check: &mut C,
+    ) -> Result<Decision, SwapError<F::Error>> {
         let state = *self.journal.state();
         if check.verified(self.flash, 0) {
             return Ok(self.decision(
@@ -384,7 +387,11 @@ impl<F: NorFlash> Run<'_, F> {
         }
     }
 
-    fn start_revert(&mut self, plan: &Plan, state: PersistentState) -> Result<(), Error<F::Error>> {
+    fn start_revert(
+        &mut self,
+        plan: &Plan,
+        state: PersistentState,
+    ) -> Result<(), SwapError<F::Error>> {
         let image_sectors = plan.moved - plan.manifest_sectors;
         self.commit(PersistentState {
             trial: TrialState::None,
@@ -405,7 +412,7 @@ impl<F: NorFlash> Run<'_, F> {
         image_sectors: u32,
         step: u32,
         saved: bool,
-    ) -> Result<(), Error<F::Error>> {
+    ) -> Result<(), SwapError<F::Error>> {
         let progress = |phase| {
             Some(SwapProgress {
                 image_sectors,
@@ -455,7 +462,7 @@ impl<F: NorFlash> Run<'_, F> {
 
     /// Copies the saved previous image back from `step` to the end; the
     /// last commit clears the swap.
-    fn revert(&mut self, plan: &Plan, step: u32) -> Result<(), Error<F::Error>> {
+    fn revert(&mut self, plan: &Plan, step: u32) -> Result<(), SwapError<F::Error>> {
         let image_sectors = plan.moved - plan.manifest_sectors;
         for j in step..plan.moved {
             self.copy_sector(plan, plan.secondary_at(j), plan.primary_at(j))?;
@@ -482,10 +489,10 @@ impl<F: NorFlash> Run<'_, F> {
 
     /// Erases the sector at `to` and copies the sector at `from` into it,
     /// skipping chunks that read fully erased.
-    fn copy_sector(&mut self, plan: &Plan, from: u32, to: u32) -> Result<(), Error<F::Error>> {
+    fn copy_sector(&mut self, plan: &Plan, from: u32, to: u32) -> Result<(), SwapError<F::Error>> {
         self.flash
             .erase(to, to + plan.sector)
-            .map_err(|error| Error::Flash {
+            .map_err(|error| SwapError::Flash {
                 op: FlashOp::Erase,
                 offset: to,
                 error,
@@ -496,7 +503,7 @@ impl<F: NorFlash> Run<'_, F> {
             let src = from + at;
             self.flash
                 .read(src, self.buf)
-                .map_err(|error| Error::Flash {
+                .map_err(|error| SwapError::Flash {
                     op: FlashOp::Read,
                     offset: src,
                     error,
@@ -505,7 +512,7 @@ impl<F: NorFlash> Run<'_, F> {
                 let dst = to + at;
                 self.flash
                     .write(dst, self.buf)
-                    .map_err(|error| Error::Flash {
+                    .map_err(|error| SwapError::Flash {
                         op: FlashOp::Write,
                         offset: dst,
                         error,

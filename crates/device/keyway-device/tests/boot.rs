@@ -34,10 +34,10 @@ use sha2::{Digest, Sha256};
 
 type SimError = keyway_sim::Error;
 
-fn is_cut<T>(r: &Result<T, journal::Error<SimError>>) -> bool {
+fn is_cut<T>(r: &Result<T, journal::JournalError<SimError>>) -> bool {
     matches!(
         r,
-        Err(journal::Error::Flash {
+        Err(journal::JournalError::Flash {
             error: SimError::PowerCut,
             ..
         })
@@ -78,7 +78,7 @@ impl Lock {
     fn boot<const W: usize, const E: usize>(
         &self,
         flash: &mut SimFlash<W, E>,
-    ) -> Result<Decision, journal::Error<SimError>> {
+    ) -> Result<Decision, journal::JournalError<SimError>> {
         let mut journal = self.open(flash);
         let decision = boot::boot(&mut journal, flash, &mut self.check())?;
         if let Boot::Slot(s) = decision.boot {
@@ -497,7 +497,7 @@ fn run<const W: usize, const E: usize>(
                 match boot::confirm(&mut journal, flash, test, NEW) {
                     Ok(1) => watch.confirmed = true,
                     Err(ConfirmError::SelfTestFailed { .. }) if app == App::Fail => {}
-                    Err(ConfirmError::Journal(journal::Error::Flash {
+                    Err(ConfirmError::Journal(journal::JournalError::Flash {
                         error: SimError::PowerCut,
                         ..
                     })) => return false,

@@ -15,7 +15,7 @@ use common::{Seeded, bytes, cuts, full_sweep, sha256};
 
 use std::time::{Duration, Instant};
 
-use keyway_device::install::{Error, Installer, LayoutError, SlotLayout};
+use keyway_device::install::{InstallError, Installer, LayoutError, SlotLayout};
 use keyway_device::journal::{self, Config, Download, Journal, PersistentState, TrialState};
 use keyway_sim::{PowerCut, SimFlash};
 use keyway_suit::ImageExpectation;
@@ -71,7 +71,7 @@ fn feed<const W: usize, const E: usize>(
     mut installer: Installer<SimFlash<W, E>>,
     image: &[u8],
     chunk: usize,
-) -> Result<u8, Error<SimError>> {
+) -> Result<u8, InstallError<SimError>> {
     let from = usize::try_from(installer.offset()).unwrap();
     for c in image[from..].chunks(chunk) {
         installer.push(flash, journal, c)?;
@@ -311,7 +311,7 @@ fn refuses_wrong_images_and_bad_layouts() {
     let err = feed(&mut flash, &mut j, inst, &image, 244).unwrap_err();
     assert_eq!(
         err,
-        Error::Payload(keyway_suit::Error::PayloadDigestMismatch)
+        InstallError::Payload(keyway_suit::Error::PayloadDigestMismatch)
     );
     not_pending(&mut flash);
 
@@ -327,7 +327,7 @@ fn refuses_wrong_images_and_bad_layouts() {
     let err = feed(&mut flash, &mut j, inst, &image, 1472).unwrap_err();
     assert!(matches!(
         err,
-        Error::Payload(keyway_suit::Error::PayloadTruncated { .. })
+        InstallError::Payload(keyway_suit::Error::PayloadTruncated { .. })
     ));
     not_pending(&mut flash);
 
@@ -344,10 +344,13 @@ fn refuses_wrong_images_and_bad_layouts() {
     let err = inst.push(&mut flash, &mut j, &image).unwrap_err();
     assert!(matches!(
         err,
-        Error::Payload(keyway_suit::Error::PayloadTooLong { .. })
+        InstallError::Payload(keyway_suit::Error::PayloadTooLong { .. })
     ));
-    assert_eq!(inst.push(&mut flash, &mut j, &[]), Err(Error::Aborted));
-    assert_eq!(inst.finish(&mut flash, &mut j), Err(Error::Aborted));
+    assert_eq!(
+        inst.push(&mut flash, &mut j, &[]),
+        Err(InstallError::Aborted)
+    );
+    assert_eq!(inst.finish(&mut flash, &mut j), Err(InstallError::Aborted));
     let j = Journal::open(&mut flash, layout.journal).unwrap();
     assert_eq!(j.state().trial, TrialState::Confirmed);
 
@@ -364,7 +367,7 @@ fn refuses_wrong_images_and_bad_layouts() {
     let err = Installer::<_>::begin(&mut flash, &mut j, &layout, &exp, md).unwrap_err();
     assert_eq!(
         err,
-        Error::ImageTooLarge {
+        InstallError::ImageTooLarge {
             slot: 0,
             size: u64::from(slot_len) + 1,
             capacity: slot_len
@@ -385,7 +388,7 @@ fn refuses_wrong_images_and_bad_layouts() {
     let mut inst = Installer::<_>::begin(&mut flash, &mut j, &layout, &exp, md).unwrap();
     let ops = flash.ops();
     let err = inst.push(&mut flash, &mut j, &big).unwrap_err();
-    assert!(matches!(err, Error::ImageTooLarge { slot: 0, .. }));
+    assert!(matches!(err, InstallError::ImageTooLarge { slot: 0, .. }));
     assert_eq!(flash.ops(), ops, "nothing written or erased");
 
     // Resume: nothing recorded, another manifest; resume_or_begin starts over.
@@ -398,14 +401,14 @@ fn refuses_wrong_images_and_bad_layouts() {
     let mut j = Journal::open(&mut flash, layout.journal).unwrap();
     assert_eq!(
         Installer::<_>::resume(&mut flash, &mut j, &layout, &exp, md).unwrap_err(),
-        Error::NoDownload
+        InstallError::NoDownload
     );
     let mut inst = Installer::<_>::begin(&mut flash, &mut j, &layout, &exp, md).unwrap();
     inst.push(&mut flash, &mut j, &image[..9000]).unwrap();
     let other = [0x22; 32];
     assert_eq!(
         Installer::<_>::resume(&mut flash, &mut j, &layout, &exp, other).unwrap_err(),
-        Error::OtherManifest { recorded: md }
+        InstallError::OtherManifest { recorded: md }
     );
     let inst = Installer::<_>::resume_or_begin(&mut flash, &mut j, &layout, &exp, other).unwrap();
     assert_eq!(inst.offset(), 0);
@@ -438,7 +441,7 @@ fn refuses_wrong_images_and_bad_layouts() {
     j.commit(&mut flash, &trial).unwrap();
     assert_eq!(
         Installer::<_>::begin(&mut flash, &mut j, &layout, &exp, md).unwrap_err(),
-        Error::TrialInProgress { slot: 0 }
+        InstallError::TrialInProgress { slot: 0 }
     );
     let trial_active = PersistentState {
         trial: TrialState::Trial {
@@ -451,7 +454,7 @@ fn refuses_wrong_images_and_bad_layouts() {
     let ops = flash.ops();
     assert_eq!(
         Installer::<_>::begin(&mut flash, &mut j, &layout, &exp, md).unwrap_err(),
-        Error::TrialInProgress { slot: 1 }
+        InstallError::TrialInProgress { slot: 1 }
     );
     assert_eq!(flash.ops(), ops, "nothing written or erased");
 
@@ -460,7 +463,7 @@ fn refuses_wrong_images_and_bad_layouts() {
     let mut j = Journal::open(&mut flash, layout.journal).unwrap();
     assert!(matches!(
         Installer::<_, 100>::begin(&mut flash, &mut j, &layout, &exp, md),
-        Err(Error::BufferSize(_))
+        Err(InstallError::BufferSize(_))
     ));
 
     // Layouts.
@@ -530,7 +533,7 @@ impl Case<'_> {
         &self,
         flash: &mut SimFlash<W, E>,
         what: &str,
-    ) -> Result<(), Error<SimError>> {
+    ) -> Result<(), InstallError<SimError>> {
         let mut journal = match Journal::open(flash, self.layout.journal) {
             Ok(j) => j,
             Err(e) => panic!("{what}: open failed: {e:?}"),
@@ -566,13 +569,13 @@ impl Case<'_> {
     }
 
     /// Asserts that `result` is a power cut.
-    fn expect_cut(&self, result: Result<(), Error<SimError>>, what: &str) {
+    fn expect_cut(&self, result: Result<(), InstallError<SimError>>, what: &str) {
         match result {
-            Err(Error::Flash {
+            Err(InstallError::Flash {
                 error: SimError::PowerCut,
                 ..
             })
-            | Err(Error::Journal(journal::Error::Flash {
+            | Err(InstallError::Journal(journal::JournalError::Flash {
                 error: SimError::PowerCut,
                 ..
             })) => {}
@@ -927,7 +930,7 @@ mod props {
                 j.commit(&mut flash, &state).unwrap();
                 match Installer::<_>::resume(&mut flash, &mut j, &layout, &exp, md) {
                     Ok(inst) => prop_assert!(offset % 512 == 0 && offset <= 0x5000 && inst.offset() == u64::from(offset)),
-                    Err(Error::BadOffset { offset: o }) => prop_assert_eq!(o, offset),
+                    Err(InstallError::BadOffset { offset: o }) => prop_assert_eq!(o, offset),
                     Err(e) => prop_assert!(false, "{:?}", e),
                 }
             }
@@ -956,7 +959,7 @@ fn finish_unarmed_never_arms_the_slot_through_every_power_cut() {
     let holds_image =
         |flash: &SimFlash<1, 512>| slot_bytes(flash, &layout, 1)[..image.len()] == image[..];
     // Begin (or resume what the journal records), push, finish unarmed.
-    let run = |flash: &mut SimFlash<1, 512>| -> Result<(), Error<SimError>> {
+    let run = |flash: &mut SimFlash<1, 512>| -> Result<(), InstallError<SimError>> {
         let mut journal = Journal::open(flash, layout.journal).unwrap();
         let inst = match journal.state().download {
             Some(_) => Installer::<_>::resume(flash, &mut journal, &layout, &exp, md)?,

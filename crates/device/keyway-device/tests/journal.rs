@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::scripted;
 use keyway_device::journal::{
-    Config, ConfigError, Error, FlashOp, Journal, PersistentState, RECORD_LEN, TrialState,
+    Config, ConfigError, FlashOp, Journal, JournalError, PersistentState, RECORD_LEN, TrialState,
 };
 use keyway_sim::{Geometry, GeometrySpec, SectorRun, SimFlash};
 
@@ -181,18 +181,18 @@ fn configuration_is_validated() {
     let open = |flash: &mut SimFlash<4, 4096>, c| Journal::open(flash, c).map(|_| ()).unwrap_err();
     assert_eq!(
         open(&mut flash, Config::new(100, 2)),
-        Error::Config(ConfigError::OffsetNotAligned {
+        JournalError::Config(ConfigError::OffsetNotAligned {
             offset: 100,
             erase_size: 4096
         })
     );
     assert_eq!(
         open(&mut flash, Config::new(0, 1)),
-        Error::Config(ConfigError::TooFewPages { pages: 1 })
+        JournalError::Config(ConfigError::TooFewPages { pages: 1 })
     );
     assert_eq!(
         open(&mut flash, Config::new(0xFF000, 2)),
-        Error::Config(ConfigError::OutOfBounds {
+        JournalError::Config(ConfigError::OutOfBounds {
             end: 0x101000,
             capacity: 0x100000
         })
@@ -200,7 +200,7 @@ fn configuration_is_validated() {
     for slot_size in [70, 78, 8192] {
         assert_eq!(
             open(&mut flash, Config::new(0, 2).with_slot_size(slot_size)),
-            Error::Config(ConfigError::BadSlotSize {
+            JournalError::Config(ConfigError::BadSlotSize {
                 slot_size,
                 record_len: 84
             })
@@ -212,7 +212,10 @@ fn configuration_is_validated() {
         trial: TrialState::Pending { slot: 2 },
         ..PersistentState::default()
     };
-    assert_eq!(journal.commit(&mut flash, &bad), Err(Error::InvalidState));
+    assert_eq!(
+        journal.commit(&mut flash, &bad),
+        Err(JournalError::InvalidState)
+    );
     assert_eq!(flash.ops(), 0);
 }
 
@@ -226,7 +229,7 @@ fn flash_errors_name_the_operation_and_offset() {
     journal.commit(&mut flash, &scripted(1)).unwrap();
     journal.commit(&mut flash, &scripted(2)).unwrap();
     match journal.commit(&mut flash, &scripted(3)) {
-        Err(Error::Flash {
+        Err(JournalError::Flash {
             op: FlashOp::Erase,
             offset: 0x10000,
             ..

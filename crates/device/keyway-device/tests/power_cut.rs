@@ -17,7 +17,7 @@
 mod common;
 
 use common::{Seeded, cuts, full_sweep, scripted, slot_size_for};
-use keyway_device::journal::{Config, Error, Journal, PersistentState, RECORD_LEN};
+use keyway_device::journal::{Config, Journal, JournalError, PersistentState, RECORD_LEN};
 use keyway_sim::{CutPoint, PowerCut, SimFlash};
 use keyway_testkit::geometry::Part;
 
@@ -50,7 +50,7 @@ fn run<const W: usize, const E: usize>(
     for step in start..SCRIPT_LEN {
         match journal.commit(flash, &scripted(step)) {
             Ok(()) => {}
-            Err(Error::Flash {
+            Err(JournalError::Flash {
                 error: keyway_sim::Error::PowerCut,
                 ..
             }) => return Run::Cut { step },

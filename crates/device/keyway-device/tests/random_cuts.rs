@@ -173,21 +173,21 @@ struct Watch {
     booted: Option<(u8, Held)>,
 }
 
-fn is_power_cut(e: &install::Error<SimError>) -> bool {
+fn is_power_cut(e: &install::InstallError<SimError>) -> bool {
     match e {
-        install::Error::Flash {
+        install::InstallError::Flash {
             error: SimError::PowerCut,
             ..
         } => true,
-        install::Error::Journal(e) => journal_cut(e),
+        install::InstallError::Journal(e) => journal_cut(e),
         _ => false,
     }
 }
 
-fn journal_cut(e: &journal::Error<SimError>) -> bool {
+fn journal_cut(e: &journal::JournalError<SimError>) -> bool {
     matches!(
         e,
-        journal::Error::Flash {
+        journal::JournalError::Flash {
             error: SimError::PowerCut,
             ..
         }

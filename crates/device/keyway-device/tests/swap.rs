@@ -95,7 +95,7 @@ impl Update {
     fn open<const W: usize, const E: usize>(
         &self,
         flash: &mut SimFlash<W, E>,
-    ) -> Result<Journal<SimFlash<W, E>>, journal::Error<SimError>> {
+    ) -> Result<Journal<SimFlash<W, E>>, journal::JournalError<SimError>> {
         Journal::open(flash, self.layout.journal)
     }
 
@@ -104,7 +104,7 @@ impl Update {
         &self,
         flash: &mut SimFlash<W, E>,
         j: &mut Journal<SimFlash<W, E>>,
-    ) -> Result<boot::Decision, swap::Error<SimError>> {
+    ) -> Result<boot::Decision, swap::SwapError<SimError>> {
         let mut buf = [0u8; HEAD_BUF_LEN];
         let state = *j.state();
         let mut check = VerifiedSlot::<256>::new(
@@ -187,7 +187,7 @@ impl Update {
         &self,
         flash: &mut SimFlash<W, E>,
         j: &mut Journal<SimFlash<W, E>>,
-    ) -> Result<bool, install::Error<SimError>> {
+    ) -> Result<bool, install::InstallError<SimError>> {
         let checked = keyway_suit::inspect_envelope(&self.new.envelope).unwrap();
         let exp = checked.payload.unwrap();
         let digest = checked.manifest_digest;
@@ -229,26 +229,26 @@ enum Which {
     New,
 }
 
-fn is_cut_install(e: &install::Error<SimError>) -> bool {
+fn is_cut_install(e: &install::InstallError<SimError>) -> bool {
     matches!(
         e,
-        install::Error::Flash {
+        install::InstallError::Flash {
             error: SimError::PowerCut,
             ..
-        } | install::Error::Journal(journal::Error::Flash {
+        } | install::InstallError::Journal(journal::JournalError::Flash {
             error: SimError::PowerCut,
             ..
         })
     )
 }
 
-fn is_cut_swap<T>(r: &Result<T, swap::Error<SimError>>) -> bool {
+fn is_cut_swap<T>(r: &Result<T, swap::SwapError<SimError>>) -> bool {
     matches!(
         r,
-        Err(swap::Error::Flash {
+        Err(swap::SwapError::Flash {
             error: SimError::PowerCut,
             ..
-        } | swap::Error::Journal(journal::Error::Flash {
+        } | swap::SwapError::Journal(journal::JournalError::Flash {
             error: SimError::PowerCut,
             ..
         }))
@@ -280,7 +280,7 @@ fn run<const W: usize, const E: usize>(
     for _ in 0..6 * usize::from(MAX_TRIAL_BOOTS) + 8 {
         let mut j = match u.open(flash) {
             Ok(j) => j,
-            Err(journal::Error::Flash {
+            Err(journal::JournalError::Flash {
                 error: SimError::PowerCut,
                 ..
             }) => return false,
@@ -315,7 +315,7 @@ fn run<const W: usize, const E: usize>(
                 match boot::confirm(&mut j, flash, test, NEW) {
                     Ok(0) => watch.confirmed = true,
                     Err(ConfirmError::SelfTestFailed { .. }) if app == App::Fail => {}
-                    Err(ConfirmError::Journal(journal::Error::Flash {
+                    Err(ConfirmError::Journal(journal::JournalError::Flash {
                         error: SimError::PowerCut,
                         ..
                     })) => return false,
@@ -659,11 +659,11 @@ fn swap_refuses_a_direct_layout_and_a_bad_buffer() {
     let mut ok = |_: &mut SimFlash<4, 4096>, _: u8| true;
     assert_eq!(
         swap::boot::<_, _, 256>(&mut j, &mut flash, &direct, &mut ok),
-        Err(swap::Error::NotSwapMode)
+        Err(swap::SwapError::NotSwapMode)
     );
     assert!(matches!(
         swap::boot::<_, _, 6>(&mut j, &mut flash, &u.layout, &mut ok),
-        Err(swap::Error::BufferSize(_))
+        Err(swap::SwapError::BufferSize(_))
     ));
     // A staging area needs the spare sector: a secondary no larger than
     // the primary leaves less room than the primary's capacity.

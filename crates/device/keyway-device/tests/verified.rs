@@ -12,7 +12,7 @@ mod common;
 use common::{PASS, Vendor, assert_reverted, assert_settled, vendor, verified_layout as layout};
 
 use keyway_device::boot::{self, Boot, Confirmation, Reason, RevertCause, SlotCheck};
-use keyway_device::install::{Error, Installer, LayoutError, Mode, SlotLayout};
+use keyway_device::install::{InstallError, Installer, LayoutError, Mode, SlotLayout};
 use keyway_device::journal::{Config, Journal};
 use keyway_device::manifest_area::{HEADER_LEN, MAX_MANIFEST_LEN};
 use keyway_device::verified::{HEAD_BUF_LEN, SlotError, VerifiedSlot, boot_floor};
@@ -336,7 +336,7 @@ fn installer_refuses_oversized_heads_and_layouts_without_an_area() {
     .unwrap_err();
     assert_eq!(
         e,
-        Error::ManifestTooLarge {
+        InstallError::ManifestTooLarge {
             len: MAX_MANIFEST_LEN + 1,
             max: MAX_MANIFEST_LEN
         }
@@ -357,7 +357,7 @@ fn installer_refuses_oversized_heads_and_layouts_without_an_area() {
         &[1, 2, 3],
     )
     .unwrap_err();
-    assert_eq!(e, Error::NoManifestArea);
+    assert_eq!(e, InstallError::NoManifestArea);
     assert_eq!(flash.ops(), ops, "nothing written or erased");
 
     // The area is excluded from the image capacity.
@@ -523,7 +523,7 @@ mod geometries {
         j: &mut Journal<SimFlash<W, E>>,
         layout: &SlotLayout,
         env: &[u8],
-    ) -> Result<u8, Error<SimError>> {
+    ) -> Result<u8, InstallError<SimError>> {
         let checked = keyway_suit::inspect_envelope(env).unwrap();
         let exp = checked.payload.unwrap();
         let payload = checked.integrated.unwrap();
@@ -580,10 +580,10 @@ mod geometries {
         trial_boots: u32,
     }
 
-    fn is_cut(e: &journal::Error<SimError>) -> bool {
+    fn is_cut(e: &journal::JournalError<SimError>) -> bool {
         matches!(
             e,
-            journal::Error::Flash {
+            journal::JournalError::Flash {
                 error: SimError::PowerCut,
                 ..
             }
@@ -663,11 +663,11 @@ mod geometries {
                 match install_env(flash, &mut j, &lock.layout, &lock.new_env) {
                     Ok(1) => w.installed = true,
                     Err(
-                        Error::Flash {
+                        InstallError::Flash {
                             error: SimError::PowerCut,
                             ..
                         }
-                        | Error::Journal(journal::Error::Flash {
+                        | InstallError::Journal(journal::JournalError::Flash {
                             error: SimError::PowerCut,
                             ..
                         }),

@@ -161,7 +161,7 @@ pub enum Fail<E> {
     /// The audit log.
     Audit(keyway_audit::Error<SharedError<E>>),
     /// The journal.
-    Journal(journal::Error<SharedError<E>>),
+    Journal(journal::JournalError<SharedError<E>>),
     /// The verifier.
     Suit(keyway_suit::Error),
     /// A state the step needs is missing.
@@ -180,7 +180,7 @@ macro_rules! from {
 from!(
     Store(store::Error<SharedError<E>>),
     Audit(keyway_audit::Error<SharedError<E>>),
-    Journal(journal::Error<SharedError<E>>),
+    Journal(journal::JournalError<SharedError<E>>),
     Suit(keyway_suit::Error)
 );
 

@@ -94,8 +94,8 @@ pub fn envelope_refusal(e: &keyway_suit::Error) -> ImgError {
 }
 
 /// An installer error.
-pub fn install_err(e: install::Error<keyway_sim::Error>) -> ImgError {
-    use install::Error as E;
+pub fn install_err(e: install::InstallError<keyway_sim::Error>) -> ImgError {
+    use install::InstallError as E;
     let (rc, v1) = match &e {
         E::ImageTooLarge { .. } => (img_rc::INVALID_IMAGE_TOO_LARGE, MgmtErr::Inval),
         E::Payload(keyway_suit::Error::PayloadTooLong { .. }) => {
@@ -103,7 +103,9 @@ pub fn install_err(e: install::Error<keyway_sim::Error>) -> ImgError {
         }
         E::Payload(_) => (img_rc::INVALID_HASH, MgmtErr::Inval),
         E::Flash { .. } => (img_rc::FLASH_WRITE_FAILED, MgmtErr::Unknown),
-        E::Journal(journal::Error::Flash { .. }) => (img_rc::FLASH_WRITE_FAILED, MgmtErr::Unknown),
+        E::Journal(journal::JournalError::Flash { .. }) => {
+            (img_rc::FLASH_WRITE_FAILED, MgmtErr::Unknown)
+        }
         E::TrialInProgress { .. } => (img_rc::IMAGE_ALREADY_PENDING, MgmtErr::BadState),
         E::ManifestTooLarge { .. } => (img_rc::INVALID_IMAGE_HEADER, MgmtErr::Inval),
         _ => (img_rc::UNKNOWN, MgmtErr::Unknown),

@@ -258,10 +258,10 @@ fn download<const W: usize, const E: usize>(
     let resumed = match Installer::<_, BUF>::resume(flash, journal, &ctx.layout, &exp, digest) {
         Ok(i) => Some(i),
         Err(
-            install::Error::NoDownload
-            | install::Error::OtherManifest { .. }
-            | install::Error::OtherSlot { .. }
-            | install::Error::BadOffset { .. },
+            install::InstallError::NoDownload
+            | install::InstallError::OtherManifest { .. }
+            | install::InstallError::OtherSlot { .. }
+            | install::InstallError::BadOffset { .. },
         ) => None,
         Err(e) => return Err(stop(flash, "resuming the download")(e)),
     };
