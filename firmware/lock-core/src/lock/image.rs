@@ -10,6 +10,7 @@ impl<F: NorFlash> Shell<'_, F> {
     /// stored manifest (bootable), its sequence number as the version,
     /// its manifest digest as the hash; active, pending (armed) and
     /// confirmed from the journal.
+    #[cfg(feature = "image-state")]
     pub(super) fn image_state(&mut self, w: &mut Writer<'_>) -> Result<(), ServeError> {
         let state = *self.journal.state();
         let running = running_slot(&state);
@@ -83,6 +84,7 @@ impl<F: NorFlash> Shell<'_, F> {
     /// is accepted (the lock confirms by its own self-test); a test of
     /// the pending update's hash (its envelope digest or its manifest
     /// digest) arms it.
+    #[cfg(feature = "image-state")]
     pub(super) fn state_write(&mut self, sw: &img::StateWrite<'_>) -> Result<(), ServeError> {
         let bad = |code| refused(MgmtErr::Inval, None, Some(code));
         if sw.confirm == Some(true) {
