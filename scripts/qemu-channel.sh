@@ -29,7 +29,6 @@ set -euo pipefail
 QEMU_NAME=qemu-channel
 # shellcheck source=lib/qemu.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/qemu.sh"
-FIRMWARE="$ROOT/firmware/qemu-channel"
 OUT_DIR="$ROOT/target/qemu-channel"
 CODE_BUDGET="${KEYWAY_CHANNEL_CODE_BUDGET:-98304}"
 STACK_BUDGET="${KEYWAY_CHANNEL_STACK_BUDGET:-12288}"
@@ -45,28 +44,12 @@ ensure_qemu
 
 rm -rf "$OUT_DIR" && mkdir -p "$OUT_DIR"
 
-build() { # build NAME [cargo args]
-  local name=$1; shift
-  log "building $name"
-  (cd "$FIRMWARE" && KEYWAY_CHANNEL_STACK_BUDGET="$STACK_BUDGET" \
-     cargo build --release --target "$TRIPLE" "$@") || die "firmware build ($name) failed"
-  cp "$CARGO_TARGET_DIR/$TRIPLE/release/qemu-channel" "$OUT_DIR/$name.elf"
-}
-build channel
-build lock-only --features lock-only
-build baseline --features baseline
-
-run() { # run NAME: boots NAME.elf, log in NAME.log; dies unless it passed
-  log "running $1 on QEMU mps2-an386 (-icount shift=0)"
-  local rc
-  rc=0
-  run_qemu "$OUT_DIR/$1.elf" "$OUT_DIR/$1.log" || rc=$?
-  [[ $rc == 124 ]] && die "QEMU timed out after ${QEMU_TIMEOUT}s ($1)"
-  [[ $rc == 0 ]] || die "the firmware reported a failure (exit $rc, $1)"
-  grep -q '^PASS$' "$OUT_DIR/$1.log" || die "no PASS from the firmware ($1)"
-}
-run channel
-run lock-only
+export KEYWAY_CHANNEL_STACK_BUDGET="$STACK_BUDGET"
+fw_variant channel
+fw_variant lock-only --features lock-only
+fw_variant baseline --features baseline
+run_pass channel
+run_pass lock-only
 # Both builds run the same lock code on the same inputs: same counts.
 diff <(grep '^lock step' "$OUT_DIR/channel.log" | sed 's/, stack.*//') \
      <(grep '^lock step' "$OUT_DIR/lock-only.log" | sed 's/, stack.*//') >/dev/null \
