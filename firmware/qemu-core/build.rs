@@ -18,7 +18,7 @@
 //! The firmware replays the client's frames into the agent and checks
 //! that the lock, on the Cortex-M4, answers the handshakes with the
 //! host's bytes.
-use std::{env, fs, path::PathBuf};
+use std::fs;
 
 #[path = "src/flash_map.rs"]
 #[allow(dead_code)]
@@ -56,17 +56,9 @@ const FIXTURES: &[&str] = &[
 
 fn main() {
     let out = keyway_board_build::out_dir();
-    println!("cargo:rerun-if-changed=src/scenario.rs");
-    println!("cargo:rerun-if-changed=src/flash_map.rs");
-    println!("cargo:rerun-if-env-changed=KEYWAY_CORE_FIXTURES");
-    let dir = PathBuf::from(env::var_os("KEYWAY_CORE_FIXTURES").unwrap_or_else(|| {
-        panic!("KEYWAY_CORE_FIXTURES is not set: build this firmware through scripts/qemu-core.sh")
-    }));
-    for name in FIXTURES {
-        let from = dir.join(name);
-        println!("cargo:rerun-if-changed={}", from.display());
-        fs::copy(&from, out.join(name)).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
-    }
+    keyway_board_build::rerun_on_files(&["src/scenario.rs", "src/flash_map.rs"]);
+    let dir =
+        keyway_board_build::copy_fixtures("KEYWAY_CORE_FIXTURES", "scripts/qemu-core.sh", FIXTURES);
     let update = fs::read(dir.join("v2.suit")).unwrap();
     let w = |name: &str, bytes: &[u8]| fs::write(out.join(name), bytes).unwrap();
 
@@ -138,12 +130,18 @@ fn main() {
     );
     w(
         "pake1w.frame",
-        &frame(&Request::PakeStart(keyway_group::PakeStart { msg: &pake1w }), 0),
+        &frame(
+            &Request::PakeStart(keyway_group::PakeStart { msg: &pake1w }),
+            0,
+        ),
     );
     w("pake2w.bin", &pake2w);
     w(
         "pake3w.frame",
-        &frame(&Request::PakeFinish(keyway_group::PakeFinish { msg: &pake3w }), 1),
+        &frame(
+            &Request::PakeFinish(keyway_group::PakeFinish { msg: &pake3w }),
+            1,
+        ),
     );
     let (mut client, pake1) =
         ClientPairing::start(&code, &verifier.params(), &mut client_rng).unwrap();
@@ -165,12 +163,18 @@ fn main() {
     let paired = client.pake4(&pake4).unwrap();
     w(
         "pake1.frame",
-        &frame(&Request::PakeStart(keyway_group::PakeStart { msg: &pake1 }), 0),
+        &frame(
+            &Request::PakeStart(keyway_group::PakeStart { msg: &pake1 }),
+            0,
+        ),
     );
     w("pake2.bin", &pake2);
     w(
         "pake3.frame",
-        &frame(&Request::PakeFinish(keyway_group::PakeFinish { msg: &pake3 }), 1),
+        &frame(
+            &Request::PakeFinish(keyway_group::PakeFinish { msg: &pake3 }),
+            1,
+        ),
     );
     w("pake4.bin", &pake4);
 
@@ -255,17 +259,17 @@ fn factory(
     identity: DeviceIdentity,
 ) -> Vec<u8> {
     use embedded_storage::nor_flash::ReadNorFlash;
-    use flash_map::*;
+    use flash_map::{FLASH_LEN, MAP};
     use keyway_device::install::Installer;
     use keyway_device::journal::{Journal, PersistentState, TrialState};
     use keyway_suit::{DeviceState, TrustAnchors, Verified};
     let mut flash = Box::new(ram_flash::RamFlash::<FLASH_LEN>::new());
     let flash = &mut *flash;
-    let mut store = keyway_agent::store::Store::open(flash, store_region()).unwrap();
+    let mut store = keyway_agent::store::Store::open(flash, MAP.store_region()).unwrap();
     store
         .set_verifier(flash, &keyway_agent::agent::store_verifier(verifier))
         .unwrap();
-    let layout = layout();
+    let layout = MAP.layout();
     let mut journal = Journal::open(flash, layout.journal).unwrap();
     // Slot 1 marked active first, so slot 0 is the installer's target.
     let fresh = *journal.state();
@@ -340,8 +344,14 @@ fn handshake(
     table
         .handshake3(now, &msg3, |k| (*k == kid).then_some(pk), &mut msg4)
         .unwrap();
-    let f1 = frame(&Request::SessionStart(keyway_group::SessionStart { msg: &msg1 }), 2);
-    let f3 = frame(&Request::SessionFinish(keyway_group::SessionFinish { msg: &msg3 }), 3);
+    let f1 = frame(
+        &Request::SessionStart(keyway_group::SessionStart { msg: &msg1 }),
+        2,
+    );
+    let f3 = frame(
+        &Request::SessionFinish(keyway_group::SessionFinish { msg: &msg3 }),
+        3,
+    );
     w(&format!("msg1{suffix}.frame"), &f1);
     w(&format!("msg2{suffix}.bin"), &msg2);
     w(&format!("msg3{suffix}.frame"), &f3);
@@ -373,7 +383,10 @@ fn seal(
     let (_, m) = session
         .seal_request(request_offset_ms(k), &plain, &mut rec)
         .unwrap();
-    let outer = frame(&Request::Sealed(keyway_group::Sealed { msg: &rec[..m] }), k as u8);
+    let outer = frame(
+        &Request::Sealed(keyway_group::Sealed { msg: &rec[..m] }),
+        k as u8,
+    );
     for (to, bytes) in [(&mut records.0, &outer), (&mut records.1, &plain)] {
         to.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
         to.extend_from_slice(bytes);
