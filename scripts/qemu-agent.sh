@@ -19,10 +19,7 @@ OUT_DIR="$ROOT/target/qemu-agent"
 CODE_BUDGET="${KEYWAY_AGENT_CODE_BUDGET:-131072}"
 STACK_BUDGET="${KEYWAY_AGENT_STACK_BUDGET:-16384}"
 
-[[ $# == 0 ]] || { echo "usage: $0" >&2; exit 2; }
-ensure_qemu
-
-rm -rf "$OUT_DIR" && mkdir -p "$OUT_DIR"
+qemu_start "$@"
 
 export KEYWAY_AGENT_STACK_BUDGET="$STACK_BUDGET"
 fw_variant agent
@@ -30,11 +27,7 @@ fw_variant lock-only --features lock-only
 fw_variant baseline --features baseline
 run_pass agent
 
-full=$(code_bytes "$OUT_DIR/agent.elf")
-lockfw=$(code_bytes "$OUT_DIR/lock-only.elf")
-base=$(code_bytes "$OUT_DIR/baseline.elf")
-code=$((lockfw - base))
-both=$((full - base))
+lock_only_figures agent
 
 awk -v code="$code" -v both="$both" -v lockfw="$lockfw" -v base="$base" -v budget="$CODE_BUDGET" '
   /^SysTick ticks for 2000000 instructions:/ { per_tick = 2000000 / $NF }

@@ -25,10 +25,7 @@ OUT_DIR="$ROOT/target/qemu-audit"
 CODE_BUDGET="${KEYWAY_AUDIT_CODE_BUDGET:-32768}"
 STACK_BUDGET="${KEYWAY_AUDIT_STACK_BUDGET:-9216}"
 
-[[ $# == 0 ]] || { echo "usage: $0" >&2; exit 2; }
-ensure_qemu
-
-rm -rf "$OUT_DIR" && mkdir -p "$OUT_DIR"
+qemu_start "$@"
 
 # 1. The device key, as a lock would make it at provisioning.
 log "device key (keyway keygen)"

@@ -27,10 +27,6 @@ QEMU_NAME=qemu-boot
 source "$(dirname "${BASH_SOURCE[0]}")/lib/qemu.sh"
 FIXTURE_DIR="${KEYWAY_QEMU_BOOT_FIXTURES:-$ROOT/target/qemu-boot-fixture}"
 OUT_DIR="$ROOT/target/qemu-boot"
-# Shared by all firmware projects, apart from the host workspace's target/.
-PAYLOAD_BYTES=8192
-VENDOR_DOMAIN=example.invalid
-DEVICE_CLASS=qemu-test-lock
 
 [[ $# == 0 ]] || { echo "usage: $0" >&2; exit 2; }
 

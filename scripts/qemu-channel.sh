@@ -39,10 +39,7 @@ TURNAROUND_MS=15
 FRAMING=14
 CLOCK_HZ=64000000
 
-[[ $# == 0 ]] || { echo "usage: $0" >&2; exit 2; }
-ensure_qemu
-
-rm -rf "$OUT_DIR" && mkdir -p "$OUT_DIR"
+qemu_start "$@"
 
 export KEYWAY_CHANNEL_STACK_BUDGET="$STACK_BUDGET"
 fw_variant channel
@@ -55,11 +52,7 @@ diff <(grep '^lock step' "$OUT_DIR/channel.log" | sed 's/, stack.*//') \
      <(grep '^lock step' "$OUT_DIR/lock-only.log" | sed 's/, stack.*//') >/dev/null \
   || log "note: the lock's instruction counts differ between the two builds (inlining differs)"
 
-full=$(code_bytes "$OUT_DIR/channel.elf")
-lockfw=$(code_bytes "$OUT_DIR/lock-only.elf")
-base=$(code_bytes "$OUT_DIR/baseline.elf")
-code=$((lockfw - base))
-both=$((full - base))
+lock_only_figures channel
 CRATES='keyway_channel|curve25519_dalek|ed25519_dalek|ed25519|sha2|hkdf|hmac|pbkdf2|chacha20poly1305|chacha20|poly1305|universal_hash|aead|cipher|digest|hybrid_array|block_buffer|subtle'
 sym=$(nm -S -C --radix=d "$OUT_DIR/lock-only.elf" | awk -v re="(^|[^A-Za-z0-9_])($CRATES)::" '
   NF >= 4 && $3 ~ /^[TtRr]$/ { name = $0; sub(/^[^ ]+ [^ ]+ [^ ]+ /, "", name); if (name ~ re) s += $2 + 0 }

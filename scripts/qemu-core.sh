@@ -47,12 +47,8 @@ OUT_DIR="$ROOT/target/qemu-core"
 CODE_BUDGET="${KEYWAY_CORE_CODE_BUDGET:-131072}"
 RAM_BUDGET="${KEYWAY_CORE_RAM_BUDGET:-32768}"
 QEMU_TIMEOUT="${KEYWAY_QEMU_TIMEOUT:-300}"
-PAYLOAD_BYTES=8192
-VENDOR_DOMAIN=example.invalid
-DEVICE_CLASS=qemu-test-lock
 
-[[ $# == 0 ]] || { echo "usage: $0" >&2; exit 2; }
-ensure_qemu
+qemu_start "$@"
 
 # The host CLI (its own target dir; CARGO_TARGET_DIR is the firmware's).
 # KEYWAY_BIN=PATH: use that `keyway` binary instead.
@@ -82,7 +78,6 @@ done
 [[ $(stat -c %s "$FIXTURE_DIR/device.seed") == 32 ]] || die "device.seed is not 32 bytes"
 
 # --- 2. build -----------------------------------------------------------------
-rm -rf "$OUT_DIR" && mkdir -p "$OUT_DIR"
 # Source paths in panic locations are remapped, so the code figure does
 # not depend on where the checkout or the cargo registry lives. Cargo
 # appends these to the rustflags of firmware/qemu-core/.cargo/config.toml.

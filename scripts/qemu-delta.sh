@@ -25,10 +25,7 @@ OUT_DIR="$ROOT/target/qemu-delta"
 CODE_BUDGET="${KEYWAY_DELTA_CODE_BUDGET:-8192}"
 STACK_BUDGET="${KEYWAY_DELTA_STACK_BUDGET:-2048}"
 
-[[ $# == 0 ]] || { echo "usage: $0" >&2; exit 2; }
-ensure_qemu
-
-rm -rf "$OUT_DIR" && mkdir -p "$OUT_DIR"
+qemu_start "$@"
 
 # 1. The pair (deterministic: Park-Miller, exact in awk's doubles) and its patch.
 log "synthetic pair and patch (keyway diff)"

@@ -75,9 +75,6 @@ common_fixture_inputs() {
   echo "$SEQUENCE" >"$FIXTURE_DIR/sequence.txt"
 }
 
-VENDOR_DOMAIN=example.invalid
-DEVICE_CLASS=qemu-test-lock
-
 make_fixtures() {
   common_fixture_inputs
   # The host workspace's own target dir (CARGO_TARGET_DIR above is the firmware's).

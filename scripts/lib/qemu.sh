@@ -8,9 +8,12 @@
 #
 # It sets ROOT (the repository), TRIPLE, CARGO_TARGET_DIR (target/firmware,
 # shared by every firmware project), QEMU_TIMEOUT (KEYWAY_QEMU_TIMEOUT,
-# default 120 s) and defines:
+# default 120 s), the fixtures' VENDOR_DOMAIN and DEVICE_CLASS and
+# PAYLOAD_BYTES (8192; a script may set others after sourcing) and defines:
 #   log MSG / die MSG              progress on stderr / error and exit 1
 #   ensure_qemu                    qemu-system-arm, installed by apt-get as root
+#   qemu_start "$@"                a script's start: no arguments (else usage, exit 2),
+#                                  ensure_qemu, an empty $OUT_DIR
 #   fw_build DIR ELF_NAME OUT [cargo args]
 #                                  cargo build --release in firmware/DIR, copy the ELF to OUT
 #   fw_variant NAME [cargo args]   fw_build of firmware/$QEMU_NAME (its ELF has that name) into
@@ -24,6 +27,9 @@
 #                                  die unless it exited 0 (not timed out) and printed PASS
 #   judge NAME STATUS LOG          die unless STATUS is 0 and LOG has no FAIL line
 #   code_bytes ELF                 .text+.rodata
+#   lock_only_figures FULL         .text+.rodata of $OUT_DIR/FULL.elf, lock-only.elf and
+#                                  baseline.elf into full, lockfw and base; code = lockfw - base,
+#                                  both = full - base
 #   sect ELF REGEX                 the sizes of the sections matching REGEX
 #   host_keyway                    builds the host CLI once; sets KEYWAY (its path)
 #   fixtures GIVEN                 make_fixtures (the script's) into $FIXTURE_DIR, unless GIVEN
@@ -44,6 +50,9 @@ TRIPLE=thumbv7em-none-eabihf
 export CARGO_TARGET_DIR="$ROOT/target/firmware"
 QEMU_TIMEOUT="${KEYWAY_QEMU_TIMEOUT:-120}"
 : "${QEMU_NAME:=qemu}"
+VENDOR_DOMAIN=example.invalid
+DEVICE_CLASS=qemu-test-lock
+PAYLOAD_BYTES=8192
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf '%s: error: %s\n' "$QEMU_NAME" "$*" >&2; exit 1; }
@@ -57,6 +66,12 @@ ensure_qemu() {
   else
     die "qemu-system-arm not found (apt-get install -y qemu-system-arm)"
   fi
+}
+
+qemu_start() { # qemu_start "$@"
+  [[ $# == 0 ]] || { echo "usage: $0" >&2; exit 2; }
+  ensure_qemu
+  rm -rf "$OUT_DIR" && mkdir -p "$OUT_DIR"
 }
 
 fw_build() { # fw_build DIR ELF_NAME OUT [cargo args]
@@ -107,6 +122,14 @@ sect() { # sect ELF REGEX
   "$SIZE_TOOL" -A "$1" | awk -v re="$2" '$1 ~ re { s += $2 } END { print s+0 }'
 }
 code_bytes() { sect "$1" '^\.(text|rodata)$'; }
+
+lock_only_figures() { # lock_only_figures FULL
+  full=$(code_bytes "$OUT_DIR/$1.elf")
+  lockfw=$(code_bytes "$OUT_DIR/lock-only.elf")
+  base=$(code_bytes "$OUT_DIR/baseline.elf")
+  code=$((lockfw - base))
+  both=$((full - base))
+}
 
 host_keyway() {
   if [[ -z ${KEYWAY:-} ]]; then
