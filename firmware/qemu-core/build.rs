@@ -32,13 +32,11 @@ mod scenario;
 
 use chacha20::ChaCha20Rng;
 use chacha20::rand_core::SeedableRng;
+use keyway_board_build::channel::{LockSide, pair};
 use keyway_channel::SigningKey as KeyPair;
-use keyway_channel::handshake::{MSG2_LEN, MSG3_LEN};
 use keyway_channel::pairing::{PAKE2_LEN, PAKE3_LEN, PAKE4_LEN};
-use keyway_channel::record::MSG4_LEN;
 use keyway_channel::{
-    ClientHandshake, ClientPairing, ClientSession, GuardConfig, LockPairing, PairingGuard,
-    SessionTable, SetupCode, StoredVerifier, TableConfig,
+    ClientPairing, ClientSession, SessionTable, SetupCode, StoredVerifier, TableConfig,
 };
 use keyway_smp::{MAX_FRAME, Request, Version, img, keyway_group};
 use keyway_suit::DeviceIdentity;
@@ -90,22 +88,22 @@ fn main() {
     // Pairing (the lock's side run too, for its messages). First someone
     // with a wrong code (its own RNG): Pake1, then a Pake3 it cannot make
     // right (it cannot open Pake2's confirmation: garbage in its place).
-    let mut guard = PairingGuard::new(GuardConfig::default());
-    let mut lock = LockPairing::new();
+    let mut lock = LockSide::new(&verifier, &device, &mut lock_rng);
     let wrong = SetupCode::new(WRONG_CODE).unwrap();
     let mut wrong_rng = ChaCha20Rng::seed_from_u64(WRONG_RNG_SEED);
     let (mut attacker, pake1w) =
         ClientPairing::start(&wrong, &verifier.params(), &mut wrong_rng).unwrap();
     let mut pake2w = [0u8; PAKE2_LEN];
-    lock.pake1(
-        &verifier,
-        &mut guard,
-        1,
-        &mut lock_rng,
-        &pake1w,
-        &mut pake2w,
-    )
-    .unwrap();
+    lock.pairing
+        .pake1(
+            &verifier,
+            &mut lock.guard,
+            1,
+            lock.rng,
+            &pake1w,
+            &mut pake2w,
+        )
+        .unwrap();
     let mut scratch = [0u8; PAKE3_LEN];
     assert!(
         attacker
@@ -120,13 +118,14 @@ fn main() {
     let pake3w = [WRONG_PAKE3_BYTE; PAKE3_LEN];
     let mut pake4w = [0u8; PAKE4_LEN];
     assert!(
-        lock.pake3(
-            &mut guard,
-            &pake3w,
-            &device.verifying_key().to_bytes(),
-            &mut pake4w
-        )
-        .is_err()
+        lock.pairing
+            .pake3(
+                &mut lock.guard,
+                &pake3w,
+                &device.verifying_key().to_bytes(),
+                &mut pake4w
+            )
+            .is_err()
     );
     w(
         "pake1w.frame",
@@ -143,24 +142,9 @@ fn main() {
             1,
         ),
     );
-    let (mut client, pake1) =
-        ClientPairing::start(&code, &verifier.params(), &mut client_rng).unwrap();
-    let mut pake2 = [0u8; PAKE2_LEN];
-    lock.pake1(&verifier, &mut guard, 1, &mut lock_rng, &pake1, &mut pake2)
-        .unwrap();
-    let mut pake3 = [0u8; PAKE3_LEN];
-    client
-        .pake2(&pake2, &owner.verifying_key().to_bytes(), NAME, &mut pake3)
-        .unwrap();
-    let mut pake4 = [0u8; PAKE4_LEN];
-    lock.pake3(
-        &mut guard,
-        &pake3,
-        &device.verifying_key().to_bytes(),
-        &mut pake4,
-    )
-    .unwrap();
-    let paired = client.pake4(&pake4).unwrap();
+    let p = pair(&mut lock, &code, &mut client_rng, &owner, NAME);
+    let (pake1, pake2, pake3, pake4) = (p.pake1, p.pake2, p.pake3, p.pake4);
+    let paired = p.paired;
     w(
         "pake1.frame",
         &frame(
@@ -331,19 +315,15 @@ fn handshake(
     w: &dyn Fn(&str, &[u8]),
 ) -> ClientSession {
     let mut table: SessionTable<4> = SessionTable::new(TableConfig::default());
-    let (hs, msg1) = ClientHandshake::start(client_rng);
-    let mut msg2 = [0u8; MSG2_LEN];
-    table
-        .handshake1(now, lock_rng, device, &msg1, &mut msg2)
-        .unwrap();
-    let mut msg3 = [0u8; MSG3_LEN];
-    let mut session = hs.msg2(&msg2, device_pk, owner, &mut msg3).unwrap();
-    let mut msg4 = [0u8; MSG4_LEN];
-    let kid = keyway_channel::key_id(&owner.verifying_key().to_bytes());
-    let pk = owner.verifying_key().to_bytes();
-    table
-        .handshake3(now, &msg3, |k| (*k == kid).then_some(pk), &mut msg4)
-        .unwrap();
+    let keyway_board_build::channel::Handshake {
+        msg1,
+        msg2,
+        msg3,
+        msg4,
+        mut session,
+    } = keyway_board_build::channel::handshake(
+        &mut table, now, lock_rng, client_rng, device, owner, device_pk,
+    );
     let f1 = frame(
         &Request::SessionStart(keyway_group::SessionStart { msg: &msg1 }),
         2,
