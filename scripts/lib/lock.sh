@@ -5,7 +5,8 @@
 #   lock_host_tools          -> $KEYWAY (the CLI; KEYWAY_BIN to reuse one), $PROVISION
 #   lock_app_bin VERSION OUT -> OUT: the lock application's raw image (objcopy -O binary),
 #                               built with KEYWAY_APP_VERSION=VERSION
-#   lock_sign BIN VERSION SEQ KEYDIR OUT -> OUT.suit signed by KEYDIR/root.key
+#   lock_sign BIN VERSION SEQ KEYDIR OUT [ARGS] -> OUT.suit signed by KEYDIR/root.key
+#                               (ARGS: more `keyway sign` options, e.g. --cve ID:SEVERITY)
 #   lock_keys KEYDIR [V.pub DOMAIN CLASS] -> KEYDIR/{root.pub (raw), vendor-id.bin, class-id.bin,
 #                               domain, class} (a new vendor key in KEYDIR unless V.pub given)
 #   lock_boot_elf KEYDIR OUT -> OUT: lock-boot built for KEYDIR's trust anchor and identity
@@ -50,10 +51,11 @@ lock_app_bin() {
 
 lock_sign() {
   local bin=$1 version=$2 seq=$3 keys=$4 out=$5
+  shift 5
   printf '# %s\n\nlock-app %s for the emulated lock.\n' "$version" "$version" >"${out%.suit}.md"
   "$KEYWAY" sign --firmware "$bin" --version "$version" --sequence "$seq" \
     --vendor-domain "$(cat "$keys/domain")" --class "$(cat "$keys/class")" --vendor-name "Keyway QEMU" \
-    --notes "${out%.suit}.md" --key "$keys/root.key" -o "$out" >/dev/null \
+    --notes "${out%.suit}.md" --key "$keys/root.key" -o "$out" "$@" >/dev/null \
     || lock_die "signing $bin as $version (sequence $seq) failed"
 }
 
@@ -102,4 +104,54 @@ lock_device_key() {
   der=$(grep -v -- '-----' "$dir/device.key" | base64 -d | xxd -p -c 256)
   [[ ${der:4:28} =~ ^02010[01]300506032b657004220420$ ]] || lock_die "$dir/device.key: not an Ed25519 PKCS#8 key"
   printf '%s' "${der:32:64}" | xxd -r -p >"$dir/device.seed"
+}
+
+# The emulated lock kept running across power cuts, in the background:
+# scripts/qemu-lock.sh DIR [ARGS] started again each time QEMU exits (a cut
+# of the flash driver ends the run with status 3: one byte is appended to
+# DIR/power-cuts, which the control channel's `status` reports as
+# `power_cuts`), until lock_loop_stop. Sets LOCK_LOOP_PID; QEMU's PID is in
+# DIR/qemu.pid while it runs.
+#   lock_loop_start DIR [ARGS]  lock_loop_wait DIR [SECS]  lock_loop_stop DIR
+lock_loop_start() {
+  local dir=$1; shift
+  mkdir -p "$dir"
+  # A previous run's links and log must not pass for this one's.
+  rm -f "$dir/loop.stop" "$dir/serial" "$dir/ctl" "$dir/qemu.log"
+  (
+    trap 'kill -9 "$(cat "$dir/qemu.pid" 2>/dev/null)" 2>/dev/null; exit 0' TERM
+    while [[ ! -e $dir/loop.stop ]]; do
+      "$ROOT/scripts/qemu-lock.sh" "$dir" "$@" >>"$dir/lock.out" 2>&1 &
+      echo $! >"$dir/qemu.pid"
+      rc=0; wait $! || rc=$?
+      rm -f "$dir/qemu.pid"
+      if [[ $rc == 3 ]]; then printf x >>"$dir/power-cuts"; fi
+      sleep 0.2
+    done
+  ) &
+  LOCK_LOOP_PID=$!
+}
+
+# Waits until the lock answers: DIR/serial and DIR/ctl exist and lock-app
+# runs (its banner in DIR/qemu.log).
+lock_loop_wait() {
+  local dir=$1 secs=${2:-300}
+  for _ in $(seq $((secs * 10))); do
+    [[ -L $dir/serial && -S $dir/ctl ]] && grep -q "lock-app .*running slot" "$dir/qemu.log" 2>/dev/null && return 0
+    kill -0 "$LOCK_LOOP_PID" 2>/dev/null || lock_die "the lock's restart loop ended: $(tail -5 "$dir/lock.out")"
+    sleep 0.1
+  done
+  lock_die "the lock did not come up in $secs s: $(tail -5 "$dir/lock.out")"
+}
+
+# Ends the loop and the QEMU it runs (by their PIDs).
+lock_loop_stop() {
+  local dir=$1 pid
+  : >"$dir/loop.stop"
+  if [[ -n ${LOCK_LOOP_PID:-} ]]; then kill "$LOCK_LOOP_PID" 2>/dev/null || true; fi
+  pid=$(cat "$dir/qemu.pid" 2>/dev/null || true)
+  if [[ -n $pid ]]; then kill -9 "$pid" 2>/dev/null || true; fi
+  if [[ -n ${LOCK_LOOP_PID:-} ]]; then wait "$LOCK_LOOP_PID" 2>/dev/null || true; fi
+  LOCK_LOOP_PID=
+  return 0
 }

@@ -4,7 +4,11 @@
 //! `lock_core::latch` (their events into the audit log), the door,
 //! tamper and battery readings reach the agent's sensors, `setup-code`
 //! reads the label from the factory record, `cut-power` arms the flash
-//! driver's power cut after N operations, `status` reports the lock.
+//! driver's power cut after N operations (or once the upload passes a
+//! byte), `status` reports the lock (its sensors in a `lock` object, as
+//! `keyway-lock` answers; `power_cuts` from the file `power-cuts` beside
+//! the flash, one byte a cut, which the harness that restarts QEMU after
+//! each cut appends to: scripts/lib/lock.sh `lock_loop_start`).
 
 use core::cell::RefCell;
 use core::fmt::Write as _;
@@ -28,6 +32,9 @@ pub struct Control {
     /// The line ran over [`LINE_MAX`]: dropped up to its newline.
     overlong: bool,
     answer: [u8; 1024],
+    /// `cut-power mid_upload`: cut once the upload passes this byte
+    /// (`Some(None)`: half its length).
+    cut_mid: Option<Option<u64>>,
 }
 
 impl Control {
@@ -38,6 +45,24 @@ impl Control {
             len: 0,
             overlong: false,
             answer: [0; 1024],
+            cut_mid: None,
+        }
+    }
+
+    /// After an SMP packet: a planned mid-upload cut is armed at the
+    /// flash driver (the next operation) once the upload passes its byte.
+    pub fn after_packet(&mut self, lock: &Lock<'_, SemiFlash>, flash: &RefCell<SemiFlash>) {
+        let Some(at) = self.cut_mid else {
+            return;
+        };
+        let Some((next, total)) = lock.shell.upload_progress() else {
+            return;
+        };
+        if next > at.unwrap_or(total / 2)
+            && let Ok(mut f) = flash.try_borrow_mut()
+        {
+            f.cut_after(0);
+            self.cut_mid = None;
         }
     }
 
@@ -77,18 +102,34 @@ impl Control {
             Ok(c) => c,
             Err(e) => return Some(Answer::error(&mut self.answer, e).finish()),
         };
-        Some(act(cmd, &mut self.answer, lock, flash, factory, wire))
+        let hw = Hw {
+            lock,
+            flash,
+            factory,
+            wire,
+            cut_mid: &mut self.cut_mid,
+        };
+        Some(act(cmd, &mut self.answer, hw))
     }
 }
 
-fn act<'b>(
-    cmd: Command<'_>,
-    buf: &'b mut [u8],
-    lock: &mut Lock<'_, SemiFlash>,
-    flash: &RefCell<SemiFlash>,
-    factory: &Factory,
-    wire: &Wire,
-) -> &'b [u8] {
+/// What a control line acts on.
+struct Hw<'h, 'l> {
+    lock: &'h mut Lock<'l, SemiFlash>,
+    flash: &'h RefCell<SemiFlash>,
+    factory: &'h Factory,
+    wire: &'h Wire,
+    cut_mid: &'h mut Option<Option<u64>>,
+}
+
+fn act<'b>(cmd: Command<'_>, buf: &'b mut [u8], hw: Hw<'_, '_>) -> &'b [u8] {
+    let Hw {
+        lock,
+        flash,
+        factory,
+        wire,
+        cut_mid,
+    } = hw;
     let now = now_ms();
     let log = |lock: &mut Lock<'_, SemiFlash>, e: Option<keyway_audit::Event>| {
         if let Some(e) = e {
@@ -125,6 +166,7 @@ fn act<'b>(
         Command::Keypad { pin } => {
             let (k, e) = lock.shell.latch.keypad(pin, DEFAULT_PIN, now);
             log(lock, e);
+            lock.shell.install_if_allowed();
             match k {
                 Keypad::Unlocked => Answer::new(buf, true).str("result", "unlocked").finish(),
                 Keypad::Wrong {
@@ -157,6 +199,7 @@ fn act<'b>(
             };
             let e = lock.shell.latch.drive(to, method);
             log(lock, e);
+            lock.shell.install_if_allowed();
             status(Answer::new(buf, true), lock, now).finish()
         }
         Command::Door { open } => {
@@ -176,7 +219,18 @@ fn act<'b>(
         Command::SetupCode => Answer::new(buf, true)
             .str("setup_code", factory.label())
             .finish(),
+        Command::CutMidUpload { at } => {
+            *cut_mid = Some(at);
+            let a = Answer::new(buf, true);
+            match at {
+                Some(b) => a.num("mid_upload", b),
+                None => a.raw("mid_upload", "null"),
+            }
+            .finish()
+        }
         Command::CutPower { after_ops } => {
+            // A new plan replaces a mid-upload one (the audit disarms so).
+            *cut_mid = None;
             let n = u32::try_from(after_ops).unwrap_or(u32::MAX);
             match flash.try_borrow_mut() {
                 Ok(mut f) => {
@@ -259,6 +313,10 @@ fn act<'b>(
                     .bool("pending_armed", p.armed),
                 None => a.raw("pending_sequence", "null"),
             };
+            if let Some(mut f) = semi::open("power-cuts", semi::Mode::Read) {
+                a = a.num("power_cuts", u64::from(f.len().unwrap_or(0)));
+                f.close();
+            }
             status(a, lock, now).finish()
         }
     }
@@ -268,12 +326,14 @@ fn act<'b>(
 fn status<'b>(a: Answer<'b>, lock: &Lock<'_, SemiFlash>, now: u64) -> Answer<'b> {
     let l = &lock.shell.latch;
     let s = l.sensors(now);
-    a.str("bolt", l.bolt.as_str())
+    a.open("lock")
+        .str("bolt", l.bolt.as_str())
         .str("door", l.door.as_str())
         .num("battery_mv", u64::from(l.battery_mv))
         .bool("tamper", l.tamper)
         .num("failed_pins", u64::from(l.failures()))
         .num("lockout_seconds", s.lockout_s)
+        .close()
 }
 
 /// A small text buffer (for `Debug` output in an answer).

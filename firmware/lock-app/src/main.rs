@@ -281,6 +281,7 @@ fn main() -> ! {
                     let t0 = now_ms();
                     wire.packets += 1;
                     let o = lock.handle(SERIAL_PEER, t0, packet, &mut out);
+                    control.after_packet(lock, &cell);
                     if o.len > 0 {
                         send(&mut smp, &out[..o.len], &mut wire);
                     }
@@ -299,6 +300,11 @@ fn main() -> ! {
             && let Some(answer) = control.push(b, lock, &cell, &factory, &wire)
         {
             ctl.write_all(answer);
+            // An unlock at the lock installs a consented update.
+            if core::mem::take(&mut lock.shell.reset_armed) {
+                hprintln!("lock-app: reset");
+                SCB::sys_reset();
+            }
         }
     }
 }

@@ -10,7 +10,8 @@
 //! {"cmd":"keypad","pin":"1234"}       {"cmd":"lock"}             {"cmd":"unlock"}
 //! {"cmd":"door","state":"open"}       {"cmd":"tamper","state":"on"}
 //! {"cmd":"battery","level":3300}      {"cmd":"setup-code"}       {"cmd":"status"}
-//! {"cmd":"cut-power","after_ops":N}   {"cmd":"mechanical-key"}
+//! {"cmd":"cut-power","after_ops":N}   {"cmd":"cut-power","mid_upload":B}  (B or null: halfway)
+//! {"cmd":"mechanical-key"}
 //! ```
 //!
 //! Hand-written, not `serde_json`: that needs a heap. [`parse`] reads
@@ -69,6 +70,12 @@ pub enum Command<'a> {
     CutPower {
         /// Erases and writes from now.
         after_ops: u64,
+    },
+    /// Cut the power at the first flash operation once the upload in
+    /// progress passes byte `at` (`None`: half its length).
+    CutMidUpload {
+        /// The byte offset (`null` in the line: halfway).
+        at: Option<u64>,
     },
     /// The state of the lock.
     Status,
@@ -253,7 +260,6 @@ pub fn parse<'a>(line: &'a [u8]) -> Result<Command<'a>, LineError> {
         Some(Value::Str(s)) => Some(s),
         _ => None,
     };
-    let _ = mid_upload;
     Ok(match cmd {
         "presence" => Command::Presence {
             seconds: num(seconds),
@@ -282,11 +288,16 @@ pub fn parse<'a>(line: &'a [u8]) -> Result<Command<'a>, LineError> {
                 .ok_or(LineError::Field("level", ": millivolts, 0-65535"))?,
         },
         "setup-code" => Command::SetupCode,
-        "cut-power" => Command::CutPower {
-            after_ops: num(after_ops).ok_or(LineError::Field(
-                "after_ops",
-                ": flash operations from now (mid_upload is the simulator's only)",
-            ))?,
+        "cut-power" => match (mid_upload, num(after_ops)) {
+            (Some(Value::Null), _) => Command::CutMidUpload { at: None },
+            (Some(Value::Num(at)), _) => Command::CutMidUpload { at: Some(at) },
+            (None, Some(after_ops)) => Command::CutPower { after_ops },
+            _ => {
+                return Err(LineError::Field(
+                    "after_ops",
+                    ": flash operations from now, or mid_upload: a byte (null: halfway)",
+                ));
+            }
         },
         "status" => Command::Status,
         "log-export" => Command::LogExport {
@@ -308,6 +319,8 @@ pub struct Answer<'b> {
     buf: &'b mut [u8],
     len: usize,
     overflow: bool,
+    /// An object was just opened: its first field has no comma.
+    opened: bool,
 }
 
 impl core::fmt::Write for Answer<'_> {
@@ -334,6 +347,7 @@ impl<'b> Answer<'b> {
             buf,
             len: 0,
             overflow: false,
+            opened: false,
         };
         let _ = write!(a, "{{\"ok\":{ok}");
         a
@@ -345,24 +359,52 @@ impl<'b> Answer<'b> {
         let _ = write!(w, ",\"error\":\"{a}{}\"", Escaped(b));
         w
     }
+    /// Writes a field's key (after a comma unless it is the first field
+    /// of an object just opened).
+    fn key(&mut self, key: &str) {
+        let comma = if core::mem::take(&mut self.opened) {
+            ""
+        } else {
+            ","
+        };
+        let _ = write!(self, "{comma}\"{key}\":");
+    }
     /// A text field (`value` escaped for JSON).
     pub fn str(mut self, key: &str, value: &str) -> Self {
-        let _ = write!(self, ",\"{key}\":\"{}\"", Escaped(value));
+        self.key(key);
+        let _ = write!(self, "\"{}\"", Escaped(value));
         self
     }
     /// A number field.
     pub fn num(mut self, key: &str, value: u64) -> Self {
-        let _ = write!(self, ",\"{key}\":{value}");
+        self.key(key);
+        let _ = write!(self, "{value}");
         self
     }
     /// A boolean field.
     pub fn bool(mut self, key: &str, value: bool) -> Self {
-        let _ = write!(self, ",\"{key}\":{value}");
+        self.key(key);
+        let _ = write!(self, "{value}");
         self
     }
     /// A field whose value is raw JSON the caller wrote (e.g. `null`).
     pub fn raw(mut self, key: &str, json: &str) -> Self {
-        let _ = write!(self, ",\"{key}\":{json}");
+        self.key(key);
+        let _ = write!(self, "{json}");
+        self
+    }
+    /// Opens an object field `key`: the fields up to [`Answer::close`]
+    /// are its own (as `keyway-lock`'s `"lock": {...}`).
+    pub fn open(mut self, key: &str) -> Self {
+        self.key(key);
+        let _ = write!(self, "{{");
+        self.opened = true;
+        self
+    }
+    /// Closes the object [`Answer::open`] began.
+    pub fn close(mut self) -> Self {
+        self.opened = false;
+        let _ = write!(self, "}}");
         self
     }
     /// Closes the object and the line; the bytes to send (an answer too
@@ -421,6 +463,14 @@ mod tests {
             parse(br#"{"after_ops":7,"cmd":"cut-power"}"#),
             Ok(Command::CutPower { after_ops: 7 })
         );
+        assert_eq!(
+            parse(br#"{"cmd":"cut-power","mid_upload":4096}"#),
+            Ok(Command::CutMidUpload { at: Some(4096) })
+        );
+        assert_eq!(
+            parse(br#"{"cmd":"cut-power","mid_upload":null}"#),
+            Ok(Command::CutMidUpload { at: None })
+        );
         assert_eq!(parse(br#"{"cmd":"status"}"#), Ok(Command::Status));
         assert_eq!(
             parse(br#"{"cmd":"log-export","path":"audit.bin"}"#),
@@ -478,5 +528,26 @@ mod tests {
             .str("k", "a long value")
             .finish();
         assert!(a.starts_with(b"{\"ok\":false"));
+    }
+
+    /// `keyway audit` reads the sensors as `keyway-lock` answers them, in
+    /// a `lock` object (`v["lock"]["tamper"]`, check 7).
+    #[test]
+    fn nested_objects_read_as_keyway_lock_answers() {
+        let mut buf = [0u8; 128];
+        let a = Answer::new(&mut buf, true)
+            .open("lock")
+            .str("bolt", "locked")
+            .bool("tamper", true)
+            .close()
+            .num("n", 1)
+            .finish();
+        assert_eq!(
+            core::str::from_utf8(a),
+            Ok("{\"ok\":true,\"lock\":{\"bolt\":\"locked\",\"tamper\":true},\"n\":1}\n")
+        );
+        let mut buf = [0u8; 64];
+        let a = Answer::new(&mut buf, true).open("lock").close().finish();
+        assert_eq!(a, b"{\"ok\":true,\"lock\":{}}\n");
     }
 }

@@ -69,6 +69,10 @@ pub(crate) fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) 
     let Some(lk) = lock_ram.as_mut() else {
         fail("power on")
     };
+    // The door stands unlocked through the session (the bolt sensor's
+    // reading, no motor): the owners' default setting installs a consented
+    // update only while the bolt is withdrawn, else postpones it.
+    lk.shell.latch.bolt = keyway_smp::keyway_group::Bolt::Unlocked;
     {
         let s = lk.journal_state();
         check!(

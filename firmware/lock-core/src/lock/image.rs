@@ -7,7 +7,7 @@ use super::*;
 
 impl<F: NorFlash> Shell<'_, F> {
     /// The image group's state answer: each slot re-verified from its
-    /// stored manifest (bootable), its sequence number as the version,
+    /// stored manifest (bootable), its signed version text as the version,
     /// its manifest digest as the hash; active, pending (armed) and
     /// confirmed from the journal.
     #[cfg(feature = "image-state")]
@@ -15,18 +15,8 @@ impl<F: NorFlash> Shell<'_, F> {
         let state = *self.journal.state();
         let running = running_slot(&state);
         let mut infos: [Option<SlotInfo>; 2] = [None, None];
-        {
-            let mut check = VerifiedSlot::<256>::new(
-                &self.layout,
-                &self.anchors,
-                &self.identity,
-                &state,
-                None,
-                &mut self.upload.head,
-            );
-            for (slot, info) in infos.iter_mut().enumerate() {
-                *info = check.check(&mut self.flash, slot as u8).ok();
-            }
+        for (slot, info) in infos.iter_mut().enumerate() {
+            *info = self.check_slot(slot as u8);
         }
         // An upload in progress keeps its head in the buffer just used.
         self.upload.head_len = 0;
@@ -41,18 +31,20 @@ impl<F: NorFlash> Shell<'_, F> {
                 None => *info = None,
             }
         }
-        let mut texts = [[0u8; 20]; 2];
-        let mut lens = [0usize; 2];
+        // The signed release's version text: the running one's and the
+        // pending one's are known; another verified slot's is read.
+        let mut versions = [VersionText::EMPTY; 2];
         for (i, info) in infos.iter().enumerate() {
-            if let Some(info) = info {
-                lens[i] = decimal(info.sequence, &mut texts[i]);
+            if info.is_none() {
+                continue;
             }
+            versions[i] = match &self.pending {
+                _ if i == usize::from(running) => self.running_version,
+                Some(p) if usize::from(p.slot) == i => p.version,
+                _ => self.stored_version(i as u8),
+            };
         }
-        let [t0, t1] = &texts;
-        let text = [
-            core::str::from_utf8(&t0[..lens[0]]).unwrap_or(""),
-            core::str::from_utf8(&t1[..lens[1]]).unwrap_or(""),
-        ];
+        let text = [versions[0].as_str(), versions[1].as_str()];
         let slot = |i: usize| {
             let info = infos[i].as_ref();
             img::ImageSlot {
@@ -66,8 +58,9 @@ impl<F: NorFlash> Shell<'_, F> {
                 },
                 bootable: info.is_some(),
                 pending: matches!(state.trial, TrialState::Pending { slot } if usize::from(slot) == i),
-                confirmed: usize::from(state.active_slot) == i
-                    && matches!(state.trial, TrialState::None | TrialState::Confirmed),
+                // The image the bootloader falls back to is confirmed; a
+                // trial runs from the other slot until its confirm.
+                confirmed: usize::from(state.active_slot) == i,
                 active: usize::from(running) == i,
                 permanent: false,
             }
@@ -83,9 +76,16 @@ impl<F: NorFlash> Shell<'_, F> {
     /// An image state write: `confirm` with the running image (or no hash)
     /// is accepted (the lock confirms by its own self-test); a test of
     /// the pending update's hash (its envelope digest or its manifest
-    /// digest) arms it.
+    /// digest) is consent: a person's at the lock (the window) arms it for
+    /// the reset their tool sends next; an owner's installs at once as the
+    /// policy allows (refused `BadState` while it postpones, as the
+    /// simulated lock does).
     #[cfg(feature = "image-state")]
-    pub(super) fn state_write(&mut self, sw: &img::StateWrite<'_>) -> Result<(), ServeError> {
+    pub(super) fn state_write(
+        &mut self,
+        sw: &img::StateWrite<'_>,
+        by: Authority,
+    ) -> Result<(), ServeError> {
         let bad = |code| refused(MgmtErr::Inval, None, Some(code));
         if sw.confirm == Some(true) {
             return match (sw.hash, self.running_digest) {
@@ -97,10 +97,19 @@ impl<F: NorFlash> Shell<'_, F> {
         let Some(h) = sw.hash else {
             return Err(bad(img_rc::HASH_NOT_FOUND));
         };
-        match &self.pending {
+        match self.pending.as_mut() {
             Some(p) if h == p.digest || h == p.manifest => {
-                self.arm();
-                Ok(())
+                if !matches!(by, Authority::Owner(_)) {
+                    self.arm();
+                    return Ok(());
+                }
+                p.consented = true;
+                self.install_if_allowed();
+                if self.reset_armed {
+                    Ok(())
+                } else {
+                    Err(refused(MgmtErr::BadState, None, None))
+                }
             }
             _ => Err(bad(img_rc::HASH_NOT_FOUND)),
         }
@@ -111,20 +120,11 @@ impl<F: NorFlash> Shell<'_, F> {
     /// the owner's client and MCUmgr's tools name an image (the file's
     /// hash). `None` if the area does not read.
     pub(super) fn envelope_digest(&mut self, slot: u8, info: &SlotInfo) -> Option<[u8; 32]> {
-        let range = self.layout.slots.get(usize::from(slot))?.clone();
-        let area = range.end - SECTOR as u32;
-        let mut header = [0u8; 16];
-        self.flash.read(area, &mut header).ok()?;
-        if header[..4] != *b"KWMF" {
-            return None;
-        }
-        let n = u32::from_le_bytes(header[8..12].try_into().ok()?);
-        if n as usize > SECTOR - 16 {
-            return None;
-        }
+        let start = self.layout.slots.get(usize::from(slot))?.start;
+        let (area, n) = self.stored_len(slot)?;
         let mut h = Sha256::new();
         let mut buf = [0u8; 256];
-        for (from, len) in [(area + 16, u64::from(n)), (range.start, info.image_size)] {
+        for (from, len) in [(area + HEADER as u32, n as u64), (start, info.image_size)] {
             let mut done = 0u64;
             while done < len {
                 let k = (len - done).min(buf.len() as u64) as usize;
@@ -135,4 +135,85 @@ impl<F: NorFlash> Shell<'_, F> {
         }
         Some(h.finalize().into())
     }
+}
+
+impl<F: NorFlash> Shell<'_, F> {
+    /// Where `slot`'s manifest area begins (the slot's last page).
+    pub(super) fn manifest_area(&self, slot: u8) -> Option<u32> {
+        Some(self.layout.slots.get(usize::from(slot))?.end - SECTOR as u32)
+    }
+
+    /// `slot`'s manifest area and the length of the head it stores (its
+    /// header read by `keyway-device`'s rule).
+    fn stored_len(&mut self, slot: u8) -> Option<(u32, usize)> {
+        let area = self.manifest_area(slot)?;
+        let mut header = [0u8; HEADER];
+        self.flash.read(area, &mut header).ok()?;
+        let (len, _crc) = manifest_area::parse_header(&header)?;
+        Some((area, len))
+    }
+
+    /// The head `slot` stores, read into the upload's head buffer and
+    /// verified again (the boot rule, as the slot was): where its release
+    /// notes' version, description and CVE ids lie in that buffer. The
+    /// buffer is the upload's: the notes are read again whenever they are
+    /// served, since every slot check reuses it.
+    #[inline(never)]
+    pub(super) fn stored_notes(&mut self, slot: u8) -> Option<StoredNotes> {
+        let (area, len) = self.stored_len(slot)?;
+        let head = self.upload.head.get_mut(..len)?;
+        self.flash.read(area + HEADER as u32, head).ok()?;
+        let head = &self.upload.head[..len];
+        let mut identity = self.identity;
+        identity.slot = Some(u64::from(slot));
+        let state = DeviceState {
+            sequence_floor: boot_floor(self.journal.state().floor),
+            keyset: None,
+        };
+        let mut verified = Verified::empty();
+        keyway_suit::verify_envelope_into(&mut verified, head, &self.anchors, &identity, &state)
+            .ok()?;
+        let base = head.as_ptr() as usize;
+        let span = |s: Option<&str>| {
+            s.map_or(0..0, |s| {
+                let from = (s.as_ptr() as usize).wrapping_sub(base);
+                from..from + s.len()
+            })
+        };
+        let n = verified.notes?;
+        let mut cves = [const { None }; CVES_MAX];
+        for (c, to) in n.cves().zip(cves.iter_mut()) {
+            // The SMP group's severity is the same word.
+            *to = Severity::parse(c.severity.as_str()).map(|s| (span(Some(c.id)), s));
+        }
+        Some(StoredNotes {
+            version: span(n.version),
+            notes: span(n.description),
+            cves,
+        })
+    }
+
+    /// The version text of the release `slot` stores (none if it does
+    /// not verify or names none).
+    pub(super) fn stored_version(&mut self, slot: u8) -> VersionText {
+        match self.stored_notes(slot) {
+            Some(n) => VersionText::new(self.text(&n.version)),
+            None => VersionText::EMPTY,
+        }
+    }
+}
+
+use keyway_smp::keyway_group::Severity;
+
+/// The most CVEs of a release the notes answer lists.
+pub const CVES_MAX: usize = 8;
+
+/// Where a stored head's release notes lie in the upload's head buffer.
+pub(super) struct StoredNotes {
+    /// The version text.
+    pub version: Range<usize>,
+    /// The notes (Markdown).
+    pub notes: Range<usize>,
+    /// The CVEs it fixes: each id's place and its severity.
+    pub cves: [Option<(Range<usize>, Severity)>; CVES_MAX],
 }

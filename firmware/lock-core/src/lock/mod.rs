@@ -37,8 +37,13 @@
 //! its own inlined copy and inflate the code figure.
 
 mod image;
+pub use image::CVES_MAX;
 mod serve;
 mod upload;
+
+// They read the image state too.
+#[cfg(all(test, feature = "image-state"))]
+mod tests;
 
 use core::cell::RefCell;
 use core::ops::Range;
@@ -60,10 +65,11 @@ use keyway_channel::SigningKey as KeyPair;
 use keyway_device::boot::{self, Confirmation, Decision, SelfTest};
 use keyway_device::install::{Installer, SlotLayout};
 use keyway_device::journal::{self, Journal, PersistentState, TrialState};
-use keyway_device::verified::{SlotInfo, VerifiedSlot};
+use keyway_device::manifest_area::{self, HEADER_LEN as HEADER};
+use keyway_device::verified::{SlotInfo, VerifiedSlot, boot_floor};
 use keyway_smp::cbor::Writer;
 use keyway_smp::err::img_rc;
-use keyway_smp::keyway_group::{self, Bolt, UpdateState, UpdateSummary};
+use keyway_smp::keyway_group::{self, Bolt, Postponement, UpdateState, UpdateSummary};
 use keyway_smp::{Message, MgmtErr, Refusal, Request, img};
 use keyway_suit::{DeviceIdentity, DeviceState, TrustAnchors, Verified};
 use sha2::{Digest, Sha256};
@@ -195,8 +201,8 @@ pub struct Upload<'a, F: NorFlash> {
     installer: Option<Installer<Shared<'a, F>>>,
     sequence: u64,
     manifest: [u8; 32],
-    /// Where the head's release notes put the version and the notes.
-    texts: (Range<usize>, Range<usize>),
+    /// The head's release notes' version text.
+    version: VersionText,
     /// Whether this upload came in an owner's session (only an owner may
     /// replace a pending newer release with an older one).
     by_owner: bool,
@@ -219,9 +225,62 @@ pub struct Ready {
     pub notes_offered: bool,
     /// Consent armed it (the journal's trial is pending).
     pub armed: bool,
-    /// Where its version and notes texts lie in the kept head.
-    version: Range<usize>,
-    notes: Range<usize>,
+    /// The owner's consent to it is stored and waits for the install
+    /// policy (the bolt withdrawn): the update is postponed until then.
+    pub consented: bool,
+    /// Its release notes' version text.
+    pub version: VersionText,
+}
+
+/// The reason a consented update waits, in words.
+const POSTPONED_LOCKED: &str = "postponed: the bolt is locked; unlock the door to install";
+
+impl Ready {
+    /// Where it stands: armed (installing), consented and waiting for the
+    /// bolt (postponed, why), or awaiting consent.
+    pub fn state(&self) -> (UpdateState, Option<Postponement>) {
+        if self.armed {
+            (UpdateState::Installing, None)
+        } else if self.consented {
+            (UpdateState::Postponed, Some(Postponement::BoltLocked))
+        } else {
+            (UpdateState::AwaitingConsent, None)
+        }
+    }
+}
+
+/// The most bytes of a release's version text the lock keeps.
+pub const VERSION_MAX: usize = 32;
+
+/// A release's version text, kept by value (the head buffer it came from
+/// is reused by every slot check).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VersionText {
+    bytes: [u8; VERSION_MAX],
+    len: u8,
+}
+
+impl VersionText {
+    /// No text.
+    pub const EMPTY: VersionText = VersionText {
+        bytes: [0; VERSION_MAX],
+        len: 0,
+    };
+
+    /// `s`, if it fits (else no text).
+    pub fn new(s: &str) -> Self {
+        let mut t = Self::EMPTY;
+        if let Some(dst) = t.bytes.get_mut(..s.len()) {
+            dst.copy_from_slice(s.as_bytes());
+            t.len = s.len() as u8;
+        }
+        t
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
+    }
 }
 
 /// An export in progress.
@@ -262,6 +321,11 @@ pub struct Shell<'a, F: NorFlash> {
     pub running: Option<SlotInfo>,
     /// The running image's envelope digest.
     pub running_digest: Option<[u8; 32]>,
+    /// The running image's version text (its signed release notes').
+    pub running_version: VersionText,
+    /// The owners' setting: a consented update installs only while the
+    /// bolt is withdrawn (the agent's store; copied at every frame).
+    pub needs_unlocked: bool,
     /// A reset was accepted: the application resets after sending.
     pub reset_armed: bool,
     /// Why the upload's head was refused (for the audit log).
@@ -366,7 +430,7 @@ impl<'a, F: NorFlash> Lock<'a, F> {
                     installer: None,
                     sequence: 0,
                     manifest: [0; 32],
-                    texts: (0..0, 0..0),
+                    version: VersionText::EMPTY,
                     by_owner: false,
                 },
                 pending: None,
@@ -375,6 +439,8 @@ impl<'a, F: NorFlash> Lock<'a, F> {
                 version: "",
                 running: None,
                 running_digest: None,
+                running_version: VersionText::EMPTY,
+                needs_unlocked: true,
                 reset_armed: false,
                 reject: None,
                 rtc_at_zero: RTC_AT_ZERO,
@@ -440,6 +506,7 @@ impl<'a, F: NorFlash> Lock<'a, F> {
                 event: Event::None,
             };
         };
+        s.needs_unlocked = agent.state().settings().install_needs_unlocked;
         let o = agent.handle(peer, now, &mut self.rng, s, frame, out);
         if let Event::OwnerPaired { key_id } = o.event {
             // The owner is in the store already; a full log does not undo
@@ -485,19 +552,12 @@ impl<'a, F: NorFlash> Lock<'a, F> {
         s.now_ms = now_ms;
         let state = *s.journal.state();
         let slot = running_slot(&state);
-        let info = {
-            let mut check = VerifiedSlot::<256>::new(
-                &s.layout,
-                &s.anchors,
-                &s.identity,
-                &state,
-                None,
-                &mut s.upload.head,
-            );
-            check.check(&mut s.flash, slot).ok()
-        };
+        let info = s.check_slot(slot);
         s.running = info;
         s.running_digest = info.as_ref().and_then(|i| s.envelope_digest(slot, i));
+        s.running_version = s.stored_version(slot);
+        self.recover_pending(&state);
+        let s = &mut self.shell;
         if let Some(i) = &info {
             let version = keyway_audit::Version::new(1, i.sequence as u8, 0);
             s.audit(&Audit::Boot { slot, version })?;
@@ -513,6 +573,47 @@ impl<'a, F: NorFlash> Lock<'a, F> {
             })?;
         }
         Ok(info)
+    }
+
+    /// At start: a verified update the other slot holds above the running
+    /// release and the floor (uploaded before a reset or a power cut, not
+    /// installed) is the pending update again, as its bytes are still in
+    /// the flash; with the owner's consent if the store holds one for it
+    /// (it then waits for the install policy, as before the cut).
+    fn recover_pending(&mut self, state: &PersistentState) {
+        let s = &mut self.shell;
+        s.pending = None;
+        if !matches!(state.trial, TrialState::None | TrialState::Confirmed) {
+            return;
+        }
+        let slot = 1 - running_slot(state).min(1);
+        let Some(info) = s.check_slot(slot) else {
+            return;
+        };
+        let above = s.running.as_ref().map_or(0, |r| r.sequence);
+        if info.sequence <= above.max(state.floor.unwrap_or(0)) {
+            return;
+        }
+        let Some(digest) = s.envelope_digest(slot, &info) else {
+            return;
+        };
+        let consented = self
+            .agent
+            .as_ref()
+            .and_then(|a| a.consent())
+            .is_some_and(|c| c.digest == digest);
+        let version = s.stored_version(slot);
+        s.pending = Some(Ready {
+            slot,
+            sequence: info.sequence,
+            digest,
+            manifest: info.manifest_digest,
+            matched: true,
+            notes_offered: false,
+            armed: false,
+            consented,
+            version,
+        });
     }
 
     /// The audit log's signed export, chunk by chunk: `off` 0 starts it;
@@ -614,23 +715,14 @@ impl<F: NorFlash> Shell<'_, F> {
     /// (and a trial) logged in the audit log.
     fn boot(&mut self, now_ms: u64) -> Result<Booted, Fail<F::Error>> {
         self.now_ms = now_ms;
-        let state = *self.journal.state();
-        let (decision, running) = {
-            let mut check = VerifiedSlot::<256>::new(
-                &self.layout,
-                &self.anchors,
-                &self.identity,
-                &state,
-                None,
-                &mut self.upload.head,
-            );
-            let decision = boot::boot(&mut self.journal, &mut self.flash, &mut check)?;
+        let (decision, running) = self.with_check(|check, flash, journal| {
+            let decision = boot::boot(journal, flash, check)?;
             let running = match decision.boot {
-                boot::Boot::Slot(s) => check.check(&mut self.flash, s).ok(),
+                boot::Boot::Slot(s) => check.check(flash, s).ok(),
                 boot::Boot::Recovery => None,
             };
-            (decision, running)
-        };
+            Ok::<_, Fail<F::Error>>((decision, running))
+        })?;
         if let (boot::Boot::Slot(slot), Some(info)) = (decision.boot, running) {
             let version = keyway_audit::Version::new(1, info.sequence as u8, 0);
             self.audit(&Audit::Boot { slot, version })?;
@@ -667,18 +759,17 @@ impl<F: NorFlash> Device for Shell<'_, F> {
 
     fn firmware(&self) -> Firmware<'_> {
         let state = self.journal.state();
-        let update = self.pending.as_ref().map(|p| UpdateSummary {
-            sequence: p.sequence,
-            version: self.text(&p.version),
-            state: if p.armed {
-                UpdateState::Installing
-            } else {
-                UpdateState::AwaitingConsent
-            },
-            reason: None,
-            why: None,
-            cves: 0,
-            highest: None,
+        let update = self.pending.as_ref().map(|p| {
+            let (state, why) = p.state();
+            UpdateSummary {
+                sequence: p.sequence,
+                version: p.version.as_str(),
+                state,
+                reason: why.map(|_| POSTPONED_LOCKED),
+                why,
+                cves: 0,
+                highest: None,
+            }
         });
         Firmware {
             model: MODEL,
@@ -700,6 +791,7 @@ impl<F: NorFlash> Device for Shell<'_, F> {
         if let Some(e) = self.latch.drive(to, LockMethod::OwnerCommand) {
             let _ = self.audit(&e);
         }
+        self.install_if_allowed();
         self.latch.bolt
     }
 
@@ -715,24 +807,25 @@ impl<F: NorFlash> Device for Shell<'_, F> {
         Ok(())
     }
 
-    /// The agent stored the owner's consent: arm the pending slot (the
-    /// journal's trial is pending: the next reset boots it on trial), or
-    /// drop a refused update.
+    /// The agent stored the owner's consent: the pending update installs
+    /// as soon as the policy allows ([`Shell::install_if_allowed`]); a
+    /// refused update is dropped and its slot's manifest erased, so that
+    /// no reset offers it again.
     fn consent_stored(&mut self, digest: Option<[u8; 32]>) {
-        let Some(p) = self.pending.as_ref() else {
+        let Some(p) = self.pending.as_mut() else {
             return;
         };
         if digest != Some(p.digest) {
-            let sequence = p.sequence;
+            let (sequence, slot) = (p.sequence, p.slot);
             let _ = self.audit(&Audit::ConsentRefused { sequence });
             self.pending = None;
+            if let Some(area) = self.manifest_area(slot) {
+                let _ = self.flash.erase(area, area + SECTOR as u32);
+            }
             return;
         }
-        self.arm();
-        // The owner's consent installs: the lock resets into the trial
-        // after sending the answer (the application acts on
-        // `reset_armed`).
-        self.reset_armed = self.pending.as_ref().is_some_and(|p| p.armed);
+        p.consented = true;
+        self.install_if_allowed();
     }
 
     fn serve(
@@ -746,6 +839,34 @@ impl<F: NorFlash> Device for Shell<'_, F> {
 }
 
 impl<F: NorFlash> Shell<'_, F> {
+    /// The upload in progress: the next offset wanted and its length.
+    pub fn upload_progress(&self) -> Option<(u64, u64)> {
+        (self.upload.total > 0).then_some((self.upload.next, self.upload.total))
+    }
+
+    /// The owner's consented update installs once the policy allows it
+    /// (the bolt withdrawn, unless the owners' setting says otherwise): it
+    /// is armed and the lock resets into the trial after the answer it is
+    /// sending (the application acts on `reset_armed`). Called when consent
+    /// is stored and whenever the bolt is withdrawn.
+    pub fn install_if_allowed(&mut self) {
+        let waiting = self
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.consented && !p.armed);
+        if !waiting || (self.needs_unlocked && self.latch.bolt == Bolt::Locked) {
+            return;
+        }
+        self.arm();
+        self.reset_armed = self.pending.as_ref().is_some_and(|p| p.armed);
+    }
+
+    /// `slot` re-verified from its stored manifest (the boot rule), the
+    /// upload's head buffer lent for it.
+    fn check_slot(&mut self, slot: u8) -> Option<SlotInfo> {
+        self.with_check(|check, flash, _| check.check(flash, slot).ok())
+    }
+
     /// Arms the pending update (consent): the journal's trial is pending,
     /// the next reset boots it on trial.
     fn arm(&mut self) {
@@ -774,6 +895,27 @@ impl<F: NorFlash> Shell<'_, F> {
     }
 }
 
+impl<'a, F: NorFlash> Shell<'a, F> {
+    /// Runs `f` with the bootloader's slot check (`VerifiedSlot` with the
+    /// journal's floor; the upload's head buffer lent for the stored
+    /// manifests), the flash and the journal.
+    fn with_check<T>(
+        &mut self,
+        f: impl FnOnce(&mut VerifiedSlot<'_, 256>, &mut Shared<'a, F>, &mut Journal<Shared<'a, F>>) -> T,
+    ) -> T {
+        let state = *self.journal.state();
+        let mut check = VerifiedSlot::<256>::new(
+            &self.layout,
+            &self.anchors,
+            &self.identity,
+            &state,
+            None,
+            &mut self.upload.head,
+        );
+        f(&mut check, &mut self.flash, &mut self.journal)
+    }
+}
+
 /// The slot the running image was loaded from: the trial's, else the
 /// active one.
 pub fn running_slot(state: &PersistentState) -> u8 {
@@ -781,23 +923,4 @@ pub fn running_slot(state: &PersistentState) -> u8 {
         TrialState::Trial { slot, .. } => slot,
         _ => state.active_slot,
     }
-}
-
-/// `n` in decimal into `buf`; the length.
-#[cfg(feature = "image-state")]
-fn decimal(mut n: u64, buf: &mut [u8; 20]) -> usize {
-    let mut tmp = [0u8; 20];
-    let mut i = 0;
-    loop {
-        tmp[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        i += 1;
-        if n == 0 {
-            break;
-        }
-    }
-    for j in 0..i {
-        buf[j] = tmp[i - 1 - j];
-    }
-    i
 }

@@ -3,6 +3,7 @@
 //! chunks; anything else `NotSup`.
 
 use super::*;
+use keyway_smp::keyway_group::Severity;
 
 impl<F: NorFlash> Shell<'_, F> {
     /// The export's next chunk at `off` (0 starts a new export; its length
@@ -52,7 +53,7 @@ impl<F: NorFlash> Shell<'_, F> {
             Request::ImageState => self.image_state(w),
             #[cfg(feature = "image-state")]
             Request::ImageStateWrite(sw) => {
-                self.state_write(sw)?;
+                self.state_write(sw, by)?;
                 self.image_state(w)
             }
             Request::Upload(u) => match self.upload(u, by) {
@@ -62,21 +63,37 @@ impl<F: NorFlash> Shell<'_, F> {
                 Err(code) => Err(refused(MgmtErr::Inval, None, Some(code))),
             },
             Request::Notes(_) => {
+                let Some(slot) = self.pending.as_ref().map(|p| p.slot) else {
+                    return Err(refused(MgmtErr::NoEnt, Some(Refusal::NothingPending), None));
+                };
+                // Read from the slot each time (the head buffer is reused).
+                let stored = self.stored_notes(slot);
                 let Some(p) = self.pending.as_ref() else {
                     return Err(refused(MgmtErr::NoEnt, Some(Refusal::NothingPending), None));
                 };
+                let none = keyway_group::Cve {
+                    id: "",
+                    severity: Severity::Low,
+                };
+                let mut cves = [none; CVES_MAX];
+                let mut n = 0;
+                let text = stored.as_ref().map_or(0..0, |s| s.notes.clone());
+                for (id, severity) in stored.iter().flat_map(|s| s.cves.iter().flatten()) {
+                    cves[n] = keyway_group::Cve {
+                        id: self.text(id),
+                        severity: *severity,
+                    };
+                    n += 1;
+                }
+                let (state, why) = p.state();
                 let notes = keyway_group::Notes {
                     sequence: p.sequence,
-                    version: self.text(&p.version),
-                    notes: self.text(&p.notes),
-                    cves: keyway_smp::seq::Seq::Items(&[]),
+                    version: p.version.as_str(),
+                    notes: self.text(&text),
+                    cves: keyway_smp::seq::Seq::Items(&cves[..n]),
                     min_battery_mwh: None,
-                    state: if p.armed {
-                        UpdateState::Installing
-                    } else {
-                        UpdateState::AwaitingConsent
-                    },
-                    reason: None,
+                    state,
+                    reason: why.map(|_| POSTPONED_LOCKED),
                 };
                 notes.encode(w).map_err(|_| NO_MEM)?;
                 if let Some(p) = self.pending.as_mut() {

@@ -43,7 +43,9 @@ impl<F: NorFlash> Shell<'_, F> {
             self.upload.sha = sha;
             self.upload.hasher = Sha256::new();
             self.upload.head_len = 0;
-            self.upload.texts = (0..0, 0..0);
+            self.upload.version = VersionText::EMPTY;
+            // Until a head names one (a refusal before that logs 0).
+            self.upload.sequence = 0;
             self.upload.by_owner = matches!(by, Authority::Owner(_));
         }
         if u.off != self.upload.next || self.upload.total == 0 {
@@ -113,7 +115,6 @@ impl<F: NorFlash> Shell<'_, F> {
         let matched = self.upload.sha.is_none_or(|s| s == digest);
         let sequence = self.upload.sequence;
         let manifest = self.upload.manifest;
-        let (version, notes) = self.upload.texts.clone();
         self.pending = Some(Ready {
             slot,
             sequence,
@@ -122,8 +123,8 @@ impl<F: NorFlash> Shell<'_, F> {
             matched,
             notes_offered: false,
             armed: false,
-            version,
-            notes,
+            consented: false,
+            version: self.upload.version,
         });
         self.audit(&Audit::UpdateVerified { sequence })
             .map_err(|_| img_rc::FLASH_WRITE_FAILED)?;
@@ -175,7 +176,12 @@ impl<F: NorFlash> Shell<'_, F> {
                 }
                 _ => (img_rc::INVALID_IMAGE_HEADER, RejectReason::Decoding),
             };
-            self.upload.sequence = 0;
+            // The log names the sequence number the refused manifest
+            // claims (as the simulated lock does), unverified.
+            self.upload.sequence = match e {
+                keyway_suit::Error::Rollback { got, .. } => got,
+                _ => claimed_sequence(head),
+            };
             self.reject = Some(reason);
             return Err(rc);
         }
@@ -214,20 +220,13 @@ impl<F: NorFlash> Shell<'_, F> {
             .map_err(|_| img_rc::INVALID_HASH)?;
         let sequence = verified.sequence;
         self.upload.manifest = verified.manifest_digest;
-        // The notes are served from the kept head (up to the payload).
-        let base = head.as_ptr() as usize;
-        let span = |s: Option<&str>| {
-            s.map_or(0..0, |s| {
-                let from = (s.as_ptr() as usize).wrapping_sub(base);
-                from..from + s.len()
-            })
-        };
-        let texts = verified
+        let version = verified
             .notes
-            .map_or((0..0, 0..0), |n| (span(n.version), span(n.description)));
+            .and_then(|n| n.version)
+            .map_or(VersionText::EMPTY, VersionText::new);
         drop(verified);
         self.upload.sequence = sequence;
-        self.upload.texts = texts;
+        self.upload.version = version;
         self.upload.installer = Some(installer);
         self.upload.head_len = p.offset;
         let _ = self.audit(&Audit::DownloadStarted { sequence });
@@ -241,4 +240,12 @@ impl<F: NorFlash> Shell<'_, F> {
             .and_then(|b| core::str::from_utf8(b).ok())
             .unwrap_or("")
     }
+}
+
+/// The sequence number an envelope head's manifest claims, read without
+/// checking anything (for the log of a refused upload only; 0 if it does
+/// not decode).
+#[inline(never)]
+fn claimed_sequence(head: &[u8]) -> u64 {
+    keyway_suit::inspect_envelope(head).map_or(0, |i| i.manifest.sequence)
 }
