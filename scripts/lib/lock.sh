@@ -119,17 +119,40 @@ lock_loop_start() {
   # A previous run's links and log must not pass for this one's.
   rm -f "$dir/loop.stop" "$dir/serial" "$dir/ctl" "$dir/qemu.log"
   (
-    trap 'kill -9 "$(cat "$dir/qemu.pid" 2>/dev/null)" 2>/dev/null; exit 0' TERM
+    link=
+    trap 'kill -9 "$(cat "$dir/qemu.pid" 2>/dev/null)" $link 2>/dev/null; exit 0' TERM
     while [[ ! -e $dir/loop.stop ]]; do
+      # The last run's pty must not be linked again.
+      rm -f "$dir/qemu.log" "$dir/serial"
       "$ROOT/scripts/qemu-lock.sh" "$dir" "$@" >>"$dir/lock.out" 2>&1 &
-      echo $! >"$dir/qemu.pid"
-      rc=0; wait $! || rc=$?
+      qemu=$!
+      echo $qemu >"$dir/qemu.pid"
+      lock_link_serial "$dir" 900 &
+      link=$!
+      rc=0; wait $qemu || rc=$?
+      kill $link 2>/dev/null || true
       rm -f "$dir/qemu.pid"
       if [[ $rc == 3 ]]; then printf x >>"$dir/power-cuts"; fi
       sleep 0.2
     done
   ) &
   LOCK_LOOP_PID=$!
+}
+
+# Links DIR/serial to the pty QEMU names in DIR/qemu.log, if the link is
+# missing or leads elsewhere, polling for up to SECS (qemu-lock.sh links it
+# too; at times, as lock-soak.sh also saw, its link never appeared).
+lock_link_serial() {
+  local dir=$1 secs=$2 pty
+  for _ in $(seq $((secs * 10))); do
+    pty=$(sed -n 's/.*char device redirected to \(\/dev\/pts\/[0-9]*\) (label serial0).*/\1/p' "$dir/qemu.log" 2>/dev/null | head -1)
+    if [[ -n $pty ]]; then
+      [[ $(readlink "$dir/serial" 2>/dev/null) == "$pty" ]] || ln -sfn "$pty" "$dir/serial"
+      return 0
+    fi
+    sleep 0.1
+  done
+  return 1
 }
 
 # Waits until the lock answers: DIR/serial and DIR/ctl exist and lock-app

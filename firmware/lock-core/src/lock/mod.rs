@@ -281,6 +281,21 @@ impl VersionText {
     pub fn as_str(&self) -> &str {
         core::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
     }
+
+    /// The version as the audit log packs it: the first three dotted
+    /// numbers, each clamped to its field (a part that is not a number
+    /// reads 0), as `keyway_vendor::log::audit_version` reads it back.
+    pub fn audit(&self) -> keyway_audit::Version {
+        let mut parts = self
+            .as_str()
+            .split('.')
+            .map(|p| p.parse::<u64>().unwrap_or(0));
+        let mut next = || parts.next().unwrap_or(0);
+        let major = u8::try_from(next()).unwrap_or(u8::MAX);
+        let minor = u8::try_from(next()).unwrap_or(u8::MAX);
+        let patch = u16::try_from(next()).unwrap_or(u16::MAX);
+        keyway_audit::Version::new(major, minor, patch)
+    }
 }
 
 /// An export in progress.
@@ -558,8 +573,8 @@ impl<'a, F: NorFlash> Lock<'a, F> {
         s.running_version = s.stored_version(slot);
         self.recover_pending(&state);
         let s = &mut self.shell;
-        if let Some(i) = &info {
-            let version = keyway_audit::Version::new(1, i.sequence as u8, 0);
+        if info.is_some() {
+            let version = s.running_version.audit();
             s.audit(&Audit::Boot { slot, version })?;
         }
         if let TrialState::Trial {
@@ -723,8 +738,8 @@ impl<F: NorFlash> Shell<'_, F> {
             };
             Ok::<_, Fail<F::Error>>((decision, running))
         })?;
-        if let (boot::Boot::Slot(slot), Some(info)) = (decision.boot, running) {
-            let version = keyway_audit::Version::new(1, info.sequence as u8, 0);
+        if let (boot::Boot::Slot(slot), Some(_)) = (decision.boot, running) {
+            let version = self.stored_version(slot).audit();
             self.audit(&Audit::Boot { slot, version })?;
         }
         if let boot::Reason::StartTrial {

@@ -302,3 +302,25 @@ fn an_owners_test_boot_installs_at_once_when_the_bolt_allows() {
     assert!(!lock.shell.reset_armed);
     assert_eq!(lock.journal_state().trial, TrialState::Pending { slot: 1 });
 }
+
+/// The boot record names the release's signed version (the audit log's
+/// packing, as `keyway log show` and the audit read it back), not the
+/// sequence number squeezed into a minor version.
+#[test]
+fn the_boot_record_names_the_signed_version() {
+    let v = |s: &str| VersionText::new(s).audit();
+    assert_eq!(v("7.0.49913"), keyway_audit::Version::new(7, 0, 49913));
+    assert_eq!(v("2.0.0"), keyway_audit::Version::new(2, 0, 0));
+    assert_eq!(v("300.1.99999"), keyway_audit::Version::new(255, 1, 65535));
+    assert_eq!(v("1.x"), keyway_audit::Version::new(1, 0, 0));
+    // The running version at start is the stored release's.
+    let flash = erased();
+    let (mut lock, _) = uploaded(&flash, V2);
+    lock.shell.latch.bolt = Bolt::Unlocked;
+    lock.shell
+        .consent_stored(lock.shell.pending.as_ref().map(|p| p.digest));
+    let booted = lock.boot(0).expect("the boot");
+    assert_eq!(booted.running.map(|r| r.sequence), Some(2));
+    lock.started(0).expect("start");
+    assert_eq!(lock.shell.running_version.as_str(), "2.0.0");
+}
