@@ -14,7 +14,11 @@
 #   5. a tampered image (a payload byte flipped), a rollback (2.0.0's envelope)
 #      and an unsigned image (the raw binary) are each refused with its reason;
 #      and a stock tool cannot replace a pending newer release with an older one;
-#   6. the audit log is exported over serial and verified by `keyway log verify`.
+#   6. the audit log is exported over serial and verified by `keyway log verify`;
+#   7. smpclient's SMPSerialTransport, from a script (scripts/smp_client_check.py),
+#      uploads 5.0.0, reads the state, marks it for test by hash and resets; 5.0.0
+#      boots on trial and passes its self-test; `smpmgr image state-write --confirm`
+#      confirms the running image and the state read shows it active and confirmed.
 # Then (KEYWAY_LOCK_SOAK=N, 25 by default in CI; 0 skips) the power-cut soak:
 # scripts/lock-soak.sh on a fresh lock.
 #
@@ -204,6 +208,18 @@ done
 tail -8 audit.txt
 ctl log-export audit-ctl.bin >/dev/null
 "$KEYWAY" log verify "$LOCK/exports/audit-ctl.bin" --device-key "$LOCK/device.pub" || die "the control channel's export does not verify"
+
+step "7. smpclient's serial transport in a script: upload 5.0.0, state read, test by hash, reset; smpmgr confirms"
+ctl presence 120 >/dev/null
+mark_log
+"$PY" "$ROOT/scripts/smp_client_check.py" flow "serial:$LOCK/serial" 0 rel/v5.suit | tee smpclient7.txt
+grep -q "^reset: ok" smpclient7.txt || die "smpclient's upload/test/reset flow failed"
+wait_log "lock-app 5.0.0: self-test passed" 120
+wait_log "lock-app 5.0.0: running slot 1 sequence 5" 30
+ctl presence 120 >/dev/null
+SMPMGR image state-write --confirm 2>&1 | tail -2
+"$PY" "$ROOT/scripts/smp_client_check.py" state "serial:$LOCK/serial" 0 | tee state7.txt
+grep -q "active=True confirmed=True" state7.txt || die "5.0.0 is not active and confirmed: $(cat state7.txt)"
 
 # keyway audit against this lock is not a step here: the audit cuts the
 # power (QEMU exits) and needs the lock restarted after each cut;

@@ -121,9 +121,12 @@ echo
 echo "scenario-count lines (before | after), from the last run of each:"
 paste -d'|' <(counts "$WORK/before.$RUNS.log") <(counts "$WORK/after.$RUNS.log") | column -t -s'|' -o ' | ' || true
 echo
+# Passed, failed and ignored per test binary, from libtest's summary lines
+# only (the tests' own output mentions "failed" too).
+results() { sed -nE 's/^test result: [A-Za-z]+\. ([0-9]+) passed; ([0-9]+) failed; ([0-9]+) ignored.*/\1 \2 \3/p' "$1"; }
 for side in before after; do
   printf '%s: %s tests passed, %s failed, %s ignored (summed over the test binaries)\n' "$side" \
-    "$(grep -oE 'ok\. [0-9]+ passed' "$WORK/$side.$RUNS.log" | awk '{s += $2} END {print s + 0}')" \
-    "$(grep -oE '[0-9]+ failed' "$WORK/$side.$RUNS.log" | awk '{s += $1} END {print s + 0}')" \
-    "$(grep -oE '[0-9]+ ignored' "$WORK/$side.$RUNS.log" | awk '{s += $1} END {print s + 0}')"
+    "$(results "$WORK/$side.$RUNS.log" | awk '{s += $1} END {print s + 0}')" \
+    "$(results "$WORK/$side.$RUNS.log" | awk '{s += $2} END {print s + 0}')" \
+    "$(results "$WORK/$side.$RUNS.log" | awk '{s += $3} END {print s + 0}')"
 done

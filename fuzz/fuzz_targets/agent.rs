@@ -17,11 +17,11 @@ use embedded_storage::nor_flash::{
     ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
 };
 use keyway_agent::agent::{
-    Agent, Authority, Config, Device, Firmware, Now, OUT_LEN, Press, Sensors, ServeError,
+    Agent, Authority, Config, Device, Firmware, OUT_LEN, Press, Sensors, ServeError,
 };
 use keyway_agent::limits::PeerId;
 use keyway_agent::store;
-use keyway_audit::Time;
+use keyway_agent::testing::{self, now};
 use keyway_channel::pairing::MIN_ITERATIONS;
 use keyway_channel::{SetupCode, StoredVerifier};
 use keyway_smp::cbor::Writer;
@@ -88,25 +88,10 @@ struct Hw {
 
 impl Device for Hw {
     fn sensors(&self) -> Sensors {
-        Sensors {
-            bolt: self.bolt,
-            door: Door::Closed,
-            battery_mv: 5_900,
-            battery_mwh: 9_000,
-            tamper: false,
-            lockout_s: 0,
-        }
+        testing::sensors(self.bolt, Door::Closed)
     }
     fn firmware(&self) -> Firmware<'_> {
-        Firmware {
-            model: "KW-1",
-            version: "1.4.0",
-            slot: Some(0),
-            image: Some([0x11; 32]),
-            trial: false,
-            update: None,
-            pending: None,
-        }
+        testing::firmware(None)
     }
     fn drive_bolt(&mut self, to: Bolt) -> Bolt {
         self.moves += 1;
@@ -114,21 +99,7 @@ impl Device for Hw {
         to
     }
     fn serve(&mut self, _: &Request<'_>, _: Authority, _: &mut Writer<'_>) -> Result<(), ServeError> {
-        Err(ServeError {
-            rc: MgmtErr::NotSup,
-            refusal: None,
-            group_rc: None,
-        })
-    }
-}
-
-fn now(ms: u64) -> Now {
-    Now {
-        ms,
-        time: Time {
-            rtc: 1_760_000_000 + ms / 1000,
-            boot: 1,
-        },
+        Err(ServeError::rc(MgmtErr::NotSup))
     }
 }
 

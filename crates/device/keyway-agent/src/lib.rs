@@ -19,6 +19,9 @@
 //!   token buckets that a flooding peer cannot evict, the reset limiter,
 //!   and the wrong-setup-code backoff.
 //!
+//! * `testing` (feature `test-util`, never in firmware): the test lock's
+//!   sensors, firmware summary and clock that tests and fuzz targets share.
+//!
 //! Nothing here reads a clock, a radio or a random source: the caller
 //! passes the time (milliseconds of a monotonic clock, and the audit log's
 //! [`Time`](keyway_audit::Time) for what is recorded) and the flash.
@@ -31,3 +34,5 @@ pub mod agent;
 pub mod limits;
 pub mod policy;
 pub mod store;
+#[cfg(feature = "test-util")]
+pub mod testing;

@@ -211,21 +211,10 @@ fn stranger_cannot_take_over_owners_pairing() {
     let mut mallory = Client::new(0x66, STRANGER);
     h.press(Press::Short);
     // Alice's client begins.
-    let r = h.send(OWNER, &Request::PakeParams);
-    let params = match r.answer() {
-        Answer::Ok(Response::PakeParams(p)) => p.msg.to_vec(),
-        other => panic!("{other:?}"),
-    };
+    let params = h.params(OWNER).unwrap();
     let code = keyway_channel::SetupCode::new(CODE).unwrap();
-    let (mut cp, pake1) = keyway_channel::ClientPairing::start(&code, &params, &mut h.rng).unwrap();
-    let r = h.send(
-        OWNER,
-        &Request::PakeStart(keyway_group::PakeStart { msg: &pake1 }),
-    );
-    let pake2 = match r.answer() {
-        Answer::Ok(Response::PakeStart(p)) => p.msg.to_vec(),
-        other => panic!("{other:?}"),
-    };
+    let (cp, pake1) = keyway_channel::ClientPairing::start(&code, &params, &mut h.rng).unwrap();
+    let pake2 = h.pake_start(OWNER, &pake1).unwrap();
     // Mallory, during Alice's run: a new Pake1 (to restart the run) and a
     // forged Pake3 (to end it) are both refused, and change nothing.
     let wrong = keyway_channel::SetupCode::new(WRONG).unwrap();
@@ -246,23 +235,7 @@ fn stranger_cannot_take_over_owners_pairing() {
         Fail::Refused(Some(Refusal::PairingBusy), Some(MgmtErr::Busy as u64))
     );
     // Alice finishes her run.
-    let mut pake3 = [0u8; keyway_channel::pairing::PAKE3_LEN];
-    cp.pake2(
-        &pake2,
-        &alice.key.verifying_key().to_bytes(),
-        "Alice",
-        &mut pake3,
-    )
-    .unwrap();
-    let r = h.send(
-        OWNER,
-        &Request::PakeFinish(keyway_group::PakeFinish { msg: &pake3 }),
-    );
-    let pake4 = match r.answer() {
-        Answer::Ok(Response::PakeFinish(p)) => p.msg.to_vec(),
-        other => panic!("{other:?}"),
-    };
-    alice.lock_key = Some(cp.pake4(&pake4).unwrap().device_public_key);
+    h.finish_pairing(&mut alice, cp, &pake2, "Alice").unwrap();
     let owners: Vec<_> = h.agent.state().owners().map(|o| o.id()).collect();
     assert_eq!(owners, [kid(&alice.key)]);
     // The window closed with Alice's pairing: Mallory cannot follow.
@@ -293,19 +266,13 @@ fn a_retransmitted_pake1_gets_the_same_pake2_and_is_not_charged_again() {
     let mut h = Harness::new(15);
     let mut alice = Client::new(0x0a, OWNER);
     h.press(Press::Short);
-    let params = match h.send(OWNER, &Request::PakeParams).answer() {
-        Answer::Ok(Response::PakeParams(p)) => p.msg.to_vec(),
-        other => panic!("{other:?}"),
-    };
+    let params = h.params(OWNER).unwrap();
     let code = keyway_channel::SetupCode::new(CODE).unwrap();
-    let (mut cp, pake1) = keyway_channel::ClientPairing::start(&code, &params, &mut h.rng).unwrap();
+    let (cp, pake1) = keyway_channel::ClientPairing::start(&code, &params, &mut h.rng).unwrap();
     let frame = h.frame(&Request::PakeStart(keyway_group::PakeStart { msg: &pake1 }));
     let pake2_of = |bytes: Vec<u8>, event: Event| {
         let r = Reply { bytes, event };
-        match r.answer() {
-            Answer::Ok(Response::PakeStart(p)) => (p.msg.to_vec(), r.event),
-            other => panic!("{other:?}"),
-        }
+        (r.msg().unwrap(), r.event)
     };
     let (b, e) = h.send_raw(OWNER, &frame);
     let (first, event) = pake2_of(b, e);
@@ -333,23 +300,7 @@ fn a_retransmitted_pake1_gets_the_same_pake2_and_is_not_charged_again() {
         Some(Refusal::PairingBusy)
     );
     // Alice's run goes on to pair.
-    let mut pake3 = [0u8; keyway_channel::pairing::PAKE3_LEN];
-    cp.pake2(
-        &first,
-        &alice.key.verifying_key().to_bytes(),
-        "Alice",
-        &mut pake3,
-    )
-    .unwrap();
-    let r = h.send(
-        OWNER,
-        &Request::PakeFinish(keyway_group::PakeFinish { msg: &pake3 }),
-    );
-    let pake4 = match r.answer() {
-        Answer::Ok(Response::PakeFinish(p)) => p.msg.to_vec(),
-        other => panic!("{other:?}"),
-    };
-    alice.lock_key = Some(cp.pake4(&pake4).unwrap().device_public_key);
+    h.finish_pairing(&mut alice, cp, &first, "Alice").unwrap();
     assert_eq!(h.agent.state().owner_count(), 1);
     assert_eq!(h.agent.state().wrong_codes(), 0);
     // The run is over: the old Pake1 gets no stored answer (the window
@@ -382,10 +333,7 @@ fn a_retransmitted_pake1_is_answered_during_the_backoff_it_caused() {
         );
     }
     h.advance(1000);
-    let params = match h.send(OWNER, &Request::PakeParams).answer() {
-        Answer::Ok(Response::PakeParams(p)) => p.msg.to_vec(),
-        other => panic!("{other:?}"),
-    };
+    let params = h.params(OWNER).unwrap();
     let code = keyway_channel::SetupCode::new(CODE).unwrap();
     let (_, pake1) = keyway_channel::ClientPairing::start(&code, &params, &mut h.rng).unwrap();
     let first = h.send(
@@ -420,10 +368,7 @@ fn abandoned_pairing_frees_after_timeout() {
     let mut alice = Client::new(0x0a, OWNER);
     h.press(Press::Short);
     // Mallory starts a run and never finishes it.
-    let params = match h.send(STRANGER, &Request::PakeParams).answer() {
-        Answer::Ok(Response::PakeParams(p)) => p.msg.to_vec(),
-        other => panic!("{other:?}"),
-    };
+    let params = h.params(STRANGER).unwrap();
     let wrong = keyway_channel::SetupCode::new(WRONG).unwrap();
     let (_, m1) = keyway_channel::ClientPairing::start(&wrong, &params, &mut h.rng).unwrap();
     assert!(
@@ -493,14 +438,9 @@ fn a_retransmitted_msg1_gets_the_same_msg2_and_the_handshake_stays() {
     let frame = h.frame(&Request::SessionStart(keyway_group::SessionStart {
         msg: &msg1,
     }));
-    let msg2_of = |bytes: Vec<u8>| match (Reply {
-        bytes,
-        event: Event::None,
-    })
-    .answer()
-    {
-        Answer::Ok(Response::SessionStart(m)) => m.msg.to_vec(),
-        other => panic!("{other:?}"),
+    let msg2_of = |bytes: Vec<u8>| {
+        let event = Event::None;
+        Reply { bytes, event }.msg().unwrap()
     };
     let first = msg2_of(h.send_raw(OWNER, &frame).0);
     for _ in 0..2 {
@@ -513,20 +453,8 @@ fn a_retransmitted_msg1_gets_the_same_msg2_and_the_handshake_stays() {
     // Someone else sending the same bytes begins a handshake of their own
     // (and learns nothing new); Alice's stays.
     assert_ne!(msg2_of(h.send_raw(STRANGER, &frame).0), first);
-    let mut msg3 = [0u8; keyway_channel::handshake::MSG3_LEN];
-    let mut s = hs
-        .msg2(&first, &alice.lock_key.unwrap(), &alice.key, &mut msg3)
-        .unwrap();
-    let r = h.send(
-        OWNER,
-        &Request::SessionFinish(keyway_group::SessionFinish { msg: &msg3 }),
-    );
-    let mut msg4 = match r.answer() {
-        Answer::Ok(Response::SessionFinish(m)) => m.msg.to_vec(),
-        other => panic!("the handshake was replaced: {other:?}"),
-    };
-    s.open_response(h.client_ms, &mut msg4).unwrap();
-    alice.session = Some(s);
+    let s = h.finish_handshake(&alice, hs, &first, &alice.key);
+    alice.session = Some(s.expect("the handshake was replaced"));
     h.call(&mut alice, &unlock()).unwrap();
     assert_eq!(h.device.bolt, Bolt::Unlocked);
 }
@@ -614,7 +542,7 @@ fn unpaired_key_and_bad_proof_get_the_same_refusal() {
     let unpaired = keypair(0x66);
     let e1 = h.handshake_as(&mallory, &unpaired).unwrap_err();
     // Alice's key id with a signature by another key: a bad proof.
-    let forged = Forger {
+    let forged = keyway_channel::testing::Forger {
         claimed: alice.key.verifying_key().to_bytes(),
         key: keypair(0x66),
     };
@@ -630,14 +558,7 @@ fn unpaired_key_and_bad_proof_get_the_same_refusal() {
     // The answers' bodies are byte for byte the same.
     let body = |h: &mut Harness, signer: &dyn keyway_channel::OwnerSigner| {
         let (hs, msg1) = keyway_channel::ClientHandshake::start(&mut h.rng);
-        let r = h.send(
-            STRANGER,
-            &Request::SessionStart(keyway_group::SessionStart { msg: &msg1 }),
-        );
-        let msg2 = match r.answer() {
-            Answer::Ok(Response::SessionStart(m)) => m.msg.to_vec(),
-            other => panic!("{other:?}"),
-        };
+        let msg2 = h.session_start(STRANGER, &msg1).unwrap();
         let mut msg3 = [0u8; keyway_channel::handshake::MSG3_LEN];
         hs.msg2(&msg2, &h.agent.device_public_key(), signer, &mut msg3)
             .unwrap();
@@ -1118,28 +1039,47 @@ fn chunk_from_anyone_else_is_refused_and_leaves_the_owners_upload_untouched() {
     assert!(r.is_ok());
 }
 
+/// Two uploaders in the window, by address.
+const PEER_A: keyway_agent::limits::PeerId = keyway_agent::limits::PeerId(10);
+const PEER_B: keyway_agent::limits::PeerId = keyway_agent::limits::PeerId(11);
+
+/// `peer`'s first chunk of a 4096-byte upload.
+fn first_chunk(h: &mut Harness, peer: keyway_agent::limits::PeerId) -> Reply {
+    static DATA: [u8; 256] = [0x42; 256];
+    h.send(peer, &chunk(0, Some(4096), &DATA, true))
+}
+
+/// `peer`'s second chunk.
+fn second_chunk(h: &mut Harness, peer: keyway_agent::limits::PeerId) -> Reply {
+    static DATA: [u8; 256] = [0x42; 256];
+    h.send(peer, &chunk(256, None, &DATA, true))
+}
+
+/// A lock with its window open and an upload begun by [`PEER_A`].
+fn upload_begun_by_a(seed: u64) -> Harness {
+    let mut h = Harness::new(seed);
+    h.press(Press::Short);
+    assert!(first_chunk(&mut h, PEER_A).is_ok());
+    h
+}
+
 #[test]
 fn an_idle_upload_may_be_replaced_only_from_its_start() {
-    static DATA: [u8; 256] = [0x24; 256];
-    let mut h = Harness::new(25);
-    h.press(Press::Short);
-    let peer_a = keyway_agent::limits::PeerId(10);
-    let peer_b = keyway_agent::limits::PeerId(11);
-    assert!(h.send(peer_a, &chunk(0, Some(4096), &DATA, true)).is_ok());
+    let mut h = upload_begun_by_a(25);
     assert_eq!(
-        h.send(peer_b, &chunk(256, None, &DATA, true)).refusal(),
+        second_chunk(&mut h, PEER_B).refusal(),
         Some(Refusal::UploadBusy)
     );
     h.advance(keyway_agent::agent::UPLOAD_IDLE_MS);
     h.press(Press::Short);
     // Idle: still no injection into it, but a new upload may replace it.
     assert_eq!(
-        h.send(peer_b, &chunk(256, None, &DATA, true)).refusal(),
+        second_chunk(&mut h, PEER_B).refusal(),
         Some(Refusal::UploadBusy)
     );
-    assert!(h.send(peer_b, &chunk(0, Some(4096), &DATA, true)).is_ok());
+    assert!(first_chunk(&mut h, PEER_B).is_ok());
     assert_eq!(
-        h.send(peer_a, &chunk(256, None, &DATA, true)).refusal(),
+        second_chunk(&mut h, PEER_A).refusal(),
         Some(Refusal::UploadBusy)
     );
 }
@@ -1150,22 +1090,17 @@ fn an_idle_upload_may_be_replaced_only_from_its_start() {
 /// owner's genuine upload out for 30 s (`UploadBusy`).
 #[test]
 fn a_refused_chunk_ends_the_upload_so_the_next_uploader_is_not_locked_out() {
-    static DATA: [u8; 256] = [0x42; 256];
-    let mut h = Harness::new(26);
-    h.press(Press::Short);
-    let peer_a = keyway_agent::limits::PeerId(10);
-    let peer_b = keyway_agent::limits::PeerId(11);
-    assert!(h.send(peer_a, &chunk(0, Some(4096), &DATA, true)).is_ok());
+    let mut h = upload_begun_by_a(26);
     h.device.refuse_chunks = true;
-    let r = h.send(peer_a, &chunk(256, None, &DATA, true));
+    let r = second_chunk(&mut h, PEER_A);
     assert!(!r.is_ok());
     assert_ne!(r.refusal(), Some(Refusal::UploadBusy));
     h.device.refuse_chunks = false;
     // At once, not after UPLOAD_IDLE_MS.
-    assert!(h.send(peer_b, &chunk(0, Some(4096), &DATA, true)).is_ok());
+    assert!(first_chunk(&mut h, PEER_B).is_ok());
     // And the new upload is bound to its uploader.
     assert_eq!(
-        h.send(peer_a, &chunk(256, None, &DATA, true)).refusal(),
+        second_chunk(&mut h, PEER_A).refusal(),
         Some(Refusal::UploadBusy)
     );
 }
@@ -1279,14 +1214,7 @@ fn handshake_flood_from_many_peers_never_evicts_a_fresh_handshake() {
     h.advance(200_000); // Alice's first session idles out.
     // Alice starts a handshake; then 40 peers flood msg1.
     let (hs, msg1) = keyway_channel::ClientHandshake::start(&mut h.rng);
-    let r = h.send(
-        OWNER,
-        &Request::SessionStart(keyway_group::SessionStart { msg: &msg1 }),
-    );
-    let msg2 = match r.answer() {
-        Answer::Ok(Response::SessionStart(m)) => m.msg.to_vec(),
-        other => panic!("{other:?}"),
-    };
+    let msg2 = h.session_start(OWNER, &msg1).unwrap();
     let mut accepted = 0;
     for p in 0..40u64 {
         h.advance(5);
@@ -1304,20 +1232,8 @@ fn handshake_flood_from_many_peers_never_evicts_a_fresh_handshake() {
     // The free slots went to the first flooders; the rest were refused.
     assert_eq!(accepted, SLOTS - 1);
     // Alice's handshake is still there.
-    let mut msg3 = [0u8; keyway_channel::handshake::MSG3_LEN];
-    let mut s = hs
-        .msg2(&msg2, &alice.lock_key.unwrap(), &alice.key, &mut msg3)
-        .unwrap();
-    let r = h.send(
-        OWNER,
-        &Request::SessionFinish(keyway_group::SessionFinish { msg: &msg3 }),
-    );
-    let mut msg4 = match r.answer() {
-        Answer::Ok(Response::SessionFinish(m)) => m.msg.to_vec(),
-        other => panic!("{other:?}"),
-    };
-    s.open_response(h.client_ms, &mut msg4).unwrap();
-    alice.session = Some(s);
+    let s = h.finish_handshake(&alice, hs, &msg2, &alice.key);
+    alice.session = Some(s.unwrap());
     h.call(&mut alice, &unlock()).unwrap();
     assert_eq!(h.device.bolt, Bolt::Unlocked);
 }

@@ -79,33 +79,9 @@ pub enum Error<E> {
     SequenceExhausted,
 }
 
-impl<E> From<ConfigError> for Error<E> {
-    fn from(e: ConfigError) -> Self {
-        Error::Config(e)
-    }
-}
-
-impl<E> From<FlashError<E>> for Error<E> {
-    fn from(e: FlashError<E>) -> Self {
-        Error::Flash {
-            op: e.op,
-            offset: e.offset,
-            error: e.error,
-        }
-    }
-}
-
-impl<E: core::fmt::Debug> core::fmt::Display for Error<E> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Error::Flash { op, offset, error } => {
-                write!(f, "audit log: flash {op:?} at {offset:#x}: {error:?}")
-            }
-            Error::Config(c) => write!(f, "audit log: region misconfigured: {c:?}"),
-            Error::SequenceExhausted => f.write_str("audit log: sequence numbers exhausted"),
-        }
-    }
-}
+keyway_ring::store_error!(Error, "audit log", |f| {
+    Error::SequenceExhausted => f.write_str("audit log: sequence numbers exhausted"),
+});
 
 /// What a slot holds.
 enum Slot {

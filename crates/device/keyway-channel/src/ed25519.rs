@@ -5,23 +5,20 @@
 //! curve25519-dalek, the curve the rest of the channel uses: one field
 //! implementation in the lock's flash).
 //!
-//! Verification is written here, on curve25519-dalek's group, as two
+//! Verification is keyway-suit's (`keyway_suit::ed25519`, the one copy the
+//! envelope verifier uses too), on curve25519-dalek's group, as two
 //! single-scalar multiplications: `[8]([S]B - [k]A - R) = 0`, with `S`
 //! canonical (`S < L`), `A` and `R` canonical encodings of points not of
 //! small order and `k = SHA-512(R || A || M)` reduced modulo the group
 //! order: the cofactored equation and the refusals of ed25519-compact
 //! (which the lock used before) and of keyway-suit's verifier.
-//! Reason for writing it by hand: the device's stack budget.
+//! Reason for writing it by hand (in keyway-suit): the device's stack budget.
 //! ed25519-dalek's own `verify` (a double-base multiplication with NAF
 //! tables) needs 7.8–8.0 KB of stack on a Cortex-M4, this 3.9 KB, and
 //! 1.2 KB less code (`scripts/curve-probe.sh`, route B vs B-split). It
 //! costs about 4.0 M instructions instead of 2.1 M, once per handshake.
 
-use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
-use curve25519_dalek::scalar::Scalar;
-use curve25519_dalek::traits::IsIdentity;
 pub use ed25519_dalek::SigningKey;
-use sha2::{Digest, Sha512};
 
 /// The raw public key of `key`.
 pub fn public_key(key: &SigningKey) -> [u8; 32] {
@@ -35,14 +32,8 @@ pub fn valid_public_key(key: &[u8; 32]) -> bool {
 }
 
 /// A canonical encoding of a curve point not of small order.
-fn point(bytes: &[u8; 32]) -> Option<EdwardsPoint> {
-    let p = CompressedEdwardsY(*bytes).decompress()?;
-    // Decompression also takes y >= p and x = 0 with the sign bit set;
-    // only the canonical encoding re-encodes to the same bytes.
-    if p.compress().as_bytes() != bytes || p.is_small_order() {
-        return None;
-    }
-    Some(p)
+fn point(bytes: &[u8; 32]) -> Option<curve25519_dalek::edwards::EdwardsPoint> {
+    keyway_suit::ed25519::point(bytes)
 }
 
 /// What signs the owner's side of a handshake
@@ -72,27 +63,7 @@ pub(crate) fn sign(key: &SigningKey, message: &[u8]) -> [u8; 64] {
 /// Whether `signature` is `public_key`'s over `message` (see the module doc).
 #[inline(never)]
 pub fn verify(public_key: &[u8; 32], message: &[u8], signature: &[u8]) -> bool {
-    let (Some(r_bytes), Some(s_bytes)) = (signature.get(..32), signature.get(32..)) else {
-        return false;
-    };
-    let (Ok(r_bytes), Ok(s_bytes)) = (<[u8; 32]>::try_from(r_bytes), <[u8; 32]>::try_from(s_bytes))
-    else {
-        return false;
-    };
-    let Some(s) = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes)) else {
-        return false;
-    };
-    let (Some(a), Some(r)) = (point(public_key), point(&r_bytes)) else {
-        return false;
-    };
-    let mut hash = Sha512::new();
-    hash.update(r_bytes);
-    hash.update(public_key);
-    hash.update(message);
-    let k = Scalar::from_bytes_mod_order_wide(&hash.finalize().into());
-    (EdwardsPoint::mul_base(&s) - a * k - r)
-        .mul_by_cofactor()
-        .is_identity()
+    keyway_suit::ed25519::verify(public_key, message, signature)
 }
 
 #[cfg(test)]

@@ -67,6 +67,8 @@ pub mod pairing;
 pub mod pake25519;
 pub mod record;
 pub mod table;
+#[cfg(feature = "test-util")]
+pub mod testing;
 
 pub use code::{CodeError, SetupCode};
 pub use ed25519::{OwnerSigner, SigningKey};

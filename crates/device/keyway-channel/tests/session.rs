@@ -5,7 +5,6 @@
 mod util;
 
 use keyway_channel::handshake::{MSG2_LEN, MSG3_LEN};
-use keyway_channel::record::MSG4_LEN;
 use keyway_channel::{ClientHandshake, Error, key_id};
 use util::{Pair, keypair};
 
@@ -41,7 +40,7 @@ fn unpaired_key_and_bad_signature_get_identical_refusal() {
     // 2. The paired owner's key id, but a signature by another key: the
     //    client side signs with `stranger` while naming the owner's kid.
     //    Built by hand: a signer naming the owner's key, signing with another.
-    let forger = util::Forger {
+    let forger = keyway_channel::testing::Forger {
         claimed: p.client.owner.verifying_key().to_bytes(),
         key: stranger.clone(),
     };
@@ -50,18 +49,7 @@ fn unpaired_key_and_bad_signature_get_identical_refusal() {
     p.lock_handshake1(&msg1, &mut msg2).unwrap();
     let mut msg3 = [0u8; MSG3_LEN];
     hs.msg2(&msg2, &lock_key, &forger, &mut msg3).unwrap();
-    let owners = p.lock.owners.clone();
-    let mut msg4 = [0u8; MSG4_LEN];
-    let bad_signature = p
-        .lock
-        .table
-        .handshake3(
-            p.lock.now_ms,
-            &msg3,
-            |kid| owners.iter().find(|(k, _)| k == kid).map(|(_, pk)| *pk),
-            &mut msg4,
-        )
-        .unwrap_err();
+    let bad_signature = p.lock_handshake3(&msg3).unwrap_err();
 
     assert_eq!(unpaired, Error::Refused);
     assert_eq!(bad_signature, Error::Refused);
@@ -85,13 +73,9 @@ fn impostor_lock_is_refused_by_the_client() {
         .table
         .handshake1(p.lock.now_ms, &mut p.rng, &impostor, &msg1, &mut msg2)
         .unwrap();
-    let mut msg3 = [0u8; MSG3_LEN];
-    let r = hs.msg2(
-        &msg2,
-        &p.client.lock_key.unwrap(),
-        &p.client.owner,
-        &mut msg3,
-    );
+    // The client refuses msg2 before it writes a msg3.
+    let owner = p.client.owner.clone();
+    let r = p.finish_handshake(hs, &msg2, &owner);
     assert_eq!(r.err(), Some(Error::LockNotAuthenticated));
 }
 
@@ -154,7 +138,7 @@ fn held_back_request_played_20s_later_is_refused_as_stale() {
     // The man in the middle swallows the unlock and plays it 20 s later.
     let mut held = p.request(&mut s, b"unlock");
     p.advance(20_000);
-    let (served, mut resp) = p.lock_serve(&mut held);
+    let (served, resp) = p.lock_serve(&mut held);
     assert_eq!(
         served,
         Err(Error::Stale {
@@ -163,10 +147,7 @@ fn held_back_request_played_20s_later_is_refused_as_stale() {
         })
     );
     // The lock's authenticated Stale answer re-syncs the client ...
-    assert_eq!(
-        s.open_response(p.client.now_ms, &mut resp),
-        Err(Error::StaleAtLock)
-    );
+    assert_eq!(p.open(&mut s, &resp), Err(Error::StaleAtLock));
     assert_eq!(s.lock_time_estimate(p.client.now_ms), p.lock.now_ms);
     // ... which sends a NEW request, accepted.
     assert_eq!(p.round_trip(&mut s, b"unlock").unwrap(), b"ok:unlock");
@@ -199,14 +180,9 @@ fn forged_response_is_refused_at_the_client() {
     for b in &mut forged[4..] {
         *b = 0x42;
     }
-    assert_eq!(
-        s.open_response(p.client.now_ms, &mut forged),
-        Err(Error::Forged)
-    );
+    assert_eq!(p.open(&mut s, &forged), Err(Error::Forged));
     // The forgery did not consume the wait: the real answer still opens.
-    let mut real = real;
-    let r = s.open_response(p.client.now_ms, &mut real).unwrap();
-    assert_eq!(&real[r.payload], b"ok:lock");
+    assert_eq!(p.open(&mut s, &real).unwrap(), b"ok:lock");
 }
 
 #[test]
@@ -235,14 +211,9 @@ fn replayed_response_is_refused_at_the_client() {
     let mut s = p.handshake().unwrap();
     let mut req = p.request(&mut s, b"lock");
     let (_, old_answer) = p.lock_serve(&mut req);
-    let mut first = old_answer.clone();
-    s.open_response(p.client.now_ms, &mut first).unwrap();
+    p.open(&mut s, &old_answer).unwrap();
     let _swallowed = p.request(&mut s, b"lock");
-    let mut replayed = old_answer;
-    assert_eq!(
-        s.open_response(p.client.now_ms, &mut replayed),
-        Err(Error::Forged)
-    );
+    assert_eq!(p.open(&mut s, &old_answer), Err(Error::Forged));
 }
 
 #[test]
@@ -255,29 +226,18 @@ fn mismatched_response_from_other_session_is_refused_at_the_client() {
     let mut ra = p.request(&mut a, b"unlock");
     let _rb = p.request(&mut b, b"status");
     let (_, answer_a) = p.lock_serve(&mut ra);
-    let mut wrong = answer_a.clone();
-    assert_eq!(
-        b.open_response(p.client.now_ms, &mut wrong),
-        Err(Error::Forged)
-    );
+    assert_eq!(p.open(&mut b, &answer_a), Err(Error::Forged));
     // Even with the session id rewritten to b's.
     let mut rewritten = answer_a;
     rewritten[..4].copy_from_slice(&b.session_id().to_le_bytes());
-    assert_eq!(
-        b.open_response(p.client.now_ms, &mut rewritten),
-        Err(Error::Forged)
-    );
+    assert_eq!(p.open(&mut b, &rewritten), Err(Error::Forged));
 }
 
 #[test]
 fn response_without_request_is_refused_at_the_client() {
     let mut p = Pair::paired(22);
     let mut s = p.handshake().unwrap();
-    let mut junk = vec![0u8; 40];
-    assert_eq!(
-        s.open_response(p.client.now_ms, &mut junk),
-        Err(Error::NoRequestOutstanding)
-    );
+    assert_eq!(p.open(&mut s, &[0; 40]), Err(Error::NoRequestOutstanding));
 }
 
 #[test]

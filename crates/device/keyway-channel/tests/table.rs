@@ -50,27 +50,8 @@ fn handshake_flood_does_not_evict_an_owners_fresh_handshake() {
         p.advance(5);
     }
     // The owner's msg3 still finds its handshake (0.5 s later, inside 10 s).
-    let mut msg3 = [0u8; keyway_channel::handshake::MSG3_LEN];
-    let mut session = hs
-        .msg2(
-            &msg2,
-            &p.client.lock_key.unwrap(),
-            &p.client.owner,
-            &mut msg3,
-        )
-        .unwrap();
-    let mut msg4 = [0u8; keyway_channel::record::MSG4_LEN];
-    let owners = p.lock.owners.clone();
-    p.lock
-        .table
-        .handshake3(
-            p.lock.now_ms,
-            &msg3,
-            |kid| owners.iter().find(|(k, _)| k == kid).map(|(_, pk)| *pk),
-            &mut msg4,
-        )
-        .unwrap();
-    session.open_response(p.client.now_ms, &mut msg4).unwrap();
+    let owner = p.client.owner.clone();
+    let mut session = p.finish_handshake(hs, &msg2, &owner).unwrap();
     assert_eq!(p.round_trip(&mut session, b"unlock").unwrap(), b"ok:unlock");
 }
 

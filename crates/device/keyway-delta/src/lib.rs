@@ -534,6 +534,20 @@ impl Patcher {
         self.out_size - self.produced
     }
 
+    /// Decodes the length of an op of `field` (add or extra) and refuses
+    /// one that would produce more than the declared output.
+    fn op_len(&mut self, field: Field) -> Result<u32, PatchError> {
+        let len = self.model.number(&mut self.rc, field, 0)?;
+        if len > self.remaining() {
+            return Err(PatchError::OutputTooLong {
+                out_offset: self.produced,
+                len,
+                declared: self.out_size,
+            });
+        }
+        Ok(len)
+    }
+
     fn after_extra(&mut self) {
         self.phase = if self.produced == self.out_size {
             Phase::Done
@@ -558,15 +572,7 @@ impl Patcher {
                 };
             }
             Phase::AddLen => {
-                let len = self.model.number(&mut self.rc, Field::Add, 0)?;
-                if len > self.remaining() {
-                    return Err(PatchError::OutputTooLong {
-                        out_offset: self.produced,
-                        len,
-                        declared: self.out_size,
-                    }
-                    .into());
-                }
+                let len = self.op_len(Field::Add)?;
                 if len > 0 && self.cursor + i64::from(len) > i64::from(self.base_size) {
                     return Err(PatchError::CopyOutOfRange {
                         out_offset: self.produced,
@@ -596,15 +602,7 @@ impl Patcher {
                 };
             }
             Phase::ExtraLen { add } => {
-                let len = self.model.number(&mut self.rc, Field::Extra, 0)?;
-                if len > self.remaining() {
-                    return Err(PatchError::OutputTooLong {
-                        out_offset: self.produced,
-                        len,
-                        declared: self.out_size,
-                    }
-                    .into());
-                }
+                let len = self.op_len(Field::Extra)?;
                 if len == 0 && add == 0 {
                     return Err(PatchError::EmptyOp {
                         out_offset: self.produced,

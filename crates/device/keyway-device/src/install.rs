@@ -138,6 +138,20 @@ pub enum Error<E> {
     },
 }
 
+impl<E> Error<E> {
+    /// Whether [`Installer::resume`] failed because the journal's record
+    /// cannot be continued (start over), not on the flash or the journal.
+    fn starts_over(&self) -> bool {
+        matches!(
+            self,
+            Error::NoDownload
+                | Error::OtherManifest { .. }
+                | Error::OtherSlot { .. }
+                | Error::BadOffset { .. }
+        )
+    }
+}
+
 impl<E> From<LayoutError> for Error<E> {
     fn from(e: LayoutError) -> Self {
         Error::Layout(e)
@@ -293,14 +307,8 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
         manifest_digest: [u8; 32],
         head: &[u8],
     ) -> Result<Self, Error<F::Error>> {
-        Self::begin_inner(
-            flash,
-            journal,
-            layout,
-            expectation,
-            manifest_digest,
-            Some(head),
-        )
+        let head = Some(head);
+        Self::begin_inner(flash, journal, layout, expectation, manifest_digest, head)
     }
 
     fn begin_inner(
@@ -418,7 +426,12 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
         expectation: &ImageExpectation<'_>,
         manifest_digest: [u8; 32],
     ) -> Result<Self, Error<F::Error>> {
-        Self::resume_or(flash, journal, layout, expectation, manifest_digest, None)
+        match Self::resume(flash, journal, layout, expectation, manifest_digest) {
+            Err(e) if e.starts_over() => {
+                Self::begin(flash, journal, layout, expectation, manifest_digest)
+            }
+            other => other,
+        }
     }
 
     /// [`Installer::resume`] if the journal records a download of this
@@ -432,33 +445,11 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
         manifest_digest: [u8; 32],
         head: &[u8],
     ) -> Result<Self, Error<F::Error>> {
-        Self::resume_or(
-            flash,
-            journal,
-            layout,
-            expectation,
-            manifest_digest,
-            Some(head),
-        )
-    }
-
-    /// Resumes, or begins (storing `head` if given) when the record cannot
-    /// be continued.
-    fn resume_or(
-        flash: &mut F,
-        journal: &mut Journal<F>,
-        layout: &SlotLayout,
-        expectation: &ImageExpectation<'_>,
-        manifest_digest: [u8; 32],
-        head: Option<&[u8]>,
-    ) -> Result<Self, Error<F::Error>> {
         match Self::resume(flash, journal, layout, expectation, manifest_digest) {
-            Err(
-                Error::NoDownload
-                | Error::OtherManifest { .. }
-                | Error::OtherSlot { .. }
-                | Error::BadOffset { .. },
-            ) => Self::begin_inner(flash, journal, layout, expectation, manifest_digest, head),
+            Err(e) if e.starts_over() => {
+                let head = Some(head);
+                Self::begin_inner(flash, journal, layout, expectation, manifest_digest, head)
+            }
             other => other,
         }
     }

@@ -49,7 +49,7 @@ mod state;
 use core::marker::PhantomData;
 
 use embedded_storage::nor_flash::NorFlash;
-use keyway_ring::{FlashError, Ring, Slot};
+use keyway_ring::{Ring, Slot};
 
 pub use keyway_ring::{ConfigError, FlashOp};
 pub use state::{DecodeError, Download, PersistentState, SwapPhase, SwapProgress, TrialState};
@@ -142,34 +142,10 @@ pub enum Error<E> {
     SequenceExhausted,
 }
 
-impl<E> From<ConfigError> for Error<E> {
-    fn from(e: ConfigError) -> Self {
-        Error::Config(e)
-    }
-}
-
-impl<E> From<FlashError<E>> for Error<E> {
-    fn from(e: FlashError<E>) -> Self {
-        Error::Flash {
-            op: e.op,
-            offset: e.offset,
-            error: e.error,
-        }
-    }
-}
-
-impl<E: core::fmt::Debug> core::fmt::Display for Error<E> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Error::Flash { op, offset, error } => {
-                write!(f, "journal: flash {op:?} at {offset:#x}: {error:?}")
-            }
-            Error::Config(c) => write!(f, "journal: region misconfigured: {c:?}"),
-            Error::InvalidState => f.write_str("journal: state holds a slot other than 0/1"),
-            Error::SequenceExhausted => f.write_str("journal: record sequence exhausted"),
-        }
-    }
-}
+keyway_ring::store_error!(Error, "journal", |f| {
+    Error::InvalidState => f.write_str("journal: state holds a slot other than 0/1"),
+    Error::SequenceExhausted => f.write_str("journal: record sequence exhausted"),
+});
 
 /// Where the next record goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -178,6 +178,30 @@ impl BufferSizeError {
 }
 
 impl SlotLayout {
+    /// A [`Mode::Direct`] layout of `slots` with the journal in `journal`:
+    /// no manifest area, slot sectors of `F::ERASE_SIZE`.
+    pub const fn direct(slots: [Range<u32>; 2], journal: journal::Config) -> Self {
+        Self {
+            slots,
+            journal,
+            manifest_sectors: 0,
+            sector_size: None,
+            mode: Mode::Direct,
+        }
+    }
+
+    /// The same layout with a manifest area of `sectors` slot sectors.
+    pub const fn with_manifest_sectors(mut self, sectors: u32) -> Self {
+        self.manifest_sectors = sectors;
+        self
+    }
+
+    /// The same layout with slot sectors of `size` bytes.
+    pub const fn with_sector_size(mut self, size: u32) -> Self {
+        self.sector_size = Some(size);
+        self
+    }
+
     /// The slot sector size: [`SlotLayout::sector_size`] or `F::ERASE_SIZE`.
     pub fn sector_size<F: NorFlash>(&self) -> u32 {
         self.sector_size

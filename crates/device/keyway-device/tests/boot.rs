@@ -14,7 +14,10 @@
 //! `KEYWAY_FULL_SWEEP=1` adds ecc32 and stm32f4.
 
 mod common;
-use common::{App, NEW, OLD_FLOOR, OLD_KEYSET, PASS, Seeded, bytes, cuts, full_sweep, trial_boot};
+use common::{
+    App, NEW, OLD_FLOOR, OLD_KEYSET, PASS, Seeded, assert_reverted, assert_settled, bytes, cuts,
+    full_sweep, trial_boot,
+};
 
 use std::time::Instant;
 
@@ -22,7 +25,7 @@ use keyway_device::boot::{
     self, Boot, ConfirmError, Confirmation, Decision, MAX_TRIAL_BOOTS, Reason, RevertCause,
     SelfTest,
 };
-use keyway_device::install::{Installer, Mode, SlotLayout};
+use keyway_device::install::{Installer, SlotLayout};
 use keyway_device::journal::{self, Config, Journal, PersistentState, TrialState};
 use keyway_sim::{CutPoint, PowerCut, SimFlash};
 use keyway_suit::ImageExpectation;
@@ -134,24 +137,18 @@ fn installed<const W: usize, const E: usize>(
 }
 
 fn ecc32_layout() -> SlotLayout {
-    SlotLayout {
-        slots: [0..0x6_0000, 0x6_0000..0xC_0000],
-        journal: Config::new(0xC_0000, 2).with_slot_size(32 * 1024),
-        manifest_sectors: 0,
-        sector_size: None,
-        mode: Mode::Direct,
-    }
+    SlotLayout::direct(
+        [0..0x6_0000, 0x6_0000..0xC_0000],
+        Config::new(0xC_0000, 2).with_slot_size(32 * 1024),
+    )
 }
 
 fn stm32f4_layout() -> SlotLayout {
     // 16 KiB sectors at the start of the bank: 0x0, 0x4000, 0x8000, 0xC000.
-    SlotLayout {
-        slots: [0x0..0x4000, 0x4000..0x8000],
-        journal: Config::new(0x8000, 2).with_slot_size(4096),
-        manifest_sectors: 0,
-        sector_size: None,
-        mode: Mode::Direct,
-    }
+    SlotLayout::direct(
+        [0x0..0x4000, 0x4000..0x8000],
+        Config::new(0x8000, 2).with_slot_size(4096),
+    )
 }
 
 fn nrf() -> (SimFlash<4, 4096>, Lock) {
@@ -200,11 +197,7 @@ fn happy_path_starts_a_trial_and_confirm_raises_the_floor() {
 
     // Later boots: the new image, nothing committed.
     for _ in 0..4 {
-        let d = lock.boot(&mut flash).unwrap();
-        assert_eq!(
-            (d.boot, d.reason, d.commit),
-            (Boot::Slot(1), Reason::Active, None)
-        );
+        assert_settled(&lock.boot(&mut flash).unwrap(), 1);
     }
     // A second confirm is refused and names why.
     let mut j = lock.open(&mut flash);
@@ -224,28 +217,31 @@ fn confirm_refuses_a_lower_floor_or_key_set() {
     lock.boot(&mut flash).unwrap();
     let before = state(&lock, &mut flash);
     let mut j = lock.open(&mut flash);
-    let low = Confirmation {
-        sequence: OLD_FLOOR - 1,
-        ..NEW
-    };
-    assert_eq!(
-        boot::confirm(&mut j, &mut flash, PASS, low),
-        Err(ConfirmError::FloorDown {
-            floor: OLD_FLOOR,
-            got: OLD_FLOOR - 1
-        })
-    );
-    let low = Confirmation {
-        keyset_version: OLD_KEYSET - 1,
-        ..NEW
-    };
-    assert_eq!(
-        boot::confirm(&mut j, &mut flash, PASS, low),
-        Err(ConfirmError::KeysetDown {
-            current: OLD_KEYSET,
-            got: OLD_KEYSET - 1
-        })
-    );
+    let (floor, keyset) = (OLD_FLOOR - 1, OLD_KEYSET - 1);
+    for (low, refused) in [
+        (
+            Confirmation {
+                sequence: floor,
+                ..NEW
+            },
+            ConfirmError::FloorDown {
+                floor: OLD_FLOOR,
+                got: floor,
+            },
+        ),
+        (
+            Confirmation {
+                keyset_version: keyset,
+                ..NEW
+            },
+            ConfirmError::KeysetDown {
+                current: OLD_KEYSET,
+                got: keyset,
+            },
+        ),
+    ] {
+        assert_eq!(boot::confirm(&mut j, &mut flash, PASS, low), Err(refused));
+    }
     assert_eq!(state(&lock, &mut flash), before, "nothing committed");
     // Equal values are kept.
     let same = Confirmation {
@@ -288,14 +284,7 @@ fn failed_self_test_reverts_on_the_next_boot() {
             Err(ConfirmError::RevertScheduled { slot: 1 })
         );
         let d = lock.boot(&mut flash).unwrap();
-        assert_eq!(d.boot, Boot::Slot(0));
-        assert_eq!(
-            d.reason,
-            Reason::Reverted {
-                slot: 1,
-                cause: RevertCause::AttemptsExhausted
-            }
-        );
+        assert_reverted(&d, Boot::Slot(0), 1, RevertCause::AttemptsExhausted);
         let s = state(&lock, &mut flash);
         assert_eq!(s.trial, TrialState::None);
         assert_eq!(s.active_slot, 0);
@@ -344,28 +333,14 @@ fn a_trial_slot_that_fails_verification_is_never_booted() {
     let mut broken = lock.clone();
     broken.images[1][100] ^= 1;
     let d = broken.boot(&mut flash).unwrap();
-    assert_eq!(d.boot, Boot::Slot(0));
-    assert_eq!(
-        d.reason,
-        Reason::Reverted {
-            slot: 1,
-            cause: RevertCause::Unverified
-        }
-    );
+    assert_reverted(&d, Boot::Slot(0), 1, RevertCause::Unverified);
     assert_eq!(state(&lock, &mut flash).trial, TrialState::None);
 
     // On trial, then fails verification: reverted at the next boot.
     let (mut flash, lock) = nrf();
     assert_eq!(lock.boot(&mut flash).unwrap().boot, Boot::Slot(1));
     let d = broken.boot(&mut flash).unwrap();
-    assert_eq!(d.boot, Boot::Slot(0));
-    assert_eq!(
-        d.reason,
-        Reason::Reverted {
-            slot: 1,
-            cause: RevertCause::Unverified
-        }
-    );
+    assert_reverted(&d, Boot::Slot(0), 1, RevertCause::Unverified);
     let s = state(&lock, &mut flash);
     assert_eq!((s.active_slot, s.trial), (0, TrialState::None));
 }
@@ -379,14 +354,7 @@ fn both_slots_bad_is_recovery_and_a_local_install_leads_to_a_trial() {
     bad.images[0][0] ^= 1;
     bad.images[1][0] ^= 1;
     let d = bad.boot(&mut flash).unwrap();
-    assert_eq!(d.boot, Boot::Recovery);
-    assert_eq!(
-        d.reason,
-        Reason::Reverted {
-            slot: 1,
-            cause: RevertCause::Unverified
-        }
-    );
+    assert_reverted(&d, Boot::Recovery, 1, RevertCause::Unverified);
     let d = bad.boot(&mut flash).unwrap();
     assert_eq!(
         (d.boot, d.reason, d.commit),

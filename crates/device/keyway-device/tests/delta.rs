@@ -9,9 +9,7 @@
 
 mod common;
 
-use common::{
-    CLASS, PASS, VENDOR, Vendor, bytes, cuts, full_sweep, vendor, verified_layout as layout,
-};
+use common::{PASS, Vendor, bytes, cuts, full_sweep, vendor, verified_layout as layout};
 use keyway_device::boot::{self, Boot, Confirmation};
 use keyway_device::delta::{DeltaError, DeltaInstaller, HeaderField};
 use keyway_device::install::Installer;
@@ -27,15 +25,8 @@ type Flash = SimFlash<4, 4096>;
 
 fn builder(v: &Vendor, sequence: u64, payload: Vec<u8>, from: Option<Vec<u8>>) -> EnvelopeBuilder {
     EnvelopeBuilder {
-        sequence,
-        version: "1.4.0".parse().unwrap(),
-        vendor_domain: VENDOR.into(),
-        class_name: CLASS.into(),
-        notes: Some("# 1.4.0\n\nFixes.\n".into()),
-        payload,
         delta_from: from,
-        keys: vec![v.key.clone()],
-        ..Default::default()
+        ..common::release(&v.key, "1.4.0", sequence, payload)
     }
 }
 

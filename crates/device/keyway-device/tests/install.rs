@@ -15,7 +15,7 @@ use common::{Seeded, bytes, cuts, full_sweep, sha256};
 
 use std::time::{Duration, Instant};
 
-use keyway_device::install::{Error, Installer, LayoutError, Mode, SlotLayout};
+use keyway_device::install::{Error, Installer, LayoutError, SlotLayout};
 use keyway_device::journal::{self, Config, Download, Journal, PersistentState, TrialState};
 use keyway_sim::{PowerCut, SimFlash};
 use keyway_suit::ImageExpectation;
@@ -80,23 +80,17 @@ fn feed<const W: usize, const E: usize>(
 }
 
 fn nrf52840_layout() -> SlotLayout {
-    SlotLayout {
-        slots: [0x1_0000..0x7_0000, 0x7_0000..0xD_0000],
-        journal: Config::new(0xF_0000, 2),
-        manifest_sectors: 0,
-        sector_size: None,
-        mode: Mode::Direct,
-    }
+    SlotLayout::direct(
+        [0x1_0000..0x7_0000, 0x7_0000..0xD_0000],
+        Config::new(0xF_0000, 2),
+    )
 }
 
 fn small_pages_layout() -> SlotLayout {
-    SlotLayout {
-        slots: [0x4000..0x1_0000, 0x1_0000..0x1_C000],
-        journal: Config::new(0x2_0000, 3),
-        manifest_sectors: 0,
-        sector_size: None,
-        mode: Mode::Direct,
-    }
+    SlotLayout::direct(
+        [0x4000..0x1_0000, 0x1_0000..0x1_C000],
+        Config::new(0x2_0000, 3),
+    )
 }
 
 /// STM32F4: the journal in 16 KiB sectors 1–2 (0x4000..0xC000), two
@@ -105,24 +99,16 @@ fn stm32f4_layout(sectors: u32) -> SlotLayout {
     const SECTOR: u32 = 128 * 1024;
     let base = 0x2_0000;
     let len = sectors * SECTOR;
-    SlotLayout {
-        slots: [base..base + len, base + len..base + 2 * len],
-        // Two records per 16 KiB page: installs turn journal pages.
-        journal: Config::new(0x4000, 2).with_slot_size(8192),
-        manifest_sectors: 0,
-        sector_size: Some(SECTOR),
-        mode: Mode::Direct,
-    }
+    // Two records per 16 KiB page: installs turn journal pages.
+    SlotLayout::direct(
+        [base..base + len, base + len..base + 2 * len],
+        Config::new(0x4000, 2).with_slot_size(8192),
+    )
+    .with_sector_size(SECTOR)
 }
 
 fn ecc32_layout() -> SlotLayout {
-    SlotLayout {
-        slots: [0..0x6_0000, 0x6_0000..0xC_0000],
-        journal: Config::new(0xC_0000, 2),
-        manifest_sectors: 0,
-        sector_size: None,
-        mode: Mode::Direct,
-    }
+    SlotLayout::direct([0..0x6_0000, 0x6_0000..0xC_0000], Config::new(0xC_0000, 2))
 }
 
 #[test]
@@ -481,15 +467,9 @@ fn refuses_wrong_images_and_bad_layouts() {
     type F = SimFlash<4, 4096>;
     let cap = 1024 * 1024;
     let bad = |slots: [core::ops::Range<u32>; 2], journal: Config| {
-        SlotLayout {
-            slots,
-            journal,
-            manifest_sectors: 0,
-            sector_size: None,
-            mode: Mode::Direct,
-        }
-        .validate::<F>(cap)
-        .unwrap_err()
+        SlotLayout::direct(slots, journal)
+            .validate::<F>(cap)
+            .unwrap_err()
     };
     assert_eq!(layout.validate::<F>(cap), Ok(()));
     assert_eq!(
@@ -691,11 +671,10 @@ impl Nested {
     }
 }
 
-fn sweep<const W: usize, const E: usize>(
-    fresh: SimFlash<W, E>,
-    case: &Case,
-    nested_mode: Nested,
-) -> u64 {
+/// Cuts the power at every op of `case`'s install on `fresh` (and during
+/// recoveries, as `nested_mode` says); prints the scenarios and the time.
+fn sweep<const W: usize, const E: usize>(fresh: SimFlash<W, E>, case: &Case, nested_mode: Nested) {
+    let t = Instant::now();
     let name = &case.name;
     let base_flash = prepared(fresh, &case.layout, case.active);
     let active_before = slot_bytes(&base_flash, &case.layout, case.active);
@@ -771,7 +750,8 @@ fn sweep<const W: usize, const E: usize>(
         starts[2],
     );
     assert!(starts[1] > 0, "{name}: no recovery resumed");
-    scenarios
+    assert!(scenarios > 0);
+    println!("  ({:.1} s)", t.elapsed().as_secs_f64());
 }
 
 fn case<'a>(name: &str, layout: SlotLayout, image: &'a [u8], active: u8) -> Case<'a> {
@@ -789,35 +769,29 @@ fn case<'a>(name: &str, layout: SlotLayout, image: &'a [u8], active: u8) -> Case
 
 #[test]
 fn power_cut_sweep_nrf52840() {
-    let t = Instant::now();
     let image = bytes(40 * 1024, 21);
     // Journal slots 512 bytes apart (8 per page): the 12 records of the
     // install turn journal pages during the sweep.
     let mut layout = nrf52840_layout();
     layout.journal = layout.journal.with_slot_size(512);
-    let n = sweep(
+    sweep(
         SimFlash::<4, 4096>::nrf52840(),
         &case("nrf52840", layout, &image, 1),
         Nested::for_mode(),
     );
-    assert!(n > 0);
-    println!("  ({:.1} s)", t.elapsed().as_secs_f64());
 }
 
 #[test]
 fn power_cut_sweep_small_pages() {
-    let t = Instant::now();
     // Not a multiple of the 512-byte page: the last sector is partial.
     // 80 sectors in the full sweep, 32 by default.
     let kib = if full_sweep() { 40 } else { 16 };
     let image = bytes(kib * 1024 - 100, 22);
-    let n = sweep(
+    sweep(
         SimFlash::<1, 512>::small_pages(),
         &case("small-pages", small_pages_layout(), &image, 0),
         Nested::for_mode(),
     );
-    assert!(n > 0);
-    println!("  ({:.1} s)", t.elapsed().as_secs_f64());
 }
 
 #[test]
@@ -826,15 +800,12 @@ fn power_cut_sweep_ecc32() {
         println!("install power-cut sweep (ecc32): skipped, set KEYWAY_FULL_SWEEP=1");
         return;
     }
-    let t = Instant::now();
     let image = bytes(40 * 1024 + 17, 23);
-    let n = sweep(
+    sweep(
         SimFlash::<32, 131072>::ecc32(),
         &case("ecc32", ecc32_layout(), &image, 1),
         Nested::for_mode(),
     );
-    assert!(n > 0);
-    println!("  ({:.1} s)", t.elapsed().as_secs_f64());
 }
 
 #[test]
@@ -842,15 +813,12 @@ fn power_cut_sweep_stm32f4() {
     // Slots in 128 KiB sectors (one erase call each), the journal in two
     // 16 KiB sectors. 40 KiB: the image sits in one slot sector, so every
     // resume starts from offset 0 and erases that sector again.
-    let t = Instant::now();
     let image = bytes(40 * 1024 + 6, 24);
-    let n = sweep(
+    sweep(
         SimFlash::<4, 16384>::stm32f4(),
         &case("stm32f4", stm32f4_layout(1), &image, 0),
         Nested::for_mode(),
     );
-    assert!(n > 0);
-    println!("  ({:.1} s)", t.elapsed().as_secs_f64());
     if !full_sweep() {
         println!("install power-cut sweep (stm32f4, 136 KiB): skipped, set KEYWAY_FULL_SWEEP=1");
         return;
@@ -858,15 +826,12 @@ fn power_cut_sweep_stm32f4() {
     // 136 KiB over two 128 KiB slot sectors: a progress record at the
     // sector boundary, resumes from it. Second cuts sampled (16 per first
     // cut): every recovery op would be ~1.4 million scenarios.
-    let t = Instant::now();
     let image = bytes(136 * 1024 + 100, 25);
-    let n = sweep(
+    sweep(
         SimFlash::<4, 16384>::stm32f4(),
         &case("stm32f4", stm32f4_layout(2), &image, 1),
         Nested::Sample(16),
     );
-    assert!(n > 0);
-    println!("  ({:.1} s)", t.elapsed().as_secs_f64());
 }
 
 mod props {
@@ -884,13 +849,7 @@ mod props {
             b in any::<(u32, u32)>(),
             j in (any::<u32>(), 0u32..8),
         ) {
-            let layout = SlotLayout {
-                slots: [a.0..a.1, b.0..b.1],
-                journal: Config::new(j.0, j.1),
-                manifest_sectors: 0,
-                sector_size: None,
-                mode: Mode::Direct,
-            };
+            let layout = SlotLayout::direct([a.0..a.1, b.0..b.1], Config::new(j.0, j.1));
             let mut flash = SimFlash::<1, 512>::small_pages();
             let cap = flash.as_bytes().len();
             if layout.validate::<SimFlash<1, 512>>(cap).is_ok() {

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{App, Seeded, cuts, full_sweep, trial_boot};
+use common::{App, Seeded, assert_reverted, assert_settled, cuts, full_sweep, trial_boot};
 use keyway_device::boot::{
     self, Boot, ConfirmError, Confirmation, MAX_TRIAL_BOOTS, Reason, RevertCause, SelfTest,
 };
@@ -544,11 +544,7 @@ fn swap_installs_300_kib_with_one_erase_per_sector_per_slot() {
     // Confirm raises the floor; the next boot changes nothing.
     assert_eq!(boot::confirm(&mut j, &mut flash, PASS, NEW), Ok(0));
     assert_eq!(j.state().floor, Some(NEW_SEQ));
-    let d = u.boot(&mut flash, &mut j).unwrap();
-    assert_eq!(
-        (d.boot, d.reason, d.commit),
-        (Boot::Slot(0), Reason::Active, None)
-    );
+    assert_settled(&u.boot(&mut flash, &mut j).unwrap(), 0);
 }
 
 #[test]
@@ -569,16 +565,7 @@ fn failed_self_test_swaps_the_previous_image_back() {
     ));
     flash.reset_stats();
     let d = u.boot(&mut flash, &mut j).unwrap();
-    assert_eq!(
-        (d.boot, d.reason),
-        (
-            Boot::Slot(0),
-            Reason::Reverted {
-                slot: 0,
-                cause: RevertCause::AttemptsExhausted
-            }
-        )
-    );
+    assert_reverted(&d, Boot::Slot(0), 0, RevertCause::AttemptsExhausted);
     assert_eq!(u.primary(&flash), Some(Which::Old));
     // The revert erases each moved primary sector once and nothing else.
     assert_eq!(flash.stats().erase_ops, 4, "1 manifest + 3 image sectors");
@@ -589,11 +576,7 @@ fn failed_self_test_swaps_the_previous_image_back() {
         (TrialState::None, None, Some(OLD_SEQ))
     );
     // Settled: the old image boots as before.
-    let d = u.boot(&mut flash, &mut j).unwrap();
-    assert_eq!(
-        (d.boot, d.reason, d.commit),
-        (Boot::Slot(0), Reason::Active, None)
-    );
+    assert_settled(&u.boot(&mut flash, &mut j).unwrap(), 0);
 }
 
 #[test]
@@ -628,16 +611,7 @@ fn tampered_staged_image_is_never_swapped_in() {
     let mut j = u.open(&mut flash).unwrap();
     flash.reset_stats();
     let d = u.boot(&mut flash, &mut j).unwrap();
-    assert_eq!(
-        (d.boot, d.reason),
-        (
-            Boot::Slot(0),
-            Reason::Reverted {
-                slot: 1,
-                cause: RevertCause::Unverified
-            }
-        )
-    );
+    assert_reverted(&d, Boot::Slot(0), 1, RevertCause::Unverified);
     assert_eq!(flash.stats().erase_ops, 0, "nothing moved");
     assert_eq!(u.primary(&flash), Some(Which::Old));
     let s = *j.state();

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{CLASS, PASS, VENDOR, Vendor, vendor, verified_layout as layout};
+use common::{PASS, Vendor, assert_reverted, assert_settled, vendor, verified_layout as layout};
 
 use keyway_device::boot::{self, Boot, Confirmation, Reason, RevertCause, SlotCheck};
 use keyway_device::install::{Error, Installer, LayoutError, Mode, SlotLayout};
@@ -18,7 +18,6 @@ use keyway_device::manifest_area::{HEADER_LEN, MAX_MANIFEST_LEN};
 use keyway_device::verified::{HEAD_BUF_LEN, SlotError, VerifiedSlot, boot_floor};
 use keyway_sim::SimFlash;
 use keyway_suit::DeviceState;
-use keyway_vendor::encode::EnvelopeBuilder;
 use keyway_vendor::keys::{Algorithm, SigningKey};
 
 type Flash = SimFlash<4, 4096>;
@@ -30,19 +29,10 @@ fn image(len: usize, seed: u8) -> Vec<u8> {
 }
 
 fn envelope(key: &SigningKey, sequence: u64, payload: Vec<u8>) -> Vec<u8> {
-    EnvelopeBuilder {
-        sequence,
-        version: "1.2.3".parse().unwrap(),
-        vendor_domain: VENDOR.into(),
-        class_name: CLASS.into(),
-        notes: Some("# 1.2.3\n\nFixes.\n".into()),
-        payload,
-        keys: vec![key.clone()],
-        ..Default::default()
-    }
-    .build()
-    .unwrap()
-    .envelope
+    common::release(key, "1.2.3", sequence, payload)
+        .build()
+        .unwrap()
+        .envelope
 }
 
 /// Installs `env` into the inactive slot as a lock would: verify the head,
@@ -151,11 +141,7 @@ fn installed_slot_verifies_and_boots_on_trial_then_as_confirmed() {
     assert_eq!(j.state().floor, Some(5));
     // Boot rule: the running image's sequence equals the floor and boots.
     assert_eq!(check(&mut flash, &j, &v, 1), Ok(5));
-    let d = boot_verified(&mut flash, &mut j, &v);
-    assert_eq!(
-        (d.boot, d.reason, d.commit),
-        (Boot::Slot(1), Reason::Active, None)
-    );
+    assert_settled(&boot_verified(&mut flash, &mut j, &v), 1);
 }
 
 #[test]
@@ -208,16 +194,7 @@ fn a_flipped_image_byte_is_refused_and_reverted() {
     let mut bad = flip(&flash, layout().slots[0].start + 777);
     let mut j = Journal::open(&mut bad, layout().journal).unwrap();
     let d = boot_verified(&mut bad, &mut j, &v);
-    assert_eq!(
-        (d.boot, d.reason),
-        (
-            Boot::Slot(1),
-            Reason::Reverted {
-                slot: 0,
-                cause: RevertCause::Unverified
-            }
-        )
-    );
+    assert_reverted(&d, Boot::Slot(1), 0, RevertCause::Unverified);
     assert_eq!(j.state().active_slot, 1);
 }
 
@@ -392,13 +369,8 @@ fn installer_refuses_oversized_heads_and_layouts_without_an_area() {
 
     // Validation: too small an area, no room left for the image.
     type Small = SimFlash<1, 512>;
-    let small = SlotLayout {
-        slots: [0x4000..0x8000, 0x8000..0xC000],
-        journal: Config::new(0x2_0000, 3),
-        manifest_sectors: 7,
-        sector_size: None,
-        mode: Mode::Direct,
-    };
+    let small = SlotLayout::direct([0x4000..0x8000, 0x8000..0xC000], Config::new(0x2_0000, 3))
+        .with_manifest_sectors(7);
     assert_eq!(
         small.validate::<Small>(0x10_0000),
         Err(LayoutError::ManifestAreaTooSmall {
@@ -798,38 +770,30 @@ mod geometries {
     #[test]
     fn verified_update_power_cut_sweep_small_pages() {
         // An 8-page (4 KiB) manifest area.
-        let layout = SlotLayout {
-            slots: [0x4000..0x8000, 0x8000..0xC000],
-            journal: Config::new(0x2_0000, 3),
-            manifest_sectors: 8,
-            sector_size: None,
-            mode: Mode::Direct,
-        };
+        let layout = SlotLayout::direct([0x4000..0x8000, 0x8000..0xC000], Config::new(0x2_0000, 3))
+            .with_manifest_sectors(8);
         assert!(sweep(SimFlash::<1, 512>::small_pages(), layout) > 0);
     }
 
     #[test]
     fn verified_update_power_cut_sweep_stm32f4() {
         // Slots of two 128 KiB sectors, the last one the manifest area.
-        let layout = SlotLayout {
-            slots: [0x2_0000..0x6_0000, 0x6_0000..0xA_0000],
-            journal: Config::new(0x4000, 2).with_slot_size(4096),
-            manifest_sectors: 1,
-            sector_size: Some(128 * 1024),
-            mode: Mode::Direct,
-        };
+        let layout = SlotLayout::direct(
+            [0x2_0000..0x6_0000, 0x6_0000..0xA_0000],
+            Config::new(0x4000, 2).with_slot_size(4096),
+        )
+        .with_manifest_sectors(1)
+        .with_sector_size(128 * 1024);
         assert!(sweep(SimFlash::<4, 16384>::stm32f4(), layout) > 0);
     }
 
     #[test]
     fn verified_update_power_cut_sweep_ecc32() {
-        let layout = SlotLayout {
-            slots: [0..0x4_0000, 0x4_0000..0x8_0000],
-            journal: Config::new(0xC_0000, 2).with_slot_size(32 * 1024),
-            manifest_sectors: 1,
-            sector_size: None,
-            mode: Mode::Direct,
-        };
+        let layout = SlotLayout::direct(
+            [0..0x4_0000, 0x4_0000..0x8_0000],
+            Config::new(0xC_0000, 2).with_slot_size(32 * 1024),
+        )
+        .with_manifest_sectors(1);
         assert!(sweep(SimFlash::<32, 131072>::ecc32(), layout) > 0);
     }
 }

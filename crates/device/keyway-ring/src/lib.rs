@@ -177,6 +177,70 @@ pub struct FlashError<E> {
     pub error: E,
 }
 
+/// Implements, for a store's error enum `$error<E>` with the variants
+/// `Flash { op: FlashOp, offset: u32, error: E }` and
+/// `Config(ConfigError)`, the conversions from [`FlashError`] and
+/// [`ConfigError`] (so `?` works on the ring's results) and `Display`:
+/// those two variants as `"<store>: flash <op> at <offset>: <error>"` and
+/// `"<store>: region misconfigured: <why>"`, the store's own variants by
+/// the match arms given after them.
+///
+/// ```
+/// use keyway_ring::{ConfigError, FlashError, FlashOp};
+///
+/// #[derive(Debug)]
+/// pub enum Error<E> {
+///     Flash { op: FlashOp, offset: u32, error: E },
+///     Config(ConfigError),
+///     SequenceExhausted,
+/// }
+///
+/// keyway_ring::store_error!(Error, "journal", |f| {
+///     Error::SequenceExhausted => f.write_str("journal: record sequence exhausted"),
+/// });
+///
+/// let e: Error<&str> = FlashError { op: FlashOp::Erase, offset: 0x1000, error: "busy" }.into();
+/// assert_eq!(e.to_string(), "journal: flash Erase at 0x1000: \"busy\"");
+/// let e: Error<()> = Error::SequenceExhausted;
+/// assert_eq!(e.to_string(), "journal: record sequence exhausted");
+/// ```
+#[macro_export]
+macro_rules! store_error {
+    ($error:ident, $store:literal, |$f:ident| { $($pat:pat => $arm:expr),* $(,)? }) => {
+        impl<E> From<$crate::ConfigError> for $error<E> {
+            fn from(e: $crate::ConfigError) -> Self {
+                $error::Config(e)
+            }
+        }
+
+        impl<E> From<$crate::FlashError<E>> for $error<E> {
+            fn from(e: $crate::FlashError<E>) -> Self {
+                $error::Flash {
+                    op: e.op,
+                    offset: e.offset,
+                    error: e.error,
+                }
+            }
+        }
+
+        impl<E: ::core::fmt::Debug> ::core::fmt::Display for $error<E> {
+            fn fmt(&self, $f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                match self {
+                    $error::Flash { op, offset, error } => write!(
+                        $f,
+                        concat!($store, ": flash {:?} at {:#x}: {:?}"),
+                        op, offset, error
+                    ),
+                    $error::Config(c) => {
+                        write!($f, concat!($store, ": region misconfigured: {:?}"), c)
+                    }
+                    $($pat => $arm,)*
+                }
+            }
+        }
+    };
+}
+
 /// What a slot holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Slot<'a> {

@@ -38,6 +38,18 @@ impl Auth {
         w.entry_bytes("nonce", &self.nonce)
     }
 
+    /// Writes the entry `"auth": {…}` of a request body when `auth` is
+    /// present; nothing when it is absent (the presence window).
+    pub fn write_entry(auth: Option<&Auth>, w: &mut Writer<'_>) -> Result<(), Error> {
+        match auth {
+            Some(a) => {
+                w.text("auth")?;
+                a.write(w)
+            }
+            None => Ok(()),
+        }
+    }
+
     /// Reads an `auth` map: every field present, with its exact length.
     pub fn read(r: &mut Reader<'_>) -> Result<Auth, Error> {
         let mut a = Auth {

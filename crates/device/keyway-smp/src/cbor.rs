@@ -428,6 +428,31 @@ pub fn read_body<'b>(
     Ok(seen)
 }
 
+/// Reads a body map whose one known entry is `key` (others are skipped,
+/// as [`read_body`] does), its value read by `value`: `None` when the
+/// body lacks it.
+pub fn read_single<'b, T>(
+    body: &'b [u8],
+    key: &'static str,
+    mut value: impl FnMut(&mut Reader<'b>, &'static str) -> Result<T, Error>,
+) -> Result<Option<T>, Error> {
+    let mut v = None;
+    read_body(body, &[key], &mut |_, name, r| {
+        v = Some(value(r, name)?);
+        Ok(())
+    })?;
+    Ok(v)
+}
+
+/// [`read_single`] for a required entry: [`Error::Missing`] without it.
+pub fn read_required<'b, T>(
+    body: &'b [u8],
+    key: &'static str,
+    value: impl FnMut(&mut Reader<'b>, &'static str) -> Result<T, Error>,
+) -> Result<T, Error> {
+    need(read_single(body, key, value)?, key)
+}
+
 /// Stores a field's value once: a second value for the same key is
 /// [`Error::Duplicate`].
 pub fn set<T>(slot: &mut Option<T>, field: &'static str, v: T) -> Result<bool, Error> {

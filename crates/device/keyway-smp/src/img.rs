@@ -47,10 +47,7 @@ impl<'a> Message<'a> for StateWrite<'a> {
         )?;
         write_kw(w, self.kw)?;
         // Deterministic order: "kw", "auth", "hash", "confirm".
-        if let Some(a) = &self.auth {
-            w.text("auth")?;
-            a.write(w)?;
-        }
+        Auth::write_entry(self.auth.as_ref(), w)?;
         if let Some(h) = self.hash {
             w.entry_bytes("hash", h)?;
         }
@@ -178,13 +175,8 @@ impl<'a> Message<'a> for StateRsp<'a> {
         self.images.write(w)
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let mut images = None;
-        cbor::read_body(body, &["images"], &mut |_, name, r| {
-            images = Some(Seq::read(r, name, MAX_SLOTS)?);
-            Ok(())
-        })?;
         Ok(StateRsp {
-            images: cbor::need(images, "images")?,
+            images: cbor::read_required(body, "images", |r, name| Seq::read(r, name, MAX_SLOTS))?,
         })
     }
 }
@@ -232,10 +224,7 @@ impl<'a> Message<'a> for Upload<'a> {
         if let Some(s) = self.sha {
             w.entry_bytes("sha", s)?;
         }
-        if let Some(a) = &self.auth {
-            w.text("auth")?;
-            a.write(w)?;
-        }
+        Auth::write_entry(self.auth.as_ref(), w)?;
         w.entry_bytes("data", self.data)?;
         if let Some(i) = self.image {
             w.entry_u64("image", i)?;
@@ -334,10 +323,7 @@ impl<'a> Message<'a> for Erase {
                 + usize::from(self.auth.is_some()),
         )?;
         write_kw(w, self.kw)?;
-        if let Some(a) = &self.auth {
-            w.text("auth")?;
-            a.write(w)?;
-        }
+        Auth::write_entry(self.auth.as_ref(), w)?;
         if let Some(s) = self.slot {
             w.entry_u64("slot", s)?;
         }

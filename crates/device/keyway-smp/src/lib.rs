@@ -99,187 +99,110 @@ impl From<Error> for RequestError {
     }
 }
 
-/// Every request Keyway serves.
-#[allow(missing_docs)]
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Request<'a> {
-    Echo(os::Echo<'a>),
-    /// OS reset: the window, or an owner's `auth`.
-    Reset(keyway_group::Signed),
-    Params,
-    Info(os::Info<'a>),
-    ImageState,
-    ImageStateWrite(img::StateWrite<'a>),
-    Upload(img::Upload<'a>),
-    Erase(img::Erase),
-    Status(keyway_group::Signed),
-    Lock(keyway_group::Signed),
-    Unlock(keyway_group::Signed),
-    Presence(keyway_group::Signed),
-    Notes(keyway_group::Signed),
-    Consent(keyway_group::Consent),
-    Log(keyway_group::Log),
-    Challenge,
-    Pair(keyway_group::Pair<'a>),
-    FactoryReset,
-    Settings(keyway_group::SettingsReq),
-    /// Pairing: the lock's PBKDF parameters (read, id 11).
-    PakeParams,
-    /// Pairing: `Pake1` (write, id 11).
-    PakeStart(keyway_group::PakeStart<'a>),
-    /// Pairing: `Pake3` (write, id 12).
-    PakeFinish(keyway_group::PakeFinish<'a>),
-    /// Session handshake: `msg1` (write, id 13).
-    SessionStart(keyway_group::SessionStart<'a>),
-    /// Session handshake: `msg3` (write, id 14).
-    SessionFinish(keyway_group::SessionFinish<'a>),
-    /// A sealed request in a session (write, id 15).
-    Sealed(keyway_group::Sealed<'a>),
-    /// The paired owners (read, id 16; an owner's `auth`, or a session).
-    Owners(keyway_group::Signed),
-    /// Remove an owner (write, id 17).
-    Unpair(keyway_group::Unpair),
+/// Writes [`Request`] and its `key`, `decode` and `encode` from one table:
+/// each request's (op, group, command id) and body type stand once, so the
+/// three cannot disagree. `bodies` carry a [`Message`]; `empty` ones carry
+/// the empty map.
+macro_rules! requests {
+    (
+        bodies { $( $(#[$bm:meta])* $b:ident($bt:ty) = ($bop:ident, $bg:ident, $bid:path), )* }
+        empty { $( $(#[$em:meta])* $e:ident = ($eop:ident, $eg:ident, $eid:path), )* }
+    ) => {
+        /// Every request Keyway serves.
+        #[allow(missing_docs)]
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        pub enum Request<'a> {
+            $( $(#[$bm])* $b($bt), )*
+            $( $(#[$em])* $e, )*
+        }
+
+        impl<'a> Request<'a> {
+            /// The (op, group, command id) the request is sent with.
+            pub fn key(&self) -> (Op, u16, u8) {
+                use Op::{Read as R, Write as W};
+                use group::{IMAGE, KEYWAY, OS};
+                match self {
+                    $( Request::$b(_) => ($bop, $bg, $bid), )*
+                    $( Request::$e => ($eop, $eg, $eid), )*
+                }
+            }
+
+            /// Decodes the body of a request with this op, group and command.
+            pub fn decode(
+                op: Op,
+                group: u16,
+                id: u8,
+                body: &'a [u8],
+            ) -> Result<Self, RequestError> {
+                use Op::{Read as R, Write as W};
+                use group::{IMAGE, KEYWAY, OS};
+                Ok(match (op, group, id) {
+                    $( ($bop, $bg, $bid) => Request::$b(<$bt>::decode(body)?), )*
+                    $( ($eop, $eg, $eid) => {
+                        os::Empty::decode(body)?;
+                        Request::$e
+                    } )*
+                    (op, group, id) => return Err(RequestError::NotSupported { op, group, id }),
+                })
+            }
+
+            /// Writes the body.
+            pub fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+                match self {
+                    $( Request::$b(m) => m.encode(w), )*
+                    $( Request::$e )|* => os::Empty.encode(w),
+                }
+            }
+        }
+    };
+}
+
+requests! {
+    bodies {
+        Echo(os::Echo<'a>) = (W, OS, os::cmd::ECHO),
+        /// OS reset: the window, or an owner's `auth`.
+        Reset(keyway_group::Signed) = (W, OS, os::cmd::RESET),
+        Info(os::Info<'a>) = (R, OS, os::cmd::INFO),
+        ImageStateWrite(img::StateWrite<'a>) = (W, IMAGE, img::cmd::STATE),
+        Upload(img::Upload<'a>) = (W, IMAGE, img::cmd::UPLOAD),
+        Erase(img::Erase) = (W, IMAGE, img::cmd::ERASE),
+        Status(keyway_group::Signed) = (R, KEYWAY, keyway_group::cmd::STATUS),
+        Lock(keyway_group::Signed) = (W, KEYWAY, keyway_group::cmd::LOCK),
+        Unlock(keyway_group::Signed) = (W, KEYWAY, keyway_group::cmd::UNLOCK),
+        Presence(keyway_group::Signed) = (R, KEYWAY, keyway_group::cmd::PRESENCE),
+        Notes(keyway_group::Signed) = (R, KEYWAY, keyway_group::cmd::NOTES),
+        Consent(keyway_group::Consent) = (W, KEYWAY, keyway_group::cmd::CONSENT),
+        Log(keyway_group::Log) = (R, KEYWAY, keyway_group::cmd::LOG),
+        Pair(keyway_group::Pair<'a>) = (W, KEYWAY, keyway_group::cmd::PAIR),
+        Settings(keyway_group::SettingsReq) = (W, KEYWAY, keyway_group::cmd::SETTINGS),
+        /// Pairing: `Pake1` (write, id 11).
+        PakeStart(keyway_group::PakeStart<'a>) = (W, KEYWAY, keyway_group::cmd::PAKE_START),
+        /// Pairing: `Pake3` (write, id 12).
+        PakeFinish(keyway_group::PakeFinish<'a>) = (W, KEYWAY, keyway_group::cmd::PAKE_FINISH),
+        /// Session handshake: `msg1` (write, id 13).
+        SessionStart(keyway_group::SessionStart<'a>) =
+            (W, KEYWAY, keyway_group::cmd::SESSION_START),
+        /// Session handshake: `msg3` (write, id 14).
+        SessionFinish(keyway_group::SessionFinish<'a>) =
+            (W, KEYWAY, keyway_group::cmd::SESSION_FINISH),
+        /// A sealed request in a session (write, id 15).
+        Sealed(keyway_group::Sealed<'a>) = (W, KEYWAY, keyway_group::cmd::SEALED),
+        /// The paired owners (read, id 16; an owner's `auth`, or a session).
+        Owners(keyway_group::Signed) = (R, KEYWAY, keyway_group::cmd::OWNERS),
+        /// Remove an owner (write, id 17).
+        Unpair(keyway_group::Unpair) = (W, KEYWAY, keyway_group::cmd::UNPAIR),
+    }
+    empty {
+        Params = (R, OS, os::cmd::PARAMS),
+        ImageState = (R, IMAGE, img::cmd::STATE),
+        Challenge = (R, KEYWAY, keyway_group::cmd::CHALLENGE),
+        FactoryReset = (W, KEYWAY, keyway_group::cmd::FACTORY_RESET),
+        /// Pairing: the lock's PBKDF parameters (read, id 11).
+        PakeParams = (R, KEYWAY, keyway_group::cmd::PAKE_START),
+    }
 }
 
 impl<'a> Request<'a> {
-    /// The (op, group, command id) the request is sent with.
-    pub fn key(&self) -> (Op, u16, u8) {
-        use Op::{Read as R, Write as W};
-        use group::{IMAGE, KEYWAY, OS};
-        match self {
-            Request::Echo(_) => (W, OS, os::cmd::ECHO),
-            Request::Reset(_) => (W, OS, os::cmd::RESET),
-            Request::Params => (R, OS, os::cmd::PARAMS),
-            Request::Info(_) => (R, OS, os::cmd::INFO),
-            Request::ImageState => (R, IMAGE, img::cmd::STATE),
-            Request::ImageStateWrite(_) => (W, IMAGE, img::cmd::STATE),
-            Request::Upload(_) => (W, IMAGE, img::cmd::UPLOAD),
-            Request::Erase(_) => (W, IMAGE, img::cmd::ERASE),
-            Request::Status(_) => (R, KEYWAY, keyway_group::cmd::STATUS),
-            Request::Lock(_) => (W, KEYWAY, keyway_group::cmd::LOCK),
-            Request::Unlock(_) => (W, KEYWAY, keyway_group::cmd::UNLOCK),
-            Request::Presence(_) => (R, KEYWAY, keyway_group::cmd::PRESENCE),
-            Request::Notes(_) => (R, KEYWAY, keyway_group::cmd::NOTES),
-            Request::Consent(_) => (W, KEYWAY, keyway_group::cmd::CONSENT),
-            Request::Log(_) => (R, KEYWAY, keyway_group::cmd::LOG),
-            Request::Challenge => (R, KEYWAY, keyway_group::cmd::CHALLENGE),
-            Request::Pair(_) => (W, KEYWAY, keyway_group::cmd::PAIR),
-            Request::FactoryReset => (W, KEYWAY, keyway_group::cmd::FACTORY_RESET),
-            Request::Settings(_) => (W, KEYWAY, keyway_group::cmd::SETTINGS),
-            Request::PakeParams => (R, KEYWAY, keyway_group::cmd::PAKE_START),
-            Request::PakeStart(_) => (W, KEYWAY, keyway_group::cmd::PAKE_START),
-            Request::PakeFinish(_) => (W, KEYWAY, keyway_group::cmd::PAKE_FINISH),
-            Request::SessionStart(_) => (W, KEYWAY, keyway_group::cmd::SESSION_START),
-            Request::SessionFinish(_) => (W, KEYWAY, keyway_group::cmd::SESSION_FINISH),
-            Request::Sealed(_) => (W, KEYWAY, keyway_group::cmd::SEALED),
-            Request::Owners(_) => (R, KEYWAY, keyway_group::cmd::OWNERS),
-            Request::Unpair(_) => (W, KEYWAY, keyway_group::cmd::UNPAIR),
-        }
-    }
-
-    /// Decodes the body of a request with this op, group and command.
-    pub fn decode(op: Op, group: u16, id: u8, body: &'a [u8]) -> Result<Self, RequestError> {
-        use Op::{Read as R, Write as W};
-        use group::{IMAGE, KEYWAY, OS};
-        let empty = |r: Request<'a>| -> Result<Request<'a>, RequestError> {
-            os::Empty::decode(body)?;
-            Ok(r)
-        };
-        Ok(match (op, group, id) {
-            (W, OS, os::cmd::ECHO) => Request::Echo(os::Echo::decode(body)?),
-            (W, OS, os::cmd::RESET) => Request::Reset(keyway_group::Signed::decode(body)?),
-            (R, OS, os::cmd::PARAMS) => return empty(Request::Params),
-            (R, OS, os::cmd::INFO) => Request::Info(os::Info::decode(body)?),
-            (R, IMAGE, img::cmd::STATE) => return empty(Request::ImageState),
-            (W, IMAGE, img::cmd::STATE) => Request::ImageStateWrite(img::StateWrite::decode(body)?),
-            (W, IMAGE, img::cmd::UPLOAD) => Request::Upload(img::Upload::decode(body)?),
-            (W, IMAGE, img::cmd::ERASE) => Request::Erase(img::Erase::decode(body)?),
-            (R, KEYWAY, keyway_group::cmd::STATUS) => {
-                Request::Status(keyway_group::Signed::decode(body)?)
-            }
-            (W, KEYWAY, keyway_group::cmd::LOCK) => {
-                Request::Lock(keyway_group::Signed::decode(body)?)
-            }
-            (W, KEYWAY, keyway_group::cmd::UNLOCK) => {
-                Request::Unlock(keyway_group::Signed::decode(body)?)
-            }
-            (R, KEYWAY, keyway_group::cmd::PRESENCE) => {
-                Request::Presence(keyway_group::Signed::decode(body)?)
-            }
-            (R, KEYWAY, keyway_group::cmd::NOTES) => {
-                Request::Notes(keyway_group::Signed::decode(body)?)
-            }
-            (W, KEYWAY, keyway_group::cmd::CONSENT) => {
-                Request::Consent(keyway_group::Consent::decode(body)?)
-            }
-            (R, KEYWAY, keyway_group::cmd::LOG) => Request::Log(keyway_group::Log::decode(body)?),
-            (R, KEYWAY, keyway_group::cmd::CHALLENGE) => return empty(Request::Challenge),
-            (W, KEYWAY, keyway_group::cmd::PAIR) => {
-                Request::Pair(keyway_group::Pair::decode(body)?)
-            }
-            (W, KEYWAY, keyway_group::cmd::FACTORY_RESET) => return empty(Request::FactoryReset),
-            (W, KEYWAY, keyway_group::cmd::SETTINGS) => {
-                Request::Settings(keyway_group::SettingsReq::decode(body)?)
-            }
-            (R, KEYWAY, keyway_group::cmd::PAKE_START) => return empty(Request::PakeParams),
-            (W, KEYWAY, keyway_group::cmd::PAKE_START) => {
-                Request::PakeStart(keyway_group::PakeStart::decode(body)?)
-            }
-            (W, KEYWAY, keyway_group::cmd::PAKE_FINISH) => {
-                Request::PakeFinish(keyway_group::PakeFinish::decode(body)?)
-            }
-            (W, KEYWAY, keyway_group::cmd::SESSION_START) => {
-                Request::SessionStart(keyway_group::SessionStart::decode(body)?)
-            }
-            (W, KEYWAY, keyway_group::cmd::SESSION_FINISH) => {
-                Request::SessionFinish(keyway_group::SessionFinish::decode(body)?)
-            }
-            (W, KEYWAY, keyway_group::cmd::SEALED) => {
-                Request::Sealed(keyway_group::Sealed::decode(body)?)
-            }
-            (R, KEYWAY, keyway_group::cmd::OWNERS) => {
-                Request::Owners(keyway_group::Signed::decode(body)?)
-            }
-            (W, KEYWAY, keyway_group::cmd::UNPAIR) => {
-                Request::Unpair(keyway_group::Unpair::decode(body)?)
-            }
-            (op, group, id) => return Err(RequestError::NotSupported { op, group, id }),
-        })
-    }
-
-    /// Writes the body.
-    pub fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        match self {
-            Request::Echo(m) => m.encode(w),
-            Request::Info(m) => m.encode(w),
-            Request::ImageStateWrite(m) => m.encode(w),
-            Request::Upload(m) => m.encode(w),
-            Request::Erase(m) => m.encode(w),
-            Request::Lock(m)
-            | Request::Unlock(m)
-            | Request::Reset(m)
-            | Request::Status(m)
-            | Request::Presence(m)
-            | Request::Notes(m)
-            | Request::Owners(m) => m.encode(w),
-            Request::Consent(m) => m.encode(w),
-            Request::Log(m) => m.encode(w),
-            Request::Pair(m) => m.encode(w),
-            Request::Settings(m) => m.encode(w),
-            Request::PakeStart(m) => m.encode(w),
-            Request::PakeFinish(m) => m.encode(w),
-            Request::SessionStart(m) => m.encode(w),
-            Request::SessionFinish(m) => m.encode(w),
-            Request::Sealed(m) => m.encode(w),
-            Request::Unpair(m) => m.encode(w),
-            Request::Params
-            | Request::ImageState
-            | Request::Challenge
-            | Request::FactoryReset
-            | Request::PakeParams => os::Empty.encode(w),
-        }
-    }
-
     /// Writes the whole request frame (header with `version` and `seq`,
     /// then the body) into `out`; returns its length.
     pub fn frame(&self, out: &mut [u8], version: Version, seq: u8) -> Result<usize, Error> {
@@ -370,8 +293,9 @@ impl<'a> Response<'a> {
         if let Some(e) = ErrorRsp::decode(body)? {
             return Ok(Answer::Err(e));
         }
-        use Op::{Read as R, Write as W};
+        use Op::{Read as R, ReadRsp as RR, Write as W, WriteRsp as WR};
         use group::{IMAGE, KEYWAY, OS};
+        use keyway_group::cmd as k;
         let empty = |r: Response<'a>| -> Result<Answer<'a>, RequestError> {
             os::Empty::decode(body)?;
             Ok(Answer::Ok(r))
@@ -380,68 +304,30 @@ impl<'a> Response<'a> {
             (_, _, _) if !matches!(op, R | W) => {
                 return Err(RequestError::NotSupported { op, group, id });
             }
-            (Op::WriteRsp, OS, os::cmd::ECHO) => Response::Echo(os::EchoRsp::decode(body)?),
-            (Op::WriteRsp, OS, os::cmd::RESET) => return empty(Response::Reset),
-            (Op::ReadRsp, OS, os::cmd::PARAMS) => Response::Params(os::ParamsRsp::decode(body)?),
-            (Op::ReadRsp, OS, os::cmd::INFO) => Response::Info(os::InfoRsp::decode(body)?),
-            (_, IMAGE, img::cmd::STATE) => Response::ImageState(img::StateRsp::decode(body)?),
-            (Op::WriteRsp, IMAGE, img::cmd::UPLOAD) => {
-                Response::Upload(img::UploadRsp::decode(body)?)
-            }
-            (Op::WriteRsp, IMAGE, img::cmd::ERASE) => return empty(Response::Erase),
-            (Op::ReadRsp, KEYWAY, keyway_group::cmd::STATUS)
-            | (Op::WriteRsp, KEYWAY, keyway_group::cmd::LOCK)
-            | (Op::WriteRsp, KEYWAY, keyway_group::cmd::UNLOCK) => {
-                Response::Status(keyway_group::Status::decode(body)?)
-            }
-            (Op::ReadRsp, KEYWAY, keyway_group::cmd::PRESENCE) => {
-                Response::Presence(keyway_group::Presence::decode(body)?)
-            }
-            (Op::ReadRsp, KEYWAY, keyway_group::cmd::NOTES) => {
-                Response::Notes(keyway_group::Notes::decode(body)?)
-            }
-            (Op::WriteRsp, KEYWAY, keyway_group::cmd::CONSENT) => {
-                Response::Consent(keyway_group::ConsentRsp::decode(body)?)
-            }
-            (Op::ReadRsp, KEYWAY, keyway_group::cmd::LOG) => {
-                Response::Log(keyway_group::LogRsp::decode(body)?)
-            }
-            (Op::ReadRsp, KEYWAY, keyway_group::cmd::CHALLENGE) => {
-                Response::Challenge(keyway_group::Challenge::decode(body)?)
-            }
-            (Op::WriteRsp, KEYWAY, keyway_group::cmd::PAIR) => {
-                Response::Pair(keyway_group::PairRsp::decode(body)?)
-            }
-            (Op::WriteRsp, KEYWAY, keyway_group::cmd::FACTORY_RESET) => {
-                Response::FactoryReset(keyway_group::FactoryResetRsp::decode(body)?)
-            }
-            (Op::WriteRsp, KEYWAY, keyway_group::cmd::SETTINGS) => {
-                Response::Settings(keyway_group::SettingsRsp::decode(body)?)
-            }
-            (Op::ReadRsp, KEYWAY, keyway_group::cmd::PAKE_START) => {
-                Response::PakeParams(keyway_group::PakeParams::decode(body)?)
-            }
-            (Op::WriteRsp, KEYWAY, keyway_group::cmd::PAKE_START) => {
-                Response::PakeStart(keyway_group::PakeStartRsp::decode(body)?)
-            }
-            (Op::WriteRsp, KEYWAY, keyway_group::cmd::PAKE_FINISH) => {
-                Response::PakeFinish(keyway_group::PakeFinishRsp::decode(body)?)
-            }
-            (Op::WriteRsp, KEYWAY, keyway_group::cmd::SESSION_START) => {
-                Response::SessionStart(keyway_group::SessionStartRsp::decode(body)?)
-            }
-            (Op::WriteRsp, KEYWAY, keyway_group::cmd::SESSION_FINISH) => {
-                Response::SessionFinish(keyway_group::SessionFinishRsp::decode(body)?)
-            }
-            (Op::WriteRsp, KEYWAY, keyway_group::cmd::SEALED) => {
-                Response::Sealed(keyway_group::Sealed::decode(body)?)
-            }
-            (Op::ReadRsp, KEYWAY, keyway_group::cmd::OWNERS) => {
-                Response::Owners(keyway_group::OwnersRsp::decode(body)?)
-            }
-            (Op::WriteRsp, KEYWAY, keyway_group::cmd::UNPAIR) => {
-                Response::Unpair(keyway_group::UnpairRsp::decode(body)?)
-            }
+            (WR, OS, os::cmd::ECHO) => dec(body, Self::Echo)?,
+            (WR, OS, os::cmd::RESET) => return empty(Self::Reset),
+            (RR, OS, os::cmd::PARAMS) => dec(body, Self::Params)?,
+            (RR, OS, os::cmd::INFO) => dec(body, Self::Info)?,
+            (_, IMAGE, img::cmd::STATE) => dec(body, Self::ImageState)?,
+            (WR, IMAGE, img::cmd::UPLOAD) => dec(body, Self::Upload)?,
+            (WR, IMAGE, img::cmd::ERASE) => return empty(Self::Erase),
+            (RR, KEYWAY, k::STATUS) | (WR, KEYWAY, k::LOCK | k::UNLOCK) => dec(body, Self::Status)?,
+            (RR, KEYWAY, k::PRESENCE) => dec(body, Self::Presence)?,
+            (RR, KEYWAY, k::NOTES) => dec(body, Self::Notes)?,
+            (WR, KEYWAY, k::CONSENT) => dec(body, Self::Consent)?,
+            (RR, KEYWAY, k::LOG) => dec(body, Self::Log)?,
+            (RR, KEYWAY, k::CHALLENGE) => dec(body, Self::Challenge)?,
+            (WR, KEYWAY, k::PAIR) => dec(body, Self::Pair)?,
+            (WR, KEYWAY, k::FACTORY_RESET) => dec(body, Self::FactoryReset)?,
+            (WR, KEYWAY, k::SETTINGS) => dec(body, Self::Settings)?,
+            (RR, KEYWAY, k::PAKE_START) => dec(body, Self::PakeParams)?,
+            (WR, KEYWAY, k::PAKE_START) => dec(body, Self::PakeStart)?,
+            (WR, KEYWAY, k::PAKE_FINISH) => dec(body, Self::PakeFinish)?,
+            (WR, KEYWAY, k::SESSION_START) => dec(body, Self::SessionStart)?,
+            (WR, KEYWAY, k::SESSION_FINISH) => dec(body, Self::SessionFinish)?,
+            (WR, KEYWAY, k::SEALED) => dec(body, Self::Sealed)?,
+            (RR, KEYWAY, k::OWNERS) => dec(body, Self::Owners)?,
+            (WR, KEYWAY, k::UNPAIR) => dec(body, Self::Unpair)?,
             (_, group, id) => return Err(RequestError::NotSupported { op, group, id }),
         };
         Ok(Answer::Ok(r))
@@ -475,6 +361,14 @@ impl<'a> Response<'a> {
             Response::Unpair(m) => m.encode(w),
         }
     }
+}
+
+/// Decodes a body as the message `variant` carries.
+fn dec<'a, M: Message<'a>>(
+    body: &'a [u8],
+    variant: fn(M) -> Response<'a>,
+) -> Result<Response<'a>, Error> {
+    M::decode(body).map(variant)
 }
 
 /// Writes the answer frame to `request` into `out`: the response header

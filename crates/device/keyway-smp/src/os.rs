@@ -2,7 +2,7 @@
 //! info, as the lock serves them (Zephyr, "SMP Group 0").
 
 use crate::Message;
-use crate::cbor::{self, Error, Writer, field};
+use crate::cbor::{self, Error, Reader, Writer, field};
 
 /// OS group command ids.
 pub mod cmd {
@@ -37,13 +37,8 @@ impl<'a> Message<'a> for Echo<'a> {
         w.entry_text("d", self.d)
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let mut d = None;
-        cbor::read_body(body, &["d"], &mut |_, name, r| {
-            d = Some(field(r.text(), name, "a text string")?);
-            Ok(())
-        })?;
         Ok(Echo {
-            d: cbor::need(d, "d")?,
+            d: cbor::read_required(body, "d", text)?,
         })
     }
 }
@@ -61,13 +56,8 @@ impl<'a> Message<'a> for EchoRsp<'a> {
         w.entry_text("r", self.r)
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let mut v = None;
-        cbor::read_body(body, &["r"], &mut |_, name, r| {
-            v = Some(field(r.text(), name, "a text string")?);
-            Ok(())
-        })?;
         Ok(EchoRsp {
-            r: cbor::need(v, "r")?,
+            r: cbor::read_required(body, "r", text)?,
         })
     }
 }
@@ -136,12 +126,9 @@ impl<'a> Message<'a> for Info<'a> {
         Ok(())
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let mut f = None;
-        cbor::read_body(body, &["format"], &mut |_, name, r| {
-            f = Some(field(r.text(), name, "a text string")?);
-            Ok(())
-        })?;
-        Ok(Info { format: f })
+        Ok(Info {
+            format: cbor::read_single(body, "format", text)?,
+        })
     }
 }
 
@@ -158,13 +145,13 @@ impl<'a> Message<'a> for InfoRsp<'a> {
         w.entry_text("output", self.output)
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let mut o = None;
-        cbor::read_body(body, &["output"], &mut |_, name, r| {
-            o = Some(field(r.text(), name, "a text string")?);
-            Ok(())
-        })?;
         Ok(InfoRsp {
-            output: cbor::need(o, "output")?,
+            output: cbor::read_required(body, "output", text)?,
         })
     }
+}
+
+/// A field's text string.
+fn text<'a>(r: &mut Reader<'a>, name: &'static str) -> Result<&'a str, Error> {
+    field(r.text(), name, "a text string")
 }

@@ -288,14 +288,15 @@ fn ed25519_finish(st: &ed25519_compact::VerifyingState) -> bool {
 /// cofactored one, `[8]([S]B - [k]A - R) = 0`, with `k = SHA-512(R || A ||
 /// message)` reduced modulo the group order.
 #[cfg(all(feature = "ed25519", feature = "curve25519"))]
-mod ed25519_group {
+pub mod ed25519_group {
     use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
     use curve25519_dalek::scalar::Scalar;
     use curve25519_dalek::traits::IsIdentity;
     use sha2::{Digest, Sha512};
 
-    /// A canonical encoding of a curve point not of small order.
-    pub(super) fn point(bytes: &[u8; 32]) -> Option<EdwardsPoint> {
+    /// The point `bytes` encodes, if it is a canonical encoding of a curve
+    /// point not of small order (the public keys and `R`s Keyway accepts).
+    pub fn point(bytes: &[u8; 32]) -> Option<EdwardsPoint> {
         let p = CompressedEdwardsY(*bytes).decompress()?;
         // Decompression also takes y >= p and x = 0 with the sign bit set;
         // only the canonical encoding re-encodes to the same bytes.
@@ -305,8 +306,9 @@ mod ed25519_group {
         Some(p)
     }
 
-    /// The verification; see the module doc.
-    pub(super) fn verify(k: &[u8; 32], message: &[u8], signature: &[u8]) -> bool {
+    /// Whether `signature` is the Ed25519 signature of `message` by the
+    /// public key `k`; see the module doc for the equation and refusals.
+    pub fn verify(k: &[u8; 32], message: &[u8], signature: &[u8]) -> bool {
         let (Some(r_bytes), Some(s_bytes)) = (signature.get(..32), signature.get(32..)) else {
             return false;
         };

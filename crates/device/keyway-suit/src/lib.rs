@@ -117,6 +117,12 @@ mod verify;
 pub use auth::{MAX_SIGNATURES, SignatureInfo, Signers};
 pub use envelope::{Envelope, IntegratedPayload};
 pub use error::{Error, Limit, Part, SUPPORTED_ALGORITHMS};
+/// Ed25519 verification on curve25519-dalek's group (feature
+/// `curve25519`), for the other device crates that verify Ed25519 on the
+/// same curve (keyway-channel's SIGMA-I handshake): one copy in a lock's
+/// flash.
+#[cfg(all(feature = "ed25519", feature = "curve25519"))]
+pub use keys::ed25519_group as ed25519;
 pub use keys::{Algorithm, KeyId, KeyList, MAX_KEYS, PublicKey, TrustAnchors};
 pub use keyset::{KeySet, MAX_REVOKED};
 pub use manifest::{

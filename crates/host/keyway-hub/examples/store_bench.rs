@@ -206,13 +206,13 @@ fn main() {
         "add an event",
         time(&mut backends, iters, |b, i| {
             b.store
-                .add_event(
-                    i as i64,
-                    Some(b.locks[0]),
-                    EventLevel::Info,
-                    "install_postponed",
-                    "the bolt is locked: the install waits",
-                )
+                .add_event(&NewEvent {
+                    at: i as i64,
+                    lock: Some(b.locks[0]),
+                    level: EventLevel::Info,
+                    kind: "install_postponed",
+                    message: "the bolt is locked: the install waits",
+                })
                 .unwrap();
         }),
     ));

@@ -64,34 +64,12 @@ pub enum LinkError {
     },
 }
 
-/// How an audit-log export failed verification (the kinds `keyway log
-/// verify` tells apart).
-///
-/// In JSON (a lock's `log.kind` when broken) a snake-case code:
-/// `modified`, `deleted`, `truncated`, `out_of_order`, `inserted`,
-/// `forged`, `other_device`, `unreadable`, `no_head`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LogBreak {
-    /// A record's bytes changed.
-    Modified,
-    /// Records missing from the middle or the start.
-    Deleted,
-    /// Records missing from the end.
-    Truncated,
-    /// An authenticated record in the wrong place.
-    OutOfOrder,
-    /// A record that is not in the signed chain.
-    Inserted,
-    /// A checkpoint or head whose signature does not verify.
-    Forged,
-    /// A checkpoint or head signed by another key.
-    OtherDevice,
-    /// Bytes that are not a record.
-    Unreadable,
-    /// No signed head at the end.
-    NoHead,
-}
+/// How an audit-log export failed verification: the kinds `keyway log
+/// verify` tells apart, the verifier's own type. In JSON (a lock's
+/// `log.kind` when broken) a snake-case code: `modified`, `deleted`,
+/// `truncated`, `out_of_order`, `inserted`, `forged`, `other_device`,
+/// `unreadable`, `no_head`.
+pub use keyway_vendor::log::FindingKind as LogBreak;
 
 /// What pairing learned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

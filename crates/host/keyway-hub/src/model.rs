@@ -533,6 +533,49 @@ pub struct Event {
     pub message: String,
 }
 
+/// An event to record ([`crate::store::Store::add_event`]): an [`Event`]
+/// before the store gives it its id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewEvent<'a> {
+    /// When.
+    pub at: UnixSecs,
+    /// The lock it is about, if any.
+    pub lock: Option<LockId>,
+    /// How loud.
+    pub level: EventLevel,
+    /// A stable machine name (see [`Event::kind`]).
+    pub kind: &'a str,
+    /// In words, for the owner.
+    pub message: &'a str,
+}
+
+impl NewEvent<'_> {
+    /// The event as recorded under `id`.
+    pub fn with_id(&self, id: i64) -> Event {
+        Event {
+            id,
+            at: self.at,
+            lock: self.lock,
+            level: self.level,
+            kind: self.kind.into(),
+            message: self.message.into(),
+        }
+    }
+}
+
+/// A hub's claim on a named lease ([`crate::store::Store::try_lease`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseClaim<'a> {
+    /// The lease (`rollout:ID`, `push:LOCK`, …).
+    pub name: &'a str,
+    /// The hub that claims it.
+    pub holder: &'a str,
+    /// The time now: a lease held by another hub until then or earlier is free.
+    pub now: UnixSecs,
+    /// Until when the claim holds it.
+    pub until: UnixSecs,
+}
+
 /// What the hub last knew of its TUF repository's freshness.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Freshness {

@@ -52,6 +52,16 @@ async fn call(
     call_with(app, method, uri, body, Some(TOKEN)).await
 }
 
+/// A GET of `uri`, with the token.
+async fn get(app: &axum::Router, uri: &str) -> (StatusCode, Value) {
+    call(app, Method::GET, uri, None).await
+}
+
+/// A POST of the JSON `body` to `uri`, with the token.
+async fn post(app: &axum::Router, uri: &str, body: &str) -> (StatusCode, Value) {
+    call(app, Method::POST, uri, Some(body)).await
+}
+
 async fn call_with(
     app: &axum::Router,
     method: Method,
@@ -237,13 +247,7 @@ async fn malformed_json_is_refused_and_changes_nothing() {
     let w = World::new();
     let a = app(&w);
     let before = snapshot(&w);
-    let (s, v) = call(
-        &a,
-        Method::POST,
-        "/api/locks",
-        Some("{\"name\": \"front\","),
-    )
-    .await;
+    let (s, v) = post(&a, "/api/locks", "{\"name\": \"front\",").await;
     assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "malformed_json"));
     assert_eq!(snapshot(&w), before);
 }
@@ -259,7 +263,7 @@ async fn wrong_types_and_unknown_fields_are_invalid_body() {
         json!({"name": "front", "address": "a", "class": CLASS, "device_key": [1, 2]}),
         json!(["front"]),
     ] {
-        let (s, v) = call(&a, Method::POST, "/api/locks", Some(&body.to_string())).await;
+        let (s, v) = post(&a, "/api/locks", &body.to_string()).await;
         assert_eq!(
             (s, code(&v)),
             (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
@@ -290,7 +294,7 @@ async fn a_huge_body_is_refused() {
     let before = snapshot(&w);
     let name = "x".repeat(api::MAX_BODY_BYTES + 1);
     let body = json!({"name": name, "address": "a", "class": CLASS}).to_string();
-    let (s, v) = call(&a, Method::POST, "/api/locks", Some(&body)).await;
+    let (s, v) = post(&a, "/api/locks", &body).await;
     assert_eq!(
         (s, code(&v)),
         (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large")
@@ -316,21 +320,21 @@ async fn a_body_that_is_not_json_by_type_is_refused() {
 async fn unknown_lock_is_404_and_a_bad_id_is_400() {
     let w = World::new();
     let a = app(&w);
-    let (s, v) = call(&a, Method::GET, "/api/locks/4242", None).await;
+    let (s, v) = get(&a, "/api/locks/4242").await;
     assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "unknown_lock"));
     let (s, v) = call(&a, Method::DELETE, "/api/locks/4242", None).await;
     assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "unknown_lock"));
     for bad in ["abc", "1.5", "99999999999999999999999", "-"] {
-        let (s, v) = call(&a, Method::GET, &format!("/api/locks/{bad}"), None).await;
+        let (s, v) = get(&a, &format!("/api/locks/{bad}")).await;
         assert_eq!(
             (s, code(&v)),
             (StatusCode::BAD_REQUEST, "bad_path"),
             "{bad}"
         );
     }
-    let (s, v) = call(&a, Method::GET, "/api/events?limit=lots", None).await;
+    let (s, v) = get(&a, "/api/events?limit=lots").await;
     assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "bad_query"));
-    let (s, v) = call(&a, Method::GET, "/api/nothing-here", None).await;
+    let (s, v) = get(&a, "/api/nothing-here").await;
     assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"));
     let (s, v) = call(&a, Method::PATCH, "/api/locks", None).await;
     assert_eq!(
@@ -346,28 +350,16 @@ async fn a_bad_digest_is_400_and_changes_nothing() {
     let id = w.paired_lock("a", 2);
     let before = snapshot(&w);
     for d in ["abc", &"g".repeat(64), &"a".repeat(65)] {
-        let (s, v) = call(&a, Method::GET, &format!("/api/releases/{d}"), None).await;
+        let (s, v) = get(&a, &format!("/api/releases/{d}")).await;
         assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "bad_digest"));
         let body = json!({"release": d, "decision": "accept"}).to_string();
-        let (s, v) = call(
-            &a,
-            Method::POST,
-            &format!("/api/locks/{id}/consents"),
-            Some(&body),
-        )
-        .await;
+        let (s, v) = post(&a, &format!("/api/locks/{id}/consents"), &body).await;
         assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "bad_digest"));
         let body = json!({"release": d, "wave_size": 1, "error_threshold_pct": 10}).to_string();
-        let (s, v) = call(&a, Method::POST, "/api/rollouts", Some(&body)).await;
+        let (s, v) = post(&a, "/api/rollouts", &body).await;
         assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "bad_digest"));
     }
-    let (s, v) = call(
-        &a,
-        Method::GET,
-        &format!("/api/releases/{}", "a".repeat(64)),
-        None,
-    )
-    .await;
+    let (s, v) = get(&a, &format!("/api/releases/{}", "a".repeat(64))).await;
     assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "unknown_release"));
     assert_eq!(snapshot(&w), before);
 }
@@ -384,48 +376,24 @@ async fn a_consent_for_a_release_that_does_not_apply_is_refused() {
     let before = snapshot(&w);
     for r in &d {
         let body = json!({"release": r.to_hex(), "decision": "accept"}).to_string();
-        let (s, v) = call(
-            &a,
-            Method::POST,
-            &format!("/api/locks/{id}/consents"),
-            Some(&body),
-        )
-        .await;
+        let (s, v) = post(&a, &format!("/api/locks/{id}/consents"), &body).await;
         assert_eq!(
             (s, code(&v)),
             (StatusCode::CONFLICT, "release_not_applicable")
         );
     }
     let body = json!({"release": "ab".repeat(32), "decision": "accept"}).to_string();
-    let (s, v) = call(
-        &a,
-        Method::POST,
-        &format!("/api/locks/{id}/consents"),
-        Some(&body),
-    )
-    .await;
+    let (s, v) = post(&a, &format!("/api/locks/{id}/consents"), &body).await;
     assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "unknown_release"));
     let body = json!({"release": d[0].to_hex(), "decision": "maybe"}).to_string();
-    let (s, v) = call(
-        &a,
-        Method::POST,
-        &format!("/api/locks/{id}/consents"),
-        Some(&body),
-    )
-    .await;
+    let (s, v) = post(&a, &format!("/api/locks/{id}/consents"), &body).await;
     assert_eq!(
         (s, code(&v)),
         (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body")
     );
     // Nor can an install be asked for without an accepted consent.
     let body = json!({"release": d[1].to_hex()}).to_string();
-    let (s, v) = call(
-        &a,
-        Method::POST,
-        &format!("/api/locks/{id}/install"),
-        Some(&body),
-    )
-    .await;
+    let (s, v) = post(&a, &format!("/api/locks/{id}/install"), &body).await;
     assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "consent_required"));
     assert_eq!(snapshot(&w), before);
     assert!(w.fleet.get("a").uploads.is_empty());
@@ -438,60 +406,40 @@ async fn owner_flow_import_add_pair_consent_and_progress() {
     let w = World::new();
     let a = app(&w);
     // A bundle from a USB stick.
-    let (s, v) = call(
-        &a,
-        Method::POST,
-        "/api/imports",
-        Some(r#"{"path":"/media/usb"}"#),
-    )
-    .await;
+    let (s, v) = post(&a, "/api/imports", r#"{"path":"/media/usb"}"#).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["imported"].as_array().unwrap().len(), 1);
     assert_eq!(v["refused_by_tuf"][0]["target"], "deadbolt-2/evil.suit");
-    let (s, v) = call(
-        &a,
-        Method::POST,
-        "/api/imports",
-        Some(r#"{"path":"/media/corrupt"}"#),
-    )
-    .await;
+    let (s, v) = post(&a, "/api/imports", r#"{"path":"/media/corrupt"}"#).await;
     assert_eq!(
         (s, code(&v)),
         (StatusCode::UNPROCESSABLE_ENTITY, "bundle_refused")
     );
-    let (s, v) = call(
-        &a,
-        Method::POST,
-        "/api/imports",
-        Some(r#"{"path":"/nowhere"}"#),
-    )
-    .await;
+    let (s, v) = post(&a, "/api/imports", r#"{"path":"/nowhere"}"#).await;
     assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "bundle_not_found"));
     // A lock.
     w.fleet.add("udp:192.168.1.20:1337", FakeLock::new(2));
     let body = json!({"name": "front door", "address": "udp:192.168.1.20:1337", "class": CLASS});
-    let (s, v) = call(&a, Method::POST, "/api/locks", Some(&body.to_string())).await;
+    let (s, v) = post(&a, "/api/locks", &body.to_string()).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let id = v["id"].as_i64().unwrap();
-    let (s, v) = call(
+    let (s, v) = post(
         &a,
-        Method::POST,
         &format!("/api/locks/{id}/pair"),
-        Some(r#"{"setup_code":"11111"}"#),
+        r#"{"setup_code":"11111"}"#,
     )
     .await;
     assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "wrong_setup_code"));
-    let (s, v) = call(
+    let (s, v) = post(
         &a,
-        Method::POST,
         &format!("/api/locks/{id}/pair"),
-        Some(r#"{"setup_code":"86420"}"#),
+        r#"{"setup_code":"86420"}"#,
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["snapshot"]["version"], "1.2.0");
     // Its updates, with notes and CVEs.
-    let (s, v) = call(&a, Method::GET, &format!("/api/locks/{id}/updates"), None).await;
+    let (s, v) = get(&a, &format!("/api/locks/{id}/updates")).await;
     assert_eq!(s, StatusCode::OK);
     let up = &v["updates"][0];
     assert_eq!(up["version"], "1.3.0");
@@ -501,17 +449,11 @@ async fn owner_flow_import_add_pair_consent_and_progress() {
     let release = up["release"].as_str().unwrap().to_string();
     // Consent: 202, the push runs in the background; progress shows it.
     let body = json!({"release": release, "decision": "accept"}).to_string();
-    let (s, v) = call(
-        &a,
-        Method::POST,
-        &format!("/api/locks/{id}/consents"),
-        Some(&body),
-    )
-    .await;
+    let (s, v) = post(&a, &format!("/api/locks/{id}/consents"), &body).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
     let mut phase = Value::Null;
     for _ in 0..200 {
-        let (_, v) = call(&a, Method::GET, &format!("/api/locks/{id}/progress"), None).await;
+        let (_, v) = get(&a, &format!("/api/locks/{id}/progress")).await;
         phase = v["progress"]["phase"].clone();
         if phase == "done" {
             assert_eq!(v["progress"]["done"], v["progress"]["total"]);
@@ -520,7 +462,7 @@ async fn owner_flow_import_add_pair_consent_and_progress() {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     assert_eq!(phase, "done");
-    let (_, v) = call(&a, Method::GET, &format!("/api/locks/{id}"), None).await;
+    let (_, v) = get(&a, &format!("/api/locks/{id}")).await;
     assert_eq!(v["snapshot"]["version"], "1.3.0");
     // Logs: fetch, list, download.
     let (s, _) = call(
@@ -531,7 +473,7 @@ async fn owner_flow_import_add_pair_consent_and_progress() {
     )
     .await;
     assert_eq!(s, StatusCode::OK);
-    let (_, v) = call(&a, Method::GET, &format!("/api/locks/{id}/logs"), None).await;
+    let (_, v) = get(&a, &format!("/api/locks/{id}/logs")).await;
     assert_eq!(v["logs"][0]["last_seq"], 10);
     let req = Request::builder()
         .uri(format!("/api/locks/{id}/logs/0"))
@@ -542,10 +484,10 @@ async fn owner_flow_import_add_pair_consent_and_progress() {
     assert_eq!(resp.status(), StatusCode::OK);
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(&bytes[..], b"log 1..=10");
-    let (s, v) = call(&a, Method::GET, &format!("/api/locks/{id}/logs/5"), None).await;
+    let (s, v) = get(&a, &format!("/api/locks/{id}/logs/5")).await;
     assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "unknown_log"));
     // Events and freshness.
-    let (_, v) = call(&a, Method::GET, "/api/events?after=0&limit=500", None).await;
+    let (_, v) = get(&a, "/api/events?after=0&limit=500").await;
     let kinds: Vec<&str> = v["events"]
         .as_array()
         .unwrap()
@@ -553,7 +495,7 @@ async fn owner_flow_import_add_pair_consent_and_progress() {
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
     assert!(kinds.contains(&"install_running"), "{kinds:?}");
-    let (_, v) = call(&a, Method::GET, "/api/freshness", None).await;
+    let (_, v) = get(&a, "/api/freshness").await;
     assert_eq!(v["status"]["state"], "never");
     assert_eq!(v["warning"], false);
 }
@@ -569,12 +511,12 @@ async fn rollouts_over_the_api() {
         .unwrap();
     let body =
         json!({"release": d[0].to_hex(), "wave_size": 2, "error_threshold_pct": 50}).to_string();
-    let (s, v) = call(&a, Method::POST, "/api/rollouts", Some(&body)).await;
+    let (s, v) = post(&a, "/api/rollouts", &body).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
     let rid = v["id"].as_i64().unwrap();
     let mut state = Value::Null;
     for _ in 0..200 {
-        let (_, v) = call(&a, Method::GET, &format!("/api/rollouts/{rid}"), None).await;
+        let (_, v) = get(&a, &format!("/api/rollouts/{rid}")).await;
         state = v["state"]["state"].clone();
         if state == "done" {
             assert_eq!(v["locks"][0][1]["outcome"], "updated");
@@ -584,9 +526,9 @@ async fn rollouts_over_the_api() {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     assert_eq!(state, "done");
-    let (_, v) = call(&a, Method::GET, "/api/rollouts", None).await;
+    let (_, v) = get(&a, "/api/rollouts").await;
     assert_eq!(v["rollouts"].as_array().unwrap().len(), 1);
-    let (s, v) = call(&a, Method::GET, "/api/rollouts/77", None).await;
+    let (s, v) = get(&a, "/api/rollouts/77").await;
     assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "unknown_rollout"));
 }
 
@@ -597,11 +539,10 @@ async fn a_nul_in_a_lock_name_is_400_invalid_text_and_changes_nothing() {
     let w = World::new();
     let a = app(&w);
     let before = snapshot(&w);
-    let (s, v) = call(
+    let (s, v) = post(
         &a,
-        Method::POST,
         "/api/locks",
-        Some(r#"{"name": "front\u0000door", "address": "udp:127.0.0.1:1", "class": "deadbolt-2"}"#),
+        r#"{"name": "front\u0000door", "address": "udp:127.0.0.1:1", "class": "deadbolt-2"}"#,
     )
     .await;
     assert_eq!(
@@ -661,18 +602,12 @@ async fn the_bearer_scheme_is_case_insensitive() {
 async fn a_stopped_rollout_resumes_over_the_api() {
     let w = World::new();
     let a = app(&w);
-    let d = w.releases(&[(3, &[])]);
-    let ids: Vec<LockId> = (0..2).map(|i| w.paired_lock(&format!("l{i}"), 2)).collect();
-    for id in &ids {
-        w.hub
-            .consent(*id, d[0], Decision::Accept, ConsentSource::Owner)
-            .unwrap();
-    }
+    let (d, _) = w.consented_locks(2);
     w.fleet.with("l0", |l| l.script = Script::FailPush);
     let r = w.hub.create_rollout(d[0], 1, 0, None).unwrap();
     let r = w.hub.run_rollout(r.id).unwrap();
     assert!(matches!(r.state, RolloutState::Stopped { .. }));
-    let (s, v) = call(&a, Method::GET, &format!("/api/rollouts/{}", r.id), None).await;
+    let (s, v) = get(&a, &format!("/api/rollouts/{}", r.id)).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["locks"][0][1]["code"], "lock_refused", "{v}");
     let uri = format!("/api/rollouts/{}/resume", r.id);
@@ -680,7 +615,7 @@ async fn a_stopped_rollout_resumes_over_the_api() {
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
     let mut state = Value::Null;
     for _ in 0..200 {
-        let (_, v) = call(&a, Method::GET, &format!("/api/rollouts/{}", r.id), None).await;
+        let (_, v) = get(&a, &format!("/api/rollouts/{}", r.id)).await;
         state = v["state"]["state"].clone();
         if state == "done" {
             break;

@@ -74,7 +74,7 @@ fn ingest_refuses_a_tuf_valid_but_badly_signed_envelope() {
     assert!(r.imported.is_empty());
     assert_eq!(r.refused.len(), 1);
     match &r.refused[0].reason {
-        keyway_hub::engine::Refusal::Verification { check, .. } => {
+        keyway_hub::engine::IntakeRefusal::Verification { check, .. } => {
             assert_eq!(check.as_str(), "signatures")
         }
         other => panic!("refused for the wrong reason: {other:?}"),
@@ -91,7 +91,7 @@ fn ingest_refuses_an_envelope_for_an_unknown_model() {
     let r = w.hub.ingest(vec![incoming("x", env)]).unwrap();
     assert!(matches!(
         r.refused[0].reason,
-        keyway_hub::engine::Refusal::NoModel { .. }
+        keyway_hub::engine::IntakeRefusal::NoModel { .. }
     ));
 }
 
@@ -105,7 +105,7 @@ fn ingest_refuses_a_payload_that_does_not_match_its_manifest() {
     assert!(
         matches!(
             r.refused[0].reason,
-            keyway_hub::engine::Refusal::Payload { .. }
+            keyway_hub::engine::IntakeRefusal::Payload { .. }
         ),
         "{:?}",
         r.refused
@@ -128,7 +128,7 @@ fn ingest_refuses_trailing_bytes_and_garbage() {
     assert_eq!(r.refused.len(), 2, "{r:?}");
     assert!(matches!(
         r.refused[1].reason,
-        keyway_hub::engine::Refusal::Malformed { .. }
+        keyway_hub::engine::IntakeRefusal::Malformed { .. }
     ));
     assert!(w.store.releases(None).unwrap().is_empty());
 }
@@ -331,11 +331,7 @@ fn install_pushes_with_progress_and_runs() {
 #[test]
 fn push_failure_and_unreachable_lock_are_typed() {
     let w = World::new();
-    let d = w.releases(&[(3, &[])]);
-    let id = w.paired_lock("a", 2);
-    w.hub
-        .consent(id, d[0], Decision::Accept, ConsentSource::Owner)
-        .unwrap();
+    let (d, id) = w.consented_lock("a");
     w.fleet.with("a", |l| l.script = Script::FailPush);
     assert_eq!(w.hub.install(id, d[0]).unwrap_err().code(), "lock_refused");
     assert_eq!(w.hub.progress_of(id).unwrap().phase, Phase::Failed);
@@ -461,13 +457,7 @@ fn rollout_never_installs_without_consent() {
 #[test]
 fn rollout_stops_when_a_wave_exceeds_the_threshold() {
     let w = World::new();
-    let d = w.releases(&[(3, &[])]);
-    let ids: Vec<LockId> = (0..9).map(|i| w.paired_lock(&format!("l{i}"), 2)).collect();
-    for id in &ids {
-        w.hub
-            .consent(*id, d[0], Decision::Accept, ConsentSource::Owner)
-            .unwrap();
-    }
+    let (d, _) = w.consented_locks(9);
     // Wave 0 (l0..l2): one failure of three = 33% <= 40%: continue.
     // Wave 1 (l3..l5): two failures of three = 67% > 40%: stop.
     w.fleet.with("l0", |l| l.script = Script::FailPush);
@@ -501,13 +491,7 @@ fn rollout_postponed_locks_are_not_failures() {
         concurrency: 3,
         ..Default::default()
     });
-    let d = w.releases(&[(3, &[])]);
-    let ids: Vec<LockId> = (0..6).map(|i| w.paired_lock(&format!("l{i}"), 2)).collect();
-    for id in &ids {
-        w.hub
-            .consent(*id, d[0], Decision::Accept, ConsentSource::Owner)
-            .unwrap();
-    }
+    let (d, _) = w.consented_locks(6);
     for i in 0..3 {
         w.fleet
             .with(&format!("l{i}"), |l| l.script = Script::Postpone);
@@ -801,13 +785,7 @@ fn a_link_that_sends_its_whole_ring_each_time_is_kept_once_per_new_record() {
 #[test]
 fn a_rollout_resumes_after_a_restart_at_the_saved_wave() {
     let w = World::new();
-    let d = w.releases(&[(3, &[])]);
-    let ids: Vec<LockId> = (0..4).map(|i| w.paired_lock(&format!("l{i}"), 2)).collect();
-    for id in &ids {
-        w.hub
-            .consent(*id, d[0], Decision::Accept, ConsentSource::Owner)
-            .unwrap();
-    }
+    let (d, ids) = w.consented_locks(4);
     let mut r = w.hub.create_rollout(d[0], 2, 50, None).unwrap();
     // Wave 0 went, then the hub stopped: what it saved.
     for (i, id) in ids.iter().take(2).enumerate() {
@@ -962,11 +940,7 @@ fn a_release_signed_by_a_delegated_key_verifies_with_the_key_set_taken_in_earlie
 #[test]
 fn an_accepted_consent_whose_push_failed_is_retried_on_a_later_tick() {
     let w = World::new();
-    let d = w.releases(&[(3, &[])]);
-    let id = w.paired_lock("a", 2);
-    w.hub
-        .consent(id, d[0], Decision::Accept, ConsentSource::Owner)
-        .unwrap();
+    let (d, id) = w.consented_lock("a");
     w.fleet.with("a", |l| l.script = Script::Unreachable);
     assert_eq!(
         w.hub.install(id, d[0]).unwrap_err().code(),
@@ -992,11 +966,7 @@ fn an_accepted_consent_whose_push_failed_is_retried_on_a_later_tick() {
 #[test]
 fn the_retry_backs_off_and_a_restarted_hub_keeps_backing_off() {
     let w = World::new();
-    let d = w.releases(&[(3, &[])]);
-    let id = w.paired_lock("a", 2);
-    w.hub
-        .consent(id, d[0], Decision::Accept, ConsentSource::Owner)
-        .unwrap();
+    let (d, id) = w.consented_lock("a");
     w.fleet.with("a", |l| l.script = Script::FailPush);
     let base = w.hub.config().retry_base_secs;
     assert!(w.hub.install(id, d[0]).is_err()); // failure 1
@@ -1021,20 +991,16 @@ fn the_retry_backs_off_and_a_restarted_hub_keeps_backing_off() {
 #[test]
 fn a_hub_restarted_mid_upload_finishes_the_install_on_its_next_tick() {
     let w = World::new();
-    let d = w.releases(&[(3, &[])]);
-    let id = w.paired_lock("a", 2);
-    w.hub
-        .consent(id, d[0], Decision::Accept, ConsentSource::Owner)
-        .unwrap();
+    let (_, id) = w.consented_lock("a");
     // The push began, then the hub was killed: no outcome was written.
     w.store
-        .add_event(
-            w.hub.now(),
-            Some(id),
-            EventLevel::Info,
-            "push_started",
-            "pushing",
-        )
+        .add_event(&NewEvent {
+            at: w.hub.now(),
+            lock: Some(id),
+            level: EventLevel::Info,
+            kind: "push_started",
+            message: "pushing",
+        })
         .unwrap();
     let hub = keyway_hub::engine::Hub::new(
         w.store.clone(),
@@ -1212,15 +1178,8 @@ impl keyway_hub::store::Store for FailSaves {
     fn rollouts(&self) -> Result<Vec<Rollout>, StoreError> {
         self.inner.rollouts()
     }
-    fn add_event(
-        &self,
-        at: UnixSecs,
-        lock: Option<LockId>,
-        level: EventLevel,
-        kind: &str,
-        message: &str,
-    ) -> Result<i64, StoreError> {
-        self.inner.add_event(at, lock, level, kind, message)
+    fn add_event(&self, e: &NewEvent<'_>) -> Result<i64, StoreError> {
+        self.inner.add_event(e)
     }
     fn events(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
         self.inner.events(after, limit)
@@ -1231,14 +1190,8 @@ impl keyway_hub::store::Store for FailSaves {
     fn set_freshness(&self, f: &Freshness) -> Result<(), StoreError> {
         self.inner.set_freshness(f)
     }
-    fn try_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        now: UnixSecs,
-        until: UnixSecs,
-    ) -> Result<bool, StoreError> {
-        self.inner.try_lease(name, holder, now, until)
+    fn try_lease(&self, claim: &LeaseClaim<'_>) -> Result<bool, StoreError> {
+        self.inner.try_lease(claim)
     }
     fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
         self.inner.release_lease(name, holder)
@@ -1315,11 +1268,7 @@ fn second_hub(w: &World, hub_id: &str) -> std::sync::Arc<keyway_hub::engine::Hub
 #[test]
 fn two_hubs_on_one_store_do_not_push_a_lock_twice_at_once() {
     let w = World::new();
-    let d = w.releases(&[(3, &[])]);
-    let id = w.paired_lock("a", 2);
-    w.hub
-        .consent(id, d[0], Decision::Accept, ConsentSource::Owner)
-        .unwrap();
+    let (d, id) = w.consented_lock("a");
     w.fleet.with("a", |l| l.upload_ms = 300);
     let b = second_hub(&w, "hub-b");
     let (ra, rb) = std::thread::scope(|s| {
@@ -1411,13 +1360,7 @@ fn a_hub_leaves_locks_another_hub_paired_alone_and_says_so_once() {
 #[test]
 fn the_owner_resumes_a_stopped_rollout_at_its_next_wave() {
     let w = World::new();
-    let d = w.releases(&[(3, &[])]);
-    let ids: Vec<LockId> = (0..4).map(|i| w.paired_lock(&format!("l{i}"), 2)).collect();
-    for id in &ids {
-        w.hub
-            .consent(*id, d[0], Decision::Accept, ConsentSource::Owner)
-            .unwrap();
-    }
+    let (d, _) = w.consented_locks(4);
     w.fleet.with("l0", |l| l.script = Script::FailPush);
     let r = w.hub.create_rollout(d[0], 2, 0, None).unwrap();
     let r = w.hub.run_rollout(r.id).unwrap();

@@ -17,26 +17,6 @@ fn assert_corrupt<T: std::fmt::Debug>(r: Result<T, StoreError>, what: &str) {
     }
 }
 
-/// Writes one of each kind of row, returning the lock's id.
-fn seed(s: &dyn Store) -> LockId {
-    s.put_model(&model("c", 1)).unwrap();
-    s.put_release(&release(1, "c", 1, 10)).unwrap();
-    let l = s.add_lock(&new_lock(1)).unwrap();
-    s.save_lock(&lock_record(l, 1)).unwrap();
-    s.put_consent(&Consent {
-        lock: l,
-        release: dg(1),
-        decision: Decision::Accept,
-        source: ConsentSource::Owner,
-        at: 1,
-    })
-    .unwrap();
-    let r = rollout(dg(1), 0, &[l]);
-    s.create_rollout(&r).unwrap();
-    s.add_event(1, Some(l), EventLevel::Info, "k", "m").unwrap();
-    l
-}
-
 /// The tampering statements (SQL both dialects accept) and the read each
 /// one must make fail as Corrupt.
 type Tamper = (
@@ -105,7 +85,7 @@ fn sqlite_value_changed_behind_the_hubs_back_is_corrupt_not_a_panic() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hub.sqlite");
         let s = SqliteStore::open(&path).unwrap();
-        let l = seed(&s);
+        let l = fill(&s);
         let raw = rusqlite::Connection::open(&path).unwrap();
         raw.execute_batch(&format!("PRAGMA foreign_keys=OFF; {sql}"))
             .unwrap();
@@ -135,7 +115,7 @@ fn postgres_value_changed_behind_the_hubs_back_is_corrupt_not_a_panic() {
     ]) {
         let schema = PgSchema::new(&url);
         let s = schema.store();
-        let l = seed(&s);
+        let l = fill(&s);
         let mut raw = postgres::Client::connect(&schema.url, postgres::NoTls).unwrap();
         raw.batch_execute(sql).unwrap();
         assert_corrupt(read(&s, l), sql);
@@ -270,8 +250,14 @@ fn postgres_event_cursor_misses_nothing_while_several_hubs_append() {
             let done = &done;
             sc.spawn(move || {
                 for i in 0..EACH {
-                    hub.add_event(i as i64, None, EventLevel::Info, "tick", &format!("{h}"))
-                        .unwrap();
+                    hub.add_event(&NewEvent {
+                        at: i as i64,
+                        lock: None,
+                        level: EventLevel::Info,
+                        kind: "tick",
+                        message: &format!("{h}"),
+                    })
+                    .unwrap();
                 }
                 done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             });
@@ -358,8 +344,14 @@ fn sqlite_two_handles_on_one_file_both_write() {
                 for i in 0..EACH {
                     let n = h * 1000 + i;
                     s.put_release(&release(n, "c", n, 2000)).unwrap();
-                    s.add_event(n as i64, None, EventLevel::Info, "import", "")
-                        .unwrap();
+                    s.add_event(&NewEvent {
+                        at: n as i64,
+                        lock: None,
+                        level: EventLevel::Info,
+                        kind: "import",
+                        message: "",
+                    })
+                    .unwrap();
                 }
             });
         }

@@ -97,13 +97,13 @@ fn kill_child_writer() {
             .unwrap();
         ack(format!("rollout {k} {ro} {i} {id}"));
         let ev = s
-            .add_event(
-                k as i64,
-                Some(id),
-                EventLevel::Warning,
-                "tick",
-                &k.to_string(),
-            )
+            .add_event(&NewEvent {
+                at: k as i64,
+                lock: Some(id),
+                level: EventLevel::Warning,
+                kind: "tick",
+                message: &k.to_string(),
+            })
             .unwrap();
         ack(format!("event {k} {ev} {id}"));
     }

@@ -243,18 +243,16 @@ fn apply(s: &dyn Store, m: &mut Model, op: &Op) {
         Op::AddEvent(l, v, at) => {
             let lock = l.map(|i| m.lock_id(i));
             let level = [EventLevel::Info, EventLevel::Warning, EventLevel::Alert][v as usize];
-            let kind = format!("kind_{v}");
-            let message = format!("at {at}");
-            let id = s.add_event(at, lock, level, &kind, &message).unwrap();
-            assert!(m.events.iter().all(|e| e.id < id));
-            m.events.push(Event {
-                id,
+            let e = NewEvent {
                 at,
                 lock,
                 level,
-                kind,
-                message,
-            });
+                kind: &format!("kind_{v}"),
+                message: &format!("at {at}"),
+            };
+            let id = s.add_event(&e).unwrap();
+            assert!(m.events.iter().all(|e| e.id < id));
+            m.events.push(e.with_id(id));
         }
         Op::SetFreshness(v, e) => {
             let f = Freshness {

@@ -56,26 +56,42 @@ suite!(
     a_lease_has_one_holder_until_it_runs_out_or_is_given_up,
 );
 
+/// One claim on a lease: `try_lease(name, holder, now, until)`.
+fn lease(
+    s: &dyn Store,
+    name: &str,
+    holder: &str,
+    now: i64,
+    until: i64,
+) -> Result<bool, StoreError> {
+    s.try_lease(&LeaseClaim {
+        name,
+        holder,
+        now,
+        until,
+    })
+}
+
 fn a_lease_has_one_holder_until_it_runs_out_or_is_given_up(s: &dyn Store) {
-    assert!(s.try_lease("rollout:1", "hub-a", 100, 200).unwrap());
+    assert!(lease(s, "rollout:1", "hub-a", 100, 200).unwrap());
     // Another holder waits while it runs…
-    assert!(!s.try_lease("rollout:1", "hub-b", 150, 300).unwrap());
-    assert!(!s.try_lease("rollout:1", "hub-b", 199, 300).unwrap());
+    assert!(!lease(s, "rollout:1", "hub-b", 150, 300).unwrap());
+    assert!(!lease(s, "rollout:1", "hub-b", 199, 300).unwrap());
     // …the holder renews it…
-    assert!(s.try_lease("rollout:1", "hub-a", 199, 400).unwrap());
-    assert!(!s.try_lease("rollout:1", "hub-b", 300, 500).unwrap());
+    assert!(lease(s, "rollout:1", "hub-a", 199, 400).unwrap());
+    assert!(!lease(s, "rollout:1", "hub-b", 300, 500).unwrap());
     // …other names are independent…
-    assert!(s.try_lease("push:1", "hub-b", 300, 500).unwrap());
+    assert!(lease(s, "push:1", "hub-b", 300, 500).unwrap());
     // …a stranger cannot give it up…
     s.release_lease("rollout:1", "hub-b").unwrap();
-    assert!(!s.try_lease("rollout:1", "hub-b", 300, 500).unwrap());
+    assert!(!lease(s, "rollout:1", "hub-b", 300, 500).unwrap());
     // …it is free once it ran out, or once its holder gives it up.
-    assert!(s.try_lease("rollout:1", "hub-b", 400, 500).unwrap());
+    assert!(lease(s, "rollout:1", "hub-b", 400, 500).unwrap());
     s.release_lease("rollout:1", "hub-b").unwrap();
-    assert!(s.try_lease("rollout:1", "hub-c", 401, 402).unwrap());
+    assert!(lease(s, "rollout:1", "hub-c", 401, 402).unwrap());
     // A NUL is refused like any text.
     assert!(matches!(
-        s.try_lease("x\0", "hub-a", 0, 1),
+        lease(s, "x\0", "hub-a", 0, 1),
         Err(StoreError::NulInText { .. })
     ));
 }
@@ -87,8 +103,8 @@ fn race_for_leases(a: &dyn Store, b: &dyn Store) {
     for round in 0..rounds {
         let name = format!("push:{round}");
         let (wa, wb) = std::thread::scope(|sc| {
-            let ha = sc.spawn(|| a.try_lease(&name, "hub-a", 10, 1000).unwrap());
-            let hb = sc.spawn(|| b.try_lease(&name, "hub-b", 10, 1000).unwrap());
+            let ha = sc.spawn(|| lease(a, &name, "hub-a", 10, 1000).unwrap());
+            let hb = sc.spawn(|| lease(b, &name, "hub-b", 10, 1000).unwrap());
             (ha.join().unwrap(), hb.join().unwrap())
         });
         assert!(wa ^ wb, "round {round}: a won {wa}, b won {wb}");
@@ -424,13 +440,13 @@ fn events_after_and_limit(s: &dyn Store) {
     for i in 0..10i64 {
         let lock = (i % 2 == 0).then_some(i);
         ids.push(
-            s.add_event(
-                500 + i,
+            s.add_event(&NewEvent {
+                at: 500 + i,
                 lock,
-                levels[i as usize % 3],
-                &format!("kind_{i}"),
-                &format!("message {i} ✓"),
-            )
+                level: levels[i as usize % 3],
+                kind: &format!("kind_{i}"),
+                message: &format!("message {i} ✓"),
+            })
             .unwrap(),
         );
     }
@@ -503,8 +519,14 @@ fn text_with_a_nul_is_refused_alike_and_nothing_written(s: &dyn Store) {
     assert!(s.releases(None).unwrap().is_empty());
     assert!(s.releases(Some("c\0")).unwrap().is_empty());
     nul(
-        s.add_event(1, None, EventLevel::Info, "k", "a\0b")
-            .map(drop),
+        s.add_event(&NewEvent {
+            at: 1,
+            lock: None,
+            level: EventLevel::Info,
+            kind: "k",
+            message: "a\0b",
+        })
+        .map(drop),
         "message",
     );
     assert!(s.events(0, 10).unwrap().is_empty());
@@ -534,53 +556,6 @@ fn text_with_a_nul_is_refused_alike_and_nothing_written(s: &dyn Store) {
 fn store_reopens_with_everything(s: &dyn Store) {
     fill(s);
     check_filled(s);
-}
-
-/// Writes one of everything.
-pub fn fill(s: &dyn Store) {
-    s.put_model(&model("c", 1)).unwrap();
-    s.put_release(&release(1, "c", 7, 5000)).unwrap();
-    let l = s.add_lock(&new_lock(1)).unwrap();
-    s.save_lock(&lock_record(l, 2)).unwrap();
-    s.put_consent(&Consent {
-        lock: l,
-        release: dg(1),
-        decision: Decision::Accept,
-        source: ConsentSource::Owner,
-        at: 3,
-    })
-    .unwrap();
-    s.put_log(&LogExport {
-        lock: l,
-        fetched_at: 4,
-        first_seq: 1,
-        last_seq: 2,
-        bytes: vec![9; 100],
-    })
-    .unwrap();
-    let mut r = rollout(dg(1), 1, &[l]);
-    r.id = s.create_rollout(&r).unwrap();
-    s.add_event(5, Some(l), EventLevel::Alert, "log_gap", "a gap")
-        .unwrap();
-    s.set_freshness(&Freshness {
-        url: Some("u".into()),
-        ..Freshness::default()
-    })
-    .unwrap();
-}
-
-pub fn check_filled(s: &dyn Store) {
-    assert_eq!(s.models().unwrap(), vec![model("c", 1)]);
-    assert_eq!(s.release(&dg(1)).unwrap(), Some(release(1, "c", 7, 5000)));
-    let locks = s.locks().unwrap();
-    assert_eq!(locks.len(), 1);
-    let l = locks[0].id;
-    assert_eq!(locks[0], lock_record(l, 2));
-    assert_eq!(s.consents(l).unwrap().len(), 1);
-    assert_eq!(s.logs(l).unwrap()[0].bytes, vec![9; 100]);
-    assert_eq!(s.rollouts().unwrap().len(), 1);
-    assert_eq!(s.events(0, 10).unwrap()[0].kind, "log_gap");
-    assert_eq!(s.freshness().unwrap().url.as_deref(), Some("u"));
 }
 
 #[test]

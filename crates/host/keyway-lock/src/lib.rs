@@ -223,3 +223,11 @@ pub mod shell;
 pub use keyway_vendor::smp;
 pub mod state;
 pub mod suit;
+
+/// Whether a read that failed with `e` only found nothing to read yet (a
+/// non-blocking socket or port, a timeout, a signal): the serving loops
+/// wait on rather than fail.
+pub(crate) fn nothing_yet(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{Interrupted, TimedOut, WouldBlock};
+    matches!(e.kind(), WouldBlock | TimedOut | Interrupted)
+}

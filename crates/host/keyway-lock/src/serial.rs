@@ -209,14 +209,7 @@ pub fn serve(
         let n = match port.master.read(&mut chunk) {
             Ok(0) => continue,
             Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
-                ) =>
-            {
-                continue;
-            }
+            Err(e) if crate::nothing_yet(&e) => continue,
             Err(e) => {
                 eprintln!("keyway-lock: serial {}: {e}", port.pts.display());
                 std::thread::sleep(Duration::from_millis(100));

@@ -27,6 +27,7 @@ mod common;
 
 use common::{BIN, Running, lock_cmd, mode, release};
 use keyway_lock::state::StateDir;
+use keyway_testkit::release::{CLASS, VENDOR};
 use keyway_vendor::keys::{Algorithm, SigningKey, keygen};
 
 /// A vendor key in `tmp` and a lock provisioned by the binary (under
@@ -378,25 +379,16 @@ fn every_library_write_is_0600_under_umask_0() {
     let tmp = tempfile::tempdir().unwrap();
     let files = keygen(tmp.path().join("vendor"), Algorithm::Ed25519).unwrap();
     let key = SigningKey::load(&files.private).unwrap();
-    std::fs::write(
-        tmp.path().join("v1.suit"),
-        release(&key, "1.0.0", 1, 20_000),
-    )
-    .unwrap();
+    let v1 = tmp.path().join("v1.suit");
+    std::fs::write(&v1, release(&key, "1.0.0", 1, 20_000)).unwrap();
     // As `keyway-lock provision` and the tests' callers do: the directory
     // exists (here 0777, the umask's worst) before the first write.
     std::fs::create_dir(tmp.path().join("lock")).unwrap();
     let dir = StateDir::new(tmp.path().join("lock"));
     dir.set_pin("1357").unwrap();
-    dir.provision(
-        std::slice::from_ref(&files.public),
-        1,
-        "locks.example",
-        "deadbolt-2",
-        Some(&tmp.path().join("v1.suit")),
-        false,
-    )
-    .unwrap();
+    let public = std::slice::from_ref(&files.public);
+    dir.provision(public, 1, VENDOR, CLASS, Some(&v1), false)
+        .unwrap();
     dir.save_agent_store(keyway_lock::agent_shell::blank_store().unwrap().as_bytes())
         .unwrap();
     let mut lock = dir.load().unwrap();

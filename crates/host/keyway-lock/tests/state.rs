@@ -10,6 +10,7 @@ use keyway_device::journal::TrialState;
 use keyway_lock::server::Server;
 use keyway_lock::smp::{self, HEADER_LEN, Header, Op};
 use keyway_lock::state::StateDir;
+use keyway_testkit::release::{CLASS, VENDOR};
 use keyway_vendor::encode::EnvelopeBuilder;
 use keyway_vendor::keys::{Algorithm, SigningKey, keygen};
 use sha2::{Digest, Sha256};
@@ -80,29 +81,17 @@ fn provision_kill_mid_upload_restart_resume_confirm() {
     let key = SigningKey::load(&files.private).unwrap();
     let v1 = release(&key, "1.0.0", 1, 30_000);
     let v2 = release(&key, "2.0.0", 2, 60_000);
-    std::fs::write(tmp.path().join("v1.suit"), &v1).unwrap();
+    let v1_file = tmp.path().join("v1.suit");
+    std::fs::write(&v1_file, &v1).unwrap();
     let dir = StateDir::new(tmp.path().join("lock"));
+    let public = std::slice::from_ref(&files.public);
     let summary = dir
-        .provision(
-            std::slice::from_ref(&files.public),
-            1,
-            "locks.example",
-            "deadbolt-2",
-            Some(&tmp.path().join("v1.suit")),
-            false,
-        )
+        .provision(public, 1, VENDOR, CLASS, Some(&v1_file), false)
         .unwrap();
     assert!(summary.contains("1.0.0"), "{summary}");
     // A second provision without --force is refused by name.
     let e = dir
-        .provision(
-            std::slice::from_ref(&files.public),
-            1,
-            "locks.example",
-            "deadbolt-2",
-            None,
-            false,
-        )
+        .provision(public, 1, VENDOR, CLASS, None, false)
         .unwrap_err();
     assert!(e.to_string().contains("--force"), "{e}");
 

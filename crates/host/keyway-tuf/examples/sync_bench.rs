@@ -29,7 +29,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use keyway_tuf::{Expiries, Mirror, RepoWriter, Source};
-use keyway_vendor::encode::{EnvelopeBuilder, Version};
+use keyway_vendor::encode::{EnvelopeBuilder, ReleaseVersion};
 use keyway_vendor::keys::{Algorithm, SigningKey};
 
 fn serve(root: PathBuf) -> String {
@@ -90,7 +90,7 @@ fn envelope(key: &SigningKey, seq: u64, payload_kib: usize) -> Vec<u8> {
     }
     EnvelopeBuilder {
         sequence: seq,
-        version: Version::new(1, seq / 100, seq % 100),
+        version: ReleaseVersion::new(1, seq / 100, seq % 100),
         vendor_domain: "locks.example".into(),
         class_name: "deadbolt".into(),
         notes: Some(format!("Release {seq}.")),

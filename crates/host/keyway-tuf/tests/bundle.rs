@@ -21,6 +21,19 @@ fn target_file(stick: &std::path::Path, seq: u64) -> std::path::PathBuf {
     stick.join(format!("targets/deadbolt/{sha}.r{seq}.suit"))
 }
 
+/// Imports the stick `s` into a fresh mirror of `r` at `now`; nothing may
+/// be accepted. The report (its first refusal says why).
+fn refused(
+    r: &TestRepo,
+    s: &std::path::Path,
+    now: keyway_tuf::jiff::Timestamp,
+) -> keyway_tuf::BundleReport {
+    let (_d, m) = r.mirror();
+    let rep = m.import_bundle(s, now);
+    assert!(rep.accepted.is_empty(), "{:?}", rep.describe());
+    rep
+}
+
 #[test]
 fn bundle_imports_every_release_with_no_network() {
     let (r, s) = stick(3);
@@ -164,9 +177,7 @@ fn missing_root_version_is_refused() {
     let s = r.dir.path().join("stick");
     r.writer.write_bundle(&s).unwrap();
     std::fs::remove_file(s.join("metadata/2.root.json")).unwrap();
-    let (_d, m) = r.mirror();
-    let rep = m.import_bundle(&s, t0());
-    assert!(rep.accepted.is_empty());
+    let rep = refused(&r, &s, t0());
     assert!(
         matches!(
             rep.refused.first(),
@@ -198,9 +209,7 @@ fn swapped_root_is_refused() {
     let mut other = TestRepo::new(0);
     other.writer.rotate_root(t0()).unwrap();
     std::fs::copy(other.meta("2.root.json"), s.join("metadata/2.root.json")).unwrap();
-    let (_d, m) = r.mirror();
-    let rep = m.import_bundle(&s, t0());
-    assert!(rep.accepted.is_empty());
+    let rep = refused(&r, &s, t0());
     assert!(
         matches!(
             rep.refused.first(),
@@ -221,9 +230,7 @@ fn truncated_targets_metadata_is_refused() {
     let p = s.join("metadata").join(&name);
     let b = std::fs::read(&p).unwrap();
     std::fs::write(&p, &b[..b.len() - 10]).unwrap();
-    let (_d, m) = r.mirror();
-    let rep = m.import_bundle(&s, t0());
-    assert!(rep.accepted.is_empty());
+    let rep = refused(&r, &s, t0());
     assert!(
         matches!(
             rep.refused.first(),
@@ -271,9 +278,7 @@ fn timestamp_with_a_forged_signature_on_a_stick_is_refused() {
         sign_doc(&signed, &[&stranger]),
     )
     .unwrap();
-    let (_d, m) = r.mirror();
-    let rep = m.import_bundle(&s, t0());
-    assert!(rep.accepted.is_empty());
+    let rep = refused(&r, &s, t0());
     assert!(matches!(
         rep.refused.first(),
         Some(Refusal::Metadata {
@@ -340,9 +345,7 @@ fn oversized_target_on_a_stick_is_refused_without_reading_past_its_signed_length
 fn endless_timestamp_on_a_stick_is_refused_at_its_limit() {
     let (r, s) = stick(1);
     std::fs::write(s.join("metadata/timestamp.json"), vec![b' '; 1 << 20]).unwrap();
-    let (_d, m) = r.mirror();
-    let rep = m.import_bundle(&s, t0());
-    assert!(rep.accepted.is_empty());
+    let rep = refused(&r, &s, t0());
     assert!(
         matches!(
             rep.refused.first(),

@@ -11,8 +11,7 @@ use keyway_tuf::{MirrorError, TransportError};
 #[test]
 fn honest_repository_lists_targets_with_summaries_and_downloads() {
     let r = TestRepo::new(3);
-    let server = Server::start(r.repo());
-    let (_d, m) = r.mirror();
+    let Served { server, m, .. } = &Served::new(&r);
     let got = block(m.refresh(server.source(), t0())).unwrap();
     assert_eq!(got.targets.len(), 3);
     // The 7-day timestamp signed at t0.
@@ -42,8 +41,7 @@ fn rollback_to_an_older_timestamp_is_refused() {
     let mut r = TestRepo::new(1);
     let old = std::fs::read(r.meta("timestamp.json")).unwrap();
     r.add(2, t0());
-    let server = Server::start(r.repo());
-    let (_d, m) = r.mirror();
+    let Served { server, m, .. } = &Served::new(&r);
     block(m.refresh(server.source(), t0())).unwrap();
     server.answer("/metadata/timestamp.json", Answer::Bytes(old));
     match block(m.refresh(server.source(), t0())) {
@@ -63,8 +61,7 @@ fn rollback_to_an_older_timestamp_is_refused() {
 fn rollback_of_snapshot_via_a_newer_timestamp_is_refused() {
     let mut r = TestRepo::new(1);
     r.add(2, t0());
-    let server = Server::start(r.repo());
-    let (_d, m) = r.mirror();
+    let Served { server, m, .. } = &Served::new(&r);
     block(m.refresh(server.source(), t0())).unwrap();
     // A newer timestamp (the attacker holds the timestamp key) pinning the
     // older snapshot version 2.
@@ -85,8 +82,7 @@ fn rollback_of_snapshot_via_a_newer_timestamp_is_refused() {
 fn rollback_of_targets_via_a_newer_snapshot_is_refused() {
     let mut r = TestRepo::new(1);
     r.add(2, t0());
-    let server = Server::start(r.repo());
-    let (_d, m) = r.mirror();
+    let Served { server, m, .. } = &Served::new(&r);
     block(m.refresh(server.source(), t0())).unwrap();
     // Snapshot and timestamp keys held: a newer snapshot naming the older
     // targets version 2, under a newer timestamp.
@@ -113,8 +109,7 @@ fn rollback_of_targets_via_a_newer_snapshot_is_refused() {
 #[test]
 fn freeze_with_an_expired_timestamp_is_refused_and_reported_stale() {
     let r = TestRepo::new(1);
-    let server = Server::start(r.repo());
-    let (_d, m) = r.mirror();
+    let Served { server, m, .. } = &Served::new(&r);
     block(m.refresh(server.source(), t0())).unwrap();
     // Eight days later the mirror still serves the same (7-day) timestamp.
     let later = day(8);
@@ -141,8 +136,7 @@ fn freeze_with_an_expired_timestamp_is_refused_and_reported_stale() {
 fn mix_and_match_snapshot_naming_a_targets_version_the_timestamp_did_not_pin() {
     let mut r = TestRepo::new(1);
     r.add(2, t0());
-    let server = Server::start(r.repo());
-    let (_d, m) = r.mirror();
+    let Served { server, m, .. } = &Served::new(&r);
     // A validly signed snapshot (snapshot key held) of the pinned version
     // but naming the older targets version 2: the timestamp pinned other
     // bytes.
@@ -165,8 +159,7 @@ fn mix_and_match_snapshot_naming_a_targets_version_the_timestamp_did_not_pin() {
 fn mix_and_match_older_targets_served_under_the_pinned_name() {
     let mut r = TestRepo::new(1);
     r.add(2, t0());
-    let server = Server::start(r.repo());
-    let (_d, m) = r.mirror();
+    let Served { server, m, .. } = &Served::new(&r);
     let f = Forge::of(&r);
     server.answer(
         "/metadata/3.targets.json",
@@ -181,8 +174,7 @@ fn mix_and_match_older_targets_served_under_the_pinned_name() {
 #[test]
 fn endless_target_download_stops_at_the_signed_length() {
     let r = TestRepo::new(1);
-    let server = Server::start(r.repo());
-    let (_d, m) = r.mirror();
+    let Served { server, m, .. } = &Served::new(&r);
     let got = block(m.refresh(server.source(), t0())).unwrap();
     let t = &got.targets[0];
     let file = keyway_tuf::writer::consistent_target_path(&t.name, &t.sha256);
@@ -198,8 +190,7 @@ fn endless_target_download_stops_at_the_signed_length() {
 #[test]
 fn endless_timestamp_stops_at_the_role_limit() {
     let r = TestRepo::new(1);
-    let server = Server::start(r.repo());
-    let (_d, m) = r.mirror();
+    let Served { server, m, .. } = &Served::new(&r);
     server.answer("/metadata/timestamp.json", Answer::Endless);
     match block(m.refresh(server.source(), t0())) {
         Err(MirrorError::Transport(TransportError::TooLong { limit, .. })) => {
@@ -212,8 +203,7 @@ fn endless_timestamp_stops_at_the_role_limit() {
 #[test]
 fn timestamp_signed_by_a_foreign_key_is_refused() {
     let r = TestRepo::new(1);
-    let server = Server::start(r.repo());
-    let (_d, m) = r.mirror();
+    let Served { server, m, .. } = &Served::new(&r);
     let f = Forge::of(&r);
     let mut signed = f.signed("timestamp.json");
     signed["version"] = (signed["version"].as_u64().unwrap() + 1).into();
@@ -255,8 +245,7 @@ fn targets_below_a_threshold_of_two_is_refused() {
     std::fs::write(f.meta.join("root.json"), &doc).unwrap();
     let t = f.next_targets();
     f.publish(t, &[&f.key("targets")], LATER);
-    let server = Server::start(r.repo());
-    let (_d, m) = r.mirror();
+    let Served { server, m, .. } = &Served::new(&r);
     match block(m.refresh(server.source(), t0())) {
         Err(MirrorError::Signatures {
             role,
@@ -278,8 +267,7 @@ fn expired_targets_metadata_is_refused() {
     let mut t = f.next_targets();
     t["expires"] = "2026-12-06T00:00:00Z".into();
     f.publish(t, &[&f.key("targets")], LATER);
-    let server = Server::start(r.repo());
-    let (_d, m) = r.mirror();
+    let Served { server, m, .. } = &Served::new(&r);
     match block(m.refresh(server.source(), t0())) {
         Err(MirrorError::Expired { role, .. }) => assert_eq!(role, "targets"),
         other => panic!("expected an expired-targets refusal, got {other:?}"),
@@ -289,8 +277,7 @@ fn expired_targets_metadata_is_refused() {
 #[test]
 fn target_whose_hash_does_not_match_is_refused() {
     let r = TestRepo::new(1);
-    let server = Server::start(r.repo());
-    let (_d, m) = r.mirror();
+    let Served { server, m, .. } = &Served::new(&r);
     let got = block(m.refresh(server.source(), t0())).unwrap();
     let t = &got.targets[0];
     let file = keyway_tuf::writer::consistent_target_path(&t.name, &t.sha256);
@@ -311,8 +298,7 @@ fn rotated_root_is_followed_and_old_key_alone_is_refused() {
     let old_root_key = f.key("root");
     assert_eq!(r.writer.rotate_root(t0()).unwrap(), 2);
     r.add(2, t0());
-    let server = Server::start(r.repo());
-    let (_d, m) = r.mirror();
+    let Served { server, m, .. } = &Served::new(&r);
     let got = block(m.refresh(server.source(), t0())).unwrap();
     assert_eq!(got.versions.root, 2);
     assert_eq!(got.targets.len(), 2);
@@ -348,8 +334,7 @@ fn offline_directory_refresh_verifies_like_http() {
 #[test]
 fn cache_keeps_only_the_current_role_files_over_many_syncs() {
     let mut r = TestRepo::new(1);
-    let server = Server::start(r.repo());
-    let (_d, m) = r.mirror();
+    let Served { server, m, .. } = &Served::new(&r);
     for seq in 2..=6 {
         r.add(seq, t0());
         let s = block(m.sync(server.source(), |_| true, t0())).unwrap();

@@ -96,7 +96,7 @@ fn delta_envelope_summary_names_its_base() {
         keyway_vendor::keys::SigningKey::generate(keyway_vendor::keys::Algorithm::Ed25519).unwrap();
     let env = keyway_vendor::encode::EnvelopeBuilder {
         sequence: 3,
-        version: keyway_vendor::encode::Version::new(1, 1, 0),
+        version: keyway_vendor::encode::ReleaseVersion::new(1, 1, 0),
         vendor_domain: "locks.example".into(),
         class_name: "deadbolt".into(),
         notes: Some("delta".into()),

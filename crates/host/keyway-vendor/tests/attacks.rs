@@ -6,8 +6,9 @@ use keyway_suit::{self as suit, Error, KeyId};
 use keyway_vendor::cbor::{Value, ValueExt};
 use keyway_vendor::check::describe;
 use keyway_vendor::encode::{
-    Cve, EnvelopeBuilder, KeySetBuilder, KeySetParams, SignOptions, Version, assemble_envelope,
-    class_uuid, encode_manifest, manifest_value, sign_digest, suit_digest_of_hash, vendor_uuid,
+    Cve, EnvelopeBuilder, KeySetBuilder, KeySetParams, ReleaseVersion, SignOptions,
+    assemble_envelope, class_uuid, encode_manifest, manifest_value, sign_digest,
+    suit_digest_of_hash, vendor_uuid,
 };
 use keyway_vendor::keys::{Algorithm, SigningKey};
 
@@ -72,7 +73,7 @@ impl World {
     fn release(&self, sequence: u64, keys: &[&SigningKey]) -> EnvelopeBuilder {
         EnvelopeBuilder {
             sequence,
-            version: Version::new(2, 1, sequence),
+            version: ReleaseVersion::new(2, 1, sequence),
             vendor_domain: "locks.example".into(),
             class_name: "deadbolt-2".into(),
             notes: Some(format!(
@@ -102,6 +103,16 @@ impl World {
             consent: true,
         })?;
         Ok(v)
+    }
+
+    /// Why a lock holding sequence 4 refuses `env`.
+    fn refuses(&self, env: &[u8]) -> Error {
+        self.verify(env, &suit::DeviceState::new(4)).unwrap_err()
+    }
+
+    /// Why a lock holding sequence 4 refuses `b`'s envelope.
+    fn refusal(&self, b: &EnvelopeBuilder) -> Error {
+        self.refuses(&envelope(b))
     }
 
     fn stored(&self, doc: &[u8], floor: u64) -> suit::DeviceState {
@@ -155,10 +166,7 @@ fn attack_arbitrary_payload() {
     for (i, x) in env[at..at + b.payload.len()].iter_mut().enumerate() {
         *x = (i % 251) as u8;
     }
-    assert_eq!(
-        w.verify(&env, &suit::DeviceState::new(4)).unwrap_err(),
-        Error::PayloadDigestMismatch
-    );
+    assert_eq!(w.refuses(&env), Error::PayloadDigestMismatch);
 }
 
 #[test]
@@ -177,10 +185,7 @@ fn attack_modified_manifest() {
         None,
         Some(&b.payload),
     );
-    assert_eq!(
-        w.verify(&env, &suit::DeviceState::new(4)).unwrap_err(),
-        Error::ManifestDigestMismatch
-    );
+    assert_eq!(w.refuses(&env), Error::ManifestDigestMismatch);
     // Flip one bit anywhere in the manifest.
     let mut env = built.envelope.clone();
     let at = find(&env, &built.manifest) + built.manifest.len() / 2;
@@ -193,7 +198,7 @@ fn attack_signature_by_unknown_key() {
     let w = World::new();
     let mallory = SigningKey::generate(Algorithm::Ed25519).unwrap();
     let env = envelope(&w.release(5, &[&mallory]));
-    let err = w.verify(&env, &suit::DeviceState::new(4)).unwrap_err();
+    let err = w.refuses(&env);
     assert_eq!(
         err,
         Error::BelowThreshold {
@@ -217,9 +222,7 @@ fn attack_signatures_below_threshold() {
     let ks = w.keyset(1, 2, &[&w.signer, &w.signer2], &[]);
     let mut b = w.release(5, &[&w.signer]);
     b.keyset = Some(ks);
-    let err = w
-        .verify(&envelope(&b), &suit::DeviceState::new(4))
-        .unwrap_err();
+    let err = w.refusal(&b);
     assert!(
         matches!(
             err,
@@ -255,7 +258,7 @@ fn attack_same_key_counted_twice() {
         Some(&b.payload),
     );
     assert_eq!(
-        w.verify(&env, &suit::DeviceState::new(4)).unwrap_err(),
+        w.refuses(&env),
         Error::DuplicateSigner {
             key: kid(&w.signer)
         }
@@ -277,7 +280,7 @@ fn attack_same_key_counted_twice() {
         Some(&b.payload),
     );
     assert_eq!(
-        w.verify(&env, &suit::DeviceState::new(4)).unwrap_err(),
+        w.refuses(&env),
         Error::DuplicateSigner {
             key: kid(&w.signer)
         }
@@ -304,9 +307,7 @@ fn attack_wrong_device_class() {
     let w = World::new();
     let mut b = w.release(5, &[&w.root]);
     b.class_name = "padlock-1".into();
-    let err = w
-        .verify(&envelope(&b), &suit::DeviceState::new(4))
-        .unwrap_err();
+    let err = w.refusal(&b);
     assert!(matches!(err, Error::WrongClass { .. }), "{err}");
 }
 
@@ -315,9 +316,7 @@ fn attack_wrong_vendor() {
     let w = World::new();
     let mut b = w.release(5, &[&w.root]);
     b.vendor_domain = "other-vendor.example".into();
-    let err = w
-        .verify(&envelope(&b), &suit::DeviceState::new(4))
-        .unwrap_err();
+    let err = w.refusal(&b);
     assert!(matches!(err, Error::WrongVendor { .. }), "{err}");
 }
 
@@ -350,7 +349,7 @@ fn attack_truncated_payload() {
         Some(&b.payload[..39_999]),
     );
     assert_eq!(
-        w.verify(&env, &suit::DeviceState::new(4)).unwrap_err(),
+        w.refuses(&env),
         Error::PayloadTruncated {
             expected: 40_000,
             got: 39_999
@@ -372,10 +371,7 @@ fn attack_payload_with_extra_trailing_bytes() {
         None,
         Some(&longer),
     );
-    assert_eq!(
-        w.verify(&env, &suit::DeviceState::new(4)).unwrap_err(),
-        Error::PayloadTooLong { expected: 40_000 }
-    );
+    assert_eq!(w.refuses(&env), Error::PayloadTooLong { expected: 40_000 });
     // Endless data while streaming: cut off at the first extra byte.
     let v = w
         .verify(&built.envelope, &suit::DeviceState::new(4))
@@ -389,10 +385,7 @@ fn attack_payload_with_extra_trailing_bytes() {
     // Bytes after the envelope itself.
     let mut env = built.envelope.clone();
     env.extend_from_slice(&[0; 16]);
-    assert_eq!(
-        w.verify(&env, &suit::DeviceState::new(4)).unwrap_err(),
-        Error::TrailingBytes { count: 16 }
-    );
+    assert_eq!(w.refuses(&env), Error::TrailingBytes { count: 16 });
 }
 
 #[test]
@@ -441,9 +434,7 @@ fn attack_expired_use_before() {
     let w = World::new();
     let mut b = w.release(5, &[&w.root]);
     b.use_before = Some(NOW - 1);
-    let err = w
-        .verify(&envelope(&b), &suit::DeviceState::new(4))
-        .unwrap_err();
+    let err = w.refusal(&b);
     assert_eq!(
         err,
         Error::Expired {
@@ -471,16 +462,10 @@ fn attack_release_notes_from_another_release_mix_and_match() {
         None,
         Some(&nb.payload),
     );
-    assert_eq!(
-        w.verify(&env, &suit::DeviceState::new(4)).unwrap_err(),
-        Error::SeveredDigestMismatch { key: 23 }
-    );
+    assert_eq!(w.refuses(&env), Error::SeveredDigestMismatch { key: 23 });
     // Notes stripped from an envelope whose manifest binds them.
     let env = assemble_envelope(&new.auth, &new.manifest, None, None, Some(&nb.payload));
-    assert_eq!(
-        w.verify(&env, &suit::DeviceState::new(4)).unwrap_err(),
-        Error::SeveredMissing { key: 23 }
-    );
+    assert_eq!(w.refuses(&env), Error::SeveredMissing { key: 23 });
 }
 
 #[test]
@@ -740,7 +725,7 @@ fn refusal(w: &World, prefix: Vec<Value>, patch: i64, base: i64) -> Error {
     install.extend(fetch_patch(w));
     install.extend(apply_delta(patch, base));
     let env = delta_release(w, Some(install));
-    w.verify(&env, &suit::DeviceState::new(4)).unwrap_err()
+    w.refuses(&env)
 }
 
 const NO_BASE: Error = Error::Missing {
@@ -800,8 +785,5 @@ fn attack_delta_patch_replaced() {
         .offset
         + 100;
     env[at] ^= 0x10;
-    assert_eq!(
-        w.verify(&env, &suit::DeviceState::new(4)).unwrap_err(),
-        Error::PayloadDigestMismatch
-    );
+    assert_eq!(w.refuses(&env), Error::PayloadDigestMismatch);
 }

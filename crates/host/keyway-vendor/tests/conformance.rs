@@ -11,8 +11,8 @@ use keyway_suit::{self as suit, Error};
 use keyway_vendor::cbor::{Value, ValueExt};
 use keyway_vendor::check::describe;
 use keyway_vendor::encode::{
-    Cve, EnvelopeBuilder, KeySetBuilder, KeySetParams, P256Alg, SignOptions, Version, class_uuid,
-    sign_digest, suit_digest_of_hash, vendor_uuid,
+    Cve, EnvelopeBuilder, KeySetBuilder, KeySetParams, P256Alg, ReleaseVersion, SignOptions,
+    class_uuid, sign_digest, suit_digest_of_hash, vendor_uuid,
 };
 use keyway_vendor::keys::{Algorithm, SigningKey};
 
@@ -46,7 +46,7 @@ impl World {
     fn release(&self) -> EnvelopeBuilder {
         EnvelopeBuilder {
             sequence: 5,
-            version: Version::new(2, 1, 5),
+            version: ReleaseVersion::new(2, 1, 5),
             vendor_domain: "locks.example".into(),
             class_name: "deadbolt-2".into(),
             notes: Some("# Release 5\n\nFixes the keypad lockout bypass.".into()),

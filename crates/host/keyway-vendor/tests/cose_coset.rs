@@ -18,7 +18,7 @@
 use ciborium::Value;
 use coset::{CoseSign1, TaggedCborSerializable, iana};
 use keyway_vendor::encode::{
-    Ed25519Alg, EnvelopeBuilder, KeySetBuilder, KeySetParams, P256Alg, SignOptions, Version,
+    Ed25519Alg, EnvelopeBuilder, KeySetBuilder, KeySetParams, P256Alg, ReleaseVersion, SignOptions,
 };
 use keyway_vendor::keys::{Algorithm, SigningKey};
 use sha2::{Digest, Sha256};
@@ -138,7 +138,7 @@ fn check_auth(
 fn release(keys: Vec<SigningKey>, sign_options: SignOptions) -> EnvelopeBuilder {
     EnvelopeBuilder {
         sequence: 9,
-        version: Version::new(3, 1, 0),
+        version: ReleaseVersion::new(3, 1, 0),
         vendor_domain: "locks.example".into(),
         class_name: "deadbolt-2".into(),
         notes: Some("# 3.1.0\n\nCOSE interop.".into()),

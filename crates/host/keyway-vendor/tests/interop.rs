@@ -5,7 +5,8 @@
 
 use keyway_suit as suit;
 use keyway_vendor::encode::{
-    EnvelopeBuilder, KeySetBuilder, KeySetParams, SignOptions, Version, class_uuid, vendor_uuid,
+    EnvelopeBuilder, KeySetBuilder, KeySetParams, ReleaseVersion, SignOptions, class_uuid,
+    vendor_uuid,
 };
 use keyway_vendor::keys::{Algorithm, SigningKey};
 
@@ -37,7 +38,7 @@ fn encoder_output_verifies_on_the_device() {
 
     let b = EnvelopeBuilder {
         sequence: 3,
-        version: Version::new(1, 0, 0),
+        version: ReleaseVersion::new(1, 0, 0),
         vendor_domain: "keyway.example".into(),
         class_name: "deadbolt".into(),
         notes: Some("# 1.0.0".into()),

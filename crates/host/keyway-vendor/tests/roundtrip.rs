@@ -2,7 +2,9 @@
 //! back exactly (decode(encode(x)) == x), for random releases.
 
 use keyway_suit as suit;
-use keyway_vendor::encode::{Cve, EnvelopeBuilder, Severity, Version, class_uuid, vendor_uuid};
+use keyway_vendor::encode::{
+    Cve, EnvelopeBuilder, ReleaseVersion, Severity, class_uuid, vendor_uuid,
+};
 use keyway_vendor::keys::{Algorithm, SigningKey};
 use proptest::prelude::*;
 use std::sync::OnceLock;
@@ -49,7 +51,7 @@ proptest! {
         let payload: Vec<u8> = (0..payload_len).map(|i| (i * 31 % 251) as u8).collect();
         let b = EnvelopeBuilder {
             sequence,
-            version: Version::new(v.0, v.1, v.2),
+            version: ReleaseVersion::new(v.0, v.1, v.2),
             vendor_domain: "locks.example".into(),
             class_name: "deadbolt-2".into(),
             notes: Some(notes.clone()),

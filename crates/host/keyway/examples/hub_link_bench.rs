@@ -30,32 +30,8 @@ use keyway::hub::link::{HubIdentity, UdpLink};
 use keyway_hub::link::{InstallOutcome, LockLink};
 use keyway_lock::shell::{Options, Running, start};
 use keyway_lock::state::StateDir;
-use keyway_vendor::encode::EnvelopeBuilder;
+use keyway_testkit::release::{CLASS, VENDOR, Vendor};
 use keyway_vendor::keys::{Algorithm, SigningKey};
-
-const VENDOR: &str = "locks.example";
-const CLASS: &str = "deadbolt-2";
-
-fn signed(
-    vendor: &SigningKey,
-    version: &str,
-    sequence: u64,
-    payload: &[u8],
-    from: Option<&[u8]>,
-) -> Result<Vec<u8>> {
-    Ok(EnvelopeBuilder {
-        sequence,
-        version: version.parse().map_err(|e| anyhow!("{e:?}"))?,
-        vendor_domain: VENDOR.into(),
-        class_name: CLASS.into(),
-        payload: payload.to_vec(),
-        delta_from: from.map(<[u8]>::to_vec),
-        keys: vec![vendor.clone()],
-        ..Default::default()
-    }
-    .build()?
-    .envelope)
-}
 
 /// The old and new images, and where they came from.
 fn images() -> Result<(Vec<u8>, Vec<u8>, String)> {
@@ -161,11 +137,11 @@ fn main() -> Result<()> {
         .context("the argument is the number of rounds")?
         .unwrap_or(7);
     let (old, new, source) = images()?;
-    let vendor = SigningKey::generate(Algorithm::Ed25519)?;
+    let vendor = Vendor::new();
     let hub = HubIdentity::from_key(SigningKey::generate(Algorithm::Ed25519)?)?;
-    let factory = signed(&vendor, "1.0.0", 1, &old, None)?;
-    let full = signed(&vendor, "1.1.0", 2, &new, None)?;
-    let delta = signed(&vendor, "1.1.0", 2, &new, Some(&old))?;
+    let factory = vendor.signed("1.0.0", 1, &old, None);
+    let full = vendor.signed("1.1.0", 2, &new, None);
+    let delta = vendor.signed("1.1.0", 2, &new, Some(&old));
     println!(
         "images: {source}; full envelope {} B, delta envelope {} B; {rounds} rounds each, alternating",
         full.len(),
@@ -183,7 +159,7 @@ fn main() -> Result<()> {
         .into_iter()
         .enumerate()
         {
-            let (push, install, bytes, is_delta) = round(&vendor, &factory, &cands, &hub)?;
+            let (push, install, bytes, is_delta) = round(&vendor.key, &factory, &cands, &hub)?;
             if is_delta != (k == 1) {
                 bail!("the {name} round pushed delta={is_delta}");
             }

@@ -102,6 +102,33 @@ impl Bench {
         (Rc::new(RefCell::new(b)), vendor)
     }
 
+    /// A power cut: everything in RAM is gone; the lock starts again from
+    /// the device flash and the agent's store flash.
+    fn power_cut(&mut self) {
+        let ms = self.ms();
+        let core = self.lock.server().core();
+        let flash =
+            keyway_lock::device::flash_from_bytes(core.flash().as_bytes().to_vec()).unwrap();
+        let mut device = Device::new(flash, core.trust().clone(), None).unwrap();
+        device
+            .attach_audit(
+                keyway_audit::Ed25519Signer::from_seed([0xd0; 32]).unwrap(),
+                core.boot_count().unwrap_or(0),
+            )
+            .unwrap();
+        device.power_on().unwrap();
+        let store =
+            agent_shell::store_from_bytes(self.lock.agent().flash().as_bytes().to_vec()).unwrap();
+        self.lock = AgentLock::new(
+            Server::new(device),
+            store,
+            KeyPair::from_bytes(&[0xd0; 32]),
+            None,
+            ms,
+        )
+        .unwrap();
+    }
+
     fn ms(&self) -> u64 {
         self.clock.load(Ordering::SeqCst)
     }
@@ -130,6 +157,17 @@ struct Link {
     bench: Shared,
     peer: PeerId,
     stats: Stats,
+}
+
+impl Link {
+    /// A link for `peer` to the bench's lock.
+    fn new(bench: &Shared, peer: u64) -> Link {
+        Link {
+            bench: bench.clone(),
+            peer: PeerId(peer),
+            stats: Stats::default(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Link {
@@ -165,14 +203,10 @@ fn owner_key(tag: u8) -> SigningKey {
 
 fn client(bench: &Shared, peer: u64, tag: u8) -> Client<Link> {
     let clock = bench.borrow().clock.clone();
-    Client::new(Link {
-        bench: bench.clone(),
-        peer: PeerId(peer),
-        stats: Stats::default(),
-    })
-    .with_owner(owner_key(tag))
-    .unwrap()
-    .with_channel_env([tag; 32], Box::new(move || clock.load(Ordering::SeqCst)))
+    Client::new(Link::new(bench, peer))
+        .with_owner(owner_key(tag))
+        .unwrap()
+        .with_channel_env([tag; 32], Box::new(move || clock.load(Ordering::SeqCst)))
 }
 
 /// The owner `tag` paired by the setup code in a window a press opened;
@@ -413,11 +447,7 @@ fn the_keyway_binary_pairs_by_setup_code_with_the_agent_brain_over_udp_and_survi
 fn window_upload_and_reset_consent_is_stored_in_the_agent_and_a_postponed_reset_is_declined() {
     let (bench, vendor) = Bench::new();
     bench.borrow_mut().press();
-    let mut tool = Client::new(Link {
-        bench: bench.clone(),
-        peer: PeerId(7),
-        stats: Stats::default(),
-    });
+    let mut tool = Client::new(Link::new(&bench, 7));
     let env = release(&vendor, "2.0.0", 2, 8_000, "");
     let digest: [u8; 32] = Sha256::digest(&env).into();
     tool.upload(&env, &mut |_, _| {}).unwrap();
@@ -496,11 +526,7 @@ fn a_stranger_in_the_window_cannot_replace_a_pending_newer_release() {
     let old = release(&vendor, "3.0.0", 3, 6_000, "");
     c.upload(&new, &mut |_, _| {}).unwrap();
     bench.borrow_mut().press();
-    let mut stranger = Client::new(Link {
-        bench: bench.clone(),
-        peer: PeerId(66),
-        stats: Stats::default(),
-    });
+    let mut stranger = Client::new(Link::new(&bench, 66));
     let e = stranger.upload(&old, &mut |_, _| {}).unwrap_err();
     // An SMPv2 group error, as MCUmgr's tools read it: the image group's
     // CURRENT_VERSION_IS_NEWER (27), not only a top-level rc.
@@ -687,11 +713,7 @@ fn an_injected_chunk_is_refused_and_leaves_the_owners_sealed_upload_untouched() 
     let answers = Rc::new(RefCell::new(Vec::new()));
     let evil = vec![0xee; 200];
     let t = Injecting {
-        link: Link {
-            bench: bench.clone(),
-            peer: PeerId(1),
-            stats: Stats::default(),
-        },
+        link: Link::new(&bench, 1),
         // The handshake (2 frames), then two chunks of the upload.
         at: 4,
         frames: vec![
@@ -801,34 +823,7 @@ fn sealed_consent_survives_a_power_cut_then_the_install_proceeds() {
     );
     // The power cut: everything in RAM is gone; the shell starts again
     // from the device flash and the agent's store flash.
-    {
-        let mut b = bench.borrow_mut();
-        let ms = b.ms();
-        let store =
-            agent_shell::store_from_bytes(b.lock.agent().flash().as_bytes().to_vec()).unwrap();
-        let flash = keyway_lock::device::flash_from_bytes(
-            b.lock.server().core().flash().as_bytes().to_vec(),
-        )
-        .unwrap();
-        let trust = b.lock.server().core().trust().clone();
-        let mut device = Device::new(flash, trust, None).unwrap();
-        device
-            .attach_audit(
-                keyway_audit::Ed25519Signer::from_seed([0xd0; 32]).unwrap(),
-                b.lock.server().core().boot_count().unwrap_or(0),
-            )
-            .unwrap();
-        device.power_on().unwrap();
-        let lock = AgentLock::new(
-            Server::new(device),
-            store,
-            KeyPair::from_bytes(&[0xd0; 32]),
-            None,
-            ms,
-        )
-        .unwrap();
-        b.lock = lock;
-    }
+    bench.borrow_mut().power_cut();
     assert!(
         bench.borrow().lock.agent().state().consent().is_some(),
         "the consent was lost"
@@ -864,11 +859,7 @@ fn a_window_test_then_reset_installs_and_the_reset_closes_the_window() {
         latch.owner(false, ms);
     }
     bench.borrow_mut().press();
-    let mut tool = Client::new(Link {
-        bench: bench.clone(),
-        peer: PeerId(7),
-        stats: Stats::default(),
-    });
+    let mut tool = Client::new(Link::new(&bench, 7));
     let env = release(&vendor, "2.0.0", 2, 8_000, "");
     let digest: [u8; 32] = Sha256::digest(&env).into();
     tool.upload(&env, &mut |_, _| {}).unwrap();
@@ -964,11 +955,7 @@ fn authority_matrix_every_command_and_authority_through_the_shell() {
                 owner_client.request(name, *op, *group, *id, body.clone())
             } else {
                 // A plain client: no owner key, no session.
-                let mut plain = Client::new(Link {
-                    bench: bench.clone(),
-                    peer: PeerId(66),
-                    stats: Stats::default(),
-                });
+                let mut plain = Client::new(Link::new(&bench, 66));
                 plain.request(name, *op, *group, *id, body.clone())
             };
             let rc = match &c {
@@ -1091,11 +1078,7 @@ fn a_corrupted_chunk_clears_the_download_record_and_the_release_uploads_again() 
         bench.borrow_mut().press();
         let env = release(&vendor, "2.0.0", 2, 20_000, "");
         let mut tool = Client::new(Corrupting {
-            link: Link {
-                bench: bench.clone(),
-                peer: PeerId(7),
-                stats: Stats::default(),
-            },
+            link: Link::new(&bench, 7),
             nth: 5,
         });
         assert!(
@@ -1115,37 +1098,10 @@ fn a_corrupted_chunk_clears_the_download_record_and_the_release_uploads_again() 
         );
         if cut {
             let mut b = bench.borrow_mut();
-            let ms = b.ms();
-            let flash = keyway_lock::device::flash_from_bytes(
-                b.lock.server().core().flash().as_bytes().to_vec(),
-            )
-            .unwrap();
-            let trust = b.lock.server().core().trust().clone();
-            let mut device = Device::new(flash, trust, None).unwrap();
-            device
-                .attach_audit(
-                    keyway_audit::Ed25519Signer::from_seed([0xd0; 32]).unwrap(),
-                    b.lock.server().core().boot_count().unwrap_or(0),
-                )
-                .unwrap();
-            device.power_on().unwrap();
-            let store =
-                agent_shell::store_from_bytes(b.lock.agent().flash().as_bytes().to_vec()).unwrap();
-            b.lock = AgentLock::new(
-                Server::new(device),
-                store,
-                KeyPair::from_bytes(&[0xd0; 32]),
-                None,
-                ms,
-            )
-            .unwrap();
+            b.power_cut();
             b.press();
         }
-        let mut tool = Client::new(Link {
-            bench: bench.clone(),
-            peer: PeerId(7),
-            stats: Stats::default(),
-        });
+        let mut tool = Client::new(Link::new(&bench, 7));
         let r = tool.upload(&env, &mut |_, _| {}).unwrap();
         assert_eq!(r.resumed_from, 0, "cut {cut}");
         let digest: [u8; 32] = Sha256::digest(&env).into();
@@ -1318,11 +1274,7 @@ fn postponed_then_installed_when_battery_and_bolt_allow() {
     .envelope;
     let digest: [u8; 32] = Sha256::digest(&env).into();
     bench.borrow_mut().press();
-    let mut tool = Client::new(Link {
-        bench: bench.clone(),
-        peer: PeerId(7),
-        stats: Stats::default(),
-    });
+    let mut tool = Client::new(Link::new(&bench, 7));
     tool.upload(&env, &mut |_, _| {}).unwrap();
     // deadbolt-2: 3200 mV is 6,240 mWh.
     {
@@ -1494,11 +1446,7 @@ fn upload_begun_by_a_forgotten_owner_cannot_continue_after_a_factory_reset() {
     let mut partial = owner_over(
         &bench,
         Stop {
-            link: Link {
-                bench: bench.clone(),
-                peer: PeerId(1),
-                stats: Stats::default(),
-            },
+            link: Link::new(&bench, 1),
             left: 6,
         },
         0xa1,
@@ -1511,31 +1459,15 @@ fn upload_begun_by_a_forgotten_owner_cannot_continue_after_a_factory_reset() {
         let ms = b.ms();
         b.lock.button(ms, Press::Long).unwrap();
     }
-    let mut person = Client::new(Link {
-        bench: bench.clone(),
-        peer: PeerId(9),
-        stats: Stats::default(),
-    });
+    let mut person = Client::new(Link::new(&bench, 9));
     person.factory_reset().unwrap();
     assert_eq!(bench.borrow().lock.agent().state().owner_count(), 0);
     bench.borrow_mut().lock.close_window();
     // The forgotten owner cannot finish it; nor can anyone without the
     // window.
-    let mut gone = owner_over(
-        &bench,
-        Link {
-            bench: bench.clone(),
-            peer: PeerId(1),
-            stats: Stats::default(),
-        },
-        0xa1,
-    );
+    let mut gone = owner_over(&bench, Link::new(&bench, 1), 0xa1);
     assert!(gone.upload(&env, &mut |_, _| {}).is_err());
-    let mut stranger = Client::new(Link {
-        bench: bench.clone(),
-        peer: PeerId(1),
-        stats: Stats::default(),
-    });
+    let mut stranger = Client::new(Link::new(&bench, 1));
     assert!(
         stranger
             .upload(&env, &mut |_, _| {})
@@ -1554,11 +1486,7 @@ fn upload_begun_by_a_forgotten_owner_cannot_continue_after_a_factory_reset() {
 fn no_forced_update_after_upload_reset_and_power_cut() {
     let (bench, vendor) = Bench::new();
     bench.borrow_mut().press();
-    let mut tool = Client::new(Link {
-        bench: bench.clone(),
-        peer: PeerId(7),
-        stats: Stats::default(),
-    });
+    let mut tool = Client::new(Link::new(&bench, 7));
     let env = release(&vendor, "2.0.0", 2, 6_000, "");
     let digest: [u8; 32] = Sha256::digest(&env).into();
     tool.upload(&env, &mut |_, _| {}).unwrap();

@@ -5,67 +5,17 @@
 //! able to fail).
 
 use std::collections::BTreeSet;
+use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Command;
 
 use keyway_lock::state::StateDir;
-use keyway_vendor::encode::EnvelopeBuilder;
 use keyway_vendor::keys::{Algorithm, keygen};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_keyway");
-const VENDOR: &str = "locks.example";
-const CLASS: &str = "deadbolt-2";
+mod audit_lab;
 
-fn release(dir: &Path, sequence: u64, name: &str) -> std::path::PathBuf {
-    let key = keyway_vendor::keys::SigningKey::load(dir.join("vendor.key")).unwrap();
-    let env = EnvelopeBuilder {
-        sequence,
-        version: keyway_vendor::encode::Version::new(1, sequence, 0),
-        vendor_domain: VENDOR.into(),
-        class_name: CLASS.into(),
-        notes: Some(format!("# {name}\n\nFixes CVE-2099-0007.\n")),
-        cves: vec!["CVE-2099-0007:high".parse().unwrap()],
-        payload: (0..16 * 1024)
-            .map(|i| (i * 7 + sequence as usize) as u8)
-            .collect(),
-        keys: vec![key],
-        ..Default::default()
-    }
-    .build()
-    .unwrap()
-    .envelope;
-    let p = dir.join(format!("{name}.suit"));
-    std::fs::write(&p, env).unwrap();
-    p
-}
-
-/// A vendor key and a lock provisioned with its anchors and a factory
-/// release (sequence 1).
-fn provision(dir: &Path) {
-    provision_lock(dir, true);
-}
-
-/// A vendor key and a lock provisioned with its anchors, with a factory
-/// release (sequence 1) or, without one, booting into recovery (as the
-/// README allows: `keyway-lock provision` without `--firmware`).
-fn provision_lock(dir: &Path, factory: bool) {
-    keygen(dir.join("vendor"), Algorithm::Ed25519).unwrap();
-    let factory = factory.then(|| release(dir, 1, "factory"));
-    let state = StateDir::new(dir.join("lock"));
-    std::fs::create_dir_all(dir.join("lock")).unwrap();
-    state.set_pin("2468").unwrap();
-    state
-        .provision(
-            &[dir.join("vendor.pub")],
-            1,
-            VENDOR,
-            CLASS,
-            factory.as_deref(),
-            false,
-        )
-        .unwrap();
-}
+use audit_lab::*;
 
 /// Runs the audit command; returns its JSON report and exit status.
 fn audit(dir: &Path, extra: &[&str]) -> (Value, bool) {
@@ -79,38 +29,7 @@ fn audit(dir: &Path, extra: &[&str]) -> (Value, bool) {
         .args(extra)
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&o.stdout);
-    let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| {
-        panic!(
-            "audit printed no JSON ({e}): {text}\nstderr: {}",
-            String::from_utf8_lossy(&o.stderr)
-        )
-    });
-    (v, o.status.success())
-}
-
-fn numbers(v: &Value, status: &str) -> BTreeSet<u64> {
-    v["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["status"] == status)
-        .map(|c| c["number"].as_u64().unwrap())
-        .collect()
-}
-
-fn show(v: &Value) -> String {
-    v["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            format!(
-                "{} {} {}: {}\n",
-                c["number"], c["status"], c["title"], c["summary"]
-            )
-        })
-        .collect()
+    (report(&o), o.status.success())
 }
 
 fn namespaces_permitted() -> bool {
@@ -256,34 +175,30 @@ fn default_lock_passes_every_check() {
     assert!(!html.contains("src=") && !html.contains("href=") && !html.contains("<script"));
 }
 
-#[test]
-fn profile_cloud_verify_fails_the_local_update() {
-    expect_failures(Some("cloud-verify"), profile_failures("cloud-verify"));
+/// One `#[test]` per row (the audits are slow: separate tests run in
+/// parallel).
+macro_rules! tests {
+    ($($name:ident: $body:expr;)*) => {$(
+        #[test]
+        fn $name() {
+            $body;
+        }
+    )*};
 }
 
-#[test]
-fn profile_no_rollback_is_bricked_by_a_power_cut() {
-    expect_failures(Some("no-rollback"), profile_failures("no-rollback"));
+/// Audits a lock running the flawed `profile`: it fails exactly the
+/// checks [`PROFILES`] names.
+fn expect_profile(profile: &str) {
+    expect_failures(Some(profile), profile_failures(profile));
 }
 
-#[test]
-fn profile_unsigned_accepts_unknown_signers() {
-    expect_failures(Some("unsigned"), profile_failures("unsigned"));
-}
-
-#[test]
-fn profile_downgrade_accepts_a_rollback() {
-    expect_failures(Some("downgrade"), profile_failures("downgrade"));
-}
-
-#[test]
-fn profile_forced_installs_without_consent() {
-    expect_failures(Some("forced"), profile_failures("forced"));
-}
-
-#[test]
-fn profile_log_gaps_drops_update_records() {
-    expect_failures(Some("log-gaps"), profile_failures("log-gaps"));
+tests! {
+    profile_cloud_verify_fails_the_local_update: expect_profile("cloud-verify");
+    profile_no_rollback_is_bricked_by_a_power_cut: expect_profile("no-rollback");
+    profile_unsigned_accepts_unknown_signers: expect_profile("unsigned");
+    profile_downgrade_accepts_a_rollback: expect_profile("downgrade");
+    profile_forced_installs_without_consent: expect_profile("forced");
+    profile_log_gaps_drops_update_records: expect_profile("log-gaps");
 }
 
 /// The report says the lock started in recovery and which release the
@@ -402,35 +317,37 @@ fn router_plugged_in_fails_check_1_naming_the_route() {
     assert!(!ok);
 }
 
-/// A lock reached only over SMP (no control socket given to the audit),
-/// with an owner paired beforehand: the checks that need the lock's
-/// hardware (keypad, sensors, button, power) say SKIP and why; the rest
-/// run.
-#[test]
-fn without_a_control_interface_hardware_checks_skip_with_the_reason() {
+/// Provisions a lock, starts it (SMP and a control socket on loopback),
+/// pairs an owner with it as a person at the lock would (its button, the
+/// presence window, then `keyway device pair --setup-code` with the code
+/// off the label, which records the lock in owner.locks.json, where the
+/// audit finds it) and audits it over SMP only (no control socket given
+/// to the audit) with the owner's key. The report (printed).
+fn audit_with_a_paired_owner() -> Value {
     use std::io::{BufRead as _, BufReader, Write as _};
     let t = tempfile::tempdir().unwrap();
-    provision(t.path());
-    let mut o =
-        keyway_lock::shell::Options::new(t.path().join("lock"), "127.0.0.1:0".parse().unwrap());
+    let dir = t.path();
+    provision(dir);
+    let mut o = keyway_lock::shell::Options::new(dir.join("lock"), "127.0.0.1:0".parse().unwrap());
     o.control = Some("127.0.0.1:0".parse().unwrap());
     let lock = keyway_lock::shell::start(&o).unwrap();
-    // Pair an owner at the lock (its button, then the setup code off the
-    // label): `pair --setup-code` records the lock in owner.locks.json,
-    // where the audit finds it and runs the owner's commands sealed.
-    let owner = keygen(t.path().join("owner"), Algorithm::Ed25519).unwrap();
-    let mut c = std::net::TcpStream::connect(lock.control.unwrap()).unwrap();
-    c.write_all(b"{\"cmd\":\"presence\",\"seconds\":30}\n")
-        .unwrap();
-    BufReader::new(&c).read_line(&mut String::new()).unwrap();
-    let code = StateDir::new(t.path().join("lock"))
-        .setup_code()
+    let c = std::net::TcpStream::connect(lock.control.unwrap()).unwrap();
+    let mut r = BufReader::new(c.try_clone().unwrap());
+    let mut ask = |line: &str| {
+        (&c).write_all(line.as_bytes()).unwrap();
+        let mut a = String::new();
+        r.read_line(&mut a).unwrap();
+        serde_json::from_str::<Value>(&a).unwrap()
+    };
+    ask("{\"cmd\":\"presence\",\"seconds\":30}\n");
+    let code = ask("{\"cmd\":\"setup-code\"}\n")["setup_code"]
+        .as_str()
         .unwrap()
-        .unwrap()
-        .to_string();
+        .to_owned();
+    let owner = keygen(dir.join("owner"), Algorithm::Ed25519).unwrap();
+    let target = format!("udp:{}", lock.smp);
     let paired = Command::new(BIN)
-        .args(["device", "--target", &format!("udp:{}", lock.smp)])
-        .arg("--owner-key")
+        .args(["device", "--target", &target, "--owner-key"])
         .arg(&owner.private)
         .args(["pair", "--setup-code", &code, "--name", "test"])
         .output()
@@ -440,23 +357,23 @@ fn without_a_control_interface_hardware_checks_skip_with_the_reason() {
         "{}",
         String::from_utf8_lossy(&paired.stderr)
     );
-    let o = Command::new(BIN)
-        .args(["audit", "--json", "--target", &format!("udp:{}", lock.smp)])
-        .arg("--owner-key")
-        .arg(&owner.private)
-        .arg("--vendor-key")
-        .arg(t.path().join("vendor.key"))
-        .args(["--vendor-domain", VENDOR, "--class", CLASS, "--pin", "2468"])
-        .arg("--device-key")
-        .arg(t.path().join("lock/device.pub"))
-        .arg("--out")
-        .arg(t.path().join("out"))
-        .output()
-        .unwrap();
+    let (v, _) = audit_target(
+        dir,
+        &target,
+        &[OsStr::new("--owner-key"), owner.private.as_os_str()],
+    );
     lock.power_off();
-    let v: Value = serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
     println!("{}", show(&v));
+    v
+}
+
+/// A lock reached only over SMP (no control socket given to the audit),
+/// with an owner paired beforehand: the checks that need the lock's
+/// hardware (keypad, sensors, button, power) say SKIP and why; the rest
+/// run.
+#[test]
+fn without_a_control_interface_hardware_checks_skip_with_the_reason() {
+    let v = audit_with_a_paired_owner();
     for n in [6, 7, 9] {
         let c = &v["checks"][n - 1];
         assert_eq!(c["status"], "SKIP", "{c}");
@@ -502,21 +419,12 @@ fn an_external_lock_with_a_unix_control_socket_is_audited_through_it() {
         keyway_lock::shell::Options::new(t.path().join("lock"), "127.0.0.1:0".parse().unwrap());
     o.control_path = Some(sock.clone());
     let lock = keyway_lock::shell::start(&o).unwrap();
-    let out = Command::new(BIN)
-        .args(["audit", "--json", "--target", &format!("udp:{}", lock.smp)])
-        .arg("--control")
-        .arg(&sock)
-        .args(vendor_args(t.path()))
-        .args(["--vendor-domain", VENDOR, "--class", CLASS, "--pin", "2468"])
-        .arg("--device-key")
-        .arg(t.path().join("lock/device.pub"))
-        .arg("--out")
-        .arg(t.path().join("out"))
-        .output()
-        .unwrap();
+    let (v, _) = audit_target(
+        t.path(),
+        &format!("udp:{}", lock.smp),
+        &[OsStr::new("--control"), sock.as_os_str()],
+    );
     lock.power_off();
-    let v: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     println!("{}", show(&v));
     for n in 2..=12 {
         assert_eq!(v["checks"][n - 1]["status"], "PASS", "{}", show(&v));
@@ -594,39 +502,14 @@ fn channel_check(n: u64) {
     assert!(s.len() > 40, "a failing check says what to do: {s}");
 }
 
-#[test]
-fn channel_13_pairing_without_the_setup_code_is_refused() {
-    channel_check(13);
-}
-
-#[test]
-fn channel_14_a_stranger_in_the_owners_window_cannot_pair_or_downgrade() {
-    channel_check(14);
-}
-
-#[test]
-fn channel_15_a_replayed_or_held_back_unlock_is_refused() {
-    channel_check(15);
-}
-
-#[test]
-fn channel_16_a_forged_answer_is_an_error_and_owner_commands_are_sealed() {
-    channel_check(16);
-}
-
-#[test]
-fn channel_17_another_peers_chunk_cannot_enter_the_owners_upload() {
-    channel_check(17);
-}
-
-#[test]
-fn channel_18_an_unauthenticated_reset_is_refused_and_consent_stands() {
-    channel_check(18);
-}
-
-#[test]
-fn channel_19_consent_survives_a_power_cut_and_the_update_installs() {
-    channel_check(19);
+tests! {
+    channel_13_pairing_without_the_setup_code_is_refused: channel_check(13);
+    channel_14_a_stranger_in_the_owners_window_cannot_pair_or_downgrade: channel_check(14);
+    channel_15_a_replayed_or_held_back_unlock_is_refused: channel_check(15);
+    channel_16_a_forged_answer_is_an_error_and_owner_commands_are_sealed: channel_check(16);
+    channel_17_another_peers_chunk_cannot_enter_the_owners_upload: channel_check(17);
+    channel_18_an_unauthenticated_reset_is_refused_and_consent_stands: channel_check(18);
+    channel_19_consent_survives_a_power_cut_and_the_update_installs: channel_check(19);
 }
 
 /// Issue 12: `open-pairing` (today's local channel) fails exactly the
@@ -649,55 +532,7 @@ fn profile_open_pairing_fails_exactly_the_channel_checks() {
 /// need the lock's button or power (13, 14, 17, 19) say SKIP and why.
 #[test]
 fn an_external_agent_lock_without_a_control_socket_runs_the_session_channel_checks() {
-    use std::io::{BufRead as _, BufReader, Write as _};
-    let t = tempfile::tempdir().unwrap();
-    provision(t.path());
-    let mut o =
-        keyway_lock::shell::Options::new(t.path().join("lock"), "127.0.0.1:0".parse().unwrap());
-    o.control = Some("127.0.0.1:0".parse().unwrap());
-    let lock = keyway_lock::shell::start(&o).unwrap();
-    // A person at the lock: the window, and the code off the label.
-    let c = std::net::TcpStream::connect(lock.control.unwrap()).unwrap();
-    let mut r = BufReader::new(c.try_clone().unwrap());
-    let mut ask = |line: &str| {
-        (&c).write_all(line.as_bytes()).unwrap();
-        let mut a = String::new();
-        r.read_line(&mut a).unwrap();
-        serde_json::from_str::<Value>(&a).unwrap()
-    };
-    ask("{\"cmd\":\"presence\",\"seconds\":30}\n");
-    let code = ask("{\"cmd\":\"setup-code\"}\n")["setup_code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let owner = keygen(t.path().join("owner"), Algorithm::Ed25519).unwrap();
-    let target = format!("udp:{}", lock.smp);
-    let paired = Command::new(BIN)
-        .args(["device", "--target", &target, "--owner-key"])
-        .arg(&owner.private)
-        .args(["pair", "--setup-code", &code])
-        .output()
-        .unwrap();
-    assert!(
-        paired.status.success(),
-        "{}",
-        String::from_utf8_lossy(&paired.stderr)
-    );
-    let out = Command::new(BIN)
-        .args(["audit", "--json", "--target", &target, "--owner-key"])
-        .arg(&owner.private)
-        .args(vendor_args(t.path()))
-        .args(["--vendor-domain", VENDOR, "--class", CLASS, "--pin", "2468"])
-        .arg("--device-key")
-        .arg(t.path().join("lock/device.pub"))
-        .arg("--out")
-        .arg(t.path().join("out"))
-        .output()
-        .unwrap();
-    lock.power_off();
-    let v: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
-    println!("{}", show(&v));
+    let v = audit_with_a_paired_owner();
     for n in [15, 16, 18] {
         assert_eq!(v["checks"][n - 1]["status"], "PASS", "{}", show(&v));
     }

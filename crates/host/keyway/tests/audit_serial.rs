@@ -6,54 +6,16 @@
 //! chunks), which are N/A with the reason. A flawed profile still fails
 //! its checks over serial, so the serial audit can fail.
 
+mod audit_lab;
+
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::process::Command;
+use std::ffi::OsStr;
 
-use keyway_lock::state::StateDir;
-use keyway_vendor::encode::EnvelopeBuilder;
-use keyway_vendor::keys::{Algorithm, keygen};
+use audit_lab::*;
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_keyway");
-const VENDOR: &str = "locks.example";
-const CLASS: &str = "deadbolt-2";
 
 /// The checks that are not applicable on a serial line.
 const NOT_APPLICABLE: [u64; 2] = [1, 17];
-
-fn provision(dir: &Path) {
-    keygen(dir.join("vendor"), Algorithm::Ed25519).unwrap();
-    let key = keyway_vendor::keys::SigningKey::load(dir.join("vendor.key")).unwrap();
-    let env = EnvelopeBuilder {
-        sequence: 1,
-        version: keyway_vendor::encode::Version::new(1, 1, 0),
-        vendor_domain: VENDOR.into(),
-        class_name: CLASS.into(),
-        notes: Some("# factory\n".into()),
-        payload: (0..8 * 1024).map(|i| (i * 7) as u8).collect(),
-        keys: vec![key],
-        ..Default::default()
-    }
-    .build()
-    .unwrap()
-    .envelope;
-    let factory = dir.join("factory.suit");
-    std::fs::write(&factory, env).unwrap();
-    let state = StateDir::new(dir.join("lock"));
-    std::fs::create_dir_all(dir.join("lock")).unwrap();
-    state.set_pin("2468").unwrap();
-    state
-        .provision(
-            &[dir.join("vendor.pub")],
-            1,
-            VENDOR,
-            CLASS,
-            Some(&factory),
-            false,
-        )
-        .unwrap();
-}
 
 /// Starts the lock (`profile`) on a pty at `DIR/serial` with its control
 /// socket at `DIR/ctl.sock`, audits it over the line, and returns the
@@ -70,56 +32,19 @@ fn audit_over_serial(profile: &str) -> (Value, bool, String) {
     o.profile = keyway_lock::profile::Profile::parse(profile).unwrap();
     let lock = keyway_lock::shell::start(&o).unwrap();
     let html = t.path().join("report.html");
-    let out = Command::new(BIN)
-        .args(["audit", "--json", "--target"])
-        .arg(format!("serial:{}", serial.display()))
-        .arg("--control")
-        .arg(&sock)
-        .arg("--vendor-key")
-        .arg(t.path().join("vendor.key"))
-        .args(["--vendor-domain", VENDOR, "--class", CLASS, "--pin", "2468"])
-        .arg("--device-key")
-        .arg(t.path().join("lock/device.pub"))
-        .arg("--out")
-        .arg(t.path().join("out"))
-        .arg("--report")
-        .arg(&html)
-        .output()
-        .unwrap();
+    let (v, ok) = audit_target(
+        t.path(),
+        &format!("serial:{}", serial.display()),
+        &[
+            OsStr::new("--control"),
+            sock.as_os_str(),
+            OsStr::new("--report"),
+            html.as_os_str(),
+        ],
+    );
     lock.power_off();
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "audit printed no JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
     let page = std::fs::read_to_string(&html).unwrap_or_default();
-    (v, out.status.success(), page)
-}
-
-fn numbers(v: &Value, status: &str) -> BTreeSet<u64> {
-    v["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["status"] == status)
-        .map(|c| c["number"].as_u64().unwrap())
-        .collect()
-}
-
-fn show(v: &Value) -> String {
-    v["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            format!(
-                "{} {} {}: {}\n",
-                c["number"], c["status"], c["title"], c["summary"]
-            )
-        })
-        .collect()
+    (v, ok, page)
 }
 
 /// The default lock over its serial pty: every check passes, except 1 and

@@ -20,6 +20,11 @@ fn tmpdir() -> PathBuf {
     d
 }
 
+/// A command line's words (none of these has a space in it).
+fn words(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -38,23 +43,10 @@ fn keygen_keyset_sign_end_to_end() {
     }
     let o = keyway(
         &dir,
-        &[
-            "keyset",
-            "--root",
-            "root.key",
-            "--signer",
-            "a.pub",
-            "--signer",
-            "b.pub",
-            "--threshold",
-            "2",
-            "--version",
-            "4",
-            "--revoke",
-            "old.pub",
-            "-o",
-            "ks.cbor",
-        ],
+        &words(
+            "keyset --root root.key --signer a.pub --signer b.pub --threshold 2 --version 4 \
+             --revoke old.pub -o ks.cbor",
+        ),
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let info = KeySetInfo::parse(&std::fs::read(dir.join("ks.cbor")).unwrap()).unwrap();
@@ -69,27 +61,11 @@ fn keygen_keyset_sign_end_to_end() {
     std::fs::write(dir.join("fw.bin"), vec![0x5a; 4096]).unwrap();
     std::fs::write(dir.join("NOTES.md"), "# 2.0.0\nSecurity fixes.\n").unwrap();
     let sign = |keys: &[&str], out: &str| {
-        let mut args = vec![
-            "sign",
-            "--firmware",
-            "fw.bin",
-            "--version",
-            "2.0.0",
-            "--sequence",
-            "9",
-            "--vendor-domain",
-            "keyway.example",
-            "--class",
-            "deadbolt",
-            "--notes",
-            "NOTES.md",
-            "--cve",
-            "CVE-2025-10001:critical",
-            "--keyset",
-            "ks.cbor",
-            "-o",
-            out,
-        ];
+        let mut args = words(
+            "sign --firmware fw.bin --version 2.0.0 --sequence 9 --vendor-domain keyway.example \
+             --class deadbolt --notes NOTES.md --cve CVE-2025-10001:critical --keyset ks.cbor -o",
+        );
+        args.push(out);
         for k in keys {
             args.extend(["--key", k]);
         }
@@ -130,81 +106,32 @@ fn bad_input_fails_cleanly_without_panicking() {
     )
     .unwrap();
     assert!(keyway(&dir, &["keygen", "a"]).status.success());
-    let cases: &[(&[&str], &str)] = &[
+    let cases = [
         (
-            &[
-                "keyset",
-                "--root",
-                "trunc.key",
-                "--signer",
-                "a.pub",
-                "--threshold",
-                "1",
-                "--version",
-                "1",
-                "-o",
-                "k",
-            ],
+            "keyset --root trunc.key --signer a.pub --threshold 1 --version 1 -o k",
             "error: trunc.key: not a PEM private key",
         ),
         (
-            &[
-                "keyset",
-                "--root",
-                "a.key",
-                "--signer",
-                "a.key",
-                "--threshold",
-                "1",
-                "--version",
-                "1",
-                "-o",
-                "k",
-            ],
+            "keyset --root a.key --signer a.key --threshold 1 --version 1 -o k",
             "error: a.key: wrong key type: expected a public key, got a private key",
         ),
         (
-            &[
-                "keyset",
-                "--root",
-                "a.key",
-                "--signer",
-                "nope.pub",
-                "--threshold",
-                "1",
-                "--version",
-                "1",
-                "-o",
-                "k",
-            ],
+            "keyset --root a.key --signer nope.pub --threshold 1 --version 1 -o k",
             "error: nope.pub: cannot read",
         ),
         (
-            &[
-                "keyset",
-                "--root",
-                "a.key",
-                "--signer",
-                "a.pub",
-                "--revoke",
-                "a.pub",
-                "--threshold",
-                "1",
-                "--version",
-                "1",
-                "-o",
-                "k",
-            ],
+            "keyset --root a.key --signer a.pub --revoke a.pub --threshold 1 --version 1 -o k",
             "error: a.pub: this key is both a --signer and revoked",
         ),
-        (&["keygen", "a"], "error: a.key: already exists"),
+        ("keygen a", "error: a.key: already exists"),
         (
-            &["verify", "x.suit", "--trust", "nope.pub"],
+            "verify x.suit --trust nope.pub",
             "error: REJECTED x.suit: nope.pub",
         ),
     ];
-    for (args, want) in cases {
-        let o = keyway(&dir, args);
+    for (line, want) in cases {
+        let args = words(line);
+        let o = keyway(&dir, &args);
         assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
         assert!(
             stderr(&o).starts_with(want),

@@ -409,16 +409,43 @@ fn choose_the_delta_only_for_its_base() {
     let (full, delta) = (build(None), build(Some(old.clone())));
     let sha = |b: &[u8]| -> [u8; 32] { <sha2::Sha256 as sha2::Digest>::digest(b).into() };
     let both: [&[u8]; 2] = [&full, &delta];
-    let (i, why) = delta::choose(&both, &sha(&old)).unwrap();
-    assert_eq!(i, 1, "{why}");
-    assert!(why.starts_with("the delta"), "{why}");
-    let (i, why) = delta::choose(&both, &sha(&new)).unwrap();
-    assert_eq!(i, 0, "{why}");
-    assert!(why.contains("the delta applies to"), "{why}");
-    let err = delta::choose(&[&delta], &sha(&new))
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("no full image was given"), "{err}");
+    let (old_sha, new_sha) = (sha(&old), sha(&new));
+    assert_eq!(
+        delta::choose(&both, &old_sha).unwrap(),
+        delta::Choice::Delta {
+            index: 1,
+            bytes: delta.len(),
+            running: old_sha
+        }
+    );
+    let full_choice = delta::choose(&both, &new_sha).unwrap();
+    assert_eq!(
+        full_choice,
+        delta::Choice::Full {
+            index: 0,
+            bytes: full.len(),
+            running: new_sha,
+            delta_bases: vec![old_sha]
+        }
+    );
+    assert!(
+        full_choice.to_string().contains("the delta applies to"),
+        "{full_choice}"
+    );
+    assert_eq!(
+        delta::choose(&[&delta], &new_sha).unwrap_err(),
+        delta::ChooseError::NoFit {
+            running: new_sha,
+            delta_bases: vec![old_sha]
+        }
+    );
+    assert_eq!(
+        delta::choose(&[&full[..10]], &new_sha).unwrap_err(),
+        delta::ChooseError::Envelope {
+            number: 1,
+            error: keyway_suit::inspect_envelope(&full[..10]).unwrap_err()
+        }
+    );
 }
 
 /// `keyway diff --update-time`: both paths through the modeled BLE link

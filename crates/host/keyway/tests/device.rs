@@ -23,7 +23,7 @@ use keyway_vendor::smp::{self, HEADER_LEN, Header, Op};
 
 mod common;
 
-use common::{BIN, control, device_cli};
+use common::{BIN, Between, control, device_cli, person_installs};
 /// A full release of `len` bytes signed by `key` (keyway-testkit's).
 fn release(key: &SigningKey, version: &str, sequence: u64, len: usize) -> Vec<u8> {
     keyway_testkit::release::release(key, version, sequence, len)
@@ -55,6 +55,13 @@ fn client(lock: &Running) -> Client<UdpTransport> {
 fn cli(lock: &Running, args: &[&str]) -> (bool, String, String) {
     let target = format!("udp:{}", lock.smp);
     device_cli(&target, &["--timeout-ms", "2000"], args)
+}
+
+/// [`cli`] as the owner whose private key file is `key`.
+fn owner_cli(lock: &Running, key: &str, args: &[&str]) -> (bool, String, String) {
+    let mut all = vec!["--owner-key", key];
+    all.extend_from_slice(args);
+    cli(lock, &all)
 }
 
 #[test]
@@ -117,11 +124,10 @@ fn update_end_to_end_with_the_cli_runs_the_new_version_confirmed() {
     let key = pair_owner(&lab, &lock);
     let next = lab.write("v1.2.suit", &release(&lab.vendor.key, "1.2.0", 3, 4000));
     let v: serde_json::Value = serde_json::from_str(
-        cli(
+        owner_cli(
             &lock,
+            &key,
             &[
-                "--owner-key",
-                &key,
                 "--json",
                 "update",
                 path.to_str().unwrap(),
@@ -762,10 +768,7 @@ fn an_owner_pairs_at_the_door_then_unlocks_with_the_key_and_a_stranger_cannot() 
         .to_string();
 
     // Without the window: refused, nothing recorded.
-    let e = refused(cli(
-        &lock,
-        &["--owner-key", &key, "pair", "--setup-code", &code],
-    ));
+    let e = refused(owner_cli(&lock, &key, &["pair", "--setup-code", &code]));
     assert!(e.contains("pair: refused:"), "{e}");
     assert!(e.contains("rc 11"), "{e}");
     assert!(!lab.tmp.path().join("owner.locks.json").exists());
@@ -778,19 +781,19 @@ fn an_owner_pairs_at_the_door_then_unlocks_with_the_key_and_a_stranger_cannot() 
     assert!(e.contains("unlock: refused:"), "{e}");
     // A key the lock never paired has no session to run in: the client
     // says to pair first and sends nothing.
-    let e = refused(cli(&lock, &["--owner-key", &other_key, "unlock"]));
+    let e = refused(owner_cli(&lock, &other_key, &["unlock"]));
     assert!(
         e.contains("holds no lock paired at") && e.contains("pair --setup-code CODE"),
         "{e}"
     );
-    let v = json(&ok(cli(&lock, &["--owner-key", &key, "--json", "unlock"])));
+    let v = json(&ok(owner_cli(&lock, &key, &["--json", "unlock"])));
     assert_eq!(v["bolt"], "unlocked", "{v}");
-    let out = ok(cli(&lock, &["--owner-key", &key, "lock"]));
+    let out = ok(owner_cli(&lock, &key, &["lock"]));
     assert_eq!(out.trim(), "bolt locked");
     // Status is for owners.
     let e = refused(cli(&lock, &["status"]));
     assert!(e.contains("status: refused:"), "{e}");
-    let v = json(&ok(cli(&lock, &["--owner-key", &key, "--json", "status"])));
+    let v = json(&ok(owner_cli(&lock, &key, &["--json", "status"])));
     assert_eq!(
         (v["bolt"].as_str(), v["owners"].as_u64()),
         (Some("locked"), Some(1))
@@ -818,29 +821,27 @@ fn notes_then_consent_postponed_while_locked_installs_once_unlocked() {
     .unwrap()
     .envelope;
     let path = lab.write("v1.1.suit", &env);
-    let out = ok(cli(
-        &lock,
-        &["--owner-key", &key, "update", path.to_str().unwrap()],
-    ));
+    let out = ok(owner_cli(&lock, &key, &["update", path.to_str().unwrap()]));
     assert!(out.contains("pending: awaiting-consent"), "{out}");
 
     // Consent before the notes were offered is refused.
-    let e = refused(cli(&lock, &["--owner-key", &key, "consent", "accept"]));
+    let e = refused(owner_cli(&lock, &key, &["consent", "accept"]));
     assert!(e.contains("the release notes were not"), "{e}");
-    let notes = ok(cli(&lock, &["--owner-key", &key, "notes"]));
+    let notes = ok(owner_cli(&lock, &key, &["notes"]));
     assert!(
         notes.contains("pending update 1.1.0 (sequence 2)"),
         "{notes}"
     );
     assert!(notes.contains("fixes CVE-2022-46480 (high)"), "{notes}");
     assert!(notes.contains("Fixes the BLE replay flaw."), "{notes}");
-    let v = json(&ok(cli(&lock, &["--owner-key", &key, "--json", "notes"])));
+    let v = json(&ok(owner_cli(&lock, &key, &["--json", "notes"])));
     assert_eq!(v["cves"][0]["severity"], "high", "{v}");
 
     // The bolt is locked: consent is kept, the install postponed.
-    let v = json(&ok(cli(
+    let v = json(&ok(owner_cli(
         &lock,
-        &["--owner-key", &key, "--json", "consent", "accept"],
+        &key,
+        &["--json", "consent", "accept"],
     )));
     assert_eq!(v["state"], "postponed", "{v}");
     assert!(
@@ -848,7 +849,7 @@ fn notes_then_consent_postponed_while_locked_installs_once_unlocked() {
         "{v}"
     );
     // Unlocking lets the lock install by itself: wait for it.
-    ok(cli(&lock, &["--owner-key", &key, "unlock"]));
+    ok(owner_cli(&lock, &key, &["unlock"]));
     let mut c = client(&lock);
     let sha: [u8; 32] =
         sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&env)).into();
@@ -910,9 +911,10 @@ fn the_exported_log_verifies_with_keyway_log_verify() {
     // The log shows who came and went: for owners only.
     let e = refused(cli(&lock, &["log", "export", file.to_str().unwrap()]));
     assert!(e.contains("rc 11"), "{e}");
-    let out = ok(cli(
+    let out = ok(owner_cli(
         &lock,
-        &["--owner-key", &key, "log", "export", file.to_str().unwrap()],
+        &key,
+        &["log", "export", file.to_str().unwrap()],
     ));
     assert!(out.contains("keyway log verify"), "{out}");
     let o = Command::new(BIN)
@@ -937,16 +939,10 @@ fn factory_reset_needs_the_long_press_and_forgets_the_owners() {
     let lab = Lab::new(1);
     let lock = lab.start(false);
     let key = pair_owner(&lab, &lock);
-    let v = json(&ok(cli(
+    let v = json(&ok(owner_cli(
         &lock,
-        &[
-            "--owner-key",
-            &key,
-            "--json",
-            "settings",
-            "--auto-install-cve",
-            "on",
-        ],
+        &key,
+        &["--json", "settings", "--auto-install-cve", "on"],
     )));
     assert_eq!(v["settings"]["auto_install_cve"], true, "{v}");
     let e = refused(cli(&lock, &["factory-reset"]));
@@ -962,7 +958,7 @@ fn factory_reset_needs_the_long_press_and_forgets_the_owners() {
     assert!(a.contains("\"ok\":true"), "{a}");
     let v = json(&ok(cli(&lock, &["--json", "factory-reset"])));
     assert_eq!(v["owners"], 0, "{v}");
-    let e = refused(cli(&lock, &["--owner-key", &key, "unlock"]));
+    let e = refused(owner_cli(&lock, &key, &["unlock"]));
     assert!(e.contains("rc 11"), "{e}");
 }
 
@@ -973,31 +969,24 @@ fn an_owner_uploads_in_a_session_without_the_presence_window() {
     let key = pair_owner(&lab, &lock);
     let (stranger, _) = keygen(&lab, "stranger");
     let path = lab.write("v2.suit", &release(&lab.vendor.key, "2.0.0", 2, 20_000));
-    let e = refused(cli(
+    let e = refused(owner_cli(
         &lock,
-        &["--owner-key", &stranger, "update", path.to_str().unwrap()],
+        &stranger,
+        &["update", path.to_str().unwrap()],
     ));
     // The stranger's key has no paired lock: refused before any request.
     assert!(e.contains("pair first"), "{e}");
-    let v = json(&ok(cli(
+    let v = json(&ok(owner_cli(
         &lock,
-        &[
-            "--owner-key",
-            &key,
-            "--json",
-            "update",
-            path.to_str().unwrap(),
-        ],
+        &key,
+        &["--json", "update", path.to_str().unwrap()],
     )));
     assert_eq!(v["pending"]["state"], "awaiting-consent", "{v}");
     assert_eq!(v["pending"]["version"], "2.0.0", "{v}");
     // Refusing erases it: nothing is pending any more.
-    ok(cli(&lock, &["--owner-key", &key, "notes"]));
-    ok(cli(
-        &lock,
-        &["--owner-key", &key, "--json", "consent", "refuse"],
-    ));
-    let e = refused(cli(&lock, &["--owner-key", &key, "notes"]));
+    ok(owner_cli(&lock, &key, &["notes"]));
+    ok(owner_cli(&lock, &key, &["--json", "consent", "refuse"]));
+    let e = refused(owner_cli(&lock, &key, &["notes"]));
     assert!(
         e.contains("notes: refused:") && e.contains("ENOENT, rc 5"),
         "{e}"
@@ -1119,11 +1108,10 @@ fn update_picks_the_delta_for_the_running_image_else_the_full_one() {
     let full = lab.write("v1.1.suit", &signed("1.1.0", 2, &new, None));
     let delta_env = signed("1.1.0", 2, &new, Some(&factory));
     let delta = lab.write("v1.1-from-1.0.suit", &delta_env);
-    let (ok, out, err) = cli(
+    let (ok, out, err) = owner_cli(
         &lock,
+        &key,
         &[
-            "--owner-key",
-            &key,
             "--json",
             "update",
             full.to_str().unwrap(),
@@ -1166,11 +1154,10 @@ fn update_picks_the_delta_for_the_running_image_else_the_full_one() {
         "v1.2-from-1.0.suit",
         &signed("1.2.0", 3, &newer, Some(&factory)),
     );
-    let (ok, out, err) = cli(
+    let (ok, out, err) = owner_cli(
         &lock,
+        &key,
         &[
-            "--owner-key",
-            &key,
             "update",
             delta12.to_str().unwrap(),
             full12.to_str().unwrap(),
@@ -1182,36 +1169,6 @@ fn update_picks_the_delta_for_the_running_image_else_the_full_one() {
             && out.contains("the delta applies to"),
         "{out}"
     );
-}
-
-/// A link that runs `between` once, just before the `at`-th sealed record
-/// (the Keyway group's id 15) goes to the lock: the lock's state changes
-/// between two of the owner's calls. Frames pass through untouched.
-struct Between<T> {
-    inner: T,
-    sealed: usize,
-    at: usize,
-    between: Option<Box<dyn FnOnce()>>,
-}
-
-impl<T: Transport> Transport for Between<T> {
-    fn exchange(&mut self, frame: &[u8], seq: u8) -> Result<Vec<u8>, TransportError> {
-        if Header::decode(frame).is_ok_and(|h| h.group == smp::group::KEYWAY && h.id == 15) {
-            self.sealed += 1;
-            if self.sealed == self.at
-                && let Some(f) = self.between.take()
-            {
-                f();
-            }
-        }
-        self.inner.exchange(frame, seq)
-    }
-    fn mtu(&self) -> usize {
-        self.inner.mtu()
-    }
-    fn stats(&self) -> Stats {
-        self.inner.stats()
-    }
 }
 
 /// The client chose a delta for the image the lock's sealed status named,
@@ -1251,35 +1208,16 @@ fn a_delta_the_lock_refuses_for_its_base_falls_back_to_the_full_image() {
         .to_bytes();
     // The person at the lock installs 1.0.1 in the presence window (upload,
     // test, the window's reset) and waits until it runs confirmed.
-    let (smp_addr, other_done) = (lock.smp.to_string(), Arc::new(AtomicBool::new(false)));
-    let done = Arc::clone(&other_done);
-    let install_101 = Box::new(move || {
-        let mut c = Client::new(
-            UdpTransport::connect(&smp_addr)
-                .unwrap()
-                .with_retry(Duration::from_millis(2000), 3),
-        );
-        let args = keyway::device::cli::UpdateArgs {
-            envelopes: vec![v101],
-            install: true,
-            wait: true,
-            wait_seconds: 30,
-        };
-        let v = keyway::device::cli::update(&mut c, &args, true, &mut Vec::new(), &mut Vec::new())
-            .expect("the person at the lock installs 1.0.1");
-        assert_eq!(v["outcome"], "running", "{v}");
-        done.store(true, Ordering::SeqCst);
-    });
+    let (install_101, other_done) = person_installs(lock.smp.to_string(), v101);
     // `update` seals: 1 the image state, 2 the status, 3 the first upload
     // chunk. 1.0.1 is installed just before 3.
-    let mut c = Client::new(Between {
-        inner: UdpTransport::connect(&lock.smp.to_string())
+    let mut c = Client::new(Between::new(
+        UdpTransport::connect(&lock.smp.to_string())
             .unwrap()
             .with_retry(Duration::from_millis(2000), 3),
-        sealed: 0,
-        at: 3,
-        between: Some(install_101),
-    })
+        3,
+        install_101,
+    ))
     .with_owner(owner)
     .unwrap()
     .with_paired_lock(dk)
@@ -1380,7 +1318,7 @@ fn owners_lists_the_owners_and_unpair_removes_one_that_then_cannot_unlock() {
     let (ann, ann_id) = pair_named(&lab, &lock, "ann");
     let (bob, bob_id) = pair_named(&lab, &lock, "bob");
 
-    let out = ok(cli(&lock, &["--owner-key", &ann, "owners"]));
+    let out = ok(owner_cli(&lock, &ann, &["owners"]));
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 4, "{out}");
     assert!(lines[0].starts_with("KEY ID"), "{out}");
@@ -1393,13 +1331,13 @@ fn owners_lists_the_owners_and_unpair_removes_one_that_then_cannot_unlock() {
         "{out}"
     );
     assert_eq!(lines[3], "2 owner(s)");
-    let v = json(&ok(cli(&lock, &["--owner-key", &bob, "--json", "owners"])));
+    let v = json(&ok(owner_cli(&lock, &bob, &["--json", "owners"])));
     assert_eq!(v["owners"][0]["key_id"], ann_id.as_str(), "{v}");
     assert_eq!(v["owners"][1]["name"], "bob", "{v}");
     assert_eq!(v["owners"][1]["this_key"], true, "{v}");
 
-    ok(cli(&lock, &["--owner-key", &bob, "unlock"]));
-    let out = ok(cli(&lock, &["--owner-key", &ann, "unpair", &bob_id]));
+    ok(owner_cli(&lock, &bob, &["unlock"]));
+    let out = ok(owner_cli(&lock, &ann, &["unpair", &bob_id]));
     assert_eq!(
         out.trim(),
         format!("removed owner {bob_id}; the lock has 1 owner(s)")
@@ -1407,12 +1345,12 @@ fn owners_lists_the_owners_and_unpair_removes_one_that_then_cannot_unlock() {
     // (Stored before the answer: the shell writes `agent-store.bin`
     // before it replies, so a power cut right after it cannot bring bob
     // back; the restart below reads it.)
-    let e = refused(cli(&lock, &["--owner-key", &bob, "unlock"]));
+    let e = refused(owner_cli(&lock, &bob, &["unlock"]));
     assert!(e.contains("rc 11"), "{e}");
     // The lock refuses bob's key as it refuses any unpaired key.
     let mut c = sealed_client(&lab, &lock, &bob);
     assert!(c.lock().unwrap_err().access_denied());
-    ok(cli(&lock, &["--owner-key", &ann, "lock"]));
+    ok(owner_cli(&lock, &ann, &["lock"]));
 
     drop(lock);
     // (A new port: the paired-lock records name the old target, so the
@@ -1467,7 +1405,7 @@ fn unpair_without_owner_auth_is_refused() {
     control(&lock, r#"{"cmd":"presence-close"}"#);
     // `owners` is for owners too.
     assert!(client(&lock).owners().unwrap_err().access_denied());
-    let v = json(&ok(cli(&lock, &["--owner-key", &ann, "--json", "owners"])));
+    let v = json(&ok(owner_cli(&lock, &ann, &["--json", "owners"])));
     assert_eq!(v["owners"].as_array().unwrap().len(), 1, "{v}");
 }
 
@@ -1485,16 +1423,13 @@ fn unpair_of_an_unknown_key_id_is_the_typed_refusal() {
     assert_eq!(e.refusal(), Some(keyway_smp::Refusal::UnknownOwner), "{e}");
     assert_eq!(e.rc(), Some(5), "{e}");
     assert_eq!(c.owners().unwrap().len(), 1);
-    let e = refused(cli(
-        &lock,
-        &["--owner-key", &ann, "unpair", "eeeeeeeeeeeeeeee"],
-    ));
+    let e = refused(owner_cli(&lock, &ann, &["unpair", "eeeeeeeeeeeeeeee"]));
     assert!(
         e.contains("no owner of this lock has key id eeeeeeeeeeeeeeee: list them with `keyway device --owner-key KEY owners`"),
         "{e}"
     );
     for bad in ["eeee", "zzzzzzzzzzzzzzzz", "eeeeeeeeeeeeeeeeee"] {
-        let e = refused(cli(&lock, &["--owner-key", &ann, "unpair", bad]));
+        let e = refused(owner_cli(&lock, &ann, &["unpair", bad]));
         assert!(
             e.contains("give the owner's key id as 16 hex digits"),
             "{e}"
@@ -1521,23 +1456,15 @@ fn pair_with_a_wrong_setup_code_is_refused_and_records_nothing_the_right_one_pai
     } else {
         "1234-5670"
     };
-    let e = refused(cli(
-        &lock,
-        &["--owner-key", &key, "pair", "--setup-code", wrong],
-    ));
+    let e = refused(owner_cli(&lock, &key, &["pair", "--setup-code", wrong]));
     assert!(e.contains("does not match this lock's"), "{e}");
     assert!(!lab.tmp.path().join("owner.locks.json").exists());
-    ok(cli(
+    ok(owner_cli(
         &lock,
-        &[
-            "--owner-key",
-            &key,
-            "pair",
-            "--setup-code",
-            &code.to_string(),
-        ],
+        &key,
+        &["pair", "--setup-code", &code.to_string()],
     ));
     assert!(lab.tmp.path().join("owner.locks.json").exists());
-    let v = json(&ok(cli(&lock, &["--owner-key", &key, "--json", "unlock"])));
+    let v = json(&ok(owner_cli(&lock, &key, &["--json", "unlock"])));
     assert_eq!(v["bolt"], "unlocked", "{v}");
 }

@@ -6,18 +6,18 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn keyway(args: &[&str]) -> Output {
+/// `keyway flash-sim` with the words of `args`.
+fn keyway(args: &str) -> Output {
     Command::new(env!("CARGO_BIN_EXE_keyway"))
         .arg("flash-sim")
-        .args(args)
+        .args(args.split_whitespace())
         .output()
         .expect("run keyway")
 }
 
-fn json(args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.push("--json");
-    let out = keyway(&all);
+/// `keyway flash-sim ARGS --json`, which must succeed: its report.
+fn json(args: &str) -> Value {
+    let out = keyway(&format!("{args} --json"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -41,16 +41,9 @@ fn u(v: &Value, key: &str) -> u64 {
 }
 
 fn swept(geometry: &str, kib: &str, mode: &str, cuts: &str) {
-    let v = json(&[
-        "--geometry",
-        geometry,
-        "--image-kib",
-        kib,
-        "--mode",
-        mode,
-        "--power-cuts",
-        cuts,
-    ]);
+    let v = json(&format!(
+        "--geometry {geometry} --image-kib {kib} --mode {mode} --power-cuts {cuts}"
+    ));
     let (scenarios, bricks) = (u(&v, "scenarios"), u(&v, "bricks"));
     println!(
         "flash-sim {geometry}, {kib} KiB, {mode}, {cuts}: {} ops, {scenarios} scenarios, {} cuts fired, \
@@ -63,41 +56,28 @@ fn swept(geometry: &str, kib: &str, mode: &str, cuts: &str) {
     assert_eq!(bricks, 0, "{}", v["failures"]);
 }
 
-#[test]
-fn exhaustive_cuts_nrf52840_16_kib_no_bricks() {
-    swept("nrf52840", "16", "direct", "exhaustive");
+/// One test per row: the sweep [`swept`] runs (geometry, image KiB, mode,
+/// power cuts).
+macro_rules! sweeps {
+    ($($name:ident: $geometry:literal, $kib:literal, $mode:literal, $cuts:literal;)*) => {$(
+        #[test]
+        fn $name() {
+            swept($geometry, $kib, $mode, $cuts);
+        }
+    )*};
 }
 
-#[test]
-fn exhaustive_cuts_nrf52840_16_kib_swap_no_bricks() {
-    swept("nrf52840", "16", "swap", "exhaustive");
-}
-
-#[test]
-fn random_nested_cuts_small_pages_swap_no_bricks() {
-    swept("small-pages", "8", "swap", "random:300");
-}
-
-#[test]
-fn exhaustive_cuts_small_pages_16_kib_no_bricks() {
-    swept("small-pages", "16", "direct", "exhaustive");
-}
-
-#[test]
-fn random_nested_cuts_ecc32_no_bricks() {
-    swept("ecc32", "8", "direct", "random:200");
+sweeps! {
+    exhaustive_cuts_nrf52840_16_kib_no_bricks: "nrf52840", "16", "direct", "exhaustive";
+    exhaustive_cuts_nrf52840_16_kib_swap_no_bricks: "nrf52840", "16", "swap", "exhaustive";
+    random_nested_cuts_small_pages_swap_no_bricks: "small-pages", "8", "swap", "random:300";
+    exhaustive_cuts_small_pages_16_kib_no_bricks: "small-pages", "16", "direct", "exhaustive";
+    random_nested_cuts_ecc32_no_bricks: "ecc32", "8", "direct", "random:200";
 }
 
 #[test]
 fn nrf52840_300_kib_direct_is_near_the_physical_minimum() {
-    let v = json(&[
-        "--geometry",
-        "nrf52840",
-        "--image-kib",
-        "300",
-        "--mode",
-        "direct",
-    ]);
+    let v = json("--geometry nrf52840 --image-kib 300 --mode direct");
     let ratio = f(&v, "ratio_to_minimum");
     println!(
         "nrf52840 300 KiB direct: modeled {:.3} s, physical minimum {:.3} s, ratio {ratio:.4}",
@@ -125,14 +105,7 @@ fn nrf52840_300_kib_direct_is_near_the_physical_minimum() {
 
 #[test]
 fn nrf52840_300_kib_swap_is_within_the_target() {
-    let v = json(&[
-        "--geometry",
-        "nrf52840",
-        "--image-kib",
-        "300",
-        "--mode",
-        "swap",
-    ]);
+    let v = json("--geometry nrf52840 --image-kib 300 --mode swap");
     let ratio = f(&v, "ratio_to_minimum");
     println!(
         "nrf52840 300 KiB swap: modeled {:.3} s (download {:.3} s apart), physical minimum \
@@ -150,7 +123,7 @@ fn nrf52840_300_kib_swap_is_within_the_target() {
 
 #[test]
 fn human_output_is_a_table_with_the_definition() {
-    let out = keyway(&["--geometry", "small-pages", "--image-kib", "4"]);
+    let out = keyway("--geometry small-pages --image-kib 4");
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     for want in [
@@ -166,18 +139,7 @@ fn human_output_is_a_table_with_the_definition() {
 
 #[test]
 fn custom_geometry_runs() {
-    let v = json(&[
-        "--page-size",
-        "2048",
-        "--write-size",
-        "8",
-        "--erase-ms",
-        "20",
-        "--write-us",
-        "30",
-        "--image-kib",
-        "40",
-    ]);
+    let v = json("--page-size 2048 --write-size 8 --erase-ms 20 --write-us 30 --image-kib 40");
     assert_eq!(u(&v, "slot_sector_bytes"), 2048);
     // 20 sectors × 20 ms + 5120 units × 30 µs.
     assert!((f(&v, "physical_minimum_seconds") - (0.4 + 0.1536)).abs() < 1e-9);
@@ -186,7 +148,7 @@ fn custom_geometry_runs() {
     assert!(ratio > 1.0 && ratio < 1.2, "ratio {ratio}");
 }
 
-fn refused(args: &[&str], want: &str) {
+fn refused(args: &str, want: &str) {
     let out = keyway(args);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{args:?} was accepted");
@@ -196,38 +158,30 @@ fn refused(args: &[&str], want: &str) {
 
 #[test]
 fn bad_input_is_refused_clearly() {
-    refused(
-        &["--geometry", "esp32", "--image-kib", "16"],
-        "unknown geometry \"esp32\"",
-    );
-    refused(
-        &["--geometry", "nrf52840", "--image-kib", "600"],
-        "does not fit geometry nrf52840",
-    );
-    refused(
-        &["--geometry", "stm32f4", "--image-kib", "300"],
-        "does not fit geometry stm32f4",
-    );
-    refused(
-        &["--page-size", "3000", "--image-kib", "16"],
-        "--page-size 3000",
-    );
-    refused(&["--page-size", "128", "--image-kib", "16"], "256, 512");
-    refused(
-        &["--write-size", "3", "--image-kib", "16"],
-        "--write-size 3",
-    );
-    refused(
-        &["--erase-ms=-1", "--image-kib", "16"],
-        "custom geometry refused",
-    );
-    refused(
-        &["--image-kib", "16", "--power-cuts", "sometimes"],
-        "expected exhaustive or random:N",
-    );
-    refused(
-        &["--image-kib", "16", "--power-cuts", "random:x"],
-        "random:N",
-    );
-    refused(&["--image-kib", "0"], "--image-kib must be at least 1");
+    for (args, want) in [
+        (
+            "--geometry esp32 --image-kib 16",
+            "unknown geometry \"esp32\"",
+        ),
+        (
+            "--geometry nrf52840 --image-kib 600",
+            "does not fit geometry nrf52840",
+        ),
+        (
+            "--geometry stm32f4 --image-kib 300",
+            "does not fit geometry stm32f4",
+        ),
+        ("--page-size 3000 --image-kib 16", "--page-size 3000"),
+        ("--page-size 128 --image-kib 16", "256, 512"),
+        ("--write-size 3 --image-kib 16", "--write-size 3"),
+        ("--erase-ms=-1 --image-kib 16", "custom geometry refused"),
+        (
+            "--image-kib 16 --power-cuts sometimes",
+            "expected exhaustive or random:N",
+        ),
+        ("--image-kib 16 --power-cuts random:x", "random:N"),
+        ("--image-kib 0", "--image-kib must be at least 1"),
+    ] {
+        refused(args, want);
+    }
 }

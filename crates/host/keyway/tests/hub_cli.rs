@@ -9,6 +9,27 @@ fn keyway() -> Command {
     Command::new(env!("CARGO_BIN_EXE_keyway"))
 }
 
+/// Whether `unshare FLAGS` is permitted here; when it is not, says the
+/// test skips and `why` it needs it.
+fn unshare_permitted(flags: &str, why: &str) -> bool {
+    let ok = Command::new("unshare")
+        .args([flags, "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("SKIP: `unshare {flags}` is not permitted here ({why})");
+    }
+    ok
+}
+
+/// The model a hub takes in, trusting the vendor key that follows.
+const MODEL: &str = "--model deadbolt-2 --vendor-domain locks.example --trust";
+
+/// A command line's words (none of these has a space in it).
+fn words(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
 fn tmp(name: &str) -> PathBuf {
     let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
     let _ = std::fs::remove_dir_all(&d);
@@ -94,17 +115,57 @@ fn import(
         .arg(data)
         .arg("--tuf-root")
         .arg(root)
-        .args([
-            "--model",
-            "deadbolt-2",
-            "--vendor-domain",
-            "locks.example",
-            "--trust",
-        ])
+        .args(words(MODEL))
         .arg(vendor.join("root.pub"))
         .args(extra)
         .output()
         .expect("keyway runs")
+}
+
+/// [`import`] that must succeed; what it printed.
+fn import_ok(
+    data: &std::path::Path,
+    bundle: &std::path::Path,
+    root: &std::path::Path,
+    vendor: &std::path::Path,
+) -> String {
+    let o = import(data, bundle, root, vendor, &[]);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    println!("{text}");
+    assert!(
+        o.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    text
+}
+
+/// [`import`] `--json`: the report and whether it exited 0.
+fn import_json(
+    data: &std::path::Path,
+    bundle: &std::path::Path,
+    root: &std::path::Path,
+    vendor: &std::path::Path,
+) -> (serde_json::Value, bool) {
+    let o = import(data, bundle, root, vendor, &["--json"]);
+    let v = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    println!("{v}");
+    (v, o.status.success())
+}
+
+/// Flips a byte in the middle of the stick's `deadbolt-2` target whose
+/// file name ends with `suffix` (TUF names them `HASH.NAME`).
+fn corrupt_target(bundle: &std::path::Path, suffix: &str) {
+    let file = std::fs::read_dir(bundle.join("targets/deadbolt-2"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(suffix))
+        .unwrap_or_else(|| panic!("no target *{suffix} on the stick"));
+    let mut b = std::fs::read(&file).unwrap();
+    let mid = b.len() / 2;
+    b[mid] ^= 0x40;
+    std::fs::write(&file, b).unwrap();
 }
 
 /// A good stick: every release is imported with no network, named one a
@@ -114,13 +175,7 @@ fn import_of_a_good_bundle_names_each_release() {
     let dir = tmp("hub-import-good");
     let (bundle, root, vendor) = stick(&dir);
     let data = dir.join("hub");
-    let o = import(&data, &bundle, &root, &vendor, &[]);
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let text = import_ok(&data, &bundle, &root, &vendor);
     for t in [
         "release-1.4.0.suit",
         "release-2.1.0.suit",
@@ -136,9 +191,8 @@ fn import_of_a_good_bundle_names_each_release() {
         text.contains("3 imported, 0 already held, 0 refused"),
         "{text}"
     );
-    let o = import(&data, &bundle, &root, &vendor, &["--json"]);
-    assert!(o.status.success());
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    let (v, ok) = import_json(&data, &bundle, &root, &vendor);
+    assert!(ok);
     assert_eq!(v["imported"].as_array().map(Vec::len), Some(0), "{v}");
     assert_eq!(v["already_held"].as_array().map(Vec::len), Some(3), "{v}");
     assert_eq!(v["metadata_verified"], true);
@@ -173,28 +227,11 @@ fn import_of_a_corrupt_bundle_says_what_it_refused_and_why() {
     std::fs::remove_dir_all(&bundle).unwrap();
     w.write_bundle(&bundle).unwrap();
     // A flipped byte in 2.1.0's full image on the stick.
-    let targets = bundle.join("targets/deadbolt-2");
-    let fix = std::fs::read_dir(&targets)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.to_string_lossy().ends_with(".release-2.1.0.suit"))
-        .expect("2.1.0 on the stick");
-    let mut b = std::fs::read(&fix).unwrap();
-    let mid = b.len() / 2;
-    b[mid] ^= 0x40;
-    std::fs::write(&fix, b).unwrap();
+    corrupt_target(&bundle, ".release-2.1.0.suit");
 
     let data = dir.join("hub");
-    let o = import(&data, &bundle, &root, &vendor, &[]);
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let text = import_ok(&data, &bundle, &root, &vendor);
     let refused: Vec<&str> = text.lines().filter(|l| l.starts_with("refused ")).collect();
-    println!("{text}");
     assert_eq!(refused.len(), 2, "{text}");
     assert!(
         refused
@@ -213,8 +250,7 @@ fn import_of_a_corrupt_bundle_says_what_it_refused_and_why() {
     for t in ["release-1.4.0.suit", "release-2.1.0-delta.suit"] {
         assert!(text.contains(&format!("imported deadbolt-2/{t}")), "{text}");
     }
-    let o = import(&data, &bundle, &root, &vendor, &["--json"]);
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    let (v, _) = import_json(&data, &bundle, &root, &vendor);
     let stages: Vec<&str> = v["refused"]
         .as_array()
         .unwrap()
@@ -249,26 +285,9 @@ fn import_of_an_old_stick_warns_that_it_is_stale() {
     let then = Timestamp::now() - SignedDuration::from_hours(240);
     let (bundle, root, vendor) = stick_at(&dir, then);
     // A flipped byte in one target: a TUF refusal with its code.
-    let targets = bundle.join("targets/deadbolt-2");
-    let delta = std::fs::read_dir(&targets)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.to_string_lossy().ends_with(".release-2.1.0-delta.suit"))
-        .expect("the delta on the stick");
-    let mut b = std::fs::read(&delta).unwrap();
-    let mid = b.len() / 2;
-    b[mid] ^= 0x40;
-    std::fs::write(&delta, b).unwrap();
+    corrupt_target(&bundle, ".release-2.1.0-delta.suit");
     let data = dir.join("hub");
-    let o = import(&data, &bundle, &root, &vendor, &[]);
-    let text = String::from_utf8_lossy(&o.stdout);
-    println!("{text}");
-    assert!(
-        o.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let text = import_ok(&data, &bundle, &root, &vendor);
     let expected = (then + SignedDuration::from_hours(7 * 24)).to_string();
     let warn = text
         .lines()
@@ -294,9 +313,7 @@ fn import_of_an_old_stick_warns_that_it_is_stale() {
         "{text}"
     );
     let data2 = dir.join("hub2");
-    let o = import(&data2, &bundle, &root, &vendor, &["--json"]);
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
-    println!("{v}");
+    let (v, _) = import_json(&data2, &bundle, &root, &vendor);
     let ts = v["stale"]["timestamp_expired_at"]
         .as_str()
         .unwrap_or_else(|| panic!("no \"stale\" in --json: {v}"));
@@ -320,12 +337,9 @@ fn import_of_an_old_stick_warns_that_it_is_stale() {
     );
     // A fresh stick has no "stale" and no warning.
     let (fresh, froot, fvendor) = stick(&dir.join("fresh"));
-    let o = import(&dir.join("hub3"), &fresh, &froot, &fvendor, &[]);
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{text}");
+    let text = import_ok(&dir.join("hub3"), &fresh, &froot, &fvendor);
     assert!(!text.contains("the bundle is old"), "{text}");
-    let o = import(&dir.join("hub4"), &fresh, &froot, &fvendor, &["--json"]);
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    let (v, _) = import_json(&dir.join("hub4"), &fresh, &froot, &fvendor);
     assert!(v.get("stale").is_none(), "{v}");
 }
 
@@ -335,12 +349,7 @@ fn import_of_an_old_stick_warns_that_it_is_stale() {
 /// for the hub's directory; skips where `unshare -rm` is refused.
 #[test]
 fn import_onto_a_full_disk_names_the_disk_and_loses_nothing() {
-    let ok = Command::new("unshare")
-        .args(["-rm", "true"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("SKIP: `unshare -rm` is not permitted here (needed to mount a small tmpfs)");
+    if !unshare_permitted("-rm", "needed to mount a small tmpfs") {
         return;
     }
     let dir = tmp("hub-import-full");
@@ -503,16 +512,8 @@ impl Drop for Running {
 fn demo_first_line_parses_and_the_api_answers_with_its_token() {
     let dir = tmp("hub-demo");
     let mut cmd = keyway();
-    cmd.args([
-        "hub",
-        "demo",
-        "--locks",
-        "3",
-        "--listen",
-        "127.0.0.1:0",
-        "--dir",
-    ])
-    .arg(&dir);
+    cmd.args(words("hub demo --locks 3 --listen 127.0.0.1:0 --dir"))
+        .arg(&dir);
     let mut run = Running::start(cmd);
     let (s, _) = api("GET", &run.base, None, "/api/locks", None);
     assert_eq!(s, 401, "the API answered without the token");
@@ -570,26 +571,13 @@ fn demo_first_line_parses_and_the_api_answers_with_its_token() {
 /// loopback, so it starts, syncs and pairs every lock.
 #[test]
 fn demo_runs_with_no_network() {
-    let ok = Command::new("unshare")
-        .args(["-rn", "true"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("SKIP: `unshare -rn` is not permitted here");
+    if !unshare_permitted("-rn", "needed for a house with no network") {
         return;
     }
     let dir = tmp("hub-demo-netns");
     let mut cmd = Command::new("unshare");
     cmd.args(["-rn", env!("CARGO_BIN_EXE_keyway")])
-        .args([
-            "hub",
-            "demo",
-            "--locks",
-            "2",
-            "--listen",
-            "127.0.0.1:8080",
-            "--dir",
-        ])
+        .args(words("hub demo --locks 2 --listen 127.0.0.1:8080 --dir"))
         .arg(&dir);
     let run = Running::start(cmd);
     assert!(
@@ -650,21 +638,9 @@ impl Served {
         let mut cmd = keyway();
         cmd.args(["hub", "serve", "--data"])
             .arg(&self.data)
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--tick-every",
-                "3600",
-                "--tuf-root",
-            ])
+            .args(words("--listen 127.0.0.1:0 --tick-every 3600 --tuf-root"))
             .arg(&self.root)
-            .args([
-                "--model",
-                "deadbolt-2",
-                "--vendor-domain",
-                "locks.example",
-                "--trust",
-            ])
+            .args(words(MODEL))
             .arg(self.vendor.join("root.pub"))
             .args(extra);
         Running::start(cmd)
@@ -923,14 +899,7 @@ fn demo_refuses_to_empty_a_folder_it_did_not_make() {
 #[test]
 fn bare_keyway_hub_starts_the_demo_on_port_8080() {
     use std::io::BufRead as _;
-    let ok = Command::new("unshare")
-        .args(["-rn", "true"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        println!(
-            "SKIPPED bare_keyway_hub_starts_the_demo_on_port_8080: `unshare -rn` is not permitted here"
-        );
+    if !unshare_permitted("-rn", "needed so that port 8080 is free") {
         return;
     }
     let cwd = tmp("hub-bare");

@@ -9,11 +9,11 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use ciborium::Value;
-use keyway::device::{Client, ImageSlot, Stats, Transport, TransportError, UdpTransport};
+use keyway::device::{ImageSlot, Stats, Transport, TransportError, UdpTransport};
 use keyway::hub::link::{self, HubIdentity, SmpLink, UdpLink};
 use keyway_channel::SetupCode;
 use keyway_hub::link::{InstallOutcome, LinkError, LockLink, LogBreak};
@@ -25,6 +25,10 @@ use keyway_vendor::encode::EnvelopeBuilder;
 use keyway_vendor::keys::{Algorithm, SigningKey};
 use keyway_vendor::smp::Header;
 use sha2::{Digest as _, Sha256};
+
+mod common;
+
+use common::{Between, person_installs};
 
 const TIMEOUT: Duration = Duration::from_millis(2000);
 const TRIES: u32 = 3;
@@ -84,6 +88,37 @@ impl House {
 
     /// Powers the lock on (SMP and a control socket on loopback); with
     /// `presence`, its window is always open (a person at the lock).
+    /// Release 1.1.0 at `sequence`, signed by the vendor: the full image
+    /// and the delta from the factory image.
+    fn release_1_1(&self, sequence: u64) -> (Vec<u8>, Vec<u8>) {
+        let full = signed(&self.vendor, "1.1.0", sequence, &new_payload(), None, None);
+        let from = factory_payload();
+        let delta = signed(
+            &self.vendor,
+            "1.1.0",
+            sequence,
+            &new_payload(),
+            Some(&from),
+            None,
+        );
+        (full, delta)
+    }
+
+    /// A new house with its lock started (no presence window).
+    fn started() -> (House, Running) {
+        let h = House::new();
+        let lock = h.start(false);
+        (h, lock)
+    }
+
+    /// [`House::started`] with the bolt withdrawn, as a person at the door
+    /// leaves it for an install.
+    fn unlocked() -> (House, Running) {
+        let (h, lock) = House::started();
+        control(&lock, r#"{"cmd":"unlock"}"#);
+        (h, lock)
+    }
+
     fn start(&self, presence: bool) -> Running {
         let mut o = Options::new(self.tmp.path().join("lock"), "127.0.0.1:0".parse().unwrap());
         o.presence_always_open = presence;
@@ -167,8 +202,7 @@ fn status_until(
 
 #[test]
 fn pairing_without_the_presence_window_is_refused_as_no_presence() {
-    let h = House::new();
-    let lock = h.start(false);
+    let (h, lock) = House::started();
     let e = h.link(&lock).pair(&h.code.to_string()).unwrap_err();
     assert_eq!(e, LinkError::NoPresence, "{e}");
     // A press opens the window: the same code pairs.
@@ -178,8 +212,7 @@ fn pairing_without_the_presence_window_is_refused_as_no_presence() {
 
 #[test]
 fn a_wrong_setup_code_is_refused_and_counted_by_the_lock() {
-    let h = House::new();
-    let lock = h.start(false);
+    let (h, lock) = House::started();
     control(&lock, r#"{"cmd":"presence","seconds":60}"#);
     let wrong = SetupCode::new(if h.code.value() == 13_572_468 {
         24_681_357
@@ -230,8 +263,7 @@ fn a_wrong_setup_code_is_refused_and_counted_by_the_lock() {
 
 #[test]
 fn a_fresh_lock_reports_its_model_version_image_and_sensors() {
-    let h = House::new();
-    let lock = h.start(false);
+    let (h, lock) = House::started();
     let mut l = h.paired(&lock);
     let s = l.status().unwrap();
     assert_eq!(s.model, "deadbolt-2");
@@ -264,8 +296,7 @@ fn a_fresh_lock_reports_its_model_version_image_and_sensors() {
 fn the_connector_links_a_lock_record_for_pairing_then_sealed() {
     use keyway_hub::link::Connector as _;
     use keyway_hub::model::{LockRecord, LogHealth};
-    let h = House::new();
-    let lock = h.start(false);
+    let (h, lock) = House::started();
     let connector = link::UdpConnector::new(h.hub.clone()).with_retry(TIMEOUT, TRIES);
     let mut record = LockRecord {
         id: 1,
@@ -292,8 +323,7 @@ fn the_connector_links_a_lock_record_for_pairing_then_sealed() {
 
 #[test]
 fn an_unpaired_link_asks_nothing_of_the_lock_but_pairing() {
-    let h = House::new();
-    let lock = h.start(false);
+    let (h, lock) = House::started();
     let mut l = h.link(&lock);
     assert!(matches!(
         l.status(),
@@ -309,8 +339,7 @@ fn an_unpaired_link_asks_nothing_of_the_lock_but_pairing() {
 
 #[test]
 fn pushing_a_full_release_reports_monotone_progress_ending_at_the_total() {
-    let h = House::new();
-    let lock = h.start(false);
+    let (h, lock) = House::started();
     let mut l = h.paired(&lock);
     let full = signed(&h.vendor, "1.1.0", 2, &new_payload(), None, None);
     let mut seen: Vec<(u64, u64)> = Vec::new();
@@ -341,19 +370,9 @@ fn pushing_a_full_release_reports_monotone_progress_ending_at_the_total() {
 
 #[test]
 fn a_delta_goes_when_the_lock_runs_its_base_and_consent_runs_it() {
-    let h = House::new();
-    let lock = h.start(false);
-    control(&lock, r#"{"cmd":"unlock"}"#);
+    let (h, lock) = House::unlocked();
     let mut l = h.paired(&lock);
-    let full = signed(&h.vendor, "1.1.0", 2, &new_payload(), None, None);
-    let delta = signed(
-        &h.vendor,
-        "1.1.0",
-        2,
-        &new_payload(),
-        Some(&factory_payload()),
-        None,
-    );
+    let (full, delta) = h.release_1_1(2);
     assert!(delta.len() < full.len() / 2);
     let mut last = (0, 0);
     let p = l.push(&[&full, &delta], &mut |d, t| last = (d, t)).unwrap();
@@ -367,37 +386,6 @@ fn a_delta_goes_when_the_lock_runs_its_base_and_consent_runs_it() {
     assert_eq!(s.update, UpdateState::Confirmed);
     assert_eq!(s.image, Some(Digest(sha(&new_payload()))));
     lock.power_off();
-}
-
-/// A link that runs `between` once, just before the `at`-th sealed
-/// record (the Keyway group's id 15) goes to the lock.
-struct Between<T> {
-    inner: T,
-    sealed: usize,
-    at: usize,
-    between: Option<Box<dyn FnOnce() + Send>>,
-}
-
-impl<T: Transport> Transport for Between<T> {
-    fn exchange(&mut self, frame: &[u8], seq: u8) -> Result<Vec<u8>, TransportError> {
-        if Header::decode(frame)
-            .is_ok_and(|h| h.group == keyway_vendor::smp::group::KEYWAY && h.id == 15)
-        {
-            self.sealed += 1;
-            if self.sealed == self.at
-                && let Some(f) = self.between.take()
-            {
-                f();
-            }
-        }
-        self.inner.exchange(frame, seq)
-    }
-    fn mtu(&self) -> usize {
-        self.inner.mtu()
-    }
-    fn stats(&self) -> Stats {
-        self.inner.stats()
-    }
 }
 
 /// The hub chose the delta for the image the lock's sealed status named;
@@ -415,45 +403,18 @@ fn a_delta_the_lock_refuses_for_its_base_falls_back_to_the_full_image() {
         "v1.0.1.suit",
         &signed(&h.vendor, "1.0.1", 2, &patch, None, None),
     );
-    let full = signed(&h.vendor, "1.1.0", 3, &new_payload(), None, None);
-    let delta = signed(
-        &h.vendor,
-        "1.1.0",
-        3,
-        &new_payload(),
-        Some(&factory_payload()),
-        None,
-    );
+    let (full, delta) = h.release_1_1(3);
     drop(h.paired(&lock));
     let device_key = Some(h.device_key());
-    let (smp, done) = (lock.smp.to_string(), Arc::new(AtomicBool::new(false)));
-    let installed = Arc::clone(&done);
-    let install_101 = Box::new(move || {
-        let mut c = Client::new(
-            UdpTransport::connect(&smp)
-                .unwrap()
-                .with_retry(TIMEOUT, TRIES),
-        );
-        let args = keyway::device::cli::UpdateArgs {
-            envelopes: vec![v101],
-            install: true,
-            wait: true,
-            wait_seconds: 30,
-        };
-        let v = keyway::device::cli::update(&mut c, &args, true, &mut Vec::new(), &mut Vec::new())
-            .expect("the person at the lock installs 1.0.1");
-        assert_eq!(v["outcome"], "running", "{v}");
-        installed.store(true, Ordering::SeqCst);
-    });
+    let (install_101, done) = person_installs(lock.smp.to_string(), v101);
     // The push seals 1 the image state, 2 the status, 3 the first chunk.
-    let t = Between {
-        inner: UdpTransport::connect(&lock.smp.to_string())
+    let t = Between::new(
+        UdpTransport::connect(&lock.smp.to_string())
             .unwrap()
             .with_retry(TIMEOUT, TRIES),
-        sealed: 0,
-        at: 3,
-        between: Some(install_101),
-    };
+        3,
+        install_101,
+    );
     let mut l = SmpLink::over("udp:lock", t, &h.hub, device_key).unwrap();
     let mut totals = Vec::new();
     let p = l
@@ -473,9 +434,7 @@ fn a_delta_the_lock_refuses_for_its_base_falls_back_to_the_full_image() {
 
 #[test]
 fn consent_installs_and_the_lock_runs_the_release() {
-    let h = House::new();
-    let lock = h.start(false);
-    control(&lock, r#"{"cmd":"unlock"}"#);
+    let (h, lock) = House::unlocked();
     let mut l = h.paired(&lock);
     let full = signed(&h.vendor, "1.1.0", 2, &new_payload(), None, None);
     l.push(&[&full], &mut |_, _| {}).unwrap();
@@ -490,9 +449,7 @@ fn consent_installs_and_the_lock_runs_the_release() {
 
 #[test]
 fn declining_erases_the_update_and_nothing_installs() {
-    let h = House::new();
-    let lock = h.start(false);
-    control(&lock, r#"{"cmd":"unlock"}"#);
+    let (h, lock) = House::unlocked();
     let mut l = h.paired(&lock);
     let full = signed(&h.vendor, "1.1.0", 2, &new_payload(), None, None);
     l.push(&[&full], &mut |_, _| {}).unwrap();
@@ -515,8 +472,7 @@ fn declining_erases_the_update_and_nothing_installs() {
 
 #[test]
 fn consent_while_the_bolt_is_locked_is_postponed_then_runs_once_unlocked() {
-    let h = House::new();
-    let lock = h.start(false);
+    let (h, lock) = House::started();
     let mut l = h.paired(&lock);
     let full = signed(&h.vendor, "1.1.0", 2, &new_payload(), None, None);
     l.push(&[&full], &mut |_, _| {}).unwrap();
@@ -543,9 +499,7 @@ fn consent_while_the_bolt_is_locked_is_postponed_then_runs_once_unlocked() {
 
 #[test]
 fn consent_with_a_low_battery_is_postponed_with_the_figures() {
-    let h = House::new();
-    let lock = h.start(false);
-    control(&lock, r#"{"cmd":"unlock"}"#);
+    let (h, lock) = House::unlocked();
     // deadbolt-2: 3200 mV is 6,240 mWh.
     control(&lock, r#"{"cmd":"battery","level":3200}"#);
     let mut l = h.paired(&lock);
@@ -576,9 +530,7 @@ fn consent_with_a_low_battery_is_postponed_with_the_figures() {
 
 #[test]
 fn the_audit_log_is_fetched_and_verified_with_the_device_key() {
-    let h = House::new();
-    let lock = h.start(false);
-    control(&lock, r#"{"cmd":"unlock"}"#);
+    let (h, lock) = House::unlocked();
     control(&lock, r#"{"cmd":"lock"}"#);
     let mut l = h.paired(&lock);
     let log = l.fetch_log(None).unwrap();
@@ -664,8 +616,7 @@ fn flipping(h: &House, lock: &Running, at: usize) -> SmpLink<Flip<UdpTransport>>
 
 #[test]
 fn a_status_answer_rewritten_on_the_way_is_refused_by_the_channel() {
-    let h = House::new();
-    let lock = h.start(false);
+    let (h, lock) = House::started();
     drop(h.paired(&lock));
     // The first sealed answer (the status) is altered.
     let mut l = flipping(&h, &lock, 1);
@@ -678,8 +629,7 @@ fn a_status_answer_rewritten_on_the_way_is_refused_by_the_channel() {
 
 #[test]
 fn a_log_export_altered_in_transit_is_refused_and_nothing_is_returned() {
-    let h = House::new();
-    let lock = h.start(false);
+    let (h, lock) = House::started();
     drop(h.paired(&lock));
     let mut l = flipping(&h, &lock, 1);
     match l.fetch_log(None) {
@@ -691,8 +641,7 @@ fn a_log_export_altered_in_transit_is_refused_and_nothing_is_returned() {
 
 #[test]
 fn a_lock_with_another_device_key_is_not_authenticated() {
-    let h = House::new();
-    let lock = h.start(false);
+    let (h, lock) = House::started();
     drop(h.paired(&lock));
     let impostor_key = keyway_channel::SigningKey::from_bytes(&[9; 32])
         .verifying_key()
@@ -984,9 +933,7 @@ fn the_hub_identity_is_made_once_private_and_kept() {
 fn the_hub_engine_pairs_and_updates_a_real_lock_through_the_link() {
     use keyway_hub::engine::{HubConfig, Incoming, InstallReport, SystemClock};
     use keyway_hub::model::{ConsentSource, Decision, ModelAnchors, NewLock, ReleaseOrigin};
-    let h = House::new();
-    let lock = h.start(false);
-    control(&lock, r#"{"cmd":"unlock"}"#);
+    let (h, lock) = House::unlocked();
     let store = Arc::new(keyway_hub::store::SqliteStore::open_in_memory().unwrap());
     let connector = Arc::new(link::UdpConnector::new(h.hub.clone()).with_retry(TIMEOUT, TRIES));
     let hub = keyway_hub::engine::Hub::new(
@@ -1002,15 +949,7 @@ fn the_hub_engine_pairs_and_updates_a_real_lock_through_the_link() {
         threshold: 1,
     })
     .unwrap();
-    let full = signed(&h.vendor, "1.1.0", 2, &new_payload(), None, None);
-    let delta = signed(
-        &h.vendor,
-        "1.1.0",
-        2,
-        &new_payload(),
-        Some(&factory_payload()),
-        None,
-    );
+    let (full, delta) = h.release_1_1(2);
     let origin = ReleaseOrigin::Bundle {
         path: "test".into(),
     };

@@ -151,42 +151,20 @@ fn lines(packet: &[u8]) -> Vec<u8> {
 
 #[test]
 fn serial_client_skips_console_noise_bad_frames_and_other_sequence_numbers() {
-    let tmp = tempfile::tempdir().unwrap();
-    let link = tmp.path().join("tty");
-    let port = keyway_lock::serial::open_pty(Some(&link)).unwrap();
-    let mut master = port_master(&port);
-    let target = format!("serial:{}", link.display());
-    let mut t = SerialTransport::connect(&target)
-        .unwrap()
-        .with_retry(Duration::from_millis(3000), 1);
-    let fake = std::thread::spawn(move || {
-        // Read the request's lines (up to its newline).
-        let mut got = Vec::new();
-        let mut b = [0u8; 256];
-        while !got.ends_with(b"\n") {
-            match master.read(&mut b) {
-                Ok(n) => got.extend_from_slice(&b[..n]),
-                Err(_) => std::thread::sleep(Duration::from_millis(5)),
-            }
-        }
-        let mut answer = echo_request(9);
-        answer[0] = 3; // a write response
-        let mut wrong = answer.clone();
-        wrong[6] = 8; // another sequence number
-        let mut bad = lines(&answer);
-        let at = bad.len() - 3;
-        bad[at] ^= 1; // a flipped bit: the CRC fails
-        let mut out = b"[00:00:01.000] <inf> lock: booting\r\nuart:~$ ".to_vec();
-        out.extend_from_slice(&lines(&wrong));
-        out.extend_from_slice(b"log line\r\n");
-        out.extend_from_slice(&bad);
-        out.extend_from_slice(&[0x06, 0x41, 0x04, 0x00, b'\n']);
-        out.extend_from_slice(&lines(&answer));
-        master.write_all(&out).unwrap();
-        (got, port)
-    });
-    let r = t.exchange(&echo_request(9), 9).unwrap();
-    let (request_lines, _port) = fake.join().unwrap();
+    let mut answer = echo_request(9);
+    answer[0] = 3; // a write response
+    let mut wrong = answer.clone();
+    wrong[6] = 8; // another sequence number
+    let mut bad = lines(&answer);
+    let at = bad.len() - 3;
+    bad[at] ^= 1; // a flipped bit: the CRC fails
+    let mut out = b"[00:00:01.000] <inf> lock: booting\r\nuart:~$ ".to_vec();
+    out.extend_from_slice(&lines(&wrong));
+    out.extend_from_slice(b"log line\r\n");
+    out.extend_from_slice(&bad);
+    out.extend_from_slice(&[0x06, 0x41, 0x04, 0x00, b'\n']);
+    out.extend_from_slice(&lines(&answer));
+    let (r, t, request_lines) = exchange_with_fake_lock(9, out);
     assert_eq!(request_lines, lines(&echo_request(9)));
     let h = Header::decode(&r).unwrap();
     assert_eq!((h.seq, r.len()), (9, HEADER_LEN + 6));
@@ -200,11 +178,7 @@ fn serial_client_skips_console_noise_bad_frames_and_other_sequence_numbers() {
 #[test]
 fn serial_client_gives_up_on_a_silent_line_with_a_sentence() {
     let tmp = tempfile::tempdir().unwrap();
-    let link = tmp.path().join("tty");
-    let _port = keyway_lock::serial::open_pty(Some(&link)).unwrap();
-    let mut t = SerialTransport::connect(&format!("serial:{}", link.display()))
-        .unwrap()
-        .with_retry(Duration::from_millis(200), 2);
+    let (_port, mut t) = client_on_pty(tmp.path(), Duration::from_millis(200), 2);
     let e = t.exchange(&echo_request(1), 1).unwrap_err();
     assert!(
         matches!(e, TransportError::NoAnswer { tries: 2, .. }),
@@ -217,24 +191,30 @@ fn serial_client_gives_up_on_a_silent_line_with_a_sentence() {
     assert!(e.to_string().contains("/nonexistent/tty"), "{e}");
 }
 
-/// A second handle on the pty's master, for a fake lock.
-fn port_master(port: &keyway_lock::serial::SerialPort) -> std::fs::File {
-    port.master().try_clone().unwrap()
+/// A pty (its link in `dir`) and a client on it that waits `wait` for each
+/// answer and sends at most `tries` times.
+fn client_on_pty(
+    dir: &Path,
+    wait: Duration,
+    tries: u32,
+) -> (keyway_lock::serial::SerialPort, SerialTransport) {
+    let link = dir.join("tty");
+    let port = keyway_lock::serial::open_pty(Some(&link)).unwrap();
+    let t = SerialTransport::connect(&format!("serial:{}", link.display()))
+        .unwrap()
+        .with_retry(wait, tries);
+    (port, t)
 }
 
-/// Found auditing the emulated lock: an echo that went unanswered in time
-/// was answered late, and the next request of a new client (the same
-/// sequence number, 0) took that echo's answer for its own. An answer
-/// whose group and command id are not the request's is skipped.
-#[test]
-fn serial_client_skips_a_late_answer_to_another_command_with_the_same_sequence() {
+/// Sends an echo request with sequence number `seq` from a client on a
+/// fresh pty (one send, a 3 s wait) to a fake lock on the pty's master
+/// that reads the request's lines (up to its newline) and writes `out`.
+/// Returns the answer the client took, the client (for its counters) and
+/// the lines the fake lock read.
+fn exchange_with_fake_lock(seq: u8, out: Vec<u8>) -> (Vec<u8>, SerialTransport, Vec<u8>) {
     let tmp = tempfile::tempdir().unwrap();
-    let link = tmp.path().join("tty");
-    let port = keyway_lock::serial::open_pty(Some(&link)).unwrap();
-    let mut master = port_master(&port);
-    let mut t = SerialTransport::connect(&format!("serial:{}", link.display()))
-        .unwrap()
-        .with_retry(Duration::from_millis(3000), 1);
+    let (port, mut t) = client_on_pty(tmp.path(), Duration::from_millis(3000), 1);
+    let mut master = port.master().try_clone().unwrap();
     let fake = std::thread::spawn(move || {
         let mut got = Vec::new();
         let mut b = [0u8; 256];
@@ -244,17 +224,28 @@ fn serial_client_skips_a_late_answer_to_another_command_with_the_same_sequence()
                 Err(_) => std::thread::sleep(Duration::from_millis(5)),
             }
         }
-        let mut answer = echo_request(0);
-        answer[0] = 3; // a write response
-        let mut late = answer.clone();
-        late[7] = 1; // another command of the group, same sequence
-        let mut out = lines(&late);
-        out.extend_from_slice(&lines(&answer));
         master.write_all(&out).unwrap();
-        port
+        got
     });
-    let r = t.exchange(&echo_request(0), 0).unwrap();
-    let _port = fake.join().unwrap();
+    let r = t.exchange(&echo_request(seq), seq).unwrap();
+    let got = fake.join().unwrap();
+    drop(port);
+    (r, t, got)
+}
+
+/// Found auditing the emulated lock: an echo that went unanswered in time
+/// was answered late, and the next request of a new client (the same
+/// sequence number, 0) took that echo's answer for its own. An answer
+/// whose group and command id are not the request's is skipped.
+#[test]
+fn serial_client_skips_a_late_answer_to_another_command_with_the_same_sequence() {
+    let mut answer = echo_request(0);
+    answer[0] = 3; // a write response
+    let mut late = answer.clone();
+    late[7] = 1; // another command of the group, same sequence
+    let mut out = lines(&late);
+    out.extend_from_slice(&lines(&answer));
+    let (r, t, _) = exchange_with_fake_lock(0, out);
     let h = Header::decode(&r).unwrap();
     assert_eq!((h.seq, h.id), (0, 0), "the answer to this command");
     assert_eq!(t.stats().ignored, 1, "the late answer to another command");

@@ -121,6 +121,29 @@ fn c_tap(
     c.transport_mut().tap = Some(Box::new(tap));
 }
 
+/// Lets the client's transport send three times and loses the lock's
+/// answer to the first frame `which` picks (the lock ran it). The number of
+/// such frames sent so far.
+fn lose_the_first_answer(
+    c: &mut keyway::device::Client<Link>,
+    which: fn(&[u8]) -> bool,
+) -> std::rc::Rc<std::cell::Cell<u32>> {
+    c.transport_mut().tries = 3;
+    let sent = std::rc::Rc::new(std::cell::Cell::new(0u32));
+    let n = sent.clone();
+    c_tap(c, move |lock, peer, frame| {
+        let a = lock.deliver(peer, frame);
+        if which(frame) {
+            n.set(n.get() + 1);
+            if n.get() == 1 {
+                return None;
+            }
+        }
+        Some(a)
+    });
+    sent
+}
+
 #[test]
 fn wrong_setup_code_is_the_locks_typed_refusal_and_frees_the_run() {
     let lock = Lock::new(0xd0, 2);
@@ -389,44 +412,22 @@ fn cli_pairs_with_the_setup_code_records_the_lock_and_runs_owner_commands_sealed
     let kid: [u8; 8] = files.key_id[..8].try_into().unwrap();
     let lock = Lock::new(0xd0, 9);
     let t = "udp:127.0.0.1:7000";
+    // `keyway device --target TARGET --owner-key KEY REST` as the owner.
+    let owner = |target: &str, rest: &[&str], tap: Option<Tap>| {
+        let mut a = vec!["--target", target, "--owner-key", &key];
+        a.extend_from_slice(rest);
+        cli(&lock, OWNER, &a, tap)
+    };
 
     // A wrong code: refused, nothing recorded.
     lock.borrow_mut().press();
-    let (r, _) = cli(
-        &lock,
-        OWNER,
-        &[
-            "--target",
-            t,
-            "--owner-key",
-            &key,
-            "pair",
-            "--setup-code",
-            WRONG,
-        ],
-        None,
-    );
+    let (r, _) = owner(t, &["pair", "--setup-code", WRONG], None);
     let e = r.unwrap_err();
     let typed = e.downcast_ref::<DeviceError>().expect("a DeviceError");
     assert_eq!(typed.refusal(), Some(Refusal::BadSetupCode), "{e:#}");
     assert!(!record.exists());
 
-    let (r, out) = cli(
-        &lock,
-        OWNER,
-        &[
-            "--target",
-            t,
-            "--owner-key",
-            &key,
-            "pair",
-            "--setup-code",
-            CODE,
-            "--name",
-            "Alice",
-        ],
-        None,
-    );
+    let (r, out) = owner(t, &["pair", "--setup-code", CODE, "--name", "Alice"], None);
     r.unwrap();
     assert!(out.starts_with("paired "), "{out}");
     let file = keyway::device::PairedLocks::load(&record, kid).unwrap();
@@ -452,12 +453,7 @@ fn cli_pairs_with_the_setup_code_records_the_lock_and_runs_owner_commands_sealed
         );
         Some(lock.deliver(peer, frame))
     });
-    let (r, out) = cli(
-        &lock,
-        OWNER,
-        &["--target", t, "--owner-key", &key, "unlock"],
-        Some(only_sealed),
-    );
+    let (r, out) = owner(t, &["unlock"], Some(only_sealed));
     r.unwrap();
     assert_eq!(out, "bolt unlocked\n");
     assert!(lock.borrow().events.contains(&Event::Unlocked { by: kid }));
@@ -473,12 +469,8 @@ fn cli_pairs_with_the_setup_code_records_the_lock_and_runs_owner_commands_sealed
             }
             Some(a)
         });
-        let mut a = vec!["--target", t, "--owner-key", &key];
-        if json {
-            a.push("--json");
-        }
-        a.push("lock");
-        let (r, out) = cli(&lock, OWNER, &a, Some(alter));
+        let rest: &[&str] = if json { &["--json", "lock"] } else { &["lock"] };
+        let (r, out) = owner(t, rest, Some(alter));
         let e = r.unwrap_err();
         assert!(!out.contains("bolt"), "{out}");
         assert_eq!(
@@ -490,19 +482,7 @@ fn cli_pairs_with_the_setup_code_records_the_lock_and_runs_owner_commands_sealed
     }
 
     // --session without a record for the target is refused up front.
-    let (r, _) = cli(
-        &lock,
-        OWNER,
-        &[
-            "--target",
-            "udp:10.0.0.9:1337",
-            "--owner-key",
-            &key,
-            "--session",
-            "status",
-        ],
-        None,
-    );
+    let (r, _) = owner("udp:10.0.0.9:1337", &["--session", "status"], None);
     assert!(r.is_err());
 }
 
@@ -665,19 +645,7 @@ fn lost_answer_and_the_transports_resend_of_the_same_record_end_in_the_real_outc
     let lock = Lock::new(0xd0, 14);
     let mut c = paired(&lock, OWNER, 0xa1);
     c.status().unwrap();
-    c.transport_mut().tries = 3;
-    let n = std::rc::Rc::new(std::cell::Cell::new(0u32));
-    let m = n.clone();
-    c_tap(&mut c, move |lock, peer, frame| {
-        let a = lock.deliver(peer, frame);
-        if is_sealed(frame) {
-            m.set(m.get() + 1);
-            if m.get() == 1 {
-                return None;
-            }
-        }
-        Some(a)
-    });
+    let n = lose_the_first_answer(&mut c, is_sealed);
     let u = c.unlock().unwrap();
     assert_eq!(
         keyway_vendor::smp::get_text(&u, "bolt").unwrap(),
@@ -719,19 +687,7 @@ fn a_lost_pake2_is_recovered_by_the_transports_resend_and_costs_one_guess() {
     let lock = Lock::new(0xd0, 21);
     lock.borrow_mut().press();
     let mut c = client(&lock, OWNER, 0xa1);
-    c.transport_mut().tries = 3;
-    let sent = std::rc::Rc::new(std::cell::Cell::new(0u32));
-    let n = sent.clone();
-    c_tap(&mut c, move |lock, peer, frame| {
-        let a = lock.deliver(peer, frame);
-        if is_pake1(frame) {
-            n.set(n.get() + 1);
-            if n.get() == 1 {
-                return None;
-            }
-        }
-        Some(a)
-    });
+    let sent = lose_the_first_answer(&mut c, is_pake1);
     let r = c.pair_with_code(&code(CODE), "Alice").unwrap();
     assert_eq!(r.owners, 1);
     assert_eq!(sent.get(), 2, "the Pake1 and its resend");

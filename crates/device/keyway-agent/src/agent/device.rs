@@ -69,6 +69,18 @@ pub struct ServeError {
     pub group_rc: Option<u16>,
 }
 
+impl ServeError {
+    /// A refusal with the top-level `rc` alone: no typed refusal, no
+    /// group code.
+    pub const fn rc(rc: MgmtErr) -> Self {
+        Self {
+            rc,
+            refusal: None,
+            group_rc: None,
+        }
+    }
+}
+
 /// The lock around the agent. Every method is called synchronously inside
 /// [`Agent::handle`](super::Agent::handle) and must not block on the
 /// radio; on a lock they are register reads, the motor driver and the

@@ -25,6 +25,15 @@ pub(super) fn rc_of(r: &Refusal) -> MgmtErr {
     }
 }
 
+/// The SMP code a frame the header check refused is answered with.
+pub(super) fn frame_rc(e: &FrameError) -> MgmtErr {
+    match e {
+        FrameError::TooLong { .. } => MgmtErr::MsgSize,
+        FrameError::TooNew { .. } => MgmtErr::TooNew,
+        _ => MgmtErr::Inval,
+    }
+}
+
 /// Writes an error answer to `hdr` into `out`; 0 if it does not fit.
 pub(super) fn error_frame(
     out: &mut [u8],

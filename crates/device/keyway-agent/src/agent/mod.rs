@@ -153,7 +153,7 @@ use keyway_smp::{
 pub use authority::{Authority, Denial, Need, need, permits};
 pub use config::Config;
 pub use device::{Device, Firmware, Pending, Sensors, ServeError};
-use frames::{error_frame, ok_frame, refuse_frame, verdict_secs};
+use frames::{error_frame, frame_rc, ok_frame, refuse_frame, verdict_secs};
 pub use outcome::{Event, Outcome};
 pub use pairing::store_verifier;
 
@@ -449,15 +449,9 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
         };
         let (hdr, body) = match split_request(frame, MAX_BODY) {
             Ok(v) => v,
-            Err((Some(h), e)) => {
-                let rc = match e {
-                    FrameError::TooLong { .. } => MgmtErr::MsgSize,
-                    FrameError::TooNew { .. } => MgmtErr::TooNew,
-                    FrameError::WrongDirection { .. } => return none(0),
-                    _ => MgmtErr::Inval,
-                };
-                return none(error_frame(out, &h, rc, None, false));
-            }
+            // An answer sent to the lock gets none.
+            Err((_, FrameError::WrongDirection { .. })) => return none(0),
+            Err((Some(h), e)) => return none(error_frame(out, &h, frame_rc(&e), None, false)),
             Err((None, _)) => return none(0),
         };
         let typed_group = hdr.group == keyway_smp::group::KEYWAY;

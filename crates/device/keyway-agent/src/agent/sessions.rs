@@ -229,12 +229,7 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
         let (hdr, body) = match split_request(frame, MAX_BODY) {
             Ok(v) => v,
             Err((Some(h), e)) => {
-                let rc = match e {
-                    FrameError::TooLong { .. } => MgmtErr::MsgSize,
-                    FrameError::TooNew { .. } => MgmtErr::TooNew,
-                    _ => MgmtErr::Inval,
-                };
-                return (error_frame(out, &h, rc, None, false), Event::None);
+                return (error_frame(out, &h, frame_rc(&e), None, false), Event::None);
             }
             Err((None, _)) => return (0, Event::None),
         };

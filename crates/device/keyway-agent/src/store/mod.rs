@@ -450,47 +450,19 @@ pub enum Error<E> {
     SequenceExhausted,
 }
 
-impl<E> From<ConfigError> for Error<E> {
-    fn from(e: ConfigError) -> Self {
-        Error::Config(e)
-    }
-}
-
-impl<E> From<keyway_ring::FlashError<E>> for Error<E> {
-    fn from(e: keyway_ring::FlashError<E>) -> Self {
-        Error::Flash {
-            op: e.op,
-            offset: e.offset,
-            error: e.error,
-        }
-    }
-}
-
-impl<E: core::fmt::Debug> core::fmt::Display for Error<E> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Error::Flash { op, offset, error } => {
-                write!(f, "owner store: flash {op:?} at {offset:#x}: {error:?}")
-            }
-            Error::Config(c) => write!(f, "owner store: region misconfigured: {c:?}"),
-            Error::OwnersFull => write!(
-                f,
-                "owner store: {MAX_OWNERS} owners are paired already; unpair one first"
-            ),
-            Error::NameTooLong { len } => write!(
-                f,
-                "owner store: the name has {len} bytes, at most {MAX_NAME}"
-            ),
-            Error::KeyIdTaken { id } => {
-                write!(f, "owner store: another owner's key has the id {id:02x?}")
-            }
-            Error::UnknownOwner { id } => {
-                write!(f, "owner store: no owner has the key id {id:02x?}")
-            }
-            Error::SequenceExhausted => f.write_str("owner store: record sequence exhausted"),
-        }
-    }
-}
+keyway_ring::store_error!(Error, "owner store", |f| {
+    Error::OwnersFull => write!(
+        f,
+        "owner store: {MAX_OWNERS} owners are paired already; unpair one first"
+    ),
+    Error::NameTooLong { len } => write!(
+        f,
+        "owner store: the name has {len} bytes, at most {MAX_NAME}"
+    ),
+    Error::KeyIdTaken { id } => write!(f, "owner store: another owner's key has the id {id:02x?}"),
+    Error::UnknownOwner { id } => write!(f, "owner store: no owner has the key id {id:02x?}"),
+    Error::SequenceExhausted => f.write_str("owner store: record sequence exhausted"),
+});
 
 /// The owner store over a region of a `F: NorFlash`. It does not own the
 /// flash: every operation borrows it.

@@ -8,12 +8,10 @@
 #![allow(dead_code)]
 
 use keyway_agent::agent::{
-    Agent, Authority, Config, Device, Event, Firmware, Now, OUT_LEN, Pending, Press, Sensors,
-    ServeError,
+    Agent, Authority, Config, Device, Event, Firmware, OUT_LEN, Pending, Press, Sensors, ServeError,
 };
 use keyway_agent::limits::PeerId;
-use keyway_agent::store;
-use keyway_audit::Time;
+use keyway_agent::{store, testing};
 use keyway_channel::SigningKey as KeyPair;
 use keyway_channel::handshake::MSG3_LEN;
 use keyway_channel::pairing::{MIN_ITERATIONS, PAKE3_LEN};
@@ -22,7 +20,7 @@ use keyway_sim::SimFlash;
 use keyway_smp::cbor::Writer;
 use keyway_smp::header::split_response;
 use keyway_smp::keyway_group::{self, Bolt, Door};
-use keyway_smp::{Answer, MAX_BODY, MAX_FRAME, Refusal, Request, Response, Version, img};
+use keyway_smp::{Answer, MAX_BODY, MAX_FRAME, MgmtErr, Refusal, Request, Response, Version, img};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 
@@ -75,33 +73,14 @@ impl Default for FakeDevice {
 
 impl Device for FakeDevice {
     fn sensors(&self) -> Sensors {
-        Sensors {
-            bolt: self.bolt,
-            door: self.door,
-            battery_mv: 5_900,
-            battery_mwh: 9_000,
-            tamper: false,
-            lockout_s: 0,
-        }
+        testing::sensors(self.bolt, self.door)
     }
     fn firmware(&self) -> Firmware<'_> {
-        Firmware {
-            model: "KW-1",
-            version: "1.4.0",
-            slot: Some(0),
-            image: Some([0x11; 32]),
-            trial: false,
-            update: None,
-            pending: self.pending,
-        }
+        testing::firmware(self.pending)
     }
     fn reset_requested(&mut self, _by: Authority) -> Result<(), ServeError> {
         if self.decline_resets {
-            return Err(ServeError {
-                rc: keyway_smp::MgmtErr::BadState,
-                refusal: None,
-                group_rc: None,
-            });
+            return Err(ServeError::rc(MgmtErr::BadState));
         }
         Ok(())
     }
@@ -118,19 +97,8 @@ impl Device for FakeDevice {
     ) -> Result<(), ServeError> {
         let (_, g, id) = request.key();
         self.served.push((g, id, by));
-        let full = |_| ServeError {
-            rc: keyway_smp::MgmtErr::NoMem,
-            refusal: None,
-            group_rc: None,
-        };
         let rsp = match request {
-            Request::Upload(_) if self.refuse_chunks => {
-                return Err(ServeError {
-                    rc: keyway_smp::MgmtErr::Inval,
-                    refusal: None,
-                    group_rc: None,
-                });
-            }
+            Request::Upload(_) if self.refuse_chunks => return Err(ServeError::rc(MgmtErr::Inval)),
             Request::ImageState | Request::ImageStateWrite(_) => {
                 Response::ImageState(img::StateRsp {
                     images: keyway_smp::seq::Seq::Items(&[]),
@@ -161,15 +129,9 @@ impl Device for FakeDevice {
                 len: 0,
                 data: &[],
             }),
-            _ => {
-                return Err(ServeError {
-                    rc: keyway_smp::MgmtErr::NotSup,
-                    refusal: None,
-                    group_rc: None,
-                });
-            }
+            _ => return Err(ServeError::rc(MgmtErr::NotSup)),
         };
-        rsp.encode(w).map_err(full)
+        rsp.encode(w).map_err(|_| ServeError::rc(MgmtErr::NoMem))
     }
 }
 
@@ -211,6 +173,20 @@ impl Reply {
             Answer::Ok(_) => None,
         }
     }
+    /// The channel message an answer to a pairing, handshake or sealed
+    /// request carries (`Pake2`/`Pake4`, the PBKDF parameters, `msg2`,
+    /// `msg4`, a sealed record); the refusal of any other answer.
+    pub fn msg(&self) -> Result<Vec<u8>, Fail> {
+        match self.answer() {
+            Answer::Ok(Response::PakeParams(p)) => Ok(p.msg.to_vec()),
+            Answer::Ok(Response::PakeStart(p)) => Ok(p.msg.to_vec()),
+            Answer::Ok(Response::PakeFinish(p)) => Ok(p.msg.to_vec()),
+            Answer::Ok(Response::SessionStart(m)) => Ok(m.msg.to_vec()),
+            Answer::Ok(Response::SessionFinish(m)) => Ok(m.msg.to_vec()),
+            Answer::Ok(Response::Sealed(m)) => Ok(m.msg.to_vec()),
+            _ => Err(Fail::Refused(self.refusal(), self.rc())),
+        }
+    }
 }
 
 /// Why a client-side flow failed.
@@ -250,15 +226,7 @@ pub struct Harness {
     pub seq: u8,
 }
 
-pub fn now(ms: u64) -> Now {
-    Now {
-        ms,
-        time: Time {
-            rtc: 1_760_000_000 + ms / 1000,
-            boot: 1,
-        },
-    }
-}
+pub use keyway_agent::testing::now;
 
 impl Harness {
     /// A provisioned lock (setup code [`CODE`]), window closed, no owners.
@@ -338,34 +306,37 @@ impl Harness {
 
     /// The pairing flow of a client: params, Pake1, Pake3.
     pub fn pair(&mut self, c: &mut Client, code: u32, name: &str) -> Result<Reply, Fail> {
-        let r = self.send(c.peer, &Request::PakeParams);
-        let params = match r.answer() {
-            Answer::Ok(Response::PakeParams(p)) => p.msg.to_vec(),
-            _ => return Err(Fail::Refused(r.refusal(), r.rc())),
-        };
+        let params = self.params(c.peer)?;
         let code = SetupCode::new(code).unwrap();
-        let (mut cp, pake1) =
+        let (cp, pake1) =
             ClientPairing::start(&code, &params, &mut self.rng).map_err(Fail::Channel)?;
-        let r = self.send(
-            c.peer,
-            &Request::PakeStart(keyway_group::PakeStart { msg: &pake1 }),
-        );
-        let pake2 = match r.answer() {
-            Answer::Ok(Response::PakeStart(p)) => p.msg.to_vec(),
-            _ => return Err(Fail::Refused(r.refusal(), r.rc())),
-        };
+        let pake2 = self.pake_start(c.peer, &pake1)?;
+        self.finish_pairing(c, cp, &pake2, name)
+    }
+
+    /// Asks for the lock's PBKDF parameters as `peer`.
+    pub fn params(&mut self, peer: PeerId) -> Result<Vec<u8>, Fail> {
+        self.send(peer, &Request::PakeParams).msg()
+    }
+
+    /// Ends the pairing run `cp` of client `c` after the lock's `Pake2`:
+    /// `Pake3` for the client's key and `name`, then the lock's `Pake4`,
+    /// which gives the client the lock's key. The `Pake3` answer.
+    pub fn finish_pairing(
+        &mut self,
+        c: &mut Client,
+        mut cp: ClientPairing,
+        pake2: &[u8],
+        name: &str,
+    ) -> Result<Reply, Fail> {
         let mut pake3 = [0u8; PAKE3_LEN];
-        cp.pake2(&pake2, &c.key.verifying_key().to_bytes(), name, &mut pake3)
+        cp.pake2(pake2, &c.key.verifying_key().to_bytes(), name, &mut pake3)
             .map_err(Fail::Channel)?;
         let r = self.send(
             c.peer,
             &Request::PakeFinish(keyway_group::PakeFinish { msg: &pake3 }),
         );
-        let pake4 = match r.answer() {
-            Answer::Ok(Response::PakeFinish(p)) => p.msg.to_vec(),
-            _ => return Err(Fail::Refused(r.refusal(), r.rc())),
-        };
-        let lock = cp.pake4(&pake4).map_err(Fail::Channel)?;
+        let lock = cp.pake4(&r.msg()?).map_err(Fail::Channel)?;
         c.lock_key = Some(lock.device_public_key);
         Ok(r)
     }
@@ -377,27 +348,38 @@ impl Harness {
         signer: &dyn keyway_channel::OwnerSigner,
     ) -> Result<ClientSession, Fail> {
         let (hs, msg1) = ClientHandshake::start(&mut self.rng);
-        let r = self.send(
-            c.peer,
-            &Request::SessionStart(keyway_group::SessionStart { msg: &msg1 }),
-        );
-        let msg2 = match r.answer() {
-            Answer::Ok(Response::SessionStart(m)) => m.msg.to_vec(),
-            _ => return Err(Fail::Refused(r.refusal(), r.rc())),
-        };
+        let msg2 = self.session_start(c.peer, &msg1)?;
+        self.finish_handshake(c, hs, &msg2, signer)
+    }
+
+    /// Sends `Pake1` from `peer`; the answer's `Pake2`.
+    pub fn pake_start(&mut self, peer: PeerId, pake1: &[u8]) -> Result<Vec<u8>, Fail> {
+        let req = Request::PakeStart(keyway_group::PakeStart { msg: pake1 });
+        self.send(peer, &req).msg()
+    }
+
+    /// Sends the handshake's `msg1` from `peer`; the answer's `msg2`.
+    pub fn session_start(&mut self, peer: PeerId, msg1: &[u8]) -> Result<Vec<u8>, Fail> {
+        let req = Request::SessionStart(keyway_group::SessionStart { msg: msg1 });
+        self.send(peer, &req).msg()
+    }
+
+    /// Ends the handshake `hs` of client `c` after the lock's `msg2`:
+    /// `msg3` signed by `signer`, then the lock's `msg4` opened.
+    pub fn finish_handshake(
+        &mut self,
+        c: &Client,
+        hs: ClientHandshake,
+        msg2: &[u8],
+        signer: &dyn keyway_channel::OwnerSigner,
+    ) -> Result<ClientSession, Fail> {
         let mut msg3 = [0u8; MSG3_LEN];
         let lock_key = c.lock_key.expect("paired");
         let mut s = hs
-            .msg2(&msg2, &lock_key, signer, &mut msg3)
+            .msg2(msg2, &lock_key, signer, &mut msg3)
             .map_err(Fail::Channel)?;
-        let r = self.send(
-            c.peer,
-            &Request::SessionFinish(keyway_group::SessionFinish { msg: &msg3 }),
-        );
-        let mut msg4 = match r.answer() {
-            Answer::Ok(Response::SessionFinish(m)) => m.msg.to_vec(),
-            _ => return Err(Fail::Refused(r.refusal(), r.rc())),
-        };
+        let req = Request::SessionFinish(keyway_group::SessionFinish { msg: &msg3 });
+        let mut msg4 = self.send(c.peer, &req).msg()?;
         s.open_response(self.client_ms, &mut msg4)
             .map_err(Fail::Channel)?;
         Ok(s)
@@ -427,10 +409,7 @@ impl Harness {
 
     /// Opens the outer reply at the client: the inner answer frame.
     pub fn open(&mut self, c: &mut Client, outer: &Reply) -> Result<Reply, Fail> {
-        let mut rec = match outer.answer() {
-            Answer::Ok(Response::Sealed(m)) => m.msg.to_vec(),
-            _ => return Err(Fail::Refused(outer.refusal(), outer.rc())),
-        };
+        let mut rec = outer.msg()?;
         let s = c.session.as_mut().expect("a session");
         let opened = s
             .open_response(self.client_ms, &mut rec)
@@ -519,22 +498,6 @@ pub fn every_request() -> Vec<Request<'static>> {
             auth: None,
         }),
     ]
-}
-
-/// A signer that names one public key and signs with another key: a
-/// forged proof.
-pub struct Forger {
-    pub claimed: [u8; 32],
-    pub key: KeyPair,
-}
-
-impl keyway_channel::OwnerSigner for Forger {
-    fn public_key(&self) -> [u8; 32] {
-        self.claimed
-    }
-    fn sign(&self, message: &[u8]) -> [u8; 64] {
-        keyway_channel::OwnerSigner::sign(&self.key, message)
-    }
 }
 
 /// An image-upload chunk at `off` (with the total `len` and a fixed SHA

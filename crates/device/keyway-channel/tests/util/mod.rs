@@ -177,20 +177,44 @@ impl Pair {
         let (hs, msg1) = ClientHandshake::start(&mut self.rng);
         let mut msg2 = [0u8; MSG2_LEN];
         self.lock_handshake1(&msg1, &mut msg2)?;
-        let mut msg3 = [0u8; MSG3_LEN];
-        let lock_key = self.client.lock_key.expect("paired");
-        let mut session = hs.msg2(&msg2, &lock_key, owner, &mut msg3)?;
+        self.finish_handshake(hs, &msg2, owner)
+    }
+
+    /// The lock's answer to a client's `msg3` (its session table, the
+    /// paired owners, its clock): `msg4`.
+    pub fn lock_handshake3(&mut self, msg3: &[u8]) -> Result<[u8; MSG4_LEN], Error> {
         let mut msg4 = [0u8; MSG4_LEN];
-        let now = self.lock.now_ms;
         let owners = self.lock.owners.clone();
         self.lock.table.handshake3(
-            now,
-            &msg3,
+            self.lock.now_ms,
+            msg3,
             |kid| owners.iter().find(|(k, _)| k == kid).map(|(_, pk)| *pk),
             &mut msg4,
         )?;
+        Ok(msg4)
+    }
+
+    /// Ends the client's handshake `hs` after the lock's `msg2`: `msg3`
+    /// signed by `owner`, the lock's `msg4` opened.
+    pub fn finish_handshake(
+        &mut self,
+        hs: ClientHandshake,
+        msg2: &[u8],
+        owner: &dyn keyway_channel::OwnerSigner,
+    ) -> Result<ClientSession, Error> {
+        let mut msg3 = [0u8; MSG3_LEN];
+        let lock_key = self.client.lock_key.expect("paired");
+        let mut session = hs.msg2(msg2, &lock_key, owner, &mut msg3)?;
+        let mut msg4 = self.lock_handshake3(&msg3)?;
         session.open_response(self.client.now_ms, &mut msg4)?;
         Ok(session)
+    }
+
+    /// Opens a copy of `answer` at the client in `session`: its payload.
+    pub fn open(&self, session: &mut ClientSession, answer: &[u8]) -> Result<Vec<u8>, Error> {
+        let mut buf = answer.to_vec();
+        let opened = session.open_response(self.client.now_ms, &mut buf)?;
+        Ok(buf[opened.payload].to_vec())
     }
 
     /// The lock executes `request` (opened in place) and answers; the
@@ -258,14 +282,13 @@ impl Pair {
         payload: &[u8],
     ) -> Result<Vec<u8>, Error> {
         let mut req = self.request(session, payload);
-        let (served, mut resp) = self.lock_serve(&mut req);
+        let (served, resp) = self.lock_serve(&mut req);
         if let Err(e) = served
             && resp.is_empty()
         {
             return Err(e);
         }
-        let opened = session.open_response(self.client.now_ms, &mut resp)?;
-        Ok(resp[opened.payload].to_vec())
+        self.open(session, &resp)
     }
 }
 
@@ -281,20 +304,4 @@ pub struct PairingTranscript {
 
 pub fn kid(k: &KeyPair) -> KeyId {
     key_id(&k.verifying_key().to_bytes())
-}
-
-/// A signer that names one public key and signs with another key: a
-/// forged proof.
-pub struct Forger {
-    pub claimed: [u8; 32],
-    pub key: KeyPair,
-}
-
-impl keyway_channel::OwnerSigner for Forger {
-    fn public_key(&self) -> [u8; 32] {
-        self.claimed
-    }
-    fn sign(&self, message: &[u8]) -> [u8; 64] {
-        keyway_channel::OwnerSigner::sign(&self.key, message)
-    }
 }

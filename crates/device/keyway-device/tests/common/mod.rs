@@ -1,13 +1,15 @@
 //! Shared helpers for the journal, install and boot tests.
 #![allow(dead_code)]
 
-use keyway_device::boot::{Confirmation, MAX_TRIAL_BOOTS, SelfTest};
-use keyway_device::install::{Mode, SlotLayout};
+use keyway_device::boot::{
+    Boot, Confirmation, Decision, MAX_TRIAL_BOOTS, Reason, RevertCause, SelfTest,
+};
+use keyway_device::install::SlotLayout;
 use keyway_device::journal::Config;
 use keyway_device::journal::{Download, PersistentState, SwapPhase, SwapProgress, TrialState};
 use keyway_sim::CutPoint;
 use keyway_suit::{DeviceIdentity, PublicKey, TrustAnchors};
-use keyway_vendor::encode::{class_uuid, vendor_uuid};
+use keyway_vendor::encode::{EnvelopeBuilder, class_uuid, vendor_uuid};
 use keyway_vendor::keys::{Algorithm, SigningKey};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
@@ -122,13 +124,11 @@ pub const NEW: Confirmation = Confirmation {
 };
 
 pub fn verified_layout() -> SlotLayout {
-    SlotLayout {
-        slots: [0x1_0000..0x3_0000, 0x3_0000..0x5_0000],
-        journal: Config::new(0xF_0000, 2),
-        manifest_sectors: 1,
-        sector_size: None,
-        mode: Mode::Direct,
-    }
+    SlotLayout::direct(
+        [0x1_0000..0x3_0000, 0x3_0000..0x5_0000],
+        Config::new(0xF_0000, 2),
+    )
+    .with_manifest_sectors(1)
 }
 
 pub struct Vendor {
@@ -186,4 +186,39 @@ pub fn trial_boot(trial_boots: &mut u32, what: &str) {
         "{what}: trial boot {} without confirm",
         trial_boots
     );
+}
+
+/// Asserts that a boot changed nothing: `slot` runs as the active image
+/// and no state is committed.
+pub fn assert_settled(d: &Decision, slot: u8) {
+    assert_eq!(
+        (d.boot, d.reason, d.commit),
+        (Boot::Slot(slot), Reason::Active, None)
+    );
+}
+
+/// Asserts that a boot dropped the pending or trial image in `slot` for
+/// `cause` and starts `boot`.
+pub fn assert_reverted(d: &Decision, boot: Boot, slot: u8, cause: RevertCause) {
+    assert_eq!((d.boot, d.reason), (boot, Reason::Reverted { slot, cause }));
+}
+
+/// A release of the test vendor's class signed by `key`: `version` (also
+/// the notes' title), `sequence`, `payload` integrated.
+pub fn release(
+    key: &SigningKey,
+    version: &str,
+    sequence: u64,
+    payload: Vec<u8>,
+) -> EnvelopeBuilder {
+    EnvelopeBuilder {
+        sequence,
+        version: version.parse().unwrap(),
+        vendor_domain: VENDOR.into(),
+        class_name: CLASS.into(),
+        notes: Some(format!("# {version}\n\nFixes.\n")),
+        payload,
+        keys: vec![key.clone()],
+        ..Default::default()
+    }
 }

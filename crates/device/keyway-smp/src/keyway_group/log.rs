@@ -16,10 +16,7 @@ impl<'a> Message<'a> for Log {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(1 + usize::from(self.auth.is_some()))?;
         w.entry_u64("off", self.off)?;
-        if let Some(a) = &self.auth {
-            w.text("auth")?;
-            a.write(w)?;
-        }
+        Auth::write_entry(self.auth.as_ref(), w)?;
         Ok(())
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {

@@ -163,6 +163,40 @@ fn txt<'a>(r: &mut Reader<'a>, name: &'static str) -> Result<&'a str, Error> {
     field(r.text(), name, "a text string")
 }
 
+/// Writes a body of two entries, `{bytes_key: bytes, uint_key: n}` in
+/// that order: the shape of the `challenge`, `pair` and `unpair` answers.
+/// Always inlined: a lock encodes one or two of them, and a call costs
+/// about what the three entries do (firmware/lock-app).
+#[inline(always)]
+fn write_bytes_uint(
+    w: &mut Writer<'_>,
+    (bytes_key, bytes): (&str, &[u8]),
+    (uint_key, n): (&str, u64),
+) -> Result<(), Error> {
+    w.map(2)?;
+    w.entry_bytes(bytes_key, bytes)?;
+    w.entry_u64(uint_key, n)
+}
+
+/// Reads a body `{uint_key, bytes_key: N bytes}`, both required (a
+/// missing `uint_key` is named first): [`write_bytes_uint`]'s reader.
+fn read_bytes_uint<const N: usize>(
+    body: &[u8],
+    (bytes_key, expected): (&'static str, &'static str),
+    uint_key: &'static str,
+) -> Result<([u8; N], u64), Error> {
+    let (mut bytes, mut n) = (None, None);
+    cbor::read_body(body, &[uint_key, bytes_key], &mut |i, name, r| {
+        match i {
+            0 => n = Some(uint(r, name)?),
+            _ => bytes = Some(fixed(r, name, expected)?),
+        }
+        Ok(())
+    })?;
+    let n = cbor::need(n, uint_key)?;
+    Ok((cbor::need(bytes, bytes_key)?, n))
+}
+
 /// A request whose body is only an owner's optional `auth` (lock, unlock).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Signed {
@@ -173,18 +207,12 @@ pub struct Signed {
 impl<'a> Message<'a> for Signed {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(usize::from(self.auth.is_some()))?;
-        if let Some(a) = &self.auth {
-            w.text("auth")?;
-            a.write(w)?;
-        }
+        Auth::write_entry(self.auth.as_ref(), w)?;
         Ok(())
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let mut auth = None;
-        cbor::read_body(body, &["auth"], &mut |_, _, r| {
-            auth = Some(Auth::read(r)?);
-            Ok(())
-        })?;
-        Ok(Signed { auth })
+        Ok(Signed {
+            auth: cbor::read_single(body, "auth", |r, _| Auth::read(r))?,
+        })
     }
 }

@@ -15,23 +15,11 @@ pub struct Challenge {
 
 impl<'a> Message<'a> for Challenge {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.map(2)?;
-        w.entry_bytes("nonce", &self.nonce)?;
-        w.entry_u64("expires_s", self.expires_s)
+        write_bytes_uint(w, ("nonce", &self.nonce), ("expires_s", self.expires_s))
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let (mut n, mut e) = (None, None);
-        cbor::read_body(body, &["nonce", "expires_s"], &mut |i, name, r| {
-            match i {
-                0 => n = Some(fixed(r, name, "16 bytes")?),
-                _ => e = Some(uint(r, name)?),
-            }
-            Ok(())
-        })?;
-        Ok(Challenge {
-            nonce: cbor::need(n, "nonce")?,
-            expires_s: cbor::need(e, "expires_s")?,
-        })
+        let (nonce, expires_s) = read_bytes_uint(body, ("nonce", "16 bytes"), "expires_s")?;
+        Ok(Challenge { nonce, expires_s })
     }
 }
 
@@ -79,23 +67,11 @@ pub struct PairRsp {
 
 impl<'a> Message<'a> for PairRsp {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.map(2)?;
-        w.entry_bytes("key_id", &self.key_id)?;
-        w.entry_u64("owners", self.owners)
+        write_bytes_uint(w, ("key_id", &self.key_id), ("owners", self.owners))
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let (mut o, mut id) = (None, None);
-        cbor::read_body(body, &["owners", "key_id"], &mut |i, name, r| {
-            match i {
-                0 => o = Some(uint(r, name)?),
-                _ => id = Some(fixed(r, name, "8 bytes")?),
-            }
-            Ok(())
-        })?;
-        Ok(PairRsp {
-            owners: cbor::need(o, "owners")?,
-            key_id: cbor::need(id, "key_id")?,
-        })
+        let (key_id, owners) = read_bytes_uint(body, ("key_id", "8 bytes"), "owners")?;
+        Ok(PairRsp { owners, key_id })
     }
 }
 
@@ -112,13 +88,8 @@ impl<'a> Message<'a> for FactoryResetRsp {
         w.entry_u64("owners", self.owners)
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let mut o = None;
-        cbor::read_body(body, &["owners"], &mut |_, name, r| {
-            o = Some(uint(r, name)?);
-            Ok(())
-        })?;
         Ok(FactoryResetRsp {
-            owners: cbor::need(o, "owners")?,
+            owners: cbor::read_required(body, "owners", uint)?,
         })
     }
 }
@@ -141,10 +112,7 @@ impl<'a> Message<'a> for SettingsReq {
                 + usize::from(self.install_needs_unlocked.is_some())
                 + usize::from(self.auth.is_some()),
         )?;
-        if let Some(a) = &self.auth {
-            w.text("auth")?;
-            a.write(w)?;
-        }
+        Auth::write_entry(self.auth.as_ref(), w)?;
         if let Some(v) = self.auto_install_cve {
             w.entry_bool("auto_install_cve", v)?;
         }
@@ -182,13 +150,8 @@ impl<'a> Message<'a> for SettingsRsp {
         self.settings.write(w)
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let mut s = None;
-        cbor::read_body(body, &["settings"], &mut |_, _, r| {
-            s = Some(Settings::read(r)?);
-            Ok(())
-        })?;
         Ok(SettingsRsp {
-            settings: cbor::need(s, "settings")?,
+            settings: cbor::read_required(body, "settings", |r, _| Settings::read(r))?,
         })
     }
 }
@@ -273,13 +236,8 @@ impl<'a> Message<'a> for OwnersRsp<'a> {
         self.owners.write(w)
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let mut owners = None;
-        cbor::read_body(body, &["owners"], &mut |_, name, r| {
-            owners = Some(Seq::read(r, name, MAX_OWNERS)?);
-            Ok(())
-        })?;
         Ok(OwnersRsp {
-            owners: cbor::need(owners, "owners")?,
+            owners: cbor::read_required(body, "owners", |r, name| Seq::read(r, name, MAX_OWNERS))?,
         })
     }
 }
@@ -298,10 +256,7 @@ pub struct Unpair {
 impl<'a> Message<'a> for Unpair {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(1 + usize::from(self.auth.is_some()))?;
-        if let Some(a) = &self.auth {
-            w.text("auth")?;
-            a.write(w)?;
-        }
+        Auth::write_entry(self.auth.as_ref(), w)?;
         w.entry_bytes("key_id", &self.key_id)
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
@@ -331,22 +286,10 @@ pub struct UnpairRsp {
 
 impl<'a> Message<'a> for UnpairRsp {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.map(2)?;
-        w.entry_bytes("key_id", &self.key_id)?;
-        w.entry_u64("owners", self.owners)
+        write_bytes_uint(w, ("key_id", &self.key_id), ("owners", self.owners))
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let (mut o, mut id) = (None, None);
-        cbor::read_body(body, &["owners", "key_id"], &mut |i, name, r| {
-            match i {
-                0 => o = Some(uint(r, name)?),
-                _ => id = Some(fixed(r, name, "8 bytes")?),
-            }
-            Ok(())
-        })?;
-        Ok(UnpairRsp {
-            key_id: cbor::need(id, "key_id")?,
-            owners: cbor::need(o, "owners")?,
-        })
+        let (key_id, owners) = read_bytes_uint(body, ("key_id", "8 bytes"), "owners")?;
+        Ok(UnpairRsp { key_id, owners })
     }
 }

@@ -127,10 +127,7 @@ pub struct Consent {
 impl<'a> Message<'a> for Consent {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.map(1 + usize::from(self.auth.is_some()))?;
-        if let Some(a) = &self.auth {
-            w.text("auth")?;
-            a.write(w)?;
-        }
+        Auth::write_entry(self.auth.as_ref(), w)?;
         w.entry_bool("accept", self.accept)
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {

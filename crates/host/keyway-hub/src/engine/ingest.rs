@@ -62,7 +62,7 @@ impl Hub {
                 &keysets,
                 now,
             );
-            if let Err(intake::Refusal::Verification { check, .. }) = &r
+            if let Err(intake::IntakeRefusal::Verification { check, .. }) = &r
                 && matches!(
                     check,
                     keyway_vendor::check::Check::Signatures | keyway_vendor::check::Check::KeySet

@@ -25,7 +25,7 @@ pub const MAX_ENVELOPE_BYTES: usize = 64 * 1024 * 1024;
 /// Why an envelope was refused (typed; `code` is the stable name).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[serde(tag = "code", rename_all = "snake_case")]
-pub enum Refusal {
+pub enum IntakeRefusal {
     /// Larger than [`MAX_ENVELOPE_BYTES`].
     #[error("the envelope is {size} bytes; the hub takes at most {max}")]
     TooLarge {
@@ -96,8 +96,8 @@ pub struct Accepted {
 }
 
 /// Loads a model's anchors into the verifier's form.
-pub fn anchors(model: &ModelAnchors) -> Result<suit::TrustAnchors, Refusal> {
-    let bad = |message: String| Refusal::BadAnchors {
+pub fn anchors(model: &ModelAnchors) -> Result<suit::TrustAnchors, IntakeRefusal> {
+    let bad = |message: String| IntakeRefusal::BadAnchors {
         class: model.class.clone(),
         message,
     };
@@ -152,14 +152,14 @@ pub fn verify(
     models: &[ModelAnchors],
     keysets: &KeySets,
     now: UnixSecs,
-) -> Result<Accepted, Refusal> {
+) -> Result<Accepted, IntakeRefusal> {
     if bytes.len() > MAX_ENVELOPE_BYTES {
-        return Err(Refusal::TooLarge {
+        return Err(IntakeRefusal::TooLarge {
             size: bytes.len(),
             max: MAX_ENVELOPE_BYTES,
         });
     }
-    let malformed = |e: &suit::Error| Refusal::Malformed {
+    let malformed = |e: &suit::Error| IntakeRefusal::Malformed {
         check: keyway_vendor::check::Check::of(e).to_string(),
         message: keyway_vendor::describe::describe(e),
     };
@@ -169,7 +169,7 @@ pub fn verify(
     let (vendor, class) = match c0.map(|c| (c.params.vendor_id, c.params.class_id)) {
         Some((Some(v), Some(c))) => (*v, *c),
         _ => {
-            return Err(Refusal::NoModel {
+            return Err(IntakeRefusal::NoModel {
                 vendor: "none".into(),
                 class: "none".into(),
             });
@@ -181,7 +181,7 @@ pub fn verify(
             let v = vendor_uuid(&m.vendor_domain);
             v == vendor && class_uuid(&v, &m.class) == class
         })
-        .ok_or_else(|| Refusal::NoModel {
+        .ok_or_else(|| IntakeRefusal::NoModel {
             vendor: keyway_vendor::keys::hex(&vendor),
             class: keyway_vendor::keys::hex(&class),
         })?;
@@ -210,16 +210,16 @@ pub fn verify(
                 .ok(),
                 _ => None,
             };
-            retry.ok_or_else(|| Refusal::Verification {
+            retry.ok_or_else(|| IntakeRefusal::Verification {
                 class: model.class.clone(),
                 check: keyway_vendor::check::Check::of(&e),
                 message: keyway_vendor::describe::describe(&e),
             })?
         }
     };
-    let expectation = v.payload.ok_or(Refusal::PayloadDetached)?;
-    let ip = v.integrated.ok_or(Refusal::PayloadDetached)?;
-    let payload_err = |e: suit::Error| Refusal::Payload {
+    let expectation = v.payload.ok_or(IntakeRefusal::PayloadDetached)?;
+    let ip = v.integrated.ok_or(IntakeRefusal::PayloadDetached)?;
+    let payload_err = |e: suit::Error| IntakeRefusal::Payload {
         message: keyway_vendor::describe::describe(&e),
     };
     if !ip.is_complete() {
@@ -240,14 +240,15 @@ pub fn verify(
     // A delta's patch header must be the one the manifest binds (the lock
     // refuses it otherwise).
     if let Some(d) = v.delta.as_ref() {
-        let expected = keyway_device::delta::expected_header(d).map_err(|f| Refusal::Payload {
-            message: format!(
-                "the delta manifest's {} does not fit a patch header",
-                f.name()
-            ),
-        })?;
+        let expected =
+            keyway_device::delta::expected_header(d).map_err(|f| IntakeRefusal::Payload {
+                message: format!(
+                    "the delta manifest's {} does not fit a patch header",
+                    f.name()
+                ),
+            })?;
         keyway_device::delta::check_header(&expected.to_bytes(), 0, ip.available).map_err(|f| {
-            Refusal::Payload {
+            IntakeRefusal::Payload {
                 message: format!(
                     "the patch header's {} differs from the signed manifest's",
                     f.name()

@@ -58,7 +58,10 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 use crate::link::{Connector, LinkError};
-use crate::model::{Digest, EventLevel, Freshness, LockId, Postponement, ReleaseOrigin, UnixSecs};
+use crate::model::{
+    Digest, EventLevel, Freshness, LeaseClaim, LockId, NewEvent, Postponement, ReleaseOrigin,
+    UnixSecs,
+};
 use crate::store::{Store, StoreError};
 use decide::{FreshnessState, Lie};
 
@@ -156,7 +159,7 @@ pub struct Refused {
     /// Its target path.
     pub target: String,
     /// Why (typed: `reason.code`).
-    pub reason: intake::Refusal,
+    pub reason: intake::IntakeRefusal,
     /// In words.
     pub message: String,
 }
@@ -346,7 +349,7 @@ pub enum HubError {
     },
     /// A model's anchors do not load.
     #[error("{0}")]
-    BadModel(intake::Refusal),
+    BadModel(intake::IntakeRefusal),
     /// A request's value is out of range.
     #[error("{0}")]
     Invalid(String),
@@ -548,20 +551,25 @@ impl Hub {
         kind: &str,
         message: &str,
     ) -> Result<(), HubError> {
-        self.store
-            .add_event(self.now(), lock, level, kind, message)?;
+        self.store.add_event(&NewEvent {
+            at: self.now(),
+            lock,
+            level,
+            kind,
+            message,
+        })?;
         Ok(())
     }
 
     /// Takes (or renews) a lease for `config.lease_secs`.
     fn take_lease(&self, name: &str) -> Result<bool, HubError> {
         let now = self.now();
-        Ok(self.store.try_lease(
+        Ok(self.store.try_lease(&LeaseClaim {
             name,
-            &self.config.hub_id,
+            holder: &self.config.hub_id,
             now,
-            now.saturating_add(self.config.lease_secs.max(1)),
-        )?)
+            until: now.saturating_add(self.config.lease_secs.max(1)),
+        })?)
     }
 
     /// Whether this hub acts on a paired lock: it paired it (or, for a
@@ -571,9 +579,12 @@ impl Hub {
             return Ok(true);
         }
         let now = self.now();
-        let mine = self
-            .store
-            .try_lease(&owner_lease(lock), &self.config.hub_id, now, i64::MAX)?;
+        let mine = self.store.try_lease(&LeaseClaim {
+            name: &owner_lease(lock),
+            holder: &self.config.hub_id,
+            now,
+            until: i64::MAX,
+        })?;
         if mine && let Ok(mut o) = self.owned.lock() {
             o.insert(lock);
         }
@@ -586,4 +597,4 @@ fn busy_or(busy: &Mutex<HashSet<LockId>>, id: LockId) -> bool {
 }
 
 /// Re-exported for the API's documentation.
-pub use intake::Refusal;
+pub use intake::IntakeRefusal;

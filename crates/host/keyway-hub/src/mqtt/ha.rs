@@ -118,7 +118,7 @@ pub enum Command {
 
 /// Why a message was refused (each is logged; none acts).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
+pub enum MessageRefusal {
     /// Not a topic the bridge listens on.
     #[error("topic {0:?} is not one of the bridge's command topics")]
     WrongTopic(String),
@@ -145,17 +145,17 @@ pub enum Refusal {
     BadStatus(String),
 }
 
-fn lock_id(topic: &str, segment: &str) -> Result<LockId, Refusal> {
+fn lock_id(topic: &str, segment: &str) -> Result<LockId, MessageRefusal> {
     let ok = !segment.is_empty()
         && segment.len() <= 18
         && segment.bytes().all(|b| b.is_ascii_digit())
         && !(segment.len() > 1 && segment.starts_with('0'));
     if !ok {
-        return Err(Refusal::BadLockId(cut(topic, 200)));
+        return Err(MessageRefusal::BadLockId(cut(topic, 200)));
     }
     segment
         .parse()
-        .map_err(|_| Refusal::BadLockId(cut(topic, 200)))
+        .map_err(|_| MessageRefusal::BadLockId(cut(topic, 200)))
 }
 
 fn cut(s: &str, max: usize) -> String {
@@ -164,34 +164,34 @@ fn cut(s: &str, max: usize) -> String {
 
 /// Classifies one received message. Bounds first (size, then UTF-8), then
 /// the topic, then the payload's exact form: anything else is a typed
-/// [`Refusal`].
+/// [`MessageRefusal`].
 pub fn classify(
     prefix: &str,
     base: &str,
     topic: &str,
     payload: &[u8],
     retained: bool,
-) -> Result<Command, Refusal> {
+) -> Result<Command, MessageRefusal> {
     if payload.len() > MAX_COMMAND {
-        return Err(Refusal::Oversized(payload.len()));
+        return Err(MessageRefusal::Oversized(payload.len()));
     }
-    let text = std::str::from_utf8(payload).map_err(|_| Refusal::NotText)?;
+    let text = std::str::from_utf8(payload).map_err(|_| MessageRefusal::NotText)?;
     if topic == ha_status(prefix) {
         return match text {
             "online" => Ok(Command::HaOnline),
             "offline" => Ok(Command::HaOffline),
-            other => Err(Refusal::BadStatus(cut(other, 32))),
+            other => Err(MessageRefusal::BadStatus(cut(other, 32))),
         };
     }
     let parts: Vec<&str> = topic.split('/').collect();
     let (id, kind) = match parts.as_slice() {
         [b, "lock", id, "update", "install"] if *b == base => (*id, "install"),
         [b, "lock", id, "lock", "set"] if *b == base => (*id, "set"),
-        _ => return Err(Refusal::WrongTopic(cut(topic, 200))),
+        _ => return Err(MessageRefusal::WrongTopic(cut(topic, 200))),
     };
     let lock = lock_id(topic, id)?;
     if retained {
-        return Err(Refusal::Retained(cut(topic, 200)));
+        return Err(MessageRefusal::Retained(cut(topic, 200)));
     }
     if kind == "set" {
         return Ok(Command::Bolt {
@@ -200,13 +200,13 @@ pub fn classify(
         });
     }
     if text == INSTALL_NONE {
-        return Err(Refusal::NoOffer);
+        return Err(MessageRefusal::NoOffer);
     }
     let hex = text
         .strip_prefix(INSTALL_PREFIX)
         .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-        .ok_or_else(|| Refusal::BadInstall(cut(text, 80)))?;
-    let release = Digest::from_hex(hex).map_err(|_| Refusal::BadInstall(cut(text, 80)))?;
+        .ok_or_else(|| MessageRefusal::BadInstall(cut(text, 80)))?;
+    let release = Digest::from_hex(hex).map_err(|_| MessageRefusal::BadInstall(cut(text, 80)))?;
     Ok(Command::Install { lock, release })
 }
 
@@ -383,7 +383,7 @@ mod tests {
     fn hex() -> String {
         "ab".repeat(32)
     }
-    fn install(payload: &[u8]) -> Result<Command, Refusal> {
+    fn install(payload: &[u8]) -> Result<Command, MessageRefusal> {
         classify(P, B, "keyway/lock/7/update/install", payload, false)
     }
 
@@ -402,10 +402,13 @@ mod tests {
     #[test]
     fn json_where_a_plain_string_is_expected_is_refused() {
         let p = format!("{{\"install\":\"{}\"}}", hex());
-        assert!(matches!(install(p.as_bytes()), Err(Refusal::BadInstall(_))));
+        assert!(matches!(
+            install(p.as_bytes()),
+            Err(MessageRefusal::BadInstall(_))
+        ));
         assert!(matches!(
             install(b"\"install\""),
-            Err(Refusal::BadInstall(_))
+            Err(MessageRefusal::BadInstall(_))
         ));
     }
 
@@ -423,24 +426,27 @@ mod tests {
             format!("INSTALL:{}", hex()),
         ] {
             assert!(
-                matches!(install(p.as_bytes()), Err(Refusal::BadInstall(_))),
+                matches!(install(p.as_bytes()), Err(MessageRefusal::BadInstall(_))),
                 "{p:?}"
             );
         }
-        assert_eq!(install(b"install:none"), Err(Refusal::NoOffer));
+        assert_eq!(install(b"install:none"), Err(MessageRefusal::NoOffer));
     }
 
     #[test]
     fn oversized_payload_is_refused_before_it_is_read() {
         let mut p = format!("install:{}", hex()).into_bytes();
         p.resize(MAX_COMMAND + 1, b' ');
-        assert_eq!(install(&p), Err(Refusal::Oversized(MAX_COMMAND + 1)));
-        assert_eq!(install(&vec![0; 1 << 20]), Err(Refusal::Oversized(1 << 20)));
+        assert_eq!(install(&p), Err(MessageRefusal::Oversized(MAX_COMMAND + 1)));
+        assert_eq!(
+            install(&vec![0; 1 << 20]),
+            Err(MessageRefusal::Oversized(1 << 20))
+        );
     }
 
     #[test]
     fn non_utf8_payload_is_refused() {
-        assert_eq!(install(&[0xff, 0xfe, 0]), Err(Refusal::NotText));
+        assert_eq!(install(&[0xff, 0xfe, 0]), Err(MessageRefusal::NotText));
     }
 
     #[test]
@@ -459,7 +465,7 @@ mod tests {
             assert!(
                 matches!(
                     classify(P, B, t, p.as_bytes(), false),
-                    Err(Refusal::WrongTopic(_))
+                    Err(MessageRefusal::WrongTopic(_))
                 ),
                 "{t:?}"
             );
@@ -483,7 +489,7 @@ mod tests {
             assert!(
                 matches!(
                     classify(P, B, &t, p.as_bytes(), false),
-                    Err(Refusal::BadLockId(_))
+                    Err(MessageRefusal::BadLockId(_))
                 ),
                 "{id:?}"
             );
@@ -495,11 +501,11 @@ mod tests {
         let p = format!("install:{}", hex());
         assert!(matches!(
             classify(P, B, "keyway/lock/7/update/install", p.as_bytes(), true),
-            Err(Refusal::Retained(_))
+            Err(MessageRefusal::Retained(_))
         ));
         assert!(matches!(
             classify(P, B, "keyway/lock/7/lock/set", b"UNLOCK", true),
-            Err(Refusal::Retained(_))
+            Err(MessageRefusal::Retained(_))
         ));
     }
 
@@ -526,7 +532,7 @@ mod tests {
         );
         assert!(matches!(
             classify(P, B, "homeassistant/status", b"{\"online\":1}", false),
-            Err(Refusal::BadStatus(_))
+            Err(MessageRefusal::BadStatus(_))
         ));
     }
 

@@ -59,7 +59,7 @@ use crate::engine::decide::{self, Offer};
 use crate::engine::{Hub, HubError, Phase};
 use crate::model::{ConsentSource, Decision, Digest, LockId, LockRecord};
 
-use ha::{Command, Refusal};
+use ha::{Command, MessageRefusal};
 
 /// How the bridge reaches the broker and what it tells Home Assistant.
 #[derive(Debug, Clone)]
@@ -436,22 +436,22 @@ async fn run(hub: Arc<Hub>, opts: MqttOptions) {
     poller.abort();
 }
 
-fn log_refusal(topic: &str, r: &Refusal) {
+fn log_refusal(topic: &str, r: &MessageRefusal) {
     let topic: String = topic.chars().take(200).collect();
     tracing::warn!(topic = %topic, code = refusal_code(r), "MQTT message refused: {r}");
 }
 
 /// A stable name for a refusal (logs).
-pub fn refusal_code(r: &Refusal) -> &'static str {
+pub fn refusal_code(r: &MessageRefusal) -> &'static str {
     match r {
-        Refusal::WrongTopic(_) => "wrong_topic",
-        Refusal::BadLockId(_) => "bad_lock_id",
-        Refusal::Oversized(_) => "oversized",
-        Refusal::NotText => "not_text",
-        Refusal::BadInstall(_) => "bad_install",
-        Refusal::NoOffer => "no_offer",
-        Refusal::Retained(_) => "retained_command",
-        Refusal::BadStatus(_) => "bad_status",
+        MessageRefusal::WrongTopic(_) => "wrong_topic",
+        MessageRefusal::BadLockId(_) => "bad_lock_id",
+        MessageRefusal::Oversized(_) => "oversized",
+        MessageRefusal::NotText => "not_text",
+        MessageRefusal::BadInstall(_) => "bad_install",
+        MessageRefusal::NoOffer => "no_offer",
+        MessageRefusal::Retained(_) => "retained_command",
+        MessageRefusal::BadStatus(_) => "bad_status",
     }
 }
 

@@ -20,7 +20,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::StoreError;
-use crate::model::{Decision, Digest, EventLevel, Freshness, ModelAnchors, Release};
+use crate::model::{
+    Decision, Digest, EventLevel, Freshness, LockRecord, ModelAnchors, NewEvent, Release,
+};
 
 /// The order-preserving map of a release sequence number to a signed
 /// column.
@@ -161,10 +163,38 @@ pub(crate) fn check_lock(name: &str, address: &str, class: &str) -> Result<(), S
     text("a lock's class", class)
 }
 
+/// A lock record's checked text and its JSON columns: the snapshot (if
+/// any) and the log health.
+pub(crate) fn lock_json(l: &LockRecord) -> Result<(Option<String>, String), StoreError> {
+    check_lock(&l.name, &l.address, &l.class)?;
+    let snapshot = l
+        .snapshot
+        .as_ref()
+        .map(|s| to_json("a lock's snapshot", s))
+        .transpose()?;
+    Ok((snapshot, to_json("a lock's log health", &l.log)?))
+}
+
+/// The migrations a store at schema version `found` has yet to run, of
+/// `migrations` (one per version): [`StoreError::TooNew`] for a store
+/// written by a newer hub, [`StoreError::Corrupt`] for a negative version.
+pub(crate) fn pending<'m>(
+    found: i64,
+    migrations: &'m [&'m str],
+) -> Result<&'m [&'m str], StoreError> {
+    let supported = migrations.len() as i64;
+    if found > supported {
+        return Err(StoreError::TooNew { found, supported });
+    }
+    usize::try_from(found)
+        .map(|f| &migrations[f..])
+        .map_err(|_| corrupt("the schema version", format!("{found}")))
+}
+
 /// The plain text columns of an event.
-pub(crate) fn check_event(kind: &str, message: &str) -> Result<(), StoreError> {
-    text("an event's kind", kind)?;
-    text("an event's message", message)
+pub(crate) fn check_event(e: &NewEvent<'_>) -> Result<(), StoreError> {
+    text("an event's kind", e.kind)?;
+    text("an event's message", e.message)
 }
 
 /// The plain text columns of the freshness record.

@@ -37,8 +37,8 @@ pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use crate::model::{
-    Consent, Digest, Event, EventLevel, Freshness, LockId, LockRecord, LogExport, ModelAnchors,
-    NewLock, Release, Rollout, UnixSecs,
+    Consent, Digest, Event, Freshness, LeaseClaim, LockId, LockRecord, LogExport, ModelAnchors,
+    NewEvent, NewLock, Release, Rollout,
 };
 
 /// Why a store call failed.
@@ -146,14 +146,7 @@ pub trait Store: Send + Sync {
     fn rollouts(&self) -> Result<Vec<Rollout>, StoreError>;
 
     /// Appends an event; returns its id.
-    fn add_event(
-        &self,
-        at: UnixSecs,
-        lock: Option<LockId>,
-        level: EventLevel,
-        kind: &str,
-        message: &str,
-    ) -> Result<i64, StoreError>;
+    fn add_event(&self, event: &NewEvent<'_>) -> Result<i64, StoreError>;
     /// Events with an id above `after`, oldest first, at most `limit`.
     fn events(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError>;
 
@@ -162,19 +155,14 @@ pub trait Store: Send + Sync {
     /// Replaces it.
     fn set_freshness(&self, f: &Freshness) -> Result<(), StoreError>;
 
-    /// Takes the lease `name` for `holder` until `until` (Unix seconds),
-    /// in one atomic conditional upsert: when no one holds it, when its
-    /// holder's lease ran out (`until <= now`), or when `holder` holds it
-    /// already (a renewal). `true` when `holder` holds it on return. Hubs
+    /// Takes the lease `claim.name` for `claim.holder` until `claim.until`
+    /// (Unix seconds), in one atomic conditional upsert: when no one holds
+    /// it, when its holder's lease ran out (`until <= claim.now`), or when
+    /// `claim.holder` holds it already (a renewal). `true` when the holder
+    /// holds it on return. Hubs
     /// that share one store use leases so that one of them acts on a
     /// rollout or a lock at a time (see the engine).
-    fn try_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        now: UnixSecs,
-        until: UnixSecs,
-    ) -> Result<bool, StoreError>;
+    fn try_lease(&self, claim: &LeaseClaim<'_>) -> Result<bool, StoreError>;
     /// Gives the lease `name` up if `holder` holds it (otherwise nothing
     /// changes).
     fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError>;

@@ -274,3 +274,58 @@ pub fn each_backend(test: &str, f: impl Fn(&dyn Store)) {
         f(&s);
     }
 }
+
+/// Writes one of everything (every table has a row); returns the lock's id.
+pub fn fill(s: &dyn Store) -> LockId {
+    s.put_model(&model("c", 1)).unwrap();
+    s.put_release(&release(1, "c", 7, 5000)).unwrap();
+    let l = s.add_lock(&new_lock(1)).unwrap();
+    s.save_lock(&lock_record(l, 2)).unwrap();
+    s.put_consent(&Consent {
+        lock: l,
+        release: dg(1),
+        decision: Decision::Accept,
+        source: ConsentSource::Owner,
+        at: 3,
+    })
+    .unwrap();
+    s.put_log(&LogExport {
+        lock: l,
+        fetched_at: 4,
+        first_seq: 1,
+        last_seq: 2,
+        bytes: vec![9; 100],
+    })
+    .unwrap();
+    let mut r = rollout(dg(1), 1, &[l]);
+    r.id = s.create_rollout(&r).unwrap();
+    s.add_event(&NewEvent {
+        at: 5,
+        lock: Some(l),
+        level: EventLevel::Alert,
+        kind: "log_gap",
+        message: "a gap",
+    })
+    .unwrap();
+    s.set_freshness(&Freshness {
+        url: Some("u".into()),
+        ..Freshness::default()
+    })
+    .unwrap();
+    l
+}
+
+/// Asserts that `s` holds what [`fill`] wrote.
+pub fn check_filled(s: &dyn Store) {
+    assert_eq!(s.models().unwrap(), vec![model("c", 1)]);
+    assert_eq!(s.release(&dg(1)).unwrap(), Some(release(1, "c", 7, 5000)));
+    let locks = s.locks().unwrap();
+    assert_eq!(locks.len(), 1);
+    let l = locks[0].id;
+    assert_eq!(locks[0], lock_record(l, 2));
+    assert_eq!(s.consents(l).unwrap().len(), 1);
+    assert_eq!(s.logs(l).unwrap()[0].bytes, vec![9; 100]);
+    assert_eq!(s.rollouts().unwrap().len(), 1);
+    assert_eq!(s.events(0, 10).unwrap()[0].kind, "log_gap");
+    assert_eq!(s.freshness().unwrap().url.as_deref(), Some("u"));
+}

@@ -201,24 +201,10 @@ impl Store for MemStore {
         v.reverse();
         Ok(v)
     }
-    fn add_event(
-        &self,
-        at: UnixSecs,
-        lock: Option<LockId>,
-        level: EventLevel,
-        kind: &str,
-        message: &str,
-    ) -> Result<i64, StoreError> {
+    fn add_event(&self, e: &NewEvent<'_>) -> Result<i64, StoreError> {
         let mut g = self.g();
         let id = g.events.len() as i64 + 1;
-        g.events.push(Event {
-            id,
-            at,
-            lock,
-            level,
-            kind: kind.into(),
-            message: message.into(),
-        });
+        g.events.push(e.with_id(id));
         Ok(id)
     }
     fn events(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
@@ -238,18 +224,12 @@ impl Store for MemStore {
         self.g().freshness = f.clone();
         Ok(())
     }
-    fn try_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        now: UnixSecs,
-        until: UnixSecs,
-    ) -> Result<bool, StoreError> {
+    fn try_lease(&self, c: &LeaseClaim<'_>) -> Result<bool, StoreError> {
         let mut g = self.g();
-        match g.leases.get(name) {
-            Some((h, u)) if h != holder && *u > now => Ok(false),
+        match g.leases.get(c.name) {
+            Some((h, u)) if h != c.holder && *u > c.now => Ok(false),
             _ => {
-                g.leases.insert(name.into(), (holder.into(), until));
+                g.leases.insert(c.name.into(), (c.holder.into(), c.until));
                 Ok(true)
             }
         }
@@ -837,6 +817,32 @@ impl World {
             .unwrap();
         self.hub.pair(l.id, "86420").unwrap();
         l.id
+    }
+
+    /// Release 1.3.0 taken in (as [`World::releases`] returns it) and the
+    /// locks `names` paired running 1.2.0, each with the owner's consent to
+    /// the release.
+    pub fn consented(&self, names: &[&str]) -> (Vec<Digest>, Vec<LockId>) {
+        let d = self.releases(&[(3, &[])]);
+        let ids: Vec<LockId> = names.iter().map(|a| self.paired_lock(a, 2)).collect();
+        for id in &ids {
+            self.hub
+                .consent(*id, d[0], Decision::Accept, ConsentSource::Owner)
+                .unwrap();
+        }
+        (d, ids)
+    }
+
+    /// [`World::consented`] for `n` locks `l0`, `l1`, ….
+    pub fn consented_locks(&self, n: usize) -> (Vec<Digest>, Vec<LockId>) {
+        let names: Vec<String> = (0..n).map(|i| format!("l{i}")).collect();
+        self.consented(&names.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// [`World::consented`] for one lock.
+    pub fn consented_lock(&self, address: &str) -> (Vec<Digest>, LockId) {
+        let (d, ids) = self.consented(&[address]);
+        (d, ids[0])
     }
 
     pub fn events(&self) -> Vec<Event> {

@@ -433,14 +433,7 @@ fn smp_loop(socket: &UdpSocket, shared: &Arc<Mutex<Shell>>, stop: &AtomicBool) {
     while !stop.load(Ordering::SeqCst) {
         let (n, peer) = match socket.recv_from(&mut buf) {
             Ok(x) => x,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue;
-            }
+            Err(e) if crate::nothing_yet(&e) => continue,
             Err(e) => {
                 eprintln!("keyway-lock: receive: {e}");
                 continue;

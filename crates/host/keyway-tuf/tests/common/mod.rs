@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use keyway_tuf::jiff::Timestamp;
 use keyway_tuf::{Expiries, RepoWriter};
-use keyway_vendor::encode::{Cve, EnvelopeBuilder, Version};
+use keyway_vendor::encode::{Cve, EnvelopeBuilder, ReleaseVersion};
 use keyway_vendor::keys::{Algorithm, SigningKey};
 
 /// A fixed "now" (2026-12-07T00:00:00Z) so expiries are deterministic.
@@ -27,7 +27,7 @@ pub fn envelope(seq: u64, cves: &[(&str, &str)]) -> Vec<u8> {
     let key = vendor_key();
     EnvelopeBuilder {
         sequence: seq,
-        version: Version::new(1, 0, seq),
+        version: ReleaseVersion::new(1, 0, seq),
         vendor_domain: "locks.example".into(),
         class_name: "deadbolt".into(),
         notes: Some(format!("release {seq}")),
@@ -345,3 +345,22 @@ impl Forge {
 
 /// An `expires` string a year after t0.
 pub const LATER: &str = "2027-12-07T00:00:00Z";
+
+/// A repository served over HTTP ([`Server`]) and a fresh mirror of it
+/// trusting root 1 ([`TestRepo::mirror`]).
+pub struct Served {
+    /// The server, to tell lies per path.
+    pub server: Server,
+    /// The mirror under attack.
+    pub m: keyway_tuf::Mirror,
+    _dir: tempfile::TempDir,
+}
+
+impl Served {
+    /// Serves `r` as it is now.
+    pub fn new(r: &TestRepo) -> Served {
+        let server = Server::start(r.repo());
+        let (_dir, m) = r.mirror();
+        Served { server, m, _dir }
+    }
+}

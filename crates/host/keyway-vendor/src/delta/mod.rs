@@ -33,7 +33,7 @@ pub mod diff;
 pub mod timing;
 
 pub use apply::{FlashApply, apply, apply_on_flash};
-pub use choose::choose;
+pub use choose::{Choice, ChooseError, choose};
 pub use diff::{MIN_GAIN, diff, encode, ops, ops_with};
 pub use timing::{UpdateTime, update_times};
 

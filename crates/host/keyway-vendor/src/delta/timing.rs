@@ -67,7 +67,7 @@ pub fn update_times(old: &[u8], new: &[u8], link_bytes_per_s: u64) -> Result<[Up
     let envelope = |sequence: u64, payload: &[u8], from: Option<&[u8]>| {
         EnvelopeBuilder {
             sequence,
-            version: crate::encode::Version::new(1, 0, sequence),
+            version: crate::encode::ReleaseVersion::new(1, 0, sequence),
             vendor_domain: "locks.example".into(),
             class_name: "deadbolt".into(),
             notes: Some("release".into()),

@@ -107,7 +107,3 @@ fn uint(n: u64) -> Value {
 fn int(n: i64) -> Value {
     Value::from(n)
 }
-
-/// The former name of [`ReleaseVersion`] (the workspace has four
-/// `Version`s), kept so other crates' code compiles until it moves over.
-pub use ids::ReleaseVersion as Version;

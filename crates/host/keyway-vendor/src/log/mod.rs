@@ -128,7 +128,12 @@ pub struct Finding {
 }
 
 /// The kinds of break the verifier tells apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// In JSON a snake-case code: `modified`, `deleted`, `truncated`,
+/// `out_of_order`, `inserted`, `forged`, `other_device`, `unreadable`,
+/// `no_head` (the hub keeps it as a lock's `log.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FindingKind {
     /// A record's bytes changed.
     Modified,

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use keyway_vendor::encode::{Cve, EnvelopeBuilder, Severity, Version};
+use keyway_vendor::encode::{Cve, EnvelopeBuilder, ReleaseVersion, Severity};
 use keyway_vendor::keys::{Algorithm, SigningKey};
 
 /// A release the audit can upload.
@@ -379,7 +379,7 @@ fn build(
 ) -> Result<Release> {
     // Versions follow sequences, so an older sequence is an older version
     // (the audit log keeps a 16-bit patch number).
-    let version = Version::new(7, 0, sequence % 60_000);
+    let version = ReleaseVersion::new(7, 0, sequence % 60_000);
     let b = EnvelopeBuilder {
         sequence,
         version,

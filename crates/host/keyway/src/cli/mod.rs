@@ -123,44 +123,32 @@ mod tests {
     use std::path::PathBuf;
 
     use clap::error::ErrorKind;
-    use keyway_vendor::encode::Version;
+    use keyway_vendor::encode::ReleaseVersion;
     use keyway_vendor::keys::{self, Algorithm};
 
-    const SIGN: &[&str] = &[
-        "keyway",
-        "sign",
-        "--firmware",
-        "fw.bin",
-        "--version",
-        "1.2.3",
-        "--sequence",
-        "4",
-        "--vendor-domain",
-        "keyway.example",
-        "--class",
-        "deadbolt",
-        "--notes",
-        "NOTES.md",
-        "--key",
-        "a.key",
-        "-o",
-        "out.suit",
-    ];
+    /// A full sign command line, split into its words.
+    const SIGN: &str = "keyway sign --firmware fw.bin --version 1.2.3 --sequence 4 \
+                        --vendor-domain keyway.example --class deadbolt --notes NOTES.md \
+                        --key a.key -o out.suit";
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(args)
     }
 
-    fn with(extra: &[&str]) -> Vec<&'static str> {
-        let mut v: Vec<&'static str> = SIGN.to_vec();
-        for e in extra {
-            v.push(Box::leak(e.to_string().into_boxed_str()));
-        }
+    /// A command line's words.
+    fn words(line: &'static str) -> Vec<&'static str> {
+        line.split_whitespace().collect()
+    }
+
+    /// [`SIGN`] with the words of `extra` after it.
+    fn with(extra: &'static str) -> Vec<&'static str> {
+        let mut v = words(SIGN);
+        v.extend(words(extra));
         v
     }
 
     fn replace(flag: &str, value: &str) -> Vec<&'static str> {
-        let mut v: Vec<&'static str> = SIGN.to_vec();
+        let mut v = words(SIGN);
         let i = v.iter().position(|a| *a == flag).unwrap();
         v[i + 1] = Box::leak(value.to_string().into_boxed_str());
         v
@@ -168,28 +156,15 @@ mod tests {
 
     #[test]
     fn parses_a_full_sign_command() {
-        let cli = parse(&with(&[
-            "--cve",
-            "CVE-2024-12345:critical",
-            "--cve",
-            "CVE-2023-0001:low",
-            "--key",
-            "b.key",
-            "--keyset",
-            "ks.cbor",
-            "--use-before",
-            "1900000000",
-            "--min-battery-mwh",
-            "250",
-            "--detached",
-            "--ed25519-alg",
-            "ed25519",
-        ]))
+        let cli = parse(&with(
+            "--cve CVE-2024-12345:critical --cve CVE-2023-0001:low --key b.key --keyset ks.cbor \
+             --use-before 1900000000 --min-battery-mwh 250 --detached --ed25519-alg ed25519",
+        ))
         .unwrap();
         let Command::Sign(a) = cli.command else {
             panic!("expected sign")
         };
-        assert_eq!(a.version, Version::new(1, 2, 3));
+        assert_eq!(a.version, ReleaseVersion::new(1, 2, 3));
         assert_eq!(a.sequence, 4);
         assert_eq!(a.cves.len(), 2);
         assert_eq!(a.cves[0].id, "CVE-2024-12345");
@@ -221,7 +196,9 @@ mod tests {
             ("CVE-24-12345:high", "invalid CVE id \"CVE-24-12345\""),
             ("CVE-2024-123:high", "invalid CVE id"),
         ] {
-            let err = parse(&with(&["--cve", bad])).unwrap_err();
+            let mut args = with("--cve");
+            args.push(bad);
+            let err = parse(&args).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::ValueValidation, "{bad:?}");
             let msg = err.to_string();
             assert!(msg.contains("--cve"), "{msg}");
@@ -232,8 +209,7 @@ mod tests {
     #[test]
     fn rejects_missing_and_malformed_arguments() {
         let no_key: Vec<&str> = SIGN
-            .iter()
-            .copied()
+            .split_whitespace()
             .filter(|a| *a != "--key" && *a != "a.key")
             .collect();
         let err = parse(&no_key).unwrap_err();
@@ -242,22 +218,13 @@ mod tests {
 
         let err = parse(&replace("--sequence", "-1")).unwrap_err();
         assert!(err.to_string().contains("--sequence"), "{err}");
-        let err = parse(&with(&["--min-battery-mwh", "lots"])).unwrap_err();
+        let err = parse(&with("--min-battery-mwh lots")).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::ValueValidation);
-        let err = parse(&["keyway", "keygen", "k", "--alg", "rsa"]).unwrap_err();
+        let err = parse(&words("keyway keygen k --alg rsa")).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidValue);
-        let err = parse(&[
-            "keyway",
-            "keyset",
-            "--root",
-            "r.key",
-            "--threshold",
-            "1",
-            "--version",
-            "1",
-            "-o",
-            "k",
-        ])
+        let err = parse(&words(
+            "keyway keyset --root r.key --threshold 1 --version 1 -o k",
+        ))
         .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument);
         assert!(err.to_string().contains("--signer"), "{err}");
@@ -265,14 +232,12 @@ mod tests {
 
     #[test]
     fn keygen_defaults_to_ed25519() {
-        let Command::Keygen(a) = parse(&["keyway", "keygen", "vendor"]).unwrap().command else {
+        let Command::Keygen(a) = parse(&words("keyway keygen vendor")).unwrap().command else {
             panic!("expected keygen")
         };
         assert_eq!(a.alg, AlgArg::Ed25519);
         assert_eq!(a.name, PathBuf::from("vendor"));
-        let Command::Keygen(a) = parse(&["keyway", "keygen", "v", "--alg", "p256"])
-            .unwrap()
-            .command
+        let Command::Keygen(a) = parse(&words("keyway keygen v --alg p256")).unwrap().command
         else {
             panic!("expected keygen")
         };

@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::{Args, ValueEnum};
 
 use keyway_vendor::encode::{
-    Cve, Ed25519Alg, EnvelopeBuilder, KeySetInfo, P256Alg, SignOptions, Version,
+    Cve, Ed25519Alg, EnvelopeBuilder, KeySetInfo, P256Alg, ReleaseVersion, SignOptions,
 };
 use keyway_vendor::keys::{SigningKey, hex};
 
@@ -58,7 +58,7 @@ pub struct SignArgs {
     pub firmware: PathBuf,
     /// Release version, MAJOR.MINOR.PATCH.
     #[arg(long, value_name = "X.Y.Z")]
-    pub version: Version,
+    pub version: ReleaseVersion,
     /// Anti-rollback sequence number.
     #[arg(long, value_name = "N")]
     pub sequence: u64,

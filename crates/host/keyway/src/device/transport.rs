@@ -13,6 +13,7 @@
 //! long as the lock's buffer, and [`Stats::packets_sent`] counts the
 //! packet-sized writes that carry them.
 
+use std::io::ErrorKind::{TimedOut, WouldBlock};
 use std::net::{SocketAddr, ToSocketAddrs as _, UdpSocket};
 use std::time::{Duration, Instant};
 
@@ -148,8 +149,7 @@ impl UdpTransport {
     /// Waits `timeout` for each answer and sends at most `tries` times
     /// (at least once).
     pub fn with_retry(mut self, timeout: Duration, tries: u32) -> Self {
-        self.timeout = timeout.max(Duration::from_millis(1));
-        self.tries = tries.max(1);
+        self.set_retry(timeout, tries);
         self
     }
 
@@ -209,14 +209,7 @@ impl Transport for UdpTransport {
                     .map_err(|e| self.io("setting a timeout for", e))?;
                 let (n, from) = match self.socket.recv_from(&mut self.buf) {
                     Ok(x) => x,
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                        ) =>
-                    {
-                        break;
-                    }
+                    Err(e) if matches!(e.kind(), WouldBlock | TimedOut) => break,
                     // An ICMP "port unreachable" from an earlier send: wait on.
                     Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
                     Err(e) => return Err(self.io("receiving from", e)),

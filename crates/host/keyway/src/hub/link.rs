@@ -42,7 +42,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use keyway_hub::link::{
-    Connector, FetchedLog, InstallOutcome, LinkError, LockLink, LogBreak, Paired, Pushed,
+    Connector, FetchedLog, InstallOutcome, LinkError, LockLink, Paired, Pushed,
 };
 use keyway_hub::model::{Bolt, Digest, Door, LockRecord, LockSnapshot, Postponement, UpdateState};
 use keyway_smp::keyway_group::{self, UpdateState as WireState};
@@ -351,22 +351,6 @@ pub fn snapshot(status: &[u8], images: &[ImageSlot]) -> Result<LockSnapshot, Lin
     })
 }
 
-/// The verifier's finding kind as the hub's.
-fn log_break(k: keyway_vendor::log::FindingKind) -> LogBreak {
-    use keyway_vendor::log::FindingKind as F;
-    match k {
-        F::Modified => LogBreak::Modified,
-        F::Deleted => LogBreak::Deleted,
-        F::Truncated => LogBreak::Truncated,
-        F::OutOfOrder => LogBreak::OutOfOrder,
-        F::Inserted => LogBreak::Inserted,
-        F::Forged => LogBreak::Forged,
-        F::OtherDevice => LogBreak::OtherDevice,
-        F::Unreadable => LogBreak::Unreadable,
-        F::NoHead => LogBreak::NoHead,
-    }
-}
-
 /// Verifies an audit-log export with the lock's device key (`keyway log
 /// verify`'s verifier): its first and last sequence numbers, or
 /// [`LinkError::LogBroken`].
@@ -376,7 +360,7 @@ pub fn verify_log(bytes: &[u8], device_key: &[u8; 32]) -> Result<(u64, u64), Lin
     let report = keyway_vendor::log::verify(bytes, &keyway_vendor::keys::PublicKey::Ed25519(key));
     if let Some(first) = report.findings.first() {
         return Err(LinkError::LogBroken {
-            kind: log_break(first.kind),
+            kind: first.kind,
             reason: report
                 .findings
                 .iter()

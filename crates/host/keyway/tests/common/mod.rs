@@ -4,10 +4,15 @@
 //! come from keyway-testkit.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
+use keyway::device::{Stats, Transport, TransportError};
 use keyway_lock::shell::Running;
+use keyway_vendor::smp::{self, Header};
 
 /// The `keyway` binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_keyway");
@@ -68,4 +73,76 @@ pub fn control(lock: &Running, line: &str) -> String {
     let mut answer = String::new();
     std::io::BufReader::new(c).read_line(&mut answer).unwrap();
     answer
+}
+
+/// A link that runs `between` once, just before the `at`-th sealed record
+/// (the Keyway group's id 15) goes to the lock: the lock's state changes
+/// between two of the owner's calls. Frames pass through untouched.
+pub struct Between<T> {
+    inner: T,
+    sealed: usize,
+    at: usize,
+    between: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl<T> Between<T> {
+    /// `inner`, running `between` before its `at`-th sealed record.
+    pub fn new(inner: T, at: usize, between: impl FnOnce() + Send + 'static) -> Self {
+        Between {
+            inner,
+            sealed: 0,
+            at,
+            between: Some(Box::new(between)),
+        }
+    }
+}
+
+impl<T: Transport> Transport for Between<T> {
+    fn exchange(&mut self, frame: &[u8], seq: u8) -> Result<Vec<u8>, TransportError> {
+        if Header::decode(frame).is_ok_and(|h| h.group == smp::group::KEYWAY && h.id == 15) {
+            self.sealed += 1;
+            if self.sealed == self.at
+                && let Some(f) = self.between.take()
+            {
+                f();
+            }
+        }
+        self.inner.exchange(frame, seq)
+    }
+    fn mtu(&self) -> usize {
+        self.inner.mtu()
+    }
+    fn stats(&self) -> Stats {
+        self.inner.stats()
+    }
+}
+
+/// What a person at the lock does in the presence window, to run in a
+/// [`Between`]: installs `envelope` at the lock at `smp` as a stock tool
+/// would (no owner: upload, test, the window's reset) and waits until it
+/// runs confirmed. The flag is set once it has.
+pub fn person_installs(
+    smp: String,
+    envelope: PathBuf,
+) -> (impl FnOnce() + Send + 'static, Arc<AtomicBool>) {
+    let done = Arc::new(AtomicBool::new(false));
+    let installed = Arc::clone(&done);
+    let install = move || {
+        let mut c = keyway::device::Client::new(
+            keyway::device::UdpTransport::connect(&smp)
+                .unwrap()
+                .with_retry(Duration::from_millis(2000), 3),
+        );
+        let args = keyway::device::cli::UpdateArgs {
+            envelopes: vec![envelope],
+            install: true,
+            wait: true,
+            wait_seconds: 30,
+        };
+        let v = keyway::device::cli::update(&mut c, &args, true, &mut Vec::new(), &mut Vec::new())
+            .expect("the person at the lock installs the release");
+        assert_eq!(v["outcome"], "running", "{v}");
+        installed.store(true, Ordering::SeqCst);
+    };
+    (install, done)
 }

@@ -44,15 +44,11 @@ use postgres::error::SqlState;
 use postgres::types::ToSql;
 use postgres::{Client, NoTls, Row};
 
-use super::codec::{
-    check_event, check_freshness, check_lock, check_model, check_release, corrupt,
-    decision_from_db, decision_to_db, digest, from_json, level_from_db, level_to_db, seq_to_db,
-    small, to_json, u64_from_db, u64_to_db,
-};
+use super::codec::*;
 use super::{Store, StoreError};
 use crate::model::{
-    Consent, Digest, Event, EventLevel, Freshness, LockId, LockRecord, LogExport, LogHealth,
-    ModelAnchors, NewLock, Release, Rollout, UnixSecs,
+    Consent, Digest, Event, Freshness, LeaseClaim, LockId, LockRecord, LogExport, LogHealth,
+    ModelAnchors, NewEvent, NewLock, Release, Rollout,
 };
 
 mod rows;
@@ -319,13 +315,7 @@ impl Store for PgStore {
     }
 
     fn save_lock(&self, l: &LockRecord) -> Result<(), StoreError> {
-        check_lock(&l.name, &l.address, &l.class)?;
-        let snapshot = l
-            .snapshot
-            .as_ref()
-            .map(|s| to_json("a lock's snapshot", s))
-            .transpose()?;
-        let log = to_json("a lock's log health", &l.log)?;
+        let (snapshot, log) = lock_json(l)?;
         let n = self.execute(
             "UPDATE locks SET name = $2, address = $3, class = $4, device_key = $5,
                auto_install_critical = $6, snapshot = $7, last_contact = $8, log = $9
@@ -514,15 +504,8 @@ impl Store for PgStore {
         collect(rows, rollout_row)
     }
 
-    fn add_event(
-        &self,
-        at: UnixSecs,
-        lock: Option<LockId>,
-        level: EventLevel,
-        kind: &str,
-        message: &str,
-    ) -> Result<i64, StoreError> {
-        check_event(kind, message)?;
+    fn add_event(&self, e: &NewEvent<'_>) -> Result<i64, StoreError> {
+        check_event(e)?;
         let mut c = self.client()?;
         let mut tx = c.transaction().map_err(pg)?;
         tx.batch_execute("LOCK TABLE events IN EXCLUSIVE MODE")
@@ -531,7 +514,7 @@ impl Store for PgStore {
             .query(
                 "INSERT INTO events (at, lock, level, kind, message)
                  VALUES ($1, $2, $3, $4, $5) RETURNING id",
-                &[&at, &lock, &level_to_db(level), &kind, &message],
+                &[&e.at, &e.lock, &level_to_db(e.level), &e.kind, &e.message],
             )
             .map_err(pg)?;
         let id = match rows.first() {
@@ -601,14 +584,8 @@ impl Store for PgStore {
         Ok(())
     }
 
-    fn try_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        now: UnixSecs,
-        until: UnixSecs,
-    ) -> Result<bool, StoreError> {
-        super::codec::check_lease(name, holder)?;
+    fn try_lease(&self, claim: &LeaseClaim<'_>) -> Result<bool, StoreError> {
+        super::codec::check_lease(claim.name, claim.holder)?;
         // One statement: PostgreSQL's ON CONFLICT takes the row lock, so two
         // hubs racing for a free or expired lease cannot both win.
         let n = self.execute(
@@ -616,7 +593,7 @@ impl Store for PgStore {
              ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,
                until = excluded.until
              WHERE leases.holder = excluded.holder OR leases.until <= $4",
-            &[&name, &holder, &until, &now],
+            &[&claim.name, &claim.holder, &claim.until, &claim.now],
         )?;
         Ok(n == 1)
     }

@@ -4,7 +4,7 @@
 use postgres::Client;
 
 use super::super::StoreError;
-use super::super::codec::corrupt;
+use super::super::codec::pending;
 
 use super::pg;
 use super::rows::get;
@@ -111,16 +111,10 @@ pub(super) fn migrate(client: &mut Client) -> Result<(), StoreError> {
         Some(r) => get(r, 0)?,
         None => 0,
     };
-    let supported = MIGRATIONS.len() as i64;
-    if found > supported {
-        return Err(StoreError::TooNew { found, supported });
-    }
-    if found < 0 {
-        return Err(corrupt("the schema version", format!("{found}")));
-    }
-    for m in &MIGRATIONS[found as usize..] {
+    for m in pending(found, MIGRATIONS)? {
         tx.batch_execute(m).map_err(pg)?;
     }
+    let supported = MIGRATIONS.len() as i64;
     if found == 0 {
         tx.execute(
             "INSERT INTO schema_version (version) VALUES ($1)",

@@ -27,15 +27,11 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Transaction, params};
 
-use super::codec::{
-    check_event, check_freshness, check_lock, check_model, check_release, corrupt,
-    decision_from_db, decision_to_db, digest, from_json, level_from_db, level_to_db, seq_to_db,
-    small, to_json, u64_from_db, u64_to_db,
-};
+use super::codec::*;
 use super::{Store, StoreError};
 use crate::model::{
-    Consent, Digest, Event, EventLevel, Freshness, LockId, LockRecord, LogExport, LogHealth,
-    ModelAnchors, NewLock, Release, Rollout, UnixSecs,
+    Consent, Digest, Event, Freshness, LeaseClaim, LockId, LockRecord, LogExport, LogHealth,
+    ModelAnchors, NewEvent, NewLock, Release, Rollout,
 };
 
 mod rows;
@@ -285,13 +281,7 @@ impl Store for SqliteStore {
     }
 
     fn save_lock(&self, l: &LockRecord) -> Result<(), StoreError> {
-        check_lock(&l.name, &l.address, &l.class)?;
-        let snapshot = l
-            .snapshot
-            .as_ref()
-            .map(|s| to_json("a lock's snapshot", s))
-            .transpose()?;
-        let log = to_json("a lock's log health", &l.log)?;
+        let (snapshot, log) = lock_json(l)?;
         self.write(|tx| {
             let n = tx
                 .execute(
@@ -501,19 +491,12 @@ impl Store for SqliteStore {
         )
     }
 
-    fn add_event(
-        &self,
-        at: UnixSecs,
-        lock: Option<LockId>,
-        level: EventLevel,
-        kind: &str,
-        message: &str,
-    ) -> Result<i64, StoreError> {
-        check_event(kind, message)?;
+    fn add_event(&self, e: &NewEvent<'_>) -> Result<i64, StoreError> {
+        check_event(e)?;
         self.write(|tx| {
             tx.execute(
                 "INSERT INTO events (at, lock, level, kind, message) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![at, lock, level_to_db(level), kind, message],
+                params![e.at, e.lock, level_to_db(e.level), e.kind, e.message],
             )
             .map_err(sq)?;
             Ok(tx.last_insert_rowid())
@@ -584,14 +567,8 @@ impl Store for SqliteStore {
         })
     }
 
-    fn try_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        now: UnixSecs,
-        until: UnixSecs,
-    ) -> Result<bool, StoreError> {
-        super::codec::check_lease(name, holder)?;
+    fn try_lease(&self, claim: &LeaseClaim<'_>) -> Result<bool, StoreError> {
+        super::codec::check_lease(claim.name, claim.holder)?;
         self.write(|tx| {
             let n = tx
                 .execute(
@@ -599,7 +576,7 @@ impl Store for SqliteStore {
                      ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,
                        until = excluded.until
                      WHERE leases.holder = excluded.holder OR leases.until <= ?4",
-                    params![name, holder, until, now],
+                    params![claim.name, claim.holder, claim.until, claim.now],
                 )
                 .map_err(sq)?;
             Ok(n == 1)

@@ -6,7 +6,7 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension};
 
 use super::super::StoreError;
-use super::super::codec::corrupt;
+use super::super::codec::pending;
 
 use super::sq;
 
@@ -127,16 +127,10 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         .optional()
         .map_err(sq)?;
     let found = found.unwrap_or(0);
-    let supported = MIGRATIONS.len() as i64;
-    if found > supported {
-        return Err(StoreError::TooNew { found, supported });
-    }
-    if found < 0 {
-        return Err(corrupt("the schema version", format!("{found}")));
-    }
-    for m in &MIGRATIONS[found as usize..] {
+    for m in pending(found, MIGRATIONS)? {
         tx.execute_batch(m).map_err(sq)?;
     }
+    let supported = MIGRATIONS.len() as i64;
     if found == 0 {
         tx.execute(
             "INSERT INTO schema_version (version) VALUES (?1)",

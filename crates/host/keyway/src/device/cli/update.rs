@@ -103,8 +103,8 @@ pub fn select_envelope(
     }
     let bytes: Vec<&[u8]> = fresh.iter().map(|&i| &candidates[i].bytes[..]).collect();
     if let Some(r) = running {
-        let (k, why) = keyway_vendor::delta::choose(&bytes, r)?;
-        return Ok((fresh[k], why));
+        let choice = keyway_vendor::delta::choose(&bytes, r)?;
+        return Ok((fresh[choice.index()], choice.to_string()));
     }
     let full = bytes
         .iter()

@@ -86,7 +86,7 @@ pub async fn sync_tuf(hub: &Arc<Hub>, mirror: &Mirror, url: &str) -> Result<Inge
         for (target, why) in failed {
             report.refused.push(keyway_hub::engine::Refused {
                 message: format!("the TUF download failed: {why}"),
-                reason: keyway_hub::engine::intake::Refusal::Malformed {
+                reason: keyway_hub::engine::intake::IntakeRefusal::Malformed {
                     check: "tuf".into(),
                     message: why,
                 },
