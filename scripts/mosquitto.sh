@@ -24,15 +24,9 @@ find_bin() {
   elif [ -x /usr/sbin/mosquitto ]; then echo /usr/sbin/mosquitto; fi
 }
 
-BIN="$(find_bin)"
-if [ -z "$BIN" ]; then
-  say "installing Debian's mosquitto with apt"
-  if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
-  $SUDO apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq mosquitto >&2
-  BIN="$(find_bin)"
-  [ -n "$BIN" ] || { say "apt installed mosquitto but no binary found"; exit 1; }
-fi
+# shellcheck source=lib/deb.sh
+source scripts/lib/deb.sh
+BIN="$(find_or_install mosquitto find_bin)"
 # Debian's package enables a system broker on 1883; the tests never use it.
 
 mkdir -p "$DIR"

@@ -26,15 +26,9 @@ find_bin() {
   if [ -n "$d" ] && [ -x "$d/initdb" ]; then echo "$d"; fi
 }
 
-BIN="$(find_bin)"
-if [ -z "$BIN" ]; then
-  say "installing Debian's postgresql with apt"
-  if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
-  $SUDO apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >&2
-  BIN="$(find_bin)"
-  [ -n "$BIN" ] || { say "apt installed postgresql but no initdb under /usr/lib/postgresql"; exit 1; }
-fi
+# shellcheck source=lib/deb.sh
+source scripts/lib/deb.sh
+BIN="$(find_or_install postgresql find_bin)"
 
 # Run the server's tools as `postgres` when we are root.
 if [ "$(id -u)" = 0 ]; then

@@ -15,43 +15,19 @@ set -euo pipefail
 QEMU_NAME=qemu-agent
 # shellcheck source=lib/qemu.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/qemu.sh"
-FIRMWARE="$ROOT/firmware/qemu-agent"
 OUT_DIR="$ROOT/target/qemu-agent"
 CODE_BUDGET="${KEYWAY_AGENT_CODE_BUDGET:-131072}"
 STACK_BUDGET="${KEYWAY_AGENT_STACK_BUDGET:-16384}"
 
-[[ $# == 0 ]] || { echo "usage: $0" >&2; exit 2; }
-ensure_qemu
+qemu_start "$@"
 
-rm -rf "$OUT_DIR" && mkdir -p "$OUT_DIR"
+export KEYWAY_AGENT_STACK_BUDGET="$STACK_BUDGET"
+fw_variant agent
+fw_variant lock-only --features lock-only
+fw_variant baseline --features baseline
+run_pass agent
 
-build() { # build NAME [cargo args]
-  local name=$1; shift
-  log "building $name"
-  (cd "$FIRMWARE" && KEYWAY_AGENT_STACK_BUDGET="$STACK_BUDGET" \
-     cargo build --release --target "$TRIPLE" "$@") || die "firmware build ($name) failed"
-  cp "$CARGO_TARGET_DIR/$TRIPLE/release/qemu-agent" "$OUT_DIR/$name.elf"
-}
-build agent
-build lock-only --features lock-only
-build baseline --features baseline
-
-run() { # run NAME: boots NAME.elf, log in NAME.log; dies unless it passed
-  log "running $1 on QEMU mps2-an386 (-icount shift=0)"
-  local rc
-  rc=0
-  run_qemu "$OUT_DIR/$1.elf" "$OUT_DIR/$1.log" || rc=$?
-  [[ $rc == 124 ]] && die "QEMU timed out after ${QEMU_TIMEOUT}s ($1)"
-  [[ $rc == 0 ]] || die "the firmware reported a failure (exit $rc, $1)"
-  grep -q '^PASS$' "$OUT_DIR/$1.log" || die "no PASS from the firmware ($1)"
-}
-run agent
-
-full=$(code_bytes "$OUT_DIR/agent.elf")
-lockfw=$(code_bytes "$OUT_DIR/lock-only.elf")
-base=$(code_bytes "$OUT_DIR/baseline.elf")
-code=$((lockfw - base))
-both=$((full - base))
+lock_only_figures agent
 
 awk -v code="$code" -v both="$both" -v lockfw="$lockfw" -v base="$base" -v budget="$CODE_BUDGET" '
   /^SysTick ticks for 2000000 instructions:/ { per_tick = 2000000 / $NF }

@@ -21,45 +21,30 @@ set -euo pipefail
 QEMU_NAME=qemu-audit
 # shellcheck source=lib/qemu.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/qemu.sh"
-FIRMWARE="$ROOT/firmware/qemu-audit"
 OUT_DIR="$ROOT/target/qemu-audit"
 CODE_BUDGET="${KEYWAY_AUDIT_CODE_BUDGET:-32768}"
 STACK_BUDGET="${KEYWAY_AUDIT_STACK_BUDGET:-9216}"
 
-[[ $# == 0 ]] || { echo "usage: $0" >&2; exit 2; }
-ensure_qemu
-
-rm -rf "$OUT_DIR" && mkdir -p "$OUT_DIR"
+qemu_start "$@"
 
 # 1. The device key, as a lock would make it at provisioning.
 log "device key (keyway keygen)"
 host_keyway
 "$KEYWAY" keygen "$OUT_DIR/device" >&2
-# PKCS#8 for Ed25519 (RFC 8410, v1 or v2): the 32-byte seed is at bytes 16..48,
-# after 30 2e|51 02 01 00|01 30 05 06 03 2b 65 70 04 22 04 20.
-DER=$(grep -v -- '-----' "$OUT_DIR/device.key" | base64 -d | xxd -p -c 256)
-[[ ${DER:4:28} =~ ^02010[01]300506032b657004220420$ ]] || die "$OUT_DIR/device.key: not an Ed25519 PKCS#8 key"
-SEED=${DER:32:64}
-[[ ${#SEED} == 64 ]] || die "could not read the seed of $OUT_DIR/device.key"
+KEYWAY_AUDIT_SEED=$(ed25519_seed_hex "$OUT_DIR/device.key")
 
 # 2. Build the firmware and its baseline.
-build() { # build NAME [cargo args]
-  local name=$1; shift
-  log "building $name"
-  (cd "$FIRMWARE" && KEYWAY_AUDIT_SEED="$SEED" KEYWAY_AUDIT_STACK_BUDGET="$STACK_BUDGET" \
-     cargo build --release --target "$TRIPLE" "$@") || die "firmware build ($name) failed"
-  cp "$CARGO_TARGET_DIR/$TRIPLE/release/qemu-audit" "$OUT_DIR/$name.elf"
-}
+export KEYWAY_AUDIT_SEED KEYWAY_AUDIT_STACK_BUDGET="$STACK_BUDGET"
 # The device key on ed25519-dalek (the firmware's default feature
 # curve25519, the lock core's backend); KEYWAY_AUDIT_COMPACT=1: on
 # ed25519-compact instead, for comparison.
 if [[ ${KEYWAY_AUDIT_COMPACT:-} == 1 ]]; then
   EXTRA=compact
-  build audit --no-default-features --features "$EXTRA"
-  build baseline --no-default-features --features "baseline,$EXTRA"
+  fw_variant audit --no-default-features --features "$EXTRA"
+  fw_variant baseline --no-default-features --features "baseline,$EXTRA"
 else
-  build audit
-  build baseline --features baseline
+  fw_variant audit
+  fw_variant baseline --features baseline
 fi
 
 # 3. Run it.

@@ -25,13 +25,8 @@ set -euo pipefail
 QEMU_NAME=qemu-boot
 # shellcheck source=lib/qemu.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/qemu.sh"
-FIRMWARE="$ROOT/firmware/qemu-boot"
 FIXTURE_DIR="${KEYWAY_QEMU_BOOT_FIXTURES:-$ROOT/target/qemu-boot-fixture}"
 OUT_DIR="$ROOT/target/qemu-boot"
-# Shared by all firmware projects, apart from the host workspace's target/.
-PAYLOAD_BYTES=8192
-VENDOR_DOMAIN=example.invalid
-DEVICE_CLASS=qemu-test-lock
 
 [[ $# == 0 ]] || { echo "usage: $0" >&2; exit 2; }
 
@@ -45,20 +40,7 @@ make_fixtures() {
   mkdir -p "$FIXTURE_DIR"
   # The host workspace's own target dir (CARGO_TARGET_DIR above is the firmware's).
   host_keyway
-  local keyway="$KEYWAY" f="$FIXTURE_DIR" seq
-  "$keyway" keygen "$f/ed25519" --alg ed25519 >&2
-  for seq in 1 2; do
-    printf '# 1.%s.0\n\nqemu-boot fixture release %s.\n' "$seq" "$seq" >"$f/v$seq.md"
-    head -c "$PAYLOAD_BYTES" /dev/urandom >"$f/v$seq.bin"
-    "$keyway" sign --firmware "$f/v$seq.bin" --version "1.$seq.0" --sequence "$seq" \
-      --vendor-domain "$VENDOR_DOMAIN" --class "$DEVICE_CLASS" --vendor-name "Keyway CI" \
-      --notes "$f/v$seq.md" --key "$f/ed25519.key" -o "$f/v$seq.suit" >&2 \
-      || die "signing v$seq failed"
-  done
-  # The firmware wants the raw 32-byte key: the end of the SPKI.
-  mv "$f/ed25519.pub" "$f/ed25519.spki.pem"
-  raw_ed25519_pub "$f/ed25519.spki.pem" "$f/ed25519.pub"
-  device_ids "$VENDOR_DOMAIN" "$DEVICE_CLASS" "$f"
+  signed_releases "$FIXTURE_DIR" "$FIXTURE_DIR/ed25519" qemu-boot
 }
 
 check_fixtures() {
@@ -105,21 +87,12 @@ main() {
   [[ -n $size_tool ]] || die "no size tool (binutils 'size' or llvm-size)"
   mkdir -p "$OUT_DIR"
 
-  if [[ -n ${KEYWAY_QEMU_BOOT_FIXTURES:-} ]]; then
-    log "fixtures: using $FIXTURE_DIR"
-  else
-    log "fixtures -> $FIXTURE_DIR"
-    make_fixtures
-  fi
+  fixtures "${KEYWAY_QEMU_BOOT_FIXTURES:-}"
   check_fixtures
 
   # --- 2. build --------------------------------------------------------------
-  log "building firmware/qemu-boot (release, $TRIPLE)"
-  (cd "$FIRMWARE" && KEYWAY_BOOT_FIXTURE_DIR="$FIXTURE_DIR" \
-     cargo build --locked --release --target "$TRIPLE") \
-     || die "firmware build failed"
+  KEYWAY_BOOT_FIXTURE_DIR="$FIXTURE_DIR" fw_variant qemu-boot --locked
   local elf="$OUT_DIR/qemu-boot.elf" logf="$OUT_DIR/qemu-boot.log"
-  cp "$CARGO_TARGET_DIR/$TRIPLE/release/qemu-boot" "$elf"
 
   log "running under QEMU (timeout ${QEMU_TIMEOUT}s)"
   local rc

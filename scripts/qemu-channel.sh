@@ -29,7 +29,6 @@ set -euo pipefail
 QEMU_NAME=qemu-channel
 # shellcheck source=lib/qemu.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/qemu.sh"
-FIRMWARE="$ROOT/firmware/qemu-channel"
 OUT_DIR="$ROOT/target/qemu-channel"
 CODE_BUDGET="${KEYWAY_CHANNEL_CODE_BUDGET:-98304}"
 STACK_BUDGET="${KEYWAY_CHANNEL_STACK_BUDGET:-12288}"
@@ -40,43 +39,20 @@ TURNAROUND_MS=15
 FRAMING=14
 CLOCK_HZ=64000000
 
-[[ $# == 0 ]] || { echo "usage: $0" >&2; exit 2; }
-ensure_qemu
+qemu_start "$@"
 
-rm -rf "$OUT_DIR" && mkdir -p "$OUT_DIR"
-
-build() { # build NAME [cargo args]
-  local name=$1; shift
-  log "building $name"
-  (cd "$FIRMWARE" && KEYWAY_CHANNEL_STACK_BUDGET="$STACK_BUDGET" \
-     cargo build --release --target "$TRIPLE" "$@") || die "firmware build ($name) failed"
-  cp "$CARGO_TARGET_DIR/$TRIPLE/release/qemu-channel" "$OUT_DIR/$name.elf"
-}
-build channel
-build lock-only --features lock-only
-build baseline --features baseline
-
-run() { # run NAME: boots NAME.elf, log in NAME.log; dies unless it passed
-  log "running $1 on QEMU mps2-an386 (-icount shift=0)"
-  local rc
-  rc=0
-  run_qemu "$OUT_DIR/$1.elf" "$OUT_DIR/$1.log" || rc=$?
-  [[ $rc == 124 ]] && die "QEMU timed out after ${QEMU_TIMEOUT}s ($1)"
-  [[ $rc == 0 ]] || die "the firmware reported a failure (exit $rc, $1)"
-  grep -q '^PASS$' "$OUT_DIR/$1.log" || die "no PASS from the firmware ($1)"
-}
-run channel
-run lock-only
+export KEYWAY_CHANNEL_STACK_BUDGET="$STACK_BUDGET"
+fw_variant channel
+fw_variant lock-only --features lock-only
+fw_variant baseline --features baseline
+run_pass channel
+run_pass lock-only
 # Both builds run the same lock code on the same inputs: same counts.
 diff <(grep '^lock step' "$OUT_DIR/channel.log" | sed 's/, stack.*//') \
      <(grep '^lock step' "$OUT_DIR/lock-only.log" | sed 's/, stack.*//') >/dev/null \
   || log "note: the lock's instruction counts differ between the two builds (inlining differs)"
 
-full=$(code_bytes "$OUT_DIR/channel.elf")
-lockfw=$(code_bytes "$OUT_DIR/lock-only.elf")
-base=$(code_bytes "$OUT_DIR/baseline.elf")
-code=$((lockfw - base))
-both=$((full - base))
+lock_only_figures channel
 CRATES='keyway_channel|curve25519_dalek|ed25519_dalek|ed25519|sha2|hkdf|hmac|pbkdf2|chacha20poly1305|chacha20|poly1305|universal_hash|aead|cipher|digest|hybrid_array|block_buffer|subtle'
 sym=$(nm -S -C --radix=d "$OUT_DIR/lock-only.elf" | awk -v re="(^|[^A-Za-z0-9_])($CRATES)::" '
   NF >= 4 && $3 ~ /^[TtRr]$/ { name = $0; sub(/^[^ ]+ [^ ]+ [^ ]+ /, "", name); if (name ~ re) s += $2 + 0 }

@@ -2,8 +2,9 @@
 # On-target run of the whole lock core: builds firmware/qemu-core for
 # Cortex-M4 (thumbv7em-none-eabihf) and runs it in QEMU (mps2-an386) with
 # -icount shift=0. The firmware drives one owner session through the lock
-# core in memory, every frame through keyway-agent's Agent::handle with a
-# firmware Device (installer, journal, boot, audit log), from the flash
+# core in memory, every frame through keyway-agent's Agent::handle with
+# lock-core's Device (the one lock-app runs, without its image-state
+# feature: installer, journal, boot, audit log), from the flash
 # image the factory programs (build.rs makes it with the same crates on
 # the host: v1 in slot 0, the pairing verifier): boot, the button, pairing with the setup
 # code (a wrong code first; SPAKE2+; owner stored in the owner store,
@@ -41,18 +42,13 @@ set -euo pipefail
 QEMU_NAME=qemu-core
 # shellcheck source=lib/qemu.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/qemu.sh"
-FIRMWARE="$ROOT/firmware/qemu-core"
 FIXTURE_DIR="${KEYWAY_QEMU_CORE_FIXTURES:-$ROOT/target/qemu-core-fixture}"
 OUT_DIR="$ROOT/target/qemu-core"
 CODE_BUDGET="${KEYWAY_CORE_CODE_BUDGET:-131072}"
 RAM_BUDGET="${KEYWAY_CORE_RAM_BUDGET:-32768}"
 QEMU_TIMEOUT="${KEYWAY_QEMU_TIMEOUT:-300}"
-PAYLOAD_BYTES=8192
-VENDOR_DOMAIN=example.invalid
-DEVICE_CLASS=qemu-test-lock
 
-[[ $# == 0 ]] || { echo "usage: $0" >&2; exit 2; }
-ensure_qemu
+qemu_start "$@"
 
 # The host CLI (its own target dir; CARGO_TARGET_DIR is the firmware's).
 # KEYWAY_BIN=PATH: use that `keyway` binary instead.
@@ -69,69 +65,33 @@ fi
 # device.seed (its raw 32-byte seed, for the firmware and build.rs).
 make_fixtures() {
   rm -rf "$FIXTURE_DIR" && mkdir -p "$FIXTURE_DIR"
-  local f="$FIXTURE_DIR" seq
-  "$KEYWAY" keygen "$f/root" --alg ed25519 >&2
-  for seq in 1 2; do
-    printf '# 1.%s.0\n\nqemu-core fixture release %s.\n' "$seq" "$seq" >"$f/v$seq.md"
-    head -c "$PAYLOAD_BYTES" /dev/urandom >"$f/v$seq.bin"
-    "$KEYWAY" sign --firmware "$f/v$seq.bin" --version "1.$seq.0" --sequence "$seq" \
-      --vendor-domain "$VENDOR_DOMAIN" --class "$DEVICE_CLASS" --vendor-name "Keyway CI" \
-      --notes "$f/v$seq.md" --key "$f/root.key" -o "$f/v$seq.suit" >&2 \
-      || die "signing v$seq failed"
-  done
-  mv "$f/root.pub" "$f/root.spki.pem"
-  raw_ed25519_pub "$f/root.spki.pem" "$f/root.pub"
-  device_ids "$VENDOR_DOMAIN" "$DEVICE_CLASS" "$f"
+  local f="$FIXTURE_DIR" seed
+  signed_releases "$f" "$f/root" qemu-core
   "$KEYWAY" keygen "$f/device" >&2
-  # PKCS#8 for Ed25519 (RFC 8410): the 32-byte seed is at bytes 16..48.
-  local der
-  der=$(grep -v -- '-----' "$f/device.key" | base64 -d | xxd -p -c 256)
-  [[ ${der:4:28} =~ ^02010[01]300506032b657004220420$ ]] || die "$f/device.key: not an Ed25519 PKCS#8 key"
-  printf '%s' "${der:32:64}" | xxd -r -p >"$f/device.seed"
+  seed=$(ed25519_seed_hex "$f/device.key")
+  printf '%s' "$seed" | xxd -r -p >"$f/device.seed"
 }
-if [[ -n ${KEYWAY_QEMU_CORE_FIXTURES:-} ]]; then
-  log "fixtures: using $FIXTURE_DIR"
-else
-  log "fixtures -> $FIXTURE_DIR"
-  make_fixtures
-fi
+fixtures "${KEYWAY_QEMU_CORE_FIXTURES:-}"
 for n in root.pub vendor-id.bin class-id.bin v1.suit v2.suit device.pub device.seed; do
   [[ -s "$FIXTURE_DIR/$n" ]] || die "fixture $n missing in $FIXTURE_DIR"
 done
 [[ $(stat -c %s "$FIXTURE_DIR/device.seed") == 32 ]] || die "device.seed is not 32 bytes"
 
 # --- 2. build -----------------------------------------------------------------
-rm -rf "$OUT_DIR" && mkdir -p "$OUT_DIR"
-build() { # build NAME [cargo args]
-  local name=$1; shift
-  log "building $name"
-  # Source paths in panic locations are remapped, so the code figure does
-  # not depend on where the checkout or the cargo registry lives (the
-  # budget's margin is a few hundred bytes). Cargo appends these to the
-  # rustflags of firmware/qemu-core/.cargo/config.toml.
-  (cd "$FIRMWARE" && KEYWAY_CORE_FIXTURES="$FIXTURE_DIR" \
-     cargo build --locked --release --target "$TRIPLE" \
-       --config "target.$TRIPLE.rustflags=[\"--remap-path-prefix=$ROOT=/keyway\", \"--remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo\"]" \
-       "$@") || die "firmware build ($name) failed"
-  cp "$CARGO_TARGET_DIR/$TRIPLE/release/qemu-core" "$OUT_DIR/$name.elf"
-}
-build core
-build quiet --features quiet
-build baseline --features baseline
+# Source paths in panic locations are remapped, so the code figure does
+# not depend on where the checkout or the cargo registry lives. Cargo
+# appends these to the rustflags of firmware/qemu-core/.cargo/config.toml.
+REMAP="target.$TRIPLE.rustflags=[\"--remap-path-prefix=$ROOT=/keyway\", \"--remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo\"]"
+export KEYWAY_CORE_FIXTURES="$FIXTURE_DIR"
+fw_variant core --locked --config "$REMAP"
+fw_variant quiet --locked --config "$REMAP" --features quiet
+fw_variant baseline --locked --config "$REMAP" --features baseline
 
 # --- 3. run -------------------------------------------------------------------
-run() { # run NAME
-  log "running $1 on QEMU mps2-an386 (-icount shift=0)"
-  local rc
-  rc=0
-  QEMU_HIDE_HEX=1 run_qemu "$OUT_DIR/$1.elf" "$OUT_DIR/$1.log" || rc=$?
-  [[ $rc == 124 ]] && die "QEMU timed out after ${QEMU_TIMEOUT}s ($1)"
-  [[ $rc == 0 ]] || die "the firmware reported a failure (exit $rc, $1)"
-  grep -q '^PASS$' "$OUT_DIR/$1.log" || die "no PASS from the firmware ($1)"
-}
-run core
-run quiet
-run baseline
+export QEMU_HIDE_HEX=1
+run_pass core
+run_pass quiet
+run_pass baseline
 
 # Every step of the session must have been checked on target.
 EXPECTED=(
@@ -208,7 +168,7 @@ nm -S -C --radix=d "$OUT_DIR/quiet.elf" | awk -v chan="(^|[^A-Za-z0-9_])($CRATES
     else if (name ~ /(^|[^A-Za-z0-9_])keyway_smp::/) c["keyway_smp"] += s
     else if (name ~ chan) c["channel (keyway_channel: SPAKE2+, X25519, SIGMA-I; AEAD, KDFs)"] += s
     else if (name ~ /(^|[^A-Za-z0-9_])(sha2|digest|block_buffer|hybrid_array)::/) c["sha2"] += s
-    else if (name ~ /(^|[^A-Za-z0-9_])qemu_core::lock::/) c["glue (qemu_core::lock)"] += s
+    else if (name ~ /(^|[^A-Za-z0-9_])lock_core::/) c["the lock around the agent (lock_core::lock)"] += s
     else if (name ~ /(^|[^A-Za-z0-9_])core::fmt/) c["core::fmt"] += s
     else c["other (harness, compiler_builtins, unnamed)"] += s }
   END { for (k in c) printf "%8d  %s\n", c[k], k }' | sort -rn >"$OUT_DIR/by-crate.txt"

@@ -21,15 +21,11 @@ set -euo pipefail
 QEMU_NAME=qemu-delta
 # shellcheck source=lib/qemu.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/qemu.sh"
-FIRMWARE="$ROOT/firmware/qemu-delta"
 OUT_DIR="$ROOT/target/qemu-delta"
 CODE_BUDGET="${KEYWAY_DELTA_CODE_BUDGET:-8192}"
 STACK_BUDGET="${KEYWAY_DELTA_STACK_BUDGET:-2048}"
 
-[[ $# == 0 ]] || { echo "usage: $0" >&2; exit 2; }
-ensure_qemu
-
-rm -rf "$OUT_DIR" && mkdir -p "$OUT_DIR"
+qemu_start "$@"
 
 # 1. The pair (deterministic: Park-Miller, exact in awk's doubles) and its patch.
 log "synthetic pair and patch (keyway diff)"
@@ -52,25 +48,14 @@ host_keyway
 "$KEYWAY" diff "$OUT_DIR/old.bin" "$OUT_DIR/new.bin" -o "$OUT_DIR/patch.kwd" >&2
 
 # 2. Build the firmware and its baseline.
-build() { # build NAME [cargo args]
-  local name=$1; shift
-  log "building $name"
-  (cd "$FIRMWARE" && KEYWAY_DELTA_FIXTURES="$OUT_DIR" KEYWAY_DELTA_STACK_BUDGET="$STACK_BUDGET" \
-     cargo build --release --target "$TRIPLE" "$@") || die "firmware build ($name) failed"
-  cp "$CARGO_TARGET_DIR/$TRIPLE/release/qemu-delta" "$OUT_DIR/$name.elf"
-}
-build delta
-build baseline --features baseline
+export KEYWAY_DELTA_FIXTURES="$OUT_DIR" KEYWAY_DELTA_STACK_BUDGET="$STACK_BUDGET"
+fw_variant delta
+fw_variant baseline --features baseline
 
 # 3. Run it; -icount shift=0: one instruction = 1 ns of virtual time, which
 # drives SysTick (25 MHz on this board), so a tick should be 40 instructions;
 # the firmware calibrates it with a loop of a known instruction count.
-log "running on QEMU mps2-an386 (-icount shift=0)"
-rc=0
-run_qemu "$OUT_DIR/delta.elf" "$OUT_DIR/run.log" || rc=$?
-[[ $rc == 124 ]] && die "QEMU timed out after ${QEMU_TIMEOUT}s"
-[[ $rc == 0 ]] || die "the firmware reported a failure (exit $rc)"
-grep -q '^PASS$' "$OUT_DIR/run.log" || die "no PASS from the firmware"
+run_pass delta "$OUT_DIR/run.log"
 
 # 4. Figures.
 full=$(code_bytes "$OUT_DIR/delta.elf")

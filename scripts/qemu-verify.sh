@@ -39,7 +39,6 @@ set -euo pipefail
 QEMU_NAME=qemu-verify
 # shellcheck source=lib/qemu.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/qemu.sh"
-FIRMWARE="$ROOT/firmware/qemu-verify"
 # KEYWAY_QEMU_FIXTURES=DIR: use fixtures already in DIR (same file names),
 # e.g. to rerun on one set, instead of making new ones with the host CLI.
 FIXTURE_DIR="${KEYWAY_QEMU_FIXTURES:-$ROOT/target/qemu-fixture}"
@@ -76,24 +75,6 @@ common_fixture_inputs() {
   echo "$SEQUENCE" >"$FIXTURE_DIR/sequence.txt"
 }
 
-VENDOR_DOMAIN=example.invalid
-DEVICE_CLASS=qemu-test-lock
-
-raw_public_key() { # raw_public_key SPKI.pem BYTES: the key bytes at the end of the SPKI
-  sed '1d;$d' "$1" | base64 -d | tail -c "$2"
-}
-
-device_uuids() { # device_uuids DIR: vendor-id.bin, class-id.bin as FORMAT.md defines them
-  python3 - "$VENDOR_DOMAIN" "$DEVICE_CLASS" "$1" <<'PY'
-import os, sys, uuid
-vendor = uuid.uuid5(uuid.NAMESPACE_DNS, sys.argv[1])
-klass = uuid.uuid5(vendor, sys.argv[2])
-for name, u in (("vendor-id.bin", vendor), ("class-id.bin", klass)):
-    with open(os.path.join(sys.argv[3], name), "wb") as f:
-        f.write(u.bytes)
-PY
-}
-
 make_fixtures() {
   common_fixture_inputs
   # The host workspace's own target dir (CARGO_TARGET_DIR above is the firmware's).
@@ -115,7 +96,7 @@ make_fixtures() {
   mv "$f/p256.pub" "$f/p256.spki.pem"
   raw_public_key "$f/ed25519.spki.pem" 32 >"$f/ed25519.pub"
   raw_public_key "$f/p256.spki.pem" 65 >"$f/p256.pub"
-  device_uuids "$f"
+  device_ids "$VENDOR_DOMAIN" "$DEVICE_CLASS" "$f"
 }
 
 check_fixtures() {
@@ -132,11 +113,7 @@ check_fixtures() {
 # --- 2. build ----------------------------------------------------------------
 build() { # build NAME STACK_BUDGET [extra cargo args]: copies the ELF to $OUT_DIR/NAME.elf
   local name=$1 stack_budget=$2; shift 2
-  log "building $name"
-  (cd "$FIRMWARE" && KEYWAY_FIXTURE_DIR="$FIXTURE_DIR" KEYWAY_STACK_BUDGET="$stack_budget" \
-     cargo build --release --target "$TRIPLE" "$@") \
-     || die "firmware build ($name) failed"
-  cp "$CARGO_TARGET_DIR/$TRIPLE/release/qemu-verify" "$OUT_DIR/$name.elf"
+  KEYWAY_FIXTURE_DIR="$FIXTURE_DIR" KEYWAY_STACK_BUDGET="$stack_budget" fw_variant "$name" "$@"
 }
 
 # --- 3. run ------------------------------------------------------------------
@@ -210,12 +187,7 @@ main() {
   [[ -n $SIZE_TOOL ]] || die "no size tool (binutils 'size' or llvm-size)"
   mkdir -p "$OUT_DIR"
 
-  if [[ -n ${KEYWAY_QEMU_FIXTURES:-} ]]; then
-    log "fixtures: using $FIXTURE_DIR"
-  else
-    log "fixtures -> $FIXTURE_DIR"
-    make_fixtures
-  fi
+  fixtures "${KEYWAY_QEMU_FIXTURES:-}"
   check_fixtures
 
   local fail=0 c name features code_budget stack_budget

@@ -10,14 +10,9 @@ use std::fs;
 #[allow(dead_code)]
 mod scenario;
 
+use keyway_board_build::channel::{Handshake, LockSide, handshake, pair};
 use keyway_channel::SigningKey as KeyPair;
-use keyway_channel::handshake::{MSG2_LEN, MSG3_LEN};
-use keyway_channel::pairing::{PAKE2_LEN, PAKE3_LEN, PAKE4_LEN};
-use keyway_channel::record::MSG4_LEN;
-use keyway_channel::{
-    ClientHandshake, ClientPairing, GuardConfig, LockPairing, PairingGuard, ResponseStatus,
-    SessionTable, SetupCode, StoredVerifier, TableConfig,
-};
+use keyway_channel::{ResponseStatus, SessionTable, SetupCode, StoredVerifier, TableConfig};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use scenario::*;
@@ -33,50 +28,32 @@ fn main() {
     let owner = KeyPair::from_bytes(&OWNER_SEED);
     let code = SetupCode::new(CODE).unwrap();
     let verifier = StoredVerifier::derive(&code, &SALT, ITERATIONS);
-    let mut guard = PairingGuard::new(GuardConfig::default());
     let w = |name: &str, bytes: &[u8]| fs::write(out.join(name), bytes).unwrap();
     w("verifier.bin", &verifier.to_bytes());
 
-    let mut lock = LockPairing::new();
-    let (mut client, pake1) =
-        ClientPairing::start(&code, &verifier.params(), &mut client_rng).unwrap();
-    let mut pake2 = [0u8; PAKE2_LEN];
-    lock.pake1(&verifier, &mut guard, 1, &mut lock_rng, &pake1, &mut pake2)
-        .unwrap();
-    let mut pake3 = [0u8; PAKE3_LEN];
-    client
-        .pake2(&pake2, &owner.verifying_key().to_bytes(), NAME, &mut pake3)
-        .unwrap();
-    let mut pake4 = [0u8; PAKE4_LEN];
-    lock.pake3(
-        &mut guard,
-        &pake3,
-        &device.verifying_key().to_bytes(),
-        &mut pake4,
-    )
-    .unwrap();
-    let paired = client.pake4(&pake4).unwrap();
-    w("pake1.bin", &pake1);
-    w("pake2.bin", &pake2);
-    w("pake3.bin", &pake3);
-    w("pake4.bin", &pake4);
+    let mut lock = LockSide::new(&verifier, &device, &mut lock_rng);
+    let p = pair(&mut lock, &code, &mut client_rng, &owner, NAME);
+    w("pake1.bin", &p.pake1);
+    w("pake2.bin", &p.pake2);
+    w("pake3.bin", &p.pake3);
+    w("pake4.bin", &p.pake4);
 
     let mut table: SessionTable<4> = SessionTable::new(TableConfig::default());
-    let (hs, msg1) = ClientHandshake::start(&mut client_rng);
-    let mut msg2 = [0u8; MSG2_LEN];
-    table
-        .handshake1(LOCK_NOW_MS, &mut lock_rng, &device, &msg1, &mut msg2)
-        .unwrap();
-    let mut msg3 = [0u8; MSG3_LEN];
-    let mut session = hs
-        .msg2(&msg2, &paired.device_public_key, &owner, &mut msg3)
-        .unwrap();
-    let mut msg4 = [0u8; MSG4_LEN];
-    let kid = keyway_channel::key_id(&owner.verifying_key().to_bytes());
-    let pk = owner.verifying_key().to_bytes();
-    table
-        .handshake3(LOCK_NOW_MS, &msg3, |k| (*k == kid).then_some(pk), &mut msg4)
-        .unwrap();
+    let Handshake {
+        msg1,
+        msg2,
+        msg3,
+        msg4,
+        mut session,
+    } = handshake(
+        &mut table,
+        LOCK_NOW_MS,
+        &mut lock_rng,
+        &mut client_rng,
+        &device,
+        &owner,
+        &p.paired.device_public_key,
+    );
     w("msg1.bin", &msg1);
     w("msg2.bin", &msg2);
     w("msg3.bin", &msg3);

@@ -18,7 +18,7 @@
 //! The firmware replays the client's frames into the agent and checks
 //! that the lock, on the Cortex-M4, answers the handshakes with the
 //! host's bytes.
-use std::{env, fs, path::PathBuf};
+use std::fs;
 
 #[path = "src/flash_map.rs"]
 #[allow(dead_code)]
@@ -32,13 +32,11 @@ mod scenario;
 
 use chacha20::ChaCha20Rng;
 use chacha20::rand_core::SeedableRng;
+use keyway_board_build::channel::{LockSide, pair};
 use keyway_channel::SigningKey as KeyPair;
-use keyway_channel::handshake::{MSG2_LEN, MSG3_LEN};
 use keyway_channel::pairing::{PAKE2_LEN, PAKE3_LEN, PAKE4_LEN};
-use keyway_channel::record::MSG4_LEN;
 use keyway_channel::{
-    ClientHandshake, ClientPairing, ClientSession, GuardConfig, LockPairing, PairingGuard,
-    SessionTable, SetupCode, StoredVerifier, TableConfig,
+    ClientPairing, ClientSession, SessionTable, SetupCode, StoredVerifier, TableConfig,
 };
 use keyway_smp::{MAX_FRAME, Request, Version, img, keyway_group};
 use keyway_suit::DeviceIdentity;
@@ -56,17 +54,9 @@ const FIXTURES: &[&str] = &[
 
 fn main() {
     let out = keyway_board_build::out_dir();
-    println!("cargo:rerun-if-changed=src/scenario.rs");
-    println!("cargo:rerun-if-changed=src/flash_map.rs");
-    println!("cargo:rerun-if-env-changed=KEYWAY_CORE_FIXTURES");
-    let dir = PathBuf::from(env::var_os("KEYWAY_CORE_FIXTURES").unwrap_or_else(|| {
-        panic!("KEYWAY_CORE_FIXTURES is not set: build this firmware through scripts/qemu-core.sh")
-    }));
-    for name in FIXTURES {
-        let from = dir.join(name);
-        println!("cargo:rerun-if-changed={}", from.display());
-        fs::copy(&from, out.join(name)).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
-    }
+    keyway_board_build::rerun_on_files(&["src/scenario.rs", "src/flash_map.rs"]);
+    let dir =
+        keyway_board_build::copy_fixtures("KEYWAY_CORE_FIXTURES", "scripts/qemu-core.sh", FIXTURES);
     let update = fs::read(dir.join("v2.suit")).unwrap();
     let w = |name: &str, bytes: &[u8]| fs::write(out.join(name), bytes).unwrap();
 
@@ -98,22 +88,22 @@ fn main() {
     // Pairing (the lock's side run too, for its messages). First someone
     // with a wrong code (its own RNG): Pake1, then a Pake3 it cannot make
     // right (it cannot open Pake2's confirmation: garbage in its place).
-    let mut guard = PairingGuard::new(GuardConfig::default());
-    let mut lock = LockPairing::new();
+    let mut lock = LockSide::new(&verifier, &device, &mut lock_rng);
     let wrong = SetupCode::new(WRONG_CODE).unwrap();
     let mut wrong_rng = ChaCha20Rng::seed_from_u64(WRONG_RNG_SEED);
     let (mut attacker, pake1w) =
         ClientPairing::start(&wrong, &verifier.params(), &mut wrong_rng).unwrap();
     let mut pake2w = [0u8; PAKE2_LEN];
-    lock.pake1(
-        &verifier,
-        &mut guard,
-        1,
-        &mut lock_rng,
-        &pake1w,
-        &mut pake2w,
-    )
-    .unwrap();
+    lock.pairing
+        .pake1(
+            &verifier,
+            &mut lock.guard,
+            1,
+            lock.rng,
+            &pake1w,
+            &mut pake2w,
+        )
+        .unwrap();
     let mut scratch = [0u8; PAKE3_LEN];
     assert!(
         attacker
@@ -128,49 +118,47 @@ fn main() {
     let pake3w = [WRONG_PAKE3_BYTE; PAKE3_LEN];
     let mut pake4w = [0u8; PAKE4_LEN];
     assert!(
-        lock.pake3(
-            &mut guard,
-            &pake3w,
-            &device.verifying_key().to_bytes(),
-            &mut pake4w
-        )
-        .is_err()
+        lock.pairing
+            .pake3(
+                &mut lock.guard,
+                &pake3w,
+                &device.verifying_key().to_bytes(),
+                &mut pake4w
+            )
+            .is_err()
     );
     w(
         "pake1w.frame",
-        &frame(&Request::PakeStart(keyway_group::PakeStart { msg: &pake1w }), 0),
+        &frame(
+            &Request::PakeStart(keyway_group::PakeStart { msg: &pake1w }),
+            0,
+        ),
     );
     w("pake2w.bin", &pake2w);
     w(
         "pake3w.frame",
-        &frame(&Request::PakeFinish(keyway_group::PakeFinish { msg: &pake3w }), 1),
+        &frame(
+            &Request::PakeFinish(keyway_group::PakeFinish { msg: &pake3w }),
+            1,
+        ),
     );
-    let (mut client, pake1) =
-        ClientPairing::start(&code, &verifier.params(), &mut client_rng).unwrap();
-    let mut pake2 = [0u8; PAKE2_LEN];
-    lock.pake1(&verifier, &mut guard, 1, &mut lock_rng, &pake1, &mut pake2)
-        .unwrap();
-    let mut pake3 = [0u8; PAKE3_LEN];
-    client
-        .pake2(&pake2, &owner.verifying_key().to_bytes(), NAME, &mut pake3)
-        .unwrap();
-    let mut pake4 = [0u8; PAKE4_LEN];
-    lock.pake3(
-        &mut guard,
-        &pake3,
-        &device.verifying_key().to_bytes(),
-        &mut pake4,
-    )
-    .unwrap();
-    let paired = client.pake4(&pake4).unwrap();
+    let p = pair(&mut lock, &code, &mut client_rng, &owner, NAME);
+    let (pake1, pake2, pake3, pake4) = (p.pake1, p.pake2, p.pake3, p.pake4);
+    let paired = p.paired;
     w(
         "pake1.frame",
-        &frame(&Request::PakeStart(keyway_group::PakeStart { msg: &pake1 }), 0),
+        &frame(
+            &Request::PakeStart(keyway_group::PakeStart { msg: &pake1 }),
+            0,
+        ),
     );
     w("pake2.bin", &pake2);
     w(
         "pake3.frame",
-        &frame(&Request::PakeFinish(keyway_group::PakeFinish { msg: &pake3 }), 1),
+        &frame(
+            &Request::PakeFinish(keyway_group::PakeFinish { msg: &pake3 }),
+            1,
+        ),
     );
     w("pake4.bin", &pake4);
 
@@ -255,17 +243,17 @@ fn factory(
     identity: DeviceIdentity,
 ) -> Vec<u8> {
     use embedded_storage::nor_flash::ReadNorFlash;
-    use flash_map::*;
+    use flash_map::{FLASH_LEN, MAP};
     use keyway_device::install::Installer;
     use keyway_device::journal::{Journal, PersistentState, TrialState};
     use keyway_suit::{DeviceState, TrustAnchors, Verified};
     let mut flash = Box::new(ram_flash::RamFlash::<FLASH_LEN>::new());
     let flash = &mut *flash;
-    let mut store = keyway_agent::store::Store::open(flash, store_region()).unwrap();
+    let mut store = keyway_agent::store::Store::open(flash, MAP.store_region()).unwrap();
     store
         .set_verifier(flash, &keyway_agent::agent::store_verifier(verifier))
         .unwrap();
-    let layout = layout();
+    let layout = MAP.layout();
     let mut journal = Journal::open(flash, layout.journal).unwrap();
     // Slot 1 marked active first, so slot 0 is the installer's target.
     let fresh = *journal.state();
@@ -327,21 +315,23 @@ fn handshake(
     w: &dyn Fn(&str, &[u8]),
 ) -> ClientSession {
     let mut table: SessionTable<4> = SessionTable::new(TableConfig::default());
-    let (hs, msg1) = ClientHandshake::start(client_rng);
-    let mut msg2 = [0u8; MSG2_LEN];
-    table
-        .handshake1(now, lock_rng, device, &msg1, &mut msg2)
-        .unwrap();
-    let mut msg3 = [0u8; MSG3_LEN];
-    let mut session = hs.msg2(&msg2, device_pk, owner, &mut msg3).unwrap();
-    let mut msg4 = [0u8; MSG4_LEN];
-    let kid = keyway_channel::key_id(&owner.verifying_key().to_bytes());
-    let pk = owner.verifying_key().to_bytes();
-    table
-        .handshake3(now, &msg3, |k| (*k == kid).then_some(pk), &mut msg4)
-        .unwrap();
-    let f1 = frame(&Request::SessionStart(keyway_group::SessionStart { msg: &msg1 }), 2);
-    let f3 = frame(&Request::SessionFinish(keyway_group::SessionFinish { msg: &msg3 }), 3);
+    let keyway_board_build::channel::Handshake {
+        msg1,
+        msg2,
+        msg3,
+        msg4,
+        mut session,
+    } = keyway_board_build::channel::handshake(
+        &mut table, now, lock_rng, client_rng, device, owner, device_pk,
+    );
+    let f1 = frame(
+        &Request::SessionStart(keyway_group::SessionStart { msg: &msg1 }),
+        2,
+    );
+    let f3 = frame(
+        &Request::SessionFinish(keyway_group::SessionFinish { msg: &msg3 }),
+        3,
+    );
     w(&format!("msg1{suffix}.frame"), &f1);
     w(&format!("msg2{suffix}.bin"), &msg2);
     w(&format!("msg3{suffix}.frame"), &f3);
@@ -373,7 +363,10 @@ fn seal(
     let (_, m) = session
         .seal_request(request_offset_ms(k), &plain, &mut rec)
         .unwrap();
-    let outer = frame(&Request::Sealed(keyway_group::Sealed { msg: &rec[..m] }), k as u8);
+    let outer = frame(
+        &Request::Sealed(keyway_group::Sealed { msg: &rec[..m] }),
+        k as u8,
+    );
     for (to, bytes) in [(&mut records.0, &outer), (&mut records.1, &plain)] {
         to.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
         to.extend_from_slice(bytes);

@@ -8,21 +8,40 @@
 #
 # It sets ROOT (the repository), TRIPLE, CARGO_TARGET_DIR (target/firmware,
 # shared by every firmware project), QEMU_TIMEOUT (KEYWAY_QEMU_TIMEOUT,
-# default 120 s) and defines:
+# default 120 s), the fixtures' VENDOR_DOMAIN and DEVICE_CLASS and
+# PAYLOAD_BYTES (8192; a script may set others after sourcing) and defines:
 #   log MSG / die MSG              progress on stderr / error and exit 1
 #   ensure_qemu                    qemu-system-arm, installed by apt-get as root
+#   qemu_start "$@"                a script's start: no arguments (else usage, exit 2),
+#                                  ensure_qemu, an empty $OUT_DIR
 #   fw_build DIR ELF_NAME OUT [cargo args]
 #                                  cargo build --release in firmware/DIR, copy the ELF to OUT
+#   fw_variant NAME [cargo args]   fw_build of firmware/$QEMU_NAME (its ELF has that name) into
+#                                  $OUT_DIR/NAME.elf; what the build reads from the environment
+#                                  goes in front: `KEYWAY_X_STACK_BUDGET=8192 fw_variant NAME`
 #   run_qemu ELF LOG [qemu args]   boot ELF with semihosting under `timeout`,
 #                                  stdout into LOG (and shown); returns QEMU's status
 #                                  (124: timed out; call it as `run_qemu ... || rc=$?`).
 #                                  QEMU_HIDE_HEX=1 leaves the hex dump lines out of what is shown. KEYWAY_QEMU_ICOUNT=0 leaves out -icount.
+#   run_pass NAME [LOG]            run_qemu $OUT_DIR/NAME.elf (log: LOG, default $OUT_DIR/NAME.log);
+#                                  die unless it exited 0 (not timed out) and printed PASS
 #   judge NAME STATUS LOG          die unless STATUS is 0 and LOG has no FAIL line
 #   code_bytes ELF                 .text+.rodata
+#   lock_only_figures FULL         .text+.rodata of $OUT_DIR/FULL.elf, lock-only.elf and
+#                                  baseline.elf into full, lockfw and base; code = lockfw - base,
+#                                  both = full - base
 #   sect ELF REGEX                 the sizes of the sections matching REGEX
 #   host_keyway                    builds the host CLI once; sets KEYWAY (its path)
+#   fixtures GIVEN                 make_fixtures (the script's) into $FIXTURE_DIR, unless GIVEN
+#                                  (the script's KEYWAY_*_FIXTURES) names a folder to use as it is
+#   raw_public_key SPKI_PEM BYTES  the raw key (its last BYTES bytes) of an SPKI PEM, on stdout
 #   raw_ed25519_pub SPKI_PEM OUT   the 32 raw key bytes of an Ed25519 SPKI PEM
+#   ed25519_seed_hex KEY_PEM       the 32-byte seed of an Ed25519 PKCS#8 key (`keyway keygen`), hex
 #   device_ids DOMAIN CLASS DIR    vendor-id.bin and class-id.bin (UUIDv5, FORMAT.md)
+#   signed_releases DIR KEY NAME   an Ed25519 key KEY.key (raw public key KEY.pub, its SPKI
+#                                  KEY.spki.pem) and DIR/v1.suit, v2.suit signed with it:
+#                                  sequence 1 and 2, PAYLOAD_BYTES random bytes, notes naming
+#                                  NAME, for VENDOR_DOMAIN / DEVICE_CLASS (their ids in DIR)
 #   by_crate ELF 'label=regex' ... code by crate from `nm -S` (symbols whose
 #                                  demangled name matches regex), largest first
 
@@ -31,6 +50,9 @@ TRIPLE=thumbv7em-none-eabihf
 export CARGO_TARGET_DIR="$ROOT/target/firmware"
 QEMU_TIMEOUT="${KEYWAY_QEMU_TIMEOUT:-120}"
 : "${QEMU_NAME:=qemu}"
+VENDOR_DOMAIN=example.invalid
+DEVICE_CLASS=qemu-test-lock
+PAYLOAD_BYTES=8192
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf '%s: error: %s\n' "$QEMU_NAME" "$*" >&2; exit 1; }
@@ -46,6 +68,12 @@ ensure_qemu() {
   fi
 }
 
+qemu_start() { # qemu_start "$@"
+  [[ $# == 0 ]] || { echo "usage: $0" >&2; exit 2; }
+  ensure_qemu
+  rm -rf "$OUT_DIR" && mkdir -p "$OUT_DIR"
+}
+
 fw_build() { # fw_build DIR ELF_NAME OUT [cargo args]
   local dir=$1 elf=$2 out=$3
   shift 3
@@ -53,6 +81,12 @@ fw_build() { # fw_build DIR ELF_NAME OUT [cargo args]
   (cd "$ROOT/firmware/$dir" && cargo build --release --target "$TRIPLE" "$@") \
     || die "firmware build ($dir $*) failed"
   cp "$CARGO_TARGET_DIR/$TRIPLE/release/$elf" "$out"
+}
+
+fw_variant() { # fw_variant NAME [cargo args]
+  local name=$1
+  shift
+  fw_build "$QEMU_NAME" "$QEMU_NAME" "$OUT_DIR/$name.elf" "$@"
 }
 
 run_qemu() { # run_qemu ELF LOG [qemu args]
@@ -65,6 +99,15 @@ run_qemu() { # run_qemu ELF LOG [qemu args]
     -semihosting-config enable=on,target=native "$@" -kernel "$elf" </dev/null >"$logf" || rc=$?
   if [[ ${QEMU_HIDE_HEX:-0} == 1 ]]; then grep -v '^[0-9a-f]*$' "$logf" || true; else cat "$logf"; fi
   return "$rc"
+}
+
+run_pass() { # run_pass NAME [LOG]
+  local name=$1 logf=${2:-$OUT_DIR/$1.log} rc=0
+  log "running $name on QEMU mps2-an386"
+  run_qemu "$OUT_DIR/$name.elf" "$logf" || rc=$?
+  [[ $rc == 124 ]] && die "QEMU timed out after ${QEMU_TIMEOUT}s ($name)"
+  [[ $rc == 0 ]] || die "the firmware reported a failure (exit $rc, $name)"
+  grep -q '^PASS$' "$logf" || die "no PASS from the firmware ($name)"
 }
 
 judge() { # judge NAME STATUS LOG
@@ -80,6 +123,14 @@ sect() { # sect ELF REGEX
 }
 code_bytes() { sect "$1" '^\.(text|rodata)$'; }
 
+lock_only_figures() { # lock_only_figures FULL
+  full=$(code_bytes "$OUT_DIR/$1.elf")
+  lockfw=$(code_bytes "$OUT_DIR/lock-only.elf")
+  base=$(code_bytes "$OUT_DIR/baseline.elf")
+  code=$((lockfw - base))
+  both=$((full - base))
+}
+
 host_keyway() {
   if [[ -z ${KEYWAY:-} ]]; then
     log "building the host CLI (keyway)"
@@ -89,8 +140,31 @@ host_keyway() {
   fi
 }
 
+fixtures() { # fixtures GIVEN
+  if [[ -n $1 ]]; then
+    log "fixtures: using $FIXTURE_DIR"
+  else
+    log "fixtures -> $FIXTURE_DIR"
+    make_fixtures
+  fi
+}
+
+raw_public_key() { # raw_public_key SPKI_PEM BYTES
+  sed '1d;$d' "$1" | base64 -d | tail -c "$2"
+}
+
 raw_ed25519_pub() { # raw_ed25519_pub SPKI_PEM OUT
-  sed '1d;$d' "$1" | base64 -d | tail -c 32 >"$2"
+  raw_public_key "$1" 32 >"$2"
+}
+
+ed25519_seed_hex() { # ed25519_seed_hex KEY_PEM
+  # PKCS#8 for Ed25519 (RFC 8410, v1 or v2): the 32-byte seed is at bytes
+  # 16..48, after 30 2e|51 02 01 00|01 30 05 06 03 2b 65 70 04 22 04 20.
+  local der
+  der=$(grep -v -- '-----' "$1" | base64 -d | xxd -p -c 256)
+  [[ ${der:4:28} =~ ^02010[01]300506032b657004220420$ ]] || die "$1: not an Ed25519 PKCS#8 key"
+  [[ ${#der} -ge 96 ]] || die "$1: too short for an Ed25519 seed"
+  printf '%s' "${der:32:64}"
 }
 
 device_ids() { # device_ids DOMAIN CLASS DIR
@@ -102,6 +176,23 @@ for name, u in (("vendor-id.bin", vendor), ("class-id.bin", klass)):
     with open(os.path.join(sys.argv[3], name), "wb") as out:
         out.write(u.bytes)
 PY
+}
+
+signed_releases() { # signed_releases DIR KEY NAME
+  local f=$1 key=$2 name=$3 seq
+  "$KEYWAY" keygen "$key" --alg ed25519 >&2
+  for seq in 1 2; do
+    printf '# 1.%s.0\n\n%s fixture release %s.\n' "$seq" "$name" "$seq" >"$f/v$seq.md"
+    head -c "$PAYLOAD_BYTES" /dev/urandom >"$f/v$seq.bin"
+    "$KEYWAY" sign --firmware "$f/v$seq.bin" --version "1.$seq.0" --sequence "$seq" \
+      --vendor-domain "$VENDOR_DOMAIN" --class "$DEVICE_CLASS" --vendor-name "Keyway CI" \
+      --notes "$f/v$seq.md" --key "$key.key" -o "$f/v$seq.suit" >&2 \
+      || die "signing v$seq failed"
+  done
+  # The firmware wants the raw 32-byte key: the end of the SPKI.
+  mv "$key.pub" "$key.spki.pem"
+  raw_ed25519_pub "$key.spki.pem" "$key.pub"
+  device_ids "$VENDOR_DOMAIN" "$DEVICE_CLASS" "$f"
 }
 
 by_crate() { # by_crate ELF 'label=regex' ...  (first match wins; the rest is "other")

@@ -45,6 +45,8 @@ use keyway_board::exit;
 use keyway_board::meter;
 use keyway_board::stack;
 
+#[cfg(any(feature = "route-a", feature = "route-c"))]
+mod ed_compact;
 #[cfg(any(feature = "pake-a", feature = "pake-b"))]
 mod pake;
 #[cfg(feature = "route-a")]

@@ -8,7 +8,7 @@
 //!
 //! | module | what |
 //! | --- | --- |
-//! | this file | [`exit`], [`exit_code`], [`fail`]: the verdict through semihosting (QEMU's exit status); the HardFault and panic handlers (feature `handlers`, on by default; `fault-frame` prints the stacked registers; `panic-quiet` formats nothing, as a product build) |
+//! | this file | [`exit`], [`exit_code`], [`fail`]: the verdict through semihosting (QEMU's exit status); [`budget!`] and [`parse_u64`]: budgets compiled in from the build's environment; the HardFault and panic handlers (feature `handlers`, on by default; `fault-frame` prints the stacked registers; `panic-quiet` formats nothing, as a product build) |
 //! | [`semi`] | semihosting calls: the command line (`-semihosting-config arg=...`), host files |
 //! | [`stack`] | stack high-water by painting |
 //! | [`meter`] | SysTick as an instruction meter under `-icount shift=0`, with its calibration loop (feature `meter`: it owns the SysTick handler) |
@@ -46,6 +46,36 @@ pub mod uart;
 
 use cortex_m_semihosting::debug;
 pub use cortex_m_semihosting::hprintln;
+
+/// The decimal number at the start of `s` (its leading digits; 0 if
+/// none), at compile time: a budget from the build's environment
+/// ([`budget!`]) or a number in a fixture file.
+pub const fn parse_u64(s: &[u8]) -> u64 {
+    let mut v = 0u64;
+    let mut i = 0;
+    while i < s.len() && s[i].is_ascii_digit() {
+        v = v * 10 + (s[i] - b'0') as u64;
+        i += 1;
+    }
+    v
+}
+
+/// A budget in bytes compiled into a harness: the environment variable
+/// `$var` at build time (its script passes the budget it enforces), else
+/// `$default`.
+///
+/// ```ignore
+/// const STACK_BUDGET: usize = keyway_board::budget!("KEYWAY_AGENT_STACK_BUDGET", 16 * 1024);
+/// ```
+#[macro_export]
+macro_rules! budget {
+    ($var:literal, $default:expr) => {
+        match option_env!($var) {
+            Some(s) => $crate::parse_u64(s.as_bytes()) as usize,
+            None => $default,
+        }
+    };
+}
 
 /// Ends the run: QEMU exits with status 0 if `success`, 1 otherwise.
 pub fn exit(success: bool) -> ! {

@@ -205,6 +205,7 @@ fn main() -> ! {
     let mut slot: Option<Lock<'_, SemiFlash>> = None;
     if let Err(e) = Lock::open_into(
         &mut slot,
+        &map::LOCK_MAP,
         Shared(&cell),
         &factory.root_key,
         factory.identity(),

@@ -63,27 +63,86 @@ pub const fn at(sector: u32) -> u32 {
     sector * SECTOR as u32
 }
 
+/// Where a lock's flash keeps what, in [`SECTOR`]-byte pages, each region
+/// running up to the next one's first page: the journal, slot 0, slot 1
+/// (each with its manifest page last), the owner store, the audit log.
+/// The lock ([`crate::lock::Lock`]) is opened on one: the application's
+/// is [`LOCK_MAP`]; the on-target harness (`firmware/qemu-core`) passes a
+/// smaller one for its RAM flash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlashMap {
+    /// The journal's first page.
+    pub journal: u32,
+    /// Slot 0's first page.
+    pub slot0: u32,
+    /// Slot 1's first page (as many pages as slot 0).
+    pub slot1: u32,
+    /// The owner store's first page.
+    pub store: u32,
+    /// The audit log's first page.
+    pub audit: u32,
+    /// One past the audit log's last page.
+    pub end: u32,
+}
+
+/// The application's map (the table above).
+pub const LOCK_MAP: FlashMap = FlashMap {
+    journal: JOURNAL,
+    slot0: SLOT0,
+    slot1: SLOT1,
+    store: STORE,
+    audit: AUDIT,
+    end: AUDIT + AUDIT_SECTORS,
+};
+
+impl FlashMap {
+    /// The A/B layout (Direct mode, one manifest page per slot).
+    pub const fn layout(&self) -> SlotLayout {
+        SlotLayout {
+            slots: [
+                at(self.slot0)..at(self.slot1),
+                at(self.slot1)..at(self.store),
+            ],
+            journal: journal::Config::new(at(self.journal), self.slot0 - self.journal),
+            manifest_sectors: 1,
+            sector_size: None,
+            mode: Mode::Direct,
+        }
+    }
+
+    /// A slot's bytes (image and manifest page): the largest upload.
+    pub const fn slot_len(&self) -> u32 {
+        at(self.slot1) - at(self.slot0)
+    }
+
+    /// The owner store's region.
+    #[cfg(feature = "agent")]
+    pub const fn store_region(&self) -> keyway_agent::store::Config {
+        keyway_agent::store::Config::new(at(self.store), self.audit - self.store)
+    }
+
+    /// The audit log's region.
+    #[cfg(feature = "agent")]
+    pub const fn audit_region(&self) -> keyway_audit::Config {
+        keyway_audit::Config::new(at(self.audit), self.end - self.audit)
+    }
+}
+
 /// The A/B layout on the flash map.
 pub const fn layout() -> SlotLayout {
-    SlotLayout {
-        slots: [at(SLOT0)..at(SLOT1), at(SLOT1)..at(STORE)],
-        journal: journal::Config::new(at(JOURNAL), SLOT0 - JOURNAL),
-        manifest_sectors: 1,
-        sector_size: None,
-        mode: Mode::Direct,
-    }
+    LOCK_MAP.layout()
 }
 
 /// The owner store's region.
 #[cfg(feature = "agent")]
 pub const fn store_region() -> keyway_agent::store::Config {
-    keyway_agent::store::Config::new(at(STORE), AUDIT - STORE)
+    LOCK_MAP.store_region()
 }
 
 /// The audit log's region.
 #[cfg(feature = "agent")]
 pub const fn audit_region() -> keyway_audit::Config {
-    keyway_audit::Config::new(at(AUDIT), AUDIT_SECTORS)
+    LOCK_MAP.audit_region()
 }
 
 /// The factory record's magic.
@@ -185,5 +244,51 @@ impl Factory {
         f.rng_seed.copy_from_slice(take(32));
         f.label.copy_from_slice(take(16));
         Ok(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The application's map is the page table above: each region ends
+    /// where the next begins, the factory record after the audit log.
+    #[test]
+    fn lock_map_is_the_page_table() {
+        let l = LOCK_MAP.layout();
+        assert_eq!(l.slots, [at(2)..at(98), at(98)..at(194)]);
+        assert_eq!(l.journal, journal::Config::new(0, 2));
+        assert_eq!(LOCK_MAP.slot_len(), IMAGE_MAX + SECTOR as u32);
+        assert_eq!(LOCK_MAP.end, FACTORY);
+        #[cfg(feature = "agent")]
+        {
+            assert_eq!(
+                LOCK_MAP.store_region(),
+                keyway_agent::store::Config::new(at(194), 2)
+            );
+            assert_eq!(
+                LOCK_MAP.audit_region(),
+                keyway_audit::Config::new(at(196), 4)
+            );
+        }
+    }
+
+    /// Another map (as the on-target harness's for its smaller flash)
+    /// lays out the same regions on its own pages.
+    #[test]
+    fn a_smaller_map_lays_out_its_own_pages() {
+        let m = FlashMap {
+            journal: 1,
+            slot0: 3,
+            slot1: 8,
+            store: 13,
+            audit: 16,
+            end: 19,
+        };
+        assert_eq!(m.layout().slots, [at(3)..at(8), at(8)..at(13)]);
+        assert_eq!(m.layout().journal, journal::Config::new(at(1), 2));
+        assert_eq!(m.slot_len(), 5 * SECTOR as u32);
+        #[cfg(feature = "agent")]
+        assert_eq!(m.audit_region(), keyway_audit::Config::new(at(16), 3));
     }
 }

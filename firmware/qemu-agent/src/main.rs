@@ -28,7 +28,7 @@ use keyway_board::stack;
 use meter::{calibrate, timed};
 
 use cortex_m_rt::entry;
-use cortex_m_semihosting::{debug, hprintln};
+use cortex_m_semihosting::hprintln;
 use keyway_agent::agent::{
     AGENT_RAM_4_SLOTS, Agent, Authority, Config, Device, Event, Firmware, Now, Pending, Press,
     Sensors, ServeError,
@@ -48,20 +48,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 
 /// Stack budget for one agent call: `KEYWAY_AGENT_STACK_BUDGET` or 16 KiB.
-const STACK_BUDGET: usize = match option_env!("KEYWAY_AGENT_STACK_BUDGET") {
-    Some(s) => parse_usize(s.as_bytes()),
-    None => 16 * 1024,
-};
-
-const fn parse_usize(s: &[u8]) -> usize {
-    let mut v = 0usize;
-    let mut i = 0;
-    while i < s.len() && s[i].is_ascii_digit() {
-        v = v * 10 + (s[i] - b'0') as usize;
-        i += 1;
-    }
-    v
-}
+const STACK_BUDGET: usize = keyway_board::budget!("KEYWAY_AGENT_STACK_BUDGET", 16 * 1024);
 
 const SLOTS: usize = 4;
 const CODE: u32 = 20_231_107;
@@ -149,8 +136,7 @@ fn main() -> ! {
     }
     calibrate(&mut syst);
     hprintln!("PASS");
-    debug::exit(debug::EXIT_SUCCESS);
-    loop {}
+    keyway_board::exit(true)
 }
 
 /// The agent alone, on frames it cannot tell from real ones: everything
@@ -379,7 +365,10 @@ fn run(syst: &mut cortex_m::peripheral::SYST) {
         notes_offered: true,
     });
     let requests: [(&str, Request<'_>); 3] = [
-        ("sealed unlock", Request::Unlock(keyway_group::Signed::default())),
+        (
+            "sealed unlock",
+            Request::Unlock(keyway_group::Signed::default()),
+        ),
         (
             "sealed consent",
             Request::Consent(keyway_group::Consent {
@@ -387,7 +376,10 @@ fn run(syst: &mut cortex_m::peripheral::SYST) {
                 auth: None,
             }),
         ),
-        ("sealed owners", Request::Owners(keyway_group::Signed::default())),
+        (
+            "sealed owners",
+            Request::Owners(keyway_group::Signed::default()),
+        ),
     ];
     let mut inner = [0u8; MAX_FRAME];
     let mut rec = [0u8; MAX_FRAME];
@@ -401,7 +393,10 @@ fn run(syst: &mut cortex_m::peripheral::SYST) {
             Ok((_, r)) => r,
             Err(_) => fail("seal"),
         };
-        let (_, m) = step!(*name, Request::Sealed(keyway_group::Sealed { msg: &rec[..r] }));
+        let (_, m) = step!(
+            *name,
+            Request::Sealed(keyway_group::Sealed { msg: &rec[..r] })
+        );
         let mut back = [0u8; MAX_FRAME];
         let k = match answer(&out[..m], name) {
             Response::Sealed(s) if s.msg.len() <= back.len() => {

@@ -33,20 +33,7 @@ const CHUNK: usize = 64;
 
 /// Stack budget for any one log call (append with a checkpoint signature,
 /// export with the head signature): `KEYWAY_AUDIT_STACK_BUDGET` or 8 KiB.
-const STACK_BUDGET: usize = match option_env!("KEYWAY_AUDIT_STACK_BUDGET") {
-    Some(s) => parse_usize(s.as_bytes()),
-    None => 8 * 1024,
-};
-
-const fn parse_usize(s: &[u8]) -> usize {
-    let mut v = 0usize;
-    let mut i = 0;
-    while i < s.len() && s[i].is_ascii_digit() {
-        v = v * 10 + (s[i] - b'0') as usize;
-        i += 1;
-    }
-    v
-}
+const STACK_BUDGET: usize = keyway_board::budget!("KEYWAY_AUDIT_STACK_BUDGET", 8 * 1024);
 
 static SEED: [u8; 32] = *include_bytes!(concat!(env!("OUT_DIR"), "/seed.bin"));
 

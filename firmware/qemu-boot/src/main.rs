@@ -181,6 +181,99 @@ fn verify_slot<const N: usize>(
         .check(flash, slot)
 }
 
+/// A boot that starts the trial of `slot` (every attempt left).
+fn trial_start(slot: u8) -> Reason {
+    Reason::StartTrial {
+        slot,
+        attempts_left: boot::MAX_TRIAL_BOOTS,
+    }
+}
+
+/// Whether a boot started the trial of `slot` (the decision and the
+/// journal's state) with the release of sequence `seq` verified in it.
+fn trial_of(
+    dec: &Decision,
+    s: &PersistentState,
+    info: &Result<SlotInfo, SlotError>,
+    slot: u8,
+    seq: u64,
+) -> bool {
+    dec.boot == Boot::Slot(slot)
+        && dec.reason == trial_start(slot)
+        && matches!(info, Ok(i) if i.sequence == seq)
+        && matches!(s.trial, TrialState::Trial { slot: t, .. } if t == slot)
+}
+
+/// Whether a boot is the plain boot of the confirmed `slot` (nothing to
+/// commit).
+fn plain_boot(dec: &Decision, slot: u8) -> bool {
+    dec.boot == Boot::Slot(slot) && dec.reason == Reason::Active && dec.commit.is_none()
+}
+
+/// The factory: v1 installed into slot 0 through `installer`'s view of
+/// the layout (slot 1 marked active first, so slot 0 is the target), then
+/// provisioned: slot 0 active and confirmed, the floor at v1's sequence
+/// number (`what` names a failure). The slot and sequence installed.
+fn factory<const N: usize>(
+    flash: &mut RamFlash<N>,
+    d: &Device,
+    installer: &Device,
+    what: &str,
+) -> (u8, u64) {
+    let mut journal = reopen(flash, d);
+    let fresh = *journal.state();
+    must(
+        what,
+        journal.commit(
+            flash,
+            &PersistentState {
+                active_slot: 1,
+                ..fresh
+            },
+        ),
+    );
+    let (slot, seq) = install(flash, installer, V1);
+    let mut journal = reopen(flash, d);
+    let provisioned = PersistentState {
+        active_slot: 0,
+        trial: TrialState::Confirmed,
+        floor: Some(seq),
+        ..*journal.state()
+    };
+    must(what, journal.commit(flash, &provisioned));
+    (slot, seq)
+}
+
+/// The self-test passes on v2's trial in `slot` (`what` in the report):
+/// `boot::confirm` must confirm it and raise the floor to 2.
+fn confirm_v2<const N: usize>(
+    c: &mut Checks,
+    flash: &mut RamFlash<N>,
+    d: &Device,
+    name: &str,
+    slot: u8,
+    what: &str,
+) {
+    let mut journal = reopen(flash, d);
+    let r = boot::confirm(&mut journal, flash, PASS, confirmation(2));
+    let s = *journal.state();
+    c.check(
+        name,
+        r == Ok(slot)
+            && s.active_slot == slot
+            && s.trial == TrialState::Confirmed
+            && s.floor == Some(2),
+        format_args!(
+            "{} ({} confirmed); journal: active {}, {:?}, floor {:?}",
+            Shown(&r),
+            what,
+            s.active_slot,
+            s.trial,
+            s.floor
+        ),
+    );
+}
+
 /// What the application does with an update received over the air: verify
 /// the envelope (update rule: sequence above the floor), store its head in
 /// the inactive slot's manifest area with `begin_with_manifest`, stream the
@@ -232,27 +325,7 @@ fn main_scenario(flash: &mut Flash, d: &Device, c: &mut Checks) {
     // 2. Factory: v1 into slot 0 through the installer (slot 1 is marked
     //    active first, so slot 0 is the installer's target), then the
     //    provisioned state: slot 0 active and confirmed, floor 1.
-    let mut journal = reopen(flash, d);
-    let fresh = *journal.state();
-    must(
-        "factory: journal",
-        journal.commit(
-            flash,
-            &PersistentState {
-                active_slot: 1,
-                ..fresh
-            },
-        ),
-    );
-    let (slot, seq) = install(flash, d, V1);
-    let mut journal = reopen(flash, d);
-    let provisioned = PersistentState {
-        active_slot: 0,
-        trial: TrialState::Confirmed,
-        floor: Some(seq),
-        ..*journal.state()
-    };
-    must("factory: journal", journal.commit(flash, &provisioned));
+    let (slot, seq) = factory(flash, d, d, "factory: journal");
     let s = *reopen(flash, d).state();
     c.check(
         "factory",
@@ -271,7 +344,7 @@ fn main_scenario(flash: &mut Flash, d: &Device, c: &mut Checks) {
     let (dec, _) = bootloader(flash, d);
     c.check(
         "boot",
-        dec.boot == Boot::Slot(0) && dec.reason == Reason::Active && dec.commit.is_none(),
+        plain_boot(&dec, 0),
         format_args!("{:?} ({:?}), nothing committed", dec.boot, dec.reason),
     );
 
@@ -294,16 +367,9 @@ fn main_scenario(flash: &mut Flash, d: &Device, c: &mut Checks) {
     // 5. Boot: the trial of slot 1 starts (VerifiedSlot re-verified v2).
     let info = verify_slot(flash, d, 1);
     let (dec, s) = bootloader(flash, d);
-    let start = Reason::StartTrial {
-        slot: 1,
-        attempts_left: boot::MAX_TRIAL_BOOTS,
-    };
     c.check(
         "trial",
-        dec.boot == Boot::Slot(1)
-            && dec.reason == start
-            && matches!(info, Ok(i) if i.sequence == 2)
-            && matches!(s.trial, TrialState::Trial { slot: 1, .. }),
+        trial_of(&dec, &s, &info, 1, 2),
         format_args!(
             "{:?} ({:?}); slot 1 verified: seq {:?}",
             dec.boot,
@@ -350,30 +416,17 @@ fn main_scenario(flash: &mut Flash, d: &Device, c: &mut Checks) {
     let (dec, _) = bootloader(flash, d);
     c.check(
         "trial again",
-        slot == 1 && dec.boot == Boot::Slot(1) && dec.reason == start,
+        slot == 1 && dec.boot == Boot::Slot(1) && dec.reason == trial_start(1),
         format_args!(
             "v2 reinstalled in slot {}; {:?} ({:?})",
             slot, dec.boot, dec.reason
         ),
     );
-    let mut journal = reopen(flash, d);
-    let r = boot::confirm(&mut journal, flash, PASS, confirmation(2));
-    let s = *journal.state();
-    c.check(
-        "confirm",
-        r == Ok(1) && s.active_slot == 1 && s.trial == TrialState::Confirmed && s.floor == Some(2),
-        format_args!(
-            "{} (slot 1 confirmed); journal: active {}, {:?}, floor {:?}",
-            Shown(&r),
-            s.active_slot,
-            s.trial,
-            s.floor
-        ),
-    );
+    confirm_v2(c, flash, d, "confirm", 1, "slot 1");
     let (dec, _) = bootloader(flash, d);
     c.check(
         "boot v2",
-        dec.boot == Boot::Slot(1) && dec.reason == Reason::Active && dec.commit.is_none(),
+        plain_boot(&dec, 1),
         format_args!("{:?} ({:?})", dec.boot, dec.reason),
     );
 

@@ -38,7 +38,7 @@ pub(crate) fn swap_scenario(flash: &mut SwapFlash, d: &Device, c: &mut Checks) {
     //    view of the same layout (the journal says slot 1 is active, so
     //    slot 0 is the target), then provisioned: active 0, confirmed,
     //    floor 1.
-    let factory = Device {
+    let direct = Device {
         anchors: d.anchors.clone(),
         identity: d.identity,
         layout: SlotLayout {
@@ -46,27 +46,7 @@ pub(crate) fn swap_scenario(flash: &mut SwapFlash, d: &Device, c: &mut Checks) {
             ..swap_layout()
         },
     };
-    let mut journal = reopen(flash, d);
-    let fresh = *journal.state();
-    must(
-        "swap factory: journal",
-        journal.commit(
-            flash,
-            &PersistentState {
-                active_slot: 1,
-                ..fresh
-            },
-        ),
-    );
-    let (slot, seq) = install(flash, &factory, V1);
-    let mut journal = reopen(flash, d);
-    let provisioned = PersistentState {
-        active_slot: 0,
-        trial: TrialState::Confirmed,
-        floor: Some(seq),
-        ..*journal.state()
-    };
-    must("swap factory: journal", journal.commit(flash, &provisioned));
+    let (slot, seq) = factory(flash, d, &direct, "swap factory: journal");
     let (dec, s) = swap_boot(flash, d);
     c.check(
         "swap factory",
@@ -75,9 +55,7 @@ pub(crate) fn swap_scenario(flash: &mut SwapFlash, d: &Device, c: &mut Checks) {
             && s.active_slot == 0
             && s.trial == TrialState::Confirmed
             && s.floor == Some(1)
-            && dec.boot == Boot::Slot(0)
-            && dec.reason == Reason::Active
-            && dec.commit.is_none(),
+            && plain_boot(&dec, 0),
         format_args!(
             "v1 (seq {}) in the primary (slot {}); journal: active {}, {:?}, floor {:?}; \
              swap::boot: {:?} ({:?})",
@@ -122,18 +100,9 @@ pub(crate) fn swap_scenario(flash: &mut SwapFlash, d: &Device, c: &mut Checks) {
         e.iter().all(|n| *n <= 1) && e.iter().map(|n| u32::from(*n)).sum::<u32>() == moved
     };
     let info = verify_slot(flash, d, 0);
-    let start = Reason::StartTrial {
-        slot: 0,
-        attempts_left: boot::MAX_TRIAL_BOOTS,
-    };
     c.check(
         "swap",
-        dec.boot == Boot::Slot(0)
-            && dec.reason == start
-            && matches!(info, Ok(i) if i.sequence == 2)
-            && matches!(s.trial, TrialState::Trial { slot: 0, .. })
-            && once(primary_e)
-            && once(secondary_e),
+        trial_of(&dec, &s, &info, 0, 2) && once(primary_e) && once(secondary_e),
         format_args!(
             "{:?} ({:?}); primary verified: seq {:?}; {} sectors moved, erases per sector: \
              primary {:?}, secondary {:?}, journal {:?} ({} erases, {} writes)",
@@ -220,11 +189,7 @@ pub(crate) fn swap_scenario(flash: &mut SwapFlash, d: &Device, c: &mut Checks) {
     let info = verify_slot(flash, d, 0);
     c.check(
         "swap resumed",
-        dec.boot == Boot::Slot(0)
-            && dec.reason == start
-            && matches!(info, Ok(i) if i.sequence == 2)
-            && matches!(s.trial, TrialState::Trial { slot: 0, .. })
-            && s.swap.map(|p| p.phase) == Some(SwapPhase::Swapped),
+        trial_of(&dec, &s, &info, 0, 2) && s.swap.map(|p| p.phase) == Some(SwapPhase::Swapped),
         format_args!(
             "{:?} ({:?}); primary verified: seq {:?}; journal swap {:?}",
             dec.boot,
@@ -235,24 +200,11 @@ pub(crate) fn swap_scenario(flash: &mut SwapFlash, d: &Device, c: &mut Checks) {
     );
 
     // 7. The self-test passes: confirm (floor 2); the next boot is plain.
-    let mut journal = reopen(flash, d);
-    let r = boot::confirm(&mut journal, flash, PASS, confirmation(2));
-    let s = *journal.state();
-    c.check(
-        "swap confirm",
-        r == Ok(0) && s.active_slot == 0 && s.trial == TrialState::Confirmed && s.floor == Some(2),
-        format_args!(
-            "{} (primary confirmed); journal: active {}, {:?}, floor {:?}",
-            Shown(&r),
-            s.active_slot,
-            s.trial,
-            s.floor
-        ),
-    );
+    confirm_v2(c, flash, d, "swap confirm", 0, "primary");
     let (dec, _) = swap_boot(flash, d);
     c.check(
         "swap boot v2",
-        dec.boot == Boot::Slot(0) && dec.reason == Reason::Active && dec.commit.is_none(),
+        plain_boot(&dec, 0),
         format_args!("{:?} ({:?}), nothing committed", dec.boot, dec.reason),
     );
 }

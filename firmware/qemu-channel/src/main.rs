@@ -43,20 +43,7 @@ use rand_chacha::rand_core::SeedableRng;
 use scenario::*;
 
 /// Stack budget for one lock call: `KEYWAY_CHANNEL_STACK_BUDGET` or 12 KiB.
-const STACK_BUDGET: usize = match option_env!("KEYWAY_CHANNEL_STACK_BUDGET") {
-    Some(s) => parse_usize(s.as_bytes()),
-    None => 12 * 1024,
-};
-
-const fn parse_usize(s: &[u8]) -> usize {
-    let mut v = 0usize;
-    let mut i = 0;
-    while i < s.len() && s[i].is_ascii_digit() {
-        v = v * 10 + (s[i] - b'0') as usize;
-        i += 1;
-    }
-    v
-}
+const STACK_BUDGET: usize = keyway_board::budget!("KEYWAY_CHANNEL_STACK_BUDGET", 12 * 1024);
 
 const SLOTS: usize = 4;
 
@@ -87,7 +74,9 @@ fn same(got: &[u8], want: &[u8], what: &str) {
     if got != want {
         hprintln!("FAIL: {} differs from the host's recording", what);
         debug::exit(debug::EXIT_FAILURE);
-        loop {}
+        loop {
+            core::hint::spin_loop();
+        }
     }
 }
 
@@ -97,7 +86,9 @@ fn check<T>(r: Result<T, Error>, what: &str) -> T {
         Err(e) => {
             hprintln!("FAIL: {}: {}", what, e);
             debug::exit(debug::EXIT_FAILURE);
-            loop {}
+            loop {
+                core::hint::spin_loop();
+            }
         }
     }
 }
@@ -374,5 +365,7 @@ fn main() -> ! {
     calibrate(&mut syst);
     hprintln!("PASS");
     debug::exit(debug::EXIT_SUCCESS);
-    loop {}
+    loop {
+        core::hint::spin_loop();
+    }
 }

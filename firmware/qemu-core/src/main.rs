@@ -1,7 +1,10 @@
 //! On-target run of the whole lock core (Cortex-M4, QEMU mps2-an386): one
 //! owner session, in memory, every received frame through keyway-agent's
-//! `Agent::handle` with the firmware's `Device` (see `lock.rs`: the
-//! installer, journal, boot and audit log around the agent).
+//! `Agent::handle` with the lock's `Device`: `firmware/lock-core`'s
+//! `lock` module, the one lock-app runs (the installer, journal, boot and
+//! audit log around the agent), on this harness's RAM flash and flash
+//! map, without lock-core's `image-state` feature (the image group for
+//! stock MCUmgr tools, which this session does not use).
 //!
 //! The session, each step asserted (the first failure prints `FAIL` and
 //! exits with failure through semihosting):
@@ -71,8 +74,18 @@
 
 #[allow(dead_code)]
 mod flash_map;
+/// The lock core on this harness's flash.
 #[cfg(not(feature = "baseline"))]
-mod lock;
+mod lock {
+    pub use lock_core::lock::{HEAD_MAX, SESSIONS};
+    /// The lock's RAM.
+    pub type Lock<'a> = lock_core::lock::Lock<'a, crate::Flash>;
+    /// The `Device`.
+    pub type Shell<'a> = lock_core::lock::Shell<'a, crate::Flash>;
+    /// The handle to the one flash.
+    pub type Shared<'a> = lock_core::lock::Shared<'a, crate::Flash>;
+    const _: () = assert!(lock_core::lock::LOG_CHUNK == crate::scenario::LOG_CHUNK);
+}
 use keyway_board::meter;
 #[allow(dead_code)]
 use keyway_board::ram_flash;

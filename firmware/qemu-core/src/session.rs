@@ -57,7 +57,8 @@ pub(crate) fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) 
         "power on",
         Lock::open_into(
             &mut lock_ram,
-            Shared(flash),
+            &flash_map::MAP,
+            lock_core::lock::Shared(flash),
             fixture::ROOT_KEY,
             identity,
             seed,
@@ -68,6 +69,10 @@ pub(crate) fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) 
     let Some(lk) = lock_ram.as_mut() else {
         fail("power on")
     };
+    // The door stands unlocked through the session (the bolt sensor's
+    // reading, no motor): the owners' default setting installs a consented
+    // update only while the bolt is withdrawn, else postpones it.
+    lk.shell.latch.bolt = keyway_smp::keyway_group::Bolt::Unlocked;
     {
         let s = lk.journal_state();
         check!(
@@ -206,45 +211,17 @@ pub(crate) fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) 
     }
 
     // 4. Session.
-    let now = LOCK_NOW_MS;
-    let o = deliver(
+    #[allow(unused_mut, clippy::let_unit_value)] // the `quiet` build has no client
+    let mut client = handshake(
         m,
-        &mut Row::new("session: msg1 -> msg2"),
-        true,
         lk,
         owner_peer,
-        now,
-        fixture::MSG1,
+        LOCK_NOW_MS,
+        owner_id,
+        &FIRST,
         &mut rx,
         &mut out,
     );
-    check!(o.len > 0, "no answer to msg1");
-    #[cfg(not(feature = "quiet"))]
-    let hs = client::handshake1(
-        CLIENT_HS_SEED,
-        fixture::MSG1,
-        &out[..o.len],
-        fixture::MSG2,
-        &agent(lk).device_public_key(),
-        fixture::MSG3,
-    );
-    let o = deliver(
-        m,
-        &mut Row::new("session: msg3 -> msg4 (owner from the store)"),
-        true,
-        lk,
-        owner_peer,
-        now,
-        fixture::MSG3,
-        &mut rx,
-        &mut out,
-    );
-    check!(
-        o.event == Event::SessionOpened { owner: owner_id },
-        "the session must open for the owner"
-    );
-    #[cfg(not(feature = "quiet"))]
-    let mut client = client::handshake3(hs, &out[..o.len], fixture::MSG4);
     say!("ok session: msg2, msg4 as on the host");
 
     // 5. Upload, 6. release notes, 7. consent.
@@ -393,45 +370,17 @@ pub(crate) fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) 
     say!("ok confirm: slot 1, floor 2, consent spent");
 
     // 10. A new session.
-    let now = LOCK_NOW_2_MS;
-    let o = deliver(
+    #[allow(unused_mut, clippy::let_unit_value)] // the `quiet` build has no client
+    let mut client = handshake(
         m,
-        &mut Row::new("session again: msg1 -> msg2"),
-        true,
         lk,
         owner_peer,
-        now,
-        fixture::MSG1B,
+        LOCK_NOW_2_MS,
+        owner_id,
+        &AGAIN,
         &mut rx,
         &mut out,
     );
-    check!(o.len > 0, "no answer to msg1 (after the reboot)");
-    #[cfg(not(feature = "quiet"))]
-    let hs = client::handshake1(
-        CLIENT_HS_SEED_2,
-        fixture::MSG1B,
-        &out[..o.len],
-        fixture::MSG2B,
-        &agent(lk).device_public_key(),
-        fixture::MSG3B,
-    );
-    let o = deliver(
-        m,
-        &mut Row::new("session again: msg3 -> msg4"),
-        true,
-        lk,
-        owner_peer,
-        now,
-        fixture::MSG3B,
-        &mut rx,
-        &mut out,
-    );
-    check!(
-        o.event == Event::SessionOpened { owner: owner_id },
-        "the session must open for the owner (after the reboot)"
-    );
-    #[cfg(not(feature = "quiet"))]
-    let mut client = client::handshake3(hs, &out[..o.len], fixture::MSG4B);
     say!("ok session after the reboot: msg2, msg4 as on the host");
 
     // 11. The log export.
@@ -515,6 +464,86 @@ pub(crate) fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) 
         );
     }
     len
+}
+
+/// One recorded session handshake: msg1 to msg4 (the client's frames,
+/// the host's answers), the client's seed, the two rows' names and what a
+/// failure says.
+struct Handshake {
+    msgs: [&'static [u8]; 4],
+    seed: u64,
+    rows: [&'static str; 2],
+    what: &'static str,
+}
+
+/// Step 4's handshake.
+const FIRST: Handshake = Handshake {
+    msgs: [fixture::MSG1, fixture::MSG2, fixture::MSG3, fixture::MSG4],
+    seed: CLIENT_HS_SEED,
+    rows: [
+        "session: msg1 -> msg2",
+        "session: msg3 -> msg4 (owner from the store)",
+    ],
+    what: "the session must open for the owner",
+};
+
+/// Step 10's, after the reboot.
+const AGAIN: Handshake = Handshake {
+    msgs: [
+        fixture::MSG1B,
+        fixture::MSG2B,
+        fixture::MSG3B,
+        fixture::MSG4B,
+    ],
+    seed: CLIENT_HS_SEED_2,
+    rows: ["session again: msg1 -> msg2", "session again: msg3 -> msg4"],
+    what: "the session must open for the owner (after the reboot)",
+};
+
+/// The `quiet` build has no client.
+#[cfg(feature = "quiet")]
+type Client = ();
+#[cfg(not(feature = "quiet"))]
+use client::Client;
+
+/// A session handshake with the owner at `now` (msg1 -> msg2, msg3 ->
+/// msg4, each a measured row): the session must open for the owner; the
+/// checked build's client checks the lock's messages against the host's
+/// and returns in the session.
+#[allow(clippy::too_many_arguments)]
+fn handshake(
+    m: &mut Meter,
+    lk: &mut lock::Lock,
+    peer: keyway_agent::limits::PeerId,
+    now: u64,
+    owner: keyway_agent::store::KeyId,
+    h: &Handshake,
+    rx: &mut [u8; RX_MAX],
+    out: &mut [u8],
+) -> Client {
+    let [msg1, msg2, msg3, msg4] = h.msgs;
+    let row = &mut Row::new(h.rows[0]);
+    let o = deliver(m, row, true, lk, peer, now, msg1, rx, out);
+    check!(o.len > 0, "no answer to msg1");
+    #[cfg(not(feature = "quiet"))]
+    let hs = client::handshake1(
+        h.seed,
+        msg1,
+        &out[..o.len],
+        msg2,
+        &agent(lk).device_public_key(),
+        msg3,
+    );
+    let row = &mut Row::new(h.rows[1]);
+    let o = deliver(m, row, true, lk, peer, now, msg3, rx, out);
+    check!(
+        o.event == keyway_agent::agent::Event::SessionOpened { owner },
+        h.what
+    );
+    #[cfg(not(feature = "quiet"))]
+    return client::handshake3(hs, &out[..o.len], msg4);
+    #[cfg(feature = "quiet")]
+    let _ = (msg2, msg4);
 }
 
 /// The lock's agent (it runs once the lock is powered on).

@@ -47,20 +47,7 @@ const CHUNK: usize = 244;
 const OUT_BUF: usize = 256;
 
 /// Stack budget for one decoder call: `KEYWAY_DELTA_STACK_BUDGET` or 2 KiB.
-const STACK_BUDGET: usize = match option_env!("KEYWAY_DELTA_STACK_BUDGET") {
-    Some(s) => parse_usize(s.as_bytes()),
-    None => 2048,
-};
-
-const fn parse_usize(s: &[u8]) -> usize {
-    let mut v = 0usize;
-    let mut i = 0;
-    while i < s.len() && s[i].is_ascii_digit() {
-        v = v * 10 + (s[i] - b'0') as usize;
-        i += 1;
-    }
-    v
-}
+const STACK_BUDGET: usize = keyway_board::budget!("KEYWAY_DELTA_STACK_BUDGET", 2048);
 
 type Flash = RamFlash<FLASH_LEN>;
 
@@ -268,5 +255,7 @@ fn main() -> ! {
     }
     hprintln!("PASS");
     debug::exit(debug::EXIT_SUCCESS);
-    loop {}
+    loop {
+        core::hint::spin_loop();
+    }
 }

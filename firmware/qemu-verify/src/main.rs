@@ -32,24 +32,11 @@ static P256_KEY: &[u8] = fixture!("p256.pub");
 static PAYLOAD: &[u8] = fixture!("payload.bin");
 const VENDOR_ID: [u8; 16] = *fixture!("vendor-id.bin");
 const CLASS_ID: [u8; 16] = *fixture!("class-id.bin");
-const SEQUENCE: u64 = parse_u64(fixture!("sequence.txt"));
+const SEQUENCE: u64 = keyway_board::parse_u64(fixture!("sequence.txt"));
 
 /// Stack budget for one verification: 8 KiB, or `KEYWAY_STACK_BUDGET` bytes
 /// if set at build time.
-const STACK_BUDGET: usize = match option_env!("KEYWAY_STACK_BUDGET") {
-    Some(s) => parse_u64(s.as_bytes()) as usize,
-    None => 8 * 1024,
-};
-
-const fn parse_u64(s: &[u8]) -> u64 {
-    let mut v = 0u64;
-    let mut i = 0;
-    while i < s.len() && s[i].is_ascii_digit() {
-        v = v * 10 + (s[i] - b'0') as u64;
-        i += 1;
-    }
-    v
-}
+const STACK_BUDGET: usize = keyway_board::budget!("KEYWAY_STACK_BUDGET", 8 * 1024);
 
 const fn max(a: usize, b: usize) -> usize {
     if a > b { a } else { b }

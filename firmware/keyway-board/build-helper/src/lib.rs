@@ -7,9 +7,13 @@
 //! from an environment variable the harness's script sets, copy named files
 //! into `OUT_DIR` (so `include_bytes!(concat!(env!("OUT_DIR"), "/x"))` has a
 //! stable path and cargo rebuilds when one changes), and rebuild when a
-//! budget variable changes.
+//! budget variable changes. With the feature `channel`, [`channel`]
+//! records the owner's client's pairing and session handshake.
 
 use std::{env, fs, path::PathBuf};
+
+#[cfg(feature = "channel")]
+pub mod channel;
 
 /// `OUT_DIR`.
 pub fn out_dir() -> PathBuf {

@@ -10,6 +10,7 @@ impl<F: NorFlash> Shell<'_, F> {
     /// stored manifest (bootable), its signed version text as the version,
     /// its manifest digest as the hash; active, pending (armed) and
     /// confirmed from the journal.
+    #[cfg(feature = "image-state")]
     pub(super) fn image_state(&mut self, w: &mut Writer<'_>) -> Result<(), ServeError> {
         let state = *self.journal.state();
         let running = running_slot(&state);
@@ -79,6 +80,7 @@ impl<F: NorFlash> Shell<'_, F> {
     /// the reset their tool sends next; an owner's installs at once as the
     /// policy allows (refused `BadState` while it postpones, as the
     /// simulated lock does).
+    #[cfg(feature = "image-state")]
     pub(super) fn state_write(
         &mut self,
         sw: &img::StateWrite<'_>,

@@ -21,13 +21,15 @@
 //!   the agent reports ([`Event`]).
 //!
 //! Factory provisioning (v1 installed into slot 0 and confirmed, the
-//! pairing verifier in the owner store) is not lock code: build.rs runs
-//! the same device crates on the host and the lock starts from that flash
-//! image, as a lock leaves the factory with its flash programmed.
+//! pairing verifier in the owner store) is not lock code: the host runs
+//! the same device crates (`firmware/lock-provision`; the on-target
+//! harness's build.rs) and the lock starts from that flash image, as a
+//! lock leaves the factory with its flash programmed.
 //!
 //! One NOR flash holds everything (journal, two slots, owner store, audit
-//! log): the agent and the shell each hold a [`Shared`] handle to it, as
-//! a lock's flash driver is one peripheral used by both.
+//! log), laid out by the [`FlashMap`] the lock is opened on: the agent
+//! and the shell each hold a [`Shared`] handle to it, as a lock's flash
+//! driver is one peripheral used by both.
 //!
 //! The entry points the harness calls are `#[inline(never)]`: a device
 //! calls each from one place (its event loop), while the harness calls
@@ -39,7 +41,8 @@ pub use image::CVES_MAX;
 mod serve;
 mod upload;
 
-#[cfg(test)]
+// They read the image state too.
+#[cfg(all(test, feature = "image-state"))]
 mod tests;
 
 use core::cell::RefCell;
@@ -72,7 +75,7 @@ use keyway_suit::{DeviceIdentity, DeviceState, TrustAnchors, Verified};
 use sha2::{Digest, Sha256};
 
 use crate::latch::Latch;
-use crate::map::{FLASH_LEN, IMAGE_MAX, SECTOR, WORD, audit_region, layout, store_region};
+use crate::map::{FlashMap, SECTOR};
 
 /// Sessions and handshakes the lock holds at once.
 pub const SESSIONS: usize = 4;
@@ -136,14 +139,16 @@ impl<F: NorFlash> ReadNorFlash for Shared<'_, F> {
     fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
         self.with(|f| f.read(offset, bytes))
     }
+    /// The driver's (0 while the flash is borrowed, which a
+    /// single-threaded lock never sees).
     fn capacity(&self) -> usize {
-        FLASH_LEN
+        self.0.try_borrow().map_or(0, |f| f.capacity())
     }
 }
 
 impl<F: NorFlash> NorFlash for Shared<'_, F> {
-    const WRITE_SIZE: usize = WORD;
-    const ERASE_SIZE: usize = SECTOR;
+    const WRITE_SIZE: usize = F::WRITE_SIZE;
+    const ERASE_SIZE: usize = F::ERASE_SIZE;
     fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
         self.with(|f| f.erase(from, to))
     }
@@ -306,6 +311,8 @@ pub struct Shell<'a, F: NorFlash> {
     flash: Shared<'a, F>,
     anchors: TrustAnchors,
     identity: DeviceIdentity,
+    /// Where the flash keeps what.
+    map: FlashMap,
     layout: SlotLayout,
     signer: Ed25519Signer,
     /// The update journal.
@@ -377,13 +384,14 @@ fn device_key<E>(seed: [u8; 32]) -> Result<KeyPair, Fail<E>> {
 fn start_agent<'a, F: NorFlash>(
     agent: &mut Option<Agent<Shared<'a, F>, SESSIONS>>,
     flash: Shared<'a, F>,
+    map: &FlashMap,
     seed: [u8; 32],
 ) -> Result<(), Fail<F::Error>> {
     *agent = None;
     let key = device_key(seed)?;
     *agent = Some(Agent::new(
         flash,
-        store_region(),
+        map.store_region(),
         key,
         Config::default(),
         0,
@@ -393,7 +401,7 @@ fn start_agent<'a, F: NorFlash>(
 
 impl<'a, F: NorFlash> Lock<'a, F> {
     /// Power on, into `slot` (the lock's RAM, which a device would keep
-    /// in a static): the trust anchor made from the vendor's raw Ed25519
+    /// in a static), on the flash laid out as `map`: the trust anchor made from the vendor's raw Ed25519
     /// key, the agent (its owner store opened), the journal and the audit
     /// log opened from the flash; the RAM-only state fresh. Not inlined,
     /// so its temporaries leave the stack when it returns. The lock then
@@ -402,6 +410,7 @@ impl<'a, F: NorFlash> Lock<'a, F> {
     #[allow(clippy::too_many_arguments)]
     pub fn open_into(
         slot: &mut Option<Lock<'a, F>>,
+        map: &FlashMap,
         flash: Shared<'a, F>,
         root_key: &[u8],
         identity: DeviceIdentity,
@@ -411,17 +420,18 @@ impl<'a, F: NorFlash> Lock<'a, F> {
     ) -> Result<(), Fail<F::Error>> {
         let anchors =
             keyway_suit::PublicKey::from_raw(root_key).and_then(|k| TrustAnchors::new(&[k], 1))?;
-        let layout = layout();
+        let layout = map.layout();
         let mut f = flash;
         *slot = Some(Lock {
             agent: None,
             shell: Shell {
                 journal: Journal::open(&mut f, layout.journal)?,
-                log: AuditLog::open(&mut f, audit_region())?,
+                log: AuditLog::open(&mut f, map.audit_region())?,
                 signer: Ed25519Signer::from_seed(device_seed).ok_or(Fail::State("device seed"))?,
                 flash,
                 anchors,
                 identity,
+                map: *map,
                 layout,
                 boots,
                 now_ms: 0,
@@ -453,7 +463,7 @@ impl<'a, F: NorFlash> Lock<'a, F> {
             rng,
         });
         match slot {
-            Some(lock) => start_agent(&mut lock.agent, flash, device_seed),
+            Some(lock) => start_agent(&mut lock.agent, flash, map, device_seed),
             None => Err(Fail::State("power on")),
         }
     }
@@ -469,9 +479,9 @@ impl<'a, F: NorFlash> Lock<'a, F> {
         boots: u32,
     ) -> Result<(), Fail<F::Error>> {
         let s = &mut self.shell;
-        start_agent(&mut self.agent, s.flash, seed)?;
+        start_agent(&mut self.agent, s.flash, &s.map, seed)?;
         s.journal = Journal::open(&mut s.flash, s.layout.journal)?;
-        s.log = AuditLog::open(&mut s.flash, audit_region())?;
+        s.log = AuditLog::open(&mut s.flash, s.map.audit_region())?;
         s.boots = boots;
         s.upload.installer = None;
         s.upload.total = 0;

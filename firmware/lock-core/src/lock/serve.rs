@@ -49,7 +49,9 @@ impl<F: NorFlash> Shell<'_, F> {
         w: &mut Writer<'_>,
     ) -> Result<(), ServeError> {
         match request {
+            #[cfg(feature = "image-state")]
             Request::ImageState => self.image_state(w),
+            #[cfg(feature = "image-state")]
             Request::ImageStateWrite(sw) => {
                 self.state_write(sw, by)?;
                 self.image_state(w)

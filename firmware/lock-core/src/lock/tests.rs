@@ -11,6 +11,7 @@ use chacha20::rand_core::SeedableRng;
 use keyway_smp::keyway_group::Signed;
 
 use super::*;
+use crate::map::{FLASH_LEN, LOCK_MAP, WORD};
 
 const ROOT: &[u8; 32] = include_bytes!("../../fixtures/root.pub");
 const VENDOR: &[u8; 16] = include_bytes!("../../fixtures/vendor-id.bin");
@@ -75,7 +76,16 @@ fn power_on<'a>(flash: &'a RefCell<Ram>) -> Lock<'a, Ram> {
     let mut slot = None;
     let identity = DeviceIdentity::new(*VENDOR, *CLASS);
     let rng = ChaCha20Rng::from_seed([1; 32]);
-    if let Err(e) = Lock::open_into(&mut slot, Shared(flash), ROOT, identity, SEED, rng, 0) {
+    if let Err(e) = Lock::open_into(
+        &mut slot,
+        &LOCK_MAP,
+        Shared(flash),
+        ROOT,
+        identity,
+        SEED,
+        rng,
+        0,
+    ) {
         panic!("power on: {e:?}");
     }
     let mut lock = slot.expect("the lock");

@@ -28,7 +28,7 @@ impl<F: NorFlash> Shell<'_, F> {
             let Some(len) = u.len else {
                 return Err(img_rc::INVALID_LENGTH);
             };
-            let capacity = u64::from(IMAGE_MAX) + SECTOR as u64;
+            let capacity = u64::from(self.map.slot_len());
             // The client's SHA-256 of the file (optional in MCUmgr).
             let sha: Option<[u8; 32]> = match u.sha {
                 Some(s) => Some(s.try_into().map_err(|_| img_rc::INVALID_HASH)?),
