@@ -648,12 +648,20 @@ impl<'a, F: NorFlash> Lock<'a, F> {
         matches!(self.shell.journal.state().trial, TrialState::Trial { .. })
     }
 
-    /// The self-test failed on trial: `boot::confirm` with the failure
-    /// leaves no attempt (the bootloader reverts at the next reset);
-    /// logged. The caller resets.
+    /// The self-test failed on trial: the release's stored manifest is
+    /// erased first (it no longer verifies, so no start offers it as the
+    /// pending update again; uploaded anew, it is verified afresh), then
+    /// `boot::confirm` with the failure leaves no attempt (the bootloader
+    /// reverts at the next reset; a cut between the two reverts too, the
+    /// slot unverified); the consent is spent; logged. The caller resets.
     #[inline(never)]
     pub fn self_test_failed(&mut self, now_ms: u64) -> Result<(), Fail<F::Error>> {
         let s = &mut self.shell;
+        let TrialState::Trial { slot, .. } = s.journal.state().trial else {
+            return Err(Fail::State("no trial"));
+        };
+        let area = s.manifest_area(slot).ok_or(Fail::State("slot"))?;
+        let erased = s.flash.erase(area, area + SECTOR as u32);
         let fail = SelfTest {
             motor: true,
             sensors: true,
@@ -671,13 +679,17 @@ impl<'a, F: NorFlash> Lock<'a, F> {
         if !matches!(r, Err(boot::ConfirmError::SelfTestFailed { .. })) {
             return Err(Fail::State("self-test failure not recorded"));
         }
+        if let Some(agent) = self.agent.as_mut() {
+            agent.clear_consent()?;
+        }
+        let s = &mut self.shell;
         s.now_ms = now_ms;
         let to_slot = s.journal.state().active_slot;
         s.audit(&Audit::Reverted {
             to_slot,
             reason: keyway_audit::RevertReason::SelfTestFailed,
         })?;
-        Ok(())
+        erased.map_err(|_| Fail::State("erasing the failed release's manifest"))
     }
 
     /// The running image's self-test passed: `boot::confirm` raises the

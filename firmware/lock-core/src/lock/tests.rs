@@ -192,21 +192,9 @@ fn the_notes_served_after_an_image_state_read_are_the_signed_ones() {
 #[test]
 fn consent_waits_for_the_bolt_and_survives_a_power_cut() {
     let flash = erased();
-    let (mut lock, digest) = uploaded(&flash, V2);
+    let (mut lock, _) = uploaded(&flash, V2);
     assert_eq!(lock.shell.latch.bolt, Bolt::Locked);
-    // The agent stores the consent, then tells the shell.
-    let consent = store::Consent {
-        digest,
-        sequence: 2,
-        granted_by: store::GrantedBy::Presence,
-        time: lock.shell.time(0),
-    };
-    lock.agent_mut()
-        .expect("agent")
-        .grant_consent(&consent)
-        .expect("stored");
-    lock.shell.consent_stored(Some(digest));
-    let p = lock.shell.pending.clone().expect("pending");
+    let p = consent(&mut lock);
     assert_eq!(
         p.state(),
         (UpdateState::Postponed, Some(Postponement::BoltLocked))
@@ -323,4 +311,92 @@ fn the_boot_record_names_the_signed_version() {
     assert_eq!(booted.running.map(|r| r.sequence), Some(2));
     lock.started(0).expect("start");
     assert_eq!(lock.shell.running_version.as_str(), "2.0.0");
+}
+
+/// A reset in place, then lock-boot's decision and the application's
+/// start, as after `SCB::sys_reset`.
+fn reboot(lock: &mut Lock<'_, Ram>) -> Booted {
+    lock.reset(SEED, ChaCha20Rng::from_seed([1; 32]), 0)
+        .expect("reset");
+    let booted = lock.boot(0).expect("the boot");
+    lock.started(0).expect("start");
+    booted
+}
+
+/// Consent to the pending update: the agent stores it, then tells the
+/// shell; the update as it stands then.
+fn consent(lock: &mut Lock<'_, Ram>) -> Ready {
+    let p = lock.shell.pending.clone().expect("pending");
+    let consent = store::Consent {
+        digest: p.digest,
+        sequence: p.sequence,
+        granted_by: store::GrantedBy::Presence,
+        time: lock.shell.time(0),
+    };
+    lock.agent_mut()
+        .expect("agent")
+        .grant_consent(&consent)
+        .expect("stored");
+    lock.shell.consent_stored(Some(p.digest));
+    lock.shell.pending.clone().expect("pending")
+}
+
+/// Consent with the bolt withdrawn: the update is armed at once.
+fn consent_and_arm(lock: &mut Lock<'_, Ram>) {
+    lock.shell.latch.bolt = Bolt::Unlocked;
+    let p = consent(lock);
+    assert_eq!(
+        lock.journal_state().trial,
+        TrialState::Pending { slot: p.slot }
+    );
+}
+
+/// lock-proof step 4: a release that fails its self-test on trial is
+/// reverted by lock-boot, and must not come back as the pending update
+/// (above the floor, its bytes still in the other slot) with the owner's
+/// spent consent: uploaded again, it is verified afresh and waits for a
+/// new consent.
+#[test]
+fn a_release_that_failed_its_self_test_is_not_offered_again() {
+    let flash = erased();
+    let (mut lock, _) = uploaded(&flash, V2);
+    consent_and_arm(&mut lock);
+    reboot(&mut lock);
+    assert!(lock.on_trial());
+    assert_eq!(lock.confirm(0, 2).expect("confirm"), 1);
+    reboot(&mut lock);
+    assert_eq!(lock.shell.running.map(|r| r.sequence), Some(2));
+    upload(&mut lock, V3).expect("the upload of 3");
+    consent_and_arm(&mut lock);
+    let trial = reboot(&mut lock);
+    assert!(matches!(
+        trial.decision.reason,
+        boot::Reason::StartTrial { slot: 0, .. }
+    ));
+    lock.self_test_failed(0).expect("the failure recorded");
+    let back = reboot(&mut lock);
+    assert!(matches!(
+        back.decision.reason,
+        boot::Reason::Reverted { slot: 0, .. }
+    ));
+    assert_eq!(lock.shell.running.map(|r| r.sequence), Some(2));
+    assert_eq!(lock.journal_state().floor, Some(2));
+    assert_eq!(
+        lock.shell.pending, None,
+        "the failed release is offered again"
+    );
+    assert!(
+        lock.agent().and_then(|a| a.consent()).is_none(),
+        "consent spent"
+    );
+    // Uploaded again: verified afresh, and it waits for a new consent.
+    assert_eq!(upload(&mut lock, V3), Ok((V3.len() as u64, Some(true))));
+    reboot(&mut lock);
+    let p = lock
+        .shell
+        .pending
+        .clone()
+        .expect("the new upload is pending");
+    assert_eq!(p.sequence, 3);
+    assert_eq!(p.state().0, UpdateState::AwaitingConsent);
 }
