@@ -166,7 +166,9 @@ fn act<'b>(cmd: Command<'_>, buf: &'b mut [u8], hw: Hw<'_, '_>) -> &'b [u8] {
         Command::Keypad { pin } => {
             let (k, e) = lock.shell.latch.keypad(pin, DEFAULT_PIN, now);
             log(lock, e);
-            lock.shell.install_if_allowed();
+            // A store that cannot be written keeps the consent; the next
+            // frame or unlock tries again.
+            let _ = lock.install_if_allowed();
             match k {
                 Keypad::Unlocked => Answer::new(buf, true).str("result", "unlocked").finish(),
                 Keypad::Wrong {
@@ -199,7 +201,9 @@ fn act<'b>(cmd: Command<'_>, buf: &'b mut [u8], hw: Hw<'_, '_>) -> &'b [u8] {
             };
             let e = lock.shell.latch.drive(to, method);
             log(lock, e);
-            lock.shell.install_if_allowed();
+            // A store that cannot be written keeps the consent; the next
+            // frame or unlock tries again.
+            let _ = lock.install_if_allowed();
             status(Answer::new(buf, true), lock, now).finish()
         }
         Command::Door { open } => {

@@ -343,6 +343,9 @@ pub struct Shell<'a, F: NorFlash> {
     pub needs_unlocked: bool,
     /// A reset was accepted: the application resets after sending.
     pub reset_armed: bool,
+    /// An install was armed: the owner's consent is spent, and the lock
+    /// clears it from the store ([`Lock::spend_consent`]).
+    consent_spent: bool,
     /// Why the upload's head was refused (for the audit log).
     reject: Option<RejectReason>,
     /// The wall clock (seconds since 1970) at the lock's clock 0 (the
@@ -457,6 +460,7 @@ impl<'a, F: NorFlash> Lock<'a, F> {
                 running_version: VersionText::EMPTY,
                 needs_unlocked: true,
                 reset_armed: false,
+                consent_spent: false,
                 reject: None,
                 rtc_at_zero: RTC_AT_ZERO,
             },
@@ -528,7 +532,33 @@ impl<'a, F: NorFlash> Lock<'a, F> {
             // the pairing.
             let _ = s.audit(&Audit::OwnerPaired { owner: key_id });
         }
+        // A store that cannot be written keeps the consent; the next
+        // frame tries again.
+        let _ = self.spend_consent();
         o
+    }
+
+    /// The owner's consented update installs if the policy now allows it
+    /// (call it whenever the bolt is withdrawn):
+    /// [`Shell::install_if_allowed`], then the consent it spent is
+    /// cleared from the store ([`Lock::spend_consent`]).
+    pub fn install_if_allowed(&mut self) -> Result<(), Fail<F::Error>> {
+        self.shell.install_if_allowed();
+        self.spend_consent()
+    }
+
+    /// An armed install spends the owner's consent: it is cleared from
+    /// the store at once, as keyway-lock does, so that a trial that
+    /// reverts (a failed self-test, or a crash that lock-boot reverts
+    /// before any self-test runs) is never installed again on that
+    /// consent: offered again, it waits for a new one.
+    pub(crate) fn spend_consent(&mut self) -> Result<(), Fail<F::Error>> {
+        if core::mem::take(&mut self.shell.consent_spent)
+            && let Some(agent) = self.agent.as_mut()
+        {
+            agent.clear_consent()?;
+        }
+        Ok(())
     }
 
     /// The agent.
@@ -915,6 +945,7 @@ impl<F: NorFlash> Shell<'_, F> {
         if let Some(p) = self.pending.as_mut() {
             p.armed = armed;
         }
+        self.consent_spent |= armed;
         let _ = self.audit(&Audit::ConsentGiven { sequence });
         if armed {
             let _ = self.audit(&Audit::UpdateInstalled { sequence, slot });

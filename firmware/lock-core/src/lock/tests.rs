@@ -338,6 +338,7 @@ fn consent(lock: &mut Lock<'_, Ram>) -> Ready {
         .grant_consent(&consent)
         .expect("stored");
     lock.shell.consent_stored(Some(p.digest));
+    lock.spend_consent().expect("spent");
     lock.shell.pending.clone().expect("pending")
 }
 
@@ -399,4 +400,46 @@ fn a_release_that_failed_its_self_test_is_not_offered_again() {
         .expect("the new upload is pending");
     assert_eq!(p.sequence, 3);
     assert_eq!(p.state().0, UpdateState::AwaitingConsent);
+}
+
+/// A trial that never reaches its self-test (it crashes at every boot)
+/// is reverted by lock-boot alone, with no lock-core code run in between:
+/// arming the install spent the owner's consent, so the reverted release
+/// is at most offered again awaiting a new consent, and unlocking the
+/// bolt does not install it again.
+#[test]
+fn a_trial_reverted_without_a_self_test_needs_a_new_consent() {
+    let flash = erased();
+    let (mut lock, _) = uploaded(&flash, V2);
+    consent_and_arm(&mut lock);
+    reboot(&mut lock);
+    assert_eq!(lock.confirm(0, 2).expect("confirm"), 1);
+    reboot(&mut lock);
+    upload(&mut lock, V3).expect("the upload of 3");
+    consent_and_arm(&mut lock);
+    assert!(
+        lock.agent().and_then(|a| a.consent()).is_none(),
+        "arming the install spends the consent"
+    );
+    let mut boots = 0;
+    loop {
+        boots += 1;
+        assert!(boots < 16, "lock-boot never reverted the crashing trial");
+        let b = reboot(&mut lock);
+        if matches!(b.decision.reason, boot::Reason::Reverted { .. }) {
+            break;
+        }
+    }
+    assert_eq!(lock.shell.running.map(|r| r.sequence), Some(2));
+    if let Some(p) = lock.shell.pending.clone() {
+        assert!(!p.consented, "the reverted release kept the old consent");
+        assert_eq!(p.state().0, UpdateState::AwaitingConsent);
+    }
+    lock.shell.latch.bolt = Bolt::Unlocked;
+    lock.install_if_allowed().expect("install policy");
+    assert_eq!(
+        lock.journal_state().trial,
+        TrialState::None,
+        "the reverted release was armed again without a new consent"
+    );
 }
