@@ -72,6 +72,9 @@ start_lock() {
     >>"$WORK/lock.out" 2>&1 &
   QPID=$!
   for _ in $(seq 600); do
+    # qemu-lock.sh links DIR/serial itself; at times its link never
+    # appeared (lock-soak.sh saw it too), so link it here as well.
+    [[ -L $LOCK/serial ]] || lock_link_serial "$LOCK" 1 || true
     [[ -L $LOCK/serial && -S $LOCK/ctl ]] && grep -q "lock-app .*running slot" "$LOCK/qemu.log" 2>/dev/null && return 0
     kill -0 "$QPID" 2>/dev/null || die "the lock exited: $(tail -5 "$WORK/lock.out")"
     sleep 0.1

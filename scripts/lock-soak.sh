@@ -50,10 +50,7 @@ start_lock() {
     # qemu-lock.sh links DIR/serial once QEMU names its pty; link it here
     # too if that has not happened yet (CI's round 15 once found the lock
     # running with no link after the wait).
-    if [[ ! -L $LOCK/serial ]]; then
-      pty=$(sed -n 's/.*char device redirected to \(\/dev\/pts\/[0-9]*\) (label serial0).*/\1/p' "$LOCK/qemu.log" 2>/dev/null | head -1)
-      [[ -n $pty ]] && ln -sfn "$pty" "$LOCK/serial"
-    fi
+    [[ -L $LOCK/serial ]] || lock_link_serial "$LOCK" 1 || true
     [[ -L $LOCK/serial && -S $LOCK/ctl ]] && grep -q "lock-app .*running slot" "$LOCK/qemu.log" 2>/dev/null && return 0
     kill -0 "$QPID" 2>/dev/null || return 1
     sleep 0.1

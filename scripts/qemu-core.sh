@@ -11,7 +11,7 @@
 # logged), a session handshake, the upload of a signed v2 as SMP
 # image-upload frames sealed in session records (head verified, payload
 # installed into slot 1), a replayed record refused, the release notes,
-# the owner's consent (stored; slot armed), the reboot (boot::boot: trial),
+# the owner's consent (stored, then spent by arming the slot), the reboot (boot::boot: trial),
 # confirm (floor 2), a new session and the log export (its head checked on
 # target; here verified by `keyway log verify`). The client's frames are
 # recorded on the host by build.rs and replayed.
@@ -103,9 +103,9 @@ EXPECTED=(
   '^ok upload: [0-9]* B in [0-9]* chunks of 512 B$'
   '^ok replay: the first upload record again is refused (RecordRefused), nothing changed$'
   '^ok notes: v1.2.0 (seq 2), its release notes served to the owner$'
-  '^ok consent: stored for seq 2 by the owner; journal Pending { slot: 1 }$'
-  '^ok reboot: Slot(1) (StartTrial { slot: 1 }), running seq 2; owner and consent reopened from the flash$'
-  '^ok confirm: slot 1, floor 2, consent spent$'
+  '^ok consent: given for seq 2 by the owner, spent by arming; journal Pending { slot: 1 }$'
+  '^ok reboot: Slot(1) (StartTrial { slot: 1 }), running seq 2; owner reopened from the flash, no consent$'
+  '^ok confirm: slot 1, floor 2, no consent$'
   '^ok session after the reboot: msg2, msg4 as on the host$'
   '^ok log export: [0-9]* B; head signed by the device over the chain head ([0-9]* events)$'
   '^ok refusal: a log request past the end gets an SMP error answer (rc 3)$'
