@@ -38,38 +38,40 @@
 
 mod image;
 pub use image::CVES_MAX;
+mod fail;
+pub use fail::Fail;
+mod pending;
+pub use pending::{Ready, VERSION_MAX, VersionText};
 mod serve;
+mod shared;
+pub use shared::{FlashError, Shared, SharedError};
 mod upload;
 
 // They read the image state too.
 #[cfg(all(test, feature = "image-state"))]
 mod tests;
 
-use core::cell::RefCell;
 use core::ops::Range;
 
 use chacha20::ChaCha20Rng;
-use embedded_storage::nor_flash::{
-    ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
-};
+use embedded_storage::nor_flash::{NorFlash, ReadNorFlash};
 use keyway_agent::agent::{
     Agent, Authority, Config, Device, Event, Firmware, Now, Outcome, Pending, Press, Sensors,
     ServeError,
 };
 use keyway_agent::limits::PeerId;
-use keyway_agent::store;
 use keyway_audit::{
     AuditLog, Ed25519Signer, Event as Audit, Export, LockMethod, RejectReason, Time,
 };
 use keyway_channel::SigningKey as KeyPair;
 use keyway_device::boot::{self, Confirmation, Decision, SelfTest};
 use keyway_device::install::{Installer, SlotLayout};
-use keyway_device::journal::{self, Journal, PersistentState, TrialState};
+use keyway_device::journal::{Journal, PersistentState, TrialState};
 use keyway_device::manifest_area::{self, HEADER_LEN as HEADER};
 use keyway_device::verified::{SlotInfo, VerifiedSlot, boot_floor};
 use keyway_smp::cbor::Writer;
 use keyway_smp::err::img_rc;
-use keyway_smp::keyway_group::{self, Bolt, Postponement, UpdateState, UpdateSummary};
+use keyway_smp::keyway_group::{self, Bolt, UpdateSummary};
 use keyway_smp::{Message, MgmtErr, Refusal, Request, img};
 use keyway_suit::{DeviceIdentity, DeviceState, TrustAnchors, Verified};
 use sha2::{Digest, Sha256};
@@ -88,106 +90,6 @@ pub const LOG_CHUNK: usize = 256;
 const RTC_AT_ZERO: u64 = 1_795_564_800;
 /// The lock model reported to owners.
 const MODEL: &str = "keyway-qemu-lock";
-
-/// A handle to the lock's one NOR flash (the agent's store and the
-/// shell's journal, slots and audit log share it; every operation borrows
-/// it for its own duration only).
-pub struct Shared<'a, F>(pub &'a RefCell<F>);
-
-impl<F> Clone for Shared<'_, F> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<F> Copy for Shared<'_, F> {}
-
-/// A flash operation through a [`Shared`] handle failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SharedError<E> {
-    /// The flash was borrowed already (never, on a single-threaded lock
-    /// where no flash operation calls another).
-    Busy,
-    /// The driver's error.
-    Flash(E),
-}
-
-impl<E: NorFlashError> NorFlashError for SharedError<E> {
-    fn kind(&self) -> NorFlashErrorKind {
-        match self {
-            SharedError::Busy => NorFlashErrorKind::Other,
-            SharedError::Flash(e) => e.kind(),
-        }
-    }
-}
-
-/// The error of the lock's flash handle over the driver `F`.
-pub type FlashError<F> = SharedError<<F as ErrorType>::Error>;
-
-impl<F: NorFlash> Shared<'_, F> {
-    fn with<T>(&self, f: impl FnOnce(&mut F) -> Result<T, F::Error>) -> Result<T, FlashError<F>> {
-        let mut flash = self.0.try_borrow_mut().map_err(|_| SharedError::Busy)?;
-        f(&mut flash).map_err(SharedError::Flash)
-    }
-}
-
-impl<F: NorFlash> ErrorType for Shared<'_, F> {
-    type Error = FlashError<F>;
-}
-
-impl<F: NorFlash> ReadNorFlash for Shared<'_, F> {
-    const READ_SIZE: usize = 1;
-    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
-        self.with(|f| f.read(offset, bytes))
-    }
-    /// The driver's (0 while the flash is borrowed, which a
-    /// single-threaded lock never sees).
-    fn capacity(&self) -> usize {
-        self.0.try_borrow().map_or(0, |f| f.capacity())
-    }
-}
-
-impl<F: NorFlash> NorFlash for Shared<'_, F> {
-    const WRITE_SIZE: usize = F::WRITE_SIZE;
-    const ERASE_SIZE: usize = F::ERASE_SIZE;
-    fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
-        self.with(|f| f.erase(from, to))
-    }
-    fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Self::Error> {
-        self.with(|f| f.write(offset, bytes))
-    }
-}
-
-/// What failed in a step outside the agent (`E`: the flash driver's
-/// error).
-#[derive(Debug)]
-pub enum Fail<E> {
-    /// The owner store.
-    Store(store::Error<SharedError<E>>),
-    /// The audit log.
-    Audit(keyway_audit::Error<SharedError<E>>),
-    /// The journal.
-    Journal(journal::JournalError<SharedError<E>>),
-    /// The verifier.
-    Suit(keyway_suit::Error),
-    /// A state the step needs is missing.
-    State(&'static str),
-}
-
-macro_rules! from {
-    ($($v:ident($t:ty)),*) => {$(
-        impl<E> From<$t> for Fail<E> {
-            fn from(e: $t) -> Self {
-                Fail::$v(e)
-            }
-        }
-    )*};
-}
-from!(
-    Store(store::Error<SharedError<E>>),
-    Audit(keyway_audit::Error<SharedError<E>>),
-    Journal(journal::JournalError<SharedError<E>>),
-    Suit(keyway_suit::Error)
-);
 
 /// An upload in progress (one at a time; the agent decides whose).
 pub struct Upload<'a, F: NorFlash> {
@@ -208,95 +110,8 @@ pub struct Upload<'a, F: NorFlash> {
     by_owner: bool,
 }
 
-/// The verified, complete update waiting for (or armed by) consent.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Ready {
-    /// The slot it is in.
-    pub slot: u8,
-    /// Its manifest's sequence number.
-    pub sequence: u64,
-    /// The envelope's SHA-256, as the lock computed it.
-    pub digest: [u8; 32],
-    /// Its manifest digest (the image state's hash).
-    pub manifest: [u8; 32],
-    /// Whether the client's `sha` equalled it.
-    pub matched: bool,
-    /// Its release notes were served to an owner.
-    pub notes_offered: bool,
-    /// Consent armed it (the journal's trial is pending).
-    pub armed: bool,
-    /// The owner's consent to it is stored and waits for the install
-    /// policy (the bolt withdrawn): the update is postponed until then.
-    pub consented: bool,
-    /// Its release notes' version text.
-    pub version: VersionText,
-}
-
 /// The reason a consented update waits, in words.
 const POSTPONED_LOCKED: &str = "postponed: the bolt is locked; unlock the door to install";
-
-impl Ready {
-    /// Where it stands: armed (installing), consented and waiting for the
-    /// bolt (postponed, why), or awaiting consent.
-    pub fn state(&self) -> (UpdateState, Option<Postponement>) {
-        if self.armed {
-            (UpdateState::Installing, None)
-        } else if self.consented {
-            (UpdateState::Postponed, Some(Postponement::BoltLocked))
-        } else {
-            (UpdateState::AwaitingConsent, None)
-        }
-    }
-}
-
-/// The most bytes of a release's version text the lock keeps.
-pub const VERSION_MAX: usize = 32;
-
-/// A release's version text, kept by value (the head buffer it came from
-/// is reused by every slot check).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct VersionText {
-    bytes: [u8; VERSION_MAX],
-    len: u8,
-}
-
-impl VersionText {
-    /// No text.
-    pub const EMPTY: VersionText = VersionText {
-        bytes: [0; VERSION_MAX],
-        len: 0,
-    };
-
-    /// `s`, if it fits (else no text).
-    pub fn new(s: &str) -> Self {
-        let mut t = Self::EMPTY;
-        if let Some(dst) = t.bytes.get_mut(..s.len()) {
-            dst.copy_from_slice(s.as_bytes());
-            t.len = s.len() as u8;
-        }
-        t
-    }
-
-    /// The text.
-    pub fn as_str(&self) -> &str {
-        core::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
-    }
-
-    /// The version as the audit log packs it: the first three dotted
-    /// numbers, each clamped to its field (a part that is not a number
-    /// reads 0), as `keyway_vendor::log::audit_version` reads it back.
-    pub fn audit(&self) -> keyway_audit::Version {
-        let mut parts = self
-            .as_str()
-            .split('.')
-            .map(|p| p.parse::<u64>().unwrap_or(0));
-        let mut next = || parts.next().unwrap_or(0);
-        let major = u8::try_from(next()).unwrap_or(u8::MAX);
-        let minor = u8::try_from(next()).unwrap_or(u8::MAX);
-        let patch = u16::try_from(next()).unwrap_or(u16::MAX);
-        keyway_audit::Version::new(major, minor, patch)
-    }
-}
 
 /// An export in progress.
 struct Exporting {

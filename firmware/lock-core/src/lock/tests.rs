@@ -7,8 +7,12 @@ extern crate std;
 use std::vec;
 use std::vec::Vec;
 
+use core::cell::RefCell;
+
 use chacha20::rand_core::SeedableRng;
-use keyway_smp::keyway_group::Signed;
+use embedded_storage::nor_flash::{ErrorType, NorFlashError, NorFlashErrorKind};
+use keyway_agent::store;
+use keyway_smp::keyway_group::{Postponement, Signed, UpdateState};
 
 use super::*;
 use crate::map::{FLASH_LEN, LOCK_MAP, WORD};
