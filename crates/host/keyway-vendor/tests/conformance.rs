@@ -12,15 +12,13 @@ use keyway_vendor::cbor::{Value, ValueExt};
 use keyway_vendor::check::describe;
 use keyway_vendor::encode::{
     AbRelease, Cve, EnvelopeBuilder, KeySetBuilder, KeySetParams, P256Alg, ReleaseVersion,
-    SignOptions, class_uuid, sign_digest, suit_digest_of_hash, vendor_uuid,
+    SignOptions, sign_digest, suit_digest_of_hash,
 };
 use keyway_vendor::keys::{Algorithm, SigningKey};
 
-const NOW: u64 = 1_800_000_000;
+mod common;
 
-fn device_key(k: &SigningKey) -> suit::PublicKey {
-    suit::PublicKey::from_raw(&k.raw_public_key_bytes()).unwrap()
-}
+use common::{CLASS, NOW, VENDOR, device_key, identity, payload};
 
 struct World {
     root: SigningKey,
@@ -34,12 +32,11 @@ impl World {
         let root = SigningKey::generate(Algorithm::Ed25519).unwrap();
         let p256 = SigningKey::generate(Algorithm::P256).unwrap();
         let anchors = suit::TrustAnchors::new(&[device_key(&root), device_key(&p256)], 1).unwrap();
-        let v = vendor_uuid("locks.example");
         World {
             root,
             p256,
             anchors,
-            identity: suit::DeviceIdentity::new(v, class_uuid(&v, "deadbolt-2")),
+            identity: identity(),
         }
     }
 
@@ -47,15 +44,13 @@ impl World {
         EnvelopeBuilder {
             sequence: 5,
             version: ReleaseVersion::new(2, 1, 5),
-            vendor_domain: "locks.example".into(),
-            class_name: "deadbolt-2".into(),
+            vendor_domain: VENDOR.into(),
+            class_name: CLASS.into(),
             notes: Some("# Release 5\n\nFixes the keypad lockout bypass.".into()),
             cves: vec!["CVE-2025-10001:high".parse::<Cve>().unwrap()],
             min_battery_mwh: Some(1_500),
             use_before: Some(NOW + 1_000),
-            payload: (0..40_000u32)
-                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-                .collect(),
+            payload: payload(),
             keys: vec![self.root.clone()],
             ..EnvelopeBuilder::default()
         }
@@ -541,8 +536,8 @@ fn failed_signature_without_a_key_id_does_not_name_key_zero() {
 /// by the world's root, both images integrated.
 fn ab_envelope(w: &World, a: &[u8], b: &[u8]) -> Vec<u8> {
     AbRelease {
-        vendor_domain: "locks.example",
-        class_name: "deadbolt-2",
+        vendor_domain: VENDOR,
+        class_name: CLASS,
         sequence: 5,
         images: [a, b],
     }
