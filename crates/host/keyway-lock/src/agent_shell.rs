@@ -560,11 +560,7 @@ impl Device for LockDevice<'_> {
             .server
             .agent_reset(matches!(by, Authority::Window), owner, self.now_ms);
         self.refresh();
-        r.map_err(|_| ServeError {
-            rc: MgmtErr::BadState,
-            refusal: None,
-            group_rc: None,
-        })
+        r.map_err(|_| ServeError::rc(MgmtErr::BadState))
     }
 
     fn consent_stored(&mut self, digest: Option<[u8; 32]>) {
@@ -581,18 +577,13 @@ impl Device for LockDevice<'_> {
         by: Authority,
         w: &mut Writer<'_>,
     ) -> Result<(), ServeError> {
-        let fail = |rc: MgmtErr| ServeError {
-            rc,
-            refusal: None,
-            group_rc: None,
-        };
         // The typed request as the device core reads it: the same frame.
         let mut frame = vec![0u8; keyway_smp::MAX_FRAME];
         let n = request
             .frame(&mut frame, Version::V2, 0)
-            .map_err(|_| fail(MgmtErr::Inval))?;
+            .map_err(|_| ServeError::rc(MgmtErr::Inval))?;
         let legacy = crate::smp::decode_request(frame.get(..n).unwrap_or(&[]))
-            .map_err(|_| fail(MgmtErr::Inval))?;
+            .map_err(|_| ServeError::rc(MgmtErr::Inval))?;
         let owner = match by {
             Authority::Owner(k) => Some(k),
             _ => None,
@@ -620,10 +611,10 @@ impl Device for LockDevice<'_> {
             Ok(body) => {
                 let mut bytes = Vec::new();
                 ciborium::into_writer(&ciborium::Value::Map(body), &mut bytes)
-                    .map_err(|_| fail(MgmtErr::NoMem))?;
-                w.raw(&bytes).map_err(|_| fail(MgmtErr::MsgSize))
+                    .map_err(|_| ServeError::rc(MgmtErr::NoMem))?;
+                w.raw(&bytes).map_err(|_| ServeError::rc(MgmtErr::MsgSize))
             }
-            Err(Fail::Smp(rc, _)) => Err(fail(rc)),
+            Err(Fail::Smp(rc, _)) => Err(ServeError::rc(rc)),
             // The group's own code goes to SMPv2 clients as `err`.
             Err(Fail::Os(group_rc, rc, _)) => Err(ServeError {
                 rc,

@@ -41,20 +41,8 @@ use keyway_device::journal::TrialState;
 use keyway_lock::device::{self, DeviceCore};
 use keyway_lock::server::Server;
 use keyway_lock::smp::{self, HEADER_LEN, Op};
-use keyway_vendor::cbor::ValueExt;
-use keyway_vendor::encode::{
-    SignOptions, class_uuid, sha256, sign_digest, suit_digest_of_hash, vendor_uuid,
-};
+use keyway_vendor::encode::{AbRelease, sha256};
 use keyway_vendor::keys::SigningKey;
-
-fn i(n: i64) -> Value {
-    Value::from(n)
-}
-
-/// A bstr-wrapped command sequence.
-fn seq(items: Vec<Value>) -> Value {
-    Value::Bytes(Value::Array(items).to_bytes())
-}
 
 /// The images of one A/B release, per slot.
 struct Release {
@@ -82,99 +70,20 @@ impl Release {
         if slot == 0 { &self.slot0 } else { &self.slot1 }
     }
 
-    /// The signed A/B envelope (example-3 style, for [`VENDOR`]/[`CLASS`]):
-    /// the shared sequence's try-each sets the image digest and size per
-    /// component slot, the install sequence's try-each the URI
-    /// (`#slot0`/`#slot1`). `carry`: the slots whose image the envelope
-    /// integrates, in this order.
+    /// The signed A/B envelope ([`AbRelease`], for [`VENDOR`]/[`CLASS`]).
+    /// `carry`: the slots whose image the envelope integrates, in this
+    /// order (the image a lock installs must be the last member: the head
+    /// before it is what the slot stores and the boot re-verifies, which
+    /// for slot 0 next to slot 1 is out of deterministic order; the
+    /// verifier accepts that, FORMAT.md).
     fn envelope(&self, key: &SigningKey, carry: &[u8]) -> Vec<u8> {
-        let v = vendor_uuid(VENDOR);
-        let c = class_uuid(&v, CLASS);
-        let digest = |img: &[u8]| Value::Bytes(suit_digest_of_hash(&sha256(img)));
-        let alt = |slot: i64, params: Vec<(Value, Value)>| {
-            seq(vec![
-                i(20),
-                Value::Map(vec![(i(5), i(slot))]),
-                i(5),
-                i(15),
-                i(20),
-                Value::Map(params),
-            ])
-        };
-        let shared = seq(vec![
-            i(12),
-            i(0),
-            i(20),
-            Value::Map(vec![
-                (i(1), Value::Bytes(v.to_vec())),
-                (i(2), Value::Bytes(c.to_vec())),
-            ]),
-            i(1),
-            i(15),
-            i(2),
-            i(15),
-            i(15),
-            Value::Array(vec![
-                alt(
-                    0,
-                    vec![
-                        (i(3), digest(&self.slot0)),
-                        (i(14), i(self.slot0.len() as i64)),
-                    ],
-                ),
-                alt(
-                    1,
-                    vec![
-                        (i(3), digest(&self.slot1)),
-                        (i(14), i(self.slot1.len() as i64)),
-                    ],
-                ),
-            ]),
-        ]);
-        let common = Value::Map(vec![
-            (
-                i(2),
-                Value::Array(vec![Value::Array(vec![Value::Bytes(vec![0])])]),
-            ),
-            (i(4), shared),
-        ]);
-        let install = seq(vec![
-            i(12),
-            i(0),
-            i(15),
-            Value::Array(vec![
-                alt(0, vec![(i(21), Value::from("#slot0"))]),
-                alt(1, vec![(i(21), Value::from("#slot1"))]),
-            ]),
-            i(21),
-            i(2),
-            i(3),
-            i(15),
-        ]);
-        let manifest = Value::Map(vec![
-            (i(1), i(1)),
-            (i(2), Value::from(self.sequence)),
-            (i(3), Value::Bytes(common.to_bytes())),
-            (i(20), install),
-        ])
-        .to_bytes();
-        let auth = sign_digest(
-            &manifest,
-            std::slice::from_ref(key),
-            &SignOptions::default(),
-        );
-        let mut members = vec![(i(2), Value::Bytes(auth)), (i(3), Value::Bytes(manifest))];
-        for &slot in carry {
-            members.push((
-                Value::from(format!("#slot{slot}")),
-                Value::Bytes(self.image(slot).to_vec()),
-            ));
+        AbRelease {
+            vendor_domain: VENDOR,
+            class_name: CLASS,
+            sequence: self.sequence,
+            images: [&self.slot0, &self.slot1],
         }
-        // In `carry`'s order: the image a lock installs must be the last
-        // member (the head before it is what the slot stores and the boot
-        // re-verifies), which for slot 0 next to slot 1 is out of
-        // deterministic order; the verifier accepts that (FORMAT.md).
-        Value::Tag(107, Box::new(Value::Map(members))).to_bytes_as_is()
+        .envelope(std::slice::from_ref(key), carry)
     }
 }
 

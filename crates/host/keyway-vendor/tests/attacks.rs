@@ -7,16 +7,13 @@ use keyway_vendor::cbor::{Value, ValueExt};
 use keyway_vendor::check::describe;
 use keyway_vendor::encode::{
     Cve, EnvelopeBuilder, KeySetBuilder, KeySetParams, ReleaseVersion, SignOptions,
-    assemble_envelope, class_uuid, encode_manifest, manifest_value, sign_digest,
-    suit_digest_of_hash, vendor_uuid,
+    assemble_envelope, encode_manifest, manifest_value, sign_digest, suit_digest_of_hash,
 };
 use keyway_vendor::keys::{Algorithm, SigningKey};
 
-const NOW: u64 = 1_800_000_000;
+mod common;
 
-fn device_key(k: &SigningKey) -> suit::PublicKey {
-    suit::PublicKey::from_raw(&k.raw_public_key_bytes()).unwrap()
-}
+use common::{CLASS, NOW, VENDOR, device_key, identity, payload};
 
 fn kid(k: &SigningKey) -> KeyId {
     KeyId(k.key_id())
@@ -38,14 +35,13 @@ impl World {
         let root = SigningKey::generate(Algorithm::Ed25519).unwrap();
         let root2 = SigningKey::generate(Algorithm::P256).unwrap();
         let anchors = suit::TrustAnchors::new(&[device_key(&root), device_key(&root2)], 1).unwrap();
-        let v = vendor_uuid("locks.example");
         World {
             root,
             root2,
             signer: SigningKey::generate(Algorithm::Ed25519).unwrap(),
             signer2: SigningKey::generate(Algorithm::P256).unwrap(),
             anchors,
-            identity: suit::DeviceIdentity::new(v, class_uuid(&v, "deadbolt-2")),
+            identity: identity(),
         }
     }
 
@@ -74,15 +70,13 @@ impl World {
         EnvelopeBuilder {
             sequence,
             version: ReleaseVersion::new(2, 1, sequence),
-            vendor_domain: "locks.example".into(),
-            class_name: "deadbolt-2".into(),
+            vendor_domain: VENDOR.into(),
+            class_name: CLASS.into(),
             notes: Some(format!(
                 "# Release {sequence}\n\nFixes the keypad lockout bypass."
             )),
             cves: vec!["CVE-2025-10001:high".parse::<Cve>().unwrap()],
-            payload: (0..40_000u32)
-                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-                .collect(),
+            payload: payload(),
             keys: keys.iter().map(|k| (*k).clone()).collect(),
             ..EnvelopeBuilder::default()
         }

@@ -11,16 +11,14 @@ use keyway_suit::{self as suit, Error};
 use keyway_vendor::cbor::{Value, ValueExt};
 use keyway_vendor::check::describe;
 use keyway_vendor::encode::{
-    Cve, EnvelopeBuilder, KeySetBuilder, KeySetParams, P256Alg, ReleaseVersion, SignOptions,
-    class_uuid, sign_digest, suit_digest_of_hash, vendor_uuid,
+    AbRelease, Cve, EnvelopeBuilder, KeySetBuilder, KeySetParams, P256Alg, ReleaseVersion,
+    SignOptions, sign_digest, suit_digest_of_hash,
 };
 use keyway_vendor::keys::{Algorithm, SigningKey};
 
-const NOW: u64 = 1_800_000_000;
+mod common;
 
-fn device_key(k: &SigningKey) -> suit::PublicKey {
-    suit::PublicKey::from_raw(&k.raw_public_key_bytes()).unwrap()
-}
+use common::{CLASS, NOW, VENDOR, device_key, identity, payload};
 
 struct World {
     root: SigningKey,
@@ -34,12 +32,11 @@ impl World {
         let root = SigningKey::generate(Algorithm::Ed25519).unwrap();
         let p256 = SigningKey::generate(Algorithm::P256).unwrap();
         let anchors = suit::TrustAnchors::new(&[device_key(&root), device_key(&p256)], 1).unwrap();
-        let v = vendor_uuid("locks.example");
         World {
             root,
             p256,
             anchors,
-            identity: suit::DeviceIdentity::new(v, class_uuid(&v, "deadbolt-2")),
+            identity: identity(),
         }
     }
 
@@ -47,15 +44,13 @@ impl World {
         EnvelopeBuilder {
             sequence: 5,
             version: ReleaseVersion::new(2, 1, 5),
-            vendor_domain: "locks.example".into(),
-            class_name: "deadbolt-2".into(),
+            vendor_domain: VENDOR.into(),
+            class_name: CLASS.into(),
             notes: Some("# Release 5\n\nFixes the keypad lockout bypass.".into()),
             cves: vec!["CVE-2025-10001:high".parse::<Cve>().unwrap()],
             min_battery_mwh: Some(1_500),
             use_before: Some(NOW + 1_000),
-            payload: (0..40_000u32)
-                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-                .collect(),
+            payload: payload(),
             keys: vec![self.root.clone()],
             ..EnvelopeBuilder::default()
         }
@@ -537,80 +532,16 @@ fn failed_signature_without_a_key_id_does_not_name_key_zero() {
     assert!(text.contains("key id"), "{text}");
 }
 
-/// An example-3-style A/B manifest: one component; the shared sequence's
-/// try-each sets the digest and size per component slot, the install
-/// sequence's try-each the URI per slot. Both images are integrated.
+/// An example-3-style A/B manifest ([`AbRelease`]), sequence 5, signed
+/// by the world's root, both images integrated.
 fn ab_envelope(w: &World, a: &[u8], b: &[u8]) -> Vec<u8> {
-    let v = vendor_uuid("locks.example");
-    let c = class_uuid(&v, "deadbolt-2");
-    let digest =
-        |img: &[u8]| Value::Bytes(suit_digest_of_hash(&keyway_vendor::encode::sha256(img)));
-    let alt = |slot: i64, params: Vec<(Value, Value)>| {
-        seq(vec![
-            i(20),
-            Value::Map(vec![(i(5), i(slot))]),
-            i(5),
-            i(15),
-            i(20),
-            Value::Map(params),
-        ])
-    };
-    let shared = seq(vec![
-        i(12),
-        i(0),
-        i(20),
-        Value::Map(vec![
-            (i(1), Value::Bytes(v.to_vec())),
-            (i(2), Value::Bytes(c.to_vec())),
-        ]),
-        i(1),
-        i(15),
-        i(2),
-        i(15),
-        i(15),
-        Value::Array(vec![
-            alt(0, vec![(i(3), digest(a)), (i(14), i(a.len() as i64))]),
-            alt(1, vec![(i(3), digest(b)), (i(14), i(b.len() as i64))]),
-        ]),
-    ]);
-    let common = Value::Map(vec![
-        (
-            i(2),
-            Value::Array(vec![Value::Array(vec![Value::Bytes(vec![0])])]),
-        ),
-        (i(4), shared),
-    ]);
-    let install = seq(vec![
-        i(12),
-        i(0),
-        i(15),
-        Value::Array(vec![
-            alt(0, vec![(i(21), Value::from("#slot0"))]),
-            alt(1, vec![(i(21), Value::from("#slot1"))]),
-        ]),
-        i(21),
-        i(2),
-        i(3),
-        i(15),
-    ]);
-    let manifest = Value::Map(vec![
-        (i(1), i(1)),
-        (i(2), i(5)),
-        (i(3), Value::Bytes(common.to_bytes())),
-        (i(20), install),
-    ])
-    .to_bytes();
-    let auth = sign_digest(
-        &manifest,
-        std::slice::from_ref(&w.root),
-        &SignOptions::default(),
-    );
-    envelope_of(vec![
-        (i(2), Value::Bytes(auth)),
-        (i(3), Value::Bytes(manifest)),
-        (Value::from("#slot0"), Value::Bytes(a.to_vec())),
-        (Value::from("#slot1"), Value::Bytes(b.to_vec())),
-    ])
+    AbRelease {
+        vendor_domain: VENDOR,
+        class_name: CLASS,
+        sequence: 5,
+        images: [a, b],
+    }
+    .envelope(std::slice::from_ref(&w.root), &[0, 1])
 }
 
 #[test]

@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use keyway::device::{Client, Stats, Transport, TransportError};
-use keyway_agent::agent::{Event, Now, Press};
+use keyway_agent::agent::{Event, Press};
 use keyway_agent::limits::PeerId;
-use keyway_audit::Time;
+use keyway_agent::testing::now;
 use keyway_channel::SigningKey as KeyPair;
 use keyway_channel::pairing::MIN_ITERATIONS;
 use keyway_channel::{SetupCode, StoredVerifier};
@@ -56,16 +56,6 @@ struct Bench {
 }
 
 type Shared = Rc<RefCell<Bench>>;
-
-fn now(ms: u64) -> Now {
-    Now {
-        ms,
-        time: Time {
-            rtc: 1_760_000_000 + ms / 1000,
-            boot: 1,
-        },
-    }
-}
 
 impl Bench {
     /// A lock running `1.0.0` (factory), setup code [`CODE`].

@@ -931,24 +931,10 @@ fn the_hub_identity_is_made_once_private_and_kept() {
 /// pushed and running, its audit log fetched and verified.
 #[test]
 fn the_hub_engine_pairs_and_updates_a_real_lock_through_the_link() {
-    use keyway_hub::engine::{HubConfig, Incoming, InstallReport, SystemClock};
-    use keyway_hub::model::{ConsentSource, Decision, ModelAnchors, NewLock, ReleaseOrigin};
+    use keyway_hub::engine::{Incoming, InstallReport};
+    use keyway_hub::model::{ConsentSource, Decision, NewLock, ReleaseOrigin};
     let (h, lock) = House::unlocked();
-    let store = Arc::new(keyway_hub::store::SqliteStore::open_in_memory().unwrap());
-    let connector = Arc::new(link::UdpConnector::new(h.hub.clone()).with_retry(TIMEOUT, TRIES));
-    let hub = keyway_hub::engine::Hub::new(
-        store,
-        connector,
-        Arc::new(SystemClock),
-        HubConfig::default(),
-    );
-    hub.put_model(&ModelAnchors {
-        class: CLASS.into(),
-        vendor_domain: VENDOR.into(),
-        trust_pems: vec![h.vendor.public_key().to_spki_pem().unwrap()],
-        threshold: 1,
-    })
-    .unwrap();
+    let hub = common::hub::udp_hub(h.hub.clone(), h.vendor.public_key().to_spki_pem().unwrap());
     let (full, delta) = h.release_1_1(2);
     let origin = ReleaseOrigin::Bundle {
         path: "test".into(),

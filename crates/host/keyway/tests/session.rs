@@ -144,6 +144,29 @@ fn lose_the_first_answer(
     sent
 }
 
+/// Lets the client's transport send three times and makes the lock's
+/// answer to the first frame `which` picks late: it is held back until the
+/// transport has sent that frame again (the lock runs the resend too), and
+/// arrives then in place of the resend's answer.
+fn answer_the_first_late(c: &mut keyway::device::Client<Link>, which: fn(&[u8]) -> bool) {
+    c.transport_mut().tries = 3;
+    let mut held = None::<Vec<u8>>;
+    c_tap(c, move |lock, peer, frame| {
+        let a = lock.deliver(peer, frame);
+        if !which(frame) {
+            return Some(a);
+        }
+        match held.take() {
+            // The resend reached the lock; the first answer arrives now.
+            Some(first) => Some(first),
+            None => {
+                held = Some(a);
+                None
+            }
+        }
+    });
+}
+
 #[test]
 fn wrong_setup_code_is_the_locks_typed_refusal_and_frees_the_run() {
     let lock = Lock::new(0xd0, 2);
@@ -708,24 +731,7 @@ fn a_late_pake2_after_the_transports_resend_still_pairs() {
     let lock = Lock::new(0xd0, 22);
     lock.borrow_mut().press();
     let mut c = client(&lock, OWNER, 0xa1);
-    c.transport_mut().tries = 3;
-    let held = std::rc::Rc::new(std::cell::RefCell::new(None::<Vec<u8>>));
-    let h = held.clone();
-    c_tap(&mut c, move |lock, peer, frame| {
-        let a = lock.deliver(peer, frame);
-        if is_pake1(frame) {
-            let mut held = h.borrow_mut();
-            return match held.take() {
-                // The resend reached the lock; the first answer arrives now.
-                Some(first) => Some(first),
-                None => {
-                    *held = Some(a);
-                    None
-                }
-            };
-        }
-        Some(a)
-    });
+    answer_the_first_late(&mut c, is_pake1);
     let r = c.pair_with_code(&code(CODE), "Alice").unwrap();
     assert_eq!(r.owners, 1);
     assert_eq!(lock.borrow().agent.state().owner_count(), 1);
@@ -743,27 +749,12 @@ fn a_late_pake2_after_the_transports_resend_still_pairs() {
 fn a_late_msg2_after_the_transports_resend_still_opens_the_session() {
     let lock = Lock::new(0xd0, 23);
     let mut c = paired(&lock, OWNER, 0xa1);
-    c.transport_mut().tries = 3;
-    let held = std::rc::Rc::new(std::cell::RefCell::new(None::<Vec<u8>>));
-    let h = held.clone();
-    c_tap(&mut c, move |lock, peer, frame| {
-        let a = lock.deliver(peer, frame);
-        let is_msg1 = keyway_smp::Header::decode(frame).is_ok_and(|h| {
+    answer_the_first_late(&mut c, |frame| {
+        keyway_smp::Header::decode(frame).is_ok_and(|h| {
             h.op == keyway_smp::Op::Write
                 && h.group == keyway_smp::group::KEYWAY
                 && h.id == keyway_smp::keyway_group::cmd::SESSION_START
-        });
-        if is_msg1 {
-            let mut held = h.borrow_mut();
-            return match held.take() {
-                Some(first) => Some(first),
-                None => {
-                    *held = Some(a);
-                    None
-                }
-            };
-        }
-        Some(a)
+        })
     });
     c.unlock().unwrap();
     assert_eq!(c.channel_counts().handshakes, 1);

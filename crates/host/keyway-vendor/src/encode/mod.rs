@@ -13,12 +13,13 @@
 //!
 //! One module per job: [`ids`] (component ids, UUIDs, digests, the release
 //! version), [`manifest`], [`text`] (release notes and CVEs), [`cose`]
-//! (signatures and the authentication wrapper), [`envelope`] and
-//! [`keyset`]. Everything is re-exported here, so `encode::X` names every
+//! (signatures and the authentication wrapper), [`envelope`],
+//! [`keyset`] and [`ab`] (an A/B release, for tests). Everything is re-exported here, so `encode::X` names every
 //! piece.
 
 use crate::cbor::{Value, ValueExt};
 
+pub mod ab;
 pub mod cose;
 pub mod envelope;
 pub mod ids;
@@ -29,6 +30,7 @@ pub mod text;
 #[cfg(test)]
 mod fixtures;
 
+pub use ab::*;
 pub use cose::*;
 pub use envelope::*;
 pub use ids::*;

@@ -29,7 +29,7 @@ use keyway_smp::Header;
 use keyway_smp::serial::{Decoder, MAX_PACKET, encode, encoded_len, rx_buf_len};
 use rustix::termios::{self, ControlModes, OptionalActions, SpecialCodeIndex};
 
-use super::transport::{Stats, Transport, TransportError};
+use super::transport::{Retry, Stats, Transport, TransportError};
 
 /// The line rate: MCUmgr's serial default.
 pub const BAUD: u32 = 115_200;
@@ -47,8 +47,7 @@ pub struct SerialTransport {
     /// its supervisor (an emulator after a power cut) comes back on a new
     /// pty with the symlink moved, and the transport then opens it again.
     opened: Option<PathBuf>,
-    timeout: Duration,
-    tries: u32,
+    retry: Retry,
     mtu: usize,
     stats: Stats,
     rx: Vec<u8>,
@@ -126,8 +125,7 @@ impl SerialTransport {
             port,
             opened: std::fs::canonicalize(path).ok(),
             path: PathBuf::from(path),
-            timeout: Duration::from_millis(500),
-            tries: 5,
+            retry: Retry::default(),
             mtu: SERIAL_MTU,
             stats: Stats::default(),
             rx: vec![0; rx_buf_len(MAX_PACKET)],
@@ -144,13 +142,12 @@ impl SerialTransport {
 
     /// As [`SerialTransport::with_retry`], on a transport in use.
     pub fn set_retry(&mut self, timeout: Duration, tries: u32) {
-        self.timeout = timeout.max(Duration::from_millis(1));
-        self.tries = tries.max(1);
+        self.retry = Retry::new(timeout, tries);
     }
 
     /// The wait and the sends per request now.
     pub fn retry(&self) -> (Duration, u32) {
-        (self.timeout, self.tries)
+        self.retry.get()
     }
 
     /// The largest request frame (at least a header and a small body).
@@ -209,7 +206,7 @@ impl SerialTransport {
     ) -> Result<Vec<u8>, TransportError> {
         let mut dec = Decoder::new(rx);
         let mut chunk = [0u8; 4096];
-        for attempt in 0..self.tries {
+        for attempt in 0..self.retry.tries {
             if attempt > 0 {
                 self.stats.resends += 1;
             }
@@ -219,7 +216,7 @@ impl SerialTransport {
                 // The other end closed (an emulator powered off): no
                 // answer this time; the next try follows the path.
                 if e.raw_os_error() == Some(libc::EIO) {
-                    std::thread::sleep(self.timeout.min(Duration::from_millis(200)));
+                    std::thread::sleep(self.retry.timeout.min(Duration::from_millis(200)));
                     continue;
                 }
                 return Err(self.io("writing to", e));
@@ -227,7 +224,7 @@ impl SerialTransport {
             self.stats.frames_sent += 1;
             self.stats.packets_sent += n.div_ceil(keyway_smp::serial::MAX_LINE) as u64;
             self.stats.bytes_sent += frame_len as u64;
-            let deadline = Instant::now() + self.timeout;
+            let deadline = Instant::now() + self.retry.timeout;
             while Instant::now() < deadline {
                 let got = match self.port.read(&mut chunk) {
                     Ok(0) => continue,
@@ -259,11 +256,9 @@ impl SerialTransport {
                 }
             }
         }
-        Err(TransportError::NoAnswer {
-            peer: format!("serial:{}", self.path.display()),
-            tries: self.tries,
-            timeout_ms: u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
-        })
+        Err(self
+            .retry
+            .no_answer(format!("serial:{}", self.path.display())))
     }
 }
 

@@ -55,6 +55,47 @@ pub enum TransportError {
     Peer(String),
 }
 
+/// The stop-and-wait of the UDP and serial transports: how long each
+/// request waits for its answer and how many times it is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Retry {
+    /// The wait for each answer (at least 1 ms).
+    pub(crate) timeout: Duration,
+    /// Sends, the first and the resends (at least one).
+    pub(crate) tries: u32,
+}
+
+impl Retry {
+    /// `timeout` and `tries`, raised to at least 1 ms and one send.
+    pub(crate) fn new(timeout: Duration, tries: u32) -> Self {
+        Self {
+            timeout: timeout.max(Duration::from_millis(1)),
+            tries: tries.max(1),
+        }
+    }
+
+    /// The wait and the sends, as the transports report them.
+    pub(crate) fn get(self) -> (Duration, u32) {
+        (self.timeout, self.tries)
+    }
+
+    /// The error after every send to `peer` went unanswered.
+    pub(crate) fn no_answer(self, peer: String) -> TransportError {
+        TransportError::NoAnswer {
+            peer,
+            tries: self.tries,
+            timeout_ms: u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+}
+
+impl Default for Retry {
+    /// Half a second for each answer, five sends.
+    fn default() -> Self {
+        Self::new(Duration::from_millis(500), 5)
+    }
+}
+
 /// What a transport sent and received.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -91,8 +132,7 @@ pub trait Transport {
 pub struct UdpTransport {
     socket: UdpSocket,
     peer: SocketAddr,
-    timeout: Duration,
-    tries: u32,
+    retry: Retry,
     mtu: usize,
     stats: Stats,
     buf: Vec<u8>,
@@ -138,8 +178,7 @@ impl UdpTransport {
         Ok(UdpTransport {
             socket,
             peer,
-            timeout: Duration::from_millis(500),
-            tries: 5,
+            retry: Retry::default(),
             mtu: UDP_MTU,
             stats: Stats::default(),
             buf: vec![0; MAX_DATAGRAM],
@@ -157,13 +196,12 @@ impl UdpTransport {
     /// socket (the same source address, so the same peer to the lock and
     /// the same session) with another wait for the requests that follow.
     pub fn set_retry(&mut self, timeout: Duration, tries: u32) {
-        self.timeout = timeout.max(Duration::from_millis(1));
-        self.tries = tries.max(1);
+        self.retry = Retry::new(timeout, tries);
     }
 
     /// The wait and the sends per request now.
     pub fn retry(&self) -> (Duration, u32) {
-        (self.timeout, self.tries)
+        self.retry.get()
     }
 
     /// The largest request frame (at least a header and a small body).
@@ -188,7 +226,7 @@ impl UdpTransport {
 
 impl Transport for UdpTransport {
     fn exchange(&mut self, frame: &[u8], seq: u8) -> Result<Vec<u8>, TransportError> {
-        for attempt in 0..self.tries {
+        for attempt in 0..self.retry.tries {
             if attempt > 0 {
                 self.stats.resends += 1;
             }
@@ -198,7 +236,7 @@ impl Transport for UdpTransport {
             self.stats.frames_sent += 1;
             self.stats.packets_sent += 1;
             self.stats.bytes_sent += frame.len() as u64;
-            let deadline = Instant::now() + self.timeout;
+            let deadline = Instant::now() + self.retry.timeout;
             loop {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
@@ -224,11 +262,7 @@ impl Transport for UdpTransport {
                 return Ok(got.to_vec());
             }
         }
-        Err(TransportError::NoAnswer {
-            peer: self.peer.to_string(),
-            tries: self.tries,
-            timeout_ms: u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
-        })
+        Err(self.retry.no_answer(self.peer.to_string()))
     }
 
     fn mtu(&self) -> usize {

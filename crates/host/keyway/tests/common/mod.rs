@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+pub mod hub;
+
 use keyway::device::{Stats, Transport, TransportError};
 use keyway_lock::shell::Running;
 use keyway_vendor::smp::{self, Header};

@@ -16,12 +16,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use keyway::device::{Client, Stats, Transport, TransportError};
 use keyway_agent::agent::{
-    Agent, Authority, Config, Device, Event, Firmware, Now, OUT_LEN, Pending, Press, Sensors,
-    ServeError,
+    Agent, Authority, Config, Device, Event, Firmware, OUT_LEN, Pending, Press, Sensors, ServeError,
 };
 use keyway_agent::limits::PeerId;
 use keyway_agent::store;
-use keyway_audit::Time;
+use keyway_agent::testing::{self, now};
 use keyway_channel::SigningKey as KeyPair;
 use keyway_channel::pairing::MIN_ITERATIONS;
 use keyway_channel::{SetupCode, StoredVerifier};
@@ -66,25 +65,10 @@ impl Default for FakeDevice {
 
 impl Device for FakeDevice {
     fn sensors(&self) -> Sensors {
-        Sensors {
-            bolt: self.bolt,
-            door: self.door,
-            battery_mv: 5_900,
-            battery_mwh: 9_000,
-            tamper: false,
-            lockout_s: 0,
-        }
+        testing::sensors(self.bolt, self.door)
     }
     fn firmware(&self) -> Firmware<'_> {
-        Firmware {
-            model: "KW-1",
-            version: "1.4.0",
-            slot: Some(0),
-            image: Some([0x11; 32]),
-            trial: false,
-            update: None,
-            pending: self.pending,
-        }
+        testing::firmware(self.pending)
     }
     fn drive_bolt(&mut self, to: Bolt) -> Bolt {
         self.bolt = to;
@@ -123,11 +107,7 @@ impl Device for FakeDevice {
                     self.uploaded.clear();
                 }
                 if off != self.uploaded.len() {
-                    return Err(ServeError {
-                        rc: keyway_smp::MgmtErr::Inval,
-                        refusal: None,
-                        group_rc: None,
-                    });
+                    return Err(ServeError::rc(keyway_smp::MgmtErr::Inval));
                 }
                 self.uploaded.extend_from_slice(u.data);
                 Response::Upload(img::UploadRsp {
@@ -145,18 +125,11 @@ impl Device for FakeDevice {
                 })
             }
             _ => {
-                return Err(ServeError {
-                    rc: keyway_smp::MgmtErr::NotSup,
-                    refusal: None,
-                    group_rc: None,
-                });
+                return Err(ServeError::rc(keyway_smp::MgmtErr::NotSup));
             }
         };
-        rsp.encode(w).map_err(|_| ServeError {
-            rc: keyway_smp::MgmtErr::NoMem,
-            refusal: None,
-            group_rc: None,
-        })
+        rsp.encode(w)
+            .map_err(|_| ServeError::rc(keyway_smp::MgmtErr::NoMem))
     }
 }
 
@@ -177,16 +150,6 @@ pub struct Lock {
 }
 
 pub type Shared = Rc<RefCell<Lock>>;
-
-fn now(ms: u64) -> Now {
-    Now {
-        ms,
-        time: Time {
-            rtc: 1_760_000_000 + ms / 1000,
-            boot: 1,
-        },
-    }
-}
 
 impl Lock {
     /// A provisioned lock (setup code [`CODE`]) with device key `tag`.

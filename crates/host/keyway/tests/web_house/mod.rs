@@ -7,17 +7,17 @@
 
 #![allow(dead_code)]
 
+#[path = "../common/hub.rs"]
+mod hub;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
-use keyway::hub::link::{HubIdentity, UdpConnector};
+use keyway::hub::link::HubIdentity;
 use keyway_hub::api::{Api, BundleRead, ReleasesIn, SourceError};
-use keyway_hub::engine::{Hub, HubConfig, Incoming, SystemClock};
-use keyway_hub::link::{Connector, LinkError, LockLink};
-use keyway_hub::model::{Digest, LockRecord, ModelAnchors, ReleaseOrigin};
-use keyway_hub::store::SqliteStore;
+use keyway_hub::engine::{Hub, Incoming};
+use keyway_hub::model::{Digest, ReleaseOrigin};
 use keyway_hub::web::{self, WebOptions};
 use keyway_lock::shell::{Options, Running, start};
 use keyway_lock::state::StateDir;
@@ -76,16 +76,6 @@ impl ReleasesIn for DirReader {
     }
 }
 
-/// h-link's connector as the engine's `Connector` (main may not carry
-/// h-link's trait impl yet; the inherent `connect` has its signature).
-struct Udp(UdpConnector);
-
-impl Connector for Udp {
-    fn connect(&self, lock: &LockRecord) -> Result<Box<dyn LockLink>, LinkError> {
-        self.0.connect(lock)
-    }
-}
-
 pub struct House {
     pub tmp: tempfile::TempDir,
     pub lock: Running,
@@ -123,23 +113,7 @@ impl House {
         let lock_address = format!("udp:{}", lock.smp);
 
         let identity = HubIdentity::load_or_create(&tmp.path().join("hub")).unwrap();
-        let connector = Arc::new(Udp(
-            UdpConnector::new(identity).with_retry(Duration::from_millis(2000), 3)
-        ));
-        let store = Arc::new(SqliteStore::open_in_memory().unwrap());
-        let hub = Arc::new(Hub::new(
-            store,
-            connector,
-            Arc::new(SystemClock),
-            HubConfig::default(),
-        ));
-        hub.put_model(&ModelAnchors {
-            class: CLASS.into(),
-            vendor_domain: VENDOR.into(),
-            trust_pems: vec![pem],
-            threshold: 1,
-        })
-        .unwrap();
+        let hub = Arc::new(hub::udp_hub(identity, pem));
         let env = signed(
             &vendor,
             "1.1.0",
