@@ -1055,6 +1055,12 @@ fn second_chunk(h: &mut Harness, peer: keyway_agent::limits::PeerId) -> Reply {
     h.send(peer, &chunk(256, None, &DATA, true))
 }
 
+/// `peer`'s second chunk is refused: the upload is bound to someone else.
+#[track_caller]
+fn assert_busy(h: &mut Harness, peer: keyway_agent::limits::PeerId) {
+    assert_eq!(second_chunk(h, peer).refusal(), Some(Refusal::UploadBusy));
+}
+
 /// A lock with its window open and an upload begun by [`PEER_A`].
 fn upload_begun_by_a(seed: u64) -> Harness {
     let mut h = Harness::new(seed);
@@ -1066,22 +1072,13 @@ fn upload_begun_by_a(seed: u64) -> Harness {
 #[test]
 fn an_idle_upload_may_be_replaced_only_from_its_start() {
     let mut h = upload_begun_by_a(25);
-    assert_eq!(
-        second_chunk(&mut h, PEER_B).refusal(),
-        Some(Refusal::UploadBusy)
-    );
+    assert_busy(&mut h, PEER_B);
     h.advance(keyway_agent::agent::UPLOAD_IDLE_MS);
     h.press(Press::Short);
     // Idle: still no injection into it, but a new upload may replace it.
-    assert_eq!(
-        second_chunk(&mut h, PEER_B).refusal(),
-        Some(Refusal::UploadBusy)
-    );
+    assert_busy(&mut h, PEER_B);
     assert!(first_chunk(&mut h, PEER_B).is_ok());
-    assert_eq!(
-        second_chunk(&mut h, PEER_A).refusal(),
-        Some(Refusal::UploadBusy)
-    );
+    assert_busy(&mut h, PEER_A);
 }
 
 /// An upload the installer refused (its head, digest or size: the shell
@@ -1099,10 +1096,7 @@ fn a_refused_chunk_ends_the_upload_so_the_next_uploader_is_not_locked_out() {
     // At once, not after UPLOAD_IDLE_MS.
     assert!(first_chunk(&mut h, PEER_B).is_ok());
     // And the new upload is bound to its uploader.
-    assert_eq!(
-        second_chunk(&mut h, PEER_A).refusal(),
-        Some(Refusal::UploadBusy)
-    );
+    assert_busy(&mut h, PEER_A);
 }
 
 // ----- denial of service ---------------------------------------------------
