@@ -484,7 +484,9 @@ impl Patcher {
             return Err(PatchError::Failed.into());
         }
         let r = f(self);
-        self.failed = last || r.is_err();
+        if last || r.is_err() {
+            self.failed = true;
+        }
         r.map_err(|e| self.locate(e))
     }
 
