@@ -9,6 +9,12 @@ use keyway_agent::store::GrantedBy;
 use keyway_smp::keyway_group::{self, Bolt};
 use keyway_smp::{Answer, MgmtErr, Refusal, Request, Response};
 
+/// A pairing refused because no presence window is open.
+const NO_WINDOW: Fail = Fail::Refused(
+    Some(Refusal::NoPresenceWindow),
+    Some(MgmtErr::AccessDenied as u64),
+);
+
 fn unlock() -> Request<'static> {
     Request::Unlock(keyway_group::Signed::default())
 }
@@ -52,13 +58,7 @@ fn pairing_with_right_code_in_window_adds_owner_and_closes_window() {
     // The window closed: a second pairing is refused.
     assert!(!h.agent.window_open(h.lock_ms));
     let mut bob = Client::new(0x0b, PeerId2::BOB);
-    assert_eq!(
-        h.pair(&mut bob, CODE, "Bob").unwrap_err(),
-        Fail::Refused(
-            Some(Refusal::NoPresenceWindow),
-            Some(MgmtErr::AccessDenied as u64)
-        )
-    );
+    assert_eq!(h.pair(&mut bob, CODE, "Bob").unwrap_err(), NO_WINDOW);
     // The owner survives a power cut (a reopen from the same flash).
     let flash = std::mem::replace(
         &mut h.agent,
@@ -79,13 +79,7 @@ fn pairing_without_window_is_refused() {
     let mut h = Harness::new(2);
     let mut alice = Client::new(0x0a, OWNER);
     // The right code is not enough without a person at the lock.
-    assert_eq!(
-        h.pair(&mut alice, CODE, "Alice").unwrap_err(),
-        Fail::Refused(
-            Some(Refusal::NoPresenceWindow),
-            Some(MgmtErr::AccessDenied as u64)
-        )
-    );
+    assert_eq!(h.pair(&mut alice, CODE, "Alice").unwrap_err(), NO_WINDOW);
     // Nor is a message sent straight to the second step.
     for req in [
         Request::PakeStart(keyway_group::PakeStart { msg: &[4; 32] }),
@@ -97,13 +91,7 @@ fn pairing_without_window_is_refused() {
     // The window expires on its own.
     h.press(Press::Short);
     h.advance(Config::default().window_ms + 1);
-    assert_eq!(
-        h.pair(&mut alice, CODE, "Alice").unwrap_err(),
-        Fail::Refused(
-            Some(Refusal::NoPresenceWindow),
-            Some(MgmtErr::AccessDenied as u64)
-        )
-    );
+    assert_eq!(h.pair(&mut alice, CODE, "Alice").unwrap_err(), NO_WINDOW);
     // The old open pairing (id 8, a bare key) is gone, window or not.
     h.press(Press::Short);
     let r = h.send(
@@ -241,10 +229,7 @@ fn stranger_cannot_take_over_owners_pairing() {
     // The window closed with Alice's pairing: Mallory cannot follow.
     assert_eq!(
         h.pair(&mut mallory, CODE, "Mallory").unwrap_err(),
-        Fail::Refused(
-            Some(Refusal::NoPresenceWindow),
-            Some(MgmtErr::AccessDenied as u64)
-        )
+        NO_WINDOW
     );
     // After the run times out, another peer may pair (with the code).
     h.press(Press::Short);
