@@ -17,6 +17,10 @@ LOCK_FW_TARGET="$ROOT/target/firmware"
 LOCK_DOMAIN_DEFAULT=example.invalid
 LOCK_CLASS_DEFAULT=keyway-qemu-lock
 
+# device_ids DOMAIN CLASS DIR
+# shellcheck source=ids.sh
+. "$ROOT/scripts/lib/ids.sh"
+
 lock_die() { printf '%s: error: %s\n' "${0##*/}" "$*" >&2; exit 1; }
 lock_log() { printf '==> %s\n' "$*" >&2; }
 
@@ -73,14 +77,7 @@ lock_keys() {
   [[ $(stat -c %s "$keys/root.pub") == 32 ]] || lock_die "$keys/root.spki.pem: not an Ed25519 key"
   printf '%s' "$domain" >"$keys/domain"
   printf '%s' "$class" >"$keys/class"
-  python3 - "$domain" "$class" "$keys" <<'PY'
-import os, sys, uuid
-vendor = uuid.uuid5(uuid.NAMESPACE_DNS, sys.argv[1])
-klass = uuid.uuid5(vendor, sys.argv[2])
-for name, u in (("vendor-id.bin", vendor), ("class-id.bin", klass)):
-    with open(os.path.join(sys.argv[3], name), "wb") as out:
-        out.write(u.bytes)
-PY
+  device_ids "$domain" "$class" "$keys" || lock_die "$keys: writing the device ids failed"
 }
 
 lock_boot_elf() {

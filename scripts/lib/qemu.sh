@@ -37,7 +37,7 @@
 #   raw_public_key SPKI_PEM BYTES  the raw key (its last BYTES bytes) of an SPKI PEM, on stdout
 #   raw_ed25519_pub SPKI_PEM OUT   the 32 raw key bytes of an Ed25519 SPKI PEM
 #   ed25519_seed_hex KEY_PEM       the 32-byte seed of an Ed25519 PKCS#8 key (`keyway keygen`), hex
-#   device_ids DOMAIN CLASS DIR    vendor-id.bin and class-id.bin (UUIDv5, FORMAT.md)
+#   device_ids DOMAIN CLASS DIR    vendor-id.bin and class-id.bin (UUIDv5, FORMAT.md; lib/ids.sh)
 #   signed_releases DIR KEY NAME   an Ed25519 key KEY.key (raw public key KEY.pub, its SPKI
 #                                  KEY.spki.pem) and DIR/v1.suit, v2.suit signed with it:
 #                                  sequence 1 and 2, PAYLOAD_BYTES random bytes, notes naming
@@ -167,16 +167,9 @@ ed25519_seed_hex() { # ed25519_seed_hex KEY_PEM
   printf '%s' "${der:32:64}"
 }
 
-device_ids() { # device_ids DOMAIN CLASS DIR
-  python3 - "$1" "$2" "$3" <<'PY'
-import os, sys, uuid
-vendor = uuid.uuid5(uuid.NAMESPACE_DNS, sys.argv[1])
-klass = uuid.uuid5(vendor, sys.argv[2])
-for name, u in (("vendor-id.bin", vendor), ("class-id.bin", klass)):
-    with open(os.path.join(sys.argv[3], name), "wb") as out:
-        out.write(u.bytes)
-PY
-}
+# device_ids DOMAIN CLASS DIR
+# shellcheck source=ids.sh
+source "$ROOT/scripts/lib/ids.sh"
 
 signed_releases() { # signed_releases DIR KEY NAME
   local f=$1 key=$2 name=$3 seq

@@ -30,12 +30,12 @@ use meter::{calibrate, timed};
 use cortex_m_rt::entry;
 use cortex_m_semihosting::hprintln;
 use keyway_agent::agent::{
-    AGENT_RAM_4_SLOTS, Agent, Authority, Config, Device, Event, Firmware, Now, Pending, Press,
-    Sensors, ServeError,
+    AGENT_RAM_4_SLOTS, Agent, Authority, Config, Device, Event, Firmware, Pending, Press, Sensors,
+    ServeError,
 };
 use keyway_agent::limits::PeerId;
 use keyway_agent::store;
-use keyway_audit::Time;
+use keyway_agent::testing::{self, now};
 use keyway_board::fail;
 use keyway_channel::SigningKey as KeyPair;
 use keyway_channel::{ClientHandshake, ClientPairing, ClientSession, SetupCode, StoredVerifier};
@@ -63,25 +63,10 @@ struct Lock {
 
 impl Device for Lock {
     fn sensors(&self) -> Sensors {
-        Sensors {
-            bolt: self.bolt,
-            door: Door::Closed,
-            battery_mv: 5_900,
-            battery_mwh: 9_000,
-            tamper: false,
-            lockout_s: 0,
-        }
+        testing::sensors(self.bolt, Door::Closed)
     }
     fn firmware(&self) -> Firmware<'_> {
-        Firmware {
-            model: "KW-1",
-            version: "1.4.0",
-            slot: Some(0),
-            image: Some([0x11; 32]),
-            trial: false,
-            update: None,
-            pending: self.pending,
-        }
+        testing::firmware(self.pending)
     }
     fn drive_bolt(&mut self, to: Bolt) -> Bolt {
         self.bolt = to;
@@ -93,21 +78,7 @@ impl Device for Lock {
         _by: Authority,
         w: &mut Writer<'_>,
     ) -> Result<(), ServeError> {
-        w.map(0).map_err(|_| ServeError {
-            rc: MgmtErr::NoMem,
-            refusal: None,
-            group_rc: None,
-        })
-    }
-}
-
-fn now(ms: u64) -> Now {
-    Now {
-        ms,
-        time: Time {
-            rtc: 1_760_000_000 + ms / 1000,
-            boot: 1,
-        },
+        w.map(0).map_err(|_| ServeError::rc(MgmtErr::NoMem))
     }
 }
 

@@ -149,20 +149,15 @@ fn main() {
         "session throughput: {ROUNDS} rounds of {} KiB each way, medians",
         TOTAL / 1024
     );
-    println!(
-        "  plain:  {} frames, {:.1} ms CPU ({:.1} MiB/s), {} B on the air",
-        plain.frames,
-        pm.as_secs_f64() * 1e3,
-        mib / pm.as_secs_f64(),
-        plain.bytes_on_air
-    );
-    println!(
-        "  sealed: {} frames, {:.1} ms CPU ({:.1} MiB/s), {} B on the air",
-        sealed.frames,
-        sm.as_secs_f64() * 1e3,
-        mib / sm.as_secs_f64(),
-        sealed.bytes_on_air
-    );
+    for (label, run, t) in [("plain:", &plain, pm), ("sealed:", &sealed, sm)] {
+        println!(
+            "  {label:<7} {} frames, {:.1} ms CPU ({:.1} MiB/s), {} B on the air",
+            run.frames,
+            t.as_secs_f64() * 1e3,
+            mib / t.as_secs_f64(),
+            run.bytes_on_air
+        );
+    }
     println!(
         "  CPU throughput, sealed / plain: {:.3}x",
         pm.as_secs_f64() / sm.as_secs_f64()

@@ -19,8 +19,9 @@
 //!   token buckets that a flooding peer cannot evict, the reset limiter,
 //!   and the wrong-setup-code backoff.
 //!
-//! * `testing` (feature `test-util`, never in firmware): the test lock's
-//!   sensors, firmware summary and clock that tests and fuzz targets share.
+//! * `testing` (feature `test-util`, never in a lock's firmware): the test
+//!   lock's sensors, firmware summary and clock that tests, fuzz targets
+//!   and the on-target harness (firmware/qemu-agent) share.
 //!
 //! Nothing here reads a clock, a radio or a random source: the caller
 //! passes the time (milliseconds of a monotonic clock, and the audit log's

@@ -1,7 +1,8 @@
 //! Test doubles for the lock around the agent (feature `test-util`; no
-//! firmware enables it): the sensors, firmware summary and clock a test
-//! lock reports, shared by this crate's tests, the fuzz targets and the
-//! host's in-memory locks so that they describe the same lock.
+//! lock firmware enables it): the sensors, firmware summary and clock a
+//! test lock reports, shared by this crate's tests, the fuzz targets, the
+//! host's in-memory locks and the on-target harness (firmware/qemu-agent)
+//! so that they describe the same lock.
 
 use keyway_audit::Time;
 use keyway_smp::keyway_group::{Bolt, Door};

@@ -9,6 +9,12 @@ use keyway_agent::store::GrantedBy;
 use keyway_smp::keyway_group::{self, Bolt};
 use keyway_smp::{Answer, MgmtErr, Refusal, Request, Response};
 
+/// A pairing refused because no presence window is open.
+const NO_WINDOW: Fail = Fail::Refused(
+    Some(Refusal::NoPresenceWindow),
+    Some(MgmtErr::AccessDenied as u64),
+);
+
 fn unlock() -> Request<'static> {
     Request::Unlock(keyway_group::Signed::default())
 }
@@ -52,13 +58,7 @@ fn pairing_with_right_code_in_window_adds_owner_and_closes_window() {
     // The window closed: a second pairing is refused.
     assert!(!h.agent.window_open(h.lock_ms));
     let mut bob = Client::new(0x0b, PeerId2::BOB);
-    assert_eq!(
-        h.pair(&mut bob, CODE, "Bob").unwrap_err(),
-        Fail::Refused(
-            Some(Refusal::NoPresenceWindow),
-            Some(MgmtErr::AccessDenied as u64)
-        )
-    );
+    assert_eq!(h.pair(&mut bob, CODE, "Bob").unwrap_err(), NO_WINDOW);
     // The owner survives a power cut (a reopen from the same flash).
     let flash = std::mem::replace(
         &mut h.agent,
@@ -79,13 +79,7 @@ fn pairing_without_window_is_refused() {
     let mut h = Harness::new(2);
     let mut alice = Client::new(0x0a, OWNER);
     // The right code is not enough without a person at the lock.
-    assert_eq!(
-        h.pair(&mut alice, CODE, "Alice").unwrap_err(),
-        Fail::Refused(
-            Some(Refusal::NoPresenceWindow),
-            Some(MgmtErr::AccessDenied as u64)
-        )
-    );
+    assert_eq!(h.pair(&mut alice, CODE, "Alice").unwrap_err(), NO_WINDOW);
     // Nor is a message sent straight to the second step.
     for req in [
         Request::PakeStart(keyway_group::PakeStart { msg: &[4; 32] }),
@@ -97,13 +91,7 @@ fn pairing_without_window_is_refused() {
     // The window expires on its own.
     h.press(Press::Short);
     h.advance(Config::default().window_ms + 1);
-    assert_eq!(
-        h.pair(&mut alice, CODE, "Alice").unwrap_err(),
-        Fail::Refused(
-            Some(Refusal::NoPresenceWindow),
-            Some(MgmtErr::AccessDenied as u64)
-        )
-    );
+    assert_eq!(h.pair(&mut alice, CODE, "Alice").unwrap_err(), NO_WINDOW);
     // The old open pairing (id 8, a bare key) is gone, window or not.
     h.press(Press::Short);
     let r = h.send(
@@ -241,10 +229,7 @@ fn stranger_cannot_take_over_owners_pairing() {
     // The window closed with Alice's pairing: Mallory cannot follow.
     assert_eq!(
         h.pair(&mut mallory, CODE, "Mallory").unwrap_err(),
-        Fail::Refused(
-            Some(Refusal::NoPresenceWindow),
-            Some(MgmtErr::AccessDenied as u64)
-        )
+        NO_WINDOW
     );
     // After the run times out, another peer may pair (with the code).
     h.press(Press::Short);
@@ -1055,6 +1040,12 @@ fn second_chunk(h: &mut Harness, peer: keyway_agent::limits::PeerId) -> Reply {
     h.send(peer, &chunk(256, None, &DATA, true))
 }
 
+/// `peer`'s second chunk is refused: the upload is bound to someone else.
+#[track_caller]
+fn assert_busy(h: &mut Harness, peer: keyway_agent::limits::PeerId) {
+    assert_eq!(second_chunk(h, peer).refusal(), Some(Refusal::UploadBusy));
+}
+
 /// A lock with its window open and an upload begun by [`PEER_A`].
 fn upload_begun_by_a(seed: u64) -> Harness {
     let mut h = Harness::new(seed);
@@ -1066,22 +1057,13 @@ fn upload_begun_by_a(seed: u64) -> Harness {
 #[test]
 fn an_idle_upload_may_be_replaced_only_from_its_start() {
     let mut h = upload_begun_by_a(25);
-    assert_eq!(
-        second_chunk(&mut h, PEER_B).refusal(),
-        Some(Refusal::UploadBusy)
-    );
+    assert_busy(&mut h, PEER_B);
     h.advance(keyway_agent::agent::UPLOAD_IDLE_MS);
     h.press(Press::Short);
     // Idle: still no injection into it, but a new upload may replace it.
-    assert_eq!(
-        second_chunk(&mut h, PEER_B).refusal(),
-        Some(Refusal::UploadBusy)
-    );
+    assert_busy(&mut h, PEER_B);
     assert!(first_chunk(&mut h, PEER_B).is_ok());
-    assert_eq!(
-        second_chunk(&mut h, PEER_A).refusal(),
-        Some(Refusal::UploadBusy)
-    );
+    assert_busy(&mut h, PEER_A);
 }
 
 /// An upload the installer refused (its head, digest or size: the shell
@@ -1099,10 +1081,7 @@ fn a_refused_chunk_ends_the_upload_so_the_next_uploader_is_not_locked_out() {
     // At once, not after UPLOAD_IDLE_MS.
     assert!(first_chunk(&mut h, PEER_B).is_ok());
     // And the new upload is bound to its uploader.
-    assert_eq!(
-        second_chunk(&mut h, PEER_A).refusal(),
-        Some(Refusal::UploadBusy)
-    );
+    assert_busy(&mut h, PEER_A);
 }
 
 // ----- denial of service ---------------------------------------------------

@@ -38,13 +38,7 @@ fn journal_through_ring<const W: usize, const E: usize>(
         };
         j.commit(&mut flash, &state).unwrap();
     }
-    let ring_config = Config {
-        offset: config.offset,
-        pages: config.sectors,
-        slot_size: config.slot_size,
-        erased: config.erased,
-    };
-    let ring = Ring::new(&flash, ring_config, RECORD_LEN, 1).unwrap();
+    let ring = Ring::new(&flash, config, RECORD_LEN, 1).unwrap();
     assert_eq!(ring.area() as usize, j.record_len(), "{name}");
     assert_eq!(ring.slots_per_page(), j.slots_per_page(), "{name}");
     let mut buf = [0u8; MAX_AREA];
@@ -67,7 +61,7 @@ fn journal_through_ring<const W: usize, const E: usize>(
     let per_page = j.slots_per_page();
     assert_eq!(
         records,
-        per_page * (config.sectors - 1) + (commits - 1) % per_page + 1,
+        per_page * (config.pages - 1) + (commits - 1) % per_page + 1,
         "{name}"
     );
     println!("journal ({name}): {records} records read through the ring");

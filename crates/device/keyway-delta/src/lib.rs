@@ -419,22 +419,18 @@ impl Patcher {
         base: &mut B,
         out: &mut impl FnMut(&[u8]) -> Result<(), O>,
     ) -> Result<(), Error<B::Error, O>> {
-        if self.failed {
-            return Err(PatchError::Failed.into());
-        }
-        let r = (|| {
+        self.guarded(false, |p| {
             loop {
-                let n = self.rc.refill(chunk);
+                let n = p.rc.refill(chunk);
                 chunk = &chunk[n..];
-                while self.rc.available() >= STEP_MAX {
-                    self.step(base, out)?;
+                while p.rc.available() >= STEP_MAX {
+                    p.step(base, out)?;
                 }
                 if chunk.is_empty() {
                     return Ok(());
                 }
             }
-        })();
-        self.fail_on(r)
+        })
     }
 
     /// Ends the patch: decodes what is buffered, checks that exactly the
@@ -445,23 +441,19 @@ impl Patcher {
         base: &mut B,
         out: &mut impl FnMut(&[u8]) -> Result<(), O>,
     ) -> Result<(), Error<B::Error, O>> {
-        if self.failed {
-            return Err(PatchError::Failed.into());
-        }
-        let r = (|| {
-            while self.phase != Phase::Done {
-                self.step(base, out)?;
+        // A finished patcher takes no more input, whatever the outcome.
+        self.guarded(true, |p| {
+            while p.phase != Phase::Done {
+                p.step(base, out)?;
             }
-            if self.rc.available() != 0 {
+            if p.rc.available() != 0 {
                 return Err(PatchError::TrailingData {
-                    patch_offset: self.patch_offset(),
+                    patch_offset: p.patch_offset(),
                 }
                 .into());
             }
-            self.flush(out)
-        })();
-        self.failed = true; // a finished patcher takes no more input
-        r.map_err(|e| self.locate(e))
+            p.flush(out)
+        })
     }
 
     fn patch_offset(&self) -> u64 {
@@ -481,8 +473,18 @@ impl Patcher {
         }
     }
 
-    fn fail_on<B, O>(&mut self, r: Result<(), Error<B, O>>) -> Result<(), Error<B, O>> {
-        if r.is_err() {
+    /// Runs `f` unless an earlier call failed. An error (or, with `last`,
+    /// any outcome) leaves the patcher failed; errors get the patch offset.
+    fn guarded<B, O>(
+        &mut self,
+        last: bool,
+        f: impl FnOnce(&mut Self) -> Result<(), Error<B, O>>,
+    ) -> Result<(), Error<B, O>> {
+        if self.failed {
+            return Err(PatchError::Failed.into());
+        }
+        let r = f(self);
+        if last || r.is_err() {
             self.failed = true;
         }
         r.map_err(|e| self.locate(e))

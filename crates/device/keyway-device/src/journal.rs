@@ -3,7 +3,7 @@
 //!
 //! # Layout
 //!
-//! The journal owns a region of `sectors` erase sectors of
+//! The journal owns a region of `pages` erase sectors of
 //! `F::ERASE_SIZE` bytes starting at `offset` (both given in a [`Config`]);
 //! each sector is a *page*. A page is divided into slots of
 //! [`Config::slot_size`] bytes (by default exactly one record), and each
@@ -51,6 +51,12 @@ use core::marker::PhantomData;
 use embedded_storage::nor_flash::NorFlash;
 use keyway_ring::{Ring, Slot};
 
+/// Where the journal lives and how its slots are laid out: the ring's
+/// region (its pages are the journal's erase sectors), as for the audit log
+/// and the owner store. A larger slot than the padded record leaves the
+/// rest of each slot erased: fewer records per page, so tests can turn
+/// pages with few commits.
+pub use keyway_ring::Config;
 pub use keyway_ring::{ConfigError, FlashOp};
 pub use state::{DecodeError, Download, PersistentState, SwapPhase, SwapProgress, TrialState};
 
@@ -68,58 +74,6 @@ const CRC_AT: usize = HEADER_LEN + PersistentState::ENCODED_LEN;
 /// CRC-32 (ISO-HDLC, bitwise: no table in flash), for journal records and
 /// the manifest area: the one all Keyway flash records use.
 pub(crate) use keyway_ring::CRC;
-
-/// Where the journal lives and how its slots are laid out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Config {
-    /// The region's start: a multiple of `F::ERASE_SIZE`.
-    pub offset: u32,
-    /// The number of `F::ERASE_SIZE` sectors (pages) in the region; at least 2.
-    pub sectors: u32,
-    /// The distance between slots in a page, or `None` for the padded
-    /// record length (the densest layout). A larger slot leaves the rest of
-    /// each slot erased and unused: fewer records per page, so tests can
-    /// turn pages with few commits. Must be a multiple of the write and
-    /// read sizes and at most one page.
-    pub slot_size: Option<u32>,
-    /// The value of an erased byte (0xFF on most parts, 0x00 on some).
-    pub erased: u8,
-}
-
-impl Config {
-    /// A region of `sectors` erase sectors from `offset`, dense slots,
-    /// erased value 0xFF.
-    pub const fn new(offset: u32, sectors: u32) -> Self {
-        Self {
-            offset,
-            sectors,
-            slot_size: None,
-            erased: 0xFF,
-        }
-    }
-
-    /// The same region with slots `slot_size` bytes apart.
-    pub const fn with_slot_size(mut self, slot_size: u32) -> Self {
-        self.slot_size = Some(slot_size);
-        self
-    }
-
-    /// The same region on a part whose erased bytes read `erased`.
-    pub const fn with_erased_value(mut self, erased: u8) -> Self {
-        self.erased = erased;
-        self
-    }
-
-    /// The record ring this region is (a sector is a ring page).
-    pub const fn ring(self) -> keyway_ring::Config {
-        keyway_ring::Config {
-            offset: self.offset,
-            pages: self.sectors,
-            slot_size: self.slot_size,
-            erased: self.erased,
-        }
-    }
-}
 
 /// What a journal operation failed on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -180,7 +134,7 @@ impl<F: NorFlash> Journal<F> {
     /// returned, so an unreadable flash never looks like a fresh one (which
     /// would drop the anti-rollback floor).
     pub fn open(flash: &mut F, config: Config) -> Result<Self, JournalError<F::Error>> {
-        let ring = Ring::new(flash, config.ring(), RECORD_LEN, 1)?;
+        let ring = Ring::new(flash, config, RECORD_LEN, 1)?;
         let mut journal = Self {
             ring,
             state: PersistentState::default(),

@@ -295,7 +295,7 @@ impl SlotLayout {
                 },
             ));
         }
-        let journal_end = u64::from(cfg.offset) + u64::from(cfg.sectors) * erase_size as u64;
+        let journal_end = u64::from(cfg.offset) + u64::from(cfg.pages) * erase_size as u64;
         if journal_end > capacity as u64 {
             return Err(LayoutError::Journal(journal::ConfigError::OutOfBounds {
                 end: journal_end,

@@ -9,12 +9,13 @@
 
 mod common;
 
-use common::{PASS, Vendor, bytes, cuts, full_sweep, vendor, verified_layout as layout};
+use common::{
+    PASS, Vendor, boot_verified, bytes, cuts, full_sweep, vendor, verified_layout as layout,
+};
 use keyway_device::boot::{self, Boot, Confirmation};
 use keyway_device::delta::{DeltaError, DeltaInstaller, HeaderField};
 use keyway_device::install::Installer;
 use keyway_device::journal::{Journal, TrialState};
-use keyway_device::verified::{HEAD_BUF_LEN, VerifiedSlot};
 use keyway_sim::{PowerCut, SimFlash};
 use keyway_suit::{DeviceState, Verified};
 use keyway_vendor::encode::{
@@ -45,14 +46,6 @@ fn pair(len: usize) -> (Vec<u8>, Vec<u8>) {
 
 fn verify<'a>(v: &Vendor, env: &'a [u8], floor: u64) -> Verified<'a> {
     keyway_suit::verify_envelope(env, &v.anchors, &v.identity, &DeviceState::new(floor)).unwrap()
-}
-
-fn boot_verified(flash: &mut Flash, j: &mut Journal<Flash>, v: &Vendor) -> boot::Decision {
-    let l = layout();
-    let mut buf = [0u8; HEAD_BUF_LEN];
-    let state = *j.state();
-    let mut c = VerifiedSlot::<256>::new(&l, &v.anchors, &v.identity, &state, None, &mut buf);
-    boot::boot(j, flash, &mut c).unwrap()
 }
 
 /// A lock running `old` (sequence 5, confirmed) in slot 1.

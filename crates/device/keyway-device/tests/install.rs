@@ -156,7 +156,7 @@ fn installs_300_kib_on_nrf52840_near_the_physical_minimum() {
         for s in geometry.sectors() {
             let n = flash.erase_count(s.index);
             let in_journal = s.start >= layout.journal.offset
-                && s.start < layout.journal.offset + layout.journal.sectors * 4096;
+                && s.start < layout.journal.offset + layout.journal.pages * 4096;
             if in_journal {
                 journal_erases += n;
             } else if s.start >= target.start && s.start < image_end {

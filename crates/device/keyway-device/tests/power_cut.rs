@@ -212,7 +212,7 @@ fn sweep<const W: usize, const E: usize>(fresh: SimFlash<W, E>, offset: u32, sec
 /// the row's direct layout (dense slots).
 fn journal_sweep_on<const W: usize, const E: usize>(part: &Part<W, E>) {
     let region = part.direct.journal;
-    let n = sweep(part.flash(), region.offset, region.sectors);
+    let n = sweep(part.flash(), region.offset, region.pages);
     assert!(n > 0);
 }
 

@@ -9,7 +9,9 @@
 
 mod common;
 
-use common::{PASS, Vendor, assert_reverted, assert_settled, vendor, verified_layout as layout};
+use common::{
+    PASS, Vendor, assert_reverted, assert_settled, boot_verified, vendor, verified_layout as layout,
+};
 
 use keyway_device::boot::{self, Boot, Confirmation, Reason, RevertCause, SlotCheck};
 use keyway_device::install::{InstallError, Installer, LayoutError, Mode, SlotLayout};
@@ -82,14 +84,6 @@ fn check(flash: &mut Flash, j: &Journal<Flash>, v: &Vendor, slot: u8) -> Result<
     let state = *j.state();
     let mut c = VerifiedSlot::<256>::new(&l, &v.anchors, &v.identity, &state, None, &mut buf);
     c.check(flash, slot).map(|i| i.sequence)
-}
-
-fn boot_verified(flash: &mut Flash, j: &mut Journal<Flash>, v: &Vendor) -> boot::Decision {
-    let l = layout();
-    let mut buf = [0u8; HEAD_BUF_LEN];
-    let state = *j.state();
-    let mut c = VerifiedSlot::<256>::new(&l, &v.anchors, &v.identity, &state, None, &mut buf);
-    boot::boot(j, flash, &mut c).unwrap()
 }
 
 fn flip(flash: &Flash, offset: u32) -> Flash {

@@ -322,7 +322,7 @@ impl Report {
             "image_bytes": spec.image_len,
             "slot_sector_bytes": o.placement.slot_sector,
             "slots": [[l.slots[0].start, l.slots[0].end], [l.slots[1].start, l.slots[1].end]],
-            "journal": [l.journal.offset, l.journal.sectors],
+            "journal": [l.journal.offset, l.journal.pages],
             "ops": o.ops,
             "scenarios": o.scenarios,
             "bricks": o.bricks,

@@ -5,9 +5,10 @@ use keyway_device::boot::{
     Boot, Confirmation, Decision, MAX_TRIAL_BOOTS, Reason, RevertCause, SelfTest,
 };
 use keyway_device::install::SlotLayout;
-use keyway_device::journal::Config;
+use keyway_device::journal::{Config, Journal};
 use keyway_device::journal::{Download, PersistentState, SwapPhase, SwapProgress, TrialState};
-use keyway_sim::CutPoint;
+use keyway_device::verified::{HEAD_BUF_LEN, VerifiedSlot};
+use keyway_sim::{CutPoint, SimFlash};
 use keyway_suit::{DeviceIdentity, PublicKey, TrustAnchors};
 use keyway_vendor::encode::{EnvelopeBuilder, class_uuid, vendor_uuid};
 use keyway_vendor::keys::{Algorithm, SigningKey};
@@ -129,6 +130,20 @@ pub fn verified_layout() -> SlotLayout {
         Config::new(0xF_0000, 2),
     )
     .with_manifest_sectors(1)
+}
+
+/// Boots `flash` (laid out as [`verified_layout`]) checking the slots
+/// against `v`'s signed manifests.
+pub fn boot_verified<const W: usize, const E: usize>(
+    flash: &mut SimFlash<W, E>,
+    j: &mut Journal<SimFlash<W, E>>,
+    v: &Vendor,
+) -> Decision {
+    let l = verified_layout();
+    let mut buf = [0u8; HEAD_BUF_LEN];
+    let state = *j.state();
+    let mut c = VerifiedSlot::<256>::new(&l, &v.anchors, &v.identity, &state, None, &mut buf);
+    keyway_device::boot::boot(j, flash, &mut c).unwrap()
 }
 
 pub struct Vendor {

@@ -92,7 +92,7 @@ pub fn apply_on_flash(old: &[u8], patch: &[u8], chunk: usize) -> Result<FlashApp
         slots: [s0..s1, s1..s1 + n1 * SECTOR],
         journal: journal::Config {
             offset: 0,
-            sectors: journal_sectors,
+            pages: journal_sectors,
             slot_size: None,
             erased: 0xFF,
         },

@@ -444,7 +444,7 @@ mod tests {
     fn stm32f4_journal_in_sectors_1_2_and_slots_in_128_kib_sectors() {
         let p = place(&Geometry::stm32f4(), 200 * 1024, Mode::Swap).unwrap();
         assert_eq!(p.layout.journal.offset, 0x4000);
-        assert_eq!(p.layout.journal.sectors, 2);
+        assert_eq!(p.layout.journal.pages, 2);
         assert_eq!(p.slot_sector, 128 * 1024);
         assert_eq!(p.slot_sector_erase, Duration::from_secs(1));
         // 2 image sectors + 1 manifest sector; the secondary has a spare.
