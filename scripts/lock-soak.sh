@@ -68,6 +68,13 @@ s.sendall(sys.argv[2].encode() + b"\n"); print(s.makefile().readline().strip())
 PY
 }
 SMPMGR() { timeout 300 "$VENV/bin/smpmgr" --port "$LOCK/serial" --baudrate 115200 --line-buffers 16 --timeout 5 "$@"; }
+# No SMP client of an earlier step may still hold the lock's serial port:
+# two clients on one pty read each other's answers.
+no_stray_client() {
+  pkill -TERM -f -- "smpmgr --port $LOCK/serial" 2>/dev/null || true
+  for _ in $(seq 50); do pgrep -f -- "smpmgr --port $LOCK/serial" >/dev/null || return 0; sleep 0.1; done
+  pkill -KILL -f -- "smpmgr --port $LOCK/serial" 2>/dev/null || true
+}
 running_seq() { sed -n 's/.*lock-app [^:]*: running slot \([01]\) sequence \([0-9]*\).*/\2/p' "$LOCK/qemu.log" | tail -1; }
 wait_running() { # wait_running SEQ SECS
   for _ in $(seq $(($2 * 10))); do [[ $(running_seq) == "$1" ]] && return 0; sleep 0.1; done; return 1
@@ -99,10 +106,17 @@ while (( ROUND < ROUNDS )); do
   : >"$LOCK/qemu.log"
   if (( ROUND % 2 )); then
     delay=$(( RANDOM % UPDATE_MS ))
-    SMPMGR upgrade --format any "rel/s$NEXT.suit" >/dev/null 2>&1 &
+    # Not through SMPMGR: a backgrounded function is a subshell, and
+    # killing it left timeout and smpmgr running; that orphan then wrote to
+    # the restarted lock's pty (same path) and its answers reached the next
+    # state read (CI at 0c5cc31, round 9: "Bad sequence 1, expected 0").
+    # timeout passes the TERM on to smpmgr.
+    timeout 300 "$VENV/bin/smpmgr" --port "$LOCK/serial" --baudrate 115200 --line-buffers 16 \
+      --timeout 5 upgrade --format any "rel/s$NEXT.suit" >/dev/null 2>&1 &
     up=$!
     sleep "$(printf '0.%03d' $((delay % 1000)))"; sleep $((delay / 1000))
     kill_lock; kill "$up" 2>/dev/null || true; wait "$up" 2>/dev/null || true
+    no_stray_client
     kills=$((kills + 1))
   else
     # A cut after N of the flash operations an update takes (upload and
