@@ -105,15 +105,7 @@ pub fn blank_store() -> Result<StoreFlash, String> {
 
 /// The store flash read back from its file's bytes.
 pub fn store_from_bytes(bytes: Vec<u8>) -> Result<StoreFlash, String> {
-    let g = store_geometry();
-    if bytes.len() != g.capacity() as usize {
-        return Err(format!(
-            "the agent store is {} bytes, its flash has {}",
-            bytes.len(),
-            g.capacity()
-        ));
-    }
-    StoreFlash::from_bytes(g, bytes).map_err(|e| format!("the agent store does not load: {e:?}"))
+    crate::device::sized_flash(store_geometry(), bytes, "the agent store", "its flash")
 }
 
 /// The transport peer as the agent's limits know it: a hash of the

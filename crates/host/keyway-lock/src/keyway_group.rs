@@ -11,7 +11,7 @@ use keyway_audit::Event;
 
 use crate::lock::{Bolt, Door};
 use crate::owners::Settings;
-use crate::server::{Body, Fail, Server, inval};
+use crate::server::{Body, Fail, Server, inval, not_sup};
 use crate::smp::{MgmtErr, Op, Request, get_text, get_u64, text};
 
 /// Keyway group command ids (keyway-smp).
@@ -45,12 +45,10 @@ impl Server {
         match (r.header.id, write) {
             (cmd::NOTES, false) => self.notes(),
             (cmd::LOG, false) => self.log_chunk(r, now_ms),
-            (id, _) => Err(Fail::Smp(
-                MgmtErr::NotSup,
-                format!(
-                    "Keyway group command {id} ({}) is not served by the device core: see FORMAT.md, \"The Keyway SMP group\"",
-                    if write { "write" } else { "read" }
-                ),
+            (id, _) => Err(not_sup(
+                format_args!("Keyway group command {id}"),
+                write,
+                "is not served by the device core: see FORMAT.md, \"The Keyway SMP group\"",
             )),
         }
     }

@@ -73,15 +73,31 @@ pub fn blank_flash() -> Flash {
 
 /// A flash image read back from a file.
 pub fn flash_from_bytes(bytes: Vec<u8>) -> Result<Flash, String> {
-    let g = Geometry::nrf52840();
+    sized_flash(
+        Geometry::nrf52840(),
+        bytes,
+        "the flash image",
+        "the nRF52840 model",
+    )
+}
+
+/// A flash of geometry `g` read back from a file's `bytes`, which must be
+/// exactly its capacity; the errors name the file as `what` and the
+/// flash as `model`.
+pub(crate) fn sized_flash(
+    g: Geometry,
+    bytes: Vec<u8>,
+    what: &str,
+    model: &str,
+) -> Result<Flash, String> {
     if bytes.len() != g.capacity() as usize {
         return Err(format!(
-            "the flash image is {} bytes, the nRF52840 model has {}",
+            "{what} is {} bytes, {model} has {}",
             bytes.len(),
             g.capacity()
         ));
     }
-    Flash::from_bytes(g, bytes).map_err(|e| format!("the flash image does not load: {e}"))
+    Flash::from_bytes(g, bytes).map_err(|e| format!("{what} does not load: {e}"))
 }
 
 /// What the lock trusts and is: fixed at provisioning.

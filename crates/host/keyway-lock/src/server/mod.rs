@@ -66,6 +66,13 @@ pub(crate) fn inval(what: String) -> Fail {
     Fail::Smp(MgmtErr::Inval, what)
 }
 
+/// ENOTSUP for the command `what`, a write or a read: "`what` (write)
+/// `why`".
+pub(crate) fn not_sup(what: std::fmt::Arguments<'_>, write: bool, why: &str) -> Fail {
+    let op = if write { "write" } else { "read" };
+    Fail::Smp(MgmtErr::NotSup, format!("{what} ({op}) {why}"))
+}
+
 pub(crate) type Body = Vec<(Value, Value)>;
 
 /// The `forced` profile's install, scheduled once an upload completes.

@@ -7,7 +7,7 @@ use ciborium::Value;
 use crate::smp::{self, MgmtErr, Op, Request, get_bool, get_bytes, get_text, get_u64, group, text};
 use keyway_smp::{img::cmd as img_cmd, os::cmd as os_cmd};
 
-use super::{BUF_COUNT, Body, Fail, OS_INVALID_FORMAT, Server, inval};
+use super::{BUF_COUNT, Body, Fail, OS_INVALID_FORMAT, Server, inval, not_sup};
 
 impl Server {
     /// Runs a request the agent authorized (`by_owner`: an owner's
@@ -89,12 +89,10 @@ impl Server {
                 Ok(Vec::new())
             }
             (group::KEYWAY, _) => self.keyway(r, now_ms),
-            (g, id) => Err(Fail::Smp(
-                MgmtErr::NotSup,
-                format!(
-                    "group {g} command {id} ({}) is not supported",
-                    if write { "write" } else { "read" }
-                ),
+            (g, id) => Err(not_sup(
+                format_args!("group {g} command {id}"),
+                write,
+                "is not supported",
             )),
         }
     }
