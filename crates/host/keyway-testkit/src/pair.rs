@@ -26,6 +26,7 @@
 //! ([`Lab::start`]) for the tests whose subject is the socket.
 
 use std::cell::{Cell, RefCell};
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -67,11 +68,9 @@ pub struct Lab {
     pub vendor: Vendor,
 }
 
-impl std::fmt::Debug for Lab {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Lab")
-            .field("tmp", &self.tmp.path())
-            .finish_non_exhaustive()
+impl fmt::Debug for Lab {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        debug_some(f, "Lab", &[("tmp", &self.tmp.path())])
     }
 }
 
@@ -80,25 +79,31 @@ impl Lab {
     /// 1.0.0 of [`FACTORY_LEN`] bytes of `payload(FACTORY_LEN,
     /// factory_sequence)` at `factory_sequence`, and the PIN [`PIN`].
     pub fn new(factory_sequence: u64) -> Lab {
-        let tmp = tempfile::tempdir().expect("a temporary directory");
         let vendor = Vendor::new();
-        let vendor_pub = tmp.path().join("vendor.pub");
-        std::fs::write(&vendor_pub, vendor.public_pem()).expect("vendor.pub");
-        let factory = tmp.path().join("factory.suit");
         let image = vendor.signed(
             "1.0.0",
             factory_sequence,
             &payload(FACTORY_LEN, factory_sequence),
             None,
         );
-        std::fs::write(&factory, image).expect("factory.suit");
+        Lab::with_factory(vendor, &image).0
+    }
+
+    /// A lock provisioned for `vendor`'s key in a fresh temporary
+    /// directory, with the envelope `factory` as its factory image and the
+    /// PIN [`PIN`]; the lab and provisioning's summary.
+    pub fn with_factory(vendor: Vendor, factory: &[u8]) -> (Lab, String) {
+        let tmp = tempfile::tempdir().expect("a temporary directory");
         let lab = Lab { tmp, vendor };
+        let vendor_pub = lab.write("vendor.pub", lab.vendor.public_pem().as_bytes());
+        let factory = lab.write("factory.suit", factory);
         let dir = lab.state_dir();
         std::fs::create_dir_all(lab.state()).expect("the state directory");
         dir.set_pin(PIN).expect("the PIN");
-        dir.provision(&[vendor_pub], 1, VENDOR, CLASS, Some(&factory), false)
+        let summary = dir
+            .provision(&[vendor_pub], 1, VENDOR, CLASS, Some(&factory), false)
             .expect("provisioning");
-        lab
+        (lab, summary)
     }
 
     /// The lock's state directory.
@@ -153,11 +158,9 @@ pub struct Pair {
     clock: Clock,
 }
 
-impl std::fmt::Debug for Pair {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pair")
-            .field("now", &self.clock.now())
-            .finish_non_exhaustive()
+impl fmt::Debug for Pair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        debug_some(f, "Pair", &[("now", &self.clock.now())])
     }
 }
 
@@ -254,13 +257,25 @@ pub struct MemoryTransport {
     before: Option<Box<dyn FnMut()>>,
 }
 
-impl std::fmt::Debug for MemoryTransport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryTransport")
-            .field("peer", &self.peer)
-            .field("stats", &self.stats)
-            .finish_non_exhaustive()
+impl fmt::Debug for MemoryTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let fields: [(&str, &dyn fmt::Debug); 2] = [("peer", &self.peer), ("stats", &self.stats)];
+        debug_some(f, "MemoryTransport", &fields)
     }
+}
+
+/// `name { field: value, .. }` with only `fields`: the Debug of a type
+/// whose other fields hold a key, a closure or the lock itself.
+fn debug_some(
+    f: &mut fmt::Formatter<'_>,
+    name: &str,
+    fields: &[(&str, &dyn fmt::Debug)],
+) -> fmt::Result {
+    let mut d = f.debug_struct(name);
+    for (field, value) in fields {
+        d.field(field, value);
+    }
+    d.finish_non_exhaustive()
 }
 
 impl MemoryTransport {
