@@ -36,9 +36,9 @@
 mod common;
 
 use ciborium::Value;
-use common::{CLASS, Map, Shell, VENDOR, t};
+use common::{CLASS, First, Map, Shell, VENDOR, t};
 use keyway_device::journal::TrialState;
-use keyway_lock::device::{self, DeviceCore};
+use keyway_lock::device;
 use keyway_lock::server::Server;
 use keyway_lock::smp::{self, HEADER_LEN, Op};
 use keyway_vendor::encode::{AbRelease, sha256};
@@ -107,24 +107,9 @@ fn answer(s: &mut Shell, f: &[u8]) -> Map {
 /// Uploads `env` over SMP (image group, 700-byte chunks, following the
 /// lock's offsets); the last answer.
 fn upload(s: &mut Shell, env: &[u8]) -> Map {
-    let mut at = 0usize;
-    loop {
-        let end = (at + 700).min(env.len());
-        let mut body = vec![
-            (t("off"), Value::from(at as u64)),
-            (t("data"), Value::Bytes(env[at..end].to_vec())),
-        ];
-        if at == 0 {
-            body.push((t("len"), Value::from(env.len() as u64)));
-            body.push((t("image"), Value::from(0u8)));
-            body.push((t("sha"), Value::Bytes(sha256(env).to_vec())));
-        }
-        let m = answer(s, &frame(Op::Write, 1, 1, body));
-        match smp::get_u64(&m, "off").unwrap() {
-            Some(o) if (o as usize) < env.len() && o as usize > at => at = o as usize,
-            _ => return m,
-        }
-    }
+    common::upload_by(env, 700, First::image(env), |body| {
+        answer(s, &frame(Op::Write, 1, 1, body))
+    })
 }
 
 /// The image list (SMP image state read).
@@ -161,15 +146,7 @@ fn consent_and_reset(s: &mut Shell, env: &[u8], slot: u8, sequence: u64) {
 #[test]
 fn ab_upload_is_verified_for_the_inactive_slot_from_either_slot() {
     let (key, trust) = common::vendor();
-    let mut lock = DeviceCore::new(device::blank_flash(), trust, None).unwrap();
-    let factory = common::sign(
-        &key,
-        "1.0.0",
-        1,
-        vec![0x11; 5_000],
-        keyway_vendor::encode::EnvelopeBuilder::default(),
-    );
-    lock.factory(&factory).unwrap();
+    let lock = common::factory_core(&key, trust, vec![0x11; 5_000]);
     let mut s = Shell::new(Server::new(lock));
     s.set_presence_always_open(true);
 
@@ -195,9 +172,7 @@ fn ab_upload_is_verified_for_the_inactive_slot_from_either_slot() {
         // client tests and confirms by), and names its image's digest.
         let listed = images(&mut s);
         assert!(
-            listed
-                .iter()
-                .any(|m| smp::get_bytes(m, "hash").unwrap() == Some(&sha256(&env)[..])),
+            common::listed(&listed, &sha256(&env)).is_some(),
             "slot {target}'s image is listed by the hash of its envelope: {listed:?}"
         );
         assert_eq!(s.core().image_digest(target), Some(sha256(r.image(target))));
@@ -209,15 +184,7 @@ fn ab_upload_is_verified_for_the_inactive_slot_from_either_slot() {
 #[test]
 fn ab_install_with_both_images_writes_the_inactive_slots_alternative() {
     let (key, trust) = common::vendor();
-    let mut lock = DeviceCore::new(device::blank_flash(), trust, None).unwrap();
-    let factory = common::sign(
-        &key,
-        "1.0.0",
-        1,
-        vec![0x22; 5_000],
-        keyway_vendor::encode::EnvelopeBuilder::default(),
-    );
-    lock.factory(&factory).unwrap();
+    let mut lock = common::factory_core(&key, trust, vec![0x22; 5_000]);
     for (running, target, sequence) in [(0u8, 1u8, 2u64), (1, 0, 3)] {
         assert_eq!(lock.running(), Some(running));
         let r = Release::new(sequence);

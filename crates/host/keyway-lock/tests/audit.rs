@@ -6,13 +6,14 @@
 mod common;
 
 use ciborium::Value;
-use common::{CLASS, Shell, VENDOR, release};
+use common::{First, Shell, release};
 use keyway_audit::{Body, Event, LockMethod, RejectReason, Version};
 use keyway_lock::control::handle_line;
 use keyway_lock::server::Server;
 use keyway_lock::smp::{self, HEADER_LEN, Op};
-use keyway_lock::state::StateDir;
-use keyway_vendor::keys::{Algorithm, PublicKey, SigningKey};
+use keyway_testkit::pair::Lab;
+use keyway_testkit::release::Vendor;
+use keyway_vendor::keys::{PublicKey, SigningKey};
 use keyway_vendor::log::ItemKind;
 use sha2::{Digest, Sha256};
 
@@ -24,26 +25,10 @@ fn request(op: Op, group: u16, id: u8, body: Vec<(Value, Value)>) -> Vec<u8> {
 
 /// Uploads `env` in 1 KiB chunks; returns the last response body.
 fn upload(s: &mut Shell, env: &[u8], now: u64) -> Vec<(Value, Value)> {
-    let t = |x: &str| Value::Text(x.into());
-    let sha: [u8; 32] = Sha256::digest(env).into();
-    let mut at = 0usize;
-    loop {
-        let end = (at + 1024).min(env.len());
-        let mut m = vec![
-            (t("off"), Value::from(at as u64)),
-            (t("data"), Value::Bytes(env[at..end].to_vec())),
-        ];
-        if at == 0 {
-            m.push((t("len"), Value::from(env.len() as u64)));
-            m.push((t("sha"), Value::Bytes(sha.to_vec())));
-        }
+    common::upload_by(env, 1024, First::sha(env), |m| {
         let r = s.handle(&request(Op::Write, 1, 1, m), now);
-        let body = smp::decode_body(&r[HEADER_LEN..]).unwrap();
-        match smp::get_u64(&body, "off").unwrap() {
-            Some(o) if (o as usize) < env.len() && o as usize != at => at = o as usize,
-            _ => return body,
-        }
-    }
+        smp::decode_body(&r[HEADER_LEN..]).unwrap()
+    })
 }
 
 fn control(s: &mut Shell, line: &str, now: u64) -> serde_json::Value {
@@ -55,28 +40,21 @@ fn control(s: &mut Shell, line: &str, now: u64) -> serde_json::Value {
 
 #[test]
 fn lock_events_and_an_update_export_an_intact_signed_log() {
-    let tmp = tempfile::tempdir().unwrap();
-    let vendor = SigningKey::generate(Algorithm::Ed25519).unwrap();
-    let vendor_pub = tmp.path().join("vendor.pub");
-    std::fs::write(&vendor_pub, vendor.public_key().to_spki_pem().unwrap()).unwrap();
-    let factory = tmp.path().join("v1.suit");
-    std::fs::write(&factory, release(&vendor, "1.4.0", 1, 9000)).unwrap();
-
-    let dir = StateDir::new(tmp.path().join("lock"));
-    std::fs::create_dir_all(tmp.path().join("lock")).unwrap();
-    dir.set_pin("4711").unwrap();
-    let summary = dir
-        .provision(&[vendor_pub], 1, VENDOR, CLASS, Some(&factory), false)
-        .unwrap();
+    // Provisioned with the PIN 4711.
+    let vendor = Vendor::new();
+    let factory = release(&vendor.key, "1.4.0", 1, 9000);
+    let (lab, summary) = Lab::with_factory(vendor, &factory);
+    let vendor = &lab.vendor.key;
     assert!(summary.contains("device key"), "{summary}");
-    let key_path = tmp.path().join("lock/device.key");
+    let dir = lab.state_dir();
+    let key_path = lab.state().join("device.key");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
         let mode = std::fs::metadata(&key_path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
-    let device_pub = PublicKey::load(tmp.path().join("lock/device.pub")).unwrap();
+    let device_pub = PublicKey::load(lab.state().join("device.pub")).unwrap();
 
     // Start the lock as the shell does: load, the log, power on (boot 2).
     let mut lock = dir.load().unwrap();
@@ -118,11 +96,11 @@ fn lock_events_and_an_update_export_an_intact_signed_log() {
     control(&mut s, r#"{"cmd":"presence","seconds":120}"#, 97_000);
 
     // A release signed by another key is refused; the real one installs.
-    let other = SigningKey::generate(Algorithm::Ed25519).unwrap();
+    let other = Vendor::new().key;
     let bad = upload(&mut s, &release(&other, "2.0.0", 2, 5000), 98_000);
     assert!(smp::get(&bad, "err").is_some(), "{bad:?}");
     s.core_mut().commit_audit(RTC + 98).unwrap();
-    let env = release(&vendor, "2.1.0", 2, 20_000);
+    let env = release(vendor, "2.1.0", 2, 20_000);
     let good = upload(&mut s, &env, 99_000);
     assert_eq!(smp::get_bool(&good, "match").unwrap(), Some(true));
     s.core_mut().commit_audit(RTC + 99).unwrap();
@@ -143,7 +121,7 @@ fn lock_events_and_an_update_export_an_intact_signed_log() {
     let line = r#"{"cmd": "log-export", "path": "audit.bin"}"#;
     let a = keyway_lock::control::handle_line_in(&mut s, line, 101_000, RTC + 101, &dir);
     assert_eq!(a["ok"], true, "{a}");
-    let out = tmp.path().join("lock/exports/audit.bin");
+    let out = lab.state().join("exports/audit.bin");
     assert_eq!(a["path"], out.display().to_string());
     let bytes = std::fs::read(&out).unwrap();
     let report = keyway_vendor::log::verify(&bytes, &device_pub);
@@ -159,13 +137,19 @@ fn lock_events_and_an_update_export_an_intact_signed_log() {
         })
         .collect();
     let only: Vec<Event> = events.iter().map(|(e, _)| *e).collect();
-    let v = |a, b, c| Version::new(a, b, c);
+    let boot = |slot, (a, b, c)| Event::Boot {
+        slot,
+        version: Version::new(a, b, c),
+    };
+    let offered = |sequence, (a, b, c)| Event::UpdateOffered {
+        sequence,
+        version: Version::new(a, b, c),
+    };
+    let unlocked = |method| Event::Unlocked { method };
+    let locked = |method| Event::Locked { method };
     let expected = [
         // The factory boot (boot 1), then this start's boot (2).
-        Event::Boot {
-            slot: 0,
-            version: v(1, 4, 0),
-        },
+        boot(0, (1, 4, 0)),
         Event::OnTrial {
             slot: 0,
             attempts_left: 3,
@@ -174,53 +158,31 @@ fn lock_events_and_an_update_export_an_intact_signed_log() {
             slot: 0,
             sequence: 1,
         },
-        Event::Boot {
-            slot: 0,
-            version: v(1, 4, 0),
-        },
+        boot(0, (1, 4, 0)),
         Event::PinFailed { consecutive: 1 },
-        Event::Unlocked {
-            method: LockMethod::Keypad,
-        },
-        Event::Locked {
-            method: LockMethod::AutoRelock,
-        },
+        unlocked(LockMethod::Keypad),
+        locked(LockMethod::AutoRelock),
         Event::TamperDetected { sensor: 1 },
         Event::TamperCleared { sensor: 1 },
         Event::BatteryLow { millivolts: 3200 },
-        Event::Unlocked {
-            method: LockMethod::MechanicalKey,
-        },
-        Event::Locked {
-            method: LockMethod::OwnerCommand,
-        },
+        unlocked(LockMethod::MechanicalKey),
+        locked(LockMethod::OwnerCommand),
         Event::PresenceWindowOpened { seconds: 120 },
-        Event::UpdateOffered {
-            sequence: 2,
-            version: v(2, 0, 0),
-        },
+        offered(2, (2, 0, 0)),
         Event::UpdateRejected {
             sequence: 2,
             reason: RejectReason::Signatures,
         },
-        Event::UpdateOffered {
-            sequence: 2,
-            version: v(2, 1, 0),
-        },
+        offered(2, (2, 1, 0)),
         Event::UpdateVerified { sequence: 2 },
         Event::DownloadStarted { sequence: 2 },
-        Event::Unlocked {
-            method: LockMethod::Keypad,
-        },
+        unlocked(LockMethod::Keypad),
         Event::ConsentGiven { sequence: 2 },
         Event::UpdateInstalled {
             sequence: 2,
             slot: 1,
         },
-        Event::Boot {
-            slot: 1,
-            version: v(2, 1, 0),
-        },
+        boot(1, (2, 1, 0)),
     ];
     // OnTrial's attempts come from the device crate: compare loosely.
     let mut want = expected.iter().peekable();
@@ -264,22 +226,17 @@ fn lock_events_and_an_update_export_an_intact_signed_log() {
 
 #[test]
 fn the_log_wraps_on_its_four_pages_with_signed_checkpoints() {
-    let key = SigningKey::generate(Algorithm::Ed25519).unwrap();
-    let SigningKey::Ed25519(k) = &key else {
+    let vendor = Vendor::new();
+    let (key, trust) = (&vendor.key, vendor.trust());
+    let SigningKey::Ed25519(k) = key else {
         unreachable!()
     };
     let signer = keyway_audit::Ed25519Signer::from_seed(k.to_bytes()).unwrap();
-    let public = keyway_suit::PublicKey::from_raw(&key.raw_public_key_bytes()).unwrap();
-    let v = keyway_vendor::encode::vendor_uuid(VENDOR);
-    let trust = keyway_lock::device::Trust {
-        anchors: keyway_suit::TrustAnchors::new(&[public], 1).unwrap(),
-        identity: keyway_suit::DeviceIdentity::new(v, keyway_vendor::encode::class_uuid(&v, CLASS)),
-    };
     let mut lock =
         keyway_lock::device::DeviceCore::new(keyway_lock::device::blank_flash(), trust, None)
             .unwrap();
     lock.attach_audit(signer, 0).unwrap();
-    lock.factory(&release(&key, "1.0.0", 1, 4000)).unwrap();
+    lock.factory(&release(key, "1.0.0", 1, 4000)).unwrap();
     let mut s = Shell::new(Server::new(lock));
     // 300 events: more than the 4 pages of 29 records hold.
     for i in 0..150u64 {

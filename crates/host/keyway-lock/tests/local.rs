@@ -17,15 +17,16 @@
 //! Children run under umask 0 (the worst a caller can set); the in-process
 //! tests set the process's umask to 0, which every test here tolerates.
 
+use std::ffi::OsStr;
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{BIN, Running, lock_cmd, mode, release};
+use common::{Running, assert_success, ctl, lock_cmd, mode, release, spawn};
 use keyway_lock::state::StateDir;
 use keyway_testkit::release::{CLASS, VENDOR};
 use keyway_vendor::keys::{Algorithm, SigningKey, keygen};
@@ -37,28 +38,27 @@ fn provision(tmp: &Path, factory: bool) -> PathBuf {
     let key = SigningKey::load(&files.private).unwrap();
     std::fs::write(tmp.join("v1.suit"), release(&key, "1.0.0", 1, 20_000)).unwrap();
     let state = tmp.join("lock");
-    let mut c = lock_cmd();
-    c.args(["provision", "--state"])
-        .arg(&state)
-        .arg("--vendor-key")
-        .arg(&files.public)
-        .args(["--vendor-domain", "locks.example", "--class", "deadbolt-2"])
-        .args(["--pin", "86420"]);
+    let mut c = common::provision_cmd(lock_cmd(), &state, &files.public);
+    c.args(["--pin", "86420"]);
     if factory {
         c.arg("--firmware").arg(tmp.join("v1.suit"));
     }
-    let out = c.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&c.output().unwrap());
     state
 }
 
 /// Runs the lock with `args`; returns it once it listens.
 fn run(state: &Path, args: &[&str]) -> Running {
     common::start(lock_cmd(), state, args).0
+}
+
+/// A lock provisioned in `tmp` (with a factory image), running with the
+/// Unix control socket `tmp/ctl.sock`: the lock, its state, its socket.
+fn provision_and_run(tmp: &Path) -> (Running, PathBuf, PathBuf) {
+    let state = provision(tmp, true);
+    let sock = tmp.join("ctl.sock");
+    let lock = run(&state, &["--control", sock.to_str().unwrap()]);
+    (lock, state, sock)
 }
 
 /// One raw JSON line to the Unix control socket; its answer.
@@ -95,26 +95,11 @@ fn wait_or_kill(mut child: Child, within: Duration) -> (Option<i32>, String, Str
     (status.and_then(|s| s.code()), out, err)
 }
 
-/// Every entry under `dir` (not following links), `dir` included.
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    out.push(dir.to_path_buf());
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if std::fs::symlink_metadata(&p).unwrap().is_dir() {
-            walk(&p, out);
-        } else {
-            out.push(p);
-        }
-    }
-}
-
 /// Asserts the state directory and everything in it are private:
 /// directories 0700, files 0600. Returns the file names seen.
 fn assert_private(state: &Path) -> Vec<String> {
-    let mut all = Vec::new();
-    walk(state, &mut all);
     let mut names = Vec::new();
-    for p in &all {
+    for p in &common::walk(state) {
         let m = std::fs::symlink_metadata(p).unwrap();
         let want = if m.is_dir() { 0o700 } else { 0o600 };
         assert_eq!(
@@ -165,15 +150,8 @@ fn control_socket_path_holding_a_regular_file_is_refused() {
     let state = provision(tmp.path(), true);
     let victim = tmp.path().join("notes.txt");
     std::fs::write(&victim, "precious").unwrap();
-    let child = lock_cmd()
-        .arg("--state")
-        .arg(&state)
-        .args(["--bind", "127.0.0.1:0", "--control"])
-        .arg(&victim)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let args = [OsStr::new("--control"), victim.as_os_str()];
+    let child = spawn(lock_cmd(), &state, args, Stdio::piped());
     let (code, _, err) = wait_or_kill(child, Duration::from_secs(10));
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("other than a socket"), "{err}");
@@ -185,14 +163,7 @@ fn control_on_every_interface_without_the_flag_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
     let state = provision(tmp.path(), true);
     for addr in ["0.0.0.0:0", "[::]:0"] {
-        let child = lock_cmd()
-            .arg("--state")
-            .arg(&state)
-            .args(["--bind", "127.0.0.1:0", "--control", addr])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let child = spawn(lock_cmd(), &state, ["--control", addr], Stdio::piped());
         let (code, out, err) = wait_or_kill(child, Duration::from_secs(10));
         assert_eq!(
             code,
@@ -210,15 +181,8 @@ fn control_on_every_interface_without_the_flag_is_a_clear_error() {
 fn control_on_every_interface_with_the_danger_flag_warns() {
     let tmp = tempfile::tempdir().unwrap();
     let state = provision(tmp.path(), true);
-    let mut child = lock_cmd()
-        .arg("--state")
-        .arg(&state)
-        .args(["--bind", "127.0.0.1:0", "--control", "0.0.0.0:0"])
-        .arg("--control-insecure-any-address")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let args = ["--control", "0.0.0.0:0", "--control-insecure-any-address"];
+    let mut child = spawn(lock_cmd(), &state, args, Stdio::piped());
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
@@ -233,32 +197,15 @@ fn control_on_every_interface_with_the_danger_flag_warns() {
 fn a_loopback_tcp_control_socket_still_works() {
     let tmp = tempfile::tempdir().unwrap();
     let state = provision(tmp.path(), true);
-    let mut child = lock_cmd()
-        .arg("--state")
-        .arg(&state)
-        .args(["--bind", "127.0.0.1:0", "--control", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let _lock = Running(child);
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let addr = line.trim().strip_prefix("control on ").unwrap().to_owned();
-    let o = Command::new(BIN)
-        .args(["ctl", &addr, "status"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let args = ["--control", "127.0.0.1:0"];
+    let (_lock, addr) = common::start_until(lock_cmd(), &state, args, "control on ");
+    assert_success(&ctl(&addr, ["status"]));
 }
 
 #[test]
 fn log_export_cannot_write_outside_the_state_directory() {
     let tmp = tempfile::tempdir().unwrap();
-    let state = provision(tmp.path(), true);
-    let sock = tmp.path().join("ctl.sock");
-    let _lock = run(&state, &["--control", sock.to_str().unwrap()]);
+    let (_lock, state, sock) = provision_and_run(tmp.path());
     let victim = tmp.path().join("victim.txt");
     std::fs::write(&victim, "precious").unwrap();
     // A planted link inside the exports folder, pointing outside.
@@ -303,21 +250,9 @@ fn log_export_cannot_write_outside_the_state_directory() {
         assert_eq!(mode(&p), 0o600);
     }
     // `keyway-lock ctl` passes the name as given.
-    let o = Command::new(BIN)
-        .arg("ctl")
-        .arg(&sock)
-        .args(["log-export", "by-ctl.bin"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_success(&ctl(&sock, ["log-export", "by-ctl.bin"]));
     assert!(state.join("exports/by-ctl.bin").exists());
-    let o = Command::new(BIN)
-        .arg("ctl")
-        .arg(&sock)
-        .arg("log-export")
-        .arg(&victim)
-        .output()
-        .unwrap();
+    let o = ctl(&sock, [OsStr::new("log-export"), victim.as_os_str()]);
     assert!(!o.status.success());
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
 }
@@ -462,9 +397,7 @@ fn create_private_is_0600_before_the_first_byte_and_refuses_links() {
 #[test]
 fn control_lines_over_4_kib_are_refused_and_the_connection_goes_on() {
     let tmp = tempfile::tempdir().unwrap();
-    let state = provision(tmp.path(), true);
-    let sock = tmp.path().join("ctl.sock");
-    let _lock = run(&state, &["--control", sock.to_str().unwrap()]);
+    let (_lock, _, sock) = provision_and_run(tmp.path());
     let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
     let mut r = BufReader::new(s.try_clone().unwrap());
     let mut long = vec![b'x'; 1 << 20];
@@ -490,9 +423,7 @@ fn control_lines_over_4_kib_are_refused_and_the_connection_goes_on() {
 #[test]
 fn control_connections_are_capped() {
     let tmp = tempfile::tempdir().unwrap();
-    let state = provision(tmp.path(), true);
-    let sock = tmp.path().join("ctl.sock");
-    let _lock = run(&state, &["--control", sock.to_str().unwrap()]);
+    let (_lock, _, sock) = provision_and_run(tmp.path());
     let status = |s: &mut std::os::unix::net::UnixStream| -> Option<String> {
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         s.write_all(b"{\"cmd\":\"status\"}\n").ok()?;

@@ -4,51 +4,70 @@
 //! halfway through an upload, owners surviving a restart.
 
 use std::net::UdpSocket;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 mod common;
 
 use ciborium::Value;
-use common::{BIN, Running, release, request as request_frame, t};
+use common::{
+    BIN, First, Running, assert_success, release, request as request_frame, t, upload_body,
+};
 use keyway_lock::smp::{self, HEADER_LEN, Header, Op};
 use keyway_vendor::keys::{Algorithm, KeyPairFiles, SigningKey, keygen};
 use sha2::{Digest, Sha256};
 
-/// A vendor key pair in `dir/vendor.{key,pub}` and release 1.0.0 signed
-/// by it in `dir/v1.suit`.
-fn vendor_with_v1(dir: &std::path::Path) -> (KeyPairFiles, SigningKey) {
-    let files = keygen(dir.join("vendor"), Algorithm::Ed25519).unwrap();
-    let key = SigningKey::load(&files.private).unwrap();
-    std::fs::write(dir.join("v1.suit"), release(&key, "1.0.0", 1, 40_000)).unwrap();
-    (files, key)
+/// A vendor key pair in `tmp/vendor.{key,pub}`, release 1.0.0 signed by
+/// it in `tmp/v1.suit`, and the lock's state directory `tmp/lock`.
+struct Lab {
+    tmp: tempfile::TempDir,
+    files: KeyPairFiles,
+    key: SigningKey,
 }
 
-/// `keyway-lock provision` of `state` for the vendor key `public` with
-/// the factory image `factory`; its output.
-fn provision(
-    state: &std::path::Path,
-    public: &std::path::Path,
-    factory: &std::path::Path,
-) -> std::process::Output {
-    Command::new(BIN)
-        .args(["provision", "--state"])
-        .arg(state)
-        .arg("--vendor-key")
-        .arg(public)
-        .args([
-            "--vendor-domain",
-            "locks.example",
-            "--class",
-            "deadbolt-2",
-            "--factory",
-        ])
-        .arg(factory)
-        .output()
-        .unwrap()
+impl Lab {
+    fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let files = keygen(tmp.path().join("vendor"), Algorithm::Ed25519).unwrap();
+        let key = SigningKey::load(&files.private).unwrap();
+        std::fs::write(v1(tmp.path()), release(&key, "1.0.0", 1, 40_000)).unwrap();
+        Lab { tmp, files, key }
+    }
+
+    /// The lock's state directory.
+    fn state(&self) -> PathBuf {
+        self.tmp.path().join("lock")
+    }
+
+    /// Release 2.0.0 (sequence 2), signed by the vendor key.
+    fn v2(&self) -> Vec<u8> {
+        release(&self.key, "2.0.0", 2, 40_000)
+    }
+
+    /// `keyway-lock provision` of the state directory for the vendor key,
+    /// the rest of the command line added by the caller.
+    fn provision(&self) -> Command {
+        common::provision_cmd(Command::new(BIN), &self.state(), &self.files.public)
+    }
+
+    /// [`Lab::provision`] with release 1.0.0 as the factory image; its
+    /// output.
+    fn provision_factory(&self) -> Output {
+        self.provision()
+            .arg("--factory")
+            .arg(v1(self.tmp.path()))
+            .output()
+            .unwrap()
+    }
 }
 
-fn start_with(state: &std::path::Path, args: &[&str]) -> (Running, UdpSocket) {
+/// Release 1.0.0's file in `dir`.
+fn v1(dir: &Path) -> PathBuf {
+    dir.join("v1.suit")
+}
+
+fn start_with(state: &Path, args: &[&str]) -> (Running, UdpSocket) {
     let (running, addr) = common::start(Command::new(BIN), state, args);
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.connect(&addr).unwrap();
@@ -105,24 +124,17 @@ fn images(sock: &UdpSocket) -> Vec<(u64, String, bool, bool)> {
 
 #[test]
 fn provision_run_update_kill_run() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (files, key) = vendor_with_v1(tmp.path());
-    let v2 = release(&key, "2.0.0", 2, 40_000);
-    let state = tmp.path().join("lock");
-    let out = provision(&state, &files.public, &tmp.path().join("v1.suit"));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let lab = Lab::new();
+    let (v2, state) = (lab.v2(), &lab.state());
+    assert_success(&lab.provision_factory());
 
-    let sock_path = tmp.path().join("ctl.sock");
+    let sock_path = lab.tmp.path().join("ctl.sock");
     let args = [
         "--presence-always-open",
         "--control",
         sock_path.to_str().unwrap(),
     ];
-    let (lock, sock) = start_with(&state, &args);
+    let (lock, sock) = start_with(state, &args);
     let m = request(&sock, Op::Write, 0, 0, vec![(t("d"), t("ping"))]);
     assert_eq!(smp::get_text(&m, "r").unwrap(), Some("ping"));
     assert_eq!(images(&sock), vec![(0, "1.0.0".into(), true, true)]);
@@ -159,25 +171,17 @@ fn provision_run_update_kill_run() {
 
     // Kill it: a power cut between requests. The flash file holds the update.
     drop(lock);
-    let (_lock, sock) = start_with(&state, &args);
+    let (_lock, sock) = start_with(state, &args);
     assert_eq!(images(&sock), want);
 }
 
 /// Uploads `env` in 1,200-byte chunks following the lock's offsets;
 /// returns where it ended (`None`: the lock stopped answering).
 fn upload(sock: &UdpSocket, env: &[u8]) -> Option<usize> {
-    let sha: [u8; 32] = Sha256::digest(env).into();
+    let first = First::sha(env);
     let mut at = 0usize;
     while at < env.len() {
-        let end = (at + 1200).min(env.len());
-        let mut body = vec![
-            (t("off"), Value::from(at as u64)),
-            (t("data"), Value::Bytes(env[at..end].to_vec())),
-        ];
-        if at == 0 {
-            body.push((t("len"), Value::from(env.len() as u64)));
-            body.push((t("sha"), Value::Bytes(sha.to_vec())));
-        }
+        let body = upload_body(env, at, 1200, (at == 0).then_some(first));
         let m = try_request(sock, Op::Write, 1, 1, body)?;
         at = smp::get_u64(&m, "off")
             .unwrap()
@@ -187,13 +191,8 @@ fn upload(sock: &UdpSocket, env: &[u8]) -> Option<usize> {
 }
 
 /// `keyway-lock ctl SOCKET WORDS…`: (success, stdout, stderr).
-fn ctl(socket: &std::path::Path, words: &[&str]) -> (bool, String, String) {
-    let out = Command::new(BIN)
-        .arg("ctl")
-        .arg(socket)
-        .args(words)
-        .output()
-        .unwrap();
+fn ctl(socket: &Path, words: &[&str]) -> (bool, String, String) {
+    let out = common::ctl(socket, words);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -203,19 +202,13 @@ fn ctl(socket: &std::path::Path, words: &[&str]) -> (bool, String, String) {
 
 #[test]
 fn ctl_on_a_unix_socket_cut_mid_upload_and_owners_survive_a_restart() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (files, key) = vendor_with_v1(tmp.path());
-    let v2 = release(&key, "2.0.0", 2, 40_000);
-    let state = tmp.path().join("lock");
+    let lab = Lab::new();
+    let (tmp, v2, state) = (lab.tmp.path(), lab.v2(), &lab.state());
     let provision = |version: &str| {
-        Command::new(BIN)
-            .args(["provision", "--force", "--state"])
-            .arg(&state)
-            .arg("--vendor-key")
-            .arg(&files.public)
-            .args(["--vendor-domain", "locks.example", "--class", "deadbolt-2"])
+        lab.provision()
+            .arg("--force")
             .arg("--firmware")
-            .arg(tmp.path().join("v1.suit"))
+            .arg(v1(tmp))
             .args(["--version", version])
             .output()
             .unwrap()
@@ -229,14 +222,14 @@ fn ctl_on_a_unix_socket_cut_mid_upload_and_owners_survive_a_restart() {
     );
     assert!(provision("1.0.0").status.success());
 
-    let sock_path = tmp.path().join("ctl.sock");
+    let sock_path = tmp.join("ctl.sock");
     let args = [
         "--control",
         sock_path.to_str().unwrap(),
         "--model",
         "lever-4aa",
     ];
-    let (lock, sock) = start_with(&state, &args);
+    let (lock, sock) = start_with(state, &args);
     let (ok, status, _) = ctl(&sock_path, &["status"]);
     assert!(ok && status.contains("\"model\":\"lever-4aa\""), "{status}");
     let (ok, _, err) = ctl(&sock_path, &["door", "ajar"]);
@@ -270,8 +263,8 @@ fn ctl_on_a_unix_socket_cut_mid_upload_and_owners_survive_a_restart() {
 
     // Kill and start again: the pending update is still there.
     drop(lock);
-    let (_lock, sock) = start_with(&state, &args);
-    assert!(tmp.path().join("lock/agent-store.bin").exists());
+    let (_lock, sock) = start_with(state, &args);
+    assert!(tmp.join("lock/agent-store.bin").exists());
     assert_eq!(
         images(&sock),
         vec![
@@ -319,19 +312,16 @@ fn ctl_on_a_unix_socket_cut_mid_upload_and_owners_survive_a_restart() {
 /// starts with the setup code's parameters (id 11).
 #[test]
 fn the_binary_answers_with_the_agents_authority() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (files, key) = vendor_with_v1(tmp.path());
-    let state = tmp.path().join("lock");
-    let out = provision(&state, &files.public, &tmp.path().join("v1.suit"));
-    assert!(out.status.success());
-    let (_lock, sock) = start_with(&state, &["--presence-always-open"]);
+    let lab = Lab::new();
+    assert!(lab.provision_factory().status.success());
+    let (_lock, sock) = start_with(&lab.state(), &["--presence-always-open"]);
     let status = request(&sock, Op::Read, 64, 0, vec![]);
     assert_eq!(
         smp::get_u64(&status, "kw-rc").unwrap(),
         Some(14),
         "{status:?}"
     );
-    let pair = vec![(t("key"), Value::Bytes(key.raw_public_key_bytes()))];
+    let pair = vec![(t("key"), Value::Bytes(lab.key.raw_public_key_bytes()))];
     for (id, op, body) in [(7u8, Op::Read, vec![]), (8, Op::Write, pair)] {
         let r = request(&sock, op, 64, id, body);
         assert_eq!(smp::get_u64(&r, "rc").unwrap(), Some(8), "id {id}: {r:?}");
@@ -344,6 +334,6 @@ fn the_binary_answers_with_the_agents_authority() {
     );
     // The agent's store is a file of its own, private.
     use std::os::unix::fs::PermissionsExt as _;
-    let m = std::fs::metadata(state.join("agent-store.bin")).unwrap();
+    let m = std::fs::metadata(lab.state().join("agent-store.bin")).unwrap();
     assert_eq!(m.permissions().mode() & 0o777, 0o600);
 }

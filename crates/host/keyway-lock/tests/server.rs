@@ -6,9 +6,9 @@
 mod common;
 
 use ciborium::Value;
-use common::{Map, Shell, frame, rc, sign, t};
+use common::{First, Map, Shell, frame, listed, rc, sign, t, upload_body};
 use keyway_device::journal::TrialState;
-use keyway_lock::device::{self, DeviceCore, Trust};
+use keyway_lock::device::{self, Trust};
 use keyway_lock::server::Server;
 use keyway_lock::smp::{self, HEADER_LEN, Header, Op};
 use keyway_vendor::encode::EnvelopeBuilder;
@@ -27,20 +27,40 @@ impl Fixture {
     }
 
     fn release(&self, key: &SigningKey, version: &str, sequence: u64, len: usize) -> Vec<u8> {
-        let payload: Vec<u8> = (0..len)
-            .map(|i| (i * 7 + sequence as usize) as u8)
-            .collect();
-        sign(key, version, sequence, payload, EnvelopeBuilder::default())
+        sign(
+            key,
+            version,
+            sequence,
+            image(len, sequence),
+            EnvelopeBuilder::default(),
+        )
     }
 
-    /// A lock with 1.0.0 (sequence 1) confirmed in slot 0, serving
-    /// through the lock agent.
+    /// A lock with 1.0.0 (sequence 1, [`factory_image`]) confirmed in
+    /// slot 0, serving through the lock agent.
     fn server(&self) -> Shell {
-        let mut lock = DeviceCore::new(device::blank_flash(), self.trust.clone(), None).unwrap();
-        lock.factory(&self.release(&self.key, "1.0.0", 1, 9000))
-            .unwrap();
+        let lock = common::factory_core(&self.key, self.trust.clone(), factory_image());
         Shell::new(Server::new(lock))
     }
+
+    /// [`Fixture::server`] with the presence window held open.
+    fn open_server(&self) -> Shell {
+        let mut s = self.server();
+        s.set_presence_always_open(true);
+        s
+    }
+}
+
+/// The payload of [`Fixture::release`]: `len` bytes for `sequence`.
+fn image(len: usize, sequence: u64) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i * 7 + sequence as usize) as u8)
+        .collect()
+}
+
+/// The factory image of [`Fixture::server`] (1.0.0, sequence 1).
+fn factory_image() -> Vec<u8> {
+    image(9000, 1)
 }
 
 fn answer(server: &mut Shell, f: &[u8]) -> (Header, Map) {
@@ -64,19 +84,21 @@ fn off(m: &Map) -> Option<u64> {
 
 /// An upload request (SMPv2).
 fn chunk(env: &[u8], at: usize, n: usize, first: bool, sha: Option<[u8; 32]>) -> Vec<u8> {
-    let end = (at + n).min(env.len());
-    let mut m = vec![
-        (t("off"), Value::from(at as u64)),
-        (t("data"), Value::Bytes(env[at..end].to_vec())),
-    ];
-    if first {
-        m.push((t("len"), Value::from(env.len() as u64)));
-        m.push((t("image"), Value::from(0u8)));
-        if let Some(s) = sha {
-            m.push((t("sha"), Value::Bytes(s.to_vec())));
-        }
-    }
-    frame(Op::Write, 1, 1, 1, 9, m)
+    let first = first.then_some(First { image: true, sha });
+    frame(Op::Write, 1, 1, 1, 9, upload_body(env, at, n, first))
+}
+
+/// `req` with its body changed by `change` (the header's length follows).
+fn rewrite(req: &[u8], change: impl FnOnce(&mut Map)) -> Vec<u8> {
+    let mut h = Header::decode(req).unwrap();
+    let mut m = smp::decode_body(&req[HEADER_LEN..]).unwrap();
+    change(&mut m);
+    let mut data = Vec::new();
+    ciborium::into_writer(&Value::Map(m), &mut data).unwrap();
+    h.len = data.len() as u16;
+    let mut out = h.encode().to_vec();
+    out.extend_from_slice(&data);
+    out
 }
 
 fn sha(b: &[u8]) -> [u8; 32] {
@@ -96,18 +118,13 @@ fn upload_as(server: &mut Shell, env: &[u8], n: usize, version: u8, len: usize) 
     loop {
         let mut req = chunk(env, at, n, first, (len == env.len()).then(|| sha(env)));
         if first && len != env.len() {
-            let mut h = Header::decode(&req).unwrap();
-            let mut m = smp::decode_body(&req[HEADER_LEN..]).unwrap();
-            for (k, v) in &mut m {
-                if *k == t("len") {
-                    *v = Value::from(len as u64);
+            req = rewrite(&req, |m| {
+                for (k, v) in m {
+                    if *k == t("len") {
+                        *v = Value::from(len as u64);
+                    }
                 }
-            }
-            let mut data = Vec::new();
-            ciborium::into_writer(&Value::Map(m), &mut data).unwrap();
-            h.len = data.len() as u16;
-            req = h.encode().to_vec();
-            req.extend_from_slice(&data);
+            });
         }
         req[0] = (version << 3) | Op::Write as u8;
         let (_, m) = answer(server, &req);
@@ -179,8 +196,7 @@ fn upload_without_presence_is_access_denied_at_the_top_level() {
 #[test]
 fn full_update_out_of_order_resume_reset_trial_confirm() {
     let f = Fixture::new();
-    let mut s = f.server();
-    s.set_presence_always_open(true);
+    let mut s = f.open_server();
     let env = f.release(&f.key, "2.1.0", 2, 20_000);
     let h = sha(&env);
     // First chunk (the head is buffered until it can be verified).
@@ -213,10 +229,8 @@ fn full_update_out_of_order_resume_reset_trial_confirm() {
     // Complete and verified, but not armed without consent.
     assert_eq!(s.core().state().trial, TrialState::Confirmed);
     let imgs = images(&mut s);
-    let new = imgs
-        .iter()
-        .find(|m| smp::get_bytes(m, "hash").unwrap() == Some(&h[..]))
-        .expect("the uploaded image is listed by the SHA-256 of its envelope");
+    let new =
+        listed(&imgs, &h).expect("the uploaded image is listed by the SHA-256 of its envelope");
     assert!(!flag(new, "pending") && !flag(new, "active") && flag(new, "bootable"));
     assert_eq!(smp::get_text(new, "version").unwrap(), Some("2.1.0"));
     // Reset: responds first, then boots the new image on trial; the
@@ -233,8 +247,7 @@ fn full_update_out_of_order_resume_reset_trial_confirm() {
 #[test]
 fn rollback_is_refused_with_current_version_is_newer() {
     let f = Fixture::new();
-    let mut s = f.server();
-    s.set_presence_always_open(true);
+    let mut s = f.open_server();
     // Sequence 1 is the floor: not above it.
     let env = f.release(&f.key, "0.9.0", 1, 10_000);
     s.take_log();
@@ -261,8 +274,7 @@ fn rollback_is_refused_with_current_version_is_newer() {
 #[test]
 fn wrong_signer_wrong_sha_overrun_and_wrong_len_are_refused() {
     let f = Fixture::new();
-    let mut s = f.server();
-    s.set_presence_always_open(true);
+    let mut s = f.open_server();
     let stranger = SigningKey::generate(Algorithm::Ed25519).unwrap();
     let m = upload(&mut s, &f.release(&stranger, "2.0.0", 2, 8000), 1000);
     assert_eq!(group_err(&m), Some((1, 22)), "{m:?}");
@@ -303,8 +315,7 @@ fn wrong_signer_wrong_sha_overrun_and_wrong_len_are_refused() {
 #[test]
 fn test_by_hash_then_reset_then_confirm_by_request() {
     let f = Fixture::new();
-    let mut s = f.server();
-    s.set_presence_always_open(true);
+    let mut s = f.open_server();
     let env = f.release(&f.key, "3.0.0", 3, 5000);
     let m = upload(&mut s, &env, 1500);
     assert_eq!(off(&m), Some(env.len() as u64));
@@ -416,8 +427,7 @@ proptest::proptest! {
         body in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
     ) {
         let f = Fixture::new();
-        let mut s = f.server();
-        s.set_presence_always_open(true);
+        let mut s = f.open_server();
         let h = Header { op: match op { 0 => Op::Read, 1 => Op::ReadRsp, 2 => Op::Write, _ => Op::WriteRsp },
             version: 1, flags: 0, len: body.len() as u16, group, seq: 3, id };
         let mut fr = h.encode().to_vec();
@@ -476,8 +486,7 @@ proptest::proptest! {
         ),
     ) {
         let f = Fixture::new();
-        let mut s = f.server();
-        s.set_presence_always_open(true);
+        let mut s = f.open_server();
         let env = f.release(&f.key, "2.0.0", 2, 20_000);
         for (off, n, len, with_sha) in steps {
             let at = off as usize;
@@ -507,8 +516,7 @@ proptest::proptest! {
 #[test]
 fn erase_and_confirm_rules() {
     let f = Fixture::new();
-    let mut s = f.server();
-    s.set_presence_always_open(true);
+    let mut s = f.open_server();
     let erase = |slot: Option<u8>| {
         let body = slot.map_or_else(Vec::new, |n| vec![(t("slot"), Value::from(n))]);
         frame(Op::Write, 1, 1, 5, 8, body)
@@ -621,7 +629,7 @@ fn a_power_cut_at_every_flash_operation_of_the_update() {
 #[test]
 fn a_power_cut_at_every_flash_operation_of_a_delta_update() {
     let f = Fixture::new();
-    let mut new: Vec<u8> = (0..9000usize).map(|i| (i * 7 + 1) as u8).collect();
+    let mut new = factory_image();
     new[100..110].copy_from_slice(b"keyway 1.1");
     let env = delta_release(&f, &new, None);
     let scenarios = power_cut_sweep(&f, &env, |s| slot_image(s, 1, new.len()) == new);
@@ -636,8 +644,7 @@ fn a_power_cut_at_every_flash_operation_of_a_delta_update() {
 fn power_cut_sweep(f: &Fixture, env: &[u8], installed: impl Fn(&mut Shell) -> bool) -> u64 {
     let lock = |s: &Server| s.core().flash().ops();
     // Dry run: how many flash operations the update takes.
-    let mut s = f.server();
-    s.set_presence_always_open(true);
+    let mut s = f.open_server();
     let start = lock(&s);
     update_through_cuts(&mut s, env).unwrap();
     let ops = lock(&s) - start;
@@ -645,8 +652,7 @@ fn power_cut_sweep(f: &Fixture, env: &[u8], installed: impl Fn(&mut Shell) -> bo
     let mut scenarios = 0;
     for n in 0..ops + 2 {
         scenarios += 1;
-        let mut s = f.server();
-        s.set_presence_always_open(true);
+        let mut s = f.open_server();
         s.core_mut().plan_power_cut(n, n);
         let r = update_through_cuts(&mut s, env);
         let st = s.core().state();
@@ -668,14 +674,13 @@ fn power_cut_sweep(f: &Fixture, env: &[u8], installed: impl Fn(&mut Shell) -> bo
 /// A delta release from the factory image (1.0.0, sequence 1) to `new`,
 /// or from `base` when given.
 fn delta_release(f: &Fixture, new: &[u8], base: Option<Vec<u8>>) -> Vec<u8> {
-    let factory: Vec<u8> = (0..9000usize).map(|i| (i * 7 + 1) as u8).collect();
     sign(
         &f.key,
         "1.1.0",
         2,
         new.to_vec(),
         EnvelopeBuilder {
-            delta_from: Some(base.unwrap_or(factory)),
+            delta_from: Some(base.unwrap_or_else(factory_image)),
             ..Default::default()
         },
     )
@@ -692,12 +697,11 @@ fn slot_image(s: &Server, slot: u8, len: usize) -> Vec<u8> {
 #[test]
 fn delta_upload_test_reset_runs_the_new_image() {
     let f = Fixture::new();
-    let mut s = f.server();
-    s.set_presence_always_open(true);
+    let mut s = f.open_server();
     // The Keyway group's status names the running image's SHA-256: the
     // base a client's delta must have.
     let st = s.status_report(0);
-    let factory: Vec<u8> = (0..9000usize).map(|i| (i * 7 + 1) as u8).collect();
+    let factory = factory_image();
     assert_eq!(
         smp::get_bytes(&st, "image").unwrap(),
         Some(&sha(&factory)[..]),
@@ -712,9 +716,7 @@ fn delta_upload_test_reset_runs_the_new_image() {
     assert_eq!(smp::get_bool(&m, "match").unwrap(), Some(true), "{m:?}");
     // Listed by the SHA-256 of the uploaded envelope, verified, not armed.
     let imgs = images(&mut s);
-    let up = imgs
-        .iter()
-        .find(|m| smp::get_bytes(m, "hash").unwrap() == Some(&sha(&env)[..]))
+    let up = listed(&imgs, &sha(&env))
         .expect("the delta upload is listed by the hash of the uploaded file");
     assert!(flag(up, "bootable") && !flag(up, "pending"), "{up:?}");
     assert_eq!(smp::get_text(up, "version").unwrap(), Some("1.1.0"));
@@ -725,8 +727,7 @@ fn delta_upload_test_reset_runs_the_new_image() {
 #[test]
 fn delta_for_another_base_is_refused_at_the_head_before_writing() {
     let f = Fixture::new();
-    let mut s = f.server();
-    s.set_presence_always_open(true);
+    let mut s = f.open_server();
     let other: Vec<u8> = (0..9000usize).map(|i| (i * 13 + 5) as u8).collect();
     let env = delta_release(&f, &other[..8000], Some(other.clone()));
     let flash_before = s.core().flash().as_bytes().to_vec();
@@ -739,15 +740,9 @@ fn delta_for_another_base_is_refused_at_the_head_before_writing() {
     let m = upload(&mut s, &env, 244);
     assert_eq!(group_err(&m), Some((1, 22)), "{m:?}");
     // One chunk that holds the whole head: the chunk the lock refuses.
-    let mut first = chunk(&env, 0, 1400, true, Some(sha(&env)));
-    let mut body = smp::decode_body(&first[HEADER_LEN..]).unwrap();
-    body.push((t("kw"), Value::Bool(true)));
-    let mut h = Header::decode(&first).unwrap();
-    let mut data = Vec::new();
-    ciborium::into_writer(&Value::Map(body), &mut data).unwrap();
-    h.len = data.len() as u16;
-    first = h.encode().to_vec();
-    first.extend_from_slice(&data);
+    let first = rewrite(&chunk(&env, 0, 1400, true, Some(sha(&env))), |m| {
+        m.push((t("kw"), Value::Bool(true)));
+    });
     let r = s.handle(&first, 0);
     let e = keyway_smp::ErrorRsp::decode(&r[HEADER_LEN..])
         .unwrap()
@@ -793,9 +788,8 @@ fn delta_for_another_base_is_refused_at_the_head_before_writing() {
 #[test]
 fn a_delta_upload_reads_its_base_once_to_check_it() {
     let f = Fixture::new();
-    let mut s = f.server();
-    s.set_presence_always_open(true);
-    let factory: Vec<u8> = (0..9000usize).map(|i| (i * 7 + 1) as u8).collect();
+    let mut s = f.open_server();
+    let factory = factory_image();
     let mut new = factory.clone();
     new[4000..4010].copy_from_slice(b"keyway 1.1");
     let env = delta_release(&f, &new, None);
@@ -821,8 +815,7 @@ fn a_delta_upload_reads_its_base_once_to_check_it() {
 #[test]
 fn an_upload_parses_its_envelope_head_at_most_three_times() {
     let f = Fixture::new();
-    let mut s = f.server();
-    s.set_presence_always_open(true);
+    let mut s = f.open_server();
     let env = f.release(&f.key, "2.0.0", 2, 9000);
     let before = keyway_lock::suit::head_parses();
     let m = upload(&mut s, &env, 244);

@@ -19,7 +19,7 @@ use std::process::Command;
 
 mod common;
 
-use common::{BIN, Running, lock_cmd, mode};
+use common::{Running, assert_success, lock_cmd, mode};
 use keyway_channel::{SetupCode, StoredVerifier};
 use keyway_lock::state::StateDir;
 use keyway_vendor::keys::{Algorithm, keygen};
@@ -31,22 +31,18 @@ fn provision(tmp: &Path, force: bool) -> String {
     if !tmp.join("vendor.pub").exists() {
         keygen(&vendor, Algorithm::Ed25519).unwrap();
     }
-    let mut c = lock_cmd();
-    c.args(["provision", "--state"])
-        .arg(tmp.join("lock"))
-        .arg("--vendor-key")
-        .arg(tmp.join("vendor.pub"))
-        .args(["--vendor-domain", "locks.example", "--class", "deadbolt-2"]);
+    let mut c = provision_cmd(tmp);
     if force {
         c.arg("--force");
     }
     let out = c.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// `keyway-lock provision` of `tmp/lock` for the key `tmp/vendor.pub`.
+fn provision_cmd(tmp: &Path) -> Command {
+    common::provision_cmd(lock_cmd(), &tmp.join("lock"), &tmp.join("vendor.pub"))
 }
 
 /// The code on the `Setup code: ` line, parsed as keyway-channel parses a
@@ -65,18 +61,6 @@ fn printed_code(out: &str) -> (String, SetupCode) {
     let code = SetupCode::parse(&text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
     assert_eq!(code.to_string(), text);
     (text, code)
-}
-
-/// Every file under `dir` (not following links).
-fn files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if std::fs::symlink_metadata(&p).unwrap().is_dir() {
-            files(&p, out);
-        } else {
-            out.push(p);
-        }
-    }
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -119,10 +103,11 @@ fn provision_prints_a_valid_setup_code_and_stores_only_its_verifier_0600() {
     // The code itself is nowhere but on the "label": not in the verifier,
     // the flash, or any other file.
     let digits = code.digits();
-    let mut all = Vec::new();
-    files(&state, &mut all);
-    for p in all.iter().filter(|p| **p != code_file) {
-        let b = std::fs::read(p).unwrap();
+    let files = common::walk(&state)
+        .into_iter()
+        .filter(|p| *p != code_file && !std::fs::symlink_metadata(p).unwrap().is_dir());
+    for p in files {
+        let b = std::fs::read(&p).unwrap();
         assert!(
             !contains(&b, &digits) && !contains(&b, text.as_bytes()),
             "the setup code is in {}",
@@ -149,12 +134,7 @@ fn run(tmp: &Path) -> (Running, PathBuf) {
 
 /// `keyway-lock ctl SOCKET WORDS`: (exit success, the JSON answer).
 fn ctl(sock: &Path, words: &[&str]) -> (bool, serde_json::Value) {
-    let o = Command::new(BIN)
-        .arg("ctl")
-        .arg(sock)
-        .args(words)
-        .output()
-        .unwrap();
+    let o = common::ctl(sock, words);
     let out = String::from_utf8_lossy(&o.stdout);
     let v = serde_json::from_str(out.trim())
         .unwrap_or_else(|e| panic!("{e}: {out:?} {}", String::from_utf8_lossy(&o.stderr)));
@@ -177,14 +157,7 @@ fn ctl_setup_code_reads_the_printed_code_and_a_re_provision_makes_a_new_one() {
         assert_eq!(v["setup_code"], first.as_str(), "{v}");
     }
     // Provisioning again without --force is refused and keeps the code.
-    let o = lock_cmd()
-        .args(["provision", "--state"])
-        .arg(tmp.path().join("lock"))
-        .arg("--vendor-key")
-        .arg(tmp.path().join("vendor.pub"))
-        .args(["--vendor-domain", "locks.example", "--class", "deadbolt-2"])
-        .output()
-        .unwrap();
+    let o = provision_cmd(tmp.path()).output().unwrap();
     assert!(!o.status.success());
     assert_eq!(
         std::fs::read_to_string(tmp.path().join("lock/setup-code"))

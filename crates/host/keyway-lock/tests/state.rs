@@ -8,7 +8,7 @@ use ciborium::Value;
 use common::Shell;
 use keyway_device::journal::TrialState;
 use keyway_lock::server::Server;
-use keyway_lock::smp::{self, HEADER_LEN, Header, Op};
+use keyway_lock::smp::{self, HEADER_LEN, Op};
 use keyway_lock::state::StateDir;
 use keyway_testkit::release::{CLASS, VENDOR};
 use keyway_vendor::encode::EnvelopeBuilder;
@@ -31,33 +31,8 @@ fn release(key: &SigningKey, version: &str, sequence: u64, len: usize) -> Vec<u8
 }
 
 fn chunk(env: &[u8], at: usize, first: bool) -> Vec<u8> {
-    let end = (at + 1200).min(env.len());
-    let mut m = vec![
-        (Value::Text("off".into()), Value::from(at as u64)),
-        (
-            Value::Text("data".into()),
-            Value::Bytes(env[at..end].to_vec()),
-        ),
-    ];
-    if first {
-        let sha: [u8; 32] = Sha256::digest(env).into();
-        m.push((Value::Text("len".into()), Value::from(env.len() as u64)));
-        m.push((Value::Text("sha".into()), Value::Bytes(sha.to_vec())));
-    }
-    let mut data = Vec::new();
-    ciborium::into_writer(&Value::Map(m), &mut data).unwrap();
-    let h = Header {
-        op: Op::Write,
-        version: 1,
-        flags: 0,
-        len: data.len() as u16,
-        group: 1,
-        seq: 1,
-        id: 1,
-    };
-    let mut f = h.encode().to_vec();
-    f.extend_from_slice(&data);
-    f
+    let body = common::upload_body(env, at, 1200, first.then(|| common::First::sha(env)));
+    common::request(Op::Write, 1, 1, 1, body)
 }
 
 fn off(server: &mut Shell, frame: &[u8]) -> Option<u64> {

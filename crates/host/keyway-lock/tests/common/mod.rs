@@ -5,14 +5,14 @@
 use std::ffi::OsStr;
 use std::io::{BufRead as _, BufReader};
 use std::os::unix::process::CommandExt as _;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
 
 use ciborium::Value;
-use keyway_lock::device::Trust;
+use keyway_lock::device::{self, DeviceCore, Trust};
 use keyway_lock::smp::{self, Header, Op};
 use keyway_testkit::release::Vendor;
-use keyway_vendor::encode::EnvelopeBuilder;
+use keyway_vendor::encode::{EnvelopeBuilder, sha256};
 use keyway_vendor::keys::SigningKey;
 
 #[allow(unused_imports)]
@@ -56,6 +56,15 @@ pub fn sign(
     keyway_testkit::release::sign(key, version, sequence, &payload, more)
 }
 
+/// A device core on a blank flash with `trust`, `payload` signed by `key`
+/// as 1.0.0 (sequence 1) installed and confirmed at the factory.
+pub fn factory_core(key: &SigningKey, trust: Trust, payload: Vec<u8>) -> DeviceCore {
+    let mut lock = DeviceCore::new(device::blank_flash(), trust, None).unwrap();
+    lock.factory(&sign(key, "1.0.0", 1, payload, EnvelopeBuilder::default()))
+        .unwrap();
+    lock
+}
+
 /// An SMP frame of SMP `version` (no flags) with sequence number `seq`.
 pub fn frame(op: Op, version: u8, group: u16, id: u8, seq: u8, body: Map) -> Vec<u8> {
     let mut data = Vec::new();
@@ -79,6 +88,69 @@ pub fn request(op: Op, group: u16, id: u8, seq: u8, body: Map) -> Vec<u8> {
     frame(op, 1, group, id, seq, body)
 }
 
+/// What the first request of an upload declares besides `off` and
+/// `data`: always `len` (the envelope's), `image` 0 when `image`, and
+/// `sha` when given.
+#[derive(Clone, Copy, Debug)]
+pub struct First {
+    /// Names image 0, as smpmgr does.
+    pub image: bool,
+    /// The SHA-256 the upload declares (`None`: none).
+    pub sha: Option<[u8; 32]>,
+}
+
+impl First {
+    /// `len` and the SHA-256 of `env`.
+    pub fn sha(env: &[u8]) -> Self {
+        First {
+            image: false,
+            sha: Some(sha256(env)),
+        }
+    }
+
+    /// `len`, `image` 0 and the SHA-256 of `env`.
+    pub fn image(env: &[u8]) -> Self {
+        First {
+            image: true,
+            ..First::sha(env)
+        }
+    }
+}
+
+/// The body of an image-upload request: at most `n` of `env`'s bytes from
+/// `at`, with what `first` declares on the first request.
+pub fn upload_body(env: &[u8], at: usize, n: usize, first: Option<First>) -> Map {
+    let end = (at + n).min(env.len());
+    let mut m = vec![
+        (t("off"), Value::from(at as u64)),
+        (t("data"), Value::Bytes(env[at..end].to_vec())),
+    ];
+    if let Some(first) = first {
+        m.push((t("len"), Value::from(env.len() as u64)));
+        if first.image {
+            m.push((t("image"), Value::from(0u8)));
+        }
+        if let Some(sha) = first.sha {
+            m.push((t("sha"), Value::Bytes(sha.to_vec())));
+        }
+    }
+    m
+}
+
+/// Uploads `env` in `n`-byte chunks, `first` declared on the first, each
+/// body through `send` (which returns the answer's body), following the
+/// lock's offsets while they move on; the last answer.
+pub fn upload_by(env: &[u8], n: usize, first: First, mut send: impl FnMut(Map) -> Map) -> Map {
+    let mut at = 0usize;
+    loop {
+        let m = send(upload_body(env, at, n, (at == 0).then_some(first)));
+        match smp::get_u64(&m, "off").unwrap() {
+            Some(o) if (o as usize) < env.len() && o as usize > at => at = o as usize,
+            _ => return m,
+        }
+    }
+}
+
 /// The `images` list of an image-state answer, each image's map.
 pub fn images_in(m: &Map) -> Vec<Map> {
     smp::get(m, "images")
@@ -87,6 +159,13 @@ pub fn images_in(m: &Map) -> Vec<Map> {
         .iter()
         .map(|v| v.as_map().unwrap().clone())
         .collect()
+}
+
+/// The image of `images` listed by `hash` (the SHA-256 of its envelope).
+pub fn listed<'a>(images: &'a [Map], hash: &[u8]) -> Option<&'a Map> {
+    images
+        .iter()
+        .find(|m| smp::get_bytes(m, "hash").unwrap() == Some(hash))
 }
 
 /// Kills the lock when the test ends, however it ends.
@@ -112,33 +191,103 @@ pub fn lock_cmd() -> Command {
     c
 }
 
-/// Runs `cmd` (the lock binary) on `state` bound to an ephemeral loopback
-/// port with `args`; returns it and the address it printed once it
-/// listens.
-pub fn start(
+/// Spawns `cmd` (the lock binary) on `state` bound to an ephemeral
+/// loopback port with `args`, its stdout piped, its stderr to `stderr`.
+pub fn spawn(
     mut cmd: Command,
     state: &Path,
     args: impl IntoIterator<Item = impl AsRef<OsStr>>,
-) -> (Running, String) {
-    let mut child = cmd
-        .arg("--state")
+    stderr: Stdio,
+) -> Child {
+    cmd.arg("--state")
         .arg(state)
         .args(["--bind", "127.0.0.1:0"])
         .args(args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// Runs `cmd` (the lock binary) on `state` bound to an ephemeral loopback
+/// port with `args`; returns it and what follows `prefix` on the first
+/// line of its stdout that starts with it.
+pub fn start_until(
+    cmd: Command,
+    state: &Path,
+    args: impl IntoIterator<Item = impl AsRef<OsStr>>,
+    prefix: &str,
+) -> (Running, String) {
+    let mut child = spawn(cmd, state, args, Stdio::null());
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let running = Running(child);
     let mut line = String::new();
     loop {
         line.clear();
         assert_ne!(out.read_line(&mut line).unwrap(), 0, "the lock exited");
-        if let Some(addr) = line.trim().strip_prefix("listening on ") {
-            return (running, addr.to_owned());
+        if let Some(rest) = line.trim().strip_prefix(prefix) {
+            return (running, rest.to_owned());
         }
     }
+}
+
+/// Runs `cmd` (the lock binary) on `state` bound to an ephemeral loopback
+/// port with `args`; returns it and the address it printed once it
+/// listens.
+pub fn start(
+    cmd: Command,
+    state: &Path,
+    args: impl IntoIterator<Item = impl AsRef<OsStr>>,
+) -> (Running, String) {
+    start_until(cmd, state, args, "listening on ")
+}
+
+/// `cmd provision --state STATE --vendor-key VENDOR_PUB` for the tests'
+/// vendor domain and class; the caller adds the rest.
+pub fn provision_cmd(mut cmd: Command, state: &Path, vendor_pub: &Path) -> Command {
+    cmd.args(["provision", "--state"])
+        .arg(state)
+        .arg("--vendor-key")
+        .arg(vendor_pub)
+        .args(["--vendor-domain", VENDOR, "--class", CLASS]);
+    cmd
+}
+
+/// Asserts that a command succeeded, with its stderr if it did not.
+#[track_caller]
+pub fn assert_success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `keyway-lock ctl TARGET WORDS…` (a socket's path or a TCP address).
+pub fn ctl(
+    target: impl AsRef<OsStr>,
+    words: impl IntoIterator<Item = impl AsRef<OsStr>>,
+) -> Output {
+    Command::new(BIN)
+        .arg("ctl")
+        .arg(target)
+        .args(words)
+        .output()
+        .unwrap()
+}
+
+/// Every entry under `dir` (not following links), `dir` included.
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if std::fs::symlink_metadata(&p).unwrap().is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }
 
 /// The permission bits of `p` (not following a link).
