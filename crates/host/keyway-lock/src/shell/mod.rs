@@ -230,6 +230,7 @@ impl Shell {
 }
 
 /// A lock running in this process.
+#[derive(Debug)]
 pub struct Running {
     /// Where it serves SMP.
     pub smp: SocketAddr,
@@ -243,15 +244,6 @@ pub struct Running {
     pub boot: String,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
-}
-
-impl std::fmt::Debug for Running {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Running")
-            .field("smp", &self.smp)
-            .field("control", &self.control)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Running {
