@@ -119,6 +119,19 @@ pub fn peer_id(addr: std::net::SocketAddr) -> PeerId {
     PeerId(u64::from_le_bytes(id))
 }
 
+/// The agent on `store` (the store region, `key`, `config`); the error
+/// names the store as `what`.
+fn open_agent(
+    store: StoreFlash,
+    key: &KeyPair,
+    config: Config,
+    now_ms: u64,
+    what: &str,
+) -> Result<Agent<StoreFlash, SLOTS>, String> {
+    Agent::new(store, store_region(), key.clone(), config, now_ms)
+        .map_err(|e| format!("{what}: {e}"))
+}
+
 /// The agent's configuration for the lock's `profile`: the defaults, with
 /// the `open-pairing` profile's deliberate flaws switched on
 /// ([`keyway_agent::agent::flaws`]).
@@ -171,8 +184,7 @@ impl AgentLock {
         now_ms: u64,
     ) -> Result<Self, String> {
         let config = agent_config(&server.core().profile);
-        let mut agent = Agent::new(store, store_region(), device_key.clone(), config, now_ms)
-            .map_err(|e| format!("the agent's store: {e}"))?;
+        let mut agent = open_agent(store, &device_key, config, now_ms, "the agent's store")?;
         if let Some(v) = verifier {
             let want = keyway_agent::agent::store_verifier(v);
             if agent.state().verifier() != Some(&want) {
@@ -271,23 +283,11 @@ impl AgentLock {
         // Written before: the store's flash is what survives.
         self.sync_consent();
         let config = agent_config(&self.server.core().profile);
-        let placeholder = Agent::new(
-            blank_store()?,
-            store_region(),
-            self.device_key.clone(),
-            config,
-            now_ms,
-        )
-        .map_err(|e| format!("the agent's store: {e}"))?;
+        let key = &self.device_key;
+        let placeholder = open_agent(blank_store()?, key, config, now_ms, "the agent's store")?;
         let flash = std::mem::replace(&mut self.agent, placeholder).into_flash();
-        self.agent = Agent::new(
-            flash,
-            store_region(),
-            self.device_key.clone(),
-            config,
-            now_ms,
-        )
-        .map_err(|e| format!("the agent's store after a boot: {e}"))?;
+        let after = "the agent's store after a boot";
+        self.agent = open_agent(flash, &self.device_key, config, now_ms, after)?;
         self.adopt_store(false);
         self.sync_consent();
         Ok(())

@@ -123,18 +123,11 @@ impl Server {
 
     /// The pending update's summary; `state` overrides the state name.
     fn update_summary(&self, state: Option<&str>) -> Option<Value> {
-        let p = self.pending.as_ref()?;
-        let consented = self.update.consent == Some(p.hash);
-        let name = state.unwrap_or(if self.update.installing {
-            "installing"
-        } else if consented && self.update.postponed.is_some() {
-            "postponed"
-        } else {
-            "awaiting-consent"
-        });
+        let (sequence, version, own, _, cves, highest) = self.update_view()?;
+        let name = state.unwrap_or(own);
         let mut m = vec![
-            (text("sequence"), Value::from(p.sequence)),
-            (text("version"), text(&p.version)),
+            (text("sequence"), Value::from(sequence)),
+            (text("version"), text(&version)),
             (text("state"), text(name)),
         ];
         if name == "postponed"
@@ -142,8 +135,8 @@ impl Server {
         {
             m.push((text("reason"), text(&crate::policy::postponed_sentence(r))));
         }
-        m.push((text("cves"), Value::from(p.cves.len() as u64)));
-        if let Some(h) = p.highest() {
+        m.push((text("cves"), Value::from(cves)));
+        if let Some(h) = highest {
             m.push((text("highest"), text(crate::policy::severity_name(h))));
         }
         Some(Value::Map(m))

@@ -8,7 +8,7 @@ use keyway_device::journal::PersistentState;
 
 use crate::smp::MgmtErr;
 
-use super::errors::{ImgError, envelope_refusal, flash_err, img_rc, install_err};
+use super::errors::{ImgError, envelope_refusal, img_rc, install_err};
 use super::{BUF, DeviceCore, Flash, read};
 
 /// A download in progress: a full image through the [`Installer`], or a
@@ -31,16 +31,11 @@ impl DeviceCore {
         let Some(d) = state.download else {
             return Ok(());
         };
-        if self.delta_upload.is_some_and(|(s, _)| s == d.slot) {
-            self.delta_upload = None;
-        }
-        let next = PersistentState {
+        self.forget_delta_upload(d.slot);
+        self.commit_state(&PersistentState {
             download: None,
             ..state
-        };
-        self.journal
-            .commit(&mut self.flash, &next)
-            .map_err(|e| flash_err(img_rc::FLASH_WRITE_FAILED, "journal commit", &e))
+        })
     }
 
     /// Begins a download of a verified envelope into the inactive slot,
@@ -57,10 +52,7 @@ impl DeviceCore {
     ) -> Result<DownloadInstaller, ImgError> {
         // The inactive slot is about to be rewritten: a delta upload's hash
         // recorded for it no longer names what it holds.
-        let inactive = 1 - self.journal.state().active_slot.min(1);
-        if self.delta_upload.is_some_and(|(s, _)| s == inactive) {
-            self.delta_upload = None;
-        }
+        self.forget_delta_upload(1 - self.journal.state().active_slot.min(1));
         if let Some(d) = delta {
             // `DeltaInstaller::begin` hashes the active slot's first
             // `base_size` bytes and refuses another base before writing:

@@ -214,6 +214,23 @@ impl DeviceCore {
         *self.journal.state()
     }
 
+    /// Commits `next` to the journal; a failed write is the image group's
+    /// flash-write error.
+    fn commit_state(&mut self, next: &PersistentState) -> Result<(), ImgError> {
+        self.journal
+            .commit(&mut self.flash, next)
+            .map_err(|e| errors::flash_err(img_rc::FLASH_WRITE_FAILED, "journal commit", &e))
+    }
+
+    /// Forgets the delta upload's hash recorded for `slot`: the slot is
+    /// about to be rewritten or its download dropped, so it no longer
+    /// names what the slot holds.
+    fn forget_delta_upload(&mut self, slot: u8) {
+        if self.delta_upload.is_some_and(|(s, _)| s == slot) {
+            self.delta_upload = None;
+        }
+    }
+
     /// The running slot (`None`: recovery, no verified image).
     pub fn running(&self) -> Option<u8> {
         self.running

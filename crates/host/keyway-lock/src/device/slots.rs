@@ -169,14 +169,11 @@ impl DeviceCore {
         if let Err(e) = self.verify(v.slot) {
             return Err(slot_refusal(v.slot, &e));
         }
-        let next = PersistentState {
+        self.commit_state(&PersistentState {
             trial: TrialState::Pending { slot: v.slot },
             download: None,
             ..state
-        };
-        self.journal
-            .commit(&mut self.flash, &next)
-            .map_err(|e| flash_err(img_rc::FLASH_WRITE_FAILED, "journal commit", &e))
+        })
     }
 
     /// PROFILE HOOK (no-rollback): the flawed install. The verified image
@@ -312,17 +309,12 @@ impl DeviceCore {
             ));
         }
         if state.download.is_some_and(|d| d.slot == slot) {
-            let next = PersistentState {
+            self.commit_state(&PersistentState {
                 download: None,
                 ..state
-            };
-            self.journal
-                .commit(&mut self.flash, &next)
-                .map_err(|e| flash_err(img_rc::FLASH_WRITE_FAILED, "journal commit", &e))?;
+            })?;
         }
-        if self.delta_upload.is_some_and(|(s, _)| s == slot) {
-            self.delta_upload = None;
-        }
+        self.forget_delta_upload(slot);
         let r = self.layout.slots[usize::from(slot)].clone();
         self.flash
             .erase(r.start, r.end)
