@@ -35,12 +35,10 @@
 
 mod common;
 
-use ciborium::Value;
-use common::{CLASS, First, Map, Shell, VENDOR, t};
-use keyway_device::journal::TrialState;
+use common::{CLASS, First, Map, Shell, VENDOR};
 use keyway_lock::device;
 use keyway_lock::server::Server;
-use keyway_lock::smp::{self, HEADER_LEN, Op};
+use keyway_lock::smp::{self, Op};
 use keyway_vendor::encode::{AbRelease, sha256};
 use keyway_vendor::keys::SigningKey;
 
@@ -100,8 +98,7 @@ fn frame(op: Op, group: u16, id: u8, body: Map) -> Vec<u8> {
 }
 
 fn answer(s: &mut Shell, f: &[u8]) -> Map {
-    let r = s.handle(f, 0);
-    smp::decode_body(&r[HEADER_LEN..]).unwrap()
+    common::answer(s, f).1
 }
 
 /// Uploads `env` over SMP (image group, 700-byte chunks, following the
@@ -115,32 +112,6 @@ fn upload(s: &mut Shell, env: &[u8]) -> Map {
 /// The image list (SMP image state read).
 fn images(s: &mut Shell) -> Vec<Map> {
     common::images_in(&answer(s, &frame(Op::Read, 1, 0, vec![])))
-}
-
-/// Consent (bolt withdrawn, test boot of `env`), an SMP reset, the trial
-/// boot's self-test and confirm: the lock then runs `slot`.
-fn consent_and_reset(s: &mut Shell, env: &[u8], slot: u8, sequence: u64) {
-    let (latch, _) = s.mechanism_mut();
-    latch.owner(false, 0);
-    let m = answer(
-        s,
-        &frame(
-            Op::Write,
-            1,
-            0,
-            vec![(t("hash"), Value::Bytes(sha256(env).to_vec()))],
-        ),
-    );
-    assert!(smp::get(&m, "images").is_some(), "test boot refused: {m:?}");
-    assert_eq!(s.core().state().trial, TrialState::Pending { slot });
-    answer(s, &frame(Op::Write, 0, 5, vec![]));
-    let boot = s.poll_reset().unwrap().unwrap();
-    assert!(boot.app.contains("confirmed"), "{}", boot.app);
-    let st = s.core().state();
-    assert_eq!(
-        (st.active_slot, st.trial, st.floor),
-        (slot, TrialState::Confirmed, Some(sequence))
-    );
 }
 
 #[test]
@@ -177,7 +148,7 @@ fn ab_upload_is_verified_for_the_inactive_slot_from_either_slot() {
         );
         assert_eq!(s.core().image_digest(target), Some(sha256(r.image(target))));
         // The bootloader verifies it for the slot it is in, and it runs.
-        consent_and_reset(&mut s, &env, target, sequence);
+        common::consent_and_reset(&mut s, &env, target, sequence);
     }
 }
 

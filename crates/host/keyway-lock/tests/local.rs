@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{Running, assert_success, ctl, lock_cmd, mode, release, spawn};
+use common::{Running, assert_success, assert_untouched, ctl, lock_cmd, mode, release, spawn};
 use keyway_lock::state::StateDir;
 use keyway_testkit::release::{CLASS, VENDOR};
 use keyway_vendor::keys::{Algorithm, SigningKey, keygen};
@@ -148,14 +148,13 @@ fn control_unix_socket_is_0600_even_under_umask_0() {
 fn control_socket_path_holding_a_regular_file_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let state = provision(tmp.path(), true);
-    let victim = tmp.path().join("notes.txt");
-    std::fs::write(&victim, "precious").unwrap();
+    let victim = common::victim(tmp.path().join("notes.txt"));
     let args = [OsStr::new("--control"), victim.as_os_str()];
     let child = spawn(lock_cmd(), &state, args, Stdio::piped());
     let (code, _, err) = wait_or_kill(child, Duration::from_secs(10));
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("other than a socket"), "{err}");
-    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert_untouched(&victim);
 }
 
 #[test]
@@ -206,8 +205,7 @@ fn a_loopback_tcp_control_socket_still_works() {
 fn log_export_cannot_write_outside_the_state_directory() {
     let tmp = tempfile::tempdir().unwrap();
     let (_lock, state, sock) = provision_and_run(tmp.path());
-    let victim = tmp.path().join("victim.txt");
-    std::fs::write(&victim, "precious").unwrap();
+    let victim = common::victim(tmp.path().join("victim.txt"));
     // A planted link inside the exports folder, pointing outside.
     std::fs::create_dir_all(state.join("exports")).unwrap();
     std::os::unix::fs::symlink(&victim, state.join("exports/evil.bin")).unwrap();
@@ -254,7 +252,7 @@ fn log_export_cannot_write_outside_the_state_directory() {
     assert!(state.join("exports/by-ctl.bin").exists());
     let o = ctl(&sock, [OsStr::new("log-export"), victim.as_os_str()]);
     assert!(!o.status.success());
-    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert_untouched(&victim);
 }
 
 /// Provisioning (with and without a factory image), a run with an
@@ -343,12 +341,11 @@ fn a_planted_pin_tmp_link_is_not_written_through() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("lock");
     std::fs::create_dir(&state).unwrap();
-    let victim = tmp.path().join("victim.txt");
-    std::fs::write(&victim, "precious").unwrap();
+    let victim = common::victim(tmp.path().join("victim.txt"));
     std::os::unix::fs::symlink(&victim, state.join("pin.tmp")).unwrap();
     let dir = StateDir::new(&state);
     dir.set_pin("97531").unwrap();
-    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert_untouched(&victim);
     assert_eq!(std::fs::read_to_string(state.join("pin")).unwrap(), "97531");
     assert_eq!(mode(&state.join("pin")), 0o600);
     assert!(!state.join("pin.tmp").exists());
@@ -379,8 +376,7 @@ fn create_private_is_0600_before_the_first_byte_and_refuses_links() {
     drop(f);
     let e = keyway_lock::state::create_private(&p).unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
-    let victim = tmp.path().join("victim.txt");
-    std::fs::write(&victim, "precious").unwrap();
+    let victim = common::victim(tmp.path().join("victim.txt"));
     let link = tmp.path().join("link.tmp");
     std::os::unix::fs::symlink(&victim, &link).unwrap();
     assert!(keyway_lock::state::create_private(&link).is_err());
@@ -388,7 +384,7 @@ fn create_private_is_0600_before_the_first_byte_and_refuses_links() {
     std::os::unix::fs::symlink(tmp.path().join("nowhere"), &dangling).unwrap();
     assert!(keyway_lock::state::create_private(&dangling).is_err());
     assert!(!tmp.path().join("nowhere").exists());
-    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert_untouched(&victim);
 }
 
 /// A control line is read in bounded pieces: a 1 MiB line is refused

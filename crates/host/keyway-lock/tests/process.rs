@@ -103,8 +103,27 @@ fn try_request(
     Some(smp::decode_body(&buf[HEADER_LEN..n]).unwrap())
 }
 
-/// (slot, version, active, confirmed) of each image.
-fn images(sock: &UdpSocket) -> Vec<(u64, String, bool, bool)> {
+/// (slot, version, active, confirmed) of an image.
+type Image = (u64, String, bool, bool);
+
+/// 1.0.0 runs, confirmed; 2.0.0 waits in slot 1.
+fn waiting() -> Vec<Image> {
+    vec![
+        (0, "1.0.0".into(), true, true),
+        (1, "2.0.0".into(), false, false),
+    ]
+}
+
+/// 2.0.0 runs from slot 1, confirmed.
+fn updated() -> Vec<Image> {
+    vec![
+        (0, "1.0.0".into(), false, false),
+        (1, "2.0.0".into(), true, true),
+    ]
+}
+
+/// Each image's [`Image`].
+fn images(sock: &UdpSocket) -> Vec<Image> {
     let m = request(sock, Op::Read, 1, 0, vec![]);
     smp::get(&m, "images")
         .and_then(Value::as_array)
@@ -145,13 +164,7 @@ fn provision_run_update_kill_run() {
     // (EBADSTATE: the agent answers the code, not the device core's
     // words; the lock's log says "postponed: the bolt is locked".)
     assert_eq!(smp::get_u64(&m, "rc").unwrap(), Some(6), "{m:?}");
-    assert_eq!(
-        images(&sock),
-        vec![
-            (0, "1.0.0".into(), true, true),
-            (1, "2.0.0".into(), false, false)
-        ]
-    );
+    assert_eq!(images(&sock), waiting());
     // Unlocked at the door (the keypad; the window alone never
     // unlocks): the lock installs and resets by itself on its next timer
     // tick.
@@ -163,10 +176,7 @@ fn provision_run_update_kill_run() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let want = vec![
-        (0, "1.0.0".into(), false, false),
-        (1, "2.0.0".into(), true, true),
-    ];
+    let want = updated();
     assert_eq!(images(&sock), want);
 
     // Kill it: a power cut between requests. The flash file holds the update.
@@ -253,25 +263,13 @@ fn ctl_on_a_unix_socket_cut_mid_upload_and_owners_survive_a_restart() {
     assert!(ctl(&sock_path, &["presence", "60"]).0);
     assert_eq!(upload(&sock, &v2), Some(v2.len()));
     // Complete, not armed: 1.0.0 runs; 2.0.0 waits for consent.
-    assert_eq!(
-        images(&sock),
-        vec![
-            (0, "1.0.0".into(), true, true),
-            (1, "2.0.0".into(), false, false)
-        ]
-    );
+    assert_eq!(images(&sock), waiting());
 
     // Kill and start again: the pending update is still there.
     drop(lock);
     let (_lock, sock) = start_with(state, &args);
     assert!(tmp.join("lock/agent-store.bin").exists());
-    assert_eq!(
-        images(&sock),
-        vec![
-            (0, "1.0.0".into(), true, true),
-            (1, "2.0.0".into(), false, false)
-        ]
-    );
+    assert_eq!(images(&sock), waiting());
     // At the door: unlock with the keypad, then a stock tool's test boot
     // arms it and its reset (the one the window allows) boots it.
     assert!(ctl(&sock_path, &["presence", "60"]).0);
@@ -295,13 +293,7 @@ fn ctl_on_a_unix_socket_cut_mid_upload_and_owners_survive_a_restart() {
         std::thread::sleep(Duration::from_millis(20));
         got = images(&sock);
     }
-    assert_eq!(
-        got,
-        vec![
-            (0, "1.0.0".into(), false, false),
-            (1, "2.0.0".into(), true, true)
-        ]
-    );
+    assert_eq!(got, updated());
 }
 
 /// `keyway-lock`: the binary answers with keyway-agent's

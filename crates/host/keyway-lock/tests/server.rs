@@ -6,7 +6,10 @@
 mod common;
 
 use ciborium::Value;
-use common::{First, Map, Shell, frame, listed, rc, sign, t, upload_body};
+use common::{
+    First, Map, Shell, answer, consent_and_reset, consent_by_test, frame, listed, rc, sign, t,
+    upload_body,
+};
 use keyway_device::journal::TrialState;
 use keyway_lock::device::{self, Trust};
 use keyway_lock::server::Server;
@@ -61,13 +64,6 @@ fn image(len: usize, sequence: u64) -> Vec<u8> {
 /// The factory image of [`Fixture::server`] (1.0.0, sequence 1).
 fn factory_image() -> Vec<u8> {
     image(9000, 1)
-}
-
-fn answer(server: &mut Shell, f: &[u8]) -> (Header, Map) {
-    let r = server.handle(f, 0);
-    let h = Header::decode(&r).unwrap();
-    assert_eq!(usize::from(h.len), r.len() - HEADER_LEN, "response length");
-    (h, smp::decode_body(&r[HEADER_LEN..]).unwrap())
 }
 
 fn group_err(m: &Map) -> Option<(u64, u64)> {
@@ -141,32 +137,6 @@ fn images(server: &mut Shell) -> Vec<Map> {
     common::images_in(&m)
 }
 
-/// Consent at the lock: the bolt withdrawn, then a test boot of `env`
-/// (the window must be open); returns the answer.
-fn consent_by_test(s: &mut Shell, env: &[u8]) -> Map {
-    let (latch, _) = s.mechanism_mut();
-    latch.owner(false, 0);
-    let req = vec![(t("hash"), Value::Bytes(sha(env).to_vec()))];
-    answer(s, &frame(Op::Write, 1, 1, 0, 4, req)).1
-}
-
-/// Consent by a test boot of `env`, then an SMP reset: the new image
-/// (sequence 2, slot 1) boots on trial, self-tests and confirms.
-fn consent_reset_confirmed(s: &mut Shell, env: &[u8]) {
-    let m = consent_by_test(s, env);
-    assert!(smp::get(&m, "images").is_some(), "{m:?}");
-    assert_eq!(s.core().state().trial, TrialState::Pending { slot: 1 });
-    let (_, m) = answer(s, &frame(Op::Write, 1, 0, 5, 2, vec![]));
-    assert!(m.is_empty(), "{m:?}");
-    let boot = s.poll_reset().unwrap().unwrap();
-    assert!(boot.app.contains("confirmed"), "{}", boot.app);
-    let st = s.core().state();
-    assert_eq!(
-        (st.active_slot, st.trial, st.floor),
-        (1, TrialState::Confirmed, Some(2))
-    );
-}
-
 fn flag(m: &Map, k: &str) -> bool {
     smp::get_bool(m, k).unwrap().unwrap_or(false)
 }
@@ -235,7 +205,7 @@ fn full_update_out_of_order_resume_reset_trial_confirm() {
     assert_eq!(smp::get_text(new, "version").unwrap(), Some("2.1.0"));
     // Reset: responds first, then boots the new image on trial; the
     // self-test passes and it confirms.
-    consent_reset_confirmed(&mut s, &env);
+    consent_and_reset(&mut s, &env, 1, 2);
     let imgs = images(&mut s);
     let new = imgs
         .iter()
@@ -720,7 +690,7 @@ fn delta_upload_test_reset_runs_the_new_image() {
         .expect("the delta upload is listed by the hash of the uploaded file");
     assert!(flag(up, "bootable") && !flag(up, "pending"), "{up:?}");
     assert_eq!(smp::get_text(up, "version").unwrap(), Some("1.1.0"));
-    consent_reset_confirmed(&mut s, &env);
+    consent_and_reset(&mut s, &env, 1, 2);
     assert_eq!(slot_image(&s, 1, new.len()), new, "the produced image runs");
 }
 

@@ -19,7 +19,7 @@ use std::process::Command;
 
 mod common;
 
-use common::{Running, assert_success, lock_cmd, mode};
+use common::{Running, assert_success, assert_untouched, lock_cmd, mode};
 use keyway_channel::{SetupCode, StoredVerifier};
 use keyway_lock::state::StateDir;
 use keyway_vendor::keys::{Algorithm, keygen};
@@ -224,14 +224,13 @@ fn planted_setup_tmp_links_are_not_written_through() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("lock");
     std::fs::create_dir(&state).unwrap();
-    let victim = tmp.path().join("victim.txt");
-    std::fs::write(&victim, "precious").unwrap();
+    let victim = common::victim(tmp.path().join("victim.txt"));
     for name in ["setup-code.tmp", "setup-verifier.tmp"] {
         std::os::unix::fs::symlink(&victim, state.join(name)).unwrap();
     }
     let dir = StateDir::new(&state);
     let code = dir.new_setup_code().unwrap();
-    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert_untouched(&victim);
     assert_eq!(mode(&state.join("setup-code")), 0o600);
     assert_eq!(mode(&state.join("setup-verifier")), 0o600);
     assert!(!state.join("setup-code.tmp").exists());

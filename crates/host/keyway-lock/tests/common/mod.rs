@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 use ciborium::Value;
+use keyway_device::journal::TrialState;
 use keyway_lock::device::{self, DeviceCore, Trust};
-use keyway_lock::smp::{self, Header, Op};
+use keyway_lock::smp::{self, HEADER_LEN, Header, Op};
 use keyway_testkit::release::Vendor;
 use keyway_vendor::encode::{EnvelopeBuilder, sha256};
 use keyway_vendor::keys::SigningKey;
@@ -151,6 +152,42 @@ pub fn upload_by(env: &[u8], n: usize, first: First, mut send: impl FnMut(Map) -
     }
 }
 
+/// The agent's answer to `f` at time 0: its header (whose length must be
+/// the body's) and its body.
+pub fn answer(s: &mut Shell, f: &[u8]) -> (Header, Map) {
+    let r = s.handle(f, 0);
+    let h = Header::decode(&r).unwrap();
+    assert_eq!(usize::from(h.len), r.len() - HEADER_LEN, "response length");
+    (h, smp::decode_body(&r[HEADER_LEN..]).unwrap())
+}
+
+/// Consent at the lock: the bolt withdrawn, then a test boot of `env`
+/// (the window must be open); returns the answer.
+pub fn consent_by_test(s: &mut Shell, env: &[u8]) -> Map {
+    let (latch, _) = s.mechanism_mut();
+    latch.owner(false, 0);
+    let req = vec![(t("hash"), Value::Bytes(sha256(env).to_vec()))];
+    answer(s, &request(Op::Write, 1, 0, 4, req)).1
+}
+
+/// Consent by a test boot of `env`, then an SMP reset: the new image
+/// boots on trial in `slot`, self-tests and confirms, with the floor at
+/// `sequence`.
+pub fn consent_and_reset(s: &mut Shell, env: &[u8], slot: u8, sequence: u64) {
+    let m = consent_by_test(s, env);
+    assert!(smp::get(&m, "images").is_some(), "test boot refused: {m:?}");
+    assert_eq!(s.core().state().trial, TrialState::Pending { slot });
+    let (_, m) = answer(s, &request(Op::Write, 0, 5, 2, vec![]));
+    assert!(m.is_empty(), "{m:?}");
+    let boot = s.poll_reset().unwrap().unwrap();
+    assert!(boot.app.contains("confirmed"), "{}", boot.app);
+    let st = s.core().state();
+    assert_eq!(
+        (st.active_slot, st.trial, st.floor),
+        (slot, TrialState::Confirmed, Some(sequence))
+    );
+}
+
 /// The `images` list of an image-state answer, each image's map.
 pub fn images_in(m: &Map) -> Vec<Map> {
     smp::get(m, "images")
@@ -274,6 +311,19 @@ pub fn ctl(
         .args(words)
         .output()
         .unwrap()
+}
+
+/// A file at `path` that says "precious": what a test checks nothing
+/// wrote through (see [`assert_untouched`]).
+pub fn victim(path: PathBuf) -> PathBuf {
+    std::fs::write(&path, "precious").unwrap();
+    path
+}
+
+/// Asserts that the [`victim`] at `path` still says "precious".
+#[track_caller]
+pub fn assert_untouched(path: &Path) {
+    assert_eq!(std::fs::read_to_string(path).unwrap(), "precious");
 }
 
 /// Every entry under `dir` (not following links), `dir` included.
