@@ -11,6 +11,7 @@ use common::run_in_process as run;
 use keyway_audit::record::MAX_RECORD_LEN;
 use keyway_audit::{Body, Ed25519Signer, Event, Kind, LockMethod, Record};
 use keyway_vendor::keys::{self, Algorithm, SigningKey, hex};
+use keyway_vendor::log::ItemKind;
 
 struct Lab {
     dir: PathBuf,
@@ -67,15 +68,16 @@ impl Drop for Lab {
     }
 }
 
+/// An export's records (every one must decode), as the log's parser
+/// splits it.
 fn split(bytes: &[u8]) -> Vec<Vec<u8>> {
-    let mut v = Vec::new();
-    let mut at = 0;
-    while at < bytes.len() {
-        let (_, n) = Record::decode(&bytes[at..]).unwrap();
-        v.push(bytes[at..at + n].to_vec());
-        at += n;
-    }
-    v
+    keyway_vendor::log::parse(bytes)
+        .iter()
+        .map(|i| {
+            assert!(matches!(i.what, ItemKind::Record { .. }), "{i:?}");
+            bytes[i.offset..i.offset + i.len].to_vec()
+        })
+        .collect()
 }
 
 fn decode(b: &[u8]) -> Record {
