@@ -59,8 +59,8 @@ use keyway_smp::MgmtErr;
 use keyway_vendor::keys::{Algorithm, SigningKey};
 
 use common::{
-    Owner, Paired, PhaseArgs, Uploader, control, envelope, median, percentile, provision, report,
-    run_phase, start_lock,
+    Owner, Paired, PhaseArgs, Phases, Uploader, control, envelope, median, percentile, provision,
+    report, start_lock,
 };
 
 struct Args {
@@ -247,22 +247,14 @@ fn main() -> Result<()> {
     let cpu_ratio = ratios(&plain_cpu, &sealed_cpu);
 
     // The unlocks on the idle lock, then during sealed uploads.
-    let (commander, mut idle) = run_phase(
-        "idle",
-        commander,
-        Uploader::Idle,
-        &a.phase,
-        &vendor,
-        &mut sequence,
-    )?;
-    let (commander, mut busy) = run_phase(
-        "sealed upload",
-        commander,
-        Uploader::Sealed(&mut uploader),
-        &a.phase,
-        &vendor,
-        &mut sequence,
-    )?;
+    let mut phases = Phases {
+        args: &a.phase,
+        vendor: &vendor,
+        sequence,
+    };
+    let (commander, mut idle) = phases.run("idle", commander, Uploader::Idle)?;
+    let (commander, mut busy) =
+        phases.run("sealed upload", commander, Uploader::Sealed(&mut uploader))?;
     let counts = (uploader.channel_counts(), commander.channel_counts());
     lock.power_off();
 

@@ -46,7 +46,7 @@ use keyway::device::Client;
 use keyway_vendor::keys::{Algorithm, SigningKey};
 
 use common::{
-    Paired, Phase, PhaseArgs, Uploader, control, median, percentile, provision, report, run_phase,
+    Paired, Phase, PhaseArgs, Phases, Uploader, control, median, percentile, provision, report,
     start_lock,
 };
 
@@ -87,38 +87,23 @@ fn main() -> Result<()> {
     let mut uploader = paired.session()?;
     let commander = paired.session()?;
     let mut stock = Client::new(paired.udp()?);
-    let mut sequence = 1;
     println!(
         "keyway-lock on {target}; {} KiB releases; a sealed unlock or lock every {} ms; {} unlocks per phase",
         a.kib, a.period_ms, a.samples
     );
 
-    let (commander, mut idle) = run_phase(
-        "idle",
-        commander,
-        Uploader::Idle,
-        &a,
-        &vendor,
-        &mut sequence,
-    )?;
-    let (commander, mut sealed) = run_phase(
-        "sealed upload",
-        commander,
-        Uploader::Sealed(&mut uploader),
-        &a,
-        &vendor,
-        &mut sequence,
-    )?;
+    let mut phases = Phases {
+        args: &a,
+        vendor: &vendor,
+        sequence: 1,
+    };
+    let (commander, mut idle) = phases.run("idle", commander, Uploader::Idle)?;
+    let (commander, mut sealed) =
+        phases.run("sealed upload", commander, Uploader::Sealed(&mut uploader))?;
     // The stock tool's path needs the window (a person at the lock).
     control(ctl, r#"{"cmd":"presence","seconds":120}"#)?;
-    let (commander, mut plain) = run_phase(
-        "plain upload",
-        commander,
-        Uploader::Plain(&mut stock),
-        &a,
-        &vendor,
-        &mut sequence,
-    )?;
+    let (commander, mut plain) =
+        phases.run("plain upload", commander, Uploader::Plain(&mut stock))?;
     let counts = commander.channel_counts();
     lock.power_off();
 

@@ -13,7 +13,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use keyway::device::{Client, Stats, Transport, TransportError};
+use keyway::device::{Client, Intercept, Stats, Transport, TransportError};
 use keyway_agent::agent::{Event, Press};
 use keyway_agent::limits::PeerId;
 use keyway_agent::testing::now;
@@ -92,6 +92,13 @@ impl Bench {
         (Rc::new(RefCell::new(b)), vendor)
     }
 
+    /// [`Bench::new`] with the owner 0xa1 paired on peer 1: its client.
+    fn with_owner() -> (Shared, SigningKey, Client<Link>) {
+        let (bench, vendor) = Bench::new();
+        let c = paired(&bench, 1, 0xa1);
+        (bench, vendor, c)
+    }
+
     /// A power cut: everything in RAM is gone; the lock starts again from
     /// the device flash and the agent's store flash.
     fn power_cut(&mut self) {
@@ -160,12 +167,6 @@ impl Link {
     }
 }
 
-impl std::fmt::Debug for Link {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Link").field("peer", &self.peer).finish()
-    }
-}
-
 impl Transport for Link {
     fn exchange(&mut self, frame: &[u8], seq: u8) -> Result<Vec<u8>, TransportError> {
         self.stats.frames_sent += 1;
@@ -220,23 +221,13 @@ fn bolt(b: &Shared) -> keyway_lock::lock::Bolt {
 
 #[test]
 fn pairs_by_setup_code_and_runs_status_unlock_lock_sealed_on_the_device_core() {
-    let (bench, _) = Bench::new();
-    let mut c = paired(&bench, 1, 0xa1);
+    let (bench, _, mut c) = Bench::with_owner();
     assert_eq!(bench.borrow().lock.agent().state().owner_count(), 1);
     let s = c.status().unwrap();
-    assert_eq!(
-        keyway_vendor::smp::get_text(&s, "version").unwrap(),
-        Some("1.0.0")
-    );
-    assert_eq!(
-        keyway_vendor::smp::get_text(&s, "bolt").unwrap(),
-        Some("locked")
-    );
+    assert_eq!(text(&s, "version"), Some("1.0.0"));
+    assert_eq!(text(&s, "bolt"), Some("locked"));
     let u = c.unlock().unwrap();
-    assert_eq!(
-        keyway_vendor::smp::get_text(&u, "bolt").unwrap(),
-        Some("unlocked")
-    );
+    assert_eq!(text(&u, "bolt"), Some("unlocked"));
     assert_eq!(bolt(&bench), keyway_lock::lock::Bolt::Unlocked);
     c.lock().unwrap();
     assert_eq!(bolt(&bench), keyway_lock::lock::Bolt::Locked);
@@ -269,10 +260,9 @@ fn wrong_setup_code_pairs_nobody_and_the_window_alone_never_unlocks() {
 
 #[test]
 fn sealed_upload_notes_and_consent_reach_the_installer_through_the_agents_store() {
-    let (bench, vendor) = Bench::new();
-    let mut c = paired(&bench, 1, 0xa1);
+    let (bench, vendor, mut c) = Bench::with_owner();
     let env = release(&vendor, "2.0.0", 2, 20_000, "Fixes the lock.");
-    let digest: [u8; 32] = Sha256::digest(&env).into();
+    let digest = sha(&env);
     c.upload(&env, &mut |_, _| {}).unwrap();
     assert_eq!(
         bench.borrow().lock.server().pending().map(|p| p.hash),
@@ -285,14 +275,10 @@ fn sealed_upload_notes_and_consent_reach_the_installer_through_the_agents_store(
     // The answer says where the update stands after the consent (the
     // installer took it inside the call): postponed, the bolt is thrown.
     let a = c.consent(true).unwrap();
-    assert_eq!(
-        keyway_vendor::smp::get_text(&a, "state").unwrap(),
-        Some("postponed"),
-        "{a:?}"
-    );
+    assert_eq!(text(&a, "state"), Some("postponed"), "{a:?}");
     // The bolt is thrown: the policy postpones the install; the consent
     // waits in the agent's store, bound to the envelope.
-    let stored = bench.borrow().lock.agent().state().consent().copied();
+    let stored = stored_consent(&bench);
     assert_eq!(stored.map(|c| c.digest), Some(digest));
     // A reset (power cycle of the device core) forgets RAM; the installer
     // takes the stored consent again.
@@ -308,20 +294,10 @@ fn sealed_upload_notes_and_consent_reach_the_installer_through_the_agents_store(
     // cleared (the journal holds the install now), the lock resets into
     // 2.0.0 on trial and confirms it.
     c.unlock().unwrap();
-    {
-        let mut b = bench.borrow_mut();
-        let ms = b.ms();
-        b.lock.server_mut().tick(ms);
-        b.lock.after_tick();
-        assert!(b.lock.server_mut().poll_reset().is_some(), "install armed");
-        b.lock.after_boot(ms).unwrap();
-        assert!(b.lock.agent().state().consent().is_none());
-    }
+    assert!(tick(&bench), "install armed");
+    assert!(stored_consent(&bench).is_none());
     let s = c.status().unwrap();
-    assert_eq!(
-        keyway_vendor::smp::get_text(&s, "version").unwrap(),
-        Some("2.0.0")
-    );
+    assert_eq!(text(&s, "version"), Some("2.0.0"));
     // Each boot started the agent again: the client opened a new session
     // after each (its old one was unknown to the rebooted agent).
     assert_eq!(c.channel_counts().handshakes, 3);
@@ -436,11 +412,8 @@ fn the_keyway_binary_pairs_by_setup_code_with_the_agent_brain_over_udp_and_survi
 #[test]
 fn window_upload_and_reset_consent_is_stored_in_the_agent_and_a_postponed_reset_is_declined() {
     let (bench, vendor) = Bench::new();
-    bench.borrow_mut().press();
-    let mut tool = Client::new(Link::new(&bench, 7));
-    let env = release(&vendor, "2.0.0", 2, 8_000, "");
-    let digest: [u8; 32] = Sha256::digest(&env).into();
-    tool.upload(&env, &mut |_, _| {}).unwrap();
+    let (mut tool, env) = stock_upload(&bench, &vendor, 8_000);
+    let digest = sha(&env);
     // Past the agent's first minute after boot (no resets in it).
     bench.borrow().clock.fetch_add(61_000, Ordering::SeqCst);
     let e = tool.reset().unwrap_err();
@@ -464,12 +437,9 @@ fn window_upload_and_reset_consent_is_stored_in_the_agent_and_a_postponed_reset_
         let ms = b.ms();
         let (latch, _) = b.lock.server_mut().mechanism_mut();
         latch.owner(false, ms);
-        b.lock.server_mut().tick(ms);
-        b.lock.after_tick();
-        assert!(b.lock.server_mut().poll_reset().is_some(), "install armed");
-        b.lock.after_boot(ms).unwrap();
-        assert!(b.lock.agent().state().consent().is_none());
     }
+    assert!(tick(&bench), "install armed");
+    assert!(stored_consent(&bench).is_none());
     assert_running(&mut tool, "2.0.0");
 }
 
@@ -479,8 +449,7 @@ fn window_upload_and_reset_consent_is_stored_in_the_agent_and_a_postponed_reset_
 /// at once from its first byte (never resumed onto the bad bytes).
 #[test]
 fn a_corrupted_sealed_upload_leaves_nothing_behind_and_the_release_uploads_again() {
-    let (bench, vendor) = Bench::new();
-    let mut c = paired(&bench, 1, 0xa1);
+    let (bench, vendor, mut c) = Bench::with_owner();
     let env = release(&vendor, "2.0.0", 2, 20_000, "");
     let mut bad = env.clone();
     let n = bad.len();
@@ -497,7 +466,7 @@ fn a_corrupted_sealed_upload_leaves_nothing_behind_and_the_release_uploads_again
     }
     let r = c.upload(&env, &mut |_, _| {}).unwrap();
     assert_eq!(r.resumed_from, 0);
-    let digest: [u8; 32] = Sha256::digest(&env).into();
+    let digest = sha(&env);
     assert_eq!(
         bench.borrow().lock.server().pending().map(|p| p.hash),
         Some(digest)
@@ -510,8 +479,7 @@ fn a_corrupted_sealed_upload_leaves_nothing_behind_and_the_release_uploads_again
 /// stranger's reset installs nothing older.
 #[test]
 fn a_stranger_in_the_window_cannot_replace_a_pending_newer_release() {
-    let (bench, vendor) = Bench::new();
-    let mut c = paired(&bench, 1, 0xa1);
+    let (bench, vendor, mut c) = Bench::with_owner();
     let new = release(&vendor, "5.0.0", 5, 6_000, "");
     let old = release(&vendor, "3.0.0", 3, 6_000, "");
     c.upload(&new, &mut |_, _| {}).unwrap();
@@ -627,39 +595,25 @@ fn sealed_unlocks_succeed_while_another_session_of_the_owner_uploads() {
 // legacy brain) to the agent shell: each now exercises the agent's defence
 // through the shell's wiring (frames in, events acted on, reboots).
 
-/// A transport that, after the owner's `at`-th frame, delivers someone
-/// else's frames (a radio attacker's, sent between the owner's) and keeps
-/// their answers.
-struct Injecting {
+/// `link` that, after the owner's `at`-th frame, delivers someone else's
+/// `frames` (a radio attacker's, sent between the owner's) and keeps
+/// their answers in `answers`.
+fn injecting(
     link: Link,
     at: u64,
-    frames: Vec<(PeerId, Vec<u8>)>,
+    mut frames: Vec<(PeerId, Vec<u8>)>,
     answers: Rc<RefCell<Vec<Vec<u8>>>>,
-}
-
-impl std::fmt::Debug for Injecting {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Injecting").field("at", &self.at).finish()
-    }
-}
-
-impl Transport for Injecting {
-    fn exchange(&mut self, frame: &[u8], seq: u8) -> Result<Vec<u8>, TransportError> {
-        let a = self.link.exchange(frame, seq);
-        if self.link.stats.frames_sent == self.at {
-            for (peer, f) in self.frames.drain(..) {
-                let answer = self.link.bench.borrow_mut().deliver(peer, &f);
-                self.answers.borrow_mut().push(answer);
+) -> impl Transport {
+    Intercept::new(link, move |link: &mut Link, frame: &[u8], seq| {
+        let a = link.exchange(frame, seq);
+        if link.stats.frames_sent == at {
+            for (peer, f) in frames.drain(..) {
+                let answer = link.bench.borrow_mut().deliver(peer, &f);
+                answers.borrow_mut().push(answer);
             }
         }
         a
-    }
-    fn mtu(&self) -> usize {
-        self.link.mtu()
-    }
-    fn stats(&self) -> Stats {
-        self.link.stats()
-    }
+    })
 }
 
 /// A plain (unsealed) image upload chunk, as a stock tool sends it.
@@ -694,24 +648,23 @@ fn answer_rc(frame: &[u8]) -> Option<u64> {
 /// (the agent's upload binding), and the owner's upload completes intact.
 #[test]
 fn an_injected_chunk_is_refused_and_leaves_the_owners_sealed_upload_untouched() {
-    let (bench, vendor) = Bench::new();
-    let _ = paired(&bench, 1, 0xa1);
+    let (bench, vendor, _) = Bench::with_owner();
     let env = release(&vendor, "2.0.0", 2, 20_000, "");
-    let digest: [u8; 32] = Sha256::digest(&env).into();
+    let digest = sha(&env);
     // A person opened the window: the stranger counts as "the window".
     bench.borrow_mut().press();
     let answers = Rc::new(RefCell::new(Vec::new()));
     let evil = vec![0xee; 200];
-    let t = Injecting {
-        link: Link::new(&bench, 1),
+    let t = injecting(
+        Link::new(&bench, 1),
         // The handshake (2 frames), then two chunks of the upload.
-        at: 4,
-        frames: vec![
+        4,
+        vec![
             (PeerId(66), plain_chunk(2_000, &evil, None)),
             (PeerId(66), plain_chunk(0, &evil, Some(env.len() as u64))),
         ],
-        answers: answers.clone(),
-    };
+        answers.clone(),
+    );
     let dk = bench.borrow().lock.agent().device_public_key();
     let clock = bench.borrow().clock.clone();
     let mut c = Client::new(t)
@@ -742,8 +695,7 @@ fn an_injected_chunk_is_refused_and_leaves_the_owners_sealed_upload_untouched() 
 /// rate-limited; the owner's three unlocks are all still in the log.
 #[test]
 fn resets_need_a_press_each_so_130_resets_do_not_evict_the_unlock_records() {
-    let (bench, _) = Bench::new();
-    let mut c = paired(&bench, 1, 0xa1);
+    let (bench, _, mut c) = Bench::with_owner();
     for i in 0..6 {
         if i % 2 == 0 {
             c.unlock().unwrap();
@@ -801,37 +753,16 @@ fn resets_need_a_press_each_so_130_resets_do_not_evict_the_unlock_records() {
 /// installs by itself once the owner unlocks.
 #[test]
 fn sealed_consent_survives_a_power_cut_then_the_install_proceeds() {
-    let (bench, vendor) = Bench::new();
-    let mut c = paired(&bench, 1, 0xa1);
-    let env = release(&vendor, "2.0.0", 2, 8_000, "Fix.");
-    c.upload(&env, &mut |_, _| {}).unwrap();
-    c.notes().unwrap();
-    let a = c.consent(true).unwrap();
-    assert_eq!(
-        keyway_vendor::smp::get_text(&a, "state").unwrap(),
-        Some("postponed")
-    );
+    let (bench, vendor, mut c) = Bench::with_owner();
+    postponed(&mut c, &vendor, 8_000, "Fix.");
     // The power cut: everything in RAM is gone; the shell starts again
     // from the device flash and the agent's store flash.
     bench.borrow_mut().power_cut();
-    assert!(
-        bench.borrow().lock.agent().state().consent().is_some(),
-        "the consent was lost"
-    );
+    assert!(stored_consent(&bench).is_some(), "the consent was lost");
     c.unlock().unwrap();
-    {
-        let mut b = bench.borrow_mut();
-        let ms = b.ms();
-        b.lock.server_mut().tick(ms);
-        b.lock.after_tick();
-        assert!(b.lock.server_mut().poll_reset().is_some(), "install armed");
-        b.lock.after_boot(ms).unwrap();
-    }
+    assert!(tick(&bench), "install armed");
     let s = c.status().unwrap();
-    assert_eq!(
-        keyway_vendor::smp::get_text(&s, "version").unwrap(),
-        Some("2.0.0")
-    );
+    assert_eq!(text(&s, "version"), Some("2.0.0"));
 }
 
 /// Was `attacks.rs`'s `a_reset_keeps_the_presence_window_a_power_cut_ends_it`
@@ -848,11 +779,8 @@ fn a_window_test_then_reset_installs_and_the_reset_closes_the_window() {
         let (latch, _) = b.lock.server_mut().mechanism_mut();
         latch.owner(false, ms);
     }
-    bench.borrow_mut().press();
-    let mut tool = Client::new(Link::new(&bench, 7));
-    let env = release(&vendor, "2.0.0", 2, 8_000, "");
-    let digest: [u8; 32] = Sha256::digest(&env).into();
-    tool.upload(&env, &mut |_, _| {}).unwrap();
+    let (mut tool, env) = stock_upload(&bench, &vendor, 8_000);
+    let digest = sha(&env);
     tool.image_test(&digest).unwrap();
     assert!(
         !bench
@@ -976,8 +904,7 @@ fn authority_matrix_every_command_and_authority_through_the_shell() {
 /// rate-limited (the agent's per-peer buckets).
 #[test]
 fn owner_commands_succeed_while_another_peer_floods_the_lock() {
-    let (bench, _) = Bench::new();
-    let mut c = paired(&bench, 1, 0xa1);
+    let (bench, _, mut c) = Bench::with_owner();
     let mut flooder = client(&bench, 66, 0x66);
     let echo = keyway_vendor::smp::encode_request(
         keyway_vendor::smp::Op::Write,
@@ -1022,37 +949,18 @@ fn owner_commands_succeed_while_another_peer_floods_the_lock() {
     assert!(refused > 0, "the flooding peer was never limited");
 }
 
-/// A transport that flips one byte of the `nth` frame it sends, near its
-/// end (inside a chunk's data: radio noise, or an attacker in the path).
-struct Corrupting {
-    link: Link,
-    nth: u64,
-}
-
-impl std::fmt::Debug for Corrupting {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Corrupting")
-            .field("nth", &self.nth)
-            .finish()
-    }
-}
-
-impl Transport for Corrupting {
-    fn exchange(&mut self, frame: &[u8], seq: u8) -> Result<Vec<u8>, TransportError> {
-        if self.link.stats.frames_sent + 1 == self.nth {
+/// `link`, flipping one byte of the `nth` frame it sends, near its end
+/// (inside a chunk's data: radio noise, or an attacker in the path).
+fn corrupting(link: Link, nth: u64) -> impl Transport {
+    Intercept::new(link, move |link: &mut Link, frame: &[u8], seq| {
+        if link.stats.frames_sent + 1 == nth {
             let mut f = frame.to_vec();
             let n = f.len();
             f[n - 10] ^= 0x55;
-            return self.link.exchange(&f, seq);
+            return link.exchange(&f, seq);
         }
-        self.link.exchange(frame, seq)
-    }
-    fn mtu(&self) -> usize {
-        self.link.mtu()
-    }
-    fn stats(&self) -> Stats {
-        self.link.stats()
-    }
+        link.exchange(frame, seq)
+    })
 }
 
 /// Was `attacks.rs`'s `failed_upload_clears_the_download_record_and_the_release_uploads_again`,
@@ -1067,10 +975,7 @@ fn a_corrupted_chunk_clears_the_download_record_and_the_release_uploads_again() 
         let (bench, vendor) = Bench::new();
         bench.borrow_mut().press();
         let env = release(&vendor, "2.0.0", 2, 20_000, "");
-        let mut tool = Client::new(Corrupting {
-            link: Link::new(&bench, 7),
-            nth: 5,
-        });
+        let mut tool = Client::new(corrupting(Link::new(&bench, 7), 5));
         assert!(
             tool.upload(&env, &mut |_, _| {}).is_err(),
             "the corrupted upload verified"
@@ -1094,7 +999,7 @@ fn a_corrupted_chunk_clears_the_download_record_and_the_release_uploads_again() 
         let mut tool = Client::new(Link::new(&bench, 7));
         let r = tool.upload(&env, &mut |_, _| {}).unwrap();
         assert_eq!(r.resumed_from, 0, "cut {cut}");
-        let digest: [u8; 32] = Sha256::digest(&env).into();
+        let digest = sha(&env);
         assert_eq!(
             bench.borrow().lock.server().pending().map(|p| p.hash),
             Some(digest),
@@ -1126,6 +1031,64 @@ fn release_with_cves(key: &SigningKey, version: &str, sequence: u64, cves: &[&st
 /// What the shell does on its timer thread: the device core's tick
 /// (a postponed or self-consented install may go), then a reset it asked
 /// for.
+/// A stock tool (no owner key, peer 7) in the window a press opened.
+fn stock_tool(bench: &Shared) -> Client<Link> {
+    bench.borrow_mut().press();
+    Client::new(Link::new(bench, 7))
+}
+
+/// A [`stock_tool`] that uploaded release 2.0.0 (`len` bytes, no notes):
+/// the tool and the release.
+fn stock_upload(bench: &Shared, vendor: &SigningKey, len: usize) -> (Client<Link>, Vec<u8>) {
+    let mut tool = stock_tool(bench);
+    let env = release(vendor, "2.0.0", 2, len, "");
+    tool.upload(&env, &mut |_, _| {}).unwrap();
+    (tool, env)
+}
+
+/// `env` uploaded by the owner's `c`, its notes read and consent given:
+/// the consent's answer.
+fn consented(c: &mut Client<Link>, env: &[u8]) -> Vec<(ciborium::Value, ciborium::Value)> {
+    c.upload(env, &mut |_, _| {}).unwrap();
+    c.notes().unwrap();
+    c.consent(true).unwrap()
+}
+
+/// Release 2.0.0 (`len` bytes, `notes`) [`consented`] to by the owner's
+/// `c`, and the answer says it is postponed (the bolt is thrown): the
+/// release.
+fn postponed(c: &mut Client<Link>, vendor: &SigningKey, len: usize, notes: &str) -> Vec<u8> {
+    let env = release(vendor, "2.0.0", 2, len, notes);
+    let a = consented(c, &env);
+    assert_eq!(text(&a, "state"), Some("postponed"));
+    env
+}
+
+/// An envelope's SHA-256.
+fn sha(b: &[u8]) -> [u8; 32] {
+    Sha256::digest(b).into()
+}
+
+/// The consent in the agent's store.
+fn stored_consent(bench: &Shared) -> Option<keyway_agent::store::Consent> {
+    bench.borrow().lock.agent().state().consent().copied()
+}
+
+/// A text field of an answer map.
+fn text<'a>(m: &'a [(ciborium::Value, ciborium::Value)], key: &str) -> Option<&'a str> {
+    keyway_vendor::smp::get_text(m, key).unwrap()
+}
+
+/// The `update` map of the lock's status, as `c` reads it.
+fn update_of(c: &mut Client<Link>) -> Vec<(ciborium::Value, ciborium::Value)> {
+    let st = c.status().unwrap();
+    keyway_vendor::smp::get(&st, "update")
+        .unwrap()
+        .as_map()
+        .unwrap()
+        .clone()
+}
+
 fn tick(bench: &Shared) -> bool {
     let mut b = bench.borrow_mut();
     let ms = b.ms();
@@ -1144,8 +1107,7 @@ fn tick(bench: &Shared) -> bool {
 /// not, while a medium one waits for consent.
 #[test]
 fn auto_install_cve_consents_for_a_high_severity_fix_only() {
-    let (bench, vendor) = Bench::new();
-    let mut c = paired(&bench, 1, 0xa1);
+    let (bench, vendor, mut c) = Bench::with_owner();
     let set = c.settings(Some(true), Some(false)).unwrap();
     let s = keyway_vendor::smp::get(&set, "settings")
         .unwrap()
@@ -1159,16 +1121,8 @@ fn auto_install_cve_consents_for_a_high_severity_fix_only() {
     let medium = release_with_cves(&vendor, "2.0.0", 2, &["CVE-2099-0001:medium"]);
     c.upload(&medium, &mut |_, _| {}).unwrap();
     assert!(!tick(&bench), "a medium fix installed without consent");
-    let st = c.status().unwrap();
-    let u = keyway_vendor::smp::get(&st, "update")
-        .unwrap()
-        .as_map()
-        .unwrap()
-        .clone();
-    assert_eq!(
-        keyway_vendor::smp::get_text(&u, "state").unwrap(),
-        Some("awaiting-consent")
-    );
+    let u = update_of(&mut c);
+    assert_eq!(text(&u, "state"), Some("awaiting-consent"));
     // Refused (after reading the notes): erased.
     c.notes().unwrap();
     c.consent(false).unwrap();
@@ -1194,27 +1148,10 @@ fn auto_install_cve_consents_for_a_high_severity_fix_only() {
 /// installed on that consent (it waits for its own).
 #[test]
 fn consent_for_one_update_is_not_carried_over_to_a_replacement() {
-    let (bench, vendor) = Bench::new();
-    let mut c = paired(&bench, 1, 0xa1);
-    let first = release(&vendor, "2.0.0", 2, 6_000, "First.");
-    c.upload(&first, &mut |_, _| {}).unwrap();
-    c.notes().unwrap();
-    let a = c.consent(true).unwrap();
-    assert_eq!(
-        keyway_vendor::smp::get_text(&a, "state").unwrap(),
-        Some("postponed")
-    );
-    let digest: [u8; 32] = Sha256::digest(&first).into();
-    assert_eq!(
-        bench
-            .borrow()
-            .lock
-            .agent()
-            .state()
-            .consent()
-            .map(|c| c.digest),
-        Some(digest)
-    );
+    let (bench, vendor, mut c) = Bench::with_owner();
+    let first = postponed(&mut c, &vendor, 6_000, "First.");
+    let digest = sha(&first);
+    assert_eq!(stored_consent(&bench).map(|c| c.digest), Some(digest));
     // A replacement (newer) over it, by the owner.
     let second = release(&vendor, "3.0.0", 3, 6_000, "Second.");
     c.upload(&second, &mut |_, _| {}).unwrap();
@@ -1223,20 +1160,9 @@ fn consent_for_one_update_is_not_carried_over_to_a_replacement() {
         !tick(&bench),
         "the replacement installed on the old consent"
     );
-    let st = c.status().unwrap();
-    let u = keyway_vendor::smp::get(&st, "update")
-        .unwrap()
-        .as_map()
-        .unwrap()
-        .clone();
-    assert_eq!(
-        keyway_vendor::smp::get_text(&u, "version").unwrap(),
-        Some("3.0.0")
-    );
-    assert_eq!(
-        keyway_vendor::smp::get_text(&u, "state").unwrap(),
-        Some("awaiting-consent")
-    );
+    let u = update_of(&mut c);
+    assert_eq!(text(&u, "version"), Some("3.0.0"));
+    assert_eq!(text(&u, "state"), Some("awaiting-consent"));
     assert_running(&mut c, "1.0.0");
 }
 
@@ -1247,8 +1173,7 @@ fn consent_for_one_update_is_not_carried_over_to_a_replacement() {
 /// bolt); once both allow it, the lock installs by itself on a tick.
 #[test]
 fn postponed_then_installed_when_battery_and_bolt_allow() {
-    let (bench, vendor) = Bench::new();
-    let mut owner = paired(&bench, 1, 0xa1);
+    let (bench, vendor, mut owner) = Bench::with_owner();
     let env = EnvelopeBuilder {
         sequence: 2,
         version: "2.0.0".parse().unwrap(),
@@ -1262,9 +1187,8 @@ fn postponed_then_installed_when_battery_and_bolt_allow() {
     .build()
     .unwrap()
     .envelope;
-    let digest: [u8; 32] = Sha256::digest(&env).into();
-    bench.borrow_mut().press();
-    let mut tool = Client::new(Link::new(&bench, 7));
+    let digest = sha(&env);
+    let mut tool = stock_tool(&bench);
     tool.upload(&env, &mut |_, _| {}).unwrap();
     // deadbolt-2: 3200 mV is 6,240 mWh.
     {
@@ -1275,30 +1199,15 @@ fn postponed_then_installed_when_battery_and_bolt_allow() {
     let e = tool.image_test(&digest).unwrap_err();
     assert_eq!(e.rc(), Some(6), "{e}");
     assert_eq!(
-        bench
-            .borrow()
-            .lock
-            .agent()
-            .state()
-            .consent()
-            .map(|c| c.digest),
+        stored_consent(&bench).map(|c| c.digest),
         Some(digest),
         "the consent is kept"
     );
     let reason = |c: &mut Client<Link>| {
-        let st = c.status().unwrap();
-        let u = keyway_vendor::smp::get(&st, "update")
-            .unwrap()
-            .as_map()
-            .unwrap()
-            .clone();
+        let u = update_of(c);
         (
-            keyway_vendor::smp::get_text(&u, "state")
-                .unwrap()
-                .map(str::to_owned),
-            keyway_vendor::smp::get_text(&u, "reason")
-                .unwrap()
-                .map(str::to_owned),
+            text(&u, "state").map(str::to_owned),
+            text(&u, "reason").map(str::to_owned),
         )
     };
     let (state, why) = reason(&mut owner);
@@ -1331,7 +1240,7 @@ fn postponed_then_installed_when_battery_and_bolt_allow() {
             .any(|s| s.active && s.confirmed && s.version == "2.0.0"),
         "{run:?}"
     );
-    assert!(bench.borrow().lock.agent().state().consent().is_none());
+    assert!(stored_consent(&bench).is_none());
 }
 
 /// Was keyway-lock `keyway_group.rs`'s `refused_erase_of_the_running_slot_keeps_the_pending_update_and_its_consent`:
@@ -1341,12 +1250,9 @@ fn postponed_then_installed_when_battery_and_bolt_allow() {
 #[test]
 fn refused_erase_of_the_running_slot_keeps_the_pending_update_and_its_consent() {
     use ciborium::Value;
-    let (bench, vendor) = Bench::new();
-    let mut c = paired(&bench, 1, 0xa1);
+    let (bench, vendor, mut c) = Bench::with_owner();
     let env = release(&vendor, "2.0.0", 2, 6_000, "Fix.");
-    c.upload(&env, &mut |_, _| {}).unwrap();
-    c.notes().unwrap();
-    c.consent(true).unwrap();
+    consented(&mut c, &env);
     let running = bench.borrow().lock.server().core().running().unwrap();
     let e = c
         .request(
@@ -1365,46 +1271,10 @@ fn refused_erase_of_the_running_slot_keeps_the_pending_update_and_its_consent() 
         bench.borrow().lock.server().pending().is_some(),
         "the refused erase dropped the update"
     );
-    assert!(
-        bench.borrow().lock.agent().state().consent().is_some(),
-        "and its consent"
-    );
+    assert!(stored_consent(&bench).is_some(), "and its consent");
     c.unlock().unwrap();
     assert!(tick(&bench), "installed on the kept consent");
     assert_running(&mut c, "2.0.0");
-}
-
-/// A transport that answers `left` frames, then nothing (the owner
-/// walked away, or the link died).
-struct Stop {
-    link: Link,
-    left: u32,
-}
-
-impl std::fmt::Debug for Stop {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stop").field("left", &self.left).finish()
-    }
-}
-
-impl Transport for Stop {
-    fn exchange(&mut self, frame: &[u8], seq: u8) -> Result<Vec<u8>, TransportError> {
-        if self.left == 0 {
-            return Err(TransportError::NoAnswer {
-                peer: "cut".into(),
-                tries: 1,
-                timeout_ms: 0,
-            });
-        }
-        self.left -= 1;
-        self.link.exchange(frame, seq)
-    }
-    fn mtu(&self) -> usize {
-        self.link.mtu()
-    }
-    fn stats(&self) -> Stats {
-        self.link.stats()
-    }
 }
 
 /// The owner `tag`'s client for a lock it paired with, over `t`.
@@ -1429,18 +1299,15 @@ fn owner_over<T: Transport>(bench: &Shared, t: T, tag: u8) -> Client<T> {
 /// update is left pending.
 #[test]
 fn upload_begun_by_a_forgotten_owner_cannot_continue_after_a_factory_reset() {
-    let (bench, vendor) = Bench::new();
-    let _ = paired(&bench, 1, 0xa1);
+    let (bench, vendor, _) = Bench::with_owner();
     let env = release(&vendor, "2.0.0", 2, 20_000, "");
     // The handshake (2 frames) and 4 chunks, then the link dies.
-    let mut partial = owner_over(
-        &bench,
-        Stop {
-            link: Link::new(&bench, 1),
-            left: 6,
-        },
-        0xa1,
-    );
+    let cut = TransportError::NoAnswer {
+        peer: "cut".into(),
+        tries: 1,
+        timeout_ms: 0,
+    };
+    let mut partial = owner_over(&bench, common::dying(Link::new(&bench, 1), 6, cut), 0xa1);
     assert!(partial.upload(&env, &mut |_, _| {}).is_err());
     // Factory reset at the lock: the window and the long press.
     bench.borrow_mut().press();
@@ -1475,11 +1342,8 @@ fn upload_begun_by_a_forgotten_owner_cannot_continue_after_a_factory_reset() {
 #[test]
 fn no_forced_update_after_upload_reset_and_power_cut() {
     let (bench, vendor) = Bench::new();
-    bench.borrow_mut().press();
-    let mut tool = Client::new(Link::new(&bench, 7));
-    let env = release(&vendor, "2.0.0", 2, 6_000, "");
-    let digest: [u8; 32] = Sha256::digest(&env).into();
-    tool.upload(&env, &mut |_, _| {}).unwrap();
+    let (mut tool, env) = stock_upload(&bench, &vendor, 6_000);
+    let digest = sha(&env);
     bench.borrow_mut().lock.close_window();
     assert_eq!(tool.reset().unwrap_err().rc(), Some(11));
     // A power cut at the next flash operation (the audit log's write),
@@ -1503,7 +1367,7 @@ fn no_forced_update_after_upload_reset_and_power_cut() {
         bench.borrow().lock.server().pending().map(|p| p.sequence),
         Some(2)
     );
-    assert!(bench.borrow().lock.agent().state().consent().is_none());
+    assert!(stored_consent(&bench).is_none());
     assert_eq!(tool.image_test(&digest).unwrap_err().rc(), Some(11));
     assert!(!tick(&bench));
     assert_running(&mut tool, "1.0.0");

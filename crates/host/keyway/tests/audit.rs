@@ -14,6 +14,7 @@ use keyway_vendor::keys::{Algorithm, keygen};
 use serde_json::Value;
 
 mod audit_lab;
+mod common;
 
 use audit_lab::*;
 
@@ -273,13 +274,7 @@ fn update_files_without_the_vendor_key_skip_fresh_signature_checks() {
     assert!(numbers(&v, "FAIL").is_empty(), "{}", show(&v));
     let c5 = &v["checks"][4];
     assert_eq!(c5["status"], "SKIP");
-    assert!(
-        c5["summary"]
-            .as_str()
-            .unwrap()
-            .contains("fresh vendor signature"),
-        "{c5}"
-    );
+    common::assert_json_contains(c5, "summary", "fresh vendor signature");
     let c3 = &v["checks"][2];
     assert_eq!(c3["status"], "SKIP", "{c3}");
     assert!(
@@ -384,13 +379,7 @@ fn without_a_control_interface_hardware_checks_skip_with_the_reason() {
     }
     let c4 = &v["checks"][3];
     assert_eq!(c4["status"], "SKIP", "{c4}");
-    assert!(
-        c4["summary"]
-            .as_str()
-            .unwrap()
-            .contains("no control interface to cut the power"),
-        "{c4}"
-    );
+    common::assert_json_contains(c4, "summary", "no control interface to cut the power");
     // The log is checked against the provisioned device key given, not
     // one the lock announced.
     let c10 = v["checks"][9]["evidence"].to_string();

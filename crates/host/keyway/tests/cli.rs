@@ -11,13 +11,7 @@ use keyway_vendor::encode::KeySetInfo;
 use keyway_vendor::keys::PublicKey;
 
 fn tmpdir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "keyway-e2e-{}-{}",
-        std::process::id(),
-        getrandom::u64().unwrap()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::fresh_dir("e2e")
 }
 
 /// A command line's words (none of these has a space in it).

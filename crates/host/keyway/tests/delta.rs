@@ -2,6 +2,8 @@
 //! firmware pairs (when `../shared/data/firmware` exists) against the size
 //! targets, the lock's flash path, and the CLI.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -228,13 +230,7 @@ fn real_firmware_pairs_meet_the_size_targets() {
 }
 
 fn tmpdir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "keyway-delta-{}-{}",
-        std::process::id(),
-        getrandom::u64().unwrap()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::fresh_dir("delta")
 }
 
 /// A fresh folder holding `old.bin` and `new.bin`, a firmware-like pair.

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use ciborium::Value;
 use keyway::device::client::Map;
-use keyway::device::{Client, DeviceError, Stats, Transport, TransportError, UdpTransport};
+use keyway::device::{Client, DeviceError, Transport, TransportError, UdpTransport};
 use keyway_lock::shell::Running;
 use keyway_lock::state::StateDir;
 use keyway_testkit::pair::Lab;
@@ -23,7 +23,7 @@ use keyway_vendor::smp::{self, HEADER_LEN, Header, Op};
 
 mod common;
 
-use common::{BIN, Between, control, device_cli, person_installs};
+use common::{BIN, between, control, device_cli, person_installs};
 /// A full release of `len` bytes signed by `key` (keyway-testkit's).
 fn release(key: &SigningKey, version: &str, sequence: u64, len: usize) -> Vec<u8> {
     keyway_testkit::release::release(key, version, sequence, len)
@@ -64,27 +64,34 @@ fn owner_cli(lock: &Running, key: &str, args: &[&str]) -> (bool, String, String)
     cli(lock, &all)
 }
 
+/// `update`'s options for an install the command waits for (30 s at most).
+const INSTALL_AND_WAIT: [&str; 4] = ["--install", "--wait", "--wait-seconds", "30"];
+
+/// The arguments `--json update PATHS… MORE…`.
+fn json_update<'a>(paths: &[&'a PathBuf], more: &[&'a str]) -> Vec<&'a str> {
+    let mut a = vec!["--json", "update"];
+    a.extend(paths.iter().map(|p| p.to_str().unwrap()));
+    a.extend_from_slice(more);
+    a
+}
+
+/// A lab (one lock's keys and folder) and its lock started, the presence
+/// window open if `presence`.
+fn started(presence: bool) -> (Lab, Running) {
+    let lab = Lab::new(1);
+    let lock = lab.start(presence);
+    (lab, lock)
+}
+
 #[test]
 fn update_end_to_end_with_the_cli_runs_the_new_version_confirmed() {
-    let lab = Lab::new(1);
-    let lock = lab.start(true);
+    let (lab, lock) = started(true);
     // A person at the door: the PIN withdraws the bolt (a lock installs
     // only then, by default).
     assert!(control(&lock, r#"{"cmd":"keypad","pin":"4711"}"#).contains("unlocked"));
     let env = release(&lab.vendor.key, "1.1.0", 2, 40_000);
     let path = lab.write("v1.1.suit", &env);
-    let (ok, out, err) = cli(
-        &lock,
-        &[
-            "--json",
-            "update",
-            path.to_str().unwrap(),
-            "--install",
-            "--wait",
-            "--wait-seconds",
-            "30",
-        ],
-    );
+    let (ok, out, err) = cli(&lock, &json_update(&[&path], &INSTALL_AND_WAIT));
     assert!(ok, "stdout {out}\nstderr {err}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 1, "one JSON object: {out}");
@@ -115,27 +122,15 @@ fn update_end_to_end_with_the_cli_runs_the_new_version_confirmed() {
     let (ok, _, err) = cli(&lock, &["update", path.to_str().unwrap()]);
     assert!(!ok);
     assert!(err.contains("the lock already holds"), "{err}");
-    assert!(
-        err.contains(" (1.1.0, running): nothing to upload"),
-        "{err}"
-    );
+    common::assert_has(&err, " (1.1.0, running): nothing to upload");
     // Among several candidates the client picks one the lock lacks; its
     // owner sees it pending.
     let key = pair_owner(&lab, &lock);
     let next = lab.write("v1.2.suit", &release(&lab.vendor.key, "1.2.0", 3, 4000));
     let v: serde_json::Value = serde_json::from_str(
-        owner_cli(
-            &lock,
-            &key,
-            &[
-                "--json",
-                "update",
-                path.to_str().unwrap(),
-                next.to_str().unwrap(),
-            ],
-        )
-        .1
-        .trim(),
+        owner_cli(&lock, &key, &json_update(&[&path, &next], &[]))
+            .1
+            .trim(),
     )
     .unwrap();
     assert_eq!(v["envelope"], next.to_str().unwrap(), "{v}");
@@ -145,15 +140,14 @@ fn update_end_to_end_with_the_cli_runs_the_new_version_confirmed() {
 
 #[test]
 fn upload_without_the_presence_window_is_refused_in_the_locks_words() {
-    let lab = Lab::new(1);
-    let lock = lab.start(false);
+    let (lab, lock) = started(false);
     let path = lab.write("v2.suit", &release(&lab.vendor.key, "2.0.0", 2, 3000));
     let (ok, out, err) = cli(&lock, &["update", path.to_str().unwrap()]);
     assert!(!ok, "{out}");
     assert!(out.is_empty(), "{out}");
-    assert!(
-        err.contains("upload: refused: the presence window is closed (EACCESSDENIED, rc 11)"),
-        "{err}"
+    common::assert_has(
+        &err,
+        "upload: refused: the presence window is closed (EACCESSDENIED, rc 11)",
     );
 }
 
@@ -164,45 +158,16 @@ fn rollback_is_refused_as_current_version_is_newer() {
     let old = lab.write("old.suit", &release(&lab.vendor.key, "0.9.0", 3, 3000));
     let (ok, _, err) = cli(&lock, &["update", old.to_str().unwrap()]);
     assert!(!ok);
-    assert!(
-        err.contains("refused by the image group: current version is newer (rc 27)"),
-        "{err}"
+    common::assert_has(
+        &err,
+        "refused by the image group: current version is newer (rc 27)",
     );
     // With --json the failure is one JSON object too.
     let (ok, out, _) = cli(&lock, &["--json", "update", old.to_str().unwrap()]);
     assert!(!ok);
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["command"], "update");
-    assert!(
-        v["error"]
-            .as_str()
-            .unwrap()
-            .contains("current version is newer"),
-        "{v}"
-    );
-}
-
-/// Passes `limit` exchanges through, then fails every one (a link that
-/// dies mid-upload).
-struct Cut<T> {
-    inner: T,
-    limit: u32,
-}
-
-impl<T: Transport> Transport for Cut<T> {
-    fn exchange(&mut self, frame: &[u8], seq: u8) -> Result<Vec<u8>, TransportError> {
-        if self.limit == 0 {
-            return Err(TransportError::Peer("link cut".into()));
-        }
-        self.limit -= 1;
-        self.inner.exchange(frame, seq)
-    }
-    fn mtu(&self) -> usize {
-        self.inner.mtu()
-    }
-    fn stats(&self) -> Stats {
-        self.inner.stats()
-    }
+    common::assert_json_contains(&v, "error", "current version is newer");
 }
 
 /// The owner's upload, cut after 20 frames, resumes from a new client
@@ -211,8 +176,7 @@ impl<T: Transport> Transport for Cut<T> {
 /// address).
 #[test]
 fn an_interrupted_upload_resumes_from_the_offset_the_lock_answers() {
-    let lab = Lab::new(1);
-    let lock = lab.start(false);
+    let (lab, lock) = started(false);
     let key = pair_owner(&lab, &lock);
     let owner = || SigningKey::load(std::path::Path::new(&key)).unwrap();
     let dk = StateDir::new(lab.tmp.path().join("lock"))
@@ -224,11 +188,12 @@ fn an_interrupted_upload_resumes_from_the_offset_the_lock_answers() {
     let t = UdpTransport::connect(&lock.smp.to_string())
         .unwrap()
         .with_mtu(600);
-    let mut c = Client::new(Cut {
-        inner: t,
-        // The handshake's 2 frames, then 20 chunks.
-        limit: 22,
-    })
+    // The handshake's 2 frames, then 20 chunks.
+    let mut c = Client::new(common::dying(
+        t,
+        22,
+        TransportError::Peer("link cut".into()),
+    ))
     .with_owner(owner())
     .unwrap()
     .with_paired_lock(dk)
@@ -504,19 +469,17 @@ fn oversized_and_truncated_answers_are_errors_not_panics() {
 
 #[test]
 fn a_lock_that_never_takes_data_or_answers_past_the_end_is_bounded() {
-    let stuck = Fake::new(|req| vec![reply(req, vec![(t("off"), Value::from(0u8))])]);
-    let e = stuck
-        .client()
-        .upload(&[1; 5000], &mut |_, _| {})
-        .unwrap_err()
-        .to_string();
+    // A lock answering every chunk with offset `off`: the upload's error.
+    let upload_to = |off: u32| {
+        Fake::new(move |req| vec![reply(req, vec![(t("off"), Value::from(off))])])
+            .client()
+            .upload(&[1; 5000], &mut |_, _| {})
+            .unwrap_err()
+            .to_string()
+    };
+    let e = upload_to(0);
     assert!(e.contains("keeps answering offset 0"), "{e}");
-    let past = Fake::new(|req| vec![reply(req, vec![(t("off"), Value::from(9_999u32))])]);
-    let e = past
-        .client()
-        .upload(&[1; 5000], &mut |_, _| {})
-        .unwrap_err()
-        .to_string();
+    let e = upload_to(9_999);
     assert!(e.contains("offset 9999, past the file's 5000 bytes"), "{e}");
 }
 
@@ -757,8 +720,7 @@ fn presence(lock: &Running, s: u64) {
 
 #[test]
 fn an_owner_pairs_at_the_door_then_unlocks_with_the_key_and_a_stranger_cannot() {
-    let lab = Lab::new(1);
-    let lock = lab.start(false);
+    let (lab, lock) = started(false);
     let (key, _) = keygen(&lab, "owner");
     let (other_key, _) = keygen(&lab, "stranger");
     let code = StateDir::new(lab.tmp.path().join("lock"))
@@ -803,8 +765,7 @@ fn an_owner_pairs_at_the_door_then_unlocks_with_the_key_and_a_stranger_cannot() 
 
 #[test]
 fn notes_then_consent_postponed_while_locked_installs_once_unlocked() {
-    let lab = Lab::new(1);
-    let lock = lab.start(false);
+    let (lab, lock) = started(false);
     let key = pair_owner(&lab, &lock);
     let env = EnvelopeBuilder {
         sequence: 2,
@@ -828,10 +789,7 @@ fn notes_then_consent_postponed_while_locked_installs_once_unlocked() {
     let e = refused(owner_cli(&lock, &key, &["consent", "accept"]));
     assert!(e.contains("the release notes were not"), "{e}");
     let notes = ok(owner_cli(&lock, &key, &["notes"]));
-    assert!(
-        notes.contains("pending update 1.1.0 (sequence 2)"),
-        "{notes}"
-    );
+    common::assert_has(&notes, "pending update 1.1.0 (sequence 2)");
     assert!(notes.contains("fixes CVE-2022-46480 (high)"), "{notes}");
     assert!(notes.contains("Fixes the BLE replay flaw."), "{notes}");
     let v = json(&ok(owner_cli(&lock, &key, &["--json", "notes"])));
@@ -873,35 +831,21 @@ fn notes_then_consent_postponed_while_locked_installs_once_unlocked() {
 
 #[test]
 fn a_test_boot_while_locked_is_reported_postponed() {
-    let lab = Lab::new(1);
-    let lock = lab.start(true);
+    let (lab, lock) = started(true);
     let path = lab.write("v2.suit", &release(&lab.vendor.key, "2.0.0", 2, 5000));
     let v = json(&ok(cli(
         &lock,
-        &[
-            "--json",
-            "update",
-            path.to_str().unwrap(),
-            "--install",
-            "--wait",
-        ],
+        &json_update(&[&path], &["--install", "--wait"]),
     )));
     assert_eq!(v["outcome"], "postponed", "{v}");
     // The lock's typed answer (rc 6, EBADSTATE), in the client's words:
     // the agent sends no English for the client to parse.
-    assert!(
-        v["message"]
-            .as_str()
-            .unwrap()
-            .contains("not allowed in the lock's current state"),
-        "{v}"
-    );
+    common::assert_json_contains(&v, "message", "not allowed in the lock's current state");
 }
 
 #[test]
 fn the_exported_log_verifies_with_keyway_log_verify() {
-    let lab = Lab::new(1);
-    let lock = lab.start(false);
+    let (lab, lock) = started(false);
     let key = pair_owner(&lab, &lock);
     for _ in 0..10 {
         control(&lock, r#"{"cmd":"unlock"}"#);
@@ -936,8 +880,7 @@ fn the_exported_log_verifies_with_keyway_log_verify() {
 
 #[test]
 fn factory_reset_needs_the_long_press_and_forgets_the_owners() {
-    let lab = Lab::new(1);
-    let lock = lab.start(false);
+    let (lab, lock) = started(false);
     let key = pair_owner(&lab, &lock);
     let v = json(&ok(owner_cli(
         &lock,
@@ -946,10 +889,7 @@ fn factory_reset_needs_the_long_press_and_forgets_the_owners() {
     )));
     assert_eq!(v["settings"]["auto_install_cve"], true, "{v}");
     let e = refused(cli(&lock, &["factory-reset"]));
-    assert!(
-        e.contains("factory reset: refused: the presence window is closed"),
-        "{e}"
-    );
+    common::assert_has(&e, "factory reset: refused: the presence window is closed");
     presence(&lock, 60);
     let e = refused(cli(&lock, &["factory-reset"]));
     assert!(e.contains("factory reset: refused:"), "{e}");
@@ -964,8 +904,7 @@ fn factory_reset_needs_the_long_press_and_forgets_the_owners() {
 
 #[test]
 fn an_owner_uploads_in_a_session_without_the_presence_window() {
-    let lab = Lab::new(1);
-    let lock = lab.start(false);
+    let (lab, lock) = started(false);
     let key = pair_owner(&lab, &lock);
     let (stranger, _) = keygen(&lab, "stranger");
     let path = lab.write("v2.suit", &release(&lab.vendor.key, "2.0.0", 2, 20_000));
@@ -1094,8 +1033,7 @@ proptest::proptest! {
 /// and the client says why.
 #[test]
 fn update_picks_the_delta_for_the_running_image_else_the_full_one() {
-    let lab = Lab::new(1);
-    let lock = lab.start(true);
+    let (lab, lock) = started(true);
     assert!(control(&lock, r#"{"cmd":"keypad","pin":"4711"}"#).contains("unlocked"));
     // The running image is in the owner's status: asked in a session.
     let key = pair_owner(&lab, &lock);
@@ -1111,28 +1049,14 @@ fn update_picks_the_delta_for_the_running_image_else_the_full_one() {
     let (ok, out, err) = owner_cli(
         &lock,
         &key,
-        &[
-            "--json",
-            "update",
-            full.to_str().unwrap(),
-            delta.to_str().unwrap(),
-            "--install",
-            "--wait",
-            "--wait-seconds",
-            "30",
-        ],
+        &json_update(&[&full, &delta], &INSTALL_AND_WAIT),
     );
     assert!(ok, "stdout {out}\nstderr {err}");
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["envelope"], delta.to_str().unwrap(), "{v}");
     assert_eq!(v["bytes"], delta_env.len() as u64, "{v}");
-    assert!(
-        v["chosen_because"]
-            .as_str()
-            .unwrap()
-            .starts_with("the delta"),
-        "{v}"
-    );
+    let why = v["chosen_because"].as_str().unwrap();
+    assert!(why.starts_with("the delta"), "{v}");
     assert_eq!(v["outcome"], "running", "{v}");
     let mut c = client(&lock);
     let running = c
@@ -1180,8 +1104,7 @@ fn update_picks_the_delta_for_the_running_image_else_the_full_one() {
 /// is altered: the status was the lock's own, true when it was sent.
 #[test]
 fn a_delta_the_lock_refuses_for_its_base_falls_back_to_the_full_image() {
-    let lab = Lab::new(1);
-    let lock = lab.start(true);
+    let (lab, lock) = started(true);
     assert!(control(&lock, r#"{"cmd":"keypad","pin":"4711"}"#).contains("unlocked"));
     let factory: Vec<u8> = (0..6000usize).map(|i| (i * 31 + 1) as u8).collect();
     let mut patch = factory.clone();
@@ -1211,7 +1134,7 @@ fn a_delta_the_lock_refuses_for_its_base_falls_back_to_the_full_image() {
     let (install_101, other_done) = person_installs(lock.smp.to_string(), v101);
     // `update` seals: 1 the image state, 2 the status, 3 the first upload
     // chunk. 1.0.1 is installed just before 3.
-    let mut c = Client::new(Between::new(
+    let mut c = Client::new(between(
         UdpTransport::connect(&lock.smp.to_string())
             .unwrap()
             .with_retry(Duration::from_millis(2000), 3),
@@ -1313,8 +1236,7 @@ fn sealed_client(lab: &Lab, lock: &Running, key: &str) -> Client<UdpTransport> {
 /// unlock; the removal survives a restart of the lock (`agent-store.bin`).
 #[test]
 fn owners_lists_the_owners_and_unpair_removes_one_that_then_cannot_unlock() {
-    let lab = Lab::new(1);
-    let lock = lab.start(false);
+    let (lab, lock) = started(false);
     let (ann, ann_id) = pair_named(&lab, &lock, "ann");
     let (bob, bob_id) = pair_named(&lab, &lock, "bob");
 
@@ -1375,8 +1297,7 @@ fn owners_lists_the_owners_and_unpair_removes_one_that_then_cannot_unlock() {
 /// open; a stranger's key is refused alike; nobody is removed.
 #[test]
 fn unpair_without_owner_auth_is_refused() {
-    let lab = Lab::new(1);
-    let lock = lab.start(false);
+    let (lab, lock) = started(false);
     let (ann, ann_id) = pair_named(&lab, &lock, "ann");
     let (stranger, _) = keygen(&lab, "stranger");
     let id = {
@@ -1415,8 +1336,7 @@ fn unpair_without_owner_auth_is_refused() {
 /// the lock.
 #[test]
 fn unpair_of_an_unknown_key_id_is_the_typed_refusal() {
-    let lab = Lab::new(1);
-    let lock = lab.start(false);
+    let (lab, lock) = started(false);
     let (ann, _) = pair_named(&lab, &lock, "ann");
     let mut c = sealed_client(&lab, &lock, &ann);
     let e = c.unpair([0xEE; 8]).unwrap_err();
@@ -1424,16 +1344,13 @@ fn unpair_of_an_unknown_key_id_is_the_typed_refusal() {
     assert_eq!(e.rc(), Some(5), "{e}");
     assert_eq!(c.owners().unwrap().len(), 1);
     let e = refused(owner_cli(&lock, &ann, &["unpair", "eeeeeeeeeeeeeeee"]));
-    assert!(
-        e.contains("no owner of this lock has key id eeeeeeeeeeeeeeee: list them with `keyway device --owner-key KEY owners`"),
-        "{e}"
+    common::assert_has(
+        &e,
+        "no owner of this lock has key id eeeeeeeeeeeeeeee: list them with `keyway device --owner-key KEY owners`",
     );
     for bad in ["eeee", "zzzzzzzzzzzzzzzz", "eeeeeeeeeeeeeeeeee"] {
         let e = refused(owner_cli(&lock, &ann, &["unpair", bad]));
-        assert!(
-            e.contains("give the owner's key id as 16 hex digits"),
-            "{e}"
-        );
+        common::assert_has(&e, "give the owner's key id as 16 hex digits");
     }
 }
 

@@ -2,6 +2,8 @@
 //! exhaustive power cuts (no bricks), the 300 KiB nRF52840 figures against
 //! the targets, and bad input refused with a clear error.
 
+mod common;
+
 use std::process::{Command, Output};
 
 use serde_json::Value;
@@ -126,15 +128,16 @@ fn human_output_is_a_table_with_the_definition() {
     let out = keyway("--geometry small-pages --image-kib 4");
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for want in [
-        "keyway direct",
-        "physical minimum",
-        "mcuboot swap-move",
-        "mcuboot swap-scratch",
-        "modeled = flash busy time of the install",
-    ] {
-        assert!(text.contains(want), "{want:?} missing in:\n{text}");
-    }
+    common::assert_contains_all(
+        &text,
+        &[
+            "keyway direct",
+            "physical minimum",
+            "mcuboot swap-move",
+            "mcuboot swap-scratch",
+            "modeled = flash busy time of the install",
+        ],
+    );
 }
 
 #[test]

@@ -9,6 +9,23 @@ fn keyway() -> Command {
     Command::new(env!("CARGO_BIN_EXE_keyway"))
 }
 
+/// Runs `cmd`, which must fail (else panics saying `what`); its stderr.
+fn fails(cmd: &mut Command, what: &str) -> String {
+    let o = cmd.output().expect("keyway runs");
+    assert!(!o.status.success(), "{what}");
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The value of the environment variable `var` that `test` needs; `None`
+/// (the test says it skips) when it is unset: `script` sets up a server.
+fn env_or_skip(var: &str, test: &str, script: &str) -> Option<String> {
+    let v = std::env::var(var).ok();
+    if v.is_none() {
+        println!("SKIPPED {test}: {var} is unset (eval \"$({script})\")");
+    }
+    v
+}
+
 /// Whether `unshare FLAGS` is permitted here; when it is not, says the
 /// test skips and `why` it needs it.
 fn unshare_permitted(flags: &str, why: &str) -> bool {
@@ -43,14 +60,13 @@ fn tmp(name: &str) -> PathBuf {
 fn serve_refuses_a_non_loopback_listen_without_the_flag() {
     let data = tmp("hub-listen");
     for addr in ["0.0.0.0:0", "[::]:0", "192.0.2.1:8080"] {
-        let o = keyway()
-            .args(["hub", "serve", "--data"])
-            .arg(&data)
-            .args(["--listen", addr])
-            .output()
-            .expect("keyway runs");
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(!o.status.success(), "{addr} was served");
+        let err = fails(
+            keyway()
+                .args(["hub", "serve", "--data"])
+                .arg(&data)
+                .args(["--listen", addr]),
+            &format!("{addr} was served"),
+        );
         assert!(
             err.contains("--listen-insecure-any-address") && err.contains("loopback"),
             "{addr}: {err}"
@@ -233,20 +249,21 @@ fn import_of_a_corrupt_bundle_says_what_it_refused_and_why() {
     let text = import_ok(&data, &bundle, &root, &vendor);
     let refused: Vec<&str> = text.lines().filter(|l| l.starts_with("refused ")).collect();
     assert_eq!(refused.len(), 2, "{text}");
-    assert!(
-        refused
-            .iter()
-            .any(|l| l.starts_with("refused deadbolt-2/release-2.1.0.suit:")
-                && l.contains("does not match its signed SHA-256")),
-        "{text}"
-    );
-    assert!(
-        refused
-            .iter()
-            .any(|l| l.starts_with("refused deadbolt-2/rogue-9.9.9.suit:")
-                && l.contains("does not verify against model deadbolt-2")),
-        "{text}"
-    );
+    for (file, why) in [
+        ("release-2.1.0.suit", "does not match its signed SHA-256"),
+        (
+            "rogue-9.9.9.suit",
+            "does not verify against model deadbolt-2",
+        ),
+    ] {
+        let head = format!("refused deadbolt-2/{file}:");
+        assert!(
+            refused
+                .iter()
+                .any(|l| l.starts_with(&head) && l.contains(why)),
+            "{text}"
+        );
+    }
     for t in ["release-1.4.0.suit", "release-2.1.0-delta.suit"] {
         assert!(text.contains(&format!("imported deadbolt-2/{t}")), "{text}");
     }
@@ -447,6 +464,30 @@ fn api(
 
 /// A running `keyway` child and its first line's URL and token; killed
 /// when dropped.
+/// `cmd` started, its stderr inherited; the lines of its stdout as they
+/// come.
+fn spawn_lines(cmd: &mut Command) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead as _;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd:?} does not start: {e}"));
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
 struct Running {
     child: std::process::Child,
     base: String,
@@ -456,24 +497,7 @@ struct Running {
 
 impl Running {
     fn start(mut cmd: Command) -> Running {
-        use std::io::BufRead as _;
-        let mut child = cmd
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::inherit())
-            .spawn()
-            .expect("keyway starts");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let (mut child, rx) = spawn_lines(&mut cmd);
         let first = rx
             .recv_timeout(std::time::Duration::from_secs(240))
             .unwrap_or_else(|_| {
@@ -488,6 +512,21 @@ impl Running {
             token,
             rest: rx,
         }
+    }
+
+    /// `METHOD PATH` with the token and `body`: the status and the JSON.
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        api(method, &self.base, Some(&self.token), path, body)
+    }
+
+    /// `GET PATH` with the token.
+    fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        self.call("GET", path, None)
     }
 
     fn signal(&mut self, sig: i32) -> std::process::ExitStatus {
@@ -517,7 +556,7 @@ fn demo_first_line_parses_and_the_api_answers_with_its_token() {
     let mut run = Running::start(cmd);
     let (s, _) = api("GET", &run.base, None, "/api/locks", None);
     assert_eq!(s, 401, "the API answered without the token");
-    let (s, v) = api("GET", &run.base, Some(&run.token), "/api/locks", None);
+    let (s, v) = run.get("/api/locks");
     assert_eq!(s, 200, "{v}");
     let locks = v["locks"].as_array().expect("locks");
     let names: Vec<&str> = locks.iter().filter_map(|l| l["name"].as_str()).collect();
@@ -526,7 +565,7 @@ fn demo_first_line_parses_and_the_api_answers_with_its_token() {
         assert!(!l["device_key"].is_null(), "not paired: {l}");
         assert_eq!(l["snapshot"]["version"], "1.4.0", "{l}");
     }
-    let (s, v) = api("GET", &run.base, Some(&run.token), "/api/releases", None);
+    let (s, v) = run.get("/api/releases");
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["releases"].as_array().map(Vec::len), Some(3), "{v}");
     // The web UI is on the same port: its login page, and no page behind it
@@ -549,13 +588,7 @@ fn demo_first_line_parses_and_the_api_answers_with_its_token() {
         303,
         "the locks page without a session must send the browser to log in"
     );
-    let (_, u) = api(
-        "GET",
-        &run.base,
-        Some(&run.token),
-        "/api/locks/1/updates",
-        None,
-    );
+    let (_, u) = run.get("/api/locks/1/updates");
     assert_eq!(u["updates"][0]["version"], "2.1.0", "{u}");
     assert_eq!(u["updates"][0]["cves"][0]["id"], "CVE-2099-0001", "{u}");
     // The guide names the commands it promises.
@@ -649,53 +682,34 @@ impl Served {
     /// Imports the bundle, adds and pairs the lock, consents to 2.1.0:
     /// returns the release consented to.
     fn populate(&self, run: &Running) -> String {
-        let t = Some(run.token.as_str());
-        let (s, v) = api(
+        let (s, v) = run.call(
             "POST",
-            &run.base,
-            t,
             "/api/imports",
             Some(serde_json::json!({"path": self.bundle.display().to_string()})),
         );
         assert_eq!(s, 200, "{v}");
-        let (s, v) = api(
-            "POST",
-            &run.base,
-            t,
-            "/api/locks",
-            Some(
+        let (s, v) = run.call("POST", "/api/locks", Some(
                 serde_json::json!({"name": self.lock.name, "address": self.lock.address, "class": "deadbolt-2"}),
-            ),
-        );
+            ));
         assert!(s == 200 || s == 201, "{s} {v}");
         let id = v["lock"]["id"]
             .as_i64()
             .or(v["id"].as_i64())
             .expect("a lock id");
         keyway::hub::fleet::press_button(self.lock.control, 60).unwrap();
-        let (s, v) = api(
+        let (s, v) = run.call(
             "POST",
-            &run.base,
-            t,
             &format!("/api/locks/{id}/pair"),
             Some(serde_json::json!({"setup_code": self.lock.setup_code})),
         );
         assert_eq!(s, 200, "{v}");
-        let (_, u) = api(
-            "GET",
-            &run.base,
-            t,
-            &format!("/api/locks/{id}/updates"),
-            None,
-        );
+        let (_, u) = run.get(&format!("/api/locks/{id}/updates"));
         let release = u["updates"][0]["release"]
             .as_str()
             .expect("an update")
             .to_owned();
-        let (s, v) = api(
+        let (s, v) = run.call(
             "POST",
-            &run.base,
-            t,
             &format!("/api/locks/{id}/consents"),
             Some(serde_json::json!({"release": release, "decision": "accept"})),
         );
@@ -705,8 +719,7 @@ impl Served {
 
     /// What must survive: the lock (paired), the releases, the consent.
     fn assert_kept(&self, run: &Running, release: &str) {
-        let t = Some(run.token.as_str());
-        let (_, v) = api("GET", &run.base, t, "/api/locks", None);
+        let (_, v) = run.get("/api/locks");
         let locks = v["locks"].as_array().expect("locks");
         assert_eq!(locks.len(), 1, "{v}");
         assert_eq!(locks[0]["name"], self.lock.name.as_str());
@@ -714,9 +727,9 @@ impl Served {
             !locks[0]["device_key"].is_null(),
             "the pairing was lost: {v}"
         );
-        let (_, v) = api("GET", &run.base, t, "/api/releases", None);
+        let (_, v) = run.get("/api/releases");
         assert_eq!(v["releases"].as_array().map(Vec::len), Some(3), "{v}");
-        let (_, v) = api("GET", &run.base, t, "/api/locks/1/consents", None);
+        let (_, v) = run.get("/api/locks/1/consents");
         let consents = v["consents"].as_array().expect("consents");
         assert!(
             consents
@@ -756,13 +769,7 @@ fn sigkill_mid_update_then_restart_loses_no_consent_or_release() {
     let t0 = std::time::Instant::now();
     let mut phase = String::new();
     while t0.elapsed() < std::time::Duration::from_secs(20) {
-        let (_, p) = api(
-            "GET",
-            &run.base,
-            Some(&run.token),
-            "/api/locks/1/progress",
-            None,
-        );
+        let (_, p) = run.get("/api/locks/1/progress");
         phase = p["progress"]["phase"].as_str().unwrap_or("").to_owned();
         if matches!(phase.as_str(), "uploading" | "installing" | "postponed") {
             break;
@@ -786,10 +793,11 @@ fn sigkill_mid_update_then_restart_loses_no_consent_or_release() {
 /// `eval "$(scripts/mosquitto.sh)"` (KEYWAY_TEST_MQTT).
 #[test]
 fn serve_with_mqtt_publishes_discovery_for_its_lock() {
-    let Ok(url) = std::env::var("KEYWAY_TEST_MQTT") else {
-        println!(
-            "SKIPPED serve_with_mqtt_publishes_discovery_for_its_lock: KEYWAY_TEST_MQTT is unset (eval \"$(scripts/mosquitto.sh)\")"
-        );
+    let Some(url) = env_or_skip(
+        "KEYWAY_TEST_MQTT",
+        "serve_with_mqtt_publishes_discovery_for_its_lock",
+        "scripts/mosquitto.sh",
+    ) else {
         return;
     };
     let s = Served::new("hub-mqtt");
@@ -862,13 +870,12 @@ fn demo_refuses_to_empty_a_folder_it_did_not_make() {
     let dir = tmp("hub-demo-foreign");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("thesis.tex"), "years of work").unwrap();
-    let o = keyway()
-        .args(["hub", "demo", "--listen", "127.0.0.1:0", "--dir"])
-        .arg(&dir)
-        .output()
-        .expect("keyway runs");
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success(), "the demo ran in a foreign folder");
+    let err = fails(
+        keyway()
+            .args(["hub", "demo", "--listen", "127.0.0.1:0", "--dir"])
+            .arg(&dir),
+        "the demo ran in a foreign folder",
+    );
     assert!(
         err.contains("not empty") && err.contains("--dir"),
         "the refusal does not say what to do: {err}"
@@ -898,27 +905,17 @@ fn demo_refuses_to_empty_a_folder_it_did_not_make() {
 /// and its working directory in a temporary folder.
 #[test]
 fn bare_keyway_hub_starts_the_demo_on_port_8080() {
-    use std::io::BufRead as _;
     if !unshare_permitted("-rn", "needed so that port 8080 is free") {
         return;
     }
     let cwd = tmp("hub-bare");
     std::fs::create_dir_all(&cwd).unwrap();
     // unshare execs keyway (no fork): killing the child kills the hub.
-    let mut child = Command::new("unshare")
-        .args(["-rn", env!("CARGO_BIN_EXE_keyway"), "hub"])
-        .current_dir(&cwd)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
-        .spawn()
-        .expect("unshare runs");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut l = String::new();
-        let _ = std::io::BufReader::new(stdout).read_line(&mut l);
-        let _ = tx.send(l);
-    });
+    let (mut child, rx) = spawn_lines(
+        Command::new("unshare")
+            .args(["-rn", env!("CARGO_BIN_EXE_keyway"), "hub"])
+            .current_dir(&cwd),
+    );
     let first = rx.recv_timeout(std::time::Duration::from_secs(240));
     let _ = child.kill();
     let _ = child.wait();
@@ -940,10 +937,11 @@ fn bare_keyway_hub_starts_the_demo_on_port_8080() {
 /// server: `eval "$(scripts/postgres.sh)"` (KEYWAY_TEST_POSTGRES).
 #[test]
 fn serve_on_postgres_restarts_with_its_lock_and_consent() {
-    let Ok(pg) = std::env::var("KEYWAY_TEST_POSTGRES") else {
-        println!(
-            "SKIPPED serve_on_postgres_restarts_with_its_lock_and_consent: KEYWAY_TEST_POSTGRES is unset (eval \"$(scripts/postgres.sh)\")"
-        );
+    let Some(pg) = env_or_skip(
+        "KEYWAY_TEST_POSTGRES",
+        "serve_on_postgres_restarts_with_its_lock_and_consent",
+        "scripts/postgres.sh",
+    ) else {
         return;
     };
     // A schema of its own (other tests share the database), dropped after.

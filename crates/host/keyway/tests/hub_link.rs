@@ -8,12 +8,11 @@
 //! with missing, mistyped or contradictory fields.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use ciborium::Value;
-use keyway::device::{ImageSlot, Stats, Transport, TransportError, UdpTransport};
+use keyway::device::{ImageSlot, Intercept, Transport, UdpTransport};
 use keyway::hub::link::{self, HubIdentity, SmpLink, UdpLink};
 use keyway_channel::SetupCode;
 use keyway_hub::link::{InstallOutcome, LinkError, LockLink, LogBreak};
@@ -23,12 +22,11 @@ use keyway_lock::state::StateDir;
 use keyway_testkit::release::{CLASS, VENDOR, factory_payload, new_payload};
 use keyway_vendor::encode::EnvelopeBuilder;
 use keyway_vendor::keys::{Algorithm, SigningKey};
-use keyway_vendor::smp::Header;
 use sha2::{Digest as _, Sha256};
 
 mod common;
 
-use common::{Between, person_installs};
+use common::{between, is_sealed_record, person_installs};
 
 const TIMEOUT: Duration = Duration::from_millis(2000);
 const TRIES: u32 = 3;
@@ -154,6 +152,15 @@ impl House {
     }
 
     /// A link paired by the setup code (the window opened by a press).
+    /// The hub paired with `lock`, and 1.1.0 (a full release, sequence 2)
+    /// pushed to it: the link and the release.
+    fn pushed(&self, lock: &Running) -> (UdpLink, Vec<u8>) {
+        let mut l = self.paired(lock);
+        let full = signed(&self.vendor, "1.1.0", 2, &new_payload(), None, None);
+        l.push(&[&full], &mut |_, _| {}).unwrap();
+        (l, full)
+    }
+
     fn paired(&self, lock: &Running) -> UdpLink {
         control(lock, r#"{"cmd":"presence","seconds":60}"#);
         let mut l = self.link(lock);
@@ -310,10 +317,7 @@ fn the_connector_links_a_lock_record_for_pairing_then_sealed() {
         log: LogHealth::Unknown,
     };
     let mut l = connector.connect(&record).unwrap();
-    assert!(matches!(
-        l.status(),
-        Err(LinkError::NotAuthenticated { .. })
-    ));
+    assert_not_authenticated(l.status(), "an unpaired link's status");
     control(&lock, r#"{"cmd":"presence","seconds":60}"#);
     record.device_key = Some(l.pair(&h.code.to_string()).unwrap().device_key);
     let mut l = connector.connect(&record).unwrap();
@@ -325,10 +329,7 @@ fn the_connector_links_a_lock_record_for_pairing_then_sealed() {
 fn an_unpaired_link_asks_nothing_of_the_lock_but_pairing() {
     let (h, lock) = House::started();
     let mut l = h.link(&lock);
-    assert!(matches!(
-        l.status(),
-        Err(LinkError::NotAuthenticated { .. })
-    ));
+    assert_not_authenticated(l.status(), "an unpaired link's status");
     assert_eq!(
         l.client().transport().stats().frames_sent,
         0,
@@ -408,7 +409,7 @@ fn a_delta_the_lock_refuses_for_its_base_falls_back_to_the_full_image() {
     let device_key = Some(h.device_key());
     let (install_101, done) = person_installs(lock.smp.to_string(), v101);
     // The push seals 1 the image state, 2 the status, 3 the first chunk.
-    let t = Between::new(
+    let t = between(
         UdpTransport::connect(&lock.smp.to_string())
             .unwrap()
             .with_retry(TIMEOUT, TRIES),
@@ -435,9 +436,7 @@ fn a_delta_the_lock_refuses_for_its_base_falls_back_to_the_full_image() {
 #[test]
 fn consent_installs_and_the_lock_runs_the_release() {
     let (h, lock) = House::unlocked();
-    let mut l = h.paired(&lock);
-    let full = signed(&h.vendor, "1.1.0", 2, &new_payload(), None, None);
-    l.push(&[&full], &mut |_, _| {}).unwrap();
+    let (mut l, _) = h.pushed(&lock);
     assert_eq!(l.consent(true, 30_000).unwrap(), InstallOutcome::Running);
     let s = l.status().unwrap();
     assert_eq!(
@@ -450,9 +449,7 @@ fn consent_installs_and_the_lock_runs_the_release() {
 #[test]
 fn declining_erases_the_update_and_nothing_installs() {
     let (h, lock) = House::unlocked();
-    let mut l = h.paired(&lock);
-    let full = signed(&h.vendor, "1.1.0", 2, &new_payload(), None, None);
-    l.push(&[&full], &mut |_, _| {}).unwrap();
+    let (mut l, _) = h.pushed(&lock);
     assert!(matches!(
         l.consent(false, 1_000).unwrap(),
         InstallOutcome::Refused(_)
@@ -473,9 +470,7 @@ fn declining_erases_the_update_and_nothing_installs() {
 #[test]
 fn consent_while_the_bolt_is_locked_is_postponed_then_runs_once_unlocked() {
     let (h, lock) = House::started();
-    let mut l = h.paired(&lock);
-    let full = signed(&h.vendor, "1.1.0", 2, &new_payload(), None, None);
-    l.push(&[&full], &mut |_, _| {}).unwrap();
+    let (mut l, full) = h.pushed(&lock);
     assert_eq!(l.status().unwrap().bolt, Bolt::Locked);
     assert_eq!(
         l.consent(true, 5_000).unwrap(),
@@ -571,47 +566,36 @@ fn the_audit_log_is_fetched_and_verified_with_the_device_key() {
     lock.power_off();
 }
 
-/// A man in the middle that changes one byte of the answer to the `at`-th
-/// sealed record (the last byte: inside the sealed record, not the SMP
-/// header), or of every one with `at == 0`.
-struct Flip<T> {
-    inner: T,
-    sealed: Arc<AtomicUsize>,
-    at: usize,
-}
-
-impl<T: Transport> Transport for Flip<T> {
-    fn exchange(&mut self, frame: &[u8], seq: u8) -> Result<Vec<u8>, TransportError> {
-        let sealed = Header::decode(frame)
-            .is_ok_and(|h| h.group == keyway_vendor::smp::group::KEYWAY && h.id == 15);
-        let mut answer = self.inner.exchange(frame, seq)?;
+/// The hub's link to `lock` through a man in the middle that changes one
+/// byte of the answer to the `at`-th sealed record (the last byte: inside
+/// the sealed record, not the SMP header), or of every one with `at == 0`.
+fn flipping(h: &House, lock: &Running, at: usize) -> SmpLink<impl Transport + Send + use<>> {
+    let inner = UdpTransport::connect(&lock.smp.to_string())
+        .unwrap()
+        .with_retry(TIMEOUT, TRIES);
+    let mut n = 0;
+    let t = Intercept::new(inner, move |t: &mut UdpTransport, frame: &[u8], seq| {
+        let sealed = is_sealed_record(frame);
+        let mut answer = t.exchange(frame, seq)?;
         if sealed {
-            let n = self.sealed.fetch_add(1, Ordering::SeqCst) + 1;
-            if (self.at == 0 || n == self.at)
+            n += 1;
+            if (at == 0 || n == at)
                 && let Some(b) = answer.last_mut()
             {
                 *b ^= 0x01;
             }
         }
         Ok(answer)
-    }
-    fn mtu(&self) -> usize {
-        self.inner.mtu()
-    }
-    fn stats(&self) -> Stats {
-        self.inner.stats()
-    }
+    });
+    SmpLink::over("udp:lock", t, &h.hub, Some(h.device_key())).unwrap()
 }
 
-fn flipping(h: &House, lock: &Running, at: usize) -> SmpLink<Flip<UdpTransport>> {
-    let t = Flip {
-        inner: UdpTransport::connect(&lock.smp.to_string())
-            .unwrap()
-            .with_retry(TIMEOUT, TRIES),
-        sealed: Arc::new(AtomicUsize::new(0)),
-        at,
-    };
-    SmpLink::over("udp:lock", t, &h.hub, Some(h.device_key())).unwrap()
+/// Asserts that `r` is the link's refusal of an unauthenticated answer.
+fn assert_not_authenticated<T: std::fmt::Debug>(r: Result<T, LinkError>, what: &str) {
+    match r {
+        Err(LinkError::NotAuthenticated { .. }) => {}
+        other => panic!("{what}: {other:?}"),
+    }
 }
 
 #[test]
@@ -620,10 +604,7 @@ fn a_status_answer_rewritten_on_the_way_is_refused_by_the_channel() {
     drop(h.paired(&lock));
     // The first sealed answer (the status) is altered.
     let mut l = flipping(&h, &lock, 1);
-    match l.status() {
-        Err(LinkError::NotAuthenticated { .. }) => {}
-        other => panic!("an altered status answer: {other:?}"),
-    }
+    assert_not_authenticated(l.status(), "an altered status answer");
     lock.power_off();
 }
 
@@ -632,10 +613,7 @@ fn a_log_export_altered_in_transit_is_refused_and_nothing_is_returned() {
     let (h, lock) = House::started();
     drop(h.paired(&lock));
     let mut l = flipping(&h, &lock, 1);
-    match l.fetch_log(None) {
-        Err(LinkError::NotAuthenticated { .. }) => {}
-        other => panic!("an altered log chunk: {other:?}"),
-    }
+    assert_not_authenticated(l.fetch_log(None), "an altered log chunk");
     lock.power_off();
 }
 
@@ -654,10 +632,7 @@ fn a_lock_with_another_device_key_is_not_authenticated() {
         TRIES,
     )
     .unwrap();
-    match l.status() {
-        Err(LinkError::NotAuthenticated { .. }) => {}
-        other => panic!("a lock that is not the paired one: {other:?}"),
-    }
+    assert_not_authenticated(l.status(), "a lock that is not the paired one");
     lock.power_off();
 }
 

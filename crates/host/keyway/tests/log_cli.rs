@@ -11,6 +11,7 @@ use common::run_in_process as run;
 use keyway_audit::record::MAX_RECORD_LEN;
 use keyway_audit::{Body, Ed25519Signer, Event, Kind, LockMethod, Record};
 use keyway_vendor::keys::{self, Algorithm, SigningKey, hex};
+use keyway_vendor::log::ItemKind;
 
 struct Lab {
     dir: PathBuf,
@@ -18,12 +19,7 @@ struct Lab {
 
 impl Lab {
     fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "keyway-log-{name}-{}-{}",
-            std::process::id(),
-            getrandom::u64().unwrap()
-        ));
-        fs::create_dir_all(&dir).unwrap();
+        let dir = common::fresh_dir(&format!("log-{name}"));
         keys::keygen(dir.join("device"), Algorithm::Ed25519).unwrap();
         keys::keygen(dir.join("other"), Algorithm::Ed25519).unwrap();
         Lab { dir }
@@ -51,14 +47,18 @@ impl Lab {
     fn verify(&self, records: &[Vec<u8>], key: &str) -> (bool, String) {
         let file = self.path("log.bin");
         fs::write(&file, records.concat()).unwrap();
-        let (ok, out) = run(&[
+        self.verify_file(&file, key)
+    }
+
+    /// Runs `keyway log verify FILE --device-key KEY.pub`; returns (ok, stdout).
+    fn verify_file(&self, file: &str, key: &str) -> (bool, String) {
+        run(&[
             "log",
             "verify",
-            &file,
+            file,
             "--device-key",
             &self.path(&format!("{key}.pub")),
-        ]);
-        (ok, out)
+        ])
     }
 }
 
@@ -68,15 +68,16 @@ impl Drop for Lab {
     }
 }
 
+/// An export's records (every one must decode), as the log's parser
+/// splits it.
 fn split(bytes: &[u8]) -> Vec<Vec<u8>> {
-    let mut v = Vec::new();
-    let mut at = 0;
-    while at < bytes.len() {
-        let (_, n) = Record::decode(&bytes[at..]).unwrap();
-        v.push(bytes[at..at + n].to_vec());
-        at += n;
-    }
-    v
+    keyway_vendor::log::parse(bytes)
+        .iter()
+        .map(|i| {
+            assert!(matches!(i.what, ItemKind::Record { .. }), "{i:?}");
+            bytes[i.offset..i.offset + i.len].to_vec()
+        })
+        .collect()
 }
 
 fn decode(b: &[u8]) -> Record {
@@ -87,6 +88,19 @@ fn encode(r: &Record) -> Vec<u8> {
     let mut buf = [0u8; MAX_RECORD_LEN];
     let n = r.encode(&mut buf);
     buf[..n].to_vec()
+}
+
+/// Record `b` re-encoded (a valid CRC) as the bolt locked, or `unlocked`,
+/// by an owner command.
+fn by_owner(b: &[u8], unlocked: bool) -> Vec<u8> {
+    let method = LockMethod::OwnerCommand;
+    let mut r = decode(b);
+    r.body = Body::Event(if unlocked {
+        Event::Unlocked { method }
+    } else {
+        Event::Locked { method }
+    });
+    encode(&r)
 }
 
 /// The index of the record with sequence number `seq`.
@@ -103,6 +117,18 @@ fn assert_broken(ok: bool, out: &str, want: &str) {
     assert!(!ok, "verify accepted a tampered log:\n{out}");
     assert!(out.contains(want), "want {want:?} in:\n{out}");
     assert!(out.contains("BROKEN"), "{out}");
+}
+
+/// A 45-event export on 8 pages in a lab named `name`, altered by
+/// `tamper`, which returns the finding that must name the alteration;
+/// asserts that `keyway log verify` reports it BROKEN; its output.
+fn tampered(name: &str, tamper: impl FnOnce(&mut Vec<Vec<u8>>) -> String) -> String {
+    let lab = Lab::new(name);
+    let mut records = lab.export(45, 8);
+    let want = tamper(&mut records);
+    let (ok, out) = lab.verify(&records, "device");
+    assert_broken(ok, &out, &want);
+    out
 }
 
 #[test]
@@ -143,118 +169,86 @@ fn wrapped_log_with_checkpoints_verifies() {
 
 #[test]
 fn record_modified_is_detected() {
-    let lab = Lab::new("modified");
-    let mut records = lab.export(45, 8);
-    let i = index_of(&records, 17);
-    let mut r = decode(&records[i]);
-    r.body = Body::Event(Event::Locked {
-        method: LockMethod::OwnerCommand,
-    });
-    assert_ne!(encode(&r), records[i]);
-    records[i] = encode(&r); // a valid CRC: only the chain can tell
-    let (ok, out) = lab.verify(&records, "device");
-    assert_broken(
-        ok,
-        &out,
-        &format!(
+    tampered("modified", |records| {
+        let i = index_of(records, 17);
+        let r = by_owner(&records[i], false);
+        assert_ne!(r, records[i]);
+        records[i] = r; // a valid CRC: only the chain can tell
+        format!(
             "record 17 at byte {} modified: its hash does not match record 18's prev-hash",
-            offset_of(&records, i)
-        ),
-    );
+            offset_of(records, i)
+        )
+    });
 }
 
 #[test]
 fn record_modified_without_fixing_its_crc_is_detected() {
-    let lab = Lab::new("corrupt");
-    let mut records = lab.export(45, 8);
-    let i = index_of(&records, 30);
-    records[i][60] ^= 1;
-    let (ok, out) = lab.verify(&records, "device");
-    assert_broken(
-        ok,
-        &out,
-        &format!(
+    tampered("corrupt", |records| {
+        let i = index_of(records, 30);
+        records[i][60] ^= 1;
+        format!(
             "record 30 at byte {} modified: CRC mismatch",
-            offset_of(&records, i)
-        ),
-    );
+            offset_of(records, i)
+        )
+    });
 }
 
 #[test]
 fn record_deleted_from_the_middle_is_detected() {
-    let lab = Lab::new("deleted");
-    let mut records = lab.export(45, 8);
-    let i = index_of(&records, 12);
-    records.drain(i..i + 4);
-    let (ok, out) = lab.verify(&records, "device");
-    assert_broken(ok, &out, "records 12..15 deleted");
+    let out = tampered("deleted", |records| {
+        let i = index_of(records, 12);
+        records.drain(i..i + 4);
+        "records 12..15 deleted".into()
+    });
     // Exactly one finding: nothing else is wrong.
     assert_eq!(out.lines().count(), 3, "{out}");
 }
 
 #[test]
 fn records_reordered_are_detected() {
-    let lab = Lab::new("reordered");
-    let mut records = lab.export(45, 8);
-    let i = index_of(&records, 9);
-    records.swap(i, i + 1);
-    let (ok, out) = lab.verify(&records, "device");
-    assert_broken(
-        ok,
-        &out,
-        &format!(
+    tampered("reordered", |records| {
+        let i = index_of(records, 9);
+        records.swap(i, i + 1);
+        format!(
             "record 9 at byte {} out of order",
-            offset_of(&records, i + 1)
-        ),
-    );
+            offset_of(records, i + 1)
+        )
+    });
 }
 
 #[test]
 fn record_inserted_is_detected() {
-    let lab = Lab::new("inserted");
-    let mut records = lab.export(45, 8);
-    // A forged "unlocked by owner command" that claims to follow record 9,
-    // with a correct prev-hash and CRC: it cannot be signed into the chain.
-    let i = index_of(&records, 10);
-    let mut fake = decode(&records[i]);
-    fake.body = Body::Event(Event::Unlocked {
-        method: LockMethod::OwnerCommand,
-    });
-    records.insert(i, encode(&fake));
-    let (ok, out) = lab.verify(&records, "device");
-    assert_broken(
-        ok,
-        &out,
-        &format!(
+    tampered("inserted", |records| {
+        // A forged "unlocked by owner command" that claims to follow record 9,
+        // with a correct prev-hash and CRC: it cannot be signed into the chain.
+        let i = index_of(records, 10);
+        let fake = by_owner(&records[i], true);
+        records.insert(i, fake);
+        format!(
             "record at byte {} inserted: not signed into the chain (it claims sequence 10)",
-            offset_of(&records, i)
-        ),
-    );
+            offset_of(records, i)
+        )
+    });
 }
 
 #[test]
 fn tail_truncated_is_detected() {
-    let lab = Lab::new("truncated");
-    let mut records = lab.export(45, 8);
-    // Keep the signed head, drop records 40..44 before it.
-    let head = records.pop().unwrap();
-    records.truncate(40);
-    records.push(head);
-    let (ok, out) = lab.verify(&records, "device");
-    assert_broken(
-        ok,
-        &out,
-        "log truncated after record 39: the signed head says 45 records (the last is record 44)",
-    );
+    tampered("truncated", |records| {
+        // Keep the signed head, drop records 40..44 before it.
+        let head = records.pop().unwrap();
+        records.truncate(40);
+        records.push(head);
+        "log truncated after record 39: the signed head says 45 records (the last is record 44)"
+            .into()
+    });
 }
 
 #[test]
 fn signed_head_removed_is_detected() {
-    let lab = Lab::new("headless");
-    let mut records = lab.export(45, 8);
-    records.pop();
-    let (ok, out) = lab.verify(&records, "device");
-    assert_broken(ok, &out, "no signed head at the end of the file");
+    tampered("headless", |records| {
+        records.pop();
+        "no signed head at the end of the file".into()
+    });
 }
 
 /// The newest checkpoint's sequence and retained sequence in an export.
@@ -446,22 +440,10 @@ fn demo_export_writes_a_log_that_verifies() {
     ]);
     assert!(ok, "{out}");
     assert!(Path::new(&out_file).exists());
-    let (ok, out) = run(&[
-        "log",
-        "verify",
-        &out_file,
-        "--device-key",
-        &lab.path("device.pub"),
-    ]);
+    let (ok, out) = lab.verify_file(&out_file, "device");
     assert!(ok && out.contains("rotated out by design"), "{out}");
     // A P-256 key is not a device key.
     keys::keygen(lab.dir.join("p"), Algorithm::P256).unwrap();
-    let (ok, out) = run(&[
-        "log",
-        "verify",
-        &out_file,
-        "--device-key",
-        &lab.path("p.pub"),
-    ]);
+    let (ok, out) = lab.verify_file(&out_file, "p");
     assert!(!ok && out.contains("a device key is Ed25519"), "{out}");
 }

@@ -160,16 +160,8 @@ fn patch_memory_bomb_stays_under_100_mb() {
 fn patch_flash_sim_at_the_size_cap_stays_under_100_mb() {
     use keyway_vendor::delta::MAX_IMAGE;
     let t = tempfile::tempdir().unwrap();
-    let n = MAX_IMAGE as usize;
-    let mut x = 0x2545_f491_4f6c_dd1d_u64;
-    let old: Vec<u8> = (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 40) as u8
-        })
-        .collect();
+    // A noisy old image (the audit's deterministic one).
+    let old = keyway::audit::releases::image(7, MAX_IMAGE as usize, None);
     // The new image: the old one with every byte plus one (one op, `add`
     // of the whole image with diff bytes of 1), written symbol by symbol.
     let new_digest: [u8; 32] = {

@@ -27,8 +27,7 @@ fn code(s: &str) -> SetupCode {
 #[test]
 fn pair_with_right_code_then_every_owner_command_runs_sealed() {
     let lock = Lock::new(0xd0, 1);
-    lock.borrow_mut().press();
-    let mut c = client(&lock, OWNER, 0xa1);
+    let mut c = in_window(&lock, OWNER, 0xa1);
     let r = c.pair_with_code(&code(CODE), "Alice").unwrap();
     {
         let l = lock.borrow();
@@ -78,8 +77,7 @@ fn pair_with_right_code_then_every_owner_command_runs_sealed() {
     assert!(lock.borrow().agent.state().consent().is_some());
 
     // A second owner pairs; the first lists and removes it, then itself.
-    lock.borrow_mut().press();
-    let mut bob = client(&lock, OTHER, 0xb2);
+    let mut bob = in_window(&lock, OTHER, 0xb2);
     bob.pair_with_code(&code(CODE), "Bob").unwrap();
     let owners = c.owners().unwrap();
     assert_eq!(
@@ -170,8 +168,7 @@ fn answer_the_first_late(c: &mut keyway::device::Client<Link>, which: fn(&[u8]) 
 #[test]
 fn wrong_setup_code_is_the_locks_typed_refusal_and_frees_the_run() {
     let lock = Lock::new(0xd0, 2);
-    lock.borrow_mut().press();
-    let mut mallory = client(&lock, OTHER, 0x66);
+    let mut mallory = in_window(&lock, OTHER, 0x66);
     let e = mallory.pair_with_code(&code(WRONG), "m").unwrap_err();
     assert_eq!(e.refusal(), Some(Refusal::BadSetupCode), "{e}");
     assert_eq!(e.refusal().map(|r| r.code()), Some(15));
@@ -467,13 +464,7 @@ fn cli_pairs_with_the_setup_code_records_the_lock_and_runs_owner_commands_sealed
 
     // With the record, unlock runs sealed without asking for it.
     let only_sealed: Tap = Box::new(|lock, peer, frame| {
-        let h = keyway_smp::Header::decode(frame).unwrap();
-        assert!(
-            is_sealed(frame) || matches!(h.id, 13 | 14),
-            "sent in the clear: group {} id {}",
-            h.group,
-            h.id
-        );
+        assert_sealed_or_handshake(frame);
         Some(lock.deliver(peer, frame))
     });
     let (r, out) = owner(t, &["unlock"], Some(only_sealed));
@@ -516,13 +507,7 @@ fn upload_and_log_export_run_sealed_within_the_mtu() {
     let longest = std::rc::Rc::new(std::cell::Cell::new(0usize));
     let seen = longest.clone();
     c_tap(&mut c, move |lock, peer, frame| {
-        let h = keyway_smp::Header::decode(frame).unwrap();
-        assert!(
-            is_sealed(frame) || matches!(h.id, 13 | 14),
-            "sent in the clear: group {} id {}",
-            h.group,
-            h.id
-        );
+        assert_sealed_or_handshake(frame);
         seen.set(seen.get().max(frame.len()));
         Some(lock.deliver(peer, frame))
     });
@@ -708,8 +693,7 @@ fn a_lost_pake2_is_recovered_by_the_transports_resend_and_costs_one_guess() {
     // again after its timeout. The lock answers it with the Pake2 it
     // already sent: one attempt charged, and the owner pairs.
     let lock = Lock::new(0xd0, 21);
-    lock.borrow_mut().press();
-    let mut c = client(&lock, OWNER, 0xa1);
+    let mut c = in_window(&lock, OWNER, 0xa1);
     let sent = lose_the_first_answer(&mut c, is_pake1);
     let r = c.pair_with_code(&code(CODE), "Alice").unwrap();
     assert_eq!(r.owners, 1);
@@ -729,8 +713,7 @@ fn a_late_pake2_after_the_transports_resend_still_pairs() {
     // first one. Had the resend restarted the lock's run, that Pake2
     // would belong to a run that is gone and the right code would fail.
     let lock = Lock::new(0xd0, 22);
-    lock.borrow_mut().press();
-    let mut c = client(&lock, OWNER, 0xa1);
+    let mut c = in_window(&lock, OWNER, 0xa1);
     answer_the_first_late(&mut c, is_pake1);
     let r = c.pair_with_code(&code(CODE), "Alice").unwrap();
     assert_eq!(r.owners, 1);

@@ -245,9 +245,29 @@ pub struct Phase {
     pub secs: f64,
 }
 
-/// One phase: the commander on `cmd` while `up` uploads fresh releases
-/// back to back (the next `sequence` each), until enough unlocks counted.
-pub fn run_phase(
+/// The phases of one run: their parameters, the vendor signing each
+/// upload's fresh release, and the last sequence number signed.
+pub struct Phases<'a> {
+    pub args: &'a PhaseArgs,
+    pub vendor: &'a SigningKey,
+    pub sequence: u64,
+}
+
+impl Phases<'_> {
+    /// One phase: the commander on `cmd` while `up` uploads fresh
+    /// releases back to back (the next sequence each), until enough
+    /// unlocks counted.
+    pub fn run(
+        &mut self,
+        name: &'static str,
+        cmd: Owner,
+        up: Uploader<'_>,
+    ) -> Result<(Owner, Phase)> {
+        run_phase(name, cmd, up, self.args, self.vendor, &mut self.sequence)
+    }
+}
+
+fn run_phase(
     name: &'static str,
     cmd: Owner,
     mut up: Uploader<'_>,

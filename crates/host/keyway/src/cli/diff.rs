@@ -1,14 +1,13 @@
 //! `keyway diff`: make a delta patch, and optionally model the end-to-end
 //! update over the lock's BLE link with the full image and with the delta.
 
-use std::fs;
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use clap::Args;
 
-use super::files::read;
+use super::files::{read, write_said};
 
 /// Arguments of `keyway diff`.
 #[derive(Debug, Args)]
@@ -35,17 +34,19 @@ pub fn diff(a: &DiffArgs, out: &mut dyn Write) -> Result<()> {
     let start = std::time::Instant::now();
     let patch = keyway_vendor::delta::diff(&old, &new)?;
     let took = start.elapsed();
-    fs::write(&a.output, &patch).with_context(|| format!("writing {}", a.output.display()))?;
-    writeln!(
+    write_said(
+        &a.output,
+        &patch,
+        false,
         out,
-        "{}: {} bytes for {} -> {} bytes ({:.2}% of the new image, {:.1}x smaller), diff {:.2} s",
-        a.output.display(),
-        patch.len(),
-        old.len(),
-        new.len(),
-        100.0 * patch.len() as f64 / new.len().max(1) as f64,
-        new.len() as f64 / patch.len() as f64,
-        took.as_secs_f64()
+        format_args!(
+            " for {} -> {} bytes ({:.2}% of the new image, {:.1}x smaller), diff {:.2} s",
+            old.len(),
+            new.len(),
+            100.0 * patch.len() as f64 / new.len().max(1) as f64,
+            new.len() as f64 / patch.len() as f64,
+            took.as_secs_f64()
+        ),
     )?;
     if let Some(link) = a.update_time {
         let [full, delta] = keyway_vendor::delta::update_times(&old, &new, link)?;

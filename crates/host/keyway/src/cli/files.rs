@@ -73,3 +73,24 @@ pub(crate) fn write_output(path: &Path, bytes: &[u8]) -> Result<()> {
             anyhow::anyhow!("{}: cannot write: {e}", path.display())
         })
 }
+
+/// Writes `bytes` to `path` and says so on `out`: atomically
+/// ([`write_output`]) as "wrote PATH (N bytes): `what`", or in place
+/// (`keyway diff` and `keyway patch`) as "PATH: N bytes`what`".
+pub(crate) fn write_said(
+    path: &Path,
+    bytes: &[u8],
+    atomic: bool,
+    out: &mut dyn std::io::Write,
+    what: std::fmt::Arguments<'_>,
+) -> Result<()> {
+    let (p, n) = (path.display(), bytes.len());
+    if atomic {
+        write_output(path, bytes)?;
+        writeln!(out, "wrote {p} ({n} bytes): {what}")?;
+    } else {
+        fs::write(path, bytes).with_context(|| format!("writing {p}"))?;
+        writeln!(out, "{p}: {n} bytes{what}")?;
+    }
+    Ok(())
+}

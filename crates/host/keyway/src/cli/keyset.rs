@@ -9,7 +9,7 @@ use clap::Args;
 use keyway_vendor::encode::{KeySetBuilder, KeySetParams, SignOptions};
 use keyway_vendor::keys::{PublicKey, SigningKey};
 
-use super::files::{load_unique, write_output};
+use super::files::{load_unique, write_said};
 use super::sign::Ed25519AlgArg;
 
 /// Arguments of `keyway keyset`.
@@ -73,17 +73,18 @@ pub fn keyset(a: &KeysetArgs, out: &mut dyn Write) -> Result<()> {
         },
     };
     let doc = builder.build()?;
-    write_output(&a.output, &doc)?;
-    writeln!(
+    write_said(
+        &a.output,
+        &doc,
+        true,
         out,
-        "wrote {} ({} bytes): key-set version {}, {} signer(s), threshold {}, {} revoked, {} root signature(s)",
-        a.output.display(),
-        doc.len(),
-        a.version,
-        builder.keyset.signers.len(),
-        a.threshold,
-        builder.keyset.revoked.len(),
-        builder.roots.len()
-    )?;
-    Ok(())
+        format_args!(
+            "key-set version {}, {} signer(s), threshold {}, {} revoked, {} root signature(s)",
+            a.version,
+            builder.keyset.signers.len(),
+            a.threshold,
+            builder.keyset.revoked.len(),
+            builder.roots.len()
+        ),
+    )
 }

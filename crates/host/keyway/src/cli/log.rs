@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 
 use keyway_vendor::keys::{Algorithm, PublicKey, SigningKey, hex};
 
-use super::files::{read_file, write_output};
+use super::files::{read_file, write_said};
 
 /// `keyway log` subcommands.
 #[derive(Debug, Subcommand)]
@@ -115,17 +115,18 @@ pub fn demo_export(a: &LogDemoArgs, out: &mut dyn Write) -> Result<()> {
     let signer = keyway_audit::Ed25519Signer::from_seed(k.to_bytes())
         .ok_or_else(|| anyhow::anyhow!("{}: unusable Ed25519 seed", a.key.display()))?;
     let bytes = keyway_vendor::log::demo_export(&signer, a.events, a.pages)?;
-    write_output(&a.output, &bytes)?;
-    writeln!(
+    write_said(
+        &a.output,
+        &bytes,
+        true,
         out,
-        "wrote {} ({} bytes): {} events on {} simulated 4 KiB pages, signed by device key {}",
-        a.output.display(),
-        bytes.len(),
-        a.events,
-        a.pages,
-        hex(&keyway_audit::record::key_id(
-            &keyway_audit::Signer::public_key(&signer)
-        ))
-    )?;
-    Ok(())
+        format_args!(
+            "{} events on {} simulated 4 KiB pages, signed by device key {}",
+            a.events,
+            a.pages,
+            hex(&keyway_audit::record::key_id(
+                &keyway_audit::Signer::public_key(&signer)
+            ))
+        ),
+    )
 }

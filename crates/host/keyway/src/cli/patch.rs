@@ -1,14 +1,13 @@
 //! `keyway patch`: apply a delta patch with the lock's decoder, on the
 //! host or on the simulated flash with the lock's installer.
 
-use std::fs;
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use clap::Args;
 
-use super::files::read_bounded;
+use super::files::{read_bounded, write_said};
 
 /// Arguments of `keyway patch`.
 #[derive(Debug, Args)]
@@ -58,13 +57,14 @@ pub fn patch(a: &PatchArgs, out: &mut dyn Write) -> Result<()> {
     } else {
         keyway_vendor::delta::apply(&old, &patch, a.chunk).with_context(context)?
     };
-    fs::write(&a.output, &new).with_context(|| format!("writing {}", a.output.display()))?;
-    writeln!(
+    write_said(
+        &a.output,
+        &new,
+        false,
         out,
-        "{}: {} bytes, SHA-256 matches the patch header (decoder RAM {} bytes)",
-        a.output.display(),
-        new.len(),
-        core::mem::size_of::<keyway_delta::Patcher>()
-    )?;
-    Ok(())
+        format_args!(
+            ", SHA-256 matches the patch header (decoder RAM {} bytes)",
+            core::mem::size_of::<keyway_delta::Patcher>()
+        ),
+    )
 }

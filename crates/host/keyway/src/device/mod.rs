@@ -93,4 +93,6 @@ pub use client::{
 };
 pub use paired::{PairedLockRecord, PairedLocks, locks_path};
 pub use serial::{SerialTransport, TargetTransport};
-pub use transport::{FnTransport, Stats, Transport, TransportError, UDP_MTU, UdpTransport};
+pub use transport::{
+    FnTransport, Intercept, Stats, Transport, TransportError, UDP_MTU, UdpTransport,
+};

@@ -29,7 +29,7 @@ use keyway_smp::Header;
 use keyway_smp::serial::{Decoder, MAX_PACKET, encode, encoded_len, rx_buf_len};
 use rustix::termios::{self, ControlModes, OptionalActions, SpecialCodeIndex};
 
-use super::transport::{Retry, Stats, Transport, TransportError};
+use super::transport::{Retry, Stats, Transport, TransportError, retry_methods};
 
 /// The line rate: MCUmgr's serial default.
 pub const BAUD: u32 = 115_200;
@@ -133,22 +133,7 @@ impl SerialTransport {
         })
     }
 
-    /// Waits `timeout` for each answer and sends at most `tries` times
-    /// (at least once).
-    pub fn with_retry(mut self, timeout: Duration, tries: u32) -> Self {
-        self.set_retry(timeout, tries);
-        self
-    }
-
-    /// As [`SerialTransport::with_retry`], on a transport in use.
-    pub fn set_retry(&mut self, timeout: Duration, tries: u32) {
-        self.retry = Retry::new(timeout, tries);
-    }
-
-    /// The wait and the sends per request now.
-    pub fn retry(&self) -> (Duration, u32) {
-        self.retry.get()
-    }
+    retry_methods!();
 
     /// The largest request frame (at least a header and a small body).
     pub fn with_mtu(mut self, mtu: usize) -> Self {

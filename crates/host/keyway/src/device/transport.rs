@@ -1,6 +1,8 @@
 //! Transports for SMP frames: UDP (timeouts, bounded resends with the same
-//! sequence number, answers matched by sequence number) and an in-memory
-//! one that hands frames to a function (tests, the modeled BLE figures).
+//! sequence number, answers matched by sequence number), an in-memory
+//! one that hands frames to a function (tests, the modeled BLE figures),
+//! and [`Intercept`], another transport seen through a function (tests'
+//! men in the middle and dying links).
 //!
 //! **Fragmentation (the modeled BLE link).** MCUmgr's Bluetooth transport
 //! carries an SMP frame longer than one ATT write by splitting it into
@@ -64,6 +66,33 @@ pub(crate) struct Retry {
     /// Sends, the first and the resends (at least one).
     pub(crate) tries: u32,
 }
+
+/// `with_retry`, `set_retry` and `retry` of a transport with a
+/// `retry: Retry` field (UDP and serial): one set of methods for both.
+macro_rules! retry_methods {
+    () => {
+        /// Waits `timeout` for each answer and sends at most `tries` times
+        /// (at least once).
+        pub fn with_retry(mut self, timeout: Duration, tries: u32) -> Self {
+            self.set_retry(timeout, tries);
+            self
+        }
+
+        /// As `with_retry`, on a transport in use: the same socket or port
+        /// (for UDP the same source address, so the same peer to the lock
+        /// and the same session) with another wait for the requests that
+        /// follow.
+        pub fn set_retry(&mut self, timeout: Duration, tries: u32) {
+            self.retry = Retry::new(timeout, tries);
+        }
+
+        /// The wait and the sends per request now.
+        pub fn retry(&self) -> (Duration, u32) {
+            self.retry.get()
+        }
+    };
+}
+pub(crate) use retry_methods;
 
 impl Retry {
     /// `timeout` and `tries`, raised to at least 1 ms and one send.
@@ -185,24 +214,7 @@ impl UdpTransport {
         })
     }
 
-    /// Waits `timeout` for each answer and sends at most `tries` times
-    /// (at least once).
-    pub fn with_retry(mut self, timeout: Duration, tries: u32) -> Self {
-        self.set_retry(timeout, tries);
-        self
-    }
-
-    /// As [`UdpTransport::with_retry`], on a transport in use: the same
-    /// socket (the same source address, so the same peer to the lock and
-    /// the same session) with another wait for the requests that follow.
-    pub fn set_retry(&mut self, timeout: Duration, tries: u32) {
-        self.retry = Retry::new(timeout, tries);
-    }
-
-    /// The wait and the sends per request now.
-    pub fn retry(&self) -> (Duration, u32) {
-        self.retry.get()
-    }
+    retry_methods!();
 
     /// The largest request frame (at least a header and a small body).
     pub fn with_mtu(mut self, mtu: usize) -> Self {
@@ -271,6 +283,44 @@ impl Transport for UdpTransport {
 
     fn stats(&self) -> Stats {
         self.stats
+    }
+}
+
+/// A transport seen through a function: each exchange is
+/// `f(inner, frame, seq)`, which may alter, hold back, drop or add frames
+/// and answers around the inner transport's exchanges (a man in the
+/// middle, a link that dies); the MTU and the counters are the inner
+/// transport's.
+pub struct Intercept<T, F> {
+    /// The transport underneath.
+    pub inner: T,
+    f: F,
+}
+
+impl<T, F> std::fmt::Debug for Intercept<T, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Intercept").finish_non_exhaustive()
+    }
+}
+
+impl<T: Transport, F: FnMut(&mut T, &[u8], u8) -> Result<Vec<u8>, TransportError>> Intercept<T, F> {
+    /// `inner`, each exchange through `f`.
+    pub fn new(inner: T, f: F) -> Self {
+        Intercept { inner, f }
+    }
+}
+
+impl<T: Transport, F: FnMut(&mut T, &[u8], u8) -> Result<Vec<u8>, TransportError>> Transport
+    for Intercept<T, F>
+{
+    fn exchange(&mut self, frame: &[u8], seq: u8) -> Result<Vec<u8>, TransportError> {
+        (self.f)(&mut self.inner, frame, seq)
+    }
+    fn mtu(&self) -> usize {
+        self.inner.mtu()
+    }
+    fn stats(&self) -> Stats {
+        self.inner.stats()
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 pub mod hub;
 
-use keyway::device::{Stats, Transport, TransportError};
+use keyway::device::{Intercept, Transport, TransportError};
 use keyway_lock::shell::Running;
 use keyway_vendor::smp::{self, Header};
 
@@ -66,6 +66,38 @@ pub fn run_in_process(args: &[&str]) -> (bool, String) {
     (r.is_ok(), text)
 }
 
+/// A new empty folder under the system's temporary folder, named
+/// `keyway-NAME-PID-RANDOM`.
+pub fn fresh_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "keyway-{name}-{}-{}",
+        std::process::id(),
+        getrandom::u64().unwrap()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Asserts that `text` contains `part`.
+pub fn assert_has(text: &str, part: &str) {
+    assert!(text.contains(part), "{part:?} missing in:\n{text}");
+}
+
+/// Asserts that `text` contains every one of `parts`.
+pub fn assert_contains_all(text: &str, parts: &[&str]) {
+    for part in parts {
+        assert_has(text, part);
+    }
+}
+
+/// Asserts that the JSON string `v[key]` contains `part`.
+pub fn assert_json_contains(v: &serde_json::Value, key: &str, part: &str) {
+    let s = v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no string {key:?} in {v}"));
+    assert!(s.contains(part), "want {part:?} in {key:?} of {v}");
+}
+
 /// One line to the lock's TCP control socket (its buttons, keypad and
 /// sensors); its answer.
 pub fn control(lock: &Running, line: &str) -> String {
@@ -77,46 +109,43 @@ pub fn control(lock: &Running, line: &str) -> String {
     answer
 }
 
-/// A link that runs `between` once, just before the `at`-th sealed record
-/// (the Keyway group's id 15) goes to the lock: the lock's state changes
-/// between two of the owner's calls. Frames pass through untouched.
-pub struct Between<T> {
+/// Whether `frame` is a sealed record (the Keyway group's id 15).
+pub fn is_sealed_record(frame: &[u8]) -> bool {
+    Header::decode(frame).is_ok_and(|h| h.group == smp::group::KEYWAY && h.id == 15)
+}
+
+/// `inner`, running `between` once, just before the `at`-th sealed record
+/// goes to the lock: the lock's state changes between two of the owner's
+/// calls. Frames pass through untouched.
+pub fn between<T: Transport>(
     inner: T,
-    sealed: usize,
     at: usize,
-    between: Option<Box<dyn FnOnce() + Send>>,
-}
-
-impl<T> Between<T> {
-    /// `inner`, running `between` before its `at`-th sealed record.
-    pub fn new(inner: T, at: usize, between: impl FnOnce() + Send + 'static) -> Self {
-        Between {
-            inner,
-            sealed: 0,
-            at,
-            between: Some(Box::new(between)),
-        }
-    }
-}
-
-impl<T: Transport> Transport for Between<T> {
-    fn exchange(&mut self, frame: &[u8], seq: u8) -> Result<Vec<u8>, TransportError> {
-        if Header::decode(frame).is_ok_and(|h| h.group == smp::group::KEYWAY && h.id == 15) {
-            self.sealed += 1;
-            if self.sealed == self.at
-                && let Some(f) = self.between.take()
+    between: impl FnOnce() + Send + 'static,
+) -> impl Transport {
+    let (mut sealed, mut between) = (0, Some(between));
+    Intercept::new(inner, move |t: &mut T, frame: &[u8], seq| {
+        if is_sealed_record(frame) {
+            sealed += 1;
+            if sealed == at
+                && let Some(f) = between.take()
             {
                 f();
             }
         }
-        self.inner.exchange(frame, seq)
-    }
-    fn mtu(&self) -> usize {
-        self.inner.mtu()
-    }
-    fn stats(&self) -> Stats {
-        self.inner.stats()
-    }
+        t.exchange(frame, seq)
+    })
+}
+
+/// `inner`, passing `left` exchanges through, then failing every one with
+/// `error` (a link that dies mid-upload, an owner who walked away).
+pub fn dying<T: Transport>(inner: T, mut left: u32, error: TransportError) -> impl Transport {
+    Intercept::new(inner, move |t: &mut T, frame: &[u8], seq| {
+        if left == 0 {
+            return Err(error.clone());
+        }
+        left -= 1;
+        t.exchange(frame, seq)
+    })
 }
 
 /// What a person at the lock does in the presence window, to run in a

@@ -332,11 +332,17 @@ pub fn client(lock: &Shared, peer: PeerId, tag: u8) -> Client<Link> {
         )
 }
 
+/// The window opened by a press on `lock`; the client of the owner `tag`
+/// (not paired yet).
+pub fn in_window(lock: &Shared, peer: PeerId, tag: u8) -> Client<Link> {
+    lock.borrow_mut().press();
+    client(lock, peer, tag)
+}
+
 /// `lock` with the owner `tag` paired by the setup code (window opened by
 /// a press); the client, in session mode.
 pub fn paired(lock: &Shared, peer: PeerId, tag: u8) -> Client<Link> {
-    lock.borrow_mut().press();
-    let mut c = client(lock, peer, tag);
+    let mut c = in_window(lock, peer, tag);
     let r = c
         .pair_with_code(&SetupCode::parse(CODE).unwrap(), "Alice")
         .unwrap();
@@ -347,6 +353,18 @@ pub fn paired(lock: &Shared, peer: PeerId, tag: u8) -> Client<Link> {
 pub fn is_sealed(frame: &[u8]) -> bool {
     Header::decode(frame)
         .is_ok_and(|h| h.group == keyway_smp::group::KEYWAY && h.id == keyway_group::cmd::SEALED)
+}
+
+/// Asserts that `frame` is sealed or a session handshake (Keyway ids 13
+/// and 14): nothing else goes in the clear.
+pub fn assert_sealed_or_handshake(frame: &[u8]) {
+    let h = Header::decode(frame).unwrap();
+    assert!(
+        is_sealed(frame) || matches!(h.id, 13 | 14),
+        "sent in the clear: group {} id {}",
+        h.group,
+        h.id
+    );
 }
 
 /// The agent behind a real UDP socket on loopback, as a lock shell would

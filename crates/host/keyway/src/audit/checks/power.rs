@@ -21,19 +21,25 @@ impl Session<'_> {
             }
             self.export("cut mid-upload");
             // A sweep in which no cut landed proves nothing: SKIP it.
-            let (n, bad) = self.cut_sweep(false, &mut ev)?;
-            scenarios += n;
-            if bad {
-                failures.push("mid-install");
-            } else if n == 0 {
-                skipped.push("mid-install (no cut landed inside an install: see the evidence)");
-            }
-            let (n, bad) = self.cut_sweep(true, &mut ev)?;
-            scenarios += n;
-            if bad {
-                failures.push("trial boot");
-            } else if n == 0 {
-                skipped.push("trial boot (no cut landed inside a trial boot: see the evidence)");
+            for (trial, what, none) in [
+                (
+                    false,
+                    "mid-install",
+                    "mid-install (no cut landed inside an install: see the evidence)",
+                ),
+                (
+                    true,
+                    "trial boot",
+                    "trial boot (no cut landed inside a trial boot: see the evidence)",
+                ),
+            ] {
+                let (n, bad) = self.cut_sweep(trial, &mut ev)?;
+                scenarios += n;
+                if bad {
+                    failures.push(what);
+                } else if n == 0 {
+                    skipped.push(none);
+                }
             }
         } else {
             skipped.push("mid-upload and mid-install (no control interface to cut the power)");

@@ -282,16 +282,7 @@ impl<T: Transport> Client<T> {
         let m = keyway_group::Unpair { key_id, auth: None };
         let b = self.call(WHAT, &Request::Unpair(m))?;
         let r: keyway_group::UnpairRsp = typed(WHAT, &b)?;
-        if r.key_id != key_id {
-            return Err(malformed(
-                WHAT,
-                format!(
-                    "it reports removing key id {}, the request named {}",
-                    keyway_vendor::keys::hex(&r.key_id),
-                    keyway_vendor::keys::hex(&key_id)
-                ),
-            ));
-        }
+        same_key_id(WHAT, "removing", &r.key_id, "the request named", &key_id)?;
         Ok(r.owners)
     }
 

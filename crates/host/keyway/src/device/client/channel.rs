@@ -146,16 +146,7 @@ impl<T: Transport> Client<T> {
                 error,
             })?;
         let mine = keyway_channel::key_id(&owner_pk);
-        if done.key_id != mine {
-            return Err(malformed(
-                WHAT,
-                format!(
-                    "it reports pairing key id {}, this owner key is {}",
-                    keyway_vendor::keys::hex(&done.key_id),
-                    keyway_vendor::keys::hex(&mine)
-                ),
-            ));
-        }
+        same_key_id(WHAT, "pairing", &done.key_id, "this owner key is", &mine)?;
         Ok(PairingReport {
             device_key: lock.device_public_key,
             key_id: done.key_id,

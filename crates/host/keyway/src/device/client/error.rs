@@ -146,6 +146,28 @@ pub(super) fn malformed(what: &str, why: impl Into<String>) -> DeviceError {
     }
 }
 
+/// The key id a lock's answer reports against the one the client meant:
+/// `Malformed` ("it reports `doing` key id …, `expected` …") when they differ.
+pub(super) fn same_key_id(
+    what: &str,
+    doing: &str,
+    reported: &[u8; 8],
+    expected: &str,
+    key_id: &[u8; 8],
+) -> Result<(), DeviceError> {
+    if reported == key_id {
+        return Ok(());
+    }
+    Err(malformed(
+        what,
+        format!(
+            "it reports {doing} key id {}, {expected} {}",
+            keyway_vendor::keys::hex(reported),
+            keyway_vendor::keys::hex(key_id)
+        ),
+    ))
+}
+
 /// `mcumgr_err_t` names and their meaning in words.
 pub fn mgmt_err(rc: u64) -> (&'static str, &'static str) {
     keyway_smp::MgmtErr::from_code(rc).map_or(("EUNKNOWN", "an unknown result code"), |e| {

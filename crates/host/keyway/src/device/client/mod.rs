@@ -66,7 +66,7 @@ pub use crate::terminal::printable;
 use channel::{Channel, SEALED_OUTER};
 pub use channel::{ChannelCounts, MAX_SEALED_REQUEST, PairingReport};
 pub use error::{DeviceError, img_err, mgmt_err, os_err};
-use error::{bounded, malformed, map_of, refusal, typed};
+use error::{bounded, malformed, map_of, refusal, same_key_id, typed};
 pub use json::{map_to_json, to_json};
 
 /// A CBOR map body (the answers `keyway device` prints as JSON, and the
