@@ -161,8 +161,7 @@ fn arbitrary_sealed_frames_from_an_owner_never_panic() {
         "arbitrary sealed frames",
         "every one answered sealed, no panic",
         |(seed, inputs), frames| {
-            let mut alice = Client::new(0x0a, OWNER);
-            let mut h = Harness::with_owner(seed, &mut alice);
+            let (mut h, mut alice) = Harness::with_alice(seed);
             for (wait, inp) in &inputs {
                 h.advance(*wait);
                 let inner = bytes(inp, &mut h);

@@ -39,13 +39,7 @@ fn scenario(h: &mut Harness, alice: &mut Client) -> Acked {
         sequence: 9,
         notes_offered: true,
     });
-    let r = h.call(
-        alice,
-        &Request::Consent(keyway_group::Consent {
-            accept: true,
-            auth: None,
-        }),
-    );
+    let r = h.call(alice, &consent(true));
     if !r.is_ok_and(|r| r.is_ok()) {
         return acked;
     }
@@ -149,15 +143,7 @@ fn power_cut_at_every_flash_operation_of_pairing_and_consent() {
                 sequence: 9,
                 notes_offered: true,
             });
-            let r = h
-                .call(
-                    &mut alice,
-                    &Request::Consent(keyway_group::Consent {
-                        accept: true,
-                        auth: None,
-                    }),
-                )
-                .expect(&what);
+            let r = h.call(&mut alice, &consent(true)).expect(&what);
             assert!(
                 matches!(r.answer(), Answer::Ok(Response::Consent(_))),
                 "{what}"

@@ -28,10 +28,6 @@ fn lock_with(flaws: Flaws, seed: u64, alice: &mut Client) -> Harness {
 
 const BOTH: [(Flaws, bool); 2] = [(Flaws::NONE, false), (Flaws::OPEN_PAIRING, true)];
 
-fn unlock() -> Request<'static> {
-    Request::Unlock(keyway_group::Signed::default())
-}
-
 #[test]
 fn flaw_plain_pair_pairs_a_strangers_key_in_the_window() {
     for (flaws, flawed) in BOTH {
@@ -121,10 +117,7 @@ fn flaw_ram_consent_loses_consent_in_a_power_cut() {
             sequence: 7,
             notes_offered: true,
         });
-        let consent = Request::Consent(keyway_group::Consent {
-            accept: true,
-            auth: None,
-        });
+        let consent = consent(true);
         assert!(h.call(&mut alice, &consent).unwrap().is_ok());
         assert!(h.agent.consent().is_some(), "{flaws:?}");
         // Power cut: a new agent on the same flash.

@@ -47,10 +47,8 @@ fn run<const W: usize, const E: usize>(
     start: usize,
     what: &str,
 ) -> Run {
-    let mut store = match Store::open(flash, config) {
-        Ok(s) => s,
-        Err(e) => panic!("{what}: open failed: {e:?}"),
-    };
+    let mut store =
+        Store::open(flash, config).unwrap_or_else(|e| panic!("{what}: open failed: {e:?}"));
     for (step, op) in ops.iter().enumerate().skip(start) {
         match run_op(&mut store, flash, op) {
             Ok(()) => {}
@@ -75,10 +73,8 @@ fn recover<const W: usize, const E: usize>(
     outcomes: &mut [u64; 2],
 ) -> usize {
     flash.power_on();
-    let store = match Store::open(flash, config) {
-        Ok(s) => s,
-        Err(e) => panic!("{what}: open after the cut failed: {e:?}"),
-    };
+    let store = Store::open(flash, config)
+        .unwrap_or_else(|e| panic!("{what}: open after the cut failed: {e:?}"));
     let before = if step == 0 {
         Model::default()
     } else {

@@ -257,11 +257,26 @@ impl Harness {
     /// A lock with `owner` paired (window opened, right code) and a
     /// session open for it.
     pub fn with_owner(seed: u64, owner: &mut Client) -> Self {
-        let mut h = Self::new(seed);
-        h.press(Press::Short);
+        let mut h = Self::in_window(seed);
         h.pair(owner, CODE, "Alice").unwrap();
         h.open_session(owner).unwrap();
         h
+    }
+
+    /// A lock no one has paired with, its presence window open (a person
+    /// pressed the button).
+    pub fn in_window(seed: u64) -> Self {
+        let mut h = Self::new(seed);
+        h.press(Press::Short);
+        h
+    }
+
+    /// A lock with Alice (key tag `0x0a`, at [`OWNER`]) paired and in a
+    /// session, and Alice.
+    pub fn with_alice(seed: u64) -> (Self, Client) {
+        let mut alice = Client::new(0x0a, OWNER);
+        let h = Self::with_owner(seed, &mut alice);
+        (h, alice)
     }
 
     pub fn advance(&mut self, ms: u64) {
@@ -428,6 +443,26 @@ impl Harness {
     }
 }
 
+/// An owner's unlock (no `auth`: it comes in a session).
+pub fn unlock() -> Request<'static> {
+    Request::Unlock(keyway_group::Signed::default())
+}
+
+/// An owner's lock (no `auth`).
+pub fn lock() -> Request<'static> {
+    Request::Lock(keyway_group::Signed::default())
+}
+
+/// An owner's answer to the pending update (no `auth`).
+pub fn consent(accept: bool) -> Request<'static> {
+    Request::Consent(keyway_group::Consent { accept, auth: None })
+}
+
+/// An owner's removal of the owner `key_id` (no `auth`).
+pub fn unpair(key_id: [u8; 8]) -> Request<'static> {
+    Request::Unpair(keyway_group::Unpair { key_id, auth: None })
+}
+
 /// Every request Keyway speaks, one of each (bodies without `auth`), for
 /// sweeps over the authority table.
 pub fn every_request() -> Vec<Request<'static>> {
@@ -470,10 +505,7 @@ pub fn every_request() -> Vec<Request<'static>> {
         Request::Unlock(keyway_group::Signed::default()),
         Request::Presence(keyway_group::Signed::default()),
         Request::Notes(keyway_group::Signed::default()),
-        Request::Consent(keyway_group::Consent {
-            accept: true,
-            auth: None,
-        }),
+        consent(true),
         Request::Log(keyway_group::Log { off: 0, auth: None }),
         Request::Challenge,
         Request::Pair(keyway_group::Pair {
@@ -493,10 +525,7 @@ pub fn every_request() -> Vec<Request<'static>> {
         Request::SessionFinish(keyway_group::SessionFinish { msg: &[5; 92] }),
         Request::Sealed(keyway_group::Sealed { msg: &[6; 80] }),
         Request::Owners(keyway_group::Signed::default()),
-        Request::Unpair(keyway_group::Unpair {
-            key_id: [7; 8],
-            auth: None,
-        }),
+        unpair([7; 8]),
     ]
 }
 
