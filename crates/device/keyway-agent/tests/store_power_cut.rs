@@ -38,80 +38,88 @@ enum Run {
     Cut { step: usize },
 }
 
-/// Opens the store and runs script steps `start..`; any error but a
-/// power cut fails the test.
-fn run<const W: usize, const E: usize>(
-    flash: &mut SimFlash<W, E>,
+/// The script on one store region: its changes and the model after each.
+struct Script {
     config: Config,
-    ops: &[Op],
-    start: usize,
-    what: &str,
-) -> Run {
-    let mut store =
-        Store::open(flash, config).unwrap_or_else(|e| panic!("{what}: open failed: {e:?}"));
-    for (step, op) in ops.iter().enumerate().skip(start) {
-        match run_op(&mut store, flash, op) {
-            Ok(()) => {}
-            Err(Error::Flash {
-                error: keyway_sim::Error::PowerCut,
-                ..
-            }) => return Run::Cut { step },
-            Err(e) => panic!("{what}: step {step} ({op:?}) failed: {e:?}"),
+    ops: Vec<Op>,
+    models: Vec<Model>,
+}
+
+impl Script {
+    /// Opens the store and runs script steps `start..`; any error but a
+    /// power cut fails the test.
+    fn run<const W: usize, const E: usize>(
+        &self,
+        flash: &mut SimFlash<W, E>,
+        start: usize,
+        what: &str,
+    ) -> Run {
+        let mut store = Store::open(flash, self.config)
+            .unwrap_or_else(|e| panic!("{what}: open failed: {e:?}"));
+        for (step, op) in self.ops.iter().enumerate().skip(start) {
+            match run_op(&mut store, flash, op) {
+                Ok(()) => {}
+                Err(Error::Flash {
+                    error: keyway_sim::Error::PowerCut,
+                    ..
+                }) => return Run::Cut { step },
+                Err(e) => panic!("{what}: step {step} ({op:?}) failed: {e:?}"),
+            }
+        }
+        Run::Done
+    }
+
+    /// After a cut inside `step`: reboot, open, check the state is the model's
+    /// before or after that step; returns the step to resume from.
+    fn recover<const W: usize, const E: usize>(
+        &self,
+        flash: &mut SimFlash<W, E>,
+        step: usize,
+        what: &str,
+        outcomes: &mut [u64; 2],
+    ) -> usize {
+        let models = &self.models;
+        flash.power_on();
+        let store = Store::open(flash, self.config)
+            .unwrap_or_else(|e| panic!("{what}: open after the cut failed: {e:?}"));
+        let before = if step == 0 {
+            Model::default()
+        } else {
+            models[step - 1].clone()
+        };
+        if before.matches(store.state()) {
+            outcomes[0] += 1;
+            step
+        } else if models[step].matches(store.state()) {
+            outcomes[1] += 1;
+            step + 1
+        } else {
+            panic!(
+                "{what}: after a cut in step {step}, the store holds {:?}; expected the state \
+             before ({before:?}) or after ({:?})",
+                store.state(),
+                models[step]
+            )
         }
     }
-    Run::Done
-}
 
-/// After a cut inside `step`: reboot, open, check the state is the model's
-/// before or after that step; returns the step to resume from.
-fn recover<const W: usize, const E: usize>(
-    flash: &mut SimFlash<W, E>,
-    config: Config,
-    models: &[Model],
-    step: usize,
-    what: &str,
-    outcomes: &mut [u64; 2],
-) -> usize {
-    flash.power_on();
-    let store = Store::open(flash, config)
-        .unwrap_or_else(|e| panic!("{what}: open after the cut failed: {e:?}"));
-    let before = if step == 0 {
-        Model::default()
-    } else {
-        models[step - 1].clone()
-    };
-    if before.matches(store.state()) {
-        outcomes[0] += 1;
-        step
-    } else if models[step].matches(store.state()) {
-        outcomes[1] += 1;
-        step + 1
-    } else {
-        panic!(
-            "{what}: after a cut in step {step}, the store holds {:?}; expected the state \
-             before ({before:?}) or after ({:?})",
-            store.state(),
-            models[step]
-        )
+    /// Finishes the script from step `resume` without cuts and checks the
+    /// final state.
+    fn finish<const W: usize, const E: usize>(
+        &self,
+        flash: &mut SimFlash<W, E>,
+        resume: usize,
+        what: &str,
+    ) {
+        flash.set_power_cut(PowerCut::new(0));
+        assert!(matches!(self.run(flash, resume, what), Run::Done));
+        let store = Store::open(flash, self.config).unwrap();
+        assert!(
+            self.models.last().unwrap().matches(store.state()),
+            "{what}: final state {:?}",
+            store.state()
+        );
     }
-}
-
-fn finish<const W: usize, const E: usize>(
-    flash: &mut SimFlash<W, E>,
-    config: Config,
-    ops: &[Op],
-    models: &[Model],
-    resume: usize,
-    what: &str,
-) {
-    flash.set_power_cut(PowerCut::new(0));
-    assert!(matches!(run(flash, config, ops, resume, what), Run::Done));
-    let store = Store::open(flash, config).unwrap();
-    assert!(
-        models.last().unwrap().matches(store.state()),
-        "{what}: final state {:?}",
-        store.state()
-    );
 }
 
 /// The sweep on one flash geometry and store region: prints its counts
@@ -119,6 +127,12 @@ fn finish<const W: usize, const E: usize>(
 fn sweep<const W: usize, const E: usize>(fresh: SimFlash<W, E>, config: Config) {
     let name = fresh.geometry().name().to_owned();
     let (ops, models) = script(SCRIPT_LEN);
+    let s = Script {
+        config,
+        ops,
+        models,
+    };
+    let (ops, models) = (&s.ops, &s.models);
 
     // Dry run: the ops each step makes, and which steps compact (erase).
     let mut dry = fresh.clone();
@@ -138,7 +152,7 @@ fn sweep<const W: usize, const E: usize>(fresh: SimFlash<W, E>, config: Config) 
     let total_ops = dry.ops();
     let natural = compacts
         .iter()
-        .zip(&ops)
+        .zip(ops)
         .filter(|(c, op)| **c && **op != Op::Compact)
         .count();
     assert!(
@@ -164,13 +178,13 @@ fn sweep<const W: usize, const E: usize>(fresh: SimFlash<W, E>, config: Config) 
             let what = format!("{name}: seed {seed}, cut {first:?} in step {step} ({kind})");
             let mut flash = fresh.clone();
             flash.set_power_cut(PowerCut::new(seed).then(first));
-            let Run::Cut { step: cut_step } = run(&mut flash, config, &ops, 0, &what) else {
+            let Run::Cut { step: cut_step } = s.run(&mut flash, 0, &what) else {
                 panic!("{what}: the cut did not fire");
             };
             assert_eq!(cut_step, step, "{what}");
-            let resume = recover(&mut flash, config, &models, step, &what, &mut outcomes);
+            let resume = s.recover(&mut flash, step, &what, &mut outcomes);
             let after_first = flash.clone();
-            finish(&mut flash, config, &ops, &models, resume, &what);
+            s.finish(&mut flash, resume, &what);
             scenarios += 1;
             *by_kind.entry(kind.clone()).or_default() += 1;
 
@@ -178,10 +192,7 @@ fn sweep<const W: usize, const E: usize>(fresh: SimFlash<W, E>, config: Config) 
             let base = after_first.ops();
             let mut count = after_first.clone();
             count.set_power_cut(PowerCut::new(0));
-            assert!(matches!(
-                run(&mut count, config, &ops, resume, &what),
-                Run::Done
-            ));
+            assert!(matches!(s.run(&mut count, resume, &what), Run::Done));
             let recovery_ops = count.ops() - base;
             let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5707_E000);
             let seconds: Vec<CutPoint> = if recovery_ops == 0 {
@@ -202,11 +213,11 @@ fn sweep<const W: usize, const E: usize>(fresh: SimFlash<W, E>, config: Config) 
                 let what = format!("{what}, then {second:?}");
                 let mut flash = after_first.clone();
                 flash.set_power_cut(PowerCut::new(seed.wrapping_mul(31) ^ second.op).then(second));
-                let Run::Cut { step } = run(&mut flash, config, &ops, resume, &what) else {
+                let Run::Cut { step } = s.run(&mut flash, resume, &what) else {
                     panic!("{what}: the second cut did not fire");
                 };
-                let resume2 = recover(&mut flash, config, &models, step, &what, &mut outcomes);
-                finish(&mut flash, config, &ops, &models, resume2, &what);
+                let resume2 = s.recover(&mut flash, step, &what, &mut outcomes);
+                s.finish(&mut flash, resume2, &what);
                 scenarios += 1;
                 nested += 1;
             }
