@@ -374,10 +374,10 @@ fn unlock_needs_a_session_window_alone_never_unlocks() {
         for peer in [STRANGER, OWNER] {
             let r = h.send(peer, &unlock());
             assert_eq!(r.refusal(), Some(Refusal::SessionRequired), "window {open}");
-            assert_eq!(h.device.bolt, Bolt::Locked);
+            assert_eq!(h.device.hw.bolt, Bolt::Locked);
         }
     }
-    assert_eq!(h.device.bolt_moves, 0);
+    assert_eq!(h.device.hw.bolt_moves, 0);
     // In the owner's session it unlocks, and the answer (authenticated)
     // tells the bolt as the sensor reports it.
     let r = h.call(&mut alice, &unlock()).unwrap();
@@ -391,10 +391,10 @@ fn unlock_needs_a_session_window_alone_never_unlocks() {
             by: kid(&alice.key)
         }
     );
-    assert_eq!(h.device.bolt, Bolt::Unlocked);
+    assert_eq!(h.device.hw.bolt, Bolt::Unlocked);
     let r = h.call(&mut alice, &lock()).unwrap();
     assert!(r.is_ok());
-    assert_eq!(h.device.bolt, Bolt::Locked);
+    assert_eq!(h.device.hw.bolt, Bolt::Locked);
 }
 
 /// A UDP retransmission of `msg1` (the lock's `msg2` came later than the
@@ -427,7 +427,7 @@ fn a_retransmitted_msg1_gets_the_same_msg2_and_the_handshake_stays() {
     let s = h.finish_handshake(&alice, hs, &first, &alice.key);
     alice.session = Some(s.expect("the handshake was replaced"));
     h.call(&mut alice, &unlock()).unwrap();
-    assert_eq!(h.device.bolt, Bolt::Unlocked);
+    assert_eq!(h.device.hw.bolt, Bolt::Unlocked);
 }
 
 #[test]
@@ -436,14 +436,14 @@ fn replayed_sealed_request_is_refused() {
     let rec = h.seal(&mut alice, &unlock());
     let outer = h.deliver(OWNER, &rec);
     h.open(&mut alice, &outer).unwrap();
-    assert_eq!(h.device.bolt, Bolt::Unlocked);
+    assert_eq!(h.device.hw.bolt, Bolt::Unlocked);
     h.call(&mut alice, &lock()).unwrap();
-    assert_eq!(h.device.bolt, Bolt::Locked);
+    assert_eq!(h.device.hw.bolt, Bolt::Locked);
     // The recorded unlock, replayed (from any address): refused, not run.
     for peer in [OWNER, STRANGER] {
         let r = h.deliver(peer, &rec);
         assert_eq!(r.refusal(), Some(Refusal::RecordRefused));
-        assert_eq!(h.device.bolt, Bolt::Locked);
+        assert_eq!(h.device.hw.bolt, Bolt::Locked);
     }
     // An altered record too.
     let mut bad = h.seal(&mut alice, &unlock());
@@ -453,8 +453,8 @@ fn replayed_sealed_request_is_refused() {
         h.deliver(OWNER, &bad).refusal(),
         Some(Refusal::RecordRefused)
     );
-    assert_eq!(h.device.bolt, Bolt::Locked);
-    assert_eq!(h.device.bolt_moves, 2);
+    assert_eq!(h.device.hw.bolt, Bolt::Locked);
+    assert_eq!(h.device.hw.bolt_moves, 2);
 }
 
 #[test]
@@ -465,7 +465,7 @@ fn held_back_request_is_refused_as_stale() {
     h.advance(20_000);
     let outer = h.deliver(OWNER, &rec);
     assert_eq!(
-        h.device.bolt,
+        h.device.hw.bolt,
         Bolt::Locked,
         "a held-back unlock must not run"
     );
@@ -477,7 +477,7 @@ fn held_back_request_is_refused_as_stale() {
     );
     // The re-synced client's new request runs.
     h.call(&mut alice, &unlock()).unwrap();
-    assert_eq!(h.device.bolt, Bolt::Unlocked);
+    assert_eq!(h.device.hw.bolt, Bolt::Unlocked);
 }
 
 #[test]
@@ -616,10 +616,10 @@ fn unauthenticated_peer_gets_only_echo_params_and_image_state() {
                 ]
             );
             // The shell served only the image state, for anyone.
-            assert_eq!(h.device.served, [(1, 0, Authority::Anyone)]);
+            assert_eq!(h.device.shell.served, [(1, 0, Authority::Anyone)]);
         }
     }
-    assert_eq!(h.device.bolt_moves, 0);
+    assert_eq!(h.device.hw.bolt_moves, 0);
     assert_eq!(h.agent.state().owner_count(), 0);
     assert_eq!(h.agent.state().consent(), None);
     println!("{checked} plain requests checked against the authority table");
@@ -655,6 +655,7 @@ fn sealed_requests_run_as_the_owner_and_channel_messages_are_never_sealed() {
     }
     assert!(
         h.device
+            .shell
             .served
             .iter()
             .all(|(_, _, by)| *by == Authority::Owner(kid(&alice.key)))
@@ -737,7 +738,7 @@ fn owners_list_and_unpair() {
             Some(MgmtErr::AccessDenied as u64)
         )
     );
-    assert_eq!(h.device.bolt, Bolt::Locked);
+    assert_eq!(h.device.hw.bolt, Bolt::Locked);
     // Unknown ids are refused; an owner may remove herself, and her own
     // request's answer still arrives sealed before the session closes.
     let r = h.call(&mut alice, &unpair([9; 8])).unwrap();
@@ -764,7 +765,7 @@ fn consent_persists_across_a_power_cut() {
         h.call(&mut alice, &consent).unwrap().refusal(),
         Some(Refusal::NothingPending)
     );
-    h.device.pending = Some(Pending {
+    h.device.hw.pending = Some(Pending {
         digest: [0x5e; 32],
         sequence: 7,
         notes_offered: false,
@@ -860,13 +861,13 @@ fn a_window_reset_is_allowed_once_per_press_and_closes_the_window() {
 #[test]
 fn a_declined_window_reset_keeps_the_window() {
     let mut h = Harness::new(19);
-    h.device.decline_resets = true;
+    h.device.shell.decline_resets = true;
     h.press(Press::Short);
     let r = h.send(STRANGER, &Request::Reset(keyway_group::Signed::default()));
     assert_eq!(r.rc(), Some(MgmtErr::BadState as u64));
     assert_eq!(r.event, Event::None);
     assert!(h.agent.window_open(h.lock_ms));
-    h.device.decline_resets = false;
+    h.device.shell.decline_resets = false;
     assert!(
         h.send(STRANGER, &Request::Reset(keyway_group::Signed::default()))
             .is_ok()
@@ -919,6 +920,7 @@ fn resets_by_an_owner_session_are_rate_limited() {
 
 fn uploads_served(h: &Harness) -> usize {
     h.device
+        .shell
         .served
         .iter()
         .filter(|(g, id, _)| (*g, *id) == (1, keyway_smp::img::cmd::UPLOAD))
@@ -960,7 +962,7 @@ fn chunk_from_anyone_else_is_refused_and_leaves_the_owners_upload_untouched() {
     }
     // None of them reached the installer.
     assert_eq!(uploads_served(&h), 1);
-    assert_eq!(h.device.served.len(), 1);
+    assert_eq!(h.device.shell.served.len(), 1);
     // The owner goes on, from another address too (a new socket).
     alice.peer = keyway_agent::limits::PeerId(77);
     for off in [512u64, 1024, 1536] {
@@ -1021,11 +1023,11 @@ fn an_idle_upload_may_be_replaced_only_from_its_start() {
 #[test]
 fn a_refused_chunk_ends_the_upload_so_the_next_uploader_is_not_locked_out() {
     let mut h = upload_begun_by_a(26);
-    h.device.refuse_chunks = true;
+    h.device.shell.refuse_chunks = true;
     let r = second_chunk(&mut h, PEER_A);
     assert!(!r.is_ok());
     assert_ne!(r.refusal(), Some(Refusal::UploadBusy));
-    h.device.refuse_chunks = false;
+    h.device.shell.refuse_chunks = false;
     // At once, not after UPLOAD_IDLE_MS.
     assert!(first_chunk(&mut h, PEER_B).is_ok());
     // And the new upload is bound to its uploader.
@@ -1120,7 +1122,7 @@ fn owners_sealed_burst_is_not_throttled_but_forged_records_are_charged() {
         let r = h.call(&mut alice, &req).unwrap();
         assert!(r.is_ok(), "chunk {i}: {:?}", r.answer());
     }
-    assert_eq!(h.device.served.len(), 400);
+    assert_eq!(h.device.shell.served.len(), 400);
     // Forged records are charged: after a burst of them, the same peer's
     // plain requests are throttled.
     for _ in 0..30 {
@@ -1159,7 +1161,7 @@ fn handshake_flood_from_many_peers_never_evicts_a_fresh_handshake() {
     let s = h.finish_handshake(&alice, hs, &msg2, &alice.key);
     alice.session = Some(s.unwrap());
     h.call(&mut alice, &unlock()).unwrap();
-    assert_eq!(h.device.bolt, Bolt::Unlocked);
+    assert_eq!(h.device.hw.bolt, Bolt::Unlocked);
 }
 
 #[test]
@@ -1237,7 +1239,7 @@ fn plain_request_with_an_owners_signature_is_not_an_owners() {
             "{req:?}"
         );
     }
-    assert_eq!(h.device.bolt_moves, 0);
+    assert_eq!(h.device.hw.bolt_moves, 0);
 }
 
 // ----- figures -------------------------------------------------------------

@@ -111,7 +111,7 @@ fn arbitrary_frames_never_panic_and_never_add_an_owner() {
             } else {
                 Harness::new(seed)
             };
-            h.device.pending = Some(Pending {
+            h.device.hw.pending = Some(Pending {
                 digest: [1; 32],
                 sequence: 3,
                 notes_offered: true,
@@ -138,7 +138,7 @@ fn arbitrary_frames_never_panic_and_never_add_an_owner() {
                 } else {
                     prop_assert_eq!(&now, &owners);
                 }
-                prop_assert_eq!(h.device.bolt_moves, 0);
+                prop_assert_eq!(h.device.hw.bolt_moves, 0);
                 prop_assert_eq!(h.agent.state().consent(), None);
             }
             Ok(())

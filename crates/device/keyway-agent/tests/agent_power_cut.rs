@@ -34,7 +34,7 @@ fn scenario(h: &mut Harness, alice: &mut Client) -> Acked {
     if h.open_session(alice).is_err() {
         return acked;
     }
-    h.device.pending = Some(Pending {
+    h.device.hw.pending = Some(Pending {
         digest: DIGEST,
         sequence: 9,
         notes_offered: true,
@@ -138,7 +138,7 @@ fn power_cut_at_every_flash_operation_of_pairing_and_consent() {
                 alice.lock_key = Some(h.agent.device_public_key());
             }
             h.open_session(&mut alice).expect(&what);
-            h.device.pending = Some(Pending {
+            h.device.hw.pending = Some(Pending {
                 digest: DIGEST,
                 sequence: 9,
                 notes_offered: true,

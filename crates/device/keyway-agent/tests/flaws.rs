@@ -55,7 +55,7 @@ fn flaw_no_freshness_runs_a_held_back_unlock() {
         h.advance(20_000);
         h.deliver(OWNER, &rec);
         let want = if flawed { Bolt::Unlocked } else { Bolt::Locked };
-        assert_eq!(h.device.bolt, want, "{flaws:?}");
+        assert_eq!(h.device.hw.bolt, want, "{flaws:?}");
     }
 }
 
@@ -67,7 +67,7 @@ fn flaw_plain_owner_unlocks_for_a_stranger_in_the_clear() {
         let r = h.send(STRANGER, &unlock());
         assert_eq!(r.is_ok(), flawed, "{flaws:?}");
         let want = if flawed { Bolt::Unlocked } else { Bolt::Locked };
-        assert_eq!(h.device.bolt, want, "{flaws:?}");
+        assert_eq!(h.device.hw.bolt, want, "{flaws:?}");
     }
 }
 
@@ -112,7 +112,7 @@ fn flaw_ram_consent_loses_consent_in_a_power_cut() {
     for (flaws, flawed) in BOTH {
         let mut alice = Client::new(0x0a, OWNER);
         let mut h = lock_with(flaws, 6, &mut alice);
-        h.device.pending = Some(Pending {
+        h.device.hw.pending = Some(Pending {
             digest: [0x5e; 32],
             sequence: 7,
             notes_offered: true,

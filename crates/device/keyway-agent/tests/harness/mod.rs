@@ -7,10 +7,9 @@
 
 #![allow(dead_code)]
 
-use keyway_agent::agent::{
-    Agent, Authority, Config, Device, Event, Firmware, OUT_LEN, Pending, Press, Sensors, ServeError,
-};
+use keyway_agent::agent::{Agent, Authority, Config, Event, OUT_LEN, Press, ServeError};
 use keyway_agent::limits::PeerId;
+use keyway_agent::testing::{Hardware, TestShell};
 use keyway_agent::{store, testing};
 use keyway_channel::SigningKey as KeyPair;
 use keyway_channel::handshake::MSG3_LEN;
@@ -19,7 +18,7 @@ use keyway_channel::{ClientHandshake, ClientPairing, ClientSession, SetupCode, S
 use keyway_sim::SimFlash;
 use keyway_smp::cbor::Writer;
 use keyway_smp::header::split_response;
-use keyway_smp::keyway_group::{self, Bolt, Door};
+use keyway_smp::keyway_group;
 use keyway_smp::{Answer, MAX_BODY, MAX_FRAME, MgmtErr, Refusal, Request, Response, Version, img};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -41,14 +40,15 @@ pub fn kid(k: &KeyPair) -> [u8; 8] {
     keyway_channel::key_id(&k.verifying_key().to_bytes())
 }
 
-/// A lock's hardware and installer, in memory.
-pub struct FakeDevice {
-    pub bolt: Bolt,
-    pub door: Door,
-    pub pending: Option<Pending>,
+/// A lock's hardware and installer, in memory: the shared test lock
+/// with [`Installer`] serving the rest.
+pub type FakeDevice = testing::TestLock<Installer>;
+
+/// The installer and the rest of the shell, in memory.
+#[derive(Default)]
+pub struct Installer {
     /// Commands served through `Device::serve`, with who they were for.
     pub served: Vec<(u16, u8, Authority)>,
-    pub bolt_moves: u32,
     /// The installer refuses every upload chunk (a bad head, digest or
     /// size: the shell drops its upload).
     pub refuse_chunks: bool,
@@ -57,40 +57,16 @@ pub struct FakeDevice {
     pub decline_resets: bool,
 }
 
-impl Default for FakeDevice {
-    fn default() -> Self {
-        Self {
-            bolt: Bolt::Locked,
-            door: Door::Closed,
-            pending: None,
-            served: Vec::new(),
-            bolt_moves: 0,
-            refuse_chunks: false,
-            decline_resets: false,
-        }
-    }
-}
-
-impl Device for FakeDevice {
-    fn sensors(&self) -> Sensors {
-        testing::sensors(self.bolt, self.door)
-    }
-    fn firmware(&self) -> Firmware<'_> {
-        testing::firmware(self.pending)
-    }
+impl TestShell for Installer {
     fn reset_requested(&mut self, _by: Authority) -> Result<(), ServeError> {
         if self.decline_resets {
             return Err(ServeError::rc(MgmtErr::BadState));
         }
         Ok(())
     }
-    fn drive_bolt(&mut self, to: Bolt) -> Bolt {
-        self.bolt = to;
-        self.bolt_moves += 1;
-        self.bolt
-    }
     fn serve(
         &mut self,
+        hw: &mut Hardware,
         request: &Request<'_>,
         by: Authority,
         w: &mut Writer<'_>,
@@ -104,20 +80,7 @@ impl Device for FakeDevice {
                     images: keyway_smp::seq::Seq::Items(&[]),
                 })
             }
-            Request::Notes(_) => {
-                if let Some(p) = &mut self.pending {
-                    p.notes_offered = true;
-                }
-                Response::Notes(keyway_group::Notes {
-                    sequence: 7,
-                    version: "2.0.0",
-                    notes: "fixes",
-                    cves: keyway_smp::seq::Seq::Items(&[]),
-                    min_battery_mwh: None,
-                    state: keyway_group::UpdateState::AwaitingConsent,
-                    reason: None,
-                })
-            }
+            Request::Notes(_) => testing::release_notes(&mut hw.pending),
             Request::Info(_) => Response::Info(keyway_smp::os::InfoRsp { output: "KW-1" }),
             Request::Upload(u) => Response::Upload(img::UploadRsp {
                 off: u.off + u.data.len() as u64,
