@@ -16,17 +16,12 @@ use keyway_channel::SigningKey as KeyPair;
 use embedded_storage::nor_flash::{
     ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
 };
-use keyway_agent::agent::{
-    Agent, Authority, Config, Device, Firmware, OUT_LEN, Press, Sensors, ServeError,
-};
+use keyway_agent::agent::{Agent, Config, OUT_LEN, Press};
 use keyway_agent::limits::PeerId;
 use keyway_agent::store;
-use keyway_agent::testing::{self, now};
+use keyway_agent::testing::{now, TestLock};
 use keyway_channel::pairing::MIN_ITERATIONS;
 use keyway_channel::{SetupCode, StoredVerifier};
-use keyway_smp::cbor::Writer;
-use keyway_smp::keyway_group::{Bolt, Door};
-use keyway_smp::{MgmtErr, Request};
 use libfuzzer_sys::fuzz_target;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -81,28 +76,6 @@ impl NorFlash for Flash {
     }
 }
 
-struct Hw {
-    bolt: Bolt,
-    moves: u32,
-}
-
-impl Device for Hw {
-    fn sensors(&self) -> Sensors {
-        testing::sensors(self.bolt, Door::Closed)
-    }
-    fn firmware(&self) -> Firmware<'_> {
-        testing::firmware(None)
-    }
-    fn drive_bolt(&mut self, to: Bolt) -> Bolt {
-        self.moves += 1;
-        self.bolt = to;
-        to
-    }
-    fn serve(&mut self, _: &Request<'_>, _: Authority, _: &mut Writer<'_>) -> Result<(), ServeError> {
-        Err(ServeError::rc(MgmtErr::NotSup))
-    }
-}
-
 fuzz_target!(|data: &[u8]| {
     let region = store::Config::new(0, PAGES as u32);
     let key = KeyPair::from_bytes(&[0xd0; 32]);
@@ -120,10 +93,9 @@ fuzz_target!(|data: &[u8]| {
         .provision(&StoredVerifier::derive(&code, &[7; 16], MIN_ITERATIONS))
         .expect("provisioned");
     let mut rng = ChaCha20Rng::seed_from_u64(7);
-    let mut hw = Hw {
-        bolt: Bolt::Locked,
-        moves: 0,
-    };
+    // The shared test lock: locked, door closed, nothing pending; the
+    // commands the agent passes on are answered with an empty map.
+    let mut hw = TestLock::<()>::default();
     let mut out = [0u8; OUT_LEN];
     let mut ms = 1_000u64;
     let mut rest = data;
@@ -147,6 +119,6 @@ fuzz_target!(|data: &[u8]| {
         }
         assert_eq!(agent.state().owner_count(), 0, "an owner appeared without pairing");
         assert!(agent.state().consent().is_none(), "consent without an owner");
-        assert_eq!(hw.moves, 0, "the bolt moved without an owner");
+        assert_eq!(hw.hw.bolt_moves, 0, "the bolt moved without an owner");
     }
 });
