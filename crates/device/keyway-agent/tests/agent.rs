@@ -240,9 +240,7 @@ fn stranger_cannot_take_over_owners_pairing() {
 fn a_retransmitted_pake1_gets_the_same_pake2_and_is_not_charged_again() {
     let mut h = Harness::in_window(15);
     let mut alice = Client::new(0x0a, OWNER);
-    let params = h.params(OWNER).unwrap();
-    let code = keyway_channel::SetupCode::new(CODE).unwrap();
-    let (cp, pake1) = keyway_channel::ClientPairing::start(&code, &params, &mut h.rng).unwrap();
+    let (cp, pake1) = h.begin_pairing(OWNER, CODE).unwrap();
     let frame = h.frame(&Request::PakeStart(keyway_group::PakeStart { msg: &pake1 }));
     let pake2_of = |bytes: Vec<u8>, event: Event| {
         let r = Reply { bytes, event };
@@ -341,9 +339,7 @@ fn abandoned_pairing_frees_after_timeout() {
     let mut h = Harness::in_window(6);
     let mut alice = Client::new(0x0a, OWNER);
     // Mallory starts a run and never finishes it.
-    let params = h.params(STRANGER).unwrap();
-    let wrong = keyway_channel::SetupCode::new(WRONG).unwrap();
-    let (_, m1) = keyway_channel::ClientPairing::start(&wrong, &params, &mut h.rng).unwrap();
+    let (_, m1) = h.begin_pairing(STRANGER, WRONG).unwrap();
     assert!(
         h.send(
             STRANGER,
@@ -426,8 +422,7 @@ fn a_retransmitted_msg1_gets_the_same_msg2_and_the_handshake_stays() {
     assert_ne!(msg2_of(h.send_raw(STRANGER, &frame).0), first);
     let s = h.finish_handshake(&alice, hs, &first, &alice.key);
     alice.session = Some(s.expect("the handshake was replaced"));
-    h.call(&mut alice, &unlock()).unwrap();
-    assert_eq!(h.device.hw.bolt, Bolt::Unlocked);
+    h.drive(&mut alice, Bolt::Unlocked);
 }
 
 #[test]
@@ -437,8 +432,7 @@ fn replayed_sealed_request_is_refused() {
     let outer = h.deliver(OWNER, &rec);
     h.open(&mut alice, &outer).unwrap();
     assert_eq!(h.device.hw.bolt, Bolt::Unlocked);
-    h.call(&mut alice, &lock()).unwrap();
-    assert_eq!(h.device.hw.bolt, Bolt::Locked);
+    h.drive(&mut alice, Bolt::Locked);
     // The recorded unlock, replayed (from any address): refused, not run.
     for peer in [OWNER, STRANGER] {
         let r = h.deliver(peer, &rec);
@@ -476,8 +470,7 @@ fn held_back_request_is_refused_as_stale() {
         Fail::Channel(keyway_channel::Error::StaleAtLock)
     );
     // The re-synced client's new request runs.
-    h.call(&mut alice, &unlock()).unwrap();
-    assert_eq!(h.device.hw.bolt, Bolt::Unlocked);
+    h.drive(&mut alice, Bolt::Unlocked);
 }
 
 #[test]
@@ -1160,8 +1153,7 @@ fn handshake_flood_from_many_peers_never_evicts_a_fresh_handshake() {
     // Alice's handshake is still there.
     let s = h.finish_handshake(&alice, hs, &msg2, &alice.key);
     alice.session = Some(s.unwrap());
-    h.call(&mut alice, &unlock()).unwrap();
-    assert_eq!(h.device.hw.bolt, Bolt::Unlocked);
+    h.drive(&mut alice, Bolt::Unlocked);
 }
 
 #[test]

@@ -13,12 +13,12 @@ use keyway_agent::testing::{Hardware, TestShell};
 use keyway_agent::{store, testing};
 use keyway_channel::SigningKey as KeyPair;
 use keyway_channel::handshake::MSG3_LEN;
-use keyway_channel::pairing::{MIN_ITERATIONS, PAKE3_LEN};
+use keyway_channel::pairing::{MIN_ITERATIONS, PAKE1_LEN, PAKE3_LEN};
 use keyway_channel::{ClientHandshake, ClientPairing, ClientSession, SetupCode, StoredVerifier};
 use keyway_sim::SimFlash;
 use keyway_smp::cbor::Writer;
 use keyway_smp::header::split_response;
-use keyway_smp::keyway_group;
+use keyway_smp::keyway_group::{self, Bolt};
 use keyway_smp::{Answer, MAX_BODY, MAX_FRAME, MgmtErr, Refusal, Request, Response, Version, img};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -284,12 +284,21 @@ impl Harness {
 
     /// The pairing flow of a client: params, Pake1, Pake3.
     pub fn pair(&mut self, c: &mut Client, code: u32, name: &str) -> Result<Reply, Fail> {
-        let params = self.params(c.peer)?;
-        let code = SetupCode::new(code).unwrap();
-        let (cp, pake1) =
-            ClientPairing::start(&code, &params, &mut self.rng).map_err(Fail::Channel)?;
+        let (cp, pake1) = self.begin_pairing(c.peer, code)?;
         let pake2 = self.pake_start(c.peer, &pake1)?;
         self.finish_pairing(c, cp, &pake2, name)
+    }
+
+    /// A client's pairing run with `code` begun from the lock's PBKDF
+    /// parameters (asked as `peer`): the run and its `Pake1`, not sent.
+    pub fn begin_pairing(
+        &mut self,
+        peer: PeerId,
+        code: u32,
+    ) -> Result<(ClientPairing, [u8; PAKE1_LEN]), Fail> {
+        let params = self.params(peer)?;
+        let code = SetupCode::new(code).unwrap();
+        ClientPairing::start(&code, &params, &mut self.rng).map_err(Fail::Channel)
     }
 
     /// Asks for the lock's PBKDF parameters as `peer`.
@@ -403,6 +412,17 @@ impl Harness {
         let rec = self.seal(c, req);
         let outer = self.deliver(c.peer, &rec);
         self.open(c, &outer)
+    }
+
+    /// `c`'s session drives the bolt to `to` (an unlock or a lock), and
+    /// the bolt is there.
+    pub fn drive(&mut self, c: &mut Client, to: Bolt) {
+        let req = match to {
+            Bolt::Unlocked => unlock(),
+            _ => lock(),
+        };
+        self.call(c, &req).unwrap();
+        assert_eq!(self.device.hw.bolt, to);
     }
 }
 
