@@ -14,7 +14,7 @@
 
 use keyway_channel::SigningKey as KeyPair;
 use embedded_storage::nor_flash::{
-    ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
+    ErrorType, NorFlash, NorFlashErrorKind, ReadNorFlash,
 };
 use keyway_agent::agent::{Agent, Config, OUT_LEN, Press};
 use keyway_agent::limits::PeerId;
@@ -29,24 +29,16 @@ use rand_chacha::rand_core::SeedableRng;
 const PAGE: usize = 4096;
 const PAGES: usize = 2;
 
-#[derive(Debug)]
-struct Bad;
-impl NorFlashError for Bad {
-    fn kind(&self) -> NorFlashErrorKind {
-        NorFlashErrorKind::Other
-    }
-}
-
 /// A 4-byte-word NOR flash that refuses to program a bit back to 1.
 struct Flash([u8; PAGE * PAGES]);
 impl ErrorType for Flash {
-    type Error = Bad;
+    type Error = NorFlashErrorKind;
 }
 impl ReadNorFlash for Flash {
     const READ_SIZE: usize = 1;
-    fn read(&mut self, off: u32, b: &mut [u8]) -> Result<(), Bad> {
+    fn read(&mut self, off: u32, b: &mut [u8]) -> Result<(), NorFlashErrorKind> {
         let o = off as usize;
-        b.copy_from_slice(self.0.get(o..o + b.len()).ok_or(Bad)?);
+        b.copy_from_slice(self.0.get(o..o + b.len()).ok_or(NorFlashErrorKind::Other)?);
         Ok(())
     }
     fn capacity(&self) -> usize {
@@ -56,19 +48,19 @@ impl ReadNorFlash for Flash {
 impl NorFlash for Flash {
     const WRITE_SIZE: usize = 4;
     const ERASE_SIZE: usize = PAGE;
-    fn erase(&mut self, from: u32, to: u32) -> Result<(), Bad> {
+    fn erase(&mut self, from: u32, to: u32) -> Result<(), NorFlashErrorKind> {
         self.0
             .get_mut(from as usize..to as usize)
-            .ok_or(Bad)?
+            .ok_or(NorFlashErrorKind::Other)?
             .fill(0xff);
         Ok(())
     }
-    fn write(&mut self, off: u32, b: &[u8]) -> Result<(), Bad> {
+    fn write(&mut self, off: u32, b: &[u8]) -> Result<(), NorFlashErrorKind> {
         let o = off as usize;
-        let dst = self.0.get_mut(o..o + b.len()).ok_or(Bad)?;
+        let dst = self.0.get_mut(o..o + b.len()).ok_or(NorFlashErrorKind::Other)?;
         for (d, s) in dst.iter_mut().zip(b) {
             if *s & !*d != 0 {
-                return Err(Bad);
+                return Err(NorFlashErrorKind::Other);
             }
             *d &= *s;
         }
