@@ -14,19 +14,14 @@
 
 use keyway_channel::SigningKey as KeyPair;
 use embedded_storage::nor_flash::{
-    ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
+    ErrorType, NorFlash, NorFlashErrorKind, ReadNorFlash,
 };
-use keyway_agent::agent::{
-    Agent, Authority, Config, Device, Firmware, OUT_LEN, Press, Sensors, ServeError,
-};
+use keyway_agent::agent::{Agent, Config, OUT_LEN, Press};
 use keyway_agent::limits::PeerId;
 use keyway_agent::store;
-use keyway_agent::testing::{self, now};
+use keyway_agent::testing::{now, TestLock};
 use keyway_channel::pairing::MIN_ITERATIONS;
 use keyway_channel::{SetupCode, StoredVerifier};
-use keyway_smp::cbor::Writer;
-use keyway_smp::keyway_group::{Bolt, Door};
-use keyway_smp::{MgmtErr, Request};
 use libfuzzer_sys::fuzz_target;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -34,24 +29,16 @@ use rand_chacha::rand_core::SeedableRng;
 const PAGE: usize = 4096;
 const PAGES: usize = 2;
 
-#[derive(Debug)]
-struct Bad;
-impl NorFlashError for Bad {
-    fn kind(&self) -> NorFlashErrorKind {
-        NorFlashErrorKind::Other
-    }
-}
-
 /// A 4-byte-word NOR flash that refuses to program a bit back to 1.
 struct Flash([u8; PAGE * PAGES]);
 impl ErrorType for Flash {
-    type Error = Bad;
+    type Error = NorFlashErrorKind;
 }
 impl ReadNorFlash for Flash {
     const READ_SIZE: usize = 1;
-    fn read(&mut self, off: u32, b: &mut [u8]) -> Result<(), Bad> {
+    fn read(&mut self, off: u32, b: &mut [u8]) -> Result<(), NorFlashErrorKind> {
         let o = off as usize;
-        b.copy_from_slice(self.0.get(o..o + b.len()).ok_or(Bad)?);
+        b.copy_from_slice(self.0.get(o..o + b.len()).ok_or(NorFlashErrorKind::Other)?);
         Ok(())
     }
     fn capacity(&self) -> usize {
@@ -61,45 +48,23 @@ impl ReadNorFlash for Flash {
 impl NorFlash for Flash {
     const WRITE_SIZE: usize = 4;
     const ERASE_SIZE: usize = PAGE;
-    fn erase(&mut self, from: u32, to: u32) -> Result<(), Bad> {
+    fn erase(&mut self, from: u32, to: u32) -> Result<(), NorFlashErrorKind> {
         self.0
             .get_mut(from as usize..to as usize)
-            .ok_or(Bad)?
+            .ok_or(NorFlashErrorKind::Other)?
             .fill(0xff);
         Ok(())
     }
-    fn write(&mut self, off: u32, b: &[u8]) -> Result<(), Bad> {
+    fn write(&mut self, off: u32, b: &[u8]) -> Result<(), NorFlashErrorKind> {
         let o = off as usize;
-        let dst = self.0.get_mut(o..o + b.len()).ok_or(Bad)?;
+        let dst = self.0.get_mut(o..o + b.len()).ok_or(NorFlashErrorKind::Other)?;
         for (d, s) in dst.iter_mut().zip(b) {
             if *s & !*d != 0 {
-                return Err(Bad);
+                return Err(NorFlashErrorKind::Other);
             }
             *d &= *s;
         }
         Ok(())
-    }
-}
-
-struct Hw {
-    bolt: Bolt,
-    moves: u32,
-}
-
-impl Device for Hw {
-    fn sensors(&self) -> Sensors {
-        testing::sensors(self.bolt, Door::Closed)
-    }
-    fn firmware(&self) -> Firmware<'_> {
-        testing::firmware(None)
-    }
-    fn drive_bolt(&mut self, to: Bolt) -> Bolt {
-        self.moves += 1;
-        self.bolt = to;
-        to
-    }
-    fn serve(&mut self, _: &Request<'_>, _: Authority, _: &mut Writer<'_>) -> Result<(), ServeError> {
-        Err(ServeError::rc(MgmtErr::NotSup))
     }
 }
 
@@ -120,10 +85,9 @@ fuzz_target!(|data: &[u8]| {
         .provision(&StoredVerifier::derive(&code, &[7; 16], MIN_ITERATIONS))
         .expect("provisioned");
     let mut rng = ChaCha20Rng::seed_from_u64(7);
-    let mut hw = Hw {
-        bolt: Bolt::Locked,
-        moves: 0,
-    };
+    // The shared test lock: locked, door closed, nothing pending; the
+    // commands the agent passes on are answered with an empty map.
+    let mut hw = TestLock::<()>::default();
     let mut out = [0u8; OUT_LEN];
     let mut ms = 1_000u64;
     let mut rest = data;
@@ -147,6 +111,6 @@ fuzz_target!(|data: &[u8]| {
         }
         assert_eq!(agent.state().owner_count(), 0, "an owner appeared without pairing");
         assert!(agent.state().consent().is_none(), "consent without an owner");
-        assert_eq!(hw.moves, 0, "the bolt moved without an owner");
+        assert_eq!(hw.hw.bolt_moves, 0, "the bolt moved without an owner");
     }
 });

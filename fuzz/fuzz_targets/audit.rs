@@ -9,21 +9,13 @@
 //! and a head over the last one.
 #![no_main]
 
-use embedded_storage::nor_flash::{ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash};
+use embedded_storage::nor_flash::{ErrorType, NorFlash, NorFlashErrorKind, ReadNorFlash};
 use keyway_audit::record::record_hash;
 use keyway_audit::{AuditLog, Body, Config, Ed25519Signer, Event, LockMethod, Record, Time};
 use libfuzzer_sys::fuzz_target;
 
 const PAGE: usize = 512;
 const PAGES: usize = 3;
-
-#[derive(Debug)]
-struct Reprogram;
-impl NorFlashError for Reprogram {
-    fn kind(&self) -> NorFlashErrorKind {
-        NorFlashErrorKind::Other
-    }
-}
 
 /// Byte-written NOR with 512-byte pages that refuses to program a bit
 /// back to 1 or to write a byte twice between erases.
@@ -32,11 +24,11 @@ struct Flash {
     written: [bool; PAGE * PAGES],
 }
 impl ErrorType for Flash {
-    type Error = Reprogram;
+    type Error = NorFlashErrorKind;
 }
 impl ReadNorFlash for Flash {
     const READ_SIZE: usize = 1;
-    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Reprogram> {
+    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), NorFlashErrorKind> {
         let at = offset as usize;
         bytes.copy_from_slice(&self.cells[at..at + bytes.len()]);
         Ok(())
@@ -48,19 +40,19 @@ impl ReadNorFlash for Flash {
 impl NorFlash for Flash {
     const WRITE_SIZE: usize = 1;
     const ERASE_SIZE: usize = PAGE;
-    fn erase(&mut self, from: u32, to: u32) -> Result<(), Reprogram> {
+    fn erase(&mut self, from: u32, to: u32) -> Result<(), NorFlashErrorKind> {
         let (from, to) = (from as usize, to as usize);
         assert!(from % PAGE == 0 && to % PAGE == 0 && from <= to && to <= PAGE * PAGES);
         self.cells[from..to].fill(0xFF);
         self.written[from..to].fill(false);
         Ok(())
     }
-    fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Reprogram> {
+    fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), NorFlashErrorKind> {
         let at = offset as usize;
         for (i, &b) in bytes.iter().enumerate() {
             let c = &mut self.cells[at + i];
             if self.written[at + i] || *c & b != b {
-                return Err(Reprogram);
+                return Err(NorFlashErrorKind::Other);
             }
             *c = b;
             self.written[at + i] = true;

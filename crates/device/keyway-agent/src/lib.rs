@@ -20,8 +20,10 @@
 //!   and the wrong-setup-code backoff.
 //!
 //! * `testing` (feature `test-util`, never in a lock's firmware): the test
-//!   lock's sensors, firmware summary and clock that tests, fuzz targets
-//!   and the on-target harness (firmware/qemu-agent) share.
+//!   lock's sensors, firmware summary and clock, and a whole test lock
+//!   (`TestLock`: hardware in memory and a shell serving the rest), that
+//!   tests, fuzz targets and the on-target harness (firmware/qemu-agent)
+//!   share.
 //!
 //! Nothing here reads a clock, a radio or a random source: the caller
 //! passes the time (milliseconds of a monotonic clock, and the audit log's

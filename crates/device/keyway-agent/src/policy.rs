@@ -151,57 +151,59 @@ mod tests {
     }
 
     #[test]
-    fn low_battery_postpones_with_the_figures() {
-        let s = Settings::default();
-        let low = Conditions {
-            battery_mwh: 4999,
-            bolt_locked: false,
-        };
-        assert_eq!(
-            may_install(&s, Some(5000), &low),
-            Err(Postponed::BatteryLow {
-                have_mwh: 4999,
-                need_mwh: 5000
-            })
-        );
-        let ok = Conditions {
-            battery_mwh: 5000,
-            ..low
-        };
-        assert_eq!(may_install(&s, Some(5000), &ok), Ok(()));
-        assert_eq!(may_install(&s, None, &low), Ok(()));
-    }
-
-    #[test]
-    fn locked_bolt_postpones_unless_the_owner_allows_it() {
-        let c = Conditions {
-            battery_mwh: 0,
-            bolt_locked: true,
-        };
-        assert_eq!(
-            may_install(&Settings::default(), None, &c),
-            Err(Postponed::BoltLocked)
-        );
-        let s = Settings {
-            install_needs_unlocked: false,
-            ..Settings::default()
-        };
-        assert_eq!(may_install(&s, None, &c), Ok(()));
-    }
-
-    #[test]
-    fn battery_is_checked_before_the_bolt() {
-        let c = Conditions {
-            battery_mwh: 1,
-            bolt_locked: true,
-        };
-        assert_eq!(
-            may_install(&Settings::default(), Some(2), &c),
-            Err(Postponed::BatteryLow {
-                have_mwh: 1,
-                need_mwh: 2
-            })
-        );
+    fn may_install_postpones_with_the_figures_battery_first() {
+        // The default settings want the bolt withdrawn (the rows' `true`).
+        assert!(Settings::default().install_needs_unlocked);
+        let low = |have_mwh, need_mwh| Err(Postponed::BatteryLow { have_mwh, need_mwh });
+        // One row a scenario: what it shows, the owners' `install_needs_unlocked`,
+        // the manifest's minimum, the battery (mWh), the bolt thrown, the answer.
+        let rows = [
+            (
+                "battery below the minimum",
+                true,
+                Some(5000),
+                4999,
+                false,
+                low(4999, 5000),
+            ),
+            (
+                "battery at the minimum",
+                true,
+                Some(5000),
+                5000,
+                false,
+                Ok(()),
+            ),
+            ("no minimum", true, None, 4999, false, Ok(())),
+            (
+                "bolt thrown",
+                true,
+                None,
+                0,
+                true,
+                Err(Postponed::BoltLocked),
+            ),
+            ("bolt thrown, owners allow it", false, None, 0, true, Ok(())),
+            (
+                "battery checked before the bolt",
+                true,
+                Some(2),
+                1,
+                true,
+                low(1, 2),
+            ),
+        ];
+        for (what, install_needs_unlocked, min, battery_mwh, bolt_locked, want) in rows {
+            let s = Settings {
+                install_needs_unlocked,
+                ..Settings::default()
+            };
+            let c = Conditions {
+                battery_mwh,
+                bolt_locked,
+            };
+            assert_eq!(may_install(&s, min, &c), want, "{what}");
+        }
     }
 
     #[test]

@@ -15,21 +15,12 @@ const NO_WINDOW: Fail = Fail::Refused(
     Some(MgmtErr::AccessDenied as u64),
 );
 
-fn unlock() -> Request<'static> {
-    Request::Unlock(keyway_group::Signed::default())
-}
-
-fn lock() -> Request<'static> {
-    Request::Lock(keyway_group::Signed::default())
-}
-
 // ----- pairing -------------------------------------------------------------
 
 #[test]
 fn pairing_with_right_code_in_window_adds_owner_and_closes_window() {
-    let mut h = Harness::new(1);
+    let mut h = Harness::in_window(1);
     let mut alice = Client::new(0x0a, OWNER);
-    h.press(Press::Short);
     assert!(h.agent.window_open(h.lock_ms));
     let r = h.pair(&mut alice, CODE, "Alice").unwrap();
     match r.answer() {
@@ -168,9 +159,8 @@ fn wrong_code_is_refused_and_backoff_grows() {
 
 #[test]
 fn wrong_code_count_survives_a_power_cut() {
-    let mut h = Harness::new(4);
+    let mut h = Harness::in_window(4);
     let mut mallory = Client::new(0x66, STRANGER);
-    h.press(Press::Short);
     for _ in 0..5 {
         while let Err(Fail::Refused(Some(Refusal::RateLimited { retry_s }), _)) =
             h.pair(&mut mallory, WRONG, "m")
@@ -248,12 +238,9 @@ fn stranger_cannot_take_over_owners_pairing() {
 /// run is over.
 #[test]
 fn a_retransmitted_pake1_gets_the_same_pake2_and_is_not_charged_again() {
-    let mut h = Harness::new(15);
+    let mut h = Harness::in_window(15);
     let mut alice = Client::new(0x0a, OWNER);
-    h.press(Press::Short);
-    let params = h.params(OWNER).unwrap();
-    let code = keyway_channel::SetupCode::new(CODE).unwrap();
-    let (cp, pake1) = keyway_channel::ClientPairing::start(&code, &params, &mut h.rng).unwrap();
+    let (cp, pake1) = h.begin_pairing(OWNER, CODE).unwrap();
     let frame = h.frame(&Request::PakeStart(keyway_group::PakeStart { msg: &pake1 }));
     let pake2_of = |bytes: Vec<u8>, event: Event| {
         let r = Reply { bytes, event };
@@ -349,13 +336,10 @@ fn a_retransmitted_pake1_is_answered_during_the_backoff_it_caused() {
 
 #[test]
 fn abandoned_pairing_frees_after_timeout() {
-    let mut h = Harness::new(6);
+    let mut h = Harness::in_window(6);
     let mut alice = Client::new(0x0a, OWNER);
-    h.press(Press::Short);
     // Mallory starts a run and never finishes it.
-    let params = h.params(STRANGER).unwrap();
-    let wrong = keyway_channel::SetupCode::new(WRONG).unwrap();
-    let (_, m1) = keyway_channel::ClientPairing::start(&wrong, &params, &mut h.rng).unwrap();
+    let (_, m1) = h.begin_pairing(STRANGER, WRONG).unwrap();
     assert!(
         h.send(
             STRANGER,
@@ -376,8 +360,7 @@ fn abandoned_pairing_frees_after_timeout() {
 
 #[test]
 fn unlock_needs_a_session_window_alone_never_unlocks() {
-    let mut alice = Client::new(0x0a, OWNER);
-    let mut h = Harness::with_owner(7, &mut alice);
+    let (mut h, mut alice) = Harness::with_alice(7);
     // Plain unlock: refused with the window closed and with it open, from
     // a stranger and from the owner's own address.
     for open in [false, true] {
@@ -387,10 +370,10 @@ fn unlock_needs_a_session_window_alone_never_unlocks() {
         for peer in [STRANGER, OWNER] {
             let r = h.send(peer, &unlock());
             assert_eq!(r.refusal(), Some(Refusal::SessionRequired), "window {open}");
-            assert_eq!(h.device.bolt, Bolt::Locked);
+            assert_eq!(h.device.hw.bolt, Bolt::Locked);
         }
     }
-    assert_eq!(h.device.bolt_moves, 0);
+    assert_eq!(h.device.hw.bolt_moves, 0);
     // In the owner's session it unlocks, and the answer (authenticated)
     // tells the bolt as the sensor reports it.
     let r = h.call(&mut alice, &unlock()).unwrap();
@@ -404,10 +387,10 @@ fn unlock_needs_a_session_window_alone_never_unlocks() {
             by: kid(&alice.key)
         }
     );
-    assert_eq!(h.device.bolt, Bolt::Unlocked);
+    assert_eq!(h.device.hw.bolt, Bolt::Unlocked);
     let r = h.call(&mut alice, &lock()).unwrap();
     assert!(r.is_ok());
-    assert_eq!(h.device.bolt, Bolt::Locked);
+    assert_eq!(h.device.hw.bolt, Bolt::Locked);
 }
 
 /// A UDP retransmission of `msg1` (the lock's `msg2` came later than the
@@ -417,8 +400,7 @@ fn unlock_needs_a_session_window_alone_never_unlocks() {
 /// peer's handshake and the `msg3` was refused `UnknownSession`.)
 #[test]
 fn a_retransmitted_msg1_gets_the_same_msg2_and_the_handshake_stays() {
-    let mut alice = Client::new(0x0a, OWNER);
-    let mut h = Harness::with_owner(17, &mut alice);
+    let (mut h, mut alice) = Harness::with_alice(17);
     let (hs, msg1) = keyway_channel::ClientHandshake::start(&mut h.rng);
     let frame = h.frame(&Request::SessionStart(keyway_group::SessionStart {
         msg: &msg1,
@@ -440,25 +422,22 @@ fn a_retransmitted_msg1_gets_the_same_msg2_and_the_handshake_stays() {
     assert_ne!(msg2_of(h.send_raw(STRANGER, &frame).0), first);
     let s = h.finish_handshake(&alice, hs, &first, &alice.key);
     alice.session = Some(s.expect("the handshake was replaced"));
-    h.call(&mut alice, &unlock()).unwrap();
-    assert_eq!(h.device.bolt, Bolt::Unlocked);
+    h.drive(&mut alice, Bolt::Unlocked);
 }
 
 #[test]
 fn replayed_sealed_request_is_refused() {
-    let mut alice = Client::new(0x0a, OWNER);
-    let mut h = Harness::with_owner(8, &mut alice);
+    let (mut h, mut alice) = Harness::with_alice(8);
     let rec = h.seal(&mut alice, &unlock());
     let outer = h.deliver(OWNER, &rec);
     h.open(&mut alice, &outer).unwrap();
-    assert_eq!(h.device.bolt, Bolt::Unlocked);
-    h.call(&mut alice, &lock()).unwrap();
-    assert_eq!(h.device.bolt, Bolt::Locked);
+    assert_eq!(h.device.hw.bolt, Bolt::Unlocked);
+    h.drive(&mut alice, Bolt::Locked);
     // The recorded unlock, replayed (from any address): refused, not run.
     for peer in [OWNER, STRANGER] {
         let r = h.deliver(peer, &rec);
         assert_eq!(r.refusal(), Some(Refusal::RecordRefused));
-        assert_eq!(h.device.bolt, Bolt::Locked);
+        assert_eq!(h.device.hw.bolt, Bolt::Locked);
     }
     // An altered record too.
     let mut bad = h.seal(&mut alice, &unlock());
@@ -468,20 +447,19 @@ fn replayed_sealed_request_is_refused() {
         h.deliver(OWNER, &bad).refusal(),
         Some(Refusal::RecordRefused)
     );
-    assert_eq!(h.device.bolt, Bolt::Locked);
-    assert_eq!(h.device.bolt_moves, 2);
+    assert_eq!(h.device.hw.bolt, Bolt::Locked);
+    assert_eq!(h.device.hw.bolt_moves, 2);
 }
 
 #[test]
 fn held_back_request_is_refused_as_stale() {
-    let mut alice = Client::new(0x0a, OWNER);
-    let mut h = Harness::with_owner(9, &mut alice);
+    let (mut h, mut alice) = Harness::with_alice(9);
     // A man in the middle swallows the unlock and plays it 20 s later.
     let rec = h.seal(&mut alice, &unlock());
     h.advance(20_000);
     let outer = h.deliver(OWNER, &rec);
     assert_eq!(
-        h.device.bolt,
+        h.device.hw.bolt,
         Bolt::Locked,
         "a held-back unlock must not run"
     );
@@ -492,14 +470,12 @@ fn held_back_request_is_refused_as_stale() {
         Fail::Channel(keyway_channel::Error::StaleAtLock)
     );
     // The re-synced client's new request runs.
-    h.call(&mut alice, &unlock()).unwrap();
-    assert_eq!(h.device.bolt, Bolt::Unlocked);
+    h.drive(&mut alice, Bolt::Unlocked);
 }
 
 #[test]
 fn forged_answer_is_an_error_at_the_client() {
-    let mut alice = Client::new(0x0a, OWNER);
-    let mut h = Harness::with_owner(10, &mut alice);
+    let (mut h, mut alice) = Harness::with_alice(10);
     let rec = h.seal(&mut alice, &lock());
     let mut outer = h.deliver(OWNER, &rec);
     // Flip a byte of the sealed answer inside the frame.
@@ -519,8 +495,7 @@ fn forged_answer_is_an_error_at_the_client() {
 
 #[test]
 fn unpaired_key_and_bad_proof_get_the_same_refusal() {
-    let mut alice = Client::new(0x0a, OWNER);
-    let mut h = Harness::with_owner(11, &mut alice);
+    let (mut h, alice) = Harness::with_alice(11);
     let mut mallory = Client::new(0x66, STRANGER);
     mallory.lock_key = alice.lock_key;
     // An unpaired key.
@@ -634,10 +609,10 @@ fn unauthenticated_peer_gets_only_echo_params_and_image_state() {
                 ]
             );
             // The shell served only the image state, for anyone.
-            assert_eq!(h.device.served, [(1, 0, Authority::Anyone)]);
+            assert_eq!(h.device.shell.served, [(1, 0, Authority::Anyone)]);
         }
     }
-    assert_eq!(h.device.bolt_moves, 0);
+    assert_eq!(h.device.hw.bolt_moves, 0);
     assert_eq!(h.agent.state().owner_count(), 0);
     assert_eq!(h.agent.state().consent(), None);
     println!("{checked} plain requests checked against the authority table");
@@ -645,8 +620,7 @@ fn unauthenticated_peer_gets_only_echo_params_and_image_state() {
 
 #[test]
 fn sealed_requests_run_as_the_owner_and_channel_messages_are_never_sealed() {
-    let mut alice = Client::new(0x0a, OWNER);
-    let mut h = Harness::with_owner(13, &mut alice);
+    let (mut h, mut alice) = Harness::with_alice(13);
     let mut checked = 0;
     for req in every_request() {
         h.advance(61_000);
@@ -674,6 +648,7 @@ fn sealed_requests_run_as_the_owner_and_channel_messages_are_never_sealed() {
     }
     assert!(
         h.device
+            .shell
             .served
             .iter()
             .all(|(_, _, by)| *by == Authority::Owner(kid(&alice.key)))
@@ -684,8 +659,7 @@ fn sealed_requests_run_as_the_owner_and_channel_messages_are_never_sealed() {
 
 #[test]
 fn factory_reset_needs_window_and_long_press_and_keeps_the_setup_code() {
-    let mut alice = Client::new(0x0a, OWNER);
-    let mut h = Harness::with_owner(14, &mut alice);
+    let (mut h, mut alice) = Harness::with_alice(14);
     h.press(Press::Short);
     let r = h.send(STRANGER, &Request::FactoryReset);
     assert_eq!(r.refusal(), Some(Refusal::LongPressNeeded));
@@ -709,8 +683,7 @@ fn factory_reset_needs_window_and_long_press_and_keeps_the_setup_code() {
 
 #[test]
 fn owners_list_and_unpair() {
-    let mut alice = Client::new(0x0a, OWNER);
-    let mut h = Harness::with_owner(15, &mut alice);
+    let (mut h, mut alice) = Harness::with_alice(15);
     let mut bob = Client::new(0x0b, PeerId2::BOB);
     h.press(Press::Short);
     h.pair(&mut bob, CODE, "Bob").unwrap();
@@ -735,15 +708,7 @@ fn owners_list_and_unpair() {
         Some(Refusal::SessionRequired)
     );
     // Alice removes Bob; Bob's session closes with it.
-    let r = h
-        .call(
-            &mut alice,
-            &Request::Unpair(keyway_group::Unpair {
-                key_id: kid(&bob.key),
-                auth: None,
-            }),
-        )
-        .unwrap();
+    let r = h.call(&mut alice, &unpair(kid(&bob.key))).unwrap();
     match r.answer() {
         Answer::Ok(Response::Unpair(u)) => assert_eq!(u.owners, 1),
         other => panic!("{other:?}"),
@@ -766,29 +731,13 @@ fn owners_list_and_unpair() {
             Some(MgmtErr::AccessDenied as u64)
         )
     );
-    assert_eq!(h.device.bolt, Bolt::Locked);
+    assert_eq!(h.device.hw.bolt, Bolt::Locked);
     // Unknown ids are refused; an owner may remove herself, and her own
     // request's answer still arrives sealed before the session closes.
-    let r = h
-        .call(
-            &mut alice,
-            &Request::Unpair(keyway_group::Unpair {
-                key_id: [9; 8],
-                auth: None,
-            }),
-        )
-        .unwrap();
+    let r = h.call(&mut alice, &unpair([9; 8])).unwrap();
     assert_eq!(r.refusal(), Some(Refusal::UnknownOwner));
     let me = kid(&alice.key);
-    let r = h
-        .call(
-            &mut alice,
-            &Request::Unpair(keyway_group::Unpair {
-                key_id: me,
-                auth: None,
-            }),
-        )
-        .unwrap();
+    let r = h.call(&mut alice, &unpair(me)).unwrap();
     assert!(r.is_ok());
     assert_eq!(h.agent.state().owner_count(), 0);
     assert_eq!(
@@ -803,17 +752,13 @@ fn owners_list_and_unpair() {
 
 #[test]
 fn consent_persists_across_a_power_cut() {
-    let mut alice = Client::new(0x0a, OWNER);
-    let mut h = Harness::with_owner(16, &mut alice);
-    let consent = Request::Consent(keyway_group::Consent {
-        accept: true,
-        auth: None,
-    });
+    let (mut h, mut alice) = Harness::with_alice(16);
+    let consent = consent(true);
     assert_eq!(
         h.call(&mut alice, &consent).unwrap().refusal(),
         Some(Refusal::NothingPending)
     );
-    h.device.pending = Some(Pending {
+    h.device.hw.pending = Some(Pending {
         digest: [0x5e; 32],
         sequence: 7,
         notes_offered: false,
@@ -909,13 +854,13 @@ fn a_window_reset_is_allowed_once_per_press_and_closes_the_window() {
 #[test]
 fn a_declined_window_reset_keeps_the_window() {
     let mut h = Harness::new(19);
-    h.device.decline_resets = true;
+    h.device.shell.decline_resets = true;
     h.press(Press::Short);
     let r = h.send(STRANGER, &Request::Reset(keyway_group::Signed::default()));
     assert_eq!(r.rc(), Some(MgmtErr::BadState as u64));
     assert_eq!(r.event, Event::None);
     assert!(h.agent.window_open(h.lock_ms));
-    h.device.decline_resets = false;
+    h.device.shell.decline_resets = false;
     assert!(
         h.send(STRANGER, &Request::Reset(keyway_group::Signed::default()))
             .is_ok()
@@ -930,8 +875,7 @@ fn a_declined_window_reset_keeps_the_window() {
 /// anyone in range could send a plain one then.
 #[test]
 fn resets_by_an_owner_session_are_rate_limited() {
-    let mut alice = Client::new(0x0a, OWNER);
-    let mut h = Harness::with_owner(20, &mut alice);
+    let (mut h, mut alice) = Harness::with_alice(20);
     let reset = Request::Reset(keyway_group::Signed::default());
     assert!(!h.agent.window_open(h.lock_ms), "pairing closed the window");
     let r = h.call(&mut alice, &reset).unwrap();
@@ -969,6 +913,7 @@ fn resets_by_an_owner_session_are_rate_limited() {
 
 fn uploads_served(h: &Harness) -> usize {
     h.device
+        .shell
         .served
         .iter()
         .filter(|(g, id, _)| (*g, *id) == (1, keyway_smp::img::cmd::UPLOAD))
@@ -978,8 +923,7 @@ fn uploads_served(h: &Harness) -> usize {
 #[test]
 fn chunk_from_anyone_else_is_refused_and_leaves_the_owners_upload_untouched() {
     static DATA: [u8; 512] = [0x42; 512];
-    let mut alice = Client::new(0x0a, OWNER);
-    let mut h = Harness::with_owner(24, &mut alice);
+    let (mut h, mut alice) = Harness::with_alice(24);
     // A person is at the lock: the window is open for anyone near it.
     h.press(Press::Short);
     let r = h
@@ -1011,7 +955,7 @@ fn chunk_from_anyone_else_is_refused_and_leaves_the_owners_upload_untouched() {
     }
     // None of them reached the installer.
     assert_eq!(uploads_served(&h), 1);
-    assert_eq!(h.device.served.len(), 1);
+    assert_eq!(h.device.shell.served.len(), 1);
     // The owner goes on, from another address too (a new socket).
     alice.peer = keyway_agent::limits::PeerId(77);
     for off in [512u64, 1024, 1536] {
@@ -1048,8 +992,7 @@ fn assert_busy(h: &mut Harness, peer: keyway_agent::limits::PeerId) {
 
 /// A lock with its window open and an upload begun by [`PEER_A`].
 fn upload_begun_by_a(seed: u64) -> Harness {
-    let mut h = Harness::new(seed);
-    h.press(Press::Short);
+    let mut h = Harness::in_window(seed);
     assert!(first_chunk(&mut h, PEER_A).is_ok());
     h
 }
@@ -1073,11 +1016,11 @@ fn an_idle_upload_may_be_replaced_only_from_its_start() {
 #[test]
 fn a_refused_chunk_ends_the_upload_so_the_next_uploader_is_not_locked_out() {
     let mut h = upload_begun_by_a(26);
-    h.device.refuse_chunks = true;
+    h.device.shell.refuse_chunks = true;
     let r = second_chunk(&mut h, PEER_A);
     assert!(!r.is_ok());
     assert_ne!(r.refusal(), Some(Refusal::UploadBusy));
-    h.device.refuse_chunks = false;
+    h.device.shell.refuse_chunks = false;
     // At once, not after UPLOAD_IDLE_MS.
     assert!(first_chunk(&mut h, PEER_B).is_ok());
     // And the new upload is bound to its uploader.
@@ -1088,8 +1031,7 @@ fn a_refused_chunk_ends_the_upload_so_the_next_uploader_is_not_locked_out() {
 
 #[test]
 fn flood_from_one_peer_does_not_stop_the_owner() {
-    let mut alice = Client::new(0x0a, OWNER);
-    let mut h = Harness::with_owner(19, &mut alice);
+    let (mut h, mut alice) = Harness::with_alice(19);
     let flood: Vec<Vec<u8>> = {
         let (_, msg1) = keyway_channel::ClientHandshake::start(&mut h.rng);
         vec![
@@ -1154,8 +1096,7 @@ fn flood_from_one_peer_does_not_stop_the_owner() {
 
 #[test]
 fn owners_sealed_burst_is_not_throttled_but_forged_records_are_charged() {
-    let mut alice = Client::new(0x0a, OWNER);
-    let mut h = Harness::with_owner(23, &mut alice);
+    let (mut h, mut alice) = Harness::with_alice(23);
     // An upload's pace: 400 sealed requests in 2 s, far above the plain
     // per-peer rate (bursts of 20, 10 a second). All run.
     let chunk = [0x5a; 512];
@@ -1174,7 +1115,7 @@ fn owners_sealed_burst_is_not_throttled_but_forged_records_are_charged() {
         let r = h.call(&mut alice, &req).unwrap();
         assert!(r.is_ok(), "chunk {i}: {:?}", r.answer());
     }
-    assert_eq!(h.device.served.len(), 400);
+    assert_eq!(h.device.shell.served.len(), 400);
     // Forged records are charged: after a burst of them, the same peer's
     // plain requests are throttled.
     for _ in 0..30 {
@@ -1188,8 +1129,7 @@ fn owners_sealed_burst_is_not_throttled_but_forged_records_are_charged() {
 
 #[test]
 fn handshake_flood_from_many_peers_never_evicts_a_fresh_handshake() {
-    let mut alice = Client::new(0x0a, OWNER);
-    let mut h = Harness::with_owner(20, &mut alice);
+    let (mut h, mut alice) = Harness::with_alice(20);
     h.advance(200_000); // Alice's first session idles out.
     // Alice starts a handshake; then 40 peers flood msg1.
     let (hs, msg1) = keyway_channel::ClientHandshake::start(&mut h.rng);
@@ -1213,15 +1153,13 @@ fn handshake_flood_from_many_peers_never_evicts_a_fresh_handshake() {
     // Alice's handshake is still there.
     let s = h.finish_handshake(&alice, hs, &msg2, &alice.key);
     alice.session = Some(s.unwrap());
-    h.call(&mut alice, &unlock()).unwrap();
-    assert_eq!(h.device.bolt, Bolt::Unlocked);
+    h.drive(&mut alice, Bolt::Unlocked);
 }
 
 #[test]
 fn largest_sealed_request_and_answer_fit_one_frame() {
     use keyway_agent::agent::MAX_SEALED_REQUEST;
-    let mut alice = Client::new(0x0a, OWNER);
-    let mut h = Harness::with_owner(21, &mut alice);
+    let (mut h, mut alice) = Harness::with_alice(21);
     // An echo frame is 14 bytes around its text (header, map, key, head).
     let text = "e".repeat(MAX_SEALED_REQUEST - 14);
     let req = Request::Echo(keyway_smp::os::Echo { d: &text });
@@ -1268,8 +1206,7 @@ fn largest_sealed_request_and_answer_fit_one_frame() {
 fn plain_request_with_an_owners_signature_is_not_an_owners() {
     // The old signed requests (`auth`) do not make an owner: only a
     // session does, so a captured signature is worth nothing.
-    let mut alice = Client::new(0x0a, OWNER);
-    let mut h = Harness::with_owner(22, &mut alice);
+    let (mut h, alice) = Harness::with_alice(22);
     h.press(Press::Short);
     let auth = keyway_smp::auth::Auth {
         key: alice.key.verifying_key().to_bytes(),
@@ -1294,7 +1231,7 @@ fn plain_request_with_an_owners_signature_is_not_an_owners() {
             "{req:?}"
         );
     }
-    assert_eq!(h.device.bolt_moves, 0);
+    assert_eq!(h.device.hw.bolt_moves, 0);
 }
 
 // ----- figures -------------------------------------------------------------
@@ -1320,8 +1257,7 @@ fn ram_figures() {
 #[ignore = "prints example frames for FORMAT.md"]
 fn print_example_frames() {
     let mut alice = Client::new(0x0a, OWNER);
-    let mut h = Harness::new(30);
-    h.press(Press::Short);
+    let mut h = Harness::in_window(30);
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
     let f = h.frame(&Request::PakeParams);
     println!("PakeParams request: {}", hex(&f));
@@ -1338,10 +1274,7 @@ fn print_example_frames() {
         )
         .unwrap();
     println!("Owners inner answer: {}", hex(&r.bytes));
-    let f = h.frame(&Request::Unpair(keyway_group::Unpair {
-        key_id: [0xab; 8],
-        auth: None,
-    }));
+    let f = h.frame(&unpair([0xab; 8]));
     println!("Unpair inner request: {}", hex(&f));
     let rec = h.seal(&mut alice, &unlock());
     let outer = h.frame(&Request::Sealed(keyway_group::Sealed { msg: &rec }));
@@ -1362,8 +1295,7 @@ fn print_example_frames() {
 #[test]
 fn a_peers_own_upload_chunks_are_not_rate_limited() {
     static DATA: [u8; 256] = [0x5a; 256];
-    let mut h = Harness::new(31);
-    h.press(Press::Short);
+    let mut h = Harness::in_window(31);
     let total = 256 * 100;
     for i in 0..100u64 {
         h.advance(1);

@@ -63,11 +63,35 @@ fn bytes(input: &Input, h: &mut Harness) -> Vec<u8> {
     }
 }
 
-#[test]
-fn arbitrary_frames_never_panic_and_never_add_an_owner() {
-    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(256));
+/// Runs `case` on `cases` values of `strategy` (each adds the frames it
+/// sent to the counter it is given), then prints `what` with the scenario
+/// and frame counts and `held`, what every scenario checked.
+fn run_cases<S: Strategy>(
+    cases: u32,
+    strategy: S,
+    what: &str,
+    held: &str,
+    case: impl Fn(S::Value, &AtomicUsize) -> Result<(), TestCaseError>,
+) {
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(cases));
     let scenarios = AtomicUsize::new(0);
     let frames = AtomicUsize::new(0);
+    runner
+        .run(&strategy, |value| {
+            case(value, &frames)?;
+            scenarios.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        })
+        .unwrap();
+    println!(
+        "{what}: {} scenarios, {} frames: {held}",
+        scenarios.load(Ordering::Relaxed),
+        frames.load(Ordering::Relaxed)
+    );
+}
+
+#[test]
+fn arbitrary_frames_never_panic_and_never_add_an_owner() {
     let strategy = (
         any::<u64>(),
         any::<bool>(),
@@ -75,15 +99,19 @@ fn arbitrary_frames_never_panic_and_never_add_an_owner() {
         any::<bool>(),
         proptest::collection::vec((0u64..4, 0u64..3000, input()), 1..40),
     );
-    runner
-        .run(&strategy, |(seed, window, long, with_owner, inputs)| {
+    run_cases(
+        256,
+        strategy,
+        "arbitrary frames",
+        "no panic, no owner added, bolt never moved, no consent",
+        |(seed, window, long, with_owner, inputs), frames| {
             let mut alice = Client::new(0x0a, OWNER);
             let mut h = if with_owner {
                 Harness::with_owner(seed, &mut alice)
             } else {
                 Harness::new(seed)
             };
-            h.device.pending = Some(Pending {
+            h.device.hw.pending = Some(Pending {
                 digest: [1; 32],
                 sequence: 3,
                 notes_offered: true,
@@ -110,17 +138,11 @@ fn arbitrary_frames_never_panic_and_never_add_an_owner() {
                 } else {
                     prop_assert_eq!(&now, &owners);
                 }
-                prop_assert_eq!(h.device.bolt_moves, 0);
+                prop_assert_eq!(h.device.hw.bolt_moves, 0);
                 prop_assert_eq!(h.agent.state().consent(), None);
             }
-            scenarios.fetch_add(1, Ordering::Relaxed);
             Ok(())
-        })
-        .unwrap();
-    println!(
-        "arbitrary frames: {} scenarios, {} frames: no panic, no owner added, bolt never moved, no consent",
-        scenarios.load(Ordering::Relaxed),
-        frames.load(Ordering::Relaxed)
+        },
     );
 }
 
@@ -129,17 +151,17 @@ fn arbitrary_sealed_frames_from_an_owner_never_panic() {
     // The owner's own session carries arbitrary inner bytes (a buggy or
     // compromised client): the agent answers every one sealed, never
     // panics, and the session keeps working.
-    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(64));
-    let scenarios = AtomicUsize::new(0);
-    let frames = AtomicUsize::new(0);
     let strategy = (
         any::<u64>(),
         proptest::collection::vec((0u64..2000, input()), 1..30),
     );
-    runner
-        .run(&strategy, |(seed, inputs)| {
-            let mut alice = Client::new(0x0a, OWNER);
-            let mut h = Harness::with_owner(seed, &mut alice);
+    run_cases(
+        64,
+        strategy,
+        "arbitrary sealed frames",
+        "every one answered sealed, no panic",
+        |(seed, inputs), frames| {
+            let (mut h, mut alice) = Harness::with_alice(seed);
             for (wait, inp) in &inputs {
                 h.advance(*wait);
                 let inner = bytes(inp, &mut h);
@@ -163,13 +185,7 @@ fn arbitrary_sealed_frames_from_an_owner_never_panic() {
                 .unwrap();
             prop_assert!(r.is_ok());
             prop_assert_eq!(h.agent.state().owner_count(), 1);
-            scenarios.fetch_add(1, Ordering::Relaxed);
             Ok(())
-        })
-        .unwrap();
-    println!(
-        "arbitrary sealed frames: {} scenarios, {} frames: every one answered sealed, no panic",
-        scenarios.load(Ordering::Relaxed),
-        frames.load(Ordering::Relaxed)
+        },
     );
 }

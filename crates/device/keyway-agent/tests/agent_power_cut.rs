@@ -34,18 +34,12 @@ fn scenario(h: &mut Harness, alice: &mut Client) -> Acked {
     if h.open_session(alice).is_err() {
         return acked;
     }
-    h.device.pending = Some(Pending {
+    h.device.hw.pending = Some(Pending {
         digest: DIGEST,
         sequence: 9,
         notes_offered: true,
     });
-    let r = h.call(
-        alice,
-        &Request::Consent(keyway_group::Consent {
-            accept: true,
-            auth: None,
-        }),
-    );
+    let r = h.call(alice, &consent(true));
     if !r.is_ok_and(|r| r.is_ok()) {
         return acked;
     }
@@ -144,20 +138,12 @@ fn power_cut_at_every_flash_operation_of_pairing_and_consent() {
                 alice.lock_key = Some(h.agent.device_public_key());
             }
             h.open_session(&mut alice).expect(&what);
-            h.device.pending = Some(Pending {
+            h.device.hw.pending = Some(Pending {
                 digest: DIGEST,
                 sequence: 9,
                 notes_offered: true,
             });
-            let r = h
-                .call(
-                    &mut alice,
-                    &Request::Consent(keyway_group::Consent {
-                        accept: true,
-                        auth: None,
-                    }),
-                )
-                .expect(&what);
+            let r = h.call(&mut alice, &consent(true)).expect(&what);
             assert!(
                 matches!(r.answer(), Answer::Ok(Response::Consent(_))),
                 "{what}"

@@ -28,10 +28,6 @@ fn lock_with(flaws: Flaws, seed: u64, alice: &mut Client) -> Harness {
 
 const BOTH: [(Flaws, bool); 2] = [(Flaws::NONE, false), (Flaws::OPEN_PAIRING, true)];
 
-fn unlock() -> Request<'static> {
-    Request::Unlock(keyway_group::Signed::default())
-}
-
 #[test]
 fn flaw_plain_pair_pairs_a_strangers_key_in_the_window() {
     for (flaws, flawed) in BOTH {
@@ -59,7 +55,7 @@ fn flaw_no_freshness_runs_a_held_back_unlock() {
         h.advance(20_000);
         h.deliver(OWNER, &rec);
         let want = if flawed { Bolt::Unlocked } else { Bolt::Locked };
-        assert_eq!(h.device.bolt, want, "{flaws:?}");
+        assert_eq!(h.device.hw.bolt, want, "{flaws:?}");
     }
 }
 
@@ -71,7 +67,7 @@ fn flaw_plain_owner_unlocks_for_a_stranger_in_the_clear() {
         let r = h.send(STRANGER, &unlock());
         assert_eq!(r.is_ok(), flawed, "{flaws:?}");
         let want = if flawed { Bolt::Unlocked } else { Bolt::Locked };
-        assert_eq!(h.device.bolt, want, "{flaws:?}");
+        assert_eq!(h.device.hw.bolt, want, "{flaws:?}");
     }
 }
 
@@ -116,15 +112,12 @@ fn flaw_ram_consent_loses_consent_in_a_power_cut() {
     for (flaws, flawed) in BOTH {
         let mut alice = Client::new(0x0a, OWNER);
         let mut h = lock_with(flaws, 6, &mut alice);
-        h.device.pending = Some(Pending {
+        h.device.hw.pending = Some(Pending {
             digest: [0x5e; 32],
             sequence: 7,
             notes_offered: true,
         });
-        let consent = Request::Consent(keyway_group::Consent {
-            accept: true,
-            auth: None,
-        });
+        let consent = consent(true);
         assert!(h.call(&mut alice, &consent).unwrap().is_ok());
         assert!(h.agent.consent().is_some(), "{flaws:?}");
         // Power cut: a new agent on the same flash.

@@ -443,10 +443,7 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
         frame: &[u8],
         out: &mut [u8],
     ) -> Outcome {
-        let none = |len| Outcome {
-            len,
-            event: Event::None,
-        };
+        let none = Outcome::answer;
         let (hdr, body) = match split_request(frame, MAX_BODY) {
             Ok(v) => v,
             // An answer sent to the lock gets none.

@@ -70,3 +70,18 @@ pub struct Outcome {
     /// What the shell acts on or records.
     pub event: Event,
 }
+
+impl Outcome {
+    /// An answer of `len` bytes with nothing for the shell to act on.
+    pub(super) const fn answer(len: usize) -> Self {
+        Self {
+            len,
+            event: Event::None,
+        }
+    }
+
+    /// A typed refusal `r` of the request `hdr`, written to `out`.
+    pub(super) fn refused(out: &mut [u8], hdr: &Header, r: Refusal) -> Self {
+        Self::answer(refuse_frame(out, hdr, r, true))
+    }
+}

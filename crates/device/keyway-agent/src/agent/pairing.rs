@@ -77,32 +77,25 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
         pake1: &[u8],
         out: &mut [u8],
     ) -> Outcome {
-        let mut outcome = Outcome {
-            len: 0,
-            event: Event::None,
-        };
         let Some(verifier) = self.verifier() else {
-            outcome.len = refuse_frame(out, hdr, Refusal::NotProvisioned, true);
-            return outcome;
+            return Outcome::refused(out, hdr, Refusal::NotProvisioned);
         };
         if self.store.state().owner_count() >= MAX_OWNERS {
-            outcome.len = refuse_frame(out, hdr, Refusal::OwnersFull, true);
-            return outcome;
+            return Outcome::refused(out, hdr, Refusal::OwnersFull);
         }
         let again = match self.run_peer(ctx.now.ms) {
             Some(p) if p != ctx.peer => {
-                outcome.len = refuse_frame(out, hdr, Refusal::PairingBusy, true);
-                return outcome;
+                return Outcome::refused(out, hdr, Refusal::PairingBusy);
             }
             // Its own Pake1 again: the answer was lost, not a new guess.
             Some(_) => pake1 == self.pake_sent.0,
             None => false,
         };
+        let mut event = Event::None;
         if !again {
             if let Err(e) = self.guard.check(ctx.now.ms) {
                 let r = Self::guard_refusal(e).unwrap_or(Refusal::PairingLockedOut);
-                outcome.len = refuse_frame(out, hdr, r, true);
-                return outcome;
+                return Outcome::refused(out, hdr, r);
             }
             let before = self.guard.failures();
             let result = self.run.pake.pake1(
@@ -115,11 +108,10 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
             );
             self.run.peer = None;
             if let Err(e) = result {
-                outcome.len = match Self::guard_refusal(e) {
-                    Some(r) => refuse_frame(out, hdr, r, true),
-                    None => error_frame(out, hdr, MgmtErr::Inval, None, false),
+                return match Self::guard_refusal(e) {
+                    Some(r) => Outcome::refused(out, hdr, r),
+                    None => Outcome::answer(error_frame(out, hdr, MgmtErr::Inval, None, false)),
                 };
-                return outcome;
             }
             // The attempt is charged: make it durable before the guess can
             // be tested against Pake2.
@@ -127,25 +119,24 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
                 && self.store.record_wrong_code(&mut self.flash).is_err()
             {
                 self.run.pake = LockPairing::new();
-                outcome.len = error_frame(out, hdr, MgmtErr::Unknown, None, false);
-                return outcome;
+                return Outcome::answer(error_frame(out, hdr, MgmtErr::Unknown, None, false));
             }
             self.run.peer = Some((ctx.peer, ctx.now.ms));
             // (`pake1` took exactly `PAKE1_LEN` bytes.)
             if let Ok(p) = <[u8; PAKE1_LEN]>::try_from(pake1) {
                 self.pake_sent.0 = p;
             }
-            outcome.event = Event::PairingAttempt {
+            event = Event::PairingAttempt {
                 failures: self.guard.failures(),
             };
         }
         let msg = &self.pake_sent.1;
-        outcome.len = ok_frame(
+        let len = ok_frame(
             out,
             hdr,
             &Response::PakeStart(keyway_group::PakeStartRsp { msg }),
         );
-        outcome
+        Outcome { len, event }
     }
 
     #[inline(never)]
@@ -156,23 +147,17 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
         pake3: &[u8],
         out: &mut [u8],
     ) -> Outcome {
-        let mut outcome = Outcome {
-            len: 0,
-            event: Event::None,
-        };
         match self.run_peer(ctx.now.ms) {
             Some(p) if p == ctx.peer => {}
             Some(_) => {
-                outcome.len = refuse_frame(out, hdr, Refusal::PairingBusy, true);
-                return outcome;
+                return Outcome::refused(out, hdr, Refusal::PairingBusy);
             }
             None => {
                 self.run = Run {
                     pake: LockPairing::new(),
                     peer: None,
                 };
-                outcome.len = refuse_frame(out, hdr, Refusal::NoPairing, true);
-                return outcome;
+                return Outcome::refused(out, hdr, Refusal::NoPairing);
             }
         }
         let mut pake4 = [0u8; PAKE4_LEN];
@@ -185,13 +170,12 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
         self.run.peer = None;
         let owner = match result {
             Ok(o) => o,
-            Err(keyway_channel::Error::WrongCode) => {
-                outcome.len = refuse_frame(out, hdr, Refusal::BadSetupCode, true);
-                return outcome;
-            }
-            Err(_) => {
-                outcome.len = refuse_frame(out, hdr, Refusal::NotAuthorized, true);
-                return outcome;
+            Err(e) => {
+                let r = match e {
+                    keyway_channel::Error::WrongCode => Refusal::BadSetupCode,
+                    _ => Refusal::NotAuthorized,
+                };
+                return Outcome::refused(out, hdr, r);
             }
         };
         let paired = self.store.pair(
@@ -204,24 +188,18 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
         let key_id = match paired {
             Ok(id) => id,
             Err(store::Error::OwnersFull) => {
-                outcome.len = refuse_frame(out, hdr, Refusal::OwnersFull, true);
-                return outcome;
+                return Outcome::refused(out, hdr, Refusal::OwnersFull);
             }
             Err(store::Error::KeyIdTaken { .. }) => {
-                outcome.len = refuse_frame(out, hdr, Refusal::NotAuthorized, true);
-                return outcome;
+                return Outcome::refused(out, hdr, Refusal::NotAuthorized);
             }
-            Err(_) => {
-                outcome.len = error_frame(out, hdr, MgmtErr::Unknown, None, false);
-                return outcome;
-            }
+            Err(_) => return Outcome::answer(error_frame(out, hdr, MgmtErr::Unknown, None, false)),
         };
         // The count is back to zero in the guard; the store follows (a
         // failure here only leaves a stricter count for the next boot).
         let _ = self.store.clear_wrong_codes(&mut self.flash);
         self.close_window();
-        outcome.event = Event::OwnerPaired { key_id };
-        outcome.len = ok_frame(
+        let len = ok_frame(
             out,
             hdr,
             &Response::PakeFinish(keyway_group::PakeFinishRsp {
@@ -230,6 +208,9 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
                 owners: self.store.state().owner_count() as u64,
             }),
         );
-        outcome
+        Outcome {
+            len,
+            event: Event::OwnerPaired { key_id },
+        }
     }
 }

@@ -123,16 +123,11 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
         rec: &[u8],
         out: &mut [u8],
     ) -> (Outcome, bool) {
-        let mut outcome = Outcome {
-            len: 0,
-            event: Event::None,
-        };
         // The record is opened in place here, and the answer sealed here
         // after the request in it has run.
         let mut space = [0u8; MAX_BODY];
         let Some(buf) = space.get_mut(..rec.len()) else {
-            outcome.len = refuse_frame(out, hdr, Refusal::RecordRefused, true);
-            return (outcome, false);
+            return (Outcome::refused(out, hdr, Refusal::RecordRefused), false);
         };
         buf.copy_from_slice(rec);
         let now = ctx.now.ms;
@@ -147,7 +142,7 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
                     .and_then(|c| c.try_into().ok())
                     .map_or(0, u64::from_le_bytes);
                 let mut sealed = [0u8; RESPONSE_OVERHEAD];
-                outcome.len = match self.table.seal_response(
+                let len = match self.table.seal_response(
                     now,
                     sid,
                     counter,
@@ -162,21 +157,18 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
                     ),
                     Err(_) => refuse_frame(out, hdr, Refusal::RecordRefused, true),
                 };
-                return (outcome, true);
+                return (Outcome::answer(len), true);
             }
             Err(keyway_channel::Error::UnknownSession) => {
-                outcome.len = refuse_frame(out, hdr, Refusal::UnknownSession, true);
-                return (outcome, false);
+                return (Outcome::refused(out, hdr, Refusal::UnknownSession), false);
             }
             Err(_) => {
-                outcome.len = refuse_frame(out, hdr, Refusal::RecordRefused, true);
-                return (outcome, false);
+                return (Outcome::refused(out, hdr, Refusal::RecordRefused), false);
             }
         };
         if self.store.state().owner(&opened.owner).is_none() {
             self.table.close_owner(&opened.owner);
-            outcome.len = refuse_frame(out, hdr, Refusal::UnknownSession, true);
-            return (outcome, false);
+            return (Outcome::refused(out, hdr, Refusal::UnknownSession), false);
         }
         // The inner request: a whole SMP frame, run as the owner.
         // Its answer is written into `out` first (no third buffer), sealed
@@ -189,9 +181,8 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
             Some(o) => self.inner(ctx, device, payload, who, o),
             None => (0, Event::None),
         };
-        outcome.event = event;
         let answer = out.get(..n).unwrap_or(&[]);
-        outcome.len = match self.table.seal_response(
+        let len = match self.table.seal_response(
             now,
             opened.session,
             opened.counter,
@@ -213,7 +204,7 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
         if let Event::OwnerRemoved { key_id, .. } = event {
             self.table.close_owner(&key_id);
         }
-        (outcome, true)
+        (Outcome { len, event }, true)
     }
 
     /// Runs a request frame that came sealed; writes its answer frame.

@@ -7,15 +7,20 @@ use keyway_agent::store::{
 };
 use keyway_audit::Time;
 
+/// An owner as the model keeps it (and as a pairing brings it).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OwnerRow {
+    pub key: [u8; 32],
+    pub name: String,
+    pub added: Time,
+    pub by: PairedBy,
+}
+
 /// One change the script makes.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
-    Pair {
-        key: [u8; 32],
-        name: String,
-        added: Time,
-        by: PairedBy,
-    },
+    /// Pairs an owner, or re-pairs (renames) one with the same key.
+    Pair(OwnerRow),
     Remove([u8; 32]),
     Grant(Consent),
     ClearConsent,
@@ -31,7 +36,7 @@ impl Op {
     /// The name the sweep reports counts under.
     pub fn name(&self) -> &'static str {
         match self {
-            Op::Pair { .. } => "pair an owner",
+            Op::Pair(_) => "pair an owner",
             Op::Remove(_) => "remove an owner",
             Op::Grant(_) => "grant consent",
             Op::ClearConsent => "clear consent",
@@ -49,7 +54,7 @@ impl Op {
 /// plain way (a `Vec`), to check the store against.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Model {
-    pub owners: Vec<([u8; 32], String, Time, PairedBy)>,
+    pub owners: Vec<OwnerRow>,
     pub consent: Option<Consent>,
     pub settings: Settings,
     pub verifier: Option<Verifier>,
@@ -59,19 +64,11 @@ pub struct Model {
 impl Model {
     pub fn apply(&mut self, op: &Op) {
         match op {
-            Op::Pair {
-                key,
-                name,
-                added,
-                by,
-            } => {
-                let o = (*key, name.clone(), *added, *by);
-                match self.owners.iter_mut().find(|e| e.0 == *key) {
-                    Some(e) => *e = o,
-                    None => self.owners.push(o),
-                }
-            }
-            Op::Remove(key) => self.owners.retain(|e| e.0 != *key),
+            Op::Pair(o) => match self.owners.iter_mut().find(|e| e.key == o.key) {
+                Some(e) => *e = o.clone(),
+                None => self.owners.push(o.clone()),
+            },
+            Op::Remove(key) => self.owners.retain(|e| e.key != *key),
             Op::Grant(c) => self.consent = Some(*c),
             Op::ClearConsent => self.consent = None,
             Op::Settings(s) => self.settings = *s,
@@ -87,7 +84,12 @@ impl Model {
     pub fn matches(&self, s: &State) -> bool {
         let owners: Vec<_> = s
             .owners()
-            .map(|o| (*o.key(), o.name().to_owned(), o.added(), o.paired_by()))
+            .map(|o| OwnerRow {
+                key: *o.key(),
+                name: o.name().to_owned(),
+                added: o.added(),
+                by: o.paired_by(),
+            })
             .collect();
         owners == self.owners
             && s.consent() == self.consent.as_ref()
@@ -104,12 +106,9 @@ pub fn run_op<F: NorFlash>(
     op: &Op,
 ) -> Result<(), Error<F::Error>> {
     match op {
-        Op::Pair {
-            key,
-            name,
-            added,
-            by,
-        } => store.pair(flash, key, name, *added, *by).map(|_| ()),
+        Op::Pair(o) => store
+            .pair(flash, &o.key, &o.name, o.added, o.by)
+            .map(|_| ()),
         Op::Remove(key) => store
             .remove_owner(flash, &keyway_agent::store::key_id(key))
             .map(|_| ()),
@@ -165,14 +164,14 @@ pub fn script(len: u32) -> (Vec<Op>, Vec<Model>) {
                         1 => PairedBy::Provisioning,
                         _ => PairedBy::Owner(keyway_agent::store::key_id(&key(next_key - 1))),
                     };
-                    Op::Pair {
+                    Op::Pair(OwnerRow {
                         key: key(next_key),
                         name: format!("owner {next_key} — ключ"),
                         added: time(i),
                         by,
-                    }
+                    })
                 }
-                0 | 3 | 7 | 5 if m.owners.len() >= 2 => Op::Remove(m.owners[0].0),
+                0 | 3 | 7 | 5 if m.owners.len() >= 2 => Op::Remove(m.owners[0].key),
                 1 => Op::Grant(Consent {
                     digest: [i as u8; 32],
                     sequence: u64::from(i) + 100,
@@ -190,13 +189,12 @@ pub fn script(len: u32) -> (Vec<Op>, Vec<Model>) {
                 4 if m.consent.is_some() => Op::ClearConsent,
                 6 if i % 20 == 6 => Op::Compact,
                 8 if !m.owners.is_empty() => {
-                    let (k, _, _, by) = m.owners[m.owners.len() - 1].clone();
-                    Op::Pair {
-                        key: k,
+                    let last = &m.owners[m.owners.len() - 1];
+                    Op::Pair(OwnerRow {
                         name: format!("renamed at {i}"),
                         added: time(i),
-                        by,
-                    }
+                        ..last.clone()
+                    })
                 }
                 9 if m.wrong > 0 && i % 20 == 19 => Op::ClearWrongCodes,
                 9 => Op::Verifier(

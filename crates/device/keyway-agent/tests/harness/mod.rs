@@ -7,19 +7,18 @@
 
 #![allow(dead_code)]
 
-use keyway_agent::agent::{
-    Agent, Authority, Config, Device, Event, Firmware, OUT_LEN, Pending, Press, Sensors, ServeError,
-};
+use keyway_agent::agent::{Agent, Authority, Config, Event, OUT_LEN, Press, ServeError};
 use keyway_agent::limits::PeerId;
+use keyway_agent::testing::{Hardware, TestShell};
 use keyway_agent::{store, testing};
 use keyway_channel::SigningKey as KeyPair;
 use keyway_channel::handshake::MSG3_LEN;
-use keyway_channel::pairing::{MIN_ITERATIONS, PAKE3_LEN};
+use keyway_channel::pairing::{MIN_ITERATIONS, PAKE1_LEN, PAKE3_LEN};
 use keyway_channel::{ClientHandshake, ClientPairing, ClientSession, SetupCode, StoredVerifier};
 use keyway_sim::SimFlash;
 use keyway_smp::cbor::Writer;
 use keyway_smp::header::split_response;
-use keyway_smp::keyway_group::{self, Bolt, Door};
+use keyway_smp::keyway_group::{self, Bolt};
 use keyway_smp::{Answer, MAX_BODY, MAX_FRAME, MgmtErr, Refusal, Request, Response, Version, img};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -41,14 +40,15 @@ pub fn kid(k: &KeyPair) -> [u8; 8] {
     keyway_channel::key_id(&k.verifying_key().to_bytes())
 }
 
-/// A lock's hardware and installer, in memory.
-pub struct FakeDevice {
-    pub bolt: Bolt,
-    pub door: Door,
-    pub pending: Option<Pending>,
+/// A lock's hardware and installer, in memory: the shared test lock
+/// with [`Installer`] serving the rest.
+pub type FakeDevice = testing::TestLock<Installer>;
+
+/// The installer and the rest of the shell, in memory.
+#[derive(Default)]
+pub struct Installer {
     /// Commands served through `Device::serve`, with who they were for.
     pub served: Vec<(u16, u8, Authority)>,
-    pub bolt_moves: u32,
     /// The installer refuses every upload chunk (a bad head, digest or
     /// size: the shell drops its upload).
     pub refuse_chunks: bool,
@@ -57,40 +57,16 @@ pub struct FakeDevice {
     pub decline_resets: bool,
 }
 
-impl Default for FakeDevice {
-    fn default() -> Self {
-        Self {
-            bolt: Bolt::Locked,
-            door: Door::Closed,
-            pending: None,
-            served: Vec::new(),
-            bolt_moves: 0,
-            refuse_chunks: false,
-            decline_resets: false,
-        }
-    }
-}
-
-impl Device for FakeDevice {
-    fn sensors(&self) -> Sensors {
-        testing::sensors(self.bolt, self.door)
-    }
-    fn firmware(&self) -> Firmware<'_> {
-        testing::firmware(self.pending)
-    }
+impl TestShell for Installer {
     fn reset_requested(&mut self, _by: Authority) -> Result<(), ServeError> {
         if self.decline_resets {
             return Err(ServeError::rc(MgmtErr::BadState));
         }
         Ok(())
     }
-    fn drive_bolt(&mut self, to: Bolt) -> Bolt {
-        self.bolt = to;
-        self.bolt_moves += 1;
-        self.bolt
-    }
     fn serve(
         &mut self,
+        hw: &mut Hardware,
         request: &Request<'_>,
         by: Authority,
         w: &mut Writer<'_>,
@@ -104,20 +80,7 @@ impl Device for FakeDevice {
                     images: keyway_smp::seq::Seq::Items(&[]),
                 })
             }
-            Request::Notes(_) => {
-                if let Some(p) = &mut self.pending {
-                    p.notes_offered = true;
-                }
-                Response::Notes(keyway_group::Notes {
-                    sequence: 7,
-                    version: "2.0.0",
-                    notes: "fixes",
-                    cves: keyway_smp::seq::Seq::Items(&[]),
-                    min_battery_mwh: None,
-                    state: keyway_group::UpdateState::AwaitingConsent,
-                    reason: None,
-                })
-            }
+            Request::Notes(_) => testing::release_notes(&mut hw.pending),
             Request::Info(_) => Response::Info(keyway_smp::os::InfoRsp { output: "KW-1" }),
             Request::Upload(u) => Response::Upload(img::UploadRsp {
                 off: u.off + u.data.len() as u64,
@@ -257,11 +220,26 @@ impl Harness {
     /// A lock with `owner` paired (window opened, right code) and a
     /// session open for it.
     pub fn with_owner(seed: u64, owner: &mut Client) -> Self {
-        let mut h = Self::new(seed);
-        h.press(Press::Short);
+        let mut h = Self::in_window(seed);
         h.pair(owner, CODE, "Alice").unwrap();
         h.open_session(owner).unwrap();
         h
+    }
+
+    /// A lock no one has paired with, its presence window open (a person
+    /// pressed the button).
+    pub fn in_window(seed: u64) -> Self {
+        let mut h = Self::new(seed);
+        h.press(Press::Short);
+        h
+    }
+
+    /// A lock with Alice (key tag `0x0a`, at [`OWNER`]) paired and in a
+    /// session, and Alice.
+    pub fn with_alice(seed: u64) -> (Self, Client) {
+        let mut alice = Client::new(0x0a, OWNER);
+        let h = Self::with_owner(seed, &mut alice);
+        (h, alice)
     }
 
     pub fn advance(&mut self, ms: u64) {
@@ -306,12 +284,21 @@ impl Harness {
 
     /// The pairing flow of a client: params, Pake1, Pake3.
     pub fn pair(&mut self, c: &mut Client, code: u32, name: &str) -> Result<Reply, Fail> {
-        let params = self.params(c.peer)?;
-        let code = SetupCode::new(code).unwrap();
-        let (cp, pake1) =
-            ClientPairing::start(&code, &params, &mut self.rng).map_err(Fail::Channel)?;
+        let (cp, pake1) = self.begin_pairing(c.peer, code)?;
         let pake2 = self.pake_start(c.peer, &pake1)?;
         self.finish_pairing(c, cp, &pake2, name)
+    }
+
+    /// A client's pairing run with `code` begun from the lock's PBKDF
+    /// parameters (asked as `peer`): the run and its `Pake1`, not sent.
+    pub fn begin_pairing(
+        &mut self,
+        peer: PeerId,
+        code: u32,
+    ) -> Result<(ClientPairing, [u8; PAKE1_LEN]), Fail> {
+        let params = self.params(peer)?;
+        let code = SetupCode::new(code).unwrap();
+        ClientPairing::start(&code, &params, &mut self.rng).map_err(Fail::Channel)
     }
 
     /// Asks for the lock's PBKDF parameters as `peer`.
@@ -426,6 +413,37 @@ impl Harness {
         let outer = self.deliver(c.peer, &rec);
         self.open(c, &outer)
     }
+
+    /// `c`'s session drives the bolt to `to` (an unlock or a lock), and
+    /// the bolt is there.
+    pub fn drive(&mut self, c: &mut Client, to: Bolt) {
+        let req = match to {
+            Bolt::Unlocked => unlock(),
+            _ => lock(),
+        };
+        self.call(c, &req).unwrap();
+        assert_eq!(self.device.hw.bolt, to);
+    }
+}
+
+/// An owner's unlock (no `auth`: it comes in a session).
+pub fn unlock() -> Request<'static> {
+    Request::Unlock(keyway_group::Signed::default())
+}
+
+/// An owner's lock (no `auth`).
+pub fn lock() -> Request<'static> {
+    Request::Lock(keyway_group::Signed::default())
+}
+
+/// An owner's answer to the pending update (no `auth`).
+pub fn consent(accept: bool) -> Request<'static> {
+    Request::Consent(keyway_group::Consent { accept, auth: None })
+}
+
+/// An owner's removal of the owner `key_id` (no `auth`).
+pub fn unpair(key_id: [u8; 8]) -> Request<'static> {
+    Request::Unpair(keyway_group::Unpair { key_id, auth: None })
 }
 
 /// Every request Keyway speaks, one of each (bodies without `auth`), for
@@ -470,10 +488,7 @@ pub fn every_request() -> Vec<Request<'static>> {
         Request::Unlock(keyway_group::Signed::default()),
         Request::Presence(keyway_group::Signed::default()),
         Request::Notes(keyway_group::Signed::default()),
-        Request::Consent(keyway_group::Consent {
-            accept: true,
-            auth: None,
-        }),
+        consent(true),
         Request::Log(keyway_group::Log { off: 0, auth: None }),
         Request::Challenge,
         Request::Pair(keyway_group::Pair {
@@ -493,10 +508,7 @@ pub fn every_request() -> Vec<Request<'static>> {
         Request::SessionFinish(keyway_group::SessionFinish { msg: &[5; 92] }),
         Request::Sealed(keyway_group::Sealed { msg: &[6; 80] }),
         Request::Owners(keyway_group::Signed::default()),
-        Request::Unpair(keyway_group::Unpair {
-            key_id: [7; 8],
-            auth: None,
-        }),
+        unpair([7; 8]),
     ]
 }
 
