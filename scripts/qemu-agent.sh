@@ -12,16 +12,12 @@
 #                               its channel, store and codec (default 131072)
 set -euo pipefail
 
-QEMU_NAME=qemu-agent
 # shellcheck source=lib/qemu.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/qemu.sh"
-OUT_DIR="$ROOT/target/qemu-agent"
-CODE_BUDGET="${KEYWAY_AGENT_CODE_BUDGET:-131072}"
-STACK_BUDGET="${KEYWAY_AGENT_STACK_BUDGET:-16384}"
+budgets AGENT 131072 16384
 
 qemu_start "$@"
 
-export KEYWAY_AGENT_STACK_BUDGET="$STACK_BUDGET"
 fw_variant agent
 fw_variant lock-only --features lock-only
 fw_variant baseline --features baseline
@@ -29,12 +25,9 @@ run_pass agent
 
 lock_only_figures agent
 
-awk -v code="$code" -v both="$both" -v lockfw="$lockfw" -v base="$base" -v budget="$CODE_BUDGET" '
-  /^SysTick ticks for 2000000 instructions:/ { per_tick = 2000000 / $NF }
+awk -v code="$code" -v both="$both" -v lockfw="$lockfw" -v base="$base" -v budget="$CODE_BUDGET" "$STEP_AWK"'
   /^agent RAM:/ { ram = $0; sub(/^agent RAM: /, "", ram) }
-  /^agent call / { line = $0; sub(/^agent call /, "", line); name = line; sub(/: .*/, "", name)
-    t = line; sub(/.*: /, "", t); sub(/ ticks.*/, "", t); s = line; sub(/.*stack /, "", s); sub(/ bytes.*/, "", s)
-    n++; names[n] = name; ticks[n] = t; stack[n] = s }
+  /^agent call / { step_row("agent call ") }
   /^deepest agent call:/ { deepest = $4 }
   END {
     printf "\nkeyway-agent on Cortex-M4 (opt-level z, LTO; %.0f instructions per SysTick tick, calibrated on target)\n", per_tick

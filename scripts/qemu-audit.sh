@@ -18,12 +18,9 @@
 # pinned Rust toolchain with thumbv7em-none-eabihf.
 set -euo pipefail
 
-QEMU_NAME=qemu-audit
 # shellcheck source=lib/qemu.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/qemu.sh"
-OUT_DIR="$ROOT/target/qemu-audit"
-CODE_BUDGET="${KEYWAY_AUDIT_CODE_BUDGET:-32768}"
-STACK_BUDGET="${KEYWAY_AUDIT_STACK_BUDGET:-9216}"
+budgets AUDIT 32768 9216
 
 qemu_start "$@"
 
@@ -34,7 +31,7 @@ host_keyway
 KEYWAY_AUDIT_SEED=$(ed25519_seed_hex "$OUT_DIR/device.key")
 
 # 2. Build the firmware and its baseline.
-export KEYWAY_AUDIT_SEED KEYWAY_AUDIT_STACK_BUDGET="$STACK_BUDGET"
+export KEYWAY_AUDIT_SEED
 # The device key on ed25519-dalek (the firmware's default feature
 # curve25519, the lock core's backend); KEYWAY_AUDIT_COMPACT=1: on
 # ed25519-compact instead, for comparison.
@@ -66,9 +63,7 @@ if "$KEYWAY" log verify "$OUT_DIR/tampered.bin" --device-key "$OUT_DIR/device.pu
 fi
 
 # 5. Code size.
-full=$(code_bytes "$OUT_DIR/audit.elf")
-base=$(code_bytes "$OUT_DIR/baseline.elf")
-code=$((full - base))
+figures audit
 stack=$(grep -o 'with checkpoint signing): [0-9]*' "$OUT_DIR/run.log" | grep -o '[0-9]*$')
 printf '\nkeyway-audit on Cortex-M4: code %d B (budget %d), worst stack %d B (budget %d); export verified by keyway log verify, tampered copy refused\n' \
   "$code" "$CODE_BUDGET" "$stack" "$STACK_BUDGET"

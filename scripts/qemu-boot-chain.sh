@@ -27,7 +27,6 @@
 #
 # Needs: qemu-system-arm, python3, llvm-objcopy or objcopy, size, nm.
 set -euo pipefail
-QEMU_NAME=qemu-boot-chain
 # shellcheck source=lib/qemu.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/qemu.sh"
 

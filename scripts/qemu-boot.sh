@@ -22,11 +22,9 @@
 # Rust toolchain with thumbv7em-none-eabihf.
 set -euo pipefail
 
-QEMU_NAME=qemu-boot
 # shellcheck source=lib/qemu.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/qemu.sh"
 FIXTURE_DIR="${KEYWAY_QEMU_BOOT_FIXTURES:-$ROOT/target/qemu-boot-fixture}"
-OUT_DIR="$ROOT/target/qemu-boot"
 
 [[ $# == 0 ]] || { echo "usage: $0" >&2; exit 2; }
 
@@ -66,7 +64,7 @@ EXPECTED=(
   '^ok    revert: Slot(0) (Reverted { slot: 1, cause: AttemptsExhausted }); journal: active 0, floor Some(1)$'
   '^ok    trial again: v2 reinstalled in slot 1; Slot(1) (StartTrial '
   '^ok    confirm: Ok(1) (slot 1 confirmed); journal: active 1, Confirmed, floor Some(2)$'
-  '^ok    boot v2: Slot(1) (Active)$'
+  '^ok    boot v2: Slot(1) (Active), nothing committed$'
   '^ok    tamper: .*: Recovery (NoVerifiedSlot); slot 1: slot: image: .*; slot 0: slot: seq 1 < floor 2 (boot rule)$'
   '^ok    swap factory: v1 (seq 1) in the primary (slot 0); journal: active 0, Confirmed, floor Some(1); swap::boot: Slot(0) (Active)$'
   '^ok    swap stage: seq 2 staged in slot 1 .*; journal Pending { slot: 1 }, swap Some(Staged)$'

@@ -26,12 +26,9 @@
 # Rust toolchain with thumbv7em-none-eabihf.
 set -euo pipefail
 
-QEMU_NAME=qemu-channel
 # shellcheck source=lib/qemu.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/qemu.sh"
-OUT_DIR="$ROOT/target/qemu-channel"
-CODE_BUDGET="${KEYWAY_CHANNEL_CODE_BUDGET:-98304}"
-STACK_BUDGET="${KEYWAY_CHANNEL_STACK_BUDGET:-12288}"
+budgets CHANNEL 98304 12288
 # The BLE model (BENCHMARKS.md): bytes/s, turnaround per response (ms),
 # framing per message (SMP header + CBOR wrapping), lock clock (Hz).
 LINK_BPS=10000
@@ -41,7 +38,6 @@ CLOCK_HZ=64000000
 
 qemu_start "$@"
 
-export KEYWAY_CHANNEL_STACK_BUDGET="$STACK_BUDGET"
 fw_variant channel
 fw_variant lock-only --features lock-only
 fw_variant baseline --features baseline
@@ -59,13 +55,10 @@ sym=$(nm -S -C --radix=d "$OUT_DIR/lock-only.elf" | awk -v re="(^|[^A-Za-z0-9_])
   END { print s+0 }')
 
 awk -v code="$code" -v both="$both" -v full="$lockfw" -v base="$base" -v sym="$sym" -v budget="$CODE_BUDGET" \
-    -v bps="$LINK_BPS" -v ta="$TURNAROUND_MS" -v framing="$FRAMING" -v hz="$CLOCK_HZ" '
-  /^SysTick ticks for 2000000 instructions:/ { per_tick = 2000000 / $NF }
+    -v bps="$LINK_BPS" -v ta="$TURNAROUND_MS" -v framing="$FRAMING" -v hz="$CLOCK_HZ" "$STEP_AWK"'
   /^message bytes:/ { for (i = 3; i < NF; i += 2) len[$i] = $(i + 1)
     split(len["request"], rq, "+"); split(len["response"], rs, "+") }
-  /^lock step / { line = $0; sub(/^lock step /, "", line); name = line; sub(/: .*/, "", name)
-    t = line; sub(/.*: /, "", t); sub(/ ticks.*/, "", t); s = line; sub(/.*stack /, "", s); sub(/ bytes.*/, "", s)
-    n++; names[n] = name; ticks[n] = t; stack[n] = s }
+  /^lock step / { step_row("lock step ") }
   /^deepest lock call:/ { deepest = $4 }
   END {
     printf "\nkeyway-channel on Cortex-M4 (opt-level z, LTO; %.0f instructions per SysTick tick, calibrated on target)\n", per_tick

@@ -39,11 +39,9 @@
 # the pinned Rust toolchain with thumbv7em-none-eabihf.
 set -euo pipefail
 
-QEMU_NAME=qemu-core
 # shellcheck source=lib/qemu.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/qemu.sh"
 FIXTURE_DIR="${KEYWAY_QEMU_CORE_FIXTURES:-$ROOT/target/qemu-core-fixture}"
-OUT_DIR="$ROOT/target/qemu-core"
 CODE_BUDGET="${KEYWAY_CORE_CODE_BUDGET:-131072}"
 RAM_BUDGET="${KEYWAY_CORE_RAM_BUDGET:-32768}"
 QEMU_TIMEOUT="${KEYWAY_QEMU_TIMEOUT:-300}"

@@ -18,12 +18,9 @@
 # Rust toolchain with thumbv7em-none-eabihf.
 set -euo pipefail
 
-QEMU_NAME=qemu-delta
 # shellcheck source=lib/qemu.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/qemu.sh"
-OUT_DIR="$ROOT/target/qemu-delta"
-CODE_BUDGET="${KEYWAY_DELTA_CODE_BUDGET:-8192}"
-STACK_BUDGET="${KEYWAY_DELTA_STACK_BUDGET:-2048}"
+budgets DELTA 8192 2048
 
 qemu_start "$@"
 
@@ -48,7 +45,7 @@ host_keyway
 "$KEYWAY" diff "$OUT_DIR/old.bin" "$OUT_DIR/new.bin" -o "$OUT_DIR/patch.kwd" >&2
 
 # 2. Build the firmware and its baseline.
-export KEYWAY_DELTA_FIXTURES="$OUT_DIR" KEYWAY_DELTA_STACK_BUDGET="$STACK_BUDGET"
+export KEYWAY_DELTA_FIXTURES="$OUT_DIR"
 fw_variant delta
 fw_variant baseline --features baseline
 
@@ -58,9 +55,7 @@ fw_variant baseline --features baseline
 run_pass delta "$OUT_DIR/run.log"
 
 # 4. Figures.
-full=$(code_bytes "$OUT_DIR/delta.elf")
-base=$(code_bytes "$OUT_DIR/baseline.elf")
-code=$((full - base))
+figures delta
 stack=$(grep -o 'flash writes): [0-9]*' "$OUT_DIR/run.log" | grep -o '[0-9]*$')
 ticks=$(grep -o 'whole apply: [0-9]*' "$OUT_DIR/run.log" | grep -o '[0-9]*$')
 copy=$(grep -o 'same flash writes: [0-9]*' "$OUT_DIR/run.log" | grep -o '[0-9]*$')

@@ -36,13 +36,11 @@
 # toolchain with thumbv7em-none-eabihf.
 set -euo pipefail
 
-QEMU_NAME=qemu-verify
 # shellcheck source=lib/qemu.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/qemu.sh"
 # KEYWAY_QEMU_FIXTURES=DIR: use fixtures already in DIR (same file names),
 # e.g. to rerun on one set, instead of making new ones with the host CLI.
 FIXTURE_DIR="${KEYWAY_QEMU_FIXTURES:-$ROOT/target/qemu-fixture}"
-OUT_DIR="$ROOT/target/qemu-verify"
 # Shared by all firmware projects, apart from the host workspace's target/.
 # name|cargo features|code budget|stack budget
 CONFIGS=(

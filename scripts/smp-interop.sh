@@ -113,76 +113,68 @@ s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
 s.sendall(sys.argv[2].encode() + b"\n"); print(s.makefile().readline().strip())' "$CONTROL_PORT" "$1"
 }
 state() { timeout 30 "$PY" "$CHECK" state "${CHECK_AT[@]}"; }
+# expect_state FILE PATTERN WHY: the state read into FILE (and shown) must match PATTERN.
+expect_state() { state | tee "$1"; grep -q "$2" "$1" || die "$3"; }
+# upgrade_fails SUIT FILE WHY [ERROR]: smpmgr's upgrade with SUIT must fail (its
+# output in FILE), with ERROR in that output if given.
+upgrade_fails() {
+  if SMPMGR "${TOOL[@]}" upgrade --format any "$1" >"$2" 2>&1; then die "$3"; fi
+  [[ -z ${4:-} ]] || grep -q "$4" "$2" || die "expected $4: $(tail -5 "$2")"
+}
 # The update policy installs only with the bolt withdrawn: unlock with the keypad first.
 unlock() { echo "unlock with the keypad (the lock installs only while the bolt is withdrawn)"; control '{"cmd":"keypad","pin":"1234"}'; }
 
 step "start the lock ($MODE: ${TOOL[*]})"
 start_lock
-state | tee state0.txt
-grep -q 'version=1.4.0 active=True confirmed=True' state0.txt || die "factory state"
+expect_state state0.txt 'version=1.4.0 active=True confirmed=True' "factory state"
 
 step "smpmgr upgrade without the presence window: refused (rc 11)"
-if SMPMGR "${TOOL[@]}" upgrade --format any v2.1.0.suit >refused.txt 2>&1; then
-  die "the upgrade was accepted without presence"
-fi
-grep -q 'EACCESSDENIED' refused.txt || die "expected EACCESSDENIED: $(tail -5 refused.txt)"
+upgrade_fails v2.1.0.suit refused.txt "the upgrade was accepted without presence" EACCESSDENIED
 echo "refused: EACCESSDENIED (11)"
 
 step "with the bolt locked: smpmgr's reset (the consent) is answered rc 6 \"postponed\", the upload waits unarmed"
 control '{"cmd":"presence","seconds":120}'
-if SMPMGR "${TOOL[@]}" upgrade --format any v2.1.0.suit >postponed.txt 2>&1; then
-  die "the upgrade went through with the bolt locked"
-fi
+upgrade_fails v2.1.0.suit postponed.txt "the upgrade went through with the bolt locked"
 grep -q 'postponed: the bolt is locked' lock.err || die "the lock did not postpone: $(tail -3 lock.err)"
 grep 'postponed: the bolt is locked' lock.err | tail -1
-state | tee state-postponed.txt
-grep -q 'version=1.4.0 active=True confirmed=True' state-postponed.txt || die "1.4.0 must still run"
+expect_state state-postponed.txt 'version=1.4.0 active=True confirmed=True' "1.4.0 must still run"
 grep -q 'version=2.1.0 active=False confirmed=False pending=False' state-postponed.txt || die "2.1.0 must wait unarmed"
 
 step "unlock: the consent was kept, the lock installs 2.1.0 by itself (trial boot, self-test, confirm)"
 unlock
 for _ in $(seq 50); do grep -q 'installing 2.1.0' lock.err && break; sleep 0.1; done
 sleep 0.5
-state | tee state1.txt
-grep -q 'version=2.1.0 active=True confirmed=True' state1.txt || die "2.1.0 did not boot on trial and confirm"
+expect_state state1.txt 'version=2.1.0 active=True confirmed=True' "2.1.0 did not boot on trial and confirm"
 grep 'reset: boot' lock.err | tail -1
 
 step "kill the lock (a power cut) and start it again"
 stop_lock
 start_lock
-state | tee state2.txt
-grep -q 'version=2.1.0 active=True confirmed=True' state2.txt || die "2.1.0 lost across the restart"
+expect_state state2.txt 'version=2.1.0 active=True confirmed=True' "2.1.0 lost across the restart"
 
 step "power cut halfway through an smpmgr upload of 3.0.0 (keyway-lock ctl cut-power --mid-upload), then smpmgr again"
 control '{"cmd":"presence","seconds":120}'
 unlock
 "$LOCK" ctl "127.0.0.1:$CONTROL_PORT" cut-power --mid-upload
-if SMPMGR "${TOOL[@]}" upgrade --format any v3.0.0.suit >cut.txt 2>&1; then
-  die "the upload went through a power cut"
-fi
+upgrade_fails v3.0.0.suit cut.txt "the upload went through a power cut"
 grep 'POWER CUT' lock.err | tail -1
 control '{"cmd":"presence","seconds":120}'
 unlock
 SMPMGR "${TOOL[@]}" upgrade --format any v3.0.0.suit 2>&1 | tail -2
 grep -q 'upload resumed from the journal' lock.err || die "the second upload did not resume from the journal"
 grep 'upload resumed from the journal' lock.err | tail -1
-state | tee state3.txt
-grep -q 'version=3.0.0 active=True confirmed=True' state3.txt || die "3.0.0 did not boot and confirm"
+expect_state state3.txt 'version=3.0.0 active=True confirmed=True' "3.0.0 did not boot and confirm"
 
 step "smpclient: upload 4.0.0 -> state read -> test by hash -> reset"
 control '{"cmd":"presence","seconds":120}'
 unlock
 timeout 60 "$PY" "$CHECK" flow "${CHECK_AT[@]}" v4.0.0.suit
 sleep 0.3
-state | tee state4.txt
-grep -q 'version=4.0.0 active=True confirmed=True' state4.txt || die "4.0.0 did not boot and confirm"
+expect_state state4.txt 'version=4.0.0 active=True confirmed=True' "4.0.0 did not boot and confirm"
 
 step "smpmgr upgrade with 1.4.0 (a rollback): refused"
 control '{"cmd":"presence","seconds":120}'
-if SMPMGR "${TOOL[@]}" upgrade --format any v1.4.0.suit >rollback.txt 2>&1; then
-  die "the rollback was accepted"
-fi
-grep -q 'CURRENT_VERSION_IS_NEWER' rollback.txt || die "expected CURRENT_VERSION_IS_NEWER: $(tail -5 rollback.txt)"
+upgrade_fails v1.4.0.suit rollback.txt "the rollback was accepted" CURRENT_VERSION_IS_NEWER
 # The agent answers the image group's error to the tool (SMPv2 `err`); the
 # device core's refusal is not a line of the lock's log any more.
 echo "refused: CURRENT_VERSION_IS_NEWER (27)"

@@ -4,8 +4,6 @@
 //! the lock's expected answers to OUT_DIR. The lock-only firmware replays
 //! the client's messages and checks that the lock, on the Cortex-M4,
 //! produces the same bytes as on the host.
-use std::fs;
-
 #[path = "src/scenario.rs"]
 #[allow(dead_code)]
 mod scenario;
@@ -18,7 +16,6 @@ use rand_chacha::rand_core::SeedableRng;
 use scenario::*;
 
 fn main() {
-    let out = keyway_board_build::out_dir();
     println!("cargo:rerun-if-changed=src/scenario.rs");
     println!("cargo:rerun-if-env-changed=KEYWAY_CHANNEL_STACK_BUDGET");
 
@@ -28,7 +25,8 @@ fn main() {
     let owner = KeyPair::from_bytes(&OWNER_SEED);
     let code = SetupCode::new(CODE).unwrap();
     let verifier = StoredVerifier::derive(&code, &SALT, ITERATIONS);
-    let w = |name: &str, bytes: &[u8]| fs::write(out.join(name), bytes).unwrap();
+    let rec = keyway_board_build::Recorder::default();
+    let w = |file: &str, bytes: &[u8]| rec.write(file, bytes);
     w("verifier.bin", &verifier.to_bytes());
 
     let mut lock = LockSide::new(&verifier, &device, &mut lock_rng);
@@ -86,4 +84,5 @@ fn main() {
     session
         .open_response(CLIENT_NOW_MS, &mut resp[..m])
         .unwrap();
+    rec.finish();
 }

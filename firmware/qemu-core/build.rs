@@ -43,22 +43,22 @@ use keyway_suit::DeviceIdentity;
 use scenario::*;
 use sha2::{Digest, Sha256};
 
-const FIXTURES: &[&str] = &[
-    "device.seed",
-    "root.pub",
-    "vendor-id.bin",
-    "class-id.bin",
-    "v1.suit",
-    "v2.suit",
+/// The fixtures scripts/qemu-core.sh makes, and their statics.
+const FIXTURES: &[(&str, &str)] = &[
+    ("DEVICE_SEED", "device.seed"),
+    ("ROOT_KEY", "root.pub"),
+    ("VENDOR_ID", "vendor-id.bin"),
+    ("CLASS_ID", "class-id.bin"),
+    ("V1", "v1.suit"),
+    ("V2", "v2.suit"),
 ];
 
 fn main() {
-    let out = keyway_board_build::out_dir();
     keyway_board_build::rerun_on_files(&["src/scenario.rs", "src/flash_map.rs"]);
-    let dir =
-        keyway_board_build::copy_fixtures("KEYWAY_CORE_FIXTURES", "scripts/qemu-core.sh", FIXTURES);
+    let rec = keyway_board_build::Recorder::default();
+    let dir = rec.fixtures("KEYWAY_CORE_FIXTURES", "scripts/qemu-core.sh", FIXTURES);
     let update = fs::read(dir.join("v2.suit")).unwrap();
-    let w = |name: &str, bytes: &[u8]| fs::write(out.join(name), bytes).unwrap();
+    let w = |file: &str, bytes: &[u8]| rec.write(file, bytes);
 
     let mut lock_rng = ChaCha20Rng::seed_from_u64(LOCK_RNG_SEED);
     let mut client_rng = ChaCha20Rng::seed_from_u64(CLIENT_RNG_SEED);
@@ -127,52 +127,23 @@ fn main() {
             )
             .is_err()
     );
-    w(
-        "pake1w.frame",
-        &frame(
-            &Request::PakeStart(keyway_group::PakeStart { msg: &pake1w }),
-            0,
-        ),
-    );
-    w("pake2w.bin", &pake2w);
-    w(
-        "pake3w.frame",
-        &frame(
-            &Request::PakeFinish(keyway_group::PakeFinish { msg: &pake3w }),
-            1,
-        ),
-    );
+    pairing_frames("w", &pake1w, &pake2w, &pake3w, &w);
     let p = pair(&mut lock, &code, &mut client_rng, &owner, NAME);
-    let (pake1, pake2, pake3, pake4) = (p.pake1, p.pake2, p.pake3, p.pake4);
+    pairing_frames("", &p.pake1, &p.pake2, &p.pake3, &w);
+    w("pake4.bin", &p.pake4);
     let paired = p.paired;
-    w(
-        "pake1.frame",
-        &frame(
-            &Request::PakeStart(keyway_group::PakeStart { msg: &pake1 }),
-            0,
-        ),
-    );
-    w("pake2.bin", &pake2);
-    w(
-        "pake3.frame",
-        &frame(
-            &Request::PakeFinish(keyway_group::PakeFinish { msg: &pake3 }),
-            1,
-        ),
-    );
-    w("pake4.bin", &pake4);
 
     // Session 1: the upload and the consent.
-    let mut session = handshake(
-        "",
-        LOCK_NOW_MS,
-        &mut lock_rng,
-        &mut ChaCha20Rng::seed_from_u64(CLIENT_HS_SEED),
-        &device,
-        &owner,
-        &paired.device_public_key,
-        &w,
-    );
+    // A session handshake of the owner with this lock (writes its messages
+    // with `suffix`; the client's RNG seeded with `client_seed`).
+    let open = |suffix, now, lock_rng: &mut ChaCha20Rng, client_seed| {
+        let client_rng = &mut ChaCha20Rng::seed_from_u64(client_seed);
+        let device_pk = &paired.device_public_key;
+        handshake(
+            suffix, now, lock_rng, client_rng, &device, &owner, device_pk, &w,
+        )
+    };
+    let mut session = open("", LOCK_NOW_MS, &mut lock_rng, CLIENT_HS_SEED);
     let mut records = (Vec::new(), Vec::new());
     let mut k = 0;
     let sha: [u8; 32] = Sha256::digest(&update).into();
@@ -210,16 +181,7 @@ fn main() {
     // After the reboot: a new handshake (the lock's RNG and clock start
     // again), then the log export.
     let mut lock_rng = ChaCha20Rng::seed_from_u64(LOCK_RNG_SEED_2);
-    let mut session = handshake(
-        "b",
-        LOCK_NOW_2_MS,
-        &mut lock_rng,
-        &mut ChaCha20Rng::seed_from_u64(CLIENT_HS_SEED_2),
-        &device,
-        &owner,
-        &paired.device_public_key,
-        &w,
-    );
+    let mut session = open("b", LOCK_NOW_2_MS, &mut lock_rng, CLIENT_HS_SEED_2);
     let mut records = (Vec::new(), Vec::new());
     for k in 0..LOG_REQUESTS {
         let req = Request::Log(keyway_group::Log {
@@ -230,6 +192,7 @@ fn main() {
     }
     w("session2.bin", &records.0);
     w("session2-plain.bin", &records.1);
+    rec.finish();
 }
 
 /// The lock's flash as it leaves the factory, made with the lock's own
@@ -298,6 +261,16 @@ fn factory(
     let mut image = vec![0u8; FLASH_LEN];
     flash.read(0, &mut image).unwrap();
     image
+}
+
+/// Writes a pairing's messages with `suffix`: the client's Pake1 and
+/// Pake3 as SMP frames (sequence 0 and 1), the lock's Pake2 as it is.
+fn pairing_frames(suffix: &str, pake1: &[u8], pake2: &[u8], pake3: &[u8], w: &dyn Fn(&str, &[u8])) {
+    let start = Request::PakeStart(keyway_group::PakeStart { msg: pake1 });
+    w(&format!("pake1{suffix}.frame"), &frame(&start, 0));
+    w(&format!("pake2{suffix}.bin"), pake2);
+    let finish = Request::PakeFinish(keyway_group::PakeFinish { msg: pake3 });
+    w(&format!("pake3{suffix}.frame"), &frame(&finish, 1));
 }
 
 /// Runs a handshake (both roles; the lock's table as the firmware's will

@@ -1,19 +1,23 @@
 # shellcheck shell=bash
 # The shared library of the scripts that run firmware on QEMU mps2-an386
-# (scripts/qemu-*.sh, scripts/qemu-boot-chain.sh). Source it after setting
-# QEMU_NAME (the script's name, for messages):
+# (scripts/qemu-*.sh, scripts/qemu-boot-chain.sh). Source it:
 #
-#   QEMU_NAME=qemu-agent
 #   source "$(dirname "${BASH_SOURCE[0]}")/lib/qemu.sh"
 #
+# QEMU_NAME (for messages, OUT_DIR and fw_variant's project) is the
+# script's name without .sh unless the script set it before.
 # It sets ROOT (the repository), TRIPLE, CARGO_TARGET_DIR (target/firmware,
-# shared by every firmware project), QEMU_TIMEOUT (KEYWAY_QEMU_TIMEOUT,
+# shared by every firmware project), OUT_DIR (target/$QEMU_NAME; a script
+# may set another after sourcing), QEMU_TIMEOUT (KEYWAY_QEMU_TIMEOUT,
 # default 120 s), the fixtures' VENDOR_DOMAIN and DEVICE_CLASS and
 # PAYLOAD_BYTES (8192; a script may set others after sourcing) and defines:
 #   log MSG / die MSG              progress on stderr / error and exit 1
 #   ensure_qemu                    qemu-system-arm, installed by apt-get as root
 #   qemu_start "$@"                a script's start: no arguments (else usage, exit 2),
 #                                  ensure_qemu, an empty $OUT_DIR
+#   budgets NAME CODE STACK        CODE_BUDGET from KEYWAY_NAME_CODE_BUDGET (default CODE) and
+#                                  STACK_BUDGET from KEYWAY_NAME_STACK_BUDGET (default STACK),
+#                                  which it exports for the firmware's build to compile in
 #   fw_build DIR ELF_NAME OUT [cargo args]
 #                                  cargo build --release in firmware/DIR, copy the ELF to OUT
 #   fw_variant NAME [cargo args]   fw_build of firmware/$QEMU_NAME (its ELF has that name) into
@@ -27,6 +31,8 @@
 #                                  die unless it exited 0 (not timed out) and printed PASS
 #   judge NAME STATUS LOG          die unless STATUS is 0 and LOG has no FAIL line
 #   code_bytes ELF                 .text+.rodata
+#   figures FULL                   .text+.rodata of $OUT_DIR/FULL.elf and baseline.elf into
+#                                  full and base; code = full - base
 #   lock_only_figures FULL         .text+.rodata of $OUT_DIR/FULL.elf, lock-only.elf and
 #                                  baseline.elf into full, lockfw and base; code = lockfw - base,
 #                                  both = full - base
@@ -44,12 +50,17 @@
 #                                  NAME, for VENDOR_DOMAIN / DEVICE_CLASS (their ids in DIR)
 #   by_crate ELF 'label=regex' ... code by crate from `nm -S` (symbols whose
 #                                  demangled name matches regex), largest first
+# and STEP_AWK, awk rules to put in front of a program that reads a firmware's
+# log: per_tick (instructions per SysTick tick, from the calibration line) and
+# step_row(PREFIX), which reads a line `PREFIX NAME: T ticks, stack S bytes`
+# into names[n], ticks[n] and stack[n] (n counts the rows).
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 TRIPLE=thumbv7em-none-eabihf
 export CARGO_TARGET_DIR="$ROOT/target/firmware"
 QEMU_TIMEOUT="${KEYWAY_QEMU_TIMEOUT:-120}"
-: "${QEMU_NAME:=qemu}"
+: "${QEMU_NAME:=$(basename "$0" .sh)}"
+OUT_DIR="$ROOT/target/$QEMU_NAME"
 VENDOR_DOMAIN=example.invalid
 DEVICE_CLASS=qemu-test-lock
 PAYLOAD_BYTES=8192
@@ -72,6 +83,13 @@ qemu_start() { # qemu_start "$@"
   [[ $# == 0 ]] || { echo "usage: $0" >&2; exit 2; }
   ensure_qemu
   rm -rf "$OUT_DIR" && mkdir -p "$OUT_DIR"
+}
+
+budgets() { # budgets NAME CODE STACK
+  local code="KEYWAY_$1_CODE_BUDGET" stack="KEYWAY_$1_STACK_BUDGET"
+  CODE_BUDGET="${!code:-$2}"
+  STACK_BUDGET="${!stack:-$3}"
+  export "$stack=$STACK_BUDGET"
 }
 
 fw_build() { # fw_build DIR ELF_NAME OUT [cargo args]
@@ -123,12 +141,17 @@ sect() { # sect ELF REGEX
 }
 code_bytes() { sect "$1" '^\.(text|rodata)$'; }
 
-lock_only_figures() { # lock_only_figures FULL
+figures() { # figures FULL
   full=$(code_bytes "$OUT_DIR/$1.elf")
-  lockfw=$(code_bytes "$OUT_DIR/lock-only.elf")
   base=$(code_bytes "$OUT_DIR/baseline.elf")
+  code=$((full - base))
+}
+
+lock_only_figures() { # lock_only_figures FULL
+  figures "$1"
+  both=$code
+  lockfw=$(code_bytes "$OUT_DIR/lock-only.elf")
   code=$((lockfw - base))
-  both=$((full - base))
 }
 
 host_keyway() {
@@ -187,6 +210,16 @@ signed_releases() { # signed_releases DIR KEY NAME
   raw_ed25519_pub "$key.spki.pem" "$key.pub"
   device_ids "$VENDOR_DOMAIN" "$DEVICE_CLASS" "$f"
 }
+
+STEP_AWK='
+  function step_row(prefix,  line) {
+    line = $0; sub("^" prefix, "", line); n++
+    names[n] = line; sub(/: .*/, "", names[n])
+    ticks[n] = line; sub(/.*: /, "", ticks[n]); sub(/ ticks.*/, "", ticks[n])
+    stack[n] = line; sub(/.*stack /, "", stack[n]); sub(/ bytes.*/, "", stack[n])
+  }
+  /^SysTick ticks for 2000000 instructions:/ { per_tick = 2000000 / $NF }
+'
 
 by_crate() { # by_crate ELF 'label=regex' ...  (first match wins; the rest is "other")
   local elf=$1

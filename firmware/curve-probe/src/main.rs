@@ -78,6 +78,28 @@ pub struct Inputs {
     pub dh_b: [u8; 64],
 }
 
+/// The bytes of a lower-case hex string (a constant as its RFC prints it),
+/// for constants: evaluated at compile time.
+#[cfg(any(feature = "route-a", feature = "route-b", feature = "route-c"))]
+const fn hex<const N: usize>(s: &str) -> [u8; N] {
+    const fn nibble(c: u8) -> u8 {
+        match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => panic!("not a lower-case hex digit"),
+        }
+    }
+    let s = s.as_bytes();
+    assert!(s.len() == 2 * N, "not 2 hex digits a byte");
+    let mut out = [0u8; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = (nibble(s[2 * i]) << 4) | nibble(s[2 * i + 1]);
+        i += 1;
+    }
+    out
+}
+
 const fn pattern<const N: usize>(k: u8) -> [u8; N] {
     let mut out = [0u8; N];
     let mut i = 0;

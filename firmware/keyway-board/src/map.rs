@@ -87,6 +87,11 @@ pub struct Region {
 }
 
 impl Region {
+    /// The `len` bytes from `start`.
+    pub const fn new(start: u32, len: u32) -> Self {
+        Region { start, len }
+    }
+
     /// One past its last address.
     pub const fn end(&self) -> u32 {
         self.start + self.len
@@ -102,25 +107,13 @@ impl Region {
 }
 
 /// The bootloader's code (the linker region; the budget is 64 KiB).
-pub const BOOT_CODE: Region = Region {
-    start: 0x0000_0000,
-    len: 0x0004_0000,
-};
+pub const BOOT_CODE: Region = Region::new(0x0000_0000, 0x0004_0000);
 /// The bootloader's RAM.
-pub const BOOT_RAM: Region = Region {
-    start: 0x2030_0000,
-    len: 0x0010_0000,
-};
+pub const BOOT_RAM: Region = Region::new(0x2030_0000, 0x0010_0000);
 /// Where the application image is copied and runs.
-pub const APP_EXEC: Region = Region {
-    start: 0x0010_0000,
-    len: 0x0010_0000,
-};
+pub const APP_EXEC: Region = Region::new(0x0010_0000, 0x0010_0000);
 /// The application's RAM.
-pub const APP_RAM: Region = Region {
-    start: 0x2000_0000,
-    len: 0x0030_0000,
-};
+pub const APP_RAM: Region = Region::new(0x2000_0000, 0x0030_0000);
 
 /// The lock's A/B layout on the flash file (Direct mode, one manifest page
 /// per slot), for `keyway_device`'s installer, journal and boot.

@@ -12,7 +12,9 @@
 //!   the audit log, the image state for stock MCUmgr tools (feature
 //!   `image-state`, default);
 //! * [`latch`] (feature `agent`): the keypad and bolt logic;
-//! * [`control`]: the JSON-line control channel's parser and answers.
+//! * [`control`]: the JSON-line control channel's parser and answers;
+//! * `mem_flash` (feature `mem-flash`): the flash in host memory, for the
+//!   provisioner and the tests.
 #![no_std]
 #![warn(missing_docs)]
 
@@ -22,3 +24,5 @@ pub mod latch;
 #[cfg(feature = "agent")]
 pub mod lock;
 pub mod map;
+#[cfg(any(test, feature = "mem-flash"))]
+pub mod mem_flash;

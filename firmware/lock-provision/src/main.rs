@@ -26,69 +26,15 @@ use std::process::ExitCode;
 
 use chacha20::ChaCha20Rng;
 use chacha20::rand_core::SeedableRng;
-use embedded_storage::nor_flash::{ErrorType, NorFlash, NorFlashErrorKind, ReadNorFlash};
+use embedded_storage::nor_flash::NorFlash;
 use keyway_channel::pairing::{DEFAULT_ITERATIONS, SALT_LEN};
 use keyway_channel::{SetupCode, StoredVerifier};
 use keyway_device::install::Installer;
 use keyway_device::journal::{Journal, PersistentState, TrialState};
 use keyway_suit::{DeviceState, TrustAnchors, Verified};
 use lock_core::lock::Shared;
-use lock_core::map::{self, FLASH_LEN, Factory, SECTOR, WORD};
-
-/// The flash in memory, with a NOR part's rules (erase pages to 0xFF,
-/// aligned writes that only clear bits).
-struct MemFlash(Vec<u8>);
-
-#[derive(Debug)]
-struct MemError;
-
-impl embedded_storage::nor_flash::NorFlashError for MemError {
-    fn kind(&self) -> NorFlashErrorKind {
-        NorFlashErrorKind::Other
-    }
-}
-
-impl ErrorType for MemFlash {
-    type Error = MemError;
-}
-
-impl ReadNorFlash for MemFlash {
-    const READ_SIZE: usize = 1;
-    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), MemError> {
-        let at = offset as usize;
-        let src = self.0.get(at..at + bytes.len()).ok_or(MemError)?;
-        bytes.copy_from_slice(src);
-        Ok(())
-    }
-    fn capacity(&self) -> usize {
-        self.0.len()
-    }
-}
-
-impl NorFlash for MemFlash {
-    const WRITE_SIZE: usize = WORD;
-    const ERASE_SIZE: usize = SECTOR;
-    fn erase(&mut self, from: u32, to: u32) -> Result<(), MemError> {
-        let (f, t) = (from as usize, to as usize);
-        if !f.is_multiple_of(SECTOR) || !t.is_multiple_of(SECTOR) || t > self.0.len() || f > t {
-            return Err(MemError);
-        }
-        self.0[f..t].fill(0xff);
-        Ok(())
-    }
-    fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), MemError> {
-        let at = offset as usize;
-        if !at.is_multiple_of(WORD) || !bytes.len().is_multiple_of(WORD) {
-            return Err(MemError);
-        }
-        let dst = self.0.get_mut(at..at + bytes.len()).ok_or(MemError)?;
-        if dst.iter().zip(bytes).any(|(d, b)| d & b != *b) {
-            return Err(MemError);
-        }
-        dst.copy_from_slice(bytes);
-        Ok(())
-    }
-}
+use lock_core::map::{self, Factory};
+use lock_core::mem_flash::MemFlash;
 
 fn random<const N: usize>() -> Result<[u8; N], String> {
     let mut b = [0u8; N];
@@ -142,7 +88,7 @@ fn run() -> Result<(), String> {
         label,
     };
 
-    let cell = RefCell::new(MemFlash(vec![0xff; FLASH_LEN]));
+    let cell = RefCell::new(MemFlash::erased());
     let mut flash = Shared(&cell);
     let e = |what: &'static str| move |err: &dyn std::fmt::Debug| format!("{what}: {err:?}");
     flash

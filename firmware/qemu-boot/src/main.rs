@@ -204,6 +204,38 @@ fn trial_of(
         && matches!(s.trial, TrialState::Trial { slot: t, .. } if t == slot)
 }
 
+/// Checks (as `name`) that a boot is the plain boot of the confirmed
+/// `slot`.
+fn check_plain_boot(c: &mut Checks, name: &str, dec: &Decision, slot: u8) {
+    c.check(
+        name,
+        plain_boot(dec, slot),
+        format_args!("{:?} ({:?}), nothing committed", dec.boot, dec.reason),
+    );
+}
+
+/// Whether the factory put v1 (`seq`) into slot 0 (`slot`) and left it
+/// active and confirmed, the floor at 1.
+fn provisioned(slot: u8, seq: u64, s: &PersistentState) -> bool {
+    slot == 0
+        && seq == 1
+        && s.active_slot == 0
+        && s.trial == TrialState::Confirmed
+        && s.floor == Some(1)
+}
+
+/// Whether a boot reverts the trial of `from` (its attempts exhausted),
+/// booting slot 0, and leaves no trial.
+fn revert_of(dec: &Decision, s: &PersistentState, from: u8) -> bool {
+    dec.boot == Boot::Slot(0)
+        && dec.reason
+            == (Reason::Reverted {
+                slot: from,
+                cause: RevertCause::AttemptsExhausted,
+            })
+        && s.trial == TrialState::None
+}
+
 /// Whether a boot is the plain boot of the confirmed `slot` (nothing to
 /// commit).
 fn plain_boot(dec: &Decision, slot: u8) -> bool {
@@ -329,11 +361,7 @@ fn main_scenario(flash: &mut Flash, d: &Device, c: &mut Checks) {
     let s = *reopen(flash, d).state();
     c.check(
         "factory",
-        slot == 0
-            && seq == 1
-            && s.active_slot == 0
-            && s.trial == TrialState::Confirmed
-            && s.floor == Some(1),
+        provisioned(slot, seq, &s),
         format_args!(
             "v1 (seq {}) installed in slot {}; journal: active {}, {:?}, floor {:?}",
             seq, slot, s.active_slot, s.trial, s.floor
@@ -342,11 +370,7 @@ fn main_scenario(flash: &mut Flash, d: &Device, c: &mut Checks) {
 
     // 3. Boot: the confirmed v1 in slot 0.
     let (dec, _) = bootloader(flash, d);
-    c.check(
-        "boot",
-        plain_boot(&dec, 0),
-        format_args!("{:?} ({:?}), nothing committed", dec.boot, dec.reason),
-    );
+    check_plain_boot(c, "boot", &dec, 0);
 
     // 4. Install v2 into the inactive slot 1.
     let (slot, seq) = install(flash, d, V2);
@@ -396,15 +420,7 @@ fn main_scenario(flash: &mut Flash, d: &Device, c: &mut Checks) {
     let (dec, s) = bootloader(flash, d);
     c.check(
         "revert",
-        dec.boot == Boot::Slot(0)
-            && dec.reason
-                == (Reason::Reverted {
-                    slot: 1,
-                    cause: RevertCause::AttemptsExhausted,
-                })
-            && s.active_slot == 0
-            && s.trial == TrialState::None
-            && s.floor == Some(1),
+        revert_of(&dec, &s, 1) && s.active_slot == 0 && s.floor == Some(1),
         format_args!(
             "{:?} ({:?}); journal: active {}, floor {:?}",
             dec.boot, dec.reason, s.active_slot, s.floor
@@ -424,11 +440,7 @@ fn main_scenario(flash: &mut Flash, d: &Device, c: &mut Checks) {
     );
     confirm_v2(c, flash, d, "confirm", 1, "slot 1");
     let (dec, _) = bootloader(flash, d);
-    c.check(
-        "boot v2",
-        plain_boot(&dec, 1),
-        format_args!("{:?} ({:?})", dec.boot, dec.reason),
-    );
+    check_plain_boot(c, "boot v2", &dec, 1);
 
     // 9. Tamper: one image byte of slot 1 flipped. Slot 1 fails its digest,
     //    slot 0 (v1, seq 1) fails the boot rule (floor 2): recovery.

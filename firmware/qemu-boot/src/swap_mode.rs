@@ -50,12 +50,7 @@ pub(crate) fn swap_scenario(flash: &mut SwapFlash, d: &Device, c: &mut Checks) {
     let (dec, s) = swap_boot(flash, d);
     c.check(
         "swap factory",
-        slot == 0
-            && seq == 1
-            && s.active_slot == 0
-            && s.trial == TrialState::Confirmed
-            && s.floor == Some(1)
-            && plain_boot(&dec, 0),
+        provisioned(slot, seq, &s) && plain_boot(&dec, 0),
         format_args!(
             "v1 (seq {}) in the primary (slot {}); journal: active {}, {:?}, floor {:?}; \
              swap::boot: {:?} ({:?})",
@@ -130,14 +125,8 @@ pub(crate) fn swap_scenario(flash: &mut SwapFlash, d: &Device, c: &mut Checks) {
     let info = verify_slot(flash, d, 0);
     c.check(
         "swap back",
-        dec.boot == Boot::Slot(0)
-            && dec.reason
-                == (Reason::Reverted {
-                    slot: 0,
-                    cause: RevertCause::AttemptsExhausted,
-                })
+        revert_of(&dec, &s, 0)
             && matches!(info, Ok(i) if i.sequence == 1)
-            && s.trial == TrialState::None
             && s.swap.is_none()
             && s.floor == Some(1),
         format_args!(
@@ -202,11 +191,7 @@ pub(crate) fn swap_scenario(flash: &mut SwapFlash, d: &Device, c: &mut Checks) {
     // 7. The self-test passes: confirm (floor 2); the next boot is plain.
     confirm_v2(c, flash, d, "swap confirm", 0, "primary");
     let (dec, _) = swap_boot(flash, d);
-    c.check(
-        "swap boot v2",
-        plain_boot(&dec, 0),
-        format_args!("{:?} ({:?}), nothing committed", dec.boot, dec.reason),
-    );
+    check_plain_boot(c, "swap boot v2", &dec, 0);
 }
 
 /// The sectors a staged swap moves (manifest area + image), from the

@@ -51,22 +51,7 @@ const SLOTS: usize = 4;
 /// lock must produce the same bytes here (and, in the full build, the
 /// client too).
 mod recorded {
-    macro_rules! rec {
-        ($name:ident, $file:literal) => {
-            pub static $name: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/", $file));
-        };
-    }
-    rec!(VERIFIER, "verifier.bin");
-    rec!(PAKE1, "pake1.bin");
-    rec!(PAKE2, "pake2.bin");
-    rec!(PAKE3, "pake3.bin");
-    rec!(PAKE4, "pake4.bin");
-    rec!(MSG1, "msg1.bin");
-    rec!(MSG2, "msg2.bin");
-    rec!(MSG3, "msg3.bin");
-    rec!(MSG4, "msg4.bin");
-    rec!(REQUEST, "request.bin");
-    rec!(RESPONSE, "response.bin");
+    include!(concat!(env!("OUT_DIR"), "/recorded.rs"));
 }
 
 /// Fails unless `got` is the recorded `want`.

@@ -115,70 +115,10 @@ const EXPORT_MAX: usize = 4096;
 const RX_MAX: usize = 768;
 
 /// The fixtures (scripts/qemu-core.sh) and the client's messages as
-/// build.rs recorded them on the host.
+/// build.rs recorded them on the host (`ALL`: every one of them, which
+/// every build keeps in its image).
 mod fixture {
-    macro_rules! rec {
-        ($name:ident, $file:literal) => {
-            pub static $name: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/", $file));
-        };
-    }
-    rec!(PAKE1W, "pake1w.frame");
-    rec!(PAKE2W, "pake2w.bin");
-    rec!(PAKE3W, "pake3w.frame");
-    rec!(DEVICE_SEED, "device.seed");
-    rec!(ROOT_KEY, "root.pub");
-    rec!(VENDOR_ID, "vendor-id.bin");
-    rec!(CLASS_ID, "class-id.bin");
-    rec!(V1, "v1.suit");
-    rec!(V2, "v2.suit");
-    rec!(VERIFIER, "verifier.bin");
-    rec!(PAKE1, "pake1.frame");
-    rec!(PAKE2, "pake2.bin");
-    rec!(PAKE3, "pake3.frame");
-    rec!(PAKE4, "pake4.bin");
-    rec!(MSG1, "msg1.frame");
-    rec!(MSG2, "msg2.bin");
-    rec!(MSG3, "msg3.frame");
-    rec!(MSG4, "msg4.bin");
-    rec!(MSG1B, "msg1b.frame");
-    rec!(MSG2B, "msg2b.bin");
-    rec!(MSG3B, "msg3b.frame");
-    rec!(MSG4B, "msg4b.bin");
-    rec!(SESSION1, "session1.bin");
-    rec!(SESSION1_PLAIN, "session1-plain.bin");
-    rec!(SESSION2, "session2.bin");
-    rec!(SESSION2_PLAIN, "session2-plain.bin");
-    rec!(FACTORY, "factory.flash");
-    /// Every one of them: every build keeps them all in its image.
-    pub static ALL: [&[u8]; 27] = [
-        PAKE1W,
-        PAKE2W,
-        PAKE3W,
-        DEVICE_SEED,
-        ROOT_KEY,
-        VENDOR_ID,
-        CLASS_ID,
-        V1,
-        V2,
-        VERIFIER,
-        PAKE1,
-        PAKE2,
-        PAKE3,
-        PAKE4,
-        MSG1,
-        MSG2,
-        MSG3,
-        MSG4,
-        MSG1B,
-        MSG2B,
-        MSG3B,
-        MSG4B,
-        SESSION1,
-        SESSION1_PLAIN,
-        SESSION2,
-        SESSION2_PLAIN,
-        FACTORY,
-    ];
+    include!(concat!(env!("OUT_DIR"), "/recorded.rs"));
 }
 
 /// The value of a step that must work, or the run ends with its error.

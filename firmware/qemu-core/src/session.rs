@@ -46,9 +46,11 @@ pub(crate) fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) 
         FLASH_LEN / 1024
     );
 
-    // The radio's receive buffer and the agent's answer buffer.
-    let mut rx = [0u8; RX_MAX];
-    let mut out = [0u8; OUT_LEN];
+    let io = &mut Radio {
+        m,
+        rx: [0u8; RX_MAX],
+        out: [0u8; OUT_LEN],
+    };
 
     // 1. Power on, from the flash as the factory programmed it (build.rs:
     // v1 in slot 0, confirmed; the pairing verifier in the owner store).
@@ -87,7 +89,7 @@ pub(crate) fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) 
     say!("ok factory: v1 (seq 1) in slot 0, confirmed; verifier stored; no owner");
 
     // 2. Boot v1 (a reset: the agent and the stores reopened).
-    let r = m.step("reset + boot v1 (boot::boot, VerifiedSlot)", || {
+    let r = io.m.step("reset + boot v1 (boot::boot, VerifiedSlot)", || {
         lk.reset(seed, rng(LOCK_RNG_SEED), 1)?;
         lk.boot(0)
     });
@@ -106,41 +108,32 @@ pub(crate) fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) 
     let now = LOCK_NOW_MS - 3_000;
     must(
         "button",
-        m.step("button: presence window", || lk.button(now)),
+        io.m.step("button: presence window", || lk.button(now)),
     );
     let now = LOCK_NOW_MS - 2_000;
-    let o = deliver(
-        m,
-        &mut Row::new("pair, wrong code: Pake1 -> Pake2"),
-        true,
+    let o = io.step(
+        "pair, wrong code: Pake1 -> Pake2",
         lk,
         wrong_peer,
         now,
         fixture::PAKE1W,
-        &mut rx,
-        &mut out,
     );
     check!(o.len > 0, "no answer to Pake1");
     #[cfg(not(feature = "quiet"))]
     check!(
-        matches!(client::answer(&out[..o.len], "pake2"),
-            keyway_smp::Answer::Ok(keyway_smp::Response::PakeStart(a)) if a.msg == fixture::PAKE2W),
+        is_pake2(io.answer(&o), fixture::PAKE2W),
         "Pake2 (wrong code) differs from the host's"
     );
-    let o = deliver(
-        m,
-        &mut Row::new("pair, wrong code: Pake3 refused (counted)"),
-        true,
+    let o = io.step(
+        "pair, wrong code: Pake3 refused (counted)",
         lk,
         wrong_peer,
         now,
         fixture::PAKE3W,
-        &mut rx,
-        &mut out,
     );
     #[cfg(not(feature = "quiet"))]
     check!(
-        matches!(client::answer(&out[..o.len], "pake3 refusal"),
+        matches!(client::answer(io.answer(&o), "pake3 refusal"),
             keyway_smp::Answer::Err(e) if e.refusal == Some(keyway_smp::Refusal::BadSetupCode))
             && agent(lk).state().wrong_codes() == 1
             && agent(lk).state().owner_count() == 0,
@@ -148,33 +141,24 @@ pub(crate) fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) 
     );
     say!("ok wrong code: refused (BadSetupCode), counted in the owner store (1), no owner");
     let now = LOCK_NOW_MS - 1_000;
-    let o = deliver(
-        m,
-        &mut Row::new("pair: Pake1 -> Pake2 (SPAKE2+)"),
-        true,
+    let o = io.step(
+        "pair: Pake1 -> Pake2 (SPAKE2+)",
         lk,
         owner_peer,
         now,
         fixture::PAKE1,
-        &mut rx,
-        &mut out,
     );
     #[cfg(not(feature = "quiet"))]
     check!(
-        matches!(client::answer(&out[..o.len], "pake2"),
-            keyway_smp::Answer::Ok(keyway_smp::Response::PakeStart(a)) if a.msg == fixture::PAKE2),
+        is_pake2(io.answer(&o), fixture::PAKE2),
         "Pake2 differs from the host's"
     );
-    let o = deliver(
-        m,
-        &mut Row::new("pair: Pake3 -> Pake4 (owner stored, logged)"),
-        true,
+    let o = io.step(
+        "pair: Pake3 -> Pake4 (owner stored, logged)",
         lk,
         owner_peer,
         now,
         fixture::PAKE3,
-        &mut rx,
-        &mut out,
     );
     let Event::OwnerPaired { key_id: owner_id } = o.event else {
         fail("pairing: no owner paired")
@@ -182,7 +166,7 @@ pub(crate) fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) 
     #[cfg(not(feature = "quiet"))]
     {
         check!(
-            matches!(client::answer(&out[..o.len], "pake4"),
+            matches!(client::answer(io.answer(&o), "pake4"),
                 keyway_smp::Answer::Ok(keyway_smp::Response::PakeFinish(a))
                     if a.msg == fixture::PAKE4 && a.key_id == owner_id),
             "Pake4 differs from the host's"
@@ -212,16 +196,7 @@ pub(crate) fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) 
 
     // 4. Session.
     #[allow(unused_mut, clippy::let_unit_value)] // the `quiet` build has no client
-    let mut client = handshake(
-        m,
-        lk,
-        owner_peer,
-        LOCK_NOW_MS,
-        owner_id,
-        &FIRST,
-        &mut rx,
-        &mut out,
-    );
+    let mut client = handshake(io, lk, owner_peer, LOCK_NOW_MS, owner_id, &FIRST);
     say!("ok session: msg2, msg4 as on the host");
 
     // 5. Upload, 6. release notes, 7. consent.
@@ -236,9 +211,7 @@ pub(crate) fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) 
         #[cfg(not(feature = "quiet"))]
         client.seal(k, p, rec);
         let o = if k < chunks {
-            deliver(
-                m, &mut row, false, lk, owner_peer, now, rec, &mut rx, &mut out,
-            )
+            io.deliver(&mut row, false, lk, owner_peer, now, rec)
         } else if k == chunks {
             print_row(&row);
             check!(
@@ -258,11 +231,11 @@ pub(crate) fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) 
             // changes.
             let first = Records(fixture::SESSION1).next().unwrap_or(&[]);
             let journal_before = *lk.journal_state();
-            let o = lk.handle(owner_peer, now, recv(&mut rx, first), &mut out);
+            let o = lk.handle(owner_peer, now, recv(&mut io.rx, first), &mut io.out);
             core::hint::black_box(o);
             #[cfg(not(feature = "quiet"))]
             check!(
-                matches!(client::answer(&out[..o.len], "replay"),
+                matches!(client::answer(io.answer(&o), "replay"),
                     keyway_smp::Answer::Err(e) if e.refusal == Some(keyway_smp::Refusal::RecordRefused))
                     && *lk.journal_state() == journal_before,
                 "a replayed upload record must be refused and change nothing",
@@ -270,34 +243,20 @@ pub(crate) fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) 
             say!(
                 "ok replay: the first upload record again is refused (RecordRefused), nothing changed"
             );
-            deliver(
-                m,
-                &mut Row::new("release notes (served; consent needs them)"),
-                true,
+            io.step(
+                "release notes (served; consent needs them)",
                 lk,
                 owner_peer,
                 now,
                 rec,
-                &mut rx,
-                &mut out,
             )
         } else {
-            deliver(
-                m,
-                &mut Row::new("consent (stored, slot 1 armed)"),
-                true,
-                lk,
-                owner_peer,
-                now,
-                rec,
-                &mut rx,
-                &mut out,
-            )
+            io.step("consent (stored, slot 1 armed)", lk, owner_peer, now, rec)
         };
         check!(o.len > 0, "no answer");
         #[cfg(not(feature = "quiet"))]
         {
-            let a = client.open(k, &out[..o.len]);
+            let a = client.open(k, io.answer(&o));
             let want_off = (((k + 1) * UPLOAD_CHUNK) as u64).min(total);
             let ok = if k < chunks {
                 matches!(a, keyway_smp::Answer::Ok(keyway_smp::Response::Upload(u))
@@ -336,14 +295,17 @@ pub(crate) fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) 
             "consent spent by arming, slot 1 pending",
         );
     }
-    say!("ok consent: given for seq 2 by the owner, spent by arming; journal Pending {{ slot: 1 }}");
+    say!(
+        "ok consent: given for seq 2 by the owner, spent by arming; journal Pending {{ slot: 1 }}"
+    );
 
     // 8. Reboot, 9. confirm.
     let now = LOCK_NOW_2_MS - 1_000;
-    let r = m.step("reboot: reset + boot::boot starts the trial", || {
-        lk.reset(seed, rng(LOCK_RNG_SEED_2), 2)?;
-        lk.boot(now)
-    });
+    let r =
+        io.m.step("reboot: reset + boot::boot starts the trial", || {
+            lk.reset(seed, rng(LOCK_RNG_SEED_2), 2)?;
+            lk.boot(now)
+        });
     let b = must("reboot", r);
     check!(
         b.decision.boot == Boot::Slot(1)
@@ -358,7 +320,8 @@ pub(crate) fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) 
     say!(
         "ok reboot: Slot(1) (StartTrial {{ slot: 1 }}), running seq 2; owner reopened from the flash, no consent"
     );
-    let r = m.step("confirm (self-test passed)", || lk.confirm(now, 2));
+    let r =
+        io.m.step("confirm (self-test passed)", || lk.confirm(now, 2));
     let slot = must("confirm", r);
     let s = *lk.journal_state();
     check!(
@@ -372,16 +335,7 @@ pub(crate) fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) 
 
     // 10. A new session.
     #[allow(unused_mut, clippy::let_unit_value)] // the `quiet` build has no client
-    let mut client = handshake(
-        m,
-        lk,
-        owner_peer,
-        LOCK_NOW_2_MS,
-        owner_id,
-        &AGAIN,
-        &mut rx,
-        &mut out,
-    );
+    let mut client = handshake(io, lk, owner_peer, LOCK_NOW_2_MS, owner_id, &AGAIN);
     say!("ok session after the reboot: msg2, msg4 as on the host");
 
     // 11. The log export.
@@ -395,28 +349,22 @@ pub(crate) fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) 
         #[cfg(not(feature = "quiet"))]
         client.seal(k, p, rec);
         let o = if done {
-            deliver(
-                m,
-                &mut Row::new("log request past the end (SMP error answer)"),
-                true,
+            io.step(
+                "log request past the end (SMP error answer)",
                 lk,
                 owner_peer,
                 now,
                 rec,
-                &mut rx,
-                &mut out,
             )
         } else {
-            deliver(
-                m, &mut row, false, lk, owner_peer, now, rec, &mut rx, &mut out,
-            )
+            io.deliver(&mut row, false, lk, owner_peer, now, rec)
         };
         check!(o.len > 0, "no answer to a log request");
         core::hint::black_box(o);
         if done {
             #[cfg(not(feature = "quiet"))]
             {
-                let a = client.open(k, &out[..o.len]);
+                let a = client.open(k, io.answer(&o));
                 check!(
                     matches!(a, keyway_smp::Answer::Err(e) if e.rc == Some(keyway_smp::MgmtErr::Inval as u64)),
                     "a log request past the end must get an SMP error body with rc 3 (EINVAL)",
@@ -430,7 +378,7 @@ pub(crate) fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) 
         // the lock instead (the same requests, the same answers).
         #[cfg(not(feature = "quiet"))]
         {
-            let a = client.open(k, &out[..o.len]);
+            let a = client.open(k, io.answer(&o));
             let keyway_smp::Answer::Ok(keyway_smp::Response::Log(rsp)) = a else {
                 fail("log answer")
             };
@@ -511,40 +459,42 @@ use client::Client;
 /// msg4, each a measured row): the session must open for the owner; the
 /// checked build's client checks the lock's messages against the host's
 /// and returns in the session.
-#[allow(clippy::too_many_arguments)]
 fn handshake(
-    m: &mut Meter,
+    io: &mut Radio,
     lk: &mut lock::Lock,
     peer: keyway_agent::limits::PeerId,
     now: u64,
     owner: keyway_agent::store::KeyId,
     h: &Handshake,
-    rx: &mut [u8; RX_MAX],
-    out: &mut [u8],
 ) -> Client {
     let [msg1, msg2, msg3, msg4] = h.msgs;
-    let row = &mut Row::new(h.rows[0]);
-    let o = deliver(m, row, true, lk, peer, now, msg1, rx, out);
+    let o = io.step(h.rows[0], lk, peer, now, msg1);
     check!(o.len > 0, "no answer to msg1");
     #[cfg(not(feature = "quiet"))]
     let hs = client::handshake1(
         h.seed,
         msg1,
-        &out[..o.len],
+        io.answer(&o),
         msg2,
         &agent(lk).device_public_key(),
         msg3,
     );
-    let row = &mut Row::new(h.rows[1]);
-    let o = deliver(m, row, true, lk, peer, now, msg3, rx, out);
+    let o = io.step(h.rows[1], lk, peer, now, msg3);
     check!(
         o.event == keyway_agent::agent::Event::SessionOpened { owner },
         h.what
     );
     #[cfg(not(feature = "quiet"))]
-    return client::handshake3(hs, &out[..o.len], msg4);
+    return client::handshake3(hs, io.answer(&o), msg4);
     #[cfg(feature = "quiet")]
     let _ = (msg2, msg4);
+}
+
+/// Whether the lock's answer is a Pake2 with the host's message `want`.
+#[cfg(not(feature = "quiet"))]
+fn is_pake2(answer: &[u8], want: &[u8]) -> bool {
+    matches!(client::answer(answer, "pake2"),
+        keyway_smp::Answer::Ok(keyway_smp::Response::PakeStart(a)) if a.msg == want)
 }
 
 /// The lock's agent (it runs once the lock is powered on).
@@ -554,27 +504,54 @@ fn agent<'l, 'a>(
     lk.agent().unwrap_or_else(|| fail("no agent"))
 }
 
-/// Delivers one received frame to the lock (its event loop's one call
-/// site), measured into `row` (printed as its own row if `print`).
+/// The radio's receive buffer and the agent's answer buffer, and the
+/// meter that measures every delivery.
+struct Radio<'m> {
+    m: &'m mut Meter,
+    rx: [u8; RX_MAX],
+    out: [u8; keyway_agent::agent::OUT_LEN],
+}
+
 #[cfg(not(feature = "baseline"))]
-#[inline(never)]
-#[allow(clippy::too_many_arguments)]
-fn deliver(
-    m: &mut Meter,
-    row: &mut Row,
-    print: bool,
-    lk: &mut lock::Lock,
-    peer: keyway_agent::limits::PeerId,
-    now: u64,
-    frame: &[u8],
-    rx: &mut [u8; RX_MAX],
-    out: &mut [u8],
-) -> keyway_agent::agent::Outcome {
-    let o = m.call(row, || lk.handle(peer, now, recv(rx, frame), out));
-    if print {
-        print_row(row);
+impl Radio<'_> {
+    /// Delivers one received frame to the lock (its event loop's one call
+    /// site), measured into `row` (printed as its own row if `print`).
+    #[inline(never)]
+    fn deliver(
+        &mut self,
+        row: &mut Row,
+        print: bool,
+        lk: &mut lock::Lock,
+        peer: keyway_agent::limits::PeerId,
+        now: u64,
+        frame: &[u8],
+    ) -> keyway_agent::agent::Outcome {
+        let (rx, out) = (&mut self.rx, &mut self.out);
+        let o = self
+            .m
+            .call(row, || lk.handle(peer, now, recv(rx, frame), out));
+        if print {
+            print_row(row);
+        }
+        o
     }
-    o
+
+    /// [`Radio::deliver`] as its own row, `name`, printed.
+    fn step(
+        &mut self,
+        name: &'static str,
+        lk: &mut lock::Lock,
+        peer: keyway_agent::limits::PeerId,
+        now: u64,
+        frame: &[u8],
+    ) -> keyway_agent::agent::Outcome {
+        self.deliver(&mut Row::new(name), true, lk, peer, now, frame)
+    }
+
+    /// The lock's answer that gave `o`.
+    fn answer(&self, o: &keyway_agent::agent::Outcome) -> &[u8] {
+        &self.out[..o.len]
+    }
 }
 
 /// The frame as the radio received it, in the lock's receive buffer.

@@ -4,18 +4,17 @@
 
 extern crate std;
 
-use std::vec;
 use std::vec::Vec;
 
 use core::cell::RefCell;
 
 use chacha20::rand_core::SeedableRng;
-use embedded_storage::nor_flash::{ErrorType, NorFlashError, NorFlashErrorKind};
 use keyway_agent::store;
 use keyway_smp::keyway_group::{Postponement, Signed, UpdateState};
 
 use super::*;
-use crate::map::{FLASH_LEN, LOCK_MAP, WORD};
+use crate::map::LOCK_MAP;
+use crate::mem_flash::MemFlash;
 
 const ROOT: &[u8; 32] = include_bytes!("../../fixtures/root.pub");
 const VENDOR: &[u8; 16] = include_bytes!("../../fixtures/vendor-id.bin");
@@ -25,58 +24,9 @@ const V3: &[u8] = include_bytes!("../../fixtures/v3.suit");
 const STRANGER_9: &[u8] = include_bytes!("../../fixtures/stranger-9.suit");
 const SEED: [u8; 32] = [7; 32];
 
-/// A NOR flash in RAM with the lock's geometry.
-struct Ram(Vec<u8>);
-
-#[derive(Debug)]
-struct OutOfBounds;
-
-impl NorFlashError for OutOfBounds {
-    fn kind(&self) -> NorFlashErrorKind {
-        NorFlashErrorKind::OutOfBounds
-    }
-}
-
-impl Ram {
-    fn span(&mut self, from: u32, len: usize) -> Result<&mut [u8], OutOfBounds> {
-        let from = from as usize;
-        self.0.get_mut(from..from + len).ok_or(OutOfBounds)
-    }
-}
-
-impl ErrorType for Ram {
-    type Error = OutOfBounds;
-}
-
-impl ReadNorFlash for Ram {
-    const READ_SIZE: usize = 1;
-    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), OutOfBounds> {
-        bytes.copy_from_slice(self.span(offset, bytes.len())?);
-        Ok(())
-    }
-    fn capacity(&self) -> usize {
-        self.0.len()
-    }
-}
-
-impl NorFlash for Ram {
-    const WRITE_SIZE: usize = WORD;
-    const ERASE_SIZE: usize = SECTOR;
-    fn erase(&mut self, from: u32, to: u32) -> Result<(), OutOfBounds> {
-        self.span(from, (to - from) as usize)?.fill(0xff);
-        Ok(())
-    }
-    fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), OutOfBounds> {
-        for (d, s) in self.span(offset, bytes.len())?.iter_mut().zip(bytes) {
-            *d &= *s;
-        }
-        Ok(())
-    }
-}
-
 /// Powers the lock on over `flash` (a new power-on each call: the RAM
 /// state is new, the flash is what it was) and starts the application.
-fn power_on<'a>(flash: &'a RefCell<Ram>) -> Lock<'a, Ram> {
+fn power_on<'a>(flash: &'a RefCell<MemFlash>) -> Lock<'a, MemFlash> {
     let mut slot = None;
     let identity = DeviceIdentity::new(*VENDOR, *CLASS);
     let rng = ChaCha20Rng::from_seed([1; 32]);
@@ -97,13 +47,13 @@ fn power_on<'a>(flash: &'a RefCell<Ram>) -> Lock<'a, Ram> {
     lock
 }
 
-fn erased() -> RefCell<Ram> {
-    RefCell::new(Ram(vec![0xff; FLASH_LEN]))
+fn erased() -> RefCell<MemFlash> {
+    RefCell::new(MemFlash::erased())
 }
 
 /// Uploads `envelope` in 128-byte chunks as a stock tool does with the
 /// window open; the last answer (or the refusal's image-group code).
-fn upload(lock: &mut Lock<'_, Ram>, envelope: &[u8]) -> Result<(u64, Option<bool>), u16> {
+fn upload(lock: &mut Lock<'_, MemFlash>, envelope: &[u8]) -> Result<(u64, Option<bool>), u16> {
     let mut last = Ok((0, None));
     for (i, data) in envelope.chunks(128).enumerate() {
         let off = (i * 128) as u64;
@@ -125,7 +75,7 @@ fn upload(lock: &mut Lock<'_, Ram>, envelope: &[u8]) -> Result<(u64, Option<bool
 
 /// A lock powered on over `flash` that took `envelope` whole: it and the
 /// pending update's digest.
-fn uploaded<'a>(flash: &'a RefCell<Ram>, envelope: &[u8]) -> (Lock<'a, Ram>, [u8; 32]) {
+fn uploaded<'a>(flash: &'a RefCell<MemFlash>, envelope: &[u8]) -> (Lock<'a, MemFlash>, [u8; 32]) {
     let mut lock = power_on(flash);
     upload(&mut lock, envelope).expect("the upload");
     let digest = lock.shell.pending.as_ref().map(|p| p.digest);
@@ -133,7 +83,7 @@ fn uploaded<'a>(flash: &'a RefCell<Ram>, envelope: &[u8]) -> (Lock<'a, Ram>, [u8
 }
 
 /// The release notes as the shell serves them (the CBOR answer).
-fn served_notes(lock: &mut Lock<'_, Ram>) -> Result<Vec<u8>, ServeError> {
+fn served_notes(lock: &mut Lock<'_, MemFlash>) -> Result<Vec<u8>, ServeError> {
     let mut buf = [0u8; 512];
     let mut w = Writer::new(&mut buf);
     let request = Request::Notes(Signed { auth: None });
@@ -211,11 +161,7 @@ fn consent_waits_for_the_bolt_and_survives_a_power_cut() {
     lock.shell.drive_bolt(Bolt::Unlocked);
     let p = lock.shell.pending.clone().expect("pending");
     assert_eq!(p.state().0, UpdateState::Installing);
-    assert!(lock.shell.reset_armed);
-    assert_eq!(
-        lock.journal_state().trial,
-        TrialState::Pending { slot: p.slot }
-    );
+    assert_armed(&lock, p.slot);
 }
 
 /// A refused update is erased: no reset offers it again.
@@ -282,8 +228,7 @@ fn an_owners_test_boot_installs_at_once_when_the_bolt_allows() {
     );
     lock.shell.latch.bolt = Bolt::Unlocked;
     assert_eq!(lock.shell.state_write(&test, owner), Ok(()));
-    assert!(lock.shell.reset_armed);
-    assert_eq!(lock.journal_state().trial, TrialState::Pending { slot: 1 });
+    assert_armed(&lock, 1);
 
     // In the window: armed, no reset of its own.
     let flash = erased();
@@ -319,7 +264,7 @@ fn the_boot_record_names_the_signed_version() {
 
 /// A reset in place, then lock-boot's decision and the application's
 /// start, as after `SCB::sys_reset`.
-fn reboot(lock: &mut Lock<'_, Ram>) -> Booted {
+fn reboot(lock: &mut Lock<'_, MemFlash>) -> Booted {
     lock.reset(SEED, ChaCha20Rng::from_seed([1; 32]), 0)
         .expect("reset");
     let booted = lock.boot(0).expect("the boot");
@@ -329,7 +274,7 @@ fn reboot(lock: &mut Lock<'_, Ram>) -> Booted {
 
 /// Consent to the pending update: the agent stores it, then tells the
 /// shell; the update as it stands then.
-fn consent(lock: &mut Lock<'_, Ram>) -> Ready {
+fn consent(lock: &mut Lock<'_, MemFlash>) -> Ready {
     let p = lock.shell.pending.clone().expect("pending");
     let consent = store::Consent {
         digest: p.digest,
@@ -347,13 +292,32 @@ fn consent(lock: &mut Lock<'_, Ram>) -> Ready {
 }
 
 /// Consent with the bolt withdrawn: the update is armed at once.
-fn consent_and_arm(lock: &mut Lock<'_, Ram>) {
+fn consent_and_arm(lock: &mut Lock<'_, MemFlash>) {
     lock.shell.latch.bolt = Bolt::Unlocked;
     let p = consent(lock);
-    assert_eq!(
-        lock.journal_state().trial,
-        TrialState::Pending { slot: p.slot }
-    );
+    assert_armed(lock, p.slot);
+}
+
+/// The update in `slot` is armed: the journal holds it pending, the reset
+/// that starts its trial is due.
+fn assert_armed(lock: &Lock<'_, MemFlash>, slot: u8) {
+    assert!(lock.shell.reset_armed);
+    assert_eq!(lock.journal_state().trial, TrialState::Pending { slot });
+}
+
+/// v2 uploaded, armed, tried and confirmed (running, in slot 1), then v3
+/// uploaded and armed for slot 0 (the owner's consent spent on it).
+fn v3_armed_over_v2(flash: &RefCell<MemFlash>) -> Lock<'_, MemFlash> {
+    let (mut lock, _) = uploaded(flash, V2);
+    consent_and_arm(&mut lock);
+    reboot(&mut lock);
+    assert!(lock.on_trial());
+    assert_eq!(lock.confirm(0, 2).expect("confirm"), 1);
+    reboot(&mut lock);
+    assert_eq!(lock.shell.running.map(|r| r.sequence), Some(2));
+    upload(&mut lock, V3).expect("the upload of 3");
+    consent_and_arm(&mut lock);
+    lock
 }
 
 /// lock-proof step 4: a release that fails its self-test on trial is
@@ -364,15 +328,7 @@ fn consent_and_arm(lock: &mut Lock<'_, Ram>) {
 #[test]
 fn a_release_that_failed_its_self_test_is_not_offered_again() {
     let flash = erased();
-    let (mut lock, _) = uploaded(&flash, V2);
-    consent_and_arm(&mut lock);
-    reboot(&mut lock);
-    assert!(lock.on_trial());
-    assert_eq!(lock.confirm(0, 2).expect("confirm"), 1);
-    reboot(&mut lock);
-    assert_eq!(lock.shell.running.map(|r| r.sequence), Some(2));
-    upload(&mut lock, V3).expect("the upload of 3");
-    consent_and_arm(&mut lock);
+    let mut lock = v3_armed_over_v2(&flash);
     let trial = reboot(&mut lock);
     assert!(matches!(
         trial.decision.reason,
@@ -414,13 +370,7 @@ fn a_release_that_failed_its_self_test_is_not_offered_again() {
 #[test]
 fn a_trial_reverted_without_a_self_test_needs_a_new_consent() {
     let flash = erased();
-    let (mut lock, _) = uploaded(&flash, V2);
-    consent_and_arm(&mut lock);
-    reboot(&mut lock);
-    assert_eq!(lock.confirm(0, 2).expect("confirm"), 1);
-    reboot(&mut lock);
-    upload(&mut lock, V3).expect("the upload of 3");
-    consent_and_arm(&mut lock);
+    let mut lock = v3_armed_over_v2(&flash);
     assert!(
         lock.agent().and_then(|a| a.consent()).is_none(),
         "arming the install spends the consent"
