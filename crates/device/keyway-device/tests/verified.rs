@@ -14,7 +14,7 @@ use common::{
 };
 
 use keyway_device::boot::{self, Boot, Confirmation, Reason, RevertCause, SlotCheck};
-use keyway_device::install::{InstallError, Installer, LayoutError, Mode, SlotLayout};
+use keyway_device::install::{InstallError, Installer, LayoutError, Mode, SlotLayout, Target};
 use keyway_device::journal::{Config, Journal};
 use keyway_device::manifest_area::{HEADER_LEN, MAX_MANIFEST_LEN};
 use keyway_device::verified::{HEAD_BUF_LEN, SlotError, VerifiedSlot, boot_floor};
@@ -60,9 +60,7 @@ fn install(
     let mut inst = Installer::<_>::begin_with_manifest(
         flash,
         journal,
-        &layout(),
-        &exp,
-        checked.manifest_digest,
+        Target::new(&layout(), &exp, checked.manifest_digest),
         &head,
     )
     .unwrap();
@@ -322,9 +320,7 @@ fn installer_refuses_oversized_heads_and_layouts_without_an_area() {
     let e = Installer::<_>::begin_with_manifest(
         &mut flash,
         &mut j,
-        &layout(),
-        &exp,
-        checked.manifest_digest,
+        Target::new(&layout(), &exp, checked.manifest_digest),
         &big,
     )
     .unwrap_err();
@@ -345,9 +341,7 @@ fn installer_refuses_oversized_heads_and_layouts_without_an_area() {
     let e = Installer::<_>::begin_with_manifest(
         &mut flash,
         &mut j,
-        &none,
-        &exp,
-        checked.manifest_digest,
+        Target::new(&none, &exp, checked.manifest_digest),
         &[1, 2, 3],
     )
     .unwrap_err();
@@ -523,13 +517,11 @@ mod geometries {
         let payload = checked.integrated.unwrap();
         let md = checked.manifest_digest;
         let mut inst = match j.state().download {
-            Some(_) => Installer::<_>::resume(flash, j, layout, &exp, md)?,
+            Some(_) => Installer::<_>::resume(flash, j, Target::new(layout, &exp, md))?,
             None => Installer::<_>::begin_with_manifest(
                 flash,
                 j,
-                layout,
-                &exp,
-                md,
+                Target::new(layout, &exp, md),
                 &env[..payload.offset],
             )?,
         };
