@@ -139,6 +139,11 @@ pub enum InstallError<E> {
 }
 
 impl<E> InstallError<E> {
+    /// Wraps the driver's error from `op` at `offset` (for `map_err`).
+    fn flash(op: FlashOp, offset: u32) -> impl FnOnce(E) -> Self {
+        move |error| InstallError::Flash { op, offset, error }
+    }
+
     /// Whether [`Installer::resume`] failed because the journal's record
     /// cannot be continued (start over), not on the flash or the journal.
     fn starts_over(&self) -> bool {
@@ -433,11 +438,7 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
             let chunk = &mut installer.buf[..n as usize];
             flash
                 .read(offset, chunk)
-                .map_err(|error| InstallError::Flash {
-                    op: FlashOp::Read,
-                    offset,
-                    error,
-                })?;
+                .map_err(InstallError::flash(FlashOp::Read, offset))?;
             installer
                 .verifier
                 .update(chunk)
@@ -475,11 +476,7 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
     ) -> Result<(), InstallError<F::Error>> {
         flash
             .erase(area.start, area.end)
-            .map_err(|error| InstallError::Flash {
-                op: FlashOp::Erase,
-                offset: area.start,
-                error,
-            })?;
+            .map_err(InstallError::flash(FlashOp::Erase, area.start))?;
         let header = crate::manifest_area::header(head);
         let total = header.len() + head.len();
         let mut pos = 0usize;
@@ -498,11 +495,7 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
             let data = self.buf.get(..len).unwrap_or(&[]);
             flash
                 .write(offset, data)
-                .map_err(|error| InstallError::Flash {
-                    op: FlashOp::Write,
-                    offset,
-                    error,
-                })?;
+                .map_err(InstallError::flash(FlashOp::Write, offset))?;
             pos += n;
         }
         self.buf = [self.erased; BUF];
@@ -634,18 +627,14 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
         let at = self.start + self.written;
         if self.written.is_multiple_of(self.sector) {
             let end = at + self.sector;
-            flash.erase(at, end).map_err(|error| InstallError::Flash {
-                op: FlashOp::Erase,
-                offset: at,
-                error,
-            })?;
+            flash
+                .erase(at, end)
+                .map_err(InstallError::flash(FlashOp::Erase, at))?;
         }
         let data = self.buf.get(..len).unwrap_or(&[]);
-        flash.write(at, data).map_err(|error| InstallError::Flash {
-            op: FlashOp::Write,
-            offset: at,
-            error,
-        })?;
+        flash
+            .write(at, data)
+            .map_err(InstallError::flash(FlashOp::Write, at))?;
         self.buf = [self.erased; BUF];
         Ok(())
     }
