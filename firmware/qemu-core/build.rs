@@ -207,7 +207,7 @@ fn factory(
 ) -> Vec<u8> {
     use embedded_storage::nor_flash::ReadNorFlash;
     use flash_map::{FLASH_LEN, MAP};
-    use keyway_device::install::Installer;
+    use keyway_device::install::{Installer, Target};
     use keyway_device::journal::{Journal, PersistentState, TrialState};
     use keyway_suit::{DeviceState, TrustAnchors, Verified};
     let mut flash = Box::new(ram_flash::RamFlash::<FLASH_LEN>::new());
@@ -238,9 +238,11 @@ fn factory(
     let mut installer = Installer::<_>::begin_with_manifest(
         flash,
         &mut journal,
-        &layout,
-        verified.payload.as_ref().unwrap(),
-        verified.manifest_digest,
+        Target::new(
+            &layout,
+            verified.payload.as_ref().unwrap(),
+            verified.manifest_digest,
+        ),
         &v1[..integrated.offset],
     )
     .unwrap();

@@ -23,7 +23,7 @@ use keyway_board::map;
 use keyway_board::semi_flash::SemiFlash;
 use keyway_board::uart::Uart;
 use keyway_board::{fail, hprintln};
-use keyway_device::install::{Installer, SlotLayout};
+use keyway_device::install::{Installer, SlotLayout, Target};
 use keyway_device::journal::{Journal, TrialState};
 use keyway_device::verified::{HEAD_BUF_LEN, VerifiedSlot};
 use keyway_smp::cbor::Writer;
@@ -304,9 +304,7 @@ impl Server<'_> {
         let mut installer = Installer::<SemiFlash>::begin_with_manifest(
             self.flash,
             &mut self.journal,
-            &self.layout,
-            expectation,
-            verified.manifest_digest,
+            Target::new(&self.layout, expectation, verified.manifest_digest),
             &head[..p.offset],
         )
         .map_err(|_| img_rc::FLASH_WRITE_FAILED)?;

@@ -29,7 +29,7 @@ use chacha20::rand_core::SeedableRng;
 use embedded_storage::nor_flash::NorFlash;
 use keyway_channel::pairing::{DEFAULT_ITERATIONS, SALT_LEN};
 use keyway_channel::{SetupCode, StoredVerifier};
-use keyway_device::install::Installer;
+use keyway_device::install::{Installer, Target};
 use keyway_device::journal::{Journal, PersistentState, TrialState};
 use keyway_suit::{DeviceState, TrustAnchors, Verified};
 use lock_core::lock::Shared;
@@ -138,9 +138,11 @@ fn run() -> Result<(), String> {
     let mut installer = Installer::<_>::begin_with_manifest(
         &mut flash,
         &mut journal,
-        &layout,
-        verified.payload.as_ref().ok_or("no payload expectation")?,
-        verified.manifest_digest,
+        Target::new(
+            &layout,
+            verified.payload.as_ref().ok_or("no payload expectation")?,
+            verified.manifest_digest,
+        ),
         &v1[..integrated.offset],
     )
     .map_err(|x| e("installer")(&x))?;

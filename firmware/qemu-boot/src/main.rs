@@ -38,7 +38,7 @@ use cortex_m_semihosting::hprintln;
 use keyway_device::boot::{
     self, Boot, ConfirmError, Confirmation, Decision, Reason, RevertCause, SelfTest,
 };
-use keyway_device::install::{Installer, Mode, SlotLayout};
+use keyway_device::install::{Installer, Mode, SlotLayout, Target};
 use keyway_device::journal::{
     self, Config, Journal, PersistentState, SwapPhase, SwapProgress, TrialState,
 };
@@ -336,9 +336,7 @@ fn install<const N: usize>(flash: &mut RamFlash<N>, d: &Device, envelope: &[u8])
         Installer::<_>::begin_with_manifest(
             flash,
             &mut journal,
-            &d.layout,
-            expectation,
-            verified.manifest_digest,
+            Target::new(&d.layout, expectation, verified.manifest_digest),
             head,
         ),
     );

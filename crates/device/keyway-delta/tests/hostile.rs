@@ -119,27 +119,18 @@ fn output_longer_than_declared_is_refused() {
         |b| bytes.push(b),
     )
     .unwrap();
-    let (r, got) = apply(&header(&base, 63), &base, &bytes, 7);
-    assert_eq!(
-        r,
-        Err(Error::Patch(PatchError::OutputTooLong {
-            out_offset: 40,
-            len: 24,
-            declared: 63
-        }))
-    );
-    assert!(new[..40].starts_with(&got));
-    // Declared shorter still: refused at the first op.
-    let (r, got) = apply(&header(&base, 39), &base, &bytes, 7);
-    assert_eq!(
-        r,
-        Err(Error::Patch(PatchError::OutputTooLong {
-            out_offset: 0,
-            len: 40,
-            declared: 39
-        }))
-    );
-    assert!(got.is_empty());
+    // Declared 63: refused at the op that would write byte 64, after the
+    // first op's 40 bytes; declared shorter still: refused at the first op.
+    for (declared, out_offset, len) in [(63, 40, 24), (39, 0, 40)] {
+        let (r, got) = apply(&header(&base, declared), &base, &bytes, 7);
+        let e = PatchError::OutputTooLong {
+            out_offset,
+            len,
+            declared,
+        };
+        assert_eq!(r, Err(Error::Patch(e)));
+        assert!(new[..out_offset as usize].starts_with(&got), "{e:?}");
+    }
     // Declared longer: the stream decodes past its end and is refused as truncated.
     let (r, got) = apply(&header(&base, 65), &base, &bytes, 7);
     assert!(

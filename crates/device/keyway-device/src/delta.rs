@@ -34,9 +34,9 @@ use core::cell::RefCell;
 
 use embedded_storage::nor_flash::NorFlash;
 use keyway_delta::{BaseReader, HEADER_LEN, PatchError, PatchHeader, Patcher};
-use keyway_suit::{DeltaBinding, ImageExpectation, PayloadVerifier};
+use keyway_suit::{DeltaBinding, PayloadVerifier};
 
-use crate::install::{self, DEFAULT_BUF, Installer, SlotLayout};
+use crate::install::{self, DEFAULT_BUF, Installer, Target};
 use crate::journal::Journal;
 
 /// The largest `F::READ_SIZE` the base reader handles (it reads through a
@@ -297,12 +297,12 @@ impl<F, const BUF: usize> core::fmt::Debug for DeltaInstaller<F, BUF> {
 }
 
 impl<F: NorFlash, const BUF: usize> DeltaInstaller<F, BUF> {
-    /// Starts a delta install of the verified manifest with digest
-    /// `manifest_digest`: `patch` is its payload expectation (the patch),
-    /// `binding` its delta binding. With `head`, the signed envelope head is
-    /// stored in the target slot's manifest area
-    /// ([`Installer::begin_with_manifest`]), so that the bootloader's
-    /// `VerifiedSlot` can re-verify the produced image.
+    /// Starts a delta install of the verified manifest `target` names:
+    /// `target.expectation` is its payload (the patch), `binding` its delta
+    /// binding. With `head`, the signed envelope head is stored in the
+    /// target slot's manifest area ([`Installer::begin_with_manifest`]), so
+    /// that the bootloader's `VerifiedSlot` can re-verify the produced
+    /// image.
     ///
     /// Refuses, before the flash is written: a base that is not the active
     /// slot's image ([`DeltaError::WrongBase`]), sizes the header cannot
@@ -311,15 +311,14 @@ impl<F: NorFlash, const BUF: usize> DeltaInstaller<F, BUF> {
     pub fn begin(
         flash: &mut F,
         journal: &mut Journal<F>,
-        layout: &SlotLayout,
+        target: Target<'_>,
         binding: &DeltaBinding<'_>,
-        patch: &ImageExpectation<'_>,
-        manifest_digest: [u8; 32],
         head: Option<&[u8]>,
     ) -> Result<Self, DeltaError<F::Error>> {
         let header = expected_header(binding).map_err(|field| DeltaError::Header { field })?;
         let active = journal.state().active_slot;
-        let place = layout
+        let place = target
+            .layout
             .place::<F>(active)
             .ok_or(install::InstallError::Layout(
                 install::LayoutError::NoImageRoom { slot: active },
@@ -340,21 +339,20 @@ impl<F: NorFlash, const BUF: usize> DeltaInstaller<F, BUF> {
             });
         }
         let patcher = Patcher::new(&header, header.base_size, &found).map_err(DeltaError::Patch)?;
-        let installer = match head {
-            Some(h) => Installer::begin_with_manifest(
-                flash,
-                journal,
-                layout,
-                &binding.out,
-                manifest_digest,
-                h,
-            )?,
-            None => Installer::begin(flash, journal, layout, &binding.out, manifest_digest)?,
+        // The installer checks the image the patch produces.
+        let out = Target {
+            expectation: &binding.out,
+            ..target
         };
+        let installer = match head {
+            Some(h) => Installer::begin_with_manifest(flash, journal, out, h)?,
+            None => Installer::begin(flash, journal, out)?,
+        };
+        let patch = PayloadVerifier::new(target.expectation);
         Ok(DeltaInstaller {
             installer,
             patcher,
-            patch: PayloadVerifier::new(patch),
+            patch,
             header: header.to_bytes(),
             seen: 0,
             base_start: place.image.start,

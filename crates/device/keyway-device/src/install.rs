@@ -139,6 +139,11 @@ pub enum InstallError<E> {
 }
 
 impl<E> InstallError<E> {
+    /// Wraps the driver's error from `op` at `offset` (for `map_err`).
+    fn flash(op: FlashOp, offset: u32) -> impl FnOnce(E) -> Self {
+        move |error| InstallError::Flash { op, offset, error }
+    }
+
     /// Whether [`Installer::resume`] failed because the journal's record
     /// cannot be continued (start over), not on the flash or the journal.
     fn starts_over(&self) -> bool {
@@ -220,6 +225,38 @@ impl<E: core::fmt::Debug> core::fmt::Display for InstallError<E> {
     }
 }
 
+/// What a download installs: the slot layout it writes into, and the image
+/// and manifest that `keyway_suit::verify_envelope` verified. Given to
+/// [`Installer::begin`], [`Installer::resume`] and the others alike: a
+/// resumed download must name the same manifest it was begun for.
+#[derive(Clone, Copy, Debug)]
+pub struct Target<'a> {
+    /// The flash's slot layout.
+    pub layout: &'a SlotLayout,
+    /// The image the verified manifest describes (its size and digest).
+    pub expectation: &'a ImageExpectation<'a>,
+    /// The verified manifest's digest: ties the journal's download record
+    /// to that manifest.
+    pub manifest_digest: [u8; 32],
+}
+
+impl<'a> Target<'a> {
+    /// The target of a download of the image `expectation` describes, from
+    /// the verified manifest whose digest is `manifest_digest`, into
+    /// `layout`'s inactive slot.
+    pub const fn new(
+        layout: &'a SlotLayout,
+        expectation: &'a ImageExpectation<'a>,
+        manifest_digest: [u8; 32],
+    ) -> Self {
+        Self {
+            layout,
+            expectation,
+            manifest_digest,
+        }
+    }
+}
+
 /// A download in progress into the inactive slot. See the [module
 /// documentation](self).
 ///
@@ -261,8 +298,7 @@ impl<F, const BUF: usize> core::fmt::Debug for Installer<F, BUF> {
 }
 
 impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
-    /// Starts a download of the image `expectation` describes (from the
-    /// verified manifest whose digest is `manifest_digest`) into the
+    /// Starts a download of the image `target` describes into the
     /// inactive slot.
     ///
     /// Checks the layout, the buffer size and that the declared image size
@@ -275,11 +311,9 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
     pub fn begin(
         flash: &mut F,
         journal: &mut Journal<F>,
-        layout: &SlotLayout,
-        expectation: &ImageExpectation<'_>,
-        manifest_digest: [u8; 32],
+        target: Target<'_>,
     ) -> Result<Self, InstallError<F::Error>> {
-        Self::begin_inner(flash, journal, layout, expectation, manifest_digest, None)
+        Self::begin_inner(flash, journal, target, None)
     }
 
     /// [`Installer::begin`], storing `head` (the signed envelope head, see
@@ -302,24 +336,19 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
     pub fn begin_with_manifest(
         flash: &mut F,
         journal: &mut Journal<F>,
-        layout: &SlotLayout,
-        expectation: &ImageExpectation<'_>,
-        manifest_digest: [u8; 32],
+        target: Target<'_>,
         head: &[u8],
     ) -> Result<Self, InstallError<F::Error>> {
-        let head = Some(head);
-        Self::begin_inner(flash, journal, layout, expectation, manifest_digest, head)
+        Self::begin_inner(flash, journal, target, Some(head))
     }
 
     fn begin_inner(
         flash: &mut F,
         journal: &mut Journal<F>,
-        layout: &SlotLayout,
-        expectation: &ImageExpectation<'_>,
-        manifest_digest: [u8; 32],
+        target: Target<'_>,
         head: Option<&[u8]>,
     ) -> Result<Self, InstallError<F::Error>> {
-        let mut installer = Self::prepare(flash, journal, layout, expectation, manifest_digest)?;
+        let mut installer = Self::prepare(flash, journal, target)?;
         let mut state = *journal.state();
         match state.trial {
             // Until a trial is confirmed or reverted, both slots matter:
@@ -340,7 +369,8 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
             None => {}
         }
         if let Some(head) = head {
-            let area = layout
+            let area = target
+                .layout
                 .manifest_area::<F>(installer.slot)
                 .ok_or(InstallError::NoManifestArea)?;
             let max = crate::manifest_area::MAX_MANIFEST_LEN;
@@ -354,19 +384,20 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
         }
         state.download = Some(Download {
             slot: installer.slot,
-            manifest_digest,
+            manifest_digest: target.manifest_digest,
             offset: 0,
         });
         journal.commit(flash, &state)?;
         Ok(installer)
     }
 
-    /// Continues the download the journal records for `manifest_digest`
-    /// (after a power cut or a reboot): re-hashes the bytes already in the
-    /// slot (read back from the flash), so the final digest covers the
-    /// whole image. The caller then pushes the payload from
-    /// [`Installer::offset`] on. The sector after the recorded offset,
-    /// which may be partly written, is erased again before its first write.
+    /// Continues the download the journal records for
+    /// `target.manifest_digest` (after a power cut or a reboot): re-hashes
+    /// the bytes already in the slot (read back from the flash), so the
+    /// final digest covers the whole image. The caller then pushes the
+    /// payload from [`Installer::offset`] on. The sector after the recorded
+    /// offset, which may be partly written, is erased again before its
+    /// first write.
     ///
     /// Fails with [`InstallError::NoDownload`], [`InstallError::OtherManifest`],
     /// [`InstallError::OtherSlot`] or [`InstallError::BadOffset`] when the record cannot
@@ -375,14 +406,12 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
     pub fn resume(
         flash: &mut F,
         journal: &mut Journal<F>,
-        layout: &SlotLayout,
-        expectation: &ImageExpectation<'_>,
-        manifest_digest: [u8; 32],
+        target: Target<'_>,
     ) -> Result<Self, InstallError<F::Error>> {
-        let mut installer = Self::prepare(flash, journal, layout, expectation, manifest_digest)?;
+        let mut installer = Self::prepare(flash, journal, target)?;
         let state = journal.state();
         let d = state.download.ok_or(InstallError::NoDownload)?;
-        if d.manifest_digest != manifest_digest {
+        if d.manifest_digest != target.manifest_digest {
             return Err(InstallError::OtherManifest {
                 recorded: d.manifest_digest,
             });
@@ -393,7 +422,10 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
                 inactive: installer.slot,
             });
         }
-        let past_image = expectation.size.is_some_and(|s| u64::from(d.offset) > s);
+        let past_image = target
+            .expectation
+            .size
+            .is_some_and(|s| u64::from(d.offset) > s);
         if !d.offset.is_multiple_of(installer.sector) || d.offset > installer.capacity || past_image
         {
             return Err(InstallError::BadOffset { offset: d.offset });
@@ -406,11 +438,7 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
             let chunk = &mut installer.buf[..n as usize];
             flash
                 .read(offset, chunk)
-                .map_err(|error| InstallError::Flash {
-                    op: FlashOp::Read,
-                    offset,
-                    error,
-                })?;
+                .map_err(InstallError::flash(FlashOp::Read, offset))?;
             installer
                 .verifier
                 .update(chunk)
@@ -423,38 +451,17 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
     }
 
     /// [`Installer::resume`] if the journal records a download of this
-    /// manifest that can be continued, otherwise [`Installer::begin`].
+    /// manifest that can be continued (with `head`, its head was stored
+    /// before that record was made), otherwise [`Installer::begin`], or
+    /// [`Installer::begin_with_manifest`] with `head`.
     pub fn resume_or_begin(
         flash: &mut F,
         journal: &mut Journal<F>,
-        layout: &SlotLayout,
-        expectation: &ImageExpectation<'_>,
-        manifest_digest: [u8; 32],
+        target: Target<'_>,
+        head: Option<&[u8]>,
     ) -> Result<Self, InstallError<F::Error>> {
-        match Self::resume(flash, journal, layout, expectation, manifest_digest) {
-            Err(e) if e.starts_over() => {
-                Self::begin(flash, journal, layout, expectation, manifest_digest)
-            }
-            other => other,
-        }
-    }
-
-    /// [`Installer::resume`] if the journal records a download of this
-    /// manifest that can be continued (its head was stored before that
-    /// record was made), otherwise [`Installer::begin_with_manifest`].
-    pub fn resume_or_begin_with_manifest(
-        flash: &mut F,
-        journal: &mut Journal<F>,
-        layout: &SlotLayout,
-        expectation: &ImageExpectation<'_>,
-        manifest_digest: [u8; 32],
-        head: &[u8],
-    ) -> Result<Self, InstallError<F::Error>> {
-        match Self::resume(flash, journal, layout, expectation, manifest_digest) {
-            Err(e) if e.starts_over() => {
-                let head = Some(head);
-                Self::begin_inner(flash, journal, layout, expectation, manifest_digest, head)
-            }
+        match Self::resume(flash, journal, target) {
+            Err(e) if e.starts_over() => Self::begin_inner(flash, journal, target, head),
             other => other,
         }
     }
@@ -469,11 +476,7 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
     ) -> Result<(), InstallError<F::Error>> {
         flash
             .erase(area.start, area.end)
-            .map_err(|error| InstallError::Flash {
-                op: FlashOp::Erase,
-                offset: area.start,
-                error,
-            })?;
+            .map_err(InstallError::flash(FlashOp::Erase, area.start))?;
         let header = crate::manifest_area::header(head);
         let total = header.len() + head.len();
         let mut pos = 0usize;
@@ -492,11 +495,7 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
             let data = self.buf.get(..len).unwrap_or(&[]);
             flash
                 .write(offset, data)
-                .map_err(|error| InstallError::Flash {
-                    op: FlashOp::Write,
-                    offset,
-                    error,
-                })?;
+                .map_err(InstallError::flash(FlashOp::Write, offset))?;
             pos += n;
         }
         self.buf = [self.erased; BUF];
@@ -507,10 +506,13 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
     fn prepare(
         flash: &F,
         journal: &Journal<F>,
-        layout: &SlotLayout,
-        expectation: &ImageExpectation<'_>,
-        manifest_digest: [u8; 32],
+        target: Target<'_>,
     ) -> Result<Self, InstallError<F::Error>> {
+        let Target {
+            layout,
+            expectation,
+            manifest_digest,
+        } = target;
         BufferSizeError::check::<F>(BUF, F::ERASE_SIZE).map_err(InstallError::BufferSize)?;
         layout.validate::<F>(flash.capacity())?;
         let active = journal.state().active_slot;
@@ -625,18 +627,14 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
         let at = self.start + self.written;
         if self.written.is_multiple_of(self.sector) {
             let end = at + self.sector;
-            flash.erase(at, end).map_err(|error| InstallError::Flash {
-                op: FlashOp::Erase,
-                offset: at,
-                error,
-            })?;
+            flash
+                .erase(at, end)
+                .map_err(InstallError::flash(FlashOp::Erase, at))?;
         }
         let data = self.buf.get(..len).unwrap_or(&[]);
-        flash.write(at, data).map_err(|error| InstallError::Flash {
-            op: FlashOp::Write,
-            offset: at,
-            error,
-        })?;
+        flash
+            .write(at, data)
+            .map_err(InstallError::flash(FlashOp::Write, at))?;
         self.buf = [self.erased; BUF];
         Ok(())
     }

@@ -109,6 +109,13 @@ pub enum SwapError<E> {
     },
 }
 
+impl<E> SwapError<E> {
+    /// Wraps the driver's error from `op` at `offset` (for `map_err`).
+    fn flash(op: FlashOp, offset: u32) -> impl FnOnce(E) -> Self {
+        move |error| SwapError::Flash { op, offset, error }
+    }
+}
+
 impl<E> From<journal::JournalError<E>> for SwapError<E> {
     fn from(e: journal::JournalError<E>) -> Self {
         SwapError::Journal(e)
@@ -492,31 +499,19 @@ impl<F: NorFlash> Run<'_, F> {
     fn copy_sector(&mut self, plan: &Plan, from: u32, to: u32) -> Result<(), SwapError<F::Error>> {
         self.flash
             .erase(to, to + plan.sector)
-            .map_err(|error| SwapError::Flash {
-                op: FlashOp::Erase,
-                offset: to,
-                error,
-            })?;
+            .map_err(SwapError::flash(FlashOp::Erase, to))?;
         let mut at = 0u32;
         let len = self.buf.len() as u32;
         while at < plan.sector {
             let src = from + at;
             self.flash
                 .read(src, self.buf)
-                .map_err(|error| SwapError::Flash {
-                    op: FlashOp::Read,
-                    offset: src,
-                    error,
-                })?;
+                .map_err(SwapError::flash(FlashOp::Read, src))?;
             if self.buf.iter().any(|b| *b != plan.erased) {
                 let dst = to + at;
                 self.flash
                     .write(dst, self.buf)
-                    .map_err(|error| SwapError::Flash {
-                        op: FlashOp::Write,
-                        offset: dst,
-                        error,
-                    })?;
+                    .map_err(SwapError::flash(FlashOp::Write, dst))?;
             }
             at += len;
         }

@@ -25,7 +25,7 @@ use keyway_device::boot::{
     self, Boot, ConfirmError, Confirmation, Decision, MAX_TRIAL_BOOTS, Reason, RevertCause,
     SelfTest,
 };
-use keyway_device::install::{Installer, SlotLayout};
+use keyway_device::install::{Installer, SlotLayout, Target};
 use keyway_device::journal::{self, Config, Journal, PersistentState, TrialState};
 use keyway_sim::{CutPoint, PowerCut, SimFlash};
 use keyway_suit::ImageExpectation;
@@ -119,7 +119,12 @@ fn installed<const W: usize, const E: usize>(
         size: Some(new.len() as u64),
         uri: None,
     };
-    let mut inst = Installer::<_>::begin(&mut flash, &mut journal, &layout, &exp, [7; 32]).unwrap();
+    let mut inst = Installer::<_>::begin(
+        &mut flash,
+        &mut journal,
+        Target::new(&layout, &exp, [7; 32]),
+    )
+    .unwrap();
     for c in new.chunks(700) {
         inst.push(&mut flash, &mut journal, c).unwrap();
     }
@@ -370,7 +375,9 @@ fn both_slots_bad_is_recovery_and_a_local_install_leads_to_a_trial() {
         uri: None,
     };
     let mut j = lock.open(&mut flash);
-    let mut inst = Installer::<_>::begin(&mut flash, &mut j, &lock.layout, &exp, [9; 32]).unwrap();
+    let mut inst =
+        Installer::<_>::begin(&mut flash, &mut j, Target::new(&lock.layout, &exp, [9; 32]))
+            .unwrap();
     inst.push(&mut flash, &mut j, &fresh).unwrap();
     assert_eq!(inst.finish(&mut flash, &mut j).unwrap(), 1);
     let mut recovered = bad.clone();

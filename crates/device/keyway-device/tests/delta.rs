@@ -14,7 +14,7 @@ use common::{
 };
 use keyway_device::boot::{self, Boot, Confirmation};
 use keyway_device::delta::{DeltaError, DeltaInstaller, HeaderField};
-use keyway_device::install::Installer;
+use keyway_device::install::{Installer, Target};
 use keyway_device::journal::{Journal, TrialState};
 use keyway_sim::{PowerCut, SimFlash};
 use keyway_suit::{DeviceState, Verified};
@@ -58,9 +58,11 @@ fn lock_running(v: &Vendor, old: &[u8]) -> Flash {
     let mut inst = Installer::<_>::begin_with_manifest(
         &mut flash,
         &mut j,
-        &layout(),
-        ver.payload.as_ref().unwrap(),
-        ver.manifest_digest,
+        Target::new(
+            &layout(),
+            ver.payload.as_ref().unwrap(),
+            ver.manifest_digest,
+        ),
         &env[..ip.offset],
     )
     .unwrap();
@@ -90,10 +92,12 @@ fn apply(
     let mut d = DeltaInstaller::<_>::begin(
         flash,
         &mut j,
-        &layout(),
+        Target::new(
+            &layout(),
+            ver.payload.as_ref().unwrap(),
+            ver.manifest_digest,
+        ),
         &binding,
-        ver.payload.as_ref().unwrap(),
-        ver.manifest_digest,
         Some(&env[..ip.offset]),
     )?;
     for c in ip.available.chunks(chunk) {

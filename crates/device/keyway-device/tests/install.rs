@@ -15,7 +15,7 @@ use common::{Seeded, bytes, cuts, full_sweep, sha256};
 
 use std::time::{Duration, Instant};
 
-use keyway_device::install::{InstallError, Installer, LayoutError, SlotLayout};
+use keyway_device::install::{InstallError, Installer, LayoutError, SlotLayout, Target};
 use keyway_device::journal::{self, Config, Download, Journal, PersistentState, TrialState};
 use keyway_sim::{PowerCut, SimFlash};
 use keyway_suit::ImageExpectation;
@@ -127,9 +127,12 @@ fn installs_300_kib_on_nrf52840_near_the_physical_minimum() {
         let active_before = slot_bytes(&flash, &layout, 0);
         flash.reset_stats();
         let mut journal = Journal::open(&mut flash, layout.journal).unwrap();
-        let installer =
-            Installer::<_>::begin(&mut flash, &mut journal, &layout, &exp, manifest_digest)
-                .unwrap();
+        let installer = Installer::<_>::begin(
+            &mut flash,
+            &mut journal,
+            Target::new(&layout, &exp, manifest_digest),
+        )
+        .unwrap();
         assert_eq!(installer.slot(), 1);
         let slot = feed(&mut flash, &mut journal, installer, &image, chunk).unwrap();
         assert_eq!(slot, 1);
@@ -216,8 +219,12 @@ fn stm32f4_install_erases_each_128_kib_slot_sector_once() {
         let active_before = slot_bytes(&flash, &layout, 0);
         flash.reset_stats();
         let mut journal = Journal::open(&mut flash, layout.journal).unwrap();
-        let installer =
-            Installer::<_>::begin(&mut flash, &mut journal, &layout, &exp, [0x44; 32]).unwrap();
+        let installer = Installer::<_>::begin(
+            &mut flash,
+            &mut journal,
+            Target::new(&layout, &exp, [0x44; 32]),
+        )
+        .unwrap();
         assert_eq!(installer.slot(), 1);
         assert_eq!(
             feed(&mut flash, &mut journal, installer, &image, chunk),
@@ -306,7 +313,7 @@ fn refuses_wrong_images_and_bad_layouts() {
     };
     let mut flash = fresh.clone();
     let mut j = Journal::open(&mut flash, layout.journal).unwrap();
-    let inst = Installer::<_>::begin(&mut flash, &mut j, &layout, &exp, md).unwrap();
+    let inst = Installer::<_>::begin(&mut flash, &mut j, Target::new(&layout, &exp, md)).unwrap();
     assert_eq!(inst.slot(), 0);
     let err = feed(&mut flash, &mut j, inst, &image, 244).unwrap_err();
     assert_eq!(
@@ -323,7 +330,7 @@ fn refuses_wrong_images_and_bad_layouts() {
     };
     let mut flash = fresh.clone();
     let mut j = Journal::open(&mut flash, layout.journal).unwrap();
-    let inst = Installer::<_>::begin(&mut flash, &mut j, &layout, &exp, md).unwrap();
+    let inst = Installer::<_>::begin(&mut flash, &mut j, Target::new(&layout, &exp, md)).unwrap();
     let err = feed(&mut flash, &mut j, inst, &image, 1472).unwrap_err();
     assert!(matches!(
         err,
@@ -340,7 +347,8 @@ fn refuses_wrong_images_and_bad_layouts() {
     };
     let mut flash = fresh.clone();
     let mut j = Journal::open(&mut flash, layout.journal).unwrap();
-    let mut inst = Installer::<_>::begin(&mut flash, &mut j, &layout, &exp, md).unwrap();
+    let mut inst =
+        Installer::<_>::begin(&mut flash, &mut j, Target::new(&layout, &exp, md)).unwrap();
     let err = inst.push(&mut flash, &mut j, &image).unwrap_err();
     assert!(matches!(
         err,
@@ -364,7 +372,8 @@ fn refuses_wrong_images_and_bad_layouts() {
     let mut flash = fresh.clone();
     let ops = flash.ops();
     let mut j = Journal::open(&mut flash, layout.journal).unwrap();
-    let err = Installer::<_>::begin(&mut flash, &mut j, &layout, &exp, md).unwrap_err();
+    let err =
+        Installer::<_>::begin(&mut flash, &mut j, Target::new(&layout, &exp, md)).unwrap_err();
     assert_eq!(
         err,
         InstallError::ImageTooLarge {
@@ -385,7 +394,8 @@ fn refuses_wrong_images_and_bad_layouts() {
     };
     let mut flash = fresh.clone();
     let mut j = Journal::open(&mut flash, layout.journal).unwrap();
-    let mut inst = Installer::<_>::begin(&mut flash, &mut j, &layout, &exp, md).unwrap();
+    let mut inst =
+        Installer::<_>::begin(&mut flash, &mut j, Target::new(&layout, &exp, md)).unwrap();
     let ops = flash.ops();
     let err = inst.push(&mut flash, &mut j, &big).unwrap_err();
     assert!(matches!(err, InstallError::ImageTooLarge { slot: 0, .. }));
@@ -400,17 +410,24 @@ fn refuses_wrong_images_and_bad_layouts() {
     let mut flash = fresh.clone();
     let mut j = Journal::open(&mut flash, layout.journal).unwrap();
     assert_eq!(
-        Installer::<_>::resume(&mut flash, &mut j, &layout, &exp, md).unwrap_err(),
+        Installer::<_>::resume(&mut flash, &mut j, Target::new(&layout, &exp, md)).unwrap_err(),
         InstallError::NoDownload
     );
-    let mut inst = Installer::<_>::begin(&mut flash, &mut j, &layout, &exp, md).unwrap();
+    let mut inst =
+        Installer::<_>::begin(&mut flash, &mut j, Target::new(&layout, &exp, md)).unwrap();
     inst.push(&mut flash, &mut j, &image[..9000]).unwrap();
     let other = [0x22; 32];
     assert_eq!(
-        Installer::<_>::resume(&mut flash, &mut j, &layout, &exp, other).unwrap_err(),
+        Installer::<_>::resume(&mut flash, &mut j, Target::new(&layout, &exp, other)).unwrap_err(),
         InstallError::OtherManifest { recorded: md }
     );
-    let inst = Installer::<_>::resume_or_begin(&mut flash, &mut j, &layout, &exp, other).unwrap();
+    let inst = Installer::<_>::resume_or_begin(
+        &mut flash,
+        &mut j,
+        Target::new(&layout, &exp, other),
+        None,
+    )
+    .unwrap();
     assert_eq!(inst.offset(), 0);
     assert_eq!(
         j.state().download,
@@ -424,7 +441,7 @@ fn refuses_wrong_images_and_bad_layouts() {
     assert_eq!(j.state().trial, TrialState::Pending { slot: 0 });
 
     // A new download clears an earlier Pending in the same commit.
-    let inst = Installer::<_>::begin(&mut flash, &mut j, &layout, &exp, md).unwrap();
+    let inst = Installer::<_>::begin(&mut flash, &mut j, Target::new(&layout, &exp, md)).unwrap();
     assert_eq!(j.state().trial, TrialState::None);
     drop(inst);
 
@@ -440,7 +457,7 @@ fn refuses_wrong_images_and_bad_layouts() {
     };
     j.commit(&mut flash, &trial).unwrap();
     assert_eq!(
-        Installer::<_>::begin(&mut flash, &mut j, &layout, &exp, md).unwrap_err(),
+        Installer::<_>::begin(&mut flash, &mut j, Target::new(&layout, &exp, md)).unwrap_err(),
         InstallError::TrialInProgress { slot: 0 }
     );
     let trial_active = PersistentState {
@@ -453,7 +470,7 @@ fn refuses_wrong_images_and_bad_layouts() {
     j.commit(&mut flash, &trial_active).unwrap();
     let ops = flash.ops();
     assert_eq!(
-        Installer::<_>::begin(&mut flash, &mut j, &layout, &exp, md).unwrap_err(),
+        Installer::<_>::begin(&mut flash, &mut j, Target::new(&layout, &exp, md)).unwrap_err(),
         InstallError::TrialInProgress { slot: 1 }
     );
     assert_eq!(flash.ops(), ops, "nothing written or erased");
@@ -462,7 +479,7 @@ fn refuses_wrong_images_and_bad_layouts() {
     let mut flash = fresh.clone();
     let mut j = Journal::open(&mut flash, layout.journal).unwrap();
     assert!(matches!(
-        Installer::<_, 100>::begin(&mut flash, &mut j, &layout, &exp, md),
+        Installer::<_, 100>::begin(&mut flash, &mut j, Target::new(&layout, &exp, md)),
         Err(InstallError::BufferSize(_))
     ));
 
@@ -553,16 +570,12 @@ impl Case<'_> {
             None => Installer::<_>::begin(
                 flash,
                 &mut journal,
-                &self.layout,
-                &self.exp(),
-                self.manifest_digest,
+                Target::new(&self.layout, &self.exp(), self.manifest_digest),
             )?,
             Some(_) => Installer::<_>::resume(
                 flash,
                 &mut journal,
-                &self.layout,
-                &self.exp(),
-                self.manifest_digest,
+                Target::new(&self.layout, &self.exp(), self.manifest_digest),
             )?,
         };
         feed(flash, &mut journal, installer, self.image, self.chunk).map(|_| ())
@@ -864,7 +877,7 @@ mod props {
             if let Ok(mut journal) = Journal::open(&mut flash, layout.journal) {
                 let digest = [0u8; 32];
                 let exp = ImageExpectation { digest: &digest, size: Some(1000), uri: None };
-                let _ = Installer::<_>::begin(&mut flash, &mut journal, &layout, &exp, digest);
+                let _ = Installer::<_>::begin(&mut flash, &mut journal, Target::new(&layout, &exp, digest));
             }
         }
 
@@ -888,7 +901,7 @@ mod props {
             let exp = ImageExpectation { digest: &digest, size: Some(declared), uri: None };
             let mut flash = SimFlash::<1, 512>::small_pages();
             let mut j = Journal::open(&mut flash, layout.journal).unwrap();
-            let mut inst = Installer::<_>::begin(&mut flash, &mut j, &layout, &exp, [7; 32]).unwrap();
+            let mut inst = Installer::<_>::begin(&mut flash, &mut j, Target::new(&layout, &exp, [7; 32])).unwrap();
             let mut points: Vec<usize> = cuts.into_iter().map(|c| c.min(len)).collect();
             points.push(0);
             points.push(len);
@@ -928,7 +941,7 @@ mod props {
                     ..PersistentState::default()
                 };
                 j.commit(&mut flash, &state).unwrap();
-                match Installer::<_>::resume(&mut flash, &mut j, &layout, &exp, md) {
+                match Installer::<_>::resume(&mut flash, &mut j, Target::new(&layout, &exp, md)) {
                     Ok(inst) => prop_assert!(offset % 512 == 0 && offset <= 0x5000 && inst.offset() == u64::from(offset)),
                     Err(InstallError::BadOffset { offset: o }) => prop_assert_eq!(o, offset),
                     Err(e) => prop_assert!(false, "{:?}", e),
@@ -962,9 +975,9 @@ fn finish_unarmed_never_arms_the_slot_through_every_power_cut() {
     let run = |flash: &mut SimFlash<1, 512>| -> Result<(), InstallError<SimError>> {
         let mut journal = Journal::open(flash, layout.journal).unwrap();
         let inst = match journal.state().download {
-            Some(_) => Installer::<_>::resume(flash, &mut journal, &layout, &exp, md)?,
+            Some(_) => Installer::<_>::resume(flash, &mut journal, Target::new(&layout, &exp, md))?,
             None if holds_image(flash) => return Ok(()),
-            None => Installer::<_>::begin(flash, &mut journal, &layout, &exp, md)?,
+            None => Installer::<_>::begin(flash, &mut journal, Target::new(&layout, &exp, md))?,
         };
         let mut inst = inst;
         let from = usize::try_from(inst.offset()).unwrap();

@@ -36,7 +36,7 @@ use std::time::Instant;
 use keyway_device::boot::{
     self, Boot, ConfirmError, MAX_TRIAL_BOOTS, Reason, RevertCause, SelfTest,
 };
-use keyway_device::install::{self, Installer, SlotLayout};
+use keyway_device::install::{self, Installer, SlotLayout, Target};
 use keyway_device::journal::{self, Journal, PersistentState, TrialState};
 use keyway_sim::{Cut, CutPoint, EraseTear, OpKind, PowerCut, SimFlash, WriteTear};
 use keyway_suit::ImageExpectation;
@@ -313,15 +313,20 @@ fn live<const W: usize, const E: usize>(
         // The application on the active image: download while wanted.
         if !w.installed && !w.reverted {
             let exp = lock.exp();
-            let r = Installer::<_>::resume_or_begin(flash, &mut j, &lock.layout, &exp, MANIFEST)
-                .and_then(|mut inst| {
-                    assert_eq!(inst.slot(), 1);
-                    let from = usize::try_from(inst.offset()).unwrap();
-                    for c in lock.new[from..].chunks(700) {
-                        inst.push(flash, &mut j, c)?;
-                    }
-                    inst.finish(flash, &mut j)
-                });
+            let r = Installer::<_>::resume_or_begin(
+                flash,
+                &mut j,
+                Target::new(&lock.layout, &exp, MANIFEST),
+                None,
+            )
+            .and_then(|mut inst| {
+                assert_eq!(inst.slot(), 1);
+                let from = usize::try_from(inst.offset()).unwrap();
+                for c in lock.new[from..].chunks(700) {
+                    inst.push(flash, &mut j, c)?;
+                }
+                inst.finish(flash, &mut j)
+            });
             match r {
                 Ok(1) => w.installed = true,
                 Err(e) if is_power_cut(&e) => return Life::Cut,

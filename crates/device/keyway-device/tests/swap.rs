@@ -11,7 +11,7 @@ use common::{App, Seeded, assert_reverted, assert_settled, cuts, full_sweep, tri
 use keyway_device::boot::{
     self, Boot, ConfirmError, Confirmation, MAX_TRIAL_BOOTS, Reason, RevertCause, SelfTest,
 };
-use keyway_device::install::{self, Installer, Mode, SlotLayout};
+use keyway_device::install::{self, Installer, Mode, SlotLayout, Target};
 use keyway_device::journal::{
     self, Config, Journal, PersistentState, SwapPhase, SwapProgress, TrialState,
 };
@@ -159,9 +159,7 @@ impl Update {
         let mut inst = Installer::<_>::begin_with_manifest(
             &mut flash,
             &mut j,
-            &direct,
-            &checked.payload.unwrap(),
-            checked.manifest_digest,
+            Target::new(&direct, &checked.payload.unwrap(), checked.manifest_digest),
             &self.old.head,
         )
         .unwrap();
@@ -191,13 +189,11 @@ impl Update {
         let checked = keyway_suit::inspect_envelope(&self.new.envelope).unwrap();
         let exp = checked.payload.unwrap();
         let digest = checked.manifest_digest;
-        let started = Installer::<_>::resume_or_begin_with_manifest(
+        let started = Installer::<_>::resume_or_begin(
             flash,
             j,
-            &self.layout,
-            &exp,
-            digest,
-            &self.new.head,
+            Target::new(&self.layout, &exp, digest),
+            Some(&self.new.head),
         );
         let mut inst = match started {
             Ok(i) => i,

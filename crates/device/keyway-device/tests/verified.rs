@@ -14,7 +14,7 @@ use common::{
 };
 
 use keyway_device::boot::{self, Boot, Confirmation, Reason, RevertCause, SlotCheck};
-use keyway_device::install::{InstallError, Installer, LayoutError, Mode, SlotLayout};
+use keyway_device::install::{InstallError, Installer, LayoutError, Mode, SlotLayout, Target};
 use keyway_device::journal::{Config, Journal};
 use keyway_device::manifest_area::{HEADER_LEN, MAX_MANIFEST_LEN};
 use keyway_device::verified::{HEAD_BUF_LEN, SlotError, VerifiedSlot, boot_floor};
@@ -60,9 +60,7 @@ fn install(
     let mut inst = Installer::<_>::begin_with_manifest(
         flash,
         journal,
-        &layout(),
-        &exp,
-        checked.manifest_digest,
+        Target::new(&layout(), &exp, checked.manifest_digest),
         &head,
     )
     .unwrap();
@@ -104,6 +102,13 @@ fn confirmed(v: &Vendor) -> (Flash, Journal<Flash>) {
         keyset_version: 0,
     };
     assert_eq!(boot::confirm(&mut j, &mut flash, PASS, conf), Ok(1));
+    (flash, j)
+}
+
+/// [`confirmed`], then `env` installed into slot 0 (pending).
+fn updated(v: &Vendor, env: &[u8]) -> (Flash, Journal<Flash>) {
+    let (mut flash, mut j) = confirmed(v);
+    assert_eq!(install(&mut flash, &mut j, v, env, None), 0);
     (flash, j)
 }
 
@@ -173,10 +178,9 @@ fn boot_rule_floor_is_sequence_at_least_floor() {
 #[test]
 fn a_flipped_image_byte_is_refused_and_reverted() {
     let v = vendor();
-    let (mut flash, mut j) = confirmed(&v);
     // Update: sequence 6 into slot 0.
     let env = envelope(&v.key, 6, image(30_000, 2));
-    assert_eq!(install(&mut flash, &mut j, &v, &env, None), 0);
+    let (mut flash, j) = updated(&v, &env);
     assert_eq!(check(&mut flash, &j, &v, 0), Ok(6));
     for at in [0u32, 12_345, 29_999] {
         let mut bad = flip(&flash, layout().slots[0].start + at);
@@ -195,9 +199,8 @@ fn a_flipped_image_byte_is_refused_and_reverted() {
 #[test]
 fn a_flipped_manifest_byte_is_refused() {
     let v = vendor();
-    let (mut flash, mut j) = confirmed(&v);
     let env = envelope(&v.key, 6, image(30_000, 2));
-    assert_eq!(install(&mut flash, &mut j, &v, &env, None), 0);
+    let (flash, j) = updated(&v, &env);
     let area = layout().manifest_area::<Flash>(0).unwrap();
     let head_len = keyway_suit::inspect_envelope(&env)
         .unwrap()
@@ -258,9 +261,8 @@ fn an_unknown_signer_is_refused_and_never_booted() {
     let d = boot_verified(&mut flash, &mut j, &v);
     assert_eq!(d.boot, Boot::Recovery);
     // With a good active image, the stranger's update is reverted.
-    let (mut flash, mut j) = confirmed(&v);
     let env = envelope(&stranger, 6, image(20_000, 3));
-    assert_eq!(install(&mut flash, &mut j, &v, &env, None), 0);
+    let (mut flash, mut j) = updated(&v, &env);
     let d = boot_verified(&mut flash, &mut j, &v);
     assert_eq!(d.boot, Boot::Slot(1));
     assert!(matches!(
@@ -275,11 +277,10 @@ fn an_unknown_signer_is_refused_and_never_booted() {
 #[test]
 fn a_tampered_active_slot_falls_back_to_the_verified_one() {
     let v = vendor();
-    let (mut flash, mut j) = confirmed(&v);
     // An older image (sequence 4) in slot 0 fails the boot rule after the
     // confirm of 5: never a fallback target.
     let env = envelope(&v.key, 4, image(10_000, 9));
-    assert_eq!(install(&mut flash, &mut j, &v, &env, None), 0);
+    let (mut flash, j) = updated(&v, &env);
     assert!(matches!(
         check(&mut flash, &j, &v, 0),
         Err(SlotError::BelowFloor {
@@ -289,9 +290,8 @@ fn a_tampered_active_slot_falls_back_to_the_verified_one() {
     ));
     // Sequence 5 again in slot 0 (same release, re-installed) verifies; a
     // tampered slot 1 then falls back to it.
-    let (mut flash, mut j) = confirmed(&v);
     let env = envelope(&v.key, 5, image(10_000, 9));
-    assert_eq!(install(&mut flash, &mut j, &v, &env, None), 0);
+    let (mut flash, mut j) = updated(&v, &env);
     let d = boot_verified(&mut flash, &mut j, &v);
     assert_eq!(d.boot, Boot::Slot(0));
     let conf = Confirmation {
@@ -322,9 +322,7 @@ fn installer_refuses_oversized_heads_and_layouts_without_an_area() {
     let e = Installer::<_>::begin_with_manifest(
         &mut flash,
         &mut j,
-        &layout(),
-        &exp,
-        checked.manifest_digest,
+        Target::new(&layout(), &exp, checked.manifest_digest),
         &big,
     )
     .unwrap_err();
@@ -345,9 +343,7 @@ fn installer_refuses_oversized_heads_and_layouts_without_an_area() {
     let e = Installer::<_>::begin_with_manifest(
         &mut flash,
         &mut j,
-        &none,
-        &exp,
-        checked.manifest_digest,
+        Target::new(&none, &exp, checked.manifest_digest),
         &[1, 2, 3],
     )
     .unwrap_err();
@@ -523,13 +519,11 @@ mod geometries {
         let payload = checked.integrated.unwrap();
         let md = checked.manifest_digest;
         let mut inst = match j.state().download {
-            Some(_) => Installer::<_>::resume(flash, j, layout, &exp, md)?,
+            Some(_) => Installer::<_>::resume(flash, j, Target::new(layout, &exp, md))?,
             None => Installer::<_>::begin_with_manifest(
                 flash,
                 j,
-                layout,
-                &exp,
-                md,
+                Target::new(layout, &exp, md),
                 &env[..payload.offset],
             )?,
         };

@@ -76,33 +76,25 @@ pub type SmallPagesFlash = SimFlash<1, 512>;
 /// The ECC preset: 32-byte writes, 128 KiB sectors.
 pub type Ecc32Flash = SimFlash<32, 131072>;
 
-impl Nrf52840Flash {
-    /// An erased flash with [`Geometry::nrf52840`].
-    pub fn nrf52840() -> Self {
-        Self::new(Geometry::nrf52840()).expect("alias fits its preset")
-    }
+/// `impl Alias { pub fn name() -> Self }`: an erased flash with
+/// `Geometry::name`, for each preset alias.
+macro_rules! preset_constructors {
+    ($($alias:ident::$name:ident),* $(,)?) => {$(
+        impl $alias {
+            #[doc = concat!("An erased flash with [`Geometry::", stringify!($name), "`].")]
+            pub fn $name() -> Self {
+                Self::new(Geometry::$name()).expect("alias fits its preset")
+            }
+        }
+    )*};
 }
 
-impl Stm32f4Flash {
-    /// An erased flash with [`Geometry::stm32f4`].
-    pub fn stm32f4() -> Self {
-        Self::new(Geometry::stm32f4()).expect("alias fits its preset")
-    }
-}
-
-impl SmallPagesFlash {
-    /// An erased flash with [`Geometry::small_pages`].
-    pub fn small_pages() -> Self {
-        Self::new(Geometry::small_pages()).expect("alias fits its preset")
-    }
-}
-
-impl Ecc32Flash {
-    /// An erased flash with [`Geometry::ecc32`].
-    pub fn ecc32() -> Self {
-        Self::new(Geometry::ecc32()).expect("alias fits its preset")
-    }
-}
+preset_constructors!(
+    Nrf52840Flash::nrf52840,
+    Stm32f4Flash::stm32f4,
+    SmallPagesFlash::small_pages,
+    Ecc32Flash::ecc32,
+);
 
 /// Bits that are programmed in `byte` (1 = programmed) for this erased value.
 fn programmed(byte: u8, erased: u8) -> u8 {

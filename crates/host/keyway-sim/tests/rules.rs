@@ -320,32 +320,45 @@ fn rules_hold_on_every_preset() {
 #[test]
 fn error_messages_name_the_violation() {
     let mut n = Nrf52840Flash::nrf52840();
-    assert_eq!(
-        n.write(0x1002, &[0; 4]).unwrap_err().to_string(),
-        "write at 0x1002 not aligned to 4-byte words"
-    );
-    assert_eq!(
-        n.write(0x1000, &[0; 6]).unwrap_err().to_string(),
-        "write of 6 bytes at 0x1000 is not a whole number of 4-byte words"
-    );
-    n.write(0x3000, &[0x3c, 0xff, 0xff, 0xff]).unwrap();
-    assert_eq!(
-        n.write(0x3000, &[0x0f, 0xff, 0xff, 0xff])
-            .unwrap_err()
-            .to_string(),
-        "programming 0→1 bits at 0x3000 (byte 0x0f over 0x3c)"
-    );
-    n.write(0x3000, &[0x0c, 0xff, 0xff, 0xff]).unwrap();
-    assert_eq!(
-        n.write(0x3000, &[0x0c, 0xff, 0xff, 0xff])
-            .unwrap_err()
-            .to_string(),
-        "write to the 4-byte word at 0x3000 would be write number 3 since its erase; the part allows 2"
-    );
-    assert_eq!(
-        n.write(0xffffc, &[0; 8]).unwrap_err().to_string(),
-        "write of 8 bytes at 0xffffc runs past the end of the flash (0x100000)"
-    );
+    // In order: (offset, bytes, the refusal, or `None` where the write is
+    // accepted).
+    let writes: [(u32, &[u8], Option<&str>); 7] = [
+        (
+            0x1002,
+            &[0; 4],
+            Some("write at 0x1002 not aligned to 4-byte words"),
+        ),
+        (
+            0x1000,
+            &[0; 6],
+            Some("write of 6 bytes at 0x1000 is not a whole number of 4-byte words"),
+        ),
+        (0x3000, &[0x3c, 0xff, 0xff, 0xff], None),
+        (
+            0x3000,
+            &[0x0f, 0xff, 0xff, 0xff],
+            Some("programming 0→1 bits at 0x3000 (byte 0x0f over 0x3c)"),
+        ),
+        (0x3000, &[0x0c, 0xff, 0xff, 0xff], None),
+        (
+            0x3000,
+            &[0x0c, 0xff, 0xff, 0xff],
+            Some(
+                "write to the 4-byte word at 0x3000 would be write number 3 since its erase; the part allows 2",
+            ),
+        ),
+        (
+            0xffffc,
+            &[0; 8],
+            Some("write of 8 bytes at 0xffffc runs past the end of the flash (0x100000)"),
+        ),
+    ];
+    for (at, data, refusal) in writes {
+        match refusal {
+            None => n.write(at, data).unwrap(),
+            Some(m) => assert_eq!(n.write(at, data).unwrap_err().to_string(), m),
+        }
+    }
 
     let mut s = Stm32f4Flash::stm32f4();
     assert_eq!(

@@ -209,9 +209,7 @@ impl<F: NorFlash> Shell<'_, F> {
         let mut installer = Installer::begin_with_manifest(
             &mut self.flash,
             &mut self.journal,
-            &self.layout,
-            expectation,
-            verified.manifest_digest,
+            Target::new(&self.layout, expectation, verified.manifest_digest),
             &head[..p.offset],
         )
         .map_err(|_| img_rc::FLASH_WRITE_FAILED)?;

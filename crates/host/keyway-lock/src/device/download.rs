@@ -3,7 +3,7 @@
 //! resumed after a restart, finished (armed or not), or abandoned.
 
 use keyway_device::delta::{DeltaError, DeltaInstaller};
-use keyway_device::install::Installer;
+use keyway_device::install::{Installer, Target};
 use keyway_device::journal::PersistentState;
 
 use crate::smp::MgmtErr;
@@ -60,10 +60,8 @@ impl DeviceCore {
             return DeltaInstaller::<Flash, BUF>::begin(
                 &mut self.flash,
                 &mut self.journal,
-                &self.layout,
+                Target::new(&self.layout, expectation, manifest_digest),
                 d,
-                expectation,
-                manifest_digest,
                 Some(head),
             )
             .map(|i| DownloadInstaller::Delta(Box::new(i)))
@@ -72,9 +70,7 @@ impl DeviceCore {
         Installer::<Flash, BUF>::begin_with_manifest(
             &mut self.flash,
             &mut self.journal,
-            &self.layout,
-            expectation,
-            manifest_digest,
+            Target::new(&self.layout, expectation, manifest_digest),
             head,
         )
         .map(|i| DownloadInstaller::Full(Box::new(i)))
@@ -171,9 +167,7 @@ impl DeviceCore {
         let inst = Installer::<Flash, BUF>::resume(
             &mut self.flash,
             &mut self.journal,
-            &self.layout,
-            &exp,
-            v.manifest_digest,
+            Target::new(&self.layout, &exp, v.manifest_digest),
         )
         .ok()?;
         let place = self.layout.place::<Flash>(inst.slot())?;

@@ -71,7 +71,7 @@ pub struct FlashApply {
 pub fn apply_on_flash(old: &[u8], patch: &[u8], chunk: usize) -> Result<FlashApply> {
     use std::cell::RefCell;
 
-    use keyway_device::install::{Installer, Mode, SlotLayout};
+    use keyway_device::install::{Installer, Mode, SlotLayout, Target};
     use keyway_device::journal::{self, Journal, PersistentState};
     use keyway_sim::SimFlash;
 
@@ -126,9 +126,12 @@ pub fn apply_on_flash(old: &[u8], patch: &[u8], chunk: usize) -> Result<FlashApp
         size: Some(u64::from(header.out_size)),
         uri: None,
     };
-    let mut installer =
-        Installer::<_, 256>::begin(&mut flash, &mut journal, &layout, &expectation, [0; 32])
-            .map_err(|e| f("installer")(&e))?;
+    let mut installer = Installer::<_, 256>::begin(
+        &mut flash,
+        &mut journal,
+        Target::new(&layout, &expectation, [0; 32]),
+    )
+    .map_err(|e| f("installer")(&e))?;
     let mut p =
         Patcher::new(&header, base_size, &sha256(old)).map_err(|e| anyhow::anyhow!("{e}"))?;
     let flash = RefCell::new(flash);

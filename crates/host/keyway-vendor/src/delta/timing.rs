@@ -45,7 +45,7 @@ pub fn update_times(old: &[u8], new: &[u8], link_bytes_per_s: u64) -> Result<[Up
     use crate::keys::{Algorithm, SigningKey};
     use keyway_device::boot::{self, Boot, Confirmation, SelfTest};
     use keyway_device::delta::DeltaInstaller;
-    use keyway_device::install::{Installer, Mode, SlotLayout};
+    use keyway_device::install::{Installer, Mode, SlotLayout, Target};
     use keyway_device::journal::{self, Journal};
     use keyway_device::verified::{HEAD_BUF_LEN, VerifiedSlot};
     use keyway_sim::SimFlash;
@@ -118,9 +118,7 @@ pub fn update_times(old: &[u8], new: &[u8], link_bytes_per_s: u64) -> Result<[Up
         let mut inst = Installer::<_, 256>::begin_with_manifest(
             flash,
             j,
-            &layout,
-            &exp,
-            v.manifest_digest,
+            Target::new(&layout, &exp, v.manifest_digest),
             &env[..offset],
         )
         .map_err(|e| err("install")(&e))?;
@@ -171,10 +169,12 @@ pub fn update_times(old: &[u8], new: &[u8], link_bytes_per_s: u64) -> Result<[Up
             let mut d = DeltaInstaller::<_, 256>::begin(
                 &mut flash,
                 &mut j,
-                &layout,
+                Target::new(
+                    &layout,
+                    v.payload.as_ref().context("no payload")?,
+                    v.manifest_digest,
+                ),
                 &binding,
-                v.payload.as_ref().context("no payload")?,
-                v.manifest_digest,
                 Some(&env[..ip.offset]),
             )
             .map_err(|e| anyhow::anyhow!("delta install: {e}"))?;

@@ -41,9 +41,7 @@ pub(super) fn factory<const W: usize, const E: usize>(
     let mut inst = Installer::<_, BUF>::begin_with_manifest(
         flash,
         &mut journal,
-        &direct,
-        &exp,
-        checked.manifest_digest,
+        Target::new(&direct, &exp, checked.manifest_digest),
         ctx.v1.head(),
     )
     .map_err(|e| f("install", &e))?;
@@ -255,24 +253,23 @@ fn download<const W: usize, const E: usize>(
         .payload
         .ok_or_else(|| Stop::Fail("v2 has no payload".into()))?;
     let digest = checked.manifest_digest;
-    let resumed = match Installer::<_, BUF>::resume(flash, journal, &ctx.layout, &exp, digest) {
-        Ok(i) => Some(i),
-        Err(
-            install::InstallError::NoDownload
-            | install::InstallError::OtherManifest { .. }
-            | install::InstallError::OtherSlot { .. }
-            | install::InstallError::BadOffset { .. },
-        ) => None,
-        Err(e) => return Err(stop(flash, "resuming the download")(e)),
-    };
+    let resumed =
+        match Installer::<_, BUF>::resume(flash, journal, Target::new(&ctx.layout, &exp, digest)) {
+            Ok(i) => Some(i),
+            Err(
+                install::InstallError::NoDownload
+                | install::InstallError::OtherManifest { .. }
+                | install::InstallError::OtherSlot { .. }
+                | install::InstallError::BadOffset { .. },
+            ) => None,
+            Err(e) => return Err(stop(flash, "resuming the download")(e)),
+        };
     let mut inst = match resumed {
         Some(i) => i,
         None => Installer::<_, BUF>::begin_with_manifest(
             flash,
             journal,
-            &ctx.layout,
-            &exp,
-            digest,
+            Target::new(&ctx.layout, &exp, digest),
             ctx.v2.head(),
         )
         .map_err(stop(flash, "beginning the download"))?,
