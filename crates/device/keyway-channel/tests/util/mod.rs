@@ -91,6 +91,15 @@ impl Pair {
         )
     }
 
+    /// The lock's answer to the client's Pake3 `msg` (its pairing run,
+    /// guard and device key): the new owner, and Pake4 in `out`.
+    pub fn lock_pake3(&mut self, msg: &[u8], out: &mut [u8; PAKE4_LEN]) -> Result<NewOwner, Error> {
+        let device = self.lock.device.verifying_key().to_bytes();
+        self.lock
+            .pairing
+            .pake3(&mut self.lock.guard, msg, &device, out)
+    }
+
     pub fn new(seed: u64) -> Self {
         let code = SetupCode::new(CODE).unwrap();
         let verifier = StoredVerifier::derive(&code, &[7; 16], TEST_ITERATIONS);
@@ -140,12 +149,7 @@ impl Pair {
             &mut pake3,
         )?;
         let mut pake4 = [0u8; PAKE4_LEN];
-        let owner = self.lock.pairing.pake3(
-            &mut self.lock.guard,
-            &pake3,
-            &self.lock.device.verifying_key().to_bytes(),
-            &mut pake4,
-        )?;
+        let owner = self.lock_pake3(&pake3, &mut pake4)?;
         let lock = client.pake4(&pake4)?;
         self.lock.owners.push((owner.key_id(), owner.public_key));
         self.client.lock_key = Some(lock.device_public_key);
@@ -165,6 +169,13 @@ impl Pair {
         let mut p = Pair::new(seed);
         p.pair(CODE, "Alice").unwrap();
         p
+    }
+
+    /// Paired with the right code and in a session by the owner's key.
+    pub fn in_session(seed: u64) -> (Self, ClientSession) {
+        let mut p = Pair::paired(seed);
+        let s = p.handshake().unwrap();
+        (p, s)
     }
 
     /// A whole handshake by the client's owner key; returns the session.
@@ -273,6 +284,12 @@ impl Pair {
             .unwrap();
         out.truncate(n);
         out
+    }
+
+    /// The client asks `payload`; the lock's sealed answer, not yet opened.
+    pub fn answer(&mut self, session: &mut ClientSession, payload: &[u8]) -> Vec<u8> {
+        let mut req = self.request(session, payload);
+        self.lock_serve(&mut req).1
     }
 
     /// One full request/response; returns the answer payload at the client.
