@@ -74,13 +74,7 @@ impl Version {
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Self, Error> {
-        let n = r.array()?;
-        if n > MAX_VERSION_PARTS {
-            return Err(Error::TooMany {
-                what: Limit::VersionParts,
-                max: MAX_VERSION_PARTS,
-            });
-        }
+        let n = r.array_at_most(MAX_VERSION_PARTS, Limit::VersionParts)?;
         let mut v = Version::default();
         for p in v.parts.iter_mut().take(n) {
             *p = r.i64()?;
@@ -348,13 +342,7 @@ impl<'a> Manifest<'a> {
                     }
                     for _ in 0..c {
                         let start = r.position();
-                        let parts = r.array()?;
-                        if parts > 8 {
-                            return Err(Error::TooMany {
-                                what: Limit::ComponentId,
-                                max: 8,
-                            });
-                        }
+                        let parts = r.array_at_most(8, Limit::ComponentId)?;
                         for _ in 0..parts {
                             r.bytes()?;
                         }
