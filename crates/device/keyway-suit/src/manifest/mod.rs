@@ -74,7 +74,13 @@ impl Version {
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Self, Error> {
-        let n = r.array_at_most(MAX_VERSION_PARTS, Limit::VersionParts)?;
+        let n = r.array()?;
+        if n > MAX_VERSION_PARTS {
+            return Err(Error::TooMany {
+                what: Limit::VersionParts,
+                max: MAX_VERSION_PARTS,
+            });
+        }
         let mut v = Version::default();
         for p in v.parts.iter_mut().take(n) {
             *p = r.i64()?;
@@ -342,7 +348,13 @@ impl<'a> Manifest<'a> {
                     }
                     for _ in 0..c {
                         let start = r.position();
-                        let parts = r.array_at_most(8, Limit::ComponentId)?;
+                        let parts = r.array()?;
+                        if parts > 8 {
+                            return Err(Error::TooMany {
+                                what: Limit::ComponentId,
+                                max: 8,
+                            });
+                        }
                         for _ in 0..parts {
                             r.bytes()?;
                         }
