@@ -6,7 +6,7 @@ mod util;
 
 use keyway_channel::handshake::{MSG2_LEN, MSG3_LEN};
 use keyway_channel::{ClientHandshake, Error, key_id};
-use util::{Pair, keypair};
+use util::{Pair, flipped, keypair};
 
 #[test]
 fn session_handshake_and_sealed_round_trip() {
@@ -182,9 +182,7 @@ fn forged_response_is_refused_at_the_client() {
 fn altered_response_is_refused_at_the_client() {
     let (mut p, mut s) = Pair::in_session(19);
     let real = p.answer(&mut s, b"lock");
-    for at in 0..real.len() {
-        let mut altered = real.clone();
-        altered[at] ^= 0x80;
+    for (at, mut altered) in flipped(&real, 0, 0x80) {
         assert!(
             s.open_response(p.client.now_ms, &mut altered).is_err(),
             "flip at byte {at} accepted"
@@ -231,9 +229,7 @@ fn response_without_request_is_refused_at_the_client() {
 fn forged_and_altered_requests_are_refused_by_the_lock() {
     let (mut p, mut s) = Pair::in_session(23);
     let req = p.request(&mut s, b"unlock");
-    for at in 4..req.len() {
-        let mut altered = req.clone();
-        altered[at] ^= 0x01;
+    for (at, mut altered) in flipped(&req, 4, 0x01) {
         let (served, resp) = p.lock_serve(&mut altered);
         assert!(served.is_err(), "flip at {at} accepted");
         assert!(resp.is_empty());

@@ -55,6 +55,16 @@ pub struct Client {
     pub now_ms: u64,
 }
 
+/// Each copy of `msg` with one byte at or after `from` XORed with `bits`,
+/// and that byte's offset.
+pub fn flipped(msg: &[u8], from: usize, bits: u8) -> impl Iterator<Item = (usize, Vec<u8>)> + '_ {
+    (from..msg.len()).map(move |at| {
+        let mut altered = msg.to_vec();
+        altered[at] ^= bits;
+        (at, altered)
+    })
+}
+
 pub struct Pair {
     pub lock: Lock,
     pub client: Client,
