@@ -143,18 +143,6 @@ pub enum SigningKey {
     P256(p256::ecdsa::SigningKey),
 }
 
-impl fmt::Debug for SigningKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Never print secret material.
-        write!(
-            f,
-            "SigningKey({}, kid {})",
-            self.algorithm(),
-            hex(&self.key_id())
-        )
-    }
-}
-
 /// A public (verifying) key.
 #[derive(Clone, PartialEq, Eq)]
 pub enum PublicKey {
@@ -164,16 +152,20 @@ pub enum PublicKey {
     P256(p256::ecdsa::VerifyingKey),
 }
 
-impl fmt::Debug for PublicKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "PublicKey({}, kid {})",
-            self.algorithm(),
-            hex(&self.key_id())
-        )
-    }
+/// `Debug` for both key types: the type, algorithm and key id (never
+/// secret material).
+macro_rules! debug_by_key_id {
+    ($($key:ident),+) => {$(
+        impl fmt::Debug for $key {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let (algorithm, kid) = (self.algorithm(), hex(&self.key_id()));
+                write!(f, "{}({algorithm}, kid {kid})", stringify!($key))
+            }
+        }
+    )+};
 }
+
+debug_by_key_id!(SigningKey, PublicKey);
 
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
@@ -264,24 +256,20 @@ impl SigningKey {
 
     /// Parses a PKCS#8 (or SEC1 P-256) PEM private key.
     pub fn from_pem(text: &[u8]) -> Result<SigningKey, KeyParseError> {
-        const EXPECTED: &str = "private key";
-        let (label, der) = decode_pem(text, EXPECTED)?;
-        let der: Zeroizing<Vec<u8>> = Zeroizing::new(der);
-        match label.as_str() {
-            "PRIVATE KEY" => parse_pkcs8(&der),
-            "EC PRIVATE KEY" => p256::SecretKey::from_sec1_der(&der)
-                .map(|k| SigningKey::P256(k.into()))
-                .map_err(malformed("SEC1 EC private key (only P-256 is supported)")),
-            "ENCRYPTED PRIVATE KEY" => Err(KeyParseError::Encrypted),
-            "PUBLIC KEY" => Err(KeyParseError::WrongKeyType {
-                expected: EXPECTED,
-                got: "public key".into(),
-            }),
-            other => Err(KeyParseError::UnexpectedLabel {
-                label: other.into(),
-                expected: EXPECTED,
-            }),
-        }
+        from_pem_by_label(
+            text,
+            "private key",
+            &[
+                ("PRIVATE KEY", parse_pkcs8),
+                ("EC PRIVATE KEY", |der| {
+                    p256::SecretKey::from_sec1_der(der)
+                        .map(|k| SigningKey::P256(k.into()))
+                        .map_err(malformed("SEC1 EC private key (only P-256 is supported)"))
+                }),
+                ("ENCRYPTED PRIVATE KEY", |_| Err(KeyParseError::Encrypted)),
+            ],
+            (&["PUBLIC KEY"], "public key"),
+        )
     }
 
     /// Reads a private key file.
@@ -299,6 +287,32 @@ fn decode_pem(text: &[u8], expected: &'static str) -> Result<(String, Vec<u8>), 
     }
     let (label, der) = pem::decode_vec(text).map_err(|e| not_pem(e.to_string()))?;
     Ok((label.to_owned(), der))
+}
+
+/// A parser of a key's DER.
+type ParseDer<K> = fn(&[u8]) -> Result<K, KeyParseError>;
+
+/// A key of one kind (`expected`) from a PEM document: its DER (wiped
+/// after) goes to the parser `parsers` gives for its label; a label in
+/// `other.0` is a key of the other kind (`other.1`).
+fn from_pem_by_label<K>(
+    text: &[u8],
+    expected: &'static str,
+    parsers: &[(&str, ParseDer<K>)],
+    (other_labels, other): (&[&str], &str),
+) -> Result<K, KeyParseError> {
+    let (label, der) = decode_pem(text, expected)?;
+    let der = Zeroizing::new(der);
+    if let Some((_, parse)) = parsers.iter().find(|(l, _)| *l == label) {
+        parse(&der)
+    } else if other_labels.contains(&label.as_str()) {
+        Err(KeyParseError::WrongKeyType {
+            expected,
+            got: other.into(),
+        })
+    } else {
+        Err(KeyParseError::UnexpectedLabel { label, expected })
+    }
 }
 
 /// Reads the PEM file at `path` (wiped from memory after) and parses it
@@ -412,21 +426,15 @@ impl PublicKey {
 
     /// Parses a SubjectPublicKeyInfo PEM public key.
     pub fn from_pem(text: &[u8]) -> Result<PublicKey, KeyParseError> {
-        const EXPECTED: &str = "public key";
-        let (label, der) = decode_pem(text, EXPECTED)?;
-        match label.as_str() {
-            "PUBLIC KEY" => parse_spki(&der),
-            "PRIVATE KEY" | "EC PRIVATE KEY" | "ENCRYPTED PRIVATE KEY" => {
-                Err(KeyParseError::WrongKeyType {
-                    expected: EXPECTED,
-                    got: "private key".into(),
-                })
-            }
-            other => Err(KeyParseError::UnexpectedLabel {
-                label: other.into(),
-                expected: EXPECTED,
-            }),
-        }
+        from_pem_by_label(
+            text,
+            "public key",
+            &[("PUBLIC KEY", parse_spki)],
+            (
+                &["PRIVATE KEY", "EC PRIVATE KEY", "ENCRYPTED PRIVATE KEY"],
+                "private key",
+            ),
+        )
     }
 
     /// Reads a public key file.
