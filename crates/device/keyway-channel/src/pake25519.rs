@@ -152,10 +152,30 @@ fn random_scalar(wide: &[u8; 64]) -> Scalar {
     if s == Scalar::ZERO { Scalar::ONE } else { s }
 }
 
-fn random_wide<R: CryptoRng + ?Sized>(rng: &mut R) -> [u8; 64] {
+/// `start` run on 64 bytes from `rng`, wiped after.
+fn with_random_wide<R: CryptoRng + ?Sized, T>(
+    rng: &mut R,
+    start: impl FnOnce(&[u8; 64]) -> T,
+) -> T {
     let mut wide = [0u8; 64];
     rng.fill_bytes(&mut wide);
-    wide
+    let started = start(&wide);
+    wide.zeroize();
+    started
+}
+
+/// A party's share from 64 uniform bytes: its scalar `s` and
+/// `s*P + w0*mask` (`mask` is `M` for the prover, `N` for the verifier).
+fn share(
+    wide: &[u8; 64],
+    mask: &[u8; POINT_LEN],
+    w0: &Scalar,
+) -> Result<(Scalar, [u8; POINT_LEN]), PakeError> {
+    let s = random_scalar(wide);
+    Ok((
+        s,
+        encode(&(ED25519_BASEPOINT_POINT * s + decode(mask)? * w0)),
+    ))
 }
 
 /// The prover's secret: `w0` and `w1`.
@@ -339,6 +359,27 @@ fn unmask(
     Ok(unmasked)
 }
 
+/// The keys of a run with this protocol's `M` and `N`: `[shareP, shareV]`,
+/// and `[Z, V]` before their cofactor, into the transcript.
+fn run_keys(
+    context: &Context<'_>,
+    [share_p, share_v]: [&[u8; POINT_LEN]; 2],
+    [z, v]: [EdwardsPoint; 2],
+    w0: &Scalar,
+) -> Keys {
+    Transcript {
+        context,
+        m: &M,
+        n: &N,
+        share_p,
+        share_v,
+        z: &encode(&z.mul_by_cofactor()),
+        v: &encode(&v.mul_by_cofactor()),
+        w0: w0.as_bytes(),
+    }
+    .keys()
+}
+
 /// The verifier (the lock) with its share, waiting for `shareP`.
 pub struct Verifier {
     record: VerifierRecord,
@@ -352,9 +393,7 @@ impl Verifier {
         record: &VerifierRecord,
         wide: &[u8; 64],
     ) -> Result<(Self, [u8; POINT_LEN]), PakeError> {
-        let y = random_scalar(wide);
-        let share = ED25519_BASEPOINT_POINT * y + decode(&N)? * record.w0;
-        let share_v = encode(&share);
+        let (y, share_v) = share(wide, &N, &record.w0)?;
         Ok((
             Self {
                 record: record.clone(),
@@ -370,10 +409,7 @@ impl Verifier {
         record: &VerifierRecord,
         rng: &mut R,
     ) -> Result<(Self, [u8; POINT_LEN]), PakeError> {
-        let mut wide = random_wide(rng);
-        let started = Self::start_with(record, &wide);
-        wide.zeroize();
-        started
+        with_random_wide(rng, |wide| Self::start_with(record, wide))
     }
 
     /// Takes `shareP`: `Z`, `V`, the transcript and the keys. Gives
@@ -385,19 +421,12 @@ impl Verifier {
     ) -> Result<(VerifierConfirming, [u8; CONFIRM_LEN]), PakeError> {
         let x = decode(share_p)?;
         let unmasked = unmask(&x, &decode(&M)?, &self.record.w0)?;
-        let z = encode(&(unmasked * self.y).mul_by_cofactor());
-        let v = encode(&(self.record.l * self.y).mul_by_cofactor());
-        let keys = Transcript {
+        let keys = run_keys(
             context,
-            m: &M,
-            n: &N,
-            share_p,
-            share_v: &self.share_v,
-            z: &z,
-            v: &v,
-            w0: self.record.w0.as_bytes(),
-        }
-        .keys();
+            [share_p, &self.share_v],
+            [unmasked * self.y, self.record.l * self.y],
+            &self.record.w0,
+        );
         let confirm_v = keys.confirm_v;
         Ok((VerifierConfirming { keys }, confirm_v))
     }
@@ -436,8 +465,7 @@ impl Prover {
         secret: &ProverSecret,
         wide: &[u8; 64],
     ) -> Result<(Self, [u8; POINT_LEN]), PakeError> {
-        let x = random_scalar(wide);
-        let share_p = encode(&(ED25519_BASEPOINT_POINT * x + decode(&M)? * secret.w0));
+        let (x, share_p) = share(wide, &M, &secret.w0)?;
         Ok((
             Self {
                 w0: secret.w0,
@@ -454,10 +482,7 @@ impl Prover {
         secret: &ProverSecret,
         rng: &mut R,
     ) -> Result<(Self, [u8; POINT_LEN]), PakeError> {
-        let mut wide = random_wide(rng);
-        let started = Self::start_with(secret, &wide);
-        wide.zeroize();
-        started
+        with_random_wide(rng, |wide| Self::start_with(secret, wide))
     }
 
     /// Takes `shareV` and `confirmV`: checks `confirmV`, gives `confirmP`
@@ -470,19 +495,12 @@ impl Prover {
     ) -> Result<([u8; CONFIRM_LEN], [u8; KEY_LEN]), PakeError> {
         let y = decode(share_v)?;
         let unmasked = unmask(&y, &decode(&N)?, &self.w0)?;
-        let z = encode(&(unmasked * self.x).mul_by_cofactor());
-        let v = encode(&(unmasked * self.w1).mul_by_cofactor());
-        let keys = Transcript {
+        let keys = run_keys(
             context,
-            m: &M,
-            n: &N,
-            share_p: &self.share_p,
-            share_v,
-            z: &z,
-            v: &v,
-            w0: self.w0.as_bytes(),
-        }
-        .keys();
+            [&self.share_p, share_v],
+            [unmasked * self.x, unmasked * self.w1],
+            &self.w0,
+        );
         check(&keys.confirm_v, confirm_v)?;
         Ok((keys.confirm_p, keys.shared))
     }

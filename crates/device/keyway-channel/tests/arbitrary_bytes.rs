@@ -85,12 +85,7 @@ fn pairing_property(junk: Vec<u8>, at: usize, x: u8, d: i8, seed: u64) {
     let mut pake4 = [0u8; PAKE4_LEN];
     for m in [junk.clone(), mutate(&pake1, at, x, d)] {
         let _ = p.lock_pake1(&m, &mut pake2);
-        let _ = p.lock.pairing.pake3(
-            &mut p.lock.guard,
-            &junk,
-            &p.lock.device.verifying_key().to_bytes(),
-            &mut pake4,
-        );
+        let _ = p.lock_pake3(&junk, &mut pake4);
         p.lock.guard.reopen();
     }
     p.lock_pake1(&pake1, &mut pake2).unwrap();
@@ -122,12 +117,7 @@ fn pairing_property(junk: Vec<u8>, at: usize, x: u8, d: i8, seed: u64) {
             &mut pake3,
         )
         .unwrap();
-    let _ = p.lock.pairing.pake3(
-        &mut p.lock.guard,
-        &mutate(&pake3, at, x, d),
-        &p.lock.device.verifying_key().to_bytes(),
-        &mut pake4,
-    );
+    let _ = p.lock_pake3(&mutate(&pake3, at, x, d), &mut pake4);
     let _ = client.pake4(&junk);
     let _ = client.pake4(&mutate(&pake4, at, x, d));
 }

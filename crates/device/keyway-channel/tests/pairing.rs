@@ -53,20 +53,10 @@ fn wrong_code_forged_pake3_is_refused_by_the_lock() {
     p.lock_pake1(&pake1, &mut pake2).unwrap();
     let pake3 = [0x41u8; PAKE3_LEN];
     let mut pake4 = [0u8; PAKE4_LEN];
-    let r = p.lock.pairing.pake3(
-        &mut p.lock.guard,
-        &pake3,
-        &p.lock.device.verifying_key().to_bytes(),
-        &mut pake4,
-    );
+    let r = p.lock_pake3(&pake3, &mut pake4);
     assert_eq!(r.err(), Some(Error::WrongCode));
     // The run is over: a second Pake3 is out of order, not another guess.
-    let r = p.lock.pairing.pake3(
-        &mut p.lock.guard,
-        &pake3,
-        &p.lock.device.verifying_key().to_bytes(),
-        &mut pake4,
-    );
+    let r = p.lock_pake3(&pake3, &mut pake4);
     assert_eq!(r.err(), Some(Error::UnexpectedMessage));
     assert_eq!(p.lock.guard.failures(), 1);
 }
@@ -349,13 +339,7 @@ fn small_order_keys_are_refused_at_pairing() {
     let mut pake3 = [0u8; PAKE3_LEN];
     client.pake2(&pake2, &identity, "x", &mut pake3).unwrap();
     let mut pake4 = [0u8; PAKE4_LEN];
-    let device = p.lock.device.verifying_key().to_bytes();
-    assert_eq!(
-        p.lock
-            .pairing
-            .pake3(&mut p.lock.guard, &pake3, &device, &mut pake4),
-        Err(Error::BadKey)
-    );
+    assert_eq!(p.lock_pake3(&pake3, &mut pake4), Err(Error::BadKey));
 
     // The client's side: a lock that answers with a small-order device key.
     let mut q = Pair::new(10);

@@ -6,12 +6,11 @@ mod util;
 
 use keyway_channel::handshake::{MSG2_LEN, MSG3_LEN};
 use keyway_channel::{ClientHandshake, Error, key_id};
-use util::{Pair, keypair};
+use util::{Pair, flipped, keypair};
 
 #[test]
 fn session_handshake_and_sealed_round_trip() {
-    let mut p = Pair::paired(10);
-    let mut s = p.handshake().unwrap();
+    let (mut p, mut s) = Pair::in_session(10);
     assert!(p.lock.table.is_session(s.session_id(), p.lock.now_ms));
     // msg4 synced the client to the lock's clock.
     assert_eq!(s.lock_time_estimate(p.client.now_ms), p.lock.now_ms);
@@ -22,8 +21,7 @@ fn session_handshake_and_sealed_round_trip() {
 
 #[test]
 fn request_payload_is_not_readable_on_the_air() {
-    let mut p = Pair::paired(11);
-    let mut s = p.handshake().unwrap();
+    let (mut p, mut s) = Pair::in_session(11);
     let req = p.request(&mut s, b"unlock the front door");
     assert!(!req.windows(6).any(|w| w == b"unlock"));
 }
@@ -100,8 +98,7 @@ fn altered_msg2_is_refused_by_the_client() {
 
 #[test]
 fn replayed_request_is_refused() {
-    let mut p = Pair::paired(15);
-    let mut s = p.handshake().unwrap();
+    let (mut p, mut s) = Pair::in_session(15);
     let mut req = p.request(&mut s, b"unlock");
     let recorded = req.clone();
     let (served, mut resp) = p.lock_serve(&mut req);
@@ -133,8 +130,7 @@ fn replayed_request_is_refused() {
 
 #[test]
 fn held_back_request_played_20s_later_is_refused_as_stale() {
-    let mut p = Pair::paired(16);
-    let mut s = p.handshake().unwrap();
+    let (mut p, mut s) = Pair::in_session(16);
     // The man in the middle swallows the unlock and plays it 20 s later.
     let mut held = p.request(&mut s, b"unlock");
     p.advance(20_000);
@@ -156,8 +152,7 @@ fn held_back_request_played_20s_later_is_refused_as_stale() {
 #[test]
 fn request_within_freshness_after_idle_is_accepted() {
     // The estimate tracks the lock's clock: idleness alone is not staleness.
-    let mut p = Pair::paired(17);
-    let mut s = p.handshake().unwrap();
+    let (mut p, mut s) = Pair::in_session(17);
     p.advance(60_000);
     assert_eq!(p.round_trip(&mut s, b"status").unwrap(), b"ok:status");
     // A request delayed 4.9 s on the air is still fresh; 5.1 s is not.
@@ -171,10 +166,8 @@ fn request_within_freshness_after_idle_is_accepted() {
 
 #[test]
 fn forged_response_is_refused_at_the_client() {
-    let mut p = Pair::paired(18);
-    let mut s = p.handshake().unwrap();
-    let mut req = p.request(&mut s, b"lock");
-    let (_, real) = p.lock_serve(&mut req);
+    let (mut p, mut s) = Pair::in_session(18);
+    let real = p.answer(&mut s, b"lock");
     // "bolt locked", made up by the attacker with the right framing.
     let mut forged = real.clone();
     for b in &mut forged[4..] {
@@ -187,13 +180,9 @@ fn forged_response_is_refused_at_the_client() {
 
 #[test]
 fn altered_response_is_refused_at_the_client() {
-    let mut p = Pair::paired(19);
-    let mut s = p.handshake().unwrap();
-    let mut req = p.request(&mut s, b"lock");
-    let (_, real) = p.lock_serve(&mut req);
-    for at in 0..real.len() {
-        let mut altered = real.clone();
-        altered[at] ^= 0x80;
+    let (mut p, mut s) = Pair::in_session(19);
+    let real = p.answer(&mut s, b"lock");
+    for (at, mut altered) in flipped(&real, 0, 0x80) {
         assert!(
             s.open_response(p.client.now_ms, &mut altered).is_err(),
             "flip at byte {at} accepted"
@@ -207,10 +196,8 @@ fn altered_response_is_refused_at_the_client() {
 fn replayed_response_is_refused_at_the_client() {
     // The attacker records "ok" to an earlier request and plays it as the
     // answer to a later one (which the lock never executed).
-    let mut p = Pair::paired(20);
-    let mut s = p.handshake().unwrap();
-    let mut req = p.request(&mut s, b"lock");
-    let (_, old_answer) = p.lock_serve(&mut req);
+    let (mut p, mut s) = Pair::in_session(20);
+    let old_answer = p.answer(&mut s, b"lock");
     p.open(&mut s, &old_answer).unwrap();
     let _swallowed = p.request(&mut s, b"lock");
     assert_eq!(p.open(&mut s, &old_answer), Err(Error::Forged));
@@ -220,8 +207,7 @@ fn replayed_response_is_refused_at_the_client() {
 fn mismatched_response_from_other_session_is_refused_at_the_client() {
     // Two sessions of the same owner: the answer in one is no answer in the
     // other, even at the same counter.
-    let mut p = Pair::paired(21);
-    let mut a = p.handshake().unwrap();
+    let (mut p, mut a) = Pair::in_session(21);
     let mut b = p.handshake().unwrap();
     let mut ra = p.request(&mut a, b"unlock");
     let _rb = p.request(&mut b, b"status");
@@ -235,19 +221,15 @@ fn mismatched_response_from_other_session_is_refused_at_the_client() {
 
 #[test]
 fn response_without_request_is_refused_at_the_client() {
-    let mut p = Pair::paired(22);
-    let mut s = p.handshake().unwrap();
+    let (p, mut s) = Pair::in_session(22);
     assert_eq!(p.open(&mut s, &[0; 40]), Err(Error::NoRequestOutstanding));
 }
 
 #[test]
 fn forged_and_altered_requests_are_refused_by_the_lock() {
-    let mut p = Pair::paired(23);
-    let mut s = p.handshake().unwrap();
+    let (mut p, mut s) = Pair::in_session(23);
     let req = p.request(&mut s, b"unlock");
-    for at in 4..req.len() {
-        let mut altered = req.clone();
-        altered[at] ^= 0x01;
+    for (at, mut altered) in flipped(&req, 4, 0x01) {
         let (served, resp) = p.lock_serve(&mut altered);
         assert!(served.is_err(), "flip at {at} accepted");
         assert!(resp.is_empty());
@@ -259,8 +241,7 @@ fn forged_and_altered_requests_are_refused_by_the_lock() {
 
 #[test]
 fn idle_session_expires() {
-    let mut p = Pair::paired(24);
-    let mut s = p.handshake().unwrap();
+    let (mut p, mut s) = Pair::in_session(24);
     p.advance(120_001);
     let mut r = p.request(&mut s, b"status");
     assert_eq!(p.lock_serve(&mut r).0, Err(Error::UnknownSession));
@@ -269,8 +250,7 @@ fn idle_session_expires() {
 
 #[test]
 fn unpaired_owner_sessions_are_closed() {
-    let mut p = Pair::paired(25);
-    let mut s = p.handshake().unwrap();
+    let (mut p, mut s) = Pair::in_session(25);
     let kid = key_id(&p.client.owner.verifying_key().to_bytes());
     p.lock.table.close_owner(&kid);
     let mut r = p.request(&mut s, b"status");

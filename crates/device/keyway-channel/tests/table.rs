@@ -15,8 +15,7 @@ fn flood_one(p: &mut Pair) -> Result<u32, Error> {
 
 #[test]
 fn handshake_flood_does_not_evict_established_session_or_fresh_handshake() {
-    let mut p = Pair::paired(30);
-    let mut owner = p.handshake().unwrap();
+    let (mut p, mut owner) = Pair::in_session(30);
     // The flood fills every other slot with handshakes that never finish.
     let mut accepted = 0;
     let mut busy = 0;
@@ -71,8 +70,7 @@ fn expired_handshakes_are_evicted_so_the_owner_gets_in_after_the_flood() {
 
 #[test]
 fn idle_sessions_are_evicted_but_active_ones_are_not() {
-    let mut p = Pair::paired(33);
-    let mut active = p.handshake().unwrap();
+    let (mut p, mut active) = Pair::in_session(33);
     let _idle = p.handshake().unwrap();
     for _ in 0..13 {
         p.advance(10_000);
@@ -90,8 +88,7 @@ fn idle_sessions_are_evicted_but_active_ones_are_not() {
 
 #[test]
 fn stale_session_id_misses_after_slot_reuse() {
-    let mut p = Pair::paired(34);
-    let mut old = p.handshake().unwrap();
+    let (mut p, mut old) = Pair::in_session(34);
     p.lock.table.close(old.session_id());
     let _new = p.handshake().unwrap();
     let mut r = p.request(&mut old, b"unlock");

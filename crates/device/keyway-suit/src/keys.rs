@@ -96,8 +96,14 @@ impl PublicKey {
     /// is [`Error::UnsupportedAlgorithm`].
     pub fn from_raw(raw: &[u8]) -> Result<Self, Error> {
         match (raw.len(), raw.first()) {
+            #[cfg(feature = "ed25519")]
             (32, _) => Self::from_raw_ed25519(raw),
+            #[cfg(not(feature = "ed25519"))]
+            (32, _) => Err(Error::UnsupportedAlgorithm(COSE_ALG_EDDSA)),
+            #[cfg(feature = "es256")]
             (65, Some(0x04)) => Self::from_raw_p256(raw),
+            #[cfg(not(feature = "es256"))]
+            (65, Some(0x04)) => Err(Error::UnsupportedAlgorithm(COSE_ALG_ES256)),
             _ => Err(Error::InvalidKey),
         }
     }
@@ -115,11 +121,6 @@ impl PublicKey {
         Ok(PublicKey::Ed25519(k))
     }
 
-    #[cfg(not(feature = "ed25519"))]
-    fn from_raw_ed25519(_: &[u8]) -> Result<Self, Error> {
-        Err(Error::UnsupportedAlgorithm(COSE_ALG_EDDSA))
-    }
-
     #[cfg(feature = "es256")]
     fn from_raw_p256(raw: &[u8]) -> Result<Self, Error> {
         let k: [u8; 65] = raw.try_into().map_err(|_| Error::InvalidKey)?;
@@ -127,11 +128,6 @@ impl PublicKey {
             return Err(Error::InvalidKey);
         }
         Ok(PublicKey::P256(k))
-    }
-
-    #[cfg(not(feature = "es256"))]
-    fn from_raw_p256(_: &[u8]) -> Result<Self, Error> {
-        Err(Error::UnsupportedAlgorithm(COSE_ALG_ES256))
     }
 
     /// The raw key bytes (see [`KeyId`]).

@@ -123,25 +123,13 @@ impl KeySet {
                 }
                 Key::Int(KEYSET_THRESHOLD) => threshold = r.u64()?,
                 Key::Int(KEYSET_SIGNERS) => {
-                    let k = r.array()?;
-                    if k > crate::keys::MAX_KEYS {
-                        return Err(Error::TooMany {
-                            what: Limit::Keys,
-                            max: crate::keys::MAX_KEYS,
-                        });
-                    }
+                    let k = r.array_at_most(crate::keys::MAX_KEYS, Limit::Keys)?;
                     for _ in 0..k {
                         push_distinct(&mut set.signers, PublicKey::decode_cose(&mut r)?)?;
                     }
                 }
                 Key::Int(KEYSET_REVOKED) => {
-                    let k = r.array()?;
-                    if k > MAX_REVOKED {
-                        return Err(Error::TooMany {
-                            what: Limit::Revoked,
-                            max: MAX_REVOKED,
-                        });
-                    }
+                    let k = r.array_at_most(MAX_REVOKED, Limit::Revoked)?;
                     for _ in 0..k {
                         let id = KeyId(*r.bytes_n::<8>("8-byte kid")?);
                         // Cannot overflow: bounded just above.

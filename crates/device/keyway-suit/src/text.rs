@@ -190,13 +190,7 @@ fn read_cve<'a>(r: &mut Reader<'a>) -> Result<Cve<'a>, Error> {
 
 fn check_cves(raw: &[u8]) -> Result<usize, Error> {
     let mut r = Reader::new(raw, Part::Text);
-    let n = r.array()?;
-    if n > MAX_CVES {
-        return Err(Error::TooMany {
-            what: Limit::Cves,
-            max: MAX_CVES,
-        });
-    }
+    let n = r.array_at_most(MAX_CVES, Limit::Cves)?;
     for _ in 0..n {
         read_cve(&mut r)?;
     }

@@ -143,18 +143,6 @@ pub enum SigningKey {
     P256(p256::ecdsa::SigningKey),
 }
 
-impl fmt::Debug for SigningKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Never print secret material.
-        write!(
-            f,
-            "SigningKey({}, kid {})",
-            self.algorithm(),
-            hex(&self.key_id())
-        )
-    }
-}
-
 /// A public (verifying) key.
 #[derive(Clone, PartialEq, Eq)]
 pub enum PublicKey {
@@ -164,16 +152,20 @@ pub enum PublicKey {
     P256(p256::ecdsa::VerifyingKey),
 }
 
-impl fmt::Debug for PublicKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "PublicKey({}, kid {})",
-            self.algorithm(),
-            hex(&self.key_id())
-        )
-    }
+/// `Debug` for both key types: the type, algorithm and key id (never
+/// secret material).
+macro_rules! debug_by_key_id {
+    ($($key:ident),+) => {$(
+        impl fmt::Debug for $key {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let (algorithm, kid) = (self.algorithm(), hex(&self.key_id()));
+                write!(f, "{}({algorithm}, kid {kid})", stringify!($key))
+            }
+        }
+    )+};
 }
+
+debug_by_key_id!(SigningKey, PublicKey);
 
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
@@ -264,40 +256,25 @@ impl SigningKey {
 
     /// Parses a PKCS#8 (or SEC1 P-256) PEM private key.
     pub fn from_pem(text: &[u8]) -> Result<SigningKey, KeyParseError> {
-        const EXPECTED: &str = "private key";
-        let (label, der) = decode_pem(text, EXPECTED)?;
-        let der: Zeroizing<Vec<u8>> = Zeroizing::new(der);
-        match label.as_str() {
-            "PRIVATE KEY" => parse_pkcs8(&der),
-            "EC PRIVATE KEY" => p256::SecretKey::from_sec1_der(&der)
-                .map(|k| SigningKey::P256(k.into()))
-                .map_err(|e| KeyParseError::Malformed {
-                    what: "SEC1 EC private key (only P-256 is supported)",
-                    detail: e.to_string(),
+        from_pem_by_label(
+            text,
+            "private key",
+            &[
+                ("PRIVATE KEY", parse_pkcs8),
+                ("EC PRIVATE KEY", |der| {
+                    p256::SecretKey::from_sec1_der(der)
+                        .map(|k| SigningKey::P256(k.into()))
+                        .map_err(malformed("SEC1 EC private key (only P-256 is supported)"))
                 }),
-            "ENCRYPTED PRIVATE KEY" => Err(KeyParseError::Encrypted),
-            "PUBLIC KEY" => Err(KeyParseError::WrongKeyType {
-                expected: EXPECTED,
-                got: "public key".into(),
-            }),
-            other => Err(KeyParseError::UnexpectedLabel {
-                label: other.into(),
-                expected: EXPECTED,
-            }),
-        }
+                ("ENCRYPTED PRIVATE KEY", |_| Err(KeyParseError::Encrypted)),
+            ],
+            (&["PUBLIC KEY"], "public key"),
+        )
     }
 
     /// Reads a private key file.
     pub fn load(path: impl AsRef<Path>) -> Result<SigningKey, KeyError> {
-        let path = path.as_ref();
-        let text = Zeroizing::new(fs::read(path).map_err(|error| KeyError::Read {
-            path: path.to_owned(),
-            error,
-        })?);
-        SigningKey::from_pem(&text).map_err(|error| KeyError::Parse {
-            path: path.to_owned(),
-            error,
-        })
+        load_pem(path.as_ref(), SigningKey::from_pem)
     }
 }
 
@@ -312,30 +289,74 @@ fn decode_pem(text: &[u8], expected: &'static str) -> Result<(String, Vec<u8>), 
     Ok((label.to_owned(), der))
 }
 
-fn parse_pkcs8(der: &[u8]) -> Result<SigningKey, KeyParseError> {
-    let info = PrivateKeyInfoRef::try_from(der).map_err(|e| KeyParseError::Malformed {
-        what: "PKCS#8 private key",
+/// A parser of a key's DER.
+type ParseDer<K> = fn(&[u8]) -> Result<K, KeyParseError>;
+
+/// A key of one kind (`expected`) from a PEM document: its DER (wiped
+/// after) goes to the parser `parsers` gives for its label; a label in
+/// `other.0` is a key of the other kind (`other.1`).
+fn from_pem_by_label<K>(
+    text: &[u8],
+    expected: &'static str,
+    parsers: &[(&str, ParseDer<K>)],
+    (other_labels, other): (&[&str], &str),
+) -> Result<K, KeyParseError> {
+    let (label, der) = decode_pem(text, expected)?;
+    let der = Zeroizing::new(der);
+    if let Some((_, parse)) = parsers.iter().find(|(l, _)| *l == label) {
+        parse(&der)
+    } else if other_labels.contains(&label.as_str()) {
+        Err(KeyParseError::WrongKeyType {
+            expected,
+            got: other.into(),
+        })
+    } else {
+        Err(KeyParseError::UnexpectedLabel { label, expected })
+    }
+}
+
+/// Reads the PEM file at `path` (wiped from memory after) and parses it
+/// with `parse`, naming the file in either error.
+fn load_pem<K>(
+    path: &Path,
+    parse: impl FnOnce(&[u8]) -> Result<K, KeyParseError>,
+) -> Result<K, KeyError> {
+    let text = Zeroizing::new(fs::read(path).map_err(|error| KeyError::Read {
+        path: path.to_owned(),
+        error,
+    })?);
+    parse(&text).map_err(|error| KeyError::Parse {
+        path: path.to_owned(),
+        error,
+    })
+}
+
+/// For `map_err`: [`KeyParseError::Malformed`] naming `what`, with the
+/// parser's message.
+fn malformed<E: fmt::Display>(what: &'static str) -> impl FnOnce(E) -> KeyParseError {
+    move |e| KeyParseError::Malformed {
+        what,
         detail: e.to_string(),
-    })?;
+    }
+}
+
+fn parse_pkcs8(der: &[u8]) -> Result<SigningKey, KeyParseError> {
+    let info = PrivateKeyInfoRef::try_from(der).map_err(malformed("PKCS#8 private key"))?;
     by_algorithm(
         info.algorithm.oids(),
         "PKCS#8 algorithm identifier",
         ("Ed25519 private key", || {
-            ed25519_dalek::SigningKey::from_pkcs8_der(der)
-                .map(SigningKey::Ed25519)
-                .map_err(|e| e.to_string())
+            ed25519_dalek::SigningKey::from_pkcs8_der(der).map(SigningKey::Ed25519)
         }),
         ("P-256 private key", || {
-            p256::ecdsa::SigningKey::from_pkcs8_der(der)
-                .map(SigningKey::P256)
-                .map_err(|e| e.to_string())
+            p256::ecdsa::SigningKey::from_pkcs8_der(der).map(SigningKey::P256)
         }),
     )
 }
 
 /// Dispatches on a key's algorithm OIDs to the Ed25519 or the P-256
 /// decoder, naming unsupported algorithms and curves.
-fn by_algorithm<K, E: fmt::Display>(
+fn by_algorithm<K, E: fmt::Display, E1: fmt::Display, E2: fmt::Display>(
     oids: Result<
         (
             p256::pkcs8::ObjectIdentifier,
@@ -344,19 +365,15 @@ fn by_algorithm<K, E: fmt::Display>(
         E,
     >,
     what: &'static str,
-    ed25519: (&'static str, impl FnOnce() -> Result<K, String>),
-    p256: (&'static str, impl FnOnce() -> Result<K, String>),
+    ed25519: (&'static str, impl FnOnce() -> Result<K, E1>),
+    p256: (&'static str, impl FnOnce() -> Result<K, E2>),
 ) -> Result<K, KeyParseError> {
-    let (oid, param) = oids.map_err(|e| KeyParseError::Malformed {
-        what,
-        detail: e.to_string(),
-    })?;
-    let run = |what: &'static str, r: Result<K, String>| {
-        r.map_err(|detail| KeyParseError::Malformed { what, detail })
-    };
+    let (oid, param) = oids.map_err(malformed(what))?;
     match (oid.to_string().as_str(), param.map(|p| p.to_string())) {
-        (OID_ED25519, _) => run(ed25519.0, (ed25519.1)()),
-        (OID_EC_PUBLIC_KEY, Some(curve)) if curve == OID_PRIME256V1 => run(p256.0, (p256.1)()),
+        (OID_ED25519, _) => (ed25519.1)().map_err(malformed(ed25519.0)),
+        (OID_EC_PUBLIC_KEY, Some(curve)) if curve == OID_PRIME256V1 => {
+            (p256.1)().map_err(malformed(p256.0))
+        }
         (OID_EC_PUBLIC_KEY, curve) => Err(KeyParseError::UnsupportedAlgorithm(format!(
             "EC key on curve {}",
             curve.unwrap_or_else(|| "(none)".into())
@@ -409,54 +426,34 @@ impl PublicKey {
 
     /// Parses a SubjectPublicKeyInfo PEM public key.
     pub fn from_pem(text: &[u8]) -> Result<PublicKey, KeyParseError> {
-        const EXPECTED: &str = "public key";
-        let (label, der) = decode_pem(text, EXPECTED)?;
-        match label.as_str() {
-            "PUBLIC KEY" => parse_spki(&der),
-            "PRIVATE KEY" | "EC PRIVATE KEY" | "ENCRYPTED PRIVATE KEY" => {
-                Err(KeyParseError::WrongKeyType {
-                    expected: EXPECTED,
-                    got: "private key".into(),
-                })
-            }
-            other => Err(KeyParseError::UnexpectedLabel {
-                label: other.into(),
-                expected: EXPECTED,
-            }),
-        }
+        from_pem_by_label(
+            text,
+            "public key",
+            &[("PUBLIC KEY", parse_spki)],
+            (
+                &["PRIVATE KEY", "EC PRIVATE KEY", "ENCRYPTED PRIVATE KEY"],
+                "private key",
+            ),
+        )
     }
 
     /// Reads a public key file.
     pub fn load(path: impl AsRef<Path>) -> Result<PublicKey, KeyError> {
-        let path = path.as_ref();
-        let text = fs::read(path).map_err(|error| KeyError::Read {
-            path: path.to_owned(),
-            error,
-        })?;
-        PublicKey::from_pem(&text).map_err(|error| KeyError::Parse {
-            path: path.to_owned(),
-            error,
-        })
+        load_pem(path.as_ref(), PublicKey::from_pem)
     }
 }
 
 fn parse_spki(der: &[u8]) -> Result<PublicKey, KeyParseError> {
-    let info = SubjectPublicKeyInfoRef::try_from(der).map_err(|e| KeyParseError::Malformed {
-        what: "SubjectPublicKeyInfo public key",
-        detail: e.to_string(),
-    })?;
+    let info = SubjectPublicKeyInfoRef::try_from(der)
+        .map_err(malformed("SubjectPublicKeyInfo public key"))?;
     by_algorithm(
         info.algorithm.oids(),
         "public key algorithm identifier",
         ("Ed25519 public key", || {
-            ed25519_dalek::VerifyingKey::from_public_key_der(der)
-                .map(PublicKey::Ed25519)
-                .map_err(|e| e.to_string())
+            ed25519_dalek::VerifyingKey::from_public_key_der(der).map(PublicKey::Ed25519)
         }),
         ("P-256 public key", || {
-            p256::ecdsa::VerifyingKey::from_public_key_der(der)
-                .map(PublicKey::P256)
-                .map_err(|e| e.to_string())
+            p256::ecdsa::VerifyingKey::from_public_key_der(der).map(PublicKey::P256)
         }),
     )
 }

@@ -6,14 +6,14 @@ use keyway_suit::{self as suit, Error, KeyId};
 use keyway_vendor::cbor::{Value, ValueExt};
 use keyway_vendor::check::describe;
 use keyway_vendor::encode::{
-    Cve, EnvelopeBuilder, KeySetBuilder, KeySetParams, ReleaseVersion, SignOptions,
+    BuiltEnvelope, Cve, EnvelopeBuilder, KeySetBuilder, KeySetParams, ReleaseVersion, SignOptions,
     assemble_envelope, encode_manifest, manifest_value, sign_digest, suit_digest_of_hash,
 };
 use keyway_vendor::keys::{Algorithm, SigningKey};
 
 mod common;
 
-use common::{CLASS, NOW, VENDOR, device_key, identity, payload};
+use common::{CLASS, NOW, VENDOR, device_key, identity, payload, roots};
 
 fn kid(k: &SigningKey) -> KeyId {
     KeyId(k.key_id())
@@ -32,9 +32,7 @@ struct World {
 
 impl World {
     fn new() -> World {
-        let root = SigningKey::generate(Algorithm::Ed25519).unwrap();
-        let root2 = SigningKey::generate(Algorithm::P256).unwrap();
-        let anchors = suit::TrustAnchors::new(&[device_key(&root), device_key(&root2)], 1).unwrap();
+        let (root, root2, anchors) = roots();
         World {
             root,
             root2,
@@ -45,6 +43,7 @@ impl World {
         }
     }
 
+    /// A key-set document signed by `root`.
     fn keyset(
         &self,
         version: u64,
@@ -52,18 +51,20 @@ impl World {
         signers: &[&SigningKey],
         revoked: &[&SigningKey],
     ) -> Vec<u8> {
-        KeySetBuilder {
-            roots: vec![self.root.clone()],
-            keyset: KeySetParams {
-                version,
-                threshold,
-                signers: signers.iter().map(|k| k.public_key()).collect(),
-                revoked: revoked.iter().map(|k| k.key_id()).collect(),
-            },
-            sign_options: SignOptions::default(),
+        keyset_signed_by(&[&self.root], version, threshold, signers, revoked)
+    }
+
+    /// Key set version 1: `signer` and `signer2`, both required.
+    fn two_of_two(&self) -> Vec<u8> {
+        self.keyset(1, 2, &[&self.signer, &self.signer2], &[])
+    }
+
+    /// [`World::release`] carrying the key-set document `keyset`.
+    fn carrying(&self, sequence: u64, keys: &[&SigningKey], keyset: Vec<u8>) -> EnvelopeBuilder {
+        EnvelopeBuilder {
+            keyset: Some(keyset),
+            ..self.release(sequence, keys)
         }
-        .build()
-        .unwrap()
     }
 
     fn release(&self, sequence: u64, keys: &[&SigningKey]) -> EnvelopeBuilder {
@@ -109,12 +110,48 @@ impl World {
         self.refuses(&envelope(b))
     }
 
+    /// Why a lock holding sequence 4 refuses release 5, signed by the
+    /// root, after `edit`.
+    fn refusal_of(&self, edit: impl FnOnce(&mut EnvelopeBuilder)) -> Error {
+        let mut b = self.release(5, &[&self.root]);
+        edit(&mut b);
+        self.refusal(&b)
+    }
+
     fn stored(&self, doc: &[u8], floor: u64) -> suit::DeviceState {
         suit::DeviceState {
             sequence_floor: Some(floor),
             keyset: Some(suit::KeySet::from_document(doc, &self.anchors).unwrap()),
         }
     }
+}
+
+/// A key-set document signed by `roots`.
+fn keyset_signed_by(
+    roots: &[&SigningKey],
+    version: u64,
+    threshold: u64,
+    signers: &[&SigningKey],
+    revoked: &[&SigningKey],
+) -> Vec<u8> {
+    KeySetBuilder {
+        roots: roots.iter().map(|k| (*k).clone()).collect(),
+        keyset: KeySetParams {
+            version,
+            threshold,
+            signers: signers.iter().map(|k| k.public_key()).collect(),
+            revoked: revoked.iter().map(|k| k.key_id()).collect(),
+        },
+        sign_options: SignOptions::default(),
+    }
+    .build()
+    .unwrap()
+}
+
+/// `built`'s signed head (its authentication wrapper and manifest) with
+/// the text member `text`, no key set and the payload `payload`.
+fn repacked(built: &BuiltEnvelope, text: Option<&[u8]>, payload: &[u8]) -> Vec<u8> {
+    assemble_envelope(&built.auth, &built.manifest, text, None, Some(payload))
 }
 
 fn envelope(b: &EnvelopeBuilder) -> Vec<u8> {
@@ -138,9 +175,7 @@ fn genuine_release_verifies_with_root_keys_and_with_a_key_set() {
     let notes = v.notes.unwrap();
     assert_eq!(notes.cves().next().unwrap().id, "CVE-2025-10001");
 
-    let ks = w.keyset(1, 2, &[&w.signer, &w.signer2], &[]);
-    let mut b = w.release(6, &[&w.signer, &w.signer2]);
-    b.keyset = Some(ks);
+    let b = w.carrying(6, &[&w.signer, &w.signer2], w.two_of_two());
     let env = envelope(&b);
     let v = w.verify(&env, &suit::DeviceState::new(5)).unwrap();
     assert_eq!(
@@ -213,9 +248,7 @@ fn attack_signature_by_unknown_key() {
 #[test]
 fn attack_signatures_below_threshold() {
     let w = World::new();
-    let ks = w.keyset(1, 2, &[&w.signer, &w.signer2], &[]);
-    let mut b = w.release(5, &[&w.signer]);
-    b.keyset = Some(ks);
+    let b = w.carrying(5, &[&w.signer], w.two_of_two());
     let err = w.refusal(&b);
     assert!(
         matches!(
@@ -234,51 +267,34 @@ fn attack_signatures_below_threshold() {
 #[test]
 fn attack_same_key_counted_twice() {
     let w = World::new();
-    let ks = w.keyset(1, 2, &[&w.signer, &w.signer2], &[]);
-    let mut b = w.release(5, &[&w.signer]);
-    b.keyset = Some(ks);
+    let b = w.carrying(5, &[&w.signer], w.two_of_two());
     let built = b.build().unwrap();
-    // Two signatures, both by `signer`.
-    let auth = sign_digest(
-        &built.manifest,
-        &[w.signer.clone(), w.signer.clone()],
-        &SignOptions::default(),
-    );
-    let env = assemble_envelope(
-        &auth,
-        &built.manifest,
-        built.text.as_deref(),
-        b.keyset.as_deref(),
-        Some(&b.payload),
-    );
-    assert_eq!(
-        w.refuses(&env),
-        Error::DuplicateSigner {
-            key: kid(&w.signer)
-        }
-    );
-    // Without key ids the verifier must still not count one key twice.
-    let auth = sign_digest(
-        &built.manifest,
-        &[w.signer.clone(), w.signer.clone()],
-        &SignOptions {
-            include_kid: false,
-            ..SignOptions::default()
-        },
-    );
-    let env = assemble_envelope(
-        &auth,
-        &built.manifest,
-        built.text.as_deref(),
-        b.keyset.as_deref(),
-        Some(&b.payload),
-    );
-    assert_eq!(
-        w.refuses(&env),
-        Error::DuplicateSigner {
-            key: kid(&w.signer)
-        }
-    );
+    // Two signatures, both by `signer`; without key ids too, the verifier
+    // must not count one key twice.
+    for include_kid in [true, false] {
+        let auth = sign_digest(
+            &built.manifest,
+            &[w.signer.clone(), w.signer.clone()],
+            &SignOptions {
+                include_kid,
+                ..SignOptions::default()
+            },
+        );
+        let env = assemble_envelope(
+            &auth,
+            &built.manifest,
+            built.text.as_deref(),
+            b.keyset.as_deref(),
+            Some(&b.payload),
+        );
+        assert_eq!(
+            w.refuses(&env),
+            Error::DuplicateSigner {
+                key: kid(&w.signer)
+            },
+            "include_kid {include_kid}"
+        );
+    }
 }
 
 #[test]
@@ -298,19 +314,13 @@ fn attack_rollback_lower_or_equal_sequence() {
 
 #[test]
 fn attack_wrong_device_class() {
-    let w = World::new();
-    let mut b = w.release(5, &[&w.root]);
-    b.class_name = "padlock-1".into();
-    let err = w.refusal(&b);
+    let err = World::new().refusal_of(|b| b.class_name = "padlock-1".into());
     assert!(matches!(err, Error::WrongClass { .. }), "{err}");
 }
 
 #[test]
 fn attack_wrong_vendor() {
-    let w = World::new();
-    let mut b = w.release(5, &[&w.root]);
-    b.vendor_domain = "other-vendor.example".into();
-    let err = w.refusal(&b);
+    let err = World::new().refusal_of(|b| b.vendor_domain = "other-vendor.example".into());
     assert!(matches!(err, Error::WrongVendor { .. }), "{err}");
 }
 
@@ -335,13 +345,7 @@ fn attack_truncated_payload() {
     );
     // A shorter payload re-packed into an envelope is refused up front.
     let built = b.build().unwrap();
-    let env = assemble_envelope(
-        &built.auth,
-        &built.manifest,
-        built.text.as_deref(),
-        None,
-        Some(&b.payload[..39_999]),
-    );
+    let env = repacked(&built, built.text.as_deref(), &b.payload[..39_999]);
     assert_eq!(
         w.refuses(&env),
         Error::PayloadTruncated {
@@ -358,13 +362,7 @@ fn attack_payload_with_extra_trailing_bytes() {
     let built = b.build().unwrap();
     let mut longer = b.payload.clone();
     longer.extend_from_slice(b"and then some");
-    let env = assemble_envelope(
-        &built.auth,
-        &built.manifest,
-        built.text.as_deref(),
-        None,
-        Some(&longer),
-    );
+    let env = repacked(&built, built.text.as_deref(), &longer);
     assert_eq!(w.refuses(&env), Error::PayloadTooLong { expected: 40_000 });
     // Endless data while streaming: cut off at the first extra byte.
     let v = w
@@ -426,9 +424,7 @@ fn attack_oversize_length_fields() {
 #[test]
 fn attack_expired_use_before() {
     let w = World::new();
-    let mut b = w.release(5, &[&w.root]);
-    b.use_before = Some(NOW - 1);
-    let err = w.refusal(&b);
+    let err = w.refusal_of(|b| b.use_before = Some(NOW - 1));
     assert_eq!(
         err,
         Error::Expired {
@@ -436,6 +432,7 @@ fn attack_expired_use_before() {
             now: NOW
         }
     );
+    let mut b = w.release(5, &[&w.root]);
     b.use_before = Some(NOW + 3600);
     w.verify(&envelope(&b), &suit::DeviceState::new(4)).unwrap();
 }
@@ -449,16 +446,10 @@ fn attack_release_notes_from_another_release_mix_and_match() {
     nb.notes = Some("# Release 6\n\nNo security fixes.".into());
     let new = nb.build().unwrap();
     // Release 6 shipped with release 5's notes (which list a CVE fix).
-    let env = assemble_envelope(
-        &new.auth,
-        &new.manifest,
-        old.text.as_deref(),
-        None,
-        Some(&nb.payload),
-    );
+    let env = repacked(&new, old.text.as_deref(), &nb.payload);
     assert_eq!(w.refuses(&env), Error::SeveredDigestMismatch { key: 23 });
     // Notes stripped from an envelope whose manifest binds them.
-    let env = assemble_envelope(&new.auth, &new.manifest, None, None, Some(&nb.payload));
+    let env = repacked(&new, None, &nb.payload);
     assert_eq!(w.refuses(&env), Error::SeveredMissing { key: 23 });
 }
 
@@ -484,8 +475,7 @@ fn attack_key_revoked_by_key_set_rotation() {
     );
     assert!(describe(&err).contains("revoked key"), "{err}");
     // ...or carries the old key set v1, which listed the signer.
-    let mut b = w.release(9, &[&w.signer]);
-    b.keyset = Some(v1);
+    let b = w.carrying(9, &[&w.signer], v1);
     assert_eq!(
         w.verify(&envelope(&b), &w.stored(&v2, 8)).unwrap_err(),
         Error::KeySetRollback { stored: 2, got: 1 }
@@ -500,8 +490,7 @@ fn attack_key_set_rollback() {
     let w = World::new();
     let v1 = w.keyset(1, 1, &[&w.signer], &[]);
     let v3 = w.keyset(3, 1, &[&w.signer], &[]);
-    let mut b = w.release(9, &[&w.signer]);
-    b.keyset = Some(v1);
+    let mut b = w.carrying(9, &[&w.signer], v1);
     assert_eq!(
         w.verify(&envelope(&b), &w.stored(&v3, 8)).unwrap_err(),
         Error::KeySetRollback { stored: 3, got: 1 }
@@ -518,20 +507,8 @@ fn attack_key_set_rollback() {
 #[test]
 fn attack_key_set_not_signed_by_the_root() {
     let w = World::new();
-    let fake = KeySetBuilder {
-        roots: vec![w.signer.clone()],
-        keyset: KeySetParams {
-            version: 5,
-            threshold: 1,
-            signers: vec![w.signer.public_key()],
-            revoked: vec![],
-        },
-        sign_options: SignOptions::default(),
-    }
-    .build()
-    .unwrap();
-    let mut b = w.release(9, &[&w.signer]);
-    b.keyset = Some(fake);
+    let fake = keyset_signed_by(&[&w.signer], 5, 1, &[&w.signer], &[]);
+    let b = w.carrying(9, &[&w.signer], fake);
     let err = w
         .verify(&envelope(&b), &suit::DeviceState::new(8))
         .unwrap_err();
@@ -562,18 +539,7 @@ fn root_threshold_two_of_two_for_key_sets() {
             ..
         })
     ));
-    let both = KeySetBuilder {
-        roots: vec![w.root.clone(), w.root2.clone()],
-        keyset: KeySetParams {
-            version: 1,
-            threshold: 1,
-            signers: vec![w.signer.public_key()],
-            revoked: vec![],
-        },
-        sign_options: SignOptions::default(),
-    }
-    .build()
-    .unwrap();
+    let both = keyset_signed_by(&[&w.root, &w.root2], 1, 1, &[&w.signer], &[]);
     assert_eq!(
         suit::KeySet::from_document(&both, &anchors)
             .unwrap()

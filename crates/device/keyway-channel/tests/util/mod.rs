@@ -55,6 +55,16 @@ pub struct Client {
     pub now_ms: u64,
 }
 
+/// Each copy of `msg` with one byte at or after `from` XORed with `bits`,
+/// and that byte's offset.
+pub fn flipped(msg: &[u8], from: usize, bits: u8) -> impl Iterator<Item = (usize, Vec<u8>)> + '_ {
+    (from..msg.len()).map(move |at| {
+        let mut altered = msg.to_vec();
+        altered[at] ^= bits;
+        (at, altered)
+    })
+}
+
 pub struct Pair {
     pub lock: Lock,
     pub client: Client,
@@ -89,6 +99,15 @@ impl Pair {
             msg,
             out,
         )
+    }
+
+    /// The lock's answer to the client's Pake3 `msg` (its pairing run,
+    /// guard and device key): the new owner, and Pake4 in `out`.
+    pub fn lock_pake3(&mut self, msg: &[u8], out: &mut [u8; PAKE4_LEN]) -> Result<NewOwner, Error> {
+        let device = self.lock.device.verifying_key().to_bytes();
+        self.lock
+            .pairing
+            .pake3(&mut self.lock.guard, msg, &device, out)
     }
 
     pub fn new(seed: u64) -> Self {
@@ -140,12 +159,7 @@ impl Pair {
             &mut pake3,
         )?;
         let mut pake4 = [0u8; PAKE4_LEN];
-        let owner = self.lock.pairing.pake3(
-            &mut self.lock.guard,
-            &pake3,
-            &self.lock.device.verifying_key().to_bytes(),
-            &mut pake4,
-        )?;
+        let owner = self.lock_pake3(&pake3, &mut pake4)?;
         let lock = client.pake4(&pake4)?;
         self.lock.owners.push((owner.key_id(), owner.public_key));
         self.client.lock_key = Some(lock.device_public_key);
@@ -165,6 +179,13 @@ impl Pair {
         let mut p = Pair::new(seed);
         p.pair(CODE, "Alice").unwrap();
         p
+    }
+
+    /// Paired with the right code and in a session by the owner's key.
+    pub fn in_session(seed: u64) -> (Self, ClientSession) {
+        let mut p = Pair::paired(seed);
+        let s = p.handshake().unwrap();
+        (p, s)
     }
 
     /// A whole handshake by the client's owner key; returns the session.
@@ -273,6 +294,12 @@ impl Pair {
             .unwrap();
         out.truncate(n);
         out
+    }
+
+    /// The client asks `payload`; the lock's sealed answer, not yet opened.
+    pub fn answer(&mut self, session: &mut ClientSession, payload: &[u8]) -> Vec<u8> {
+        let mut req = self.request(session, payload);
+        self.lock_serve(&mut req).1
     }
 
     /// One full request/response; returns the answer payload at the client.

@@ -141,41 +141,58 @@ pub fn inspect_json(bytes: &[u8]) -> Result<serde_json::Value, suit::Error> {
     }))
 }
 
+/// A JSON value as `keyway inspect` prints it: `-` for null, a string
+/// without quotes.
+fn shown(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "-".to_string(),
+        serde_json::Value::String(x) => x.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `template` as a line, each `{}` in it replaced by the next of `keys`'
+/// values in `obj`, [`shown`].
+fn filled(template: &str, obj: &serde_json::Value, keys: &[&str]) -> String {
+    let mut parts = template.split("{}");
+    let mut line = parts.next().unwrap_or_default().to_string();
+    debug_assert_eq!(parts.clone().count(), keys.len(), "{template}");
+    for (key, part) in keys.iter().zip(parts) {
+        line += &shown(&obj[*key]);
+        line += part;
+    }
+    line + "\n"
+}
+
 /// `keyway inspect` as text.
 pub fn inspect_text(j: &serde_json::Value) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
-    let f = |v: &serde_json::Value| match v {
-        serde_json::Value::Null => "-".to_string(),
-        serde_json::Value::String(x) => x.clone(),
-        other => other.to_string(),
-    };
     let _ = writeln!(
         s,
         "UNVERIFIED contents (inspect checks structure and digests, not signatures; use `keyway verify`)"
     );
-    let _ = writeln!(s, "sequence:        {}", f(&j["sequence"]));
-    let _ = writeln!(s, "version:         {}", f(&j["version"]));
-    let _ = writeln!(s, "manifest digest: {}", f(&j["manifest_digest"]));
+    s += &filled("sequence:        {}", j, &["sequence"]);
+    s += &filled("version:         {}", j, &["version"]);
+    s += &filled("manifest digest: {}", j, &["manifest_digest"]);
     if let Some(cs) = j["components"].as_array() {
         for (n, c) in cs.iter().enumerate() {
-            let _ = writeln!(
-                s,
-                "component {n}:     id {} vendor {} class {}",
-                f(&c["id"]),
-                f(&c["vendor_id"]),
-                f(&c["class_id"])
+            let _ = write!(s, "component {n}:     ");
+            s += &filled(
+                "id {} vendor {} class {}",
+                c,
+                &["id", "vendor_id", "class_id"],
             );
             if !c["image_digest"].is_null() {
                 let _ = writeln!(
                     s,
                     "                 image sha256 {} size {}{}",
-                    f(&c["image_digest"]),
-                    f(&c["image_size"]),
+                    shown(&c["image_digest"]),
+                    shown(&c["image_size"]),
                     if c["fetched_from"].is_null() {
                         String::new()
                     } else {
-                        format!(" from {}", f(&c["fetched_from"]))
+                        format!(" from {}", shown(&c["fetched_from"]))
                     }
                 );
             }
@@ -183,67 +200,57 @@ pub fn inspect_text(j: &serde_json::Value) -> String {
     }
     if let Some(alts) = j["alternatives"].as_array() {
         for a in alts {
-            let _ = writeln!(
-                s,
+            s += &filled(
                 "alternative:     slot {}: image sha256 {} size {} from {}",
-                f(&a["slot"]),
-                f(&a["digest"]),
-                f(&a["size"]),
-                f(&a["uri"])
+                a,
+                &["slot", "digest", "size", "uri"],
             );
         }
     }
     if let Some(sigs) = j["signatures"].as_array() {
         for sig in sigs {
-            let _ = writeln!(
-                s,
+            s += &filled(
                 "signature:       COSE alg {} key id {}",
-                f(&sig["cose_alg"]),
-                f(&sig["key_id"])
+                sig,
+                &["cose_alg", "key_id"],
             );
         }
     }
     let d = &j["delta"];
     if !d.is_null() {
-        let _ = writeln!(
-            s,
+        s += &filled(
             "delta:           payload is a Keyway patch (KWDP v1) for the installed image sha256 {} size {}",
-            f(&d["base_digest"]),
-            f(&d["base_size"])
+            d,
+            &["base_digest", "base_size"],
         );
-        let _ = writeln!(
-            s,
+        s += &filled(
             "                 it produces the image sha256 {} size {}",
-            f(&d["out_digest"]),
-            f(&d["out_size"])
+            d,
+            &["out_digest", "out_size"],
         );
     }
-    let _ = writeln!(s, "key set:         {}", f(&j["keyset_version"]));
-    let c = &j["conditions"];
-    let _ = writeln!(
-        s,
+    s += &filled("key set:         {}", j, &["keyset_version"]);
+    s += &filled(
         "conditions:      owner consent {}, priority {}, min battery {} mWh, use before {}",
-        f(&c["owner_consent"]),
-        f(&c["update_priority"]),
-        f(&c["minimum_battery_mwh"]),
-        f(&c["use_before"])
+        &j["conditions"],
+        &[
+            "owner_consent",
+            "update_priority",
+            "minimum_battery_mwh",
+            "use_before",
+        ],
     );
     let n = &j["release_notes"];
     if n.is_null() {
         let _ = writeln!(s, "release notes:   none");
     } else {
-        let _ = writeln!(s, "release notes ({}):", f(&n["language"]));
-        for line in f(&n["text"]).lines() {
+        let _ = writeln!(s, "release notes ({}):", shown(&n["language"]));
+        for line in shown(&n["text"]).lines() {
             let _ = writeln!(s, "    {line}");
         }
         if let Some(cves) = n["cves"].as_array() {
             for cve in cves {
-                let _ = writeln!(
-                    s,
-                    "fixes:           {} ({})",
-                    f(&cve["id"]),
-                    f(&cve["severity"])
-                );
+                s += &filled("fixes:           {} ({})", cve, &["id", "severity"]);
             }
         }
     }

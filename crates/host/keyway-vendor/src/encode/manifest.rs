@@ -193,21 +193,11 @@ pub fn manifest_value(p: &ManifestParams) -> Value {
         ),
         (
             int(l::MAN_VALIDATE),
-            seq_bstr(vec![
-                int(l::CMD_SET_COMPONENT_INDEX),
-                uint(0),
-                int(l::CMD_IMAGE_MATCH),
-                uint(POLICY_CONDITION),
-            ]),
+            on_image(l::CMD_IMAGE_MATCH, POLICY_CONDITION),
         ),
         (
             int(l::MAN_INVOKE),
-            seq_bstr(vec![
-                int(l::CMD_SET_COMPONENT_INDEX),
-                uint(0),
-                int(l::CMD_INVOKE),
-                uint(POLICY_DIRECTIVE),
-            ]),
+            on_image(l::CMD_INVOKE, POLICY_DIRECTIVE),
         ),
         (int(l::MAN_INSTALL), seq_bstr(install)),
     ];
@@ -223,6 +213,17 @@ pub fn manifest_value(p: &ManifestParams) -> Value {
         ));
     }
     Value::Map(m)
+}
+
+/// A command sequence of one command, `command` with reporting `policy`, on
+/// component 0 (the image in the slot).
+fn on_image(command: i64, policy: u64) -> Value {
+    seq_bstr(vec![
+        int(l::CMD_SET_COMPONENT_INDEX),
+        uint(0),
+        int(command),
+        uint(policy),
+    ])
 }
 
 /// Encodes the manifest map (the bytes that go inside the envelope's `3:`
