@@ -4,7 +4,8 @@
 
 use crate::Message;
 use crate::auth::Auth;
-use crate::cbor::{self, Error, Reader, Writer, field};
+use crate::cbor::{Error, Reader, Writer};
+use crate::fields::{bytes, flag, owner_auth, text, uint};
 use crate::seq::{Item, Seq};
 
 /// Image group command ids.
@@ -39,40 +40,19 @@ pub struct StateWrite<'a> {
 
 impl<'a> Message<'a> for StateWrite<'a> {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.map(
-            usize::from(self.kw)
-                + usize::from(self.hash.is_some())
-                + usize::from(self.confirm.is_some())
-                + usize::from(self.auth.is_some()),
-        )?;
-        write_kw(w, self.kw)?;
-        // Deterministic order: "kw", "auth", "hash", "confirm".
-        Auth::write_entry(self.auth.as_ref(), w)?;
-        if let Some(h) = self.hash {
-            w.entry_bytes("hash", h)?;
-        }
-        if let Some(c) = self.confirm {
-            w.entry_bool("confirm", c)?;
-        }
-        Ok(())
+        write_map!(w, {
+            "kw" => self.kw.then_some(true),
+            "auth" => self.auth,
+            "hash" => self.hash,
+            "confirm" => self.confirm,
+        })
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let (mut hash, mut confirm, mut kw, mut auth) = (None, None, false, None);
-        let names = ["kw", "hash", "confirm", "auth"];
-        cbor::read_body(body, &names, &mut |i, name, r| {
-            match i {
-                0 => kw = flag(r, name)?,
-                1 => hash = Some(field(r.bytes(), name, "a byte string")?),
-                2 => confirm = Some(flag(r, name)?),
-                _ => auth = Some(Auth::read(r)?),
-            }
-            Ok(())
-        })?;
-        Ok(StateWrite {
-            hash,
-            confirm,
-            kw,
-            auth,
+        read_map!(body => StateWrite {
+            kw(false): "kw" => flag,
+            hash: "hash" => bytes,
+            confirm: "confirm" => flag,
+            auth: "auth" => owner_auth,
         })
     }
 }
@@ -102,61 +82,29 @@ pub struct ImageSlot<'a> {
 
 impl<'a> Item<'a> for ImageSlot<'a> {
     fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.map(8 + usize::from(self.image.is_some()))?;
-        w.entry_bytes("hash", self.hash)?;
-        w.entry_u64("slot", self.slot)?;
-        if let Some(i) = self.image {
-            w.entry_u64("image", i)?;
-        }
-        w.entry_bool("active", self.active)?;
-        w.entry_bool("pending", self.pending)?;
-        w.entry_text("version", self.version)?;
-        w.entry_bool("bootable", self.bootable)?;
-        w.entry_bool("confirmed", self.confirmed)?;
-        w.entry_bool("permanent", self.permanent)
+        write_map!(w, {
+            "hash" => self.hash,
+            "slot" => self.slot,
+            "image" => self.image,
+            "active" => self.active,
+            "pending" => self.pending,
+            "version" => self.version,
+            "bootable" => self.bootable,
+            "confirmed" => self.confirmed,
+            "permanent" => self.permanent,
+        })
     }
     fn read(r: &mut Reader<'a>) -> Result<Self, Error> {
-        let (mut image, mut slot, mut version, mut hash) = (None, None, None, None);
-        // The flags first: index i < 5 is flag bit i.
-        let names = [
-            "bootable",
-            "pending",
-            "confirmed",
-            "active",
-            "permanent",
-            "image",
-            "slot",
-            "version",
-            "hash",
-        ];
-        let mut flags = 0u8;
-        let mut value = |i: usize, name, r: &mut Reader<'a>| {
-            match i {
-                0..5 => flags |= u8::from(flag(r, name)?) << i,
-                5 => image = Some(uint(r, name)?),
-                6 => slot = Some(uint(r, name)?),
-                7 => version = Some(field(r.text(), name, "a text string")?),
-                _ => hash = Some(field(r.bytes(), name, "a byte string")?),
-            }
-            Ok(())
-        };
-        cbor::field(
-            cbor::read_fields(r, &names, 0, &mut value),
-            "images",
-            "an array of maps",
-        )?;
-        let [bootable, pending, confirmed, active, permanent] =
-            [0, 1, 2, 3, 4].map(|i| flags >> i & 1 == 1);
-        Ok(ImageSlot {
-            image,
-            slot: cbor::need(slot, "slot")?,
-            version: version.unwrap_or(""),
-            hash: hash.unwrap_or(&[]),
-            bootable,
-            pending,
-            confirmed,
-            active,
-            permanent,
+        read_map!(r, 0, ("images", "an array of maps") => ImageSlot {
+            bootable(false): "bootable" => flag,
+            pending(false): "pending" => flag,
+            confirmed(false): "confirmed" => flag,
+            active(false): "active" => flag,
+            permanent(false): "permanent" => flag,
+            image: "image" => uint,
+            slot: "slot" => uint,
+            version(""): "version" => text,
+            hash(&[]): "hash" => bytes,
         })
     }
 }
@@ -170,13 +118,11 @@ pub struct StateRsp<'a> {
 
 impl<'a> Message<'a> for StateRsp<'a> {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.map(1)?;
-        w.text("images")?;
-        self.images.write(w)
+        write_map!(w, { "images" => self.images })
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        Ok(StateRsp {
-            images: cbor::read_required(body, "images", |r, name| Seq::read(r, name, MAX_SLOTS))?,
+        read_map!(body => StateRsp {
+            images: "images" => |r, name| Seq::read(r, name, MAX_SLOTS),
         })
     }
 }
@@ -208,61 +154,27 @@ pub struct Upload<'a> {
 
 impl<'a> Message<'a> for Upload<'a> {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.map(
-            2 + usize::from(self.kw)
-                + usize::from(self.len.is_some())
-                + usize::from(self.sha.is_some())
-                + usize::from(self.image.is_some())
-                + usize::from(self.upgrade.is_some())
-                + usize::from(self.auth.is_some()),
-        )?;
-        write_kw(w, self.kw)?;
-        if let Some(l) = self.len {
-            w.entry_u64("len", l)?;
-        }
-        w.entry_u64("off", self.off)?;
-        if let Some(s) = self.sha {
-            w.entry_bytes("sha", s)?;
-        }
-        Auth::write_entry(self.auth.as_ref(), w)?;
-        w.entry_bytes("data", self.data)?;
-        if let Some(i) = self.image {
-            w.entry_u64("image", i)?;
-        }
-        if let Some(u) = self.upgrade {
-            w.entry_bool("upgrade", u)?;
-        }
-        Ok(())
+        write_map!(w, {
+            "kw" => self.kw.then_some(true),
+            "len" => self.len,
+            "off" => self.off,
+            "sha" => self.sha,
+            "auth" => self.auth,
+            "data" => self.data,
+            "image" => self.image,
+            "upgrade" => self.upgrade,
+        })
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let (mut off, mut data, mut len, mut sha) = (0, &[][..], None, None);
-        let (mut image, mut upgrade, mut auth, mut kw) = (None, None, None, false);
-        let names = [
-            "kw", "off", "data", "len", "sha", "image", "upgrade", "auth",
-        ];
-        let seen = cbor::read_body(body, &names, &mut |i, name, r| {
-            match i {
-                0 => kw = flag(r, name)?,
-                1 => off = uint(r, name)?,
-                2 => data = field(r.bytes(), name, "a byte string")?,
-                3 => len = Some(uint(r, name)?),
-                4 => sha = Some(field(r.bytes(), name, "a byte string")?),
-                5 => image = Some(uint(r, name)?),
-                6 => upgrade = Some(flag(r, name)?),
-                _ => auth = Some(Auth::read(r)?),
-            }
-            Ok(())
-        })?;
-        cbor::require(seen, 0b110, &names)?;
-        Ok(Upload {
-            off,
-            data,
-            len,
-            sha,
-            image,
-            upgrade,
-            auth,
-            kw,
+        read_map!(body => Upload {
+            kw(false): "kw" => flag,
+            off: "off" => uint,
+            data: "data" => bytes,
+            len: "len" => uint,
+            sha: "sha" => bytes,
+            image: "image" => uint,
+            upgrade: "upgrade" => flag,
+            auth: "auth" => owner_auth,
         })
     }
 }
@@ -279,25 +191,12 @@ pub struct UploadRsp {
 
 impl<'a> Message<'a> for UploadRsp {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.map(1 + usize::from(self.matched.is_some()))?;
-        w.entry_u64("off", self.off)?;
-        if let Some(m) = self.matched {
-            w.entry_bool("match", m)?;
-        }
-        Ok(())
+        write_map!(w, { "off" => self.off, "match" => self.matched })
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let (mut off, mut m) = (None, None);
-        cbor::read_body(body, &["off", "match"], &mut |i, name, r| {
-            match i {
-                0 => off = Some(uint(r, name)?),
-                _ => m = Some(flag(r, name)?),
-            }
-            Ok(())
-        })?;
-        Ok(UploadRsp {
-            off: cbor::need(off, "off")?,
-            matched: m,
+        read_map!(body => UploadRsp {
+            off: "off" => uint,
+            matched: "match" => flag,
         })
     }
 }
@@ -317,46 +216,17 @@ pub struct Erase {
 
 impl<'a> Message<'a> for Erase {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.map(
-            usize::from(self.kw)
-                + usize::from(self.slot.is_some())
-                + usize::from(self.auth.is_some()),
-        )?;
-        write_kw(w, self.kw)?;
-        Auth::write_entry(self.auth.as_ref(), w)?;
-        if let Some(s) = self.slot {
-            w.entry_u64("slot", s)?;
-        }
-        Ok(())
+        write_map!(w, {
+            "kw" => self.kw.then_some(true),
+            "auth" => self.auth,
+            "slot" => self.slot,
+        })
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let (mut slot, mut auth, mut kw) = (None, None, false);
-        cbor::read_body(body, &["kw", "slot", "auth"], &mut |i, name, r| {
-            match i {
-                0 => kw = flag(r, name)?,
-                1 => slot = Some(uint(r, name)?),
-                _ => auth = Some(Auth::read(r)?),
-            }
-            Ok(())
-        })?;
-        Ok(Erase { slot, auth, kw })
+        read_map!(body => Erase {
+            kw(false): "kw" => flag,
+            slot: "slot" => uint,
+            auth: "auth" => owner_auth,
+        })
     }
-}
-
-/// Writes `"kw": true` when the client asks for typed refusals.
-fn write_kw(w: &mut Writer<'_>, kw: bool) -> Result<(), Error> {
-    if kw {
-        w.entry_bool("kw", true)?;
-    }
-    Ok(())
-}
-
-/// A field's unsigned integer.
-fn uint(r: &mut Reader<'_>, name: &'static str) -> Result<u64, Error> {
-    field(r.u64(), name, "an unsigned integer")
-}
-
-/// A field's bool.
-fn flag(r: &mut Reader<'_>, name: &'static str) -> Result<bool, Error> {
-    field(r.bool(), name, "a bool")
 }

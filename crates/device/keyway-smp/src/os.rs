@@ -2,7 +2,8 @@
 //! info, as the lock serves them (Zephyr, "SMP Group 0").
 
 use crate::Message;
-use crate::cbor::{self, Error, Reader, Writer, field};
+use crate::cbor::{self, Error, Writer};
+use crate::fields::{text, uint};
 
 /// OS group command ids.
 pub mod cmd {
@@ -33,13 +34,10 @@ pub struct Echo<'a> {
 
 impl<'a> Message<'a> for Echo<'a> {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.map(1)?;
-        w.entry_text("d", self.d)
+        write_map!(w, { "d" => self.d })
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        Ok(Echo {
-            d: cbor::read_required(body, "d", text)?,
-        })
+        read_map!(body => Echo { d: "d" => text })
     }
 }
 
@@ -52,13 +50,10 @@ pub struct EchoRsp<'a> {
 
 impl<'a> Message<'a> for EchoRsp<'a> {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.map(1)?;
-        w.entry_text("r", self.r)
+        write_map!(w, { "r" => self.r })
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        Ok(EchoRsp {
-            r: cbor::read_required(body, "r", text)?,
-        })
+        read_map!(body => EchoRsp { r: "r" => text })
     }
 }
 
@@ -88,24 +83,12 @@ pub struct ParamsRsp {
 
 impl<'a> Message<'a> for ParamsRsp {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.map(2)?;
-        w.entry_u64("buf_size", self.buf_size)?;
-        w.entry_u64("buf_count", self.buf_count)
+        write_map!(w, { "buf_size" => self.buf_size, "buf_count" => self.buf_count })
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let (mut s, mut c) = (None, None);
-        cbor::read_body(body, &["buf_size", "buf_count"], &mut |i, name, r| {
-            let v = Some(field(r.u64(), name, "an unsigned integer")?);
-            if i == 0 {
-                s = v
-            } else {
-                c = v
-            }
-            Ok(())
-        })?;
-        Ok(ParamsRsp {
-            buf_size: cbor::need(s, "buf_size")?,
-            buf_count: cbor::need(c, "buf_count")?,
+        read_map!(body => ParamsRsp {
+            buf_size: "buf_size" => uint,
+            buf_count: "buf_count" => uint,
         })
     }
 }
@@ -119,16 +102,10 @@ pub struct Info<'a> {
 
 impl<'a> Message<'a> for Info<'a> {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.map(usize::from(self.format.is_some()))?;
-        if let Some(f) = self.format {
-            w.entry_text("format", f)?;
-        }
-        Ok(())
+        write_map!(w, { "format" => self.format })
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        Ok(Info {
-            format: cbor::read_single(body, "format", text)?,
-        })
+        read_map!(body => Info { format: "format" => text })
     }
 }
 
@@ -141,17 +118,9 @@ pub struct InfoRsp<'a> {
 
 impl<'a> Message<'a> for InfoRsp<'a> {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.map(1)?;
-        w.entry_text("output", self.output)
+        write_map!(w, { "output" => self.output })
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        Ok(InfoRsp {
-            output: cbor::read_required(body, "output", text)?,
-        })
+        read_map!(body => InfoRsp { output: "output" => text })
     }
-}
-
-/// A field's text string.
-fn text<'a>(r: &mut Reader<'a>, name: &'static str) -> Result<&'a str, Error> {
-    field(r.text(), name, "a text string")
 }

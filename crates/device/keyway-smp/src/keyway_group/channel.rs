@@ -9,7 +9,7 @@ use super::*;
 pub(super) fn one_bstr<'a>(body: &'a [u8], key: &[&'static str; 1]) -> Result<&'a [u8], Error> {
     let mut m = &[][..];
     let seen = cbor::read_body(body, key, &mut |_, name, r| {
-        m = field(r.bytes(), name, "a byte string")?;
+        m = bytes(r, name)?;
         Ok(())
     })?;
     cbor::require(seen, 1, key)?;
@@ -104,25 +104,17 @@ pub struct PakeFinishRsp<'a> {
 
 impl<'a> Message<'a> for PakeFinishRsp<'a> {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.map(3)?;
-        w.entry_bytes("pake4", self.msg)?;
-        w.entry_bytes("key_id", &self.key_id)?;
-        w.entry_u64("owners", self.owners)
+        write_map!(w, {
+            "pake4" => self.msg,
+            "key_id" => self.key_id,
+            "owners" => self.owners,
+        })
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let (mut m, mut id, mut o) = (None, None, None);
-        cbor::read_body(body, &["pake4", "key_id", "owners"], &mut |i, name, r| {
-            match i {
-                0 => m = Some(field(r.bytes(), name, "a byte string")?),
-                1 => id = Some(fixed(r, name, "8 bytes")?),
-                _ => o = Some(uint(r, name)?),
-            }
-            Ok(())
-        })?;
-        Ok(PakeFinishRsp {
-            msg: cbor::need(m, "pake4")?,
-            key_id: cbor::need(id, "key_id")?,
-            owners: cbor::need(o, "owners")?,
+        read_map!(body => PakeFinishRsp {
+            msg: "pake4" => bytes,
+            key_id: "key_id" => |r, name| array(r, name, "8 bytes"),
+            owners: "owners" => uint,
         })
     }
 }

@@ -14,23 +14,13 @@ pub struct Log {
 
 impl<'a> Message<'a> for Log {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.map(1 + usize::from(self.auth.is_some()))?;
-        w.entry_u64("off", self.off)?;
-        Auth::write_entry(self.auth.as_ref(), w)?;
-        Ok(())
+        write_map!(w, { "off" => self.off, "auth" => self.auth })
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let (mut off, mut auth) = (0, None);
-        let names = ["off", "auth"];
-        let seen = cbor::read_body(body, &names, &mut |i, name, r| {
-            match i {
-                0 => off = uint(r, name)?,
-                _ => auth = Some(Auth::read(r)?),
-            }
-            Ok(())
-        })?;
-        cbor::require(seen, 0b1, &names)?;
-        Ok(Log { off, auth })
+        read_map!(body => Log {
+            off: "off" => uint,
+            auth: "auth" => owner_auth,
+        })
     }
 }
 
@@ -47,25 +37,17 @@ pub struct LogRsp<'a> {
 
 impl<'a> Message<'a> for LogRsp<'a> {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.map(3)?;
-        w.entry_u64("len", self.len)?;
-        w.entry_u64("off", self.off)?;
-        w.entry_bytes("data", self.data)
+        write_map!(w, {
+            "len" => self.len,
+            "off" => self.off,
+            "data" => self.data,
+        })
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let (mut off, mut len, mut data) = (None, None, None);
-        cbor::read_body(body, &["off", "len", "data"], &mut |i, name, r| {
-            match i {
-                0 => off = Some(uint(r, name)?),
-                1 => len = Some(uint(r, name)?),
-                _ => data = Some(field(r.bytes(), name, "a byte string")?),
-            }
-            Ok(())
-        })?;
-        Ok(LogRsp {
-            off: cbor::need(off, "off")?,
-            len: cbor::need(len, "len")?,
-            data: cbor::need(data, "data")?,
+        read_map!(body => LogRsp {
+            off: "off" => uint,
+            len: "len" => uint,
+            data: "data" => bytes,
         })
     }
 }

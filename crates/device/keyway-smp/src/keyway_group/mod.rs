@@ -13,6 +13,7 @@
 use crate::Message;
 use crate::auth::Auth;
 use crate::cbor::{self, Error, Reader, Writer, field, fixed};
+use crate::fields::{Entry, array, bytes, flag, owner_auth, text, uint};
 use crate::seq::{Item, Seq};
 
 mod channel;
@@ -151,16 +152,14 @@ fn text_of<T>(
     })
 }
 
-fn uint(r: &mut Reader<'_>, name: &'static str) -> Result<u64, Error> {
-    field(r.u64(), name, "an unsigned integer")
+/// A field's severity.
+fn read_severity(r: &mut Reader<'_>, name: &'static str) -> Result<Severity, Error> {
+    text_of(r, name, "a severity", Severity::parse)
 }
 
-fn flag(r: &mut Reader<'_>, name: &'static str) -> Result<bool, Error> {
-    field(r.bool(), name, "a bool")
-}
-
-fn txt<'a>(r: &mut Reader<'a>, name: &'static str) -> Result<&'a str, Error> {
-    field(r.text(), name, "a text string")
+/// A field's update state.
+fn read_state(r: &mut Reader<'_>, name: &'static str) -> Result<UpdateState, Error> {
+    text_of(r, name, "an update state", UpdateState::parse)
 }
 
 /// Writes a body of two entries, `{bytes_key: bytes, uint_key: n}` in
@@ -205,14 +204,13 @@ pub struct Signed {
 }
 
 impl<'a> Message<'a> for Signed {
+    // Not inlined: seven commands share this body.
+    #[inline(never)]
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.map(usize::from(self.auth.is_some()))?;
-        Auth::write_entry(self.auth.as_ref(), w)?;
-        Ok(())
+        write_map!(w, { "auth" => self.auth })
     }
+    #[inline(never)]
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        Ok(Signed {
-            auth: cbor::read_single(body, "auth", |r, _| Auth::read(r))?,
-        })
+        read_map!(body => Signed { auth: "auth" => owner_auth })
     }
 }

@@ -34,25 +34,13 @@ pub struct Pair<'a> {
 
 impl<'a> Message<'a> for Pair<'a> {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.map(1 + usize::from(self.name.is_some()))?;
-        w.entry_bytes("key", &self.key)?;
-        if let Some(n) = self.name {
-            w.entry_text("name", n)?;
-        }
-        Ok(())
+        write_map!(w, { "key" => self.key, "name" => self.name })
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let (mut key, mut name) = ([0; 32], None);
-        let names = ["key", "name"];
-        let seen = cbor::read_body(body, &names, &mut |i, n, r| {
-            match i {
-                0 => cbor::fill(r, n, "32 bytes (an Ed25519 public key)", &mut key)?,
-                _ => name = Some(txt(r, n)?),
-            }
-            Ok(())
-        })?;
-        cbor::require(seen, 0b1, &names)?;
-        Ok(Pair { key, name })
+        read_map!(body => Pair {
+            key: "key" => |r, n| array(r, n, "32 bytes (an Ed25519 public key)"),
+            name: "name" => text,
+        })
     }
 }
 
@@ -84,13 +72,10 @@ pub struct FactoryResetRsp {
 
 impl<'a> Message<'a> for FactoryResetRsp {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.map(1)?;
-        w.entry_u64("owners", self.owners)
+        write_map!(w, { "owners" => self.owners })
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        Ok(FactoryResetRsp {
-            owners: cbor::read_required(body, "owners", uint)?,
-        })
+        read_map!(body => FactoryResetRsp { owners: "owners" => uint })
     }
 }
 
@@ -107,32 +92,18 @@ pub struct SettingsReq {
 
 impl<'a> Message<'a> for SettingsReq {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.map(
-            usize::from(self.auto_install_cve.is_some())
-                + usize::from(self.install_needs_unlocked.is_some())
-                + usize::from(self.auth.is_some()),
-        )?;
-        Auth::write_entry(self.auth.as_ref(), w)?;
-        if let Some(v) = self.auto_install_cve {
-            w.entry_bool("auto_install_cve", v)?;
-        }
-        if let Some(v) = self.install_needs_unlocked {
-            w.entry_bool("install_needs_unlocked", v)?;
-        }
-        Ok(())
+        write_map!(w, {
+            "auth" => self.auth,
+            "auto_install_cve" => self.auto_install_cve,
+            "install_needs_unlocked" => self.install_needs_unlocked,
+        })
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let mut s = SettingsReq::default();
-        let names = ["auto_install_cve", "install_needs_unlocked", "auth"];
-        cbor::read_body(body, &names, &mut |i, name, r| {
-            match i {
-                0 => s.auto_install_cve = Some(flag(r, name)?),
-                1 => s.install_needs_unlocked = Some(flag(r, name)?),
-                _ => s.auth = Some(Auth::read(r)?),
-            }
-            Ok(())
-        })?;
-        Ok(s)
+        read_map!(body => SettingsReq {
+            auto_install_cve: "auto_install_cve" => flag,
+            install_needs_unlocked: "install_needs_unlocked" => flag,
+            auth: "auth" => owner_auth,
+        })
     }
 }
 
@@ -145,13 +116,11 @@ pub struct SettingsRsp {
 
 impl<'a> Message<'a> for SettingsRsp {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.map(1)?;
-        w.text("settings")?;
-        self.settings.write(w)
+        write_map!(w, { "settings" => self.settings })
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        Ok(SettingsRsp {
-            settings: cbor::read_required(body, "settings", |r, _| Settings::read(r))?,
+        read_map!(body => SettingsRsp {
+            settings: "settings" => |r, _| Settings::read(r),
         })
     }
 }
@@ -181,45 +150,31 @@ pub struct OwnerEntry<'a> {
 
 impl<'a> Item<'a> for OwnerEntry<'a> {
     fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.map(2 + usize::from(self.paired.is_some()))?;
-        w.entry_text("name", self.name)?;
-        w.entry_bytes("key_id", &self.key_id)?;
-        if let Some(p) = self.paired {
-            w.entry_u64("paired", p)?;
-        }
-        Ok(())
-    }
-    fn read(r: &mut Reader<'a>) -> Result<Self, Error> {
-        let (mut id, mut name, mut paired) = (None, None, None);
-        let names = ["owners.key_id", "owners.name", "owners.paired"];
-        let mut e = |i, field_name, r: &mut Reader<'a>| {
-            match i {
-                0 => id = Some(fixed(r, field_name, "8 bytes")?),
-                1 => {
-                    let n = txt(r, field_name)?;
-                    if n.len() > MAX_OWNER_NAME {
-                        return Err(Error::Invalid {
-                            field: field_name,
-                            expected: "at most 64 bytes",
-                        });
-                    }
-                    name = Some(n);
-                }
-                _ => paired = Some(uint(r, field_name)?),
-            }
-            Ok(())
-        };
-        field(
-            cbor::read_fields(r, &names, 7, &mut e),
-            "owners",
-            "an array of maps",
-        )?;
-        Ok(OwnerEntry {
-            key_id: cbor::need(id, "owners.key_id")?,
-            name: cbor::need(name, "owners.name")?,
-            paired,
+        write_map!(w, {
+            "name" => self.name,
+            "key_id" => self.key_id,
+            "paired" => self.paired,
         })
     }
+    fn read(r: &mut Reader<'a>) -> Result<Self, Error> {
+        read_map!(r, 7, ("owners", "an array of maps") => OwnerEntry {
+            key_id: "owners.key_id" => |r, name| array(r, name, "8 bytes"),
+            name: "owners.name" => owner_name,
+            paired: "owners.paired" => uint,
+        })
+    }
+}
+
+/// An owner's name: text of at most [`MAX_OWNER_NAME`] bytes.
+fn owner_name<'a>(r: &mut Reader<'a>, name: &'static str) -> Result<&'a str, Error> {
+    let n = text(r, name)?;
+    if n.len() > MAX_OWNER_NAME {
+        return Err(Error::Invalid {
+            field: name,
+            expected: "at most 64 bytes",
+        });
+    }
+    Ok(n)
 }
 
 /// `owners` answer: `{"owners": [owner, ...]}`, in pairing order.
@@ -231,13 +186,11 @@ pub struct OwnersRsp<'a> {
 
 impl<'a> Message<'a> for OwnersRsp<'a> {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.map(1)?;
-        w.text("owners")?;
-        self.owners.write(w)
+        write_map!(w, { "owners" => self.owners })
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        Ok(OwnersRsp {
-            owners: cbor::read_required(body, "owners", |r, name| Seq::read(r, name, MAX_OWNERS))?,
+        read_map!(body => OwnersRsp {
+            owners: "owners" => |r, name| Seq::read(r, name, MAX_OWNERS),
         })
     }
 }
@@ -255,22 +208,13 @@ pub struct Unpair {
 
 impl<'a> Message<'a> for Unpair {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.map(1 + usize::from(self.auth.is_some()))?;
-        Auth::write_entry(self.auth.as_ref(), w)?;
-        w.entry_bytes("key_id", &self.key_id)
+        write_map!(w, { "auth" => self.auth, "key_id" => self.key_id })
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let (mut key_id, mut auth) = ([0; 8], None);
-        let names = ["key_id", "auth"];
-        let seen = cbor::read_body(body, &names, &mut |i, name, r| {
-            match i {
-                0 => cbor::fill(r, name, "8 bytes", &mut key_id)?,
-                _ => auth = Some(Auth::read(r)?),
-            }
-            Ok(())
-        })?;
-        cbor::require(seen, 0b1, &names)?;
-        Ok(Unpair { key_id, auth })
+        read_map!(body => Unpair {
+            key_id: "key_id" => |r, name| array(r, name, "8 bytes"),
+            auth: "auth" => owner_auth,
+        })
     }
 }
 

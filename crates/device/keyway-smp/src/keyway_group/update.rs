@@ -15,28 +15,12 @@ pub struct Cve<'a> {
 
 impl<'a> Item<'a> for Cve<'a> {
     fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.map(2)?;
-        w.entry_text("id", self.id)?;
-        w.entry_text("severity", self.severity.as_str())
+        write_map!(w, { "id" => self.id, "severity" => self.severity.as_str() })
     }
     fn read(r: &mut Reader<'a>) -> Result<Self, Error> {
-        let (mut id, mut sev) = (None, None);
-        let names = ["cves.id", "cves.severity"];
-        let mut e = |i, name, r: &mut Reader<'a>| {
-            match i {
-                0 => id = Some(txt(r, name)?),
-                _ => sev = Some(text_of(r, name, "a severity", Severity::parse)?),
-            }
-            Ok(())
-        };
-        field(
-            cbor::read_fields(r, &names, 5, &mut e),
-            "cves",
-            "an array of maps",
-        )?;
-        Ok(Cve {
-            id: cbor::need(id, "cves.id")?,
-            severity: cbor::need(sev, "cves.severity")?,
+        read_map!(r, 5, ("cves", "an array of maps") => Cve {
+            id: "cves.id" => text,
+            severity: "cves.severity" => read_severity,
         })
     }
 }
@@ -62,55 +46,25 @@ pub struct Notes<'a> {
 
 impl<'a> Message<'a> for Notes<'a> {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.map(
-            5 + usize::from(self.min_battery_mwh.is_some()) + usize::from(self.reason.is_some()),
-        )?;
-        w.text("cves")?;
-        self.cves.write(w)?;
-        w.entry_text("notes", self.notes)?;
-        w.entry_text("state", self.state.as_str())?;
-        if let Some(r) = self.reason {
-            w.entry_text("reason", r)?;
-        }
-        w.entry_text("version", self.version)?;
-        w.entry_u64("sequence", self.sequence)?;
-        if let Some(b) = self.min_battery_mwh {
-            w.entry_u64("min_battery_mwh", b)?;
-        }
-        Ok(())
+        write_map!(w, {
+            "cves" => self.cves,
+            "notes" => self.notes,
+            "state" => self.state.as_str(),
+            "reason" => self.reason,
+            "version" => self.version,
+            "sequence" => self.sequence,
+            "min_battery_mwh" => self.min_battery_mwh,
+        })
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let (mut seq, mut version, mut notes, mut cves) = (None, None, None, None);
-        let (mut min, mut state, mut reason) = (None, None, None);
-        let names = [
-            "sequence",
-            "version",
-            "notes",
-            "cves",
-            "min_battery_mwh",
-            "state",
-            "reason",
-        ];
-        cbor::read_body(body, &names, &mut |i, name, r| {
-            match i {
-                0 => seq = Some(uint(r, name)?),
-                1 => version = Some(txt(r, name)?),
-                2 => notes = Some(txt(r, name)?),
-                3 => cves = Some(Seq::read(r, name, MAX_CVES)?),
-                4 => min = Some(uint(r, name)?),
-                5 => state = Some(text_of(r, name, "an update state", UpdateState::parse)?),
-                _ => reason = Some(txt(r, name)?),
-            }
-            Ok(())
-        })?;
-        Ok(Notes {
-            sequence: cbor::need(seq, "sequence")?,
-            version: cbor::need(version, "version")?,
-            notes: cbor::need(notes, "notes")?,
-            cves: cbor::need(cves, "cves")?,
-            min_battery_mwh: min,
-            state: cbor::need(state, "state")?,
-            reason,
+        read_map!(body => Notes {
+            sequence: "sequence" => uint,
+            version: "version" => text,
+            notes: "notes" => text,
+            cves: "cves" => |r, name| Seq::read(r, name, MAX_CVES),
+            min_battery_mwh: "min_battery_mwh" => uint,
+            state: "state" => read_state,
+            reason: "reason" => text,
         })
     }
 }
@@ -126,22 +80,13 @@ pub struct Consent {
 
 impl<'a> Message<'a> for Consent {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.map(1 + usize::from(self.auth.is_some()))?;
-        Auth::write_entry(self.auth.as_ref(), w)?;
-        w.entry_bool("accept", self.accept)
+        write_map!(w, { "auth" => self.auth, "accept" => self.accept })
     }
     fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let (mut accept, mut auth) = (false, None);
-        let names = ["accept", "auth"];
-        let seen = cbor::read_body(body, &names, &mut |i, name, r| {
-            match i {
-                0 => accept = flag(r, name)?,
-                _ => auth = Some(Auth::read(r)?),
-            }
-            Ok(())
-        })?;
-        cbor::require(seen, 0b1, &names)?;
-        Ok(Consent { accept, auth })
+        read_map!(body => Consent {
+            accept: "accept" => flag,
+            auth: "auth" => owner_auth,
+        })
     }
 }
 
