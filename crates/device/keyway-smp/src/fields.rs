@@ -223,3 +223,63 @@ pub(crate) fn array<'a, const N: usize>(
         expected,
     })
 }
+
+/// Declares a message struct and its codec from one list of fields:
+///
+/// ```text
+/// message! {
+///     /// docs, derives
+///     pub struct Name<'a> {            // or `pub struct Name` (no lifetime)
+///         /// docs
+///         pub field: Type = "key" => reader,
+///         pub other: Type = "key" or default => reader,
+///     }
+///     encode(m) { "key" => m.field, … }
+/// }
+/// ```
+///
+/// The fields, in the order listed, are what [`read_map!`] reads (a field
+/// a key, its reader, and `or` the value it takes when absent); `encode`
+/// lists the entries [`write_map!`] writes, in the deterministic order,
+/// `m` the message. A `struct` implements [`Message`](crate::Message); one
+/// declared `item(prefix, outer, expected) pub struct …` implements
+/// [`Item`](crate::seq::Item), a map inside an array ([`read_map!`]'s
+/// nested form).
+macro_rules! message {
+    (
+        $(#[$attr:meta])*
+        $(item($prefix:literal, $outer:literal, $expected:literal))?
+        pub struct $name:ident $(<$lt:lifetime>)? {
+            $($(#[$fattr:meta])* pub $f:ident: $t:ty = $key:literal $(or $def:expr)? => $read:expr),* $(,)?
+        }
+        encode($m:ident) { $($wk:literal => $wv:expr),* $(,)? }
+    ) => {
+        $(#[$attr])*
+        pub struct $name $(<$lt>)? {
+            $($(#[$fattr])* pub $f: $t,)*
+        }
+        message!(@impl [$($prefix, $outer, $expected)?] $name $(<$lt>)?, $m,
+            { $($wk => $wv),* }, { $($f $(($def))?: $key => $read),* });
+    };
+    // A body: `Message`.
+    (@impl [] $($rest:tt)*) => {
+        message!(@emit Message, encode, decode, body: &'a [u8], [body], $($rest)*);
+    };
+    // A map in an array: `Item`.
+    (@impl [$prefix:literal, $outer:literal, $expected:literal] $($rest:tt)*) => {
+        message!(@emit seq::Item, write, read, r: &mut $crate::cbor::Reader<'a>,
+            [r, $prefix, ($outer, $expected)], $($rest)*);
+    };
+    (@emit $($tr:ident)::+, $enc:ident, $dec:ident, $arg:ident: $argt:ty, [$($head:tt)*],
+        $name:ident $(<$lt:lifetime>)?, $m:ident, { $($w:tt)* }, { $($r:tt)* }) => {
+        impl<'a> $crate::$($tr)::+<'a> for $name $(<$lt>)? {
+            fn $enc(&self, w: &mut $crate::cbor::Writer<'_>) -> Result<(), $crate::cbor::Error> {
+                let $m = self;
+                write_map!(w, { $($w)* })
+            }
+            fn $dec($arg: $argt) -> Result<Self, $crate::cbor::Error> {
+                read_map!($($head)* => $name { $($r)* })
+            }
+        }
+    };
+}

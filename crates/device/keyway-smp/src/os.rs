@@ -25,36 +25,24 @@ pub mod cmd {
     pub const BOOTLOADER_INFO: u8 = 8;
 }
 
-/// Echo request: `{"d": text}`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Echo<'a> {
-    /// The text to echo.
-    pub d: &'a str,
+message! {
+    /// Echo request: `{"d": text}`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Echo<'a> {
+        /// The text to echo.
+        pub d: &'a str = "d" => text,
+    }
+    encode(m) { "d" => m.d }
 }
 
-impl<'a> Message<'a> for Echo<'a> {
-    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        write_map!(w, { "d" => self.d })
+message! {
+    /// Echo response: `{"r": text}`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct EchoRsp<'a> {
+        /// The echoed text.
+        pub r: &'a str = "r" => text,
     }
-    fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        read_map!(body => Echo { d: "d" => text })
-    }
-}
-
-/// Echo response: `{"r": text}`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct EchoRsp<'a> {
-    /// The echoed text.
-    pub r: &'a str,
-}
-
-impl<'a> Message<'a> for EchoRsp<'a> {
-    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        write_map!(w, { "r" => self.r })
-    }
-    fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        read_map!(body => EchoRsp { r: "r" => text })
-    }
+    encode(m) { "r" => m.r }
 }
 
 /// An empty body (`{}`), as reset, the parameters' request and several
@@ -72,55 +60,34 @@ impl<'a> Message<'a> for Empty {
     }
 }
 
-/// MCUmgr parameters response: `{"buf_size", "buf_count"}`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ParamsRsp {
-    /// The largest frame the device takes, header included.
-    pub buf_size: u64,
-    /// Buffers the device has.
-    pub buf_count: u64,
+message! {
+    /// MCUmgr parameters response: `{"buf_size", "buf_count"}`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct ParamsRsp {
+        /// The largest frame the device takes, header included.
+        pub buf_size: u64 = "buf_size" => uint,
+        /// Buffers the device has.
+        pub buf_count: u64 = "buf_count" => uint,
+    }
+    encode(m) { "buf_size" => m.buf_size, "buf_count" => m.buf_count }
 }
 
-impl<'a> Message<'a> for ParamsRsp {
-    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        write_map!(w, { "buf_size" => self.buf_size, "buf_count" => self.buf_count })
+message! {
+    /// OS/application info request: `{"format"?: text}` (default `"s"`).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Info<'a> {
+        /// The format characters (`s n r v b m p i o`, `a` for all).
+        pub format: Option<&'a str> = "format" => text,
     }
-    fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        read_map!(body => ParamsRsp {
-            buf_size: "buf_size" => uint,
-            buf_count: "buf_count" => uint,
-        })
-    }
+    encode(m) { "format" => m.format }
 }
 
-/// OS/application info request: `{"format"?: text}` (default `"s"`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Info<'a> {
-    /// The format characters (`s n r v b m p i o`, `a` for all).
-    pub format: Option<&'a str>,
-}
-
-impl<'a> Message<'a> for Info<'a> {
-    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        write_map!(w, { "format" => self.format })
+message! {
+    /// OS/application info response: `{"output": text}`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct InfoRsp<'a> {
+        /// The fields asked for, separated by spaces.
+        pub output: &'a str = "output" => text,
     }
-    fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        read_map!(body => Info { format: "format" => text })
-    }
-}
-
-/// OS/application info response: `{"output": text}`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct InfoRsp<'a> {
-    /// The fields asked for, separated by spaces.
-    pub output: &'a str,
-}
-
-impl<'a> Message<'a> for InfoRsp<'a> {
-    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        write_map!(w, { "output" => self.output })
-    }
-    fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        read_map!(body => InfoRsp { output: "output" => text })
-    }
+    encode(m) { "output" => m.output }
 }

@@ -90,31 +90,17 @@ one_bstr!(
     "rec"
 );
 
-/// Answer to [`PakeFinish`]: `{"pake4": bstr, "key_id": 8 bytes,
-/// "owners"}`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PakeFinishRsp<'a> {
-    /// `Pake4` (48 bytes: the lock's device key, sealed).
-    pub msg: &'a [u8],
-    /// The new owner's key id.
-    pub key_id: [u8; 8],
-    /// Owners now paired.
-    pub owners: u64,
-}
-
-impl<'a> Message<'a> for PakeFinishRsp<'a> {
-    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        write_map!(w, {
-            "pake4" => self.msg,
-            "key_id" => self.key_id,
-            "owners" => self.owners,
-        })
+message! {
+    /// Answer to [`PakeFinish`]: `{"pake4": bstr, "key_id": 8 bytes,
+    /// "owners"}`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct PakeFinishRsp<'a> {
+        /// `Pake4` (48 bytes: the lock's device key, sealed).
+        pub msg: &'a [u8] = "pake4" => bytes,
+        /// The new owner's key id.
+        pub key_id: [u8; 8] = "key_id" => |r, name| array(r, name, "8 bytes"),
+        /// Owners now paired.
+        pub owners: u64 = "owners" => uint,
     }
-    fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        read_map!(body => PakeFinishRsp {
-            msg: "pake4" => bytes,
-            key_id: "key_id" => |r, name| array(r, name, "8 bytes"),
-            owners: "owners" => uint,
-        })
-    }
+    encode(m) { "pake4" => m.msg, "key_id" => m.key_id, "owners" => m.owners }
 }

@@ -2,52 +2,29 @@
 
 use super::*;
 
-/// `log` request: `{"off", "auth"?}`; offset 0 starts a new export, which
-/// an owner signs (later chunks belong to the same peer's export).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Log {
-    /// The byte offset into the export file.
-    pub off: u64,
-    /// An owner's authentication (the first chunk).
-    pub auth: Option<Auth>,
+message! {
+    /// `log` request: `{"off", "auth"?}`; offset 0 starts a new export, which
+    /// an owner signs (later chunks belong to the same peer's export).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Log {
+        /// The byte offset into the export file.
+        pub off: u64 = "off" => uint,
+        /// An owner's authentication (the first chunk).
+        pub auth: Option<Auth> = "auth" => owner_auth,
+    }
+    encode(m) { "off" => m.off, "auth" => m.auth }
 }
 
-impl<'a> Message<'a> for Log {
-    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        write_map!(w, { "off" => self.off, "auth" => self.auth })
+message! {
+    /// `log` answer: `{"off", "len", "data"}`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct LogRsp<'a> {
+        /// The chunk's offset.
+        pub off: u64 = "off" => uint,
+        /// The whole export file's length.
+        pub len: u64 = "len" => uint,
+        /// The chunk.
+        pub data: &'a [u8] = "data" => bytes,
     }
-    fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        read_map!(body => Log {
-            off: "off" => uint,
-            auth: "auth" => owner_auth,
-        })
-    }
-}
-
-/// `log` answer: `{"off", "len", "data"}`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LogRsp<'a> {
-    /// The chunk's offset.
-    pub off: u64,
-    /// The whole export file's length.
-    pub len: u64,
-    /// The chunk.
-    pub data: &'a [u8],
-}
-
-impl<'a> Message<'a> for LogRsp<'a> {
-    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        write_map!(w, {
-            "len" => self.len,
-            "off" => self.off,
-            "data" => self.data,
-        })
-    }
-    fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        read_map!(body => LogRsp {
-            off: "off" => uint,
-            len: "len" => uint,
-            data: "data" => bytes,
-        })
-    }
+    encode(m) { "len" => m.len, "off" => m.off, "data" => m.data }
 }

@@ -186,43 +186,6 @@ impl<'a> SummaryFields<'a> {
     }
 }
 
-/// `status` answer (also `lock` and `unlock`'s).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Status<'a> {
-    /// The bolt.
-    pub bolt: Bolt,
-    /// The door.
-    pub door: Door,
-    /// Battery voltage, mV.
-    pub battery_mv: u64,
-    /// Battery energy left, mWh.
-    pub battery_mwh: u64,
-    /// The tamper switch tripped.
-    pub tamper: bool,
-    /// Seconds of keypad lockout left.
-    pub lockout_s: u64,
-    /// The lock model.
-    pub model: &'a str,
-    /// The running release's version (`recovery` when none runs).
-    pub version: &'a str,
-    /// The running slot.
-    pub slot: Option<u64>,
-    /// The running image's SHA-256 (a delta's base must be this).
-    pub image: Option<[u8; 32]>,
-    /// The running image is on trial.
-    pub trial: bool,
-    /// Seconds left in the presence window.
-    pub presence_s: u64,
-    /// Paired owners.
-    pub owners: u64,
-    /// The pending update.
-    pub update: Option<UpdateSummary<'a>>,
-    /// The owner's settings.
-    pub settings: Settings,
-    /// The lock's device key (Ed25519, raw), which signs its audit log.
-    pub device_key: Option<[u8; 32]>,
-}
-
 impl Entry for UpdateSummary<'_> {
     fn write_entry(&self, w: &mut Writer<'_>, key: &str) -> Result<(), Error> {
         w.text(key)?;
@@ -246,66 +209,71 @@ fn summary_map<'a>(r: &mut Reader<'a>, name: &'static str) -> Result<UpdateSumma
     })
 }
 
-impl<'a> Message<'a> for Status<'a> {
-    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        write_map!(w, {
-            "bolt" => self.bolt.as_str(),
-            "door" => self.door.as_str(),
-            "slot" => self.slot,
-            "image" => self.image,
-            "model" => self.model,
-            "trial" => self.trial,
-            "owners" => self.owners,
-            "tamper" => self.tamper,
-            "update" => self.update,
-            "version" => self.version,
-            "settings" => self.settings,
-            "lockout_s" => self.lockout_s,
-            "battery_mv" => self.battery_mv,
-            "device_key" => self.device_key,
-            "presence_s" => self.presence_s,
-            "battery_mwh" => self.battery_mwh,
-        })
+message! {
+    /// `status` answer (also `lock` and `unlock`'s).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Status<'a> {
+        /// The bolt.
+        pub bolt: Bolt = "bolt" => |r, name| text_of(r, name, "locked or unlocked", Bolt::parse),
+        /// The door.
+        pub door: Door = "door" => |r, name| text_of(r, name, "open or closed", Door::parse),
+        /// Battery voltage, mV.
+        pub battery_mv: u64 = "battery_mv" => uint,
+        /// Battery energy left, mWh.
+        pub battery_mwh: u64 = "battery_mwh" => uint,
+        /// The tamper switch tripped.
+        pub tamper: bool = "tamper" => flag,
+        /// Seconds of keypad lockout left.
+        pub lockout_s: u64 = "lockout_s" => uint,
+        /// The lock model.
+        pub model: &'a str = "model" => text,
+        /// The running release's version (`recovery` when none runs).
+        pub version: &'a str = "version" => text,
+        /// The running slot.
+        pub slot: Option<u64> = "slot" => uint,
+        /// The running image's SHA-256 (a delta's base must be this).
+        pub image: Option<[u8; 32]> = "image" => |r, name| array(r, name, "32 bytes (SHA-256)"),
+        /// The running image is on trial.
+        pub trial: bool = "trial" => flag,
+        /// Seconds left in the presence window.
+        pub presence_s: u64 = "presence_s" => uint,
+        /// Paired owners.
+        pub owners: u64 = "owners" => uint,
+        /// The pending update.
+        pub update: Option<UpdateSummary<'a>> = "update" => summary_map,
+        /// The owner's settings.
+        pub settings: Settings = "settings" => |r, _| Settings::read(r),
+        /// The lock's device key (Ed25519, raw), which signs its audit log.
+        pub device_key: Option<[u8; 32]> = "device_key" => |r, name| array(r, name, "32 bytes (Ed25519)"),
     }
-    fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        read_map!(body => Status {
-            bolt: "bolt" => |r, name| text_of(r, name, "locked or unlocked", Bolt::parse),
-            door: "door" => |r, name| text_of(r, name, "open or closed", Door::parse),
-            battery_mv: "battery_mv" => uint,
-            battery_mwh: "battery_mwh" => uint,
-            tamper: "tamper" => flag,
-            lockout_s: "lockout_s" => uint,
-            model: "model" => text,
-            version: "version" => text,
-            slot: "slot" => uint,
-            image: "image" => |r, name| array(r, name, "32 bytes (SHA-256)"),
-            trial: "trial" => flag,
-            presence_s: "presence_s" => uint,
-            owners: "owners" => uint,
-            update: "update" => summary_map,
-            settings: "settings" => |r, _| Settings::read(r),
-            device_key: "device_key" => |r, name| array(r, name, "32 bytes (Ed25519)"),
-        })
+    encode(m) {
+        "bolt" => m.bolt.as_str(),
+        "door" => m.door.as_str(),
+        "slot" => m.slot,
+        "image" => m.image,
+        "model" => m.model,
+        "trial" => m.trial,
+        "owners" => m.owners,
+        "tamper" => m.tamper,
+        "update" => m.update,
+        "version" => m.version,
+        "settings" => m.settings,
+        "lockout_s" => m.lockout_s,
+        "battery_mv" => m.battery_mv,
+        "device_key" => m.device_key,
+        "presence_s" => m.presence_s,
+        "battery_mwh" => m.battery_mwh,
     }
 }
 
-/// `presence` answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Presence {
-    /// The window is open.
-    pub open: bool,
-    /// Seconds left.
-    pub remaining_s: u64,
-}
-
-impl<'a> Message<'a> for Presence {
-    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        write_map!(w, { "open" => self.open, "remaining_s" => self.remaining_s })
+message! {
+    /// `presence` answer.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Presence {
+        /// The window is open.
+        pub open: bool = "open" => flag,
+        /// Seconds left.
+        pub remaining_s: u64 = "remaining_s" => uint,
     }
-    fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        read_map!(body => Presence {
-            open: "open" => flag,
-            remaining_s: "remaining_s" => uint,
-        })
-    }
+    encode(m) { "open" => m.open, "remaining_s" => m.remaining_s }
 }

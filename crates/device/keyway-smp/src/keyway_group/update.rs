@@ -4,90 +4,59 @@
 use super::status::SummaryFields;
 use super::*;
 
-/// A CVE a release fixes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Cve<'a> {
-    /// Its id (`CVE-2024-12345`).
-    pub id: &'a str,
-    /// Its severity.
-    pub severity: Severity,
+message! {
+    /// A CVE a release fixes.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    item(5, "cves", "an array of maps")
+    pub struct Cve<'a> {
+        /// Its id (`CVE-2024-12345`).
+        pub id: &'a str = "cves.id" => text,
+        /// Its severity.
+        pub severity: Severity = "cves.severity" => read_severity,
+    }
+    encode(m) { "id" => m.id, "severity" => m.severity.as_str() }
 }
 
-impl<'a> Item<'a> for Cve<'a> {
-    fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        write_map!(w, { "id" => self.id, "severity" => self.severity.as_str() })
+message! {
+    /// `notes` answer: the pending update's release notes and CVEs.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    pub struct Notes<'a> {
+        /// The manifest's sequence number.
+        pub sequence: u64 = "sequence" => uint,
+        /// The release version.
+        pub version: &'a str = "version" => text,
+        /// The release notes (untrusted text: escape before printing).
+        pub notes: &'a str = "notes" => text,
+        /// The CVEs it fixes (at most [`MAX_CVES`]).
+        pub cves: Seq<'a, Cve<'a>> = "cves" => |r, name| Seq::read(r, name, MAX_CVES),
+        /// The energy an install needs, mWh.
+        pub min_battery_mwh: Option<u64> = "min_battery_mwh" => uint,
+        /// Where the update stands.
+        pub state: UpdateState = "state" => read_state,
+        /// Why it is postponed.
+        pub reason: Option<&'a str> = "reason" => text,
     }
-    fn read(r: &mut Reader<'a>) -> Result<Self, Error> {
-        read_map!(r, 5, ("cves", "an array of maps") => Cve {
-            id: "cves.id" => text,
-            severity: "cves.severity" => read_severity,
-        })
-    }
-}
-
-/// `notes` answer: the pending update's release notes and CVEs.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Notes<'a> {
-    /// The manifest's sequence number.
-    pub sequence: u64,
-    /// The release version.
-    pub version: &'a str,
-    /// The release notes (untrusted text: escape before printing).
-    pub notes: &'a str,
-    /// The CVEs it fixes (at most [`MAX_CVES`]).
-    pub cves: Seq<'a, Cve<'a>>,
-    /// The energy an install needs, mWh.
-    pub min_battery_mwh: Option<u64>,
-    /// Where the update stands.
-    pub state: UpdateState,
-    /// Why it is postponed.
-    pub reason: Option<&'a str>,
-}
-
-impl<'a> Message<'a> for Notes<'a> {
-    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        write_map!(w, {
-            "cves" => self.cves,
-            "notes" => self.notes,
-            "state" => self.state.as_str(),
-            "reason" => self.reason,
-            "version" => self.version,
-            "sequence" => self.sequence,
-            "min_battery_mwh" => self.min_battery_mwh,
-        })
-    }
-    fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        read_map!(body => Notes {
-            sequence: "sequence" => uint,
-            version: "version" => text,
-            notes: "notes" => text,
-            cves: "cves" => |r, name| Seq::read(r, name, MAX_CVES),
-            min_battery_mwh: "min_battery_mwh" => uint,
-            state: "state" => read_state,
-            reason: "reason" => text,
-        })
+    encode(m) {
+        "cves" => m.cves,
+        "notes" => m.notes,
+        "state" => m.state.as_str(),
+        "reason" => m.reason,
+        "version" => m.version,
+        "sequence" => m.sequence,
+        "min_battery_mwh" => m.min_battery_mwh,
     }
 }
 
-/// `consent` request: `{"accept": bool, "auth"?}`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Consent {
-    /// Accept (install) or refuse (erase) the pending update.
-    pub accept: bool,
-    /// An owner's authentication.
-    pub auth: Option<Auth>,
-}
-
-impl<'a> Message<'a> for Consent {
-    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        write_map!(w, { "auth" => self.auth, "accept" => self.accept })
+message! {
+    /// `consent` request: `{"accept": bool, "auth"?}`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Consent {
+        /// Accept (install) or refuse (erase) the pending update.
+        pub accept: bool = "accept" => flag,
+        /// An owner's authentication.
+        pub auth: Option<Auth> = "auth" => owner_auth,
     }
-    fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        read_map!(body => Consent {
-            accept: "accept" => flag,
-            auth: "auth" => owner_auth,
-        })
-    }
+    encode(m) { "auth" => m.auth, "accept" => m.accept }
 }
 
 /// `consent` answer: the update's summary at the top level (an empty map
