@@ -224,7 +224,9 @@ pub(crate) fn array<'a, const N: usize>(
     })
 }
 
-/// Declares a message struct and its codec from one list of fields:
+/// Declares a message struct (`Clone, Copy, Debug, PartialEq, Eq`: a
+/// message is plain data, compared by value) and its codec from one list
+/// of fields:
 ///
 /// ```text
 /// message! {
@@ -255,6 +257,7 @@ macro_rules! message {
         encode($m:ident) { $($wk:literal => $wv:expr),* $(,)? }
     ) => {
         $(#[$attr])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
         pub struct $name $(<$lt>)? {
             $($(#[$fattr])* pub $f: $t,)*
         }

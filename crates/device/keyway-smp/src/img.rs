@@ -22,7 +22,6 @@ pub const MAX_SLOTS: usize = 16;
 message! {
     /// State write: `{"hash"?: bstr, "confirm"?: bool}`: test the image with
     /// `hash`, or confirm (`hash` absent: the running one).
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct StateWrite<'a> {
         /// The image hash.
         pub hash: Option<&'a [u8]> = "hash" => bytes,
@@ -46,7 +45,6 @@ message! {
 
 message! {
     /// One slot of a state answer.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     item(0, "images", "an array of maps")
     pub struct ImageSlot<'a> {
         /// The image number (Keyway has one: 0).
@@ -83,7 +81,6 @@ message! {
 
 message! {
     /// State answer: `{"images": [slot…]}` (at most [`MAX_SLOTS`]).
-    #[derive(Clone, Copy, Debug, PartialEq)]
     pub struct StateRsp<'a> {
         /// The slots.
         pub images: Seq<'a, ImageSlot<'a>> = "images" => |r, name| Seq::read(r, name, MAX_SLOTS),
@@ -95,7 +92,6 @@ message! {
     /// One upload chunk: `off` and `data`; with `off` 0 also `len`, and
     /// optionally `sha` (the whole file's SHA-256), `image`, `upgrade`, and an
     /// owner's `auth`.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct Upload<'a> {
         /// The chunk's offset in the file.
         pub off: u64 = "off" => uint,
@@ -131,7 +127,6 @@ message! {
 message! {
     /// Upload answer: `{"off", "match"?}`: where to continue, and with the
     /// last chunk whether the file's SHA-256 matched `sha`.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct UploadRsp {
         /// The next offset the device wants.
         pub off: u64 = "off" => uint,
@@ -143,7 +138,6 @@ message! {
 
 message! {
     /// Erase: `{"slot"?, "auth"?}`.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct Erase {
         /// The slot (absent: the inactive one).
         pub slot: Option<u64> = "slot" => uint,

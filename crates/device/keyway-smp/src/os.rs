@@ -27,7 +27,6 @@ pub mod cmd {
 
 message! {
     /// Echo request: `{"d": text}`.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct Echo<'a> {
         /// The text to echo.
         pub d: &'a str = "d" => text,
@@ -37,7 +36,6 @@ message! {
 
 message! {
     /// Echo response: `{"r": text}`.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct EchoRsp<'a> {
         /// The echoed text.
         pub r: &'a str = "r" => text,
@@ -62,7 +60,6 @@ impl<'a> Message<'a> for Empty {
 
 message! {
     /// MCUmgr parameters response: `{"buf_size", "buf_count"}`.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct ParamsRsp {
         /// The largest frame the device takes, header included.
         pub buf_size: u64 = "buf_size" => uint,
@@ -74,7 +71,6 @@ message! {
 
 message! {
     /// OS/application info request: `{"format"?: text}` (default `"s"`).
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct Info<'a> {
         /// The format characters (`s n r v b m p i o`, `a` for all).
         pub format: Option<&'a str> = "format" => text,
@@ -84,7 +80,6 @@ message! {
 
 message! {
     /// OS/application info response: `{"output": text}`.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct InfoRsp<'a> {
         /// The fields asked for, separated by spaces.
         pub output: &'a str = "output" => text,

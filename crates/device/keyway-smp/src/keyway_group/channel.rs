@@ -93,7 +93,6 @@ one_bstr!(
 message! {
     /// Answer to [`PakeFinish`]: `{"pake4": bstr, "key_id": 8 bytes,
     /// "owners"}`.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct PakeFinishRsp<'a> {
         /// `Pake4` (48 bytes: the lock's device key, sealed).
         pub msg: &'a [u8] = "pake4" => bytes,

@@ -5,7 +5,6 @@ use super::*;
 message! {
     /// `log` request: `{"off", "auth"?}`; offset 0 starts a new export, which
     /// an owner signs (later chunks belong to the same peer's export).
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct Log {
         /// The byte offset into the export file.
         pub off: u64 = "off" => uint,
@@ -17,7 +16,6 @@ message! {
 
 message! {
     /// `log` answer: `{"off", "len", "data"}`.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct LogRsp<'a> {
         /// The chunk's offset.
         pub off: u64 = "off" => uint,

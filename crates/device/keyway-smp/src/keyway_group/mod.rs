@@ -164,7 +164,7 @@ fn read_state(r: &mut Reader<'_>, name: &'static str) -> Result<UpdateState, Err
 
 message! {
     /// A request whose body is only an owner's optional `auth` (lock, unlock).
-    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    #[derive(Default)]
     pub struct Signed {
         /// An owner's authentication (absent: the presence window).
         pub auth: Option<Auth> = "auth" => owner_auth,

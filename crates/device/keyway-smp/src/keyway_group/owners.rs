@@ -6,7 +6,6 @@ use super::*;
 
 message! {
     /// `challenge` answer: `{"nonce": 16 bytes, "expires_s"}`.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct Challenge {
         /// Seconds it lives.
         pub expires_s: u64 = "expires_s" => uint,
@@ -18,7 +17,6 @@ message! {
 
 message! {
     /// `pair` request: `{"key": 32 bytes, "name"?}`.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct Pair<'a> {
         /// The owner's Ed25519 public key.
         pub key: [u8; 32] = "key" => |r, n| array(r, n, "32 bytes (an Ed25519 public key)"),
@@ -30,7 +28,6 @@ message! {
 
 message! {
     /// `pair` answer: `{"owners", "key_id": 8 bytes}`.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct PairRsp {
         /// Owners now paired.
         pub owners: u64 = "owners" => uint,
@@ -42,7 +39,6 @@ message! {
 
 message! {
     /// `factory reset` answer: `{"owners": 0}`.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct FactoryResetRsp {
         /// Owners left (0).
         pub owners: u64 = "owners" => uint,
@@ -52,7 +48,7 @@ message! {
 
 message! {
     /// `settings` request: the settings to change, and an owner's `auth`.
-    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    #[derive(Default)]
     pub struct SettingsReq {
         /// New `auto_install_cve`.
         pub auto_install_cve: Option<bool> = "auto_install_cve" => flag,
@@ -70,7 +66,6 @@ message! {
 
 message! {
     /// `settings` answer: `{"settings": {…}}`, all of them.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct SettingsRsp {
         /// The settings now.
         pub settings: Settings = "settings" => |r, _| Settings::read(r),
@@ -89,7 +84,6 @@ message! {
 message! {
     /// One paired owner in an `owners` answer:
     /// `{"name", "key_id": 8 bytes, "paired"?}`.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     item(7, "owners", "an array of maps")
     pub struct OwnerEntry<'a> {
         /// The owner's key id: the first 8 bytes of SHA-256 of its Ed25519
@@ -119,7 +113,6 @@ fn owner_name<'a>(r: &mut Reader<'a>, name: &'static str) -> Result<&'a str, Err
 
 message! {
     /// `owners` answer: `{"owners": [owner, ...]}`, in pairing order.
-    #[derive(Clone, Copy, Debug, PartialEq)]
     pub struct OwnersRsp<'a> {
         /// The paired owners (at most [`MAX_OWNERS`]).
         pub owners: Seq<'a, OwnerEntry<'a>> = "owners" => |r, name| Seq::read(r, name, MAX_OWNERS),
@@ -131,7 +124,6 @@ message! {
     /// `unpair` request: `{"key_id": 8 bytes, "auth"?}`: removes the owner
     /// with that key id (an owner's signed request; an owner may remove
     /// itself).
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct Unpair {
         /// The key id of the owner to remove.
         pub key_id: [u8; 8] = "key_id" => |r, name| array(r, name, "8 bytes"),
@@ -144,7 +136,6 @@ message! {
 message! {
     /// `unpair` answer: `{"key_id": 8 bytes, "owners"}`: the owner removed
     /// and how many remain.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct UnpairRsp {
         /// Owners that remain.
         pub owners: u64 = "owners" => uint,

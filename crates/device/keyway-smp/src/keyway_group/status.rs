@@ -211,7 +211,6 @@ fn summary_map<'a>(r: &mut Reader<'a>, name: &'static str) -> Result<UpdateSumma
 
 message! {
     /// `status` answer (also `lock` and `unlock`'s).
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct Status<'a> {
         /// The bolt.
         pub bolt: Bolt = "bolt" => |r, name| text_of(r, name, "locked or unlocked", Bolt::parse),
@@ -268,7 +267,6 @@ message! {
 
 message! {
     /// `presence` answer.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct Presence {
         /// The window is open.
         pub open: bool = "open" => flag,

@@ -6,7 +6,6 @@ use super::*;
 
 message! {
     /// A CVE a release fixes.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     item(5, "cves", "an array of maps")
     pub struct Cve<'a> {
         /// Its id (`CVE-2024-12345`).
@@ -19,7 +18,6 @@ message! {
 
 message! {
     /// `notes` answer: the pending update's release notes and CVEs.
-    #[derive(Clone, Copy, Debug, PartialEq)]
     pub struct Notes<'a> {
         /// The manifest's sequence number.
         pub sequence: u64 = "sequence" => uint,
@@ -49,7 +47,6 @@ message! {
 
 message! {
     /// `consent` request: `{"accept": bool, "auth"?}`.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct Consent {
         /// Accept (install) or refuse (erase) the pending update.
         pub accept: bool = "accept" => flag,
