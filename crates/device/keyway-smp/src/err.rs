@@ -100,112 +100,79 @@ impl MgmtErr {
     }
 }
 
-/// `IMG_MGMT_ERR_*`: the image group's codes (SMPv2 `err.rc`).
-#[allow(missing_docs)]
-pub mod img_rc {
-    pub const UNKNOWN: u16 = 1;
-    pub const FLASH_CONFIG_QUERY_FAIL: u16 = 2;
-    pub const NO_IMAGE: u16 = 3;
-    pub const NO_TLVS: u16 = 4;
-    pub const INVALID_TLV: u16 = 5;
-    pub const TLV_MULTIPLE_HASHES_FOUND: u16 = 6;
-    pub const TLV_INVALID_SIZE: u16 = 7;
-    pub const HASH_NOT_FOUND: u16 = 8;
-    pub const NO_FREE_SLOT: u16 = 9;
-    pub const FLASH_OPEN_FAILED: u16 = 10;
-    pub const FLASH_READ_FAILED: u16 = 11;
-    pub const FLASH_WRITE_FAILED: u16 = 12;
-    pub const FLASH_ERASE_FAILED: u16 = 13;
-    pub const INVALID_SLOT: u16 = 14;
-    pub const NO_FREE_MEMORY: u16 = 15;
-    pub const FLASH_CONTEXT_ALREADY_SET: u16 = 16;
-    pub const FLASH_CONTEXT_NOT_SET: u16 = 17;
-    pub const FLASH_AREA_DEVICE_NULL: u16 = 18;
-    pub const INVALID_PAGE_OFFSET: u16 = 19;
-    pub const INVALID_OFFSET: u16 = 20;
-    pub const INVALID_LENGTH: u16 = 21;
-    pub const INVALID_IMAGE_HEADER: u16 = 22;
-    pub const INVALID_IMAGE_HEADER_MAGIC: u16 = 23;
-    pub const INVALID_HASH: u16 = 24;
-    pub const INVALID_FLASH_ADDRESS: u16 = 25;
-    pub const VERSION_GET_FAILED: u16 = 26;
-    pub const CURRENT_VERSION_IS_NEWER: u16 = 27;
-    pub const IMAGE_ALREADY_PENDING: u16 = 28;
-    pub const INVALID_IMAGE_VECTOR_TABLE: u16 = 29;
-    pub const INVALID_IMAGE_TOO_LARGE: u16 = 30;
-    pub const INVALID_IMAGE_DATA_OVERRUN: u16 = 31;
-    pub const IMAGE_CONFIRMATION_DENIED: u16 = 32;
-    pub const IMAGE_SETTING_TEST_TO_ACTIVE_DENIED: u16 = 33;
-    pub const ACTIVE_SLOT_NOT_KNOWN: u16 = 34;
+/// Declares a group's error codes: a `pub const` each, and `words`, the
+/// code in words (one table, so a code and its words stand together).
+macro_rules! group_codes {
+    (
+        $(#[$m:meta])* $module:ident, $group:literal {
+            $($name:ident = $code:literal: $words:literal,)*
+        }
+    ) => {
+        $(#[$m])*
+        #[allow(missing_docs)]
+        pub mod $module {
+            $(pub const $name: u16 = $code;)*
 
-    /// An image-group code in words.
-    pub fn words(rc: u64) -> &'static str {
-        const W: [&str; 34] = [
-            "unknown error",
-            "flash configuration query failed",
-            "no image",
-            "no TLVs",
-            "invalid TLV",
-            "multiple hash TLVs",
-            "invalid TLV size",
-            "hash not found",
-            "no free slot",
-            "flash open failed",
-            "flash read failed",
-            "flash write failed",
-            "flash erase failed",
-            "invalid slot",
-            "no free memory",
-            "flash context already set",
-            "flash context not set",
-            "flash area device null",
-            "invalid page offset",
-            "invalid offset",
-            "invalid length",
-            "invalid image header",
-            "invalid image header magic",
-            "invalid hash",
-            "invalid flash address",
-            "version get failed",
-            "current version is newer",
-            "image already pending",
-            "invalid image vector table",
-            "image too large",
-            "image data overrun",
-            "image confirmation denied",
-            "setting test to active denied",
-            "active slot not known",
-        ];
-        usize::try_from(rc)
-            .ok()
-            .and_then(|i| i.checked_sub(1))
-            .and_then(|i| W.get(i))
-            .copied()
-            .unwrap_or("unknown image-group error")
+            #[doc = concat!("An ", $group, " code in words.")]
+            pub fn words(rc: u64) -> &'static str {
+                match rc {
+                    $($code => $words,)*
+                    _ => concat!("unknown ", $group, " error"),
+                }
+            }
+        }
+    };
+}
+
+group_codes! {
+    /// `IMG_MGMT_ERR_*`: the image group's codes (SMPv2 `err.rc`).
+    img_rc, "image-group" {
+        UNKNOWN = 1: "unknown error",
+        FLASH_CONFIG_QUERY_FAIL = 2: "flash configuration query failed",
+        NO_IMAGE = 3: "no image",
+        NO_TLVS = 4: "no TLVs",
+        INVALID_TLV = 5: "invalid TLV",
+        TLV_MULTIPLE_HASHES_FOUND = 6: "multiple hash TLVs",
+        TLV_INVALID_SIZE = 7: "invalid TLV size",
+        HASH_NOT_FOUND = 8: "hash not found",
+        NO_FREE_SLOT = 9: "no free slot",
+        FLASH_OPEN_FAILED = 10: "flash open failed",
+        FLASH_READ_FAILED = 11: "flash read failed",
+        FLASH_WRITE_FAILED = 12: "flash write failed",
+        FLASH_ERASE_FAILED = 13: "flash erase failed",
+        INVALID_SLOT = 14: "invalid slot",
+        NO_FREE_MEMORY = 15: "no free memory",
+        FLASH_CONTEXT_ALREADY_SET = 16: "flash context already set",
+        FLASH_CONTEXT_NOT_SET = 17: "flash context not set",
+        FLASH_AREA_DEVICE_NULL = 18: "flash area device null",
+        INVALID_PAGE_OFFSET = 19: "invalid page offset",
+        INVALID_OFFSET = 20: "invalid offset",
+        INVALID_LENGTH = 21: "invalid length",
+        INVALID_IMAGE_HEADER = 22: "invalid image header",
+        INVALID_IMAGE_HEADER_MAGIC = 23: "invalid image header magic",
+        INVALID_HASH = 24: "invalid hash",
+        INVALID_FLASH_ADDRESS = 25: "invalid flash address",
+        VERSION_GET_FAILED = 26: "version get failed",
+        CURRENT_VERSION_IS_NEWER = 27: "current version is newer",
+        IMAGE_ALREADY_PENDING = 28: "image already pending",
+        INVALID_IMAGE_VECTOR_TABLE = 29: "invalid image vector table",
+        INVALID_IMAGE_TOO_LARGE = 30: "image too large",
+        INVALID_IMAGE_DATA_OVERRUN = 31: "image data overrun",
+        IMAGE_CONFIRMATION_DENIED = 32: "image confirmation denied",
+        IMAGE_SETTING_TEST_TO_ACTIVE_DENIED = 33: "setting test to active denied",
+        ACTIVE_SLOT_NOT_KNOWN = 34: "active slot not known",
     }
 }
 
-/// `OS_MGMT_ERR_*`: the OS group's codes (SMPv2 `err.rc`).
-#[allow(missing_docs)]
-pub mod os_rc {
-    pub const UNKNOWN: u16 = 1;
-    pub const INVALID_FORMAT: u16 = 2;
-    pub const QUERY_YIELDS_NO_ANSWER: u16 = 3;
-    pub const RTC_NOT_SET: u16 = 4;
-    pub const RTC_COMMAND_FAILED: u16 = 5;
-    pub const QUERY_RESPONSE_VALUE_NOT_VALID: u16 = 6;
-
-    /// An OS-group code in words.
-    pub fn words(rc: u64) -> &'static str {
-        match rc {
-            1 => "unknown error",
-            2 => "invalid format",
-            3 => "query yields no answer",
-            4 => "RTC not set",
-            5 => "RTC command failed",
-            6 => "query response value not valid",
-            _ => "unknown OS-group error",
-        }
+group_codes! {
+    /// `OS_MGMT_ERR_*`: the OS group's codes (SMPv2 `err.rc`).
+    os_rc, "OS-group" {
+        UNKNOWN = 1: "unknown error",
+        INVALID_FORMAT = 2: "invalid format",
+        QUERY_YIELDS_NO_ANSWER = 3: "query yields no answer",
+        RTC_NOT_SET = 4: "RTC not set",
+        RTC_COMMAND_FAILED = 5: "RTC command failed",
+        QUERY_RESPONSE_VALUE_NOT_VALID = 6: "query response value not valid",
     }
 }
 

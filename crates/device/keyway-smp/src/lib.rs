@@ -34,6 +34,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[macro_use]
+mod fields;
 pub mod auth;
 pub mod cbor;
 pub mod err;

@@ -2,7 +2,8 @@
 //! info, as the lock serves them (Zephyr, "SMP Group 0").
 
 use crate::Message;
-use crate::cbor::{self, Error, Reader, Writer, field};
+use crate::cbor::{self, Error, Writer};
+use crate::fields::{text, uint};
 
 /// OS group command ids.
 pub mod cmd {
@@ -24,42 +25,22 @@ pub mod cmd {
     pub const BOOTLOADER_INFO: u8 = 8;
 }
 
-/// Echo request: `{"d": text}`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Echo<'a> {
-    /// The text to echo.
-    pub d: &'a str,
+message! {
+    /// Echo request: `{"d": text}`.
+    pub struct Echo<'a> {
+        /// The text to echo.
+        pub d: &'a str = "d" => text,
+    }
+    encode(m) { "d" => m.d }
 }
 
-impl<'a> Message<'a> for Echo<'a> {
-    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.map(1)?;
-        w.entry_text("d", self.d)
+message! {
+    /// Echo response: `{"r": text}`.
+    pub struct EchoRsp<'a> {
+        /// The echoed text.
+        pub r: &'a str = "r" => text,
     }
-    fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        Ok(Echo {
-            d: cbor::read_required(body, "d", text)?,
-        })
-    }
-}
-
-/// Echo response: `{"r": text}`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct EchoRsp<'a> {
-    /// The echoed text.
-    pub r: &'a str,
-}
-
-impl<'a> Message<'a> for EchoRsp<'a> {
-    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.map(1)?;
-        w.entry_text("r", self.r)
-    }
-    fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        Ok(EchoRsp {
-            r: cbor::read_required(body, "r", text)?,
-        })
-    }
+    encode(m) { "r" => m.r }
 }
 
 /// An empty body (`{}`), as reset, the parameters' request and several
@@ -77,81 +58,31 @@ impl<'a> Message<'a> for Empty {
     }
 }
 
-/// MCUmgr parameters response: `{"buf_size", "buf_count"}`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ParamsRsp {
-    /// The largest frame the device takes, header included.
-    pub buf_size: u64,
-    /// Buffers the device has.
-    pub buf_count: u64,
+message! {
+    /// MCUmgr parameters response: `{"buf_size", "buf_count"}`.
+    pub struct ParamsRsp {
+        /// The largest frame the device takes, header included.
+        pub buf_size: u64 = "buf_size" => uint,
+        /// Buffers the device has.
+        pub buf_count: u64 = "buf_count" => uint,
+    }
+    encode(m) { "buf_size" => m.buf_size, "buf_count" => m.buf_count }
 }
 
-impl<'a> Message<'a> for ParamsRsp {
-    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.map(2)?;
-        w.entry_u64("buf_size", self.buf_size)?;
-        w.entry_u64("buf_count", self.buf_count)
+message! {
+    /// OS/application info request: `{"format"?: text}` (default `"s"`).
+    pub struct Info<'a> {
+        /// The format characters (`s n r v b m p i o`, `a` for all).
+        pub format: Option<&'a str> = "format" => text,
     }
-    fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let (mut s, mut c) = (None, None);
-        cbor::read_body(body, &["buf_size", "buf_count"], &mut |i, name, r| {
-            let v = Some(field(r.u64(), name, "an unsigned integer")?);
-            if i == 0 {
-                s = v
-            } else {
-                c = v
-            }
-            Ok(())
-        })?;
-        Ok(ParamsRsp {
-            buf_size: cbor::need(s, "buf_size")?,
-            buf_count: cbor::need(c, "buf_count")?,
-        })
-    }
+    encode(m) { "format" => m.format }
 }
 
-/// OS/application info request: `{"format"?: text}` (default `"s"`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Info<'a> {
-    /// The format characters (`s n r v b m p i o`, `a` for all).
-    pub format: Option<&'a str>,
-}
-
-impl<'a> Message<'a> for Info<'a> {
-    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.map(usize::from(self.format.is_some()))?;
-        if let Some(f) = self.format {
-            w.entry_text("format", f)?;
-        }
-        Ok(())
+message! {
+    /// OS/application info response: `{"output": text}`.
+    pub struct InfoRsp<'a> {
+        /// The fields asked for, separated by spaces.
+        pub output: &'a str = "output" => text,
     }
-    fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        Ok(Info {
-            format: cbor::read_single(body, "format", text)?,
-        })
-    }
-}
-
-/// OS/application info response: `{"output": text}`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct InfoRsp<'a> {
-    /// The fields asked for, separated by spaces.
-    pub output: &'a str,
-}
-
-impl<'a> Message<'a> for InfoRsp<'a> {
-    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.map(1)?;
-        w.entry_text("output", self.output)
-    }
-    fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        Ok(InfoRsp {
-            output: cbor::read_required(body, "output", text)?,
-        })
-    }
-}
-
-/// A field's text string.
-fn text<'a>(r: &mut Reader<'a>, name: &'static str) -> Result<&'a str, Error> {
-    field(r.text(), name, "a text string")
+    encode(m) { "output" => m.output }
 }

@@ -90,6 +90,8 @@ impl<'a, T: Item<'a> + Copy + PartialEq> PartialEq for Seq<'a, T> {
     }
 }
 
+impl<'a, T: Item<'a> + Copy + Eq> Eq for Seq<'a, T> {}
+
 /// An iterator over a [`Seq`].
 #[derive(Debug)]
 pub enum SeqIter<'a, T> {

@@ -2,6 +2,8 @@
 //! re-encodes to a body that decodes to the same value. Mutations of valid
 //! frames reach past the first byte's checks.
 
+mod common;
+
 use keyway_smp::auth;
 use keyway_smp::cbor::Reader;
 use keyway_smp::header::{split_request, split_response};
@@ -56,11 +58,7 @@ fn check_body(body: &[u8]) {
 }
 
 fn valid_bodies() -> Vec<Vec<u8>> {
-    let a = auth::Auth {
-        key: [1; 32],
-        nonce: [2; 16],
-        sig: [3; 64],
-    };
+    let a = common::AUTH;
     let reqs = [
         Request::Upload(img::Upload {
             off: 0,
@@ -103,25 +101,13 @@ fn valid_bodies() -> Vec<Vec<u8>> {
         active: true,
         permanent: false,
     }];
-    let owners = [
-        keyway_group::OwnerEntry {
-            key_id: [8; 8],
-            name: "o",
-            paired: Some(5),
-        },
-        keyway_group::OwnerEntry {
-            key_id: [9; 8],
-            name: "",
-            paired: None,
-        },
-    ];
     let cves = [keyway_group::Cve {
         id: "CVE-1",
         severity: keyway_group::Severity::Critical,
     }];
     let rsps = [
         Response::Owners(keyway_group::OwnersRsp {
-            owners: seq::Seq::Items(&owners),
+            owners: seq::Seq::Items(&common::OWNERS),
         }),
         Response::ImageState(img::StateRsp {
             images: seq::Seq::Items(&slots),

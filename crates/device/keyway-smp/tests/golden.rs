@@ -7,6 +7,8 @@
 //!   print(bytes(o.EchoWriteRequest(d="hello", sequence=42)).hex())'
 //! ```
 
+mod common;
+
 use keyway_smp::header::{split_request, split_response};
 use keyway_smp::*;
 
@@ -83,16 +85,7 @@ fn requests_match_smpclient_byte_for_byte() {
         ),
         (
             "0a00002d00010701a2636f66661904006464617461581e555555555555555555555555555555555555555555555555555555555555",
-            Request::Upload(img::Upload {
-                off: 1024,
-                data: &[0x55; 30],
-                len: None,
-                sha: None,
-                image: None,
-                upgrade: None,
-                auth: None,
-                kw: false,
-            }),
+            Request::Upload(common::chunk(1024, &[0x55; 30])),
             Version::V2,
             7,
         ),

@@ -2,18 +2,15 @@
 //! encoding; error bodies of both SMP versions with typed refusals; the
 //! owner's signed message.
 
-use keyway_smp::auth::{self, Auth};
+use keyway_smp::auth;
+
+mod common;
+use common::{AUTH, OWNERS};
 use keyway_smp::cbor::{Reader, Writer};
 use keyway_smp::header::{split_request, split_response};
 use keyway_smp::keyway_group::{Bolt, Cve, Door, Settings, Severity, UpdateState, UpdateSummary};
 use keyway_smp::seq::Seq;
 use keyway_smp::*;
-
-const AUTH: Auth = Auth {
-    key: [1; 32],
-    nonce: [2; 16],
-    sig: [3; 64],
-};
 
 fn requests() -> Vec<Request<'static>> {
     vec![
@@ -47,14 +44,8 @@ fn requests() -> Vec<Request<'static>> {
             kw: true,
         }),
         Request::Upload(img::Upload {
-            off: 1024,
-            data: &[0x55; 300],
-            len: None,
-            sha: None,
-            image: None,
-            upgrade: None,
-            auth: None,
             kw: true,
+            ..common::chunk(1024, &[0x55; 300])
         }),
         Request::Erase(img::Erase {
             slot: Some(1),
@@ -151,24 +142,6 @@ const CVES: [Cve<'static>; 2] = [
     Cve {
         id: "CVE-2024-0001",
         severity: Severity::Low,
-    },
-];
-
-const OWNERS: [keyway_group::OwnerEntry<'static>; 3] = [
-    keyway_group::OwnerEntry {
-        key_id: [0x11; 8],
-        name: "alice",
-        paired: Some(1_796_000_000),
-    },
-    keyway_group::OwnerEntry {
-        key_id: [0x22; 8],
-        name: "",
-        paired: None,
-    },
-    keyway_group::OwnerEntry {
-        key_id: [0x33; 8],
-        name: "bob's phone",
-        paired: Some(0),
     },
 ];
 

@@ -9,7 +9,7 @@ use super::*;
 pub(super) fn one_bstr<'a>(body: &'a [u8], key: &[&'static str; 1]) -> Result<&'a [u8], Error> {
     let mut m = &[][..];
     let seen = cbor::read_body(body, key, &mut |_, name, r| {
-        m = field(r.bytes(), name, "a byte string")?;
+        m = bytes(r, name)?;
         Ok(())
     })?;
     cbor::require(seen, 1, key)?;
@@ -90,39 +90,16 @@ one_bstr!(
     "rec"
 );
 
-/// Answer to [`PakeFinish`]: `{"pake4": bstr, "key_id": 8 bytes,
-/// "owners"}`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PakeFinishRsp<'a> {
-    /// `Pake4` (48 bytes: the lock's device key, sealed).
-    pub msg: &'a [u8],
-    /// The new owner's key id.
-    pub key_id: [u8; 8],
-    /// Owners now paired.
-    pub owners: u64,
-}
-
-impl<'a> Message<'a> for PakeFinishRsp<'a> {
-    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.map(3)?;
-        w.entry_bytes("pake4", self.msg)?;
-        w.entry_bytes("key_id", &self.key_id)?;
-        w.entry_u64("owners", self.owners)
+message! {
+    /// Answer to [`PakeFinish`]: `{"pake4": bstr, "key_id": 8 bytes,
+    /// "owners"}`.
+    pub struct PakeFinishRsp<'a> {
+        /// `Pake4` (48 bytes: the lock's device key, sealed).
+        pub msg: &'a [u8] = "pake4" => bytes,
+        /// The new owner's key id.
+        pub key_id: [u8; 8] = "key_id" => |r, name| array(r, name, "8 bytes"),
+        /// Owners now paired.
+        pub owners: u64 = "owners" => uint,
     }
-    fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let (mut m, mut id, mut o) = (None, None, None);
-        cbor::read_body(body, &["pake4", "key_id", "owners"], &mut |i, name, r| {
-            match i {
-                0 => m = Some(field(r.bytes(), name, "a byte string")?),
-                1 => id = Some(fixed(r, name, "8 bytes")?),
-                _ => o = Some(uint(r, name)?),
-            }
-            Ok(())
-        })?;
-        Ok(PakeFinishRsp {
-            msg: cbor::need(m, "pake4")?,
-            key_id: cbor::need(id, "key_id")?,
-            owners: cbor::need(o, "owners")?,
-        })
-    }
+    encode(m) { "pake4" => m.msg, "key_id" => m.key_id, "owners" => m.owners }
 }

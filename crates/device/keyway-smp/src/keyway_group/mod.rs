@@ -12,8 +12,9 @@
 
 use crate::Message;
 use crate::auth::Auth;
-use crate::cbor::{self, Error, Reader, Writer, field, fixed};
-use crate::seq::{Item, Seq};
+use crate::cbor::{self, Error, Reader, Writer, field};
+use crate::fields::{Entry, array, bytes, flag, owner_auth, text, uint};
+use crate::seq::Seq;
 
 mod channel;
 mod log;
@@ -151,68 +152,22 @@ fn text_of<T>(
     })
 }
 
-fn uint(r: &mut Reader<'_>, name: &'static str) -> Result<u64, Error> {
-    field(r.u64(), name, "an unsigned integer")
+/// A field's severity.
+fn read_severity(r: &mut Reader<'_>, name: &'static str) -> Result<Severity, Error> {
+    text_of(r, name, "a severity", Severity::parse)
 }
 
-fn flag(r: &mut Reader<'_>, name: &'static str) -> Result<bool, Error> {
-    field(r.bool(), name, "a bool")
+/// A field's update state.
+fn read_state(r: &mut Reader<'_>, name: &'static str) -> Result<UpdateState, Error> {
+    text_of(r, name, "an update state", UpdateState::parse)
 }
 
-fn txt<'a>(r: &mut Reader<'a>, name: &'static str) -> Result<&'a str, Error> {
-    field(r.text(), name, "a text string")
-}
-
-/// Writes a body of two entries, `{bytes_key: bytes, uint_key: n}` in
-/// that order: the shape of the `challenge`, `pair` and `unpair` answers.
-/// Always inlined: a lock encodes one or two of them, and a call costs
-/// about what the three entries do (firmware/lock-app).
-#[inline(always)]
-fn write_bytes_uint(
-    w: &mut Writer<'_>,
-    (bytes_key, bytes): (&str, &[u8]),
-    (uint_key, n): (&str, u64),
-) -> Result<(), Error> {
-    w.map(2)?;
-    w.entry_bytes(bytes_key, bytes)?;
-    w.entry_u64(uint_key, n)
-}
-
-/// Reads a body `{uint_key, bytes_key: N bytes}`, both required (a
-/// missing `uint_key` is named first): [`write_bytes_uint`]'s reader.
-fn read_bytes_uint<const N: usize>(
-    body: &[u8],
-    (bytes_key, expected): (&'static str, &'static str),
-    uint_key: &'static str,
-) -> Result<([u8; N], u64), Error> {
-    let (mut bytes, mut n) = (None, None);
-    cbor::read_body(body, &[uint_key, bytes_key], &mut |i, name, r| {
-        match i {
-            0 => n = Some(uint(r, name)?),
-            _ => bytes = Some(fixed(r, name, expected)?),
-        }
-        Ok(())
-    })?;
-    let n = cbor::need(n, uint_key)?;
-    Ok((cbor::need(bytes, bytes_key)?, n))
-}
-
-/// A request whose body is only an owner's optional `auth` (lock, unlock).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Signed {
-    /// An owner's authentication (absent: the presence window).
-    pub auth: Option<Auth>,
-}
-
-impl<'a> Message<'a> for Signed {
-    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.map(usize::from(self.auth.is_some()))?;
-        Auth::write_entry(self.auth.as_ref(), w)?;
-        Ok(())
+message! {
+    /// A request whose body is only an owner's optional `auth` (lock, unlock).
+    #[derive(Default)]
+    pub struct Signed {
+        /// An owner's authentication (absent: the presence window).
+        pub auth: Option<Auth> = "auth" => owner_auth,
     }
-    fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        Ok(Signed {
-            auth: cbor::read_single(body, "auth", |r, _| Auth::read(r))?,
-        })
-    }
+    encode(m) { "auth" => m.auth }
 }

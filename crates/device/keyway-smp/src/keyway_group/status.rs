@@ -14,31 +14,23 @@ pub struct Settings {
 
 impl Settings {
     pub(super) fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.map(2)?;
-        w.entry_bool("auto_install_cve", self.auto_install_cve)?;
-        w.entry_bool("install_needs_unlocked", self.install_needs_unlocked)
+        write_map!(w, {
+            "auto_install_cve" => self.auto_install_cve,
+            "install_needs_unlocked" => self.install_needs_unlocked,
+        })
     }
     pub(super) fn read(r: &mut Reader<'_>) -> Result<Settings, Error> {
-        let (mut a, mut n) = (None, None);
-        let names = ["auto_install_cve", "install_needs_unlocked"];
-        let mut value = |i, name, r: &mut Reader<'_>| {
-            let v = Some(flag(r, name)?);
-            if i == 0 {
-                a = v
-            } else {
-                n = v
-            }
-            Ok(())
-        };
-        field(
-            cbor::read_fields(r, &names, 0, &mut value),
-            "settings",
-            "a map",
-        )?;
-        Ok(Settings {
-            auto_install_cve: cbor::need(a, "auto_install_cve")?,
-            install_needs_unlocked: cbor::need(n, "install_needs_unlocked")?,
+        read_map!(r, 0, ("settings", "a map") => Settings {
+            auto_install_cve: "auto_install_cve" => flag,
+            install_needs_unlocked: "install_needs_unlocked" => flag,
         })
+    }
+}
+
+impl Entry for Settings {
+    fn write_entry(&self, w: &mut Writer<'_>, key: &str) -> Result<(), Error> {
+        w.text(key)?;
+        self.write(w)
     }
 }
 
@@ -147,12 +139,12 @@ impl<'a> SummaryFields<'a> {
     ) -> Result<(), Error> {
         match i {
             0 => self.sequence = Some(uint(r, name)?),
-            1 => self.version = Some(txt(r, name)?),
-            2 => self.state = Some(text_of(r, name, "an update state", UpdateState::parse)?),
-            3 => self.reason = Some(txt(r, name)?),
+            1 => self.version = Some(text(r, name)?),
+            2 => self.state = Some(read_state(r, name)?),
+            3 => self.reason = Some(text(r, name)?),
             4 => self.cves = Some(uint(r, name)?),
-            5 => self.highest = Some(text_of(r, name, "a severity", Severity::parse)?),
-            6 => self.why = Some(txt(r, name)?),
+            5 => self.highest = Some(read_severity(r, name)?),
+            6 => self.why = Some(text(r, name)?),
             7 => self.have_mwh = Some(uint(r, name)?),
             _ => self.need_mwh = Some(uint(r, name)?),
         }
@@ -194,184 +186,92 @@ impl<'a> SummaryFields<'a> {
     }
 }
 
-/// `status` answer (also `lock` and `unlock`'s).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Status<'a> {
-    /// The bolt.
-    pub bolt: Bolt,
-    /// The door.
-    pub door: Door,
-    /// Battery voltage, mV.
-    pub battery_mv: u64,
-    /// Battery energy left, mWh.
-    pub battery_mwh: u64,
-    /// The tamper switch tripped.
-    pub tamper: bool,
-    /// Seconds of keypad lockout left.
-    pub lockout_s: u64,
-    /// The lock model.
-    pub model: &'a str,
-    /// The running release's version (`recovery` when none runs).
-    pub version: &'a str,
-    /// The running slot.
-    pub slot: Option<u64>,
-    /// The running image's SHA-256 (a delta's base must be this).
-    pub image: Option<[u8; 32]>,
-    /// The running image is on trial.
-    pub trial: bool,
-    /// Seconds left in the presence window.
-    pub presence_s: u64,
-    /// Paired owners.
-    pub owners: u64,
-    /// The pending update.
-    pub update: Option<UpdateSummary<'a>>,
-    /// The owner's settings.
-    pub settings: Settings,
-    /// The lock's device key (Ed25519, raw), which signs its audit log.
-    pub device_key: Option<[u8; 32]>,
-}
-
-impl<'a> Message<'a> for Status<'a> {
-    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        let n = 12
-            + usize::from(self.slot.is_some())
-            + usize::from(self.image.is_some())
-            + usize::from(self.update.is_some())
-            + usize::from(self.device_key.is_some());
-        w.map(n)?;
-        w.entry_text("bolt", self.bolt.as_str())?;
-        w.entry_text("door", self.door.as_str())?;
-        if let Some(s) = self.slot {
-            w.entry_u64("slot", s)?;
-        }
-        if let Some(i) = &self.image {
-            w.entry_bytes("image", i)?;
-        }
-        w.entry_text("model", self.model)?;
-        w.entry_bool("trial", self.trial)?;
-        w.entry_u64("owners", self.owners)?;
-        w.entry_bool("tamper", self.tamper)?;
-        if let Some(u) = &self.update {
-            w.text("update")?;
-            w.map(u.entries())?;
-            u.write_entries(w)?;
-        }
-        w.entry_text("version", self.version)?;
-        w.text("settings")?;
-        self.settings.write(w)?;
-        w.entry_u64("lockout_s", self.lockout_s)?;
-        w.entry_u64("battery_mv", self.battery_mv)?;
-        if let Some(k) = &self.device_key {
-            w.entry_bytes("device_key", k)?;
-        }
-        w.entry_u64("presence_s", self.presence_s)?;
-        w.entry_u64("battery_mwh", self.battery_mwh)
-    }
-    fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let (mut bolt, mut door, mut mv, mut mwh, mut tamper) = (None, None, None, None, None);
-        let (mut lockout, mut model, mut version, mut slot, mut image) =
-            (None, None, None, None, None);
-        let (mut trial, mut presence, mut owners, mut update, mut settings, mut dk) =
-            (None, None, None, None, None, None);
-        let names = [
-            "bolt",
-            "door",
-            "battery_mv",
-            "battery_mwh",
-            "tamper",
-            "lockout_s",
-            "model",
-            "version",
-            "slot",
-            "image",
-            "trial",
-            "presence_s",
-            "owners",
-            "update",
-            "settings",
-            "device_key",
-        ];
-        cbor::read_body(body, &names, &mut |i, name, r| {
-            match i {
-                0 => bolt = Some(text_of(r, name, "locked or unlocked", Bolt::parse)?),
-                1 => door = Some(text_of(r, name, "open or closed", Door::parse)?),
-                2 => mv = Some(uint(r, name)?),
-                3 => mwh = Some(uint(r, name)?),
-                4 => tamper = Some(flag(r, name)?),
-                5 => lockout = Some(uint(r, name)?),
-                6 => model = Some(txt(r, name)?),
-                7 => version = Some(txt(r, name)?),
-                8 => slot = Some(uint(r, name)?),
-                9 => image = Some(fixed(r, name, "32 bytes (SHA-256)")?),
-                10 => trial = Some(flag(r, name)?),
-                11 => presence = Some(uint(r, name)?),
-                12 => owners = Some(uint(r, name)?),
-                13 => {
-                    let mut f = SummaryFields::default();
-                    let mut e = |i, name, r: &mut Reader<'a>| f.value(i, name, r);
-                    field(
-                        cbor::read_fields(r, &SummaryFields::NAMES, 0, &mut e),
-                        name,
-                        "a map",
-                    )?;
-                    update = Some(f.summary()?.ok_or(Error::Invalid {
-                        field: name,
-                        expected: "an update summary",
-                    })?);
-                }
-                14 => settings = Some(Settings::read(r)?),
-                _ => dk = Some(fixed(r, name, "32 bytes (Ed25519)")?),
-            }
-            Ok(())
-        })?;
-        Ok(Status {
-            bolt: cbor::need(bolt, "bolt")?,
-            door: cbor::need(door, "door")?,
-            battery_mv: cbor::need(mv, "battery_mv")?,
-            battery_mwh: cbor::need(mwh, "battery_mwh")?,
-            tamper: cbor::need(tamper, "tamper")?,
-            lockout_s: cbor::need(lockout, "lockout_s")?,
-            model: cbor::need(model, "model")?,
-            version: cbor::need(version, "version")?,
-            slot,
-            image,
-            trial: cbor::need(trial, "trial")?,
-            presence_s: cbor::need(presence, "presence_s")?,
-            owners: cbor::need(owners, "owners")?,
-            update,
-            settings: cbor::need(settings, "settings")?,
-            device_key: dk,
-        })
+impl Entry for UpdateSummary<'_> {
+    fn write_entry(&self, w: &mut Writer<'_>, key: &str) -> Result<(), Error> {
+        w.text(key)?;
+        w.map(self.entries())?;
+        self.write_entries(w)
     }
 }
 
-/// `presence` answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Presence {
-    /// The window is open.
-    pub open: bool,
-    /// Seconds left.
-    pub remaining_s: u64,
+/// The `update` map of a `status` answer: a whole summary.
+fn summary_map<'a>(r: &mut Reader<'a>, name: &'static str) -> Result<UpdateSummary<'a>, Error> {
+    let mut f = SummaryFields::default();
+    let mut e = |i, name, r: &mut Reader<'a>| f.value(i, name, r);
+    field(
+        cbor::read_fields(r, &SummaryFields::NAMES, 0, &mut e),
+        name,
+        "a map",
+    )?;
+    f.summary()?.ok_or(Error::Invalid {
+        field: name,
+        expected: "an update summary",
+    })
 }
 
-impl<'a> Message<'a> for Presence {
-    fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        w.map(2)?;
-        w.entry_bool("open", self.open)?;
-        w.entry_u64("remaining_s", self.remaining_s)
+message! {
+    /// `status` answer (also `lock` and `unlock`'s).
+    pub struct Status<'a> {
+        /// The bolt.
+        pub bolt: Bolt = "bolt" => |r, name| text_of(r, name, "locked or unlocked", Bolt::parse),
+        /// The door.
+        pub door: Door = "door" => |r, name| text_of(r, name, "open or closed", Door::parse),
+        /// Battery voltage, mV.
+        pub battery_mv: u64 = "battery_mv" => uint,
+        /// Battery energy left, mWh.
+        pub battery_mwh: u64 = "battery_mwh" => uint,
+        /// The tamper switch tripped.
+        pub tamper: bool = "tamper" => flag,
+        /// Seconds of keypad lockout left.
+        pub lockout_s: u64 = "lockout_s" => uint,
+        /// The lock model.
+        pub model: &'a str = "model" => text,
+        /// The running release's version (`recovery` when none runs).
+        pub version: &'a str = "version" => text,
+        /// The running slot.
+        pub slot: Option<u64> = "slot" => uint,
+        /// The running image's SHA-256 (a delta's base must be this).
+        pub image: Option<[u8; 32]> = "image" => |r, name| array(r, name, "32 bytes (SHA-256)"),
+        /// The running image is on trial.
+        pub trial: bool = "trial" => flag,
+        /// Seconds left in the presence window.
+        pub presence_s: u64 = "presence_s" => uint,
+        /// Paired owners.
+        pub owners: u64 = "owners" => uint,
+        /// The pending update.
+        pub update: Option<UpdateSummary<'a>> = "update" => summary_map,
+        /// The owner's settings.
+        pub settings: Settings = "settings" => |r, _| Settings::read(r),
+        /// The lock's device key (Ed25519, raw), which signs its audit log.
+        pub device_key: Option<[u8; 32]> = "device_key" => |r, name| array(r, name, "32 bytes (Ed25519)"),
     }
-    fn decode(body: &'a [u8]) -> Result<Self, Error> {
-        let (mut o, mut s) = (None, None);
-        cbor::read_body(body, &["open", "remaining_s"], &mut |i, name, r| {
-            match i {
-                0 => o = Some(flag(r, name)?),
-                _ => s = Some(uint(r, name)?),
-            }
-            Ok(())
-        })?;
-        Ok(Presence {
-            open: cbor::need(o, "open")?,
-            remaining_s: cbor::need(s, "remaining_s")?,
-        })
+    encode(m) {
+        "bolt" => m.bolt.as_str(),
+        "door" => m.door.as_str(),
+        "slot" => m.slot,
+        "image" => m.image,
+        "model" => m.model,
+        "trial" => m.trial,
+        "owners" => m.owners,
+        "tamper" => m.tamper,
+        "update" => m.update,
+        "version" => m.version,
+        "settings" => m.settings,
+        "lockout_s" => m.lockout_s,
+        "battery_mv" => m.battery_mv,
+        "device_key" => m.device_key,
+        "presence_s" => m.presence_s,
+        "battery_mwh" => m.battery_mwh,
     }
+}
+
+message! {
+    /// `presence` answer.
+    pub struct Presence {
+        /// The window is open.
+        pub open: bool = "open" => flag,
+        /// Seconds left.
+        pub remaining_s: u64 = "remaining_s" => uint,
+    }
+    encode(m) { "open" => m.open, "remaining_s" => m.remaining_s }
 }
