@@ -36,10 +36,8 @@ use crate::model::{
 
 mod rows;
 mod schema;
-use rows::{
-    LOCK_COLS, RELEASE_COLS, ROLLOUT_COLS, collect, first, lock_exists, lock_row, release_exists,
-    release_row, rollout_row,
-};
+use super::decode::*;
+use rows::{all, lock_exists, one, release_exists};
 use schema::{MIGRATIONS, create_private, migrate};
 
 /// The hub's store in one SQLite file. See the module docs.
@@ -158,20 +156,7 @@ impl Store for SqliteStore {
     }
 
     fn models(&self) -> Result<Vec<ModelAnchors>, StoreError> {
-        collect(
-            &self.conn(),
-            "SELECT class, vendor_domain, trust_pems, threshold FROM models ORDER BY class",
-            [],
-            |r| {
-                let pems: String = r.get(2).map_err(sq)?;
-                Ok(ModelAnchors {
-                    class: r.get(0).map_err(sq)?,
-                    vendor_domain: r.get(1).map_err(sq)?,
-                    trust_pems: from_json("a model's trust anchors", &pems)?,
-                    threshold: small("a model's threshold", r.get(3).map_err(sq)?)?,
-                })
-            },
-        )
+        all(&self.conn(), "FROM models ORDER BY class", [])
     }
 
     fn put_release(&self, rel: &Release) -> Result<bool, StoreError> {
@@ -205,21 +190,8 @@ impl Store for SqliteStore {
     }
 
     fn release(&self, d: &Digest) -> Result<Option<Release>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare_cached(&format!(
-                "SELECT {RELEASE_COLS}, envelope FROM releases WHERE digest = ?1"
-            ))
-            .map_err(sq)?;
-        let mut rows = stmt.query([&d.0[..]]).map_err(sq)?;
-        match rows.next().map_err(sq)? {
-            None => Ok(None),
-            Some(r) => {
-                let mut rel = release_row(r)?;
-                rel.envelope = r.get(10).map_err(sq)?;
-                Ok(Some(rel))
-            }
-        }
+        let rel = one::<WithEnvelope>(&self.conn(), "FROM releases WHERE digest = ?1", [&d.0[..]])?;
+        Ok(rel.map(|r| r.0))
     }
 
     fn releases(&self, class: Option<&str>) -> Result<Vec<Release>, StoreError> {
@@ -229,21 +201,12 @@ impl Store for SqliteStore {
         }
         let conn = self.conn();
         match class {
-            Some(c) => collect(
+            Some(c) => all(
                 &conn,
-                &format!(
-                    "SELECT {RELEASE_COLS} FROM releases WHERE class = ?1
-                     ORDER BY sequence DESC, digest"
-                ),
+                "FROM releases WHERE class = ?1 ORDER BY sequence DESC, digest",
                 [c],
-                release_row,
             ),
-            None => collect(
-                &conn,
-                &format!("SELECT {RELEASE_COLS} FROM releases ORDER BY sequence DESC, digest"),
-                [],
-                release_row,
-            ),
+            None => all(&conn, "FROM releases ORDER BY sequence DESC, digest", []),
         }
     }
 
@@ -263,21 +226,11 @@ impl Store for SqliteStore {
     }
 
     fn lock(&self, id: LockId) -> Result<Option<LockRecord>, StoreError> {
-        first(
-            &self.conn(),
-            &format!("SELECT {LOCK_COLS} FROM locks WHERE id = ?1"),
-            [id],
-            lock_row,
-        )
+        one(&self.conn(), "FROM locks WHERE id = ?1", [id])
     }
 
     fn locks(&self) -> Result<Vec<LockRecord>, StoreError> {
-        collect(
-            &self.conn(),
-            &format!("SELECT {LOCK_COLS} FROM locks ORDER BY id"),
-            [],
-            lock_row,
-        )
+        all(&self.conn(), "FROM locks ORDER BY id", [])
     }
 
     fn save_lock(&self, l: &LockRecord) -> Result<(), StoreError> {
@@ -352,23 +305,10 @@ impl Store for SqliteStore {
     }
 
     fn consents(&self, lock: LockId) -> Result<Vec<Consent>, StoreError> {
-        collect(
+        all(
             &self.conn(),
-            "SELECT lock, release, decision, source, at FROM consents WHERE lock = ?1
-             ORDER BY at, release",
+            "FROM consents WHERE lock = ?1 ORDER BY at, release",
             [lock],
-            |r| {
-                let d: Vec<u8> = r.get(1).map_err(sq)?;
-                let decision: String = r.get(2).map_err(sq)?;
-                let source: String = r.get(3).map_err(sq)?;
-                Ok(Consent {
-                    lock: r.get(0).map_err(sq)?,
-                    release: digest("a consent's release", &d)?,
-                    decision: decision_from_db(&decision)?,
-                    source: from_json("a consent's source", &source)?,
-                    at: r.get(4).map_err(sq)?,
-                })
-            },
         )
     }
 
@@ -394,20 +334,10 @@ impl Store for SqliteStore {
     }
 
     fn logs(&self, lock: LockId) -> Result<Vec<LogExport>, StoreError> {
-        collect(
+        all(
             &self.conn(),
-            "SELECT lock, fetched_at, first_seq, last_seq, bytes FROM logs WHERE lock = ?1
-             ORDER BY id",
+            "FROM logs WHERE lock = ?1 ORDER BY id",
             [lock],
-            |r| {
-                Ok(LogExport {
-                    lock: r.get(0).map_err(sq)?,
-                    fetched_at: r.get(1).map_err(sq)?,
-                    first_seq: u64_from_db(r.get(2).map_err(sq)?),
-                    last_seq: u64_from_db(r.get(3).map_err(sq)?),
-                    bytes: r.get(4).map_err(sq)?,
-                })
-            },
         )
     }
 
@@ -474,21 +404,11 @@ impl Store for SqliteStore {
     }
 
     fn rollout(&self, id: i64) -> Result<Option<Rollout>, StoreError> {
-        first(
-            &self.conn(),
-            &format!("SELECT {ROLLOUT_COLS} FROM rollouts WHERE id = ?1"),
-            [id],
-            rollout_row,
-        )
+        one(&self.conn(), "FROM rollouts WHERE id = ?1", [id])
     }
 
     fn rollouts(&self) -> Result<Vec<Rollout>, StoreError> {
-        collect(
-            &self.conn(),
-            &format!("SELECT {ROLLOUT_COLS} FROM rollouts ORDER BY id DESC"),
-            [],
-            rollout_row,
-        )
+        all(&self.conn(), "FROM rollouts ORDER BY id DESC", [])
     }
 
     fn add_event(&self, e: &NewEvent<'_>) -> Result<i64, StoreError> {
@@ -504,42 +424,16 @@ impl Store for SqliteStore {
     }
 
     fn events(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
-        collect(
+        all(
             &self.conn(),
-            "SELECT id, at, lock, level, kind, message FROM events WHERE id > ?1
-             ORDER BY id LIMIT ?2",
+            "FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
             params![after, limit],
-            |r| {
-                let level: String = r.get(3).map_err(sq)?;
-                Ok(Event {
-                    id: r.get(0).map_err(sq)?,
-                    at: r.get(1).map_err(sq)?,
-                    lock: r.get(2).map_err(sq)?,
-                    level: level_from_db(&level)?,
-                    kind: r.get(4).map_err(sq)?,
-                    message: r.get(5).map_err(sq)?,
-                })
-            },
         )
     }
 
     fn freshness(&self) -> Result<Freshness, StoreError> {
-        let v = collect(
-            &self.conn(),
-            "SELECT url, last_fresh_at, timestamp_version, timestamp_expires, last_error
-             FROM freshness WHERE id = 1",
-            [],
-            |r| {
-                Ok(Freshness {
-                    url: r.get(0).map_err(sq)?,
-                    last_fresh_at: r.get(1).map_err(sq)?,
-                    timestamp_version: r.get::<_, Option<i64>>(2).map_err(sq)?.map(u64_from_db),
-                    timestamp_expires: r.get(3).map_err(sq)?,
-                    last_error: r.get(4).map_err(sq)?,
-                })
-            },
-        )?;
-        Ok(v.into_iter().next().unwrap_or_default())
+        let f = one::<Freshness>(&self.conn(), "FROM freshness WHERE id = 1", [])?;
+        Ok(f.unwrap_or_default())
     }
 
     fn set_freshness(&self, f: &Freshness) -> Result<(), StoreError> {
