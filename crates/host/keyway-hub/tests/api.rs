@@ -108,6 +108,25 @@ fn sample(method: String, uri: &str, status: StatusCode, body: &Value) {
     }
 }
 
+/// Every route of the API (its name, method and path), for lock `id`,
+/// release `a…a` and log 0.
+fn routes(id: &str) -> Vec<(&'static str, Method, String)> {
+    api::ROUTES
+        .iter()
+        .map(|(m, p)| {
+            let uri = p
+                .replace("{id}", id)
+                .replace("{digest}", &"a".repeat(64))
+                .replace("{index}", "0");
+            (
+                *m,
+                Method::from_bytes(m.to_uppercase().as_bytes()).unwrap(),
+                uri,
+            )
+        })
+        .collect()
+}
+
 fn code(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or("<no error code>")
 }
@@ -141,12 +160,7 @@ async fn health_needs_no_token() {
 async fn missing_or_wrong_token_is_401_on_every_route() {
     let w = World::new();
     let a = app(&w);
-    for (m, p) in api::ROUTES {
-        let uri = p
-            .replace("{id}", "1")
-            .replace("{digest}", &"a".repeat(64))
-            .replace("{index}", "0");
-        let method = Method::from_bytes(m.to_uppercase().as_bytes()).unwrap();
+    for (m, method, uri) in routes("1") {
         for token in [None, Some("wrong"), Some(""), Some("s3cret-token-for-test")] {
             let (s, v) = call_with(&a, method.clone(), &uri, Some("{}"), token).await;
             assert_eq!(s, StatusCode::UNAUTHORIZED, "{m} {uri} with {token:?}");
@@ -217,12 +231,7 @@ fn every_route_is_in_the_openapi_document_and_back() {
 async fn every_route_is_routed() {
     let w = World::new();
     let a = app(&w);
-    for (m, p) in api::ROUTES {
-        let uri = p
-            .replace("{id}", "999")
-            .replace("{digest}", &"a".repeat(64))
-            .replace("{index}", "0");
-        let method = Method::from_bytes(m.to_uppercase().as_bytes()).unwrap();
+    for (m, method, uri) in routes("999") {
         let (s, v) = call(&a, method, &uri, Some("{}")).await;
         assert!(
             !matches!(code(&v), "not_found" | "method_not_allowed")
@@ -506,9 +515,7 @@ async fn rollouts_over_the_api() {
     let a = app(&w);
     let d = w.releases(&[(3, &[])]);
     let ids: Vec<LockId> = (0..3).map(|i| w.paired_lock(&format!("l{i}"), 2)).collect();
-    w.hub
-        .consent(ids[0], d[0], Decision::Accept, ConsentSource::Owner)
-        .unwrap();
+    w.accept(ids[0], d[0]);
     let body =
         json!({"release": d[0].to_hex(), "wave_size": 2, "error_threshold_pct": 50}).to_string();
     let (s, v) = post(&a, "/api/rollouts", &body).await;

@@ -21,10 +21,7 @@ fn ingest_imports_a_verified_release_with_notes_and_cves() {
         &[("CVE-2026-1234", "critical")],
         None,
     );
-    let r = w
-        .hub
-        .ingest(vec![incoming("r3.suit", env.clone())])
-        .unwrap();
+    let r = w.ingest_one("r3.suit", env.clone());
     assert_eq!(r.imported.len(), 1, "{r:?}");
     let rel = w.store.release(&sha(&env)).unwrap().unwrap();
     assert_eq!(rel.sequence, 3);
@@ -47,8 +44,8 @@ fn ingest_imports_a_verified_release_with_notes_and_cves() {
 fn ingest_counts_a_release_already_held() {
     let w = World::new();
     let env = envelope(&w.vendor.key, CLASS, 2, &[], None);
-    w.hub.ingest(vec![incoming("a", env.clone())]).unwrap();
-    let r = w.hub.ingest(vec![incoming("a", env)]).unwrap();
+    w.ingest_one("a", env.clone());
+    let r = w.ingest_one("a", env);
     assert!(r.imported.is_empty());
     assert_eq!(r.already_held, vec!["a".to_string()]);
 }
@@ -67,10 +64,7 @@ fn ingest_refuses_a_tuf_valid_but_badly_signed_envelope() {
         &[("CVE-2026-0001", "critical")],
         None,
     );
-    let r = w
-        .hub
-        .ingest(vec![incoming("evil.suit", env.clone())])
-        .unwrap();
+    let r = w.ingest_one("evil.suit", env.clone());
     assert!(r.imported.is_empty());
     assert_eq!(r.refused.len(), 1);
     match &r.refused[0].reason {
@@ -88,7 +82,7 @@ fn ingest_refuses_a_tuf_valid_but_badly_signed_envelope() {
 fn ingest_refuses_an_envelope_for_an_unknown_model() {
     let w = World::new();
     let env = envelope(&w.vendor.key, "other-model", 2, &[], None);
-    let r = w.hub.ingest(vec![incoming("x", env)]).unwrap();
+    let r = w.ingest_one("x", env);
     assert!(matches!(
         r.refused[0].reason,
         keyway_hub::engine::IntakeRefusal::NoModel { .. }
@@ -101,7 +95,7 @@ fn ingest_refuses_a_payload_that_does_not_match_its_manifest() {
     let mut env = envelope(&w.vendor.key, CLASS, 2, &[], None);
     let n = env.len();
     env[n - 10] ^= 0xff; // inside the integrated payload: the signature still verifies
-    let r = w.hub.ingest(vec![incoming("x", env.clone())]).unwrap();
+    let r = w.ingest_one("x", env.clone());
     assert!(
         matches!(
             r.refused[0].reason,
@@ -137,7 +131,7 @@ fn ingest_refuses_trailing_bytes_and_garbage() {
 fn ingest_takes_a_delta_with_its_base() {
     let w = World::new();
     let env = envelope(&w.vendor.key, CLASS, 3, &[], Some(2));
-    let r = w.hub.ingest(vec![incoming("d", env.clone())]).unwrap();
+    let r = w.ingest_one("d", env.clone());
     assert_eq!(r.imported.len(), 1, "{r:?}");
     let rel = w.store.release(&sha(&env)).unwrap().unwrap();
     assert_eq!(rel.delta_base, Some(sha(&image(2))));
@@ -151,14 +145,7 @@ fn pairing_needs_the_presence_window() {
     let mut l = FakeLock::new(1);
     l.presence_open = false;
     w.fleet.add("udp:10.0.0.2:1337", l);
-    let rec = w
-        .hub
-        .add_lock(&NewLock {
-            name: "front".into(),
-            address: "udp:10.0.0.2:1337".into(),
-            class: CLASS.into(),
-        })
-        .unwrap();
+    let rec = w.added_lock("front", "udp:10.0.0.2:1337");
     let e = w.hub.pair(rec.id, "86420").unwrap_err();
     assert_eq!(e.code(), "presence_window_closed");
     assert_eq!(w.hub.lock(rec.id).unwrap().device_key, None);
@@ -175,14 +162,7 @@ fn pairing_needs_the_presence_window() {
 fn pairing_with_a_wrong_setup_code_is_refused() {
     let w = World::new();
     w.fleet.add("a", FakeLock::new(1));
-    let rec = w
-        .hub
-        .add_lock(&NewLock {
-            name: "front".into(),
-            address: "a".into(),
-            class: CLASS.into(),
-        })
-        .unwrap();
+    let rec = w.added_lock("front", "a");
     assert_eq!(
         w.hub.pair(rec.id, "00000").unwrap_err().code(),
         "wrong_setup_code"
@@ -235,9 +215,7 @@ fn delta_offered_first_when_the_lock_runs_its_base() {
     assert_eq!(ups[0].release, sha(&full));
     assert_eq!(ups[0].envelopes, vec![sha(&delta), sha(&full)]);
     // The push sends the delta.
-    w.hub
-        .consent(a, sha(&full), Decision::Accept, ConsentSource::Owner)
-        .unwrap();
+    w.accept(a, sha(&full));
     assert_eq!(
         w.hub.install(a, sha(&full)).unwrap(),
         InstallReport::Running
@@ -297,11 +275,7 @@ fn install_without_consent_is_refused_and_sends_nothing() {
 #[test]
 fn install_pushes_with_progress_and_runs() {
     let w = World::new();
-    let d = w.releases(&[(2, &[]), (3, &[])]);
-    let id = w.paired_lock("a", 2);
-    w.hub
-        .consent(id, d[1], Decision::Accept, ConsentSource::Owner)
-        .unwrap();
+    let (d, id) = w.accepted_upgrade(Script::Honest);
     assert_eq!(w.hub.install(id, d[1]).unwrap(), InstallReport::Running);
     let p = w.hub.progress_of(id).unwrap();
     assert_eq!(p.phase, Phase::Done);
@@ -346,12 +320,7 @@ fn push_failure_and_unreachable_lock_are_typed() {
 #[test]
 fn postponed_install_shows_its_reason_and_completes_on_a_later_tick() {
     let w = World::new();
-    let d = w.releases(&[(2, &[]), (3, &[])]);
-    let id = w.paired_lock("a", 2);
-    w.fleet.with("a", |l| l.script = Script::Postpone);
-    w.hub
-        .consent(id, d[1], Decision::Accept, ConsentSource::Owner)
-        .unwrap();
+    let (d, id) = w.accepted_upgrade(Script::Postpone);
     assert_eq!(
         w.hub.install(id, d[1]).unwrap(),
         InstallReport::Postponed {
@@ -410,22 +379,25 @@ fn auto_install_only_high_or_critical_fixes_when_opted_in() {
     assert_eq!(w.fleet.get("a").seq, 4);
     // A medium fix never installs by itself.
     let _ = d;
-    let w2 = World::new();
-    w2.releases(&[(3, &[("CVE-2026-0003", "medium")])]);
-    let id2 = w2.paired_lock("b", 2);
-    w2.hub.set_auto_install(id2, true).unwrap();
-    w2.hub.tick().unwrap();
-    assert!(w2.fleet.get("b").uploads.is_empty());
+    auto_install_sends_nothing(3, &[("CVE-2026-0003", "medium")], false);
 }
 
 #[test]
 fn a_declined_critical_fix_is_never_auto_installed() {
+    auto_install_sends_nothing(4, &[("CVE-2026-0004", "critical")], true);
+}
+
+/// A lock running 1.2.0 with auto-install on, and release 1.<seq>.0 fixing
+/// `cves` held (declined by the owner if `declined`): a tick sends nothing.
+fn auto_install_sends_nothing(seq: u64, cves: &[(&str, &str)], declined: bool) {
     let w = World::new();
-    let crit = w.releases(&[(4, &[("CVE-2026-0004", "critical")])]);
+    let d = w.releases(&[(seq, cves)]);
     let id = w.paired_lock("a", 2);
-    w.hub
-        .consent(id, crit[0], Decision::Decline, ConsentSource::Owner)
-        .unwrap();
+    if declined {
+        w.hub
+            .consent(id, d[0], Decision::Decline, ConsentSource::Owner)
+            .unwrap();
+    }
     w.hub.set_auto_install(id, true).unwrap();
     w.hub.tick().unwrap();
     assert!(w.fleet.get("a").uploads.is_empty());
@@ -438,9 +410,7 @@ fn rollout_never_installs_without_consent() {
     let w = World::new();
     let d = w.releases(&[(3, &[])]);
     let ids: Vec<LockId> = (0..4).map(|i| w.paired_lock(&format!("l{i}"), 2)).collect();
-    w.hub
-        .consent(ids[1], d[0], Decision::Accept, ConsentSource::Owner)
-        .unwrap();
+    w.accept(ids[1], d[0]);
     let r = w.hub.create_rollout(d[0], 2, 50, None).unwrap();
     let r = w.hub.run_rollout(r.id).unwrap();
     assert_eq!(r.state, RolloutState::Done);
@@ -524,7 +494,7 @@ fn rollout_refuses_a_lock_of_another_model_and_bad_settings() {
         "invalid_value"
     );
     let delta = envelope(&w.vendor.key, CLASS, 3, &[], Some(2));
-    w.hub.ingest(vec![incoming("d", delta.clone())]).unwrap();
+    w.ingest_one("d", delta.clone());
     assert_eq!(
         w.hub
             .create_rollout(sha(&delta), 1, 10, None)
@@ -620,12 +590,7 @@ fn tick_fetches_logs_on_their_schedule() {
 #[test]
 fn lock_claiming_it_runs_the_pushed_release_but_reporting_its_old_image_is_an_alert() {
     let w = World::new();
-    let d = w.releases(&[(2, &[]), (3, &[])]);
-    let id = w.paired_lock("a", 2);
-    w.fleet.with("a", |l| l.script = Script::LieRunning);
-    w.hub
-        .consent(id, d[1], Decision::Accept, ConsentSource::Owner)
-        .unwrap();
+    let (d, id) = w.accepted_upgrade(Script::LieRunning);
     let e = w.hub.install(id, d[1]).unwrap_err();
     assert_eq!(e.code(), "lock_lied");
     assert!(
@@ -702,9 +667,7 @@ fn a_stale_view_warns_but_never_blocks_an_install() {
             .any(|e| e.kind == "tuf_stale" && e.level == EventLevel::Warning)
     );
     // Installing what the hub holds still works.
-    w.hub
-        .consent(id, d[0], Decision::Accept, ConsentSource::Owner)
-        .unwrap();
+    w.accept(id, d[0]);
     assert_eq!(w.hub.install(id, d[0]).unwrap(), InstallReport::Running);
     // Expired after the timestamp's expiry.
     w.clock.advance(6 * 86400);
@@ -724,12 +687,7 @@ fn unknown_ids_are_typed_errors() {
 #[test]
 fn an_install_without_an_outcome_in_time_is_rechecked_on_ticks() {
     let w = World::new();
-    let d = w.releases(&[(2, &[]), (3, &[])]);
-    let id = w.paired_lock("a", 2);
-    w.fleet.with("a", |l| l.script = Script::TimeOut);
-    w.hub
-        .consent(id, d[1], Decision::Accept, ConsentSource::Owner)
-        .unwrap();
+    let (d, id) = w.accepted_upgrade(Script::TimeOut);
     assert_eq!(w.hub.install(id, d[1]).unwrap(), InstallReport::Pending);
     assert_eq!(w.hub.progress_of(id).unwrap().phase, Phase::Installing);
     // In a rollout, no outcome in time counts as a failure (hawkBit's rule).
@@ -827,9 +785,7 @@ fn a_rollout_is_not_run_twice_at_once() {
     let d = w.releases(&[(3, &[])]);
     let ids: Vec<LockId> = (0..6).map(|i| w.paired_lock(&format!("l{i}"), 2)).collect();
     for (i, id) in ids.iter().enumerate() {
-        w.hub
-            .consent(*id, d[0], Decision::Accept, ConsentSource::Owner)
-            .unwrap();
+        w.accept(*id, d[0]);
         w.fleet.with(&format!("l{i}"), |l| l.upload_ms = 20);
     }
     let r = w.hub.create_rollout(d[0], 2, 50, None).unwrap();
@@ -898,7 +854,7 @@ fn a_release_signed_by_a_delegated_key_verifies_with_the_key_set_taken_in_earlie
     let ks = keyset_doc(&w.vendor.key, &delegate, 1);
     let bare = signed_by(&delegate, 5, None);
     // Alone, the bare one does not verify.
-    let r = w.hub.ingest(vec![incoming("bare", bare.clone())]).unwrap();
+    let r = w.ingest_one("bare", bare.clone());
     assert_eq!(r.refused.len(), 1, "{r:?}");
     // After the release that carries the key set (an earlier import), it does.
     let r = w
@@ -909,7 +865,7 @@ fn a_release_signed_by_a_delegated_key_verifies_with_the_key_set_taken_in_earlie
         )])
         .unwrap();
     assert_eq!(r.imported.len(), 1, "{r:?}");
-    let r = w.hub.ingest(vec![incoming("bare", bare)]).unwrap();
+    let r = w.ingest_one("bare", bare);
     assert_eq!(r.imported.len(), 1, "{r:?}");
     // In one batch, the carrier first.
     let w2 = World::new();
@@ -1021,17 +977,13 @@ fn a_declined_or_no_longer_applicable_release_is_never_retried() {
     let a = w.paired_lock("a", 2);
     let b = w.paired_lock("b", 2);
     // a: accepted, then declined.
-    w.hub
-        .consent(a, d[0], Decision::Accept, ConsentSource::Owner)
-        .unwrap();
+    w.accept(a, d[0]);
     w.clock.advance(1);
     w.hub
         .consent(a, d[0], Decision::Decline, ConsentSource::Owner)
         .unwrap();
     // b: accepted 1.3.0, then went to 1.4.0 some other way.
-    w.hub
-        .consent(b, d[0], Decision::Accept, ConsentSource::Owner)
-        .unwrap();
+    w.accept(b, d[0]);
     w.fleet.with("b", |l| l.seq = 4);
     for _ in 0..3 {
         w.clock.advance(4000);
@@ -1207,9 +1159,7 @@ fn failures_carry_stable_codes_in_progress_reports_rollouts_and_logs() {
     let a = w.paired_lock("a", 2);
     let b = w.paired_lock("b", 2);
     for id in [a, b] {
-        w.hub
-            .consent(id, d[0], Decision::Accept, ConsentSource::Owner)
-            .unwrap();
+        w.accept(id, d[0]);
     }
     // A push the lock refuses: the progress carries the hub error's code.
     w.fleet.with("a", |l| l.script = Script::FailPush);
@@ -1295,9 +1245,7 @@ fn two_hubs_on_one_store_run_a_rollout_once() {
     let d = w.releases(&[(3, &[])]);
     let ids: Vec<LockId> = (0..4).map(|i| w.paired_lock(&format!("l{i}"), 2)).collect();
     for id in &ids {
-        w.hub
-            .consent(*id, d[0], Decision::Accept, ConsentSource::Owner)
-            .unwrap();
+        w.accept(*id, d[0]);
         w.fleet.with(&format!("l{}", id - 1), |l| l.upload_ms = 100);
     }
     let r = w.hub.create_rollout(d[0], 2, 0, None).unwrap();

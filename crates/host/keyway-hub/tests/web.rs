@@ -134,6 +134,12 @@ fn csrf_of(page: &str) -> String {
     page[at..at + 64].to_string()
 }
 
+/// Release 1.2.0 (a high fix) taken in, offered to a lock running 1.1.0.
+fn offered(w: &World) -> (Digest, LockId) {
+    let r = w.releases(&[(2, &[("CVE-2026-1111", "high")])])[0];
+    (r, w.paired_lock("udp:10.0.0.1:1", 1))
+}
+
 #[tokio::test]
 async fn no_session_redirects_to_login() {
     let w = World::new();
@@ -214,8 +220,7 @@ async fn post_without_csrf_token_is_refused_and_changes_nothing() {
 #[tokio::test]
 async fn post_with_wrong_csrf_token_is_refused_and_changes_nothing() {
     let w = World::new();
-    let r1 = w.releases(&[(2, &[("CVE-2026-1111", "high")])])[0];
-    let id = w.paired_lock("udp:10.0.0.1:1", 1);
+    let (r1, id) = offered(&w);
     let app = app(&w);
     let (cookie, csrf) = login(&app).await;
     // Another session's token is wrong for this one.
@@ -457,8 +462,7 @@ async fn logout_ends_the_session() {
 #[tokio::test]
 async fn consent_in_the_ui_is_the_apis_consent_and_pushes() {
     let w = World::new();
-    let r2 = w.releases(&[(2, &[("CVE-2026-1111", "high")])])[0];
-    let id = w.paired_lock("udp:10.0.0.1:1", 1);
+    let (r2, id) = offered(&w);
     let app = app(&w);
     let (cookie, csrf) = login(&app).await;
     let page = get(&app, &format!("/locks/{id}"), Some(&cookie)).await;

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use keyway_hub::engine::{Clock, Hub, HubConfig, Incoming};
+use keyway_hub::engine::{Clock, Hub, HubConfig, Incoming, IngestReport};
 use keyway_hub::link::{
     Connector, FetchedLog, InstallOutcome, LinkError, LockLink, Paired, Pushed,
 };
@@ -807,16 +807,20 @@ impl World {
     /// Adds and pairs a scripted lock running `1.<seq>.0`.
     pub fn paired_lock(&self, address: &str, seq: u64) -> LockId {
         self.fleet.add(address, FakeLock::new(seq));
-        let l = self
-            .hub
+        let l = self.added_lock(&format!("door {address}"), address);
+        self.hub.pair(l.id, "86420").unwrap();
+        l.id
+    }
+
+    /// Adds lock `name` of the model at `address` (not paired).
+    pub fn added_lock(&self, name: &str, address: &str) -> LockRecord {
+        self.hub
             .add_lock(&NewLock {
-                name: format!("door {address}"),
+                name: name.into(),
                 address: address.into(),
                 class: CLASS.into(),
             })
-            .unwrap();
-        self.hub.pair(l.id, "86420").unwrap();
-        l.id
+            .unwrap()
     }
 
     /// Release 1.3.0 taken in (as [`World::releases`] returns it) and the
@@ -826,9 +830,7 @@ impl World {
         let d = self.releases(&[(3, &[])]);
         let ids: Vec<LockId> = names.iter().map(|a| self.paired_lock(a, 2)).collect();
         for id in &ids {
-            self.hub
-                .consent(*id, d[0], Decision::Accept, ConsentSource::Owner)
-                .unwrap();
+            self.accept(*id, d[0]);
         }
         (d, ids)
     }
@@ -843,6 +845,29 @@ impl World {
     pub fn consented_lock(&self, address: &str) -> (Vec<Digest>, LockId) {
         let (d, ids) = self.consented(&[address]);
         (d, ids[0])
+    }
+
+    /// The owner accepts `release` for lock `id`.
+    pub fn accept(&self, id: LockId, release: Digest) {
+        self.hub
+            .consent(id, release, Decision::Accept, ConsentSource::Owner)
+            .unwrap();
+    }
+
+    /// Releases 1.2.0 and 1.3.0 taken in (as [`World::releases`] returns
+    /// them) and lock `a` paired running 1.2.0, scripted `script`, with the
+    /// owner's consent to 1.3.0.
+    pub fn accepted_upgrade(&self, script: Script) -> (Vec<Digest>, LockId) {
+        let d = self.releases(&[(2, &[]), (3, &[])]);
+        let id = self.paired_lock("a", 2);
+        self.fleet.with("a", |l| l.script = script);
+        self.accept(id, d[1]);
+        (d, id)
+    }
+
+    /// Takes in one envelope, named `target`.
+    pub fn ingest_one(&self, target: &str, env: Vec<u8>) -> IngestReport {
+        self.hub.ingest(vec![incoming(target, env)]).unwrap()
     }
 
     pub fn events(&self) -> Vec<Event> {
