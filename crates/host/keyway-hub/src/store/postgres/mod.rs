@@ -192,6 +192,36 @@ impl PgStore {
         rows.iter().map(T::from_row).collect()
     }
 
+    /// Writes a rollout's columns with `sql`: `$1`…`$6` are its release,
+    /// wave size, error threshold, state, locks and start; `$7` is `saved`,
+    /// the id of the rollout an update saves. A release that does not exist
+    /// is [`StoreError::NoRelease`].
+    fn write_rollout(
+        &self,
+        sql: &str,
+        ro: &Rollout,
+        saved: Option<i64>,
+    ) -> Result<Vec<Row>, StoreError> {
+        let state = to_json("a rollout's state", &ro.state)?;
+        let locks = to_json("a rollout's locks", &ro.locks)?;
+        let params: [&(dyn ToSql + Sync); 7] = [
+            &&ro.release.0[..],
+            &i64::from(ro.wave_size),
+            &i16::from(ro.error_threshold_pct),
+            &state,
+            &locks,
+            &ro.started_at,
+            &saved,
+        ];
+        let n = 6 + usize::from(saved.is_some());
+        self.client()?.query(sql, &params[..n]).map_err(|e| {
+            write_err(
+                e,
+                [("rollouts_release_fkey", StoreError::NoRelease(ro.release))],
+            )
+        })
+    }
+
     fn execute(&self, sql: &str, params: Params<'_>) -> Result<u64, StoreError> {
         self.client()?.execute(sql, params).map_err(pg)
     }
@@ -374,55 +404,28 @@ impl Store for PgStore {
     }
 
     fn create_rollout(&self, ro: &Rollout) -> Result<i64, StoreError> {
-        let state = to_json("a rollout's state", &ro.state)?;
-        let locks = to_json("a rollout's locks", &ro.locks)?;
-        let r = self.client()?.query(
+        let rows = self.write_rollout(
             "INSERT INTO rollouts (release, wave_size, error_threshold_pct, state, locks,
                started_at)
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-            &[
-                &&ro.release.0[..],
-                &i64::from(ro.wave_size),
-                &i16::from(ro.error_threshold_pct),
-                &state,
-                &locks,
-                &ro.started_at,
-            ],
-        );
-        match r {
-            Ok(rows) => returned_id(&rows),
-            Err(e) => Err(write_err(
-                e,
-                [("rollouts_release_fkey", StoreError::NoRelease(ro.release))],
-            )),
-        }
+            ro,
+            None,
+        )?;
+        returned_id(&rows)
     }
 
     fn save_rollout(&self, ro: &Rollout) -> Result<(), StoreError> {
-        let state = to_json("a rollout's state", &ro.state)?;
-        let locks = to_json("a rollout's locks", &ro.locks)?;
-        let r = self.client()?.execute(
-            "UPDATE rollouts SET release = $2, wave_size = $3, error_threshold_pct = $4,
-               state = $5, locks = $6, started_at = $7
-             WHERE id = $1",
-            &[
-                &ro.id,
-                &&ro.release.0[..],
-                &i64::from(ro.wave_size),
-                &i16::from(ro.error_threshold_pct),
-                &state,
-                &locks,
-                &ro.started_at,
-            ],
-        );
-        match r {
-            Ok(0) => Err(StoreError::NoRollout(ro.id)),
-            Ok(_) => Ok(()),
-            Err(e) => Err(write_err(
-                e,
-                [("rollouts_release_fkey", StoreError::NoRelease(ro.release))],
-            )),
+        let rows = self.write_rollout(
+            "UPDATE rollouts SET release = $1, wave_size = $2, error_threshold_pct = $3,
+               state = $4, locks = $5, started_at = $6
+             WHERE id = $7 RETURNING id",
+            ro,
+            Some(ro.id),
+        )?;
+        if rows.is_empty() {
+            return Err(StoreError::NoRollout(ro.id));
         }
+        Ok(())
     }
 
     fn rollout(&self, id: i64) -> Result<Option<Rollout>, StoreError> {

@@ -25,7 +25,7 @@
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-use rusqlite::{Connection, ErrorCode, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, ErrorCode, Transaction, params};
 
 use super::codec::*;
 use super::{Store, StoreError};
@@ -37,7 +37,7 @@ use crate::model::{
 mod rows;
 mod schema;
 use super::decode::*;
-use rows::{all, lock_exists, one, release_exists};
+use rows::{all, lock_exists, one, release_exists, rollout_exists};
 use schema::{MIGRATIONS, create_private, migrate};
 
 /// The hub's store in one SQLite file. See the module docs.
@@ -124,6 +124,45 @@ impl SqliteStore {
     }
 
     /// Runs `f` in an immediate transaction and commits.
+    /// Writes a rollout's columns with `sql` in one transaction: `?1`…`?6`
+    /// are its release, wave size, error threshold, state, locks and start;
+    /// `?7` is `saved`, the id of the rollout an update saves, which must
+    /// exist ([`StoreError::NoRollout`]). Its release must exist
+    /// ([`StoreError::NoRelease`]). The rows changed and the last id
+    /// inserted.
+    fn write_rollout(
+        &self,
+        sql: &str,
+        ro: &Rollout,
+        saved: Option<i64>,
+    ) -> Result<(usize, i64), StoreError> {
+        let state = to_json("a rollout's state", &ro.state)?;
+        let locks = to_json("a rollout's locks", &ro.locks)?;
+        self.write(|tx| {
+            if let Some(id) = saved
+                && !rollout_exists(tx, id)?
+            {
+                return Err(StoreError::NoRollout(id));
+            }
+            if !release_exists(tx, &ro.release)? {
+                return Err(StoreError::NoRelease(ro.release));
+            }
+            let params: [&dyn rusqlite::ToSql; 7] = [
+                &&ro.release.0[..],
+                &ro.wave_size,
+                &ro.error_threshold_pct,
+                &state,
+                &locks,
+                &ro.started_at,
+                &saved,
+            ];
+            let n = tx
+                .execute(sql, &params[..6 + usize::from(saved.is_some())])
+                .map_err(sq)?;
+            Ok((n, tx.last_insert_rowid()))
+        })
+    }
+
     fn write<T>(
         &self,
         f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
@@ -342,65 +381,28 @@ impl Store for SqliteStore {
     }
 
     fn create_rollout(&self, ro: &Rollout) -> Result<i64, StoreError> {
-        let state = to_json("a rollout's state", &ro.state)?;
-        let locks = to_json("a rollout's locks", &ro.locks)?;
-        self.write(|tx| {
-            if !release_exists(tx, &ro.release)? {
-                return Err(StoreError::NoRelease(ro.release));
-            }
-            tx.execute(
-                "INSERT INTO rollouts (release, wave_size, error_threshold_pct, state, locks,
-                   started_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    &ro.release.0[..],
-                    ro.wave_size,
-                    ro.error_threshold_pct,
-                    state,
-                    locks,
-                    ro.started_at
-                ],
-            )
-            .map_err(sq)?;
-            Ok(tx.last_insert_rowid())
-        })
+        let (_, id) = self.write_rollout(
+            "INSERT INTO rollouts (release, wave_size, error_threshold_pct, state, locks,
+               started_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            ro,
+            None,
+        )?;
+        Ok(id)
     }
 
     fn save_rollout(&self, ro: &Rollout) -> Result<(), StoreError> {
-        let state = to_json("a rollout's state", &ro.state)?;
-        let locks = to_json("a rollout's locks", &ro.locks)?;
-        self.write(|tx| {
-            let known = tx
-                .query_row("SELECT 1 FROM rollouts WHERE id = ?1", [ro.id], |_| Ok(()))
-                .optional()
-                .map_err(sq)?;
-            if known.is_none() {
-                return Err(StoreError::NoRollout(ro.id));
-            }
-            if !release_exists(tx, &ro.release)? {
-                return Err(StoreError::NoRelease(ro.release));
-            }
-            let n = tx
-                .execute(
-                    "UPDATE rollouts SET release = ?2, wave_size = ?3, error_threshold_pct = ?4,
-                       state = ?5, locks = ?6, started_at = ?7
-                     WHERE id = ?1",
-                    params![
-                        ro.id,
-                        &ro.release.0[..],
-                        ro.wave_size,
-                        ro.error_threshold_pct,
-                        state,
-                        locks,
-                        ro.started_at
-                    ],
-                )
-                .map_err(sq)?;
-            if n == 0 {
-                return Err(StoreError::NoRollout(ro.id));
-            }
-            Ok(())
-        })
+        let (n, _) = self.write_rollout(
+            "UPDATE rollouts SET release = ?1, wave_size = ?2, error_threshold_pct = ?3,
+               state = ?4, locks = ?5, started_at = ?6
+             WHERE id = ?7",
+            ro,
+            Some(ro.id),
+        )?;
+        if n == 0 {
+            return Err(StoreError::NoRollout(ro.id));
+        }
+        Ok(())
     }
 
     fn rollout(&self, id: i64) -> Result<Option<Rollout>, StoreError> {

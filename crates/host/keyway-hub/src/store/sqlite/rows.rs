@@ -21,6 +21,10 @@ pub(super) fn lock_exists(tx: &Connection, id: LockId) -> Result<bool, StoreErro
     exists(tx, "SELECT 1 FROM locks WHERE id = ?1", [id])
 }
 
+pub(super) fn rollout_exists(tx: &Connection, id: i64) -> Result<bool, StoreError> {
+    exists(tx, "SELECT 1 FROM rollouts WHERE id = ?1", [id])
+}
+
 pub(super) fn release_exists(tx: &Connection, d: &Digest) -> Result<bool, StoreError> {
     exists(tx, "SELECT 1 FROM releases WHERE digest = ?1", [&d.0[..]])
 }
