@@ -34,6 +34,14 @@ fn refused(
     rep
 }
 
+/// The error of `rep`'s first refusal, which must be the metadata's.
+fn metadata_error(rep: &keyway_tuf::BundleReport) -> &MirrorError {
+    match rep.refused.first() {
+        Some(Refusal::Metadata { error, .. }) => error,
+        _ => panic!("expected a metadata refusal first: {:?}", rep.describe()),
+    }
+}
+
 #[test]
 fn bundle_imports_every_release_with_no_network() {
     let (r, s) = stick(3);
@@ -98,13 +106,7 @@ fn stick_whose_targets_metadata_expired_is_refused() {
     let rep = m.import_bundle(&s, day(150));
     assert!(rep.accepted.is_empty());
     assert!(
-        matches!(
-            rep.refused.first(),
-            Some(Refusal::Metadata {
-                error: MirrorError::Expired { role, .. },
-                ..
-            }) if role == "targets"
-        ),
+        matches!(metadata_error(&rep), MirrorError::Expired { role, .. } if role == "targets"),
         "{:?}",
         rep.describe()
     );
@@ -232,13 +234,7 @@ fn truncated_targets_metadata_is_refused() {
     std::fs::write(&p, &b[..b.len() - 10]).unwrap();
     let rep = refused(&r, &s, t0());
     assert!(
-        matches!(
-            rep.refused.first(),
-            Some(Refusal::Metadata {
-                error: MirrorError::Inconsistent { .. },
-                ..
-            })
-        ),
+        matches!(metadata_error(&rep), MirrorError::Inconsistent { .. }),
         "{:?}",
         rep.describe()
     );
@@ -255,13 +251,7 @@ fn stick_older_than_what_the_hub_holds_is_a_refused_rollback() {
     let rep = m.import_bundle(&old, t0());
     assert!(rep.accepted.is_empty());
     assert!(
-        matches!(
-            rep.refused.first(),
-            Some(Refusal::Metadata {
-                error: MirrorError::Rollback { role, .. },
-                ..
-            }) if role == "timestamp"
-        ),
+        matches!(metadata_error(&rep), MirrorError::Rollback { role, .. } if role == "timestamp"),
         "{:?}",
         rep.describe()
     );
@@ -280,11 +270,8 @@ fn timestamp_with_a_forged_signature_on_a_stick_is_refused() {
     .unwrap();
     let rep = refused(&r, &s, t0());
     assert!(matches!(
-        rep.refused.first(),
-        Some(Refusal::Metadata {
-            error: MirrorError::Signatures { .. },
-            ..
-        })
+        metadata_error(&rep),
+        MirrorError::Signatures { .. }
     ));
     let first = &rep.refused[0];
     assert_eq!(
@@ -348,14 +335,8 @@ fn endless_timestamp_on_a_stick_is_refused_at_its_limit() {
     let rep = refused(&r, &s, t0());
     assert!(
         matches!(
-            rep.refused.first(),
-            Some(Refusal::Metadata {
-                error: MirrorError::Transport(keyway_tuf::TransportError::TooLong {
-                    limit: 16_384,
-                    ..
-                }),
-                ..
-            })
+            metadata_error(&rep),
+            MirrorError::Transport(keyway_tuf::TransportError::TooLong { limit: 16_384, .. })
         ),
         "{:?}",
         rep.describe()
