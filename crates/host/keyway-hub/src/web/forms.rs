@@ -5,7 +5,7 @@ use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 
-use crate::api::{actions, blocking};
+use crate::api::actions;
 use crate::engine::{Hub, HubError};
 use crate::model::{ConsentSource, Decision, LockId, NewLock};
 
@@ -19,8 +19,7 @@ async fn on_lock<T: Send + 'static>(
     op: impl FnOnce(&Hub, LockId) -> Result<T, HubError> + Send + 'static,
 ) -> Result<LockId, WebError> {
     let id = lock_id(id)?;
-    let hub = w.api.hub.clone();
-    blocking(move || op(&hub, id)).await?;
+    w.api.run(move |hub| op(hub, id)).await?;
     Ok(id)
 }
 
@@ -32,13 +31,12 @@ pub(super) struct LockIn {
 }
 
 pub(super) async fn lock_add(State(w): State<Web>, Form(f): Form<LockIn>) -> WebResult {
-    let hub = w.api.hub.clone();
     let new = NewLock {
         name: f.name,
         address: f.address,
         class: f.class,
     };
-    let l = blocking(move || hub.add_lock(&new)).await?;
+    let l = w.api.run(move |hub| hub.add_lock(&new)).await?;
     see(&format!("/locks/{}", l.id))
 }
 
