@@ -39,6 +39,13 @@ fn app(w: &World) -> axum::Router {
     app_with(w, Duration::from_secs(3600))
 }
 
+/// The UI over `w`, a session logged in to it: its cookie and CSRF token.
+async fn logged_in(w: &World) -> (axum::Router, String, String) {
+    let app = app(w);
+    let (cookie, csrf) = login(&app).await;
+    (app, cookie, csrf)
+}
+
 struct Resp {
     status: StatusCode,
     headers: axum::http::HeaderMap,
@@ -221,8 +228,7 @@ async fn post_without_csrf_token_is_refused_and_changes_nothing() {
 async fn post_with_wrong_csrf_token_is_refused_and_changes_nothing() {
     let w = World::new();
     let (r1, id) = offered(&w);
-    let app = app(&w);
-    let (cookie, csrf) = login(&app).await;
+    let (app, cookie, csrf) = logged_in(&w).await;
     // Another session's token is wrong for this one.
     let (_, other) = login(&app).await;
     assert_ne!(csrf, other);
@@ -256,8 +262,7 @@ async fn post_with_wrong_csrf_token_is_refused_and_changes_nothing() {
 #[tokio::test]
 async fn cross_site_origin_is_refused_even_with_the_csrf_token() {
     let w = World::new();
-    let app = app(&w);
-    let (cookie, csrf) = login(&app).await;
+    let (app, cookie, csrf) = logged_in(&w).await;
     let form = [
         ("csrf", csrf.as_str()),
         ("name", "Front"),
@@ -443,8 +448,7 @@ async fn session_expiry_logs_out() {
 #[tokio::test]
 async fn logout_ends_the_session() {
     let w = World::new();
-    let app = app(&w);
-    let (cookie, csrf) = login(&app).await;
+    let (app, cookie, csrf) = logged_in(&w).await;
     let r = post(&app, "/logout", Some(&cookie), &[("csrf", &csrf)], &[]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert!(
@@ -463,8 +467,7 @@ async fn logout_ends_the_session() {
 async fn consent_in_the_ui_is_the_apis_consent_and_pushes() {
     let w = World::new();
     let (r2, id) = offered(&w);
-    let app = app(&w);
-    let (cookie, csrf) = login(&app).await;
+    let (app, cookie, csrf) = logged_in(&w).await;
     let page = get(&app, &format!("/locks/{id}"), Some(&cookie)).await;
     assert!(page.body.contains("Install 1.2.0"), "{}", page.body);
     let r = consent(&app, id, &cookie, &csrf, &r2.to_hex(), "accept").await;
