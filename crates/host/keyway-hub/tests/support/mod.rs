@@ -44,6 +44,22 @@ impl MemStore {
     }
 }
 
+/// The items of `v` about lock `lock`, in order.
+fn of_lock<T: Clone>(v: &[T], lock: LockId, lock_of: impl Fn(&T) -> LockId) -> Vec<T> {
+    v.iter().filter(|x| lock_of(x) == lock).cloned().collect()
+}
+
+/// Replaces the item of `v` that `same` picks with `new`; `missing` if none.
+fn replace<T: Clone>(
+    v: &mut [T],
+    new: &T,
+    same: impl Fn(&T) -> bool,
+    missing: impl FnOnce() -> StoreError,
+) -> Result<(), StoreError> {
+    *v.iter_mut().find(|x| same(x)).ok_or_else(missing)? = new.clone();
+    Ok(())
+}
+
 impl Store for MemStore {
     fn put_model(&self, model: &ModelAnchors) -> Result<(), StoreError> {
         let mut g = self.g();
@@ -122,14 +138,12 @@ impl Store for MemStore {
         Ok(self.g().locks.clone())
     }
     fn save_lock(&self, lock: &LockRecord) -> Result<(), StoreError> {
-        let mut g = self.g();
-        let slot = g
-            .locks
-            .iter_mut()
-            .find(|l| l.id == lock.id)
-            .ok_or(StoreError::NoLock(lock.id))?;
-        *slot = lock.clone();
-        Ok(())
+        replace(
+            &mut self.g().locks,
+            lock,
+            |l| l.id == lock.id,
+            || StoreError::NoLock(lock.id),
+        )
     }
     fn remove_lock(&self, id: LockId) -> Result<(), StoreError> {
         let mut g = self.g();
@@ -153,26 +167,14 @@ impl Store for MemStore {
         Ok(())
     }
     fn consents(&self, lock: LockId) -> Result<Vec<Consent>, StoreError> {
-        Ok(self
-            .g()
-            .consents
-            .iter()
-            .filter(|c| c.lock == lock)
-            .cloned()
-            .collect())
+        Ok(of_lock(&self.g().consents, lock, |c| c.lock))
     }
     fn put_log(&self, export: &LogExport) -> Result<(), StoreError> {
         self.g().logs.push(export.clone());
         Ok(())
     }
     fn logs(&self, lock: LockId) -> Result<Vec<LogExport>, StoreError> {
-        Ok(self
-            .g()
-            .logs
-            .iter()
-            .filter(|l| l.lock == lock)
-            .cloned()
-            .collect())
+        Ok(of_lock(&self.g().logs, lock, |l| l.lock))
     }
     fn create_rollout(&self, rollout: &Rollout) -> Result<i64, StoreError> {
         let mut g = self.g();
@@ -184,14 +186,12 @@ impl Store for MemStore {
         Ok(id)
     }
     fn save_rollout(&self, rollout: &Rollout) -> Result<(), StoreError> {
-        let mut g = self.g();
-        let slot = g
-            .rollouts
-            .iter_mut()
-            .find(|r| r.id == rollout.id)
-            .ok_or_else(|| StoreError::Backend(format!("no rollout {}", rollout.id)))?;
-        *slot = rollout.clone();
-        Ok(())
+        replace(
+            &mut self.g().rollouts,
+            rollout,
+            |r| r.id == rollout.id,
+            || StoreError::Backend(format!("no rollout {}", rollout.id)),
+        )
     }
     fn rollout(&self, id: i64) -> Result<Option<Rollout>, StoreError> {
         Ok(self.g().rollouts.iter().find(|r| r.id == id).cloned())
