@@ -37,7 +37,7 @@ fn ingest_imports_a_verified_release_with_notes_and_cves() {
     );
     assert_eq!(rel.delta_base, None);
     assert_eq!(rel.envelope, env);
-    assert!(w.kinds().contains(&"release_imported".to_string()));
+    assert!(w.saw("release_imported"));
 }
 
 #[test]
@@ -75,7 +75,7 @@ fn ingest_refuses_a_tuf_valid_but_badly_signed_envelope() {
     }
     assert!(w.store.release(&sha(&env)).unwrap().is_none());
     assert!(w.store.releases(None).unwrap().is_empty());
-    assert!(w.kinds().contains(&"release_refused".to_string()));
+    assert!(w.saw("release_refused"));
 }
 
 #[test]
@@ -253,9 +253,7 @@ fn consent_for_a_release_that_does_not_apply_is_refused() {
 
 #[test]
 fn install_without_consent_is_refused_and_sends_nothing() {
-    let w = World::new();
-    let d = w.releases(&[(3, &[])]);
-    let id = w.paired_lock("a", 2);
+    let (w, d, id) = World::offering();
     assert_eq!(
         w.hub.install(id, d[0]).unwrap_err().code(),
         "consent_required"
@@ -340,7 +338,7 @@ fn postponed_install_shows_its_reason_and_completes_on_a_later_tick() {
     // Still postponed on the next tick.
     w.clock.advance(60);
     w.hub.tick().unwrap();
-    assert!(!w.kinds().contains(&"update_confirmed".to_string()));
+    assert!(!w.saw("update_confirmed"));
     // The owner withdraws the bolt; the next tick sees the update run.
     w.fleet.with("a", |l| {
         l.script = Script::Honest;
@@ -349,12 +347,8 @@ fn postponed_install_shows_its_reason_and_completes_on_a_later_tick() {
     w.clock.advance(60);
     let t = w.hub.tick().unwrap();
     assert!(t.rechecked >= 1);
-    assert!(
-        w.kinds().contains(&"update_confirmed".to_string()),
-        "{:?}",
-        w.kinds()
-    );
-    assert_eq!(w.hub.lock(id).unwrap().snapshot.unwrap().version, "1.3.0");
+    assert!(w.saw("update_confirmed"), "{:?}", w.kinds());
+    assert_eq!(w.version(id), "1.3.0");
     assert_eq!(w.hub.progress_of(id).unwrap().phase, Phase::Done);
 }
 
@@ -448,7 +442,7 @@ fn rollout_stops_when_a_wave_exceeds_the_threshold() {
         assert!(w.fleet.get(&format!("l{i}")).uploads.is_empty());
     }
     assert_eq!(r.locks[1].1, RolloutOutcome::Updated);
-    assert!(w.kinds().contains(&"rollout_stopped".to_string()));
+    assert!(w.saw("rollout_stopped"));
     // Running it again does nothing more.
     let again = w.hub.run_rollout(r.id).unwrap();
     assert_eq!(again, r);
@@ -475,9 +469,7 @@ fn rollout_postponed_locks_are_not_failures() {
 
 #[test]
 fn rollout_refuses_a_lock_of_another_model_and_bad_settings() {
-    let w = World::new();
-    let d = w.releases(&[(3, &[])]);
-    let a = w.paired_lock("a", 2);
+    let (w, d, a) = World::offering();
     assert_eq!(
         w.hub.create_rollout(d[0], 0, 10, None).unwrap_err().code(),
         "invalid_value"
@@ -509,8 +501,7 @@ fn rollout_refuses_a_lock_of_another_model_and_bad_settings() {
 
 #[test]
 fn log_fetch_keeps_it_intact_then_alerts_on_a_gap() {
-    let w = World::new();
-    let id = w.paired_lock("a", 2);
+    let (w, id) = World::with_lock();
     assert!(matches!(
         w.hub.fetch_log(id).unwrap(),
         LogHealth::Intact { last_seq: 10, .. }
@@ -546,8 +537,7 @@ fn log_fetch_keeps_it_intact_then_alerts_on_a_gap() {
 
 #[test]
 fn a_log_that_does_not_verify_is_broken_and_alerts() {
-    let w = World::new();
-    let id = w.paired_lock("a", 2);
+    let (w, id) = World::with_lock();
     w.fleet.with("a", |l| l.script = Script::LogBroken);
     assert!(matches!(
         w.hub.fetch_log(id).unwrap(),
@@ -567,8 +557,7 @@ fn a_log_that_does_not_verify_is_broken_and_alerts() {
 
 #[test]
 fn tick_fetches_logs_on_their_schedule() {
-    let w = World::new();
-    let id = w.paired_lock("a", 2);
+    let (w, id) = World::with_lock();
     assert_eq!(w.hub.tick().unwrap().logs_fetched, 1);
     w.clock.advance(10);
     assert_eq!(w.hub.tick().unwrap().logs_fetched, 0);
@@ -599,7 +588,7 @@ fn lock_claiming_it_runs_the_pushed_release_but_reporting_its_old_image_is_an_al
             .any(|e| e.kind == "lock_lied" && e.level == EventLevel::Alert)
     );
     // Not acted on: the hub does not record it as running, and still offers it.
-    assert_eq!(w.hub.lock(id).unwrap().snapshot.unwrap().version, "1.2.0");
+    assert_eq!(w.version(id), "1.2.0");
     assert_eq!(w.hub.updates(id).unwrap().len(), 1);
     // In a rollout it is a failure, not an update.
     let r = w.hub.create_rollout(d[1], 1, 100, Some(&[id])).unwrap();
@@ -626,13 +615,12 @@ fn lock_going_back_to_an_older_confirmed_image_is_a_lie() {
     let id = w.paired_lock("a", 3);
     w.fleet.with("a", |l| l.seq = 2);
     assert_eq!(w.hub.refresh(id).unwrap_err().code(), "lock_lied");
-    assert_eq!(w.hub.lock(id).unwrap().snapshot.unwrap().version, "1.3.0");
+    assert_eq!(w.version(id), "1.3.0");
 }
 
 #[test]
 fn log_going_backwards_is_a_lie_and_not_kept() {
-    let w = World::new();
-    let id = w.paired_lock("a", 2);
+    let (w, id) = World::with_lock();
     w.hub.fetch_log(id).unwrap();
     w.fleet.with("a", |l| l.script = Script::LieLogBackwards);
     assert_eq!(w.hub.fetch_log(id).unwrap_err().code(), "lock_lied");
@@ -647,9 +635,7 @@ fn log_going_backwards_is_a_lie_and_not_kept() {
 
 #[test]
 fn a_stale_view_warns_but_never_blocks_an_install() {
-    let w = World::new();
-    let d = w.releases(&[(3, &[])]);
-    let id = w.paired_lock("a", 2);
+    let (w, d, id) = World::offering();
     w.hub
         .record_tuf_fresh("https://vendor.example/tuf", 7, T0 + 7 * 86400)
         .unwrap();
@@ -673,7 +659,7 @@ fn a_stale_view_warns_but_never_blocks_an_install() {
     w.clock.advance(6 * 86400);
     assert_eq!(w.hub.freshness().unwrap().status.code(), "expired");
     w.hub.tick().unwrap();
-    assert!(w.kinds().contains(&"tuf_expired".to_string()));
+    assert!(w.saw("tuf_expired"));
 }
 
 #[test]
@@ -701,26 +687,24 @@ fn an_install_without_an_outcome_in_time_is_rechecked_on_ticks() {
     });
     w.clock.advance(30);
     w.hub.tick().unwrap();
-    assert!(w.kinds().contains(&"update_confirmed".to_string()));
-    assert_eq!(w.hub.lock(id).unwrap().snapshot.unwrap().version, "1.3.0");
+    assert!(w.saw("update_confirmed"));
+    assert_eq!(w.version(id), "1.3.0");
 }
 
 #[test]
 fn removing_a_lock_forgets_it_and_says_so() {
-    let w = World::new();
-    let id = w.paired_lock("a", 2);
+    let (w, id) = World::with_lock();
     w.hub.fetch_log(id).unwrap();
     w.hub.remove_lock(id).unwrap();
     assert_eq!(w.hub.lock(id).unwrap_err().code(), "unknown_lock");
     assert!(w.store.logs(id).unwrap().is_empty());
-    assert!(w.kinds().contains(&"lock_removed".to_string()));
+    assert!(w.saw("lock_removed"));
     assert_eq!(w.hub.remove_lock(id).unwrap_err().code(), "unknown_lock");
 }
 
 #[test]
 fn a_link_that_sends_its_whole_ring_each_time_is_kept_once_per_new_record() {
-    let w = World::new();
-    let id = w.paired_lock("a", 2);
+    let (w, id) = World::with_lock();
     w.fleet.with("a", |l| l.whole_ring = true);
     w.hub.fetch_log(id).unwrap();
     assert!(matches!(
@@ -735,7 +719,7 @@ fn a_link_that_sends_its_whole_ring_each_time_is_kept_once_per_new_record() {
     w.fleet.with("a", |l| l.log_last = 11);
     w.hub.fetch_log(id).unwrap();
     assert_eq!(w.store.logs(id).unwrap().len(), 2);
-    assert!(!w.kinds().contains(&"log_gap".to_string()));
+    assert!(!w.saw("log_gap"));
 }
 
 /// A hub that stops mid-rollout (after wave 0 was saved) resumes at wave 1
@@ -912,7 +896,7 @@ fn an_accepted_consent_whose_push_failed_is_retried_on_a_later_tick() {
     let t = w.hub.tick().unwrap();
     assert_eq!(t.installs_retried, 1, "{t:?}");
     assert_eq!(w.fleet.get("a").seq, 3);
-    assert_eq!(w.hub.lock(id).unwrap().snapshot.unwrap().version, "1.3.0");
+    assert_eq!(w.version(id), "1.3.0");
     // And never again.
     w.clock.advance(3600);
     assert_eq!(w.hub.tick().unwrap().installs_retried, 0);
@@ -967,7 +951,7 @@ fn a_hub_restarted_mid_upload_finishes_the_install_on_its_next_tick() {
     let t = hub.tick().unwrap();
     assert_eq!(t.installs_retried, 1, "{t:?}");
     assert_eq!(w.fleet.get("a").seq, 3);
-    assert!(w.kinds().contains(&"install_running".to_string()));
+    assert!(w.saw("install_running"));
 }
 
 #[test]
@@ -1154,9 +1138,7 @@ impl keyway_hub::store::Store for FailSaves {
 
 #[test]
 fn failures_carry_stable_codes_in_progress_reports_rollouts_and_logs() {
-    let w = World::new();
-    let d = w.releases(&[(3, &[])]);
-    let a = w.paired_lock("a", 2);
+    let (w, d, a) = World::offering();
     let b = w.paired_lock("b", 2);
     for id in [a, b] {
         w.accept(id, d[0]);
@@ -1325,7 +1307,7 @@ fn the_owner_resumes_a_stopped_rollout_at_its_next_wave() {
     assert!(matches!(r.locks[0].1, RolloutOutcome::Failed { .. }));
     assert_eq!(r.locks[2].1, RolloutOutcome::Updated);
     assert_eq!(w.fleet.get("l3").seq, 3);
-    assert!(w.kinds().contains(&"rollout_resumed".to_string()));
+    assert!(w.saw("rollout_resumed"));
     // A finished rollout does not resume.
     assert_eq!(
         w.hub.resume_rollout(r.id).unwrap_err().code(),

@@ -766,6 +766,22 @@ impl World {
         })
     }
 
+    /// A world with lock `a` paired, running 1.2.0.
+    pub fn with_lock() -> (World, LockId) {
+        let w = World::new();
+        let id = w.paired_lock("a", 2);
+        (w, id)
+    }
+
+    /// A world offering release 1.3.0 (as [`World::releases`] returns it)
+    /// to lock `a`, paired running 1.2.0, without consent.
+    pub fn offering() -> (World, Vec<Digest>, LockId) {
+        let w = World::new();
+        let d = w.releases(&[(3, &[])]);
+        let id = w.paired_lock("a", 2);
+        (w, d, id)
+    }
+
     pub fn with_config(config: HubConfig) -> World {
         let (store, guard) = new_store();
         let fleet = Fleet::default();
@@ -872,6 +888,16 @@ impl World {
 
     pub fn events(&self) -> Vec<Event> {
         self.store.events(0, 100_000).unwrap()
+    }
+
+    /// Whether an event of `kind` was recorded.
+    pub fn saw(&self, kind: &str) -> bool {
+        self.kinds().iter().any(|k| k == kind)
+    }
+
+    /// The version lock `id` last reported.
+    pub fn version(&self, id: LockId) -> String {
+        self.hub.lock(id).unwrap().snapshot.unwrap().version
     }
 
     pub fn kinds(&self) -> Vec<String> {
