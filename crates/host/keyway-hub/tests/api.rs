@@ -131,6 +131,14 @@ fn code(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or("<no error code>")
 }
 
+/// A new world, its API, and a [`snapshot`] of its store.
+fn fresh() -> (World, axum::Router, String) {
+    let w = World::new();
+    let a = app(&w);
+    let before = snapshot(&w);
+    (w, a, before)
+}
+
 /// Everything the store holds, to check a refused request changed nothing.
 fn snapshot(w: &World) -> String {
     let s = &w.store;
@@ -253,9 +261,7 @@ async fn the_document_is_served() {
 
 #[tokio::test]
 async fn malformed_json_is_refused_and_changes_nothing() {
-    let w = World::new();
-    let a = app(&w);
-    let before = snapshot(&w);
+    let (w, a, before) = fresh();
     let (s, v) = post(&a, "/api/locks", "{\"name\": \"front\",").await;
     assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "malformed_json"));
     assert_eq!(snapshot(&w), before);
@@ -263,9 +269,7 @@ async fn malformed_json_is_refused_and_changes_nothing() {
 
 #[tokio::test]
 async fn wrong_types_and_unknown_fields_are_invalid_body() {
-    let w = World::new();
-    let a = app(&w);
-    let before = snapshot(&w);
+    let (w, a, before) = fresh();
     for body in [
         json!({"name": 5, "address": "a", "class": CLASS}),
         json!({"name": "front", "address": "a"}),
@@ -298,9 +302,7 @@ async fn wrong_types_and_unknown_fields_are_invalid_body() {
 
 #[tokio::test]
 async fn a_huge_body_is_refused() {
-    let w = World::new();
-    let a = app(&w);
-    let before = snapshot(&w);
+    let (w, a, before) = fresh();
     let name = "x".repeat(api::MAX_BODY_BYTES + 1);
     let body = json!({"name": name, "address": "a", "class": CLASS}).to_string();
     let (s, v) = post(&a, "/api/locks", &body).await;
@@ -543,9 +545,7 @@ async fn rollouts_over_the_api() {
 
 #[tokio::test]
 async fn a_nul_in_a_lock_name_is_400_invalid_text_and_changes_nothing() {
-    let w = World::new();
-    let a = app(&w);
-    let before = snapshot(&w);
+    let (w, a, before) = fresh();
     let (s, v) = post(
         &a,
         "/api/locks",
