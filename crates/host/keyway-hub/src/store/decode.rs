@@ -6,12 +6,15 @@
 //! [`StoreError::Corrupt`]). Each value's column list ([`FromRow::COLS`])
 //! is next to the decoder that reads them by position.
 
+use serde::de::DeserializeOwned;
+
 use super::StoreError;
 use super::codec::{
     decision_from_db, digest, from_json, key, level_from_db, seq_from_db, small, u64_from_db,
 };
 use crate::model::{
-    Consent, Event, Freshness, LockRecord, LogExport, LogHealth, ModelAnchors, Release, Rollout,
+    Consent, Digest, Event, Freshness, LockRecord, LogExport, LogHealth, ModelAnchors, Release,
+    Rollout,
 };
 
 /// A value both backends can read from a column.
@@ -29,6 +32,17 @@ pub(crate) trait Columns {
     /// A `SMALLINT` column (PostgreSQL's 16 bits; SQLite has one integer
     /// type), widened.
     fn small_col(&self, i: usize) -> Result<i64, StoreError>;
+
+    /// Column `i`, JSON text, as a `T` (`what` names it if it does not
+    /// decode).
+    fn json<T: DeserializeOwned>(&self, i: usize, what: &str) -> Result<T, StoreError> {
+        from_json(what, &self.col::<String>(i)?)
+    }
+
+    /// Column `i`, a 32-byte blob, as a digest.
+    fn digest(&self, i: usize, what: &str) -> Result<Digest, StoreError> {
+        digest(what, &self.col::<Vec<u8>>(i)?)
+    }
 }
 
 /// A model value read back from a row of its table.
@@ -43,17 +57,15 @@ impl FromRow for ModelAnchors {
     const COLS: &'static str = "class, vendor_domain, trust_pems, threshold";
 
     fn from_row(r: &impl Columns) -> Result<Self, StoreError> {
-        let pems: String = r.col(2)?;
         Ok(ModelAnchors {
             class: r.col(0)?,
             vendor_domain: r.col(1)?,
-            trust_pems: from_json("a model's trust anchors", &pems)?,
+            trust_pems: r.json(2, "a model's trust anchors")?,
             threshold: small("a model's threshold", r.small_col(3)?)?,
         })
     }
 }
 
-/// A release row (its envelope read separately).
 /// A release's columns but its envelope.
 macro_rules! release_cols {
     () => {
@@ -61,16 +73,14 @@ macro_rules! release_cols {
     };
 }
 
+/// A release row (its envelope read separately).
 impl FromRow for Release {
     const COLS: &'static str = release_cols!();
 
     fn from_row(r: &impl Columns) -> Result<Self, StoreError> {
-        let d: Vec<u8> = r.col(0)?;
         let base: Option<Vec<u8>> = r.col(5)?;
-        let cves: String = r.col(7)?;
-        let origin: String = r.col(8)?;
         Ok(Release {
-            digest: digest("a release's digest", &d)?,
+            digest: r.digest(0, "a release's digest")?,
             target: r.col(1)?,
             class: r.col(2)?,
             version: r.col(3)?,
@@ -79,8 +89,8 @@ impl FromRow for Release {
                 .map(|b| digest("a release's delta base", &b))
                 .transpose()?,
             notes: r.col(6)?,
-            cves: from_json("a release's CVEs", &cves)?,
-            origin: from_json("a release's origin", &origin)?,
+            cves: r.json(7, "a release's CVEs")?,
+            origin: r.json(8, "a release's origin")?,
             added_at: r.col(9)?,
             envelope: Vec::new(),
         })
@@ -94,7 +104,6 @@ impl FromRow for LockRecord {
     fn from_row(r: &impl Columns) -> Result<Self, StoreError> {
         let key_bytes: Option<Vec<u8>> = r.col(4)?;
         let snapshot: Option<String> = r.col(6)?;
-        let log: String = r.col(8)?;
         Ok(LockRecord {
             id: r.col(0)?,
             name: r.col(1)?,
@@ -108,7 +117,7 @@ impl FromRow for LockRecord {
                 .map(|s| from_json("a lock's snapshot", &s))
                 .transpose()?,
             last_contact: r.col(7)?,
-            log: from_json::<LogHealth>("a lock's log health", &log)?,
+            log: r.json::<LogHealth>(8, "a lock's log health")?,
         })
     }
 }
@@ -117,14 +126,11 @@ impl FromRow for Consent {
     const COLS: &'static str = "lock, release, decision, source, at";
 
     fn from_row(r: &impl Columns) -> Result<Self, StoreError> {
-        let d: Vec<u8> = r.col(1)?;
-        let decision: String = r.col(2)?;
-        let source: String = r.col(3)?;
         Ok(Consent {
             lock: r.col(0)?,
-            release: digest("a consent's release", &d)?,
-            decision: decision_from_db(&decision)?,
-            source: from_json("a consent's source", &source)?,
+            release: r.digest(1, "a consent's release")?,
+            decision: decision_from_db(&r.col::<String>(2)?)?,
+            source: r.json(3, "a consent's source")?,
             at: r.col(4)?,
         })
     }
@@ -149,16 +155,13 @@ impl FromRow for Rollout {
         "id, release, wave_size, error_threshold_pct, state, locks, started_at";
 
     fn from_row(r: &impl Columns) -> Result<Self, StoreError> {
-        let d: Vec<u8> = r.col(1)?;
-        let state: String = r.col(4)?;
-        let locks: String = r.col(5)?;
         Ok(Rollout {
             id: r.col(0)?,
-            release: digest("a rollout's release", &d)?,
+            release: r.digest(1, "a rollout's release")?,
             wave_size: small("a rollout's wave size", r.col(2)?)?,
             error_threshold_pct: small("a rollout's error threshold", r.small_col(3)?)?,
-            state: from_json("a rollout's state", &state)?,
-            locks: from_json("a rollout's locks", &locks)?,
+            state: r.json(4, "a rollout's state")?,
+            locks: r.json(5, "a rollout's locks")?,
             started_at: r.col(6)?,
         })
     }
@@ -168,12 +171,11 @@ impl FromRow for Event {
     const COLS: &'static str = "id, at, lock, level, kind, message";
 
     fn from_row(r: &impl Columns) -> Result<Self, StoreError> {
-        let level: String = r.col(3)?;
         Ok(Event {
             id: r.col(0)?,
             at: r.col(1)?,
             lock: r.col(2)?,
-            level: level_from_db(&level)?,
+            level: level_from_db(&r.col::<String>(3)?)?,
             kind: r.col(4)?,
             message: r.col(5)?,
         })
