@@ -52,6 +52,15 @@ fn rollback_to_an_older_timestamp_is_refused() {
     );
 }
 
+/// `s`'s next refresh is refused as a rollback of a role named `role…`.
+fn assert_rollback(s: &Served, role: &str) {
+    let e = s.refresh().unwrap_err();
+    assert!(
+        matches!(&e, MirrorError::Rollback { role: r, .. } if r.starts_with(role)),
+        "{e:?}"
+    );
+}
+
 #[test]
 fn rollback_of_snapshot_via_a_newer_timestamp_is_refused() {
     let r = TestRepo::republished();
@@ -65,11 +74,7 @@ fn rollback_of_snapshot_via_a_newer_timestamp_is_refused() {
         "/metadata/timestamp.json",
         Answer::Bytes(f.timestamp(ts + 1, 2, &old_snap, LATER)),
     );
-    let e = s.refresh().unwrap_err();
-    assert!(
-        matches!(&e, MirrorError::Rollback { role, .. } if role.starts_with("snapshot")),
-        "{e:?}"
-    );
+    assert_rollback(s, "snapshot");
 }
 
 #[test]
@@ -92,11 +97,7 @@ fn rollback_of_targets_via_a_newer_snapshot_is_refused() {
         f.timestamp(tsv + 1, sv + 1, &snap, LATER),
     )
     .unwrap();
-    let e = s.refresh().unwrap_err();
-    assert!(
-        matches!(&e, MirrorError::Rollback { role, .. } if role.starts_with("targets")),
-        "{e:?}"
-    );
+    assert_rollback(s, "targets");
 }
 
 #[test]
