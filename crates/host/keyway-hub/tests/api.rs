@@ -108,8 +108,35 @@ fn sample(method: String, uri: &str, status: StatusCode, body: &Value) {
     }
 }
 
+/// Every route of the API (its name, method and path), for lock `id`,
+/// release `a…a` and log 0.
+fn routes(id: &str) -> Vec<(&'static str, Method, String)> {
+    api::ROUTES
+        .iter()
+        .map(|(m, p)| {
+            let uri = p
+                .replace("{id}", id)
+                .replace("{digest}", &"a".repeat(64))
+                .replace("{index}", "0");
+            (
+                *m,
+                Method::from_bytes(m.to_uppercase().as_bytes()).unwrap(),
+                uri,
+            )
+        })
+        .collect()
+}
+
 fn code(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or("<no error code>")
+}
+
+/// A new world, its API, and a [`snapshot`] of its store.
+fn fresh() -> (World, axum::Router, String) {
+    let w = World::new();
+    let a = app(&w);
+    let before = snapshot(&w);
+    (w, a, before)
 }
 
 /// Everything the store holds, to check a refused request changed nothing.
@@ -141,12 +168,7 @@ async fn health_needs_no_token() {
 async fn missing_or_wrong_token_is_401_on_every_route() {
     let w = World::new();
     let a = app(&w);
-    for (m, p) in api::ROUTES {
-        let uri = p
-            .replace("{id}", "1")
-            .replace("{digest}", &"a".repeat(64))
-            .replace("{index}", "0");
-        let method = Method::from_bytes(m.to_uppercase().as_bytes()).unwrap();
+    for (m, method, uri) in routes("1") {
         for token in [None, Some("wrong"), Some(""), Some("s3cret-token-for-test")] {
             let (s, v) = call_with(&a, method.clone(), &uri, Some("{}"), token).await;
             assert_eq!(s, StatusCode::UNAUTHORIZED, "{m} {uri} with {token:?}");
@@ -217,12 +239,7 @@ fn every_route_is_in_the_openapi_document_and_back() {
 async fn every_route_is_routed() {
     let w = World::new();
     let a = app(&w);
-    for (m, p) in api::ROUTES {
-        let uri = p
-            .replace("{id}", "999")
-            .replace("{digest}", &"a".repeat(64))
-            .replace("{index}", "0");
-        let method = Method::from_bytes(m.to_uppercase().as_bytes()).unwrap();
+    for (m, method, uri) in routes("999") {
         let (s, v) = call(&a, method, &uri, Some("{}")).await;
         assert!(
             !matches!(code(&v), "not_found" | "method_not_allowed")
@@ -244,9 +261,7 @@ async fn the_document_is_served() {
 
 #[tokio::test]
 async fn malformed_json_is_refused_and_changes_nothing() {
-    let w = World::new();
-    let a = app(&w);
-    let before = snapshot(&w);
+    let (w, a, before) = fresh();
     let (s, v) = post(&a, "/api/locks", "{\"name\": \"front\",").await;
     assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "malformed_json"));
     assert_eq!(snapshot(&w), before);
@@ -254,9 +269,7 @@ async fn malformed_json_is_refused_and_changes_nothing() {
 
 #[tokio::test]
 async fn wrong_types_and_unknown_fields_are_invalid_body() {
-    let w = World::new();
-    let a = app(&w);
-    let before = snapshot(&w);
+    let (w, a, before) = fresh();
     for body in [
         json!({"name": 5, "address": "a", "class": CLASS}),
         json!({"name": "front", "address": "a"}),
@@ -289,9 +302,7 @@ async fn wrong_types_and_unknown_fields_are_invalid_body() {
 
 #[tokio::test]
 async fn a_huge_body_is_refused() {
-    let w = World::new();
-    let a = app(&w);
-    let before = snapshot(&w);
+    let (w, a, before) = fresh();
     let name = "x".repeat(api::MAX_BODY_BYTES + 1);
     let body = json!({"name": name, "address": "a", "class": CLASS}).to_string();
     let (s, v) = post(&a, "/api/locks", &body).await;
@@ -506,9 +517,7 @@ async fn rollouts_over_the_api() {
     let a = app(&w);
     let d = w.releases(&[(3, &[])]);
     let ids: Vec<LockId> = (0..3).map(|i| w.paired_lock(&format!("l{i}"), 2)).collect();
-    w.hub
-        .consent(ids[0], d[0], Decision::Accept, ConsentSource::Owner)
-        .unwrap();
+    w.accept(ids[0], d[0]);
     let body =
         json!({"release": d[0].to_hex(), "wave_size": 2, "error_threshold_pct": 50}).to_string();
     let (s, v) = post(&a, "/api/rollouts", &body).await;
@@ -536,9 +545,7 @@ async fn rollouts_over_the_api() {
 
 #[tokio::test]
 async fn a_nul_in_a_lock_name_is_400_invalid_text_and_changes_nothing() {
-    let w = World::new();
-    let a = app(&w);
-    let before = snapshot(&w);
+    let (w, a, before) = fresh();
     let (s, v) = post(
         &a,
         "/api/locks",

@@ -21,10 +21,7 @@ fn ingest_imports_a_verified_release_with_notes_and_cves() {
         &[("CVE-2026-1234", "critical")],
         None,
     );
-    let r = w
-        .hub
-        .ingest(vec![incoming("r3.suit", env.clone())])
-        .unwrap();
+    let r = w.ingest_one("r3.suit", env.clone());
     assert_eq!(r.imported.len(), 1, "{r:?}");
     let rel = w.store.release(&sha(&env)).unwrap().unwrap();
     assert_eq!(rel.sequence, 3);
@@ -40,15 +37,15 @@ fn ingest_imports_a_verified_release_with_notes_and_cves() {
     );
     assert_eq!(rel.delta_base, None);
     assert_eq!(rel.envelope, env);
-    assert!(w.kinds().contains(&"release_imported".to_string()));
+    assert!(w.saw("release_imported"));
 }
 
 #[test]
 fn ingest_counts_a_release_already_held() {
     let w = World::new();
     let env = envelope(&w.vendor.key, CLASS, 2, &[], None);
-    w.hub.ingest(vec![incoming("a", env.clone())]).unwrap();
-    let r = w.hub.ingest(vec![incoming("a", env)]).unwrap();
+    w.ingest_one("a", env.clone());
+    let r = w.ingest_one("a", env);
     assert!(r.imported.is_empty());
     assert_eq!(r.already_held, vec!["a".to_string()]);
 }
@@ -67,10 +64,7 @@ fn ingest_refuses_a_tuf_valid_but_badly_signed_envelope() {
         &[("CVE-2026-0001", "critical")],
         None,
     );
-    let r = w
-        .hub
-        .ingest(vec![incoming("evil.suit", env.clone())])
-        .unwrap();
+    let r = w.ingest_one("evil.suit", env.clone());
     assert!(r.imported.is_empty());
     assert_eq!(r.refused.len(), 1);
     match &r.refused[0].reason {
@@ -81,14 +75,14 @@ fn ingest_refuses_a_tuf_valid_but_badly_signed_envelope() {
     }
     assert!(w.store.release(&sha(&env)).unwrap().is_none());
     assert!(w.store.releases(None).unwrap().is_empty());
-    assert!(w.kinds().contains(&"release_refused".to_string()));
+    assert!(w.saw("release_refused"));
 }
 
 #[test]
 fn ingest_refuses_an_envelope_for_an_unknown_model() {
     let w = World::new();
     let env = envelope(&w.vendor.key, "other-model", 2, &[], None);
-    let r = w.hub.ingest(vec![incoming("x", env)]).unwrap();
+    let r = w.ingest_one("x", env);
     assert!(matches!(
         r.refused[0].reason,
         keyway_hub::engine::IntakeRefusal::NoModel { .. }
@@ -101,7 +95,7 @@ fn ingest_refuses_a_payload_that_does_not_match_its_manifest() {
     let mut env = envelope(&w.vendor.key, CLASS, 2, &[], None);
     let n = env.len();
     env[n - 10] ^= 0xff; // inside the integrated payload: the signature still verifies
-    let r = w.hub.ingest(vec![incoming("x", env.clone())]).unwrap();
+    let r = w.ingest_one("x", env.clone());
     assert!(
         matches!(
             r.refused[0].reason,
@@ -137,7 +131,7 @@ fn ingest_refuses_trailing_bytes_and_garbage() {
 fn ingest_takes_a_delta_with_its_base() {
     let w = World::new();
     let env = envelope(&w.vendor.key, CLASS, 3, &[], Some(2));
-    let r = w.hub.ingest(vec![incoming("d", env.clone())]).unwrap();
+    let r = w.ingest_one("d", env.clone());
     assert_eq!(r.imported.len(), 1, "{r:?}");
     let rel = w.store.release(&sha(&env)).unwrap().unwrap();
     assert_eq!(rel.delta_base, Some(sha(&image(2))));
@@ -151,14 +145,7 @@ fn pairing_needs_the_presence_window() {
     let mut l = FakeLock::new(1);
     l.presence_open = false;
     w.fleet.add("udp:10.0.0.2:1337", l);
-    let rec = w
-        .hub
-        .add_lock(&NewLock {
-            name: "front".into(),
-            address: "udp:10.0.0.2:1337".into(),
-            class: CLASS.into(),
-        })
-        .unwrap();
+    let rec = w.added_lock("front", "udp:10.0.0.2:1337");
     let e = w.hub.pair(rec.id, "86420").unwrap_err();
     assert_eq!(e.code(), "presence_window_closed");
     assert_eq!(w.hub.lock(rec.id).unwrap().device_key, None);
@@ -175,14 +162,7 @@ fn pairing_needs_the_presence_window() {
 fn pairing_with_a_wrong_setup_code_is_refused() {
     let w = World::new();
     w.fleet.add("a", FakeLock::new(1));
-    let rec = w
-        .hub
-        .add_lock(&NewLock {
-            name: "front".into(),
-            address: "a".into(),
-            class: CLASS.into(),
-        })
-        .unwrap();
+    let rec = w.added_lock("front", "a");
     assert_eq!(
         w.hub.pair(rec.id, "00000").unwrap_err().code(),
         "wrong_setup_code"
@@ -235,9 +215,7 @@ fn delta_offered_first_when_the_lock_runs_its_base() {
     assert_eq!(ups[0].release, sha(&full));
     assert_eq!(ups[0].envelopes, vec![sha(&delta), sha(&full)]);
     // The push sends the delta.
-    w.hub
-        .consent(a, sha(&full), Decision::Accept, ConsentSource::Owner)
-        .unwrap();
+    w.accept(a, sha(&full));
     assert_eq!(
         w.hub.install(a, sha(&full)).unwrap(),
         InstallReport::Running
@@ -275,9 +253,7 @@ fn consent_for_a_release_that_does_not_apply_is_refused() {
 
 #[test]
 fn install_without_consent_is_refused_and_sends_nothing() {
-    let w = World::new();
-    let d = w.releases(&[(3, &[])]);
-    let id = w.paired_lock("a", 2);
+    let (w, d, id) = World::offering();
     assert_eq!(
         w.hub.install(id, d[0]).unwrap_err().code(),
         "consent_required"
@@ -297,11 +273,7 @@ fn install_without_consent_is_refused_and_sends_nothing() {
 #[test]
 fn install_pushes_with_progress_and_runs() {
     let w = World::new();
-    let d = w.releases(&[(2, &[]), (3, &[])]);
-    let id = w.paired_lock("a", 2);
-    w.hub
-        .consent(id, d[1], Decision::Accept, ConsentSource::Owner)
-        .unwrap();
+    let (d, id) = w.accepted_upgrade(Script::Honest);
     assert_eq!(w.hub.install(id, d[1]).unwrap(), InstallReport::Running);
     let p = w.hub.progress_of(id).unwrap();
     assert_eq!(p.phase, Phase::Done);
@@ -346,12 +318,7 @@ fn push_failure_and_unreachable_lock_are_typed() {
 #[test]
 fn postponed_install_shows_its_reason_and_completes_on_a_later_tick() {
     let w = World::new();
-    let d = w.releases(&[(2, &[]), (3, &[])]);
-    let id = w.paired_lock("a", 2);
-    w.fleet.with("a", |l| l.script = Script::Postpone);
-    w.hub
-        .consent(id, d[1], Decision::Accept, ConsentSource::Owner)
-        .unwrap();
+    let (d, id) = w.accepted_upgrade(Script::Postpone);
     assert_eq!(
         w.hub.install(id, d[1]).unwrap(),
         InstallReport::Postponed {
@@ -371,7 +338,7 @@ fn postponed_install_shows_its_reason_and_completes_on_a_later_tick() {
     // Still postponed on the next tick.
     w.clock.advance(60);
     w.hub.tick().unwrap();
-    assert!(!w.kinds().contains(&"update_confirmed".to_string()));
+    assert!(!w.saw("update_confirmed"));
     // The owner withdraws the bolt; the next tick sees the update run.
     w.fleet.with("a", |l| {
         l.script = Script::Honest;
@@ -380,12 +347,8 @@ fn postponed_install_shows_its_reason_and_completes_on_a_later_tick() {
     w.clock.advance(60);
     let t = w.hub.tick().unwrap();
     assert!(t.rechecked >= 1);
-    assert!(
-        w.kinds().contains(&"update_confirmed".to_string()),
-        "{:?}",
-        w.kinds()
-    );
-    assert_eq!(w.hub.lock(id).unwrap().snapshot.unwrap().version, "1.3.0");
+    assert!(w.saw("update_confirmed"), "{:?}", w.kinds());
+    assert_eq!(w.version(id), "1.3.0");
     assert_eq!(w.hub.progress_of(id).unwrap().phase, Phase::Done);
 }
 
@@ -410,22 +373,25 @@ fn auto_install_only_high_or_critical_fixes_when_opted_in() {
     assert_eq!(w.fleet.get("a").seq, 4);
     // A medium fix never installs by itself.
     let _ = d;
-    let w2 = World::new();
-    w2.releases(&[(3, &[("CVE-2026-0003", "medium")])]);
-    let id2 = w2.paired_lock("b", 2);
-    w2.hub.set_auto_install(id2, true).unwrap();
-    w2.hub.tick().unwrap();
-    assert!(w2.fleet.get("b").uploads.is_empty());
+    auto_install_sends_nothing(3, &[("CVE-2026-0003", "medium")], false);
 }
 
 #[test]
 fn a_declined_critical_fix_is_never_auto_installed() {
+    auto_install_sends_nothing(4, &[("CVE-2026-0004", "critical")], true);
+}
+
+/// A lock running 1.2.0 with auto-install on, and release 1.<seq>.0 fixing
+/// `cves` held (declined by the owner if `declined`): a tick sends nothing.
+fn auto_install_sends_nothing(seq: u64, cves: &[(&str, &str)], declined: bool) {
     let w = World::new();
-    let crit = w.releases(&[(4, &[("CVE-2026-0004", "critical")])]);
+    let d = w.releases(&[(seq, cves)]);
     let id = w.paired_lock("a", 2);
-    w.hub
-        .consent(id, crit[0], Decision::Decline, ConsentSource::Owner)
-        .unwrap();
+    if declined {
+        w.hub
+            .consent(id, d[0], Decision::Decline, ConsentSource::Owner)
+            .unwrap();
+    }
     w.hub.set_auto_install(id, true).unwrap();
     w.hub.tick().unwrap();
     assert!(w.fleet.get("a").uploads.is_empty());
@@ -438,9 +404,7 @@ fn rollout_never_installs_without_consent() {
     let w = World::new();
     let d = w.releases(&[(3, &[])]);
     let ids: Vec<LockId> = (0..4).map(|i| w.paired_lock(&format!("l{i}"), 2)).collect();
-    w.hub
-        .consent(ids[1], d[0], Decision::Accept, ConsentSource::Owner)
-        .unwrap();
+    w.accept(ids[1], d[0]);
     let r = w.hub.create_rollout(d[0], 2, 50, None).unwrap();
     let r = w.hub.run_rollout(r.id).unwrap();
     assert_eq!(r.state, RolloutState::Done);
@@ -478,7 +442,7 @@ fn rollout_stops_when_a_wave_exceeds_the_threshold() {
         assert!(w.fleet.get(&format!("l{i}")).uploads.is_empty());
     }
     assert_eq!(r.locks[1].1, RolloutOutcome::Updated);
-    assert!(w.kinds().contains(&"rollout_stopped".to_string()));
+    assert!(w.saw("rollout_stopped"));
     // Running it again does nothing more.
     let again = w.hub.run_rollout(r.id).unwrap();
     assert_eq!(again, r);
@@ -505,9 +469,7 @@ fn rollout_postponed_locks_are_not_failures() {
 
 #[test]
 fn rollout_refuses_a_lock_of_another_model_and_bad_settings() {
-    let w = World::new();
-    let d = w.releases(&[(3, &[])]);
-    let a = w.paired_lock("a", 2);
+    let (w, d, a) = World::offering();
     assert_eq!(
         w.hub.create_rollout(d[0], 0, 10, None).unwrap_err().code(),
         "invalid_value"
@@ -524,7 +486,7 @@ fn rollout_refuses_a_lock_of_another_model_and_bad_settings() {
         "invalid_value"
     );
     let delta = envelope(&w.vendor.key, CLASS, 3, &[], Some(2));
-    w.hub.ingest(vec![incoming("d", delta.clone())]).unwrap();
+    w.ingest_one("d", delta.clone());
     assert_eq!(
         w.hub
             .create_rollout(sha(&delta), 1, 10, None)
@@ -539,8 +501,7 @@ fn rollout_refuses_a_lock_of_another_model_and_bad_settings() {
 
 #[test]
 fn log_fetch_keeps_it_intact_then_alerts_on_a_gap() {
-    let w = World::new();
-    let id = w.paired_lock("a", 2);
+    let (w, id) = World::with_lock();
     assert!(matches!(
         w.hub.fetch_log(id).unwrap(),
         LogHealth::Intact { last_seq: 10, .. }
@@ -576,8 +537,7 @@ fn log_fetch_keeps_it_intact_then_alerts_on_a_gap() {
 
 #[test]
 fn a_log_that_does_not_verify_is_broken_and_alerts() {
-    let w = World::new();
-    let id = w.paired_lock("a", 2);
+    let (w, id) = World::with_lock();
     w.fleet.with("a", |l| l.script = Script::LogBroken);
     assert!(matches!(
         w.hub.fetch_log(id).unwrap(),
@@ -597,8 +557,7 @@ fn a_log_that_does_not_verify_is_broken_and_alerts() {
 
 #[test]
 fn tick_fetches_logs_on_their_schedule() {
-    let w = World::new();
-    let id = w.paired_lock("a", 2);
+    let (w, id) = World::with_lock();
     assert_eq!(w.hub.tick().unwrap().logs_fetched, 1);
     w.clock.advance(10);
     assert_eq!(w.hub.tick().unwrap().logs_fetched, 0);
@@ -620,12 +579,7 @@ fn tick_fetches_logs_on_their_schedule() {
 #[test]
 fn lock_claiming_it_runs_the_pushed_release_but_reporting_its_old_image_is_an_alert() {
     let w = World::new();
-    let d = w.releases(&[(2, &[]), (3, &[])]);
-    let id = w.paired_lock("a", 2);
-    w.fleet.with("a", |l| l.script = Script::LieRunning);
-    w.hub
-        .consent(id, d[1], Decision::Accept, ConsentSource::Owner)
-        .unwrap();
+    let (d, id) = w.accepted_upgrade(Script::LieRunning);
     let e = w.hub.install(id, d[1]).unwrap_err();
     assert_eq!(e.code(), "lock_lied");
     assert!(
@@ -634,7 +588,7 @@ fn lock_claiming_it_runs_the_pushed_release_but_reporting_its_old_image_is_an_al
             .any(|e| e.kind == "lock_lied" && e.level == EventLevel::Alert)
     );
     // Not acted on: the hub does not record it as running, and still offers it.
-    assert_eq!(w.hub.lock(id).unwrap().snapshot.unwrap().version, "1.2.0");
+    assert_eq!(w.version(id), "1.2.0");
     assert_eq!(w.hub.updates(id).unwrap().len(), 1);
     // In a rollout it is a failure, not an update.
     let r = w.hub.create_rollout(d[1], 1, 100, Some(&[id])).unwrap();
@@ -661,13 +615,12 @@ fn lock_going_back_to_an_older_confirmed_image_is_a_lie() {
     let id = w.paired_lock("a", 3);
     w.fleet.with("a", |l| l.seq = 2);
     assert_eq!(w.hub.refresh(id).unwrap_err().code(), "lock_lied");
-    assert_eq!(w.hub.lock(id).unwrap().snapshot.unwrap().version, "1.3.0");
+    assert_eq!(w.version(id), "1.3.0");
 }
 
 #[test]
 fn log_going_backwards_is_a_lie_and_not_kept() {
-    let w = World::new();
-    let id = w.paired_lock("a", 2);
+    let (w, id) = World::with_lock();
     w.hub.fetch_log(id).unwrap();
     w.fleet.with("a", |l| l.script = Script::LieLogBackwards);
     assert_eq!(w.hub.fetch_log(id).unwrap_err().code(), "lock_lied");
@@ -682,9 +635,7 @@ fn log_going_backwards_is_a_lie_and_not_kept() {
 
 #[test]
 fn a_stale_view_warns_but_never_blocks_an_install() {
-    let w = World::new();
-    let d = w.releases(&[(3, &[])]);
-    let id = w.paired_lock("a", 2);
+    let (w, d, id) = World::offering();
     w.hub
         .record_tuf_fresh("https://vendor.example/tuf", 7, T0 + 7 * 86400)
         .unwrap();
@@ -702,15 +653,13 @@ fn a_stale_view_warns_but_never_blocks_an_install() {
             .any(|e| e.kind == "tuf_stale" && e.level == EventLevel::Warning)
     );
     // Installing what the hub holds still works.
-    w.hub
-        .consent(id, d[0], Decision::Accept, ConsentSource::Owner)
-        .unwrap();
+    w.accept(id, d[0]);
     assert_eq!(w.hub.install(id, d[0]).unwrap(), InstallReport::Running);
     // Expired after the timestamp's expiry.
     w.clock.advance(6 * 86400);
     assert_eq!(w.hub.freshness().unwrap().status.code(), "expired");
     w.hub.tick().unwrap();
-    assert!(w.kinds().contains(&"tuf_expired".to_string()));
+    assert!(w.saw("tuf_expired"));
 }
 
 #[test]
@@ -724,12 +673,7 @@ fn unknown_ids_are_typed_errors() {
 #[test]
 fn an_install_without_an_outcome_in_time_is_rechecked_on_ticks() {
     let w = World::new();
-    let d = w.releases(&[(2, &[]), (3, &[])]);
-    let id = w.paired_lock("a", 2);
-    w.fleet.with("a", |l| l.script = Script::TimeOut);
-    w.hub
-        .consent(id, d[1], Decision::Accept, ConsentSource::Owner)
-        .unwrap();
+    let (d, id) = w.accepted_upgrade(Script::TimeOut);
     assert_eq!(w.hub.install(id, d[1]).unwrap(), InstallReport::Pending);
     assert_eq!(w.hub.progress_of(id).unwrap().phase, Phase::Installing);
     // In a rollout, no outcome in time counts as a failure (hawkBit's rule).
@@ -743,26 +687,24 @@ fn an_install_without_an_outcome_in_time_is_rechecked_on_ticks() {
     });
     w.clock.advance(30);
     w.hub.tick().unwrap();
-    assert!(w.kinds().contains(&"update_confirmed".to_string()));
-    assert_eq!(w.hub.lock(id).unwrap().snapshot.unwrap().version, "1.3.0");
+    assert!(w.saw("update_confirmed"));
+    assert_eq!(w.version(id), "1.3.0");
 }
 
 #[test]
 fn removing_a_lock_forgets_it_and_says_so() {
-    let w = World::new();
-    let id = w.paired_lock("a", 2);
+    let (w, id) = World::with_lock();
     w.hub.fetch_log(id).unwrap();
     w.hub.remove_lock(id).unwrap();
     assert_eq!(w.hub.lock(id).unwrap_err().code(), "unknown_lock");
     assert!(w.store.logs(id).unwrap().is_empty());
-    assert!(w.kinds().contains(&"lock_removed".to_string()));
+    assert!(w.saw("lock_removed"));
     assert_eq!(w.hub.remove_lock(id).unwrap_err().code(), "unknown_lock");
 }
 
 #[test]
 fn a_link_that_sends_its_whole_ring_each_time_is_kept_once_per_new_record() {
-    let w = World::new();
-    let id = w.paired_lock("a", 2);
+    let (w, id) = World::with_lock();
     w.fleet.with("a", |l| l.whole_ring = true);
     w.hub.fetch_log(id).unwrap();
     assert!(matches!(
@@ -777,7 +719,7 @@ fn a_link_that_sends_its_whole_ring_each_time_is_kept_once_per_new_record() {
     w.fleet.with("a", |l| l.log_last = 11);
     w.hub.fetch_log(id).unwrap();
     assert_eq!(w.store.logs(id).unwrap().len(), 2);
-    assert!(!w.kinds().contains(&"log_gap".to_string()));
+    assert!(!w.saw("log_gap"));
 }
 
 /// A hub that stops mid-rollout (after wave 0 was saved) resumes at wave 1
@@ -827,9 +769,7 @@ fn a_rollout_is_not_run_twice_at_once() {
     let d = w.releases(&[(3, &[])]);
     let ids: Vec<LockId> = (0..6).map(|i| w.paired_lock(&format!("l{i}"), 2)).collect();
     for (i, id) in ids.iter().enumerate() {
-        w.hub
-            .consent(*id, d[0], Decision::Accept, ConsentSource::Owner)
-            .unwrap();
+        w.accept(*id, d[0]);
         w.fleet.with(&format!("l{i}"), |l| l.upload_ms = 20);
     }
     let r = w.hub.create_rollout(d[0], 2, 50, None).unwrap();
@@ -898,7 +838,7 @@ fn a_release_signed_by_a_delegated_key_verifies_with_the_key_set_taken_in_earlie
     let ks = keyset_doc(&w.vendor.key, &delegate, 1);
     let bare = signed_by(&delegate, 5, None);
     // Alone, the bare one does not verify.
-    let r = w.hub.ingest(vec![incoming("bare", bare.clone())]).unwrap();
+    let r = w.ingest_one("bare", bare.clone());
     assert_eq!(r.refused.len(), 1, "{r:?}");
     // After the release that carries the key set (an earlier import), it does.
     let r = w
@@ -909,7 +849,7 @@ fn a_release_signed_by_a_delegated_key_verifies_with_the_key_set_taken_in_earlie
         )])
         .unwrap();
     assert_eq!(r.imported.len(), 1, "{r:?}");
-    let r = w.hub.ingest(vec![incoming("bare", bare)]).unwrap();
+    let r = w.ingest_one("bare", bare);
     assert_eq!(r.imported.len(), 1, "{r:?}");
     // In one batch, the carrier first.
     let w2 = World::new();
@@ -956,7 +896,7 @@ fn an_accepted_consent_whose_push_failed_is_retried_on_a_later_tick() {
     let t = w.hub.tick().unwrap();
     assert_eq!(t.installs_retried, 1, "{t:?}");
     assert_eq!(w.fleet.get("a").seq, 3);
-    assert_eq!(w.hub.lock(id).unwrap().snapshot.unwrap().version, "1.3.0");
+    assert_eq!(w.version(id), "1.3.0");
     // And never again.
     w.clock.advance(3600);
     assert_eq!(w.hub.tick().unwrap().installs_retried, 0);
@@ -1011,7 +951,7 @@ fn a_hub_restarted_mid_upload_finishes_the_install_on_its_next_tick() {
     let t = hub.tick().unwrap();
     assert_eq!(t.installs_retried, 1, "{t:?}");
     assert_eq!(w.fleet.get("a").seq, 3);
-    assert!(w.kinds().contains(&"install_running".to_string()));
+    assert!(w.saw("install_running"));
 }
 
 #[test]
@@ -1021,17 +961,13 @@ fn a_declined_or_no_longer_applicable_release_is_never_retried() {
     let a = w.paired_lock("a", 2);
     let b = w.paired_lock("b", 2);
     // a: accepted, then declined.
-    w.hub
-        .consent(a, d[0], Decision::Accept, ConsentSource::Owner)
-        .unwrap();
+    w.accept(a, d[0]);
     w.clock.advance(1);
     w.hub
         .consent(a, d[0], Decision::Decline, ConsentSource::Owner)
         .unwrap();
     // b: accepted 1.3.0, then went to 1.4.0 some other way.
-    w.hub
-        .consent(b, d[0], Decision::Accept, ConsentSource::Owner)
-        .unwrap();
+    w.accept(b, d[0]);
     w.fleet.with("b", |l| l.seq = 4);
     for _ in 0..3 {
         w.clock.advance(4000);
@@ -1202,14 +1138,10 @@ impl keyway_hub::store::Store for FailSaves {
 
 #[test]
 fn failures_carry_stable_codes_in_progress_reports_rollouts_and_logs() {
-    let w = World::new();
-    let d = w.releases(&[(3, &[])]);
-    let a = w.paired_lock("a", 2);
+    let (w, d, a) = World::offering();
     let b = w.paired_lock("b", 2);
     for id in [a, b] {
-        w.hub
-            .consent(id, d[0], Decision::Accept, ConsentSource::Owner)
-            .unwrap();
+        w.accept(id, d[0]);
     }
     // A push the lock refuses: the progress carries the hub error's code.
     w.fleet.with("a", |l| l.script = Script::FailPush);
@@ -1295,9 +1227,7 @@ fn two_hubs_on_one_store_run_a_rollout_once() {
     let d = w.releases(&[(3, &[])]);
     let ids: Vec<LockId> = (0..4).map(|i| w.paired_lock(&format!("l{i}"), 2)).collect();
     for id in &ids {
-        w.hub
-            .consent(*id, d[0], Decision::Accept, ConsentSource::Owner)
-            .unwrap();
+        w.accept(*id, d[0]);
         w.fleet.with(&format!("l{}", id - 1), |l| l.upload_ms = 100);
     }
     let r = w.hub.create_rollout(d[0], 2, 0, None).unwrap();
@@ -1377,7 +1307,7 @@ fn the_owner_resumes_a_stopped_rollout_at_its_next_wave() {
     assert!(matches!(r.locks[0].1, RolloutOutcome::Failed { .. }));
     assert_eq!(r.locks[2].1, RolloutOutcome::Updated);
     assert_eq!(w.fleet.get("l3").seq, 3);
-    assert!(w.kinds().contains(&"rollout_resumed".to_string()));
+    assert!(w.saw("rollout_resumed"));
     // A finished rollout does not resume.
     assert_eq!(
         w.hub.resume_rollout(r.id).unwrap_err().code(),

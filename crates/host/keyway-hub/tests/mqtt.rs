@@ -69,6 +69,27 @@ fn log_lines(containing: &str) -> Vec<String> {
         .collect()
 }
 
+/// The shared broker's options with a base and prefix of the test's own,
+/// or `None` (and a line saying the test is skipped) without a broker.
+fn setup(test: &str, tag: &str) -> Option<MqttOptions> {
+    broker(test).map(|o| opts_for(o, tag))
+}
+
+/// Lock `id`'s topic `rest` under the bridge's base.
+fn lock_topic(o: &MqttOptions, id: LockId, rest: &str) -> String {
+    format!("{}/lock/{id}/{rest}", o.base)
+}
+
+/// The discovery config topic of lock `id`'s `component` entity.
+fn config_topic(o: &MqttOptions, component: &str, id: LockId) -> String {
+    format!("{}/{component}/{}/lock_{id}/config", o.prefix, o.base)
+}
+
+/// The install command's payload for release `r`.
+fn press(r: Digest) -> Vec<u8> {
+    format!("install:{}", r.to_hex()).into_bytes()
+}
+
 /// Options with a base and prefix of the test's own (tests share a broker).
 fn opts_for(mut o: MqttOptions, test: &str) -> MqttOptions {
     let n = N.fetch_add(1, Ordering::SeqCst);
@@ -154,6 +175,20 @@ impl Watcher {
                 ))
                 .collect::<Vec<_>>()
         );
+    }
+
+    /// Waits up to `secs` for the state on `state_t` to have `key` equal
+    /// to `version`.
+    async fn wait_state(&self, what: &str, secs: u64, state_t: &str, key: &str, version: &str) {
+        self.wait(what, secs, |w| {
+            w.json(state_t).is_some_and(|s| s[key] == version)
+        })
+        .await
+    }
+
+    /// The last payload on `topic` (there is one).
+    fn payload(&self, topic: &str) -> Vec<u8> {
+        self.last(topic).unwrap().payload
     }
 
     async fn send(&self, topic: &str, payload: Vec<u8>, retain: bool) {
@@ -254,20 +289,22 @@ fn installs(w: &World) -> (usize, u32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn discovery_is_published_retained_with_the_exact_schema() {
-    let Some(o) = broker("discovery_is_published_retained_with_the_exact_schema") else {
+    let Some(o) = setup(
+        "discovery_is_published_retained_with_the_exact_schema",
+        "disc",
+    ) else {
         return;
     };
-    let o = opts_for(o, "disc");
     let (w, id, r2) = world(0);
     let bridge = mqtt::spawn(w.hub.clone(), o.clone());
     let live = Watcher::start(&o, "live", &filters(&o)).await;
-    let state_t = format!("{}/lock/{id}/update/state", o.base);
+    let state_t = lock_topic(&o, id, "update/state");
     live.wait("the update state", 10, |w| w.last(&state_t).is_some())
         .await;
     // A client that subscribes afterwards gets everything retained.
     let late = Watcher::start(&o, "late", &filters(&o)).await;
-    let upd_t = format!("{}/update/{}/lock_{id}/config", o.prefix, o.base);
-    let lock_t = format!("{}/lock/{}/lock_{id}/config", o.prefix, o.base);
+    let upd_t = config_topic(&o, "update", id);
+    let lock_t = config_topic(&o, "lock", id);
     late.wait("retained discovery", 10, |w| {
         w.last(&upd_t).is_some() && w.last(&lock_t).is_some() && w.last(&state_t).is_some()
     })
@@ -294,10 +331,7 @@ async fn discovery_is_published_retained_with_the_exact_schema() {
     );
     assert_eq!(upd["device_class"], "firmware");
     assert_eq!(upd["state_topic"], state_t);
-    assert_eq!(
-        upd["command_topic"],
-        format!("{}/lock/{id}/update/install", o.base)
-    );
+    assert_eq!(upd["command_topic"], lock_topic(&o, id, "update/install"));
     assert_eq!(upd["payload_install"], format!("install:{}", r2.to_hex()));
     assert_eq!(upd["availability_mode"], "all");
     assert_eq!(
@@ -306,7 +340,7 @@ async fn discovery_is_published_retained_with_the_exact_schema() {
     );
     assert_eq!(
         upd["availability"][1]["topic"],
-        format!("{}/lock/{id}/availability", o.base)
+        lock_topic(&o, id, "availability")
     );
     assert_eq!(
         keys(&upd["device"]),
@@ -317,10 +351,7 @@ async fn discovery_is_published_retained_with_the_exact_schema() {
     assert_eq!(upd["device"]["model"], CLASS);
     assert_eq!(upd["device"]["sw_version"], "1.1.0");
     let lk = late.json(&lock_t).unwrap();
-    assert_eq!(
-        lk["state_topic"],
-        format!("{}/lock/{id}/lock/state", o.base)
-    );
+    assert_eq!(lk["state_topic"], lock_topic(&o, id, "lock/state"));
     assert_eq!(lk["state_locked"], "LOCKED");
     assert_eq!(lk["optimistic"], false);
     assert_eq!(lk["device"], upd["device"], "one device, two entities");
@@ -351,46 +382,29 @@ async fn discovery_is_published_retained_with_the_exact_schema() {
         st["release_url"],
         format!("http://hub.local:8080/releases/{}", r2.to_hex())
     );
-    assert_eq!(
-        late.last(&format!("{}/hub/status", o.base))
-            .unwrap()
-            .payload,
-        b"online"
-    );
-    assert_eq!(
-        late.last(&format!("{}/lock/{id}/availability", o.base))
-            .unwrap()
-            .payload,
-        b"online"
-    );
-    assert_eq!(
-        late.last(&format!("{}/lock/{id}/lock/state", o.base))
-            .unwrap()
-            .payload,
-        b"UNLOCKED"
-    );
+    assert_eq!(late.payload(&format!("{}/hub/status", o.base)), b"online");
+    assert_eq!(late.payload(&lock_topic(&o, id, "availability")), b"online");
+    assert_eq!(late.payload(&lock_topic(&o, id, "lock/state")), b"UNLOCKED");
     bridge.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn install_from_mqtt_moves_state_and_installs_exactly_once_when_sent_twice() {
-    let Some(o) = broker("install_from_mqtt_moves_state_and_installs_exactly_once_when_sent_twice")
-    else {
+    let Some(o) = setup(
+        "install_from_mqtt_moves_state_and_installs_exactly_once_when_sent_twice",
+        "inst",
+    ) else {
         return;
     };
-    let o = opts_for(o, "inst");
     let (w, id, r2) = world(150);
     let bridge = mqtt::spawn(w.hub.clone(), o.clone());
     let watch = Watcher::start(&o, "w", &filters(&o)).await;
-    let state_t = format!("{}/lock/{id}/update/state", o.base);
+    let state_t = lock_topic(&o, id, "update/state");
     watch
-        .wait("the offer", 10, |w| {
-            w.json(&state_t)
-                .is_some_and(|s| s["latest_version"] == "1.2.0")
-        })
+        .wait_state("the offer", 10, &state_t, "latest_version", "1.2.0")
         .await;
-    let cmd = format!("{}/lock/{id}/update/install", o.base);
-    let press = format!("install:{}", r2.to_hex()).into_bytes();
+    let cmd = lock_topic(&o, id, "update/install");
+    let press = press(r2);
     // Pressed twice (a QoS 1 duplicate, an impatient owner).
     watch.send(&cmd, press.clone(), false).await;
     watch.send(&cmd, press.clone(), false).await;
@@ -439,11 +453,10 @@ async fn install_from_mqtt_moves_state_and_installs_exactly_once_when_sent_twice
 /// nothing and records no consent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hostile_commands_over_the_broker_install_nothing() {
-    let Some(o) = broker("hostile_commands_over_the_broker_install_nothing") else {
+    let Some(o) = setup("hostile_commands_over_the_broker_install_nothing", "host") else {
         return;
     };
     capture_logs();
-    let o = opts_for(o, "host");
     let (w, id, r2) = world(0);
     let r1 = w
         .store
@@ -455,7 +468,7 @@ async fn hostile_commands_over_the_broker_install_nothing() {
         .digest;
     let bridge = mqtt::spawn(w.hub.clone(), o.clone());
     let watch = Watcher::start(&o, "w", &filters(&o)).await;
-    let state_t = format!("{}/lock/{id}/update/state", o.base);
+    let state_t = lock_topic(&o, id, "update/state");
     watch
         .wait("the offer", 10, |w| w.last(&state_t).is_some())
         .await;
@@ -476,18 +489,14 @@ async fn hostile_commands_over_the_broker_install_nothing() {
             format!("install:{}", "0".repeat(64)).into_bytes(),
             false,
         ), // unknown release
-        (
-            cmd.clone(),
-            format!("install:{}", r1.to_hex()).into_bytes(),
-            false,
-        ), // not the offer
+        (cmd.clone(), press(r1), false), // not the offer
         (cmd.clone(), format!("{good} ").into_bytes(), false), // trailing space
         (
             cmd.clone(),
             [good.as_bytes(), &vec![b'A'; 64 * 1024]].concat(),
             false,
         ), // oversized
-        (cmd.clone(), vec![0xff, 0xfe, 0x00], false),          // not UTF-8
+        (cmd.clone(), vec![0xff, 0xfe, 0x00], false), // not UTF-8
         (
             format!("{b}/lock/999/update/install"),
             good.clone().into_bytes(),
@@ -559,10 +568,7 @@ async fn hostile_commands_over_the_broker_install_nothing() {
     // The bridge still works after all that.
     watch.send(&cmd, good.into_bytes(), false).await;
     watch
-        .wait("installed", 20, |w| {
-            w.json(&state_t)
-                .is_some_and(|s| s["installed_version"] == "1.2.0")
-        })
+        .wait_state("installed", 20, &state_t, "installed_version", "1.2.0")
         .await;
     assert_eq!(installs(&w), (1, 1));
     bridge.abort();
@@ -572,19 +578,16 @@ async fn hostile_commands_over_the_broker_install_nothing() {
 /// subscribe) is stale by nature: refused, never an install.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn retained_install_command_is_refused() {
-    let Some(o) = broker("retained_install_command_is_refused") else {
+    let Some(o) = setup("retained_install_command_is_refused", "ret") else {
         return;
     };
-    let o = opts_for(o, "ret");
     let (w, id, r2) = world(0);
     let watch = Watcher::start(&o, "w", &filters(&o)).await;
-    let cmd = format!("{}/lock/{id}/update/install", o.base);
-    watch
-        .send(&cmd, format!("install:{}", r2.to_hex()).into_bytes(), true)
-        .await;
+    let cmd = lock_topic(&o, id, "update/install");
+    watch.send(&cmd, press(r2), true).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let bridge = mqtt::spawn(w.hub.clone(), o.clone());
-    let state_t = format!("{}/lock/{id}/update/state", o.base);
+    let state_t = lock_topic(&o, id, "update/state");
     watch
         .wait("the offer", 10, |w| w.last(&state_t).is_some())
         .await;
@@ -600,20 +603,16 @@ async fn retained_install_command_is_refused() {
 /// release came in before the command arrived: the bridge refuses.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn install_for_an_offer_that_changed_is_refused() {
-    let Some(o) = broker("install_for_an_offer_that_changed_is_refused") else {
+    let Some(o) = setup("install_for_an_offer_that_changed_is_refused", "chg") else {
         return;
     };
-    let o = opts_for(o, "chg");
     let (w, id, r2) = world(0);
     let bridge = mqtt::spawn(w.hub.clone(), o.clone());
     let watch = Watcher::start(&o, "w", &filters(&o)).await;
-    let state_t = format!("{}/lock/{id}/update/state", o.base);
-    let upd_t = format!("{}/update/{}/lock_{id}/config", o.prefix, o.base);
+    let state_t = lock_topic(&o, id, "update/state");
+    let upd_t = config_topic(&o, "update", id);
     watch
-        .wait("1.2.0 offered", 10, |w| {
-            w.json(&state_t)
-                .is_some_and(|s| s["latest_version"] == "1.2.0")
-        })
+        .wait_state("1.2.0 offered", 10, &state_t, "latest_version", "1.2.0")
         .await;
     let r3 = w.releases(&[(3, &[])])[0];
     watch
@@ -623,11 +622,7 @@ async fn install_for_an_offer_that_changed_is_refused() {
         })
         .await;
     watch
-        .send(
-            &format!("{}/lock/{id}/update/install", o.base),
-            format!("install:{}", r2.to_hex()).into_bytes(),
-            false,
-        )
+        .send(&lock_topic(&o, id, "update/install"), press(r2), false)
         .await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(installs(&w), (0, 0));
@@ -708,20 +703,17 @@ async fn broker_killed_and_restarted_bridge_reconnects_republishes_and_installs_
     );
     let (w, id, r2) = world(0);
     let bridge = mqtt::spawn(w.hub.clone(), o.clone());
-    let state_t = format!("{}/lock/{id}/update/state", o.base);
-    let upd_t = format!("{}/update/{}/lock_{id}/config", o.prefix, o.base);
+    let state_t = lock_topic(&o, id, "update/state");
+    let upd_t = config_topic(&o, "update", id);
     let watch = Watcher::start(&o, "w1", &filters(&o)).await;
     watch
         .wait("discovery", 10, |w| w.last(&upd_t).is_some())
         .await;
-    let cmd = format!("{}/lock/{id}/update/install", o.base);
-    let press = format!("install:{}", r2.to_hex()).into_bytes();
+    let cmd = lock_topic(&o, id, "update/install");
+    let press = press(r2);
     watch.send(&cmd, press.clone(), false).await;
     watch
-        .wait("installed", 20, |w| {
-            w.json(&state_t)
-                .is_some_and(|s| s["installed_version"] == "1.2.0")
-        })
+        .wait_state("installed", 20, &state_t, "installed_version", "1.2.0")
         .await;
     drop(watch);
 
@@ -754,12 +746,7 @@ async fn broker_killed_and_restarted_bridge_reconnects_republishes_and_installs_
         format!("install:{}", r3.to_hex()),
         "nothing lost: the offer that arrived while the broker was down"
     );
-    assert_eq!(
-        late.last(&format!("{}/hub/status", o.base))
-            .unwrap()
-            .payload,
-        b"online"
-    );
+    assert_eq!(late.payload(&format!("{}/hub/status", o.base)), b"online");
     // The old command again (a client that queued it): not the offer now.
     late.send(&cmd, press, false).await;
     tokio::time::sleep(Duration::from_millis(800)).await;

@@ -153,10 +153,9 @@ fn sqlite_file_that_is_not_a_database_is_a_typed_error() {
 
 #[test]
 fn postgres_store_from_a_newer_hub_is_refused() {
-    let Some(url) = pg_url("postgres_store_from_a_newer_hub_is_refused") else {
+    let Some(schema) = pg_schema("postgres_store_from_a_newer_hub_is_refused") else {
         return;
     };
-    let schema = PgSchema::new(&url);
     drop(schema.store());
     let mut raw = postgres::Client::connect(&schema.url, postgres::NoTls).unwrap();
     raw.batch_execute("UPDATE schema_version SET version = 99")
@@ -171,10 +170,9 @@ fn postgres_store_from_a_newer_hub_is_refused() {
 
 #[test]
 fn postgres_store_works_from_spawn_blocking() {
-    let Some(url) = pg_url("postgres_store_works_from_spawn_blocking") else {
+    let Some(schema) = pg_schema("postgres_store_works_from_spawn_blocking") else {
         return;
     };
-    let schema = PgSchema::new(&url);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -237,10 +235,10 @@ fn sqlite_store_works_from_spawn_blocking() {
 /// order and the cursor can pass an id that commits later.)
 #[test]
 fn postgres_event_cursor_misses_nothing_while_several_hubs_append() {
-    let Some(url) = pg_url("postgres_event_cursor_misses_nothing_while_several_hubs_append") else {
+    let Some(schema) = pg_schema("postgres_event_cursor_misses_nothing_while_several_hubs_append")
+    else {
         return;
     };
-    let schema = PgSchema::new(&url);
     const HUBS: usize = 4;
     const EACH: usize = 150;
     let done = std::sync::atomic::AtomicUsize::new(0);

@@ -271,10 +271,10 @@ fn sqlite_sigkill_at_random_moments_loses_no_acknowledged_write() {
 
 #[test]
 fn postgres_sigkill_at_random_moments_loses_no_acknowledged_write() {
-    let Some(url) = pg_url("postgres_sigkill_at_random_moments_loses_no_acknowledged_write") else {
+    let Some(schema) = pg_schema("postgres_sigkill_at_random_moments_loses_no_acknowledged_write")
+    else {
         return;
     };
-    let schema = PgSchema::new(&url);
     let target = format!("postgres:{}", schema.url);
     kill_rounds(&target, || {});
 }

@@ -25,8 +25,7 @@ macro_rules! suite {
             $(
                 #[test]
                 fn $name() {
-                    let Some(url) = super::common::pg_url(stringify!($name)) else { return };
-                    let schema = super::common::PgSchema::new(&url);
+                    let Some(schema) = super::common::pg_schema(stringify!($name)) else { return };
                     let s = schema.store();
                     super::$name(&s);
                 }
@@ -123,10 +122,9 @@ fn sqlite_two_hubs_race_for_a_lease() {
 
 #[test]
 fn postgres_two_hubs_race_for_a_lease() {
-    let Some(url) = pg_url("postgres_two_hubs_race_for_a_lease") else {
+    let Some(schema) = pg_schema("postgres_two_hubs_race_for_a_lease") else {
         return;
     };
-    let schema = PgSchema::new(&url);
     race_for_leases(&schema.store(), &schema.store());
 }
 
@@ -572,10 +570,9 @@ fn sqlite_reopens_with_everything() {
 
 #[test]
 fn postgres_reopens_with_everything() {
-    let Some(url) = pg_url("postgres_reopens_with_everything") else {
+    let Some(schema) = pg_schema("postgres_reopens_with_everything") else {
         return;
     };
-    let schema = PgSchema::new(&url);
     fill(&schema.store());
     // Another hub on the same database sees the same fleet.
     check_filled(&schema.store());

@@ -39,6 +39,13 @@ fn app(w: &World) -> axum::Router {
     app_with(w, Duration::from_secs(3600))
 }
 
+/// The UI over `w`, a session logged in to it: its cookie and CSRF token.
+async fn logged_in(w: &World) -> (axum::Router, String, String) {
+    let app = app(w);
+    let (cookie, csrf) = login(&app).await;
+    (app, cookie, csrf)
+}
+
 struct Resp {
     status: StatusCode,
     headers: axum::http::HeaderMap,
@@ -134,6 +141,12 @@ fn csrf_of(page: &str) -> String {
     page[at..at + 64].to_string()
 }
 
+/// Release 1.2.0 (a high fix) taken in, offered to a lock running 1.1.0.
+fn offered(w: &World) -> (Digest, LockId) {
+    let r = w.releases(&[(2, &[("CVE-2026-1111", "high")])])[0];
+    (r, w.paired_lock("udp:10.0.0.1:1", 1))
+}
+
 #[tokio::test]
 async fn no_session_redirects_to_login() {
     let w = World::new();
@@ -214,10 +227,8 @@ async fn post_without_csrf_token_is_refused_and_changes_nothing() {
 #[tokio::test]
 async fn post_with_wrong_csrf_token_is_refused_and_changes_nothing() {
     let w = World::new();
-    let r1 = w.releases(&[(2, &[("CVE-2026-1111", "high")])])[0];
-    let id = w.paired_lock("udp:10.0.0.1:1", 1);
-    let app = app(&w);
-    let (cookie, csrf) = login(&app).await;
+    let (r1, id) = offered(&w);
+    let (app, cookie, csrf) = logged_in(&w).await;
     // Another session's token is wrong for this one.
     let (_, other) = login(&app).await;
     assert_ne!(csrf, other);
@@ -251,8 +262,7 @@ async fn post_with_wrong_csrf_token_is_refused_and_changes_nothing() {
 #[tokio::test]
 async fn cross_site_origin_is_refused_even_with_the_csrf_token() {
     let w = World::new();
-    let app = app(&w);
-    let (cookie, csrf) = login(&app).await;
+    let (app, cookie, csrf) = logged_in(&w).await;
     let form = [
         ("csrf", csrf.as_str()),
         ("name", "Front"),
@@ -438,8 +448,7 @@ async fn session_expiry_logs_out() {
 #[tokio::test]
 async fn logout_ends_the_session() {
     let w = World::new();
-    let app = app(&w);
-    let (cookie, csrf) = login(&app).await;
+    let (app, cookie, csrf) = logged_in(&w).await;
     let r = post(&app, "/logout", Some(&cookie), &[("csrf", &csrf)], &[]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert!(
@@ -457,10 +466,8 @@ async fn logout_ends_the_session() {
 #[tokio::test]
 async fn consent_in_the_ui_is_the_apis_consent_and_pushes() {
     let w = World::new();
-    let r2 = w.releases(&[(2, &[("CVE-2026-1111", "high")])])[0];
-    let id = w.paired_lock("udp:10.0.0.1:1", 1);
-    let app = app(&w);
-    let (cookie, csrf) = login(&app).await;
+    let (r2, id) = offered(&w);
+    let (app, cookie, csrf) = logged_in(&w).await;
     let page = get(&app, &format!("/locks/{id}"), Some(&cookie)).await;
     assert!(page.body.contains("Install 1.2.0"), "{}", page.body);
     let r = consent(&app, id, &cookie, &csrf, &r2.to_hex(), "accept").await;

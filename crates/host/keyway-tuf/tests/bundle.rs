@@ -16,6 +16,13 @@ fn stick(n: u64) -> (TestRepo, std::path::PathBuf) {
     (r, out)
 }
 
+/// Writes `r`'s bundle to the stick `name` in `r`'s directory.
+fn write_stick(r: &TestRepo, name: &str) -> std::path::PathBuf {
+    let s = r.dir.path().join(name);
+    r.writer.write_bundle(&s).unwrap();
+    s
+}
+
 fn target_file(stick: &std::path::Path, seq: u64) -> std::path::PathBuf {
     let sha = sha256_hex(&envelope(seq, &[]));
     stick.join(format!("targets/deadbolt/{sha}.r{seq}.suit"))
@@ -32,6 +39,14 @@ fn refused(
     let rep = m.import_bundle(s, now);
     assert!(rep.accepted.is_empty(), "{:?}", rep.describe());
     rep
+}
+
+/// The error of `rep`'s first refusal, which must be the metadata's.
+fn metadata_error(rep: &keyway_tuf::BundleReport) -> &MirrorError {
+    match rep.refused.first() {
+        Some(Refusal::Metadata { error, .. }) => error,
+        _ => panic!("expected a metadata refusal first: {:?}", rep.describe()),
+    }
 }
 
 #[test]
@@ -98,13 +113,7 @@ fn stick_whose_targets_metadata_expired_is_refused() {
     let rep = m.import_bundle(&s, day(150));
     assert!(rep.accepted.is_empty());
     assert!(
-        matches!(
-            rep.refused.first(),
-            Some(Refusal::Metadata {
-                error: MirrorError::Expired { role, .. },
-                ..
-            }) if role == "targets"
-        ),
+        matches!(metadata_error(&rep), MirrorError::Expired { role, .. } if role == "targets"),
         "{:?}",
         rep.describe()
     );
@@ -174,8 +183,7 @@ fn missing_root_version_is_refused() {
     r.writer.rotate_root(t0()).unwrap();
     r.writer.rotate_root(t0()).unwrap();
     r.add(2, t0());
-    let s = r.dir.path().join("stick");
-    r.writer.write_bundle(&s).unwrap();
+    let s = write_stick(&r, "stick");
     std::fs::remove_file(s.join("metadata/2.root.json")).unwrap();
     let rep = refused(&r, &s, t0());
     assert!(
@@ -203,8 +211,7 @@ fn missing_root_version_is_refused() {
 fn swapped_root_is_refused() {
     let mut r = TestRepo::new(1);
     r.writer.rotate_root(t0()).unwrap();
-    let s = r.dir.path().join("stick");
-    r.writer.write_bundle(&s).unwrap();
+    let s = write_stick(&r, "stick");
     // Root 2 of another vendor's repository, put in its place.
     let mut other = TestRepo::new(0);
     other.writer.rotate_root(t0()).unwrap();
@@ -232,13 +239,7 @@ fn truncated_targets_metadata_is_refused() {
     std::fs::write(&p, &b[..b.len() - 10]).unwrap();
     let rep = refused(&r, &s, t0());
     assert!(
-        matches!(
-            rep.refused.first(),
-            Some(Refusal::Metadata {
-                error: MirrorError::Inconsistent { .. },
-                ..
-            })
-        ),
+        matches!(metadata_error(&rep), MirrorError::Inconsistent { .. }),
         "{:?}",
         rep.describe()
     );
@@ -248,20 +249,13 @@ fn truncated_targets_metadata_is_refused() {
 fn stick_older_than_what_the_hub_holds_is_a_refused_rollback() {
     let (mut r, old) = stick(1);
     r.add(2, t0());
-    let new = r.dir.path().join("stick2");
-    r.writer.write_bundle(&new).unwrap();
+    let new = write_stick(&r, "stick2");
     let (_d, m) = r.mirror();
     assert!(m.import_bundle(&new, t0()).refused.is_empty());
     let rep = m.import_bundle(&old, t0());
     assert!(rep.accepted.is_empty());
     assert!(
-        matches!(
-            rep.refused.first(),
-            Some(Refusal::Metadata {
-                error: MirrorError::Rollback { role, .. },
-                ..
-            }) if role == "timestamp"
-        ),
+        matches!(metadata_error(&rep), MirrorError::Rollback { role, .. } if role == "timestamp"),
         "{:?}",
         rep.describe()
     );
@@ -280,11 +274,8 @@ fn timestamp_with_a_forged_signature_on_a_stick_is_refused() {
     .unwrap();
     let rep = refused(&r, &s, t0());
     assert!(matches!(
-        rep.refused.first(),
-        Some(Refusal::Metadata {
-            error: MirrorError::Signatures { .. },
-            ..
-        })
+        metadata_error(&rep),
+        MirrorError::Signatures { .. }
     ));
     let first = &rep.refused[0];
     assert_eq!(
@@ -302,8 +293,7 @@ fn bundle_then_online_refresh_keeps_the_floor() {
     let stale_repo = r.dir.path().join("stale");
     copy_tree(&r.repo(), &stale_repo);
     r.add(2, t0());
-    let s = r.dir.path().join("stick2");
-    r.writer.write_bundle(&s).unwrap();
+    let s = write_stick(&r, "stick2");
     let (_d, m) = r.mirror();
     assert!(m.import_bundle(&s, t0()).refused.is_empty());
     let server = Server::start(stale_repo);
@@ -348,14 +338,8 @@ fn endless_timestamp_on_a_stick_is_refused_at_its_limit() {
     let rep = refused(&r, &s, t0());
     assert!(
         matches!(
-            rep.refused.first(),
-            Some(Refusal::Metadata {
-                error: MirrorError::Transport(keyway_tuf::TransportError::TooLong {
-                    limit: 16_384,
-                    ..
-                }),
-                ..
-            })
+            metadata_error(&rep),
+            MirrorError::Transport(keyway_tuf::TransportError::TooLong { limit: 16_384, .. })
         ),
         "{:?}",
         rep.describe()

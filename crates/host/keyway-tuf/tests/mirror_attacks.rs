@@ -11,8 +11,8 @@ use keyway_tuf::{MirrorError, TransportError};
 #[test]
 fn honest_repository_lists_targets_with_summaries_and_downloads() {
     let r = TestRepo::new(3);
-    let Served { server, m, .. } = &Served::new(&r);
-    let got = block(m.refresh(server.source(), t0())).unwrap();
+    let s = &Served::new(&r);
+    let got = s.refresh().unwrap();
     assert_eq!(got.targets.len(), 3);
     // The 7-day timestamp signed at t0.
     assert_eq!(got.timestamp_expires, day(7));
@@ -21,16 +21,16 @@ fn honest_repository_lists_targets_with_summaries_and_downloads() {
         .iter()
         .find(|t| t.name == "deadbolt/r2.suit")
         .unwrap();
-    let s = t.summary.as_ref().unwrap();
-    assert_eq!((s.class.as_str(), s.sequence), ("deadbolt", 2));
-    let bytes = block(m.download(server.source(), "deadbolt/r2.suit", t0())).unwrap();
+    let summary = t.summary.as_ref().unwrap();
+    assert_eq!((summary.class.as_str(), summary.sequence), ("deadbolt", 2));
+    let bytes = s.download("deadbolt/r2.suit").unwrap();
     assert_eq!(bytes, envelope(2, &[]));
-    assert!(m.freshness(t0()).fresh);
+    assert!(s.m.freshness(t0()).fresh);
     // Listing from the cache needs no network.
-    assert_eq!(m.targets().unwrap().len(), 3);
+    assert_eq!(s.m.targets().unwrap().len(), 3);
     // One sync downloads only what the hub wants (here: what it lacks).
     let held = got.targets[0].sha256.clone();
-    let synced = block(m.sync(server.source(), |t| t.sha256 != held, t0())).unwrap();
+    let synced = block(s.m.sync(s.server.source(), |t| t.sha256 != held, t0())).unwrap();
     assert_eq!(synced.listed.len(), 3);
     assert_eq!(synced.downloaded.len(), 2);
     assert!(synced.downloaded.iter().all(|(_, r)| r.is_ok()));
@@ -41,49 +41,46 @@ fn rollback_to_an_older_timestamp_is_refused() {
     let mut r = TestRepo::new(1);
     let old = std::fs::read(r.meta("timestamp.json")).unwrap();
     r.add(2, t0());
-    let Served { server, m, .. } = &Served::new(&r);
-    block(m.refresh(server.source(), t0())).unwrap();
-    server.answer("/metadata/timestamp.json", Answer::Bytes(old));
-    match block(m.refresh(server.source(), t0())) {
-        Err(MirrorError::Rollback {
-            role,
-            trusted,
-            offered,
-        }) => {
-            assert_eq!(role, "timestamp");
-            assert!(offered < trusted, "{offered} < {trusted}");
-        }
-        other => panic!("expected a timestamp rollback refusal, got {other:?}"),
-    }
+    let s = &Served::synced(&r);
+    s.server
+        .answer("/metadata/timestamp.json", Answer::Bytes(old));
+    let e = s.refresh().unwrap_err();
+    assert!(
+        matches!(&e, MirrorError::Rollback { role, trusted, offered }
+            if role == "timestamp" && offered < trusted),
+        "{e:?}"
+    );
+}
+
+/// `s`'s next refresh is refused as a rollback of a role named `role…`.
+fn assert_rollback(s: &Served, role: &str) {
+    let e = s.refresh().unwrap_err();
+    assert!(
+        matches!(&e, MirrorError::Rollback { role: r, .. } if r.starts_with(role)),
+        "{e:?}"
+    );
 }
 
 #[test]
 fn rollback_of_snapshot_via_a_newer_timestamp_is_refused() {
-    let mut r = TestRepo::new(1);
-    r.add(2, t0());
-    let Served { server, m, .. } = &Served::new(&r);
-    block(m.refresh(server.source(), t0())).unwrap();
+    let r = TestRepo::republished();
+    let s = &Served::synced(&r);
     // A newer timestamp (the attacker holds the timestamp key) pinning the
     // older snapshot version 2.
     let f = Forge::of(&r);
     let ts = f.signed("timestamp.json")["version"].as_u64().unwrap();
     let old_snap = f.read("2.snapshot.json");
-    server.answer(
+    s.server.answer(
         "/metadata/timestamp.json",
         Answer::Bytes(f.timestamp(ts + 1, 2, &old_snap, LATER)),
     );
-    match block(m.refresh(server.source(), t0())) {
-        Err(MirrorError::Rollback { role, .. }) => assert!(role.starts_with("snapshot"), "{role}"),
-        other => panic!("expected a snapshot rollback refusal, got {other:?}"),
-    }
+    assert_rollback(s, "snapshot");
 }
 
 #[test]
 fn rollback_of_targets_via_a_newer_snapshot_is_refused() {
-    let mut r = TestRepo::new(1);
-    r.add(2, t0());
-    let Served { server, m, .. } = &Served::new(&r);
-    block(m.refresh(server.source(), t0())).unwrap();
+    let r = TestRepo::republished();
+    let s = &Served::synced(&r);
     // Snapshot and timestamp keys held: a newer snapshot naming the older
     // targets version 2, under a newer timestamp.
     let f = Forge::of(&r);
@@ -100,27 +97,23 @@ fn rollback_of_targets_via_a_newer_snapshot_is_refused() {
         f.timestamp(tsv + 1, sv + 1, &snap, LATER),
     )
     .unwrap();
-    match block(m.refresh(server.source(), t0())) {
-        Err(MirrorError::Rollback { role, .. }) => assert!(role.starts_with("targets"), "{role}"),
-        other => panic!("expected a targets rollback refusal, got {other:?}"),
-    }
+    assert_rollback(s, "targets");
 }
 
 #[test]
 fn freeze_with_an_expired_timestamp_is_refused_and_reported_stale() {
     let r = TestRepo::new(1);
-    let Served { server, m, .. } = &Served::new(&r);
-    block(m.refresh(server.source(), t0())).unwrap();
+    let s = &Served::synced(&r);
     // Eight days later the mirror still serves the same (7-day) timestamp.
     let later = day(8);
-    match block(m.refresh(server.source(), later)) {
+    match s.refresh_at(later) {
         Err(MirrorError::Expired { role, expired_at }) => {
             assert_eq!(role, "timestamp");
             assert!(expired_at < later);
         }
         other => panic!("expected an expired-timestamp refusal, got {other:?}"),
     }
-    let f = m.freshness(later);
+    let f = s.m.freshness(later);
     assert!(!f.fresh, "a frozen view must be reported stale");
     assert_eq!(f.last_fresh_at, Some(t0()));
     assert!(
@@ -129,14 +122,13 @@ fn freeze_with_an_expired_timestamp_is_refused_and_reported_stale() {
         f.describe(later)
     );
     // Staleness never removes what the hub holds.
-    assert_eq!(m.targets().unwrap().len(), 1);
+    assert_eq!(s.m.targets().unwrap().len(), 1);
 }
 
 #[test]
 fn mix_and_match_snapshot_naming_a_targets_version_the_timestamp_did_not_pin() {
-    let mut r = TestRepo::new(1);
-    r.add(2, t0());
-    let Served { server, m, .. } = &Served::new(&r);
+    let r = TestRepo::republished();
+    let s = &Served::new(&r);
     // A validly signed snapshot (snapshot key held) of the pinned version
     // but naming the older targets version 2: the timestamp pinned other
     // bytes.
@@ -145,11 +137,11 @@ fn mix_and_match_snapshot_naming_a_targets_version_the_timestamp_did_not_pin() {
         .as_u64()
         .unwrap();
     let mixed = f.snapshot(sv, 2, &f.read("2.targets.json"), LATER);
-    server.answer(
+    s.server.answer(
         &format!("/metadata/{sv}.snapshot.json"),
         Answer::Bytes(mixed),
     );
-    match block(m.refresh(server.source(), t0())) {
+    match s.refresh() {
         Err(MirrorError::Inconsistent { .. }) => {}
         other => panic!("expected a mix-and-match refusal, got {other:?}"),
     }
@@ -157,15 +149,14 @@ fn mix_and_match_snapshot_naming_a_targets_version_the_timestamp_did_not_pin() {
 
 #[test]
 fn mix_and_match_older_targets_served_under_the_pinned_name() {
-    let mut r = TestRepo::new(1);
-    r.add(2, t0());
-    let Served { server, m, .. } = &Served::new(&r);
+    let r = TestRepo::republished();
+    let s = &Served::new(&r);
     let f = Forge::of(&r);
-    server.answer(
+    s.server.answer(
         "/metadata/3.targets.json",
         Answer::Bytes(f.read("2.targets.json")),
     );
-    match block(m.refresh(server.source(), t0())) {
+    match s.refresh() {
         Err(MirrorError::Inconsistent { .. }) => {}
         other => panic!("expected a mix-and-match refusal, got {other:?}"),
     }
@@ -174,12 +165,8 @@ fn mix_and_match_older_targets_served_under_the_pinned_name() {
 #[test]
 fn endless_target_download_stops_at_the_signed_length() {
     let r = TestRepo::new(1);
-    let Served { server, m, .. } = &Served::new(&r);
-    let got = block(m.refresh(server.source(), t0())).unwrap();
-    let t = &got.targets[0];
-    let file = keyway_tuf::writer::consistent_target_path(&t.name, &t.sha256);
-    server.answer(&format!("/targets/{file}"), Answer::Endless);
-    match block(m.download(server.source(), &t.name, t0())) {
+    let (t, got) = Served::new(&r).download_first(Answer::Endless);
+    match got {
         Err(MirrorError::Transport(TransportError::TooLong { limit, .. })) => {
             assert_eq!(limit, t.length, "the limit is the signed length");
         }
@@ -190,9 +177,9 @@ fn endless_target_download_stops_at_the_signed_length() {
 #[test]
 fn endless_timestamp_stops_at_the_role_limit() {
     let r = TestRepo::new(1);
-    let Served { server, m, .. } = &Served::new(&r);
-    server.answer("/metadata/timestamp.json", Answer::Endless);
-    match block(m.refresh(server.source(), t0())) {
+    let s = &Served::new(&r);
+    s.server.answer("/metadata/timestamp.json", Answer::Endless);
+    match s.refresh() {
         Err(MirrorError::Transport(TransportError::TooLong { limit, .. })) => {
             assert_eq!(limit, 16_384);
         }
@@ -203,23 +190,16 @@ fn endless_timestamp_stops_at_the_role_limit() {
 #[test]
 fn timestamp_signed_by_a_foreign_key_is_refused() {
     let r = TestRepo::new(1);
-    let Served { server, m, .. } = &Served::new(&r);
+    let s = &Served::new(&r);
     let f = Forge::of(&r);
     let mut signed = f.signed("timestamp.json");
     signed["version"] = (signed["version"].as_u64().unwrap() + 1).into();
     let stranger = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
-    server.answer(
+    s.server.answer(
         "/metadata/timestamp.json",
         Answer::Bytes(sign_doc(&signed, &[&stranger])),
     );
-    match block(m.refresh(server.source(), t0())) {
-        Err(MirrorError::Signatures {
-            role,
-            found,
-            threshold,
-        }) => assert_eq!((role.as_str(), found, threshold), ("timestamp", 0, 1)),
-        other => panic!("expected a signature refusal, got {other:?}"),
-    }
+    assert_eq!(signature_refusal(s.refresh()), ("timestamp".into(), 0, 1));
 }
 
 #[test]
@@ -245,19 +225,12 @@ fn targets_below_a_threshold_of_two_is_refused() {
     std::fs::write(f.meta.join("root.json"), &doc).unwrap();
     let t = f.next_targets();
     f.publish(t, &[&f.key("targets")], LATER);
-    let Served { server, m, .. } = &Served::new(&r);
-    match block(m.refresh(server.source(), t0())) {
-        Err(MirrorError::Signatures {
-            role,
-            found,
-            threshold,
-        }) => assert_eq!((role.as_str(), found, threshold), ("targets", 1, 2)),
-        other => panic!("expected a below-threshold refusal, got {other:?}"),
-    }
+    let s = &Served::new(&r);
+    assert_eq!(signature_refusal(s.refresh()), ("targets".into(), 1, 2));
     // Both keys sign: accepted.
     let t = f.next_targets();
     f.publish(t, &[&f.key("targets"), &second], LATER);
-    block(m.refresh(server.source(), t0())).unwrap();
+    s.refresh().unwrap();
 }
 
 #[test]
@@ -267,8 +240,8 @@ fn expired_targets_metadata_is_refused() {
     let mut t = f.next_targets();
     t["expires"] = "2026-12-06T00:00:00Z".into();
     f.publish(t, &[&f.key("targets")], LATER);
-    let Served { server, m, .. } = &Served::new(&r);
-    match block(m.refresh(server.source(), t0())) {
+    let s = &Served::new(&r);
+    match s.refresh() {
         Err(MirrorError::Expired { role, .. }) => assert_eq!(role, "targets"),
         other => panic!("expected an expired-targets refusal, got {other:?}"),
     }
@@ -277,15 +250,10 @@ fn expired_targets_metadata_is_refused() {
 #[test]
 fn target_whose_hash_does_not_match_is_refused() {
     let r = TestRepo::new(1);
-    let Served { server, m, .. } = &Served::new(&r);
-    let got = block(m.refresh(server.source(), t0())).unwrap();
-    let t = &got.targets[0];
-    let file = keyway_tuf::writer::consistent_target_path(&t.name, &t.sha256);
     let mut evil = envelope(1, &[]);
     let last = evil.len() - 1;
     evil[last] ^= 1;
-    server.answer(&format!("/targets/{file}"), Answer::Bytes(evil));
-    match block(m.download(server.source(), &t.name, t0())) {
+    match Served::new(&r).download_first(Answer::Bytes(evil)).1 {
         Err(MirrorError::Inconsistent { .. }) => {}
         other => panic!("expected a hash refusal, got {other:?}"),
     }
@@ -298,21 +266,18 @@ fn rotated_root_is_followed_and_old_key_alone_is_refused() {
     let old_root_key = f.key("root");
     assert_eq!(r.writer.rotate_root(t0()).unwrap(), 2);
     r.add(2, t0());
-    let Served { server, m, .. } = &Served::new(&r);
-    let got = block(m.refresh(server.source(), t0())).unwrap();
+    let s = &Served::new(&r);
+    let got = s.refresh().unwrap();
     assert_eq!(got.versions.root, 2);
     assert_eq!(got.targets.len(), 2);
     // A root 3 signed by the retired key alone (not by the root 2 key).
     let mut root = f.signed("2.root.json");
     root["version"] = 3.into();
-    server.answer(
+    s.server.answer(
         "/metadata/3.root.json",
         Answer::Bytes(sign_doc(&root, &[&old_root_key])),
     );
-    match block(m.refresh(server.source(), t0())) {
-        Err(MirrorError::Signatures { role, .. }) => assert_eq!(role, "root"),
-        other => panic!("expected a root signature refusal, got {other:?}"),
-    }
+    assert_eq!(signature_refusal(s.refresh()).0, "root");
 }
 
 #[test]
@@ -334,13 +299,13 @@ fn offline_directory_refresh_verifies_like_http() {
 #[test]
 fn cache_keeps_only_the_current_role_files_over_many_syncs() {
     let mut r = TestRepo::new(1);
-    let Served { server, m, .. } = &Served::new(&r);
+    let s = &Served::new(&r);
     for seq in 2..=6 {
         r.add(seq, t0());
-        let s = block(m.sync(server.source(), |_| true, t0())).unwrap();
-        assert!(s.downloaded.iter().all(|(_, r)| r.is_ok()));
+        let synced = block(s.m.sync(s.server.source(), |_| true, t0())).unwrap();
+        assert!(synced.downloaded.iter().all(|(_, r)| r.is_ok()));
     }
-    let mut names: Vec<String> = std::fs::read_dir(m.dir().join("cache"))
+    let mut names: Vec<String> = std::fs::read_dir(s.m.dir().join("cache"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();

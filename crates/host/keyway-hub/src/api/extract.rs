@@ -54,6 +54,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     }
 }
 
+/// A part of the request that does not parse: `400 code`, `what` and why.
+fn unparsable(code: &'static str, what: &str, why: String) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, code, format!("{what}: {why}"))
+}
+
 /// A typed path: a parameter that does not parse is `400 bad_path`.
 pub struct PathArg<T>(pub T);
 
@@ -65,13 +70,10 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathArg
             .await
             .map(|axum::extract::Path(v)| PathArg(v))
             .map_err(|e: PathRejection| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
+                unparsable(
                     "bad_path",
-                    format!(
-                        "a path parameter is not valid (ids are integers): {}",
-                        e.body_text()
-                    ),
+                    "a path parameter is not valid (ids are integers)",
+                    e.body_text(),
                 )
             })
     }
@@ -88,11 +90,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryArg<T> {
             .await
             .map(|axum::extract::Query(v)| QueryArg(v))
             .map_err(|e: QueryRejection| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "bad_query",
-                    format!("the query string is not valid: {}", e.body_text()),
-                )
+                unparsable("bad_query", "the query string is not valid", e.body_text())
             })
     }
 }

@@ -12,7 +12,7 @@ use super::actions;
 use crate::model::{ConsentSource, Decision, LockId, NewLock};
 
 use super::extract::{Body, PathArg};
-use super::{Api, ApiResult, blocking, digest, ok, with_status};
+use super::{Api, ApiResult, digest, ok, with_status};
 
 /// `POST /api/locks`.
 #[derive(Debug, Deserialize)]
@@ -46,12 +46,10 @@ pub struct AutoIn {
 }
 
 pub(super) async fn locks_list(State(a): State<Api>) -> ApiResult {
-    let hub = a.hub.clone();
-    ok(json!({"locks": blocking(move || hub.locks()).await?}))
+    ok(json!({"locks": a.run(move |hub| hub.locks()).await?}))
 }
 
 pub(super) async fn locks_add(State(a): State<Api>, Body(l): Body<LockIn>) -> ApiResult {
-    let hub = a.hub.clone();
     let new = NewLock {
         name: l.name,
         address: l.address,
@@ -59,18 +57,16 @@ pub(super) async fn locks_add(State(a): State<Api>, Body(l): Body<LockIn>) -> Ap
     };
     with_status(
         StatusCode::CREATED,
-        blocking(move || hub.add_lock(&new)).await?,
+        a.run(move |hub| hub.add_lock(&new)).await?,
     )
 }
 
 pub(super) async fn lock_one(State(a): State<Api>, PathArg(id): PathArg<LockId>) -> ApiResult {
-    let hub = a.hub.clone();
-    ok(blocking(move || hub.lock(id)).await?)
+    ok(a.run(move |hub| hub.lock(id)).await?)
 }
 
 pub(super) async fn lock_remove(State(a): State<Api>, PathArg(id): PathArg<LockId>) -> ApiResult {
-    let hub = a.hub.clone();
-    blocking(move || hub.remove_lock(id)).await?;
+    a.run(move |hub| hub.remove_lock(id)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -79,13 +75,11 @@ pub(super) async fn lock_pair(
     PathArg(id): PathArg<LockId>,
     Body(p): Body<PairIn>,
 ) -> ApiResult {
-    let hub = a.hub.clone();
-    ok(blocking(move || hub.pair(id, &p.setup_code)).await?)
+    ok(a.run(move |hub| hub.pair(id, &p.setup_code)).await?)
 }
 
 pub(super) async fn lock_refresh(State(a): State<Api>, PathArg(id): PathArg<LockId>) -> ApiResult {
-    let hub = a.hub.clone();
-    ok(blocking(move || hub.refresh(id)).await?)
+    ok(a.run(move |hub| hub.refresh(id)).await?)
 }
 
 pub(super) async fn lock_updates(State(a): State<Api>, PathArg(id): PathArg<LockId>) -> ApiResult {
@@ -93,9 +87,8 @@ pub(super) async fn lock_updates(State(a): State<Api>, PathArg(id): PathArg<Lock
 }
 
 pub(super) async fn lock_consents(State(a): State<Api>, PathArg(id): PathArg<LockId>) -> ApiResult {
-    let hub = a.hub.clone();
     ok(
-        json!({"consents": blocking(move || { hub.lock(id)?; Ok(hub.store().consents(id)?) }).await?}),
+        json!({"consents": a.run(move |hub| { hub.lock(id)?; Ok(hub.store().consents(id)?) }).await?}),
     )
 }
 
@@ -139,18 +132,16 @@ pub(super) async fn lock_auto(
     PathArg(id): PathArg<LockId>,
     Body(b): Body<AutoIn>,
 ) -> ApiResult {
-    let hub = a.hub.clone();
-    ok(blocking(move || hub.set_auto_install(id, b.enabled)).await?)
+    ok(a.run(move |hub| hub.set_auto_install(id, b.enabled))
+        .await?)
 }
 
 pub(super) async fn lock_progress(State(a): State<Api>, PathArg(id): PathArg<LockId>) -> ApiResult {
-    let hub = a.hub.clone();
-    ok(json!({"progress": blocking(move || { hub.lock(id)?; Ok(hub.progress_of(id)) }).await?}))
+    ok(json!({"progress": a.run(move |hub| { hub.lock(id)?; Ok(hub.progress_of(id)) }).await?}))
 }
 
 pub(super) async fn lock_logs(State(a): State<Api>, PathArg(id): PathArg<LockId>) -> ApiResult {
-    let hub = a.hub.clone();
-    let logs = blocking(move || hub.logs(id)).await?;
+    let logs = a.run(move |hub| hub.logs(id)).await?;
     let list: Vec<serde_json::Value> = logs
         .iter()
         .enumerate()
@@ -173,6 +164,5 @@ pub(super) async fn lock_log_fetch(
     State(a): State<Api>,
     PathArg(id): PathArg<LockId>,
 ) -> ApiResult {
-    let hub = a.hub.clone();
-    ok(json!({"log": blocking(move || hub.fetch_log(id)).await?}))
+    ok(json!({"log": a.run(move |hub| hub.fetch_log(id)).await?}))
 }

@@ -193,6 +193,17 @@ pub(crate) fn digest(s: &str) -> Result<Digest, ApiError> {
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_digest", e.to_string()))
 }
 
+impl Api {
+    /// Runs `op` on the hub off the async runtime (see [`blocking`]).
+    pub(crate) async fn run<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Hub) -> Result<T, HubError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let hub = self.hub.clone();
+        blocking(move || op(&hub)).await
+    }
+}
+
 /// Runs a blocking hub call.
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, HubError> + Send + 'static,
@@ -268,8 +279,7 @@ async fn openapi() -> ApiResult {
 }
 
 async fn models_list(State(a): State<Api>) -> ApiResult {
-    let hub = a.hub.clone();
-    ok(json!({"models": blocking(move || Ok(hub.store().models()?)).await?}))
+    ok(json!({"models": a.run(move |hub| Ok(hub.store().models()?)).await?}))
 }
 
 async fn models_put(State(a): State<Api>, Body(m): Body<ModelIn>) -> ApiResult {
@@ -279,21 +289,20 @@ async fn models_put(State(a): State<Api>, Body(m): Body<ModelIn>) -> ApiResult {
         trust_pems: m.trust_pems,
         threshold: m.threshold,
     };
-    let hub = a.hub.clone();
     let m2 = model.clone();
-    blocking(move || hub.put_model(&m2)).await?;
+    a.run(move |hub| hub.put_model(&m2)).await?;
     with_status(StatusCode::CREATED, model)
 }
 
 async fn releases_list(State(a): State<Api>) -> ApiResult {
-    let hub = a.hub.clone();
-    ok(json!({"releases": blocking(move || Ok(hub.store().releases(None)?)).await?}))
+    ok(json!({"releases": a.run(move |hub| Ok(hub.store().releases(None)?)).await?}))
 }
 
 async fn release_one(State(a): State<Api>, PathArg(d): PathArg<String>) -> ApiResult {
     let d = digest(&d)?;
-    let hub = a.hub.clone();
-    let r = blocking(move || hub.store().release(&d)?.ok_or(HubError::NoRelease(d))).await?;
+    let r = a
+        .run(move |hub| hub.store().release(&d)?.ok_or(HubError::NoRelease(d)))
+        .await?;
     ok(r)
 }
 
@@ -306,22 +315,21 @@ async fn progress_all(State(a): State<Api>) -> ApiResult {
 }
 
 async fn rollouts_list(State(a): State<Api>) -> ApiResult {
-    let hub = a.hub.clone();
-    ok(json!({"rollouts": blocking(move || Ok(hub.store().rollouts()?)).await?}))
+    ok(json!({"rollouts": a.run(move |hub| Ok(hub.store().rollouts()?)).await?}))
 }
 
 async fn rollouts_create(State(a): State<Api>, Body(r): Body<RolloutIn>) -> ApiResult {
     let release = digest(&r.release)?;
-    let hub = a.hub.clone();
-    let rollout = blocking(move || {
-        hub.create_rollout(
-            release,
-            r.wave_size,
-            r.error_threshold_pct,
-            r.locks.as_deref(),
-        )
-    })
-    .await?;
+    let rollout = a
+        .run(move |hub| {
+            hub.create_rollout(
+                release,
+                r.wave_size,
+                r.error_threshold_pct,
+                r.locks.as_deref(),
+            )
+        })
+        .await?;
     let hub = a.hub.clone();
     let id = rollout.id;
     tokio::task::spawn_blocking(move || {
@@ -333,8 +341,7 @@ async fn rollouts_create(State(a): State<Api>, Body(r): Body<RolloutIn>) -> ApiR
 /// `POST /api/rollouts/{id}/resume`: the owner resumes a stopped rollout;
 /// its waves run in the background (`202`, the rollout as it starts).
 async fn rollout_resume(State(a): State<Api>, PathArg(id): PathArg<i64>) -> ApiResult {
-    let hub = a.hub.clone();
-    let rollout = blocking(move || {
+    let rollout = a.run(move |hub| {
         let r = hub.rollout(id)?;
         if !matches!(r.state, crate::model::RolloutState::Stopped { .. }) {
             return Err(HubError::Invalid(format!(
@@ -378,19 +385,16 @@ async fn sync_now(State(a): State<Api>) -> ApiResult {
 }
 
 async fn rollout_one(State(a): State<Api>, PathArg(id): PathArg<i64>) -> ApiResult {
-    let hub = a.hub.clone();
-    ok(blocking(move || hub.rollout(id)).await?)
+    ok(a.run(move |hub| hub.rollout(id)).await?)
 }
 
 async fn events(State(a): State<Api>, QueryArg(q): QueryArg<EventsQ>) -> ApiResult {
-    let hub = a.hub.clone();
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    ok(json!({"events": blocking(move || Ok(hub.store().events(q.after, limit)?)).await?}))
+    ok(json!({"events": a.run(move |hub| Ok(hub.store().events(q.after, limit)?)).await?}))
 }
 
 async fn freshness(State(a): State<Api>) -> ApiResult {
-    let hub = a.hub.clone();
-    ok(blocking(move || hub.freshness()).await?)
+    ok(a.run(move |hub| hub.freshness()).await?)
 }
 
 // ----- the router ------------------------------------------------------------------

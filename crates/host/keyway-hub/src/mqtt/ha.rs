@@ -386,6 +386,10 @@ mod tests {
     fn install(payload: &[u8]) -> Result<Command, MessageRefusal> {
         classify(P, B, "keyway/lock/7/update/install", payload, false)
     }
+    /// The exact install payload, not retained, on `topic`.
+    fn install_on(topic: &str) -> Result<Command, MessageRefusal> {
+        classify(P, B, topic, format!("install:{}", hex()).as_bytes(), false)
+    }
 
     #[test]
     fn exact_install_payload_is_accepted() {
@@ -451,7 +455,6 @@ mod tests {
 
     #[test]
     fn wrong_topics_are_refused() {
-        let p = format!("install:{}", hex());
         for t in [
             "keyway/lock/7/update/install/x",
             "keyway/lock/7/update",
@@ -462,19 +465,13 @@ mod tests {
             "homeassistant/update/keyway/lock_7/config",
             "",
         ] {
-            assert!(
-                matches!(
-                    classify(P, B, t, p.as_bytes(), false),
-                    Err(MessageRefusal::WrongTopic(_))
-                ),
-                "{t:?}"
-            );
+            let got = install_on(t);
+            assert!(matches!(got, Err(MessageRefusal::WrongTopic(_))), "{t:?}");
         }
     }
 
     #[test]
     fn bad_lock_ids_in_the_topic_are_refused() {
-        let p = format!("install:{}", hex());
         for id in [
             "abc",
             "-1",
@@ -485,14 +482,8 @@ mod tests {
             "+",
             "１",
         ] {
-            let t = format!("keyway/lock/{id}/update/install");
-            assert!(
-                matches!(
-                    classify(P, B, &t, p.as_bytes(), false),
-                    Err(MessageRefusal::BadLockId(_))
-                ),
-                "{id:?}"
-            );
+            let got = install_on(&format!("keyway/lock/{id}/update/install"));
+            assert!(matches!(got, Err(MessageRefusal::BadLockId(_))), "{id:?}");
         }
     }
 

@@ -27,9 +27,11 @@
 //! [`StoreError::Corrupt`], never a panic; a full disk is
 //! [`StoreError::Full`], with nothing written.
 //!
-//! What the backends share (how a value becomes a column) is in `codec`.
+//! What the backends share is in `codec` (how a value becomes a column)
+//! and `decode` (how a row becomes the model's value again).
 
 mod codec;
+mod decode;
 mod postgres;
 mod sqlite;
 

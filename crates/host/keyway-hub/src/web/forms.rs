@@ -5,10 +5,23 @@ use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 
-use crate::api::{actions, blocking};
-use crate::model::{ConsentSource, Decision, NewLock};
+use crate::api::actions;
+use crate::engine::{Hub, HubError};
+use crate::model::{ConsentSource, Decision, LockId, NewLock};
 
-use super::{Web, WebResult, bad, digest, lock_id, see};
+use super::{Web, WebError, WebResult, bad, digest, lock_id, see};
+
+/// Runs `op` on the hub (off the async runtime) for the lock whose id is
+/// in the path; the lock's id once it is done.
+async fn on_lock<T: Send + 'static>(
+    w: &Web,
+    id: &str,
+    op: impl FnOnce(&Hub, LockId) -> Result<T, HubError> + Send + 'static,
+) -> Result<LockId, WebError> {
+    let id = lock_id(id)?;
+    w.api.run(move |hub| op(hub, id)).await?;
+    Ok(id)
+}
 
 #[derive(Deserialize)]
 pub(super) struct LockIn {
@@ -18,13 +31,12 @@ pub(super) struct LockIn {
 }
 
 pub(super) async fn lock_add(State(w): State<Web>, Form(f): Form<LockIn>) -> WebResult {
-    let hub = w.api.hub.clone();
     let new = NewLock {
         name: f.name,
         address: f.address,
         class: f.class,
     };
-    let l = blocking(move || hub.add_lock(&new)).await?;
+    let l = w.api.run(move |hub| hub.add_lock(&new)).await?;
     see(&format!("/locks/{}", l.id))
 }
 
@@ -38,9 +50,7 @@ pub(super) async fn lock_pair(
     Path(id): Path<String>,
     Form(f): Form<PairIn>,
 ) -> WebResult {
-    let id = lock_id(&id)?;
-    let hub = w.api.hub.clone();
-    blocking(move || {
+    let id = on_lock(&w, &id, move |hub, id| {
         hub.pair(id, f.setup_code.trim())?;
         // Read its status at once so the page shows it.
         hub.refresh(id)
@@ -50,9 +60,7 @@ pub(super) async fn lock_pair(
 }
 
 pub(super) async fn lock_refresh(State(w): State<Web>, Path(id): Path<String>) -> WebResult {
-    let id = lock_id(&id)?;
-    let hub = w.api.hub.clone();
-    blocking(move || hub.refresh(id)).await?;
+    let id = on_lock(&w, &id, |hub, id| hub.refresh(id)).await?;
     see(&format!("/locks/{id}"))
 }
 
@@ -106,23 +114,17 @@ pub(super) async fn lock_auto(
     Path(id): Path<String>,
     Form(f): Form<AutoIn>,
 ) -> WebResult {
-    let id = lock_id(&id)?;
-    let hub = w.api.hub.clone();
-    blocking(move || hub.set_auto_install(id, f.enabled)).await?;
+    let id = on_lock(&w, &id, move |hub, id| hub.set_auto_install(id, f.enabled)).await?;
     see(&format!("/locks/{id}"))
 }
 
 pub(super) async fn lock_log_fetch(State(w): State<Web>, Path(id): Path<String>) -> WebResult {
-    let id = lock_id(&id)?;
-    let hub = w.api.hub.clone();
-    blocking(move || hub.fetch_log(id)).await?;
+    let id = on_lock(&w, &id, |hub, id| hub.fetch_log(id)).await?;
     see(&format!("/audit#lock-{id}"))
 }
 
 pub(super) async fn lock_remove(State(w): State<Web>, Path(id): Path<String>) -> WebResult {
-    let id = lock_id(&id)?;
-    let hub = w.api.hub.clone();
-    blocking(move || hub.remove_lock(id)).await?;
+    on_lock(&w, &id, |hub, id| hub.remove_lock(id)).await?;
     see("/")
 }
 

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use axum::extract::{Path, State};
 
 use super::html::{self, csrf_field, esc};
-use crate::api::{actions, blocking};
+use crate::api::actions;
 use crate::engine::{Phase, Progress};
 use crate::model::{Decision, LockRecord, LogHealth, Postponement, UpdateState};
 
@@ -120,19 +120,20 @@ pub(super) fn progress_html(p: &Progress) -> String {
 }
 
 pub(super) async fn locks_page(State(w): State<Web>, axum::Extension(s): SessionExt) -> WebResult {
-    let hub = w.api.hub.clone();
-    let (locks, models, now, offers) = blocking(move || {
-        let locks = hub.locks()?;
-        // The newest release offered to each lock with a status (none: up to date).
-        let mut offers = HashMap::new();
-        for l in locks.iter().filter(|l| l.snapshot.is_some()) {
-            if let Some(o) = hub.updates(l.id)?.into_iter().max_by_key(|o| o.sequence) {
-                offers.insert(l.id, o);
+    let (locks, models, now, offers) = w
+        .api
+        .run(move |hub| {
+            let locks = hub.locks()?;
+            // The newest release offered to each lock with a status (none: up to date).
+            let mut offers = HashMap::new();
+            for l in locks.iter().filter(|l| l.snapshot.is_some()) {
+                if let Some(o) = hub.updates(l.id)?.into_iter().max_by_key(|o| o.sequence) {
+                    offers.insert(l.id, o);
+                }
             }
-        }
-        Ok((locks, hub.store().models()?, hub.now(), offers))
-    })
-    .await?;
+            Ok((locks, hub.store().models()?, hub.now(), offers))
+        })
+        .await?;
     let progress = w.api.hub.progress();
     let mut b = String::from("<h1>Locks</h1>");
     if locks.is_empty() {
@@ -227,8 +228,10 @@ pub(super) async fn lock_page(
     Path(id): Path<String>,
 ) -> WebResult {
     let id = lock_id(&id)?;
-    let hub = w.api.hub.clone();
-    let (lock, logs, now) = blocking(move || Ok((hub.lock(id)?, hub.logs(id)?, hub.now()))).await?;
+    let (lock, logs, now) = w
+        .api
+        .run(move |hub| Ok((hub.lock(id)?, hub.logs(id)?, hub.now())))
+        .await?;
     let updates = if lock.snapshot.is_some() {
         actions::updates(w.api.hub.clone(), id).await?
     } else {

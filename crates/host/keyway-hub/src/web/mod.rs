@@ -50,7 +50,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
-use crate::api::{Api, ApiError, blocking};
+use crate::api::{Api, ApiError};
 use crate::model::{Digest, LockId};
 use forms::{
     lock_add, lock_auto, lock_consent, lock_install, lock_log_download, lock_log_fetch, lock_pair,
@@ -211,8 +211,10 @@ fn digest(s: &str) -> Result<Digest, WebError> {
 }
 
 async fn frame(w: &Web, title: &str, sess: &Sess, refresh: Option<u32>, body: &str) -> WebResult {
-    let hub = w.api.hub.clone();
-    let (f, now) = blocking(move || Ok((hub.freshness()?, hub.now()))).await?;
+    let (f, now) = w
+        .api
+        .run(move |hub| Ok((hub.freshness()?, hub.now())))
+        .await?;
     let banner = html::freshness_banner(&f, now);
     Ok(Html(html::page(title, Some(&sess.csrf), &banner, refresh, body)).into_response())
 }

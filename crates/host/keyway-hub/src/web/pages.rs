@@ -6,36 +6,37 @@ use axum::extract::{Form, Path, State};
 use serde::Deserialize;
 
 use super::html::{self, csrf_field, esc};
-use crate::api::{actions, blocking};
+use crate::api::actions;
 use crate::model::{EventLevel, LockRecord};
 
 use super::locks::log_health;
 use super::{Sess, SessionExt, Web, WebResult, digest, frame};
 
 pub(super) async fn audit_page(State(w): State<Web>, axum::Extension(s): SessionExt) -> WebResult {
-    let hub = w.api.hub.clone();
-    let (locks, events) = blocking(move || {
-        let locks = hub.locks()?;
-        let mut per = Vec::new();
-        for l in locks {
-            let logs = hub.logs(l.id)?;
-            per.push((l, logs));
-        }
-        // The newest 1,000 events are enough for the page: page through them.
-        let mut events = Vec::new();
-        let mut after = 0;
-        loop {
-            let batch = hub.store().events(after, 1000)?;
-            let Some(last) = batch.last() else { break };
-            after = last.id;
-            events.extend(batch.into_iter().filter(|e| e.level >= EventLevel::Warning));
-            if events.len() > 2000 {
-                events.drain(..events.len() - 200);
+    let (locks, events) = w
+        .api
+        .run(move |hub| {
+            let locks = hub.locks()?;
+            let mut per = Vec::new();
+            for l in locks {
+                let logs = hub.logs(l.id)?;
+                per.push((l, logs));
             }
-        }
-        Ok((per, events))
-    })
-    .await?;
+            // The newest 1,000 events are enough for the page: page through them.
+            let mut events = Vec::new();
+            let mut after = 0;
+            loop {
+                let batch = hub.store().events(after, 1000)?;
+                let Some(last) = batch.last() else { break };
+                after = last.id;
+                events.extend(batch.into_iter().filter(|e| e.level >= EventLevel::Warning));
+                if events.len() > 2000 {
+                    events.drain(..events.len() - 200);
+                }
+            }
+            Ok((per, events))
+        })
+        .await?;
     let c = csrf_field(&s.csrf);
     let mut b = String::from(
         "<h1>Audit log</h1><p>The hub fetches each lock's signed audit log on a schedule, verifies it with the lock's device key, keeps it, and alerts on any break or gap.</p>",
@@ -204,8 +205,10 @@ pub(super) async fn releases_page(
     State(w): State<Web>,
     axum::Extension(s): SessionExt,
 ) -> WebResult {
-    let hub = w.api.hub.clone();
-    let releases = blocking(move || Ok(hub.store().releases(None)?)).await?;
+    let releases = w
+        .api
+        .run(move |hub| Ok(hub.store().releases(None)?))
+        .await?;
     let mut b = String::from("<h1>Releases</h1>");
     if releases.is_empty() {
         b.push_str("<p>The hub holds no releases yet: it syncs them from the vendor's repository, or import a bundle.</p>");
@@ -242,20 +245,21 @@ pub(super) async fn release_page(
     Path(d): Path<String>,
 ) -> WebResult {
     let d = digest(&d)?;
-    let hub = w.api.hub.clone();
-    let (r, locks) = blocking(move || {
-        let r = hub
-            .store()
-            .release(&d)?
-            .ok_or(crate::engine::HubError::NoRelease(d))?;
-        let locks: Vec<LockRecord> = hub
-            .locks()?
-            .into_iter()
-            .filter(|l| l.class == r.class)
-            .collect();
-        Ok((r, locks))
-    })
-    .await?;
+    let (r, locks) = w
+        .api
+        .run(move |hub| {
+            let r = hub
+                .store()
+                .release(&d)?
+                .ok_or(crate::engine::HubError::NoRelease(d))?;
+            let locks: Vec<LockRecord> = hub
+                .locks()?
+                .into_iter()
+                .filter(|l| l.class == r.class)
+                .collect();
+            Ok((r, locks))
+        })
+        .await?;
     let mut b = format!("<h1>{} {}</h1>", esc(&r.class), esc(&r.version));
     let _ = write!(
         b,

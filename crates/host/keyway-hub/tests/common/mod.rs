@@ -208,6 +208,11 @@ pub fn pg_url(test: &str) -> Option<String> {
     }
 }
 
+/// A fresh [`PgSchema`] for `test`, or `None` as [`pg_url`].
+pub fn pg_schema(test: &str) -> Option<PgSchema> {
+    pg_url(test).map(|u| PgSchema::new(&u))
+}
+
 /// A fresh schema in the test database, dropped when this is dropped:
 /// tests run in parallel, each in its own schema (the URL's
 /// `options=-c search_path=…`).

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use keyway_hub::engine::{Clock, Hub, HubConfig, Incoming};
+use keyway_hub::engine::{Clock, Hub, HubConfig, Incoming, IngestReport};
 use keyway_hub::link::{
     Connector, FetchedLog, InstallOutcome, LinkError, LockLink, Paired, Pushed,
 };
@@ -42,6 +42,22 @@ impl MemStore {
     fn g(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.0.lock().unwrap()
     }
+}
+
+/// The items of `v` about lock `lock`, in order.
+fn of_lock<T: Clone>(v: &[T], lock: LockId, lock_of: impl Fn(&T) -> LockId) -> Vec<T> {
+    v.iter().filter(|x| lock_of(x) == lock).cloned().collect()
+}
+
+/// Replaces the item of `v` that `same` picks with `new`; `missing` if none.
+fn replace<T: Clone>(
+    v: &mut [T],
+    new: &T,
+    same: impl Fn(&T) -> bool,
+    missing: impl FnOnce() -> StoreError,
+) -> Result<(), StoreError> {
+    *v.iter_mut().find(|x| same(x)).ok_or_else(missing)? = new.clone();
+    Ok(())
 }
 
 impl Store for MemStore {
@@ -122,14 +138,12 @@ impl Store for MemStore {
         Ok(self.g().locks.clone())
     }
     fn save_lock(&self, lock: &LockRecord) -> Result<(), StoreError> {
-        let mut g = self.g();
-        let slot = g
-            .locks
-            .iter_mut()
-            .find(|l| l.id == lock.id)
-            .ok_or(StoreError::NoLock(lock.id))?;
-        *slot = lock.clone();
-        Ok(())
+        replace(
+            &mut self.g().locks,
+            lock,
+            |l| l.id == lock.id,
+            || StoreError::NoLock(lock.id),
+        )
     }
     fn remove_lock(&self, id: LockId) -> Result<(), StoreError> {
         let mut g = self.g();
@@ -153,26 +167,14 @@ impl Store for MemStore {
         Ok(())
     }
     fn consents(&self, lock: LockId) -> Result<Vec<Consent>, StoreError> {
-        Ok(self
-            .g()
-            .consents
-            .iter()
-            .filter(|c| c.lock == lock)
-            .cloned()
-            .collect())
+        Ok(of_lock(&self.g().consents, lock, |c| c.lock))
     }
     fn put_log(&self, export: &LogExport) -> Result<(), StoreError> {
         self.g().logs.push(export.clone());
         Ok(())
     }
     fn logs(&self, lock: LockId) -> Result<Vec<LogExport>, StoreError> {
-        Ok(self
-            .g()
-            .logs
-            .iter()
-            .filter(|l| l.lock == lock)
-            .cloned()
-            .collect())
+        Ok(of_lock(&self.g().logs, lock, |l| l.lock))
     }
     fn create_rollout(&self, rollout: &Rollout) -> Result<i64, StoreError> {
         let mut g = self.g();
@@ -184,14 +186,12 @@ impl Store for MemStore {
         Ok(id)
     }
     fn save_rollout(&self, rollout: &Rollout) -> Result<(), StoreError> {
-        let mut g = self.g();
-        let slot = g
-            .rollouts
-            .iter_mut()
-            .find(|r| r.id == rollout.id)
-            .ok_or_else(|| StoreError::Backend(format!("no rollout {}", rollout.id)))?;
-        *slot = rollout.clone();
-        Ok(())
+        replace(
+            &mut self.g().rollouts,
+            rollout,
+            |r| r.id == rollout.id,
+            || StoreError::Backend(format!("no rollout {}", rollout.id)),
+        )
     }
     fn rollout(&self, id: i64) -> Result<Option<Rollout>, StoreError> {
         Ok(self.g().rollouts.iter().find(|r| r.id == id).cloned())
@@ -766,6 +766,22 @@ impl World {
         })
     }
 
+    /// A world with lock `a` paired, running 1.2.0.
+    pub fn with_lock() -> (World, LockId) {
+        let w = World::new();
+        let id = w.paired_lock("a", 2);
+        (w, id)
+    }
+
+    /// A world offering release 1.3.0 (as [`World::releases`] returns it)
+    /// to lock `a`, paired running 1.2.0, without consent.
+    pub fn offering() -> (World, Vec<Digest>, LockId) {
+        let w = World::new();
+        let d = w.releases(&[(3, &[])]);
+        let id = w.paired_lock("a", 2);
+        (w, d, id)
+    }
+
     pub fn with_config(config: HubConfig) -> World {
         let (store, guard) = new_store();
         let fleet = Fleet::default();
@@ -807,16 +823,20 @@ impl World {
     /// Adds and pairs a scripted lock running `1.<seq>.0`.
     pub fn paired_lock(&self, address: &str, seq: u64) -> LockId {
         self.fleet.add(address, FakeLock::new(seq));
-        let l = self
-            .hub
+        let l = self.added_lock(&format!("door {address}"), address);
+        self.hub.pair(l.id, "86420").unwrap();
+        l.id
+    }
+
+    /// Adds lock `name` of the model at `address` (not paired).
+    pub fn added_lock(&self, name: &str, address: &str) -> LockRecord {
+        self.hub
             .add_lock(&NewLock {
-                name: format!("door {address}"),
+                name: name.into(),
                 address: address.into(),
                 class: CLASS.into(),
             })
-            .unwrap();
-        self.hub.pair(l.id, "86420").unwrap();
-        l.id
+            .unwrap()
     }
 
     /// Release 1.3.0 taken in (as [`World::releases`] returns it) and the
@@ -826,9 +846,7 @@ impl World {
         let d = self.releases(&[(3, &[])]);
         let ids: Vec<LockId> = names.iter().map(|a| self.paired_lock(a, 2)).collect();
         for id in &ids {
-            self.hub
-                .consent(*id, d[0], Decision::Accept, ConsentSource::Owner)
-                .unwrap();
+            self.accept(*id, d[0]);
         }
         (d, ids)
     }
@@ -845,8 +863,41 @@ impl World {
         (d, ids[0])
     }
 
+    /// The owner accepts `release` for lock `id`.
+    pub fn accept(&self, id: LockId, release: Digest) {
+        self.hub
+            .consent(id, release, Decision::Accept, ConsentSource::Owner)
+            .unwrap();
+    }
+
+    /// Releases 1.2.0 and 1.3.0 taken in (as [`World::releases`] returns
+    /// them) and lock `a` paired running 1.2.0, scripted `script`, with the
+    /// owner's consent to 1.3.0.
+    pub fn accepted_upgrade(&self, script: Script) -> (Vec<Digest>, LockId) {
+        let d = self.releases(&[(2, &[]), (3, &[])]);
+        let id = self.paired_lock("a", 2);
+        self.fleet.with("a", |l| l.script = script);
+        self.accept(id, d[1]);
+        (d, id)
+    }
+
+    /// Takes in one envelope, named `target`.
+    pub fn ingest_one(&self, target: &str, env: Vec<u8>) -> IngestReport {
+        self.hub.ingest(vec![incoming(target, env)]).unwrap()
+    }
+
     pub fn events(&self) -> Vec<Event> {
         self.store.events(0, 100_000).unwrap()
+    }
+
+    /// Whether an event of `kind` was recorded.
+    pub fn saw(&self, kind: &str) -> bool {
+        self.kinds().iter().any(|k| k == kind)
+    }
+
+    /// The version lock `id` last reported.
+    pub fn version(&self, id: LockId) -> String {
+        self.hub.lock(id).unwrap().snapshot.unwrap().version
     }
 
     pub fn kinds(&self) -> Vec<String> {

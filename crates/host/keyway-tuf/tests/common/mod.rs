@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use keyway_tuf::jiff::Timestamp;
-use keyway_tuf::{Expiries, RepoWriter};
+use keyway_tuf::{Expiries, MirrorError, RepoWriter};
 use keyway_vendor::encode::{Cve, EnvelopeBuilder, ReleaseVersion};
 use keyway_vendor::keys::{Algorithm, SigningKey};
 
@@ -94,10 +94,31 @@ impl TestRepo {
         (d, m)
     }
 
+    /// Release 1 published, then release 2 added at [`t0`]: the older
+    /// versions of every role's metadata are there to replay.
+    pub fn republished() -> TestRepo {
+        let mut r = TestRepo::new(1);
+        r.add(2, t0());
+        r
+    }
+
     pub fn add(&mut self, seq: u64, now: Timestamp) {
         self.writer
             .add_envelopes(&[(format!("r{seq}.suit"), envelope(seq, &[]))], now)
             .unwrap();
+    }
+}
+
+/// The role, valid signatures found and threshold of a refusal for too
+/// few signatures; panics on anything else.
+pub fn signature_refusal<T: std::fmt::Debug>(r: Result<T, MirrorError>) -> (String, usize, usize) {
+    match r {
+        Err(MirrorError::Signatures {
+            role,
+            found,
+            threshold,
+        }) => (role, found, threshold),
+        other => panic!("expected a signature refusal, got {other:?}"),
     }
 }
 
@@ -362,5 +383,41 @@ impl Served {
         let server = Server::start(r.repo());
         let (_dir, m) = r.mirror();
         Served { server, m, _dir }
+    }
+
+    /// Serves `r`, and the mirror refreshed from it once (at [`t0`]).
+    pub fn synced(r: &TestRepo) -> Served {
+        let s = Served::new(r);
+        s.refresh().unwrap();
+        s
+    }
+
+    /// The mirror refreshes from the server at `now`.
+    pub fn refresh_at(&self, now: Timestamp) -> Result<keyway_tuf::Refreshed, MirrorError> {
+        block(self.m.refresh(self.server.source(), now))
+    }
+
+    /// The mirror refreshes from the server at [`t0`].
+    pub fn refresh(&self) -> Result<keyway_tuf::Refreshed, MirrorError> {
+        self.refresh_at(t0())
+    }
+
+    /// The mirror refreshes, then downloads its first target while the
+    /// server answers that target's file with `answer`: the target and
+    /// what the download gave.
+    pub fn download_first(
+        &self,
+        answer: Answer,
+    ) -> (keyway_tuf::ListedTarget, Result<Vec<u8>, MirrorError>) {
+        let t = self.refresh().unwrap().targets.remove(0);
+        let file = keyway_tuf::writer::consistent_target_path(&t.name, &t.sha256);
+        self.server.answer(&format!("/targets/{file}"), answer);
+        let got = self.download(&t.name);
+        (t, got)
+    }
+
+    /// The mirror downloads `target` from the server at [`t0`].
+    pub fn download(&self, target: &str) -> Result<Vec<u8>, MirrorError> {
+        block(self.m.download(self.server.source(), target, t0()))
     }
 }

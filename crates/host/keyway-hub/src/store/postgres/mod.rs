@@ -53,10 +53,12 @@ use crate::model::{
 
 mod rows;
 mod schema;
-use rows::{
-    LOCK_COLS, RELEASE_COLS, ROLLOUT_COLS, collect, get, lock_row, release_row, rollout_row,
-};
+use super::decode::*;
+use rows::{get, returned_id};
 use schema::{MIGRATIONS, migrate};
+
+/// A statement's parameters.
+type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
 /// The hub's store in a PostgreSQL database. See the module docs.
 pub struct PgStore {
@@ -175,21 +177,52 @@ impl PgStore {
         Ok(Conn(g))
     }
 
-    fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, StoreError> {
+    fn query(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, StoreError> {
         self.client()?.query(sql, params).map_err(pg)
     }
 
-    /// The first row a query returns, if any, decoded by `f`.
-    fn first<T>(
-        &self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-        f: impl Fn(&Row) -> Result<T, StoreError>,
-    ) -> Result<Option<T>, StoreError> {
-        self.query(sql, params)?.first().map(f).transpose()
+    /// The first `T` a query returns, if any: `SELECT` its columns `rest`.
+    fn one<T: FromRow>(&self, rest: &str, params: Params<'_>) -> Result<Option<T>, StoreError> {
+        Ok(self.all(rest, params)?.into_iter().next())
     }
 
-    fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
+    /// Every `T` a query returns: `SELECT` its columns `rest`.
+    fn all<T: FromRow>(&self, rest: &str, params: Params<'_>) -> Result<Vec<T>, StoreError> {
+        let rows = self.query(&format!("SELECT {} {rest}", T::COLS), params)?;
+        rows.iter().map(T::from_row).collect()
+    }
+
+    /// Writes a rollout's columns with `sql`: `$1`…`$6` are its release,
+    /// wave size, error threshold, state, locks and start; `$7` is `saved`,
+    /// the id of the rollout an update saves. A release that does not exist
+    /// is [`StoreError::NoRelease`].
+    fn write_rollout(
+        &self,
+        sql: &str,
+        ro: &Rollout,
+        saved: Option<i64>,
+    ) -> Result<Vec<Row>, StoreError> {
+        let state = to_json("a rollout's state", &ro.state)?;
+        let locks = to_json("a rollout's locks", &ro.locks)?;
+        let params: [&(dyn ToSql + Sync); 7] = [
+            &&ro.release.0[..],
+            &i64::from(ro.wave_size),
+            &i16::from(ro.error_threshold_pct),
+            &state,
+            &locks,
+            &ro.started_at,
+            &saved,
+        ];
+        let n = 6 + usize::from(saved.is_some());
+        self.client()?.query(sql, &params[..n]).map_err(|e| {
+            write_err(
+                e,
+                [("rollouts_release_fkey", StoreError::NoRelease(ro.release))],
+            )
+        })
+    }
+
+    fn execute(&self, sql: &str, params: Params<'_>) -> Result<u64, StoreError> {
         self.client()?.execute(sql, params).map_err(pg)
     }
 }
@@ -209,19 +242,7 @@ impl Store for PgStore {
     }
 
     fn models(&self) -> Result<Vec<ModelAnchors>, StoreError> {
-        let rows = self.query(
-            "SELECT class, vendor_domain, trust_pems, threshold FROM models ORDER BY class",
-            &[],
-        )?;
-        collect(rows, |r| {
-            let pems: &str = get(r, 2)?;
-            Ok(ModelAnchors {
-                class: get(r, 0)?,
-                vendor_domain: get(r, 1)?,
-                trust_pems: from_json("a model's trust anchors", pems)?,
-                threshold: small("a model's threshold", i64::from(get::<i16>(r, 3)?))?,
-            })
-        })
+        self.all("FROM models ORDER BY class", &[])
     }
 
     fn put_release(&self, rel: &Release) -> Result<bool, StoreError> {
@@ -251,18 +272,8 @@ impl Store for PgStore {
     }
 
     fn release(&self, d: &Digest) -> Result<Option<Release>, StoreError> {
-        let rows = self.query(
-            &format!("SELECT {RELEASE_COLS}, envelope FROM releases WHERE digest = $1"),
-            &[&&d.0[..]],
-        )?;
-        match rows.first() {
-            None => Ok(None),
-            Some(r) => {
-                let mut rel = release_row(r)?;
-                rel.envelope = get(r, 10)?;
-                Ok(Some(rel))
-            }
-        }
+        let rel = self.one::<WithEnvelope>("FROM releases WHERE digest = $1", &[&&d.0[..]])?;
+        Ok(rel.map(|r| r.0))
     }
 
     fn releases(&self, class: Option<&str>) -> Result<Vec<Release>, StoreError> {
@@ -270,20 +281,13 @@ impl Store for PgStore {
             // No class holds a NUL (they are refused on the way in).
             return Ok(Vec::new());
         }
-        let rows = match class {
-            Some(c) => self.query(
-                &format!(
-                    "SELECT {RELEASE_COLS} FROM releases WHERE class = $1
-                     ORDER BY sequence DESC, digest"
-                ),
+        match class {
+            Some(c) => self.all(
+                "FROM releases WHERE class = $1 ORDER BY sequence DESC, digest",
                 &[&c],
-            )?,
-            None => self.query(
-                &format!("SELECT {RELEASE_COLS} FROM releases ORDER BY sequence DESC, digest"),
-                &[],
-            )?,
-        };
-        collect(rows, release_row)
+            ),
+            None => self.all("FROM releases ORDER BY sequence DESC, digest", &[]),
+        }
     }
 
     fn add_lock(&self, l: &NewLock) -> Result<LockId, StoreError> {
@@ -295,23 +299,15 @@ impl Store for PgStore {
              VALUES ($1, $2, $3, NULL, FALSE, NULL, NULL, $4) RETURNING id",
             &[&l.name, &l.address, &l.class, &log],
         )?;
-        match rows.first() {
-            Some(r) => get(r, 0),
-            None => Err(StoreError::Backend("INSERT … RETURNING gave no row".into())),
-        }
+        returned_id(&rows)
     }
 
     fn lock(&self, id: LockId) -> Result<Option<LockRecord>, StoreError> {
-        self.first(
-            &format!("SELECT {LOCK_COLS} FROM locks WHERE id = $1"),
-            &[&id],
-            lock_row,
-        )
+        self.one("FROM locks WHERE id = $1", &[&id])
     }
 
     fn locks(&self) -> Result<Vec<LockRecord>, StoreError> {
-        let rows = self.query(&format!("SELECT {LOCK_COLS} FROM locks ORDER BY id"), &[])?;
-        collect(rows, lock_row)
+        self.all("FROM locks ORDER BY id", &[])
     }
 
     fn save_lock(&self, l: &LockRecord) -> Result<(), StoreError> {
@@ -381,23 +377,10 @@ impl Store for PgStore {
     }
 
     fn consents(&self, lock: LockId) -> Result<Vec<Consent>, StoreError> {
-        let rows = self.query(
-            "SELECT lock, release, decision, source, at FROM consents WHERE lock = $1
-             ORDER BY at, release",
+        self.all(
+            "FROM consents WHERE lock = $1 ORDER BY at, release",
             &[&lock],
-        )?;
-        collect(rows, |r| {
-            let d: &[u8] = get(r, 1)?;
-            let decision: &str = get(r, 2)?;
-            let source: &str = get(r, 3)?;
-            Ok(Consent {
-                lock: get(r, 0)?,
-                release: digest("a consent's release", d)?,
-                decision: decision_from_db(decision)?,
-                source: from_json("a consent's source", source)?,
-                at: get(r, 4)?,
-            })
-        })
+        )
     }
 
     fn put_log(&self, e: &LogExport) -> Result<(), StoreError> {
@@ -417,91 +400,40 @@ impl Store for PgStore {
     }
 
     fn logs(&self, lock: LockId) -> Result<Vec<LogExport>, StoreError> {
-        let rows = self.query(
-            "SELECT lock, fetched_at, first_seq, last_seq, bytes FROM logs WHERE lock = $1
-             ORDER BY id",
-            &[&lock],
-        )?;
-        collect(rows, |r| {
-            Ok(LogExport {
-                lock: get(r, 0)?,
-                fetched_at: get(r, 1)?,
-                first_seq: u64_from_db(get(r, 2)?),
-                last_seq: u64_from_db(get(r, 3)?),
-                bytes: get(r, 4)?,
-            })
-        })
+        self.all("FROM logs WHERE lock = $1 ORDER BY id", &[&lock])
     }
 
     fn create_rollout(&self, ro: &Rollout) -> Result<i64, StoreError> {
-        let state = to_json("a rollout's state", &ro.state)?;
-        let locks = to_json("a rollout's locks", &ro.locks)?;
-        let r = self.client()?.query(
+        let rows = self.write_rollout(
             "INSERT INTO rollouts (release, wave_size, error_threshold_pct, state, locks,
                started_at)
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-            &[
-                &&ro.release.0[..],
-                &i64::from(ro.wave_size),
-                &i16::from(ro.error_threshold_pct),
-                &state,
-                &locks,
-                &ro.started_at,
-            ],
-        );
-        match r {
-            Ok(rows) => match rows.first() {
-                Some(r) => get(r, 0),
-                None => Err(StoreError::Backend("INSERT … RETURNING gave no row".into())),
-            },
-            Err(e) => Err(write_err(
-                e,
-                [("rollouts_release_fkey", StoreError::NoRelease(ro.release))],
-            )),
-        }
+            ro,
+            None,
+        )?;
+        returned_id(&rows)
     }
 
     fn save_rollout(&self, ro: &Rollout) -> Result<(), StoreError> {
-        let state = to_json("a rollout's state", &ro.state)?;
-        let locks = to_json("a rollout's locks", &ro.locks)?;
-        let r = self.client()?.execute(
-            "UPDATE rollouts SET release = $2, wave_size = $3, error_threshold_pct = $4,
-               state = $5, locks = $6, started_at = $7
-             WHERE id = $1",
-            &[
-                &ro.id,
-                &&ro.release.0[..],
-                &i64::from(ro.wave_size),
-                &i16::from(ro.error_threshold_pct),
-                &state,
-                &locks,
-                &ro.started_at,
-            ],
-        );
-        match r {
-            Ok(0) => Err(StoreError::NoRollout(ro.id)),
-            Ok(_) => Ok(()),
-            Err(e) => Err(write_err(
-                e,
-                [("rollouts_release_fkey", StoreError::NoRelease(ro.release))],
-            )),
+        let rows = self.write_rollout(
+            "UPDATE rollouts SET release = $1, wave_size = $2, error_threshold_pct = $3,
+               state = $4, locks = $5, started_at = $6
+             WHERE id = $7 RETURNING id",
+            ro,
+            Some(ro.id),
+        )?;
+        if rows.is_empty() {
+            return Err(StoreError::NoRollout(ro.id));
         }
+        Ok(())
     }
 
     fn rollout(&self, id: i64) -> Result<Option<Rollout>, StoreError> {
-        self.first(
-            &format!("SELECT {ROLLOUT_COLS} FROM rollouts WHERE id = $1"),
-            &[&id],
-            rollout_row,
-        )
+        self.one("FROM rollouts WHERE id = $1", &[&id])
     }
 
     fn rollouts(&self) -> Result<Vec<Rollout>, StoreError> {
-        let rows = self.query(
-            &format!("SELECT {ROLLOUT_COLS} FROM rollouts ORDER BY id DESC"),
-            &[],
-        )?;
-        collect(rows, rollout_row)
+        self.all("FROM rollouts ORDER BY id DESC", &[])
     }
 
     fn add_event(&self, e: &NewEvent<'_>) -> Result<i64, StoreError> {
@@ -526,40 +458,15 @@ impl Store for PgStore {
     }
 
     fn events(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
-        let rows = self.query(
-            "SELECT id, at, lock, level, kind, message FROM events WHERE id > $1
-             ORDER BY id LIMIT $2",
+        self.all(
+            "FROM events WHERE id > $1 ORDER BY id LIMIT $2",
             &[&after, &i64::from(limit)],
-        )?;
-        collect(rows, |r| {
-            let level: &str = get(r, 3)?;
-            Ok(Event {
-                id: get(r, 0)?,
-                at: get(r, 1)?,
-                lock: get(r, 2)?,
-                level: level_from_db(level)?,
-                kind: get(r, 4)?,
-                message: get(r, 5)?,
-            })
-        })
+        )
     }
 
     fn freshness(&self) -> Result<Freshness, StoreError> {
-        let rows = self.query(
-            "SELECT url, last_fresh_at, timestamp_version, timestamp_expires, last_error
-             FROM freshness WHERE id = 1",
-            &[],
-        )?;
-        match rows.first() {
-            None => Ok(Freshness::default()),
-            Some(r) => Ok(Freshness {
-                url: get(r, 0)?,
-                last_fresh_at: get(r, 1)?,
-                timestamp_version: get::<Option<i64>>(r, 2)?.map(u64_from_db),
-                timestamp_expires: get(r, 3)?,
-                last_error: get(r, 4)?,
-            }),
-        }
+        let f = self.one::<Freshness>("FROM freshness WHERE id = 1", &[])?;
+        Ok(f.unwrap_or_default())
     }
 
     fn set_freshness(&self, f: &Freshness) -> Result<(), StoreError> {

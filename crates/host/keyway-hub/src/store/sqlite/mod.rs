@@ -25,7 +25,7 @@
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-use rusqlite::{Connection, ErrorCode, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, ErrorCode, Transaction, params};
 
 use super::codec::*;
 use super::{Store, StoreError};
@@ -36,10 +36,8 @@ use crate::model::{
 
 mod rows;
 mod schema;
-use rows::{
-    LOCK_COLS, RELEASE_COLS, ROLLOUT_COLS, collect, first, lock_exists, lock_row, release_exists,
-    release_row, rollout_row,
-};
+use super::decode::*;
+use rows::{all, lock_exists, one, release_exists, rollout_exists};
 use schema::{MIGRATIONS, create_private, migrate};
 
 /// The hub's store in one SQLite file. See the module docs.
@@ -126,6 +124,45 @@ impl SqliteStore {
     }
 
     /// Runs `f` in an immediate transaction and commits.
+    /// Writes a rollout's columns with `sql` in one transaction: `?1`…`?6`
+    /// are its release, wave size, error threshold, state, locks and start;
+    /// `?7` is `saved`, the id of the rollout an update saves, which must
+    /// exist ([`StoreError::NoRollout`]). Its release must exist
+    /// ([`StoreError::NoRelease`]). The rows changed and the last id
+    /// inserted.
+    fn write_rollout(
+        &self,
+        sql: &str,
+        ro: &Rollout,
+        saved: Option<i64>,
+    ) -> Result<(usize, i64), StoreError> {
+        let state = to_json("a rollout's state", &ro.state)?;
+        let locks = to_json("a rollout's locks", &ro.locks)?;
+        self.write(|tx| {
+            if let Some(id) = saved
+                && !rollout_exists(tx, id)?
+            {
+                return Err(StoreError::NoRollout(id));
+            }
+            if !release_exists(tx, &ro.release)? {
+                return Err(StoreError::NoRelease(ro.release));
+            }
+            let params: [&dyn rusqlite::ToSql; 7] = [
+                &&ro.release.0[..],
+                &ro.wave_size,
+                &ro.error_threshold_pct,
+                &state,
+                &locks,
+                &ro.started_at,
+                &saved,
+            ];
+            let n = tx
+                .execute(sql, &params[..6 + usize::from(saved.is_some())])
+                .map_err(sq)?;
+            Ok((n, tx.last_insert_rowid()))
+        })
+    }
+
     fn write<T>(
         &self,
         f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
@@ -158,20 +195,7 @@ impl Store for SqliteStore {
     }
 
     fn models(&self) -> Result<Vec<ModelAnchors>, StoreError> {
-        collect(
-            &self.conn(),
-            "SELECT class, vendor_domain, trust_pems, threshold FROM models ORDER BY class",
-            [],
-            |r| {
-                let pems: String = r.get(2).map_err(sq)?;
-                Ok(ModelAnchors {
-                    class: r.get(0).map_err(sq)?,
-                    vendor_domain: r.get(1).map_err(sq)?,
-                    trust_pems: from_json("a model's trust anchors", &pems)?,
-                    threshold: small("a model's threshold", r.get(3).map_err(sq)?)?,
-                })
-            },
-        )
+        all(&self.conn(), "FROM models ORDER BY class", [])
     }
 
     fn put_release(&self, rel: &Release) -> Result<bool, StoreError> {
@@ -205,21 +229,8 @@ impl Store for SqliteStore {
     }
 
     fn release(&self, d: &Digest) -> Result<Option<Release>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare_cached(&format!(
-                "SELECT {RELEASE_COLS}, envelope FROM releases WHERE digest = ?1"
-            ))
-            .map_err(sq)?;
-        let mut rows = stmt.query([&d.0[..]]).map_err(sq)?;
-        match rows.next().map_err(sq)? {
-            None => Ok(None),
-            Some(r) => {
-                let mut rel = release_row(r)?;
-                rel.envelope = r.get(10).map_err(sq)?;
-                Ok(Some(rel))
-            }
-        }
+        let rel = one::<WithEnvelope>(&self.conn(), "FROM releases WHERE digest = ?1", [&d.0[..]])?;
+        Ok(rel.map(|r| r.0))
     }
 
     fn releases(&self, class: Option<&str>) -> Result<Vec<Release>, StoreError> {
@@ -229,21 +240,12 @@ impl Store for SqliteStore {
         }
         let conn = self.conn();
         match class {
-            Some(c) => collect(
+            Some(c) => all(
                 &conn,
-                &format!(
-                    "SELECT {RELEASE_COLS} FROM releases WHERE class = ?1
-                     ORDER BY sequence DESC, digest"
-                ),
+                "FROM releases WHERE class = ?1 ORDER BY sequence DESC, digest",
                 [c],
-                release_row,
             ),
-            None => collect(
-                &conn,
-                &format!("SELECT {RELEASE_COLS} FROM releases ORDER BY sequence DESC, digest"),
-                [],
-                release_row,
-            ),
+            None => all(&conn, "FROM releases ORDER BY sequence DESC, digest", []),
         }
     }
 
@@ -263,21 +265,11 @@ impl Store for SqliteStore {
     }
 
     fn lock(&self, id: LockId) -> Result<Option<LockRecord>, StoreError> {
-        first(
-            &self.conn(),
-            &format!("SELECT {LOCK_COLS} FROM locks WHERE id = ?1"),
-            [id],
-            lock_row,
-        )
+        one(&self.conn(), "FROM locks WHERE id = ?1", [id])
     }
 
     fn locks(&self) -> Result<Vec<LockRecord>, StoreError> {
-        collect(
-            &self.conn(),
-            &format!("SELECT {LOCK_COLS} FROM locks ORDER BY id"),
-            [],
-            lock_row,
-        )
+        all(&self.conn(), "FROM locks ORDER BY id", [])
     }
 
     fn save_lock(&self, l: &LockRecord) -> Result<(), StoreError> {
@@ -352,23 +344,10 @@ impl Store for SqliteStore {
     }
 
     fn consents(&self, lock: LockId) -> Result<Vec<Consent>, StoreError> {
-        collect(
+        all(
             &self.conn(),
-            "SELECT lock, release, decision, source, at FROM consents WHERE lock = ?1
-             ORDER BY at, release",
+            "FROM consents WHERE lock = ?1 ORDER BY at, release",
             [lock],
-            |r| {
-                let d: Vec<u8> = r.get(1).map_err(sq)?;
-                let decision: String = r.get(2).map_err(sq)?;
-                let source: String = r.get(3).map_err(sq)?;
-                Ok(Consent {
-                    lock: r.get(0).map_err(sq)?,
-                    release: digest("a consent's release", &d)?,
-                    decision: decision_from_db(&decision)?,
-                    source: from_json("a consent's source", &source)?,
-                    at: r.get(4).map_err(sq)?,
-                })
-            },
         )
     }
 
@@ -394,101 +373,44 @@ impl Store for SqliteStore {
     }
 
     fn logs(&self, lock: LockId) -> Result<Vec<LogExport>, StoreError> {
-        collect(
+        all(
             &self.conn(),
-            "SELECT lock, fetched_at, first_seq, last_seq, bytes FROM logs WHERE lock = ?1
-             ORDER BY id",
+            "FROM logs WHERE lock = ?1 ORDER BY id",
             [lock],
-            |r| {
-                Ok(LogExport {
-                    lock: r.get(0).map_err(sq)?,
-                    fetched_at: r.get(1).map_err(sq)?,
-                    first_seq: u64_from_db(r.get(2).map_err(sq)?),
-                    last_seq: u64_from_db(r.get(3).map_err(sq)?),
-                    bytes: r.get(4).map_err(sq)?,
-                })
-            },
         )
     }
 
     fn create_rollout(&self, ro: &Rollout) -> Result<i64, StoreError> {
-        let state = to_json("a rollout's state", &ro.state)?;
-        let locks = to_json("a rollout's locks", &ro.locks)?;
-        self.write(|tx| {
-            if !release_exists(tx, &ro.release)? {
-                return Err(StoreError::NoRelease(ro.release));
-            }
-            tx.execute(
-                "INSERT INTO rollouts (release, wave_size, error_threshold_pct, state, locks,
-                   started_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    &ro.release.0[..],
-                    ro.wave_size,
-                    ro.error_threshold_pct,
-                    state,
-                    locks,
-                    ro.started_at
-                ],
-            )
-            .map_err(sq)?;
-            Ok(tx.last_insert_rowid())
-        })
+        let (_, id) = self.write_rollout(
+            "INSERT INTO rollouts (release, wave_size, error_threshold_pct, state, locks,
+               started_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            ro,
+            None,
+        )?;
+        Ok(id)
     }
 
     fn save_rollout(&self, ro: &Rollout) -> Result<(), StoreError> {
-        let state = to_json("a rollout's state", &ro.state)?;
-        let locks = to_json("a rollout's locks", &ro.locks)?;
-        self.write(|tx| {
-            let known = tx
-                .query_row("SELECT 1 FROM rollouts WHERE id = ?1", [ro.id], |_| Ok(()))
-                .optional()
-                .map_err(sq)?;
-            if known.is_none() {
-                return Err(StoreError::NoRollout(ro.id));
-            }
-            if !release_exists(tx, &ro.release)? {
-                return Err(StoreError::NoRelease(ro.release));
-            }
-            let n = tx
-                .execute(
-                    "UPDATE rollouts SET release = ?2, wave_size = ?3, error_threshold_pct = ?4,
-                       state = ?5, locks = ?6, started_at = ?7
-                     WHERE id = ?1",
-                    params![
-                        ro.id,
-                        &ro.release.0[..],
-                        ro.wave_size,
-                        ro.error_threshold_pct,
-                        state,
-                        locks,
-                        ro.started_at
-                    ],
-                )
-                .map_err(sq)?;
-            if n == 0 {
-                return Err(StoreError::NoRollout(ro.id));
-            }
-            Ok(())
-        })
+        let (n, _) = self.write_rollout(
+            "UPDATE rollouts SET release = ?1, wave_size = ?2, error_threshold_pct = ?3,
+               state = ?4, locks = ?5, started_at = ?6
+             WHERE id = ?7",
+            ro,
+            Some(ro.id),
+        )?;
+        if n == 0 {
+            return Err(StoreError::NoRollout(ro.id));
+        }
+        Ok(())
     }
 
     fn rollout(&self, id: i64) -> Result<Option<Rollout>, StoreError> {
-        first(
-            &self.conn(),
-            &format!("SELECT {ROLLOUT_COLS} FROM rollouts WHERE id = ?1"),
-            [id],
-            rollout_row,
-        )
+        one(&self.conn(), "FROM rollouts WHERE id = ?1", [id])
     }
 
     fn rollouts(&self) -> Result<Vec<Rollout>, StoreError> {
-        collect(
-            &self.conn(),
-            &format!("SELECT {ROLLOUT_COLS} FROM rollouts ORDER BY id DESC"),
-            [],
-            rollout_row,
-        )
+        all(&self.conn(), "FROM rollouts ORDER BY id DESC", [])
     }
 
     fn add_event(&self, e: &NewEvent<'_>) -> Result<i64, StoreError> {
@@ -504,42 +426,16 @@ impl Store for SqliteStore {
     }
 
     fn events(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
-        collect(
+        all(
             &self.conn(),
-            "SELECT id, at, lock, level, kind, message FROM events WHERE id > ?1
-             ORDER BY id LIMIT ?2",
+            "FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
             params![after, limit],
-            |r| {
-                let level: String = r.get(3).map_err(sq)?;
-                Ok(Event {
-                    id: r.get(0).map_err(sq)?,
-                    at: r.get(1).map_err(sq)?,
-                    lock: r.get(2).map_err(sq)?,
-                    level: level_from_db(&level)?,
-                    kind: r.get(4).map_err(sq)?,
-                    message: r.get(5).map_err(sq)?,
-                })
-            },
         )
     }
 
     fn freshness(&self) -> Result<Freshness, StoreError> {
-        let v = collect(
-            &self.conn(),
-            "SELECT url, last_fresh_at, timestamp_version, timestamp_expires, last_error
-             FROM freshness WHERE id = 1",
-            [],
-            |r| {
-                Ok(Freshness {
-                    url: r.get(0).map_err(sq)?,
-                    last_fresh_at: r.get(1).map_err(sq)?,
-                    timestamp_version: r.get::<_, Option<i64>>(2).map_err(sq)?.map(u64_from_db),
-                    timestamp_expires: r.get(3).map_err(sq)?,
-                    last_error: r.get(4).map_err(sq)?,
-                })
-            },
-        )?;
-        Ok(v.into_iter().next().unwrap_or_default())
+        let f = one::<Freshness>(&self.conn(), "FROM freshness WHERE id = 1", [])?;
+        Ok(f.unwrap_or_default())
     }
 
     fn set_freshness(&self, f: &Freshness) -> Result<(), StoreError> {
