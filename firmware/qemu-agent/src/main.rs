@@ -29,20 +29,16 @@ use meter::{calibrate, timed};
 
 use cortex_m_rt::entry;
 use cortex_m_semihosting::hprintln;
-use keyway_agent::agent::{
-    AGENT_RAM_4_SLOTS, Agent, Authority, Config, Device, Event, Firmware, Pending, Press, Sensors,
-    ServeError,
-};
+use keyway_agent::agent::{AGENT_RAM_4_SLOTS, Agent, Config, Event, Pending, Press};
 use keyway_agent::limits::PeerId;
 use keyway_agent::store;
-use keyway_agent::testing::{self, now};
+use keyway_agent::testing::{TestLock, now};
 use keyway_board::fail;
 use keyway_channel::SigningKey as KeyPair;
 use keyway_channel::{ClientHandshake, ClientPairing, ClientSession, SetupCode, StoredVerifier};
-use keyway_smp::cbor::Writer;
 use keyway_smp::header::split_response;
-use keyway_smp::keyway_group::{self, Bolt, Door};
-use keyway_smp::{Answer, MAX_BODY, MAX_FRAME, MgmtErr, Op, Request, Response, Version};
+use keyway_smp::keyway_group::{self, Bolt};
+use keyway_smp::{Answer, MAX_BODY, MAX_FRAME, Op, Request, Response, Version};
 use ram_flash::RamFlash;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -55,32 +51,10 @@ const CODE: u32 = 20_231_107;
 const REGION: store::Config = store::Config::new(0, 2);
 type Flash = RamFlash<8192>;
 
-/// The lock's hardware, in memory.
-struct Lock {
-    bolt: Bolt,
-    pending: Option<Pending>,
-}
-
-impl Device for Lock {
-    fn sensors(&self) -> Sensors {
-        testing::sensors(self.bolt, Door::Closed)
-    }
-    fn firmware(&self) -> Firmware<'_> {
-        testing::firmware(self.pending)
-    }
-    fn drive_bolt(&mut self, to: Bolt) -> Bolt {
-        self.bolt = to;
-        self.bolt
-    }
-    fn serve(
-        &mut self,
-        _request: &Request<'_>,
-        _by: Authority,
-        w: &mut Writer<'_>,
-    ) -> Result<(), ServeError> {
-        w.map(0).map_err(|_| ServeError::rc(MgmtErr::NoMem))
-    }
-}
+/// The lock's hardware, in memory (bolt locked, door closed, nothing
+/// pending); every command the agent passes on is answered with an empty
+/// map.
+type Lock = TestLock<()>;
 
 #[entry]
 fn main() -> ! {
@@ -97,12 +71,12 @@ fn main() -> ! {
     #[cfg(feature = "baseline")]
     {
         let mut flash = Flash::new();
-        let mut lock = Lock {
-            bolt: Bolt::Locked,
-            pending: None,
-        };
+        let mut lock = Lock::default();
         let _ = core::hint::black_box(&mut flash);
-        let _ = lock.drive_bolt(core::hint::black_box(Bolt::Unlocked));
+        let _ = keyway_agent::agent::Device::drive_bolt(
+            &mut lock,
+            core::hint::black_box(Bolt::Unlocked),
+        );
         let ((), _) = stack::measure(|| ());
     }
     calibrate(&mut syst);
@@ -125,10 +99,7 @@ fn lock_only() {
         Err(_) => fail("agent"),
     };
     let mut rng = ChaCha20Rng::seed_from_u64(core::hint::black_box(1));
-    let mut lock = Lock {
-        bolt: Bolt::Locked,
-        pending: None,
-    };
+    let mut lock = Lock::default();
     let _ = agent.button(0, core::hint::black_box(Press::Short));
     let frame = core::hint::black_box([0u8; 64]);
     let mut out = [0u8; MAX_FRAME];
@@ -175,10 +146,7 @@ fn run(syst: &mut cortex_m::peripheral::SYST) {
     if agent.provision(&v).is_err() {
         fail("provision");
     }
-    let mut lock = Lock {
-        bolt: Bolt::Locked,
-        pending: None,
-    };
+    let mut lock = Lock::default();
     let mut lock_rng = ChaCha20Rng::seed_from_u64(1);
     let mut client_rng = ChaCha20Rng::seed_from_u64(2);
     let owner = KeyPair::from_bytes(&[0x0a; 32]);
@@ -330,7 +298,7 @@ fn run(syst: &mut cortex_m::peripheral::SYST) {
     }
 
     // --- Sealed requests. ---
-    lock.pending = Some(Pending {
+    lock.hw.pending = Some(Pending {
         digest: [0x5e; 32],
         sequence: 7,
         notes_offered: true,
@@ -382,7 +350,7 @@ fn run(syst: &mut cortex_m::peripheral::SYST) {
         };
         let _ = answer(&back[got.payload.clone()], name);
     }
-    if lock.bolt != Bolt::Unlocked || agent.state().consent().is_none() {
+    if lock.hw.bolt != Bolt::Unlocked || agent.state().consent().is_none() {
         fail("unlock or consent did not take");
     }
     hprintln!("sealed: unlocked, consent stored, owners listed");

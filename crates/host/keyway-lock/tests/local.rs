@@ -132,11 +132,7 @@ fn control_unix_socket_is_0600_even_under_umask_0() {
     );
     // It works, and its private birthplace is gone.
     assert_eq!(control(&sock, r#"{"cmd":"status"}"#)["ok"], true);
-    let left: Vec<_> = std::fs::read_dir(&run_dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(left, vec![std::ffi::OsString::from("ctl.sock")]);
+    assert_eq!(keyway_testkit::files::names(&run_dir), ["ctl.sock"]);
     drop(lock);
     // A stale socket from a killed lock is replaced, still 0600.
     let _lock = run(&state, &["--control", sock.to_str().unwrap()]);

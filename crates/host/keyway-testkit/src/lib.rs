@@ -2,6 +2,7 @@
 //! `tests/util.rs`: one place for what the test suites of several crates
 //! would otherwise each write again.
 //!
+//! - [`files`]: a directory's entry names, sorted.
 //! - [`geometry`]: the flash parts the power-cut sweeps iterate (MCUboot's
 //!   `sim_test!` rows), with one test per part through [`per_geometry!`].
 //! - `release` (feature `host`, on by default): the vendor key fixture and
@@ -16,6 +17,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod files;
 pub mod geometry;
 #[cfg(feature = "host")]
 pub mod pair;

@@ -312,27 +312,22 @@ fn sealed_upload_notes_and_consent_reach_the_installer_through_the_agents_store(
 #[test]
 fn the_keyway_binary_pairs_by_setup_code_with_the_agent_brain_over_udp_and_survives_a_restart() {
     use common::BIN;
-    use keyway_lock::shell::{Options, start};
-    use keyway_lock::state::StateDir;
-    let tmp = tempfile::tempdir().unwrap();
-    let vendor = SigningKey::generate(Algorithm::Ed25519).unwrap();
-    let vendor_pub = tmp.path().join("vendor.pub");
-    std::fs::write(&vendor_pub, vendor.public_key().to_spki_pem().unwrap()).unwrap();
-    let factory = tmp.path().join("factory.suit");
-    std::fs::write(&factory, release(&vendor, "1.0.0", 1, 4000, "")).unwrap();
-    let dir = StateDir::new(tmp.path().join("lock"));
-    dir.provision(&[vendor_pub], 1, VENDOR, CLASS, Some(&factory), false)
-        .unwrap();
-    dir.new_setup_code().unwrap();
+    use keyway_lock::shell::start;
+    use keyway_testkit::{pair::Lab, release::Vendor};
+    let vendor = Vendor::new();
+    let factory = release(&vendor.key, "1.0.0", 1, 4000, "");
+    let (lab, _) = Lab::with_factory(vendor, &factory);
+    lab.state_dir().new_setup_code().unwrap();
     let options = |bind: std::net::SocketAddr| {
-        let mut o = Options::new(tmp.path().join("lock"), bind);
+        let mut o = lab.options(false);
+        o.bind = bind;
         o.control = Some("127.0.0.1:0".parse().unwrap());
         o
     };
     let control = |lock: &keyway_lock::shell::Running, line: &str| -> serde_json::Value {
         serde_json::from_str(common::control(lock, line).trim()).unwrap()
     };
-    let base = tmp.path().join("owner");
+    let base = lab.tmp.path().join("owner");
     assert!(
         std::process::Command::new(BIN)
             .arg("keygen")
@@ -366,7 +361,8 @@ fn the_keyway_binary_pairs_by_setup_code_with_the_agent_brain_over_udp_and_survi
     // The owner's client library over UDP: the log export, sealed.
     {
         let owner = SigningKey::load(std::path::Path::new(&key)).unwrap();
-        let dk = StateDir::new(tmp.path().join("lock"))
+        let dk = lab
+            .state_dir()
             .device_keypair()
             .unwrap()
             .verifying_key()
@@ -386,7 +382,7 @@ fn the_keyway_binary_pairs_by_setup_code_with_the_agent_brain_over_udp_and_survi
     lock.power_off();
 
     // The owner survives in agent-store.bin (0600).
-    let store = tmp.path().join("lock").join(agent_shell::STORE_FILE);
+    let store = lab.state().join(agent_shell::STORE_FILE);
     use std::os::unix::fs::PermissionsExt as _;
     assert_eq!(
         std::fs::metadata(&store).unwrap().permissions().mode() & 0o777,

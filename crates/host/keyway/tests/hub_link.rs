@@ -17,11 +17,11 @@ use keyway::hub::link::{self, HubIdentity, SmpLink, UdpLink};
 use keyway_channel::SetupCode;
 use keyway_hub::link::{InstallOutcome, LinkError, LockLink, LogBreak};
 use keyway_hub::model::{Bolt, Digest, Door, Postponement, UpdateState};
-use keyway_lock::shell::{Options, Running, start};
-use keyway_lock::state::StateDir;
-use keyway_testkit::release::{CLASS, VENDOR, factory_payload, new_payload};
+use keyway_lock::shell::Running;
+use keyway_testkit::pair::Lab;
+use keyway_testkit::release::{CLASS, Vendor, factory_payload, new_payload};
 use keyway_vendor::encode::EnvelopeBuilder;
-use keyway_vendor::keys::{Algorithm, SigningKey};
+use keyway_vendor::keys::SigningKey;
 use sha2::{Digest as _, Sha256};
 
 mod common;
@@ -52,36 +52,20 @@ fn signed(
 /// A provisioned lock in a temporary directory, its vendor key, its
 /// setup code (the label), and the hub's identity.
 struct House {
-    tmp: tempfile::TempDir,
-    vendor: SigningKey,
+    /// The provisioned lock's state directory and its vendor.
+    lab: Lab,
     code: SetupCode,
     hub: HubIdentity,
 }
 
 impl House {
     fn new() -> House {
-        let tmp = tempfile::tempdir().unwrap();
-        let vendor = SigningKey::generate(Algorithm::Ed25519).unwrap();
-        let vendor_pub = tmp.path().join("vendor.pub");
-        std::fs::write(&vendor_pub, vendor.public_key().to_spki_pem().unwrap()).unwrap();
-        let factory = tmp.path().join("factory.suit");
-        std::fs::write(
-            &factory,
-            signed(&vendor, "1.0.0", 1, &factory_payload(), None, None),
-        )
-        .unwrap();
-        let dir = StateDir::new(tmp.path().join("lock"));
-        std::fs::create_dir_all(tmp.path().join("lock")).unwrap();
-        dir.provision(&[vendor_pub], 1, VENDOR, CLASS, Some(&factory), false)
-            .unwrap();
-        let code = dir.new_setup_code().unwrap();
-        let hub = HubIdentity::load_or_create(&tmp.path().join("hub")).unwrap();
-        House {
-            tmp,
-            vendor,
-            code,
-            hub,
-        }
+        let vendor = Vendor::new();
+        let factory = signed(&vendor.key, "1.0.0", 1, &factory_payload(), None, None);
+        let (lab, _) = Lab::with_factory(vendor, &factory);
+        let code = lab.state_dir().new_setup_code().unwrap();
+        let hub = HubIdentity::load_or_create(&lab.tmp.path().join("hub")).unwrap();
+        House { lab, code, hub }
     }
 
     /// Powers the lock on (SMP and a control socket on loopback); with
@@ -89,10 +73,17 @@ impl House {
     /// Release 1.1.0 at `sequence`, signed by the vendor: the full image
     /// and the delta from the factory image.
     fn release_1_1(&self, sequence: u64) -> (Vec<u8>, Vec<u8>) {
-        let full = signed(&self.vendor, "1.1.0", sequence, &new_payload(), None, None);
+        let full = signed(
+            &self.lab.vendor.key,
+            "1.1.0",
+            sequence,
+            &new_payload(),
+            None,
+            None,
+        );
         let from = factory_payload();
         let delta = signed(
-            &self.vendor,
+            &self.lab.vendor.key,
             "1.1.0",
             sequence,
             &new_payload(),
@@ -118,15 +109,13 @@ impl House {
     }
 
     fn start(&self, presence: bool) -> Running {
-        let mut o = Options::new(self.tmp.path().join("lock"), "127.0.0.1:0".parse().unwrap());
-        o.presence_always_open = presence;
-        o.control = Some("127.0.0.1:0".parse().unwrap());
-        start(&o).unwrap()
+        self.lab.start(presence)
     }
 
     /// The lock's device key, from its state directory.
     fn device_key(&self) -> [u8; 32] {
-        StateDir::new(self.tmp.path().join("lock"))
+        self.lab
+            .state_dir()
             .device_keypair()
             .unwrap()
             .verifying_key()
@@ -134,9 +123,7 @@ impl House {
     }
 
     fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let p = self.tmp.path().join(name);
-        std::fs::write(&p, bytes).unwrap();
-        p
+        self.lab.write(name, bytes)
     }
 
     /// An unpaired link to `lock`.
@@ -156,7 +143,7 @@ impl House {
     /// pushed to it: the link and the release.
     fn pushed(&self, lock: &Running) -> (UdpLink, Vec<u8>) {
         let mut l = self.paired(lock);
-        let full = signed(&self.vendor, "1.1.0", 2, &new_payload(), None, None);
+        let full = signed(&self.lab.vendor.key, "1.1.0", 2, &new_payload(), None, None);
         l.push(&[&full], &mut |_, _| {}).unwrap();
         (l, full)
     }
@@ -342,7 +329,7 @@ fn an_unpaired_link_asks_nothing_of_the_lock_but_pairing() {
 fn pushing_a_full_release_reports_monotone_progress_ending_at_the_total() {
     let (h, lock) = House::started();
     let mut l = h.paired(&lock);
-    let full = signed(&h.vendor, "1.1.0", 2, &new_payload(), None, None);
+    let full = signed(&h.lab.vendor.key, "1.1.0", 2, &new_payload(), None, None);
     let mut seen: Vec<(u64, u64)> = Vec::new();
     let p = l.push(&[&full], &mut |d, t| seen.push((d, t))).unwrap();
     assert_eq!(p.release, Digest(sha(&full)));
@@ -402,7 +389,7 @@ fn a_delta_the_lock_refuses_for_its_base_falls_back_to_the_full_image() {
     patch[100] ^= 0xFF;
     let v101 = h.write(
         "v1.0.1.suit",
-        &signed(&h.vendor, "1.0.1", 2, &patch, None, None),
+        &signed(&h.lab.vendor.key, "1.0.1", 2, &patch, None, None),
     );
     let (full, delta) = h.release_1_1(3);
     drop(h.paired(&lock));
@@ -498,7 +485,14 @@ fn consent_with_a_low_battery_is_postponed_with_the_figures() {
     // deadbolt-2: 3200 mV is 6,240 mWh.
     control(&lock, r#"{"cmd":"battery","level":3200}"#);
     let mut l = h.paired(&lock);
-    let full = signed(&h.vendor, "1.1.0", 2, &new_payload(), None, Some(9_000));
+    let full = signed(
+        &h.lab.vendor.key,
+        "1.1.0",
+        2,
+        &new_payload(),
+        None,
+        Some(9_000),
+    );
     l.push(&[&full], &mut |_, _| {}).unwrap();
     let want = Postponement::BatteryLow {
         have_mwh: 6_240,
@@ -909,7 +903,10 @@ fn the_hub_engine_pairs_and_updates_a_real_lock_through_the_link() {
     use keyway_hub::engine::{Incoming, InstallReport};
     use keyway_hub::model::{ConsentSource, Decision, NewLock, ReleaseOrigin};
     let (h, lock) = House::unlocked();
-    let hub = common::hub::udp_hub(h.hub.clone(), h.vendor.public_key().to_spki_pem().unwrap());
+    let hub = common::hub::udp_hub(
+        h.hub.clone(),
+        h.lab.vendor.key.public_key().to_spki_pem().unwrap(),
+    );
     let (full, delta) = h.release_1_1(2);
     let origin = ReleaseOrigin::Bundle {
         path: "test".into(),

@@ -139,13 +139,8 @@ fn publish_then_tuf_client_downloads_a_verified_envelope() {
         std::fs::read(&env).unwrap()
     );
     // The client followed the rotation and keeps only non-versioned names.
-    let mut names: Vec<String> = std::fs::read_dir(&md)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
     assert_eq!(
-        names,
+        keyway_testkit::files::names(&md),
         [
             "root.json",
             "snapshot.json",

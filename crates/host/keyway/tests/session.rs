@@ -58,16 +58,16 @@ fn pair_with_right_code_then_every_owner_command_runs_sealed() {
         keyway_vendor::smp::get_text(&u, "bolt").unwrap(),
         Some("unlocked")
     );
-    assert_eq!(lock.borrow().device.bolt, Bolt::Unlocked);
+    assert_eq!(lock.borrow().device.hw.bolt, Bolt::Unlocked);
     let l = c.lock().unwrap();
     assert_eq!(
         keyway_vendor::smp::get_text(&l, "bolt").unwrap(),
         Some("locked")
     );
-    assert_eq!(lock.borrow().device.bolt, Bolt::Locked);
+    assert_eq!(lock.borrow().device.hw.bolt, Bolt::Locked);
 
     // Consent to a pending update, after its notes.
-    lock.borrow_mut().device.pending = Some(Pending {
+    lock.borrow_mut().device.hw.pending = Some(Pending {
         digest: [0x22; 32],
         sequence: 7,
         notes_offered: false,
@@ -205,7 +205,7 @@ fn altered_or_forged_answer_makes_the_command_fail() {
     });
     let e = c.unlock().unwrap_err();
     assert_eq!(e.channel(), Some(keyway_channel::Error::Forged), "{e}");
-    assert_eq!(lock.borrow().device.bolt, Bolt::Unlocked);
+    assert_eq!(lock.borrow().device.hw.bolt, Bolt::Unlocked);
 
     // 2. The lock request swallowed and a plain "bolt locked" answered
     //    (the CVE-2022-32509 class): an error, the bolt stays unlocked.
@@ -225,7 +225,7 @@ fn altered_or_forged_answer_makes_the_command_fail() {
     });
     let e = c.lock().unwrap_err();
     assert!(matches!(e, DeviceError::Malformed { .. }), "{e}");
-    assert_eq!(lock.borrow().device.bolt, Bolt::Unlocked);
+    assert_eq!(lock.borrow().device.hw.bolt, Bolt::Unlocked);
 
     // 3. An earlier genuine sealed answer replayed in place of the answer
     //    to a lock: it does not open as the answer to this request.
@@ -237,7 +237,7 @@ fn altered_or_forged_answer_makes_the_command_fail() {
     });
     let e = c.lock().unwrap_err();
     assert_eq!(e.channel(), Some(keyway_channel::Error::Forged), "{e}");
-    assert_eq!(lock.borrow().device.bolt, Bolt::Unlocked);
+    assert_eq!(lock.borrow().device.hw.bolt, Bolt::Unlocked);
 }
 
 fn status_template() -> keyway_smp::keyway_group::Status<'static> {
@@ -281,7 +281,7 @@ fn held_back_request_is_refused_as_stale_and_never_reported_as_success() {
         if n.get() == 1 {
             lock.advance(20_000);
             let a = lock.deliver(peer, frame);
-            assert_eq!(lock.device.bolt_moves, 0, "a held-back unlock ran");
+            assert_eq!(lock.device.hw.bolt_moves, 0, "a held-back unlock ran");
             Some(a)
         } else {
             None
@@ -294,8 +294,8 @@ fn held_back_request_is_refused_as_stale_and_never_reported_as_success() {
         2,
         "the client resent once after the stale answer"
     );
-    assert_eq!(lock.borrow().device.bolt, Bolt::Locked);
-    assert_eq!(lock.borrow().device.bolt_moves, 0);
+    assert_eq!(lock.borrow().device.hw.bolt, Bolt::Locked);
+    assert_eq!(lock.borrow().device.hw.bolt_moves, 0);
     assert_eq!(c.channel_counts().stale_resends, 1);
 
     // Held back again, but the resend goes through: it runs once, and
@@ -312,7 +312,7 @@ fn held_back_request_is_refused_as_stale_and_never_reported_as_success() {
         Some(lock.deliver(peer, frame))
     });
     c.unlock().unwrap();
-    assert_eq!(lock.borrow().device.bolt_moves, 1);
+    assert_eq!(lock.borrow().device.hw.bolt_moves, 1);
     assert_eq!(c.channel_counts().stale_resends, 2);
 }
 
@@ -331,7 +331,7 @@ fn replayed_request_is_not_executed_twice() {
     c.unlock().unwrap();
     let unlock_record = recorded.borrow().clone();
     c.lock().unwrap();
-    assert_eq!(lock.borrow().device.bolt_moves, 2);
+    assert_eq!(lock.borrow().device.hw.bolt_moves, 2);
     // The recorded unlock, replayed from the owner's address and another.
     for peer in [OWNER, OTHER] {
         let a = lock.borrow_mut().deliver(peer, &unlock_record);
@@ -339,8 +339,8 @@ fn replayed_request_is_not_executed_twice() {
         let e = keyway_smp::ErrorRsp::decode(body).unwrap().unwrap();
         assert_eq!(e.refusal, Some(Refusal::RecordRefused));
     }
-    assert_eq!(lock.borrow().device.bolt, Bolt::Locked);
-    assert_eq!(lock.borrow().device.bolt_moves, 2);
+    assert_eq!(lock.borrow().device.hw.bolt, Bolt::Locked);
+    assert_eq!(lock.borrow().device.hw.bolt_moves, 2);
     // The session still works.
     c.status().unwrap();
 }
@@ -371,7 +371,7 @@ fn impostor_lock_is_refused_by_the_client() {
         Some(keyway_channel::Error::LockNotAuthenticated),
         "{e}"
     );
-    assert_eq!(impostor.borrow().device.bolt_moves, 0);
+    assert_eq!(impostor.borrow().device.hw.bolt_moves, 0);
     // Only msg1 went: no owner proof, no request.
     assert_eq!(
         *sent.borrow(),
@@ -386,7 +386,7 @@ fn lock_restart_unknown_session_opens_a_new_session_once() {
     c.status().unwrap();
     lock.borrow_mut().restart();
     c.unlock().unwrap();
-    assert_eq!(lock.borrow().device.bolt, Bolt::Unlocked);
+    assert_eq!(lock.borrow().device.hw.bolt, Bolt::Unlocked);
     let counts = c.channel_counts();
     assert_eq!((counts.handshakes, counts.session_restarts), (2, 1));
 }
@@ -513,7 +513,7 @@ fn upload_and_log_export_run_sealed_within_the_mtu() {
     });
     let file: Vec<u8> = (0..20_000u32).map(|i| (i * 13 + 5) as u8).collect();
     let report = c.upload(&file, &mut |_, _| {}).unwrap();
-    assert_eq!(lock.borrow().device.uploaded, file);
+    assert_eq!(lock.borrow().device.shell.uploaded, file);
     assert!(
         longest.get() <= keyway::device::UDP_MTU,
         "a frame of {} bytes",
@@ -523,7 +523,7 @@ fn upload_and_log_export_run_sealed_within_the_mtu() {
     // overhead (within a few bytes of CBOR heads).
     assert!(report.chunk > 1300, "chunks of {} bytes", report.chunk);
     let log = c.log_export(&mut |_, _| {}).unwrap();
-    assert_eq!(log, lock.borrow().device.log);
+    assert_eq!(log, lock.borrow().device.shell.log);
 }
 
 #[test]
@@ -575,7 +575,7 @@ fn forged_unknown_session_costs_at_most_one_resend_and_fails() {
     let e = c.unlock().unwrap_err();
     assert_eq!(e.refusal(), Some(Refusal::UnknownSession), "{e}");
     assert_eq!(c.channel_counts().session_restarts, 1);
-    assert!(lock.borrow().device.bolt_moves <= 2);
+    assert!(lock.borrow().device.hw.bolt_moves <= 2);
 }
 
 #[test]
@@ -606,7 +606,7 @@ fn the_keyway_binary_pairs_by_code_and_unlocks_sealed_over_udp() {
     assert_eq!(v["owners"][0]["name"], "Alice");
     assert_eq!(v["owners"][0]["this_key"], true);
     let device = lock.stop();
-    assert_eq!(device.bolt, Bolt::Unlocked);
+    assert_eq!(device.hw.bolt, Bolt::Unlocked);
 }
 
 #[test]
@@ -624,13 +624,13 @@ fn sealed_upload_carries_at_least_nine_tenths_of_the_plain_data_per_frame() {
     }));
     let mut plain = keyway::device::Client::new(link);
     let p = plain.upload(&file, &mut |_, _| {}).unwrap();
-    assert_eq!(lock.borrow().device.uploaded, file);
+    assert_eq!(lock.borrow().device.shell.uploaded, file);
     let mut c = paired(&lock, OWNER, 0xa1);
     // Past the agent's upload idle time: the owner's first chunk may
     // replace the upload the window peer left.
     lock.borrow().advance(31_000);
     let s = c.upload(&file, &mut |_, _| {}).unwrap();
-    assert_eq!(lock.borrow().device.uploaded, file);
+    assert_eq!(lock.borrow().device.shell.uploaded, file);
     let ratio = s.chunk as f64 / p.chunk as f64;
     println!(
         "upload of {} bytes at MTU {}: plain {} requests of <= {} data bytes, sealed {} requests of <= {} ({ratio:.3}x data per frame)",
@@ -661,9 +661,9 @@ fn lost_answer_and_the_transports_resend_of_the_same_record_end_in_the_real_outc
     );
     assert_eq!(n.get(), 3, "first copy, its replay, the new record");
     let l = lock.borrow();
-    assert_eq!(l.device.bolt, Bolt::Unlocked);
+    assert_eq!(l.device.hw.bolt, Bolt::Unlocked);
     assert_eq!(
-        l.device.bolt_moves, 2,
+        l.device.hw.bolt_moves, 2,
         "the first copy and the new record ran"
     );
     assert_eq!(c.channel_counts().record_resends, 1);

@@ -418,20 +418,15 @@ impl<'a, F: NorFlash> Lock<'a, F> {
         s.running_version = s.stored_version(slot);
         self.recover_pending(&state);
         let s = &mut self.shell;
-        if info.is_some() {
-            let version = s.running_version.audit();
-            s.audit(&Audit::Boot { slot, version })?;
-        }
-        if let TrialState::Trial {
-            slot,
-            attempts_left,
-        } = state.trial
-        {
-            s.audit(&Audit::OnTrial {
+        let booted = info.map(|_| (slot, s.running_version.audit()));
+        let trial = match state.trial {
+            TrialState::Trial {
                 slot,
                 attempts_left,
-            })?;
-        }
+            } => Some((slot, attempts_left)),
+            _ => None,
+        };
+        s.audit_boot(booted, trial)?;
         Ok(info)
     }
 
@@ -595,21 +590,39 @@ impl<F: NorFlash> Shell<'_, F> {
             };
             Ok::<_, Fail<F::Error>>((decision, running))
         })?;
-        if let (boot::Boot::Slot(slot), Some(_)) = (decision.boot, running) {
-            let version = self.stored_version(slot).audit();
+        let booted = match (decision.boot, running) {
+            (boot::Boot::Slot(slot), Some(_)) => Some((slot, self.stored_version(slot).audit())),
+            _ => None,
+        };
+        let trial = match decision.reason {
+            boot::Reason::StartTrial {
+                slot,
+                attempts_left,
+            } => Some((slot, attempts_left)),
+            _ => None,
+        };
+        self.audit_boot(booted, trial)?;
+        Ok(Booted { decision, running })
+    }
+
+    /// Logs a boot: `booted`, the slot and version it runs (when it
+    /// booted a verified image), then `trial`, the slot on trial and its
+    /// boots left (when it is on one).
+    fn audit_boot(
+        &mut self,
+        booted: Option<(u8, keyway_audit::Version)>,
+        trial: Option<(u8, u8)>,
+    ) -> Result<(), Fail<F::Error>> {
+        if let Some((slot, version)) = booted {
             self.audit(&Audit::Boot { slot, version })?;
         }
-        if let boot::Reason::StartTrial {
-            slot,
-            attempts_left,
-        } = decision.reason
-        {
+        if let Some((slot, attempts_left)) = trial {
             self.audit(&Audit::OnTrial {
                 slot,
                 attempts_left,
             })?;
         }
-        Ok(Booted { decision, running })
+        Ok(())
     }
 }
 

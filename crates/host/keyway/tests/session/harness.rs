@@ -15,18 +15,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use keyway::device::{Client, Stats, Transport, TransportError};
-use keyway_agent::agent::{
-    Agent, Authority, Config, Device, Event, Firmware, OUT_LEN, Pending, Press, Sensors, ServeError,
-};
+use keyway_agent::agent::{Agent, Authority, Config, Event, OUT_LEN, Press, ServeError};
 use keyway_agent::limits::PeerId;
 use keyway_agent::store;
-use keyway_agent::testing::{self, now};
+use keyway_agent::testing::{self, Hardware, TestLock, TestShell, now};
 use keyway_channel::SigningKey as KeyPair;
 use keyway_channel::pairing::MIN_ITERATIONS;
 use keyway_channel::{SetupCode, StoredVerifier};
 use keyway_sim::SimFlash;
 use keyway_smp::cbor::Writer;
-use keyway_smp::keyway_group::{self, Bolt, Door};
+use keyway_smp::keyway_group;
 use keyway_smp::{Header, Request, Response, img};
 
 pub type Flash = SimFlash<4, 4096>;
@@ -37,46 +35,32 @@ pub const SLOTS: usize = 4;
 /// The client's clock runs this far ahead of the lock's (they never agree).
 pub const CLIENT_AHEAD_MS: u64 = 49_000;
 
-/// A lock's hardware and installer, in memory.
+/// The lock's installer and audit log in memory, behind a test lock's
+/// hardware (`device.hw`: bolt, door, pending update).
 #[derive(Debug)]
-pub struct FakeDevice {
-    pub bolt: Bolt,
-    pub door: Door,
-    pub pending: Option<Pending>,
-    pub bolt_moves: u32,
+pub struct Shell {
     /// The upload's bytes as received, at their offsets.
     pub uploaded: Vec<u8>,
     /// The audit log's export the lock serves.
     pub log: Vec<u8>,
 }
 
-impl Default for FakeDevice {
+/// The simulated lock's hardware and shell.
+pub type FakeDevice = TestLock<Shell>;
+
+impl Default for Shell {
     fn default() -> Self {
         Self {
-            bolt: Bolt::Locked,
-            door: Door::Closed,
-            pending: None,
-            bolt_moves: 0,
             uploaded: Vec::new(),
             log: (0..3000u32).map(|i| (i * 7) as u8).collect(),
         }
     }
 }
 
-impl Device for FakeDevice {
-    fn sensors(&self) -> Sensors {
-        testing::sensors(self.bolt, self.door)
-    }
-    fn firmware(&self) -> Firmware<'_> {
-        testing::firmware(self.pending)
-    }
-    fn drive_bolt(&mut self, to: Bolt) -> Bolt {
-        self.bolt = to;
-        self.bolt_moves += 1;
-        self.bolt
-    }
+impl TestShell for Shell {
     fn serve(
         &mut self,
+        hw: &mut Hardware,
         request: &Request<'_>,
         _by: Authority,
         w: &mut Writer<'_>,
@@ -87,20 +71,7 @@ impl Device for FakeDevice {
                     images: keyway_smp::seq::Seq::Items(&[]),
                 })
             }
-            Request::Notes(_) => {
-                if let Some(p) = &mut self.pending {
-                    p.notes_offered = true;
-                }
-                Response::Notes(keyway_group::Notes {
-                    sequence: 7,
-                    version: "2.0.0",
-                    notes: "fixes",
-                    cves: keyway_smp::seq::Seq::Items(&[]),
-                    min_battery_mwh: None,
-                    state: keyway_group::UpdateState::AwaitingConsent,
-                    reason: None,
-                })
-            }
+            Request::Notes(_) => testing::release_notes(&mut hw.pending),
             Request::Upload(u) => {
                 let off = usize::try_from(u.off).unwrap();
                 if off == 0 {
@@ -137,6 +108,24 @@ pub fn device_keypair(tag: u8) -> KeyPair {
     KeyPair::from_bytes(&[tag; 32])
 }
 
+/// An agent on fresh flash with device key `tag`, booted at `ms` and
+/// provisioned with the setup code [`CODE`].
+fn provisioned(tag: u8, ms: u64) -> Agent<Flash, SLOTS> {
+    let mut agent = Agent::new(
+        Flash::nrf52840(),
+        REGION,
+        device_keypair(tag),
+        Config::default(),
+        ms,
+    )
+    .unwrap();
+    let code = SetupCode::parse(CODE).unwrap();
+    agent
+        .provision(&StoredVerifier::derive(&code, &[7; 16], MIN_ITERATIONS))
+        .unwrap();
+    agent
+}
+
 /// The simulated lock: the agent, its device, its clock.
 pub struct Lock {
     pub agent: Agent<Flash, SLOTS>,
@@ -155,20 +144,8 @@ impl Lock {
     /// A provisioned lock (setup code [`CODE`]) with device key `tag`.
     pub fn new(device_tag: u8, seed: u64) -> Shared {
         use rand_chacha::rand_core::SeedableRng as _;
-        let mut agent = Agent::new(
-            Flash::nrf52840(),
-            REGION,
-            device_keypair(device_tag),
-            Config::default(),
-            1_000,
-        )
-        .unwrap();
-        let code = SetupCode::parse(CODE).unwrap();
-        agent
-            .provision(&StoredVerifier::derive(&code, &[7; 16], MIN_ITERATIONS))
-            .unwrap();
         Rc::new(RefCell::new(Lock {
-            agent,
+            agent: provisioned(device_tag, 1_000),
             device: FakeDevice::default(),
             rng: rand_chacha::ChaCha20Rng::seed_from_u64(seed),
             clock: Arc::new(AtomicU64::new(1_000)),
@@ -390,18 +367,7 @@ impl UdpLock {
         let thread = std::thread::spawn(move || {
             let start = std::time::Instant::now();
             let ms = || 1_000 + start.elapsed().as_millis() as u64;
-            let mut agent: Agent<Flash, SLOTS> = Agent::new(
-                Flash::nrf52840(),
-                REGION,
-                device_keypair(device_tag),
-                Config::default(),
-                ms(),
-            )
-            .unwrap();
-            let code = SetupCode::parse(CODE).unwrap();
-            agent
-                .provision(&StoredVerifier::derive(&code, &[7; 16], MIN_ITERATIONS))
-                .unwrap();
+            let mut agent = provisioned(device_tag, ms());
             agent.button(ms(), Press::Short).unwrap();
             let mut device = FakeDevice::default();
             let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(u64::from(device_tag));

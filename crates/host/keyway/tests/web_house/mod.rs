@@ -19,13 +19,13 @@ use keyway_hub::api::{Api, BundleRead, ReleasesIn, SourceError};
 use keyway_hub::engine::{Hub, Incoming};
 use keyway_hub::model::{Digest, ReleaseOrigin};
 use keyway_hub::web::{self, WebOptions};
-use keyway_lock::shell::{Options, Running, start};
-use keyway_lock::state::StateDir;
-use keyway_testkit::release::{factory_payload, new_payload};
+use keyway_lock::shell::Running;
+use keyway_testkit::pair::Lab;
+use keyway_testkit::release::{Vendor, factory_payload, new_payload};
 use keyway_vendor::encode::{Cve, EnvelopeBuilder};
-use keyway_vendor::keys::{Algorithm, SigningKey};
+use keyway_vendor::keys::SigningKey;
 
-pub use keyway_testkit::release::{CLASS, VENDOR};
+pub use keyway_testkit::release::CLASS;
 pub const TOKEN: &str = "demo-house-web-token-3f9a1c27d4e8b650";
 
 pub const NOTES: &str = "# Keyway 1.1.0\n\nFixes a timing leak in PIN comparison and hardens the BLE pairing window.\n\n* CVE-2026-31337: constant-time PIN check\n* CVE-2026-31338: pairing window closes after one attempt\n\n<script>alert('notes are text, never HTML')</script>\n";
@@ -77,7 +77,8 @@ impl ReleasesIn for DirReader {
 }
 
 pub struct House {
-    pub tmp: tempfile::TempDir,
+    /// The lock's state directory and its vendor.
+    pub lab: Lab,
     pub lock: Running,
     pub lock_address: String,
     pub setup_code: String,
@@ -90,32 +91,19 @@ pub struct House {
 
 impl House {
     pub fn start() -> House {
-        let tmp = tempfile::tempdir().unwrap();
-        let vendor = SigningKey::generate(Algorithm::Ed25519).unwrap();
-        let pem = vendor.public_key().to_spki_pem().unwrap();
-        let vendor_pub = tmp.path().join("vendor.pub");
-        std::fs::write(&vendor_pub, &pem).unwrap();
-        let factory = tmp.path().join("factory.suit");
-        std::fs::write(
-            &factory,
-            signed(&vendor, "1.0.0", 1, factory_payload(), None, &[]),
-        )
-        .unwrap();
-        std::fs::create_dir_all(tmp.path().join("lock")).unwrap();
-        let dir = StateDir::new(tmp.path().join("lock"));
-        dir.provision(&[vendor_pub], 1, VENDOR, CLASS, Some(&factory), false)
-            .unwrap();
-        let setup_code = dir.new_setup_code().unwrap().to_string();
-        let mut o = Options::new(tmp.path().join("lock"), "127.0.0.1:0".parse().unwrap());
-        o.presence_always_open = true;
-        o.control = Some("127.0.0.1:0".parse().unwrap());
-        let lock = start(&o).unwrap();
+        let vendor = Vendor::new();
+        let pem = vendor.public_pem();
+        let factory = signed(&vendor.key, "1.0.0", 1, factory_payload(), None, &[]);
+        let (lab, _) = Lab::with_factory(vendor, &factory);
+        let vendor = &lab.vendor.key;
+        let setup_code = lab.state_dir().new_setup_code().unwrap().to_string();
+        let lock = lab.start(true);
         let lock_address = format!("udp:{}", lock.smp);
 
-        let identity = HubIdentity::load_or_create(&tmp.path().join("hub")).unwrap();
+        let identity = HubIdentity::load_or_create(&lab.tmp.path().join("hub")).unwrap();
         let hub = Arc::new(hub::udp_hub(identity, pem));
         let env = signed(
-            &vendor,
+            vendor,
             "1.1.0",
             2,
             new_payload(),
@@ -134,7 +122,7 @@ impl House {
         assert!(rep.refused.is_empty(), "{:?}", rep.refused);
         let release = rep.imported[0].digest;
         // A bundle for the import page: the release again, a 1.2.0, and a stray file.
-        let bundle = tmp.path().join("usb-bundle");
+        let bundle = lab.tmp.path().join("usb-bundle");
         std::fs::create_dir_all(&bundle).unwrap();
         std::fs::write(bundle.join("1.1.0.suit"), &env).unwrap();
         let mut p12 = new_payload();
@@ -142,7 +130,7 @@ impl House {
         std::fs::write(
             bundle.join("1.2.0.suit"),
             signed(
-                &vendor,
+                vendor,
                 "1.2.0",
                 3,
                 p12,
@@ -173,7 +161,7 @@ impl House {
                 .unwrap();
         });
         House {
-            tmp,
+            lab,
             lock,
             lock_address,
             setup_code,
