@@ -13,15 +13,13 @@
 #![no_main]
 
 use keyway_channel::SigningKey as KeyPair;
-use embedded_storage::nor_flash::{
-    ErrorType, NorFlash, NorFlashErrorKind, ReadNorFlash,
-};
 use keyway_agent::agent::{Agent, Config, OUT_LEN, Press};
 use keyway_agent::limits::PeerId;
 use keyway_agent::store;
 use keyway_agent::testing::{now, TestLock};
 use keyway_channel::pairing::MIN_ITERATIONS;
 use keyway_channel::{SetupCode, StoredVerifier};
+use keyway_sim::{Geometry, SimFlash};
 use libfuzzer_sys::fuzz_target;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -29,50 +27,13 @@ use rand_chacha::rand_core::SeedableRng;
 const PAGE: usize = 4096;
 const PAGES: usize = 2;
 
-/// A 4-byte-word NOR flash that refuses to program a bit back to 1.
-struct Flash([u8; PAGE * PAGES]);
-impl ErrorType for Flash {
-    type Error = NorFlashErrorKind;
-}
-impl ReadNorFlash for Flash {
-    const READ_SIZE: usize = 1;
-    fn read(&mut self, off: u32, b: &mut [u8]) -> Result<(), NorFlashErrorKind> {
-        let o = off as usize;
-        b.copy_from_slice(self.0.get(o..o + b.len()).ok_or(NorFlashErrorKind::Other)?);
-        Ok(())
-    }
-    fn capacity(&self) -> usize {
-        self.0.len()
-    }
-}
-impl NorFlash for Flash {
-    const WRITE_SIZE: usize = 4;
-    const ERASE_SIZE: usize = PAGE;
-    fn erase(&mut self, from: u32, to: u32) -> Result<(), NorFlashErrorKind> {
-        self.0
-            .get_mut(from as usize..to as usize)
-            .ok_or(NorFlashErrorKind::Other)?
-            .fill(0xff);
-        Ok(())
-    }
-    fn write(&mut self, off: u32, b: &[u8]) -> Result<(), NorFlashErrorKind> {
-        let o = off as usize;
-        let dst = self.0.get_mut(o..o + b.len()).ok_or(NorFlashErrorKind::Other)?;
-        for (d, s) in dst.iter_mut().zip(b) {
-            if *s & !*d != 0 {
-                return Err(NorFlashErrorKind::Other);
-            }
-            *d &= *s;
-        }
-        Ok(())
-    }
-}
-
 fuzz_target!(|data: &[u8]| {
     let region = store::Config::new(0, PAGES as u32);
     let key = KeyPair::from_bytes(&[0xd0; 32]);
     let Ok(mut agent) = Agent::<_, 4>::new(
-        Flash([0xff; PAGE * PAGES]),
+        // A 4-byte-word NOR flash that refuses to program a bit back to 1.
+        SimFlash::<4, PAGE>::new(Geometry::custom(PAGE as u32, PAGES as u32, 4, 0.0, 0.0).unwrap())
+            .unwrap(),
         region,
         key,
         Config::default(),

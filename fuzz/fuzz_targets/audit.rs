@@ -9,9 +9,11 @@
 //! and a head over the last one.
 #![no_main]
 
-use embedded_storage::nor_flash::{ErrorType, NorFlash, NorFlashErrorKind, ReadNorFlash};
+use std::time::Duration;
+
 use keyway_audit::record::record_hash;
 use keyway_audit::{AuditLog, Body, Config, Ed25519Signer, Event, LockMethod, Record, Time};
+use keyway_sim::{Geometry, GeometrySpec, SectorRun, SimFlash};
 use libfuzzer_sys::fuzz_target;
 
 const PAGE: usize = 512;
@@ -19,46 +21,18 @@ const PAGES: usize = 3;
 
 /// Byte-written NOR with 512-byte pages that refuses to program a bit
 /// back to 1 or to write a byte twice between erases.
-struct Flash {
-    cells: [u8; PAGE * PAGES],
-    written: [bool; PAGE * PAGES],
-}
-impl ErrorType for Flash {
-    type Error = NorFlashErrorKind;
-}
-impl ReadNorFlash for Flash {
-    const READ_SIZE: usize = 1;
-    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), NorFlashErrorKind> {
-        let at = offset as usize;
-        bytes.copy_from_slice(&self.cells[at..at + bytes.len()]);
-        Ok(())
-    }
-    fn capacity(&self) -> usize {
-        PAGE * PAGES
-    }
-}
-impl NorFlash for Flash {
-    const WRITE_SIZE: usize = 1;
-    const ERASE_SIZE: usize = PAGE;
-    fn erase(&mut self, from: u32, to: u32) -> Result<(), NorFlashErrorKind> {
-        let (from, to) = (from as usize, to as usize);
-        assert!(from % PAGE == 0 && to % PAGE == 0 && from <= to && to <= PAGE * PAGES);
-        self.cells[from..to].fill(0xFF);
-        self.written[from..to].fill(false);
-        Ok(())
-    }
-    fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), NorFlashErrorKind> {
-        let at = offset as usize;
-        for (i, &b) in bytes.iter().enumerate() {
-            let c = &mut self.cells[at + i];
-            if self.written[at + i] || *c & b != b {
-                return Err(NorFlashErrorKind::Other);
-            }
-            *c = b;
-            self.written[at + i] = true;
-        }
-        Ok(())
-    }
+fn geometry() -> Geometry {
+    Geometry::new(GeometrySpec {
+        name: "fuzz-audit".into(),
+        sectors: vec![SectorRun { count: PAGES as u32, size: PAGE as u32, erase_time: Duration::ZERO }],
+        write_size: 1,
+        read_size: 1,
+        erased: 0xFF,
+        program_time: Duration::ZERO,
+        max_writes_per_unit: Some(1),
+        ecc: false,
+    })
+    .unwrap()
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -74,14 +48,13 @@ fuzz_target!(|data: &[u8]| {
         let _ = Event::decode(bytes);
         return;
     }
-    let mut flash = Flash { cells: [0xFF; PAGE * PAGES], written: [true; PAGE * PAGES] };
-    for (c, b) in flash.cells.iter_mut().zip(bytes) {
+    let mut image = vec![0xFF; PAGE * PAGES];
+    for (c, b) in image.iter_mut().zip(bytes) {
         *c = *b;
     }
-    // Bytes the input did not cover read erased and were never written.
-    for (w, c) in flash.written.iter_mut().zip(flash.cells) {
-        *w = c != 0xFF;
-    }
+    // Bytes the input did not cover read erased; a byte that reads erased
+    // was never written, any other counts as written once.
+    let mut flash = SimFlash::<1, PAGE>::from_bytes(geometry(), image).unwrap();
     let config = Config::new(0, PAGES as u32);
     let signer = Ed25519Signer::from_seed([7; 32]).unwrap();
     let mut log = AuditLog::open(&mut flash, config).expect("open on any contents");

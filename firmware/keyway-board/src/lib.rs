@@ -8,7 +8,7 @@
 //!
 //! | module | what |
 //! | --- | --- |
-//! | this file | [`exit`], [`exit_code`], [`fail`]: the verdict through semihosting (QEMU's exit status); [`budget!`] and [`parse_u64`]: budgets compiled in from the build's environment; the HardFault and panic handlers (feature `handlers`, on by default; `fault-frame` prints the stacked registers; `panic-quiet` formats nothing, as a product build) |
+//! | this file | [`exit`], [`exit_code`], [`fail`]: the verdict through semihosting (QEMU's exit status); [`budget!`] and [`parse_u64`]: budgets compiled in from the build's environment; [`fixture!`]: a file the build script wrote into `OUT_DIR`; the HardFault and panic handlers (feature `handlers`, on by default; `fault-frame` prints the stacked registers; `panic-quiet` formats nothing, as a product build) |
 //! | [`semi`] | semihosting calls: the command line (`-semihosting-config arg=...`), host files |
 //! | [`stack`] | stack high-water by painting |
 //! | [`meter`] | SysTick as an instruction meter under `-icount shift=0`, with its calibration loop (feature `meter`: it owns the SysTick handler) |
@@ -74,6 +74,21 @@ macro_rules! budget {
             Some(s) => $crate::parse_u64(s.as_bytes()) as usize,
             None => $default,
         }
+    };
+}
+
+/// The bytes of the file `$name` that the calling crate's build script
+/// wrote into its `OUT_DIR` (a fixture, a key, an id), as
+/// `&'static [u8; N]`.
+///
+/// ```ignore
+/// static ROOT_KEY: &[u8] = keyway_board::fixture!("root.pub");
+/// const VENDOR_ID: [u8; 16] = *keyway_board::fixture!("vendor-id.bin");
+/// ```
+#[macro_export]
+macro_rules! fixture {
+    ($name:literal) => {
+        include_bytes!(concat!(env!("OUT_DIR"), "/", $name))
     };
 }
 

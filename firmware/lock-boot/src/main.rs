@@ -43,15 +43,15 @@ mod recovery;
 
 use cortex_m_rt::{entry, exception};
 use keyway_board::semi_flash::SemiFlash;
-use keyway_board::{fail, hprintln, map, meter, semi};
+use keyway_board::{fail, fixture, hprintln, map, meter, semi};
 use keyway_device::journal::Journal;
 use keyway_suit::{DeviceIdentity, PublicKey, TrustAnchors};
 
 /// The vendor's Ed25519 public key (the trust anchor).
-const ROOT_KEY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/root.pub"));
+const ROOT_KEY: &[u8] = fixture!("root.pub");
 /// The device's vendor and class ids.
-const VENDOR_ID: [u8; 16] = *include_bytes!(concat!(env!("OUT_DIR"), "/vendor-id.bin"));
-const CLASS_ID: [u8; 16] = *include_bytes!(concat!(env!("OUT_DIR"), "/class-id.bin"));
+const VENDOR_ID: [u8; 16] = *fixture!("vendor-id.bin");
+const CLASS_ID: [u8; 16] = *fixture!("class-id.bin");
 
 /// What the bootloader trusts and who the device is.
 pub struct Device {

@@ -35,7 +35,7 @@ const CHUNK: usize = 64;
 /// export with the head signature): `KEYWAY_AUDIT_STACK_BUDGET` or 8 KiB.
 const STACK_BUDGET: usize = keyway_board::budget!("KEYWAY_AUDIT_STACK_BUDGET", 8 * 1024);
 
-static SEED: [u8; 32] = *include_bytes!(concat!(env!("OUT_DIR"), "/seed.bin"));
+static SEED: [u8; 32] = *keyway_board::fixture!("seed.bin");
 
 /// The simulated flash's cells (in .bss, not on the stack; erased at start).
 static mut CELLS: [u8; PAGE * PAGES] = [0; PAGE * PAGES];

@@ -27,6 +27,7 @@
 #![no_main]
 
 use keyway_board::exit;
+use keyway_board::fixture;
 use keyway_board::ram_flash;
 mod swap_mode;
 use swap_mode::swap_scenario;
@@ -46,12 +47,6 @@ use keyway_device::swap;
 use keyway_device::verified::{HEAD_BUF_LEN, SlotError, SlotInfo, VerifiedSlot};
 use keyway_suit::{DeviceIdentity, DeviceState, PublicKey, TrustAnchors};
 use ram_flash::{FlashError, RamFlash, SECTOR};
-
-macro_rules! fixture {
-    ($name:literal) => {
-        include_bytes!(concat!(env!("OUT_DIR"), "/", $name))
-    };
-}
 
 /// Release 1 (sequence 1): the factory image.
 static V1: &[u8] = fixture!("v1.suit");

@@ -78,6 +78,20 @@ fn check<T>(r: Result<T, Error>, what: &str) -> T {
     }
 }
 
+/// The client's next message `$msg`: in the full build made by `$make`
+/// (bound, with whatever else it returns, by `$pat`) and checked against
+/// the host's recording `$rec`; in the lock-only build `$rec` itself.
+macro_rules! client_msg {
+    (let $pat:pat = $make:expr => $msg:ident == $rec:expr, $what:literal) => {
+        #[cfg(not(feature = "lock-only"))]
+        let $pat = $make;
+        #[cfg(not(feature = "lock-only"))]
+        same(&$msg, $rec, $what);
+        #[cfg(feature = "lock-only")]
+        let $msg = $rec;
+    };
+}
+
 /// Measures one lock step: its ticks and its stack; prints one line.
 fn lock_step<R>(
     syst: &mut cortex_m::peripheral::SYST,
@@ -187,33 +201,24 @@ fn main() -> ! {
 
         // --- Pairing with the right code. ---
         let mut lock_pairing = LockPairing::new();
-        #[cfg(not(feature = "lock-only"))]
-        let (mut client, pake1) = check(
+        client_msg!(let (mut client, pake1) = check(
             ClientPairing::start(&code, &verifier.params(), &mut client_rng),
             "client start",
-        );
-        #[cfg(not(feature = "lock-only"))]
-        same(&pake1, recorded::PAKE1, "Pake1");
-        #[cfg(feature = "lock-only")]
-        let pake1 = recorded::PAKE1;
+        ) => pake1 == recorded::PAKE1, "Pake1");
         let mut pake2 = [0u8; PAKE2_LEN];
         let r = lock_step(&mut syst, "pairing Pake1 -> Pake2", &mut deepest, || {
             lock_pairing.pake1(&verifier, &mut guard, 1, &mut lock_rng, &pake1, &mut pake2)
         });
         check(r, "lock Pake1");
         same(&pake2, recorded::PAKE2, "Pake2");
-        #[cfg(not(feature = "lock-only"))]
-        let pake3 = {
+        client_msg!(let pake3 = {
             let mut pake3 = [0u8; PAKE3_LEN];
             check(
                 client.pake2(&pake2, &owner.verifying_key().to_bytes(), NAME, &mut pake3),
                 "client Pake2",
             );
-            same(&pake3, recorded::PAKE3, "Pake3");
             pake3
-        };
-        #[cfg(feature = "lock-only")]
-        let pake3 = recorded::PAKE3;
+        } => pake3 == recorded::PAKE3, "Pake3");
         let mut pake4 = [0u8; PAKE4_LEN];
         let new_owner = lock_step(&mut syst, "pairing Pake3 -> Pake4", &mut deepest, || {
             lock_pairing.pake3(
@@ -239,30 +244,22 @@ fn main() -> ! {
         // --- Session handshake. ---
         let mut table: SessionTable<SLOTS> = SessionTable::new(TableConfig::default());
         let now = LOCK_NOW_MS;
-        #[cfg(not(feature = "lock-only"))]
-        let (hs, msg1) = ClientHandshake::start(&mut client_rng);
-        #[cfg(not(feature = "lock-only"))]
-        same(&msg1, recorded::MSG1, "msg1");
-        #[cfg(feature = "lock-only")]
-        let msg1 = recorded::MSG1;
+        client_msg!(let (hs, msg1) = ClientHandshake::start(&mut client_rng)
+            => msg1 == recorded::MSG1, "msg1");
         let mut msg2 = [0u8; MSG2_LEN];
         let sid = lock_step(&mut syst, "handshake msg1 -> msg2", &mut deepest, || {
             table.handshake1(now, &mut lock_rng, &device, &msg1, &mut msg2)
         });
         check(sid, "lock msg1");
         same(&msg2, recorded::MSG2, "msg2");
-        #[cfg(not(feature = "lock-only"))]
-        let (mut session, msg3) = {
+        client_msg!(let (mut session, msg3) = {
             let mut msg3 = [0u8; MSG3_LEN];
             let session = check(
                 hs.msg2(&msg2, &device.verifying_key().to_bytes(), &owner, &mut msg3),
                 "client msg2",
             );
-            same(&msg3, recorded::MSG3, "msg3");
             (session, msg3)
-        };
-        #[cfg(feature = "lock-only")]
-        let msg3 = recorded::MSG3;
+        } => msg3 == recorded::MSG3, "msg3");
         let owner_key = new_owner.public_key;
         let owner_id = new_owner.key_id();
         let mut msg4 = [0u8; MSG4_LEN];

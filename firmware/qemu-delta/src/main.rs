@@ -36,8 +36,8 @@ use keyway_delta::{BaseReader, HEADER_LEN, PatchHeader, Patcher};
 use ram_flash::{ERASED, RamFlash, SECTOR, WORD};
 use sha2::{Digest, Sha256};
 
-static OLD: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/old.bin"));
-static PATCH: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/patch.kwd"));
+static OLD: &[u8] = keyway_board::fixture!("old.bin");
+static PATCH: &[u8] = keyway_board::fixture!("patch.kwd");
 
 const SLOT: usize = 8 * SECTOR;
 const FLASH_LEN: usize = 2 * SLOT;

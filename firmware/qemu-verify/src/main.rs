@@ -17,12 +17,7 @@ use core::ptr::addr_of_mut;
 use cortex_m_rt::entry;
 use cortex_m_semihosting::hprintln;
 use keyway_board::exit;
-
-macro_rules! fixture {
-    ($name:literal) => {
-        include_bytes!(concat!(env!("OUT_DIR"), "/", $name))
-    };
-}
+use keyway_board::fixture;
 
 static ED25519_ENVELOPE: &[u8] = fixture!("ed25519.suit");
 static ED25519_KEY: &[u8] = fixture!("ed25519.pub");
