@@ -57,7 +57,17 @@ sed -n '/^BEGIN EXPORT$/,/^END EXPORT$/p' "$OUT_DIR/run.log" | sed '1d;$d' | xxd
 "$KEYWAY" log verify "$OUT_DIR/export.bin" --device-key "$OUT_DIR/device.pub" \
   || die "keyway log verify refused the device's export"
 cp "$OUT_DIR/export.bin" "$OUT_DIR/tampered.bin"
-printf '\x00' | dd of="$OUT_DIR/tampered.bin" bs=1 seek=700 conv=notrunc status=none
+# Flip every bit of byte 700 (a fixed value would leave the copy unchanged
+# whenever the export already holds it there: the device key is new each run).
+python3 - "$OUT_DIR/tampered.bin" <<'PY'
+import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(700)
+    b = f.read(1)
+    f.seek(700)
+    f.write(bytes([b[0] ^ 0xFF]))
+PY
+cmp -s "$OUT_DIR/export.bin" "$OUT_DIR/tampered.bin" && die "the tampered copy equals the export"
 if "$KEYWAY" log verify "$OUT_DIR/tampered.bin" --device-key "$OUT_DIR/device.pub" >/dev/null 2>&1; then
   die "keyway log verify accepted a tampered export"
 fi
