@@ -13,7 +13,7 @@ use keyway_vendor::keys::{Algorithm, SigningKey};
 
 mod common;
 
-use common::{CLASS, NOW, VENDOR, device_key, identity, payload, roots};
+use common::{CLASS, NOW, VENDOR, Vendor, device_key, payload};
 
 fn kid(k: &SigningKey) -> KeyId {
     KeyId(k.key_id())
@@ -32,14 +32,19 @@ struct World {
 
 impl World {
     fn new() -> World {
-        let (root, root2, anchors) = roots();
+        let Vendor {
+            root,
+            p256: root2,
+            anchors,
+            identity,
+        } = Vendor::new();
         World {
             root,
             root2,
             signer: SigningKey::generate(Algorithm::Ed25519).unwrap(),
             signer2: SigningKey::generate(Algorithm::P256).unwrap(),
             anchors,
-            identity: identity(),
+            identity,
         }
     }
 

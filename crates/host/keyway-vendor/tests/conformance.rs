@@ -18,26 +18,12 @@ use keyway_vendor::keys::{Algorithm, SigningKey};
 
 mod common;
 
-use common::{CLASS, NOW, VENDOR, identity, payload, roots};
+use common::{CLASS, NOW, VENDOR, payload};
 
-struct World {
-    root: SigningKey,
-    p256: SigningKey,
-    anchors: suit::TrustAnchors,
-    identity: suit::DeviceIdentity,
-}
+/// The vendor and the lock the releases are checked on.
+use common::Vendor as World;
 
 impl World {
-    fn new() -> World {
-        let (root, p256, anchors) = roots();
-        World {
-            root,
-            p256,
-            anchors,
-            identity: identity(),
-        }
-    }
-
     fn release(&self) -> EnvelopeBuilder {
         EnvelopeBuilder {
             sequence: 5,
