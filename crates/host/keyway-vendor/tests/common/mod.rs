@@ -1,10 +1,11 @@
-//! What the verifier tests (attacks.rs, conformance.rs) share: the
-//! vendor and device class their releases name, the vendor's roots and
-//! the lock that trusts them, the trusted time and a release's payload.
+//! What the verifier tests (attacks.rs, conformance.rs, interop.rs)
+//! share: the vendor and device class their releases name, the vendor's
+//! roots and the lock that trusts them, key-set documents, the trusted
+//! time and a release's payload.
 #![allow(dead_code)]
 
 use keyway_suit as suit;
-use keyway_vendor::encode::{class_uuid, vendor_uuid};
+use keyway_vendor::encode::{KeySetBuilder, KeySetParams, SignOptions, class_uuid, vendor_uuid};
 use keyway_vendor::keys::{Algorithm, SigningKey};
 
 /// The trusted time the locks check use-before against.
@@ -53,4 +54,26 @@ pub fn payload() -> Vec<u8> {
     (0..40_000u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect()
+}
+
+/// A key-set document signed by `roots` (default signing options).
+pub fn keyset_signed_by(
+    roots: &[&SigningKey],
+    version: u64,
+    threshold: u64,
+    signers: &[&SigningKey],
+    revoked: &[&SigningKey],
+) -> Vec<u8> {
+    KeySetBuilder {
+        roots: roots.iter().map(|k| (*k).clone()).collect(),
+        keyset: KeySetParams {
+            version,
+            threshold,
+            signers: signers.iter().map(|k| k.public_key()).collect(),
+            revoked: revoked.iter().map(|k| k.key_id()).collect(),
+        },
+        sign_options: SignOptions::default(),
+    }
+    .build()
+    .unwrap()
 }
