@@ -14,90 +14,58 @@
 
 use crate::cbor::{self, Error, Reader, Writer, field, fixed};
 
-/// `mcumgr_err_t`: SMP-level result codes (the top-level `rc`).
-#[allow(missing_docs)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum MgmtErr {
-    Ok = 0,
-    Unknown = 1,
-    NoMem = 2,
-    Inval = 3,
-    Timeout = 4,
-    NoEnt = 5,
-    BadState = 6,
-    MsgSize = 7,
-    NotSup = 8,
-    Corrupt = 9,
-    Busy = 10,
-    AccessDenied = 11,
-    TooOld = 12,
-    TooNew = 13,
+/// Declares [`MgmtErr`]: a row per code with its `MGMT_ERR_*` name and
+/// its words (one table, so a code, its name and its words stand together).
+macro_rules! mgmt_codes {
+    ($($variant:ident = $code:literal: $name:literal, $words:literal,)*) => {
+        /// `mcumgr_err_t`: SMP-level result codes (the top-level `rc`).
+        #[allow(missing_docs)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum MgmtErr {
+            $($variant = $code,)*
+        }
+
+        impl MgmtErr {
+            /// The code of `rc` (`None`: not a code MCUmgr defines).
+            pub fn from_code(rc: u64) -> Option<MgmtErr> {
+                match rc {
+                    $($code => Some(MgmtErr::$variant),)*
+                    _ => None,
+                }
+            }
+
+            /// The `MGMT_ERR_*` name (without the prefix).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(MgmtErr::$variant => $name,)*
+                }
+            }
+
+            /// The code in words.
+            pub fn words(self) -> &'static str {
+                match self {
+                    $(MgmtErr::$variant => $words,)*
+                }
+            }
+        }
+    };
 }
 
-impl MgmtErr {
-    /// The code of `rc` (`None`: not a code MCUmgr defines).
-    pub fn from_code(rc: u64) -> Option<MgmtErr> {
-        use MgmtErr::*;
-        Some(match rc {
-            0 => Ok,
-            1 => Unknown,
-            2 => NoMem,
-            3 => Inval,
-            4 => Timeout,
-            5 => NoEnt,
-            6 => BadState,
-            7 => MsgSize,
-            8 => NotSup,
-            9 => Corrupt,
-            10 => Busy,
-            11 => AccessDenied,
-            12 => TooOld,
-            13 => TooNew,
-            _ => return None,
-        })
-    }
-
-    /// The `MGMT_ERR_*` name (without the prefix).
-    pub fn name(self) -> &'static str {
-        use MgmtErr::*;
-        match self {
-            Ok => "OK",
-            Unknown => "EUNKNOWN",
-            NoMem => "ENOMEM",
-            Inval => "EINVAL",
-            Timeout => "ETIMEOUT",
-            NoEnt => "ENOENT",
-            BadState => "EBADSTATE",
-            MsgSize => "EMSGSIZE",
-            NotSup => "ENOTSUP",
-            Corrupt => "ECORRUPT",
-            Busy => "EBUSY",
-            AccessDenied => "EACCESSDENIED",
-            TooOld => "UNSUPPORTED_TOO_OLD",
-            TooNew => "UNSUPPORTED_TOO_NEW",
-        }
-    }
-
-    /// The code in words.
-    pub fn words(self) -> &'static str {
-        use MgmtErr::*;
-        match self {
-            Ok => "success",
-            Unknown => "unknown error",
-            NoMem => "the lock is out of memory",
-            Inval => "invalid request",
-            Timeout => "the operation timed out",
-            NoEnt => "nothing there",
-            BadState => "not allowed in the lock's current state",
-            MsgSize => "the request is too large for the lock's buffer",
-            NotSup => "the lock does not support this command",
-            Corrupt => "corrupt data",
-            Busy => "the lock is busy",
-            AccessDenied => "access denied",
-            TooOld => "the lock's SMP version is too old",
-            TooNew => "the lock's SMP version is too new",
-        }
-    }
+mgmt_codes! {
+    Ok = 0: "OK", "success",
+    Unknown = 1: "EUNKNOWN", "unknown error",
+    NoMem = 2: "ENOMEM", "the lock is out of memory",
+    Inval = 3: "EINVAL", "invalid request",
+    Timeout = 4: "ETIMEOUT", "the operation timed out",
+    NoEnt = 5: "ENOENT", "nothing there",
+    BadState = 6: "EBADSTATE", "not allowed in the lock's current state",
+    MsgSize = 7: "EMSGSIZE", "the request is too large for the lock's buffer",
+    NotSup = 8: "ENOTSUP", "the lock does not support this command",
+    Corrupt = 9: "ECORRUPT", "corrupt data",
+    Busy = 10: "EBUSY", "the lock is busy",
+    AccessDenied = 11: "EACCESSDENIED", "access denied",
+    TooOld = 12: "UNSUPPORTED_TOO_OLD", "the lock's SMP version is too old",
+    TooNew = 13: "UNSUPPORTED_TOO_NEW", "the lock's SMP version is too new",
 }
 
 /// Declares a group's error codes: a `pub const` each, and `words`, the

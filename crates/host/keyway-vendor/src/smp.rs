@@ -16,49 +16,14 @@ pub use keyway_smp::{
     HEADER_LEN, Header, MAX_BODY, MAX_FRAME, MgmtErr, Op, Refusal, Version, group,
 };
 
-/// Why a frame was refused before its command ran.
+/// Why a frame was refused before its command ran: keyway-smp's header
+/// and length checks, or a body that is not one CBOR map.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
-    /// Fewer than 8 bytes.
-    #[error("frame of {got} bytes is shorter than the 8-byte SMP header")]
-    Short {
-        /// Bytes received.
-        got: usize,
-    },
-    /// Reserved header bits set or op 4-7.
-    #[error("SMP header byte 0 is {byte:#04x}: reserved bits or an undefined op (4-7)")]
-    BadOp {
-        /// Byte 0.
-        byte: u8,
-    },
-    /// The request is a response op.
-    #[error("op {op:?} is a response, not a request")]
-    NotARequest {
-        /// The op.
-        op: Op,
-    },
-    /// Version bits 2 or 3.
-    #[error("SMP version bits {version} are reserved (0: SMPv1, 1: SMPv2)")]
-    TooNew {
-        /// The bits.
-        version: u8,
-    },
-    /// The body is longer than [`MAX_BODY`].
-    #[error("body of {len} bytes exceeds the lock's buffer of {max} bytes")]
-    TooLong {
-        /// Declared or received body length.
-        len: usize,
-        /// [`MAX_BODY`].
-        max: usize,
-    },
-    /// The header's length does not match the bytes that followed it.
-    #[error("header declares a {declared}-byte body, {got} bytes followed")]
-    LengthMismatch {
-        /// The header's data length.
-        declared: usize,
-        /// The bytes after the header.
-        got: usize,
-    },
+    /// The header, the op, the version or the lengths
+    /// (`keyway_smp::FrameError`).
+    #[error("{0}")]
+    Frame(keyway_smp::FrameError),
     /// The body is not one CBOR map.
     #[error("body is not a CBOR map: {0}")]
     Body(String),
@@ -66,18 +31,7 @@ pub enum FrameError {
 
 impl From<keyway_smp::FrameError> for FrameError {
     fn from(e: keyway_smp::FrameError) -> Self {
-        use keyway_smp::FrameError as F;
-        match e {
-            F::Short { got } => FrameError::Short { got },
-            F::BadOp { byte } => FrameError::BadOp { byte },
-            F::WrongDirection { op } if op.is_response() => FrameError::NotARequest { op },
-            F::WrongDirection { op } => {
-                FrameError::Body(format!("op {op:?} is a request, not a response"))
-            }
-            F::TooNew { version } => FrameError::TooNew { version },
-            F::TooLong { len, max } => FrameError::TooLong { len, max },
-            F::LengthMismatch { declared, got } => FrameError::LengthMismatch { declared, got },
-        }
+        FrameError::Frame(e)
     }
 }
 
@@ -85,13 +39,8 @@ impl FrameError {
     /// The SMP result code a frame error is answered with.
     pub fn rc(&self) -> MgmtErr {
         match self {
-            FrameError::TooLong { .. } => MgmtErr::MsgSize,
-            FrameError::TooNew { .. } => MgmtErr::TooNew,
-            FrameError::NotARequest { .. } => MgmtErr::NotSup,
-            FrameError::Short { .. }
-            | FrameError::BadOp { .. }
-            | FrameError::LengthMismatch { .. }
-            | FrameError::Body(_) => MgmtErr::Inval,
+            FrameError::Frame(e) => e.rc(),
+            FrameError::Body(_) => MgmtErr::Inval,
         }
     }
 }
@@ -121,10 +70,11 @@ pub fn decode_body(body: &[u8]) -> Result<Vec<(Value, Value)>, FrameError> {
         return Ok(Vec::new());
     }
     if body.len() > MAX_BODY {
-        return Err(FrameError::TooLong {
+        return Err(keyway_smp::FrameError::TooLong {
             len: body.len(),
             max: MAX_BODY,
-        });
+        }
+        .into());
     }
     decode_map(body)
 }
@@ -358,33 +308,34 @@ mod tests {
 
     #[test]
     fn refusals_name_what_failed() {
+        use keyway_smp::FrameError as F;
         assert_eq!(
             decode_request(&[0, 0, 0]).unwrap_err().1,
-            FrameError::Short { got: 3 }
+            FrameError::Frame(F::Short { got: 3 })
         );
         let mut f = frame(hdr(0), &[]);
         f[0] = 0x04;
         assert_eq!(
             decode_request(&f).unwrap_err().1,
-            FrameError::BadOp { byte: 4 }
+            FrameError::Frame(F::BadOp { byte: 4 })
         );
         f[0] = 0x10 | 2;
         assert_eq!(
             decode_request(&f).unwrap_err().1,
-            FrameError::TooNew { version: 2 }
+            FrameError::Frame(F::TooNew { version: 2 })
         );
         let f = frame(hdr(5), &[0xA0]);
         assert_eq!(
             decode_request(&f).unwrap_err().1,
-            FrameError::LengthMismatch {
+            FrameError::Frame(F::LengthMismatch {
                 declared: 5,
                 got: 1
-            }
+            })
         );
         let f = frame(hdr(MAX_BODY + 1), &[]);
         assert!(matches!(
             decode_request(&f).unwrap_err().1,
-            FrameError::TooLong { .. }
+            FrameError::Frame(F::TooLong { .. })
         ));
         let f = frame(hdr(1), &[0x01]);
         let e = decode_request(&f).unwrap_err().1;

@@ -6,14 +6,14 @@ use keyway_suit::{self as suit, Error, KeyId};
 use keyway_vendor::cbor::{Value, ValueExt};
 use keyway_vendor::check::describe;
 use keyway_vendor::encode::{
-    BuiltEnvelope, Cve, EnvelopeBuilder, KeySetBuilder, KeySetParams, ReleaseVersion, SignOptions,
-    assemble_envelope, encode_manifest, manifest_value, sign_digest, suit_digest_of_hash,
+    BuiltEnvelope, Cve, EnvelopeBuilder, ReleaseVersion, SignOptions, assemble_envelope,
+    encode_manifest, manifest_value, sign_digest, suit_digest_of_hash,
 };
 use keyway_vendor::keys::{Algorithm, SigningKey};
 
 mod common;
 
-use common::{CLASS, NOW, VENDOR, device_key, identity, payload, roots};
+use common::{CLASS, NOW, VENDOR, Vendor, device_key, keyset_signed_by, payload};
 
 fn kid(k: &SigningKey) -> KeyId {
     KeyId(k.key_id())
@@ -32,14 +32,19 @@ struct World {
 
 impl World {
     fn new() -> World {
-        let (root, root2, anchors) = roots();
+        let Vendor {
+            root,
+            p256: root2,
+            anchors,
+            identity,
+        } = Vendor::new();
         World {
             root,
             root2,
             signer: SigningKey::generate(Algorithm::Ed25519).unwrap(),
             signer2: SigningKey::generate(Algorithm::P256).unwrap(),
             anchors,
-            identity: identity(),
+            identity,
         }
     }
 
@@ -124,28 +129,6 @@ impl World {
             keyset: Some(suit::KeySet::from_document(doc, &self.anchors).unwrap()),
         }
     }
-}
-
-/// A key-set document signed by `roots`.
-fn keyset_signed_by(
-    roots: &[&SigningKey],
-    version: u64,
-    threshold: u64,
-    signers: &[&SigningKey],
-    revoked: &[&SigningKey],
-) -> Vec<u8> {
-    KeySetBuilder {
-        roots: roots.iter().map(|k| (*k).clone()).collect(),
-        keyset: KeySetParams {
-            version,
-            threshold,
-            signers: signers.iter().map(|k| k.public_key()).collect(),
-            revoked: revoked.iter().map(|k| k.key_id()).collect(),
-        },
-        sign_options: SignOptions::default(),
-    }
-    .build()
-    .unwrap()
 }
 
 /// `built`'s signed head (its authentication wrapper and manifest) with

@@ -11,33 +11,19 @@ use keyway_suit::{self as suit, Error};
 use keyway_vendor::cbor::{Value, ValueExt};
 use keyway_vendor::check::describe;
 use keyway_vendor::encode::{
-    AbRelease, Cve, EnvelopeBuilder, KeySetBuilder, KeySetParams, P256Alg, ReleaseVersion,
-    SignOptions, sign_digest, suit_digest_of_hash,
+    AbRelease, Cve, EnvelopeBuilder, P256Alg, ReleaseVersion, SignOptions, sign_digest,
+    suit_digest_of_hash,
 };
 use keyway_vendor::keys::{Algorithm, SigningKey};
 
 mod common;
 
-use common::{CLASS, NOW, VENDOR, identity, payload, roots};
+use common::{CLASS, NOW, VENDOR, keyset_signed_by, payload};
 
-struct World {
-    root: SigningKey,
-    p256: SigningKey,
-    anchors: suit::TrustAnchors,
-    identity: suit::DeviceIdentity,
-}
+/// The vendor and the lock the releases are checked on.
+use common::Vendor as World;
 
 impl World {
-    fn new() -> World {
-        let (root, p256, anchors) = roots();
-        World {
-            root,
-            p256,
-            anchors,
-            identity: identity(),
-        }
-    }
-
     fn release(&self) -> EnvelopeBuilder {
         EnvelopeBuilder {
             sequence: 5,
@@ -415,18 +401,7 @@ fn every_kind(w: &World) -> Vec<(&'static str, EnvelopeBuilder)> {
     let old = delta.payload.clone();
     delta.payload[100] ^= 1;
     delta.delta_from = Some(old);
-    let keyset = KeySetBuilder {
-        roots: vec![w.root.clone()],
-        keyset: KeySetParams {
-            version: 1,
-            threshold: 1,
-            signers: vec![w.root.public_key()],
-            revoked: Vec::new(),
-        },
-        sign_options: SignOptions::default(),
-    }
-    .build()
-    .unwrap();
+    let keyset = keyset_signed_by(&[&w.root], 1, 1, &[&w.root], &[]);
     vec![
         ("plain", plain),
         ("notes with CVEs", w.release()),

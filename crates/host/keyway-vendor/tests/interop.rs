@@ -4,15 +4,12 @@
 //! severed `23:` is a bare `SUIT_Digest`.
 
 use keyway_suit as suit;
-use keyway_vendor::encode::{
-    EnvelopeBuilder, KeySetBuilder, KeySetParams, ReleaseVersion, SignOptions, class_uuid,
-    vendor_uuid,
-};
+use keyway_vendor::encode::{EnvelopeBuilder, ReleaseVersion, class_uuid, vendor_uuid};
 use keyway_vendor::keys::{Algorithm, SigningKey};
 
-fn device_key(k: &SigningKey) -> suit::PublicKey {
-    suit::PublicKey::from_raw(&k.raw_public_key_bytes()).unwrap()
-}
+mod common;
+
+use common::{device_key, keyset_signed_by};
 
 #[test]
 
@@ -20,18 +17,7 @@ fn encoder_output_verifies_on_the_device() {
     let e = SigningKey::generate(Algorithm::Ed25519).unwrap();
     let p = SigningKey::generate(Algorithm::P256).unwrap();
     let root = SigningKey::generate(Algorithm::Ed25519).unwrap();
-    let keyset = KeySetBuilder {
-        roots: vec![root.clone()],
-        keyset: KeySetParams {
-            version: 1,
-            threshold: 2,
-            signers: vec![e.public_key(), p.public_key()],
-            revoked: vec![],
-        },
-        sign_options: SignOptions::default(),
-    }
-    .build()
-    .unwrap();
+    let keyset = keyset_signed_by(&[&root], 1, 2, &[&e, &p], &[]);
     let anchors = suit::TrustAnchors::new(&[device_key(&root)], 1).unwrap();
     let ks = suit::KeySet::from_document(&keyset, &anchors).unwrap();
     assert_eq!(ks.version, 1);

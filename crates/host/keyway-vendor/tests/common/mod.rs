@@ -1,10 +1,11 @@
-//! What the verifier tests (attacks.rs, conformance.rs) share: the
-//! vendor and device class their releases name, the lock's view of them,
-//! the vendor's roots, the trusted time and a release's payload.
+//! What the verifier tests (attacks.rs, conformance.rs, interop.rs)
+//! share: the vendor and device class their releases name, the vendor's
+//! roots and the lock that trusts them, key-set documents, the trusted
+//! time and a release's payload.
 #![allow(dead_code)]
 
 use keyway_suit as suit;
-use keyway_vendor::encode::{class_uuid, vendor_uuid};
+use keyway_vendor::encode::{KeySetBuilder, KeySetParams, SignOptions, class_uuid, vendor_uuid};
 use keyway_vendor::keys::{Algorithm, SigningKey};
 
 /// The trusted time the locks check use-before against.
@@ -19,19 +20,33 @@ pub fn device_key(k: &SigningKey) -> suit::PublicKey {
     suit::PublicKey::from_raw(&k.raw_public_key_bytes()).unwrap()
 }
 
-/// A vendor's two new root keys, an Ed25519 and a P-256 one, and the
-/// anchors of a lock that trusts them, one signature required.
-pub fn roots() -> (SigningKey, SigningKey, suit::TrustAnchors) {
-    let ed25519 = SigningKey::generate(Algorithm::Ed25519).unwrap();
-    let p256 = SigningKey::generate(Algorithm::P256).unwrap();
-    let anchors = suit::TrustAnchors::new(&[device_key(&ed25519), device_key(&p256)], 1).unwrap();
-    (ed25519, p256, anchors)
+/// A vendor's two new root keys, an Ed25519 and a P-256 one, and a lock
+/// of [`VENDOR`]'s [`CLASS`] (no slot given) that trusts them.
+pub struct Vendor {
+    /// The Ed25519 root.
+    pub root: SigningKey,
+    /// The P-256 root.
+    pub p256: SigningKey,
+    /// The lock's anchors: both roots, one signature required.
+    pub anchors: suit::TrustAnchors,
+    /// The lock's identity.
+    pub identity: suit::DeviceIdentity,
 }
 
-/// The identity of a lock of [`VENDOR`]'s [`CLASS`] (no slot given).
-pub fn identity() -> suit::DeviceIdentity {
-    let v = vendor_uuid(VENDOR);
-    suit::DeviceIdentity::new(v, class_uuid(&v, CLASS))
+impl Vendor {
+    /// New roots and the lock that trusts them.
+    pub fn new() -> Vendor {
+        let root = SigningKey::generate(Algorithm::Ed25519).unwrap();
+        let p256 = SigningKey::generate(Algorithm::P256).unwrap();
+        let anchors = suit::TrustAnchors::new(&[device_key(&root), device_key(&p256)], 1).unwrap();
+        let v = vendor_uuid(VENDOR);
+        Vendor {
+            root,
+            p256,
+            anchors,
+            identity: suit::DeviceIdentity::new(v, class_uuid(&v, CLASS)),
+        }
+    }
 }
 
 /// A release's firmware: 40,000 bytes that do not repeat.
@@ -39,4 +54,26 @@ pub fn payload() -> Vec<u8> {
     (0..40_000u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect()
+}
+
+/// A key-set document signed by `roots` (default signing options).
+pub fn keyset_signed_by(
+    roots: &[&SigningKey],
+    version: u64,
+    threshold: u64,
+    signers: &[&SigningKey],
+    revoked: &[&SigningKey],
+) -> Vec<u8> {
+    KeySetBuilder {
+        roots: roots.iter().map(|k| (*k).clone()).collect(),
+        keyset: KeySetParams {
+            version,
+            threshold,
+            signers: signers.iter().map(|k| k.public_key()).collect(),
+            revoked: revoked.iter().map(|k| k.key_id()).collect(),
+        },
+        sign_options: SignOptions::default(),
+    }
+    .build()
+    .unwrap()
 }
