@@ -19,6 +19,7 @@ use keyway_device::install::{InstallError, Installer, LayoutError, SlotLayout, T
 use keyway_device::journal::{self, Config, Download, Journal, PersistentState, TrialState};
 use keyway_sim::{PowerCut, SimFlash};
 use keyway_suit::ImageExpectation;
+use keyway_testkit::geometry::Part;
 
 type SimError = keyway_sim::Error;
 
@@ -448,32 +449,22 @@ fn refuses_wrong_images_and_bad_layouts() {
     // While an image runs on trial, neither slot is overwritten.
     let mut flash = fresh.clone();
     let mut j = Journal::open(&mut flash, layout.journal).unwrap();
-    let trial = PersistentState {
-        trial: TrialState::Trial {
-            slot: 0,
-            attempts_left: 2,
-        },
-        ..initial_state(1)
-    };
-    j.commit(&mut flash, &trial).unwrap();
-    assert_eq!(
-        Installer::<_>::begin(&mut flash, &mut j, Target::new(&layout, &exp, md)).unwrap_err(),
-        InstallError::TrialInProgress { slot: 0 }
-    );
-    let trial_active = PersistentState {
-        trial: TrialState::Trial {
-            slot: 1,
-            attempts_left: 2,
-        },
-        ..initial_state(1)
-    };
-    j.commit(&mut flash, &trial_active).unwrap();
-    let ops = flash.ops();
-    assert_eq!(
-        Installer::<_>::begin(&mut flash, &mut j, Target::new(&layout, &exp, md)).unwrap_err(),
-        InstallError::TrialInProgress { slot: 1 }
-    );
-    assert_eq!(flash.ops(), ops, "nothing written or erased");
+    for slot in [0, 1] {
+        let trial = PersistentState {
+            trial: TrialState::Trial {
+                slot,
+                attempts_left: 2,
+            },
+            ..initial_state(1)
+        };
+        j.commit(&mut flash, &trial).unwrap();
+        let ops = flash.ops();
+        assert_eq!(
+            Installer::<_>::begin(&mut flash, &mut j, Target::new(&layout, &exp, md)).unwrap_err(),
+            InstallError::TrialInProgress { slot }
+        );
+        assert_eq!(flash.ops(), ops, "slot {slot}: nothing written or erased");
+    }
 
     // A buffer that does not fit the write and erase sizes.
     let mut flash = fresh.clone();
@@ -783,58 +774,46 @@ fn case<'a>(name: &str, layout: SlotLayout, image: &'a [u8], active: u8) -> Case
     }
 }
 
-#[test]
-fn power_cut_sweep_nrf52840() {
-    let image = bytes(40 * 1024, 21);
-    // Journal slots 512 bytes apart (8 per page): the 12 records of the
-    // install turn journal pages during the sweep.
-    let mut layout = nrf52840_layout();
-    layout.journal = layout.journal.with_slot_size(512);
+/// The install sweep on one row of the geometry table, with this file's
+/// layouts for it; ecc32 runs with `KEYWAY_FULL_SWEEP=1`.
+fn install_sweep_on<const W: usize, const E: usize>(part: &Part<W, E>) {
+    let (image, layout, active) = match part.name {
+        "nrf52840" => {
+            // Journal slots 512 bytes apart (8 per page): the 12 records of
+            // the install turn journal pages during the sweep.
+            let mut layout = nrf52840_layout();
+            layout.journal = layout.journal.with_slot_size(512);
+            (bytes(40 * 1024, 21), layout, 1)
+        }
+        "small-pages" => {
+            // Not a multiple of the 512-byte page: the last sector is
+            // partial. 80 sectors in the full sweep, 32 by default.
+            let kib = if full_sweep() { 40 } else { 16 };
+            (bytes(kib * 1024 - 100, 22), small_pages_layout(), 0)
+        }
+        "ecc32" if !full_sweep() => {
+            println!("install power-cut sweep (ecc32): skipped, set KEYWAY_FULL_SWEEP=1");
+            return;
+        }
+        "ecc32" => (bytes(40 * 1024 + 17, 23), ecc32_layout(), 1),
+        // stm32f4: slots in 128 KiB sectors (one erase call each), the
+        // journal in two 16 KiB sectors. 40 KiB: the image sits in one slot
+        // sector, so every resume starts from offset 0 and erases that
+        // sector again.
+        _ => (bytes(40 * 1024 + 6, 24), stm32f4_layout(1), 0),
+    };
     sweep(
-        SimFlash::<4, 4096>::nrf52840(),
-        &case("nrf52840", layout, &image, 1),
+        part.flash(),
+        &case(part.name, layout, &image, active),
         Nested::for_mode(),
     );
 }
 
-#[test]
-fn power_cut_sweep_small_pages() {
-    // Not a multiple of the 512-byte page: the last sector is partial.
-    // 80 sectors in the full sweep, 32 by default.
-    let kib = if full_sweep() { 40 } else { 16 };
-    let image = bytes(kib * 1024 - 100, 22);
-    sweep(
-        SimFlash::<1, 512>::small_pages(),
-        &case("small-pages", small_pages_layout(), &image, 0),
-        Nested::for_mode(),
-    );
-}
+// The tests power_cut_sweep::{nrf52840, stm32f4, small_pages, ecc32}.
+keyway_testkit::per_geometry!(power_cut_sweep => install_sweep_on);
 
 #[test]
-fn power_cut_sweep_ecc32() {
-    if !full_sweep() {
-        println!("install power-cut sweep (ecc32): skipped, set KEYWAY_FULL_SWEEP=1");
-        return;
-    }
-    let image = bytes(40 * 1024 + 17, 23);
-    sweep(
-        SimFlash::<32, 131072>::ecc32(),
-        &case("ecc32", ecc32_layout(), &image, 1),
-        Nested::for_mode(),
-    );
-}
-
-#[test]
-fn power_cut_sweep_stm32f4() {
-    // Slots in 128 KiB sectors (one erase call each), the journal in two
-    // 16 KiB sectors. 40 KiB: the image sits in one slot sector, so every
-    // resume starts from offset 0 and erases that sector again.
-    let image = bytes(40 * 1024 + 6, 24);
-    sweep(
-        SimFlash::<4, 16384>::stm32f4(),
-        &case("stm32f4", stm32f4_layout(1), &image, 0),
-        Nested::for_mode(),
-    );
+fn power_cut_sweep_stm32f4_over_two_slot_sectors() {
     if !full_sweep() {
         println!("install power-cut sweep (stm32f4, 136 KiB): skipped, set KEYWAY_FULL_SWEEP=1");
         return;
