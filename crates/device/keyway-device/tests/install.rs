@@ -80,6 +80,15 @@ fn feed<const W: usize, const E: usize>(
     installer.finish(flash, journal)
 }
 
+/// What the manifest says of the image: its `digest` and `size`.
+fn expecting(digest: &[u8; 32], size: Option<u64>) -> ImageExpectation<'_> {
+    ImageExpectation {
+        digest,
+        size,
+        uri: None,
+    }
+}
+
 fn nrf52840_layout() -> SlotLayout {
     SlotLayout::direct(
         [0x1_0000..0x7_0000, 0x7_0000..0xD_0000],
@@ -118,11 +127,7 @@ fn installs_300_kib_on_nrf52840_near_the_physical_minimum() {
     let image = bytes(300 * 1024, 7);
     let digest = sha256(&image);
     let manifest_digest = [0x5A; 32];
-    let exp = ImageExpectation {
-        digest: &digest,
-        size: Some(image.len() as u64),
-        uri: None,
-    };
+    let exp = expecting(&digest, Some(image.len() as u64));
     for chunk in [1usize, 244, 1472, 4096] {
         let mut flash = prepared(SimFlash::<4, 4096>::nrf52840(), &layout, 0);
         let active_before = slot_bytes(&flash, &layout, 0);
@@ -210,11 +215,7 @@ fn stm32f4_install_erases_each_128_kib_slot_sector_once() {
     assert_eq!(layout.validate::<F>(1024 * 1024), Ok(()));
     let image = bytes(200 * 1024 + 12, 31);
     let digest = sha256(&image);
-    let exp = ImageExpectation {
-        digest: &digest,
-        size: Some(image.len() as u64),
-        uri: None,
-    };
+    let exp = expecting(&digest, Some(image.len() as u64));
     for chunk in [244usize, 4096] {
         let mut flash = prepared(F::stm32f4(), &layout, 0);
         let active_before = slot_bytes(&flash, &layout, 0);
@@ -296,6 +297,12 @@ fn refuses_wrong_images_and_bad_layouts() {
     let digest = sha256(&image);
     let md = [0x11; 32];
     let fresh = prepared(SimFlash::<4, 4096>::nrf52840(), &layout, 1);
+    // A fresh copy of the prepared flash, its journal open.
+    let opened = || {
+        let mut flash = fresh.clone();
+        let j = Journal::open(&mut flash, layout.journal).unwrap();
+        (flash, j)
+    };
     let not_pending = |flash: &mut SimFlash<4, 4096>| {
         let j = Journal::open(flash, layout.journal).unwrap();
         assert_eq!(
@@ -307,13 +314,8 @@ fn refuses_wrong_images_and_bad_layouts() {
 
     // Wrong digest: refused at finish, the download record cleared.
     let wrong = sha256(b"another image");
-    let exp = ImageExpectation {
-        digest: &wrong,
-        size: Some(image.len() as u64),
-        uri: None,
-    };
-    let mut flash = fresh.clone();
-    let mut j = Journal::open(&mut flash, layout.journal).unwrap();
+    let exp = expecting(&wrong, Some(image.len() as u64));
+    let (mut flash, mut j) = opened();
     let inst = Installer::<_>::begin(&mut flash, &mut j, Target::new(&layout, &exp, md)).unwrap();
     assert_eq!(inst.slot(), 0);
     let err = feed(&mut flash, &mut j, inst, &image, 244).unwrap_err();
@@ -324,13 +326,8 @@ fn refuses_wrong_images_and_bad_layouts() {
     not_pending(&mut flash);
 
     // Declared size larger than what arrives: truncated at finish.
-    let exp = ImageExpectation {
-        digest: &digest,
-        size: Some(image.len() as u64 + 1),
-        uri: None,
-    };
-    let mut flash = fresh.clone();
-    let mut j = Journal::open(&mut flash, layout.journal).unwrap();
+    let exp = expecting(&digest, Some(image.len() as u64 + 1));
+    let (mut flash, mut j) = opened();
     let inst = Installer::<_>::begin(&mut flash, &mut j, Target::new(&layout, &exp, md)).unwrap();
     let err = feed(&mut flash, &mut j, inst, &image, 1472).unwrap_err();
     assert!(matches!(
@@ -341,13 +338,8 @@ fn refuses_wrong_images_and_bad_layouts() {
 
     // Declared size smaller: the first extra byte is refused, the
     // installer refuses everything after.
-    let exp = ImageExpectation {
-        digest: &digest,
-        size: Some(image.len() as u64 - 1),
-        uri: None,
-    };
-    let mut flash = fresh.clone();
-    let mut j = Journal::open(&mut flash, layout.journal).unwrap();
+    let exp = expecting(&digest, Some(image.len() as u64 - 1));
+    let (mut flash, mut j) = opened();
     let mut inst =
         Installer::<_>::begin(&mut flash, &mut j, Target::new(&layout, &exp, md)).unwrap();
     let err = inst.push(&mut flash, &mut j, &image).unwrap_err();
@@ -365,11 +357,7 @@ fn refuses_wrong_images_and_bad_layouts() {
 
     // Oversize for the slot: refused before any flash operation.
     let slot_len = layout.slots[0].end - layout.slots[0].start;
-    let exp = ImageExpectation {
-        digest: &digest,
-        size: Some(u64::from(slot_len) + 1),
-        uri: None,
-    };
+    let exp = expecting(&digest, Some(u64::from(slot_len) + 1));
     let mut flash = fresh.clone();
     let ops = flash.ops();
     let mut j = Journal::open(&mut flash, layout.journal).unwrap();
@@ -388,13 +376,8 @@ fn refuses_wrong_images_and_bad_layouts() {
 
     // No declared size: bounded by the slot while pushing.
     let big = bytes(slot_len as usize + 1, 3);
-    let exp = ImageExpectation {
-        digest: &digest,
-        size: None,
-        uri: None,
-    };
-    let mut flash = fresh.clone();
-    let mut j = Journal::open(&mut flash, layout.journal).unwrap();
+    let exp = expecting(&digest, None);
+    let (mut flash, mut j) = opened();
     let mut inst =
         Installer::<_>::begin(&mut flash, &mut j, Target::new(&layout, &exp, md)).unwrap();
     let ops = flash.ops();
@@ -403,13 +386,8 @@ fn refuses_wrong_images_and_bad_layouts() {
     assert_eq!(flash.ops(), ops, "nothing written or erased");
 
     // Resume: nothing recorded, another manifest; resume_or_begin starts over.
-    let exp = ImageExpectation {
-        digest: &digest,
-        size: Some(image.len() as u64),
-        uri: None,
-    };
-    let mut flash = fresh.clone();
-    let mut j = Journal::open(&mut flash, layout.journal).unwrap();
+    let exp = expecting(&digest, Some(image.len() as u64));
+    let (mut flash, mut j) = opened();
     assert_eq!(
         Installer::<_>::resume(&mut flash, &mut j, Target::new(&layout, &exp, md)).unwrap_err(),
         InstallError::NoDownload
@@ -447,8 +425,7 @@ fn refuses_wrong_images_and_bad_layouts() {
     drop(inst);
 
     // While an image runs on trial, neither slot is overwritten.
-    let mut flash = fresh.clone();
-    let mut j = Journal::open(&mut flash, layout.journal).unwrap();
+    let (mut flash, mut j) = opened();
     for slot in [0, 1] {
         let trial = PersistentState {
             trial: TrialState::Trial {
@@ -467,8 +444,7 @@ fn refuses_wrong_images_and_bad_layouts() {
     }
 
     // A buffer that does not fit the write and erase sizes.
-    let mut flash = fresh.clone();
-    let mut j = Journal::open(&mut flash, layout.journal).unwrap();
+    let (mut flash, mut j) = opened();
     assert!(matches!(
         Installer::<_, 100>::begin(&mut flash, &mut j, Target::new(&layout, &exp, md)),
         Err(InstallError::BufferSize(_))
@@ -528,11 +504,7 @@ impl Case<'_> {
     }
 
     fn exp(&self) -> ImageExpectation<'_> {
-        ImageExpectation {
-            digest: &self.digest,
-            size: Some(self.image.len() as u64),
-            uri: None,
-        }
+        expecting(&self.digest, Some(self.image.len() as u64))
     }
 
     /// Boots, opens the journal and installs (begin if nothing is
@@ -855,7 +827,7 @@ mod props {
             }
             if let Ok(mut journal) = Journal::open(&mut flash, layout.journal) {
                 let digest = [0u8; 32];
-                let exp = ImageExpectation { digest: &digest, size: Some(1000), uri: None };
+                let exp = expecting(&digest, Some(1000));
                 let _ = Installer::<_>::begin(&mut flash, &mut journal, Target::new(&layout, &exp, digest));
             }
         }
@@ -877,7 +849,7 @@ mod props {
                 digest[0] ^= 1;
             }
             let declared = (len as i64 + size_delta).max(0) as u64;
-            let exp = ImageExpectation { digest: &digest, size: Some(declared), uri: None };
+            let exp = expecting(&digest, Some(declared));
             let mut flash = SimFlash::<1, 512>::small_pages();
             let mut j = Journal::open(&mut flash, layout.journal).unwrap();
             let mut inst = Installer::<_>::begin(&mut flash, &mut j, Target::new(&layout, &exp, [7; 32])).unwrap();
@@ -910,7 +882,7 @@ mod props {
             let layout = small_pages_layout();
             let image = bytes(0x5000, 5);
             let digest = sha256(&image);
-            let exp = ImageExpectation { digest: &digest, size: Some(0x5000), uri: None };
+            let exp = expecting(&digest, Some(0x5000));
             let mut flash = SimFlash::<1, 512>::small_pages();
             let mut j = Journal::open(&mut flash, layout.journal).unwrap();
             let md = [9; 32];
@@ -940,11 +912,7 @@ fn finish_unarmed_never_arms_the_slot_through_every_power_cut() {
     let layout = small_pages_layout();
     let image = bytes(12 * 1024, 77);
     let digest = sha256(&image);
-    let exp = ImageExpectation {
-        digest: &digest,
-        size: Some(image.len() as u64),
-        uri: None,
-    };
+    let exp = expecting(&digest, Some(image.len() as u64));
     let md = sha256(b"unarmed");
     let base_flash = prepared(SimFlash::<1, 512>::small_pages(), &layout, 0);
     let active_before = slot_bytes(&base_flash, &layout, 0);
