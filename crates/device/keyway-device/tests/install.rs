@@ -80,6 +80,43 @@ fn feed<const W: usize, const E: usize>(
     installer.finish(flash, journal)
 }
 
+/// Installs `image` in `chunk`-byte pushes on `fresh` prepared with slot 0
+/// active (stats reset after), and checks the outcome: slot 1 holds the
+/// image, slot 0 is untouched, the journal records slot 1 `Pending` and
+/// nothing else. Returns the flash and the journal's record length.
+fn install_into_slot_1<const W: usize, const E: usize>(
+    fresh: SimFlash<W, E>,
+    layout: &SlotLayout,
+    target: Target<'_>,
+    image: &[u8],
+    chunk: usize,
+) -> (SimFlash<W, E>, usize) {
+    let mut flash = prepared(fresh, layout, 0);
+    let active_before = slot_bytes(&flash, layout, 0);
+    flash.reset_stats();
+    let mut journal = Journal::open(&mut flash, layout.journal).unwrap();
+    let installer = Installer::<_>::begin(&mut flash, &mut journal, target).unwrap();
+    assert_eq!(installer.slot(), 1);
+    assert_eq!(
+        feed(&mut flash, &mut journal, installer, image, chunk),
+        Ok(1)
+    );
+    let installed = slot_bytes(&flash, layout, 1);
+    assert_eq!(&installed[..image.len()], image, "chunk {chunk}");
+    assert_eq!(
+        slot_bytes(&flash, layout, 0),
+        active_before,
+        "active slot changed"
+    );
+    let reopened = Journal::open(&mut flash, layout.journal).unwrap();
+    let want = PersistentState {
+        trial: TrialState::Pending { slot: 1 },
+        ..initial_state(0)
+    };
+    assert_eq!(*reopened.state(), want);
+    (flash, reopened.record_len())
+}
+
 /// What the manifest says of the image: its `digest` and `size`.
 fn expecting(digest: &[u8; 32], size: Option<u64>) -> ImageExpectation<'_> {
     ImageExpectation {
@@ -129,33 +166,14 @@ fn installs_300_kib_on_nrf52840_near_the_physical_minimum() {
     let manifest_digest = [0x5A; 32];
     let exp = expecting(&digest, Some(image.len() as u64));
     for chunk in [1usize, 244, 1472, 4096] {
-        let mut flash = prepared(SimFlash::<4, 4096>::nrf52840(), &layout, 0);
-        let active_before = slot_bytes(&flash, &layout, 0);
-        flash.reset_stats();
-        let mut journal = Journal::open(&mut flash, layout.journal).unwrap();
-        let installer = Installer::<_>::begin(
-            &mut flash,
-            &mut journal,
+        let (flash, record_len) = install_into_slot_1(
+            SimFlash::<4, 4096>::nrf52840(),
+            &layout,
             Target::new(&layout, &exp, manifest_digest),
-        )
-        .unwrap();
-        assert_eq!(installer.slot(), 1);
-        let slot = feed(&mut flash, &mut journal, installer, &image, chunk).unwrap();
-        assert_eq!(slot, 1);
-
-        // The slot holds the image; the active slot is untouched.
+            &image,
+            chunk,
+        );
         let target = &layout.slots[1];
-        let installed = slot_bytes(&flash, &layout, 1);
-        assert_eq!(&installed[..image.len()], &image[..], "chunk {chunk}");
-        assert_eq!(slot_bytes(&flash, &layout, 0), active_before);
-
-        // The journal records the slot as installable, nothing else changed.
-        let reopened = Journal::open(&mut flash, layout.journal).unwrap();
-        let want = PersistentState {
-            trial: TrialState::Pending { slot: 1 },
-            ..initial_state(0)
-        };
-        assert_eq!(*reopened.state(), want);
 
         // Erases: one per sector of the image, none elsewhere but journal pages.
         let geometry = flash.geometry().clone();
@@ -179,7 +197,7 @@ fn installs_300_kib_on_nrf52840_near_the_physical_minimum() {
         let records = 1 + u64::from(image_sectors) + 1;
         assert_eq!(
             flash.bytes_written(),
-            image.len() as u64 + records * journal.record_len() as u64
+            image.len() as u64 + records * record_len as u64
         );
 
         // Modeled time against erasing the image's sectors once and
@@ -217,36 +235,12 @@ fn stm32f4_install_erases_each_128_kib_slot_sector_once() {
     let digest = sha256(&image);
     let exp = expecting(&digest, Some(image.len() as u64));
     for chunk in [244usize, 4096] {
-        let mut flash = prepared(F::stm32f4(), &layout, 0);
-        let active_before = slot_bytes(&flash, &layout, 0);
-        flash.reset_stats();
-        let mut journal = Journal::open(&mut flash, layout.journal).unwrap();
-        let installer = Installer::<_>::begin(
-            &mut flash,
-            &mut journal,
+        let (flash, record_len) = install_into_slot_1(
+            F::stm32f4(),
+            &layout,
             Target::new(&layout, &exp, [0x44; 32]),
-        )
-        .unwrap();
-        assert_eq!(installer.slot(), 1);
-        assert_eq!(
-            feed(&mut flash, &mut journal, installer, &image, chunk),
-            Ok(1)
-        );
-
-        let installed = slot_bytes(&flash, &layout, 1);
-        assert_eq!(&installed[..image.len()], &image[..], "chunk {chunk}");
-        assert_eq!(
-            slot_bytes(&flash, &layout, 0),
-            active_before,
-            "active slot changed"
-        );
-        let reopened = Journal::open(&mut flash, layout.journal).unwrap();
-        assert_eq!(
-            *reopened.state(),
-            PersistentState {
-                trial: TrialState::Pending { slot: 1 },
-                ..initial_state(0)
-            }
+            &image,
+            chunk,
         );
 
         // Every real sector of the part: slot 1's two 128 KiB sectors
@@ -278,7 +272,7 @@ fn stm32f4_install_erases_each_128_kib_slot_sector_once() {
         // Records: begin, the 128 KiB boundary, finish.
         assert_eq!(
             flash.bytes_written(),
-            (image.len().div_ceil(4) * 4) as u64 + 3 * reopened.record_len() as u64
+            (image.len().div_ceil(4) * 4) as u64 + 3 * record_len as u64
         );
         println!(
             "direct install, 200 KiB on stm32f4 (128 KiB slot sectors), {chunk}-byte chunks: \
