@@ -238,55 +238,32 @@ fn sweep<const W: usize, const E: usize>(
     totals
 }
 
-#[test]
-fn power_cut_sweep_nrf52840() {
+/// One test per row: `name: flash, region, prefilled events, appends
+/// swept, least journal erases => what the totals must show`.
+macro_rules! sweeps {
+    ($($test:ident: $flash:expr, $config:expr, $prefill:expr, $script:expr, $erases:expr
+        => |$t:ident| $check:expr;)*) => {$(
+        #[test]
+        fn $test() {
+            let $t = sweep($flash, $config, $prefill, $script, $erases);
+            assert!($check);
+        }
+    )*};
+}
+
+sweeps! {
     // 29 slots per 4 KiB page, three pages: 150 appends turn pages five
     // times, three of them with a checkpoint and an erase.
-    let t = sweep(
-        SimFlash::<4, 4096>::nrf52840(),
-        Config::new(0x8_0000, 3),
-        0,
-        150,
-        2,
-    );
-    assert!(t.scenarios > 400 && t.lost_in_flight > 0 && t.kept_in_flight > 0);
-}
-
-#[test]
-fn power_cut_sweep_nrf52840_two_pages() {
-    let t = sweep(
-        SimFlash::<4, 4096>::nrf52840(),
-        Config::new(0x8_0000, 2),
-        0,
-        100,
-        2,
-    );
-    assert!(t.scenarios > 300);
-}
-
-#[test]
-fn power_cut_sweep_small_pages() {
+    power_cut_sweep_nrf52840: SimFlash::<4, 4096>::nrf52840(), Config::new(0x8_0000, 3), 0, 150, 2
+        => |t| t.scenarios > 400 && t.lost_in_flight > 0 && t.kept_in_flight > 0;
+    power_cut_sweep_nrf52840_two_pages:
+        SimFlash::<4, 4096>::nrf52840(), Config::new(0x8_0000, 2), 0, 100, 2
+        => |t| t.scenarios > 300;
     // Three 140-byte slots per 512-byte page: a checkpoint and two events.
-    let t = sweep(
-        SimFlash::<1, 512>::small_pages(),
-        Config::new(0x1_0000, 4),
-        0,
-        40,
-        8,
-    );
-    assert!(t.scenarios > 100);
-}
-
-#[test]
-fn power_cut_sweep_ecc32() {
+    power_cut_sweep_small_pages: SimFlash::<1, 512>::small_pages(), Config::new(0x1_0000, 4), 0, 40, 8
+        => |t| t.scenarios > 100;
     // 819 slots of 160 bytes per 128 KiB sector: prefilled to just before
     // the turn that erases the oldest sector (ECC errors on torn words).
-    let t = sweep(
-        SimFlash::<32, 131072>::ecc32(),
-        Config::new(0x4_0000, 2),
-        1620,
-        40,
-        1,
-    );
-    assert!(t.scenarios > 100);
+    power_cut_sweep_ecc32: SimFlash::<32, 131072>::ecc32(), Config::new(0x4_0000, 2), 1620, 40, 1
+        => |t| t.scenarios > 100;
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{all_events, device_key, export, parse};
+use common::{all_events, export, parse};
 use keyway_audit::record::{MAX_RECORD_LEN, MIN_RECORD_LEN, record_len};
 use keyway_audit::{
     AuditLog, Body, Config, DecodeError, Event, LockMethod, Record, RejectReason, RevertReason,
@@ -121,22 +121,9 @@ fn every_bit_flip_and_truncation_is_refused() {
 fn export_streams_in_any_chunk_size_and_verifies() {
     let mut flash = SimFlash::<4, 4096>::nrf52840();
     let cfg = Config::new(0x1_0000, 3);
-    let mut log = AuditLog::open(&mut flash, cfg).unwrap();
-    let key = device_key();
-    for (i, e) in all_events().iter().enumerate() {
-        let seq = log
-            .append(
-                &mut flash,
-                &key,
-                Time {
-                    rtc: i as u64,
-                    boot: 1,
-                },
-                e,
-            )
-            .unwrap();
-        assert_eq!(seq, i as u32);
-    }
+    let times = (0..).map(|rtc| Time { rtc, boot: 1 });
+    let log = common::log_with(&mut flash, cfg, times.zip(all_events()));
+    assert_eq!(log.next_seq(), all_events().len() as u32);
     let at = Time { rtc: 999, boot: 2 };
     let whole = export(&log, &mut flash, 4096, at);
     for chunk in [1, 7, 60, 141] {
@@ -160,12 +147,7 @@ fn a_wrong_chain_is_caught_by_the_test_oracle() {
     // The oracle the sweeps rely on must be able to fail.
     let mut flash = SimFlash::<4, 4096>::nrf52840();
     let cfg = Config::new(0, 2);
-    let mut log = AuditLog::open(&mut flash, cfg).unwrap();
-    let key = device_key();
-    for i in 0..5 {
-        let (t, e) = common::step(i);
-        log.append(&mut flash, &key, t, &e).unwrap();
-    }
+    let log = common::log_with(&mut flash, cfg, (0..5).map(common::step));
     let bytes = export(&log, &mut flash, 512, Time::default());
     let records = parse(&bytes);
     // Drop record 2.

@@ -16,12 +16,7 @@ fn wear_is_spread_evenly_over_the_ring() {
     let mut flash = SimFlash::<4, 4096>::nrf52840();
     let offset = 0x2_0000u32;
     let config = Config::new(offset, 8);
-    let mut log = AuditLog::open(&mut flash, config).unwrap();
-    let key = device_key();
-    for i in 0..appends {
-        let (t, e) = step(i);
-        log.append(&mut flash, &key, t, &e).unwrap();
-    }
+    let log = common::log_with(&mut flash, config, (0..appends).map(step));
     let first = (offset / 4096) as usize;
     let per_page = &flash.erase_counts()[first..first + 8];
     let (min, max) = (

@@ -15,8 +15,8 @@
 
 mod common;
 use common::{
-    App, NEW, OLD_FLOOR, OLD_KEYSET, PASS, Seeded, assert_reverted, assert_settled, bytes, cuts,
-    full_sweep, trial_boot,
+    App, NEW, Nested, OLD_FLOOR, OLD_KEYSET, OnTrial, PASS, assert_reverted, assert_settled, bytes,
+    cut_sweep, full_sweep, on_trial,
 };
 
 use std::time::Instant;
@@ -27,7 +27,7 @@ use keyway_device::boot::{
 };
 use keyway_device::install::{Installer, SlotLayout, Target};
 use keyway_device::journal::{self, Config, Journal, PersistentState, TrialState};
-use keyway_sim::{CutPoint, PowerCut, SimFlash};
+use keyway_sim::SimFlash;
 use keyway_suit::ImageExpectation;
 use keyway_testkit::geometry::{NRF52840, Part};
 use sha2::{Digest, Sha256};
@@ -497,18 +497,18 @@ fn run<const W: usize, const E: usize>(
         );
         match d.reason {
             Reason::StartTrial { .. } | Reason::ContinueTrial { .. } => {
-                trial_boot(&mut watch.trial_boots, what);
-                let Some(test) = app.self_test() else {
-                    continue;
-                };
-                match boot::confirm(&mut journal, flash, test, NEW) {
-                    Ok(1) => watch.confirmed = true,
-                    Err(ConfirmError::SelfTestFailed { .. }) if app == App::Fail => {}
-                    Err(ConfirmError::Journal(journal::JournalError::Flash {
-                        error: SimError::PowerCut,
-                        ..
-                    })) => return false,
-                    other => panic!("{what}: confirm: {other:?}"),
+                match on_trial(
+                    app,
+                    &mut journal,
+                    flash,
+                    1,
+                    NEW,
+                    &mut watch.trial_boots,
+                    what,
+                ) {
+                    OnTrial::Cut => return false,
+                    OnTrial::Confirmed => watch.confirmed = true,
+                    OnTrial::Crashed | OnTrial::Failed => {}
                 }
             }
             Reason::Active if d.commit.is_none() => return true,
@@ -558,66 +558,26 @@ fn sweep<const W: usize, const E: usize>(
     let mut scenarios = 0u64;
     let mut nested = 0u64;
     let mut erases = 0u64;
+    let second = if nested_all {
+        Nested::All
+    } else {
+        Nested::Sample
+    };
     for fill in 0..per_page {
         let (base, lock) = installed(fresh.clone(), layout.clone(), image_len, fill);
         for app in [App::Pass, App::Fail, App::Crash] {
-            let mut dry = base.clone();
-            let start = dry.ops();
-            let erase_before = dry.stats().erase_ops;
-            let mut w = Watch::default();
-            assert!(run(&lock, &mut dry, app, &mut w, "dry run"));
-            check_settled(&lock, &mut dry, app, "dry run");
-            erases += dry.stats().erase_ops - erase_before;
-            let ops = dry.ops() - start;
-            assert!(ops > 0);
-            for n in 0..ops {
-                for (k, first) in cuts(start + n).into_iter().enumerate() {
-                    let seed = (fill as u64) << 32 | n << 4 | k as u64;
-                    let what = format!("{name}: fill {fill}, {app:?}, cut {first:?}");
-                    let mut flash = base.clone();
-                    flash.set_power_cut(PowerCut::new(seed).then(first));
-                    let mut w = Watch::default();
-                    assert!(
-                        !run(&lock, &mut flash, app, &mut w, &what),
-                        "{what}: no cut"
-                    );
-                    flash.power_on();
-                    let after = flash.clone();
-                    let w_after = w.clone();
-                    let mut done = flash;
-                    assert!(run(&lock, &mut done, app, &mut w, &what));
-                    check_settled(&lock, &mut done, app, &what);
-                    scenarios += 1;
-
-                    // A second cut at every op of the recovery (or a sample).
-                    let base2 = after.ops();
-                    let rec_ops = done.ops() - base2;
-                    let mut rng = Seeded::new(seed ^ 0xB007);
-                    let seconds: Vec<CutPoint> = if nested_all {
-                        (0..rec_ops).flat_map(|r| cuts(base2 + r)).collect()
-                    } else if rec_ops == 0 {
-                        Vec::new()
-                    } else {
-                        let r = rng.next() % rec_ops;
-                        vec![cuts(base2 + r)[(rng.next() % 3) as usize]]
-                    };
-                    for second in seconds {
-                        let what = format!("{what}, then {second:?}");
-                        let mut flash = after.clone();
-                        flash.set_power_cut(PowerCut::new(seed.wrapping_mul(31)).then(second));
-                        let mut w = w_after.clone();
-                        assert!(
-                            !run(&lock, &mut flash, app, &mut w, &what),
-                            "{what}: no cut"
-                        );
-                        flash.power_on();
-                        assert!(run(&lock, &mut flash, app, &mut w, &what));
-                        check_settled(&lock, &mut flash, app, &what);
-                        scenarios += 1;
-                        nested += 1;
-                    }
-                }
-            }
+            let swept = cut_sweep(
+                &base,
+                &format!("{name}: fill {fill}, {app:?}"),
+                (fill as u64) << 32,
+                0xB007,
+                second,
+                |flash, w: &mut Watch, what| run(&lock, flash, app, w, what),
+                |flash, what| check_settled(&lock, flash, app, what),
+            );
+            scenarios += swept.scenarios;
+            nested += swept.nested;
+            erases += swept.dry_erases;
         }
     }
     assert!(erases > 0, "{name}: no sequence turned a journal page");

@@ -19,6 +19,7 @@ use keyway_device::install::{InstallError, Installer, LayoutError, SlotLayout, T
 use keyway_device::journal::{self, Config, Download, Journal, PersistentState, TrialState};
 use keyway_sim::{PowerCut, SimFlash};
 use keyway_suit::ImageExpectation;
+use keyway_testkit::geometry::Part;
 
 type SimError = keyway_sim::Error;
 
@@ -79,6 +80,52 @@ fn feed<const W: usize, const E: usize>(
     installer.finish(flash, journal)
 }
 
+/// Installs `image` in `chunk`-byte pushes on `fresh` prepared with slot 0
+/// active (stats reset after), and checks the outcome: slot 1 holds the
+/// image, slot 0 is untouched, the journal records slot 1 `Pending` and
+/// nothing else. Returns the flash and the journal's record length.
+fn install_into_slot_1<const W: usize, const E: usize>(
+    fresh: SimFlash<W, E>,
+    layout: &SlotLayout,
+    target: Target<'_>,
+    image: &[u8],
+    chunk: usize,
+) -> (SimFlash<W, E>, usize) {
+    let mut flash = prepared(fresh, layout, 0);
+    let active_before = slot_bytes(&flash, layout, 0);
+    flash.reset_stats();
+    let mut journal = Journal::open(&mut flash, layout.journal).unwrap();
+    let installer = Installer::<_>::begin(&mut flash, &mut journal, target).unwrap();
+    assert_eq!(installer.slot(), 1);
+    assert_eq!(
+        feed(&mut flash, &mut journal, installer, image, chunk),
+        Ok(1)
+    );
+    let installed = slot_bytes(&flash, layout, 1);
+    assert_eq!(&installed[..image.len()], image, "chunk {chunk}");
+    assert_eq!(
+        slot_bytes(&flash, layout, 0),
+        active_before,
+        "active slot changed"
+    );
+    let reopened = Journal::open(&mut flash, layout.journal).unwrap();
+    let want = PersistentState {
+        trial: TrialState::Pending { slot: 1 },
+        ..initial_state(0)
+    };
+    assert_eq!(*reopened.state(), want);
+    (flash, reopened.record_len())
+}
+
+/// What the manifest says of the image: its `digest` and `size`.
+fn expecting(digest: &[u8; 32], size: Option<u64>) -> ImageExpectation<'_> {
+    ImageExpectation {
+        digest,
+        size,
+        uri: None,
+    }
+}
+
 fn nrf52840_layout() -> SlotLayout {
     SlotLayout::direct(
         [0x1_0000..0x7_0000, 0x7_0000..0xD_0000],
@@ -117,39 +164,16 @@ fn installs_300_kib_on_nrf52840_near_the_physical_minimum() {
     let image = bytes(300 * 1024, 7);
     let digest = sha256(&image);
     let manifest_digest = [0x5A; 32];
-    let exp = ImageExpectation {
-        digest: &digest,
-        size: Some(image.len() as u64),
-        uri: None,
-    };
+    let exp = expecting(&digest, Some(image.len() as u64));
     for chunk in [1usize, 244, 1472, 4096] {
-        let mut flash = prepared(SimFlash::<4, 4096>::nrf52840(), &layout, 0);
-        let active_before = slot_bytes(&flash, &layout, 0);
-        flash.reset_stats();
-        let mut journal = Journal::open(&mut flash, layout.journal).unwrap();
-        let installer = Installer::<_>::begin(
-            &mut flash,
-            &mut journal,
+        let (flash, record_len) = install_into_slot_1(
+            SimFlash::<4, 4096>::nrf52840(),
+            &layout,
             Target::new(&layout, &exp, manifest_digest),
-        )
-        .unwrap();
-        assert_eq!(installer.slot(), 1);
-        let slot = feed(&mut flash, &mut journal, installer, &image, chunk).unwrap();
-        assert_eq!(slot, 1);
-
-        // The slot holds the image; the active slot is untouched.
+            &image,
+            chunk,
+        );
         let target = &layout.slots[1];
-        let installed = slot_bytes(&flash, &layout, 1);
-        assert_eq!(&installed[..image.len()], &image[..], "chunk {chunk}");
-        assert_eq!(slot_bytes(&flash, &layout, 0), active_before);
-
-        // The journal records the slot as installable, nothing else changed.
-        let reopened = Journal::open(&mut flash, layout.journal).unwrap();
-        let want = PersistentState {
-            trial: TrialState::Pending { slot: 1 },
-            ..initial_state(0)
-        };
-        assert_eq!(*reopened.state(), want);
 
         // Erases: one per sector of the image, none elsewhere but journal pages.
         let geometry = flash.geometry().clone();
@@ -173,7 +197,7 @@ fn installs_300_kib_on_nrf52840_near_the_physical_minimum() {
         let records = 1 + u64::from(image_sectors) + 1;
         assert_eq!(
             flash.bytes_written(),
-            image.len() as u64 + records * journal.record_len() as u64
+            image.len() as u64 + records * record_len as u64
         );
 
         // Modeled time against erasing the image's sectors once and
@@ -209,42 +233,14 @@ fn stm32f4_install_erases_each_128_kib_slot_sector_once() {
     assert_eq!(layout.validate::<F>(1024 * 1024), Ok(()));
     let image = bytes(200 * 1024 + 12, 31);
     let digest = sha256(&image);
-    let exp = ImageExpectation {
-        digest: &digest,
-        size: Some(image.len() as u64),
-        uri: None,
-    };
+    let exp = expecting(&digest, Some(image.len() as u64));
     for chunk in [244usize, 4096] {
-        let mut flash = prepared(F::stm32f4(), &layout, 0);
-        let active_before = slot_bytes(&flash, &layout, 0);
-        flash.reset_stats();
-        let mut journal = Journal::open(&mut flash, layout.journal).unwrap();
-        let installer = Installer::<_>::begin(
-            &mut flash,
-            &mut journal,
+        let (flash, record_len) = install_into_slot_1(
+            F::stm32f4(),
+            &layout,
             Target::new(&layout, &exp, [0x44; 32]),
-        )
-        .unwrap();
-        assert_eq!(installer.slot(), 1);
-        assert_eq!(
-            feed(&mut flash, &mut journal, installer, &image, chunk),
-            Ok(1)
-        );
-
-        let installed = slot_bytes(&flash, &layout, 1);
-        assert_eq!(&installed[..image.len()], &image[..], "chunk {chunk}");
-        assert_eq!(
-            slot_bytes(&flash, &layout, 0),
-            active_before,
-            "active slot changed"
-        );
-        let reopened = Journal::open(&mut flash, layout.journal).unwrap();
-        assert_eq!(
-            *reopened.state(),
-            PersistentState {
-                trial: TrialState::Pending { slot: 1 },
-                ..initial_state(0)
-            }
+            &image,
+            chunk,
         );
 
         // Every real sector of the part: slot 1's two 128 KiB sectors
@@ -276,7 +272,7 @@ fn stm32f4_install_erases_each_128_kib_slot_sector_once() {
         // Records: begin, the 128 KiB boundary, finish.
         assert_eq!(
             flash.bytes_written(),
-            (image.len().div_ceil(4) * 4) as u64 + 3 * reopened.record_len() as u64
+            (image.len().div_ceil(4) * 4) as u64 + 3 * record_len as u64
         );
         println!(
             "direct install, 200 KiB on stm32f4 (128 KiB slot sectors), {chunk}-byte chunks: \
@@ -295,6 +291,12 @@ fn refuses_wrong_images_and_bad_layouts() {
     let digest = sha256(&image);
     let md = [0x11; 32];
     let fresh = prepared(SimFlash::<4, 4096>::nrf52840(), &layout, 1);
+    // A fresh copy of the prepared flash, its journal open.
+    let opened = || {
+        let mut flash = fresh.clone();
+        let j = Journal::open(&mut flash, layout.journal).unwrap();
+        (flash, j)
+    };
     let not_pending = |flash: &mut SimFlash<4, 4096>| {
         let j = Journal::open(flash, layout.journal).unwrap();
         assert_eq!(
@@ -306,13 +308,8 @@ fn refuses_wrong_images_and_bad_layouts() {
 
     // Wrong digest: refused at finish, the download record cleared.
     let wrong = sha256(b"another image");
-    let exp = ImageExpectation {
-        digest: &wrong,
-        size: Some(image.len() as u64),
-        uri: None,
-    };
-    let mut flash = fresh.clone();
-    let mut j = Journal::open(&mut flash, layout.journal).unwrap();
+    let exp = expecting(&wrong, Some(image.len() as u64));
+    let (mut flash, mut j) = opened();
     let inst = Installer::<_>::begin(&mut flash, &mut j, Target::new(&layout, &exp, md)).unwrap();
     assert_eq!(inst.slot(), 0);
     let err = feed(&mut flash, &mut j, inst, &image, 244).unwrap_err();
@@ -323,13 +320,8 @@ fn refuses_wrong_images_and_bad_layouts() {
     not_pending(&mut flash);
 
     // Declared size larger than what arrives: truncated at finish.
-    let exp = ImageExpectation {
-        digest: &digest,
-        size: Some(image.len() as u64 + 1),
-        uri: None,
-    };
-    let mut flash = fresh.clone();
-    let mut j = Journal::open(&mut flash, layout.journal).unwrap();
+    let exp = expecting(&digest, Some(image.len() as u64 + 1));
+    let (mut flash, mut j) = opened();
     let inst = Installer::<_>::begin(&mut flash, &mut j, Target::new(&layout, &exp, md)).unwrap();
     let err = feed(&mut flash, &mut j, inst, &image, 1472).unwrap_err();
     assert!(matches!(
@@ -340,13 +332,8 @@ fn refuses_wrong_images_and_bad_layouts() {
 
     // Declared size smaller: the first extra byte is refused, the
     // installer refuses everything after.
-    let exp = ImageExpectation {
-        digest: &digest,
-        size: Some(image.len() as u64 - 1),
-        uri: None,
-    };
-    let mut flash = fresh.clone();
-    let mut j = Journal::open(&mut flash, layout.journal).unwrap();
+    let exp = expecting(&digest, Some(image.len() as u64 - 1));
+    let (mut flash, mut j) = opened();
     let mut inst =
         Installer::<_>::begin(&mut flash, &mut j, Target::new(&layout, &exp, md)).unwrap();
     let err = inst.push(&mut flash, &mut j, &image).unwrap_err();
@@ -364,11 +351,7 @@ fn refuses_wrong_images_and_bad_layouts() {
 
     // Oversize for the slot: refused before any flash operation.
     let slot_len = layout.slots[0].end - layout.slots[0].start;
-    let exp = ImageExpectation {
-        digest: &digest,
-        size: Some(u64::from(slot_len) + 1),
-        uri: None,
-    };
+    let exp = expecting(&digest, Some(u64::from(slot_len) + 1));
     let mut flash = fresh.clone();
     let ops = flash.ops();
     let mut j = Journal::open(&mut flash, layout.journal).unwrap();
@@ -387,13 +370,8 @@ fn refuses_wrong_images_and_bad_layouts() {
 
     // No declared size: bounded by the slot while pushing.
     let big = bytes(slot_len as usize + 1, 3);
-    let exp = ImageExpectation {
-        digest: &digest,
-        size: None,
-        uri: None,
-    };
-    let mut flash = fresh.clone();
-    let mut j = Journal::open(&mut flash, layout.journal).unwrap();
+    let exp = expecting(&digest, None);
+    let (mut flash, mut j) = opened();
     let mut inst =
         Installer::<_>::begin(&mut flash, &mut j, Target::new(&layout, &exp, md)).unwrap();
     let ops = flash.ops();
@@ -402,13 +380,8 @@ fn refuses_wrong_images_and_bad_layouts() {
     assert_eq!(flash.ops(), ops, "nothing written or erased");
 
     // Resume: nothing recorded, another manifest; resume_or_begin starts over.
-    let exp = ImageExpectation {
-        digest: &digest,
-        size: Some(image.len() as u64),
-        uri: None,
-    };
-    let mut flash = fresh.clone();
-    let mut j = Journal::open(&mut flash, layout.journal).unwrap();
+    let exp = expecting(&digest, Some(image.len() as u64));
+    let (mut flash, mut j) = opened();
     assert_eq!(
         Installer::<_>::resume(&mut flash, &mut j, Target::new(&layout, &exp, md)).unwrap_err(),
         InstallError::NoDownload
@@ -446,38 +419,26 @@ fn refuses_wrong_images_and_bad_layouts() {
     drop(inst);
 
     // While an image runs on trial, neither slot is overwritten.
-    let mut flash = fresh.clone();
-    let mut j = Journal::open(&mut flash, layout.journal).unwrap();
-    let trial = PersistentState {
-        trial: TrialState::Trial {
-            slot: 0,
-            attempts_left: 2,
-        },
-        ..initial_state(1)
-    };
-    j.commit(&mut flash, &trial).unwrap();
-    assert_eq!(
-        Installer::<_>::begin(&mut flash, &mut j, Target::new(&layout, &exp, md)).unwrap_err(),
-        InstallError::TrialInProgress { slot: 0 }
-    );
-    let trial_active = PersistentState {
-        trial: TrialState::Trial {
-            slot: 1,
-            attempts_left: 2,
-        },
-        ..initial_state(1)
-    };
-    j.commit(&mut flash, &trial_active).unwrap();
-    let ops = flash.ops();
-    assert_eq!(
-        Installer::<_>::begin(&mut flash, &mut j, Target::new(&layout, &exp, md)).unwrap_err(),
-        InstallError::TrialInProgress { slot: 1 }
-    );
-    assert_eq!(flash.ops(), ops, "nothing written or erased");
+    let (mut flash, mut j) = opened();
+    for slot in [0, 1] {
+        let trial = PersistentState {
+            trial: TrialState::Trial {
+                slot,
+                attempts_left: 2,
+            },
+            ..initial_state(1)
+        };
+        j.commit(&mut flash, &trial).unwrap();
+        let ops = flash.ops();
+        assert_eq!(
+            Installer::<_>::begin(&mut flash, &mut j, Target::new(&layout, &exp, md)).unwrap_err(),
+            InstallError::TrialInProgress { slot }
+        );
+        assert_eq!(flash.ops(), ops, "slot {slot}: nothing written or erased");
+    }
 
     // A buffer that does not fit the write and erase sizes.
-    let mut flash = fresh.clone();
-    let mut j = Journal::open(&mut flash, layout.journal).unwrap();
+    let (mut flash, mut j) = opened();
     assert!(matches!(
         Installer::<_, 100>::begin(&mut flash, &mut j, Target::new(&layout, &exp, md)),
         Err(InstallError::BufferSize(_))
@@ -537,11 +498,7 @@ impl Case<'_> {
     }
 
     fn exp(&self) -> ImageExpectation<'_> {
-        ImageExpectation {
-            digest: &self.digest,
-            size: Some(self.image.len() as u64),
-            uri: None,
-        }
+        expecting(&self.digest, Some(self.image.len() as u64))
     }
 
     /// Boots, opens the journal and installs (begin if nothing is
@@ -783,58 +740,46 @@ fn case<'a>(name: &str, layout: SlotLayout, image: &'a [u8], active: u8) -> Case
     }
 }
 
-#[test]
-fn power_cut_sweep_nrf52840() {
-    let image = bytes(40 * 1024, 21);
-    // Journal slots 512 bytes apart (8 per page): the 12 records of the
-    // install turn journal pages during the sweep.
-    let mut layout = nrf52840_layout();
-    layout.journal = layout.journal.with_slot_size(512);
+/// The install sweep on one row of the geometry table, with this file's
+/// layouts for it; ecc32 runs with `KEYWAY_FULL_SWEEP=1`.
+fn install_sweep_on<const W: usize, const E: usize>(part: &Part<W, E>) {
+    let (image, layout, active) = match part.name {
+        "nrf52840" => {
+            // Journal slots 512 bytes apart (8 per page): the 12 records of
+            // the install turn journal pages during the sweep.
+            let mut layout = nrf52840_layout();
+            layout.journal = layout.journal.with_slot_size(512);
+            (bytes(40 * 1024, 21), layout, 1)
+        }
+        "small-pages" => {
+            // Not a multiple of the 512-byte page: the last sector is
+            // partial. 80 sectors in the full sweep, 32 by default.
+            let kib = if full_sweep() { 40 } else { 16 };
+            (bytes(kib * 1024 - 100, 22), small_pages_layout(), 0)
+        }
+        "ecc32" if !full_sweep() => {
+            println!("install power-cut sweep (ecc32): skipped, set KEYWAY_FULL_SWEEP=1");
+            return;
+        }
+        "ecc32" => (bytes(40 * 1024 + 17, 23), ecc32_layout(), 1),
+        // stm32f4: slots in 128 KiB sectors (one erase call each), the
+        // journal in two 16 KiB sectors. 40 KiB: the image sits in one slot
+        // sector, so every resume starts from offset 0 and erases that
+        // sector again.
+        _ => (bytes(40 * 1024 + 6, 24), stm32f4_layout(1), 0),
+    };
     sweep(
-        SimFlash::<4, 4096>::nrf52840(),
-        &case("nrf52840", layout, &image, 1),
+        part.flash(),
+        &case(part.name, layout, &image, active),
         Nested::for_mode(),
     );
 }
 
-#[test]
-fn power_cut_sweep_small_pages() {
-    // Not a multiple of the 512-byte page: the last sector is partial.
-    // 80 sectors in the full sweep, 32 by default.
-    let kib = if full_sweep() { 40 } else { 16 };
-    let image = bytes(kib * 1024 - 100, 22);
-    sweep(
-        SimFlash::<1, 512>::small_pages(),
-        &case("small-pages", small_pages_layout(), &image, 0),
-        Nested::for_mode(),
-    );
-}
+// The tests power_cut_sweep::{nrf52840, stm32f4, small_pages, ecc32}.
+keyway_testkit::per_geometry!(power_cut_sweep => install_sweep_on);
 
 #[test]
-fn power_cut_sweep_ecc32() {
-    if !full_sweep() {
-        println!("install power-cut sweep (ecc32): skipped, set KEYWAY_FULL_SWEEP=1");
-        return;
-    }
-    let image = bytes(40 * 1024 + 17, 23);
-    sweep(
-        SimFlash::<32, 131072>::ecc32(),
-        &case("ecc32", ecc32_layout(), &image, 1),
-        Nested::for_mode(),
-    );
-}
-
-#[test]
-fn power_cut_sweep_stm32f4() {
-    // Slots in 128 KiB sectors (one erase call each), the journal in two
-    // 16 KiB sectors. 40 KiB: the image sits in one slot sector, so every
-    // resume starts from offset 0 and erases that sector again.
-    let image = bytes(40 * 1024 + 6, 24);
-    sweep(
-        SimFlash::<4, 16384>::stm32f4(),
-        &case("stm32f4", stm32f4_layout(1), &image, 0),
-        Nested::for_mode(),
-    );
+fn power_cut_sweep_stm32f4_over_two_slot_sectors() {
     if !full_sweep() {
         println!("install power-cut sweep (stm32f4, 136 KiB): skipped, set KEYWAY_FULL_SWEEP=1");
         return;
@@ -876,7 +821,7 @@ mod props {
             }
             if let Ok(mut journal) = Journal::open(&mut flash, layout.journal) {
                 let digest = [0u8; 32];
-                let exp = ImageExpectation { digest: &digest, size: Some(1000), uri: None };
+                let exp = expecting(&digest, Some(1000));
                 let _ = Installer::<_>::begin(&mut flash, &mut journal, Target::new(&layout, &exp, digest));
             }
         }
@@ -898,7 +843,7 @@ mod props {
                 digest[0] ^= 1;
             }
             let declared = (len as i64 + size_delta).max(0) as u64;
-            let exp = ImageExpectation { digest: &digest, size: Some(declared), uri: None };
+            let exp = expecting(&digest, Some(declared));
             let mut flash = SimFlash::<1, 512>::small_pages();
             let mut j = Journal::open(&mut flash, layout.journal).unwrap();
             let mut inst = Installer::<_>::begin(&mut flash, &mut j, Target::new(&layout, &exp, [7; 32])).unwrap();
@@ -931,7 +876,7 @@ mod props {
             let layout = small_pages_layout();
             let image = bytes(0x5000, 5);
             let digest = sha256(&image);
-            let exp = ImageExpectation { digest: &digest, size: Some(0x5000), uri: None };
+            let exp = expecting(&digest, Some(0x5000));
             let mut flash = SimFlash::<1, 512>::small_pages();
             let mut j = Journal::open(&mut flash, layout.journal).unwrap();
             let md = [9; 32];
@@ -961,11 +906,7 @@ fn finish_unarmed_never_arms_the_slot_through_every_power_cut() {
     let layout = small_pages_layout();
     let image = bytes(12 * 1024, 77);
     let digest = sha256(&image);
-    let exp = ImageExpectation {
-        digest: &digest,
-        size: Some(image.len() as u64),
-        uri: None,
-    };
+    let exp = expecting(&digest, Some(image.len() as u64));
     let md = sha256(b"unarmed");
     let base_flash = prepared(SimFlash::<1, 512>::small_pages(), &layout, 0);
     let active_before = slot_bytes(&base_flash, &layout, 0);

@@ -10,6 +10,7 @@ use keyway_device::journal::{
     Config, ConfigError, FlashOp, Journal, JournalError, PersistentState, RECORD_LEN, TrialState,
 };
 use keyway_sim::{Geometry, GeometrySpec, SectorRun, SimFlash};
+use keyway_testkit::geometry::Part;
 
 /// Commits `rounds` full cycles of the region, reopening now and then,
 /// and checks the state, the write and erase costs and the wear spread.
@@ -80,54 +81,32 @@ fn wrap_around<const W: usize, const E: usize>(
     );
 }
 
-#[test]
-fn wrap_around_nrf52840() {
-    wrap_around(SimFlash::<4, 4096>::nrf52840(), Config::new(0xF_0000, 2), 6);
+/// [`wrap_around`] on one row of the geometry table, for each journal
+/// region (and rounds) this file runs on that part.
+fn wrap_around_on<const W: usize, const E: usize>(part: &Part<W, E>) {
+    let runs = match part.name {
+        "nrf52840" => vec![
+            (Config::new(0xF_0000, 2), 6),
+            (Config::new(0xE_0000, 3), 4),
+            // Sparse slots.
+            (Config::new(0, 4).with_slot_size(1000), 25),
+        ],
+        // The journal lives in two of the 16 KiB sectors.
+        "stm32f4" => vec![(Config::new(0x8000, 2), 4)],
+        "small-pages" => vec![(Config::new(0x1000, 2), 40), (Config::new(0x1000, 5), 20)],
+        _ => vec![
+            (Config::new(0xC_0000, 2), 3),
+            // Sparse slots.
+            (Config::new(0x2_0000, 2).with_slot_size(8192), 25),
+        ],
+    };
+    for (config, rounds) in runs {
+        wrap_around(part.flash(), config, rounds);
+    }
 }
 
-#[test]
-fn wrap_around_nrf52840_three_pages() {
-    wrap_around(SimFlash::<4, 4096>::nrf52840(), Config::new(0xE_0000, 3), 4);
-}
-
-#[test]
-fn wrap_around_stm32f4() {
-    // The journal lives in two of the 16 KiB sectors.
-    wrap_around(SimFlash::<4, 16384>::stm32f4(), Config::new(0x8000, 2), 4);
-}
-
-#[test]
-fn wrap_around_small_pages() {
-    wrap_around(
-        SimFlash::<1, 512>::small_pages(),
-        Config::new(0x1000, 2),
-        40,
-    );
-    wrap_around(
-        SimFlash::<1, 512>::small_pages(),
-        Config::new(0x1000, 5),
-        20,
-    );
-}
-
-#[test]
-fn wrap_around_ecc32() {
-    wrap_around(SimFlash::<32, 131072>::ecc32(), Config::new(0xC_0000, 2), 3);
-}
-
-#[test]
-fn wrap_around_with_sparse_slots() {
-    wrap_around(
-        SimFlash::<32, 131072>::ecc32(),
-        Config::new(0x2_0000, 2).with_slot_size(8192),
-        25,
-    );
-    wrap_around(
-        SimFlash::<4, 4096>::nrf52840(),
-        Config::new(0, 4).with_slot_size(1000),
-        25,
-    );
-}
+// The tests wrap_around::{nrf52840, stm32f4, small_pages, ecc32}.
+keyway_testkit::per_geometry!(wrap_around => wrap_around_on);
 
 #[test]
 fn zero_erased_flash() {

@@ -27,15 +27,15 @@
 //! runs 3,000 scenarios per run (24,000 in all) instead of 200.
 
 mod common;
-use common::{NEW, OLD_FLOOR, OLD_KEYSET, PASS, Seeded, bytes, full_sweep, sha256};
+use common::{
+    App, NEW, OLD_FLOOR, OLD_KEYSET, OnTrial, Seeded, bytes, full_sweep, on_trial, sha256,
+};
 
 use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::time::Instant;
 
-use keyway_device::boot::{
-    self, Boot, ConfirmError, MAX_TRIAL_BOOTS, Reason, RevertCause, SelfTest,
-};
+use keyway_device::boot::{self, Boot, MAX_TRIAL_BOOTS, Reason, RevertCause};
 use keyway_device::install::{self, Installer, SlotLayout, Target};
 use keyway_device::journal::{self, Journal, PersistentState, TrialState};
 use keyway_sim::{Cut, CutPoint, EraseTear, OpKind, PowerCut, SimFlash, WriteTear};
@@ -44,10 +44,6 @@ use keyway_testkit::geometry::Part;
 
 type SimError = keyway_sim::Error;
 
-const FAIL: SelfTest = SelfTest {
-    motor: false,
-    ..PASS
-};
 /// The image: not a multiple of any write or sector size.
 const IMAGE_LEN: usize = 6000;
 const MANIFEST: [u8; 32] = [0x6B; 32];
@@ -268,22 +264,15 @@ fn live<const W: usize, const E: usize>(
 
         match d.reason {
             Reason::StartTrial { slot: 1, .. } | Reason::ContinueTrial { slot: 1, .. } => {
-                w.trial_boots += 1;
-                assert!(
-                    w.trial_boots <= u32::from(MAX_TRIAL_BOOTS),
-                    "trial boot {} without a confirm",
-                    w.trial_boots
-                );
-                let test = match story {
-                    Story::Update => PASS,
-                    Story::Revert => FAIL,
+                let app = match story {
+                    Story::Update => App::Pass,
+                    Story::Revert => App::Fail,
                 };
-                match boot::confirm(&mut j, flash, test, NEW) {
-                    Ok(1) => w.confirmed = true,
-                    Err(ConfirmError::SelfTestFailed { slot: 1, .. }) if story == Story::Revert => {
-                    }
-                    Err(ConfirmError::Journal(e)) if journal_cut(&e) => return Life::Cut,
-                    other => panic!("confirm: {other:?} in {s:?}"),
+                let what = format!("{s:?}");
+                match on_trial(app, &mut j, flash, 1, NEW, &mut w.trial_boots, &what) {
+                    OnTrial::Cut => return Life::Cut,
+                    OnTrial::Confirmed => w.confirmed = true,
+                    OnTrial::Crashed | OnTrial::Failed => {}
                 }
                 // The application reboots (or crashes) after its self-test.
                 continue;

@@ -7,7 +7,9 @@
 
 mod common;
 
-use common::{App, Seeded, assert_reverted, assert_settled, cuts, full_sweep, trial_boot};
+use common::{
+    App, Nested, OnTrial, assert_reverted, assert_settled, cut_sweep, full_sweep, on_trial,
+};
 use keyway_device::boot::{
     self, Boot, ConfirmError, Confirmation, MAX_TRIAL_BOOTS, Reason, RevertCause, SelfTest,
 };
@@ -17,7 +19,7 @@ use keyway_device::journal::{
 };
 use keyway_device::swap;
 use keyway_device::verified::{HEAD_BUF_LEN, VerifiedSlot};
-use keyway_sim::{CutPoint, Error as SimError, PowerCut, SimFlash};
+use keyway_sim::{Error as SimError, SimFlash};
 use keyway_suit::{DeviceIdentity, PublicKey, TrustAnchors};
 use keyway_testkit::geometry::{NRF52840, Part};
 use keyway_vendor::encode::{EnvelopeBuilder, class_uuid, vendor_uuid};
@@ -304,18 +306,10 @@ fn run<const W: usize, const E: usize>(
             Reason::StartTrial { .. } | Reason::ContinueTrial { .. } => {
                 assert_eq!(running, Which::New, "{what}: trial of the old image");
                 watch.tried = true;
-                trial_boot(&mut watch.trial_boots, what);
-                let Some(test) = app.self_test() else {
-                    continue;
-                };
-                match boot::confirm(&mut j, flash, test, NEW) {
-                    Ok(0) => watch.confirmed = true,
-                    Err(ConfirmError::SelfTestFailed { .. }) if app == App::Fail => {}
-                    Err(ConfirmError::Journal(journal::JournalError::Flash {
-                        error: SimError::PowerCut,
-                        ..
-                    })) => return false,
-                    other => panic!("{what}: confirm: {other:?}"),
+                match on_trial(app, &mut j, flash, 0, NEW, &mut watch.trial_boots, what) {
+                    OnTrial::Cut => return false,
+                    OnTrial::Confirmed => watch.confirmed = true,
+                    OnTrial::Crashed | OnTrial::Failed => {}
                 }
             }
             Reason::Active | Reason::Reverted { .. } => {
@@ -373,60 +367,25 @@ fn sweep<const W: usize, const E: usize>(
     let mut scenarios = 0u64;
     let mut nested = 0u64;
     for app in [App::Pass, App::Fail, App::Crash] {
-        let mut dry = base.clone();
-        let start = dry.ops();
-        let mut w = Watch::default();
-        assert!(run(u, &mut dry, app, &mut w, "dry run"));
-        check_settled(u, &mut dry, app, "dry run");
-        let ops = dry.ops() - start;
-        for n in 0..ops {
-            for (k, first) in cuts(start + n).into_iter().enumerate() {
-                let seed = n << 4 | k as u64;
-                let what = format!("{name}: {app:?}, cut {first:?}");
-                let mut flash = base.clone();
-                flash.set_power_cut(PowerCut::new(seed).then(first));
-                let mut w = Watch::default();
-                assert!(!run(u, &mut flash, app, &mut w, &what), "{what}: no cut");
-                flash.power_on();
-                let after = flash.clone();
-                let w_after = w.clone();
-                let mut done = flash;
-                assert!(run(u, &mut done, app, &mut w, &what));
-                check_settled(u, &mut done, app, &what);
-                scenarios += 1;
-
-                let base2 = after.ops();
-                let rec_ops = done.ops() - base2;
-                let mut rng = Seeded::new(seed ^ 0x5AB);
-                let seconds: Vec<CutPoint> = if nested_all {
-                    // Every other operation of the recovery, the three cut
-                    // kinds in turn (every one of them costs a whole
-                    // recovery; all three at every operation would be
-                    // about 1.4 million scenarios per geometry).
-                    (0..rec_ops)
-                        .step_by(2)
-                        .map(|r| cuts(base2 + r)[(r / 2 % 3) as usize])
-                        .collect()
-                } else if rec_ops == 0 {
-                    Vec::new()
-                } else {
-                    let r = rng.next() % rec_ops;
-                    vec![cuts(base2 + r)[(rng.next() % 3) as usize]]
-                };
-                for second in seconds {
-                    let what = format!("{what}, then {second:?}");
-                    let mut flash = after.clone();
-                    flash.set_power_cut(PowerCut::new(seed.wrapping_mul(31)).then(second));
-                    let mut w = w_after.clone();
-                    assert!(!run(u, &mut flash, app, &mut w, &what), "{what}: no cut");
-                    flash.power_on();
-                    assert!(run(u, &mut flash, app, &mut w, &what));
-                    check_settled(u, &mut flash, app, &what);
-                    scenarios += 1;
-                    nested += 1;
-                }
-            }
-        }
+        // With every nested cut: every other operation of the recovery, the
+        // three cut kinds in turn (every one of them costs a whole recovery;
+        // all three at every operation would be about 1.4 million scenarios
+        // per geometry).
+        let swept = cut_sweep(
+            &base,
+            &format!("{name}: {app:?}"),
+            0,
+            0x5AB,
+            if nested_all {
+                Nested::EveryOther
+            } else {
+                Nested::Sample
+            },
+            |flash, w: &mut Watch, what| run(u, flash, app, w, what),
+            |flash, what| check_settled(u, flash, app, what),
+        );
+        scenarios += swept.scenarios;
+        nested += swept.nested;
     }
     println!(
         "swap power-cut sweep ({name}): {scenarios} scenarios ({nested} with a second cut) over \

@@ -5,8 +5,8 @@
 use embedded_storage::nor_flash::NorFlash;
 use keyway_audit::record::{Hash, record_hash};
 use keyway_audit::{
-    AuditLog, Body, Ed25519Signer, Event, Kind, LockMethod, Record, RejectReason, RevertReason,
-    Signer, Time, Version,
+    AuditLog, Body, Config, Ed25519Signer, Event, Kind, LockMethod, Record, RejectReason,
+    RevertReason, Signer, Time, Version,
 };
 
 /// The test device's key (deterministic).
@@ -206,4 +206,20 @@ pub fn events(records: &[Record]) -> Vec<(Time, Event)> {
 
 pub fn full_sweep() -> bool {
     std::env::var("KEYWAY_FULL_SWEEP").is_ok_and(|v| v == "1")
+}
+
+/// Opens a log in `config` on `flash` and appends `entries` to it with the
+/// device key, checking each event is the last record written.
+pub fn log_with<F: NorFlash>(
+    flash: &mut F,
+    config: Config,
+    entries: impl IntoIterator<Item = (Time, Event)>,
+) -> AuditLog<F> {
+    let mut log = AuditLog::open(flash, config).unwrap();
+    let key = device_key();
+    for (t, e) in entries {
+        let seq = log.append(flash, &key, t, &e).unwrap();
+        assert_eq!(seq + 1, log.next_seq(), "{e:?}");
+    }
+    log
 }

@@ -2,13 +2,14 @@
 #![allow(dead_code)]
 
 use keyway_device::boot::{
-    Boot, Confirmation, Decision, MAX_TRIAL_BOOTS, Reason, RevertCause, SelfTest,
+    self, Boot, ConfirmError, Confirmation, Decision, MAX_TRIAL_BOOTS, Reason, RevertCause,
+    SelfTest,
 };
 use keyway_device::install::SlotLayout;
-use keyway_device::journal::{Config, Journal};
+use keyway_device::journal::{Config, Journal, JournalError};
 use keyway_device::journal::{Download, PersistentState, SwapPhase, SwapProgress, TrialState};
 use keyway_device::verified::{HEAD_BUF_LEN, VerifiedSlot};
-use keyway_sim::{CutPoint, SimFlash};
+use keyway_sim::{CutPoint, PowerCut, SimFlash};
 use keyway_suit::{DeviceIdentity, PublicKey, TrustAnchors};
 use keyway_vendor::encode::{EnvelopeBuilder, class_uuid, vendor_uuid};
 use keyway_vendor::keys::{Algorithm, SigningKey};
@@ -203,6 +204,48 @@ pub fn trial_boot(trial_boots: &mut u32, what: &str) {
     );
 }
 
+/// What the application did on a trial boot of the image in `slot`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnTrial {
+    /// It crashed before its self-test.
+    Crashed,
+    /// Its self-test passed and the confirm was committed.
+    Confirmed,
+    /// Its self-test failed (the trial is marked for revert).
+    Failed,
+    /// The power failed during the confirm.
+    Cut,
+}
+
+/// One trial boot of the image in `slot`: counts it ([`trial_boot`]), then
+/// `app` runs its self-test and confirms (recording `new`). Any other
+/// outcome of the confirm panics.
+pub fn on_trial<const W: usize, const E: usize>(
+    app: App,
+    j: &mut Journal<SimFlash<W, E>>,
+    flash: &mut SimFlash<W, E>,
+    slot: u8,
+    new: Confirmation,
+    trial_boots: &mut u32,
+    what: &str,
+) -> OnTrial {
+    trial_boot(trial_boots, what);
+    let Some(test) = app.self_test() else {
+        return OnTrial::Crashed;
+    };
+    match boot::confirm(j, flash, test, new) {
+        Ok(s) if s == slot => OnTrial::Confirmed,
+        Err(ConfirmError::SelfTestFailed { slot: s, .. }) if s == slot && app == App::Fail => {
+            OnTrial::Failed
+        }
+        Err(ConfirmError::Journal(JournalError::Flash {
+            error: keyway_sim::Error::PowerCut,
+            ..
+        })) => OnTrial::Cut,
+        other => panic!("{what}: confirm: {other:?}"),
+    }
+}
+
 /// Asserts that a boot changed nothing: `slot` runs as the active image
 /// and no state is committed.
 pub fn assert_settled(d: &Decision, slot: u8) {
@@ -236,4 +279,105 @@ pub fn release(
         keys: vec![key.clone()],
         ..Default::default()
     }
+}
+
+/// Which second cuts a sweep makes in the recovery from each first cut.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Nested {
+    /// At every operation of the recovery, the three ways.
+    All,
+    /// At every other operation, the three cut kinds in turn.
+    EveryOther,
+    /// At one operation drawn from the scenario's seed, one way.
+    Sample,
+}
+
+impl Nested {
+    /// The second cuts in a recovery of `rec_ops` operations from op
+    /// `base`; `rng` draws the sample.
+    fn cuts(self, base: u64, rec_ops: u64, rng: &mut Seeded) -> Vec<CutPoint> {
+        match self {
+            Nested::All => (0..rec_ops).flat_map(|r| cuts(base + r)).collect(),
+            Nested::EveryOther => (0..rec_ops)
+                .step_by(2)
+                .map(|r| cuts(base + r)[(r / 2 % 3) as usize])
+                .collect(),
+            Nested::Sample if rec_ops == 0 => Vec::new(),
+            Nested::Sample => {
+                let r = rng.next() % rec_ops;
+                vec![cuts(base + r)[(rng.next() % 3) as usize]]
+            }
+        }
+    }
+}
+
+/// What one [`cut_sweep`] ran.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Swept {
+    /// Scenarios, each settled and checked.
+    pub scenarios: u64,
+    /// Of them, scenarios with a second cut in the recovery.
+    pub nested: u64,
+    /// Journal page erases of the dry run.
+    pub dry_erases: u64,
+}
+
+/// The exhaustive power-cut sweep of one scenario from `base`: a dry run,
+/// then a cut at every operation of it, the three ways, each followed by
+/// the recovery and a second cut in that recovery (as `nested` picks).
+/// `run` power cycles the lock until it settles (`true`) or the planned
+/// cut fires (`false`), checking its watch `T` as it goes; `check` asserts
+/// the settled end. Seeds are `seed | n << 4 | k` for the `k`-th way at
+/// op `n`; `salt` varies the nested sample.
+pub fn cut_sweep<const W: usize, const E: usize, T: Clone + Default>(
+    base: &SimFlash<W, E>,
+    label: &str,
+    seed: u64,
+    salt: u64,
+    nested: Nested,
+    mut run: impl FnMut(&mut SimFlash<W, E>, &mut T, &str) -> bool,
+    mut check: impl FnMut(&mut SimFlash<W, E>, &str),
+) -> Swept {
+    let mut swept = Swept::default();
+    let mut dry = base.clone();
+    let start = dry.ops();
+    let erase_before = dry.stats().erase_ops;
+    assert!(run(&mut dry, &mut T::default(), "dry run"));
+    check(&mut dry, "dry run");
+    swept.dry_erases = dry.stats().erase_ops - erase_before;
+    let ops = dry.ops() - start;
+    assert!(ops > 0, "{label}: the dry run did nothing");
+    for n in 0..ops {
+        for (k, first) in cuts(start + n).into_iter().enumerate() {
+            let seed = seed | n << 4 | k as u64;
+            let what = format!("{label}, cut {first:?}");
+            let mut flash = base.clone();
+            flash.set_power_cut(PowerCut::new(seed).then(first));
+            let mut w = T::default();
+            assert!(!run(&mut flash, &mut w, &what), "{what}: no cut");
+            flash.power_on();
+            let after = flash.clone();
+            let w_after = w.clone();
+            let mut done = flash;
+            assert!(run(&mut done, &mut w, &what));
+            check(&mut done, &what);
+            swept.scenarios += 1;
+
+            let base2 = after.ops();
+            let mut rng = Seeded::new(seed ^ salt);
+            for second in nested.cuts(base2, done.ops() - base2, &mut rng) {
+                let what = format!("{what}, then {second:?}");
+                let mut flash = after.clone();
+                flash.set_power_cut(PowerCut::new(seed.wrapping_mul(31)).then(second));
+                let mut w = w_after.clone();
+                assert!(!run(&mut flash, &mut w, &what), "{what}: no cut");
+                flash.power_on();
+                assert!(run(&mut flash, &mut w, &what));
+                check(&mut flash, &what);
+                swept.scenarios += 1;
+                swept.nested += 1;
+            }
+        }
+    }
+    swept
 }
