@@ -5,6 +5,7 @@
 //! lines (the hardware here) and writes what it returns to the audit log.
 
 use keyway_agent::agent::Sensors;
+use keyway_agent::keypad::{Lockout, Policy, pin_matches};
 use keyway_audit::{Event as Audit, LockMethod};
 use keyway_smp::keyway_group::{Bolt, Door};
 
@@ -16,25 +17,15 @@ pub const LOCKOUT_MS: u64 = 30_000;
 pub const DEFAULT_PIN: &str = "1234";
 /// The battery reading below which the lock logs `BatteryLow`.
 pub const BATTERY_LOW_MV: u16 = 4_400;
+/// The keypad's lockout: doubling (the count survives a lockout's end).
+const KEYPAD: Policy = Policy {
+    after: LOCKOUT_AFTER,
+    first_ms: LOCKOUT_MS,
+    doubles: true,
+};
 
-/// What a PIN did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Keypad {
-    /// The bolt is withdrawn.
-    Unlocked,
-    /// Wrong; `consecutive` in a row, and the lockout it started (ms).
-    Wrong {
-        /// Wrong PINs in a row.
-        consecutive: u16,
-        /// The lockout it started.
-        lockout_ms: Option<u64>,
-    },
-    /// The keypad is locked out for `remaining_ms` more.
-    LockedOut {
-        /// Time left.
-        remaining_ms: u64,
-    },
-}
+/// What a PIN did (keyway-agent's, shared with the simulated lock).
+pub use keyway_agent::keypad::Keypad;
 
 /// The bolt, the sensors and the keypad's state (RAM; the audit log keeps
 /// the history).
@@ -48,8 +39,7 @@ pub struct Latch {
     pub battery_mv: u16,
     /// The tamper switch.
     pub tamper: bool,
-    failures: u16,
-    locked_out_until: u64,
+    keypad: Lockout,
 }
 
 impl Default for Latch {
@@ -59,8 +49,7 @@ impl Default for Latch {
             door: Door::Closed,
             battery_mv: 6_000,
             tamper: false,
-            failures: 0,
-            locked_out_until: 0,
+            keypad: Lockout::default(),
         }
     }
 }
@@ -74,54 +63,30 @@ impl Latch {
             battery_mv: u64::from(self.battery_mv),
             battery_mwh: u64::from(self.battery_mv) * 3 / 2,
             tamper: self.tamper,
-            lockout_s: self.locked_out_until.saturating_sub(now_ms).div_ceil(1000),
+            lockout_s: self.keypad.remaining_ms(now_ms).div_ceil(1000),
         }
     }
 
     /// Wrong PINs in a row.
     pub fn failures(&self) -> u16 {
-        self.failures
+        self.keypad.failures()
     }
 
     /// A PIN on the keypad (compared in constant time with `pin`); the
     /// event to log, if any.
     pub fn keypad(&mut self, typed: &str, pin: &str, now_ms: u64) -> (Keypad, Option<Audit>) {
-        if now_ms < self.locked_out_until {
-            let remaining_ms = self.locked_out_until - now_ms;
-            return (Keypad::LockedOut { remaining_ms }, None);
-        }
-        let (a, b) = (typed.as_bytes(), pin.as_bytes());
-        let mut diff = u8::from(a.len() != b.len());
-        for i in 0..a.len().max(b.len()) {
-            diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0xff);
-        }
-        if diff == 0 {
-            self.failures = 0;
-            self.bolt = Bolt::Unlocked;
-            return (
-                Keypad::Unlocked,
-                Some(Audit::Unlocked {
+        let keypad = self.keypad.enter(&KEYPAD, pin_matches(typed, pin), now_ms);
+        let audit = match keypad {
+            Keypad::Unlocked => {
+                self.bolt = Bolt::Unlocked;
+                Audit::Unlocked {
                     method: LockMethod::Keypad,
-                }),
-            );
-        }
-        self.failures = self.failures.saturating_add(1);
-        let lockout_ms = (self.failures >= LOCKOUT_AFTER).then(|| {
-            let doublings = u32::from((self.failures - LOCKOUT_AFTER).min(10));
-            LOCKOUT_MS << doublings
-        });
-        if let Some(ms) = lockout_ms {
-            self.locked_out_until = now_ms + ms;
-        }
-        (
-            Keypad::Wrong {
-                consecutive: self.failures,
-                lockout_ms,
-            },
-            Some(Audit::PinFailed {
-                consecutive: self.failures,
-            }),
-        )
+                }
+            }
+            Keypad::Wrong { consecutive, .. } => Audit::PinFailed { consecutive },
+            Keypad::LockedOut { .. } => return (keypad, None),
+        };
+        (keypad, Some(audit))
     }
 
     /// Drives the bolt; the event to log if it moved.

@@ -18,6 +18,9 @@
 //! * [`limits`]: fixed-capacity limiters with time as an input: per-peer
 //!   token buckets that a flooding peer cannot evict, the reset limiter,
 //!   and the wrong-setup-code backoff.
+//! * [`keypad`]: the keypad's PIN lockout (wrong PINs in a row lock it
+//!   out, for a fixed or a doubling wait), shared by the lock firmware and
+//!   the simulated lock.
 //!
 //! * `testing` (feature `test-util`, never in a lock's firmware): the test
 //!   lock's sensors, firmware summary and clock, and a whole test lock
@@ -34,6 +37,7 @@
 #![deny(missing_docs)]
 
 pub mod agent;
+pub mod keypad;
 pub mod limits;
 pub mod policy;
 pub mod store;

@@ -14,6 +14,7 @@
 //!   in millivolts (logged once when it falls below
 //!   [`Config::battery_low_mv`], re-armed 100 mV above it).
 
+use keyway_agent::keypad::{Lockout, Policy, pin_matches};
 use keyway_audit::{Event, LockMethod};
 
 /// The PIN a lock gets when provisioning names none.
@@ -64,24 +65,8 @@ pub enum Door {
     Closed,
 }
 
-/// What a keypad entry did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Keypad {
-    /// The PIN was right: the bolt is withdrawn.
-    Unlocked,
-    /// The PIN was wrong; `consecutive` wrong entries so far.
-    Wrong {
-        /// Wrong entries in a row.
-        consecutive: u16,
-        /// The keypad is now locked out for this long.
-        lockout_ms: Option<u64>,
-    },
-    /// The keypad is locked out: the entry was ignored.
-    LockedOut {
-        /// Milliseconds left.
-        remaining_ms: u64,
-    },
-}
+/// What a keypad entry did (keyway-agent's, shared with the lock firmware).
+pub use keyway_agent::keypad::Keypad;
 
 /// The tamper sensor's number in the audit log.
 pub const TAMPER_SENSOR: u8 = 1;
@@ -97,8 +82,7 @@ pub struct Mechanism {
     tamper: bool,
     battery_mv: Option<u16>,
     battery_warned: bool,
-    failures: u16,
-    lockout_until: Option<u64>,
+    keypad: Lockout,
     relock_at: Option<u64>,
 }
 
@@ -112,8 +96,7 @@ impl Mechanism {
             tamper: false,
             battery_mv: None,
             battery_warned: false,
-            failures: 0,
-            lockout_until: None,
+            keypad: Lockout::default(),
             relock_at: None,
         }
     }
@@ -155,14 +138,22 @@ impl Mechanism {
 
     /// Wrong PINs in a row so far.
     pub fn failures(&self) -> u16 {
-        self.failures
+        self.keypad.failures()
     }
 
     /// The keypad lockout left at `now`, if any.
     pub fn lockout_remaining(&self, now: u64) -> Option<u64> {
-        self.lockout_until
-            .filter(|&t| t > now)
-            .map(|t| t.saturating_sub(now))
+        Some(self.keypad.remaining_ms(now)).filter(|&ms| ms > 0)
+    }
+
+    /// The keypad's lockout as configured: a fixed wait, after which the
+    /// count starts again.
+    fn keypad_policy(&self) -> Policy {
+        Policy {
+            after: self.config.max_attempts,
+            first_ms: self.config.lockout_ms,
+            doubles: false,
+        }
     }
 
     /// Milliseconds until the auto-relock at `now`, if it is armed (`None`
@@ -190,10 +181,7 @@ impl Mechanism {
 
     /// Runs the timers up to `now` (the auto-relock, the end of a lockout).
     pub fn poll(&mut self, now: u64) -> Vec<Event> {
-        if self.lockout_until.is_some_and(|t| t <= now) {
-            self.lockout_until = None;
-            self.failures = 0;
-        }
+        self.keypad.poll(&self.keypad_policy(), now);
         if self.bolt == Bolt::Unlocked
             && self.door == Door::Closed
             && self.relock_at.is_some_and(|t| t <= now)
@@ -206,29 +194,16 @@ impl Mechanism {
     /// A PIN entered on the keypad.
     pub fn keypad(&mut self, pin: &str, now: u64) -> (Keypad, Vec<Event>) {
         let mut events = self.poll(now);
-        if let Some(remaining_ms) = self.lockout_remaining(now) {
-            return (Keypad::LockedOut { remaining_ms }, events);
+        let right = pin_matches(pin, &self.config.pin);
+        let keypad = self.keypad.enter(&self.keypad_policy(), right, now);
+        match keypad {
+            Keypad::Unlocked => {
+                events.extend(self.set_bolt(Bolt::Unlocked, LockMethod::Keypad, now))
+            }
+            Keypad::Wrong { consecutive, .. } => events.push(Event::PinFailed { consecutive }),
+            Keypad::LockedOut { .. } => {}
         }
-        if constant_time_eq(pin.as_bytes(), self.config.pin.as_bytes()) {
-            self.failures = 0;
-            events.extend(self.set_bolt(Bolt::Unlocked, LockMethod::Keypad, now));
-            return (Keypad::Unlocked, events);
-        }
-        self.failures = self.failures.saturating_add(1);
-        events.push(Event::PinFailed {
-            consecutive: self.failures,
-        });
-        let lockout_ms = (self.failures >= self.config.max_attempts).then(|| {
-            self.lockout_until = Some(now.saturating_add(self.config.lockout_ms));
-            self.config.lockout_ms
-        });
-        (
-            Keypad::Wrong {
-                consecutive: self.failures,
-                lockout_ms,
-            },
-            events,
-        )
+        (keypad, events)
     }
 
     /// The owner's lock (`true`) or unlock (`false`) command.
@@ -294,11 +269,6 @@ impl Mechanism {
         }
         events
     }
-}
-
-/// Compares without an early exit on the first differing byte.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
