@@ -86,11 +86,15 @@ fn open_port(path: &Path) -> Result<File, (&'static str, std::io::Error)> {
 
 impl SerialTransport {
     /// Opens the port again if its path now leads to another device (the
-    /// lock came back on a new pty); `Ok(false)`: nothing changed, or the
-    /// path leads nowhere yet (the request then goes unanswered).
-    fn follow(&mut self) -> Result<bool, TransportError> {
+    /// lock came back on a new pty) or, with `again`, in any case: an
+    /// emulator restarted on the same pty number (`/dev/pts/0` again on an
+    /// idle machine) leaves the old descriptor hung up under the same path,
+    /// so a try after one that went unanswered reopens. `Ok(false)`: not
+    /// reopened, or the path leads nowhere yet (the request then goes
+    /// unanswered).
+    fn follow(&mut self, again: bool) -> Result<bool, TransportError> {
         let now = std::fs::canonicalize(&self.path).ok();
-        if now.is_none() || now == self.opened {
+        if now.is_none() || (now == self.opened && !again) {
             return Ok(false);
         }
         match open_port(&self.path) {
@@ -195,7 +199,7 @@ impl SerialTransport {
             if attempt > 0 {
                 self.stats.resends += 1;
             }
-            self.follow()?;
+            self.follow(attempt > 0)?;
             let lines = self.line.get(..n).unwrap_or(&[]);
             if let Err(e) = self.port.write_all(lines).and_then(|()| self.port.flush()) {
                 // The other end closed (an emulator powered off): no
