@@ -44,7 +44,14 @@ secs=$(($(date +%s) - t0))
 lock_loop_stop "$L"
 trap - EXIT
 
-python3 - "$WORK/audit.json" "$secs" "$(wc -c <"$L/power-cuts" 2>/dev/null || echo 0)" <<'PY'
+# On a failure, what the restart loop and the audit saw, with times.
+report_failure() {
+  printf '\n--- %s (the restart loop, last 30 lines)\n' "$L/loop.log" >&2; tail -30 "$L/loop.log" >&2 || true
+  printf -- '--- %s (the lock, last 20 lines)\n' "$L/lock.out" >&2; tail -20 "$L/lock.out" >&2 || true
+  printf -- '--- %s (the audit, last 30 lines)\n' "$WORK/audit.err" >&2; tail -30 "$WORK/audit.err" >&2 || true
+  exit 1
+}
+python3 - "$WORK/audit.json" "$secs" "$(wc -c <"$L/power-cuts" 2>/dev/null || echo 0)" <<'PY' || report_failure
 import json, sys
 r = json.load(open(sys.argv[1]))
 bad = []

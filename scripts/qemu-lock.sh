@@ -72,7 +72,7 @@ mkdir -p "$DIR/exports"
 (
   for _ in $(seq 2400); do
     pty=$(sed -n 's/.*char device redirected to \(\/dev\/pts\/[0-9]*\) (label serial0).*/\1/p' "$DIR/qemu.log" 2>/dev/null | head -1)
-    if [[ -n $pty ]]; then ln -sfn "$pty" "$DIR/serial"; exit 0; fi
+    if [[ -n $pty ]]; then ln -sfn "$pty" "$DIR/serial"; lock_loop_note "$DIR" "qemu-lock.sh linked serial -> $pty"; exit 0; fi
     sleep 0.05
   done
 ) &

@@ -114,7 +114,7 @@ lock_loop_start() {
   local dir=$1; shift
   mkdir -p "$dir"
   # A previous run's links and log must not pass for this one's.
-  rm -f "$dir/loop.stop" "$dir/serial" "$dir/ctl" "$dir/qemu.log"
+  rm -f "$dir/loop.stop" "$dir/serial" "$dir/ctl" "$dir/qemu.log" "$dir/loop.log"
   (
     link=
     trap 'kill -9 "$(cat "$dir/qemu.pid" 2>/dev/null)" $link 2>/dev/null; exit 0' TERM
@@ -124,17 +124,23 @@ lock_loop_start() {
       "$ROOT/scripts/qemu-lock.sh" "$dir" "$@" >>"$dir/lock.out" 2>&1 &
       qemu=$!
       echo $qemu >"$dir/qemu.pid"
+      lock_loop_note "$dir" "started QEMU (pid $qemu)"
       lock_link_serial "$dir" 900 &
       link=$!
       rc=0; wait $qemu || rc=$?
       kill $link 2>/dev/null || true
       rm -f "$dir/qemu.pid"
+      lock_loop_note "$dir" "QEMU exited with status $rc$([[ $rc == 3 ]] && echo ' (a power cut)')"
       if [[ $rc == 3 ]]; then printf x >>"$dir/power-cuts"; fi
       sleep 0.2
     done
   ) &
   LOCK_LOOP_PID=$!
 }
+
+# One timestamped line in DIR/loop.log: what the restart loop did and when,
+# for a failure's report.
+lock_loop_note() { printf '%s %s\n' "$(date +%H:%M:%S.%3N)" "$2" >>"$1/loop.log"; }
 
 # Links DIR/serial to the pty QEMU names in DIR/qemu.log, if the link is
 # missing or leads elsewhere, polling for up to SECS (qemu-lock.sh links it
@@ -144,7 +150,10 @@ lock_link_serial() {
   for _ in $(seq "$(awk -v s="$secs" 'BEGIN { n = int(s * 10); print (n < 1 ? 1 : n) }')"); do
     pty=$(sed -n 's/.*char device redirected to \(\/dev\/pts\/[0-9]*\) (label serial0).*/\1/p' "$dir/qemu.log" 2>/dev/null | head -1)
     if [[ -n $pty ]]; then
-      [[ $(readlink "$dir/serial" 2>/dev/null) == "$pty" ]] || ln -sfn "$pty" "$dir/serial"
+      if [[ $(readlink "$dir/serial" 2>/dev/null) != "$pty" ]]; then
+        ln -sfn "$pty" "$dir/serial"
+        lock_loop_note "$dir" "linked serial -> $pty"
+      fi
       return 0
     fi
     sleep 0.1

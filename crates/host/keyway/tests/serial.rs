@@ -250,3 +250,38 @@ fn serial_client_skips_a_late_answer_to_another_command_with_the_same_sequence()
     assert_eq!((h.seq, h.id), (0, 0), "the answer to this command");
     assert_eq!(t.stats().ignored, 1, "the late answer to another command");
 }
+
+/// Found auditing the emulated lock: after a power cut the lock came back
+/// on another pty, its link moved, and the client went on writing to the
+/// hung-up one. A try finds the link leading elsewhere and opens it again.
+#[test]
+fn serial_client_follows_a_lock_restarted_on_a_new_pty() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (old, mut t) = client_on_pty(tmp.path(), Duration::from_millis(300), 4);
+    // The power cut: the lock's end of the line goes away.
+    drop(old);
+    let new = keyway_lock::serial::open_pty(Some(&tmp.path().join("tty"))).unwrap();
+    let mut master = new.master().try_clone().unwrap();
+    let fake = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut b = [0u8; 256];
+        while !got.ends_with(b"\n") {
+            match master.read(&mut b) {
+                Ok(n) => got.extend_from_slice(&b[..n]),
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        let mut answer = echo_request(4);
+        answer[0] = 3; // a write response
+        master.write_all(&lines(&answer)).unwrap();
+    });
+    let r = t
+        .exchange(&echo_request(4), 4)
+        .expect("the restarted lock's answer");
+    fake.join().unwrap();
+    assert_eq!(Header::decode(&r).unwrap().seq, 4);
+    // The link had moved before the first try, so that try already went
+    // to the new pty.
+    assert_eq!(t.stats().resends, 0);
+    drop(new);
+}

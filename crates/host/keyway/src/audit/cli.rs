@@ -103,6 +103,11 @@ pub struct AuditArgs {
     /// Progress on stderr.
     #[arg(long, short)]
     pub verbose: bool,
+    /// How long the lock may take to answer again after a reset or a
+    /// power cut the audit causes.
+    #[arg(long, value_name = "SECONDS", default_value_t = super::DEFAULT_BOOT_SECONDS,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub boot_seconds: u64,
 }
 
 fn parse_target(t: &str) -> Result<Target> {
@@ -199,6 +204,7 @@ pub fn options(a: &AuditArgs, target: Target, namespace: Result<(), String>) -> 
     o.image = a.image.clone();
     o.namespace = namespace;
     o.verbose = a.verbose;
+    o.boot_wait = std::time::Duration::from_secs(a.boot_seconds);
     Ok(o)
 }
 

@@ -197,7 +197,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
@@ -326,6 +326,12 @@ impl Report {
 /// equal by `tests/layering.rs`).
 pub const DEFAULT_PIN: &str = "1234";
 
+/// How long, by default, a lock may take to answer again after a reset or
+/// a power cut (`--boot-seconds`): the emulated lock (QEMU) is back in
+/// about a second on an idle machine and in several on a loaded one; a
+/// real lock's bootloader verifies the image first.
+pub const DEFAULT_BOOT_SECONDS: u64 = 30;
+
 /// Which lock to audit: the transports the audit speaks. (A simulated
 /// lock is started by the lab and reached over [`Target::Udp`] like any
 /// other.)
@@ -417,6 +423,10 @@ pub struct Options {
     pub namespace: Result<(), String>,
     /// Progress lines on stderr.
     pub verbose: bool,
+    /// How long a lock may take to answer again after a reset or a power
+    /// cut the audit caused (a bootloader that verifies the image, an
+    /// install it resumes). The in-process lock is held to 5 s.
+    pub boot_wait: Duration,
 }
 
 impl Options {
@@ -443,6 +453,7 @@ impl Options {
             out_dir: out_dir.into(),
             namespace: Err("the audit did not make a network namespace".into()),
             verbose: false,
+            boot_wait: Duration::from_secs(DEFAULT_BOOT_SECONDS),
         }
     }
 }

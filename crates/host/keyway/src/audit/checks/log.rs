@@ -7,7 +7,12 @@ impl Session<'_> {
     /// Exports the audit log now (over SMP, else the control socket) and
     /// keeps it; failures are kept as evidence for check 10.
     pub(super) fn export(&mut self, label: &str) {
-        let r = self.export_bytes();
+        // An export asked for just after a power cut may find the lock
+        // still booting: wait for it once, then ask again.
+        let r = self.export_bytes().or_else(|e| match self.wait_back() {
+            Ok(()) => self.export_bytes(),
+            Err(_) => Err(e),
+        });
         let n = self.exports.len();
         let name = format!("log-{n:02}-{}.bin", label.replace(' ', "-"));
         match r {

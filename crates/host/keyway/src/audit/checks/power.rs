@@ -227,8 +227,30 @@ impl Session<'_> {
         }
         self.disarm();
         let cut = self.power_cuts() != cuts;
-        self.smp.wait_up(Duration::from_secs(5))?;
+        self.wait_back()?;
         Ok(cut)
+    }
+
+    /// Waits until the lock answers again after a reset or a power cut,
+    /// for [`Session::boot_wait`] at the most.
+    pub(super) fn wait_back(&mut self) -> Result<()> {
+        let t = Instant::now();
+        self.smp.wait_up(self.boot_wait())?;
+        self.say(&format!(
+            "the lock answered again after {:.1} s",
+            t.elapsed().as_secs_f64()
+        ));
+        Ok(())
+    }
+
+    /// How long the lock may take to come back from a reset or a power
+    /// cut: `--boot-seconds`, or 5 s for the lock in this process.
+    pub(super) fn boot_wait(&self) -> Duration {
+        if self.o.in_process {
+            Duration::from_secs(5)
+        } else {
+            self.o.boot_wait
+        }
     }
 
     /// Power cuts the lock has had since it started (its control status),

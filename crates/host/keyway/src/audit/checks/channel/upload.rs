@@ -144,7 +144,7 @@ impl Session<'_> {
             a.as_ref().map_or("no answer".into(), Answer::describe)
         ));
         std::thread::sleep(Duration::from_millis(300));
-        self.smp.wait_up(Duration::from_secs(5))?;
+        self.wait_back()?;
         match &a {
             Some(Answer::Ok(_)) => fails.push("the lock reset for a stranger".to_owned()),
             // Refused only because resets are rate-limited: a stranger's
