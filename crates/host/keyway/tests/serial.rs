@@ -206,16 +206,14 @@ fn client_on_pty(
     (port, t)
 }
 
-/// Sends an echo request with sequence number `seq` from a client on a
-/// fresh pty (one send, a 3 s wait) to a fake lock on the pty's master
-/// that reads the request's lines (up to its newline) and writes `out`.
-/// Returns the answer the client took, the client (for its counters) and
-/// the lines the fake lock read.
-fn exchange_with_fake_lock(seq: u8, out: Vec<u8>) -> (Vec<u8>, SerialTransport, Vec<u8>) {
-    let tmp = tempfile::tempdir().unwrap();
-    let (port, mut t) = client_on_pty(tmp.path(), Duration::from_millis(3000), 1);
+/// A fake lock on `port`'s master: reads the request's lines (up to its
+/// newline), writes `out` and returns what it read.
+fn fake_lock(
+    port: &keyway_lock::serial::SerialPort,
+    out: Vec<u8>,
+) -> std::thread::JoinHandle<Vec<u8>> {
     let mut master = port.master().try_clone().unwrap();
-    let fake = std::thread::spawn(move || {
+    std::thread::spawn(move || {
         let mut got = Vec::new();
         let mut b = [0u8; 256];
         while !got.ends_with(b"\n") {
@@ -226,7 +224,18 @@ fn exchange_with_fake_lock(seq: u8, out: Vec<u8>) -> (Vec<u8>, SerialTransport, 
         }
         master.write_all(&out).unwrap();
         got
-    });
+    })
+}
+
+/// Sends an echo request with sequence number `seq` from a client on a
+/// fresh pty (one send, a 3 s wait) to a fake lock on the pty's master
+/// that reads the request's lines (up to its newline) and writes `out`.
+/// Returns the answer the client took, the client (for its counters) and
+/// the lines the fake lock read.
+fn exchange_with_fake_lock(seq: u8, out: Vec<u8>) -> (Vec<u8>, SerialTransport, Vec<u8>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (port, mut t) = client_on_pty(tmp.path(), Duration::from_millis(3000), 1);
+    let fake = fake_lock(&port, out);
     let r = t.exchange(&echo_request(seq), seq).unwrap();
     let got = fake.join().unwrap();
     drop(port);
@@ -261,20 +270,9 @@ fn serial_client_follows_a_lock_restarted_on_a_new_pty() {
     // The power cut: the lock's end of the line goes away.
     drop(old);
     let new = keyway_lock::serial::open_pty(Some(&tmp.path().join("tty"))).unwrap();
-    let mut master = new.master().try_clone().unwrap();
-    let fake = std::thread::spawn(move || {
-        let mut got = Vec::new();
-        let mut b = [0u8; 256];
-        while !got.ends_with(b"\n") {
-            match master.read(&mut b) {
-                Ok(n) => got.extend_from_slice(&b[..n]),
-                Err(_) => std::thread::sleep(Duration::from_millis(5)),
-            }
-        }
-        let mut answer = echo_request(4);
-        answer[0] = 3; // a write response
-        master.write_all(&lines(&answer)).unwrap();
-    });
+    let mut answer = echo_request(4);
+    answer[0] = 3; // a write response
+    let fake = fake_lock(&new, lines(&answer));
     let r = t
         .exchange(&echo_request(4), 4)
         .expect("the restarted lock's answer");
