@@ -177,6 +177,14 @@ pub struct FlashError<E> {
     pub error: E,
 }
 
+impl<E> FlashError<E> {
+    /// What a failed `op` at `offset` maps the driver's error to (for
+    /// `map_err`).
+    fn at(op: FlashOp, offset: u32) -> impl FnOnce(E) -> Self {
+        move |error| Self { op, offset, error }
+    }
+}
+
 /// Declares a store's error enum `$error<E>` with the two variants every
 /// store over the ring shares, `Flash { op: FlashOp, offset: u32, error: E }`
 /// and `Config(ConfigError)`, followed by the store's own variants; and
@@ -439,11 +447,9 @@ impl Ring {
     ) -> Result<Slot<'b>, FlashError<F::Error>> {
         let at = self.slot_offset(page, slot);
         let bytes = &mut buf[..self.area as usize];
-        flash.read(at, bytes).map_err(|error| FlashError {
-            op: FlashOp::Read,
-            offset: at,
-            error,
-        })?;
+        flash
+            .read(at, bytes)
+            .map_err(FlashError::at(FlashOp::Read, at))?;
         if bytes.iter().all(|&b| b == self.erased) {
             Ok(Slot::Erased)
         } else {
@@ -481,11 +487,9 @@ impl Ring {
         buf[..n].copy_from_slice(&record[..n]);
         let len = self.write_len(n).min(self.area as usize);
         let at = self.slot_offset(page, slot);
-        flash.write(at, &buf[..len]).map_err(|error| FlashError {
-            op: FlashOp::Write,
-            offset: at,
-            error,
-        })
+        flash
+            .write(at, &buf[..len])
+            .map_err(FlashError::at(FlashOp::Write, at))
     }
 
     /// Erases `page` (one erase of one sector).
@@ -493,11 +497,7 @@ impl Ring {
         let from = self.page_offset(page);
         flash
             .erase(from, from + self.page_size)
-            .map_err(|error| FlashError {
-                op: FlashOp::Erase,
-                offset: from,
-                error,
-            })
+            .map_err(FlashError::at(FlashOp::Erase, from))
     }
 }
 
