@@ -61,27 +61,17 @@ pub const MAX_STRIDE: usize = MAX_AREA;
 /// The fewest slots a page holds: a checkpoint and two events.
 const MIN_SLOTS: u32 = 3;
 
-/// What a log operation failed on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Error<E> {
-    /// The flash refused or failed an operation.
-    Flash {
-        /// Which operation.
-        op: FlashOp,
-        /// Its start offset in the flash.
-        offset: u32,
-        /// The driver's error.
-        error: E,
-    },
-    /// The region does not fit the flash.
-    Config(ConfigError),
-    /// The sequence number reached `u32::MAX - 1`: the log is closed.
-    SequenceExhausted,
+keyway_ring::store_error! {
+    /// What a log operation failed on.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum Error<E> "audit log" {
+        /// The sequence number reached `u32::MAX - 1`: the log is closed.
+        SequenceExhausted,
+    }
+    |f| {
+        Error::SequenceExhausted => f.write_str("audit log: sequence numbers exhausted"),
+    }
 }
-
-keyway_ring::store_error!(Error, "audit log", |f| {
-    Error::SequenceExhausted => f.write_str("audit log: sequence numbers exhausted"),
-});
 
 /// What a slot holds.
 enum Slot {

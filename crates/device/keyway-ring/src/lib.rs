@@ -177,27 +177,41 @@ pub struct FlashError<E> {
     pub error: E,
 }
 
-/// Implements, for a store's error enum `$error<E>` with the variants
-/// `Flash { op: FlashOp, offset: u32, error: E }` and
-/// `Config(ConfigError)`, the conversions from [`FlashError`] and
-/// [`ConfigError`] (so `?` works on the ring's results) and `Display`:
-/// those two variants as `"<store>: flash <op> at <offset>: <error>"` and
+impl<E> FlashError<E> {
+    /// What a failed `op` at `offset` maps the driver's error to (for
+    /// `map_err`).
+    fn at(op: FlashOp, offset: u32) -> impl FnOnce(E) -> Self {
+        move |error| Self { op, offset, error }
+    }
+}
+
+/// Declares a store's error enum `$error<E>` with the two variants every
+/// store over the ring shares, `Flash { op: FlashOp, offset: u32, error: E }`
+/// and `Config(ConfigError)`, followed by the store's own variants; and
+/// implements the conversions from [`FlashError`] and [`ConfigError`] (so
+/// `?` works on the ring's results) and `Display`: the two shared variants
+/// as `"<store>: flash <op> at <offset>: <error>"` and
 /// `"<store>: region misconfigured: <why>"`, the store's own variants by
-/// the match arms given after them.
+/// the match arms given after the enum.
+///
+/// The second form, `store_error!(Error, "store", |f| { .. })`, implements
+/// the conversions and `Display` only, for an enum declared by hand with
+/// those two variants.
 ///
 /// ```
-/// use keyway_ring::{ConfigError, FlashError, FlashOp};
+/// use keyway_ring::{FlashError, FlashOp};
 ///
-/// #[derive(Debug)]
-/// pub enum Error<E> {
-///     Flash { op: FlashOp, offset: u32, error: E },
-///     Config(ConfigError),
-///     SequenceExhausted,
+/// keyway_ring::store_error! {
+///     /// What a journal operation failed on.
+///     #[derive(Debug)]
+///     pub enum Error<E> "journal" {
+///         /// The record sequence number reached `u32::MAX`.
+///         SequenceExhausted,
+///     }
+///     |f| {
+///         Error::SequenceExhausted => f.write_str("journal: record sequence exhausted"),
+///     }
 /// }
-///
-/// keyway_ring::store_error!(Error, "journal", |f| {
-///     Error::SequenceExhausted => f.write_str("journal: record sequence exhausted"),
-/// });
 ///
 /// let e: Error<&str> = FlashError { op: FlashOp::Erase, offset: 0x1000, error: "busy" }.into();
 /// assert_eq!(e.to_string(), "journal: flash Erase at 0x1000: \"busy\"");
@@ -206,6 +220,30 @@ pub struct FlashError<E> {
 /// ```
 #[macro_export]
 macro_rules! store_error {
+    (
+        $(#[$attr:meta])*
+        $vis:vis enum $error:ident<E> $store:literal { $($variants:tt)* }
+        |$f:ident| { $($pat:pat => $arm:expr),* $(,)? }
+    ) => {
+        $(#[$attr])*
+        $vis enum $error<E> {
+            /// The flash refused or failed an operation.
+            Flash {
+                /// Which operation.
+                op: $crate::FlashOp,
+                /// Its start offset in the flash.
+                offset: u32,
+                /// The driver's error.
+                error: E,
+            },
+            /// The region does not fit the flash, or a page of it holds
+            /// fewer slots than the store needs.
+            Config($crate::ConfigError),
+            $($variants)*
+        }
+
+        $crate::store_error!($error, $store, |$f| { $($pat => $arm),* });
+    };
     ($error:ident, $store:literal, |$f:ident| { $($pat:pat => $arm:expr),* $(,)? }) => {
         impl<E> From<$crate::ConfigError> for $error<E> {
             fn from(e: $crate::ConfigError) -> Self {
@@ -409,11 +447,9 @@ impl Ring {
     ) -> Result<Slot<'b>, FlashError<F::Error>> {
         let at = self.slot_offset(page, slot);
         let bytes = &mut buf[..self.area as usize];
-        flash.read(at, bytes).map_err(|error| FlashError {
-            op: FlashOp::Read,
-            offset: at,
-            error,
-        })?;
+        flash
+            .read(at, bytes)
+            .map_err(FlashError::at(FlashOp::Read, at))?;
         if bytes.iter().all(|&b| b == self.erased) {
             Ok(Slot::Erased)
         } else {
@@ -451,11 +487,9 @@ impl Ring {
         buf[..n].copy_from_slice(&record[..n]);
         let len = self.write_len(n).min(self.area as usize);
         let at = self.slot_offset(page, slot);
-        flash.write(at, &buf[..len]).map_err(|error| FlashError {
-            op: FlashOp::Write,
-            offset: at,
-            error,
-        })
+        flash
+            .write(at, &buf[..len])
+            .map_err(FlashError::at(FlashOp::Write, at))
     }
 
     /// Erases `page` (one erase of one sector).
@@ -463,11 +497,7 @@ impl Ring {
         let from = self.page_offset(page);
         flash
             .erase(from, from + self.page_size)
-            .map_err(|error| FlashError {
-                op: FlashOp::Erase,
-                offset: from,
-                error,
-            })
+            .map_err(FlashError::at(FlashOp::Erase, from))
     }
 }
 

@@ -412,57 +412,49 @@ impl State {
     }
 }
 
-/// What a store operation failed on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Error<E> {
-    /// The flash refused or failed an operation.
-    Flash {
-        /// Which operation.
-        op: FlashOp,
-        /// Its start offset in the flash.
-        offset: u32,
-        /// The driver's error.
-        error: E,
-    },
-    /// The region does not fit the flash, or a page holds fewer than
-    /// [`MIN_SLOTS`] slots.
-    Config(ConfigError),
-    /// [`MAX_OWNERS`] owners are paired already.
-    OwnersFull,
-    /// The owner name has more than [`MAX_NAME`] bytes.
-    NameTooLong {
-        /// Its length in bytes.
-        len: usize,
-    },
-    /// Another paired key has the same key id (a 64-bit collision: pair
-    /// another key).
-    KeyIdTaken {
-        /// The id.
-        id: KeyId,
-    },
-    /// No paired owner has this key id.
-    UnknownOwner {
-        /// The id.
-        id: KeyId,
-    },
-    /// The record sequence number reached `u32::MAX` (four billion
-    /// changes: far past any part's endurance).
-    SequenceExhausted,
+keyway_ring::store_error! {
+    /// What a store operation failed on (`Config` also when a page holds
+    /// fewer than [`MIN_SLOTS`] slots).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum Error<E> "owner store" {
+        /// [`MAX_OWNERS`] owners are paired already.
+        OwnersFull,
+        /// The owner name has more than [`MAX_NAME`] bytes.
+        NameTooLong {
+            /// Its length in bytes.
+            len: usize,
+        },
+        /// Another paired key has the same key id (a 64-bit collision: pair
+        /// another key).
+        KeyIdTaken {
+            /// The id.
+            id: KeyId,
+        },
+        /// No paired owner has this key id.
+        UnknownOwner {
+            /// The id.
+            id: KeyId,
+        },
+        /// The record sequence number reached `u32::MAX` (four billion
+        /// changes: far past any part's endurance).
+        SequenceExhausted,
+    }
+    |f| {
+        Error::OwnersFull => write!(
+            f,
+            "owner store: {MAX_OWNERS} owners are paired already; unpair one first"
+        ),
+        Error::NameTooLong { len } => write!(
+            f,
+            "owner store: the name has {len} bytes, at most {MAX_NAME}"
+        ),
+        Error::KeyIdTaken { id } => {
+            write!(f, "owner store: another owner's key has the id {id:02x?}")
+        },
+        Error::UnknownOwner { id } => write!(f, "owner store: no owner has the key id {id:02x?}"),
+        Error::SequenceExhausted => f.write_str("owner store: record sequence exhausted"),
+    }
 }
-
-keyway_ring::store_error!(Error, "owner store", |f| {
-    Error::OwnersFull => write!(
-        f,
-        "owner store: {MAX_OWNERS} owners are paired already; unpair one first"
-    ),
-    Error::NameTooLong { len } => write!(
-        f,
-        "owner store: the name has {len} bytes, at most {MAX_NAME}"
-    ),
-    Error::KeyIdTaken { id } => write!(f, "owner store: another owner's key has the id {id:02x?}"),
-    Error::UnknownOwner { id } => write!(f, "owner store: no owner has the key id {id:02x?}"),
-    Error::SequenceExhausted => f.write_str("owner store: record sequence exhausted"),
-});
 
 /// The owner store over a region of a `F: NorFlash`. It does not own the
 /// flash: every operation borrows it.
