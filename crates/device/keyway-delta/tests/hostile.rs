@@ -178,10 +178,8 @@ fn truncated_patch_is_refused() {
 #[test]
 fn patch_for_another_base_is_refused_before_writing() {
     let h = PatchHeader {
-        base_size: 64,
-        out_size: 10,
         base_digest: [1; 32],
-        out_digest: [0; 32],
+        ..header(&[0; 64], 10)
     };
     assert_eq!(
         Patcher::new(&h, 65, &[1; 32]).err(),

@@ -409,11 +409,7 @@ pub enum ConfirmError<E> {
     Journal(journal::JournalError<E>),
 }
 
-impl<E> From<journal::JournalError<E>> for ConfirmError<E> {
-    fn from(e: journal::JournalError<E>) -> Self {
-        ConfirmError::Journal(e)
-    }
-}
+wrap_error!(ConfirmError::Journal(journal::JournalError<E>));
 
 impl<E: core::fmt::Debug> core::fmt::Display for ConfirmError<E> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {

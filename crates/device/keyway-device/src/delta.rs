@@ -137,11 +137,7 @@ pub enum DeltaError<E> {
     Aborted,
 }
 
-impl<E> From<install::InstallError<E>> for DeltaError<E> {
-    fn from(e: install::InstallError<E>) -> Self {
-        DeltaError::Install(e)
-    }
-}
+wrap_error!(DeltaError::Install(install::InstallError<E>));
 
 impl<E: core::fmt::Debug> core::fmt::Display for DeltaError<E> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {

@@ -157,17 +157,10 @@ impl<E> InstallError<E> {
     }
 }
 
-impl<E> From<LayoutError> for InstallError<E> {
-    fn from(e: LayoutError) -> Self {
-        InstallError::Layout(e)
-    }
-}
-
-impl<E> From<journal::JournalError<E>> for InstallError<E> {
-    fn from(e: journal::JournalError<E>) -> Self {
-        InstallError::Journal(e)
-    }
-}
+wrap_error!(
+    InstallError::Layout(LayoutError),
+    InstallError::Journal(journal::JournalError<E>),
+);
 
 impl<E: core::fmt::Debug> core::fmt::Display for InstallError<E> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {

@@ -41,6 +41,18 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+/// `impl<E> From<$from> for $to<E>`, wrapping the error in the variant
+/// `$to::$variant` (so that `?` converts it): one line per conversion.
+macro_rules! wrap_error {
+    ($($to:ident::$variant:ident($from:ty)),+ $(,)?) => {$(
+        impl<E> From<$from> for $to<E> {
+            fn from(e: $from) -> Self {
+                $to::$variant(e)
+            }
+        }
+    )+};
+}
+
 pub mod boot;
 #[cfg(feature = "delta")]
 pub mod delta;

@@ -116,11 +116,7 @@ impl<E> SwapError<E> {
     }
 }
 
-impl<E> From<journal::JournalError<E>> for SwapError<E> {
-    fn from(e: journal::JournalError<E>) -> Self {
-        SwapError::Journal(e)
-    }
-}
+wrap_error!(SwapError::Journal(journal::JournalError<E>));
 
 impl<E: core::fmt::Debug> core::fmt::Display for SwapError<E> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {

@@ -16,7 +16,7 @@
 mod common;
 use common::{
     App, NEW, Nested, OLD_FLOOR, OLD_KEYSET, OnTrial, PASS, assert_reverted, assert_settled, bytes,
-    cut_sweep, full_sweep, on_trial,
+    cut_sweep, full_sweep, initial, on_trial,
 };
 
 use std::time::Instant;
@@ -103,16 +103,7 @@ fn installed<const W: usize, const E: usize>(
     let r = &layout.slots[0];
     flash.write(r.start, &old).unwrap();
     let mut journal = Journal::open(&mut flash, layout.journal).unwrap();
-    let initial = PersistentState {
-        floor: Some(OLD_FLOOR),
-        keyset_version: OLD_KEYSET,
-        active_slot: 0,
-        trial: TrialState::Confirmed,
-        boot_attempts: 0,
-        download: None,
-        swap: None,
-    };
-    journal.commit(&mut flash, &initial).unwrap();
+    journal.commit(&mut flash, &initial()).unwrap();
     let digest: [u8; 32] = Sha256::digest(&new).into();
     let exp = ImageExpectation {
         digest: &digest,
@@ -518,13 +509,8 @@ fn run<const W: usize, const E: usize>(
     panic!("{what}: the lock never settled");
 }
 
-fn check_settled<const W: usize, const E: usize>(
-    lock: &Lock,
-    flash: &mut SimFlash<W, E>,
-    app: App,
-    what: &str,
-) {
-    let s = state(lock, flash);
+/// The settled state `s` after `app`'s run: confirmed or reverted.
+fn check_settled(s: PersistentState, app: App, what: &str) {
     match app {
         App::Pass => {
             assert_eq!(s.active_slot, 1, "{what}");
@@ -573,7 +559,7 @@ fn sweep<const W: usize, const E: usize>(
                 0xB007,
                 second,
                 |flash, w: &mut Watch, what| run(&lock, flash, app, w, what),
-                |flash, what| check_settled(&lock, flash, app, what),
+                |flash, what| check_settled(state(&lock, flash), app, what),
             );
             scenarios += swept.scenarios;
             nested += swept.nested;

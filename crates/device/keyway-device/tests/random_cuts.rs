@@ -27,9 +27,7 @@
 //! runs 3,000 scenarios per run (24,000 in all) instead of 200.
 
 mod common;
-use common::{
-    App, NEW, OLD_FLOOR, OLD_KEYSET, OnTrial, Seeded, bytes, full_sweep, on_trial, sha256,
-};
+use common::{App, NEW, OnTrial, Seeded, bytes, full_sweep, initial, on_trial, sha256};
 
 use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -109,6 +107,11 @@ impl Lock {
         }
     }
 
+    /// The journal's state in `flash`.
+    fn state<const W: usize, const E: usize>(&self, flash: &mut SimFlash<W, E>) -> PersistentState {
+        *Journal::open(flash, self.layout.journal).unwrap().state()
+    }
+
     fn exp(&self) -> ImageExpectation<'_> {
         ImageExpectation {
             digest: &self.digest,
@@ -135,18 +138,6 @@ impl Lock {
             j.commit(&mut flash, &initial()).unwrap();
         }
         flash
-    }
-}
-
-fn initial() -> PersistentState {
-    PersistentState {
-        floor: Some(OLD_FLOOR),
-        keyset_version: OLD_KEYSET,
-        active_slot: 0,
-        trial: TrialState::Confirmed,
-        boot_attempts: 0,
-        download: None,
-        swap: None,
     }
 }
 
@@ -331,13 +322,7 @@ fn live<const W: usize, const E: usize>(
 }
 
 /// The end of a scenario: confirmed, or reverted for a legitimate reason.
-fn check_end<const W: usize, const E: usize>(
-    lock: &Lock,
-    flash: &mut SimFlash<W, E>,
-    story: Story,
-    w: &Watch,
-) -> bool {
-    let s = *Journal::open(flash, lock.layout.journal).unwrap().state();
+fn check_end(s: PersistentState, story: Story, w: &Watch) -> bool {
     assert_eq!(s.download, None, "a download left over: {s:?}");
     let confirmed = PersistentState {
         floor: Some(NEW.sequence),
@@ -425,7 +410,7 @@ fn run<const W: usize, const E: usize>(
             let mut dry = base.clone();
             let mut w = Watch::default();
             assert_eq!(live(&lock, &mut dry, story, &mut w), Life::Settled);
-            assert!(check_end(&lock, &mut dry, story, &w) == (story == Story::Update));
+            assert!(check_end(lock.state(&mut dry), story, &w) == (story == Story::Update));
 
             let n_cuts = 1 + rng.next() % 4;
             let tear_seed = rng.next();
@@ -455,7 +440,7 @@ fn run<const W: usize, const E: usize>(
             }
             flash.set_power_cut(PowerCut::new(tear_seed));
             assert_eq!(live(&lock, &mut flash, story, &mut w), Life::Settled);
-            let done = check_end(&lock, &mut flash, story, &w);
+            let done = check_end(lock.state(&mut flash), story, &w);
             let log = flash.cut_log();
             let erases = log.iter().filter(|c| c.kind == OpKind::Erase).count();
             (log.len() as u64, erases as u64, done)

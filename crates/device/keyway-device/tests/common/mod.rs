@@ -119,6 +119,20 @@ pub const PASS: SelfTest = SelfTest::PASS;
 pub const OLD_FLOOR: u64 = 41;
 /// The key-set version before the update.
 pub const OLD_KEYSET: u32 = 3;
+/// The journal before the update: the old image in slot 0, confirmed at
+/// [`OLD_FLOOR`] with key set [`OLD_KEYSET`].
+pub fn initial() -> PersistentState {
+    PersistentState {
+        floor: Some(OLD_FLOOR),
+        keyset_version: OLD_KEYSET,
+        active_slot: 0,
+        trial: TrialState::Confirmed,
+        boot_attempts: 0,
+        download: None,
+        swap: None,
+    }
+}
+
 /// What confirming the new image (sequence 42, key set 4) records.
 pub const NEW: Confirmation = Confirmation {
     sequence: 42,
