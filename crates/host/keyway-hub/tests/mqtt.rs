@@ -280,6 +280,30 @@ fn world(ms: u64) -> (World, LockId, Digest) {
     (w, id, d[1])
 }
 
+/// What [`bridged`] starts: the options, the world, its lock and release
+/// 1.2.0, the bridge's task, the watcher and the lock's update-state topic.
+type Bridged = (
+    MqttOptions,
+    World,
+    LockId,
+    Digest,
+    tokio::task::JoinHandle<()>,
+    Watcher,
+    String,
+);
+
+/// Starts the bridge of test `test` (topics tagged `tag`) over a
+/// [`world`]`(ms)`, and a client `watcher` subscribed to every topic;
+/// `None` without a broker.
+async fn bridged(test: &str, tag: &str, ms: u64, watcher: &str) -> Option<Bridged> {
+    let o = setup(test, tag)?;
+    let (w, id, r2) = world(ms);
+    let bridge = mqtt::spawn(w.hub.clone(), o.clone());
+    let watch = Watcher::start(&o, watcher, &filters(&o)).await;
+    let state_t = lock_topic(&o, id, "update/state");
+    Some((o, w, id, r2, bridge, watch, state_t))
+}
+
 fn installs(w: &World) -> (usize, u32) {
     let l = w.fleet.get("udp:lock-a");
     (l.uploads.len(), l.consents)
@@ -289,16 +313,11 @@ fn installs(w: &World) -> (usize, u32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn discovery_is_published_retained_with_the_exact_schema() {
-    let Some(o) = setup(
-        "discovery_is_published_retained_with_the_exact_schema",
-        "disc",
-    ) else {
+    let test = "discovery_is_published_retained_with_the_exact_schema";
+    let Some((o, _w, id, r2, bridge, live, state_t)) = bridged(test, "disc", 0, "live").await
+    else {
         return;
     };
-    let (w, id, r2) = world(0);
-    let bridge = mqtt::spawn(w.hub.clone(), o.clone());
-    let live = Watcher::start(&o, "live", &filters(&o)).await;
-    let state_t = lock_topic(&o, id, "update/state");
     live.wait("the update state", 10, |w| w.last(&state_t).is_some())
         .await;
     // A client that subscribes afterwards gets everything retained.
@@ -390,16 +409,10 @@ async fn discovery_is_published_retained_with_the_exact_schema() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn install_from_mqtt_moves_state_and_installs_exactly_once_when_sent_twice() {
-    let Some(o) = setup(
-        "install_from_mqtt_moves_state_and_installs_exactly_once_when_sent_twice",
-        "inst",
-    ) else {
+    let test = "install_from_mqtt_moves_state_and_installs_exactly_once_when_sent_twice";
+    let Some((o, w, id, r2, bridge, watch, state_t)) = bridged(test, "inst", 150, "w").await else {
         return;
     };
-    let (w, id, r2) = world(150);
-    let bridge = mqtt::spawn(w.hub.clone(), o.clone());
-    let watch = Watcher::start(&o, "w", &filters(&o)).await;
-    let state_t = lock_topic(&o, id, "update/state");
     watch
         .wait_state("the offer", 10, &state_t, "latest_version", "1.2.0")
         .await;
@@ -603,13 +616,10 @@ async fn retained_install_command_is_refused() {
 /// release came in before the command arrived: the bridge refuses.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn install_for_an_offer_that_changed_is_refused() {
-    let Some(o) = setup("install_for_an_offer_that_changed_is_refused", "chg") else {
+    let test = "install_for_an_offer_that_changed_is_refused";
+    let Some((o, w, id, r2, bridge, watch, state_t)) = bridged(test, "chg", 0, "w").await else {
         return;
     };
-    let (w, id, r2) = world(0);
-    let bridge = mqtt::spawn(w.hub.clone(), o.clone());
-    let watch = Watcher::start(&o, "w", &filters(&o)).await;
-    let state_t = lock_topic(&o, id, "update/state");
     let upd_t = config_topic(&o, "update", id);
     watch
         .wait_state("1.2.0 offered", 10, &state_t, "latest_version", "1.2.0")
