@@ -53,6 +53,14 @@ macro_rules! assert_first_refusal {
     };
 }
 
+/// [`assert_first_refusal!`] of a metadata refusal whose error matches the
+/// pattern.
+macro_rules! assert_metadata_refused {
+    ($rep:expr, $p:pat $(if $guard:expr)?) => {
+        assert_first_refusal!($rep, Refusal::Metadata { error: $p, .. } $(if $guard)?)
+    };
+}
+
 #[test]
 fn bundle_imports_every_release_with_no_network() {
     let (r, s) = stick(3);
@@ -116,13 +124,7 @@ fn stick_whose_targets_metadata_expired_is_refused() {
     let m = keyway_tuf::Mirror::init(hub.path(), &w.first_root().unwrap()).unwrap();
     let rep = m.import_bundle(&s, day(150));
     assert!(rep.accepted.is_empty());
-    assert_first_refusal!(
-        rep,
-        Refusal::Metadata {
-            error: MirrorError::Expired { role, .. },
-            ..
-        } if role == "targets"
-    );
+    assert_metadata_refused!(rep, MirrorError::Expired { role, .. } if role == "targets");
     // Within the 100 days the same stick imports (stale timestamp only).
     let rep = m.import_bundle(&s, day(50));
     assert_eq!(rep.accepted.len(), 1, "{:?}", rep.describe());
@@ -236,13 +238,7 @@ fn truncated_targets_metadata_is_refused() {
     let b = std::fs::read(&p).unwrap();
     std::fs::write(&p, &b[..b.len() - 10]).unwrap();
     let rep = refused(&r, &s, t0());
-    assert_first_refusal!(
-        rep,
-        Refusal::Metadata {
-            error: MirrorError::Inconsistent { .. },
-            ..
-        }
-    );
+    assert_metadata_refused!(rep, MirrorError::Inconsistent { .. });
 }
 
 #[test]
@@ -254,13 +250,7 @@ fn stick_older_than_what_the_hub_holds_is_a_refused_rollback() {
     assert!(m.import_bundle(&new, t0()).refused.is_empty());
     let rep = m.import_bundle(&old, t0());
     assert!(rep.accepted.is_empty());
-    assert_first_refusal!(
-        rep,
-        Refusal::Metadata {
-            error: MirrorError::Rollback { role, .. },
-            ..
-        } if role == "timestamp"
-    );
+    assert_metadata_refused!(rep, MirrorError::Rollback { role, .. } if role == "timestamp");
 }
 
 #[test]
@@ -275,13 +265,7 @@ fn timestamp_with_a_forged_signature_on_a_stick_is_refused() {
     )
     .unwrap();
     let rep = refused(&r, &s, t0());
-    assert_first_refusal!(
-        rep,
-        Refusal::Metadata {
-            error: MirrorError::Signatures { .. },
-            ..
-        }
-    );
+    assert_metadata_refused!(rep, MirrorError::Signatures { .. });
     let first = &rep.refused[0];
     assert_eq!(
         (first.code(), first.item().as_str()),
@@ -341,14 +325,8 @@ fn endless_timestamp_on_a_stick_is_refused_at_its_limit() {
     let (r, s) = stick(1);
     std::fs::write(s.join("metadata/timestamp.json"), vec![b' '; 1 << 20]).unwrap();
     let rep = refused(&r, &s, t0());
-    assert_first_refusal!(
+    assert_metadata_refused!(
         rep,
-        Refusal::Metadata {
-            error: MirrorError::Transport(keyway_tuf::TransportError::TooLong {
-                limit: 16_384,
-                ..
-            }),
-            ..
-        }
+        MirrorError::Transport(keyway_tuf::TransportError::TooLong { limit: 16_384, .. })
     );
 }
