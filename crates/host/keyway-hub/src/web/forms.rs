@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::api::actions;
+use crate::api::{ApiError, actions};
 use crate::engine::{Hub, HubError};
 use crate::model::{ConsentSource, Decision, LockId, NewLock};
 
@@ -17,7 +17,7 @@ async fn run_on<T: Send + 'static>(
     w: &Web,
     id: LockId,
     op: impl FnOnce(&Hub, LockId) -> Result<T, HubError> + Send + 'static,
-) -> Result<(), WebError> {
+) -> Result<(), ApiError> {
     w.api.run(move |hub| op(hub, id)).await?;
     Ok(())
 }
@@ -55,7 +55,7 @@ pub(super) async fn lock_add(State(w): State<Web>, Form(f): Form<LockIn>) -> Web
 /// lock. [`lock_form`] is the handler of each.
 pub(super) trait LockForm: DeserializeOwned + Send + 'static {
     /// Applies the form to lock `id`.
-    fn apply(self, w: &Web, id: LockId) -> impl Future<Output = Result<(), WebError>> + Send;
+    fn apply(self, w: &Web, id: LockId) -> impl Future<Output = Result<(), ApiError>> + Send;
 }
 
 /// Parses the lock's id from the path, applies the form `F` to it and
@@ -76,7 +76,7 @@ pub(super) struct PairIn {
 }
 
 impl LockForm for PairIn {
-    async fn apply(self, w: &Web, id: LockId) -> Result<(), WebError> {
+    async fn apply(self, w: &Web, id: LockId) -> Result<(), ApiError> {
         run_on(w, id, move |hub, id| {
             hub.pair(id, self.setup_code.trim())?;
             // Read its status at once so the page shows it.
@@ -98,7 +98,7 @@ pub(super) struct ConsentIn {
 }
 
 impl LockForm for ConsentIn {
-    async fn apply(self, w: &Web, id: LockId) -> Result<(), WebError> {
+    async fn apply(self, w: &Web, id: LockId) -> Result<(), ApiError> {
         let hub = w.api.hub.clone();
         actions::consent(hub, id, &self.release, self.decision, ConsentSource::Owner).await?;
         Ok(())
@@ -111,9 +111,8 @@ pub(super) struct InstallIn {
 }
 
 impl LockForm for InstallIn {
-    async fn apply(self, w: &Web, id: LockId) -> Result<(), WebError> {
-        actions::install(w.api.hub.clone(), id, &self.release).await?;
-        Ok(())
+    async fn apply(self, w: &Web, id: LockId) -> Result<(), ApiError> {
+        actions::install(w.api.hub.clone(), id, &self.release).await
     }
 }
 
@@ -123,7 +122,7 @@ pub(super) struct AutoIn {
 }
 
 impl LockForm for AutoIn {
-    async fn apply(self, w: &Web, id: LockId) -> Result<(), WebError> {
+    async fn apply(self, w: &Web, id: LockId) -> Result<(), ApiError> {
         run_on(w, id, move |hub, id| hub.set_auto_install(id, self.enabled)).await
     }
 }
