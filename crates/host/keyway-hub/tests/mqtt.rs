@@ -280,6 +280,36 @@ fn world(ms: u64) -> (World, LockId, Digest) {
     (w, id, d[1])
 }
 
+/// The bridge's task, aborted when the test ends (or fails).
+struct Bridge(tokio::task::JoinHandle<()>);
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Starts the bridge of `w`'s hub with the options `o`.
+fn spawn_bridge(w: &World, o: &MqttOptions) -> Bridge {
+    Bridge(mqtt::spawn(w.hub.clone(), o.clone()))
+}
+
+/// What [`bridged`] starts: the options, the world, its lock and release
+/// 1.2.0, the bridge's task, the watcher and the lock's update-state topic.
+type Bridged = (MqttOptions, World, LockId, Digest, Bridge, Watcher, String);
+
+/// Starts the bridge of test `test` (topics tagged `tag`) over a
+/// [`world`]`(ms)`, and a client `watcher` subscribed to every topic;
+/// `None` without a broker.
+async fn bridged(test: &str, tag: &str, ms: u64, watcher: &str) -> Option<Bridged> {
+    let o = setup(test, tag)?;
+    let (w, id, r2) = world(ms);
+    let bridge = spawn_bridge(&w, &o);
+    let watch = Watcher::start(&o, watcher, &filters(&o)).await;
+    let state_t = lock_topic(&o, id, "update/state");
+    Some((o, w, id, r2, bridge, watch, state_t))
+}
+
 fn installs(w: &World) -> (usize, u32) {
     let l = w.fleet.get("udp:lock-a");
     (l.uploads.len(), l.consents)
@@ -289,16 +319,11 @@ fn installs(w: &World) -> (usize, u32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn discovery_is_published_retained_with_the_exact_schema() {
-    let Some(o) = setup(
-        "discovery_is_published_retained_with_the_exact_schema",
-        "disc",
-    ) else {
+    let test = "discovery_is_published_retained_with_the_exact_schema";
+    let Some((o, _w, id, r2, _bridge, live, state_t)) = bridged(test, "disc", 0, "live").await
+    else {
         return;
     };
-    let (w, id, r2) = world(0);
-    let bridge = mqtt::spawn(w.hub.clone(), o.clone());
-    let live = Watcher::start(&o, "live", &filters(&o)).await;
-    let state_t = lock_topic(&o, id, "update/state");
     live.wait("the update state", 10, |w| w.last(&state_t).is_some())
         .await;
     // A client that subscribes afterwards gets everything retained.
@@ -385,21 +410,15 @@ async fn discovery_is_published_retained_with_the_exact_schema() {
     assert_eq!(late.payload(&format!("{}/hub/status", o.base)), b"online");
     assert_eq!(late.payload(&lock_topic(&o, id, "availability")), b"online");
     assert_eq!(late.payload(&lock_topic(&o, id, "lock/state")), b"UNLOCKED");
-    bridge.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn install_from_mqtt_moves_state_and_installs_exactly_once_when_sent_twice() {
-    let Some(o) = setup(
-        "install_from_mqtt_moves_state_and_installs_exactly_once_when_sent_twice",
-        "inst",
-    ) else {
+    let test = "install_from_mqtt_moves_state_and_installs_exactly_once_when_sent_twice";
+    let Some((o, w, id, r2, _bridge, watch, state_t)) = bridged(test, "inst", 150, "w").await
+    else {
         return;
     };
-    let (w, id, r2) = world(150);
-    let bridge = mqtt::spawn(w.hub.clone(), o.clone());
-    let watch = Watcher::start(&o, "w", &filters(&o)).await;
-    let state_t = lock_topic(&o, id, "update/state");
     watch
         .wait_state("the offer", 10, &state_t, "latest_version", "1.2.0")
         .await;
@@ -446,7 +465,6 @@ async fn install_from_mqtt_moves_state_and_installs_exactly_once_when_sent_twice
         "state messages: {}, percentages seen: {pcts:?}",
         states.len()
     );
-    bridge.abort();
 }
 
 /// Every hostile or malformed command, sent over the broker, installs
@@ -466,7 +484,7 @@ async fn hostile_commands_over_the_broker_install_nothing() {
         .find(|r| r.version == "1.1.0")
         .unwrap()
         .digest;
-    let bridge = mqtt::spawn(w.hub.clone(), o.clone());
+    let _bridge = spawn_bridge(&w, &o);
     let watch = Watcher::start(&o, "w", &filters(&o)).await;
     let state_t = lock_topic(&o, id, "update/state");
     watch
@@ -571,7 +589,6 @@ async fn hostile_commands_over_the_broker_install_nothing() {
         .wait_state("installed", 20, &state_t, "installed_version", "1.2.0")
         .await;
     assert_eq!(installs(&w), (1, 1));
-    bridge.abort();
 }
 
 /// A retained install command (kept by the broker, delivered again on every
@@ -586,7 +603,7 @@ async fn retained_install_command_is_refused() {
     let cmd = lock_topic(&o, id, "update/install");
     watch.send(&cmd, press(r2), true).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let bridge = mqtt::spawn(w.hub.clone(), o.clone());
+    let _bridge = spawn_bridge(&w, &o);
     let state_t = lock_topic(&o, id, "update/state");
     watch
         .wait("the offer", 10, |w| w.last(&state_t).is_some())
@@ -596,20 +613,16 @@ async fn retained_install_command_is_refused() {
     watch.send(&cmd, Vec::new(), true).await;
     assert_eq!(installs(&w), (0, 0), "a retained command installs nothing");
     assert!(w.store.consents(id).unwrap().is_empty());
-    bridge.abort();
 }
 
 /// The owner pressed install while the entity showed 1.2.0, but a newer
 /// release came in before the command arrived: the bridge refuses.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn install_for_an_offer_that_changed_is_refused() {
-    let Some(o) = setup("install_for_an_offer_that_changed_is_refused", "chg") else {
+    let test = "install_for_an_offer_that_changed_is_refused";
+    let Some((o, w, id, r2, _bridge, watch, state_t)) = bridged(test, "chg", 0, "w").await else {
         return;
     };
-    let (w, id, r2) = world(0);
-    let bridge = mqtt::spawn(w.hub.clone(), o.clone());
-    let watch = Watcher::start(&o, "w", &filters(&o)).await;
-    let state_t = lock_topic(&o, id, "update/state");
     let upd_t = config_topic(&o, "update", id);
     watch
         .wait_state("1.2.0 offered", 10, &state_t, "latest_version", "1.2.0")
@@ -627,7 +640,6 @@ async fn install_for_an_offer_that_changed_is_refused() {
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(installs(&w), (0, 0));
     assert!(w.store.consents(id).unwrap().is_empty());
-    bridge.abort();
 }
 
 // ----- a broker that dies and comes back ------------------------------------------
@@ -702,7 +714,7 @@ async fn broker_killed_and_restarted_bridge_reconnects_republishes_and_installs_
         "rst",
     );
     let (w, id, r2) = world(0);
-    let bridge = mqtt::spawn(w.hub.clone(), o.clone());
+    let bridge = spawn_bridge(&w, &o);
     let state_t = lock_topic(&o, id, "update/state");
     let upd_t = config_topic(&o, "update", id);
     let watch = Watcher::start(&o, "w1", &filters(&o)).await;
@@ -759,7 +771,7 @@ async fn broker_killed_and_restarted_bridge_reconnects_republishes_and_installs_
         w.all().iter().filter(|m| m.topic == upd_t).count() > before
     })
     .await;
-    bridge.abort();
+    drop(bridge);
     b.kill();
 }
 
@@ -869,7 +881,7 @@ async fn home_assistant_sees_the_entities_progress_and_installs() {
             ..w.hub.lock(id).unwrap()
         })
         .unwrap();
-    let bridge = mqtt::spawn(w.hub.clone(), o.clone());
+    let _bridge = spawn_bridge(&w, &o);
 
     // The entities appear.
     let end = Instant::now() + Duration::from_secs(30);
@@ -964,5 +976,4 @@ async fn home_assistant_sees_the_entities_progress_and_installs() {
         (c.len(), &c[0].source, c[0].release),
         (1, &ConsentSource::HomeAssistant, r2)
     );
-    bridge.abort();
 }

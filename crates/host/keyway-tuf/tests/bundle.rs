@@ -41,12 +41,24 @@ fn refused(
     rep
 }
 
-/// The error of `rep`'s first refusal, which must be the metadata's.
-fn metadata_error(rep: &keyway_tuf::BundleReport) -> &MirrorError {
-    match rep.refused.first() {
-        Some(Refusal::Metadata { error, .. }) => error,
-        _ => panic!("expected a metadata refusal first: {:?}", rep.describe()),
-    }
+/// Asserts that the report `rep`'s first refusal matches the pattern;
+/// the report's sentences when it does not.
+macro_rules! assert_first_refusal {
+    ($rep:expr, $p:pat $(if $guard:expr)?) => {
+        assert!(
+            matches!($rep.refused.first(), Some($p) $(if $guard)?),
+            "{:?}",
+            $rep.describe()
+        )
+    };
+}
+
+/// [`assert_first_refusal!`] of a metadata refusal whose error matches the
+/// pattern.
+macro_rules! assert_metadata_refused {
+    ($rep:expr, $p:pat $(if $guard:expr)?) => {
+        assert_first_refusal!($rep, Refusal::Metadata { error: $p, .. } $(if $guard)?)
+    };
 }
 
 #[test]
@@ -112,11 +124,7 @@ fn stick_whose_targets_metadata_expired_is_refused() {
     let m = keyway_tuf::Mirror::init(hub.path(), &w.first_root().unwrap()).unwrap();
     let rep = m.import_bundle(&s, day(150));
     assert!(rep.accepted.is_empty());
-    assert!(
-        matches!(metadata_error(&rep), MirrorError::Expired { role, .. } if role == "targets"),
-        "{:?}",
-        rep.describe()
-    );
+    assert_metadata_refused!(rep, MirrorError::Expired { role, .. } if role == "targets");
     // Within the 100 days the same stick imports (stale timestamp only).
     let rep = m.import_bundle(&s, day(50));
     assert_eq!(rep.accepted.len(), 1, "{:?}", rep.describe());
@@ -186,16 +194,12 @@ fn missing_root_version_is_refused() {
     let s = write_stick(&r, "stick");
     std::fs::remove_file(s.join("metadata/2.root.json")).unwrap();
     let rep = refused(&r, &s, t0());
-    assert!(
-        matches!(
-            rep.refused.first(),
-            Some(Refusal::RootMissing {
-                version: 2,
-                later: 3
-            })
-        ),
-        "{:?}",
-        rep.describe()
+    assert_first_refusal!(
+        rep,
+        Refusal::RootMissing {
+            version: 2,
+            later: 3
+        }
     );
     // Every target the stick names is listed as not imported.
     assert_eq!(
@@ -217,16 +221,12 @@ fn swapped_root_is_refused() {
     other.writer.rotate_root(t0()).unwrap();
     std::fs::copy(other.meta("2.root.json"), s.join("metadata/2.root.json")).unwrap();
     let rep = refused(&r, &s, t0());
-    assert!(
-        matches!(
-            rep.refused.first(),
-            Some(Refusal::RootRejected {
-                version: 2,
-                error: MirrorError::Signatures { .. }
-            })
-        ),
-        "{:?}",
-        rep.describe()
+    assert_first_refusal!(
+        rep,
+        Refusal::RootRejected {
+            version: 2,
+            error: MirrorError::Signatures { .. }
+        }
     );
 }
 
@@ -238,11 +238,7 @@ fn truncated_targets_metadata_is_refused() {
     let b = std::fs::read(&p).unwrap();
     std::fs::write(&p, &b[..b.len() - 10]).unwrap();
     let rep = refused(&r, &s, t0());
-    assert!(
-        matches!(metadata_error(&rep), MirrorError::Inconsistent { .. }),
-        "{:?}",
-        rep.describe()
-    );
+    assert_metadata_refused!(rep, MirrorError::Inconsistent { .. });
 }
 
 #[test]
@@ -254,11 +250,7 @@ fn stick_older_than_what_the_hub_holds_is_a_refused_rollback() {
     assert!(m.import_bundle(&new, t0()).refused.is_empty());
     let rep = m.import_bundle(&old, t0());
     assert!(rep.accepted.is_empty());
-    assert!(
-        matches!(metadata_error(&rep), MirrorError::Rollback { role, .. } if role == "timestamp"),
-        "{:?}",
-        rep.describe()
-    );
+    assert_metadata_refused!(rep, MirrorError::Rollback { role, .. } if role == "timestamp");
 }
 
 #[test]
@@ -273,10 +265,7 @@ fn timestamp_with_a_forged_signature_on_a_stick_is_refused() {
     )
     .unwrap();
     let rep = refused(&r, &s, t0());
-    assert!(matches!(
-        metadata_error(&rep),
-        MirrorError::Signatures { .. }
-    ));
+    assert_metadata_refused!(rep, MirrorError::Signatures { .. });
     let first = &rep.refused[0];
     assert_eq!(
         (first.code(), first.item().as_str()),
@@ -336,12 +325,8 @@ fn endless_timestamp_on_a_stick_is_refused_at_its_limit() {
     let (r, s) = stick(1);
     std::fs::write(s.join("metadata/timestamp.json"), vec![b' '; 1 << 20]).unwrap();
     let rep = refused(&r, &s, t0());
-    assert!(
-        matches!(
-            metadata_error(&rep),
-            MirrorError::Transport(keyway_tuf::TransportError::TooLong { limit: 16_384, .. })
-        ),
-        "{:?}",
-        rep.describe()
+    assert_metadata_refused!(
+        rep,
+        MirrorError::Transport(keyway_tuf::TransportError::TooLong { limit: 16_384, .. })
     );
 }

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::{Api, ApiError, SourceError, blocking};
 use crate::engine::decide::Offer;
 use crate::engine::{Hub, HubError, IngestReport};
-use crate::model::{Consent, ConsentSource, Decision, Digest, LockId};
+use crate::model::{Consent, ConsentSource, Decision, LockId};
 
 /// One update offered to a lock, with the owner's decision on it so far.
 #[derive(Debug, Clone, Serialize)]
@@ -37,16 +37,18 @@ pub async fn updates(hub: Arc<Hub>, id: LockId) -> Result<Vec<UpdateView>, ApiEr
         .collect())
 }
 
-/// Records the owner's decision; an accepted one starts the push in the
-/// background (its progress shows live). Returns the consent and whether
-/// an install started.
+/// Records the owner's decision on `release` (its digest in hex, as the
+/// request names it: `400 bad_digest` when it is not one); an accepted one
+/// starts the push in the background (its progress shows live). Returns the
+/// consent and whether an install started.
 pub async fn consent(
     hub: Arc<Hub>,
     id: LockId,
-    release: Digest,
+    release: &str,
     decision: Decision,
     source: ConsentSource,
 ) -> Result<(Consent, bool), ApiError> {
+    let release = super::digest(release)?;
     let h = hub.clone();
     let consent = blocking(move || h.consent(id, release, decision, source)).await?;
     if decision == Decision::Accept {
@@ -60,10 +62,12 @@ pub async fn consent(
     }
 }
 
-/// Pushes an accepted update again, in the background: checked here so
-/// the caller hears `unknown_lock`, `unknown_release` or
-/// `consent_required` at once (`install` checks again).
-pub async fn install(hub: Arc<Hub>, id: LockId, release: Digest) -> Result<(), ApiError> {
+/// Pushes an accepted update (`release`, its digest in hex as in
+/// [`consent`]) again, in the background: checked here so the caller hears
+/// `bad_digest`, `unknown_lock`, `unknown_release` or `consent_required`
+/// at once (`install` checks again).
+pub async fn install(hub: Arc<Hub>, id: LockId, release: &str) -> Result<(), ApiError> {
+    let release = super::digest(release)?;
     let h = hub.clone();
     blocking(move || {
         h.lock(id)?;

@@ -12,7 +12,7 @@ use super::actions;
 use crate::model::{ConsentSource, Decision, LockId, NewLock};
 
 use super::extract::{Body, PathArg};
-use super::{Api, ApiResult, digest, ok, with_status};
+use super::{Api, ApiResult, ok, with_status};
 
 /// `POST /api/locks`.
 #[derive(Debug, Deserialize)]
@@ -97,9 +97,14 @@ pub(super) async fn lock_consent(
     PathArg(id): PathArg<LockId>,
     Body(c): Body<ConsentIn>,
 ) -> ApiResult {
-    let release = digest(&c.release)?;
-    let (consent, started) =
-        actions::consent(a.hub.clone(), id, release, c.decision, ConsentSource::Owner).await?;
+    let (consent, started) = actions::consent(
+        a.hub.clone(),
+        id,
+        &c.release,
+        c.decision,
+        ConsentSource::Owner,
+    )
+    .await?;
     if started {
         with_status(
             StatusCode::ACCEPTED,
@@ -122,8 +127,7 @@ pub(super) async fn lock_install(
     PathArg(id): PathArg<LockId>,
     Body(i): Body<InstallIn>,
 ) -> ApiResult {
-    let release = digest(&i.release)?;
-    actions::install(a.hub.clone(), id, release).await?;
+    actions::install(a.hub.clone(), id, &i.release).await?;
     with_status(StatusCode::ACCEPTED, json!({"install": "started"}))
 }
 

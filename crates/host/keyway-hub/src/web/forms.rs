@@ -4,22 +4,33 @@
 use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
-use crate::api::actions;
+use crate::api::{ApiError, actions};
 use crate::engine::{Hub, HubError};
 use crate::model::{ConsentSource, Decision, LockId, NewLock};
 
-use super::{Web, WebError, WebResult, bad, digest, lock_id, see};
+use super::{Web, WebError, WebResult, bad, lock_id, see};
 
-/// Runs `op` on the hub (off the async runtime) for the lock whose id is
-/// in the path; the lock's id once it is done.
+/// Runs `op` on the hub (off the async runtime) for lock `id`.
+async fn run_on<T: Send + 'static>(
+    w: &Web,
+    id: LockId,
+    op: impl FnOnce(&Hub, LockId) -> Result<T, HubError> + Send + 'static,
+) -> Result<(), ApiError> {
+    w.api.run(move |hub| op(hub, id)).await?;
+    Ok(())
+}
+
+/// [`run_on`] the lock whose id is in the path; the lock's id once it is
+/// done.
 async fn on_lock<T: Send + 'static>(
     w: &Web,
     id: &str,
     op: impl FnOnce(&Hub, LockId) -> Result<T, HubError> + Send + 'static,
 ) -> Result<LockId, WebError> {
     let id = lock_id(id)?;
-    w.api.run(move |hub| op(hub, id)).await?;
+    run_on(w, id, op).await?;
     Ok(id)
 }
 
@@ -40,23 +51,39 @@ pub(super) async fn lock_add(State(w): State<Web>, Form(f): Form<LockIn>) -> Web
     see(&format!("/locks/{}", l.id))
 }
 
+/// A form posted to `/locks/{id}/…` with fields: what it does to that
+/// lock. [`lock_form`] is the handler of each.
+pub(super) trait LockForm: DeserializeOwned + Send + 'static {
+    /// Applies the form to lock `id`.
+    fn apply(self, w: &Web, id: LockId) -> impl Future<Output = Result<(), ApiError>> + Send;
+}
+
+/// Parses the lock's id from the path, applies the form `F` to it and
+/// shows the lock's page: `post(lock_form::<PairIn>)`.
+pub(super) async fn lock_form<F: LockForm>(
+    State(w): State<Web>,
+    Path(id): Path<String>,
+    Form(f): Form<F>,
+) -> WebResult {
+    let id = lock_id(&id)?;
+    f.apply(&w, id).await?;
+    see(&format!("/locks/{id}"))
+}
+
 #[derive(Deserialize)]
 pub(super) struct PairIn {
     pub(super) setup_code: String,
 }
 
-pub(super) async fn lock_pair(
-    State(w): State<Web>,
-    Path(id): Path<String>,
-    Form(f): Form<PairIn>,
-) -> WebResult {
-    let id = on_lock(&w, &id, move |hub, id| {
-        hub.pair(id, f.setup_code.trim())?;
-        // Read its status at once so the page shows it.
-        hub.refresh(id)
-    })
-    .await?;
-    see(&format!("/locks/{id}"))
+impl LockForm for PairIn {
+    async fn apply(self, w: &Web, id: LockId) -> Result<(), ApiError> {
+        run_on(w, id, move |hub, id| {
+            hub.pair(id, self.setup_code.trim())?;
+            // Read its status at once so the page shows it.
+            hub.refresh(id)
+        })
+        .await
+    }
 }
 
 pub(super) async fn lock_refresh(State(w): State<Web>, Path(id): Path<String>) -> WebResult {
@@ -70,22 +97,12 @@ pub(super) struct ConsentIn {
     pub(super) decision: Decision,
 }
 
-pub(super) async fn lock_consent(
-    State(w): State<Web>,
-    Path(id): Path<String>,
-    Form(f): Form<ConsentIn>,
-) -> WebResult {
-    let id = lock_id(&id)?;
-    let release = digest(&f.release)?;
-    actions::consent(
-        w.api.hub.clone(),
-        id,
-        release,
-        f.decision,
-        ConsentSource::Owner,
-    )
-    .await?;
-    see(&format!("/locks/{id}"))
+impl LockForm for ConsentIn {
+    async fn apply(self, w: &Web, id: LockId) -> Result<(), ApiError> {
+        let hub = w.api.hub.clone();
+        actions::consent(hub, id, &self.release, self.decision, ConsentSource::Owner).await?;
+        Ok(())
+    }
 }
 
 #[derive(Deserialize)]
@@ -93,15 +110,10 @@ pub(super) struct InstallIn {
     pub(super) release: String,
 }
 
-pub(super) async fn lock_install(
-    State(w): State<Web>,
-    Path(id): Path<String>,
-    Form(f): Form<InstallIn>,
-) -> WebResult {
-    let id = lock_id(&id)?;
-    let release = digest(&f.release)?;
-    actions::install(w.api.hub.clone(), id, release).await?;
-    see(&format!("/locks/{id}"))
+impl LockForm for InstallIn {
+    async fn apply(self, w: &Web, id: LockId) -> Result<(), ApiError> {
+        actions::install(w.api.hub.clone(), id, &self.release).await
+    }
 }
 
 #[derive(Deserialize)]
@@ -109,13 +121,10 @@ pub(super) struct AutoIn {
     pub(super) enabled: bool,
 }
 
-pub(super) async fn lock_auto(
-    State(w): State<Web>,
-    Path(id): Path<String>,
-    Form(f): Form<AutoIn>,
-) -> WebResult {
-    let id = on_lock(&w, &id, move |hub, id| hub.set_auto_install(id, f.enabled)).await?;
-    see(&format!("/locks/{id}"))
+impl LockForm for AutoIn {
+    async fn apply(self, w: &Web, id: LockId) -> Result<(), ApiError> {
+        run_on(w, id, move |hub, id| hub.set_auto_install(id, self.enabled)).await
+    }
 }
 
 pub(super) async fn lock_log_fetch(State(w): State<Web>, Path(id): Path<String>) -> WebResult {

@@ -53,7 +53,7 @@ use axum::routing::{get, post};
 use crate::api::{Api, ApiError};
 use crate::model::{Digest, LockId};
 use forms::{
-    lock_add, lock_auto, lock_consent, lock_install, lock_log_download, lock_log_fetch, lock_pair,
+    AutoIn, ConsentIn, InstallIn, PairIn, lock_add, lock_form, lock_log_download, lock_log_fetch,
     lock_refresh, lock_remove,
 };
 use guard::guard;
@@ -164,11 +164,11 @@ pub fn router_with(api: Api, opts: WebOptions) -> Router {
         .route("/static/style.css", get(style))
         .route("/locks", post(lock_add))
         .route("/locks/{id}", get(lock_page))
-        .route("/locks/{id}/pair", post(lock_pair))
+        .route("/locks/{id}/pair", post(lock_form::<PairIn>))
         .route("/locks/{id}/refresh", post(lock_refresh))
-        .route("/locks/{id}/consent", post(lock_consent))
-        .route("/locks/{id}/install", post(lock_install))
-        .route("/locks/{id}/auto-install", post(lock_auto))
+        .route("/locks/{id}/consent", post(lock_form::<ConsentIn>))
+        .route("/locks/{id}/install", post(lock_form::<InstallIn>))
+        .route("/locks/{id}/auto-install", post(lock_form::<AutoIn>))
         .route("/locks/{id}/logs/fetch", post(lock_log_fetch))
         .route("/locks/{id}/logs/{n}", get(lock_log_download))
         .route("/locks/{id}/remove", post(lock_remove))

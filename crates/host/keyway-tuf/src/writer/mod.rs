@@ -288,14 +288,16 @@ fn pinned_version(doc: &Value, path: &Path, role: &str) -> Result<u64, PublishEr
         })
 }
 
-/// A snapshot's or timestamp's pin on the role below it: the document's
-/// version, length and SHA-256 (TUF `METAFILES`).
-fn meta_file(version: u64, doc: &[u8]) -> Value {
-    json!({
+/// A snapshot's or timestamp's pin on the role below it, `file`: the
+/// document's version, length and SHA-256 (TUF `METAFILES`), as the
+/// `meta` member.
+fn pin(file: &str, version: u64, doc: &[u8]) -> (&'static str, Value) {
+    let meta = json!({
         "version": version,
         "length": doc.len(),
         "hashes": { "sha256": sha256_hex(doc) },
-    })
+    });
+    ("meta", json!({ file: meta }))
 }
 
 /// Whether `name` is safe as one path component of a target.
@@ -554,10 +556,12 @@ impl RepoWriter {
         Ok(out)
     }
 
-    /// `role`'s metadata at `version`, expiring `expiry` seconds after
-    /// `now`, with its one role-specific member (`targets` or `meta`),
-    /// signed with the role's key.
-    fn sign_role(
+    /// Writes `role`'s metadata at `version`, expiring `expiry` seconds
+    /// after `now`, with its one role-specific member (`targets` or
+    /// `meta`), signed with the role's key: as `VERSION.ROLE.json`, but the
+    /// timestamp as `timestamp.json` (TUF's consistent snapshots). Returns
+    /// the document.
+    fn publish_role(
         &self,
         role: &'static str,
         version: u64,
@@ -573,48 +577,38 @@ impl RepoWriter {
             "expires": expires(now, expiry),
         });
         signed[member] = value;
-        sign(role, &signed, &[&key])
+        let doc = sign(role, &signed, &[&key])?;
+        let file = match role {
+            "timestamp" => "timestamp.json".to_owned(),
+            _ => format!("{version}.{role}.json"),
+        };
+        write_atomic(&self.repo.join("metadata").join(file), &doc)?;
+        Ok(doc)
     }
 
     /// Publishes the next targets, snapshot and timestamp versions.
     fn publish_targets(&mut self, now: jiff::Timestamp) -> Result<(), PublishError> {
         let tv = self.versions.targets + 1;
         let body = ("targets", json!(self.targets));
-        let doc = self.sign_role("targets", tv, self.expiries.targets, now, body)?;
-        let meta = self.repo.join("metadata");
-        write_atomic(&meta.join(format!("{tv}.targets.json")), &doc)?;
+        let doc = self.publish_role("targets", tv, self.expiries.targets, now, body)?;
         self.versions.targets = tv;
-        self.publish_snapshot(&doc, now)
-    }
-
-    fn publish_snapshot(
-        &mut self,
-        targets_doc: &[u8],
-        now: jiff::Timestamp,
-    ) -> Result<(), PublishError> {
         let sv = self.versions.snapshot + 1;
-        let pins = json!({ "targets.json": meta_file(self.versions.targets, targets_doc) });
-        let doc = self.sign_role("snapshot", sv, self.expiries.snapshot, now, ("meta", pins))?;
-        write_atomic(
-            &self
-                .repo
-                .join("metadata")
-                .join(format!("{sv}.snapshot.json")),
-            &doc,
-        )?;
+        let pins = pin("targets.json", tv, &doc);
+        let doc = self.publish_role("snapshot", sv, self.expiries.snapshot, now, pins)?;
         self.versions.snapshot = sv;
         self.publish_timestamp(&doc, now)
     }
 
+    /// Publishes the next timestamp version over `snapshot_doc`, the
+    /// current snapshot.
     fn publish_timestamp(
         &mut self,
         snapshot_doc: &[u8],
         now: jiff::Timestamp,
     ) -> Result<(), PublishError> {
         let v = self.versions.timestamp + 1;
-        let pins = json!({ "snapshot.json": meta_file(self.versions.snapshot, snapshot_doc) });
-        let doc = self.sign_role("timestamp", v, self.expiries.timestamp, now, ("meta", pins))?;
-        write_atomic(&self.repo.join("metadata/timestamp.json"), &doc)?;
+        let pins = pin("snapshot.json", self.versions.snapshot, snapshot_doc);
+        self.publish_role("timestamp", v, self.expiries.timestamp, now, pins)?;
         self.versions.timestamp = v;
         Ok(())
     }
