@@ -13,14 +13,14 @@
 #![no_std]
 #![no_main]
 // The baseline build leaves the log (and the stack measurement) out.
-#![cfg_attr(feature = "baseline", allow(dead_code))]
+#![cfg_attr(feature = "baseline", allow(dead_code, unused_imports))]
 
 use keyway_board::stack;
 
 use core::ptr::addr_of_mut;
 
 use cortex_m_rt::entry;
-use cortex_m_semihosting::{hprint, hprintln};
+use cortex_m_semihosting::hprintln;
 use embedded_storage::nor_flash::{
     ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
 };
@@ -244,14 +244,7 @@ fn main() -> ! {
                 worst[2]
             );
             hprintln!("export: {} bytes", len);
-            hprintln!("BEGIN EXPORT");
-            for line in out[..len].chunks(32) {
-                for b in line {
-                    hprint!("{:02x}", b);
-                }
-                hprintln!();
-            }
-            hprintln!("END EXPORT");
+            keyway_board::print_export(&out[..len]);
             let within = worst.iter().all(|&w| w <= STACK_BUDGET);
             if !within {
                 hprintln!("FAIL stack over budget {} bytes", STACK_BUDGET);
