@@ -8,7 +8,7 @@
 //!
 //! | module | what |
 //! | --- | --- |
-//! | this file | [`exit`], [`exit_code`], [`fail`]: the verdict through semihosting (QEMU's exit status); [`budget!`] and [`parse_u64`]: budgets compiled in from the build's environment; [`fixture!`]: a file the build script wrote into `OUT_DIR`; the HardFault and panic handlers (feature `handlers`, on by default; `fault-frame` prints the stacked registers; `panic-quiet` formats nothing, as a product build) |
+//! | this file | [`exit`], [`exit_code`], [`fail`]: the verdict through semihosting (QEMU's exit status); [`print_export`]: an export in hex for the host's `keyway log verify`; [`budget!`] and [`parse_u64`]: budgets compiled in from the build's environment; [`fixture!`]: a file the build script wrote into `OUT_DIR`; the HardFault and panic handlers (feature `handlers`, on by default; `fault-frame` prints the stacked registers; `panic-quiet` formats nothing, as a product build) |
 //! | [`semi`] | semihosting calls: the command line (`-semihosting-config arg=...`), host files |
 //! | [`stack`] | stack high-water by painting |
 //! | [`meter`] | SysTick as an instruction meter under `-icount shift=0`, with its calibration loop (feature `meter`: it owns the SysTick handler) |
@@ -123,6 +123,20 @@ pub fn exit_code(code: u32) -> ! {
 pub fn fail(what: &str) -> ! {
     hprintln!("FAIL: {}", what);
     exit(false)
+}
+
+/// Prints `bytes` in hex, 32 bytes a line, between the lines `BEGIN EXPORT`
+/// and `END EXPORT`, where the scripts cut an audit export out of QEMU's
+/// output (`qemu-audit`, `qemu-core`).
+pub fn print_export(bytes: &[u8]) {
+    hprintln!("BEGIN EXPORT");
+    for line in bytes.chunks(32) {
+        for b in line {
+            cortex_m_semihosting::hprint!("{:02x}", b);
+        }
+        hprintln!();
+    }
+    hprintln!("END EXPORT");
 }
 
 /// Stops the CPU for good (interrupts off, wait for one forever).

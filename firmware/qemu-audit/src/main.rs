@@ -1,7 +1,8 @@
 //! On-target test of keyway-audit (Cortex-M4, QEMU mps2-an386).
 //!
-//! A RAM-backed NorFlash of 4 pages of 4 KiB (4-byte writes, bits only
-//! programmed 1 -> 0, whole-page erases, as the nRF52840) holds the log.
+//! A RAM-backed NorFlash of 4 pages of 4 KiB (keyway-board's `RamFlash`:
+//! 4-byte writes, bits only programmed 1 -> 0, whole-page erases, as the
+//! nRF52840) holds the log.
 //! The firmware appends 300 events (the ring wraps, with checkpoints signed
 //! by the device key on the device), reopens the log, checks that it
 //! continues, exports it in 64-byte chunks and prints the export as hex
@@ -13,18 +14,16 @@
 #![no_std]
 #![no_main]
 // The baseline build leaves the log (and the stack measurement) out.
-#![cfg_attr(feature = "baseline", allow(dead_code))]
+#![cfg_attr(feature = "baseline", allow(dead_code, unused_imports))]
 
 use keyway_board::stack;
 
 use core::ptr::addr_of_mut;
 
 use cortex_m_rt::entry;
-use cortex_m_semihosting::{hprint, hprintln};
-use embedded_storage::nor_flash::{
-    ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
-};
+use cortex_m_semihosting::hprintln;
 use keyway_board::exit;
+use keyway_board::ram_flash::RamFlash;
 
 const PAGE: usize = 4096;
 const PAGES: usize = 4;
@@ -37,88 +36,11 @@ const STACK_BUDGET: usize = keyway_board::budget!("KEYWAY_AUDIT_STACK_BUDGET", 8
 
 static SEED: [u8; 32] = *keyway_board::fixture!("seed.bin");
 
-/// The simulated flash's cells (in .bss, not on the stack; erased at start).
-static mut CELLS: [u8; PAGE * PAGES] = [0; PAGE * PAGES];
 /// The export (in .bss).
 static mut EXPORT: [u8; PAGE * PAGES + 512] = [0; PAGE * PAGES + 512];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FlashError {
-    NotAligned,
-    OutOfBounds,
-    /// A write would program an erased bit back to 1 (a second program).
-    Reprogram,
-}
-
-impl NorFlashError for FlashError {
-    fn kind(&self) -> NorFlashErrorKind {
-        match self {
-            FlashError::NotAligned => NorFlashErrorKind::NotAligned,
-            FlashError::OutOfBounds => NorFlashErrorKind::OutOfBounds,
-            FlashError::Reprogram => NorFlashErrorKind::Other,
-        }
-    }
-}
-
-/// A RAM-backed NOR flash with the nRF52840's geometry.
-struct RamFlash {
-    cells: &'static mut [u8; PAGE * PAGES],
-    writes: u32,
-    erases: u32,
-}
-
-impl ErrorType for RamFlash {
-    type Error = FlashError;
-}
-
-impl ReadNorFlash for RamFlash {
-    const READ_SIZE: usize = 1;
-    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), FlashError> {
-        let at = offset as usize;
-        let src = self
-            .cells
-            .get(at..at + bytes.len())
-            .ok_or(FlashError::OutOfBounds)?;
-        bytes.copy_from_slice(src);
-        Ok(())
-    }
-    fn capacity(&self) -> usize {
-        PAGE * PAGES
-    }
-}
-
-impl NorFlash for RamFlash {
-    const WRITE_SIZE: usize = 4;
-    const ERASE_SIZE: usize = PAGE;
-    fn erase(&mut self, from: u32, to: u32) -> Result<(), FlashError> {
-        let (from, to) = (from as usize, to as usize);
-        if !from.is_multiple_of(PAGE) || !to.is_multiple_of(PAGE) || from > to {
-            return Err(FlashError::NotAligned);
-        }
-        self.cells
-            .get_mut(from..to)
-            .ok_or(FlashError::OutOfBounds)?
-            .fill(0xFF);
-        self.erases += 1;
-        Ok(())
-    }
-    fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), FlashError> {
-        let at = offset as usize;
-        if !at.is_multiple_of(4) || !bytes.len().is_multiple_of(4) {
-            return Err(FlashError::NotAligned);
-        }
-        let dst = self
-            .cells
-            .get_mut(at..at + bytes.len())
-            .ok_or(FlashError::OutOfBounds)?;
-        if dst.iter().zip(bytes).any(|(&old, &new)| old & new != new) {
-            return Err(FlashError::Reprogram);
-        }
-        dst.copy_from_slice(bytes);
-        self.writes += 1;
-        Ok(())
-    }
-}
+/// The log's flash (in `main`'s frame, above every measured call).
+type Flash = RamFlash<{ PAGE * PAGES }>;
 
 #[cfg(not(feature = "baseline"))]
 fn event(i: u32) -> (keyway_audit::Time, keyway_audit::Event) {
@@ -153,7 +75,7 @@ fn event(i: u32) -> (keyway_audit::Time, keyway_audit::Event) {
 /// open, export fill, an append that signs a checkpoint) or a failure
 /// message.
 #[cfg(not(feature = "baseline"))]
-fn run(flash: &mut RamFlash, out: &mut [u8]) -> Result<(usize, [usize; 4]), &'static str> {
+fn run(flash: &mut Flash, out: &mut [u8]) -> Result<(usize, [usize; 4]), &'static str> {
     use keyway_audit::{AuditLog, Config, Ed25519Signer, Time};
     let signer = Ed25519Signer::from_seed(SEED).ok_or("bad seed")?;
     let config = Config::new(0, PAGES as u32);
@@ -203,7 +125,8 @@ fn run(flash: &mut RamFlash, out: &mut [u8]) -> Result<(usize, [usize; 4]), &'st
 
 /// The baseline: the same harness with an opaque stand-in for the log.
 #[cfg(feature = "baseline")]
-fn run(flash: &mut RamFlash, out: &mut [u8]) -> Result<(usize, [usize; 4]), &'static str> {
+fn run(flash: &mut Flash, out: &mut [u8]) -> Result<(usize, [usize; 4]), &'static str> {
+    use embedded_storage::nor_flash::{NorFlash, ReadNorFlash};
     let mut b = [0u8; 4];
     flash.read(0, &mut b).map_err(|_| "read")?;
     flash.write(0, &b).map_err(|_| "write")?;
@@ -214,24 +137,19 @@ fn run(flash: &mut RamFlash, out: &mut [u8]) -> Result<(usize, [usize; 4]), &'st
 
 #[entry]
 fn main() -> ! {
-    // SAFETY: main runs once; these statics are used only here.
-    let cells = unsafe { &mut *addr_of_mut!(CELLS) };
-    cells.fill(0xFF); // a fresh, erased part
+    // SAFETY: main runs once; this static is used only here.
     let out = unsafe { &mut *addr_of_mut!(EXPORT) };
-    let mut flash = RamFlash {
-        cells,
-        writes: 0,
-        erases: 0,
-    };
+    let mut flash = Flash::new(); // a fresh, erased part
     let success = match run(&mut flash, out) {
         Ok((len, worst)) => {
+            let (erases, writes) = flash.ops();
             hprintln!(
                 "appended {} events on {} x {} B pages: {} writes, {} erases",
                 EVENTS,
                 PAGES,
                 PAGE,
-                flash.writes,
-                flash.erases
+                writes,
+                erases
             );
             hprintln!("stack append (worst, event only): {} bytes", worst[0]);
             hprintln!(
@@ -244,19 +162,12 @@ fn main() -> ! {
                 worst[2]
             );
             hprintln!("export: {} bytes", len);
-            hprintln!("BEGIN EXPORT");
-            for line in out[..len].chunks(32) {
-                for b in line {
-                    hprint!("{:02x}", b);
-                }
-                hprintln!();
-            }
-            hprintln!("END EXPORT");
+            keyway_board::print_export(&out[..len]);
             let within = worst.iter().all(|&w| w <= STACK_BUDGET);
             if !within {
                 hprintln!("FAIL stack over budget {} bytes", STACK_BUDGET);
             }
-            within && (cfg!(feature = "baseline") || flash.erases > 0)
+            within && (cfg!(feature = "baseline") || erases > 0)
         }
         Err(why) => {
             hprintln!("FAIL {}", why);

@@ -17,7 +17,7 @@
 
 #![no_std]
 #![no_main]
-#![cfg_attr(feature = "baseline", allow(dead_code, unused_imports))]
+#![cfg_attr(feature = "baseline", allow(dead_code, unused_imports, unused_macros))]
 #![cfg_attr(feature = "lock-only", allow(unused_imports))]
 
 use keyway_board::meter;
@@ -78,15 +78,18 @@ fn check<T>(r: Result<T, Error>, what: &str) -> T {
     }
 }
 
-/// The client's next message `$msg`: in the full build made by `$make`
-/// (bound, with whatever else it returns, by `$pat`) and checked against
-/// the host's recording `$rec`; in the lock-only build `$rec` itself.
+/// The client's next message `$msg`, bound as a reference to its bytes in
+/// both builds: in the full build made by `$make` (bound, with whatever
+/// else it returns, by `$pat`) and checked against the host's recording
+/// `$rec`; in the lock-only build `$rec` itself.
 macro_rules! client_msg {
     (let $pat:pat = $make:expr => $msg:ident == $rec:expr, $what:literal) => {
         #[cfg(not(feature = "lock-only"))]
         let $pat = $make;
         #[cfg(not(feature = "lock-only"))]
-        same(&$msg, $rec, $what);
+        let $msg = &$msg;
+        #[cfg(not(feature = "lock-only"))]
+        same($msg, $rec, $what);
         #[cfg(feature = "lock-only")]
         let $msg = $rec;
     };
@@ -207,7 +210,7 @@ fn main() -> ! {
         ) => pake1 == recorded::PAKE1, "Pake1");
         let mut pake2 = [0u8; PAKE2_LEN];
         let r = lock_step(&mut syst, "pairing Pake1 -> Pake2", &mut deepest, || {
-            lock_pairing.pake1(&verifier, &mut guard, 1, &mut lock_rng, &pake1, &mut pake2)
+            lock_pairing.pake1(&verifier, &mut guard, 1, &mut lock_rng, pake1, &mut pake2)
         });
         check(r, "lock Pake1");
         same(&pake2, recorded::PAKE2, "Pake2");
@@ -223,7 +226,7 @@ fn main() -> ! {
         let new_owner = lock_step(&mut syst, "pairing Pake3 -> Pake4", &mut deepest, || {
             lock_pairing.pake3(
                 &mut guard,
-                &pake3,
+                pake3,
                 &device.verifying_key().to_bytes(),
                 &mut pake4,
             )
@@ -248,7 +251,7 @@ fn main() -> ! {
             => msg1 == recorded::MSG1, "msg1");
         let mut msg2 = [0u8; MSG2_LEN];
         let sid = lock_step(&mut syst, "handshake msg1 -> msg2", &mut deepest, || {
-            table.handshake1(now, &mut lock_rng, &device, &msg1, &mut msg2)
+            table.handshake1(now, &mut lock_rng, &device, msg1, &mut msg2)
         });
         check(sid, "lock msg1");
         same(&msg2, recorded::MSG2, "msg2");
@@ -266,7 +269,7 @@ fn main() -> ! {
         let r = lock_step(&mut syst, "handshake msg3 -> msg4", &mut deepest, || {
             table.handshake3(
                 now,
-                &msg3,
+                msg3,
                 |kid| (*kid == owner_id).then_some(owner_key),
                 &mut msg4,
             )

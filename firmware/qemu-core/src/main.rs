@@ -275,14 +275,7 @@ fn main() -> ! {
         meter.peak,
         meter.peak_step
     );
-    hprintln!("BEGIN EXPORT");
-    for line in export[..len].chunks(32) {
-        for b in line {
-            hprint!("{:02x}", b);
-        }
-        hprintln!();
-    }
-    hprintln!("END EXPORT");
+    keyway_board::print_export(&export[..len]);
     let (erases, writes) = flash.borrow().ops();
     hprintln!("flash: {} sector erases, {} writes", erases, writes);
     calibrate(&mut meter.syst);

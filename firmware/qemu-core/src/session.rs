@@ -111,18 +111,13 @@ pub(crate) fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) 
         io.m.step("button: presence window", || lk.button(now)),
     );
     let now = LOCK_NOW_MS - 2_000;
-    let o = io.step(
+    io.pake1(
         "pair, wrong code: Pake1 -> Pake2",
         lk,
         wrong_peer,
         now,
         fixture::PAKE1W,
-    );
-    check!(o.len > 0, "no answer to Pake1");
-    #[cfg(not(feature = "quiet"))]
-    check!(
-        is_pake2(io.answer(&o), fixture::PAKE2W),
-        "Pake2 (wrong code) differs from the host's"
+        fixture::PAKE2W,
     );
     let o = io.step(
         "pair, wrong code: Pake3 refused (counted)",
@@ -141,17 +136,13 @@ pub(crate) fn session(flash: &RefCell<Flash>, export: &mut [u8], m: &mut Meter) 
     );
     say!("ok wrong code: refused (BadSetupCode), counted in the owner store (1), no owner");
     let now = LOCK_NOW_MS - 1_000;
-    let o = io.step(
+    io.pake1(
         "pair: Pake1 -> Pake2 (SPAKE2+)",
         lk,
         owner_peer,
         now,
         fixture::PAKE1,
-    );
-    #[cfg(not(feature = "quiet"))]
-    check!(
-        is_pake2(io.answer(&o), fixture::PAKE2),
-        "Pake2 differs from the host's"
+        fixture::PAKE2,
     );
     let o = io.step(
         "pair: Pake3 -> Pake4 (owner stored, logged)",
@@ -492,11 +483,6 @@ fn handshake(
 
 /// Whether the lock's answer is a Pake2 with the host's message `want`.
 #[cfg(not(feature = "quiet"))]
-fn is_pake2(answer: &[u8], want: &[u8]) -> bool {
-    matches!(client::answer(answer, "pake2"),
-        keyway_smp::Answer::Ok(keyway_smp::Response::PakeStart(a)) if a.msg == want)
-}
-
 /// The lock's agent (it runs once the lock is powered on).
 fn agent<'l, 'a>(
     lk: &'l lock::Lock<'a>,
@@ -546,6 +532,27 @@ impl Radio<'_> {
         frame: &[u8],
     ) -> keyway_agent::agent::Outcome {
         self.deliver(&mut Row::new(name), true, lk, peer, now, frame)
+    }
+
+    /// A pairing's Pake1 from `peer` (step `name`): the lock must answer
+    /// with the host's Pake2, `pake2`.
+    fn pake1(
+        &mut self,
+        name: &'static str,
+        lk: &mut lock::Lock,
+        peer: keyway_agent::limits::PeerId,
+        now: u64,
+        pake1: &[u8],
+        pake2: &[u8],
+    ) {
+        let o = self.step(name, lk, peer, now, pake1);
+        check!(o.len > 0, "no answer to Pake1");
+        #[cfg(not(feature = "quiet"))]
+        check!(
+            matches!(client::answer(self.answer(&o), "pake2"),
+                keyway_smp::Answer::Ok(keyway_smp::Response::PakeStart(a)) if a.msg == pake2),
+            "Pake2 differs from the host's"
+        );
     }
 
     /// The lock's answer that gave `o`.
