@@ -45,6 +45,8 @@
 //! a fixed seed for sampled sweeps. A sweep that needs another layout
 //! builds it from the row's fields (`Part { direct: …, ..NRF52840 }`).
 
+use core::ops::Range;
+
 use keyway_device::install::{Mode, SlotLayout};
 use keyway_device::journal::Config;
 use keyway_sim::{Geometry, SimFlash};
@@ -84,26 +86,30 @@ impl<const W: usize, const E: usize> Part<W, E> {
     }
 }
 
+/// A swap layout of `slots` with the journal in `journal` and a manifest
+/// area of `manifest_sectors` slot sectors.
+const fn swap(slots: [Range<u32>; 2], journal: Config, manifest_sectors: u32) -> SlotLayout {
+    SlotLayout {
+        mode: Mode::Swap,
+        ..SlotLayout::direct(slots, journal).with_manifest_sectors(manifest_sectors)
+    }
+}
+
 /// nRF52840: 1 MiB of 4 KiB pages, 4-byte words written at most twice.
 pub const NRF52840: Part<4, 4096> = Part {
     name: "nrf52840",
     geometry: Geometry::nrf52840,
-    direct: SlotLayout {
-        slots: [0x1_0000..0x3_0000, 0x3_0000..0x5_0000],
+    direct: SlotLayout::direct(
+        [0x1_0000..0x3_0000, 0x3_0000..0x5_0000],
         // 4 records per page: the sweeps turn journal pages.
-        journal: Config::new(0xF_0000, 2).with_slot_size(1024),
-        manifest_sectors: 0,
-        sector_size: None,
-        mode: Mode::Direct,
-    },
+        Config::new(0xF_0000, 2).with_slot_size(1024),
+    ),
     // 4 image sectors + 1 manifest sector; the secondary one sector larger.
-    swap: SlotLayout {
-        slots: [0x1_0000..0x1_5000, 0x1_5000..0x1_B000],
-        journal: Config::new(0xF_E000, 2),
-        manifest_sectors: 1,
-        sector_size: None,
-        mode: Mode::Swap,
-    },
+    swap: swap(
+        [0x1_0000..0x1_5000, 0x1_5000..0x1_B000],
+        Config::new(0xF_E000, 2),
+        1,
+    ),
     seed: 0x4E52_4635_3238_3430,
 };
 
@@ -113,21 +119,18 @@ pub const NRF52840: Part<4, 4096> = Part {
 pub const STM32F4: Part<4, 16384> = Part {
     name: "stm32f4",
     geometry: Geometry::stm32f4,
-    direct: SlotLayout {
-        // Slots in 128 KiB sectors 5 and 6, the journal in sectors 1 and 2.
-        slots: [0x2_0000..0x4_0000, 0x4_0000..0x6_0000],
-        journal: Config::new(0x4000, 2).with_slot_size(4096),
-        manifest_sectors: 0,
-        sector_size: Some(128 * 1024),
-        mode: Mode::Direct,
-    },
-    swap: SlotLayout {
-        slots: [0x4_0000..0x8_0000, 0x8_0000..0xE_0000],
-        journal: Config::new(0x4000, 2),
-        manifest_sectors: 1,
-        sector_size: Some(128 * 1024),
-        mode: Mode::Swap,
-    },
+    // Slots in 128 KiB sectors 5 and 6, the journal in sectors 1 and 2.
+    direct: SlotLayout::direct(
+        [0x2_0000..0x4_0000, 0x4_0000..0x6_0000],
+        Config::new(0x4000, 2).with_slot_size(4096),
+    )
+    .with_sector_size(128 * 1024),
+    swap: swap(
+        [0x4_0000..0x8_0000, 0x8_0000..0xE_0000],
+        Config::new(0x4000, 2),
+        1,
+    )
+    .with_sector_size(128 * 1024),
     seed: 0x5354_4D33_3246_3400,
 };
 
@@ -136,21 +139,13 @@ pub const STM32F4: Part<4, 16384> = Part {
 pub const SMALL_PAGES: Part<1, 512> = Part {
     name: "small-pages",
     geometry: Geometry::small_pages,
-    direct: SlotLayout {
-        slots: [0x4000..0x8000, 0x8000..0xC000],
-        journal: Config::new(0x2_0000, 3),
-        manifest_sectors: 0,
-        sector_size: None,
-        mode: Mode::Direct,
-    },
+    direct: SlotLayout::direct([0x4000..0x8000, 0x8000..0xC000], Config::new(0x2_0000, 3)),
     // 10 image pages + 8 manifest pages; the secondary one page larger.
-    swap: SlotLayout {
-        slots: [0x8000..0xA400, 0xA400..0xCA00],
-        journal: Config::new(0x3_F000, 4),
-        manifest_sectors: 8,
-        sector_size: None,
-        mode: Mode::Swap,
-    },
+    swap: swap(
+        [0x8000..0xA400, 0xA400..0xCA00],
+        Config::new(0x3_F000, 4),
+        8,
+    ),
     seed: 0x534D_414C_4C00_0512,
 };
 
@@ -159,20 +154,15 @@ pub const SMALL_PAGES: Part<1, 512> = Part {
 pub const ECC32: Part<32, 131072> = Part {
     name: "ecc32",
     geometry: Geometry::ecc32,
-    direct: SlotLayout {
-        slots: [0..0x2_0000, 0x2_0000..0x4_0000],
-        journal: Config::new(0xC_0000, 2).with_slot_size(32 * 1024),
-        manifest_sectors: 0,
-        sector_size: None,
-        mode: Mode::Direct,
-    },
-    swap: SlotLayout {
-        slots: [0x4_0000..0x8_0000, 0x8_0000..0xE_0000],
-        journal: Config::new(0, 2),
-        manifest_sectors: 1,
-        sector_size: None,
-        mode: Mode::Swap,
-    },
+    direct: SlotLayout::direct(
+        [0..0x2_0000, 0x2_0000..0x4_0000],
+        Config::new(0xC_0000, 2).with_slot_size(32 * 1024),
+    ),
+    swap: swap(
+        [0x4_0000..0x8_0000, 0x8_0000..0xE_0000],
+        Config::new(0, 2),
+        1,
+    ),
     seed: 0x4543_4333_3200_0032,
 };
 

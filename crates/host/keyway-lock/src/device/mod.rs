@@ -261,6 +261,26 @@ impl DeviceCore {
         self.flash.is_powered()
     }
 
+    /// Runs `f` with the bootloader's check of the slots (this lock's
+    /// anchors and identity, the journal's state, the stored key set), the
+    /// journal and the flash.
+    fn with_check<R>(
+        &mut self,
+        f: impl FnOnce(&mut VerifiedSlot<'_, 256>, &mut Journal<Flash>, &mut Flash) -> R,
+    ) -> R {
+        let state = *self.journal.state();
+        let mut head = [0u8; HEAD_BUF_LEN];
+        let mut check = VerifiedSlot::<256>::new(
+            &self.layout,
+            &self.trust.anchors,
+            &self.trust.identity,
+            &state,
+            self.keyset.as_ref().map(|(_, k)| k.clone()),
+            &mut head,
+        );
+        f(&mut check, &mut self.journal, &mut self.flash)
+    }
+
     /// Power on: the bootloader (`boot::boot` with the real
     /// `VerifiedSlot`), then the application: an image on trial runs its
     /// self-test and confirms (raising the floor), storing a key set its
@@ -269,21 +289,9 @@ impl DeviceCore {
         self.flash.power_on();
         self.journal = Journal::open(&mut self.flash, self.layout.journal)
             .map_err(|e| format!("the journal does not open: {e}"))?;
-        let state = *self.journal.state();
-        let keyset = self.keyset.as_ref().map(|(_, k)| k.clone());
-        let decision = {
-            let mut head = [0u8; HEAD_BUF_LEN];
-            let mut check = VerifiedSlot::<256>::new(
-                &self.layout,
-                &self.trust.anchors,
-                &self.trust.identity,
-                &state,
-                keyset,
-                &mut head,
-            );
-            boot::boot(&mut self.journal, &mut self.flash, &mut check)
-                .map_err(|e| format!("the bootloader's journal commit failed: {e}"))?
-        };
+        let decision = self
+            .with_check(|check, journal, flash| boot::boot(journal, flash, check))
+            .map_err(|e| format!("the bootloader's journal commit failed: {e}"))?;
         self.running = match decision.boot {
             Boot::Slot(s) => Some(s),
             Boot::Recovery => None,

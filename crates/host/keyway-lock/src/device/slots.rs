@@ -6,7 +6,7 @@ use keyway_audit::Event;
 use keyway_device::boot::{self, Confirmation};
 use keyway_device::journal::{PersistentState, TrialState};
 use keyway_device::manifest_area;
-use keyway_device::verified::{HEAD_BUF_LEN, SlotError, SlotInfo, VerifiedSlot};
+use keyway_device::verified::{SlotError, SlotInfo};
 use sha2::{Digest, Sha256};
 
 use crate::smp::MgmtErr;
@@ -40,17 +40,7 @@ impl DeviceCore {
     /// Re-verifies `slot` as the bootloader would now.
     pub fn verify(&mut self, slot: u8) -> Result<SlotInfo, SlotError> {
         crate::suit::count();
-        let state = *self.journal.state();
-        let mut head = [0u8; HEAD_BUF_LEN];
-        VerifiedSlot::<256>::new(
-            &self.layout,
-            &self.trust.anchors,
-            &self.trust.identity,
-            &state,
-            self.keyset.as_ref().map(|(_, k)| k.clone()),
-            &mut head,
-        )
-        .check(&mut self.flash, slot)
+        self.with_check(|check, _, flash| check.check(flash, slot))
     }
 
     /// The envelope head stored in `slot`'s manifest area, if its header

@@ -6,6 +6,7 @@
 
 use std::fmt::Write as _;
 
+use keyway_hub::web::html::esc;
 use serde_json::{Value, json};
 
 use super::{Check, Report, Status};
@@ -122,23 +123,14 @@ fn check_json(c: &Check) -> Value {
     })
 }
 
-/// Escapes text for HTML element content and attribute values.
+/// Escapes text for HTML element content and attribute values: the hub's
+/// [`esc`], then every [`crate::terminal::is_unsafe`] character but a
+/// newline or a tab as U+FFFD's character reference.
 pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for ch in text.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c if crate::terminal::is_unsafe(c) && c != '\n' && c != '\t' => {
-                let _ = write!(out, "&#{};", u32::from('\u{fffd}'));
-            }
-            c => out.push(c),
-        }
-    }
-    out
+    esc(text).replace(
+        |c| crate::terminal::is_unsafe(c) && c != '\n' && c != '\t',
+        "&#65533;",
+    )
 }
 
 const CSS: &str = "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:70em;color:#222;padding:0 1em}\
