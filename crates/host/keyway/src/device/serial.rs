@@ -85,16 +85,20 @@ fn open_port(path: &Path) -> Result<File, (&'static str, std::io::Error)> {
 }
 
 impl SerialTransport {
-    /// Opens the port again if its path now leads to another device (the
-    /// lock came back on a new pty) or, with `again`, in any case: an
-    /// emulator restarted on the same pty number (`/dev/pts/0` again on an
-    /// idle machine) leaves the old descriptor hung up under the same path,
-    /// so a try after one that went unanswered reopens. `Ok(false)`: not
-    /// reopened, or the path leads nowhere yet (the request then goes
-    /// unanswered).
-    fn follow(&mut self, again: bool) -> Result<bool, TransportError> {
+    /// Opens the port again if its path now leads to another device: a
+    /// lock restarted by its supervisor (an emulator after a power cut)
+    /// comes back on a new pty with the link moved. The path cannot lead
+    /// back to the hung-up pty's number while this transport holds it open
+    /// (checked with QEMU: a restart while the old slave is open gets the
+    /// next number). A retry on an unchanged path does *not* reopen: the
+    /// reopen flushes the line's input, which can drop an answer that is
+    /// arriving just as the wait ran out (then only the lock's refusal of
+    /// the resent sealed record, a replay to it, came back: CI at 9f1bbbd,
+    /// check 4). `Ok(false)`: not reopened, or the path leads nowhere yet
+    /// (the request then goes unanswered).
+    fn follow(&mut self) -> Result<bool, TransportError> {
         let now = std::fs::canonicalize(&self.path).ok();
-        if now.is_none() || (now == self.opened && !again) {
+        if now.is_none() || now == self.opened {
             return Ok(false);
         }
         match open_port(&self.path) {
@@ -199,7 +203,7 @@ impl SerialTransport {
             if attempt > 0 {
                 self.stats.resends += 1;
             }
-            self.follow(attempt > 0)?;
+            self.follow()?;
             let lines = self.line.get(..n).unwrap_or(&[]);
             if let Err(e) = self.port.write_all(lines).and_then(|()| self.port.flush()) {
                 // The other end closed (an emulator powered off): no
