@@ -69,13 +69,7 @@ rm -f "$DIR/ctl" "$DIR/serial" "$DIR/qemu.log"
 mkdir -p "$DIR/exports"
 # Once QEMU names the pty of UART0 ("char device redirected to /dev/pts/N
 # (label serial0)"), link DIR/serial to it.
-(
-  for _ in $(seq 2400); do
-    pty=$(sed -n 's/.*char device redirected to \(\/dev\/pts\/[0-9]*\) (label serial0).*/\1/p' "$DIR/qemu.log" 2>/dev/null | head -1)
-    if [[ -n $pty ]]; then ln -sfn "$pty" "$DIR/serial"; lock_loop_note "$DIR" "qemu-lock.sh linked serial -> $pty"; exit 0; fi
-    sleep 0.05
-  done
-) &
+lock_link_serial "$DIR" 120 &
 ICOUNT=()
 [[ ${KEYWAY_LOCK_ICOUNT:-0} == 1 ]] && ICOUNT=(-icount shift=0)
 cd "$DIR"

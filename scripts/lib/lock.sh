@@ -116,8 +116,7 @@ lock_loop_start() {
   # A previous run's links and log must not pass for this one's.
   rm -f "$dir/loop.stop" "$dir/serial" "$dir/ctl" "$dir/qemu.log" "$dir/loop.log"
   (
-    link=
-    trap 'kill -9 "$(cat "$dir/qemu.pid" 2>/dev/null)" $link 2>/dev/null; exit 0' TERM
+    trap 'kill -9 "$(cat "$dir/qemu.pid" 2>/dev/null)" 2>/dev/null; exit 0' TERM
     while [[ ! -e $dir/loop.stop ]]; do
       # The last run's pty must not be linked again.
       rm -f "$dir/qemu.log" "$dir/serial"
@@ -125,10 +124,8 @@ lock_loop_start() {
       qemu=$!
       echo $qemu >"$dir/qemu.pid"
       lock_loop_note "$dir" "started QEMU (pid $qemu)"
-      lock_link_serial "$dir" 900 &
-      link=$!
+      # qemu-lock.sh links DIR/serial (lock_link_serial).
       rc=0; wait $qemu || rc=$?
-      kill $link 2>/dev/null || true
       rm -f "$dir/qemu.pid"
       lock_loop_note "$dir" "QEMU exited with status $rc$([[ $rc == 3 ]] && echo ' (a power cut)')"
       if [[ $rc == 3 ]]; then printf x >>"$dir/power-cuts"; fi
@@ -143,8 +140,11 @@ lock_loop_start() {
 lock_loop_note() { printf '%s %s\n' "$(date +%H:%M:%S.%3N)" "$2" >>"$1/loop.log"; }
 
 # Links DIR/serial to the pty QEMU names in DIR/qemu.log, if the link is
-# missing or leads elsewhere, polling for up to SECS (qemu-lock.sh links it
-# too; at times, as lock-soak.sh also saw, its link never appeared).
+# missing or leads elsewhere, polling for up to SECS. qemu-lock.sh runs it
+# in the background as it starts QEMU; the scripts that wait for the lock
+# call it again while the link is missing (at times, as lock-soak.sh and CI
+# at beaaa5e saw, the link never appeared; DIR/loop.log now says when each
+# link was made).
 lock_link_serial() {
   local dir=$1 secs=$2 pty
   for _ in $(seq "$(awk -v s="$secs" 'BEGIN { n = int(s * 10); print (n < 1 ? 1 : n) }')"); do

@@ -110,6 +110,8 @@ impl Lab {
             o.pin = Some(self.pin.clone());
         }
         o.in_process = true;
+        // It powers up in milliseconds.
+        o.boot_wait = std::time::Duration::from_secs(5);
         o.lock_note = match self.profile.as_deref() {
             Some(p) if p != "default" => Some(format!(
                 "simulated with keyway-lock --profile {p}, deliberately flawed"

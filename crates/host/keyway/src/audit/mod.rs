@@ -425,7 +425,7 @@ pub struct Options {
     pub verbose: bool,
     /// How long a lock may take to answer again after a reset or a power
     /// cut the audit caused (a bootloader that verifies the image, an
-    /// install it resumes). The in-process lock is held to 5 s.
+    /// install it resumes). The lab holds its in-process lock to 5 s.
     pub boot_wait: Duration,
 }
 

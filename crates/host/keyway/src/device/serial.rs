@@ -94,20 +94,20 @@ impl SerialTransport {
     /// reopen flushes the line's input, which can drop an answer that is
     /// arriving just as the wait ran out (then only the lock's refusal of
     /// the resent sealed record, a replay to it, came back: CI at 9f1bbbd,
-    /// check 4). `Ok(false)`: not reopened, or the path leads nowhere yet
-    /// (the request then goes unanswered).
-    fn follow(&mut self) -> Result<bool, TransportError> {
+    /// check 4). A path that leads nowhere yet is left alone: the request
+    /// then goes unanswered.
+    fn follow(&mut self) -> Result<(), TransportError> {
         let now = std::fs::canonicalize(&self.path).ok();
         if now.is_none() || now == self.opened {
-            return Ok(false);
+            return Ok(());
         }
         match open_port(&self.path) {
             Ok(p) => {
                 self.port = p;
                 self.opened = now;
-                Ok(true)
+                Ok(())
             }
-            Err((_, e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err((_, e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err((what, e)) => Err(self.io(what, e)),
         }
     }

@@ -232,25 +232,15 @@ impl Session<'_> {
     }
 
     /// Waits until the lock answers again after a reset or a power cut,
-    /// for [`Session::boot_wait`] at the most.
+    /// for `--boot-seconds` ([`Options::boot_wait`]) at the most.
     pub(super) fn wait_back(&mut self) -> Result<()> {
         let t = Instant::now();
-        self.smp.wait_up(self.boot_wait())?;
+        self.smp.wait_up(self.o.boot_wait)?;
         self.say(&format!(
             "the lock answered again after {:.1} s",
             t.elapsed().as_secs_f64()
         ));
         Ok(())
-    }
-
-    /// How long the lock may take to come back from a reset or a power
-    /// cut: `--boot-seconds`, or 5 s for the lock in this process.
-    pub(super) fn boot_wait(&self) -> Duration {
-        if self.o.in_process {
-            Duration::from_secs(5)
-        } else {
-            self.o.boot_wait
-        }
     }
 
     /// Power cuts the lock has had since it started (its control status),
