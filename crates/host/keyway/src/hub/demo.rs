@@ -363,9 +363,11 @@ pub fn run(a: &HouseDemoArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resul
         data: dir.join("hub"),
         listen: a.listen,
         listen_insecure_any_address: false,
-        store: None,
+        stores: super::cli::StoreArgs {
+            store: None,
+            tuf_root: Some(root_json),
+        },
         tuf_url: Some(format!("http://{repo}")),
-        tuf_root: Some(root_json),
         sync_every: 3600,
         tick_every: 5,
         concurrency: 8,

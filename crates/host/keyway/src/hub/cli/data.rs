@@ -1,7 +1,7 @@
 //! The hub's data directory: the API token (made 0600, refused when
 //! others may read it), the first line that announces address and token,
 //! the store (SQLite in the directory or PostgreSQL) and its errors in
-//! words.
+//! words, the TUF mirror.
 
 use super::*;
 
@@ -100,24 +100,45 @@ pub enum StoreAt {
     Postgres(String),
 }
 
-/// Opens the store: PostgreSQL for a `postgres://` URL, else SQLite in
-/// `data`. Call it outside the async runtime (the PostgreSQL client is
-/// synchronous).
-pub fn open_store(url: Option<&str>, data: &Path) -> Result<(Arc<dyn Store>, StoreAt)> {
-    match url {
-        Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
-            let s = PgStore::connect(u).map_err(|e| anyhow!("--store: {e}"))?;
-            Ok((Arc::new(s), StoreAt::Postgres(redact(u))))
+impl StoreArgs {
+    /// Opens the store: PostgreSQL for a `postgres://` --store, else
+    /// SQLite in `data`. Call it outside the async runtime (the PostgreSQL
+    /// client is synchronous).
+    pub fn open(&self, data: &Path) -> Result<(Arc<dyn Store>, StoreAt)> {
+        match self.store.as_deref() {
+            Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+                let s = PgStore::connect(u).map_err(|e| anyhow!("--store: {e}"))?;
+                Ok((Arc::new(s), StoreAt::Postgres(redact(u))))
+            }
+            Some(u) => bail!(
+                "--store {}: a PostgreSQL URL (postgres://…) or nothing (SQLite in --data)",
+                redact(u)
+            ),
+            None => {
+                let path = data.join(SQLITE_FILE);
+                let s = SqliteStore::open(&path)
+                    .map_err(|e| store_error(e, &StoreAt::Sqlite(path.clone())))?;
+                Ok((Arc::new(s), StoreAt::Sqlite(path)))
+            }
         }
-        Some(u) => bail!(
-            "--store {}: a PostgreSQL URL (postgres://…) or nothing (SQLite in --data)",
-            redact(u)
-        ),
-        None => {
-            let path = data.join(SQLITE_FILE);
-            let s = SqliteStore::open(&path)
-                .map_err(|e| store_error(e, &StoreAt::Sqlite(path.clone())))?;
-            Ok((Arc::new(s), StoreAt::Sqlite(path)))
+    }
+
+    /// The hub's TUF mirror in `data`: the pinned root there, or --tuf-root
+    /// pinned now (TUF's bootstrap: later roots come through the chain).
+    pub fn mirror(&self, data: &Path) -> Result<Option<Mirror>> {
+        let dir = data.join(TUF_DIR);
+        match Mirror::open(&dir) {
+            Ok(m) => Ok(Some(m)),
+            Err(_) => match &self.tuf_root {
+                Some(r) => {
+                    let bytes = std::fs::read(r)
+                        .with_context(|| format!("reading --tuf-root {}", r.display()))?;
+                    Mirror::init(&dir, &bytes)
+                        .map(Some)
+                        .map_err(|e| anyhow!("--tuf-root {}: {e}", r.display()))
+                }
+                None => Ok(None),
+            },
         }
     }
 }

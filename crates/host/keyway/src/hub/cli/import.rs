@@ -5,7 +5,7 @@ use super::*;
 
 pub(super) fn import(a: &ImportArgs, out: &mut dyn Write) -> Result<()> {
     data_dir(&a.data)?;
-    let (store, at) = open_store(a.store.as_deref(), &a.data)?;
+    let (store, at) = a.stores.open(&a.data)?;
     let hub = Hub::new(
         store,
         Arc::new(NoLocks),
@@ -15,7 +15,7 @@ pub(super) fn import(a: &ImportArgs, out: &mut dyn Write) -> Result<()> {
     if let Some(m) = a.model.anchors()? {
         hub.put_model(&m).map_err(|e| hub_error(e, &at))?;
     }
-    let Some(mirror) = mirror(&a.data, a.tuf_root.as_deref())? else {
+    let Some(mirror) = a.stores.mirror(&a.data)? else {
         bail!(
             "{}: the hub trusts no TUF root yet: give the vendor's root.json with --tuf-root (or run `keyway hub serve --tuf-root` once)",
             a.data.display()

@@ -48,7 +48,7 @@ pub use data::*;
 use import::import;
 pub use import::{BundleReader, stale_warning};
 use serve::serve;
-pub use serve::{NoLocks, Setup, check_listen, mirror, serve_with, shutdown_signal, sync_tuf};
+pub use serve::{NoLocks, Setup, check_listen, serve_with, shutdown_signal, sync_tuf};
 
 /// Arguments of `keyway hub`.
 #[derive(Debug, Args)]
@@ -86,19 +86,13 @@ pub struct ServeArgs {
     /// it may try the token.
     #[arg(long)]
     pub listen_insecure_any_address: bool,
-    /// The store: a PostgreSQL URL (postgres://…) for hubs sharing one
-    /// fleet view; default: SQLite in --data.
-    #[arg(long, value_name = "URL")]
-    pub store: Option<String>,
     /// The vendor's TUF repository (its metadata and targets base URL),
     /// synced every --sync-every seconds.
     #[arg(long, value_name = "URL")]
     pub tuf_url: Option<String>,
-    /// The repository's trusted root metadata (root.json), shipped with
-    /// the hub: pinned on first use (later roots come through the chain);
-    /// offline bundles are verified against it too.
-    #[arg(long, value_name = "ROOT.json")]
-    pub tuf_root: Option<PathBuf>,
+    /// The store and the TUF root.
+    #[command(flatten)]
+    pub stores: StoreArgs,
     /// Seconds between TUF syncs.
     #[arg(long, value_name = "SECS", default_value_t = 3600)]
     pub sync_every: u64,
@@ -118,6 +112,21 @@ pub struct ServeArgs {
     /// A lock model to add.
     #[command(flatten)]
     pub model: ModelArgs,
+}
+
+/// What `hub serve` and `hub import` open in the hub's --data directory:
+/// the store, and the TUF mirror that --tuf-root pins.
+#[derive(Debug, Args, Clone, Default)]
+pub struct StoreArgs {
+    /// The store: a PostgreSQL URL (postgres://…) for hubs sharing one
+    /// fleet view; default: SQLite in --data.
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// The vendor's TUF root metadata (root.json), shipped with the hub:
+    /// pinned if the hub has none pinned yet (later roots come through the
+    /// chain); TUF syncs and offline bundles are verified against the pin.
+    #[arg(long, value_name = "ROOT.json")]
+    pub tuf_root: Option<PathBuf>,
 }
 
 /// Home Assistant's MQTT discovery, from the command line (`hub serve`
@@ -223,13 +232,9 @@ pub struct ImportArgs {
     /// The hub's directory (its SQLite store).
     #[arg(long, value_name = "DIR", default_value = "keyway-hub-data")]
     pub data: PathBuf,
-    /// The store, if not SQLite in --data (postgres://…).
-    #[arg(long, value_name = "URL")]
-    pub store: Option<String>,
-    /// The vendor's TUF root (root.json) to trust, if the hub has none
-    /// pinned yet (`hub serve --tuf-root` pins it).
-    #[arg(long, value_name = "ROOT.json")]
-    pub tuf_root: Option<PathBuf>,
+    /// The store and the TUF root.
+    #[command(flatten)]
+    pub stores: StoreArgs,
     /// Print one JSON object instead of lines.
     #[arg(long)]
     pub json: bool,

@@ -29,25 +29,6 @@ impl Connector for NoLocks {
     }
 }
 
-/// The hub's TUF mirror in `data`: the pinned root there, or `root`
-/// pinned now (TUF's bootstrap: later roots come through the chain).
-pub fn mirror(data: &Path, root: Option<&Path>) -> Result<Option<Mirror>> {
-    let dir = data.join(TUF_DIR);
-    match Mirror::open(&dir) {
-        Ok(m) => Ok(Some(m)),
-        Err(_) => match root {
-            Some(r) => {
-                let bytes = std::fs::read(r)
-                    .with_context(|| format!("reading --tuf-root {}", r.display()))?;
-                Mirror::init(&dir, &bytes)
-                    .map(Some)
-                    .map_err(|e| anyhow!("--tuf-root {}: {e}", r.display()))
-            }
-            None => Ok(None),
-        },
-    }
-}
-
 /// One TUF sync (`Mirror::sync`: one verified refresh, then the targets
 /// the hub does not hold yet, each verified against its signed length
 /// and hash), handed to the engine's intake; the freshness recorded
@@ -134,7 +115,7 @@ pub fn serve_with(
     check_listen(a.listen, a.listen_insecure_any_address)?;
     data_dir(&a.data)?;
     let token = api_token(&a.data)?;
-    let (store, at) = open_store(a.store.as_deref(), &a.data)?;
+    let (store, at) = a.stores.open(&a.data)?;
     let config = HubConfig {
         concurrency: a.concurrency.max(1),
         log_interval_secs: i64::try_from(a.log_every).unwrap_or(i64::MAX),
@@ -150,7 +131,7 @@ pub fn serve_with(
     if let Some(m) = a.model.anchors()? {
         hub.put_model(&m).map_err(|e| hub_error(e, &at))?;
     }
-    let tuf = match (&a.tuf_url, mirror(&a.data, a.tuf_root.as_deref())?) {
+    let tuf = match (&a.tuf_url, a.stores.mirror(&a.data)?) {
         (Some(url), Some(m)) => Some((url.clone(), m)),
         (Some(url), None) => bail!(
             "--tuf-url {url}: the hub trusts no TUF root yet: give the vendor's root.json with --tuf-root"
