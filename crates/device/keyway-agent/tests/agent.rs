@@ -1213,18 +1213,17 @@ fn plain_request_with_an_owners_signature_is_not_an_owners() {
         nonce: [1; 16],
         sig: [2; 64],
     };
-    for req in [
-        Request::Unlock(keyway_group::Signed { auth: Some(auth) }),
-        Request::Status(keyway_group::Signed { auth: Some(auth) }),
-        Request::Consent(keyway_group::Consent {
-            accept: true,
-            auth: Some(auth),
-        }),
-        Request::Log(keyway_group::Log {
-            off: 0,
-            auth: Some(auth),
-        }),
-    ] {
+    let signed: Vec<_> = keyway_smp::samples::requests(Some(auth))
+        .into_iter()
+        .filter(|r| {
+            matches!(
+                r,
+                Request::Unlock(_) | Request::Status(_) | Request::Consent(_) | Request::Log(_)
+            )
+        })
+        .collect();
+    assert_eq!(signed.len(), 4);
+    for req in signed {
         assert_eq!(
             h.send(OWNER, &req).refusal(),
             Some(Refusal::SessionRequired),

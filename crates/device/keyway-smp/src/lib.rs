@@ -24,6 +24,9 @@
 //!   Keyway group's typed [`Refusal`]s, and the error bodies of both SMP
 //!   versions ([`ErrorRsp`]).
 //! * [`auth`]: the owner's signed message (pure bytes) and the `auth` map.
+//! * `samples` (feature `samples`, tests and measurements only): one
+//!   request of every kind, shared by the tests of
+//!   keyway-smp and keyway-agent.
 //!
 //! Decoders never panic and never allocate: a body is at most what the
 //! caller hands in, arrays are iterated lazily ([`seq::Seq`]) after one
@@ -43,6 +46,8 @@ pub mod header;
 pub mod img;
 pub mod keyway_group;
 pub mod os;
+#[cfg(feature = "samples")]
+pub mod samples;
 pub mod seq;
 pub mod serial;
 

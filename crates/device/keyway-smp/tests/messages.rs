@@ -9,104 +9,52 @@ use common::{AUTH, OWNERS};
 use keyway_smp::cbor::{Reader, Writer};
 use keyway_smp::header::{split_request, split_response};
 use keyway_smp::keyway_group::{Bolt, Cve, Door, Settings, Severity, UpdateState, UpdateSummary};
+use keyway_smp::samples;
 use keyway_smp::seq::Seq;
 use keyway_smp::*;
 
+/// The shared sample of every request, without and with `auth`, and the
+/// field encodings it leaves out: optional fields absent or set, a
+/// four-byte `len`, a two-byte byte-string length.
 fn requests() -> Vec<Request<'static>> {
-    vec![
-        Request::Echo(os::Echo { d: "hello" }),
-        Request::Reset(keyway_group::Signed { auth: None }),
-        Request::Reset(keyway_group::Signed { auth: Some(AUTH) }),
-        Request::Params,
-        Request::Info(os::Info { format: None }),
+    let mut all = samples::requests(None).to_vec();
+    all.extend(samples::requests(Some(AUTH)));
+    all.extend([
         Request::Info(os::Info { format: Some("a") }),
-        Request::ImageState,
-        Request::ImageStateWrite(img::StateWrite {
-            hash: Some(&[9; 32]),
-            confirm: Some(false),
-            kw: true,
-            auth: Some(AUTH),
-        }),
-        Request::ImageStateWrite(img::StateWrite {
-            hash: None,
-            confirm: Some(true),
-            kw: false,
-            auth: None,
-        }),
         Request::Upload(img::Upload {
-            off: 0,
-            data: &[0xAA; 100],
             len: Some(70_000),
             sha: Some(&[7; 32]),
             image: Some(0),
             upgrade: Some(false),
             auth: Some(AUTH),
             kw: true,
+            ..common::chunk(0, &[0xAA; 100])
         }),
         Request::Upload(img::Upload {
             kw: true,
             ..common::chunk(1024, &[0x55; 300])
         }),
         Request::Erase(img::Erase {
-            slot: Some(1),
-            auth: Some(AUTH),
-            kw: true,
-        }),
-        Request::Erase(img::Erase {
             slot: None,
             auth: None,
-            kw: false,
-        }),
-        Request::Status(keyway_group::Signed { auth: None }),
-        Request::Status(keyway_group::Signed { auth: Some(AUTH) }),
-        Request::Lock(keyway_group::Signed { auth: Some(AUTH) }),
-        Request::Unlock(keyway_group::Signed { auth: None }),
-        Request::Presence(keyway_group::Signed::default()),
-        Request::Notes(keyway_group::Signed { auth: Some(AUTH) }),
-        Request::Consent(keyway_group::Consent {
-            accept: true,
-            auth: Some(AUTH),
+            kw: true,
         }),
         Request::Log(keyway_group::Log {
             off: 4096,
             auth: None,
         }),
-        Request::Log(keyway_group::Log {
-            off: 0,
-            auth: Some(AUTH),
-        }),
-        Request::Challenge,
-        Request::Pair(keyway_group::Pair {
-            key: [4; 32],
-            name: Some("alice"),
-        }),
         Request::Pair(keyway_group::Pair {
             key: [4; 32],
             name: None,
         }),
-        Request::FactoryReset,
         Request::Settings(keyway_group::SettingsReq {
             auto_install_cve: Some(true),
-            install_needs_unlocked: None,
             auth: Some(AUTH),
+            ..Default::default()
         }),
-        Request::Owners(keyway_group::Signed { auth: Some(AUTH) }),
-        Request::Owners(keyway_group::Signed { auth: None }),
-        Request::Unpair(keyway_group::Unpair {
-            key_id: [0xAB; 8],
-            auth: Some(AUTH),
-        }),
-        Request::Unpair(keyway_group::Unpair {
-            key_id: [0; 8],
-            auth: None,
-        }),
-        Request::PakeParams,
-        Request::PakeStart(keyway_group::PakeStart { msg: &[0x04; 65] }),
-        Request::PakeFinish(keyway_group::PakeFinish { msg: &[0x33; 113] }),
-        Request::SessionStart(keyway_group::SessionStart { msg: &[0x01; 66] }),
-        Request::SessionFinish(keyway_group::SessionFinish { msg: &[0x55; 92] }),
         Request::Sealed(keyway_group::Sealed { msg: &[0x66; 1500] }),
-    ]
+    ]);
+    all
 }
 
 const SLOTS: [img::ImageSlot<'static>; 2] = [

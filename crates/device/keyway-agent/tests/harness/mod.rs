@@ -447,69 +447,9 @@ pub fn unpair(key_id: [u8; 8]) -> Request<'static> {
 }
 
 /// Every request Keyway speaks, one of each (bodies without `auth`), for
-/// sweeps over the authority table.
+/// sweeps over the authority table: keyway-smp's shared sample.
 pub fn every_request() -> Vec<Request<'static>> {
-    use keyway_smp::os;
-    vec![
-        Request::Echo(os::Echo { d: "hi" }),
-        Request::Reset(keyway_group::Signed::default()),
-        Request::Params,
-        Request::Info(os::Info { format: None }),
-        Request::ImageState,
-        Request::ImageStateWrite(img::StateWrite {
-            hash: Some(&[9; 32]),
-            confirm: Some(false),
-            kw: true,
-            auth: None,
-        }),
-        Request::ImageStateWrite(img::StateWrite {
-            hash: None,
-            confirm: Some(true),
-            kw: false,
-            auth: None,
-        }),
-        Request::Upload(img::Upload {
-            off: 0,
-            data: &[0xAA; 64],
-            len: Some(1000),
-            sha: Some(&[7; 32]),
-            image: Some(0),
-            upgrade: None,
-            auth: None,
-            kw: true,
-        }),
-        Request::Erase(img::Erase {
-            slot: Some(1),
-            auth: None,
-            kw: false,
-        }),
-        Request::Status(keyway_group::Signed::default()),
-        Request::Lock(keyway_group::Signed::default()),
-        Request::Unlock(keyway_group::Signed::default()),
-        Request::Presence(keyway_group::Signed::default()),
-        Request::Notes(keyway_group::Signed::default()),
-        consent(true),
-        Request::Log(keyway_group::Log { off: 0, auth: None }),
-        Request::Challenge,
-        Request::Pair(keyway_group::Pair {
-            key: [4; 32],
-            name: Some("mallory"),
-        }),
-        Request::FactoryReset,
-        Request::Settings(keyway_group::SettingsReq {
-            auto_install_cve: Some(true),
-            install_needs_unlocked: Some(false),
-            auth: None,
-        }),
-        Request::PakeParams,
-        Request::PakeStart(keyway_group::PakeStart { msg: &[4; 32] }),
-        Request::PakeFinish(keyway_group::PakeFinish { msg: &[3; 113] }),
-        Request::SessionStart(keyway_group::SessionStart { msg: &[1; 66] }),
-        Request::SessionFinish(keyway_group::SessionFinish { msg: &[5; 92] }),
-        Request::Sealed(keyway_group::Sealed { msg: &[6; 80] }),
-        Request::Owners(keyway_group::Signed::default()),
-        unpair([7; 8]),
-    ]
+    keyway_smp::samples::requests(None).to_vec()
 }
 
 /// An image-upload chunk at `off` (with the total `len` and a fixed SHA
