@@ -164,21 +164,8 @@ fn with_random_wide<R: CryptoRng + ?Sized, T>(
     started
 }
 
-/// A party's share from 64 uniform bytes: its scalar `s` and
-/// `s*P + w0*mask` (`mask` is `M` for the prover, `N` for the verifier).
-fn share(
-    wide: &[u8; 64],
-    mask: &[u8; POINT_LEN],
-    w0: &Scalar,
-) -> Result<(Scalar, [u8; POINT_LEN]), PakeError> {
-    let s = random_scalar(wide);
-    Ok((
-        s,
-        encode(&(ED25519_BASEPOINT_POINT * s + decode(mask)? * w0)),
-    ))
-}
-
 /// The prover's secret: `w0` and `w1`.
+#[derive(Clone)]
 pub struct ProverSecret {
     w0: Scalar,
     w1: Scalar,
@@ -380,38 +367,80 @@ fn run_keys(
     .keys()
 }
 
+/// What masks a party's share: the prover's secret (with `M`) or the
+/// verifier's record (with `N`). Implemented by [`ProverSecret`] and
+/// [`VerifierRecord`] only.
+pub trait Role: Clone + sealed::Sealed {
+    /// The mask point: `M` for the prover, `N` for the verifier.
+    const MASK: [u8; POINT_LEN];
+    /// `w0`.
+    fn w0(&self) -> &Scalar;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::ProverSecret {}
+    impl Sealed for super::VerifierRecord {}
+}
+
+impl Role for ProverSecret {
+    const MASK: [u8; POINT_LEN] = M;
+    fn w0(&self) -> &Scalar {
+        &self.w0
+    }
+}
+
+impl Role for VerifierRecord {
+    const MASK: [u8; POINT_LEN] = N;
+    fn w0(&self) -> &Scalar {
+        &self.w0
+    }
+}
+
+/// One party of a run with its share sent: its secret `S`, its scalar
+/// (`x` or `y`, wiped on drop) and the share.
+pub struct Party<S: Role> {
+    secret: S,
+    scalar: Scalar,
+    share: [u8; POINT_LEN],
+}
+
 /// The verifier (the lock) with its share, waiting for `shareP`.
-pub struct Verifier {
-    record: VerifierRecord,
-    y: Scalar,
-    share_v: [u8; POINT_LEN],
+pub type Verifier = Party<VerifierRecord>;
+
+/// The prover (the owner's client) with its share, waiting for `shareV`.
+pub type Prover = Party<ProverSecret>;
+
+impl<S: Role> Party<S> {
+    /// Starts a run from 64 uniform bytes: the scalar `s` and the share
+    /// `s*P + w0*mask` (`shareP = x*P + w0*M`, `shareV = y*P + w0*N`).
+    pub fn start_with(secret: &S, wide: &[u8; 64]) -> Result<(Self, [u8; POINT_LEN]), PakeError> {
+        let scalar = random_scalar(wide);
+        let share = encode(&(ED25519_BASEPOINT_POINT * scalar + decode(&S::MASK)? * secret.w0()));
+        let party = Self {
+            secret: secret.clone(),
+            scalar,
+            share,
+        };
+        Ok((party, share))
+    }
+
+    /// [`Party::start_with`] with 64 bytes from `rng`.
+    pub fn start<R: CryptoRng + ?Sized>(
+        secret: &S,
+        rng: &mut R,
+    ) -> Result<(Self, [u8; POINT_LEN]), PakeError> {
+        with_random_wide(rng, |wide| Self::start_with(secret, wide))
+    }
+}
+
+impl<S: Role> Drop for Party<S> {
+    fn drop(&mut self) {
+        self.scalar.zeroize();
+    }
 }
 
 impl Verifier {
-    /// Starts a run from 64 uniform bytes: `y` and `shareV = y*P + w0*N`.
-    pub fn start_with(
-        record: &VerifierRecord,
-        wide: &[u8; 64],
-    ) -> Result<(Self, [u8; POINT_LEN]), PakeError> {
-        let (y, share_v) = share(wide, &N, &record.w0)?;
-        Ok((
-            Self {
-                record: record.clone(),
-                y,
-                share_v,
-            },
-            share_v,
-        ))
-    }
-
-    /// [`Verifier::start_with`] with 64 bytes from `rng`.
-    pub fn start<R: CryptoRng + ?Sized>(
-        record: &VerifierRecord,
-        rng: &mut R,
-    ) -> Result<(Self, [u8; POINT_LEN]), PakeError> {
-        with_random_wide(rng, |wide| Self::start_with(record, wide))
-    }
-
     /// Takes `shareP`: `Z`, `V`, the transcript and the keys. Gives
     /// `confirmV`, to send, and the state that checks `confirmP`.
     pub fn receive(
@@ -420,21 +449,16 @@ impl Verifier {
         share_p: &[u8; POINT_LEN],
     ) -> Result<(VerifierConfirming, [u8; CONFIRM_LEN]), PakeError> {
         let x = decode(share_p)?;
-        let unmasked = unmask(&x, &decode(&M)?, &self.record.w0)?;
+        let record = &self.secret;
+        let unmasked = unmask(&x, &decode(&M)?, &record.w0)?;
         let keys = run_keys(
             context,
-            [share_p, &self.share_v],
-            [unmasked * self.y, self.record.l * self.y],
-            &self.record.w0,
+            [share_p, &self.share],
+            [unmasked * self.scalar, record.l * self.scalar],
+            &record.w0,
         );
         let confirm_v = keys.confirm_v;
         Ok((VerifierConfirming { keys }, confirm_v))
-    }
-}
-
-impl Drop for Verifier {
-    fn drop(&mut self) {
-        self.y.zeroize();
     }
 }
 
@@ -451,40 +475,7 @@ impl VerifierConfirming {
     }
 }
 
-/// The prover (the owner's client) with its share, waiting for `shareV`.
-pub struct Prover {
-    w0: Scalar,
-    w1: Scalar,
-    x: Scalar,
-    share_p: [u8; POINT_LEN],
-}
-
 impl Prover {
-    /// Starts a run from 64 uniform bytes: `x` and `shareP = x*P + w0*M`.
-    pub fn start_with(
-        secret: &ProverSecret,
-        wide: &[u8; 64],
-    ) -> Result<(Self, [u8; POINT_LEN]), PakeError> {
-        let (x, share_p) = share(wide, &M, &secret.w0)?;
-        Ok((
-            Self {
-                w0: secret.w0,
-                w1: secret.w1,
-                x,
-                share_p,
-            },
-            share_p,
-        ))
-    }
-
-    /// [`Prover::start_with`] with 64 bytes from `rng`.
-    pub fn start<R: CryptoRng + ?Sized>(
-        secret: &ProverSecret,
-        rng: &mut R,
-    ) -> Result<(Self, [u8; POINT_LEN]), PakeError> {
-        with_random_wide(rng, |wide| Self::start_with(secret, wide))
-    }
-
     /// Takes `shareV` and `confirmV`: checks `confirmV`, gives `confirmP`
     /// (to send) and `K_shared`.
     pub fn finish(
@@ -494,23 +485,16 @@ impl Prover {
         confirm_v: &[u8; CONFIRM_LEN],
     ) -> Result<([u8; CONFIRM_LEN], [u8; KEY_LEN]), PakeError> {
         let y = decode(share_v)?;
-        let unmasked = unmask(&y, &decode(&N)?, &self.w0)?;
+        let secret = &self.secret;
+        let unmasked = unmask(&y, &decode(&N)?, &secret.w0)?;
         let keys = run_keys(
             context,
-            [&self.share_p, share_v],
-            [unmasked * self.x, unmasked * self.w1],
-            &self.w0,
+            [&self.share, share_v],
+            [unmasked * self.scalar, unmasked * secret.w1],
+            &secret.w0,
         );
         check(&keys.confirm_v, confirm_v)?;
         Ok((keys.confirm_p, keys.shared))
-    }
-}
-
-impl Drop for Prover {
-    fn drop(&mut self) {
-        self.w0.zeroize();
-        self.w1.zeroize();
-        self.x.zeroize();
     }
 }
 
@@ -543,15 +527,29 @@ mod tests {
         ProverSecret::from_pbkdf_output(&out).expect("secret")
     }
 
+    /// Each party with the share it sends.
+    type Started = ((Prover, [u8; POINT_LEN]), (Verifier, [u8; POINT_LEN]));
+
+    /// Both parties started, from the RNG seeded with `seed`.
+    fn start(
+        prover: &ProverSecret,
+        record: &VerifierRecord,
+        seed: u64,
+    ) -> Result<Started, PakeError> {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        Ok((
+            Prover::start(prover, &mut rng)?,
+            Verifier::start(record, &mut rng)?,
+        ))
+    }
+
     /// One whole run; `Err` from the first side that refuses.
     fn run(
         prover: &ProverSecret,
         record: &VerifierRecord,
         seed: u64,
     ) -> Result<([u8; KEY_LEN], [u8; KEY_LEN]), PakeError> {
-        let mut rng = ChaCha20Rng::seed_from_u64(seed);
-        let (p, share_p) = Prover::start(prover, &mut rng)?;
-        let (v, share_v) = Verifier::start(record, &mut rng)?;
+        let ((p, share_p), (v, share_v)) = start(prover, record, seed)?;
         let (v, confirm_v) = v.receive(&CTX, &share_p)?;
         let (confirm_p, k_p) = p.finish(&CTX, &share_v, &confirm_v)?;
         let k_v = v.finish(&confirm_p)?;
@@ -590,24 +588,16 @@ mod tests {
     /// group, so the RFC's vector pins them byte for byte.
     #[test]
     fn key_schedule_matches_rfc9383_vector() {
-        let m: [u8; 65] = hex(
+        // M, N, shareP, shareV, Z, V: uncompressed P-256 points.
+        let [m, n, share_p, share_v, z, v] = [
             "04886e2f97ace46e55ba9dd7242579f2993b64e16ef3dcab95afd497333d8fa12f5ff355163e43ce224e0b0e65ff02ac8e5c7be09419c785e0ca547d55a12e2d20",
-        );
-        let n: [u8; 65] = hex(
             "04d8bbd6c639c62937b04d997f38c3770719c629d7014d49a24b4f98baa1292b4907d60aa6bfade45008a636337f5168c64d9bd36034808cd564490b1e656edbe7",
-        );
-        let share_p: [u8; 65] = hex(
             "04ef3bd051bf78a2234ec0df197f7828060fe9856503579bb1733009042c15c0c1de127727f418b5966afadfdd95a6e4591d171056b333dab97a79c7193e341727",
-        );
-        let share_v: [u8; 65] = hex(
             "04c0f65da0d11927bdf5d560c69e1d7d939a05b0e88291887d679fcadea75810fb5cc1ca7494db39e82ff2f50665255d76173e09986ab46742c798a9a68437b048",
-        );
-        let z: [u8; 65] = hex(
             "04bbfce7dd7f277819c8da21544afb7964705569bdf12fb92aa388059408d50091a0c5f1d3127f56813b5337f9e4e67e2ca633117a4fbd559946ab474356c41839",
-        );
-        let v: [u8; 65] = hex(
             "0458bf27c6bca011c9ce1930e8984a797a3419797b936629a5a937cf2f11c8b9514b82b993da8a46e664f23db7c01edc87faa530db01c2ee405230b18997f16b68",
-        );
+        ]
+        .map(hex::<65>);
         let w0: [u8; 32] = hex("bb8e1bbcf3c48f62c08db243652ae55d3e5586053fca77102994f23ad95491b3");
         let context = Context {
             context: b"SPAKE2+-P256-SHA256-HKDF-SHA256-HMAC-SHA256 Test Vectors",
@@ -725,10 +715,7 @@ mod tests {
     #[test]
     fn tampered_shares_fail_confirmation() {
         let s = secret(3);
-        let record = s.verifier_record();
-        let mut rng = ChaCha20Rng::seed_from_u64(9);
-        let (p, share_p) = Prover::start(&s, &mut rng).expect("prover");
-        let (v, share_v) = Verifier::start(&record, &mut rng).expect("verifier");
+        let ((p, share_p), (v, share_v)) = start(&s, &s.verifier_record(), 9).expect("start");
         // The attacker replaces shareV by another valid point.
         let other = encode(&(ED25519_BASEPOINT_POINT * Scalar::from(5u8)));
         let (_v, confirm_v) = v.receive(&CTX, &share_p).expect("receive");
@@ -742,9 +729,7 @@ mod tests {
     #[test]
     fn degenerate_share_is_refused() {
         let s = secret(4);
-        let record = s.verifier_record();
-        let mut rng = ChaCha20Rng::seed_from_u64(3);
-        let (v, _) = Verifier::start(&record, &mut rng).expect("verifier");
+        let (_, (v, _)) = start(&s, &s.verifier_record(), 3).expect("start");
         // shareP = w0*M: the unmasked point is the identity.
         let masked = encode(&(decode(&M).expect("M") * s.w0));
         assert_eq!(
