@@ -269,9 +269,8 @@ async fn malformed_json_is_refused_and_changes_nothing() {
 
 #[tokio::test]
 async fn wrong_types_and_unknown_fields_are_invalid_body() {
-    let w = World::new();
+    let (w, id) = World::with_lock();
     let a = app(&w);
-    let id = w.paired_lock("a", 2);
     let before = snapshot(&w);
     let auto_install = format!("/api/locks/{id}/auto-install");
     for (method, uri, body) in [
@@ -359,9 +358,8 @@ async fn unknown_lock_is_404_and_a_bad_id_is_400() {
 
 #[tokio::test]
 async fn a_bad_digest_is_400_and_changes_nothing() {
-    let w = World::new();
+    let (w, id) = World::with_lock();
     let a = app(&w);
-    let id = w.paired_lock("a", 2);
     let before = snapshot(&w);
     for d in ["abc", &"g".repeat(64), &"a".repeat(65)] {
         let (s, v) = get(&a, &format!("/api/releases/{d}")).await;
