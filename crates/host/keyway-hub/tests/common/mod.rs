@@ -193,6 +193,25 @@ pub fn model(class: &str, k: u8) -> ModelAnchors {
     }
 }
 
+/// `releases` as [`Store::releases`] lists them: those of `class` (every
+/// class with `None`), newest sequence first and then by digest (as both
+/// backends order them), without their envelopes.
+pub fn listing<'a>(
+    releases: impl IntoIterator<Item = &'a Release>,
+    class: Option<&str>,
+) -> Vec<Release> {
+    let mut v: Vec<Release> = releases
+        .into_iter()
+        .filter(|r| class.is_none_or(|c| r.class == c))
+        .map(|r| Release {
+            envelope: Vec::new(),
+            ..r.clone()
+        })
+        .collect();
+    v.sort_by_key(|r| (std::cmp::Reverse(r.sequence), r.digest));
+    v
+}
+
 /// The PostgreSQL URL of the test cluster, or `None` (and a line saying
 /// the test is skipped) when `KEYWAY_TEST_POSTGRES` is unset.
 pub fn pg_url(test: &str) -> Option<String> {

@@ -4,6 +4,9 @@
 
 #![allow(dead_code)]
 
+#[path = "../common/mod.rs"]
+mod common;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -88,18 +91,7 @@ impl Store for MemStore {
             .cloned())
     }
     fn releases(&self, class: Option<&str>) -> Result<Vec<Release>, StoreError> {
-        let mut v: Vec<Release> = self
-            .g()
-            .releases
-            .iter()
-            .filter(|r| class.is_none_or(|c| r.class == c))
-            .map(|r| Release {
-                envelope: Vec::new(),
-                ..r.clone()
-            })
-            .collect();
-        v.sort_by_key(|r| std::cmp::Reverse(r.sequence));
-        Ok(v)
+        Ok(common::listing(&self.g().releases, class))
     }
     fn add_lock(&self, lock: &NewLock) -> Result<LockId, StoreError> {
         // The trait's contract, as both real backends keep it: no NUL in
@@ -706,20 +698,6 @@ pub struct World {
 /// schema) alive as long as the store.
 pub type Guard = Option<Box<dyn std::any::Any + Send + Sync>>;
 
-/// A fresh PostgreSQL schema, dropped with the guard.
-struct PgSchema {
-    base: String,
-    name: String,
-}
-
-impl Drop for PgSchema {
-    fn drop(&mut self) {
-        if let Ok(mut c) = postgres::Client::connect(&self.base, postgres::NoTls) {
-            let _ = c.batch_execute(&format!("DROP SCHEMA {} CASCADE", self.name));
-        }
-    }
-}
-
 /// The store the suite runs on, by `KEYWAY_HUB_TEST_STORE`:
 /// * unset or `sqlite`: `SqliteStore` in a fresh file (the hub's default);
 /// * `memory`: the in-memory store above;
@@ -733,24 +711,11 @@ pub fn new_store() -> (Arc<dyn Store>, Guard) {
         Ok("postgres") => {
             let base = std::env::var("KEYWAY_TEST_POSTGRES")
                 .expect("KEYWAY_HUB_TEST_STORE=postgres needs KEYWAY_TEST_POSTGRES");
-            use std::sync::atomic::AtomicU32;
-            static N: AtomicU32 = AtomicU32::new(0);
-            let name = format!(
-                "kwengine_{}_{}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::Relaxed)
-            );
-            let mut c = postgres::Client::connect(&base, postgres::NoTls).unwrap();
-            c.batch_execute(&format!("CREATE SCHEMA {name}")).unwrap();
-            let sep = if base.contains('?') { '&' } else { '?' };
-            let url = format!("{base}{sep}options=-c%20search_path%3D{name}");
-            let store = keyway_hub::store::PgStore::connect(&url).unwrap();
-            (Arc::new(store), Some(Box::new(PgSchema { base, name })))
+            let schema = common::PgSchema::new(&base);
+            (Arc::new(schema.store()), Some(Box::new(schema)))
         }
         Ok("sqlite") | Err(_) => {
-            let dir = tempfile::tempdir().unwrap();
-            let store =
-                keyway_hub::store::SqliteStore::open(dir.path().join("hub.sqlite")).unwrap();
+            let (dir, store) = common::sqlite();
             (Arc::new(store), Some(Box::new(dir)))
         }
         Ok(other) => panic!("KEYWAY_HUB_TEST_STORE={other}: use sqlite, memory or postgres"),
