@@ -8,7 +8,8 @@
 mod common;
 
 use common::{
-    App, Nested, OnTrial, assert_reverted, assert_settled, cut_sweep, full_sweep, on_trial,
+    App, CLASS, Nested, OnTrial, PASS, VENDOR, Vendor, assert_reverted, assert_settled, cut_sweep,
+    full_sweep, on_trial, slot_check, vendor,
 };
 use keyway_device::boot::{
     self, Boot, ConfirmError, Confirmation, MAX_TRIAL_BOOTS, Reason, RevertCause, SelfTest,
@@ -18,16 +19,11 @@ use keyway_device::journal::{
     self, Config, Journal, PersistentState, SwapPhase, SwapProgress, TrialState,
 };
 use keyway_device::swap;
-use keyway_device::verified::{HEAD_BUF_LEN, VerifiedSlot};
+use keyway_device::verified::HEAD_BUF_LEN;
 use keyway_sim::{Error as SimError, SimFlash};
-use keyway_suit::{DeviceIdentity, PublicKey, TrustAnchors};
 use keyway_testkit::geometry::{NRF52840, Part};
-use keyway_vendor::encode::{EnvelopeBuilder, class_uuid, vendor_uuid};
-use keyway_vendor::keys::{Algorithm, SigningKey};
+use keyway_vendor::encode::EnvelopeBuilder;
 
-const VENDOR: &str = "locks.example";
-const CLASS: &str = "deadbolt-2";
-const PASS: SelfTest = SelfTest::PASS;
 const OLD_SEQ: u64 = 1;
 const NEW_SEQ: u64 = 2;
 const NEW: Confirmation = Confirmation {
@@ -37,8 +33,7 @@ const NEW: Confirmation = Confirmation {
 
 /// One update: the vendor, the two signed images, the swap layout.
 struct Update {
-    anchors: TrustAnchors,
-    identity: DeviceIdentity,
+    v: Vendor,
     old: Image,
     new: Image,
     layout: SlotLayout,
@@ -52,13 +47,7 @@ struct Image {
 
 impl Update {
     fn new(layout: SlotLayout, old_len: usize, new_len: usize, seed: u64) -> Self {
-        let key = SigningKey::generate(Algorithm::Ed25519).unwrap();
-        let anchors = TrustAnchors::new(
-            &[PublicKey::from_raw(&key.raw_public_key_bytes()).unwrap()],
-            1,
-        )
-        .unwrap();
-        let v = vendor_uuid(VENDOR);
+        let v = vendor();
         let image = |sequence, len, seed| {
             let payload = common::bytes(len, seed);
             let envelope = EnvelopeBuilder {
@@ -68,7 +57,7 @@ impl Update {
                 class_name: CLASS.into(),
                 notes: Some("# update\n\nFixes.\n".into()),
                 payload: payload.clone(),
-                keys: vec![key.clone()],
+                keys: vec![v.key.clone()],
                 ..Default::default()
             }
             .build()
@@ -86,11 +75,10 @@ impl Update {
             }
         };
         Update {
-            anchors,
-            identity: DeviceIdentity::new(v, class_uuid(&v, CLASS)),
             old: image(OLD_SEQ, old_len, seed),
             new: image(NEW_SEQ, new_len, seed ^ 0x5A5A),
             layout,
+            v,
         }
     }
 
@@ -109,14 +97,7 @@ impl Update {
     ) -> Result<boot::Decision, swap::SwapError<SimError>> {
         let mut buf = [0u8; HEAD_BUF_LEN];
         let state = *j.state();
-        let mut check = VerifiedSlot::<256>::new(
-            &self.layout,
-            &self.anchors,
-            &self.identity,
-            &state,
-            None,
-            &mut buf,
-        );
+        let mut check = slot_check(&self.v, &self.layout, &state, &mut buf);
         swap::boot::<_, _, 256>(j, flash, &self.layout, &mut check)
     }
 

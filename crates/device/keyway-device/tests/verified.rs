@@ -10,14 +10,15 @@
 mod common;
 
 use common::{
-    PASS, Vendor, assert_reverted, assert_settled, boot_verified, vendor, verified_layout as layout,
+    PASS, Vendor, assert_reverted, assert_settled, boot_verified, slot_check, vendor,
+    verified_layout as layout,
 };
 
 use keyway_device::boot::{self, Boot, Confirmation, Reason, RevertCause, SlotCheck};
 use keyway_device::install::{InstallError, Installer, LayoutError, Mode, SlotLayout, Target};
 use keyway_device::journal::{Config, Journal};
 use keyway_device::manifest_area::{HEADER_LEN, MAX_MANIFEST_LEN};
-use keyway_device::verified::{HEAD_BUF_LEN, SlotError, VerifiedSlot, boot_floor};
+use keyway_device::verified::{HEAD_BUF_LEN, SlotError, boot_floor};
 use keyway_sim::SimFlash;
 use keyway_suit::DeviceState;
 use keyway_vendor::keys::{Algorithm, SigningKey};
@@ -80,7 +81,7 @@ fn check(flash: &mut Flash, j: &Journal<Flash>, v: &Vendor, slot: u8) -> Result<
     let l = layout();
     let mut buf = [0u8; HEAD_BUF_LEN];
     let state = *j.state();
-    let mut c = VerifiedSlot::<256>::new(&l, &v.anchors, &v.identity, &state, None, &mut buf);
+    let mut c = slot_check(v, &l, &state, &mut buf);
     c.check(flash, slot).map(|i| i.sequence)
 }
 
@@ -157,7 +158,7 @@ fn boot_rule_floor_is_sequence_at_least_floor() {
     let mut buf = [0u8; HEAD_BUF_LEN];
     let mut state = *j.state();
     state.floor = Some(6);
-    let mut c = VerifiedSlot::<256>::new(&l, &v.anchors, &v.identity, &state, None, &mut buf);
+    let mut c = slot_check(&v, &l, &state, &mut buf);
     assert!(matches!(
         c.check(&mut flash, 1),
         Err(SlotError::BelowFloor {
@@ -168,7 +169,7 @@ fn boot_rule_floor_is_sequence_at_least_floor() {
     // A key-set version below the journal's refuses it too.
     let mut state = *j.state();
     state.keyset_version = 1;
-    let mut c = VerifiedSlot::<256>::new(&l, &v.anchors, &v.identity, &state, None, &mut buf);
+    let mut c = slot_check(&v, &l, &state, &mut buf);
     assert_eq!(
         c.check(&mut flash, 1),
         Err(SlotError::KeysetDown { stored: 1, got: 0 })
@@ -418,14 +419,7 @@ fn arbitrary_manifest_area_contents_never_verify_or_panic() {
         }
         let mut f = Flash::from_bytes(flash.geometry().clone(), bytes).unwrap();
         assert!(!SlotCheck::verified(
-            &mut VerifiedSlot::<256>::new(
-                &layout(),
-                &v.anchors,
-                &v.identity,
-                j.state(),
-                None,
-                &mut [0u8; HEAD_BUF_LEN]
-            ),
+            &mut slot_check(&v, &layout(), j.state(), &mut [0u8; HEAD_BUF_LEN]),
             &mut f,
             0
         ));
@@ -434,7 +428,7 @@ fn arbitrary_manifest_area_contents_never_verify_or_panic() {
     let mut f = flash.clone();
     let l = layout();
     let mut tiny = [0u8; 8];
-    let mut c = VerifiedSlot::<256>::new(&l, &v.anchors, &v.identity, j.state(), None, &mut tiny);
+    let mut c = slot_check(&v, &l, j.state(), &mut tiny);
     assert_eq!(c.check(&mut f, 1), Err(SlotError::Buffer));
     let _ = DeviceState::fresh();
 }
@@ -604,14 +598,7 @@ mod geometries {
                     TrialState::Pending { slot: 1 } | TrialState::Trial { slot: 1, .. }
                 );
             let mut head = [0u8; HEAD_BUF_LEN];
-            let mut check = VerifiedSlot::<256>::new(
-                &lock.layout,
-                &lock.v.anchors,
-                &lock.v.identity,
-                &s,
-                None,
-                &mut head,
-            );
+            let mut check = slot_check(&lock.v, &lock.layout, &s, &mut head);
             let d = match boot::boot(&mut j, flash, &mut check) {
                 Ok(d) => d,
                 Err(e) if is_cut(&e) => return false,

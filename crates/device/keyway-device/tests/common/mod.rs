@@ -157,8 +157,18 @@ pub fn boot_verified<const W: usize, const E: usize>(
     let l = verified_layout();
     let mut buf = [0u8; HEAD_BUF_LEN];
     let state = *j.state();
-    let mut c = VerifiedSlot::<256>::new(&l, &v.anchors, &v.identity, &state, None, &mut buf);
-    keyway_device::boot::boot(j, flash, &mut c).unwrap()
+    keyway_device::boot::boot(j, flash, &mut slot_check(v, &l, &state, &mut buf)).unwrap()
+}
+
+/// The bootloader's check of `layout`'s slots against `v`'s manifests:
+/// `state`'s floor, no stored key set, `head` for the stored envelope heads.
+pub fn slot_check<'a>(
+    v: &'a Vendor,
+    layout: &'a SlotLayout,
+    state: &PersistentState,
+    head: &'a mut [u8],
+) -> VerifiedSlot<'a, 256> {
+    VerifiedSlot::new(layout, &v.anchors, &v.identity, state, None, head)
 }
 
 pub struct Vendor {
