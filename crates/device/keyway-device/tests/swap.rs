@@ -8,8 +8,8 @@
 mod common;
 
 use common::{
-    App, CLASS, Nested, OnTrial, PASS, VENDOR, Vendor, assert_reverted, assert_settled, cut_sweep,
-    full_sweep, on_trial, slot_check, vendor,
+    App, CLASS, CutError, Nested, OnTrial, PASS, VENDOR, Vendor, Watch, assert_reverted,
+    assert_settled, cut_sweep, full_sweep, on_trial, slot_check, vendor,
 };
 use keyway_device::boot::{
     self, Boot, ConfirmError, Confirmation, MAX_TRIAL_BOOTS, Reason, RevertCause, SelfTest,
@@ -180,14 +180,14 @@ impl Update {
         );
         let mut inst = match started {
             Ok(i) => i,
-            Err(e) if is_cut_install(&e) => return Ok(false),
+            Err(e) if e.is_cut() => return Ok(false),
             Err(e) => return Err(e),
         };
         let from = inst.offset() as usize;
         for chunk in self.new.payload[from..].chunks(1000) {
             match inst.push(flash, j, chunk) {
                 Ok(()) => {}
-                Err(e) if is_cut_install(&e) => return Ok(false),
+                Err(e) if e.is_cut() => return Ok(false),
                 Err(e) => return Err(e),
             }
         }
@@ -196,7 +196,7 @@ impl Update {
                 assert_eq!(slot, 1);
                 Ok(true)
             }
-            Err(e) if is_cut_install(&e) => Ok(false),
+            Err(e) if e.is_cut() => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -206,42 +206,6 @@ impl Update {
 enum Which {
     Old,
     New,
-}
-
-fn is_cut_install(e: &install::InstallError<SimError>) -> bool {
-    matches!(
-        e,
-        install::InstallError::Flash {
-            error: SimError::PowerCut,
-            ..
-        } | install::InstallError::Journal(journal::JournalError::Flash {
-            error: SimError::PowerCut,
-            ..
-        })
-    )
-}
-
-fn is_cut_swap<T>(r: &Result<T, swap::SwapError<SimError>>) -> bool {
-    matches!(
-        r,
-        Err(swap::SwapError::Flash {
-            error: SimError::PowerCut,
-            ..
-        } | swap::SwapError::Journal(journal::JournalError::Flash {
-            error: SimError::PowerCut,
-            ..
-        }))
-    )
-}
-
-/// What a run of the lock observed, checked as it goes.
-#[derive(Clone, Default)]
-struct Watch {
-    floor: Option<u64>,
-    confirmed: bool,
-    tried: bool,
-    trial_boots: u32,
-    boots: u32,
 }
 
 /// Power cycles a lock that wants the new image until it settles: the
@@ -259,25 +223,20 @@ fn run<const W: usize, const E: usize>(
     for _ in 0..6 * usize::from(MAX_TRIAL_BOOTS) + 8 {
         let mut j = match u.open(flash) {
             Ok(j) => j,
-            Err(journal::JournalError::Flash {
-                error: SimError::PowerCut,
-                ..
-            }) => return false,
+            Err(e) if e.is_cut() => return false,
             Err(e) => panic!("{what}: journal: {e:?}"),
         };
         let s = *j.state();
-        assert!(s.floor >= watch.floor, "{what}: floor went down: {s:?}");
-        watch.floor = s.floor;
+        watch.power_on(&s, what);
         if watch.confirmed {
             assert_eq!(s.floor, Some(NEW_SEQ), "{what}: confirm lost: {s:?}");
             assert_eq!(s.trial, TrialState::Confirmed, "{what}: confirm lost");
         }
         let r = u.boot(flash, &mut j);
-        if is_cut_swap(&r) {
+        if r.is_cut() {
             return false;
         }
         let d = r.unwrap_or_else(|e| panic!("{what}: boot failed: {e}"));
-        watch.boots += 1;
         assert_eq!(d.boot, Boot::Slot(0), "{what}: {d:?}");
         // Never a mix: the primary holds exactly one of the two images.
         let running = u

@@ -10,7 +10,7 @@
 mod common;
 
 use common::{
-    PASS, Vendor, assert_reverted, assert_settled, boot_verified, slot_check, vendor,
+    CutError, PASS, Vendor, assert_reverted, assert_settled, boot_verified, slot_check, vendor,
     verified_layout as layout,
 };
 
@@ -452,9 +452,9 @@ fn crc32(bytes: &[u8]) -> u32 {
 /// The verified update on every geometry, and its power-cut sweep.
 mod geometries {
     use super::*;
-    use crate::common::{Seeded, cuts, full_sweep};
-    use keyway_device::boot::{ConfirmError, MAX_TRIAL_BOOTS};
-    use keyway_device::journal::{self, PersistentState, TrialState};
+    use crate::common::{Seeded, Watch, cuts, full_sweep};
+    use keyway_device::boot::MAX_TRIAL_BOOTS;
+    use keyway_device::journal::{PersistentState, TrialState};
     use keyway_sim::PowerCut;
 
     type SimError = keyway_sim::Error;
@@ -554,24 +554,6 @@ mod geometries {
         flash
     }
 
-    #[derive(Clone, Default)]
-    struct Watch {
-        floor: Option<u64>,
-        confirmed: bool,
-        installed: bool,
-        trial_boots: u32,
-    }
-
-    fn is_cut(e: &journal::JournalError<SimError>) -> bool {
-        matches!(
-            e,
-            journal::JournalError::Flash {
-                error: SimError::PowerCut,
-                ..
-            }
-        )
-    }
-
     /// Power cycles until the lock settles (`true`) or the power fails.
     fn live<const W: usize, const E: usize>(
         lock: &VLock,
@@ -583,8 +565,7 @@ mod geometries {
             flash.power_on();
             let mut j = Journal::open(flash, lock.layout.journal).unwrap();
             let s = *j.state();
-            assert!(s.floor >= w.floor, "{what}: floor went down: {s:?}");
-            w.floor = s.floor;
+            w.power_on(&s, what);
             if w.confirmed {
                 assert_eq!(
                     (s.active_slot, s.trial, s.floor),
@@ -601,7 +582,7 @@ mod geometries {
             let mut check = slot_check(&lock.v, &lock.layout, &s, &mut head);
             let d = match boot::boot(&mut j, flash, &mut check) {
                 Ok(d) => d,
-                Err(e) if is_cut(&e) => return false,
+                Err(e) if e.is_cut() => return false,
                 Err(e) => panic!("{what}: boot: {e:?}"),
             };
             let Boot::Slot(slot) = d.boot else {
@@ -622,7 +603,7 @@ mod geometries {
                     };
                     match boot::confirm(&mut j, flash, PASS, conf) {
                         Ok(1) => w.confirmed = true,
-                        Err(ConfirmError::Journal(e)) if is_cut(&e) => return false,
+                        Err(e) if e.is_cut() => return false,
                         other => panic!("{what}: confirm: {other:?}"),
                     }
                     continue;
@@ -637,16 +618,7 @@ mod geometries {
             if !w.installed && slot == 0 {
                 match install_env(flash, &mut j, &lock.layout, &lock.new_env) {
                     Ok(1) => w.installed = true,
-                    Err(
-                        InstallError::Flash {
-                            error: SimError::PowerCut,
-                            ..
-                        }
-                        | InstallError::Journal(journal::JournalError::Flash {
-                            error: SimError::PowerCut,
-                            ..
-                        }),
-                    ) => return false,
+                    Err(e) if e.is_cut() => return false,
                     other => panic!("{what}: install: {other:?}"),
                 }
                 continue;
