@@ -15,8 +15,8 @@
 
 mod common;
 use common::{
-    App, NEW, Nested, OLD_FLOOR, OLD_KEYSET, OnTrial, PASS, assert_reverted, assert_settled, bytes,
-    cut_sweep, full_sweep, initial, on_trial,
+    App, CutError, NEW, Nested, OLD_FLOOR, OLD_KEYSET, OnTrial, PASS, Watch, assert_reverted,
+    assert_settled, bytes, cut_sweep, full_sweep, initial, on_trial,
 };
 
 use std::time::Instant;
@@ -33,16 +33,6 @@ use keyway_testkit::geometry::{NRF52840, Part};
 use sha2::{Digest, Sha256};
 
 type SimError = keyway_sim::Error;
-
-fn is_cut<T>(r: &Result<T, journal::JournalError<SimError>>) -> bool {
-    matches!(
-        r,
-        Err(journal::JournalError::Flash {
-            error: SimError::PowerCut,
-            ..
-        })
-    )
-}
 
 /// A lock: its layout, and the image each slot must hold to verify. The
 /// test's [`boot::SlotCheck`] compares the slot with that image; on a lock
@@ -443,15 +433,6 @@ fn decide_is_pure_and_never_picks_an_unverified_slot() {
     assert!(n > 0);
 }
 
-/// What a run of the lock observed, checked as it goes.
-#[derive(Clone, Default)]
-struct Watch {
-    floor: Option<u64>,
-    keyset: u32,
-    confirmed: bool,
-    trial_boots: u32,
-}
-
 /// Power cycles until the lock settles (a boot that changes nothing).
 /// Returns `false` if the power failed (the cut plan fired).
 fn run<const W: usize, const E: usize>(
@@ -465,16 +446,13 @@ fn run<const W: usize, const E: usize>(
         let mut journal = lock.open(flash);
         let s = *journal.state();
         // The floor and key set never go down; a completed confirm stays.
-        assert!(s.floor >= watch.floor, "{what}: floor went down: {s:?}");
-        assert!(s.keyset_version >= watch.keyset, "{what}: key set down");
-        watch.floor = s.floor;
-        watch.keyset = s.keyset_version;
+        watch.power_on(&s, what);
         if watch.confirmed {
             assert_eq!(s.active_slot, 1, "{what}: confirm lost: {s:?}");
             assert_eq!(s.floor, Some(NEW.sequence), "{what}: confirm lost");
         }
         let r = boot::boot(&mut journal, flash, &mut lock.check());
-        if is_cut(&r) {
+        if r.is_cut() {
             return false;
         }
         let d = r.unwrap_or_else(|e| panic!("{what}: boot failed: {e:?}"));

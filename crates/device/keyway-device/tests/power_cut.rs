@@ -16,8 +16,8 @@
 
 mod common;
 
-use common::{Seeded, cuts, full_sweep, scripted, slot_size_for};
-use keyway_device::journal::{Config, Journal, JournalError, PersistentState, RECORD_LEN};
+use common::{CutError, Seeded, cuts, full_sweep, scripted, slot_size_for};
+use keyway_device::journal::{Config, Journal, PersistentState, RECORD_LEN};
 use keyway_sim::{CutPoint, PowerCut, SimFlash};
 use keyway_testkit::geometry::Part;
 
@@ -50,10 +50,7 @@ fn run<const W: usize, const E: usize>(
     for step in start..SCRIPT_LEN {
         match journal.commit(flash, &scripted(step)) {
             Ok(()) => {}
-            Err(JournalError::Flash {
-                error: keyway_sim::Error::PowerCut,
-                ..
-            }) => return Run::Cut { step },
+            Err(e) if e.is_cut() => return Run::Cut { step },
             Err(e) => panic!("{what}: commit {step} failed: {e:?}"),
         }
     }

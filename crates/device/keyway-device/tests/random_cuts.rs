@@ -27,20 +27,18 @@
 //! runs 3,000 scenarios per run (24,000 in all) instead of 200.
 
 mod common;
-use common::{App, NEW, OnTrial, Seeded, bytes, full_sweep, initial, on_trial, sha256};
+use common::{App, CutError, NEW, OnTrial, Seeded, bytes, full_sweep, initial, on_trial, sha256};
 
 use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::time::Instant;
 
 use keyway_device::boot::{self, Boot, MAX_TRIAL_BOOTS, Reason, RevertCause};
-use keyway_device::install::{self, Installer, SlotLayout, Target};
-use keyway_device::journal::{self, Journal, PersistentState, TrialState};
+use keyway_device::install::{Installer, SlotLayout, Target};
+use keyway_device::journal::{Journal, PersistentState, TrialState};
 use keyway_sim::{Cut, CutPoint, EraseTear, OpKind, PowerCut, SimFlash, WriteTear};
 use keyway_suit::ImageExpectation;
 use keyway_testkit::geometry::Part;
-
-type SimError = keyway_sim::Error;
 
 /// The image: not a multiple of any write or sector size.
 const IMAGE_LEN: usize = 6000;
@@ -160,27 +158,6 @@ struct Watch {
     booted: Option<(u8, Held)>,
 }
 
-fn is_power_cut(e: &install::InstallError<SimError>) -> bool {
-    match e {
-        install::InstallError::Flash {
-            error: SimError::PowerCut,
-            ..
-        } => true,
-        install::InstallError::Journal(e) => journal_cut(e),
-        _ => false,
-    }
-}
-
-fn journal_cut(e: &journal::JournalError<SimError>) -> bool {
-    matches!(
-        e,
-        journal::JournalError::Flash {
-            error: SimError::PowerCut,
-            ..
-        }
-    )
-}
-
 /// How a run of the lock ended.
 #[derive(Debug, PartialEq, Eq)]
 enum Life {
@@ -239,7 +216,7 @@ fn live<const W: usize, const E: usize>(
         let mut check = |f: &mut SimFlash<W, E>, slot: u8| lock.held(f, slot) != Held::Neither;
         let d = match boot::boot(&mut j, flash, &mut check) {
             Ok(d) => d,
-            Err(e) if journal_cut(&e) => return Life::Cut,
+            Err(e) if e.is_cut() => return Life::Cut,
             Err(e) => panic!("boot failed: {e:?}"),
         };
         let slot = match d.boot {
@@ -309,7 +286,7 @@ fn live<const W: usize, const E: usize>(
             });
             match r {
                 Ok(1) => w.installed = true,
-                Err(e) if is_power_cut(&e) => return Life::Cut,
+                Err(e) if e.is_cut() => return Life::Cut,
                 other => panic!("install: {other:?}"),
             }
             continue;

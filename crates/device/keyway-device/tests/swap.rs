@@ -8,7 +8,8 @@
 mod common;
 
 use common::{
-    App, Nested, OnTrial, assert_reverted, assert_settled, cut_sweep, full_sweep, on_trial,
+    App, CLASS, CutError, Nested, OnTrial, PASS, VENDOR, Vendor, Watch, assert_reverted,
+    assert_settled, cut_sweep, full_sweep, on_trial, slot_check, vendor,
 };
 use keyway_device::boot::{
     self, Boot, ConfirmError, Confirmation, MAX_TRIAL_BOOTS, Reason, RevertCause, SelfTest,
@@ -18,16 +19,11 @@ use keyway_device::journal::{
     self, Config, Journal, PersistentState, SwapPhase, SwapProgress, TrialState,
 };
 use keyway_device::swap;
-use keyway_device::verified::{HEAD_BUF_LEN, VerifiedSlot};
+use keyway_device::verified::HEAD_BUF_LEN;
 use keyway_sim::{Error as SimError, SimFlash};
-use keyway_suit::{DeviceIdentity, PublicKey, TrustAnchors};
 use keyway_testkit::geometry::{NRF52840, Part};
-use keyway_vendor::encode::{EnvelopeBuilder, class_uuid, vendor_uuid};
-use keyway_vendor::keys::{Algorithm, SigningKey};
+use keyway_vendor::encode::EnvelopeBuilder;
 
-const VENDOR: &str = "locks.example";
-const CLASS: &str = "deadbolt-2";
-const PASS: SelfTest = SelfTest::PASS;
 const OLD_SEQ: u64 = 1;
 const NEW_SEQ: u64 = 2;
 const NEW: Confirmation = Confirmation {
@@ -37,8 +33,7 @@ const NEW: Confirmation = Confirmation {
 
 /// One update: the vendor, the two signed images, the swap layout.
 struct Update {
-    anchors: TrustAnchors,
-    identity: DeviceIdentity,
+    v: Vendor,
     old: Image,
     new: Image,
     layout: SlotLayout,
@@ -52,13 +47,7 @@ struct Image {
 
 impl Update {
     fn new(layout: SlotLayout, old_len: usize, new_len: usize, seed: u64) -> Self {
-        let key = SigningKey::generate(Algorithm::Ed25519).unwrap();
-        let anchors = TrustAnchors::new(
-            &[PublicKey::from_raw(&key.raw_public_key_bytes()).unwrap()],
-            1,
-        )
-        .unwrap();
-        let v = vendor_uuid(VENDOR);
+        let v = vendor();
         let image = |sequence, len, seed| {
             let payload = common::bytes(len, seed);
             let envelope = EnvelopeBuilder {
@@ -68,7 +57,7 @@ impl Update {
                 class_name: CLASS.into(),
                 notes: Some("# update\n\nFixes.\n".into()),
                 payload: payload.clone(),
-                keys: vec![key.clone()],
+                keys: vec![v.key.clone()],
                 ..Default::default()
             }
             .build()
@@ -86,11 +75,10 @@ impl Update {
             }
         };
         Update {
-            anchors,
-            identity: DeviceIdentity::new(v, class_uuid(&v, CLASS)),
             old: image(OLD_SEQ, old_len, seed),
             new: image(NEW_SEQ, new_len, seed ^ 0x5A5A),
             layout,
+            v,
         }
     }
 
@@ -109,14 +97,7 @@ impl Update {
     ) -> Result<boot::Decision, swap::SwapError<SimError>> {
         let mut buf = [0u8; HEAD_BUF_LEN];
         let state = *j.state();
-        let mut check = VerifiedSlot::<256>::new(
-            &self.layout,
-            &self.anchors,
-            &self.identity,
-            &state,
-            None,
-            &mut buf,
-        );
+        let mut check = slot_check(&self.v, &self.layout, &state, &mut buf);
         swap::boot::<_, _, 256>(j, flash, &self.layout, &mut check)
     }
 
@@ -199,14 +180,14 @@ impl Update {
         );
         let mut inst = match started {
             Ok(i) => i,
-            Err(e) if is_cut_install(&e) => return Ok(false),
+            Err(e) if e.is_cut() => return Ok(false),
             Err(e) => return Err(e),
         };
         let from = inst.offset() as usize;
         for chunk in self.new.payload[from..].chunks(1000) {
             match inst.push(flash, j, chunk) {
                 Ok(()) => {}
-                Err(e) if is_cut_install(&e) => return Ok(false),
+                Err(e) if e.is_cut() => return Ok(false),
                 Err(e) => return Err(e),
             }
         }
@@ -215,7 +196,7 @@ impl Update {
                 assert_eq!(slot, 1);
                 Ok(true)
             }
-            Err(e) if is_cut_install(&e) => Ok(false),
+            Err(e) if e.is_cut() => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -225,42 +206,6 @@ impl Update {
 enum Which {
     Old,
     New,
-}
-
-fn is_cut_install(e: &install::InstallError<SimError>) -> bool {
-    matches!(
-        e,
-        install::InstallError::Flash {
-            error: SimError::PowerCut,
-            ..
-        } | install::InstallError::Journal(journal::JournalError::Flash {
-            error: SimError::PowerCut,
-            ..
-        })
-    )
-}
-
-fn is_cut_swap<T>(r: &Result<T, swap::SwapError<SimError>>) -> bool {
-    matches!(
-        r,
-        Err(swap::SwapError::Flash {
-            error: SimError::PowerCut,
-            ..
-        } | swap::SwapError::Journal(journal::JournalError::Flash {
-            error: SimError::PowerCut,
-            ..
-        }))
-    )
-}
-
-/// What a run of the lock observed, checked as it goes.
-#[derive(Clone, Default)]
-struct Watch {
-    floor: Option<u64>,
-    confirmed: bool,
-    tried: bool,
-    trial_boots: u32,
-    boots: u32,
 }
 
 /// Power cycles a lock that wants the new image until it settles: the
@@ -278,25 +223,20 @@ fn run<const W: usize, const E: usize>(
     for _ in 0..6 * usize::from(MAX_TRIAL_BOOTS) + 8 {
         let mut j = match u.open(flash) {
             Ok(j) => j,
-            Err(journal::JournalError::Flash {
-                error: SimError::PowerCut,
-                ..
-            }) => return false,
+            Err(e) if e.is_cut() => return false,
             Err(e) => panic!("{what}: journal: {e:?}"),
         };
         let s = *j.state();
-        assert!(s.floor >= watch.floor, "{what}: floor went down: {s:?}");
-        watch.floor = s.floor;
+        watch.power_on(&s, what);
         if watch.confirmed {
             assert_eq!(s.floor, Some(NEW_SEQ), "{what}: confirm lost: {s:?}");
             assert_eq!(s.trial, TrialState::Confirmed, "{what}: confirm lost");
         }
         let r = u.boot(flash, &mut j);
-        if is_cut_swap(&r) {
+        if r.is_cut() {
             return false;
         }
         let d = r.unwrap_or_else(|e| panic!("{what}: boot failed: {e}"));
-        watch.boots += 1;
         assert_eq!(d.boot, Boot::Slot(0), "{what}: {d:?}");
         // Never a mix: the primary holds exactly one of the two images.
         let running = u

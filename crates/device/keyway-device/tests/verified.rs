@@ -10,14 +10,15 @@
 mod common;
 
 use common::{
-    PASS, Vendor, assert_reverted, assert_settled, boot_verified, vendor, verified_layout as layout,
+    CutError, PASS, Vendor, assert_reverted, assert_settled, boot_verified, slot_check, vendor,
+    verified_layout as layout,
 };
 
 use keyway_device::boot::{self, Boot, Confirmation, Reason, RevertCause, SlotCheck};
 use keyway_device::install::{InstallError, Installer, LayoutError, Mode, SlotLayout, Target};
 use keyway_device::journal::{Config, Journal};
 use keyway_device::manifest_area::{HEADER_LEN, MAX_MANIFEST_LEN};
-use keyway_device::verified::{HEAD_BUF_LEN, SlotError, VerifiedSlot, boot_floor};
+use keyway_device::verified::{HEAD_BUF_LEN, SlotError, boot_floor};
 use keyway_sim::SimFlash;
 use keyway_suit::DeviceState;
 use keyway_vendor::keys::{Algorithm, SigningKey};
@@ -80,7 +81,7 @@ fn check(flash: &mut Flash, j: &Journal<Flash>, v: &Vendor, slot: u8) -> Result<
     let l = layout();
     let mut buf = [0u8; HEAD_BUF_LEN];
     let state = *j.state();
-    let mut c = VerifiedSlot::<256>::new(&l, &v.anchors, &v.identity, &state, None, &mut buf);
+    let mut c = slot_check(v, &l, &state, &mut buf);
     c.check(flash, slot).map(|i| i.sequence)
 }
 
@@ -157,7 +158,7 @@ fn boot_rule_floor_is_sequence_at_least_floor() {
     let mut buf = [0u8; HEAD_BUF_LEN];
     let mut state = *j.state();
     state.floor = Some(6);
-    let mut c = VerifiedSlot::<256>::new(&l, &v.anchors, &v.identity, &state, None, &mut buf);
+    let mut c = slot_check(&v, &l, &state, &mut buf);
     assert!(matches!(
         c.check(&mut flash, 1),
         Err(SlotError::BelowFloor {
@@ -168,7 +169,7 @@ fn boot_rule_floor_is_sequence_at_least_floor() {
     // A key-set version below the journal's refuses it too.
     let mut state = *j.state();
     state.keyset_version = 1;
-    let mut c = VerifiedSlot::<256>::new(&l, &v.anchors, &v.identity, &state, None, &mut buf);
+    let mut c = slot_check(&v, &l, &state, &mut buf);
     assert_eq!(
         c.check(&mut flash, 1),
         Err(SlotError::KeysetDown { stored: 1, got: 0 })
@@ -418,14 +419,7 @@ fn arbitrary_manifest_area_contents_never_verify_or_panic() {
         }
         let mut f = Flash::from_bytes(flash.geometry().clone(), bytes).unwrap();
         assert!(!SlotCheck::verified(
-            &mut VerifiedSlot::<256>::new(
-                &layout(),
-                &v.anchors,
-                &v.identity,
-                j.state(),
-                None,
-                &mut [0u8; HEAD_BUF_LEN]
-            ),
+            &mut slot_check(&v, &layout(), j.state(), &mut [0u8; HEAD_BUF_LEN]),
             &mut f,
             0
         ));
@@ -434,7 +428,7 @@ fn arbitrary_manifest_area_contents_never_verify_or_panic() {
     let mut f = flash.clone();
     let l = layout();
     let mut tiny = [0u8; 8];
-    let mut c = VerifiedSlot::<256>::new(&l, &v.anchors, &v.identity, j.state(), None, &mut tiny);
+    let mut c = slot_check(&v, &l, j.state(), &mut tiny);
     assert_eq!(c.check(&mut f, 1), Err(SlotError::Buffer));
     let _ = DeviceState::fresh();
 }
@@ -458,9 +452,9 @@ fn crc32(bytes: &[u8]) -> u32 {
 /// The verified update on every geometry, and its power-cut sweep.
 mod geometries {
     use super::*;
-    use crate::common::{Seeded, cuts, full_sweep};
-    use keyway_device::boot::{ConfirmError, MAX_TRIAL_BOOTS};
-    use keyway_device::journal::{self, PersistentState, TrialState};
+    use crate::common::{Seeded, Watch, cuts, full_sweep};
+    use keyway_device::boot::MAX_TRIAL_BOOTS;
+    use keyway_device::journal::{PersistentState, TrialState};
     use keyway_sim::PowerCut;
 
     type SimError = keyway_sim::Error;
@@ -560,24 +554,6 @@ mod geometries {
         flash
     }
 
-    #[derive(Clone, Default)]
-    struct Watch {
-        floor: Option<u64>,
-        confirmed: bool,
-        installed: bool,
-        trial_boots: u32,
-    }
-
-    fn is_cut(e: &journal::JournalError<SimError>) -> bool {
-        matches!(
-            e,
-            journal::JournalError::Flash {
-                error: SimError::PowerCut,
-                ..
-            }
-        )
-    }
-
     /// Power cycles until the lock settles (`true`) or the power fails.
     fn live<const W: usize, const E: usize>(
         lock: &VLock,
@@ -589,8 +565,7 @@ mod geometries {
             flash.power_on();
             let mut j = Journal::open(flash, lock.layout.journal).unwrap();
             let s = *j.state();
-            assert!(s.floor >= w.floor, "{what}: floor went down: {s:?}");
-            w.floor = s.floor;
+            w.power_on(&s, what);
             if w.confirmed {
                 assert_eq!(
                     (s.active_slot, s.trial, s.floor),
@@ -604,17 +579,10 @@ mod geometries {
                     TrialState::Pending { slot: 1 } | TrialState::Trial { slot: 1, .. }
                 );
             let mut head = [0u8; HEAD_BUF_LEN];
-            let mut check = VerifiedSlot::<256>::new(
-                &lock.layout,
-                &lock.v.anchors,
-                &lock.v.identity,
-                &s,
-                None,
-                &mut head,
-            );
+            let mut check = slot_check(&lock.v, &lock.layout, &s, &mut head);
             let d = match boot::boot(&mut j, flash, &mut check) {
                 Ok(d) => d,
-                Err(e) if is_cut(&e) => return false,
+                Err(e) if e.is_cut() => return false,
                 Err(e) => panic!("{what}: boot: {e:?}"),
             };
             let Boot::Slot(slot) = d.boot else {
@@ -635,7 +603,7 @@ mod geometries {
                     };
                     match boot::confirm(&mut j, flash, PASS, conf) {
                         Ok(1) => w.confirmed = true,
-                        Err(ConfirmError::Journal(e)) if is_cut(&e) => return false,
+                        Err(e) if e.is_cut() => return false,
                         other => panic!("{what}: confirm: {other:?}"),
                     }
                     continue;
@@ -650,16 +618,7 @@ mod geometries {
             if !w.installed && slot == 0 {
                 match install_env(flash, &mut j, &lock.layout, &lock.new_env) {
                     Ok(1) => w.installed = true,
-                    Err(
-                        InstallError::Flash {
-                            error: SimError::PowerCut,
-                            ..
-                        }
-                        | InstallError::Journal(journal::JournalError::Flash {
-                            error: SimError::PowerCut,
-                            ..
-                        }),
-                    ) => return false,
+                    Err(e) if e.is_cut() => return false,
                     other => panic!("{what}: install: {other:?}"),
                 }
                 continue;

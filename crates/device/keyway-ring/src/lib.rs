@@ -510,53 +510,55 @@ mod tests {
 
     #[test]
     fn layout_is_checked() {
+        use ConfigError::*;
         let flash = SimFlash::<4, 4096>::nrf52840();
+        let refused = |config, record_len, min_slots| {
+            Ring::new(&flash, config, record_len, min_slots).unwrap_err()
+        };
+        let config = Config::new(0, 2);
         assert_eq!(
-            Ring::new(&flash, Config::new(100, 2), 10, 1),
-            Err(ConfigError::OffsetNotAligned {
+            refused(Config::new(100, 2), 10, 1),
+            OffsetNotAligned {
                 offset: 100,
                 erase_size: 4096
-            })
+            }
         );
+        assert_eq!(refused(Config::new(0, 1), 10, 1), TooFewPages { pages: 1 });
         assert_eq!(
-            Ring::new(&flash, Config::new(0, 1), 10, 1),
-            Err(ConfigError::TooFewPages { pages: 1 })
-        );
-        assert_eq!(
-            Ring::new(&flash, Config::new(0xFF000, 2), 10, 1),
-            Err(ConfigError::OutOfBounds {
+            refused(Config::new(0xFF000, 2), 10, 1),
+            OutOfBounds {
                 end: 0x101000,
                 capacity: 0x100000
-            })
+            }
         );
         assert_eq!(
-            Ring::new(&flash, Config::new(0, 2), 257, 1),
-            Err(ConfigError::UnitTooLarge {
+            refused(config, 257, 1),
+            UnitTooLarge {
                 write_size: 4,
                 read_size: 1
-            })
+            }
         );
         assert_eq!(
-            Ring::new(&flash, Config::new(0, 2).with_slot_size(10), 10, 1),
-            Err(ConfigError::BadSlotSize {
+            refused(config.with_slot_size(10), 10, 1),
+            BadSlotSize {
                 slot_size: 10,
                 record_len: 12
-            })
+            }
         );
         assert_eq!(
-            Ring::new(&flash, Config::new(0, 2), 150, 30),
-            Err(ConfigError::PageTooSmall {
+            refused(config, 150, 30),
+            PageTooSmall {
                 page_size: 4096,
                 stride: 152,
                 min_slots: 30
-            })
+            }
         );
         assert_eq!(
-            Ring::new(&flash, Config::new(0, 2).with_slot_size(8192), 10, 1),
-            Err(ConfigError::BadSlotSize {
+            refused(config.with_slot_size(8192), 10, 1),
+            BadSlotSize {
                 slot_size: 8192,
                 record_len: 12
-            })
+            }
         );
         let ring = Ring::new(&flash, Config::new(0x1000, 3), 150, 2).unwrap();
         assert_eq!(

@@ -5,9 +5,10 @@ use keyway_device::boot::{
     self, Boot, ConfirmError, Confirmation, Decision, MAX_TRIAL_BOOTS, Reason, RevertCause,
     SelfTest,
 };
-use keyway_device::install::SlotLayout;
+use keyway_device::install::{InstallError, SlotLayout};
 use keyway_device::journal::{Config, Journal, JournalError};
 use keyway_device::journal::{Download, PersistentState, SwapPhase, SwapProgress, TrialState};
+use keyway_device::swap::SwapError;
 use keyway_device::verified::{HEAD_BUF_LEN, VerifiedSlot};
 use keyway_sim::{CutPoint, PowerCut, SimFlash};
 use keyway_suit::{DeviceIdentity, PublicKey, TrustAnchors};
@@ -157,8 +158,18 @@ pub fn boot_verified<const W: usize, const E: usize>(
     let l = verified_layout();
     let mut buf = [0u8; HEAD_BUF_LEN];
     let state = *j.state();
-    let mut c = VerifiedSlot::<256>::new(&l, &v.anchors, &v.identity, &state, None, &mut buf);
-    keyway_device::boot::boot(j, flash, &mut c).unwrap()
+    keyway_device::boot::boot(j, flash, &mut slot_check(v, &l, &state, &mut buf)).unwrap()
+}
+
+/// The bootloader's check of `layout`'s slots against `v`'s manifests:
+/// `state`'s floor, no stored key set, `head` for the stored envelope heads.
+pub fn slot_check<'a>(
+    v: &'a Vendor,
+    layout: &'a SlotLayout,
+    state: &PersistentState,
+    head: &'a mut [u8],
+) -> VerifiedSlot<'a, 256> {
+    VerifiedSlot::new(layout, &v.anchors, &v.identity, state, None, head)
 }
 
 pub struct Vendor {
@@ -252,10 +263,7 @@ pub fn on_trial<const W: usize, const E: usize>(
         Err(ConfirmError::SelfTestFailed { slot: s, .. }) if s == slot && app == App::Fail => {
             OnTrial::Failed
         }
-        Err(ConfirmError::Journal(JournalError::Flash {
-            error: keyway_sim::Error::PowerCut,
-            ..
-        })) => OnTrial::Cut,
+        Err(e) if e.is_cut() => OnTrial::Cut,
         other => panic!("{what}: confirm: {other:?}"),
     }
 }
@@ -292,6 +300,87 @@ pub fn release(
         payload,
         keys: vec![key.clone()],
         ..Default::default()
+    }
+}
+
+/// What a lock observed across the power cycles of one run, checked as it
+/// goes (each sweep uses the fields it needs).
+#[derive(Clone, Default)]
+pub struct Watch {
+    /// The floor at the last power-on.
+    pub floor: Option<u64>,
+    /// The key-set version at the last power-on.
+    pub keyset: u32,
+    /// A confirm of the new image returned `Ok`.
+    pub confirmed: bool,
+    /// The new image was installed (recorded installable, or active).
+    pub installed: bool,
+    /// The new image has booted on trial.
+    pub tried: bool,
+    /// Boots of the image on trial.
+    pub trial_boots: u32,
+}
+
+impl Watch {
+    /// A power-on found `s`: neither the floor nor the key set went down
+    /// since the last one.
+    pub fn power_on(&mut self, s: &PersistentState, what: &str) {
+        assert!(s.floor >= self.floor, "{what}: floor went down: {s:?}");
+        assert!(
+            s.keyset_version >= self.keyset,
+            "{what}: key set went down: {s:?}"
+        );
+        self.floor = s.floor;
+        self.keyset = s.keyset_version;
+    }
+}
+
+/// An error (or a result) that may be the simulator's power cut: a flash
+/// operation, the journal's included, that failed with
+/// [`keyway_sim::Error::PowerCut`].
+pub trait CutError {
+    /// Whether the power was cut.
+    fn is_cut(&self) -> bool;
+}
+
+impl CutError for JournalError<keyway_sim::Error> {
+    fn is_cut(&self) -> bool {
+        matches!(
+            self,
+            JournalError::Flash {
+                error: keyway_sim::Error::PowerCut,
+                ..
+            }
+        )
+    }
+}
+
+/// The installer's and the swap's errors: a cut in their own flash
+/// operations or in the journal's.
+macro_rules! cut_in_flash_or_journal {
+    ($($error:ident),*) => {$(
+        impl CutError for $error<keyway_sim::Error> {
+            fn is_cut(&self) -> bool {
+                match self {
+                    $error::Flash { error, .. } => matches!(error, keyway_sim::Error::PowerCut),
+                    $error::Journal(e) => e.is_cut(),
+                    _ => false,
+                }
+            }
+        }
+    )*};
+}
+cut_in_flash_or_journal!(InstallError, SwapError);
+
+impl CutError for ConfirmError<keyway_sim::Error> {
+    fn is_cut(&self) -> bool {
+        matches!(self, ConfirmError::Journal(e) if e.is_cut())
+    }
+}
+
+impl<T, E: CutError> CutError for Result<T, E> {
+    fn is_cut(&self) -> bool {
+        self.as_ref().is_err_and(E::is_cut)
     }
 }
 
