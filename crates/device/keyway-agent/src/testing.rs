@@ -9,9 +9,9 @@
 use keyway_audit::Time;
 use keyway_smp::cbor::Writer;
 use keyway_smp::keyway_group::{self, Bolt, Door};
-use keyway_smp::{MgmtErr, Request, Response};
+use keyway_smp::{MgmtErr, Response};
 
-use crate::agent::{Authority, Device, Firmware, Now, Pending, Sensors, ServeError};
+use crate::agent::{Authority, Authorized, Device, Firmware, Now, Pending, Sensors, ServeError};
 
 /// The wall time of a test lock at boot: [`now`]'s RTC at 0 ms.
 pub const RTC_AT_BOOT: u64 = 1_760_000_000;
@@ -96,11 +96,10 @@ pub trait TestShell {
     fn serve(
         &mut self,
         hw: &mut Hardware,
-        request: &Request<'_>,
-        by: Authority,
+        call: Authorized<'_>,
         w: &mut Writer<'_>,
     ) -> Result<(), ServeError> {
-        let _ = (hw, request, by);
+        let _ = (hw, call);
         w.map(0).map_err(|_| ServeError::rc(MgmtErr::NoMem))
     }
 
@@ -140,13 +139,8 @@ impl<S: TestShell> Device for TestLock<S> {
     fn reset_requested(&mut self, by: Authority) -> Result<(), ServeError> {
         self.shell.reset_requested(by)
     }
-    fn serve(
-        &mut self,
-        request: &Request<'_>,
-        by: Authority,
-        w: &mut Writer<'_>,
-    ) -> Result<(), ServeError> {
-        self.shell.serve(&mut self.hw, request, by, w)
+    fn serve(&mut self, call: Authorized<'_>, w: &mut Writer<'_>) -> Result<(), ServeError> {
+        self.shell.serve(&mut self.hw, call, w)
     }
 }
 

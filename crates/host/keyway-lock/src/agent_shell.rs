@@ -56,8 +56,8 @@
 //! (keyway-lock `tests/server.rs`).
 
 use keyway_agent::agent::{
-    Agent, Authority, Config, Device, Event, Firmware, Now, OUT_LEN, Pending, Press, Sensors,
-    ServeError,
+    Agent, Authority, Authorized, Config, Device, Event, Firmware, Now, OUT_LEN, Pending, Press,
+    Sensors, ServeError,
 };
 use keyway_agent::limits::PeerId;
 use keyway_agent::store::{self, Consent, GrantedBy};
@@ -67,7 +67,7 @@ use keyway_channel::StoredVerifier;
 use keyway_sim::{Geometry, SimFlash};
 use keyway_smp::cbor::Writer;
 use keyway_smp::keyway_group::{self, Bolt, Door, UpdateSummary};
-use keyway_smp::{MgmtErr, Request, Version};
+use keyway_smp::{MgmtErr, Version};
 use sha2::{Digest as _, Sha256};
 use std::cell::OnceCell;
 
@@ -544,13 +544,9 @@ impl Device for LockDevice<'_> {
     }
 
     fn reset_requested(&mut self, by: Authority) -> Result<(), ServeError> {
-        let owner = match by {
-            Authority::Owner(k) => Some(k),
-            _ => None,
-        };
         let r = self
             .server
-            .agent_reset(matches!(by, Authority::Window), owner, self.now_ms);
+            .agent_reset(matches!(by, Authority::Window), by.owner(), self.now_ms);
         self.refresh();
         r.map_err(|_| ServeError::rc(MgmtErr::BadState))
     }
@@ -563,24 +559,18 @@ impl Device for LockDevice<'_> {
         self.refresh();
     }
 
-    fn serve(
-        &mut self,
-        request: &Request<'_>,
-        by: Authority,
-        w: &mut Writer<'_>,
-    ) -> Result<(), ServeError> {
+    fn serve(&mut self, call: Authorized<'_>, w: &mut Writer<'_>) -> Result<(), ServeError> {
         // The typed request as the device core reads it: the same frame.
         let mut frame = vec![0u8; keyway_smp::MAX_FRAME];
-        let n = request
+        let n = call
+            .request
             .frame(&mut frame, Version::V2, 0)
             .map_err(|_| ServeError::rc(MgmtErr::Inval))?;
         let legacy = crate::smp::decode_request(frame.get(..n).unwrap_or(&[]))
             .map_err(|_| ServeError::rc(MgmtErr::Inval))?;
-        let owner = match by {
-            Authority::Owner(k) => Some(k),
-            _ => None,
-        };
-        let result = self.server.serve_authorized(&legacy, owner, self.now_ms);
+        let result = self
+            .server
+            .serve_authorized(&legacy, call.by.owner(), self.now_ms);
         self.refresh();
         // The agent answers with codes (and Keyway's typed refusal); the
         // reason in words goes to the lock's log.

@@ -7,7 +7,9 @@
 
 use std::cell::Cell;
 
-use keyway_suit::{DeviceIdentity, DeviceState, Error, Inspected, TrustAnchors, Verified};
+use keyway_suit::{DeviceIdentity, DeviceState, Error, Inspected, Verified};
+
+use crate::device::Trust;
 
 thread_local! {
     static PARSES: Cell<u64> = const { Cell::new(0) };
@@ -42,13 +44,13 @@ pub fn inspect_slot(head: &[u8], slot: u8) -> Result<Inspected<'_>, Error> {
     keyway_suit::inspect_envelope_with(head, &identity)
 }
 
-/// `keyway_suit::verify_envelope`, counted.
+/// `keyway_suit::verify_envelope` against the lock's `trust` (its root
+/// keys and identity), counted.
 pub fn verify<'a>(
     head: &'a [u8],
-    anchors: &TrustAnchors,
-    identity: &DeviceIdentity,
+    trust: &Trust,
     state: &DeviceState,
 ) -> Result<Verified<'a>, Error> {
     count();
-    keyway_suit::verify_envelope(head, anchors, identity, state)
+    keyway_suit::verify_envelope(head, &trust.anchors, &trust.identity, state)
 }

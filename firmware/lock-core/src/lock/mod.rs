@@ -56,8 +56,8 @@ use core::ops::Range;
 use chacha20::ChaCha20Rng;
 use embedded_storage::nor_flash::{NorFlash, ReadNorFlash};
 use keyway_agent::agent::{
-    Agent, Authority, Config, Device, Event, Firmware, Now, Outcome, Pending, Press, Sensors,
-    ServeError,
+    Agent, Authority, Authorized, Config, Device, Event, Firmware, Now, Outcome, Pending, Press,
+    Sensors, ServeError,
 };
 use keyway_agent::limits::PeerId;
 use keyway_audit::{
@@ -713,13 +713,8 @@ impl<F: NorFlash> Device for Shell<'_, F> {
         self.install_if_allowed();
     }
 
-    fn serve(
-        &mut self,
-        request: &Request<'_>,
-        by: Authority,
-        w: &mut Writer<'_>,
-    ) -> Result<(), ServeError> {
-        self.serve_request(request, by, w)
+    fn serve(&mut self, call: Authorized<'_>, w: &mut Writer<'_>) -> Result<(), ServeError> {
+        self.serve_request(call, w)
     }
 }
 

@@ -42,21 +42,22 @@ impl<F: NorFlash> Shell<'_, F> {
         Ok((n, e.len))
     }
 
+    /// [`Device::serve`]: the image group, the release notes and the log
+    /// export, for `call.by`.
     pub(super) fn serve_request(
         &mut self,
-        request: &Request<'_>,
-        by: Authority,
+        call: Authorized<'_>,
         w: &mut Writer<'_>,
     ) -> Result<(), ServeError> {
-        match request {
+        match call.request {
             #[cfg(feature = "image-state")]
             Request::ImageState => self.image_state(w),
             #[cfg(feature = "image-state")]
             Request::ImageStateWrite(sw) => {
-                self.state_write(sw, by)?;
+                self.state_write(sw, call.by)?;
                 self.image_state(w)
             }
-            Request::Upload(u) => match self.upload(u, by) {
+            Request::Upload(u) => match self.upload(u, call.by) {
                 Ok((off, matched)) => img::UploadRsp { off, matched }
                     .encode(w)
                     .map_err(|_| NO_MEM),

@@ -87,8 +87,11 @@ fn served_notes(lock: &mut Lock<'_, MemFlash>) -> Result<Vec<u8>, ServeError> {
     let mut buf = [0u8; 512];
     let mut w = Writer::new(&mut buf);
     let request = Request::Notes(Signed { auth: None });
-    lock.shell
-        .serve_request(&request, Authority::Window, &mut w)?;
+    let call = Authorized {
+        request: &request,
+        by: Authority::Window,
+    };
+    lock.shell.serve_request(call, &mut w)?;
     let n = w.len();
     Ok(buf[..n].to_vec())
 }

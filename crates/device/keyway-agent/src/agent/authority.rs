@@ -36,6 +36,16 @@ pub enum Authority {
     Owner(KeyId),
 }
 
+impl Authority {
+    /// The owner's key id, for a request sealed in an owner's session.
+    pub const fn owner(self) -> Option<KeyId> {
+        match self {
+            Self::Owner(k) => Some(k),
+            _ => None,
+        }
+    }
+}
+
 /// What a request needs (see the module doc).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Need {

@@ -46,18 +46,14 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
         ctx: Ctx,
         device: &mut D,
         hdr: &Header,
-        req: &Request<'_>,
-        who: Authority,
+        call: Authorized<'_>,
         out: &mut [u8],
     ) -> Outcome {
         let now = ctx.now;
-        let typed = req.wants_typed_refusal();
-        let by = match who {
-            Authority::Owner(k) => Some(k),
-            _ => None,
-        };
+        let typed = call.request.wants_typed_refusal();
+        let by = call.by.owner();
         let mut event = Event::None;
-        let len = match *req {
+        let len = match *call.request {
             Request::Echo(m) => ok_frame(out, hdr, &Response::Echo(os::EchoRsp { r: m.d })),
             Request::Params => ok_frame(
                 out,
@@ -102,12 +98,12 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
                     // The lock may decline (the reset of `smpmgr upgrade`
                     // in the window is the consent to install, and an
                     // install the policy postpones resets nothing now).
-                    match device.reset_requested(who) {
+                    match device.reset_requested(call.by) {
                         Ok(()) => {
                             if in_window {
                                 self.close_window();
                             }
-                            event = Event::Reset { by: who };
+                            event = Event::Reset { by: call.by };
                             ok_frame(out, hdr, &Response::Reset)
                         }
                         Err(e) => error_frame(out, hdr, e.rc, e.refusal, typed),
@@ -132,7 +128,7 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
                         event,
                     };
                 };
-                let (to, e) = match req {
+                let (to, e) = match call.request {
                     Request::Unlock(_) => (Bolt::Unlocked, Event::Unlocked { by }),
                     _ => (Bolt::Locked, Event::Locked { by }),
                 };
@@ -287,14 +283,11 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
                 Err(_) => error_frame(out, hdr, MgmtErr::Unknown, None, false),
             },
             Request::Upload(u) => {
-                let me = match who {
-                    Authority::Owner(k) => Uploader::Owner(k),
-                    _ => Uploader::Peer(ctx.peer),
-                };
+                let me = by.map_or(Uploader::Peer(ctx.peer), Uploader::Owner);
                 if let Some(r) = self.upload_gate(me, u.off, now.ms) {
                     refuse_frame(out, hdr, r, typed)
                 } else {
-                    let (len, ok) = Self::serve(device, hdr, req, who, typed, out);
+                    let (len, ok) = Self::serve(device, hdr, call, typed, out);
                     if ok {
                         self.upload_took(me, &u, now.ms);
                     } else if self.upload.is_some_and(|b| b.by == me) {
@@ -308,15 +301,12 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
                 }
             }
             Request::Erase(_) => {
-                let me = match who {
-                    Authority::Owner(k) => Uploader::Owner(k),
-                    _ => Uploader::Peer(ctx.peer),
-                };
+                let me = by.map_or(Uploader::Peer(ctx.peer), Uploader::Owner);
                 // Erasing the slot would destroy someone else's upload.
                 if let Some(r) = self.upload_gate(me, 1, now.ms) {
                     refuse_frame(out, hdr, r, typed)
                 } else {
-                    let (len, ok) = Self::serve(device, hdr, req, who, typed, out);
+                    let (len, ok) = Self::serve(device, hdr, call, typed, out);
                     if ok && self.upload.is_some_and(|b| b.by == me) {
                         self.upload = None;
                     }
@@ -327,7 +317,7 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
             | Request::ImageState
             | Request::ImageStateWrite(_)
             | Request::Notes(_)
-            | Request::Log(_) => Self::serve(device, hdr, req, who, typed, out).0,
+            | Request::Log(_) => Self::serve(device, hdr, call, typed, out).0,
             // Channel messages are handled before; anything else was
             // refused by the authority table.
             _ => error_frame(out, hdr, MgmtErr::NotSup, None, false),
@@ -377,13 +367,12 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
         }
     }
 
-    /// The shell serves `req`; returns the answer's length and whether it
-    /// is a success.
+    /// The shell serves `call`; returns the answer's length and whether
+    /// it is a success.
     pub(super) fn serve<D: Device>(
         device: &mut D,
         hdr: &Header,
-        req: &Request<'_>,
-        who: Authority,
+        call: Authorized<'_>,
         typed: bool,
         out: &mut [u8],
     ) -> (usize, bool) {
@@ -391,7 +380,7 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
             return (0, false);
         };
         let mut w = Writer::new(rest);
-        match device.serve(req, who, &mut w) {
+        match device.serve(call, &mut w) {
             Ok(()) => {
                 let n = w.len();
                 let Ok(len) = u16::try_from(n) else {

@@ -55,6 +55,19 @@ pub struct Firmware<'a> {
     pub pending: Option<Pending>,
 }
 
+/// A request the agent has authorized, with the authority it was
+/// authorized for: what [`Device::serve`] serves. The two travel together
+/// because the authority is a property of the request as the agent
+/// judged it (plain in the presence window, or sealed in an owner's
+/// session), not something the shell chooses.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Authorized<'a> {
+    /// The typed request.
+    pub request: &'a Request<'a>,
+    /// Who it came from; [`permits`](super::permits) let it run.
+    pub by: Authority,
+}
+
 /// A command the shell refused: the SMP code and the typed reason.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ServeError {
@@ -112,15 +125,10 @@ pub trait Device {
     fn consent_stored(&mut self, digest: Option<[u8; 32]>) {
         let _ = digest;
     }
-    /// Serves a command the agent has authorized (for `by`) but does not
-    /// implement itself yet: OS info, the image group (state, state write,
-    /// upload, erase), release notes and the log export. Writes the answer
-    /// body (a CBOR map) into `w`, or refuses. Bytes written before a
-    /// refusal are discarded.
-    fn serve(
-        &mut self,
-        request: &Request<'_>,
-        by: Authority,
-        w: &mut Writer<'_>,
-    ) -> Result<(), ServeError>;
+    /// Serves a command the agent has authorized (`call.by` is for whom)
+    /// but does not implement itself yet: OS info, the image group (state,
+    /// state write, upload, erase), release notes and the log export.
+    /// Writes the answer body (a CBOR map) into `w`, or refuses. Bytes
+    /// written before a refusal are discarded.
+    fn serve(&mut self, call: Authorized<'_>, w: &mut Writer<'_>) -> Result<(), ServeError>;
 }

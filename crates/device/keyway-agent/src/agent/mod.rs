@@ -152,7 +152,7 @@ use keyway_smp::{
 
 pub use authority::{Authority, Denial, Need, need, permits};
 pub use config::Config;
-pub use device::{Device, Firmware, Pending, Sensors, ServeError};
+pub use device::{Authorized, Device, Firmware, Pending, Sensors, ServeError};
 use frames::{error_frame, frame_rc, ok_frame, refuse_frame, verdict_secs};
 pub use outcome::{Event, Outcome};
 pub use pairing::store_verifier;
@@ -524,7 +524,13 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
                 }
                 outcome
             }
-            _ => self.command(ctx, device, &hdr, &req, who, out),
+            _ => {
+                let call = Authorized {
+                    request: &req,
+                    by: who,
+                };
+                self.command(ctx, device, &hdr, call, out)
+            }
         }
     }
 

@@ -242,7 +242,11 @@ impl<F: NorFlash, const N: usize> Agent<F, N> {
         if let Err(d) = permits(need(hdr.op, hdr.group, hdr.id), who, false) {
             return (self.denied(out, &hdr, &req, d), Event::None);
         }
-        let o = self.command(ctx, device, &hdr, &req, who, out);
+        let call = Authorized {
+            request: &req,
+            by: who,
+        };
+        let o = self.command(ctx, device, &hdr, call, out);
         (o.len, o.event)
     }
 }

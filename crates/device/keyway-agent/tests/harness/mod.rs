@@ -7,7 +7,9 @@
 
 #![allow(dead_code)]
 
-use keyway_agent::agent::{Agent, Authority, Config, Event, OUT_LEN, Press, ServeError};
+use keyway_agent::agent::{
+    Agent, Authority, Authorized, Config, Event, OUT_LEN, Press, ServeError,
+};
 use keyway_agent::limits::PeerId;
 use keyway_agent::testing::{Hardware, TestShell};
 use keyway_agent::{store, testing};
@@ -67,13 +69,12 @@ impl TestShell for Installer {
     fn serve(
         &mut self,
         hw: &mut Hardware,
-        request: &Request<'_>,
-        by: Authority,
+        call: Authorized<'_>,
         w: &mut Writer<'_>,
     ) -> Result<(), ServeError> {
-        let (_, g, id) = request.key();
-        self.served.push((g, id, by));
-        let rsp = match request {
+        let (_, g, id) = call.request.key();
+        self.served.push((g, id, call.by));
+        let rsp = match call.request {
             Request::Upload(_) if self.refuse_chunks => return Err(ServeError::rc(MgmtErr::Inval)),
             Request::ImageState | Request::ImageStateWrite(_) => {
                 Response::ImageState(img::StateRsp {

@@ -149,8 +149,7 @@ impl DeviceCore {
             return None;
         }
         let state = self.device_state();
-        let trust = self.update_trust();
-        let v = crate::suit::verify(&head, &trust.anchors, &trust.identity, &state).ok()?;
+        let v = crate::suit::verify(&head, &self.update_trust(), &state).ok()?;
         let ip = v.integrated?;
         // A delta is never resumed in the middle (the decoder's state is
         // not saved): the upload starts again from its first byte.
@@ -233,14 +232,8 @@ impl DeviceCore {
     /// Installs a whole envelope (factory programming and tests): begin,
     /// push, finish.
     pub fn install_envelope(&mut self, envelope: &[u8]) -> Result<u8, ImgError> {
-        let trust = self.update_trust();
-        let v = crate::suit::verify(
-            envelope,
-            &trust.anchors,
-            &trust.identity,
-            &self.device_state(),
-        )
-        .map_err(|e| envelope_refusal(&e))?;
+        let v = crate::suit::verify(envelope, &self.update_trust(), &self.device_state())
+            .map_err(|e| envelope_refusal(&e))?;
         let exp = v.payload.ok_or_else(|| {
             ImgError::new(
                 img_rc::NO_IMAGE,

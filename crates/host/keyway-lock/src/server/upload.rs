@@ -367,7 +367,7 @@ fn begin(
     let offer_of = |m: &keyway_suit::Manifest<'_>| {
         (m.sequence, keyway_vendor::log::audit_version_of(m.version))
     };
-    let verified = crate::suit::verify(&u.head, &trust.anchors, &trust.identity, state).map(|v| {
+    let verified = crate::suit::verify(&u.head, trust, state).map(|v| {
         (
             offer_of(&v.manifest),
             (v.payload, v.integrated, v.manifest_digest, v.delta),

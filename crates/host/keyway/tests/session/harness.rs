@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use keyway::device::{Client, Stats, Transport, TransportError};
-use keyway_agent::agent::{Agent, Authority, Config, Event, OUT_LEN, Press, ServeError};
+use keyway_agent::agent::{Agent, Authorized, Config, Event, OUT_LEN, Press, ServeError};
 use keyway_agent::limits::PeerId;
 use keyway_agent::store;
 use keyway_agent::testing::{self, Hardware, TestLock, TestShell, now};
@@ -61,11 +61,10 @@ impl TestShell for Shell {
     fn serve(
         &mut self,
         hw: &mut Hardware,
-        request: &Request<'_>,
-        _by: Authority,
+        call: Authorized<'_>,
         w: &mut Writer<'_>,
     ) -> Result<(), ServeError> {
-        let rsp = match request {
+        let rsp = match call.request {
             Request::ImageState | Request::ImageStateWrite(_) => {
                 Response::ImageState(img::StateRsp {
                     images: keyway_smp::seq::Seq::Items(&[]),
