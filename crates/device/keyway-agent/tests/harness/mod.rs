@@ -18,7 +18,6 @@ use keyway_channel::handshake::MSG3_LEN;
 use keyway_channel::pairing::{MIN_ITERATIONS, PAKE1_LEN, PAKE3_LEN};
 use keyway_channel::{ClientHandshake, ClientPairing, ClientSession, SetupCode, StoredVerifier};
 use keyway_sim::SimFlash;
-use keyway_smp::cbor::Writer;
 use keyway_smp::header::split_response;
 use keyway_smp::keyway_group::{self, Bolt};
 use keyway_smp::{Answer, MAX_BODY, MAX_FRAME, MgmtErr, Refusal, Request, Response, Version, img};
@@ -70,8 +69,7 @@ impl TestShell for Installer {
         &mut self,
         hw: &mut Hardware,
         call: Authorized<'_>,
-        w: &mut Writer<'_>,
-    ) -> Result<(), ServeError> {
+    ) -> Result<Option<Response<'_>>, ServeError> {
         let (_, g, id) = call.request.key();
         self.served.push((g, id, call.by));
         let rsp = match call.request {
@@ -95,7 +93,7 @@ impl TestShell for Installer {
             }),
             _ => return Err(ServeError::rc(MgmtErr::NotSup)),
         };
-        rsp.encode(w).map_err(|_| ServeError::rc(MgmtErr::NoMem))
+        Ok(Some(rsp))
     }
 }
 

@@ -23,7 +23,6 @@ use keyway_channel::SigningKey as KeyPair;
 use keyway_channel::pairing::MIN_ITERATIONS;
 use keyway_channel::{SetupCode, StoredVerifier};
 use keyway_sim::SimFlash;
-use keyway_smp::cbor::Writer;
 use keyway_smp::keyway_group;
 use keyway_smp::{Header, Request, Response, img};
 
@@ -62,8 +61,7 @@ impl TestShell for Shell {
         &mut self,
         hw: &mut Hardware,
         call: Authorized<'_>,
-        w: &mut Writer<'_>,
-    ) -> Result<(), ServeError> {
+    ) -> Result<Option<Response<'_>>, ServeError> {
         let rsp = match call.request {
             Request::ImageState | Request::ImageStateWrite(_) => {
                 Response::ImageState(img::StateRsp {
@@ -98,8 +96,7 @@ impl TestShell for Shell {
                 return Err(ServeError::rc(keyway_smp::MgmtErr::NotSup));
             }
         };
-        rsp.encode(w)
-            .map_err(|_| ServeError::rc(keyway_smp::MgmtErr::NoMem))
+        Ok(Some(rsp))
     }
 }
 
