@@ -75,6 +75,22 @@ pub fn severity(s: Severity) -> String {
     format!("<span class=\"sev {class}\">{word}</span>")
 }
 
+/// Appends `heading` (markup, e.g. `<h3>Refused</h3>`) and a `<ul>` with
+/// one `<li>` per item. Items are written as given, so they must already
+/// be markup: escape each value with [`esc`] (or the caller's own rules).
+pub fn list<T: std::fmt::Display>(
+    out: &mut String,
+    heading: &str,
+    items: impl IntoIterator<Item = T>,
+) {
+    out.push_str(heading);
+    out.push_str("<ul>");
+    for item in items {
+        let _ = write!(out, "<li>{item}</li>");
+    }
+    out.push_str("</ul>");
+}
+
 /// A release's CVEs as a list, each with its severity badge.
 pub fn cve_list(cves: &[CveFix]) -> String {
     let mut b = String::from("<ul class=\"cves\">");
@@ -178,6 +194,15 @@ mod tests {
             esc("<script>alert('x')</script>&\""),
             "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;"
         );
+    }
+
+    #[test]
+    fn list_writes_heading_then_items_as_given() {
+        let mut o = String::from("x");
+        list(&mut o, "<h3>T</h3>", ["a", &esc("<b>")]);
+        assert_eq!(o, "x<h3>T</h3><ul><li>a</li><li>&lt;b&gt;</li></ul>");
+        list(&mut o, "", Vec::<String>::new());
+        assert!(o.ends_with("</ul><ul></ul>"), "{o}");
     }
 
     #[test]

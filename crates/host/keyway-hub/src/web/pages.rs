@@ -157,11 +157,11 @@ pub(super) async fn import(
                 b.push_str("</tbody></table>");
             }
             if !r.already_held.is_empty() {
-                b.push_str("<h3>Already held</h3><ul>");
-                for t in &r.already_held {
-                    let _ = write!(b, "<li>{}</li>", esc(t));
-                }
-                b.push_str("</ul>");
+                html::list(
+                    &mut b,
+                    "<h3>Already held</h3>",
+                    r.already_held.iter().map(|t| esc(t)),
+                );
             }
             if !r.refused.is_empty() || !out.refused_by_tuf.is_empty() {
                 b.push_str("<h3>Refused</h3><table class=\"refused\"><thead><tr><th>Target</th><th>Why</th></tr></thead><tbody>");
@@ -291,20 +291,18 @@ pub(super) async fn release_page(
     b.push_str("<h2>Release notes</h2>");
     b.push_str(&html::notes(&r.notes));
     if !locks.is_empty() {
-        b.push_str("<h2>Locks of this model</h2><ul>");
-        for l in &locks {
-            let _ = write!(
-                b,
-                "<li><a href=\"/locks/{}\">{}</a>: {}</li>",
+        let items = locks.iter().map(|l| {
+            format!(
+                "<a href=\"/locks/{}\">{}</a>: {}",
                 l.id,
                 esc(&l.name),
                 l.snapshot
                     .as_ref()
                     .map(|s| format!("runs {}", esc(&s.version)))
                     .unwrap_or_else(|| "no status yet".into())
-            );
-        }
-        b.push_str("</ul>");
+            )
+        });
+        html::list(&mut b, "<h2>Locks of this model</h2>", items);
     }
     frame(&w, &format!("{} {}", r.class, r.version), &s, None, &b).await
 }

@@ -186,11 +186,8 @@ pub fn html(r: &Report) -> String {
     }
     s.push_str("</table>\n");
     if !r.files.is_empty() {
-        s.push_str("<h2>Files</h2><ul>");
-        for f in &r.files {
-            let _ = write!(s, "<li>{}</li>", escape(f));
-        }
-        s.push_str("</ul>\n");
+        keyway_hub::web::html::list(&mut s, "<h2>Files</h2>", r.files.iter().map(|f| escape(f)));
+        s.push('\n');
     }
     s.push_str(
         "<p>PASS: the lock did what the check requires, with the evidence shown. \
@@ -279,6 +276,22 @@ mod tests {
             assert!(!page.contains(fetch), "{fetch} in {page}");
         }
         assert!(page.contains("class=\"st FAIL\""));
+    }
+
+    /// The files the audit read are listed after the checks, each escaped
+    /// like lock text.
+    #[test]
+    fn html_lists_files_escaped() {
+        let mut r = report("e");
+        r.files = vec!["a<b>.cbor".into(), "bell\u{7}".into()];
+        let page = html(&r);
+        assert!(
+            page.contains(
+                "</table>\n<h2>Files</h2><ul><li>a&lt;b&gt;.cbor</li><li>bell&#65533;</li></ul>\n<p>PASS:"
+            ),
+            "{page}"
+        );
+        assert!(!html(&report("e")).contains("<h2>Files</h2>"));
     }
 
     #[test]
