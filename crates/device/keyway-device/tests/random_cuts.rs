@@ -34,7 +34,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::time::Instant;
 
 use keyway_device::boot::{self, Boot, MAX_TRIAL_BOOTS, Reason, RevertCause};
-use keyway_device::install::{Installer, SlotLayout, Target};
+use keyway_device::install::{Arm, Installer, SlotLayout, Target};
 use keyway_device::journal::{Journal, PersistentState, TrialState};
 use keyway_sim::{Cut, CutPoint, EraseTear, OpKind, PowerCut, SimFlash, WriteTear};
 use keyway_suit::ImageExpectation;
@@ -282,7 +282,7 @@ fn live<const W: usize, const E: usize>(
                 for c in lock.new[from..].chunks(700) {
                     inst.push(flash, &mut j, c)?;
                 }
-                inst.finish(flash, &mut j)
+                inst.finish(flash, &mut j, Arm::Now)
             });
             match r {
                 Ok(1) => w.installed = true,
