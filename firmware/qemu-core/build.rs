@@ -207,7 +207,7 @@ fn factory(
 ) -> Vec<u8> {
     use embedded_storage::nor_flash::ReadNorFlash;
     use flash_map::{FLASH_LEN, MAP};
-    use keyway_device::install::{Installer, Target};
+    use keyway_device::install::{Arm, Installer, Target};
     use keyway_device::journal::{Journal, PersistentState, TrialState};
     use keyway_suit::{DeviceState, TrustAnchors, Verified};
     let mut flash = Box::new(ram_flash::RamFlash::<FLASH_LEN>::new());
@@ -247,7 +247,7 @@ fn factory(
     )
     .unwrap();
     installer.push(flash, &mut journal, payload).unwrap();
-    installer.finish_unarmed(flash, &mut journal).unwrap();
+    installer.finish(flash, &mut journal, Arm::Later).unwrap();
     let state = *journal.state();
     journal
         .commit(

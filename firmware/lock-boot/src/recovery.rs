@@ -23,7 +23,7 @@ use keyway_board::map;
 use keyway_board::semi_flash::SemiFlash;
 use keyway_board::uart::Uart;
 use keyway_board::{fail, hprintln};
-use keyway_device::install::{Installer, SlotLayout, Target};
+use keyway_device::install::{Arm, Installer, SlotLayout, Target};
 use keyway_device::journal::{Journal, TrialState};
 use keyway_device::verified::{HEAD_BUF_LEN, VerifiedSlot};
 use keyway_smp::cbor::Writer;
@@ -259,7 +259,7 @@ impl Server<'_> {
             .take()
             .ok_or(img_rc::INVALID_IMAGE_HEADER)?;
         let slot = installer
-            .finish(self.flash, &mut self.journal)
+            .finish(self.flash, &mut self.journal, Arm::Now)
             .map_err(|_| img_rc::INVALID_HASH)?;
         self.upload.total = 0;
         hprintln!(

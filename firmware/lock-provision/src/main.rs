@@ -29,7 +29,7 @@ use chacha20::rand_core::SeedableRng;
 use embedded_storage::nor_flash::NorFlash;
 use keyway_channel::pairing::{DEFAULT_ITERATIONS, SALT_LEN};
 use keyway_channel::{SetupCode, StoredVerifier};
-use keyway_device::install::{Installer, Target};
+use keyway_device::install::{Arm, Installer, Target};
 use keyway_device::journal::{Journal, PersistentState, TrialState};
 use keyway_suit::{DeviceState, TrustAnchors, Verified};
 use lock_core::lock::Shared;
@@ -150,7 +150,7 @@ fn run() -> Result<(), String> {
         .push(&mut flash, &mut journal, payload)
         .map_err(|x| e("installer")(&x))?;
     installer
-        .finish_unarmed(&mut flash, &mut journal)
+        .finish(&mut flash, &mut journal, Arm::Later)
         .map_err(|x| e("installer")(&x))?;
     let state = *journal.state();
     journal

@@ -39,7 +39,7 @@ use cortex_m_semihosting::hprintln;
 use keyway_device::boot::{
     self, Boot, ConfirmError, Confirmation, Decision, Reason, RevertCause, SelfTest,
 };
-use keyway_device::install::{Installer, Mode, SlotLayout, Target};
+use keyway_device::install::{Arm, Installer, Mode, SlotLayout, Target};
 use keyway_device::journal::{
     self, Config, Journal, PersistentState, SwapPhase, SwapProgress, TrialState,
 };
@@ -338,7 +338,7 @@ fn install<const N: usize>(flash: &mut RamFlash<N>, d: &Device, envelope: &[u8])
     for chunk in payload.chunks(PUSH_CHUNK) {
         must("install: push", installer.push(flash, &mut journal, chunk));
     }
-    let slot = must("install: finish", installer.finish(flash, &mut journal));
+    let slot = must("install: finish", installer.finish(flash, &mut journal, Arm::Now));
     (slot, verified.sequence)
 }
 

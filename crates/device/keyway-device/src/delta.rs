@@ -36,7 +36,7 @@ use embedded_storage::nor_flash::NorFlash;
 use keyway_delta::{BaseReader, HEADER_LEN, PatchError, PatchHeader, Patcher};
 use keyway_suit::{DeltaBinding, PayloadVerifier};
 
-use crate::install::{self, DEFAULT_BUF, Installer, Target};
+use crate::install::{self, Arm, DEFAULT_BUF, Installer, Target};
 use crate::journal::Journal;
 
 /// The largest `F::READ_SIZE` the base reader handles (it reads through a
@@ -416,26 +416,17 @@ impl<F: NorFlash, const BUF: usize> DeltaInstaller<F, BUF> {
 
     /// Ends the patch: decodes the rest, checks the patch's digest and
     /// size, then [`Installer::finish`] checks the produced image and only
-    /// then records the slot `Pending`. Returns that slot.
+    /// then clears the download record and, as `arm` says, arms the slot
+    /// ([`Arm::Now`]: `Pending`) or leaves it unarmed until the caller arms
+    /// it ([`Arm::Later`], on the owner's consent). Returns that slot.
     pub fn finish(
         self,
         flash: &mut F,
         journal: &mut Journal<F>,
+        arm: Arm,
     ) -> Result<u8, DeltaError<F::Error>> {
         let installer = self.drain(flash, journal)?;
-        Ok(installer.finish(flash, journal)?)
-    }
-
-    /// [`DeltaInstaller::finish`] with [`Installer::finish_unarmed`]: the
-    /// produced image is checked, the download record cleared, and the slot
-    /// left unarmed until the caller arms it (on the owner's consent).
-    pub fn finish_unarmed(
-        self,
-        flash: &mut F,
-        journal: &mut Journal<F>,
-    ) -> Result<u8, DeltaError<F::Error>> {
-        let installer = self.drain(flash, journal)?;
-        Ok(installer.finish_unarmed(flash, journal)?)
+        Ok(installer.finish(flash, journal, arm)?)
     }
 
     /// Decodes the rest of the patch into the installer and checks the

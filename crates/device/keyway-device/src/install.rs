@@ -25,7 +25,7 @@
 //! * At every sector boundary the progress is committed to the journal as
 //!   [`Download`] `{ slot, manifest_digest, offset }`, after the sector's
 //!   bytes were written: a power cut loses at most the sector in progress.
-//! * Only [`Installer::finish`], after the size and the SHA-256 digest
+//! * Only [`Installer::finish`] with [`Arm::Now`], after the size and the SHA-256 digest
 //!   matched, records the slot as installable
 //!   ([`TrialState::Pending`]) with the same commit that clears the
 //!   download. Before that nothing marks the slot installable; starting a
@@ -248,6 +248,27 @@ impl<'a> Target<'a> {
             manifest_digest,
         }
     }
+}
+
+/// Whether [`Installer::finish`] arms the verified slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arm {
+    /// Arm it: commit `trial: TrialState::Pending { slot }` (and, in swap
+    /// mode, `swap: SwapProgress { phase: Staged, .. }`), so the next reset
+    /// boots the new image on trial.
+    Now,
+    /// Leave it unarmed: the journal commits `download: None` and leaves
+    /// `trial` (and, in swap mode, `swap`) as they were. A reset boots the
+    /// running image again; the complete, verified image waits in its slot
+    /// until the caller arms it (direct mode: commit
+    /// `TrialState::Pending { slot }`, as the owner's consent does in
+    /// `keyway-lock`). A power cut at any point leaves either the download
+    /// record (a resume re-hashes and finishes again) or the unarmed slot;
+    /// never an armed one.
+    ///
+    /// Meant for direct mode: in swap mode an unarmed slot is not staged
+    /// (no `SwapProgress`), so arming it later is the caller's work.
+    Later,
 }
 
 /// A download in progress into the inactive slot. See the [module
@@ -649,45 +670,17 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
 
     /// Writes the buffered tail (padded with the erased value to the write
     /// size), checks the size and the SHA-256 digest, and only then commits
-    /// the slot as installable: `download: None`,
-    /// `trial: TrialState::Pending { slot }`. Returns that slot.
+    /// `download: None` and, as `arm` says, arms the slot ([`Arm::Now`]) or
+    /// leaves it waiting ([`Arm::Later`]). Returns that slot.
     ///
     /// A payload that does not match is refused with [`InstallError::Payload`];
     /// the download record is then cleared (best effort) and the slot is
     /// not marked installable.
     pub fn finish(
-        self,
-        flash: &mut F,
-        journal: &mut Journal<F>,
-    ) -> Result<u8, InstallError<F::Error>> {
-        self.complete(flash, journal, true)
-    }
-
-    /// Like [`Installer::finish`], but the slot is *not* armed: the tail is
-    /// written and the size and digest checked, then the journal commits
-    /// `download: None` and leaves `trial` (and, in swap mode, `swap`) as
-    /// they were. A reset boots the running image again; the complete,
-    /// verified image waits in its slot until the caller arms it (direct
-    /// mode: commit `TrialState::Pending { slot }`, as the owner's consent
-    /// does in `keyway-lock`). A power cut at any point leaves either the
-    /// download record (a resume re-hashes and finishes again) or the
-    /// unarmed slot; never an armed one.
-    ///
-    /// Meant for direct mode: in swap mode an unarmed slot is not staged
-    /// (no `SwapProgress`), so arming it later is the caller's work.
-    pub fn finish_unarmed(
-        self,
-        flash: &mut F,
-        journal: &mut Journal<F>,
-    ) -> Result<u8, InstallError<F::Error>> {
-        self.complete(flash, journal, false)
-    }
-
-    fn complete(
         mut self,
         flash: &mut F,
         journal: &mut Journal<F>,
-        arm: bool,
+        arm: Arm,
     ) -> Result<u8, InstallError<F::Error>> {
         if self.failed {
             return Err(InstallError::Aborted);
@@ -706,7 +699,7 @@ impl<F: NorFlash, const BUF: usize> Installer<F, BUF> {
             return Err(InstallError::Payload(e));
         }
         state.download = None;
-        if !arm {
+        if arm == Arm::Later {
             journal.commit(flash, &state)?;
             return Ok(self.slot);
         }

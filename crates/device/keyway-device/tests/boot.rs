@@ -25,7 +25,7 @@ use keyway_device::boot::{
     self, Boot, ConfirmError, Confirmation, Decision, MAX_TRIAL_BOOTS, Reason, RevertCause,
     SelfTest,
 };
-use keyway_device::install::{Installer, SlotLayout, Target};
+use keyway_device::install::{Arm, Installer, SlotLayout, Target};
 use keyway_device::journal::{self, Config, Journal, PersistentState, TrialState};
 use keyway_sim::SimFlash;
 use keyway_suit::ImageExpectation;
@@ -109,7 +109,7 @@ fn installed<const W: usize, const E: usize>(
     for c in new.chunks(700) {
         inst.push(&mut flash, &mut journal, c).unwrap();
     }
-    assert_eq!(inst.finish(&mut flash, &mut journal).unwrap(), 1);
+    assert_eq!(inst.finish(&mut flash, &mut journal, Arm::Now).unwrap(), 1);
     let pending = *journal.state();
     assert_eq!(pending.trial, TrialState::Pending { slot: 1 });
     for _ in 0..fill {
@@ -360,7 +360,7 @@ fn both_slots_bad_is_recovery_and_a_local_install_leads_to_a_trial() {
         Installer::<_>::begin(&mut flash, &mut j, Target::new(&lock.layout, &exp, [9; 32]))
             .unwrap();
     inst.push(&mut flash, &mut j, &fresh).unwrap();
-    assert_eq!(inst.finish(&mut flash, &mut j).unwrap(), 1);
+    assert_eq!(inst.finish(&mut flash, &mut j, Arm::Now).unwrap(), 1);
     let mut recovered = bad.clone();
     recovered.images[1] = fresh;
     let d = recovered.boot(&mut flash).unwrap();

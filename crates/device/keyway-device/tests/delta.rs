@@ -14,7 +14,7 @@ use common::{
 };
 use keyway_device::boot::{self, Boot, Confirmation};
 use keyway_device::delta::{DeltaError, DeltaInstaller, HeaderField};
-use keyway_device::install::{Installer, Target};
+use keyway_device::install::{Arm, Installer, Target};
 use keyway_device::journal::{Journal, TrialState};
 use keyway_sim::{PowerCut, SimFlash};
 use keyway_suit::{DeviceState, Verified};
@@ -67,7 +67,7 @@ fn lock_running(v: &Vendor, old: &[u8]) -> Flash {
     )
     .unwrap();
     inst.push(&mut flash, &mut j, ip.available).unwrap();
-    assert_eq!(inst.finish(&mut flash, &mut j).unwrap(), 1);
+    assert_eq!(inst.finish(&mut flash, &mut j, Arm::Now).unwrap(), 1);
     assert_eq!(boot_verified(&mut flash, &mut j, v).boot, Boot::Slot(1));
     let conf = Confirmation {
         sequence: 5,
@@ -103,7 +103,7 @@ fn apply(
     for c in ip.available.chunks(chunk) {
         d.push(flash, &mut j, c)?;
     }
-    d.finish(flash, &mut j)
+    d.finish(flash, &mut j, Arm::Now)
 }
 
 fn slot(flash: &Flash, s: usize) -> &[u8] {

@@ -15,7 +15,7 @@ use common::{CutError, Seeded, bytes, cuts, full_sweep, sha256};
 
 use std::time::{Duration, Instant};
 
-use keyway_device::install::{InstallError, Installer, LayoutError, SlotLayout, Target};
+use keyway_device::install::{Arm, InstallError, Installer, LayoutError, SlotLayout, Target};
 use keyway_device::journal::{self, Config, Download, Journal, PersistentState, TrialState};
 use keyway_sim::{PowerCut, SimFlash};
 use keyway_suit::ImageExpectation;
@@ -77,7 +77,7 @@ fn feed<const W: usize, const E: usize>(
     for c in image[from..].chunks(chunk) {
         installer.push(flash, journal, c)?;
     }
-    installer.finish(flash, journal)
+    installer.finish(flash, journal, Arm::Now)
 }
 
 /// Installs `image` in `chunk`-byte pushes on `fresh` prepared with slot 0
@@ -345,7 +345,10 @@ fn refuses_wrong_images_and_bad_layouts() {
         inst.push(&mut flash, &mut j, &[]),
         Err(InstallError::Aborted)
     );
-    assert_eq!(inst.finish(&mut flash, &mut j), Err(InstallError::Aborted));
+    assert_eq!(
+        inst.finish(&mut flash, &mut j, Arm::Now),
+        Err(InstallError::Aborted)
+    );
     let j = Journal::open(&mut flash, layout.journal).unwrap();
     assert_eq!(j.state().trial, TrialState::Confirmed);
 
@@ -851,7 +854,7 @@ mod props {
                     break;
                 }
             }
-            let result = result.and_then(|()| inst.finish(&mut flash, &mut j));
+            let result = result.and_then(|()| inst.finish(&mut flash, &mut j, Arm::Now));
             let good = declared == len as u64 && !flip;
             prop_assert_eq!(result.is_ok(), good, "{:?}", result);
             let state = *Journal::open(&mut flash, layout.journal).unwrap().state();
@@ -889,13 +892,13 @@ mod props {
     }
 }
 
-/// `finish_unarmed` (the lock's consent policy): at every flash operation
+/// `finish` with `Arm::Later` (the lock's consent policy): at every flash operation
 /// of an install that ends with it, a power cut never leaves the new slot
 /// armed (`Pending`), the active slot and the journal's floor, key set and
 /// trial stay as they were, and the recovery (resume, or begin again when
 /// nothing was recorded) ends with the image in its slot, unarmed.
 #[test]
-fn finish_unarmed_never_arms_the_slot_through_every_power_cut() {
+fn finish_arm_later_never_arms_the_slot_through_every_power_cut() {
     let layout = small_pages_layout();
     let image = bytes(12 * 1024, 77);
     let digest = sha256(&image);
@@ -918,7 +921,7 @@ fn finish_unarmed_never_arms_the_slot_through_every_power_cut() {
         for c in image[from..].chunks(244) {
             inst.push(flash, &mut journal, c)?;
         }
-        assert_eq!(inst.finish_unarmed(flash, &mut journal)?, 1);
+        assert_eq!(inst.finish(flash, &mut journal, Arm::Later)?, 1);
         Ok(())
     };
     let check = |flash: &mut SimFlash<1, 512>, done: bool, what: &str| {
@@ -956,6 +959,6 @@ fn finish_unarmed_never_arms_the_slot_through_every_power_cut() {
             scenarios += 1;
         }
     }
-    println!("finish_unarmed power-cut sweep: {total} ops, {scenarios} scenarios, 0 failures");
+    println!("finish(Arm::Later) power-cut sweep: {total} ops, {scenarios} scenarios, 0 failures");
     assert!(scenarios >= 3 * 12);
 }

@@ -34,7 +34,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::time::Instant;
 
 use keyway_device::boot::{self, Boot, MAX_TRIAL_BOOTS, Reason, RevertCause};
-use keyway_device::install::{Installer, SlotLayout, Target};
+use keyway_device::install::{Arm, Installer, SlotLayout, Target};
 use keyway_device::journal::{Journal, PersistentState, TrialState};
 use keyway_sim::{Cut, CutPoint, EraseTear, OpKind, PowerCut, SimFlash, WriteTear};
 use keyway_suit::ImageExpectation;
@@ -158,23 +158,16 @@ struct Watch {
     booted: Option<(u8, Held)>,
 }
 
-/// How a run of the lock ended.
-#[derive(Debug, PartialEq, Eq)]
-enum Life {
-    /// The power failed (a planned cut fired).
-    Cut,
-    /// An image booted and nothing was left to do.
-    Settled,
-}
-
-/// Power cycles of the lock from its current flash until it settles or the
-/// power fails. Every invariant is asserted as it goes.
+/// Power cycles of the lock from its current flash until it settles (an
+/// image booted and nothing was left to do) or the power fails (a planned
+/// cut fired). Every invariant is asserted as it goes. Returns `false` when
+/// the power failed, as `run` does for [`common::cut_sweep`].
 fn live<const W: usize, const E: usize>(
     lock: &Lock,
     flash: &mut SimFlash<W, E>,
     story: Story,
     w: &mut Watch,
-) -> Life {
+) -> bool {
     for _ in 0..4 * usize::from(MAX_TRIAL_BOOTS) + 8 {
         flash.power_on();
         let mut j = Journal::open(flash, lock.layout.journal)
@@ -216,7 +209,7 @@ fn live<const W: usize, const E: usize>(
         let mut check = |f: &mut SimFlash<W, E>, slot: u8| lock.held(f, slot) != Held::Neither;
         let d = match boot::boot(&mut j, flash, &mut check) {
             Ok(d) => d,
-            Err(e) if e.is_cut() => return Life::Cut,
+            Err(e) if e.is_cut() => return false,
             Err(e) => panic!("boot failed: {e:?}"),
         };
         let slot = match d.boot {
@@ -238,7 +231,7 @@ fn live<const W: usize, const E: usize>(
                 };
                 let what = format!("{s:?}");
                 match on_trial(app, &mut j, flash, 1, NEW, &mut w.trial_boots, &what) {
-                    OnTrial::Cut => return Life::Cut,
+                    OnTrial::Cut => return false,
                     OnTrial::Confirmed => w.confirmed = true,
                     OnTrial::Crashed | OnTrial::Failed => {}
                 }
@@ -282,17 +275,17 @@ fn live<const W: usize, const E: usize>(
                 for c in lock.new[from..].chunks(700) {
                     inst.push(flash, &mut j, c)?;
                 }
-                inst.finish(flash, &mut j)
+                inst.finish(flash, &mut j, Arm::Now)
             });
             match r {
                 Ok(1) => w.installed = true,
-                Err(e) if e.is_cut() => return Life::Cut,
+                Err(e) if e.is_cut() => return false,
                 other => panic!("install: {other:?}"),
             }
             continue;
         }
         if d.commit.is_none() {
-            return Life::Settled;
+            return true;
         }
     }
     panic!("the lock never settled: {w:?}");
@@ -386,7 +379,7 @@ fn run<const W: usize, const E: usize>(
             // A dry run: the ops of the whole story.
             let mut dry = base.clone();
             let mut w = Watch::default();
-            assert_eq!(live(&lock, &mut dry, story, &mut w), Life::Settled);
+            assert!(live(&lock, &mut dry, story, &mut w));
             assert!(check_end(lock.state(&mut dry), story, &w) == (story == Story::Update));
 
             let n_cuts = 1 + rng.next() % 4;
@@ -402,9 +395,8 @@ fn run<const W: usize, const E: usize>(
                 let point = random_cut(&mut rng, op);
                 plan.borrow_mut().push(point);
                 flash.set_power_cut(PowerCut::new(tear_seed).then(point));
-                assert_eq!(
-                    live(&lock, &mut flash, story, &mut w),
-                    Life::Cut,
+                assert!(
+                    !live(&lock, &mut flash, story, &mut w),
                     "the cut did not fire"
                 );
                 flash.power_on();
@@ -412,11 +404,11 @@ fn run<const W: usize, const E: usize>(
                 let mut count = flash.clone();
                 count.set_power_cut(PowerCut::new(tear_seed));
                 let mut cw = w.clone();
-                assert_eq!(live(&lock, &mut count, story, &mut cw), Life::Settled);
+                assert!(live(&lock, &mut count, story, &mut cw));
                 span = count.ops() - flash.ops();
             }
             flash.set_power_cut(PowerCut::new(tear_seed));
-            assert_eq!(live(&lock, &mut flash, story, &mut w), Life::Settled);
+            assert!(live(&lock, &mut flash, story, &mut w));
             let done = check_end(lock.state(&mut flash), story, &w);
             let log = flash.cut_log();
             let erases = log.iter().filter(|c| c.kind == OpKind::Erase).count();

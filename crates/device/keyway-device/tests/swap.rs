@@ -14,7 +14,7 @@ use common::{
 use keyway_device::boot::{
     self, Boot, ConfirmError, Confirmation, MAX_TRIAL_BOOTS, Reason, RevertCause, SelfTest,
 };
-use keyway_device::install::{self, Installer, Mode, SlotLayout, Target};
+use keyway_device::install::{self, Arm, Installer, Mode, SlotLayout, Target};
 use keyway_device::journal::{
     self, Config, Journal, PersistentState, SwapPhase, SwapProgress, TrialState,
 };
@@ -147,7 +147,7 @@ impl Update {
         )
         .unwrap();
         inst.push(&mut flash, &mut j, &self.old.payload).unwrap();
-        assert_eq!(inst.finish(&mut flash, &mut j).unwrap(), 0);
+        assert_eq!(inst.finish(&mut flash, &mut j, Arm::Now).unwrap(), 0);
         j.commit(
             &mut flash,
             &PersistentState {
@@ -191,7 +191,7 @@ impl Update {
                 Err(e) => return Err(e),
             }
         }
-        match inst.finish(flash, j) {
+        match inst.finish(flash, j, Arm::Now) {
             Ok(slot) => {
                 assert_eq!(slot, 1);
                 Ok(true)

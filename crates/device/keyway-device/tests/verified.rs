@@ -15,7 +15,7 @@ use common::{
 };
 
 use keyway_device::boot::{self, Boot, Confirmation, Reason, RevertCause, SlotCheck};
-use keyway_device::install::{InstallError, Installer, LayoutError, Mode, SlotLayout, Target};
+use keyway_device::install::{Arm, InstallError, Installer, LayoutError, Mode, SlotLayout, Target};
 use keyway_device::journal::{Config, Journal};
 use keyway_device::manifest_area::{HEADER_LEN, MAX_MANIFEST_LEN};
 use keyway_device::verified::{HEAD_BUF_LEN, SlotError, boot_floor};
@@ -68,7 +68,7 @@ fn install(
     for chunk in payload.available.chunks(1000) {
         inst.push(flash, journal, chunk).unwrap();
     }
-    inst.finish(flash, journal).unwrap()
+    inst.finish(flash, journal, Arm::Now).unwrap()
 }
 
 fn fresh() -> (Flash, Journal<Flash>) {
@@ -525,7 +525,7 @@ mod geometries {
         for c in payload.available[from..].chunks(1000) {
             inst.push(flash, j, c)?;
         }
-        inst.finish(flash, j)
+        inst.finish(flash, j, Arm::Now)
     }
 
     fn prepared<const W: usize, const E: usize>(

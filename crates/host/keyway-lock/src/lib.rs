@@ -77,7 +77,7 @@
 //!   with `{"off": expected}`; `off` 0 with the same `len` and `sha` resumes; after
 //!   a kill the journal's download record resumes it (head re-verified, slot
 //!   re-hashed). The last chunk finishes the download *unarmed*
-//!   (`Installer::finish_unarmed`: `download: None`, `trial` untouched): the
+//!   (`Installer::finish` with `Arm::Later`: `download: None`, `trial` untouched): the
 //!   slot is complete and verified but a reset boots the old image; the update
 //!   policy arms it (below).
 //! * **Delta uploads**: when the verified head's manifest is a delta

@@ -2,7 +2,7 @@
 //! installed (FORMAT.md, "Update policy").
 //!
 //! A verified upload is *pending* and unarmed
-//! (`Installer::finish_unarmed`): a reset boots the old image. It is
+//! (`Installer::finish` with `Arm::Later`): a reset boots the old image. It is
 //! installed (armed for a trial boot, then the lock resets itself) only
 //! after consent — a person at the lock (presence window) asking for a
 //! test boot, a remote owner's `consent`, or the `auto_install_cve`

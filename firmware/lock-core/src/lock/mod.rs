@@ -65,7 +65,7 @@ use keyway_audit::{
 };
 use keyway_channel::SigningKey as KeyPair;
 use keyway_device::boot::{self, Confirmation, Decision, SelfTest};
-use keyway_device::install::{Installer, SlotLayout, Target};
+use keyway_device::install::{Arm, Installer, SlotLayout, Target};
 use keyway_device::journal::{Journal, PersistentState, TrialState};
 use keyway_device::manifest_area::{self, HEADER_LEN as HEADER};
 use keyway_device::verified::{SlotInfo, VerifiedSlot, boot_floor};

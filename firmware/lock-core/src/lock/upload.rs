@@ -109,7 +109,7 @@ impl<F: NorFlash> Shell<'_, F> {
             .take()
             .ok_or(img_rc::INVALID_IMAGE_HEADER)?;
         let slot = installer
-            .finish_unarmed(&mut self.flash, &mut self.journal)
+            .finish(&mut self.flash, &mut self.journal, Arm::Later)
             .map_err(installer_err)?;
         let digest: [u8; 32] = core::mem::take(&mut self.upload.hasher).finalize().into();
         let matched = self.upload.sha.is_none_or(|s| s == digest);

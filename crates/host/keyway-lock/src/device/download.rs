@@ -3,7 +3,7 @@
 //! resumed after a restart, finished (armed or not), or abandoned.
 
 use keyway_device::delta::{DeltaError, DeltaInstaller};
-use keyway_device::install::{Installer, Target};
+use keyway_device::install::{Arm, Installer, Target};
 use keyway_device::journal::PersistentState;
 
 use crate::smp::MgmtErr;
@@ -195,29 +195,23 @@ impl DeviceCore {
 
     /// Finishes the download: the slot becomes pending.
     pub fn finish(&mut self, inst: DownloadInstaller) -> Result<u8, ImgError> {
-        self.complete(inst, true)
+        self.complete(inst, Arm::Now)
     }
 
     /// Finishes the download without arming it: the complete, verified
-    /// image waits in its slot (`Installer::finish_unarmed`) until
+    /// image waits in its slot (`Installer::finish` with `Arm::Later`) until
     /// [`DeviceCore::test`] arms it, which the update policy does on consent.
     pub fn finish_unarmed(&mut self, inst: DownloadInstaller) -> Result<u8, ImgError> {
-        self.complete(inst, false)
+        self.complete(inst, Arm::Later)
     }
 
     /// Finishes the download, armed (pending) or not.
-    fn complete(&mut self, inst: DownloadInstaller, arm: bool) -> Result<u8, ImgError> {
+    fn complete(&mut self, inst: DownloadInstaller, arm: Arm) -> Result<u8, ImgError> {
         let (flash, journal) = (&mut self.flash, &mut self.journal);
         match inst {
-            DownloadInstaller::Full(i) if arm => i.finish(flash, journal).map_err(install_err),
-            DownloadInstaller::Full(i) => i.finish_unarmed(flash, journal).map_err(install_err),
+            DownloadInstaller::Full(i) => i.finish(flash, journal, arm).map_err(install_err),
             DownloadInstaller::Delta(i) => {
-                let r = if arm {
-                    i.finish(flash, journal)
-                } else {
-                    i.finish_unarmed(flash, journal)
-                };
-                r.map_err(|e| self.delta_err(e))
+                i.finish(flash, journal, arm).map_err(|e| self.delta_err(e))
             }
         }
     }

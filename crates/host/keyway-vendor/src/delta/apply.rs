@@ -71,7 +71,7 @@ pub struct FlashApply {
 pub fn apply_on_flash(old: &[u8], patch: &[u8], chunk: usize) -> Result<FlashApply> {
     use std::cell::RefCell;
 
-    use keyway_device::install::{Installer, Mode, SlotLayout, Target};
+    use keyway_device::install::{Arm, Installer, Mode, SlotLayout, Target};
     use keyway_device::journal::{self, Journal, PersistentState};
     use keyway_sim::SimFlash;
 
@@ -153,7 +153,7 @@ pub fn apply_on_flash(old: &[u8], patch: &[u8], chunk: usize) -> Result<FlashApp
     let mut flash = flash.into_inner();
     let mut journal = journal.into_inner();
     let slot = installer
-        .finish(&mut flash, &mut journal)
+        .finish(&mut flash, &mut journal, Arm::Now)
         .map_err(|e| f("installer finish (size and SHA-256)")(&e))?;
     if slot != 1 {
         bail!("installed into slot {slot}, expected 1");

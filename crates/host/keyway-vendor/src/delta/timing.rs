@@ -45,7 +45,7 @@ pub fn update_times(old: &[u8], new: &[u8], link_bytes_per_s: u64) -> Result<[Up
     use crate::keys::{Algorithm, SigningKey};
     use keyway_device::boot::{self, Boot, Confirmation, SelfTest};
     use keyway_device::delta::DeltaInstaller;
-    use keyway_device::install::{Installer, Mode, SlotLayout, Target};
+    use keyway_device::install::{Arm, Installer, Mode, SlotLayout, Target};
     use keyway_device::journal::{self, Journal};
     use keyway_device::verified::{HEAD_BUF_LEN, VerifiedSlot};
     use keyway_sim::SimFlash;
@@ -125,7 +125,8 @@ pub fn update_times(old: &[u8], new: &[u8], link_bytes_per_s: u64) -> Result<[Up
         for c in env[offset..].chunks(244) {
             inst.push(flash, j, c).map_err(|e| err("install")(&e))?;
         }
-        inst.finish(flash, j).map_err(|e| err("install")(&e))
+        inst.finish(flash, j, Arm::Now)
+            .map_err(|e| err("install")(&e))
     };
 
     // The lock runs `old`, confirmed, in slot 0.
@@ -182,7 +183,7 @@ pub fn update_times(old: &[u8], new: &[u8], link_bytes_per_s: u64) -> Result<[Up
                 d.push(&mut flash, &mut j, c)
                     .map_err(|e| anyhow::anyhow!("delta install: {e}"))?;
             }
-            d.finish(&mut flash, &mut j)
+            d.finish(&mut flash, &mut j, Arm::Now)
                 .map_err(|e| anyhow::anyhow!("delta install: {e}"))?;
         } else {
             full_install(&mut flash, &mut j, &env, 1)?;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use keyway_device::boot::{self, Boot, Confirmation, SelfTest};
-use keyway_device::install::{self, Installer, Mode, SlotLayout, Target};
+use keyway_device::install::{self, Arm, Installer, Mode, SlotLayout, Target};
 use keyway_device::journal::{Config, Journal, PersistentState, TrialState};
 use keyway_device::verified::{HEAD_BUF_LEN, VerifiedSlot};
 use keyway_sim::{Cut, CutPoint, Geometry, PowerCut, SimFlash, Stats};

@@ -50,7 +50,7 @@ pub(super) fn factory<const W: usize, const E: usize>(
             .map_err(|e| f("install", &e))?;
     }
     let slot = inst
-        .finish(flash, &mut journal)
+        .finish(flash, &mut journal, Arm::Now)
         .map_err(|e| f("install", &e))?;
     let state = *journal.state();
     let mut head = [0u8; HEAD_BUF_LEN];
@@ -280,7 +280,7 @@ fn download<const W: usize, const E: usize>(
         inst.push(flash, journal, chunk)
             .map_err(stop(flash, "downloading"))?;
     }
-    inst.finish(flash, journal)
+    inst.finish(flash, journal, Arm::Now)
         .map_err(stop(flash, "finishing the download"))?;
     Ok(())
 }
