@@ -193,20 +193,11 @@ impl DeviceCore {
         }
     }
 
-    /// Finishes the download: the slot becomes pending.
-    pub fn finish(&mut self, inst: DownloadInstaller) -> Result<u8, ImgError> {
-        self.complete(inst, Arm::Now)
-    }
-
-    /// Finishes the download without arming it: the complete, verified
-    /// image waits in its slot (`Installer::finish` with `Arm::Later`) until
-    /// [`DeviceCore::test`] arms it, which the update policy does on consent.
-    pub fn finish_unarmed(&mut self, inst: DownloadInstaller) -> Result<u8, ImgError> {
-        self.complete(inst, Arm::Later)
-    }
-
-    /// Finishes the download, armed (pending) or not.
-    fn complete(&mut self, inst: DownloadInstaller, arm: Arm) -> Result<u8, ImgError> {
+    /// Finishes the download: with [`Arm::Now`] the slot becomes pending;
+    /// with [`Arm::Later`] the complete, verified image waits in its slot
+    /// until [`DeviceCore::test`] arms it, which the update policy does on
+    /// consent.
+    pub fn finish(&mut self, inst: DownloadInstaller, arm: Arm) -> Result<u8, ImgError> {
         let (flash, journal) = (&mut self.flash, &mut self.journal);
         match inst {
             DownloadInstaller::Full(i) => i.finish(flash, journal, arm).map_err(install_err),
@@ -249,6 +240,6 @@ impl DeviceCore {
             &envelope[..ip.offset],
         )?;
         self.push(&mut inst, ip.available)?;
-        self.finish(inst)
+        self.finish(inst, Arm::Now)
     }
 }

@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use crate::device::{self, DeviceCore, ImgError, img_rc};
 use crate::peers::Peer;
 use crate::smp::{MgmtErr, get_bytes, get_u64, text};
+use keyway_device::install::Arm;
 
 use super::{Body, Fail, ForcedInstall, HEAD_WINDOW, MAX_UPLOAD, Server, inval};
 
@@ -283,7 +284,11 @@ impl Server {
         let len = u.len;
         // A lock in recovery runs nothing to protect: the upload is armed
         // at once. Otherwise it waits, unarmed, for consent.
-        let arm = self.core.running().is_none();
+        let arm = if self.core.running().is_none() {
+            Arm::Now
+        } else {
+            Arm::Later
+        };
         let offered = u.sequence;
         let slot = finish(&mut self.core, u, arm).inspect_err(|e| {
             self.note_payload_rejection(e, offered);
@@ -291,7 +296,7 @@ impl Server {
         })?;
         // The head's sequence number, parsed when the upload began.
         let sequence = offered.unwrap_or_else(|| self.slot_sequence(slot));
-        if arm {
+        if arm == Arm::Now {
             self.core
                 .note(keyway_audit::Event::UpdateInstalled { sequence, slot });
             self.log.push(format!(
@@ -489,7 +494,7 @@ pub(crate) fn downgrade_refusal(
 
 /// All bytes arrived: the file's SHA-256 must match `sha`, then the
 /// installer checks the image digest and marks the slot pending.
-fn finish(lock: &mut DeviceCore, u: UploadSession, arm: bool) -> Result<u8, ImgError> {
+fn finish(lock: &mut DeviceCore, u: UploadSession, arm: Arm) -> Result<u8, ImgError> {
     let got: [u8; 32] = u.hasher.finalize().into();
     if let Some(want) = u.sha
         && want != got
@@ -512,11 +517,7 @@ fn finish(lock: &mut DeviceCore, u: UploadSession, arm: bool) -> Result<u8, ImgE
         )
     })?;
     let delta = matches!(inst, device::DownloadInstaller::Delta(_));
-    let slot = if arm {
-        lock.finish(inst)
-    } else {
-        lock.finish_unarmed(inst)
-    }?;
+    let slot = lock.finish(inst, arm)?;
     if delta {
         lock.note_delta_upload(slot, got);
     }
