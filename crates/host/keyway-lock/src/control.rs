@@ -2,7 +2,10 @@
 //! It stands for the lock's hardware (its button, for now).
 //!
 //! ```text
-//! {"cmd": "presence", "seconds": 60}   hold the button: open the presence window
+//! {"cmd": "presence"}                 press the button: the presence window opens for the
+//!                                      lock's configured length (the answer's presence_seconds;
+//!                                      a running lock's agent ignores "seconds", which only the
+//!                                      bare test `Server` reads, at most 3600)
 //! {"cmd": "presence-close"}            close it
 //! {"cmd": "long-press"}                the button held 10 s (with the window open: allows a factory reset)
 //! {"cmd": "cut-power", "after_ops": N} cut the power during the Nth flash operation from now

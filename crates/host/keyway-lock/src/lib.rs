@@ -101,7 +101,7 @@
 //! * **Gate** (the agent's authority table, SECURITY.md §5b): upload, image
 //!   state write and erase answer top-level `rc` 11 (ACCESSDENIED, with
 //!   Keyway's typed refusal `kw-rc` 2, no presence window) unless the
-//!   presence window is open (control socket `{"cmd":"presence","seconds":N}`,
+//!   presence window is open (control socket `{"cmd":"presence"}`,
 //!   or `--presence-always-open` for tests) or the request comes sealed in an
 //!   owner's session; an upload belongs to whoever sent its first chunk. A
 //!   reset in the open window is allowed once and closes the window (one

@@ -27,7 +27,8 @@ enum Command {
     Provision(ProvisionArgs),
     /// Send one action to a running lock's control socket and print the answer.
     ///
-    /// Actions: presence [SECONDS], presence-close, long-press, keypad PIN,
+    /// Actions: presence (the button: the window opens for the lock's
+    /// configured length, 120 s), presence-close, long-press, keypad PIN,
     /// lock, unlock, mechanical-key, door open|closed, tamper on|off,
     /// battery MV, cut-power --after-ops N | --mid-upload [BYTE],
     /// log-export NAME (written as STATE/exports/NAME), status,
