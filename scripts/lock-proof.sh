@@ -44,14 +44,17 @@ PY="$VENV/bin/python"
 
 rm -rf "$WORK" && mkdir -p "$WORK/rel"
 cd "$WORK"
-step "build: host tools, lock-app 1.0.0 .. 3.0.0, releases signed by a new vendor key"
+step "build: host tools, lock-app 1.0.0 .. 5.0.0, releases signed by a new vendor key"
 lock_host_tools
 lock_keys "$WORK/vendor"
 for v in 1 2 3; do
   lock_app_bin "$v.0.0" "rel/lock-app-$v.0.0.bin"
   lock_sign "rel/lock-app-$v.0.0.bin" "$v.0.0" "$v" vendor "rel/v$v.suit"
 done
-lock_patch_fail rel/lock-app-3.0.0.bin rel/lock-app-4.0.0-fail.bin
+# 4.0.0 is built as 4.0.0 (so its own log line names it), then marked to
+# fail its self-test.
+lock_app_bin 4.0.0 rel/lock-app-4.0.0.bin
+lock_patch_fail rel/lock-app-4.0.0.bin rel/lock-app-4.0.0-fail.bin
 lock_sign rel/lock-app-4.0.0-fail.bin 4.0.0 4 vendor rel/v4-fail.suit
 lock_app_bin 5.0.0 rel/lock-app-5.0.0.bin
 lock_sign rel/lock-app-5.0.0.bin 5.0.0 5 vendor rel/v5.suit
@@ -157,7 +160,7 @@ step "4. 4.0.0 fails its self-test: lock-boot reverts to 3.0.0"
 ctl presence 120 >/dev/null
 mark_log
 SMPMGR upgrade --format any rel/v4-fail.suit 2>&1 | tail -2
-wait_log "lock-app 3.0.0: self-test FAILED on slot 1: reverting" 120
+wait_log "lock-app 4.0.0: self-test FAILED on slot 1: reverting" 120
 wait_log "lock-app 3.0.0: running slot 0 sequence 3" 60
 grep "lock-boot\|lock-app" "$LOCK/qemu.log"
 
