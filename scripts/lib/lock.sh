@@ -142,9 +142,8 @@ lock_loop_note() { printf '%s %s\n' "$(date +%H:%M:%S.%3N)" "$2" >>"$1/loop.log"
 # Links DIR/serial to the pty QEMU names in DIR/qemu.log, if the link is
 # missing or leads elsewhere, polling for up to SECS. qemu-lock.sh runs it
 # in the background as it starts QEMU; the scripts that wait for the lock
-# call it again while the link is missing (at times, as lock-soak.sh and CI
-# at beaaa5e saw, the link never appeared; DIR/loop.log now says when each
-# link was made).
+# call it again while the link is missing. DIR/loop.log records each link.
+# scripts/lib/test-lock-link.sh tests it.
 lock_link_serial() {
   local dir=$1 secs=$2 pty
   for _ in $(seq "$(awk -v s="$secs" 'BEGIN { n = int(s * 10); print (n < 1 ? 1 : n) }')"); do
@@ -167,9 +166,10 @@ lock_link_serial() {
 
 # Waits until the lock answers: DIR/serial and DIR/ctl exist and lock-app
 # runs (its banner in DIR/qemu.log).
-# It also links DIR/serial itself while the link is missing: in CI at
-# beaaa5e both linkers had exited, QEMU had named its pty in DIR/qemu.log,
-# and DIR/serial was not there (the cause is not found).
+# It also links DIR/serial itself while the link is missing, a second line
+# of defence: in CI at beaaa5e and 0fbd6f3 the background linker had died
+# (its first poll, before QEMU's log existed, failed under `set -e`; fixed
+# in lock_link_serial at ca2a547) and DIR/serial never appeared.
 lock_loop_wait() {
   local dir=$1 secs=${2:-300}
   for _ in $(seq $((secs * 10))); do
